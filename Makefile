@@ -1,0 +1,30 @@
+# creditmesh — `make run` brings the platform up locally; `make test` runs everything that must pass.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_RUN := uv run --frozen --no-sync
+
+.PHONY: help setup compile run test lint unit
+
+help:
+	@echo "make run    set up, compile, start three anvil devnets, deploy, start the simulated lender and the API"
+	@echo "make test   set up and run ruff, mypy --strict and the whole test suite"
+	@echo "make unit   the unit tests only (seconds)"
+
+setup:
+	@bash scripts/setup.sh
+
+compile: setup
+
+run: setup
+	$(UV_RUN) creditmesh run
+
+lint:
+	$(UV_RUN) ruff check .
+	$(UV_RUN) ruff format --check .
+	$(UV_RUN) mypy
+
+test: setup lint
+	$(UV_RUN) pytest
+
+unit: setup
+	$(UV_RUN) pytest -m unit -q

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {Acceptance, Loan, Offer, RiskAttestation} from "./Types.sol";
+
+/// @notice The loan registry and router: opens loans from signed offers, takes repayments, records defaults.
+/// EIP-712 domain: name `creditmesh`, version `1`, this chain, this contract.
+interface ICreditAggregator {
+    /// @notice Emitted when a loan opens. `pool` is zero for a loan funded off-chain by `providerId`.
+    event LoanOpened(
+        uint256 indexed loanId,
+        address indexed borrower,
+        bytes32 indexed providerId,
+        address pool,
+        address asset,
+        uint256 principal,
+        uint32 rateBps,
+        uint64 term,
+        uint256 originationFee,
+        address collateralAsset,
+        uint256 collateralAmount,
+        bytes32 termsHash,
+        bytes32 offerDigest
+    );
+    /// @notice Emitted on every repayment, on-chain or recorded by the operator (`paymentRef` non-zero).
+    event LoanRepaid(
+        uint256 indexed loanId,
+        address indexed payer,
+        uint256 interestPaid,
+        uint256 principalPaid,
+        uint256 outstandingPrincipal,
+        bytes32 paymentRef
+    );
+    /// @notice Emitted when a loan is paid in full and its collateral released.
+    event LoanClosed(uint256 indexed loanId);
+    /// @notice Emitted when the operator marks a loan in default after maturity plus the grace period.
+    event LoanDefaulted(uint256 indexed loanId, uint256 outstandingPrincipal, uint256 accruedInterest);
+    /// @notice Emitted when the grace period changes (through governance). Seconds.
+    event GracePeriodChanged(uint64 oldGracePeriod, uint64 newGracePeriod);
+
+    /// @notice Opens a loan from an offer signed by a quote signer and accepted by its borrower, with the
+    /// borrower's risk attestation. Pulls the collateral from the borrower (approved to this contract), and draws
+    /// the principal from `offer.pool` or records an off-chain funded loan.
+    /// @return loanId The new loan's id (sequential from 1).
+    function openLoan(
+        Acceptance calldata acceptance,
+        bytes calldata offerSignature,
+        bytes calldata acceptanceSignature,
+        RiskAttestation calldata attestation,
+        bytes calldata attestationSignature
+    ) external returns (uint256 loanId);
+
+    /// @notice Repays up to `amount` of a pool loan, interest first; the caller pays. Returns what was applied.
+    function repay(uint256 loanId, uint256 amount) external returns (uint256 interestPaid, uint256 principalPaid);
+
+    /// @notice Repays everything owed on a pool loan and releases its collateral.
+    function close(uint256 loanId) external;
+
+    /// @notice Records a repayment of an off-chain funded loan made outside the chain. Operator only.
+    function recordOffchainRepayment(uint256 loanId, uint256 amount, bytes32 paymentRef) external;
+
+    /// @notice Marks a loan in default once `maturity + gracePeriod` has passed. Operator only.
+    function markDefault(uint256 loanId) external;
+
+    /// @notice The EIP-712 digest of `offer` under this contract's domain (what the quote signer signs).
+    function offerDigest(Offer calldata offer) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest of `acceptance` under this contract's domain (what the borrower signs).
+    function acceptanceDigest(Acceptance calldata acceptance) external view returns (bytes32);
+
+    /// @notice Whether an offer digest has been used.
+    function offerUsed(bytes32 digest) external view returns (bool);
+
+    /// @notice The recorded loan.
+    function getLoan(uint256 loanId) external view returns (Loan memory);
+
+    /// @notice Outstanding principal and interest accrued to now (simple interest per second, rounded up).
+    function amountOwed(uint256 loanId) external view returns (uint256 principal, uint256 interest);
+}

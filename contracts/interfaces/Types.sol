@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+/// @notice A lender's offer, signed with EIP-712 by the platform's quote signer.
+/// @dev Units: amounts in token base units, `rateBps` annual simple interest in basis points (365-day year),
+/// `term` and `expiry` in seconds. `pool` is the LendingPool that funds the loan, or zero for a loan funded
+/// off-chain by the provider named by `providerId`. `termsHash` is keccak256 of the RFC 8785 canonical JSON of
+/// the offer's Truth in Lending disclosure. The offer is single-use: its EIP-712 digest is consumed on use.
+struct Offer {
+    bytes32 providerId;
+    address pool;
+    address borrower;
+    address asset;
+    uint256 principal;
+    uint32 rateBps;
+    uint64 term;
+    uint256 originationFee;
+    address collateralAsset;
+    uint256 collateralAmount;
+    uint256 chainId;
+    bytes32 termsHash;
+    uint64 expiry;
+    uint256 nonce;
+}
+
+/// @notice The borrower's acceptance of an offer, signed with EIP-712 by the borrower (EOA or ERC-1271 wallet).
+/// @dev The offer is nested so that a wallet shows the borrower every term it signs.
+struct Acceptance {
+    Offer offer;
+    uint64 deadline;
+}
+
+/// @notice The risk decision for a borrower, signed with EIP-712 by the platform's risk signer.
+/// @dev `grade` is 1 = A ... 5 = E; `maxLtvBps` the highest loan-to-value the decision allows;
+/// `decisionHash` is keccak256 of the canonical JSON of the stored risk decision.
+struct RiskAttestation {
+    address borrower;
+    uint8 grade;
+    uint16 maxLtvBps;
+    uint64 expiry;
+    bytes32 decisionHash;
+}
+
+/// @notice Lifecycle of a loan. `Repaid`: paid in full, collateral released.
+enum LoanStatus {
+    None,
+    Active,
+    Repaid,
+    Defaulted,
+    Liquidated
+}
+
+/// @notice A loan as the CreditAggregator records it.
+/// @dev `accruedInterest` is interest accrued up to `lastAccrual` and not yet paid.
+struct Loan {
+    address borrower;
+    uint32 rateBps;
+    uint64 startTime;
+    address pool;
+    uint64 maturity;
+    LoanStatus status;
+    address asset;
+    uint64 lastAccrual;
+    address collateralAsset;
+    bytes32 providerId;
+    uint256 principal;
+    uint256 outstandingPrincipal;
+    uint256 accruedInterest;
+    uint256 originationFee;
+    bytes32 termsHash;
+}

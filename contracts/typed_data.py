@@ -1,0 +1,188 @@
+"""The creditmesh EIP-712 types on the Python side, mirroring ``contracts/interfaces/Types.sol``.
+
+Domain: name ``creditmesh``, version ``1``, the chain id and the verifying contract. ``Offer`` and
+``Acceptance`` are verified by the CreditAggregator, ``RiskAttestation`` by the CreditScoringOracle.
+Units follow the contracts: token base units, annual rate in basis points, seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+DOMAIN_NAME = "creditmesh"
+DOMAIN_VERSION = "1"
+ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
+ZERO_BYTES32 = b"\x00" * 32
+
+OFFER_FIELDS: list[dict[str, str]] = [
+    {"name": "providerId", "type": "bytes32"},
+    {"name": "pool", "type": "address"},
+    {"name": "borrower", "type": "address"},
+    {"name": "asset", "type": "address"},
+    {"name": "principal", "type": "uint256"},
+    {"name": "rateBps", "type": "uint32"},
+    {"name": "term", "type": "uint64"},
+    {"name": "originationFee", "type": "uint256"},
+    {"name": "collateralAsset", "type": "address"},
+    {"name": "collateralAmount", "type": "uint256"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "termsHash", "type": "bytes32"},
+    {"name": "expiry", "type": "uint64"},
+    {"name": "nonce", "type": "uint256"},
+]
+ACCEPTANCE_FIELDS: list[dict[str, str]] = [
+    {"name": "offer", "type": "Offer"},
+    {"name": "deadline", "type": "uint64"},
+]
+RISK_ATTESTATION_FIELDS: list[dict[str, str]] = [
+    {"name": "borrower", "type": "address"},
+    {"name": "grade", "type": "uint8"},
+    {"name": "maxLtvBps", "type": "uint16"},
+    {"name": "expiry", "type": "uint64"},
+    {"name": "decisionHash", "type": "bytes32"},
+]
+_EIP712_DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """The EIP-712 domain of one contract on one chain."""
+
+    chain_id: int
+    verifying_contract: ChecksumAddress
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A lender's offer as the quote signer signs it (see ``Types.sol``)."""
+
+    providerId: bytes
+    pool: ChecksumAddress
+    borrower: ChecksumAddress
+    asset: ChecksumAddress
+    principal: int
+    rateBps: int
+    term: int
+    originationFee: int
+    collateralAsset: ChecksumAddress
+    collateralAmount: int
+    chainId: int
+    termsHash: bytes
+    expiry: int
+    nonce: int
+
+    def as_message(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def as_abi_tuple(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, field["name"]) for field in OFFER_FIELDS)
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Offer:
+        return cls(**{field["name"]: message[field["name"]] for field in OFFER_FIELDS})
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """The borrower's acceptance of an offer; the offer is nested so a wallet shows every term."""
+
+    offer: Offer
+    deadline: int
+
+    def as_message(self) -> dict[str, Any]:
+        return {"offer": self.offer.as_message(), "deadline": self.deadline}
+
+    def as_abi_tuple(self) -> tuple[Any, ...]:
+        return (self.offer.as_abi_tuple(), self.deadline)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAttestation:
+    """The risk decision for a borrower as the risk signer signs it."""
+
+    borrower: ChecksumAddress
+    grade: int
+    maxLtvBps: int
+    expiry: int
+    decisionHash: bytes
+
+    def as_message(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def as_abi_tuple(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, field["name"]) for field in RISK_ATTESTATION_FIELDS)
+
+
+def offer_typed_data(domain: Domain, offer: Offer) -> dict[str, Any]:
+    """The full EIP-712 document for an offer (``eth_signTypedData_v4`` input)."""
+    return {
+        "types": {"EIP712Domain": _EIP712_DOMAIN_FIELDS, "Offer": OFFER_FIELDS},
+        "primaryType": "Offer",
+        "domain": domain.as_dict(),
+        "message": offer.as_message(),
+    }
+
+
+def acceptance_typed_data(domain: Domain, acceptance: Acceptance) -> dict[str, Any]:
+    """The full EIP-712 document for an acceptance: what a borrower's wallet signs."""
+    return {
+        "types": {
+            "EIP712Domain": _EIP712_DOMAIN_FIELDS,
+            "Acceptance": ACCEPTANCE_FIELDS,
+            "Offer": OFFER_FIELDS,
+        },
+        "primaryType": "Acceptance",
+        "domain": domain.as_dict(),
+        "message": acceptance.as_message(),
+    }
+
+
+def risk_attestation_typed_data(domain: Domain, attestation: RiskAttestation) -> dict[str, Any]:
+    """The full EIP-712 document for a risk attestation (domain of the CreditScoringOracle)."""
+    return {
+        "types": {"EIP712Domain": _EIP712_DOMAIN_FIELDS, "RiskAttestation": RISK_ATTESTATION_FIELDS},
+        "primaryType": "RiskAttestation",
+        "domain": domain.as_dict(),
+        "message": attestation.as_message(),
+    }
+
+
+def _signable(typed_data: dict[str, Any]) -> SignableMessage:
+    return encode_typed_data(full_message=typed_data)
+
+
+def digest(typed_data: dict[str, Any]) -> bytes:
+    """The EIP-712 digest ``keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(message))``."""
+    signable = _signable(typed_data)
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def sign(typed_data: dict[str, Any], private_key: bytes | str) -> bytes:
+    """A 65-byte ``r ‖ s ‖ v`` signature over the typed data with a local key."""
+    signed = Account.sign_message(_signable(typed_data), private_key)
+    return bytes(signed.signature)
+
+
+def recover(typed_data: dict[str, Any], signature: bytes) -> ChecksumAddress:
+    """The address that signed ``typed_data``."""
+    return to_checksum_address(Account.recover_message(_signable(typed_data), signature=signature))

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh machine with only PyPI, npm and Debian's packages reachable:
+# node toolchain (solc-js, anvil, OpenZeppelin), the Python environment (uv.lock), the native-style solc shim
+# registered with py-solc-x, `ape compile`, and the exported ABI + bytecode in artifacts/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "installing node and npm from Debian"
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+stamp=node_modules/.creditmesh-lock
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+
+if ! command -v uv >/dev/null; then
+  log "installing uv from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check uv
+fi
+log "uv sync"
+uv sync --frozen --quiet
+
+mkdir -p .toolchain/bin .toolchain/solcx
+sed "s#__SOLCJS_PATH__#$ROOT/node_modules/solc#" scripts/toolchain/solc-shim.js > .toolchain/bin/solc.tmp
+chmod +x .toolchain/bin/solc.tmp && mv .toolchain/bin/solc.tmp .toolchain/bin/solc
+export PATH="$ROOT/.toolchain/bin:$ROOT/node_modules/.bin:$PATH" SOLCX_BINARY_PATH="$ROOT/.toolchain/solcx"
+if [ ! -x .toolchain/solcx/solc-v0.8.28 ] || ! cmp -s .toolchain/bin/solc .toolchain/solcx/solc-v0.8.28; then
+  rm -f .toolchain/solcx/solc-v0.8.28
+  .venv/bin/python -c "import solcx; solcx.import_installed_solc()"
+fi
+
+log "ape compile"
+.venv/bin/ape compile 2>&1 | grep -Ev '^(Input:|	)' >&2
+.venv/bin/python scripts/toolchain/export_artifacts.py .build/__local__.json artifacts

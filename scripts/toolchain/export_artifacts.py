@@ -1,0 +1,53 @@
+"""Export ABI + bytecode per contract from ape's build manifest to a stable JSON folder that ``chain/`` loads.
+
+Usage: python scripts/toolchain/export_artifacts.py .build/__local__.json artifacts
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _bytecode(entry: dict[str, Any] | None) -> str:
+    return str((entry or {}).get("bytecode", "0x"))
+
+
+def export(manifest_path: Path, out_dir: Path) -> list[str]:
+    manifest = json.loads(manifest_path.read_text())
+    compilers = manifest.get("compilers", [])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, contract in sorted(manifest["contractTypes"].items()):
+        compiler: dict[str, Any] = next((c for c in compilers if name in c.get("contractTypes", [])), {})
+        settings = compiler.get("settings", {})
+        artifact = {
+            "contractName": name,
+            "sourceId": contract.get("sourceId"),
+            "abi": contract["abi"],
+            "bytecode": _bytecode(contract.get("deploymentBytecode")),
+            "deployedBytecode": _bytecode(contract.get("runtimeBytecode")),
+            "compiler": {
+                "name": compiler.get("name", "solidity"),
+                "version": compiler.get("version"),
+                "evmVersion": settings.get("evmVersion"),
+                "optimizer": settings.get("optimizer"),
+                "viaIR": settings.get("viaIR", False),
+            },
+        }
+        target = out_dir / f"{name}.json"
+        text = json.dumps(artifact, indent=1, sort_keys=True) + "\n"
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
+        written.append(name)
+    for stale in out_dir.glob("*.json"):
+        if stale.stem not in manifest["contractTypes"]:
+            stale.unlink()
+    return written
+
+
+if __name__ == "__main__":
+    names = export(Path(sys.argv[1]), Path(sys.argv[2]))
+    print(f"[setup] exported {len(names)} contract artifacts to {sys.argv[2]}", file=sys.stderr)
