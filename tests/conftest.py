@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.devnet import DeployedChain, deployed_devnets
 from tests.support.services import postgres_server, redis_server
 
 
@@ -21,3 +22,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a real Redis for this test session; flush what you write or use unique keys."""
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def devnet_chains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DeployedChain]]:
+    """The three devnets by name (``ethereum-local`` 31337, ``polygon-local`` 31338, ``arbitrum-local`` 31339),
+    each an anvil on a free loopback port with the devnet profile deployed (``DeployedChain.record`` has the
+    addresses, ``.contract(key)`` a web3 contract, ``.snapshot()`` reverts what a test did). Session-scoped:
+    tests that change chain state should use ``with chain.snapshot():`` or the ``ethereum_local`` fixture."""
+    with deployed_devnets(tmp_path_factory.mktemp("deployments")) as chains:
+        yield chains
+
+
+@pytest.fixture
+def ethereum_local(devnet_chains: dict[str, DeployedChain]) -> Iterator[DeployedChain]:
+    """The 31337 devnet, reverted to its deployed state after the test."""
+    chain = devnet_chains["ethereum-local"]
+    with chain.snapshot():
+        yield chain

@@ -1,0 +1,54 @@
+"""Decode custom-error revert data (``error Name(args)``) with the contracts' ABIs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from eth_abi.abi import decode
+from eth_utils.crypto import keccak
+
+from chain.artifacts import load_artifact
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedError:
+    name: str
+    args: tuple[Any, ...]
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(map(str, self.args))})"
+
+
+@cache
+def _errors_by_selector(artifact: str) -> dict[bytes, tuple[str, list[str]]]:
+    table = {}
+    for item in load_artifact(artifact).abi:
+        if item.get("type") == "error":
+            types = [_abi_type(arg) for arg in item["inputs"]]
+            selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
+            table[selector] = (item["name"], types)
+    return table
+
+
+def _abi_type(arg: dict[str, Any]) -> str:
+    if arg["type"].startswith("tuple"):
+        return "(" + ",".join(_abi_type(component) for component in arg["components"]) + ")" + str(arg["type"])[5:]
+    return str(arg["type"])
+
+
+def decode_revert(data: object, artifacts: tuple[str, ...] = ("Errors",)) -> DecodedError | None:
+    """The custom error in ``data`` (``0x`` + selector + args), or None when no artifact declares it."""
+    if isinstance(data, str):
+        raw = bytes.fromhex(data.removeprefix("0x"))
+    elif isinstance(data, bytes):
+        raw = data
+    else:
+        return None
+    for artifact in artifacts:
+        found = _errors_by_selector(artifact).get(raw[:4])
+        if found is not None:
+            name, types = found
+            return DecodedError(name, tuple(decode(types, raw[4:])))
+    return None

@@ -1,0 +1,62 @@
+"""Three anvil devnets (31337, 31338, 31339) on free loopback ports with the devnet contract set deployed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+from web3.contract import Contract
+
+from chain.artifacts import load_artifact
+from chain.config import LOCAL_CHAINS, ChainConfig
+from chain.deployment import DeploymentRecord
+from chain.devnet import Devnet, devnets
+from contracts.deploy import deploy_to_devnet
+
+
+@dataclass
+class DeployedChain:
+    """One running devnet with its deployment record and a synchronous Web3 for test assertions."""
+
+    devnet: Devnet
+    record: DeploymentRecord
+    w3: Web3
+
+    @property
+    def name(self) -> str:
+        return self.devnet.name
+
+    @property
+    def chain_id(self) -> int:
+        return self.devnet.chain_id
+
+    @property
+    def config(self) -> ChainConfig:
+        return self.devnet.config()
+
+    def contract(self, key: str) -> Contract:
+        deployed = self.record.contracts[key]
+        return self.w3.eth.contract(address=deployed.address, abi=load_artifact(deployed.artifact).abi)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Revert the chain to its present state afterwards."""
+        snapshot_id: Any = self.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            self.w3.provider.make_request("evm_revert", [snapshot_id])  # type: ignore[arg-type]
+
+
+@contextmanager
+def deployed_devnets(record_dir: Path) -> Iterator[dict[str, DeployedChain]]:
+    with devnets(LOCAL_CHAINS, free_ports=True) as running:
+        chains = {}
+        for devnet in running:
+            record = deploy_to_devnet(devnet.name, devnet.chain_id, devnet.rpc_url, record_dir / f"{devnet.name}.json")
+            chains[devnet.name] = DeployedChain(devnet, record, Web3(Web3.HTTPProvider(devnet.rpc_url)))
+        yield chains
