@@ -1,0 +1,76 @@
+"""The project's one canonical form: RFC 8785 (JCS) JSON, hashed with keccak256.
+
+Values are reduced to JSON-safe primitives first: ``Decimal`` becomes its plain string (never a float), dates and
+datetimes become ISO 8601 strings (UTC with ``Z`` for datetimes), tuples become lists, enums their value.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import rfc8785
+from eth_utils.crypto import keccak
+
+from compliance.errors import ComplianceInputError
+
+JsonValue = None | bool | int | str | list["JsonValue"] | dict[str, "JsonValue"]
+
+# RFC 8785 serializes numbers as IEEE doubles; integers past 2**53 would lose digits, so they must be strings.
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def to_json_value(value: Any) -> JsonValue:
+    """Reduce ``value`` to what RFC 8785 encodes exactly. Floats are refused: they are never money here."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, enum.Enum):
+        return to_json_value(value.value)
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INT:
+            raise ComplianceInputError(f"integer {value} is too large for canonical JSON; pass it as a string")
+        return value
+    if isinstance(value, float):
+        raise ComplianceInputError("floats are not allowed in canonical JSON; use Decimal or integer base units")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ComplianceInputError(f"non-finite decimal {value}")
+        return format(value, "f")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ComplianceInputError("naive datetime in canonical JSON; pass an aware UTC datetime")
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, Mapping):
+        out: dict[str, JsonValue] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ComplianceInputError(f"canonical JSON keys must be strings, got {key!r}")
+            out[key] = to_json_value(item)
+        return out
+    if isinstance(value, Sequence | frozenset | set):
+        items = [to_json_value(item) for item in value]
+        if isinstance(value, frozenset | set):
+            items.sort(key=lambda item: rfc8785.dumps(item))
+        return items
+    raise ComplianceInputError(f"cannot put {type(value).__name__} into canonical JSON")
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical JSON bytes of ``value`` (after ``to_json_value``)."""
+    return bytes(rfc8785.dumps(to_json_value(value)))
+
+
+def keccak256(data: bytes) -> bytes:
+    return bytes(keccak(primitive=data))
+
+
+def inputs_hash(value: Any) -> bytes:
+    """keccak256 of the canonical JSON of ``value``: the project's inputs hash and terms hash."""
+    return keccak256(canonical_json(value))
