@@ -1,0 +1,316 @@
+"""The Truth in Lending disclosure of one offer, in the loan model of DESIGN.md.
+
+A loan is fixed-rate and fixed-term. The origination fee is deducted from the proceeds, so it is a prepaid finance
+charge: amount financed = principal - fee, finance charge = interest + fee, total of payments = amount financed +
+finance charge = principal + interest.
+
+* Single payment (on-chain pools): simple interest per second on the principal, exactly as the contract accrues
+  it: ``interest = ceil(principal_base_units * rate_bps * term_seconds / (10_000 * 365 * 86_400))`` base units,
+  rounded up (in the lender's favour, as on-chain). Repaid in one payment at maturity.
+* Equal installments (traditional lenders): ``compliance.tila.schedule.amortize`` under the plan's day count, to the
+  cent, the last installment absorbing rounding.
+
+The APR is Appendix J's actuarial APR on the amount financed (advanced at the start) against the payments.
+``Disclosure.terms_hash()`` (keccak256 of the RFC 8785 JSON) is the offer's on-chain ``termsHash``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from compliance.canonical import canonical_json, keccak256
+from compliance.errors import ComplianceInputError
+from compliance.tila.apr import (
+    UNIT_PERIODS_PER_YEAR,
+    CashFlow,
+    UnitPeriod,
+    actuarial_apr,
+    add_months,
+    round_apr,
+    single_payment_periods,
+    unit_periods_between,
+)
+from compliance.tila.schedule import DayCount, amortize
+
+DISCLOSURE_SCHEMA = "creditmesh.tila-disclosure/1"
+SECONDS_PER_DAY = 86_400
+SECONDS_PER_YEAR = 365 * SECONDS_PER_DAY
+ROUNDING_SINGLE_PAYMENT = "interest-ceil-base-unit/1"
+ROUNDING_INSTALLMENTS = "installment-half-up-quantum;interest-half-up-quantum;last-absorbs/1"
+
+
+class Frequency(StrEnum):
+    MONTHLY = "monthly"
+    BIWEEKLY = "biweekly"
+    WEEKLY = "weekly"
+
+
+_UNIT_OF = {
+    Frequency.MONTHLY: UnitPeriod.MONTH,
+    Frequency.BIWEEKLY: UnitPeriod.TWO_WEEKS,
+    Frequency.WEEKLY: UnitPeriod.WEEK,
+}
+
+
+class MaprChargeKind(StrEnum):
+    """Charges the Military Lending Act's MAPR counts beyond the Regulation Z finance charge (32 CFR 232.4(c)(1))."""
+
+    CREDIT_INSURANCE = "credit-insurance"
+    DEBT_CANCELLATION = "debt-cancellation"
+    DEBT_SUSPENSION = "debt-suspension"
+    ANCILLARY_PRODUCT = "ancillary-product"
+    APPLICATION_FEE = "application-fee"
+    PARTICIPATION_FEE = "participation-fee"
+
+
+@dataclass(frozen=True)
+class MaprCharge:
+    kind: MaprChargeKind
+    amount: Decimal  # asset units, paid from the proceeds
+
+
+@dataclass(frozen=True)
+class InstallmentPlan:
+    count: int
+    frequency: Frequency = Frequency.MONTHLY
+    day_count: DayCount = DayCount.THIRTY_360
+
+    def due_dates(self, start: date) -> list[date]:
+        if self.count < 1:
+            raise ComplianceInputError("an installment plan needs at least one installment")
+        if self.frequency is Frequency.MONTHLY:
+            month_end = add_months(start, 0) == add_months(start, 0, month_end=True)
+            return [add_months(start, k, month_end=month_end) for k in range(1, self.count + 1)]
+        step = 14 if self.frequency is Frequency.BIWEEKLY else 7
+        return [start + timedelta(days=step * k) for k in range(1, self.count + 1)]
+
+
+def installment_term_days(start: datetime, plan: InstallmentPlan) -> int:
+    """The term in days that a loan repaid by ``plan`` from ``start`` has (its last due date)."""
+    return (plan.due_dates(start.date())[-1] - start.date()).days
+
+
+@dataclass(frozen=True)
+class LoanTerms:
+    """One offer's terms. ``principal`` and ``origination_fee`` are in asset units (``Decimal("1500.00")``) and must
+    be whole base units of an asset with ``asset_decimals``; ``start`` is an aware UTC datetime (interest accrues
+    from it); ``installments=None`` is a single payment at ``start + term_days``."""
+
+    principal: Decimal
+    asset: str
+    asset_decimals: int
+    rate_bps: int
+    term_days: int
+    origination_fee: Decimal
+    start: datetime
+    installments: InstallmentPlan | None = None
+    mapr_charges: tuple[MaprCharge, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.asset_decimals <= 36:
+            raise ComplianceInputError(f"asset_decimals {self.asset_decimals} is out of range 0..36")
+        if not 0 <= self.rate_bps < 2**32:
+            raise ComplianceInputError(f"rate_bps {self.rate_bps} must be a uint32")
+        if self.term_days < 1:
+            raise ComplianceInputError("term_days must be at least 1")
+        if self.start.tzinfo is None:
+            raise ComplianceInputError("start must be an aware UTC datetime")
+        for name, amount in (("principal", self.principal), ("origination_fee", self.origination_fee)):
+            self._base_units(name, amount)
+        if self.principal <= 0:
+            raise ComplianceInputError("principal must be positive")
+        if not 0 <= self.origination_fee < self.principal:
+            raise ComplianceInputError("origination_fee must be at least 0 and less than the principal")
+        if self.installments is not None:
+            expected = installment_term_days(self.start, self.installments)
+            if expected != self.term_days:
+                raise ComplianceInputError(
+                    f"term_days {self.term_days} does not match the installment plan, whose last payment falls "
+                    f"{expected} days after the start; use installment_term_days()"
+                )
+        for charge in self.mapr_charges:
+            self._base_units(f"mapr charge {charge.kind}", charge.amount)
+
+    @property
+    def unit(self) -> Decimal:
+        return Decimal(1).scaleb(-self.asset_decimals)
+
+    def _base_units(self, name: str, amount: Decimal) -> int:
+        scaled = amount.scaleb(self.asset_decimals)
+        if not amount.is_finite() or scaled != scaled.to_integral_value() or amount < 0:
+            raise ComplianceInputError(f"{name} {amount} is not a whole number of base units of {self.asset}")
+        return int(scaled)
+
+    def to_base_units(self, amount: Decimal) -> int:
+        return self._base_units("amount", amount)
+
+    def from_base_units(self, base_units: int) -> Decimal:
+        return Decimal(base_units).scaleb(-self.asset_decimals)
+
+    @property
+    def maturity(self) -> datetime:
+        return self.start + timedelta(days=self.term_days)
+
+
+def single_payment_interest(principal_base_units: int, rate_bps: int, term_seconds: int) -> int:
+    """Interest in base units exactly as the contract accrues it: simple, per second, 365-day year, rounded up."""
+    numerator = principal_base_units * rate_bps * term_seconds
+    return -(-numerator // (10_000 * SECONDS_PER_YEAR))
+
+
+@dataclass(frozen=True)
+class ScheduledPayment:
+    number: int
+    due: date
+    amount: Decimal
+    principal: Decimal
+    interest: Decimal
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """The Regulation Z disclosure of one offer (amounts in asset units)."""
+
+    asset: str
+    asset_decimals: int
+    principal: Decimal
+    origination_fee: Decimal
+    amount_financed: Decimal
+    finance_charge: Decimal
+    total_of_payments: Decimal
+    apr_percent: Decimal  # two decimals, half up
+    rate_bps: int
+    term_days: int
+    start: datetime
+    maturity: datetime
+    repayment: str
+    day_count: str | None
+    rounding_policy: str
+    payments: tuple[ScheduledPayment, ...]
+    schema: str = field(default=DISCLOSURE_SCHEMA)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical content: money as fixed-point strings with the asset's decimals, times in UTC."""
+        places = Decimal(1).scaleb(-self.asset_decimals)
+
+        def money(value: Decimal) -> str:
+            return format(value.quantize(places), "f")
+
+        return {
+            "schema": self.schema,
+            "asset": self.asset,
+            "assetDecimals": self.asset_decimals,
+            "principal": money(self.principal),
+            "prepaidFinanceCharges": {"originationFee": money(self.origination_fee)},
+            "amountFinanced": money(self.amount_financed),
+            "financeCharge": money(self.finance_charge),
+            "totalOfPayments": money(self.total_of_payments),
+            "annualPercentageRate": format(self.apr_percent, "f"),
+            "rateBps": self.rate_bps,
+            "termDays": self.term_days,
+            "start": self.start.astimezone(UTC),
+            "maturity": self.maturity.astimezone(UTC),
+            "repayment": self.repayment,
+            "dayCount": self.day_count,
+            "roundingPolicy": self.rounding_policy,
+            "payments": [
+                {
+                    "number": p.number,
+                    "due": p.due,
+                    "amount": money(p.amount),
+                    "principal": money(p.principal),
+                    "interest": money(p.interest),
+                }
+                for p in self.payments
+            ],
+        }
+
+    def to_canonical_json(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    def terms_hash(self) -> bytes:
+        """keccak256 of the RFC 8785 JSON: the offer's on-chain ``termsHash`` (32 bytes)."""
+        return keccak256(self.to_canonical_json())
+
+
+def _cash_flows(
+    terms: LoanTerms, payments: list[ScheduledPayment], advance: Decimal
+) -> tuple[list[CashFlow], list[CashFlow], Any]:
+    start = terms.start.date()
+    if terms.installments is None:
+        t, f, per_year = single_payment_periods(start, payments[0].due)
+        return [CashFlow(advance, 0)], [CashFlow(payments[0].amount, t, f)], per_year
+    unit = _UNIT_OF[terms.installments.frequency]
+    flows = []
+    for payment in payments:
+        t, f = unit_periods_between(start, payment.due, unit)
+        flows.append(CashFlow(payment.amount, t, f))
+    return [CashFlow(advance, 0)], flows, UNIT_PERIODS_PER_YEAR[unit]
+
+
+def _payments(terms: LoanTerms) -> list[ScheduledPayment]:
+    if terms.installments is None:
+        principal_units = terms.to_base_units(terms.principal)
+        interest_units = single_payment_interest(principal_units, terms.rate_bps, terms.term_days * SECONDS_PER_DAY)
+        interest = terms.from_base_units(interest_units)
+        return [ScheduledPayment(1, terms.maturity.date(), terms.principal + interest, terms.principal, interest)]
+    plan = terms.installments
+    quantum = Decimal(1).scaleb(-min(2, terms.asset_decimals))
+    if terms.principal != terms.principal.quantize(quantum):
+        raise ComplianceInputError(f"an installment loan's principal must be whole cents ({quantum})")
+    schedule = amortize(
+        terms.principal, terms.rate_bps, terms.start.date(), plan.due_dates(terms.start.date()), plan.day_count, quantum
+    )
+    return [ScheduledPayment(i.number, i.due, i.payment, i.principal, i.interest) for i in schedule]
+
+
+def disclose(terms: LoanTerms) -> Disclosure:
+    """The Truth in Lending disclosure of ``terms``.
+
+    Raises:
+        ComplianceInputError: terms that cannot be disclosed (see ``LoanTerms``).
+    """
+    payments = _payments(terms)
+    total_of_payments = sum((p.amount for p in payments), Decimal(0))
+    interest = sum((p.interest for p in payments), Decimal(0))
+    amount_financed = terms.principal - terms.origination_fee
+    finance_charge = interest + terms.origination_fee
+    advances, flows, per_year = _cash_flows(terms, payments, amount_financed)
+    apr = round_apr(actuarial_apr(advances, flows, per_year))
+    return Disclosure(
+        asset=terms.asset,
+        asset_decimals=terms.asset_decimals,
+        principal=terms.principal,
+        origination_fee=terms.origination_fee,
+        amount_financed=amount_financed,
+        finance_charge=finance_charge,
+        total_of_payments=total_of_payments,
+        apr_percent=apr,
+        rate_bps=terms.rate_bps,
+        term_days=terms.term_days,
+        start=terms.start,
+        maturity=terms.maturity,
+        repayment="single-payment"
+        if terms.installments is None
+        else f"equal-installments/{terms.installments.frequency}",
+        day_count=None if terms.installments is None else str(terms.installments.day_count),
+        rounding_policy=ROUNDING_SINGLE_PAYMENT if terms.installments is None else ROUNDING_INSTALLMENTS,
+        payments=tuple(payments),
+    )
+
+
+def mapr_percent(terms: LoanTerms) -> Decimal:
+    """The Military Annual Percentage Rate (32 CFR 232.4(c)): the Appendix J APR with the charges the MLA adds to
+    the finance charge (credit insurance, debt cancellation or suspension, ancillary products, application and
+    participation fees) treated like the origination fee, as paid out of the proceeds. Unrounded, in percent."""
+    payments = _payments(terms)
+    extra = sum((c.amount for c in terms.mapr_charges), Decimal(0))
+    advance = terms.principal - terms.origination_fee - extra
+    if advance <= 0:
+        raise ComplianceInputError("the MAPR charges leave nothing advanced")
+    advances, flows, per_year = _cash_flows(terms, payments, advance)
+    return actuarial_apr(advances, flows, per_year)
