@@ -131,10 +131,7 @@ def _run(
     for number, (due, fraction) in enumerate(zip(due_dates, fractions, strict=True), start=1):
         exact = balance * Decimal(rate_bps) * _to_decimal(fraction) / Decimal(10_000)
         interest = exact.quantize(quantum, rounding=ROUND_HALF_UP)
-        if number == len(due_dates):
-            this_payment = balance + interest
-        else:
-            this_payment = payment
+        this_payment = balance + interest if number == len(due_dates) else payment  # the last one clears it
         principal_part = this_payment - interest
         balance -= principal_part
         schedule.append(Installment(number, due, this_payment, interest, principal_part, balance))

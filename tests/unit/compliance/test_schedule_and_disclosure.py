@@ -133,7 +133,8 @@ def test_terms_hash_is_keccak_of_rfc8785_json() -> None:
     assert list(parsed) == sorted(parsed)  # RFC 8785 sorts keys
     assert b" " not in raw.replace(b"T00:00:00Z", b"")
     assert parsed["annualPercentageRate"] == "24.41"
-    assert d.terms_hash() == keccak(raw) and len(d.terms_hash()) == 32
+    assert d.terms_hash() == keccak(raw)
+    assert len(d.terms_hash()) == 32
     # pinned: a change in the disclosure's canonical form changes every offer's termsHash
     assert d.terms_hash().hex() == "04de7549f36d6529886a6c24f754795e420b3fee3558a4c624b5b850bc21f486"
     other = disclose(LoanTerms(D("1000"), "USDC", 6, 1201, 30, D("10"), START))
