@@ -1,0 +1,26 @@
+"""The one exception root of ``risk/``; the API edge maps it to problem+json once."""
+
+from __future__ import annotations
+
+
+class RiskError(Exception):
+    """Anything ``risk/`` refuses to do."""
+
+
+class ArtifactError(RiskError):
+    """The scorecard artifact is missing, malformed, or not the version asked for."""
+
+
+class ProfileError(RiskError):
+    """A credit profile or request cannot be mapped to the model's characteristics."""
+
+
+class VelocityLimitExceeded(RiskError):
+    """A velocity or fraud rule stops the request; ``rule`` names it, ``reason`` is the adverse-action code."""
+
+    def __init__(self, rule: str, key: str, count: int, limit: int) -> None:
+        super().__init__(f"velocity rule {rule!r} exceeded for {key}: {count} > {limit}")
+        self.rule = rule
+        self.key = key
+        self.count = count
+        self.limit = limit
