@@ -1,0 +1,176 @@
+"""Accepting a quote: check it, verify the borrower's EIP-712 acceptance, lock the quote, tell a traditional
+lender, and relay ``openLoan`` to the quote's chain; the loan is recorded from the ``LoanOpened`` event."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from sqlalchemy import select, update
+from web3.logs import DISCARD
+
+from aggregator.errors import (
+    ChainRejected,
+    InvalidAcceptance,
+    LoanNotFound,
+    ProviderRefused,
+    QuoteExpired,
+    QuoteNotAcceptable,
+    QuoteNotFound,
+)
+from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row
+from aggregator.platform import ChainRuntime
+from chain.errors import TransactionReverted
+from providers.base import ProviderAdapter, ProviderError
+from providers.models import ProviderKind, ProviderOffer, RepaymentShape
+from store.aggregator import LoanRow, QuoteRow
+from store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    loan_id: str
+    quote_id: str
+
+
+class AcceptanceService:
+    def __init__(
+        self, database: Database, chains: dict[str, ChainRuntime], providers: dict[str, ProviderAdapter]
+    ) -> None:
+        self._db, self._chains, self._providers = database, chains, providers
+
+    async def accept(self, borrower_id: str, quote_id: str, signature_hex: str) -> Accepted:
+        quote = await asyncio.to_thread(self._load_quote, borrower_id, quote_id)
+        signature = _signature_bytes(signature_hex)
+        document = acceptance_document(quote)
+        borrower = quote.offer["borrower"]
+        chain = self._chains[quote.chain_name]
+        is_contract_wallet = bool(await chain.w3.eth.get_code(borrower))
+        if not is_contract_wallet:  # an ERC-1271 wallet's signature is checked by the contract itself
+            try:
+                signer = Account.recover_message(encode_typed_data(full_message=document), signature=signature)
+            except ValueError as err:
+                raise InvalidAcceptance(f"acceptance signature is malformed: {err}") from err
+            if signer != borrower:
+                raise InvalidAcceptance(f"acceptance is signed by {signer}, not by the borrower {borrower}")
+        await asyncio.to_thread(self._transition, quote_id, "offered", "accepting")
+        try:
+            call = self._open_loan_call(chain, quote, signature)
+            await self._simulate(chain, call)  # nothing is promised to a lender that the chain would refuse
+            if quote.kind == ProviderKind.TRADITIONAL.value:
+                await self._notify_lender(quote)
+            loan = await self._open_on_chain(chain, quote, call)
+        except BaseException:
+            await asyncio.to_thread(self._transition, quote_id, "accepting", "offered")
+            raise
+        await asyncio.to_thread(self._record_loan, loan)
+        return Accepted(loan_id=loan.id, quote_id=quote_id)
+
+    def _load_quote(self, borrower_id: str, quote_id: str) -> QuoteRow:
+        with self._db.unit_of_work() as uow:
+            quote = uow.session.get(QuoteRow, quote_id)
+            if quote is None or quote.borrower_id != borrower_id:
+                raise QuoteNotFound(quote_id)
+            if quote.status != "offered":
+                raise QuoteNotAcceptable(quote_id, quote.status)
+            if quote.expires_at <= datetime.now(UTC):
+                raise QuoteExpired(quote_id)
+            return quote
+
+    def _transition(self, quote_id: str, from_status: str, to_status: str) -> None:
+        """Compare-and-set on the quote's status, so two concurrent accepts cannot both proceed."""
+        with self._db.unit_of_work() as uow:
+            result = uow.session.execute(
+                update(QuoteRow).where(QuoteRow.id == quote_id, QuoteRow.status == from_status).values(status=to_status)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                current = uow.session.execute(select(QuoteRow.status).where(QuoteRow.id == quote_id)).scalar_one()
+                raise QuoteNotAcceptable(quote_id, current)
+            uow.commit()
+
+    async def _notify_lender(self, quote: QuoteRow) -> None:
+        adapter = self._providers.get(quote.provider_id)
+        if adapter is None:
+            raise ProviderRefused(f"provider {quote.provider_id} is no longer registered")
+        offer = ProviderOffer(
+            provider_id=quote.provider_id, kind=ProviderKind.TRADITIONAL, asset=quote.disclosure["asset"],
+            principal=int(quote.offer["principal"]), rate_bps=int(quote.offer["rateBps"]),
+            origination_fee=int(quote.offer["originationFee"]), term_days=int(quote.disclosure["termDays"]),
+            repayment=RepaymentShape.SINGLE, expires_at=quote.expires_at, provider_ref=str(quote.offer["providerRef"]),
+        )  # fmt: skip
+        try:
+            result = await adapter.accept(offer, idempotency_key=quote.id)
+        except ProviderError as err:
+            raise ProviderRefused(f"{quote.provider_id} did not confirm funding: {err}") from err
+        if not result.funded:
+            raise ProviderRefused(f"{quote.provider_id} declined to fund: {result.detail}")
+
+    @staticmethod
+    def _open_loan_call(chain: ChainRuntime, quote: QuoteRow, signature: bytes) -> Any:
+        return chain.aggregator().functions.openLoan(
+            acceptance_for(quote).as_abi_tuple(),
+            bytes.fromhex(quote.offer_signature.removeprefix("0x")),
+            signature,
+            attestation_from_row(quote).as_abi_tuple(),
+            bytes.fromhex(quote.attestation_signature.removeprefix("0x")),
+        )
+
+    @staticmethod
+    async def _simulate(chain: ChainRuntime, call: Any) -> None:
+        try:
+            await chain.relayer.simulate(call)
+        except TransactionReverted as err:
+            raise ChainRejected(str(err)) from err
+
+    async def _open_on_chain(self, chain: ChainRuntime, quote: QuoteRow, call: Any) -> LoanRow:
+        aggregator = chain.aggregator()
+        try:
+            receipt = await chain.relayer.send(call)
+        except TransactionReverted as err:
+            raise ChainRejected(str(err)) from err
+        (event,) = aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
+        return LoanRow(
+            id=str(uuid.uuid4()),
+            quote_id=quote.id,
+            borrower_id=quote.borrower_id,
+            provider_id=quote.provider_id,
+            chain_name=chain.name,
+            chain_id=chain.chain_id,
+            contract=aggregator.address,
+            onchain_loan_id=int(event["args"]["loanId"]),
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+            block_number=int(receipt["blockNumber"]),
+            status="active",
+            asset=str(quote.disclosure["asset"]),
+            principal=int(event["args"]["principal"]),
+            created_at=datetime.now(UTC),
+        )
+
+    def _record_loan(self, loan: LoanRow) -> None:
+        with self._db.unit_of_work() as uow:
+            uow.session.add(loan)
+            uow.session.execute(update(QuoteRow).where(QuoteRow.id == loan.quote_id).values(status="accepted"))
+            uow.commit()
+
+    def get_loan(self, loan_id: str, borrower_id: str | None) -> LoanRow:
+        """The loan; ``borrower_id`` None means an admin or auditor, who see every loan."""
+        with self._db.unit_of_work() as uow:
+            loan = uow.session.get(LoanRow, loan_id)
+            if loan is None or (borrower_id is not None and loan.borrower_id != borrower_id):
+                raise LoanNotFound(loan_id)
+            return loan
+
+
+def _signature_bytes(signature_hex: str) -> bytes:
+    try:
+        signature = bytes.fromhex(signature_hex.removeprefix("0x"))
+    except ValueError:
+        raise InvalidAcceptance("signature is not hex") from None
+    if len(signature) < 65:
+        raise InvalidAcceptance(f"signature has {len(signature)} bytes; an EOA signature has 65")
+    return signature

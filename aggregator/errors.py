@@ -1,0 +1,54 @@
+"""The aggregator's exceptions, one root; the API maps each to a problem+json status in one place."""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Root of the aggregator's errors."""
+
+
+class InvalidCreditRequest(AggregatorError):
+    """The request is malformed or impossible; ``field`` names the offending input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+class QuoteNotFound(AggregatorError):
+    def __init__(self, quote_id: str) -> None:
+        super().__init__(f"no quote {quote_id}")
+
+
+class QuoteExpired(AggregatorError):
+    def __init__(self, quote_id: str) -> None:
+        super().__init__(f"quote {quote_id} has expired: request new quotes")
+
+
+class QuoteNotAcceptable(AggregatorError):
+    """The quote was already accepted, is being accepted, or was withdrawn."""
+
+    def __init__(self, quote_id: str, status: str) -> None:
+        super().__init__(f"quote {quote_id} is {status} and cannot be accepted")
+        self.status = status
+
+
+class InvalidAcceptance(AggregatorError):
+    """The acceptance signature does not verify for the quote's borrower."""
+
+
+class ChainRejected(AggregatorError):
+    """The chain refused the transaction (simulation reverted); nothing was written on-chain."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the chain refused the loan: {reason}")
+        self.reason = reason
+
+
+class ProviderRefused(AggregatorError):
+    """The lender declined to fund an accepted offer."""
+
+
+class LoanNotFound(AggregatorError):
+    def __init__(self, loan_id: str) -> None:
+        super().__init__(f"no loan {loan_id}")

@@ -1,0 +1,36 @@
+"""The FastAPI application: ``/v1`` routers, API-key auth, problem+json errors, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.bootstrap import build_platform
+from api.routers import borrowers, credit_requests, health, loans, quotes
+from api.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = await build_platform(settings or Settings())
+        app.state.platform = platform
+        try:
+            yield
+        finally:
+            await platform.close()
+
+    app = FastAPI(
+        title="creditmesh",
+        version="0.1.0",
+        description="Ask for credit once; get ranked, signed, comparable quotes from HTTP lenders and DeFi pools; "
+        "accept one with a wallet signature and get a loan enforced on-chain.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for router in (borrowers.router, credit_requests.router, quotes.router, loans.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,129 @@
+"""Builds the platform from settings once at start-up: database (migrated), chains (with their deployment
+records), signers, assets, provider adapters and the services. Nothing here runs at import time."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from aggregator.accepting import AcceptanceService
+from aggregator.assets import Asset, AssetRegistry
+from aggregator.platform import ChainRuntime, connect_chain
+from aggregator.quoting import QuotingConfig, QuotingService
+from aggregator.risk_gate import spread_for_grade
+from api.auth import Role as ApiRole
+from api.auth import ensure_key
+from api.settings import Settings
+from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
+from chain.deployment import DeploymentRecord
+from chain.errors import ConfigurationError
+from chain.signers import LocalSigner, Role, Signer, devnet_signer
+from contracts.deploy import POOL_ASSETS, pool_key
+from providers.base import ProviderAdapter
+from providers.http_lender import HttpLenderAdapter
+from providers.models import Capabilities
+from providers.pool import PoolAdapter
+from store.db import Database
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    database: Database
+    chains: dict[str, ChainRuntime]
+    assets: AssetRegistry
+    providers: dict[str, ProviderAdapter]
+    quoting: QuotingService
+    acceptance: AcceptanceService
+    http: httpx.AsyncClient
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        self.database.dispose()
+
+
+def chain_registry(settings: Settings) -> ChainRegistry:
+    if settings.chains_file is not None:
+        return ChainRegistry.from_file(settings.chains_file)
+    return ChainRegistry(
+        [ChainConfig(name=c.name, chain_id=c.chain_id, rpc_urls=[f"http://127.0.0.1:{c.port}"]) for c in LOCAL_CHAINS]
+    )
+
+
+def _signer(settings: Settings, configured: str | None, role: Role) -> Signer:
+    if configured:
+        return LocalSigner.from_key(configured)
+    if settings.environment != "local":
+        raise ConfigurationError(f"no key configured for {role.value}")
+    return devnet_signer(role)
+
+
+def _assets(settings: Settings, records: dict[str, DeploymentRecord]) -> AssetRegistry:
+    decimals: dict[str, int] = {}
+    addresses: dict[str, dict[str, str]] = {}
+    for name, record in records.items():
+        for symbol, info in record.parameters.get("tokens", {}).items():
+            decimals[symbol] = int(info["decimals"])
+            addresses.setdefault(symbol, {})[name] = record.address(symbol)
+    return AssetRegistry(
+        [
+            Asset(symbol, decimals[symbol], settings.asset_prices_usd[symbol], addresses[symbol])  # type: ignore[arg-type]
+            for symbol in decimals
+            if symbol in settings.asset_prices_usd
+        ]
+    )
+
+
+def load_records(directory: Path, registry: ChainRegistry) -> dict[str, DeploymentRecord]:
+    records = {}
+    for chain in registry:
+        path = directory / f"{chain.name}.json"
+        if not path.exists():
+            raise ConfigurationError(
+                f"no deployments record for {chain.name} at {path}: deploy first (`creditmesh run`)"
+            )
+        records[chain.name] = DeploymentRecord.load(path)
+    return records
+
+
+async def build_platform(settings: Settings) -> Platform:
+    database = Database(settings.resolved_database_url)
+    database.migrate()
+    ensure_key(database, settings.admin_api_key, ApiRole.ADMIN, None, "bootstrap admin")
+    registry = chain_registry(settings)
+    records = load_records(settings.resolved_deployments_dir, registry)
+    relayer = _signer(settings, settings.relayer_key, Role.RELAYER)
+    chains = {chain.name: await connect_chain(chain, records[chain.name], relayer) for chain in registry}
+    assets = _assets(settings, records)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=100))
+    providers: dict[str, ProviderAdapter] = {}
+    for lender in settings.http_lenders:
+        providers[lender.provider_id] = HttpLenderAdapter(
+            lender.provider_id, lender.base_url, lender.secret, Capabilities(assets=frozenset(lender.assets)), http,
+            timeout=lender.timeout_seconds,
+        )  # fmt: skip
+    for runtime in chains.values():
+        for asset in POOL_ASSETS:
+            if pool_key(asset) in runtime.record.contracts:
+                adapter = PoolAdapter(
+                    runtime.name, asset, runtime.record.address(pool_key(asset)), runtime.w3, spread_for_grade
+                )
+                providers[adapter.provider_id] = adapter
+    quoting = QuotingService(
+        database, chains, assets, list(providers.values()),
+        quote_signer=_signer(settings, settings.quote_signer_key, Role.QUOTE_SIGNER),
+        risk_signer=_signer(settings, settings.risk_signer_key, Role.RISK_SIGNER),
+        config=QuotingConfig(fanout_deadline=settings.fanout_deadline_seconds,
+                             quote_ttl=timedelta(seconds=settings.quote_ttl_seconds)),
+    )  # fmt: skip
+    acceptance = AcceptanceService(database, chains, providers)
+    return Platform(settings, database, chains, assets, providers, quoting, acceptance, http)
+
+
+def write_chains_file(path: Path, chains: list[ChainConfig]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([chain.model_dump() for chain in chains], indent=2))

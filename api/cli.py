@@ -1,0 +1,175 @@
+"""The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``wallet …``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from api.settings import LOCAL_LENDER_SECRET, Settings
+from chain.config import LOCAL_CHAINS
+from chain.devnet import Devnet, start_devnet
+from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
+from contracts.deploy import deploy_to_devnet
+
+API_PORT = 8000
+LENDER_PORT = 8600
+
+
+def _serve(settings: Settings, port: int) -> None:
+    from api.app import create_app
+
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up within {timeout} s")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """Devnets on 8545-8547, the contract set deployed, the simulated lender, the API; runs until Ctrl-C."""
+    settings = Settings()
+    data_dir = settings.data_dir
+    # Devnets keep their chains in memory: every run starts fresh chains, so deployments and local data go too.
+    shutil.rmtree(settings.resolved_deployments_dir, ignore_errors=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{data_dir / 'creditmesh.db'}{suffix}").unlink(missing_ok=True)
+    devnets: list[Devnet] = []
+    lender: subprocess.Popen[bytes] | None = None
+    api: subprocess.Popen[bytes] | None = None
+    try:
+        for chain in LOCAL_CHAINS:
+            devnets.append(start_devnet(chain))
+            record = deploy_to_devnet(chain.name, chain.chain_id, devnets[-1].rpc_url,
+                                      settings.resolved_deployments_dir / f"{chain.name}.json")  # fmt: skip
+            print(f"  {chain.name:15} chain id {chain.chain_id}  {devnets[-1].rpc_url}  "
+                  f"CreditAggregator {record.address('CreditAggregator')}")  # fmt: skip
+        env = os.environ.copy()
+        lender = subprocess.Popen([sys.executable, "-m", "providers.sim", "--port", str(LENDER_PORT),
+                                   "--secret", LOCAL_LENDER_SECRET, "--lender-id", "sim-bank"], env=env)  # fmt: skip
+        _wait_http(f"http://127.0.0.1:{LENDER_PORT}/v1/health")
+        api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(args.port)], env=env)
+        _wait_http(f"http://127.0.0.1:{args.port}/health")
+        borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])
+        registered = (
+            httpx.post(
+                f"http://127.0.0.1:{args.port}/v1/borrowers",
+                headers={"X-API-Key": settings.admin_api_key},
+                json={"wallet_address": borrower.address, "jurisdiction": "US-NY"},
+                timeout=10,
+            )
+            .raise_for_status()
+            .json()
+        )
+        _print_example(args.port, registered["api_key"], borrower.address)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        for process in (api, lender):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
+        for devnet in devnets:
+            devnet.stop()
+
+
+def _print_example(port: int, api_key: str, wallet: str) -> None:
+    url = f"http://127.0.0.1:{port}"
+    print(
+        f"""
+creditmesh is up: {url}  (OpenAPI: {url}/docs)
+Demo borrower {wallet} (devnet account 6), API key:
+  export CM_KEY={api_key}
+
+1. Ask for credit once (1,500 USDC for 30 days against 1 WETH):
+  curl -s -X POST {url}/v1/credit-requests -H "X-API-Key: $CM_KEY" -H 'Content-Type: application/json' \\
+    -d '{{"amount":"1500.00","asset":"USDC","term_days":30,"collateral":{{"asset":"WETH","amount":"1.0"}}}}' \\
+    | tee /tmp/quotes.json | python3 -m json.tool | head -60
+
+2. Accept the best quote (approves the collateral, signs the EIP-712 acceptance with the devnet key, posts it):
+  creditmesh wallet accept --account 6 --api-key $CM_KEY \\
+    --quote-id $(python3 -c "import json;print(json.load(open('/tmp/quotes.json'))['quotes'][0]['id'])")
+
+3. See the loan and its on-chain record: GET {url}/v1/loans/<loan id> with the same X-API-Key.
+Ctrl-C stops everything.""",
+        flush=True,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    _serve(Settings(), args.port)
+
+
+def cmd_wallet(args: argparse.Namespace) -> None:
+    from api import wallet
+    from chain.config import ChainRegistry
+
+    account = devnet_account(args.account)
+    if args.wallet_command == "address":
+        print(account.address)
+    elif args.wallet_command == "sign":
+        document = json.loads(Path(args.typed_data).read_text() if args.typed_data != "-" else sys.stdin.read())
+        print(wallet.sign_acceptance(account, document.get("acceptance_typed_data", document)))
+    elif args.wallet_command == "accept":
+        headers = {"X-API-Key": args.api_key}
+        quote = (
+            httpx.get(f"{args.api_url}/v1/quotes/{args.quote_id}", headers=headers, timeout=30)
+            .raise_for_status()
+            .json()
+        )
+        registry = ChainRegistry.from_file(args.chains_file) if args.chains_file else None
+        rpc = registry.by_name(quote["chain"]).rpc_urls[0] if registry else _local_rpc(quote["chain"])
+        print(json.dumps(wallet.accept_quote(account, args.api_url, args.api_key, args.quote_id, rpc), indent=2))
+
+
+def _local_rpc(chain_name: str) -> str:
+    port = next(chain.port for chain in LOCAL_CHAINS if chain.name == chain_name)
+    return f"http://127.0.0.1:{port}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="creditmesh", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="the whole platform locally: devnets, contracts, simulated lender, API")
+    run.add_argument("--port", type=int, default=API_PORT)
+    run.set_defaults(func=cmd_run)
+    serve = commands.add_parser("serve", help="the API only, configured by CREDITMESH_* variables")
+    serve.add_argument("--port", type=int, default=API_PORT)
+    serve.set_defaults(func=cmd_serve)
+    wallet = commands.add_parser("wallet", help="devnet wallet helpers for the borrower flow")
+    wallet.add_argument("--account", type=int, default=DEVNET_BORROWER_INDEXES[0], help="devnet account index")
+    wallet_commands = wallet.add_subparsers(dest="wallet_command", required=True)
+    wallet_commands.add_parser("address", help="print the account's address")
+    sign = wallet_commands.add_parser("sign", help="sign a quote's acceptance_typed_data (file or - for stdin)")
+    sign.add_argument("typed_data")
+    accept = wallet_commands.add_parser("accept", help="approve collateral, sign and post the acceptance")
+    accept.add_argument("--quote-id", required=True)
+    accept.add_argument("--api-key", required=True)
+    accept.add_argument("--api-url", default=f"http://127.0.0.1:{API_PORT}")
+    accept.add_argument("--chains-file", type=Path, default=None)
+    wallet.set_defaults(func=cmd_wallet)
+    # `--account` also accepted after the wallet sub-command, as the README writes it
+    for sub in wallet_commands.choices.values():
+        sub.add_argument("--account", type=int, default=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

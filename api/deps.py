@@ -1,0 +1,45 @@
+"""Named FastAPI dependencies: the platform, the caller's principal, role guards."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from api.auth import Principal, Role, lookup
+from api.bootstrap import Platform
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+async def get_principal(platform: PlatformDep, x_api_key: Annotated[str | None, Header()] = None) -> Principal:
+    if not x_api_key:
+        raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "ApiKey"})
+    principal = await asyncio.to_thread(lookup, platform.database, x_api_key)
+    if principal is None:
+        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "ApiKey"})
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: Role):  # type: ignore[no-untyped-def]
+    async def guard(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(403, f"this operation needs the role {' or '.join(r.value for r in roles)}")
+        return principal
+
+    return Depends(guard)
+
+
+BorrowerPrincipal = Annotated[Principal, require(Role.BORROWER)]
+AdminPrincipal = Annotated[Principal, require(Role.ADMIN)]
+ReaderPrincipal = Annotated[Principal, require(Role.BORROWER, Role.ADMIN, Role.AUDITOR)]

@@ -1,0 +1,70 @@
+"""RFC 9457 problem details: every error leaves the API as ``application/problem+json``, mapped here once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aggregator.errors import (
+    AggregatorError,
+    ChainRejected,
+    InvalidAcceptance,
+    InvalidCreditRequest,
+    LoanNotFound,
+    ProviderRefused,
+    QuoteExpired,
+    QuoteNotAcceptable,
+    QuoteNotFound,
+)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://creditmesh.dev/problems/"
+
+_STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
+    InvalidCreditRequest: (422, "invalid-credit-request", "The credit request is invalid"),
+    QuoteNotFound: (404, "quote-not-found", "Quote not found"),
+    LoanNotFound: (404, "loan-not-found", "Loan not found"),
+    QuoteExpired: (410, "quote-expired", "The quote has expired"),
+    QuoteNotAcceptable: (409, "quote-not-acceptable", "The quote cannot be accepted"),
+    InvalidAcceptance: (422, "invalid-acceptance", "The acceptance signature does not verify"),
+    ChainRejected: (422, "chain-rejected", "The chain refused the loan"),
+    ProviderRefused: (409, "provider-refused", "The lender did not fund the offer"),
+}
+
+
+def problem(status: int, slug: str, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail, "instance": instance}
+    return JSONResponse(body | extra, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(AggregatorError)
+    async def _aggregator(request: Request, exc: AggregatorError) -> JSONResponse:
+        status, slug, title = next(
+            (v for k, v in _STATUS.items() if isinstance(exc, k)), (400, "bad-request", "Bad request")
+        )
+        extra: dict[str, Any] = {}
+        if isinstance(exc, InvalidCreditRequest):
+            extra["errors"] = [{"field": exc.field, "message": exc.message}]
+        return problem(status, slug, title, str(exc), request.url.path, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
+            for err in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem(422, "validation-error", "The request body is invalid", detail, request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {401: "unauthorized", 403: "forbidden", 404: "not-found"}.get(exc.status_code, "http-error")
+        response = problem(exc.status_code, slug, str(exc.detail), str(exc.detail), request.url.path)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response

@@ -1,0 +1,64 @@
+"""Borrowers ask for credit once and get ranked, signed quotes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from fastapi import APIRouter, HTTPException, Request, status
+from sqlalchemy import select
+
+from aggregator.quoting import Borrower, CreditRequestSpec
+from api.deps import BorrowerPrincipal, PlatformDep, ReaderPrincipal
+from api.render import credit_request_out
+from api.schemas import CreditRequestIn, CreditRequestOut
+from store.aggregator import CreditRequestRow, ProviderOutcomeRow, QuoteRow
+from store.api import BorrowerRow
+
+router = APIRouter(prefix="/v1/credit-requests", tags=["credit requests"])
+
+
+def _load(platform: PlatformDep, request_id: str, borrower_id: str | None) -> CreditRequestOut:
+    with platform.database.unit_of_work() as uow:
+        row = uow.session.get(CreditRequestRow, request_id)
+        if row is None or (borrower_id is not None and row.borrower_id != borrower_id):
+            raise HTTPException(404, f"no credit request {request_id}")
+        quotes = list(uow.session.scalars(select(QuoteRow).where(QuoteRow.request_id == request_id)))
+        outcomes = list(
+            uow.session.scalars(select(ProviderOutcomeRow).where(ProviderOutcomeRow.request_id == request_id))
+        )
+        return credit_request_out(row, quotes, outcomes, platform.assets)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CreditRequestOut)
+async def create_credit_request(
+    body: CreditRequestIn, principal: BorrowerPrincipal, platform: PlatformDep, request: Request
+) -> CreditRequestOut:
+    """Screen, score and fan out to every eligible provider within one deadline; returns the ranked, signed quotes."""
+
+    def borrower() -> BorrowerRow:
+        with platform.database.unit_of_work() as uow:
+            row = uow.session.get(BorrowerRow, principal.subject_id)
+            if row is None:
+                raise HTTPException(403, "this API key has no borrower account")
+            return row
+
+    account = await asyncio.to_thread(borrower)
+    spec = CreditRequestSpec(
+        amount=body.amount, asset=body.asset, term_days=body.term_days, purpose=body.purpose,
+        collateral_asset=body.collateral.asset, collateral_amount=body.collateral.amount,
+        preferred_chains=tuple(body.preferred_chains),
+    )  # fmt: skip
+    correlation_id = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
+    request_id = await platform.quoting.request_credit(
+        Borrower(account.id, account.wallet_address, account.jurisdiction),  # type: ignore[arg-type]
+        spec,
+        correlation_id,
+    )
+    return await asyncio.to_thread(_load, platform, request_id, account.id)
+
+
+@router.get("/{request_id}", response_model=CreditRequestOut)
+async def get_credit_request(request_id: str, principal: ReaderPrincipal, platform: PlatformDep) -> CreditRequestOut:
+    borrower_id = None if principal.sees_everything else principal.subject_id
+    return await asyncio.to_thread(_load, platform, request_id, borrower_id)

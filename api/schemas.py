@@ -1,0 +1,105 @@
+"""Input and output schemas of the HTTP API (separate, per STYLE.md). Amounts are decimal strings in the asset's
+units, terms in days, timestamps RFC 3339 UTC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CollateralIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    asset: str = Field(examples=["WETH"])
+    amount: str = Field(examples=["1.0"], description="decimal string in the collateral asset's units")
+
+
+class CreditRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: str = Field(examples=["1500.00"], description="decimal string in the asset's units, > 0")
+    asset: str = Field(examples=["USDC"])
+    term_days: int = Field(examples=[30], description="1 to 365")
+    purpose: str = Field(default="general", max_length=64)
+    collateral: CollateralIn
+    preferred_chains: list[str] = Field(default_factory=list, examples=[["polygon-local"]])
+
+
+class ProviderOutcomeOut(BaseModel):
+    provider_id: str
+    outcome: str
+    detail: str
+    latency_ms: int
+
+
+class DisclosureOut(BaseModel):
+    apr: str = Field(description="annual percentage rate, percent (Regulation Z)")
+    finance_charge: str
+    amount_financed: str
+    total_of_payments: str
+    origination_fee: str
+    interest: str
+    schedule: list[dict[str, Any]]
+    terms_hash: str
+
+
+class QuoteOut(BaseModel):
+    id: str
+    rank: int
+    provider_id: str
+    kind: str
+    chain: str
+    chain_id: int
+    contract: str
+    asset: str
+    principal: str
+    rate_bps: int
+    term_days: int
+    collateral: CollateralIn
+    disclosure: DisclosureOut
+    expires_at: str
+    status: str
+    offer: dict[str, Any]
+    offer_signature: str
+    acceptance_typed_data: dict[str, Any] = Field(description="the EIP-712 document the borrower's wallet signs")
+
+
+class CreditRequestOut(BaseModel):
+    id: str
+    status: str
+    risk: dict[str, Any]
+    quotes: list[QuoteOut]
+    provider_outcomes: list[ProviderOutcomeOut]
+
+
+class AcceptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signature: str = Field(description="0x-hex EIP-712 signature of the quote's acceptance_typed_data")
+
+
+class LoanOut(BaseModel):
+    id: str
+    quote_id: str
+    status: str
+    provider_id: str
+    chain: str
+    chain_id: int
+    contract: str
+    onchain_loan_id: str | None
+    transaction_hash: str | None
+    block_number: int | None
+    asset: str
+    principal: str
+    created_at: str
+
+
+class BorrowerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wallet_address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    jurisdiction: str = Field(default="US-NY", max_length=8)
+
+
+class BorrowerOut(BaseModel):
+    id: str
+    wallet_address: str
+    jurisdiction: str
+    api_key: str = Field(description="shown once")

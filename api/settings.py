@@ -1,0 +1,67 @@
+"""Typed settings from ``CREDITMESH_*`` environment variables, read once at start-up. The defaults run the
+platform locally (SQLite in ./.creditmesh/, the three devnets, a simulated lender) and are refused elsewhere."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_ADMIN_KEY = "cm_admin_local_devnet_only"
+LOCAL_LENDER_SECRET = "sim-lender-local-secret"  # noqa: S105 - idem
+
+
+class HttpLenderSetting(BaseModel):
+    """An HTTP lender speaking the Provider Quote Protocol, configured at start-up."""
+
+    provider_id: str
+    base_url: str
+    secret: str
+    assets: list[str] = Field(default_factory=lambda: ["USDC"])
+    timeout_seconds: float = 2.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CREDITMESH_", env_nested_delimiter="__")
+
+    environment: Literal["local", "production"] = "local"
+    data_dir: Path = Path(".creditmesh")
+    database_url: str = ""
+    redis_url: str | None = None
+    chains_file: Path | None = None
+    deployments_dir: Path | None = None
+    http_lenders: list[HttpLenderSetting] = Field(
+        default_factory=lambda: [
+            HttpLenderSetting(provider_id="sim-bank", base_url="http://127.0.0.1:8600", secret=LOCAL_LENDER_SECRET)
+        ]
+    )
+    admin_api_key: str = LOCAL_ADMIN_KEY
+    relayer_key: str | None = None
+    quote_signer_key: str | None = None
+    risk_signer_key: str | None = None
+    fanout_deadline_seconds: float = Field(default=2.0, gt=0, le=30)
+    quote_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    asset_prices_usd: dict[str, Decimal] = Field(default_factory=lambda: {"USDC": Decimal(1), "WETH": Decimal(3000)})
+
+    @model_validator(mode="after")
+    def _refuse_local_secrets_elsewhere(self) -> Settings:
+        if self.environment != "local":
+            if self.admin_api_key == LOCAL_ADMIN_KEY:
+                raise ValueError("CREDITMESH_ADMIN_API_KEY must be set outside local runs")
+            missing = [n for n in ("relayer_key", "quote_signer_key", "risk_signer_key") if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"set CREDITMESH_{missing[0].upper()} outside local runs (devnet keys are public)")
+            if any(lender.secret == LOCAL_LENDER_SECRET for lender in self.http_lenders):
+                raise ValueError("an HTTP lender uses the local simulated lender's secret outside local runs")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'creditmesh.db').resolve()}"
+
+    @property
+    def resolved_deployments_dir(self) -> Path:
+        return self.deployments_dir or self.data_dir / "deployments"

@@ -1,0 +1,108 @@
+"""What the aggregator asks a provider and what a provider answers, normalized to the loan model of DESIGN.md:
+fixed rate, fixed term, simple interest, an origination fee deducted from the proceeds, a single payment at
+maturity or equal installments. Amounts are integer base units of the asset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ProviderKind(StrEnum):
+    TRADITIONAL = "traditional"
+    POOL = "pool"
+
+
+class RepaymentShape(StrEnum):
+    SINGLE = "single"
+    INSTALLMENTS = "installments"
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteRequest:
+    """A borrower's credit request as every provider sees it (no identity, only what pricing needs)."""
+
+    request_id: str
+    asset: str
+    asset_decimals: int
+    principal: int
+    term_days: int
+    purpose: str
+    collateral_asset: str
+    collateral_amount: int
+    collateral_decimals: int
+    chains: tuple[str, ...]
+    grade: int
+    jurisdiction: str
+    correlation_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOffer:
+    """One normalized offer. ``chain`` is the pool's chain for a pool offer, or None for a traditional offer
+    (recorded on the chain where the borrower's collateral is locked)."""
+
+    provider_id: str
+    kind: ProviderKind
+    asset: str
+    principal: int
+    rate_bps: int
+    origination_fee: int
+    term_days: int
+    repayment: RepaymentShape
+    expires_at: datetime
+    provider_ref: str
+    chain: str | None = None
+    pool_address: str | None = None
+    installments: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    provider_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FundingResult:
+    """A provider's answer to an accepted offer."""
+
+    provider_id: str
+    provider_ref: str
+    funded: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    assets: frozenset[str]
+    chains: frozenset[str] = frozenset()
+    min_principal: int = 1
+    max_principal: int = 2**255
+    min_term_days: int = 1
+    max_term_days: int = 3_650
+    collateral_assets: frozenset[str] = frozenset()
+    jurisdictions: frozenset[str] = frozenset()
+
+    def accepts(self, request: QuoteRequest) -> str | None:
+        """Why the provider cannot quote ``request``, or None when it can."""
+        if request.asset not in self.assets:
+            return f"asset {request.asset} not offered"
+        if not self.min_principal <= request.principal <= self.max_principal:
+            return "amount out of range"
+        if not self.min_term_days <= request.term_days <= self.max_term_days:
+            return "term out of range"
+        if self.collateral_assets and request.collateral_asset not in self.collateral_assets:
+            return f"collateral {request.collateral_asset} not accepted"
+        if self.jurisdictions and request.jurisdiction not in self.jurisdictions:
+            return f"jurisdiction {request.jurisdiction} not served"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    provider_id: str
+    healthy: bool
+    detail: str = ""
+    extra: dict[str, str] = field(default_factory=dict)

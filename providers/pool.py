@@ -1,0 +1,91 @@
+"""The DeFi adapter: quotes from a LendingPool's on-chain views (ILendingPool): the model rate for the requested
+size plus the risk spread of the borrower's grade, if the pool has the liquidity."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from eth_typing import ChecksumAddress
+from web3 import AsyncWeb3
+from web3.exceptions import Web3Exception
+from web3.providers.async_base import AsyncBaseProvider
+
+from chain.artifacts import load_artifact
+from providers.base import ProviderAdapter, ProviderError
+from providers.models import (
+    Capabilities,
+    Decline,
+    FundingResult,
+    ProviderHealth,
+    ProviderKind,
+    ProviderOffer,
+    QuoteRequest,
+    RepaymentShape,
+)
+
+SpreadForGrade = Callable[[int], int]
+
+
+class PoolAdapter(ProviderAdapter):
+    """One LendingPool of one asset on one chain."""
+
+    kind = ProviderKind.POOL.value
+
+    def __init__(
+        self,
+        chain: str,
+        asset: str,
+        pool_address: ChecksumAddress,
+        w3: AsyncWeb3[AsyncBaseProvider],
+        spread_bps: SpreadForGrade,
+        origination_fee_bps: int = 50,
+        offer_ttl: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self.provider_id = f"pool:{chain}:{asset}"
+        self.chain, self.asset, self.pool_address = chain, asset, pool_address
+        self._pool = w3.eth.contract(address=pool_address, abi=load_artifact("LendingPool").abi)
+        self._spread = spread_bps
+        self._fee_bps = origination_fee_bps
+        self._ttl = offer_ttl
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(assets=frozenset({self.asset}), chains=frozenset({self.chain}))
+
+    async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
+        if request.chains and self.chain not in request.chains:
+            return Decline(self.provider_id, f"chain {self.chain} not among the requested chains")
+        try:
+            liquidity = int(await self._pool.functions.availableLiquidity().call())
+            if liquidity < request.principal:
+                return Decline(self.provider_id, "insufficient pool liquidity")
+            model_rate = int(await self._pool.functions.modelRateBps(request.principal).call())
+        except (Web3Exception, OSError) as err:
+            raise ProviderError(f"{self.provider_id}: cannot read the pool: {type(err).__name__}") from err
+        return [
+            ProviderOffer(
+                provider_id=self.provider_id,
+                kind=ProviderKind.POOL,
+                asset=request.asset,
+                principal=request.principal,
+                rate_bps=model_rate + self._spread(request.grade),
+                origination_fee=request.principal * self._fee_bps // 10_000,
+                term_days=request.term_days,
+                repayment=RepaymentShape.SINGLE,
+                expires_at=datetime.now(UTC) + self._ttl,
+                provider_ref=f"{self.pool_address}:{model_rate}",
+                chain=self.chain,
+                pool_address=self.pool_address,
+            )
+        ]
+
+    async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
+        # A pool funds inside openLoan itself: nothing to tell it off-chain.
+        return FundingResult(self.provider_id, offer.provider_ref, True, "funded on-chain by openLoan")
+
+    async def health(self) -> ProviderHealth:
+        try:
+            liquidity = int(await self._pool.functions.availableLiquidity().call())
+        except (Web3Exception, OSError) as err:
+            return ProviderHealth(self.provider_id, False, type(err).__name__)
+        return ProviderHealth(self.provider_id, True, extra={"availableLiquidity": str(liquidity)})

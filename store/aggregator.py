@@ -1,0 +1,86 @@
+"""Persistence owned by the aggregator: credit requests, each provider's outcome, signed quotes, and loans."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from store.base import Base
+from store.types import Uint256, UtcDateTime
+
+
+class CreditRequestRow(Base):
+    __tablename__ = "credit_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id"), index=True)
+    asset: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[str] = mapped_column(String(80))
+    term_days: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(64))
+    collateral_asset: Mapped[str] = mapped_column(String(16))
+    collateral_amount: Mapped[str] = mapped_column(String(80))
+    preferred_chains: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    risk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProviderOutcomeRow(Base):
+    """What one provider answered to one request: offered, declined, failed or timed out."""
+
+    __tablename__ = "provider_outcomes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("credit_requests.id"), index=True)
+    provider_id: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(512))
+    latency_ms: Mapped[int] = mapped_column(Integer)
+
+
+class QuoteRow(Base):
+    """A signed, ranked quote: the EIP-712 offer, its disclosure and the quote signer's signature."""
+
+    __tablename__ = "quotes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("credit_requests.id"), index=True)
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id"), index=True)
+    provider_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    chain_name: Mapped[str] = mapped_column(String(64))
+    chain_id: Mapped[int] = mapped_column(Integer)
+    contract: Mapped[str] = mapped_column(String(42))
+    rank: Mapped[int] = mapped_column(Integer)
+    offer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    offer_digest: Mapped[str] = mapped_column(String(66), unique=True)
+    offer_signature: Mapped[str] = mapped_column(String(132))
+    attestation: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attestation_signature: Mapped[str] = mapped_column(String(132))
+    disclosure: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LoanRow(Base):
+    __tablename__ = "loans"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    quote_id: Mapped[str] = mapped_column(ForeignKey("quotes.id"), unique=True)
+    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id"), index=True)
+    provider_id: Mapped[str] = mapped_column(String(64))
+    chain_name: Mapped[str] = mapped_column(String(64))
+    chain_id: Mapped[int] = mapped_column(Integer)
+    contract: Mapped[str] = mapped_column(String(42))
+    onchain_loan_id: Mapped[int | None] = mapped_column(Uint256(), nullable=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    asset: Mapped[str] = mapped_column(String(16))
+    principal: Mapped[int] = mapped_column(Uint256())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,0 +1,202 @@
+"""The walking skeleton over real HTTP: credit request → ranked signed quotes from the HTTP lender and the pools on
+all three devnets → accept with an EIP-712 signature → loan opened on that chain, checked over RPC."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from eth_utils.crypto import keccak
+from web3.logs import DISCARD
+
+from api.wallet import approve_collateral, sign_acceptance
+from chain.signers import devnet_account
+from tests.support.devnet import DeployedChain
+from tests.support.platform import RunningPlatform, running_platform
+
+pytestmark = pytest.mark.e2e
+
+BORROWER = devnet_account(7)
+REQUEST = {
+    "amount": "1500.00",
+    "asset": "USDC",
+    "term_days": 30,
+    "collateral": {"asset": "WETH", "amount": "1.0"},
+}
+
+
+@pytest.fixture(scope="module")
+def platform(
+    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningPlatform]:
+    with running_platform(devnet_chains, tmp_path_factory.mktemp("platform")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def borrower_key(platform: RunningPlatform) -> str:
+    with platform.client(platform.admin_key) as admin:
+        response = admin.post("/v1/borrowers", json={"wallet_address": BORROWER.address, "jurisdiction": "US-NY"})
+    assert response.status_code == 201, response.text
+    key: str = response.json()["api_key"]
+    return key
+
+
+def _request(platform: RunningPlatform, key: str, **changes: Any) -> dict[str, Any]:
+    with platform.client(key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST | changes)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _accept(platform: RunningPlatform, key: str, chain: DeployedChain, quote: dict[str, Any]) -> dict[str, Any]:
+    approve_collateral(BORROWER, chain.devnet.rpc_url, quote["offer"]["collateralAsset"], quote["contract"],
+                       int(quote["offer"]["collateralAmount"]))  # fmt: skip
+    with platform.client(key) as client:
+        response = client.post(f"/v1/quotes/{quote['id']}/accept",
+                               json={"signature": sign_acceptance(BORROWER, quote["acceptance_typed_data"])})  # fmt: skip
+    assert response.status_code == 201, response.text
+    loan: dict[str, Any] = response.json()
+    return loan
+
+
+def _count_requests(platform: RunningPlatform) -> int:
+    engine = sa.create_engine(f"sqlite:///{Path(platform.data_dir) / 'creditmesh.db'}")
+    with engine.connect() as connection:
+        count = int(connection.execute(sa.text("select count(*) from credit_requests")).scalar_one())
+    engine.dispose()
+    return count
+
+
+def test_quotes_come_from_the_lender_and_every_pool_ranked_and_signed(
+    platform: RunningPlatform, borrower_key: str
+) -> None:
+    body = _request(platform, borrower_key)
+    providers = {quote["provider_id"] for quote in body["quotes"]}
+    assert providers == {"sim-bank", "pool:ethereum-local:USDC", "pool:polygon-local:USDC", "pool:arbitrum-local:USDC"}
+    charges = [_base_units(q["disclosure"]["finance_charge"]) for q in body["quotes"]]
+    assert charges == sorted(charges)
+    assert [q["rank"] for q in body["quotes"]] == [1, 2, 3, 4]
+    pool_rates = {q["chain"]: q["rate_bps"] for q in body["quotes"] if q["kind"] == "pool"}
+    assert len(set(pool_rates.values())) == 3, "pools with different liquidity quote different rates"
+    for quote in body["quotes"]:
+        assert quote["offer"]["borrower"] == BORROWER.address
+        assert quote["acceptance_typed_data"]["domain"]["chainId"] == quote["chain_id"]
+
+
+def _base_units(amount: str) -> int:
+    whole, _, fraction = amount.partition(".")
+    return int(whole) * 10**6 + int(fraction.ljust(6, "0"))
+
+
+def test_accepting_a_pool_quote_opens_the_loan_on_its_chain(
+    platform: RunningPlatform, borrower_key: str, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    quote = next(q for q in _request(platform, borrower_key, preferred_chains=["polygon-local"])["quotes"]
+                 if q["kind"] == "pool")  # fmt: skip
+    chain = devnet_chains[quote["chain"]]
+    assert chain.name == "polygon-local"
+    usdc, weth = chain.contract("USDC"), chain.contract("WETH")
+    usdc_before = usdc.functions.balanceOf(BORROWER.address).call()
+    weth_before = weth.functions.balanceOf(BORROWER.address).call()
+
+    loan = _accept(platform, borrower_key, chain, quote)
+
+    assert loan["chain"] == "polygon-local" and loan["status"] == "active"
+    receipt = chain.w3.eth.get_transaction_receipt(loan["transaction_hash"])
+    assert receipt["blockNumber"] == loan["block_number"]
+    (event,) = chain.contract("CreditAggregator").events.LoanOpened().process_receipt(receipt, errors=DISCARD)
+    offer = quote["offer"]
+    assert event["args"]["borrower"] == BORROWER.address
+    assert event["args"]["principal"] == int(offer["principal"]) == 1_500 * 10**6
+    assert event["args"]["rateBps"] == quote["rate_bps"]
+    assert event["args"]["term"] == 30 * 86_400
+    assert event["args"]["collateralAmount"] == 10**18
+    assert event["args"]["pool"] == chain.record.address("LendingPool:USDC")
+    assert "0x" + event["args"]["termsHash"].hex() == quote["disclosure"]["terms_hash"]
+    fee = int(offer["originationFee"])
+    assert usdc.functions.balanceOf(BORROWER.address).call() == usdc_before + 1_500 * 10**6 - fee
+    assert weth.functions.balanceOf(BORROWER.address).call() == weth_before - 10**18
+    with platform.client(borrower_key) as client:
+        shown = client.get(f"/v1/loans/{loan['id']}").json()
+    assert shown["transaction_hash"] == loan["transaction_hash"] and shown["contract"] == chain.record.address(
+        "CreditAggregator"
+    )
+
+
+def test_accepting_the_lenders_quote_records_it_as_off_chain_funder(
+    platform: RunningPlatform, borrower_key: str, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    quote = next(q for q in _request(platform, borrower_key, preferred_chains=["arbitrum-local"])["quotes"]
+                 if q["provider_id"] == "sim-bank")  # fmt: skip
+    chain = devnet_chains["arbitrum-local"]
+    usdc_before = chain.contract("USDC").functions.balanceOf(BORROWER.address).call()
+    loan = _accept(platform, borrower_key, chain, quote)
+    receipt = chain.w3.eth.get_transaction_receipt(loan["transaction_hash"])
+    (event,) = chain.contract("CreditAggregator").events.LoanOpened().process_receipt(receipt, errors=DISCARD)
+    assert event["args"]["pool"] == "0x" + "00" * 20
+    assert event["args"]["providerId"] == keccak(text="sim-bank")
+    assert chain.contract("USDC").functions.balanceOf(BORROWER.address).call() == usdc_before
+
+    with platform.client(borrower_key) as client:
+        again = client.post(f"/v1/quotes/{quote['id']}/accept", json={"signature": "0x" + "11" * 65})
+    assert again.status_code == 409
+    assert again.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"amount": "0"}, "amount"),
+        ({"amount": "-5"}, "amount"),
+        ({"amount": "1.0000001"}, "amount"),
+        ({"asset": "DOGE"}, "asset"),
+        ({"term_days": 0}, "term_days"),
+        ({"term_days": 4000}, "term_days"),
+        ({"preferred_chains": ["mainnet"]}, "preferred_chains"),
+        ({"collateral": {"asset": "WETH", "amount": "0.01"}}, "collateral.amount"),
+    ],
+)
+def test_bad_requests_get_problem_json_naming_the_field_and_write_nothing(
+    platform: RunningPlatform, borrower_key: str, change: dict[str, Any], field: str
+) -> None:
+    before = _count_requests(platform)
+    with platform.client(borrower_key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST | change)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert field in [error["field"] for error in response.json()["errors"]]
+    assert _count_requests(platform) == before
+
+
+def test_a_signature_that_does_not_verify_is_refused_and_nothing_happens_on_chain(
+    platform: RunningPlatform, borrower_key: str, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    quote = _request(platform, borrower_key)["quotes"][0]
+    chain = devnet_chains[quote["chain"]]
+    loans_before = chain.contract("CreditAggregator").functions.loanCount().call()
+    stranger = devnet_account(8)
+    with platform.client(borrower_key) as client:
+        forged = client.post(f"/v1/quotes/{quote['id']}/accept",
+                             json={"signature": sign_acceptance(stranger, quote["acceptance_typed_data"])})  # fmt: skip
+        unknown = client.post("/v1/quotes/00000000-0000-0000-0000-000000000000/accept", json={"signature": "0x00"})
+    assert forged.status_code == 422
+    assert "not by the borrower" in forged.json()["detail"]
+    assert unknown.status_code == 404
+    assert chain.contract("CreditAggregator").functions.loanCount().call() == loans_before
+
+
+def test_roles_see_only_their_own_objects(platform: RunningPlatform, borrower_key: str) -> None:
+    request_id = _request(platform, borrower_key)["id"]
+    with platform.client(platform.admin_key) as admin:
+        other = admin.post("/v1/borrowers", json={"wallet_address": devnet_account(9).address}).json()["api_key"]
+        assert admin.get(f"/v1/credit-requests/{request_id}").status_code == 200
+    with platform.client(other) as client:
+        assert client.get(f"/v1/credit-requests/{request_id}").status_code == 404
+        assert client.post("/v1/borrowers", json={"wallet_address": BORROWER.address}).status_code == 403
+    with platform.client("not-a-key") as client:
+        assert client.get(f"/v1/credit-requests/{request_id}").status_code == 401

@@ -1,0 +1,83 @@
+"""The platform as a user meets it: the simulated lender and the API each in its own process, over real HTTP,
+against the session's devnets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from api.bootstrap import write_chains_file
+from chain.devnet import free_port
+from tests.support.devnet import DeployedChain
+
+ADMIN_KEY = "cm_admin_test_key"
+LENDER_SECRET = "test-lender-secret"
+
+
+@dataclass
+class RunningPlatform:
+    api_url: str
+    lender_url: str
+    data_dir: Path
+    admin_key: str = ADMIN_KEY
+
+    def client(self, api_key: str) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, headers={"X-API-Key": api_key}, timeout=60)
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} not up after {timeout} s")
+
+
+@contextmanager
+def running_platform(
+    chains: dict[str, DeployedChain], data_dir: Path, database_url: str = ""
+) -> Iterator[RunningPlatform]:
+    lender_port, api_port = free_port(), free_port()
+    chains_file = data_dir / "chains.json"
+    write_chains_file(chains_file, [chain.config for chain in chains.values()])
+    deployments = data_dir / "deployments"
+    deployments.mkdir(parents=True, exist_ok=True)
+    for chain in chains.values():
+        chain.record.save(deployments / f"{chain.name}.json")
+    lender_url = f"http://127.0.0.1:{lender_port}"
+    env = os.environ | {
+        "CREDITMESH_DATA_DIR": str(data_dir),
+        "CREDITMESH_CHAINS_FILE": str(chains_file),
+        "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
+        "CREDITMESH_HTTP_LENDERS": f'[{{"provider_id":"sim-bank","base_url":"{lender_url}","secret":"{LENDER_SECRET}"}}]',
+        "CREDITMESH_DATABASE_URL": database_url,
+    }
+    lender = subprocess.Popen(
+        [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--secret", LENDER_SECRET],
+        env=env,
+    )
+    api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)], env=env)
+    try:
+        _wait(f"{lender_url}/v1/health", lender)
+        _wait(f"http://127.0.0.1:{api_port}/health", api)
+        yield RunningPlatform(f"http://127.0.0.1:{api_port}", lender_url, data_dir)
+    finally:
+        for process in (api, lender):
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
