@@ -1,0 +1,157 @@
+"""The two OFAC list files, parsed into immutable values that carry their version.
+
+* ``ofac-digital-currency-addresses-YYYY-MM-DD.json``: every digital currency address on the SDN list; the EVM
+  screen takes every ``0x`` key (ETH- and USDT-typed alike), lower-cased.
+* ``ofac-sdn-YYYY-MM-DD.csv``: the SDN list in OFAC's column order with no header row, ``-0-`` for empty, CRLF and a
+  trailing 0x1A byte; names are the SDN_Name column plus the ``a.k.a.``/``f.k.a.`` aliases in Remarks. Vessels and
+  aircraft are left out: borrowers are people and organizations.
+
+Parsing is pure (bytes in, values out); ``load_newest`` is the file-system adapter that picks the newest file of each
+kind in a folder, so a newer list is deployed by dropping its file in, with no code change.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from compliance.errors import SanctionsListInvalid
+
+ADDRESS_LIST = "ofac-sdn-digital-currency-addresses"
+NAME_LIST = "ofac-sdn-names"
+ADDRESS_FILE = re.compile(r"^ofac-digital-currency-addresses-(\d{4}-\d{2}-\d{2})\.json$")
+NAME_FILE = re.compile(r"^ofac-sdn-(\d{4}-\d{2}-\d{2})\.csv$")
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "sanctions"
+_EVM = re.compile(r"^0x[0-9a-f]{40}$")
+_ALIAS = re.compile(r"\b[af]\.k\.a\.,? '([^']+)'", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ListVersion:
+    name: str
+    published: datetime  # the list's publication date, midnight UTC
+    source: str  # file name
+    sha256: str
+
+    @property
+    def label(self) -> str:
+        """What a decision records: list, publication date and a content fingerprint."""
+        return f"{self.name}@{self.published.date().isoformat()}#{self.sha256[:16]}"
+
+
+@dataclass(frozen=True)
+class AddressEntry:
+    address: str  # lower-case 0x hex
+    entity: str
+    program: str
+    uid: str
+    currency: str
+
+
+@dataclass(frozen=True)
+class AddressList:
+    version: ListVersion
+    entries: MappingProxyType[str, tuple[AddressEntry, ...]]
+
+    def lookup(self, lower_address: str) -> tuple[AddressEntry, ...]:
+        return self.entries.get(lower_address, ())
+
+
+@dataclass(frozen=True)
+class ListedName:
+    ent_num: int
+    name: str
+    sdn_type: str  # "individual" or "entity"
+    program: str
+    alias_of: str | None  # the primary SDN name when this is an alias
+
+
+@dataclass(frozen=True)
+class NameList:
+    version: ListVersion
+    names: tuple[ListedName, ...]
+
+
+def _version(name: str, published: str, source: str, raw: bytes) -> ListVersion:
+    try:
+        day = datetime.strptime(published, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError as err:
+        raise SanctionsListInvalid(f"{source}: bad publication date {published!r}") from err
+    return ListVersion(name, day, source, hashlib.sha256(raw).hexdigest())
+
+
+def parse_address_list(raw: bytes, source: str) -> AddressList:
+    """The EVM addresses of an OFAC digital-currency address file (the ``metadata.sdnListDate`` dates it)."""
+    try:
+        document: dict[str, Any] = json.loads(raw)
+        listed = datetime.strptime(document["metadata"]["sdnListDate"], "%m/%d/%Y").date().isoformat()
+        addresses: dict[str, Any] = document["addresses"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise SanctionsListInvalid(f"{source}: not an OFAC digital currency address file: {err}") from err
+    entries: dict[str, tuple[AddressEntry, ...]] = {}
+    for key, record in addresses.items():
+        address = key.strip().lower()
+        if not address.startswith("0x"):
+            continue
+        if not _EVM.match(address):
+            raise SanctionsListInvalid(f"{source}: malformed EVM address {key!r}")
+        currency = str(record.get("type", "")).rsplit("-", 1)[-1].strip()
+        entries[address] = tuple(
+            AddressEntry(address, str(e.get("entity", "")), str(e.get("program", "")), str(e.get("uid", "")), currency)
+            for e in record.get("entries", [])
+        )
+    if not entries:
+        raise SanctionsListInvalid(f"{source}: no EVM addresses")
+    return AddressList(_version(ADDRESS_LIST, listed, source, raw), MappingProxyType(entries))
+
+
+def parse_name_list(raw: bytes, source: str, published: str) -> NameList:
+    """Names and remark aliases of an OFAC ``sdn.csv`` (no header; the 0x1A end-of-file byte is skipped)."""
+    text = raw.decode("utf-8").rstrip("\x1a\r\n")
+    names: list[ListedName] = []
+    for row in csv.reader(io.StringIO(text, newline="")):
+        if not row:
+            continue
+        if len(row) != 12:
+            raise SanctionsListInvalid(f"{source}: a row has {len(row)} columns, expected 12: {row[:2]}")
+        sdn_type = row[2].strip()
+        if sdn_type in ("vessel", "aircraft"):
+            continue
+        kind = "individual" if sdn_type == "individual" else "entity"
+        primary = row[1].strip()
+        program = row[3].strip()
+        ent_num = int(row[0])
+        names.append(ListedName(ent_num, primary, kind, program, None))
+        remarks = row[11].strip()
+        for alias in _ALIAS.findall("" if remarks == "-0-" else remarks):
+            names.append(ListedName(ent_num, alias.strip(), kind, program, primary))
+    if not names:
+        raise SanctionsListInvalid(f"{source}: no names")
+    return NameList(_version(NAME_LIST, published, source, raw), tuple(names))
+
+
+def _newest(directory: Path, pattern: re.Pattern[str]) -> tuple[Path, str]:
+    found = sorted(
+        ((m.group(1), p) for p in directory.iterdir() if (m := pattern.match(p.name))), key=lambda item: item[0]
+    )
+    if not found:
+        raise SanctionsListInvalid(f"no file matching {pattern.pattern} in {directory}")
+    return found[-1][1], found[-1][0]
+
+
+def load_newest(directory: Path = SHIPPED_DIR) -> tuple[AddressList, NameList]:
+    """The newest address file and the newest names file in ``directory`` (by the date in the file name)."""
+    address_path, _ = _newest(directory, ADDRESS_FILE)
+    names_path, names_date = _newest(directory, NAME_FILE)
+    return (
+        parse_address_list(address_path.read_bytes(), address_path.name),
+        parse_name_list(names_path.read_bytes(), names_path.name, names_date),
+    )
