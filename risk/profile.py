@@ -1,0 +1,202 @@
+"""The borrower's credit profile (owned by ``risk/``) and its documented mapping to the scorecard's characteristics.
+
+The profile holds what a lender asks; the credit request holds what the borrower wants (amount, term, purpose).
+``characteristics(profile, request)`` turns both into the model's inputs. Every profile field is optional: a field
+left out is *unknown*, and the scorecard gives an unknown characteristic the points of its worst bin and the policy
+declines an application with too many unknowns (see ``risk.scorecard`` and ``risk.policy``). "I have no savings
+account" is an answer, not an unknown: it is ``"no_account"``.
+
+Mapping (docs/risk.md has the table):
+
+| profile / request field | characteristic | rule |
+| --- | --- | --- |
+| ``checking`` | ``checking_account`` | ``"no_account"`` → none; balance < 0 → negative; < 200 → low; ≥ 200 → high |
+| request ``term_days`` | ``duration_months`` | ⌈days / 30⌉ |
+| ``credit_history`` | ``credit_history`` | same codes |
+| request ``purpose`` | ``purpose`` | same codes; anything else → ``other`` |
+| request ``amount`` | ``credit_amount`` | amount × ``ProfileMapping.amount_to_model_units`` |
+| ``savings`` | ``savings`` | ``"no_account"`` → −1 (its own bin); < 100 → 0; < 500 → 1; < 1000 → 2; ≥ 1000 → 3 |
+| ``employment_years`` | ``employment`` | ``"unemployed"`` → 0; < 1 → 1; < 4 → 2; < 7 → 3; ≥ 7 → 4 |
+| ``installment_burden_pct`` (or derived) | ``installment_rate`` | < 20 % → 1; < 25 % → 2; < 35 % → 3; ≥ 35 % → 4 |
+| ``property`` / ``other_installment_plans`` / ``housing`` | same names | same codes |
+
+Balances and amounts are in the profile's reporting currency, read against the 1994 data's DM band edges scaled by
+``ProfileMapping`` (face value by default): a lender recalibrating on its own applicants changes them there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from risk.errors import ProfileError
+from risk.scorecard import Value
+
+NoAccount = Literal["no_account"]
+Unemployed = Literal["unemployed"]
+
+
+class CreditHistory(StrEnum):
+    NO_CREDITS_OR_ALL_PAID = "no_credits_or_all_paid"
+    ALL_PAID_AT_THIS_LENDER = "all_paid_at_this_lender"
+    PAID_DULY_SO_FAR = "paid_duly_so_far"
+    DELAYED_IN_PAST = "delayed_in_past"
+    CRITICAL_OR_CREDITS_ELSEWHERE = "critical_or_credits_elsewhere"
+
+
+class Purpose(StrEnum):
+    NEW_CAR = "new_car"
+    USED_CAR = "used_car"
+    FURNITURE = "furniture"
+    ELECTRONICS = "electronics"
+    APPLIANCES = "appliances"
+    REPAIRS = "repairs"
+    EDUCATION = "education"
+    RETRAINING = "retraining"
+    BUSINESS = "business"
+    OTHER = "other"
+
+
+class Property(StrEnum):
+    REAL_ESTATE = "real_estate"
+    SAVINGS_OR_INSURANCE = "savings_or_insurance"
+    CAR_OR_OTHER = "car_or_other"
+    NONE = "none"
+
+
+class InstallmentPlans(StrEnum):
+    NONE = "none"
+    BANK = "bank"
+    STORES = "stores"
+
+
+class Housing(StrEnum):
+    OWN = "own"
+    RENT = "rent"
+    FREE = "free"
+
+
+class CreditProfile(BaseModel):
+    """What the borrower tells us about their finances; every field may be left unknown (``None``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    checking: NoAccount | Decimal | None = Field(None, description='checking balance, or "no_account"')
+    savings: NoAccount | Decimal | None = Field(None, description='savings and bonds, or "no_account"')
+    credit_history: CreditHistory | None = None
+    employment_years: Unemployed | Decimal | None = Field(None, description="years in current job")
+    monthly_disposable_income: Decimal | None = Field(None, gt=0)
+    installment_burden_pct: Decimal | None = Field(
+        None, ge=0, description="the new loan's installment as % of disposable income; derived if left out"
+    )
+    property: Property | None = None
+    other_installment_plans: InstallmentPlans | None = None
+    housing: Housing | None = None
+    existing_credits: int | None = Field(None, ge=0, description="collected, not used by scorecard-v1")
+
+
+class CreditRequestFacts(BaseModel):
+    """The parts of a credit request that risk needs. Amounts in the asset's units."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: Decimal = Field(gt=0)
+    asset: str
+    term_days: int = Field(gt=0)
+    purpose: str
+    collateral_value: Decimal | None = Field(
+        None, ge=0, description="the collateral offered, valued in the requested asset's units"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileMapping:
+    """Band edges and unit conversions from our currencies to the model's (DM of the 1994 data)."""
+
+    checking_edges: tuple[Decimal, Decimal] = (Decimal(0), Decimal(200))
+    savings_edges: tuple[Decimal, Decimal, Decimal] = (Decimal(100), Decimal(500), Decimal(1000))
+    employment_edges: tuple[Decimal, Decimal, Decimal] = (Decimal(1), Decimal(4), Decimal(7))
+    burden_edges_pct: tuple[Decimal, Decimal, Decimal] = (Decimal(20), Decimal(25), Decimal(35))
+    amount_to_model_units: Decimal = Decimal(1)
+    days_per_month: int = 30
+
+
+DEFAULT_MAPPING = ProfileMapping()
+
+
+def _band(value: Decimal, edges: tuple[Decimal, ...]) -> int:
+    """The number of edges at or below ``value``: 0 below the first edge, len(edges) at or above the last."""
+    return sum(1 for edge in edges if value >= edge)
+
+
+def duration_months(term_days: int, mapping: ProfileMapping = DEFAULT_MAPPING) -> int:
+    return -(-term_days // mapping.days_per_month)
+
+
+def installment_burden_pct(
+    profile: CreditProfile, request: CreditRequestFacts, mapping: ProfileMapping = DEFAULT_MAPPING
+) -> Decimal | None:
+    """The stated burden, or (principal ÷ months) ÷ monthly disposable income, or unknown."""
+    if profile.installment_burden_pct is not None:
+        return profile.installment_burden_pct
+    if profile.monthly_disposable_income is None:
+        return None
+    installment = request.amount * mapping.amount_to_model_units / duration_months(request.term_days, mapping)
+    return (installment * 100 / profile.monthly_disposable_income).quantize(Decimal("0.01"), ROUND_CEILING)
+
+
+def characteristics(
+    profile: CreditProfile, request: CreditRequestFacts, mapping: ProfileMapping = DEFAULT_MAPPING
+) -> dict[str, Value]:
+    """The scorecard's inputs; ``None`` marks an unknown characteristic."""
+    if request.term_days <= 0 or request.amount <= 0:
+        raise ProfileError("a credit request needs a positive amount and term")
+    burden = installment_burden_pct(profile, request, mapping)
+    purpose = request.purpose if request.purpose in Purpose.__members__.values() else Purpose.OTHER
+    return {
+        "checking_account": _checking(profile.checking, mapping),
+        "duration_months": duration_months(request.term_days, mapping),
+        "credit_history": None if profile.credit_history is None else profile.credit_history.value,
+        "purpose": str(purpose),
+        "credit_amount": request.amount * mapping.amount_to_model_units,
+        "savings": _savings(profile.savings, mapping),
+        "employment": _employment(profile.employment_years, mapping),
+        "installment_rate": None if burden is None else 1 + _band(burden, mapping.burden_edges_pct),
+        "property": None if profile.property is None else profile.property.value,
+        "other_installment_plans": (
+            None if profile.other_installment_plans is None else profile.other_installment_plans.value
+        ),
+        "housing": None if profile.housing is None else profile.housing.value,
+    }
+
+
+def _checking(value: NoAccount | Decimal | None, mapping: ProfileMapping) -> str | None:
+    if value is None:
+        return None
+    if value == "no_account":
+        return "none"
+    return ("negative", "low", "high")[_band(Decimal(value), mapping.checking_edges)]
+
+
+def _savings(value: NoAccount | Decimal | None, mapping: ProfileMapping) -> int | None:
+    if value is None:
+        return None
+    if value == "no_account":
+        return -1
+    if value < 0:
+        raise ProfileError("a savings balance cannot be negative")
+    return _band(Decimal(value), mapping.savings_edges)
+
+
+def _employment(value: Unemployed | Decimal | None, mapping: ProfileMapping) -> int | None:
+    if value is None:
+        return None
+    if value == "unemployed":
+        return 0
+    if value < 0:
+        raise ProfileError("years in employment cannot be negative")
+    return 1 + _band(Decimal(value), mapping.employment_edges)

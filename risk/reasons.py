@@ -1,0 +1,49 @@
+"""Adverse-action reason codes (ECOA / Regulation B, 12 CFR 1002.9): the principal reasons behind a decision.
+
+Score reasons come from the characteristics on which the applicant lost the most points against that
+characteristic's best bin; rule reasons come from the policy's decline rules. A notice carries at most
+``MAX_REASONS`` (Regulation B's commentary treats more than four as unhelpful to the applicant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_REASONS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    text: str
+
+
+# One reason per scorecard characteristic, worded as the factor that held the score back.
+CHARACTERISTIC_REASONS: dict[str, Reason] = {
+    "checking_account": Reason("R01", "Balance or status of checking account"),
+    "duration_months": Reason("R02", "Length of the term requested"),
+    "credit_history": Reason("R03", "Payment record on past or existing credit"),
+    "purpose": Reason("R04", "Purpose of the credit requested"),
+    "credit_amount": Reason("R05", "Size of the amount requested"),
+    "savings": Reason("R06", "Level of savings"),
+    "employment": Reason("R07", "Length of employment"),
+    "installment_rate": Reason("R08", "Installment too high relative to income"),
+    "property": Reason("R09", "Limited assets"),
+    "other_installment_plans": Reason("R10", "Other installment credit obligations"),
+    "housing": Reason("R11", "Residence status"),
+}
+
+INCOMPLETE_APPLICATION = Reason("R20", "Incomplete application: information needed to assess credit was not provided")
+SCORE_TOO_LOW = Reason("R21", "Credit score below the minimum for this credit")
+PRIOR_DEFAULT = Reason("R30", "Default on a previous loan with us")
+COLLATERAL_HEALTH = Reason("R31", "Collateral on an existing loan with us is below the required level")
+LIMITED_WALLET_HISTORY = Reason("R32", "Limited history of the wallet used")
+AMOUNT_OVER_LIMIT = Reason("R40", "Amount requested exceeds the limit for the credit grade")
+INSUFFICIENT_COLLATERAL = Reason("R41", "Collateral insufficient for the amount requested")
+TOO_MANY_REQUESTS = Reason("R50", "Too many credit applications in a short period")
+WALLET_CLAIMED = Reason("R51", "Unable to verify ownership of the wallet")
+
+
+def unknown_reason(names: tuple[str, ...]) -> Reason:
+    """The incomplete-application reason naming what was missing, in the profile's own words."""
+    return Reason(INCOMPLETE_APPLICATION.code, f"{INCOMPLETE_APPLICATION.text} ({', '.join(names)})")
