@@ -1,0 +1,92 @@
+"""Persistence owned by ``risk/``: every risk decision, with its inputs hash and versions (no PII: the profile
+itself is not stored here, only the hash that commits to it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Integer, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from risk.policy import RiskDecision
+from risk.repository import StoredDecision
+from store.base import Base
+from store.types import UtcDateTime
+
+
+class RiskDecisionRow(Base):
+    __tablename__ = "risk_decisions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    borrower_id: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    approved: Mapped[bool] = mapped_column(Boolean)
+    score: Mapped[int] = mapped_column(Integer)
+    grade: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pd: Mapped[str] = mapped_column(String(32))
+    max_ltv_bps: Mapped[int] = mapped_column(Integer)
+    max_amount: Mapped[str] = mapped_column(String(80))
+    spread_bps: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    model_version: Mapped[str] = mapped_column(String(32))
+    policy_version: Mapped[str] = mapped_column(String(32))
+    inputs_hash: Mapped[str] = mapped_column(String(66), index=True)
+    decision_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decided_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SqlRiskDecisionRepository:
+    """``risk.repository.RiskDecisionRepository`` over a Session; never commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, stored: StoredDecision) -> None:
+        decision = stored.decision
+        document = decision.model_dump(mode="json")
+        self.session.add(
+            RiskDecisionRow(
+                id=stored.id,
+                borrower_id=stored.borrower_id,
+                request_id=stored.request_id,
+                approved=decision.approved,
+                score=decision.score,
+                grade=decision.grade,
+                pd=document["pd"],
+                max_ltv_bps=decision.max_ltv_bps,
+                max_amount=document["max_amount"],
+                spread_bps=decision.spread_bps,
+                reasons=document["reasons"],
+                model_version=decision.model_version,
+                policy_version=decision.policy_version,
+                inputs_hash=decision.inputs_hash,
+                decision_hash="0x" + decision.decision_hash().hex(),
+                decision=document,
+                decided_at=stored.decided_at,
+            )
+        )
+        self.session.flush()
+
+    def get(self, decision_id: str) -> StoredDecision | None:
+        row = self.session.get(RiskDecisionRow, decision_id)
+        return None if row is None else _stored(row)
+
+    def for_borrower(self, borrower_id: str) -> list[StoredDecision]:
+        rows = self.session.scalars(
+            select(RiskDecisionRow)
+            .where(RiskDecisionRow.borrower_id == borrower_id)
+            .order_by(RiskDecisionRow.decided_at, RiskDecisionRow.id)
+        )
+        return [_stored(row) for row in rows]
+
+
+def _stored(row: RiskDecisionRow) -> StoredDecision:
+    return StoredDecision(
+        id=row.id,
+        borrower_id=row.borrower_id,
+        request_id=row.request_id,
+        decision=RiskDecision.model_validate(row.decision),
+        decided_at=row.decided_at,
+    )
