@@ -98,11 +98,17 @@ class AcceptanceService:
         if adapter is None:
             raise ProviderRefused(f"provider {quote.provider_id} is no longer registered")
         offer = ProviderOffer(
-            provider_id=quote.provider_id, kind=ProviderKind.TRADITIONAL, asset=quote.disclosure["asset"],
-            principal=int(quote.offer["principal"]), rate_bps=int(quote.offer["rateBps"]),
-            origination_fee=int(quote.offer["originationFee"]), term_days=int(quote.disclosure["termDays"]),
-            repayment=RepaymentShape.SINGLE, expires_at=quote.expires_at, provider_ref=str(quote.offer["providerRef"]),
-        )  # fmt: skip
+            provider_id=quote.provider_id,
+            kind=ProviderKind.TRADITIONAL,
+            asset=quote.disclosure["asset"],
+            principal=int(quote.offer["principal"]),
+            rate_bps=int(quote.offer["rateBps"]),
+            origination_fee=int(quote.offer["originationFee"]),
+            term_days=int(quote.disclosure["termDays"]),
+            repayment=RepaymentShape.SINGLE,
+            expires_at=quote.expires_at,
+            provider_ref=str(quote.offer["providerRef"]),
+        )
         try:
             result = await adapter.accept(offer, idempotency_key=quote.id)
         except ProviderError as err:

@@ -92,32 +92,60 @@ class QuotingService:
         """Validate, score, fan out, sign and store; returns the credit request id. Writes nothing when invalid."""
         asset, principal, collateral, collateral_amount, chains = self._validate(spec)
         risk = skeleton_decision(borrower.wallet)
-        self._check_ltv(risk, asset.usd_price * asset.from_base_units(principal),
-                        collateral.usd_price * collateral.from_base_units(collateral_amount))  # fmt: skip
+        self._check_ltv(
+            risk,
+            asset.usd_price * asset.from_base_units(principal),
+            collateral.usd_price * collateral.from_base_units(collateral_amount),
+        )
         request_id = str(uuid.uuid4())
         query = QuoteRequest(
-            request_id=request_id, asset=asset.symbol, asset_decimals=asset.decimals, principal=principal,
-            term_days=spec.term_days, purpose=spec.purpose, collateral_asset=collateral.symbol,
-            collateral_amount=collateral_amount, collateral_decimals=collateral.decimals, chains=tuple(chains),
-            grade=risk.grade, jurisdiction=borrower.jurisdiction, correlation_id=correlation_id,
-        )  # fmt: skip
+            request_id=request_id,
+            asset=asset.symbol,
+            asset_decimals=asset.decimals,
+            principal=principal,
+            term_days=spec.term_days,
+            purpose=spec.purpose,
+            collateral_asset=collateral.symbol,
+            collateral_amount=collateral_amount,
+            collateral_decimals=collateral.decimals,
+            chains=tuple(chains),
+            grade=risk.grade,
+            jurisdiction=borrower.jurisdiction,
+            correlation_id=correlation_id,
+        )
         outcomes = await self._fan_out(query)
         now = datetime.now(UTC)
         quotes = self._sign_quotes(borrower, query, risk, outcomes, chains, now)
         request_row = CreditRequestRow(
-            id=request_id, borrower_id=borrower.id, asset=asset.symbol, amount=asset.format(principal),
-            term_days=spec.term_days, purpose=spec.purpose, collateral_asset=collateral.symbol,
-            collateral_amount=collateral.format(collateral_amount), preferred_chains=list(spec.preferred_chains),
+            id=request_id,
+            borrower_id=borrower.id,
+            asset=asset.symbol,
+            amount=asset.format(principal),
+            term_days=spec.term_days,
+            purpose=spec.purpose,
+            collateral_asset=collateral.symbol,
+            collateral_amount=collateral.format(collateral_amount),
+            preferred_chains=list(spec.preferred_chains),
             status="quoted" if quotes else "no_offers",
-            risk={"grade": GRADE_LETTERS[risk.grade], "maxLtvBps": risk.max_ltv_bps, "spreadBps": risk.spread_bps,
-                  "modelVersion": risk.model_version, "decisionHash": "0x" + risk.decision_hash.hex()},
+            risk={
+                "grade": GRADE_LETTERS[risk.grade],
+                "maxLtvBps": risk.max_ltv_bps,
+                "spreadBps": risk.spread_bps,
+                "modelVersion": risk.model_version,
+                "decisionHash": "0x" + risk.decision_hash.hex(),
+            },
             created_at=now,
-        )  # fmt: skip
+        )
         outcome_rows = [
-            ProviderOutcomeRow(request_id=request_id, provider_id=o.provider_id, outcome=o.outcome,
-                               detail=o.detail[:512], latency_ms=o.latency_ms)
+            ProviderOutcomeRow(
+                request_id=request_id,
+                provider_id=o.provider_id,
+                outcome=o.outcome,
+                detail=o.detail[:512],
+                latency_ms=o.latency_ms,
+            )
             for o in outcomes
-        ]  # fmt: skip
+        ]
 
         def write() -> None:
             with self._db.unit_of_work() as uow:
@@ -190,9 +218,14 @@ class QuotingService:
     # ------------------------------------------------------------------ signing
 
     def _sign_quotes(
-        self, borrower: Borrower, query: QuoteRequest, risk: SkeletonRiskDecision, outcomes: list[_Outcome],
-        chains: list[str], now: datetime,
-    ) -> list[QuoteRow]:  # fmt: skip
+        self,
+        borrower: Borrower,
+        query: QuoteRequest,
+        risk: SkeletonRiskDecision,
+        outcomes: list[_Outcome],
+        chains: list[str],
+        now: datetime,
+    ) -> list[QuoteRow]:
         drafts: list[tuple[ProviderOffer, SinglePaymentDisclosure, ChainRuntime]] = []
         for outcome in outcomes:
             for offer in outcome.offers:
@@ -218,9 +251,16 @@ class QuotingService:
         return rows
 
     def _sign_one(
-        self, borrower: Borrower, query: QuoteRequest, risk: SkeletonRiskDecision, offer: ProviderOffer,
-        disclosure: SinglePaymentDisclosure, chain: ChainRuntime, position: int, now: datetime,
-    ) -> QuoteRow:  # fmt: skip
+        self,
+        borrower: Borrower,
+        query: QuoteRequest,
+        risk: SkeletonRiskDecision,
+        offer: ProviderOffer,
+        disclosure: SinglePaymentDisclosure,
+        chain: ChainRuntime,
+        position: int,
+        now: datetime,
+    ) -> QuoteRow:
         expires_at = min(offer.expires_at, now + self._config.quote_ttl).replace(microsecond=0)
         asset = self._assets.get(query.asset)
         collateral = self._assets.get(query.collateral_asset)
@@ -242,9 +282,12 @@ class QuotingService:
             nonce=secrets.randbits(128),
         )
         attestation = RiskAttestation(
-            borrower=borrower.wallet, grade=risk.grade, maxLtvBps=risk.max_ltv_bps,
-            expiry=int(expires_at.timestamp()), decisionHash=risk.decision_hash,
-        )  # fmt: skip
+            borrower=borrower.wallet,
+            grade=risk.grade,
+            maxLtvBps=risk.max_ltv_bps,
+            expiry=int(expires_at.timestamp()),
+            decisionHash=risk.decision_hash,
+        )
         offer_doc = offer_typed_data(chain.aggregator_domain, signed_offer)
 
         return QuoteRow(

@@ -103,9 +103,13 @@ async def build_platform(settings: Settings) -> Platform:
     providers: dict[str, ProviderAdapter] = {}
     for lender in settings.http_lenders:
         providers[lender.provider_id] = HttpLenderAdapter(
-            lender.provider_id, lender.base_url, lender.secret, Capabilities(assets=frozenset(lender.assets)), http,
+            lender.provider_id,
+            lender.base_url,
+            lender.secret,
+            Capabilities(assets=frozenset(lender.assets)),
+            http,
             timeout=lender.timeout_seconds,
-        )  # fmt: skip
+        )
     for runtime in chains.values():
         for asset in POOL_ASSETS:
             if pool_key(asset) in runtime.record.contracts:
@@ -114,12 +118,16 @@ async def build_platform(settings: Settings) -> Platform:
                 )
                 providers[adapter.provider_id] = adapter
     quoting = QuotingService(
-        database, chains, assets, list(providers.values()),
+        database,
+        chains,
+        assets,
+        list(providers.values()),
         quote_signer=_signer(settings, settings.quote_signer_key, Role.QUOTE_SIGNER),
         risk_signer=_signer(settings, settings.risk_signer_key, Role.RISK_SIGNER),
-        config=QuotingConfig(fanout_deadline=settings.fanout_deadline_seconds,
-                             quote_ttl=timedelta(seconds=settings.quote_ttl_seconds)),
-    )  # fmt: skip
+        config=QuotingConfig(
+            fanout_deadline=settings.fanout_deadline_seconds, quote_ttl=timedelta(seconds=settings.quote_ttl_seconds)
+        ),
+    )
     acceptance = AcceptanceService(database, chains, providers)
     return Platform(settings, database, chains, assets, providers, quoting, acceptance, http)
 

@@ -57,13 +57,31 @@ def cmd_run(args: argparse.Namespace) -> None:
     try:
         for chain in LOCAL_CHAINS:
             devnets.append(start_devnet(chain))
-            record = deploy_to_devnet(chain.name, chain.chain_id, devnets[-1].rpc_url,
-                                      settings.resolved_deployments_dir / f"{chain.name}.json")  # fmt: skip
-            print(f"  {chain.name:15} chain id {chain.chain_id}  {devnets[-1].rpc_url}  "
-                  f"CreditAggregator {record.address('CreditAggregator')}")  # fmt: skip
+            record = deploy_to_devnet(
+                chain.name,
+                chain.chain_id,
+                devnets[-1].rpc_url,
+                settings.resolved_deployments_dir / f"{chain.name}.json",
+            )
+            print(
+                f"  {chain.name:15} chain id {chain.chain_id}  {devnets[-1].rpc_url}  "
+                f"CreditAggregator {record.address('CreditAggregator')}"
+            )
         env = os.environ.copy()
-        lender = subprocess.Popen([sys.executable, "-m", "providers.sim", "--port", str(LENDER_PORT),
-                                   "--secret", LOCAL_LENDER_SECRET, "--lender-id", "sim-bank"], env=env)  # fmt: skip
+        lender = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "providers.sim",
+                "--port",
+                str(LENDER_PORT),
+                "--secret",
+                LOCAL_LENDER_SECRET,
+                "--lender-id",
+                "sim-bank",
+            ],
+            env=env,
+        )
         _wait_http(f"http://127.0.0.1:{LENDER_PORT}/v1/health")
         api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(args.port)], env=env)
         _wait_http(f"http://127.0.0.1:{args.port}/health")

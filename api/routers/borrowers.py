@@ -26,8 +26,12 @@ async def register_borrower(body: BorrowerIn, _: AdminPrincipal, platform: Platf
         with platform.database.unit_of_work() as uow:
             if uow.session.scalar(select(BorrowerRow).where(BorrowerRow.wallet_address == wallet)) is not None:
                 raise HTTPException(409, f"wallet {wallet} is already registered")
-            row = BorrowerRow(id=str(uuid.uuid4()), wallet_address=wallet, jurisdiction=body.jurisdiction,
-                              created_at=datetime.now(UTC))  # fmt: skip
+            row = BorrowerRow(
+                id=str(uuid.uuid4()),
+                wallet_address=wallet,
+                jurisdiction=body.jurisdiction,
+                created_at=datetime.now(UTC),
+            )
             uow.session.add(row)
             uow.commit()
         key = issue_key(platform.database, Role.BORROWER, row.id, f"borrower {wallet}")

@@ -45,10 +45,14 @@ async def create_credit_request(
 
     account = await asyncio.to_thread(borrower)
     spec = CreditRequestSpec(
-        amount=body.amount, asset=body.asset, term_days=body.term_days, purpose=body.purpose,
-        collateral_asset=body.collateral.asset, collateral_amount=body.collateral.amount,
+        amount=body.amount,
+        asset=body.asset,
+        term_days=body.term_days,
+        purpose=body.purpose,
+        collateral_asset=body.collateral.asset,
+        collateral_amount=body.collateral.amount,
         preferred_chains=tuple(body.preferred_chains),
-    )  # fmt: skip
+    )
     correlation_id = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
     request_id = await platform.quoting.request_credit(
         Borrower(account.id, account.wallet_address, account.jurisdiction),  # type: ignore[arg-type]

@@ -54,11 +54,18 @@ def _request(platform: RunningPlatform, key: str, **changes: Any) -> dict[str, A
 
 
 def _accept(platform: RunningPlatform, key: str, chain: DeployedChain, quote: dict[str, Any]) -> dict[str, Any]:
-    approve_collateral(BORROWER, chain.devnet.rpc_url, quote["offer"]["collateralAsset"], quote["contract"],
-                       int(quote["offer"]["collateralAmount"]))  # fmt: skip
+    approve_collateral(
+        BORROWER,
+        chain.devnet.rpc_url,
+        quote["offer"]["collateralAsset"],
+        quote["contract"],
+        int(quote["offer"]["collateralAmount"]),
+    )
     with platform.client(key) as client:
-        response = client.post(f"/v1/quotes/{quote['id']}/accept",
-                               json={"signature": sign_acceptance(BORROWER, quote["acceptance_typed_data"])})  # fmt: skip
+        response = client.post(
+            f"/v1/quotes/{quote['id']}/accept",
+            json={"signature": sign_acceptance(BORROWER, quote["acceptance_typed_data"])},
+        )
     assert response.status_code == 201, response.text
     loan: dict[str, Any] = response.json()
     return loan
@@ -96,8 +103,9 @@ def _base_units(amount: str) -> int:
 def test_accepting_a_pool_quote_opens_the_loan_on_its_chain(
     platform: RunningPlatform, borrower_key: str, devnet_chains: dict[str, DeployedChain]
 ) -> None:
-    quote = next(q for q in _request(platform, borrower_key, preferred_chains=["polygon-local"])["quotes"]
-                 if q["kind"] == "pool")  # fmt: skip
+    quote = next(
+        q for q in _request(platform, borrower_key, preferred_chains=["polygon-local"])["quotes"] if q["kind"] == "pool"
+    )
     chain = devnet_chains[quote["chain"]]
     assert chain.name == "polygon-local"
     usdc, weth = chain.contract("USDC"), chain.contract("WETH")
@@ -106,7 +114,8 @@ def test_accepting_a_pool_quote_opens_the_loan_on_its_chain(
 
     loan = _accept(platform, borrower_key, chain, quote)
 
-    assert loan["chain"] == "polygon-local" and loan["status"] == "active"
+    assert loan["chain"] == "polygon-local"
+    assert loan["status"] == "active"
     receipt = chain.w3.eth.get_transaction_receipt(loan["transaction_hash"])
     assert receipt["blockNumber"] == loan["block_number"]
     (event,) = chain.contract("CreditAggregator").events.LoanOpened().process_receipt(receipt, errors=DISCARD)
@@ -123,16 +132,18 @@ def test_accepting_a_pool_quote_opens_the_loan_on_its_chain(
     assert weth.functions.balanceOf(BORROWER.address).call() == weth_before - 10**18
     with platform.client(borrower_key) as client:
         shown = client.get(f"/v1/loans/{loan['id']}").json()
-    assert shown["transaction_hash"] == loan["transaction_hash"] and shown["contract"] == chain.record.address(
-        "CreditAggregator"
-    )
+    assert shown["transaction_hash"] == loan["transaction_hash"]
+    assert shown["contract"] == chain.record.address("CreditAggregator")
 
 
 def test_accepting_the_lenders_quote_records_it_as_off_chain_funder(
     platform: RunningPlatform, borrower_key: str, devnet_chains: dict[str, DeployedChain]
 ) -> None:
-    quote = next(q for q in _request(platform, borrower_key, preferred_chains=["arbitrum-local"])["quotes"]
-                 if q["provider_id"] == "sim-bank")  # fmt: skip
+    quote = next(
+        q
+        for q in _request(platform, borrower_key, preferred_chains=["arbitrum-local"])["quotes"]
+        if q["provider_id"] == "sim-bank"
+    )
     chain = devnet_chains["arbitrum-local"]
     usdc_before = chain.contract("USDC").functions.balanceOf(BORROWER.address).call()
     loan = _accept(platform, borrower_key, chain, quote)
@@ -181,8 +192,10 @@ def test_a_signature_that_does_not_verify_is_refused_and_nothing_happens_on_chai
     loans_before = chain.contract("CreditAggregator").functions.loanCount().call()
     stranger = devnet_account(8)
     with platform.client(borrower_key) as client:
-        forged = client.post(f"/v1/quotes/{quote['id']}/accept",
-                             json={"signature": sign_acceptance(stranger, quote["acceptance_typed_data"])})  # fmt: skip
+        forged = client.post(
+            f"/v1/quotes/{quote['id']}/accept",
+            json={"signature": sign_acceptance(stranger, quote["acceptance_typed_data"])},
+        )
         unknown = client.post("/v1/quotes/00000000-0000-0000-0000-000000000000/accept", json={"signature": "0x00"})
     assert forged.status_code == 422
     assert "not by the borrower" in forged.json()["detail"]

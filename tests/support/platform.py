@@ -3,6 +3,7 @@ against the session's devnets."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,7 +63,9 @@ def running_platform(
         "CREDITMESH_DATA_DIR": str(data_dir),
         "CREDITMESH_CHAINS_FILE": str(chains_file),
         "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
-        "CREDITMESH_HTTP_LENDERS": f'[{{"provider_id":"sim-bank","base_url":"{lender_url}","secret":"{LENDER_SECRET}"}}]',
+        "CREDITMESH_HTTP_LENDERS": json.dumps(
+            [{"provider_id": "sim-bank", "base_url": lender_url, "secret": LENDER_SECRET}]
+        ),
         "CREDITMESH_DATABASE_URL": database_url,
     }
     lender = subprocess.Popen(
