@@ -1,24 +1,33 @@
 """The contract set's recipe, per profile, run on ``chain/``'s generic deployment machinery.
 
-Order: (devnet) mock tokens → CreditScoringOracle → CollateralManager → CreditAggregator → one LendingPool per
-pool asset → role wiring → (devnet) seed pool liquidity and fund the devnet borrowers. Every step is recorded, so a
-re-run on the same chain skips what is done.
+Order: (devnet) mock tokens and price feeds → Timelock → CreditScoringOracle → CollateralManager →
+CreditAggregator → one LendingPool per pool asset → wiring (aggregator, price feeds, collateral parameters, signer,
+operator and guardian roles) → (devnet) seed pool liquidity and fund the devnet borrowers → hand every contract's
+admin role to the Timelock and renounce the deployer's. Every step is recorded, so a re-run on the same chain skips
+what is done.
 
-Profiles: ``devnet`` deploys mocks and funds local accounts; ``production`` deploys no mocks and takes token
-addresses from its parameters (a per-chain config file).
+Profiles: ``devnet`` deploys mocks (6- and 18-decimal tokens, Chainlink-style feeds WETH/USD 3,000 and USDC/USD 1
+with 8 decimals) and funds local accounts, with a timelock delay of seconds; ``production`` deploys no mocks, takes
+token and feed addresses from its parameters (a per-chain config file) and uses a 48-hour delay.
+
+After deployment the deployer holds no role: parameters, unpausing and signer/operator rotation go through the
+Timelock (proposer: ``RoleAddresses.admin``, a Safe in production; executor: anyone once the delay has passed).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from eth_typing import ChecksumAddress
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from chain.deployment import Deployer, DeploymentRecord
+from chain.artifacts import PROJECT_ROOT
+from chain.deployment import DeployedContract, Deployer, DeploymentRecord
 from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
 
 
@@ -46,6 +55,25 @@ class RateModel:
 
 
 @dataclass(frozen=True, slots=True)
+class CollateralParameters:
+    """A collateral asset's risk parameters (basis points) and supply cap (whole tokens)."""
+
+    ltv_bps: int = 8_000
+    liquidation_threshold_bps: int = 8_250
+    liquidation_bonus_bps: int = 500
+    supply_cap: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """A USD price feed: Chainlink style, 8 decimals; ``heartbeat`` in seconds."""
+
+    asset: str
+    answer: int
+    heartbeat: int
+
+
+@dataclass(frozen=True, slots=True)
 class RoleAddresses:
     admin: ChecksumAddress
     quote_signer: ChecksumAddress
@@ -68,12 +96,31 @@ DEVNET_TOKENS: tuple[TokenSpec, ...] = (
     TokenSpec("WETH", "Devnet Wrapped Ether", "WETH", 18),
 )
 POOL_ASSETS: tuple[str, ...] = ("USDC",)
+COLLATERAL_ASSETS: dict[str, CollateralParameters] = {"WETH": CollateralParameters()}
+DEVNET_FEEDS: tuple[FeedSpec, ...] = (
+    FeedSpec("WETH", 3_000 * 10**8, 3_600),
+    FeedSpec("USDC", 1 * 10**8, 86_400),
+)
+FEED_DECIMALS = 8
 DEFAULT_GRACE_PERIOD_SECONDS = 7 * 86_400
+DEFAULT_RESERVE_FACTOR_BPS = 1_000
+# Aave v3.3's MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD and MIN_LEFTOVER_BASE, USD with 8 decimals.
+FULL_CLOSE_VALUE = 2_000 * 10**8
+MIN_LEFTOVER_VALUE = 1_000 * 10**8
+TIMELOCK_DELAY_SECONDS: dict[str, int] = {"devnet": 2, "production": 48 * 3_600}
+TIMELOCK_ARTIFACT = PROJECT_ROOT / "node_modules/@openzeppelin/contracts/build/contracts/TimelockController.json"
+ZERO = "0x0000000000000000000000000000000000000000"
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
 
 AGGREGATOR_ROLE = keccak(text="AGGREGATOR_ROLE")
 QUOTE_SIGNER_ROLE = keccak(text="QUOTE_SIGNER_ROLE")
 OPERATOR_ROLE = keccak(text="OPERATOR_ROLE")
 GUARDIAN_ROLE = keccak(text="GUARDIAN_ROLE")
+GOVERNED: tuple[str, ...] = ("CreditScoringOracle", "CollateralManager", "CreditAggregator")
+
+
+def feed_key(asset: str) -> str:
+    return f"PriceFeed:{asset}"
 
 
 def pool_key(asset: str) -> str:
@@ -88,26 +135,77 @@ def deploy_contract_set(
     rate_model: RateModel = RateModel(),
     funding: DevnetFunding | None = None,
     token_addresses: dict[str, ChecksumAddress] | None = None,
+    feed_addresses: dict[str, tuple[ChecksumAddress, int]] | None = None,
     grace_period: int = DEFAULT_GRACE_PERIOD_SECONDS,
+    timelock_delay: int | None = None,
 ) -> DeploymentRecord:
-    """Deploy (or finish deploying) the contract set on ``deployer``'s chain and return its record."""
+    """Deploy (or finish deploying) the contract set on ``deployer``'s chain and return its record.
+
+    ``feed_addresses`` (production): asset key → (USD feed address, heartbeat seconds)."""
     record = deployer.record
     record.profile = profile.value
     tokens = _tokens(deployer, profile, token_addresses or {})
-    oracle = deployer.deploy("CreditScoringOracle", "CreditScoringOracle", roles.admin, roles.risk_signer)
-    manager = deployer.deploy("CollateralManager", "CollateralManager", roles.admin)
-    aggregator = deployer.deploy("CreditAggregator", "CreditAggregator", roles.admin, manager, oracle, grace_period)
+    feeds = _feeds(deployer, profile, feed_addresses or {})
+    delay = TIMELOCK_DELAY_SECONDS[profile.value] if timelock_delay is None else timelock_delay
+    me = deployer.signer.address
+    timelock = _deploy_timelock(deployer, delay, roles.admin)
+    oracle = deployer.deploy("CreditScoringOracle", "CreditScoringOracle", me, roles.risk_signer)
+    manager = deployer.deploy("CollateralManager", "CollateralManager", me, FULL_CLOSE_VALUE, MIN_LEFTOVER_VALUE)
+    aggregator = deployer.deploy("CreditAggregator", "CreditAggregator", me, manager, oracle, grace_period)
     for asset in POOL_ASSETS:
         deployer.deploy(
-            pool_key(asset), "LendingPool", tokens[asset], f"creditmesh {asset} pool", f"cm{asset}", roles.admin,
-            rate_model.base_bps, rate_model.slope1_bps, rate_model.slope2_bps, rate_model.optimal_utilization_bps,
-        )  # fmt: skip
-        deployer.step(f"grant-pool-{asset}", pool_key(asset), "grantRole", AGGREGATOR_ROLE, aggregator)
-    deployer.step("grant-manager", "CollateralManager", "grantRole", AGGREGATOR_ROLE, aggregator)
+            pool_key(asset),
+            "LendingPool",
+            tokens[asset],
+            f"creditmesh {asset} pool",
+            f"cm{asset}",
+            me,
+            aggregator,
+            rate_model.base_bps,
+            rate_model.slope1_bps,
+            rate_model.slope2_bps,
+            rate_model.optimal_utilization_bps,
+            DEFAULT_RESERVE_FACTOR_BPS,
+        )
+        deployer.step(f"grant-guardian-pool-{asset}", pool_key(asset), "grantRole", GUARDIAN_ROLE, roles.guardian)
+    deployer.step("manager-aggregator", "CollateralManager", "setCreditAggregator", aggregator)
+    for asset, (feed, heartbeat) in feeds.items():
+        deployer.step(f"price-feed-{asset}", "CollateralManager", "setPriceFeed", tokens[asset], feed, heartbeat)
+    for asset, params in COLLATERAL_ASSETS.items():
+        cap = params.supply_cap * 10 ** _token_decimals(deployer, tokens[asset])
+        deployer.step(
+            f"collateral-{asset}",
+            "CollateralManager",
+            "setCollateralParameters",
+            tokens[asset],
+            params.ltv_bps,
+            params.liquidation_threshold_bps,
+            params.liquidation_bonus_bps,
+            cap,
+        )
+    deployer.step("grant-guardian-manager", "CollateralManager", "grantRole", GUARDIAN_ROLE, roles.guardian)
     deployer.step("grant-quote-signer", "CreditAggregator", "grantRole", QUOTE_SIGNER_ROLE, roles.quote_signer)
     deployer.step("grant-operator", "CreditAggregator", "grantRole", OPERATOR_ROLE, roles.operator)
     deployer.step("grant-guardian", "CreditAggregator", "grantRole", GUARDIAN_ROLE, roles.guardian)
     record.parameters["gracePeriodSeconds"] = grace_period
+    record.parameters["timelockDelaySeconds"] = delay
+    record.parameters["reserveFactorBps"] = DEFAULT_RESERVE_FACTOR_BPS
+    record.parameters["liquidation"] = {
+        "fullCloseValueUsd8": FULL_CLOSE_VALUE,
+        "minLeftoverValueUsd8": MIN_LEFTOVER_VALUE,
+    }
+    record.parameters["collateral"] = {
+        asset: {
+            "ltvBps": params.ltv_bps,
+            "liquidationThresholdBps": params.liquidation_threshold_bps,
+            "liquidationBonusBps": params.liquidation_bonus_bps,
+            "supplyCapWhole": params.supply_cap,
+        }
+        for asset, params in COLLATERAL_ASSETS.items()
+    }
+    record.parameters["priceFeeds"] = {
+        asset: {"decimals": FEED_DECIMALS, "heartbeat": hb} for asset, (_, hb) in feeds.items()
+    }
     record.parameters["rateModel"] = {
         "baseBps": rate_model.base_bps,
         "slope1Bps": rate_model.slope1_bps,
@@ -116,7 +214,86 @@ def deploy_contract_set(
     }
     if profile is Profile.DEVNET:
         _seed_devnet(deployer, funding or DevnetFunding())
+    _hand_over_to_timelock(deployer, timelock)
     return record
+
+
+def timelock_artifact() -> dict[str, Any]:
+    """OpenZeppelin's own build of TimelockController, shipped in the npm package.
+
+    Compiling TimelockController in this project would pull OZ's ``utils/Errors.sol`` into ape's manifest, where
+    its name shadows our ``Errors`` interface (ape keeps one contract type per name), so the prebuilt artifact of the
+    same pinned OZ version is deployed instead."""
+    loaded: dict[str, Any] = json.loads(TIMELOCK_ARTIFACT.read_text())
+    return loaded
+
+
+def _deploy_timelock(deployer: Deployer, delay: int, proposer: ChecksumAddress) -> ChecksumAddress:
+    """The Timelock: ``proposer`` proposes and cancels, anyone executes after ``delay``, no admin but itself."""
+    existing = deployer.record.contracts.get("Timelock")
+    if existing is not None and deployer.w3.eth.get_code(existing.address):
+        return existing.address
+    compiled = timelock_artifact()
+    args = (delay, [proposer], [ZERO], ZERO)
+    factory = deployer.w3.eth.contract(abi=compiled["abi"], bytecode=compiled["bytecode"])
+    tx = dict(factory.constructor(*args).build_transaction({"from": deployer.signer.address}))
+    tx["nonce"] = deployer.w3.eth.get_transaction_count(deployer.signer.address, "pending")
+    tx_hash = deployer.w3.eth.send_raw_transaction(deployer.signer.sign_transaction(tx))
+    receipt = deployer.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    address = receipt["contractAddress"]
+    if receipt["status"] != 1 or address is None:
+        raise RuntimeError("deploy Timelock: reverted")
+    deployer.record.contracts["Timelock"] = DeployedContract(
+        artifact="TimelockController",
+        address=address,
+        tx_hash=receipt["transactionHash"].to_0x_hex(),
+        block=receipt["blockNumber"],
+        constructor_args=[delay, [proposer], [ZERO], ZERO],
+        compiler={"name": "solidity", "source": "@openzeppelin/contracts@5.4.0 build/contracts"},
+    )
+    if deployer.record_path is not None:
+        deployer.record.save(deployer.record_path)
+    return address
+
+
+def _hand_over_to_timelock(deployer: Deployer, timelock: ChecksumAddress) -> None:
+    """Make the Timelock every contract's admin, then renounce the deployer's admin role (last, once)."""
+    me = deployer.signer.address
+    keys = [*GOVERNED, *(pool_key(asset) for asset in POOL_ASSETS)]
+    for key in keys:
+        deployer.step(f"admin-timelock-{key}", key, "grantRole", DEFAULT_ADMIN_ROLE, timelock)
+    for key in keys:
+        deployer.step(f"renounce-deployer-{key}", key, "renounceRole", DEFAULT_ADMIN_ROLE, me)
+
+
+def _feeds(
+    deployer: Deployer, profile: Profile, given: dict[str, tuple[ChecksumAddress, int]]
+) -> dict[str, tuple[ChecksumAddress, int]]:
+    if profile is Profile.PRODUCTION:
+        needed = {*POOL_ASSETS, *COLLATERAL_ASSETS}
+        missing = sorted(needed - given.keys())
+        if missing:
+            raise ValueError(f"production profile needs price feeds for {', '.join(missing)}")
+        return given
+    feeds = {}
+    for spec in DEVNET_FEEDS:
+        address = deployer.deploy(feed_key(spec.asset), "MockPriceFeed", FEED_DECIMALS, spec.answer)
+        feeds[spec.asset] = (address, spec.heartbeat)
+    return feeds
+
+
+def _token_decimals(deployer: Deployer, token: ChecksumAddress) -> int:
+    erc20_abi = [
+        {
+            "type": "function",
+            "name": "decimals",
+            "inputs": [],
+            "outputs": [{"name": "", "type": "uint8"}],
+            "stateMutability": "view",
+        }
+    ]
+    decimals: int = deployer.w3.eth.contract(address=token, abi=erc20_abi).functions.decimals().call()
+    return decimals
 
 
 def _tokens(deployer: Deployer, profile: Profile, given: dict[str, ChecksumAddress]) -> dict[str, ChecksumAddress]:

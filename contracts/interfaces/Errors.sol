@@ -28,4 +28,31 @@ interface Errors {
     error RateBelowPoolModel(uint32 offeredBps, uint32 modelBps);
     error InsufficientLiquidity(uint256 requested, uint256 available);
     error InvalidRateModel();
+    error PoolPaused();
+    error InvalidReserveFactor(uint16 reserveFactorBps);
+    error InsufficientReserves(uint256 requested, uint256 available);
+    error NotCreditAggregator(address caller);
+
+    // Collateral, prices and liquidation
+    error NotCollateralManager(address caller);
+    error UnsupportedCollateral(address asset);
+    error NoPriceFeed(address asset);
+    error InvalidPrice(address feed, int256 answer);
+    error StalePrice(address feed, uint256 updatedAt, uint256 nowTimestamp);
+    error SequencerDown();
+    error SequencerGracePeriodNotOver(uint256 upSince, uint256 gracePeriod);
+    error LtvAboveAttestation(uint256 ltvBps, uint16 maxLtvBps);
+    error LtvAboveCollateralLimit(uint256 ltvBps, uint16 limitBps);
+    error SupplyCapExceeded(address asset, uint256 supplyCap, uint256 totalAfter);
+    error InvalidCollateralParameters(uint16 ltvBps, uint16 liquidationThresholdBps, uint16 liquidationBonusBps);
+    error InvalidFeedParameters(address feed, uint32 heartbeat);
+    error InsufficientCollateral(uint256 requested, uint256 available);
+    error HealthyPosition(uint256 healthFactor);
+    error MustNotLeaveDust(uint256 debtLeftValue, uint256 collateralLeftValue);
+    error LiquidationsPaused();
+    error CreditAggregatorAlreadySet(address current);
+    error NotBorrower(address caller, address borrower);
+
+    // Governance
+    error InvalidGracePeriod(uint64 gracePeriod);
 }

@@ -28,4 +28,40 @@ interface ICollateralManager {
 
     /// @notice The collateral asset and amount held for `loanId`.
     function collateralOf(uint256 loanId) external view returns (address asset, uint256 amount);
+
+    /// @notice Emitted when an asset's price feed changes (through governance). `heartbeat`: seconds a price stays fresh.
+    event PriceFeedChanged(address indexed asset, address feed, uint32 heartbeat);
+    /// @notice Emitted when the L2 sequencer-uptime feed changes (zero: none). `gracePeriod` in seconds.
+    event SequencerFeedChanged(address feed, uint32 gracePeriod);
+    /// @notice Emitted when the liquidation thresholds change (through governance), USD with 8 decimals:
+    /// below `fullCloseValue` of debt or collateral a position may be liquidated in full; `minLeftoverValue`
+    /// is the smallest debt and collateral a partial liquidation may leave.
+    event LiquidationThresholdsChanged(uint256 fullCloseValue, uint256 minLeftoverValue);
+    /// @notice Emitted when the liquidation pause flag changes.
+    event LiquidationPauseChanged(bool paused);
+
+    /// @notice Withdraws `amount` of a loan's collateral to `to`, keeping the loan-to-value within the asset's
+    /// LTV. Only the loan's borrower; blocked while paused.
+    function withdrawCollateral(uint256 loanId, uint256 amount, address to) external;
+
+    /// @notice Repays up to `repayAmount` of an unhealthy (health factor below 1) or defaulted loan's debt, paid
+    /// by the caller to the loan's pool (approved to the CreditAggregator), and sends the caller the collateral
+    /// worth it plus the liquidation bonus. Close factor 50%, or 100% when the health factor is below 0.95, the
+    /// position is small, or the loan is in default; a partial liquidation may not leave dust.
+    function liquidate(uint256 loanId, uint256 repayAmount) external returns (uint256 debtRepaid, uint256 collateralSeized);
+
+    /// @notice A loan's health factor, 18 decimals: collateral value times liquidation threshold over debt value.
+    /// `type(uint256).max` with no debt.
+    function healthFactor(uint256 loanId) external view returns (uint256);
+
+    /// @notice The loan-to-value in basis points (rounded up) of `debtAmount` of `debtAsset` against
+    /// `collateralAmount` of `collateralAsset`, and the collateral asset's LTV limit. Reverts for an unsupported
+    /// collateral or a missing, stale or invalid price.
+    function loanToValueBps(address debtAsset, uint256 debtAmount, address collateralAsset, uint256 collateralAmount)
+        external
+        view
+        returns (uint256 ltvBps, uint16 maxLtvBps);
+
+    /// @notice The USD price of one whole unit of `asset`, 8 decimals, after the staleness and sequencer checks.
+    function priceOf(address asset) external view returns (uint256);
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-import {Acceptance, Loan, Offer, RiskAttestation} from "./Types.sol";
+import {Acceptance, CollateralPermit, Loan, LoanStatus, Offer, RiskAttestation} from "./Types.sol";
 
 /// @notice The loan registry and router: opens loans from signed offers, takes repayments, records defaults.
 /// EIP-712 domain: name `creditmesh`, version `1`, this chain, this contract.
@@ -76,4 +76,39 @@ interface ICreditAggregator {
 
     /// @notice Outstanding principal and interest accrued to now (simple interest per second, rounded up).
     function amountOwed(uint256 loanId) external view returns (uint256 principal, uint256 interest);
+
+    /// @notice Emitted when a loan's remaining debt is written off because its collateral ran out in a liquidation.
+    event LoanWrittenOff(uint256 indexed loanId, uint256 principal, uint256 interest);
+
+    /// @notice `openLoan` preceded by an EIP-2612 `permit` of the collateral token from the borrower to this
+    /// contract. A permit that fails (for instance, front-run and already used) is ignored; the collateral transfer
+    /// then needs an allowance that is already in place.
+    function openLoanWithPermit(
+        Acceptance calldata acceptance,
+        bytes calldata offerSignature,
+        bytes calldata acceptanceSignature,
+        RiskAttestation calldata attestation,
+        bytes calldata attestationSignature,
+        CollateralPermit calldata permit
+    ) external returns (uint256 loanId);
+
+    /// @notice What the CollateralManager needs to price a loan's debt: borrower, asset, outstanding principal,
+    /// interest accrued to now (rounded up; frozen once the loan is in default) and status.
+    function debtOf(uint256 loanId)
+        external
+        view
+        returns (address borrower, address asset, uint256 principal, uint256 interest, LoanStatus status);
+
+    /// @notice Applies `debtRepaid` paid by `liquidator` (interest first), pulled from the liquidator into the
+    /// loan's pool; when `collateralExhausted`, writes the rest off as bad debt and returns it. Only the
+    /// CollateralManager.
+    function settleLiquidation(uint256 loanId, address liquidator, uint256 debtRepaid, bool collateralExhausted)
+        external
+        returns (uint256 badDebt);
+
+    /// @notice Pauses opening loans. Guardian only; only the admin (the timelock) unpauses.
+    function pause() external;
+
+    /// @notice Lifts the pause. Admin (the timelock) only.
+    function unpause() external;
 }

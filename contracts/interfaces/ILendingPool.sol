@@ -32,4 +32,35 @@ interface ILendingPool {
     /// @notice Books a repayment whose tokens the CreditAggregator has already moved into the pool.
     /// Only the CreditAggregator.
     function onRepayment(uint256 loanId, uint256 principalPaid, uint256 interestPaid) external;
+
+    /// @notice Emitted when a pool loan is marked in default: its interest stops accruing for the lenders.
+    event LoanDefaultRecorded(uint256 indexed loanId, uint256 outstandingPrincipal);
+    /// @notice Emitted when a loan's remaining debt is written off: the lenders bear the loss.
+    event LossRealized(uint256 indexed loanId, uint256 principalLost, uint256 interestLost);
+    /// @notice Emitted when the reserve factor changes (through governance). Basis points of interest paid.
+    event ReserveFactorChanged(uint16 reserveFactorBps);
+    /// @notice Emitted when reserves leave the pool (through governance).
+    event ReservesWithdrawn(address indexed to, uint256 amount);
+
+    /// @notice Books a repayment of a loan at `rateBps` whose tokens the CreditAggregator has already moved into
+    /// the pool: the principal leaves the pool's accrual, the interest's reserve share goes to reserves.
+    /// Only the CreditAggregator.
+    function onRepaymentAtRate(uint256 loanId, uint256 principalPaid, uint256 interestPaid, uint32 rateBps)
+        external;
+
+    /// @notice Stops the accrual of a defaulted loan's `outstandingPrincipal` at `rateBps`. Only the CreditAggregator.
+    function onDefault(uint256 loanId, uint256 outstandingPrincipal, uint32 rateBps) external;
+
+    /// @notice Writes off a loan's remaining principal and interest; `rateBps` is the rate still accruing (zero
+    /// for a loan already in default). Only the CreditAggregator.
+    function onLoss(uint256 loanId, uint256 principalLost, uint256 interestLost, uint32 rateBps) external;
+
+    /// @notice Interest the pool's open loans owe it, accrued to now from the sum of their locked rates (rounded down).
+    function expectedInterest() external view returns (uint256);
+
+    /// @notice Interest set aside for the protocol (part of the cash, not of the lenders' assets).
+    function reserves() external view returns (uint256);
+
+    /// @notice Share of interest paid that goes to reserves, basis points.
+    function reserveFactorBps() external view returns (uint16);
 }

@@ -69,3 +69,13 @@ struct Loan {
     uint256 originationFee;
     bytes32 termsHash;
 }
+
+/// @notice An EIP-2612 permit for the collateral token, signed by the borrower for the CreditAggregator.
+/// @dev `value` is the allowance granted; `deadline` the permit's expiry (seconds).
+struct CollateralPermit {
+    uint256 value;
+    uint256 deadline;
+    uint8 v;
+    bytes32 r;
+    bytes32 s;
+}

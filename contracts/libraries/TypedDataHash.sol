@@ -22,7 +22,12 @@ library TypedDataHash {
     }
 
     function hash(Acceptance calldata acceptance) internal pure returns (bytes32) {
-        return keccak256(abi.encode(ACCEPTANCE_TYPEHASH, hash(acceptance.offer), acceptance.deadline));
+        return hashAcceptance(hash(acceptance.offer), acceptance.deadline);
+    }
+
+    /// @notice The Acceptance struct hash from its offer's struct hash (so that openLoan hashes the offer once).
+    function hashAcceptance(bytes32 offerHash, uint64 deadline) internal pure returns (bytes32) {
+        return keccak256(abi.encode(ACCEPTANCE_TYPEHASH, offerHash, deadline));
     }
 
     function hash(RiskAttestation calldata attestation) internal pure returns (bytes32) {
