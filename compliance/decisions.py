@@ -1,0 +1,118 @@
+"""Decision records: every compliance decision with the hash of its inputs (RFC 8785 + keccak256), the rule and
+list versions that made it, its outcome and reasons. PII never sits in a record in the clear: what a reviewer may
+need is sealed under the subject's key (``pii_sealed``), so erasure shreds it while the hashes still verify."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from compliance.canonical import canonical_json, inputs_hash, keccak256
+from compliance.errors import DecisionIntegrityError
+from compliance.jurisdiction import Reason
+
+
+class Outcome(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    REVIEW = "review"  # a possible sanctions name match: not allowed until a person clears it
+
+
+class DecisionKind(StrEnum):
+    CREDIT_REQUEST = "credit-request"
+    ACCEPTANCE = "acceptance"
+    COLLATERAL_SOURCE = "collateral-source"
+    OFFER = "offer"
+    KYC = "kyc"
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    decision_id: str
+    kind: DecisionKind
+    subject_ref: str  # a pseudonymous id (borrower id, address, quote id), never a name
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+    versions: Mapping[str, str]  # rule and list versions
+    inputs_hash: str  # 0x keccak256 of the canonical inputs
+    decided_at: datetime
+    pii_sealed: bytes | None = field(default=None, compare=False)
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.ALLOW
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "decisionId": self.decision_id,
+            "kind": self.kind.value,
+            "subjectRef": self.subject_ref,
+            "outcome": self.outcome.value,
+            "reasons": [{"code": r.code, "message": r.message, "citation": r.citation} for r in self.reasons],
+            "versions": dict(self.versions),
+            "inputsHash": self.inputs_hash,
+            "decidedAt": self.decided_at,
+            "piiHash": None if self.pii_sealed is None else "0x" + keccak256(self.pii_sealed).hex(),
+        }
+
+    def record_hash(self) -> str:
+        """0x keccak256 of the record's canonical JSON: what an audit log chains."""
+        return "0x" + keccak256(canonical_json(self.body())).hex()
+
+    def verify_inputs(self, inputs: Mapping[str, Any]) -> None:
+        """Raises DecisionIntegrityError unless ``inputs`` are the ones this decision was made on."""
+        if "0x" + inputs_hash(inputs).hex() != self.inputs_hash:
+            raise DecisionIntegrityError(f"decision {self.decision_id}: the inputs do not match the recorded hash")
+
+
+def decide(
+    kind: DecisionKind,
+    subject_ref: str,
+    inputs: Mapping[str, Any],
+    reasons: list[Reason],
+    versions: Mapping[str, str],
+    now: datetime,
+    *,
+    review_reasons: list[Reason] | None = None,
+    pii_sealed: bytes | None = None,
+) -> DecisionRecord:
+    """DENY when any reason denies, else REVIEW when a reason needs a person, else ALLOW."""
+    review_reasons = review_reasons or []
+    outcome = Outcome.DENY if reasons else Outcome.REVIEW if review_reasons else Outcome.ALLOW
+    return DecisionRecord(
+        str(uuid.uuid4()),
+        kind,
+        subject_ref,
+        outcome,
+        (*reasons, *review_reasons),
+        dict(versions),
+        "0x" + inputs_hash(inputs).hex(),
+        now,
+        pii_sealed,
+    )
+
+
+class DecisionRepository(Protocol):
+    def add(self, record: DecisionRecord) -> None: ...
+
+    def get(self, decision_id: str) -> DecisionRecord | None: ...
+
+    def for_subject(self, subject_ref: str) -> list[DecisionRecord]: ...
+
+
+class InMemoryDecisionRepository:
+    def __init__(self) -> None:
+        self.records: dict[str, DecisionRecord] = {}
+
+    def add(self, record: DecisionRecord) -> None:
+        self.records[record.decision_id] = record
+
+    def get(self, decision_id: str) -> DecisionRecord | None:
+        return self.records.get(decision_id)
+
+    def for_subject(self, subject_ref: str) -> list[DecisionRecord]:
+        return [r for r in self.records.values() if r.subject_ref == subject_ref]

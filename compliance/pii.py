@@ -1,0 +1,144 @@
+"""PII protection: identity fields encrypted at rest with AES-256-GCM under a per-subject data key, masked in logs,
+and erased by destroying the subject's key (crypto-shredding), refused while a retention period applies.
+
+The key provider is an interface a KMS fits (create, fetch, destroy a subject's data key); ``InMemoryKeyProvider``
+serves tests, and ``store.compliance.SqlKeyProvider`` keeps the keys wrapped under a master key in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from compliance.errors import ErasureRefused, PiiError, SubjectKeyMissing
+
+NONCE_BYTES = 12
+
+# Retention periods a record may be under (configurable; these are the usual minimums).
+REGULATION_B = timedelta(days=761)  # 25 months after notice of action on an application, 12 CFR 1002.12(b)
+BSA_FIVE_YEARS = timedelta(days=5 * 365 + 1)  # 31 CFR 1010.430(d)
+
+
+class KeyProvider(Protocol):
+    def create_key(self, subject_id: str) -> None:
+        """Create the subject's data key if it does not exist yet."""
+        ...
+
+    def data_key(self, subject_id: str) -> bytes:
+        """The subject's 32-byte data key. Raises SubjectKeyMissing when it was never created or was destroyed."""
+        ...
+
+    def destroy_key(self, subject_id: str) -> None: ...
+
+
+class InMemoryKeyProvider:
+    def __init__(self) -> None:
+        self._keys: dict[str, bytes] = {}
+
+    def create_key(self, subject_id: str) -> None:
+        self._keys.setdefault(subject_id, AESGCM.generate_key(bit_length=256))
+
+    def data_key(self, subject_id: str) -> bytes:
+        try:
+            return self._keys[subject_id]
+        except KeyError as err:
+            raise SubjectKeyMissing(f"no data key for subject {subject_id}") from err
+
+    def destroy_key(self, subject_id: str) -> None:
+        self._keys.pop(subject_id, None)
+
+
+def seal(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+
+
+def unseal(key: bytes, sealed: bytes, associated: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
+    except InvalidTag as err:
+        raise PiiError("ciphertext does not authenticate (wrong key, subject or field)") from err
+
+
+class PiiVault:
+    """Encrypts one field of one subject; the subject and field names are bound in as associated data, so a
+    ciphertext moved to another subject or field does not decrypt."""
+
+    def __init__(self, keys: KeyProvider) -> None:
+        self.keys = keys
+
+    def encrypt(self, subject_id: str, field: str, value: str) -> bytes:
+        self.keys.create_key(subject_id)
+        return seal(self.keys.data_key(subject_id), value.encode(), f"{subject_id}/{field}".encode())
+
+    def decrypt(self, subject_id: str, field: str, sealed: bytes) -> str:
+        return unseal(self.keys.data_key(subject_id), sealed, f"{subject_id}/{field}".encode()).decode()
+
+
+@dataclass(frozen=True)
+class RetentionHold:
+    """A record of the subject that must be kept: why, and from when the period runs."""
+
+    reason: str
+    since: datetime
+    period: timedelta
+
+    @property
+    def until(self) -> datetime:
+        return self.since + self.period
+
+
+def erase_subject(keys: KeyProvider, subject_id: str, holds: Iterable[RetentionHold], now: datetime) -> None:
+    """Crypto-shred the subject's PII by destroying its data key.
+
+    Raises:
+        ErasureRefused: a retention period still runs; the error names the longest one and when it ends.
+    """
+    running = [h for h in holds if h.until > now]
+    if running:
+        latest = max(running, key=lambda h: h.until)
+        raise ErasureRefused(subject_id, latest.until, latest.reason)
+    keys.destroy_key(subject_id)
+
+
+def mask(value: str, keep: int = 1) -> str:
+    """``Jane Doe`` -> ``J*** D**``: the first letter of each word kept."""
+    return " ".join(w[:keep] + "*" * max(len(w) - keep, 0) for w in value.split())
+
+
+_PATTERNS = (
+    (re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b"), r"\1***@\2"),
+    (re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), "***-**-****"),  # US SSN
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "****-**-**"),  # dates (of birth)
+)
+
+
+class PiiMaskingFilter(logging.Filter):
+    """Masks e-mail addresses, SSNs, dates and every registered identity value in log messages and arguments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._values: set[str] = set()
+
+    def register(self, *values: str) -> None:
+        self._values.update(v for v in values if len(v) >= 2)
+
+    def scrub(self, text: str) -> str:
+        for value in sorted(self._values, key=len, reverse=True):
+            text = re.sub(re.escape(value), mask(value), text, flags=re.IGNORECASE)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.scrub(record.getMessage())
+        record.args = None
+        return True

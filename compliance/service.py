@@ -1,0 +1,167 @@
+"""The compliance entry points the aggregator calls. Pure: the lists, rules and the clock are given at
+construction, and facts that need I/O (KYC status, MLA status) are fetched by the caller through their providers
+and passed in. Each call returns a ``DecisionRecord`` (persist it with a ``DecisionRepository`` in the caller's
+unit of work); a list too old to use raises ``SanctionsListStale`` (fail closed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from compliance.decisions import DecisionKind, DecisionRecord, decide
+from compliance.jurisdiction import JurisdictionRules, OfferCheck, Product, Reason, check_offer, check_request
+from compliance.kyc import DEFAULT_TIER_LIMITS, KycStatus, TierLimits, tier_sufficient
+from compliance.pii import PiiVault
+from compliance.sanctions.screening import SanctionsScreen, normalize_evm_address
+from compliance.tila.disclosure import Disclosure, LoanTerms, disclose
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class BorrowerFacts:
+    borrower_id: str
+    wallet: str  # 0x address, any case
+    full_name: str  # PII: screened, never stored in the clear
+    jurisdiction: str  # "US-NY", "GB", ...
+
+
+@dataclass(frozen=True)
+class OfferDecision:
+    kept: bool
+    disclosure: Disclosure
+    check: OfferCheck
+    record: DecisionRecord
+
+
+class ComplianceService:
+    def __init__(
+        self,
+        screen: SanctionsScreen,
+        rules: JurisdictionRules,
+        clock: Clock,
+        tier_limits: TierLimits = DEFAULT_TIER_LIMITS,
+        vault: PiiVault | None = None,
+    ) -> None:
+        self.screen = screen
+        self.rules = rules
+        self.clock = clock
+        self.tier_limits = tier_limits
+        self.vault = vault
+
+    def versions(self) -> dict[str, str]:
+        return {**self.screen.versions, "jurisdictions": self.rules.label}
+
+    def _sanctions(self, borrower: BorrowerFacts, now: datetime) -> tuple[list[Reason], list[Reason]]:
+        deny: list[Reason] = []
+        review: list[Reason] = []
+        hit = self.screen.screen_address(borrower.wallet, now)
+        if hit is not None:
+            programs = ", ".join(sorted({e.program for e in hit.entries}))
+            deny.append(Reason("sanctions.address", f"wallet {hit.address} is on the OFAC SDN list ({programs})"))
+        for name_hit in self.screen.screen_name(borrower.full_name, now, limit=3):
+            review.append(
+                Reason(
+                    "sanctions.name-possible-match",
+                    f"name resembles SDN entry {name_hit.ent_num} ({name_hit.program}) at {name_hit.score:.0f}/100",
+                )
+            )
+        return deny, review
+
+    def _sealed(self, borrower: BorrowerFacts) -> bytes | None:
+        if self.vault is None:
+            return None
+        return self.vault.encrypt(borrower.borrower_id, "screened-name", borrower.full_name)
+
+    def _inputs(self, borrower: BorrowerFacts) -> dict[str, object]:
+        return {
+            "borrowerId": borrower.borrower_id,
+            "wallet": normalize_evm_address(borrower.wallet),
+            "fullName": borrower.full_name,
+            "jurisdiction": borrower.jurisdiction.upper(),
+        }
+
+    def screen_credit_request(
+        self, borrower: BorrowerFacts, product: Product, amount: Decimal, kyc: KycStatus | None
+    ) -> DecisionRecord:
+        """KYC tier sufficient for the amount and product, borrower and wallet not sanctioned, jurisdiction allows
+        the product and amount. Raises SanctionsListStale (fail closed), ComplianceInputError for bad input."""
+        now = self.clock()
+        deny, review = self._sanctions(borrower, now)
+        deny += check_request(self.rules, borrower.jurisdiction, product, amount)
+        deny += tier_sufficient(kyc, amount, product, self.tier_limits)
+        inputs = {
+            **self._inputs(borrower),
+            "product": product.value,
+            "amount": amount,
+            "kyc": None
+            if kyc is None
+            else {"applicantId": kyc.applicant_id, "state": kyc.state.value, "tier": int(kyc.tier)},
+        }
+        return decide(
+            DecisionKind.CREDIT_REQUEST,
+            borrower.borrower_id,
+            inputs,
+            deny,
+            self.versions(),
+            now,
+            review_reasons=review,
+            pii_sealed=self._sealed(borrower),
+        )
+
+    def screen_acceptance(self, borrower: BorrowerFacts, quote_id: str) -> DecisionRecord:
+        """Re-screen at accept with the lists current now: the wallet and name, and the jurisdiction."""
+        now = self.clock()
+        deny, review = self._sanctions(borrower, now)
+        code = borrower.jurisdiction.upper()
+        if code in self.rules.prohibited or code.split("-", 1)[0] in self.rules.prohibited:
+            deny.append(Reason("jurisdiction.prohibited", f"{code} is comprehensively sanctioned"))
+        inputs = {**self._inputs(borrower), "quoteId": quote_id}
+        return decide(
+            DecisionKind.ACCEPTANCE,
+            borrower.borrower_id,
+            inputs,
+            deny,
+            self.versions(),
+            now,
+            review_reasons=review,
+            pii_sealed=self._sealed(borrower),
+        )
+
+    def screen_collateral_source(self, address: str, chain_id: int) -> DecisionRecord:
+        """The on-chain address the collateral comes from (a permit owner or transfer sender)."""
+        now = self.clock()
+        hit = self.screen.screen_address(address, now)
+        lower = normalize_evm_address(address)
+        deny = (
+            []
+            if hit is None
+            else [Reason("sanctions.collateral-source", f"collateral source {lower} is on the OFAC SDN list")]
+        )
+        return decide(
+            DecisionKind.COLLATERAL_SOURCE,
+            lower,
+            {"address": lower, "chainId": chain_id},
+            deny,
+            {self.screen.addresses.version.name: self.screen.addresses.version.label},
+            now,
+        )
+
+    def check_offer(self, offer_ref: str, terms: LoanTerms, jurisdiction: str, covered_borrower: bool) -> OfferDecision:
+        """Disclose one offer and keep or drop it against the usury caps of ``jurisdiction`` and, for a covered
+        borrower, the MLA's 36% MAPR. ``disclosure.terms_hash()`` is the offer's termsHash."""
+        now = self.clock()
+        disclosure = disclose(terms)
+        check = check_offer(self.rules, terms, disclosure, jurisdiction, covered_borrower)
+        inputs = {
+            "offerRef": offer_ref,
+            "termsHash": disclosure.terms_hash(),
+            "jurisdiction": jurisdiction.upper(),
+            "coveredBorrower": covered_borrower,
+        }
+        record = decide(
+            DecisionKind.OFFER, offer_ref, inputs, list(check.reasons), {"jurisdictions": self.rules.label}, now
+        )
+        return OfferDecision(check.kept, disclosure, check, record)
