@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -201,7 +202,7 @@ def _characteristic(
             "points": points(row["WoE"]),
         }
 
-    out: dict[str, Any] = {"name": name, "kind": spec.kind, "monotone": spec.monotone}
+    out: dict[str, Any] = {"name": name, "column": spec.column, "kind": spec.kind, "monotone": spec.monotone}
     out["coefficient"] = round(coefficient, 6)
     out["iv"] = round(float(table.loc["Totals", "IV"]), 6)
     if spec.kind == "numeric":
@@ -323,9 +324,9 @@ def _check(scorecard: Scorecard) -> None:
     """Refuse to write an artifact that breaks a listed monotonicity constraint."""
     for characteristic in scorecard.characteristics:
         pts = characteristic.bin_points
-        if characteristic.monotone == "ascending" and any(a < b for a, b in zip(pts, pts[1:], strict=False)):
+        if characteristic.monotone == "ascending" and any(a < b for a, b in itertools.pairwise(pts)):
             raise ValueError(f"{characteristic.name}: points rise with the value")
-        if characteristic.monotone == "descending" and any(a > b for a, b in zip(pts, pts[1:], strict=False)):
+        if characteristic.monotone == "descending" and any(a > b for a, b in itertools.pairwise(pts)):
             raise ValueError(f"{characteristic.name}: points fall with the value")
         order = CATEGORICAL_ORDER.get(characteristic.name)
         if order:

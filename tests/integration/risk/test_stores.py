@@ -1,0 +1,76 @@
+"""Velocity counters in a real Redis hold across two clients; decisions round-trip through PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from risk.errors import VelocityLimitExceeded
+from risk.policy import assess
+from risk.profile import CreditProfile
+from risk.repository import StoredDecision
+from risk.velocity import RedisVelocityStore, VelocityLimits, check_velocity
+from store.risk import RiskDecisionRow, SqlRiskDecisionRepository
+from tests.unit.risk.test_policy import REQUEST, STRONG
+
+pytestmark = pytest.mark.integration
+
+LIMITS = VelocityLimits(window_seconds=60, per_borrower=3, per_wallet=10, per_ip=10)
+
+
+async def test_redis_limits_hold_across_two_clients(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}"
+    first, second = Redis.from_url(redis_url), Redis.from_url(redis_url)
+    try:
+        one, two = RedisVelocityStore(first, prefix), RedisVelocityStore(second, prefix)
+        await check_velocity(one, LIMITS, borrower_id="b1", wallet=None, ip=None, now=100.0)
+        await check_velocity(two, LIMITS, borrower_id="b1", wallet=None, ip=None, now=101.0)
+        await check_velocity(one, LIMITS, borrower_id="b1", wallet=None, ip=None, now=102.0)
+        with pytest.raises(VelocityLimitExceeded) as stopped:
+            await check_velocity(two, LIMITS, borrower_id="b1", wallet=None, ip=None, now=103.0)
+        assert stopped.value.count == 4
+        # outside the window the older events no longer count
+        await check_velocity(one, LIMITS, borrower_id="b1", wallet=None, ip=None, now=163.5)
+        wallet = "0x" + "cd" * 20
+        await check_velocity(one, LIMITS, borrower_id="alice", wallet=wallet, ip=None, now=200.0)
+        with pytest.raises(VelocityLimitExceeded) as claimed:
+            await check_velocity(two, LIMITS, borrower_id="mallory", wallet=wallet.upper().replace("0X", "0x"), ip=None, now=201.0)
+        assert claimed.value.rule == "wallet_identities"
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+@pytest.fixture
+def session(postgres_url: str) -> Iterator[Session]:
+    engine = create_engine(postgres_url)
+    RiskDecisionRow.__table__.create(engine, checkfirst=True)
+    with Session(engine) as session:
+        yield session
+        session.rollback()
+    engine.dispose()
+
+
+def test_decisions_round_trip_through_postgres(session: Session) -> None:
+    repo = SqlRiskDecisionRepository(session)
+    borrower = uuid.uuid4().hex
+    approved = StoredDecision(str(uuid.uuid4()), borrower, None, assess(STRONG, REQUEST, None), datetime.now(UTC))
+    declined = StoredDecision(str(uuid.uuid4()), borrower, "req-1", assess(CreditProfile(), REQUEST, None), datetime.now(UTC))
+    repo.add(approved)
+    repo.add(declined)
+    session.expire_all()
+    got = repo.get(declined.id)
+    assert got is not None
+    assert got.decision == declined.decision
+    assert got.decision.reasons[0].code == "R20"
+    assert [s.id for s in repo.for_borrower(borrower)] == [approved.id, declined.id]
+    assert repo.get("missing") is None
+    row = session.get(RiskDecisionRow, approved.id)
+    assert row is not None
+    assert row.decision_hash == "0x" + approved.decision.decision_hash().hex()

@@ -1,0 +1,168 @@
+"""assess(): profiles map to characteristics, unknowns are handled, every decline has reasons, on-chain rules apply."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from risk.onchain import FRESH_WALLET, MAX_ADJUSTMENT, MIN_ADJUSTMENT, OnchainFeatures, combine
+from risk.policy import DEFAULT_POLICY, assess
+from risk.profile import CreditProfile, CreditRequestFacts, characteristics, installment_burden_pct
+
+pytestmark = pytest.mark.unit
+
+REQUEST = CreditRequestFacts(amount=Decimal("3000"), asset="USDC", term_days=360, purpose="used_car")
+STRONG = CreditProfile(
+    checking=Decimal("900"),
+    savings=Decimal("1500"),
+    credit_history="paid_duly_so_far",
+    employment_years=Decimal(8),
+    monthly_disposable_income=Decimal(4000),
+    property="real_estate",
+    other_installment_plans="none",
+    housing="own",
+)
+WEAK = CreditProfile(
+    checking=Decimal("-50"),
+    savings=Decimal("20"),
+    credit_history="delayed_in_past",
+    employment_years=Decimal("0.5"),
+    installment_burden_pct=Decimal(40),
+    property="none",
+    other_installment_plans="bank",
+    housing="rent",
+)
+SEASONED = OnchainFeatures(
+    wallet_age_days=800, tx_count=300, loans_opened=2, loans_repaid=2, loans_defaulted=0, min_health_factor_bps=None
+)
+
+
+def test_profile_maps_to_documented_characteristics() -> None:
+    got = characteristics(STRONG, REQUEST)
+    assert got == {
+        "checking_account": "high",
+        "duration_months": 12,
+        "credit_history": "paid_duly_so_far",
+        "purpose": "used_car",
+        "credit_amount": Decimal(3000),
+        "savings": 3,
+        "employment": 4,
+        "installment_rate": 1,  # 250 a month on 4000 is 6.25 %
+        "property": "real_estate",
+        "other_installment_plans": "none",
+        "housing": "own",
+    }
+    assert installment_burden_pct(STRONG, REQUEST) == Decimal("6.25")
+    assert characteristics(CreditProfile(checking="no_account", savings="no_account"), REQUEST)["savings"] == -1
+    assert characteristics(CreditProfile(employment_years="unemployed"), REQUEST)["employment"] == 0
+    odd = CreditRequestFacts(amount=Decimal(1), asset="USDC", term_days=31, purpose="crypto_leverage")
+    assert characteristics(CreditProfile(), odd)["purpose"] == "other"
+    assert characteristics(CreditProfile(), odd)["duration_months"] == 2
+
+
+def test_strong_profile_is_approved_with_grade_terms_and_reasons() -> None:
+    decision = assess(STRONG, REQUEST, SEASONED)
+    assert decision.approved
+    assert decision.grade == 1
+    assert decision.grade_letter == "A"
+    terms = DEFAULT_POLICY.grades[0]
+    assert (decision.max_ltv_bps, decision.spread_bps, decision.max_amount) == (
+        terms.max_ltv_bps,
+        terms.spread_bps,
+        terms.max_amount,
+    )
+    assert decision.onchain_points == 20
+    assert decision.reasons  # key factors even on approval
+    assert decision.model_version == "scorecard-v1"
+    assert decision.policy_version == "policy-v1"
+    assert decision.inputs_hash.startswith("0x")
+    assert len(decision.inputs_hash) == 66
+
+
+def test_scores_grades_and_declines_follow_the_profile() -> None:
+    strong, weak = assess(STRONG, REQUEST, None), assess(WEAK, REQUEST, None)
+    assert strong.score > weak.score
+    assert strong.pd < weak.pd
+    assert not weak.approved
+    assert weak.reasons[0].code == "R21"
+    assert {"R01", "R06"} <= {r.code for r in weak.reasons}
+    middling = STRONG.model_copy(update={"checking": Decimal(50), "savings": Decimal(50)})
+    assert strong.grade is not None
+    mid = assess(middling, REQUEST, None)
+    assert mid.grade is not None
+    assert mid.grade > strong.grade
+    assert mid.spread_bps > strong.spread_bps
+
+
+def test_all_unknown_profile_is_declined_not_scored_as_good() -> None:
+    decision = assess(CreditProfile(), REQUEST, None)
+    assert not decision.approved
+    assert decision.score < assess(WEAK, REQUEST, None).score
+    assert decision.reasons[0].code == "R20"
+    assert len(decision.unknown) == 8
+    # a few unknowns: still decided, but the unknown fields are named as a reason and take the worst bins
+    partial = STRONG.model_copy(update={"housing": None})
+    got = assess(partial, REQUEST, None)
+    assert got.unknown == ("housing",)
+    assert got.score < assess(STRONG, REQUEST, None).score
+    assert any(r.code == "R20" and "housing" in r.text for r in got.reasons)
+
+
+def test_every_decline_has_between_one_and_four_reasons() -> None:
+    profiles = [CreditProfile(), WEAK, STRONG]
+    requests = [
+        REQUEST,
+        REQUEST.model_copy(update={"amount": Decimal(80_000)}),
+        REQUEST.model_copy(update={"collateral_value": Decimal(1000)}),
+    ]
+    onchains = [None, FRESH_WALLET, SEASONED, OnchainFeatures(400, 50, 1, 0, 1, None)]
+    declines = 0
+    for profile in profiles:
+        for request in requests:
+            for onchain in onchains:
+                decision = assess(profile, request, onchain)
+                assert 1 <= len(decision.reasons) <= 4
+                if not decision.approved:
+                    declines += 1
+                    assert decision.grade is None
+                    assert decision.max_amount == 0
+    assert declines > 10
+
+
+def test_amount_and_collateral_limits_decline_with_their_reasons() -> None:
+    too_big = assess(STRONG, REQUEST.model_copy(update={"amount": Decimal(80_000)}), None)
+    assert not too_big.approved
+    assert too_big.reasons[0].code == "R40"
+    thin_collateral = assess(STRONG, REQUEST.model_copy(update={"collateral_value": Decimal(3000)}), None)
+    assert not thin_collateral.approved
+    assert thin_collateral.reasons[0].code == "R41"
+    enough = assess(STRONG, REQUEST.model_copy(update={"collateral_value": Decimal(5000)}), None)
+    assert enough.approved
+    assert enough.max_amount == Decimal(4000)  # 80 % of 5000
+
+
+def test_onchain_combination_rule() -> None:
+    assert combine(None).points == 0
+    assert combine(SEASONED).points == 20
+    assert [r.code for r in combine(FRESH_WALLET).reasons] == ["R32"]
+    assert combine(FRESH_WALLET).points == -20
+    assert [r.code for r in combine(OnchainFeatures(400, 50, 1, 0, 1, None)).declines] == ["R30"]
+    assert [r.code for r in combine(OnchainFeatures(400, 50, 1, 0, 0, 9_999)).declines] == ["R31"]
+    watch = combine(OnchainFeatures(400, 50, 1, 0, 0, 11_000))
+    assert (watch.points, watch.declines) == (-30, ())
+    many = combine(OnchainFeatures(400, 50, 9, 9, 0, None))
+    assert many.points == MAX_ADJUSTMENT
+    worst = combine(OnchainFeatures(None, 0, 1, 0, 0, 11_000))
+    assert worst.points == MIN_ADJUSTMENT
+    defaulted = assess(STRONG, REQUEST, OnchainFeatures(400, 50, 1, 0, 1, None))
+    assert not defaulted.approved
+    assert defaulted.reasons[0].code == "R30"
+
+
+def test_inputs_hash_commits_to_every_input() -> None:
+    base = assess(STRONG, REQUEST, SEASONED).inputs_hash
+    assert assess(STRONG, REQUEST, SEASONED).inputs_hash == base
+    assert assess(STRONG.model_copy(update={"existing_credits": 2}), REQUEST, SEASONED).inputs_hash != base
+    assert assess(STRONG, REQUEST.model_copy(update={"term_days": 361}), SEASONED).inputs_hash != base
+    assert assess(STRONG, REQUEST, None).inputs_hash != base
