@@ -1,0 +1,284 @@
+"""Jurisdiction and usury rules, MLA, KYC rules and webhooks, PII protection, decision records, the service."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from compliance.canonical import canonical_json
+from compliance.decisions import Outcome
+from compliance.errors import (
+    DecisionIntegrityError,
+    ErasureRefused,
+    JurisdictionRulesError,
+    PiiError,
+    SubjectKeyMissing,
+    WebhookRejected,
+)
+from compliance.jurisdiction import RULES_DIR, Product, check_request, load_rules, parse_rules
+from compliance.kyc import (
+    DEFAULT_TIER_LIMITS,
+    IdentityDocument,
+    IdentityProfile,
+    InMemoryReplayGuard,
+    KycState,
+    KycStatus,
+    KycTier,
+    LocalKycProvider,
+    verify_webhook,
+)
+from compliance.mla import CoveredPeriod, LocalMlaStatusProvider, MlaQuery
+from compliance.pii import REGULATION_B, InMemoryKeyProvider, PiiMaskingFilter, PiiVault, RetentionHold, erase_subject
+from compliance.sanctions.screening import SanctionsScreen
+from compliance.service import BorrowerFacts, ComplianceService
+from compliance.tila.disclosure import LoanTerms, MaprCharge, MaprChargeKind
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+SECRET = b"webhook-secret"
+SANCTIONED = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"  # Lazarus Group on the 2026-08-20 list, checksum form
+PROFILE = IdentityProfile("Jane", "Doe", date(1990, 5, 17), "US-FL")
+GOOD_DOC = IdentityDocument("passport", "X1234567", "JANE", "DOE", date(1990, 5, 17), "US", date(2030, 1, 1))
+
+
+def terms(rate_bps: int, principal: str = "1000", fee: str = "0", **kw: object) -> LoanTerms:
+    return LoanTerms(Decimal(principal), "USDC", 6, rate_bps, 90, Decimal(fee), NOW, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def service(screen: SanctionsScreen) -> ComplianceService:
+    return ComplianceService(screen, load_rules(), clock=lambda: NOW, vault=PiiVault(InMemoryKeyProvider()))
+
+
+def approved(tier: KycTier = KycTier.STANDARD) -> KycStatus:
+    provider = LocalKycProvider(SECRET)
+    status = provider.create_applicant("b-1", PROFILE, NOW)
+    doc = replace(GOOD_DOC, proves_address=tier >= KycTier.STANDARD, liveness_passed=tier >= KycTier.STANDARD)
+    return provider.submit_document(status.applicant_id, doc, NOW)
+
+
+# --- jurisdictions and usury -------------------------------------------------------------------------------------
+
+
+def test_rules_file_cites_a_statute_for_every_cap() -> None:
+    rules = load_rules()
+    assert rules.label == "jurisdictions@2026-11-01"
+    caps = [cap for j in rules.jurisdictions.values() for cap in j.caps]
+    assert caps
+    assert all(cap.citation for cap in caps)
+    assert rules.mla_cap_percent == 36
+    assert rules.age_of_majority("US-MS") == 21
+    doc = json.loads((RULES_DIR / "jurisdictions-2026-11-01.json").read_bytes())
+    doc["jurisdictions"]["US-AR"]["caps"][0]["citation"] = ""
+    with pytest.raises(JurisdictionRulesError, match="cites"):
+        parse_rules(json.dumps(doc).encode())
+
+
+def test_requests_by_jurisdiction_and_product() -> None:
+    rules = load_rules()
+    assert check_request(rules, "US-FL", Product.DEFI, Decimal("5000")) == []
+    assert [r.code for r in check_request(rules, "US-NY", Product.DEFI, Decimal("5000"))] == [
+        "jurisdiction.product-not-offered"
+    ]
+    assert [r.code for r in check_request(rules, "IR", Product.TRADITIONAL, Decimal("5000"))] == [
+        "jurisdiction.prohibited"
+    ]
+    assert [r.code for r in check_request(rules, "UA-43", Product.TRADITIONAL, Decimal("5000"))] == [
+        "jurisdiction.prohibited"
+    ]
+    assert [r.code for r in check_request(rules, "FR", Product.TRADITIONAL, Decimal("5000"))] == [
+        "jurisdiction.not-served"
+    ]
+    assert [r.code for r in check_request(rules, "US-FL", Product.TRADITIONAL, Decimal("10"))] == [
+        "amount.out-of-limits"
+    ]
+
+
+def test_usury_cap_drops_an_offer_with_its_reason(service: ComplianceService) -> None:
+    kept = service.check_offer("q-1", terms(1500), "US-NY", covered_borrower=False)
+    assert kept.kept
+    assert kept.record.outcome is Outcome.ALLOW
+    dropped = service.check_offer("q-2", terms(1700), "US-NY", covered_borrower=False)
+    assert not dropped.kept
+    assert dropped.record.outcome is Outcome.DENY
+    assert dropped.check.reasons[0].code == "usury.cap-exceeded"
+    assert "5-501" in (dropped.check.reasons[0].citation or "")
+    # Illinois counts the all-in rate: a 30% note rate passes, the same with a large fee does not
+    assert service.check_offer("q-3", terms(3000), "US-IL", False).kept
+    assert not service.check_offer("q-4", terms(3000, fee="50"), "US-IL", False).kept
+
+
+def test_mla_cap_counts_the_mapr_for_covered_borrowers_only(service: ComplianceService) -> None:
+    insured = terms(3000, mapr_charges=(MaprCharge(MaprChargeKind.CREDIT_INSURANCE, Decimal("25")),))
+    assert (
+        service.check_offer("q-5", insured, "US-FL", covered_borrower=False).check.reasons[0].code
+        == "usury.cap-exceeded"
+    )
+    civilian = service.check_offer("q-6", insured, "US-TX", covered_borrower=False)
+    member = service.check_offer("q-7", insured, "US-AL", covered_borrower=True)
+    assert civilian.check.apr_percent < 36 < member.check.mapr_percent
+    assert not member.kept
+    assert [r.code for r in member.check.reasons] == ["mla.mapr-exceeded"]
+    assert service.check_offer("q-8", insured, "US-AL", covered_borrower=False).kept
+
+
+def test_local_mla_provider() -> None:
+    provider = LocalMlaStatusProvider(
+        [CoveredPeriod("Doe", date(1990, 5, 17), "123456789", date(2020, 1, 1), date(2027, 1, 1))]
+    )
+    query = MlaQuery("DOE", "Jane", date(1990, 5, 17), "123456789", date(2026, 11, 22))
+    assert provider.check(query).covered
+    assert not provider.check(replace(query, as_of=date(2027, 1, 2))).covered
+    assert not provider.check(replace(query, ssn_or_dod_id="000000000")).covered
+
+
+# --- KYC ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"document_type": "library-card"}, "kyc.document-type"),
+        ({"expires_on": date(2026, 11, 1)}, "kyc.document-expired"),
+        ({"last_name": "Dough"}, "kyc.name-mismatch"),
+        ({"date_of_birth": date(1990, 5, 18)}, "kyc.dob-mismatch"),
+        ({"number": " "}, "kyc.document-number"),
+    ],
+)
+def test_local_kyc_rejects_each_kind_of_bad_document(change: dict[str, object], code: str) -> None:
+    provider = LocalKycProvider(SECRET)
+    applicant = provider.create_applicant("b-1", PROFILE, NOW)
+    status = provider.submit_document(applicant.applicant_id, replace(GOOD_DOC, **change), NOW)  # type: ignore[arg-type]
+    assert status.state is KycState.REJECTED
+    assert code in [r.code for r in status.reasons]
+
+
+def test_local_kyc_age_of_majority_by_jurisdiction() -> None:
+    minor = IdentityProfile("Sam", "Roe", date(2006, 1, 1), "US-MS")  # 20 years old, majority at 21 in Mississippi
+    doc = replace(GOOD_DOC, first_name="Sam", last_name="Roe", date_of_birth=date(2006, 1, 1))
+    provider = LocalKycProvider(SECRET, age_of_majority={"US-MS": 21})
+    status = provider.submit_document(provider.create_applicant("b-2", minor, NOW).applicant_id, doc, NOW)
+    assert [r.code for r in status.reasons] == ["kyc.under-age"]
+    adult = replace(minor, country="US-FL")
+    status = provider.submit_document(provider.create_applicant("b-3", adult, NOW).applicant_id, doc, NOW)
+    assert status.state is KycState.APPROVED
+    assert status.tier is KycTier.BASIC
+
+
+def test_tiers_by_amount_and_product() -> None:
+    assert DEFAULT_TIER_LIMITS.required_tier(Decimal("900"), Product.TRADITIONAL) is KycTier.BASIC
+    assert DEFAULT_TIER_LIMITS.required_tier(Decimal("2000"), Product.TRADITIONAL) is KycTier.STANDARD
+    assert DEFAULT_TIER_LIMITS.required_tier(Decimal("2000"), Product.DEFI) is KycTier.BASIC
+    assert DEFAULT_TIER_LIMITS.required_tier(Decimal("100000"), Product.DEFI) is KycTier.ENHANCED
+
+
+def test_webhook_verified_and_tampered_or_replayed_refused() -> None:
+    provider = LocalKycProvider(SECRET)
+    provider.submit_document(provider.create_applicant("b-1", PROFILE, NOW).applicant_id, GOOD_DOC, NOW)
+    body, headers = provider.outbox[-1]
+    guard = InMemoryReplayGuard()
+    assert verify_webhook(body, headers, SECRET, NOW + timedelta(seconds=3), guard)["state"] == "approved"
+    with pytest.raises(WebhookRejected, match="already delivered"):
+        verify_webhook(body, headers, SECRET, NOW + timedelta(seconds=4), guard)
+    tampered = body.replace(b'"approved"', b'"rejected"')
+    with pytest.raises(WebhookRejected, match="signature"):
+        verify_webhook(tampered, headers, SECRET, NOW, InMemoryReplayGuard())
+    with pytest.raises(WebhookRejected, match="window"):
+        verify_webhook(body, headers, SECRET, NOW + timedelta(hours=1), InMemoryReplayGuard())
+    with pytest.raises(WebhookRejected, match="signature"):
+        verify_webhook(body, headers, b"other-secret", NOW, InMemoryReplayGuard())
+    with pytest.raises(WebhookRejected, match="no signature"):
+        verify_webhook(body, {}, SECRET, NOW, InMemoryReplayGuard())
+
+
+# --- screening through the service -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", [SANCTIONED, SANCTIONED.lower(), "0x" + SANCTIONED[2:].upper()])
+def test_sanctioned_wallet_blocked_at_request_and_at_accept(service: ComplianceService, form: str) -> None:
+    borrower = BorrowerFacts("b-1", form, "Jane Doe", "US-FL")
+    request = service.screen_credit_request(borrower, Product.DEFI, Decimal("1000"), approved())
+    assert request.outcome is Outcome.DENY
+    assert "sanctions.address" in [r.code for r in request.reasons]
+    accept = service.screen_acceptance(borrower, "q-1")
+    assert accept.outcome is Outcome.DENY
+    assert "ofac-sdn-digital-currency-addresses" in accept.versions
+    assert not service.screen_collateral_source(form, 31337).allowed
+
+
+def test_clean_request_allowed_and_kyc_enforced(service: ComplianceService) -> None:
+    borrower = BorrowerFacts("b-9", "0x" + "12" * 20, "Jane Doe", "US-FL")
+    ok = service.screen_credit_request(borrower, Product.TRADITIONAL, Decimal("5000"), approved())
+    assert ok.outcome is Outcome.ALLOW, ok.reasons
+    assert set(ok.versions) == {"ofac-sdn-digital-currency-addresses", "ofac-sdn-names", "jurisdictions"}
+    low = service.screen_credit_request(borrower, Product.TRADITIONAL, Decimal("5000"), approved(KycTier.BASIC))
+    assert [r.code for r in low.reasons] == ["kyc.tier-too-low"]
+    none = service.screen_credit_request(borrower, Product.TRADITIONAL, Decimal("5000"), None)
+    assert [r.code for r in none.reasons] == ["kyc.not-approved"]
+
+
+def test_name_match_goes_to_review(service: ComplianceService) -> None:
+    borrower = BorrowerFacts("b-10", "0x" + "34" * 20, "Mahfouz Ould al Walid", "US-FL")
+    decision = service.screen_credit_request(borrower, Product.DEFI, Decimal("500"), approved())
+    assert decision.outcome is Outcome.REVIEW
+    assert not decision.allowed
+    assert b"Mahfouz" not in canonical_json(decision.body())  # no PII in the clear
+
+
+# --- PII and decision records ------------------------------------------------------------------------------------
+
+
+def test_erased_subject_unreadable_while_records_keep_verifying(screen: SanctionsScreen) -> None:
+    keys = InMemoryKeyProvider()
+    service = ComplianceService(screen, load_rules(), clock=lambda: NOW, vault=PiiVault(keys))
+    borrower = BorrowerFacts("b-11", "0x" + "56" * 20, "Jane Doe", "US-FL")
+    kyc = approved()
+    record = service.screen_credit_request(borrower, Product.DEFI, Decimal("500"), kyc)
+    vault = PiiVault(keys)
+    assert record.pii_sealed is not None
+    assert vault.decrypt("b-11", "screened-name", record.pii_sealed) == "Jane Doe"
+    with pytest.raises(PiiError):
+        vault.decrypt("b-12", "screened-name", record.pii_sealed)  # bound to its subject
+    before = record.record_hash()
+    hold = RetentionHold("Regulation B, 12 CFR 1002.12(b)", NOW, REGULATION_B)
+    with pytest.raises(ErasureRefused, match=r"1002\.12") as refused:
+        erase_subject(keys, "b-11", [hold], NOW + timedelta(days=30))
+    assert refused.value.retain_until == NOW + REGULATION_B
+    assert vault.decrypt("b-11", "screened-name", record.pii_sealed) == "Jane Doe"
+    erase_subject(keys, "b-11", [hold], NOW + REGULATION_B + timedelta(days=1))
+    with pytest.raises(SubjectKeyMissing):
+        vault.decrypt("b-11", "screened-name", record.pii_sealed)
+    assert record.record_hash() == before
+    inputs = {
+        "borrowerId": "b-11",
+        "wallet": "0x" + "56" * 20,
+        "fullName": "Jane Doe",
+        "jurisdiction": "US-FL",
+        "product": "defi",
+        "amount": Decimal("500"),
+        "kyc": {"applicantId": kyc.applicant_id, "state": "approved", "tier": 2},
+    }
+    record.verify_inputs(inputs)
+    with pytest.raises(DecisionIntegrityError):
+        record.verify_inputs({**inputs, "amount": Decimal("501")})
+
+
+def test_masking_filter_scrubs_logs(caplog: pytest.LogCaptureFixture) -> None:
+    masker = PiiMaskingFilter()
+    masker.register("Jane", "Doe")
+    logger = logging.getLogger("creditmesh.test.pii")
+    logger.addFilter(masker)
+    with caplog.at_level(logging.INFO, logger="creditmesh.test.pii"):
+        logger.info("applicant %s %s born 1990-05-17 mail jane.doe@example.com ssn 123-45-6789", "Jane", "Doe")
+    text = caplog.records[-1].getMessage()
+    assert "Jane" not in text
+    assert "Doe" not in text
+    assert "1990-05-17" not in text
+    assert "123-45-6789" not in text
+    assert "@example.com" in text
