@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from typing import Any
 
 import rfc8785
 from eth_utils.crypto import keccak
@@ -111,7 +112,7 @@ def inputs_hash(
     model_version: str,
     policy_version: str,
 ) -> str:
-    document = {
+    document: dict[str, Any] = {
         "profile": profile.model_dump(mode="json"),
         "request": request.model_dump(mode="json"),
         "onchain": None if onchain is None else _onchain_json(onchain),

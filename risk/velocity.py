@@ -104,7 +104,9 @@ async def check_velocity(
         if count > limit:
             raise VelocityLimitExceeded(rule, key, count, limit)
     if wallet and claims > limits.identities_per_wallet:
-        raise VelocityLimitExceeded("wallet_identities", f"wallet:{wallet.lower()}", claims, limits.identities_per_wallet)
+        raise VelocityLimitExceeded(
+            "wallet_identities", f"wallet:{wallet.lower()}", claims, limits.identities_per_wallet
+        )
 
 
 def velocity_reason_code(error: VelocityLimitExceeded) -> str:

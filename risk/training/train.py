@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy.typing as npt
+
 import numpy as np
 import pandas as pd
 from optbinning import BinningProcess
@@ -130,7 +132,7 @@ EXCLUDED_SPECS: dict[str, Spec] = {
 }
 
 
-def load_frame(path: Path = DATA) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+def load_frame(path: Path = DATA) -> tuple[pd.DataFrame, npt.NDArray[Any], pd.DataFrame]:
     """The model's characteristics, the target (1 = bad) and the excluded columns, from the CSV."""
     raw = pd.read_csv(path)
     frame = pd.DataFrame(
@@ -160,13 +162,13 @@ def _binning(specs: dict[str, Spec]) -> BinningProcess:
     )
 
 
-def _fit(x: pd.DataFrame, y: np.ndarray, specs: dict[str, Spec]) -> tuple[BinningProcess, LogisticRegression]:
+def _fit(x: pd.DataFrame, y: npt.NDArray[Any], specs: dict[str, Spec]) -> tuple[BinningProcess, LogisticRegression]:
     binning = _binning(specs).fit(x, y)
     model = LogisticRegression(C=1.0, max_iter=1000, random_state=SEED).fit(binning.transform(x), y)
     return binning, model
 
 
-def _cv_auc(x: pd.DataFrame, y: np.ndarray, specs: dict[str, Spec]) -> float:
+def _cv_auc(x: pd.DataFrame, y: npt.NDArray[Any], specs: dict[str, Spec]) -> float:
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
     aucs = []
     for fit_rows, held_rows in folds.split(x, y):
@@ -176,7 +178,7 @@ def _cv_auc(x: pd.DataFrame, y: np.ndarray, specs: dict[str, Spec]) -> float:
     return float(np.mean(aucs))
 
 
-def _single_split_auc(x: pd.DataFrame, y: np.ndarray, specs: dict[str, Spec]) -> float:
+def _single_split_auc(x: pd.DataFrame, y: npt.NDArray[Any], specs: dict[str, Spec]) -> float:
     x_fit, x_test, y_fit, y_test = train_test_split(x, y, test_size=TEST_SIZE, stratify=y, random_state=SEED)
     binning, model = _fit(x_fit, y_fit, specs)
     return float(roc_auc_score(y_test, model.predict_proba(binning.transform(x_test))[:, 1]))
@@ -219,7 +221,7 @@ def _characteristic(
     return out
 
 
-def _ks(y: np.ndarray, score: np.ndarray) -> float:
+def _ks(y: npt.NDArray[Any], score: npt.NDArray[Any]) -> float:
     """Kolmogorov–Smirnov: the largest gap between the cumulative score distributions of bads and goods."""
     thresholds = np.unique(score)
     bads, goods = score[y == 1], score[y == 0]
@@ -227,7 +229,7 @@ def _ks(y: np.ndarray, score: np.ndarray) -> float:
     return float(max(gaps))
 
 
-def _reliability(y: np.ndarray, pd_hat: np.ndarray, bands: int = 5) -> list[dict[str, Any]]:
+def _reliability(y: npt.NDArray[Any], pd_hat: npt.NDArray[Any], bands: int = 5) -> list[dict[str, Any]]:
     """Predicted vs observed default rate by quantile band of predicted PD."""
     order = np.argsort(pd_hat, kind="stable")
     out = []
@@ -245,7 +247,7 @@ def _reliability(y: np.ndarray, pd_hat: np.ndarray, bands: int = 5) -> list[dict
     return out
 
 
-def _score_rows(scorecard: Scorecard, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _score_rows(scorecard: Scorecard, frame: pd.DataFrame) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     scores, pds = [], []
     for record in frame.to_dict(orient="records"):
         result = scorecard.score({k: (int(v) if isinstance(v, int | np.integer) else v) for k, v in record.items()})
@@ -254,7 +256,7 @@ def _score_rows(scorecard: Scorecard, frame: pd.DataFrame) -> tuple[np.ndarray, 
     return np.array(scores), np.array(pds)
 
 
-def _distribution(scores: np.ndarray, lo: int, hi: int, width: int = 50) -> list[dict[str, Any]]:
+def _distribution(scores: npt.NDArray[Any], lo: int, hi: int, width: int = 50) -> list[dict[str, Any]]:
     edges = list(range(lo, hi, width))
     out = []
     for start in edges:

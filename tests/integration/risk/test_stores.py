@@ -40,7 +40,9 @@ async def test_redis_limits_hold_across_two_clients(redis_url: str) -> None:
         wallet = "0x" + "cd" * 20
         await check_velocity(one, LIMITS, borrower_id="alice", wallet=wallet, ip=None, now=200.0)
         with pytest.raises(VelocityLimitExceeded) as claimed:
-            await check_velocity(two, LIMITS, borrower_id="mallory", wallet=wallet.upper().replace("0X", "0x"), ip=None, now=201.0)
+            await check_velocity(
+                two, LIMITS, borrower_id="mallory", wallet=wallet.upper().replace("0X", "0x"), ip=None, now=201.0
+            )
         assert claimed.value.rule == "wallet_identities"
     finally:
         await first.aclose()
@@ -50,7 +52,7 @@ async def test_redis_limits_hold_across_two_clients(redis_url: str) -> None:
 @pytest.fixture
 def session(postgres_url: str) -> Iterator[Session]:
     engine = create_engine(postgres_url)
-    RiskDecisionRow.__table__.create(engine, checkfirst=True)
+    RiskDecisionRow.metadata.create_all(engine, tables=[RiskDecisionRow.__table__])  # type: ignore[list-item]
     with Session(engine) as session:
         yield session
         session.rollback()
@@ -61,7 +63,9 @@ def test_decisions_round_trip_through_postgres(session: Session) -> None:
     repo = SqlRiskDecisionRepository(session)
     borrower = uuid.uuid4().hex
     approved = StoredDecision(str(uuid.uuid4()), borrower, None, assess(STRONG, REQUEST, None), datetime.now(UTC))
-    declined = StoredDecision(str(uuid.uuid4()), borrower, "req-1", assess(CreditProfile(), REQUEST, None), datetime.now(UTC))
+    declined = StoredDecision(
+        str(uuid.uuid4()), borrower, "req-1", assess(CreditProfile(), REQUEST, None), datetime.now(UTC)
+    )
     repo.add(approved)
     repo.add(declined)
     session.expire_all()

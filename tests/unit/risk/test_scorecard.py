@@ -1,4 +1,4 @@
-"""The committed scorecard: deterministic, monotone where listed, no prohibited characteristic, pure on the request path."""
+"""The committed scorecard: deterministic, monotone where listed, no prohibited characteristic, pure at run time."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from risk.scorecard import CURRENT_MODEL_VERSION, load_scorecard
+from risk.scorecard import CURRENT_MODEL_VERSION, Value, load_scorecard
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +23,11 @@ def test_no_prohibited_characteristic_is_used() -> None:
     assert not (names | columns) & PROHIBITED
     assert not any(word in name for name in names for word in ("age", "sex", "foreign", "personal"))
     assert len(columns) == len(names) == 11
-    assert set(card.artifact["excluded_characteristics"]) == {"personal_status_and_sex", "age_in_years", "foreign_worker"}
+    assert set(card.artifact["excluded_characteristics"]) == {
+        "personal_status_and_sex",
+        "age_in_years",
+        "foreign_worker",
+    }
 
 
 def test_listed_monotone_constraints_hold() -> None:
@@ -44,7 +48,7 @@ def test_listed_monotone_constraints_hold() -> None:
     assert all(a is not None and b is not None and a >= b for a, b in itertools.pairwise(points))
 
 
-GOOD = {
+GOOD: dict[str, Value] = {
     "checking_account": "high",
     "duration_months": 12,
     "credit_history": "paid_duly_so_far",

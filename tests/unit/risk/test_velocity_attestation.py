@@ -46,7 +46,9 @@ async def test_ip_limit_spans_borrowers() -> None:
 async def test_one_wallet_claimed_by_two_identities_is_stopped() -> None:
     store = InMemoryVelocityStore()
     await check_velocity(store, LIMITS, borrower_id="alice", wallet=WALLET, ip=None, now=1.0)
-    await check_velocity(store, LIMITS, borrower_id="alice", wallet=WALLET.upper().replace("0X", "0x"), ip=None, now=2.0)
+    await check_velocity(
+        store, LIMITS, borrower_id="alice", wallet=WALLET.upper().replace("0X", "0x"), ip=None, now=2.0
+    )
     with pytest.raises(VelocityLimitExceeded) as stopped:
         await check_velocity(store, LIMITS, borrower_id="mallory", wallet=WALLET, ip=None, now=3.0)
     assert stopped.value.rule == "wallet_identities"
@@ -71,7 +73,9 @@ def test_attestation_carries_the_decision_and_recovers_to_the_signer() -> None:
 
 
 def test_declined_decision_is_not_attested() -> None:
-    declined = assess(CreditProfile(), CreditRequestFacts(amount=Decimal(1), asset="USDC", term_days=30, purpose="x"), None)
+    declined = assess(
+        CreditProfile(), CreditRequestFacts(amount=Decimal(1), asset="USDC", term_days=30, purpose="x"), None
+    )
     assert not declined.approved
     with pytest.raises(AttestationRefused):
         attest(declined, WALLET, DOMAIN, RISK_SIGNER.key, expiry=2_000_000_000)
