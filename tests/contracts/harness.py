@@ -14,6 +14,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from chain.revert import DecodedError, decode_revert
@@ -54,6 +55,12 @@ class Reverted(AssertionError):
     def __init__(self, error: DecodedError | None, raw: object) -> None:
         super().__init__(f"reverted: {error or raw}")
         self.error = error
+
+
+def _checksummed(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return Web3.to_checksum_address(value)
+    return value
 
 
 def simple_interest_up(principal: int, rate_bps: int, elapsed: int) -> int:
@@ -106,7 +113,7 @@ class Harness:
         error = decode_revert(data, ERROR_ARTIFACTS)
         if error is None:
             raise AssertionError(f"undecodable revert {data!r}")
-        return error
+        return DecodedError(error.name, tuple(_checksummed(arg) for arg in error.args))
 
     def impersonate(self, address: ChecksumAddress) -> None:
         self.w3.provider.make_request("anvil_impersonateAccount", [address])  # type: ignore[arg-type]
@@ -181,7 +188,7 @@ class Harness:
     def open_loan(self, borrower: LocalAccount, **changes: Any) -> tuple[int, TxReceipt]:
         offer = self.offer(borrower.address, **changes)
         receipt = self.send(self.aggregator.functions.openLoan(*self.open_args(offer, borrower.key)), RELAYER)
-        (event,) = self.aggregator.events.LoanOpened().process_receipt(receipt)
+        (event,) = self.aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["loanId"]), receipt
 
     def min_rate(self, principal: int) -> int:
