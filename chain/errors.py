@@ -37,3 +37,53 @@ class TransactionReverted(ChainError):
 
 class DevnetError(ChainError):
     """A local anvil devnet could not be started or stopped."""
+
+
+class GasEstimationFailed(TransactionReverted):
+    """``eth_estimateGas`` refused the call (it would revert, or the node could not estimate it); nothing was
+    signed or sent. ``decoded`` names the custom error when an artifact declares it."""
+
+    def __init__(self, message: str, revert_data: str | None = None, decoded: str | None = None) -> None:
+        super().__init__(message, revert_data=revert_data)
+        self.decoded = decoded
+
+
+class TransactionRejected(ChainError):
+    """The node refused a signed transaction outright (insufficient funds, fee below the floor, ...): it never
+    entered the mempool, its nonce was released for reuse."""
+
+    def __init__(self, message: str, intent_key: str, tx_hash: str | None = None) -> None:
+        super().__init__(message)
+        self.intent_key, self.tx_hash = intent_key, tx_hash
+
+
+class TransactionDropped(ChainError):
+    """A sent transaction vanished and its nonce was consumed by another transaction of the same account."""
+
+    def __init__(self, message: str, intent_key: str) -> None:
+        super().__init__(message)
+        self.intent_key = intent_key
+
+
+class IntentConflict(ChainError):
+    """An intent key was submitted again with a different call: one key stands for exactly one transaction."""
+
+    def __init__(self, intent_key: str) -> None:
+        super().__init__(f"intent {intent_key!r} already exists with a different call")
+        self.intent_key = intent_key
+
+
+class FeeCapExceeded(ChainError):
+    """The fee the market asks (or a 12.5 % replacement bump) is above the chain's configured fee policy."""
+
+
+class ConfirmationTimeout(ChainError):
+    """An intent was not confirmed within the caller's deadline; it stays tracked and may still confirm."""
+
+    def __init__(self, intent_key: str, timeout: float) -> None:
+        super().__init__(f"intent {intent_key!r} not confirmed within {timeout} s (still tracked)")
+        self.intent_key, self.timeout = intent_key, timeout
+
+
+class NonceError(ChainError):
+    """The nonce allocator's shared state could not be read or updated."""

@@ -1,0 +1,616 @@
+"""Persistence owned by ``chain/``: transaction intents and their signed attempts, nonce counters and released
+nonces per (chain, account), event-reader checkpoints with the block hashes they were read at, reorg reports, and
+chain-selection decisions.
+
+``ChainRepository`` takes a Session and never commits; ``SqlChainStore`` is the adapter the chain layer calls: it
+opens one unit of work per operation in a worker thread (the event loop never blocks on the database) and commits.
+On SQLite (the local default) the nonce counter is correct within one process only; PostgreSQL row locks
+(``SELECT … FOR UPDATE``) make it hold across processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from store.base import Base
+from store.types import Uint256, UtcDateTime
+
+T = TypeVar("T")
+# Block numbers, nonces and gas outgrow 32 bits on busy chains; surrogate ids stay INTEGER (SQLite's rowid).
+AUTO_ID = Integer
+
+# Intent statuses. Terminal: confirmed, reverted, failed, dropped.
+PENDING, SIGNED, SENT, MINED = "pending", "signed", "sent", "mined"
+CONFIRMED, REVERTED, FAILED, DROPPED = "confirmed", "reverted", "failed", "dropped"
+OPEN_STATUSES = (PENDING, SIGNED, SENT, MINED)
+TERMINAL_STATUSES = (CONFIRMED, REVERTED, FAILED, DROPPED)
+# Attempt statuses.
+ATTEMPT_SIGNED, ATTEMPT_SENT, ATTEMPT_MINED = "signed", "sent", "mined"
+ATTEMPT_REPLACED, ATTEMPT_REJECTED = "replaced", "rejected"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChainIntentRow(Base):
+    """One thing the platform wants done on chain, keyed by the caller's idempotency key."""
+
+    __tablename__ = "chain_intents"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    sender: Mapped[str] = mapped_column(String(42))
+    to_address: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    data: Mapped[str] = mapped_column(Text)
+    value: Mapped[int] = mapped_column(Uint256())
+    gas: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    payload_hash: Mapped[str] = mapped_column(String(66))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    nonce: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    contract_address: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ChainAttemptRow(Base):
+    """One signed transaction for an intent; replacements are further attempts at the same nonce."""
+
+    __tablename__ = "chain_tx_attempts"
+
+    tx_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    intent_key: Mapped[str] = mapped_column(String(200), index=True)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    max_fee_per_gas: Mapped[int] = mapped_column(Uint256())
+    max_priority_fee_per_gas: Mapped[int] = mapped_column(Uint256())
+    gas: Mapped[int] = mapped_column(BigInteger)
+    raw: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ChainNonceRow(Base):
+    """The next never-used nonce of one account on one chain (locked with SELECT … FOR UPDATE)."""
+
+    __tablename__ = "chain_nonces"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    next_nonce: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChainNonceGapRow(Base):
+    """A nonce handed out and then released (its transaction never reached the chain): reused first."""
+
+    __tablename__ = "chain_nonce_gaps"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    nonce: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class ChainCheckpointRow(Base):
+    """How far an event reader has delivered on one chain, and the hash of that block."""
+
+    __tablename__ = "chain_event_checkpoints"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reader: Mapped[str] = mapped_column(String(64), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ChainBlockHashRow(Base):
+    """Hashes of recently delivered blocks: where a reorg is traced back to the common ancestor."""
+
+    __tablename__ = "chain_event_blocks"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reader: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(66))
+
+
+class ChainReorgRow(Base):
+    __tablename__ = "chain_reorgs"
+
+    id: Mapped[int] = mapped_column(AUTO_ID, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    reader: Mapped[str] = mapped_column(String(64))
+    checkpoint_block: Mapped[int] = mapped_column(BigInteger)
+    ancestor_block: Mapped[int] = mapped_column(BigInteger)
+    depth: Mapped[int] = mapped_column(BigInteger)
+    detected_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ChainSelectionRow(Base):
+    """One chain-selection decision with every candidate's cost and the reasons."""
+
+    __tablename__ = "chain_selections"
+
+    id: Mapped[int] = mapped_column(AUTO_ID, primary_key=True, autoincrement=True)
+    operation: Mapped[str] = mapped_column(String(128))
+    chosen: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+CHAIN_TABLES = tuple(
+    model.__table__
+    for model in (
+        ChainIntentRow,
+        ChainAttemptRow,
+        ChainNonceRow,
+        ChainNonceGapRow,
+        ChainCheckpointRow,
+        ChainBlockHashRow,
+        ChainReorgRow,
+        ChainSelectionRow,
+    )
+)
+
+
+# Plain records crossing the store boundary (the chain layer never sees ORM rows).
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    tx_hash: str
+    nonce: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    gas: int
+    raw: str
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IntentRecord:
+    key: str
+    chain_id: int
+    sender: str
+    to_address: str | None
+    data: str
+    value: int
+    gas: int | None
+    payload_hash: str
+    status: str
+    nonce: int | None
+    tx_hash: str | None
+    block_number: int | None
+    block_hash: str | None
+    gas_used: int | None
+    contract_address: str | None
+    error: str | None
+    attempts: tuple[AttemptRecord, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class MinedUpdate:
+    intent_key: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    gas_used: int
+    contract_address: str | None
+    success: bool
+
+
+def _attempt(row: ChainAttemptRow) -> AttemptRecord:
+    return AttemptRecord(
+        tx_hash=row.tx_hash,
+        nonce=row.nonce,
+        max_fee_per_gas=row.max_fee_per_gas,
+        max_priority_fee_per_gas=row.max_priority_fee_per_gas,
+        gas=row.gas,
+        raw=row.raw,
+        status=row.status,
+        created_at=row.created_at,
+    )
+
+
+def _intent(row: ChainIntentRow, attempts: Sequence[ChainAttemptRow] = ()) -> IntentRecord:
+    return IntentRecord(
+        key=row.key,
+        chain_id=row.chain_id,
+        sender=row.sender,
+        to_address=row.to_address,
+        data=row.data,
+        value=row.value,
+        gas=row.gas,
+        payload_hash=row.payload_hash,
+        status=row.status,
+        nonce=row.nonce,
+        tx_hash=row.tx_hash,
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+        gas_used=row.gas_used,
+        contract_address=row.contract_address,
+        error=row.error,
+        attempts=tuple(_attempt(a) for a in sorted(attempts, key=lambda a: a.created_at)),
+    )
+
+
+class ChainRepository:
+    """Reads and writes chain rows in the caller's session; never commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # intents
+
+    def get_intent(self, key: str) -> IntentRecord | None:
+        row = self.session.get(ChainIntentRow, key)
+        if row is None:
+            return None
+        attempts = self.session.scalars(select(ChainAttemptRow).where(ChainAttemptRow.intent_key == key)).all()
+        return _intent(row, attempts)
+
+    def add_intent(self, record: IntentRecord) -> None:
+        now = _now()
+        self.session.add(
+            ChainIntentRow(
+                key=record.key,
+                chain_id=record.chain_id,
+                sender=record.sender,
+                to_address=record.to_address,
+                data=record.data,
+                value=record.value,
+                gas=record.gas,
+                payload_hash=record.payload_hash,
+                status=record.status,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    def update_intent(self, key: str, **values: Any) -> None:
+        self.session.execute(
+            update(ChainIntentRow).where(ChainIntentRow.key == key).values(updated_at=_now(), **values)
+        )
+
+    def add_attempt(self, intent_key: str, attempt: AttemptRecord) -> None:
+        self.session.add(
+            ChainAttemptRow(
+                tx_hash=attempt.tx_hash,
+                intent_key=intent_key,
+                nonce=attempt.nonce,
+                max_fee_per_gas=attempt.max_fee_per_gas,
+                max_priority_fee_per_gas=attempt.max_priority_fee_per_gas,
+                gas=attempt.gas,
+                raw=attempt.raw,
+                status=attempt.status,
+                created_at=attempt.created_at,
+            )
+        )
+
+    def set_attempt_status(self, tx_hashes: Iterable[str], status: str) -> None:
+        hashes = list(tx_hashes)
+        if hashes:
+            self.session.execute(
+                update(ChainAttemptRow).where(ChainAttemptRow.tx_hash.in_(hashes)).values(status=status)
+            )
+
+    def open_intents(self, chain_id: int, sender: str) -> list[IntentRecord]:
+        rows = self.session.scalars(
+            select(ChainIntentRow).where(
+                ChainIntentRow.chain_id == chain_id,
+                ChainIntentRow.sender == sender,
+                ChainIntentRow.status.in_(OPEN_STATUSES),
+            )
+        ).all()
+        if not rows:
+            return []
+        keys = [row.key for row in rows]
+        attempts: dict[str, list[ChainAttemptRow]] = {}
+        for attempt in self.session.scalars(select(ChainAttemptRow).where(ChainAttemptRow.intent_key.in_(keys))):
+            attempts.setdefault(attempt.intent_key, []).append(attempt)
+        return [_intent(row, attempts.get(row.key, [])) for row in rows]
+
+    def max_nonce(self, chain_id: int, sender: str) -> int | None:
+        value = self.session.scalar(
+            select(func.max(ChainIntentRow.nonce)).where(
+                ChainIntentRow.chain_id == chain_id, ChainIntentRow.sender == sender
+            )
+        )
+        return None if value is None else int(value)
+
+    # nonces
+
+    def ensure_nonce_row(self, chain_id: int, address: str) -> None:
+        """Create the counter row when missing; a concurrent creator wins harmlessly (savepoint + IntegrityError)."""
+        if self.session.get(ChainNonceRow, (chain_id, address)) is not None:
+            return
+        try:
+            with self.session.begin_nested():
+                self.session.add(ChainNonceRow(chain_id=chain_id, address=address, next_nonce=0))
+        except IntegrityError:
+            pass
+
+    def lock_nonce_row(self, chain_id: int, address: str) -> ChainNonceRow:
+        row = self.session.scalars(
+            select(ChainNonceRow)
+            .where(ChainNonceRow.chain_id == chain_id, ChainNonceRow.address == address)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        return row
+
+    def take_gaps(self, chain_id: int, address: str, limit: int) -> list[int]:
+        """Up to ``limit`` released nonces, lowest first, removed from the released set."""
+        gaps = [
+            int(n)
+            for n in self.session.scalars(
+                select(ChainNonceGapRow.nonce)
+                .where(ChainNonceGapRow.chain_id == chain_id, ChainNonceGapRow.address == address)
+                .order_by(ChainNonceGapRow.nonce)
+                .limit(limit)
+            )
+        ]
+        if gaps:
+            self.session.execute(
+                delete(ChainNonceGapRow).where(
+                    ChainNonceGapRow.chain_id == chain_id,
+                    ChainNonceGapRow.address == address,
+                    ChainNonceGapRow.nonce.in_(gaps),
+                )
+            )
+        return gaps
+
+    def add_gap(self, chain_id: int, address: str, nonce: int) -> None:
+        self.session.merge(ChainNonceGapRow(chain_id=chain_id, address=address, nonce=nonce))
+
+    def drop_gaps_below(self, chain_id: int, address: str, floor: int) -> None:
+        self.session.execute(
+            delete(ChainNonceGapRow).where(
+                ChainNonceGapRow.chain_id == chain_id,
+                ChainNonceGapRow.address == address,
+                ChainNonceGapRow.nonce < floor,
+            )
+        )
+
+    # event checkpoints
+
+    def checkpoint(self, chain_id: int, reader: str) -> tuple[int, str] | None:
+        row = self.session.get(ChainCheckpointRow, (chain_id, reader))
+        return None if row is None else (row.block_number, row.block_hash)
+
+    def set_checkpoint(self, chain_id: int, reader: str, number: int, block_hash: str) -> None:
+        self.session.merge(
+            ChainCheckpointRow(
+                chain_id=chain_id, reader=reader, block_number=number, block_hash=block_hash, updated_at=_now()
+            )
+        )
+
+    def delete_checkpoint(self, chain_id: int, reader: str) -> None:
+        self.session.execute(
+            delete(ChainCheckpointRow).where(
+                ChainCheckpointRow.chain_id == chain_id, ChainCheckpointRow.reader == reader
+            )
+        )
+
+    def add_block_hashes(self, chain_id: int, reader: str, hashes: dict[int, str], keep: int) -> None:
+        for number, block_hash in hashes.items():
+            self.session.merge(ChainBlockHashRow(chain_id=chain_id, reader=reader, number=number, hash=block_hash))
+        if hashes:
+            self.session.execute(
+                delete(ChainBlockHashRow).where(
+                    ChainBlockHashRow.chain_id == chain_id,
+                    ChainBlockHashRow.reader == reader,
+                    ChainBlockHashRow.number < max(hashes) - keep,
+                )
+            )
+
+    def block_hashes(self, chain_id: int, reader: str) -> list[tuple[int, str]]:
+        """Known (number, hash) pairs, newest first."""
+        rows = self.session.execute(
+            select(ChainBlockHashRow.number, ChainBlockHashRow.hash)
+            .where(ChainBlockHashRow.chain_id == chain_id, ChainBlockHashRow.reader == reader)
+            .order_by(ChainBlockHashRow.number.desc())
+        ).all()
+        return [(int(number), str(block_hash)) for number, block_hash in rows]
+
+    def drop_block_hashes_above(self, chain_id: int, reader: str, number: int) -> None:
+        self.session.execute(
+            delete(ChainBlockHashRow).where(
+                ChainBlockHashRow.chain_id == chain_id,
+                ChainBlockHashRow.reader == reader,
+                ChainBlockHashRow.number > number,
+            )
+        )
+
+    def add_reorg(self, chain_id: int, reader: str, checkpoint_block: int, ancestor_block: int) -> None:
+        self.session.add(
+            ChainReorgRow(
+                chain_id=chain_id,
+                reader=reader,
+                checkpoint_block=checkpoint_block,
+                ancestor_block=ancestor_block,
+                depth=checkpoint_block - ancestor_block,
+                detected_at=_now(),
+            )
+        )
+
+    def reorgs(self, chain_id: int) -> list[ChainReorgRow]:
+        return list(self.session.scalars(select(ChainReorgRow).where(ChainReorgRow.chain_id == chain_id)).all())
+
+    # selection
+
+    def add_selection(self, operation: str, chosen: str | None, candidates: list[dict[str, Any]]) -> None:
+        self.session.add(
+            ChainSelectionRow(operation=operation, chosen=chosen, candidates=candidates, created_at=_now())
+        )
+
+
+class SqlChainStore:
+    """The chain layer's store on SQLAlchemy: each method is one unit of work, run in a worker thread."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        bind = sessions.kw.get("bind")
+        self.dialect = bind.dialect.name if bind is not None else "unknown"
+        self._group: list[tuple[Callable[[ChainRepository], Any], asyncio.Future[Any]]] = []
+        self._draining = False
+
+    @property
+    def cross_process(self) -> bool:
+        """Whether the nonce counter holds across processes (PostgreSQL row locks), not only within one."""
+        return self.dialect == "postgresql"
+
+    def _unit(self, work: Callable[[ChainRepository], T]) -> T:
+        with self.sessions() as session:
+            result = work(ChainRepository(session))
+            session.commit()
+            return result
+
+    async def run(self, work: Callable[[ChainRepository], T]) -> T:
+        """Run ``work`` in one committed unit of work off the event loop."""
+        return await asyncio.to_thread(self._unit, work)
+
+    async def run_grouped(self, work: Callable[[ChainRepository], T]) -> T:
+        """Like ``run``, but commits together with the other grouped work waiting at the same moment (group
+        commit): each caller still resumes only after its work is committed. If the group fails, each piece is
+        re-run alone so that one bad piece fails only its own caller."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._group.append((work, future))
+        if not self._draining:
+            self._draining = True
+            try:
+                while self._group:
+                    batch, self._group = self._group, []
+                    await self._commit_group(batch)
+            finally:
+                self._draining = False
+        result: T = await future
+        return result
+
+    async def _commit_group(self, batch: list[tuple[Callable[[ChainRepository], Any], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await asyncio.to_thread(self._unit, lambda repo: [work(repo) for work, _ in batch])
+        except Exception:
+            for work, future in batch:
+                try:
+                    future.set_result(await self.run(work))
+                except Exception as err:
+                    future.set_exception(err)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
+
+    # the operations the lifecycle uses
+
+    async def create_intent(self, record: IntentRecord) -> tuple[IntentRecord, bool]:
+        """Insert ``record``, or return the intent already stored under its key (``created`` False)."""
+
+        def work(repo: ChainRepository) -> tuple[IntentRecord, bool]:
+            existing = repo.get_intent(record.key)
+            if existing is not None:
+                return existing, False
+            try:
+                with repo.session.begin_nested():
+                    repo.add_intent(record)
+            except IntegrityError:
+                found = repo.get_intent(record.key)
+                assert found is not None
+                return found, False
+            return record, True
+
+        return await self.run_grouped(work)
+
+    async def get_intent(self, key: str) -> IntentRecord | None:
+        return await self.run(lambda repo: repo.get_intent(key))
+
+    async def record_signed(self, key: str, attempt: AttemptRecord, *, replaces: str | None = None) -> None:
+        def work(repo: ChainRepository) -> None:
+            repo.add_attempt(key, attempt)
+            repo.update_intent(key, status=SIGNED if replaces is None else SENT, nonce=attempt.nonce)
+
+        await self.run_grouped(work)
+
+    async def mark_sent(self, tx_hashes: Sequence[tuple[str, str]]) -> None:
+        """(intent key, tx hash) pairs whose transaction a node accepted."""
+
+        def work(repo: ChainRepository) -> None:
+            repo.set_attempt_status((h for _, h in tx_hashes), ATTEMPT_SENT)
+            for key, _ in tx_hashes:
+                repo.session.execute(
+                    update(ChainIntentRow)
+                    .where(ChainIntentRow.key == key, ChainIntentRow.status.in_((PENDING, SIGNED)))
+                    .values(status=SENT, updated_at=_now())
+                )
+
+        if tx_hashes:
+            await self.run(work)
+
+    async def mark_mined(self, updates: Sequence[MinedUpdate]) -> None:
+        def work(repo: ChainRepository) -> None:
+            for item in updates:
+                repo.update_intent(
+                    item.intent_key,
+                    status=MINED,
+                    tx_hash=item.tx_hash,
+                    block_number=item.block_number,
+                    block_hash=item.block_hash,
+                    gas_used=item.gas_used,
+                    contract_address=item.contract_address,
+                )
+            repo.set_attempt_status((item.tx_hash for item in updates), ATTEMPT_MINED)
+
+        if updates:
+            await self.run(work)
+
+    async def mark_unmined(self, keys: Sequence[str]) -> None:
+        """A reorg took these intents' blocks away: back to sent, to be found again."""
+
+        def work(repo: ChainRepository) -> None:
+            for key in keys:
+                repo.update_intent(key, status=SENT, block_number=None, block_hash=None)
+
+        if keys:
+            await self.run(work)
+
+    async def finish(self, outcomes: Sequence[tuple[str, str, str | None]]) -> None:
+        """(key, terminal status, error) triples; the other attempts of a finished intent become replaced."""
+
+        def work(repo: ChainRepository) -> None:
+            for key, status, error in outcomes:
+                repo.update_intent(key, status=status, error=error)
+                repo.session.execute(
+                    update(ChainAttemptRow)
+                    .where(
+                        ChainAttemptRow.intent_key == key,
+                        ChainAttemptRow.status.in_((ATTEMPT_SIGNED, ATTEMPT_SENT)),
+                    )
+                    .values(status=ATTEMPT_REPLACED)
+                )
+
+        if outcomes:
+            await self.run(work)
+
+    async def reject(self, key: str, tx_hash: str | None, error: str) -> None:
+        def work(repo: ChainRepository) -> None:
+            if tx_hash is not None:
+                repo.set_attempt_status([tx_hash], ATTEMPT_REJECTED)
+            repo.update_intent(key, status=FAILED, error=error[:2000])
+
+        await self.run(work)
+
+    async def open_intents(self, chain_id: int, sender: str) -> list[IntentRecord]:
+        return await self.run(lambda repo: repo.open_intents(chain_id, sender))
+
+    async def max_nonce(self, chain_id: int, sender: str) -> int | None:
+        return await self.run(lambda repo: repo.max_nonce(chain_id, sender))
