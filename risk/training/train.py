@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy.typing as npt
-
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from optbinning import BinningProcess
 from sklearn.linear_model import LogisticRegression
