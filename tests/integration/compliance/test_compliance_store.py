@@ -1,0 +1,94 @@
+"""The compliance repositories against a real PostgreSQL, schema built by the Alembic history."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from compliance.decisions import DecisionKind, decide
+from compliance.errors import ErasureRefused, SubjectKeyMissing, WebhookRejected
+from compliance.jurisdiction import Reason
+from compliance.kyc import KycState, KycStatus, KycTier, sign_webhook, verify_webhook
+from compliance.pii import REGULATION_B, PiiVault, RetentionHold, erase_subject
+from store.compliance import SqlDecisionRepository, SqlKeyProvider, SqlKycRepository, SqlReplayGuard
+from store.db import Database
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+MASTER = os.urandom(32)
+
+
+@pytest.fixture(scope="module")
+def database(postgres_url: str) -> Iterator[Database]:
+    db = Database(postgres_url)
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+def test_decision_round_trip_and_erasure_keeps_hashes(database: Database) -> None:
+    subject = f"b-{os.urandom(4).hex()}"
+    with database.unit_of_work() as uow:
+        vault = PiiVault(SqlKeyProvider(uow.session, MASTER))
+        sealed = vault.encrypt(subject, "screened-name", "Jane Doe")
+        inputs = {"borrowerId": subject, "amount": Decimal("1500.00")}
+        record = decide(
+            DecisionKind.CREDIT_REQUEST,
+            subject,
+            inputs,
+            [Reason("kyc.not-approved", "KYC is not approved")],
+            {"jurisdictions": "jurisdictions@2026-11-01"},
+            NOW,
+            pii_sealed=sealed,
+        )
+        SqlDecisionRepository(uow.session).add(record)
+        uow.commit()
+    with database.unit_of_work() as uow:
+        repo = SqlDecisionRepository(uow.session)
+        loaded = repo.get(record.decision_id)
+        assert loaded == record
+        assert loaded is not None
+        assert repo.stored_hash(record.decision_id) == loaded.record_hash() == record.record_hash()
+        keys = SqlKeyProvider(uow.session, MASTER)
+        assert PiiVault(keys).decrypt(subject, "screened-name", loaded.pii_sealed or b"") == "Jane Doe"
+        hold = RetentionHold("Regulation B", NOW, REGULATION_B)
+        with pytest.raises(ErasureRefused):
+            erase_subject(keys, subject, [hold], NOW + timedelta(days=1))
+        erase_subject(keys, subject, [hold], NOW + REGULATION_B + timedelta(seconds=1))
+        uow.commit()
+    with database.unit_of_work() as uow:
+        loaded = SqlDecisionRepository(uow.session).for_subject(subject)[0]
+        with pytest.raises(SubjectKeyMissing):
+            PiiVault(SqlKeyProvider(uow.session, MASTER)).decrypt(subject, "screened-name", loaded.pii_sealed or b"")
+        assert loaded.record_hash() == record.record_hash()
+        loaded.verify_inputs(inputs)
+
+
+def test_kyc_status_persisted(database: Database) -> None:
+    subject = f"b-{os.urandom(4).hex()}"
+    with database.unit_of_work() as uow:
+        repo = SqlKycRepository(uow.session)
+        repo.save(KycStatus("app-" + subject, subject, KycState.PENDING, KycTier.NONE, (), NOW))
+        repo.save(
+            KycStatus("app-" + subject, subject, KycState.APPROVED, KycTier.STANDARD, (), NOW + timedelta(minutes=1))
+        )
+        uow.commit()
+    with database.unit_of_work() as uow:
+        status = SqlKycRepository(uow.session).latest_for_subject(subject)
+        assert status is not None
+        assert (status.state, status.tier) == (KycState.APPROVED, KycTier.STANDARD)
+
+
+def test_replayed_webhook_refused_across_sessions(database: Database) -> None:
+    body = f'{{"eventId": "{os.urandom(8).hex()}", "state": "approved"}}'.encode()
+    headers = sign_webhook(body, b"secret", NOW)
+    with database.unit_of_work() as uow:
+        assert verify_webhook(body, headers, b"secret", NOW, SqlReplayGuard(uow.session))["state"] == "approved"
+        uow.commit()
+    with database.unit_of_work() as uow, pytest.raises(WebhookRejected, match="already delivered"):
+        verify_webhook(body, headers, b"secret", NOW, SqlReplayGuard(uow.session))
