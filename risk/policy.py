@@ -58,8 +58,8 @@ class Policy:
         return next((terms for terms in self.grades if score >= terms.min_score), None)
 
 
-# For USD stablecoins (amounts in whole units). PD at each floor, from the scale: A 4.2 %, B 11 %, C 22 %,
-# D 37 %, E 56 %. About 8 % of the data set's applicants score below E's floor.
+# For USD stablecoins (amounts in whole units). PD at each floor, from the scale: A 4.0 %, B 10.6 %, C 22 %,
+# D 36 %, E 57 %. On the 1,000 applicants of the data set: A 10 %, B 20 %, C 20 %, D 18 %, E 19 %, declined 14 %.
 DEFAULT_POLICY = Policy(
     version="policy-v1",
     grades=(
