@@ -29,6 +29,7 @@ class RunningPlatform:
     lender_url: str
     data_dir: Path
     admin_key: str = ADMIN_KEY
+    database_url: str = ""
 
     def client(self, api_key: str) -> httpx.Client:
         return httpx.Client(base_url=self.api_url, headers={"X-API-Key": api_key}, timeout=60)
@@ -76,7 +77,7 @@ def running_platform(
     try:
         _wait(f"{lender_url}/v1/health", lender)
         _wait(f"http://127.0.0.1:{api_port}/health", api)
-        yield RunningPlatform(f"http://127.0.0.1:{api_port}", lender_url, data_dir)
+        yield RunningPlatform(f"http://127.0.0.1:{api_port}", lender_url, data_dir, database_url=database_url)
     finally:
         for process in (api, lender):
             process.terminate()
