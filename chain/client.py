@@ -106,7 +106,11 @@ class Endpoint:
         await self._keep_alive()
         with self.breaker.calling():
             async with asyncio.timeout(self.timeout):
-                return await self.provider.make_request(method, params)
+                try:
+                    return await self.provider.make_request(method, params)
+                except aiohttp.ServerDisconnectedError:
+                    # A pooled keep-alive connection the server had closed: one fresh connection, same URL.
+                    return await self.provider.make_request(method, params)
 
 
 class FailoverProvider(AsyncJSONBaseProvider):

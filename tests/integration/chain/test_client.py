@@ -1,0 +1,57 @@
+"""Clients: chain-id check, unreachable RPC, failover between URLs, health."""
+
+from __future__ import annotations
+
+import pytest
+
+from chain.client import ChainClient
+from chain.config import ChainConfig
+from chain.devnet import Devnet, free_port
+from chain.errors import ChainIdMismatch, RpcUnavailable
+from tests.integration.chain.support import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+
+async def test_chain_id_mismatch_is_refused(anvil: Devnet) -> None:
+    client = ChainClient(ChainConfig(name="mainnet-by-mistake", chain_id=1, rpc_urls=[anvil.rpc_url]))
+    with pytest.raises(ChainIdMismatch) as caught:
+        await client.connect()
+    assert (caught.value.expected, caught.value.actual) == (1, 31337)
+    assert (await client.health()).endpoints[0].chain_id_ok is False
+    await client.close()
+
+
+async def test_unreachable_rpc_is_a_typed_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    client = ChainClient(ChainConfig(name="down", chain_id=31337, rpc_urls=[url]), timeout=2.0)
+    with pytest.raises(RpcUnavailable):
+        await client.connect()
+    health = await client.health()
+    assert not health.healthy
+    assert health.endpoints[0].last_error is not None
+    await client.close()
+
+
+async def test_fails_over_to_the_second_url_and_back(anvil: Devnet) -> None:
+    first, second = await TcpProxy(anvil.port).start(), await TcpProxy(anvil.port).start()
+    config = ChainConfig(name="ethereum-local", chain_id=31337, rpc_urls=[first.url, second.url])
+    client = await ChainClient(config, timeout=2.0).connect()
+    try:
+        assert client.provider.active_url == first.url
+        await first.cut()
+        for _ in range(3):
+            assert await client.head() >= 0
+        assert client.provider.active_url == second.url
+        health = await client.health()
+        assert health.healthy and health.head_block == 0
+        assert health.endpoints[0].last_error is not None
+        await first.restore()
+        await second.cut()
+        assert await client.head() == 0  # back to the first URL
+        assert client.provider.active_url == first.url
+        assert (await client.health()).endpoints[1].last_error is not None
+    finally:
+        await client.close()
+        await first.cut()
+        await second.cut()

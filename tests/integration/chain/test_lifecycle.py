@@ -1,0 +1,201 @@
+"""The transaction lifecycle on real anvils: concurrency, idempotency, typed failures, outages, replacement."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from chain.client import ChainClient
+from chain.config import ChainConfig
+from chain.devnet import Devnet
+from chain.errors import GasEstimationFailed, IntentConflict, RpcUnavailable, TransactionReverted
+from chain.signers import Role, devnet_signer
+from chain.transactions import Call, TransactionManager
+from store.chain import CONFIRMED, SqlChainStore
+from tests.integration.chain.support import (
+    TcpProxy,
+    chain_store,
+    deploy_token,
+    fresh_anvil,
+    holder,
+    manager,
+    miner,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def _nonce(client: ChainClient, role: Role) -> int:
+    return int(await client.rpc("eth_getTransactionCount", devnet_signer(role).address, "latest"), 16)
+
+
+async def _submit_with_retries(txs: TransactionManager, key: str, call: Call) -> None:
+    """What a caller does after an outage: submit again under the same key, a bounded number of times."""
+    for _ in range(50):
+        try:
+            await txs.submit(key, call)
+            return
+        except RpcUnavailable:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{key} could not be submitted after the RPC came back")
+
+
+async def test_500_concurrent_sends_per_chain_on_three_chains(tmp_path: object) -> None:
+    """One process, three fresh chains, 500 concurrent mints each: every nonce once, no gap, all confirmed."""
+    chains = [(31337, "ethereum-local"), (31338, "polygon-local"), (31339, "arbitrum-local")]
+    with fresh_anvil(*chains[0]) as a, fresh_anvil(*chains[1]) as b, fresh_anvil(*chains[2]) as c:
+        store, engine = chain_store(f"sqlite:///{tmp_path}/chain.db")
+        clients = [await ChainClient(d.config()).connect() for d in (a, b, c)]
+        try:
+
+            async def run(client: ChainClient) -> None:
+                async with manager(client, store) as txs, miner(client, 0.1):
+                    token = await deploy_token(txs, f"{client.name}:token")
+                    keys = [f"{client.name}:mint:{i}" for i in range(500)]
+                    calls = [Call.function(token, "mint", holder(i), i + 1) for i in range(500)]
+                    await asyncio.gather(*(txs.submit(k, call) for k, call in zip(keys, calls, strict=True)))
+                    receipts = await asyncio.gather(*(txs.wait(k, within=120) for k in keys))
+                    assert all(r.status == CONFIRMED for r in receipts)
+                    assert sorted(r.nonce for r in receipts) == list(range(1, 501))
+                    assert await _nonce(client, Role.DEPLOYER) == 501
+                    supply = int(
+                        await client.rpc("eth_call", {"to": token.address, "data": "0x18160ddd"}, "latest"), 16
+                    )
+                    assert supply == sum(range(1, 501))
+
+            await asyncio.gather(*(run(client) for client in clients))
+        finally:
+            for client in clients:
+                await client.close()
+            engine.dispose()
+
+
+async def test_two_accounts_on_one_chain_proceed_in_parallel(client: ChainClient, pg_store: SqlChainStore) -> None:
+    async with manager(client, pg_store, Role.DEPLOYER) as first, manager(client, pg_store, Role.RELAYER) as second:
+        async with miner(client, 0.1):
+            token = await deploy_token(first)
+            submits = [
+                txs.submit(f"{role}:{i}", Call.function(token, "mint", holder(i), 1))
+                for txs, role in ((first, "a"), (second, "b"))
+                for i in range(100)
+            ]
+            await asyncio.gather(*submits)
+            receipts = await asyncio.gather(
+                *(txs.wait(f"{role}:{i}", within=60) for txs, role in ((first, "a"), (second, "b")) for i in range(100))
+            )
+    blocks = {r.block_number for r in receipts[100:]} & {r.block_number for r in receipts[:100]}
+    assert blocks, "the two accounts' transactions share blocks: neither waited for the other"
+    assert sorted(r.nonce for r in receipts[100:]) == list(range(100))
+    assert await _nonce(client, Role.RELAYER) == 100
+    assert await _nonce(client, Role.DEPLOYER) == 101
+
+
+async def test_submit_is_idempotent_and_refuses_a_different_call(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    async with manager(client, sqlite_store) as txs:
+        token = await deploy_token(txs)
+        call = Call.function(token, "mint", holder(1), 5)
+        first = await txs.submit("mint-once", call)
+        again = await txs.submit("mint-once", call)
+        receipt = await txs.wait("mint-once", within=30)
+        assert again.tx_hash == first.tx_hash == receipt.tx_hash
+        assert (await txs.submit("mint-once", call)).status == CONFIRMED
+        with pytest.raises(IntentConflict):
+            await txs.submit("mint-once", Call.function(token, "mint", holder(1), 6))
+    assert await _nonce(client, Role.DEPLOYER) == 2
+
+
+async def test_reverted_transaction_and_failing_gas_estimate_are_typed(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    async with manager(client, sqlite_store) as txs:
+        token = await deploy_token(txs)
+        too_much = Call.function(token, "transfer", holder(2), 10**18)  # the deployer holds no tokens
+        with pytest.raises(GasEstimationFailed) as estimate:
+            await txs.submit("estimate-fails", too_much)
+        assert estimate.value.decoded is not None and estimate.value.decoded.startswith("ERC20InsufficientBalance")
+        forced = Call.function(token, "transfer", holder(2), 10**18, gas=100_000)
+        await txs.submit("reverts", forced)
+        with pytest.raises(TransactionReverted) as reverted:
+            await txs.wait("reverts", within=30)
+        assert not isinstance(reverted.value, GasEstimationFailed)
+        assert reverted.value.tx_hash is not None
+        assert "ERC20InsufficientBalance" in str(reverted.value)
+        stored = await sqlite_store.get_intent("estimate-fails")
+        assert stored is not None and stored.status == "failed" and stored.nonce is None
+    # the failed estimate consumed no nonce: deploy (0) and the reverted transfer (1)
+    assert await _nonce(client, Role.DEPLOYER) == 2
+
+
+async def test_rpc_outage_through_a_proxy_recovers_without_double_sends(
+    anvil: Devnet, sqlite_store: SqlChainStore
+) -> None:
+    proxy = await TcpProxy(anvil.port).start()
+    direct = await ChainClient(anvil.config()).connect()
+    client = await ChainClient(
+        ChainConfig(name=anvil.name, chain_id=anvil.chain_id, rpc_urls=[proxy.url]), timeout=1.0, reset_timeout=0.2
+    ).connect()
+    try:
+        async with manager(client, sqlite_store) as txs, miner(direct, 0.5):
+            token = await deploy_token(txs)
+            calls = {f"mint:{i}": Call.function(token, "mint", holder(i), 1) for i in range(60)}
+            keys = list(calls)
+            await asyncio.gather(*(txs.submit(key, calls[key]) for key in keys[:30]))
+            await proxy.cut()  # 30 sent and in flight; the next 30 meet the outage
+            outcomes = await asyncio.gather(*(txs.submit(k, calls[k]) for k in keys[30:]), return_exceptions=True)
+            assert all(isinstance(outcome, RpcUnavailable) for outcome in outcomes)
+            await asyncio.sleep(0.3)
+            assert txs.last_error is not None  # the watcher saw the outage too
+            await proxy.restore()
+            for key in keys[30:]:
+                await _submit_with_retries(txs, key, calls[key])  # the caller retries with the same key
+            receipts = await asyncio.gather(*(txs.wait(key, within=60) for key in calls))
+        assert all(r.status == CONFIRMED for r in receipts)
+        assert sorted(r.nonce for r in receipts) == list(range(1, 61))
+        assert await _nonce(direct, Role.DEPLOYER) == 61  # nothing sent twice, no gap
+    finally:
+        await proxy.cut()
+        await client.close()
+        await direct.close()
+
+
+async def test_failover_to_a_second_url_while_sending(anvil: Devnet, sqlite_store: SqlChainStore) -> None:
+    first, second = await TcpProxy(anvil.port).start(), await TcpProxy(anvil.port).start()
+    client = await ChainClient(
+        ChainConfig(name=anvil.name, chain_id=anvil.chain_id, rpc_urls=[first.url, second.url]), timeout=1.0
+    ).connect()
+    try:
+        async with manager(client, sqlite_store) as txs, miner(client, 0.1):
+            token = await deploy_token(txs)
+            batch = [txs.submit(f"mint:{i}", Call.function(token, "mint", holder(i), 1)) for i in range(40)]
+            cut = asyncio.create_task(first.cut())
+            await asyncio.gather(*batch, cut)
+            receipts = await asyncio.gather(*(txs.wait(f"mint:{i}", within=60) for i in range(40)))
+        assert sorted(r.nonce for r in receipts) == list(range(1, 41))
+        assert client.provider.active_url == second.url
+        assert await _nonce(client, Role.DEPLOYER) == 41
+    finally:
+        await client.close()
+        await first.cut()
+        await second.cut()
+
+
+async def test_paused_mining_and_base_fee_spike_replace_the_stuck_transaction(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    async with manager(client, sqlite_store, stuck_after=0.3) as txs:
+        token = await deploy_token(txs)
+        await client.rpc("evm_setAutomine", False)
+        sent = await txs.submit("stuck", Call.function(token, "mint", holder(1), 1))
+        await client.rpc("anvil_setNextBlockBaseFeePerGas", hex(100 * 10**9))
+        await client.rpc("evm_mine")  # a 100 gwei block: the 3 gwei transaction stays out
+        assert await client.rpc("eth_getTransactionReceipt", sent.tx_hash) is None
+        async with miner(client, 0.2):
+            receipt = await txs.wait("stuck", within=30)
+    stored = await sqlite_store.get_intent("stuck")
+    assert stored is not None and len(stored.attempts) >= 2
+    assert receipt.tx_hash != sent.tx_hash and receipt.nonce == sent.nonce == 1
+    assert stored.attempts[-1].max_fee_per_gas >= stored.attempts[0].max_fee_per_gas * 9 // 8
+    assert await _nonce(client, Role.DEPLOYER) == 2
