@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Text, delete, func, select, update
+from sqlalchemy import JSON, BigInteger, Integer, String, Table, Text, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -148,8 +148,8 @@ class ChainSelectionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-CHAIN_TABLES = tuple(
-    model.__table__
+CHAIN_TABLES: tuple[Table, ...] = tuple(
+    cast(Table, model.__table__)
     for model in (
         ChainIntentRow,
         ChainAttemptRow,

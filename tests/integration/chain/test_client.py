@@ -44,7 +44,8 @@ async def test_fails_over_to_the_second_url_and_back(anvil: Devnet) -> None:
             assert await client.head() >= 0
         assert client.provider.active_url == second.url
         health = await client.health()
-        assert health.healthy and health.head_block == 0
+        assert health.healthy
+        assert health.head_block == 0
         assert health.endpoints[0].last_error is not None
         await first.restore()
         await second.cut()

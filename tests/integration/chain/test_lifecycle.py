@@ -72,18 +72,18 @@ async def test_500_concurrent_sends_per_chain_on_three_chains(tmp_path: object) 
 
 
 async def test_two_accounts_on_one_chain_proceed_in_parallel(client: ChainClient, pg_store: SqlChainStore) -> None:
-    async with manager(client, pg_store, Role.DEPLOYER) as first, manager(client, pg_store, Role.RELAYER) as second:
-        async with miner(client, 0.1):
-            token = await deploy_token(first)
-            submits = [
-                txs.submit(f"{role}:{i}", Call.function(token, "mint", holder(i), 1))
-                for txs, role in ((first, "a"), (second, "b"))
-                for i in range(100)
-            ]
-            await asyncio.gather(*submits)
-            receipts = await asyncio.gather(
-                *(txs.wait(f"{role}:{i}", within=60) for txs, role in ((first, "a"), (second, "b")) for i in range(100))
-            )
+    first, second = manager(client, pg_store, Role.DEPLOYER), manager(client, pg_store, Role.RELAYER)
+    async with first, second, miner(client, 0.1):
+        token = await deploy_token(first)
+        submits = [
+            txs.submit(f"{role}:{i}", Call.function(token, "mint", holder(i), 1))
+            for txs, role in ((first, "a"), (second, "b"))
+            for i in range(100)
+        ]
+        await asyncio.gather(*submits)
+        receipts = await asyncio.gather(
+            *(txs.wait(f"{role}:{i}", within=60) for txs, role in ((first, "a"), (second, "b")) for i in range(100))
+        )
     blocks = {r.block_number for r in receipts[100:]} & {r.block_number for r in receipts[:100]}
     assert blocks, "the two accounts' transactions share blocks: neither waited for the other"
     assert sorted(r.nonce for r in receipts[100:]) == list(range(100))
@@ -115,7 +115,8 @@ async def test_reverted_transaction_and_failing_gas_estimate_are_typed(
         too_much = Call.function(token, "transfer", holder(2), 10**18)  # the deployer holds no tokens
         with pytest.raises(GasEstimationFailed) as estimate:
             await txs.submit("estimate-fails", too_much)
-        assert estimate.value.decoded is not None and estimate.value.decoded.startswith("ERC20InsufficientBalance")
+        assert estimate.value.decoded is not None
+        assert estimate.value.decoded.startswith("ERC20InsufficientBalance")
         forced = Call.function(token, "transfer", holder(2), 10**18, gas=100_000)
         await txs.submit("reverts", forced)
         with pytest.raises(TransactionReverted) as reverted:
@@ -124,7 +125,9 @@ async def test_reverted_transaction_and_failing_gas_estimate_are_typed(
         assert reverted.value.tx_hash is not None
         assert "ERC20InsufficientBalance" in str(reverted.value)
         stored = await sqlite_store.get_intent("estimate-fails")
-        assert stored is not None and stored.status == "failed" and stored.nonce is None
+        assert stored is not None
+        assert stored.status == "failed"
+        assert stored.nonce is None
     # the failed estimate consumed no nonce: deploy (0) and the reverted transfer (1)
     assert await _nonce(client, Role.DEPLOYER) == 2
 
@@ -195,7 +198,9 @@ async def test_paused_mining_and_base_fee_spike_replace_the_stuck_transaction(
         async with miner(client, 0.2):
             receipt = await txs.wait("stuck", within=30)
     stored = await sqlite_store.get_intent("stuck")
-    assert stored is not None and len(stored.attempts) >= 2
-    assert receipt.tx_hash != sent.tx_hash and receipt.nonce == sent.nonce == 1
+    assert stored is not None
+    assert len(stored.attempts) >= 2
+    assert receipt.tx_hash != sent.tx_hash
+    assert receipt.nonce == sent.nonce == 1
     assert stored.attempts[-1].max_fee_per_gas >= stored.attempts[0].max_fee_per_gas * 9 // 8
     assert await _nonce(client, Role.DEPLOYER) == 2
