@@ -101,16 +101,21 @@ class Endpoint:
             last_ok_at=self.last_ok_at,
         )
 
-    async def request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+    async def request(self, method: RPCEndpoint, params: Any, *, bypass_breaker: bool = False) -> RPCResponse:
         """One request under this URL's breaker and timeout; transport failures count against the breaker."""
         await self._keep_alive()
+        if bypass_breaker:
+            return await self._send(method, params)
         with self.breaker.calling():
-            async with asyncio.timeout(self.timeout):
-                try:
-                    return await self.provider.make_request(method, params)
-                except aiohttp.ServerDisconnectedError:
-                    # A pooled keep-alive connection the server had closed: one fresh connection, same URL.
-                    return await self.provider.make_request(method, params)
+            return await self._send(method, params)
+
+    async def _send(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        async with asyncio.timeout(self.timeout):
+            try:
+                return await self.provider.make_request(method, params)
+            except aiohttp.ServerDisconnectedError:
+                # A pooled keep-alive connection the server had closed: one fresh connection, same URL.
+                return await self.provider.make_request(method, params)
 
 
 class FailoverProvider(AsyncJSONBaseProvider):
@@ -156,6 +161,7 @@ class FailoverProvider(AsyncJSONBaseProvider):
         attempts = len(self.endpoints) if method not in NOT_FAILED_OVER else 1
         last_error: BaseException | None = None
         refusals: list[ChainIdMismatch] = []
+        skipped_open: list[Endpoint] = []
         for step in range(attempts):
             index = (self._active + step) % len(self.endpoints)
             endpoint = self.endpoints[index]
@@ -172,6 +178,7 @@ class FailoverProvider(AsyncJSONBaseProvider):
                 continue
             except pybreaker.CircuitBreakerError as err:
                 last_error = err
+                skipped_open.append(endpoint)
                 continue
             except TRANSPORT_ERRORS as err:
                 last_error = err
@@ -181,6 +188,18 @@ class FailoverProvider(AsyncJSONBaseProvider):
             endpoint.last_ok_at = self._clock()
             self._active = index
             return response
+        if skipped_open and len(skipped_open) + len(refusals) == len(self.endpoints) and attempts > 1:
+            # Every usable URL's breaker is open: one last-resort try of the URL that answered last, so that a
+            # burst of timeouts does not shut the chain off for a whole reset period.
+            endpoint = self.endpoints[self._active] if self.endpoints[self._active] in skipped_open else skipped_open[0]
+            try:
+                response = await endpoint.request(method, params, bypass_breaker=True)
+            except TRANSPORT_ERRORS as err:
+                last_error = err
+                self._note_error(endpoint, err)
+            else:
+                endpoint.last_ok_at = self._clock()
+                return response
         if refusals and last_error is None:
             raise refusals[0]
         raise RpcUnavailable(

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eth_typing import ChecksumAddress
@@ -137,6 +137,9 @@ class LifecycleSettings:
     stuck_after: float = 30.0  # seconds after sending before a same-nonce replacement
     gas_margin_percent: int = 20  # over eth_estimateGas
     rebroadcast_after: float = 10.0  # seconds before a sent, unmined transaction is broadcast again
+    # A pending (never signed) intent of another process is taken over only after this many idle seconds: a live
+    # process's fresh intent is never signed twice with two nonces.
+    claim_after: float = 30.0
     rpc_timeout: float = 10.0
 
     @classmethod
@@ -222,6 +225,7 @@ class TransactionManager:
         self._submitting: dict[str, asyncio.Task[Submission]] = {}
         self._sent_queue: list[tuple[str, str]] = []
         self._recheck: set[str] = set()
+        self._owned: set[str] = set()  # pending intents this process created or claimed
         self._scanned = -1
         self._fees: tuple[float, Fees] | None = None
         self._fee_lock = asyncio.Lock()
@@ -265,8 +269,9 @@ class TransactionManager:
             return
         live = [a for a in intent.attempts if a.status in ("signed", "sent", "mined")]
         if not live:
-            # Persisted as an intent, maybe with a bound nonce, never signed: carry on from there.
-            task = asyncio.create_task(self._prepare_and_send(intent))
+            # Persisted as an intent, maybe with a bound nonce, never signed: carry on from there — at once if
+            # this process owns it, after claiming it if another (maybe dead) process created it.
+            task = asyncio.create_task(self._claim_and_prepare(intent))
             task.add_done_callback(_consume_error)  # the error is settled for waiters; nobody awaits this task
             self._submitting[intent.key] = task
             return
@@ -292,6 +297,16 @@ class TransactionManager:
                 True,
             )
             self._recheck.discard(intent.key)
+
+    async def _claim_and_prepare(self, intent: IntentRecord) -> Submission:
+        if intent.key not in self._owned:
+            stale_before = datetime.now(UTC) - timedelta(seconds=self.settings.claim_after)
+            if not await self.store.claim_stale(intent.key, stale_before):
+                self._submitting.pop(intent.key, None)
+                await asyncio.sleep(self.settings.poll_interval)
+                return Submission(intent.key, intent.status, None, intent.nonce)
+            self._owned.add(intent.key)
+        return await self._prepare_and_send(intent)
 
     def _track(self, tracked: _Tracked) -> None:
         self._tracked[tracked.key] = tracked
@@ -328,6 +343,8 @@ class TransactionManager:
         stored, created = await self.store.create_intent(record)
         if stored.payload_hash != record.payload_hash:
             raise IntentConflict(intent_key)
+        if created:
+            self._owned.add(intent_key)
         if not created:
             return await self._existing(stored)
         if intent_key in self._submitting:  # a concurrent submit of the same key got here first

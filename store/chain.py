@@ -197,6 +197,7 @@ class IntentRecord:
     contract_address: str | None
     error: str | None
     attempts: tuple[AttemptRecord, ...] = field(default=())
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +243,7 @@ def _intent(row: ChainIntentRow, attempts: Sequence[ChainAttemptRow] = ()) -> In
         contract_address=row.contract_address,
         error=row.error,
         attempts=tuple(_attempt(a) for a in sorted(attempts, key=lambda a: a.created_at)),
+        updated_at=row.updated_at,
     )
 
 
@@ -533,6 +535,24 @@ class SqlChainStore:
 
     async def get_intent(self, key: str) -> IntentRecord | None:
         return await self.run(lambda repo: repo.get_intent(key))
+
+    async def claim_stale(self, key: str, stale_before: datetime) -> bool:
+        """Take over a pending intent that nobody has touched since ``stale_before`` (its process died before
+        signing); exactly one claimer wins, a live process's fresh intent is never taken."""
+
+        def work(repo: ChainRepository) -> bool:
+            result = repo.session.execute(
+                update(ChainIntentRow)
+                .where(
+                    ChainIntentRow.key == key,
+                    ChainIntentRow.status == PENDING,
+                    ChainIntentRow.updated_at < stale_before,
+                )
+                .values(updated_at=_now())
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+        return await self.run(work)
 
     async def record_signed(self, key: str, attempt: AttemptRecord, *, replaces: str | None = None) -> None:
         def work(repo: ChainRepository) -> None:

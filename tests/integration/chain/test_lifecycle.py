@@ -167,7 +167,7 @@ async def test_rpc_outage_through_a_proxy_recovers_without_double_sends(
 async def test_failover_to_a_second_url_while_sending(anvil: Devnet, sqlite_store: SqlChainStore) -> None:
     first, second = await TcpProxy(anvil.port).start(), await TcpProxy(anvil.port).start()
     client = await ChainClient(
-        ChainConfig(name=anvil.name, chain_id=anvil.chain_id, rpc_urls=[first.url, second.url]), timeout=1.0
+        ChainConfig(name=anvil.name, chain_id=anvil.chain_id, rpc_urls=[first.url, second.url]), timeout=3.0
     ).connect()
     try:
         async with manager(client, sqlite_store) as txs, miner(client, 0.1):
