@@ -98,13 +98,13 @@ async def lifecycle_run(count: int, interval: float, db_url: str) -> float:
     client = await ChainClient(devnet.config()).connect()
     settings = LifecycleSettings(confirmations=1, poll_interval=interval / 2, stuck_after=60.0)
     try:
-        async with TransactionManager(client, devnet_signer(Role.DEPLOYER), store, settings=settings) as txs:
-            async with interval_mining(client, interval):
-                started = time.perf_counter()
-                keys = [f"bench:{i}" for i in range(count)]
-                await asyncio.gather(*(txs.submit(key, Call.transfer(RECIPIENT, 1)) for key in keys))
-                await asyncio.gather(*(txs.wait(key, within=300) for key in keys))
-                return count / (time.perf_counter() - started)
+        txs = TransactionManager(client, devnet_signer(Role.DEPLOYER), store, settings=settings)
+        async with txs, interval_mining(client, interval):
+            started = time.perf_counter()
+            keys = [f"bench:{i}" for i in range(count)]
+            await asyncio.gather(*(txs.submit(key, Call.transfer(RECIPIENT, 1)) for key in keys))
+            await asyncio.gather(*(txs.wait(key, within=300) for key in keys))
+            return count / (time.perf_counter() - started)
     finally:
         await client.close()
         engine.dispose()
