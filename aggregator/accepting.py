@@ -14,8 +14,10 @@ from eth_account.messages import encode_typed_data
 from sqlalchemy import select, update
 from web3.logs import DISCARD
 
+from aggregator.borrowers import BorrowerFile
 from aggregator.errors import (
     ChainRejected,
+    ComplianceDenied,
     InvalidAcceptance,
     LoanNotFound,
     ProviderRefused,
@@ -25,10 +27,13 @@ from aggregator.errors import (
 )
 from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row
 from aggregator.platform import ChainRuntime
+from aggregator.quoting import NO_IDENTITY
 from chain.errors import TransactionReverted
+from compliance import BorrowerFacts, ComplianceService
 from providers.base import ProviderAdapter, ProviderError
 from providers.models import ProviderKind, ProviderOffer, RepaymentShape
 from store.aggregator import LoanRow, QuoteRow
+from store.compliance import SqlDecisionRepository
 from store.db import Database
 
 
@@ -40,12 +45,16 @@ class Accepted:
 
 class AcceptanceService:
     def __init__(
-        self, database: Database, chains: dict[str, ChainRuntime], providers: dict[str, ProviderAdapter]
+        self,
+        database: Database,
+        chains: dict[str, ChainRuntime],
+        providers: dict[str, ProviderAdapter],
+        compliance: ComplianceService,
     ) -> None:
-        self._db, self._chains, self._providers = database, chains, providers
+        self._db, self._chains, self._providers, self._compliance = database, chains, providers, compliance
 
-    async def accept(self, borrower_id: str, quote_id: str, signature_hex: str) -> Accepted:
-        quote = await asyncio.to_thread(self._load_quote, borrower_id, quote_id)
+    async def accept(self, account: BorrowerFile, quote_id: str, signature_hex: str) -> Accepted:
+        quote = await asyncio.to_thread(self._load_quote, account.id, quote_id)
         signature = _signature_bytes(signature_hex)
         document = acceptance_document(quote)
         borrower = quote.offer["borrower"]
@@ -58,6 +67,7 @@ class AcceptanceService:
                 raise InvalidAcceptance(f"acceptance signature is malformed: {err}") from err
             if signer != borrower:
                 raise InvalidAcceptance(f"acceptance is signed by {signer}, not by the borrower {borrower}")
+        await asyncio.to_thread(self._screen, account, quote)
         await asyncio.to_thread(self._transition, quote_id, "offered", "accepting")
         try:
             call = self._open_loan_call(chain, quote, signature)
@@ -70,6 +80,24 @@ class AcceptanceService:
             raise
         await asyncio.to_thread(self._record_loan, loan)
         return Accepted(loan_id=loan.id, quote_id=quote_id)
+
+    def _screen(self, borrower: BorrowerFile, quote: QuoteRow) -> None:
+        """Re-screen the borrower with today's lists, and the address the collateral comes from; record both."""
+        if borrower.identity is None:
+            raise ComplianceDenied("the acceptance", [NO_IDENTITY])
+        facts = BorrowerFacts(borrower.id, borrower.wallet, borrower.full_name, borrower.jurisdiction)
+        records = [
+            self._compliance.screen_acceptance(facts, quote.id),
+            self._compliance.screen_collateral_source(str(quote.offer["borrower"]), quote.chain_id),
+        ]
+        with self._db.unit_of_work() as uow:
+            repository = SqlDecisionRepository(uow.session)
+            for record in records:
+                repository.add(record)
+            uow.commit()
+        refused = sorted({(r.code, r.message) for record in records if not record.allowed for r in record.reasons})
+        if refused or not all(record.allowed for record in records):
+            raise ComplianceDenied("the acceptance", refused or [("compliance.review", "held for manual review")])
 
     def _load_quote(self, borrower_id: str, quote_id: str) -> QuoteRow:
         with self._db.unit_of_work() as uow:

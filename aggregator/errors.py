@@ -52,3 +52,11 @@ class ProviderRefused(AggregatorError):
 class LoanNotFound(AggregatorError):
     def __init__(self, loan_id: str) -> None:
         super().__init__(f"no loan {loan_id}")
+
+
+class ComplianceDenied(AggregatorError):
+    """Compliance refused the request or the acceptance; ``reasons`` are (code, message) pairs, recorded."""
+
+    def __init__(self, stage: str, reasons: list[tuple[str, str]]) -> None:
+        super().__init__(f"{stage} refused by compliance: " + "; ".join(message for _, message in reasons))
+        self.stage, self.reasons = stage, reasons

@@ -1,10 +1,13 @@
-"""Credit request → validation → risk → concurrent fan-out with one deadline → disclose → rank → signed quotes.
+"""Credit request → validation → velocity → compliance → risk → concurrent fan-out with one deadline → disclose
+and check each offer (usury caps) → rank → signed EIP-712 quotes.
 
-Every provider's outcome is recorded; the quotes and the request are written in one unit of work, or nothing is."""
+Every provider's outcome, the risk decision and each compliance decision are recorded; an invalid request writes
+nothing, a refused one writes only its decision records."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 import uuid
@@ -12,31 +15,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from eth_typing import ChecksumAddress
 from eth_utils.crypto import keccak
 
-from aggregator.assets import AssetRegistry, parse_amount
-from aggregator.errors import InvalidCreditRequest
+from aggregator.assets import Asset, AssetRegistry, parse_amount
+from aggregator.borrowers import BorrowerFile
+from aggregator.errors import ComplianceDenied, InvalidCreditRequest
+from aggregator.fanout import ProviderOutcome, fan_out
 from aggregator.platform import ChainRuntime
 from aggregator.ranking import RankedCandidate, rank
-from aggregator.risk_gate import GRADE_LETTERS, SkeletonRiskDecision, skeleton_decision
-from aggregator.terms import SECONDS_PER_DAY, SinglePaymentDisclosure, disclose_single_payment
 from chain.signers import Signer
-from contracts.typed_data import (
-    ZERO_ADDRESS,
-    Offer,
-    RiskAttestation,
-    digest,
-    offer_typed_data,
-    risk_attestation_typed_data,
-)
-from providers.base import ProviderAdapter, ProviderError
-from providers.models import Decline, ProviderKind, ProviderOffer, QuoteRequest
+from compliance import BorrowerFacts, ComplianceService, DecisionRecord, Disclosure, LoanTerms, Product
+from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, digest, offer_typed_data
+from contracts.typed_data import risk_attestation_typed_data as attestation_document
+from providers.base import ProviderAdapter
+from providers.models import ProviderKind, ProviderOffer, QuoteRequest
+from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
+from risk.profile import CreditRequestFacts
+from risk.repository import StoredDecision
+from risk.velocity import VelocityLimits, VelocityStore, check_velocity
 from store.aggregator import CreditRequestRow, ProviderOutcomeRow, QuoteRow
+from store.compliance import SqlDecisionRepository
 from store.db import Database
+from store.risk import SqlRiskDecisionRepository
 
 MIN_TERM_DAYS, MAX_TERM_DAYS = 1, 365
+SECONDS_PER_DAY = 86_400
+NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowers/me/kyc")
+PRODUCT_OF_KIND = {ProviderKind.TRADITIONAL.value: Product.TRADITIONAL, ProviderKind.POOL.value: Product.DEFI}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,27 +57,39 @@ class CreditRequestSpec:
     preferred_chains: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Borrower:
-    id: str
-    wallet: ChecksumAddress
-    jurisdiction: str
-
-
 @dataclass
 class QuotingConfig:
     fanout_deadline: float = 2.0
     quote_ttl: timedelta = timedelta(minutes=10)
     lendable_assets: frozenset[str] = frozenset({"USDC"})
+    velocity: VelocityLimits = field(default_factory=VelocityLimits)
+    policy: Policy = DEFAULT_POLICY
+
+
+@dataclass(frozen=True, slots=True)
+class _Validated:
+    asset: Asset
+    principal: int
+    collateral: Asset
+    collateral_amount: int
+    chains: list[str]
+
+    @property
+    def amount(self) -> Decimal:
+        return self.asset.from_base_units(self.principal)
+
+    @property
+    def collateral_value(self) -> Decimal:
+        """The collateral valued in the loan asset's units."""
+        usd = self.collateral.usd_price * self.collateral.from_base_units(self.collateral_amount)
+        return usd / self.asset.usd_price
 
 
 @dataclass
-class _Outcome:
-    provider_id: str
-    outcome: str
-    detail: str
-    latency_ms: int
-    offers: list[ProviderOffer] = field(default_factory=list)
+class _Draft:
+    offer: ProviderOffer
+    disclosure: Disclosure
+    chain: ChainRuntime
 
 
 class QuotingService:
@@ -82,89 +101,75 @@ class QuotingService:
         providers: Sequence[ProviderAdapter],
         quote_signer: Signer,
         risk_signer: Signer,
+        compliance: ComplianceService,
+        velocity: VelocityStore,
         config: QuotingConfig,
     ) -> None:
         self._db, self._chains, self._assets = database, chains, assets
         self._providers, self._quote_signer, self._risk_signer = providers, quote_signer, risk_signer
-        self._config = config
+        self._compliance, self._velocity, self._config = compliance, velocity, config
 
-    async def request_credit(self, borrower: Borrower, spec: CreditRequestSpec, correlation_id: str = "") -> str:
-        """Validate, score, fan out, sign and store; returns the credit request id. Writes nothing when invalid."""
-        asset, principal, collateral, collateral_amount, chains = self._validate(spec)
-        risk = skeleton_decision(borrower.wallet)
-        self._check_ltv(
-            risk,
-            asset.usd_price * asset.from_base_units(principal),
-            collateral.usd_price * collateral.from_base_units(collateral_amount),
-        )
-        request_id = str(uuid.uuid4())
-        query = QuoteRequest(
-            request_id=request_id,
-            asset=asset.symbol,
-            asset_decimals=asset.decimals,
-            principal=principal,
-            term_days=spec.term_days,
-            purpose=spec.purpose,
-            collateral_asset=collateral.symbol,
-            collateral_amount=collateral_amount,
-            collateral_decimals=collateral.decimals,
-            chains=tuple(chains),
-            grade=risk.grade,
-            jurisdiction=borrower.jurisdiction,
-            correlation_id=correlation_id,
-        )
-        outcomes = await self._fan_out(query)
-        now = datetime.now(UTC)
-        quotes = self._sign_quotes(borrower, query, risk, outcomes, chains, now)
-        request_row = CreditRequestRow(
-            id=request_id,
+    async def request_credit(
+        self, borrower: BorrowerFile, spec: CreditRequestSpec, client_ip: str | None = None, correlation_id: str = ""
+    ) -> str:
+        """Validate, screen, score, fan out, disclose, sign and store; returns the credit request id."""
+        valid = self._validate(spec)
+        await check_velocity(
+            self._velocity,
+            self._config.velocity,
             borrower_id=borrower.id,
-            asset=asset.symbol,
-            amount=asset.format(principal),
-            term_days=spec.term_days,
-            purpose=spec.purpose,
-            collateral_asset=collateral.symbol,
-            collateral_amount=collateral.format(collateral_amount),
-            preferred_chains=list(spec.preferred_chains),
-            status="quoted" if quotes else "no_offers",
-            risk={
-                "grade": GRADE_LETTERS[risk.grade],
-                "maxLtvBps": risk.max_ltv_bps,
-                "spreadBps": risk.spread_bps,
-                "modelVersion": risk.model_version,
-                "decisionHash": "0x" + risk.decision_hash.hex(),
-            },
-            created_at=now,
+            wallet=borrower.wallet,
+            ip=client_ip,
+            now=time.time(),
         )
-        outcome_rows = [
-            ProviderOutcomeRow(
+        records, products = await asyncio.to_thread(self._screen, borrower, valid.amount)
+        request_id = str(uuid.uuid4())
+        decision = assess(
+            borrower.profile,
+            CreditRequestFacts(
+                amount=valid.amount,
+                asset=valid.asset.symbol,
+                term_days=spec.term_days,
+                purpose=spec.purpose,
+                collateral_value=valid.collateral_value,
+            ),
+            None,
+            self._config.policy,
+        )
+        now = datetime.now(UTC)
+        outcomes: list[ProviderOutcome] = []
+        quotes: list[QuoteRow] = []
+        if decision.approved and decision.grade is not None:
+            query = QuoteRequest(
                 request_id=request_id,
-                provider_id=o.provider_id,
-                outcome=o.outcome,
-                detail=o.detail[:512],
-                latency_ms=o.latency_ms,
+                asset=valid.asset.symbol,
+                asset_decimals=valid.asset.decimals,
+                principal=valid.principal,
+                term_days=spec.term_days,
+                purpose=spec.purpose,
+                collateral_asset=valid.collateral.symbol,
+                collateral_amount=valid.collateral_amount,
+                collateral_decimals=valid.collateral.decimals,
+                chains=tuple(valid.chains),
+                grade=decision.grade,
+                jurisdiction=borrower.jurisdiction,
+                correlation_id=correlation_id,
             )
-            for o in outcomes
-        ]
-
-        def write() -> None:
-            with self._db.unit_of_work() as uow:
-                uow.session.add(request_row)
-                uow.session.flush()
-                uow.session.add_all([*outcome_rows, *quotes])
-                uow.commit()
-
-        await asyncio.to_thread(write)
+            eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in products]
+            outcomes = await fan_out(eligible, query, self._config.fanout_deadline)
+            drafts = await asyncio.to_thread(self._disclose, borrower, valid, outcomes, records, now)
+            quotes = self._sign(borrower, valid, decision, drafts, request_id, now)
+        request_row = self._request_row(request_id, borrower, spec, valid, decision, quotes, now)
+        await asyncio.to_thread(self._write, request_row, outcomes, quotes, decision, records, borrower.id, now)
         return request_id
 
-    # ------------------------------------------------------------------ validation
+    # ------------------------------------------------------------------ steps
 
-    def _validate(self, spec: CreditRequestSpec):  # type: ignore[no-untyped-def]
+    def _validate(self, spec: CreditRequestSpec) -> _Validated:
         asset = self._assets.get(spec.asset, "asset")
         if asset.symbol not in self._config.lendable_assets:
-            raise InvalidCreditRequest(
-                "asset", f"{asset.symbol} is not lent; lent: {', '.join(sorted(self._config.lendable_assets))}"
-            )
+            lent = ", ".join(sorted(self._config.lendable_assets))
+            raise InvalidCreditRequest("asset", f"{asset.symbol} is not lent; lent: {lent}")
         principal = asset.to_base_units(parse_amount(spec.amount, "amount"), "amount")
         if not MIN_TERM_DAYS <= spec.term_days <= MAX_TERM_DAYS:
             raise InvalidCreditRequest("term_days", f"must be between {MIN_TERM_DAYS} and {MAX_TERM_DAYS} days")
@@ -174,125 +179,125 @@ class QuotingService:
         )
         unknown = [name for name in spec.preferred_chains if name not in self._chains]
         if unknown:
-            raise InvalidCreditRequest(
-                "preferred_chains", f"unknown chain {unknown[0]!r}; known: {', '.join(self._chains)}"
-            )
-        chains = list(spec.preferred_chains) or list(self._chains)
-        return asset, principal, collateral, collateral_amount, chains
+            known = ", ".join(self._chains)
+            raise InvalidCreditRequest("preferred_chains", f"unknown chain {unknown[0]!r}; known: {known}")
+        return _Validated(
+            asset, principal, collateral, collateral_amount, list(spec.preferred_chains) or list(self._chains)
+        )
 
-    @staticmethod
-    def _check_ltv(risk: SkeletonRiskDecision, loan_usd: Decimal, collateral_usd: Decimal) -> None:
-        limit = collateral_usd * risk.max_ltv_bps / 10_000
-        if loan_usd > limit:
-            raise InvalidCreditRequest(
-                "collateral.amount",
-                f"collateral worth {collateral_usd:.2f} USD supports at most {limit:.2f} USD at a "
-                f"{risk.max_ltv_bps / 100:.0f}% loan-to-value",
-            )
+    def _screen(self, borrower: BorrowerFile, amount: Decimal) -> tuple[list[DecisionRecord], set[Product]]:
+        """Screen the request for each product; refuse when no product is allowed (records are kept)."""
+        if borrower.identity is None:
+            raise ComplianceDenied("the credit request", [NO_IDENTITY])
+        facts = BorrowerFacts(borrower.id, borrower.wallet, borrower.full_name, borrower.jurisdiction)
+        records = {p: self._compliance.screen_credit_request(facts, p, amount, borrower.kyc) for p in Product}
+        allowed = {product for product, record in records.items() if record.allowed}
+        if not allowed:
+            self._store_records(list(records.values()))
+            reasons = {(r.code, r.message) for record in records.values() for r in record.reasons}
+            raise ComplianceDenied("the credit request", sorted(reasons))
+        return list(records.values()), allowed
 
-    # ------------------------------------------------------------------ fan-out
-
-    async def _ask(self, provider: ProviderAdapter, query: QuoteRequest) -> _Outcome:
-        started = time.perf_counter()
-        reason = provider.capabilities().accepts(query)
-        if reason is not None:
-            return _Outcome(provider.provider_id, "ineligible", reason, 0)
-        try:
-            answer = await provider.quote(query)
-        except ProviderError as err:
-            return _Outcome(provider.provider_id, "failed", str(err), _ms(started))
-        if isinstance(answer, Decline):
-            return _Outcome(provider.provider_id, "declined", answer.reason, _ms(started))
-        return _Outcome(provider.provider_id, "offered", f"{len(answer)} offer(s)", _ms(started), answer)
-
-    async def _fan_out(self, query: QuoteRequest) -> list[_Outcome]:
-        tasks = {asyncio.create_task(self._ask(p, query)): p.provider_id for p in self._providers}
-        done, pending = await asyncio.wait(tasks, timeout=self._config.fanout_deadline)
-        for task in pending:
-            task.cancel()
-        outcomes = [task.result() for task in done]
-        deadline_ms = int(self._config.fanout_deadline * 1000)
-        outcomes += [_Outcome(tasks[t], "timeout", f"no answer within {deadline_ms} ms", deadline_ms) for t in pending]
-        return sorted(outcomes, key=lambda o: o.provider_id)
-
-    # ------------------------------------------------------------------ signing
-
-    def _sign_quotes(
+    def _disclose(
         self,
-        borrower: Borrower,
-        query: QuoteRequest,
-        risk: SkeletonRiskDecision,
-        outcomes: list[_Outcome],
-        chains: list[str],
+        borrower: BorrowerFile,
+        valid: _Validated,
+        outcomes: list[ProviderOutcome],
+        records: list[DecisionRecord],
+        now: datetime,
+    ) -> list[_Draft]:
+        """Disclose every offer (Regulation Z) and keep it only within the jurisdiction's usury caps."""
+        drafts = []
+        for outcome in outcomes:
+            kept = []
+            for offer in outcome.offers:
+                terms = LoanTerms(
+                    principal=valid.asset.from_base_units(offer.principal),
+                    asset=valid.asset.symbol,
+                    asset_decimals=valid.asset.decimals,
+                    rate_bps=offer.rate_bps,
+                    term_days=offer.term_days,
+                    origination_fee=valid.asset.from_base_units(offer.origination_fee),
+                    start=now,
+                )
+                decision = self._compliance.check_offer(offer.provider_ref, terms, borrower.jurisdiction, False)
+                records.append(decision.record)
+                if not decision.kept:
+                    reasons = "; ".join(r.message for r in decision.check.reasons)
+                    outcome.outcome, outcome.detail = "dropped", f"dropped by compliance: {reasons}"
+                    continue
+                chain = self._chains[offer.chain] if offer.chain else self._chains[valid.chains[0]]
+                kept.append(_Draft(offer, decision.disclosure, chain))
+            drafts += kept
+        return drafts
+
+    def _sign(
+        self,
+        borrower: BorrowerFile,
+        valid: _Validated,
+        decision: RiskDecision,
+        drafts: list[_Draft],
+        request_id: str,
         now: datetime,
     ) -> list[QuoteRow]:
-        drafts: list[tuple[ProviderOffer, SinglePaymentDisclosure, ChainRuntime]] = []
-        for outcome in outcomes:
-            for offer in outcome.offers:
-                chain = self._chains[offer.chain] if offer.chain else self._chains[chains[0]]
-                disclosure = disclose_single_payment(
-                    query.asset,
-                    query.asset_decimals,
-                    offer.principal,
-                    offer.origination_fee,
-                    offer.rate_bps,
-                    offer.term_days,
-                )
-                drafts.append((offer, disclosure, chain))
         candidates = [
-            RankedCandidate(str(i), offer.provider_id, disclosure.finance_charge, disclosure.apr_percent)
-            for i, (offer, disclosure, _) in enumerate(drafts)
+            RankedCandidate(
+                str(i),
+                d.offer.provider_id,
+                int(d.disclosure.finance_charge.scaleb(valid.asset.decimals)),
+                d.disclosure.apr_percent,
+            )
+            for i, d in enumerate(drafts)
         ]
-        ordered = rank(candidates, {})
-        rows = []
-        for position, candidate in enumerate(ordered, start=1):
-            offer, disclosure, chain = drafts[int(candidate.key)]
-            rows.append(self._sign_one(borrower, query, risk, offer, disclosure, chain, position, now))
-        return rows
+        return [
+            self._sign_one(borrower, valid, decision, drafts[int(candidate.key)], request_id, position, now)
+            for position, candidate in enumerate(rank(candidates, {}), start=1)
+        ]
 
     def _sign_one(
         self,
-        borrower: Borrower,
-        query: QuoteRequest,
-        risk: SkeletonRiskDecision,
-        offer: ProviderOffer,
-        disclosure: SinglePaymentDisclosure,
-        chain: ChainRuntime,
+        borrower: BorrowerFile,
+        valid: _Validated,
+        decision: RiskDecision,
+        draft: _Draft,
+        request_id: str,
         position: int,
         now: datetime,
     ) -> QuoteRow:
+        offer, chain = draft.offer, draft.chain
         expires_at = min(offer.expires_at, now + self._config.quote_ttl).replace(microsecond=0)
-        asset = self._assets.get(query.asset)
-        collateral = self._assets.get(query.collateral_asset)
-
+        expiry = int(expires_at.timestamp())
         signed_offer = Offer(
             providerId=keccak(text=offer.provider_id),
             pool=offer.pool_address if offer.kind is ProviderKind.POOL and offer.pool_address else ZERO_ADDRESS,  # type: ignore[arg-type]
             borrower=borrower.wallet,
-            asset=asset.addresses[chain.name],
+            asset=valid.asset.addresses[chain.name],
             principal=offer.principal,
             rateBps=offer.rate_bps,
             term=offer.term_days * SECONDS_PER_DAY,
             originationFee=offer.origination_fee,
-            collateralAsset=collateral.addresses[chain.name],
-            collateralAmount=query.collateral_amount,
+            collateralAsset=valid.collateral.addresses[chain.name],
+            collateralAmount=valid.collateral_amount,
             chainId=chain.chain_id,
-            termsHash=disclosure.terms_hash(),
-            expiry=int(expires_at.timestamp()),
+            termsHash=draft.disclosure.terms_hash(),
+            expiry=expiry,
             nonce=secrets.randbits(128),
         )
+        assert decision.grade is not None
         attestation = RiskAttestation(
             borrower=borrower.wallet,
-            grade=risk.grade,
-            maxLtvBps=risk.max_ltv_bps,
-            expiry=int(expires_at.timestamp()),
-            decisionHash=risk.decision_hash,
+            grade=decision.grade,
+            maxLtvBps=decision.max_ltv_bps,
+            expiry=expiry,
+            decisionHash=decision.decision_hash(),
         )
         offer_doc = offer_typed_data(chain.aggregator_domain, signed_offer)
-
+        attestation_signature = self._risk_signer.sign_typed_data(
+            attestation_document(chain.oracle_domain, attestation)
+        )
         return QuoteRow(
             id=str(uuid.uuid4()),
-            request_id=query.request_id,
+            request_id=request_id,
             borrower_id=borrower.id,
             provider_id=offer.provider_id,
             kind=offer.kind.value,
@@ -304,18 +309,109 @@ class QuotingService:
             offer_digest="0x" + digest(offer_doc).hex(),
             offer_signature="0x" + self._quote_signer.sign_typed_data(offer_doc).hex(),
             attestation=_jsonable(attestation.as_message()),
-            attestation_signature="0x"
-            + self._risk_signer.sign_typed_data(risk_attestation_typed_data(chain.oracle_domain, attestation)).hex(),
-            disclosure=disclosure.as_document() | {"termsHash": "0x" + disclosure.terms_hash().hex()},
+            attestation_signature="0x" + attestation_signature.hex(),
+            disclosure=_disclosure_json(draft.disclosure),
             status="offered",
             expires_at=expires_at,
             created_at=now,
         )
 
+    # ------------------------------------------------------------------ persistence
 
-def _ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
+    @staticmethod
+    def _request_row(
+        request_id: str,
+        borrower: BorrowerFile,
+        spec: CreditRequestSpec,
+        valid: _Validated,
+        decision: RiskDecision,
+        quotes: list[QuoteRow],
+        now: datetime,
+    ) -> CreditRequestRow:
+        status = "declined" if not decision.approved else ("quoted" if quotes else "no_offers")
+        return CreditRequestRow(
+            id=request_id,
+            borrower_id=borrower.id,
+            asset=valid.asset.symbol,
+            amount=valid.asset.format(valid.principal),
+            term_days=spec.term_days,
+            purpose=spec.purpose,
+            collateral_asset=valid.collateral.symbol,
+            collateral_amount=valid.collateral.format(valid.collateral_amount),
+            preferred_chains=list(spec.preferred_chains),
+            status=status,
+            risk=risk_summary(decision),
+            created_at=now,
+        )
+
+    def _store_records(self, records: list[DecisionRecord]) -> None:
+        with self._db.unit_of_work() as uow:
+            repository = SqlDecisionRepository(uow.session)
+            for record in records:
+                repository.add(record)
+            uow.commit()
+
+    def _write(
+        self,
+        request_row: CreditRequestRow,
+        outcomes: list[ProviderOutcome],
+        quotes: list[QuoteRow],
+        decision: RiskDecision,
+        records: list[DecisionRecord],
+        borrower_id: str,
+        now: datetime,
+    ) -> None:
+        with self._db.unit_of_work() as uow:
+            uow.session.add(request_row)
+            uow.session.flush()
+            uow.session.add_all(
+                ProviderOutcomeRow(
+                    request_id=request_row.id,
+                    provider_id=o.provider_id,
+                    outcome=o.outcome,
+                    detail=o.detail[:512],
+                    latency_ms=o.latency_ms,
+                )
+                for o in outcomes
+            )
+            uow.session.add_all(quotes)
+            SqlRiskDecisionRepository(uow.session).add(
+                StoredDecision(
+                    id=str(uuid.uuid4()),
+                    borrower_id=borrower_id,
+                    request_id=request_row.id,
+                    decision=decision,
+                    decided_at=now,
+                )
+            )
+            repository = SqlDecisionRepository(uow.session)
+            for record in records:
+                repository.add(record)
+            uow.commit()
 
 
-def _jsonable(message: dict[str, object]) -> dict[str, object]:
+def risk_summary(decision: RiskDecision) -> dict[str, Any]:
+    """What the borrower is told about the risk decision (the adverse-action reasons included)."""
+    return {
+        "approved": decision.approved,
+        "score": decision.score,
+        "grade": decision.grade_letter,
+        "probability_of_default": format(decision.pd, "f"),
+        "max_ltv_bps": decision.max_ltv_bps,
+        "max_amount": format(decision.max_amount, "f"),
+        "spread_bps": decision.spread_bps,
+        "reasons": [{"code": r.code, "text": r.text} for r in decision.reasons],
+        "model_version": decision.model_version,
+        "policy_version": decision.policy_version,
+        "inputs_hash": decision.inputs_hash,
+        "decision_hash": "0x" + decision.decision_hash().hex(),
+    }
+
+
+def _jsonable(message: dict[str, Any]) -> dict[str, Any]:
     return {key: "0x" + value.hex() if isinstance(value, bytes) else value for key, value in message.items()}
+
+
+def _disclosure_json(disclosure: Disclosure) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(disclosure.to_canonical_json())
+    return document | {"termsHash": "0x" + disclosure.terms_hash().hex()}

@@ -1,30 +1,10 @@
-"""The walking skeleton's risk decision: every borrower is grade B with a 70% maximum LTV. The Risk issue replaces
-this with the scorecard and policy in ``risk/``."""
+"""The risk spread a pool adds over its model rate for a borrower's grade, from risk's policy."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from eth_utils.crypto import keccak
-
-GRADE_LETTERS = {1: "A", 2: "B", 3: "C", 4: "D", 5: "E"}
-SPREAD_BPS = {1: 100, 2: 200, 3: 350, 4: 550, 5: 800}
+from risk.policy import DEFAULT_POLICY, Policy
 
 
-@dataclass(frozen=True, slots=True)
-class SkeletonRiskDecision:
-    grade: int
-    max_ltv_bps: int
-    spread_bps: int
-    decision_hash: bytes
-    model_version: str = "skeleton-fixed-0"
-
-
-def skeleton_decision(borrower_wallet: str) -> SkeletonRiskDecision:
-    return SkeletonRiskDecision(
-        grade=2, max_ltv_bps=7_000, spread_bps=SPREAD_BPS[2], decision_hash=keccak(text=f"skeleton:{borrower_wallet}")
-    )
-
-
-def spread_for_grade(grade: int) -> int:
-    return SPREAD_BPS.get(grade, SPREAD_BPS[5])
+def spread_for_grade(grade: int, policy: Policy = DEFAULT_POLICY) -> int:
+    """Basis points over the pool's model rate; the worst grade's spread for an unknown grade."""
+    return next((terms.spread_bps for terms in policy.grades if terms.grade == grade), policy.grades[-1].spread_bps)

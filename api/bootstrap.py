@@ -3,15 +3,18 @@ records), signers, assets, provider adapters and the services. Nothing here runs
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from redis.asyncio import Redis
 
 from aggregator.accepting import AcceptanceService
 from aggregator.assets import Asset, AssetRegistry
+from aggregator.borrowers import BorrowerFiles
 from aggregator.platform import ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
 from aggregator.risk_gate import spread_for_grade
@@ -22,11 +25,14 @@ from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
 from chain.errors import ConfigurationError
 from chain.signers import LocalSigner, Role, Signer, devnet_signer
+from compliance import ComplianceService, SanctionsPolicy, SanctionsScreen, load_newest, load_rules
+from compliance.kyc import KycProvider, LocalKycProvider
 from contracts.deploy import POOL_ASSETS, pool_key
 from providers.base import ProviderAdapter
 from providers.http_lender import HttpLenderAdapter
 from providers.models import Capabilities
 from providers.pool import PoolAdapter
+from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
 from store.db import Database
 
 
@@ -40,6 +46,8 @@ class Platform:
     quoting: QuotingService
     acceptance: AcceptanceService
     http: httpx.AsyncClient
+    borrowers: BorrowerFiles
+    kyc: KycProvider
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -117,6 +125,16 @@ async def build_platform(settings: Settings) -> Platform:
                     runtime.name, asset, runtime.record.address(pool_key(asset)), runtime.w3, spread_for_grade
                 )
                 providers[adapter.provider_id] = adapter
+    compliance = await asyncio.to_thread(_compliance, settings)
+    velocity: VelocityStore = (
+        RedisVelocityStore(Redis.from_url(settings.redis_url)) if settings.redis_url else InMemoryVelocityStore()
+    )
+    limits = VelocityLimits(
+        window_seconds=settings.velocity_window_seconds,
+        per_borrower=settings.velocity_per_borrower,
+        per_wallet=settings.velocity_per_wallet,
+        per_ip=settings.velocity_per_ip,
+    )
     quoting = QuotingService(
         database,
         chains,
@@ -124,12 +142,29 @@ async def build_platform(settings: Settings) -> Platform:
         list(providers.values()),
         quote_signer=_signer(settings, settings.quote_signer_key, Role.QUOTE_SIGNER),
         risk_signer=_signer(settings, settings.risk_signer_key, Role.RISK_SIGNER),
+        compliance=compliance,
+        velocity=velocity,
         config=QuotingConfig(
-            fanout_deadline=settings.fanout_deadline_seconds, quote_ttl=timedelta(seconds=settings.quote_ttl_seconds)
+            fanout_deadline=settings.fanout_deadline_seconds,
+            quote_ttl=timedelta(seconds=settings.quote_ttl_seconds),
+            velocity=limits,
         ),
     )
-    acceptance = AcceptanceService(database, chains, providers)
-    return Platform(settings, database, chains, assets, providers, quoting, acceptance, http)
+    acceptance = AcceptanceService(database, chains, providers, compliance)
+    borrowers = BorrowerFiles(database, bytes.fromhex(settings.pii_master_key))
+    kyc = LocalKycProvider(settings.kyc_webhook_secret.encode())
+    return Platform(settings, database, chains, assets, providers, quoting, acceptance, http, borrowers, kyc)
+
+
+def _compliance(settings: Settings) -> ComplianceService:
+    """Sanctions lists (the newest files in the directory; indexing the names takes about a second) and rules."""
+    addresses, names = load_newest(settings.sanctions_dir) if settings.sanctions_dir else load_newest()
+    policy = SanctionsPolicy(
+        address_list_max_age=timedelta(days=settings.sanctions_address_list_max_age_days),
+        name_list_max_age=timedelta(days=settings.sanctions_name_list_max_age_days),
+    )
+    rules = load_rules(settings.jurisdictions_dir) if settings.jurisdictions_dir else load_rules()
+    return ComplianceService(SanctionsScreen(addresses, names, policy), rules, clock=lambda: datetime.now(UTC))
 
 
 def write_chains_file(path: Path, chains: list[ChainConfig]) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from aggregator.borrowers import BorrowerFile
 from api.auth import Principal, Role, lookup
 from api.bootstrap import Platform
 
@@ -43,3 +44,13 @@ def require(*roles: Role):  # type: ignore[no-untyped-def]
 BorrowerPrincipal = Annotated[Principal, require(Role.BORROWER)]
 AdminPrincipal = Annotated[Principal, require(Role.ADMIN)]
 ReaderPrincipal = Annotated[Principal, require(Role.BORROWER, Role.ADMIN, Role.AUDITOR)]
+
+
+async def get_borrower_file(principal: BorrowerPrincipal, platform: PlatformDep) -> BorrowerFile:
+    account = await asyncio.to_thread(platform.borrowers.load, str(principal.subject_id))
+    if account is None:
+        raise HTTPException(403, "this API key has no borrower account")
+    return account
+
+
+CurrentBorrower = Annotated[BorrowerFile, Depends(get_borrower_file)]

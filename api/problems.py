@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from aggregator.errors import (
     AggregatorError,
     ChainRejected,
+    ComplianceDenied,
     InvalidAcceptance,
     InvalidCreditRequest,
     LoanNotFound,
@@ -20,6 +21,9 @@ from aggregator.errors import (
     QuoteNotAcceptable,
     QuoteNotFound,
 )
+from compliance import ComplianceError, ComplianceInputError, SanctionsListInvalid, SanctionsListStale
+from risk.errors import RiskError, VelocityLimitExceeded
+from risk.velocity import velocity_reason_code
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://creditmesh.dev/problems/"
@@ -33,6 +37,7 @@ _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     InvalidAcceptance: (422, "invalid-acceptance", "The acceptance signature does not verify"),
     ChainRejected: (422, "chain-rejected", "The chain refused the loan"),
     ProviderRefused: (409, "provider-refused", "The lender did not fund the offer"),
+    ComplianceDenied: (403, "compliance-denied", "Refused by compliance screening"),
 }
 
 
@@ -50,7 +55,39 @@ def install(app: FastAPI) -> None:
         extra: dict[str, Any] = {}
         if isinstance(exc, InvalidCreditRequest):
             extra["errors"] = [{"field": exc.field, "message": exc.message}]
+        if isinstance(exc, ComplianceDenied):
+            extra["reasons"] = [{"code": code, "message": message} for code, message in exc.reasons]
         return problem(status, slug, title, str(exc), request.url.path, **extra)
+
+    @app.exception_handler(SanctionsListStale)
+    @app.exception_handler(SanctionsListInvalid)
+    async def _stale(request: Request, exc: ComplianceError) -> JSONResponse:
+        # Fail closed: no request is screened against a list older than its configured maximum age.
+        return problem(
+            503, "sanctions-list-unavailable", "Sanctions screening is unavailable", str(exc), request.url.path
+        )
+
+    @app.exception_handler(ComplianceInputError)
+    async def _compliance_input(request: Request, exc: ComplianceInputError) -> JSONResponse:
+        return problem(422, "invalid-terms", "The terms are invalid", str(exc), request.url.path)
+
+    @app.exception_handler(VelocityLimitExceeded)
+    async def _velocity(request: Request, exc: VelocityLimitExceeded) -> JSONResponse:
+        response = problem(
+            429,
+            "velocity-limit",
+            "Too many credit requests",
+            str(exc),
+            request.url.path,
+            rule=exc.rule,
+            reason=velocity_reason_code(exc),
+        )
+        response.headers["Retry-After"] = "60"
+        return response
+
+    @app.exception_handler(RiskError)
+    async def _risk(request: Request, exc: RiskError) -> JSONResponse:
+        return problem(422, "invalid-credit-profile", "The credit profile cannot be scored", str(exc), request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aggregator.assets import AssetRegistry
 from aggregator.offers import acceptance_document
 from api.schemas import CollateralIn, CreditRequestOut, DisclosureOut, LoanOut, ProviderOutcomeOut, QuoteOut
@@ -21,9 +23,22 @@ def _jsonable_document(document: dict[str, object]) -> dict[str, object]:
     return {k: convert(v) for k, v in document.items()}
 
 
+def disclosure_out(stored: dict[str, Any]) -> DisclosureOut:
+    document = {k: v for k, v in stored.items() if k != "termsHash"}
+    return DisclosureOut(
+        apr=document["annualPercentageRate"],
+        finance_charge=document["financeCharge"],
+        amount_financed=document["amountFinanced"],
+        total_of_payments=document["totalOfPayments"],
+        origination_fee=document["prepaidFinanceCharges"]["originationFee"],
+        payments=document["payments"],
+        terms_hash=stored["termsHash"],
+        document=document,
+    )
+
+
 def quote_out(row: QuoteRow, request: CreditRequestRow, assets: AssetRegistry) -> QuoteOut:
     asset = assets.get(request.asset)
-    d = row.disclosure
     offer = {k: v for k, v in row.offer.items() if k != "providerRef"}
     return QuoteOut(
         id=row.id,
@@ -36,18 +51,9 @@ def quote_out(row: QuoteRow, request: CreditRequestRow, assets: AssetRegistry) -
         asset=request.asset,
         principal=asset.format(int(row.offer["principal"])),
         rate_bps=int(row.offer["rateBps"]),
-        term_days=int(d["termDays"]),
+        term_days=int(row.disclosure["termDays"]),
         collateral=CollateralIn(asset=request.collateral_asset, amount=request.collateral_amount),
-        disclosure=DisclosureOut(
-            apr=d["apr"],
-            finance_charge=asset.format(int(d["financeCharge"])),
-            amount_financed=asset.format(int(d["amountFinanced"])),
-            total_of_payments=asset.format(int(d["totalOfPayments"])),
-            origination_fee=asset.format(int(d["originationFee"])),
-            interest=asset.format(int(d["interest"])),
-            schedule=[{"due_day": s["dueDay"], "amount": asset.format(int(s["amount"]))} for s in d["schedule"]],
-            terms_hash=d["termsHash"],
-        ),
+        disclosure=disclosure_out(row.disclosure),
         expires_at=row.expires_at.isoformat().replace("+00:00", "Z"),
         status=row.status,
         offer=offer,

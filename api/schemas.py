@@ -3,9 +3,12 @@ units, terms in days, timestamps RFC 3339 UTC."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from risk.profile import CreditProfile
 
 
 class CollateralIn(BaseModel):
@@ -22,6 +25,9 @@ class CreditRequestIn(BaseModel):
     purpose: str = Field(default="general", max_length=64)
     collateral: CollateralIn
     preferred_chains: list[str] = Field(default_factory=list, examples=[["polygon-local"]])
+    credit_profile: CreditProfile | None = Field(
+        default=None, description="updates the borrower's stored credit profile before scoring"
+    )
 
 
 class ProviderOutcomeOut(BaseModel):
@@ -32,14 +38,17 @@ class ProviderOutcomeOut(BaseModel):
 
 
 class DisclosureOut(BaseModel):
-    apr: str = Field(description="annual percentage rate, percent (Regulation Z)")
+    """The Truth in Lending disclosure. ``terms_hash`` = keccak256 of the RFC 8785 canonical JSON of ``document``,
+    the ``termsHash`` the signed offer and the on-chain loan carry."""
+
+    apr: str = Field(description="annual percentage rate, percent (Regulation Z Appendix J)")
     finance_charge: str
     amount_financed: str
     total_of_payments: str
     origination_fee: str
-    interest: str
-    schedule: list[dict[str, Any]]
+    payments: list[dict[str, Any]]
     terms_hash: str
+    document: dict[str, Any]
 
 
 class QuoteOut(BaseModel):
@@ -95,7 +104,8 @@ class LoanOut(BaseModel):
 class BorrowerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     wallet_address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
-    jurisdiction: str = Field(default="US-NY", max_length=8)
+    jurisdiction: str = Field(default="US-NY", max_length=8, description='ISO 3166 code, "US-NY" style for states')
+    credit_profile: CreditProfile | None = None
 
 
 class BorrowerOut(BaseModel):
@@ -103,3 +113,48 @@ class BorrowerOut(BaseModel):
     wallet_address: str
     jurisdiction: str
     api_key: str = Field(description="shown once")
+
+
+class IdentityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: date
+    country: str = Field(min_length=2, max_length=8, description='residence, "US-NY" style for US states')
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    document_type: str = Field(
+        examples=["passport"], description="passport, id-card, driving-licence, residence-permit"
+    )
+    number: str = Field(max_length=64)
+    first_name: str = Field(max_length=100)
+    last_name: str = Field(max_length=100)
+    date_of_birth: date
+    issuing_country: str = Field(max_length=8)
+    expires_on: date
+    proves_address: bool = False
+    liveness_passed: bool = False
+    source_of_funds: bool = False
+
+
+class KycIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    identity: IdentityIn
+    document: DocumentIn
+
+
+class KycOut(BaseModel):
+    applicant_id: str
+    state: str
+    tier: str
+    reasons: list[dict[str, str]]
+
+
+class BorrowerMeOut(BaseModel):
+    id: str
+    wallet_address: str
+    jurisdiction: str
+    kyc: KycOut | None
+    credit_profile: CreditProfile

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_ADMIN_KEY = "cm_admin_local_devnet_only"
 LOCAL_LENDER_SECRET = "sim-lender-local-secret"  # noqa: S105 - idem
+LOCAL_PII_MASTER_KEY = "00" * 31 + "01"  # a published local-only key: local PII is test data, refused elsewhere
+LOCAL_KYC_WEBHOOK_SECRET = "kyc-webhook-local-secret"  # noqa: S105 - idem
 
 
 class HttpLenderSetting(BaseModel):
@@ -45,6 +47,16 @@ class Settings(BaseSettings):
     fanout_deadline_seconds: float = Field(default=2.0, gt=0, le=30)
     quote_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     asset_prices_usd: dict[str, Decimal] = Field(default_factory=lambda: {"USDC": Decimal(1), "WETH": Decimal(3000)})
+    pii_master_key: str = Field(default=LOCAL_PII_MASTER_KEY, pattern=r"^[0-9a-fA-F]{64}$")
+    kyc_webhook_secret: str = LOCAL_KYC_WEBHOOK_SECRET
+    sanctions_dir: Path | None = None
+    jurisdictions_dir: Path | None = None
+    sanctions_address_list_max_age_days: int = Field(default=365, gt=0)
+    sanctions_name_list_max_age_days: int = Field(default=4 * 365, gt=0)
+    velocity_window_seconds: int = Field(default=3_600, gt=0)
+    velocity_per_borrower: int = Field(default=5, gt=0)
+    velocity_per_wallet: int = Field(default=5, gt=0)
+    velocity_per_ip: int = Field(default=20, gt=0)
 
     @model_validator(mode="after")
     def _refuse_local_secrets_elsewhere(self) -> Settings:
@@ -54,6 +66,8 @@ class Settings(BaseSettings):
             missing = [n for n in ("relayer_key", "quote_signer_key", "risk_signer_key") if not getattr(self, n)]
             if missing:
                 raise ValueError(f"set CREDITMESH_{missing[0].upper()} outside local runs (devnet keys are public)")
+            if self.pii_master_key == LOCAL_PII_MASTER_KEY or self.kyc_webhook_secret == LOCAL_KYC_WEBHOOK_SECRET:
+                raise ValueError("set CREDITMESH_PII_MASTER_KEY and CREDITMESH_KYC_WEBHOOK_SECRET outside local runs")
             if any(lender.secret == LOCAL_LENDER_SECRET for lender in self.http_lenders):
                 raise ValueError("an HTTP lender uses the local simulated lender's secret outside local runs")
         return self

@@ -195,3 +195,15 @@ class SqlKeyProvider:
         if row is not None:
             self.session.delete(row)
             self.session.flush()
+
+
+class BorrowerIdentityRow(Base):
+    """The borrower's identity profile (names, date of birth), sealed with AES-GCM under the subject's data key:
+    destroying the key (erasure) leaves only ciphertext."""
+
+    __tablename__ = "compliance_identities"
+
+    subject_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    country: Mapped[str] = mapped_column(String(8))
+    sealed_identity: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

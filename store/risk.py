@@ -32,7 +32,8 @@ class RiskDecisionRow(Base):
     model_version: Mapped[str] = mapped_column(String(32))
     policy_version: Mapped[str] = mapped_column(String(32))
     inputs_hash: Mapped[str] = mapped_column(String(66), index=True)
-    decision_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    # Not unique: the same profile and request decide the same way twice (the hash is of the decision itself).
+    decision_hash: Mapped[str] = mapped_column(String(66), index=True)
     decision: Mapped[dict[str, Any]] = mapped_column(JSON)
     decided_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -90,3 +91,13 @@ def _stored(row: RiskDecisionRow) -> StoredDecision:
         decision=RiskDecision.model_validate(row.decision),
         decided_at=row.decided_at,
     )
+
+
+class CreditProfileRow(Base):
+    """The borrower's latest credit profile (risk owns it): the answers a lender asks, as given through the API."""
+
+    __tablename__ = "credit_profiles"
+
+    borrower_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,4 +1,5 @@
-"""Borrower accounts, registered by an admin; the borrower's API key is shown once."""
+"""Borrower accounts: registered by an admin (the API key is shown once); the borrower's own identity check (KYC)
+and credit profile."""
 
 from __future__ import annotations
 
@@ -11,11 +12,22 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
 
 from api.auth import Role, issue_key
-from api.deps import AdminPrincipal, PlatformDep
-from api.schemas import BorrowerIn, BorrowerOut
+from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep
+from api.schemas import BorrowerIn, BorrowerMeOut, BorrowerOut, KycIn, KycOut
+from compliance.kyc import IdentityDocument, IdentityProfile, KycStatus
+from risk.profile import CreditProfile
 from store.api import BorrowerRow
 
 router = APIRouter(prefix="/v1/borrowers", tags=["borrowers"])
+
+
+def _kyc_out(kyc: KycStatus) -> KycOut:
+    return KycOut(
+        applicant_id=kyc.applicant_id,
+        state=kyc.state.value,
+        tier=kyc.tier.name,
+        reasons=[{"code": r.code, "message": r.message} for r in kyc.reasons],
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BorrowerOut)
@@ -29,12 +41,41 @@ async def register_borrower(body: BorrowerIn, _: AdminPrincipal, platform: Platf
             row = BorrowerRow(
                 id=str(uuid.uuid4()),
                 wallet_address=wallet,
-                jurisdiction=body.jurisdiction,
+                jurisdiction=body.jurisdiction.upper(),
                 created_at=datetime.now(UTC),
             )
             uow.session.add(row)
             uow.commit()
+        if body.credit_profile is not None:
+            platform.borrowers.save_profile(row.id, body.credit_profile)
         key = issue_key(platform.database, Role.BORROWER, row.id, f"borrower {wallet}")
         return BorrowerOut(id=row.id, wallet_address=wallet, jurisdiction=row.jurisdiction, api_key=key)
 
     return await asyncio.to_thread(register)
+
+
+@router.get("/me", response_model=BorrowerMeOut)
+async def me(borrower: CurrentBorrower) -> BorrowerMeOut:
+    return BorrowerMeOut(
+        id=borrower.id,
+        wallet_address=borrower.wallet,
+        jurisdiction=borrower.jurisdiction,
+        kyc=None if borrower.kyc is None else _kyc_out(borrower.kyc),
+        credit_profile=borrower.profile,
+    )
+
+
+@router.put("/me/credit-profile", response_model=CreditProfile)
+async def put_credit_profile(body: CreditProfile, borrower: CurrentBorrower, platform: PlatformDep) -> CreditProfile:
+    """The answers a lender asks (balances, history, employment, housing …); any field may be left out (unknown)."""
+    await asyncio.to_thread(platform.borrowers.save_profile, borrower.id, body)
+    return body
+
+
+@router.post("/me/kyc", response_model=KycOut)
+async def verify_identity(body: KycIn, borrower: CurrentBorrower, platform: PlatformDep) -> KycOut:
+    """Identity and one document, checked by the KYC provider; the identity is stored encrypted."""
+    identity = IdentityProfile(**body.identity.model_dump())
+    document = IdentityDocument(**body.document.model_dump())
+    kyc = await asyncio.to_thread(platform.borrowers.verify_identity, borrower.id, identity, document, platform.kyc)
+    return _kyc_out(kyc)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 
 from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import select
 
-from aggregator.quoting import Borrower, CreditRequestSpec
-from api.deps import BorrowerPrincipal, PlatformDep, ReaderPrincipal
+from aggregator.quoting import CreditRequestSpec
+from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.render import credit_request_out
 from api.schemas import CreditRequestIn, CreditRequestOut
 from store.aggregator import CreditRequestRow, ProviderOutcomeRow, QuoteRow
-from store.api import BorrowerRow
 
 router = APIRouter(prefix="/v1/credit-requests", tags=["credit requests"])
 
@@ -32,18 +32,13 @@ def _load(platform: PlatformDep, request_id: str, borrower_id: str | None) -> Cr
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CreditRequestOut)
 async def create_credit_request(
-    body: CreditRequestIn, principal: BorrowerPrincipal, platform: PlatformDep, request: Request
+    body: CreditRequestIn, borrower: CurrentBorrower, platform: PlatformDep, request: Request
 ) -> CreditRequestOut:
-    """Screen, score and fan out to every eligible provider within one deadline; returns the ranked, signed quotes."""
-
-    def borrower() -> BorrowerRow:
-        with platform.database.unit_of_work() as uow:
-            row = uow.session.get(BorrowerRow, principal.subject_id)
-            if row is None:
-                raise HTTPException(403, "this API key has no borrower account")
-            return row
-
-    account = await asyncio.to_thread(borrower)
+    """Screen (KYC, sanctions, jurisdiction), score, and fan out to every eligible provider within one deadline;
+    returns the ranked, signed quotes, or the reasons of a decline (adverse-action notice)."""
+    if body.credit_profile is not None:
+        await asyncio.to_thread(platform.borrowers.save_profile, borrower.id, body.credit_profile)
+        borrower = replace(borrower, profile=body.credit_profile)
     spec = CreditRequestSpec(
         amount=body.amount,
         asset=body.asset,
@@ -54,12 +49,9 @@ async def create_credit_request(
         preferred_chains=tuple(body.preferred_chains),
     )
     correlation_id = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
-    request_id = await platform.quoting.request_credit(
-        Borrower(account.id, account.wallet_address, account.jurisdiction),  # type: ignore[arg-type]
-        spec,
-        correlation_id,
-    )
-    return await asyncio.to_thread(_load, platform, request_id, account.id)
+    client_ip = request.client.host if request.client else None
+    request_id = await platform.quoting.request_credit(borrower, spec, client_ip, correlation_id)
+    return await asyncio.to_thread(_load, platform, request_id, borrower.id)
 
 
 @router.get("/{request_id}", response_model=CreditRequestOut)

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, status
 
 from aggregator.errors import QuoteNotFound
-from api.deps import BorrowerPrincipal, PlatformDep, ReaderPrincipal
+from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.render import loan_out, quote_out
 from api.schemas import AcceptIn, LoanOut, QuoteOut
 from store.aggregator import CreditRequestRow, QuoteRow
@@ -30,8 +30,8 @@ async def get_quote(quote_id: str, principal: ReaderPrincipal, platform: Platfor
 
 
 @router.post("/{quote_id}/accept", status_code=status.HTTP_201_CREATED, response_model=LoanOut)
-async def accept_quote(quote_id: str, body: AcceptIn, principal: BorrowerPrincipal, platform: PlatformDep) -> LoanOut:
+async def accept_quote(quote_id: str, body: AcceptIn, borrower: CurrentBorrower, platform: PlatformDep) -> LoanOut:
     """Verify the acceptance, lock the quote and relay ``openLoan`` on the quote's chain; returns the loan."""
-    accepted = await platform.acceptance.accept(str(principal.subject_id), quote_id, body.signature)
+    accepted = await platform.acceptance.accept(borrower, quote_id, body.signature)
     loan = await asyncio.to_thread(platform.acceptance.get_loan, accepted.loan_id, None)
     return loan_out(loan, platform.assets)

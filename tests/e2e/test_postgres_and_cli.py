@@ -37,8 +37,7 @@ def pg_platform(
 def test_readme_flow_on_postgres_with_the_wallet_cli(
     pg_platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
 ) -> None:
-    with pg_platform.client(pg_platform.admin_key) as admin:
-        key = admin.post("/v1/borrowers", json={"wallet_address": BORROWER.address}).json()["api_key"]
+    key = pg_platform.onboard(BORROWER.address)
     with pg_platform.client(key) as client:
         response = client.post(
             "/v1/credit-requests",

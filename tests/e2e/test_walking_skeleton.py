@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from eth_account import Account
 from eth_utils.crypto import keccak
 from web3.logs import DISCARD
 
@@ -38,11 +39,7 @@ def platform(
 
 @pytest.fixture(scope="module")
 def borrower_key(platform: RunningPlatform) -> str:
-    with platform.client(platform.admin_key) as admin:
-        response = admin.post("/v1/borrowers", json={"wallet_address": BORROWER.address, "jurisdiction": "US-NY"})
-    assert response.status_code == 201, response.text
-    key: str = response.json()["api_key"]
-    return key
+    return platform.onboard(BORROWER.address)
 
 
 def _request(platform: RunningPlatform, key: str, **changes: Any) -> dict[str, Any]:
@@ -169,7 +166,7 @@ def test_accepting_the_lenders_quote_records_it_as_off_chain_funder(
         ({"term_days": 0}, "term_days"),
         ({"term_days": 4000}, "term_days"),
         ({"preferred_chains": ["mainnet"]}, "preferred_chains"),
-        ({"collateral": {"asset": "WETH", "amount": "0.01"}}, "collateral.amount"),
+        ({"collateral": {"asset": "WETH", "amount": "zero"}}, "collateral.amount"),
     ],
 )
 def test_bad_requests_get_problem_json_naming_the_field_and_write_nothing(
@@ -205,8 +202,8 @@ def test_a_signature_that_does_not_verify_is_refused_and_nothing_happens_on_chai
 
 def test_roles_see_only_their_own_objects(platform: RunningPlatform, borrower_key: str) -> None:
     request_id = _request(platform, borrower_key)["id"]
+    other = platform.onboard(Account.create().address)
     with platform.client(platform.admin_key) as admin:
-        other = admin.post("/v1/borrowers", json={"wallet_address": devnet_account(9).address}).json()["api_key"]
         assert admin.get(f"/v1/credit-requests/{request_id}").status_code == 200
     with platform.client(other) as client:
         assert client.get(f"/v1/credit-requests/{request_id}").status_code == 404

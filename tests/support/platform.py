@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -20,6 +21,35 @@ from chain.devnet import free_port
 from tests.support.devnet import DeployedChain
 
 ADMIN_KEY = "cm_admin_test_key"
+GOOD_PROFILE: dict[str, Any] = {
+    "checking": "no_account",
+    "savings": "2000",
+    "credit_history": "critical_or_credits_elsewhere",
+    "employment_years": "8",
+    "monthly_disposable_income": "4000",
+    "property": "real_estate",
+    "other_installment_plans": "none",
+    "housing": "own",
+    "existing_credits": 1,
+}
+
+
+def passport_kyc(country: str, first: str = "Ada", last: str = "Lovelace") -> dict[str, Any]:
+    person = {"first_name": first, "last_name": last, "date_of_birth": "1985-12-10"}
+    return {
+        "identity": person | {"country": country},
+        "document": person
+        | {
+            "document_type": "passport",
+            "number": "P1234567",
+            "issuing_country": "US",
+            "expires_on": "2031-01-31",
+            "proves_address": True,
+            "liveness_passed": True,
+        },
+    }
+
+
 LENDER_SECRET = "test-lender-secret"
 
 
@@ -33,6 +63,19 @@ class RunningPlatform:
 
     def client(self, api_key: str) -> httpx.Client:
         return httpx.Client(base_url=self.api_url, headers={"X-API-Key": api_key}, timeout=60)
+
+    def onboard(self, wallet: str, jurisdiction: str = "US-FL", profile: dict[str, Any] | None = None) -> str:
+        """Register a borrower (admin), pass KYC with a valid passport and store a credit profile; its API key."""
+        with self.client(self.admin_key) as admin:
+            registered = admin.post("/v1/borrowers", json={"wallet_address": wallet, "jurisdiction": jurisdiction})
+        assert registered.status_code == 201, registered.text
+        key: str = registered.json()["api_key"]
+        with self.client(key) as client:
+            kyc = client.post("/v1/borrowers/me/kyc", json=passport_kyc(jurisdiction))
+            assert kyc.json()["state"] == "approved", kyc.text
+            saved = client.put("/v1/borrowers/me/credit-profile", json=GOOD_PROFILE if profile is None else profile)
+            assert saved.status_code == 200, saved.text
+        return key
 
 
 def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -68,6 +111,9 @@ def running_platform(
             [{"provider_id": "sim-bank", "base_url": lender_url, "secret": LENDER_SECRET}]
         ),
         "CREDITMESH_DATABASE_URL": database_url,
+        "CREDITMESH_VELOCITY_PER_BORROWER": "25",
+        "CREDITMESH_VELOCITY_PER_WALLET": "25",
+        "CREDITMESH_VELOCITY_PER_IP": "10000",
     }
     lender = subprocess.Popen(
         [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--secret", LENDER_SECRET],

@@ -58,8 +58,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("subject_id", name=op.f("pk_compliance_subject_keys")),
     )
 
+    op.create_table(
+        "compliance_identities",
+        sa.Column("subject_id", sa.String(length=64), nullable=False),
+        sa.Column("country", sa.String(length=8), nullable=False),
+        sa.Column("sealed_identity", sa.LargeBinary(), nullable=False),
+        sa.Column("updated_at", store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("subject_id", name=op.f("pk_compliance_identities")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("compliance_identities")
     op.drop_table("compliance_subject_keys")
     op.drop_table("compliance_webhook_deliveries")
     op.drop_index(op.f("ix_compliance_kyc_applicants_subject_id"), table_name="compliance_kyc_applicants")

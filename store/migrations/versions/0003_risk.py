@@ -36,14 +36,23 @@ def upgrade() -> None:
         sa.Column("decision", sa.JSON(), nullable=False),
         sa.Column("decided_at", store.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_risk_decisions")),
-        sa.UniqueConstraint("decision_hash", name=op.f("uq_risk_decisions_decision_hash")),
     )
     op.create_index(op.f("ix_risk_decisions_borrower_id"), "risk_decisions", ["borrower_id"], unique=False)
     op.create_index(op.f("ix_risk_decisions_request_id"), "risk_decisions", ["request_id"], unique=False)
     op.create_index(op.f("ix_risk_decisions_inputs_hash"), "risk_decisions", ["inputs_hash"], unique=False)
+    op.create_index(op.f("ix_risk_decisions_decision_hash"), "risk_decisions", ["decision_hash"], unique=False)
+    op.create_table(
+        "credit_profiles",
+        sa.Column("borrower_id", sa.String(length=64), nullable=False),
+        sa.Column("profile", sa.JSON(), nullable=False),
+        sa.Column("updated_at", store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("borrower_id", name=op.f("pk_credit_profiles")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("credit_profiles")
+    op.drop_index(op.f("ix_risk_decisions_decision_hash"), table_name="risk_decisions")
     op.drop_index(op.f("ix_risk_decisions_inputs_hash"), table_name="risk_decisions")
     op.drop_index(op.f("ix_risk_decisions_request_id"), table_name="risk_decisions")
     op.drop_index(op.f("ix_risk_decisions_borrower_id"), table_name="risk_decisions")

@@ -1,0 +1,113 @@
+"""A borrower's file as the aggregator needs it: account, identity (compliance owns it; stored sealed), KYC status
+and credit profile (risk owns it). I/O at this edge only: the services receive a loaded ``BorrowerFile``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+
+from compliance.kyc import IdentityDocument, IdentityProfile, KycProvider, KycStatus
+from compliance.pii import PiiVault
+from risk.profile import CreditProfile
+from store.api import BorrowerRow
+from store.compliance import BorrowerIdentityRow, SqlKeyProvider, SqlKycRepository
+from store.db import Database
+from store.risk import CreditProfileRow
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowerFile:
+    id: str
+    wallet: ChecksumAddress
+    jurisdiction: str
+    identity: IdentityProfile | None
+    kyc: KycStatus | None
+    profile: CreditProfile
+
+    @property
+    def full_name(self) -> str:
+        return "" if self.identity is None else f"{self.identity.first_name} {self.identity.last_name}"
+
+
+class BorrowerFiles:
+    def __init__(self, database: Database, pii_master_key: bytes) -> None:
+        self._db = database
+        self._master = pii_master_key
+
+    def load(self, borrower_id: str) -> BorrowerFile | None:
+        with self._db.unit_of_work() as uow:
+            account = uow.session.get(BorrowerRow, borrower_id)
+            if account is None:
+                return None
+            profile_row = uow.session.get(CreditProfileRow, borrower_id)
+            identity_row = uow.session.get(BorrowerIdentityRow, borrower_id)
+            identity = None
+            if identity_row is not None:
+                vault = PiiVault(SqlKeyProvider(uow.session, self._master))
+                identity = _identity_from_json(vault.decrypt(borrower_id, "identity", identity_row.sealed_identity))
+            return BorrowerFile(
+                id=account.id,
+                wallet=to_checksum_address(account.wallet_address),
+                jurisdiction=account.jurisdiction,
+                identity=identity,
+                kyc=SqlKycRepository(uow.session).latest_for_subject(borrower_id),
+                profile=CreditProfile.model_validate(profile_row.profile) if profile_row else CreditProfile(),
+            )
+
+    def save_profile(self, borrower_id: str, profile: CreditProfile) -> None:
+        with self._db.unit_of_work() as uow:
+            row = uow.session.get(CreditProfileRow, borrower_id)
+            document = profile.model_dump(mode="json")
+            if row is None:
+                uow.session.add(
+                    CreditProfileRow(borrower_id=borrower_id, profile=document, updated_at=datetime.now(UTC))
+                )
+            else:
+                row.profile, row.updated_at = document, datetime.now(UTC)
+            uow.commit()
+
+    def verify_identity(
+        self, borrower_id: str, identity: IdentityProfile, document: IdentityDocument, provider: KycProvider
+    ) -> KycStatus:
+        """Create the KYC applicant, submit the document, persist the status and the sealed identity."""
+        now = datetime.now(UTC)
+        status = provider.create_applicant(borrower_id, identity, now)
+        status = provider.submit_document(status.applicant_id, document, now)
+        with self._db.unit_of_work() as uow:
+            sealed = PiiVault(SqlKeyProvider(uow.session, self._master)).encrypt(
+                borrower_id, "identity", _identity_to_json(identity)
+            )
+            row = uow.session.get(BorrowerIdentityRow, borrower_id)
+            if row is None:
+                uow.session.add(
+                    BorrowerIdentityRow(
+                        subject_id=borrower_id, country=identity.country, sealed_identity=sealed, updated_at=now
+                    )
+                )
+            else:
+                row.country, row.sealed_identity, row.updated_at = identity.country, sealed, now
+            SqlKycRepository(uow.session).save(status)
+            uow.commit()
+        return status
+
+
+def _identity_to_json(identity: IdentityProfile) -> str:
+    return json.dumps(
+        {
+            "first_name": identity.first_name,
+            "last_name": identity.last_name,
+            "date_of_birth": identity.date_of_birth.isoformat(),
+            "country": identity.country,
+        }
+    )
+
+
+def _identity_from_json(text: str) -> IdentityProfile:
+    raw = json.loads(text)
+    return IdentityProfile(
+        raw["first_name"], raw["last_name"], date.fromisoformat(raw["date_of_birth"]), raw["country"]
+    )

@@ -1,0 +1,56 @@
+"""Ask every eligible provider at once; one deadline for all; every provider's outcome recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from providers.base import ProviderAdapter, ProviderError
+from providers.models import Decline, ProviderOffer, QuoteRequest
+
+
+@dataclass
+class ProviderOutcome:
+    """``outcome`` is one of offered, declined, ineligible, failed, timeout, dropped (by compliance)."""
+
+    provider_id: str
+    outcome: str
+    detail: str
+    latency_ms: int
+    offers: list[ProviderOffer] = field(default_factory=list)
+
+
+async def _ask(provider: ProviderAdapter, query: QuoteRequest) -> ProviderOutcome:
+    started = time.perf_counter()
+    reason = provider.capabilities().accepts(query)
+    if reason is not None:
+        return ProviderOutcome(provider.provider_id, "ineligible", reason, 0)
+    try:
+        answer = await provider.quote(query)
+    except ProviderError as err:
+        return ProviderOutcome(provider.provider_id, "failed", str(err), _ms(started))
+    if isinstance(answer, Decline):
+        return ProviderOutcome(provider.provider_id, "declined", answer.reason, _ms(started))
+    return ProviderOutcome(provider.provider_id, "offered", f"{len(answer)} offer(s)", _ms(started), list(answer))
+
+
+async def fan_out(providers: Sequence[ProviderAdapter], query: QuoteRequest, deadline: float) -> list[ProviderOutcome]:
+    """The outcome of every provider within ``deadline`` seconds; the late ones are cancelled and reported."""
+    tasks = {asyncio.create_task(_ask(provider, query)): provider.provider_id for provider in providers}
+    if not tasks:
+        return []
+    done, pending = await asyncio.wait(tasks, timeout=deadline)
+    for task in pending:
+        task.cancel()
+    deadline_ms = int(deadline * 1000)
+    outcomes = [task.result() for task in done]
+    outcomes += [
+        ProviderOutcome(tasks[t], "timeout", f"no answer within {deadline_ms} ms", deadline_ms) for t in pending
+    ]
+    return sorted(outcomes, key=lambda outcome: outcome.provider_id)
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

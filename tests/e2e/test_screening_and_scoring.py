@@ -1,0 +1,140 @@
+"""Compliance and risk on the request path, over HTTP: sanctions, KYC, declines with reasons, grades that follow
+the profile, usury caps dropping offers, velocity limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from eth_account import Account
+from eth_utils.address import to_checksum_address
+
+from tests.support.devnet import DeployedChain
+from tests.support.platform import GOOD_PROFILE, RunningPlatform, passport_kyc, running_platform
+
+pytestmark = pytest.mark.e2e
+
+LAZARUS_WALLET = "0x098b716b8aaf21512996dc57eb0615e2383e2f96"  # OFAC SDN, DPRK3 program
+REQUEST: dict[str, Any] = {
+    "amount": "1500.00",
+    "asset": "USDC",
+    "term_days": 30,
+    "purpose": "business",
+    "collateral": {"asset": "WETH", "amount": "2.0"},
+}
+MIDDLING = {
+    "checking": "100",
+    "savings": "300",
+    "credit_history": "paid_duly_so_far",
+    "employment_years": "3",
+    "monthly_disposable_income": "2500",
+    "property": "car_or_other",
+    "other_installment_plans": "none",
+    "housing": "rent",
+}
+
+
+@pytest.fixture(scope="module")
+def platform(
+    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningPlatform]:
+    with running_platform(devnet_chains, tmp_path_factory.mktemp("screening")) as running:
+        yield running
+
+
+def _post(platform: RunningPlatform, key: str, **changes: Any) -> Any:
+    with platform.client(key) as client:
+        return client.post("/v1/credit-requests", json=REQUEST | changes)
+
+
+def _decisions(platform: RunningPlatform, subject: str) -> list[tuple[str, str]]:
+    engine = sa.create_engine(f"sqlite:///{platform.data_dir / 'creditmesh.db'}")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("select kind, outcome from compliance_decisions where subject_ref = :s"), {"s": subject}
+        ).all()
+    engine.dispose()
+    return [(str(kind), str(outcome)) for kind, outcome in rows]
+
+
+def test_a_sanctioned_wallet_is_refused_and_the_decision_recorded(platform: RunningPlatform) -> None:
+    # Registration stores the checksummed address; screening matches it against the list's lower-case keys
+    # (every letter case is covered by the compliance unit tests).
+    key = platform.onboard(to_checksum_address(LAZARUS_WALLET))
+    response = _post(platform, key)
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "sanctions.address" in {reason["code"] for reason in response.json()["reasons"]}
+    with platform.client(key) as client:
+        borrower_id = client.get("/v1/borrowers/me").json()["id"]
+    assert ("credit-request", "deny") in _decisions(platform, borrower_id)
+
+
+def test_without_kyc_the_request_is_refused(platform: RunningPlatform) -> None:
+    with platform.client(platform.admin_key) as admin:
+        key = admin.post("/v1/borrowers", json={"wallet_address": Account.create().address, "jurisdiction": "US-FL"})
+    response = _post(platform, key.json()["api_key"])
+    assert response.status_code == 403, response.text
+    assert "kyc.not-approved" in {reason["code"] for reason in response.json()["reasons"]}
+
+
+def test_an_expired_document_fails_kyc_with_its_reason(platform: RunningPlatform) -> None:
+    with platform.client(platform.admin_key) as admin:
+        key = admin.post("/v1/borrowers", json={"wallet_address": Account.create().address, "jurisdiction": "US-FL"})
+    body = passport_kyc("US-FL")
+    body["document"]["expires_on"] = "2020-01-01"
+    with platform.client(key.json()["api_key"]) as client:
+        kyc = client.post("/v1/borrowers/me/kyc", json=body).json()
+    assert kyc["state"] == "rejected"
+    assert "kyc.document-expired" in {reason["code"] for reason in kyc["reasons"]}
+
+
+def test_scores_grades_and_declines_follow_the_profile(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address, profile={})
+    unknown = _post(platform, key).json()
+    assert unknown["status"] == "declined"
+    assert unknown["quotes"] == []
+    assert unknown["risk"]["reasons"], "a decline carries its principal reasons"
+    assert "R20" in {reason["code"] for reason in unknown["risk"]["reasons"]}
+
+    middling = _post(platform, key, credit_profile=MIDDLING).json()
+    good = _post(platform, key, credit_profile=GOOD_PROFILE).json()
+    assert middling["status"] == good["status"] == "quoted"
+    assert good["risk"]["score"] > middling["risk"]["score"]
+    assert good["risk"]["grade"] < middling["risk"]["grade"]  # "A" before "D"
+    good_pool = {q["chain"]: q["rate_bps"] for q in good["quotes"] if q["kind"] == "pool"}
+    middling_pool = {q["chain"]: q["rate_bps"] for q in middling["quotes"] if q["kind"] == "pool"}
+    assert all(middling_pool[chain] > good_pool[chain] for chain in good_pool), "a worse grade pays a wider spread"
+
+    tiny_collateral = _post(platform, key, collateral={"asset": "WETH", "amount": "0.01"}).json()
+    assert tiny_collateral["status"] == "declined"
+
+
+def test_an_offer_above_the_usury_cap_is_dropped_with_its_reason(platform: RunningPlatform) -> None:
+    grade_e = MIDDLING | {"other_installment_plans": "bank"}
+    key = platform.onboard(Account.create().address, jurisdiction="US-TX", profile=grade_e)
+    body = _post(platform, key).json()
+    assert body["risk"]["grade"] == "E"
+    bank = next(o for o in body["provider_outcomes"] if o["provider_id"] == "sim-bank")
+    assert bank["outcome"] == "dropped"
+    assert "18" in bank["detail"]
+    assert {q["provider_id"] for q in body["quotes"]} == {
+        "pool:ethereum-local:USDC",
+        "pool:polygon-local:USDC",
+        "pool:arbitrum-local:USDC",
+    }
+
+
+def test_new_york_gets_no_defi_offers(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address, jurisdiction="US-NY")
+    body = _post(platform, key).json()
+    assert {q["kind"] for q in body["quotes"]} == {"traditional"}
+
+
+def test_too_many_requests_are_stopped(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address)
+    statuses = [_post(platform, key, amount="100.00").status_code for _ in range(26)]
+    assert statuses[:25] == [201] * 25
+    assert statuses[25] == 429
