@@ -29,12 +29,16 @@ from aggregator.offers import acceptance_document, acceptance_for, attestation_f
 from aggregator.platform import ChainRuntime
 from aggregator.quoting import NO_IDENTITY
 from chain.errors import TransactionReverted
+from chain.relay import simulate
+from chain.transactions import Call
 from compliance import BorrowerFacts, ComplianceService
 from providers.base import ProviderAdapter, ProviderError
 from providers.models import ProviderKind, ProviderOffer, RepaymentShape
 from store.aggregator import LoanRow, QuoteRow
 from store.compliance import SqlDecisionRepository
 from store.db import Database
+
+RELAY_TIMEOUT = 120.0  # seconds to confirmation before the accept answers with a timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +161,20 @@ class AcceptanceService:
     @staticmethod
     async def _simulate(chain: ChainRuntime, call: Any) -> None:
         try:
-            await chain.relayer.simulate(call)
+            await simulate(call, chain.relayer)
         except TransactionReverted as err:
             raise ChainRejected(str(err)) from err
 
     async def _open_on_chain(self, chain: ChainRuntime, quote: QuoteRow, call: Any) -> LoanRow:
+        """Relay ``openLoan`` under the intent key of the quote: a retry after a crash resumes the same intent."""
         aggregator = chain.aggregator()
         try:
-            receipt = await chain.relayer.send(call)
+            settled = await chain.transactions.submit_and_wait(
+                f"open-loan:{quote.id}", Call.function(aggregator, "openLoan", *call.args), within=RELAY_TIMEOUT
+            )
         except TransactionReverted as err:
             raise ChainRejected(str(err)) from err
+        receipt = await chain.w3.eth.get_transaction_receipt(settled.tx_hash)  # type: ignore[arg-type]
         (event,) = aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
         return LoanRow(
             id=str(uuid.uuid4()),
@@ -177,8 +185,8 @@ class AcceptanceService:
             chain_id=chain.chain_id,
             contract=aggregator.address,
             onchain_loan_id=int(event["args"]["loanId"]),
-            tx_hash=receipt["transactionHash"].to_0x_hex(),
-            block_number=int(receipt["blockNumber"]),
+            tx_hash=settled.tx_hash,
+            block_number=settled.block_number,
             status="active",
             asset=str(quote.disclosure["asset"]),
             principal=int(event["args"]["principal"]),

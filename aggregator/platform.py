@@ -1,5 +1,6 @@
-"""The runtime view of the chains the aggregator uses: for each chain, its configuration, deployment record,
-an AsyncWeb3 client, the EIP-712 domains of the CreditAggregator and the CreditScoringOracle, and the relayer."""
+"""The runtime view of the chains the aggregator uses: for each chain, its client (RPC failover, chain-id check),
+deployment record, the EIP-712 domains of the CreditAggregator and the CreditScoringOracle, and the relayer's
+transaction manager (persisted intents, nonce allocator, fee bumps, resume after restart)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from web3 import AsyncWeb3
-from web3.providers.async_base import AsyncBaseProvider
-from web3.providers.rpc import AsyncHTTPProvider
 
 from chain.artifacts import load_artifact
+from chain.client import ChainClient
 from chain.config import ChainConfig
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainIdMismatch
-from chain.relay import Relayer
+from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Signer
+from chain.transactions import TransactionManager
 from contracts.typed_data import Domain
+from store.chain import SqlChainStore
 
 
 @dataclass
 class ChainRuntime:
-    config: ChainConfig
+    client: ChainClient
     record: DeploymentRecord
-    w3: AsyncWeb3[AsyncBaseProvider]
-    relayer: Relayer
+    transactions: TransactionManager
+
+    @property
+    def config(self) -> ChainConfig:
+        return self.client.config
+
+    @property
+    def w3(self) -> AsyncWeb3[Any]:
+        return self.client.w3
 
     @property
     def name(self) -> str:
@@ -33,6 +42,10 @@ class ChainRuntime:
     @property
     def chain_id(self) -> int:
         return self.config.chain_id
+
+    @property
+    def relayer(self) -> str:
+        return self.transactions.signer.address
 
     @property
     def aggregator_domain(self) -> Domain:
@@ -47,14 +60,17 @@ class ChainRuntime:
             address=self.record.address("CreditAggregator"), abi=load_artifact("CreditAggregator").abi
         )
 
+    async def close(self) -> None:
+        await self.transactions.close()
+        await self.client.close()
 
-async def connect_chain(config: ChainConfig, record: DeploymentRecord, relayer_signer: Signer) -> ChainRuntime:
-    """An AsyncWeb3 client for the chain's first RPC URL, refusing a node whose chain id differs."""
-    url = config.rpc_urls[0]
-    w3: AsyncWeb3[AsyncBaseProvider] = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 10}))
-    actual = await w3.eth.chain_id
-    if actual != config.chain_id:
-        raise ChainIdMismatch(url, config.chain_id, actual)
+
+async def connect_chain(
+    config: ChainConfig, record: DeploymentRecord, relayer: Signer, store: SqlChainStore
+) -> ChainRuntime:
+    """Connect (refusing a node whose chain id differs) and start the relayer's transaction manager."""
     if record.chain_id != config.chain_id:
         raise ChainIdMismatch(f"deployments record of {config.name}", config.chain_id, record.chain_id)
-    return ChainRuntime(config, record, w3, Relayer(w3, relayer_signer, config.chain_id))
+    client = await ChainClient(config).connect()
+    transactions = await TransactionManager(client, relayer, store, revert_artifacts=REVERT_ARTIFACTS).start()
+    return ChainRuntime(client, record, transactions)

@@ -33,6 +33,7 @@ from providers.http_lender import HttpLenderAdapter
 from providers.models import Capabilities
 from providers.pool import PoolAdapter
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
+from store.chain import SqlChainStore
 from store.db import Database
 
 
@@ -50,6 +51,8 @@ class Platform:
     kyc: KycProvider
 
     async def close(self) -> None:
+        for chain in self.chains.values():
+            await chain.close()
         await self.http.aclose()
         self.database.dispose()
 
@@ -105,7 +108,8 @@ async def build_platform(settings: Settings) -> Platform:
     registry = chain_registry(settings)
     records = load_records(settings.resolved_deployments_dir, registry)
     relayer = _signer(settings, settings.relayer_key, Role.RELAYER)
-    chains = {chain.name: await connect_chain(chain, records[chain.name], relayer) for chain in registry}
+    chain_store = SqlChainStore(database.sessions)
+    chains = {chain.name: await connect_chain(chain, records[chain.name], relayer, chain_store) for chain in registry}
     assets = _assets(settings, records)
     http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=100))
     providers: dict[str, ProviderAdapter] = {}

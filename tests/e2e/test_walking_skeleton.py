@@ -210,3 +210,17 @@ def test_roles_see_only_their_own_objects(platform: RunningPlatform, borrower_ke
         assert client.post("/v1/borrowers", json={"wallet_address": BORROWER.address}).status_code == 403
     with platform.client("not-a-key") as client:
         assert client.get(f"/v1/credit-requests/{request_id}").status_code == 401
+
+
+def test_health_reports_every_chain(platform: RunningPlatform) -> None:
+    with platform.client("") as client:
+        health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert {name: chain["chain_id"] for name, chain in health["chains"].items()} == {
+        "ethereum-local": 31337,
+        "polygon-local": 31338,
+        "arbitrum-local": 31339,
+    }
+    assert all(
+        chain["head_block"] > 0 and chain["rpc"][0]["breaker"] == "closed" for chain in health["chains"].values()
+    )
