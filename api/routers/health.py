@@ -1,4 +1,4 @@
-"""Liveness and per-chain health."""
+"""Liveness and per-chain health: head block, lag, last error and each RPC URL's breaker."""
 
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ router = APIRouter(tags=["health"])
 async def health(platform: PlatformDep) -> dict[str, Any]:
     chains: dict[str, Any] = {}
     for name, chain in platform.chains.items():
-        try:
-            chains[name] = {"chain_id": chain.chain_id, "head_block": await chain.w3.eth.block_number, "ok": True}
-        except Exception as err:
-            chains[name] = {"chain_id": chain.chain_id, "ok": False, "error": type(err).__name__}
+        status = await chain.client.health()
+        chains[name] = {
+            "chain_id": status.chain_id,
+            "ok": status.healthy,
+            "head_block": status.head_block,
+            "lag_seconds": status.lag_seconds,
+            "last_error": status.last_error,
+            "rpc": [{"url": endpoint.url, "breaker": endpoint.breaker} for endpoint in status.endpoints],
+        }
     return {"status": "ok" if all(c["ok"] for c in chains.values()) else "degraded", "chains": chains}
