@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.bootstrap import build_platform
-from api.routers import borrowers, credit_requests, health, loans, quotes
+from api.routers import borrowers, credit_requests, health, loans, providers, quotes
 from api.settings import Settings
 
 
@@ -31,6 +31,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for router in (borrowers.router, credit_requests.router, quotes.router, loans.router, health.router):
+    for router in (
+        borrowers.router,
+        credit_requests.router,
+        quotes.router,
+        loans.router,
+        health.router,
+        providers.router,
+    ):
         app.include_router(router)
     return app

@@ -17,7 +17,6 @@ from aggregator.assets import Asset, AssetRegistry
 from aggregator.borrowers import BorrowerFiles
 from aggregator.platform import ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
-from aggregator.risk_gate import spread_for_grade
 from api.auth import Role as ApiRole
 from api.auth import ensure_key
 from api.settings import Settings
@@ -27,11 +26,8 @@ from chain.errors import ConfigurationError
 from chain.signers import LocalSigner, Role, Signer, devnet_signer
 from compliance import ComplianceService, SanctionsPolicy, SanctionsScreen, load_newest, load_rules
 from compliance.kyc import KycProvider, LocalKycProvider
-from contracts.deploy import POOL_ASSETS, pool_key
 from providers.base import ProviderAdapter
-from providers.http_lender import HttpLenderAdapter
-from providers.models import Capabilities
-from providers.pool import PoolAdapter
+from providers.registry import build_providers
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
 from store.chain import SqlChainStore
 from store.db import Database
@@ -112,23 +108,7 @@ async def build_platform(settings: Settings) -> Platform:
     chains = {chain.name: await connect_chain(chain, records[chain.name], relayer, chain_store) for chain in registry}
     assets = _assets(settings, records)
     http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=100))
-    providers: dict[str, ProviderAdapter] = {}
-    for lender in settings.http_lenders:
-        providers[lender.provider_id] = HttpLenderAdapter(
-            lender.provider_id,
-            lender.base_url,
-            lender.secret,
-            Capabilities(assets=frozenset(lender.assets)),
-            http,
-            timeout=lender.timeout_seconds,
-        )
-    for runtime in chains.values():
-        for asset in POOL_ASSETS:
-            if pool_key(asset) in runtime.record.contracts:
-                adapter = PoolAdapter(
-                    runtime.name, asset, runtime.record.address(pool_key(asset)), runtime.w3, spread_for_grade
-                )
-                providers[adapter.provider_id] = adapter
+    providers = await build_providers(settings, chains, database, http, settings.redis_url)
     compliance = await asyncio.to_thread(_compliance, settings)
     velocity: VelocityStore = (
         RedisVelocityStore(Redis.from_url(settings.redis_url)) if settings.redis_url else InMemoryVelocityStore()
@@ -143,7 +123,7 @@ async def build_platform(settings: Settings) -> Platform:
         database,
         chains,
         assets,
-        list(providers.values()),
+        providers.adapters(),
         quote_signer=_signer(settings, settings.quote_signer_key, Role.QUOTE_SIGNER),
         risk_signer=_signer(settings, settings.risk_signer_key, Role.RISK_SIGNER),
         compliance=compliance,

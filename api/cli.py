@@ -15,14 +15,15 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from api.settings import LOCAL_LENDER_SECRET, Settings
+from api.settings import Settings
 from chain.config import LOCAL_CHAINS
 from chain.devnet import Devnet, start_devnet
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 from contracts.deploy import deploy_to_devnet
+from providers.sim.fleet import DEFAULT_PORT
 
 API_PORT = 8000
-LENDER_PORT = 8600
+LENDER_PORT = DEFAULT_PORT  # providers.sim.fleet.DEFAULT_PORT: the settings' default lenders live there
 
 
 def _serve(settings: Settings, port: int) -> None:
@@ -68,20 +69,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                 f"CreditAggregator {record.address('CreditAggregator')}"
             )
         env = os.environ.copy()
-        lender = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "providers.sim",
-                "--port",
-                str(LENDER_PORT),
-                "--secret",
-                LOCAL_LENDER_SECRET,
-                "--lender-id",
-                "sim-bank",
-            ],
-            env=env,
-        )
+        # the simulated lenders' default fleet (providers.sim.fleet), which the settings' default lenders name
+        lender = subprocess.Popen([sys.executable, "-m", "providers.sim", "--port", str(LENDER_PORT)], env=env)
         _wait_http(f"http://127.0.0.1:{LENDER_PORT}/v1/health")
         api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(args.port)], env=env)
         _wait_http(f"http://127.0.0.1:{args.port}/health")

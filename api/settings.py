@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from providers.policy import ResiliencePolicy
+
 LOCAL_ADMIN_KEY = "cm_admin_local_devnet_only"
 LOCAL_LENDER_SECRET = "sim-lender-local-secret"  # noqa: S105 - idem
 LOCAL_PII_MASTER_KEY = "00" * 31 + "01"  # a published local-only key: local PII is test data, refused elsewhere
@@ -26,6 +28,16 @@ class HttpLenderSetting(BaseModel):
     timeout_seconds: float = 2.0
 
 
+def _default_sim_lenders() -> list[HttpLenderSetting]:
+    """The simulated lenders `creditmesh run` starts (providers.sim's default fleet on port 8600)."""
+    from providers.sim.fleet import DEFAULT_FLEET, DEFAULT_PORT, http_lender_settings
+
+    return [
+        HttpLenderSetting.model_validate(entry)
+        for entry in http_lender_settings(f"http://127.0.0.1:{DEFAULT_PORT}", DEFAULT_FLEET)
+    ]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CREDITMESH_", env_nested_delimiter="__")
 
@@ -35,11 +47,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     chains_file: Path | None = None
     deployments_dir: Path | None = None
-    http_lenders: list[HttpLenderSetting] = Field(
-        default_factory=lambda: [
-            HttpLenderSetting(provider_id="sim-bank", base_url="http://127.0.0.1:8600", secret=LOCAL_LENDER_SECRET)
-        ]
-    )
+    http_lenders: list[HttpLenderSetting] = Field(default_factory=lambda: _default_sim_lenders())
     admin_api_key: str = LOCAL_ADMIN_KEY
     relayer_key: str | None = None
     quote_signer_key: str | None = None
@@ -47,6 +55,8 @@ class Settings(BaseSettings):
     fanout_deadline_seconds: float = Field(default=2.0, gt=0, le=30)
     quote_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     asset_prices_usd: dict[str, Decimal] = Field(default_factory=lambda: {"USDC": Decimal(1), "WETH": Decimal(3000)})
+    provider_resilience: ResiliencePolicy = Field(default_factory=ResiliencePolicy)
+    provider_policies: dict[str, ResiliencePolicy] = Field(default_factory=dict)
     pii_master_key: str = Field(default=LOCAL_PII_MASTER_KEY, pattern=r"^[0-9a-fA-F]{64}$")
     kyc_webhook_secret: str = LOCAL_KYC_WEBHOOK_SECRET
     sanctions_dir: Path | None = None

@@ -1,29 +1,78 @@
-"""The interface every provider adapter implements: HTTP lenders, plugins and on-chain pools alike."""
+"""The interface every provider adapter implements: HTTP lenders, plugins and on-chain pools alike.
+
+A provider is registered in one of three ways (see ``providers.registry``): an HTTP lender speaking the Provider
+Quote Protocol, registered through the API; a Python adapter plugin found through the entry-point group
+``creditmesh.providers``; an on-chain pool (chain + asset + address). Each is built by its adapter class's
+``from_registration`` and checked when its class is loaded: a class that leaves an abstract method unimplemented is
+refused with a message naming the method."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Self
 
-from providers.models import Capabilities, Decline, FundingResult, ProviderHealth, ProviderOffer, QuoteRequest
+from providers._exceptions import ProviderError, ProviderProtocolError
+from providers.models import (
+    Capabilities,
+    Decline,
+    FundingResult,
+    FundingStatus,
+    ProviderHealth,
+    ProviderOffer,
+    QuoteRequest,
+)
+
+if TYPE_CHECKING:
+    import httpx
+    from web3 import AsyncWeb3
+    from web3.providers.async_base import AsyncBaseProvider
+
+__all__ = [
+    "AdapterContext",
+    "ProviderAdapter",
+    "ProviderError",
+    "ProviderProtocolError",
+    "ProviderRegistration",
+]
 
 
-class ProviderError(Exception):
-    """Root of the providers package's errors: a provider failed (timeout, transport, 5xx, bad body)."""
+@dataclass(frozen=True, slots=True)
+class ProviderRegistration:
+    """What is persisted for one provider: its id, the entry-point name of its adapter (``kind``), the adapter's own
+    configuration, and what it lends (None: the adapter says)."""
+
+    provider_id: str
+    kind: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    capabilities: Capabilities | None = None
 
 
-class ProviderProtocolError(ProviderError):
-    """A provider answered something the protocol does not allow (schema violation, bad signature)."""
+@dataclass(frozen=True, slots=True)
+class AdapterContext:
+    """What an adapter may use to reach its provider: the shared HTTP client, a web3 client per chain, and the
+    risk spread of a grade (pools add it to their model rate)."""
+
+    http: httpx.AsyncClient
+    web3: Mapping[str, AsyncWeb3[AsyncBaseProvider]] = field(default_factory=dict)
+    spread_for_grade: Callable[[int], int] = lambda grade: 0
 
 
 class ProviderAdapter(ABC):
     """A lender the aggregator can ask for offers.
 
-    Implementations are registered by entry point (``creditmesh.providers``), through the API (HTTP lenders
-    speaking the Provider Quote Protocol), or as on-chain pools.
+    Implementations translate every failure into a ``ProviderError`` subclass (``providers._exceptions``); the
+    resilience layer wraps each adapter and never lets the aggregator reach one directly.
     """
 
     provider_id: str
     kind: str
+
+    @classmethod
+    @abstractmethod
+    def from_registration(cls, registration: ProviderRegistration, context: AdapterContext) -> Self:
+        """Build the adapter from a persisted registration; raise ``InvalidRegistration`` saying what is wrong."""
 
     @abstractmethod
     def capabilities(self) -> Capabilities:
@@ -36,6 +85,10 @@ class ProviderAdapter(ABC):
     @abstractmethod
     async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
         """Tell the provider its offer was accepted. Never retried without the same ``idempotency_key``."""
+
+    @abstractmethod
+    async def status(self, provider_ref: str) -> FundingStatus:
+        """Where the offer ``provider_ref`` stands at the provider."""
 
     @abstractmethod
     async def health(self) -> ProviderHealth:

@@ -1,34 +1,73 @@
-"""The adapter for an HTTP lender speaking the Provider Quote Protocol v1 (docs/provider-quote-protocol.md)."""
+"""The adapter for an HTTP lender speaking the Provider Quote Protocol v1 (docs/provider-quote-protocol.yaml).
+
+Every request carries a unique ``nonce`` in its body and is signed with HMAC-SHA256 over ``"{timestamp}.{body}"``;
+every call has an httpx timeout; every answer is validated against the protocol's schema, and anything else —
+a 5xx, a body that is not the schema, a negative rate, an offer already expired — is a ``ProviderError`` naming the
+reason, which the resilience layer counts as this provider's failure."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime
+from typing import Any, Self
 
 import httpx
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from providers.base import ProviderAdapter, ProviderError, ProviderProtocolError
+from providers._exceptions import (
+    InvalidRegistration,
+    ProviderError,
+    ProviderProtocolError,
+    ProviderServerError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
 from providers.models import (
     Capabilities,
     Decline,
     FundingResult,
+    FundingState,
+    FundingStatus,
     ProviderHealth,
     ProviderKind,
     ProviderOffer,
     QuoteRequest,
     RepaymentShape,
 )
-from providers.signing import signed_headers
+from providers.signing import ReplayGuard, signed_headers
 
 PROTOCOL_VERSION = "1"
+PROTOCOL_HEADER = "X-Creditmesh-Protocol"
+
+
+class HttpLenderConfig(BaseModel):
+    """The ``config`` of an ``http`` registration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(min_length=8, max_length=500)
+    secret: str = Field(min_length=8, max_length=200)
+    timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    connect_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        url = httpx.URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.rstrip("/")
 
 
 class _WireOffer(BaseModel):
-    offer_ref: str = Field(min_length=1, max_length=128)
-    rate_bps: int = Field(ge=0, le=100_000)
-    origination_fee: int = Field(ge=0)
+    model_config = ConfigDict(extra="ignore")
+
+    offer_ref: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    rate_bps: int = Field(ge=0, le=100_000, strict=True)
+    origination_fee: int = Field(ge=0, strict=True)
     repayment: RepaymentShape = RepaymentShape.SINGLE
     installments: int = Field(default=1, ge=1, le=600)
     expires_at: datetime
@@ -36,12 +75,24 @@ class _WireOffer(BaseModel):
 
 class _WireQuoteResponse(BaseModel):
     protocol_version: str
-    offers: list[_WireOffer] = Field(min_length=1)
+    offers: list[_WireOffer] = Field(min_length=1, max_length=20)
 
 
 class _WireAcceptResponse(BaseModel):
-    status: str
+    status: str = Field(pattern="^(funded|accepted|refused)$")
     detail: str = ""
+
+
+class _WireStatusResponse(BaseModel):
+    offer_ref: str
+    state: FundingState
+    detail: str = ""
+
+
+def _schema_reason(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"
 
 
 class HttpLenderAdapter(ProviderAdapter):
@@ -57,36 +108,66 @@ class HttpLenderAdapter(ProviderAdapter):
         capabilities: Capabilities,
         client: httpx.AsyncClient,
         timeout: float = 2.0,
+        connect_timeout: float = 1.0,
     ) -> None:
         self.provider_id = provider_id
-        self._base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/")
         self._secret = secret
         self._capabilities = capabilities
         self._client = client
-        self._timeout = httpx.Timeout(timeout)
+        self._timeout = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
+        #: verifies the webhooks this lender sends (same secret, same "{timestamp}.{body}" HMAC, replays refused)
+        self.webhook_guard = ReplayGuard(secret)
+
+    @classmethod
+    def from_registration(cls, registration: ProviderRegistration, context: AdapterContext) -> Self:
+        try:
+            config = HttpLenderConfig.model_validate(dict(registration.config))
+        except ValidationError as err:
+            raise InvalidRegistration(f"{registration.provider_id}: {_schema_reason(err)}") from err
+        return cls(
+            registration.provider_id,
+            config.base_url,
+            config.secret,
+            registration.capabilities or Capabilities(assets=frozenset({"USDC"})),
+            context.http,
+            timeout=config.timeout_seconds,
+            connect_timeout=config.connect_timeout_seconds,
+        )
 
     def capabilities(self) -> Capabilities:
         return self._capabilities
 
-    async def _post(self, path: str, payload: dict[str, object], extra: dict[str, str] | None = None) -> httpx.Response:
-        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", "X-Creditmesh-Protocol": PROTOCOL_VERSION}
+    async def _send(
+        self, method: str, path: str, payload: dict[str, Any] | None, extra: dict[str, str]
+    ) -> httpx.Response:
+        body = b"" if payload is None else json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        headers = {"Content-Type": "application/json", PROTOCOL_HEADER: PROTOCOL_VERSION}
         headers |= signed_headers(self._secret, int(time.time()), body)
-        headers |= extra or {}
+        headers |= extra
         try:
-            response = await self._client.post(
-                f"{self._base_url}{path}", content=body, headers=headers, timeout=self._timeout
+            response = await self._client.request(
+                method, f"{self.base_url}{path}", content=body or None, headers=headers, timeout=self._timeout
             )
         except httpx.TimeoutException as err:
-            raise ProviderError(f"{self.provider_id}: timed out") from err
+            raise ProviderTimeout(f"{self.provider_id}: {type(err).__name__} on {path}") from err
         except httpx.TransportError as err:
-            raise ProviderError(f"{self.provider_id}: transport error {type(err).__name__}") from err
+            raise ProviderUnavailable(f"{self.provider_id}: {type(err).__name__} on {path}") from err
         if response.status_code >= 500:
-            raise ProviderError(f"{self.provider_id}: HTTP {response.status_code}")
+            raise ProviderServerError(
+                f"{self.provider_id}: HTTP {response.status_code} on {path}", response.status_code
+            )
         return response
 
+    def _unexpected(self, response: httpx.Response) -> ProviderProtocolError:
+        return ProviderProtocolError(
+            f"{self.provider_id}: unexpected HTTP {response.status_code}: {response.text[:200]!r}"
+        )
+
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
-        payload: dict[str, object] = {
+        payload: dict[str, Any] = {
+            "protocol_version": PROTOCOL_VERSION,
+            "nonce": uuid.uuid4().hex,
             "request_id": request.request_id,
             "asset": request.asset,
             "asset_decimals": request.asset_decimals,
@@ -98,22 +179,30 @@ class HttpLenderAdapter(ProviderAdapter):
             "grade": request.grade,
             "jurisdiction": request.jurisdiction,
         }
-        response = await self._post("/v1/quotes", payload, {"X-Correlation-Id": request.correlation_id})
+        response = await self._send("POST", "/v1/quotes", payload, {"X-Correlation-Id": request.correlation_id})
         if response.status_code == 204:
             return Decline(self.provider_id, "no offer")
         if response.status_code != 200:
-            raise ProviderProtocolError(f"{self.provider_id}: unexpected HTTP {response.status_code}")
+            raise self._unexpected(response)
         try:
             parsed = _WireQuoteResponse.model_validate_json(response.content)
         except ValidationError as err:
-            raise ProviderProtocolError(f"{self.provider_id}: body violates the protocol: {err.errors()[0]}") from err
+            raise ProviderProtocolError(
+                f"{self.provider_id}: body violates the protocol: {_schema_reason(err)}"
+            ) from err
+        if parsed.protocol_version != PROTOCOL_VERSION:
+            raise ProviderProtocolError(f"{self.provider_id}: protocol version {parsed.protocol_version!r} is not 1")
         now = datetime.now(UTC)
         offers = []
         for wire in parsed.offers:
+            if wire.expires_at.tzinfo is None:
+                raise ProviderProtocolError(f"{self.provider_id}: offer {wire.offer_ref} expiry has no time zone")
             if wire.expires_at <= now:
-                raise ProviderProtocolError(f"{self.provider_id}: offer {wire.offer_ref} already expired")
+                raise ProviderProtocolError(
+                    f"{self.provider_id}: offer {wire.offer_ref} expired at {wire.expires_at.isoformat()}"
+                )
             if wire.origination_fee >= request.principal:
-                raise ProviderProtocolError(f"{self.provider_id}: fee not below principal")
+                raise ProviderProtocolError(f"{self.provider_id}: offer {wire.offer_ref} fee not below principal")
             offers.append(
                 ProviderOffer(
                     provider_id=self.provider_id,
@@ -125,27 +214,46 @@ class HttpLenderAdapter(ProviderAdapter):
                     term_days=request.term_days,
                     repayment=wire.repayment,
                     installments=wire.installments,
-                    expires_at=wire.expires_at,
+                    expires_at=wire.expires_at.astimezone(UTC),
                     provider_ref=wire.offer_ref,
                 )
             )
         return offers
 
     async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
-        response = await self._post(
+        if not idempotency_key:
+            raise ProviderProtocolError(f"{self.provider_id}: an accept needs an idempotency key")
+        response = await self._send(
+            "POST",
             f"/v1/offers/{offer.provider_ref}/accept",
-            {"offer_ref": offer.provider_ref},
+            {"protocol_version": PROTOCOL_VERSION, "nonce": uuid.uuid4().hex, "offer_ref": offer.provider_ref},
             {"Idempotency-Key": idempotency_key},
         )
+        if response.status_code in (404, 409, 410):
+            return FundingResult(self.provider_id, offer.provider_ref, False, f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise self._unexpected(response)
         try:
             parsed = _WireAcceptResponse.model_validate_json(response.content)
         except ValidationError as err:
-            raise ProviderProtocolError(f"{self.provider_id}: accept body violates the protocol") from err
-        return FundingResult(self.provider_id, offer.provider_ref, parsed.status == "funded", parsed.detail)
+            raise ProviderProtocolError(f"{self.provider_id}: accept body: {_schema_reason(err)}") from err
+        return FundingResult(self.provider_id, offer.provider_ref, parsed.status != "refused", parsed.detail)
+
+    async def status(self, provider_ref: str) -> FundingStatus:
+        response = await self._send("GET", f"/v1/offers/{provider_ref}", None, {})
+        if response.status_code == 404:
+            return FundingStatus(self.provider_id, provider_ref, FundingState.UNKNOWN, "HTTP 404")
+        if response.status_code != 200:
+            raise self._unexpected(response)
+        try:
+            parsed = _WireStatusResponse.model_validate_json(response.content)
+        except ValidationError as err:
+            raise ProviderProtocolError(f"{self.provider_id}: status body: {_schema_reason(err)}") from err
+        return FundingStatus(self.provider_id, provider_ref, parsed.state, parsed.detail)
 
     async def health(self) -> ProviderHealth:
         try:
-            response = await self._client.get(f"{self._base_url}/v1/health", timeout=self._timeout)
-        except httpx.HTTPError as err:
-            return ProviderHealth(self.provider_id, False, type(err).__name__)
+            response = await self._send("GET", "/v1/health", None, {})
+        except ProviderError as err:
+            return ProviderHealth(self.provider_id, False, str(err))
         return ProviderHealth(self.provider_id, response.status_code == 200, f"HTTP {response.status_code}")

@@ -4,9 +4,11 @@ maturity or equal installments. Amounts are integer base units of the asset."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class ProviderKind(StrEnum):
@@ -98,6 +100,53 @@ class Capabilities:
         if self.jurisdictions and request.jurisdiction not in self.jurisdictions:
             return f"jurisdiction {request.jurisdiction} not served"
         return None
+
+    def as_document(self) -> dict[str, Any]:
+        """JSON form (amounts as decimal strings: base units may exceed a JSON number's exact range)."""
+        return {
+            "assets": sorted(self.assets),
+            "chains": sorted(self.chains),
+            "min_principal": str(self.min_principal),
+            "max_principal": str(self.max_principal),
+            "min_term_days": self.min_term_days,
+            "max_term_days": self.max_term_days,
+            "collateral_assets": sorted(self.collateral_assets),
+            "jurisdictions": sorted(self.jurisdictions),
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Capabilities:
+        defaults = cls(assets=frozenset())
+        return cls(
+            assets=frozenset(document.get("assets", ())),
+            chains=frozenset(document.get("chains", ())),
+            min_principal=int(document.get("min_principal", defaults.min_principal)),
+            max_principal=int(document.get("max_principal", defaults.max_principal)),
+            min_term_days=int(document.get("min_term_days", defaults.min_term_days)),
+            max_term_days=int(document.get("max_term_days", defaults.max_term_days)),
+            collateral_assets=frozenset(document.get("collateral_assets", ())),
+            jurisdictions=frozenset(document.get("jurisdictions", ())),
+        )
+
+
+class FundingState(StrEnum):
+    """Where an offer stands at its provider (Provider Quote Protocol ``GET /v1/offers/{ref}``)."""
+
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    FUNDED = "funded"
+    FAILED = "failed"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class FundingStatus:
+    provider_id: str
+    provider_ref: str
+    state: FundingState
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

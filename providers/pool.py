@@ -5,18 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Self
 
 from eth_typing import ChecksumAddress
+from eth_utils.address import is_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from web3 import AsyncWeb3
 from web3.exceptions import Web3Exception
 from web3.providers.async_base import AsyncBaseProvider
 
 from chain.artifacts import load_artifact
-from providers.base import ProviderAdapter, ProviderError
+from providers._exceptions import InvalidRegistration, ProviderUnavailable
+from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
 from providers.models import (
     Capabilities,
     Decline,
     FundingResult,
+    FundingState,
+    FundingStatus,
     ProviderHealth,
     ProviderKind,
     ProviderOffer,
@@ -25,6 +31,25 @@ from providers.models import (
 )
 
 SpreadForGrade = Callable[[int], int]
+
+
+class PoolConfig(BaseModel):
+    """The ``config`` of a ``pool`` registration: one LendingPool of one asset on one chain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chain: str = Field(min_length=1, max_length=64)
+    asset: str = Field(min_length=1, max_length=16)
+    address: str
+    origination_fee_bps: int = Field(default=50, ge=0, le=1_000)
+    offer_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not is_address(value):
+            raise ValueError("not an EVM address")
+        return to_checksum_address(value)
 
 
 class PoolAdapter(ProviderAdapter):
@@ -41,13 +66,37 @@ class PoolAdapter(ProviderAdapter):
         spread_bps: SpreadForGrade,
         origination_fee_bps: int = 50,
         offer_ttl: timedelta = timedelta(minutes=10),
+        provider_id: str | None = None,
     ) -> None:
-        self.provider_id = f"pool:{chain}:{asset}"
+        self.provider_id = provider_id or f"pool:{chain}:{asset}"
         self.chain, self.asset, self.pool_address = chain, asset, pool_address
         self._pool = w3.eth.contract(address=pool_address, abi=load_artifact("LendingPool").abi)
         self._spread = spread_bps
         self._fee_bps = origination_fee_bps
         self._ttl = offer_ttl
+
+    @classmethod
+    def from_registration(cls, registration: ProviderRegistration, context: AdapterContext) -> Self:
+        try:
+            config = PoolConfig.model_validate(dict(registration.config))
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidRegistration(f"{registration.provider_id}: {where}: {first['msg']}") from err
+        w3 = context.web3.get(config.chain)
+        if w3 is None:
+            known = ", ".join(sorted(context.web3)) or "none"
+            raise InvalidRegistration(f"{registration.provider_id}: unknown chain {config.chain!r}; known: {known}")
+        return cls(
+            config.chain,
+            config.asset,
+            to_checksum_address(config.address),
+            w3,
+            context.spread_for_grade,
+            origination_fee_bps=config.origination_fee_bps,
+            offer_ttl=timedelta(seconds=config.offer_ttl_seconds),
+            provider_id=registration.provider_id,
+        )
 
     def capabilities(self) -> Capabilities:
         return Capabilities(assets=frozenset({self.asset}), chains=frozenset({self.chain}))
@@ -61,7 +110,7 @@ class PoolAdapter(ProviderAdapter):
                 return Decline(self.provider_id, "insufficient pool liquidity")
             model_rate = int(await self._pool.functions.modelRateBps(request.principal).call())
         except (Web3Exception, OSError) as err:
-            raise ProviderError(f"{self.provider_id}: cannot read the pool: {type(err).__name__}") from err
+            raise ProviderUnavailable(f"{self.provider_id}: cannot read the pool: {type(err).__name__}") from err
         return [
             ProviderOffer(
                 provider_id=self.provider_id,
@@ -82,6 +131,10 @@ class PoolAdapter(ProviderAdapter):
     async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
         # A pool funds inside openLoan itself: nothing to tell it off-chain.
         return FundingResult(self.provider_id, offer.provider_ref, True, "funded on-chain by openLoan")
+
+    async def status(self, provider_ref: str) -> FundingStatus:
+        # The pool's side of a loan is the LoanOpened event, read by the chain layer; off-chain there is no state.
+        return FundingStatus(self.provider_id, provider_ref, FundingState.UNKNOWN, "pool loans are read on-chain")
 
     async def health(self) -> ProviderHealth:
         try:

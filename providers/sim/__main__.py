@@ -1,22 +1,38 @@
-"""Run a simulated lender in its own process: ``python -m providers.sim --port 8600 --secret S --lender-id ID``."""
+"""Run simulated lenders in their own process.
+
+python -m providers.sim --port 8600                         # the default fleet (sim-bank, sim-credit-union,
+                                                            #   sim-fintech) under /lenders/{lender_id}
+python -m providers.sim --port 8600 --fleet lenders.json    # a JSON list of SimLender documents
+python -m providers.sim --port 8600 --secret S --lender-id ID   # one lender, also served at /
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import uvicorn
 
-from providers.sim.lender import create_lender_app
+from providers.sim.fleet import DEFAULT_FLEET, DEFAULT_PORT, SimLender
+from providers.sim.lender import create_lender_app, create_sim_app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="creditmesh simulated HTTP lender (Provider Quote Protocol v1)")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="creditmesh simulated HTTP lenders (Provider Quote Protocol v1)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8600)
-    parser.add_argument("--lender-id", default="sim-bank")
-    parser.add_argument("--secret", required=True)
-    args = parser.parse_args()
-    app = create_lender_app(args.lender_id, args.secret)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--fleet", type=Path, default=None, help="JSON file: a list of SimLender documents")
+    parser.add_argument("--lender-id", default=None, help="serve only this lender (with --secret)")
+    parser.add_argument("--secret", default=None)
+    args = parser.parse_args(argv)
+    if args.fleet is not None:
+        lenders = [SimLender.model_validate(item) for item in json.loads(args.fleet.read_text())]
+        app = create_sim_app(lenders)
+    elif args.secret is not None:
+        app = create_lender_app(args.lender_id or "sim-bank", args.secret)
+    else:
+        app = create_sim_app(list(DEFAULT_FLEET))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

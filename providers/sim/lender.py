@@ -1,18 +1,27 @@
-"""A simulated traditional lender: a real HTTP server speaking the Provider Quote Protocol v1.
+"""Simulated traditional lenders: one real HTTP server (its own process: ``python -m providers.sim``) hosting any
+number of lenders that speak the Provider Quote Protocol v1, each under ``/lenders/{lender_id}`` with its own
+latency distribution, failure mode and pricing (``providers.sim.fleet``).
 
-Run it as its own process: ``python -m providers.sim --port 8600 --secret …``."""
+``/control/lenders/{lender_id}`` lets a test or a demo change a lender's failure mode while it runs and read how
+many requests reached it (which is how the chaos tests count the trial calls a half-open breaker let through)."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from providers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, ReplayGuard, SignatureRejected
+from providers.sim.fleet import FailureSpec, SimLender
 from providers.sim.pricing import price
 
 
@@ -20,7 +29,7 @@ class QuoteBody(BaseModel):
     request_id: str
     asset: str
     asset_decimals: int = Field(ge=0, le=36)
-    principal: str
+    principal: str = Field(pattern=r"^[0-9]{1,78}$")
     term_days: int = Field(ge=1)
     purpose: str = ""
     collateral_asset: str
@@ -29,62 +38,188 @@ class QuoteBody(BaseModel):
     jurisdiction: str = ""
 
 
-def create_lender_app(lender_id: str, secret: str, offer_ttl_seconds: int = 900) -> FastAPI:
-    app = FastAPI(title=f"simulated lender {lender_id}", version="1")
-    guard = ReplayGuard(secret)
-    accepted: dict[str, str] = {}
+@dataclass
+class LenderState:
+    spec: SimLender
+    guard: ReplayGuard
+    rng: random.Random
+    offers: dict[str, str] = field(default_factory=dict)  # offer_ref -> state
+    accepted: dict[str, str] = field(default_factory=dict)  # idempotency key -> offer_ref
+    counts: dict[str, int] = field(default_factory=lambda: {"quote": 0, "accept": 0, "status": 0, "health": 0})
 
-    async def verified_body(request: Request, timestamp: str | None, signature: str | None) -> bytes:
-        body = await request.body()
-        try:
-            guard.verify(timestamp, signature, body, int(time.time()))
-        except SignatureRejected as err:
-            raise HTTPException(status_code=401, detail=str(err)) from err
-        return body
+    @classmethod
+    def of(cls, spec: SimLender) -> LenderState:
+        return cls(spec, ReplayGuard(spec.secret), random.Random(spec.seed))  # noqa: S311 - simulation, not crypto
 
-    @app.post("/v1/quotes", response_model=None)
+
+async def _verified(state: LenderState, request: Request, timestamp: str | None, signature: str | None) -> bytes:
+    body = await request.body()
+    try:
+        state.guard.verify(timestamp, signature, body, int(time.time()))
+    except SignatureRejected as err:
+        raise HTTPException(status_code=401, detail=str(err)) from err
+    return body
+
+
+def _offer_document(state: LenderState, rate_bps: int, fee: int, expires: datetime) -> dict[str, Any]:
+    ref = f"{state.spec.lender_id}-{uuid.uuid4().hex[:12]}"
+    state.offers[ref] = "offered"
+    return {
+        "protocol_version": "1",
+        "offers": [
+            {
+                "offer_ref": ref,
+                "rate_bps": rate_bps,
+                "origination_fee": fee,
+                "repayment": "single",
+                "installments": 1,
+                "expires_at": expires.isoformat(),
+            }
+        ],
+    }
+
+
+async def _trickle(payload: bytes, seconds: float, chunks: int = 20) -> AsyncIterator[bytes]:
+    step = max(1, len(payload) // chunks)
+    for start in range(0, len(payload), step):
+        await asyncio.sleep(seconds / chunks)
+        yield payload[start : start + step]
+
+
+async def _quote(state: LenderState, body: QuoteBody) -> Response:
+    state.counts["quote"] += 1
+    spec = state.spec
+    failure = spec.failure
+    failing = failure.failing_now(state.rng)
+    await asyncio.sleep(
+        failure.hang_seconds if failing and failure.mode == "timeout" else spec.latency.sample(state.rng)
+    )
+    if failing and failure.mode in ("error_5xx", "flapping"):
+        return JSONResponse({"detail": "simulated outage"}, status_code=failure.status_code)
+    if failing and failure.mode == "malformed_json":
+        return Response(
+            b'{"protocol_version": "1", "offers": [{"offer_ref": "x", "rate_b', media_type="application/json"
+        )
+    if failing and failure.mode == "schema_violation":
+        return JSONResponse({"protocol_version": "1", "offers": [{"ref": "x", "rate": "low"}]})
+    offered = price(int(body.principal), body.asset_decimals, body.term_days, body.grade, spec.pricing)
+    if offered is None:
+        return Response(status_code=204)
+    now = datetime.now(UTC)
+    expires = now + timedelta(seconds=spec.offer_ttl_seconds)
+    rate, fee = offered.rate_bps, offered.origination_fee
+    if failing and failure.mode == "negative_rate":
+        rate = -abs(rate) - 1
+    if failing and failure.mode == "expired_offer":
+        expires = now - timedelta(hours=1)
+    document = _offer_document(state, rate, fee, expires)
+    if failing and failure.mode == "slow_body":
+        payload = JSONResponse(document).body
+        return StreamingResponse(_trickle(bytes(payload), failure.slow_body_seconds), media_type="application/json")
+    return JSONResponse(document)
+
+
+def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | None = None) -> APIRouter:
+    """The protocol endpoints under ``prefix``: for every hosted lender (``{lender_id}`` in the path), or for one."""
+    router = APIRouter(prefix=prefix)
+
+    def lender(lender_id: str | None) -> LenderState:
+        state = states.get(fixed or lender_id or "")
+        if state is None:
+            raise HTTPException(status_code=404, detail=f"no simulated lender {lender_id!r}")
+        return state
+
+    @router.post("/v1/quotes", response_model=None)
     async def quote(
         request: Request,
+        lender_id: str | None = None,
         x_creditmesh_timestamp: Annotated[str | None, Header(alias=TIMESTAMP_HEADER)] = None,
         x_creditmesh_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
-    ) -> Response | dict[str, object]:
-        body = QuoteBody.model_validate_json(
-            await verified_body(request, x_creditmesh_timestamp, x_creditmesh_signature)
-        )
-        offered = price(int(body.principal), body.asset_decimals, body.term_days, body.grade)
-        if offered is None:
-            return Response(status_code=204)
-        expires = datetime.now(UTC) + timedelta(seconds=offer_ttl_seconds)
-        return {
-            "protocol_version": "1",
-            "offers": [
-                {
-                    "offer_ref": f"{lender_id}-{uuid.uuid4().hex[:12]}",
-                    "rate_bps": offered.rate_bps,
-                    "origination_fee": offered.origination_fee,
-                    "repayment": "single",
-                    "installments": 1,
-                    "expires_at": expires.isoformat(),
-                }
-            ],
-        }
+    ) -> Response:
+        state = lender(lender_id)
+        raw = await _verified(state, request, x_creditmesh_timestamp, x_creditmesh_signature)
+        return await _quote(state, QuoteBody.model_validate_json(raw))
 
-    @app.post("/v1/offers/{offer_ref}/accept")
+    @router.post("/v1/offers/{offer_ref}/accept")
     async def accept(
         offer_ref: str,
         request: Request,
         idempotency_key: Annotated[str, Header(alias="Idempotency-Key")],
+        lender_id: str | None = None,
         x_creditmesh_timestamp: Annotated[str | None, Header(alias=TIMESTAMP_HEADER)] = None,
         x_creditmesh_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
     ) -> dict[str, str]:
-        await verified_body(request, x_creditmesh_timestamp, x_creditmesh_signature)
-        previous = accepted.setdefault(idempotency_key, offer_ref)
+        state = lender(lender_id)
+        await _verified(state, request, x_creditmesh_timestamp, x_creditmesh_signature)
+        state.counts["accept"] += 1
+        previous = state.accepted.setdefault(idempotency_key, offer_ref)
         if previous != offer_ref:
             raise HTTPException(status_code=409, detail="idempotency key used for another offer")
-        return {"status": "funded", "detail": f"{lender_id} funds {offer_ref} off-chain"}
+        state.offers[offer_ref] = "funded"
+        return {"status": "funded", "detail": f"{state.spec.lender_id} funds {offer_ref} off-chain"}
 
-    @app.get("/v1/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "lender": lender_id}
+    @router.get("/v1/offers/{offer_ref}")
+    async def offer_status(
+        offer_ref: str,
+        request: Request,
+        lender_id: str | None = None,
+        x_creditmesh_timestamp: Annotated[str | None, Header(alias=TIMESTAMP_HEADER)] = None,
+        x_creditmesh_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+    ) -> dict[str, str]:
+        state = lender(lender_id)
+        await _verified(state, request, x_creditmesh_timestamp, x_creditmesh_signature)
+        state.counts["status"] += 1
+        if offer_ref not in state.offers:
+            raise HTTPException(status_code=404, detail="unknown offer")
+        return {"offer_ref": offer_ref, "state": state.offers[offer_ref]}
+
+    @router.get("/v1/health")
+    async def health(lender_id: str | None = None) -> dict[str, str]:
+        state = lender(lender_id)
+        state.counts["health"] += 1
+        return {"status": "ok", "lender": state.spec.lender_id}
+
+    return router
+
+
+def create_sim_app(lenders: list[SimLender], root_lender: str | None = None) -> FastAPI:
+    """A server hosting ``lenders`` under ``/lenders/{lender_id}``; ``root_lender`` is also served at ``/``
+    (the Foundation's single-lender URLs)."""
+    states = {spec.lender_id: LenderState.of(spec) for spec in lenders}
+    if len(states) != len(lenders):
+        raise ValueError("lender ids must be unique")
+    app = FastAPI(title="creditmesh simulated lenders", version="1")
+    app.include_router(_lender_routes(states, "/lenders/{lender_id}"))
+    if root_lender is not None:
+        if root_lender not in states:
+            raise ValueError(f"root lender {root_lender!r} is not hosted")
+        app.include_router(_lender_routes(states, "", fixed=root_lender))
+    else:
+
+        @app.get("/v1/health")
+        async def server_health() -> dict[str, Any]:
+            return {"status": "ok", "lenders": sorted(states)}
+
+    @app.get("/control/lenders/{lender_id}")
+    async def control_read(lender_id: str) -> dict[str, Any]:
+        state = states.get(lender_id)
+        if state is None:
+            raise HTTPException(status_code=404, detail=f"no simulated lender {lender_id!r}")
+        return {"lender_id": lender_id, "failure": state.spec.failure.model_dump(), "requests": dict(state.counts)}
+
+    @app.put("/control/lenders/{lender_id}/failure")
+    async def control_failure(lender_id: str, failure: FailureSpec) -> dict[str, Any]:
+        state = states.get(lender_id)
+        if state is None:
+            raise HTTPException(status_code=404, detail=f"no simulated lender {lender_id!r}")
+        state.spec = state.spec.model_copy(update={"failure": failure})
+        return {"lender_id": lender_id, "failure": failure.model_dump()}
 
     return app
+
+
+def create_lender_app(lender_id: str, secret: str, offer_ttl_seconds: int = 900) -> FastAPI:
+    """One lender at ``/`` and ``/lenders/{lender_id}`` (the Foundation's single simulated lender)."""
+    return create_sim_app(
+        [SimLender(lender_id=lender_id, secret=secret, offer_ttl_seconds=offer_ttl_seconds)], root_lender=lender_id
+    )

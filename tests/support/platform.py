@@ -18,6 +18,7 @@ import httpx
 
 from api.bootstrap import write_chains_file
 from chain.devnet import free_port
+from providers.sim.fleet import SimLender, http_lender_settings
 from tests.support.devnet import DeployedChain
 
 ADMIN_KEY = "cm_admin_test_key"
@@ -102,21 +103,22 @@ def running_platform(
     deployments.mkdir(parents=True, exist_ok=True)
     for chain in chains.values():
         chain.record.save(deployments / f"{chain.name}.json")
-    lender_url = f"http://127.0.0.1:{lender_port}"
+    lender_url = f"http://127.0.0.1:{lender_port}"  # the simulated lenders' server, each under /lenders/{id}
+    fleet = [SimLender(lender_id="sim-bank", secret=LENDER_SECRET)]
+    fleet_file = data_dir / "lenders.json"
+    fleet_file.write_text(json.dumps([lender.model_dump(mode="json") for lender in fleet]))
     env = os.environ | {
         "CREDITMESH_DATA_DIR": str(data_dir),
         "CREDITMESH_CHAINS_FILE": str(chains_file),
         "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
-        "CREDITMESH_HTTP_LENDERS": json.dumps(
-            [{"provider_id": "sim-bank", "base_url": lender_url, "secret": LENDER_SECRET}]
-        ),
+        "CREDITMESH_HTTP_LENDERS": json.dumps(http_lender_settings(lender_url, fleet)),
         "CREDITMESH_DATABASE_URL": database_url,
         "CREDITMESH_VELOCITY_PER_BORROWER": "25",
         "CREDITMESH_VELOCITY_PER_WALLET": "25",
         "CREDITMESH_VELOCITY_PER_IP": "10000",
     }
     lender = subprocess.Popen(
-        [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--secret", LENDER_SECRET],
+        [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--fleet", str(fleet_file)],
         env=env,
     )
     api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)], env=env)

@@ -1,0 +1,150 @@
+"""Providers: an admin registers HTTP lenders, plugin adapters and on-chain pools; a provider's own API key sees its
+health and circuit-breaker state; providers post signed webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import Principal, Role, issue_key
+from api.bootstrap import Platform
+from api.deps import AdminPrincipal, PlatformDep, require
+from providers._exceptions import (
+    AlreadyRegistered,
+    InvalidPlugin,
+    InvalidRegistration,
+    UnknownProvider,
+    UnknownProviderKind,
+    WebhookRejected,
+)
+from providers.base import ProviderRegistration
+from providers.models import Capabilities
+from providers.policy import ResiliencePolicy
+from providers.registry import ProviderRegistry
+from providers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from providers.webhooks import receive_webhook
+
+router = APIRouter(prefix="/v1/providers", tags=["providers"])
+
+ProviderOrAdmin = Annotated[Principal, require(Role.PROVIDER, Role.ADMIN)]
+
+
+class CapabilitiesIn(BaseModel):
+    """What the provider lends. Amounts are integer base units of the asset, as decimal strings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assets: list[str] = Field(min_length=1)
+    chains: list[str] = Field(default_factory=list)
+    min_principal: str = Field(default="1", pattern=r"^[0-9]{1,78}$")
+    max_principal: str = Field(default=str(2**255), pattern=r"^[0-9]{1,78}$")
+    min_term_days: int = Field(default=1, ge=1)
+    max_term_days: int = Field(default=3_650, ge=1)
+    collateral_assets: list[str] = Field(default_factory=list)
+    jurisdictions: list[str] = Field(default_factory=list)
+
+
+class RegistrationIn(BaseModel):
+    """``kind`` names an adapter entry point: ``http`` (config: base_url, secret, timeout_seconds), ``pool``
+    (config: chain, asset, address) or an installed plugin (its own config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{1,63}$")
+    kind: str = Field(default="http", min_length=1, max_length=64)
+    config: dict[str, Any]
+    capabilities: CapabilitiesIn | None = None
+    resilience: ResiliencePolicy | None = None
+
+
+class RegistrationOut(BaseModel):
+    provider_id: str
+    kind: str
+    source: str
+    api_key: str = Field(description="the provider's own API key (shown once): it reads the provider's health")
+
+
+def _registry(platform: Platform) -> ProviderRegistry:
+    registry = platform.providers
+    if not isinstance(registry, ProviderRegistry):
+        raise HTTPException(503, "the provider registry is not available")
+    return registry
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RegistrationOut)
+async def register_provider(body: RegistrationIn, _: AdminPrincipal, platform: PlatformDep) -> RegistrationOut:
+    registry = _registry(platform)
+    capabilities = None if body.capabilities is None else Capabilities.from_document(body.capabilities.model_dump())
+    registration = ProviderRegistration(body.provider_id, body.kind, body.config, capabilities)
+    try:
+        provider = await registry.register(registration, body.resilience)
+    except AlreadyRegistered as err:
+        raise HTTPException(409, str(err)) from err
+    except (InvalidRegistration, InvalidPlugin, UnknownProviderKind) as err:
+        raise HTTPException(422, str(err)) from err
+    key = await asyncio.to_thread(
+        issue_key, platform.database, Role.PROVIDER, provider.provider_id, f"provider {provider.provider_id}"
+    )
+    return RegistrationOut(provider_id=provider.provider_id, kind=body.kind, source="api", api_key=key)
+
+
+@router.get("")
+async def list_providers(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
+    registry = _registry(platform)
+    listed = []
+    for provider_id in sorted(registry):
+        provider = registry.get_provider(provider_id)
+        listed.append(
+            {
+                "provider_id": provider_id,
+                "kind": provider.kind,
+                "source": registry.source(provider_id),
+                "breaker": await provider.breaker.state(),
+            }
+        )
+    return {"providers": listed, "not_loaded": registry.load_errors, "plugins": registry.plugins.names()}
+
+
+@router.get("/{provider_id}/health")
+async def provider_health(
+    provider_id: str, principal: ProviderOrAdmin, platform: PlatformDep, probe: bool = False
+) -> dict[str, Any]:
+    """Breaker state and transitions, latency percentiles, error rate, recent failures with reasons. A provider's
+    key sees only its own provider."""
+    registry = _registry(platform)
+    if principal.role is Role.PROVIDER and principal.subject_id != provider_id:
+        raise HTTPException(404, f"no provider {provider_id!r}")
+    try:
+        return await registry.health(provider_id, probe=probe)
+    except UnknownProvider as err:
+        raise HTTPException(404, f"no provider {provider_id!r}") from err
+
+
+@router.post("/{provider_id}/webhooks", status_code=status.HTTP_202_ACCEPTED)
+async def provider_webhook(
+    provider_id: str,
+    request: Request,
+    platform: PlatformDep,
+    x_creditmesh_timestamp: Annotated[str | None, Header(alias=TIMESTAMP_HEADER)] = None,
+    x_creditmesh_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+) -> dict[str, str]:
+    """Authenticated by the provider's HMAC signature, not by an API key."""
+    registry = _registry(platform)
+    try:
+        event = await receive_webhook(
+            registry,
+            platform.database,
+            provider_id,
+            x_creditmesh_timestamp,
+            x_creditmesh_signature,
+            await request.body(),
+        )
+    except UnknownProvider as err:
+        raise HTTPException(404, str(err)) from err
+    except WebhookRejected as err:
+        headers = {"WWW-Authenticate": "HMAC"} if err.status_code == 401 else None
+        raise HTTPException(err.status_code, str(err), headers=headers) from err
+    return {"accepted": event.event_id}

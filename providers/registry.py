@@ -1,0 +1,329 @@
+"""The provider registry: adapters found through the entry-point group ``creditmesh.providers`` (the built-ins
+``http`` and ``pool`` are registered the same way in pyproject.toml), loaded lazily — a kind's module is imported
+only when a provider of that kind is built — and checked when loaded: an adapter class that leaves an abstract
+method unimplemented is refused with a message naming it.
+
+Providers come from three places, all built the same way (``kind`` + ``config`` → adapter → resilience wrapper):
+the settings (``CREDITMESH_HTTP_LENDERS``), the deployment records (a pool per chain and asset), and registrations
+made through the API and persisted in ``store/providers.py``. The aggregator sees only ``ResilientProvider``s."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any
+
+from providers._exceptions import (
+    AlreadyRegistered,
+    InvalidPlugin,
+    InvalidRegistration,
+    UnknownProvider,
+    UnknownProviderKind,
+)
+from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
+from providers.models import Capabilities
+from providers.policy import ResiliencePolicy
+from providers.resilience import (
+    AsyncBreaker,
+    BreakerStore,
+    MemoryBreakerStore,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisBreakerStore,
+    RedisRateLimiter,
+    ResilientProvider,
+)
+from store.providers import ProviderIncidentRow, ProviderRegistrationRow, ProviderRepository
+
+if TYPE_CHECKING:
+    import httpx
+    import redis.asyncio
+
+    from aggregator.platform import ChainRuntime
+    from api.settings import Settings
+    from store.db import Database
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "creditmesh.providers"
+ASYNC_METHODS = ("quote", "accept", "status", "health")
+
+
+def check_adapter_class(name: str, source: str, loaded: object) -> type[ProviderAdapter]:
+    """The adapter class an entry point gives, or ``InvalidPlugin`` saying what is wrong with it."""
+    if not (isinstance(loaded, type) and issubclass(loaded, ProviderAdapter)):
+        raise InvalidPlugin(f"provider plugin {name!r} ({source}) gives {loaded!r}, not a ProviderAdapter subclass")
+    missing = sorted(getattr(loaded, "__abstractmethods__", ()))
+    if missing:
+        raise InvalidPlugin(
+            f"provider plugin {name!r} ({source}): {loaded.__name__} does not implement "
+            f"{', '.join(missing)} (abstract in ProviderAdapter)"
+        )
+    not_async = [m for m in ASYNC_METHODS if not inspect.iscoroutinefunction(getattr(loaded, m))]
+    if not_async:
+        raise InvalidPlugin(
+            f"provider plugin {name!r} ({source}): {loaded.__name__}.{not_async[0]} must be an async def"
+        )
+    return loaded
+
+
+class PluginLoader:
+    """Entry points of ``creditmesh.providers`` by name; each is imported on first use and checked then.
+
+    An entry point names either a ``ProviderAdapter`` subclass, or a small hook (a function with no arguments) that
+    imports and returns one — the hook keeps a plugin's heavy imports out of start-up."""
+
+    def __init__(self, points: Iterable[EntryPoint] | None = None) -> None:
+        found = entry_points(group=ENTRY_POINT_GROUP) if points is None else points
+        self._points: dict[str, EntryPoint] = {point.name: point for point in found}
+        self._classes: dict[str, type[ProviderAdapter]] = {}
+
+    def names(self) -> list[str]:
+        return sorted(self._points)
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self._classes
+
+    def load(self, name: str) -> type[ProviderAdapter]:
+        if name in self._classes:
+            return self._classes[name]
+        point = self._points.get(name)
+        if point is None:
+            raise UnknownProviderKind(f"no provider plugin {name!r}; installed: {', '.join(self.names()) or 'none'}")
+        try:
+            loaded: object = point.load()
+            if callable(loaded) and not isinstance(loaded, type):
+                loaded = loaded()
+        except Exception as err:
+            raise InvalidPlugin(f"provider plugin {name!r} ({point.value}) cannot be loaded: {err!r}") from err
+        self._classes[name] = check_adapter_class(name, point.value, loaded)
+        return self._classes[name]
+
+
+def registration_from_row(row: ProviderRegistrationRow) -> tuple[ProviderRegistration, ResiliencePolicy | None]:
+    capabilities = None if row.capabilities is None else Capabilities.from_document(row.capabilities)
+    policy = None if row.resilience is None else ResiliencePolicy.model_validate(row.resilience)
+    return ProviderRegistration(row.provider_id, row.kind, dict(row.config), capabilities), policy
+
+
+class ProviderRegistry(dict[str, ProviderAdapter]):
+    """Every provider by id, each behind its resilience wrapper. A live mapping: a provider registered through the
+    API appears here and in ``adapters()`` (one list object, the same on every call) at once."""
+
+    def __init__(
+        self,
+        context: AdapterContext,
+        plugins: PluginLoader,
+        store: BreakerStore,
+        limiter: Callable[[ResiliencePolicy], RateLimiter],
+        default_policy: ResiliencePolicy,
+        database: Database | None = None,
+    ) -> None:
+        super().__init__()
+        self.context = context
+        self.plugins = plugins
+        self.store = store
+        self.default_policy = default_policy
+        self._limiter = limiter
+        self._database = database
+        self._adapters: list[ProviderAdapter] = []
+        self._sources: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+        self.load_errors: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ reading
+
+    def adapters(self) -> list[ProviderAdapter]:
+        """The resilience-wrapped adapters, as one live list (the aggregator keeps it and sees later additions)."""
+        return self._adapters
+
+    def get_provider(self, provider_id: str) -> ResilientProvider:
+        adapter = self.get(provider_id)
+        if not isinstance(adapter, ResilientProvider):
+            raise UnknownProvider(f"no provider {provider_id!r}")
+        return adapter
+
+    def source(self, provider_id: str) -> str:
+        return self._sources.get(provider_id, "unknown")
+
+    async def health(self, provider_id: str, probe: bool = False) -> dict[str, Any]:
+        report = await self.get_provider(provider_id).report(probe)
+        return report | {"source": self.source(provider_id)}
+
+    # ------------------------------------------------------------------ building
+
+    def build(self, registration: ProviderRegistration) -> ProviderAdapter:
+        """The bare adapter of ``registration`` (its kind's plugin loaded and checked now)."""
+        cls = self.plugins.load(registration.kind)
+        adapter = cls.from_registration(registration, self.context)
+        if adapter.provider_id != registration.provider_id:
+            raise InvalidRegistration(
+                f"plugin {registration.kind!r} built {adapter.provider_id!r} for {registration.provider_id!r}"
+            )
+        return adapter
+
+    async def add(
+        self, registration: ProviderRegistration, policy: ResiliencePolicy | None = None, source: str = "config"
+    ) -> ResilientProvider:
+        """Build, wrap and list a provider (not persisted)."""
+        if registration.provider_id in self:
+            raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
+        adapter = self.build(registration)
+        chosen = policy or self.default_policy
+        breaker = await AsyncBreaker(registration.provider_id, chosen, self.store).start()
+        wrapped = ResilientProvider(adapter, chosen, breaker, self._limiter(chosen))
+        self[registration.provider_id] = wrapped
+        self._adapters.append(wrapped)
+        self._sources[registration.provider_id] = source
+        return wrapped
+
+    async def register(
+        self, registration: ProviderRegistration, policy: ResiliencePolicy | None = None
+    ) -> ResilientProvider:
+        """A registration through the API: validated (plugin loaded and checked, configuration parsed, a pool must
+        answer its views), then persisted and listed. Raises ``InvalidRegistration`` saying what is wrong."""
+        if self._database is None:
+            raise InvalidRegistration("this registry has no database to persist registrations in")
+        database = self._database
+        async with self._lock:
+            if registration.provider_id in self:
+                raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
+            adapter = self.build(registration)
+            if adapter.kind == "pool":
+                health = await adapter.health()
+                if not health.healthy:
+                    raise InvalidRegistration(
+                        f"{registration.provider_id}: the pool does not answer its views ({health.detail})"
+                    )
+
+            def persist() -> None:
+                with database.unit_of_work() as uow:
+                    repository = ProviderRepository(uow.session)
+                    if repository.registration(registration.provider_id) is not None:
+                        raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
+                    repository.add(
+                        ProviderRegistrationRow(
+                            provider_id=registration.provider_id,
+                            kind=registration.kind,
+                            config=dict(registration.config),
+                            capabilities=None
+                            if registration.capabilities is None
+                            else registration.capabilities.as_document(),
+                            resilience=None if policy is None else policy.model_dump(),
+                            enabled=True,
+                            created_at=datetime.now(UTC),
+                        )
+                    )
+                    uow.commit()
+
+            await asyncio.to_thread(persist)
+            return await self.add(registration, policy, source="api")
+
+    async def load_persisted(self) -> None:
+        """Add every enabled registration from the store. One that no longer loads (its plugin was uninstalled, its
+        chain is gone) is left out and reported in ``load_errors``; it does not stop the platform."""
+        if self._database is None:
+            return
+        database = self._database
+
+        def read() -> list[ProviderRegistrationRow]:
+            with database.unit_of_work() as uow:
+                return ProviderRepository(uow.session).registrations()
+
+        for row in await asyncio.to_thread(read):
+            if row.provider_id in self:
+                continue
+            try:
+                registration, policy = registration_from_row(row)
+                await self.add(registration, policy, source="api")
+            except (InvalidPlugin, InvalidRegistration, UnknownProviderKind, ValueError) as err:
+                self.load_errors[row.provider_id] = str(err)
+                log.error("provider %s not loaded: %s", row.provider_id, err)
+
+    async def record_incident(self, provider_id: str, operation: str, reason: str) -> None:
+        """A refused input from a provider (bad webhook): persisted with its reason and counted as its failure."""
+        await self.get_provider(provider_id).record_failure(operation, reason)
+        if self._database is None:
+            return
+        database = self._database
+
+        def write() -> None:
+            with database.unit_of_work() as uow:
+                ProviderRepository(uow.session).add(
+                    ProviderIncidentRow(
+                        provider_id=provider_id, operation=operation, reason=reason[:512], at=datetime.now(UTC)
+                    )
+                )
+                uow.commit()
+
+        await asyncio.to_thread(write)
+
+    async def close(self) -> None:
+        if isinstance(self.store, RedisBreakerStore):
+            self.store.close()
+
+
+def _limiters(redis_url: str | None) -> Callable[[ResiliencePolicy], RateLimiter]:
+    if not redis_url:
+        return lambda policy: MemoryRateLimiter(policy.rate_per_second, policy.burst)
+    import redis.asyncio
+
+    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(redis_url)
+    return lambda policy: RedisRateLimiter(client, policy.rate_per_second, policy.burst)
+
+
+def policy_for(settings: Settings, provider_id: str) -> ResiliencePolicy:
+    """The provider's own policy from the settings, else the default, with the fan-out deadline as quote budget."""
+    base = settings.provider_policies.get(provider_id, settings.provider_resilience)
+    if "quote_budget_seconds" in base.model_fields_set:
+        return base
+    return base.model_copy(update={"quote_budget_seconds": settings.fanout_deadline_seconds})
+
+
+async def build_providers(
+    settings: Settings,
+    chains: Mapping[str, ChainRuntime],
+    database: Database,
+    http: httpx.AsyncClient,
+    redis_url: str | None,
+    *,
+    spread_for_grade: Callable[[int], int] | None = None,
+    plugins: PluginLoader | None = None,
+) -> ProviderRegistry:
+    """Every provider of the platform, resilience-wrapped: the configured HTTP lenders, a pool per chain and asset
+    in the deployment records, and the registrations persisted through the API. With ``redis_url``, breaker state
+    and rate limits are shared by every process."""
+    from contracts.deploy import POOL_ASSETS, pool_key
+
+    if spread_for_grade is None:
+        from aggregator.risk_gate import spread_for_grade as default_spread
+
+        spread_for_grade = default_spread
+    store: BreakerStore = RedisBreakerStore.from_url(redis_url) if redis_url else MemoryBreakerStore()
+    registry = ProviderRegistry(
+        AdapterContext(http, {name: runtime.w3 for name, runtime in chains.items()}, spread_for_grade),
+        plugins or PluginLoader(),
+        store,
+        _limiters(redis_url),
+        policy_for(settings, ""),
+        database,
+    )
+    for lender in settings.http_lenders:
+        config = {"base_url": lender.base_url, "secret": lender.secret, "timeout_seconds": lender.timeout_seconds}
+        registration = ProviderRegistration(
+            lender.provider_id, "http", config, Capabilities(assets=frozenset(lender.assets))
+        )
+        await registry.add(registration, policy_for(settings, lender.provider_id), source="settings")
+    for runtime in chains.values():
+        for asset in POOL_ASSETS:
+            if pool_key(asset) in runtime.record.contracts:
+                provider_id = f"pool:{runtime.name}:{asset}"
+                config = {"chain": runtime.name, "asset": asset, "address": runtime.record.address(pool_key(asset))}
+                registration = ProviderRegistration(provider_id, "pool", config)
+                await registry.add(registration, policy_for(settings, provider_id), source="deployment")
+    await registry.load_persisted()
+    return registry

@@ -1,0 +1,81 @@
+"""Persistence owned by providers: registrations made through the API, webhook events received from providers, and
+incidents (a webhook refused for a bad signature, a replay or a bad body) with their reasons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from store.base import Base
+from store.types import UtcDateTime
+
+
+class ProviderRegistrationRow(Base):
+    """One provider registered through the API: ``kind`` names its adapter's entry point (``http``, ``pool`` or a
+    plugin), ``config`` is that adapter's configuration (for ``http`` it holds the HMAC secret)."""
+
+    __tablename__ = "provider_registrations"
+
+    provider_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    resilience: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProviderWebhookEventRow(Base):
+    """A webhook a provider sent and we accepted; ``(provider_id, event_id)`` is unique, so a replay is refused in
+    every process."""
+
+    __tablename__ = "provider_webhook_events"
+    __table_args__ = (UniqueConstraint("provider_id", "event_id", name="uq_provider_webhook_events_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(64))
+    offer_ref: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProviderIncidentRow(Base):
+    """Something a provider sent that we refused, with the reason; each also counts as that provider's failure."""
+
+    __tablename__ = "provider_incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(String(64), index=True)
+    operation: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(512))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProviderRepository:
+    """Reads and adds rows in the caller's unit of work; never commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def registrations(self) -> list[ProviderRegistrationRow]:
+        query = select(ProviderRegistrationRow).where(ProviderRegistrationRow.enabled.is_(True))
+        return list(self.session.scalars(query.order_by(ProviderRegistrationRow.provider_id)))
+
+    def registration(self, provider_id: str) -> ProviderRegistrationRow | None:
+        return self.session.get(ProviderRegistrationRow, provider_id)
+
+    def add(self, row: ProviderRegistrationRow | ProviderWebhookEventRow | ProviderIncidentRow) -> None:
+        self.session.add(row)
+
+    def incidents(self, provider_id: str, limit: int = 50) -> list[ProviderIncidentRow]:
+        query = select(ProviderIncidentRow).where(ProviderIncidentRow.provider_id == provider_id)
+        return list(self.session.scalars(query.order_by(ProviderIncidentRow.id.desc()).limit(limit)))
+
+    def webhook_events(self, provider_id: str) -> list[ProviderWebhookEventRow]:
+        query = select(ProviderWebhookEventRow).where(ProviderWebhookEventRow.provider_id == provider_id)
+        return list(self.session.scalars(query.order_by(ProviderWebhookEventRow.id)))
