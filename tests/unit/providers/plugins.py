@@ -1,0 +1,31 @@
+"""Adapter classes that entry points in the registry tests name: one complete, some broken."""
+
+from __future__ import annotations
+
+from providers.base import ProviderAdapter
+from providers.models import Capabilities, ProviderHealth
+from tests.unit.providers.fakes import FakeAdapter
+
+
+class CompleteAdapter(FakeAdapter):
+    pass
+
+
+class NoStatusAdapter(ProviderAdapter):  # no from_registration, quote, accept or status
+    def capabilities(self) -> Capabilities:
+        return Capabilities(assets=frozenset({"USDC"}))
+
+    async def health(self) -> ProviderHealth:
+        return ProviderHealth("x", True)
+
+
+class SyncQuoteAdapter(FakeAdapter):
+    def quote(self, request):  # type: ignore[no-untyped-def, override]
+        return []
+
+
+def hook() -> type[ProviderAdapter]:
+    return CompleteAdapter
+
+
+NOT_AN_ADAPTER = object()

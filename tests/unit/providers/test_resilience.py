@@ -1,0 +1,201 @@
+"""The resilience wrapper with real asyncio concurrency: async failures count, at most N concurrent trials pass in
+half-open, declines never trip, retries stay inside the deadline, accepts are not retried, bulkhead and rate
+limit, foreign errors translated, health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import pybreaker
+import pytest
+
+from providers._exceptions import (
+    BulkheadFull,
+    CircuitOpen,
+    ProviderError,
+    ProviderProtocolError,
+    ProviderServerError,
+    ProviderTimeout,
+    RateLimited,
+)
+from providers.models import Decline, ProviderOffer
+from providers.policy import ResiliencePolicy
+from providers.resilience import deadline
+from tests.unit.providers.fakes import REQUEST, FakeAdapter, offer, wrapped
+
+pytestmark = pytest.mark.unit
+
+
+async def test_pybreaker_decorator_misses_async_failures_which_the_wrapper_counts() -> None:
+    plain = pybreaker.CircuitBreaker(fail_max=2)
+
+    @plain
+    async def failing() -> None:
+        raise ProviderServerError("down", 503)
+
+    for _ in range(3):
+        with pytest.raises(ProviderServerError):
+            await failing()
+    assert plain.current_state == "closed", "the measured pybreaker behaviour this wrapper exists for"
+
+    adapter = FakeAdapter(lambda n: ProviderServerError("down", 503))
+    provider = await wrapped(adapter, ResiliencePolicy(fail_max=2, quote_attempts=1))
+    for _ in range(2):
+        with pytest.raises(ProviderServerError):
+            await provider.quote(REQUEST)
+    assert await provider.breaker.state() == "open"
+    with pytest.raises(CircuitOpen):
+        await provider.quote(REQUEST)
+    assert adapter.calls == 2
+
+
+async def test_half_open_lets_only_the_bounded_trials_through_concurrently() -> None:
+    now = [1000.0]
+    adapter = FakeAdapter(lambda n: ProviderServerError("down", 503) if n <= 2 else [offer()])
+    policy = ResiliencePolicy(fail_max=2, reset_timeout_seconds=5, half_open_max_calls=3, quote_attempts=1)
+    provider = await wrapped(adapter, policy, clock=lambda: now[0])
+    for _ in range(2):
+        with pytest.raises(ProviderServerError):
+            await provider.quote(REQUEST)
+    now[0] += 5
+    adapter.gate = asyncio.Event()
+    tasks = [asyncio.create_task(provider.quote(REQUEST)) for _ in range(20)]
+    await asyncio.sleep(0.05)
+    assert adapter.in_flight == 3
+    adapter.gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert sum(isinstance(r, CircuitOpen) for r in results) == 17
+    assert sum(isinstance(r, list) for r in results) == 3
+    assert adapter.max_in_flight == 3
+    assert await provider.breaker.state() == "closed"
+    transitions = [(t.from_state, t.to_state) for t in (await provider.breaker.snapshot()).transitions]
+    assert transitions == [("closed", "open"), ("open", "half-open"), ("half-open", "closed")]
+
+
+async def test_a_failed_trial_reopens_and_late_trials_cannot_close_it() -> None:
+    now = [1000.0]
+    outcomes: list[list[ProviderOffer] | Decline | BaseException | float] = [
+        ProviderServerError("down", 503),
+        ProviderServerError("down", 503),
+        [offer()],
+    ]
+    adapter = FakeAdapter(lambda n: outcomes[n - 1])
+    policy = ResiliencePolicy(fail_max=1, reset_timeout_seconds=5, half_open_max_calls=2, quote_attempts=1)
+    provider = await wrapped(adapter, policy, clock=lambda: now[0])
+    with pytest.raises(ProviderServerError):
+        await provider.quote(REQUEST)
+    now[0] += 5
+    adapter.gate = asyncio.Event()
+    first, second = asyncio.create_task(provider.quote(REQUEST)), asyncio.create_task(provider.quote(REQUEST))
+    await asyncio.sleep(0.02)
+    adapter.gate.set()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(results[0], ProviderServerError)
+    assert isinstance(results[1], list), "the second trial succeeded"
+    assert await provider.breaker.state() == "open", "but the first trial's failure had re-opened the breaker"
+
+
+async def test_declines_never_trip_and_protocol_errors_count_with_their_reason() -> None:
+    adapter = FakeAdapter(lambda n: Decline("fake", "no offer"))
+    provider = await wrapped(adapter, ResiliencePolicy(fail_max=2, quote_attempts=1))
+    for _ in range(10):
+        assert isinstance(await provider.quote(REQUEST), Decline)
+    assert await provider.breaker.state() == "closed"
+    adapter.behaviour = lambda n: ProviderProtocolError("fake: offers.0.rate_bps: must be >= 0")
+    with pytest.raises(ProviderProtocolError):
+        await provider.quote(REQUEST)
+    report = await provider.report()
+    assert report["breaker"]["consecutive_failures"] == 1
+    assert report["recent_failures"][0]["reason"] == "fake: offers.0.rate_bps: must be >= 0"
+    assert report["error_rate"] == pytest.approx(1 / 11, abs=1e-4)
+    assert adapter.calls == 11, "a protocol error is not retried"
+
+
+async def test_foreign_errors_are_translated_once_and_count() -> None:
+    adapter = FakeAdapter(lambda n: KeyError("offers"))
+    provider = await wrapped(adapter, ResiliencePolicy(fail_max=1, quote_attempts=3))
+    with pytest.raises(ProviderError, match="adapter raised KeyError in quote") as caught:
+        await provider.quote(REQUEST)
+    assert type(caught.value) is ProviderError
+    assert adapter.calls == 1
+    assert await provider.breaker.state() == "open"
+
+
+async def test_quote_retries_transient_failures_with_backoff() -> None:
+    adapter = FakeAdapter(lambda n: ProviderServerError("down", 503) if n == 1 else [offer()])
+    provider = await wrapped(adapter, ResiliencePolicy(quote_attempts=2, retry_base_seconds=0.01))
+    answer = await provider.quote(REQUEST)
+    assert isinstance(answer, list)
+    assert adapter.calls == 2
+
+
+async def test_retries_never_run_past_the_callers_deadline() -> None:
+    adapter = FakeAdapter(lambda n: 5.0)  # hangs far beyond any deadline
+    policy = ResiliencePolicy(quote_attempts=5, call_timeout_seconds=0.15, retry_base_seconds=0.01, fail_max=100)
+    provider = await wrapped(adapter, policy)
+    started = time.monotonic()
+    with deadline(0.4), pytest.raises(ProviderTimeout):
+        await provider.quote(REQUEST)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"the 0.4 s deadline was overrun: {elapsed:.2f} s"
+    assert 2 <= adapter.calls <= 3, "timeouts are retried, but only while time is left"
+
+
+async def test_accept_is_one_attempt_with_its_idempotency_key() -> None:
+    adapter = FakeAdapter(lambda n: ProviderServerError("down", 503))
+    provider = await wrapped(adapter, ResiliencePolicy(quote_attempts=5))
+    with pytest.raises(ProviderServerError):
+        await provider.accept(offer(), idempotency_key="quote-42")
+    assert adapter.accept_keys == ["quote-42"]
+    with pytest.raises(ValueError, match="idempotency key"):
+        await provider.accept(offer(), idempotency_key="")
+    assert adapter.calls == 1
+
+
+async def test_bulkhead_bounds_concurrency_and_refuses_at_the_deadline() -> None:
+    adapter = FakeAdapter(lambda n: 0.2)
+    provider = await wrapped(adapter, ResiliencePolicy(max_concurrency=2, quote_attempts=1, fail_max=100))
+    with deadline(0.1):
+        results = await asyncio.gather(*(provider.quote(REQUEST) for _ in range(5)), return_exceptions=True)
+    assert adapter.max_in_flight == 2
+    assert sum(isinstance(r, BulkheadFull) for r in results) == 3
+    assert await provider.breaker.state() == "closed", "our own refusals are not the provider's failures"
+
+
+async def test_rate_limit_refuses_when_no_token_comes_in_time() -> None:
+    adapter = FakeAdapter(lambda n: [offer()])
+    provider = await wrapped(adapter, ResiliencePolicy(rate_per_second=2, burst=3, quote_attempts=1))
+    with deadline(0.1):
+        results = await asyncio.gather(*(provider.quote(REQUEST) for _ in range(5)), return_exceptions=True)
+    assert sum(isinstance(r, list) for r in results) == 3
+    assert sum(isinstance(r, RateLimited) for r in results) == 2
+    assert adapter.calls == 3
+
+
+async def test_a_cancelled_call_counts_as_a_failure() -> None:
+    adapter = FakeAdapter(lambda n: 5.0)
+    provider = await wrapped(adapter, ResiliencePolicy(fail_max=1, quote_attempts=1))
+    task = asyncio.create_task(provider.quote(REQUEST))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.01)
+    assert await provider.breaker.state() == "open"
+    assert (await provider.report())["recent_failures"][0]["reason"] == "cancelled by the caller's deadline"
+
+
+async def test_health_reports_latency_percentiles_and_error_rate() -> None:
+    adapter = FakeAdapter(lambda n: ProviderServerError("down", 503) if n % 4 == 0 else 0.001 * n)
+    provider = await wrapped(adapter, ResiliencePolicy(quote_attempts=1, fail_max=100))
+    for _ in range(20):
+        with contextlib.suppress(ProviderServerError):
+            await provider.quote(REQUEST)
+    report = await provider.report()
+    latency = report["latency_ms"]
+    assert 0 < latency["p50"] < latency["p99"], "successful calls slept 1 to 19 ms"
+    assert latency["p50"] <= latency["p95"] <= latency["p99"]
+    assert report["error_rate"] == 0.25
+    assert report["total_calls"] == 20
