@@ -20,7 +20,7 @@ class NoStatusAdapter(ProviderAdapter):  # no from_registration, quote, accept o
 
 
 class SyncQuoteAdapter(FakeAdapter):
-    def quote(self, request):  # type: ignore[no-untyped-def, override]
+    def quote(self, request):  # type: ignore[no-untyped-def]
         return []
 
 
