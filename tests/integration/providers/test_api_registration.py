@@ -1,0 +1,204 @@
+"""Providers through the API (in-process ASGI, a real SQLite database, a real simulated lender over HTTP): an admin
+registers an HTTP lender, which the next fan-out asks and a restarted registry loads from the store; the provider's
+own key sees its health and breaker, and only its own; signed webhooks are accepted once, and a bad signature, a
+replay or a bad body is refused with the reason recorded and counted as that provider's failure."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from aggregator.fanout import fan_out
+from api import problems
+from api.auth import Role, ensure_key, issue_key
+from api.routers import providers as providers_router
+from providers.base import AdapterContext
+from providers.policy import ResiliencePolicy
+from providers.registry import PluginLoader, ProviderRegistry
+from providers.resilience import MemoryBreakerStore, MemoryRateLimiter
+from providers.signing import signed_headers
+from providers.sim.fleet import SimLender, lender_url
+from store.db import Database
+from store.providers import ProviderRepository
+from tests.integration.providers.support import SECRET, sim_server
+from tests.unit.providers.fakes import REQUEST
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+ADMIN = "cm_admin_provider_tests"
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with sim_server([SimLender(lender_id="late-bank", secret=SECRET)], Path(tmp_path_factory.mktemp("sim"))) as base:
+        yield base
+
+
+def _registry(database: Database, http: httpx.AsyncClient) -> ProviderRegistry:
+    return ProviderRegistry(
+        AdapterContext(http),
+        PluginLoader(),
+        MemoryBreakerStore(),
+        lambda p: MemoryRateLimiter(p.rate_per_second, p.burst),
+        ResiliencePolicy(quote_attempts=1),
+        database,
+    )
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, ProviderRegistry, Database]]:
+    database = Database(f"sqlite:///{tmp_path / 'providers.db'}")
+    database.migrate()
+    ensure_key(database, ADMIN, Role.ADMIN, None, "test admin")
+    async with httpx.AsyncClient() as http:
+        registry = _registry(database, http)
+        app = FastAPI()
+        problems.install(app)
+        app.include_router(providers_router.router)
+        app.state.platform = SimpleNamespace(providers=registry, database=database)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            yield client, registry, database
+    database.dispose()
+
+
+def _registration(base: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "provider_id": "late-bank",
+        "kind": "http",
+        "config": {"base_url": lender_url(base, "late-bank"), "secret": SECRET},
+        "capabilities": {"assets": ["USDC"], "max_term_days": 365},
+        "resilience": {"fail_max": 10, "quote_attempts": 1},
+    } | changes
+
+
+async def test_an_admin_registers_a_lender_that_the_next_fan_out_asks_and_a_restart_loads(
+    sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
+) -> None:
+    client, registry, database = setup
+    live = registry.adapters()
+    created = await client.post("/v1/providers", json=_registration(sim), headers={"X-API-Key": ADMIN})
+    assert created.status_code == 201, created.text
+    provider_key = created.json()["api_key"]
+    outcomes = await fan_out(live, REQUEST, 0.5)
+    assert [(o.provider_id, o.outcome) for o in outcomes] == [("late-bank", "offered")]
+
+    health = await client.get("/v1/providers/late-bank/health", headers={"X-API-Key": provider_key})
+    assert health.status_code == 200, health.text
+    body = health.json()
+    assert body["breaker"]["state"] == "closed"
+    assert body["breaker"]["fail_max"] == 10
+    assert body["total_calls"] == 1
+    assert body["source"] == "api"
+    assert set(body["latency_ms"]) == {"p50", "p95", "p99"}
+
+    async with httpx.AsyncClient() as http:
+        restarted = _registry(database, http)
+        await restarted.load_persisted()
+        assert list(restarted) == ["late-bank"]
+        assert restarted.get_provider("late-bank").policy.fail_max == 10
+        assert restarted.get_provider("late-bank").capabilities().max_term_days == 365
+
+
+async def test_registration_refusals_say_what_is_wrong(
+    sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
+) -> None:
+    client, registry, _ = setup
+    admin = {"X-API-Key": ADMIN}
+    assert (await client.post("/v1/providers", json=_registration(sim), headers=admin)).status_code == 201
+    again = await client.post("/v1/providers", json=_registration(sim), headers=admin)
+    assert again.status_code == 409
+    assert again.headers["content-type"].startswith("application/problem+json")
+    unknown = await client.post("/v1/providers", json=_registration(sim, provider_id="x1", kind="nope"), headers=admin)
+    assert unknown.status_code == 422
+    assert "no provider plugin 'nope'; installed: http, pool" in unknown.json()["detail"]
+    bad = await client.post(
+        "/v1/providers",
+        json=_registration(sim, provider_id="x2", config={"base_url": "x", "secret": SECRET}),
+        headers=admin,
+    )
+    assert bad.status_code == 422
+    assert "base_url" in bad.json()["detail"]
+    assert sorted(registry) == ["late-bank"], "nothing half-registered"
+
+
+async def test_a_provider_key_sees_only_its_own_health(
+    sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
+) -> None:
+    client, _, database = setup
+    admin = {"X-API-Key": ADMIN}
+    key = (await client.post("/v1/providers", json=_registration(sim), headers=admin)).json()["api_key"]
+    other = (
+        await client.post("/v1/providers", json=_registration(sim, provider_id="other-bank"), headers=admin)
+    ).json()["api_key"]
+    borrower = issue_key(database, Role.BORROWER, "b-1", "borrower")
+    assert (await client.get("/v1/providers/late-bank/health", headers={"X-API-Key": other})).status_code == 404
+    assert (await client.get("/v1/providers/late-bank/health", headers={"X-API-Key": borrower})).status_code == 403
+    assert (await client.get("/v1/providers/late-bank/health")).status_code == 401
+    assert (await client.get("/v1/providers", headers={"X-API-Key": key})).status_code == 403
+    listed = (await client.get("/v1/providers", headers=admin)).json()
+    assert [p["provider_id"] for p in listed["providers"]] == ["late-bank", "other-bank"]
+    probed = await client.get("/v1/providers/late-bank/health?probe=true", headers={"X-API-Key": key})
+    assert probed.json()["probe"] == {"healthy": True, "detail": "HTTP 200"}
+
+
+def _webhook(event_id: str = "evt-1", **changes: Any) -> bytes:
+    event = {
+        "protocol_version": "1",
+        "event_id": event_id,
+        "type": "offer.funded",
+        "offer_ref": "late-bank-1",
+        "state": "funded",
+        "occurred_at": "2026-01-01T00:00:00Z",
+    } | changes
+    return json.dumps(event).encode()
+
+
+async def test_webhooks_are_accepted_once_and_bad_ones_refused_recorded_and_counted(
+    sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
+) -> None:
+    client, registry, database = setup
+    assert (
+        await client.post("/v1/providers", json=_registration(sim), headers={"X-API-Key": ADMIN})
+    ).status_code == 201
+    url = "/v1/providers/late-bank/webhooks"
+    now = int(time.time())
+    body = _webhook()
+    headers = signed_headers(SECRET, now, body)
+    accepted = await client.post(url, content=body, headers=headers)
+    assert accepted.status_code == 202, accepted.text
+
+    replayed = await client.post(url, content=body, headers=headers)
+    forged = await client.post(url, content=body, headers=signed_headers("not-the-secret", now, body))
+    same_event = await client.post(url, content=body, headers=signed_headers(SECRET, now + 1, body))
+    stale = await client.post(
+        url, content=_webhook("evt-2"), headers=signed_headers(SECRET, now - 3_600, _webhook("evt-2"))
+    )
+    bad_body = _webhook("evt-3", type="loan.exploded")
+    malformed = await client.post(url, content=bad_body, headers=signed_headers(SECRET, now, bad_body))
+    answers = [(r.status_code, r.json()["detail"]) for r in (replayed, forged, same_event, stale, malformed)]
+    assert answers == [
+        (401, "webhook refused: replayed request"),
+        (401, "webhook refused: signature does not match"),
+        (409, "webhook refused: replayed event evt-1"),
+        (401, "webhook refused: timestamp outside the allowed window"),
+        (422, answers[4][1]),
+    ]
+    assert answers[4][1].startswith("webhook body violates the protocol: type:")
+
+    with database.unit_of_work() as uow:
+        repository = ProviderRepository(uow.session)
+        assert [e.event_id for e in repository.webhook_events("late-bank")] == ["evt-1"]
+        reasons = [i.reason for i in reversed(repository.incidents("late-bank"))]
+    assert reasons == [detail for _, detail in answers]
+    health = await registry.health("late-bank")
+    assert health["breaker"]["consecutive_failures"] == 5, "each refused webhook is the provider's failure"
+    assert [f["reason"] for f in health["recent_failures"]] == reasons

@@ -1,0 +1,93 @@
+"""Breaker state in Redis: two processes see one breaker, the half-open trial limit holds across them, every Redis
+call runs off the event loop; the Redis token bucket is one limit for every client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import uuid
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from providers._exceptions import RateLimited
+from providers.resilience import AsyncBreaker, RedisBreakerStore, RedisRateLimiter
+from tests.integration.providers.breaker_worker import POLICY
+
+pytestmark = pytest.mark.integration
+
+
+def _other_process(redis_url: str, name: str, *command: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.integration.providers.breaker_worker", redis_url, name, *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+async def test_two_processes_share_one_breaker_and_its_half_open_limit(redis_url: str) -> None:
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    store = RedisBreakerStore.from_url(redis_url)
+    try:
+        breaker = await AsyncBreaker(name, POLICY, store).start()
+        for _ in range(POLICY.fail_max):
+            await breaker.record(await breaker.admit(), failed=True)
+        assert await breaker.state() == "open"
+
+        seen = await asyncio.to_thread(_other_process, redis_url, name, "state")
+        assert seen["state"] == "open"
+        assert seen["failures"] == POLICY.fail_max
+        assert seen["transitions"] == [["closed", "open"]]
+
+        await asyncio.sleep(POLICY.reset_timeout_seconds + 0.05)
+        mine = await breaker.admit()  # this process holds one of the two trial slots
+        assert mine.trial
+        other = await asyncio.to_thread(_other_process, redis_url, name, "trials", "5")
+        assert other["granted"] == POLICY.half_open_max_calls - 1, "the limit counts this process's trial too"
+        assert other["state_while_trying"] == "half-open"
+        assert other["state"] == "open", "the other process's failed trial re-opened the shared breaker"
+
+        await breaker.record(mine, failed=False)  # a late success of an earlier trial does not close it
+        snapshot = await breaker.snapshot()
+        assert snapshot.state == "open"
+        assert snapshot.trials_in_flight == 0
+        assert [(t.from_state, t.to_state) for t in snapshot.transitions] == [
+            ("closed", "open"),
+            ("open", "half-open"),
+            ("half-open", "open"),
+        ]
+    finally:
+        store.close()
+
+
+async def test_redis_breaker_work_runs_off_the_event_loop_thread(redis_url: str) -> None:
+    store = RedisBreakerStore.from_url(redis_url)
+    try:
+        worker = await store.run("thread-check", threading.get_ident)
+        assert worker != threading.get_ident()
+    finally:
+        store.close()
+
+
+async def test_the_redis_rate_limit_is_one_bucket_for_every_client(redis_url: str) -> None:
+    first, second = redis.asyncio.Redis.from_url(redis_url), redis.asyncio.Redis.from_url(redis_url)
+    name = f"bucket-{uuid.uuid4().hex[:8]}"
+    limiters = [RedisRateLimiter(first, rate=1, burst=3), RedisRateLimiter(second, rate=1, burst=3)]
+    outcomes = []
+    for index in range(6):
+        try:
+            await limiters[index % 2].acquire(name, remaining=0.05)
+            outcomes.append("ok")
+        except RateLimited:
+            outcomes.append("limited")
+    assert outcomes == ["ok", "ok", "ok", "limited", "limited", "limited"]
+    await first.aclose()
+    await second.aclose()
