@@ -1,0 +1,140 @@
+"""On-chain pools registered through the registry: several at once, of different assets on different chains (the
+devnet's USDC pool on one chain, a WETH pool deployed here on another), each quoting from its own state; a pool
+registration whose address is not a pool is refused."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from web3 import AsyncWeb3
+from web3.providers.async_base import AsyncBaseProvider
+from web3.providers.rpc import AsyncHTTPProvider
+
+from chain.artifacts import load_artifact
+from contracts.deploy import RateModel
+from providers._exceptions import InvalidRegistration
+from providers.base import AdapterContext, ProviderRegistration
+from providers.models import Decline
+from providers.policy import ResiliencePolicy
+from providers.registry import PluginLoader, ProviderRegistry
+from providers.resilience import MemoryBreakerStore, MemoryRateLimiter
+from store.db import Database
+from tests.support.devnet import DeployedChain
+from tests.unit.providers.fakes import REQUEST
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+SPREAD_BPS = 300
+
+
+def _deploy_weth_pool(chain: DeployedChain, liquidity: int) -> str:
+    """A second LendingPool, of WETH, funded with ``liquidity`` by a devnet account."""
+    w3 = chain.w3
+    owner = w3.eth.accounts[0]
+    artifact = load_artifact("LendingPool")
+    weth = chain.record.address("WETH")
+    model = RateModel()
+    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    tx = factory.constructor(
+        weth,
+        "creditmesh WETH pool",
+        "cmWETH",
+        owner,
+        chain.record.address("CreditAggregator"),
+        model.base_bps,
+        model.slope1_bps,
+        model.slope2_bps,
+        model.optimal_utilization_bps,
+        1_000,
+    ).transact({"from": owner})
+    pool = str(w3.eth.wait_for_transaction_receipt(tx)["contractAddress"])
+    token = chain.contract("WETH")
+    w3.eth.wait_for_transaction_receipt(token.functions.mint(owner, liquidity).transact({"from": owner}))
+    w3.eth.wait_for_transaction_receipt(token.functions.approve(pool, liquidity).transact({"from": owner}))
+    vault = w3.eth.contract(address=pool, abi=artifact.abi)  # type: ignore[call-overload]
+    w3.eth.wait_for_transaction_receipt(vault.functions.deposit(liquidity, owner).transact({"from": owner}))
+    return pool
+
+
+@pytest.fixture
+def polygon(devnet_chains: dict[str, DeployedChain]) -> Iterator[DeployedChain]:
+    chain = devnet_chains["polygon-local"]
+    with chain.snapshot():
+        yield chain
+
+
+@pytest.fixture
+async def registry(devnet_chains: dict[str, DeployedChain], tmp_path: Path) -> AsyncIterator[ProviderRegistry]:
+    database = Database(f"sqlite:///{tmp_path / 'pools.db'}")
+    database.migrate()
+    web3: dict[str, AsyncWeb3[AsyncBaseProvider]] = {
+        name: AsyncWeb3(AsyncHTTPProvider(chain.devnet.rpc_url)) for name, chain in devnet_chains.items()
+    }
+    async with httpx.AsyncClient() as http:
+        yield ProviderRegistry(
+            AdapterContext(http, web3, lambda grade: SPREAD_BPS),
+            PluginLoader(),
+            MemoryBreakerStore(),
+            lambda p: MemoryRateLimiter(p.rate_per_second, p.burst),
+            ResiliencePolicy(),
+            database,
+        )
+    database.dispose()
+
+
+async def test_pools_of_different_assets_on_different_chains_quote_from_their_own_state(
+    registry: ProviderRegistry, devnet_chains: dict[str, DeployedChain], polygon: DeployedChain
+) -> None:
+    ethereum = devnet_chains["ethereum-local"]
+    weth_pool = _deploy_weth_pool(polygon, liquidity=5 * 10**18)
+    usdc = ProviderRegistration(
+        "pool-eth-usdc",
+        "pool",
+        {"chain": "ethereum-local", "asset": "USDC", "address": ethereum.record.address("LendingPool:USDC")},
+    )
+    weth = ProviderRegistration(
+        "pool-poly-weth", "pool", {"chain": "polygon-local", "asset": "WETH", "address": weth_pool}
+    )
+    await registry.register(usdc)
+    await registry.register(weth)
+
+    usdc_answer = await registry.get_provider("pool-eth-usdc").quote(REQUEST)
+    weth_request = replace(REQUEST, asset="WETH", asset_decimals=18, principal=10**18, chains=("polygon-local",))
+    weth_answer = await registry.get_provider("pool-poly-weth").quote(weth_request)
+    too_big = replace(weth_request, principal=6 * 10**18)
+    assert isinstance(await registry.get_provider("pool-poly-weth").quote(too_big), Decline)
+
+    assert not isinstance(usdc_answer, Decline)
+    assert not isinstance(weth_answer, Decline)
+    usdc_pool = ethereum.contract("LendingPool:USDC")
+    weth_contract = polygon.w3.eth.contract(address=weth_pool, abi=load_artifact("LendingPool").abi)  # type: ignore[call-overload]
+    assert usdc_answer[0].rate_bps == usdc_pool.functions.modelRateBps(REQUEST.principal).call() + SPREAD_BPS
+    assert weth_answer[0].rate_bps == weth_contract.functions.modelRateBps(10**18).call() + SPREAD_BPS
+    assert (usdc_answer[0].chain, usdc_answer[0].asset) == ("ethereum-local", "USDC")
+    assert (weth_answer[0].chain, weth_answer[0].asset, weth_answer[0].pool_address) == (
+        "polygon-local",
+        "WETH",
+        weth_pool,
+    )
+    assert registry.get_provider("pool-poly-weth").capabilities().assets == frozenset({"WETH"})
+
+
+async def test_an_address_that_is_not_a_pool_is_refused(
+    registry: ProviderRegistry, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    not_a_pool = devnet_chains["arbitrum-local"].record.address("USDC")
+    with pytest.raises(InvalidRegistration, match="the pool does not answer its views"):
+        await registry.register(
+            ProviderRegistration(
+                "pool-bogus", "pool", {"chain": "arbitrum-local", "asset": "USDC", "address": not_a_pool}
+            )
+        )
+    with pytest.raises(InvalidRegistration, match="unknown chain 'mainnet'"):
+        await registry.register(
+            ProviderRegistration("pool-far", "pool", {"chain": "mainnet", "asset": "USDC", "address": not_a_pool})
+        )
+    assert "pool-bogus" not in registry
