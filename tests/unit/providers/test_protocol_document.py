@@ -1,0 +1,57 @@
+"""docs/provider-quote-protocol.yaml and the code agree: the examples parse with the adapter's and the webhook
+receiver's own models, and the schemas require what the models require."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from providers.http_lender import _WireAcceptResponse, _WireOffer, _WireQuoteResponse
+from providers.sim.lender import QuoteBody
+from providers.webhooks import WebhookEvent
+
+pytestmark = pytest.mark.unit
+
+DOCUMENT = Path(__file__).resolve().parents[3] / "docs" / "provider-quote-protocol.yaml"
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    loaded: dict[str, Any] = importlib.import_module("yaml").safe_load(DOCUMENT.read_text())
+    return loaded
+
+
+def test_it_is_openapi_3_1_with_every_operation_and_the_webhook(spec: dict[str, Any]) -> None:
+    assert spec["openapi"] == "3.1.0"
+    assert spec["info"]["version"] == "1"
+    assert set(spec["paths"]) == {"/v1/quotes", "/v1/offers/{offer_ref}/accept", "/v1/offers/{offer_ref}", "/v1/health"}
+    assert "204" in spec["paths"]["/v1/quotes"]["post"]["responses"]
+    assert set(spec["webhooks"]) == {"offerEvent"}
+
+
+def test_examples_parse_with_the_models_that_read_them(spec: dict[str, Any]) -> None:
+    quote = spec["paths"]["/v1/quotes"]["post"]["responses"]["200"]["content"]["application/json"]["example"]
+    assert _WireQuoteResponse.model_validate(quote).offers[0].rate_bps == 805
+    accept = spec["paths"]["/v1/offers/{offer_ref}/accept"]["post"]["responses"]["200"]
+    assert _WireAcceptResponse.model_validate(accept["content"]["application/json"]["example"]).status == "funded"
+    webhook = spec["webhooks"]["offerEvent"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    assert WebhookEvent.model_validate(webhook).event_id == "evt-0001"
+
+
+@pytest.mark.parametrize(
+    ("schema", "model"),
+    [("Offer", _WireOffer), ("QuoteResponse", _WireQuoteResponse), ("WebhookEvent", WebhookEvent)],
+)
+def test_schemas_require_what_the_models_require(spec: dict[str, Any], schema: str, model: Any) -> None:
+    documented = spec["components"]["schemas"][schema]
+    required = {name for name, field in model.model_fields.items() if field.is_required()}
+    assert set(documented["required"]) == required
+    assert set(documented["properties"]) == set(model.model_fields)
+
+
+def test_the_quote_request_schema_covers_what_the_simulator_reads(spec: dict[str, Any]) -> None:
+    documented = spec["components"]["schemas"]["QuoteRequest"]["properties"]
+    assert set(QuoteBody.model_fields) <= set(documented)
