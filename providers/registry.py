@@ -264,7 +264,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
 
     async def close(self) -> None:
         if isinstance(self.store, RedisBreakerStore):
-            self.store.close()
+            await self.store.aclose()
 
 
 def _limiters(redis_url: str | None) -> Callable[[ResiliencePolicy], RateLimiter]:

@@ -115,6 +115,8 @@ class BreakerStore(Protocol):
 
     def storage(self, name: str) -> pybreaker.CircuitBreakerStorage: ...
     async def run(self, name: str, operation: Callable[[], T]) -> T: ...
+    async def peek_state(self, name: str) -> str | None: ...
+    async def clear_failures(self, name: str) -> None: ...
     def take_trial(self, name: str, limit: int, ttl: float) -> bool: ...
     def release_trial(self, name: str) -> None: ...
     def trials(self, name: str) -> int: ...
@@ -139,6 +141,12 @@ class MemoryBreakerStore:
     async def run(self, name: str, operation: Callable[[], T]) -> T:
         with self._lock:
             return operation()
+
+    async def peek_state(self, name: str) -> str | None:
+        return None  # run() is as cheap: no fast path needed
+
+    async def clear_failures(self, name: str) -> None:
+        raise NotImplementedError
 
     def take_trial(self, name: str, limit: int, ttl: float) -> bool:
         if self._trials.get(name, 0) >= limit:
@@ -166,19 +174,40 @@ class MemoryBreakerStore:
 
 
 class RedisBreakerStore:
-    """State in Redis, through pybreaker's ``CircuitRedisStorage`` (a synchronous client). Every operation runs in
-    this store's worker threads under a per-provider Redis lock: off the event loop, and atomic across processes."""
+    """State in Redis, through pybreaker's ``CircuitRedisStorage`` (a synchronous client). Every operation that may
+    change the state runs in this store's worker threads under a per-provider Redis lock: off the event loop, and
+    atomic across processes. The common case — a call while closed, and its success — only reads the state and
+    resets the failure counter, through an async client, with no lock and no thread."""
 
-    def __init__(self, client: redis.Redis, lock_timeout: float = 5.0, workers: int = 4) -> None:
+    def __init__(
+        self, client: redis.Redis, async_client: redis.asyncio.Redis, lock_timeout: float = 5.0, workers: int = 4
+    ) -> None:
         self._redis = client
+        self._async = async_client
         self._lock_timeout = lock_timeout
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breaker-redis")
 
     @classmethod
     def from_url(cls, url: str) -> RedisBreakerStore:
         import redis
+        import redis.asyncio
 
-        return cls(redis.Redis.from_url(url))
+        return cls(redis.Redis.from_url(url), redis.asyncio.Redis.from_url(url))
+
+    def _pybreaker_key(self, name: str, key: str) -> str:
+        # CircuitRedisStorage's layout: "{namespace}:pybreaker:{key}"
+        return f"{KEY_PREFIX}:{name}:{pybreaker.CircuitRedisStorage.BASE_NAMESPACE}:{key}"
+
+    async def peek_state(self, name: str) -> str | None:
+        value = await self._async.get(self._pybreaker_key(name, "state"))
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def clear_failures(self, name: str) -> None:
+        key = self._pybreaker_key(name, "fail_counter")
+        if int(await self._async.get(key) or 0):
+            await self._async.set(key, 0)
 
     def _key(self, name: str, suffix: str) -> str:
         return f"{KEY_PREFIX}:{name}:{suffix}"
@@ -236,6 +265,10 @@ class RedisBreakerStore:
     def close(self) -> None:
         self._executor.shutdown(wait=False)
         self._redis.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        await self._async.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +346,8 @@ class AsyncBreaker:
 
     async def admit(self) -> Permit:
         """A permit to call the provider now, or ``CircuitOpen``."""
+        if await self._store.peek_state(self.name) == CLOSED:
+            return Permit(trial=False)
         permit = await self._store.run(self.name, self._admit)
         if permit is None:
             raise CircuitOpen(f"{self.name}: circuit {self._last_refusal}")
@@ -340,6 +375,13 @@ class AsyncBreaker:
         return Permit(trial=False)
 
     async def record(self, permit: Permit, failed: bool) -> None:
+        if not permit.trial:
+            state = await self._store.peek_state(self.name)
+            if state is not None and state != CLOSED:
+                return  # a non-trial outcome outside closed says nothing (see _record)
+            if state == CLOSED and not failed:
+                await self._store.clear_failures(self.name)
+                return
         await self._store.run(self.name, lambda: self._record(permit, failed))
 
     def _record(self, permit: Permit, failed: bool) -> None:

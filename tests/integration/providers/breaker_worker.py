@@ -40,7 +40,7 @@ async def main(url: str, name: str, command: str, count: int) -> None:
         "transitions": [[t.from_state, t.to_state] for t in snapshot.transitions],
     }
     print(json.dumps(result))
-    store.close()
+    await store.aclose()
 
 
 if __name__ == "__main__":

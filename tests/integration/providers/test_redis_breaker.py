@@ -65,7 +65,7 @@ async def test_two_processes_share_one_breaker_and_its_half_open_limit(redis_url
             ("half-open", "open"),
         ]
     finally:
-        store.close()
+        await store.aclose()
 
 
 async def test_redis_breaker_work_runs_off_the_event_loop_thread(redis_url: str) -> None:
@@ -74,7 +74,7 @@ async def test_redis_breaker_work_runs_off_the_event_loop_thread(redis_url: str)
         worker = await store.run("thread-check", threading.get_ident)
         assert worker != threading.get_ident()
     finally:
-        store.close()
+        await store.aclose()
 
 
 async def test_the_redis_rate_limit_is_one_bucket_for_every_client(redis_url: str) -> None:
