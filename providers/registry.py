@@ -174,6 +174,9 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
         adapter = self.build(registration)
         chosen = policy or self.default_policy
+        if policy is not None and "quote_budget_seconds" not in policy.model_fields_set:
+            # a registration's own policy still gets the platform's fan-out deadline as its quote budget
+            chosen = policy.model_copy(update={"quote_budget_seconds": self.default_policy.quote_budget_seconds})
         breaker = await AsyncBreaker(registration.provider_id, chosen, self.store).start()
         wrapped = ResilientProvider(adapter, chosen, breaker, self._limiter(chosen))
         self[registration.provider_id] = wrapped
@@ -213,7 +216,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                             capabilities=None
                             if registration.capabilities is None
                             else registration.capabilities.as_document(),
-                            resilience=None if policy is None else policy.model_dump(),
+                            resilience=None if policy is None else policy.model_dump(exclude_unset=True),
                             enabled=True,
                             created_at=datetime.now(UTC),
                         )

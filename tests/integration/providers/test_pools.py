@@ -83,6 +83,8 @@ async def registry(devnet_chains: dict[str, DeployedChain], tmp_path: Path) -> A
             ResiliencePolicy(),
             database,
         )
+    for w3 in web3.values():
+        await w3.provider.disconnect()
     database.dispose()
 
 

@@ -78,7 +78,7 @@ async def test_registry_builds_wrapped_providers_into_a_live_list() -> None:
             _loader(fake=f"{MODULE}:CompleteAdapter", broken=f"{MODULE}:NoStatusAdapter"),
             MemoryBreakerStore(),
             lambda policy: MemoryRateLimiter(policy.rate_per_second, policy.burst),
-            ResiliencePolicy(),
+            ResiliencePolicy(quote_budget_seconds=0.7),
         )
         live = registry.adapters()
         await registry.add(ProviderRegistration("one", "fake"))
@@ -86,6 +86,7 @@ async def test_registry_builds_wrapped_providers_into_a_live_list() -> None:
         assert [p.provider_id for p in live] == ["one", "two"]
         assert all(isinstance(p, ResilientProvider) for p in live)
         assert registry.get_provider("two").policy.fail_max == 9
+        assert registry.get_provider("two").policy.quote_budget_seconds == 0.7, "the registry's deadline applies"
         with pytest.raises(AlreadyRegistered):
             await registry.add(ProviderRegistration("one", "fake"))
         with pytest.raises(InvalidPlugin, match="does not implement"):
