@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
@@ -134,6 +134,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         self._sources: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self.load_errors: dict[str, str] = {}
+        self.on_close: list[Callable[[], Awaitable[None]]] = []
 
     # ------------------------------------------------------------------ reading
 
@@ -268,15 +269,14 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
     async def close(self) -> None:
         if isinstance(self.store, RedisBreakerStore):
             await self.store.aclose()
+        for close in self.on_close:
+            await close()
 
 
-def _limiters(redis_url: str | None) -> Callable[[ResiliencePolicy], RateLimiter]:
-    if not redis_url:
+def _limiters(redis_client: redis.asyncio.Redis | None) -> Callable[[ResiliencePolicy], RateLimiter]:
+    if redis_client is None:
         return lambda policy: MemoryRateLimiter(policy.rate_per_second, policy.burst)
-    import redis.asyncio
-
-    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(redis_url)
-    return lambda policy: RedisRateLimiter(client, policy.rate_per_second, policy.burst)
+    return lambda policy: RedisRateLimiter(redis_client, policy.rate_per_second, policy.burst)
 
 
 def policy_for(settings: Settings, provider_id: str) -> ResiliencePolicy:
@@ -307,14 +307,21 @@ async def build_providers(
 
         spread_for_grade = default_spread
     store: BreakerStore = RedisBreakerStore.from_url(redis_url) if redis_url else MemoryBreakerStore()
+    limiter_client = None
+    if redis_url:
+        import redis.asyncio
+
+        limiter_client = redis.asyncio.Redis.from_url(redis_url)
     registry = ProviderRegistry(
         AdapterContext(http, {name: runtime.w3 for name, runtime in chains.items()}, spread_for_grade),
         plugins or PluginLoader(),
         store,
-        _limiters(redis_url),
+        _limiters(limiter_client),
         policy_for(settings, ""),
         database,
     )
+    if limiter_client is not None:
+        registry.on_close.append(limiter_client.aclose)
     for lender in settings.http_lenders:
         config = {"base_url": lender.base_url, "secret": lender.secret, "timeout_seconds": lender.timeout_seconds}
         registration = ProviderRegistration(

@@ -9,14 +9,22 @@ import subprocess
 import sys
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio
 
-from providers._exceptions import RateLimited
+from api.settings import HttpLenderSetting, Settings
+from providers._exceptions import CircuitOpen, ProviderUnavailable, RateLimited
+from providers.policy import ResiliencePolicy
+from providers.registry import build_providers
 from providers.resilience import AsyncBreaker, RedisBreakerStore, RedisRateLimiter
+from store.db import Database
 from tests.integration.providers.breaker_worker import POLICY
+from tests.integration.providers.support import SECRET
+from tests.unit.providers.fakes import REQUEST
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +99,36 @@ async def test_the_redis_rate_limit_is_one_bucket_for_every_client(redis_url: st
     assert outcomes == ["ok", "ok", "ok", "limited", "limited", "limited"]
     await first.aclose()
     await second.aclose()
+
+
+async def test_platforms_built_on_one_redis_share_each_providers_breaker(redis_url: str, tmp_path: Path) -> None:
+    """Two registries as two API processes build them (``build_providers`` with ``CREDITMESH_REDIS_URL``): a lender
+    that fails through one is open in the other, with the per-provider policy from the settings."""
+    provider_id = f"down-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        redis_url=redis_url,
+        http_lenders=[HttpLenderSetting(provider_id=provider_id, base_url="http://127.0.0.1:9", secret=SECRET)],
+        provider_policies={provider_id: ResiliencePolicy(fail_max=2, quote_attempts=1)},
+        fanout_deadline_seconds=0.5,
+    )
+    database = Database(f"sqlite:///{tmp_path / 'redis-platform.db'}")
+    database.migrate()
+    async with httpx.AsyncClient() as http:
+        first = await build_providers(settings, {}, database, http, redis_url)
+        second = await build_providers(settings, {}, database, http, redis_url)
+        try:
+            failing = first.get_provider(provider_id)
+            assert failing.policy.quote_budget_seconds == 0.5, "the fan-out deadline is the quote budget"
+            for _ in range(2):
+                with pytest.raises(ProviderUnavailable):
+                    await failing.quote(REQUEST)
+            other = second.get_provider(provider_id)
+            assert await other.breaker.state() == "open"
+            with pytest.raises(CircuitOpen):
+                await other.quote(REQUEST)
+            health = await second.health(provider_id)
+            assert [(t["from"], t["to"]) for t in health["breaker"]["transitions"]] == [("closed", "open")]
+        finally:
+            await first.close()
+            await second.close()
+    database.dispose()

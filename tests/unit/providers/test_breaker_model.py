@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -132,5 +133,7 @@ class BreakerMachine(RuleBasedStateMachine):
             assert transitions[-1].to_state == self.state
 
 
-BreakerMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+# 150 runs of 40 steps by default (about a second); the long run sets CREDITMESH_BREAKER_EXAMPLES=2500 (100,000 steps)
+EXAMPLES = int(os.environ.get("CREDITMESH_BREAKER_EXAMPLES", "150"))
+BreakerMachine.TestCase.settings = settings(max_examples=EXAMPLES, stateful_step_count=40, deadline=None)
 test_breaker_agrees_with_its_model = BreakerMachine.TestCase
