@@ -162,8 +162,11 @@ class FailoverProvider(AsyncJSONBaseProvider):
         last_error: BaseException | None = None
         refusals: list[ChainIdMismatch] = []
         skipped_open: list[Endpoint] = []
+        # Read the active URL once: concurrent requests move it, and re-reading it per step could try one URL twice
+        # and never the other.
+        start = self._active
         for step in range(attempts):
-            index = (self._active + step) % len(self.endpoints)
+            index = (start + step) % len(self.endpoints)
             endpoint = self.endpoints[index]
             if endpoint.refusal is not None:
                 refusals.append(endpoint.refusal)
