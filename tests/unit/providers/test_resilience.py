@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 import pybreaker
 import pytest
@@ -26,6 +27,15 @@ from providers.resilience import deadline
 from tests.unit.providers.fakes import REQUEST, FakeAdapter, offer, wrapped
 
 pytestmark = pytest.mark.unit
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the other tasks run until ``condition`` holds (bounded, so a bug fails instead of hanging)."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never held")
 
 
 async def test_pybreaker_decorator_misses_async_failures_which_the_wrapper_counts() -> None:
@@ -62,7 +72,7 @@ async def test_half_open_lets_only_the_bounded_trials_through_concurrently() -> 
     now[0] += 5
     adapter.gate = asyncio.Event()
     tasks = [asyncio.create_task(provider.quote(REQUEST)) for _ in range(20)]
-    await asyncio.sleep(0.05)
+    await _until(lambda: sum(t.done() for t in tasks) == 17)
     assert adapter.in_flight == 3
     adapter.gate.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -89,7 +99,7 @@ async def test_a_failed_trial_reopens_and_late_trials_cannot_close_it() -> None:
     now[0] += 5
     adapter.gate = asyncio.Event()
     first, second = asyncio.create_task(provider.quote(REQUEST)), asyncio.create_task(provider.quote(REQUEST))
-    await asyncio.sleep(0.02)
+    await _until(lambda: adapter.in_flight == 2)
     adapter.gate.set()
     results = await asyncio.gather(first, second, return_exceptions=True)
     assert isinstance(results[0], ProviderServerError)
@@ -178,11 +188,14 @@ async def test_a_cancelled_call_counts_as_a_failure() -> None:
     adapter = FakeAdapter(lambda n: 5.0)
     provider = await wrapped(adapter, ResiliencePolicy(fail_max=1, quote_attempts=1))
     task = asyncio.create_task(provider.quote(REQUEST))
-    await asyncio.sleep(0.05)
+    await _until(lambda: adapter.in_flight == 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(0.01)
+    for _ in range(500):  # the failure is recorded by a task of its own, so as not to hold up the cancellation
+        if await provider.breaker.state() == "open":
+            break
+        await asyncio.sleep(0.01)
     assert await provider.breaker.state() == "open"
     assert (await provider.report())["recent_failures"][0]["reason"] == "cancelled by the caller's deadline"
 
