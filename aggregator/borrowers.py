@@ -4,19 +4,26 @@ and credit profile (risk owns it). I/O at this edge only: the services receive a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
+from sqlalchemy import select
 
+from compliance.errors import SubjectKeyMissing
 from compliance.kyc import IdentityDocument, IdentityProfile, KycProvider, KycStatus
-from compliance.pii import PiiVault
+from compliance.pii import PiiVault, RetentionHold, erase_subject
 from risk.profile import CreditProfile
+from store.aggregator import LoanRow
 from store.api import BorrowerRow
-from store.compliance import BorrowerIdentityRow, SqlKeyProvider, SqlKycRepository
+from store.compliance import BorrowerIdentityRow, ComplianceDecisionRow, SqlKeyProvider, SqlKycRepository
 from store.db import Database
 from store.risk import CreditProfileRow
+
+REG_B_RETENTION = timedelta(days=25 * 30 + 10)  # 25 months, rounded up
+BSA_RETENTION = timedelta(days=5 * 366)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +41,12 @@ class BorrowerFile:
 
 
 class BorrowerFiles:
-    def __init__(self, database: Database, pii_master_key: bytes) -> None:
+    def __init__(
+        self, database: Database, pii_master_key: bytes, on_identity: Callable[[IdentityProfile], None] | None = None
+    ) -> None:
         self._db = database
         self._master = pii_master_key
+        self._on_identity = on_identity or (lambda identity: None)
 
     def load(self, borrower_id: str) -> BorrowerFile | None:
         with self._db.unit_of_work() as uow:
@@ -48,7 +58,7 @@ class BorrowerFiles:
             identity = None
             if identity_row is not None:
                 vault = PiiVault(SqlKeyProvider(uow.session, self._master))
-                identity = _identity_from_json(vault.decrypt(borrower_id, "identity", identity_row.sealed_identity))
+                identity = self._unseal(vault, borrower_id, identity_row.sealed_identity)
             return BorrowerFile(
                 id=account.id,
                 wallet=to_checksum_address(account.wallet_address),
@@ -57,6 +67,31 @@ class BorrowerFiles:
                 kyc=SqlKycRepository(uow.session).latest_for_subject(borrower_id),
                 profile=CreditProfile.model_validate(profile_row.profile) if profile_row else CreditProfile(),
             )
+
+    def _unseal(self, vault: PiiVault, borrower_id: str, sealed: bytes) -> IdentityProfile | None:
+        """The identity, or None once erased (its key destroyed)."""
+        try:
+            identity = _identity_from_json(vault.decrypt(borrower_id, "identity", sealed))
+        except SubjectKeyMissing:
+            return None
+        self._on_identity(identity)
+        return identity
+
+    def erase_identity(self, borrower_id: str, now: datetime) -> None:
+        """Crypto-shred the borrower's identity, unless a record-retention period still runs (ErasureRefused):
+        Regulation B keeps credit-decision records 25 months; loans are kept 5 years (BSA)."""
+        with self._db.unit_of_work() as uow:
+            holds = [
+                RetentionHold("Regulation B record retention (12 CFR 1002.12)", decided, REG_B_RETENTION)
+                for decided in uow.session.scalars(
+                    select(ComplianceDecisionRow.decided_at).where(ComplianceDecisionRow.subject_ref == borrower_id)
+                )
+            ] + [
+                RetentionHold("Bank Secrecy Act record retention (31 CFR 1010.430)", opened, BSA_RETENTION)
+                for opened in uow.session.scalars(select(LoanRow.created_at).where(LoanRow.borrower_id == borrower_id))
+            ]
+            erase_subject(SqlKeyProvider(uow.session, self._master), borrower_id, holds, now)
+            uow.commit()
 
     def save_profile(self, borrower_id: str, profile: CreditProfile) -> None:
         with self._db.unit_of_work() as uow:
@@ -75,6 +110,7 @@ class BorrowerFiles:
     ) -> KycStatus:
         """Create the KYC applicant, submit the document, persist the status and the sealed identity."""
         now = datetime.now(UTC)
+        self._on_identity(identity)
         status = provider.create_applicant(borrower_id, identity, now)
         status = provider.submit_document(status.applicant_id, document, now)
         with self._db.unit_of_work() as uow:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
+from api import logs, problems
 from api.bootstrap import build_platform
 from api.routers import borrowers, credit_requests, health, loans, providers, quotes
 from api.settings import Settings
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    logs.install(app)
     for router in (
         borrowers.router,
         credit_requests.router,

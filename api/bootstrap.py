@@ -19,6 +19,7 @@ from aggregator.platform import ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
 from api.auth import Role as ApiRole
 from api.auth import ensure_key
+from api.logs import PII_FILTER
 from api.settings import Settings
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
@@ -135,7 +136,11 @@ async def build_platform(settings: Settings) -> Platform:
         ),
     )
     acceptance = AcceptanceService(database, chains, providers, compliance)
-    borrowers = BorrowerFiles(database, bytes.fromhex(settings.pii_master_key))
+    borrowers = BorrowerFiles(
+        database,
+        bytes.fromhex(settings.pii_master_key),
+        on_identity=lambda identity: PII_FILTER.register(identity.first_name, identity.last_name),
+    )
     kyc = LocalKycProvider(settings.kyc_webhook_secret.encode())
     return Platform(settings, database, chains, assets, providers, quoting, acceptance, http, borrowers, kyc)
 

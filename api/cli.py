@@ -28,8 +28,10 @@ LENDER_PORT = DEFAULT_PORT  # providers.sim.fleet.DEFAULT_PORT: the settings' de
 
 def _serve(settings: Settings, port: int) -> None:
     from api.app import create_app
+    from api.logs import configure_logging
 
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    configure_logging()
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", log_config=None)
 
 
 def _wait_http(url: str, timeout: float = 30) -> None:

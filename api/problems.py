@@ -21,7 +21,7 @@ from aggregator.errors import (
     QuoteNotAcceptable,
     QuoteNotFound,
 )
-from compliance import ComplianceError, ComplianceInputError, SanctionsListInvalid, SanctionsListStale
+from compliance import ComplianceError, ComplianceInputError, ErasureRefused, SanctionsListInvalid, SanctionsListStale
 from risk.errors import RiskError, VelocityLimitExceeded
 from risk.velocity import velocity_reason_code
 
@@ -65,6 +65,17 @@ def install(app: FastAPI) -> None:
         # Fail closed: no request is screened against a list older than its configured maximum age.
         return problem(
             503, "sanctions-list-unavailable", "Sanctions screening is unavailable", str(exc), request.url.path
+        )
+
+    @app.exception_handler(ErasureRefused)
+    async def _erasure(request: Request, exc: ErasureRefused) -> JSONResponse:
+        return problem(
+            409,
+            "erasure-refused",
+            "Erasure is refused during record retention",
+            str(exc),
+            request.url.path,
+            retain_until=exc.retain_until.isoformat(),
         )
 
     @app.exception_handler(ComplianceInputError)

@@ -4,6 +4,7 @@ and credit profile."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -19,6 +20,7 @@ from risk.profile import CreditProfile
 from store.api import BorrowerRow
 
 router = APIRouter(prefix="/v1/borrowers", tags=["borrowers"])
+log = logging.getLogger(__name__)
 
 
 def _kyc_out(kyc: KycStatus) -> KycOut:
@@ -78,4 +80,13 @@ async def verify_identity(body: KycIn, borrower: CurrentBorrower, platform: Plat
     identity = IdentityProfile(**body.identity.model_dump())
     document = IdentityDocument(**body.document.model_dump())
     kyc = await asyncio.to_thread(platform.borrowers.verify_identity, borrower.id, identity, document, platform.kyc)
+    # The names are registered with the log filter by verify_identity: they reach the log masked.
+    log.info("KYC of %s %s (borrower %s): %s", identity.first_name, identity.last_name, borrower.id, kyc.state.value)
     return _kyc_out(kyc)
+
+
+@router.delete("/{borrower_id}/identity", status_code=status.HTTP_204_NO_CONTENT)
+async def erase_identity(borrower_id: str, _: AdminPrincipal, platform: PlatformDep) -> None:
+    """Erase the borrower's identity by destroying its encryption key (crypto-shredding). Refused with 409 and the
+    reason while a record-retention period runs; decision records keep their hashes either way."""
+    await asyncio.to_thread(platform.borrowers.erase_identity, borrower_id, datetime.now(UTC))

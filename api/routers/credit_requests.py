@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import replace
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -11,6 +10,7 @@ from sqlalchemy import select
 
 from aggregator.quoting import CreditRequestSpec
 from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
+from api.logs import correlation_id
 from api.render import credit_request_out
 from api.schemas import CreditRequestIn, CreditRequestOut
 from store.aggregator import CreditRequestRow, ProviderOutcomeRow, QuoteRow
@@ -48,9 +48,8 @@ async def create_credit_request(
         collateral_amount=body.collateral.amount,
         preferred_chains=tuple(body.preferred_chains),
     )
-    correlation_id = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
     client_ip = request.client.host if request.client else None
-    request_id = await platform.quoting.request_credit(borrower, spec, client_ip, correlation_id)
+    request_id = await platform.quoting.request_credit(borrower, spec, client_ip, correlation_id.get())
     return await asyncio.to_thread(_load, platform, request_id, borrower.id)
 
 

@@ -3,6 +3,7 @@ the profile, usury caps dropping offers, velocity limits."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,3 +139,36 @@ def test_too_many_requests_are_stopped(platform: RunningPlatform) -> None:
     statuses = [_post(platform, key, amount="100.00").status_code for _ in range(26)]
     assert statuses[:25] == [201] * 25
     assert statuses[25] == 429
+
+
+def test_identity_erasure_is_refused_during_retention_and_shreds_the_identity_otherwise(
+    platform: RunningPlatform,
+) -> None:
+    with_records = platform.onboard(Account.create().address)
+    assert _post(platform, with_records).status_code == 201
+    without_records = platform.onboard(Account.create().address)
+    ids = {}
+    for name, key in (("with", with_records), ("without", without_records)):
+        with platform.client(key) as client:
+            ids[name] = client.get("/v1/borrowers/me").json()["id"]
+    with platform.client(platform.admin_key) as admin:
+        refused = admin.delete(f"/v1/borrowers/{ids['with']}/identity")
+        erased = admin.delete(f"/v1/borrowers/{ids['without']}/identity")
+    assert refused.status_code == 409
+    assert "12 CFR 1002.12" in refused.json()["detail"]
+    assert erased.status_code == 204
+    after = _post(platform, without_records)
+    assert after.status_code == 403, "an erased identity can no longer be screened"
+    assert {reason["code"] for reason in after.json()["reasons"]} == {"kyc.not-approved"}
+
+
+def test_logs_are_json_with_the_correlation_id_and_no_identity(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address)
+    with platform.client(key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST, headers={"X-Correlation-Id": "trace-me-42"})
+    assert response.headers["X-Correlation-Id"] == "trace-me-42"
+    lines = [json.loads(line) for line in (platform.data_dir / "api.log").read_text().splitlines() if line]
+    assert any(line["correlation_id"] == "trace-me-42" and "/v1/credit-requests" in line["message"] for line in lines)
+    text = (platform.data_dir / "api.log").read_text()
+    assert "KYC of A** L*******" in text, "the KYC line is logged with the names masked"
+    assert "Lovelace" not in text

@@ -121,7 +121,8 @@ def running_platform(
         [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--fleet", str(fleet_file)],
         env=env,
     )
-    api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)], env=env)
+    api_log = (data_dir / "api.log").open("wb")
+    api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)], env=env, stderr=api_log)
     try:
         _wait(f"{lender_url}/v1/health", lender)
         _wait(f"http://127.0.0.1:{api_port}/health", api)
@@ -133,3 +134,4 @@ def running_platform(
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        api_log.close()
