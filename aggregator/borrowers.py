@@ -34,6 +34,7 @@ class BorrowerFile:
     identity: IdentityProfile | None
     kyc: KycStatus | None
     profile: CreditProfile
+    military_id: str | None = None  # SSN or DoD ID for the MLA status check; kept sealed with the identity
 
     @property
     def full_name(self) -> str:
@@ -55,10 +56,10 @@ class BorrowerFiles:
                 return None
             profile_row = uow.session.get(CreditProfileRow, borrower_id)
             identity_row = uow.session.get(BorrowerIdentityRow, borrower_id)
-            identity = None
+            identity, military_id = None, None
             if identity_row is not None:
                 vault = PiiVault(SqlKeyProvider(uow.session, self._master))
-                identity = self._unseal(vault, borrower_id, identity_row.sealed_identity)
+                identity, military_id = self._unseal(vault, borrower_id, identity_row.sealed_identity)
             return BorrowerFile(
                 id=account.id,
                 wallet=to_checksum_address(account.wallet_address),
@@ -66,16 +67,17 @@ class BorrowerFiles:
                 identity=identity,
                 kyc=SqlKycRepository(uow.session).latest_for_subject(borrower_id),
                 profile=CreditProfile.model_validate(profile_row.profile) if profile_row else CreditProfile(),
+                military_id=military_id,
             )
 
-    def _unseal(self, vault: PiiVault, borrower_id: str, sealed: bytes) -> IdentityProfile | None:
-        """The identity, or None once erased (its key destroyed)."""
+    def _unseal(self, vault: PiiVault, borrower_id: str, sealed: bytes) -> tuple[IdentityProfile | None, str | None]:
+        """The identity and military id, or None once erased (its key destroyed)."""
         try:
-            identity = _identity_from_json(vault.decrypt(borrower_id, "identity", sealed))
+            identity, military_id = _identity_from_json(vault.decrypt(borrower_id, "identity", sealed))
         except SubjectKeyMissing:
-            return None
+            return None, None
         self._on_identity(identity)
-        return identity
+        return identity, military_id
 
     def erase_identity(self, borrower_id: str, now: datetime) -> None:
         """Crypto-shred the borrower's identity, unless a record-retention period still runs (ErasureRefused):
@@ -106,7 +108,12 @@ class BorrowerFiles:
             uow.commit()
 
     def verify_identity(
-        self, borrower_id: str, identity: IdentityProfile, document: IdentityDocument, provider: KycProvider
+        self,
+        borrower_id: str,
+        identity: IdentityProfile,
+        document: IdentityDocument,
+        provider: KycProvider,
+        military_id: str | None = None,
     ) -> KycStatus:
         """Create the KYC applicant, submit the document, persist the status and the sealed identity."""
         now = datetime.now(UTC)
@@ -115,7 +122,7 @@ class BorrowerFiles:
         status = provider.submit_document(status.applicant_id, document, now)
         with self._db.unit_of_work() as uow:
             sealed = PiiVault(SqlKeyProvider(uow.session, self._master)).encrypt(
-                borrower_id, "identity", _identity_to_json(identity)
+                borrower_id, "identity", _identity_to_json(identity, military_id)
             )
             row = uow.session.get(BorrowerIdentityRow, borrower_id)
             if row is None:
@@ -131,19 +138,21 @@ class BorrowerFiles:
         return status
 
 
-def _identity_to_json(identity: IdentityProfile) -> str:
+def _identity_to_json(identity: IdentityProfile, military_id: str | None) -> str:
     return json.dumps(
         {
             "first_name": identity.first_name,
             "last_name": identity.last_name,
             "date_of_birth": identity.date_of_birth.isoformat(),
             "country": identity.country,
+            "military_id": military_id,
         }
     )
 
 
-def _identity_from_json(text: str) -> IdentityProfile:
+def _identity_from_json(text: str) -> tuple[IdentityProfile, str | None]:
     raw = json.loads(text)
-    return IdentityProfile(
+    identity = IdentityProfile(
         raw["first_name"], raw["last_name"], date.fromisoformat(raw["date_of_birth"]), raw["country"]
     )
+    return identity, raw.get("military_id")

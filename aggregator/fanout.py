@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from providers.base import ProviderAdapter, ProviderError
 from providers.models import Decline, ProviderOffer, QuoteRequest
+from providers.resilience import deadline as remaining_time
 
 
 @dataclass
@@ -38,7 +39,8 @@ async def _ask(provider: ProviderAdapter, query: QuoteRequest) -> ProviderOutcom
 
 async def fan_out(providers: Sequence[ProviderAdapter], query: QuoteRequest, deadline: float) -> list[ProviderOutcome]:
     """The outcome of every provider within ``deadline`` seconds; the late ones are cancelled and reported."""
-    tasks = {asyncio.create_task(_ask(provider, query)): provider.provider_id for provider in providers}
+    with remaining_time(deadline):  # retries inside each provider call stop before the fan-out's deadline
+        tasks = {asyncio.create_task(_ask(provider, query)): provider.provider_id for provider in providers}
     if not tasks:
         return []
     done, pending = await asyncio.wait(tasks, timeout=deadline)

@@ -27,6 +27,7 @@ from aggregator.platform import ChainRuntime
 from aggregator.ranking import RankedCandidate, rank
 from chain.signers import Signer
 from compliance import BorrowerFacts, ComplianceService, DecisionRecord, Disclosure, LoanTerms, Product
+from compliance.mla import MlaQuery, MlaStatusProvider
 from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, digest, offer_typed_data
 from contracts.typed_data import risk_attestation_typed_data as attestation_document
 from providers.base import ProviderAdapter
@@ -104,10 +105,12 @@ class QuotingService:
         compliance: ComplianceService,
         velocity: VelocityStore,
         config: QuotingConfig,
+        mla: MlaStatusProvider | None = None,
     ) -> None:
         self._db, self._chains, self._assets = database, chains, assets
         self._providers, self._quote_signer, self._risk_signer = providers, quote_signer, risk_signer
         self._compliance, self._velocity, self._config = compliance, velocity, config
+        self._mla = mla
 
     async def request_credit(
         self, borrower: BorrowerFile, spec: CreditRequestSpec, client_ip: str | None = None, correlation_id: str = ""
@@ -157,7 +160,8 @@ class QuotingService:
             )
             eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in products]
             outcomes = await fan_out(eligible, query, self._config.fanout_deadline)
-            drafts = await asyncio.to_thread(self._disclose, borrower, valid, outcomes, records, now)
+            covered = await asyncio.to_thread(self._covered_borrower, borrower, now)
+            drafts = await asyncio.to_thread(self._disclose, borrower, valid, outcomes, records, covered, now)
             quotes = self._sign(borrower, valid, decision, drafts, request_id, now)
         request_row = self._request_row(request_id, borrower, spec, valid, decision, quotes, now)
         await asyncio.to_thread(self._write, request_row, outcomes, quotes, decision, records, borrower.id, now)
@@ -198,12 +202,24 @@ class QuotingService:
             raise ComplianceDenied("the credit request", sorted(reasons))
         return list(records.values()), allowed
 
+    def _covered_borrower(self, borrower: BorrowerFile, now: datetime) -> bool:
+        """Military Lending Act status from the MLA provider as of today. Without an SSN or DoD ID on file the
+        status cannot be checked and the borrower is treated as not covered (no MLA safe harbour is claimed)."""
+        if self._mla is None or borrower.identity is None or not borrower.military_id:
+            return False
+        identity = borrower.identity
+        query = MlaQuery(
+            identity.last_name, identity.first_name, identity.date_of_birth, borrower.military_id, now.date()
+        )
+        return self._mla.check(query).covered
+
     def _disclose(
         self,
         borrower: BorrowerFile,
         valid: _Validated,
         outcomes: list[ProviderOutcome],
         records: list[DecisionRecord],
+        covered: bool,
         now: datetime,
     ) -> list[_Draft]:
         """Disclose every offer (Regulation Z) and keep it only within the jurisdiction's usury caps."""
@@ -220,7 +236,7 @@ class QuotingService:
                     origination_fee=valid.asset.from_base_units(offer.origination_fee),
                     start=now,
                 )
-                decision = self._compliance.check_offer(offer.provider_ref, terms, borrower.jurisdiction, False)
+                decision = self._compliance.check_offer(offer.provider_ref, terms, borrower.jurisdiction, covered)
                 records.append(decision.record)
                 if not decision.kept:
                     reasons = "; ".join(r.message for r in decision.check.reasons)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -27,8 +27,8 @@ from chain.errors import ConfigurationError
 from chain.signers import LocalSigner, Role, Signer, devnet_signer
 from compliance import ComplianceService, SanctionsPolicy, SanctionsScreen, load_newest, load_rules
 from compliance.kyc import KycProvider, LocalKycProvider
-from providers.base import ProviderAdapter
-from providers.registry import build_providers
+from compliance.mla import CoveredPeriod, LocalMlaStatusProvider
+from providers.registry import ProviderRegistry, build_providers
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
 from store.chain import SqlChainStore
 from store.db import Database
@@ -40,7 +40,7 @@ class Platform:
     database: Database
     chains: dict[str, ChainRuntime]
     assets: AssetRegistry
-    providers: dict[str, ProviderAdapter]
+    providers: ProviderRegistry
     quoting: QuotingService
     acceptance: AcceptanceService
     http: httpx.AsyncClient
@@ -48,6 +48,7 @@ class Platform:
     kyc: KycProvider
 
     async def close(self) -> None:
+        await self.providers.close()
         for chain in self.chains.values():
             await chain.close()
         await self.http.aclose()
@@ -120,6 +121,16 @@ async def build_platform(settings: Settings) -> Platform:
         per_wallet=settings.velocity_per_wallet,
         per_ip=settings.velocity_per_ip,
     )
+    mla = LocalMlaStatusProvider(
+        CoveredPeriod(
+            last_name=period["last_name"],
+            date_of_birth=date.fromisoformat(period["date_of_birth"]),
+            ssn_or_dod_id=period["ssn_or_dod_id"],
+            start=date.fromisoformat(period["start"]),
+            end=date.fromisoformat(period["end"]) if period.get("end") else None,
+        )
+        for period in settings.mla_local_covered
+    )
     quoting = QuotingService(
         database,
         chains,
@@ -134,6 +145,7 @@ async def build_platform(settings: Settings) -> Platform:
             quote_ttl=timedelta(seconds=settings.quote_ttl_seconds),
             velocity=limits,
         ),
+        mla=mla,
     )
     acceptance = AcceptanceService(database, chains, providers, compliance)
     borrowers = BorrowerFiles(

@@ -121,6 +121,11 @@ class IdentityIn(BaseModel):
     last_name: str = Field(min_length=1, max_length=100)
     date_of_birth: date
     country: str = Field(min_length=2, max_length=8, description='residence, "US-NY" style for US states')
+    ssn_or_dod_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{9,10}$",
+        description="for the Military Lending Act status check; stored encrypted, never returned",
+    )
 
 
 class DocumentIn(BaseModel):

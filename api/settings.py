@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     jurisdictions_dir: Path | None = None
     sanctions_address_list_max_age_days: int = Field(default=365, gt=0)
     sanctions_name_list_max_age_days: int = Field(default=4 * 365, gt=0)
+    mla_local_covered: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="local MLA provider: covered periods {last_name, date_of_birth, ssn_or_dod_id, start, end?}",
+    )
     velocity_window_seconds: int = Field(default=3_600, gt=0)
     velocity_per_borrower: int = Field(default=5, gt=0)
     velocity_per_wallet: int = Field(default=5, gt=0)

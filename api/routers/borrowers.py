@@ -77,9 +77,11 @@ async def put_credit_profile(body: CreditProfile, borrower: CurrentBorrower, pla
 @router.post("/me/kyc", response_model=KycOut)
 async def verify_identity(body: KycIn, borrower: CurrentBorrower, platform: PlatformDep) -> KycOut:
     """Identity and one document, checked by the KYC provider; the identity is stored encrypted."""
-    identity = IdentityProfile(**body.identity.model_dump())
+    identity = IdentityProfile(**body.identity.model_dump(exclude={"ssn_or_dod_id"}))
     document = IdentityDocument(**body.document.model_dump())
-    kyc = await asyncio.to_thread(platform.borrowers.verify_identity, borrower.id, identity, document, platform.kyc)
+    kyc = await asyncio.to_thread(
+        platform.borrowers.verify_identity, borrower.id, identity, document, platform.kyc, body.identity.ssn_or_dod_id
+    )
     # The names are registered with the log filter by verify_identity: they reach the log masked.
     log.info("KYC of %s %s (borrower %s): %s", identity.first_name, identity.last_name, borrower.id, kyc.state.value)
     return _kyc_out(kyc)

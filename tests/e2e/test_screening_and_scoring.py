@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,7 +14,13 @@ from eth_account import Account
 from eth_utils.address import to_checksum_address
 
 from tests.support.devnet import DeployedChain
-from tests.support.platform import GOOD_PROFILE, RunningPlatform, passport_kyc, running_platform
+from tests.support.platform import (
+    COVERED_SERVICEMEMBER,
+    GOOD_PROFILE,
+    RunningPlatform,
+    passport_kyc,
+    running_platform,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -172,3 +179,19 @@ def test_logs_are_json_with_the_correlation_id_and_no_identity(platform: Running
     text = (platform.data_dir / "api.log").read_text()
     assert "KYC of A** L*******" in text, "the KYC line is logged with the names masked"
     assert "Lovelace" not in text
+
+
+def test_a_covered_servicemember_gets_no_offer_above_the_mla_36_percent_mapr(platform: RunningPlatform) -> None:
+    covered_kyc = passport_kyc("US-FL", first="Grace", last="Hopper")
+    covered_kyc["identity"]["ssn_or_dod_id"] = COVERED_SERVICEMEMBER["ssn_or_dod_id"]
+    covered = platform.onboard(Account.create().address, kyc=covered_kyc)
+    civilian = platform.onboard(Account.create().address, kyc=passport_kyc("US-FL", first="Grace", last="Hopper"))
+    short_loan = {"term_days": 7}  # the origination fee over a week puts the MAPR above 36%
+    for_covered = _post(platform, covered, **short_loan).json()
+    for_civilian = _post(platform, civilian, **short_loan).json()
+    dropped = {o["provider_id"] for o in for_covered["provider_outcomes"] if o["outcome"] == "dropped"}
+    assert dropped, for_covered["provider_outcomes"]
+    assert all("36" in o["detail"] for o in for_covered["provider_outcomes"] if o["outcome"] == "dropped")
+    civilian_quoted = {q["provider_id"] for q in for_civilian["quotes"]}
+    assert dropped <= civilian_quoted, "the same offers are kept for a borrower the MLA does not cover"
+    assert all(Decimal(q["disclosure"]["apr"]) > 36 for q in for_civilian["quotes"] if q["provider_id"] in dropped)

@@ -35,6 +35,15 @@ GOOD_PROFILE: dict[str, Any] = {
 }
 
 
+# On active duty for the local MLA provider: a covered borrower under the Military Lending Act.
+COVERED_SERVICEMEMBER = {
+    "last_name": "Hopper",
+    "date_of_birth": "1985-12-10",
+    "ssn_or_dod_id": "123456789",
+    "start": "2020-01-01",
+}
+
+
 def passport_kyc(country: str, first: str = "Ada", last: str = "Lovelace") -> dict[str, Any]:
     person = {"first_name": first, "last_name": last, "date_of_birth": "1985-12-10"}
     return {
@@ -65,15 +74,21 @@ class RunningPlatform:
     def client(self, api_key: str) -> httpx.Client:
         return httpx.Client(base_url=self.api_url, headers={"X-API-Key": api_key}, timeout=60)
 
-    def onboard(self, wallet: str, jurisdiction: str = "US-FL", profile: dict[str, Any] | None = None) -> str:
+    def onboard(
+        self,
+        wallet: str,
+        jurisdiction: str = "US-FL",
+        profile: dict[str, Any] | None = None,
+        kyc: dict[str, Any] | None = None,
+    ) -> str:
         """Register a borrower (admin), pass KYC with a valid passport and store a credit profile; its API key."""
         with self.client(self.admin_key) as admin:
             registered = admin.post("/v1/borrowers", json={"wallet_address": wallet, "jurisdiction": jurisdiction})
         assert registered.status_code == 201, registered.text
         key: str = registered.json()["api_key"]
         with self.client(key) as client:
-            kyc = client.post("/v1/borrowers/me/kyc", json=passport_kyc(jurisdiction))
-            assert kyc.json()["state"] == "approved", kyc.text
+            checked = client.post("/v1/borrowers/me/kyc", json=kyc or passport_kyc(jurisdiction))
+            assert checked.json()["state"] == "approved", checked.text
             saved = client.put("/v1/borrowers/me/credit-profile", json=GOOD_PROFILE if profile is None else profile)
             assert saved.status_code == 200, saved.text
         return key
@@ -116,6 +131,7 @@ def running_platform(
         "CREDITMESH_VELOCITY_PER_BORROWER": "25",
         "CREDITMESH_VELOCITY_PER_WALLET": "25",
         "CREDITMESH_VELOCITY_PER_IP": "10000",
+        "CREDITMESH_MLA_LOCAL_COVERED": json.dumps([COVERED_SERVICEMEMBER]),
     }
     lender = subprocess.Popen(
         [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--fleet", str(fleet_file)],
