@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from api.demo import onboard
 from api.settings import Settings
 from chain.config import LOCAL_CHAINS
 from chain.devnet import Devnet, start_devnet
@@ -77,17 +78,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(args.port)], env=env)
         _wait_http(f"http://127.0.0.1:{args.port}/health")
         borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])
-        registered = (
-            httpx.post(
-                f"http://127.0.0.1:{args.port}/v1/borrowers",
-                headers={"X-API-Key": settings.admin_api_key},
-                json={"wallet_address": borrower.address, "jurisdiction": "US-NY"},
-                timeout=10,
-            )
-            .raise_for_status()
-            .json()
-        )
-        _print_example(args.port, registered["api_key"], borrower.address)
+        key = onboard(f"http://127.0.0.1:{args.port}", settings.admin_api_key, borrower.address)
+        _print_example(args.port, key, borrower.address)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         for process in (api, lender):
@@ -103,7 +95,7 @@ def _print_example(port: int, api_key: str, wallet: str) -> None:
     print(
         f"""
 creditmesh is up: {url}  (OpenAPI: {url}/docs)
-Demo borrower {wallet} (devnet account 6), API key:
+Demo borrower {wallet} (devnet account 6; Florida; identity verified; a credit profile on file), API key:
   export CM_KEY={api_key}
 
 1. Ask for credit once (1,500 USDC for 30 days against 1 WETH):

@@ -13,14 +13,9 @@ import sqlalchemy as sa
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 
+from api.demo import passport_kyc
 from tests.support.devnet import DeployedChain
-from tests.support.platform import (
-    COVERED_SERVICEMEMBER,
-    GOOD_PROFILE,
-    RunningPlatform,
-    passport_kyc,
-    running_platform,
-)
+from tests.support.platform import COVERED_SERVICEMEMBER, GOOD_PROFILE, RunningPlatform, running_platform
 
 pytestmark = pytest.mark.e2e
 

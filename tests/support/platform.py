@@ -17,22 +17,14 @@ from typing import Any
 import httpx
 
 from api.bootstrap import write_chains_file
+from api.demo import DEMO_PROFILE, onboard
 from chain.devnet import free_port
 from providers.sim.fleet import SimLender, http_lender_settings
 from tests.support.devnet import DeployedChain
 
 ADMIN_KEY = "cm_admin_test_key"
-GOOD_PROFILE: dict[str, Any] = {
-    "checking": "no_account",
-    "savings": "2000",
-    "credit_history": "critical_or_credits_elsewhere",
-    "employment_years": "8",
-    "monthly_disposable_income": "4000",
-    "property": "real_estate",
-    "other_installment_plans": "none",
-    "housing": "own",
-    "existing_credits": 1,
-}
+GOOD_PROFILE = DEMO_PROFILE
+LENDER_SECRET = "test-lender-secret"
 
 
 # On active duty for the local MLA provider: a covered borrower under the Military Lending Act.
@@ -42,25 +34,6 @@ COVERED_SERVICEMEMBER = {
     "ssn_or_dod_id": "123456789",
     "start": "2020-01-01",
 }
-
-
-def passport_kyc(country: str, first: str = "Ada", last: str = "Lovelace") -> dict[str, Any]:
-    person = {"first_name": first, "last_name": last, "date_of_birth": "1985-12-10"}
-    return {
-        "identity": person | {"country": country},
-        "document": person
-        | {
-            "document_type": "passport",
-            "number": "P1234567",
-            "issuing_country": "US",
-            "expires_on": "2031-01-31",
-            "proves_address": True,
-            "liveness_passed": True,
-        },
-    }
-
-
-LENDER_SECRET = "test-lender-secret"
 
 
 @dataclass
@@ -81,17 +54,8 @@ class RunningPlatform:
         profile: dict[str, Any] | None = None,
         kyc: dict[str, Any] | None = None,
     ) -> str:
-        """Register a borrower (admin), pass KYC with a valid passport and store a credit profile; its API key."""
-        with self.client(self.admin_key) as admin:
-            registered = admin.post("/v1/borrowers", json={"wallet_address": wallet, "jurisdiction": jurisdiction})
-        assert registered.status_code == 201, registered.text
-        key: str = registered.json()["api_key"]
-        with self.client(key) as client:
-            checked = client.post("/v1/borrowers/me/kyc", json=kyc or passport_kyc(jurisdiction))
-            assert checked.json()["state"] == "approved", checked.text
-            saved = client.put("/v1/borrowers/me/credit-profile", json=GOOD_PROFILE if profile is None else profile)
-            assert saved.status_code == 200, saved.text
-        return key
+        """Register a borrower (admin), pass KYC and store a credit profile; its API key."""
+        return onboard(self.api_url, self.admin_key, wallet, jurisdiction, profile, kyc)
 
 
 def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
