@@ -1,0 +1,285 @@
+"""``ChainOnchainSource``: a wallet's ``OnchainFeatures`` read from our contracts on every chain through ``chain/``.
+
+Each chain is read concurrently and pinned to the head block it reports first, so one chain's numbers are
+consistent with each other:
+
+* **tx_count**: the wallet's nonce (``eth_getTransactionCount``) — transactions it sent (a contract wallet's nonce
+  counts the contracts it created, from 1).
+* **loans**: ``LoanOpened`` of the CreditAggregator filtered by the borrower topic, from the aggregator's deployment
+  block; then ``LoanClosed``, ``LoanDefaulted`` and ``LoanWrittenOff`` filtered by those loan ids, and the
+  CollateralManager's ``LoanLiquidated`` likewise (``chain.logs.fetch_logs``, bounded adaptive ranges).
+  *defaulted* = marked in default or written off as bad debt; *repaid* = closed without default, write-off or any
+  liquidation (a loan a liquidator closed was not repaid by its borrower); *open* = neither closed nor defaulted.
+* **min_health_factor_bps**: the lowest ``CollateralManager.healthFactor`` (18 decimals, rounded down to basis
+  points) over the open loans; an open loan without debt is left out; None with no open loan.
+* **wallet_age_days**: from the block of the wallet's first transaction, found by bisecting its nonce over block
+  numbers (about log2(head) ``eth_getTransactionCount`` calls; the timestamp found is remembered per chain and
+  wallet, since it does not change). It needs historical state: a pruned node answers with an error, and that
+  chain then does not date the wallet (the rest of its features still count). A wallet that never sent a
+  transaction has no age there. Across chains the oldest age wins, measured to each chain's head block timestamp
+  (no clock read).
+  ``date_wallets=False`` turns this off (age None, which ``risk.onchain.combine`` treats as a thin wallet).
+
+**Failure rule.** Every RPC call has ``rpc_timeout`` and every chain ``chain_timeout`` as a whole. A chain that
+fails in any way (outage, timeout, a refused log range, a reverting view such as a stale price feed, a missing
+deployment) is skipped and named in ``OnchainReading.skipped`` and in a warning log; the features come from the
+chains that answered and ``OnchainFeatures.chain_ids`` lists exactly those, so a decision records what it saw.
+A skipped chain's history is missing, not clean: a caller that must not miss a default there should look at
+``skipped``. With every chain skipped the features are those of a wallet with no history anywhere
+(``chain_ids=()``), which ``combine`` scores as a thin wallet — never as a good one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from eth_typing import ChecksumAddress
+from web3.exceptions import Web3Exception, Web3RPCError
+
+from chain.artifacts import load_artifact
+from chain.client import ChainClient
+from chain.deployment import DeploymentRecord
+from chain.errors import ChainError
+from chain.logs import fetch_logs
+from risk.onchain import OnchainFeatures
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+HEALTH_FACTOR_ONE = 10**18  # CollateralManager.healthFactor is scaled by 1e18
+NO_DEBT = 2**256 - 1  # what healthFactor answers for a loan without debt
+BPS = 10_000
+SECONDS_PER_DAY = 86_400
+LOAN_IDS_PER_QUERY = 100  # loan-id topics per eth_getLogs call; nodes cap the size of a filter
+OUTCOME_EVENTS = ("LoanClosed", "LoanDefaulted", "LoanWrittenOff")
+CHAIN_FAILURES: tuple[type[Exception], ...] = (ChainError, Web3Exception, TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReading:
+    """One chain's share of a wallet's features, as of ``head_block``."""
+
+    chain_id: int
+    head_block: int
+    head_timestamp: int
+    tx_count: int
+    loans_opened: int
+    loans_repaid: int
+    loans_defaulted: int
+    min_health_factor_bps: int | None
+    first_tx_timestamp: int | None  # None: never sent a transaction here, or the node keeps no history
+
+    @property
+    def wallet_age_days(self) -> int | None:
+        if self.first_tx_timestamp is None:
+            return None
+        return max(0, self.head_timestamp - self.first_tx_timestamp) // SECONDS_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class OnchainReading:
+    features: OnchainFeatures
+    readings: dict[str, ChainReading] = field(default_factory=dict)  # by chain name
+    skipped: dict[str, str] = field(default_factory=dict)  # chain name → why it was skipped
+
+
+def merge(readings: Sequence[ChainReading]) -> OnchainFeatures:
+    """Sum the counts, keep the lowest health factor and the oldest age over the chains read."""
+    healths = [r.min_health_factor_bps for r in readings if r.min_health_factor_bps is not None]
+    ages = [age for r in readings if (age := r.wallet_age_days) is not None]
+    return OnchainFeatures(
+        wallet_age_days=max(ages) if ages else None,
+        tx_count=sum(r.tx_count for r in readings),
+        loans_opened=sum(r.loans_opened for r in readings),
+        loans_repaid=sum(r.loans_repaid for r in readings),
+        loans_defaulted=sum(r.loans_defaulted for r in readings),
+        min_health_factor_bps=min(healths) if healths else None,
+        chain_ids=tuple(sorted(r.chain_id for r in readings)),
+    )
+
+
+class ChainOnchainSource:
+    """An ``OnchainFeatureSource`` over our deployments (see the module docstring).
+
+    Args:
+        clients: connected clients by chain name.
+        records: the deployments record of each chain, by the same names (a chain without one is skipped).
+        rpc_timeout: seconds for any single RPC call.
+        chain_timeout: seconds for everything read from one chain.
+        max_log_range: blocks per ``eth_getLogs`` call at most (halved while the node refuses).
+        date_wallets: whether to bisect the nonce for the wallet's age.
+    """
+
+    def __init__(
+        self,
+        clients: Mapping[str, ChainClient],
+        records: Mapping[str, DeploymentRecord],
+        *,
+        rpc_timeout: float = 3.0,
+        chain_timeout: float = 8.0,
+        max_log_range: int = 10_000,
+        date_wallets: bool = True,
+        first_tx_cache_size: int = 10_000,
+    ) -> None:
+        self._clients, self._records = dict(clients), dict(records)
+        self.rpc_timeout, self.chain_timeout = rpc_timeout, chain_timeout
+        self.max_log_range, self.date_wallets = max_log_range, date_wallets
+        self._first_tx_timestamps: OrderedDict[tuple[int, str], int] = OrderedDict()  # (chain id, wallet)
+        self._cache_size = first_tx_cache_size
+        self._aggregator_abi = load_artifact("CreditAggregator").abi
+        self._manager_abi = load_artifact("CollateralManager").abi
+        self._has_health_view = any(
+            item.get("type") == "function" and item.get("name") == "healthFactor" for item in self._manager_abi
+        )
+
+    async def features(self, wallet: ChecksumAddress) -> OnchainFeatures:
+        return (await self.read(wallet)).features
+
+    async def read(self, wallet: ChecksumAddress) -> OnchainReading:
+        """Every chain's reading, concurrently; a chain that fails is skipped and named."""
+        names = sorted(self._clients)
+        outcomes = await asyncio.gather(*(self._read_or_skip(name, wallet) for name in names))
+        readings = {name: out for name, out in zip(names, outcomes, strict=True) if isinstance(out, ChainReading)}
+        skipped = {name: out for name, out in zip(names, outcomes, strict=True) if isinstance(out, str)}
+        return OnchainReading(merge(list(readings.values())), readings, skipped)
+
+    async def _read_or_skip(self, name: str, wallet: ChecksumAddress) -> ChainReading | str:
+        deadline = asyncio.timeout(self.chain_timeout)
+        try:
+            async with deadline:
+                return await self.read_chain(name, wallet)
+        except CHAIN_FAILURES as err:
+            if deadline.expired():
+                why = f"no answer within the chain's {self.chain_timeout} s"
+            elif isinstance(err, TimeoutError) and not str(err):
+                why = f"an RPC call took over {self.rpc_timeout} s"
+            else:
+                why = f"{type(err).__name__}: {err}"[:300]
+        log.warning("on-chain features: skipping %s for %s: %s", name, wallet, why)
+        return why
+
+    async def read_chain(self, name: str, wallet: ChecksumAddress) -> ChainReading:
+        """One chain's reading; raises what the chain raises (``read`` turns that into a skip)."""
+        client = self._clients[name]
+        record = self._records.get(name)
+        if record is None:
+            raise ChainError(f"no deployments record for {name}")
+        aggregator = record.contracts.get("CreditAggregator")
+        if aggregator is None:
+            raise ChainError(f"CreditAggregator is not deployed on {name}")
+        manager = record.address("CollateralManager")
+        head_block = await self._call(client.w3.eth.get_block("latest"))
+        head = int(head_block["number"] or 0)
+        tx_count = int(await self._call(client.w3.eth.get_transaction_count(wallet, head)))
+
+        opened = await fetch_logs(
+            client,
+            aggregator.address,
+            self._aggregator_abi,
+            "LoanOpened",
+            {"borrower": wallet},
+            from_block=aggregator.block,
+            to_block=head,
+            max_range=self.max_log_range,
+            call_timeout=self.rpc_timeout,
+        )
+        loan_ids = [int(entry.args["loanId"]) for entry in opened]
+        first_loan_block = min((entry.block_number for entry in opened), default=head)
+        closed: set[int] = set()
+        defaulted: set[int] = set()
+        liquidated: set[int] = set()
+        for start in range(0, len(loan_ids), LOAN_IDS_PER_QUERY):
+            chunk = loan_ids[start : start + LOAN_IDS_PER_QUERY]
+            outcomes, liquidations = await asyncio.gather(
+                fetch_logs(
+                    client,
+                    aggregator.address,
+                    self._aggregator_abi,
+                    OUTCOME_EVENTS,
+                    {"loanId": chunk},
+                    from_block=first_loan_block,
+                    to_block=head,
+                    max_range=self.max_log_range,
+                    call_timeout=self.rpc_timeout,
+                ),
+                fetch_logs(
+                    client,
+                    manager,
+                    self._manager_abi,
+                    "LoanLiquidated",
+                    {"loanId": chunk},
+                    from_block=first_loan_block,
+                    to_block=head,
+                    max_range=self.max_log_range,
+                    call_timeout=self.rpc_timeout,
+                ),
+            )
+            for entry in outcomes:
+                (closed if entry.event == "LoanClosed" else defaulted).add(int(entry.args["loanId"]))
+            liquidated.update(int(entry.args["loanId"]) for entry in liquidations)
+        open_loans = [loan for loan in loan_ids if loan not in closed and loan not in defaulted]
+        first_tx_timestamp = await self._first_tx_timestamp(client, wallet, head, tx_count)
+        return ChainReading(
+            chain_id=client.config.chain_id,
+            head_block=head,
+            head_timestamp=int(head_block["timestamp"]),
+            tx_count=tx_count,
+            loans_opened=len(loan_ids),
+            loans_repaid=len(closed - defaulted - liquidated),
+            loans_defaulted=len(defaulted),
+            min_health_factor_bps=await self._min_health(client, manager, open_loans, head),
+            first_tx_timestamp=first_tx_timestamp,
+        )
+
+    async def _min_health(
+        self, client: ChainClient, manager: ChecksumAddress, loans: Sequence[int], head: int
+    ) -> int | None:
+        if not loans or not self._has_health_view:
+            return None
+        contract = client.w3.eth.contract(address=manager, abi=self._manager_abi)
+        factors = await asyncio.gather(
+            *(self._call(contract.functions.healthFactor(loan).call(block_identifier=head)) for loan in loans)
+        )
+        in_debt = [int(factor) for factor in factors if int(factor) != NO_DEBT]
+        return min(factor * BPS // HEALTH_FACTOR_ONE for factor in in_debt) if in_debt else None
+
+    async def _first_tx_timestamp(
+        self, client: ChainClient, wallet: ChecksumAddress, head: int, nonce: int
+    ) -> int | None:
+        if not self.date_wallets or nonce == 0:
+            return None
+        key = (client.config.chain_id, wallet.lower())
+        known = self._first_tx_timestamps.get(key)
+        if known is not None:
+            return known
+        try:
+            block = await self._bisect_first_tx(client, wallet, head)
+            timestamp = int((await self._call(client.w3.eth.get_block(block)))["timestamp"])
+        except Web3RPCError as err:  # the node keeps no state this old: no age from this chain
+            log.info("on-chain features: %s cannot date %s: %s", client.name, wallet, err)
+            return None
+        self._first_tx_timestamps[key] = timestamp
+        while len(self._first_tx_timestamps) > self._cache_size:
+            self._first_tx_timestamps.popitem(last=False)
+        return timestamp
+
+    async def _bisect_first_tx(self, client: ChainClient, wallet: ChecksumAddress, head: int) -> int:
+        """The lowest block at which the wallet's nonce is above zero (its first transaction is in it)."""
+        low, high = 0, head
+        while low < high:
+            middle = (low + high) // 2
+            if await self._call(client.w3.eth.get_transaction_count(wallet, middle)) > 0:
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        async with asyncio.timeout(self.rpc_timeout):
+            return await call

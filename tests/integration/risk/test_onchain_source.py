@@ -1,0 +1,269 @@
+"""ChainOnchainSource on the three real devnets: loans opened, repaid and defaulted per chain, health, nonce, age,
+and chains that are down or hang skipped by name; chain.logs.fetch_logs halving ranges a node refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+from aiohttp import web
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from chain.client import ChainClient
+from chain.config import ChainConfig
+from chain.devnet import LOOPBACK, free_port
+from chain.logs import LogQueryError, fetch_logs
+from risk.onchain import combine
+from risk.onchain_source import HEALTH_FACTOR_ONE, ChainOnchainSource
+from tests.contracts.harness import OPERATOR, USDC, WETH, Harness
+from tests.support.devnet import DeployedChain
+
+pytestmark = pytest.mark.integration
+
+DAY = 86_400
+
+
+@contextlib.contextmanager
+def snapshots(chains: dict[str, DeployedChain]) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for chain in chains.values():
+            stack.enter_context(chain.snapshot())
+        yield
+
+
+@asynccontextmanager
+async def source_over(
+    chains: dict[str, DeployedChain],
+    configs: dict[str, ChainConfig] | None = None,
+    rpc_timeout: float = 3.0,
+    chain_timeout: float = 8.0,
+) -> AsyncIterator[ChainOnchainSource]:
+    """A source over clients of ``chains`` (``configs`` overrides a chain's RPC, e.g. to a dead port)."""
+    configs = {name: chain.config for name, chain in chains.items()} | (configs or {})
+    clients = {name: ChainClient(config, timeout=30.0) for name, config in configs.items()}
+    try:
+        records = {name: chain.record for name, chain in chains.items()}
+        yield ChainOnchainSource(clients, records, rpc_timeout=rpc_timeout, chain_timeout=chain_timeout)
+    finally:
+        for client in clients.values():
+            await client.close()
+
+
+def new_borrower(harness: Harness, borrower: LocalAccount) -> int:
+    """Fund a fresh wallet on one chain and approve our contracts (6 transactions); returns its first tx's block."""
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, usdc=1_000 * USDC, weth=10 * WETH)
+    first_block = harness.w3.eth.block_number + 1  # anvil mines each transaction in its own block
+    harness.approve_all(borrower.address)
+    return first_block
+
+
+def health_bps(harness: Harness, loan_id: int, block: int) -> int:
+    factor = int(harness.manager.functions.healthFactor(loan_id).call(block_identifier=block))
+    return factor * 10_000 // HEALTH_FACTOR_ONE
+
+
+async def test_fresh_wallet_has_no_history_on_any_chain(devnet_chains: dict[str, DeployedChain]) -> None:
+    wallet = Account.create().address
+    async with source_over(devnet_chains) as source:
+        reading = await source.read(wallet)
+    assert reading.skipped == {}
+    assert reading.features.chain_ids == (31337, 31338, 31339)
+    assert (reading.features.loans_opened, reading.features.loans_repaid, reading.features.loans_defaulted) == (0, 0, 0)
+    assert reading.features.tx_count == 0
+    assert reading.features.wallet_age_days is None
+    assert reading.features.min_health_factor_bps is None
+
+
+async def test_loans_on_three_chains_are_counted(devnet_chains: dict[str, DeployedChain]) -> None:
+    borrower: LocalAccount = Account.create()
+    with snapshots(devnet_chains):
+        ethereum, polygon, arbitrum = (
+            Harness(devnet_chains[name]) for name in ("ethereum-local", "polygon-local", "arbitrum-local")
+        )
+        first_blocks = {h.chain.name: new_borrower(h, borrower) for h in (ethereum, polygon, arbitrum)}
+        # ethereum-local: two loans, one repaid in full by its borrower.
+        repaid, still_open = ethereum.open_loan(borrower)[0], ethereum.open_loan(borrower)[0]
+        ethereum.send(ethereum.aggregator.functions.close(repaid), borrower.address)
+        assert ethereum.aggregator.functions.getLoan(repaid).call()[5] == 2  # LoanStatus.Repaid
+        # polygon-local: one loan closed by a liquidator (not repaid by its borrower), one whose collateral then
+        # lost a third of its value.
+        weak = polygon.open_loan(borrower)[0]
+        risky = polygon.open_loan(
+            borrower, principal=2_000 * USDC, originationFee=0, rateBps=max(900, polygon.min_rate(2_000 * USDC))
+        )[0]
+        polygon.set_weth_price(2_200)  # the risky loan's health factor 0.9075: liquidated in full
+        liquidator: LocalAccount = Account.create()
+        new_borrower(polygon, liquidator)
+        polygon.fund(liquidator.address, usdc=5_000 * USDC)
+        polygon.send(polygon.manager.functions.liquidate(risky, 10_000 * USDC), liquidator.address)
+        assert polygon.aggregator.functions.getLoan(risky).call()[5] == 4  # LoanStatus.Liquidated
+        polygon.set_weth_price(2_000)
+        # arbitrum-local: one loan left unpaid past maturity and grace, marked in default by the operator.
+        defaulted = arbitrum.open_loan(borrower)[0]
+        arbitrum.advance(30 * DAY + 7 * DAY + 1)
+        arbitrum.send(arbitrum.aggregator.functions.markDefault(defaulted), OPERATOR)
+        # Someone else's loan on the same chain is not ours.
+        other: LocalAccount = Account.create()
+        new_borrower(polygon, other)
+        polygon.open_loan(other)
+
+        async with source_over(devnet_chains) as source:
+            reading = await source.read(borrower.address)
+
+        assert reading.skipped == {}
+        features = reading.features
+        assert features.chain_ids == (31337, 31338, 31339)
+        assert (features.loans_opened, features.loans_repaid, features.loans_defaulted) == (5, 1, 1)
+        per_chain = {name: (r.loans_opened, r.loans_repaid, r.loans_defaulted) for name, r in reading.readings.items()}
+        assert per_chain == {"ethereum-local": (2, 1, 0), "polygon-local": (2, 0, 0), "arbitrum-local": (1, 0, 1)}
+        # Nonces: 6 approvals per chain, plus the close on ethereum-local (the relayer sent the openLoans).
+        assert features.tx_count == 6 * 3 + 1
+        # Health: the lowest over the two open loans, as the contract computes it at the block read.
+        open_health = {
+            "ethereum-local": health_bps(ethereum, still_open, reading.readings["ethereum-local"].head_block),
+            "polygon-local": health_bps(polygon, weak, reading.readings["polygon-local"].head_block),
+        }
+        assert open_health["polygon-local"] < open_health["ethereum-local"]
+        assert features.min_health_factor_bps == open_health["polygon-local"]
+        assert reading.readings["arbitrum-local"].min_health_factor_bps is None  # its only loan is in default
+        # Age: the bisected first transaction is the first approval; arbitrum-local's clock moved 37 days since.
+        for harness in (ethereum, polygon, arbitrum):
+            expected = harness.w3.eth.get_block(first_blocks[harness.chain.name])["timestamp"]
+            assert reading.readings[harness.chain.name].first_tx_timestamp == expected
+        assert features.wallet_age_days == 37
+        assert [r.code for r in combine(features).declines] == ["R30"]  # the default declines
+
+
+async def test_a_chain_that_is_down_is_skipped_and_named(devnet_chains: dict[str, DeployedChain]) -> None:
+    borrower: LocalAccount = Account.create()
+    with snapshots(devnet_chains):
+        ethereum = Harness(devnet_chains["ethereum-local"])
+        new_borrower(ethereum, borrower)
+        ethereum.open_loan(borrower)
+        arbitrum = devnet_chains["arbitrum-local"]
+        dead = arbitrum.config.model_copy(update={"rpc_urls": [f"http://{LOOPBACK}:{free_port()}"]})
+        async with source_over(devnet_chains, {"arbitrum-local": dead}) as source:
+            reading = await source.read(borrower.address)
+    assert list(reading.skipped) == ["arbitrum-local"]
+    assert "RpcUnavailable" in reading.skipped["arbitrum-local"]
+    assert reading.features.chain_ids == (31337, 31338)
+    assert (reading.features.loans_opened, reading.features.tx_count) == (1, 6)
+
+
+async def test_a_chain_that_hangs_is_skipped_within_its_deadline(devnet_chains: dict[str, DeployedChain]) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        await reader.read()  # hold the connection open until the client gives up
+
+    server = await asyncio.start_server(never_answer, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    hanging = devnet_chains["polygon-local"].config.model_copy(update={"rpc_urls": [f"http://{LOOPBACK}:{port}"]})
+    try:
+        async with source_over(devnet_chains, {"polygon-local": hanging}, rpc_timeout=1.0, chain_timeout=2.0) as source:
+            started = time.monotonic()
+            reading = await source.read(Account.create().address)
+            elapsed = time.monotonic() - started
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert accepted, "the client never reached the hanging RPC"
+    assert list(reading.skipped) == ["polygon-local"]
+    assert "took over 1.0 s" in reading.skipped["polygon-local"]
+    assert reading.features.chain_ids == (31337, 31339)
+    assert elapsed < 20  # the deadline held, with a wide margin over the 1 s RPC timeout
+
+
+@asynccontextmanager
+async def range_capped_proxy(upstream: str, max_blocks: int) -> AsyncIterator[tuple[str, list[int], list[int]]]:
+    """A JSON-RPC proxy that refuses eth_getLogs over more than ``max_blocks`` blocks, as hosted nodes do; yields
+    its URL and the block spans of the eth_getLogs calls it passed on and refused."""
+    passed: list[int] = []
+    refused: list[int] = []
+    session = aiohttp.ClientSession()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["method"] == "eth_getLogs":
+            span = int(body["params"][0]["toBlock"], 16) - int(body["params"][0]["fromBlock"], 16) + 1
+            if span > max_blocks:
+                refused.append(span)
+                error = {"code": -32005, "message": f"query exceeds max block range {max_blocks}"}
+                return web.json_response({"jsonrpc": "2.0", "id": body["id"], "error": error})
+            passed.append(span)
+        async with session.post(upstream, json=body) as answer:
+            return web.Response(text=json.dumps(await answer.json()), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, LOOPBACK, port).start()
+    try:
+        yield f"http://{LOOPBACK}:{port}", passed, refused
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+async def test_fetch_logs_halves_ranges_the_node_refuses(ethereum_local: DeployedChain) -> None:
+    harness = Harness(ethereum_local)
+    borrower: LocalAccount = Account.create()
+    new_borrower(harness, borrower)
+    loans = [harness.open_loan(borrower)[0] for _ in range(3)]
+    aggregator = ethereum_local.record.contracts["CreditAggregator"]
+    abi = harness.aggregator.abi
+    async with range_capped_proxy(ethereum_local.config.rpc_urls[0], max_blocks=16) as (url, passed, refused):
+        client = ChainClient(ethereum_local.config.model_copy(update={"rpc_urls": [url]}), timeout=10.0)
+        try:
+            head = await client.head()
+            found = await fetch_logs(
+                client,
+                aggregator.address,
+                abi,
+                "LoanOpened",
+                {"borrower": borrower.address},
+                from_block=aggregator.block,
+                to_block=head,
+                max_range=1_000,
+            )
+            nothing = await fetch_logs(
+                client,
+                aggregator.address,
+                abi,
+                ("LoanClosed", "LoanDefaulted"),
+                {"loanId": loans},
+                from_block=aggregator.block,
+                to_block=head,
+                max_range=16,
+            )
+            with pytest.raises(LogQueryError, match="no indexed argument"):
+                await fetch_logs(
+                    client,
+                    aggregator.address,
+                    abi,
+                    "LoanClosed",
+                    {"borrower": borrower.address},
+                    from_block=0,
+                    to_block=head,
+                )
+        finally:
+            await client.close()
+    assert [entry.args["loanId"] for entry in found] == loans
+    assert all(entry.args["borrower"] == borrower.address for entry in found)
+    assert refused  # the wide first ranges were refused ...
+    assert max(passed) <= 16  # ... and halved until they passed
+    assert sum(passed) == 2 * (head - aggregator.block + 1)  # both queries covered every block once
+    assert nothing == []
