@@ -28,3 +28,7 @@ test: setup lint
 
 unit: setup
 	$(UV_RUN) pytest -m unit -q
+
+.PHONY: contracts-fuzz
+contracts-fuzz: setup  ## the long contract property run (>= 10,000 operations)
+	CREDITMESH_FUZZ_OPS=10000 $(UV_RUN) pytest tests/contracts/test_properties.py -q -s

@@ -1,0 +1,356 @@
+"""Properties over random operation sequences: hypothesis drives the contract set on anvil and checks, after
+every step, that token balances equal recorded totals, no debt is left without collateral, each loan's interest
+equals the Python model to the wei, and the pool's books add up within a stated rounding bound.
+
+Default run: ``PROPERTY_EXAMPLES`` × ``PROPERTY_STEPS`` = 24 × 45 = 1,080 operations. ``make contracts-fuzz`` sets
+``CREDITMESH_FUZZ_OPS`` for a longer run. Each run prints its mix of operations and how many changed state."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from web3.logs import DISCARD
+
+from tests.contracts.harness import (
+    BORROWERS,
+    GUARDIAN,
+    OPERATOR,
+    RELAYER,
+    USDC,
+    WETH,
+    Harness,
+    Reverted,
+    simple_interest_up,
+)
+from tests.support.devnet import DeployedChain
+
+pytestmark = pytest.mark.contracts
+
+FUZZ_OPS = int(os.environ.get("CREDITMESH_FUZZ_OPS", "0"))
+PROPERTY_STEPS = 45
+PROPERTY_EXAMPLES = max(24, FUZZ_OPS // PROPERTY_STEPS)
+LENDER = BORROWERS[3]
+ACTIVE, DEFAULTED = 1, 3
+PAUSED_REVERTS = {"EnforcedPause"}
+
+
+@dataclass
+class ModelLoan:
+    pool: bool
+    rate: int
+    outstanding: int
+    accrued: int
+    last: int
+    status: int = ACTIVE
+
+
+class Stats:
+    mix: ClassVar[Counter[str]] = Counter()
+    changed: ClassVar[Counter[str]] = Counter()
+
+
+class ContractMachine(RuleBasedStateMachine):
+    chain: DeployedChain
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h = Harness(self.chain)
+        self.snapshot: Any = self.h.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        self.loans: dict[int, ModelLoan] = {}
+        self.paused = False
+        self.accrual_events = 0
+        self.last_open: tuple[Any, ...] | None = None
+
+    def teardown(self) -> None:
+        self.h.w3.provider.make_request("evm_revert", [self.snapshot])  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _do(self, name: str, call: Any, sender: Any, *, blocked_when_paused: bool = False) -> Any:
+        Stats.mix[name] += 1
+        receipt = None
+        error_name = ""
+        try:
+            receipt = self.h.send(call, sender)
+        except Reverted as reverted:
+            error_name = reverted.error.name if reverted.error is not None else "undecoded"
+        if receipt is None:
+            if self.paused and blocked_when_paused:
+                assert error_name in PAUSED_REVERTS, error_name
+            return None
+        assert not (self.paused and blocked_when_paused), f"{name} succeeded while paused"
+        Stats.changed[name] += 1
+        return receipt
+
+    def _timestamp(self, receipt: Any) -> int:
+        return int(self.h.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
+
+    def _apply_repaid(self, receipt: Any) -> None:
+        """Check every LoanRepaid against the model and advance the model."""
+        at = self._timestamp(receipt)
+        for event in self.h.aggregator.events.LoanRepaid().process_receipt(receipt, errors=DISCARD):
+            loan = self.loans[event["args"]["loanId"]]
+            if loan.status == ACTIVE:
+                loan.accrued += simple_interest_up(loan.outstanding, loan.rate, at - loan.last)
+            loan.last = at
+            assert event["args"]["interestPaid"] <= loan.accrued
+            if event["args"]["interestPaid"] < loan.accrued:
+                assert event["args"]["principalPaid"] == 0  # interest first
+            loan.accrued -= event["args"]["interestPaid"]
+            loan.outstanding -= event["args"]["principalPaid"]
+            assert event["args"]["outstandingPrincipal"] == loan.outstanding
+            self.accrual_events += 1
+        for event in self.h.aggregator.events.LoanWrittenOff().process_receipt(receipt, errors=DISCARD):
+            loan = self.loans[event["args"]["loanId"]]
+            assert (event["args"]["principal"], event["args"]["interest"]) == (loan.outstanding, loan.accrued)
+            loan.outstanding = loan.accrued = 0
+        for loan_id, loan in list(self.loans.items()):
+            status = self.h.aggregator.functions.getLoan(loan_id).call()[5]
+            if status not in (ACTIVE, DEFAULTED):
+                del self.loans[loan_id]
+            else:
+                loan.status = status
+
+    def _pick(self, index: int, *, pool: bool | None = None) -> int | None:
+        ids = sorted(i for i, loan in self.loans.items() if pool is None or loan.pool == pool)
+        return ids[index % len(ids)] if ids else None
+
+    # ------------------------------------------------------------------ rules
+
+    @rule(
+        who=st.integers(0, 2),
+        principal=st.integers(100, 3_000),
+        ltv=st.integers(20, 70),
+        extra_rate=st.integers(0, 500),
+        pool=st.booleans(),
+    )
+    def open_loan(self, who: int, principal: int, ltv: int, extra_rate: int, pool: bool) -> None:
+        borrower = BORROWERS[who]
+        price = self.h.weth_feed.functions.answer().call() / 10**8
+        collateral = int(principal * 100 / ltv / price * WETH)
+        rate = self.h.min_rate(principal * USDC) + extra_rate
+        offer = self.h.offer(
+            borrower.address,
+            pool=pool,
+            principal=principal * USDC,
+            rateBps=rate,
+            originationFee=principal * USDC // 100,
+            collateralAmount=collateral,
+        )
+        args = self.h.open_args(offer, borrower.key)
+        receipt = self._do(
+            "openLoan",
+            self.h.aggregator.functions.openLoan(*args),
+            RELAYER,
+            blocked_when_paused=True,
+        )
+        if receipt is not None:
+            self.last_open = args
+            (event,) = self.h.aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
+            self.loans[event["args"]["loanId"]] = ModelLoan(pool, rate, principal * USDC, 0, self._timestamp(receipt))
+
+    @rule(index=st.integers(0, 50), share=st.integers(1, 100))
+    def repay(self, index: int, share: int) -> None:
+        loan_id = self._pick(index, pool=True)
+        if loan_id is None:
+            return
+        loan = self.loans[loan_id]
+        receipt = self._do(
+            "repay", self.h.aggregator.functions.repay(loan_id, max(1, loan.outstanding * share // 100)), BORROWERS[0]
+        )
+        if receipt is not None:
+            self._apply_repaid(receipt)
+
+    @rule(index=st.integers(0, 50))
+    def close(self, index: int) -> None:
+        loan_id = self._pick(index, pool=True)
+        if loan_id is not None and (
+            receipt := self._do("close", self.h.aggregator.functions.close(loan_id), BORROWERS[1])
+        ):
+            self._apply_repaid(receipt)
+
+    @rule(index=st.integers(0, 50), amount=st.integers(1, 10**18))
+    def add_collateral(self, index: int, amount: int) -> None:
+        loan_id = self._pick(index)
+        if loan_id is not None:
+            self._do("addCollateral", self.h.manager.functions.addCollateral(loan_id, amount), BORROWERS[2])
+
+    @rule(index=st.integers(0, 50), amount=st.integers(1, 10**16))
+    def withdraw_collateral(self, index: int, amount: int) -> None:
+        loan_id = self._pick(index)
+        if loan_id is None:
+            return
+        borrower = self.h.aggregator.functions.getLoan(loan_id).call()[0]
+        self._do(
+            "withdrawCollateral",
+            self.h.manager.functions.withdrawCollateral(loan_id, amount, borrower),
+            borrower,
+            blocked_when_paused=self.loans[loan_id].status == ACTIVE,
+        )
+
+    @rule(index=st.integers(0, 50), amount=st.integers(1, 5_000))
+    def liquidate(self, index: int, amount: int) -> None:
+        loan_id = self._pick(index, pool=True)
+        if loan_id is not None and (
+            receipt := self._do("liquidate", self.h.manager.functions.liquidate(loan_id, amount * USDC), LENDER)
+        ):
+            self._apply_repaid(receipt)
+
+    @rule(index=st.integers(0, 50), amount=st.integers(1, 2_000))
+    def record_offchain_repayment(self, index: int, amount: int) -> None:
+        loan_id = self._pick(index, pool=False)
+        if loan_id is not None and (
+            receipt := self._do(
+                "recordOffchainRepayment",
+                self.h.aggregator.functions.recordOffchainRepayment(loan_id, amount * USDC, b"\x01" * 32),
+                OPERATOR,
+            )
+        ):
+            self._apply_repaid(receipt)
+
+    @rule(index=st.integers(0, 50))
+    def mark_default(self, index: int) -> None:
+        loan_id = self._pick(index)
+        if loan_id is not None and self._do("markDefault", self.h.aggregator.functions.markDefault(loan_id), OPERATOR):
+            loan = self.loans[loan_id]
+            loan.accrued = self.h.aggregator.functions.amountOwed(loan_id).call()[1]
+            loan.status = DEFAULTED
+
+    @rule(seconds=st.integers(60, 20 * 86_400))
+    def advance_time(self, seconds: int) -> None:
+        Stats.mix["advanceTime"] += 1
+        Stats.changed["advanceTime"] += 1
+        self.h.advance(seconds)
+
+    @rule(percent=st.integers(-25, 20))
+    def move_price(self, percent: int) -> None:
+        price = self.h.weth_feed.functions.answer().call()
+        self._do("movePrice", self.h.weth_feed.functions.setAnswer(max(10**9, price * (100 + percent) // 100)), LENDER)
+
+    @rule(amount=st.integers(1, 50_000), deposit=st.booleans())
+    def lender(self, amount: int, deposit: bool) -> None:
+        if deposit:
+            self._do("deposit", self.h.pool.functions.deposit(amount * USDC, LENDER.address), LENDER)
+        else:
+            self._do("withdraw", self.h.pool.functions.withdraw(amount * USDC, LENDER.address, LENDER.address), LENDER)
+
+    @rule(pause=st.booleans())
+    def toggle_pause(self, pause: bool) -> None:
+        if pause and not self.paused:
+            for contract in (self.h.aggregator, self.h.manager, self.h.pool):
+                self._do("pause", contract.functions.pause(), GUARDIAN)
+            self.paused = True
+        elif not pause and self.paused:
+            Stats.mix["unpause"] += 1
+            for contract in (self.h.aggregator, self.h.manager, self.h.pool):
+                assert (
+                    self.h.revert_of(contract.functions.unpause(), GUARDIAN).name == "AccessControlUnauthorizedAccount"
+                )
+                self.h.govern(contract, "unpause")
+            Stats.changed["unpause"] += 1
+            self.paused = False
+
+    @rule(who=st.integers(0, 2), forgery=st.sampled_from(["replay", "expired", "other-chain", "forged"]))
+    def forged_offer(self, who: int, forgery: str) -> None:
+        borrower = BORROWERS[who]
+        offer = self.h.offer(borrower.address, collateralAmount=WETH)
+        key = borrower.key
+        if forgery == "expired":
+            offer = self.h.offer(borrower.address, expiry=self.h.now() - 1)
+        elif forgery == "other-chain":
+            offer = self.h.offer(borrower.address, chainId=self.h.chain.chain_id + 1)
+        elif forgery == "forged":
+            key = BORROWERS[(who + 1) % 3].key
+        elif self.last_open is None:
+            return
+        Stats.mix[f"forged:{forgery}"] += 1
+        if forgery == "replay":
+            error = self.h.revert_of(self.h.aggregator.functions.openLoan(*self.last_open), RELAYER)
+            assert error.name in (("EnforcedPause",) if self.paused else ("OfferAlreadyUsed", "OfferExpired"))
+            return
+        expected = {"expired": "OfferExpired", "other-chain": "WrongChain", "forged": "InvalidAcceptanceSignature"}
+        error = self.h.revert_of(self.h.aggregator.functions.openLoan(*self.h.open_args(offer, key)), RELAYER)
+        assert error.name in (expected[forgery], "EnforcedPause")
+
+    # ------------------------------------------------------------------ invariants
+
+    @invariant()
+    def books_add_up(self) -> None:
+        h = self.h
+        held = 0
+        pool_principal = 0
+        pool_interest = 0
+        now = h.now()
+        for loan_id, loan in self.loans.items():
+            _asset, amount = h.manager.functions.collateralOf(loan_id).call()
+            assert amount > 0, f"loan {loan_id} has debt and no collateral"
+            held += amount
+            principal, interest = h.aggregator.functions.amountOwed(loan_id).call()
+            model_interest = loan.accrued
+            if loan.status == ACTIVE:
+                model_interest += simple_interest_up(loan.outstanding, loan.rate, now - loan.last)
+            assert (principal, interest) == (loan.outstanding, model_interest), f"loan {loan_id}"
+            if loan.pool:
+                pool_principal += principal
+                pool_interest += interest
+        assert h.weth.functions.balanceOf(h.manager.address).call() == held
+        assert h.manager.functions.collateralConfig(h.weth.address).call()[4] == held
+        assert h.pool.functions.totalBorrowed().call() == pool_principal
+        expected = h.pool.functions.expectedInterest().call()
+        # The pool accrues the sum rounded down, each loan rounds up: the pool never counts more than is owed,
+        # and at most one wei per loan-accrual event plus one per loan less.
+        assert expected <= pool_interest <= expected + self.accrual_events + len(self.loans) + 1
+        cash = h.usdc.functions.balanceOf(h.pool.address).call()
+        reserves = h.pool.functions.reserves().call()
+        reserve_factor = h.pool.functions.reserveFactorBps().call()
+        total = h.pool.functions.totalAssets().call()
+        assert total == cash - reserves + pool_principal + expected * (10_000 - reserve_factor) // 10_000
+
+
+@pytest.mark.skipif(FUZZ_OPS > 0, reason="the long run is test_contract_properties_long")
+def test_contract_properties(devnet_chains: dict[str, DeployedChain]) -> None:
+    _run(devnet_chains, PROPERTY_EXAMPLES)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(FUZZ_OPS == 0, reason="set CREDITMESH_FUZZ_OPS (make contracts-fuzz) for the long run")
+def test_contract_properties_long(devnet_chains: dict[str, DeployedChain]) -> None:
+    _run(devnet_chains, PROPERTY_EXAMPLES)
+
+
+def _run(devnet_chains: dict[str, DeployedChain], examples: int) -> None:
+    Stats.mix.clear()
+    Stats.changed.clear()
+    chain = devnet_chains["ethereum-local"]
+    with chain.snapshot():
+        harness = Harness(chain)
+        for account in BORROWERS:
+            harness.approve_all(account.address)
+        harness.fund(LENDER.address, usdc=500_000 * USDC)
+        _run_machine(chain, examples)
+
+
+def _run_machine(chain: DeployedChain, examples: int) -> None:
+    ContractMachine.chain = chain
+    test_case = ContractMachine.TestCase
+    test_case.settings = settings(
+        max_examples=examples,
+        stateful_step_count=PROPERTY_STEPS,
+        deadline=None,
+        derandomize=FUZZ_OPS == 0,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    test_case().runTest()
+    total, changed = sum(Stats.mix.values()), sum(Stats.changed.values())
+    print(f"\noperations: {total}, changed state: {changed} ({changed / max(total, 1):.0%})")
+    for name, count in sorted(Stats.mix.items()):
+        print(f"  {name:26} {count:6} ok {Stats.changed[name]:6}")
+    assert changed * 2 >= total, "most operations reverted: the run proves little"
