@@ -271,7 +271,7 @@ class ContractMachine(RuleBasedStateMachine):
         elif self.last_open is None:
             return
         Stats.mix[f"forged:{forgery}"] += 1
-        if forgery == "replay":
+        if forgery == "replay" and self.last_open is not None:
             error = self.h.revert_of(self.h.aggregator.functions.openLoan(*self.last_open), RELAYER)
             assert error.name in (("EnforcedPause",) if self.paused else ("OfferAlreadyUsed", "OfferExpired"))
             return
