@@ -32,6 +32,7 @@ from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, digest, o
 from contracts.typed_data import risk_attestation_typed_data as attestation_document
 from providers.base import ProviderAdapter
 from providers.models import ProviderKind, ProviderOffer, QuoteRequest
+from risk.onchain_source import ChainOnchainSource
 from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
 from risk.profile import CreditRequestFacts
 from risk.repository import StoredDecision
@@ -106,11 +107,13 @@ class QuotingService:
         velocity: VelocityStore,
         config: QuotingConfig,
         mla: MlaStatusProvider | None = None,
+        onchain: ChainOnchainSource | None = None,
     ) -> None:
         self._db, self._chains, self._assets = database, chains, assets
         self._providers, self._quote_signer, self._risk_signer = providers, quote_signer, risk_signer
         self._compliance, self._velocity, self._config = compliance, velocity, config
         self._mla = mla
+        self._onchain = onchain
 
     async def request_credit(
         self, borrower: BorrowerFile, spec: CreditRequestSpec, client_ip: str | None = None, correlation_id: str = ""
@@ -127,6 +130,7 @@ class QuotingService:
         )
         records, products = await asyncio.to_thread(self._screen, borrower, valid.amount)
         request_id = str(uuid.uuid4())
+        reading = await self._onchain.read(borrower.wallet) if self._onchain is not None else None
         decision = assess(
             borrower.profile,
             CreditRequestFacts(
@@ -136,7 +140,7 @@ class QuotingService:
                 purpose=spec.purpose,
                 collateral_value=valid.collateral_value,
             ),
-            None,
+            reading.features if reading is not None else None,
             self._config.policy,
         )
         now = datetime.now(UTC)
@@ -164,6 +168,9 @@ class QuotingService:
             drafts = await asyncio.to_thread(self._disclose, borrower, valid, outcomes, records, covered, now)
             quotes = self._sign(borrower, valid, decision, drafts, request_id, now)
         request_row = self._request_row(request_id, borrower, spec, valid, decision, quotes, now)
+        if reading is not None:
+            # chains whose history could not be read are named: their loans are missing, not clean
+            request_row.risk = request_row.risk | {"onchain_chains_skipped": reading.skipped}
         await asyncio.to_thread(self._write, request_row, outcomes, quotes, decision, records, borrower.id, now)
         return request_id
 
@@ -411,6 +418,8 @@ def risk_summary(decision: RiskDecision) -> dict[str, Any]:
     return {
         "approved": decision.approved,
         "score": decision.score,
+        "scorecard_score": decision.scorecard_score,
+        "onchain_points": decision.onchain_points,
         "grade": decision.grade_letter,
         "probability_of_default": format(decision.pd, "f"),
         "max_ltv_bps": decision.max_ltv_bps,

@@ -29,6 +29,7 @@ from compliance import ComplianceService, SanctionsPolicy, SanctionsScreen, load
 from compliance.kyc import KycProvider, LocalKycProvider
 from compliance.mla import CoveredPeriod, LocalMlaStatusProvider
 from providers.registry import ProviderRegistry, build_providers
+from risk.onchain_source import ChainOnchainSource
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
 from store.chain import SqlChainStore
 from store.db import Database
@@ -146,6 +147,10 @@ async def build_platform(settings: Settings) -> Platform:
             velocity=limits,
         ),
         mla=mla,
+        onchain=ChainOnchainSource(
+            {name: runtime.client for name, runtime in chains.items()},
+            {name: runtime.record for name, runtime in chains.items()},
+        ),
     )
     acceptance = AcceptanceService(database, chains, providers, compliance)
     borrowers = BorrowerFiles(

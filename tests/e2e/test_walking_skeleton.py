@@ -224,3 +224,57 @@ def test_health_reports_every_chain(platform: RunningPlatform) -> None:
     assert all(
         chain["head_block"] > 0 and chain["rpc"][0]["breaker"] == "closed" for chain in health["chains"].values()
     )
+
+
+def test_repaying_on_chain_improves_the_next_decision(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    wallet = devnet_account(8)
+    key = platform.onboard(wallet.address)
+    chain = devnet_chains["ethereum-local"]
+    before = _request_as(platform, key, wallet, chain)
+    assert before["risk"]["onchain_chains_skipped"] == {}
+    quote = next(q for q in before["quotes"] if q["kind"] == "pool")
+    loan = _accept_as(platform, key, wallet, chain, quote)
+
+    usdc, aggregator = chain.contract("USDC"), chain.contract("CreditAggregator")
+    for call in (
+        usdc.functions.approve(aggregator.address, 2_000 * 10**6),
+        aggregator.functions.close(int(loan["onchain_loan_id"])),
+    ):
+        tx = call.build_transaction(
+            {"from": wallet.address, "nonce": chain.w3.eth.get_transaction_count(wallet.address)}
+        )
+        receipt = chain.w3.eth.wait_for_transaction_receipt(
+            chain.w3.eth.send_raw_transaction(wallet.sign_transaction(dict(tx)).raw_transaction)  # type: ignore[arg-type]
+        )
+        assert receipt["status"] == 1
+
+    after = _request_as(platform, key, wallet, chain)
+    assert after["risk"]["scorecard_score"] == before["risk"]["scorecard_score"]
+    assert after["risk"]["onchain_points"] > before["risk"]["onchain_points"], "a repaid loan earns points"
+
+
+def _request_as(platform: RunningPlatform, key: str, wallet: Any, chain: DeployedChain) -> dict[str, Any]:
+    with platform.client(key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST | {"preferred_chains": [chain.name]})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _accept_as(
+    platform: RunningPlatform, key: str, wallet: Any, chain: DeployedChain, quote: dict[str, Any]
+) -> dict[str, Any]:
+    offer = quote["offer"]
+    approve_collateral(
+        wallet, chain.devnet.rpc_url, offer["collateralAsset"], quote["contract"], int(offer["collateralAmount"])
+    )
+    with platform.client(key) as client:
+        response = client.post(
+            f"/v1/quotes/{quote['id']}/accept",
+            json={"signature": sign_acceptance(wallet, quote["acceptance_typed_data"])},
+        )
+    assert response.status_code == 201, response.text
+    loan: dict[str, Any] = response.json()
+    return loan
