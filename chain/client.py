@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,6 +230,11 @@ class FailoverProvider(AsyncJSONBaseProvider):
     async def disconnect(self) -> None:
         for endpoint in self.endpoints:
             await endpoint.provider.disconnect()
+            # web3's session manager keeps a thread pool (its lock helper) whose idle worker outlives the provider:
+            # stop it, and leave a fresh pool (no thread until used) in case the provider is used again.
+            sessions = endpoint.provider._request_session_manager
+            sessions.session_pool.shutdown(wait=False)
+            sessions.session_pool = ThreadPoolExecutor(max_workers=sessions.session_pool._max_workers)
 
 
 class ChainClient:
