@@ -163,6 +163,7 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     // ------------------------------------------------------------------ liquidation
 
     /// @inheritdoc ICollateralManager
+    /// @dev The liquidator approves this contract for the debt asset.
     function liquidate(uint256 loanId, uint256 repayAmount)
         external
         nonReentrant
@@ -206,7 +207,8 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
         if (exhausted) emit BadDebtRecorded(loanId, v.debtAsset, v.debt - v.debtRepaid);
         if (remainder > 0) emit CollateralRemoved(loanId, v.borrower, asset, remainder);
 
-        creditAggregator.settleLiquidation(loanId, msg.sender, v.debtRepaid, exhausted);
+        (address pool,) = creditAggregator.settleLiquidation(loanId, msg.sender, v.debtRepaid, exhausted);
+        IERC20(v.debtAsset).safeTransferFrom(msg.sender, pool, v.debtRepaid);
         if (v.seized > 0) IERC20(asset).safeTransfer(msg.sender, v.seized);
         if (remainder > 0) IERC20(asset).safeTransfer(v.borrower, remainder);
         return (v.debtRepaid, v.seized);

@@ -274,20 +274,20 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         external
         onlyCollateralManager
         nonReentrant
-        returns (uint256 badDebt)
+        returns (address pool, uint256 badDebt)
     {
         StoredLoan storage loan = _loans[loanId];
         LoanStatus status = loan.status;
         if (status != LoanStatus.Active && status != LoanStatus.Defaulted) revert Errors.LoanNotActive(loanId);
-        address pool = loan.pool;
+        pool = loan.pool;
         if (pool == address(0)) revert Errors.NotPoolLoan(loanId);
         // A defaulted loan's interest is frozen and its rate no longer accrues in the pool.
         uint32 accruingRate = status == LoanStatus.Active ? loan.rateBps : 0;
         (uint256 interestPaid, uint256 principalPaid, bool closed) = debtRepaid == 0
             ? (0, 0, false)
             : _applyRepayment(loanId, loan, debtRepaid, liquidator, bytes32(0));
-        uint128 principalLost;
-        uint128 interestLost;
+        uint128 principalLost = 0;
+        uint128 interestLost = 0;
         if (!closed && collateralExhausted) {
             (principalLost, interestLost) = (loan.outstandingPrincipal, loan.accruedInterest);
             (loan.outstandingPrincipal, loan.accruedInterest) = (0, 0);
@@ -298,8 +298,8 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         }
         if (closed) loan.status = LoanStatus.Liquidated;
 
+        // The CollateralManager moves the liquidator's payment into the pool right after this returns.
         if (interestPaid + principalPaid > 0) {
-            IERC20(IERC4626(pool).asset()).safeTransferFrom(liquidator, pool, interestPaid + principalPaid);
             ILendingPool(pool).onRepaymentAtRate(loanId, principalPaid, interestPaid, accruingRate);
         }
         if (badDebt > 0) ILendingPool(pool).onLoss(loanId, principalLost, interestLost, accruingRate);

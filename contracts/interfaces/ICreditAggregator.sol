@@ -99,12 +99,12 @@ interface ICreditAggregator {
         view
         returns (address borrower, address asset, uint256 principal, uint256 interest, LoanStatus status);
 
-    /// @notice Applies `debtRepaid` paid by `liquidator` (interest first), pulled from the liquidator into the
-    /// loan's pool; when `collateralExhausted`, writes the rest off as bad debt and returns it. Only the
-    /// CollateralManager.
+    /// @notice Books `debtRepaid` paid by `liquidator` (interest first) against the loan and its pool; when
+    /// `collateralExhausted`, writes the rest off as bad debt. Returns the pool, which the CollateralManager pays
+    /// the debt to in the same transaction. Only the CollateralManager.
     function settleLiquidation(uint256 loanId, address liquidator, uint256 debtRepaid, bool collateralExhausted)
         external
-        returns (uint256 badDebt);
+        returns (address pool, uint256 badDebt);
 
     /// @notice Pauses opening loans. Guardian only; only the admin (the timelock) unpauses.
     function pause() external;
