@@ -41,7 +41,9 @@ def measure(h: Harness) -> dict[str, int]:
     h.fund(lender.address, usdc=100_000 * USDC)
     for _ in range(3):  # the pool already has loans
         h.open_loan(warm)
-    loan_id, receipt = h.open_loan(first, principal=2_000 * USDC, originationFee=0, rateBps=h.min_rate(2_000 * USDC) + 100)
+    loan_id, receipt = h.open_loan(
+        first, principal=2_000 * USDC, originationFee=0, rateBps=h.min_rate(2_000 * USDC) + 100
+    )
     gas["openLoan"] = receipt["gasUsed"]
     h.advance(86_400)
     gas["repay (partial)"] = h.send(h.aggregator.functions.repay(loan_id, 100 * USDC), first)["gasUsed"]

@@ -26,8 +26,8 @@ from eth_typing import ChecksumAddress
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from chain.artifacts import PROJECT_ROOT
-from chain.deployment import DeployedContract, Deployer, DeploymentRecord
+from chain.artifacts import PROJECT_ROOT, Artifact
+from chain.deployment import Deployer, DeploymentRecord
 from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
 
 
@@ -230,30 +230,15 @@ def timelock_artifact() -> dict[str, Any]:
 
 def _deploy_timelock(deployer: Deployer, delay: int, proposer: ChecksumAddress) -> ChecksumAddress:
     """The Timelock: ``proposer`` proposes and cancels, anyone executes after ``delay``, no admin but itself."""
-    existing = deployer.record.contracts.get("Timelock")
-    if existing is not None and deployer.w3.eth.get_code(existing.address):
-        return existing.address
-    compiled = timelock_artifact()
-    args = (delay, [proposer], [ZERO], ZERO)
-    factory = deployer.w3.eth.contract(abi=compiled["abi"], bytecode=compiled["bytecode"])
-    tx = dict(factory.constructor(*args).build_transaction({"from": deployer.signer.address}))
-    tx["nonce"] = deployer.w3.eth.get_transaction_count(deployer.signer.address, "pending")
-    tx_hash = deployer.w3.eth.send_raw_transaction(deployer.signer.sign_transaction(tx))
-    receipt = deployer.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
-    address = receipt["contractAddress"]
-    if receipt["status"] != 1 or address is None:
-        raise RuntimeError("deploy Timelock: reverted")
-    deployer.record.contracts["Timelock"] = DeployedContract(
-        artifact="TimelockController",
-        address=address,
-        tx_hash=receipt["transactionHash"].to_0x_hex(),
-        block=receipt["blockNumber"],
-        constructor_args=[delay, [proposer], [ZERO], ZERO],
+    raw = timelock_artifact()
+    compiled = Artifact(
+        name="TimelockController",
+        abi=raw["abi"],
+        bytecode=raw["bytecode"],
+        deployed_bytecode=raw["deployedBytecode"],
         compiler={"name": "solidity", "source": "@openzeppelin/contracts@5.4.0 build/contracts"},
     )
-    if deployer.record_path is not None:
-        deployer.record.save(deployer.record_path)
-    return address
+    return deployer.deploy("Timelock", compiled, delay, [proposer], [ZERO], ZERO)
 
 
 def _hand_over_to_timelock(deployer: Deployer, timelock: ChecksumAddress) -> None:
