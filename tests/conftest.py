@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support.devnet import DeployedChain, deployed_devnets
-from tests.support.services import postgres_server, redis_server
+from tests.support.services import fresh_schema, postgres_server, redis_server
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +15,13 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """SQLAlchemy URL (``postgresql+psycopg://``) of a real PostgreSQL for this test session."""
     with postgres_server(tmp_path_factory.mktemp("pg")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_schema(postgres_url: str) -> Callable[[str], str]:
+    """A factory: ``postgres_schema("name")`` drops and creates that schema and returns a URL whose search path is
+    it, so that each test module migrates or creates its tables in a database of its own."""
+    return lambda schema: fresh_schema(postgres_url, schema)
 
 
 @pytest.fixture(scope="session")

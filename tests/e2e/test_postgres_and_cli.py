@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -22,14 +22,11 @@ BORROWER = devnet_account(9)
 
 @pytest.fixture(scope="module")
 def pg_platform(
-    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory, postgres_url: str
+    devnet_chains: dict[str, DeployedChain],
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_schema: Callable[[str], str],
 ) -> Iterator[RunningPlatform]:
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP SCHEMA IF EXISTS e2e CASCADE"))
-        connection.execute(sa.text("CREATE SCHEMA e2e"))
-    engine.dispose()
-    url = postgres_url + ("&" if "?" in postgres_url else "?") + "options=-csearch_path%3De2e"
+    url = postgres_schema("e2e")
     with running_platform(devnet_chains, tmp_path_factory.mktemp("pg-platform"), database_url=url) as running:
         yield running
 

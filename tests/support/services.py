@@ -46,3 +46,22 @@ def redis_server(workdir: Path) -> Iterator[str]:
         yield f"unix://{server.socket_file}"
     finally:
         server.shutdown()
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` with the PostgreSQL search path set to ``schema`` (libpq ``options``)."""
+    return url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+
+
+def fresh_schema(url: str, schema: str) -> str:
+    """Drop and create ``schema`` on the server at ``url``; the URL that works inside it."""
+    import sqlalchemy as sa
+
+    if not schema.isidentifier():
+        raise ValueError(f"not a schema name: {schema!r}")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return with_search_path(url, schema)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -24,8 +24,8 @@ MASTER = os.urandom(32)
 
 
 @pytest.fixture(scope="module")
-def database(postgres_url: str) -> Iterator[Database]:
-    db = Database(postgres_url)
+def database(postgres_schema: Callable[[str], str]) -> Iterator[Database]:
+    db = Database(postgres_schema("compliance_store"))
     db.migrate()
     yield db
     db.dispose()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -40,13 +40,8 @@ def test_sqlite_schema_matches_models(tmp_path: Path) -> None:
         database.dispose()
 
 
-def test_postgres_schema_matches_models(postgres_url: str) -> None:
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP SCHEMA IF EXISTS schema_test CASCADE"))
-        connection.execute(sa.text("CREATE SCHEMA schema_test"))
-    engine.dispose()
-    database = Database(postgres_url + ("&" if "?" in postgres_url else "?") + "options=-csearch_path%3Dschema_test")
+def test_postgres_schema_matches_models(postgres_schema: Callable[[str], str]) -> None:
+    database = Database(postgres_schema("schema_test"))
     try:
         assert _diff(database) == []
     finally:
