@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_typing import ChecksumAddress, HexStr
 from pydantic import BaseModel, Field
@@ -22,6 +22,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import sessionmaker
 from web3 import Web3
 from web3.contract import Contract
+from web3.datastructures import AttributeDict
 from web3.types import TxReceipt
 
 from chain.artifacts import PROJECT_ROOT, Artifact, load_artifact
@@ -152,6 +153,7 @@ class Deployer:
             else record_path.with_name(f"{record_path.name}.{genesis_hash[2:14]}.intents.db")
         )
         self._lifecycle = _Lifecycle(chain, signer, intents_path, store, settings, on_signed, wait_timeout, devnet)
+        self._contracts: dict[tuple[str, str], Contract] = {}
         # Closes the thread when the Deployer is dropped unclosed (deploy_to_devnet); holds no reference to self.
         self._finalizer = weakref.finalize(self, self._lifecycle.close)
 
@@ -172,7 +174,12 @@ class Deployer:
 
     def contract(self, key: str, artifact: str | None = None) -> Contract:
         deployed = self.record.contracts[key]
-        return self.w3.eth.contract(address=deployed.address, abi=load_artifact(artifact or deployed.artifact).abi)
+        name = artifact or deployed.artifact
+        cached = self._contracts.get((name, deployed.address))
+        if cached is None:  # web3 builds a contract class per call (~10 ms for our ABIs): once per address
+            cached = self.w3.eth.contract(address=deployed.address, abi=load_artifact(name).abi)
+            self._contracts[(name, deployed.address)] = cached
+        return cached
 
     def deploy(self, key: str, artifact: str | Artifact, *args: Any) -> ChecksumAddress:
         """Deploy ``artifact`` (a name in the artifacts folder, or a loaded ``Artifact``) as ``key`` unless the
@@ -204,7 +211,7 @@ class Deployer:
         receipt = self._transact(f"step:{self.record.chain_id}:{name}", call, f"{name} ({key}.{function})")
         self.record.steps.append(name)
         self._save()
-        return self.w3.eth.get_transaction_receipt(HexStr(receipt.tx_hash))
+        return self._lifecycle.receipt(receipt.tx_hash)
 
     def _transact(self, intent_key: str, call: Call, what: str) -> Receipt:
         try:
@@ -250,6 +257,17 @@ class _Lifecycle:
         with self._lock:
             loop = self._start()
             return asyncio.run_coroutine_threadsafe(self._transact(intent_key, call), loop).result()
+
+    def receipt(self, tx_hash: str) -> TxReceipt:
+        """The node's receipt of ``tx_hash`` as web3 gives it (an AttributeDict), through the async client."""
+
+        async def fetch() -> TxReceipt:
+            assert self._client is not None
+            found = await self._client.w3.eth.get_transaction_receipt(HexStr(tx_hash))
+            return cast(TxReceipt, AttributeDict.recursive(found))
+
+        with self._lock:
+            return asyncio.run_coroutine_threadsafe(fetch(), self._start()).result()
 
     def _start(self) -> asyncio.AbstractEventLoop:
         if self._loop is not None:
