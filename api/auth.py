@@ -34,34 +34,24 @@ def hash_key(key: str) -> str:
 
 
 def issue_key(database: Database, role: Role, subject_id: str | None, label: str) -> str:
+    """A new random key for ``role``; the caller shows it once."""
     key = f"cm_{role.value}_{secrets.token_urlsafe(24)}"
+    ensure_key(database, key, role, subject_id, label)
+    return key
+
+
+def ensure_key(database: Database, key: str, role: Role, subject_id: str | None, label: str) -> None:
+    """Register ``key`` (stored as its hash) unless it is registered already, e.g. the bootstrap admin key."""
     with database.unit_of_work() as uow:
-        uow.session.add(
-            ApiKeyRow(
+        if uow.session.get(ApiKeyRow, hash_key(key)) is None:
+            row = ApiKeyRow(
                 key_hash=hash_key(key),
                 role=role.value,
                 subject_id=subject_id,
                 label=label,
                 created_at=datetime.now(UTC),
             )
-        )
-        uow.commit()
-    return key
-
-
-def ensure_key(database: Database, key: str, role: Role, subject_id: str | None, label: str) -> None:
-    """Register a known key (the bootstrap admin key) if it is not registered yet."""
-    with database.unit_of_work() as uow:
-        if uow.session.get(ApiKeyRow, hash_key(key)) is None:
-            uow.session.add(
-                ApiKeyRow(
-                    key_hash=hash_key(key),
-                    role=role.value,
-                    subject_id=subject_id,
-                    label=label,
-                    created_at=datetime.now(UTC),
-                )
-            )
+            uow.session.add(row)
             uow.commit()
 
 
