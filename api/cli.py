@@ -80,7 +80,10 @@ def cmd_run(args: argparse.Namespace) -> None:
         borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])
         key = onboard(f"http://127.0.0.1:{args.port}", settings.admin_api_key, borrower.address)
         _print_example(args.port, key, borrower.address)
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        # Block the signals only now (children started above must keep receiving them), then wait for one.
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        signal.sigwait(stop_signals)
     finally:
         for process in (api, lender):
             if process is not None:
@@ -104,7 +107,7 @@ Demo borrower {wallet} (devnet account 6; Florida; identity verified; a credit p
     | tee /tmp/quotes.json | python3 -m json.tool | head -60
 
 2. Accept the best quote (approves the collateral, signs the EIP-712 acceptance with the devnet key, posts it):
-  creditmesh wallet accept --account 6 --api-key $CM_KEY \\
+  uv run creditmesh wallet accept --account 6 --api-key $CM_KEY \\
     --quote-id $(python3 -c "import json;print(json.load(open('/tmp/quotes.json'))['quotes'][0]['id'])")
 
 3. See the loan and its on-chain record: GET {url}/v1/loans/<loan id> with the same X-API-Key.
