@@ -31,4 +31,4 @@ unit: setup
 
 .PHONY: contracts-fuzz
 contracts-fuzz: setup  ## the long contract property run (>= 10,000 operations)
-	CREDITMESH_FUZZ_OPS=10000 $(UV_RUN) pytest tests/contracts/test_properties.py -q -s
+	CREDITMESH_FUZZ_OPS=10000 $(UV_RUN) pytest tests/contracts/test_properties.py -q -s --timeout 3600
