@@ -16,17 +16,14 @@ Timelock (proposer: ``RoleAddresses.admin``, a Safe in production; executor: any
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from eth_typing import ChecksumAddress
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from chain.artifacts import PROJECT_ROOT, Artifact
 from chain.deployment import Deployer, DeploymentRecord
 from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
 
@@ -108,7 +105,6 @@ DEFAULT_RESERVE_FACTOR_BPS = 1_000
 FULL_CLOSE_VALUE = 2_000 * 10**8
 MIN_LEFTOVER_VALUE = 1_000 * 10**8
 TIMELOCK_DELAY_SECONDS: dict[str, int] = {"devnet": 2, "production": 48 * 3_600}
-TIMELOCK_ARTIFACT = PROJECT_ROOT / "node_modules/@openzeppelin/contracts/build/contracts/TimelockController.json"
 ZERO = "0x0000000000000000000000000000000000000000"
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
 
@@ -218,27 +214,10 @@ def deploy_contract_set(
     return record
 
 
-def timelock_artifact() -> dict[str, Any]:
-    """OpenZeppelin's own build of TimelockController, shipped in the npm package.
-
-    Compiling TimelockController in this project would pull OZ's ``utils/Errors.sol`` into ape's manifest, where
-    its name shadows our ``Errors`` interface (ape keeps one contract type per name), so the prebuilt artifact of the
-    same pinned OZ version is deployed instead."""
-    loaded: dict[str, Any] = json.loads(TIMELOCK_ARTIFACT.read_text())
-    return loaded
-
-
 def _deploy_timelock(deployer: Deployer, delay: int, proposer: ChecksumAddress) -> ChecksumAddress:
-    """The Timelock: ``proposer`` proposes and cancels, anyone executes after ``delay``, no admin but itself."""
-    raw = timelock_artifact()
-    compiled = Artifact(
-        name="TimelockController",
-        abi=raw["abi"],
-        bytecode=raw["bytecode"],
-        deployed_bytecode=raw["deployedBytecode"],
-        compiler={"name": "solidity", "source": "@openzeppelin/contracts@5.4.0 build/contracts"},
-    )
-    return deployer.deploy("Timelock", compiled, delay, [proposer], [ZERO], ZERO)
+    """The Timelock: ``proposer`` proposes and cancels, anyone executes after ``delay``, no admin but itself.
+    The artifact is OpenZeppelin's own build of the pinned version (see scripts/toolchain/export_artifacts.py)."""
+    return deployer.deploy("Timelock", "TimelockController", delay, [proposer], [ZERO], ZERO)
 
 
 def _hand_over_to_timelock(deployer: Deployer, timelock: ChecksumAddress) -> None:

@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# Deployed from OpenZeppelin's own build of the pinned npm version: compiling TimelockController here would pull
+# OZ's utils/Errors.sol into ape's manifest, whose name shadows our Errors interface (one contract type per name).
+PREBUILT = {"TimelockController": Path("node_modules/@openzeppelin/contracts/build/contracts/TimelockController.json")}
+
 
 def _bytecode(entry: dict[str, Any] | None) -> str:
     return str((entry or {}).get("bytecode", "0x"))
@@ -42,8 +46,20 @@ def export(manifest_path: Path, out_dir: Path) -> list[str]:
         if not target.exists() or target.read_text() != text:
             target.write_text(text)
         written.append(name)
+    for name, path in PREBUILT.items():
+        raw = json.loads(path.read_text())
+        prebuilt = {
+            "contractName": name,
+            "sourceId": raw.get("sourceName"),
+            "abi": raw["abi"],
+            "bytecode": raw["bytecode"],
+            "deployedBytecode": raw["deployedBytecode"],
+            "compiler": {"name": "solidity", "source": f"prebuilt {path}"},
+        }
+        (out_dir / f"{name}.json").write_text(json.dumps(prebuilt, indent=1, sort_keys=True) + "\n")
+        written.append(name)
     for stale in out_dir.glob("*.json"):
-        if stale.stem not in manifest["contractTypes"]:
+        if stale.stem not in written:
             stale.unlink()
     return written
 

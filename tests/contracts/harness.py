@@ -17,9 +17,9 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from chain.artifacts import load_artifact
 from chain.revert import DecodedError, decode_revert
 from chain.signers import devnet_account
-from contracts.deploy import timelock_artifact
 from contracts.typed_data import (
     ZERO_ADDRESS,
     Acceptance,
@@ -76,7 +76,9 @@ class Harness:
         self.manager = chain.contract("CollateralManager")
         self.pool = chain.contract("LendingPool:USDC")
         self.oracle = chain.contract("CreditScoringOracle")
-        self.timelock = self.w3.eth.contract(address=chain.record.address("Timelock"), abi=timelock_artifact()["abi"])
+        self.timelock = self.w3.eth.contract(
+            address=chain.record.address("Timelock"), abi=load_artifact("TimelockController").abi
+        )
         self.usdc = chain.contract("USDC")
         self.weth = chain.contract("WETH")
         self.weth_feed = chain.contract("PriceFeed:WETH")
