@@ -216,7 +216,7 @@ class FailoverProvider(AsyncJSONBaseProvider):
         endpoint.last_error_at = self._clock()
 
     async def make_batch_request(self, requests: Any) -> Any:
-        raise NotImplementedError("batches are not failed over; send requests one by one")
+        raise ChainError("batches are not failed over; send requests one by one")
 
     async def is_connected(self, show_traceback: bool = False) -> bool:
         try:

@@ -146,7 +146,8 @@ class MemoryBreakerStore:
         return None  # run() is as cheap: no fast path needed
 
     async def clear_failures(self, name: str) -> None:
-        raise NotImplementedError
+        # record() only calls this after peek_state() reported CLOSED, and this store reports nothing (None).
+        raise AssertionError("the memory store never takes the closed-state fast path")
 
     def take_trial(self, name: str, limit: int, ttl: float) -> bool:
         if self._trials.get(name, 0) >= limit:
