@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +23,7 @@ from aggregator.assets import Asset, AssetRegistry, parse_amount
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import ComplianceDenied, InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome, fan_out
+from aggregator.offer_nonces import OfferNonceAllocator
 from aggregator.platform import ChainRuntime
 from aggregator.ranking import RankedCandidate, rank
 from chain.signers import Signer
@@ -114,6 +115,7 @@ class QuotingService:
         self._compliance, self._velocity, self._config = compliance, velocity, config
         self._mla = mla
         self._onchain = onchain
+        self._nonces = OfferNonceAllocator(database)
 
     async def request_credit(
         self, borrower: BorrowerFile, spec: CreditRequestSpec, client_ip: str | None = None, correlation_id: str = ""
@@ -272,10 +274,29 @@ class QuotingService:
             )
             for i, d in enumerate(drafts)
         ]
+        ranked = [drafts[int(candidate.key)] for candidate in rank(candidates, {})]
+        nonces = self._reserve_nonces(ranked)
         return [
-            self._sign_one(borrower, valid, decision, drafts[int(candidate.key)], request_id, position, now)
-            for position, candidate in enumerate(rank(candidates, {}), start=1)
+            self._sign_one(borrower, valid, decision, draft, nonce, request_id, position, now)
+            for position, (draft, nonce) in enumerate(zip(ranked, nonces, strict=True), start=1)
         ]
+
+    def _reserve_nonces(self, drafts: list[_Draft]) -> list[int]:
+        """One sequential nonce per draft, from a block per chain (see aggregator.offer_nonces)."""
+        chains = {draft.chain.name: draft.chain for draft in drafts}
+        per_chain = Counter(draft.chain.name for draft in drafts)
+        blocks = {
+            name: iter(
+                self._nonces.reserve(
+                    chains[name].chain_id,
+                    chains[name].record.address("CreditAggregator"),
+                    self._quote_signer.address,
+                    count,
+                )
+            )
+            for name, count in per_chain.items()
+        }
+        return [next(blocks[draft.chain.name]) for draft in drafts]
 
     def _sign_one(
         self,
@@ -283,6 +304,7 @@ class QuotingService:
         valid: _Validated,
         decision: RiskDecision,
         draft: _Draft,
+        nonce: int,
         request_id: str,
         position: int,
         now: datetime,
@@ -304,7 +326,7 @@ class QuotingService:
             chainId=chain.chain_id,
             termsHash=draft.disclosure.terms_hash(),
             expiry=expiry,
-            nonce=secrets.randbits(128),
+            nonce=nonce,
         )
         assert decision.grade is not None
         attestation = RiskAttestation(
