@@ -97,13 +97,21 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     // ------------------------------------------------------------------ positions
 
     /// @inheritdoc ICollateralManager
-    function onCollateralDeposited(uint256 loanId, address from, address asset, uint256 amount)
-        external
-        onlyCreditAggregator
-    {
-        _book(asset, amount);
+    function openPosition(
+        uint256 loanId,
+        address borrower,
+        address asset,
+        uint256 amount,
+        address debtAsset,
+        uint256 debt,
+        uint16 attestedMaxLtvBps
+    ) external onlyCreditAggregator {
+        uint16 limit = _book(asset, amount);
+        uint256 ltv = _ltvBps(debtAsset, debt, asset, amount);
+        if (ltv > attestedMaxLtvBps) revert Errors.LtvAboveAttestation(ltv, attestedMaxLtvBps);
+        if (ltv > limit) revert Errors.LtvAboveCollateralLimit(ltv, limit);
         _positions[loanId] = Position(asset, uint96(amount));
-        emit CollateralAdded(loanId, from, asset, amount);
+        emit CollateralAdded(loanId, borrower, asset, amount);
     }
 
     /// @inheritdoc ICollateralManager
@@ -152,12 +160,14 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
         if (ltv > limit) revert Errors.LtvAboveCollateralLimit(ltv, limit);
     }
 
-    function _book(address asset, uint256 amount) private {
+    /// @dev Adds `amount` to the asset's total within its supply cap; returns the asset's LTV limit.
+    function _book(address asset, uint256 amount) private returns (uint16 ltvLimitBps) {
         CollateralConfig storage config = _configs[asset];
         if (config.liquidationThresholdBps == 0) revert Errors.UnsupportedCollateral(asset);
         uint256 totalAfter = uint256(config.total) + amount;
         if (totalAfter > config.supplyCap) revert Errors.SupplyCapExceeded(asset, config.supplyCap, totalAfter);
         config.total = uint96(totalAfter);
+        return config.ltvBps;
     }
 
     // ------------------------------------------------------------------ liquidation
@@ -256,13 +266,21 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     {
         CollateralConfig storage config = _configs[collateralAsset];
         if (config.liquidationThresholdBps == 0) revert Errors.UnsupportedCollateral(collateralAsset);
+        return (_ltvBps(debtAsset, debtAmount, collateralAsset, collateralAmount), config.ltvBps);
+    }
+
+    /// @dev Loan-to-value at feed prices, rounded up: debt valued up, collateral down.
+    function _ltvBps(address debtAsset, uint256 debtAmount, address collateralAsset, uint256 collateralAmount)
+        private
+        view
+        returns (uint256)
+    {
         (uint256 debtPrice, uint256 debtUnit) = _price(debtAsset);
         (uint256 collateralPrice, uint256 collateralUnit) = _price(collateralAsset);
-        ltvBps = CollateralMath.ltvBpsUp(
+        return CollateralMath.ltvBpsUp(
             CollateralMath.valueUp(debtAmount, debtPrice, debtUnit),
             CollateralMath.valueDown(collateralAmount, collateralPrice, collateralUnit)
         );
-        maxLtvBps = config.ltvBps;
     }
 
     /// @inheritdoc ICollateralManager

@@ -11,6 +11,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {Errors} from "./interfaces/Errors.sol";
 import {ICollateralManager} from "./interfaces/ICollateralManager.sol";
@@ -22,8 +23,11 @@ import {InterestMath} from "./libraries/InterestMath.sol";
 import {TypedDataHash} from "./libraries/TypedDataHash.sol";
 
 /// @notice Loan registry and router. See ICreditAggregator.
-/// @dev A loan is stored in six packed slots (the public `Loan` struct is assembled by `getLoan`): the asset of
-/// a pool loan is its pool's asset and the collateral asset is the CollateralManager's, so neither is stored twice.
+/// @dev A loan is stored in two packed slots, only what later operations read (the public `Loan` struct is
+/// assembled by `getLoan`): the pool as its registry id, the asset of a pool loan is its pool's asset and the
+/// collateral is the CollateralManager's. The terms nothing on-chain reads again (principal, fee, provider id,
+/// terms hash, start) are in `LoanOpened`. Offers are single-use through a bitmap of nonces per quote signer
+/// (as Uniswap's Permit2): sequential nonces share a word, so most acceptances flip a bit in a word already written.
 contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -32,21 +36,18 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
     uint64 public constant MAX_GRACE_PERIOD = 365 days;
     uint64 private constant MAX_TERM = 100 * 365 days;
+    /// @notice The highest annual rate an offer may carry, basis points (1,000%).
+    uint32 public constant MAX_RATE_BPS = 100_000;
 
     struct StoredLoan {
         address borrower; // slot 0
         uint32 rateBps;
-        uint40 startTime;
-        LoanStatus status;
-        address pool; // slot 1
         uint40 maturity;
+        LoanStatus status;
+        uint16 poolId; // zero: funded off-chain
+        uint112 outstandingPrincipal; // slot 1
+        uint104 accruedInterest;
         uint40 lastAccrual;
-        uint128 outstandingPrincipal; // slot 2
-        uint128 accruedInterest;
-        uint128 principal; // slot 3
-        uint128 originationFee;
-        bytes32 providerId; // slot 4
-        bytes32 termsHash; // slot 5
     }
 
     ICollateralManager public immutable collateralManager;
@@ -54,10 +55,14 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
 
     uint64 public gracePeriod;
     uint256 public loanCount;
+    /// @notice Number of registered pools; their ids run from 1.
+    uint16 public poolCount;
 
     mapping(uint256 loanId => StoredLoan) private _loans;
     mapping(uint256 loanId => address) private _offchainAsset;
-    mapping(bytes32 digest => bool) public offerUsed;
+    mapping(address signer => mapping(uint256 word => uint256 bits)) private _nonceBitmaps;
+    mapping(address pool => uint16) public poolId;
+    mapping(uint16 id => address) private _pools;
 
     constructor(
         address admin,
@@ -115,39 +120,36 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     ) private returns (uint256 loanId) {
         Offer calldata offer = acceptance.offer;
         bytes32 digest = _checkSignatures(acceptance, offerSignature, acceptanceSignature);
-        _checkTerms(offer);
+        uint16 fundingPool = _checkTerms(offer);
         _checkRisk(offer, attestation, attestationSignature);
 
-        offerUsed[digest] = true;
         loanId = ++loanCount;
         _loans[loanId] = StoredLoan({
             borrower: offer.borrower,
             rateBps: offer.rateBps,
-            startTime: uint40(block.timestamp),
-            status: LoanStatus.Active,
-            pool: offer.pool,
             maturity: uint40(block.timestamp + offer.term),
-            lastAccrual: uint40(block.timestamp),
-            outstandingPrincipal: uint128(offer.principal),
+            status: LoanStatus.Active,
+            poolId: fundingPool,
+            outstandingPrincipal: uint112(offer.principal),
             accruedInterest: 0,
-            principal: uint128(offer.principal),
-            originationFee: uint128(offer.originationFee),
-            providerId: offer.providerId,
-            termsHash: offer.termsHash
+            lastAccrual: uint40(block.timestamp)
         });
-        if (offer.pool == address(0)) _offchainAsset[loanId] = offer.asset;
+        if (fundingPool == 0) _offchainAsset[loanId] = offer.asset;
         _emitOpened(loanId, offer, digest);
 
         IERC20(offer.collateralAsset).safeTransferFrom(offer.borrower, address(collateralManager), offer.collateralAmount);
-        collateralManager.onCollateralDeposited(loanId, offer.borrower, offer.collateralAsset, offer.collateralAmount);
-        if (offer.pool != address(0)) {
+        collateralManager.openPosition(
+            loanId, offer.borrower, offer.collateralAsset, offer.collateralAmount, offer.asset, offer.principal,
+            attestation.maxLtvBps
+        );
+        if (fundingPool != 0) {
             ILendingPool(offer.pool).fundLoan(loanId, offer.borrower, offer.principal, offer.originationFee, offer.rateBps);
         }
     }
 
+    /// @dev Verifies the offer's and the acceptance's signatures and consumes the offer's nonce.
     function _checkSignatures(Acceptance calldata acceptance, bytes calldata offerSignature, bytes calldata acceptanceSignature)
         private
-        view
         returns (bytes32 digest)
     {
         Offer calldata offer = acceptance.offer;
@@ -156,31 +158,44 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         if (block.timestamp > acceptance.deadline) revert Errors.AcceptanceExpired(acceptance.deadline, block.timestamp);
         bytes32 offerHash = TypedDataHash.hash(offer);
         digest = _hashTypedDataV4(offerHash);
-        if (offerUsed[digest]) revert Errors.OfferAlreadyUsed(digest);
         (address signer,,) = ECDSA.tryRecover(digest, offerSignature);
         if (signer == address(0) || !hasRole(QUOTE_SIGNER_ROLE, signer)) revert Errors.InvalidOfferSigner(signer);
+        if (!_useNonce(signer, offer.nonce)) revert Errors.OfferAlreadyUsed(digest);
         bytes32 accepted = _hashTypedDataV4(TypedDataHash.hashAcceptance(offerHash, acceptance.deadline));
         if (!SignatureChecker.isValidSignatureNow(offer.borrower, accepted, acceptanceSignature)) {
             revert Errors.InvalidAcceptanceSignature(offer.borrower);
         }
     }
 
-    function _checkTerms(Offer calldata offer) private view {
+    /// @dev Returns the funding pool's registry id (zero for a loan funded off-chain).
+    function _checkTerms(Offer calldata offer) private view returns (uint16 fundingPool) {
         if (offer.principal == 0) revert Errors.InvalidOffer("principal is zero");
-        if (offer.principal > type(uint128).max) revert Errors.InvalidOffer("principal too large");
+        if (offer.principal > type(uint96).max) revert Errors.InvalidOffer("principal too large");
+        if (offer.rateBps > MAX_RATE_BPS) revert Errors.InvalidOffer("rate too high");
         if (offer.originationFee >= offer.principal) revert Errors.InvalidOffer("fee not below principal");
         if (offer.term == 0) revert Errors.InvalidOffer("term is zero");
         if (offer.term > MAX_TERM) revert Errors.InvalidOffer("term too long");
         if (offer.collateralAsset == address(0)) revert Errors.InvalidOffer("no collateral asset");
         if (offer.collateralAmount == 0) revert Errors.InvalidOffer("collateral is zero");
         if (offer.pool != address(0)) {
+            fundingPool = poolId[offer.pool];
+            if (fundingPool == 0) revert Errors.UnknownPool(offer.pool);
             address poolAsset = IERC4626(offer.pool).asset();
             if (poolAsset != offer.asset) revert Errors.AssetMismatch(poolAsset, offer.asset);
         }
     }
 
-    /// @dev The attestation must be the borrower's, valid now, and allow the loan's LTV at current prices; the
-    /// collateral asset's own LTV limit applies as well.
+    /// @dev Marks `nonce` used for `signer`; false when it already was.
+    function _useNonce(address signer, uint256 nonce) private returns (bool) {
+        (uint256 word, uint256 bit) = (nonce >> 8, 1 << (nonce & 0xff));
+        uint256 bits = _nonceBitmaps[signer][word];
+        if (bits & bit != 0) return false;
+        _nonceBitmaps[signer][word] = bits | bit;
+        return true;
+    }
+
+    /// @dev The attestation must be the borrower's and valid now. The CollateralManager checks the loan's LTV at
+    /// current prices against the attestation's limit and the collateral asset's own when it opens the position.
     function _checkRisk(Offer calldata offer, RiskAttestation calldata attestation, bytes calldata signature)
         private
         view
@@ -189,10 +204,6 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
             revert Errors.AttestationBorrowerMismatch(attestation.borrower, offer.borrower);
         }
         scoringOracle.validateAttestation(attestation, signature);
-        (uint256 ltv, uint16 limit) =
-            collateralManager.loanToValueBps(offer.asset, offer.principal, offer.collateralAsset, offer.collateralAmount);
-        if (ltv > attestation.maxLtvBps) revert Errors.LtvAboveAttestation(ltv, attestation.maxLtvBps);
-        if (ltv > limit) revert Errors.LtvAboveCollateralLimit(ltv, limit);
     }
 
     function _emitOpened(uint256 loanId, Offer calldata offer, bytes32 digest) private {
@@ -228,7 +239,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
 
     function _repay(uint256 loanId, uint256 amount) private returns (uint256 interestPaid, uint256 principalPaid) {
         StoredLoan storage loan = _activeLoan(loanId);
-        address pool = loan.pool;
+        address pool = _poolOf(loan);
         if (pool == address(0)) revert Errors.NotPoolLoan(loanId);
         if (amount == 0) revert Errors.ZeroAmount();
         uint32 rate = loan.rateBps;
@@ -248,7 +259,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         nonReentrant
     {
         StoredLoan storage loan = _activeLoan(loanId);
-        if (loan.pool != address(0)) revert Errors.NotTraditionalLoan(loanId);
+        if (loan.poolId != 0) revert Errors.NotTraditionalLoan(loanId);
         if (amount == 0) revert Errors.ZeroAmount();
         (,, bool closed) = _applyRepayment(loanId, loan, amount, msg.sender, paymentRef);
         if (closed) {
@@ -262,10 +273,10 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         StoredLoan storage loan = _activeLoan(loanId);
         uint256 defaultableAt = uint256(loan.maturity) + gracePeriod;
         if (block.timestamp <= defaultableAt) revert Errors.NotYetDefaultable(loanId, defaultableAt);
-        (uint128 outstanding, uint128 interest) = _accrue(loan);
+        (uint256 outstanding, uint256 interest) = _accrue(loan);
         loan.status = LoanStatus.Defaulted;
         emit LoanDefaulted(loanId, outstanding, interest);
-        address pool = loan.pool;
+        address pool = _poolOf(loan);
         if (pool != address(0)) ILendingPool(pool).onDefault(loanId, outstanding, loan.rateBps);
     }
 
@@ -279,19 +290,19 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         StoredLoan storage loan = _loans[loanId];
         LoanStatus status = loan.status;
         if (status != LoanStatus.Active && status != LoanStatus.Defaulted) revert Errors.LoanNotActive(loanId);
-        pool = loan.pool;
+        pool = _poolOf(loan);
         if (pool == address(0)) revert Errors.NotPoolLoan(loanId);
         // A defaulted loan's interest is frozen and its rate no longer accrues in the pool.
         uint32 accruingRate = status == LoanStatus.Active ? loan.rateBps : 0;
         (uint256 interestPaid, uint256 principalPaid, bool closed) = debtRepaid == 0
             ? (0, 0, false)
             : _applyRepayment(loanId, loan, debtRepaid, liquidator, bytes32(0));
-        uint128 principalLost = 0;
-        uint128 interestLost = 0;
+        uint256 principalLost = 0;
+        uint256 interestLost = 0;
         if (!closed && collateralExhausted) {
-            (principalLost, interestLost) = (loan.outstandingPrincipal, loan.accruedInterest);
-            (loan.outstandingPrincipal, loan.accruedInterest) = (0, 0);
-            badDebt = uint256(principalLost) + interestLost;
+            (principalLost, interestLost) = _accrue(loan);
+            _store(loan, 0, 0);
+            badDebt = principalLost + interestLost;
             emit LoanWrittenOff(loanId, principalLost, interestLost);
             emit LoanClosed(loanId);
             closed = true;
@@ -315,6 +326,21 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     /// @inheritdoc ICreditAggregator
     function unpause() external onlyRole(DEFAULT_ADMIN_ROLE) {
         _unpause();
+    }
+
+    /// @notice Registers a LendingPool that offers may draw from, under the next pool id. The pool must name
+    /// this contract as its CreditAggregator. Admin (the timelock) only.
+    function registerPool(address pool) external onlyRole(DEFAULT_ADMIN_ROLE) returns (uint16 id) {
+        if (poolId[pool] != 0) revert Errors.PoolAlreadyRegistered(pool);
+        if (pool.code.length == 0) revert Errors.InvalidPool(pool);
+        try ILendingPool(pool).creditAggregator() returns (address lender) {
+            if (lender != address(this)) revert Errors.InvalidPool(pool);
+        } catch {
+            revert Errors.InvalidPool(pool);
+        }
+        id = ++poolCount;
+        (poolId[pool], _pools[id]) = (id, pool);
+        emit PoolRegistered(pool, id);
     }
 
     /// @notice Sets the grace period after maturity before a default may be marked. Admin (the timelock) only.
@@ -341,38 +367,34 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     }
 
     /// @inheritdoc ICreditAggregator
+    function nonceUsed(address signer, uint256 nonce) external view returns (bool) {
+        return _nonceBitmaps[signer][nonce >> 8] & (1 << (nonce & 0xff)) != 0;
+    }
+
+    /// @inheritdoc ICreditAggregator
     function getLoan(uint256 loanId) external view returns (Loan memory loan) {
         StoredLoan storage stored = _loans[loanId];
         if (stored.status == LoanStatus.None) return loan;
-        (address collateralAsset,) = collateralManager.collateralOf(loanId);
-        address pool = stored.pool;
+        (address collateralAsset, uint256 collateralAmount) = collateralManager.collateralOf(loanId);
+        address pool = _poolOf(stored);
         loan = Loan({
             borrower: stored.borrower,
-            rateBps: stored.rateBps,
-            startTime: stored.startTime,
             pool: pool,
+            asset: _assetOf(loanId, pool),
+            rateBps: stored.rateBps,
             maturity: stored.maturity,
-            status: stored.status,
-            asset: pool == address(0) ? _offchainAsset[loanId] : IERC4626(pool).asset(),
             lastAccrual: stored.lastAccrual,
-            collateralAsset: collateralAsset,
-            providerId: stored.providerId,
-            principal: stored.principal,
+            status: stored.status,
             outstandingPrincipal: stored.outstandingPrincipal,
             accruedInterest: stored.accruedInterest,
-            originationFee: stored.originationFee,
-            termsHash: stored.termsHash
+            collateralAsset: collateralAsset,
+            collateralAmount: collateralAmount
         });
     }
 
     /// @inheritdoc ICreditAggregator
     function amountOwed(uint256 loanId) public view returns (uint256 principal, uint256 interest) {
-        StoredLoan storage loan = _loans[loanId];
-        principal = loan.outstandingPrincipal;
-        interest = loan.accruedInterest;
-        if (loan.status == LoanStatus.Active) {
-            interest += InterestMath.simpleInterestUp(principal, loan.rateBps, block.timestamp - loan.lastAccrual);
-        }
+        return _accrued(_loans[loanId]);
     }
 
     /// @inheritdoc ICreditAggregator
@@ -383,9 +405,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     {
         StoredLoan storage loan = _loans[loanId];
         (principal, interest) = amountOwed(loanId);
-        address pool = loan.pool;
-        asset = pool == address(0) ? _offchainAsset[loanId] : IERC4626(pool).asset();
-        return (loan.borrower, asset, principal, interest, loan.status);
+        return (loan.borrower, _assetOf(loanId, _poolOf(loan)), principal, interest, loan.status);
     }
 
     // ------------------------------------------------------------------ internals
@@ -395,18 +415,34 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         if (loan.status != LoanStatus.Active) revert Errors.LoanNotActive(loanId);
     }
 
-    /// @dev Interest to now, rounded up (the lender's favour), on the outstanding principal.
-    function _accrue(StoredLoan storage loan) private returns (uint128 outstanding, uint128 interest) {
+    function _poolOf(StoredLoan storage loan) private view returns (address) {
+        uint16 id = loan.poolId;
+        return id == 0 ? address(0) : _pools[id];
+    }
+
+    /// @dev A pool loan's asset is its pool's; an off-chain funded loan's is recorded at opening.
+    function _assetOf(uint256 loanId, address pool) private view returns (address) {
+        return pool == address(0) ? _offchainAsset[loanId] : IERC4626(pool).asset();
+    }
+
+    /// @dev Interest to now, rounded up (the lender's favour), on the outstanding principal. Writes nothing: the
+    /// caller stores the loan's new balances with `lastAccrual` in one slot write.
+    function _accrued(StoredLoan storage loan) private view returns (uint256 outstanding, uint256 interest) {
         outstanding = loan.outstandingPrincipal;
         interest = loan.accruedInterest;
-        uint256 elapsed = block.timestamp - loan.lastAccrual;
-        if (elapsed > 0) {
-            if (loan.status == LoanStatus.Active) {
-                interest += uint128(InterestMath.simpleInterestUp(outstanding, loan.rateBps, elapsed));
-                loan.accruedInterest = interest;
-            }
-            loan.lastAccrual = uint40(block.timestamp);
+        if (loan.status == LoanStatus.Active) {
+            interest += InterestMath.simpleInterestUp(outstanding, loan.rateBps, block.timestamp - loan.lastAccrual);
         }
+    }
+
+    function _store(StoredLoan storage loan, uint256 outstanding, uint256 interest) private {
+        (loan.outstandingPrincipal, loan.accruedInterest, loan.lastAccrual) =
+            (uint112(outstanding), SafeCast.toUint104(interest), uint40(block.timestamp));
+    }
+
+    function _accrue(StoredLoan storage loan) private returns (uint256 outstanding, uint256 interest) {
+        (outstanding, interest) = _accrued(loan);
+        _store(loan, outstanding, interest);
     }
 
     /// @dev Interest first, then principal; an amount above what is owed is capped. Emits LoanRepaid, and
@@ -415,13 +451,13 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         private
         returns (uint256 interestPaid, uint256 principalPaid, bool closed)
     {
-        (uint128 outstanding, uint128 interest) = _accrue(loan);
+        (uint256 outstanding, uint256 interest) = _accrued(loan);
         interestPaid = amount < interest ? amount : interest;
         uint256 rest = amount - interestPaid;
         principalPaid = rest < outstanding ? rest : outstanding;
         if (interestPaid + principalPaid == 0) revert Errors.NothingOwed(loanId);
-        outstanding -= uint128(principalPaid);
-        (loan.outstandingPrincipal, loan.accruedInterest) = (outstanding, interest - uint128(interestPaid));
+        outstanding -= principalPaid;
+        _store(loan, outstanding, interest - interestPaid);
         emit LoanRepaid(loanId, payer, interestPaid, principalPaid, outstanding, paymentRef);
         closed = outstanding == 0;
         if (closed) emit LoanClosed(loanId);

@@ -7,6 +7,7 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {ERC4626} from "@openzeppelin/contracts/token/ERC20/extensions/ERC4626.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 
 import {Errors} from "./interfaces/Errors.sol";
@@ -29,12 +30,14 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
 
     address public immutable creditAggregator;
 
-    // One slot: the rate model and the reserve factor, read together when a loan is funded.
+    // One slot: the rate model, the reserve factor and the protocol's reserves, read together when a loan is
+    // funded (the cash it may lend is the balance less the reserves) and when interest is repaid.
     uint32 public baseRateBps;
     uint32 public slope1Bps;
     uint32 public slope2Bps;
     uint32 public optimalUtilizationBps;
     uint16 public reserveFactorBps;
+    uint112 private _reserves;
 
     // One slot: outstanding principal and interest accrued up to `lastAccrual` and not yet paid.
     uint128 private _totalBorrowed;
@@ -42,9 +45,8 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
     // One slot: sum of principal × rateBps over the loans accruing, and when interest was last accrued.
     uint216 public issuanceRate;
     uint40 public lastAccrual;
-    // One slot: the protocol's reserves and the losses written off so far.
-    uint128 private _reserves;
-    uint128 public realizedLosses;
+    /// @notice Principal and interest written off so far.
+    uint256 public realizedLosses;
 
     constructor(
         IERC20 asset_,
@@ -120,7 +122,7 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
         _totalBorrowed -= uint128(principalLost);
         issuanceRate -= uint216(principalLost * rateBps);
         _accountedInterest = uint128(PoolMath.saturatingSub(_accountedInterest, interestLost));
-        realizedLosses += uint128(principalLost + interestLost);
+        realizedLosses += principalLost + interestLost;
         emit LossRealized(loanId, principalLost, interestLost);
     }
 
@@ -130,7 +132,7 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
         if (principalPaid > 0 && rateBps > 0) issuanceRate -= uint216(principalPaid * rateBps);
         if (interestPaid > 0) {
             _accountedInterest = uint128(PoolMath.saturatingSub(_accountedInterest, interestPaid));
-            _reserves += uint128(PoolMath.reserveShareUp(interestPaid, reserveFactorBps));
+            _reserves = SafeCast.toUint112(_reserves + PoolMath.reserveShareUp(interestPaid, reserveFactorBps));
         }
         emit LoanRepaymentReceived(loanId, principalPaid, interestPaid);
     }
@@ -213,7 +215,7 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
     function withdrawReserves(address to, uint256 amount) external onlyRole(DEFAULT_ADMIN_ROLE) {
         uint256 held = _reserves;
         if (amount > held) revert Errors.InsufficientReserves(amount, held);
-        _reserves = uint128(held - amount);
+        _reserves = uint112(held - amount);
         emit ReservesWithdrawn(to, amount);
         IERC20(asset()).safeTransfer(to, amount);
     }

@@ -1,10 +1,10 @@
 """The contract set's recipe, per profile, run on ``chain/``'s generic deployment machinery.
 
 Order: (devnet) mock tokens and price feeds → Timelock → CreditScoringOracle → CollateralManager →
-CreditAggregator → one LendingPool per pool asset → wiring (aggregator, price feeds, collateral parameters, signer,
-operator and guardian roles) → (devnet) seed pool liquidity and fund the devnet borrowers → hand every contract's
-admin role to the Timelock and renounce the deployer's. Every step is recorded, so a re-run on the same chain skips
-what is done.
+CreditAggregator → one LendingPool per pool asset, registered with the aggregator → wiring (aggregator, price
+feeds, collateral parameters, signer, operator and guardian roles) → (devnet) seed pool liquidity and fund the
+devnet borrowers → hand every contract's admin role to the Timelock and renounce the deployer's. Every step is
+recorded, so a re-run on the same chain skips what is done.
 
 Profiles: ``devnet`` deploys mocks (6- and 18-decimal tokens, Chainlink-style feeds WETH/USD 3,000 and USDC/USD 1
 with 8 decimals) and funds local accounts, with a timelock delay of seconds; ``production`` deploys no mocks, takes
@@ -149,7 +149,7 @@ def deploy_contract_set(
     manager = deployer.deploy("CollateralManager", "CollateralManager", me, FULL_CLOSE_VALUE, MIN_LEFTOVER_VALUE)
     aggregator = deployer.deploy("CreditAggregator", "CreditAggregator", me, manager, oracle, grace_period)
     for asset in POOL_ASSETS:
-        deployer.deploy(
+        pool = deployer.deploy(
             pool_key(asset),
             "LendingPool",
             tokens[asset],
@@ -164,6 +164,7 @@ def deploy_contract_set(
             DEFAULT_RESERVE_FACTOR_BPS,
         )
         deployer.step(f"grant-guardian-pool-{asset}", pool_key(asset), "grantRole", GUARDIAN_ROLE, roles.guardian)
+        deployer.step(f"register-pool-{asset}", "CreditAggregator", "registerPool", pool)
     deployer.step("manager-aggregator", "CollateralManager", "setCreditAggregator", aggregator)
     for asset, (feed, heartbeat) in feeds.items():
         deployer.step(f"price-feed-{asset}", "CollateralManager", "setPriceFeed", tokens[asset], feed, heartbeat)

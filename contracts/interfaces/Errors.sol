@@ -32,6 +32,9 @@ interface Errors {
     error InvalidReserveFactor(uint16 reserveFactorBps);
     error InsufficientReserves(uint256 requested, uint256 available);
     error NotCreditAggregator(address caller);
+    error UnknownPool(address pool);
+    error InvalidPool(address pool);
+    error PoolAlreadyRegistered(address pool);
 
     // Collateral, prices and liquidation
     error NotCollateralManager(address caller);

@@ -17,8 +17,19 @@ interface ICollateralManager {
         address indexed asset, uint16 ltvBps, uint16 liquidationThresholdBps, uint16 liquidationBonusBps, uint256 supplyCap
     );
 
-    /// @notice Books collateral the CreditAggregator has already moved into this contract. Only the CreditAggregator.
-    function onCollateralDeposited(uint256 loanId, address from, address asset, uint256 amount) external;
+    /// @notice Opens loan `loanId`'s position with collateral the CreditAggregator has already moved into this
+    /// contract from `borrower`, within the asset's supply cap. Reverts with `LtvAboveAttestation` when the
+    /// loan-to-value of `debt` of `debtAsset` at current prices is above `attestedMaxLtvBps` (the borrower's risk
+    /// attestation), and with `LtvAboveCollateralLimit` above the asset's own LTV. Only the CreditAggregator.
+    function openPosition(
+        uint256 loanId,
+        address borrower,
+        address asset,
+        uint256 amount,
+        address debtAsset,
+        uint256 debt,
+        uint16 attestedMaxLtvBps
+    ) external;
 
     /// @notice Sends all of a loan's collateral to `to`. Only the CreditAggregator.
     function release(uint256 loanId, address to) external;

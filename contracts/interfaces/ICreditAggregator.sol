@@ -40,7 +40,8 @@ interface ICreditAggregator {
 
     /// @notice Opens a loan from an offer signed by a quote signer and accepted by its borrower, with the
     /// borrower's risk attestation. Pulls the collateral from the borrower (approved to this contract), and draws
-    /// the principal from `offer.pool` or records an off-chain funded loan.
+    /// the principal from `offer.pool` (a registered pool) or records an off-chain funded loan. Consumes the
+    /// offer's nonce for its signer.
     /// @return loanId The new loan's id (sequential from 1).
     function openLoan(
         Acceptance calldata acceptance,
@@ -68,10 +69,16 @@ interface ICreditAggregator {
     /// @notice The EIP-712 digest of `acceptance` under this contract's domain (what the borrower signs).
     function acceptanceDigest(Acceptance calldata acceptance) external view returns (bytes32);
 
-    /// @notice Whether an offer digest has been used.
-    function offerUsed(bytes32 digest) external view returns (bool);
+    /// @notice Whether quote signer `signer`'s offer nonce `nonce` has been used.
+    function nonceUsed(address signer, uint256 nonce) external view returns (bool);
 
-    /// @notice The recorded loan.
+    /// @notice Emitted when governance registers a LendingPool that offers may draw from.
+    event PoolRegistered(address indexed pool, uint16 poolId);
+
+    /// @notice The registry id of `pool` (zero: not registered).
+    function poolId(address pool) external view returns (uint16);
+
+    /// @notice The loan's current state (all zero for an unknown id).
     function getLoan(uint256 loanId) external view returns (Loan memory);
 
     /// @notice Outstanding principal and interest accrued to now (simple interest per second, rounded up).

@@ -15,6 +15,9 @@ interface ILendingPool {
     /// is, at the utilization the pool would have after lending it.
     function modelRateBps(uint256 extraBorrow) external view returns (uint32);
 
+    /// @notice The CreditAggregator, the only contract that may lend from the pool.
+    function creditAggregator() external view returns (address);
+
     /// @notice Cash the pool can lend now, in base units of its asset.
     function availableLiquidity() external view returns (uint256);
 

@@ -5,7 +5,8 @@ pragma solidity ^0.8.28;
 /// @dev Units: amounts in token base units, `rateBps` annual simple interest in basis points (365-day year),
 /// `term` and `expiry` in seconds. `pool` is the LendingPool that funds the loan, or zero for a loan funded
 /// off-chain by the provider named by `providerId`. `termsHash` is keccak256 of the RFC 8785 canonical JSON of
-/// the offer's Truth in Lending disclosure. The offer is single-use: its EIP-712 digest is consumed on use.
+/// the offer's Truth in Lending disclosure. The offer is single-use: its `nonce` is consumed for its signer on use
+/// (a bitmap per quote signer, so nonces issued in sequence share storage words).
 struct Offer {
     bytes32 providerId;
     address pool;
@@ -50,24 +51,22 @@ enum LoanStatus {
     Liquidated
 }
 
-/// @notice A loan as the CreditAggregator records it.
-/// @dev `accruedInterest` is interest accrued up to `lastAccrual` and not yet paid.
+/// @notice A loan as the CreditAggregator reports it (`getLoan`): its current state. The terms fixed at opening
+/// that no later operation reads (principal, origination fee, provider id, terms hash, start) are in `LoanOpened`.
+/// @dev `pool` is zero for a loan funded off-chain; `accruedInterest` is interest accrued up to `lastAccrual` and
+/// not yet paid; `collateralAsset`/`collateralAmount` are what the CollateralManager holds for the loan.
 struct Loan {
     address borrower;
-    uint32 rateBps;
-    uint64 startTime;
     address pool;
-    uint64 maturity;
-    LoanStatus status;
     address asset;
+    uint32 rateBps;
+    uint64 maturity;
     uint64 lastAccrual;
-    address collateralAsset;
-    bytes32 providerId;
-    uint256 principal;
+    LoanStatus status;
     uint256 outstandingPrincipal;
     uint256 accruedInterest;
-    uint256 originationFee;
-    bytes32 termsHash;
+    address collateralAsset;
+    uint256 collateralAmount;
 }
 
 /// @notice An EIP-2612 permit for the collateral token, signed by the borrower for the CreditAggregator.

@@ -63,6 +63,13 @@ def _checksummed(value: Any) -> Any:
     return value
 
 
+def loan_fields(aggregator: Contract, loan_id: int) -> dict[str, Any]:
+    """``CreditAggregator.getLoan`` as a dict keyed by the ``Loan`` struct's field names (from the ABI)."""
+    (output,) = aggregator.get_function_by_name("getLoan").abi["outputs"]
+    names = [component["name"] for component in output["components"]]
+    return dict(zip(names, aggregator.functions.getLoan(loan_id).call(), strict=True))
+
+
 def simple_interest_up(principal: int, rate_bps: int, elapsed: int) -> int:
     """The Python model of ``InterestMath.simpleInterestUp``: ceil(principal × rate × seconds / (BPS × YEAR))."""
     return -(-(principal * rate_bps * elapsed) // (BPS * YEAR))
@@ -88,6 +95,10 @@ class Harness:
 
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def loan(self, loan_id: int) -> dict[str, Any]:
+        """``getLoan`` as a dict keyed by the ``Loan`` struct's field names."""
+        return loan_fields(self.aggregator, loan_id)
 
     def advance(self, seconds: int) -> None:
         self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]

@@ -51,13 +51,15 @@ def h(ethereum_local: DeployedChain) -> Harness:
 def test_open_pool_loan_records_the_terms(h: Harness) -> None:
     weth_before = h.weth.functions.balanceOf(BORROWER.address).call()
     usdc_before = h.usdc.functions.balanceOf(BORROWER.address).call()
-    loan_id, _ = h.open_loan(BORROWER)
-    loan = h.aggregator.functions.getLoan(loan_id).call()
-    assert loan[0] == BORROWER.address
-    assert loan[5] == ACTIVE
-    assert loan[6] == h.usdc.address
-    assert loan[8] == h.weth.address
-    assert (loan[10], loan[11], loan[13]) == (1_500 * USDC, 1_500 * USDC, 15 * USDC)
+    loan_id, receipt = h.open_loan(BORROWER)
+    loan = h.loan(loan_id)
+    assert (loan["borrower"], loan["pool"], loan["asset"]) == (BORROWER.address, h.pool.address, h.usdc.address)
+    assert loan["status"] == ACTIVE
+    assert (loan["collateralAsset"], loan["collateralAmount"]) == (h.weth.address, WETH)
+    assert (loan["outstandingPrincipal"], loan["accruedInterest"]) == (1_500 * USDC, 0)
+    assert loan["maturity"] == loan["lastAccrual"] + 30 * 86_400
+    opened = h.aggregator.events.LoanOpened().process_receipt(receipt)[0]["args"]
+    assert (opened["principal"], opened["originationFee"], opened["loanId"]) == (1_500 * USDC, 15 * USDC, loan_id)
     assert h.usdc.functions.balanceOf(BORROWER.address).call() == usdc_before + 1_485 * USDC
     assert h.weth.functions.balanceOf(BORROWER.address).call() == weth_before - WETH
     assert h.manager.functions.collateralOf(loan_id).call() == [h.weth.address, WETH]
@@ -184,7 +186,7 @@ def test_open_loan_refusals(h: Harness, case: str) -> None:
     offer = h.offer(BORROWER.address)
     name, _ = _bad_open(h, case)
     assert name == case
-    assert not h.aggregator.functions.offerUsed(h.aggregator.functions.offerDigest(offer.as_abi_tuple()).call()).call()
+    assert not h.aggregator.functions.nonceUsed(QUOTE_SIGNER.address, offer.nonce).call()
 
 
 def test_open_loan_refusal_arguments(h: Harness) -> None:
@@ -202,6 +204,52 @@ def test_open_loan_refusal_arguments(h: Harness) -> None:
     offer = h.offer(BORROWER.address, rateBps=1)
     error = h.revert_of(h.aggregator.functions.openLoan(*h.open_args(offer, BORROWER.key)), RELAYER)
     assert error.args == (1, h.min_rate(offer.principal))
+
+
+def test_offer_nonce_is_single_use_per_quote_signer(h: Harness) -> None:
+    offer = h.offer(BORROWER.address)
+    h.send(h.aggregator.functions.openLoan(*h.open_args(offer, BORROWER.key)), RELAYER)
+    assert h.aggregator.functions.nonceUsed(QUOTE_SIGNER.address, offer.nonce).call()
+    assert not h.aggregator.functions.nonceUsed(QUOTE_SIGNER.address, offer.nonce + 1).call()
+    # Other terms under the same nonce are the same offer slot: refused, with the new offer's digest.
+    again = dataclasses.replace(offer, principal=offer.principal - USDC)
+    error = h.revert_of(h.aggregator.functions.openLoan(*h.open_args(again, BORROWER.key)), RELAYER)
+    digest = h.aggregator.functions.offerDigest(again.as_abi_tuple()).call()
+    assert (error.name, error.args) == ("OfferAlreadyUsed", (digest,))
+    # The neighbouring nonce in the same bitmap word, and the same nonce from another quote signer, are free.
+    neighbour = dataclasses.replace(again, nonce=offer.nonce + 1)
+    h.send(h.aggregator.functions.openLoan(*h.open_args(neighbour, BORROWER.key)), RELAYER)
+    h.govern(h.aggregator, "grantRole", keccak(text="QUOTE_SIGNER_ROLE"), OTHER.address)
+    h.send(h.aggregator.functions.openLoan(*h.open_args(again, BORROWER.key, quote_key=OTHER.key)), RELAYER)
+    assert h.aggregator.functions.nonceUsed(OTHER.address, offer.nonce).call()
+
+
+def test_offers_draw_only_from_registered_pools(h: Harness) -> None:
+    assert h.aggregator.functions.poolId(h.pool.address).call() == 1
+    artifact = load_artifact("LendingPool")
+    factory = h.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    args = (h.usdc.address, "other", "cmO", DEPLOYER.address, h.aggregator.address, 200, 800, 6_000, 8_000, 1_000)
+    receipt = h.w3.eth.wait_for_transaction_receipt(factory.constructor(*args).transact({"from": DEPLOYER.address}))
+    other = h.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+    offer = dataclasses.replace(h.offer(BORROWER.address), pool=other.address)
+    error = h.revert_of(h.aggregator.functions.openLoan(*h.open_args(offer, BORROWER.key)), RELAYER)
+    assert (error.name, error.args) == ("UnknownPool", (other.address,))
+    error = h.revert_of(h.aggregator.functions.registerPool(other.address), DEPLOYER)
+    assert error.name == "AccessControlUnauthorizedAccount"
+    h.govern(h.aggregator, "registerPool", other.address)
+    assert h.aggregator.functions.poolId(other.address).call() == 2
+    assert h.aggregator.functions.poolCount().call() == 2
+
+
+def test_register_pool_refusals(h: Harness) -> None:
+    h.impersonate(h.timelock.address)
+    for pool, expected in (
+        (h.pool.address, "PoolAlreadyRegistered"),
+        (h.oracle.address, "InvalidPool"),  # a contract that is not a LendingPool
+        (OTHER.address, "InvalidPool"),  # an account without code
+    ):
+        error = h.revert_of(h.aggregator.functions.registerPool(pool), h.timelock.address)
+        assert (error.name, error.args) == (expected, (pool,))
 
 
 def test_offer_signed_for_another_aggregator_is_refused(h: Harness) -> None:
@@ -235,7 +283,7 @@ def test_partial_then_full_repayment_to_the_wei(h: Harness) -> None:
     (event,) = h.aggregator.events.LoanRepaid().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["interestPaid"] == simple_interest_up(outstanding, 900, later - at)
     assert event["args"]["principalPaid"] == outstanding
-    assert h.aggregator.functions.getLoan(loan_id).call()[5] == REPAID
+    assert h.loan(loan_id)["status"] == REPAID
     assert h.weth.functions.balanceOf(BORROWER.address).call() == weth_before + WETH
     assert h.pool.functions.totalBorrowed().call() == 0
     assert h.revert_of(h.aggregator.functions.repay(loan_id, 1), BORROWER).name == "LoanNotActive"
@@ -261,13 +309,13 @@ def test_operator_records_offchain_repayments_and_marks_defaults(h: Harness) -> 
         h.revert_of(h.aggregator.functions.recordOffchainRepayment(pool_loan, 1, b"\x00" * 32), OPERATOR).name
         == "NotTraditionalLoan"
     )
-    maturity = h.aggregator.functions.getLoan(loan_id).call()[4]
+    maturity = h.loan(loan_id)["maturity"]
     error = h.revert_of(h.aggregator.functions.markDefault(loan_id), OPERATOR)
     assert (error.name, error.args) == ("NotYetDefaultable", (loan_id, maturity + 7 * 86_400))
     h.advance(38 * 86_400)
     h.send(h.aggregator.functions.markDefault(loan_id), OPERATOR)
     h.send(h.aggregator.functions.markDefault(pool_loan), OPERATOR)
-    assert h.aggregator.functions.getLoan(loan_id).call()[5] == DEFAULTED
+    assert h.loan(loan_id)["status"] == DEFAULTED
     assert h.pool.functions.issuanceRate().call() == 0
 
 
@@ -316,7 +364,7 @@ def test_partial_liquidation_is_capped_at_half_the_debt(h: Harness) -> None:
     assert debt // 2 <= repaid <= (debt + 2 * USDC // 1_000) // 2 + 1
     base = repaid * 10**8 * WETH // (2_400 * 10**8 * USDC)  # collateral worth the debt, rounded down
     assert seized == base * 10_500 // 10_000
-    assert h.aggregator.functions.getLoan(loan_id).call()[5] == ACTIVE
+    assert h.loan(loan_id)["status"] == ACTIVE
 
 
 def test_full_liquidation_below_095_returns_the_rest(h: Harness) -> None:
@@ -324,7 +372,7 @@ def test_full_liquidation_below_095_returns_the_rest(h: Harness) -> None:
     h.set_weth_price(2_200)  # health factor 0.9075
     weth_before = h.weth.functions.balanceOf(BORROWER.address).call()
     h.send(h.manager.functions.liquidate(loan_id, 10_000 * USDC), LIQUIDATOR)
-    assert h.aggregator.functions.getLoan(loan_id).call()[5] == LIQUIDATED
+    assert h.loan(loan_id)["status"] == LIQUIDATED
     assert h.manager.functions.collateralOf(loan_id).call()[1] == 0
     assert h.weth.functions.balanceOf(BORROWER.address).call() > weth_before
 
@@ -344,7 +392,7 @@ def test_bad_debt_is_written_off_when_collateral_runs_out(h: Harness) -> None:
     (bad,) = h.manager.events.BadDebtRecorded().process_receipt(receipt, errors=DISCARD)
     (loss,) = h.pool.events.LossRealized().process_receipt(receipt, errors=DISCARD)
     assert bad["args"]["amount"] == loss["args"]["principalLost"] + loss["args"]["interestLost"] > 0
-    assert h.aggregator.functions.getLoan(loan_id).call()[5] == LIQUIDATED
+    assert h.loan(loan_id)["status"] == LIQUIDATED
     assert h.pool.functions.totalBorrowed().call() == 0
 
 
@@ -353,7 +401,7 @@ def test_defaulted_loan_is_liquidatable_regardless_of_health(h: Harness) -> None
     h.advance(38 * 86_400)
     h.send(h.aggregator.functions.markDefault(loan_id), OPERATOR)
     h.send(h.manager.functions.liquidate(loan_id, 10_000 * USDC), LIQUIDATOR)
-    assert h.aggregator.functions.getLoan(loan_id).call()[5] == LIQUIDATED
+    assert h.loan(loan_id)["status"] == LIQUIDATED
 
 
 def test_sequencer_down_blocks_pricing(h: Harness) -> None:

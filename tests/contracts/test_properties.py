@@ -117,7 +117,7 @@ class ContractMachine(RuleBasedStateMachine):
             assert (event["args"]["principal"], event["args"]["interest"]) == (loan.outstanding, loan.accrued)
             loan.outstanding = loan.accrued = 0
         for loan_id, loan in list(self.loans.items()):
-            status = self.h.aggregator.functions.getLoan(loan_id).call()[5]
+            status = self.h.loan(loan_id)["status"]
             if status not in (ACTIVE, DEFAULTED):
                 del self.loans[loan_id]
             else:
@@ -194,7 +194,7 @@ class ContractMachine(RuleBasedStateMachine):
         loan_id = self._pick(index)
         if loan_id is None:
             return
-        borrower = self.h.aggregator.functions.getLoan(loan_id).call()[0]
+        borrower = self.h.loan(loan_id)["borrower"]
         self._do(
             "withdrawCollateral",
             self.h.manager.functions.withdrawCollateral(loan_id, amount, borrower),

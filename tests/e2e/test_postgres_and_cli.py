@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from api.cli import main
 from chain.signers import devnet_account
+from tests.contracts.harness import loan_fields
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform, running_platform
 
@@ -60,8 +61,8 @@ def test_readme_flow_on_postgres_with_the_wallet_cli(
     assert loan["status"] == "active"
     assert loan["chain"] == best["chain"]
     chain = devnet_chains[best["chain"]]
-    onchain = chain.contract("CreditAggregator").functions.getLoan(int(loan["onchain_loan_id"])).call()
-    assert onchain[0] == BORROWER.address  # Loan.borrower
+    onchain = loan_fields(chain.contract("CreditAggregator"), int(loan["onchain_loan_id"]))
+    assert (onchain["borrower"], onchain["status"]) == (BORROWER.address, 1)  # LoanStatus.Active
     engine = sa.create_engine(pg_platform.database_url)
     with engine.connect() as connection:
         stored = connection.execute(sa.text("select status, tx_hash from e2e.loans where id = :id"), {"id": loan["id"]})

@@ -22,7 +22,7 @@ from chain.devnet import LOOPBACK, free_port
 from chain.logs import LogQueryError, fetch_logs
 from risk.onchain import combine
 from risk.onchain_source import HEALTH_FACTOR_ONE, ChainOnchainSource
-from tests.contracts.harness import OPERATOR, USDC, WETH, Harness
+from tests.contracts.harness import OPERATOR, USDC, WETH, Harness, loan_fields
 from tests.support.devnet import DeployedChain
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ async def test_loans_on_three_chains_are_counted(devnet_chains: dict[str, Deploy
         # ethereum-local: two loans, one repaid in full by its borrower.
         repaid, still_open = ethereum.open_loan(borrower)[0], ethereum.open_loan(borrower)[0]
         ethereum.send(ethereum.aggregator.functions.close(repaid), borrower.address)
-        assert ethereum.aggregator.functions.getLoan(repaid).call()[5] == 2  # LoanStatus.Repaid
+        assert loan_fields(ethereum.aggregator, repaid)["status"] == 2  # LoanStatus.Repaid
         # polygon-local: one loan closed by a liquidator (not repaid by its borrower), one whose collateral then
         # lost a third of its value.
         weak = polygon.open_loan(borrower)[0]
@@ -104,7 +104,7 @@ async def test_loans_on_three_chains_are_counted(devnet_chains: dict[str, Deploy
         new_borrower(polygon, liquidator)
         polygon.fund(liquidator.address, usdc=5_000 * USDC)
         polygon.send(polygon.manager.functions.liquidate(risky, 10_000 * USDC), liquidator.address)
-        assert polygon.aggregator.functions.getLoan(risky).call()[5] == 4  # LoanStatus.Liquidated
+        assert loan_fields(polygon.aggregator, risky)["status"] == 4  # LoanStatus.Liquidated
         polygon.set_weth_price(2_000)
         # arbitrum-local: one loan left unpaid past maturity and grace, marked in default by the operator.
         defaulted = arbitrum.open_loan(borrower)[0]
