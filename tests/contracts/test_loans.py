@@ -206,6 +206,21 @@ def test_open_loan_refusal_arguments(h: Harness) -> None:
     assert error.args == (1, h.min_rate(offer.principal))
 
 
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"rateBps": 100_001}, "rate too high"),
+        ({"principal": 2**96, "collateralAmount": 10**6 * WETH}, "principal too large"),
+        ({"term": 0}, "term is zero"),
+        ({"collateralAmount": 0}, "collateral is zero"),
+    ],
+)
+def test_offer_terms_out_of_bounds_are_refused(h: Harness, changes: dict[str, int], reason: str) -> None:
+    offer = dataclasses.replace(h.offer(BORROWER.address), **changes)
+    error = h.revert_of(h.aggregator.functions.openLoan(*h.open_args(offer, BORROWER.key)), RELAYER)
+    assert (error.name, error.args) == ("InvalidOffer", (reason,))
+
+
 def test_offer_nonce_is_single_use_per_quote_signer(h: Harness) -> None:
     offer = h.offer(BORROWER.address)
     h.send(h.aggregator.functions.openLoan(*h.open_args(offer, BORROWER.key)), RELAYER)
