@@ -4,6 +4,7 @@ their arguments."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -215,7 +216,7 @@ def test_open_loan_refusal_arguments(h: Harness) -> None:
         ({"collateralAmount": 0}, "collateral is zero"),
     ],
 )
-def test_offer_terms_out_of_bounds_are_refused(h: Harness, changes: dict[str, int], reason: str) -> None:
+def test_offer_terms_out_of_bounds_are_refused(h: Harness, changes: dict[str, Any], reason: str) -> None:
     offer = dataclasses.replace(h.offer(BORROWER.address), **changes)
     error = h.revert_of(h.aggregator.functions.openLoan(*h.open_args(offer, BORROWER.key)), RELAYER)
     assert (error.name, error.args) == ("InvalidOffer", (reason,))
