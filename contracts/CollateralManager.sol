@@ -217,8 +217,8 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
         if (exhausted) emit BadDebtRecorded(loanId, v.debtAsset, v.debt - v.debtRepaid);
         if (remainder > 0) emit CollateralRemoved(loanId, v.borrower, asset, remainder);
 
-        (address pool,) = creditAggregator.settleLiquidation(loanId, msg.sender, v.debtRepaid, exhausted);
-        IERC20(v.debtAsset).safeTransferFrom(msg.sender, pool, v.debtRepaid);
+        (address payee,) = creditAggregator.settleLiquidation(loanId, msg.sender, v.debtRepaid, exhausted);
+        IERC20(v.debtAsset).safeTransferFrom(msg.sender, payee, v.debtRepaid);
         if (v.seized > 0) IERC20(asset).safeTransfer(msg.sender, v.seized);
         if (remainder > 0) IERC20(asset).safeTransfer(v.borrower, remainder);
         return (v.debtRepaid, v.seized);

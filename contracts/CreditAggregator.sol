@@ -39,6 +39,12 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     /// @notice The highest annual rate an offer may carry, basis points (1,000%).
     uint32 public constant MAX_RATE_BPS = 100_000;
 
+    /// @dev Kept only for a loan funded off-chain: its asset and the provider a liquidator pays.
+    struct OffchainFunding {
+        address asset;
+        bytes32 providerId;
+    }
+
     struct StoredLoan {
         address borrower; // slot 0
         uint32 rateBps;
@@ -59,7 +65,9 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     uint16 public poolCount;
 
     mapping(uint256 loanId => StoredLoan) private _loans;
-    mapping(uint256 loanId => address) private _offchainAsset;
+    mapping(uint256 loanId => OffchainFunding) private _offchain;
+    /// @notice Where a liquidator pays a loan funded off-chain by `providerId` (set through governance).
+    mapping(bytes32 providerId => address) public settlementAddress;
     mapping(address signer => mapping(uint256 word => uint256 bits)) private _nonceBitmaps;
     mapping(address pool => uint16) public poolId;
     mapping(uint16 id => address) private _pools;
@@ -134,7 +142,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
             accruedInterest: 0,
             lastAccrual: uint40(block.timestamp)
         });
-        if (fundingPool == 0) _offchainAsset[loanId] = offer.asset;
+        if (fundingPool == 0) _offchain[loanId] = OffchainFunding(offer.asset, offer.providerId);
         _emitOpened(loanId, offer, digest);
 
         IERC20(offer.collateralAsset).safeTransferFrom(offer.borrower, address(collateralManager), offer.collateralAmount);
@@ -285,13 +293,18 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         external
         onlyCollateralManager
         nonReentrant
-        returns (address pool, uint256 badDebt)
+        returns (address payee, uint256 badDebt)
     {
         StoredLoan storage loan = _loans[loanId];
         LoanStatus status = loan.status;
         if (status != LoanStatus.Active && status != LoanStatus.Defaulted) revert Errors.LoanNotActive(loanId);
-        pool = _poolOf(loan);
-        if (pool == address(0)) revert Errors.NotPoolLoan(loanId);
+        address pool = _poolOf(loan);
+        payee = pool;
+        if (pool == address(0)) {
+            bytes32 providerId = _offchain[loanId].providerId;
+            payee = settlementAddress[providerId];
+            if (payee == address(0)) revert Errors.NoSettlementAddress(providerId);
+        }
         // A defaulted loan's interest is frozen and its rate no longer accrues in the pool.
         uint32 accruingRate = status == LoanStatus.Active ? loan.rateBps : 0;
         (uint256 interestPaid, uint256 principalPaid, bool closed) = debtRepaid == 0
@@ -309,7 +322,9 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         }
         if (closed) loan.status = LoanStatus.Liquidated;
 
-        // The CollateralManager moves the liquidator's payment into the pool right after this returns.
+        // The CollateralManager moves the liquidator's payment to the payee right after this returns; a provider
+        // funding off-chain books it in its own ledger from LoanRepaid.
+        if (pool == address(0)) return (payee, badDebt);
         if (interestPaid + principalPaid > 0) {
             ILendingPool(pool).onRepaymentAtRate(loanId, principalPaid, interestPaid, accruingRate);
         }
@@ -341,6 +356,13 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         id = ++poolCount;
         (poolId[pool], _pools[id]) = (id, pool);
         emit PoolRegistered(pool, id);
+    }
+
+    /// @notice Sets the account a liquidator pays for loans funded off-chain by `providerId` (zero: such loans
+    /// cannot be liquidated). Admin (the timelock) only.
+    function setSettlementAddress(bytes32 providerId, address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        settlementAddress[providerId] = account;
+        emit SettlementAddressChanged(providerId, account);
     }
 
     /// @notice Sets the grace period after maturity before a default may be marked. Admin (the timelock) only.
@@ -422,7 +444,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
 
     /// @dev A pool loan's asset is its pool's; an off-chain funded loan's is recorded at opening.
     function _assetOf(uint256 loanId, address pool) private view returns (address) {
-        return pool == address(0) ? _offchainAsset[loanId] : IERC4626(pool).asset();
+        return pool == address(0) ? _offchain[loanId].asset : IERC4626(pool).asset();
     }
 
     /// @dev Interest to now, rounded up (the lender's favour), on the outstanding principal. Writes nothing: the

@@ -19,6 +19,7 @@ interface Errors {
     error LoanNotActive(uint256 loanId);
     error NotPoolLoan(uint256 loanId);
     error NotTraditionalLoan(uint256 loanId);
+    error NoSettlementAddress(bytes32 providerId);
     error NothingOwed(uint256 loanId);
     error ZeroAmount();
     error NotYetDefaultable(uint256 loanId, uint256 defaultableAt);

@@ -56,7 +56,8 @@ interface ICollateralManager {
     function withdrawCollateral(uint256 loanId, uint256 amount, address to) external;
 
     /// @notice Repays up to `repayAmount` of an unhealthy (health factor below 1) or defaulted loan's debt, paid
-    /// by the caller to the loan's pool (approved to this contract), and sends the caller the collateral
+    /// by the caller (approved to this contract) to the loan's pool, or for a loan funded off-chain to its
+    /// provider's settlement address, and sends the caller the collateral
     /// worth it plus the liquidation bonus. Close factor 50%, or 100% when the health factor is below 0.95, the
     /// position is small, or the loan is in default; a partial liquidation may not leave dust.
     function liquidate(uint256 loanId, uint256 repayAmount) external returns (uint256 debtRepaid, uint256 collateralSeized);

@@ -106,12 +106,17 @@ interface ICreditAggregator {
         view
         returns (address borrower, address asset, uint256 principal, uint256 interest, LoanStatus status);
 
-    /// @notice Books `debtRepaid` paid by `liquidator` (interest first) against the loan and its pool; when
-    /// `collateralExhausted`, writes the rest off as bad debt. Returns the pool, which the CollateralManager pays
-    /// the debt to in the same transaction. Only the CollateralManager.
+    /// @notice Books `debtRepaid` paid by `liquidator` (interest first) against the loan and, for a pool loan, its
+    /// pool; when `collateralExhausted`, writes the rest off as bad debt. Returns the payee the CollateralManager
+    /// pays the debt to in the same transaction: the pool, or for a loan funded off-chain its provider's
+    /// settlement address (reverts with `NoSettlementAddress` when governance has set none). Only the
+    /// CollateralManager.
     function settleLiquidation(uint256 loanId, address liquidator, uint256 debtRepaid, bool collateralExhausted)
         external
-        returns (address pool, uint256 badDebt);
+        returns (address payee, uint256 badDebt);
+
+    /// @notice Emitted when governance sets where liquidators pay for loans funded off-chain by `providerId`.
+    event SettlementAddressChanged(bytes32 indexed providerId, address account);
 
     /// @notice Pauses opening loans. Guardian only; only the admin (the timelock) unpauses.
     function pause() external;

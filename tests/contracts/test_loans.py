@@ -420,6 +420,38 @@ def test_defaulted_loan_is_liquidatable_regardless_of_health(h: Harness) -> None
     assert h.loan(loan_id)["status"] == LIQUIDATED
 
 
+def test_defaulted_offchain_loan_is_liquidated_to_its_providers_settlement_address(h: Harness) -> None:
+    loan_id, _ = h.open_loan(BORROWER, pool=False, principal=2_000 * USDC, originationFee=0, rateBps=900)
+    provider = keccak(text="sim-bank")
+    h.advance(38 * 86_400)
+    h.send(h.aggregator.functions.markDefault(loan_id), OPERATOR)
+    error = h.revert_of(h.manager.functions.liquidate(loan_id, 10_000 * USDC), LIQUIDATOR)
+    assert (error.name, error.args) == ("NoSettlementAddress", (provider,))
+    error = h.revert_of(h.aggregator.functions.setSettlementAddress(provider, OTHER.address), DEPLOYER)
+    assert error.name == "AccessControlUnauthorizedAccount"
+    h.govern(h.aggregator, "setSettlementAddress", provider, OTHER.address)
+    assert h.aggregator.functions.settlementAddress(provider).call() == OTHER.address
+
+    principal, interest = h.aggregator.functions.amountOwed(loan_id).call()
+    bank_before = h.usdc.functions.balanceOf(OTHER.address).call()
+    borrower_weth = h.weth.functions.balanceOf(BORROWER.address).call()
+    pool_books = (h.pool.functions.totalBorrowed().call(), h.pool.functions.issuanceRate().call())
+    receipt = h.send(h.manager.functions.liquidate(loan_id, 10_000 * USDC), LIQUIDATOR)
+    (repaid,) = h.aggregator.events.LoanRepaid().process_receipt(receipt, errors=DISCARD)
+    assert (repaid["args"]["payer"], repaid["args"]["interestPaid"], repaid["args"]["principalPaid"]) == (
+        LIQUIDATOR.address,
+        interest,
+        principal,
+    )
+    # A defaulted loan is closed in full: the provider is paid everything owed, the rest of the collateral returns.
+    assert h.usdc.functions.balanceOf(OTHER.address).call() == bank_before + principal + interest
+    (liquidated,) = h.manager.events.LoanLiquidated().process_receipt(receipt, errors=DISCARD)
+    returned = h.weth.functions.balanceOf(BORROWER.address).call() - borrower_weth
+    assert returned + liquidated["args"]["collateralSeized"] == WETH
+    assert h.loan(loan_id)["status"] == LIQUIDATED
+    assert (h.pool.functions.totalBorrowed().call(), h.pool.functions.issuanceRate().call()) == pool_books
+
+
 def test_sequencer_down_blocks_pricing(h: Harness) -> None:
     loan_id = _risky_loan(h)
     h.set_weth_price(2_200)

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
+from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from web3 import Web3
 from web3.logs import DISCARD
 
 from tests.contracts.harness import (
@@ -36,13 +38,14 @@ pytestmark = pytest.mark.contracts
 
 # At least this many random operations: 1,000 in the default test run, 10,000 with `make contracts-fuzz`.
 TARGET_OPS = int(os.environ.get("CREDITMESH_FUZZ_OPS", "1000"))
-PROPERTY_STEPS = 45
-# Runs end early when a rule has nothing to act on, so examples vary in length (20 to 40 operations). The run is
-# derandomized, so the count is the same every time; the test asserts it reached the target.
-PROPERTY_EXAMPLES = -(-TARGET_OPS // 20)
+PROPERTY_STEPS = 30
+# Examples vary in length (up to 30 operations; hypothesis also switches rules off per example, "swarm testing").
+# The first round is derandomized; random rounds top up until the target is reached, and the test asserts it was.
+PROPERTY_EXAMPLES = -(-TARGET_OPS // 15)
 LENDER = BORROWERS[3]
 ACTIVE, DEFAULTED = 1, 3
 PAUSED_REVERTS = {"EnforcedPause"}
+SETTLEMENT = Web3.to_checksum_address("0x00000000000000000000000000000000005e771e")
 
 
 @dataclass
@@ -52,6 +55,7 @@ class ModelLoan:
     outstanding: int
     accrued: int
     last: int
+    due: int  # when a default may be marked: maturity plus the grace period
     status: int = ACTIVE
 
 
@@ -72,6 +76,8 @@ class ContractMachine(RuleBasedStateMachine):
         self.paused = False
         self.accrual_events = 0
         self.last_open: tuple[Any, ...] | None = None
+        self.settled = self.h.usdc.functions.balanceOf(SETTLEMENT).call()  # paid by liquidators of off-chain loans
+        self.grace = int(self.h.aggregator.functions.gracePeriod().call())
 
     def teardown(self) -> None:
         self.h.w3.provider.make_request("evm_revert", [self.snapshot])  # type: ignore[arg-type]
@@ -131,6 +137,23 @@ class ContractMachine(RuleBasedStateMachine):
         ids = sorted(i for i, loan in self.loans.items() if pool is None or loan.pool == pool)
         return ids[index % len(ids)] if ids else None
 
+    def _pick_eligible(self, index: int, eligible: list[int]) -> int | None:
+        """A loan among ``eligible``, or among all of them when none is."""
+        return sorted(eligible)[index % len(eligible)] if eligible else self._pick(index)
+
+    def _liquidatable(self) -> list[int]:
+        """Loans in default or with a health factor below one (one batch of reads)."""
+        ids = list(self.loans)
+        with self.h.w3.batch_requests() as batch:
+            for loan_id in ids:
+                batch.add(self.h.manager.functions.healthFactor(loan_id))
+            factors: list[Any] = list(batch.execute()) if ids else []
+        return [
+            loan_id
+            for loan_id, factor in zip(ids, factors, strict=True)
+            if self.loans[loan_id].status == DEFAULTED or factor < 10**18
+        ]
+
     # ------------------------------------------------------------------ rules
 
     @rule(
@@ -165,8 +188,11 @@ class ContractMachine(RuleBasedStateMachine):
         if receipt is not None:
             self.last_open = args
             (event,) = self.h.aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
-            self.loans[event["args"]["loanId"]] = ModelLoan(pool, rate, principal * USDC, 0, self._timestamp(receipt))
+            opened_at = self._timestamp(receipt)
+            due = opened_at + term_days * 86_400 + self.grace
+            self.loans[event["args"]["loanId"]] = ModelLoan(pool, rate, principal * USDC, 0, opened_at, due)
 
+    @precondition(lambda self: bool(self.loans))
     @rule(index=st.integers(0, 50), share=st.integers(1, 100))
     def repay(self, index: int, share: int) -> None:
         loan_id = self._pick(index, pool=True)
@@ -179,6 +205,7 @@ class ContractMachine(RuleBasedStateMachine):
         if receipt is not None:
             self._apply_repaid(receipt)
 
+    @precondition(lambda self: bool(self.loans))
     @rule(index=st.integers(0, 50))
     def close(self, index: int) -> None:
         loan_id = self._pick(index, pool=True)
@@ -187,12 +214,14 @@ class ContractMachine(RuleBasedStateMachine):
         ):
             self._apply_repaid(receipt)
 
+    @precondition(lambda self: bool(self.loans))
     @rule(index=st.integers(0, 50), amount=st.integers(1, 10**18))
     def add_collateral(self, index: int, amount: int) -> None:
         loan_id = self._pick(index)
         if loan_id is not None:
             self._do("addCollateral", self.h.manager.functions.addCollateral(loan_id, amount), BORROWERS[2])
 
+    @precondition(lambda self: bool(self.loans))
     @rule(index=st.integers(0, 50), amount=st.integers(1, 10**16))
     def withdraw_collateral(self, index: int, amount: int) -> None:
         loan_id = self._pick(index)
@@ -206,14 +235,25 @@ class ContractMachine(RuleBasedStateMachine):
             blocked_when_paused=self.loans[loan_id].status == ACTIVE,
         )
 
-    @rule(index=st.integers(0, 50), amount=st.integers(1, 5_000))
-    def liquidate(self, index: int, amount: int) -> None:
-        loan_id = self._pick(index, pool=True)
+    # `eligible` picks among the loans the rule can act on (so that it often succeeds), otherwise among all of them
+    # (so that its refusals are exercised too).
+    @precondition(lambda self: bool(self.loans))
+    @rule(index=st.integers(0, 50), amount=st.integers(1, 5_000), eligible=st.booleans())
+    def liquidate(self, index: int, amount: int, eligible: bool) -> None:
+        candidates = self._liquidatable() if eligible else []
+        if eligible and not candidates:
+            self._move_price(-25)  # a price shock, as a liquidator waits for one
+            candidates = self._liquidatable()
+        loan_id = self._pick_eligible(index, candidates) if eligible else self._pick(index)
         if loan_id is not None and (
             receipt := self._do("liquidate", self.h.manager.functions.liquidate(loan_id, amount * USDC), LENDER)
         ):
+            if not self.loans[loan_id].pool:
+                (event,) = self.h.manager.events.LoanLiquidated().process_receipt(receipt, errors=DISCARD)
+                self.settled += event["args"]["debtRepaid"]
             self._apply_repaid(receipt)
 
+    @precondition(lambda self: bool(self.loans))
     @rule(index=st.integers(0, 50), amount=st.integers(1, 2_000))
     def record_offchain_repayment(self, index: int, amount: int) -> None:
         loan_id = self._pick(index, pool=False)
@@ -226,9 +266,16 @@ class ContractMachine(RuleBasedStateMachine):
         ):
             self._apply_repaid(receipt)
 
-    @rule(index=st.integers(0, 50))
-    def mark_default(self, index: int) -> None:
-        loan_id = self._pick(index)
+    @precondition(lambda self: bool(self.loans))
+    @rule(index=st.integers(0, 50), eligible=st.booleans())
+    def mark_default(self, index: int, eligible: bool) -> None:
+        active = {i: loan.due for i, loan in self.loans.items() if loan.status == ACTIVE}
+        if eligible and active and self.h.now() <= min(active.values()):
+            # Wait until the first loan may be marked in default, as an operator would.
+            self._advance(min(active.values()) - self.h.now() + 1)
+        now = self.h.now()
+        due = [i for i, at in active.items() if now > at]
+        loan_id = self._pick_eligible(index, due) if eligible else self._pick(index)
         if loan_id is not None and self._do("markDefault", self.h.aggregator.functions.markDefault(loan_id), OPERATOR):
             loan = self.loans[loan_id]
             loan.accrued = self.h.aggregator.functions.amountOwed(loan_id).call()[1]
@@ -237,12 +284,18 @@ class ContractMachine(RuleBasedStateMachine):
     # Short steps keep the price feed fresh (heartbeat 1 h) so liquidations can happen; long ones reach defaults.
     @rule(seconds=st.one_of(st.integers(60, 3_000), st.integers(3_600, 20 * 86_400)))
     def advance_time(self, seconds: int) -> None:
+        self._advance(seconds)
+
+    def _advance(self, seconds: int) -> None:
         Stats.mix["advanceTime"] += 1
         Stats.changed["advanceTime"] += 1
         self.h.advance(seconds)
 
     @rule(percent=st.integers(-40, 20))
     def move_price(self, percent: int) -> None:
+        self._move_price(percent)
+
+    def _move_price(self, percent: int) -> None:
         price = self.h.weth_feed.functions.answer().call()
         self._do("movePrice", self.h.weth_feed.functions.setAnswer(max(10**9, price * (100 + percent) // 100)), LENDER)
 
@@ -312,6 +365,7 @@ class ContractMachine(RuleBasedStateMachine):
                 h.pool.functions.reserves(),
                 h.pool.functions.reserveFactorBps(),
                 h.pool.functions.totalAssets(),
+                h.usdc.functions.balanceOf(SETTLEMENT),
             ):
                 batch.add(call)
             answers: list[Any] = list(batch.execute())
@@ -331,7 +385,8 @@ class ContractMachine(RuleBasedStateMachine):
             if loan.pool:
                 pool_principal += principal
                 pool_interest += interest
-        manager_weth, weth_config, borrowed, expected, cash, reserves, reserve_factor, total = totals
+        manager_weth, weth_config, borrowed, expected, cash, reserves, reserve_factor, total, settled = totals
+        assert settled == self.settled
         assert manager_weth == held
         assert weth_config[4] == held
         assert borrowed == pool_principal
@@ -356,6 +411,8 @@ def _run(devnet_chains: dict[str, DeployedChain], examples: int) -> None:
         for account in BORROWERS:
             harness.approve_all(account.address)
         harness.fund(LENDER.address, usdc=500_000 * USDC)
+        # Loans funded off-chain (provider "sim-bank") are liquidated to this account.
+        harness.govern(harness.aggregator, "setSettlementAddress", keccak(text="sim-bank"), SETTLEMENT)
         _run_machine(chain, examples)
 
 
