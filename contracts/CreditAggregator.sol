@@ -59,8 +59,11 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     ICollateralManager public immutable collateralManager;
     ICreditScoringOracle public immutable scoringOracle;
 
+    // These share the slot of Pausable's `_paused` (state variables pack across the inheritance chain), which
+    // openLoan reads first: the loan counter then costs no cold read of its own.
     uint64 public gracePeriod;
-    uint256 public loanCount;
+    /// @notice Number of loans opened; their ids run from 1.
+    uint64 public loanCount;
     /// @notice Number of registered pools; their ids run from 1.
     uint16 public poolCount;
 
@@ -296,39 +299,57 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         returns (address payee, uint256 badDebt)
     {
         StoredLoan storage loan = _loans[loanId];
-        LoanStatus status = loan.status;
-        if (status != LoanStatus.Active && status != LoanStatus.Defaulted) revert Errors.LoanNotActive(loanId);
+        uint32 accruingRate = _accruingRateOfLiquidatable(loanId, loan);
         address pool = _poolOf(loan);
-        payee = pool;
-        if (pool == address(0)) {
-            bytes32 providerId = _offchain[loanId].providerId;
-            payee = settlementAddress[providerId];
-            if (payee == address(0)) revert Errors.NoSettlementAddress(providerId);
-        }
-        // A defaulted loan's interest is frozen and its rate no longer accrues in the pool.
-        uint32 accruingRate = status == LoanStatus.Active ? loan.rateBps : 0;
+        payee = pool == address(0) ? _settlementOf(loanId) : pool;
         (uint256 interestPaid, uint256 principalPaid, bool closed) = debtRepaid == 0
             ? (0, 0, false)
             : _applyRepayment(loanId, loan, debtRepaid, liquidator, bytes32(0));
-        uint256 principalLost = 0;
-        uint256 interestLost = 0;
-        if (!closed && collateralExhausted) {
-            (principalLost, interestLost) = _accrue(loan);
-            _store(loan, 0, 0);
-            badDebt = principalLost + interestLost;
-            emit LoanWrittenOff(loanId, principalLost, interestLost);
-            emit LoanClosed(loanId);
-            closed = true;
-        }
-        if (closed) loan.status = LoanStatus.Liquidated;
-
+        (uint256 principalLost, uint256 interestLost) =
+            !closed && collateralExhausted ? _writeOff(loanId, loan) : (uint256(0), uint256(0));
+        if (closed || collateralExhausted) loan.status = LoanStatus.Liquidated;
+        badDebt = principalLost + interestLost;
         // The CollateralManager moves the liquidator's payment to the payee right after this returns; a provider
         // funding off-chain books it in its own ledger from LoanRepaid.
-        if (pool == address(0)) return (payee, badDebt);
-        if (interestPaid + principalPaid > 0) {
-            ILendingPool(pool).onRepaymentAtRate(loanId, principalPaid, interestPaid, accruingRate);
+        if (pool != address(0)) {
+            _bookLiquidation(ILendingPool(pool), loanId, principalPaid, interestPaid, principalLost, interestLost, accruingRate);
         }
-        if (badDebt > 0) ILendingPool(pool).onLoss(loanId, principalLost, interestLost, accruingRate);
+    }
+
+    /// @dev Reverts unless the loan is active or in default; a defaulted loan's interest is frozen and its rate no
+    /// longer accrues in the pool, so its accruing rate is zero.
+    function _accruingRateOfLiquidatable(uint256 loanId, StoredLoan storage loan) private view returns (uint32) {
+        LoanStatus status = loan.status;
+        if (status != LoanStatus.Active && status != LoanStatus.Defaulted) revert Errors.LoanNotActive(loanId);
+        return status == LoanStatus.Active ? loan.rateBps : 0;
+    }
+
+    /// @dev Where a liquidator pays for a loan funded off-chain: its provider's settlement address.
+    function _settlementOf(uint256 loanId) private view returns (address payee) {
+        bytes32 providerId = _offchain[loanId].providerId;
+        payee = settlementAddress[providerId];
+        if (payee == address(0)) revert Errors.NoSettlementAddress(providerId);
+    }
+
+    /// @dev Writes off what is left of a loan whose collateral ran out.
+    function _writeOff(uint256 loanId, StoredLoan storage loan) private returns (uint256 principal, uint256 interest) {
+        (principal, interest) = _accrue(loan);
+        _store(loan, 0, 0);
+        emit LoanWrittenOff(loanId, principal, interest);
+        emit LoanClosed(loanId);
+    }
+
+    function _bookLiquidation(
+        ILendingPool pool,
+        uint256 loanId,
+        uint256 principalPaid,
+        uint256 interestPaid,
+        uint256 principalLost,
+        uint256 interestLost,
+        uint32 accruingRate
+    ) private {
+        if (principalPaid + interestPaid > 0) pool.onRepaymentAtRate(loanId, principalPaid, interestPaid, accruingRate);
+        if (principalLost + interestLost > 0) pool.onLoss(loanId, principalLost, interestLost, accruingRate);
     }
 
     // ------------------------------------------------------------------ governance

@@ -30,14 +30,15 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
 
     address public immutable creditAggregator;
 
-    // One slot: the rate model, the reserve factor and the protocol's reserves, read together when a loan is
-    // funded (the cash it may lend is the balance less the reserves) and when interest is repaid.
+    // One slot with Pausable's `_paused` (state variables pack across the inheritance chain: 8 + 128 + 16 + 104
+    // bits): the pause flag, the rate model, the reserve factor and the protocol's reserves, read together when a
+    // loan is funded (the cash it may lend is the balance less the reserves) and when interest is repaid.
     uint32 public baseRateBps;
     uint32 public slope1Bps;
     uint32 public slope2Bps;
     uint32 public optimalUtilizationBps;
     uint16 public reserveFactorBps;
-    uint112 private _reserves;
+    uint104 private _reserves;
 
     // One slot: outstanding principal and interest accrued up to `lastAccrual` and not yet paid.
     uint128 private _totalBorrowed;
@@ -132,7 +133,7 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
         if (principalPaid > 0 && rateBps > 0) issuanceRate -= uint216(principalPaid * rateBps);
         if (interestPaid > 0) {
             _accountedInterest = uint128(PoolMath.saturatingSub(_accountedInterest, interestPaid));
-            _reserves = SafeCast.toUint112(_reserves + PoolMath.reserveShareUp(interestPaid, reserveFactorBps));
+            _reserves = SafeCast.toUint104(_reserves + PoolMath.reserveShareUp(interestPaid, reserveFactorBps));
         }
         emit LoanRepaymentReceived(loanId, principalPaid, interestPaid);
     }
@@ -215,7 +216,7 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
     function withdrawReserves(address to, uint256 amount) external onlyRole(DEFAULT_ADMIN_ROLE) {
         uint256 held = _reserves;
         if (amount > held) revert Errors.InsufficientReserves(amount, held);
-        _reserves = uint112(held - amount);
+        _reserves = uint104(held - amount);
         emit ReservesWithdrawn(to, amount);
         IERC20(asset()).safeTransfer(to, amount);
     }
