@@ -38,7 +38,7 @@ from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
 from risk.profile import CreditRequestFacts
 from risk.repository import StoredDecision
 from risk.velocity import VelocityLimits, VelocityStore, check_velocity
-from store.aggregator import CreditRequestRow, ProviderOutcomeRow, QuoteRow
+from store.aggregator import CreditRequestRow, OfferNonceKey, ProviderOutcomeRow, QuoteRow
 from store.compliance import SqlDecisionRepository
 from store.db import Database
 from store.risk import SqlRiskDecisionRepository
@@ -283,20 +283,13 @@ class QuotingService:
 
     def _reserve_nonces(self, drafts: list[_Draft]) -> list[int]:
         """One sequential nonce per draft, from a block per chain (see aggregator.offer_nonces)."""
-        chains = {draft.chain.name: draft.chain for draft in drafts}
-        per_chain = Counter(draft.chain.name for draft in drafts)
-        blocks = {
-            name: iter(
-                self._nonces.reserve(
-                    chains[name].chain_id,
-                    chains[name].record.address("CreditAggregator"),
-                    self._quote_signer.address,
-                    count,
-                )
-            )
-            for name, count in per_chain.items()
-        }
-        return [next(blocks[draft.chain.name]) for draft in drafts]
+        signer = self._quote_signer.address
+        keys = [
+            OfferNonceKey(draft.chain.chain_id, draft.chain.record.address("CreditAggregator"), signer)
+            for draft in drafts
+        ]
+        blocks = {key: iter(block) for key, block in self._nonces.reserve(Counter(keys)).items()}
+        return [next(blocks[key]) for key in keys]
 
     def _sign_one(
         self,

@@ -196,9 +196,14 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         }
     }
 
+    /// @dev A nonce's bitmap word and its bit in that word: 256 nonces to a word.
+    function _nonceBit(uint256 nonce) private pure returns (uint256 word, uint256 bit) {
+        return (nonce >> 8, 1 << (nonce & 0xff));
+    }
+
     /// @dev Marks `nonce` used for `signer`; false when it already was.
     function _useNonce(address signer, uint256 nonce) private returns (bool) {
-        (uint256 word, uint256 bit) = (nonce >> 8, 1 << (nonce & 0xff));
+        (uint256 word, uint256 bit) = _nonceBit(nonce);
         uint256 bits = _nonceBitmaps[signer][word];
         if (bits & bit != 0) return false;
         _nonceBitmaps[signer][word] = bits | bit;
@@ -411,7 +416,8 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
 
     /// @inheritdoc ICreditAggregator
     function nonceUsed(address signer, uint256 nonce) external view returns (bool) {
-        return _nonceBitmaps[signer][nonce >> 8] & (1 << (nonce & 0xff)) != 0;
+        (uint256 word, uint256 bit) = _nonceBit(nonce);
+        return _nonceBitmaps[signer][word] & bit != 0;
     }
 
     /// @inheritdoc ICreditAggregator

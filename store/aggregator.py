@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from store.base import Base
 from store.types import Uint256, UtcDateTime
@@ -98,3 +99,41 @@ class OfferNonceRow(Base):
     contract: Mapped[str] = mapped_column(String(42), primary_key=True)
     signer: Mapped[str] = mapped_column(String(42), primary_key=True)
     next_nonce: Mapped[int] = mapped_column(BigInteger)
+
+
+class OfferNonceKey(NamedTuple):
+    """Whose offer nonces: a quote signer's, on one CreditAggregator of one chain."""
+
+    chain_id: int
+    contract: str
+    signer: str
+
+
+FIRST_OFFER_NONCE = 1
+
+
+class SqlOfferNonceRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def reserve(self, key: OfferNonceKey, count: int) -> range:
+        """The next ``count`` nonces of ``key``, its counter row locked until the caller's transaction ends."""
+        if self.session.get(OfferNonceRow, key) is None:
+            try:
+                with self.session.begin_nested():
+                    self.session.add(OfferNonceRow(**key._asdict(), next_nonce=FIRST_OFFER_NONCE))
+            except IntegrityError:
+                pass  # created concurrently by another process: the row lock below orders us after it
+        row = self.session.scalars(
+            select(OfferNonceRow)
+            .where(
+                OfferNonceRow.chain_id == key.chain_id,
+                OfferNonceRow.contract == key.contract,
+                OfferNonceRow.signer == key.signer,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        first = row.next_nonce
+        row.next_nonce = first + count
+        return range(first, first + count)

@@ -9,18 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.offer_nonces import FIRST_NONCE, OfferNonceAllocator
+from aggregator.offer_nonces import OfferNonceAllocator
+from store.aggregator import FIRST_OFFER_NONCE, OfferNonceKey
 from store.db import Database
 
 pytestmark = pytest.mark.integration
 
 AGGREGATOR = "0x" + "ab" * 20
 SIGNER = "0x" + "cd" * 20
+KEY = OfferNonceKey(31337, AGGREGATOR, SIGNER)
 
 
 def _draw(allocators: list[OfferNonceAllocator], rounds: int) -> list[int]:
     def one(i: int) -> range:
-        return allocators[i % len(allocators)].reserve(31337, AGGREGATOR, SIGNER, 1 + i % 3)
+        return allocators[i % len(allocators)].reserve({KEY: 1 + i % 3})[KEY]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return [nonce for block in pool.map(one, range(rounds)) for nonce in block]
@@ -31,16 +33,16 @@ def test_blocks_are_sequential_per_signer_and_contract(tmp_path: Path) -> None:
     database.migrate()
     try:
         nonces = OfferNonceAllocator(database)
-        assert nonces.reserve(31337, AGGREGATOR, SIGNER, 3) == range(FIRST_NONCE, FIRST_NONCE + 3)
-        assert nonces.reserve(31337, AGGREGATOR, SIGNER, 2) == range(FIRST_NONCE + 3, FIRST_NONCE + 5)
-        # Another chain, contract or signer has a counter of its own.
-        assert nonces.reserve(31338, AGGREGATOR, SIGNER, 1) == range(FIRST_NONCE, FIRST_NONCE + 1)
-        assert nonces.reserve(31337, SIGNER, SIGNER, 1) == range(FIRST_NONCE, FIRST_NONCE + 1)
-        assert nonces.reserve(31337, AGGREGATOR, AGGREGATOR, 1) == range(FIRST_NONCE, FIRST_NONCE + 1)
+        assert nonces.reserve({KEY: 3}) == {KEY: range(FIRST_OFFER_NONCE, FIRST_OFFER_NONCE + 3)}
+        assert nonces.reserve({KEY: 2}) == {KEY: range(FIRST_OFFER_NONCE + 3, FIRST_OFFER_NONCE + 5)}
+        # Another chain, contract or signer has a counter of its own; one call reserves on several.
+        others = (KEY._replace(chain_id=31338), KEY._replace(contract=SIGNER), KEY._replace(signer=AGGREGATOR))
+        first = range(FIRST_OFFER_NONCE, FIRST_OFFER_NONCE + 1)
+        assert nonces.reserve(dict.fromkeys(others, 1)) == dict.fromkeys(others, first)
         # A restarted process continues where the store left off.
-        assert OfferNonceAllocator(database).reserve(31337, AGGREGATOR, SIGNER, 1) == range(6, 7)
+        assert OfferNonceAllocator(database).reserve({KEY: 1}) == {KEY: range(6, 7)}
         with pytest.raises(ValueError, match="at least 1"):
-            nonces.reserve(31337, AGGREGATOR, SIGNER, 0)
+            nonces.reserve({KEY: 0})
     finally:
         database.dispose()
 
@@ -50,7 +52,7 @@ def test_concurrent_threads_on_sqlite_never_share_a_nonce(tmp_path: Path) -> Non
     database.migrate()
     try:
         drawn = _draw([OfferNonceAllocator(database)], 120)
-        assert sorted(drawn) == list(range(FIRST_NONCE, FIRST_NONCE + len(drawn)))
+        assert sorted(drawn) == list(range(FIRST_OFFER_NONCE, FIRST_OFFER_NONCE + len(drawn)))
     finally:
         database.dispose()
 
@@ -61,7 +63,7 @@ def test_separate_allocators_on_postgresql_never_share_a_nonce(postgres_schema: 
     databases[0].migrate()
     try:
         drawn = _draw([OfferNonceAllocator(database) for database in databases], 120)
-        assert sorted(drawn) == list(range(FIRST_NONCE, FIRST_NONCE + len(drawn)))
+        assert sorted(drawn) == list(range(FIRST_OFFER_NONCE, FIRST_OFFER_NONCE + len(drawn)))
     finally:
         for database in databases:
             database.dispose()
