@@ -28,6 +28,7 @@ from chain.signers import LocalSigner, Role, Signer, devnet_signer
 from compliance import ComplianceService, SanctionsPolicy, SanctionsScreen, load_newest, load_rules
 from compliance.kyc import KycProvider, LocalKycProvider
 from compliance.mla import CoveredPeriod, LocalMlaStatusProvider
+from providers.destinations import DestinationGuard, PinnedTransport
 from providers.registry import ProviderRegistry, build_providers
 from risk.onchain_source import ChainOnchainSource
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
@@ -110,8 +111,14 @@ async def build_platform(settings: Settings) -> Platform:
     chain_store = SqlChainStore(database.sessions)
     chains = {chain.name: await connect_chain(chain, records[chain.name], relayer, chain_store) for chain in registry}
     assets = _assets(settings, records)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=100))
-    providers = await build_providers(settings, chains, database, http, settings.redis_url)
+    # every lender call goes through the SSRF guard, connecting to the address it checked (providers.destinations)
+    destinations = DestinationGuard(settings.resolved_outbound_allowed_networks)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(5.0),
+        transport=PinnedTransport(destinations, limits=httpx.Limits(max_connections=100)),
+        follow_redirects=False,
+    )
+    providers = await build_providers(settings, chains, database, http, settings.redis_url, destinations=destinations)
     compliance = await asyncio.to_thread(_compliance, settings)
     velocity: VelocityStore = (
         RedisVelocityStore(Redis.from_url(settings.redis_url)) if settings.redis_url else InMemoryVelocityStore()

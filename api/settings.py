@@ -3,13 +3,15 @@ platform locally (SQLite in ./.creditmesh/, the three devnets, a simulated lende
 
 from __future__ import annotations
 
+import ipaddress
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from providers.destinations import LOOPBACK_NETWORKS
 from providers.policy import ResiliencePolicy
 
 LOCAL_ADMIN_KEY = "cm_admin_local_devnet_only"
@@ -67,6 +69,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="local MLA provider: covered periods {last_name, date_of_birth, ssn_or_dod_id, start, end?}",
     )
+    outbound_allowed_networks: list[str] | None = Field(
+        default=None,
+        description="networks a lender's base_url may resolve to although loopback, link-local or private "
+        "(CIDR list); unset: loopback in local runs (the simulated lenders), none in production",
+    )
     velocity_window_seconds: int = Field(default=3_600, gt=0)
     velocity_per_borrower: int = Field(default=5, gt=0)
     velocity_per_wallet: int = Field(default=5, gt=0)
@@ -85,6 +92,19 @@ class Settings(BaseSettings):
             if any(lender.secret == LOCAL_LENDER_SECRET for lender in self.http_lenders):
                 raise ValueError("an HTTP lender uses the local simulated lender's secret outside local runs")
         return self
+
+    @field_validator("outbound_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        for network in value or ():
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+    @property
+    def resolved_outbound_allowed_networks(self) -> list[str]:
+        if self.outbound_allowed_networks is not None:
+            return self.outbound_allowed_networks
+        return list(LOOPBACK_NETWORKS) if self.environment == "local" else []
 
     @property
     def resolved_database_url(self) -> str:

@@ -8,10 +8,13 @@ into these once, at the edge; the resilience layer decides from the class alone 
     ├── ProviderProtocolError          an answer the protocol does not allow (schema, negative rate, expired offer,
     │   │                              unexpected status, bad signature)
     │   └── WebhookRejected            a webhook with a bad signature, a replay, or a body that is not the schema
+    ├── LocalRequestError              the request could not be built here (an unencodable header, a bad URL): says
+    │                                  nothing about the provider, never counted against it
     ├── ProviderRejected               not sent at all: the provider is protected from us or we from it
     │   ├── CircuitOpen                its breaker is open, or its half-open trials are taken
     │   ├── BulkheadFull               its concurrency limit is reached for the remaining deadline
-    │   └── RateLimited                its rate limit has no token left within the remaining deadline
+    │   ├── RateLimited                its rate limit has no token left within the remaining deadline
+    │   └── DestinationRefused         its URL resolves to a loopback, link-local or private address (SSRF guard)
     └── RegistryError                  registration or plugin loading is wrong
         ├── InvalidPlugin              an entry point does not give a complete ProviderAdapter
         ├── UnknownProviderKind        no entry point of that name
@@ -58,6 +61,12 @@ class WebhookRejected(ProviderProtocolError):
         self.status_code = status_code
 
 
+class LocalRequestError(ProviderError):
+    """Our side could not build or send the request (e.g. a header value httpx cannot encode)."""
+
+    counts_as_failure = False
+
+
 class ProviderRejected(ProviderError):
     """The call was not made: it says nothing about the provider's health."""
 
@@ -73,6 +82,10 @@ class BulkheadFull(ProviderRejected):
 
 
 class RateLimited(ProviderRejected):
+    pass
+
+
+class DestinationRefused(ProviderRejected):
     pass
 
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from web3 import AsyncWeb3
     from web3.providers.async_base import AsyncBaseProvider
 
+    from providers.destinations import DestinationGuard
+
 __all__ = [
     "AdapterContext",
     "ProviderAdapter",
@@ -52,11 +54,13 @@ class ProviderRegistration:
 @dataclass(frozen=True, slots=True)
 class AdapterContext:
     """What an adapter may use to reach its provider: the shared HTTP client, a web3 client per chain, and the
-    risk spread of a grade (pools add it to their model rate)."""
+    risk spread of a grade (pools add it to their model rate), and the guard that checks where an HTTP adapter may
+    connect (``providers.destinations``; the platform's ``http`` client applies it to every call)."""
 
     http: httpx.AsyncClient
     web3: Mapping[str, AsyncWeb3[AsyncBaseProvider]] = field(default_factory=dict)
     spread_for_grade: Callable[[int], int] = lambda grade: 0
+    destinations: DestinationGuard | None = None
 
 
 class ProviderAdapter(ABC):
@@ -93,3 +97,6 @@ class ProviderAdapter(ABC):
     @abstractmethod
     async def health(self) -> ProviderHealth:
         """Whether the provider answers now."""
+
+    async def check_destination(self) -> None:  # noqa: B027 - optional hook, nothing to check by default
+        """Refuse, with ``InvalidRegistration``, a registration whose address the platform must not call."""

@@ -3,7 +3,13 @@
 Every request carries a unique ``nonce`` in its body and is signed with HMAC-SHA256 over ``"{timestamp}.{body}"``;
 every call has an httpx timeout; every answer is validated against the protocol's schema, and anything else —
 a 5xx, a body that is not the schema, a negative rate, an offer already expired — is a ``ProviderError`` naming the
-reason, which the resilience layer counts as this provider's failure."""
+reason, which the resilience layer counts as this provider's failure.
+
+Transport hardening (docs/security.md): the ``base_url`` is plain ``http(s)://host[:port][/path]``, checked by the
+``DestinationGuard`` when registered and on every call (the platform's client connects through a
+``PinnedTransport``); an answer's body is read up to ``MAX_RESPONSE_BYTES`` and never quoted in an error (errors
+reach ``provider_outcomes[].detail``, which borrowers see); only a valid correlation id is forwarded; a request that
+cannot be encoded here is a ``LocalRequestError``, not the lender's failure."""
 
 from __future__ import annotations
 
@@ -17,7 +23,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from providers._exceptions import (
+    DestinationRefused,
     InvalidRegistration,
+    LocalRequestError,
     ProviderError,
     ProviderProtocolError,
     ProviderServerError,
@@ -25,6 +33,7 @@ from providers._exceptions import (
     ProviderUnavailable,
 )
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
+from providers.destinations import DestinationGuard, check_url_shape
 from providers.models import (
     Capabilities,
     Decline,
@@ -36,11 +45,15 @@ from providers.models import (
     ProviderOffer,
     QuoteRequest,
     RepaymentShape,
+    is_valid_correlation_id,
 )
 from providers.signing import ReplayGuard, signed_headers
 
 PROTOCOL_VERSION = "1"
 PROTOCOL_HEADER = "X-Creditmesh-Protocol"
+CORRELATION_HEADER = "X-Correlation-Id"
+#: the largest answer read from a lender (a quote answer holds at most 20 offers: a few KiB)
+MAX_RESPONSE_BYTES = 256 * 1024
 
 
 class HttpLenderConfig(BaseModel):
@@ -56,9 +69,7 @@ class HttpLenderConfig(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        url = httpx.URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("must be an http:// or https:// URL with a host")
+        check_url_shape(value)
         return value.rstrip("/")
 
 
@@ -109,9 +120,11 @@ class HttpLenderAdapter(ProviderAdapter):
         client: httpx.AsyncClient,
         timeout: float = 2.0,
         connect_timeout: float = 1.0,
+        destinations: DestinationGuard | None = None,
     ) -> None:
         self.provider_id = provider_id
         self.base_url = base_url.rstrip("/")
+        self._destinations = destinations
         self._secret = secret
         self._capabilities = capabilities
         self._client = client
@@ -133,7 +146,16 @@ class HttpLenderAdapter(ProviderAdapter):
             context.http,
             timeout=config.timeout_seconds,
             connect_timeout=config.connect_timeout_seconds,
+            destinations=context.destinations,
         )
+
+    async def check_destination(self) -> None:
+        """Refuse a ``base_url`` whose host resolves to an address the platform must not call (at registration)."""
+        if self._destinations is not None:
+            try:
+                await self._destinations.check(self.base_url)
+            except DestinationRefused as err:
+                raise InvalidRegistration(f"{self.provider_id}: base_url refused: {err}") from err
 
     def capabilities(self) -> Capabilities:
         return self._capabilities
@@ -146,23 +168,48 @@ class HttpLenderAdapter(ProviderAdapter):
         headers |= signed_headers(self._secret, int(time.time()), body)
         headers |= extra
         try:
-            response = await self._client.request(
+            request = self._client.build_request(
                 method, f"{self.base_url}{path}", content=body or None, headers=headers, timeout=self._timeout
             )
+            response = await self._client.send(request, stream=True)
+        except (UnicodeError, httpx.LocalProtocolError, httpx.InvalidURL, httpx.UnsupportedProtocol) as err:
+            reason = f"{self.provider_id}: the request to {path} cannot be sent: {type(err).__name__}"
+            raise LocalRequestError(reason) from err
         except httpx.TimeoutException as err:
             raise ProviderTimeout(f"{self.provider_id}: {type(err).__name__} on {path}") from err
         except httpx.TransportError as err:
             raise ProviderUnavailable(f"{self.provider_id}: {type(err).__name__} on {path}") from err
+        try:
+            content = await self._read_capped(response, path)
+        finally:
+            await response.aclose()
         if response.status_code >= 500:
             raise ProviderServerError(
                 f"{self.provider_id}: HTTP {response.status_code} on {path}", response.status_code
             )
-        return response
+        return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
+
+    async def _read_capped(self, response: httpx.Response, path: str) -> bytes:
+        """The answer's body, refused past ``MAX_RESPONSE_BYTES`` (declared or streamed)."""
+        too_large = ProviderProtocolError(f"{self.provider_id}: answer on {path} exceeds {MAX_RESPONSE_BYTES} bytes")
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+            raise too_large
+        content = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > MAX_RESPONSE_BYTES:
+                    raise too_large
+        except httpx.TimeoutException as err:
+            raise ProviderTimeout(f"{self.provider_id}: {type(err).__name__} reading {path}") from err
+        except httpx.TransportError as err:
+            raise ProviderUnavailable(f"{self.provider_id}: {type(err).__name__} reading {path}") from err
+        return bytes(content)
 
     def _unexpected(self, response: httpx.Response) -> ProviderProtocolError:
-        return ProviderProtocolError(
-            f"{self.provider_id}: unexpected HTTP {response.status_code}: {response.text[:200]!r}"
-        )
+        # The body is not quoted: this message reaches provider_outcomes[].detail, which the borrower reads.
+        return ProviderProtocolError(f"{self.provider_id}: unexpected HTTP {response.status_code}")
 
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
         payload: dict[str, Any] = {
@@ -179,7 +226,8 @@ class HttpLenderAdapter(ProviderAdapter):
             "grade": request.grade,
             "jurisdiction": request.jurisdiction,
         }
-        response = await self._send("POST", "/v1/quotes", payload, {"X-Correlation-Id": request.correlation_id})
+        correlation = request.correlation_id if is_valid_correlation_id(request.correlation_id) else uuid.uuid4().hex
+        response = await self._send("POST", "/v1/quotes", payload, {CORRELATION_HEADER: correlation})
         if response.status_code == 204:
             return Decline(self.provider_id, "no offer")
         if response.status_code != 200:

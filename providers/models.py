@@ -4,11 +4,19 @@ maturity or equal installments. Amounts are integer base units of the asset."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+#: what a correlation id may be: anything else from a caller is replaced, never forwarded to a lender or logged raw
+CORRELATION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+def is_valid_correlation_id(value: str) -> bool:
+    return CORRELATION_ID.fullmatch(value) is not None
 
 
 class ProviderKind(StrEnum):

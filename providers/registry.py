@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from aggregator.platform import ChainRuntime
     from api.settings import Settings
+    from providers.destinations import DestinationGuard
     from store.db import Database
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             if registration.provider_id in self:
                 raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
             adapter = self.build(registration)
+            await adapter.check_destination()
             if adapter.kind == "pool":
                 health = await adapter.health()
                 if not health.healthy:
@@ -296,6 +298,7 @@ async def build_providers(
     *,
     spread_for_grade: Callable[[int], int] | None = None,
     plugins: PluginLoader | None = None,
+    destinations: DestinationGuard | None = None,
 ) -> ProviderRegistry:
     """Every provider of the platform, resilience-wrapped: the configured HTTP lenders, a pool per chain and asset
     in the deployment records, and the registrations persisted through the API. With ``redis_url``, breaker state
@@ -313,7 +316,7 @@ async def build_providers(
 
         limiter_client = redis.asyncio.Redis.from_url(redis_url)
     registry = ProviderRegistry(
-        AdapterContext(http, {name: runtime.w3 for name, runtime in chains.items()}, spread_for_grade),
+        AdapterContext(http, {name: runtime.w3 for name, runtime in chains.items()}, spread_for_grade, destinations),
         plugins or PluginLoader(),
         store,
         _limiters(limiter_client),

@@ -44,6 +44,7 @@ from tenacity.stop import stop_base
 from providers._exceptions import (
     BulkheadFull,
     CircuitOpen,
+    LocalRequestError,
     ProviderError,
     ProviderTimeout,
     RateLimited,
@@ -706,6 +707,11 @@ class ResilientProvider(ProviderAdapter):
             return await call()
         except (ProviderError, TimeoutError, asyncio.CancelledError):
             raise
+        except UnicodeError as err:
+            # our request could not be encoded (e.g. a header value): the provider was never reached
+            raise LocalRequestError(
+                f"{self.provider_id}: {operation} request cannot be encoded: {type(err).__name__}"
+            ) from err
         except Exception as err:
             raise ProviderError(
                 f"{self.provider_id}: adapter raised {type(err).__name__} in {operation}: {err}"

@@ -90,6 +90,8 @@ def running_platform(
         "CREDITMESH_DATA_DIR": str(data_dir),
         "CREDITMESH_CHAINS_FILE": str(chains_file),
         "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
+        # the simulated lenders listen on loopback; every other internal address stays refused
+        "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
         "CREDITMESH_HTTP_LENDERS": json.dumps(http_lender_settings(lender_url, fleet)),
         "CREDITMESH_DATABASE_URL": database_url,
         "CREDITMESH_VELOCITY_PER_BORROWER": "25",

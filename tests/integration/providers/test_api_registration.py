@@ -21,6 +21,7 @@ from api import problems
 from api.auth import Role, ensure_key, issue_key
 from api.routers import providers as providers_router
 from providers.base import AdapterContext
+from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard, PinnedTransport
 from providers.policy import ResiliencePolicy
 from providers.registry import PluginLoader, ProviderRegistry
 from providers.resilience import MemoryBreakerStore, MemoryRateLimiter
@@ -34,6 +35,8 @@ from tests.unit.providers.fakes import REQUEST
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 ADMIN = "cm_admin_provider_tests"
+#: the test allow-list: the simulated lender listens on 127.0.0.1; every other internal address is refused
+GUARD = DestinationGuard(LOOPBACK_NETWORKS)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _registry(database: Database, http: httpx.AsyncClient) -> ProviderRegistry:
     return ProviderRegistry(
-        AdapterContext(http),
+        AdapterContext(http, destinations=GUARD),
         PluginLoader(),
         MemoryBreakerStore(),
         lambda p: MemoryRateLimiter(p.rate_per_second, p.burst),
@@ -58,7 +61,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Provid
     database = Database(f"sqlite:///{tmp_path / 'providers.db'}")
     database.migrate()
     ensure_key(database, ADMIN, Role.ADMIN, None, "test admin")
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
         registry = _registry(database, http)
         app = FastAPI()
         problems.install(app)
@@ -127,6 +130,14 @@ async def test_registration_refusals_say_what_is_wrong(
     )
     assert bad.status_code == 422
     assert "base_url" in bad.json()["detail"]
+    for n, internal in enumerate(["http://169.254.169.254/latest", "http://10.0.0.1:8080", "http://lender.test?x=/"]):
+        refused = await client.post(
+            "/v1/providers",
+            json=_registration(sim, provider_id=f"ssrf-{n}", config={"base_url": internal, "secret": SECRET}),
+            headers=admin,
+        )
+        assert refused.status_code == 422, internal
+        assert "base_url" in refused.json()["detail"]
     assert sorted(registry) == ["late-bank"], "nothing half-registered"
 
 

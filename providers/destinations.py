@@ -1,0 +1,113 @@
+"""Where the platform may send a lender's HTTP requests: no server-side request forgery through a ``base_url``.
+
+A lender's host is resolved and refused when any of its addresses is loopback, link-local (169.254.169.254, the
+cloud metadata service), private, shared, multicast, reserved or unspecified — unless it lies in the configured
+allow-list (``CREDITMESH_OUTBOUND_ALLOWED_NETWORKS``; the local default allows loopback for the simulated lenders).
+``PinnedTransport`` checks every request and connects to the address it checked, keeping the ``Host`` header and
+the TLS server name (SNI, certificate check) of the URL, so a DNS answer that changes between the check and the
+connection (DNS rebinding) cannot redirect the call."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+from providers._exceptions import DestinationRefused
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: the allow-list of local runs and tests: the simulated lenders listen on 127.0.0.1
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+
+
+def is_public(address: IpAddress) -> bool:
+    """True for a globally routable unicast address (what a lender on the internet has)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return is_public(address.ipv4_mapped)
+    return address.is_global and not (address.is_multicast or address.is_reserved or address.is_unspecified)
+
+
+def check_url_shape(value: str) -> httpx.URL:
+    """The URL of a lender's ``base_url``, refused when it is not plain ``http(s)://host[:port][/path]`` (a query
+    or fragment would let the registration steer the paths of our calls; credentials do not belong in it)."""
+    if "?" in value or "#" in value:
+        raise ValueError("must not carry a query (?) or fragment (#)")
+    url = httpx.URL(value)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if url.userinfo:
+        raise ValueError("must not carry credentials (user:password@)")
+    return url
+
+
+class DestinationGuard:
+    """Resolves a host and returns the address to connect to, or raises ``DestinationRefused``."""
+
+    def __init__(self, allowed: Iterable[str | IpNetwork] = ()) -> None:
+        self.allowed: tuple[IpNetwork, ...] = tuple(ipaddress.ip_network(n, strict=False) for n in allowed)
+
+    def permits(self, address: IpAddress) -> bool:
+        return is_public(address) or any(address in network for network in self.allowed)
+
+    async def resolve(self, host: str, port: int) -> IpAddress:
+        """The first address of ``host``; refused if ANY of its addresses is not permitted (a name that answers
+        both a public and a private address is refused, whichever the connection would have picked)."""
+        try:
+            addresses: list[IpAddress] = [ipaddress.ip_address(host)]
+        except ValueError:
+            addresses = await self._lookup(host, port)
+        refused = [str(a) for a in addresses if not self.permits(a)]
+        if refused:
+            raise DestinationRefused(
+                f"{host} resolves to {', '.join(refused)}: loopback, link-local and private addresses are refused "
+                "(allow a network with CREDITMESH_OUTBOUND_ALLOWED_NETWORKS for local runs)"
+            )
+        return addresses[0]
+
+    async def check(self, url: str | httpx.URL) -> IpAddress:
+        parsed = httpx.URL(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        return await self.resolve(parsed.host, port)
+
+    @staticmethod
+    async def _lookup(host: str, port: int) -> list[IpAddress]:
+        try:
+            answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as err:
+            raise DestinationRefused(f"{host} does not resolve: {err}") from err
+        found: list[IpAddress] = []
+        for *_, sockaddr in answers:
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+            if address not in found:
+                found.append(address)
+        if not found:
+            raise DestinationRefused(f"{host} has no address")
+        return found
+
+
+class PinnedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that checks every request's host with the guard and connects to the checked address."""
+
+    def __init__(self, guard: DestinationGuard, inner: httpx.AsyncBaseTransport | None = None, **options: Any):
+        self.guard = guard
+        self._inner = inner or httpx.AsyncHTTPTransport(**options)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        address = await self.guard.check(request.url)
+        if str(address) != host:
+            # the Host header was set from the URL when the request was built; SNI and the certificate check
+            # follow the original name
+            request.url = request.url.copy_with(host=str(address))
+            if request.url.scheme == "https":
+                request.extensions = {**request.extensions, "sni_hostname": host}
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

@@ -1,0 +1,178 @@
+"""The SSRF guard and the lender transport's hardening: a lender URL on loopback, link-local or a private network is
+refused outside the allow-list (at registration and on every call, connecting to the address checked); answers are
+read up to a cap and never quoted to the borrower; a correlation id that is not valid is not forwarded; a request
+that cannot be encoded here never counts against the lender."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from providers._exceptions import (
+    DestinationRefused,
+    InvalidRegistration,
+    LocalRequestError,
+    ProviderProtocolError,
+    ProviderServerError,
+)
+from providers.base import AdapterContext, ProviderRegistration
+from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard, PinnedTransport, is_public
+from providers.http_lender import MAX_RESPONSE_BYTES, HttpLenderAdapter
+from providers.models import Capabilities, Decline, ProviderOffer, QuoteRequest
+from providers.policy import ResiliencePolicy
+from providers.resilience import AsyncBreaker, MemoryBreakerStore, MemoryRateLimiter, ResilientProvider
+from tests.unit.providers.fakes import REQUEST
+
+pytestmark = pytest.mark.unit
+
+SECRET = "unit-test-secret"
+INTERNAL = ["http://127.0.0.1:8600", "http://169.254.169.254", "http://10.0.0.1", "http://[::1]:80", "http://localhost"]
+
+
+@pytest.mark.parametrize("url", INTERNAL)
+async def test_an_internal_lender_url_is_refused_at_registration_outside_the_allow_list(url: str) -> None:
+    context = AdapterContext(httpx.AsyncClient(), destinations=DestinationGuard())
+    adapter = HttpLenderAdapter.from_registration(
+        ProviderRegistration("evil", "http", {"base_url": url, "secret": SECRET}), context
+    )
+    with pytest.raises(InvalidRegistration, match=r"base_url refused: .* are refused"):
+        await adapter.check_destination()
+
+
+async def test_the_allow_list_admits_loopback_only() -> None:
+    guard = DestinationGuard(LOOPBACK_NETWORKS)
+    assert str(await guard.check("http://127.0.0.1:8600")) == "127.0.0.1"
+    assert str(await guard.check("http://localhost:8600")) in ("127.0.0.1", "::1")
+    for url in ("http://169.254.169.254/latest/meta-data", "http://10.0.0.1", "http://192.168.1.1"):
+        with pytest.raises(DestinationRefused):
+            await guard.check(url)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "100.64.0.1",
+        "0.0.0.0",  # noqa: S104 - refused, not bound
+        "224.0.0.1",
+        "::ffff:10.0.0.1",
+        "fe80::1",
+        "fd00::1",
+        "172.16.0.1",
+        "240.0.0.1",
+    ],
+)
+def test_non_public_addresses_are_recognized(address: str) -> None:
+    assert not is_public(ipaddress.ip_address(address))
+
+
+def test_public_addresses_pass() -> None:
+    assert is_public(ipaddress.ip_address("93.184.216.34"))
+    assert is_public(ipaddress.ip_address("2606:2800:220:1:248:1893:25c8:1946"))
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://lender.test/api?x=1", "http://lender.test/#frag", "http://user:pw@lender.test"]
+)
+def test_a_base_url_with_query_fragment_or_credentials_is_refused(base_url: str) -> None:
+    with pytest.raises(InvalidRegistration, match="base_url"):
+        HttpLenderAdapter.from_registration(
+            ProviderRegistration("x", "http", {"base_url": base_url, "secret": SECRET}),
+            AdapterContext(httpx.AsyncClient()),
+        )
+
+
+async def test_the_pinned_transport_connects_to_the_checked_address_keeping_host_and_sni() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    transport = PinnedTransport(DestinationGuard(LOOPBACK_NETWORKS), inner=httpx.MockTransport(handler))
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://localhost:8443/v1/health")
+        with pytest.raises(DestinationRefused):
+            await client.get("http://169.254.169.254/latest/meta-data")
+    assert len(seen) == 1, "the refused request never reached the network"
+    assert seen[0].url.host in ("127.0.0.1", "::1")
+    assert seen[0].headers["Host"] == "localhost:8443"
+    assert seen[0].extensions["sni_hostname"] == "localhost"
+
+
+def _adapter(handler: Callable[[httpx.Request], httpx.Response]) -> HttpLenderAdapter:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return HttpLenderAdapter("bank", "http://lender.test", SECRET, Capabilities(assets=frozenset({"USDC"})), client)
+
+
+async def test_an_oversized_answer_is_refused_without_reading_it_all() -> None:
+    big = b"x" * (MAX_RESPONSE_BYTES + 1)
+    with pytest.raises(ProviderProtocolError, match="exceeds"):
+        await _adapter(lambda r: httpx.Response(200, content=big)).quote(REQUEST)
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"y" * 65_536
+
+    def streaming(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless())
+
+    with pytest.raises(ProviderProtocolError, match="exceeds"):
+        await _adapter(streaming).quote(REQUEST)
+
+
+@pytest.mark.parametrize(("status", "error"), [(418, ProviderProtocolError), (503, ProviderServerError)])
+async def test_a_lender_body_never_reaches_the_error_a_borrower_sees(status: int, error: type[Exception]) -> None:
+    leak = "<html>internal stack trace: db password hunter2</html>"
+    with pytest.raises(error) as raised:
+        await _adapter(lambda r: httpx.Response(status, text=leak)).quote(REQUEST)
+    assert "hunter2" not in str(raised.value)
+    assert f"HTTP {status}" in str(raised.value)
+
+
+@pytest.mark.parametrize("given", ["é" * 8, "x" * 65, "a b", "id\r\nX-Injected: 1", ""])
+async def test_an_invalid_correlation_id_is_replaced_not_forwarded(given: str) -> None:
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["X-Correlation-Id"])
+        return httpx.Response(204)
+
+    await _adapter(handler).quote(replace(REQUEST, correlation_id=given))
+    assert sent[0] != given
+    assert len(sent[0]) == 32
+    assert sent[0].isalnum()
+
+
+async def test_a_valid_correlation_id_is_forwarded() -> None:
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["X-Correlation-Id"])
+        return httpx.Response(204)
+
+    await _adapter(handler).quote(replace(REQUEST, correlation_id="req-42-abc"))
+    assert sent == ["req-42-abc"]
+
+
+class _Unencodable(HttpLenderAdapter):
+    """An adapter whose own request building fails on a non-ASCII value (the pre-fix path of a borrower's
+    correlation id reaching httpx)."""
+
+    async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
+        raise UnicodeEncodeError("ascii", request.correlation_id, 0, 1, "ordinal not in range(128)")
+
+
+async def test_a_local_encoding_error_never_counts_against_the_lender() -> None:
+    policy = ResiliencePolicy(fail_max=5, quote_attempts=1)
+    client = httpx.AsyncClient()
+    adapter = _Unencodable("bank", "http://lender.test", SECRET, Capabilities(assets=frozenset({"USDC"})), client)
+    breaker = await AsyncBreaker("bank", policy, MemoryBreakerStore()).start()
+    provider = ResilientProvider(adapter, policy, breaker, MemoryRateLimiter(1_000, 1_000))
+    for _ in range(6):
+        with pytest.raises(LocalRequestError):
+            await provider.quote(replace(REQUEST, correlation_id="\u00e9"))
+    assert await provider.breaker.state() == "closed"
