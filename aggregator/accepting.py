@@ -4,7 +4,6 @@ lender, and relay ``openLoan`` to the quote's chain; the loan is recorded from t
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from sqlalchemy import select, update
-from web3.logs import DISCARD
 
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import (
@@ -25,10 +23,12 @@ from aggregator.errors import (
     QuoteNotAcceptable,
     QuoteNotFound,
 )
+from aggregator.ledger import SOURCE_RECEIPT, LedgerChain, apply_events, loan_id_for, receipt_decoder
 from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row
 from aggregator.platform import ChainRuntime
 from aggregator.quoting import NO_IDENTITY
 from chain.errors import TransactionReverted
+from chain.events import ChainEvent
 from chain.relay import simulate
 from chain.transactions import Call
 from compliance import BorrowerFacts, ComplianceService
@@ -78,12 +78,11 @@ class AcceptanceService:
             await self._simulate(chain, call)  # nothing is promised to a lender that the chain would refuse
             if quote.kind == ProviderKind.TRADITIONAL.value:
                 await self._notify_lender(quote)
-            loan = await self._open_on_chain(chain, quote, call)
+            loan_id = await self._open_on_chain(chain, quote, call)
         except BaseException:
             await asyncio.to_thread(self._transition, quote_id, "accepting", "offered")
             raise
-        await asyncio.to_thread(self._record_loan, loan)
-        return Accepted(loan_id=loan.id, quote_id=quote_id)
+        return Accepted(loan_id=loan_id, quote_id=quote_id)
 
     def _screen(self, borrower: BorrowerFile, quote: QuoteRow) -> None:
         """Re-screen the borrower with today's lists, and the address the collateral comes from; record both."""
@@ -165,8 +164,10 @@ class AcceptanceService:
         except TransactionReverted as err:
             raise ChainRejected(str(err)) from err
 
-    async def _open_on_chain(self, chain: ChainRuntime, quote: QuoteRow, call: Any) -> LoanRow:
-        """Relay ``openLoan`` under the intent key of the quote: a retry after a crash resumes the same intent."""
+    async def _open_on_chain(self, chain: ChainRuntime, quote: QuoteRow, call: Any) -> str:
+        """Relay ``openLoan`` under the intent key of the quote (a retry after a crash resumes the same intent), then
+        record what its receipt shows through the ledger (the indexer applies the same facts later, once); returns
+        the loan's ledger id."""
         aggregator = chain.aggregator()
         try:
             settled = await chain.transactions.submit_and_wait(
@@ -175,28 +176,15 @@ class AcceptanceService:
         except TransactionReverted as err:
             raise ChainRejected(str(err)) from err
         receipt = await chain.w3.eth.get_transaction_receipt(settled.tx_hash)  # type: ignore[arg-type]
-        (event,) = aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
-        return LoanRow(
-            id=str(uuid.uuid4()),
-            quote_id=quote.id,
-            borrower_id=quote.borrower_id,
-            provider_id=quote.provider_id,
-            chain_name=chain.name,
-            chain_id=chain.chain_id,
-            contract=aggregator.address,
-            onchain_loan_id=int(event["args"]["loanId"]),
-            tx_hash=settled.tx_hash,
-            block_number=settled.block_number,
-            status="active",
-            asset=str(quote.disclosure["asset"]),
-            principal=int(event["args"]["principal"]),
-            created_at=datetime.now(UTC),
-        )
+        events = receipt_decoder(chain.record, chain.w3.codec).decode_receipt(chain.chain_id, receipt)
+        ledger_chain = LedgerChain.from_record(chain.record)
+        await asyncio.to_thread(self._record_loan, ledger_chain, events, quote.id)
+        return loan_id_for(chain.chain_id, ledger_chain.aggregator, quote.offer_digest)
 
-    def _record_loan(self, loan: LoanRow) -> None:
+    def _record_loan(self, ledger_chain: LedgerChain, events: list[ChainEvent], quote_id: str) -> None:
         with self._db.unit_of_work() as uow:
-            uow.session.add(loan)
-            uow.session.execute(update(QuoteRow).where(QuoteRow.id == loan.quote_id).values(status="accepted"))
+            apply_events(uow.session, ledger_chain, events, source=SOURCE_RECEIPT, via_accept=True)
+            uow.session.execute(update(QuoteRow).where(QuoteRow.id == quote_id).values(status="accepted"))
             uow.commit()
 
     def get_loan(self, loan_id: str, borrower_id: str | None) -> LoanRow:

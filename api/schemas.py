@@ -87,9 +87,9 @@ class AcceptIn(BaseModel):
 
 class LoanOut(BaseModel):
     id: str
-    quote_id: str
+    quote_id: str | None
     status: str
-    provider_id: str
+    provider_id: str | None
     chain: str
     chain_id: int
     contract: str

@@ -7,6 +7,10 @@
   block hash must match: a reorg during the read discards the range.
 * The checkpoint (block number and hash) and the hashes of recently delivered blocks are persisted per (chain,
   reader) after the handler returns, so a restart resumes where it stopped (delivery is at least once).
+* A ``writer`` (``poll(writer=…)``) runs in the very transaction that moves the checkpoint: what it writes and the
+  checkpoint commit together or not at all, so a restart neither loses nor repeats its work. A ``fence`` given to the
+  reader (a lease's fencing check, ``store.leases``) runs first in that transaction and in the rollback's: a reader
+  whose lease moved to another process writes nothing.
 * When the checkpoint's hash is no longer canonical, the reader walks back its stored hashes to the newest block
   still canonical (the common ancestor), reports a ``ReorgReport`` to the handler (which undoes what it derived
   from blocks above the ancestor), records the reorg, and re-reads from there.
@@ -19,13 +23,14 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from eth_typing import ChecksumAddress
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
+from sqlalchemy.orm import Session
 from web3._utils.events import get_event_data
 from web3.exceptions import Web3Exception
 from web3.types import EventData, FilterParams, LogReceipt
@@ -76,14 +81,23 @@ class ReorgReport:
 
 @dataclass(frozen=True, slots=True)
 class EventBatch:
+    """Events of blocks ``from_block``..``to_block`` in chain order. ``block_hashes`` gives the canonical hash of
+    every block in the range that holds one of the events, and of ``to_block``: a fact recorded in the range under
+    another hash (or in a block with none of our events) is from a block that is no longer canonical."""
+
     chain_id: int
     from_block: int
     to_block: int
     events: tuple[ChainEvent, ...] = ()
     reorg: ReorgReport | None = None
+    block_hashes: Mapping[int, str] = field(default_factory=dict)
 
 
 EventHandler = Callable[[EventBatch], Awaitable[None]]
+BatchWriter = Callable[[Session, EventBatch], None]
+"""Writes what a batch means in the caller's session; the reader commits it with the checkpoint move."""
+Fence = Callable[[Session], None]
+"""Raises when the reader may no longer write (``store.leases.fence``)."""
 
 _RANGE_REFUSALS = ("range", "limit", "too many", "exceed", "timeout", "response size")
 
@@ -93,7 +107,11 @@ class _RangeTooWide(Exception):
 
 
 @dataclass
-class _Decoder:
+class EventDecoder:
+    """Decodes the logs of watched contracts with their artifacts' ABIs (every non-anonymous event, so events a
+    new contract version adds are decoded without code changes). Also for a receipt's logs (``decode_receipt``)."""
+
+    codec: Any
     by_topic: dict[tuple[str, bytes], tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     def add(self, contract: WatchedContract) -> None:
@@ -101,6 +119,36 @@ class _Decoder:
             if item.get("type") == "event" and not item.get("anonymous"):
                 topic = event_abi_to_log_topic(item)  # type: ignore[arg-type]
                 self.by_topic[(contract.address.lower(), topic)] = (contract.name, item)
+
+    def decode(self, chain_id: int, entry: LogReceipt) -> ChainEvent | None:
+        """The event of ``entry``, or None when it is not from a watched contract or not in its ABI."""
+        if not entry["topics"]:
+            return None
+        found = self.by_topic.get((str(entry["address"]).lower(), bytes(entry["topics"][0])))
+        if found is None:
+            return None
+        contract, abi = found
+        data: EventData = get_event_data(self.codec, abi, entry)
+        return ChainEvent(
+            chain_id=chain_id,
+            contract=contract,
+            address=to_checksum_address(entry["address"]),
+            event=str(data["event"]),
+            args=dict(data["args"]),
+            block_number=int(entry["blockNumber"]),
+            block_hash=_hex(entry["blockHash"]),
+            tx_hash=_hex(entry["transactionHash"]),
+            log_index=int(entry["logIndex"]),
+        )
+
+    def decode_receipt(self, chain_id: int, receipt: Mapping[str, Any]) -> list[ChainEvent]:
+        """The watched contracts' events in a transaction receipt, in log order."""
+        events = (self.decode(chain_id, entry) for entry in receipt["logs"])
+        return [event for event in events if event is not None]
+
+
+def _hex(value: Any) -> str:
+    return value.to_0x_hex() if hasattr(value, "to_0x_hex") else str(value)
 
 
 class EventReader:
@@ -118,6 +166,7 @@ class EventReader:
         max_range: int = 2_000,
         initial_range: int = 500,
         keep_hashes: int = 256,
+        fence: Fence | None = None,
     ) -> None:
         self.client, self.store, self.reader = client, store, reader
         self.chain_id = client.config.chain_id
@@ -126,10 +175,21 @@ class EventReader:
         self.confirmations = max(1, client.config.confirmations if confirmations is None else confirmations)
         self.max_range, self.keep_hashes = max_range, keep_hashes
         self._range = max(1, min(initial_range, max_range))
-        self._decoder = _Decoder()
+        self.fence = fence
+        self._decoder = EventDecoder(client.w3.codec)
         for contract in self.contracts:
             self._decoder.add(contract)
         self.reorgs: list[ReorgReport] = []
+
+    def watch(self, contract: WatchedContract) -> None:
+        """Read ``contract``'s events too, from the next range on (a pool registered after the reader started)."""
+        if all(known.address != contract.address for known in self.contracts):
+            self.contracts.append(contract)
+            self._decoder.add(contract)
+
+    @property
+    def decoder(self) -> EventDecoder:
+        return self._decoder
 
     async def _block_hash(self, number: int) -> str | None:
         block = await self.client.rpc("eth_getBlockByNumber", hex(number), False)
@@ -138,13 +198,19 @@ class EventReader:
     async def _checkpoint(self) -> tuple[int, str] | None:
         return await self.store.run(lambda repo: repo.checkpoint(self.chain_id, self.reader))
 
-    async def poll(self, handler: EventHandler) -> int:
-        """Deliver everything confirmed since the checkpoint; returns the number of events delivered."""
+    async def poll(self, handler: EventHandler | None = None, *, writer: BatchWriter | None = None) -> int:
+        """Deliver everything confirmed since the checkpoint; returns the number of events delivered.
+
+        Args:
+            handler: awaited with each batch before its checkpoint moves (at-least-once delivery).
+            writer: called with each batch inside the transaction that moves the checkpoint (exactly once in
+                effect: its writes and the checkpoint commit together).
+        """
         head = int(await self.client.rpc("eth_blockNumber"), 16)
         safe = head - self.confirmations + 1
         checkpoint = await self._checkpoint()
         if checkpoint is not None and await self._block_hash(checkpoint[0]) != checkpoint[1]:
-            checkpoint = await self._roll_back(checkpoint, handler)
+            checkpoint = await self._roll_back(checkpoint, handler, writer)
         next_block = self.start_block if checkpoint is None else checkpoint[0] + 1
         delivered = 0
         while next_block <= safe:
@@ -158,16 +224,33 @@ class EventReader:
                 continue
             if batch is None:  # the chain moved under the read: look again next poll
                 break
-            await handler(batch)
+            if handler is not None:
+                await handler(batch)
             hashes = {**log_hashes, to_block: end_hash}
-            await self.store.run(functools.partial(self._advance, number=to_block, block_hash=end_hash, hashes=hashes))
+            await self.store.run(
+                functools.partial(
+                    self._advance, batch=batch, writer=writer, number=to_block, block_hash=end_hash, hashes=hashes
+                )
+            )
             checkpoint = (to_block, end_hash)
             delivered += len(batch.events)
             next_block = to_block + 1
             self._range = min(self.max_range, self._range * 2)
         return delivered
 
-    def _advance(self, repo: ChainRepository, number: int, block_hash: str, hashes: dict[int, str]) -> None:
+    def _advance(
+        self,
+        repo: ChainRepository,
+        batch: EventBatch,
+        writer: BatchWriter | None,
+        number: int,
+        block_hash: str,
+        hashes: dict[int, str],
+    ) -> None:
+        if self.fence is not None:
+            self.fence(repo.session)
+        if writer is not None:
+            writer(repo.session, batch)
         repo.add_block_hashes(self.chain_id, self.reader, hashes, self.keep_hashes)
         repo.set_checkpoint(self.chain_id, self.reader, number, block_hash)
 
@@ -206,30 +289,16 @@ class EventReader:
             decoded = self._decode(entry)
             if decoded is not None:
                 events.append(decoded)
-        batch = EventBatch(self.chain_id, from_block, to_block, tuple(events))
+        hashes = {**log_hashes, to_block: end_after}
+        batch = EventBatch(self.chain_id, from_block, to_block, tuple(events), block_hashes=hashes)
         return batch, end_after, log_hashes
 
     def _decode(self, entry: LogReceipt) -> ChainEvent | None:
-        if not entry["topics"]:
-            return None
-        found = self._decoder.by_topic.get((str(entry["address"]).lower(), bytes(entry["topics"][0])))
-        if found is None:
-            return None
-        contract, abi = found
-        data: EventData = get_event_data(self.client.w3.codec, abi, entry)
-        return ChainEvent(
-            chain_id=self.chain_id,
-            contract=contract,
-            address=to_checksum_address(entry["address"]),
-            event=str(data["event"]),
-            args=dict(data["args"]),
-            block_number=int(entry["blockNumber"]),
-            block_hash=entry["blockHash"].to_0x_hex(),
-            tx_hash=entry["transactionHash"].to_0x_hex(),
-            log_index=int(entry["logIndex"]),
-        )
+        return self._decoder.decode(self.chain_id, entry)
 
-    async def _roll_back(self, checkpoint: tuple[int, str], handler: EventHandler) -> tuple[int, str] | None:
+    async def _roll_back(
+        self, checkpoint: tuple[int, str], handler: EventHandler | None, writer: BatchWriter | None
+    ) -> tuple[int, str] | None:
         """Find the newest stored block that is still canonical, report the reorg, and move the checkpoint."""
         known = await self.store.run(lambda repo: repo.block_hashes(self.chain_id, self.reader))
         ancestor: tuple[int, str] | None = None
@@ -240,9 +309,15 @@ class EventReader:
         ancestor_block = ancestor[0] if ancestor is not None else self.start_block - 1
         report = ReorgReport(self.chain_id, self.reader, checkpoint[0], ancestor_block)
         log.warning("reorg on %s: delivered up to %s, ancestor %s", self.client.name, checkpoint[0], ancestor_block)
-        await handler(EventBatch(self.chain_id, ancestor_block + 1, checkpoint[0], (), report))
+        reorg_batch = EventBatch(self.chain_id, ancestor_block + 1, checkpoint[0], (), report)
+        if handler is not None:
+            await handler(reorg_batch)
 
         def work(repo: ChainRepository) -> None:
+            if self.fence is not None:
+                self.fence(repo.session)
+            if writer is not None:
+                writer(repo.session, reorg_batch)
             repo.add_reorg(self.chain_id, self.reader, checkpoint[0], ancestor_block)
             repo.drop_block_hashes_above(self.chain_id, self.reader, ancestor_block)
             if ancestor is not None:
@@ -254,12 +329,19 @@ class EventReader:
         self.reorgs.append(report)
         return ancestor
 
-    async def run(self, handler: EventHandler, stop: asyncio.Event, interval: float | None = None) -> None:
+    async def run(
+        self,
+        handler: EventHandler | None,
+        stop: asyncio.Event,
+        interval: float | None = None,
+        *,
+        writer: BatchWriter | None = None,
+    ) -> None:
         """Poll until ``stop`` is set; an RPC outage is logged and retried at the next interval."""
         pause = interval if interval is not None else min(2.0, self.client.config.block_time_seconds)
         while not stop.is_set():
             try:
-                await self.poll(handler)
+                await self.poll(handler, writer=writer)
             except RpcUnavailable as err:
                 log.warning("event reader %s on %s: %s", self.reader, self.client.name, err)
             with contextlib.suppress(TimeoutError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, select
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint, false, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -69,12 +69,23 @@ class QuoteRow(Base):
 
 
 class LoanRow(Base):
+    """A loan's ledger record: a projection of its chain facts (``store.ledger``), kept by ``aggregator.ledger``.
+
+    Identity on-chain: (chain id, CreditAggregator address, ``offer_digest``); ``id`` is derived from it
+    (``aggregator.ledger.loan_id_for``), so the accept and the indexer name the same loan the same way. ``quote_id``
+    is None for a loan opened from an offer we never made; ``opened_outside_accept`` flags a loan the chain shows
+    that no accept of ours opened (such a loan never triggers a lender's funding)."""
+
     __tablename__ = "loans"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "contract", "offer_digest", name="uq_loans_offer"),
+        UniqueConstraint("chain_id", "contract", "onchain_loan_id", name="uq_loans_onchain_loan"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    quote_id: Mapped[str] = mapped_column(ForeignKey("quotes.id"), unique=True)
-    borrower_id: Mapped[str] = mapped_column(ForeignKey("borrowers.id"), index=True)
-    provider_id: Mapped[str] = mapped_column(String(64))
+    quote_id: Mapped[str | None] = mapped_column(ForeignKey("quotes.id"), unique=True, nullable=True)
+    borrower_id: Mapped[str | None] = mapped_column(ForeignKey("borrowers.id"), index=True, nullable=True)
+    provider_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     chain_name: Mapped[str] = mapped_column(String(64))
     chain_id: Mapped[int] = mapped_column(Integer)
     contract: Mapped[str] = mapped_column(String(42))
@@ -82,9 +93,27 @@ class LoanRow(Base):
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     block_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
-    asset: Mapped[str] = mapped_column(String(16))
+    asset: Mapped[str] = mapped_column(String(42))
     principal: Mapped[int] = mapped_column(Uint256())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # the ledger (from LoanOpened and the facts after it)
+    offer_digest: Mapped[str] = mapped_column(String(66))
+    block_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    borrower_address: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    asset_address: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    funder: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    pool: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    rate_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    term_seconds: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    origination_fee: Mapped[int | None] = mapped_column(Uint256(), nullable=True)
+    terms_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    outstanding_principal: Mapped[int | None] = mapped_column(Uint256(), nullable=True)
+    interest_paid: Mapped[int | None] = mapped_column(Uint256(), nullable=True)
+    principal_paid: Mapped[int | None] = mapped_column(Uint256(), nullable=True)
+    collateral_asset: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    collateral_amount: Mapped[int | None] = mapped_column(Uint256(), nullable=True)
+    closed_tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    opened_outside_accept: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class OfferNonceRow(Base):

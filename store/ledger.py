@@ -1,0 +1,227 @@
+"""Chain facts and the loan ledger's entries.
+
+A **chain fact** is one confirmed event of our contracts as the chain emitted it: chain id, contract (name and
+address), event name, decoded arguments (JSON; integers as decimal strings, bytes as 0x-hex), block number and
+hash, transaction hash and log index — unique on (chain id, block hash, tx hash, log index), so a replay writes
+nothing twice. ``source`` says who recorded it first: the indexer, or the accept from a receipt (not yet
+confirmed; the indexer deletes it if its block does not survive). ``loan_ref`` is the event's ``loanId`` when it has
+one (the CreditAggregator's numbering, shared by the CollateralManager and the pools of that chain).
+
+The loan's **entries** — one row per repayment, collateral movement and liquidation — each point at their fact and
+go with it (ON DELETE CASCADE) when a reorg removes the fact. The loan record itself is ``store.aggregator.LoanRow``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from store.aggregator import LoanRow
+from store.base import Base
+from store.types import Uint256, UtcDateTime
+
+SOURCE_INDEXER, SOURCE_RECEIPT = "indexer", "receipt"
+
+
+class ChainFactRow(Base):
+    __tablename__ = "chain_facts"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "block_hash", "tx_hash", "log_index", name="uq_chain_facts_log"),
+        Index("ix_chain_facts_block", "chain_id", "block_number"),
+        Index("ix_chain_facts_loan", "chain_id", "loan_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(42))
+    event: Mapped[str] = mapped_column(String(64))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    loan_ref: Mapped[int | None] = mapped_column(Uint256(), nullable=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LoanRepaymentRow(Base):
+    """A repayment (``LoanRepaid``): on-chain, recorded by the operator (``payment_ref``), or by a liquidator."""
+
+    __tablename__ = "loan_repayments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    loan_id: Mapped[str] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), index=True)
+    fact_id: Mapped[int] = mapped_column(ForeignKey("chain_facts.id", ondelete="CASCADE"), unique=True)
+    payer: Mapped[str] = mapped_column(String(42))
+    interest_paid: Mapped[int] = mapped_column(Uint256())
+    principal_paid: Mapped[int] = mapped_column(Uint256())
+    outstanding_principal: Mapped[int] = mapped_column(Uint256())
+    payment_ref: Mapped[str] = mapped_column(String(66))
+
+
+class LoanCollateralMovementRow(Base):
+    """Collateral locked (``CollateralAdded``) or released (``CollateralRemoved``) for a loan."""
+
+    __tablename__ = "loan_collateral_movements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    loan_id: Mapped[str] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), index=True)
+    fact_id: Mapped[int] = mapped_column(ForeignKey("chain_facts.id", ondelete="CASCADE"), unique=True)
+    direction: Mapped[str] = mapped_column(String(8))  # "added" | "removed"
+    account: Mapped[str] = mapped_column(String(42))
+    asset: Mapped[str] = mapped_column(String(42))
+    amount: Mapped[int] = mapped_column(Uint256())
+
+
+class LoanLiquidationRow(Base):
+    """A liquidation (``LoanLiquidated``): what the liquidator repaid and the collateral it seized."""
+
+    __tablename__ = "loan_liquidations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    loan_id: Mapped[str] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), index=True)
+    fact_id: Mapped[int] = mapped_column(ForeignKey("chain_facts.id", ondelete="CASCADE"), unique=True)
+    liquidator: Mapped[str] = mapped_column(String(42))
+    debt_repaid: Mapped[int] = mapped_column(Uint256())
+    collateral_seized: Mapped[int] = mapped_column(Uint256())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def jsonable(value: Any) -> Any:
+    """Decoded ABI values as JSON: integers as decimal strings (uint256 outgrows every JSON number), bytes as hex."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value if value is None or isinstance(value, (str, float)) else str(value)
+
+
+class SqlLedgerRepository:
+    """Chain facts and ledger rows in the caller's session; never commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_fact(
+        self,
+        *,
+        chain_id: int,
+        contract: str,
+        address: str,
+        event: str,
+        args: Mapping[str, Any],
+        block_number: int,
+        block_hash: str,
+        tx_hash: str,
+        log_index: int,
+        source: str,
+    ) -> int | None:
+        """Insert a fact; its id, or None when it is recorded already (same chain, block hash, tx and log)."""
+        loan_ref = args.get("loanId")
+        values = {
+            "chain_id": chain_id,
+            "contract": contract,
+            "address": address,
+            "event": event,
+            "args": jsonable(dict(args)),
+            "loan_ref": None if loan_ref is None else int(loan_ref),
+            "block_number": block_number,
+            "block_hash": block_hash,
+            "tx_hash": tx_hash,
+            "log_index": log_index,
+            "source": source,
+            "recorded_at": _now(),
+        }
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(ChainFactRow)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["chain_id", "block_hash", "tx_hash", "log_index"])
+            .returning(ChainFactRow.id)
+        )
+        return self.session.execute(statement).scalar_one_or_none()
+
+    def stale_facts(self, chain_id: int, from_block: int, to_block: int, hashes: Mapping[int, str]) -> list[int]:
+        """Ids of facts in blocks ``from_block``..``to_block`` whose block hash is not the delivered one (``hashes``:
+        block number → canonical hash, for the blocks that hold our events; any fact in another block is stale)."""
+        rows = self.session.execute(
+            select(ChainFactRow.id, ChainFactRow.block_number, ChainFactRow.block_hash).where(
+                ChainFactRow.chain_id == chain_id,
+                ChainFactRow.block_number >= from_block,
+                ChainFactRow.block_number <= to_block,
+            )
+        ).all()
+        return [fact_id for fact_id, number, block_hash in rows if hashes.get(int(number)) != block_hash]
+
+    def facts(self, ids: Iterable[int]) -> list[ChainFactRow]:
+        wanted = list(ids)
+        if not wanted:
+            return []
+        return list(self.session.scalars(select(ChainFactRow).where(ChainFactRow.id.in_(wanted))))
+
+    def delete_facts(self, ids: Iterable[int]) -> None:
+        wanted = list(ids)
+        if wanted:
+            for model in (LoanRepaymentRow, LoanCollateralMovementRow, LoanLiquidationRow):
+                self.session.execute(delete(model).where(model.fact_id.in_(wanted)))
+            self.session.execute(delete(ChainFactRow).where(ChainFactRow.id.in_(wanted)))
+
+    def loan_facts(self, chain_id: int, loan_ref: int, addresses: Iterable[str]) -> list[ChainFactRow]:
+        """The facts of one on-chain loan from the given contracts, in chain order."""
+        return list(
+            self.session.scalars(
+                select(ChainFactRow)
+                .where(
+                    ChainFactRow.chain_id == chain_id,
+                    ChainFactRow.loan_ref == loan_ref,
+                    ChainFactRow.address.in_(list(addresses)),
+                )
+                .order_by(ChainFactRow.block_number, ChainFactRow.log_index)
+            )
+        )
+
+    def chain_facts(self, chain_id: int) -> list[ChainFactRow]:
+        return list(
+            self.session.scalars(
+                select(ChainFactRow)
+                .where(ChainFactRow.chain_id == chain_id)
+                .order_by(ChainFactRow.block_number, ChainFactRow.log_index)
+            )
+        )
+
+    def loan_by_onchain_id(self, chain_id: int, contract: str, onchain_loan_id: int) -> LoanRow | None:
+        return self.session.scalars(
+            select(LoanRow).where(
+                LoanRow.chain_id == chain_id,
+                LoanRow.contract == contract,
+                LoanRow.onchain_loan_id == onchain_loan_id,
+            )
+        ).one_or_none()
+
+    def clear_entries(self, loan_id: str) -> None:
+        for model in (LoanRepaymentRow, LoanCollateralMovementRow, LoanLiquidationRow):
+            self.session.execute(delete(model).where(model.loan_id == loan_id))
+
+    def add(self, row: Base) -> None:
+        self.session.add(row)
+
+    def delete_loan(self, loan: LoanRow) -> None:
+        self.clear_entries(loan.id)
+        self.session.delete(loan)
