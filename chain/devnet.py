@@ -22,6 +22,8 @@ from chain.errors import DevnetError
 
 # anvil's default development mnemonic: its keys are public, so devnets never use a public network's chain id.
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
+# DESIGN.md's account map runs to index 14 (0 deployer … 10 keeper, 11 audit anchor, 12-14 Safe owners).
+DEVNET_ACCOUNTS = 20
 LOOPBACK = "127.0.0.1"
 
 
@@ -116,7 +118,7 @@ def start_devnet(
         "--mnemonic",
         DEVNET_MNEMONIC,
         "--accounts",
-        "10",
+        str(DEVNET_ACCOUNTS),
         "--silent",
     ]
     if block_time:

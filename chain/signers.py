@@ -1,4 +1,5 @@
-"""Signers, one key per role (DESIGN.md): relayer, quote signer, risk signer, operator, guardian, and the deployer.
+"""Signers, one key per role (DESIGN.md): relayer, quote signer, risk signer, operator, guardian, keeper, audit
+anchor, and the deployer.
 
 ``Signer`` is the interface a KMS or HSM signer fits; ``LocalSigner`` holds an eth-account key in memory and never
 shows it (no repr, no log, no API)."""
@@ -24,10 +25,13 @@ class Role(StrEnum):
     RISK_SIGNER = "risk_signer"
     OPERATOR = "operator"
     GUARDIAN = "guardian"
+    KEEPER = "keeper"
+    AUDIT_ANCHOR = "audit_anchor"
 
 
-# Devnet account index per role, from anvil's public development mnemonic. Indexes 6-9 are devnet borrowers and
-# lenders (see ``devnet_account``).
+# Devnet account index per role, from anvil's public development mnemonic (DESIGN.md's account map; the devnets
+# start with ``chain.devnet.DEVNET_ACCOUNTS`` = 20 accounts). Indexes 6-9 are devnet borrowers and lenders, 12-14 the
+# owners of the devnet Safe that proposes to the timelock (2 of 3).
 DEVNET_ROLE_INDEX: dict[Role, int] = {
     Role.DEPLOYER: 0,
     Role.RELAYER: 1,
@@ -35,8 +39,12 @@ DEVNET_ROLE_INDEX: dict[Role, int] = {
     Role.RISK_SIGNER: 3,
     Role.OPERATOR: 4,
     Role.GUARDIAN: 5,
+    Role.KEEPER: 10,
+    Role.AUDIT_ANCHOR: 11,
 }
 DEVNET_BORROWER_INDEXES = (6, 7, 8, 9)
+DEVNET_SAFE_OWNER_INDEXES = (12, 13, 14)
+DEVNET_SAFE_THRESHOLD = 2
 
 
 class Signer(Protocol):

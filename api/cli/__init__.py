@@ -1,0 +1,27 @@
+"""The ``creditmesh`` command, one module per command group: ``run`` and ``serve`` (:mod:`api.cli.run`),
+``wallet …`` (:mod:`api.cli.wallet`). Each group module has ``register(commands)``, which adds its sub-parsers
+and sets ``func`` on them."""
+
+from __future__ import annotations
+
+import argparse
+
+from api.cli import run, wallet
+
+GROUPS = (run, wallet)
+DESCRIPTION = (
+    "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``wallet …``."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="creditmesh", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)

@@ -1,0 +1,13 @@
+"""What several command groups share: the API's default port and the local devnets' RPC URLs."""
+
+from __future__ import annotations
+
+from chain.config import LOCAL_CHAINS
+
+API_PORT = 8000
+
+
+def local_rpc(chain_name: str) -> str:
+    """The RPC URL of a local devnet on its fixed ``make run`` port."""
+    port = next(chain.port for chain in LOCAL_CHAINS if chain.name == chain_name)
+    return f"http://127.0.0.1:{port}"
