@@ -24,6 +24,9 @@ class Artifact:
     bytecode: str
     deployed_bytecode: str
     compiler: dict[str, Any]
+    # (byte offset, length) of each immutable in ``deployed_bytecode``: set by the constructor, so masked when a
+    # deployed contract's code is compared with the artifact
+    immutable_references: tuple[tuple[int, int], ...] = ()
 
 
 @cache
@@ -40,4 +43,5 @@ def load_artifact(name: str, directory: Path = DEFAULT_ARTIFACTS_DIR) -> Artifac
         bytecode=raw["bytecode"],
         deployed_bytecode=raw["deployedBytecode"],
         compiler=raw["compiler"],
+        immutable_references=tuple((int(start), int(length)) for start, length in raw.get("immutableReferences", [])),
     )

@@ -37,5 +37,10 @@ if [ ! -x .toolchain/solcx/solc-v0.8.28 ] || ! cmp -s .toolchain/bin/solc .toolc
 fi
 
 log "ape compile"
-.venv/bin/ape compile 2>&1 | grep -Ev '^(Input:|	)' >&2
+# the shim records solc's immutableReferences there (bytecode verification masks immutables); a build cached from
+# before it existed is compiled again once
+export CREDITMESH_IMMUTABLES_OUT="$ROOT/.build/immutable-references.json"
+force=()
+[ -f "$CREDITMESH_IMMUTABLES_OUT" ] || force=(--force)
+.venv/bin/ape compile "${force[@]}" 2>&1 | grep -Ev '^(Input:|	)' >&2
 .venv/bin/python scripts/toolchain/export_artifacts.py .build/__local__.json artifacts

@@ -58,9 +58,42 @@ function main() {
     process.stderr.write("solc shim: only --version and --standard-json are supported\n");
     process.exit(2);
   }
-  const input = fs.readFileSync(0, "utf8");
-  process.stdout.write(solc.compile(input, { import: importCallback(opts) }));
+  const input = withImmutableReferences(fs.readFileSync(0, "utf8"));
+  const output = solc.compile(input, { import: importCallback(opts) });
+  recordImmutableReferences(output);
+  process.stdout.write(output);
   process.stdout.write("\n");
+}
+
+// Bytecode verification (chain/verification.py) masks immutables, whose positions in the runtime code only the
+// compiler knows: ask for them with every compile, whatever the caller selected.
+function withImmutableReferences(input) {
+  const parsed = JSON.parse(input);
+  const selection = (parsed.settings && parsed.settings.outputSelection) || {};
+  for (const file of Object.values(selection)) {
+    const contracts = file["*"];
+    if (Array.isArray(contracts) && !contracts.includes("evm.deployedBytecode.immutableReferences")) {
+      contracts.push("evm.deployedBytecode.immutableReferences");
+    }
+  }
+  return JSON.stringify(parsed);
+}
+
+// With CREDITMESH_IMMUTABLES_OUT set (scripts/setup.sh), merge {"<source path>:<contract name>": [{start, length},
+// ...]} into that file, which scripts/toolchain/export_artifacts.py copies into each artifact.
+function recordImmutableReferences(output) {
+  const target = process.env.CREDITMESH_IMMUTABLES_OUT;
+  if (!target) return;
+  const parsed = JSON.parse(output);
+  const known = fs.existsSync(target) ? JSON.parse(fs.readFileSync(target, "utf8")) : {};
+  for (const [source, contracts] of Object.entries(parsed.contracts || {})) {
+    for (const [name, contract] of Object.entries(contracts)) {
+      const refs = (((contract.evm || {}).deployedBytecode || {}).immutableReferences) || {};
+      known[`${source}:${name}`] = Object.values(refs).flat().sort((a, b) => a.start - b.start);
+    }
+  }
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.writeFileSync(target, JSON.stringify(known, null, 1) + "\n");
 }
 
 main();

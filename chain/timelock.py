@@ -1,0 +1,222 @@
+"""OpenZeppelin 5 ``TimelockController`` operations, for any contracts it governs.
+
+An operation is one call or a batch of calls with a predecessor and a salt; its id is OpenZeppelin's
+``hashOperation`` (one call) or ``hashOperationBatch`` (a batch), computed here with eth-abi so that a proposal's
+id is known before anything is sent. ``schedule_call`` / ``execute_call`` / ``cancel_call`` build the Timelock's
+calldata (for a proposer's own transaction or for a Safe's); ``read_operations`` rebuilds every operation from the
+Timelock's events (``CallScheduled``, ``CallSalt``, ``CallExecuted``, ``Cancelled``) with its state from chain:
+pending (waiting out its delay), ready, done, or cancelled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from eth_abi.abi import encode
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from web3 import Web3
+from web3.contract import Contract
+
+from chain.artifacts import load_artifact
+from chain.errors import ChainError
+from chain.transactions import Call
+from chain.types import Wei
+
+TIMELOCK_ARTIFACT = "TimelockController"
+ZERO_BYTES32 = b"\x00" * 32
+
+
+class TimelockError(ChainError):
+    """A timelock operation that cannot be built or does not exist."""
+
+
+class OperationState(StrEnum):
+    """OpenZeppelin's ``OperationState`` (Unset, Waiting, Ready, Done), plus ``cancelled``: unset after a
+    ``Cancelled`` event."""
+
+    UNSET = "unset"
+    PENDING = "pending"
+    READY = "ready"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+_CHAIN_STATES = (OperationState.UNSET, OperationState.PENDING, OperationState.READY, OperationState.DONE)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelockCall:
+    """One call the Timelock makes: ``target.call{value}(data)``."""
+
+    target: ChecksumAddress
+    data: bytes
+    value: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TimelockOperation:
+    """A proposal as the Timelock sees it. One call is scheduled with ``schedule``; more with ``scheduleBatch``."""
+
+    calls: tuple[TimelockCall, ...]
+    salt: bytes = ZERO_BYTES32
+    predecessor: bytes = ZERO_BYTES32
+    as_batch: bool = False  # one call scheduled through scheduleBatch (its id is then hashOperationBatch's)
+
+    def __post_init__(self) -> None:
+        if not self.calls:
+            raise TimelockError("a timelock operation needs at least one call")
+        if len(self.salt) != 32 or len(self.predecessor) != 32:
+            raise TimelockError("salt and predecessor are 32 bytes each")
+
+    @property
+    def batch(self) -> bool:
+        return self.as_batch or len(self.calls) > 1
+
+    @property
+    def operation_id(self) -> bytes:
+        """OpenZeppelin's ``hashOperation`` / ``hashOperationBatch``."""
+        if self.batch:
+            encoded = encode(
+                ["address[]", "uint256[]", "bytes[]", "bytes32", "bytes32"],
+                [
+                    [call.target for call in self.calls],
+                    [call.value for call in self.calls],
+                    [call.data for call in self.calls],
+                    self.predecessor,
+                    self.salt,
+                ],
+            )
+        else:
+            call = self.calls[0]
+            encoded = encode(
+                ["address", "uint256", "bytes", "bytes32", "bytes32"],
+                [call.target, call.value, call.data, self.predecessor, self.salt],
+            )
+        return keccak(encoded)
+
+    def _arguments(self) -> list[Any]:
+        if self.batch:
+            return [
+                [call.target for call in self.calls],
+                [call.value for call in self.calls],
+                [call.data for call in self.calls],
+                self.predecessor,
+                self.salt,
+            ]
+        call = self.calls[0]
+        return [call.target, call.value, call.data, self.predecessor, self.salt]
+
+    @property
+    def total_value(self) -> int:
+        return sum(call.value for call in self.calls)
+
+
+@cache
+def _abi_only() -> type[Contract]:
+    return Web3().eth.contract(abi=load_artifact(TIMELOCK_ARTIFACT).abi)
+
+
+def timelock_contract(w3: Web3, address: ChecksumAddress) -> Contract:
+    return w3.eth.contract(address=address, abi=load_artifact(TIMELOCK_ARTIFACT).abi)
+
+
+def _encode(function: str, arguments: list[Any]) -> bytes:
+    return bytes.fromhex(_abi_only().encode_abi(function, arguments)[2:])
+
+
+def schedule_call(timelock: ChecksumAddress, operation: TimelockOperation, delay: int) -> Call:
+    """The proposer's ``schedule`` / ``scheduleBatch`` transaction."""
+    function = "scheduleBatch" if operation.batch else "schedule"
+    return Call(to=timelock, data=_encode(function, [*operation._arguments(), delay]))
+
+
+def execute_call(timelock: ChecksumAddress, operation: TimelockOperation) -> Call:
+    """The executor's ``execute`` / ``executeBatch`` transaction (sends the operation's total value)."""
+    function = "executeBatch" if operation.batch else "execute"
+    return Call(to=timelock, data=_encode(function, operation._arguments()), value=Wei(operation.total_value))
+
+
+def cancel_call(timelock: ChecksumAddress, operation_id: bytes) -> Call:
+    """The canceller's ``cancel(id)`` transaction."""
+    return Call(to=timelock, data=_encode("cancel", [operation_id]))
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledOperation:
+    """An operation as the Timelock's events and state show it."""
+
+    operation: TimelockOperation
+    state: OperationState
+    ready_at: int  # unix seconds at which it may execute (0 once done or cancelled)
+    delay: int
+    scheduled_tx: str
+    scheduled_block: int
+    executed_tx: str | None = None
+    cancelled_tx: str | None = None
+
+    @property
+    def operation_id(self) -> bytes:
+        return self.operation.operation_id
+
+
+def operation_state(timelock: Contract, operation_id: bytes, *, cancelled: bool = False) -> OperationState:
+    state = _CHAIN_STATES[int(timelock.functions.getOperationState(operation_id).call())]
+    return OperationState.CANCELLED if cancelled and state is OperationState.UNSET else state
+
+
+def read_operations(timelock: Contract, from_block: int = 0) -> list[ScheduledOperation]:
+    """Every operation scheduled on ``timelock`` since ``from_block``, oldest first, rebuilt from its events."""
+    events = timelock.events
+    scheduled: dict[bytes, list[Any]] = {}
+    for log in events.CallScheduled.get_logs(from_block=from_block):
+        scheduled.setdefault(_id(log), []).append(log)
+    salts = {_id(log): bytes(log["args"]["salt"]) for log in events.CallSalt.get_logs(from_block=from_block)}
+    executed = {_id(log): _tx(log) for log in events.CallExecuted.get_logs(from_block=from_block)}
+    cancelled = {_id(log): _tx(log) for log in events.Cancelled.get_logs(from_block=from_block)}
+    found = []
+    for operation_id, logs in scheduled.items():
+        logs.sort(key=lambda log: int(log["args"]["index"]))
+        first = logs[0]
+        operation = TimelockOperation(
+            calls=tuple(
+                TimelockCall(
+                    target=to_checksum_address(log["args"]["target"]),
+                    data=bytes(log["args"]["data"]),
+                    value=int(log["args"]["value"]),
+                )
+                for log in logs
+            ),
+            salt=salts.get(operation_id, ZERO_BYTES32),
+            predecessor=bytes(first["args"]["predecessor"]),
+        )
+        if operation.operation_id != operation_id and len(logs) == 1:
+            # a batch of one call was scheduled with scheduleBatch: its id is hashOperationBatch's
+            operation = replace(operation, as_batch=True)
+        state = operation_state(timelock, operation_id, cancelled=operation_id in cancelled)
+        timestamp = int(timelock.functions.getTimestamp(operation_id).call())
+        found.append(
+            ScheduledOperation(
+                operation=operation,
+                state=state,
+                ready_at=timestamp if timestamp > 1 else 0,
+                delay=int(first["args"]["delay"]),
+                scheduled_tx=first["transactionHash"].to_0x_hex(),
+                scheduled_block=int(first["blockNumber"]),
+                executed_tx=executed.get(operation_id),
+                cancelled_tx=cancelled.get(operation_id),
+            )
+        )
+    found.sort(key=lambda item: item.scheduled_block)
+    return found
+
+
+def _id(log: Any) -> bytes:
+    return bytes(log["args"]["id"])
+
+
+def _tx(log: Any) -> str:
+    return str(log["transactionHash"].to_0x_hex())
