@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from fastapi import FastAPI, Request, Response
 
 from compliance.pii import PiiMaskingFilter
+from providers.models import is_valid_correlation_id
 
 CORRELATION_HEADER = "X-Correlation-Id"
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="-")
@@ -50,7 +51,10 @@ def install(app: FastAPI) -> None:
 
     @app.middleware("http")
     async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        token = correlation_id.set(request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4()))
+        # a caller's id is kept only when it is a plain token (^[A-Za-z0-9-]{1,64}$): it is echoed, logged and sent
+        # to lenders, so anything else (non-ASCII, 6,000 characters, CR/LF) is replaced by a fresh one
+        given = request.headers.get(CORRELATION_HEADER, "")
+        token = correlation_id.set(given if is_valid_correlation_id(given) else str(uuid.uuid4()))
         started = time.perf_counter()
         try:
             response = await call_next(request)

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         description="networks a lender's base_url may resolve to although loopback, link-local or private "
         "(CIDR list); unset: loopback in local runs (the simulated lenders), none in production",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDR networks of the reverse proxies in front of the API: only a request from one of them has "
+        "its X-Forwarded-For read for the client address (velocity, refused webhooks); none by default",
+    )
     velocity_window_seconds: int = Field(default=3_600, gt=0)
     velocity_per_borrower: int = Field(default=5, gt=0)
     velocity_per_wallet: int = Field(default=5, gt=0)
@@ -93,12 +98,16 @@ class Settings(BaseSettings):
                 raise ValueError("an HTTP lender uses the local simulated lender's secret outside local runs")
         return self
 
-    @field_validator("outbound_allowed_networks")
+    @field_validator("outbound_allowed_networks", "trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str] | None) -> list[str] | None:
         for network in value or ():
             ipaddress.ip_network(network, strict=False)
         return value
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(network, strict=False) for network in self.trusted_proxies]
 
     @property
     def resolved_outbound_allowed_networks(self) -> list[str]:

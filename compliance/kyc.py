@@ -253,7 +253,8 @@ def verify_webhook(
         given = parts["v1"]
     except (ValueError, KeyError) as err:
         raise WebhookRejected("malformed signature header") from err
-    if not hmac.compare_digest(given, _mac(secret, timestamp, body)):
+    # bytes, not str: compare_digest raises TypeError on a non-ASCII str (a 500 instead of a refusal)
+    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), _mac(secret, timestamp, body).encode()):
         raise WebhookRejected("signature does not verify")
     if abs(now.timestamp() - timestamp) > tolerance.total_seconds():
         raise WebhookRejected("timestamp outside the allowed window")

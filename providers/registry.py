@@ -37,6 +37,7 @@ from providers.resilience import (
     RedisRateLimiter,
     ResilientProvider,
 )
+from providers.webhooks import MemoryRefusalLimiter, RedisRefusalLimiter, RefusalLimiter
 from store.providers import ProviderIncidentRow, ProviderRegistrationRow, ProviderRepository
 
 if TYPE_CHECKING:
@@ -123,8 +124,11 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         limiter: Callable[[ResiliencePolicy], RateLimiter],
         default_policy: ResiliencePolicy,
         database: Database | None = None,
+        webhook_refusals: RefusalLimiter | None = None,
     ) -> None:
         super().__init__()
+        #: refused unauthenticated webhooks, counted per source address (providers.webhooks)
+        self.webhook_refusals: RefusalLimiter = webhook_refusals or MemoryRefusalLimiter()
         self.context = context
         self.plugins = plugins
         self.store = store
@@ -251,8 +255,10 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                 log.error("provider %s not loaded: %s", row.provider_id, err)
 
     async def record_incident(self, provider_id: str, operation: str, reason: str) -> None:
-        """A refused input from a provider (bad webhook): persisted with its reason and counted as its failure."""
-        await self.get_provider(provider_id).record_failure(operation, reason)
+        """An input the provider itself sent (authenticated by its signature) that the protocol does not allow:
+        persisted with its reason and shown in its health. Not a breaker failure: quoting is unaffected. Never call
+        this for unauthenticated input (anyone could write rows or switch the provider off)."""
+        self.get_provider(provider_id).tracker.fail(operation, reason)
         if self._database is None:
             return
         database = self._database
@@ -322,6 +328,7 @@ async def build_providers(
         _limiters(limiter_client),
         policy_for(settings, ""),
         database,
+        MemoryRefusalLimiter() if limiter_client is None else RedisRefusalLimiter(limiter_client),
     )
     if limiter_client is not None:
         registry.on_close.append(limiter_client.aclose)

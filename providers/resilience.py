@@ -747,13 +747,6 @@ class ResilientProvider(ProviderAdapter):
             "accept", lambda: self.inner.accept(offer, idempotency_key), end, self.policy.accept_timeout_seconds
         )
 
-    async def record_failure(self, operation: str, reason: str) -> None:
-        """A failure seen outside a call (a webhook with a bad signature, a replay): recorded and counted."""
-        self.tracker.fail(operation, reason)
-        self.tracker.observe(0.0, ok=False)
-        permit = Permit(trial=False)
-        await self.breaker.record(permit, failed=True)
-
     async def health(self) -> ProviderHealth:
         snapshot = await self.breaker.snapshot()
         summary = self.tracker.summary()

@@ -35,13 +35,14 @@ class ReplayGuard:
     def verify(self, timestamp_header: str | None, signature_header: str | None, body: bytes, now: int) -> None:
         if not timestamp_header or not signature_header:
             raise SignatureRejected("missing signature headers")
-        try:
-            timestamp = int(timestamp_header)
-        except ValueError:
-            raise SignatureRejected("timestamp is not an integer") from None
+        if not (timestamp_header.isascii() and timestamp_header.isdigit()) or len(timestamp_header) > 12:
+            raise SignatureRejected("timestamp is not an integer")
+        timestamp = int(timestamp_header)
         if abs(now - timestamp) > MAX_SKEW_SECONDS:
             raise SignatureRejected("timestamp outside the allowed window")
-        if not hmac.compare_digest(signature(self._secret, timestamp, body), signature_header):
+        # bytes, not str: compare_digest refuses a non-ASCII str with TypeError (a 500 for anyone's header)
+        given = signature_header.encode("utf-8", "surrogatepass")
+        if not hmac.compare_digest(signature(self._secret, timestamp, body).encode(), given):
             raise SignatureRejected("signature does not match")
         if signature_header in self._seen:
             raise SignatureRejected("replayed request")

@@ -1,15 +1,23 @@
 """Webhooks from HTTP lenders (Provider Quote Protocol v1, ``POST /v1/providers/{provider_id}/webhooks``): signed
-like our requests to them (HMAC-SHA256 over ``"{timestamp}.{body}"`` with the provider's secret). A missing, wrong
-or stale signature, a replay (the same signature in this process, or the same ``event_id`` in any process: the
-store's unique key), or a body that is not the schema is refused; the reason is persisted as a provider incident
-and counted as that provider's failure."""
+like our requests to them (HMAC-SHA256 over ``"{timestamp}.{body}"`` with the provider's secret).
+
+Anyone can post here, so nothing an unauthenticated request does counts against anyone: a missing, wrong or stale
+signature or a replayed one is refused (401), logged, and counted only against its SOURCE (the client address) —
+past ``RefusalLimits.per_window`` refusals in a window that source is answered 429 without any check. It is never
+the lender's failure and writes no row. A body larger than ``MAX_WEBHOOK_BODY_BYTES`` is refused before the HMAC is
+computed (the router reads at most that much). Only a correctly signed webhook is the lender's: one whose body is not
+the schema is persisted as the provider's incident (still not a breaker failure: quoting is unaffected); the same
+``event_id`` twice is refused by the store's unique key (409)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -20,10 +28,16 @@ from providers.signing import ReplayGuard, SignatureRejected
 from store.providers import ProviderRepository, ProviderWebhookEventRow
 
 if TYPE_CHECKING:
+    import redis.asyncio
+
     from providers.registry import ProviderRegistry
     from store.db import Database
 
+log = logging.getLogger(__name__)
+
 EventType = Literal["offer.status_changed", "offer.withdrawn", "offer.funded", "offer.funding_failed"]
+#: the largest webhook body read (events are a few hundred bytes)
+MAX_WEBHOOK_BODY_BYTES = 64 * 1024
 
 
 class WebhookEvent(BaseModel):
@@ -38,6 +52,95 @@ class WebhookEvent(BaseModel):
     detail: str = Field(default="", max_length=1_000)
 
 
+# ---------------------------------------------------------------------------------------------------- refusals
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalLimits:
+    per_window: int = 20
+    window_seconds: int = 60
+
+
+class RefusalLimiter(Protocol):
+    """Counts refused unauthenticated requests per source in fixed windows; keys expire with their window."""
+
+    limits: RefusalLimits
+
+    async def blocked(self, source: str, now: float) -> bool:
+        """Whether ``source`` has used up its refusals in the current window."""
+        ...
+
+    async def refused(self, source: str, now: float) -> int:
+        """Count one refusal of ``source``; return its refusals in the current window."""
+        ...
+
+
+class MemoryRefusalLimiter:
+    """One process: at most ``capacity`` sources remembered (the oldest forgotten first)."""
+
+    def __init__(self, limits: RefusalLimits | None = None, capacity: int = 10_000) -> None:
+        self.limits = limits or RefusalLimits()
+        self._capacity = capacity
+        self._windows: OrderedDict[str, tuple[int, int]] = OrderedDict()
+
+    def _window(self, now: float) -> int:
+        return int(now // self.limits.window_seconds)
+
+    async def blocked(self, source: str, now: float) -> bool:
+        window, count = self._windows.get(source, (-1, 0))
+        return window == self._window(now) and count >= self.limits.per_window
+
+    async def refused(self, source: str, now: float) -> int:
+        current = self._window(now)
+        window, count = self._windows.pop(source, (current, 0))
+        count = count + 1 if window == current else 1
+        self._windows[source] = (current, count)
+        while len(self._windows) > self._capacity:
+            self._windows.popitem(last=False)
+        return count
+
+
+class RedisRefusalLimiter:
+    """Across processes: ``INCR`` a key per source and window, expiring with the window."""
+
+    def __init__(
+        self, client: redis.asyncio.Redis, limits: RefusalLimits | None = None, prefix: str = "creditmesh:webhook"
+    ) -> None:
+        self.limits = limits or RefusalLimits()
+        self._client = client
+        self._prefix = prefix
+
+    def _key(self, source: str, now: float) -> str:
+        return f"{self._prefix}:refused:{source}:{int(now // self.limits.window_seconds)}"
+
+    async def blocked(self, source: str, now: float) -> bool:
+        count = await self._client.get(self._key(source, now))
+        return count is not None and int(count) >= self.limits.per_window
+
+    async def refused(self, source: str, now: float) -> int:
+        key = self._key(source, now)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.limits.window_seconds * 2)
+            count, _ = await pipe.execute()
+        return int(count)
+
+
+# ---------------------------------------------------------------------------------------------------- receiving
+
+
+async def refuse_unauthenticated(
+    limiter: RefusalLimiter, source: str, provider_id: str, reason: str, status_code: int = 401
+) -> WebhookRejected:
+    """Log and count a refusal against its source, never against the provider; the error to raise."""
+    count = await limiter.refused(source, time.time())
+    if count <= limiter.limits.per_window:
+        log.warning("webhook for %s from %s refused: %s", provider_id, source, reason)
+    if count == limiter.limits.per_window:
+        log.warning("webhook refusals from %s reached %d in a window: answered 429 for now", source, count)
+    return WebhookRejected(reason, status_code)
+
+
 async def receive_webhook(
     registry: ProviderRegistry,
     database: Database,
@@ -46,26 +149,28 @@ async def receive_webhook(
     signature: str | None,
     body: bytes,
     now: int | None = None,
+    source: str = "unknown",
 ) -> WebhookEvent:
+    limiter = registry.webhook_refusals
+    if await limiter.blocked(source, time.time()):
+        raise WebhookRejected("too many refused webhooks from this address; try later", 429)
     provider = registry.get_provider(provider_id)
     guard = getattr(provider.inner, "webhook_guard", None)
     if not isinstance(guard, ReplayGuard):
         raise UnknownProvider(f"provider {provider_id!r} does not send webhooks")
-
-    async def refuse(reason: str, status_code: int = 401) -> WebhookRejected:
-        await registry.record_incident(provider_id, "webhook", reason)
-        return WebhookRejected(reason, status_code)
-
     try:
         guard.verify(timestamp, signature, body, int(time.time()) if now is None else now)
     except SignatureRejected as err:
-        raise await refuse(f"webhook refused: {err}") from err
+        raise await refuse_unauthenticated(limiter, source, provider_id, f"webhook refused: {err}") from err
+    # signed with the provider's secret from here on: what is wrong now is the provider's own doing
     try:
         event = WebhookEvent.model_validate_json(body)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise await refuse(f"webhook body violates the protocol: {where}: {first['msg']}", 422) from err
+        reason = f"webhook body violates the protocol: {where}: {first['msg']}"
+        await registry.record_incident(provider_id, "webhook", reason)
+        raise WebhookRejected(reason, 422) from err
 
     def store() -> None:
         with database.unit_of_work() as uow:
@@ -84,5 +189,5 @@ async def receive_webhook(
     try:
         await asyncio.to_thread(store)
     except IntegrityError as err:
-        raise await refuse(f"webhook refused: replayed event {event.event_id}", 409) from err
+        raise WebhookRejected(f"webhook refused: replayed event {event.event_id}", 409) from err
     return event

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import select
 
 from aggregator.quoting import CreditRequestSpec
+from api.client import client_address
 from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.logs import correlation_id
 from api.render import credit_request_out
@@ -48,7 +49,7 @@ async def create_credit_request(
         collateral_amount=body.collateral.amount,
         preferred_chains=tuple(body.preferred_chains),
     )
-    client_ip = request.client.host if request.client else None
+    client_ip = client_address(request, platform.settings.trusted_proxy_networks)
     request_id = await platform.quoting.request_credit(borrower, spec, client_ip, correlation_id.get())
     return await asyncio.to_thread(_load, platform, request_id, borrower.id)
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, Role, issue_key
 from api.bootstrap import Platform
+from api.client import client_address
 from api.deps import AdminPrincipal, PlatformDep, require
 from providers._exceptions import (
     AlreadyRegistered,
@@ -25,7 +26,7 @@ from providers.models import Capabilities
 from providers.policy import ResiliencePolicy
 from providers.registry import ProviderRegistry
 from providers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from providers.webhooks import receive_webhook
+from providers.webhooks import MAX_WEBHOOK_BODY_BYTES, receive_webhook, refuse_unauthenticated
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 
@@ -131,20 +132,42 @@ async def provider_webhook(
     x_creditmesh_timestamp: Annotated[str | None, Header(alias=TIMESTAMP_HEADER)] = None,
     x_creditmesh_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
 ) -> dict[str, str]:
-    """Authenticated by the provider's HMAC signature, not by an API key."""
+    """Authenticated by the provider's HMAC signature, not by an API key. A refusal never counts against the
+    provider; refusals are limited per client address (429 beyond), bodies to 64 KiB (413)."""
     registry = _registry(platform)
+    source = client_address(request, platform.settings.trusted_proxy_networks) or "unknown"
     try:
+        body = await _capped_body(request, MAX_WEBHOOK_BODY_BYTES)
+        if body is None:
+            reason = f"webhook refused: body larger than {MAX_WEBHOOK_BODY_BYTES} bytes"
+            raise await refuse_unauthenticated(registry.webhook_refusals, source, provider_id, reason, 413)
         event = await receive_webhook(
             registry,
             platform.database,
             provider_id,
             x_creditmesh_timestamp,
             x_creditmesh_signature,
-            await request.body(),
+            body,
+            source=source,
         )
     except UnknownProvider as err:
         raise HTTPException(404, str(err)) from err
     except WebhookRejected as err:
         headers = {"WWW-Authenticate": "HMAC"} if err.status_code == 401 else None
+        if err.status_code == 429:
+            headers = {"Retry-After": str(registry.webhook_refusals.limits.window_seconds)}
         raise HTTPException(err.status_code, str(err), headers=headers) from err
     return {"accepted": event.event_id}
+
+
+async def _capped_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is (declared or found) larger than ``limit``: read before any HMAC."""
+    declared = request.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)

@@ -1,7 +1,8 @@
 """Providers through the API (in-process ASGI, a real SQLite database, a real simulated lender over HTTP): an admin
 registers an HTTP lender, which the next fan-out asks and a restarted registry loads from the store; the provider's
-own key sees its health and breaker, and only its own; signed webhooks are accepted once, and a bad signature, a
-replay or a bad body is refused with the reason recorded and counted as that provider's failure."""
+own key sees its health and breaker, and only its own; signed webhooks are accepted once; a bad signature or a
+replay is refused without counting against the provider (limited per source instead), and a signed body that is not
+the schema is recorded as the provider's incident."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from aggregator.fanout import fan_out
 from api import problems
 from api.auth import Role, ensure_key, issue_key
 from api.routers import providers as providers_router
+from api.settings import Settings
 from providers.base import AdapterContext
 from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard, PinnedTransport
 from providers.policy import ResiliencePolicy
@@ -27,6 +29,7 @@ from providers.registry import PluginLoader, ProviderRegistry
 from providers.resilience import MemoryBreakerStore, MemoryRateLimiter
 from providers.signing import signed_headers
 from providers.sim.fleet import SimLender, lender_url
+from providers.webhooks import MAX_WEBHOOK_BODY_BYTES, MemoryRefusalLimiter, RefusalLimits
 from store.db import Database
 from store.providers import ProviderRepository
 from tests.integration.providers.support import SECRET, sim_server
@@ -56,6 +59,14 @@ def _registry(database: Database, http: httpx.AsyncClient) -> ProviderRegistry:
     )
 
 
+def _app(registry: ProviderRegistry, database: Database) -> FastAPI:
+    app = FastAPI()
+    problems.install(app)
+    app.include_router(providers_router.router)
+    app.state.platform = SimpleNamespace(providers=registry, database=database, settings=Settings())
+    return app
+
+
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, ProviderRegistry, Database]]:
     database = Database(f"sqlite:///{tmp_path / 'providers.db'}")
@@ -63,11 +74,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Provid
     ensure_key(database, ADMIN, Role.ADMIN, None, "test admin")
     async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
         registry = _registry(database, http)
-        app = FastAPI()
-        problems.install(app)
-        app.include_router(providers_router.router)
-        app.state.platform = SimpleNamespace(providers=registry, database=database)
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=_app(registry, database))
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
             yield client, registry, database
     database.dispose()
@@ -173,7 +180,7 @@ def _webhook(event_id: str = "evt-1", **changes: Any) -> bytes:
     return json.dumps(event).encode()
 
 
-async def test_webhooks_are_accepted_once_and_bad_ones_refused_recorded_and_counted(
+async def test_webhooks_are_accepted_once_and_only_signed_bad_ones_are_the_providers_incident(
     sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
 ) -> None:
     client, registry, database = setup
@@ -209,7 +216,74 @@ async def test_webhooks_are_accepted_once_and_bad_ones_refused_recorded_and_coun
         repository = ProviderRepository(uow.session)
         assert [e.event_id for e in repository.webhook_events("late-bank")] == ["evt-1"]
         reasons = [i.reason for i in reversed(repository.incidents("late-bank"))]
-    assert reasons == [detail for _, detail in answers]
+    assert reasons == [answers[4][1]], "only the correctly signed bad body is the provider's incident"
     health = await registry.health("late-bank")
-    assert health["breaker"]["consecutive_failures"] == 5, "each refused webhook is the provider's failure"
+    assert health["breaker"]["consecutive_failures"] == 0, "no webhook is a breaker failure"
     assert [f["reason"] for f in health["recent_failures"]] == reasons
+
+
+async def test_six_forged_webhooks_leave_the_breaker_closed_and_write_nothing(
+    sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
+) -> None:
+    client, registry, database = setup
+    registration = _registration(sim, resilience={"fail_max": 5, "quote_attempts": 1})
+    assert (await client.post("/v1/providers", json=registration, headers={"X-API-Key": ADMIN})).status_code == 201
+    body = _webhook()
+    for n in range(6):
+        forged = await client.post(
+            "/v1/providers/late-bank/webhooks",
+            content=body,
+            headers=signed_headers("guessed-secret", int(time.time()) + n, body),
+        )
+        assert forged.status_code == 401
+    health = await registry.health("late-bank")
+    assert health["breaker"]["state"] == "closed"
+    assert health["breaker"]["consecutive_failures"] == 0
+    with database.unit_of_work() as uow:
+        assert ProviderRepository(uow.session).incidents("late-bank") == [], "no row per forged try"
+    outcomes = await fan_out(registry.adapters(), REQUEST, 1.0)
+    assert [(o.provider_id, o.outcome) for o in outcomes] == [("late-bank", "offered")]
+
+
+async def test_a_non_ascii_signature_is_a_4xx_and_oversized_bodies_are_refused_before_the_hmac(
+    sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
+) -> None:
+    client, _, _ = setup
+    assert (
+        await client.post("/v1/providers", json=_registration(sim), headers={"X-API-Key": ADMIN})
+    ).status_code == 201
+    url = "/v1/providers/late-bank/webhooks"
+    body = _webhook()
+    timestamp = str(int(time.time())).encode()
+    headers = [(b"X-Creditmesh-Timestamp", timestamp), (b"X-Creditmesh-Signature", "\u00e9t\u00e9".encode())]
+    non_ascii = await client.post(url, content=body, headers=headers)
+    assert non_ascii.status_code == 401, non_ascii.text
+    huge = b'{"pad": "' + b"x" * (MAX_WEBHOOK_BODY_BYTES + 1) + b'"}'
+    oversized = await client.post(url, content=huge, headers=signed_headers(SECRET, int(time.time()), huge))
+    assert oversized.status_code == 413
+    assert oversized.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_refused_webhooks_are_limited_per_source(
+    sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
+) -> None:
+    client, registry, database = setup
+    assert (
+        await client.post("/v1/providers", json=_registration(sim), headers={"X-API-Key": ADMIN})
+    ).status_code == 201
+    registry.webhook_refusals = MemoryRefusalLimiter(RefusalLimits(per_window=3, window_seconds=3_600))
+    url = "/v1/providers/late-bank/webhooks"
+    body = _webhook()
+    now = int(time.time())
+    codes = [
+        (await client.post(url, content=body, headers=signed_headers("wrong-secret", now + n, body))).status_code
+        for n in range(4)
+    ]
+    assert codes == [401, 401, 401, 429]
+    still_blocked = await client.post(url, content=body, headers=signed_headers(SECRET, now, body))
+    assert still_blocked.status_code == 429, "this source is not even checked for the rest of the window"
+    assert still_blocked.headers["Retry-After"] == "3600"
+    other_source = httpx.ASGITransport(app=_app(registry, database), client=("192.0.2.10", 4444))
+    async with httpx.AsyncClient(transport=other_source, base_url="http://api.test") as other:
+        accepted = await other.post(url, content=body, headers=signed_headers(SECRET, now, body))
+    assert accepted.status_code == 202, "another source is not affected"
