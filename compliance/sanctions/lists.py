@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -78,6 +79,23 @@ class ListedName:
 class NameList:
     version: ListVersion
     names: tuple[ListedName, ...]
+
+    @cached_property
+    def _entries(self) -> dict[int, tuple[ListedName, ...]]:
+        entries: dict[int, list[ListedName]] = {}
+        for listed in self.names:
+            entries.setdefault(listed.ent_num, []).append(listed)
+        return {ent_num: tuple(names) for ent_num, names in entries.items()}
+
+    def entry(self, ent_num: int) -> tuple[ListedName, ...]:
+        """Every name (primary first, then aliases) of one SDN entry; empty when the entry is not on this list."""
+        return self._entries.get(ent_num, ())
+
+    def entry_fingerprint(self, ent_num: int) -> str:
+        """sha256 of the entry's names, type and program: the same across list versions until OFAC changes the
+        entry (a cleared review holds until then)."""
+        body = "\n".join(f"{n.name}|{n.sdn_type}|{n.program}|{n.alias_of or ''}" for n in self.entry(ent_num))
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def _version(name: str, published: str, source: str, raw: bytes) -> ListVersion:

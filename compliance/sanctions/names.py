@@ -1,103 +1,71 @@
-"""Name normalization and fuzzy scoring for sanctions screening.
+"""Name matching for sanctions screening: name parts compared one by one, weighted by how rare they are in the list.
 
-Two keys per name, each compared word-order-blind with rapidfuzz's ``token_sort_ratio``:
+A name is split into parts after normalisation (``spelling_key``: ASCII, upper case, punctuation as spaces, dotted
+abbreviations such as ``S.A.``/``S.R.L.`` joined before they are split, legal forms dropped). A listed individual
+written ``SURNAME, Given Middle`` has roles: surname parts, the first given name, and middle names (optional: a
+borrower may leave them out). Every other listed name (entities, aliases without a comma) has plain words.
 
-* the *spelling key*: transliterated to ASCII (diacritics dropped, a few letters spelled out), upper case,
-  punctuation turned into spaces, legal-form words (LLC, LIMITED, JSC, GMBH, ...) and the comma of "SURNAME, Given"
-  removed;
-* the *sound key*: the spelling key with the letter groups that romanizations of the same name disagree on folded
-  together (KH/H, PH/F, OU/OO/U, EE/I, Y/I, J/DJ/DZH, W/V, Q/K, double letters, ...), so that MOHAMMAD, MUHAMMED and
-  MOHAMED land close.
+Each listed part is paired with at most one part of the query (any order). How alike two parts are
+(``part_similarity``):
 
-The score is the better of the two. ``score(a, b)`` is the pairwise score the labelled sample is measured with, and
-``NameIndex`` applies the same score to a whole list at rapidfuzz's C speed.
+* 1.00 same spelling; 0.97 same *sound key* (romanization groups folded: KH/H, PH/F, OU/U, EE/I, Y/I, DJ/J, ...);
+* 0.95 same *skeleton* (one inner vowel changed: MOHAMMAD/MUHAMMED, YUSUF/YOUSSEF, AHMAD/AHMED) with the same first
+  letter; 0.93 two neighbouring letters swapped (a typo);
+* 0.90 an initial for a given name (``M.`` for MOHAMMAD);
+* only for surnames and plain words: otherwise the rapidfuzz ratio of the sound keys when it reaches 80 (a typo or an
+  unusual romanization). A **given name is never matched merely by being a few letters away**: YASSER is not NASSER,
+  ARINA is not IRINA, IVAN is not JUAN.
+
+Each part weighs ``log(N / df)``² where ``df`` is how many listed names contain it (``TokenWeights``): a generic word
+(COMPANY, ENGINEERING, PETROCHEMICAL, TRADING, MOHAMMAD) counts little, a distinctive one decides. The score is
+
+    100 * sum(weight(listed part) * similarity) / (weight of the listed parts that are required
+                                                    + weight of middle names that were paired
+                                                    + EXTRA_PART_PENALTY * weight of query parts left unpaired)
+
+A listed name scoring 100 with every part paired at sound-key level or better is a *near-exact* full-name match.
+``NameIndex`` finds the listed names worth scoring through inverted indexes of the part keys (and rapidfuzz over the
+vocabulary for misspelt parts), bounds each candidate's best possible score, and scores only those that can pass.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
 
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA, Levenshtein
 
 LEGAL_FORMS = frozenset(
-    [
-        "LLC",
-        "LLP",
-        "LP",
-        "LTD",
-        "LIMITED",
-        "LIABILITY",
-        "COMPANY",
-        "CO",
-        "CORP",
-        "CORPORATION",
-        "INC",
-        "INCORPORATED",
-        "PLC",
-        "SA",
-        "SAS",
-        "SARL",
-        "SRL",
-        "SPA",
-        "BV",
-        "NV",
-        "AG",
-        "GMBH",
-        "KG",
-        "OHG",
-        "OOO",
-        "ZAO",
-        "OAO",
-        "PAO",
-        "PJSC",
-        "JSC",
-        "CJSC",
-        "OJSC",
-        "AO",
-        "TOO",
-        "FZE",
-        "FZCO",
-        "FZC",
-        "DMCC",
-        "PTE",
-        "PVT",
-        "PTY",
-        "AS",
-        "AB",
-        "OY",
-        "KFT",
-        "SP",
-        "ZOO",
-        "SDN",
-        "BHD",
-        "TICARET",
-        "SIRKETI",
-        "AS",
-        "LTDA",
-        "CIA",
-        "SAPI",
-        "DE",
-        "CV",
-        "ANONIM",
-        "LIMITADA",
-        "EIRL",
-        "EOOD",
-        "DOO",
-        "JOINT",
-        "STOCK",
-        "PRIVATE",
-        "PUBLIC",
-        "THE",
-        "GROUP",
-        "HOLDING",
-        "HOLDINGS",
-        "ENTERPRISE",
-        "ENTERPRISES",
-    ]
+    """LLC LLP LP LTD LIMITED LIABILITY COMPANY CO CORP CORPORATION INC INCORPORATED PLC SA SAS SARL
+    SRL SPA BV NV AG GMBH KG OHG OOO ZAO OAO PAO PJSC JSC CJSC OJSC
+    AO TOO FZE FZCO FZC DMCC PTE PVT PTY AS AB OY KFT SP ZOO SDN
+    BHD TICARET SIRKETI LTDA CIA SAPI DE CV ANONIM LIMITADA EIRL EOOD DOO JOINT STOCK PRIVATE
+    PUBLIC THE SAL SE SPZOO SRO GIE SCS SNC SCA CA SOCIEDAD ANONIMA RL RESPONSABILIDAD OBSHCHESTVO
+    OGRANICHENNOI OGRANICHENNOY OTVETSTVENNOSTYU AKTSIONERNOE ZAKRYTOE OTKRYTOE PUBLICHNOE TOVARISHCHESTVO""".split()  # noqa: SIM905 -- a word list reads better as words
 )
+# Long legal-form words are recognised misspelt too (LIMITID, COMPANI, CROPORATION).
+_LONG_FORMS = tuple(sorted(w for w in LEGAL_FORMS if len(w) >= 6))
+# Name particles that a borrower often leaves out of a listed surname: optional when unpaired.
+PARTICLES = frozenset(
+    """AL EL ABD ABU BIN BINT IBN BEN DA DE DEL DOS DAS DI VAN VON
+    DER LA LE""".split()  # noqa: SIM905 -- a word list reads better as words
+)
+
+EXTRA_PART_PENALTY = 0.6
+# A listed individual's first given name or surname that the query does not give at all scales the score down.
+MISSING_NAME_FACTOR = 0.8
+QUERY_INITIAL = 0.90  # "M. Hussein" for HUSSEIN, Mazen
+LISTED_INITIAL = 0.75  # "Mazen Hussein" for HUSSEIN, M.: any M would do
+FUZZY_PART_FLOOR = 80.0
+NEAR_EXACT = 0.97
 
 _SPELLED = str.maketrans(
     {
@@ -122,6 +90,8 @@ _SPELLED = str.maketrans(
     }
 )
 _NON_ALNUM = re.compile(r"[^A-Z0-9]+")
+# S.A., S.R.L., S. de R.L., L.L.C., O.O.O.: single letters each followed by a dot are one abbreviation.
+_DOTTED = re.compile(r"\b[A-Z](?:\.[A-Z])+\b\.?")
 
 # Ordered: longer groups first. Each pair folds spellings that romanizations of one name alternate between.
 _SOUND_FOLDS: tuple[tuple[str, str], ...] = (
@@ -152,93 +122,398 @@ _SOUND_FOLDS: tuple[tuple[str, str], ...] = (
     ("E", "I"),
 )
 _DOUBLE = re.compile(r"([A-Z])\1+")
+_INNER_VOWELS = re.compile(r"(?<=.)[AIU]")
+
+
+def _ascii_upper(name: str) -> str:
+    text = name.translate(_SPELLED)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.upper().replace("&", " AND ")
+    return _DOTTED.sub(lambda m: m.group(0).replace(".", "") + " ", text)
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in _NON_ALNUM.split(_ascii_upper(name)) if w]
+
+
+@lru_cache(maxsize=65_536)
+def is_legal_form(word: str) -> bool:
+    if word in LEGAL_FORMS or (len(word) >= 4 and sound_word(word) in _FORM_SOUNDS):
+        return True
+    return len(word) >= 6 and any(OSA.distance(word, form, score_cutoff=1) <= 1 for form in _LONG_FORMS)
+
+
+def _join_letters(words: list[str]) -> list[str]:
+    """Runs of single letters that spell a legal form become that word (S A → SA, L L C → LLC)."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        j = i
+        while j < len(words) and len(words[j]) == 1:
+            j += 1
+        if j - i >= 2 and "".join(words[i:j]) in LEGAL_FORMS:
+            out.append("".join(words[i:j]))
+            i = j
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
+def _drop_legal_forms(words: list[str]) -> list[str]:
+    """Legal-form words dropped, with single letters beside them (the S of "S. DE R.L.", the Z of "SP. Z O.O.")."""
+    words = _join_letters(words)
+    form = [is_legal_form(w) for w in words]
+    kept = [
+        w
+        for i, w in enumerate(words)
+        if not form[i]
+        and not (len(w) == 1 and w.isalpha() and ((i > 0 and form[i - 1]) or (i + 1 < len(words) and form[i + 1])))
+    ]
+    return kept or words
 
 
 def spelling_key(name: str) -> str:
-    """ASCII upper case, punctuation as spaces, legal-form words dropped."""
-    text = unicodedata.normalize("NFKD", name.translate(_SPELLED))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).upper().replace("&", " AND ")
-    words = [w for w in _NON_ALNUM.split(text) if w]
-    kept = [w for w in words if w not in LEGAL_FORMS]
-    return " ".join(kept or words)
+    """ASCII upper case, punctuation as spaces, dotted abbreviations joined, legal-form words dropped."""
+    return " ".join(_drop_legal_forms(_words(name)))
 
 
-def _sound_word(word: str) -> str:
+@lru_cache(maxsize=65_536)
+def sound_word(word: str) -> str:
+    """One word with the letter groups that romanizations of a name alternate between folded together."""
     for old, new in _SOUND_FOLDS:
         word = word.replace(old, new)
-    word = _DOUBLE.sub(r"\1", word)
     # "H" after a vowel or at the end is mostly silent in romanizations (MOHAMMAD / MUHAMAD, ALLAH / ALA).
-    return re.sub(r"(?<=[AIU])H", "", word) or word
+    word = re.sub(r"(?<=[AIU])H", "", word) or word
+    return _DOUBLE.sub(r"\1", word)
+
+
+@lru_cache(maxsize=65_536)
+def skeleton(word: str) -> str:
+    """The sound key without its inner vowels (first letter kept): vowels are where romanizations disagree most."""
+    return _DOUBLE.sub(r"\1", _INNER_VOWELS.sub("", sound_word(word)))
+
+
+_FORM_SOUNDS = frozenset(sound_word(w) for w in LEGAL_FORMS if len(w) >= 4)
 
 
 def sound_key(name: str) -> str:
-    return " ".join(_sound_word(w) for w in spelling_key(name).split())
+    return " ".join(sound_word(w) for w in spelling_key(name).split())
 
 
 def compact_key(name: str) -> str:
-    """The sound key without spaces, in the given word order: catches words joined or split (SHIP MANAGEMENT)."""
+    """The sound key without spaces, in the given word order."""
     return sound_key(name).replace(" ", "")
 
 
-def _subset(a: str, b: str) -> float:
-    # A name given without a middle name or patronymic: every word of the shorter found in the longer. Only for
-    # names of two words or more, and discounted, so that one common word never matches on its own.
-    if min(a.count(" "), b.count(" ")) < 1:
+class Role(StrEnum):
+    SURNAME = "surname"
+    GIVEN = "given"  # the first given name: must match as a given name
+    MIDDLE = "middle"  # further given names: optional
+    WORD = "word"  # a part of a name with no roles (entities, aliases written without a comma)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    word: str  # spelling
+    sound: str
+    role: Role
+
+    @property
+    def strict(self) -> bool:
+        return self.role in (Role.GIVEN, Role.MIDDLE)
+
+    @property
+    def optional(self) -> bool:
+        return self.role is Role.MIDDLE or (self.role is Role.SURNAME and self.word in PARTICLES)
+
+
+@lru_cache(maxsize=131_072)
+def _part(word: str, role: Role) -> Part:
+    return Part(word, sound_word(word), role)
+
+
+def listed_parts(name: str, individual: bool | None = None) -> tuple[Part, ...]:
+    """The parts of a listed name, with roles when an individual's name is written ``SURNAME, Given Middle``
+    (``individual=None``: a name with one comma and no legal form is taken for an individual's)."""
+    text = _ascii_upper(name)
+    words = [w for w in _NON_ALNUM.split(text) if w]
+    if individual is None:
+        individual = not any(is_legal_form(w) for w in words if w not in PARTICLES)
+    if text.count(",") == 1 and individual:
+        surname, given = ([w for w in _NON_ALNUM.split(side) if w] for side in text.split(","))
+        if surname and given:
+            roles = [Role.GIVEN] + [Role.MIDDLE] * (len(given) - 1)
+            return tuple(_part(w, Role.SURNAME) for w in surname) + tuple(
+                _part(w, r) for w, r in zip(given, roles, strict=True)
+            )
+    return tuple(_part(w, Role.WORD) for w in _drop_legal_forms(words))
+
+
+def query_parts(name: str) -> tuple[Part, ...]:
+    return tuple(_part(w, Role.WORD) for w in spelling_key(name).split())
+
+
+def part_similarity(query: Part, listed: Part) -> float:
+    """0..1: how alike a query part is to a listed part, under the listed part's role (see the module docstring)."""
+    if query.word == listed.word:
+        return 1.0
+    if query.sound == listed.sound:
+        return 0.97
+    if len(query.word) == 1 or len(listed.word) == 1:
+        short, long = (query, listed) if len(query.word) == 1 else (listed, query)
+        if not listed.strict or long.word[0] != short.word:
+            return 0.0
+        return QUERY_INITIAL if short is query else LISTED_INITIAL
+    if (
+        query.sound[0] == listed.sound[0]
+        and len(query.sound) == len(listed.sound)
+        and (listed.strict or len(listed.sound) >= 5)
+        and skeleton(query.word) == skeleton(listed.word)
+        and Levenshtein.distance(query.sound, listed.sound) <= 1
+    ):
+        return 0.95
+    if (
+        len(listed.word) >= 4
+        and OSA.distance(query.word, listed.word) == 1
+        and sorted(query.word) == sorted(listed.word)
+    ):
+        return 0.93
+    if listed.strict:
         return 0.0
-    return SUBSET_WEIGHT * fuzz.token_set_ratio(a, b)
+    ratio = fuzz.ratio(query.sound, listed.sound)
+    return ratio / 100 if ratio >= FUZZY_PART_FLOOR and min(len(query.sound), len(listed.sound)) >= 4 else 0.0
 
 
-SUBSET_WEIGHT = 0.92
+@dataclass(frozen=True)
+class TokenWeights:
+    """``log(N / df)²`` per sound key over the listed names; a part not on the list weighs as the rarest."""
+
+    df: Mapping[str, int]
+    total: int
+
+    @classmethod
+    def uniform(cls) -> TokenWeights:
+        return cls({}, 1)
+
+    @classmethod
+    def of(cls, names: Iterable[Sequence[Part]]) -> TokenWeights:
+        df: dict[str, int] = defaultdict(int)
+        total = 0
+        for parts in names:
+            total += 1
+            for sound in {p.sound for p in parts}:
+                df[sound] += 1
+        return cls(dict(df), total)
+
+    def __call__(self, sound: str) -> float:
+        if self.total <= 1:
+            return 1.0
+        return math.log((self.total + 1) / (self.df.get(sound, 0) + 0.5)) ** 2
 
 
-def score(a: str, b: str) -> float:
-    """0..100: how alike two names are, blind to word order, case, punctuation, legal forms and romanization."""
-    sound_a, sound_b = sound_key(a), sound_key(b)
-    return max(
-        fuzz.token_sort_ratio(spelling_key(a), spelling_key(b)),
-        fuzz.token_sort_ratio(sound_a, sound_b),
-        fuzz.ratio(compact_key(a), compact_key(b)),
-        _subset(sound_a, sound_b),
+@dataclass(frozen=True)
+class Pairing:
+    """The parts paired between a query and one listed name, and what came of it."""
+
+    score: float
+    near_exact: bool
+    pairs: tuple[tuple[str, str, float], ...]  # (query part, listed part, similarity)
+    unpaired_listed: tuple[str, ...]
+    unpaired_query: tuple[str, ...]
+
+    def why(self) -> str:
+        """A reviewer's reading of the score."""
+        paired = ", ".join(f"{q}~{w} {s:.2f}" for q, w, s in self.pairs) or "nothing"
+        text = f"paired {paired}"
+        if self.unpaired_listed:
+            text += f"; listed parts not given: {' '.join(self.unpaired_listed)}"
+        if self.unpaired_query:
+            text += f"; extra query parts: {' '.join(self.unpaired_query)}"
+        return text
+
+
+def _merge_joined(
+    parts: tuple[Part, ...], weights: list[float], other: tuple[Part, ...]
+) -> tuple[tuple[Part, ...], list[float]]:
+    """Join neighbouring parts that the other name writes as one word (SHIP MANAGEMENT / SHIPMANAGEMENT, P P / PP,
+    AL TARIQ / ALTARIQ); a joined part weighs what its pieces weighed together."""
+    sounds = {p.sound for p in other}
+    out: list[Part] = []
+    out_weights: list[float] = []
+    i = 0
+    while i < len(parts):
+        for width in (3, 2):
+            pieces = parts[i : i + width]
+            joined = "".join(p.word for p in pieces)
+            # letters with letters (an acronym), or after a word (NIK E / NIKE); an initial stays an initial
+            same_kind = len({len(p.word) == 1 for p in pieces}) == 1 or len(pieces[0].word) > 1
+            if len(pieces) == width and same_kind and sound_word(joined) in sounds:
+                out.append(_part(joined, Role.WORD))
+                out_weights.append(sum(weights[i : i + width]))
+                i += width
+                break
+        else:
+            out.append(parts[i])
+            out_weights.append(weights[i])
+            i += 1
+    return tuple(out), out_weights
+
+
+def pair_names(
+    query: tuple[Part, ...],
+    listed: tuple[Part, ...],
+    weights: TokenWeights,
+    listed_weights: Sequence[float] | None = None,
+) -> Pairing:
+    """Pair the parts one to one, best similarity first, and score the pairing (see the module docstring)."""
+    lw = list(listed_weights) if listed_weights is not None else [weights(p.sound) for p in listed]
+    listed, lw = _merge_joined(listed, lw, query)
+    query, qw = _merge_joined(query, [weights(q.sound) for q in query], listed)
+    candidates = sorted(
+        (
+            (similarity, qi, li)
+            for qi, q in enumerate(query)
+            for li, lp in enumerate(listed)
+            if (similarity := part_similarity(q, lp)) > 0
+        ),
+        reverse=True,
     )
+    used_q: set[int] = set()
+    used_l: set[int] = set()
+    pairs: list[tuple[str, str, float]] = []
+    earned = 0.0
+    for similarity, qi, li in candidates:
+        if qi in used_q or li in used_l:
+            continue
+        used_q.add(qi)
+        used_l.add(li)
+        pairs.append((query[qi].word, listed[li].word, similarity))
+        earned += lw[li] * similarity
+    owed = sum(lw[i] for i, p in enumerate(listed) if i in used_l or not p.optional)
+    owed += EXTRA_PART_PENALTY * sum(qw[i] for i in range(len(query)) if i not in used_q)
+    score = 100.0 * earned / owed if owed else 0.0
+    if any(i not in used_l and p.role in (Role.GIVEN, Role.SURNAME) and not p.optional for i, p in enumerate(listed)):
+        score *= MISSING_NAME_FACTOR
+    unpaired_listed = tuple(p.word for i, p in enumerate(listed) if i not in used_l)
+    unpaired_query = tuple(q.word for i, q in enumerate(query) if i not in used_q)
+    near_exact = not unpaired_listed and not unpaired_query and all(s >= NEAR_EXACT for _, _, s in pairs)
+    return Pairing(round(score, 2), near_exact and bool(pairs), tuple(pairs), unpaired_listed, unpaired_query)
+
+
+def score(a: str, b: str, weights: TokenWeights | None = None) -> float:
+    """0..100: how alike query ``a`` is to listed name ``b`` (uniform part weights unless ``weights`` are given)."""
+    return pair_names(query_parts(a), listed_parts(b), weights or TokenWeights.uniform()).score
 
 
 @dataclass(frozen=True)
 class NameCandidate:
     index: int
     score: float
+    near_exact: bool = False
+    why: str = ""
+    pairing: Pairing | None = field(default=None, compare=False)
+
+
+_POSITION_BITS = 8
+_POSITION_MASK = (1 << _POSITION_BITS) - 1
+
+
+def _one_edit_keys(key: str) -> set[str]:
+    """The key itself and the key with each one letter left out (from five letters): two keys one edit apart share
+    one of these (SymSpell's trick). Parts shorter than four letters are never paired by spelling distance."""
+    if len(key) < 4:
+        return set()
+    return {key} | ({key[:i] + key[i + 1 :] for i in range(len(key))} if len(key) >= 5 else set())
 
 
 class NameIndex:
-    """The listed names, keyed once, searched with the same score as ``score``."""
+    """The listed names, split into parts once, with inverted indexes over their part keys.
 
-    def __init__(self, names: Sequence[str]) -> None:
+    Candidates are the listed names sharing a key with the query: a part's sound key, its skeleton, a key one
+    letter short (misspellings of parts of five letters or more), or two neighbouring parts joined. Each candidate's
+    best possible score is bounded from the weights of the parts it shares, and only those that can pass are paired.
+    """
+
+    def __init__(self, names: Sequence[str], individuals: Sequence[bool] | None = None) -> None:
         self._names = list(names)
-        self._spelling = [spelling_key(n) for n in names]
-        self._sound = [sound_key(n) for n in names]
-        self._compact = [compact_key(n) for n in names]
+        kinds: Sequence[bool | None] = individuals if individuals is not None else [None] * len(self._names)
+        self._parts = [listed_parts(n, kind) for n, kind in zip(self._names, kinds, strict=True)]
+        self.weights = TokenWeights.of(self._parts)
+        self._part_weights = [tuple(self.weights(p.sound) for p in parts) for parts in self._parts]
+        self._required = [
+            sum(w for p, w in zip(parts, ws, strict=True) if not p.optional)
+            for parts, ws in zip(self._parts, self._part_weights, strict=True)
+        ]
+        postings: dict[str, list[int]] = defaultdict(list)
+        for index, parts in enumerate(self._parts):
+            keys: set[tuple[str, int]] = set()
+            for position, part in enumerate(parts[:_POSITION_MASK]):
+                keys |= {(part.sound, position), ("~" + skeleton(part.word), position)}
+                keys |= {("-" + near, position) for near in _one_edit_keys(part.sound)}
+            for position in range(min(len(parts), _POSITION_MASK) - 1):  # two words the query may write as one
+                joined = sound_word(parts[position].word + parts[position + 1].word)
+                keys |= {(joined, position), (joined, position + 1)}
+            for key, position in keys:
+                postings[key].append(index << _POSITION_BITS | position)
+        # Plain ints in tuples: nothing for the garbage collector to walk on every search.
+        self._postings = {key: tuple(found) for key, found in postings.items()}
 
     def __len__(self) -> int:
         return len(self._names)
 
-    def search(self, query: str, threshold: float, limit: int = 5) -> list[NameCandidate]:
-        """The listed names scoring at least ``threshold`` against ``query``, best first (same score as ``score``)."""
-        found: set[int] = set()
-        sound = sound_key(query)
-        passes = (
-            (spelling_key(query), self._spelling, fuzz.token_sort_ratio, threshold),
-            (sound, self._sound, fuzz.token_sort_ratio, threshold),
-            (compact_key(query), self._compact, fuzz.ratio, threshold),
-            (sound, self._sound, fuzz.token_set_ratio, threshold / SUBSET_WEIGHT),
-        )
-        for key, keys, scorer, cutoff in passes:
-            if cutoff > 100:
+    def parts(self, index: int) -> tuple[Part, ...]:
+        return self._parts[index]
+
+    def pair(self, query: str, index: int) -> Pairing:
+        return pair_names(query_parts(query), self._parts[index], self.weights, self._part_weights[index])
+
+    def _keys(self, query: tuple[Part, ...]) -> set[str]:
+        keys: set[str] = set()
+        for part in query:
+            if len(part.word) < 2 and not part.word.isdigit():
                 continue
-            for _, _, index in process.extract(key, keys, scorer=scorer, score_cutoff=cutoff, limit=limit * 8):
-                found.add(index)
-        best = {index: score(query, self._names[index]) for index in found}
-        best = {index: value for index, value in best.items() if value >= threshold}
-        ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        return [NameCandidate(index, value) for index, value in ranked]
+            keys |= {part.sound, "~" + skeleton(part.word)}
+            keys |= {"-" + near for near in _one_edit_keys(part.sound)}
+        words = [p.word for p in query]
+        keys |= {sound_word(a + b) for a, b in itertools.pairwise(words)}
+        keys |= {sound_word(a + b + c) for a, b, c in zip(words, words[1:], words[2:], strict=False)}
+        return keys
+
+    def _bound(self, index: int, positions: set[int], has_initial: bool) -> float:
+        """The best score this listed name could reach if every part sharing a key with the query paired fully."""
+        weights = self._part_weights[index]
+        earned = sum(weights[p] for p in positions)
+        extra = 0.0
+        for position, part in enumerate(self._parts[index]):
+            if position in positions:
+                if part.optional:
+                    extra += weights[position]
+            elif has_initial and part.strict:
+                earned += weights[position]
+                extra += weights[position] if part.optional else 0.0
+        owed = self._required[index] + extra
+        return 100.0 * min(earned, owed) / owed if owed else 0.0
+
+    def search(self, query: str, threshold: float, limit: int = 5) -> list[NameCandidate]:
+        """The listed names scoring at least ``threshold`` against ``query``, best first."""
+        parts = query_parts(query)
+        has_initial = any(len(p.word) == 1 for p in parts)
+        hits: dict[int, set[int]] = defaultdict(set)
+        for key in self._keys(parts):
+            for posting in self._postings.get(key, ()):
+                hits[posting >> _POSITION_BITS].add(posting & _POSITION_MASK)
+        found: list[NameCandidate] = []
+        for index, positions in hits.items():
+            if self._bound(index, positions, has_initial) < threshold:
+                continue
+            pairing = pair_names(parts, self._parts[index], self.weights, self._part_weights[index])
+            if pairing.score >= threshold:
+                found.append(NameCandidate(index, pairing.score, pairing.near_exact, pairing.why(), pairing))
+        found.sort(key=lambda c: (-c.score, c.index))
+        return found[:limit]
 
 
 def exact_keys(names: Iterable[str]) -> set[str]:
