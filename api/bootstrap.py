@@ -18,13 +18,13 @@ from aggregator.borrowers import BorrowerFiles
 from aggregator.platform import ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
 from api.auth import Role as ApiRole
-from api.auth import ensure_key
+from api.auth import ensure_key, lookup
 from api.logs import PII_FILTER
-from api.settings import Settings
+from api.settings import LOCAL_ADMIN_KEY, Settings
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
 from chain.errors import ConfigurationError
-from chain.signers import LocalSigner, Role, Signer, devnet_signer
+from chain.signers import LocalSigner, Role, Signer, devnet_signer, production_guard
 from compliance import ComplianceService, SanctionsPolicy, SanctionsScreen, load_newest, load_rules
 from compliance.kyc import KycProvider, LocalKycProvider
 from compliance.mla import CoveredPeriod, LocalMlaStatusProvider
@@ -55,6 +55,17 @@ class Platform:
             await chain.close()
         await self.http.aclose()
         self.database.dispose()
+
+
+def refuse_stored_local_admin_key(settings: Settings, database: Database) -> None:
+    """A database once started in local mode still accepts the published local admin key: production refuses to
+    start on it (``chain.signers.production_guard``; the settings' own secrets were checked when they were read)."""
+    if settings.environment == "production":
+        production_guard(
+            environment=settings.environment,
+            chains_file=settings.chains_file,
+            local_admin_key_stored=lookup(database, LOCAL_ADMIN_KEY) is not None,
+        )
 
 
 def chain_registry(settings: Settings) -> ChainRegistry:
@@ -104,6 +115,7 @@ def load_records(directory: Path, registry: ChainRegistry) -> dict[str, Deployme
 async def build_platform(settings: Settings) -> Platform:
     database = Database(settings.resolved_database_url)
     database.migrate()
+    refuse_stored_local_admin_key(settings, database)
     ensure_key(database, settings.admin_api_key, ApiRole.ADMIN, None, "bootstrap admin")
     registry = chain_registry(settings)
     records = load_records(settings.resolved_deployments_dir, registry)

@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chain.config import LOCAL_CHAINS, ChainRegistry
+from chain.errors import ConfigurationError
+from chain.signers import production_guard
 from providers.destinations import LOOPBACK_NETWORKS
 from providers.policy import ResiliencePolicy
 
@@ -18,6 +21,17 @@ LOCAL_ADMIN_KEY = "cm_admin_local_devnet_only"
 LOCAL_LENDER_SECRET = "sim-lender-local-secret"  # noqa: S105 - idem
 LOCAL_PII_MASTER_KEY = "00" * 31 + "01"  # a published local-only key: local PII is test data, refused elsewhere
 LOCAL_KYC_WEBHOOK_SECRET = "kyc-webhook-local-secret"  # noqa: S105 - idem
+#: settings holding a role's private key: each is checked by chain.signers.production_guard
+ROLE_KEY_FIELDS = (
+    "deployer_key",
+    "relayer_key",
+    "quote_signer_key",
+    "risk_signer_key",
+    "operator_key",
+    "guardian_key",
+    "keeper_key",
+    "audit_anchor_key",
+)
 
 
 class HttpLenderSetting(BaseModel):
@@ -96,7 +110,31 @@ class Settings(BaseSettings):
                 raise ValueError("set CREDITMESH_PII_MASTER_KEY and CREDITMESH_KYC_WEBHOOK_SECRET outside local runs")
             if any(lender.secret == LOCAL_LENDER_SECRET for lender in self.http_lenders):
                 raise ValueError("an HTTP lender uses the local simulated lender's secret outside local runs")
+            try:
+                production_guard(
+                    environment=self.environment,
+                    role_keys=self.role_keys,
+                    chains_file=self.chains_file,
+                    chains=self._configured_chains(),
+                    admin_api_key=self.admin_api_key,
+                )
+            except ConfigurationError as err:
+                raise ValueError(str(err)) from err
         return self
+
+    @property
+    def role_keys(self) -> dict[str, str | None]:
+        """Every role key these settings hold (issues adding a role's key add its field to ``ROLE_KEY_FIELDS``)."""
+        return {
+            name.removesuffix("_key"): getattr(self, name)
+            for name in ROLE_KEY_FIELDS
+            if name in type(self).model_fields
+        }
+
+    def _configured_chains(self) -> list[tuple[str, int, list[str]]]:
+        if self.chains_file is None:
+            return [(c.name, c.chain_id, [f"http://127.0.0.1:{c.port}"]) for c in LOCAL_CHAINS]
+        return [(c.name, c.chain_id, list(c.rpc_urls)) for c in ChainRegistry.from_file(self.chains_file)]
 
     @field_validator("outbound_allowed_networks", "trusted_proxies")
     @classmethod

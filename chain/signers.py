@@ -1,20 +1,29 @@
 """Signers, one key per role (DESIGN.md): relayer, quote signer, risk signer, operator, guardian, keeper, audit
-anchor, and the deployer.
+anchor, and the deployer; and ``production_guard``, the one check that refuses every devnet secret when
+``CREDITMESH_ENVIRONMENT=production``.
 
 ``Signer`` is the interface a KMS or HSM signer fits; ``LocalSigner`` holds an eth-account key in memory and never
 shows it (no repr, no log, no API)."""
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from functools import cache
+from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 
-from chain.devnet import DEVNET_MNEMONIC
+from chain.devnet import DEVNET_ACCOUNTS, DEVNET_MNEMONIC
+from chain.errors import ConfigurationError
 from contracts import typed_data
 
 
@@ -98,3 +107,129 @@ def devnet_account(index: int) -> LocalAccount:
 
 def devnet_signer(role: Role) -> LocalSigner:
     return LocalSigner(devnet_account(DEVNET_ROLE_INDEX[role]))
+
+
+# ---------------------------------------------------------------------------------------------------- production
+
+#: anvil starts with 20 accounts of its public mnemonic (DESIGN.md's account map); every one is public
+DEVNET_ACCOUNT_COUNT = DEVNET_ACCOUNTS
+#: chain ids of local devnets (ours, plus hardhat's and ganache's default): never a production chain
+DEVNET_CHAIN_IDS = frozenset({31337, 31338, 31339, 1337})
+MIN_ADMIN_KEY_LENGTH = 32
+#: the admin key's empirical entropy (Shannon, per character, times its length) must reach this many bits
+MIN_ADMIN_KEY_BITS = 128
+
+
+class ProductionProfileRefused(ConfigurationError):
+    """``CREDITMESH_ENVIRONMENT=production`` with a devnet secret, a devnet chain or a weak admin key."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("production refuses to start: " + "; ".join(problems))
+        self.problems = list(problems)
+
+
+def is_production(environment: str | None = None) -> bool:
+    """``environment``, or else ``CREDITMESH_ENVIRONMENT``, is ``production`` (not the contract profile: governance
+    tests deploy the production contract profile on devnets)."""
+    chosen = environment if environment is not None else os.environ.get("CREDITMESH_ENVIRONMENT", "local")
+    return chosen == "production"
+
+
+@cache
+def devnet_private_keys() -> frozenset[bytes]:
+    """The private keys of anvil's first ``DEVNET_ACCOUNT_COUNT`` accounts."""
+    return frozenset(bytes(devnet_account(index).key) for index in range(DEVNET_ACCOUNT_COUNT))
+
+
+@cache
+def devnet_addresses() -> frozenset[str]:
+    """The (lower-case) addresses of anvil's first ``DEVNET_ACCOUNT_COUNT`` accounts."""
+    return frozenset(devnet_account(index).address.lower() for index in range(DEVNET_ACCOUNT_COUNT))
+
+
+def _private_key(value: str) -> bytes | None:
+    text = value.strip().removeprefix("0x").removeprefix("0X")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        return None
+    return key if len(key) == 32 else None
+
+
+def admin_key_weakness(key: str) -> str | None:
+    """Why ``key`` is too weak for an admin API key, or None. Length and the empirical entropy of its characters:
+    ``secrets.token_urlsafe(32)`` (43 characters, ~200 bits) passes; a word, a repeated pattern or a short hex
+    string does not."""
+    if len(key) < MIN_ADMIN_KEY_LENGTH:
+        return f"shorter than {MIN_ADMIN_KEY_LENGTH} characters"
+    counts = Counter(key)
+    per_char = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values())
+    if per_char * len(key) < MIN_ADMIN_KEY_BITS or len(counts) < 12:
+        return f"too little entropy (~{per_char * len(key):.0f} bits over {len(counts)} distinct characters)"
+    return None
+
+
+def _loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def production_guard(
+    *,
+    environment: str | None = None,
+    role_keys: Mapping[str, str | None] | None = None,
+    role_holders: Mapping[str, str | None] | None = None,
+    chains_file: Path | str | None = None,
+    chains: Iterable[tuple[str, int, Sequence[str]]] | None = None,
+    admin_api_key: str | None = None,
+    local_admin_key_stored: bool = False,
+) -> None:
+    """Refuse, in production only (``environment`` or ``CREDITMESH_ENVIRONMENT``), every devnet secret, with every
+    problem named: a role key that is one of anvil's first 20 keys; a role holder (an address given a role, a Safe
+    owner …) that is one of their addresses; no chains file (the default is the loopback devnets); a chain with a
+    devnet chain id or, without a chains file, a loopback RPC; a weak admin key; the local admin key still in the
+    database. ``Settings`` calls it at start-up, the bootstrap once the database is open, and every
+    ``creditmesh admin`` command before it signs anything.
+
+    Args:
+        role_keys: role → private key (hex) or None (not set: the caller decides whether that is allowed).
+        role_holders: role or holder name → address.
+        chains: (name, chain id, RPC URLs) of the chains the process will use.
+
+    Raises:
+        ProductionProfileRefused: naming every problem found."""
+    if not is_production(environment):
+        return
+    problems: list[str] = []
+    devnet_keys = devnet_private_keys()
+    for role, value in (role_keys or {}).items():
+        key = None if value is None else _private_key(value)
+        if key is not None and key in devnet_keys:
+            problems.append(f"the {role} key is one of anvil's public devnet keys")
+    devnet = devnet_addresses()
+    for holder, address in (role_holders or {}).items():
+        if address is not None and address.lower() in devnet:
+            problems.append(f"{holder} {address} is one of anvil's public devnet accounts")
+    if chains_file is None:
+        problems.append("no CREDITMESH_CHAINS_FILE: without one the platform uses the loopback devnets")
+    for name, chain_id, rpc_urls in chains or ():
+        if chain_id in DEVNET_CHAIN_IDS:
+            problems.append(f"chain {name} has the devnet chain id {chain_id}")
+        if chains_file is None and any(_loopback(url) for url in rpc_urls):
+            problems.append(f"chain {name} uses a loopback RPC")
+    if admin_api_key is not None:
+        weakness = admin_key_weakness(admin_api_key)
+        if weakness is not None:
+            problems.append(f"the admin API key is weak: {weakness}")
+    if local_admin_key_stored:
+        problems.append(
+            "the database still accepts the local admin key (it was started in local mode): delete its row from "
+            "api_keys before running in production"
+        )
+    if problems:
+        raise ProductionProfileRefused(problems)

@@ -37,6 +37,7 @@ from providers.resilience import (
     RedisRateLimiter,
     ResilientProvider,
 )
+from providers.secrets import SecretBox
 from providers.webhooks import MemoryRefusalLimiter, RedisRefusalLimiter, RefusalLimiter
 from store.providers import ProviderIncidentRow, ProviderRegistrationRow, ProviderRepository
 
@@ -106,10 +107,13 @@ class PluginLoader:
         return self._classes[name]
 
 
-def registration_from_row(row: ProviderRegistrationRow) -> tuple[ProviderRegistration, ResiliencePolicy | None]:
+def registration_from_row(
+    row: ProviderRegistrationRow, secrets: SecretBox | None = None
+) -> tuple[ProviderRegistration, ResiliencePolicy | None]:
     capabilities = None if row.capabilities is None else Capabilities.from_document(row.capabilities)
     policy = None if row.resilience is None else ResiliencePolicy.model_validate(row.resilience)
-    return ProviderRegistration(row.provider_id, row.kind, dict(row.config), capabilities), policy
+    config = dict(row.config) if secrets is None else secrets.open_config(row.provider_id, row.config)
+    return ProviderRegistration(row.provider_id, row.kind, config, capabilities), policy
 
 
 class ProviderRegistry(dict[str, ProviderAdapter]):
@@ -125,8 +129,11 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         default_policy: ResiliencePolicy,
         database: Database | None = None,
         webhook_refusals: RefusalLimiter | None = None,
+        secrets: SecretBox | None = None,
     ) -> None:
         super().__init__()
+        #: seals the secrets in persisted registrations (None: stored as given, for tests without a master key)
+        self.secrets = secrets
         #: refused unauthenticated webhooks, counted per source address (providers.webhooks)
         self.webhook_refusals: RefusalLimiter = webhook_refusals or MemoryRefusalLimiter()
         self.context = context
@@ -219,7 +226,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                         ProviderRegistrationRow(
                             provider_id=registration.provider_id,
                             kind=registration.kind,
-                            config=dict(registration.config),
+                            config=self._at_rest(registration.provider_id, registration.config),
                             capabilities=None
                             if registration.capabilities is None
                             else registration.capabilities.as_document(),
@@ -242,17 +249,27 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
 
         def read() -> list[ProviderRegistrationRow]:
             with database.unit_of_work() as uow:
-                return ProviderRepository(uow.session).registrations()
+                rows = ProviderRepository(uow.session).registrations()
+                plaintext = [row for row in rows if isinstance(row.config.get("secret"), str)]
+                if plaintext and self.secrets is not None:
+                    # rows persisted before secrets were sealed are sealed now
+                    for row in plaintext:
+                        row.config = self._at_rest(row.provider_id, row.config)
+                    uow.commit()
+                return rows
 
         for row in await asyncio.to_thread(read):
             if row.provider_id in self:
                 continue
             try:
-                registration, policy = registration_from_row(row)
+                registration, policy = registration_from_row(row, self.secrets)
                 await self.add(registration, policy, source="api")
             except (InvalidPlugin, InvalidRegistration, UnknownProviderKind, ValueError) as err:
                 self.load_errors[row.provider_id] = str(err)
                 log.error("provider %s not loaded: %s", row.provider_id, err)
+
+    def _at_rest(self, provider_id: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(config) if self.secrets is None else self.secrets.seal_config(provider_id, config)
 
     async def record_incident(self, provider_id: str, operation: str, reason: str) -> None:
         """An input the provider itself sent (authenticated by its signature) that the protocol does not allow:
@@ -329,6 +346,8 @@ async def build_providers(
         policy_for(settings, ""),
         database,
         MemoryRefusalLimiter() if limiter_client is None else RedisRefusalLimiter(limiter_client),
+        # the key store (issue 20 part B) will hold this key; until then it is derived from the master key
+        SecretBox.from_master_key(bytes.fromhex(settings.pii_master_key)),
     )
     if limiter_client is not None:
         registry.on_close.append(limiter_client.aclose)

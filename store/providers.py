@@ -15,7 +15,8 @@ from store.types import UtcDateTime
 
 class ProviderRegistrationRow(Base):
     """One provider registered through the API: ``kind`` names its adapter's entry point (``http``, ``pool`` or a
-    plugin), ``config`` is that adapter's configuration (for ``http`` it holds the HMAC secret)."""
+    plugin), ``config`` is that adapter's configuration (for ``http`` the HMAC secret is sealed as ``secret_sealed``
+    by ``providers.secrets.SecretBox``, never stored in plaintext)."""
 
     __tablename__ = "provider_registrations"
 

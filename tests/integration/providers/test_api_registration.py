@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,11 +28,12 @@ from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard, PinnedTr
 from providers.policy import ResiliencePolicy
 from providers.registry import PluginLoader, ProviderRegistry
 from providers.resilience import MemoryBreakerStore, MemoryRateLimiter
+from providers.secrets import SecretBox
 from providers.signing import signed_headers
 from providers.sim.fleet import SimLender, lender_url
 from providers.webhooks import MAX_WEBHOOK_BODY_BYTES, MemoryRefusalLimiter, RefusalLimits
 from store.db import Database
-from store.providers import ProviderRepository
+from store.providers import ProviderRegistrationRow, ProviderRepository
 from tests.integration.providers.support import SECRET, sim_server
 from tests.unit.providers.fakes import REQUEST
 
@@ -56,6 +58,7 @@ def _registry(database: Database, http: httpx.AsyncClient) -> ProviderRegistry:
         lambda p: MemoryRateLimiter(p.rate_per_second, p.burst),
         ResiliencePolicy(quote_attempts=1),
         database,
+        secrets=SecretBox.from_master_key(b"\x01" * 32),
     )
 
 
@@ -110,12 +113,19 @@ async def test_an_admin_registers_a_lender_that_the_next_fan_out_asks_and_a_rest
     assert body["source"] == "api"
     assert set(body["latency_ms"]) == {"p50", "p95", "p99"}
 
-    async with httpx.AsyncClient() as http:
+    with database.unit_of_work() as uow:
+        stored = ProviderRepository(uow.session).registration("late-bank")
+        assert stored is not None
+        assert "secret" not in stored.config, "the lender's HMAC secret is sealed at rest"
+        assert SECRET not in json.dumps(stored.config)
+    async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
         restarted = _registry(database, http)
         await restarted.load_persisted()
         assert list(restarted) == ["late-bank"]
         assert restarted.get_provider("late-bank").policy.fail_max == 10
         assert restarted.get_provider("late-bank").capabilities().max_term_days == 365
+        reopened = await fan_out(restarted.adapters(), REQUEST, 1.0)
+        assert [(o.provider_id, o.outcome) for o in reopened] == [("late-bank", "offered")], "the secret opens"
 
 
 async def test_registration_refusals_say_what_is_wrong(
@@ -287,3 +297,28 @@ async def test_refused_webhooks_are_limited_per_source(
     async with httpx.AsyncClient(transport=other_source, base_url="http://api.test") as other:
         accepted = await other.post(url, content=body, headers=signed_headers(SECRET, now, body))
     assert accepted.status_code == 202, "another source is not affected"
+
+
+async def test_a_secret_stored_in_plaintext_before_sealing_is_sealed_when_loaded(sim: str, tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'legacy.db'}")
+    database.migrate()
+    with database.unit_of_work() as uow:
+        config = {"base_url": lender_url(sim, "late-bank"), "secret": SECRET}
+        uow.session.add(
+            ProviderRegistrationRow(
+                provider_id="late-bank", kind="http", config=config, enabled=True, created_at=datetime.now(UTC)
+            )
+        )
+        uow.commit()
+    async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
+        registry = _registry(database, http)
+        await registry.load_persisted()
+        assert list(registry) == ["late-bank"]
+        outcomes = await fan_out(registry.adapters(), REQUEST, 1.0)
+    assert [(o.provider_id, o.outcome) for o in outcomes] == [("late-bank", "offered")]
+    with database.unit_of_work() as uow:
+        stored = ProviderRepository(uow.session).registration("late-bank")
+        assert stored is not None
+        assert "secret" not in stored.config
+        assert "secret_sealed" in stored.config
+    database.dispose()
