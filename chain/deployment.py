@@ -200,7 +200,7 @@ class Deployer:
             constructor_args=[_jsonable(arg) for arg in args],
             compiler=compiled.compiler,
         )
-        self._save()
+        self.save()
         return address
 
     def step(self, name: str, key: str, function: str, *args: Any) -> TxReceipt | None:
@@ -210,7 +210,7 @@ class Deployer:
         call = Call.function(self.contract(key), function, *args)
         receipt = self._transact(f"step:{self.record.chain_id}:{name}", call, f"{name} ({key}.{function})")
         self.record.steps.append(name)
-        self._save()
+        self.save()
         return self._lifecycle.receipt(receipt.tx_hash)
 
     def _transact(self, intent_key: str, call: Call, what: str) -> Receipt:
@@ -221,7 +221,8 @@ class Deployer:
         except TransactionReverted as err:
             raise TransactionReverted(f"{what}: {err}", tx_hash=err.tx_hash, revert_data=err.revert_data) from err
 
-    def _save(self) -> None:
+    def save(self) -> None:
+        """Write the record (to ``record_path``, if any) after a change made outside ``deploy`` and ``step``."""
         self.record.deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
         if self.record_path is not None:
             self.record.save(self.record_path)

@@ -22,8 +22,10 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from chain.artifacts import load_artifact
+from chain.deployment import DeployedContract, Deployer
 from chain.errors import ChainError
 from chain.signers import Signer
 from chain.transactions import Call
@@ -238,3 +240,35 @@ def setup_initializer(owners: Iterable[ChecksumAddress], threshold: int) -> byte
         "setup", [owner_list, threshold, ZERO_ADDRESS, b"", ZERO_ADDRESS, ZERO_ADDRESS, 0, ZERO_ADDRESS]
     )
     return bytes.fromhex(data[2:])
+
+
+SAFE_PROXY_ARTIFACT = "SafeProxy"
+
+
+def deploy_safe(
+    deployer: Deployer, key: str, owners: Iterable[ChecksumAddress], threshold: int, salt_nonce: int = 0
+) -> ChecksumAddress:
+    """Deploy (once) a Safe 1.4.1 proxy with ``owners`` and ``threshold`` through a SafeProxyFactory, both
+    singletons deployed beside it, and record it as ``key`` (its runtime code is the SafeProxy artifact's)."""
+    existing = deployer.record.contracts.get(key)
+    if existing is not None and deployer.w3.eth.get_code(existing.address):
+        return existing.address
+    singleton = deployer.deploy(f"{key}:singleton", SAFE_ARTIFACT)
+    deployer.deploy(f"{key}:factory", "SafeProxyFactory")
+    initializer = setup_initializer(owners, threshold)
+    receipt = deployer.step(
+        f"create-{key}", f"{key}:factory", "createProxyWithNonce", singleton, initializer, salt_nonce
+    )
+    if receipt is None:
+        raise SafeError(f"the step creating {key} is recorded but {key} is not: remove the step to create it again")
+    created = deployer.contract(f"{key}:factory").events.ProxyCreation().process_receipt(receipt, errors=DISCARD)
+    proxy = to_checksum_address(created[0]["args"]["proxy"])
+    deployer.record.contracts[key] = DeployedContract(
+        artifact=SAFE_PROXY_ARTIFACT,
+        address=proxy,
+        tx_hash=receipt["transactionHash"].to_0x_hex(),
+        block=int(receipt["blockNumber"]),
+        constructor_args=[singleton],
+    )
+    deployer.save()
+    return proxy

@@ -11,7 +11,10 @@ with 8 decimals) and funds local accounts, with a timelock delay of seconds; ``p
 token and feed addresses from its parameters (a per-chain config file) and uses a 48-hour delay.
 
 After deployment the deployer holds no role: parameters, unpausing and signer/operator rotation go through the
-Timelock (proposer: ``RoleAddresses.admin``, a Safe in production; executor: anyone once the delay has passed).
+Timelock (proposer and canceller: ``RoleAddresses.admin``, a Safe — on devnets one deployed here, owners devnet
+accounts 12-14, 2 of 3 — plus ``RoleAddresses.extra_proposers``, on devnets the deployer, so that contract tests can
+govern directly; executor: anyone once the delay has passed). ``verify_deployment`` checks that the runtime code at
+every recorded address is the compiled artifact's (immutables masked).
 """
 
 from __future__ import annotations
@@ -25,7 +28,16 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 from chain.deployment import Deployer, DeploymentRecord
-from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
+from chain.safe import deploy_safe
+from chain.signers import (
+    DEVNET_BORROWER_INDEXES,
+    DEVNET_SAFE_OWNER_INDEXES,
+    DEVNET_SAFE_THRESHOLD,
+    Role,
+    devnet_account,
+    devnet_signer,
+)
+from chain.verification import CodeCheck, verify_record
 
 
 class Profile(StrEnum):
@@ -72,11 +84,12 @@ class FeedSpec:
 
 @dataclass(frozen=True, slots=True)
 class RoleAddresses:
-    admin: ChecksumAddress
+    admin: ChecksumAddress  # the Timelock's proposer and canceller: a Safe
     quote_signer: ChecksumAddress
     risk_signer: ChecksumAddress
     operator: ChecksumAddress
     guardian: ChecksumAddress
+    extra_proposers: tuple[ChecksumAddress, ...] = ()  # devnet: the deployer too
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +125,7 @@ AGGREGATOR_ROLE = keccak(text="AGGREGATOR_ROLE")
 QUOTE_SIGNER_ROLE = keccak(text="QUOTE_SIGNER_ROLE")
 OPERATOR_ROLE = keccak(text="OPERATOR_ROLE")
 GUARDIAN_ROLE = keccak(text="GUARDIAN_ROLE")
+SAFE_KEY = "Safe"  # the Timelock's proposer in the deployments record
 GOVERNED: tuple[str, ...] = ("CreditScoringOracle", "CollateralManager", "CreditAggregator")
 
 
@@ -144,7 +158,7 @@ def deploy_contract_set(
     feeds = _feeds(deployer, profile, feed_addresses or {})
     delay = TIMELOCK_DELAY_SECONDS[profile.value] if timelock_delay is None else timelock_delay
     me = deployer.signer.address
-    timelock = _deploy_timelock(deployer, delay, roles.admin)
+    timelock = _deploy_timelock(deployer, delay, (roles.admin, *roles.extra_proposers))
     oracle = deployer.deploy("CreditScoringOracle", "CreditScoringOracle", me, roles.risk_signer)
     manager = deployer.deploy("CollateralManager", "CollateralManager", me, FULL_CLOSE_VALUE, MIN_LEFTOVER_VALUE)
     aggregator = deployer.deploy("CreditAggregator", "CreditAggregator", me, manager, oracle, grace_period)
@@ -215,10 +229,10 @@ def deploy_contract_set(
     return record
 
 
-def _deploy_timelock(deployer: Deployer, delay: int, proposer: ChecksumAddress) -> ChecksumAddress:
-    """The Timelock: ``proposer`` proposes and cancels, anyone executes after ``delay``, no admin but itself.
+def _deploy_timelock(deployer: Deployer, delay: int, proposers: tuple[ChecksumAddress, ...]) -> ChecksumAddress:
+    """The Timelock: ``proposers`` propose and cancel, anyone executes after ``delay``, no admin but itself.
     The artifact is OpenZeppelin's own build of the pinned version (see scripts/toolchain/export_artifacts.py)."""
-    return deployer.deploy("Timelock", "TimelockController", delay, [proposer], [ZERO], ZERO)
+    return deployer.deploy("Timelock", "TimelockController", delay, list(proposers), [ZERO], ZERO)
 
 
 def _hand_over_to_timelock(deployer: Deployer, timelock: ChecksumAddress) -> None:
@@ -229,6 +243,11 @@ def _hand_over_to_timelock(deployer: Deployer, timelock: ChecksumAddress) -> Non
         deployer.step(f"admin-timelock-{key}", key, "grantRole", DEFAULT_ADMIN_ROLE, timelock)
     for key in keys:
         deployer.step(f"renounce-deployer-{key}", key, "renounceRole", DEFAULT_ADMIN_ROLE, me)
+
+
+def verify_deployment(deployer: Deployer) -> list[CodeCheck]:
+    """The runtime code at every address of the deployer's record against the compiled artifacts."""
+    return verify_record(deployer.w3, deployer.record)
 
 
 def _feeds(
@@ -303,8 +322,11 @@ def deploy_to_devnet(chain_name: str, chain_id: int, rpc_url: str, record_path: 
     else:
         record = DeploymentRecord(chain_name=chain_name, chain_id=chain_id, profile=Profile.DEVNET.value)
     deployer = Deployer(w3, devnet_signer(Role.DEPLOYER), record, record_path)
+    owners = [devnet_account(index).address for index in DEVNET_SAFE_OWNER_INDEXES]
+    safe = deploy_safe(deployer, SAFE_KEY, owners, DEVNET_SAFE_THRESHOLD)
     roles = RoleAddresses(
-        admin=deployer.signer.address,
+        admin=safe,
+        extra_proposers=(deployer.signer.address,),
         quote_signer=devnet_signer(Role.QUOTE_SIGNER).address,
         risk_signer=devnet_signer(Role.RISK_SIGNER).address,
         operator=devnet_signer(Role.OPERATOR).address,

@@ -17,10 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from web3 import Web3
 
+from chain.artifacts import load_artifact
 from chain.deployment import Deployer, DeploymentRecord
 from chain.devnet import Devnet
 from chain.errors import ConfigurationError, TransactionReverted
+from chain.safe import read_safe, safe_contract
 from chain.signers import Role, devnet_signer
+from chain.verification import CodeStatus, verify_record
 from contracts.deploy import deploy_to_devnet
 from store.chain import CONFIRMED, ChainAttemptRow, ChainIntentRow
 from store.db import make_engine
@@ -95,7 +98,9 @@ def test_deploying_the_devnet_set_twice_is_idempotent_and_recorded(anvil: Devnet
     assert first.source_commit not in ("", "unknown")
     for deployed in first.contracts.values():
         receipt = w3.eth.get_transaction_receipt(deployed.tx_hash)  # type: ignore[arg-type]
-        assert (receipt["contractAddress"], receipt["blockNumber"]) == (deployed.address, deployed.block)
+        # the Safe is a proxy its factory creates (the creating transaction's logs name it)
+        created = receipt["contractAddress"] or next(log["address"] for log in receipt["logs"])
+        assert (created, receipt["blockNumber"]) == (deployed.address, deployed.block)
         assert w3.eth.get_code(deployed.address)
     aggregator = first.contracts["CreditAggregator"]
     assert aggregator.compiler
@@ -109,6 +114,31 @@ def test_deploying_the_devnet_set_twice_is_idempotent_and_recorded(anvil: Devnet
     assert len(set(nonces)) == len(intents) >= sent - 1
     assert nonces[-1] < sent
     assert _threads_left(before) == []
+
+
+def test_a_redeploy_verifies_the_runtime_code_and_reports_a_tampered_address(anvil: Devnet, tmp_path: Path) -> None:
+    path = tmp_path / "ethereum-local.json"
+    record = deploy_to_devnet(anvil.name, anvil.chain_id, anvil.rpc_url, path)
+    w3 = _w3(anvil)
+    checks = verify_record(w3, record)
+    assert {check.key for check in checks} == set(record.contracts)
+    assert {check.status for check in checks} == {CodeStatus.VERIFIED}
+    # the Safe proposes to the Timelock; the deployer stays a second devnet proposer (contract tests govern)
+    timelock = w3.eth.contract(address=record.address("Timelock"), abi=load_artifact("TimelockController").abi)
+    proposer = timelock.functions.PROPOSER_ROLE().call()
+    assert timelock.functions.hasRole(proposer, record.address("Safe")).call()
+    assert timelock.functions.hasRole(proposer, DEPLOYER).call()
+    safe = read_safe(safe_contract(w3, record.address("Safe")))
+    assert (len(safe.owners), safe.threshold) == (3, 2)
+
+    aggregator = record.address("CreditAggregator")
+    w3.provider.make_request("anvil_setCode", [aggregator, w3.eth.get_code(record.address("USDC")).to_0x_hex()])  # type: ignore[arg-type]
+    sent = w3.eth.get_transaction_count(DEPLOYER)
+    again = deploy_to_devnet(anvil.name, anvil.chain_id, anvil.rpc_url, path)
+
+    assert w3.eth.get_transaction_count(DEPLOYER) == sent
+    mismatched = [check for check in verify_record(w3, again) if check.status is not CodeStatus.VERIFIED]
+    assert [(check.key, check.status) for check in mismatched] == [("CreditAggregator", CodeStatus.MISMATCH)]
 
 
 def test_a_lost_record_is_rebuilt_from_the_intents_without_new_transactions(anvil: Devnet, tmp_path: Path) -> None:

@@ -1,0 +1,127 @@
+"""Persistence owned by governance: every timelock proposal made through ``creditmesh admin`` (chain, operation
+id, calls, proposer, transaction hashes, state), so that auditors can reconcile governance with the chain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Integer, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from store.base import Base
+from store.types import UtcDateTime
+
+
+class GovernanceProposalRow(Base):
+    """One timelock operation on one chain. ``calls`` holds ``{"target", "value", "data", "decoded"}`` per call."""
+
+    __tablename__ = "governance_proposals"
+    __table_args__ = (UniqueConstraint("chain_id", "timelock", "operation_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    chain_name: Mapped[str] = mapped_column(String(64))
+    timelock: Mapped[str] = mapped_column(String(42))
+    operation_id: Mapped[str] = mapped_column(String(66))
+    calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    salt: Mapped[str] = mapped_column(String(66))
+    predecessor: Mapped[str] = mapped_column(String(66))
+    delay_seconds: Mapped[int] = mapped_column(BigInteger)
+    proposer: Mapped[str] = mapped_column(String(42))
+    safe_tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    tx_hashes: Mapped[dict[str, str]] = mapped_column(JSON)  # action (schedule, execute, cancel) → tx hash
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRecord:
+    """A proposal as persisted (plain values; no ORM object leaves the repository)."""
+
+    chain_id: int
+    chain_name: str
+    timelock: str
+    operation_id: str
+    calls: list[dict[str, Any]]
+    salt: str
+    predecessor: str
+    delay_seconds: int
+    proposer: str
+    state: str
+    tx_hashes: dict[str, str] = field(default_factory=dict)
+    safe_tx_hash: str | None = None
+
+
+class SqlProposalRepository:
+    """Proposals in SQL; the unit of work commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _row(self, chain_id: int, timelock: str, operation_id: str) -> GovernanceProposalRow | None:
+        return self.session.scalars(
+            select(GovernanceProposalRow).where(
+                GovernanceProposalRow.chain_id == chain_id,
+                GovernanceProposalRow.timelock == timelock,
+                GovernanceProposalRow.operation_id == operation_id,
+            )
+        ).one_or_none()
+
+    def save(self, record: ProposalRecord) -> None:
+        """Insert the proposal, or update its state, transaction hashes and Safe hash (merged, never dropped)."""
+        now = datetime.now(UTC)
+        row = self._row(record.chain_id, record.timelock, record.operation_id)
+        if row is None:
+            self.session.add(
+                GovernanceProposalRow(
+                    chain_id=record.chain_id,
+                    chain_name=record.chain_name,
+                    timelock=record.timelock,
+                    operation_id=record.operation_id,
+                    calls=record.calls,
+                    salt=record.salt,
+                    predecessor=record.predecessor,
+                    delay_seconds=record.delay_seconds,
+                    proposer=record.proposer,
+                    safe_tx_hash=record.safe_tx_hash,
+                    state=record.state,
+                    tx_hashes=dict(record.tx_hashes),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return
+        row.state = record.state
+        row.tx_hashes = {**row.tx_hashes, **record.tx_hashes}
+        row.safe_tx_hash = record.safe_tx_hash or row.safe_tx_hash
+        row.updated_at = now
+
+    def get(self, chain_id: int, timelock: str, operation_id: str) -> ProposalRecord | None:
+        row = self._row(chain_id, timelock, operation_id)
+        return None if row is None else _record(row)
+
+    def all(self, chain_id: int | None = None) -> list[ProposalRecord]:
+        query = select(GovernanceProposalRow).order_by(GovernanceProposalRow.id)
+        if chain_id is not None:
+            query = query.where(GovernanceProposalRow.chain_id == chain_id)
+        return [_record(row) for row in self.session.scalars(query)]
+
+
+def _record(row: GovernanceProposalRow) -> ProposalRecord:
+    return ProposalRecord(
+        chain_id=row.chain_id,
+        chain_name=row.chain_name,
+        timelock=row.timelock,
+        operation_id=row.operation_id,
+        calls=list(row.calls),
+        salt=row.salt,
+        predecessor=row.predecessor,
+        delay_seconds=row.delay_seconds,
+        proposer=row.proposer,
+        state=row.state,
+        tx_hashes=dict(row.tx_hashes),
+        safe_tx_hash=row.safe_tx_hash,
+    )
