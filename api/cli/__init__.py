@@ -1,16 +1,17 @@
 """The ``creditmesh`` command, one module per command group: ``run`` and ``serve`` (:mod:`api.cli.run`),
-``wallet …`` (:mod:`api.cli.wallet`). Each group module has ``register(commands)``, which adds its sub-parsers
-and sets ``func`` on them."""
+``wallet …`` (:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`: governance). Each group module has
+``register(commands)``, which adds its sub-parsers and sets ``func`` on them."""
 
 from __future__ import annotations
 
 import argparse
 
-from api.cli import run, wallet
+from api.cli import admin, run, wallet
 
-GROUPS = (run, wallet)
+GROUPS = (run, wallet, admin)
 DESCRIPTION = (
-    "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``wallet …``."
+    "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``wallet …``, "
+    "``admin …`` (governance)."
 )
 
 

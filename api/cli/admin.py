@@ -1,0 +1,399 @@
+"""``creditmesh admin …``: govern the deployed contracts on one chain or all (``--chains all``).
+
+  deploy / verify          deploy the devnet profile (idempotent) and verify the runtime code at every address
+  propose KIND …           simulate as the Timelock on every chain, then schedule (``--via key``) or write the Safe
+                           transactions to a proposal file for the owners (``--via safe``); ``--dry-run`` only shows
+                           each value before and after
+  sign PROPOSAL            one Safe owner signs every chain's SafeTx off-line; writes a signature file
+  submit PROPOSAL SIG…     M of N owners' signatures → execTransaction on every chain (schedules the operation)
+  list                     the Timelock's operations per chain with their calls decoded and their state
+  execute / cancel         a ready operation (anyone executes); a pending one (a proposer cancels)
+  pause                    the guardian pauses at once (``--liquidations``: liquidations only); unpausing is a
+                           proposal (``propose unpause``)
+
+Keys: ``--account N`` (devnet account N) or ``--key-env VAR`` (a private key in that environment variable). With
+``CREDITMESH_ENVIRONMENT=production`` devnet keys and addresses are refused."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+
+from api.settings import Settings
+from chain.config import ChainConfig
+from chain.deployment import DeploymentRecord
+from chain.errors import ChainError
+from chain.signers import DEVNET_ROLE_INDEX, LocalSigner, Role, Signer, devnet_account
+from chain.timelock import OperationState
+from chain.verification import CodeStatus, verify_record
+from contracts.governance import parameters
+from contracts.governance.catalog import CatalogError
+from contracts.governance.service import (
+    CallsFor,
+    Governance,
+    GovernanceError,
+    GovernedChain,
+    dry_run,
+    load_proposals,
+    load_signatures,
+    prepare,
+    production_guard,
+    save_proposals,
+    save_signatures,
+    sign_proposals,
+)
+from store.db import Database
+
+
+def _signer(args: argparse.Namespace, default_index: int | None) -> Signer:
+    if getattr(args, "key_env", None):
+        key = os.environ.get(args.key_env)
+        if not key:
+            raise SystemExit(f"environment variable {args.key_env} holds no private key")
+        return LocalSigner.from_key(key)
+    index = args.account if getattr(args, "account", None) is not None else default_index
+    if index is None:
+        raise SystemExit("say whose key: --account N (devnet) or --key-env VAR")
+    return LocalSigner(devnet_account(index))
+
+
+def _chain_configs(args: argparse.Namespace, settings: Settings) -> list[ChainConfig]:
+    from api.bootstrap import chain_registry
+
+    registry = list(chain_registry(settings))
+    if args.chains == "all":
+        return registry
+    wanted = args.chains.split(",")
+    unknown = sorted(set(wanted) - {chain.name for chain in registry})
+    if unknown:
+        raise SystemExit(f"unknown chain(s) {', '.join(unknown)}: {', '.join(c.name for c in registry)}")
+    return [chain for chain in registry if chain.name in wanted]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if args.chains_file is not None:
+        overrides["chains_file"] = args.chains_file
+    if args.deployments_dir is not None:
+        overrides["deployments_dir"] = args.deployments_dir
+    if args.database_url is not None:
+        overrides["database_url"] = args.database_url
+    return Settings(**overrides)
+
+
+def _governance(args: argparse.Namespace) -> Governance:
+    settings = _settings(args)
+    chains = []
+    for config in _chain_configs(args, settings):
+        path = settings.resolved_deployments_dir / f"{config.name}.json"
+        if not path.exists():
+            raise SystemExit(f"no deployments record for {config.name} at {path}: deploy first")
+        w3 = Web3(Web3.HTTPProvider(config.rpc_urls[0], request_kwargs={"timeout": 30}))
+        chains.append(GovernedChain(config.name, w3, DeploymentRecord.load(path)))
+    database = Database(settings.resolved_database_url)
+    database.migrate()
+    return Governance(chains, database)
+
+
+def _say(chain: str, message: str) -> None:
+    print(f"[{chain}] {message}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def cmd_deploy(args: argparse.Namespace) -> None:
+    from contracts.deploy import deploy_to_devnet
+
+    settings = _settings(args)
+    mismatches = 0
+    for config in _chain_configs(args, settings):
+        path = settings.resolved_deployments_dir / f"{config.name}.json"
+        _say(config.name, f"deploying the devnet profile to {config.rpc_urls[0]} (record {path})")
+        w3 = Web3(Web3.HTTPProvider(config.rpc_urls[0], request_kwargs={"timeout": 30}))
+        sent_before = w3.eth.block_number
+        record = deploy_to_devnet(config.name, config.chain_id, config.rpc_urls[0], path)
+        blocks = w3.eth.block_number - sent_before
+        _say(config.name, "nothing to send: already deployed" if blocks == 0 else f"{blocks} transaction(s) sent")
+        mismatches += _report_checks(config.name, w3, record)
+    if mismatches:
+        raise SystemExit(f"{mismatches} contract(s) do not match their artifacts")
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    governance = _governance(args)
+    mismatches = sum(_report_checks(c.name, c.w3, c.record) for c in governance.chains.values())
+    if mismatches:
+        raise SystemExit(f"{mismatches} contract(s) do not match their artifacts")
+
+
+def _report_checks(chain: str, w3: Web3, record: DeploymentRecord) -> int:
+    checks = verify_record(w3, record)
+    bad = [check for check in checks if check.status is not CodeStatus.VERIFIED]
+    for check in bad:
+        _say(chain, f"MISMATCH {check}")
+    _say(chain, f"bytecode verified for {len(checks) - len(bad)} of {len(checks)} contracts")
+    return len(bad)
+
+
+def cmd_propose(args: argparse.Namespace) -> None:
+    governance = _governance(args)
+    chains = list(governance.chains.values())
+    calls_for: CallsFor = args.build(args)
+    if args.dry_run:
+        for chain in chains:
+            for line in dry_run(chain, calls_for(chain)):
+                _say(chain.name, f"{line.call}: {line.before} -> {line.after}")
+        return
+    salt = bytes.fromhex(args.salt[2:]) if args.salt else secrets.token_bytes(32)
+    proposals = prepare(chains, calls_for, via_safe=args.via == "safe", salt=salt)
+    for proposal in proposals:
+        _say(proposal.chain_name, f"operation {proposal.operation_id} (delay {proposal.delay} s)")
+        for call in proposal.calls:
+            _say(proposal.chain_name, f"  {call}")
+    if args.via == "safe":
+        out = args.out or Path(".creditmesh/proposals") / f"proposal-{salt.hex()[:12]}.json"
+        save_proposals(out, proposals)
+        for proposal in proposals:
+            assert proposal.safe_tx is not None
+            _say(
+                proposal.chain_name,
+                f"SafeTx {proposal.safe_tx.safe_tx_hash.hex()} (Safe nonce {proposal.safe_tx.nonce})",
+            )
+        print(f"proposal written to {out}: owners sign it with `creditmesh admin sign {out} …`", flush=True)
+        return
+    governance.schedule_directly(proposals, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
+    for proposal in proposals:
+        _say(proposal.chain_name, f"scheduled {proposal.operation_id}: tx {proposal.tx_hashes['schedule']}")
+
+
+def cmd_sign(args: argparse.Namespace) -> None:
+    owner = _signer(args, None)
+    proposals = load_proposals(args.proposal)
+    signatures = sign_proposals(proposals, owner)
+    out = args.out or args.proposal.with_name(f"{args.proposal.stem}.{owner.address}.sig.json")
+    save_signatures(out, signatures)
+    for proposal, signed in zip(proposals, signatures, strict=True):
+        _say(proposal.chain_name, f"{owner.address} signed SafeTx {signed.transaction.safe_tx_hash.hex()}")
+    print(f"signatures written to {out}", flush=True)
+
+
+def cmd_submit(args: argparse.Namespace) -> None:
+    governance = _governance(args)
+    proposals = load_proposals(args.proposal)
+    signatures = [signature for path in args.signatures for signature in load_signatures(path)]
+    governance.submit(proposals, signatures, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
+    for proposal in proposals:
+        _say(
+            proposal.chain_name,
+            f"Safe scheduled {proposal.operation_id}: tx {proposal.tx_hashes['schedule']} "
+            f"(executable after {proposal.delay} s)",
+        )
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    governance = _governance(args)
+    for name, chain in governance.chains.items():
+        operations = governance.operations(name)
+        shown = [op for op in operations if args.state is None or op.state.value == args.state]
+        _say(name, f"{len(shown)} operation(s)")
+        for scheduled in shown:
+            ready = f" ready at {scheduled.ready_at}" if scheduled.state is OperationState.PENDING else ""
+            _say(name, f"0x{scheduled.operation_id.hex()} {scheduled.state.value}{ready}")
+            for call in scheduled.operation.calls:
+                _say(name, f"    {chain.describe(call)}")
+
+
+def _operations(args: argparse.Namespace, governance: Governance) -> list[tuple[str, str]]:
+    if args.proposal is not None:
+        return [
+            (p.chain_name, p.operation_id) for p in load_proposals(args.proposal) if p.chain_name in governance.chains
+        ]
+    if args.operation_id is None:
+        raise SystemExit("give an operation id or --proposal FILE")
+    return [(name, args.operation_id) for name in governance.chains]
+
+
+def cmd_execute(args: argparse.Namespace) -> None:
+    governance = _governance(args)
+    sender = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
+    for chain, operation_id in _operations(args, governance):
+        _say(chain, f"executed {operation_id}: tx {governance.execute(chain, operation_id, sender)}")
+
+
+def cmd_cancel(args: argparse.Namespace) -> None:
+    governance = _governance(args)
+    canceller = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
+    for chain, operation_id in _operations(args, governance):
+        _say(chain, f"cancelled {operation_id}: tx {governance.cancel(chain, operation_id, canceller)}")
+
+
+def cmd_pause(args: argparse.Namespace) -> None:
+    governance = _governance(args)
+    guardian = _guardian(args)
+    for name in governance.chains:
+        done = governance.pause(name, guardian, liquidations=args.liquidations)
+        if not done:
+            _say(name, "already paused")
+        for what, tx_hash in done:
+            _say(name, f"{what}: tx {tx_hash}")
+
+
+def _guardian(args: argparse.Namespace) -> Signer:
+    if args.key_env is None and args.account is None and os.environ.get("CREDITMESH_GUARDIAN_KEY"):
+        return LocalSigner.from_key(os.environ["CREDITMESH_GUARDIAN_KEY"])
+    return _signer(args, DEVNET_ROLE_INDEX[Role.GUARDIAN])
+
+
+# ---------------------------------------------------------------------------------------------- parser
+
+Arguments = list[tuple[str, dict[str, Any]]]
+INT: dict[str, Any] = {"type": int}
+# kind → (help, its arguments, the proposal it builds)
+PROPOSALS: dict[str, tuple[str, Arguments, Callable[[argparse.Namespace], CallsFor]]] = {
+    "grace-period": (
+        "CreditAggregator.setGracePeriod(seconds)",
+        [("seconds", INT)],
+        lambda a: parameters.grace_period(a.seconds),
+    ),
+    "reserve-factor": (
+        "LendingPool:ASSET.setReserveFactor(bps)",
+        [("asset", {}), ("bps", INT)],
+        lambda a: parameters.reserve_factor(a.asset, a.bps),
+    ),
+    "rate-model": (
+        "LendingPool:ASSET.setRateModel(base, slope1, slope2, optimal), basis points",
+        [("asset", {}), ("base", INT), ("slope1", INT), ("slope2", INT), ("optimal", INT)],
+        lambda a: parameters.rate_model(a.asset, a.base, a.slope1, a.slope2, a.optimal),
+    ),
+    "collateral": (
+        "CollateralManager.setCollateralParameters(token, ltv, threshold, bonus, supply cap in whole tokens)",
+        [("asset", {}), ("ltv", INT), ("threshold", INT), ("bonus", INT), ("supply_cap", INT)],
+        lambda a: parameters.collateral_parameters(a.asset, a.ltv, a.threshold, a.bonus, a.supply_cap),
+    ),
+    "settlement-address": (
+        "CreditAggregator.setSettlementAddress(provider id or name, account)",
+        [("provider", {}), ("account", {})],
+        lambda a: _guarded(parameters.settlement_address(a.provider, a.account), a.account),
+    ),
+    "register-pool": (
+        "CreditAggregator.registerPool(pool address or record key)",
+        [("pool", {})],
+        lambda a: parameters.register_pool(a.pool),
+    ),
+    "unpause": (
+        "unpause every pausable contract (--liquidations: liquidations only)",
+        [("--liquidations", {"action": "store_true"})],
+        lambda a: parameters.unpause(liquidations=a.liquidations),
+    ),
+    "grant": (
+        "grantRole on every contract with the role",
+        [("role", {}), ("holder", {})],
+        lambda a: _guarded(parameters.grant_role(a.role, a.holder), a.holder),
+    ),
+    "revoke": (
+        "revokeRole on every contract with the role",
+        [("role", {}), ("holder", {})],
+        lambda a: parameters.revoke_role(a.role, a.holder),
+    ),
+    "rotate": (
+        "one batch: grant the new holder on every contract with the role, then revoke the old",
+        [("role", {}), ("old", {}), ("new", {})],
+        lambda a: _guarded(parameters.rotate_role(a.role, a.old, a.new), a.new),
+    ),
+    "batch": (
+        "calls from a JSON file: [{contract, function, args}, ...]",
+        [("file", {"type": Path})],
+        lambda a: parameters.batch_file(a.file),
+    ),
+}
+
+
+def _guarded(calls: CallsFor, holder: str) -> CallsFor:
+    production_guard([holder])
+    return calls
+
+
+def _key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--account", type=int, default=None, help="devnet account index of the key to use")
+    parser.add_argument("--key-env", default=None, help="environment variable holding the private key to use")
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    admin = commands.add_parser("admin", help="govern the contracts: timelock, Safe, guardian, roles, parameters")
+    admin.add_argument("--chains", default="all", help="'all' or comma-separated chain names")
+    admin.add_argument("--chains-file", type=Path, default=None)
+    admin.add_argument("--deployments-dir", type=Path, default=None)
+    admin.add_argument("--database-url", default=None)
+    sub = admin.add_subparsers(dest="admin_command", required=True)
+
+    sub.add_parser("deploy", help="deploy the devnet profile (idempotent) and verify bytecode").set_defaults(
+        func=_run(cmd_deploy)
+    )
+    sub.add_parser("verify", help="verify the runtime code at every recorded address").set_defaults(
+        func=_run(cmd_verify)
+    )
+
+    propose = sub.add_parser("propose", help="propose a timelock operation on every chain")
+    kinds = propose.add_subparsers(dest="kind", required=True)
+    for kind, (summary, arguments, build) in PROPOSALS.items():
+        parser = kinds.add_parser(kind, help=summary)
+        for name, options in arguments:
+            parser.add_argument(name, **options)
+        parser.add_argument("--via", choices=("safe", "key"), default="safe", help="schedule from the Safe or a key")
+        parser.add_argument("--out", type=Path, default=None, help="proposal file (Safe path)")
+        parser.add_argument("--salt", default=None, help="0x-prefixed 32 bytes (default: random)")
+        parser.add_argument("--dry-run", action="store_true", help="simulate and show values before and after")
+        _key_options(parser)
+        parser.set_defaults(func=_run(cmd_propose), build=build)
+
+    sign = sub.add_parser("sign", help="sign a proposal's Safe transactions as one owner (off-line)")
+    sign.add_argument("proposal", type=Path)
+    sign.add_argument("--out", type=Path, default=None)
+    _key_options(sign)
+    sign.set_defaults(func=_run(cmd_sign))
+
+    submit = sub.add_parser("submit", help="execute a proposal's Safe transactions with M of N signatures")
+    submit.add_argument("proposal", type=Path)
+    submit.add_argument("signatures", type=Path, nargs="+")
+    _key_options(submit)
+    submit.set_defaults(func=_run(cmd_submit))
+
+    listing = sub.add_parser("list", help="timelock operations with decoded calls")
+    listing.add_argument("--state", choices=[s.value for s in OperationState if s is not OperationState.UNSET])
+    listing.set_defaults(func=_run(cmd_list))
+
+    for name, command, summary in (
+        ("execute", cmd_execute, "execute a ready operation"),
+        ("cancel", cmd_cancel, "cancel a pending operation (a proposer's key)"),
+    ):
+        parser = sub.add_parser(name, help=summary)
+        parser.add_argument("operation_id", nargs="?", default=None)
+        parser.add_argument("--proposal", type=Path, default=None, help="every chain's operation in this file")
+        _key_options(parser)
+        parser.set_defaults(func=_run(command))
+
+    pause = sub.add_parser("pause", help="guardian: pause at once (unpause only through the timelock)")
+    pause.add_argument("--liquidations", action="store_true", help="pause liquidations only")
+    _key_options(pause)
+    pause.set_defaults(func=_run(cmd_pause))
+
+
+def _run(command: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
+    """Governance and chain errors end the command with their message (exit status 1), not a traceback."""
+
+    def run(args: argparse.Namespace) -> None:
+        try:
+            command(args)
+        except (GovernanceError, CatalogError, ChainError) as err:
+            print(f"refused: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from err
+
+    return run

@@ -1,0 +1,167 @@
+"""What our contracts let governance do: which role sits on which contract, which functions the Timelock calls
+(the contracts enforce their bounds; ``creditmesh admin`` simulates every call as the Timelock before proposing),
+how a call is named and decoded, and which view shows its value before and after (``--dry-run``)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from web3 import Web3
+from web3.contract import Contract
+
+from chain.artifacts import load_artifact
+from chain.deployment import DeploymentRecord
+from chain.timelock import TimelockCall
+
+# Role → the record keys of the contracts that hold it (a pattern may match several pools). A role is used only
+# on contracts whose ABI declares it (RELAYER_ROLE arrives with the hardened CreditAggregator, ANCHOR_ROLE with
+# the AuditAnchor).
+ROLE_CONTRACTS: dict[str, tuple[str, ...]] = {
+    "QUOTE_SIGNER_ROLE": ("CreditAggregator",),
+    "OPERATOR_ROLE": ("CreditAggregator",),
+    "RELAYER_ROLE": ("CreditAggregator",),
+    "GUARDIAN_ROLE": ("CreditAggregator", "CollateralManager", "LendingPool:*"),
+    "RISK_SIGNER_ROLE": ("CreditScoringOracle",),
+    "ANCHOR_ROLE": ("AuditAnchor",),
+}
+# The names admins type.
+ROLE_NAMES: dict[str, str] = {
+    "quote-signer": "QUOTE_SIGNER_ROLE",
+    "operator": "OPERATOR_ROLE",
+    "relayer": "RELAYER_ROLE",
+    "guardian": "GUARDIAN_ROLE",
+    "risk-signer": "RISK_SIGNER_ROLE",
+    "audit-anchor": "ANCHOR_ROLE",
+}
+# Contracts the guardian pauses at once (and only the Timelock unpauses).
+PAUSABLE: tuple[str, ...] = ("CreditAggregator", "CollateralManager", "LendingPool:*")
+
+
+class CatalogError(ValueError):
+    """A role, contract or asset governance does not know on this chain."""
+
+
+@dataclass(frozen=True, slots=True)
+class GovernedCall:
+    """``record[key].function(*args)``, made by the Timelock."""
+
+    key: str
+    function: str
+    args: tuple[Any, ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.key}.{self.function}({', '.join(_show(arg) for arg in self.args)})"
+
+
+def role_id(role: str) -> bytes:
+    return keccak(text=role)
+
+
+def resolve_role(name: str) -> str:
+    """``quote-signer`` or ``QUOTE_SIGNER_ROLE`` → ``QUOTE_SIGNER_ROLE``."""
+    role = ROLE_NAMES.get(name, name.upper())
+    if role not in ROLE_CONTRACTS:
+        raise CatalogError(f"unknown role {name!r}: one of {', '.join(ROLE_NAMES)}")
+    return role
+
+
+def keys_matching(record: DeploymentRecord, patterns: tuple[str, ...]) -> list[str]:
+    return [key for key in record.contracts if any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)]
+
+
+def role_holders(record: DeploymentRecord, role: str) -> list[str]:
+    """The record keys of the contracts on which ``role`` exists."""
+    keys = [key for key in keys_matching(record, ROLE_CONTRACTS[role]) if _declares(record, key, role)]
+    if not keys:
+        raise CatalogError(f"no contract on {record.chain_name} has {role}")
+    return keys
+
+
+def _declares(record: DeploymentRecord, key: str, function: str) -> bool:
+    return any(item.get("name") == function for item in load_artifact(record.contracts[key].artifact).abi)
+
+
+@cache
+def _codec(artifact: str) -> type[Contract]:
+    return Web3().eth.contract(abi=load_artifact(artifact).abi)
+
+
+def encode(record: DeploymentRecord, call: GovernedCall) -> TimelockCall:
+    try:
+        deployed = record.contracts[call.key]
+    except KeyError:
+        raise CatalogError(f"{call.key} is not deployed on {record.chain_name}") from None
+    data = _codec(deployed.artifact).encode_abi(call.function, list(call.args))
+    return TimelockCall(target=deployed.address, data=bytes.fromhex(data[2:]))
+
+
+def decode(record: DeploymentRecord, call: TimelockCall) -> str:
+    """``CreditAggregator.setGracePeriod(86400)`` for a call to a recorded contract, else the raw target and
+    calldata."""
+    for key, deployed in record.contracts.items():
+        if deployed.address == call.target:
+            try:
+                function, arguments = _codec(deployed.artifact).decode_function_input(call.data)
+            except ValueError:
+                break
+            shown = ", ".join(f"{name}={_show(value)}" for name, value in arguments.items())
+            value = f" value={call.value}" if call.value else ""
+            return f"{key}.{function.fn_name}({shown}){value}"
+    return f"{call.target} calldata 0x{call.data.hex()}" + (f" value={call.value}" if call.value else "")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(item) for item in value) + "]"
+    return str(value)
+
+
+# --dry-run: a governed function → (view function, its arguments from the call's, the value after from the call's)
+View = tuple[str, Callable[[tuple[Any, ...]], list[Any]], Callable[[tuple[Any, ...]], Any]]
+VIEWS: dict[str, View] = {
+    "setGracePeriod": ("gracePeriod", lambda a: [], lambda a: a[0]),
+    "setReserveFactor": ("reserveFactorBps", lambda a: [], lambda a: a[0]),
+    "setCollateralParameters": ("collateralConfig", lambda a: [a[0]], lambda a: list(a[1:])),
+    "setSettlementAddress": ("settlementAddress", lambda a: [a[0]], lambda a: a[1]),
+    "registerPool": ("poolId", lambda a: [a[0]], lambda a: "next pool id"),
+    "unpause": ("paused", lambda a: [], lambda a: False),
+    "unpauseLiquidations": ("liquidationsPaused", lambda a: [], lambda a: False),
+    "grantRole": ("hasRole", lambda a: list(a), lambda a: True),
+    "revokeRole": ("hasRole", lambda a: list(a), lambda a: False),
+}
+RATE_MODEL_VIEWS = ("baseRateBps", "slope1Bps", "slope2Bps", "optimalUtilizationBps")  # setRateModel's four
+
+
+def before_and_after(contract: Contract, call: GovernedCall) -> tuple[Any, Any] | None:
+    """The value ``call`` changes, read now from chain, and the value it sets; None for a function without a
+    view."""
+    if call.function == "setRateModel":
+        before = [int(getattr(contract.functions, name)().call()) for name in RATE_MODEL_VIEWS]
+        return before, list(call.args)
+    view = VIEWS.get(call.function)
+    if view is None:
+        return None
+    name, arguments, after = view
+    before = getattr(contract.functions, name)(*arguments(call.args)).call()
+    if call.function == "setCollateralParameters":
+        before = list(before)[:4]  # ltv, liquidation threshold, bonus, supply cap (not the running total)
+    return before, after(call.args)
+
+
+def token_address(record: DeploymentRecord, asset: str) -> ChecksumAddress:
+    """A token by its record key (devnet mocks) or the ``tokens`` parameter (production)."""
+    if asset in record.contracts:
+        return record.contracts[asset].address
+    configured = record.parameters.get("tokenAddresses", {}).get(asset)
+    if configured:
+        return to_checksum_address(configured)
+    raise CatalogError(f"unknown asset {asset!r} on {record.chain_name}")

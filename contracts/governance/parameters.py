@@ -1,0 +1,146 @@
+"""Proposals an admin asks for by name, each a function of the chain (addresses and decimals differ per chain):
+collateral parameters, the pool's rate model and reserve factor, the grace period, settlement addresses, pool
+registration, unpausing, and role grants, revocations and rotations (the new key granted before the old one is
+revoked, in one batch). Bounds are the contracts' own: ``service.simulate`` runs every call as the Timelock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from eth_utils.address import is_address, to_checksum_address
+from eth_utils.crypto import keccak
+
+from contracts.deploy import pool_key
+from contracts.governance.catalog import (
+    PAUSABLE,
+    CatalogError,
+    GovernedCall,
+    keys_matching,
+    resolve_role,
+    role_holders,
+    role_id,
+    token_address,
+)
+from contracts.governance.service import CallsFor, GovernedChain
+
+
+def collateral_parameters(asset: str, ltv_bps: int, threshold_bps: int, bonus_bps: int, supply_cap: int) -> CallsFor:
+    """``supply_cap`` in whole tokens (scaled by the token's decimals on each chain)."""
+
+    def calls(chain: GovernedChain) -> list[GovernedCall]:
+        token = token_address(chain.record, asset)
+        erc20 = chain.w3.eth.contract(address=token, abi=_DECIMALS_ABI)
+        cap = supply_cap * 10 ** int(erc20.functions.decimals().call())
+        args = (token, ltv_bps, threshold_bps, bonus_bps, cap)
+        return [GovernedCall("CollateralManager", "setCollateralParameters", args)]
+
+    return calls
+
+
+def rate_model(asset: str, base_bps: int, slope1_bps: int, slope2_bps: int, optimal_bps: int) -> CallsFor:
+    args = (base_bps, slope1_bps, slope2_bps, optimal_bps)
+    return lambda chain: [GovernedCall(pool_key(asset), "setRateModel", args)]
+
+
+def reserve_factor(asset: str, bps: int) -> CallsFor:
+    return lambda chain: [GovernedCall(pool_key(asset), "setReserveFactor", (bps,))]
+
+
+def grace_period(seconds: int) -> CallsFor:
+    return lambda chain: [GovernedCall("CreditAggregator", "setGracePeriod", (seconds,))]
+
+
+def provider_id(text: str) -> bytes:
+    """A provider id as the contracts hold it: 0x-prefixed 32 bytes, or keccak256 of the provider's name."""
+    if text.startswith("0x") and len(text) == 66:
+        return bytes.fromhex(text[2:])
+    return keccak(text=text)
+
+
+def settlement_address(provider: str, account: str) -> CallsFor:
+    args = (provider_id(provider), _address(account))
+    return lambda chain: [GovernedCall("CreditAggregator", "setSettlementAddress", args)]
+
+
+def register_pool(pool: str) -> CallsFor:
+    """``pool``: an address, or a pool key in the record (``LendingPool:USDC``) on each chain."""
+
+    def calls(chain: GovernedChain) -> list[GovernedCall]:
+        address = chain.record.address(pool) if pool in chain.record.contracts else _address(pool)
+        return [GovernedCall("CreditAggregator", "registerPool", (address,))]
+
+    return calls
+
+
+def unpause(*, liquidations: bool = False) -> CallsFor:
+    """Lift the guardian's pause (every pausable contract), or the liquidation pause only."""
+
+    def calls(chain: GovernedChain) -> list[GovernedCall]:
+        if liquidations:
+            return [GovernedCall("CollateralManager", "unpauseLiquidations")]
+        return [GovernedCall(key, "unpause") for key in keys_matching(chain.record, PAUSABLE)]
+
+    return calls
+
+
+def grant_role(role: str, account: str) -> CallsFor:
+    name, holder = resolve_role(role), _address(account)
+    return lambda chain: [
+        GovernedCall(key, "grantRole", (role_id(name), holder)) for key in role_holders(chain.record, name)
+    ]
+
+
+def revoke_role(role: str, account: str) -> CallsFor:
+    name, holder = resolve_role(role), _address(account)
+    return lambda chain: [
+        GovernedCall(key, "revokeRole", (role_id(name), holder)) for key in role_holders(chain.record, name)
+    ]
+
+
+def rotate_role(role: str, old: str, new: str) -> CallsFor:
+    """One batch: grant ``new`` on every contract with the role, then revoke ``old`` (never a gap without one)."""
+    grant, revoke = grant_role(role, new), revoke_role(role, old)
+    return lambda chain: [*grant(chain), *revoke(chain)]
+
+
+def batch_file(path: Path) -> CallsFor:
+    """A batch from a JSON file: ``[{"contract": "CreditAggregator", "function": "setGracePeriod", "args":
+    [86400]}, ...]`` (hex strings for bytes arguments)."""
+    try:
+        entries: list[dict[str, Any]] = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise CatalogError(f"cannot read batch file {path}: {err}") from err
+    governed = [
+        GovernedCall(entry["contract"], entry["function"], tuple(_argument(arg) for arg in entry.get("args", [])))
+        for entry in entries
+    ]
+    return lambda chain: list(governed)
+
+
+def combine(*parts: CallsFor) -> CallsFor:
+    return lambda chain: [call for part in parts for call in part(chain)]
+
+
+def _argument(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("0x"):
+        return to_checksum_address(value) if is_address(value) and len(value) == 42 else bytes.fromhex(value[2:])
+    return value
+
+
+def _address(value: str) -> Any:
+    if not is_address(value):
+        raise CatalogError(f"not an address: {value!r}")
+    return to_checksum_address(value)
+
+
+_DECIMALS_ABI = [
+    {
+        "type": "function",
+        "name": "decimals",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "uint8"}],
+        "stateMutability": "view",
+    }
+]

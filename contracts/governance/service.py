@@ -1,0 +1,465 @@
+"""Governance of the deployed contract set, chain by chain: propose through the Timelock (directly from a proposer
+key, or as a Safe transaction its owners sign off-line and one of them submits), list, execute, cancel, and the
+guardian's immediate pause. Every proposal is simulated as the Timelock first (``eth_call``), on every chain,
+before any transaction is sent, and persisted (``store.governance``) as it moves."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from eth_typing import ChecksumAddress
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.types import Wei
+
+from chain.artifacts import load_artifact
+from chain.deployment import DeploymentRecord
+from chain.errors import GasEstimationFailed, TransactionReverted
+from chain.revert import decode_revert
+from chain.safe import (
+    OwnerSignature,
+    SafeTransaction,
+    exec_transaction_call,
+    pack_signatures,
+    read_safe,
+    safe_contract,
+    sign_safe_transaction,
+)
+from chain.sending import SyncSender
+from chain.signers import Signer, devnet_account
+from chain.timelock import (
+    OperationState,
+    ScheduledOperation,
+    TimelockCall,
+    TimelockOperation,
+    cancel_call,
+    execute_call,
+    operation_state,
+    read_operations,
+    schedule_call,
+    timelock_contract,
+)
+from chain.transactions import Call
+from contracts.governance.catalog import PAUSABLE, GovernedCall, before_and_after, decode, encode, keys_matching
+from store.db import Database
+from store.governance import ProposalRecord, SqlProposalRepository
+
+REVERT_ARTIFACTS = ("TimelockController", "Errors")
+SAFE_KEY = "Safe"
+
+
+class GovernanceError(Exception):
+    """Root of governance errors: what was refused, on which chain, and why."""
+
+
+class ProposalRefused(GovernanceError):
+    """A call would revert when the Timelock makes it (out of bounds, unknown pool, ...): nothing was sent."""
+
+
+class OperationNotReady(GovernanceError):
+    """Execute before the delay is over, or of an operation that is done, cancelled or unknown."""
+
+
+class ProductionGuardError(GovernanceError):
+    """A devnet key or address used while ``CREDITMESH_ENVIRONMENT=production``."""
+
+
+def production_guard(addresses: Iterable[str]) -> None:
+    """Refuse anvil's public development accounts as signers or role holders in production.
+
+    A stand-in until issue 20's guard lands in ``chain/signers.py``: the same rule, checked here."""
+    if os.environ.get("CREDITMESH_ENVIRONMENT", "local") != "production":
+        return
+    devnet = {devnet_account(index).address.lower() for index in range(20)}
+    refused = sorted({address for address in addresses if address.lower() in devnet})
+    if refused:
+        raise ProductionGuardError(f"devnet account(s) {', '.join(refused)} refused in production")
+
+
+@dataclass
+class GovernedChain:
+    """One chain's deployed set as governance reaches it."""
+
+    name: str
+    w3: Web3
+    record: DeploymentRecord
+
+    @property
+    def chain_id(self) -> int:
+        return self.record.chain_id
+
+    @property
+    def timelock(self) -> Contract:
+        return timelock_contract(self.w3, self.record.address("Timelock"))
+
+    @property
+    def safe(self) -> Contract:
+        return safe_contract(self.w3, self.record.address(SAFE_KEY))
+
+    def contract(self, key: str) -> Contract:
+        deployed = self.record.contracts[key]
+        return self.w3.eth.contract(address=deployed.address, abi=load_artifact(deployed.artifact).abi)
+
+    def describe(self, call: TimelockCall) -> str:
+        return decode(self.record, call)
+
+
+def _revert_reason(err: Exception) -> str:
+    data = getattr(err, "data", None)
+    if isinstance(data, str):
+        decoded = decode_revert(data, REVERT_ARTIFACTS)
+        if decoded is not None:
+            return str(decoded)
+    if isinstance(err, GasEstimationFailed) and err.revert_data:
+        decoded = decode_revert(err.revert_data, REVERT_ARTIFACTS)
+        if decoded is not None:
+            return str(decoded)
+    return str(err)
+
+
+def simulate(chain: GovernedChain, calls: list[GovernedCall]) -> list[TimelockCall]:
+    """Each call made as the Timelock with ``eth_call`` against the chain's present state; the encoded calls, or
+    ProposalRefused naming the first that would revert and why."""
+    encoded = []
+    timelock = chain.record.address("Timelock")
+    for call in calls:
+        timelock_call = encode(chain.record, call)
+        try:
+            chain.w3.eth.call({"from": timelock, "to": timelock_call.target, "data": timelock_call.data})
+        except (ContractCustomError, ContractLogicError) as err:
+            raise ProposalRefused(
+                f"{chain.name}: {call.describe()} would revert as the Timelock: {_revert_reason(err)}"
+            ) from err
+        encoded.append(timelock_call)
+    return encoded
+
+
+@dataclass(frozen=True, slots=True)
+class DryRunLine:
+    chain: str
+    call: str
+    before: Any
+    after: Any
+
+
+def dry_run(chain: GovernedChain, calls: list[GovernedCall]) -> list[DryRunLine]:
+    """Simulate, then show what each call changes: the value read now and the value it sets."""
+    simulate(chain, calls)
+    lines = []
+    for call in calls:
+        values = before_and_after(chain.contract(call.key), call)
+        before, after = values if values is not None else ("-", "-")
+        lines.append(DryRunLine(chain.name, call.describe(), before, after))
+    return lines
+
+
+@dataclass
+class ChainProposal:
+    """One chain's part of a proposal: the Timelock operation, and the SafeTx that schedules it (Safe path)."""
+
+    chain_name: str
+    chain_id: int
+    timelock: ChecksumAddress
+    operation: TimelockOperation
+    delay: int
+    calls: list[str]
+    safe_tx: SafeTransaction | None = None
+    tx_hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def operation_id(self) -> str:
+        return "0x" + self.operation.operation_id.hex()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain_name,
+            "chainId": self.chain_id,
+            "timelock": self.timelock,
+            "operationId": self.operation_id,
+            "delay": self.delay,
+            "salt": "0x" + self.operation.salt.hex(),
+            "predecessor": "0x" + self.operation.predecessor.hex(),
+            "batch": self.operation.batch,
+            "calls": [
+                {"target": c.target, "value": c.value, "data": "0x" + c.data.hex(), "decoded": d}
+                for c, d in zip(self.operation.calls, self.calls, strict=True)
+            ],
+            "safeTx": None if self.safe_tx is None else self.safe_tx.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ChainProposal:
+        operation = TimelockOperation(
+            calls=tuple(
+                TimelockCall(target=c["target"], data=bytes.fromhex(c["data"][2:]), value=int(c["value"]))
+                for c in raw["calls"]
+            ),
+            salt=bytes.fromhex(raw["salt"][2:]),
+            predecessor=bytes.fromhex(raw["predecessor"][2:]),
+            as_batch=bool(raw["batch"]),
+        )
+        return cls(
+            chain_name=raw["chain"],
+            chain_id=int(raw["chainId"]),
+            timelock=raw["timelock"],
+            operation=operation,
+            delay=int(raw["delay"]),
+            calls=[c["decoded"] for c in raw["calls"]],
+            safe_tx=None if raw.get("safeTx") is None else SafeTransaction.from_json(raw["safeTx"]),
+        )
+
+
+def save_proposals(path: Path, proposals: list[ChainProposal]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"proposals": [p.to_json() for p in proposals]}, indent=2) + "\n")
+
+
+def load_proposals(path: Path) -> list[ChainProposal]:
+    try:
+        return [ChainProposal.from_json(raw) for raw in json.loads(path.read_text())["proposals"]]
+    except (OSError, ValueError, KeyError) as err:
+        raise GovernanceError(f"cannot read proposal file {path}: {err}") from err
+
+
+CallsFor = Callable[[GovernedChain], list[GovernedCall]]
+
+
+def prepare(
+    chains: list[GovernedChain], calls_for: CallsFor, *, via_safe: bool, salt: bytes | None = None
+) -> list[ChainProposal]:
+    """Simulate the proposal on every chain (nothing is sent if one refuses), then build each chain's operation —
+    and, on the Safe path, the SafeTx that schedules it at the Safe's next nonce."""
+    encoded = [(chain, simulate(chain, calls_for(chain))) for chain in chains]
+    salt = salt or secrets.token_bytes(32)
+    proposals = []
+    for chain, calls in encoded:
+        operation = TimelockOperation(tuple(calls), salt=salt)
+        delay = int(chain.timelock.functions.getMinDelay().call())
+        proposal = ChainProposal(
+            chain_name=chain.name,
+            chain_id=chain.chain_id,
+            timelock=chain.record.address("Timelock"),
+            operation=operation,
+            delay=delay,
+            calls=[chain.describe(call) for call in calls],
+        )
+        if via_safe:
+            safe = chain.safe
+            schedule = schedule_call(proposal.timelock, operation, delay)
+            proposal.safe_tx = SafeTransaction(
+                safe=safe.address,
+                chain_id=chain.chain_id,
+                to=proposal.timelock,
+                data=schedule.data,
+                nonce=read_safe(safe).nonce,
+            )
+        proposals.append(proposal)
+    return proposals
+
+
+def sign_proposals(proposals: list[ChainProposal], owner: Signer) -> list[OwnerSignature]:
+    """One owner's signatures of every chain's SafeTx (off-line)."""
+    production_guard([owner.address])
+    signed = []
+    for proposal in proposals:
+        if proposal.safe_tx is None:
+            raise GovernanceError(f"{proposal.chain_name}: the proposal has no Safe transaction to sign")
+        signed.append(sign_safe_transaction(proposal.safe_tx, owner))
+    return signed
+
+
+def save_signatures(path: Path, signatures: list[OwnerSignature]) -> None:
+    document = [
+        {
+            "owner": s.owner,
+            "signature": "0x" + s.signature.hex(),
+            "safeTxHash": "0x" + s.transaction.safe_tx_hash.hex(),
+            "transaction": s.transaction.to_json(),
+        }
+        for s in signatures
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"signatures": document}, indent=2) + "\n")
+
+
+def load_signatures(path: Path) -> list[OwnerSignature]:
+    try:
+        raw = json.loads(path.read_text())["signatures"]
+        return [
+            OwnerSignature(
+                transaction=SafeTransaction.from_json(item["transaction"]),
+                owner=item["owner"],
+                signature=bytes.fromhex(item["signature"][2:]),
+            )
+            for item in raw
+        ]
+    except (OSError, ValueError, KeyError) as err:
+        raise GovernanceError(f"cannot read signature file {path}: {err}") from err
+
+
+class Governance:
+    """Sends governance transactions on a set of chains and records every proposal."""
+
+    def __init__(self, chains: list[GovernedChain], database: Database | None = None) -> None:
+        self.chains = {chain.name: chain for chain in chains}
+        self.database = database
+
+    def chain(self, name: str) -> GovernedChain:
+        try:
+            return self.chains[name]
+        except KeyError:
+            raise GovernanceError(f"unknown chain {name!r}: {', '.join(self.chains)}") from None
+
+    def _sender(self, chain: GovernedChain, signer: Signer) -> SyncSender:
+        return SyncSender(chain.w3, signer, chain_name=chain.name)
+
+    def _send(self, chain: GovernedChain, signer: Signer, action: str, call: Call) -> str:
+        key = f"governance:{chain.chain_id}:{action}:{secrets.token_hex(8)}"
+        with self._sender(chain, signer) as sender:
+            try:
+                return sender.send(key, call).tx_hash
+            except (GasEstimationFailed, TransactionReverted) as err:
+                raise GovernanceError(f"{chain.name}: {action} reverted: {_revert_reason(err)}") from err
+
+    def _persist(self, proposal: ChainProposal, proposer: str, state: OperationState) -> None:
+        if self.database is None:
+            return
+        record = ProposalRecord(
+            chain_id=proposal.chain_id,
+            chain_name=proposal.chain_name,
+            timelock=proposal.timelock,
+            operation_id=proposal.operation_id,
+            calls=proposal.to_json()["calls"],
+            salt="0x" + proposal.operation.salt.hex(),
+            predecessor="0x" + proposal.operation.predecessor.hex(),
+            delay_seconds=proposal.delay,
+            proposer=proposer,
+            state=state.value,
+            tx_hashes=dict(proposal.tx_hashes),
+            safe_tx_hash=None if proposal.safe_tx is None else "0x" + proposal.safe_tx.safe_tx_hash.hex(),
+        )
+        with self.database.unit_of_work() as uow:
+            SqlProposalRepository(uow.session).save(record)
+            uow.commit()
+
+    # ------------------------------------------------------------------ propose
+
+    def schedule_directly(self, proposals: list[ChainProposal], proposer: Signer) -> None:
+        """Schedule each chain's operation from a proposer key (on devnets the deployer)."""
+        production_guard([proposer.address])
+        for proposal in proposals:
+            chain = self.chain(proposal.chain_name)
+            call = schedule_call(proposal.timelock, proposal.operation, proposal.delay)
+            proposal.tx_hashes["schedule"] = self._send(chain, proposer, "schedule", call)
+            self._persist(proposal, proposer.address, OperationState.PENDING)
+
+    def submit(self, proposals: list[ChainProposal], signatures: list[OwnerSignature], sender: Signer) -> None:
+        """Execute each chain's SafeTx with its owners' signatures (at least the Safe's threshold, every one an
+        owner's — refused before anything is sent otherwise)."""
+        packed = []
+        for proposal in proposals:
+            if proposal.safe_tx is None:
+                raise GovernanceError(f"{proposal.chain_name}: the proposal has no Safe transaction")
+            chain = self.chain(proposal.chain_name)
+            state = read_safe(chain.safe)
+            mine = [s for s in signatures if s.transaction == proposal.safe_tx]
+            packed.append((proposal, chain, pack_signatures(proposal.safe_tx, mine, state.owners, state.threshold)))
+        for proposal, chain, signature_bytes in packed:
+            assert proposal.safe_tx is not None
+            call = exec_transaction_call(chain.safe, proposal.safe_tx, signature_bytes)
+            proposal.tx_hashes["schedule"] = self._send(chain, sender, "safe-schedule", call)
+            self._persist(proposal, proposal.safe_tx.safe, OperationState.PENDING)
+
+    # ------------------------------------------------------------------ execute, cancel, list
+
+    def execute(self, chain_name: str, operation_id: str, sender: Signer) -> str:
+        """Execute a ready operation (anyone may); refused with the reason while it waits out its delay."""
+        chain = self.chain(chain_name)
+        scheduled = self.find(chain, operation_id)
+        if scheduled.state is not OperationState.READY:
+            now = int(chain.w3.eth.get_block("latest")["timestamp"])
+            reason = self._execute_revert(chain, scheduled, sender)
+            when = f" until {scheduled.ready_at} (now {now})" if scheduled.state is OperationState.PENDING else ""
+            raise OperationNotReady(
+                f"{chain.name}: operation {operation_id} is {scheduled.state.value}{when}; executing now reverts "
+                f"with {reason}"
+            )
+        call = execute_call(chain.record.address("Timelock"), scheduled.operation)
+        tx_hash = self._send(chain, sender, "execute", call)
+        self._update(chain, scheduled, OperationState.DONE, "execute", tx_hash)
+        return tx_hash
+
+    def _execute_revert(self, chain: GovernedChain, scheduled: ScheduledOperation, sender: Signer) -> str:
+        timelock = chain.record.address("Timelock")
+        call = execute_call(timelock, scheduled.operation)
+        try:
+            chain.w3.eth.call({"from": sender.address, "to": timelock, "data": call.data, "value": Wei(call.value)})
+        except (ContractCustomError, ContractLogicError) as err:
+            return _revert_reason(err)
+        return "nothing (the chain would accept it)"
+
+    def cancel(self, chain_name: str, operation_id: str, canceller: Signer) -> str:
+        """Cancel a pending or ready operation from a canceller key (the Safe cancels through ``prepare_cancel``)."""
+        production_guard([canceller.address])
+        chain = self.chain(chain_name)
+        scheduled = self.find(chain, operation_id)
+        call = cancel_call(chain.record.address("Timelock"), scheduled.operation_id)
+        tx_hash = self._send(chain, canceller, "cancel", call)
+        self._update(chain, scheduled, OperationState.CANCELLED, "cancel", tx_hash)
+        return tx_hash
+
+    def _update(
+        self, chain: GovernedChain, scheduled: ScheduledOperation, state: OperationState, action: str, tx: str
+    ) -> None:
+        if self.database is None:
+            return
+        with self.database.unit_of_work() as uow:
+            repository = SqlProposalRepository(uow.session)
+            known = repository.get(
+                chain.chain_id, chain.record.address("Timelock"), "0x" + scheduled.operation_id.hex()
+            )
+            if known is not None:
+                repository.save(replace(known, state=state.value, tx_hashes={action: tx}))
+                uow.commit()
+
+    def find(self, chain: GovernedChain, operation_id: str) -> ScheduledOperation:
+        wanted = bytes.fromhex(operation_id.removeprefix("0x"))
+        for scheduled in read_operations(chain.timelock):
+            if scheduled.operation_id == wanted:
+                return scheduled
+        raise OperationNotReady(f"{chain.name}: no operation {operation_id} was ever scheduled on its Timelock")
+
+    def operations(self, chain_name: str) -> list[ScheduledOperation]:
+        return read_operations(self.chain(chain_name).timelock)
+
+    def state(self, chain_name: str, operation_id: str) -> OperationState:
+        chain = self.chain(chain_name)
+        return operation_state(chain.timelock, bytes.fromhex(operation_id.removeprefix("0x")))
+
+    # ------------------------------------------------------------------ guardian
+
+    def pause(self, chain_name: str, guardian: Signer, *, liquidations: bool = False) -> list[tuple[str, str]]:
+        """Pause at once as the guardian: every pausable contract (opening loans, collateral withdrawals, pool
+        borrowing), or only liquidations. Contracts already paused are skipped. Returns (what, tx hash)."""
+        production_guard([guardian.address])
+        chain = self.chain(chain_name)
+        done = []
+        if liquidations:
+            manager = chain.contract("CollateralManager")
+            if not manager.functions.liquidationsPaused().call():
+                tx = self._send(chain, guardian, "pause-liquidations", Call.function(manager, "pauseLiquidations"))
+                done.append(("CollateralManager.pauseLiquidations", tx))
+            return done
+        for key in keys_matching(chain.record, PAUSABLE):
+            contract = chain.contract(key)
+            if contract.functions.paused().call():
+                continue
+            done.append((f"{key}.pause", self._send(chain, guardian, f"pause-{key}", Call.function(contract, "pause"))))
+        return done

@@ -1,0 +1,216 @@
+"""``creditmesh admin`` on the three devnets: the Safe → Timelock → execute cycle on every chain in one command each,
+refusals before anything is sent, the guardian's pause everywhere, cancellation, and the decoded listing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from web3.exceptions import ContractCustomError
+
+from api.bootstrap import write_chains_file
+from api.cli import main
+from chain.revert import decode_revert
+from chain.safe import read_safe, safe_contract
+from chain.signers import LocalSigner, devnet_account
+from store.governance import GovernanceProposalRow
+from tests.contracts.harness import BORROWERS, DEPLOYER, USDC, Harness, Reverted
+from tests.support.devnet import DeployedChain
+
+pytestmark = pytest.mark.integration
+
+GUARDIAN = LocalSigner(devnet_account(5))
+NEW_QUOTE_SIGNER = devnet_account(15).address
+
+
+@dataclass
+class Admin:
+    chains: dict[str, DeployedChain]
+    tmp: Path
+    capsys: pytest.CaptureFixture[str]
+
+    def __call__(self, *argv: str) -> str:
+        """Run ``creditmesh admin …`` on every devnet; its output (stdout and stderr)."""
+        self.capsys.readouterr()
+        main(
+            [
+                "admin",
+                "--chains-file",
+                str(self.tmp / "chains.json"),
+                "--deployments-dir",
+                str(self.tmp / "deployments"),
+                "--database-url",
+                f"sqlite:///{self.tmp / 'admin.db'}",
+                *argv,
+            ]
+        )
+        out = self.capsys.readouterr()
+        return out.out + out.err
+
+    def refused(self, *argv: str) -> str:
+        """Run a command that must be refused (exit status 1); its message."""
+        with pytest.raises(SystemExit) as exit_info:
+            self(*argv)
+        assert exit_info.value.code == 1
+        return self.capsys.readouterr().err
+
+    def advance(self, seconds: int) -> None:
+        for chain in self.chains.values():
+            Harness(chain).advance(seconds)
+
+    def rows(self) -> list[GovernanceProposalRow]:
+        engine = create_engine(f"sqlite:///{self.tmp / 'admin.db'}")
+        try:
+            with Session(engine) as session:
+                return list(session.scalars(select(GovernanceProposalRow).order_by(GovernanceProposalRow.id)))
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def admin(
+    devnet_chains: dict[str, DeployedChain], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Admin]:
+    """The admin CLI against the session's devnets, every chain reverted to its deployed state afterwards."""
+    write_chains_file(tmp_path / "chains.json", [chain.config for chain in devnet_chains.values()])
+    for chain in devnet_chains.values():
+        chain.record.save(tmp_path / "deployments" / f"{chain.name}.json")
+    with ExitStack() as stack:
+        for chain in devnet_chains.values():
+            stack.enter_context(chain.snapshot())
+        yield Admin(devnet_chains, tmp_path, capsys)
+
+
+def _grace(chain: DeployedChain) -> int:
+    return int(chain.contract("CreditAggregator").functions.gracePeriod().call())
+
+
+def test_a_safe_proposal_is_signed_submitted_and_executed_on_every_chain(admin: Admin) -> None:
+    proposal = admin.tmp / "grace.json"
+    out = admin("propose", "grace-period", "86400", "--out", str(proposal))
+    assert out.count("CreditAggregator.setGracePeriod(newGracePeriod=86400)") == 3
+    admin("sign", str(proposal), "--account", "12", "--out", str(admin.tmp / "12.json"))
+    admin("sign", str(proposal), "--account", "14", "--out", str(admin.tmp / "14.json"))
+
+    out = admin("submit", str(proposal), str(admin.tmp / "12.json"), str(admin.tmp / "14.json"))
+
+    assert len(re.findall(r"Safe scheduled 0x[0-9a-f]{64}: tx 0x[0-9a-f]{64}", out)) == 3
+    # executing before the delay is over reverts on chain: refused with the Timelock's reason and the ready time
+    early = admin.refused("execute", "--proposal", str(proposal))
+    assert "is pending until" in early
+    assert "TimelockUnexpectedOperationState" in early
+    assert all(_grace(chain) == 7 * 86_400 for chain in admin.chains.values())
+
+    admin.advance(3)
+    out = admin("execute", "--proposal", str(proposal))
+
+    assert len(re.findall(r"executed 0x[0-9a-f]{64}: tx 0x[0-9a-f]{64}", out)) == 3
+    assert [_grace(chain) for chain in admin.chains.values()] == [86_400] * 3
+    rows = admin.rows()
+    assert {(row.chain_name, row.state) for row in rows} == {(name, "done") for name in admin.chains}
+    assert all(set(row.tx_hashes) == {"schedule", "execute"} and row.safe_tx_hash for row in rows)
+    assert {row.proposer for row in rows} == {chain.record.address("Safe") for chain in admin.chains.values()}
+
+
+def test_too_few_or_foreign_signatures_are_refused_before_sending(admin: Admin) -> None:
+    proposal = admin.tmp / "p.json"
+    admin("propose", "reserve-factor", "USDC", "1500", "--out", str(proposal))
+    admin("sign", str(proposal), "--account", "13", "--out", str(admin.tmp / "13.json"))
+    admin("sign", str(proposal), "--account", "9", "--out", str(admin.tmp / "stranger.json"))
+    nonces = {name: read_safe(safe_contract(c.w3, c.record.address("Safe"))).nonce for name, c in admin.chains.items()}
+
+    one = admin.refused("submit", str(proposal), str(admin.tmp / "13.json"))
+    foreign = admin.refused("submit", str(proposal), str(admin.tmp / "13.json"), str(admin.tmp / "stranger.json"))
+
+    assert "needs 2 owners' signatures, got 1" in one
+    assert f"{devnet_account(9).address} is not an owner" in foreign
+    after = {name: read_safe(safe_contract(c.w3, c.record.address("Safe"))).nonce for name, c in admin.chains.items()}
+    assert after == nonces
+
+
+def test_a_parameter_out_of_bounds_is_refused_before_any_transaction(admin: Admin) -> None:
+    sent = {name: chain.w3.eth.get_transaction_count(DEPLOYER.address) for name, chain in admin.chains.items()}
+
+    refused = admin.refused("propose", "reserve-factor", "USDC", "9000", "--via", "key")
+    collateral = admin.refused("propose", "collateral", "WETH", "9000", "8500", "500", "1000", "--via", "key")
+
+    assert "InvalidReserveFactor(9000)" in refused
+    assert "InvalidCollateralParameters(9000, 8500, 500)" in collateral
+    assert {name: c.w3.eth.get_transaction_count(DEPLOYER.address) for name, c in admin.chains.items()} == sent
+    assert admin.rows() == []
+
+
+def test_dry_run_shows_values_before_and_after(admin: Admin) -> None:
+    out = admin("--chains", "polygon-local", "propose", "rate-model", "USDC", "100", "700", "5000", "8500", "--dry-run")
+    assert "[polygon-local] LendingPool:USDC.setRateModel(100, 700, 5000, 8500): [200, 800, 6000, 8000] -> " in out
+    assert "[100, 700, 5000, 8500]" in out
+
+
+def test_pause_everywhere_blocks_opening_but_not_repaying_and_only_the_timelock_unpauses(admin: Admin) -> None:
+    harnesses = [Harness(chain) for chain in admin.chains.values()]
+    borrower = BORROWERS[3]
+    loans = []
+    for harness in harnesses:
+        harness.fund(borrower.address, usdc=100 * USDC, weth=10**18)
+        harness.approve_all(borrower.address)
+        loans.append(harness.open_loan(borrower)[0])
+
+    out = admin("pause")
+
+    assert out.count("CreditAggregator.pause: tx 0x") == 3
+    for harness, loan_id in zip(harnesses, loans, strict=True):
+        with pytest.raises(Reverted) as reverted:
+            harness.open_loan(borrower)
+        assert reverted.value.error is not None
+        assert reverted.value.error.name == "EnforcedPause"
+        harness.send(harness.aggregator.functions.repay(loan_id, 10 * USDC), borrower)
+    # the guardian cannot unpause: only the Timelock (DEFAULT_ADMIN_ROLE) can
+    for harness in harnesses:
+        with pytest.raises(ContractCustomError) as refused:
+            harness.aggregator.functions.unpause().call({"from": GUARDIAN.address})
+        decoded = decode_revert(refused.value.data, ("CreditAggregator",))
+        assert decoded is not None
+        assert decoded.name == "AccessControlUnauthorizedAccount"
+    assert "already paused" in admin("pause")
+
+    admin("propose", "unpause", "--via", "key")
+    admin.advance(3)
+    for scheduled in admin("list", "--state", "ready").splitlines():
+        match = re.match(r"\[(\S+)\] (0x[0-9a-f]{64}) ready", scheduled)
+        if match:
+            admin("--chains", match.group(1), "execute", match.group(2))
+    assert not any(h.aggregator.functions.paused().call() for h in harnesses)
+
+
+def test_a_cancelled_batch_is_listed_decoded_and_cannot_execute(admin: Admin) -> None:
+    old = devnet_account(2).address
+    out = admin(
+        "--chains", "arbitrum-local", "propose", "rotate", "quote-signer", old, NEW_QUOTE_SIGNER, "--via", "key"
+    )
+    operation_id = re.search(r"scheduled (0x[0-9a-f]{64})", out)
+    assert operation_id is not None
+
+    listing = admin("--chains", "arbitrum-local", "list")
+
+    assert f"{operation_id.group(1)} pending" in listing
+    grant, revoke = (
+        line for line in listing.splitlines() if "CreditAggregator.grantRole" in line or "revokeRole" in line
+    )
+    assert f"account={NEW_QUOTE_SIGNER}" in grant
+    assert "CreditAggregator.revokeRole(role=0x" in revoke
+    assert f"account={old}" in revoke
+
+    admin("--chains", "arbitrum-local", "cancel", operation_id.group(1))
+    admin.advance(3)
+    refused = admin.refused("--chains", "arbitrum-local", "execute", operation_id.group(1))
+
+    assert f"operation {operation_id.group(1)} is cancelled" in refused
+    assert f"{operation_id.group(1)} cancelled" in admin("--chains", "arbitrum-local", "list")
+    (row,) = admin.rows()
+    assert (row.state, set(row.tx_hashes)) == ("cancelled", {"schedule", "cancel"})
