@@ -20,7 +20,8 @@ import argparse
 import os
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _governance(args: argparse.Namespace) -> Governance:
+@contextmanager
+def _governance(args: argparse.Namespace) -> Iterator[Governance]:
     settings = _settings(args)
     chains = []
     for config in _chain_configs(args, settings):
@@ -99,7 +101,11 @@ def _governance(args: argparse.Namespace) -> Governance:
         chains.append(GovernedChain(config.name, w3, DeploymentRecord.load(path)))
     database = Database(settings.resolved_database_url)
     database.migrate()
-    return Governance(chains, database)
+    try:
+        with Governance(chains, database) as governance:
+            yield governance
+    finally:
+        database.dispose()
 
 
 def _say(chain: str, message: str) -> None:
@@ -128,10 +134,10 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    governance = _governance(args)
-    mismatches = sum(_report_checks(c.name, c.w3, c.record) for c in governance.chains.values())
-    if mismatches:
-        raise SystemExit(f"{mismatches} contract(s) do not match their artifacts")
+    with _governance(args) as governance:
+        mismatches = sum(_report_checks(c.name, c.w3, c.record) for c in governance.chains.values())
+        if mismatches:
+            raise SystemExit(f"{mismatches} contract(s) do not match their artifacts")
 
 
 def _report_checks(chain: str, w3: Web3, record: DeploymentRecord) -> int:
@@ -144,34 +150,34 @@ def _report_checks(chain: str, w3: Web3, record: DeploymentRecord) -> int:
 
 
 def cmd_propose(args: argparse.Namespace) -> None:
-    governance = _governance(args)
-    chains = list(governance.chains.values())
-    calls_for: CallsFor = args.build(args)
-    if args.dry_run:
-        for chain in chains:
-            for line in dry_run(chain, calls_for(chain)):
-                _say(chain.name, f"{line.call}: {line.before} -> {line.after}")
-        return
-    salt = bytes.fromhex(args.salt[2:]) if args.salt else secrets.token_bytes(32)
-    proposals = prepare(chains, calls_for, via_safe=args.via == "safe", salt=salt)
-    for proposal in proposals:
-        _say(proposal.chain_name, f"operation {proposal.operation_id} (delay {proposal.delay} s)")
-        for call in proposal.calls:
-            _say(proposal.chain_name, f"  {call}")
-    if args.via == "safe":
-        out = args.out or Path(".creditmesh/proposals") / f"proposal-{salt.hex()[:12]}.json"
-        save_proposals(out, proposals)
+    with _governance(args) as governance:
+        chains = list(governance.chains.values())
+        calls_for: CallsFor = args.build(args)
+        if args.dry_run:
+            for chain in chains:
+                for line in dry_run(chain, calls_for(chain)):
+                    _say(chain.name, f"{line.call}: {line.before} -> {line.after}")
+            return
+        salt = bytes.fromhex(args.salt[2:]) if args.salt else secrets.token_bytes(32)
+        proposals = prepare(chains, calls_for, via_safe=args.via == "safe", salt=salt)
         for proposal in proposals:
-            assert proposal.safe_tx is not None
-            _say(
-                proposal.chain_name,
-                f"SafeTx {proposal.safe_tx.safe_tx_hash.hex()} (Safe nonce {proposal.safe_tx.nonce})",
-            )
-        print(f"proposal written to {out}: owners sign it with `creditmesh admin sign {out} …`", flush=True)
-        return
-    governance.schedule_directly(proposals, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
-    for proposal in proposals:
-        _say(proposal.chain_name, f"scheduled {proposal.operation_id}: tx {proposal.tx_hashes['schedule']}")
+            _say(proposal.chain_name, f"operation {proposal.operation_id} (delay {proposal.delay} s)")
+            for call in proposal.calls:
+                _say(proposal.chain_name, f"  {call}")
+        if args.via == "safe":
+            out = args.out or Path(".creditmesh/proposals") / f"proposal-{salt.hex()[:12]}.json"
+            save_proposals(out, proposals)
+            for proposal in proposals:
+                assert proposal.safe_tx is not None
+                _say(
+                    proposal.chain_name,
+                    f"SafeTx {proposal.safe_tx.safe_tx_hash.hex()} (Safe nonce {proposal.safe_tx.nonce})",
+                )
+            print(f"proposal written to {out}: owners sign it with `creditmesh admin sign {out} …`", flush=True)
+            return
+        governance.schedule_directly(proposals, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
+        for proposal in proposals:
+            _say(proposal.chain_name, f"scheduled {proposal.operation_id}: tx {proposal.tx_hashes['schedule']}")
 
 
 def cmd_sign(args: argparse.Namespace) -> None:
@@ -186,29 +192,29 @@ def cmd_sign(args: argparse.Namespace) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
-    governance = _governance(args)
-    proposals = load_proposals(args.proposal)
-    signatures = [signature for path in args.signatures for signature in load_signatures(path)]
-    governance.submit(proposals, signatures, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
-    for proposal in proposals:
-        _say(
-            proposal.chain_name,
-            f"Safe scheduled {proposal.operation_id}: tx {proposal.tx_hashes['schedule']} "
-            f"(executable after {proposal.delay} s)",
-        )
+    with _governance(args) as governance:
+        proposals = load_proposals(args.proposal)
+        signatures = [signature for path in args.signatures for signature in load_signatures(path)]
+        governance.submit(proposals, signatures, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
+        for proposal in proposals:
+            _say(
+                proposal.chain_name,
+                f"Safe scheduled {proposal.operation_id}: tx {proposal.tx_hashes['schedule']} "
+                f"(executable after {proposal.delay} s)",
+            )
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    governance = _governance(args)
-    for name, chain in governance.chains.items():
-        operations = governance.operations(name)
-        shown = [op for op in operations if args.state is None or op.state.value == args.state]
-        _say(name, f"{len(shown)} operation(s)")
-        for scheduled in shown:
-            ready = f" ready at {scheduled.ready_at}" if scheduled.state is OperationState.PENDING else ""
-            _say(name, f"0x{scheduled.operation_id.hex()} {scheduled.state.value}{ready}")
-            for call in scheduled.operation.calls:
-                _say(name, f"    {chain.describe(call)}")
+    with _governance(args) as governance:
+        for name, chain in governance.chains.items():
+            operations = governance.operations(name)
+            shown = [op for op in operations if args.state is None or op.state.value == args.state]
+            _say(name, f"{len(shown)} operation(s)")
+            for scheduled in shown:
+                ready = f" ready at {scheduled.ready_at}" if scheduled.state is OperationState.PENDING else ""
+                _say(name, f"0x{scheduled.operation_id.hex()} {scheduled.state.value}{ready}")
+                for call in scheduled.operation.calls:
+                    _say(name, f"    {chain.describe(call)}")
 
 
 def _operations(args: argparse.Namespace, governance: Governance) -> list[tuple[str, str]]:
@@ -222,28 +228,28 @@ def _operations(args: argparse.Namespace, governance: Governance) -> list[tuple[
 
 
 def cmd_execute(args: argparse.Namespace) -> None:
-    governance = _governance(args)
-    sender = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
-    for chain, operation_id in _operations(args, governance):
-        _say(chain, f"executed {operation_id}: tx {governance.execute(chain, operation_id, sender)}")
+    with _governance(args) as governance:
+        sender = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
+        for chain, operation_id in _operations(args, governance):
+            _say(chain, f"executed {operation_id}: tx {governance.execute(chain, operation_id, sender)}")
 
 
 def cmd_cancel(args: argparse.Namespace) -> None:
-    governance = _governance(args)
-    canceller = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
-    for chain, operation_id in _operations(args, governance):
-        _say(chain, f"cancelled {operation_id}: tx {governance.cancel(chain, operation_id, canceller)}")
+    with _governance(args) as governance:
+        canceller = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
+        for chain, operation_id in _operations(args, governance):
+            _say(chain, f"cancelled {operation_id}: tx {governance.cancel(chain, operation_id, canceller)}")
 
 
 def cmd_pause(args: argparse.Namespace) -> None:
-    governance = _governance(args)
-    guardian = _guardian(args)
-    for name in governance.chains:
-        done = governance.pause(name, guardian, liquidations=args.liquidations)
-        if not done:
-            _say(name, "already paused")
-        for what, tx_hash in done:
-            _say(name, f"{what}: tx {tx_hash}")
+    with _governance(args) as governance:
+        guardian = _guardian(args)
+        for name in governance.chains:
+            done = governance.pause(name, guardian, liquidations=args.liquidations)
+            if not done:
+                _say(name, "already paused")
+            for what, tx_hash in done:
+                _say(name, f"{what}: tx {tx_hash}")
 
 
 def _guardian(args: argparse.Namespace) -> Signer:

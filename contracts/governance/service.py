@@ -310,6 +310,19 @@ class Governance:
     def __init__(self, chains: list[GovernedChain], database: Database | None = None) -> None:
         self.chains = {chain.name: chain for chain in chains}
         self.database = database
+        self._senders: dict[tuple[str, str], SyncSender] = {}
+
+    def close(self) -> None:
+        """Stop the senders' lifecycle threads."""
+        senders, self._senders = list(self._senders.values()), {}
+        for sender in senders:
+            sender.close()
+
+    def __enter__(self) -> Governance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def chain(self, name: str) -> GovernedChain:
         try:
@@ -318,15 +331,19 @@ class Governance:
             raise GovernanceError(f"unknown chain {name!r}: {', '.join(self.chains)}") from None
 
     def _sender(self, chain: GovernedChain, signer: Signer) -> SyncSender:
-        return SyncSender(chain.w3, signer, chain_name=chain.name)
+        """One sender per chain and key for the Governance's life (each runs a lifecycle thread)."""
+        key = (chain.name, signer.address)
+        if key not in self._senders:
+            self._senders[key] = SyncSender(chain.w3, signer, chain_name=chain.name)
+        return self._senders[key]
 
     def _send(self, chain: GovernedChain, signer: Signer, action: str, call: Call) -> str:
+        # a fresh intent per command: the same action may rightly be sent again later (pause after an unpause)
         key = f"governance:{chain.chain_id}:{action}:{secrets.token_hex(8)}"
-        with self._sender(chain, signer) as sender:
-            try:
-                return sender.send(key, call).tx_hash
-            except (GasEstimationFailed, TransactionReverted) as err:
-                raise GovernanceError(f"{chain.name}: {action} reverted: {_revert_reason(err)}") from err
+        try:
+            return self._sender(chain, signer).send(key, call).tx_hash
+        except (GasEstimationFailed, TransactionReverted) as err:
+            raise GovernanceError(f"{chain.name}: {action} reverted: {_revert_reason(err)}") from err
 
     def _persist(self, proposal: ChainProposal, proposer: str, state: OperationState) -> None:
         if self.database is None:
