@@ -25,13 +25,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from web3 import Web3
 
-from api.settings import Settings
-from chain.config import ChainConfig
+from api.cli._common import local_rpc
+from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError
 from chain.signers import DEVNET_ROLE_INDEX, LocalSigner, Role, Signer, devnet_account
+from chain.signers import production_guard as guard
 from chain.timelock import OperationState
 from chain.verification import CodeStatus, verify_record
 from contracts.governance import parameters
@@ -65,10 +67,36 @@ def _signer(args: argparse.Namespace, default_index: int | None) -> Signer:
     return LocalSigner(devnet_account(index))
 
 
-def _chain_configs(args: argparse.Namespace, settings: Settings) -> list[ChainConfig]:
-    from api.bootstrap import chain_registry
+class AdminSettings(BaseSettings):
+    """What ``creditmesh admin`` reads from ``CREDITMESH_*`` (the API's secrets are not needed to govern): where the
+    chains, their deployments records and the proposals database are; the guardian's key."""
 
-    registry = list(chain_registry(settings))
+    model_config = SettingsConfigDict(env_prefix="CREDITMESH_", extra="ignore")
+
+    environment: str = "local"
+    data_dir: Path = Path(".creditmesh")
+    database_url: str = ""
+    chains_file: Path | None = None
+    deployments_dir: Path | None = None
+    guardian_key: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'creditmesh.db').resolve()}"
+
+    @property
+    def resolved_deployments_dir(self) -> Path:
+        return self.deployments_dir or self.data_dir / "deployments"
+
+    def chains(self) -> list[ChainConfig]:
+        """The chains file's chains, or the three devnets on their ``make run`` ports."""
+        if self.chains_file is not None:
+            return list(ChainRegistry.from_file(self.chains_file))
+        return [ChainConfig(name=c.name, chain_id=c.chain_id, rpc_urls=[local_rpc(c.name)]) for c in LOCAL_CHAINS]
+
+
+def _chain_configs(args: argparse.Namespace, settings: AdminSettings) -> list[ChainConfig]:
+    registry = settings.chains()
     if args.chains == "all":
         return registry
     wanted = args.chains.split(",")
@@ -78,7 +106,7 @@ def _chain_configs(args: argparse.Namespace, settings: Settings) -> list[ChainCo
     return [chain for chain in registry if chain.name in wanted]
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace) -> AdminSettings:
     overrides: dict[str, Any] = {}
     if args.chains_file is not None:
         overrides["chains_file"] = args.chains_file
@@ -86,14 +114,16 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["deployments_dir"] = args.deployments_dir
     if args.database_url is not None:
         overrides["database_url"] = args.database_url
-    return Settings(**overrides)
+    return AdminSettings(**overrides)
 
 
 @contextmanager
 def _governance(args: argparse.Namespace) -> Iterator[Governance]:
     settings = _settings(args)
+    configs = _chain_configs(args, settings)
+    production_guard_chains(settings, configs)
     chains = []
-    for config in _chain_configs(args, settings):
+    for config in configs:
         path = settings.resolved_deployments_dir / f"{config.name}.json"
         if not path.exists():
             raise SystemExit(f"no deployments record for {config.name} at {path}: deploy first")
@@ -108,6 +138,12 @@ def _governance(args: argparse.Namespace) -> Iterator[Governance]:
         database.dispose()
 
 
+def production_guard_chains(settings: AdminSettings, configs: list[ChainConfig]) -> None:
+    """Every admin command, in production: a chains file, no devnet chain id or loopback RPC (issue 20's guard)."""
+    chains = [(c.name, c.chain_id, c.rpc_urls) for c in configs]
+    guard(environment=settings.environment, chains_file=settings.chains_file, chains=chains)
+
+
 def _say(chain: str, message: str) -> None:
     print(f"[{chain}] {message}", flush=True)
 
@@ -119,8 +155,10 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     from contracts.deploy import deploy_to_devnet
 
     settings = _settings(args)
+    configs = _chain_configs(args, settings)
+    production_guard_chains(settings, configs)
     mismatches = 0
-    for config in _chain_configs(args, settings):
+    for config in configs:
         path = settings.resolved_deployments_dir / f"{config.name}.json"
         _say(config.name, f"deploying the devnet profile to {config.rpc_urls[0]} (record {path})")
         w3 = Web3(Web3.HTTPProvider(config.rpc_urls[0], request_kwargs={"timeout": 30}))
@@ -253,8 +291,9 @@ def cmd_pause(args: argparse.Namespace) -> None:
 
 
 def _guardian(args: argparse.Namespace) -> Signer:
-    if args.key_env is None and args.account is None and os.environ.get("CREDITMESH_GUARDIAN_KEY"):
-        return LocalSigner.from_key(os.environ["CREDITMESH_GUARDIAN_KEY"])
+    configured = AdminSettings().guardian_key
+    if args.key_env is None and args.account is None and configured:
+        return LocalSigner.from_key(configured)
     return _signer(args, DEVNET_ROLE_INDEX[Role.GUARDIAN])
 
 

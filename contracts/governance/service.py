@@ -6,7 +6,6 @@ before any transaction is sent, and persisted (``store.governance``) as it moves
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -33,7 +32,8 @@ from chain.safe import (
     sign_safe_transaction,
 )
 from chain.sending import SyncSender
-from chain.signers import Signer, devnet_account
+from chain.signers import Signer
+from chain.signers import production_guard as guard
 from chain.timelock import (
     OperationState,
     ScheduledOperation,
@@ -67,20 +67,10 @@ class OperationNotReady(GovernanceError):
     """Execute before the delay is over, or of an operation that is done, cancelled or unknown."""
 
 
-class ProductionGuardError(GovernanceError):
-    """A devnet key or address used while ``CREDITMESH_ENVIRONMENT=production``."""
-
-
 def production_guard(addresses: Iterable[str]) -> None:
-    """Refuse anvil's public development accounts as signers or role holders in production.
-
-    A stand-in until issue 20's guard lands in ``chain/signers.py``: the same rule, checked here."""
-    if os.environ.get("CREDITMESH_ENVIRONMENT", "local") != "production":
-        return
-    devnet = {devnet_account(index).address.lower() for index in range(20)}
-    refused = sorted({address for address in addresses if address.lower() in devnet})
-    if refused:
-        raise ProductionGuardError(f"devnet account(s) {', '.join(refused)} refused in production")
+    """``chain.signers.production_guard`` for the accounts a governance command signs with or gives a role to:
+    with ``CREDITMESH_ENVIRONMENT=production`` none may be one of anvil's public devnet accounts."""
+    guard(role_holders={f"governance account #{n}": address for n, address in enumerate(addresses, 1)})
 
 
 @dataclass

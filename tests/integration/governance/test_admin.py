@@ -214,3 +214,10 @@ def test_a_cancelled_batch_is_listed_decoded_and_cannot_execute(admin: Admin) ->
     assert f"{operation_id.group(1)} cancelled" in admin("--chains", "arbitrum-local", "list")
     (row,) = admin.rows()
     assert (row.state, set(row.tx_hashes)) == ("cancelled", {"schedule", "cancel"})
+
+
+def test_production_refuses_devnet_chains_and_keys(admin: Admin, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDITMESH_ENVIRONMENT", "production")
+    refused = admin.refused("pause")
+    assert "devnet chain id 31337" in refused
+    assert all(not h.functions.paused().call() for h in (c.contract("CreditAggregator") for c in admin.chains.values()))
