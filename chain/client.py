@@ -1,11 +1,22 @@
 """Clients for the request path: one ``AsyncWeb3`` per chain over a failover provider.
 
 Failover is a transport concern, so it lives in the provider layer as web3.py puts HTTP, IPC and WebSocket there:
-``FailoverProvider`` holds one ``AsyncHTTPProvider`` per RPC URL, each behind its own circuit breaker; a request
+``FailoverProvider`` holds one ``Endpoint`` per RPC URL, each behind its own circuit breaker; a request
 goes to the URL that answered last and moves on to the next when the transport fails (refused, reset, timed out,
 HTTP 5xx). JSON-RPC error answers (a revert, "nonce too low") are answers, not outages: they neither trip a breaker
 nor fail over. Every URL is asked ``eth_chainId`` before its first use and refused for good when it serves another
 chain. Health (head block, lag, last error per URL) is kept for the API and metrics.
+
+**Cancellation.** An endpoint posts the JSON-RPC body on its own pooled aiohttp session, not through web3's
+``AsyncHTTPProvider``: web3 7.16 guards its session cache with a process-wide ``threading.Lock`` taken in a worker
+thread, and a call cancelled while waiting for it leaves the lock held for ever (web3.py #3867), which wedged every
+chain read of the process after one burst of fan-out deadlines. Each exchange runs as a task of its own that the
+caller's cancellation does not reach (``asyncio.shield``): the caller stops waiting at once, the exchange ends within
+the endpoint's timeout, and only what the endpoint itself did (answered, failed, timed out) counts in its breaker.
+A caller's deadline or cancellation is never an endpoint failure.
+
+**Batches.** ``make_batch_request`` (web3's ``batch_requests()``, ``ChainClient.batch``) sends several reads as
+one JSON-RPC batch and fails over like a single request; ``eth_sendTransaction`` is never batched.
 
 Every JSON-RPC method the platform uses is idempotent for failover purposes: reads are, and
 ``eth_sendRawTransaction`` resends the same signed bytes (same hash), which a node answers with "already known"
@@ -18,13 +29,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pybreaker
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
@@ -62,35 +72,32 @@ class ChainHealth:
 
 
 class Endpoint:
-    """One RPC URL: its HTTP provider, its circuit breaker, and what it last did."""
+    """One RPC URL: its pooled HTTP session, its circuit breaker, and what it last did."""
 
     def __init__(self, url: str, *, timeout: float, fail_max: int, reset_timeout: float) -> None:
         self.url = url
         self.timeout = timeout
-        self.provider = AsyncHTTPProvider(
-            url,
-            request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)},
-            exception_retry_configuration=None,  # failover replaces the provider's own retries
-        )
         self.breaker = pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout, name=url)
         self.verified: bool | None = None
         self.refusal: ChainIdMismatch | None = None
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.last_ok_at: float | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._exchanges: set[asyncio.Task[bytes]] = set()  # running exchanges, kept referenced until they end
 
-    async def _keep_alive(self) -> None:
-        """web3's default session opens a TCP connection per request (``force_close``); under hundreds of
-        concurrent sends that costs more than the requests. One pooled keep-alive session per event loop instead."""
+    def _session_here(self) -> aiohttp.ClientSession:
+        """One pooled keep-alive session per event loop (web3's default opens a TCP connection per request)."""
         loop = asyncio.get_running_loop()
-        if self._session_loop is loop:
-            return
-        self._session_loop = loop
-        session = aiohttp.ClientSession(
-            raise_for_status=True, connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=15)
-        )
-        await self.provider.cache_async_session(session)
+        if self._session is None or self._session_loop is not loop or self._session.closed:
+            self._session_loop = loop
+            self._session = aiohttp.ClientSession(
+                raise_for_status=True,
+                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=15),
+                headers={"Content-Type": "application/json"},
+            )
+        return self._session
 
     def health(self) -> EndpointHealth:
         return EndpointHealth(
@@ -102,21 +109,46 @@ class Endpoint:
             last_ok_at=self.last_ok_at,
         )
 
-    async def request(self, method: RPCEndpoint, params: Any, *, bypass_breaker: bool = False) -> RPCResponse:
-        """One request under this URL's breaker and timeout; transport failures count against the breaker."""
-        await self._keep_alive()
-        if bypass_breaker:
-            return await self._send(method, params)
-        with self.breaker.calling():
-            return await self._send(method, params)
+    async def post(self, body: bytes, *, bypass_breaker: bool = False) -> bytes:
+        """POST one JSON-RPC body (a request or a batch) and return the raw answer.
 
-    async def _send(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        The exchange runs as its own task, shielded from the caller: cancelling the caller (a fan-out or chain
+        deadline) stops the wait but not the exchange, which ends within ``timeout`` and is judged by the breaker on
+        what the endpoint did. Transport failures and the endpoint's own timeout count against the breaker."""
+        exchange = asyncio.ensure_future(self._exchange(body, bypass_breaker))
+        self._exchanges.add(exchange)
+        exchange.add_done_callback(self._forget)
+        return await asyncio.shield(exchange)
+
+    def _forget(self, exchange: asyncio.Task[bytes]) -> None:
+        self._exchanges.discard(exchange)
+        if not exchange.cancelled():
+            exchange.exception()  # an abandoned exchange's error was counted by the breaker: mark it retrieved
+
+    async def _exchange(self, body: bytes, bypass_breaker: bool) -> bytes:
+        if bypass_breaker:
+            return await self._send(body)
+        with self.breaker.calling():
+            return await self._send(body)
+
+    async def _send(self, body: bytes) -> bytes:
+        session = self._session_here()
         async with asyncio.timeout(self.timeout):
             try:
-                return await self.provider.make_request(method, params)
+                async with session.post(self.url, data=body) as response:
+                    return await response.read()
             except aiohttp.ServerDisconnectedError:
                 # A pooled keep-alive connection the server had closed: one fresh connection, same URL.
-                return await self.provider.make_request(method, params)
+                async with session.post(self.url, data=body) as response:
+                    return await response.read()
+
+    async def close(self) -> None:
+        """Close the session; exchanges still running end with it."""
+        for exchange in list(self._exchanges):
+            exchange.cancel()
+        session, self._session = self._session, None
+        if session is not None and not session.closed and self._session_loop is asyncio.get_running_loop():
+            await session.close()  # a session of a loop that has ended went with its loop
 
 
 class FailoverProvider(AsyncJSONBaseProvider):
@@ -148,7 +180,8 @@ class FailoverProvider(AsyncJSONBaseProvider):
         return self.endpoints[self._active].url
 
     async def _verify(self, endpoint: Endpoint) -> None:
-        answer = await endpoint.request(RPCEndpoint("eth_chainId"), [])
+        raw = await endpoint.post(self.encode_rpc_request(RPCEndpoint("eth_chainId"), []))
+        answer = self.decode_rpc_response(raw)
         if "result" not in answer:
             raise ChainError(f"RPC {endpoint.url} did not answer eth_chainId: {answer.get('error')}")
         actual = int(str(answer["result"]), 16)
@@ -159,7 +192,26 @@ class FailoverProvider(AsyncJSONBaseProvider):
         endpoint.verified = True
 
     async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-        attempts = len(self.endpoints) if method not in NOT_FAILED_OVER else 1
+        body = self.encode_rpc_request(method, params)
+        raw = await self._post(body, str(method), failover=method not in NOT_FAILED_OVER)
+        return self.decode_rpc_response(raw)
+
+    async def make_batch_request(self, requests: list[tuple[RPCEndpoint, Any]]) -> list[RPCResponse] | RPCResponse:
+        """Several requests as one JSON-RPC batch, failed over as a whole; answers in request order (a node that
+        refuses the batch answers with one error object, returned as it is)."""
+        if not requests:
+            return []
+        refused = [str(method) for method, _ in requests if method in NOT_FAILED_OVER]
+        if refused:
+            raise ChainError(f"{refused[0]} is never sent in a batch")
+        raw = await self._post(self.encode_batch_rpc_request(requests), f"batch of {len(requests)}", failover=True)
+        answer: Any = self.decode_rpc_response(raw)
+        if not isinstance(answer, list):
+            return cast(RPCResponse, answer)
+        return sorted(answer, key=lambda response: int(response.get("id") or 0))
+
+    async def _post(self, body: bytes, what: str, *, failover: bool) -> bytes:
+        attempts = len(self.endpoints) if failover else 1
         last_error: BaseException | None = None
         refusals: list[ChainIdMismatch] = []
         skipped_open: list[Endpoint] = []
@@ -175,7 +227,7 @@ class FailoverProvider(AsyncJSONBaseProvider):
             try:
                 if not endpoint.verified:
                     await self._verify(endpoint)
-                response = await endpoint.request(method, params)
+                raw = await endpoint.post(body)
             except ChainIdMismatch as err:
                 refusals.append(err)
                 self._note_error(endpoint, err)
@@ -187,36 +239,33 @@ class FailoverProvider(AsyncJSONBaseProvider):
             except TRANSPORT_ERRORS as err:
                 last_error = err
                 self._note_error(endpoint, err)
-                log.warning("rpc %s failed for %s: %r; failing over", endpoint.url, method, err)
+                log.warning("rpc %s failed for %s: %r; failing over", endpoint.url, what, err)
                 continue
             endpoint.last_ok_at = self._clock()
             self._active = index
-            return response
+            return raw
         if skipped_open and len(skipped_open) + len(refusals) == len(self.endpoints) and attempts > 1:
             # Every usable URL's breaker is open: one last-resort try of the URL that answered last, so that a
             # burst of timeouts does not shut the chain off for a whole reset period.
             endpoint = self.endpoints[self._active] if self.endpoints[self._active] in skipped_open else skipped_open[0]
             try:
-                response = await endpoint.request(method, params, bypass_breaker=True)
+                raw = await endpoint.post(body, bypass_breaker=True)
             except TRANSPORT_ERRORS as err:
                 last_error = err
                 self._note_error(endpoint, err)
             else:
                 endpoint.last_ok_at = self._clock()
-                return response
+                return raw
         if refusals and last_error is None:
             raise refusals[0]
         raise RpcUnavailable(
-            f"no RPC URL of chain {self.chain_id} answered {method}: {last_error!r}"
+            f"no RPC URL of chain {self.chain_id} answered {what}: {last_error!r}"
             + (f"; refused: {', '.join(r.url for r in refusals)}" if refusals else "")
         ) from last_error
 
     def _note_error(self, endpoint: Endpoint, err: BaseException) -> None:
         endpoint.last_error = f"{type(err).__name__}: {err}"[:300]
         endpoint.last_error_at = self._clock()
-
-    async def make_batch_request(self, requests: Any) -> Any:
-        raise ChainError("batches are not failed over; send requests one by one")
 
     async def is_connected(self, show_traceback: bool = False) -> bool:
         try:
@@ -229,12 +278,7 @@ class FailoverProvider(AsyncJSONBaseProvider):
 
     async def disconnect(self) -> None:
         for endpoint in self.endpoints:
-            await endpoint.provider.disconnect()
-            # web3's session manager keeps a thread pool (its lock helper) whose idle worker outlives the provider:
-            # stop it, and leave a fresh pool (no thread until used) in case the provider is used again.
-            sessions = endpoint.provider._request_session_manager
-            sessions.session_pool.shutdown(wait=False)
-            sessions.session_pool = ThreadPoolExecutor(max_workers=sessions.session_pool._max_workers)
+            await endpoint.close()
 
 
 class ChainClient:
@@ -286,6 +330,21 @@ class ChainClient:
         if "error" in answer:
             raise ChainError(f"{method} failed on {self.name}: {answer['error']}")
         return answer.get("result")
+
+    async def batch(self, *calls: tuple[str, list[Any]]) -> list[Any]:
+        """Raw JSON-RPC calls sent as one batch (one HTTP round trip); their results in order. An error answer to
+        any of them, or a node that refuses the batch, raises ChainError."""
+        answers = await self.provider.make_batch_request([(RPCEndpoint(method), params) for method, params in calls])
+        if not isinstance(answers, list):
+            raise ChainError(f"{self.name} refused a batch of {len(calls)}: {answers.get('error')}")
+        if len(answers) != len(calls):
+            raise ChainError(f"{self.name} answered {len(answers)} of a batch of {len(calls)}")
+        results = []
+        for (method, _), answer in zip(calls, answers, strict=True):
+            if "error" in answer:
+                raise ChainError(f"{method} failed on {self.name}: {answer['error']}")
+            results.append(answer.get("result"))
+        return results
 
     async def health(self) -> ChainHealth:
         head: int | None = None

@@ -11,7 +11,8 @@ consistent with each other:
   *defaulted* = marked in default or written off as bad debt; *repaid* = closed without default, write-off or any
   liquidation (a loan a liquidator closed was not repaid by its borrower); *open* = neither closed nor defaulted.
 * **min_health_factor_bps**: the lowest ``CollateralManager.healthFactor`` (18 decimals, rounded down to basis
-  points) over the open loans; an open loan without debt is left out; None with no open loan.
+  points) over the open loans, read as one JSON-RPC batch pinned to the head block; an open loan without debt is
+  left out; None with no open loan.
 * **wallet_age_days**: from the block of the wallet's first transaction, found by bisecting its nonce over block
   numbers (about log2(head) ``eth_getTransactionCount`` calls; the timestamp found is remembered per chain and
   wallet, since it does not change). It needs historical state: a pruned node answers with an error, and that
@@ -46,6 +47,7 @@ from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError
 from chain.logs import fetch_logs
+from chain.views import read_views, view
 from risk.onchain import OnchainFeatures
 
 log = logging.getLogger(__name__)
@@ -242,9 +244,9 @@ class ChainOnchainSource:
     ) -> int | None:
         if not loans or not self._has_health_view:
             return None
-        contract = client.w3.eth.contract(address=manager, abi=self._manager_abi)
-        factors = await asyncio.gather(
-            *(self._call(contract.functions.healthFactor(loan).call(block_identifier=head)) for loan in loans)
+        health = view("CollateralManager", "healthFactor")
+        factors = await self._call(
+            read_views(client.provider, [health.call(manager, loan, block=head) for loan in loans])
         )
         in_debt = [int(factor) for factor in factors if int(factor) != NO_DEBT]
         return min(factor * BPS // HEALTH_FACTOR_ONE for factor in in_debt) if in_debt else None

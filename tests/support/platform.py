@@ -73,8 +73,15 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> No
 
 @contextmanager
 def running_platform(
-    chains: dict[str, DeployedChain], data_dir: Path, database_url: str = ""
+    chains: dict[str, DeployedChain],
+    data_dir: Path,
+    database_url: str = "",
+    *,
+    fleet: list[SimLender] | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[RunningPlatform]:
+    """The platform's processes; ``fleet`` replaces the one simulated bank, ``settings`` adds or overrides
+    ``CREDITMESH_*`` variables of the API."""
     lender_port, api_port = free_port(), free_port()
     chains_file = data_dir / "chains.json"
     write_chains_file(chains_file, [chain.config for chain in chains.values()])
@@ -83,22 +90,26 @@ def running_platform(
     for chain in chains.values():
         chain.record.save(deployments / f"{chain.name}.json")
     lender_url = f"http://127.0.0.1:{lender_port}"  # the simulated lenders' server, each under /lenders/{id}
-    fleet = [SimLender(lender_id="sim-bank", secret=LENDER_SECRET)]
+    fleet = fleet or [SimLender(lender_id="sim-bank", secret=LENDER_SECRET)]
     fleet_file = data_dir / "lenders.json"
     fleet_file.write_text(json.dumps([lender.model_dump(mode="json") for lender in fleet]))
-    env = os.environ | {
-        "CREDITMESH_DATA_DIR": str(data_dir),
-        "CREDITMESH_CHAINS_FILE": str(chains_file),
-        "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
-        # the simulated lenders listen on loopback; every other internal address stays refused
-        "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
-        "CREDITMESH_HTTP_LENDERS": json.dumps(http_lender_settings(lender_url, fleet)),
-        "CREDITMESH_DATABASE_URL": database_url,
-        "CREDITMESH_VELOCITY_PER_BORROWER": "25",
-        "CREDITMESH_VELOCITY_PER_WALLET": "25",
-        "CREDITMESH_VELOCITY_PER_IP": "10000",
-        "CREDITMESH_MLA_LOCAL_COVERED": json.dumps([COVERED_SERVICEMEMBER]),
-    }
+    env = (
+        os.environ
+        | {
+            "CREDITMESH_DATA_DIR": str(data_dir),
+            "CREDITMESH_CHAINS_FILE": str(chains_file),
+            "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
+            # the simulated lenders listen on loopback; every other internal address stays refused
+            "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
+            "CREDITMESH_HTTP_LENDERS": json.dumps(http_lender_settings(lender_url, fleet)),
+            "CREDITMESH_DATABASE_URL": database_url,
+            "CREDITMESH_VELOCITY_PER_BORROWER": "25",
+            "CREDITMESH_VELOCITY_PER_WALLET": "25",
+            "CREDITMESH_VELOCITY_PER_IP": "10000",
+            "CREDITMESH_MLA_LOCAL_COVERED": json.dumps([COVERED_SERVICEMEMBER]),
+        }
+        | (settings or {})
+    )
     lender = subprocess.Popen(
         [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--fleet", str(fleet_file)],
         env=env,

@@ -1,0 +1,84 @@
+"""Contract views read as pre-encoded ``eth_call``s: the selector and ABI types of a view are worked out once per
+(artifact, function) and the answer decoded with eth-abi, so the request path builds no web3 contract object and
+recomputes no selector per call; several views go to a node as one JSON-RPC batch (``read_views``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from eth_abi.abi import decode, encode
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
+from web3.providers.async_base import AsyncBaseProvider
+from web3.types import RPCEndpoint
+
+from chain.artifacts import load_artifact
+from chain.errors import ChainError
+
+BlockTag = int | str  # a block number, or "latest" / "pending" / …
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One view function of a contract: its selector and its input and output types."""
+
+    name: str
+    selector: bytes
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def calldata(self, *args: Any) -> str:
+        return "0x" + (self.selector + encode(list(self.inputs), list(args))).hex()
+
+    def decode(self, result: str) -> Any:
+        """The answer of a call: the value itself for one output, else the tuple of outputs."""
+        values = decode(list(self.outputs), bytes.fromhex(result.removeprefix("0x")))
+        return values[0] if len(values) == 1 else values
+
+    def call(self, address: str, *args: Any, block: BlockTag = "latest") -> ViewCall:
+        return ViewCall(self, address, args, block)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewCall:
+    view: View
+    address: str
+    args: tuple[Any, ...]
+    block: BlockTag = "latest"
+
+    def request(self) -> tuple[RPCEndpoint, list[Any]]:
+        block = hex(self.block) if isinstance(self.block, int) else self.block
+        return RPCEndpoint("eth_call"), [{"to": self.address, "data": self.view.calldata(*self.args)}, block]
+
+
+@cache
+def view(artifact: str, name: str) -> View:
+    """The view ``name`` of the compiled contract ``artifact`` (ArtifactNotFound, ChainError if it has none)."""
+    for item in load_artifact(artifact).abi:
+        if item.get("type") == "function" and item.get("name") == name:
+            return View(
+                name,
+                function_abi_to_4byte_selector(item),  # type: ignore[arg-type]
+                tuple(get_abi_input_types(item)),  # type: ignore[arg-type]
+                tuple(get_abi_output_types(item)),  # type: ignore[arg-type]
+            )
+    raise ChainError(f"{artifact} has no function {name}")
+
+
+async def read_views(provider: AsyncBaseProvider, calls: Sequence[ViewCall]) -> list[Any]:
+    """The decoded answers of ``calls``, sent as one JSON-RPC batch; a revert or error answer raises ChainError."""
+    if not calls:
+        return []
+    answers: Any = await provider.make_batch_request([call.request() for call in calls])
+    if not isinstance(answers, list):
+        raise ChainError(f"the node refused a batch of {len(calls)} views: {answers.get('error')}")
+    if len(answers) != len(calls):
+        raise ChainError(f"the node answered {len(answers)} of a batch of {len(calls)} views")
+    decoded = []
+    for call, answer in zip(calls, answers, strict=True):
+        if "error" in answer:
+            raise ChainError(f"{call.view.name} on {call.address} failed: {answer['error']}")
+        decoded.append(call.view.decode(str(answer["result"])))
+    return decoded
