@@ -190,7 +190,7 @@ def check_offer(
 ) -> OfferCheck:
     """Keep or drop one offer: every usury cap of the borrower's jurisdiction that applies to its amount, measured
     as that law counts it, and the MLA's 36% MAPR when the borrower is a covered member or dependent."""
-    mapr = mapr_percent(terms)
+    mapr = mapr_percent(terms, disclosure)
     measured = {
         RateBasis.NOMINAL_RATE: Decimal(terms.rate_bps) / 100,
         RateBasis.APR: disclosure.apr_percent,

@@ -192,6 +192,8 @@ class Disclosure:
     rounding_policy: str
     payments: tuple[ScheduledPayment, ...]
     schema: str = field(default=DISCLOSURE_SCHEMA)
+    # The APR before rounding, kept so that the MAPR of terms without MLA charges is not solved again; not disclosed.
+    apr_unrounded: Decimal | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical content: money as fixed-point strings with the asset's decimals, times in UTC."""
@@ -280,7 +282,7 @@ def disclose(terms: LoanTerms) -> Disclosure:
     amount_financed = terms.principal - terms.origination_fee
     finance_charge = interest + terms.origination_fee
     advances, flows, per_year = _cash_flows(terms, payments, amount_financed)
-    apr = round_apr(actuarial_apr(advances, flows, per_year))
+    apr_unrounded = actuarial_apr(advances, flows, per_year)
     return Disclosure(
         asset=terms.asset,
         asset_decimals=terms.asset_decimals,
@@ -289,7 +291,7 @@ def disclose(terms: LoanTerms) -> Disclosure:
         amount_financed=amount_financed,
         finance_charge=finance_charge,
         total_of_payments=total_of_payments,
-        apr_percent=apr,
+        apr_percent=round_apr(apr_unrounded),
         rate_bps=terms.rate_bps,
         term_days=terms.term_days,
         start=terms.start,
@@ -300,13 +302,19 @@ def disclose(terms: LoanTerms) -> Disclosure:
         day_count=None if terms.installments is None else str(terms.installments.day_count),
         rounding_policy=ROUNDING_SINGLE_PAYMENT if terms.installments is None else ROUNDING_INSTALLMENTS,
         payments=tuple(payments),
+        apr_unrounded=apr_unrounded,
     )
 
 
-def mapr_percent(terms: LoanTerms) -> Decimal:
+def mapr_percent(terms: LoanTerms, disclosure: Disclosure | None = None) -> Decimal:
     """The Military Annual Percentage Rate (32 CFR 232.4(c)): the Appendix J APR with the charges the MLA adds to
     the finance charge (credit insurance, debt cancellation or suspension, ancillary products, application and
-    participation fees) treated like the origination fee, as paid out of the proceeds. Unrounded, in percent."""
+    participation fees) treated like the origination fee, as paid out of the proceeds. Unrounded, in percent.
+
+    Without such charges the MAPR is the APR: pass the terms' ``disclosure`` to reuse its APR instead of solving the
+    same equation again."""
+    if not terms.mapr_charges and disclosure is not None and disclosure.apr_unrounded is not None:
+        return disclosure.apr_unrounded
     payments = _payments(terms)
     extra = sum((c.amount for c in terms.mapr_charges), Decimal(0))
     advance = terms.principal - terms.origination_fee - extra
