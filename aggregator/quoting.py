@@ -199,11 +199,12 @@ class QuotingService:
         )
 
     def _screen(self, borrower: BorrowerFile, amount: Decimal) -> tuple[list[DecisionRecord], set[Product]]:
-        """Screen the request for each product; refuse when no product is allowed (records are kept)."""
+        """Screen the request for each product (the name and wallet once); refuse when no product is allowed
+        (records are kept). Runs in a worker thread: the name search is CPU work that would stall the event loop."""
         if borrower.identity is None:
             raise ComplianceDenied("the credit request", [NO_IDENTITY])
         facts = BorrowerFacts(borrower.id, borrower.wallet, borrower.full_name, borrower.jurisdiction)
-        records = {p: self._compliance.screen_credit_request(facts, p, amount, borrower.kyc) for p in Product}
+        records = self._compliance.screen_credit_request_products(facts, Product, amount, borrower.kyc)
         allowed = {product for product, record in records.items() if record.allowed}
         if not allowed:
             self._store_records(list(records.values()))

@@ -5,7 +5,7 @@ unit of work); a list too old to use raises ``SanctionsListStale`` (fail closed)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -88,28 +88,39 @@ class ComplianceService:
     ) -> DecisionRecord:
         """KYC tier sufficient for the amount and product, borrower and wallet not sanctioned, jurisdiction allows
         the product and amount. Raises SanctionsListStale (fail closed), ComplianceInputError for bad input."""
+        return self.screen_credit_request_products(borrower, (product,), amount, kyc)[product]
+
+    def screen_credit_request_products(
+        self, borrower: BorrowerFacts, products: Iterable[Product], amount: Decimal, kyc: KycStatus | None
+    ) -> dict[Product, DecisionRecord]:
+        """``screen_credit_request`` for several products at once: the wallet and the name are screened once, and
+        each product gets its own decision record."""
         now = self.clock()
-        deny, review = self._sanctions(borrower, now)
-        deny += check_request(self.rules, borrower.jurisdiction, product, amount)
-        deny += tier_sufficient(kyc, amount, product, self.tier_limits)
-        inputs = {
-            **self._inputs(borrower),
-            "product": product.value,
-            "amount": amount,
-            "kyc": None
-            if kyc is None
-            else {"applicantId": kyc.applicant_id, "state": kyc.state.value, "tier": int(kyc.tier)},
-        }
-        return decide(
-            DecisionKind.CREDIT_REQUEST,
-            borrower.borrower_id,
-            inputs,
-            deny,
-            self.versions(),
-            now,
-            review_reasons=review,
-            pii_sealed=self._sealed(borrower),
-        )
+        sanctions_deny, review = self._sanctions(borrower, now)
+        records = {}
+        for product in products:
+            deny = list(sanctions_deny)
+            deny += check_request(self.rules, borrower.jurisdiction, product, amount)
+            deny += tier_sufficient(kyc, amount, product, self.tier_limits)
+            inputs = {
+                **self._inputs(borrower),
+                "product": product.value,
+                "amount": amount,
+                "kyc": None
+                if kyc is None
+                else {"applicantId": kyc.applicant_id, "state": kyc.state.value, "tier": int(kyc.tier)},
+            }
+            records[product] = decide(
+                DecisionKind.CREDIT_REQUEST,
+                borrower.borrower_id,
+                inputs,
+                deny,
+                self.versions(),
+                now,
+                review_reasons=list(review),
+                pii_sealed=self._sealed(borrower),
+            )
+        return records
 
     def screen_acceptance(self, borrower: BorrowerFacts, quote_id: str) -> DecisionRecord:
         """Re-screen at accept with the lists current now: the wallet and name, and the jurisdiction."""

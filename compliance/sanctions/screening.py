@@ -5,13 +5,14 @@ Pure: the lists and the current time are passed in; nothing here reads a file or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 
 from compliance.errors import ComplianceInputError, SanctionsListStale
 from compliance.sanctions.lists import AddressEntry, AddressList, ListedName, ListVersion, NameList
-from compliance.sanctions.names import NameIndex
+from compliance.sanctions.name_cache import NameScreenCache
+from compliance.sanctions.names import NameIndex, spelling_key
 
 # Chosen on the tuning half of the labelled evaluation set (tests/unit/compliance/test_name_matching.py re-derives
 # it; bench/name_screening.py reports the held-out half). A score at or above it is a possible match, held for review;
@@ -60,12 +61,22 @@ def normalize_evm_address(address: str) -> str:
 
 
 class SanctionsScreen:
-    """The two lists, indexed once per loaded version."""
+    """The two lists, indexed once per loaded version. Name results are cached by (normalised name, list version)
+    in ``name_cache`` (bounded; pass one cache to the screens of successive list versions to share its bound)."""
 
-    def __init__(self, addresses: AddressList, names: NameList, policy: SanctionsPolicy | None = None) -> None:
+    def __init__(
+        self,
+        addresses: AddressList,
+        names: NameList,
+        policy: SanctionsPolicy | None = None,
+        name_cache: NameScreenCache[tuple[NameHit, ...]] | None = None,
+    ) -> None:
         self.addresses = addresses
         self.names = names
         self.policy = policy or SanctionsPolicy()
+        self.name_cache: NameScreenCache[tuple[NameHit, ...]] = (
+            name_cache if name_cache is not None else NameScreenCache()
+        )
         self._positions: dict[int, list[int]] = {}
         for position, listed in enumerate(names.names):
             self._positions.setdefault(listed.ent_num, []).append(position)
@@ -119,6 +130,13 @@ class SanctionsScreen:
         self._fresh(self.names.version, self.policy.name_list_max_age, now)
         if not name.strip():
             raise ComplianceInputError("an empty name cannot be screened")
+        # The matcher sees a name only through its spelling key, so names with one key are screened alike.
+        key = (spelling_key(name), self.name_list_version, self.policy.name_threshold, limit)
+        hits = self.name_cache.get_or_screen(key, lambda: self._search_name(name, limit))
+        return [replace(hit, query=name) for hit in hits]
+
+    def _search_name(self, name: str, limit: int) -> tuple[NameHit, ...]:
+        """The uncached search behind ``screen_name``."""
         hits: list[NameHit] = []
         seen: set[int] = set()
         for candidate in self._index.search(name, self.policy.name_threshold, limit * 4):
@@ -139,7 +157,7 @@ class SanctionsScreen:
                     self.names.entry_fingerprint(listed.ent_num),
                 )
             )
-        return hits
+        return tuple(hits)
 
     def entry(self, ent_num: int) -> tuple[ListedName, ...]:
         """Every listed name (primary and aliases) of one SDN entry."""
