@@ -3,13 +3,15 @@ claimed by several identities.
 
 The counters live behind ``VelocityStore``: ``InMemoryVelocityStore`` for one process and tests,
 ``RedisVelocityStore`` (sorted sets of event times, one per key) when ``CREDITMESH_REDIS_URL`` is set, so that the
-limits hold across processes. ``check_velocity`` takes the time as an argument; it reads no clock.
+limits hold across processes. Every key expires: a window's events when they leave it (and the key with them), a
+wallet's claims ``claim_ttl_seconds`` after the last one. ``check_velocity`` takes the time as an argument; it reads
+no clock.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,8 +19,15 @@ from redis.asyncio import Redis
 
 from risk.errors import VelocityLimitExceeded
 
+#: how long a wallet's claims are remembered after the last one (one identity per wallet within it)
+CLAIM_TTL_SECONDS = 90 * 86_400
+
 
 class VelocityStore(Protocol):
+    async def count(self, key: str, now: float, window_seconds: int) -> int:
+        """The events of ``key`` in ``(now - window, now]``, recording nothing."""
+        ...
+
     async def hit(self, key: str, now: float, window_seconds: int) -> int:
         """Record one event for ``key`` at ``now``; return the events in ``(now - window, now]``, this one included."""
         ...
@@ -38,27 +47,77 @@ class VelocityLimits:
 
 
 class InMemoryVelocityStore:
-    def __init__(self) -> None:
-        self._events: dict[str, list[float]] = defaultdict(list)
-        self._claims: dict[str, set[str]] = defaultdict(set)
+    """One process. Keys whose events all left their window are dropped on a sweep every ``sweep_every`` hits;
+    claims are kept for ``claim_ttl_seconds`` after the last and at most ``max_wallets`` wallets (oldest first)."""
+
+    def __init__(
+        self, claim_ttl_seconds: float = CLAIM_TTL_SECONDS, max_wallets: int = 100_000, sweep_every: int = 1_000
+    ) -> None:
+        self._events: dict[str, tuple[list[float], int]] = {}
+        self._claims: OrderedDict[str, tuple[set[str], float]] = OrderedDict()
+        self._claim_ttl, self._max_wallets, self._sweep_every = claim_ttl_seconds, max_wallets, sweep_every
+        self._hits = 0
+        self._now = 0.0
+
+    def __len__(self) -> int:
+        """Keys held (event windows and wallets): what a sweep bounds."""
+        return len(self._events) + len(self._claims)
+
+    def _live(self, key: str, now: float, window_seconds: int) -> list[float]:
+        events, _ = self._events.get(key, ([], window_seconds))
+        return [t for t in events if t > now - window_seconds]
+
+    async def count(self, key: str, now: float, window_seconds: int) -> int:
+        return len(self._live(key, now, window_seconds))
 
     async def hit(self, key: str, now: float, window_seconds: int) -> int:
-        events = [t for t in self._events[key] if t > now - window_seconds]
+        events = self._live(key, now, window_seconds)
         events.append(now)
-        self._events[key] = events
+        self._events[key] = (events, window_seconds)
+        self._now = max(self._now, now)
+        self._hits += 1
+        if self._hits % self._sweep_every == 0:
+            self.sweep(self._now)
         return len(events)
 
+    def sweep(self, now: float) -> None:
+        """Drop the keys with no event left in their window and the claims past their time to live."""
+        self._events = {
+            key: (live, window)
+            for key, (events, window) in self._events.items()
+            if (live := [t for t in events if t > now - window])
+        }
+        for wallet in [w for w, (_, last) in self._claims.items() if last <= now - self._claim_ttl]:
+            del self._claims[wallet]
+
     async def claim_wallet(self, wallet: str, identity: str) -> int:
-        self._claims[wallet.lower()].add(identity)
-        return len(self._claims[wallet.lower()])
+        name = wallet.lower()
+        identities, _ = self._claims.pop(name, (set(), 0.0))
+        identities.add(identity)
+        self._claims[name] = (identities, self._now)
+        while len(self._claims) > self._max_wallets:
+            self._claims.popitem(last=False)
+        return len(identities)
 
 
 class RedisVelocityStore:
-    """Sliding windows in Redis: ``ZADD`` the event, drop what left the window, count, in one MULTI/EXEC."""
+    """Sliding windows in Redis: ``ZADD`` the event, drop what left the window, count, in one MULTI/EXEC; every
+    key carries an expiry (a window's key just past its window, a wallet's claims ``claim_ttl_seconds``)."""
 
-    def __init__(self, redis: Redis, prefix: str = "creditmesh:risk:velocity") -> None:
+    def __init__(
+        self, redis: Redis, prefix: str = "creditmesh:risk:velocity", claim_ttl_seconds: int = CLAIM_TTL_SECONDS
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.claim_ttl_seconds = claim_ttl_seconds
+
+    async def count(self, key: str, now: float, window_seconds: int) -> int:
+        name = f"{self.prefix}:{key}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(name, "-inf", now - window_seconds)
+            pipe.zcard(name)
+            results = await pipe.execute()
+        return int(results[1])
 
     async def hit(self, key: str, now: float, window_seconds: int) -> int:
         name = f"{self.prefix}:{key}"
@@ -75,6 +134,7 @@ class RedisVelocityStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.sadd(name, identity)
             pipe.scard(name)
+            pipe.expire(name, self.claim_ttl_seconds)
             results = await pipe.execute()
         return int(results[1])
 
@@ -88,25 +148,29 @@ async def check_velocity(
     ip: str | None,
     now: float,
 ) -> None:
-    """Count this request and raise ``VelocityLimitExceeded`` (reason R50 or R51) if any limit is passed.
+    """Raise ``VelocityLimitExceeded`` (reason R50 or R51) if this request would pass a limit; else count it.
 
-    Every counter is incremented before any is judged, so a request that is stopped still counts: retrying in a
-    loop does not reset the window."""
+    A refused request is not counted: a borrower (or someone sharing their IP) who is stopped is free again once
+    the window has slid past their accepted requests, however often they retried meanwhile. ``ip`` is None when
+    the client address is unknown (behind an untrusted proxy): then no per-IP limit applies rather than one shared
+    by every client."""
     window = limits.window_seconds
     checks = [("borrower", f"borrower:{borrower_id}", limits.per_borrower)]
     if wallet:
         checks.append(("wallet", f"wallet:{wallet.lower()}", limits.per_wallet))
     if ip:
         checks.append(("ip", f"ip:{ip}", limits.per_ip))
-    counts = [(rule, key, await store.hit(key, now, window), limit) for rule, key, limit in checks]
+    for rule, key, limit in checks:
+        count = await store.count(key, now, window)
+        if count >= limit:
+            raise VelocityLimitExceeded(rule, key, count + 1, limit)
     claims = await store.claim_wallet(wallet, borrower_id) if wallet else 0
-    for rule, key, count, limit in counts:
-        if count > limit:
-            raise VelocityLimitExceeded(rule, key, count, limit)
     if wallet and claims > limits.identities_per_wallet:
         raise VelocityLimitExceeded(
             "wallet_identities", f"wallet:{wallet.lower()}", claims, limits.identities_per_wallet
         )
+    for _, key, _ in checks:
+        await store.hit(key, now, window)
 
 
 def velocity_reason_code(error: VelocityLimitExceeded) -> str:

@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         lender = subprocess.Popen([sys.executable, "-m", "providers.sim", "--port", str(LENDER_PORT)], env=env)
         _wait_http(f"http://127.0.0.1:{LENDER_PORT}/v1/health")
         api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(args.port)], env=env)
-        _wait_http(f"http://127.0.0.1:{args.port}/health")
+        _wait_http(f"http://127.0.0.1:{args.port}/healthz")
         borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])
         key = onboard(f"http://127.0.0.1:{args.port}", settings.admin_api_key, borrower.address)
         _print_example(args.port, key, borrower.address)

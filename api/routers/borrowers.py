@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api.auth import Role, issue_key
 from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep
@@ -47,7 +48,11 @@ async def register_borrower(body: BorrowerIn, _: AdminPrincipal, platform: Platf
                 created_at=datetime.now(UTC),
             )
             uow.session.add(row)
-            uow.commit()
+            try:
+                uow.commit()
+            except IntegrityError as err:
+                # a concurrent registration of the same wallet committed between the check above and this insert
+                raise HTTPException(409, f"wallet {wallet} is already registered") from err
         if body.credit_profile is not None:
             platform.borrowers.save_profile(row.id, body.credit_profile)
         key = issue_key(platform.database, Role.BORROWER, row.id, f"borrower {wallet}")

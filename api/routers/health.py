@@ -1,4 +1,6 @@
-"""Liveness and per-chain health: head block, lag, last error and each RPC URL's breaker."""
+"""Health: a public liveness probe (``/healthz``) that says nothing but "alive", and the admins' per-chain health
+(``/health``: head block, lag, last error and each RPC URL's breaker). ``/health`` is not public: hosted RPC URLs
+usually carry an API key, and last errors describe the infrastructure."""
 
 from __future__ import annotations
 
@@ -6,13 +8,20 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import PlatformDep
+from api.deps import AdminPrincipal, PlatformDep
 
 router = APIRouter(tags=["health"])
 
 
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Alive: the process answers requests (for load balancers and process supervisors; no key needed)."""
+    return {"status": "ok"}
+
+
 @router.get("/health")
-async def health(platform: PlatformDep) -> dict[str, Any]:
+async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
+    """Per-chain health for admins: head block, lag, last error and each RPC URL with its breaker."""
     chains: dict[str, Any] = {}
     for name, chain in platform.chains.items():
         status = await chain.client.health()

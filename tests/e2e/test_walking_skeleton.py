@@ -212,9 +212,14 @@ def test_roles_see_only_their_own_objects(platform: RunningPlatform, borrower_ke
         assert client.get(f"/v1/credit-requests/{request_id}").status_code == 401
 
 
-def test_health_reports_every_chain(platform: RunningPlatform) -> None:
-    with platform.client("") as client:
-        health = client.get("/health").json()
+def test_health_reports_every_chain_to_admins_only(platform: RunningPlatform, borrower_key: str) -> None:
+    with platform.client("") as anyone:
+        assert anyone.get("/healthz").json() == {"status": "ok"}
+        assert anyone.get("/health").status_code == 401, "RPC URLs and errors are not public"
+    with platform.client(borrower_key) as borrower:
+        assert borrower.get("/health").status_code == 403
+    with platform.client(platform.admin_key) as admin:
+        health = admin.get("/health").json()
     assert health["status"] == "ok"
     assert {name: chain["chain_id"] for name, chain in health["chains"].items()} == {
         "ethereum-local": 31337,

@@ -118,7 +118,7 @@ def running_platform(
     api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)], env=env, stderr=api_log)
     try:
         _wait(f"{lender_url}/v1/health", lender)
-        _wait(f"http://127.0.0.1:{api_port}/health", api)
+        _wait(f"http://127.0.0.1:{api_port}/healthz", api)
         yield RunningPlatform(f"http://127.0.0.1:{api_port}", lender_url, data_dir, database_url=database_url)
     finally:
         for process in (api, lender):

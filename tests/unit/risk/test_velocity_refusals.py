@@ -1,0 +1,45 @@
+"""Velocity refusals do not count (a stopped borrower is free once the window slides past the accepted requests,
+however often they retried), and every key expires."""
+
+from __future__ import annotations
+
+import pytest
+
+from risk.errors import VelocityLimitExceeded
+from risk.velocity import InMemoryVelocityStore, VelocityLimits, check_velocity
+
+pytestmark = pytest.mark.unit
+
+LIMITS = VelocityLimits(window_seconds=60, per_borrower=3, per_wallet=3, per_ip=4)
+
+
+async def test_refused_requests_do_not_count() -> None:
+    store = InMemoryVelocityStore()
+    for i in range(3):
+        await check_velocity(store, LIMITS, borrower_id="b1", wallet=None, ip=None, now=1000.0 + i)
+    for second in range(3, 60):
+        with pytest.raises(VelocityLimitExceeded) as stopped:
+            await check_velocity(store, LIMITS, borrower_id="b1", wallet=None, ip=None, now=1000.0 + second)
+        assert stopped.value.count == 4
+    # 61 s after the first accepted request the window holds two accepted ones and none of the 57 refused
+    await check_velocity(store, LIMITS, borrower_id="b1", wallet=None, ip=None, now=1061.0)
+
+
+async def test_a_refused_wallet_or_ip_does_not_charge_the_other_counters() -> None:
+    store = InMemoryVelocityStore()
+    for i in range(4):
+        await check_velocity(store, LIMITS, borrower_id=f"b{i}", wallet=None, ip="198.51.100.7", now=1000.0)
+    for _ in range(10):
+        with pytest.raises(VelocityLimitExceeded):
+            await check_velocity(store, LIMITS, borrower_id="b9", wallet=None, ip="198.51.100.7", now=1001.0)
+    assert await store.count("borrower:b9", 1001.0, 60) == 0
+
+
+async def test_in_memory_keys_expire() -> None:
+    store = InMemoryVelocityStore(claim_ttl_seconds=100, sweep_every=100)
+    for i in range(1_000):
+        await check_velocity(store, LIMITS, borrower_id=f"b{i}", wallet=f"0x{i:040x}", ip=f"ip-{i}", now=float(i))
+    assert len(store) < 600, "keys whose window has passed are swept"
+    for i in range(100):
+        await check_velocity(store, LIMITS, borrower_id="late", wallet=None, ip=None, now=10_000.0 + i * 30)
+    assert len(store) <= 2, "every window and every claim has expired"
