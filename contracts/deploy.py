@@ -29,15 +29,9 @@ from web3 import Web3
 
 from chain.deployment import Deployer, DeploymentRecord
 from chain.safe import deploy_safe
-from chain.signers import (
-    DEVNET_BORROWER_INDEXES,
-    DEVNET_SAFE_OWNER_INDEXES,
-    DEVNET_SAFE_THRESHOLD,
-    Role,
-    devnet_account,
-    devnet_signer,
-)
+from chain.signers import DEVNET_BORROWER_INDEXES, Role, Signer, devnet_account, devnet_signer
 from chain.verification import CodeCheck, verify_record
+from contracts.deploy_config import DEVNET_CONFIG, ChainDeployConfig, load_deploy_config
 
 
 class Profile(StrEnum):
@@ -315,33 +309,53 @@ def _decimals(asset: str) -> int:
 
 
 def deploy_to_devnet(chain_name: str, chain_id: int, rpc_url: str, record_path: Path | None = None) -> DeploymentRecord:
-    """Deploy the devnet profile to a local anvil with the devnet role keys, funding the devnet borrowers."""
+    """Deploy the devnet profile (``contracts/config/devnet.toml``) to a local anvil with the devnet deployer key,
+    funding the devnet borrowers."""
+    config = load_deploy_config(DEVNET_CONFIG, chain_name, require_chain=False)
+    return deploy_from_config(chain_name, chain_id, rpc_url, config, devnet_signer(Role.DEPLOYER), record_path)
+
+
+def deploy_from_config(
+    chain_name: str,
+    chain_id: int,
+    rpc_url: str,
+    config: ChainDeployConfig,
+    signer: Signer,
+    record_path: Path | None = None,
+) -> DeploymentRecord:
+    """Deploy (or finish deploying) one chain's contract set as ``config`` says: its profile, Safe (deployed from
+    owners and threshold when no address is given), role holders, delay, and in production its tokens and feeds."""
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    profile = Profile(config.profile)
     if record_path is not None and record_path.exists():
         record = DeploymentRecord.load(record_path)
     else:
-        record = DeploymentRecord(chain_name=chain_name, chain_id=chain_id, profile=Profile.DEVNET.value)
-    deployer = Deployer(w3, devnet_signer(Role.DEPLOYER), record, record_path)
-    owners = [devnet_account(index).address for index in DEVNET_SAFE_OWNER_INDEXES]
-    safe = deploy_safe(deployer, SAFE_KEY, owners, DEVNET_SAFE_THRESHOLD)
+        record = DeploymentRecord(chain_name=chain_name, chain_id=chain_id, profile=profile.value)
+    deployer = Deployer(w3, signer, record, record_path)
+    safe = config.safe.address or deploy_safe(deployer, SAFE_KEY, config.safe.owners, config.safe.threshold)
     roles = RoleAddresses(
         admin=safe,
-        extra_proposers=(deployer.signer.address,),
-        quote_signer=devnet_signer(Role.QUOTE_SIGNER).address,
-        risk_signer=devnet_signer(Role.RISK_SIGNER).address,
-        operator=devnet_signer(Role.OPERATOR).address,
-        guardian=devnet_signer(Role.GUARDIAN).address,
+        extra_proposers=config.roles.extra_proposers,
+        quote_signer=config.roles.quote_signer,
+        risk_signer=config.roles.risk_signer,
+        operator=config.roles.operator,
+        guardian=config.roles.guardian,
     )
+    if profile is Profile.PRODUCTION:
+        record.parameters["tokenAddresses"] = dict(config.tokens)
+        return deploy_contract_set(
+            deployer,
+            profile,
+            roles,
+            token_addresses=dict(config.tokens),
+            feed_addresses={asset: (feed.address, feed.heartbeat) for asset, feed in config.price_feeds.items()},
+            timelock_delay=config.timelock_delay_seconds,
+        )
     borrowers = tuple(devnet_account(index).address for index in DEVNET_BORROWER_INDEXES)
-    liquidity = DEVNET_POOL_LIQUIDITY.get(chain_name, 1_000_000)
     return deploy_contract_set(
-        deployer, Profile.DEVNET, roles, funding=DevnetFunding(pool_liquidity=liquidity, borrowers=borrowers)
+        deployer,
+        profile,
+        roles,
+        funding=DevnetFunding(pool_liquidity=config.pool_liquidity, borrowers=borrowers),
+        timelock_delay=config.timelock_delay_seconds,
     )
-
-
-# Different liquidity per devnet so that the same loan size meets a different utilization, hence rate, per chain.
-DEVNET_POOL_LIQUIDITY: dict[str, int] = {
-    "ethereum-local": 2_000_000,
-    "polygon-local": 250_000,
-    "arbitrum-local": 600_000,
-}

@@ -1,6 +1,7 @@
 """``creditmesh admin …``: govern the deployed contracts on one chain or all (``--chains all``).
 
-  deploy / verify          deploy the devnet profile (idempotent) and verify the runtime code at every address
+  deploy / verify          deploy a profile from its per-chain configuration file (default: the devnet profile;
+                           idempotent) and verify the runtime code at every recorded address
   propose KIND …           simulate as the Timelock on every chain, then schedule (``--via key``) or write the Safe
                            transactions to a proposal file for the owners (``--via safe``); ``--dry-run`` only shows
                            each value before and after
@@ -36,6 +37,7 @@ from chain.signers import DEVNET_ROLE_INDEX, LocalSigner, Role, Signer, devnet_a
 from chain.signers import production_guard as guard
 from chain.timelock import OperationState
 from chain.verification import CodeStatus, verify_record
+from contracts.deploy_config import DeployConfigError
 from contracts.governance import parameters
 from contracts.governance.catalog import CatalogError
 from contracts.governance.service import (
@@ -152,20 +154,26 @@ def _say(chain: str, message: str) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    from contracts.deploy import deploy_to_devnet
+    from contracts.deploy import deploy_from_config
+    from contracts.deploy_config import DEVNET_CONFIG, load_deploy_config
 
     settings = _settings(args)
     configs = _chain_configs(args, settings)
     production_guard_chains(settings, configs)
+    deployer = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
     mismatches = 0
     for config in configs:
+        chain_config = load_deploy_config(
+            args.config or DEVNET_CONFIG, config.name, require_chain=args.config is not None
+        )
+        guard(environment=settings.environment, role_holders={"deployer": deployer.address, **chain_config.holders()})
         path = settings.resolved_deployments_dir / f"{config.name}.json"
-        _say(config.name, f"deploying the devnet profile to {config.rpc_urls[0]} (record {path})")
+        _say(config.name, f"deploying the {chain_config.profile} profile to {config.rpc_urls[0]} (record {path})")
         w3 = Web3(Web3.HTTPProvider(config.rpc_urls[0], request_kwargs={"timeout": 30}))
-        sent_before = w3.eth.block_number
-        record = deploy_to_devnet(config.name, config.chain_id, config.rpc_urls[0], path)
-        blocks = w3.eth.block_number - sent_before
-        _say(config.name, "nothing to send: already deployed" if blocks == 0 else f"{blocks} transaction(s) sent")
+        sent_before = w3.eth.get_transaction_count(deployer.address)
+        record = deploy_from_config(config.name, config.chain_id, config.rpc_urls[0], chain_config, deployer, path)
+        sent = w3.eth.get_transaction_count(deployer.address) - sent_before
+        _say(config.name, "nothing to send: already deployed" if sent == 0 else f"{sent} transaction(s) sent")
         mismatches += _report_checks(config.name, w3, record)
     if mismatches:
         raise SystemExit(f"{mismatches} contract(s) do not match their artifacts")
@@ -379,9 +387,10 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     admin.add_argument("--database-url", default=None)
     sub = admin.add_subparsers(dest="admin_command", required=True)
 
-    sub.add_parser("deploy", help="deploy the devnet profile (idempotent) and verify bytecode").set_defaults(
-        func=_run(cmd_deploy)
-    )
+    deploy = sub.add_parser("deploy", help="deploy a profile from its configuration file (idempotent), verify code")
+    deploy.add_argument("--config", type=Path, default=None, help="per-chain TOML (default: the devnet profile's)")
+    _key_options(deploy)
+    deploy.set_defaults(func=_run(cmd_deploy))
     sub.add_parser("verify", help="verify the runtime code at every recorded address").set_defaults(
         func=_run(cmd_verify)
     )
@@ -437,7 +446,7 @@ def _run(command: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Na
     def run(args: argparse.Namespace) -> None:
         try:
             command(args)
-        except (GovernanceError, CatalogError, ChainError) as err:
+        except (GovernanceError, CatalogError, ChainError, DeployConfigError) as err:
             print(f"refused: {err}", file=sys.stderr, flush=True)
             raise SystemExit(1) from err
 

@@ -221,3 +221,18 @@ def test_production_refuses_devnet_chains_and_keys(admin: Admin, monkeypatch: py
     refused = admin.refused("pause")
     assert "devnet chain id 31337" in refused
     assert all(not h.functions.paused().call() for h in (c.contract("CreditAggregator") for c in admin.chains.values()))
+
+
+def test_redeploy_sends_nothing_and_verify_reports_a_tampered_address(admin: Admin) -> None:
+    out = admin("deploy")
+    assert out.count("nothing to send: already deployed") == 3
+    assert len(re.findall(r"bytecode verified for (\d+) of \1 contracts", out)) == 3
+
+    chain = admin.chains["polygon-local"]
+    pool = chain.record.address("LendingPool:USDC")
+    weth_code = chain.w3.eth.get_code(chain.record.address("WETH")).to_0x_hex()
+    chain.w3.provider.make_request("anvil_setCode", [pool, weth_code])  # type: ignore[arg-type]
+    with pytest.raises(SystemExit, match="1 contract"):
+        admin("verify")
+    out = admin.capsys.readouterr().out
+    assert f"[polygon-local] MISMATCH LendingPool:USDC       {pool}" in out

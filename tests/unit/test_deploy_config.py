@@ -1,0 +1,39 @@
+"""The deployment profiles' per-chain configuration files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chain.signers import devnet_account
+from contracts.deploy_config import CONFIG_DIR, DEVNET_CONFIG, DeployConfigError, load_deploy_config
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_devnet_file_names_the_account_map_and_per_chain_liquidity() -> None:
+    polygon = load_deploy_config(DEVNET_CONFIG, "polygon-local")
+    assert polygon.safe.owners == tuple(devnet_account(i).address for i in (12, 13, 14))
+    assert (polygon.safe.threshold, polygon.timelock_delay_seconds, polygon.pool_liquidity) == (2, 2, 250_000)
+    assert polygon.roles.guardian == devnet_account(5).address
+    assert polygon.roles.extra_proposers == (devnet_account(0).address,)
+    assert load_deploy_config(DEVNET_CONFIG, "ethereum-local").pool_liquidity == 2_000_000
+    assert load_deploy_config(DEVNET_CONFIG, "other", require_chain=False).pool_liquidity == 1_000_000
+
+
+def test_the_production_example_has_a_safe_tokens_and_feeds() -> None:
+    config = load_deploy_config(CONFIG_DIR / "production.example.toml", "ethereum")
+    assert config.profile == "production"
+    assert config.timelock_delay_seconds == 48 * 3_600
+    assert config.safe.address is not None
+    assert set(config.tokens) == set(config.price_feeds) == {"USDC", "WETH"}
+
+
+def test_a_missing_chain_or_a_safe_without_address_or_owners_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DeployConfigError, match=r"no \[chains.mainnet\]"):
+        load_deploy_config(DEVNET_CONFIG, "mainnet")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DEVNET_CONFIG.read_text().replace("threshold = 2", "threshold = 4"))
+    with pytest.raises(DeployConfigError, match="owners and a threshold"):
+        load_deploy_config(bad, "polygon-local")
