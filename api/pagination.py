@@ -1,0 +1,65 @@
+"""Cursor pagination for every list of the API (DESIGN.md's convention): ``{"items": [...], "next": url | null}``,
+``limit`` 1–200 (default 50), newest first, and an opaque cursor over (created_at, id) — stable while rows are
+added, since a page starts strictly after the last row the previous one showed."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Query, Request
+from pydantic import BaseModel
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1–{MAX_LIMIT}")]
+CursorParam = Annotated[str | None, Query(description="the opaque cursor of the previous page's `next` link")]
+
+
+class InvalidCursor(ValueError):
+    """A cursor this API did not issue (or one mangled on the way): a 400, never a 500."""
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next: str | None
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """(created_at, id) of the row a page starts after; None for the first page."""
+    if cursor is None:
+        return None
+    try:
+        created_at, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        moment = datetime.fromisoformat(created_at)
+    except (ValueError, TypeError) as err:
+        raise InvalidCursor(f"not a cursor of this API: {cursor[:80]!r}") from err
+    if moment.tzinfo is None or not isinstance(row_id, str):
+        raise InvalidCursor(f"not a cursor of this API: {cursor[:80]!r}")
+    return moment, row_id
+
+
+def page(
+    request: Request,
+    rows: Sequence[R],
+    limit: int,
+    key: Callable[[R], tuple[datetime, str]],
+    render: Callable[[R], T],
+) -> Page[T]:
+    """A page of ``rows`` fetched with ``limit + 1``: the extra row, if any, only says there is a next page."""
+    shown = list(rows[:limit])
+    next_url = None
+    if len(rows) > limit and shown:
+        next_url = str(request.url.include_query_params(cursor=encode_cursor(*key(shown[-1])), limit=limit))
+    return Page[T](items=[render(row) for row in shown], next=next_url)
