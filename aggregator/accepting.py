@@ -31,7 +31,7 @@ from chain.errors import TransactionReverted
 from chain.events import ChainEvent
 from chain.relay import simulate
 from chain.transactions import Call
-from compliance import BorrowerFacts, ComplianceService
+from compliance import ComplianceService
 from providers.base import ProviderAdapter, ProviderError
 from providers.models import ProviderKind, ProviderOffer, RepaymentShape
 from store.aggregator import LoanRow, QuoteRow
@@ -88,9 +88,8 @@ class AcceptanceService:
         """Re-screen the borrower with today's lists, and the address the collateral comes from; record both."""
         if borrower.identity is None:
             raise ComplianceDenied("the acceptance", [NO_IDENTITY])
-        facts = BorrowerFacts(borrower.id, borrower.wallet, borrower.full_name, borrower.jurisdiction)
         records = [
-            self._compliance.screen_acceptance(facts, quote.id),
+            self._compliance.screen_acceptance(borrower.facts(), quote.id),
             self._compliance.screen_collateral_source(str(quote.offer["borrower"]), quote.chain_id),
         ]
         with self._db.unit_of_work() as uow:

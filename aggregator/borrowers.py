@@ -12,15 +12,18 @@ from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 from sqlalchemy import select
 
+from compliance import BorrowerFacts
 from compliance.errors import SubjectKeyMissing
 from compliance.kyc import IdentityDocument, IdentityProfile, KycProvider, KycStatus
 from compliance.pii import PiiVault, RetentionHold, erase_subject
+from compliance.sanctions.review import PriorReview
 from risk.profile import CreditProfile
 from store.aggregator import LoanRow
 from store.api import BorrowerRow
 from store.compliance import BorrowerIdentityRow, ComplianceDecisionRow, SqlKeyProvider, SqlKycRepository
 from store.db import Database
 from store.risk import CreditProfileRow
+from store.sanctions_reviews import SqlSanctionsReviewRepository
 
 REG_B_RETENTION = timedelta(days=25 * 30 + 10)  # 25 months, rounded up
 BSA_RETENTION = timedelta(days=5 * 366)
@@ -35,6 +38,11 @@ class BorrowerFile:
     kyc: KycStatus | None
     profile: CreditProfile
     military_id: str | None = None  # SSN or DoD ID for the MLA status check; kept sealed with the identity
+    sanctions_reviews: tuple[PriorReview, ...] = ()  # reviewers' verdicts on past sanctions name hits
+
+    def facts(self) -> BorrowerFacts:
+        """What compliance screens: wallet, name, jurisdiction and the sanctions verdicts already given."""
+        return BorrowerFacts(self.id, self.wallet, self.full_name, self.jurisdiction, self.sanctions_reviews)
 
     @property
     def full_name(self) -> str:
@@ -68,6 +76,7 @@ class BorrowerFiles:
                 kyc=SqlKycRepository(uow.session).latest_for_subject(borrower_id),
                 profile=CreditProfile.model_validate(profile_row.profile) if profile_row else CreditProfile(),
                 military_id=military_id,
+                sanctions_reviews=tuple(SqlSanctionsReviewRepository(uow.session).prior_for(borrower_id)),
             )
 
     def _unseal(self, vault: PiiVault, borrower_id: str, sealed: bytes) -> tuple[IdentityProfile | None, str | None]:

@@ -60,3 +60,16 @@ class ComplianceDenied(AggregatorError):
     def __init__(self, stage: str, reasons: list[tuple[str, str]]) -> None:
         super().__init__(f"{stage} refused by compliance: " + "; ".join(message for _, message in reasons))
         self.stage, self.reasons = stage, reasons
+
+
+class ReviewNotFound(AggregatorError):
+    def __init__(self, review_id: str) -> None:
+        super().__init__(f"no sanctions review {review_id}")
+
+
+class ReviewAlreadyDecided(AggregatorError):
+    """A sanctions review is cleared or confirmed once; a second verdict is refused."""
+
+    def __init__(self, review_id: str, state: str) -> None:
+        super().__init__(f"sanctions review {review_id} is already {state}")
+        self.state = state

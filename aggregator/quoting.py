@@ -26,8 +26,9 @@ from aggregator.fanout import ProviderOutcome, fan_out
 from aggregator.offer_nonces import OfferNonceAllocator
 from aggregator.platform import ChainRuntime
 from aggregator.ranking import RankedCandidate, rank
+from aggregator.sanctions_reviews import borrower_reasons, open_reviews
 from chain.signers import Signer
-from compliance import BorrowerFacts, ComplianceService, DecisionRecord, Disclosure, LoanTerms, Product
+from compliance import ComplianceService, DecisionRecord, Disclosure, LoanTerms, Product
 from compliance.mla import MlaQuery, MlaStatusProvider
 from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, digest, offer_typed_data
 from contracts.typed_data import risk_attestation_typed_data as attestation_document
@@ -42,6 +43,7 @@ from store.aggregator import CreditRequestRow, OfferNonceKey, ProviderOutcomeRow
 from store.compliance import SqlDecisionRepository
 from store.db import Database
 from store.risk import SqlRiskDecisionRepository
+from store.sanctions_reviews import SanctionsReviewRow
 
 MIN_TERM_DAYS, MAX_TERM_DAYS = 1, 365
 SECONDS_PER_DAY = 86_400
@@ -203,13 +205,11 @@ class QuotingService:
         (records are kept). Runs in a worker thread: the name search is CPU work that would stall the event loop."""
         if borrower.identity is None:
             raise ComplianceDenied("the credit request", [NO_IDENTITY])
-        facts = BorrowerFacts(borrower.id, borrower.wallet, borrower.full_name, borrower.jurisdiction)
-        records = self._compliance.screen_credit_request_products(facts, Product, amount, borrower.kyc)
+        records = self._compliance.screen_credit_request_products(borrower.facts(), Product, amount, borrower.kyc)
         allowed = {product for product, record in records.items() if record.allowed}
         if not allowed:
-            self._store_records(list(records.values()))
-            reasons = {(r.code, r.message) for record in records.values() for r in record.reasons}
-            raise ComplianceDenied("the credit request", sorted(reasons))
+            reviews = self._store_records(list(records.values()), borrower.id)
+            raise ComplianceDenied("the credit request", borrower_reasons(list(records.values()), reviews))
         return list(records.values()), allowed
 
     def _covered_borrower(self, borrower: BorrowerFile, now: datetime) -> bool:
@@ -383,12 +383,17 @@ class QuotingService:
             created_at=now,
         )
 
-    def _store_records(self, records: list[DecisionRecord]) -> None:
+    def _store_records(self, records: list[DecisionRecord], borrower_id: str) -> dict[int, SanctionsReviewRow]:
+        """The refused request's decision records, and a sanctions review for each SDN entry that held it."""
         with self._db.unit_of_work() as uow:
             repository = SqlDecisionRepository(uow.session)
             for record in records:
                 repository.add(record)
+            uow.session.flush()
+            version = self._compliance.screen.name_list_version
+            reviews = open_reviews(uow.session, records, borrower_id, version, datetime.now(UTC))
             uow.commit()
+            return reviews
 
     def _write(
         self,

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import logs, problems
 from api.bootstrap import build_platform
-from api.routers import borrowers, credit_requests, health, loans, providers, quotes
+from api.routers import borrowers, credit_requests, health, loans, providers, quotes, sanctions_reviews
 from api.settings import Settings
 
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loans.router,
         health.router,
         providers.router,
+        sanctions_reviews.router,
     ):
         app.include_router(router)
     return app

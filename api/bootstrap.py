@@ -17,6 +17,7 @@ from aggregator.assets import Asset, AssetRegistry
 from aggregator.borrowers import BorrowerFiles
 from aggregator.platform import ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
+from aggregator.sanctions_reviews import SanctionsReviews
 from api.auth import Role as ApiRole
 from api.auth import ensure_key, lookup
 from api.logs import PII_FILTER
@@ -48,6 +49,7 @@ class Platform:
     http: httpx.AsyncClient
     borrowers: BorrowerFiles
     kyc: KycProvider
+    sanctions_reviews: SanctionsReviews
 
     async def close(self) -> None:
         await self.providers.close()
@@ -178,7 +180,8 @@ async def build_platform(settings: Settings) -> Platform:
         on_identity=lambda identity: PII_FILTER.register(identity.first_name, identity.last_name),
     )
     kyc = LocalKycProvider(settings.kyc_webhook_secret.encode())
-    return Platform(settings, database, chains, assets, providers, quoting, acceptance, http, borrowers, kyc)
+    reviews = SanctionsReviews(database, borrowers, compliance)
+    return Platform(settings, database, chains, assets, providers, quoting, acceptance, http, borrowers, kyc, reviews)
 
 
 def _compliance(settings: Settings) -> ComplianceService:

@@ -20,6 +20,8 @@ from aggregator.errors import (
     QuoteExpired,
     QuoteNotAcceptable,
     QuoteNotFound,
+    ReviewAlreadyDecided,
+    ReviewNotFound,
 )
 from compliance import ComplianceError, ComplianceInputError, ErasureRefused, SanctionsListInvalid, SanctionsListStale
 from risk.errors import RiskError, VelocityLimitExceeded
@@ -38,6 +40,8 @@ _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     ChainRejected: (422, "chain-rejected", "The chain refused the loan"),
     ProviderRefused: (409, "provider-refused", "The lender did not fund the offer"),
     ComplianceDenied: (403, "compliance-denied", "Refused by compliance screening"),
+    ReviewNotFound: (404, "sanctions-review-not-found", "Sanctions review not found"),
+    ReviewAlreadyDecided: (409, "sanctions-review-decided", "The sanctions review was already decided"),
 }
 
 

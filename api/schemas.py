@@ -3,7 +3,7 @@ units, terms in days, timestamps RFC 3339 UTC."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -157,9 +157,65 @@ class KycOut(BaseModel):
     reasons: list[dict[str, str]]
 
 
+class ReviewRefOut(BaseModel):
+    id: str
+    state: str
+    opened_at: datetime
+
+
+class SanctionsScreeningOut(BaseModel):
+    """The borrower's own view of their sanctions screening: never the listed party's name."""
+
+    status: str = Field(description="clear, held-for-review or blocked")
+    reason: str | None
+    reviews: list[ReviewRefOut]
+
+
 class BorrowerMeOut(BaseModel):
     id: str
     wallet_address: str
     jurisdiction: str
     kyc: KycOut | None
     credit_profile: CreditProfile
+    sanctions_screening: SanctionsScreeningOut | None = None
+
+
+class SanctionsReviewOut(BaseModel):
+    id: str
+    borrower_id: str
+    ent_num: int
+    primary_name: str
+    listed_name: str
+    program: str
+    score: float = Field(description="the name screen's score (0–100) when the review was opened")
+    outcome: str = Field(description="possible-match (held) or match (blocked)")
+    state: str = Field(description="pending, cleared or confirmed")
+    list_version: str
+    entry_fingerprint: str
+    decision_id: str = Field(description="the screening decision record that opened the review")
+    created_at: datetime
+    reviewer: str | None
+    note: str | None
+    reviewed_at: datetime | None
+    review_decision_id: str | None = Field(description="the decision record of the verdict")
+
+
+class ListedNameOut(BaseModel):
+    name: str
+    alias_of: str | None
+    sdn_type: str
+    program: str
+
+
+class SanctionsReviewEvidenceOut(BaseModel):
+    review: SanctionsReviewOut
+    query: str | None = Field(description="the borrower's name as screened now; null once the identity is erased")
+    entry: list[ListedNameOut] = Field(description="the SDN entry's names and aliases on the current list")
+    current_score: float | None
+    why: str | None = Field(description="which parts of the names paired, and how well")
+    near_exact: bool | None
+    entry_changed: bool = Field(description="the entry on the current list differs from the one reviewed")
+
+
+class SanctionsVerdictIn(BaseModel):
+    note: str = Field(min_length=1, max_length=2000, description="what was compared (date of birth, nationality…)")

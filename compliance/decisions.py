@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from compliance.canonical import canonical_json, inputs_hash, keccak256
 from compliance.errors import DecisionIntegrityError
 from compliance.jurisdiction import Reason
+from compliance.sanctions.review import ScreeningOutcome
+from compliance.sanctions.screening import NameHit
 
 
 class Outcome(StrEnum):
@@ -28,6 +30,7 @@ class DecisionKind(StrEnum):
     COLLATERAL_SOURCE = "collateral-source"
     OFFER = "offer"
     KYC = "kyc"
+    SANCTIONS_REVIEW = "sanctions-review"  # a reviewer clears (allow) or confirms (deny) a sanctions name hit
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class DecisionRecord:
     inputs_hash: str  # 0x keccak256 of the canonical inputs
     decided_at: datetime
     pii_sealed: bytes | None = field(default=None, compare=False)
+    # The name screen's standing hits with their outcomes, for the review queue; not part of the record's body
+    # (the reasons already say which entries and scores), so never hashed or stored here.
+    name_hits: tuple[tuple[NameHit, ScreeningOutcome], ...] = field(default=(), compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -79,6 +85,7 @@ def decide(
     *,
     review_reasons: list[Reason] | None = None,
     pii_sealed: bytes | None = None,
+    name_hits: tuple[tuple[NameHit, ScreeningOutcome], ...] = (),
 ) -> DecisionRecord:
     """DENY when any reason denies, else REVIEW when a reason needs a person, else ALLOW."""
     review_reasons = review_reasons or []
@@ -93,6 +100,7 @@ def decide(
         "0x" + inputs_hash(inputs).hex(),
         now,
         pii_sealed,
+        name_hits,
     )
 
 

@@ -14,10 +14,13 @@ from compliance.decisions import DecisionKind, DecisionRecord, decide
 from compliance.jurisdiction import JurisdictionRules, OfferCheck, Product, Reason, check_offer, check_request
 from compliance.kyc import DEFAULT_TIER_LIMITS, KycStatus, TierLimits, tier_sufficient
 from compliance.pii import PiiVault
-from compliance.sanctions.screening import SanctionsScreen, normalize_evm_address
+from compliance.sanctions.review import PriorReview, ScreeningOutcome, classify
+from compliance.sanctions.screening import NameHit, SanctionsScreen, normalize_evm_address
 from compliance.tila.disclosure import Disclosure, LoanTerms, disclose
 
 Clock = Callable[[], datetime]
+NAME_MATCH = "sanctions.name-match"
+NAME_POSSIBLE_MATCH = "sanctions.name-possible-match"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,14 @@ class BorrowerFacts:
     wallet: str  # 0x address, any case
     full_name: str  # PII: screened, never stored in the clear
     jurisdiction: str  # "US-NY", "GB", ...
+    sanctions_reviews: tuple[PriorReview, ...] = ()  # reviewers' verdicts on this borrower's past name hits
+
+
+@dataclass(frozen=True)
+class _Sanctions:
+    deny: list[Reason]
+    review: list[Reason]
+    hits: tuple[tuple[NameHit, ScreeningOutcome], ...]
 
 
 @dataclass(frozen=True)
@@ -54,21 +65,28 @@ class ComplianceService:
     def versions(self) -> dict[str, str]:
         return {**self.screen.versions, "jurisdictions": self.rules.label}
 
-    def _sanctions(self, borrower: BorrowerFacts, now: datetime) -> tuple[list[Reason], list[Reason]]:
+    def _sanctions(self, borrower: BorrowerFacts, now: datetime) -> _Sanctions:
         deny: list[Reason] = []
         review: list[Reason] = []
         hit = self.screen.screen_address(borrower.wallet, now)
         if hit is not None:
             programs = ", ".join(sorted({e.program for e in hit.entries}))
             deny.append(Reason("sanctions.address", f"wallet {hit.address} is on the OFAC SDN list ({programs})"))
-        for name_hit in self.screen.screen_name(borrower.full_name, now, limit=3):
-            review.append(
-                Reason(
-                    "sanctions.name-possible-match",
-                    f"name resembles SDN entry {name_hit.ent_num} ({name_hit.program}) at {name_hit.score:.0f}/100",
-                )
-            )
-        return deny, review
+        screening = classify(self.screen.screen_name(borrower.full_name, now, limit=3), borrower.sanctions_reviews)
+        for name_hit, outcome in screening.hits:
+            entry = f"SDN entry {name_hit.ent_num} ({name_hit.program}) at {name_hit.score:.0f}/100"
+            if outcome is ScreeningOutcome.MATCH:
+                deny.append(Reason(NAME_MATCH, f"name matches {entry}"))
+            else:
+                review.append(Reason(NAME_POSSIBLE_MATCH, f"name resembles {entry}"))
+        return _Sanctions(deny, review, screening.hits)
+
+    @staticmethod
+    def _reviews_input(borrower: BorrowerFacts) -> list[dict[str, object]]:
+        return [
+            {"entNum": r.ent_num, "entryFingerprint": r.entry_fingerprint, "state": r.state.value}
+            for r in sorted(borrower.sanctions_reviews, key=lambda r: r.ent_num)
+        ]
 
     def _sealed(self, borrower: BorrowerFacts) -> bytes | None:
         if self.vault is None:
@@ -76,12 +94,15 @@ class ComplianceService:
         return self.vault.encrypt(borrower.borrower_id, "screened-name", borrower.full_name)
 
     def _inputs(self, borrower: BorrowerFacts) -> dict[str, object]:
-        return {
+        inputs: dict[str, object] = {
             "borrowerId": borrower.borrower_id,
             "wallet": normalize_evm_address(borrower.wallet),
             "fullName": borrower.full_name,
             "jurisdiction": borrower.jurisdiction.upper(),
         }
+        if borrower.sanctions_reviews:
+            inputs["sanctionsReviews"] = self._reviews_input(borrower)
+        return inputs
 
     def screen_credit_request(
         self, borrower: BorrowerFacts, product: Product, amount: Decimal, kyc: KycStatus | None
@@ -96,10 +117,10 @@ class ComplianceService:
         """``screen_credit_request`` for several products at once: the wallet and the name are screened once, and
         each product gets its own decision record."""
         now = self.clock()
-        sanctions_deny, review = self._sanctions(borrower, now)
+        sanctions = self._sanctions(borrower, now)
         records = {}
         for product in products:
-            deny = list(sanctions_deny)
+            deny = list(sanctions.deny)
             deny += check_request(self.rules, borrower.jurisdiction, product, amount)
             deny += tier_sufficient(kyc, amount, product, self.tier_limits)
             inputs = {
@@ -117,15 +138,17 @@ class ComplianceService:
                 deny,
                 self.versions(),
                 now,
-                review_reasons=list(review),
+                review_reasons=list(sanctions.review),
                 pii_sealed=self._sealed(borrower),
+                name_hits=sanctions.hits,
             )
         return records
 
     def screen_acceptance(self, borrower: BorrowerFacts, quote_id: str) -> DecisionRecord:
         """Re-screen at accept with the lists current now: the wallet and name, and the jurisdiction."""
         now = self.clock()
-        deny, review = self._sanctions(borrower, now)
+        sanctions = self._sanctions(borrower, now)
+        deny, review = list(sanctions.deny), sanctions.review
         code = borrower.jurisdiction.upper()
         if code in self.rules.prohibited or code.split("-", 1)[0] in self.rules.prohibited:
             deny.append(Reason("jurisdiction.prohibited", f"{code} is comprehensively sanctioned"))
@@ -139,6 +162,7 @@ class ComplianceService:
             now,
             review_reasons=review,
             pii_sealed=self._sealed(borrower),
+            name_hits=sanctions.hits,
         )
 
     def screen_collateral_source(self, address: str, chain_id: int) -> DecisionRecord:

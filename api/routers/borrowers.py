@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.auth import Role, issue_key
 from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep
-from api.schemas import BorrowerIn, BorrowerMeOut, BorrowerOut, KycIn, KycOut
+from api.schemas import BorrowerIn, BorrowerMeOut, BorrowerOut, KycIn, KycOut, ReviewRefOut, SanctionsScreeningOut
 from compliance.kyc import IdentityDocument, IdentityProfile, KycStatus
 from risk.profile import CreditProfile
 from store.api import BorrowerRow
@@ -62,13 +62,21 @@ async def register_borrower(body: BorrowerIn, _: AdminPrincipal, platform: Platf
 
 
 @router.get("/me", response_model=BorrowerMeOut)
-async def me(borrower: CurrentBorrower) -> BorrowerMeOut:
+async def me(borrower: CurrentBorrower, platform: PlatformDep) -> BorrowerMeOut:
+    """The borrower's account, KYC status, credit profile and sanctions screening status (clear, held for review
+    or blocked, with the reason and the review ids)."""
+    screening = await asyncio.to_thread(platform.sanctions_reviews.status, borrower.id)
     return BorrowerMeOut(
         id=borrower.id,
         wallet_address=borrower.wallet,
         jurisdiction=borrower.jurisdiction,
         kyc=None if borrower.kyc is None else _kyc_out(borrower.kyc),
         credit_profile=borrower.profile,
+        sanctions_screening=SanctionsScreeningOut(
+            status=screening.status,
+            reason=screening.reason,
+            reviews=[ReviewRefOut(id=r.id, state=r.state, opened_at=r.created_at) for r in screening.reviews],
+        ),
     )
 
 

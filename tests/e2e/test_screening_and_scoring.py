@@ -190,3 +190,69 @@ def test_a_covered_servicemember_gets_no_offer_above_the_mla_36_percent_mapr(pla
     civilian_quoted = {q["provider_id"] for q in for_civilian["quotes"]}
     assert dropped <= civilian_quoted, "the same offers are kept for a borrower the MLA does not cover"
     assert all(Decimal(q["disclosure"]["apr"]) > 36 for q in for_civilian["quotes"] if q["provider_id"] in dropped)
+
+
+def _review_of(platform: RunningPlatform, key: str) -> dict[str, Any]:
+    """The borrower's one pending sanctions review, as the admin queue lists it."""
+    with platform.client(key) as client:
+        me = client.get("/v1/borrowers/me").json()
+    assert me["sanctions_screening"]["status"] in ("held-for-review", "blocked")
+    review_id = me["sanctions_screening"]["reviews"][0]["id"]
+    with platform.client(platform.admin_key) as admin:
+        pending = admin.get("/v1/admin/sanctions-reviews", params={"state": "pending", "limit": 200}).json()
+        assert review_id in {item["id"] for item in pending["items"]}
+        evidence = admin.get(f"/v1/admin/sanctions-reviews/{review_id}").json()
+    return dict(evidence)
+
+
+def test_a_possible_name_match_is_held_then_cleared_by_an_admin(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address, kyc=passport_kyc("US-FL", first="Mazen", last="Hussein"))
+    held = _post(platform, key)
+    assert held.status_code == 403, held.text
+    reasons = {reason["code"]: reason["message"] for reason in held.json()["reasons"]}
+    assert "sanctions.review-pending" in reasons
+    assert "HUSSEIN" not in reasons["sanctions.review-pending"]  # the borrower is not told who is listed
+
+    evidence = _review_of(platform, key)
+    assert evidence["query"] == "Mazen Hussein"
+    assert evidence["review"]["primary_name"] == "HUSSEIN, Mazen Ali"
+    assert evidence["review"]["outcome"] == "possible-match"
+    assert evidence["review"]["list_version"].startswith("ofac-sdn-names@")
+    assert "MAZEN~MAZEN" in evidence["why"]
+    assert {n["name"] for n in evidence["entry"]} >= {"HUSSEIN, Mazen Ali"}
+    review_id = evidence["review"]["id"]
+    with platform.client(platform.admin_key) as admin:
+        refused = admin.post(f"/v1/admin/sanctions-reviews/{review_id}/clear", json={"note": ""})
+        cleared = admin.post(f"/v1/admin/sanctions-reviews/{review_id}/clear", json={"note": "born 1985, not 1966"})
+        again = admin.post(f"/v1/admin/sanctions-reviews/{review_id}/confirm", json={"note": "second thoughts"})
+    assert refused.status_code == 422
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["state"] == "cleared"
+    assert again.status_code == 409
+
+    retried = _post(platform, key)
+    assert retried.status_code == 201, retried.text  # screened clear: the request goes on to scoring and quotes
+    with platform.client(key) as client:
+        assert client.get("/v1/borrowers/me").json()["sanctions_screening"]["status"] == "clear"
+    borrower_id = evidence["review"]["borrower_id"]
+    decisions = _decisions(platform, borrower_id)
+    assert ("sanctions-review", "allow") in decisions
+    assert ("credit-request", "review") in decisions
+
+
+def test_a_confirmed_name_match_blocks_and_is_recorded(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address, kyc=passport_kyc("US-FL", first="Sergey", last="Gizunov"))
+    assert _post(platform, key).status_code == 403
+    evidence = _review_of(platform, key)
+    review_id = evidence["review"]["id"]
+    with platform.client(platform.admin_key) as admin:
+        confirmed = admin.post(f"/v1/admin/sanctions-reviews/{review_id}/confirm", json={"note": "same birth date"})
+    assert confirmed.json()["state"] == "confirmed"
+    assert confirmed.json()["review_decision_id"]
+
+    blocked = _post(platform, key)
+    assert blocked.status_code == 403
+    assert "sanctions.name-match" in {reason["code"] for reason in blocked.json()["reasons"]}
+    with platform.client(key) as client:
+        assert client.get("/v1/borrowers/me").json()["sanctions_screening"]["status"] == "blocked"
+    assert ("sanctions-review", "deny") in _decisions(platform, evidence["review"]["borrower_id"])

@@ -223,12 +223,16 @@ def test_clean_request_allowed_and_kyc_enforced(service: ComplianceService) -> N
     assert [r.code for r in none.reasons] == ["kyc.not-approved"]
 
 
-def test_name_match_goes_to_review(service: ComplianceService) -> None:
-    borrower = BorrowerFacts("b-10", "0x" + "34" * 20, "Mahfouz Ould al Walid", "US-FL")
+def test_possible_name_match_goes_to_review_a_full_name_match_is_refused(service: ComplianceService) -> None:
+    borrower = BorrowerFacts("b-10", "0x" + "34" * 20, "Mazen Hussein", "US-FL")  # HUSSEIN, Mazen Ali
     decision = service.screen_credit_request(borrower, Product.DEFI, Decimal("500"), approved())
     assert decision.outcome is Outcome.REVIEW
     assert not decision.allowed
-    assert b"Mahfouz" not in canonical_json(decision.body())  # no PII in the clear
+    assert b"Mazen" not in canonical_json(decision.body())  # no PII in the clear
+    full = BorrowerFacts("b-10", "0x" + "34" * 20, "Mahfouz Ould al Walid", "US-FL")
+    refused = service.screen_credit_request(full, Product.DEFI, Decimal("500"), approved())
+    assert refused.outcome is Outcome.DENY
+    assert "sanctions.name-match" in {r.code for r in refused.reasons}
 
 
 # --- PII and decision records ------------------------------------------------------------------------------------

@@ -1,0 +1,104 @@
+"""The three outcomes of a name screen and the review of a possible match. Pure: hits and past reviews in, outcome out.
+
+* **clear**: no listed name reaches the threshold, or every entry that does was cleared for this borrower by a
+  reviewer for the same version of the entry (``entry_fingerprint``);
+* **possible match**: a hit at or above the threshold: the borrower is held until an admin reviews it;
+* **match**: a near-exact full name, an entry a reviewer confirmed for this borrower (or a listed wallet address,
+  screened apart): blocked.
+
+A clearance holds until OFAC changes the entry: a new list version with the entry unchanged keeps it; a changed entry
+(its names, type or program) opens a new review.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from compliance.errors import ComplianceInputError
+from compliance.sanctions.screening import NameHit
+
+
+class ScreeningOutcome(StrEnum):
+    CLEAR = "clear"
+    POSSIBLE_MATCH = "possible-match"
+    MATCH = "match"
+
+
+class ReviewState(StrEnum):
+    PENDING = "pending"
+    CLEARED = "cleared"  # a reviewer found the borrower is not the listed party
+    CONFIRMED = "confirmed"  # a reviewer found the borrower is (or may be) the listed party: blocked
+
+
+@dataclass(frozen=True)
+class PriorReview:
+    """What a reviewer decided about one borrower and one version of one SDN entry."""
+
+    ent_num: int
+    entry_fingerprint: str
+    state: ReviewState
+
+
+@dataclass(frozen=True)
+class NameScreening:
+    outcome: ScreeningOutcome
+    hits: tuple[tuple[NameHit, ScreeningOutcome], ...]  # the hits still standing, each with its own outcome
+    cleared: tuple[NameHit, ...]  # hits on entries a reviewer cleared for this borrower (not held again)
+
+
+def _standing(hit: NameHit, prior: Mapping[int, PriorReview]) -> PriorReview | None:
+    review = prior.get(hit.ent_num)
+    return review if review is not None and review.entry_fingerprint == hit.entry_fingerprint else None
+
+
+def hit_outcome(hit: NameHit, prior: Mapping[int, PriorReview]) -> ScreeningOutcome:
+    review = _standing(hit, prior)
+    if review is not None and review.state is ReviewState.CLEARED:
+        return ScreeningOutcome.CLEAR
+    if hit.near_exact or (review is not None and review.state is ReviewState.CONFIRMED):
+        return ScreeningOutcome.MATCH
+    return ScreeningOutcome.POSSIBLE_MATCH
+
+
+def classify(hits: Sequence[NameHit], prior: Iterable[PriorReview] = ()) -> NameScreening:
+    """The outcome of a name screen given the borrower's past reviews (the worst outcome of any hit)."""
+    by_entry = {p.ent_num: p for p in prior}
+    standing: list[tuple[NameHit, ScreeningOutcome]] = []
+    cleared: list[NameHit] = []
+    for hit in hits:
+        outcome = hit_outcome(hit, by_entry)
+        if outcome is ScreeningOutcome.CLEAR:
+            cleared.append(hit)
+        else:
+            standing.append((hit, outcome))
+    outcomes = {outcome for _, outcome in standing}
+    worst = (
+        ScreeningOutcome.MATCH
+        if ScreeningOutcome.MATCH in outcomes
+        else ScreeningOutcome.POSSIBLE_MATCH
+        if standing
+        else ScreeningOutcome.CLEAR
+    )
+    return NameScreening(worst, tuple(standing), tuple(cleared))
+
+
+@dataclass(frozen=True)
+class ReviewVerdict:
+    """A reviewer's decision on one review."""
+
+    review_id: str
+    state: ReviewState
+    reviewer: str  # the admin's principal id
+    note: str
+    decided_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.state is ReviewState.PENDING:
+            raise ComplianceInputError("a verdict clears or confirms; it cannot leave the review pending")
+        if not self.note.strip():
+            raise ComplianceInputError("a verdict needs a note saying why (what was compared: date of birth, ...)")
+        if len(self.note) > 2000:
+            raise ComplianceInputError("the note is longer than 2,000 characters")

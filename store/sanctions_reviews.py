@@ -1,0 +1,135 @@
+"""Persistence for the sanctions review queue: one row per borrower and version of an SDN entry a name screen hit.
+
+No personal data is stored here: the borrower is referenced by id and the query is read from the sealed identity
+when a reviewer looks. Repositories take a Session and never commit; the unit of work does."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, and_, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from compliance.sanctions.review import PriorReview, ReviewState, ReviewVerdict, ScreeningOutcome
+from compliance.sanctions.screening import NameHit
+from store.base import Base
+from store.types import UtcDateTime
+
+
+class SanctionsReviewRow(Base):
+    __tablename__ = "sanctions_reviews"
+    __table_args__ = (
+        UniqueConstraint("borrower_id", "ent_num", "entry_fingerprint", name="uq_sanctions_reviews_entry"),
+        Index("ix_sanctions_reviews_queue", "state", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    borrower_id: Mapped[str] = mapped_column(String(64), index=True)
+    ent_num: Mapped[int] = mapped_column(Integer)
+    entry_fingerprint: Mapped[str] = mapped_column(String(64))
+    list_version: Mapped[str] = mapped_column(String(128))  # the name list the hit was made with
+    listed_name: Mapped[str] = mapped_column(String(512))  # the listed name (or alias) that scored best
+    primary_name: Mapped[str] = mapped_column(String(512))
+    program: Mapped[str] = mapped_column(String(256))
+    score: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(16))  # possible-match or match
+    state: Mapped[str] = mapped_column(String(16))
+    decision_id: Mapped[str] = mapped_column(String(36))  # the screening decision that opened it
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reviewer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    review_decision_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class SqlSanctionsReviewRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def prior_for(self, borrower_id: str) -> list[PriorReview]:
+        """The borrower's decided reviews (cleared or confirmed), one per entry version."""
+        rows = self.session.scalars(
+            select(SanctionsReviewRow).where(
+                SanctionsReviewRow.borrower_id == borrower_id, SanctionsReviewRow.state != ReviewState.PENDING.value
+            )
+        )
+        return [PriorReview(r.ent_num, r.entry_fingerprint, ReviewState(r.state)) for r in rows]
+
+    def open(
+        self,
+        borrower_id: str,
+        hit: NameHit,
+        outcome: ScreeningOutcome,
+        decision_id: str,
+        list_version: str,
+        now: datetime,
+    ) -> SanctionsReviewRow:
+        """The review of this borrower and entry version, opened now unless one exists (then it is returned)."""
+        existing = self.session.scalars(
+            select(SanctionsReviewRow).where(
+                SanctionsReviewRow.borrower_id == borrower_id,
+                SanctionsReviewRow.ent_num == hit.ent_num,
+                SanctionsReviewRow.entry_fingerprint == hit.entry_fingerprint,
+            )
+        ).one_or_none()
+        if existing is not None:
+            return existing
+        row = SanctionsReviewRow(
+            id=str(uuid.uuid4()),
+            borrower_id=borrower_id,
+            ent_num=hit.ent_num,
+            entry_fingerprint=hit.entry_fingerprint,
+            list_version=list_version,
+            listed_name=hit.listed_name[:512],
+            primary_name=hit.primary_name[:512],
+            program=hit.program[:256],
+            score=hit.score,
+            outcome=outcome.value,
+            state=ReviewState.PENDING.value,
+            decision_id=decision_id,
+            created_at=now,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def get(self, review_id: str, *, for_update: bool = False) -> SanctionsReviewRow | None:
+        statement = select(SanctionsReviewRow).where(SanctionsReviewRow.id == review_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return self.session.scalars(statement).one_or_none()
+
+    def for_borrower(self, borrower_id: str) -> list[SanctionsReviewRow]:
+        return list(
+            self.session.scalars(
+                select(SanctionsReviewRow)
+                .where(SanctionsReviewRow.borrower_id == borrower_id)
+                .order_by(SanctionsReviewRow.created_at.desc(), SanctionsReviewRow.id.desc())
+            )
+        )
+
+    def page(
+        self, state: ReviewState | None, after: tuple[datetime, str] | None, limit: int
+    ) -> list[SanctionsReviewRow]:
+        """Newest first, starting strictly after ``after`` (created_at, id); ``limit`` rows at most."""
+        statement = select(SanctionsReviewRow)
+        if state is not None:
+            statement = statement.where(SanctionsReviewRow.state == state.value)
+        if after is not None:
+            created_at, row_id = after
+            statement = statement.where(
+                or_(
+                    SanctionsReviewRow.created_at < created_at,
+                    and_(SanctionsReviewRow.created_at == created_at, SanctionsReviewRow.id < row_id),
+                )
+            )
+        statement = statement.order_by(SanctionsReviewRow.created_at.desc(), SanctionsReviewRow.id.desc())
+        return list(self.session.scalars(statement.limit(limit)))
+
+    def record_verdict(self, row: SanctionsReviewRow, verdict: ReviewVerdict, decision_id: str) -> None:
+        row.state = verdict.state.value
+        row.reviewer = verdict.reviewer
+        row.note = verdict.note
+        row.reviewed_at = verdict.decided_at
+        row.review_decision_id = decision_id

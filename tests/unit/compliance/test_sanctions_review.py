@@ -1,0 +1,73 @@
+"""The three outcomes of a name screen, and a reviewer's verdict carried into the next screen."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from compliance.decisions import Outcome
+from compliance.errors import ComplianceInputError
+from compliance.jurisdiction import load_rules
+from compliance.sanctions.review import PriorReview, ReviewState, ReviewVerdict, ScreeningOutcome, classify
+from compliance.sanctions.screening import NameHit, SanctionsScreen
+from compliance.service import BorrowerFacts, ComplianceService
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+WALLET = "0x" + "11" * 20
+
+
+def _hit(ent_num: int = 7, near_exact: bool = False, fingerprint: str = "f1") -> NameHit:
+    return NameHit("q", "LISTED", "LISTED", ent_num, "SDGT", 88.0, near_exact, "", fingerprint)
+
+
+def test_no_hit_is_clear_a_hit_is_a_possible_match_a_near_exact_one_a_match() -> None:
+    assert classify([]).outcome is ScreeningOutcome.CLEAR
+    assert classify([_hit()]).outcome is ScreeningOutcome.POSSIBLE_MATCH
+    assert classify([_hit(), _hit(8, near_exact=True)]).outcome is ScreeningOutcome.MATCH
+
+
+def test_a_cleared_entry_is_not_held_again_until_it_changes() -> None:
+    cleared = PriorReview(7, "f1", ReviewState.CLEARED)
+    assert classify([_hit()], [cleared]).outcome is ScreeningOutcome.CLEAR
+    assert classify([_hit()], [cleared]).cleared == (_hit(),)
+    assert classify([_hit(fingerprint="f2")], [cleared]).outcome is ScreeningOutcome.POSSIBLE_MATCH  # entry changed
+    assert classify([_hit(8)], [cleared]).outcome is ScreeningOutcome.POSSIBLE_MATCH  # another entry
+
+
+def test_a_confirmed_entry_blocks() -> None:
+    assert classify([_hit()], [PriorReview(7, "f1", ReviewState.CONFIRMED)]).outcome is ScreeningOutcome.MATCH
+
+
+def test_a_verdict_needs_a_note_and_a_decision() -> None:
+    with pytest.raises(ComplianceInputError):
+        ReviewVerdict("r", ReviewState.CLEARED, "admin", " ", NOW)
+    with pytest.raises(ComplianceInputError):
+        ReviewVerdict("r", ReviewState.PENDING, "admin", "why", NOW)
+
+
+@pytest.fixture(scope="module")
+def service(screen: SanctionsScreen) -> ComplianceService:
+    return ComplianceService(screen, load_rules(), clock=lambda: NOW)
+
+
+def test_the_service_holds_blocks_and_honours_a_clearance(service: ComplianceService, screen: SanctionsScreen) -> None:
+    held = BorrowerFacts("b1", WALLET, "Mazen Hussein", "US-FL")
+    record = service.screen_acceptance(held, "quote-1")
+    assert record.outcome is Outcome.REVIEW
+    assert "sanctions.name-possible-match" in {r.code for r in record.reasons}
+    hit, outcome = record.name_hits[0]
+    assert outcome is ScreeningOutcome.POSSIBLE_MATCH
+    assert hit.primary_name == "HUSSEIN, Mazen Ali"
+    assert record.versions["ofac-sdn-names"] == screen.name_list_version
+
+    cleared = replace(held, sanctions_reviews=(PriorReview(hit.ent_num, hit.entry_fingerprint, ReviewState.CLEARED),))
+    again = service.screen_acceptance(cleared, "quote-1")
+    assert again.outcome is Outcome.ALLOW
+    assert again.inputs_hash != record.inputs_hash  # the clearance is part of what the decision was made on
+
+    exact = service.screen_acceptance(BorrowerFacts("b2", WALLET, "Mazen Ali Hussein", "US-FL"), "quote-2")
+    assert exact.outcome is Outcome.DENY
+    assert "sanctions.name-match" in {r.code for r in exact.reasons}
