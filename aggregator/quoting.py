@@ -29,6 +29,7 @@ from aggregator.ranking import RankedCandidate, rank
 from aggregator.sanctions_reviews import borrower_reasons, open_reviews
 from chain.signers import Signer
 from compliance import ComplianceService, DecisionRecord, Disclosure, LoanTerms, Product
+from compliance.errors import ComplianceInputError
 from compliance.mla import MlaQuery, MlaStatusProvider
 from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, digest, offer_typed_data
 from contracts.typed_data import risk_attestation_typed_data as attestation_document
@@ -237,15 +238,19 @@ class QuotingService:
         for outcome in outcomes:
             kept = []
             for offer in outcome.offers:
-                terms = LoanTerms(
-                    principal=valid.asset.from_base_units(offer.principal),
-                    asset=valid.asset.symbol,
-                    asset_decimals=valid.asset.decimals,
-                    rate_bps=offer.rate_bps,
-                    term_days=offer.term_days,
-                    origination_fee=valid.asset.from_base_units(offer.origination_fee),
-                    start=now,
-                )
+                try:
+                    terms = LoanTerms(
+                        principal=valid.asset.from_base_units(offer.principal),
+                        asset=valid.asset.symbol,
+                        asset_decimals=valid.asset.decimals,
+                        rate_bps=offer.rate_bps,
+                        term_days=offer.term_days,
+                        origination_fee=valid.asset.from_base_units(offer.origination_fee),
+                        start=now,
+                    )
+                except ComplianceInputError as err:  # e.g. a rate finer than a basis point: never rounded
+                    outcome.outcome, outcome.detail = "dropped", f"dropped: the terms cannot be disclosed: {err}"[:512]
+                    continue
                 decision = self._compliance.check_offer(offer.provider_ref, terms, borrower.jurisdiction, covered)
                 records.append(decision.record)
                 if not decision.kept:

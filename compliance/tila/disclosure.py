@@ -16,6 +16,7 @@ The APR is Appendix J's actuarial APR on the amount financed (advanced at the st
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -45,15 +46,21 @@ ROUNDING_INSTALLMENTS = "installment-half-up-quantum;interest-half-up-quantum;la
 
 class Frequency(StrEnum):
     MONTHLY = "monthly"
+    SEMIMONTHLY = "semimonthly"  # twice a month, half a month apart (the 1st and 16th, the 15th and month end)
     BIWEEKLY = "biweekly"
     WEEKLY = "weekly"
+    QUARTERLY = "quarterly"
 
 
 _UNIT_OF = {
     Frequency.MONTHLY: UnitPeriod.MONTH,
+    Frequency.SEMIMONTHLY: UnitPeriod.SEMIMONTH,
     Frequency.BIWEEKLY: UnitPeriod.TWO_WEEKS,
     Frequency.WEEKLY: UnitPeriod.WEEK,
+    Frequency.QUARTERLY: UnitPeriod.QUARTER,
 }
+_MONTHS_APART = {Frequency.MONTHLY: 1, Frequency.QUARTERLY: 3}
+_DAYS_APART = {Frequency.BIWEEKLY: 14, Frequency.WEEKLY: 7}
 
 
 class MaprChargeKind(StrEnum):
@@ -73,25 +80,88 @@ class MaprCharge:
     amount: Decimal  # asset units, paid from the proceeds
 
 
+def _semimonthly(first: date, count: int) -> list[date]:
+    """Two days of each month, half a month apart: day ``d`` and ``d + 15`` (the later one at most the month's last
+    day), or the 15th and the last day when ``first`` is a month end; from ``first`` on."""
+    month_end = first.day == calendar.monthrange(first.year, first.month)[1]
+    early = 15 if month_end else first.day if first.day <= 15 else first.day - 15
+    dates: list[date] = []
+    cursor = date(first.year, first.month, 1)
+    while len(dates) < count:
+        last = calendar.monthrange(cursor.year, cursor.month)[1]
+        for day in (early, last if month_end else min(early + 15, last)):
+            candidate = cursor.replace(day=day)
+            if candidate >= first and len(dates) < count:
+                dates.append(candidate)
+        cursor = add_months(cursor, 1)
+    return dates
+
+
+def _one_period_after(start: date, frequency: Frequency) -> date:
+    if frequency in _MONTHS_APART:
+        return add_months(start, _MONTHS_APART[frequency])
+    if frequency is Frequency.SEMIMONTHLY:
+        return start + timedelta(days=15)
+    return start + timedelta(days=_DAYS_APART[frequency])
+
+
 @dataclass(frozen=True)
 class InstallmentPlan:
+    """``count`` installments at ``frequency``. The first falls one period after the start unless ``first_payment``
+    says otherwise (an odd first period, shorter or longer); ``balloon`` is principal left to be repaid with the last
+    installment on top of the regular amount (a balloon payment), in asset units."""
+
     count: int
     frequency: Frequency = Frequency.MONTHLY
     day_count: DayCount = DayCount.THIRTY_360
+    first_payment: date | None = None
+    balloon: Decimal = Decimal(0)
 
     def due_dates(self, start: date) -> list[date]:
         if self.count < 1:
             raise ComplianceInputError("an installment plan needs at least one installment")
-        if self.frequency is Frequency.MONTHLY:
-            month_end = add_months(start, 0) == add_months(start, 0, month_end=True)
-            return [add_months(start, k, month_end=month_end) for k in range(1, self.count + 1)]
-        step = 14 if self.frequency is Frequency.BIWEEKLY else 7
-        return [start + timedelta(days=step * k) for k in range(1, self.count + 1)]
+        first = self.first_payment or _one_period_after(start, self.frequency)
+        if first <= start:
+            raise ComplianceInputError(f"the first payment ({first}) must fall after the start ({start})")
+        if (first - start).days > 2 * (_one_period_after(start, self.frequency) - start).days:
+            raise ComplianceInputError(f"the first payment ({first}) is more than two periods after the start")
+        if self.frequency in _MONTHS_APART:
+            # A series on the same day of the month as its anchor, or on each month's last day when the anchor is
+            # a month end (Appendix J (b)(3)(iv)); the anchor is the start, or the first payment when one is given.
+            step = _MONTHS_APART[self.frequency]
+            anchor, offset = (start, 1) if self.first_payment is None else (self.first_payment, 0)
+            month_end = anchor.day == calendar.monthrange(anchor.year, anchor.month)[1]
+            return [add_months(anchor, step * (k + offset), month_end=month_end) for k in range(self.count)]
+        if self.frequency is Frequency.SEMIMONTHLY:
+            return _semimonthly(first, self.count)
+        return [first + timedelta(days=_DAYS_APART[self.frequency] * k) for k in range(self.count)]
 
 
 def installment_term_days(start: datetime, plan: InstallmentPlan) -> int:
     """The term in days that a loan repaid by ``plan`` from ``start`` has (its last due date)."""
     return (plan.due_dates(start.date())[-1] - start.date()).days
+
+
+def whole_basis_points(rate_bps: object) -> int:
+    """The annual rate as the uint32 basis points an offer carries on-chain. A rate with more precision (9.4822% is
+    948.22 bps) cannot be represented there: refused, never rounded.
+
+    Raises:
+        ComplianceInputError: not a whole number of basis points in 0..2**32-1.
+    """
+    if isinstance(rate_bps, bool) or not isinstance(rate_bps, int | Decimal):
+        raise ComplianceInputError(f"rate_bps must be an integer number of basis points, not {rate_bps!r}")
+    if isinstance(rate_bps, Decimal):
+        if not rate_bps.is_finite() or rate_bps != rate_bps.to_integral_value():
+            raise ComplianceInputError(
+                f"the rate {rate_bps} bps ({rate_bps / 100}%) is finer than a basis point: offers carry the annual "
+                "rate as whole basis points (uint32) on-chain, so it cannot be disclosed and signed exactly; send the "
+                "rate in whole basis points"
+            )
+        rate_bps = int(rate_bps)
+    if not 0 <= rate_bps < 2**32:
+        raise ComplianceInputError(f"rate_bps {rate_bps} must be a uint32")
+    return rate_bps
 
 
 @dataclass(frozen=True)
@@ -113,8 +183,7 @@ class LoanTerms:
     def __post_init__(self) -> None:
         if not 0 <= self.asset_decimals <= 36:
             raise ComplianceInputError(f"asset_decimals {self.asset_decimals} is out of range 0..36")
-        if not 0 <= self.rate_bps < 2**32:
-            raise ComplianceInputError(f"rate_bps {self.rate_bps} must be a uint32")
+        object.__setattr__(self, "rate_bps", whole_basis_points(self.rate_bps))
         if self.term_days < 1:
             raise ComplianceInputError("term_days must be at least 1")
         if self.start.tzinfo is None:
@@ -126,6 +195,10 @@ class LoanTerms:
         if not 0 <= self.origination_fee < self.principal:
             raise ComplianceInputError("origination_fee must be at least 0 and less than the principal")
         if self.installments is not None:
+            balloon = self.installments.balloon
+            if not balloon.is_finite() or not 0 <= balloon < self.principal:
+                raise ComplianceInputError(f"the balloon {balloon} must be at least 0 and less than the principal")
+            self._base_units("balloon", balloon)
             expected = installment_term_days(self.start, self.installments)
             if expected != self.term_days:
                 raise ComplianceInputError(
@@ -265,9 +338,22 @@ def _payments(terms: LoanTerms) -> list[ScheduledPayment]:
     if terms.principal != terms.principal.quantize(quantum):
         raise ComplianceInputError(f"an installment loan's principal must be whole cents ({quantum})")
     schedule = amortize(
-        terms.principal, terms.rate_bps, terms.start.date(), plan.due_dates(terms.start.date()), plan.day_count, quantum
+        terms.principal,
+        terms.rate_bps,
+        terms.start.date(),
+        plan.due_dates(terms.start.date()),
+        plan.day_count,
+        quantum,
+        balloon=plan.balloon,
     )
     return [ScheduledPayment(i.number, i.due, i.payment, i.principal, i.interest) for i in schedule]
+
+
+def _repayment(plan: InstallmentPlan | None) -> str:
+    if plan is None:
+        return "single-payment"
+    shape = "equal-installments" if plan.balloon == 0 else "installments-with-balloon"
+    return f"{shape}/{plan.frequency}"
 
 
 def disclose(terms: LoanTerms) -> Disclosure:
@@ -296,9 +382,7 @@ def disclose(terms: LoanTerms) -> Disclosure:
         term_days=terms.term_days,
         start=terms.start,
         maturity=terms.maturity,
-        repayment="single-payment"
-        if terms.installments is None
-        else f"equal-installments/{terms.installments.frequency}",
+        repayment=_repayment(terms.installments),
         day_count=None if terms.installments is None else str(terms.installments.day_count),
         rounding_policy=ROUNDING_SINGLE_PAYMENT if terms.installments is None else ROUNDING_INSTALLMENTS,
         payments=tuple(payments),

@@ -66,8 +66,11 @@ def _to_decimal(value: Fraction) -> Decimal:
     return Decimal(value.numerator) / Decimal(value.denominator)
 
 
-def level_payment(principal: Decimal, rate_bps: int, fractions: list[Fraction]) -> Decimal:
-    """The exact (unrounded) equal payment retiring ``principal`` over periods with these year fractions."""
+def level_payment(
+    principal: Decimal, rate_bps: int, fractions: list[Fraction], balloon: Decimal = Decimal(0)
+) -> Decimal:
+    """The exact (unrounded) equal payment retiring ``principal`` over periods with these year fractions, with
+    ``balloon`` of it left to be repaid on top of the last payment."""
     with localcontext() as ctx:
         ctx.prec = 50
         rate = Decimal(rate_bps) / Decimal(10_000)
@@ -76,7 +79,7 @@ def level_payment(principal: Decimal, rate_bps: int, fractions: list[Fraction]) 
         for fraction in fractions:
             discount /= 1 + rate * _to_decimal(fraction)
             annuity += discount
-        return principal / annuity
+        return (principal - balloon * discount) / annuity
 
 
 def amortize(
@@ -86,8 +89,12 @@ def amortize(
     due_dates: list[date],
     day_count: DayCount,
     quantum: Decimal = CENT,
+    *,
+    balloon: Decimal = Decimal(0),
 ) -> list[Installment]:
-    """The equal-installment schedule for ``principal`` at ``rate_bps`` a year with payments on ``due_dates``.
+    """The equal-installment schedule for ``principal`` at ``rate_bps`` a year with payments on ``due_dates``; with a
+    ``balloon``, that much principal is left for the last payment, which is the regular one plus the balloon (and,
+    as always, the rounding differences).
 
     Raises:
         ComplianceInputError: no due dates, dates out of order, or a principal not on the quantum.
@@ -105,7 +112,9 @@ def amortize(
             raise ComplianceInputError(f"due dates must increase after the start: {due} follows {previous}")
         fractions.append(year_fraction(previous, due, day_count))
         previous = due
-    exact_payment = level_payment(principal, rate_bps, fractions)
+    if balloon < 0 or balloon >= principal or balloon != balloon.quantize(quantum):
+        raise ComplianceInputError(f"balloon {balloon} must be at least 0, below the principal and on {quantum}")
+    exact_payment = level_payment(principal, rate_bps, fractions, balloon)
     schedule = _run(principal, rate_bps, due_dates, fractions, exact_payment.quantize(quantum, ROUND_HALF_UP), quantum)
     payment = exact_payment.quantize(quantum, ROUND_DOWN)
     while schedule[-1].payment <= 0 and payment >= quantum:
