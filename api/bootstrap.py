@@ -35,6 +35,7 @@ from risk.onchain_source import ChainOnchainSource
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
 from store.chain import SqlChainStore
 from store.db import Database
+from store.sanctions_lists import SqlSanctionsListRepository
 
 
 @dataclass
@@ -133,7 +134,7 @@ async def build_platform(settings: Settings) -> Platform:
         follow_redirects=False,
     )
     providers = await build_providers(settings, chains, database, http, settings.redis_url, destinations=destinations)
-    compliance = await asyncio.to_thread(_compliance, settings)
+    compliance = await asyncio.to_thread(_compliance, settings, database)
     velocity: VelocityStore = (
         RedisVelocityStore(Redis.from_url(settings.redis_url)) if settings.redis_url else InMemoryVelocityStore()
     )
@@ -184,9 +185,14 @@ async def build_platform(settings: Settings) -> Platform:
     return Platform(settings, database, chains, assets, providers, quoting, acceptance, http, borrowers, kyc, reviews)
 
 
-def _compliance(settings: Settings) -> ComplianceService:
-    """Sanctions lists (the newest files in the directory; indexing the names takes about a second) and rules."""
+def _compliance(settings: Settings, database: Database) -> ComplianceService:
+    """Sanctions lists (the newest files in the directory, or the newest name list imported into the database when
+    it is newer; indexing the names takes about a second) and rules."""
     addresses, names = load_newest(settings.sanctions_dir) if settings.sanctions_dir else load_newest()
+    with database.unit_of_work() as uow:
+        imported = SqlSanctionsListRepository(uow.session).newest()
+    if imported is not None and imported.version.published >= names.version.published:
+        names = imported
     policy = SanctionsPolicy(
         address_list_max_age=timedelta(days=settings.sanctions_address_list_max_age_days),
         name_list_max_age=timedelta(days=settings.sanctions_name_list_max_age_days),

@@ -54,6 +54,10 @@ def _default_sim_lenders() -> list[HttpLenderSetting]:
     ]
 
 
+#: the oldest a sanctions name list may be in production (OFAC publishes changes weekly or more often)
+PRODUCTION_NAME_LIST_MAX_AGE = 31
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CREDITMESH_", env_nested_delimiter="__")
 
@@ -101,6 +105,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_local_secrets_elsewhere(self) -> Settings:
         if self.environment != "local":
+            age = self.sanctions_name_list_max_age_days
+            if "sanctions_name_list_max_age_days" not in self.model_fields_set or age > PRODUCTION_NAME_LIST_MAX_AGE:
+                raise ValueError(
+                    "set CREDITMESH_SANCTIONS_NAME_LIST_MAX_AGE_DAYS (at most "
+                    f"{PRODUCTION_NAME_LIST_MAX_AGE} days) outside local runs: the local default lets the shipped "
+                    "2024 name list pass; screening then fails closed once the newest list is older"
+                )
             if self.admin_api_key == LOCAL_ADMIN_KEY:
                 raise ValueError("CREDITMESH_ADMIN_API_KEY must be set outside local runs")
             missing = [n for n in ("relayer_key", "quote_signer_key", "risk_signer_key") if not getattr(self, n)]

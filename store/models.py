@@ -1,6 +1,18 @@
 """Every model module, imported so that ``Base.metadata`` knows every table (Alembic, the schema test)."""
 
-from store import aggregator, api, chain, compliance, governance, leases, ledger, providers, risk, sanctions_reviews
+from store import (
+    aggregator,
+    api,
+    chain,
+    compliance,
+    governance,
+    leases,
+    ledger,
+    providers,
+    risk,
+    sanctions_lists,
+    sanctions_reviews,
+)
 from store.base import Base
 
 __all__ = [
@@ -14,5 +26,6 @@ __all__ = [
     "ledger",
     "providers",
     "risk",
+    "sanctions_lists",
     "sanctions_reviews",
 ]

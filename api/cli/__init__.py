@@ -1,17 +1,18 @@
 """The ``creditmesh`` command, one module per command group: ``run`` and ``serve`` (:mod:`api.cli.run`),
-``wallet …`` (:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`: governance). Each group module has
+``wallet …`` (:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`: governance), ``sanctions import``
+(:mod:`api.cli.sanctions`: OFAC list updates). Each group module has
 ``register(commands)``, which adds its sub-parsers and sets ``func`` on them."""
 
 from __future__ import annotations
 
 import argparse
 
-from api.cli import admin, run, wallet
+from api.cli import admin, run, sanctions, wallet
 
-GROUPS = (run, wallet, admin)
+GROUPS = (run, wallet, admin, sanctions)
 DESCRIPTION = (
     "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``wallet …``, "
-    "``admin …`` (governance)."
+    "``admin …`` (governance), ``sanctions import`` (OFAC list updates)."
 )
 
 

@@ -121,6 +121,7 @@ def _production(tmp_path: Path, **changes: object) -> Settings:
         "pii_master_key": secrets.token_hex(32),
         "kyc_webhook_secret": secrets.token_urlsafe(32),
         "http_lenders": [],
+        "sanctions_name_list_max_age_days": 7,
     }
     return Settings(**(values | changes))  # type: ignore[arg-type]
 

@@ -1,0 +1,62 @@
+"""``creditmesh sanctions …``: OFAC list updates.
+
+``creditmesh sanctions import --sdn SDN.CSV --alt ALT.CSV --add ADD.CSV --published 2026-11-20`` (or
+``--xml SDN.XML``) validates the files as an operator downloads them from OFAC and stores the names as a new list
+version in the database, where every process of the platform reads it: screening uses the newest list (this one, or
+the shipped file if that is newer) from the next start, and every decision records its version."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from api.settings import Settings
+    from compliance.errors import SanctionsListInvalid
+    from compliance.sanctions.ofac import parse_csv_set, parse_xml
+    from store.db import Database
+    from store.sanctions_lists import SqlSanctionsListRepository
+
+    try:
+        if args.xml is not None:
+            names = parse_xml(args.xml.read_bytes())
+        else:
+            if args.sdn is None or args.published is None:
+                raise SystemExit("give --xml SDN.XML, or --sdn SDN.CSV with --published YYYY-MM-DD (and --alt, --add)")
+            names = parse_csv_set(
+                args.sdn.read_bytes(),
+                args.alt.read_bytes() if args.alt else None,
+                args.add.read_bytes() if args.add else None,
+                date.fromisoformat(args.published),
+            )
+    except SanctionsListInvalid as err:
+        raise SystemExit(f"refused: {err}") from err
+    database = Database(args.database_url or Settings().resolved_database_url)
+    database.migrate()
+    try:
+        with database.unit_of_work() as uow:
+            stored = SqlSanctionsListRepository(uow.session).add(names, datetime.now(UTC))
+            uow.commit()
+    finally:
+        database.dispose()
+    entries = len({n.ent_num for n in names.names})
+    verb = "stored" if stored else "already stored"
+    print(f"{verb} {names.version.label}: {entries:,} entries, {len(names.names):,} names ({names.version.source})")
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    sanctions = commands.add_parser("sanctions", help="sanctions list updates")
+    sanctions_commands = sanctions.add_subparsers(dest="sanctions_command", required=True)
+    imported = sanctions_commands.add_parser(
+        "import", help="validate OFAC's SDN files and store them as a new name list version"
+    )
+    imported.add_argument("--sdn", type=Path, help="SDN.CSV")
+    imported.add_argument("--alt", type=Path, help="ALT.CSV: the aliases")
+    imported.add_argument("--add", type=Path, help="ADD.CSV: the addresses (checked against SDN.CSV)")
+    imported.add_argument("--published", help="the CSV set's publication date, YYYY-MM-DD (the XML carries its own)")
+    imported.add_argument("--xml", type=Path, help="SDN.XML instead of the CSV set")
+    imported.add_argument("--database-url", default=None, help="default: CREDITMESH_DATABASE_URL or the local one")
+    imported.set_defaults(func=cmd_import)

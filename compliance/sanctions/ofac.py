@@ -1,0 +1,173 @@
+"""OFAC's published SDN files, as an operator downloads them, parsed and validated into a ``NameList``.
+
+Two forms (https://ofac.treasury.gov/sanctions-list-service):
+
+* the legacy CSV set, no header rows, ``-0-`` for empty, CRLF and a trailing 0x1A byte:
+  ``SDN.CSV`` (ent_num, SDN_Name, SDN_Type, Program, Title, Call_Sign, Vess_type, Tonnage, GRT, Vess_flag,
+  Vess_owner, Remarks), ``ALT.CSV`` (ent_num, alt_num, alt_type, alt_name, alt_remarks) — the aliases, the proper
+  source rather than the Remarks column — and ``ADD.CSV`` (ent_num, add_num, address, city/state/postal code,
+  country, add_remarks), checked to refer to listed entries. The CSV set carries no publication date: the operator
+  gives it.
+* ``SDN.XML``: ``sdnEntry`` elements (uid, lastName, firstName, sdnType, programList, akaList); the publication date
+  from ``publshInformation/Publish_Date``; the record count is checked. "Weak" a.k.a.s (OFAC: too broad to screen
+  on their own) are left out.
+
+Vessels and aircraft are left out, as for the shipped list. Pure: bytes in, a ``NameList`` out (its version's
+fingerprint covers every input file); ``SanctionsListInvalid`` says what is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from xml.etree.ElementTree import Element
+
+from defusedxml import ElementTree  # type: ignore[import-untyped]
+from defusedxml.common import DefusedXmlException  # type: ignore[import-untyped]
+
+from compliance.errors import SanctionsListInvalid
+from compliance.sanctions.lists import NAME_LIST, ListedName, ListVersion, NameList
+
+SDN_COLUMNS, ALT_COLUMNS, ADD_COLUMNS = 12, 5, 6
+LEFT_OUT = ("vessel", "aircraft")
+MIN_ENTRIES = 1  # an empty list is never a list
+
+
+def _rows(raw: bytes, source: str, columns: int) -> Iterator[list[str]]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")  # OFAC's legacy files are not always UTF-8
+    text = text.rstrip("\x1a\r\n")
+    for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        if not row:
+            continue
+        if len(row) != columns:
+            raise SanctionsListInvalid(f"{source} line {number}: {len(row)} columns, expected {columns}: {row[:2]}")
+        yield [cell.strip() for cell in row]
+
+
+def _value(cell: str) -> str:
+    return "" if cell == "-0-" else cell
+
+
+def _ent_num(cell: str, source: str) -> int:
+    try:
+        return int(cell)
+    except ValueError as err:
+        raise SanctionsListInvalid(f"{source}: ent_num {cell!r} is not a number") from err
+
+
+def _fingerprint(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def _version(published: date, source: str, sha256: str) -> ListVersion:
+    return ListVersion(NAME_LIST, datetime(published.year, published.month, published.day, tzinfo=UTC), source, sha256)
+
+
+def parse_csv_set(sdn: bytes, alt: bytes | None, add: bytes | None, published: date) -> NameList:
+    """SDN.CSV with its ALT.CSV aliases (and ADD.CSV checked against it) as a name list published on ``published``.
+
+    Raises:
+        SanctionsListInvalid: a malformed row, a duplicate or unknown ent_num, or no names.
+    """
+    names: list[ListedName] = []
+    kinds: dict[int, tuple[str, str, str]] = {}  # ent_num -> (primary name, individual/entity, program)
+    for row in _rows(sdn, "SDN.CSV", SDN_COLUMNS):
+        ent_num = _ent_num(row[0], "SDN.CSV")
+        if ent_num in kinds:
+            raise SanctionsListInvalid(f"SDN.CSV: ent_num {ent_num} appears twice")
+        sdn_type = _value(row[2])
+        kind = "individual" if sdn_type == "individual" else "entity"
+        kinds[ent_num] = (row[1], sdn_type, _value(row[3]))
+        if sdn_type in LEFT_OUT:
+            continue
+        if not row[1]:
+            raise SanctionsListInvalid(f"SDN.CSV: ent_num {ent_num} has no name")
+        names.append(ListedName(ent_num, row[1], kind, _value(row[3]), None))
+    for row in _rows(alt or b"", "ALT.CSV", ALT_COLUMNS):
+        ent_num = _ent_num(row[0], "ALT.CSV")
+        if ent_num not in kinds:
+            raise SanctionsListInvalid(f"ALT.CSV: alias {row[1]} refers to ent_num {ent_num}, not on SDN.CSV")
+        primary, sdn_type, program = kinds[ent_num]
+        if sdn_type in LEFT_OUT or not _value(row[3]):
+            continue
+        kind = "individual" if sdn_type == "individual" else "entity"
+        names.append(ListedName(ent_num, _value(row[3]), kind, program, primary))
+    for row in _rows(add or b"", "ADD.CSV", ADD_COLUMNS):
+        ent_num = _ent_num(row[0], "ADD.CSV")
+        if ent_num not in kinds:
+            raise SanctionsListInvalid(f"ADD.CSV: address {row[1]} refers to ent_num {ent_num}, not on SDN.CSV")
+    if len({n.ent_num for n in names}) < MIN_ENTRIES:
+        raise SanctionsListInvalid("SDN.CSV: no person or organization on the list")
+    files = "SDN.CSV" + ("+ALT.CSV" if alt else "") + ("+ADD.CSV" if add else "")
+    version = _version(published, f"ofac-import:{files}", _fingerprint(sdn, alt or b"", add or b""))
+    return NameList(version, tuple(names))
+
+
+def _local(element: Element) -> str:
+    return element.tag.rsplit("}", 1)[-1]
+
+
+def _child(element: Element, name: str) -> Element | None:
+    return next((c for c in element if _local(c) == name), None)
+
+
+def _text(element: Element, name: str) -> str:
+    found = _child(element, name)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def _person_name(element: Element) -> str:
+    last, first = _text(element, "lastName"), _text(element, "firstName")
+    return f"{last}, {first}" if first else last
+
+
+def parse_xml(raw: bytes) -> NameList:
+    """SDN.XML (either namespace OFAC has used) as a name list, dated by its Publish_Date.
+
+    Raises:
+        SanctionsListInvalid: not an SDN list, a bad date, a record count that does not match, or no names.
+    """
+    try:
+        root = ElementTree.fromstring(raw)
+    except (ElementTree.ParseError, DefusedXmlException) as err:
+        raise SanctionsListInvalid(f"SDN.XML does not parse: {err}") from err
+    if _local(root) != "sdnList":
+        raise SanctionsListInvalid(f"SDN.XML: the root is <{_local(root)}>, not <sdnList>")
+    info = _child(root, "publshInformation")
+    try:
+        published = datetime.strptime(_text(info, "Publish_Date"), "%m/%d/%Y").date() if info is not None else None
+    except ValueError as err:
+        raise SanctionsListInvalid(f"SDN.XML: bad Publish_Date: {err}") from err
+    if published is None:
+        raise SanctionsListInvalid("SDN.XML: no publshInformation/Publish_Date")
+    entries = [e for e in root if _local(e) == "sdnEntry"]
+    declared = _text(info, "Record_Count") if info is not None else ""
+    if declared and int(declared) != len(entries):
+        raise SanctionsListInvalid(f"SDN.XML: Record_Count says {declared}, the file holds {len(entries)} entries")
+    names: list[ListedName] = []
+    for entry in entries:
+        uid, sdn_type = _text(entry, "uid"), _text(entry, "sdnType").lower()
+        if not uid.isdigit() or not _text(entry, "lastName"):
+            raise SanctionsListInvalid(f"SDN.XML: an sdnEntry without a numeric uid or a lastName (uid {uid!r})")
+        if sdn_type in LEFT_OUT:
+            continue
+        programs = _child(entry, "programList")
+        program = "] [".join((p.text or "").strip() for p in programs or [] if _local(p) == "program")
+        kind = "individual" if sdn_type == "individual" else "entity"
+        primary = _person_name(entry)
+        names.append(ListedName(int(uid), primary, kind, program, None))
+        for aka in _child(entry, "akaList") or []:
+            if _local(aka) == "aka" and _text(aka, "category").lower() != "weak" and _text(aka, "lastName"):
+                names.append(ListedName(int(uid), _person_name(aka), kind, program, primary))
+    if len({n.ent_num for n in names}) < MIN_ENTRIES:
+        raise SanctionsListInvalid("SDN.XML: no person or organization on the list")
+    return NameList(_version(published, "ofac-import:SDN.XML", _fingerprint(raw)), tuple(names))

@@ -1,0 +1,86 @@
+"""``creditmesh sanctions import`` on a small OFAC-format file set, into a real database (SQLite and PostgreSQL),
+and the platform's compliance built from it: screening uses the newest list and decisions name its version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from api.bootstrap import _compliance
+from api.cli import main
+from api.settings import Settings
+from compliance import BorrowerFacts
+from compliance.decisions import Outcome
+from store.db import Database
+from tests.unit.compliance.test_ofac_import import ADD, ALT, SDN
+
+pytestmark = pytest.mark.integration
+
+
+def _files(tmp_path: Path) -> list[str]:
+    for name, raw in (("SDN.CSV", SDN), ("ALT.CSV", ALT), ("ADD.CSV", ADD)):
+        (tmp_path / name).write_bytes(raw)
+    return ["--sdn", str(tmp_path / "SDN.CSV"), "--alt", str(tmp_path / "ALT.CSV"), "--add", str(tmp_path / "ADD.CSV")]
+
+
+def _import_and_screen(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = _files(tmp_path)
+    main(["sanctions", "import", *files, "--published", "2026-11-20", "--database-url", url])
+    assert "stored ofac-sdn-names@2026-11-20#" in capsys.readouterr().out
+    main(["sanctions", "import", *files, "--published", "2026-11-20", "--database-url", url])
+    assert "already stored" in capsys.readouterr().out  # idempotent
+
+    database = Database(url)
+    try:
+        compliance = _compliance(Settings(data_dir=tmp_path), database)
+    finally:
+        database.dispose()
+    label = compliance.screen.name_list_version
+    assert label.startswith("ofac-sdn-names@2026-11-20#")  # newer than the shipped 2024 file
+    record = compliance.screen_acceptance(
+        BorrowerFacts("b-1", "0x" + "12" * 20, "Dmitriy Ivanovich Kovalenko", "US-FL"), "quote-1"
+    )  # an ALT.CSV alias, in full
+    assert record.outcome is Outcome.DENY
+    assert "sanctions.name-match" in {r.code for r in record.reasons}
+    assert record.versions["ofac-sdn-names"] == label
+    clear = compliance.screen_acceptance(BorrowerFacts("b-2", "0x" + "12" * 20, "Mazen Hussein", "US-FL"), "q-2")
+    assert clear.outcome is Outcome.ALLOW  # the shipped list is no longer the one screened with
+
+
+def test_import_on_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _import_and_screen(f"sqlite:///{tmp_path / 'creditmesh.db'}", tmp_path, capsys)
+
+
+def test_import_on_postgresql(
+    postgres_schema: Callable[[str], str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _import_and_screen(postgres_schema("sanctions_import"), tmp_path, capsys)
+
+
+def test_a_bad_file_set_is_refused_and_nothing_stored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'creditmesh.db'}"
+    (tmp_path / "ALT.CSV").write_bytes(b'9999,1,"a.k.a.","NOBODY",-0-\r\n')
+    (tmp_path / "SDN.CSV").write_bytes(SDN)
+    with pytest.raises(SystemExit, match=r"refused: ALT\.CSV: alias 1 refers to ent_num 9999"):
+        main(
+            [
+                "sanctions",
+                "import",
+                "--sdn",
+                str(tmp_path / "SDN.CSV"),
+                "--alt",
+                str(tmp_path / "ALT.CSV"),
+                "--published",
+                "2026-11-20",
+                "--database-url",
+                url,
+            ]
+        )
+    database = Database(url)
+    database.migrate()
+    try:
+        assert _compliance(Settings(data_dir=tmp_path), database).screen.names.version.source.startswith("ofac-sdn-")
+    finally:
+        database.dispose()
