@@ -42,6 +42,7 @@ from contracts.governance import parameters
 from contracts.governance.catalog import CatalogError
 from contracts.governance.service import (
     CallsFor,
+    ChainProposal,
     Governance,
     GovernanceError,
     GovernedChain,
@@ -243,11 +244,12 @@ def cmd_submit(args: argparse.Namespace) -> None:
         signatures = [signature for path in args.signatures for signature in load_signatures(path)]
         governance.submit(proposals, signatures, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
         for proposal in proposals:
-            _say(
-                proposal.chain_name,
-                f"Safe scheduled {proposal.operation_id}: tx {proposal.tx_hashes['schedule']} "
-                f"(executable after {proposal.delay} s)",
-            )
+            tx_hash = proposal.tx_hashes[proposal.action]
+            if proposal.action == "cancel":
+                _say(proposal.chain_name, f"Safe cancelled {proposal.operation_id}: tx {tx_hash}")
+            else:
+                after = f"(executable after {proposal.delay} s)"
+                _say(proposal.chain_name, f"Safe scheduled {proposal.operation_id}: tx {tx_hash} {after}")
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -282,9 +284,22 @@ def cmd_execute(args: argparse.Namespace) -> None:
 
 def cmd_cancel(args: argparse.Namespace) -> None:
     with _governance(args) as governance:
+        if args.via == "safe":
+            proposals = [governance.prepare_cancel(chain, op) for chain, op in _operations(args, governance)]
+            out = args.out or Path(".creditmesh/proposals") / f"cancel-{secrets.token_hex(6)}.json"
+            save_proposals(out, proposals)
+            for proposal in proposals:
+                _say(proposal.chain_name, f"SafeTx cancelling {proposal.operation_id} (Safe nonce {_nonce(proposal)})")
+            print(f"cancellation written to {out}: owners sign it, then `creditmesh admin submit`", flush=True)
+            return
         canceller = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
         for chain, operation_id in _operations(args, governance):
             _say(chain, f"cancelled {operation_id}: tx {governance.cancel(chain, operation_id, canceller)}")
+
+
+def _nonce(proposal: ChainProposal) -> int:
+    assert proposal.safe_tx is not None
+    return proposal.safe_tx.nonce
 
 
 def cmd_pause(args: argparse.Namespace) -> None:
@@ -426,9 +441,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
     for name, command, summary in (
         ("execute", cmd_execute, "execute a ready operation"),
-        ("cancel", cmd_cancel, "cancel a pending operation (a proposer's key)"),
+        ("cancel", cmd_cancel, "cancel a pending operation (--via safe: a SafeTx for the owners, else a key)"),
     ):
         parser = sub.add_parser(name, help=summary)
+        if name == "cancel":
+            parser.add_argument("--via", choices=("safe", "key"), default="key")
+            parser.add_argument("--out", type=Path, default=None, help="cancellation file (Safe path)")
         parser.add_argument("operation_id", nargs="?", default=None)
         parser.add_argument("--proposal", type=Path, default=None, help="every chain's operation in this file")
         _key_options(parser)

@@ -162,6 +162,7 @@ class ChainProposal:
     calls: list[str]
     safe_tx: SafeTransaction | None = None
     tx_hashes: dict[str, str] = field(default_factory=dict)
+    action: str = "schedule"  # what the SafeTx does to the operation: schedule it, or cancel it
 
     @property
     def operation_id(self) -> str:
@@ -182,6 +183,7 @@ class ChainProposal:
                 for c, d in zip(self.operation.calls, self.calls, strict=True)
             ],
             "safeTx": None if self.safe_tx is None else self.safe_tx.to_json(),
+            "action": self.action,
         }
 
     @classmethod
@@ -203,6 +205,7 @@ class ChainProposal:
             delay=int(raw["delay"]),
             calls=[c["decoded"] for c in raw["calls"]],
             safe_tx=None if raw.get("safeTx") is None else SafeTransaction.from_json(raw["safeTx"]),
+            action=str(raw.get("action", "schedule")),
         )
 
 
@@ -381,8 +384,11 @@ class Governance:
         for proposal, chain, signature_bytes in packed:
             assert proposal.safe_tx is not None
             call = exec_transaction_call(chain.safe, proposal.safe_tx, signature_bytes)
-            proposal.tx_hashes["schedule"] = self._send(chain, sender, "safe-schedule", call)
-            self._persist(proposal, proposal.safe_tx.safe, OperationState.PENDING)
+            proposal.tx_hashes[proposal.action] = self._send(chain, sender, f"safe-{proposal.action}", call)
+            if proposal.action == "cancel":
+                self._persist(proposal, proposal.safe_tx.safe, OperationState.CANCELLED)
+            else:
+                self._persist(proposal, proposal.safe_tx.safe, OperationState.PENDING)
 
     # ------------------------------------------------------------------ execute, cancel, list
 
@@ -411,6 +417,32 @@ class Governance:
         except (ContractCustomError, ContractLogicError) as err:
             return _revert_reason(err)
         return "nothing (the chain would accept it)"
+
+    def prepare_cancel(self, chain_name: str, operation_id: str) -> ChainProposal:
+        """The SafeTx by which the Safe (the production canceller) cancels ``operation_id``; owners sign it and
+        ``submit`` sends it, as for a proposal."""
+        chain = self.chain(chain_name)
+        scheduled = self.find(chain, operation_id)
+        if scheduled.state not in (OperationState.PENDING, OperationState.READY):
+            raise OperationNotReady(f"{chain.name}: operation {operation_id} is {scheduled.state.value}")
+        timelock = chain.record.address("Timelock")
+        safe = chain.safe
+        return ChainProposal(
+            chain_name=chain.name,
+            chain_id=chain.chain_id,
+            timelock=timelock,
+            operation=scheduled.operation,
+            delay=scheduled.delay,
+            calls=[chain.describe(call) for call in scheduled.operation.calls],
+            safe_tx=SafeTransaction(
+                safe=safe.address,
+                chain_id=chain.chain_id,
+                to=timelock,
+                data=cancel_call(timelock, scheduled.operation_id).data,
+                nonce=read_safe(safe).nonce,
+            ),
+            action="cancel",
+        )
 
     def cancel(self, chain_name: str, operation_id: str, canceller: Signer) -> str:
         """Cancel a pending or ready operation from a canceller key (the Safe cancels through ``prepare_cancel``)."""

@@ -236,3 +236,25 @@ def test_redeploy_sends_nothing_and_verify_reports_a_tampered_address(admin: Adm
         admin("verify")
     out = admin.capsys.readouterr().out
     assert f"[polygon-local] MISMATCH LendingPool:USDC       {pool}" in out
+
+
+def test_the_safe_cancels_a_scheduled_proposal_with_two_owners(admin: Admin) -> None:
+    proposal = admin.tmp / "grace.json"
+    admin("--chains", "ethereum-local", "propose", "grace-period", "3600", "--out", str(proposal))
+    signed = [str(admin.tmp / f"{owner}.json") for owner in (12, 13)]
+    for owner, path in zip((12, 13), signed, strict=True):
+        admin("sign", str(proposal), "--account", str(owner), "--out", path)
+    admin("--chains", "ethereum-local", "submit", str(proposal), *signed)
+
+    cancellation = admin.tmp / "cancel.json"
+    admin(
+        "--chains", "ethereum-local", "cancel", "--proposal", str(proposal), "--via", "safe", "--out", str(cancellation)
+    )
+    for owner, path in zip((12, 13), signed, strict=True):
+        admin("sign", str(cancellation), "--account", str(owner), "--out", path)
+    out = admin("--chains", "ethereum-local", "submit", str(cancellation), *signed)
+
+    assert re.search(r"\[ethereum-local\] Safe cancelled 0x[0-9a-f]{64}: tx 0x[0-9a-f]{64}", out)
+    assert "cancelled" in admin("--chains", "ethereum-local", "list", "--state", "cancelled")
+    (row,) = admin.rows()
+    assert (row.state, set(row.tx_hashes)) == ("cancelled", {"schedule", "cancel"})
