@@ -32,3 +32,7 @@ unit: setup
 .PHONY: contracts-fuzz
 contracts-fuzz: setup  ## the long contract property run (>= 10,000 operations)
 	CREDITMESH_FUZZ_OPS=10000 $(UV_RUN) pytest tests/contracts/test_properties.py -q -s --timeout 3600
+
+.PHONY: slow
+slow: setup  ## the long tests kept out of the default run (@pytest.mark.slow), e.g. `ape run governance`
+	$(UV_RUN) pytest -m slow -q

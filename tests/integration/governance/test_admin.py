@@ -3,7 +3,10 @@ refusals before anything is sent, the guardian's pause everywhere, cancellation,
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -258,3 +261,26 @@ def test_the_safe_cancels_a_scheduled_proposal_with_two_owners(admin: Admin) -> 
     assert "cancelled" in admin("--chains", "ethereum-local", "list", "--state", "cancelled")
     (row,) = admin.rows()
     assert (row.state, set(row.tx_hashes)) == ("cancelled", {"schedule", "cancel"})
+
+
+@pytest.mark.slow  # ape's start-up (plugins, project) takes ~30 s on these shared machines: out of the default run
+def test_ape_run_governance_verifies_the_chain_of_its_network(admin: Admin) -> None:
+    chain = admin.chains["polygon-local"]
+    env = os.environ | {
+        "CREDITMESH_CHAINS_FILE": str(admin.tmp / "chains.json"),
+        "CREDITMESH_DEPLOYMENTS_DIR": str(admin.tmp / "deployments"),
+        "CREDITMESH_DATABASE_URL": f"sqlite:///{admin.tmp / 'admin.db'}",
+    }
+    network = f"ethereum:polygon-local:{chain.devnet.rpc_url}"
+    ape = Path(sys.executable).parent / "ape"
+    run = subprocess.run(
+        [str(ape), "run", "governance", "--network", network, "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert re.search(r"\[polygon-local\] bytecode verified for (\d+) of \1 contracts", run.stdout)
+    assert "ethereum-local" not in run.stdout
