@@ -48,6 +48,14 @@ class AssetRegistry:
     def symbols(self) -> list[str]:
         return sorted(self._assets)
 
+    def by_address(self, chain_name: str, address: str) -> Asset | None:
+        """The asset whose token on ``chain_name`` is at ``address``, if it is one of ours."""
+        wanted = address.lower()
+        return next(
+            (a for a in self._assets.values() if a.addresses.get(chain_name, "").lower() == wanted),
+            None,
+        )
+
 
 def parse_amount(raw: str, field_name: str) -> Decimal:
     """A positive decimal amount given as a string."""

@@ -36,6 +36,7 @@ from aggregator.errors import AggregatorError
 from chain.deployment import DeploymentRecord
 from chain.events import ChainEvent, EventBatch, EventDecoder, WatchedContract
 from store.aggregator import LoanRow, QuoteRow
+from store.api import BorrowerRow
 from store.ledger import (
     SOURCE_INDEXER,
     SOURCE_RECEIPT,
@@ -268,10 +269,11 @@ def _open(repo: SqlLedgerRepository, chain: LedgerChain, fact: _Fact, *, via_acc
         )
         if not ours:
             quote = None
+        borrower_id = quote.borrower_id if quote is not None else _borrower_of(repo.session, fact.address("borrower"))
         loan = LoanRow(
             id=loan_id_for(chain.chain_id, chain.aggregator, digest),
             quote_id=None if quote is None else quote.id,
-            borrower_id=None if quote is None else quote.borrower_id,
+            borrower_id=borrower_id,
             provider_id=None if quote is None else quote.provider_id,
             chain_name=chain.name,
             chain_id=chain.chain_id,
@@ -284,6 +286,12 @@ def _open(repo: SqlLedgerRepository, chain: LedgerChain, fact: _Fact, *, via_acc
         loan.opened_outside_accept = False
     _set_opened(loan, chain, fact, digest)
     repo.session.flush()
+
+
+def _borrower_of(session: Session, wallet: str) -> str | None:
+    """Our borrower whose registered wallet took the loan, if any (a loan from an offer we never made is still
+    theirs to see)."""
+    return session.scalars(select(BorrowerRow.id).where(BorrowerRow.wallet_address == wallet)).one_or_none()
 
 
 def _set_opened(loan: LoanRow, chain: LedgerChain, fact: _Fact, digest: str) -> None:

@@ -11,6 +11,7 @@ from api import logs, problems
 from api.bootstrap import build_platform
 from api.routers import borrowers, credit_requests, health, loans, providers, quotes, sanctions_reviews
 from api.settings import Settings
+from api.workers import Workers
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -18,9 +19,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = await build_platform(settings or Settings())
         app.state.platform = platform
+        workers = Workers().start(platform.settings, platform.database, platform.chains)
+        app.state.workers = workers
         try:
             yield
         finally:
+            await workers.stop()
             await platform.close()
 
     app = FastAPI(

@@ -23,6 +23,7 @@ from aggregator.errors import (
     ReviewAlreadyDecided,
     ReviewNotFound,
 )
+from api.pagination import InvalidCursor
 from compliance import ComplianceError, ComplianceInputError, ErasureRefused, SanctionsListInvalid, SanctionsListStale
 from risk.errors import RiskError, VelocityLimitExceeded
 from risk.velocity import velocity_reason_code
@@ -103,6 +104,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RiskError)
     async def _risk(request: Request, exc: RiskError) -> JSONResponse:
         return problem(422, "invalid-credit-profile", "The credit profile cannot be scored", str(exc), request.url.path)
+
+    @app.exception_handler(InvalidCursor)
+    async def _cursor(request: Request, exc: InvalidCursor) -> JSONResponse:
+        return problem(400, "invalid-cursor", "The page cursor is invalid", str(exc), request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

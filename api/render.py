@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from aggregator.assets import AssetRegistry
+from aggregator.assets import Asset, AssetRegistry
+from aggregator.loans import LoanDetail
 from aggregator.offers import acceptance_document
-from api.schemas import CollateralIn, CreditRequestOut, DisclosureOut, LoanOut, ProviderOutcomeOut, QuoteOut
+from api.schemas import (
+    AmountOut,
+    ChainRefOut,
+    CollateralIn,
+    CollateralMovementOut,
+    CreditRequestOut,
+    DisclosureOut,
+    LiquidationOut,
+    LiveFiguresOut,
+    LoanOut,
+    ProviderOutcomeOut,
+    QuoteOut,
+    RepaymentOut,
+)
 from store.aggregator import CreditRequestRow, LoanRow, ProviderOutcomeRow, QuoteRow
+from store.ledger import ChainFactRow
+
+HEALTH = Decimal("0.0001")  # the health factor shown to four places, rounded down (towards liquidation)
 
 
 def _jsonable_document(document: dict[str, object]) -> dict[str, object]:
@@ -77,19 +95,117 @@ def credit_request_out(
     )
 
 
+def _amount(assets: AssetRegistry, chain_name: str, token: str | None, base_units: int) -> AmountOut:
+    asset = None if token is None else assets.by_address(chain_name, token)
+    return AmountOut(
+        asset=asset.symbol if asset is not None else (token or ""),
+        amount=asset.format(base_units) if asset is not None else None,
+        base_units=str(base_units),
+    )
+
+
+def _money(asset: Asset | None, base_units: int | None) -> str | None:
+    if base_units is None:
+        return None
+    return asset.format(base_units) if asset is not None else str(base_units)
+
+
+def _flags(loan: LoanRow) -> list[str]:
+    flags = ["opened_outside_accept"] if loan.opened_outside_accept else []
+    return flags + (["no_quote"] if loan.quote_id is None else [])
+
+
+def _where(fact: ChainFactRow) -> ChainRefOut:
+    return ChainRefOut(
+        block_number=fact.block_number,
+        block_hash=fact.block_hash,
+        transaction_hash=fact.tx_hash,
+        log_index=fact.log_index,
+    )
+
+
 def loan_out(loan: LoanRow, assets: AssetRegistry) -> LoanOut:
+    """A loan as lists show it: the ledger's record, without entries or live figures."""
+    asset = assets.by_address(loan.chain_name, loan.asset_address) if loan.asset_address else None
+    if asset is None and loan.asset in assets.symbols():
+        asset = assets.get(loan.asset)
+    collateral = None
+    if loan.collateral_asset is not None:
+        collateral = _amount(assets, loan.chain_name, loan.collateral_asset, loan.collateral_amount or 0)
     return LoanOut(
         id=loan.id,
         quote_id=loan.quote_id,
         status=loan.status,
+        flags=_flags(loan),
         provider_id=loan.provider_id,
         chain=loan.chain_name,
         chain_id=loan.chain_id,
         contract=loan.contract,
         onchain_loan_id=None if loan.onchain_loan_id is None else str(loan.onchain_loan_id),
+        offer_digest=loan.offer_digest,
         transaction_hash=loan.tx_hash,
         block_number=loan.block_number,
+        block_hash=loan.block_hash,
+        borrower_address=loan.borrower_address,
+        funder=loan.funder,
         asset=loan.asset,
-        principal=assets.get(loan.asset).format(loan.principal),
+        principal=_money(asset, loan.principal) or "",
+        rate_bps=loan.rate_bps,
+        term_seconds=loan.term_seconds,
+        origination_fee=_money(asset, loan.origination_fee),
+        outstanding_principal=_money(asset, loan.outstanding_principal),
+        interest_paid=_money(asset, loan.interest_paid),
+        principal_paid=_money(asset, loan.principal_paid),
+        collateral=collateral,
         created_at=loan.created_at.isoformat().replace("+00:00", "Z"),
     )
+
+
+def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
+    """One loan: the record, every repayment, collateral movement and liquidation, and live figures."""
+    loan, entries = detail.loan, detail.entries
+    out = loan_out(loan, assets)
+    asset = assets.by_address(loan.chain_name, loan.asset_address) if loan.asset_address else None
+    facts = entries.facts
+    out.repayments = [
+        RepaymentOut(
+            payer=r.payer,
+            interest_paid=_money(asset, r.interest_paid) or "",
+            principal_paid=_money(asset, r.principal_paid) or "",
+            outstanding_principal=_money(asset, r.outstanding_principal) or "",
+            payment_ref=None if int(r.payment_ref, 16) == 0 else r.payment_ref,
+            chain=_where(facts[r.fact_id]),
+        )
+        for r in entries.repayments
+    ]
+    out.collateral_movements = [
+        CollateralMovementOut(
+            direction=m.direction,
+            account=m.account,
+            amount=_amount(assets, loan.chain_name, m.asset, m.amount),
+            chain=_where(facts[m.fact_id]),
+        )
+        for m in entries.collateral_movements
+    ]
+    out.liquidations = [
+        LiquidationOut(
+            liquidator=q.liquidator,
+            debt_repaid=_money(asset, q.debt_repaid) or "",
+            collateral_seized=_amount(assets, loan.chain_name, loan.collateral_asset, q.collateral_seized),
+            chain=_where(facts[q.fact_id]),
+        )
+        for q in entries.liquidations
+    ]
+    if detail.live is not None:
+        live = detail.live
+        out.live = LiveFiguresOut(
+            block_number=live.block,
+            principal_owed=_money(asset, live.principal_owed) or "",
+            interest_owed=_money(asset, live.interest_owed) or "",
+            total_owed=_money(asset, live.total_owed) or "",
+            health_factor=None
+            if live.health_factor is None
+            else format(live.health_factor.quantize(HEALTH, rounding=ROUND_DOWN), "f"),
+        )
+    out.live_error = detail.live_error
+    return out

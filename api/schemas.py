@@ -85,20 +85,92 @@ class AcceptIn(BaseModel):
     signature: str = Field(description="0x-hex EIP-712 signature of the quote's acceptance_typed_data")
 
 
+class AmountOut(BaseModel):
+    """An amount of a token: whole units as a decimal string when the asset is ours (``amount``), always the exact
+    base units (``base_units``)."""
+
+    asset: str = Field(description="symbol, or the token address for a token the platform does not list")
+    amount: str | None
+    base_units: str
+
+
+class ChainRefOut(BaseModel):
+    """Where a ledger entry's chain fact is: block and transaction."""
+
+    block_number: int
+    block_hash: str
+    transaction_hash: str
+    log_index: int
+
+
+class RepaymentOut(BaseModel):
+    payer: str
+    interest_paid: str
+    principal_paid: str
+    outstanding_principal: str
+    payment_ref: str | None = Field(description="the operator's reference of an off-chain repayment")
+    chain: ChainRefOut
+
+
+class CollateralMovementOut(BaseModel):
+    direction: str = Field(description="added | removed")
+    account: str
+    amount: AmountOut
+    chain: ChainRefOut
+
+
+class LiquidationOut(BaseModel):
+    liquidator: str
+    debt_repaid: str
+    collateral_seized: AmountOut
+    chain: ChainRefOut
+
+
+class LiveFiguresOut(BaseModel):
+    """Read from the chain when asked (not stored): what is owed now and the position's health."""
+
+    block_number: int
+    principal_owed: str
+    interest_owed: str
+    total_owed: str
+    health_factor: str | None = Field(description="collateral value × liquidation threshold ÷ debt; null: no debt")
+
+
 class LoanOut(BaseModel):
     id: str
-    quote_id: str | None
-    status: str
+    quote_id: str | None = Field(description="null for a loan opened on-chain from an offer we never made")
+    status: str = Field(description="active | repaid | defaulted | liquidated | written_off")
+    flags: list[str] = Field(
+        default_factory=list,
+        description="opened_outside_accept: opened on-chain without an accept of ours (never funded by a lender "
+        "through us); no_quote: from an offer that is not one of our quotes",
+    )
     provider_id: str | None
     chain: str
     chain_id: int
     contract: str
     onchain_loan_id: str | None
+    offer_digest: str | None = None
     transaction_hash: str | None
     block_number: int | None
+    block_hash: str | None = None
+    borrower_address: str | None = None
+    funder: str | None = Field(default=None, description="the pool's address, or the provider id (bytes32) off-chain")
     asset: str
     principal: str
+    rate_bps: int | None = None
+    term_seconds: int | None = None
+    origination_fee: str | None = None
+    outstanding_principal: str | None = None
+    interest_paid: str | None = None
+    principal_paid: str | None = None
+    collateral: AmountOut | None = None
     created_at: str
+    repayments: list[RepaymentOut] | None = Field(default=None, description="in a single loan's view only")
+    collateral_movements: list[CollateralMovementOut] | None = None
+    liquidations: list[LiquidationOut] | None = None
+    live: LiveFiguresOut | None = Field(default=None, description="while active or in default, from the chain")
+    live_error: str | None = Field(default=None, description="why live figures are missing (a chain not answering)")
 
 
 class BorrowerIn(BaseModel):

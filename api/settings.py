@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         description="CIDR networks of the reverse proxies in front of the API: only a request from one of them has "
         "its X-Forwarded-For read for the client address (velocity, refused webhooks); none by default",
     )
+    workers: str = Field(
+        default="",
+        description='background workers this process runs: "all", "none"/"" or names ("indexer"); '
+        "`creditmesh run`/`serve` default to all, tests opt in",
+    )
+    indexer_lease_seconds: float = Field(default=15.0, gt=0, le=600)
     velocity_window_seconds: int = Field(default=3_600, gt=0)
     velocity_per_borrower: int = Field(default=5, gt=0)
     velocity_per_wallet: int = Field(default=5, gt=0)

@@ -79,9 +79,11 @@ def running_platform(
     *,
     fleet: list[SimLender] | None = None,
     settings: dict[str, str] | None = None,
+    workers: str = "none",
 ) -> Iterator[RunningPlatform]:
     """The platform's processes; ``fleet`` replaces the one simulated bank, ``settings`` adds or overrides
-    ``CREDITMESH_*`` variables of the API."""
+    ``CREDITMESH_*`` variables of the API; background workers (``CREDITMESH_WORKERS``) run only when the test opts
+    in with ``workers``."""
     lender_port, api_port = free_port(), free_port()
     chains_file = data_dir / "chains.json"
     write_chains_file(chains_file, [chain.config for chain in chains.values()])
@@ -103,6 +105,7 @@ def running_platform(
             "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
             "CREDITMESH_HTTP_LENDERS": json.dumps(http_lender_settings(lender_url, fleet)),
             "CREDITMESH_DATABASE_URL": database_url,
+            "CREDITMESH_WORKERS": workers,
             "CREDITMESH_VELOCITY_PER_BORROWER": "25",
             "CREDITMESH_VELOCITY_PER_WALLET": "25",
             "CREDITMESH_VELOCITY_PER_IP": "10000",

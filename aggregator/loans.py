@@ -1,0 +1,94 @@
+"""Reading loans: the ledger's record (``aggregator.ledger``) of one loan with its entries, plus live figures read
+from its chain at the time of asking (amount owed now from ``amountOwed``, the health factor from the
+CollateralManager); and a reader's loans, newest first, a page at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from web3.exceptions import Web3Exception
+
+from aggregator.errors import LoanNotFound
+from aggregator.ledger import ACTIVE, DEFAULTED
+from aggregator.platform import ChainRuntime
+from chain.artifacts import load_artifact
+from chain.errors import ChainError
+from store.aggregator import LoanRow
+from store.db import Database
+from store.ledger import LoanEntries, LoanScope, SqlLoanQueries
+
+NO_DEBT = 2**256 - 1  # healthFactor's answer for a loan with nothing owed
+WAD = Decimal(10) ** 18
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFigures:
+    """Read from the chain at ``block``: what the borrower owes now and the position's health factor (18 decimals
+    on-chain; None with no debt)."""
+
+    block: int
+    principal_owed: int
+    interest_owed: int
+    health_factor: Decimal | None
+
+    @property
+    def total_owed(self) -> int:
+        return self.principal_owed + self.interest_owed
+
+
+@dataclass(frozen=True, slots=True)
+class LoanDetail:
+    loan: LoanRow
+    entries: LoanEntries
+    live: LiveFigures | None
+    live_error: str | None = None
+
+
+class LoanService:
+    def __init__(self, database: Database, chains: dict[str, ChainRuntime]) -> None:
+        self._db, self._chains = database, chains
+
+    def _load(self, loan_id: str, scope: LoanScope) -> tuple[LoanRow, LoanEntries]:
+        with self._db.unit_of_work() as uow:
+            queries = SqlLoanQueries(uow.session)
+            loan = queries.get(loan_id)
+            if loan is None or not scope.allows(loan):
+                raise LoanNotFound(loan_id)
+            return loan, queries.entries(loan_id)
+
+    async def detail(self, loan_id: str, scope: LoanScope) -> LoanDetail:
+        """The loan (404 outside ``scope``) with its entries; live figures while it is active or in default."""
+        loan, entries = await asyncio.to_thread(self._load, loan_id, scope)
+        if loan.status not in (ACTIVE, DEFAULTED) or loan.onchain_loan_id is None:
+            return LoanDetail(loan, entries, None)
+        chain = self._chains.get(loan.chain_name)
+        if chain is None:
+            return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured")
+        try:
+            live = await _live(chain, loan.onchain_loan_id)
+        except ChainError as err:  # the record still answers while the chain does not
+            return LoanDetail(loan, entries, None, str(err))
+        return LoanDetail(loan, entries, live)
+
+    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRow]:
+        with self._db.unit_of_work() as uow:
+            return SqlLoanQueries(uow.session).page(scope, after, limit)
+
+
+async def _live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
+    """``amountOwed`` and ``healthFactor`` at one pinned block, so the two figures agree with each other."""
+    block = await chain.w3.eth.block_number
+    manager: Any = chain.w3.eth.contract(
+        address=chain.record.address("CollateralManager"), abi=load_artifact("CollateralManager").abi
+    )
+    try:
+        principal, interest = await chain.aggregator().functions.amountOwed(loan_ref).call(block_identifier=block)
+        factor = int(await manager.functions.healthFactor(loan_ref).call(block_identifier=block))
+    except (Web3Exception, ValueError, OSError, TimeoutError) as err:  # a revert (a stale price), a node failing
+        raise ChainError(f"{chain.name}: reading loan {loan_ref} failed: {err}") from err
+    health = None if factor == NO_DEBT else Decimal(factor) / WAD
+    return LiveFigures(int(block), int(principal), int(interest), health)

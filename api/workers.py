@@ -1,0 +1,60 @@
+"""Background workers of the API process, started by the app's lifespan when ``CREDITMESH_WORKERS`` names them
+(``creditmesh run``/``serve`` enable all; tests opt in). Today: the per-chain indexer (``aggregator.indexer``);
+each worker runs once per chain across processes under its lease."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from aggregator.indexer import ChainIndexer, IndexerSettings, run_indexers
+from aggregator.platform import ChainRuntime
+from api.settings import Settings
+from chain.errors import ConfigurationError
+from store.db import Database
+
+WORKERS = ("indexer",)
+
+
+def enabled_workers(value: str) -> set[str]:
+    """``"all"`` → every worker, ``""``/``"none"`` → none, else the comma-separated names (unknown names refused)."""
+    names = {name.strip().lower() for name in value.split(",") if name.strip()}
+    if names <= {"none", "0", "false", "off"}:
+        return set()
+    if names & {"all", "1", "true", "on"}:
+        return set(WORKERS)
+    unknown = names - set(WORKERS)
+    if unknown:
+        raise ConfigurationError(f"CREDITMESH_WORKERS names unknown workers {sorted(unknown)}; known: {WORKERS}")
+    return names
+
+
+def indexers(settings: Settings, database: Database, chains: dict[str, ChainRuntime]) -> list[ChainIndexer]:
+    config = IndexerSettings(ttl=timedelta(seconds=settings.indexer_lease_seconds))
+    return [ChainIndexer(chain.client, chain.record, database, settings=config) for chain in chains.values()]
+
+
+class Workers:
+    """The running background workers of one process; ``stop()`` ends them and releases their leases."""
+
+    def __init__(self) -> None:
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, settings: Settings, database: Database, chains: dict[str, ChainRuntime]) -> Workers:
+        if "indexer" in enabled_workers(settings.workers):
+            self._tasks.append(
+                asyncio.create_task(run_indexers(indexers(settings, database, chains), self._stop), name="indexers")
+            )
+        return self
+
+    @property
+    def running(self) -> list[str]:
+        return [task.get_name() for task in self._tasks if not task.done()]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

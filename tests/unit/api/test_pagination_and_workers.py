@@ -1,0 +1,63 @@
+"""Cursor pagination's pure parts (cursor round trip, refusals, the next link) and CREDITMESH_WORKERS parsing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from starlette.requests import Request
+
+from api.pagination import InvalidCursor, decode_cursor, encode_cursor, page
+from api.workers import enabled_workers
+from chain.errors import ConfigurationError
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def _request(query: str = "") -> Request:
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "path": "/v1/loans",
+        "query_string": query.encode(),
+        "headers": [(b"host", b"127.0.0.1:8000")],
+    }
+    return Request(scope)
+
+
+def test_a_cursor_round_trips_and_is_opaque() -> None:
+    cursor = encode_cursor(NOW, "loan-1")
+    assert "loan-1" not in cursor
+    assert decode_cursor(cursor) == (NOW, "loan-1")
+    assert decode_cursor(None) is None
+
+
+@pytest.mark.parametrize("bad", ["", "not-a-cursor", "W10", encode_cursor(NOW, "x")[:-3], "eyJhIjoxfQ"])
+def test_a_cursor_we_did_not_issue_is_refused(bad: str) -> None:
+    with pytest.raises(InvalidCursor):
+        decode_cursor(bad)
+
+
+def test_a_page_links_to_the_next_only_when_there_is_more() -> None:
+    rows = [(NOW - timedelta(seconds=i), f"id-{i}") for i in range(3)]
+    full = page(_request("limit=2"), rows, 2, lambda row: row, lambda row: row[1])
+    assert full.items == ["id-0", "id-1"]
+    assert full.next is not None
+    assert full.next.startswith("http://127.0.0.1:8000/v1/loans?")
+    next_cursor = full.next.split("cursor=")[1].split("&")[0]
+    assert decode_cursor(next_cursor) == rows[1]
+    last = page(_request(), rows[2:], 2, lambda row: row, lambda row: row[1])
+    assert (last.items, last.next) == (["id-2"], None)
+
+
+def test_workers_are_named_or_all_or_none() -> None:
+    assert enabled_workers("") == set()
+    assert enabled_workers("none") == set()
+    assert enabled_workers("all") == {"indexer"}
+    assert enabled_workers(" Indexer ") == {"indexer"}
+    with pytest.raises(ConfigurationError, match="keeper"):
+        enabled_workers("indexer,keeper")
