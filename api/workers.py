@@ -10,8 +10,10 @@ from datetime import timedelta
 
 from aggregator.indexer import ChainIndexer, IndexerSettings, run_indexers
 from aggregator.platform import ChainRuntime
+from api.bootstrap import chain_registry, load_records
 from api.settings import Settings
-from chain.errors import ConfigurationError
+from chain.client import ChainClient
+from chain.errors import ChainIdMismatch, ConfigurationError
 from store.db import Database
 
 WORKERS = ("indexer",)
@@ -58,3 +60,32 @@ class Workers:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def index_chains(settings: Settings, chain_names: list[str] | None, stop: asyncio.Event) -> None:
+    """``creditmesh index``: the indexers of the configured chains (or of ``chain_names``) in this process alone,
+    under the same leases as the API's, until ``stop`` is set."""
+    registry = chain_registry(settings)
+    configs = [config for config in registry if not chain_names or config.name in chain_names]
+    unknown = set(chain_names or ()) - {config.name for config in configs}
+    if unknown:
+        raise ConfigurationError(f"no chain named {sorted(unknown)} in the chain registry")
+    records = load_records(settings.resolved_deployments_dir, registry)
+    database = Database(settings.resolved_database_url)
+    database.migrate()
+    clients: list[ChainClient] = []
+    try:
+        config_for = IndexerSettings(ttl=timedelta(seconds=settings.indexer_lease_seconds))
+        running = []
+        for config in configs:
+            if records[config.name].chain_id != config.chain_id:
+                raise ChainIdMismatch(
+                    f"deployments record of {config.name}", config.chain_id, records[config.name].chain_id
+                )
+            clients.append(await ChainClient(config).connect())
+            running.append(ChainIndexer(clients[-1], records[config.name], database, settings=config_for))
+        await run_indexers(running, stop)
+    finally:
+        for client in clients:
+            await client.close()
+        database.dispose()

@@ -7,10 +7,11 @@ token**. The holder *renews* well before expiry; a holder that dies stops renewi
 once ``expires_at`` has passed, so takeover takes at most the lease's time to live plus the follower's retry pause.
 
 Every write the holder makes checks its token inside the writing transaction (``fence``): the row is read
-``FOR SHARE``, so a takeover (``FOR UPDATE``) waits for that write to commit, and a write that starts after a
-takeover sees a moved token and fails with ``LeaseLost`` (its transaction rolls back). A stale holder — paused by
-the garbage collector, cut off from the database for longer than its lease — therefore never writes over its
-successor. Tokens only grow, also across a release: a row is never deleted.
+``FOR KEY SHARE``, so a takeover (``FOR UPDATE``) waits for that write to commit, and a write that starts after a
+takeover sees a moved token and fails with ``LeaseLost`` (its transaction rolls back). The holder's own renewal
+takes only ``FOR NO KEY UPDATE``, which a fence does not block: a long write never lets its own lease expire.
+A stale holder — paused by the garbage collector, cut off from the database for longer than its lease — therefore
+never writes over its successor. Tokens only grow, also across a release: a row is never deleted.
 
 A row lock rather than an advisory lock: an advisory lock vanishes silently when PostgreSQL restarts or the
 connection drops, a row with a token does not. Expiry uses the processes' clocks (UTC); keep them in sync (NTP) and
@@ -97,7 +98,7 @@ def fence(session: Session, lease: Lease) -> None:
     row = session.execute(
         select(LeaseRow.token, LeaseRow.holder)
         .where(LeaseRow.kind == lease.kind, LeaseRow.chain_id == lease.chain_id)
-        .with_for_update(read=True)
+        .with_for_update(read=True, key_share=True)
     ).one_or_none()
     if row is None or row.token != lease.token or row.holder != lease.holder:
         found = "no lease row" if row is None else f"token {row.token} held by {row.holder}"
@@ -110,7 +111,9 @@ class SqlLeaseRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _locked(self, kind: str, chain_id: int) -> LeaseRow:
+    def _locked(self, kind: str, chain_id: int, *, takeover: bool = True) -> LeaseRow:
+        """The row, created if missing, locked ``FOR UPDATE`` (a takeover: waits for the holder's fenced writes)
+        or ``FOR NO KEY UPDATE`` (the holder's renewal or release: never waits for them)."""
         if self.session.get(LeaseRow, (kind, chain_id)) is None:
             try:
                 with self.session.begin_nested():
@@ -123,7 +126,7 @@ class SqlLeaseRepository:
         return self.session.scalars(
             select(LeaseRow)
             .where(LeaseRow.kind == kind, LeaseRow.chain_id == chain_id)
-            .with_for_update()
+            .with_for_update(key_share=not takeover)
             .execution_options(populate_existing=True)
         ).one()
 
@@ -138,14 +141,14 @@ class SqlLeaseRepository:
         return Lease(kind, chain_id, holder, row.token, row.expires_at)
 
     def renew(self, lease: Lease, ttl: timedelta, now: datetime) -> Lease:
-        row = self._locked(lease.kind, lease.chain_id)
+        row = self._locked(lease.kind, lease.chain_id, takeover=False)
         if row.token != lease.token or row.holder != lease.holder:
             raise LeaseLost(lease.kind, lease.chain_id, f"token is {row.token}, held by {row.holder}")
         row.expires_at, row.updated_at = now + ttl, now
         return Lease(lease.kind, lease.chain_id, lease.holder, row.token, row.expires_at)
 
     def release(self, lease: Lease, now: datetime) -> None:
-        row = self._locked(lease.kind, lease.chain_id)
+        row = self._locked(lease.kind, lease.chain_id, takeover=False)
         if row.token == lease.token and row.holder == lease.holder:
             row.holder, row.expires_at, row.updated_at = None, now, now
 

@@ -1,18 +1,18 @@
 """The ``creditmesh`` command, one module per command group: ``run`` and ``serve`` (:mod:`api.cli.run`),
-``wallet …`` (:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`: governance), ``sanctions import``
-(:mod:`api.cli.sanctions`: OFAC list updates). Each group module has
+``index`` (:mod:`api.cli.index`), ``wallet …`` (:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`:
+governance), ``sanctions import`` (:mod:`api.cli.sanctions`: OFAC list updates). Each group module has
 ``register(commands)``, which adds its sub-parsers and sets ``func`` on them."""
 
 from __future__ import annotations
 
 import argparse
 
-from api.cli import admin, run, sanctions, wallet
+from api.cli import admin, index, run, sanctions, wallet
 
-GROUPS = (run, wallet, admin, sanctions)
+GROUPS = (run, index, wallet, admin, sanctions)
 DESCRIPTION = (
-    "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``wallet …``, "
-    "``admin …`` (governance), ``sanctions import`` (OFAC list updates)."
+    "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``index`` (the "
+    "chain indexers alone), ``wallet …``, ``admin …`` (governance), ``sanctions import`` (OFAC list updates)."
 )
 
 

@@ -118,7 +118,10 @@ Ctrl-C stops everything.""",
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    _serve(Settings(), args.port)
+    settings = Settings()
+    if "CREDITMESH_WORKERS" not in os.environ:  # the platform runs its background workers unless told otherwise
+        settings = settings.model_copy(update={"workers": "all"})
+    _serve(settings, args.port)
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:

@@ -128,3 +128,22 @@ def test_a_takeover_waits_for_the_holders_write_in_flight(databases: tuple[Datab
         assert order == ["write", "takeover"]
     else:
         assert sorted(order) == ["takeover", "write"]
+
+
+def test_the_holders_renewal_does_not_wait_for_its_own_write(databases: tuple[Database, Database]) -> None:
+    """A long fenced write (an indexer catching up) must not let its own lease expire: the renewal goes through
+    while the write's transaction is still open."""
+    first_db, second_db = databases
+    store = SqlLeaseStore(first_db.sessions)
+    lease = asyncio.run(store.acquire("indexer", 9, "a", TTL))
+    assert lease is not None
+    renewed: list[Lease] = []
+    with first_db.unit_of_work() as uow:
+        store.fence(uow.session, lease)
+        thread = threading.Thread(
+            target=lambda: renewed.append(asyncio.run(SqlLeaseStore(second_db.sessions).renew(lease, TTL * 2)))
+        )
+        thread.start()
+        thread.join(5 if first_db.engine.dialect.name == "postgresql" else 15)
+        assert [r.token for r in renewed] == [lease.token]  # done before the write commits
+        uow.commit()
