@@ -152,28 +152,33 @@ def apply_events(
             indexer flagged first is unflagged).
     """
     repo = SqlLedgerRepository(session)
-    new = 0
-    for event in sorted(events, key=lambda e: (e.block_number, e.log_index)):
-        fact_id = repo.add_fact(
-            chain_id=event.chain_id,
-            contract=event.contract,
-            address=event.address,
-            event=event.event,
-            args=event.args,
-            block_number=event.block_number,
-            block_hash=event.block_hash,
-            tx_hash=event.tx_hash,
-            log_index=event.log_index,
-            source=source,
-        )
-        if fact_id is None:
-            if via_accept and event.event == "LoanOpened" and chain.moves_loans(event.address):
-                _claim_for_accept(repo, chain, int(event.args["loanId"]))
+    ordered = sorted(events, key=lambda e: (e.block_number, e.log_index))
+    new = repo.add_facts(
+        (
+            {
+                "chain_id": event.chain_id,
+                "contract": event.contract,
+                "address": event.address,
+                "event": event.event,
+                "args": event.args,
+                "block_number": event.block_number,
+                "block_hash": event.block_hash,
+                "tx_hash": event.tx_hash,
+                "log_index": event.log_index,
+            }
+            for event in ordered
+        ),
+        source,
+    )
+    for event in ordered:
+        if not chain.moves_loans(event.address):
             continue
-        new += 1
-        if chain.moves_loans(event.address):
+        fact_id = new.get((event.block_hash, event.tx_hash, event.log_index))
+        if fact_id is not None:
             _apply(repo, chain, _Fact.of_event(event, fact_id), via_accept=via_accept)
-    return new
+        elif via_accept and event.event == "LoanOpened":
+            _claim_for_accept(repo, chain, int(event.args["loanId"]))
+    return len(new)
 
 
 def apply_batch(session: Session, chain: LedgerChain, batch: EventBatch) -> int:

@@ -120,44 +120,31 @@ class SqlLedgerRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add_fact(
-        self,
-        *,
-        chain_id: int,
-        contract: str,
-        address: str,
-        event: str,
-        args: Mapping[str, Any],
-        block_number: int,
-        block_hash: str,
-        tx_hash: str,
-        log_index: int,
-        source: str,
-    ) -> int | None:
-        """Insert a fact; its id, or None when it is recorded already (same chain, block hash, tx and log)."""
-        loan_ref = args.get("loanId")
-        values = {
-            "chain_id": chain_id,
-            "contract": contract,
-            "address": address,
-            "event": event,
-            "args": jsonable(dict(args)),
-            "loan_ref": None if loan_ref is None else int(loan_ref),
-            "block_number": block_number,
-            "block_hash": block_hash,
-            "tx_hash": tx_hash,
-            "log_index": log_index,
-            "source": source,
-            "recorded_at": _now(),
-        }
+    def add_facts(self, facts: Iterable[Mapping[str, Any]], source: str) -> dict[tuple[str, str, int], int]:
+        """Insert facts (keys: chain_id, contract, address, event, args, block_number, block_hash, tx_hash,
+        log_index), skipping those recorded already; the ids of the new ones by (block hash, tx hash, log index)."""
+        now = _now()
+        rows = [
+            {
+                **fact,
+                "args": jsonable(dict(fact["args"])),
+                "loan_ref": None if fact["args"].get("loanId") is None else int(fact["args"]["loanId"]),
+                "source": source,
+                "recorded_at": now,
+            }
+            for fact in facts
+        ]
         insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         statement = (
             insert(ChainFactRow)
-            .values(**values)
             .on_conflict_do_nothing(index_elements=["chain_id", "block_hash", "tx_hash", "log_index"])
-            .returning(ChainFactRow.id)
+            .returning(ChainFactRow.id, ChainFactRow.block_hash, ChainFactRow.tx_hash, ChainFactRow.log_index)
         )
-        return self.session.execute(statement).scalar_one_or_none()
+        new: dict[tuple[str, str, int], int] = {}
+        if rows:  # one cached statement, sent as multi-row batches (SQLAlchemy's "insertmanyvalues")
+            for fact_id, block_hash, tx_hash, log_index in self.session.execute(statement, rows):
+                new[(block_hash, tx_hash, int(log_index))] = int(fact_id)
+        return new
 
     def stale_facts(self, chain_id: int, from_block: int, to_block: int, hashes: Mapping[int, str]) -> list[int]:
         """Ids of facts in blocks ``from_block``..``to_block`` whose block hash is not the delivered one (``hashes``:
