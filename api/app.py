@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import logs, problems
+from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
 from api.routers import borrowers, credit_requests, health, loans, providers, quotes, sanctions_reviews
 from api.settings import Settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     logs.install(app)
+    app.add_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
     for router in (
         borrowers.router,
         credit_requests.router,
