@@ -346,6 +346,16 @@ PROPOSALS: dict[str, tuple[str, Arguments, Callable[[argparse.Namespace], CallsF
         [("asset", {}), ("ltv", INT), ("threshold", INT), ("bonus", INT), ("supply_cap", INT)],
         lambda a: parameters.collateral_parameters(a.asset, a.ltv, a.threshold, a.bonus, a.supply_cap),
     ),
+    "liquidation-thresholds": (
+        "CollateralManager.setLiquidationThresholds(full close value, min leftover value), USD with 8 decimals",
+        [("full_close_value", INT), ("min_leftover_value", INT)],
+        lambda a: parameters.liquidation_thresholds(a.full_close_value, a.min_leftover_value),
+    ),
+    "price-feed": (
+        "CollateralManager.setPriceFeed(token, feed, heartbeat seconds)",
+        [("asset", {}), ("feed", {}), ("heartbeat", INT)],
+        lambda a: parameters.price_feed(a.asset, a.feed, a.heartbeat),
+    ),
     "settlement-address": (
         "CreditAggregator.setSettlementAddress(provider id or name, account)",
         [("provider", {}), ("account", {})],

@@ -132,20 +132,25 @@ VIEWS: dict[str, View] = {
     "setReserveFactor": ("reserveFactorBps", lambda a: [], lambda a: a[0]),
     "setCollateralParameters": ("collateralConfig", lambda a: [a[0]], lambda a: list(a[1:])),
     "setSettlementAddress": ("settlementAddress", lambda a: [a[0]], lambda a: a[1]),
+    "setPriceFeed": ("priceSources", lambda a: [a[0]], lambda a: [a[1], a[2]]),
     "registerPool": ("poolId", lambda a: [a[0]], lambda a: "next pool id"),
     "unpause": ("paused", lambda a: [], lambda a: False),
     "unpauseLiquidations": ("liquidationsPaused", lambda a: [], lambda a: False),
     "grantRole": ("hasRole", lambda a: list(a), lambda a: True),
     "revokeRole": ("hasRole", lambda a: list(a), lambda a: False),
 }
-RATE_MODEL_VIEWS = ("baseRateBps", "slope1Bps", "slope2Bps", "optimalUtilizationBps")  # setRateModel's four
+# setters of several values, each with its own view, in the setter's argument order
+MULTI_VIEWS: dict[str, tuple[str, ...]] = {
+    "setRateModel": ("baseRateBps", "slope1Bps", "slope2Bps", "optimalUtilizationBps"),
+    "setLiquidationThresholds": ("fullCloseValue", "minLeftoverValue"),
+}
 
 
 def before_and_after(contract: Contract, call: GovernedCall) -> tuple[Any, Any] | None:
     """The value ``call`` changes, read now from chain, and the value it sets; None for a function without a
     view."""
-    if call.function == "setRateModel":
-        before = [int(getattr(contract.functions, name)().call()) for name in RATE_MODEL_VIEWS]
+    if call.function in MULTI_VIEWS:
+        before = [int(getattr(contract.functions, name)().call()) for name in MULTI_VIEWS[call.function]]
         return before, list(call.args)
     view = VIEWS.get(call.function)
     if view is None:
@@ -154,6 +159,8 @@ def before_and_after(contract: Contract, call: GovernedCall) -> tuple[Any, Any] 
     before = getattr(contract.functions, name)(*arguments(call.args)).call()
     if call.function == "setCollateralParameters":
         before = list(before)[:4]  # ltv, liquidation threshold, bonus, supply cap (not the running total)
+    elif call.function == "setPriceFeed":
+        before = list(before)[:2]  # feed, heartbeat (not the decimals it caches)
     return before, after(call.args)
 
 

@@ -52,6 +52,24 @@ def grace_period(seconds: int) -> CallsFor:
     return lambda chain: [GovernedCall("CreditAggregator", "setGracePeriod", (seconds,))]
 
 
+def liquidation_thresholds(full_close_value_usd8: int, min_leftover_value_usd8: int) -> CallsFor:
+    """The close-factor thresholds: below ``full_close_value`` a liquidation may close the whole debt; it may not
+    leave less than ``min_leftover_value`` (USD, 8 decimals)."""
+    args = (full_close_value_usd8, min_leftover_value_usd8)
+    return lambda chain: [GovernedCall("CollateralManager", "setLiquidationThresholds", args)]
+
+
+def price_feed(asset: str, feed: str, heartbeat: int) -> CallsFor:
+    """``asset``'s USD price feed (Chainlink style) and its heartbeat in seconds."""
+    feed_address = _address(feed)
+
+    def calls(chain: GovernedChain) -> list[GovernedCall]:
+        token = token_address(chain.record, asset)
+        return [GovernedCall("CollateralManager", "setPriceFeed", (token, feed_address, heartbeat))]
+
+    return calls
+
+
 def provider_id(text: str) -> bytes:
     """A provider id as the contracts hold it: 0x-prefixed 32 bytes, or keccak256 of the provider's name."""
     if text.startswith("0x") and len(text) == 66:

@@ -153,6 +153,13 @@ def test_dry_run_shows_values_before_and_after(admin: Admin) -> None:
     out = admin("--chains", "polygon-local", "propose", "rate-model", "USDC", "100", "700", "5000", "8500", "--dry-run")
     assert "[polygon-local] LendingPool:USDC.setRateModel(100, 700, 5000, 8500): [200, 800, 6000, 8000] -> " in out
     assert "[100, 700, 5000, 8500]" in out
+    out = admin(
+        "--chains", "polygon-local", "propose", "liquidation-thresholds", "300000000000", "50000000000", "--dry-run"
+    )
+    assert "setLiquidationThresholds(300000000000, 50000000000): [200000000000, 100000000000] -> " in out
+    feed = admin.chains["polygon-local"].record.address("PriceFeed:USDC")
+    out = admin("--chains", "polygon-local", "propose", "price-feed", "WETH", feed, "7200", "--dry-run")
+    assert f"-> ['{feed}', 7200]" in out
 
 
 def test_pause_everywhere_blocks_opening_but_not_repaying_and_only_the_timelock_unpauses(admin: Admin) -> None:
