@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from eth_utils.crypto import keccak
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from web3.exceptions import ContractCustomError
@@ -291,3 +292,21 @@ def test_ape_run_governance_verifies_the_chain_of_its_network(admin: Admin) -> N
     assert run.returncode == 0, run.stderr[-2000:]
     assert re.search(r"\[polygon-local\] bytecode verified for (\d+) of \1 contracts", run.stdout)
     assert "ethereum-local" not in run.stdout
+
+
+def test_rotating_the_guardian_grants_the_new_key_everywhere_before_revoking_the_old(admin: Admin) -> None:
+    chain = admin.chains["ethereum-local"]
+    old, new = devnet_account(5).address, devnet_account(16).address
+    out = admin("--chains", chain.name, "propose", "rotate", "guardian", old, new, "--via", "key")
+    operation_id = re.search(r"operation (0x[0-9a-f]{64})", out)
+    assert operation_id is not None
+    assert out.index("grantRole") < out.index("revokeRole")
+    admin.advance(3)
+
+    admin("--chains", chain.name, "execute", operation_id.group(1))
+
+    guardian_role = keccak(text="GUARDIAN_ROLE")
+    for key in ("CreditAggregator", "CollateralManager", "LendingPool:USDC"):
+        contract = chain.contract(key)
+        assert contract.functions.hasRole(guardian_role, new).call(), key
+        assert not contract.functions.hasRole(guardian_role, old).call(), key
