@@ -133,9 +133,16 @@ class QuotingService:
             ip=client_ip,
             now=time.time(),
         )
-        records, products = await asyncio.to_thread(self._screen, borrower, valid.amount)
+        # The on-chain history is read while the borrower is screened (both only wait: RPC, a worker thread).
+        history = asyncio.create_task(self._onchain.read(borrower.wallet)) if self._onchain is not None else None
+        try:
+            records, products = await asyncio.to_thread(self._screen, borrower, valid.amount)
+        except BaseException:
+            if history is not None:
+                history.cancel()
+            raise
         request_id = str(uuid.uuid4())
-        reading = await self._onchain.read(borrower.wallet) if self._onchain is not None else None
+        reading = await history if history is not None else None
         decision = assess(
             borrower.profile,
             CreditRequestFacts(
@@ -170,8 +177,11 @@ class QuotingService:
             eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in products]
             outcomes = await fan_out(eligible, query, self._config.fanout_deadline)
             covered = await asyncio.to_thread(self._covered_borrower, borrower, now)
-            drafts = await asyncio.to_thread(self._disclose, borrower, valid, outcomes, records, covered, now)
-            quotes = self._sign(borrower, valid, decision, drafts, request_id, now)
+            # Disclosure (APR solving), nonce reservation (a database transaction) and signing are blocking work:
+            # one worker-thread hop for all of it, so the event loop keeps serving the other requests.
+            quotes = await asyncio.to_thread(
+                self._disclose_and_sign, borrower, valid, decision, outcomes, records, covered, request_id, now
+            )
         request_row = self._request_row(request_id, borrower, spec, valid, decision, quotes, now)
         if reading is not None:
             # chains whose history could not be read are named: their loans are missing, not clean
@@ -212,6 +222,20 @@ class QuotingService:
             reviews = self._store_records(list(records.values()), borrower.id)
             raise ComplianceDenied("the credit request", borrower_reasons(list(records.values()), reviews))
         return list(records.values()), allowed
+
+    def _disclose_and_sign(
+        self,
+        borrower: BorrowerFile,
+        valid: _Validated,
+        decision: RiskDecision,
+        outcomes: list[ProviderOutcome],
+        records: list[DecisionRecord],
+        covered: bool,
+        request_id: str,
+        now: datetime,
+    ) -> list[QuoteRow]:
+        drafts = self._disclose(borrower, valid, outcomes, records, covered, now)
+        return self._sign(borrower, valid, decision, drafts, request_id, now)
 
     def _covered_borrower(self, borrower: BorrowerFile, now: datetime) -> bool:
         """Military Lending Act status from the MLA provider as of today. Without an SSN or DoD ID on file the
