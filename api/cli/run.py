@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -23,7 +24,7 @@ from chain.config import LOCAL_CHAINS
 from chain.devnet import Devnet, start_devnet
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 from contracts.deploy import deploy_to_devnet
-from providers.sim.fleet import DEFAULT_PORT
+from providers.sim.fleet import DEFAULT_PORT, SimLender, http_lender_settings
 
 LENDER_PORT = DEFAULT_PORT  # providers.sim.fleet.DEFAULT_PORT: the settings' default lenders live there
 
@@ -48,8 +49,21 @@ def _wait_http(url: str, timeout: float = 30) -> None:
     raise SystemExit(f"{url} did not come up within {timeout} s")
 
 
+def _fleet(path: Path) -> list[SimLender]:
+    """A fleet file: a JSON list of SimLender documents (providers.sim.fleet), refused whole if one is invalid."""
+    try:
+        documents = json.loads(path.read_text())
+        if not isinstance(documents, list) or not documents:
+            raise ValueError("expected a non-empty JSON list of lenders")
+        return [SimLender.model_validate(document) for document in documents]
+    except (OSError, ValueError) as err:  # pydantic's ValidationError is a ValueError
+        raise SystemExit(f"fleet file {path}: {err}") from err
+
+
 def cmd_run(args: argparse.Namespace) -> None:
-    """Devnets on 8545-8547, the contract set deployed, the simulated lender, the API; runs until Ctrl-C."""
+    """Devnets on 8545-8547, the contract set deployed, the simulated lenders (the default fleet, or ``--fleet``),
+    the API; runs until Ctrl-C."""
+    fleet = _fleet(args.fleet) if args.fleet else None
     settings = Settings()
     data_dir = settings.data_dir
     # Devnets keep their chains in memory: every run starts fresh chains, so deployments and local data go too.
@@ -73,8 +87,14 @@ def cmd_run(args: argparse.Namespace) -> None:
                 f"CreditAggregator {record.address('CreditAggregator')}"
             )
         env = os.environ.copy()
-        # the simulated lenders' default fleet (providers.sim.fleet), which the settings' default lenders name
-        lender = subprocess.Popen([sys.executable, "-m", "providers.sim", "--port", str(LENDER_PORT)], env=env)
+        lender_cmd = [sys.executable, "-m", "providers.sim", "--port", str(LENDER_PORT)]
+        if fleet is not None:
+            # the fleet's lenders, and the API told to ask exactly them
+            lender_cmd += ["--fleet", str(args.fleet)]
+            lender_base = f"http://127.0.0.1:{LENDER_PORT}"
+            env["CREDITMESH_HTTP_LENDERS"] = json.dumps(http_lender_settings(lender_base, fleet))
+        # else the simulated lenders' default fleet (providers.sim.fleet), which the settings' default lenders name
+        lender = subprocess.Popen(lender_cmd, env=env)
         _wait_http(f"http://127.0.0.1:{LENDER_PORT}/v1/health")
         api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(args.port)], env=env)
         _wait_http(f"http://127.0.0.1:{args.port}/healthz")
@@ -127,6 +147,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     run = commands.add_parser("run", help="the whole platform locally: devnets, contracts, simulated lender, API")
     run.add_argument("--port", type=int, default=API_PORT)
+    run.add_argument(
+        "--fleet",
+        type=Path,
+        default=None,
+        help="simulated lenders from this JSON file (a list of SimLender documents) instead of the default fleet",
+    )
     run.set_defaults(func=cmd_run)
     serve = commands.add_parser("serve", help="the API only, configured by CREDITMESH_* variables")
     serve.add_argument("--port", type=int, default=API_PORT)
