@@ -1,0 +1,399 @@
+"""The credit-request path under load, against the slowest lender measured in the same run.
+
+    uv run --frozen --no-sync python bench/quote_path.py                    # L = 100 ms, results in bench/results/
+    uv run --frozen --no-sync python bench/quote_path.py --latency-ms 0 --burst-seconds 0
+    uv run --frozen --no-sync python bench/quote_path.py --code /tmp/creditmesh-before --label before
+    uv run --frozen --no-sync python bench/quote_path.py --compare bench/results/quote_path-before.json
+
+Starts the platform's pieces as ``creditmesh run`` does, on free loopback ports: three anvil devnets with the
+contract set deployed, the simulated lenders (the default fleet's three lenders, each at a fixed latency L, from a
+fleet file) in their own process, and one API process (``--code DIR`` runs the API and lenders from another source
+tree, e.g. an older commit, to measure before and after on the same machine). Then:
+
+1. the slowest lender's own latency, measured directly (a signed Provider Quote Protocol call per lender, through the
+   same HTTP adapter the platform uses, sequentially): the baseline every latency is divided by;
+2. credit requests at concurrency 1, 10 and 30 for ``--seconds`` each: latency p50/p95/p99 (also as a multiple of
+   the slowest lender), requests per second, and the API process's CPU milliseconds per request;
+3. a burst at concurrency 30 for ``--burst-seconds``, then the health check: every RPC breaker closed, and one
+   request gets a pool quote on every chain and the borrower's on-chain history from every chain (checked at once,
+   and again after the provider breakers' reset timeout).
+
+Prints a table, writes JSON and a PNG plot (matplotlib) to ``--out``. Goals (one process, this machine): CPU
+<= 30 ms per request; sequential p50 <= 1.25x the slowest lender at L = 100 ms; >= 25 requests/s at concurrency 10;
+no lasting damage after 40 s at concurrency 30. The machine may be shared: compare ratios, not absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from api.bootstrap import write_chains_file
+from api.demo import onboard
+from chain.config import LOCAL_CHAINS
+from chain.devnet import devnets, free_port
+from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
+from contracts.deploy import deploy_to_devnet
+from providers.http_lender import HttpLenderAdapter
+from providers.models import Capabilities, QuoteRequest
+from providers.sim.fleet import DEFAULT_FLEET, LatencySpec, SimLender, http_lender_settings, lender_url
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN_KEY = "cm_admin_bench_key"
+REQUEST = {"amount": "1500.00", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1.0"}}
+LENDER_PROBES = 40
+CONCURRENCIES = (1, 10, 30)
+GOAL_CPU_MS = 30.0
+GOAL_SEQUENTIAL_RATIO = 1.25
+GOAL_RPS_AT_10 = 25.0
+
+
+@dataclass
+class Level:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    requests_per_second: float
+    cpu_ms_per_request: float
+    p50_x_lender: float
+    p95_x_lender: float
+    p99_x_lender: float
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class HealthCheck:
+    rpc_breakers: dict[str, str]
+    pool_chains: list[str]
+    onchain_skipped: dict[str, str]
+    healthy: bool
+
+
+@dataclass
+class Result:
+    label: str
+    latency_ms: float
+    machine: dict[str, Any]
+    slowest_lender_p50_ms: float
+    lender_p50_ms: dict[str, float]
+    levels: list[Level]
+    burst: Level | None = None
+    after_burst: HealthCheck | None = None
+    after_reset: HealthCheck | None = None
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _profile(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the API process during the concurrency-10 level (collapsed stacks, ``--py-spy``)."""
+    if not args.py_spy:
+        return None
+    args.out.mkdir(parents=True, exist_ok=True)
+    output = args.out / f"{_stem(args.label)}.profile.txt"
+    command = [args.py_spy, "record", "--pid", str(pid), "--duration", str(int(args.seconds)), "--format", "raw"]
+    return subprocess.Popen([*command, "--output", str(output), "--nonblocking"], stdout=subprocess.DEVNULL)
+
+
+def _stem(label: str) -> str:
+    return "quote_path-" + "".join(ch if ch.isalnum() else "-" for ch in label)
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the process for {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up within {timeout} s")
+
+
+def _fleet(latency_ms: float) -> list[SimLender]:
+    fixed = LatencySpec(distribution="fixed", ms=latency_ms)
+    return [lender.model_copy(update={"latency": fixed}) for lender in DEFAULT_FLEET]
+
+
+async def _lender_latencies(base_url: str, fleet: list[SimLender]) -> dict[str, float]:
+    """Each lender's own p50 over sequential quote calls, straight through the HTTP adapter (no platform)."""
+    query = QuoteRequest("bench", "USDC", 6, 1_500 * 10**6, 30, "", "WETH", 10**18, 18, (), 2, "US-FL")
+    found = {}
+    async with httpx.AsyncClient() as http:
+        for lender in fleet:
+            adapter = HttpLenderAdapter(
+                lender.lender_id,
+                lender_url(base_url, lender.lender_id),
+                lender.secret,
+                Capabilities(assets=frozenset({"USDC"})),
+                http,
+            )
+            timings = []
+            for _ in range(LENDER_PROBES):
+                started = time.perf_counter()
+                await adapter.quote(query)
+                timings.append((time.perf_counter() - started) * 1000)
+            found[lender.lender_id] = statistics.median(timings[5:])  # the first calls open connections
+    return found
+
+
+async def _load(api_url: str, key: str, concurrency: int, seconds: float, api_pid: int) -> Level:
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=api_url, headers={"X-API-Key": key}, timeout=120, limits=limits) as client:
+        for _ in range(2):  # warm the connections and the caches
+            await client.post("/v1/credit-requests", json=REQUEST)
+        cpu_before = _cpu_seconds(api_pid)
+        started = time.perf_counter()
+        end = started + seconds
+
+        async def borrower() -> None:
+            while time.perf_counter() < end:
+                sent = time.perf_counter()
+                response = await client.post("/v1/credit-requests", json=REQUEST)
+                latencies.append((time.perf_counter() - sent) * 1000)
+                statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+
+        await asyncio.gather(*(borrower() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        cpu = _cpu_seconds(api_pid) - cpu_before
+    count = len(latencies)
+    return Level(
+        concurrency=concurrency,
+        requests=count,
+        errors=sum(n for code, n in statuses.items() if code != "201"),
+        seconds=round(elapsed, 2),
+        p50_ms=round(_percentile(latencies, 50), 1),
+        p95_ms=round(_percentile(latencies, 95), 1),
+        p99_ms=round(_percentile(latencies, 99), 1),
+        requests_per_second=round(count / elapsed, 2),
+        cpu_ms_per_request=round(cpu * 1000 / max(count, 1), 1),
+        p50_x_lender=0.0,
+        p95_x_lender=0.0,
+        p99_x_lender=0.0,
+        statuses=statuses,
+    )
+
+
+def _health_check(api_url: str, key: str, chains: list[str]) -> HealthCheck:
+    health = httpx.get(f"{api_url}/health", headers={"X-API-Key": ADMIN_KEY}, timeout=60).json()
+    breakers = {rpc["url"]: rpc["breaker"] for chain in health["chains"].values() for rpc in chain["rpc"]}
+    response = httpx.post(f"{api_url}/v1/credit-requests", json=REQUEST, headers={"X-API-Key": key}, timeout=60)
+    body = response.json() if response.status_code == 201 else {"quotes": [], "risk": {}}
+    pools = sorted({quote["chain"] for quote in body["quotes"] if quote["kind"] == "pool"})
+    skipped = body["risk"].get("onchain_chains_skipped", {"all": f"HTTP {response.status_code}"})
+    healthy = set(breakers.values()) == {"closed"} and pools == sorted(chains) and not skipped
+    return HealthCheck(breakers, pools, skipped, healthy)
+
+
+def _scale(level: Level, lender_ms: float) -> Level:
+    level.p50_x_lender = round(level.p50_ms / lender_ms, 2)
+    level.p95_x_lender = round(level.p95_ms / lender_ms, 2)
+    level.p99_x_lender = round(level.p99_ms / lender_ms, 2)
+    return level
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def run(args: argparse.Namespace) -> Result:
+    code = Path(args.code).resolve() if args.code else REPO
+    with tempfile.TemporaryDirectory(prefix="quote-path-") as temp, devnets(LOCAL_CHAINS, free_ports=True) as chains:
+        data_dir = Path(temp)
+        deployments = data_dir / "deployments"
+        for devnet in chains:
+            deploy_to_devnet(devnet.name, devnet.chain_id, devnet.rpc_url, deployments / f"{devnet.name}.json")
+        chains_file = data_dir / "chains.json"
+        write_chains_file(chains_file, [devnet.config() for devnet in chains])
+        fleet = _fleet(args.latency_ms)
+        fleet_file = data_dir / "lenders.json"
+        fleet_file.write_text(json.dumps([lender.model_dump(mode="json") for lender in fleet]))
+        lender_port, api_port = free_port(), free_port()
+        lender_base, api_url = f"http://127.0.0.1:{lender_port}", f"http://127.0.0.1:{api_port}"
+        env = os.environ | {
+            "PYTHONPATH": str(code),
+            "CREDITMESH_DATA_DIR": str(data_dir),
+            "CREDITMESH_CHAINS_FILE": str(chains_file),
+            "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
+            "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
+            "CREDITMESH_HTTP_LENDERS": json.dumps(http_lender_settings(lender_base, fleet)),
+            "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
+            "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
+            "CREDITMESH_VELOCITY_PER_IP": "1000000",
+        }
+        lender_cmd = [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--fleet", str(fleet_file)]
+        lender_log, api_log = (data_dir / "lenders.log").open("wb"), (data_dir / "api.log").open("wb")
+        lender = subprocess.Popen(lender_cmd, env=env, cwd=code, stderr=lender_log)
+        api_cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)]
+        api = subprocess.Popen(api_cmd, env=env, cwd=code, stderr=api_log)
+        try:
+            _wait_http(f"{lender_base}/v1/health", lender)
+            _wait_http(f"{api_url}/health", api)
+            lenders = asyncio.run(_lender_latencies(lender_base, fleet))
+            slowest = max(lenders.values())
+            key = onboard(api_url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
+            levels = []
+            for concurrency in CONCURRENCIES:
+                profiler = _profile(args, api.pid) if concurrency == 10 else None
+                level = asyncio.run(_load(api_url, key, concurrency, args.seconds, api.pid))
+                if profiler is not None:
+                    profiler.wait(timeout=60)
+                levels.append(_scale(level, slowest))
+                print(f"  concurrency {concurrency}: {level.requests} requests, p50 {level.p50_ms} ms", flush=True)
+            result = Result(args.label, args.latency_ms, _machine(), round(slowest, 1), lenders, levels)
+            if args.burst_seconds > 0:
+                result.burst = _scale(asyncio.run(_load(api_url, key, 30, args.burst_seconds, api.pid)), slowest)
+                names = [devnet.name for devnet in chains]
+                result.after_burst = _health_check(api_url, key, names)
+                time.sleep(args.provider_reset_seconds)
+                result.after_reset = _health_check(api_url, key, names)
+            return result
+        finally:
+            for child in (api, lender):
+                child.terminate()
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            api_log.close()
+            lender_log.close()
+
+
+def _table(result: Result, baseline: dict[str, Any] | None) -> str:
+    lines = [
+        f"quote path [{result.label}]  L = {result.latency_ms:g} ms; slowest lender measured p50 "
+        f"{result.slowest_lender_p50_ms} ms ({', '.join(f'{k} {v:.1f}' for k, v in result.lender_p50_ms.items())})",
+        f"machine: {result.machine['cpus']} CPUs, load average at start {result.machine['load_average_at_start']} "
+        "(shared with other work: compare ratios)",
+        f"{'conc':>4} {'reqs':>5} {'err':>4} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p50 xL':>7} {'p95 xL':>7} "
+        f"{'p99 xL':>7} {'req/s':>7} {'CPU ms/req':>10}",
+    ]
+    rows = [*result.levels, *([result.burst] if result.burst else [])]
+    for level in rows:
+        lines.append(
+            f"{level.concurrency:>4} {level.requests:>5} {level.errors:>4} {level.p50_ms:>8} {level.p95_ms:>8} "
+            f"{level.p99_ms:>8} {level.p50_x_lender:>7} {level.p95_x_lender:>7} {level.p99_x_lender:>7} "
+            f"{level.requests_per_second:>7} {level.cpu_ms_per_request:>10}"
+            + ("  (burst)" if level is result.burst else "")
+        )
+    if result.after_burst and result.after_reset:
+        for name, check in (("at once", result.after_burst), ("after the reset timeout", result.after_reset)):
+            lines.append(
+                f"after the burst, {name}: {'HEALTHY' if check.healthy else 'DAMAGED'} — pools on "
+                f"{check.pool_chains}, on-chain history skipped {check.onchain_skipped or 'nowhere'}, RPC breakers "
+                f"{sorted(set(check.rpc_breakers.values()))}"
+            )
+    sequential, at_ten = result.levels[0], result.levels[1]
+    cpu = max(level.cpu_ms_per_request for level in result.levels)
+    lines.append(
+        f"goals: CPU <= {GOAL_CPU_MS:g} ms/request: {cpu} ({'met' if cpu <= GOAL_CPU_MS else 'not met'}); "
+        f"sequential p50 <= {GOAL_SEQUENTIAL_RATIO}x lender: {sequential.p50_x_lender}x "
+        f"({'met' if sequential.p50_x_lender <= GOAL_SEQUENTIAL_RATIO else 'not met'}); "
+        f">= {GOAL_RPS_AT_10:g} req/s at 10: {at_ten.requests_per_second} "
+        f"({'met' if at_ten.requests_per_second >= GOAL_RPS_AT_10 else 'not met'})"
+    )
+    if baseline is not None:
+        lines.append(f"against [{baseline['label']}] (ratio = this run / that run):")
+        for level, before in zip(result.levels, baseline["levels"], strict=False):
+            lines.append(
+                f"  concurrency {level.concurrency}: p50 xL {level.p50_x_lender / before['p50_x_lender']:.2f}, "
+                f"req/s {level.requests_per_second / before['requests_per_second']:.2f}, "
+                f"CPU ms/req {level.cpu_ms_per_request / before['cpu_ms_per_request']:.2f}"
+            )
+    return "\n".join(lines)
+
+
+def _plot(result: Result, baseline: dict[str, Any] | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs: list[dict[str, Any]] = ([baseline] if baseline else []) + [json.loads(json.dumps(asdict(result)))]
+    figure, (latency, throughput, cpu) = plt.subplots(1, 3, figsize=(15, 4.5))
+    for run in runs:
+        levels = run["levels"]
+        x = [level["concurrency"] for level in levels]
+        for quantile, style in (("p50", "-o"), ("p95", "--s"), ("p99", ":^")):
+            latency.plot(
+                x, [level[f"{quantile}_x_lender"] for level in levels], style, label=f"{run['label']} {quantile}"
+            )
+        throughput.plot(x, [level["requests_per_second"] for level in levels], "-o", label=run["label"])
+        cpu.plot(x, [level["cpu_ms_per_request"] for level in levels], "-o", label=run["label"])
+    latency.axhline(GOAL_SEQUENTIAL_RATIO, color="grey", linewidth=0.8)
+    throughput.axhline(GOAL_RPS_AT_10, color="grey", linewidth=0.8)
+    cpu.axhline(GOAL_CPU_MS, color="grey", linewidth=0.8)
+    latency.set(title="credit-request latency / slowest lender", xlabel="concurrency", ylabel="x slowest lender")
+    throughput.set(title="requests per second", xlabel="concurrency")
+    cpu.set(title="API CPU ms per request", xlabel="concurrency")
+    for axes in (latency, throughput, cpu):
+        axes.set_xscale("log")
+        axes.set_xticks(list(CONCURRENCIES), [str(c) for c in CONCURRENCIES])
+        axes.legend(fontsize=7)
+    figure.suptitle(f"quote path, lenders at L = {result.latency_ms:g} ms (grey: goals)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="every simulated lender's fixed latency L")
+    parser.add_argument("--seconds", type=float, default=10.0, help="load time per concurrency level")
+    parser.add_argument("--burst-seconds", type=float, default=40.0, help="the burst at concurrency 30 (0: none)")
+    parser.add_argument("--provider-reset-seconds", type=float, default=11.0, help="wait before the second check")
+    parser.add_argument("--code", default=None, help="run the API and lenders from this source tree")
+    parser.add_argument("--label", default="this tree")
+    parser.add_argument("--compare", type=Path, default=None, help="a JSON result to print ratios against")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--py-spy", default=None, help="path of a py-spy executable: profile the concurrency-10 level")
+    args = parser.parse_args(argv)
+    baseline = json.loads(args.compare.read_text()) if args.compare else None
+    result = run(args)
+    print(_table(result, baseline))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = _stem(args.label)
+    (args.out / f"{stem}.json").write_text(json.dumps(asdict(result), indent=2))
+    _plot(result, baseline, args.out / f"{stem}.png")
+    print(f"wrote {args.out / stem}.json and .png")
+
+
+if __name__ == "__main__":
+    main()
