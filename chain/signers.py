@@ -19,12 +19,13 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys.datatypes import PrivateKey
 from eth_typing import ChecksumAddress
 
 from chain.devnet import DEVNET_ACCOUNTS, DEVNET_MNEMONIC
 from chain.errors import ConfigurationError
-from contracts import typed_data
 
 
 class Role(StrEnum):
@@ -72,12 +73,14 @@ class Signer(Protocol):
 
 
 class LocalSigner:
-    """An in-memory eth-account key (coincurve makes signing fast)."""
+    """An in-memory eth-account key (coincurve makes signing fast). The parsed key object is kept: eth-account
+    otherwise parses the key bytes and derives the public key again for every signature."""
 
-    __slots__ = ("_account",)
+    __slots__ = ("_account", "_key")
 
     def __init__(self, account: LocalAccount) -> None:
         self._account = account
+        self._key = PrivateKey(bytes(account.key))
 
     @classmethod
     def from_key(cls, private_key: str | bytes) -> LocalSigner:
@@ -91,7 +94,7 @@ class LocalSigner:
         return bytes(self._account.sign_transaction(transaction).raw_transaction)
 
     def sign_typed_data(self, document: dict[str, Any]) -> bytes:
-        return typed_data.sign(document, self._account.key)
+        return bytes(Account.sign_message(encode_typed_data(full_message=document), self._key).signature)
 
     def __repr__(self) -> str:
         return f"LocalSigner({self.address})"
