@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import httpx
 
 from providers._exceptions import DestinationRefused
+
+log = logging.getLogger(__name__)
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -100,7 +103,12 @@ class PinnedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
-        address = await self.guard.check(request.url)
+        try:
+            address = await self.guard.check(request.url)
+        except DestinationRefused as err:
+            # the addresses are for operators; the message may reach provider_outcomes[].detail, which borrowers read
+            log.warning("call to %s refused: %s", host, err)
+            raise DestinationRefused("destination refused: not a public address") from err
         if str(address) != host:
             # the Host header was set from the URL when the request was built; SNI and the certificate check
             # follow the original name

@@ -95,8 +95,9 @@ async def test_the_pinned_transport_connects_to_the_checked_address_keeping_host
     transport = PinnedTransport(DestinationGuard(LOOPBACK_NETWORKS), inner=httpx.MockTransport(handler))
     async with httpx.AsyncClient(transport=transport) as client:
         await client.get("https://localhost:8443/v1/health")
-        with pytest.raises(DestinationRefused):
+        with pytest.raises(DestinationRefused) as refused:
             await client.get("http://169.254.169.254/latest/meta-data")
+    assert str(refused.value) == "destination refused: not a public address", "no address in what borrowers see"
     assert len(seen) == 1, "the refused request never reached the network"
     assert seen[0].url.host in ("127.0.0.1", "::1")
     assert seen[0].headers["Host"] == "localhost:8443"
