@@ -14,8 +14,9 @@ How events move a loan (the CreditAggregator's ``LoanStatus`` plus ``written_off
   provider id for a loan funded off-chain), linked to our quote by ``offerDigest``. Without an accept of ours (the
   quote not locked by an accept, or no quote at all) it is flagged ``opened_outside_accept``.
 * ``LoanRepaid`` adds a repayment (interest first, then principal) and sets the outstanding principal.
-* ``LoanClosed`` is an event, not a status: an active or defaulted loan closed by repayment becomes ``repaid``;
-  ``LoanLiquidated`` in the same transaction makes it ``liquidated``; ``LoanWrittenOff`` makes it ``written_off``.
+* ``LoanClosed`` is an event, not a status: an active or defaulted loan closed by repayment becomes ``repaid``, or
+  ``liquidated`` when a ``LoanLiquidated`` of the same transaction closed it; ``LoanWrittenOff`` (a liquidation that
+  ran out of collateral) makes it ``written_off``.
 * ``LoanDefaulted`` → ``defaulted``. ``CollateralAdded``/``CollateralRemoved`` move the collateral (the deposit at
   opening is already in ``LoanOpened``'s amount). Every other event is kept as a fact only.
 """
@@ -339,7 +340,8 @@ def _move(repo: SqlLedgerRepository, loan: LoanRow, fact: _Fact) -> None:
     elif event == "LoanClosed":
         loan.closed_tx_hash = fact.tx_hash
         if loan.status in (ACTIVE, DEFAULTED):
-            loan.status = REPAID
+            # the CollateralManager emits LoanLiquidated before the aggregator settles (LoanRepaid, LoanClosed)
+            loan.status = LIQUIDATED if repo.liquidated_in(loan.id, fact.tx_hash) else REPAID
     elif event == "LoanDefaulted":
         loan.status = DEFAULTED
         loan.outstanding_principal = fact.uint("outstandingPrincipal")

@@ -203,6 +203,16 @@ class SqlLedgerRepository:
             )
         ).one_or_none()
 
+    def liquidated_in(self, loan_id: str, tx_hash: str) -> bool:
+        """Whether a liquidation of the loan is recorded from transaction ``tx_hash``."""
+        found = self.session.scalar(
+            select(LoanLiquidationRow.id)
+            .join(ChainFactRow, ChainFactRow.id == LoanLiquidationRow.fact_id)
+            .where(LoanLiquidationRow.loan_id == loan_id, ChainFactRow.tx_hash == tx_hash)
+            .limit(1)
+        )
+        return found is not None
+
     def clear_entries(self, loan_id: str) -> None:
         for model in (LoanRepaymentRow, LoanCollateralMovementRow, LoanLiquidationRow):
             self.session.execute(delete(model).where(model.loan_id == loan_id))

@@ -31,8 +31,8 @@ from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
 from store.api import BorrowerRow
 from store.chain import SqlChainStore
 from store.db import Database
-from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanRepaymentRow
-from tests.contracts.harness import BORROWERS, RELAYER, USDC, WETH, Harness
+from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
+from tests.contracts.harness import BORROWERS, OPERATOR, RELAYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
 
 pytestmark = pytest.mark.integration
@@ -253,3 +253,43 @@ async def test_a_reorg_removes_the_facts_and_the_loan_of_the_blocks_it_took(
     assert loan.quote_id is None
     with database.unit_of_work() as uow:
         assert uow.session.scalar(select(func.count()).select_from(LoanCollateralMovementRow)) == 1
+
+
+async def test_default_liquidation_and_write_off_reach_the_ledger(
+    ethereum_local: DeployedChain, client: ChainClient, database: Database
+) -> None:
+    h = Harness(ethereum_local)
+    liquidator = BORROWERS[3]
+    h.fund(BORROWER.address, weth=2 * WETH)
+    h.fund(liquidator.address, usdc=20_000 * USDC)
+    for account in (BORROWER, liquidator):
+        h.approve_all(account.address)
+    terms: dict[str, Any] = {"principal": 2_000 * USDC, "originationFee": 0}
+    terms["rateBps"] = max(900, h.min_rate(2_000 * USDC))
+    defaulted, _ = _open(h, h.offer(BORROWER.address, **terms))
+    written_off, _ = _open(h, h.offer(BORROWER.address, **terms))
+    chain = LedgerChain.from_record(ethereum_local.record)
+    reader = _reader(client, database, ethereum_local.record, confirmations=1)
+
+    def write(session: Any, batch: Any) -> None:
+        apply_batch(session, chain, batch)
+
+    h.advance(38 * 86_400)
+    h.send(h.aggregator.functions.markDefault(defaulted), OPERATOR)
+    await reader.poll(writer=write)
+    by_ref = {loan.onchain_loan_id: loan for loan in _loans(database).values()}
+    assert by_ref[defaulted].status == "defaulted"
+    assert by_ref[written_off].status == "active"
+
+    h.send(h.manager.functions.liquidate(defaulted, 10_000 * USDC), liquidator)  # a defaulted loan: closed in full
+    h.set_weth_price(1_500)  # the other's collateral no longer covers its debt
+    h.send(h.manager.functions.liquidate(written_off, 10_000 * USDC), liquidator)
+    h.advance(1)
+    await reader.poll(writer=write)
+    by_ref = {loan.onchain_loan_id: loan for loan in _loans(database).values()}
+    assert (by_ref[defaulted].status, by_ref[defaulted].outstanding_principal) == ("liquidated", 0)
+    assert (by_ref[written_off].status, by_ref[written_off].outstanding_principal) == ("written_off", 0)
+    with database.unit_of_work() as uow:
+        liquidations = list(uow.session.scalars(select(LoanLiquidationRow)))
+    assert {row.loan_id for row in liquidations} == {by_ref[defaulted].id, by_ref[written_off].id}
+    assert all(row.liquidator == liquidator.address and row.collateral_seized > 0 for row in liquidations)
