@@ -34,6 +34,16 @@ ROLE_KEY_FIELDS = (
 )
 
 
+_NEVER_OUTSIDE_LOCAL = [
+    ipaddress.ip_network(n) for n in ("127.0.0.0/8", "169.254.0.0/16", "::1/128", "fe80::/10", "0.0.0.0/32", "::/128")
+]
+
+
+def _reaches_host_or_metadata(network: str) -> bool:
+    allowed = ipaddress.ip_network(network, strict=False)
+    return any(allowed.version == n.version and allowed.overlaps(n) for n in _NEVER_OUTSIDE_LOCAL)
+
+
 class HttpLenderSetting(BaseModel):
     """An HTTP lender speaking the Provider Quote Protocol, configured at start-up."""
 
@@ -127,6 +137,12 @@ class Settings(BaseSettings):
                 raise ValueError("set CREDITMESH_PII_MASTER_KEY and CREDITMESH_KYC_WEBHOOK_SECRET outside local runs")
             if any(lender.secret == LOCAL_LENDER_SECRET for lender in self.http_lenders):
                 raise ValueError("an HTTP lender uses the local simulated lender's secret outside local runs")
+            exposed = [n for n in self.resolved_outbound_allowed_networks if _reaches_host_or_metadata(n)]
+            if exposed:
+                raise ValueError(
+                    f"CREDITMESH_OUTBOUND_ALLOWED_NETWORKS {exposed[0]} reaches loopback or link-local addresses "
+                    "(this host, the cloud metadata service): refused outside local runs"
+                )
             try:
                 production_guard(
                     environment=self.environment,

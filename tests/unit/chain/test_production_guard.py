@@ -138,6 +138,10 @@ def test_settings_use_the_guard(tmp_path: Path) -> None:
         _production(tmp_path, chains_file=None)
     with pytest.raises(ValidationError, match="admin API key is weak"):
         _production(tmp_path, admin_api_key="cm_admin_changeme")
+    assert _production(tmp_path, outbound_allowed_networks=["10.20.0.0/16"]).resolved_outbound_allowed_networks
+    for network in ("127.0.0.1/32", "169.254.169.254/32", "0.0.0.0/0", "::/0"):
+        with pytest.raises(ValidationError, match="reaches loopback or link-local"):
+            _production(tmp_path, outbound_allowed_networks=[network])
 
 
 def test_a_database_that_still_accepts_the_local_admin_key_is_refused(tmp_path: Path) -> None:
