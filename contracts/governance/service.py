@@ -90,6 +90,11 @@ class GovernedChain:
         return timelock_contract(self.w3, self.record.address("Timelock"))
 
     @property
+    def timelock_block(self) -> int:
+        """The Timelock's deployment block: its events are read from there, not from genesis."""
+        return self.record.contracts["Timelock"].block
+
+    @property
     def safe(self) -> Contract:
         return safe_contract(self.w3, self.record.address(SAFE_KEY))
 
@@ -470,13 +475,33 @@ class Governance:
 
     def find(self, chain: GovernedChain, operation_id: str) -> ScheduledOperation:
         wanted = bytes.fromhex(operation_id.removeprefix("0x"))
-        for scheduled in read_operations(chain.timelock):
+        for scheduled in read_operations(chain.timelock, chain.timelock_block):
             if scheduled.operation_id == wanted:
                 return scheduled
         raise OperationNotReady(f"{chain.name}: no operation {operation_id} was ever scheduled on its Timelock")
 
     def operations(self, chain_name: str) -> list[ScheduledOperation]:
-        return read_operations(self.chain(chain_name).timelock)
+        chain = self.chain(chain_name)
+        operations = read_operations(chain.timelock, chain.timelock_block)
+        self._reconcile(chain, operations)
+        return operations
+
+    def _reconcile(self, chain: GovernedChain, operations: list[ScheduledOperation]) -> None:
+        """Bring recorded proposals up to the chain: an operation anyone executed, or a proposer cancelled, outside
+        these commands is recorded as done or cancelled with its transaction."""
+        if self.database is None:
+            return
+        timelock = chain.record.address("Timelock")
+        with self.database.unit_of_work() as uow:
+            repository = SqlProposalRepository(uow.session)
+            for scheduled in operations:
+                known = repository.get(chain.chain_id, timelock, "0x" + scheduled.operation_id.hex())
+                if known is None or known.state == scheduled.state.value:
+                    continue
+                seen = {"execute": scheduled.executed_tx, "cancel": scheduled.cancelled_tx}
+                hashes = {action: tx for action, tx in seen.items() if tx is not None}
+                repository.save(replace(known, state=scheduled.state.value, tx_hashes=hashes))
+            uow.commit()
 
     def state(self, chain_name: str, operation_id: str) -> OperationState:
         chain = self.chain(chain_name)

@@ -23,6 +23,7 @@ from api.cli import main
 from chain.revert import decode_revert
 from chain.safe import read_safe, safe_contract
 from chain.signers import LocalSigner, devnet_account
+from chain.timelock import execute_call, read_operations, timelock_contract
 from store.governance import GovernanceProposalRow
 from tests.contracts.harness import BORROWERS, DEPLOYER, USDC, Harness, Reverted
 from tests.support.devnet import DeployedChain
@@ -302,9 +303,16 @@ def test_rotating_the_guardian_grants_the_new_key_everywhere_before_revoking_the
     assert operation_id is not None
     assert out.index("grantRole") < out.index("revokeRole")
     admin.advance(3)
+    # executed outside creditmesh admin (anyone may): the record catches up when the operations are listed
+    (scheduled,) = read_operations(timelock_contract(chain.w3, chain.record.address("Timelock")))
+    execute = execute_call(chain.record.address("Timelock"), scheduled.operation)
+    timelock = chain.record.address("Timelock")
+    tx_hash = chain.w3.eth.send_transaction({"from": DEPLOYER.address, "to": timelock, "data": execute.data})
+    assert chain.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
 
-    admin("--chains", chain.name, "execute", operation_id.group(1))
-
+    assert f"{operation_id.group(1)} done" in admin("--chains", chain.name, "list")
+    (row,) = admin.rows()
+    assert (row.state, row.tx_hashes["execute"]) == ("done", tx_hash.to_0x_hex())
     guardian_role = keccak(text="GUARDIAN_ROLE")
     for key in ("CreditAggregator", "CollateralManager", "LendingPool:USDC"):
         contract = chain.contract(key)
