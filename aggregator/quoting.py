@@ -358,6 +358,7 @@ class QuotingService:
             maxLtvBps=decision.max_ltv_bps,
             expiry=expiry,
             decisionHash=decision.decision_hash(),
+            nonce=nonce,
         )
         offer_doc = offer_typed_data(chain.aggregator_domain, signed_offer)
         attestation_signature = self._risk_signer.sign_typed_data(

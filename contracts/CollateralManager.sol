@@ -150,13 +150,15 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
         IERC20(asset).safeTransfer(to, amount);
     }
 
-    /// @dev Only the borrower of an active loan, and the loan-to-value after the withdrawal within the asset's LTV.
+    /// @dev Only the borrower of an active loan, and the loan-to-value after the withdrawal within the lower of the
+    /// risk attestation's limit stored with the loan and the asset's LTV (the grade's limit holds for the loan's life).
     function _checkWithdrawal(uint256 loanId, address asset, uint256 left) private view {
-        (address borrower, address debtAsset, uint256 principal, uint256 interest, LoanStatus status) =
+        (address borrower, address debtAsset, uint256 principal, uint256 interest, LoanStatus status, uint16 attested) =
             creditAggregator.debtOf(loanId);
         if (status != LoanStatus.Active) revert Errors.LoanNotActive(loanId);
         if (msg.sender != borrower) revert Errors.NotBorrower(msg.sender, borrower);
         (uint256 ltv, uint16 limit) = loanToValueBps(debtAsset, principal + interest, asset, left);
+        if (ltv > attested) revert Errors.LtvAboveAttestation(ltv, attested);
         if (ltv > limit) revert Errors.LtvAboveCollateralLimit(ltv, limit);
     }
 
@@ -233,7 +235,7 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
         uint256 principal;
         uint256 interest;
         LoanStatus status;
-        (v.borrower, v.debtAsset, principal, interest, status) = creditAggregator.debtOf(loanId);
+        (v.borrower, v.debtAsset, principal, interest, status,) = creditAggregator.debtOf(loanId);
         if (status != LoanStatus.Active && status != LoanStatus.Defaulted) revert Errors.LoanNotActive(loanId);
         v.defaulted = status == LoanStatus.Defaulted;
         v.debt = principal + interest;

@@ -32,6 +32,8 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     using SafeERC20 for IERC20;
 
     bytes32 public constant QUOTE_SIGNER_ROLE = keccak256("QUOTE_SIGNER_ROLE");
+    /// @notice Sends `openLoan`: the platform's relayer only.
+    bytes32 public constant RELAYER_ROLE = keccak256("RELAYER_ROLE");
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
     uint64 public constant MAX_GRACE_PERIOD = 365 days;
@@ -51,9 +53,10 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         uint40 maturity;
         LoanStatus status;
         uint16 poolId; // zero: funded off-chain
-        uint112 outstandingPrincipal; // slot 1
+        uint96 outstandingPrincipal; // slot 1 (principal is below 2^96, see _checkTerms)
         uint104 accruedInterest;
         uint40 lastAccrual;
+        uint16 maxLtvBps; // the risk attestation's LTV limit, for the life of the loan
     }
 
     ICollateralManager public immutable collateralManager;
@@ -101,7 +104,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         bytes calldata acceptanceSignature,
         RiskAttestation calldata attestation,
         bytes calldata attestationSignature
-    ) external whenNotPaused nonReentrant returns (uint256 loanId) {
+    ) external onlyRole(RELAYER_ROLE) whenNotPaused nonReentrant returns (uint256 loanId) {
         return _openLoan(acceptance, offerSignature, acceptanceSignature, attestation, attestationSignature);
     }
 
@@ -113,7 +116,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         RiskAttestation calldata attestation,
         bytes calldata attestationSignature,
         CollateralPermit calldata permit
-    ) external whenNotPaused nonReentrant returns (uint256 loanId) {
+    ) external onlyRole(RELAYER_ROLE) whenNotPaused nonReentrant returns (uint256 loanId) {
         Offer calldata offer = acceptance.offer;
         // A front-run permit has already set the allowance; the transfer below fails if it has not.
         try IERC20Permit(offer.collateralAsset).permit(
@@ -141,9 +144,10 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
             maturity: uint40(block.timestamp + offer.term),
             status: LoanStatus.Active,
             poolId: fundingPool,
-            outstandingPrincipal: uint112(offer.principal),
+            outstandingPrincipal: uint96(offer.principal),
             accruedInterest: 0,
-            lastAccrual: uint40(block.timestamp)
+            lastAccrual: uint40(block.timestamp),
+            maxLtvBps: attestation.maxLtvBps
         });
         if (fundingPool == 0) _offchain[loanId] = OffchainFunding(offer.asset, offer.providerId);
         _emitOpened(loanId, offer, digest);
@@ -210,8 +214,9 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         return true;
     }
 
-    /// @dev The attestation must be the borrower's and valid now. The CollateralManager checks the loan's LTV at
-    /// current prices against the attestation's limit and the collateral asset's own when it opens the position.
+    /// @dev The attestation must be the borrower's, for this offer (its nonce, consumed above, so the attestation
+    /// is single-use) and valid now. The CollateralManager checks the loan's LTV at current prices against the
+    /// attestation's limit and the collateral asset's own when it opens the position.
     function _checkRisk(Offer calldata offer, RiskAttestation calldata attestation, bytes calldata signature)
         private
         view
@@ -219,6 +224,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         if (attestation.borrower != offer.borrower) {
             revert Errors.AttestationBorrowerMismatch(attestation.borrower, offer.borrower);
         }
+        if (attestation.nonce != offer.nonce) revert Errors.AttestationOfferMismatch(attestation.nonce, offer.nonce);
         scoringOracle.validateAttestation(attestation, signature);
     }
 
@@ -415,6 +421,12 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     }
 
     /// @inheritdoc ICreditAggregator
+    function invalidateNonces(uint256 word, uint256 mask) external {
+        _nonceBitmaps[msg.sender][word] |= mask;
+        emit NoncesInvalidated(msg.sender, word, mask);
+    }
+
+    /// @inheritdoc ICreditAggregator
     function nonceUsed(address signer, uint256 nonce) external view returns (bool) {
         (uint256 word, uint256 bit) = _nonceBit(nonce);
         return _nonceBitmaps[signer][word] & bit != 0;
@@ -437,7 +449,8 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
             outstandingPrincipal: stored.outstandingPrincipal,
             accruedInterest: stored.accruedInterest,
             collateralAsset: collateralAsset,
-            collateralAmount: collateralAmount
+            collateralAmount: collateralAmount,
+            maxLtvBps: stored.maxLtvBps
         });
     }
 
@@ -450,11 +463,18 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     function debtOf(uint256 loanId)
         external
         view
-        returns (address borrower, address asset, uint256 principal, uint256 interest, LoanStatus status)
+        returns (
+            address borrower,
+            address asset,
+            uint256 principal,
+            uint256 interest,
+            LoanStatus status,
+            uint16 maxLtvBps
+        )
     {
         StoredLoan storage loan = _loans[loanId];
         (principal, interest) = amountOwed(loanId);
-        return (loan.borrower, _assetOf(loanId, _poolOf(loan)), principal, interest, loan.status);
+        return (loan.borrower, _assetOf(loanId, _poolOf(loan)), principal, interest, loan.status, loan.maxLtvBps);
     }
 
     // ------------------------------------------------------------------ internals
@@ -486,7 +506,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
 
     function _store(StoredLoan storage loan, uint256 outstanding, uint256 interest) private {
         (loan.outstandingPrincipal, loan.accruedInterest, loan.lastAccrual) =
-            (uint112(outstanding), SafeCast.toUint104(interest), uint40(block.timestamp));
+            (uint96(outstanding), SafeCast.toUint104(interest), uint40(block.timestamp));
     }
 
     function _accrue(StoredLoan storage loan) private returns (uint256 outstanding, uint256 interest) {

@@ -2,9 +2,9 @@
 
 Order: (devnet) mock tokens and price feeds → Timelock → CreditScoringOracle → CollateralManager →
 CreditAggregator → one LendingPool per pool asset, registered with the aggregator → wiring (aggregator, price
-feeds, collateral parameters, signer, operator and guardian roles) → (devnet) seed pool liquidity and fund the
-devnet borrowers → hand every contract's admin role to the Timelock and renounce the deployer's. Every step is
-recorded, so a re-run on the same chain skips what is done.
+feeds, collateral parameters, relayer, signer, operator and guardian roles) → (devnet) seed pool liquidity and
+fund the devnet borrowers → hand every contract's admin role to the Timelock and renounce the deployer's. Every
+step is recorded, so a re-run on the same chain skips what is done.
 
 Profiles: ``devnet`` deploys mocks (6- and 18-decimal tokens, Chainlink-style feeds WETH/USD 3,000 and USDC/USD 1
 with 8 decimals) and funds local accounts, with a timelock delay of seconds; ``production`` deploys no mocks, takes
@@ -79,6 +79,7 @@ class FeedSpec:
 @dataclass(frozen=True, slots=True)
 class RoleAddresses:
     admin: ChecksumAddress  # the Timelock's proposer and canceller: a Safe
+    relayer: ChecksumAddress
     quote_signer: ChecksumAddress
     risk_signer: ChecksumAddress
     operator: ChecksumAddress
@@ -117,6 +118,7 @@ DEFAULT_ADMIN_ROLE = b"\x00" * 32
 
 AGGREGATOR_ROLE = keccak(text="AGGREGATOR_ROLE")
 QUOTE_SIGNER_ROLE = keccak(text="QUOTE_SIGNER_ROLE")
+RELAYER_ROLE = keccak(text="RELAYER_ROLE")
 OPERATOR_ROLE = keccak(text="OPERATOR_ROLE")
 GUARDIAN_ROLE = keccak(text="GUARDIAN_ROLE")
 SAFE_KEY = "Safe"  # the Timelock's proposer in the deployments record
@@ -190,6 +192,7 @@ def deploy_contract_set(
         )
     deployer.step("grant-guardian-manager", "CollateralManager", "grantRole", GUARDIAN_ROLE, roles.guardian)
     deployer.step("grant-quote-signer", "CreditAggregator", "grantRole", QUOTE_SIGNER_ROLE, roles.quote_signer)
+    deployer.step("grant-relayer", "CreditAggregator", "grantRole", RELAYER_ROLE, roles.relayer)
     deployer.step("grant-operator", "CreditAggregator", "grantRole", OPERATOR_ROLE, roles.operator)
     deployer.step("grant-guardian", "CreditAggregator", "grantRole", GUARDIAN_ROLE, roles.guardian)
     record.parameters["gracePeriodSeconds"] = grace_period
@@ -336,6 +339,7 @@ def deploy_from_config(
     roles = RoleAddresses(
         admin=safe,
         extra_proposers=config.roles.extra_proposers,
+        relayer=config.roles.relayer,
         quote_signer=config.roles.quote_signer,
         risk_signer=config.roles.risk_signer,
         operator=config.roles.operator,

@@ -60,13 +60,14 @@ class SafeConfig(BaseModel):
 class RolesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    relayer: ChecksumAddress  # RELAYER_ROLE: the only sender of openLoan
     quote_signer: ChecksumAddress
     risk_signer: ChecksumAddress
     operator: ChecksumAddress
     guardian: ChecksumAddress
     extra_proposers: tuple[ChecksumAddress, ...] = ()
 
-    @field_validator("quote_signer", "risk_signer", "operator", "guardian", mode="before")
+    @field_validator("relayer", "quote_signer", "risk_signer", "operator", "guardian", mode="before")
     @classmethod
     def _one(cls, value: Any) -> Any:
         return _address(value)
@@ -110,6 +111,7 @@ class ChainDeployConfig(BaseModel):
     def holders(self) -> dict[str, str]:
         """Every configured address by what it is (for the production guard)."""
         named: dict[str, str] = {
+            "relayer": self.roles.relayer,
             "quote signer": self.roles.quote_signer,
             "risk signer": self.roles.risk_signer,
             "operator": self.roles.operator,

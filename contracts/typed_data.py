@@ -47,6 +47,7 @@ RISK_ATTESTATION_FIELDS: list[dict[str, str]] = [
     {"name": "maxLtvBps", "type": "uint16"},
     {"name": "expiry", "type": "uint64"},
     {"name": "decisionHash", "type": "bytes32"},
+    {"name": "nonce", "type": "uint256"},
 ]
 _EIP712_DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},
@@ -118,13 +119,15 @@ class Acceptance:
 
 @dataclass(frozen=True, slots=True)
 class RiskAttestation:
-    """The risk decision for a borrower as the risk signer signs it."""
+    """The risk decision for a borrower as the risk signer signs it, for one offer: ``nonce`` is the offer's, so
+    the attestation opens only that offer's loan and is used up with the offer's nonce."""
 
     borrower: ChecksumAddress
     grade: int
     maxLtvBps: int
     expiry: int
     decisionHash: bytes
+    nonce: int
 
     def as_message(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,6 +13,7 @@ interface Errors {
     error InvalidAttestationSigner(address recovered);
     error AttestationExpired(uint64 expiry, uint256 nowTimestamp);
     error AttestationBorrowerMismatch(address attested, address borrower);
+    error AttestationOfferMismatch(uint256 attestedNonce, uint256 offerNonce);
 
     // Loans
     error InvalidOffer(string reason);

@@ -51,8 +51,9 @@ interface ICollateralManager {
     /// @notice Emitted when the liquidation pause flag changes.
     event LiquidationPauseChanged(bool paused);
 
-    /// @notice Withdraws `amount` of a loan's collateral to `to`, keeping the loan-to-value within the asset's
-    /// LTV. Only the loan's borrower; blocked while paused.
+    /// @notice Withdraws `amount` of a loan's collateral to `to`, keeping the loan-to-value within the lower of
+    /// the risk attestation's limit (stored with the loan) and the asset's LTV: `LtvAboveAttestation` or
+    /// `LtvAboveCollateralLimit` otherwise. Only the loan's borrower; blocked while paused.
     function withdrawCollateral(uint256 loanId, uint256 amount, address to) external;
 
     /// @notice Repays up to `repayAmount` of an unhealthy (health factor below 1) or defaulted loan's debt, paid

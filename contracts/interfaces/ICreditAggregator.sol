@@ -39,9 +39,10 @@ interface ICreditAggregator {
     event GracePeriodChanged(uint64 oldGracePeriod, uint64 newGracePeriod);
 
     /// @notice Opens a loan from an offer signed by a quote signer and accepted by its borrower, with the
-    /// borrower's risk attestation. Pulls the collateral from the borrower (approved to this contract), and draws
-    /// the principal from `offer.pool` (a registered pool) or records an off-chain funded loan. Consumes the
-    /// offer's nonce for its signer.
+    /// borrower's risk attestation for that offer (same nonce). Pulls the collateral from the borrower (approved to
+    /// this contract), and draws the principal from `offer.pool` (a registered pool) or records an off-chain funded
+    /// loan. Consumes the offer's nonce for its signer. Only the platform's relayer (`RELAYER_ROLE`), so that an
+    /// offer is used only after the platform's acceptance-time checks (sanctions re-screen, lender confirmation).
     /// @return loanId The new loan's id (sequential from 1).
     function openLoan(
         Acceptance calldata acceptance,
@@ -69,8 +70,17 @@ interface ICreditAggregator {
     /// @notice The EIP-712 digest of `acceptance` under this contract's domain (what the borrower signs).
     function acceptanceDigest(Acceptance calldata acceptance) external view returns (bytes32);
 
-    /// @notice Whether quote signer `signer`'s offer nonce `nonce` has been used.
+    /// @notice Whether quote signer `signer`'s offer nonce `nonce` has been used (or invalidated).
     function nonceUsed(address signer, uint256 nonce) external view returns (bool);
+
+    /// @notice Emitted when a quote signer cancels its outstanding offers: the nonces `(word << 8) + i` for each
+    /// bit `i` set in `mask`.
+    event NoncesInvalidated(address indexed signer, uint256 word, uint256 mask);
+
+    /// @notice Marks the caller's offer nonces `(word << 8) + i` for each bit `i` of `mask` used, so the offers
+    /// signed under them can never open a loan (as Permit2's `invalidateUnorderedNonces`). A quote signer cancels
+    /// its outstanding offers at once with it; it touches only the caller's own nonces.
+    function invalidateNonces(uint256 word, uint256 mask) external;
 
     /// @notice Emitted when governance registers a LendingPool that offers may draw from.
     event PoolRegistered(address indexed pool, uint16 poolId);
@@ -100,11 +110,19 @@ interface ICreditAggregator {
     ) external returns (uint256 loanId);
 
     /// @notice What the CollateralManager needs to price a loan's debt: borrower, asset, outstanding principal,
-    /// interest accrued to now (rounded up; frozen once the loan is in default) and status.
+    /// interest accrued to now (rounded up; frozen once the loan is in default), status, and the risk
+    /// attestation's LTV limit stored at opening (basis points).
     function debtOf(uint256 loanId)
         external
         view
-        returns (address borrower, address asset, uint256 principal, uint256 interest, LoanStatus status);
+        returns (
+            address borrower,
+            address asset,
+            uint256 principal,
+            uint256 interest,
+            LoanStatus status,
+            uint16 maxLtvBps
+        );
 
     /// @notice Books `debtRepaid` paid by `liquidator` (interest first) against the loan and, for a pool loan, its
     /// pool; when `collateralExhausted`, writes the rest off as bad debt. Returns the payee the CollateralManager

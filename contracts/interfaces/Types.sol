@@ -32,14 +32,18 @@ struct Acceptance {
 }
 
 /// @notice The risk decision for a borrower, signed with EIP-712 by the platform's risk signer.
-/// @dev `grade` is 1 = A ... 5 = E; `maxLtvBps` the highest loan-to-value the decision allows;
-/// `decisionHash` is keccak256 of the canonical JSON of the stored risk decision.
+/// @dev `grade` is 1 = A ... 5 = E; `maxLtvBps` the highest loan-to-value the decision allows, for the life of the
+/// loan (stored with it and enforced on every collateral withdrawal); `decisionHash` is keccak256 of the canonical
+/// JSON of the stored risk decision. `nonce` is the nonce of the offer it is attached to: `openLoan` refuses it
+/// with any other offer, and it is single-use because that nonce is consumed (a request's quotes on one chain
+/// share one nonce, so one attestation serves all of them).
 struct RiskAttestation {
     address borrower;
     uint8 grade;
     uint16 maxLtvBps;
     uint64 expiry;
     bytes32 decisionHash;
+    uint256 nonce;
 }
 
 /// @notice Lifecycle of a loan. `Repaid`: paid in full, collateral released.
@@ -54,7 +58,8 @@ enum LoanStatus {
 /// @notice A loan as the CreditAggregator reports it (`getLoan`): its current state. The terms fixed at opening
 /// that no later operation reads (principal, origination fee, provider id, terms hash, start) are in `LoanOpened`.
 /// @dev `pool` is zero for a loan funded off-chain; `accruedInterest` is interest accrued up to `lastAccrual` and
-/// not yet paid; `collateralAsset`/`collateralAmount` are what the CollateralManager holds for the loan.
+/// not yet paid; `collateralAsset`/`collateralAmount` are what the CollateralManager holds for the loan;
+/// `maxLtvBps` is the risk attestation's limit, which with the collateral asset's own LTV caps every withdrawal.
 struct Loan {
     address borrower;
     address pool;
@@ -67,6 +72,7 @@ struct Loan {
     uint256 accruedInterest;
     address collateralAsset;
     uint256 collateralAmount;
+    uint16 maxLtvBps;
 }
 
 /// @notice An EIP-2612 permit for the collateral token, signed by the borrower for the CreditAggregator.

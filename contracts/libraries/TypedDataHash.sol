@@ -12,7 +12,7 @@ library TypedDataHash {
     bytes32 internal constant ACCEPTANCE_TYPEHASH =
         keccak256(abi.encodePacked("Acceptance(Offer offer,uint64 deadline)", OFFER_TYPE));
     bytes32 internal constant RISK_ATTESTATION_TYPEHASH = keccak256(
-        "RiskAttestation(address borrower,uint8 grade,uint16 maxLtvBps,uint64 expiry,bytes32 decisionHash)"
+        "RiskAttestation(address borrower,uint8 grade,uint16 maxLtvBps,uint64 expiry,bytes32 decisionHash,uint256 nonce)"
     );
 
     // Every member of these structs is a static type, so abi.encode of the struct equals the EIP-712

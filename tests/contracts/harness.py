@@ -172,9 +172,15 @@ class Harness:
         )
         return dataclasses.replace(offer, **changes)
 
-    def attestation(self, borrower: ChecksumAddress, **changes: Any) -> RiskAttestation:
+    def attestation(self, offer: Offer, **changes: Any) -> RiskAttestation:
+        """Grade B (75% LTV) for ``offer``'s borrower, bound to ``offer`` by its nonce."""
         attestation = RiskAttestation(
-            borrower=borrower, grade=2, maxLtvBps=7_500, expiry=self.now() + 3_600, decisionHash=keccak(text="d")
+            borrower=offer.borrower,
+            grade=2,
+            maxLtvBps=7_500,
+            expiry=self.now() + 3_600,
+            decisionHash=keccak(text="d"),
+            nonce=offer.nonce,
         )
         return dataclasses.replace(attestation, **changes)
 
@@ -191,7 +197,7 @@ class Harness:
     ) -> tuple[Any, ...]:
         domain = aggregator_domain or Domain(self.chain.chain_id, self.aggregator.address)
         acceptance = Acceptance(offer=offer, deadline=offer.expiry if deadline is None else deadline)
-        attestation = attestation or self.attestation(offer.borrower)
+        attestation = attestation or self.attestation(offer)
         oracle_domain = Domain(self.chain.chain_id, self.oracle.address)
         return (
             acceptance.as_abi_tuple(),
@@ -201,9 +207,13 @@ class Harness:
             sign(risk_attestation_typed_data(oracle_domain, attestation), risk_key or RISK_SIGNER.key),
         )
 
-    def open_loan(self, borrower: LocalAccount, **changes: Any) -> tuple[int, TxReceipt]:
+    def open_loan(
+        self, borrower: LocalAccount, *, attestation: dict[str, Any] | None = None, **changes: Any
+    ) -> tuple[int, TxReceipt]:
+        """Open a loan through the relayer; ``attestation``: changes to the default risk attestation."""
         offer = self.offer(borrower.address, **changes)
-        receipt = self.send(self.aggregator.functions.openLoan(*self.open_args(offer, borrower.key)), RELAYER)
+        args = self.open_args(offer, borrower.key, attestation=self.attestation(offer, **(attestation or {})))
+        receipt = self.send(self.aggregator.functions.openLoan(*args), RELAYER)
         (event,) = self.aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["loanId"]), receipt
 

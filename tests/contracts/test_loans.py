@@ -131,16 +131,16 @@ def _bad_open(h: Harness, case: str) -> tuple[str, tuple[object, ...] | None]:
     elif case == "InvalidAttestationSigner":
         kwargs["risk_key"] = QUOTE_SIGNER.key
     elif case == "AttestationExpired":
-        kwargs["attestation"] = h.attestation(BORROWER.address, expiry=now - 1)
+        kwargs["attestation"] = h.attestation(offer, expiry=now - 1)
     elif case == "AttestationBorrowerMismatch":
-        kwargs["attestation"] = h.attestation(OTHER.address)
+        kwargs["attestation"] = h.attestation(offer, borrower=OTHER.address)
         expected_args = (OTHER.address, BORROWER.address)
     elif case == "LtvAboveAttestation":
-        kwargs["attestation"] = h.attestation(BORROWER.address, maxLtvBps=4_000)
+        kwargs["attestation"] = h.attestation(offer, maxLtvBps=4_000)
         expected_args = (5_000, 4_000)
     elif case == "LtvAboveCollateralLimit":
         offer = dataclasses.replace(offer, principal=2_550 * USDC)
-        kwargs["attestation"] = h.attestation(BORROWER.address, maxLtvBps=9_000)
+        kwargs["attestation"] = h.attestation(offer, maxLtvBps=9_000)
         expected_args = (8_500, 8_000)
     elif case == "UnsupportedCollateral":
         offer = dataclasses.replace(offer, collateralAsset=h.usdc.address, collateralAmount=3_000 * USDC)
@@ -197,7 +197,7 @@ def test_open_loan_refusal_arguments(h: Harness) -> None:
     offer = h.offer(BORROWER.address)
     error = h.revert_of(
         h.aggregator.functions.openLoan(
-            *h.open_args(offer, BORROWER.key, attestation=h.attestation(BORROWER.address, maxLtvBps=4_000))
+            *h.open_args(offer, BORROWER.key, attestation=h.attestation(offer, maxLtvBps=4_000))
         ),
         RELAYER,
     )
@@ -339,7 +339,8 @@ def test_operator_records_offchain_repayments_and_marks_defaults(h: Harness) -> 
 
 
 def test_add_and_withdraw_collateral(h: Harness) -> None:
-    loan_id, _ = h.open_loan(BORROWER)
+    # An attested limit above the asset's: the asset's LTV (80%) is the lower cap here.
+    loan_id, _ = h.open_loan(BORROWER, attestation={"maxLtvBps": 9_000})
     h.send(h.manager.functions.addCollateral(loan_id, WETH), OTHER)
     assert h.manager.functions.collateralOf(loan_id).call()[1] == 2 * WETH
     error = h.revert_of(h.manager.functions.withdrawCollateral(loan_id, WETH, OTHER.address), OTHER)

@@ -61,7 +61,12 @@ def _open_loan_args(chain: DeployedChain, offer: Offer, borrower_key: bytes | No
     oracle = Domain(chain.chain_id, chain.record.address("CreditScoringOracle"))
     acceptance = Acceptance(offer=offer, deadline=offer.expiry)
     attestation = RiskAttestation(
-        borrower=offer.borrower, grade=2, maxLtvBps=7_000, expiry=offer.expiry, decisionHash=keccak(text="d")
+        borrower=offer.borrower,
+        grade=2,
+        maxLtvBps=7_000,
+        expiry=offer.expiry,
+        decisionHash=keccak(text="d"),
+        nonce=offer.nonce,
     )
     quote_key = devnet_account(2).key
     assert devnet_signer(Role.QUOTE_SIGNER).address == devnet_account(2).address

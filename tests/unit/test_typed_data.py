@@ -77,7 +77,16 @@ def test_acceptance_nests_the_offer() -> None:
 
 def test_risk_attestation_round_trip() -> None:
     attestation = RiskAttestation(
-        borrower=BORROWER.address, grade=2, maxLtvBps=6_500, expiry=2_000_000_000, decisionHash=keccak(b"d")
+        borrower=BORROWER.address,
+        grade=2,
+        maxLtvBps=6_500,
+        expiry=2_000_000_000,
+        decisionHash=keccak(b"d"),
+        nonce=2**64 + 7,
     )
     typed = risk_attestation_typed_data(DOMAIN, attestation)
-    assert recover(typed, sign(typed, SIGNER.key)) == SIGNER.address
+    signature = sign(typed, SIGNER.key)
+    assert recover(typed, signature) == SIGNER.address
+    # The nonce is signed: the attestation cannot be moved to another offer.
+    other_offer = risk_attestation_typed_data(DOMAIN, dataclasses.replace(attestation, nonce=2**64 + 8))
+    assert recover(other_offer, signature) != SIGNER.address

@@ -28,7 +28,7 @@ def test_oracle_accepts_ours_and_rejects_tampered_or_expired(ethereum_local: Dep
     borrower = devnet_account(6).address
     decision = assess(STRONG, REQUEST, None)
 
-    attestation, signature = attest(decision, borrower, domain, risk_key, expiry=now + 600)
+    attestation, signature = attest(decision, borrower, domain, risk_key, expiry=now + 600, nonce=1)
     oracle.functions.validateAttestation(attestation.as_abi_tuple(), signature).call()
 
     tampered = dataclasses.replace(attestation, maxLtvBps=9_500)
@@ -36,11 +36,11 @@ def test_oracle_accepts_ours_and_rejects_tampered_or_expired(ethereum_local: Dep
         oracle.functions.validateAttestation(tampered.as_abi_tuple(), signature).call()
     assert "InvalidAttestationSigner" in str(decode_revert(bad_signer.value.data))
 
-    _, stranger_sig = attest(decision, borrower, domain, devnet_account(7).key, expiry=now + 600)
+    _, stranger_sig = attest(decision, borrower, domain, devnet_account(7).key, expiry=now + 600, nonce=1)
     with pytest.raises(ContractCustomError):
         oracle.functions.validateAttestation(attestation.as_abi_tuple(), stranger_sig).call()
 
-    expired, expired_sig = attest(decision, borrower, domain, risk_key, expiry=now - 1)
+    expired, expired_sig = attest(decision, borrower, domain, risk_key, expiry=now - 1, nonce=1)
     with pytest.raises(ContractCustomError) as too_late:
         oracle.functions.validateAttestation(expired.as_abi_tuple(), expired_sig).call()
     assert "AttestationExpired" in str(decode_revert(too_late.value.data))

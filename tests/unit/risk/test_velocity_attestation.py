@@ -61,11 +61,12 @@ DOMAIN = Domain(31337, to_checksum_address("0x" + "22" * 20))
 
 def test_attestation_carries_the_decision_and_recovers_to_the_signer() -> None:
     decision = assess(STRONG, REQUEST, None)
-    attestation, signature = attest(decision, WALLET, DOMAIN, RISK_SIGNER.key, expiry=2_000_000_000)
+    attestation, signature = attest(decision, WALLET, DOMAIN, RISK_SIGNER.key, expiry=2_000_000_000, nonce=42)
     assert attestation.grade == decision.grade
     assert attestation.maxLtvBps == decision.max_ltv_bps
     assert attestation.decisionHash == decision.decision_hash()
     assert attestation.borrower == to_checksum_address(WALLET)
+    assert attestation.nonce == 42
     assert len(signature) == 65
     assert attestation_signer(DOMAIN, attestation, signature) == RISK_SIGNER.address
     other_domain = Domain(31338, DOMAIN.verifying_contract)
@@ -78,4 +79,4 @@ def test_declined_decision_is_not_attested() -> None:
     )
     assert not declined.approved
     with pytest.raises(AttestationRefused):
-        attest(declined, WALLET, DOMAIN, RISK_SIGNER.key, expiry=2_000_000_000)
+        attest(declined, WALLET, DOMAIN, RISK_SIGNER.key, expiry=2_000_000_000, nonce=42)
