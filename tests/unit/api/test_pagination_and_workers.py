@@ -61,3 +61,22 @@ def test_workers_are_named_or_all_or_none() -> None:
     assert enabled_workers(" Indexer ") == {"indexer"}
     with pytest.raises(ConfigurationError, match="keeper"):
         enabled_workers("indexer,keeper")
+
+
+def test_each_role_sees_its_own_loans() -> None:
+    from api.auth import Principal, Role
+    from api.routers.loans import _scope
+    from store.aggregator import LoanRow
+
+    mine = LoanRow(id="a", borrower_id="b-1", provider_id="sim-bank")
+    theirs = LoanRow(id="b", borrower_id="b-2", provider_id="pool:ethereum-local:USDC")
+    foreign = LoanRow(id="c", borrower_id=None, provider_id=None)
+    cases = {
+        Principal(Role.BORROWER, "b-1"): {"a"},
+        Principal(Role.PROVIDER, "sim-bank"): {"a"},
+        Principal(Role.PROVIDER, "pool:ethereum-local:USDC"): {"b"},
+        Principal(Role.ADMIN, None): {"a", "b", "c"},
+        Principal(Role.AUDITOR, None): {"a", "b", "c"},
+    }
+    for principal, seen in cases.items():
+        assert {loan.id for loan in (mine, theirs, foreign) if _scope(principal).allows(loan)} == seen, principal
