@@ -452,7 +452,6 @@ class NameIndex:
             keys: set[tuple[str, int]] = set()
             for position, part in enumerate(parts[:_POSITION_MASK]):
                 keys |= {(part.sound, position), ("~" + skeleton(part.word), position)}
-                keys |= {("-" + near, position) for near in _one_edit_keys(part.sound)}
             for position in range(min(len(parts), _POSITION_MASK) - 1):  # two words the query may write as one
                 joined = sound_word(parts[position].word + parts[position + 1].word)
                 keys |= {(joined, position), (joined, position + 1)}
@@ -460,6 +459,12 @@ class NameIndex:
                 postings[key].append(index << _POSITION_BITS | position)
         # Plain ints in tuples: nothing for the garbage collector to walk on every search.
         self._postings = {key: tuple(found) for key, found in postings.items()}
+        # One-edit neighbours over the vocabulary of part sounds (not per occurrence): key -> the sounds sharing it.
+        near: dict[str, list[str]] = defaultdict(list)
+        for sound in {p.sound for parts in self._parts for p in parts}:
+            for key in _one_edit_keys(sound):
+                near[key].append(sound)
+        self._near = {key: tuple(sounds) for key, sounds in near.items()}
 
     def __len__(self) -> int:
         return len(self._names)
@@ -476,7 +481,7 @@ class NameIndex:
             if len(part.word) < 2 and not part.word.isdigit():
                 continue
             keys |= {part.sound, "~" + skeleton(part.word)}
-            keys |= {"-" + near for near in _one_edit_keys(part.sound)}
+            keys |= {sound for near in _one_edit_keys(part.sound) for sound in self._near.get(near, ())}
         words = [p.word for p in query]
         keys |= {sound_word(a + b) for a, b in itertools.pairwise(words)}
         keys |= {sound_word(a + b + c) for a, b, c in zip(words, words[1:], words[2:], strict=False)}
