@@ -256,3 +256,16 @@ def test_a_confirmed_name_match_blocks_and_is_recorded(platform: RunningPlatform
     with platform.client(key) as client:
         assert client.get("/v1/borrowers/me").json()["sanctions_screening"]["status"] == "blocked"
     assert ("sanctions-review", "deny") in _decisions(platform, evidence["review"]["borrower_id"])
+
+    seen: list[str] = []
+    with platform.client(platform.admin_key) as admin:
+        page = admin.get("/v1/admin/sanctions-reviews", params={"limit": 1}).json()
+        while True:
+            assert len(page["items"]) <= 1
+            seen += [item["id"] for item in page["items"]]
+            if page["next"] is None:
+                break
+            page = admin.get(page["next"]).json()
+        assert admin.get("/v1/admin/sanctions-reviews", params={"cursor": "not-ours"}).status_code == 400
+    assert review_id in seen
+    assert len(seen) == len(set(seen))  # a cursor page never repeats a row
