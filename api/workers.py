@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from datetime import timedelta
 
 from aggregator.indexer import ChainIndexer, IndexerSettings, run_indexers
@@ -15,6 +16,8 @@ from api.settings import Settings
 from chain.client import ChainClient
 from chain.errors import ChainIdMismatch, ConfigurationError
 from store.db import Database
+
+log = logging.getLogger(__name__)
 
 WORKERS = ("indexer",)
 
@@ -37,6 +40,12 @@ def indexers(settings: Settings, database: Database, chains: dict[str, ChainRunt
     return [ChainIndexer(chain.client, chain.record, database, settings=config) for chain in chains.values()]
 
 
+def _report_end(task: asyncio.Task[None]) -> None:
+    """A worker that ends before the process stops it is a fault: say so at once, not at shutdown."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background worker %s stopped", task.get_name(), exc_info=task.exception())
+
+
 class Workers:
     """The running background workers of one process; ``stop()`` ends them and releases their leases."""
 
@@ -46,9 +55,9 @@ class Workers:
 
     def start(self, settings: Settings, database: Database, chains: dict[str, ChainRuntime]) -> Workers:
         if "indexer" in enabled_workers(settings.workers):
-            self._tasks.append(
-                asyncio.create_task(run_indexers(indexers(settings, database, chains), self._stop), name="indexers")
-            )
+            task = asyncio.create_task(run_indexers(indexers(settings, database, chains), self._stop), name="indexers")
+            task.add_done_callback(_report_end)
+            self._tasks.append(task)
         return self
 
     @property
@@ -59,7 +68,7 @@ class Workers:
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await asyncio.gather(task, return_exceptions=True)  # a fault was logged when it happened
 
 
 async def index_chains(settings: Settings, chain_names: list[str] | None, stop: asyncio.Event) -> None:
