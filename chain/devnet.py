@@ -102,10 +102,12 @@ def start_devnet(
     port: int | None = None,
     block_time: float | None = None,
     state_dir: Path | None = None,
+    fork_url: str | None = None,
     timeout: float = 20.0,
 ) -> Devnet:
     """Start anvil for ``chain`` on ``port`` (the chain's fixed port when None is given and ``port=0`` means a free
-    one) and wait until it answers with the right chain id."""
+    one) and wait until it answers with the right chain id. With ``fork_url`` it is a fork of that chain at its
+    latest block (governance dry runs), with the chain's own id."""
     chosen = chain.port if port is None else (port or free_port())
     command = [
         anvil_binary(),
@@ -123,6 +125,8 @@ def start_devnet(
     ]
     if block_time:
         command += ["--block-time", str(block_time)]
+    if fork_url is not None:
+        command += ["--fork-url", fork_url]
     if state_dir is not None:
         state_dir.mkdir(parents=True, exist_ok=True)
         command += ["--state", str(state_dir / f"{chain.name}.json")]

@@ -47,6 +47,7 @@ from contracts.governance.service import (
     GovernanceError,
     GovernedChain,
     dry_run,
+    fork_dry_run,
     load_proposals,
     load_signatures,
     prepare,
@@ -202,7 +203,8 @@ def cmd_propose(args: argparse.Namespace) -> None:
         calls_for: CallsFor = args.build(args)
         if args.dry_run:
             for chain in chains:
-                for line in dry_run(chain, calls_for(chain)):
+                lines = fork_dry_run(chain, calls_for(chain)) if args.fork else dry_run(chain, calls_for(chain))
+                for line in lines:
                     _say(chain.name, f"{line.call}: {line.before} -> {line.after}")
             return
         salt = bytes.fromhex(args.salt[2:]) if args.salt else secrets.token_bytes(32)
@@ -430,6 +432,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         parser.add_argument("--out", type=Path, default=None, help="proposal file (Safe path)")
         parser.add_argument("--salt", default=None, help="0x-prefixed 32 bytes (default: random)")
         parser.add_argument("--dry-run", action="store_true", help="simulate and show values before and after")
+        parser.add_argument(
+            "--fork", action="store_true", help="with --dry-run: execute on a local anvil fork, read the values after"
+        )
         _key_options(parser)
         parser.set_defaults(func=_run(cmd_propose), build=build)
 

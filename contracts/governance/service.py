@@ -155,6 +155,38 @@ def dry_run(chain: GovernedChain, calls: list[GovernedCall]) -> list[DryRunLine]
     return lines
 
 
+def fork_dry_run(chain: GovernedChain, calls: list[GovernedCall]) -> list[DryRunLine]:
+    """Make the calls as the Timelock on a local anvil fork of the chain (the chain itself is never touched) and
+    show each value before and after, read from the fork: what executing the proposal would really leave."""
+    from chain.config import LocalChain
+    from chain.devnet import start_devnet
+
+    simulate(chain, calls)
+    rpc = str(getattr(chain.w3.provider, "endpoint_uri", ""))
+    fork = start_devnet(LocalChain(name=f"{chain.name}-fork", chain_id=chain.chain_id, port=0), port=0, fork_url=rpc)
+    try:
+        w3 = Web3(Web3.HTTPProvider(fork.rpc_url, request_kwargs={"timeout": 30}))
+        forked = GovernedChain(chain.name, w3, chain.record)
+        timelock = chain.record.address("Timelock")
+        w3.provider.make_request("anvil_impersonateAccount", [timelock])  # type: ignore[arg-type]
+        w3.provider.make_request("anvil_setBalance", [timelock, hex(10**18)])  # type: ignore[arg-type]
+        befores = [before_and_after(forked.contract(call.key), call) for call in calls]
+        for call in calls:
+            encoded = encode(chain.record, call)
+            tx_hash = w3.eth.send_transaction({"from": timelock, "to": encoded.target, "data": encoded.data})
+            if w3.eth.wait_for_transaction_receipt(tx_hash)["status"] != 1:
+                raise ProposalRefused(f"{chain.name}: {call.describe()} reverted on a fork of the chain")
+        lines = []
+        for call, values in zip(calls, befores, strict=True):
+            after = before_and_after(forked.contract(call.key), call)
+            before_value = "-" if values is None else values[0]
+            after_value = "-" if after is None else after[0]
+            lines.append(DryRunLine(chain.name, call.describe(), before_value, after_value))
+        return lines
+    finally:
+        fork.stop()
+
+
 @dataclass
 class ChainProposal:
     """One chain's part of a proposal: the Timelock operation, and the SafeTx that schedules it (Safe path)."""

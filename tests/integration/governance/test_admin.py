@@ -164,6 +164,21 @@ def test_dry_run_shows_values_before_and_after(admin: Admin) -> None:
     assert f"-> ['{feed}', 7200]" in out
 
 
+def test_dry_run_on_a_fork_reads_the_values_the_batch_leaves(admin: Admin) -> None:
+    chain = admin.chains["arbitrum-local"]
+    batch = admin.tmp / "batch.json"
+    batch.write_text(
+        '[{"contract": "CreditAggregator", "function": "setGracePeriod", "args": [3600]},'
+        ' {"contract": "LendingPool:USDC", "function": "setReserveFactor", "args": [2500]}]'
+    )
+
+    out = admin("--chains", chain.name, "propose", "batch", str(batch), "--dry-run", "--fork")
+
+    assert "[arbitrum-local] CreditAggregator.setGracePeriod(3600): 604800 -> 3600" in out
+    assert "[arbitrum-local] LendingPool:USDC.setReserveFactor(2500): 1000 -> 2500" in out
+    assert _grace(chain) == 7 * 86_400  # the chain itself untouched
+
+
 def test_pause_everywhere_blocks_opening_but_not_repaying_and_only_the_timelock_unpauses(admin: Admin) -> None:
     harnesses = [Harness(chain) for chain in admin.chains.values()]
     borrower = BORROWERS[3]
