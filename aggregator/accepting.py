@@ -27,6 +27,7 @@ from aggregator.ledger import SOURCE_RECEIPT, LedgerChain, apply_events, loan_id
 from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row
 from aggregator.platform import ChainRuntime
 from aggregator.quoting import NO_IDENTITY
+from aggregator.sanctions_reviews import borrower_reasons, record_screening
 from chain.errors import TransactionReverted
 from chain.events import ChainEvent
 from chain.relay import simulate
@@ -35,7 +36,6 @@ from compliance import ComplianceService
 from providers.base import ProviderAdapter, ProviderError
 from providers.models import ProviderKind, ProviderOffer, RepaymentShape
 from store.aggregator import LoanRow, QuoteRow
-from store.compliance import SqlDecisionRepository
 from store.db import Database
 
 RELAY_TIMEOUT = 120.0  # seconds to confirmation before the accept answers with a timeout
@@ -92,12 +92,11 @@ class AcceptanceService:
             self._compliance.screen_acceptance(borrower.facts(), quote.id),
             self._compliance.screen_collateral_source(str(quote.offer["borrower"]), quote.chain_id),
         ]
-        with self._db.unit_of_work() as uow:
-            repository = SqlDecisionRepository(uow.session)
-            for record in records:
-                repository.add(record)
+        with self._db.unit_of_work() as uow:  # a name hit opens its sanctions review, as at the credit request
+            version = self._compliance.screen.name_list_version
+            reviews = record_screening(uow.session, records, borrower.id, version, datetime.now(UTC))
             uow.commit()
-        refused = sorted({(r.code, r.message) for record in records if not record.allowed for r in record.reasons})
+        refused = borrower_reasons([record for record in records if not record.allowed], reviews)
         if refused or not all(record.allowed for record in records):
             raise ComplianceDenied("the acceptance", refused or [("compliance.review", "held for manual review")])
 

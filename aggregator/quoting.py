@@ -26,7 +26,7 @@ from aggregator.fanout import ProviderOutcome, fan_out
 from aggregator.offer_nonces import OfferNonceAllocator
 from aggregator.platform import ChainRuntime
 from aggregator.ranking import RankedCandidate, rank
-from aggregator.sanctions_reviews import borrower_reasons, open_reviews
+from aggregator.sanctions_reviews import borrower_reasons, record_screening
 from chain.signers import Signer
 from compliance import ComplianceService, DecisionRecord, Disclosure, LoanTerms, Product
 from compliance.errors import ComplianceInputError
@@ -416,12 +416,8 @@ class QuotingService:
     def _store_records(self, records: list[DecisionRecord], borrower_id: str) -> dict[int, SanctionsReviewRow]:
         """The refused request's decision records, and a sanctions review for each SDN entry that held it."""
         with self._db.unit_of_work() as uow:
-            repository = SqlDecisionRepository(uow.session)
-            for record in records:
-                repository.add(record)
-            uow.session.flush()
             version = self._compliance.screen.name_list_version
-            reviews = open_reviews(uow.session, records, borrower_id, version, datetime.now(UTC))
+            reviews = record_screening(uow.session, records, borrower_id, version, datetime.now(UTC))
             uow.commit()
             return reviews
 

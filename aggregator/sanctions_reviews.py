@@ -50,6 +50,18 @@ class ScreeningStatus:
     reviews: tuple[SanctionsReviewRow, ...]
 
 
+def record_screening(
+    session: Session, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
+) -> dict[int, SanctionsReviewRow]:
+    """Store screening decision records and open a review for each SDN entry that held or blocked them, in the
+    caller's unit of work (the credit request's refusal, the acceptance's re-screen)."""
+    repository = SqlDecisionRepository(session)
+    for record in records:
+        repository.add(record)
+    session.flush()
+    return open_reviews(session, records, borrower_id, list_version, now)
+
+
 def open_reviews(
     session: Session, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
 ) -> dict[int, SanctionsReviewRow]:
