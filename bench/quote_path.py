@@ -258,6 +258,8 @@ def run(args: argparse.Namespace) -> Result:
             "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
             "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
             "CREDITMESH_VELOCITY_PER_IP": "1000000",
+            # the request path's own cost: the indexer's is bench/indexer.py's (--workers all to include it)
+            "CREDITMESH_WORKERS": args.workers,
         }
         lender_cmd = [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--fleet", str(fleet_file)]
         lender_log, api_log = (data_dir / "lenders.log").open("wb"), (data_dir / "api.log").open("wb")
@@ -379,6 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per concurrency level")
     parser.add_argument("--burst-seconds", type=float, default=40.0, help="the burst at concurrency 30 (0: none)")
     parser.add_argument("--provider-reset-seconds", type=float, default=11.0, help="wait before the second check")
+    parser.add_argument("--workers", default="none", help="CREDITMESH_WORKERS of the API process")
     parser.add_argument("--code", default=None, help="run the API and lenders from this source tree")
     parser.add_argument("--label", default="this tree")
     parser.add_argument("--compare", type=Path, default=None, help="a JSON result to print ratios against")
