@@ -305,11 +305,21 @@ class Disclosure:
         }
 
     def to_canonical_json(self) -> bytes:
-        return canonical_json(self.to_dict())
+        # Computed once per disclosure (it is frozen): the quote path needs it for the offer's termsHash, the
+        # offer's decision record and the stored disclosure.
+        cached: bytes | None = self.__dict__.get("_canonical_json")
+        if cached is None:
+            cached = canonical_json(self.to_dict())
+            object.__setattr__(self, "_canonical_json", cached)
+        return cached
 
     def terms_hash(self) -> bytes:
         """keccak256 of the RFC 8785 JSON: the offer's on-chain ``termsHash`` (32 bytes)."""
-        return keccak256(self.to_canonical_json())
+        cached: bytes | None = self.__dict__.get("_terms_hash")
+        if cached is None:
+            cached = keccak256(self.to_canonical_json())
+            object.__setattr__(self, "_terms_hash", cached)
+        return cached
 
 
 def _cash_flows(
