@@ -162,6 +162,10 @@ def test_dry_run_shows_values_before_and_after(admin: Admin) -> None:
     feed = admin.chains["polygon-local"].record.address("PriceFeed:USDC")
     out = admin("--chains", "polygon-local", "propose", "price-feed", "WETH", feed, "7200", "--dry-run")
     assert f"-> ['{feed}', 7200]" in out
+    relayer, successor = devnet_account(1).address, devnet_account(18).address
+    out = admin("--chains", "polygon-local", "propose", "rotate", "relayer", relayer, successor, "--dry-run")
+    assert re.search(rf"CreditAggregator\.grantRole\(0x[0-9a-f]{{64}}, {successor}\): False -> True", out)
+    assert re.search(rf"CreditAggregator\.revokeRole\(0x[0-9a-f]{{64}}, {relayer}\): True -> False", out)
 
 
 def test_dry_run_on_a_fork_reads_the_values_the_batch_leaves(admin: Admin) -> None:

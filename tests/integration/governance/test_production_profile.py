@@ -41,6 +41,7 @@ timelock_delay_seconds = 600
 owners = ["devnet:12", "devnet:13", "devnet:14"]
 threshold = 2
 [roles]
+relayer = "devnet:1"
 quote_signer = "devnet:2"
 risk_signer = "devnet:3"
 operator = "devnet:4"
