@@ -7,6 +7,7 @@ import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IER
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {AggregatorV3Interface} from "./interfaces/AggregatorV3Interface.sol";
 import {Errors} from "./interfaces/Errors.sol";
@@ -32,14 +33,15 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     uint256 private constant WAD = 1e18;
     uint8 private constant VALUE_DECIMALS = 8;
 
-    /// @dev One slot per collateral asset: risk parameters, the cap and the total held, so that a deposit
-    /// reads and writes a single slot.
+    /// @dev One slot per collateral asset: risk parameters, the cap, the total held and the frozen flag, so that a
+    /// deposit reads and writes a single slot.
     struct CollateralConfig {
         uint16 ltvBps;
         uint16 liquidationThresholdBps;
         uint16 liquidationBonusBps;
         uint96 supplyCap;
         uint96 total;
+        bool frozen;
     }
 
     struct PriceSource {
@@ -106,7 +108,7 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
         uint256 debt,
         uint16 attestedMaxLtvBps
     ) external onlyCreditAggregator {
-        uint16 limit = _book(asset, amount);
+        uint16 limit = _book(asset, amount, true);
         uint256 ltv = _ltvBps(debtAsset, debt, asset, amount);
         if (ltv > attestedMaxLtvBps) revert Errors.LtvAboveAttestation(ltv, attestedMaxLtvBps);
         if (ltv > limit) revert Errors.LtvAboveCollateralLimit(ltv, limit);
@@ -116,22 +118,48 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
 
     /// @inheritdoc ICollateralManager
     function release(uint256 loanId, address to) external onlyCreditAggregator {
-        Position storage position = _positions[loanId];
-        (address asset, uint96 amount) = (position.asset, position.amount);
-        position.amount = 0;
-        _configs[asset].total -= amount;
-        emit CollateralRemoved(loanId, to, asset, amount);
-        if (amount > 0) IERC20(asset).safeTransfer(to, amount);
+        _release(loanId, to);
     }
 
     /// @inheritdoc ICollateralManager
+    function claimCollateral(uint256 loanId) external nonReentrant {
+        (address borrower,,,, LoanStatus status,) = creditAggregator.debtOf(loanId);
+        if (status != LoanStatus.Repaid && status != LoanStatus.Liquidated) revert Errors.LoanNotClosed(loanId);
+        Position storage position = _positions[loanId];
+        (address asset, uint96 amount) = (position.asset, position.amount);
+        if (amount == 0) revert Errors.NothingToClaim(loanId);
+        position.amount = 0;
+        _configs[asset].total -= amount;
+        emit CollateralRemoved(loanId, borrower, asset, amount);
+        IERC20(asset).safeTransfer(borrower, amount);
+    }
+
+    /// @dev Pays a closed loan's collateral to `to`; when the transfer fails (a token that blocks the borrower, or a
+    /// hook that reverts) the collateral stays for `claimCollateral`, so closing never fails on it.
+    function _release(uint256 loanId, address to) private {
+        Position storage position = _positions[loanId];
+        (address asset, uint96 amount) = (position.asset, position.amount);
+        if (amount == 0) return;
+        position.amount = 0;
+        CollateralConfig storage config = _configs[asset];
+        config.total -= amount;
+        if (IERC20(asset).trySafeTransfer(to, amount)) {
+            emit CollateralRemoved(loanId, to, asset, amount);
+        } else {
+            (position.amount, config.total) = (amount, config.total + amount);
+            emit CollateralClaimable(loanId, to, asset, amount);
+        }
+    }
+
+    /// @inheritdoc ICollateralManager
+    /// @dev A top-up is never refused for the supply cap or a frozen asset: it only makes a position safer.
     function addCollateral(uint256 loanId, uint256 amount) external nonReentrant {
         if (amount == 0) revert Errors.ZeroAmount();
         Position storage position = _positions[loanId];
         (address asset, uint96 held) = (position.asset, position.amount);
         if (held == 0) revert Errors.LoanNotActive(loanId);
-        _book(asset, amount);
-        position.amount = held + uint96(amount);
+        _book(asset, amount, false);
+        position.amount = SafeCast.toUint96(held + amount);
         emit CollateralAdded(loanId, msg.sender, asset, amount);
         IERC20(asset).safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -162,13 +190,17 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
         if (ltv > limit) revert Errors.LtvAboveCollateralLimit(ltv, limit);
     }
 
-    /// @dev Adds `amount` to the asset's total within its supply cap; returns the asset's LTV limit.
-    function _book(address asset, uint256 amount) private returns (uint16 ltvLimitBps) {
+    /// @dev Adds `amount` to the asset's total; a new position must be within the supply cap and the asset not
+    /// frozen (top-ups are exempt from both). Returns the asset's LTV limit.
+    function _book(address asset, uint256 amount, bool newPosition) private returns (uint16 ltvLimitBps) {
         CollateralConfig storage config = _configs[asset];
         if (config.liquidationThresholdBps == 0) revert Errors.UnsupportedCollateral(asset);
         uint256 totalAfter = uint256(config.total) + amount;
-        if (totalAfter > config.supplyCap) revert Errors.SupplyCapExceeded(asset, config.supplyCap, totalAfter);
-        config.total = uint96(totalAfter);
+        if (newPosition) {
+            if (config.frozen) revert Errors.CollateralFrozen(asset);
+            if (totalAfter > config.supplyCap) revert Errors.SupplyCapExceeded(asset, config.supplyCap, totalAfter);
+        }
+        config.total = SafeCast.toUint96(totalAfter);
         return config.ltvBps;
     }
 
@@ -210,19 +242,16 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
         }
 
         bool exhausted = v.seized == held && v.debtRepaid < v.debt;
-        bool fullyRepaid = v.debtRepaid == v.debt;
-        uint256 remainder = fullyRepaid ? held - v.seized : 0;
-        position.amount = 0;
-        if (!fullyRepaid) position.amount = held - uint96(v.seized);
-        _configs[asset].total = config.total - uint96(v.seized + remainder);
+        position.amount = held - uint96(v.seized); // when the debt is repaid in full, the rest goes to the borrower
+        _configs[asset].total = config.total - uint96(v.seized);
         emit LoanLiquidated(loanId, msg.sender, v.debtRepaid, v.seized);
         if (exhausted) emit BadDebtRecorded(loanId, v.debtAsset, v.debt - v.debtRepaid);
-        if (remainder > 0) emit CollateralRemoved(loanId, v.borrower, asset, remainder);
 
-        (address payee,) = creditAggregator.settleLiquidation(loanId, msg.sender, v.debtRepaid, exhausted);
-        IERC20(v.debtAsset).safeTransferFrom(msg.sender, payee, v.debtRepaid);
+        // The liquidator's payment first, then the books (the pool's, through the aggregator), then the collateral.
+        IERC20(v.debtAsset).safeTransferFrom(msg.sender, creditAggregator.liquidationPayee(loanId), v.debtRepaid);
+        creditAggregator.settleLiquidation(loanId, msg.sender, v.debtRepaid, exhausted);
         if (v.seized > 0) IERC20(asset).safeTransfer(msg.sender, v.seized);
-        if (remainder > 0) IERC20(asset).safeTransfer(v.borrower, remainder);
+        if (v.debtRepaid == v.debt) _release(loanId, v.borrower);
         return (v.debtRepaid, v.seized);
     }
 
@@ -293,6 +322,18 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     }
 
     /// @inheritdoc ICollateralManager
+    function recoverableValue(uint256 loanId) external view returns (uint256 debt, uint256 recoverable) {
+        Position storage position = _positions[loanId];
+        (address asset, uint256 held) = (position.asset, position.amount);
+        CollateralConfig storage config = _configs[asset];
+        LiquidationVars memory v = _assess(loanId, asset, held, config.liquidationThresholdBps);
+        recoverable = CollateralMath.debtForCollateralDown(
+            held, v.collateralPrice, v.collateralUnit, v.debtPrice, v.debtUnit, config.liquidationBonusBps
+        );
+        return (v.debt, recoverable);
+    }
+
+    /// @inheritdoc ICollateralManager
     function collateralOf(uint256 loanId) external view returns (address asset, uint256 amount) {
         Position storage position = _positions[loanId];
         return (position.asset, position.amount);
@@ -349,19 +390,40 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     ) external onlyRole(DEFAULT_ADMIN_ROLE) {
         bool disabled = liquidationThresholdBps == 0 && ltvBps == 0;
         if (
-            !disabled
-                && (
-                    ltvBps > liquidationThresholdBps || liquidationThresholdBps >= BPS
-                        || liquidationBonusBps > MAX_LIQUIDATION_BONUS_BPS
-                        || uint256(liquidationThresholdBps) * (BPS + liquidationBonusBps) > BPS * BPS
+            liquidationBonusBps > MAX_LIQUIDATION_BONUS_BPS
+                || (
+                    !disabled
+                        && (
+                            ltvBps > liquidationThresholdBps || liquidationThresholdBps >= BPS
+                                || uint256(liquidationThresholdBps) * (BPS + liquidationBonusBps) > BPS * BPS
+                        )
                 )
         ) {
             revert Errors.InvalidCollateralParameters(ltvBps, liquidationThresholdBps, liquidationBonusBps);
         }
         CollateralConfig storage config = _configs[asset];
+        // Disabling would make every position in the asset liquidatable at once: freeze it and let them run off.
+        if (disabled && config.total > 0) revert Errors.CollateralInUse(asset, config.total);
         (config.ltvBps, config.liquidationThresholdBps, config.liquidationBonusBps, config.supplyCap) =
             (ltvBps, liquidationThresholdBps, liquidationBonusBps, supplyCap);
         emit CollateralParametersChanged(asset, ltvBps, liquidationThresholdBps, liquidationBonusBps, supplyCap);
+    }
+
+    /// @notice Freezes a collateral asset: no new loan may post it; top-ups, withdrawals, repayments and
+    /// liquidations of existing positions go on. Guardian (at once) or admin.
+    function freezeCollateral(address asset) external {
+        if (!hasRole(GUARDIAN_ROLE, msg.sender)) _checkRole(DEFAULT_ADMIN_ROLE);
+        _setFrozen(asset, true);
+    }
+
+    /// @notice Lifts a freeze. Admin (the timelock) only.
+    function unfreezeCollateral(address asset) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setFrozen(asset, false);
+    }
+
+    function _setFrozen(address asset, bool frozen) private {
+        _configs[asset].frozen = frozen;
+        emit CollateralFrozenChanged(asset, frozen);
     }
 
     /// @notice Sets `asset`'s USD price feed and its heartbeat (seconds). Admin (the timelock) only.

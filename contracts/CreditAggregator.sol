@@ -158,7 +158,9 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
             attestation.maxLtvBps
         );
         if (fundingPool != 0) {
-            ILendingPool(offer.pool).fundLoan(loanId, offer.borrower, offer.principal, offer.originationFee, offer.rateBps);
+            ILendingPool(offer.pool).fundLoan(
+                loanId, offer.borrower, offer.principal, offer.originationFee, offer.rateBps, offer.term
+            );
         }
     }
 
@@ -259,19 +261,24 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         _repay(loanId, principal + interest);
     }
 
+    /// @dev A defaulted loan can be repaid too: its interest is frozen and its pool no longer accrues it, so the pool
+    /// books the payment at rate zero, as `settleLiquidation` does.
     function _repay(uint256 loanId, uint256 amount) private returns (uint256 interestPaid, uint256 principalPaid) {
-        StoredLoan storage loan = _activeLoan(loanId);
+        StoredLoan storage loan = _loans[loanId];
+        uint32 rate = _accruingRateOfLiquidatable(loanId, loan);
         address pool = _poolOf(loan);
         if (pool == address(0)) revert Errors.NotPoolLoan(loanId);
         if (amount == 0) revert Errors.ZeroAmount();
-        uint32 rate = loan.rateBps;
         bool closed;
         (interestPaid, principalPaid, closed) = _applyRepayment(loanId, loan, amount, msg.sender, bytes32(0));
         if (closed) loan.status = LoanStatus.Repaid;
 
         IERC20(IERC4626(pool).asset()).safeTransferFrom(msg.sender, pool, interestPaid + principalPaid);
         ILendingPool(pool).onRepaymentAtRate(loanId, principalPaid, interestPaid, rate);
-        if (closed) collateralManager.release(loanId, loan.borrower);
+        if (closed) {
+            ILendingPool(pool).onImpairment(loanId, 0); // nothing is left to lose
+            collateralManager.release(loanId, loan.borrower);
+        }
     }
 
     /// @inheritdoc ICreditAggregator
@@ -280,7 +287,8 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         onlyRole(OPERATOR_ROLE)
         nonReentrant
     {
-        StoredLoan storage loan = _activeLoan(loanId);
+        StoredLoan storage loan = _loans[loanId];
+        _accruingRateOfLiquidatable(loanId, loan); // active or in default: a late payment is recorded too
         if (loan.poolId != 0) revert Errors.NotTraditionalLoan(loanId);
         if (amount == 0) revert Errors.ZeroAmount();
         (,, bool closed) = _applyRepayment(loanId, loan, amount, msg.sender, paymentRef);
@@ -291,6 +299,8 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     }
 
     /// @inheritdoc ICreditAggregator
+    /// @dev A pool loan is also impaired at once when its collateral no longer covers the debt; a price that cannot
+    /// be read now (stale feed, sequencer down) does not block the default, and anyone may `impair` later.
     function markDefault(uint256 loanId) external onlyRole(OPERATOR_ROLE) nonReentrant {
         StoredLoan storage loan = _activeLoan(loanId);
         uint256 defaultableAt = uint256(loan.maturity) + gracePeriod;
@@ -299,7 +309,31 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         loan.status = LoanStatus.Defaulted;
         emit LoanDefaulted(loanId, outstanding, interest);
         address pool = _poolOf(loan);
-        if (pool != address(0)) ILendingPool(pool).onDefault(loanId, outstanding, loan.rateBps);
+        if (pool == address(0)) return;
+        ILendingPool(pool).onDefault(loanId, outstanding, loan.rateBps);
+        try collateralManager.recoverableValue(loanId) returns (uint256 debt, uint256 recoverable) {
+            _bookImpairment(ILendingPool(pool), loanId, debt, recoverable);
+        } catch {}
+    }
+
+    /// @inheritdoc ICreditAggregator
+    function impair(uint256 loanId) external nonReentrant returns (uint256 expectedLoss) {
+        StoredLoan storage loan = _loans[loanId];
+        _accruingRateOfLiquidatable(loanId, loan);
+        address pool = _poolOf(loan);
+        if (pool == address(0)) revert Errors.NotPoolLoan(loanId);
+        (uint256 debt, uint256 recoverable) = collateralManager.recoverableValue(loanId);
+        return _bookImpairment(ILendingPool(pool), loanId, debt, recoverable);
+    }
+
+    /// @dev The expected loss is the debt the collateral cannot recover in a liquidation (zero while it can).
+    function _bookImpairment(ILendingPool pool, uint256 loanId, uint256 debt, uint256 recoverable)
+        private
+        returns (uint256 expectedLoss)
+    {
+        expectedLoss = debt > recoverable ? debt - recoverable : 0;
+        emit LoanImpaired(loanId, debt, recoverable, expectedLoss);
+        pool.onImpairment(loanId, expectedLoss);
     }
 
     /// @inheritdoc ICreditAggregator
@@ -320,19 +354,40 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
             !closed && collateralExhausted ? _writeOff(loanId, loan) : (uint256(0), uint256(0));
         if (closed || collateralExhausted) loan.status = LoanStatus.Liquidated;
         badDebt = principalLost + interestLost;
-        // The CollateralManager moves the liquidator's payment to the payee right after this returns; a provider
-        // funding off-chain books it in its own ledger from LoanRepaid.
+        // The CollateralManager has already moved the liquidator's payment to the payee; a provider funding
+        // off-chain books it in its own ledger from LoanRepaid.
         if (pool != address(0)) {
             _bookLiquidation(ILendingPool(pool), loanId, principalPaid, interestPaid, principalLost, interestLost, accruingRate);
         }
     }
 
-    /// @dev Reverts unless the loan is active or in default; a defaulted loan's interest is frozen and its rate no
-    /// longer accrues in the pool, so its accruing rate is zero.
+    /// @dev Reverts unless the loan is active or in default (repayable, liquidatable); a defaulted loan's interest is
+    /// frozen and its rate no longer accrues in the pool, so its accruing rate is zero.
     function _accruingRateOfLiquidatable(uint256 loanId, StoredLoan storage loan) private view returns (uint32) {
         LoanStatus status = loan.status;
         if (status != LoanStatus.Active && status != LoanStatus.Defaulted) revert Errors.LoanNotActive(loanId);
         return status == LoanStatus.Active ? loan.rateBps : 0;
+    }
+
+    /// @inheritdoc ICreditAggregator
+    function liquidationPayee(uint256 loanId) external view returns (address payee) {
+        address pool = _poolOf(_loans[loanId]);
+        return pool == address(0) ? _settlementOf(loanId) : pool;
+    }
+
+    /// @dev A written-off loss ends the loan's impairment in the pool; a liquidation that repaid everything ends it too.
+    function _bookLiquidation(
+        ILendingPool pool,
+        uint256 loanId,
+        uint256 principalPaid,
+        uint256 interestPaid,
+        uint256 principalLost,
+        uint256 interestLost,
+        uint32 accruingRate
+    ) private {
+        if (principalPaid + interestPaid > 0) pool.onLiquidation(loanId, principalPaid, interestPaid, accruingRate);
+        if (principalLost + interestLost > 0) pool.onLoss(loanId, principalLost, interestLost, accruingRate);
+        else if (_loans[loanId].status == LoanStatus.Liquidated) pool.onImpairment(loanId, 0);
     }
 
     /// @dev Where a liquidator pays for a loan funded off-chain: its provider's settlement address.
@@ -348,19 +403,6 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         _store(loan, 0, 0);
         emit LoanWrittenOff(loanId, principal, interest);
         emit LoanClosed(loanId);
-    }
-
-    function _bookLiquidation(
-        ILendingPool pool,
-        uint256 loanId,
-        uint256 principalPaid,
-        uint256 interestPaid,
-        uint256 principalLost,
-        uint256 interestLost,
-        uint32 accruingRate
-    ) private {
-        if (principalPaid + interestPaid > 0) pool.onRepaymentAtRate(loanId, principalPaid, interestPaid, accruingRate);
-        if (principalLost + interestLost > 0) pool.onLoss(loanId, principalLost, interestLost, accruingRate);
     }
 
     // ------------------------------------------------------------------ governance

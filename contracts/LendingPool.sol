@@ -9,6 +9,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {Errors} from "./interfaces/Errors.sol";
 import {ICreditAggregator} from "./interfaces/ICreditAggregator.sol";
@@ -19,16 +20,26 @@ import {PoolMath} from "./libraries/PoolMath.sol";
 /// @dev Lenders' yield accrues in O(1) from the sum over open loans of principal × locked rate (the "issuance
 /// rate", as in Maple's loan manager): total assets = cash − reserves + outstanding principal + the lenders' share
 /// of the interest accrued from that sum. Interest accrues rounded down here and rounded up per loan, so the pool
-/// never counts more than its loans owe it. Pausing blocks only new borrowing; deposits and withdrawals never stop.
-contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
+/// never counts more than its loans owe it. Origination fees vest linearly (over the loan's term, pot-weighted as in
+/// Yearn v3's profit unlocking) and impaired loans' expected losses are counted out at once (Maple's impairment), so
+/// the share price neither jumps on a fee nor ignores a known loss. Pausing blocks only new borrowing; deposits and
+/// withdrawals never stop. Every mutating entry point is `nonReentrant` (OZ `ReentrancyGuardTransient`).
+contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
     uint16 public constant MAX_RESERVE_FACTOR_BPS = 5_000;
     uint32 public constant MAX_RATE_BPS = 100_000;
     uint256 private constant BPS = 10_000;
+    /// @notice The longest term a pool may accept, seconds (the CreditAggregator's own bound).
+    uint40 public constant MAX_TERM_LIMIT = 100 * 365 days;
+    /// @notice A new pool's longest term (governance changes it with `setMaxTerm`): the platform quotes up to a year.
+    uint40 public constant DEFAULT_MAX_TERM = 365 days;
 
     address public immutable creditAggregator;
+    /// @dev Extra decimals of the shares over the asset (OZ ERC-4626's virtual-shares defence against a first
+    /// depositor's donation; production pools use 6).
+    uint8 private immutable _sharesDecimalsOffset;
 
     // One slot with Pausable's `_paused` (state variables pack across the inheritance chain: 8 + 128 + 16 + 104
     // bits): the pause flag, the rate model, the reserve factor and the protocol's reserves, read together when a
@@ -43,11 +54,24 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
     // One slot: outstanding principal and interest accrued up to `lastAccrual` and not yet paid.
     uint128 private _totalBorrowed;
     uint128 private _accountedInterest;
-    // One slot: sum of principal × rateBps over the loans accruing, and when interest was last accrued.
-    uint216 public issuanceRate;
+    // One slot: sum of principal × rateBps over the loans accruing, when interest was last accrued, and the
+    // longest term the pool lends for (read with the issuance rate when a loan is funded).
+    uint176 public issuanceRate;
     uint40 public lastAccrual;
+    /// @notice The longest term, seconds, of a loan the pool funds (set through governance).
+    uint40 public maxTermSeconds;
+    // One slot: origination fees received and not yet earned, vesting linearly from `_feesVestedAt` to `_feesVestEnd`.
+    uint128 private _unvestedFees;
+    uint40 private _feesVestedAt;
+    uint40 private _feesVestEnd;
+    // One slot: losses written off so far, and the expected losses of impaired loans not yet realised.
     /// @notice Principal and interest written off so far.
-    uint256 public realizedLosses;
+    uint128 public realizedLosses;
+    /// @notice The sum of the open loans' impairments: expected losses recognised in `totalAssets` before they
+    /// are realised.
+    uint128 public totalImpairment;
+    /// @notice A loan's impairment: its expected loss, counted out of `totalAssets` (zero: none).
+    mapping(uint256 loanId => uint256) public impairmentOf;
 
     constructor(
         IERC20 asset_,
@@ -59,12 +83,15 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
         uint32 slope1Bps_,
         uint32 slope2Bps_,
         uint32 optimalUtilizationBps_,
-        uint16 reserveFactorBps_
+        uint16 reserveFactorBps_,
+        uint8 sharesDecimalsOffset_
     ) ERC20(name_, symbol_) ERC4626(asset_) {
         creditAggregator = creditAggregator_;
+        _sharesDecimalsOffset = sharesDecimalsOffset_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setRateModel(baseRateBps_, slope1Bps_, slope2Bps_, optimalUtilizationBps_);
         _setReserveFactor(reserveFactorBps_);
+        _setMaxTerm(DEFAULT_MAX_TERM);
         lastAccrual = uint40(block.timestamp);
     }
 
@@ -76,11 +103,16 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
     // ------------------------------------------------------------------ loans
 
     /// @inheritdoc ILendingPool
-    function fundLoan(uint256 loanId, address receiver, uint256 principal, uint256 originationFee, uint32 rateBps)
-        external
-        onlyCreditAggregator
-        whenNotPaused
-    {
+    function fundLoan(
+        uint256 loanId,
+        address receiver,
+        uint256 principal,
+        uint256 originationFee,
+        uint32 rateBps,
+        uint64 term
+    ) external onlyCreditAggregator whenNotPaused nonReentrant {
+        uint40 maxTerm = maxTermSeconds;
+        if (term > maxTerm) revert Errors.TermAboveMaximum(term, maxTerm);
         uint256 cash = availableLiquidity();
         uint128 borrowed = _totalBorrowed;
         uint32 model = _modelRate(borrowed, cash, principal);
@@ -88,7 +120,8 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
         if (principal > cash) revert Errors.InsufficientLiquidity(principal, cash);
         _accrue();
         _totalBorrowed = borrowed + uint128(principal);
-        issuanceRate += uint216(principal * rateBps);
+        issuanceRate += uint176(principal * rateBps);
+        if (originationFee > 0) _vestFee(originationFee, term);
         emit LoanFunded(loanId, receiver, principal, originationFee, rateBps);
         IERC20(asset()).safeTransfer(receiver, principal - originationFee);
     }
@@ -97,45 +130,105 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
     function onRepaymentAtRate(uint256 loanId, uint256 principalPaid, uint256 interestPaid, uint32 rateBps)
         external
         onlyCreditAggregator
+        nonReentrant
     {
-        _bookRepayment(loanId, principalPaid, interestPaid, rateBps);
+        _bookRepayment(loanId, principalPaid, interestPaid, rateBps, true);
     }
 
     /// @inheritdoc ILendingPool
     /// @dev Kept for the interface; the CreditAggregator calls `onRepaymentAtRate`, which saves the rate lookup.
-    function onRepayment(uint256 loanId, uint256 principalPaid, uint256 interestPaid) external onlyCreditAggregator {
-        _bookRepayment(loanId, principalPaid, interestPaid, ICreditAggregator(creditAggregator).getLoan(loanId).rateBps);
+    function onRepayment(uint256 loanId, uint256 principalPaid, uint256 interestPaid)
+        external
+        onlyCreditAggregator
+        nonReentrant
+    {
+        _bookRepayment(
+            loanId, principalPaid, interestPaid, ICreditAggregator(creditAggregator).getLoan(loanId).rateBps, true
+        );
     }
 
     /// @inheritdoc ILendingPool
-    function onDefault(uint256 loanId, uint256 outstandingPrincipal, uint32 rateBps) external onlyCreditAggregator {
+    function onDefault(uint256 loanId, uint256 outstandingPrincipal, uint32 rateBps)
+        external
+        onlyCreditAggregator
+        nonReentrant
+    {
         _accrue();
-        issuanceRate -= uint216(outstandingPrincipal * rateBps);
+        issuanceRate -= uint176(outstandingPrincipal * rateBps);
         emit LoanDefaultRecorded(loanId, outstandingPrincipal);
+    }
+
+    /// @inheritdoc ILendingPool
+    /// @dev A liquidation recovers what it repays from the collateral, so the expected loss stays.
+    function onLiquidation(uint256 loanId, uint256 principalPaid, uint256 interestPaid, uint32 rateBps)
+        external
+        onlyCreditAggregator
+        nonReentrant
+    {
+        _bookRepayment(loanId, principalPaid, interestPaid, rateBps, false);
     }
 
     /// @inheritdoc ILendingPool
     function onLoss(uint256 loanId, uint256 principalLost, uint256 interestLost, uint32 rateBps)
         external
         onlyCreditAggregator
+        nonReentrant
     {
         _accrue();
         _totalBorrowed -= uint128(principalLost);
-        issuanceRate -= uint216(principalLost * rateBps);
+        issuanceRate -= uint176(principalLost * rateBps);
         _accountedInterest = uint128(PoolMath.saturatingSub(_accountedInterest, interestLost));
-        realizedLosses += principalLost + interestLost;
+        realizedLosses += uint128(principalLost + interestLost);
+        _setImpairment(loanId, 0); // the expected loss is now realised
         emit LossRealized(loanId, principalLost, interestLost);
     }
 
-    function _bookRepayment(uint256 loanId, uint256 principalPaid, uint256 interestPaid, uint32 rateBps) private {
+    /// @inheritdoc ILendingPool
+    function onImpairment(uint256 loanId, uint256 expectedLoss) external onlyCreditAggregator nonReentrant {
+        _setImpairment(loanId, expectedLoss);
+    }
+
+    function _setImpairment(uint256 loanId, uint256 expectedLoss) private {
+        uint256 previous = impairmentOf[loanId];
+        if (previous == expectedLoss) return;
+        impairmentOf[loanId] = expectedLoss;
+        totalImpairment = uint128(totalImpairment - previous + expectedLoss);
+        emit ImpairmentChanged(loanId, expectedLoss);
+    }
+
+    /// @dev A repayment by the borrower lowers the debt and leaves the collateral, so it lowers the expected loss by
+    /// what it paid (a liquidation's does not: it takes collateral worth as much).
+    function _bookRepayment(
+        uint256 loanId,
+        uint256 principalPaid,
+        uint256 interestPaid,
+        uint32 rateBps,
+        bool lowersImpairment
+    ) private {
+        if (lowersImpairment) {
+            uint256 impairment = impairmentOf[loanId];
+            if (impairment > 0) _setImpairment(loanId, PoolMath.saturatingSub(impairment, principalPaid + interestPaid));
+        }
         _accrue();
         _totalBorrowed -= uint128(principalPaid);
-        if (principalPaid > 0 && rateBps > 0) issuanceRate -= uint216(principalPaid * rateBps);
+        if (principalPaid > 0 && rateBps > 0) issuanceRate -= uint176(principalPaid * rateBps);
         if (interestPaid > 0) {
             _accountedInterest = uint128(PoolMath.saturatingSub(_accountedInterest, interestPaid));
             _reserves = SafeCast.toUint104(_reserves + PoolMath.reserveShareUp(interestPaid, reserveFactorBps));
         }
         emit LoanRepaymentReceived(loanId, principalPaid, interestPaid);
+    }
+
+    /// @dev Adds `fee` to the fees vesting; the vesting end becomes the average of what was left to vest and the new
+    /// fee's term, weighted by amount (Yearn v3's profit unlocking), so the share price never steps up on a fee.
+    function _vestFee(uint256 fee, uint256 term) private {
+        uint256 left = unvestedFees();
+        uint256 end = _feesVestEnd;
+        uint256 remaining = end > block.timestamp ? end - block.timestamp : 0;
+        uint256 pot = left + fee;
+        uint256 duration = Math.mulDiv(1, left * remaining + fee * term, pot, Math.Rounding.Ceil);
+        (_unvestedFees, _feesVestedAt, _feesVestEnd) =
+            (SafeCast.toUint128(pot), uint40(block.timestamp), uint40(block.timestamp + duration));
     }
 
     /// @dev Moves interest accrued since `lastAccrual` from the issuance rate into `_accountedInterest`.
@@ -179,9 +272,19 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
         return _reserves;
     }
 
-    /// @notice Cash less reserves, plus outstanding principal, plus the lenders' share of expected interest.
+    /// @inheritdoc ILendingPool
+    function unvestedFees() public view returns (uint256) {
+        uint256 end = _feesVestEnd;
+        if (block.timestamp >= end) return 0;
+        return Math.mulDiv(_unvestedFees, end - block.timestamp, end - _feesVestedAt, Math.Rounding.Ceil);
+    }
+
+    /// @notice Cash less reserves, plus outstanding principal, plus the lenders' share of expected interest, less
+    /// the impaired loans' expected losses and the origination fees not yet vested.
     function totalAssets() public view override returns (uint256) {
-        return availableLiquidity() + _totalBorrowed + PoolMath.lenderShareDown(expectedInterest(), reserveFactorBps);
+        uint256 gross =
+            availableLiquidity() + _totalBorrowed + PoolMath.lenderShareDown(expectedInterest(), reserveFactorBps);
+        return PoolMath.saturatingSub(gross, totalImpairment + unvestedFees());
     }
 
     /// @notice At most the cash on hand: lent principal comes back only as loans are repaid.
@@ -192,6 +295,23 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
     /// @notice At most the shares worth the cash on hand.
     function maxRedeem(address owner) public view override returns (uint256) {
         return Math.min(super.maxRedeem(owner), convertToShares(availableLiquidity()));
+    }
+
+    function _decimalsOffset() internal view override returns (uint8) {
+        return _sharesDecimalsOffset;
+    }
+
+    /// @dev Lenders' deposits and withdrawals are `nonReentrant` too (ERC-4626's entry points all end here).
+    function _deposit(address caller, address receiver, uint256 assets, uint256 shares) internal override nonReentrant {
+        super._deposit(caller, receiver, assets, shares);
+    }
+
+    function _withdraw(address caller, address receiver, address owner, uint256 assets, uint256 shares)
+        internal
+        override
+        nonReentrant
+    {
+        super._withdraw(caller, receiver, owner, assets, shares);
     }
 
     function _modelRate(uint256 borrowed, uint256 cash, uint256 extraBorrow) private view returns (uint32) {
@@ -212,8 +332,19 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable {
         _setReserveFactor(reserveFactorBps_);
     }
 
+    /// @notice Sets the longest term of a loan the pool funds, seconds. Admin (the timelock) only.
+    function setMaxTerm(uint40 maxTermSeconds_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setMaxTerm(maxTermSeconds_);
+    }
+
+    function _setMaxTerm(uint40 maxTermSeconds_) private {
+        if (maxTermSeconds_ == 0 || maxTermSeconds_ > MAX_TERM_LIMIT) revert Errors.InvalidMaxTerm(maxTermSeconds_);
+        maxTermSeconds = maxTermSeconds_;
+        emit MaxTermChanged(maxTermSeconds_);
+    }
+
     /// @notice Sends `amount` of reserves to `to`. Admin (the timelock) only.
-    function withdrawReserves(address to, uint256 amount) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function withdrawReserves(address to, uint256 amount) external onlyRole(DEFAULT_ADMIN_ROLE) nonReentrant {
         uint256 held = _reserves;
         if (amount > held) revert Errors.InsufficientReserves(amount, held);
         _reserves = uint104(held - amount);

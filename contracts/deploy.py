@@ -7,8 +7,11 @@ fund the devnet borrowers → hand every contract's admin role to the Timelock a
 step is recorded, so a re-run on the same chain skips what is done.
 
 Profiles: ``devnet`` deploys mocks (6- and 18-decimal tokens, Chainlink-style feeds WETH/USD 3,000 and USDC/USD 1
-with 8 decimals) and funds local accounts, with a timelock delay of seconds; ``production`` deploys no mocks, takes
-token and feed addresses from its parameters (a per-chain config file) and uses a 48-hour delay.
+with 8 decimals, and on a devnet its configuration marks ``layer2`` — ``arbitrum-local`` — a sequencer-uptime feed
+reporting the sequencer up since long before the grace period) and funds local accounts, with a timelock delay of
+seconds; ``production`` deploys no mocks, takes token and feed addresses from its parameters (a per-chain config
+file), requires a sequencer-uptime feed on a chain the configuration marks as an L2, gives its pools a shares
+decimals offset (OZ ERC-4626's virtual shares, against a first depositor's donation) and uses a 48-hour delay.
 
 After deployment the deployer holds no role: parameters, unpausing and signer/operator rotation go through the
 Timelock (proposer and canceller: ``RoleAddresses.admin``, a Safe — on devnets one deployed here, owners devnet
@@ -109,6 +112,14 @@ DEVNET_FEEDS: tuple[FeedSpec, ...] = (
 FEED_DECIMALS = 8
 DEFAULT_GRACE_PERIOD_SECONDS = 7 * 86_400
 DEFAULT_RESERVE_FACTOR_BPS = 1_000
+# The longest term a new pool funds (LendingPool.DEFAULT_MAX_TERM; governance changes it with setMaxTerm): the
+# platform quotes terms up to 365 days.
+POOL_MAX_TERM_SECONDS = 365 * 86_400
+# Extra decimals of pool shares over the asset: 6 on production pools (donation griefing costs 10^6 times the
+# griefer's loss), none on devnets (share amounts equal asset amounts, as the tests and examples read them).
+SHARES_DECIMALS_OFFSET: dict[str, int] = {"devnet": 0, "production": 6}
+# Chainlink's recommended grace period after an L2 sequencer comes back up, seconds.
+SEQUENCER_GRACE_PERIOD_SECONDS = 3_600
 # Aave v3.3's MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD and MIN_LEFTOVER_BASE, USD with 8 decimals.
 FULL_CLOSE_VALUE = 2_000 * 10**8
 MIN_LEFTOVER_VALUE = 1_000 * 10**8
@@ -144,14 +155,20 @@ def deploy_contract_set(
     feed_addresses: dict[str, tuple[ChecksumAddress, int]] | None = None,
     grace_period: int = DEFAULT_GRACE_PERIOD_SECONDS,
     timelock_delay: int | None = None,
+    layer2: bool = False,
+    sequencer_feed: ChecksumAddress | None = None,
 ) -> DeploymentRecord:
     """Deploy (or finish deploying) the contract set on ``deployer``'s chain and return its record.
 
-    ``feed_addresses`` (production): asset key → (USD feed address, heartbeat seconds)."""
+    ``feed_addresses`` (production): asset key → (USD feed address, heartbeat seconds). ``layer2``: the chain is an
+    L2 (its configuration says so), whose prices are used only while ``sequencer_feed`` (Chainlink's L2
+    sequencer-uptime feed; required in production, a mock on devnets) reports the sequencer up past the grace
+    period."""
     record = deployer.record
     record.profile = profile.value
     tokens = _tokens(deployer, profile, token_addresses or {})
     feeds = _feeds(deployer, profile, feed_addresses or {})
+    sequencer = _sequencer_feed(deployer, profile, sequencer_feed) if layer2 else None
     delay = TIMELOCK_DELAY_SECONDS[profile.value] if timelock_delay is None else timelock_delay
     me = deployer.signer.address
     timelock = _deploy_timelock(deployer, delay, (roles.admin, *roles.extra_proposers))
@@ -172,12 +189,21 @@ def deploy_contract_set(
             rate_model.slope2_bps,
             rate_model.optimal_utilization_bps,
             DEFAULT_RESERVE_FACTOR_BPS,
+            SHARES_DECIMALS_OFFSET[profile.value],
         )
         deployer.step(f"grant-guardian-pool-{asset}", pool_key(asset), "grantRole", GUARDIAN_ROLE, roles.guardian)
         deployer.step(f"register-pool-{asset}", "CreditAggregator", "registerPool", pool)
     deployer.step("manager-aggregator", "CollateralManager", "setCreditAggregator", aggregator)
     for asset, (feed, heartbeat) in feeds.items():
         deployer.step(f"price-feed-{asset}", "CollateralManager", "setPriceFeed", tokens[asset], feed, heartbeat)
+    if sequencer is not None:
+        deployer.step(
+            "sequencer-feed", "CollateralManager", "setSequencerFeed", sequencer, SEQUENCER_GRACE_PERIOD_SECONDS
+        )
+        record.parameters["sequencerFeed"] = {
+            "address": sequencer,
+            "gracePeriodSeconds": SEQUENCER_GRACE_PERIOD_SECONDS,
+        }
     for asset, params in COLLATERAL_ASSETS.items():
         cap = params.supply_cap * 10 ** _token_decimals(deployer, tokens[asset])
         deployer.step(
@@ -198,6 +224,8 @@ def deploy_contract_set(
     record.parameters["gracePeriodSeconds"] = grace_period
     record.parameters["timelockDelaySeconds"] = delay
     record.parameters["reserveFactorBps"] = DEFAULT_RESERVE_FACTOR_BPS
+    record.parameters["poolMaxTermSeconds"] = POOL_MAX_TERM_SECONDS
+    record.parameters["sharesDecimalsOffset"] = SHARES_DECIMALS_OFFSET[profile.value]
     record.parameters["liquidation"] = {
         "fullCloseValueUsd8": FULL_CLOSE_VALUE,
         "minLeftoverValueUsd8": MIN_LEFTOVER_VALUE,
@@ -261,6 +289,17 @@ def _feeds(
         address = deployer.deploy(feed_key(spec.asset), "MockPriceFeed", FEED_DECIMALS, spec.answer)
         feeds[spec.asset] = (address, spec.heartbeat)
     return feeds
+
+
+def _sequencer_feed(deployer: Deployer, profile: Profile, given: ChecksumAddress | None) -> ChecksumAddress:
+    if profile is Profile.PRODUCTION:
+        if given is None:
+            raise ValueError("production profile on an L2 needs the sequencer-uptime feed (sequencer_feed)")
+        return given
+    # Answer 0: the sequencer is up; up since the epoch, so the grace period is long over.
+    address = deployer.deploy("SequencerFeed", "MockPriceFeed", 0, 0)
+    deployer.step("sequencer-feed-up-since", "SequencerFeed", "setTimes", 1, 0)
+    return address
 
 
 def _token_decimals(deployer: Deployer, token: ChecksumAddress) -> int:
@@ -354,6 +393,8 @@ def deploy_from_config(
             token_addresses=dict(config.tokens),
             feed_addresses={asset: (feed.address, feed.heartbeat) for asset, feed in config.price_feeds.items()},
             timelock_delay=config.timelock_delay_seconds,
+            layer2=config.layer2,
+            sequencer_feed=config.sequencer_feed,
         )
     borrowers = tuple(devnet_account(index).address for index in DEVNET_BORROWER_INDEXES)
     return deploy_contract_set(
@@ -362,4 +403,5 @@ def deploy_from_config(
         roles,
         funding=DevnetFunding(pool_liquidity=config.pool_liquidity, borrowers=borrowers),
         timelock_delay=config.timelock_delay_seconds,
+        layer2=config.layer2,
     )

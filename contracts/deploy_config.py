@@ -102,6 +102,21 @@ class ChainDeployConfig(BaseModel):
     tokens: dict[str, ChecksumAddress] = Field(default_factory=dict)
     price_feeds: dict[str, FeedConfig] = Field(default_factory=dict)
     pool_liquidity: int = 1_000_000  # devnet: whole tokens the deployer deposits into each pool
+    # An L2, whose prices hold only while its sequencer is up: production needs Chainlink's sequencer-uptime feed
+    # (`sequencer_feed`); a devnet gets a mock one.
+    layer2: bool = False
+    sequencer_feed: ChecksumAddress | None = None
+
+    @field_validator("sequencer_feed", mode="before")
+    @classmethod
+    def _sequencer(cls, value: Any) -> Any:
+        return None if value is None else _address(value)
+
+    @model_validator(mode="after")
+    def _l2_has_a_sequencer_feed(self) -> ChainDeployConfig:
+        if self.profile == "production" and self.layer2 and self.sequencer_feed is None:
+            raise ValueError("a production L2 (layer2 = true) needs its sequencer_feed")
+        return self
 
     @field_validator("tokens", mode="before")
     @classmethod

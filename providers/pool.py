@@ -1,7 +1,8 @@
 """The DeFi adapter: quotes from a LendingPool's on-chain views (ILendingPool): the model rate for the requested
-size plus the risk spread of the borrower's grade, if the pool has the liquidity.
+size plus the risk spread of the borrower's grade, if the pool has the liquidity and lends for the requested term
+(``maxTermSeconds``).
 
-A quote reads both views as pre-encoded ``eth_call``s in one JSON-RPC batch (``chain.views``): one round trip, no
+A quote reads its three views as pre-encoded ``eth_call``s in one JSON-RPC batch (``chain.views``): one round trip, no
 web3 contract object or selector worked out per call."""
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class PoolAdapter(ProviderAdapter):
         self._provider = w3.provider
         self._liquidity = view("LendingPool", "availableLiquidity")
         self._model_rate = view("LendingPool", "modelRateBps")
+        self._max_term = view("LendingPool", "maxTermSeconds")
         self._spread = spread_bps
         self._fee_bps = origination_fee_bps
         self._ttl = offer_ttl
@@ -111,15 +113,18 @@ class PoolAdapter(ProviderAdapter):
         if request.chains and self.chain not in request.chains:
             return Decline(self.provider_id, f"chain {self.chain} not among the requested chains")
         try:
-            liquidity, model_rate = await read_views(
+            liquidity, model_rate, max_term = await read_views(
                 self._provider,
                 [
                     self._liquidity.call(self.pool_address),
                     self._model_rate.call(self.pool_address, request.principal),
+                    self._max_term.call(self.pool_address),
                 ],
             )
         except (ChainError, Web3Exception, OSError) as err:
             raise ProviderUnavailable(f"{self.provider_id}: cannot read the pool: {type(err).__name__}") from err
+        if request.term_days * 86_400 > int(max_term):
+            return Decline(self.provider_id, f"term above the pool's maximum of {int(max_term) // 86_400} days")
         if int(liquidity) < request.principal:
             return Decline(self.provider_id, "insufficient pool liquidity")
         model_rate = int(model_rate)

@@ -37,6 +37,8 @@ interface Errors {
     error UnknownPool(address pool);
     error InvalidPool(address pool);
     error PoolAlreadyRegistered(address pool);
+    error TermAboveMaximum(uint64 term, uint40 maxTerm);
+    error InvalidMaxTerm(uint40 maxTerm);
 
     // Collateral, prices and liquidation
     error NotCollateralManager(address caller);
@@ -57,6 +59,10 @@ interface Errors {
     error LiquidationsPaused();
     error CreditAggregatorAlreadySet(address current);
     error NotBorrower(address caller, address borrower);
+    error CollateralFrozen(address asset);
+    error CollateralInUse(address asset, uint256 total);
+    error LoanNotClosed(uint256 loanId);
+    error NothingToClaim(uint256 loanId);
 
     // Governance
     error InvalidGracePeriod(uint64 gracePeriod);

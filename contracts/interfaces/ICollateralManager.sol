@@ -31,10 +31,22 @@ interface ICollateralManager {
         uint16 attestedMaxLtvBps
     ) external;
 
-    /// @notice Sends all of a loan's collateral to `to`. Only the CreditAggregator.
+    /// @notice Sends all of a closed loan's collateral to `to` (its borrower); when the transfer fails the
+    /// collateral stays claimable (`CollateralClaimable`, `claimCollateral`), so closing never fails on it. Only the
+    /// CreditAggregator.
     function release(uint256 loanId, address to) external;
 
-    /// @notice Adds `amount` of the loan's collateral asset, pulled from the caller.
+    /// @notice Emitted when a closed loan's collateral could not be sent to its borrower and awaits `claimCollateral`.
+    event CollateralClaimable(uint256 indexed loanId, address indexed borrower, address indexed asset, uint256 amount);
+
+    /// @notice Sends a repaid or liquidated loan's remaining collateral to its borrower. Anyone may call it.
+    function claimCollateral(uint256 loanId) external;
+
+    /// @notice Emitted when a collateral asset is frozen (no new positions) or unfrozen.
+    event CollateralFrozenChanged(address indexed asset, bool frozen);
+
+    /// @notice Adds `amount` of the loan's collateral asset, pulled from the caller. Never limited by the supply
+    /// cap or a freeze: a top-up only makes a position safer.
     function addCollateral(uint256 loanId, uint256 amount) external;
 
     /// @notice The collateral asset and amount held for `loanId`.
@@ -74,6 +86,11 @@ interface ICollateralManager {
         external
         view
         returns (uint256 ltvBps, uint16 maxLtvBps);
+
+    /// @notice A loan's debt (principal and interest to now) and the part of it a liquidation of all its collateral
+    /// at current prices would recover: the collateral's value less the liquidation bonus, in the debt asset,
+    /// rounded down. For a loan active or in default.
+    function recoverableValue(uint256 loanId) external view returns (uint256 debt, uint256 recoverable);
 
     /// @notice The USD price of one whole unit of `asset`, 8 decimals, after the staleness and sequencer checks.
     function priceOf(address asset) external view returns (uint256);

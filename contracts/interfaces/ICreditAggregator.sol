@@ -52,17 +52,32 @@ interface ICreditAggregator {
         bytes calldata attestationSignature
     ) external returns (uint256 loanId);
 
-    /// @notice Repays up to `amount` of a pool loan, interest first; the caller pays. Returns what was applied.
+    /// @notice Repays up to `amount` of a pool loan, active or in default, interest first; the caller pays. Returns
+    /// what was applied. Never paused.
     function repay(uint256 loanId, uint256 amount) external returns (uint256 interestPaid, uint256 principalPaid);
 
-    /// @notice Repays everything owed on a pool loan and releases its collateral.
+    /// @notice Repays everything owed on a pool loan, active or in default, and releases its collateral.
     function close(uint256 loanId) external;
 
-    /// @notice Records a repayment of an off-chain funded loan made outside the chain. Operator only.
+    /// @notice Records a repayment of an off-chain funded loan, active or in default, made outside the chain;
+    /// paying everything releases the collateral. Operator only.
     function recordOffchainRepayment(uint256 loanId, uint256 amount, bytes32 paymentRef) external;
 
-    /// @notice Marks a loan in default once `maturity + gracePeriod` has passed. Operator only.
+    /// @notice Marks a loan in default once `maturity + gracePeriod` has passed, and impairs a pool loan whose
+    /// collateral no longer covers its debt. Operator only.
     function markDefault(uint256 loanId) external;
+
+    /// @notice Emitted when a pool loan's expected loss is recognised in its pool (`impair`, `markDefault`): the
+    /// debt (principal and interest to now), what a liquidation of its collateral at current prices would recover
+    /// (the collateral's value less the liquidation bonus) and the difference, zero when the collateral covers the
+    /// debt. Not a status: the loan stays active or in default.
+    event LoanImpaired(uint256 indexed loanId, uint256 debt, uint256 recoverable, uint256 expectedLoss);
+
+    /// @notice Recognises a pool loan's expected loss in its pool's total assets at once (Maple's impairment), so
+    /// that no lender exits at a price that ignores a known loss. Anyone may call it, for a loan active or in
+    /// default, as often as prices move; a loan whose collateral covers its debt gets (back) to zero. Repayments
+    /// reduce the impairment; the liquidation that settles the loan replaces it with the realised loss.
+    function impair(uint256 loanId) external returns (uint256 expectedLoss);
 
     /// @notice The EIP-712 digest of `offer` under this contract's domain (what the quote signer signs).
     function offerDigest(Offer calldata offer) external view returns (bytes32);
@@ -125,13 +140,16 @@ interface ICreditAggregator {
         );
 
     /// @notice Books `debtRepaid` paid by `liquidator` (interest first) against the loan and, for a pool loan, its
-    /// pool; when `collateralExhausted`, writes the rest off as bad debt. Returns the payee the CollateralManager
-    /// pays the debt to in the same transaction: the pool, or for a loan funded off-chain its provider's
-    /// settlement address (reverts with `NoSettlementAddress` when governance has set none). Only the
-    /// CollateralManager.
+    /// pool; when `collateralExhausted`, writes the rest off as bad debt. Returns the payee (`liquidationPayee`),
+    /// which the CollateralManager has already paid in the same transaction. Only the CollateralManager.
     function settleLiquidation(uint256 loanId, address liquidator, uint256 debtRepaid, bool collateralExhausted)
         external
         returns (address payee, uint256 badDebt);
+
+    /// @notice Where a liquidator of `loanId` pays: its pool, or for a loan funded off-chain its provider's settlement
+    /// address (reverts with `NoSettlementAddress` when governance has set none). The CollateralManager pulls the
+    /// payment there before `settleLiquidation` books it.
+    function liquidationPayee(uint256 loanId) external view returns (address payee);
 
     /// @notice Emitted when governance sets where liquidators pay for loans funded off-chain by `providerId`.
     event SettlementAddressChanged(bytes32 indexed providerId, address account);

@@ -27,10 +27,27 @@ interface ILendingPool {
     /// @notice Current utilization (borrowed / (cash + borrowed)) in basis points.
     function utilizationBps() external view returns (uint32);
 
-    /// @notice Lends `principal` for loan `loanId`: sends `principal - originationFee` to `receiver`; the fee
-    /// stays in the pool. Only the CreditAggregator. Reverts with `RateBelowPoolModel` when `rateBps` is below
-    /// `modelRateBps(principal)`, and with `InsufficientLiquidity` when cash is short.
-    function fundLoan(uint256 loanId, address receiver, uint256 principal, uint256 originationFee, uint32 rateBps) external;
+    /// @notice Lends `principal` for loan `loanId` of `term` seconds: sends `principal - originationFee` to
+    /// `receiver`; the fee stays in the pool and vests to the lenders linearly over about the term (`unvestedFees`).
+    /// Only the CreditAggregator. Reverts with `TermAboveMaximum` above `maxTermSeconds`, `RateBelowPoolModel`
+    /// when `rateBps` is below `modelRateBps(principal)`, and `InsufficientLiquidity` when cash is short.
+    function fundLoan(
+        uint256 loanId,
+        address receiver,
+        uint256 principal,
+        uint256 originationFee,
+        uint32 rateBps,
+        uint64 term
+    ) external;
+
+    /// @notice Origination fees received and not yet earned: counted out of `totalAssets`, released linearly.
+    function unvestedFees() external view returns (uint256);
+
+    /// @notice The longest term, seconds, of a loan the pool funds.
+    function maxTermSeconds() external view returns (uint40);
+
+    /// @notice Emitted when the longest term changes (through governance). Seconds.
+    event MaxTermChanged(uint40 maxTermSeconds);
 
     /// @notice Books a repayment whose tokens the CreditAggregator has already moved into the pool.
     /// Only the CreditAggregator.
@@ -45,18 +62,29 @@ interface ILendingPool {
     /// @notice Emitted when reserves leave the pool (through governance).
     event ReservesWithdrawn(address indexed to, uint256 amount);
 
-    /// @notice Books a repayment of a loan at `rateBps` whose tokens the CreditAggregator has already moved into
-    /// the pool: the principal leaves the pool's accrual, the interest's reserve share goes to reserves.
-    /// Only the CreditAggregator.
+    /// @notice Books a borrower's repayment of a loan at `rateBps` whose tokens the CreditAggregator has already
+    /// moved into the pool: the principal leaves the pool's accrual, the interest's reserve share goes to reserves,
+    /// and the loan's impairment falls by what was paid. Only the CreditAggregator.
     function onRepaymentAtRate(uint256 loanId, uint256 principalPaid, uint256 interestPaid, uint32 rateBps)
         external;
 
     /// @notice Stops the accrual of a defaulted loan's `outstandingPrincipal` at `rateBps`. Only the CreditAggregator.
     function onDefault(uint256 loanId, uint256 outstandingPrincipal, uint32 rateBps) external;
 
-    /// @notice Writes off a loan's remaining principal and interest; `rateBps` is the rate still accruing (zero
-    /// for a loan already in default). Only the CreditAggregator.
+    /// @notice Books a liquidator's repayment, which the CollateralManager has already moved into the pool, at
+    /// `rateBps` (zero for a loan in default); unlike a borrower's repayment it leaves the loan's impairment as it is
+    /// (the collateral that paid it is gone). Only the CreditAggregator.
+    function onLiquidation(uint256 loanId, uint256 principalPaid, uint256 interestPaid, uint32 rateBps) external;
+
+    /// @notice Writes off a loan's remaining principal and interest and ends its impairment; `rateBps` is the rate
+    /// still accruing (zero for a loan already in default). Only the CreditAggregator.
     function onLoss(uint256 loanId, uint256 principalLost, uint256 interestLost, uint32 rateBps) external;
+
+    /// @notice Emitted when a loan's impairment (its expected loss, counted out of `totalAssets`) changes.
+    event ImpairmentChanged(uint256 indexed loanId, uint256 impairment);
+
+    /// @notice Sets a loan's impairment to `expectedLoss`. Only the CreditAggregator (`impair`, `markDefault`).
+    function onImpairment(uint256 loanId, uint256 expectedLoss) external;
 
     /// @notice Interest the pool's open loans owe it, accrued to now from the sum of their locked rates (rounded down).
     function expectedInterest() external view returns (uint256);

@@ -50,6 +50,20 @@ library CollateralMath {
         return Math.mulDiv(base, BPS + bonusBps, BPS);
     }
 
+    /// @notice Debt (base units) whose value plus `bonusBps` buys `collateral` (base units), rounded down: what a
+    /// liquidation of `collateral` recovers at most.
+    function debtForCollateralDown(
+        uint256 collateral,
+        uint256 collateralPrice,
+        uint256 collateralUnit,
+        uint256 debtPrice,
+        uint256 debtUnit,
+        uint256 bonusBps
+    ) internal pure returns (uint256) {
+        uint256 base = Math.mulDiv(collateral * collateralPrice, debtUnit, debtPrice * collateralUnit);
+        return Math.mulDiv(base, BPS, BPS + bonusBps);
+    }
+
     /// @notice Debt (base units) whose value plus `bonusBps` buys `collateral` (base units), rounded up.
     function debtForCollateralUp(
         uint256 collateral,
