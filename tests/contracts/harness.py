@@ -37,7 +37,7 @@ USDC = 10**6
 WETH = 10**18
 BPS = 10_000
 YEAR = 365 * 86_400
-ERROR_ARTIFACTS = ("Errors", "CreditAggregator", "CollateralManager", "LendingPool", "MockERC20")
+ERROR_ARTIFACTS = ("Errors", "CreditAggregator", "CollateralManager", "LendingPool", "MockERC20", "MockBlockingERC20")
 
 DEPLOYER = devnet_account(0)
 RELAYER = devnet_account(1)

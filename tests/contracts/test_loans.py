@@ -244,7 +244,8 @@ def test_offers_draw_only_from_registered_pools(h: Harness) -> None:
     assert h.aggregator.functions.poolId(h.pool.address).call() == 1
     artifact = load_artifact("LendingPool")
     factory = h.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-    args = (h.usdc.address, "other", "cmO", DEPLOYER.address, h.aggregator.address, 200, 800, 6_000, 8_000, 1_000)
+    model = (200, 800, 6_000, 8_000, 1_000, 0)  # rate model, reserve factor, shares decimals offset
+    args = (h.usdc.address, "other", "cmO", DEPLOYER.address, h.aggregator.address, *model)
     receipt = h.w3.eth.wait_for_transaction_receipt(factory.constructor(*args).transact({"from": DEPLOYER.address}))
     other = h.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
     offer = dataclasses.replace(h.offer(BORROWER.address), pool=other.address)

@@ -1,6 +1,10 @@
 """Properties over random operation sequences: hypothesis drives the contract set on anvil and checks, after
 every step, that token balances equal recorded totals, no debt is left without collateral, each loan's interest
-equals the Python model to the wei, and the pool's books add up within a stated rounding bound.
+equals the Python model to the wei, and the pool's books (impairments and unvested fees included) add up within a
+stated rounding bound; and per operation: no lender exits ahead of a recognised loss at a better price than one who
+stays (a liquidation after `impair` does not lower the share price), fee income never jumps in one block (opening
+a loan does not raise total assets), no withdrawal leaves a position's LTV above min(attested cap, asset limit),
+and a defaulted loan can always be repaid.
 
 Default run: at least 1,000 operations (``CREDITMESH_FUZZ_OPS``; ``make contracts-fuzz`` sets 10,000), in rounds of
 derandomized then random examples until the count is reached. Each run prints its mix of operations, how many
@@ -25,6 +29,7 @@ from tests.contracts.harness import (
     BORROWERS,
     GUARDIAN,
     OPERATOR,
+    QUOTE_SIGNER,
     RELAYER,
     USDC,
     WETH,
@@ -56,6 +61,7 @@ class ModelLoan:
     accrued: int
     last: int
     due: int  # when a default may be marked: maturity plus the grace period
+    cap: int  # the attested LTV limit, basis points
     status: int = ACTIVE
 
 
@@ -78,6 +84,8 @@ class ContractMachine(RuleBasedStateMachine):
         self.last_open: tuple[Any, ...] | None = None
         self.settled = self.h.usdc.functions.balanceOf(SETTLEMENT).call()  # paid by liquidators of off-chain loans
         self.grace = int(self.h.aggregator.functions.gracePeriod().call())
+        self.asset_ltv = int(self.h.manager.functions.collateralConfig(self.h.weth.address).call()[0])
+        self.claimable = 0  # collateral of closed loans the token refused to send (none with the devnet WETH)
 
     def teardown(self) -> None:
         self.h.w3.provider.make_request("evm_revert", [self.snapshot])  # type: ignore[arg-type]
@@ -156,6 +164,13 @@ class ContractMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules
 
+    def _share_price(self) -> int:
+        return int(self.h.pool.functions.convertToAssets(10**12).call())
+
+    def _apply_claimable(self, receipt: Any) -> None:
+        for event in self.h.manager.events.CollateralClaimable().process_receipt(receipt, errors=DISCARD):
+            self.claimable += event["args"]["amount"]
+
     @rule(
         who=st.integers(0, 2),
         principal=st.integers(100, 3_000),
@@ -163,8 +178,11 @@ class ContractMachine(RuleBasedStateMachine):
         extra_rate=st.integers(0, 500),
         pool=st.booleans(),
         term_days=st.sampled_from([1, 7, 30]),
+        cap=st.sampled_from([4_000, 6_000, 7_500, 9_000]),
     )
-    def open_loan(self, who: int, principal: int, ltv: int, extra_rate: int, pool: bool, term_days: int) -> None:
+    def open_loan(
+        self, who: int, principal: int, ltv: int, extra_rate: int, pool: bool, term_days: int, cap: int
+    ) -> None:
         borrower = BORROWERS[who]
         price = self.h.weth_feed.functions.answer().call()  # USD with 8 decimals
         collateral = principal * 100 * WETH * 10**8 // (ltv * price)
@@ -178,7 +196,8 @@ class ContractMachine(RuleBasedStateMachine):
             collateralAmount=collateral,
             term=term_days * 86_400,
         )
-        args = self.h.open_args(offer, borrower.key)
+        args = self.h.open_args(offer, borrower.key, attestation=self.h.attestation(offer, maxLtvBps=cap))
+        assets_before = self.h.pool.functions.totalAssets().call()
         receipt = self._do(
             "openLoan",
             self.h.aggregator.functions.openLoan(*args),
@@ -190,7 +209,9 @@ class ContractMachine(RuleBasedStateMachine):
             (event,) = self.h.aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
             opened_at = self._timestamp(receipt)
             due = opened_at + term_days * 86_400 + self.grace
-            self.loans[event["args"]["loanId"]] = ModelLoan(pool, rate, principal * USDC, 0, opened_at, due)
+            self.loans[event["args"]["loanId"]] = ModelLoan(pool, rate, principal * USDC, 0, opened_at, due, cap)
+            # Fee income never jumps: the fee (1% of the principal, at least 1 USDC) vests over the term.
+            assert self.h.pool.functions.totalAssets().call() - assets_before < USDC // 100
 
     @precondition(lambda self: bool(self.loans))
     @rule(index=st.integers(0, 50), share=st.integers(1, 100))
@@ -202,17 +223,23 @@ class ContractMachine(RuleBasedStateMachine):
         receipt = self._do(
             "repay", self.h.aggregator.functions.repay(loan_id, max(1, loan.outstanding * share // 100)), BORROWERS[0]
         )
+        assert receipt is not None or loan.status != DEFAULTED, "a defaulted loan could not be repaid"
         if receipt is not None:
             self._apply_repaid(receipt)
+            self._apply_claimable(receipt)
 
     @precondition(lambda self: bool(self.loans))
     @rule(index=st.integers(0, 50))
     def close(self, index: int) -> None:
         loan_id = self._pick(index, pool=True)
-        if loan_id is not None and (
-            receipt := self._do("close", self.h.aggregator.functions.close(loan_id), BORROWERS[1])
-        ):
+        if loan_id is None:
+            return
+        defaulted = self.loans[loan_id].status == DEFAULTED
+        receipt = self._do("close", self.h.aggregator.functions.close(loan_id), BORROWERS[1])
+        assert receipt is not None or not defaulted, "a defaulted loan could not be closed"
+        if receipt is not None:
             self._apply_repaid(receipt)
+            self._apply_claimable(receipt)
 
     @precondition(lambda self: bool(self.loans))
     @rule(index=st.integers(0, 50), amount=st.integers(1, 10**18))
@@ -228,12 +255,20 @@ class ContractMachine(RuleBasedStateMachine):
         if loan_id is None:
             return
         borrower = self.h.loan(loan_id)["borrower"]
-        self._do(
+        receipt = self._do(
             "withdrawCollateral",
             self.h.manager.functions.withdrawCollateral(loan_id, amount, borrower),
             borrower,
             blocked_when_paused=self.loans[loan_id].status == ACTIVE,
         )
+        if receipt is not None:
+            # No withdrawal leaves the LTV above the attested cap or the asset's limit.
+            debt = sum(self.h.aggregator.functions.amountOwed(loan_id).call())
+            held = self.h.manager.functions.collateralOf(loan_id).call()[1]
+            ltv, _ = self.h.manager.functions.loanToValueBps(
+                self.h.usdc.address, debt, self.h.weth.address, held
+            ).call()
+            assert ltv <= min(self.loans[loan_id].cap, self.asset_ltv), (ltv, self.loans[loan_id].cap)
 
     # `eligible` picks among the loans the rule can act on (so that it often succeeds), otherwise among all of them
     # (so that its refusals are exercised too).
@@ -245,26 +280,71 @@ class ContractMachine(RuleBasedStateMachine):
             self._move_price(-25)  # a price shock, as a liquidator waits for one
             candidates = self._liquidatable()
         loan_id = self._pick_eligible(index, candidates) if eligible else self._pick(index)
-        if loan_id is not None and (
-            receipt := self._do("liquidate", self.h.manager.functions.liquidate(loan_id, amount * USDC), LENDER)
-        ):
-            if not self.loans[loan_id].pool:
-                (event,) = self.h.manager.events.LoanLiquidated().process_receipt(receipt, errors=DISCARD)
-                self.settled += event["args"]["debtRepaid"]
-            self._apply_repaid(receipt)
+        if loan_id is None:
+            return
+        impaired = eligible and self.loans[loan_id].pool
+        if impaired:  # a keeper recognises the loss first (Maple's impairment)
+            self._do("impair", self.h.aggregator.functions.impair(loan_id), LENDER)
+        price_before = self._share_price()
+        receipt = self._do("liquidate", self.h.manager.functions.liquidate(loan_id, amount * USDC), LENDER)
+        if receipt is None:
+            return
+        if not self.loans[loan_id].pool:
+            (event,) = self.h.manager.events.LoanLiquidated().process_receipt(receipt, errors=DISCARD)
+            self.settled += event["args"]["debtRepaid"]
+        if impaired:
+            # No lender exits ahead of a recognised loss at a better price than one who stays: realising it (or
+            # recovering more) does not lower the share price, beyond the pool's stated rounding bound (a unit per
+            # loan accrual event, see books_add_up).
+            bound = self.accrual_events + len(self.loans) + 2
+            assert self._share_price() >= price_before - bound, (price_before, self._share_price())
+        self._apply_repaid(receipt)
+        self._apply_claimable(receipt)
 
     @precondition(lambda self: bool(self.loans))
     @rule(index=st.integers(0, 50), amount=st.integers(1, 2_000))
     def record_offchain_repayment(self, index: int, amount: int) -> None:
         loan_id = self._pick(index, pool=False)
-        if loan_id is not None and (
-            receipt := self._do(
-                "recordOffchainRepayment",
-                self.h.aggregator.functions.recordOffchainRepayment(loan_id, amount * USDC, b"\x01" * 32),
-                OPERATOR,
-            )
-        ):
+        if loan_id is None:
+            return
+        receipt = self._do(
+            "recordOffchainRepayment",
+            self.h.aggregator.functions.recordOffchainRepayment(loan_id, amount * USDC, b"\x01" * 32),
+            OPERATOR,
+        )
+        assert receipt is not None or self.loans[loan_id].status != DEFAULTED, "a late payment was refused"
+        if receipt is not None:
             self._apply_repaid(receipt)
+            self._apply_claimable(receipt)
+
+    @precondition(lambda self: bool(self.loans))
+    @rule(index=st.integers(0, 50))
+    def impair(self, index: int) -> None:
+        loan_id = self._pick(index)
+        if loan_id is not None:
+            self._do("impair", self.h.aggregator.functions.impair(loan_id), BORROWERS[2])
+
+    @rule(index=st.integers(0, 50))
+    def claim_collateral(self, index: int) -> None:
+        """Anyone claims a closed loan's collateral for its borrower (ids up to the latest loan)."""
+        count = int(self.h.aggregator.functions.loanCount().call())
+        if count == 0:
+            return
+        loan_id = 1 + index % count
+        held = self.h.manager.functions.collateralOf(loan_id).call()[1]
+        if self._do("claimCollateral", self.h.manager.functions.claimCollateral(loan_id), LENDER) is not None:
+            self.claimable -= held
+
+    @rule(who=st.integers(0, 2))
+    def invalidate_nonce(self, who: int) -> None:
+        """The quote signer cancels an outstanding offer: it can no longer open a loan."""
+        offer = self.h.offer(BORROWERS[who].address)
+        word, bit = offer.nonce >> 8, 1 << (offer.nonce & 0xFF)
+        self._do("invalidateNonces", self.h.aggregator.functions.invalidateNonces(word, bit), QUOTE_SIGNER)
+        error = self.h.revert_of(
+            self.h.aggregator.functions.openLoan(*self.h.open_args(offer, BORROWERS[who].key)), RELAYER
+        )
+        assert error.name in ("OfferAlreadyUsed", "EnforcedPause"), error.name
 
     @precondition(lambda self: bool(self.loans))
     @rule(index=st.integers(0, 50), eligible=st.booleans())
@@ -356,6 +436,7 @@ class ContractMachine(RuleBasedStateMachine):
             for loan_id in ids:
                 batch.add(h.manager.functions.collateralOf(loan_id))
                 batch.add(h.aggregator.functions.amountOwed(loan_id))
+                batch.add(h.pool.functions.impairmentOf(loan_id))
             for call in (
                 h.weth.functions.balanceOf(h.manager.address),
                 h.manager.functions.collateralConfig(h.weth.address),
@@ -366,18 +447,21 @@ class ContractMachine(RuleBasedStateMachine):
                 h.pool.functions.reserveFactorBps(),
                 h.pool.functions.totalAssets(),
                 h.usdc.functions.balanceOf(SETTLEMENT),
+                h.pool.functions.totalImpairment(),
+                h.pool.functions.unvestedFees(),
             ):
                 batch.add(call)
             answers: list[Any] = list(batch.execute())
         now = int(answers[0]["timestamp"])
-        per_loan, totals = answers[1 : 1 + 2 * len(ids)], answers[1 + 2 * len(ids) :]
-        held = pool_principal = pool_interest = 0
+        per_loan, totals = answers[1 : 1 + 3 * len(ids)], answers[1 + 3 * len(ids) :]
+        held = pool_principal = pool_interest = impairments = 0
         for k, loan_id in enumerate(ids):
             loan = self.loans[loan_id]
-            _asset, amount = per_loan[2 * k]
+            _asset, amount = per_loan[3 * k]
             assert amount > 0, f"loan {loan_id} has debt and no collateral"
             held += amount
-            principal, interest = per_loan[2 * k + 1]
+            principal, interest = per_loan[3 * k + 1]
+            impairments += per_loan[3 * k + 2]
             model_interest = loan.accrued
             if loan.status == ACTIVE:
                 model_interest += simple_interest_up(loan.outstanding, loan.rate, now - loan.last)
@@ -385,15 +469,18 @@ class ContractMachine(RuleBasedStateMachine):
             if loan.pool:
                 pool_principal += principal
                 pool_interest += interest
-        manager_weth, weth_config, borrowed, expected, cash, reserves, reserve_factor, total, settled = totals
+        manager_weth, weth_config, borrowed, expected, cash, reserves, reserve_factor, total, settled = totals[:9]
+        total_impairment, unvested = totals[9:]
         assert settled == self.settled
-        assert manager_weth == held
-        assert weth_config[4] == held
+        assert manager_weth == held + self.claimable
+        assert weth_config[4] == held + self.claimable
+        assert total_impairment == impairments
         assert borrowed == pool_principal
         # The pool accrues the sum rounded down, each loan rounds up: the pool never counts more than is owed,
         # and at most one wei per loan-accrual event plus one per loan less.
         assert expected <= pool_interest <= expected + self.accrual_events + len(self.loans) + 1
-        assert total == cash - reserves + pool_principal + expected * (10_000 - reserve_factor) // 10_000
+        gross = cash - reserves + pool_principal + expected * (10_000 - reserve_factor) // 10_000
+        assert total == max(0, gross - total_impairment - unvested)
 
 
 @pytest.mark.timeout(900)  # ~2.5 minutes for the default 1,000 operations; the 10,000 run sets its own
@@ -411,6 +498,9 @@ def _run(devnet_chains: dict[str, DeployedChain], examples: int) -> None:
         for account in BORROWERS:
             harness.approve_all(account.address)
         harness.fund(LENDER.address, usdc=500_000 * USDC)
+        # Repayers with enough to repay any loan in default (the property: such a loan can always be repaid).
+        for payer in BORROWERS[:2]:
+            harness.fund(payer.address, usdc=10_000_000 * USDC)
         # Loans funded off-chain (provider "sim-bank") are liquidated to this account.
         harness.govern(harness.aggregator, "setSettlementAddress", keccak(text="sim-bank"), SETTLEMENT)
         _run_machine(chain, examples)

@@ -32,7 +32,7 @@ SPREAD_BPS = 300
 
 
 def _deploy_weth_pool(chain: DeployedChain, liquidity: int) -> str:
-    """A second LendingPool, of WETH, funded with ``liquidity`` by a devnet account."""
+    """A second LendingPool, of WETH, lending for at most 90 days, funded with ``liquidity`` by a devnet account."""
     w3 = chain.w3
     owner = w3.eth.accounts[0]
     artifact = load_artifact("LendingPool")
@@ -50,12 +50,14 @@ def _deploy_weth_pool(chain: DeployedChain, liquidity: int) -> str:
         model.slope2_bps,
         model.optimal_utilization_bps,
         1_000,
+        0,
     ).transact({"from": owner})
     pool = str(w3.eth.wait_for_transaction_receipt(tx)["contractAddress"])
+    vault = w3.eth.contract(address=pool, abi=artifact.abi)  # type: ignore[call-overload]
+    w3.eth.wait_for_transaction_receipt(vault.functions.setMaxTerm(90 * 86_400).transact({"from": owner}))
     token = chain.contract("WETH")
     w3.eth.wait_for_transaction_receipt(token.functions.mint(owner, liquidity).transact({"from": owner}))
     w3.eth.wait_for_transaction_receipt(token.functions.approve(pool, liquidity).transact({"from": owner}))
-    vault = w3.eth.contract(address=pool, abi=artifact.abi)  # type: ignore[call-overload]
     w3.eth.wait_for_transaction_receipt(vault.functions.deposit(liquidity, owner).transact({"from": owner}))
     return pool
 
@@ -109,6 +111,9 @@ async def test_pools_of_different_assets_on_different_chains_quote_from_their_ow
     weth_answer = await registry.get_provider("pool-poly-weth").quote(weth_request)
     too_big = replace(weth_request, principal=6 * 10**18)
     assert isinstance(await registry.get_provider("pool-poly-weth").quote(too_big), Decline)
+    too_long = await registry.get_provider("pool-poly-weth").quote(replace(weth_request, term_days=91))
+    assert isinstance(too_long, Decline)
+    assert "maximum of 90 days" in too_long.reason
 
     assert not isinstance(usdc_answer, Decline)
     assert not isinstance(weth_answer, Decline)
