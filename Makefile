@@ -6,7 +6,7 @@ UV_RUN := uv run --frozen --no-sync
 .PHONY: help setup compile run test lint unit
 
 help:
-	@echo "make run    set up, compile, start three anvil devnets, deploy, start the simulated lender and the API"
+	@echo "make run    set up, compile, start three anvil devnets, deploy, start the simulated lenders, KYC/MLA and the API"
 	@echo "make test   set up and run ruff, mypy --strict and the whole test suite"
 	@echo "make unit   the unit tests only (seconds)"
 

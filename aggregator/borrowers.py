@@ -3,8 +3,9 @@ and credit profile (risk owns it). I/O at this edge only: the services receive a
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -13,14 +14,20 @@ from eth_utils.address import to_checksum_address
 from sqlalchemy import select
 
 from compliance import BorrowerFacts
-from compliance.errors import SubjectKeyMissing
-from compliance.kyc import IdentityDocument, IdentityProfile, KycProvider, KycStatus
+from compliance.errors import SubjectKeyMissing, WebhookRejected
+from compliance.kyc import IdentityDocument, IdentityProfile, KycProvider, KycStatus, review_of, verify_webhook
 from compliance.pii import PiiVault, RetentionHold, erase_subject
 from compliance.sanctions.review import PriorReview
 from risk.profile import CreditProfile
 from store.aggregator import LoanRow
 from store.api import BorrowerRow
-from store.compliance import BorrowerIdentityRow, ComplianceDecisionRow, SqlKeyProvider, SqlKycRepository
+from store.compliance import (
+    BorrowerIdentityRow,
+    ComplianceDecisionRow,
+    SqlKeyProvider,
+    SqlKycRepository,
+    SqlReplayGuard,
+)
 from store.db import Database
 from store.risk import CreditProfileRow
 from store.sanctions_reviews import SqlSanctionsReviewRepository
@@ -116,7 +123,7 @@ class BorrowerFiles:
                 row.profile, row.updated_at = document, datetime.now(UTC)
             uow.commit()
 
-    def verify_identity(
+    async def verify_identity(
         self,
         borrower_id: str,
         identity: IdentityProfile,
@@ -124,11 +131,20 @@ class BorrowerFiles:
         provider: KycProvider,
         military_id: str | None = None,
     ) -> KycStatus:
-        """Create the KYC applicant, submit the document, persist the status and the sealed identity."""
+        """Create the KYC applicant, persist it (PENDING) with the sealed identity, open the verification session with
+        the document. The verdict and tier arrive later in the provider's signed webhook (``apply_kyc_review``);
+        the answer is the applicant's status as stored when the session opened."""
         now = datetime.now(UTC)
         self._on_identity(identity)
-        status = provider.create_applicant(borrower_id, identity, now)
-        status = provider.submit_document(status.applicant_id, document, now)
+        applicant = await provider.create_applicant(borrower_id, identity, now)
+        await asyncio.to_thread(self._store_applicant, borrower_id, identity, military_id, applicant)
+        await provider.submit_document(applicant.applicant_id, document, now)
+        stored = await asyncio.to_thread(self._applicant, applicant.applicant_id)
+        return stored or applicant
+
+    def _store_applicant(
+        self, borrower_id: str, identity: IdentityProfile, military_id: str | None, applicant: KycStatus
+    ) -> None:
         with self._db.unit_of_work() as uow:
             sealed = PiiVault(SqlKeyProvider(uow.session, self._master)).encrypt(
                 borrower_id, "identity", _identity_to_json(identity, military_id)
@@ -137,12 +153,36 @@ class BorrowerFiles:
             if row is None:
                 uow.session.add(
                     BorrowerIdentityRow(
-                        subject_id=borrower_id, country=identity.country, sealed_identity=sealed, updated_at=now
+                        subject_id=borrower_id,
+                        country=identity.country,
+                        sealed_identity=sealed,
+                        updated_at=applicant.updated_at,
                     )
                 )
             else:
-                row.country, row.sealed_identity, row.updated_at = identity.country, sealed, now
-            SqlKycRepository(uow.session).save(status)
+                row.country, row.sealed_identity, row.updated_at = identity.country, sealed, applicant.updated_at
+            SqlKycRepository(uow.session).save(applicant)
+            uow.commit()
+
+    def _applicant(self, applicant_id: str) -> KycStatus | None:
+        with self._db.unit_of_work() as uow:
+            return SqlKycRepository(uow.session).get(applicant_id)
+
+    def apply_kyc_review(self, body: bytes, headers: Mapping[str, str], secret: bytes, now: datetime) -> KycStatus:
+        """Apply a KYC provider's signed webhook: verified (signature, freshness, event id not seen before), for an
+        applicant we created for the same subject. The only way a KYC tier is set.
+
+        Raises:
+            WebhookRejected: the delivery does not verify, is a replay, or names an applicant we do not know.
+        """
+        with self._db.unit_of_work() as uow:
+            review = review_of(verify_webhook(body, headers, secret, now, SqlReplayGuard(uow.session)))
+            repository = SqlKycRepository(uow.session)
+            known = repository.get(review.applicant_id)
+            if known is None or known.subject_id != review.subject_id:
+                raise WebhookRejected(f"unknown applicant {review.applicant_id}")
+            status = review.status(now)
+            repository.save(status)
             uow.commit()
         return status
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections import Counter
@@ -29,8 +30,8 @@ from aggregator.ranking import RankedCandidate, rank
 from aggregator.sanctions_reviews import borrower_reasons, record_screening
 from chain.signers import Signer
 from compliance import ComplianceService, DecisionRecord, Disclosure, LoanTerms, Product
-from compliance.errors import ComplianceInputError
-from compliance.mla import MlaQuery, MlaStatusProvider
+from compliance.errors import ComplianceInputError, KycProviderError
+from compliance.mla import MlaQuery, MlaStatusCache
 from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, digest, offer_typed_data
 from contracts.typed_data import risk_attestation_typed_data as attestation_document
 from providers.base import ProviderAdapter
@@ -49,6 +50,7 @@ from store.sanctions_reviews import SanctionsReviewRow
 MIN_TERM_DAYS, MAX_TERM_DAYS = 1, 365
 SECONDS_PER_DAY = 86_400
 NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowers/me/kyc")
+log = logging.getLogger(__name__)
 PRODUCT_OF_KIND = {ProviderKind.TRADITIONAL.value: Product.TRADITIONAL, ProviderKind.POOL.value: Product.DEFI}
 
 
@@ -110,7 +112,7 @@ class QuotingService:
         compliance: ComplianceService,
         velocity: VelocityStore,
         config: QuotingConfig,
-        mla: MlaStatusProvider | None = None,
+        mla: MlaStatusCache | None = None,
         onchain: ChainOnchainSource | None = None,
     ) -> None:
         self._db, self._chains, self._assets = database, chains, assets
@@ -175,8 +177,10 @@ class QuotingService:
                 correlation_id=correlation_id,
             )
             eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in products]
-            outcomes = await fan_out(eligible, query, self._config.fanout_deadline)
-            covered = await asyncio.to_thread(self._covered_borrower, borrower, now)
+            # the MLA status is asked alongside the fan-out: no serial round trip on the quote path
+            outcomes, covered = await asyncio.gather(
+                fan_out(eligible, query, self._config.fanout_deadline), self._covered_borrower(borrower, now)
+            )
             # Disclosure (APR solving), nonce reservation (a database transaction) and signing are blocking work:
             # one worker-thread hop for all of it, so the event loop keeps serving the other requests.
             quotes = await asyncio.to_thread(
@@ -237,16 +241,22 @@ class QuotingService:
         drafts = self._disclose(borrower, valid, outcomes, records, covered, now)
         return self._sign(borrower, valid, decision, drafts, request_id, now)
 
-    def _covered_borrower(self, borrower: BorrowerFile, now: datetime) -> bool:
-        """Military Lending Act status from the MLA provider as of today. Without an SSN or DoD ID on file the
-        status cannot be checked and the borrower is treated as not covered (no MLA safe harbour is claimed)."""
+    async def _covered_borrower(self, borrower: BorrowerFile, now: datetime) -> bool:
+        """Military Lending Act status from the MLA provider as of today (cached per borrower and day). Without an
+        SSN or DoD ID on file the status cannot be checked and the borrower is treated as not covered (no MLA safe
+        harbour is claimed). When the service cannot answer, the borrower is treated as covered: the 36% MAPR cap
+        then applies, which never harms a borrower."""
         if self._mla is None or borrower.identity is None or not borrower.military_id:
             return False
         identity = borrower.identity
         query = MlaQuery(
             identity.last_name, identity.first_name, identity.date_of_birth, borrower.military_id, now.date()
         )
-        return self._mla.check(query).covered
+        try:
+            return (await self._mla.status(borrower.id, query, now)).covered
+        except KycProviderError as err:
+            log.warning("MLA status unavailable, the MLA cap applies: %s", err, extra={"borrower_id": borrower.id})
+            return True
 
     def _disclose(
         self,

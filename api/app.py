@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from api import logs, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
-from api.routers import borrowers, credit_requests, health, loans, providers, quotes, sanctions_reviews
+from api.routers import borrowers, credit_requests, health, kyc, loans, providers, quotes, sanctions_reviews
 from api.settings import Settings
 from api.workers import Workers
 
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
     for router in (
         borrowers.router,
+        kyc.router,
         credit_requests.router,
         quotes.router,
         loans.router,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -27,8 +27,9 @@ from chain.deployment import DeploymentRecord
 from chain.errors import ConfigurationError
 from chain.signers import LocalSigner, Role, Signer, devnet_signer, production_guard
 from compliance import ComplianceService, SanctionsPolicy, SanctionsScreen, load_newest, load_rules
-from compliance.kyc import KycProvider, LocalKycProvider
-from compliance.mla import CoveredPeriod, LocalMlaStatusProvider
+from compliance.identity_http import HttpKycProvider, HttpMlaStatusProvider
+from compliance.kyc import KycProvider
+from compliance.mla import MlaStatusCache
 from providers.destinations import DestinationGuard, PinnedTransport
 from providers.registry import ProviderRegistry, build_providers
 from risk.onchain_source import ChainOnchainSource
@@ -51,12 +52,15 @@ class Platform:
     borrowers: BorrowerFiles
     kyc: KycProvider
     sanctions_reviews: SanctionsReviews
+    mla: MlaStatusCache
+    identity_http: httpx.AsyncClient  # the KYC and MLA providers' client, apart from the lenders'
 
     async def close(self) -> None:
         await self.providers.close()
         for chain in self.chains.values():
             await chain.close()
         await self.http.aclose()
+        await self.identity_http.aclose()
         self.database.dispose()
 
 
@@ -144,15 +148,11 @@ async def build_platform(settings: Settings) -> Platform:
         per_wallet=settings.velocity_per_wallet,
         per_ip=settings.velocity_per_ip,
     )
-    mla = LocalMlaStatusProvider(
-        CoveredPeriod(
-            last_name=period["last_name"],
-            date_of_birth=date.fromisoformat(period["date_of_birth"]),
-            ssn_or_dod_id=period["ssn_or_dod_id"],
-            start=date.fromisoformat(period["start"]),
-            end=date.fromisoformat(period["end"]) if period.get("end") else None,
-        )
-        for period in settings.mla_local_covered
+    identity_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=20))
+    kyc = HttpKycProvider(settings.kyc_provider_url, settings.kyc_webhook_secret.encode(), identity_http)
+    mla = MlaStatusCache(
+        HttpMlaStatusProvider(settings.mla_provider_url, settings.mla_provider_secret.encode(), identity_http),
+        capacity=settings.mla_cache_size,
     )
     quoting = QuotingService(
         database,
@@ -180,9 +180,22 @@ async def build_platform(settings: Settings) -> Platform:
         bytes.fromhex(settings.pii_master_key),
         on_identity=lambda identity: PII_FILTER.register(identity.first_name, identity.last_name),
     )
-    kyc = LocalKycProvider(settings.kyc_webhook_secret.encode())
     reviews = SanctionsReviews(database, borrowers, compliance)
-    return Platform(settings, database, chains, assets, providers, quoting, acceptance, http, borrowers, kyc, reviews)
+    return Platform(
+        settings,
+        database,
+        chains,
+        assets,
+        providers,
+        quoting,
+        acceptance,
+        http,
+        borrowers,
+        kyc,
+        reviews,
+        mla,
+        identity_http,
+    )
 
 
 def _compliance(settings: Settings, database: Database) -> ComplianceService:

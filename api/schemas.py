@@ -211,9 +211,14 @@ class DocumentIn(BaseModel):
     date_of_birth: date
     issuing_country: str = Field(max_length=8)
     expires_on: date
-    proves_address: bool = False
-    liveness_passed: bool = False
-    source_of_funds: bool = False
+    proves_address: bool = Field(default=False, deprecated="ignored: the KYC provider verifies the address itself")
+    liveness_passed: bool = Field(default=False, deprecated="ignored: the KYC provider runs the liveness check")
+    source_of_funds: bool = Field(default=False, deprecated="ignored: the KYC provider verifies the source of funds")
+
+
+# Claims a borrower could once make about their own document; accepted (v1 is additive only) and never used: the tier
+# is what the KYC provider's signed verdict says.
+IGNORED_DOCUMENT_CLAIMS = {"proves_address", "liveness_passed", "source_of_funds"}
 
 
 class KycIn(BaseModel):

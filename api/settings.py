@@ -7,6 +7,7 @@ import ipaddress
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,12 +16,15 @@ from chain.config import LOCAL_CHAINS, ChainRegistry
 from chain.errors import ConfigurationError
 from chain.signers import production_guard
 from providers.destinations import LOOPBACK_NETWORKS
+from compliance.sim import DEFAULT_PORT as IDENTITY_SIM_PORT
+from compliance.sim import LOCAL_KYC_SECRET, LOCAL_MLA_SECRET
 from providers.policy import ResiliencePolicy
 
 LOCAL_ADMIN_KEY = "cm_admin_local_devnet_only"
 LOCAL_LENDER_SECRET = "sim-lender-local-secret"  # noqa: S105 - idem
 LOCAL_PII_MASTER_KEY = "00" * 31 + "01"  # a published local-only key: local PII is test data, refused elsewhere
-LOCAL_KYC_WEBHOOK_SECRET = "kyc-webhook-local-secret"  # noqa: S105 - idem
+LOCAL_KYC_WEBHOOK_SECRET = LOCAL_KYC_SECRET  # the simulated identity provider's (compliance.sim)
+LOCAL_IDENTITY_SIM_URL = f"http://127.0.0.1:{IDENTITY_SIM_PORT}"
 #: settings holding a role's private key: each is checked by chain.signers.production_guard
 ROLE_KEY_FIELDS = (
     "deployer_key",
@@ -88,15 +92,20 @@ class Settings(BaseSettings):
     provider_resilience: ResiliencePolicy = Field(default_factory=ResiliencePolicy)
     provider_policies: dict[str, ResiliencePolicy] = Field(default_factory=dict)
     pii_master_key: str = Field(default=LOCAL_PII_MASTER_KEY, pattern=r"^[0-9a-fA-F]{64}$")
-    kyc_webhook_secret: str = LOCAL_KYC_WEBHOOK_SECRET
+    kyc_provider_url: str = Field(
+        default=f"{LOCAL_IDENTITY_SIM_URL}/kyc", description="the identity-verification provider's API base URL"
+    )
+    kyc_webhook_secret: str = Field(
+        default=LOCAL_KYC_WEBHOOK_SECRET,
+        description="shared with the KYC provider: signs our API requests and its webhooks (POST /v1/kyc/webhooks)",
+    )
+    mla_provider_url: str = Field(default=f"{LOCAL_IDENTITY_SIM_URL}/mla", description="the MLA status service")
+    mla_provider_secret: str = LOCAL_MLA_SECRET
+    mla_cache_size: int = Field(default=10_000, gt=0, description="MLA statuses cached (per borrower and day)")
     sanctions_dir: Path | None = None
     jurisdictions_dir: Path | None = None
     sanctions_address_list_max_age_days: int = Field(default=365, gt=0)
     sanctions_name_list_max_age_days: int = Field(default=4 * 365, gt=0)
-    mla_local_covered: list[dict[str, str]] = Field(
-        default_factory=list,
-        description="local MLA provider: covered periods {last_name, date_of_birth, ssn_or_dod_id, start, end?}",
-    )
     outbound_allowed_networks: list[str] | None = Field(
         default=None,
         description="networks a lender's base_url may resolve to although loopback, link-local or private "
@@ -186,6 +195,18 @@ class Settings(BaseSettings):
             return self.outbound_allowed_networks
         return list(LOOPBACK_NETWORKS) if self.environment == "local" else []
 
+    @model_validator(mode="after")
+    def _refuse_local_identity_providers(self) -> Settings:
+        """Production asks real identity providers: never the simulator's URLs, a loopback host or its secrets."""
+        if self.environment != "production":
+            return self
+        for what, url in (("KYC", self.kyc_provider_url), ("MLA", self.mla_provider_url)):
+            if url.startswith(LOCAL_IDENTITY_SIM_URL) or _loopback(urlsplit(url).hostname or ""):
+                raise ValueError(f"the {what} provider is the local simulator ({url}); configure the real one")
+        if self.mla_provider_secret == LOCAL_MLA_SECRET:
+            raise ValueError("set CREDITMESH_MLA_PROVIDER_SECRET in production (the simulator's is public)")
+        return self
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'creditmesh.db').resolve()}"
@@ -193,3 +214,12 @@ class Settings(BaseSettings):
     @property
     def resolved_deployments_dir(self) -> Path:
         return self.deployments_dir or self.data_dir / "deployments"
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

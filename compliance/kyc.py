@@ -1,9 +1,12 @@
-"""KYC: tiers by amount and product, document rules, a provider interface shaped like Sumsub or Jumio (applicant,
-documents, status, signed webhooks), a local provider that applies the rules, and webhook verification.
+"""KYC: tiers by amount and product, document rules, the provider interface (shaped like Sumsub's, Onfido's or
+Veriff's: applicant → verification session → signed webhook with the verdict), the simulated provider's rules, an
+in-process fake, and webhook verification. The tier is only ever what a provider's signed review says: nothing the
+borrower submits sets it (``compliance.kyc_http`` is the real adapter, ``compliance.sim`` the simulator).
 
 Webhook signature (the same shape as the common providers'): header ``X-Creditmesh-Signature: t=<unix seconds>,
 v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>``; the JSON body carries a unique ``eventId``. A delivery is refused
-when the signature does not verify, its timestamp is outside the tolerance, or its event id was already seen.
+when the signature does not verify, its timestamp is outside the tolerance, or its event id was already seen. The
+adapter signs its own API requests the same way, so the provider can authenticate the platform.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum, StrEnum
@@ -86,9 +90,6 @@ class IdentityDocument:
     date_of_birth: date
     issuing_country: str
     expires_on: date
-    proves_address: bool = False
-    liveness_passed: bool = False
-    source_of_funds: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,12 +129,6 @@ def check_document(
     return reasons
 
 
-def tier_of(document: IdentityDocument) -> KycTier:
-    if not (document.proves_address and document.liveness_passed):
-        return KycTier.BASIC
-    return KycTier.ENHANCED if document.source_of_funds else KycTier.STANDARD
-
-
 def tier_sufficient(status: KycStatus | None, amount: Decimal, product: Product, limits: TierLimits) -> list[Reason]:
     required = limits.required_tier(amount, product)
     if status is None or status.state is not KycState.APPROVED:
@@ -146,60 +141,120 @@ def tier_sufficient(status: KycStatus | None, amount: Decimal, product: Product,
 
 
 class KycProvider(Protocol):
-    """Shaped like Sumsub's or Jumio's API: an applicant, documents submitted to it, a status, webhooks."""
+    """An identity-verification service in the shape of Sumsub's, Onfido's or Veriff's APIs: an applicant per
+    subject, a verification session for a document, and the result delivered later as a signed webhook (read it with
+    ``verify_webhook`` and ``review_of``). Neither call decides a tier: both answer PENDING.
 
-    def create_applicant(self, subject_id: str, profile: IdentityProfile, now: datetime) -> KycStatus: ...
+    Raises:
+        KycProviderError: the provider failed or answered something unusable.
+    """
 
-    def submit_document(self, applicant_id: str, document: IdentityDocument, now: datetime) -> KycStatus: ...
+    async def create_applicant(self, subject_id: str, profile: IdentityProfile, now: datetime) -> KycStatus: ...
 
-    def status(self, applicant_id: str) -> KycStatus: ...
+    async def submit_document(self, applicant_id: str, document: IdentityDocument, now: datetime) -> KycStatus: ...
+
+
+@dataclass(frozen=True)
+class KycReview:
+    """A provider's verdict on one applicant, as its signed webhook states it."""
+
+    event_id: str
+    applicant_id: str
+    subject_id: str
+    state: KycState
+    tier: KycTier
+    reasons: tuple[Reason, ...]
+
+    def status(self, now: datetime) -> KycStatus:
+        return KycStatus(self.applicant_id, self.subject_id, self.state, self.tier, self.reasons, now)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "eventId": self.event_id,
+            "type": "applicantReviewed",
+            "applicantId": self.applicant_id,
+            "externalUserId": self.subject_id,
+            "state": self.state.value,
+            "tier": int(self.tier),
+            "reasons": [{"code": r.code, "message": r.message} for r in self.reasons],
+        }
+
+
+def review_of(payload: Mapping[str, Any]) -> KycReview:
+    """The review a verified webhook payload carries.
+
+    Raises:
+        WebhookRejected: the payload is not an ``applicantReviewed`` event of the expected shape.
+    """
+    try:
+        if payload["type"] != "applicantReviewed":
+            raise WebhookRejected(f"unexpected event type {payload['type']!r}")
+        state = KycState(payload["state"])
+        tier = KycTier(int(payload["tier"]))
+        reasons = tuple(Reason(str(r["code"]), str(r["message"])) for r in payload.get("reasons", ()))
+        review = KycReview(
+            str(payload["eventId"]), str(payload["applicantId"]), str(payload["externalUserId"]), state, tier, reasons
+        )
+    except (KeyError, ValueError, TypeError) as err:
+        raise WebhookRejected("the payload is not an applicant review") from err
+    if state is not KycState.APPROVED and tier is not KycTier.NONE:
+        raise WebhookRejected("a tier without an approval")
+    return review
+
+
+# The simulated provider's deterministic outcomes for test identities: a valid document is verified at STANDARD
+# (document, proof of address and liveness, as a real provider's session checks them); a document number starting
+# with one of these letters is verified at that tier instead.
+SIMULATED_TIER_BY_PREFIX = {"B": KycTier.BASIC, "E": KycTier.ENHANCED}
+
+
+def simulated_review(
+    event_id: str,
+    subject_id: str,
+    applicant_id: str,
+    profile: IdentityProfile,
+    document: IdentityDocument,
+    today: date,
+    age_of_majority: int,
+) -> KycReview:
+    """What the simulated provider (and the in-process fake) decides: ``check_document``'s rules, then the tier by
+    ``SIMULATED_TIER_BY_PREFIX``."""
+    reasons = check_document(profile, document, today, age_of_majority)
+    if reasons:
+        return KycReview(event_id, applicant_id, subject_id, KycState.REJECTED, KycTier.NONE, tuple(reasons))
+    tier = SIMULATED_TIER_BY_PREFIX.get(document.number.strip()[:1].upper(), KycTier.STANDARD)
+    return KycReview(event_id, applicant_id, subject_id, KycState.APPROVED, tier, ())
 
 
 class LocalKycProvider:
-    """A KYC provider for local runs and tests that applies ``check_document`` and reports through signed webhooks
-    (``outbox`` holds the deliveries it would have sent)."""
+    """The in-process fake of ``KycProvider`` for unit tests: ``simulated_review`` decides, and the signed webhook it
+    would send goes to ``outbox`` (bounded, like its applicants: the oldest are forgotten)."""
 
-    def __init__(self, webhook_secret: bytes, age_of_majority: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self, webhook_secret: bytes, age_of_majority: Mapping[str, int] | None = None, max_applicants: int = 1_000
+    ) -> None:
         self._secret = webhook_secret
         self._ages = dict(age_of_majority or {})
-        self._applicants: dict[str, tuple[IdentityProfile, KycStatus]] = {}
-        self.outbox: list[tuple[bytes, dict[str, str]]] = []
+        self._max = max_applicants
+        self._applicants: OrderedDict[str, tuple[str, IdentityProfile]] = OrderedDict()
+        self.outbox: deque[tuple[bytes, dict[str, str]]] = deque(maxlen=max_applicants)
 
-    def create_applicant(self, subject_id: str, profile: IdentityProfile, now: datetime) -> KycStatus:
+    async def create_applicant(self, subject_id: str, profile: IdentityProfile, now: datetime) -> KycStatus:
         applicant_id = f"local-{uuid.uuid4()}"
-        status = KycStatus(applicant_id, subject_id, KycState.PENDING, KycTier.NONE, (), now)
-        self._applicants[applicant_id] = (profile, status)
-        return status
+        self._applicants[applicant_id] = (subject_id, profile)
+        while len(self._applicants) > self._max:
+            self._applicants.popitem(last=False)
+        return KycStatus(applicant_id, subject_id, KycState.PENDING, KycTier.NONE, (), now)
 
-    def submit_document(self, applicant_id: str, document: IdentityDocument, now: datetime) -> KycStatus:
+    async def submit_document(self, applicant_id: str, document: IdentityDocument, now: datetime) -> KycStatus:
         if applicant_id not in self._applicants:
             raise KycProviderError(f"unknown applicant {applicant_id}")
-        profile, status = self._applicants[applicant_id]
+        subject_id, profile = self._applicants[applicant_id]
         age = self._ages.get(profile.country.upper(), 18)
-        reasons = check_document(profile, document, now.date(), age)
-        if reasons:
-            status = replace(status, state=KycState.REJECTED, tier=KycTier.NONE, reasons=tuple(reasons), updated_at=now)
-        else:
-            status = replace(status, state=KycState.APPROVED, tier=tier_of(document), reasons=(), updated_at=now)
-        self._applicants[applicant_id] = (profile, status)
-        body = json.dumps(
-            {
-                "eventId": str(uuid.uuid4()),
-                "type": "applicantReviewed",
-                "applicantId": applicant_id,
-                "state": status.state.value,
-                "tier": int(status.tier),
-                "reasons": [r.code for r in status.reasons],
-            },
-            sort_keys=True,
-        ).encode()
+        review = simulated_review(str(uuid.uuid4()), subject_id, applicant_id, profile, document, now.date(), age)
+        body = json.dumps(review.payload(), sort_keys=True).encode()
         self.outbox.append((body, sign_webhook(body, self._secret, now)))
-        return status
-
-    def status(self, applicant_id: str) -> KycStatus:
-        if applicant_id not in self._applicants:
-            raise KycProviderError(f"unknown applicant {applicant_id}")
-        return self._applicants[applicant_id][1]
+        return KycStatus(applicant_id, subject_id, KycState.PENDING, KycTier.NONE, (), now)
 
 
 SIGNATURE_HEADER = "X-Creditmesh-Signature"
@@ -221,14 +276,45 @@ class ReplayGuard(Protocol):
 
 
 class InMemoryReplayGuard:
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
+    """For tests and single-process tools: remembers the newest ``capacity`` event ids (the time window bounds how old a
+    replay can be; production uses ``store.compliance.SqlReplayGuard``)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
 
     def remember(self, event_id: str, received_at: datetime) -> bool:
         if event_id in self._seen:
             return False
-        self._seen.add(event_id)
+        self._seen[event_id] = None
+        while len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
         return True
+
+
+def verify_signature(
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: bytes,
+    now: datetime,
+    tolerance: timedelta = timedelta(minutes=5),
+) -> None:
+    """Raises WebhookRejected unless ``body`` carries a valid, fresh ``X-Creditmesh-Signature`` under ``secret``.
+    The compare is byte-wise and constant-time (a non-ASCII header is refused, never an error)."""
+    header = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER.lower()), None)
+    if header is None:
+        raise WebhookRejected("no signature header")
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+        given = parts["v1"]
+    except (ValueError, KeyError) as err:
+        raise WebhookRejected("malformed signature header") from err
+    # bytes, not str: compare_digest raises TypeError on a non-ASCII str (a 500 instead of a refusal)
+    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), _mac(secret, timestamp, body).encode()):
+        raise WebhookRejected("signature does not verify")
+    if abs(now.timestamp() - timestamp) > tolerance.total_seconds():
+        raise WebhookRejected("timestamp outside the allowed window")
 
 
 def verify_webhook(
@@ -244,20 +330,7 @@ def verify_webhook(
     Raises:
         WebhookRejected: missing or bad signature, a timestamp outside ``tolerance``, no event id, or a replay.
     """
-    header = next((v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER.lower()), None)
-    if header is None:
-        raise WebhookRejected("no signature header")
-    try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
-        timestamp = int(parts["t"])
-        given = parts["v1"]
-    except (ValueError, KeyError) as err:
-        raise WebhookRejected("malformed signature header") from err
-    # bytes, not str: compare_digest raises TypeError on a non-ASCII str (a 500 instead of a refusal)
-    if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), _mac(secret, timestamp, body).encode()):
-        raise WebhookRejected("signature does not verify")
-    if abs(now.timestamp() - timestamp) > tolerance.total_seconds():
-        raise WebhookRejected("timestamp outside the allowed window")
+    verify_signature(body, headers, secret, now, tolerance)
     try:
         payload: dict[str, Any] = json.loads(body)
         event_id = str(payload["eventId"])

@@ -1,11 +1,14 @@
 """Military Lending Act covered-borrower status, behind an interface shaped like the Department of Defense's MLA
-website (a query by name, date of birth and SSN or DoD ID as of a date; an answer with a certificate id)."""
+website (a query by name, date of birth and SSN or DoD ID as of a date; an answer with a certificate id), queried
+by an operator account (``compliance.identity_http.HttpMlaStatusProvider``; ``compliance.sim`` simulates it). The
+status is cached per borrower and day (``MlaStatusCache``, bounded) so the quote path asks at most once a day."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
 
@@ -26,7 +29,7 @@ class MlaStatus:
 
 
 class MlaStatusProvider(Protocol):
-    def check(self, query: MlaQuery) -> MlaStatus:
+    async def check(self, query: MlaQuery, now: datetime) -> MlaStatus:
         """The borrower's covered status on ``query.as_of``. Raises KycProviderError when the service fails."""
         ...
 
@@ -40,21 +43,55 @@ class CoveredPeriod:
     end: date | None = None  # active duty (plus 365 days after, per the DoD's rule) until this date
 
 
+def covered_on(periods: Iterable[CoveredPeriod], query: MlaQuery) -> bool:
+    """The simulated service's rule: a period matching last name, date of birth and id covers ``query.as_of``."""
+    return any(
+        p.last_name.casefold() == query.last_name.casefold()
+        and p.date_of_birth == query.date_of_birth
+        and p.ssn_or_dod_id == query.ssn_or_dod_id
+        and p.start <= query.as_of
+        and (p.end is None or query.as_of <= p.end)
+        for p in periods
+    )
+
+
 class LocalMlaStatusProvider:
-    """For local runs and tests: covered periods given up front, matched on last name, date of birth and id."""
+    """The in-process fake for unit tests: covered periods given up front (``covered_on``)."""
 
     def __init__(self, periods: Iterable[CoveredPeriod] = ()) -> None:
         self._periods = list(periods)
         self._issued = 0
 
-    def check(self, query: MlaQuery) -> MlaStatus:
+    async def check(self, query: MlaQuery, now: datetime) -> MlaStatus:
         self._issued += 1
-        covered = any(
-            p.last_name.casefold() == query.last_name.casefold()
-            and p.date_of_birth == query.date_of_birth
-            and p.ssn_or_dod_id == query.ssn_or_dod_id
-            and p.start <= query.as_of
-            and (p.end is None or query.as_of <= p.end)
-            for p in self._periods
-        )
+        covered = covered_on(self._periods, query)
         return MlaStatus(covered, query.as_of, f"local-mla-{query.as_of.isoformat()}-{self._issued:06d}")
+
+
+class MlaStatusCache:
+    """The status per borrower and day, the newest ``capacity`` kept (least recently used dropped first): one
+    query per borrower a day on the quote path. ``forget`` drops a borrower (erasure)."""
+
+    def __init__(self, provider: MlaStatusProvider, capacity: int = 10_000) -> None:
+        self._provider = provider
+        self._capacity = capacity
+        self._statuses: OrderedDict[tuple[str, date], MlaStatus] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._statuses)
+
+    async def status(self, borrower_id: str, query: MlaQuery, now: datetime) -> MlaStatus:
+        key = (borrower_id, query.as_of)
+        cached = self._statuses.get(key)
+        if cached is not None:
+            self._statuses.move_to_end(key)
+            return cached
+        status = await self._provider.check(query, now)
+        self._statuses[key] = status
+        while len(self._statuses) > self._capacity:
+            self._statuses.popitem(last=False)
+        return status
+
+    def forget(self, borrower_id: str) -> None:
+        for key in [key for key in self._statuses if key[0] == borrower_id]:
+            del self._statuses[key]

@@ -134,6 +134,10 @@ class SqlKycRepository:
         row.reasons = _reasons_out(status.reasons)
         row.updated_at = status.updated_at
 
+    def get(self, applicant_id: str) -> KycStatus | None:
+        row = self.session.get(KycApplicantRow, applicant_id)
+        return None if row is None else self._status(row)
+
     def latest_for_subject(self, subject_id: str) -> KycStatus | None:
         row = self.session.scalars(
             select(KycApplicantRow)
@@ -141,8 +145,10 @@ class SqlKycRepository:
             .order_by(KycApplicantRow.updated_at.desc())
             .limit(1)
         ).first()
-        if row is None:
-            return None
+        return None if row is None else self._status(row)
+
+    @staticmethod
+    def _status(row: KycApplicantRow) -> KycStatus:
         return KycStatus(
             row.applicant_id,
             row.subject_id,

@@ -23,6 +23,7 @@ from api.settings import Settings
 from chain.config import LOCAL_CHAINS
 from chain.devnet import Devnet, start_devnet
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
+from compliance.sim import DEFAULT_PORT as IDENTITY_PORT
 from contracts.deploy import deploy_to_devnet
 from providers.sim.fleet import DEFAULT_PORT, SimLender, http_lender_settings
 
@@ -62,7 +63,7 @@ def _fleet(path: Path) -> list[SimLender]:
 
 def cmd_run(args: argparse.Namespace) -> None:
     """Devnets on 8545-8547, the contract set deployed, the simulated lenders (the default fleet, or ``--fleet``),
-    the API; runs until Ctrl-C."""
+    the simulated identity providers (KYC and MLA, on 8610), the API; runs until Ctrl-C."""
     fleet = _fleet(args.fleet) if args.fleet else None
     settings = Settings()
     data_dir = settings.data_dir
@@ -72,6 +73,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         Path(f"{data_dir / 'creditmesh.db'}{suffix}").unlink(missing_ok=True)
     devnets: list[Devnet] = []
     lender: subprocess.Popen[bytes] | None = None
+    identity: subprocess.Popen[bytes] | None = None
     api: subprocess.Popen[bytes] | None = None
     try:
         for chain in LOCAL_CHAINS:
@@ -96,6 +98,13 @@ def cmd_run(args: argparse.Namespace) -> None:
         # else the simulated lenders' default fleet (providers.sim.fleet), which the settings' default lenders name
         lender = subprocess.Popen(lender_cmd, env=env)
         _wait_http(f"http://127.0.0.1:{LENDER_PORT}/v1/health")
+        # the KYC verdicts come back as signed webhooks to the API (the settings' default provider URLs name it)
+        webhook_url = f"http://127.0.0.1:{args.port}/v1/kyc/webhooks"
+        identity = subprocess.Popen(
+            [sys.executable, "-m", "compliance.sim", "--port", str(IDENTITY_PORT), "--webhook-url", webhook_url],
+            env=env,
+        )
+        _wait_http(f"http://127.0.0.1:{IDENTITY_PORT}/health")
         api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(args.port)], env=env)
         _wait_http(f"http://127.0.0.1:{args.port}/healthz")
         borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])
@@ -106,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
         signal.sigwait(stop_signals)
     finally:
-        for process in (api, lender):
+        for process in (api, identity, lender):
             if process is not None:
                 process.terminate()
                 process.wait(timeout=10)
@@ -119,7 +128,8 @@ def _print_example(port: int, api_key: str, wallet: str) -> None:
     print(
         f"""
 creditmesh is up: {url}  (OpenAPI: {url}/docs)
-Demo borrower {wallet} (devnet account 6; Florida; identity verified; a credit profile on file), API key:
+Demo borrower {wallet} (devnet account 6; Florida; identity verified by the simulated KYC provider; a credit
+profile on file), API key:
   export CM_KEY={api_key}
 
 1. Ask for credit once (1,500 USDC for 30 days against 1 WETH):

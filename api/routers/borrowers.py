@@ -15,7 +15,16 @@ from sqlalchemy.exc import IntegrityError
 
 from api.auth import Role, issue_key
 from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep
-from api.schemas import BorrowerIn, BorrowerMeOut, BorrowerOut, KycIn, KycOut, ReviewRefOut, SanctionsScreeningOut
+from api.schemas import (
+    IGNORED_DOCUMENT_CLAIMS,
+    BorrowerIn,
+    BorrowerMeOut,
+    BorrowerOut,
+    KycIn,
+    KycOut,
+    ReviewRefOut,
+    SanctionsScreeningOut,
+)
 from compliance.kyc import IdentityDocument, IdentityProfile, KycStatus
 from risk.profile import CreditProfile
 from store.api import BorrowerRow
@@ -89,11 +98,13 @@ async def put_credit_profile(body: CreditProfile, borrower: CurrentBorrower, pla
 
 @router.post("/me/kyc", response_model=KycOut)
 async def verify_identity(body: KycIn, borrower: CurrentBorrower, platform: PlatformDep) -> KycOut:
-    """Identity and one document, checked by the KYC provider; the identity is stored encrypted."""
+    """Identity and one document, sent to the KYC provider; the identity is stored encrypted. The answer is usually
+    ``pending``: the provider's signed verdict (and with it the tier) arrives at ``POST /v1/kyc/webhooks`` moments
+    later; read it at ``GET /v1/borrowers/me``."""
     identity = IdentityProfile(**body.identity.model_dump(exclude={"ssn_or_dod_id"}))
-    document = IdentityDocument(**body.document.model_dump())
-    kyc = await asyncio.to_thread(
-        platform.borrowers.verify_identity, borrower.id, identity, document, platform.kyc, body.identity.ssn_or_dod_id
+    document = IdentityDocument(**body.document.model_dump(exclude=IGNORED_DOCUMENT_CLAIMS))
+    kyc = await platform.borrowers.verify_identity(
+        borrower.id, identity, document, platform.kyc, body.identity.ssn_or_dod_id
     )
     # The names are registered with the log filter by verify_identity: they reach the log masked.
     log.info("KYC of %s %s (borrower %s): %s", identity.first_name, identity.last_name, borrower.id, kyc.state.value)

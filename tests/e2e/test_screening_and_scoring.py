@@ -4,18 +4,22 @@ the profile, usury caps dropping offers, velocity limits."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 
-from api.demo import passport_kyc
+from api.demo import kyc_verdict, passport_kyc
+from compliance.kyc import SIGNATURE_HEADER, sign_webhook
 from tests.support.devnet import DeployedChain
-from tests.support.platform import COVERED_SERVICEMEMBER, GOOD_PROFILE, RunningPlatform, running_platform
+from tests.support.platform import COVERED_SERVICEMEMBER, GOOD_PROFILE, KYC_SECRET, RunningPlatform, running_platform
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +93,8 @@ def test_an_expired_document_fails_kyc_with_its_reason(platform: RunningPlatform
     body = passport_kyc("US-FL")
     body["document"]["expires_on"] = "2020-01-01"
     with platform.client(key.json()["api_key"]) as client:
-        kyc = client.post("/v1/borrowers/me/kyc", json=body).json()
+        assert client.post("/v1/borrowers/me/kyc", json=body).json()["state"] == "pending"
+        kyc = kyc_verdict(client, key.json()["api_key"])
     assert kyc["state"] == "rejected"
     assert "kyc.document-expired" in {reason["code"] for reason in kyc["reasons"]}
 
@@ -269,3 +274,53 @@ def test_a_confirmed_name_match_blocks_and_is_recorded(platform: RunningPlatform
         assert admin.get("/v1/admin/sanctions-reviews", params={"cursor": "not-ours"}).status_code == 400
     assert review_id in seen
     assert len(seen) == len(set(seen))  # a cursor page never repeats a row
+
+def _kyc_of(platform: RunningPlatform, key: str) -> dict[str, Any]:
+    with platform.client(key) as client:
+        kyc: dict[str, Any] = client.get("/v1/borrowers/me").json()["kyc"]
+    return kyc
+
+
+def test_the_tier_is_the_providers_never_the_borrowers_claim(platform: RunningPlatform) -> None:
+    # the security review's probe: an invented passport claiming address, liveness and source of funds
+    probe = passport_kyc("US-FL", first="Invented", last="Person")
+    probe["document"] |= {"proves_address": True, "liveness_passed": True, "source_of_funds": True}
+    claimed = platform.onboard(Account.create().address, kyc=probe)
+    assert _kyc_of(platform, claimed)["tier"] == "STANDARD", "the provider verified STANDARD; the claims are ignored"
+    enhanced = passport_kyc("US-FL")
+    enhanced["document"]["number"] = "E7654321"  # the simulated provider's enhanced-due-diligence test identity
+    assert _kyc_of(platform, platform.onboard(Account.create().address, kyc=enhanced))["tier"] == "ENHANCED"
+
+
+def test_only_the_providers_signed_webhook_sets_a_tier(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address)
+    kyc = _kyc_of(platform, key)
+    with platform.client(key) as client:
+        subject = client.get("/v1/borrowers/me").json()["id"]
+    review = {
+        "eventId": str(uuid.uuid4()),
+        "type": "applicantReviewed",
+        "applicantId": kyc["applicant_id"],
+        "externalUserId": subject,
+        "state": "approved",
+        "tier": 3,
+        "reasons": [],
+    }
+    body = json.dumps(review).encode()
+    url = f"{platform.api_url}/v1/kyc/webhooks"
+    now = datetime.now(UTC)
+    forged = httpx.post(url, content=body, headers=sign_webhook(body, b"a guessed secret", now))
+    non_ascii = httpx.post(url, content=body, headers={SIGNATURE_HEADER.encode(): "t=1,v1=\u00e9".encode()})
+    oversized = httpx.post(url, content=b"{" + b" " * 70_000 + b"}", headers=sign_webhook(body, b"x", now))
+    unsigned = httpx.post(url, content=body)
+    assert [r.status_code for r in (forged, non_ascii, oversized, unsigned)] == [401, 401, 413, 401]
+    assert forged.headers["content-type"].startswith("application/problem+json")
+    assert _kyc_of(platform, key)["tier"] == "STANDARD"
+    signed = sign_webhook(body, KYC_SECRET.encode(), now)  # what the provider itself would send
+    assert httpx.post(url, content=body, headers=signed).status_code == 204
+    assert _kyc_of(platform, key)["tier"] == "ENHANCED"
+    assert httpx.post(url, content=body, headers=signed).status_code == 401, "a replayed delivery is refused"
+    elsewhere = json.dumps(review | {"eventId": str(uuid.uuid4()), "applicantId": "sim-unknown"}).encode()
+    assert (
+        httpx.post(url, content=elsewhere, headers=sign_webhook(elsewhere, KYC_SECRET.encode(), now)).status_code == 401
+    )

@@ -1,5 +1,5 @@
-"""The platform as a user meets it: the simulated lender and the API each in its own process, over real HTTP,
-against the session's devnets."""
+"""The platform as a user meets it: the simulated lender, the simulated identity providers (KYC and MLA) and the API
+each in its own process, over real HTTP, against the session's devnets."""
 
 from __future__ import annotations
 
@@ -25,9 +25,11 @@ from tests.support.devnet import DeployedChain
 ADMIN_KEY = "cm_admin_test_key"
 GOOD_PROFILE = DEMO_PROFILE
 LENDER_SECRET = "test-lender-secret"
+KYC_SECRET = "test-kyc-secret"
+MLA_SECRET = "test-mla-secret"
 
 
-# On active duty for the local MLA provider: a covered borrower under the Military Lending Act.
+# On active duty for the simulated MLA service: a covered borrower under the Military Lending Act.
 COVERED_SERVICEMEMBER = {
     "last_name": "Hopper",
     "date_of_birth": "1985-12-10",
@@ -84,7 +86,7 @@ def running_platform(
     """The platform's processes; ``fleet`` replaces the one simulated bank, ``settings`` adds or overrides
     ``CREDITMESH_*`` variables of the API; background workers (``CREDITMESH_WORKERS``) run only when the test opts
     in with ``workers``."""
-    lender_port, api_port = free_port(), free_port()
+    lender_port, identity_port, api_port = free_port(), free_port(), free_port()
     chains_file = data_dir / "chains.json"
     write_chains_file(chains_file, [chain.config for chain in chains.values()])
     deployments = data_dir / "deployments"
@@ -95,6 +97,9 @@ def running_platform(
     fleet = fleet or [SimLender(lender_id="sim-bank", secret=LENDER_SECRET)]
     fleet_file = data_dir / "lenders.json"
     fleet_file.write_text(json.dumps([lender.model_dump(mode="json") for lender in fleet]))
+    covered_file = data_dir / "mla-covered.json"
+    covered_file.write_text(json.dumps([COVERED_SERVICEMEMBER]))
+    identity_url = f"http://127.0.0.1:{identity_port}"
     env = (
         os.environ
         | {
@@ -109,7 +114,10 @@ def running_platform(
             "CREDITMESH_VELOCITY_PER_BORROWER": "25",
             "CREDITMESH_VELOCITY_PER_WALLET": "25",
             "CREDITMESH_VELOCITY_PER_IP": "10000",
-            "CREDITMESH_MLA_LOCAL_COVERED": json.dumps([COVERED_SERVICEMEMBER]),
+            "CREDITMESH_KYC_PROVIDER_URL": f"{identity_url}/kyc",
+            "CREDITMESH_KYC_WEBHOOK_SECRET": KYC_SECRET,
+            "CREDITMESH_MLA_PROVIDER_URL": f"{identity_url}/mla",
+            "CREDITMESH_MLA_PROVIDER_SECRET": MLA_SECRET,
         }
         | (settings or {})
     )
@@ -117,14 +125,33 @@ def running_platform(
         [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--fleet", str(fleet_file)],
         env=env,
     )
+    identity = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "compliance.sim",
+            "--port",
+            str(identity_port),
+            "--webhook-url",
+            f"http://127.0.0.1:{api_port}/v1/kyc/webhooks",
+            "--kyc-secret",
+            KYC_SECRET,
+            "--mla-secret",
+            MLA_SECRET,
+            "--mla-covered",
+            str(covered_file),
+        ],
+        env=env,
+    )
     api_log = (data_dir / "api.log").open("wb")
     api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)], env=env, stderr=api_log)
     try:
         _wait(f"{lender_url}/v1/health", lender)
+        _wait(f"{identity_url}/health", identity)
         _wait(f"http://127.0.0.1:{api_port}/healthz", api)
         yield RunningPlatform(f"http://127.0.0.1:{api_port}", lender_url, data_dir, database_url=database_url)
     finally:
-        for process in (api, lender):
+        for process in (api, identity, lender):
             process.terminate()
             try:
                 process.wait(timeout=10)

@@ -16,6 +16,7 @@ from compliance.errors import (
     DecisionIntegrityError,
     ErasureRefused,
     JurisdictionRulesError,
+    KycProviderError,
     PiiError,
     SubjectKeyMissing,
     WebhookRejected,
@@ -23,16 +24,19 @@ from compliance.errors import (
 from compliance.jurisdiction import RULES_DIR, Product, check_request, load_rules, parse_rules
 from compliance.kyc import (
     DEFAULT_TIER_LIMITS,
+    SIGNATURE_HEADER,
     IdentityDocument,
     IdentityProfile,
     InMemoryReplayGuard,
+    KycReview,
     KycState,
     KycStatus,
     KycTier,
     LocalKycProvider,
+    review_of,
     verify_webhook,
 )
-from compliance.mla import CoveredPeriod, LocalMlaStatusProvider, MlaQuery
+from compliance.mla import CoveredPeriod, LocalMlaStatusProvider, MlaQuery, MlaStatusCache
 from compliance.pii import REGULATION_B, InMemoryKeyProvider, PiiMaskingFilter, PiiVault, RetentionHold, erase_subject
 from compliance.sanctions.screening import SanctionsScreen
 from compliance.service import BorrowerFacts, ComplianceService
@@ -57,10 +61,16 @@ def service(screen: SanctionsScreen) -> ComplianceService:
 
 
 def approved(tier: KycTier = KycTier.STANDARD) -> KycStatus:
-    provider = LocalKycProvider(SECRET)
-    status = provider.create_applicant("b-1", PROFILE, NOW)
-    doc = replace(GOOD_DOC, proves_address=tier >= KycTier.STANDARD, liveness_passed=tier >= KycTier.STANDARD)
-    return provider.submit_document(status.applicant_id, doc, NOW)
+    return KycStatus("applicant-1", "b-1", KycState.APPROVED, tier, (), NOW)
+
+
+async def reviewed(provider: LocalKycProvider, profile: IdentityProfile, document: IdentityDocument) -> KycReview:
+    """Create, submit, and read the verdict from the signed webhook the fake sent (its only answer)."""
+    applicant = await provider.create_applicant("b-1", profile, NOW)
+    pending = await provider.submit_document(applicant.applicant_id, document, NOW)
+    assert pending.state is KycState.PENDING
+    body, headers = provider.outbox[-1]
+    return review_of(verify_webhook(body, headers, SECRET, NOW, InMemoryReplayGuard()))
 
 
 # --- jurisdictions and usury -------------------------------------------------------------------------------------
@@ -128,14 +138,22 @@ def test_mla_cap_counts_the_mapr_for_covered_borrowers_only(service: ComplianceS
     assert service.check_offer("q-8", insured, "US-AL", covered_borrower=False).kept
 
 
-def test_local_mla_provider() -> None:
+async def test_local_mla_provider_and_the_bounded_cache() -> None:
     provider = LocalMlaStatusProvider(
         [CoveredPeriod("Doe", date(1990, 5, 17), "123456789", date(2020, 1, 1), date(2027, 1, 1))]
     )
     query = MlaQuery("DOE", "Jane", date(1990, 5, 17), "123456789", date(2026, 11, 22))
-    assert provider.check(query).covered
-    assert not provider.check(replace(query, as_of=date(2027, 1, 2))).covered
-    assert not provider.check(replace(query, ssn_or_dod_id="000000000")).covered
+    assert (await provider.check(query, NOW)).covered
+    assert not (await provider.check(replace(query, as_of=date(2027, 1, 2)), NOW)).covered
+    assert not (await provider.check(replace(query, ssn_or_dod_id="000000000"), NOW)).covered
+    cache = MlaStatusCache(provider, capacity=2)
+    first = await cache.status("b-1", query, NOW)
+    assert await cache.status("b-1", query, NOW) == first, "asked once per borrower and day"
+    for borrower in ("b-2", "b-3", "b-4"):
+        await cache.status(borrower, query, NOW)
+    assert len(cache) == 2
+    cache.forget("b-4")
+    assert len(cache) == 1
 
 
 # --- KYC ---------------------------------------------------------------------------------------------------------
@@ -151,24 +169,50 @@ def test_local_mla_provider() -> None:
         ({"number": " "}, "kyc.document-number"),
     ],
 )
-def test_local_kyc_rejects_each_kind_of_bad_document(change: dict[str, object], code: str) -> None:
-    provider = LocalKycProvider(SECRET)
-    applicant = provider.create_applicant("b-1", PROFILE, NOW)
-    status = provider.submit_document(applicant.applicant_id, replace(GOOD_DOC, **change), NOW)  # type: ignore[arg-type]
-    assert status.state is KycState.REJECTED
-    assert code in [r.code for r in status.reasons]
+async def test_local_kyc_rejects_each_kind_of_bad_document(change: dict[str, object], code: str) -> None:
+    review = await reviewed(LocalKycProvider(SECRET), PROFILE, replace(GOOD_DOC, **change))  # type: ignore[arg-type]
+    assert review.state is KycState.REJECTED
+    assert review.tier is KycTier.NONE
+    assert code in [r.code for r in review.reasons]
 
 
-def test_local_kyc_age_of_majority_by_jurisdiction() -> None:
+async def test_local_kyc_age_of_majority_by_jurisdiction() -> None:
     minor = IdentityProfile("Sam", "Roe", date(2006, 1, 1), "US-MS")  # 20 years old, majority at 21 in Mississippi
     doc = replace(GOOD_DOC, first_name="Sam", last_name="Roe", date_of_birth=date(2006, 1, 1))
     provider = LocalKycProvider(SECRET, age_of_majority={"US-MS": 21})
-    status = provider.submit_document(provider.create_applicant("b-2", minor, NOW).applicant_id, doc, NOW)
-    assert [r.code for r in status.reasons] == ["kyc.under-age"]
-    adult = replace(minor, country="US-FL")
-    status = provider.submit_document(provider.create_applicant("b-3", adult, NOW).applicant_id, doc, NOW)
-    assert status.state is KycState.APPROVED
-    assert status.tier is KycTier.BASIC
+    assert [r.code for r in (await reviewed(provider, minor, doc)).reasons] == ["kyc.under-age"]
+    review = await reviewed(provider, replace(minor, country="US-FL"), doc)
+    assert review.state is KycState.APPROVED
+    assert review.tier is KycTier.STANDARD
+
+
+@pytest.mark.parametrize(
+    ("number", "tier"), [("X1234567", KycTier.STANDARD), ("B7", KycTier.BASIC), ("E7", KycTier.ENHANCED)]
+)
+async def test_the_simulated_tier_is_the_providers_choice_for_test_identities(number: str, tier: KycTier) -> None:
+    review = await reviewed(LocalKycProvider(SECRET), PROFILE, replace(GOOD_DOC, number=number))
+    assert review.tier is tier
+
+
+async def test_the_local_provider_forgets_its_oldest_applicants() -> None:
+    provider = LocalKycProvider(SECRET, max_applicants=3)
+    first = await provider.create_applicant("b-0", PROFILE, NOW)
+    for n in range(1, 10):
+        await reviewed(provider, PROFILE, GOOD_DOC) if n % 2 else await provider.create_applicant(
+            f"b-{n}", PROFILE, NOW
+        )
+    assert len(provider.outbox) <= 3
+    with pytest.raises(KycProviderError, match="unknown applicant"):
+        await provider.submit_document(first.applicant_id, GOOD_DOC, NOW)
+
+
+def test_a_review_payload_must_be_consistent() -> None:
+    review = KycReview("e-1", "a-1", "b-1", KycState.REJECTED, KycTier.NONE, ())
+    assert review_of(review.payload()) == review
+    with pytest.raises(WebhookRejected, match="tier without an approval"):
+        review_of(review.payload() | {"tier": 3})
+    with pytest.raises(WebhookRejected, match="not an applicant review"):
+        review_of({"type": "applicantReviewed", "eventId": "e-2"})
 
 
 def test_tiers_by_amount_and_product() -> None:
@@ -178,9 +222,9 @@ def test_tiers_by_amount_and_product() -> None:
     assert DEFAULT_TIER_LIMITS.required_tier(Decimal("100000"), Product.DEFI) is KycTier.ENHANCED
 
 
-def test_webhook_verified_and_tampered_or_replayed_refused() -> None:
+async def test_webhook_verified_and_tampered_or_replayed_refused() -> None:
     provider = LocalKycProvider(SECRET)
-    provider.submit_document(provider.create_applicant("b-1", PROFILE, NOW).applicant_id, GOOD_DOC, NOW)
+    await provider.submit_document((await provider.create_applicant("b-1", PROFILE, NOW)).applicant_id, GOOD_DOC, NOW)
     body, headers = provider.outbox[-1]
     guard = InMemoryReplayGuard()
     assert verify_webhook(body, headers, SECRET, NOW + timedelta(seconds=3), guard)["state"] == "approved"
@@ -195,6 +239,9 @@ def test_webhook_verified_and_tampered_or_replayed_refused() -> None:
         verify_webhook(body, headers, b"other-secret", NOW, InMemoryReplayGuard())
     with pytest.raises(WebhookRejected, match="no signature"):
         verify_webhook(body, {}, SECRET, NOW, InMemoryReplayGuard())
+    non_ascii = {SIGNATURE_HEADER: headers[SIGNATURE_HEADER][:-2] + "é€"}
+    with pytest.raises(WebhookRejected, match="signature"):
+        verify_webhook(body, non_ascii, SECRET, NOW, InMemoryReplayGuard())
 
 
 # --- screening through the service -------------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""Production never runs on the simulated identity providers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from api.settings import LOCAL_ADMIN_KEY, Settings
+
+pytestmark = pytest.mark.unit
+
+PRODUCTION: dict[str, Any] = {
+    "environment": "production",
+    "admin_api_key": "cm_admin_" + "7f" * 24,
+    "relayer_key": "0x" + "11" * 32,
+    "quote_signer_key": "0x" + "12" * 32,
+    "risk_signer_key": "0x" + "13" * 32,
+    "pii_master_key": "ab" * 32,
+    "kyc_webhook_secret": "a-real-kyc-secret",
+    "http_lenders": [],
+    "kyc_provider_url": "https://api.kyc.example/v1",
+    "mla_provider_url": "https://mla.example/api",
+    "mla_provider_secret": "a-real-mla-secret",
+}
+
+
+def test_production_with_real_identity_providers_starts() -> None:
+    settings = Settings(**PRODUCTION)
+    assert settings.kyc_provider_url == "https://api.kyc.example/v1"
+    assert settings.admin_api_key != LOCAL_ADMIN_KEY
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kyc_provider_url": "http://127.0.0.1:8610/kyc"}, "KYC provider is the local simulator"),
+        ({"kyc_provider_url": "http://localhost:9000/kyc"}, "KYC provider is the local simulator"),
+        ({"mla_provider_url": "http://[::1]:8610/mla"}, "MLA provider is the local simulator"),
+        ({"mla_provider_secret": "mla-operator-local-secret"}, "MLA_PROVIDER_SECRET"),
+        ({"kyc_webhook_secret": "kyc-webhook-local-secret"}, "KYC_WEBHOOK_SECRET"),
+    ],
+)
+def test_production_refuses_the_local_identity_providers(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(**(PRODUCTION | change))
+
+
+def test_the_defaults_are_the_simulator_for_local_runs() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.kyc_provider_url == "http://127.0.0.1:8610/kyc"
+    assert settings.mla_provider_url == "http://127.0.0.1:8610/mla"
