@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -57,12 +57,9 @@ class BorrowerFile:
 
 
 class BorrowerFiles:
-    def __init__(
-        self, database: Database, pii_master_key: bytes, on_identity: Callable[[IdentityProfile], None] | None = None
-    ) -> None:
+    def __init__(self, database: Database, pii_master_key: bytes) -> None:
         self._db = database
         self._master = pii_master_key
-        self._on_identity = on_identity or (lambda identity: None)
 
     def load(self, borrower_id: str) -> BorrowerFile | None:
         with self._db.unit_of_work() as uow:
@@ -92,7 +89,6 @@ class BorrowerFiles:
             identity, military_id = _identity_from_json(vault.decrypt(borrower_id, "identity", sealed))
         except SubjectKeyMissing:
             return None, None
-        self._on_identity(identity)
         return identity, military_id
 
     def erase_identity(self, borrower_id: str, now: datetime) -> None:
@@ -135,7 +131,6 @@ class BorrowerFiles:
         the document. The verdict and tier arrive later in the provider's signed webhook (``apply_kyc_review``);
         the answer is the applicant's status as stored when the session opened."""
         now = datetime.now(UTC)
-        self._on_identity(identity)
         applicant = await provider.create_applicant(borrower_id, identity, now)
         await asyncio.to_thread(self._store_applicant, borrower_id, identity, military_id, applicant)
         await provider.submit_document(applicant.applicant_id, document, now)

@@ -20,7 +20,6 @@ from aggregator.quoting import QuotingConfig, QuotingService
 from aggregator.sanctions_reviews import SanctionsReviews
 from api.auth import Role as ApiRole
 from api.auth import ensure_key, lookup
-from api.logs import PII_FILTER
 from api.settings import LOCAL_ADMIN_KEY, Settings
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
@@ -175,11 +174,7 @@ async def build_platform(settings: Settings) -> Platform:
         ),
     )
     acceptance = AcceptanceService(database, chains, providers, compliance)
-    borrowers = BorrowerFiles(
-        database,
-        bytes.fromhex(settings.pii_master_key),
-        on_identity=lambda identity: PII_FILTER.register(identity.first_name, identity.last_name),
-    )
+    borrowers = BorrowerFiles(database, bytes.fromhex(settings.pii_master_key))
     reviews = SanctionsReviews(database, borrowers, compliance)
     return Platform(
         settings,

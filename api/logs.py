@@ -1,5 +1,9 @@
-"""Structured JSON logs with a correlation id that follows a request into provider calls and transactions, and
-with identity values masked (compliance's PiiMaskingFilter)."""
+"""Structured JSON logs with a correlation id that follows a request into provider calls and transactions.
+
+Call sites keep ``logging.getLogger``. Personal values are masked where they are logged: pass them as
+``compliance.pii.Masked`` (in the message arguments or in ``extra=``); ``extra=`` fields come out as the entry's
+``fields``. The handler's ``PiiMaskingFilter`` masks shaped values (e-mails, SSNs, dates) as a safety net; nothing
+in here is extended by what a borrower submits."""
 
 from __future__ import annotations
 
@@ -14,33 +18,43 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request, Response
 
-from compliance.pii import PiiMaskingFilter
+from compliance.pii import PiiMaskingFilter, scrub
 from providers.models import is_valid_correlation_id
 
 CORRELATION_HEADER = "X-Correlation-Id"
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="-")
-PII_FILTER = PiiMaskingFilter()
+# what every LogRecord has; anything else on a record came from ``extra=`` and is a structured field
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def _field(value: object) -> object:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return scrub(str(value))  # ``Masked`` renders masked; other text gets the shaped-value net
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
             "correlation_id": correlation_id.get(),
         }
+        fields = {key: _field(value) for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES}
+        if fields:
+            entry["fields"] = fields
         if record.exc_info:
-            entry["exception"] = PII_FILTER.scrub(self.formatException(record.exc_info))
+            entry["exception"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """One JSON handler on the root logger, masking PII before anything is written."""
+    """One JSON handler on the root logger, its safety-net filter before anything is written."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    handler.addFilter(PII_FILTER)
+    handler.addFilter(PiiMaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

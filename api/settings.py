@@ -15,9 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from chain.config import LOCAL_CHAINS, ChainRegistry
 from chain.errors import ConfigurationError
 from chain.signers import production_guard
-from providers.destinations import LOOPBACK_NETWORKS
 from compliance.sim import DEFAULT_PORT as IDENTITY_SIM_PORT
 from compliance.sim import LOCAL_KYC_SECRET, LOCAL_MLA_SECRET
+from providers.destinations import LOOPBACK_NETWORKS
 from providers.policy import ResiliencePolicy
 
 LOCAL_ADMIN_KEY = "cm_admin_local_devnet_only"

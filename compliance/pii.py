@@ -1,4 +1,5 @@
-"""PII protection: identity fields encrypted at rest with AES-256-GCM under a per-subject data key, masked in logs,
+"""PII protection: identity fields encrypted at rest with AES-256-GCM under a per-subject data key, masked in logs at
+the call site (``Masked``; ``PiiMaskingFilter`` masks shaped values such as e-mails, SSNs and dates as a safety net),
 and erased by destroying the subject's key (crypto-shredding), refused while a retention period applies.
 
 The key provider is an interface a KMS fits (create, fetch, destroy a subject's data key); ``InMemoryKeyProvider``
@@ -114,6 +115,23 @@ def mask(value: str, keep: int = 1) -> str:
     return " ".join(w[:keep] + "*" * max(len(w) - keep, 0) for w in value.split())
 
 
+@dataclass(frozen=True, slots=True)
+class Masked:
+    """A personal value handed to a log call: it renders masked wherever it is formatted (``%s``, ``str``, ``repr``,
+    a structured field), so masking happens at the call site and needs no registry of names::
+
+        log.info("KYC of %s (borrower %s)", Masked(full_name), borrower_id)
+    """
+
+    value: str
+
+    def __str__(self) -> str:
+        return mask(self.value)
+
+    def __repr__(self) -> str:
+        return repr(mask(self.value))
+
+
 _PATTERNS = (
     (re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b"), r"\1***@\2"),
     (re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), "***-**-****"),  # US SSN
@@ -121,24 +139,19 @@ _PATTERNS = (
 )
 
 
+def scrub(text: str) -> str:
+    """Mask what has a recognizable shape (e-mail addresses, SSNs, dates): a fixed set of patterns, whatever was
+    submitted before. Names have no shape: they are masked at the call site (``Masked``)."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 class PiiMaskingFilter(logging.Filter):
-    """Masks e-mail addresses, SSNs, dates and every registered identity value in log messages and arguments."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._values: set[str] = set()
-
-    def register(self, *values: str) -> None:
-        self._values.update(v for v in values if len(v) >= 2)
-
-    def scrub(self, text: str) -> str:
-        for value in sorted(self._values, key=len, reverse=True):
-            text = re.sub(re.escape(value), mask(value), text, flags=re.IGNORECASE)
-        for pattern, replacement in _PATTERNS:
-            text = pattern.sub(replacement, text)
-        return text
+    """A safety net on the handler: ``scrub`` over every message. Holds no state, so nothing a borrower submits can
+    grow it or change what it masks."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.scrub(record.getMessage())
+        record.msg = scrub(record.getMessage())
         record.args = None
         return True

@@ -26,6 +26,7 @@ from api.schemas import (
     SanctionsScreeningOut,
 )
 from compliance.kyc import IdentityDocument, IdentityProfile, KycStatus
+from compliance.pii import Masked
 from risk.profile import CreditProfile
 from store.api import BorrowerRow
 
@@ -106,8 +107,13 @@ async def verify_identity(body: KycIn, borrower: CurrentBorrower, platform: Plat
     kyc = await platform.borrowers.verify_identity(
         borrower.id, identity, document, platform.kyc, body.identity.ssn_or_dod_id
     )
-    # The names are registered with the log filter by verify_identity: they reach the log masked.
-    log.info("KYC of %s %s (borrower %s): %s", identity.first_name, identity.last_name, borrower.id, kyc.state.value)
+    log.info(
+        "KYC of %s %s (borrower %s): %s",
+        Masked(identity.first_name),
+        Masked(identity.last_name),
+        borrower.id,
+        kyc.state.value,
+    )
     return _kyc_out(kyc)
 
 
