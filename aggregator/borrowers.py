@@ -11,12 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from compliance import BorrowerFacts
 from compliance.errors import SubjectKeyMissing, WebhookRejected
 from compliance.kyc import IdentityDocument, IdentityProfile, KycProvider, KycStatus, review_of, verify_webhook
-from compliance.pii import PiiVault, RetentionHold, erase_subject
+from compliance.pii import KeyProvider, PiiVault, RetentionHold, erase_subject
 from compliance.sanctions.review import PriorReview
 from risk.profile import CreditProfile
 from store.aggregator import LoanRow
@@ -24,7 +24,7 @@ from store.api import BorrowerRow
 from store.compliance import (
     BorrowerIdentityRow,
     ComplianceDecisionRow,
-    SqlKeyProvider,
+    KycApplicantRow,
     SqlKycRepository,
     SqlReplayGuard,
 )
@@ -57,9 +57,11 @@ class BorrowerFile:
 
 
 class BorrowerFiles:
-    def __init__(self, database: Database, pii_master_key: bytes) -> None:
+    """``keys``: the key store of the subjects' data keys, apart from ``database`` (which holds only ciphertext)."""
+
+    def __init__(self, database: Database, keys: KeyProvider) -> None:
         self._db = database
-        self._master = pii_master_key
+        self._keys = keys
 
     def load(self, borrower_id: str) -> BorrowerFile | None:
         with self._db.unit_of_work() as uow:
@@ -70,8 +72,7 @@ class BorrowerFiles:
             identity_row = uow.session.get(BorrowerIdentityRow, borrower_id)
             identity, military_id = None, None
             if identity_row is not None:
-                vault = PiiVault(SqlKeyProvider(uow.session, self._master))
-                identity, military_id = self._unseal(vault, borrower_id, identity_row.sealed_identity)
+                identity, military_id = self._unseal(PiiVault(self._keys), borrower_id, identity_row.sealed_identity)
             return BorrowerFile(
                 id=account.id,
                 wallet=to_checksum_address(account.wallet_address),
@@ -92,8 +93,14 @@ class BorrowerFiles:
         return identity, military_id
 
     def erase_identity(self, borrower_id: str, now: datetime) -> None:
-        """Crypto-shred the borrower's identity, unless a record-retention period still runs (ErasureRefused):
-        Regulation B keeps credit-decision records 25 months; loans are kept 5 years (BSA)."""
+        """Erase the borrower's personal data, unless a record-retention period still runs (ErasureRefused):
+        Regulation B keeps credit-decision records 25 months; loans are kept 5 years (BSA).
+
+        The subject's key is destroyed in the key store first (crypto-shredding: every sealed copy — the identity,
+        the screened names in decision records — is unreadable from then on, backups included), then what is derived
+        from the identity is deleted: the sealed identity and its country, the credit profile, the KYC applicants and
+        their reasons. Decision records stay (their hashes still verify; their sealed PII cannot be opened). Deleted
+        rows are overwritten (SQLite ``secure_delete``) and the write-ahead log truncated."""
         with self._db.unit_of_work() as uow:
             holds = [
                 RetentionHold("Regulation B record retention (12 CFR 1002.12)", decided, REG_B_RETENTION)
@@ -104,8 +111,12 @@ class BorrowerFiles:
                 RetentionHold("Bank Secrecy Act record retention (31 CFR 1010.430)", opened, BSA_RETENTION)
                 for opened in uow.session.scalars(select(LoanRow.created_at).where(LoanRow.borrower_id == borrower_id))
             ]
-            erase_subject(SqlKeyProvider(uow.session, self._master), borrower_id, holds, now)
+            erase_subject(self._keys, borrower_id, holds, now)
+            uow.session.execute(delete(BorrowerIdentityRow).where(BorrowerIdentityRow.subject_id == borrower_id))
+            uow.session.execute(delete(CreditProfileRow).where(CreditProfileRow.borrower_id == borrower_id))
+            uow.session.execute(delete(KycApplicantRow).where(KycApplicantRow.subject_id == borrower_id))
             uow.commit()
+        self._db.flush_deleted()
 
     def save_profile(self, borrower_id: str, profile: CreditProfile) -> None:
         with self._db.unit_of_work() as uow:
@@ -141,9 +152,7 @@ class BorrowerFiles:
         self, borrower_id: str, identity: IdentityProfile, military_id: str | None, applicant: KycStatus
     ) -> None:
         with self._db.unit_of_work() as uow:
-            sealed = PiiVault(SqlKeyProvider(uow.session, self._master)).encrypt(
-                borrower_id, "identity", _identity_to_json(identity, military_id)
-            )
+            sealed = PiiVault(self._keys).encrypt(borrower_id, "identity", _identity_to_json(identity, military_id))
             row = uow.session.get(BorrowerIdentityRow, borrower_id)
             if row is None:
                 uow.session.add(

@@ -72,6 +72,7 @@ class QuotingConfig:
     lendable_assets: frozenset[str] = frozenset({"USDC"})
     velocity: VelocityLimits = field(default_factory=VelocityLimits)
     policy: Policy = DEFAULT_POLICY
+    inputs_key: bytes | None = None  # the platform key risk's inputs hash (over the credit profile) is HMAC'd under
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ class QuotingService:
             ),
             reading.features if reading is not None else None,
             self._config.policy,
+            inputs_key=self._config.inputs_key,
         )
         now = datetime.now(UTC)
         outcomes: list[ProviderOutcome] = []

@@ -179,7 +179,16 @@ class SanctionsReviews:
             else []
         )
         versions = {self._compliance.screen.names.version.name: row.list_version}
-        return decide(DecisionKind.SANCTIONS_REVIEW, row.borrower_id, inputs, deny, versions, verdict.decided_at)
+        # the reviewer's note is about the borrower: a personal input, hashed under the platform key
+        return decide(
+            DecisionKind.SANCTIONS_REVIEW,
+            row.borrower_id,
+            inputs,
+            deny,
+            versions,
+            verdict.decided_at,
+            inputs_key=self._compliance.inputs_key,
+        )
 
     def status(self, borrower_id: str) -> ScreeningStatus:
         with self._db.unit_of_work() as uow:

@@ -20,21 +20,24 @@ from aggregator.quoting import QuotingConfig, QuotingService
 from aggregator.sanctions_reviews import SanctionsReviews
 from api.auth import Role as ApiRole
 from api.auth import ensure_key, lookup
-from api.settings import LOCAL_ADMIN_KEY, Settings
+from api.settings import KMS_SCHEME, LOCAL_ADMIN_KEY, Settings
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
 from chain.errors import ConfigurationError
 from chain.signers import LocalSigner, Role, Signer, devnet_signer, production_guard
 from compliance import ComplianceService, SanctionsPolicy, SanctionsScreen, load_newest, load_rules
 from compliance.identity_http import HttpKycProvider, HttpMlaStatusProvider
+from compliance.kms import KmsKeyStore
 from compliance.kyc import KycProvider
 from compliance.mla import MlaStatusCache
+from compliance.pii import KeyProvider, PiiVault
 from providers.destinations import DestinationGuard, PinnedTransport
 from providers.registry import ProviderRegistry, build_providers
 from risk.onchain_source import ChainOnchainSource
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
 from store.chain import SqlChainStore
 from store.db import Database
+from store.keystore import SqlKeyStore
 from store.sanctions_lists import SqlSanctionsListRepository
 
 
@@ -137,7 +140,8 @@ async def build_platform(settings: Settings) -> Platform:
         follow_redirects=False,
     )
     providers = await build_providers(settings, chains, database, http, settings.redis_url, destinations=destinations)
-    compliance = await asyncio.to_thread(_compliance, settings, database)
+    keys = key_store(settings)
+    compliance = await asyncio.to_thread(_compliance, settings, database, keys)
     velocity: VelocityStore = (
         RedisVelocityStore(Redis.from_url(settings.redis_url)) if settings.redis_url else InMemoryVelocityStore()
     )
@@ -166,6 +170,7 @@ async def build_platform(settings: Settings) -> Platform:
             fanout_deadline=settings.fanout_deadline_seconds,
             quote_ttl=timedelta(seconds=settings.quote_ttl_seconds),
             velocity=limits,
+            inputs_key=bytes.fromhex(settings.inputs_hash_key),
         ),
         mla=mla,
         onchain=ChainOnchainSource(
@@ -174,7 +179,7 @@ async def build_platform(settings: Settings) -> Platform:
         ),
     )
     acceptance = AcceptanceService(database, chains, providers, compliance)
-    borrowers = BorrowerFiles(database, bytes.fromhex(settings.pii_master_key))
+    borrowers = BorrowerFiles(database, keys)
     reviews = SanctionsReviews(database, borrowers, compliance)
     return Platform(
         settings,
@@ -193,7 +198,18 @@ async def build_platform(settings: Settings) -> Platform:
     )
 
 
-def _compliance(settings: Settings, database: Database) -> ComplianceService:
+def key_store(settings: Settings) -> KeyProvider:
+    """The subjects' data keys, apart from the platform database: KMS, or a SQL database of their own."""
+    url = settings.resolved_key_store_url
+    if url.startswith(KMS_SCHEME):
+        import boto3  # only production deployments on KMS need it loaded
+
+        region = url.removeprefix(KMS_SCHEME).strip("/") or None
+        return KmsKeyStore(boto3.client("kms", region_name=region, endpoint_url=settings.kms_endpoint_url))
+    return SqlKeyStore(url, bytes.fromhex(settings.pii_master_key))
+
+
+def _compliance(settings: Settings, database: Database, keys: KeyProvider) -> ComplianceService:
     """Sanctions lists (the newest files in the directory, or the newest name list imported into the database when
     it is newer; indexing the names takes about a second) and rules."""
     addresses, names = load_newest(settings.sanctions_dir) if settings.sanctions_dir else load_newest()
@@ -206,7 +222,13 @@ def _compliance(settings: Settings, database: Database) -> ComplianceService:
         name_list_max_age=timedelta(days=settings.sanctions_name_list_max_age_days),
     )
     rules = load_rules(settings.jurisdictions_dir) if settings.jurisdictions_dir else load_rules()
-    return ComplianceService(SanctionsScreen(addresses, names, policy), rules, clock=lambda: datetime.now(UTC))
+    return ComplianceService(
+        SanctionsScreen(addresses, names, policy),
+        rules,
+        clock=lambda: datetime.now(UTC),
+        inputs_key=bytes.fromhex(settings.inputs_hash_key),
+        vault=PiiVault(keys),
+    )
 
 
 def write_chains_file(path: Path, chains: list[ChainConfig]) -> None:

@@ -25,6 +25,8 @@ LOCAL_LENDER_SECRET = "sim-lender-local-secret"  # noqa: S105 - idem
 LOCAL_PII_MASTER_KEY = "00" * 31 + "01"  # a published local-only key: local PII is test data, refused elsewhere
 LOCAL_KYC_WEBHOOK_SECRET = LOCAL_KYC_SECRET  # the simulated identity provider's (compliance.sim)
 LOCAL_IDENTITY_SIM_URL = f"http://127.0.0.1:{IDENTITY_SIM_PORT}"
+LOCAL_INPUTS_HASH_KEY = "00" * 31 + "02"  # a published local-only key, refused in production
+KMS_SCHEME = "kms://"
 #: settings holding a role's private key: each is checked by chain.signers.production_guard
 ROLE_KEY_FIELDS = (
     "deployer_key",
@@ -92,6 +94,18 @@ class Settings(BaseSettings):
     provider_resilience: ResiliencePolicy = Field(default_factory=ResiliencePolicy)
     provider_policies: dict[str, ResiliencePolicy] = Field(default_factory=dict)
     pii_master_key: str = Field(default=LOCAL_PII_MASTER_KEY, pattern=r"^[0-9a-fA-F]{64}$")
+    key_store_url: str = Field(
+        default="",
+        description="where the subjects' data keys live, apart from the database: a SQLAlchemy URL of their own "
+        "database (default: SQLite <data dir>/subject-keys.db, keys wrapped under the PII master key) or "
+        "kms://<region> (one AWS KMS key per subject; CREDITMESH_KMS_ENDPOINT_URL for a VPC endpoint or moto)",
+    )
+    kms_endpoint_url: str | None = None
+    inputs_hash_key: str = Field(
+        default=LOCAL_INPUTS_HASH_KEY,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="64 hex characters: the platform key of the HMAC-SHA256 inputs hashes over personal data",
+    )
     kyc_provider_url: str = Field(
         default=f"{LOCAL_IDENTITY_SIM_URL}/kyc", description="the identity-verification provider's API base URL"
     )
@@ -205,7 +219,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"the {what} provider is the local simulator ({url}); configure the real one")
         if self.mla_provider_secret == LOCAL_MLA_SECRET:
             raise ValueError("set CREDITMESH_MLA_PROVIDER_SECRET in production (the simulator's is public)")
+        if self.inputs_hash_key == LOCAL_INPUTS_HASH_KEY:
+            raise ValueError("set CREDITMESH_INPUTS_HASH_KEY in production (the local one is public)")
+        if self.resolved_key_store_url == self.resolved_database_url:
+            raise ValueError("CREDITMESH_KEY_STORE_URL must not be the platform database: keys live apart from it")
         return self
+
+    @property
+    def resolved_key_store_url(self) -> str:
+        return self.key_store_url or f"sqlite:///{(self.data_dir / 'subject-keys.db').resolve()}"
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,4 +1,6 @@
-"""The project's one canonical form: RFC 8785 (JCS) JSON, hashed with keccak256.
+"""The project's one canonical form: RFC 8785 (JCS) JSON, hashed with keccak256 — or, for inputs that cover personal
+data, HMAC-SHA256 under a platform key (``keyed_inputs_hash``), so that a dictionary search cannot reverse them once
+the data itself is erased. Record hashes, ``decisionHash`` and ``termsHash`` stay keccak256.
 
 Values are reduced to JSON-safe primitives first: ``Decimal`` becomes its plain string (never a float), dates and
 datetimes become ISO 8601 strings (UTC with ``Z`` for datetimes), tuples become lists, enums their value.
@@ -7,6 +9,8 @@ datetimes become ISO 8601 strings (UTC with ``Z`` for datetimes), tuples become 
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -74,3 +78,11 @@ def keccak256(data: bytes) -> bytes:
 def inputs_hash(value: Any) -> bytes:
     """keccak256 of the canonical JSON of ``value``: the project's inputs hash and terms hash."""
     return keccak256(canonical_json(value))
+
+
+def keyed_inputs_hash(key: bytes, value: Any) -> bytes:
+    """HMAC-SHA256 under the platform's inputs-hash key of the canonical JSON of ``value``: the inputs hash of a
+    decision whose inputs cover personal data."""
+    if len(key) < 32:
+        raise ComplianceInputError("the inputs-hash key must be at least 32 bytes")
+    return hmac.new(key, canonical_json(value), hashlib.sha256).digest()

@@ -1,5 +1,6 @@
-"""Decision records: every compliance decision with the hash of its inputs (RFC 8785 + keccak256), the rule and
-list versions that made it, its outcome and reasons. PII never sits in a record in the clear: what a reviewer may
+"""Decision records: every compliance decision with the hash of its inputs (RFC 8785; HMAC-SHA256 under the platform
+key when the inputs cover personal data, else keccak256), the rule and list versions that made it, its outcome and
+reasons. PII never sits in a record in the clear: what a reviewer may
 need is sealed under the subject's key (``pii_sealed``), so erasure shreds it while the hashes still verify."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from compliance.canonical import canonical_json, inputs_hash, keccak256
+from compliance.canonical import canonical_json, inputs_hash, keccak256, keyed_inputs_hash
 from compliance.errors import DecisionIntegrityError
 from compliance.jurisdiction import Reason
 from compliance.sanctions.review import ScreeningOutcome
@@ -41,7 +42,7 @@ class DecisionRecord:
     outcome: Outcome
     reasons: tuple[Reason, ...]
     versions: Mapping[str, str]  # rule and list versions
-    inputs_hash: str  # 0x keccak256 of the canonical inputs
+    inputs_hash: str  # 0x HMAC-SHA256 (personal inputs, under the platform key) or keccak256 of the canonical inputs
     decided_at: datetime
     pii_sealed: bytes | None = field(default=None, compare=False)
     # The name screen's standing hits with their outcomes, for the review queue; not part of the record's body
@@ -69,10 +70,15 @@ class DecisionRecord:
         """0x keccak256 of the record's canonical JSON: what an audit log chains."""
         return "0x" + keccak256(canonical_json(self.body())).hex()
 
-    def verify_inputs(self, inputs: Mapping[str, Any]) -> None:
-        """Raises DecisionIntegrityError unless ``inputs`` are the ones this decision was made on."""
-        if "0x" + inputs_hash(inputs).hex() != self.inputs_hash:
+    def verify_inputs(self, inputs: Mapping[str, Any], inputs_key: bytes | None = None) -> None:
+        """Raises DecisionIntegrityError unless ``inputs`` are the ones this decision was made on (``inputs_key``: the
+        platform key a decision on personal inputs was hashed under)."""
+        if "0x" + _hash(inputs, inputs_key).hex() != self.inputs_hash:
             raise DecisionIntegrityError(f"decision {self.decision_id}: the inputs do not match the recorded hash")
+
+
+def _hash(inputs: Mapping[str, Any], inputs_key: bytes | None) -> bytes:
+    return inputs_hash(inputs) if inputs_key is None else keyed_inputs_hash(inputs_key, inputs)
 
 
 def decide(
@@ -86,8 +92,10 @@ def decide(
     review_reasons: list[Reason] | None = None,
     pii_sealed: bytes | None = None,
     name_hits: tuple[tuple[NameHit, ScreeningOutcome], ...] = (),
+    inputs_key: bytes | None = None,
 ) -> DecisionRecord:
-    """DENY when any reason denies, else REVIEW when a reason needs a person, else ALLOW."""
+    """DENY when any reason denies, else REVIEW when a reason needs a person, else ALLOW. Inputs that cover personal
+    data are hashed under ``inputs_key`` (HMAC-SHA256); others with keccak256."""
     review_reasons = review_reasons or []
     outcome = Outcome.DENY if reasons else Outcome.REVIEW if review_reasons else Outcome.ALLOW
     return DecisionRecord(
@@ -97,7 +105,7 @@ def decide(
         outcome,
         (*reasons, *review_reasons),
         dict(versions),
-        "0x" + inputs_hash(inputs).hex(),
+        "0x" + _hash(inputs, inputs_key).hex(),
         now,
         pii_sealed,
         name_hits,

@@ -2,8 +2,10 @@
 the call site (``Masked``; ``PiiMaskingFilter`` masks shaped values such as e-mails, SSNs and dates as a safety net),
 and erased by destroying the subject's key (crypto-shredding), refused while a retention period applies.
 
-The key provider is an interface a KMS fits (create, fetch, destroy a subject's data key); ``InMemoryKeyProvider``
-serves tests, and ``store.compliance.SqlKeyProvider`` keeps the keys wrapped under a master key in the database.
+The key store is an interface a KMS fits (create, fetch, destroy a subject's data key), and it lives outside the
+database that holds the ciphertext: ``store.keystore.SqlKeyStore`` (a separate SQLite file locally, keys wrapped under
+a master key), ``compliance.kms.KmsKeyStore`` (a KMS key per subject) in production; ``InMemoryKeyProvider`` for
+tests.
 """
 
 from __future__ import annotations
@@ -28,7 +30,19 @@ REGULATION_B = timedelta(days=761)  # 25 months after notice of action on an app
 BSA_FIVE_YEARS = timedelta(days=5 * 365 + 1)  # 31 CFR 1010.430(d)
 
 
+_SUBJECT = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def subject_id_checked(subject_id: str) -> str:
+    """A subject id usable as a key name in every key store (a KMS alias included)."""
+    if not _SUBJECT.match(subject_id):
+        raise PiiError(f"a subject id is 1-64 letters, digits, '.', '_', ':' or '-', not {subject_id!r}")
+    return subject_id
+
+
 class KeyProvider(Protocol):
+    """The key store: subject data keys kept apart from the ciphertext they open."""
+
     def create_key(self, subject_id: str) -> None:
         """Create the subject's data key if it does not exist yet."""
         ...

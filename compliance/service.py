@@ -53,9 +53,14 @@ class ComplianceService:
         screen: SanctionsScreen,
         rules: JurisdictionRules,
         clock: Clock,
+        *,
+        inputs_key: bytes,
         tier_limits: TierLimits = DEFAULT_TIER_LIMITS,
         vault: PiiVault | None = None,
     ) -> None:
+        """``inputs_key``: the platform key (32 bytes or more) the inputs hashes of decisions on a borrower's
+        personal data are HMAC-SHA256 under; ``vault`` seals the screened name under the subject's key."""
+        self.inputs_key = inputs_key
         self.screen = screen
         self.rules = rules
         self.clock = clock
@@ -141,6 +146,7 @@ class ComplianceService:
                 review_reasons=list(sanctions.review),
                 pii_sealed=self._sealed(borrower),
                 name_hits=sanctions.hits,
+                inputs_key=self.inputs_key,
             )
         return records
 
@@ -163,6 +169,7 @@ class ComplianceService:
             review_reasons=review,
             pii_sealed=self._sealed(borrower),
             name_hits=sanctions.hits,
+            inputs_key=self.inputs_key,
         )
 
     def screen_collateral_source(self, address: str, chain_id: int) -> DecisionRecord:

@@ -15,6 +15,8 @@ Every decision, approved or not, carries up to four principal reasons (ECOA / Re
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -98,7 +100,7 @@ class RiskDecision(BaseModel):
     unknown: tuple[str, ...]
     model_version: str
     policy_version: str
-    inputs_hash: str  # 0x-prefixed keccak256 of the RFC 8785 canonical JSON of the inputs
+    inputs_hash: str  # 0x HMAC-SHA256 under the platform key (or keccak256 without one) of the canonical inputs
 
     def decision_hash(self) -> bytes:
         """keccak256 of this decision's canonical JSON: what an attestation's ``decisionHash`` commits to."""
@@ -111,7 +113,10 @@ def inputs_hash(
     onchain: OnchainFeatures | None,
     model_version: str,
     policy_version: str,
+    key: bytes | None = None,
 ) -> str:
+    """The inputs cover the borrower's credit profile (personal data): with the platform's ``key`` the hash is
+    HMAC-SHA256, which a dictionary search cannot reverse once the profile is erased; keccak256 without one."""
     document: dict[str, Any] = {
         "profile": profile.model_dump(mode="json"),
         "request": request.model_dump(mode="json"),
@@ -119,7 +124,10 @@ def inputs_hash(
         "model_version": model_version,
         "policy_version": policy_version,
     }
-    return "0x" + keccak(rfc8785.dumps(document)).hex()
+    canonical = rfc8785.dumps(document)
+    if key is not None:
+        return "0x" + hmac.new(key, canonical, hashlib.sha256).hexdigest()
+    return "0x" + keccak(canonical).hex()
 
 
 def _onchain_json(features: OnchainFeatures) -> dict[str, object]:
@@ -141,6 +149,8 @@ def assess(
     policy: Policy = DEFAULT_POLICY,
     scorecard: Scorecard | None = None,
     mapping: ProfileMapping = DEFAULT_MAPPING,
+    *,
+    inputs_key: bytes | None = None,
 ) -> RiskDecision:
     """Score, grade and decide one credit request (pure; raises ``ProfileError`` on an unmappable request)."""
     card = scorecard or load_scorecard()
@@ -190,7 +200,7 @@ def assess(
         unknown=scored.unknown,
         model_version=card.version,
         policy_version=policy.version,
-        inputs_hash=inputs_hash(profile, request, onchain, card.version, policy.version),
+        inputs_hash=inputs_hash(profile, request, onchain, card.version, policy.version, inputs_key),
     )
 
 

@@ -1,11 +1,12 @@
-"""Persistence for ``compliance``: decision records, KYC applicants, webhook deliveries seen, subject data keys.
+"""Persistence for ``compliance``: decision records, KYC applicants, webhook deliveries seen, sealed identities. The
+subject data keys are not here: they live in a key store apart from this database (``store.keystore``,
+``compliance.kms``), so no backup of it can open the sealed identities.
 
 Repositories take a Session and never commit; the unit of work does."""
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Integer, LargeBinary, String, select
@@ -13,10 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from compliance.decisions import DecisionKind, DecisionRecord, Outcome
-from compliance.errors import PiiError, SubjectKeyMissing
 from compliance.jurisdiction import Reason
 from compliance.kyc import KycState, KycStatus, KycTier
-from compliance.pii import seal, unseal
 from store.base import Base
 from store.types import UtcDateTime
 
@@ -52,14 +51,6 @@ class WebhookDeliveryRow(Base):
 
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
-
-
-class SubjectKeyRow(Base):
-    __tablename__ = "compliance_subject_keys"
-
-    subject_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 def _reasons_out(reasons: tuple[Reason, ...]) -> list[dict[str, Any]]:
@@ -172,35 +163,6 @@ class SqlReplayGuard:
         except IntegrityError:
             return False
         return True
-
-
-class SqlKeyProvider:
-    """Subject data keys in the database, each wrapped (AES-256-GCM) under a master key that lives outside it (an
-    environment secret or a KMS key); destroying a subject's row shreds its PII."""
-
-    def __init__(self, session: Session, master_key: bytes) -> None:
-        if len(master_key) != 32:
-            raise PiiError("the master key must be 32 bytes")
-        self.session = session
-        self._master = master_key
-
-    def create_key(self, subject_id: str) -> None:
-        if self.session.get(SubjectKeyRow, subject_id) is None:
-            wrapped = seal(self._master, os.urandom(32), subject_id.encode())
-            self.session.add(SubjectKeyRow(subject_id=subject_id, wrapped_key=wrapped, created_at=datetime.now(UTC)))
-            self.session.flush()
-
-    def data_key(self, subject_id: str) -> bytes:
-        row = self.session.get(SubjectKeyRow, subject_id)
-        if row is None:
-            raise SubjectKeyMissing(f"no data key for subject {subject_id}")
-        return unseal(self._master, row.wrapped_key, subject_id.encode())
-
-    def destroy_key(self, subject_id: str) -> None:
-        row = self.session.get(SubjectKeyRow, subject_id)
-        if row is not None:
-            self.session.delete(row)
-            self.session.flush()
 
 
 class BorrowerIdentityRow(Base):

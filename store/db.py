@@ -42,6 +42,7 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten with zeros, not left in free pages
     cursor.close()
 
 
@@ -89,6 +90,14 @@ class Database:
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         with UnitOfWork(self.sessions) as uow:
             yield uow
+
+    def flush_deleted(self) -> None:
+        """After an erasure: on SQLite, checkpoint and truncate the write-ahead log, whose older frames can still hold
+        deleted rows (``secure_delete`` already zeroes them in the database file). On PostgreSQL dead tuples stay
+        until VACUUM reclaims them (docs/security.md says so); nothing to do here."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def dispose(self) -> None:
         self.engine.dispose()

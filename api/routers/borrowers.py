@@ -119,6 +119,8 @@ async def verify_identity(body: KycIn, borrower: CurrentBorrower, platform: Plat
 
 @router.delete("/{borrower_id}/identity", status_code=status.HTTP_204_NO_CONTENT)
 async def erase_identity(borrower_id: str, _: AdminPrincipal, platform: PlatformDep) -> None:
-    """Erase the borrower's identity by destroying its encryption key (crypto-shredding). Refused with 409 and the
-    reason while a record-retention period runs; decision records keep their hashes either way."""
+    """Erase the borrower's personal data: its key destroyed in the key store (crypto-shredding every sealed copy),
+    the sealed identity, country, credit profile and KYC applicants deleted, the cached MLA status dropped. Refused
+    with 409 and the reason while a record-retention period runs; decision records keep their hashes either way."""
     await asyncio.to_thread(platform.borrowers.erase_identity, borrower_id, datetime.now(UTC))
+    platform.mla.forget(borrower_id)

@@ -14,8 +14,9 @@ from compliance.errors import ErasureRefused, SubjectKeyMissing, WebhookRejected
 from compliance.jurisdiction import Reason
 from compliance.kyc import KycState, KycStatus, KycTier, sign_webhook, verify_webhook
 from compliance.pii import REGULATION_B, PiiVault, RetentionHold, erase_subject
-from store.compliance import SqlDecisionRepository, SqlKeyProvider, SqlKycRepository, SqlReplayGuard
+from store.compliance import SqlDecisionRepository, SqlKycRepository, SqlReplayGuard
 from store.db import Database
+from store.keystore import SqlKeyStore
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +32,18 @@ def database(postgres_schema: Callable[[str], str]) -> Iterator[Database]:
     db.dispose()
 
 
-def test_decision_round_trip_and_erasure_keeps_hashes(database: Database) -> None:
+@pytest.fixture(scope="module")
+def keys(postgres_schema: Callable[[str], str]) -> Iterator[SqlKeyStore]:
+    """The key store on a PostgreSQL schema of its own, apart from the ciphertext's."""
+    store = SqlKeyStore(postgres_schema("compliance_keys"), MASTER)
+    yield store
+    store.dispose()
+
+
+def test_decision_round_trip_and_erasure_keeps_hashes(database: Database, keys: SqlKeyStore) -> None:
     subject = f"b-{os.urandom(4).hex()}"
     with database.unit_of_work() as uow:
-        vault = PiiVault(SqlKeyProvider(uow.session, MASTER))
+        vault = PiiVault(keys)
         sealed = vault.encrypt(subject, "screened-name", "Jane Doe")
         inputs = {"borrowerId": subject, "amount": Decimal("1500.00")}
         record = decide(
@@ -54,7 +63,6 @@ def test_decision_round_trip_and_erasure_keeps_hashes(database: Database) -> Non
         assert loaded == record
         assert loaded is not None
         assert repo.stored_hash(record.decision_id) == loaded.record_hash() == record.record_hash()
-        keys = SqlKeyProvider(uow.session, MASTER)
         assert PiiVault(keys).decrypt(subject, "screened-name", loaded.pii_sealed or b"") == "Jane Doe"
         hold = RetentionHold("Regulation B", NOW, REGULATION_B)
         with pytest.raises(ErasureRefused):
@@ -64,7 +72,7 @@ def test_decision_round_trip_and_erasure_keeps_hashes(database: Database) -> Non
     with database.unit_of_work() as uow:
         loaded = SqlDecisionRepository(uow.session).for_subject(subject)[0]
         with pytest.raises(SubjectKeyMissing):
-            PiiVault(SqlKeyProvider(uow.session, MASTER)).decrypt(subject, "screened-name", loaded.pii_sealed or b"")
+            PiiVault(keys).decrypt(subject, "screened-name", loaded.pii_sealed or b"")
         assert loaded.record_hash() == record.record_hash()
         loaded.verify_inputs(inputs)
 

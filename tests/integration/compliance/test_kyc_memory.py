@@ -27,6 +27,7 @@ from compliance.kyc import (
 from compliance.mla import LocalMlaStatusProvider, MlaQuery, MlaStatusCache
 from compliance.pii import Masked, PiiMaskingFilter
 from store.db import Database
+from store.keystore import SqlKeyStore
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +126,7 @@ async def test_ten_thousand_kyc_submissions_through_the_borrower_files(tmp_path:
     """The same through the service with its SQLite database (about a minute: behind ``-m slow``)."""
     database = Database(f"sqlite:///{tmp_path / 'kyc.db'}")
     database.migrate()
-    files = BorrowerFiles(database, bytes(31) + b"\x01")
+    files = BorrowerFiles(database, SqlKeyStore(f"sqlite:///{tmp_path / 'keys.db'}", bytes(31) + b"\x01"))
     kyc = LocalKycProvider(SECRET, max_applicants=BOUND)
     sizes = []
     for n in range(10_000):

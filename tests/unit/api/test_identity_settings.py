@@ -1,4 +1,5 @@
-"""Production never runs on the simulated identity providers."""
+"""Production never runs on the simulated identity providers, the local inputs-hash key, or subject keys kept in
+the platform database."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ PRODUCTION: dict[str, Any] = {
     "kyc_provider_url": "https://api.kyc.example/v1",
     "mla_provider_url": "https://mla.example/api",
     "mla_provider_secret": "a-real-mla-secret",
+    "inputs_hash_key": "cd" * 32,
+    "database_url": "postgresql://db.internal/creditmesh",
+    "key_store_url": "kms://eu-west-1",
 }
 
 
@@ -40,6 +44,8 @@ def test_production_with_real_identity_providers_starts() -> None:
         ({"mla_provider_url": "http://[::1]:8610/mla"}, "MLA provider is the local simulator"),
         ({"mla_provider_secret": "mla-operator-local-secret"}, "MLA_PROVIDER_SECRET"),
         ({"kyc_webhook_secret": "kyc-webhook-local-secret"}, "KYC_WEBHOOK_SECRET"),
+        ({"inputs_hash_key": "00" * 31 + "02"}, "INPUTS_HASH_KEY"),
+        ({"key_store_url": "postgresql://db.internal/creditmesh"}, "must not be the platform database"),
     ],
 )
 def test_production_refuses_the_local_identity_providers(change: dict[str, Any], message: str) -> None:
@@ -51,3 +57,5 @@ def test_the_defaults_are_the_simulator_for_local_runs() -> None:
     settings = Settings(_env_file=None)
     assert settings.kyc_provider_url == "http://127.0.0.1:8610/kyc"
     assert settings.mla_provider_url == "http://127.0.0.1:8610/mla"
+    assert settings.resolved_key_store_url.endswith("subject-keys.db")
+    assert settings.resolved_key_store_url != settings.resolved_database_url

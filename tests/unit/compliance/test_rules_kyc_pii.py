@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from compliance.canonical import canonical_json
+from compliance.canonical import canonical_json, inputs_hash, keyed_inputs_hash
 from compliance.decisions import Outcome
 from compliance.errors import (
     DecisionIntegrityError,
@@ -54,6 +54,7 @@ pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 SECRET = b"webhook-secret"
+INPUTS_KEY = bytes(range(32))
 SANCTIONED = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"  # Lazarus Group on the 2026-08-20 list, checksum form
 PROFILE = IdentityProfile("Jane", "Doe", date(1990, 5, 17), "US-FL")
 GOOD_DOC = IdentityDocument("passport", "X1234567", "JANE", "DOE", date(1990, 5, 17), "US", date(2030, 1, 1))
@@ -65,7 +66,9 @@ def terms(rate_bps: int, principal: str = "1000", fee: str = "0", **kw: object) 
 
 @pytest.fixture(scope="module")
 def service(screen: SanctionsScreen) -> ComplianceService:
-    return ComplianceService(screen, load_rules(), clock=lambda: NOW, vault=PiiVault(InMemoryKeyProvider()))
+    return ComplianceService(
+        screen, load_rules(), clock=lambda: NOW, inputs_key=INPUTS_KEY, vault=PiiVault(InMemoryKeyProvider())
+    )
 
 
 def approved(tier: KycTier = KycTier.STANDARD) -> KycStatus:
@@ -295,7 +298,7 @@ def test_possible_name_match_goes_to_review_a_full_name_match_is_refused(service
 
 def test_erased_subject_unreadable_while_records_keep_verifying(screen: SanctionsScreen) -> None:
     keys = InMemoryKeyProvider()
-    service = ComplianceService(screen, load_rules(), clock=lambda: NOW, vault=PiiVault(keys))
+    service = ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=INPUTS_KEY, vault=PiiVault(keys))
     borrower = BorrowerFacts("b-11", "0x" + "56" * 20, "Jane Doe", "US-FL")
     kyc = approved()
     record = service.screen_credit_request(borrower, Product.DEFI, Decimal("500"), kyc)
@@ -323,9 +326,15 @@ def test_erased_subject_unreadable_while_records_keep_verifying(screen: Sanction
         "amount": Decimal("500"),
         "kyc": {"applicantId": kyc.applicant_id, "state": "approved", "tier": 2},
     }
-    record.verify_inputs(inputs)
+    record.verify_inputs(inputs, INPUTS_KEY)
     with pytest.raises(DecisionIntegrityError):
-        record.verify_inputs({**inputs, "amount": Decimal("501")})
+        record.verify_inputs({**inputs, "amount": Decimal("501")}, INPUTS_KEY)
+    # personal inputs are HMAC-SHA256 under the platform key: without it, a dictionary of names does not reverse them
+    with pytest.raises(DecisionIntegrityError):
+        record.verify_inputs(inputs)
+    assert record.inputs_hash == "0x" + keyed_inputs_hash(INPUTS_KEY, inputs).hex() != "0x" + inputs_hash(inputs).hex()
+    with pytest.raises(DecisionIntegrityError):
+        record.verify_inputs(inputs, bytes(32))
 
 
 def test_names_are_masked_at_the_call_site_and_the_filter_keeps_no_state(caplog: pytest.LogCaptureFixture) -> None:

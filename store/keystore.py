@@ -1,0 +1,89 @@
+"""Subject data keys in a database of their own, apart from the one holding the ciphertext: each key wrapped
+(AES-256-GCM, the subject id bound in) under a master key that lives outside both (an environment secret). Destroying
+a subject's row shreds its PII; a backup of the ciphertext database alone holds no key at all.
+
+On SQLite (the local default, ``<data dir>/subject-keys.db``) the store turns ``secure_delete`` on, so a destroyed
+key's bytes are overwritten in the file, and keeps a rollback journal (no WAL file holding old pages). The table is
+the store's own, created here: it is not part of the platform database's Alembic history."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Column, DateTime, Engine, LargeBinary, MetaData, String, Table, create_engine, event, select
+
+from compliance.errors import PiiError, SubjectKeyMissing
+from compliance.pii import seal, subject_id_checked, unseal
+from store.db import normalize_url
+
+_metadata = MetaData()
+subject_keys = Table(
+    "subject_keys",
+    _metadata,
+    Column("subject_id", String(64), primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute("PRAGMA journal_mode=DELETE")
+    cursor.close()
+
+
+def _engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class SqlKeyStore:
+    """``compliance.pii.KeyProvider`` on a separate SQL database (SQLite locally, a PostgreSQL of its own elsewhere).
+    Holds across processes as far as its database does; each call is its own short transaction."""
+
+    def __init__(self, url: str, master_key: bytes) -> None:
+        if len(master_key) != 32:
+            raise PiiError("the master key must be 32 bytes")
+        self._master = master_key
+        self.engine = _engine(url)
+        _metadata.create_all(self.engine)
+
+    def create_key(self, subject_id: str) -> None:
+        subject_id = subject_id_checked(subject_id)
+        with self.engine.begin() as connection:
+            exists = connection.execute(
+                select(subject_keys.c.subject_id).where(subject_keys.c.subject_id == subject_id)
+            ).first()
+            if exists is None:
+                wrapped = seal(self._master, os.urandom(32), subject_id.encode())
+                connection.execute(
+                    subject_keys.insert().values(
+                        subject_id=subject_id, wrapped_key=wrapped, created_at=datetime.now(UTC)
+                    )
+                )
+
+    def data_key(self, subject_id: str) -> bytes:
+        with self.engine.connect() as connection:
+            wrapped = connection.execute(
+                select(subject_keys.c.wrapped_key).where(subject_keys.c.subject_id == subject_id)
+            ).scalar()
+        if wrapped is None:
+            raise SubjectKeyMissing(f"no data key for subject {subject_id}")
+        return unseal(self._master, wrapped, subject_id.encode())
+
+    def destroy_key(self, subject_id: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(subject_keys.delete().where(subject_keys.c.subject_id == subject_id))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
