@@ -1,6 +1,6 @@
 """The KYC provider's signed webhooks: the only way a borrower's KYC verdict and tier are set. Unauthenticated by API
-key (the provider signs instead); a delivery that does not verify is refused with 401 and logged, and counts against
-no one."""
+key (the provider signs instead); a delivery that does not verify is refused with 401 and logged, counts against no
+one, and counts toward its source address's refusal limit (shared with the lenders' webhooks: 429 beyond it)."""
 
 from __future__ import annotations
 
