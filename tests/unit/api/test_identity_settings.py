@@ -3,6 +3,9 @@ the platform database."""
 
 from __future__ import annotations
 
+import json
+import secrets
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +17,10 @@ pytestmark = pytest.mark.unit
 
 PRODUCTION: dict[str, Any] = {
     "environment": "production",
-    "admin_api_key": "cm_admin_" + "7f" * 24,
-    "relayer_key": "0x" + "11" * 32,
-    "quote_signer_key": "0x" + "12" * 32,
-    "risk_signer_key": "0x" + "13" * 32,
+    "admin_api_key": "cm_admin_" + secrets.token_urlsafe(32),
+    "relayer_key": "0x" + secrets.token_hex(32),
+    "quote_signer_key": "0x" + secrets.token_hex(32),
+    "risk_signer_key": "0x" + secrets.token_hex(32),
     "pii_master_key": "ab" * 32,
     "kyc_webhook_secret": "a-real-kyc-secret",
     "http_lenders": [],
@@ -28,6 +31,14 @@ PRODUCTION: dict[str, Any] = {
     "database_url": "postgresql://db.internal/creditmesh",
     "key_store_url": "kms://eu-west-1",
 }
+
+
+@pytest.fixture(autouse=True)
+def chains_file(tmp_path: Path) -> None:
+    """Production needs a chains file naming real networks (chain.signers.production_guard)."""
+    path = tmp_path / "chains.json"
+    path.write_text(json.dumps([{"name": "base", "chain_id": 8453, "rpc_urls": ["https://rpc.example/base"]}]))
+    PRODUCTION["chains_file"] = path
 
 
 def test_production_with_real_identity_providers_starts() -> None:
