@@ -50,7 +50,7 @@ def test_a_verdict_needs_a_note_and_a_decision() -> None:
 
 @pytest.fixture(scope="module")
 def service(screen: SanctionsScreen) -> ComplianceService:
-    return ComplianceService(screen, load_rules(), clock=lambda: NOW)
+    return ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32)))
 
 
 def test_the_service_holds_blocks_and_honours_a_clearance(service: ComplianceService, screen: SanctionsScreen) -> None:
