@@ -209,7 +209,7 @@ def key_store(settings: Settings) -> KeyProvider:
     return SqlKeyStore(url, bytes.fromhex(settings.pii_master_key))
 
 
-def _compliance(settings: Settings, database: Database, keys: KeyProvider) -> ComplianceService:
+def _compliance(settings: Settings, database: Database, keys: KeyProvider | None = None) -> ComplianceService:
     """Sanctions lists (the newest files in the directory, or the newest name list imported into the database when
     it is newer; indexing the names takes about a second) and rules."""
     addresses, names = load_newest(settings.sanctions_dir) if settings.sanctions_dir else load_newest()
@@ -227,7 +227,7 @@ def _compliance(settings: Settings, database: Database, keys: KeyProvider) -> Co
         rules,
         clock=lambda: datetime.now(UTC),
         inputs_key=bytes.fromhex(settings.inputs_hash_key),
-        vault=PiiVault(keys),
+        vault=None if keys is None else PiiVault(keys),  # the screened name sealed under the subject's key
     )
 
 

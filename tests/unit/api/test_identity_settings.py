@@ -30,6 +30,7 @@ PRODUCTION: dict[str, Any] = {
     "inputs_hash_key": "cd" * 32,
     "database_url": "postgresql://db.internal/creditmesh",
     "key_store_url": "kms://eu-west-1",
+    "sanctions_name_list_max_age_days": 7,
 }
 
 

@@ -4,8 +4,8 @@ The wrapped keys kept here until now are dropped, not moved: a migration cannot 
 left in this database is exactly what the move is for (a backup plus the master key would open the identities).
 Identities sealed under a dropped key read as erased; their borrowers verify again.
 
-Revision ID: 0010_subject_keys_out
-Revises: 0009_sanctions_reviews
+Revision ID: 0011_subject_keys_out
+Revises: 0010_sanctions_name_lists
 """
 
 import sqlalchemy as sa
@@ -13,8 +13,8 @@ from alembic import op
 
 import store.types
 
-revision = "0010_subject_keys_out"
-down_revision = "0009_sanctions_reviews"
+revision = "0011_subject_keys_out"
+down_revision = "0010_sanctions_name_lists"
 branch_labels = None
 depends_on = None
 
