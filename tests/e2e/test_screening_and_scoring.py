@@ -275,6 +275,7 @@ def test_a_confirmed_name_match_blocks_and_is_recorded(platform: RunningPlatform
     assert review_id in seen
     assert len(seen) == len(set(seen))  # a cursor page never repeats a row
 
+
 def _kyc_of(platform: RunningPlatform, key: str) -> dict[str, Any]:
     with platform.client(key) as client:
         kyc: dict[str, Any] = client.get("/v1/borrowers/me").json()["kyc"]

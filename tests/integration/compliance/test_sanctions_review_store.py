@@ -26,7 +26,7 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
 def test_a_held_screening_opens_one_review_per_entry_once(tmp_path: Path) -> None:
     addresses, _ = load_newest()
     screen = SanctionsScreen(addresses, parse_csv_set(SDN, ALT, ADD, date(2026, 11, 20)))  # a small list: quick
-    service = ComplianceService(screen, load_rules(), clock=lambda: NOW)
+    service = ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32)))
     held = service.screen_acceptance(BorrowerFacts("b-1", "0x" + "12" * 20, "Dmitriy Kovalenko", "US-FL"), "quote-1")
     database = Database(f"sqlite:///{tmp_path / 'reviews.db'}")
     database.migrate()
