@@ -40,7 +40,14 @@ log "ape compile"
 # the shim records solc's immutableReferences there (bytecode verification masks immutables); a build cached from
 # before it existed is compiled again once
 export CREDITMESH_IMMUTABLES_OUT="$ROOT/.build/immutable-references.json"
+# ape's incremental build recompiles a changed file but not the contracts that import it (a struct changed in
+# interfaces/Types.sol left CreditScoringOracle's artifact stale): any change to a .sol file compiles everything.
+sources_stamp="$ROOT/.build/sources.sha256"
+sources=$(find contracts -name '*.sol' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 force=()
-[ -f "$CREDITMESH_IMMUTABLES_OUT" ] || force=(--force)
+if [ ! -f "$CREDITMESH_IMMUTABLES_OUT" ] || [ "$(cat "$sources_stamp" 2>/dev/null)" != "$sources" ]; then
+  force=(--force)
+fi
 .venv/bin/ape compile "${force[@]}" 2>&1 | grep -Ev '^(Input:|	)' >&2
+echo "$sources" > "$sources_stamp"
 .venv/bin/python scripts/toolchain/export_artifacts.py .build/__local__.json artifacts
