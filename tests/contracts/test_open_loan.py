@@ -129,7 +129,9 @@ def test_replayed_offer_is_refused(ethereum_local: DeployedChain) -> None:
     _approve_collateral(chain, 2 * offer.collateralAmount)
     aggregator = chain.contract("CreditAggregator")
     args = _open_loan_args(chain, offer)
-    aggregator.functions.openLoan(*args).transact({"from": devnet_account(1).address})
+    tx_hash = aggregator.functions.openLoan(*args).transact({"from": devnet_account(1).address})
+    # anvil answers eth_sendTransaction before it has mined: on a loaded machine the replay could see the old state
+    assert chain.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
     with pytest.raises(ContractCustomError) as raised:
         aggregator.functions.openLoan(*args).call({"from": devnet_account(1).address})
     error = decode_revert(raised.value.data)

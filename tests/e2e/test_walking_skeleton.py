@@ -250,6 +250,9 @@ def test_repaying_on_chain_improves_the_next_decision(
         tx = call.build_transaction(
             {"from": wallet.address, "nonce": chain.w3.eth.get_transaction_count(wallet.address)}
         )
+        # the margin the platform's own sends add: the estimate runs in an earlier second than the mined block,
+        # and a second more of accrual costs gas (a bare estimate ran out of gas on a loaded machine)
+        tx["gas"] = tx["gas"] * 3 // 2
         receipt = chain.w3.eth.wait_for_transaction_receipt(
             chain.w3.eth.send_raw_transaction(wallet.sign_transaction(dict(tx)).raw_transaction)  # type: ignore[arg-type]
         )

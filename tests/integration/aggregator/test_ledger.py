@@ -132,15 +132,19 @@ def _facts(database: Database) -> list[ChainFactRow]:
         )
 
 
-def _loans(database: Database) -> dict[str, LoanRow]:
+def _loans(database: Database, after_block: int) -> dict[str, LoanRow]:
+    """The loans opened after ``after_block``: the session's devnet also carries loans other tests opened."""
     with database.unit_of_work() as uow:
-        return {loan.id: loan for loan in uow.session.scalars(select(LoanRow))}
+        return {
+            loan.id: loan for loan in uow.session.scalars(select(LoanRow).where(LoanRow.block_number > after_block))
+        }
 
 
 async def test_a_loan_opened_outside_the_accept_is_recorded_linked_and_flagged_and_followed(
     ethereum_local: DeployedChain, client: ChainClient, database: Database
 ) -> None:
     h = Harness(ethereum_local)
+    base = h.w3.eth.block_number
     h.fund(BORROWER.address, usdc=2_000 * USDC, weth=2 * WETH)
     h.approve_all(BORROWER.address)
     offer = h.offer(BORROWER.address)
@@ -158,7 +162,7 @@ async def test_a_loan_opened_outside_the_accept_is_recorded_linked_and_flagged_a
 
     await reader.poll(writer=write)
 
-    (loan,) = _loans(database).values()
+    (loan,) = _loans(database, base).values()
     assert loan.id == loan_id_for(chain.chain_id, chain.aggregator, loan.offer_digest)
     assert loan.quote_id == quote_id
     assert loan.opened_outside_accept
@@ -229,7 +233,7 @@ async def test_a_reorg_removes_the_facts_and_the_loan_of_the_blocks_it_took(
     assert max(f.block_number for f in _facts(database) if f.source != SOURCE_RECEIPT) <= head - 2
     first_facts = {(f.block_hash, f.tx_hash) for f in facts()}
     assert {tx for _, tx in first_facts} == {receipt["transactionHash"].to_0x_hex()}
-    (first_loan,) = _loans(database).values()
+    (first_loan,) = _loans(database, base).values()
 
     # the chain goes back to before the loan, and other blocks are mined: a different loan lands instead
     h.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
@@ -244,7 +248,7 @@ async def test_a_reorg_removes_the_facts_and_the_loan_of_the_blocks_it_took(
     after = facts()
     assert not first_facts & {(f.block_hash, f.tx_hash) for f in after}  # the removed blocks' facts are gone
     assert {f.tx_hash for f in after} == {second_receipt["transactionHash"].to_0x_hex()}
-    loans = _loans(database)
+    loans = _loans(database, base)
     assert first_loan.id not in loans
     (loan,) = loans.values()
     assert loan.principal == 900 * USDC
@@ -252,13 +256,15 @@ async def test_a_reorg_removes_the_facts_and_the_loan_of_the_blocks_it_took(
     assert loan.opened_outside_accept  # no quote of ours at all
     assert loan.quote_id is None
     with database.unit_of_work() as uow:
-        assert uow.session.scalar(select(func.count()).select_from(LoanCollateralMovementRow)) == 1
+        movements = select(func.count()).where(LoanCollateralMovementRow.loan_id == loan.id)
+        assert uow.session.scalar(movements) == 1
 
 
 async def test_default_liquidation_and_write_off_reach_the_ledger(
     ethereum_local: DeployedChain, client: ChainClient, database: Database
 ) -> None:
     h = Harness(ethereum_local)
+    base = h.w3.eth.block_number
     liquidator = BORROWERS[3]
     h.fund(BORROWER.address, weth=2 * WETH)
     h.fund(liquidator.address, usdc=20_000 * USDC)
@@ -277,7 +283,7 @@ async def test_default_liquidation_and_write_off_reach_the_ledger(
     h.advance(38 * 86_400)
     h.send(h.aggregator.functions.markDefault(defaulted), OPERATOR)
     await reader.poll(writer=write)
-    by_ref = {loan.onchain_loan_id: loan for loan in _loans(database).values()}
+    by_ref = {loan.onchain_loan_id: loan for loan in _loans(database, base).values()}
     assert by_ref[defaulted].status == "defaulted"
     assert by_ref[written_off].status == "active"
 
@@ -286,10 +292,11 @@ async def test_default_liquidation_and_write_off_reach_the_ledger(
     h.send(h.manager.functions.liquidate(written_off, 10_000 * USDC), liquidator)
     h.advance(1)
     await reader.poll(writer=write)
-    by_ref = {loan.onchain_loan_id: loan for loan in _loans(database).values()}
+    by_ref = {loan.onchain_loan_id: loan for loan in _loans(database, base).values()}
     assert (by_ref[defaulted].status, by_ref[defaulted].outstanding_principal) == ("liquidated", 0)
     assert (by_ref[written_off].status, by_ref[written_off].outstanding_principal) == ("written_off", 0)
     with database.unit_of_work() as uow:
-        liquidations = list(uow.session.scalars(select(LoanLiquidationRow)))
-    assert {row.loan_id for row in liquidations} == {by_ref[defaulted].id, by_ref[written_off].id}
+        ours = [by_ref[defaulted].id, by_ref[written_off].id]
+        liquidations = list(uow.session.scalars(select(LoanLiquidationRow).where(LoanLiquidationRow.loan_id.in_(ours))))
+    assert sorted(row.loan_id for row in liquidations) == sorted(ours)
     assert all(row.liquidator == liquidator.address and row.collateral_seized > 0 for row in liquidations)
