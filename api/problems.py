@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from eth_keys.exceptions import BadSignature
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,6 +31,7 @@ from risk.velocity import velocity_reason_code
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://creditmesh.dev/problems/"
+FASTAPI_BODY_UNPARSED = "There was an error parsing the body"  # fastapi.routing's detail for an undecodable body
 
 _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     InvalidCreditRequest: (422, "invalid-credit-request", "The credit request is invalid"),
@@ -60,9 +62,23 @@ def install(app: FastAPI) -> None:
         extra: dict[str, Any] = {}
         if isinstance(exc, InvalidCreditRequest):
             extra["errors"] = [{"field": exc.field, "message": exc.message}]
+        if isinstance(exc, InvalidAcceptance):
+            extra["errors"] = [{"field": "signature", "message": str(exc)}]
         if isinstance(exc, ComplianceDenied):
             extra["reasons"] = [{"code": code, "message": message} for code, message in exc.reasons]
         return problem(status, slug, title, str(exc), request.url.path, **extra)
+
+    @app.exception_handler(BadSignature)
+    async def _bad_signature(request: Request, exc: BadSignature) -> JSONResponse:
+        # raised only by ECDSA public-key recovery: a signature of the right length that recovers no key (zeros)
+        return problem(
+            422,
+            "invalid-acceptance",
+            "The acceptance signature does not verify",
+            f"the signature recovers no signer: {exc}",
+            request.url.path,
+            errors=[{"field": "signature", "message": "recovers no signer"}],
+        )
 
     @app.exception_handler(SanctionsListStale)
     @app.exception_handler(SanctionsListInvalid)
@@ -120,6 +136,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == FASTAPI_BODY_UNPARSED:
+            # FastAPI answers 400 for a body it cannot decode (not UTF-8) and 422 for broken JSON: one answer for both
+            errors = [{"field": "body", "message": "not JSON in UTF-8"}]
+            detail = "body: not JSON in UTF-8"
+            return problem(
+                422, "validation-error", "The request body is invalid", detail, request.url.path, errors=errors
+            )
         slug = {401: "unauthorized", 403: "forbidden", 404: "not-found"}.get(exc.status_code, "http-error")
         response = problem(exc.status_code, slug, str(exc.detail), str(exc.detail), request.url.path)
         if exc.headers:

@@ -6,22 +6,40 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from aggregator.assets import AMOUNT_PATTERN
+from aggregator.quoting import MAX_TERM_DAYS, MIN_TERM_DAYS
 from risk.profile import CreditProfile
+
+ZERO_ADDRESS = "0x" + "0" * 40
+# An EOA's signature is 65 bytes (r, s, v); a contract wallet's (ERC-1271) may be longer; at most 4 KiB here.
+SIGNATURE_PATTERN = r"^0x([0-9a-fA-F]{2})+$"
+EOA_SIGNATURE_LENGTH = 2 + 2 * 65  # characters of a 0x-hex 65-byte signature
+SIGNATURE_MIN_LENGTH, SIGNATURE_MAX_LENGTH = EOA_SIGNATURE_LENGTH, 2 + 2 * 4096
 
 
 class CollateralIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     asset: str = Field(examples=["WETH"])
-    amount: str = Field(examples=["1.0"], description="decimal string in the collateral asset's units")
+    amount: str = Field(
+        examples=["1.0"],
+        pattern=AMOUNT_PATTERN,
+        description="decimal string of ASCII digits in the collateral asset's units, at most its decimals",
+    )
 
 
 class CreditRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    amount: str = Field(examples=["1500.00"], description="decimal string in the asset's units, > 0")
+    amount: str = Field(
+        examples=["1500.00"],
+        pattern=AMOUNT_PATTERN,
+        description="decimal string of ASCII digits in the asset's units, > 0, at most the asset's decimals",
+    )
     asset: str = Field(examples=["USDC"])
-    term_days: int = Field(examples=[30], description="1 to 365")
+    term_days: int = Field(
+        examples=[30], ge=MIN_TERM_DAYS, le=MAX_TERM_DAYS, description=f"{MIN_TERM_DAYS} to {MAX_TERM_DAYS}"
+    )
     purpose: str = Field(default="general", max_length=64)
     collateral: CollateralIn
     preferred_chains: list[str] = Field(default_factory=list, examples=[["polygon-local"]])
@@ -82,7 +100,13 @@ class CreditRequestOut(BaseModel):
 
 class AcceptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    signature: str = Field(description="0x-hex EIP-712 signature of the quote's acceptance_typed_data")
+    signature: str = Field(
+        pattern=SIGNATURE_PATTERN,
+        min_length=SIGNATURE_MIN_LENGTH,
+        max_length=SIGNATURE_MAX_LENGTH,
+        description="0x-hex EIP-712 signature of the quote's acceptance_typed_data: 65 bytes from a wallet's key, "
+        "or a contract wallet's (ERC-1271) signature",
+    )
 
 
 class AmountOut(BaseModel):
@@ -175,9 +199,16 @@ class LoanOut(BaseModel):
 
 class BorrowerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    wallet_address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    wallet_address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="not the zero address")
     jurisdiction: str = Field(default="US-NY", max_length=8, description='ISO 3166 code, "US-NY" style for states')
     credit_profile: CreditProfile | None = None
+
+    @field_validator("wallet_address")
+    @classmethod
+    def _not_zero(cls, wallet: str) -> str:
+        if wallet.lower() == ZERO_ADDRESS:
+            raise ValueError("the zero address is no wallet")
+        return wallet
 
 
 class BorrowerOut(BaseModel):

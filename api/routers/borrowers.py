@@ -121,6 +121,14 @@ async def verify_identity(body: KycIn, borrower: CurrentBorrower, platform: Plat
 async def erase_identity(borrower_id: str, _: AdminPrincipal, platform: PlatformDep) -> None:
     """Erase the borrower's personal data: its key destroyed in the key store (crypto-shredding every sealed copy),
     the sealed identity, country, credit profile and KYC applicants deleted, the cached MLA status dropped. Refused
-    with 409 and the reason while a record-retention period runs; decision records keep their hashes either way."""
-    await asyncio.to_thread(platform.borrowers.erase_identity, borrower_id, datetime.now(UTC))
+    with 409 and the reason while a record-retention period runs; decision records keep their hashes either way. 404
+    for a borrower that does not exist."""
+
+    def erase() -> None:
+        with platform.database.unit_of_work() as uow:
+            if uow.session.get(BorrowerRow, borrower_id) is None:
+                raise HTTPException(404, f"no borrower {borrower_id}")
+        platform.borrowers.erase_identity(borrower_id, datetime.now(UTC))
+
+    await asyncio.to_thread(erase)
     platform.mla.forget(borrower_id)

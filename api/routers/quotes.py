@@ -6,10 +6,11 @@ import asyncio
 
 from fastapi import APIRouter, status
 
-from aggregator.errors import QuoteNotFound
+from aggregator.errors import InvalidAcceptance, QuoteNotFound
+from api.bootstrap import Platform
 from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.render import loan_out, quote_out
-from api.schemas import AcceptIn, LoanOut, QuoteOut
+from api.schemas import EOA_SIGNATURE_LENGTH, AcceptIn, LoanOut, QuoteOut
 from store.aggregator import CreditRequestRow, QuoteRow
 
 router = APIRouter(prefix="/v1/quotes", tags=["quotes"])
@@ -32,6 +33,26 @@ async def get_quote(quote_id: str, principal: ReaderPrincipal, platform: Platfor
 @router.post("/{quote_id}/accept", status_code=status.HTTP_201_CREATED, response_model=LoanOut)
 async def accept_quote(quote_id: str, body: AcceptIn, borrower: CurrentBorrower, platform: PlatformDep) -> LoanOut:
     """Verify the acceptance, lock the quote and relay ``openLoan`` on the quote's chain; returns the loan."""
+    if len(body.signature) != EOA_SIGNATURE_LENGTH and not await _from_contract_wallet(platform, borrower.id, quote_id):
+        raise InvalidAcceptance(f"signature has {(len(body.signature) - 2) // 2} bytes; a wallet key's has 65")
     accepted = await platform.acceptance.accept(borrower, quote_id, body.signature)
     loan = await asyncio.to_thread(platform.acceptance.get_loan, accepted.loan_id, None)
     return loan_out(loan, platform.assets)
+
+
+async def _from_contract_wallet(platform: Platform, borrower_id: str, quote_id: str) -> bool:
+    """Whether the quote's borrower address holds code (an ERC-1271 wallet, whose signature may be longer than 65
+    bytes); an unknown quote says yes, so that the accept answers 404 for it."""
+
+    def borrower_address() -> tuple[str, str] | None:
+        with platform.database.unit_of_work() as uow:
+            row = uow.session.get(QuoteRow, quote_id)
+            if row is None or row.borrower_id != borrower_id:
+                return None
+            return row.chain_name, str(row.offer["borrower"])
+
+    found = await asyncio.to_thread(borrower_address)
+    if found is None or found[0] not in platform.chains:
+        return True
+    chain_name, address = found
+    return bool(await platform.chains[chain_name].w3.eth.get_code(address))  # type: ignore[arg-type]

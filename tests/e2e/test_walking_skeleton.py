@@ -193,7 +193,9 @@ def test_a_signature_that_does_not_verify_is_refused_and_nothing_happens_on_chai
             f"/v1/quotes/{quote['id']}/accept",
             json={"signature": sign_acceptance(stranger, quote["acceptance_typed_data"])},
         )
-        unknown = client.post("/v1/quotes/00000000-0000-0000-0000-000000000000/accept", json={"signature": "0x00"})
+        unknown = client.post(
+            "/v1/quotes/00000000-0000-0000-0000-000000000000/accept", json={"signature": "0x" + "1b" * 65}
+        )
     assert forged.status_code == 422
     assert "not by the borrower" in forged.json()["detail"]
     assert unknown.status_code == 404

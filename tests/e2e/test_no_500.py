@@ -1,0 +1,118 @@
+"""Inputs that once crashed the API with a plain-text 500 (issue 17): each is now a 4xx problem+json naming what is
+wrong, over real HTTP against the platform's processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from chain.signers import devnet_account
+from tests.support.devnet import DeployedChain
+from tests.support.platform import RunningPlatform, running_platform
+
+pytestmark = pytest.mark.e2e
+
+BORROWER = devnet_account(9)
+REQUEST: dict[str, Any] = {
+    "amount": "1500.00",
+    "asset": "USDC",
+    "term_days": 30,
+    "collateral": {"asset": "WETH", "amount": "1.0"},
+}
+
+
+@pytest.fixture(scope="module")
+def platform(
+    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningPlatform]:
+    with running_platform(devnet_chains, tmp_path_factory.mktemp("platform")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def borrower_key(platform: RunningPlatform) -> str:
+    return platform.onboard(BORROWER.address)
+
+
+def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+def _fields(problem: dict[str, Any]) -> list[str]:
+    return [error["field"] for error in problem["errors"]]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"amount": "1e999999999"}, "amount"),  # decimal.Overflow in the asset's scaling
+        ({"amount": "1e-999999999"}, "amount"),
+        ({"amount": "١٥٠٠"}, "amount"),  # Arabic-Indic digits: Decimal reads them as 1500
+        ({"amount": "１５００"}, "amount"),  # fullwidth digits
+        ({"amount": "99999999999999999999999999"}, "amount"),  # past uint96 base units of USDC
+        ({"amount": "1500.0000001"}, "amount"),  # USDC has 6 decimals
+        ({"collateral": {"asset": "WETH", "amount": "79228162514.264337593543950336"}}, "collateral.amount"),
+        ({"collateral": {"asset": "WETH", "amount": "1.0000000000000000001"}}, "collateral.amount"),
+        ({"term_days": 0}, "term_days"),
+    ],
+)
+def test_amounts_and_terms_out_of_range_are_refused_naming_the_field(
+    platform: RunningPlatform, borrower_key: str, change: dict[str, Any], field: str
+) -> None:
+    with platform.client(borrower_key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST | change)
+    assert field in _fields(_problem(response, 422))
+
+
+def test_a_body_that_is_not_utf8_is_answered_like_broken_json(platform: RunningPlatform, borrower_key: str) -> None:
+    headers = {"Content-Type": "application/json"}
+    with platform.client(borrower_key) as client:
+        not_utf8 = client.post("/v1/credit-requests", content=b'{"amount": "\xff\xfe"}', headers=headers)
+        broken = client.post("/v1/credit-requests", content=b'{"amount": ', headers=headers)
+    assert _problem(not_utf8, 422)["type"] == _problem(broken, 422)["type"]
+
+
+@pytest.mark.parametrize(
+    ("signature", "why"),
+    [
+        ("0x" + "00" * 65, "recovers no signer"),  # the right length, but no public key recovers from it
+        ("0x" + "1b" * 66, "66 bytes"),  # longer than a wallet key's signature, from a wallet that is no contract
+        ("0x" + "1b" * 64, "String should have at least"),  # too short, refused by the schema
+        ("0x" + "zz" * 65, "String should match pattern"),
+    ],
+)
+def test_malformed_acceptance_signatures_are_refused(
+    platform: RunningPlatform, borrower_key: str, signature: str, why: str
+) -> None:
+    with platform.client(borrower_key) as client:
+        created = client.post("/v1/credit-requests", json=REQUEST)
+        assert created.status_code == 201, created.text
+        quote = created.json()["quotes"][0]
+        response = client.post(f"/v1/quotes/{quote['id']}/accept", json={"signature": signature})
+        problem = _problem(response, 422)
+        assert "signature" in _fields(problem)
+        assert why in problem["detail"]
+        # the quote stays open: nothing was locked or relayed
+        assert client.get(f"/v1/quotes/{quote['id']}").json()["status"] == "offered"
+
+
+def test_the_zero_address_is_no_wallet(platform: RunningPlatform) -> None:
+    with platform.client(platform.admin_key) as client:
+        response = client.post("/v1/borrowers", json={"wallet_address": "0x" + "0" * 40})
+    assert "wallet_address" in _fields(_problem(response, 422))
+
+
+@pytest.mark.parametrize("borrower_id", ["00000000-0000-0000-0000-000000000000", "not-an-id"])
+def test_erasing_the_identity_of_a_borrower_that_does_not_exist_is_404(
+    platform: RunningPlatform, borrower_id: str
+) -> None:
+    with platform.client(platform.admin_key) as client:
+        response = client.delete(f"/v1/borrowers/{borrower_id}/identity")
+    assert borrower_id in _problem(response, 404)["detail"]
