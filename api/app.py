@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import logs, problems
+from api import logs, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
 from api.routers import borrowers, credit_requests, health, kyc, loans, providers, quotes, sanctions_reviews
@@ -34,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Ask for credit once; get ranked, signed, comparable quotes from HTTP lenders and DeFi pools; "
         "accept one with a wallet signature and get a loan enforced on-chain.",
         lifespan=lifespan,
+        # stable operation ids for generated clients: the handler's name (unique across the routers)
+        generate_unique_id_function=lambda route: route.name,
     )
     problems.install(app)
     logs.install(app)
@@ -49,4 +51,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sanctions_reviews.router,
     ):
         app.include_router(router)
+    openapi.install(app)  # after the routers: OPTIONS answers for every path they serve
     return app

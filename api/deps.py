@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyHeader
 
 from aggregator.borrowers import BorrowerFile
 from api.auth import Principal, Role, lookup
@@ -20,7 +21,13 @@ def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-async def get_principal(platform: PlatformDep, x_api_key: Annotated[str | None, Header()] = None) -> Principal:
+# the OpenAPI document's security scheme; auto_error off so that a missing key is our 401 problem, not FastAPI's 403
+api_key_header = APIKeyHeader(
+    name="X-API-Key", scheme_name="ApiKey", auto_error=False, description="an API key issued by an admin"
+)
+
+
+async def get_principal(platform: PlatformDep, x_api_key: Annotated[str | None, Depends(api_key_header)]) -> Principal:
     if not x_api_key:
         raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "ApiKey"})
     principal = await asyncio.to_thread(lookup, platform.database, x_api_key)

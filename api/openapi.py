@@ -1,0 +1,183 @@
+"""The OpenAPI document as the contract clients are generated from: every operation's error statuses as
+``application/problem+json`` with an example, the security schemes, stable operation ids (the handler's name), tags
+per audience; ``OPTIONS`` on any path answering with every method it has; Swagger UI and ReDoc served from the
+packaged assets of ``fastapi-standalone-docs`` (no CDN: ``/docs`` works offline)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import FastAPI, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi_standalone_docs import StandaloneDocs
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.problems import PROBLEM_BASE, PROBLEM_JSON, problem
+
+API_KEY_SCHEME = "ApiKey"
+BEARER_SCHEME = "Bearer"
+
+TAGS: list[dict[str, str]] = [
+    {"name": "borrowers", "description": "Audience: borrowers (their account, KYC, credit profile) and admins."},
+    {"name": "credit requests", "description": "Audience: borrowers ask for credit; admins and auditors read."},
+    {"name": "quotes", "description": "Audience: borrowers accept a quote with their wallet's signature."},
+    {"name": "loans", "description": "Audience: borrowers see their loans; admins and auditors every loan."},
+    {"name": "providers", "description": "Audience: admins register lenders; lenders post signed webhooks."},
+    {"name": "sanctions reviews", "description": "Audience: compliance officers (admins) decide held screenings."},
+    {"name": "health", "description": "Audience: operators and load balancers."},
+]
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    410: "Gone",
+    413: "The request body is too large",
+    422: "The request body is invalid",
+    429: "Too many requests",
+    503: "Service unavailable",
+}
+_SLUGS = {401: "unauthorized", 403: "forbidden", 404: "not-found", 413: "payload-too-large", 422: "validation-error"}
+
+# Statuses an operation can return beyond what its shape implies (auth, body, path parameters), by operation id.
+_EXTRA: dict[str, tuple[int, ...]] = {
+    "register_borrower": (409,),
+    "erase_identity": (409,),
+    "create_credit_request": (403, 429, 503),
+    "accept_quote": (403, 409, 410, 503),
+    "clear_review": (409,),
+    "confirm_review": (409,),
+    "register_provider": (409, 503),
+    "provider_webhook": (401, 413, 429),
+}
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "the fields that are wrong, for 422",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def _problem_response(status: int, path: str) -> dict[str, Any]:
+    slug = _SLUGS.get(status, "http-error")
+    example: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": _TITLES[status],
+        "status": status,
+        "detail": _TITLES[status],
+        "instance": path,
+    }
+    if status == 422:
+        example["errors"] = [{"field": "term_days", "message": "Input should be greater than or equal to 1"}]
+    return {
+        "description": _TITLES[status],
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}},
+    }
+
+
+def _statuses(operation: dict[str, Any]) -> set[int]:
+    statuses = set(_EXTRA.get(operation.get("operationId", ""), ()))
+    if "422" in operation["responses"]:  # FastAPI's own, as application/json: replaced by the problem
+        statuses.add(422)
+    if operation.get("security"):
+        statuses |= {401, 403}
+    if "requestBody" in operation:
+        statuses |= {413, 422}
+    parameters = operation.get("parameters", [])
+    if any(p.get("in") == "path" for p in parameters):
+        statuses.add(404)
+    if any(p.get("in") == "query" for p in parameters):
+        statuses.add(422)
+    return statuses
+
+
+def document(app: FastAPI) -> dict[str, Any]:
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=TAGS,
+    )
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components["schemas"].pop(unused, None)
+    schemes = components.setdefault("securitySchemes", {})
+    schemes[BEARER_SCHEME] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "declared for OAuth2 client-credentials tokens; not issued yet, use the API key",
+    }
+    for path, item in schema.get("paths", {}).items():
+        for operation in item.values():
+            for status in _statuses(operation):
+                operation["responses"][str(status)] = _problem_response(status, path)
+    return schema
+
+
+class AllowedMethods:
+    """``OPTIONS`` on a path answers 204 with every method the document lists for it (Starlette names only the
+    first route's, so ``OPTIONS /v1/providers`` said ``POST`` although ``GET`` exists); 404 problem for no path."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self._app, self._api = app, api
+        self._paths: list[tuple[re.Pattern[str], list[str]]] | None = None
+
+    def _allowed(self, path: str) -> list[str] | None:
+        if self._paths is None:
+            self._paths = [
+                (re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))), [m.upper() for m in item])
+                for template, item in self._api.openapi().get("paths", {}).items()
+            ]
+        methods = {method for pattern, listed in self._paths if pattern.fullmatch(path) for method in listed}
+        if not methods:
+            return None
+        return sorted(methods | {"OPTIONS"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+            await self._app(scope, receive, send)
+            return
+        path = scope["path"]
+        allowed = self._allowed(path)
+        response = (
+            Response(status_code=204, headers={"Allow": ", ".join(allowed)})
+            if allowed is not None
+            else problem(404, "not-found", "Not Found", f"no resource at {path}", path)
+        )
+        await response(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    StandaloneDocs(app=app)
+    app.add_middleware(AllowedMethods, api=app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,100 @@
+"""The OpenAPI document as a contract a client can be generated from (issue 17), and the docs pages served offline:
+read from the real application (its lifespan is not needed for the document, the docs or OPTIONS)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+
+pytestmark = pytest.mark.unit
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return create_app().openapi()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield client
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path, method, op) for path, item in document["paths"].items() for method, op in item.items()]
+
+
+def test_every_error_status_is_a_problem_with_a_schema_and_an_example(document: dict[str, Any]) -> None:
+    assert document["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status"]
+    for path, method, operation in _operations(document):
+        errors = {status: r for status, r in operation["responses"].items() if not status.startswith("2")}
+        assert errors or path == "/healthz", f"{method} {path} lists no error status"
+        for status, response in errors.items():
+            assert list(response["content"]) == [PROBLEM_JSON], f"{method} {path} {status}"
+            media = response["content"][PROBLEM_JSON]
+            assert media["schema"] == {"$ref": "#/components/schemas/Problem"}
+            assert media["example"]["status"] == int(status)
+    accept = document["paths"]["/v1/quotes/{quote_id}/accept"]["post"]["responses"]
+    assert {"401", "403", "404", "409", "410", "413", "422", "503"} <= set(accept)
+
+
+def test_operations_have_stable_ids_tags_and_the_api_key_scheme(document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == schemes["ApiKey"] | {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert schemes["Bearer"]["scheme"] == "bearer"
+    ids = [operation["operationId"] for _, _, operation in _operations(document)]
+    assert len(ids) == len(set(ids))
+    assert {"create_credit_request", "accept_quote", "get_quote", "register_borrower", "healthz"} <= set(ids)
+    tags = {tag["name"] for tag in document["tags"]}
+    for path, method, operation in _operations(document):
+        assert set(operation["tags"]) <= tags, f"{method} {path}"
+        public = path in {"/healthz", "/v1/providers/{provider_id}/webhooks"}
+        assert (operation.get("security") == [{"ApiKey": []}]) is not public, f"{method} {path}"
+        assert ("401" in operation["responses"]) is not (path == "/healthz"), f"{method} {path}"
+
+
+def test_request_schemas_carry_the_enforced_limits(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    request = schemas["CreditRequestIn"]["properties"]
+    assert (request["term_days"]["minimum"], request["term_days"]["maximum"]) == (1, 365)
+    amount = re.compile(request["amount"]["pattern"])
+    assert amount.search("1500.00")
+    assert not amount.search("1e999999999")
+    assert not amount.search("١٥٠٠")
+    signature = schemas["AcceptIn"]["properties"]["signature"]
+    assert signature["minLength"] == 132
+    assert re.search(signature["pattern"], "0x" + "ab" * 65)
+    assert not re.search(signature["pattern"], "0x" + "ab" * 65 + "a")
+
+
+async def test_options_lists_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    providers = await client.options("/v1/providers")
+    assert providers.status_code == 204
+    assert set(providers.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
+    accept = await client.options("/v1/quotes/some-quote/accept")
+    assert set(accept.headers["allow"].split(", ")) == {"POST", "OPTIONS"}
+    nowhere = await client.options("/v1/nowhere")
+    assert nowhere.status_code == 404
+    assert nowhere.headers["content-type"] == PROBLEM_JSON
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_docs_pages_reference_only_their_own_assets(client: httpx.AsyncClient, page: str) -> None:
+    html = (await client.get(page)).text
+    assert not re.search(r"https?://|//[a-z]", html), "the docs page loads something from another host"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any(asset.endswith(".js") for asset in assets)
+    for asset in assets:
+        assert asset.startswith(page + "/")
+        loaded = await client.get(asset)
+        assert loaded.status_code == 200, asset
+        assert loaded.content, asset
