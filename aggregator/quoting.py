@@ -24,6 +24,7 @@ from aggregator.assets import Asset, AssetRegistry, parse_amount
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import ComplianceDenied, InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome, fan_out
+from aggregator.metrics import FANOUT_OUTCOMES
 from aggregator.offer_nonces import OfferNonceAllocator
 from aggregator.platform import ChainRuntime
 from aggregator.ranking import RankedCandidate, rank
@@ -470,6 +471,8 @@ class QuotingService:
             for record in records:
                 repository.add(record)
             uow.commit()
+        for outcome in outcomes:
+            FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
 
 
 def risk_summary(decision: RiskDecision) -> dict[str, Any]:

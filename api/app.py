@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import logs, openapi, problems
+from api import logs, metrics, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
 from api.routers import borrowers, credit_requests, health, kyc, loans, providers, quotes, sanctions_reviews
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     logs.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
+    app.add_middleware(metrics.RequestMetrics)
     for router in (
         borrowers.router,
         kyc.router,
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         providers.router,
         sanctions_reviews.router,
+        metrics.router,
     ):
         app.include_router(router)
     openapi.install(app)  # after the routers: OPTIONS answers for every path they serve

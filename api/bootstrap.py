@@ -56,6 +56,7 @@ class Platform:
     sanctions_reviews: SanctionsReviews
     mla: MlaStatusCache
     identity_http: httpx.AsyncClient  # the KYC and MLA providers' client, apart from the lenders'
+    compliance: ComplianceService
 
     async def close(self) -> None:
         await self.providers.close()
@@ -195,6 +196,7 @@ async def build_platform(settings: Settings) -> Platform:
         reviews,
         mla,
         identity_http,
+        compliance,
     )
 
 

@@ -38,7 +38,7 @@ _TITLES = {
     413: "The request body is too large",
     422: "The request body is invalid",
     429: "Too many requests",
-    503: "Service unavailable",
+    503: "Service unavailable",  # /readyz: the database is down or a sanctions list is past its age
 }
 _SLUGS = {401: "unauthorized", 403: "forbidden", 404: "not-found", 413: "payload-too-large", 422: "validation-error"}
 
@@ -52,6 +52,7 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "confirm_review": (409,),
     "register_provider": (409, 503),
     "provider_webhook": (401, 413, 429),
+    "readyz": (503,),
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {

@@ -1,14 +1,26 @@
-"""Health: a public liveness probe (``/healthz``) that says nothing but "alive", and the admins' per-chain health
+"""Health: a public liveness probe (``/healthz``) that says nothing but "alive", a public readiness probe
+(``/readyz``: 503 only when the database is down or a sanctions list is past its age; Redis and each chain's RPC
+reported ``degraded`` with 200, so one dead chain never takes every process out of a load balancer), and the admins'
+per-chain health
 (``/health``: head block, lag, last error and each RPC URL's breaker). ``/health`` is not public: hosted RPC URLs
 usually carry an API key, and last errors describe the infrastructure."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
 
+from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
+from api.problems import problem
+
+PROBE_TIMEOUT_SECONDS = 3.0
 
 router = APIRouter(tags=["health"])
 
@@ -34,3 +46,69 @@ async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
             "rpc": [{"url": endpoint.url, "breaker": endpoint.breaker} for endpoint in status.endpoints],
         }
     return {"status": "ok" if all(c["ok"] for c in chains.values()) else "degraded", "chains": chains}
+
+
+@router.get("/readyz")
+async def readyz(platform: PlatformDep) -> JSONResponse:
+    """Ready to serve: 503 naming the failing part only when the database does not answer or a sanctions list is
+    older than its maximum age (nothing could be screened); Redis and each chain's RPC are reported ``degraded`` with
+    200. Names only parts, never URLs or errors (no key needed)."""
+    database, sanctions = await asyncio.gather(_database(platform), asyncio.to_thread(_sanctions, platform))
+    chain_names = list(platform.chains)
+    states = await asyncio.gather(_redis(platform), *(_chain(platform, name) for name in chain_names))
+    checks: dict[str, Any] = {
+        "database": database,
+        "sanctions_lists": sanctions,
+        "redis": states[0],
+        "chains": dict(zip(chain_names, states[1:], strict=True)),
+    }
+    failing = [part for part in ("database", "sanctions_lists") if checks[part] != "ok"]
+    if failing:
+        detail = "not ready: " + ", ".join(f"{part} {checks[part]}" for part in failing)
+        return problem(503, "not-ready", "Not ready", detail, "/readyz", failing=failing, checks=checks)
+    degraded = checks["redis"] == "degraded" or "degraded" in checks["chains"].values()
+    return JSONResponse({"status": "degraded" if degraded else "ready", "checks": checks})
+
+
+async def _database(platform: Platform) -> str:
+    def ping() -> None:
+        with platform.database.engine.connect() as connection:
+            connection.execute(sa.text("select 1"))
+
+    try:
+        await asyncio.wait_for(asyncio.to_thread(ping), PROBE_TIMEOUT_SECONDS)
+    except Exception:
+        return "down"
+    return "ok"
+
+
+def _sanctions(platform: Platform) -> str:
+    screen, now = platform.compliance.screen, datetime.now(UTC)
+    for version, max_age in (
+        (screen.addresses.version, screen.policy.address_list_max_age),
+        (screen.names.version, screen.policy.name_list_max_age),
+    ):
+        if now - version.published > max_age:
+            return f"{version.name} past its maximum age of {max_age.days} days"
+    return "ok"
+
+
+async def _redis(platform: Platform) -> str:
+    if not platform.settings.redis_url:
+        return "not configured"
+    client = Redis.from_url(platform.settings.redis_url, socket_timeout=PROBE_TIMEOUT_SECONDS)
+    try:
+        await asyncio.wait_for(client.ping(), PROBE_TIMEOUT_SECONDS)
+    except Exception:
+        return "degraded"
+    finally:
+        await client.aclose()
+    return "ok"
+
+
+async def _chain(platform: Platform, name: str) -> str:
+    try:
+        status = await asyncio.wait_for(platform.chains[name].client.health(), PROBE_TIMEOUT_SECONDS)
+    except Exception:
+        return "degraded"
+    return "ok" if status.healthy else "degraded"

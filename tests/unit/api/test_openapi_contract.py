@@ -37,7 +37,7 @@ def test_every_error_status_is_a_problem_with_a_schema_and_an_example(document: 
     assert document["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status"]
     for path, method, operation in _operations(document):
         errors = {status: r for status, r in operation["responses"].items() if not status.startswith("2")}
-        assert errors or path == "/healthz", f"{method} {path} lists no error status"
+        assert errors or path in {"/healthz", "/metrics"}, f"{method} {path} lists no error status"
         for status, response in errors.items():
             assert list(response["content"]) == [PROBLEM_JSON], f"{method} {path} {status}"
             media = response["content"][PROBLEM_JSON]
@@ -57,9 +57,12 @@ def test_operations_have_stable_ids_tags_and_the_api_key_scheme(document: dict[s
     tags = {tag["name"] for tag in document["tags"]}
     for path, method, operation in _operations(document):
         assert set(operation["tags"]) <= tags, f"{method} {path}"
-        public = path in {"/healthz", "/v1/providers/{provider_id}/webhooks"}
+        probe = path in {"/healthz", "/readyz", "/metrics"}
+        public = probe or path == "/v1/providers/{provider_id}/webhooks"
         assert (operation.get("security") == [{"ApiKey": []}]) is not public, f"{method} {path}"
-        assert ("401" in operation["responses"]) is not (path == "/healthz"), f"{method} {path}"
+        assert ("401" in operation["responses"]) is not probe, f"{method} {path}"
+    readyz = document["paths"]["/readyz"]["get"]["responses"]["503"]["content"][PROBLEM_JSON]
+    assert readyz["example"]["status"] == 503
 
 
 def test_request_schemas_carry_the_enforced_limits(document: dict[str, Any]) -> None:
