@@ -25,6 +25,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "loans", "description": "Audience: borrowers see their loans; admins and auditors every loan."},
     {"name": "providers", "description": "Audience: admins register lenders; lenders post signed webhooks."},
     {"name": "sanctions reviews", "description": "Audience: compliance officers (admins) decide held screenings."},
+    {"name": "kyc", "description": "Audience: the KYC provider posts signed verdicts."},
     {"name": "health", "description": "Audience: operators and load balancers."},
 ]
 
@@ -53,6 +54,7 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "register_provider": (409, 503),
     "provider_webhook": (401, 413, 429),
     "readyz": (503,),
+    "kyc_webhook": (401, 413),
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {

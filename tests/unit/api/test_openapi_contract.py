@@ -58,7 +58,7 @@ def test_operations_have_stable_ids_tags_and_the_api_key_scheme(document: dict[s
     for path, method, operation in _operations(document):
         assert set(operation["tags"]) <= tags, f"{method} {path}"
         probe = path in {"/healthz", "/readyz", "/metrics"}
-        public = probe or path == "/v1/providers/{provider_id}/webhooks"
+        public = probe or path in {"/v1/providers/{provider_id}/webhooks", "/v1/kyc/webhooks"}
         assert (operation.get("security") == [{"ApiKey": []}]) is not public, f"{method} {path}"
         assert ("401" in operation["responses"]) is not probe, f"{method} {path}"
     readyz = document["paths"]["/readyz"]["get"]["responses"]["503"]["content"][PROBLEM_JSON]
