@@ -196,6 +196,16 @@ class QuotingService:
         await asyncio.to_thread(self._write, request_row, outcomes, quotes, decision, records, borrower.id, now)
         return request_id
 
+    @property
+    def quote_signer_address(self) -> str:
+        """The account that signs every offer (what a client checks an offer's signature against)."""
+        return str(self._quote_signer.address)
+
+    @property
+    def risk_signer_address(self) -> str:
+        """The account that signs risk attestations."""
+        return str(self._risk_signer.address)
+
     # ------------------------------------------------------------------ steps
 
     def _validate(self, spec: CreditRequestSpec) -> _Validated:

@@ -11,6 +11,7 @@ from api import logs, metrics, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
 from api.routers import borrowers, credit_requests, health, kyc, loans, providers, quotes, sanctions_reviews
+from api.routers import platform as discovery
 from api.settings import Settings
 from api.workers import Workers
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         providers.router,
         sanctions_reviews.router,
         metrics.router,
+        discovery.router,
     ):
         app.include_router(router)
     openapi.install(app)  # after the routers: OPTIONS answers for every path they serve

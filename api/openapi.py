@@ -26,6 +26,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "providers", "description": "Audience: admins register lenders; lenders post signed webhooks."},
     {"name": "sanctions reviews", "description": "Audience: compliance officers (admins) decide held screenings."},
     {"name": "kyc", "description": "Audience: the KYC provider posts signed verdicts."},
+    {"name": "platform", "description": "Audience: clients verifying quotes (chains, contracts, signers, assets)."},
     {"name": "health", "description": "Audience: operators and load balancers."},
 ]
 

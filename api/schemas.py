@@ -327,3 +327,27 @@ class SanctionsReviewEvidenceOut(BaseModel):
 
 class SanctionsVerdictIn(BaseModel):
     note: str = Field(min_length=1, max_length=2000, description="what was compared (date of birth, nationality…)")
+
+
+class ChainOut(BaseModel):
+    name: str
+    chain_id: int
+    contracts: dict[str, str] = Field(description="deployed contract addresses by name (CreditAggregator, …)")
+    eip712_domain: dict[str, Any] = Field(description="the domain of offers and acceptances (the CreditAggregator)")
+    risk_attestation_domain: dict[str, Any] = Field(description="the domain of risk attestations (the oracle)")
+    relayer: str = Field(description="the account that relays openLoan (RELAYER_ROLE)")
+
+
+class AssetOut(BaseModel):
+    symbol: str
+    decimals: int
+    addresses: dict[str, str] = Field(description="token address by chain name")
+
+
+class PlatformOut(BaseModel):
+    """What a client needs to verify a quote by itself."""
+
+    chains: list[ChainOut]
+    quote_signer: str = Field(description="signs every offer (EIP-712 Offer on the chain's CreditAggregator)")
+    risk_signer: str = Field(description="signs risk attestations (EIP-712 RiskAttestation on the oracle)")
+    assets: list[AssetOut]

@@ -15,6 +15,7 @@ from web3.logs import DISCARD
 
 from api.wallet import approve_collateral, sign_acceptance
 from chain.signers import devnet_account
+from contracts.typed_data import OFFER_FIELDS, Domain, Offer, offer_typed_data, recover
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform, running_platform
 
@@ -90,6 +91,37 @@ def test_quotes_come_from_the_lender_and_every_pool_ranked_and_signed(
     for quote in body["quotes"]:
         assert quote["offer"]["borrower"] == BORROWER.address
         assert quote["acceptance_typed_data"]["domain"]["chainId"] == quote["chain_id"]
+
+
+def test_a_client_verifies_a_quote_with_the_platform_document_alone(
+    platform: RunningPlatform, borrower_key: str, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    with platform.client(borrower_key) as client:
+        document = client.get("/v1/platform").json()
+    chains = {chain["name"]: chain for chain in document["chains"]}
+    assert set(chains) == set(devnet_chains)
+    for name, deployed in devnet_chains.items():
+        assert chains[name]["chain_id"] == deployed.config.chain_id
+        assert chains[name]["contracts"]["CreditAggregator"] == deployed.record.address("CreditAggregator")
+    assert {k: v for k, v in _asset(document, "USDC").items() if k != "addresses"} == {"symbol": "USDC", "decimals": 6}
+    for quote in _request(platform, borrower_key)["quotes"]:
+        domain = chains[quote["chain"]]["eip712_domain"]
+        assert quote["acceptance_typed_data"]["domain"] == domain
+        offer = Offer(**{f["name"]: _typed(f["type"], quote["offer"][f["name"]]) for f in OFFER_FIELDS})
+        typed = offer_typed_data(Domain(domain["chainId"], domain["verifyingContract"]), offer)
+        signer = recover(typed, bytes.fromhex(quote["offer_signature"].removeprefix("0x")))
+        assert signer == document["quote_signer"]
+
+
+def _asset(document: dict[str, Any], symbol: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(asset for asset in document["assets"] if asset["symbol"] == symbol)
+    return found
+
+
+def _typed(kind: str, value: Any) -> Any:
+    if kind == "bytes32":
+        return bytes.fromhex(str(value).removeprefix("0x"))
+    return value if kind == "address" else int(value)
 
 
 def _base_units(amount: str) -> int:
