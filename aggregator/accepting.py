@@ -1,19 +1,46 @@
-"""Accepting a quote: check it, verify the borrower's EIP-712 acceptance, lock the quote, tell a traditional
-lender, and relay ``openLoan`` to the quote's chain; the loan is recorded from the ``LoanOpened`` event."""
+"""Accepting a quote, as a saga whose steps are persisted (``aggregator.accept_saga``): verify the borrower's
+EIP-712 acceptance, lock the quote (superseding the request's other quotes, checking the borrower's exposure),
+re-screen, simulate, reserve with a traditional lender, relay ``openLoan`` (or ``openLoanWithPermit``), record the
+loan from the confirmed ``LoanOpened``, and only then tell a traditional lender to fund it.
+
+Each accept is driven by one process at a time under a lease on its record; a process that dies stops renewing
+it and start-up (``resume_unfinished``) drives every unfinished accept whose lease ran out to its end. A quote goes
+back to ``offered`` only when its transaction can no longer be mined: it was never submitted, or its intent failed
+and the offer nonce is still unused on-chain."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import contextlib
+import logging
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from sqlalchemy import select, update
 
+from aggregator.accept_saga import (
+    IN_FLIGHT,
+    TRADITIONAL,
+    AcceptRecord,
+    AcceptStep,
+    AcceptStore,
+    AcceptUnitOfWork,
+    LoanFacts,
+    LockRefused,
+    QuoteView,
+    advance,
+    is_done,
+)
+from aggregator.assets import AssetRegistry
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import (
+    AcceptInProgress,
     ChainRejected,
     ComplianceDenied,
     InvalidAcceptance,
@@ -22,23 +49,35 @@ from aggregator.errors import (
     QuoteExpired,
     QuoteNotAcceptable,
     QuoteNotFound,
+    QuoteSuperseded,
 )
-from aggregator.ledger import SOURCE_RECEIPT, LedgerChain, apply_events, loan_id_for, receipt_decoder
-from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row
+from aggregator.exposure import ExposureLimits, check_exposure
+from aggregator.ledger import LedgerChain, loan_id_for, receipt_decoder
+from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row, offer_document
+from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
 from aggregator.quoting import NO_IDENTITY
 from aggregator.sanctions_reviews import borrower_reasons, record_screening
-from chain.errors import TransactionReverted
-from chain.events import ChainEvent
+from chain.errors import (
+    ChainError,
+    TransactionDropped,
+    TransactionRejected,
+    TransactionReverted,
+)
 from chain.relay import simulate
 from chain.transactions import Call
 from compliance import ComplianceService
 from providers.base import ProviderAdapter, ProviderError
 from providers.models import ProviderKind, ProviderOffer, RepaymentShape
-from store.aggregator import LoanRow, QuoteRow
+from store.aggregator import LoanRow
 from store.db import Database
 
-RELAY_TIMEOUT = 120.0  # seconds to confirmation before the accept answers with a timeout
+log = logging.getLogger(__name__)
+
+RELAY_TIMEOUT = 120.0  # seconds to confirmation before the accept answers "in progress" (the saga carries on)
+DEFAULT_LEASE = timedelta(seconds=30)
+KILL_POINTS = frozenset({"locked", "screened", "simulated", "reserved", "submitted", "sent", "mined", "recorded"})
+_TERMINAL_CHAIN_ERRORS = (TransactionReverted, TransactionRejected, TransactionDropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,44 +86,436 @@ class Accepted:
     quote_id: str
 
 
+class _LeaseLost(Exception):
+    """Another process took this accept over (our lease ran out): stop driving it."""
+
+
 class AcceptanceService:
+    """``kill_at`` is a test hook: the process SIGKILLs itself at that named point of the saga (KILL_POINTS)."""
+
     def __init__(
         self,
         database: Database,
+        store: AcceptStore,
         chains: dict[str, ChainRuntime],
         providers: dict[str, ProviderAdapter],
         compliance: ComplianceService,
+        assets: AssetRegistry,
+        *,
+        limits: ExposureLimits | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+        relay_timeout: float = RELAY_TIMEOUT,
+        kill_at: str = "",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._db, self._chains, self._providers, self._compliance = database, chains, providers, compliance
+        if kill_at and kill_at not in KILL_POINTS:
+            raise ValueError(f"unknown kill point {kill_at!r}; known: {', '.join(sorted(KILL_POINTS))}")
+        self._db, self._store, self._chains, self._providers = database, store, chains, providers
+        self._compliance, self._assets = compliance, assets
+        self._limits = limits or ExposureLimits(tier_limits=compliance.tier_limits)
+        self._lease, self._relay_timeout, self._kill_at, self._clock = lease, relay_timeout, kill_at, clock
+        self.owner = f"accept-{uuid.uuid4().hex[:16]}"
+        self._driving: dict[str, asyncio.Task[str | None]] = {}
+        self._mined: dict[str, LoanFacts] = {}  # LoanOpened read from the receipt, until the loan is recorded
 
-    async def accept(self, account: BorrowerFile, quote_id: str, signature_hex: str) -> Accepted:
-        quote = await asyncio.to_thread(self._load_quote, account.id, quote_id)
+    # ------------------------------------------------------------------ the request path
+
+    async def accept(
+        self,
+        account: BorrowerFile,
+        quote_id: str,
+        signature_hex: str,
+        permit: CollateralPermit | None = None,
+    ) -> Accepted:
+        quote, previous = await asyncio.to_thread(self._load, account.id, quote_id)
+        if quote.status == "accepted":  # a repeated accept returns the loan it became
+            loan_id = previous.loan_id if previous is not None else None
+            if loan_id is not None:
+                return Accepted(loan_id=loan_id, quote_id=quote_id)
+        self._check_acceptable(quote)
         signature = _signature_bytes(signature_hex)
-        document = acceptance_document(quote)
-        borrower = quote.offer["borrower"]
         chain = self._chains[quote.chain_name]
-        is_contract_wallet = bool(await chain.w3.eth.get_code(borrower))
-        if not is_contract_wallet:  # an ERC-1271 wallet's signature is checked by the contract itself
-            try:
-                signer = Account.recover_message(encode_typed_data(full_message=document), signature=signature)
-            except ValueError as err:
-                raise InvalidAcceptance(f"acceptance signature is malformed: {err}") from err
-            if signer != borrower:
-                raise InvalidAcceptance(f"acceptance is signed by {signer}, not by the borrower {borrower}")
-        await asyncio.to_thread(self._screen, account, quote)
-        await asyncio.to_thread(self._transition, quote_id, "offered", "accepting")
+        await self._verify(chain, quote, signature)
+        record = await asyncio.to_thread(self._lock, account, quote, previous)
+        task = asyncio.create_task(self._drive_new(account, quote, record, signature, permit))
+        self._driving[quote_id] = task
+        task.add_done_callback(lambda _: self._driving.pop(quote_id, None))
         try:
-            call = self._open_loan_call(chain, quote, signature)
-            await self._simulate(chain, call)  # nothing is promised to a lender that the chain would refuse
-            if quote.kind == ProviderKind.TRADITIONAL.value:
-                await self._notify_lender(quote)
-            loan_id = await self._open_on_chain(chain, quote, call)
-        except BaseException:
-            await asyncio.to_thread(self._transition, quote_id, "accepting", "offered")
-            raise
+            async with asyncio.timeout(self._relay_timeout):
+                loan_id = await asyncio.shield(task)
+        except TimeoutError:
+            raise AcceptInProgress(quote_id, "the openLoan transaction is not confirmed yet") from None
+        if loan_id is None:
+            raise AcceptInProgress(quote_id, "another process is driving this accept")
         return Accepted(loan_id=loan_id, quote_id=quote_id)
 
-    def _screen(self, borrower: BorrowerFile, quote: QuoteRow) -> None:
+    def _load(self, borrower_id: str, quote_id: str) -> tuple[QuoteView, AcceptRecord | None]:
+        with self._store.unit_of_work() as uow:
+            quote = uow.accepts.quote(quote_id)
+            if quote is None or quote.borrower_id != borrower_id:
+                raise QuoteNotFound(quote_id)
+            return quote, uow.accepts.record(quote_id)
+
+    def _check_acceptable(self, quote: QuoteView) -> None:
+        if quote.status == "accepting":
+            raise AcceptInProgress(quote.id, "this quote is being accepted")
+        if quote.status == "superseded":
+            raise QuoteSuperseded(quote.id)
+        if quote.status != "offered":
+            raise QuoteNotAcceptable(quote.id, quote.status)
+        if quote.expires_at <= self._clock():
+            raise QuoteExpired(quote.id)
+
+    @staticmethod
+    async def _verify(chain: ChainRuntime, quote: QuoteView, signature: bytes) -> None:
+        borrower = quote.offer["borrower"]
+        if await chain.w3.eth.get_code(borrower):  # an ERC-1271 wallet's signature is checked by the contract
+            return
+        try:
+            signer = Account.recover_message(
+                encode_typed_data(full_message=acceptance_document(quote)), signature=signature
+            )
+        except ValueError as err:
+            raise InvalidAcceptance(f"acceptance signature is malformed: {err}") from err
+        if signer != borrower:
+            raise InvalidAcceptance(f"acceptance is signed by {signer}, not by the borrower {borrower}")
+
+    def _lock(self, account: BorrowerFile, quote: QuoteView, previous: AcceptRecord | None) -> AcceptRecord:
+        """One transaction: quote and request to ``accepting``, the request's other quotes superseded, the
+        exposure checked, the accept record written at ``verified``."""
+        now = self._clock()
+        record = AcceptRecord(
+            quote_id=quote.id,
+            request_id=quote.request_id,
+            borrower_id=quote.borrower_id,
+            kind=quote.kind,
+            chain_name=quote.chain_name,
+            attempt=previous.attempt + 1 if previous is not None else 1,
+            step=AcceptStep.VERIFIED,
+            owner=self.owner,
+            lease_until=now + self._lease,
+            updated_at=now,
+        )
+        with self._store.unit_of_work() as uow:
+            try:
+                uow.accepts.lock(quote, record)
+            except LockRefused as refused:
+                if refused.reason == "superseded":
+                    raise QuoteSuperseded(quote.id) from None
+                if refused.status == "accepting":
+                    raise AcceptInProgress(quote.id, "this quote is being accepted") from None
+                raise QuoteNotAcceptable(quote.id, refused.status) from None
+            exposure = uow.accepts.exposure(quote.borrower_id, excluding_quote=quote.id)
+            check_exposure(exposure, quote, account.kyc, self._limits, self._assets)
+            uow.commit()
+        return record
+
+    async def _drive_new(
+        self,
+        account: BorrowerFile,
+        quote: QuoteView,
+        record: AcceptRecord,
+        signature: bytes,
+        permit: CollateralPermit | None,
+    ) -> str | None:
+        self._kill_point("locked", quote.id)
+        async with self._renewing(record):
+            try:
+                record = await self._before_relay(account, quote, record, signature, permit)
+            except _LeaseLost:
+                return None
+            except BaseException as err:
+                # Nothing was submitted: the quote can safely go back to offered (a lender's reservation cancelled).
+                await self._cancel(quote, record, _reason(err))
+                raise
+            chain = self._chains[quote.chain_name]
+            call = _open_loan_call(chain, quote, signature, permit)
+            # Persisted intent first (inside submit): from here the quote returns to offered only once the intent
+            # failed and the offer nonce is unused; a refusal at submit settles the intent, which the wait reports.
+            with contextlib.suppress(*_TERMINAL_CHAIN_ERRORS):
+                await chain.transactions.submit(
+                    record.intent_key, Call.function(chain.aggregator(), call.fn_name, *call.args)
+                )
+            self._kill_point("sent", quote.id)
+            return await self._relay_and_record(quote, record)
+
+    async def _before_relay(
+        self,
+        account: BorrowerFile,
+        quote: QuoteView,
+        record: AcceptRecord,
+        signature: bytes,
+        permit: CollateralPermit | None,
+    ) -> AcceptRecord:
+        chain = self._chains[quote.chain_name]
+        await asyncio.to_thread(self._screen, account, quote)
+        record = await self._step(record, AcceptStep.SCREENED)
+        self._kill_point("screened", quote.id)
+        call = _open_loan_call(chain, quote, signature, permit)
+        await self._simulate(chain, call)  # nothing is promised to a lender that the chain would refuse now
+        record = await self._step(record, AcceptStep.SIMULATED)
+        self._kill_point("simulated", quote.id)
+        if quote.kind == TRADITIONAL:
+            await self._reserve(quote, record)
+            record = await self._step(record, AcceptStep.RESERVED, lender_state="reserved")
+            self._kill_point("reserved", quote.id)
+        # Persisted BEFORE the intent exists: an accept found at 'submitted' with no intent was never sent.
+        record = await self._step(record, AcceptStep.SUBMITTED)
+        self._kill_point("submitted", quote.id)
+        return record
+
+    # ------------------------------------------------------------------ from the relay on (also on recovery)
+
+    async def _relay_and_record(self, quote: QuoteView, record: AcceptRecord) -> str | None:
+        """Wait for the intent; record the loan once; fund a traditional loan. Returns the loan id (None when the
+        accept was handed to another process or is still in flight)."""
+        try:
+            if record.step in IN_FLIGHT:
+                record = await self._await_mined(quote, record)
+            if record.step is AcceptStep.MINED:
+                record = await self._record(quote, record)
+            if record.step is AcceptStep.RECORDED and quote.kind == TRADITIONAL:
+                record = await self._fund(quote, record)
+        except _LeaseLost:
+            return None
+        return record.loan_id
+
+    async def _await_mined(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
+        chain = self._chains[quote.chain_name]
+        if await chain.transactions.store.get_intent(record.intent_key) is None:
+            # 'submitted' was persisted but the process died before the intent was: nothing can be mined.
+            await self._cancel(quote, record, "the openLoan intent was never persisted")
+            raise ChainRejected("the accept was interrupted before its transaction was sent; accept again")
+        try:
+            receipt = await chain.transactions.wait(record.intent_key, within=None)
+        except _TERMINAL_CHAIN_ERRORS as err:
+            if await self._nonce_used(chain, quote):
+                # The offer's nonce is spent although our intent failed: the loan was opened by another transaction
+                # (the ledger links it by offerDigest); the quote must not be offered again.
+                await self._step(record, AcceptStep.FAILED, error=f"intent failed, offer nonce used: {err}")
+                raise AcceptInProgress(quote.id, "the offer was used on-chain by another transaction") from err
+            await self._cancel(quote, record, _reason(err))
+            raise ChainRejected(str(err)) from err
+        facts = await self._loan_from_receipt(chain, quote, receipt.tx_hash, receipt.block_number)
+        record = await self._step(record, AcceptStep.MINED, tx_hash=facts.tx_hash)
+        self._kill_point("mined", quote.id)
+        self._mined[quote.id] = facts
+        return record
+
+    async def _record(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
+        facts = self._mined.pop(quote.id, None)
+        if facts is None:  # resumed at 'mined': the confirmed intent's receipt is in the chain store
+            chain = self._chains[quote.chain_name]
+            receipt = await chain.transactions.wait(record.intent_key, within=None)
+            facts = await self._loan_from_receipt(chain, quote, receipt.tx_hash, receipt.block_number)
+        recorded = advance(record, AcceptStep.RECORDED, self._clock(), lease_until=self._clock() + self._lease)
+
+        def work() -> str:
+            with self._store.unit_of_work() as uow:
+                self._fence(uow, record)
+                loan_id = uow.accepts.record_loan(facts, recorded)
+                uow.commit()
+                return loan_id
+
+        loan_id = await asyncio.to_thread(work)
+        self._kill_point("recorded", quote.id)
+        return replace(recorded, loan_id=loan_id)
+
+    async def _loan_from_receipt(self, chain: ChainRuntime, quote: QuoteView, tx_hash: str, block: int) -> LoanFacts:
+        """The receipt's events for the ledger (the same idempotent apply the indexer uses) and the loan's id."""
+        receipt = await chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        events = receipt_decoder(chain.record, chain.w3.codec).decode_receipt(chain.chain_id, receipt)
+        opened = [event for event in events if event.event == "LoanOpened"]
+        if len(opened) != 1:
+            raise ChainError(f"openLoan receipt {tx_hash} (block {block}) has {len(opened)} LoanOpened events")
+        ledger_chain = LedgerChain.from_record(chain.record)
+        return LoanFacts(
+            id=loan_id_for(chain.chain_id, ledger_chain.aggregator, quote.offer_digest),
+            quote_id=quote.id,
+            borrower_id=quote.borrower_id,
+            asset=quote.asset,
+            principal=int(opened[0].args["principal"]),
+            tx_hash=tx_hash,
+            events=tuple(events),
+            ledger_chain=ledger_chain,
+        )
+
+    @staticmethod
+    async def _nonce_used(chain: ChainRuntime, quote: QuoteView) -> bool:
+        signer = Account.recover_message(
+            encode_typed_data(full_message=offer_document(quote)),
+            signature=bytes.fromhex(quote.offer_signature.removeprefix("0x")),
+        )
+        return bool(await chain.aggregator().functions.nonceUsed(signer, quote.nonce).call())
+
+    # ------------------------------------------------------------------ the lender's two phases
+
+    def _lender(self, quote: QuoteView) -> ProviderAdapter:
+        adapter = self._providers.get(quote.provider_id)
+        if adapter is None:
+            raise ProviderRefused(f"provider {quote.provider_id} is no longer registered")
+        return adapter
+
+    async def _reserve(self, quote: QuoteView, record: AcceptRecord) -> None:
+        try:
+            result = await self._lender(quote).reserve(_provider_offer(quote), idempotency_key=_lender_key(record))
+        except ProviderError as err:
+            # No answer (a timeout, say) may still have reserved: release it under the same key, best effort.
+            await self._cancel_reservation(quote, record)
+            raise ProviderRefused(f"{quote.provider_id} did not reserve the offer: {err}") from err
+        if not result.funded:
+            raise ProviderRefused(f"{quote.provider_id} declined to reserve the offer: {result.detail}")
+
+    async def _fund(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
+        """Tell the lender to fund the loan now confirmed on-chain; a failure leaves the accept at 'recorded' for
+        recovery to retry (the instruction is idempotent under the same key)."""
+        try:
+            await self._lender(quote).fund(
+                quote.offer["providerRef"],
+                idempotency_key=_lender_key(record),
+                chain_id=quote.chain_id,
+                tx_hash=record.tx_hash or "",
+            )
+        except (ProviderError, ProviderRefused) as err:
+            await self._step(record, AcceptStep.RECORDED, error=f"funding instruction not delivered: {err}")
+            log.warning("accept %s: funding instruction not delivered: %s", quote.id, err)
+            return record
+        return await self._step(record, AcceptStep.FUNDED, lender_state="funded")
+
+    async def _cancel(self, quote: QuoteView, record: AcceptRecord, reason: str) -> None:
+        """Back to offered: cancel a lender's reservation first (recorded), then release the quote."""
+        current = await asyncio.to_thread(self._current, quote.id)
+        if current is None or current.owner != self.owner:
+            return
+        lender_state = current.lender_state
+        if quote.kind == TRADITIONAL and current.step in (AcceptStep.RESERVED, AcceptStep.SUBMITTED, AcceptStep.MINED):
+            lender_state = await self._cancel_reservation(quote, current)
+        cancelled = advance(current, AcceptStep.CANCELLED, self._clock(), error=reason, lender_state=lender_state)
+
+        def work() -> None:
+            with self._store.unit_of_work() as uow:
+                self._fence(uow, current)
+                uow.accepts.release(cancelled, self._clock())
+                uow.commit()
+
+        with contextlib.suppress(_LeaseLost):
+            await asyncio.to_thread(work)
+
+    async def _cancel_reservation(self, quote: QuoteView, record: AcceptRecord) -> str | None:
+        try:
+            await self._lender(quote).cancel(quote.offer["providerRef"], idempotency_key=_lender_key(record))
+        except (ProviderError, ProviderRefused) as err:
+            log.warning("accept %s: reservation not cancelled: %s", quote.id, err)
+            return "cancel-failed"
+        return "cancelled"
+
+    # ------------------------------------------------------------------ recovery
+
+    async def resume_unfinished(self, limit: int = 50) -> int:
+        """Claim (one row at a time) and drive every unfinished accept whose lease ran out; returns how many."""
+        driven = 0
+        while driven < limit:
+            claimed = await asyncio.to_thread(self._claim_next)
+            if claimed is None:
+                return driven
+            record, quote = claimed
+            driven += 1
+            async with self._renewing(record):
+                await self._resume(quote, record)
+        return driven
+
+    async def run_recovery(self, every: float | None = None) -> None:
+        """Drive unfinished accepts now and then every ``every`` seconds (a lease that runs out later is found)."""
+        interval = every if every is not None else max(1.0, self._lease.total_seconds() / 2)
+        while True:
+            try:
+                await self.resume_unfinished()
+            except Exception:
+                log.exception("driving unfinished accepts failed; retrying in %.0f s", interval)
+            await asyncio.sleep(interval)
+
+    def _claim_next(self) -> tuple[AcceptRecord, QuoteView] | None:
+        now = self._clock()
+        with self._store.unit_of_work() as uow:
+            for candidate in uow.accepts.claimable(now, limit=10):
+                if candidate.quote_id in self._driving:
+                    continue
+                claimed = uow.accepts.claim(candidate, self.owner, now + self._lease, now)
+                if claimed is not None:
+                    quote = uow.accepts.quote(claimed.quote_id)
+                    assert quote is not None
+                    uow.commit()
+                    return claimed, quote
+        return None
+
+    async def _resume(self, quote: QuoteView, record: AcceptRecord) -> None:
+        log.info("resuming accept of quote %s at step %s", quote.id, record.step)
+        try:
+            if record.step in (AcceptStep.VERIFIED, AcceptStep.SCREENED, AcceptStep.SIMULATED, AcceptStep.RESERVED):
+                await self._cancel(quote, record, f"interrupted at {record.step}; nothing was sent")
+            elif not is_done(record.step, record.kind):
+                await self._relay_and_record(quote, record)
+        except (ChainRejected, AcceptInProgress, ProviderRefused, ChainError) as err:
+            log.info("accept of quote %s ended: %s", quote.id, err)
+
+    # ------------------------------------------------------------------ record keeping
+
+    def _current(self, quote_id: str) -> AcceptRecord | None:
+        with self._store.unit_of_work() as uow:
+            return uow.accepts.record(quote_id)
+
+    def _fence(self, uow: AcceptUnitOfWork, record: AcceptRecord) -> None:
+        current = uow.accepts.record(record.quote_id)
+        if current is None or current.owner != record.owner:
+            raise _LeaseLost(record.quote_id)
+
+    async def _step(self, record: AcceptRecord, step: AcceptStep, **changes: Any) -> AcceptRecord:
+        """Persist the next step (fenced by the owner: a process that lost the lease writes nothing)."""
+        now = self._clock()
+        updated = advance(record, step, now, lease_until=now + self._lease, **changes)
+
+        def work() -> None:
+            with self._store.unit_of_work() as uow:
+                self._fence(uow, record)
+                uow.accepts.save(updated)
+                uow.commit()
+
+        await asyncio.to_thread(work)
+        return updated
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self, record: AcceptRecord) -> Any:
+        """Renew the lease while this process drives the accept."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self._lease.total_seconds() / 3)
+                await asyncio.to_thread(self._renew, record.quote_id)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _renew(self, quote_id: str) -> None:
+        with self._store.unit_of_work() as uow:
+            current = uow.accepts.record(quote_id)
+            if current is None or current.owner != self.owner:
+                return
+            uow.accepts.save(replace(current, lease_until=self._clock() + self._lease))
+            uow.commit()
+
+    def _kill_point(self, name: str, quote_id: str) -> None:
+        """Only on the request path (an accept begun in this process), never while recovering one."""
+        if self._kill_at == name and quote_id in self._driving:
+            log.warning("test hook: SIGKILL at accept point %r", name)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # ------------------------------------------------------------------ checks
+
+    def _screen(self, borrower: BorrowerFile, quote: QuoteView) -> None:
         """Re-screen the borrower with today's lists, and the address the collateral comes from; record both."""
         if borrower.identity is None:
             raise ComplianceDenied("the acceptance", [NO_IDENTITY])
@@ -100,90 +531,12 @@ class AcceptanceService:
         if refused or not all(record.allowed for record in records):
             raise ComplianceDenied("the acceptance", refused or [("compliance.review", "held for manual review")])
 
-    def _load_quote(self, borrower_id: str, quote_id: str) -> QuoteRow:
-        with self._db.unit_of_work() as uow:
-            quote = uow.session.get(QuoteRow, quote_id)
-            if quote is None or quote.borrower_id != borrower_id:
-                raise QuoteNotFound(quote_id)
-            if quote.status != "offered":
-                raise QuoteNotAcceptable(quote_id, quote.status)
-            if quote.expires_at <= datetime.now(UTC):
-                raise QuoteExpired(quote_id)
-            return quote
-
-    def _transition(self, quote_id: str, from_status: str, to_status: str) -> None:
-        """Compare-and-set on the quote's status, so two concurrent accepts cannot both proceed."""
-        with self._db.unit_of_work() as uow:
-            result = uow.session.execute(
-                update(QuoteRow).where(QuoteRow.id == quote_id, QuoteRow.status == from_status).values(status=to_status)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                current = uow.session.execute(select(QuoteRow.status).where(QuoteRow.id == quote_id)).scalar_one()
-                raise QuoteNotAcceptable(quote_id, current)
-            uow.commit()
-
-    async def _notify_lender(self, quote: QuoteRow) -> None:
-        adapter = self._providers.get(quote.provider_id)
-        if adapter is None:
-            raise ProviderRefused(f"provider {quote.provider_id} is no longer registered")
-        offer = ProviderOffer(
-            provider_id=quote.provider_id,
-            kind=ProviderKind.TRADITIONAL,
-            asset=quote.disclosure["asset"],
-            principal=int(quote.offer["principal"]),
-            rate_bps=int(quote.offer["rateBps"]),
-            origination_fee=int(quote.offer["originationFee"]),
-            term_days=int(quote.disclosure["termDays"]),
-            repayment=RepaymentShape.SINGLE,
-            expires_at=quote.expires_at,
-            provider_ref=str(quote.offer["providerRef"]),
-        )
-        try:
-            result = await adapter.accept(offer, idempotency_key=quote.id)
-        except ProviderError as err:
-            raise ProviderRefused(f"{quote.provider_id} did not confirm funding: {err}") from err
-        if not result.funded:
-            raise ProviderRefused(f"{quote.provider_id} declined to fund: {result.detail}")
-
-    @staticmethod
-    def _open_loan_call(chain: ChainRuntime, quote: QuoteRow, signature: bytes) -> Any:
-        return chain.aggregator().functions.openLoan(
-            acceptance_for(quote).as_abi_tuple(),
-            bytes.fromhex(quote.offer_signature.removeprefix("0x")),
-            signature,
-            attestation_from_row(quote).as_abi_tuple(),
-            bytes.fromhex(quote.attestation_signature.removeprefix("0x")),
-        )
-
     @staticmethod
     async def _simulate(chain: ChainRuntime, call: Any) -> None:
         try:
             await simulate(call, chain.relayer)
         except TransactionReverted as err:
             raise ChainRejected(str(err)) from err
-
-    async def _open_on_chain(self, chain: ChainRuntime, quote: QuoteRow, call: Any) -> str:
-        """Relay ``openLoan`` under the intent key of the quote (a retry after a crash resumes the same intent), then
-        record what its receipt shows through the ledger (the indexer applies the same facts later, once); returns
-        the loan's ledger id."""
-        aggregator = chain.aggregator()
-        try:
-            settled = await chain.transactions.submit_and_wait(
-                f"open-loan:{quote.id}", Call.function(aggregator, "openLoan", *call.args), within=RELAY_TIMEOUT
-            )
-        except TransactionReverted as err:
-            raise ChainRejected(str(err)) from err
-        receipt = await chain.w3.eth.get_transaction_receipt(settled.tx_hash)  # type: ignore[arg-type]
-        events = receipt_decoder(chain.record, chain.w3.codec).decode_receipt(chain.chain_id, receipt)
-        ledger_chain = LedgerChain.from_record(chain.record)
-        await asyncio.to_thread(self._record_loan, ledger_chain, events, quote.id)
-        return loan_id_for(chain.chain_id, ledger_chain.aggregator, quote.offer_digest)
-
-    def _record_loan(self, ledger_chain: LedgerChain, events: list[ChainEvent], quote_id: str) -> None:
-        with self._db.unit_of_work() as uow:
-            apply_events(uow.session, ledger_chain, events, source=SOURCE_RECEIPT, via_accept=True)
-            uow.session.execute(update(QuoteRow).where(QuoteRow.id == quote_id).values(status="accepted"))
-            uow.commit()
 
     def get_loan(self, loan_id: str, borrower_id: str | None) -> LoanRow:
         """The loan; ``borrower_id`` None means an admin or auditor, who see every loan."""
@@ -192,6 +545,46 @@ class AcceptanceService:
             if loan is None or (borrower_id is not None and loan.borrower_id != borrower_id):
                 raise LoanNotFound(loan_id)
             return loan
+
+
+def _open_loan_call(chain: ChainRuntime, quote: QuoteView, signature: bytes, permit: CollateralPermit | None) -> Any:
+    args = (
+        acceptance_for(quote).as_abi_tuple(),
+        bytes.fromhex(quote.offer_signature.removeprefix("0x")),
+        signature,
+        attestation_from_row(quote).as_abi_tuple(),
+        bytes.fromhex(quote.attestation_signature.removeprefix("0x")),
+    )
+    functions = chain.aggregator().functions
+    if permit is None:
+        return functions.openLoan(*args)
+    return functions.openLoanWithPermit(*args, permit.as_abi_tuple())
+
+
+def _provider_offer(quote: QuoteView) -> ProviderOffer:
+    """The lender's own offer as quoted, its repayment schedule (installments) included."""
+    return ProviderOffer(
+        provider_id=quote.provider_id,
+        kind=ProviderKind.TRADITIONAL,
+        asset=quote.asset,
+        principal=quote.principal,
+        rate_bps=int(quote.offer["rateBps"]),
+        origination_fee=int(quote.offer["originationFee"]),
+        term_days=int(quote.disclosure["termDays"]),
+        repayment=RepaymentShape(quote.offer.get("repayment", RepaymentShape.SINGLE.value)),
+        installments=int(quote.offer.get("installments", 1)),
+        expires_at=quote.expires_at,
+        provider_ref=str(quote.offer["providerRef"]),
+    )
+
+
+def _lender_key(record: AcceptRecord) -> str:
+    """The idempotency key of one attempt's reservation (its fund and cancel use the same key)."""
+    return f"{record.quote_id}:{record.attempt}"
+
+
+def _reason(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"[:500] if str(err) else type(err).__name__
 
 
 def _signature_bytes(signature_hex: str) -> bytes:

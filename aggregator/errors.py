@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 
 class AggregatorError(Exception):
     """Root of the aggregator's errors."""
@@ -73,3 +75,29 @@ class ReviewAlreadyDecided(AggregatorError):
     def __init__(self, review_id: str, state: str) -> None:
         super().__init__(f"sanctions review {review_id} is already {state}")
         self.state = state
+
+
+class QuoteSuperseded(QuoteNotAcceptable):
+    """Another quote of the same credit request is accepted or being accepted: one request, one loan."""
+
+    def __init__(self, quote_id: str) -> None:
+        AggregatorError.__init__(
+            self, f"quote {quote_id} is superseded: another quote of its credit request is accepted or being accepted"
+        )
+        self.status = "superseded"
+
+
+class AcceptInProgress(AggregatorError):
+    """The quote is being accepted (maybe by another process, maybe its transaction is still on its way)."""
+
+    def __init__(self, quote_id: str, detail: str) -> None:
+        super().__init__(f"the accept of quote {quote_id} is in progress: {detail}; GET the quote to follow it")
+        self.quote_id = quote_id
+
+
+class ExposureLimitExceeded(AggregatorError):
+    """The borrower's open principal with this loan would pass ``limit`` (named: risk's or the KYC tier's)."""
+
+    def __init__(self, limit: str, ceiling: Decimal, after: Decimal) -> None:
+        super().__init__(f"open principal would be {after} with this loan, above the {limit} limit of {ceiling}")
+        self.limit, self.ceiling, self.after = limit, ceiling, after

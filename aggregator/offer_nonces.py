@@ -1,8 +1,8 @@
 """Offer nonces handed out in sequence, per quote signer and CreditAggregator, from counter rows in the store.
 
-A credit request's blocks (one per chain it has quotes on) are reserved in one short transaction before the
-offers are signed; a block whose quotes are never written is simply skipped (a nonce only has to be unused, not
-gap-free)."""
+A credit request's nonces — ONE per chain it has quotes on, shared by all its quotes on that chain, so the contract
+itself refuses a second loan from one request — are reserved in one short transaction before the offers are
+signed; a nonce whose quotes are never written is simply skipped (a nonce only has to be unused, not gap-free)."""
 
 from __future__ import annotations
 

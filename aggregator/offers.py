@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from eth_utils.address import to_checksum_address
 
@@ -14,8 +14,21 @@ from contracts.typed_data import (
     Offer,
     RiskAttestation,
     acceptance_typed_data,
+    offer_typed_data,
 )
-from store.aggregator import QuoteRow
+
+
+class SignedQuote(Protocol):
+    """A stored quote as these helpers read it (the ORM row or the aggregator's ``QuoteView``)."""
+
+    @property
+    def offer(self) -> dict[str, Any]: ...
+    @property
+    def attestation(self) -> dict[str, Any]: ...
+    @property
+    def chain_id(self) -> int: ...
+    @property
+    def contract(self) -> str: ...
 
 
 def _field(kind: str, value: Any) -> Any:
@@ -26,22 +39,27 @@ def _field(kind: str, value: Any) -> Any:
     return int(value)
 
 
-def offer_from_row(row: QuoteRow) -> Offer:
+def offer_from_row(row: SignedQuote) -> Offer:
     return Offer(**{f["name"]: _field(f["type"], row.offer[f["name"]]) for f in OFFER_FIELDS})
 
 
-def attestation_from_row(row: QuoteRow) -> RiskAttestation:
+def attestation_from_row(row: SignedQuote) -> RiskAttestation:
     return RiskAttestation(
         **{f["name"]: _field(f["type"], row.attestation[f["name"]]) for f in RISK_ATTESTATION_FIELDS}
     )
 
 
-def acceptance_for(row: QuoteRow) -> Acceptance:
+def acceptance_for(row: SignedQuote) -> Acceptance:
     """The acceptance a borrower signs for quote ``row``: the offer, valid until the offer expires."""
     offer = offer_from_row(row)
     return Acceptance(offer=offer, deadline=offer.expiry)
 
 
-def acceptance_document(row: QuoteRow) -> dict[str, Any]:
+def acceptance_document(row: SignedQuote) -> dict[str, Any]:
     """The EIP-712 document the borrower's wallet signs to accept quote ``row`` (``eth_signTypedData_v4``)."""
     return acceptance_typed_data(Domain(row.chain_id, to_checksum_address(row.contract)), acceptance_for(row))
+
+
+def offer_document(row: SignedQuote) -> dict[str, Any]:
+    """The EIP-712 ``Offer`` document the quote signer signed."""
+    return offer_typed_data(Domain(row.chain_id, to_checksum_address(row.contract)), offer_from_row(row))

@@ -11,7 +11,6 @@ import json
 import logging
 import time
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -335,14 +334,15 @@ class QuotingService:
         ]
 
     def _reserve_nonces(self, drafts: list[_Draft]) -> list[int]:
-        """One sequential nonce per draft, from a block per chain (see aggregator.offer_nonces)."""
+        """ONE nonce per chain for all of the request's quotes on it (see aggregator.offer_nonces): the contract
+        spends it with the first loan opened, so it refuses a second quote of the same request by itself."""
         signer = self._quote_signer.address
         keys = [
             OfferNonceKey(draft.chain.chain_id, draft.chain.record.address("CreditAggregator"), signer)
             for draft in drafts
         ]
-        blocks = {key: iter(block) for key, block in self._nonces.reserve(Counter(keys)).items()}
-        return [next(blocks[key]) for key in keys]
+        shared = {key: block.start for key, block in self._nonces.reserve(dict.fromkeys(keys, 1)).items()}
+        return [shared[key] for key in keys]
 
     def _sign_one(
         self,
@@ -397,7 +397,12 @@ class QuotingService:
             chain_id=chain.chain_id,
             contract=chain.record.address("CreditAggregator"),
             rank=position,
-            offer=_jsonable(signed_offer.as_message()) | {"providerRef": offer.provider_ref},
+            offer=_jsonable(signed_offer.as_message())
+            | {
+                "providerRef": offer.provider_ref,
+                "repayment": offer.repayment.value,
+                "installments": offer.installments,
+            },
             offer_digest="0x" + digest(offer_doc).hex(),
             offer_signature="0x" + self._quote_signer.sign_typed_data(offer_doc).hex(),
             attestation=_jsonable(attestation.as_message()),
@@ -503,6 +508,11 @@ def risk_summary(decision: RiskDecision) -> dict[str, Any]:
         "inputs_hash": decision.inputs_hash,
         "decision_hash": "0x" + decision.decision_hash().hex(),
     }
+
+
+def _lender_terms(offer: ProviderOffer) -> dict[str, Any]:
+    """What the lender needs back at accept: its own reference and repayment schedule."""
+    return {"providerRef": offer.provider_ref, "repayment": offer.repayment.value, "installments": offer.installments}
 
 
 def _jsonable(message: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,9 +24,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.platform = platform
         workers = Workers().start(platform.settings, platform.database, platform.chains)
         app.state.workers = workers
+        # Every unfinished accept (its process died) is driven to its end: at start-up, then as leases run out.
+        recovery = asyncio.create_task(platform.acceptance.run_recovery(), name="accept-recovery")
         try:
             yield
         finally:
+            recovery.cancel()
+            await asyncio.gather(recovery, return_exceptions=True)
             await workers.stop()
             await platform.close()
 

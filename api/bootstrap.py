@@ -35,6 +35,7 @@ from providers.destinations import DestinationGuard, PinnedTransport
 from providers.registry import ProviderRegistry, build_providers
 from risk.onchain_source import ChainOnchainSource
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
+from store.accepts import SqlAcceptStore
 from store.chain import SqlChainStore
 from store.db import Database
 from store.keystore import SqlKeyStore
@@ -179,7 +180,17 @@ async def build_platform(settings: Settings) -> Platform:
             {name: runtime.record for name, runtime in chains.items()},
         ),
     )
-    acceptance = AcceptanceService(database, chains, providers, compliance)
+    acceptance = AcceptanceService(
+        database,
+        SqlAcceptStore(database),
+        chains,
+        providers,
+        compliance,
+        assets,
+        lease=timedelta(seconds=settings.accept_lease_seconds),
+        relay_timeout=settings.accept_wait_seconds,
+        kill_at=settings.test_accept_kill_point,
+    )
     borrowers = BorrowerFiles(database, keys)
     reviews = SanctionsReviews(database, borrowers, compliance)
     return Platform(

@@ -11,9 +11,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aggregator.errors import (
+    AcceptInProgress,
     AggregatorError,
     ChainRejected,
     ComplianceDenied,
+    ExposureLimitExceeded,
     InvalidAcceptance,
     InvalidCreditRequest,
     LoanNotFound,
@@ -21,6 +23,7 @@ from aggregator.errors import (
     QuoteExpired,
     QuoteNotAcceptable,
     QuoteNotFound,
+    QuoteSuperseded,
     ReviewAlreadyDecided,
     ReviewNotFound,
 )
@@ -38,7 +41,10 @@ _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     QuoteNotFound: (404, "quote-not-found", "Quote not found"),
     LoanNotFound: (404, "loan-not-found", "Loan not found"),
     QuoteExpired: (410, "quote-expired", "The quote has expired"),
+    QuoteSuperseded: (409, "quote-superseded", "Another quote of this credit request is accepted"),
     QuoteNotAcceptable: (409, "quote-not-acceptable", "The quote cannot be accepted"),
+    AcceptInProgress: (409, "accept-in-progress", "The quote is being accepted"),
+    ExposureLimitExceeded: (409, "exposure-limit", "The loan would pass the borrower's exposure limit"),
     InvalidAcceptance: (422, "invalid-acceptance", "The acceptance signature does not verify"),
     ChainRejected: (422, "chain-rejected", "The chain refused the loan"),
     ProviderRefused: (409, "provider-refused", "The lender did not fund the offer"),
@@ -64,6 +70,8 @@ def install(app: FastAPI) -> None:
             extra["errors"] = [{"field": exc.field, "message": exc.message}]
         if isinstance(exc, InvalidAcceptance):
             extra["errors"] = [{"field": "signature", "message": str(exc)}]
+        if isinstance(exc, ExposureLimitExceeded):
+            extra |= {"limit": exc.limit, "limit_amount": str(exc.ceiling), "open_principal_after": str(exc.after)}
         if isinstance(exc, ComplianceDenied):
             extra["reasons"] = [{"code": code, "message": message} for code, message in exc.reasons]
         return problem(status, slug, title, str(exc), request.url.path, **extra)

@@ -55,9 +55,13 @@ def disclosure_out(stored: dict[str, Any]) -> DisclosureOut:
     )
 
 
+#: what the quote keeps for the lender's accept, not part of the signed EIP-712 offer
+LENDER_ONLY = frozenset({"providerRef", "repayment", "installments"})
+
+
 def quote_out(row: QuoteRow, request: CreditRequestRow, assets: AssetRegistry) -> QuoteOut:
     asset = assets.get(request.asset)
-    offer = {k: v for k, v in row.offer.items() if k != "providerRef"}
+    offer = {k: v for k, v in row.offer.items() if k not in LENDER_ONLY}
     return QuoteOut(
         id=row.id,
         rank=row.rank,
@@ -81,11 +85,16 @@ def quote_out(row: QuoteRow, request: CreditRequestRow, assets: AssetRegistry) -
 
 
 def credit_request_out(
-    request: CreditRequestRow, quotes: list[QuoteRow], outcomes: list[ProviderOutcomeRow], assets: AssetRegistry
+    request: CreditRequestRow,
+    quotes: list[QuoteRow],
+    outcomes: list[ProviderOutcomeRow],
+    assets: AssetRegistry,
+    loan_id: str | None = None,
 ) -> CreditRequestOut:
     return CreditRequestOut(
         id=request.id,
         status=request.status,
+        loan_id=loan_id,
         risk=request.risk,
         quotes=[quote_out(q, request, assets) for q in sorted(quotes, key=lambda q: q.rank)],
         provider_outcomes=[

@@ -84,7 +84,7 @@ class QuoteOut(BaseModel):
     collateral: CollateralIn
     disclosure: DisclosureOut
     expires_at: str
-    status: str
+    status: str = Field(description="offered, accepting, accepted or superseded (another quote of the request won)")
     offer: dict[str, Any]
     offer_signature: str
     acceptance_typed_data: dict[str, Any] = Field(description="the EIP-712 document the borrower's wallet signs")
@@ -92,10 +92,22 @@ class QuoteOut(BaseModel):
 
 class CreditRequestOut(BaseModel):
     id: str
-    status: str
+    status: str = Field(description="quoted, accepting, accepted, declined or no_offers")
+    loan_id: str | None = Field(default=None, description="the loan this request became, once accepted")
     risk: dict[str, Any]
     quotes: list[QuoteOut]
     provider_outcomes: list[ProviderOutcomeOut]
+
+
+class PermitIn(BaseModel):
+    """An EIP-2612 permit of the collateral token: owner the borrower, spender the quote's CreditAggregator."""
+
+    model_config = ConfigDict(extra="forbid")
+    value: str = Field(pattern=r"^[0-9]{1,78}$", description="allowance in the token's base units")
+    deadline: int = Field(ge=0, description="unix seconds")
+    v: int
+    r: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    s: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
 
 
 class AcceptIn(BaseModel):
@@ -106,6 +118,9 @@ class AcceptIn(BaseModel):
         max_length=SIGNATURE_MAX_LENGTH,
         description="0x-hex EIP-712 signature of the quote's acceptance_typed_data: 65 bytes from a wallet's key, "
         "or a contract wallet's (ERC-1271) signature",
+    )
+    permit: PermitIn | None = Field(
+        default=None, description="optional EIP-2612 permit for the collateral: relayed with openLoanWithPermit"
     )
 
 

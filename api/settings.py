@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     risk_signer_key: str | None = None
     fanout_deadline_seconds: float = Field(default=2.0, gt=0, le=30)
     quote_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    #: how long an accept's driver holds it without renewing; after a crash another process takes it over then
+    accept_lease_seconds: float = Field(default=30.0, gt=0.5, le=600)
+    #: seconds a POST /accept waits for confirmation before answering 409 "in progress" (the saga carries on)
+    accept_wait_seconds: float = Field(default=120.0, gt=0, le=600)
+    #: test hook: the API process SIGKILLs itself at this named point of the accept saga (empty: never)
+    test_accept_kill_point: str = ""
     asset_prices_usd: dict[str, Decimal] = Field(default_factory=lambda: {"USDC": Decimal(1), "WETH": Decimal(3000)})
     provider_resilience: ResiliencePolicy = Field(default_factory=ResiliencePolicy)
     provider_policies: dict[str, ResiliencePolicy] = Field(default_factory=dict)
@@ -153,6 +159,8 @@ class Settings(BaseSettings):
                 )
             if self.admin_api_key == LOCAL_ADMIN_KEY:
                 raise ValueError("CREDITMESH_ADMIN_API_KEY must be set outside local runs")
+            if self.test_accept_kill_point:
+                raise ValueError("CREDITMESH_TEST_ACCEPT_KILL_POINT is a test hook: refused outside local runs")
             missing = [n for n in ("relayer_key", "quote_signer_key", "risk_signer_key") if not getattr(self, n)]
             if missing:
                 raise ValueError(f"set CREDITMESH_{missing[0].upper()} outside local runs (devnet keys are public)")

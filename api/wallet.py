@@ -1,14 +1,18 @@
-"""Borrower-side wallet helpers for devnets: approve collateral and sign an acceptance with a devnet key, so that
-the README's example is copy-paste. A real borrower signs the same EIP-712 document in their own wallet."""
+"""Borrower-side wallet helpers for devnets: sign an EIP-2612 permit for the collateral (or, for a token without
+permit, approve it), and sign an acceptance with a devnet key, so that the README's example is copy-paste. A real
+borrower signs the same EIP-712 documents in their own wallet. With a permit the borrower needs no ETH for gas: the
+platform relays ``openLoanWithPermit``."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3 import Web3
+from web3.exceptions import Web3Exception
 
 from chain.artifacts import load_artifact
 from contracts import typed_data
@@ -31,17 +35,70 @@ def approve_collateral(account: LocalAccount, rpc_url: str, token: str, spender:
     return tx_hash.to_0x_hex()
 
 
+PERMIT_TYPE = [
+    {"name": "owner", "type": "address"},
+    {"name": "spender", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+
+def sign_permit(
+    account: LocalAccount, rpc_url: str, token: str, spender: str, amount: int, deadline: int
+) -> dict[str, Any] | None:
+    """An EIP-2612 permit of ``amount`` to ``spender`` as the API takes it, or None when the token has no permit
+    (it does not answer EIP-5267's ``eip712Domain()`` and ``nonces``)."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    erc20 = w3.eth.contract(address=to_checksum_address(token), abi=load_artifact("MockERC20").abi)
+    try:
+        _, name, version, chain_id, verifying, _, _ = erc20.functions.eip712Domain().call()
+        nonce = erc20.functions.nonces(account.address).call()
+    except (Web3Exception, ValueError):
+        return None
+    document = {
+        "types": {"EIP712Domain": DOMAIN_TYPE, "Permit": PERMIT_TYPE},
+        "primaryType": "Permit",
+        "domain": {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying},
+        "message": {
+            "owner": account.address,
+            "spender": to_checksum_address(spender),
+            "value": amount,
+            "nonce": nonce,
+            "deadline": deadline,
+        },
+    }
+    signature = typed_data.sign(document, account.key)
+    return {
+        "value": str(amount),
+        "deadline": deadline,
+        "v": signature[64],
+        "r": "0x" + signature[:32].hex(),
+        "s": "0x" + signature[32:64].hex(),
+    }
+
+
 def accept_quote(account: LocalAccount, api_url: str, api_key: str, quote_id: str, rpc_url: str) -> dict[str, Any]:
-    """Fetch the quote, approve its collateral to the CreditAggregator, sign the acceptance and post it."""
+    """Fetch the quote, sign a permit of its collateral to the CreditAggregator (or approve it, for a token without
+    permit), sign the acceptance and post both."""
     headers = {"X-API-Key": api_key}
     with httpx.Client(base_url=api_url, headers=headers, timeout=60) as client:
         quote = client.get(f"/v1/quotes/{quote_id}").raise_for_status().json()
         offer = quote["offer"]
-        approve_collateral(
-            account, rpc_url, offer["collateralAsset"], quote["contract"], int(offer["collateralAmount"])
-        )
+        token, amount = offer["collateralAsset"], int(offer["collateralAmount"])
+        deadline = int(offer["expiry"]) if offer.get("expiry") else int(time.time()) + 3_600
+        permit = sign_permit(account, rpc_url, token, quote["contract"], amount, deadline)
+        if permit is None:
+            approve_collateral(account, rpc_url, token, quote["contract"], amount)
         signature = sign_acceptance(account, quote["acceptance_typed_data"])
-        response = client.post(f"/v1/quotes/{quote_id}/accept", json={"signature": signature})
+        body_in: dict[str, Any] = {"signature": signature} | ({"permit": permit} if permit else {})
+        response = client.post(f"/v1/quotes/{quote_id}/accept", json=body_in)
         body: dict[str, Any] = response.json()
         if response.status_code >= 400:
             raise SystemExit(f"accept failed ({response.status_code}): {body.get('detail')}")

@@ -90,6 +90,21 @@ class ProviderAdapter(ABC):
     async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
         """Tell the provider its offer was accepted. Never retried without the same ``idempotency_key``."""
 
+    # The two-phase accept (Provider Quote Protocol v1, additive): reserve → openLoan on-chain → fund once
+    # LoanOpened is confirmed, or cancel when the chain refused. Only traditional lenders implement it.
+
+    async def reserve(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
+        """Ask the lender to hold ``offer`` for this accept without funding it; ``funded`` True means held."""
+        raise ProviderProtocolError(f"{self.provider_id} ({self.kind}) does not take reservations")
+
+    async def fund(self, provider_ref: str, idempotency_key: str, chain_id: int, tx_hash: str) -> FundingResult:
+        """Tell the lender to fund its reserved offer: the loan is open on-chain (``tx_hash`` on ``chain_id``)."""
+        raise ProviderProtocolError(f"{self.provider_id} ({self.kind}) does not take funding instructions")
+
+    async def cancel(self, provider_ref: str, idempotency_key: str) -> FundingResult:
+        """Release the reservation: the loan was not opened on-chain."""
+        raise ProviderProtocolError(f"{self.provider_id} ({self.kind}) does not take reservations")
+
     @abstractmethod
     async def status(self, provider_ref: str) -> FundingStatus:
         """Where the offer ``provider_ref`` stands at the provider."""

@@ -94,6 +94,23 @@ class _WireAcceptResponse(BaseModel):
     detail: str = ""
 
 
+class _WirePhaseResponse(BaseModel):
+    status: str = Field(pattern="^(reserved|funded|cancelled|refused)$")
+    detail: str = ""
+
+
+def _reserve_payload(offer: ProviderOffer) -> dict[str, Any]:
+    """The terms the lender quoted, its repayment schedule included (installments are the lender's own)."""
+    return {
+        "principal": str(offer.principal),
+        "rate_bps": offer.rate_bps,
+        "origination_fee": str(offer.origination_fee),
+        "term_days": offer.term_days,
+        "repayment": offer.repayment.value,
+        "installments": offer.installments,
+    }
+
+
 class _WireStatusResponse(BaseModel):
     offer_ref: str
     state: FundingState
@@ -286,6 +303,41 @@ class HttpLenderAdapter(ProviderAdapter):
         except ValidationError as err:
             raise ProviderProtocolError(f"{self.provider_id}: accept body: {_schema_reason(err)}") from err
         return FundingResult(self.provider_id, offer.provider_ref, parsed.status != "refused", parsed.detail)
+
+    # ---------------------------------------------------------------- the two-phase accept (additive in v1)
+
+    async def reserve(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
+        """``POST /v1/offers/{ref}/reserve`` with the offer's terms and schedule: the lender holds the offer."""
+        payload = _reserve_payload(offer)
+        return await self._accept_phase(offer.provider_ref, "reserve", payload, idempotency_key, "reserved")
+
+    async def fund(self, provider_ref: str, idempotency_key: str, chain_id: int, tx_hash: str) -> FundingResult:
+        """``POST /v1/offers/{ref}/fund``: ``LoanOpened`` is confirmed in ``tx_hash`` on ``chain_id``."""
+        payload = {"chain_id": chain_id, "tx_hash": tx_hash}
+        return await self._accept_phase(provider_ref, "fund", payload, idempotency_key, "funded")
+
+    async def cancel(self, provider_ref: str, idempotency_key: str) -> FundingResult:
+        """``POST /v1/offers/{ref}/cancel``: the loan was not opened on-chain; the reservation is released."""
+        return await self._accept_phase(provider_ref, "cancel", {}, idempotency_key, "cancelled")
+
+    async def _accept_phase(
+        self, provider_ref: str, phase: str, fields: dict[str, Any], idempotency_key: str, expected: str
+    ) -> FundingResult:
+        if not idempotency_key:
+            raise ProviderProtocolError(f"{self.provider_id}: a {phase} needs an idempotency key")
+        payload = {"protocol_version": PROTOCOL_VERSION, "nonce": uuid.uuid4().hex, "offer_ref": provider_ref}
+        response = await self._send(
+            "POST", f"/v1/offers/{provider_ref}/{phase}", payload | fields, {"Idempotency-Key": idempotency_key}
+        )
+        if response.status_code in (404, 409, 410):
+            return FundingResult(self.provider_id, provider_ref, False, f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise self._unexpected(response)
+        try:
+            parsed = _WirePhaseResponse.model_validate_json(response.content)
+        except ValidationError as err:
+            raise ProviderProtocolError(f"{self.provider_id}: {phase} body: {_schema_reason(err)}") from err
+        return FundingResult(self.provider_id, provider_ref, parsed.status == expected, parsed.detail)
 
     async def status(self, provider_ref: str) -> FundingStatus:
         response = await self._send("GET", f"/v1/offers/{provider_ref}", None, {})

@@ -141,10 +141,12 @@ class FundingState(StrEnum):
     """Where an offer stands at its provider (Provider Quote Protocol ``GET /v1/offers/{ref}``)."""
 
     OFFERED = "offered"
+    RESERVED = "reserved"  # held for an accept (two-phase accept), not funded
     ACCEPTED = "accepted"
     FUNDED = "funded"
     FAILED = "failed"
     WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"  # a reservation released: the loan was not opened on-chain
     EXPIRED = "expired"
     UNKNOWN = "unknown"
 

@@ -747,6 +747,28 @@ class ResilientProvider(ProviderAdapter):
             "accept", lambda: self.inner.accept(offer, idempotency_key), end, self.policy.accept_timeout_seconds
         )
 
+    async def reserve(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
+        """One attempt, like ``accept``."""
+        end = time.monotonic() + self.policy.accept_timeout_seconds
+        return await self._attempt(
+            "reserve", lambda: self.inner.reserve(offer, idempotency_key), end, self.policy.accept_timeout_seconds
+        )
+
+    async def fund(self, provider_ref: str, idempotency_key: str, chain_id: int, tx_hash: str) -> FundingResult:
+        end = time.monotonic() + self.policy.accept_timeout_seconds
+        return await self._attempt(
+            "fund",
+            lambda: self.inner.fund(provider_ref, idempotency_key, chain_id, tx_hash),
+            end,
+            self.policy.accept_timeout_seconds,
+        )
+
+    async def cancel(self, provider_ref: str, idempotency_key: str) -> FundingResult:
+        end = time.monotonic() + self.policy.accept_timeout_seconds
+        return await self._attempt(
+            "cancel", lambda: self.inner.cancel(provider_ref, idempotency_key), end, self.policy.accept_timeout_seconds
+        )
+
     async def health(self) -> ProviderHealth:
         snapshot = await self.breaker.snapshot()
         summary = self.tracker.summary()

@@ -1,6 +1,7 @@
 """Every model module, imported so that ``Base.metadata`` knows every table (Alembic, the schema test)."""
 
 from store import (
+    accepts,
     aggregator,
     api,
     chain,
@@ -17,6 +18,7 @@ from store.base import Base
 
 __all__ = [
     "Base",
+    "accepts",
     "aggregator",
     "api",
     "chain",

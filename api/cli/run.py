@@ -137,7 +137,7 @@ profile on file), API key:
     -d '{{"amount":"1500.00","asset":"USDC","term_days":30,"collateral":{{"asset":"WETH","amount":"1.0"}}}}' \\
     | tee /tmp/quotes.json | python3 -m json.tool | head -60
 
-2. Accept the best quote (approves the collateral, signs the EIP-712 acceptance with the devnet key, posts it):
+2. Accept the best quote (signs a collateral permit and the EIP-712 acceptance with the devnet key, posts them):
   uv run creditmesh wallet accept --account 6 --api-key $CM_KEY \\
     --quote-id $(python3 -c "import json;print(json.load(open('/tmp/quotes.json'))['quotes'][0]['id'])")
 

@@ -43,7 +43,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     wallet_commands.add_parser("address", help="print the account's address")
     sign = wallet_commands.add_parser("sign", help="sign a quote's acceptance_typed_data (file or - for stdin)")
     sign.add_argument("typed_data")
-    accept = wallet_commands.add_parser("accept", help="approve collateral, sign and post the acceptance")
+    accept = wallet_commands.add_parser("accept", help="permit (or approve) collateral, sign, post")
     accept.add_argument("--quote-id", required=True)
     accept.add_argument("--api-key", required=True)
     accept.add_argument("--api-url", default=f"http://127.0.0.1:{API_PORT}")

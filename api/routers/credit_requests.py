@@ -14,7 +14,7 @@ from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.logs import correlation_id
 from api.render import credit_request_out
 from api.schemas import CreditRequestIn, CreditRequestOut
-from store.aggregator import CreditRequestRow, ProviderOutcomeRow, QuoteRow
+from store.aggregator import CreditRequestRow, LoanRow, ProviderOutcomeRow, QuoteRow
 
 router = APIRouter(prefix="/v1/credit-requests", tags=["credit requests"])
 
@@ -28,7 +28,10 @@ def _load(platform: PlatformDep, request_id: str, borrower_id: str | None) -> Cr
         outcomes = list(
             uow.session.scalars(select(ProviderOutcomeRow).where(ProviderOutcomeRow.request_id == request_id))
         )
-        return credit_request_out(row, quotes, outcomes, platform.assets)
+        loan_id = uow.session.scalars(
+            select(LoanRow.id).where(LoanRow.quote_id.in_([quote.id for quote in quotes]))
+        ).first()
+        return credit_request_out(row, quotes, outcomes, platform.assets, loan_id)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CreditRequestOut)

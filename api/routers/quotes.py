@@ -7,6 +7,7 @@ import asyncio
 from fastapi import APIRouter, status
 
 from aggregator.errors import InvalidAcceptance, QuoteNotFound
+from aggregator.permit import CollateralPermit
 from api.bootstrap import Platform
 from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.render import loan_out, quote_out
@@ -32,10 +33,16 @@ async def get_quote(quote_id: str, principal: ReaderPrincipal, platform: Platfor
 
 @router.post("/{quote_id}/accept", status_code=status.HTTP_201_CREATED, response_model=LoanOut)
 async def accept_quote(quote_id: str, body: AcceptIn, borrower: CurrentBorrower, platform: PlatformDep) -> LoanOut:
-    """Verify the acceptance, lock the quote and relay ``openLoan`` on the quote's chain; returns the loan."""
+    """Verify the acceptance, lock the quote (superseding the request's other quotes) and relay ``openLoan`` on
+    the quote's chain — ``openLoanWithPermit`` when a collateral permit is given; returns the loan. A repeated
+    accept of an accepted quote returns the same loan; one still in progress answers 409."""
     if len(body.signature) != EOA_SIGNATURE_LENGTH and not await _from_contract_wallet(platform, borrower.id, quote_id):
         raise InvalidAcceptance(f"signature has {(len(body.signature) - 2) // 2} bytes; a wallet key's has 65")
-    accepted = await platform.acceptance.accept(borrower, quote_id, body.signature)
+    permit = None
+    if body.permit is not None:
+        p = body.permit
+        permit = CollateralPermit.parse(p.value, p.deadline, p.v, p.r, p.s)
+    accepted = await platform.acceptance.accept(borrower, quote_id, body.signature, permit)
     loan = await asyncio.to_thread(platform.acceptance.get_loan, accepted.loan_id, None)
     return loan_out(loan, platform.assets)
 

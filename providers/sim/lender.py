@@ -8,6 +8,7 @@ many requests reached it (which is how the chaos tests count the trial calls a h
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
@@ -38,6 +39,10 @@ class QuoteBody(BaseModel):
     jurisdiction: str = ""
 
 
+class ReserveDelay(BaseModel):
+    seconds: float = Field(ge=0, le=60)
+
+
 @dataclass
 class LenderState:
     spec: SimLender
@@ -45,7 +50,20 @@ class LenderState:
     rng: random.Random
     offers: dict[str, str] = field(default_factory=dict)  # offer_ref -> state
     accepted: dict[str, str] = field(default_factory=dict)  # idempotency key -> offer_ref
-    counts: dict[str, int] = field(default_factory=lambda: {"quote": 0, "accept": 0, "status": 0, "health": 0})
+    counts: dict[str, int] = field(
+        default_factory=lambda: {
+            "quote": 0,
+            "accept": 0,
+            "reserve": 0,
+            "fund": 0,
+            "cancel": 0,
+            "status": 0,
+            "health": 0,
+        }
+    )
+    phases: dict[tuple[str, str], str] = field(default_factory=dict)  # (phase, idempotency key) -> offer_ref
+    funded_by: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the funding instruction
+    reserve_delay: float = 0.0  # seconds a reservation takes (tests act on the chain in between)
 
     @classmethod
     def of(cls, spec: SimLender) -> LenderState:
@@ -119,6 +137,32 @@ async def _quote(state: LenderState, body: QuoteBody) -> Response:
     return JSONResponse(document)
 
 
+_PHASE_FROM = {"reserve": ("offered",), "fund": ("reserved",), "cancel": ("reserved",)}
+_PHASE_TO = {"reserve": "reserved", "fund": "funded", "cancel": "cancelled"}
+
+
+def _phase(state: LenderState, phase: str, offer_ref: str, key: str, body: dict[str, Any]) -> dict[str, str]:
+    """The two-phase accept: reserve an offered offer; fund or cancel a reserved one. A repeat under the same
+    idempotency key answers the same; a phase out of order is a 409."""
+    if phase not in _PHASE_TO:
+        raise HTTPException(status_code=404, detail=f"no phase {phase!r}")
+    state.counts[phase] += 1
+    previous = state.phases.setdefault((phase, key), offer_ref)
+    if previous != offer_ref:
+        raise HTTPException(status_code=409, detail="idempotency key used for another offer")
+    current = state.offers.get(offer_ref)
+    if current is None:
+        raise HTTPException(status_code=404, detail="unknown offer")
+    target = _PHASE_TO[phase]
+    if current != target:
+        if current not in _PHASE_FROM[phase]:
+            raise HTTPException(status_code=409, detail=f"offer is {current}; cannot {phase}")
+        state.offers[offer_ref] = target
+        if phase == "fund":
+            state.funded_by[offer_ref] = {"chain_id": body.get("chain_id"), "tx_hash": body.get("tx_hash")}
+    return {"status": target, "detail": f"{state.spec.lender_id} {target} {offer_ref}"}
+
+
 def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | None = None) -> APIRouter:
     """The protocol endpoints under ``prefix``: for every hosted lender (``{lender_id}`` in the path), or for one."""
     router = APIRouter(prefix=prefix)
@@ -157,6 +201,23 @@ def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | Non
             raise HTTPException(status_code=409, detail="idempotency key used for another offer")
         state.offers[offer_ref] = "funded"
         return {"status": "funded", "detail": f"{state.spec.lender_id} funds {offer_ref} off-chain"}
+
+    @router.post("/v1/offers/{offer_ref}/{phase}")
+    async def accept_phase(
+        offer_ref: str,
+        phase: str,
+        request: Request,
+        idempotency_key: Annotated[str, Header(alias="Idempotency-Key")],
+        lender_id: str | None = None,
+        x_creditmesh_timestamp: Annotated[str | None, Header(alias=TIMESTAMP_HEADER)] = None,
+        x_creditmesh_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+    ) -> dict[str, str]:
+        state = lender(lender_id)
+        raw = await _verified(state, request, x_creditmesh_timestamp, x_creditmesh_signature)
+        answer = _phase(state, phase, offer_ref, idempotency_key, json.loads(raw or b"{}"))
+        if phase == "reserve":
+            await asyncio.sleep(state.reserve_delay)
+        return answer
 
     @router.get("/v1/offers/{offer_ref}")
     async def offer_status(
@@ -205,7 +266,13 @@ def create_sim_app(lenders: list[SimLender], root_lender: str | None = None) -> 
         state = states.get(lender_id)
         if state is None:
             raise HTTPException(status_code=404, detail=f"no simulated lender {lender_id!r}")
-        return {"lender_id": lender_id, "failure": state.spec.failure.model_dump(), "requests": dict(state.counts)}
+        return {
+            "lender_id": lender_id,
+            "failure": state.spec.failure.model_dump(),
+            "requests": dict(state.counts),
+            "offers": dict(state.offers),
+            "funded_by": dict(state.funded_by),
+        }
 
     @app.put("/control/lenders/{lender_id}/failure")
     async def control_failure(lender_id: str, failure: FailureSpec) -> dict[str, Any]:
@@ -214,6 +281,14 @@ def create_sim_app(lenders: list[SimLender], root_lender: str | None = None) -> 
             raise HTTPException(status_code=404, detail=f"no simulated lender {lender_id!r}")
         state.spec = state.spec.model_copy(update={"failure": failure})
         return {"lender_id": lender_id, "failure": failure.model_dump()}
+
+    @app.put("/control/lenders/{lender_id}/reserve-delay")
+    async def control_reserve_delay(lender_id: str, delay: ReserveDelay) -> dict[str, Any]:
+        state = states.get(lender_id)
+        if state is None:
+            raise HTTPException(status_code=404, detail=f"no simulated lender {lender_id!r}")
+        state.reserve_delay = delay.seconds
+        return {"lender_id": lender_id, "reserve_delay": delay.seconds}
 
     return app
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from eth_account import Account
@@ -168,24 +169,34 @@ def test_accepting_a_pool_quote_opens_the_loan_on_its_chain(
 def test_accepting_the_lenders_quote_records_it_as_off_chain_funder(
     platform: RunningPlatform, borrower_key: str, devnet_chains: dict[str, DeployedChain]
 ) -> None:
-    quote = next(
-        q
-        for q in _request(platform, borrower_key, preferred_chains=["arbitrum-local"])["quotes"]
-        if q["provider_id"] == "sim-bank"
-    )
+    # a borrower of their own: the walking skeleton's borrower is at risk's limit after one 1,500 USDC loan
+    wallet = devnet_account(9)
+    key = platform.onboard(wallet.address)
     chain = devnet_chains["arbitrum-local"]
-    usdc_before = chain.contract("USDC").functions.balanceOf(BORROWER.address).call()
-    loan = _accept(platform, borrower_key, chain, quote)
+    request = _request_as(platform, key, wallet, chain)
+    quote = next(q for q in request["quotes"] if q["provider_id"] == "sim-bank")
+    usdc_before = chain.contract("USDC").functions.balanceOf(wallet.address).call()
+    loan = _accept_as(platform, key, wallet, chain, quote)
     receipt = chain.w3.eth.get_transaction_receipt(loan["transaction_hash"])
     (event,) = chain.contract("CreditAggregator").events.LoanOpened().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["pool"] == "0x" + "00" * 20
     assert event["args"]["providerId"] == keccak(text="sim-bank")
-    assert chain.contract("USDC").functions.balanceOf(BORROWER.address).call() == usdc_before
+    assert chain.contract("USDC").functions.balanceOf(wallet.address).call() == usdc_before
+    # two phases: reserved before the relay, funded only once LoanOpened was confirmed, for that transaction
+    lender = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=10).json()
+    funded = [reference for reference, state in lender["offers"].items() if state == "funded"]
+    assert len(funded) == 1
+    assert lender["funded_by"][funded[0]] == {"chain_id": chain.chain_id, "tx_hash": loan["transaction_hash"]}
+    assert lender["requests"]["reserve"] == lender["requests"]["fund"] == 1
 
-    with platform.client(borrower_key) as client:
+    with platform.client(key) as client:
         again = client.post(f"/v1/quotes/{quote['id']}/accept", json={"signature": "0x" + "11" * 65})
-    assert again.status_code == 409
-    assert again.headers["content-type"].startswith("application/problem+json")
+        shown = client.get(f"/v1/credit-requests/{request['id']}").json()
+    assert again.status_code == 201
+    assert again.json()["id"] == loan["id"], "a repeated accept returns the same loan"
+    assert shown["status"] == "accepted"
+    assert shown["loan_id"] == loan["id"]
+    assert {q["status"] for q in shown["quotes"] if q["id"] != quote["id"]} == {"superseded"}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,22 @@ class RunningPlatform:
     data_dir: Path
     admin_key: str = ADMIN_KEY
     database_url: str = ""
+    api: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def restart_api(self, extra_env: dict[str, str] | None = None) -> None:
+        """Start the API again on its port (after the test killed it, or stopping it first), with ``extra_env``."""
+        if self.api is not None and self.api.poll() is None:
+            self.api.terminate()
+            self.api.wait(timeout=30)
+        self.env = self.env | (extra_env or {})
+        self.api = _start_api(self.env, int(self.api_url.rsplit(":", 1)[1]), self.data_dir)
+        _wait(f"{self.api_url}/healthz", self.api)
+
+    def wait_api_exit(self, timeout: float = 60) -> int:
+        """The API's exit code once it has stopped (a kill point SIGKILLs it: -9)."""
+        assert self.api is not None
+        return self.api.wait(timeout=timeout)
 
     def client(self, api_key: str) -> httpx.Client:
         return httpx.Client(base_url=self.api_url, headers={"X-API-Key": api_key}, timeout=60)
@@ -60,7 +76,7 @@ class RunningPlatform:
         return onboard(self.api_url, self.admin_key, wallet, jurisdiction, profile, kyc)
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -73,6 +89,13 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> No
     raise RuntimeError(f"{url} not up after {timeout} s")
 
 
+def _start_api(env: dict[str, str], port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    with (data_dir / "api.log").open("ab") as api_log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env, stderr=api_log
+        )
+
+
 @contextmanager
 def running_platform(
     chains: dict[str, DeployedChain],
@@ -82,6 +105,7 @@ def running_platform(
     fleet: list[SimLender] | None = None,
     settings: dict[str, str] | None = None,
     workers: str = "none",
+    lender_timeout: float | None = None,
 ) -> Iterator[RunningPlatform]:
     """The platform's processes; ``fleet`` replaces the one simulated bank, ``settings`` adds or overrides
     ``CREDITMESH_*`` variables of the API; background workers (``CREDITMESH_WORKERS``) run only when the test opts
@@ -108,7 +132,12 @@ def running_platform(
             "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
             # the simulated lenders listen on loopback; every other internal address stays refused
             "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
-            "CREDITMESH_HTTP_LENDERS": json.dumps(http_lender_settings(lender_url, fleet)),
+            "CREDITMESH_HTTP_LENDERS": json.dumps(
+                [
+                    entry | ({"timeout_seconds": lender_timeout} if lender_timeout else {})
+                    for entry in http_lender_settings(lender_url, fleet)
+                ]
+            ),
             "CREDITMESH_DATABASE_URL": database_url,
             "CREDITMESH_WORKERS": workers,
             "CREDITMESH_VELOCITY_PER_BORROWER": "25",
@@ -143,18 +172,19 @@ def running_platform(
         ],
         env=env,
     )
-    api_log = (data_dir / "api.log").open("wb")
-    api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)], env=env, stderr=api_log)
+    running = RunningPlatform(
+        f"http://127.0.0.1:{api_port}", lender_url, data_dir, database_url=database_url, env=dict(env)
+    )
+    running.api = _start_api(env, api_port, data_dir)
     try:
         _wait(f"{lender_url}/v1/health", lender)
         _wait(f"{identity_url}/health", identity)
-        _wait(f"http://127.0.0.1:{api_port}/healthz", api)
-        yield RunningPlatform(f"http://127.0.0.1:{api_port}", lender_url, data_dir, database_url=database_url)
+        _wait(f"http://127.0.0.1:{api_port}/healthz", running.api)
+        yield running
     finally:
-        for process in (api, identity, lender):
+        for process in (running.api, identity, lender):
             process.terminate()
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-        api_log.close()

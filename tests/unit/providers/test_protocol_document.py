@@ -4,12 +4,20 @@ receiver's own models, and the schemas require what the models require."""
 from __future__ import annotations
 
 import importlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from providers.http_lender import _WireAcceptResponse, _WireOffer, _WireQuoteResponse
+from providers.http_lender import (
+    _reserve_payload,
+    _WireAcceptResponse,
+    _WireOffer,
+    _WirePhaseResponse,
+    _WireQuoteResponse,
+)
+from providers.models import ProviderKind, ProviderOffer, RepaymentShape
 from providers.sim.lender import QuoteBody
 from providers.webhooks import WebhookEvent
 
@@ -27,7 +35,15 @@ def spec() -> dict[str, Any]:
 def test_it_is_openapi_3_1_with_every_operation_and_the_webhook(spec: dict[str, Any]) -> None:
     assert spec["openapi"] == "3.1.0"
     assert spec["info"]["version"] == "1"
-    assert set(spec["paths"]) == {"/v1/quotes", "/v1/offers/{offer_ref}/accept", "/v1/offers/{offer_ref}", "/v1/health"}
+    assert set(spec["paths"]) == {
+        "/v1/quotes",
+        "/v1/offers/{offer_ref}/accept",
+        "/v1/offers/{offer_ref}/reserve",
+        "/v1/offers/{offer_ref}/fund",
+        "/v1/offers/{offer_ref}/cancel",
+        "/v1/offers/{offer_ref}",
+        "/v1/health",
+    }
     assert "204" in spec["paths"]["/v1/quotes"]["post"]["responses"]
     assert set(spec["webhooks"]) == {"offerEvent"}
 
@@ -37,6 +53,9 @@ def test_examples_parse_with_the_models_that_read_them(spec: dict[str, Any]) -> 
     assert _WireQuoteResponse.model_validate(quote).offers[0].rate_bps == 805
     accept = spec["paths"]["/v1/offers/{offer_ref}/accept"]["post"]["responses"]["200"]
     assert _WireAcceptResponse.model_validate(accept["content"]["application/json"]["example"]).status == "funded"
+    for phase, status in (("reserve", "reserved"), ("fund", "funded"), ("cancel", "cancelled")):
+        answer = spec["paths"][f"/v1/offers/{{offer_ref}}/{phase}"]["post"]["responses"]["200"]
+        assert _WirePhaseResponse.model_validate(answer["content"]["application/json"]["example"]).status == status
     webhook = spec["webhooks"]["offerEvent"]["post"]["requestBody"]["content"]["application/json"]["example"]
     assert WebhookEvent.model_validate(webhook).event_id == "evt-0001"
 
@@ -55,3 +74,23 @@ def test_schemas_require_what_the_models_require(spec: dict[str, Any], schema: s
 def test_the_quote_request_schema_covers_what_the_simulator_reads(spec: dict[str, Any]) -> None:
     documented = spec["components"]["schemas"]["QuoteRequest"]["properties"]
     assert set(QuoteBody.model_fields) <= set(documented)
+
+
+def test_the_reserve_request_schema_is_what_the_adapter_sends(spec: dict[str, Any]) -> None:
+    offer = ProviderOffer(
+        provider_id="sim-bank",
+        kind=ProviderKind.TRADITIONAL,
+        asset="USDC",
+        principal=1_000 * 10**6,
+        rate_bps=900,
+        origination_fee=10 * 10**6,
+        term_days=90,
+        repayment=RepaymentShape.INSTALLMENTS,
+        installments=3,
+        expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+        provider_ref="sim-bank-1",
+    )
+    documented = spec["components"]["schemas"]["ReserveRequest"]
+    sent = _reserve_payload(offer) | {"protocol_version": "1", "nonce": "n", "offer_ref": "sim-bank-1"}
+    assert set(sent) == set(documented["properties"]) == set(documented["required"])
+    assert (sent["repayment"], sent["installments"]) == ("installments", 3), "the lender's schedule is carried"

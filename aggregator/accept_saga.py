@@ -1,0 +1,308 @@
+"""The accept saga's records: one per quote, its step persisted before the next step starts, so a process that
+dies at any point leaves enough behind for another (or itself, restarted) to drive the accept to its end.
+
+    verified → screened → simulated → [reserved] → submitted → mined → recorded → [funded]
+           ↘ cancelled (the quote is back to ``offered``: nothing was or can any longer be mined)
+                                             ↘ failed (intent failed, yet the offer nonce is used on-chain)
+
+``reserved`` and ``funded`` are a traditional lender's two phases (the Provider Quote Protocol's reserve and fund);
+a pool loan skips them. ``cancelled`` is reached only before ``submitted``, or after it once the transaction can no
+longer be mined (its intent failed and the offer nonce is unused on-chain). Pure records and a repository
+interface with an in-memory fake; the SQL side is ``store.accepts``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class AcceptStep(StrEnum):
+    VERIFIED = "verified"  # acceptance signature checked, quote locked, sibling quotes superseded
+    SCREENED = "screened"  # borrower and collateral source re-screened, decisions recorded
+    SIMULATED = "simulated"  # openLoan simulated against the chain: it would succeed now
+    RESERVED = "reserved"  # the traditional lender holds the offer (not funded)
+    SUBMITTED = "submitted"  # the openLoan intent is (about to be) persisted and sent; it may be mined
+    MINED = "mined"  # openLoan confirmed; LoanOpened read from the receipt
+    RECORDED = "recorded"  # the loan is in our records, quote and credit request accepted
+    FUNDED = "funded"  # the traditional lender was told to fund the loan opened on-chain
+    CANCELLED = "cancelled"  # the quote went back to offered (and a lender's reservation was cancelled)
+    FAILED = "failed"  # our intent failed but the offer nonce is spent: opened by another transaction (the ledger
+    # links that loan by offerDigest); the quote stays 'accepting' and is never offered again
+
+
+#: steps after which the transaction may be on its way: the quote must not go back to ``offered`` blindly
+IN_FLIGHT = frozenset({AcceptStep.SUBMITTED, AcceptStep.MINED})
+FINAL = frozenset({AcceptStep.FUNDED, AcceptStep.CANCELLED, AcceptStep.FAILED})
+POOL, TRADITIONAL = "pool", "traditional"
+
+
+def is_done(step: AcceptStep, kind: str) -> bool:
+    """Whether nothing remains to be driven: a pool loan is done once recorded, a traditional one once funded."""
+    return step in FINAL or (step is AcceptStep.RECORDED and kind == POOL)
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteView:
+    """What the accept needs of a stored quote (no ORM row leaves ``store``)."""
+
+    id: str
+    request_id: str
+    borrower_id: str
+    provider_id: str
+    kind: str
+    chain_name: str
+    chain_id: int
+    contract: str
+    offer: dict[str, Any]
+    offer_digest: str
+    offer_signature: str
+    attestation: dict[str, Any]
+    attestation_signature: str
+    disclosure: dict[str, Any]
+    status: str
+    expires_at: datetime
+    risk_max_amount: str  # what risk approved for the quote's credit request, in asset units
+
+    @property
+    def principal(self) -> int:
+        return int(self.offer["principal"])
+
+    @property
+    def asset(self) -> str:
+        return str(self.disclosure["asset"])
+
+    @property
+    def nonce(self) -> int:
+        return int(self.offer["nonce"])
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptRecord:
+    quote_id: str
+    request_id: str
+    borrower_id: str
+    kind: str
+    chain_name: str
+    attempt: int
+    step: AcceptStep
+    owner: str
+    lease_until: datetime
+    updated_at: datetime
+    error: str | None = None
+    tx_hash: str | None = None
+    loan_id: str | None = None
+    lender_state: str | None = None  # reserved | funded | cancelled (traditional lenders only)
+
+    @property
+    def intent_key(self) -> str:
+        """The relay intent of this attempt (a cancelled accept retried is a new attempt, a new intent)."""
+        return f"open-loan:{self.quote_id}:{self.attempt}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoanFacts:
+    """The loan as the ``openLoan`` receipt shows it: its ledger id (derived from the chain, the CreditAggregator and
+    the offer digest, so the indexer names it the same) and the receipt's decoded events, which the ledger applies
+    (``aggregator.ledger.apply_events``; opaque here)."""
+
+    id: str
+    quote_id: str
+    borrower_id: str
+    asset: str
+    principal: int
+    tx_hash: str
+    events: tuple[Any, ...] = ()
+    ledger_chain: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """The borrower's open principal per asset symbol (base units): active loans plus accepts in flight."""
+
+    by_asset: dict[str, int] = field(default_factory=dict)
+
+
+class LockRefused(Exception):
+    """The quote could not be locked: ``reason`` is ``status`` (the quote is not offered), ``superseded`` (another
+    quote of its credit request is accepted or being accepted) or ``in-progress`` (an accept of it is running)."""
+
+    def __init__(self, reason: str, status: str) -> None:
+        super().__init__(f"{reason}: {status}")
+        self.reason, self.status = reason, status
+
+
+class AcceptRepository(Protocol):
+    """The accept's storage, inside one unit of work (the unit of work commits; this never does)."""
+
+    def quote(self, quote_id: str) -> QuoteView | None: ...
+
+    def record(self, quote_id: str) -> AcceptRecord | None: ...
+
+    def lock(self, quote: QuoteView, record: AcceptRecord) -> None:
+        """Compare-and-set the quote ``offered`` → ``accepting`` and its request ``quoted`` → ``accepting``,
+        supersede the request's other offered quotes and write ``record``; LockRefused if any CAS fails."""
+        ...
+
+    def exposure(self, borrower_id: str, excluding_quote: str) -> Exposure:
+        """Open principal of the borrower (locks the borrower's row on PostgreSQL, so exposure checks of one
+        borrower run one at a time)."""
+        ...
+
+    def save(self, record: AcceptRecord) -> None: ...
+
+    def release(self, record: AcceptRecord, now: datetime) -> None:
+        """The quote back to ``offered``, its request to ``quoted``, the superseded quotes that are still unexpired
+        back to ``offered``; ``record`` (cancelled) saved."""
+        ...
+
+    def record_loan(self, loan: LoanFacts, record: AcceptRecord) -> str:
+        """Write the loan once (a second call returns the first loan's id), quote and request ``accepted``."""
+        ...
+
+    def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
+        """Unfinished accepts whose lease has run out."""
+        ...
+
+    def claim(self, record: AcceptRecord, owner: str, lease_until: datetime, now: datetime) -> AcceptRecord | None:
+        """Take ``record`` over if its owner is still the one read and its lease has run out (compare-and-set);
+        None if another process won."""
+        ...
+
+    def loan_of_quote(self, quote_id: str) -> str | None: ...
+
+
+class AcceptUnitOfWork(Protocol):
+    @property
+    def accepts(self) -> AcceptRepository: ...
+
+    def commit(self) -> None: ...
+
+
+class AcceptStore(Protocol):
+    """Opens units of work (one database transaction each; leaving without ``commit`` rolls back)."""
+
+    def unit_of_work(self) -> AbstractContextManager[AcceptUnitOfWork]: ...
+
+
+def advance(record: AcceptRecord, step: AcceptStep, now: datetime, **changes: Any) -> AcceptRecord:
+    return replace(record, step=step, updated_at=now, **changes)
+
+
+# ---------------------------------------------------------------------------------------------- in-memory fake
+
+
+@dataclass
+class _Tables:
+    quotes: dict[str, QuoteView] = field(default_factory=dict)
+    requests: dict[str, str] = field(default_factory=dict)  # request id -> status
+    records: dict[str, AcceptRecord] = field(default_factory=dict)
+    loans: dict[str, LoanFacts] = field(default_factory=dict)  # loan id -> loan
+
+
+class InMemoryAcceptRepository:
+    def __init__(self, tables: _Tables) -> None:
+        self.tables = tables
+
+    def quote(self, quote_id: str) -> QuoteView | None:
+        return self.tables.quotes.get(quote_id)
+
+    def record(self, quote_id: str) -> AcceptRecord | None:
+        return self.tables.records.get(quote_id)
+
+    def _set_quote(self, quote_id: str, status: str) -> None:
+        self.tables.quotes[quote_id] = replace(self.tables.quotes[quote_id], status=status)
+
+    def lock(self, quote: QuoteView, record: AcceptRecord) -> None:
+        current = self.tables.quotes[quote.id]
+        if current.status != "offered":
+            reason = "superseded" if current.status == "superseded" else "status"
+            raise LockRefused(reason, current.status)
+        if self.tables.requests.get(quote.request_id) != "quoted":
+            raise LockRefused("superseded", self.tables.requests.get(quote.request_id, "unknown"))
+        self._set_quote(quote.id, "accepting")
+        self.tables.requests[quote.request_id] = "accepting"
+        for other in list(self.tables.quotes.values()):
+            if other.request_id == quote.request_id and other.id != quote.id and other.status == "offered":
+                self._set_quote(other.id, "superseded")
+        self.tables.records[quote.id] = record
+
+    def exposure(self, borrower_id: str, excluding_quote: str) -> Exposure:
+        totals: dict[str, int] = {}
+        for loan in self.tables.loans.values():
+            if loan.borrower_id == borrower_id:
+                totals[loan.asset] = totals.get(loan.asset, 0) + loan.principal
+        for q in self.tables.quotes.values():
+            if q.borrower_id == borrower_id and q.status == "accepting" and q.id != excluding_quote:
+                totals[q.asset] = totals.get(q.asset, 0) + q.principal
+        return Exposure(totals)
+
+    def save(self, record: AcceptRecord) -> None:
+        self.tables.records[record.quote_id] = record
+
+    def release(self, record: AcceptRecord, now: datetime) -> None:
+        quote = self.tables.quotes[record.quote_id]
+        self._set_quote(quote.id, "offered")
+        self.tables.requests[quote.request_id] = "quoted"
+        for other in list(self.tables.quotes.values()):
+            if other.request_id == quote.request_id and other.status == "superseded" and other.expires_at > now:
+                self._set_quote(other.id, "offered")
+        self.tables.records[record.quote_id] = record
+
+    def record_loan(self, loan: LoanFacts, record: AcceptRecord) -> str:
+        existing = self.loan_of_quote(loan.quote_id)
+        if existing is None:
+            self.tables.loans[loan.id] = loan
+            existing = loan.id
+        quote = self.tables.quotes[loan.quote_id]
+        self._set_quote(quote.id, "accepted")
+        self.tables.requests[quote.request_id] = "accepted"
+        self.tables.records[record.quote_id] = replace(record, loan_id=existing)
+        return existing
+
+    def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
+        found = [r for r in self.tables.records.values() if not is_done(r.step, r.kind) and r.lease_until <= now]
+        return sorted(found, key=lambda r: r.updated_at)[:limit]
+
+    def claim(self, record: AcceptRecord, owner: str, lease_until: datetime, now: datetime) -> AcceptRecord | None:
+        current = self.tables.records.get(record.quote_id)
+        if current is None or current.owner != record.owner or current.lease_until > now:
+            return None
+        claimed = replace(current, owner=owner, lease_until=lease_until, updated_at=now)
+        self.tables.records[record.quote_id] = claimed
+        return claimed
+
+    def loan_of_quote(self, quote_id: str) -> str | None:
+        return next((loan.id for loan in self.tables.loans.values() if loan.quote_id == quote_id), None)
+
+
+class InMemoryAcceptUnitOfWork:
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+        self._snapshot = copy.deepcopy(tables)
+        self.accepts = InMemoryAcceptRepository(tables)
+
+    def commit(self) -> None:
+        self._snapshot = copy.deepcopy(self._tables)
+
+    def rollback(self) -> None:
+        self._tables.__dict__.update(copy.deepcopy(self._snapshot).__dict__)
+
+
+class InMemoryAcceptStore:
+    """The fake for unit tests: one process, transactions as snapshots."""
+
+    def __init__(self) -> None:
+        self.tables = _Tables()
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[InMemoryAcceptUnitOfWork]:
+        uow = InMemoryAcceptUnitOfWork(self.tables)
+        try:
+            yield uow
+        finally:
+            uow.rollback()  # what was committed is the snapshot: this undoes only the uncommitted rest

@@ -1,0 +1,277 @@
+"""The accept saga's records in SQL (``aggregator.accept_saga`` describes them) and the quote, credit request and
+loan changes the saga makes, each as a compare-and-set so concurrent accepts — threads or processes — cannot both
+win."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, String, and_, func, or_, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from aggregator.accept_saga import (
+    FINAL,
+    AcceptRecord,
+    AcceptStep,
+    Exposure,
+    LoanFacts,
+    LockRefused,
+    QuoteView,
+)
+from aggregator.ledger import SOURCE_RECEIPT, apply_events
+from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
+from store.api import BorrowerRow
+from store.base import Base
+from store.db import Database
+from store.types import UtcDateTime
+
+
+class AcceptRow(Base):
+    """One accept of one quote; ``step`` is persisted before the next step starts; ``owner``/``lease_until`` say
+    which process drives it (a process that dies stops renewing, and another claims the row when it runs out)."""
+
+    __tablename__ = "accepts"
+
+    quote_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), index=True)
+    borrower_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    chain_name: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str] = mapped_column(String(16), index=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    lease_until: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    error: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    loan_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    lender_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+_FIELDS = (
+    "quote_id",
+    "request_id",
+    "borrower_id",
+    "kind",
+    "chain_name",
+    "attempt",
+    "owner",
+    "lease_until",
+    "updated_at",
+    "error",
+    "tx_hash",
+    "loan_id",
+    "lender_state",
+)
+
+
+def _record(row: AcceptRow) -> AcceptRecord:
+    return AcceptRecord(step=AcceptStep(row.step), **{name: getattr(row, name) for name in _FIELDS})
+
+
+def _values(record: AcceptRecord) -> dict[str, Any]:
+    values = {name: getattr(record, name) for name in _FIELDS}
+    if values["error"] is not None:
+        values["error"] = values["error"][:512]
+    return values | {"step": record.step.value}
+
+
+def _view(row: QuoteRow, request: CreditRequestRow) -> QuoteView:
+    return QuoteView(
+        id=row.id,
+        request_id=row.request_id,
+        borrower_id=row.borrower_id,
+        provider_id=row.provider_id,
+        kind=row.kind,
+        chain_name=row.chain_name,
+        chain_id=row.chain_id,
+        contract=row.contract,
+        offer=dict(row.offer),
+        offer_digest=row.offer_digest,
+        offer_signature=row.offer_signature,
+        attestation=dict(row.attestation),
+        attestation_signature=row.attestation_signature,
+        disclosure=dict(row.disclosure),
+        status=row.status,
+        expires_at=row.expires_at,
+        risk_max_amount=str(request.risk.get("max_amount", "0")),
+    )
+
+
+class SqlAcceptRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def quote(self, quote_id: str) -> QuoteView | None:
+        row = self.session.get(QuoteRow, quote_id, populate_existing=True)
+        if row is None:
+            return None
+        request = self.session.get(CreditRequestRow, row.request_id)
+        assert request is not None
+        return _view(row, request)
+
+    def record(self, quote_id: str) -> AcceptRecord | None:
+        row = self.session.get(AcceptRow, quote_id, populate_existing=True)
+        return None if row is None else _record(row)
+
+    def _cas_quote(self, quote_id: str, from_status: str, to_status: str) -> bool:
+        result = self.session.execute(
+            update(QuoteRow).where(QuoteRow.id == quote_id, QuoteRow.status == from_status).values(status=to_status)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    def _status_of_quote(self, quote_id: str) -> str:
+        return str(self.session.execute(select(QuoteRow.status).where(QuoteRow.id == quote_id)).scalar_one())
+
+    def lock(self, quote: QuoteView, record: AcceptRecord) -> None:
+        # Lock order: the credit request first, then its quotes, then (exposure) the borrower — so two accepts of
+        # one request queue on the request row instead of deadlocking on each other's quotes.
+        moved = self.session.execute(
+            update(CreditRequestRow)
+            .where(CreditRequestRow.id == quote.request_id, CreditRequestRow.status == "quoted")
+            .values(status="accepting")
+        )
+        if getattr(moved, "rowcount", 0) != 1:
+            current = self._status_of_quote(quote.id)
+            if current in ("accepting", "accepted"):
+                raise LockRefused("status", current)
+            raise LockRefused("superseded", current)
+        if not self._cas_quote(quote.id, "offered", "accepting"):
+            current = self._status_of_quote(quote.id)
+            raise LockRefused("superseded" if current == "superseded" else "status", current)
+        self.session.execute(
+            update(QuoteRow)
+            .where(QuoteRow.request_id == quote.request_id, QuoteRow.id != quote.id, QuoteRow.status == "offered")
+            .values(status="superseded")
+        )
+        existing = self.session.get(AcceptRow, quote.id)
+        if existing is None:
+            self.session.add(AcceptRow(**_values(record)))
+        else:  # a cancelled accept retried: same row, next attempt
+            for name, value in _values(record).items():
+                setattr(existing, name, value)
+        self.session.flush()
+
+    def exposure(self, borrower_id: str, excluding_quote: str) -> Exposure:
+        # Lock the borrower's row: two accepts of one borrower's different requests check exposure one at a time.
+        self.session.execute(select(BorrowerRow.id).where(BorrowerRow.id == borrower_id).with_for_update())
+        totals: dict[str, int] = {}
+        for asset, outstanding, principal in self.session.execute(
+            select(LoanRow.asset, LoanRow.outstanding_principal, LoanRow.principal).where(
+                LoanRow.borrower_id == borrower_id, LoanRow.status == "active"
+            )
+        ):
+            owed = principal if outstanding is None else outstanding
+            totals[asset] = totals.get(asset, 0) + int(owed)
+        for disclosure, offer in self.session.execute(
+            select(QuoteRow.disclosure, QuoteRow.offer).where(
+                QuoteRow.borrower_id == borrower_id, QuoteRow.status == "accepting", QuoteRow.id != excluding_quote
+            )
+        ):
+            asset = str(disclosure["asset"])
+            totals[asset] = totals.get(asset, 0) + int(offer["principal"])
+        return Exposure(totals)
+
+    def save(self, record: AcceptRecord) -> None:
+        # fenced on the owner: a process whose accept was taken over writes nothing
+        self.session.execute(
+            update(AcceptRow)
+            .where(AcceptRow.quote_id == record.quote_id, AcceptRow.owner == record.owner)
+            .values(**_values(record))
+        )
+
+    def release(self, record: AcceptRecord, now: datetime) -> None:
+        quote = self.session.get(QuoteRow, record.quote_id)
+        assert quote is not None
+        self.session.execute(  # the request first, as lock() takes them
+            update(CreditRequestRow)
+            .where(CreditRequestRow.id == quote.request_id, CreditRequestRow.status == "accepting")
+            .values(status="quoted")
+        )
+        self._cas_quote(record.quote_id, "accepting", "offered")
+        self.session.execute(
+            update(QuoteRow)
+            .where(
+                QuoteRow.request_id == quote.request_id,
+                QuoteRow.status == "superseded",
+                QuoteRow.expires_at > now,
+            )
+            .values(status="offered")
+        )
+        self.save(record)
+
+    def record_loan(self, loan: LoanFacts, record: AcceptRecord) -> str:
+        # The ledger applies the receipt's facts once (the indexer applies the same facts later: nothing new then).
+        apply_events(self.session, loan.ledger_chain, loan.events, source=SOURCE_RECEIPT, via_accept=True)
+        if self.session.get(LoanRow, loan.id) is None:
+            raise LookupError(f"the receipt {loan.tx_hash} opened no loan {loan.id}")
+        quote = self.session.get(QuoteRow, loan.quote_id)
+        assert quote is not None
+        self.session.execute(update(QuoteRow).where(QuoteRow.id == loan.quote_id).values(status="accepted"))
+        self.session.execute(
+            update(CreditRequestRow).where(CreditRequestRow.id == quote.request_id).values(status="accepted")
+        )
+        self.save(replace(record, loan_id=loan.id))
+        return loan.id
+
+    def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
+        unfinished = and_(
+            AcceptRow.step.not_in([step.value for step in FINAL]),
+            or_(AcceptRow.step != AcceptStep.RECORDED.value, AcceptRow.kind != "pool"),
+        )
+        rows = self.session.scalars(
+            select(AcceptRow)
+            .where(unfinished, AcceptRow.lease_until <= now)
+            .order_by(AcceptRow.updated_at)
+            .limit(limit)
+        )
+        return [_record(row) for row in rows]
+
+    def claim(self, record: AcceptRecord, owner: str, lease_until: datetime, now: datetime) -> AcceptRecord | None:
+        result = self.session.execute(
+            update(AcceptRow)
+            .where(
+                AcceptRow.quote_id == record.quote_id,
+                AcceptRow.owner == record.owner,
+                AcceptRow.lease_until <= now,
+            )
+            .values(owner=owner, lease_until=lease_until, updated_at=now)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            return None
+        return AcceptRecord(
+            **(_values(record) | {"owner": owner, "lease_until": lease_until, "updated_at": now, "step": record.step})
+        )
+
+    def loan_of_quote(self, quote_id: str) -> str | None:
+        found = self.session.execute(select(LoanRow.id).where(LoanRow.quote_id == quote_id)).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def count_steps(self) -> dict[str, int]:
+        return {
+            str(step): int(count)
+            for step, count in self.session.execute(select(AcceptRow.step, func.count()).group_by(AcceptRow.step))
+        }
+
+
+class SqlAcceptUnitOfWork:
+    def __init__(self, session: Session, commit: Any) -> None:
+        self.accepts = SqlAcceptRepository(session)
+        self._commit = commit
+
+    def commit(self) -> None:
+        self._commit()
+
+
+class SqlAcceptStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[SqlAcceptUnitOfWork]:
+        with self._db.unit_of_work() as uow:
+            yield SqlAcceptUnitOfWork(uow.session, uow.commit)
