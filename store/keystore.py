@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 
-from sqlalchemy import Column, DateTime, Engine, LargeBinary, MetaData, String, Table, create_engine, event, select
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, select
 
 from compliance.errors import PiiError, SubjectKeyMissing
 from compliance.pii import seal, subject_id_checked, unseal
-from store.db import normalize_url
+from store.db import make_engine
 
 _metadata = MetaData()
 subject_keys = Table(
@@ -35,18 +34,6 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
-def _engine(url: str) -> Engine:
-    url = normalize_url(url)
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-
-
 class SqlKeyStore:
     """``compliance.pii.KeyProvider`` on a separate SQL database (SQLite locally, a PostgreSQL of its own elsewhere).
     Holds across processes as far as its database does; each call is its own short transaction."""
@@ -55,7 +42,8 @@ class SqlKeyStore:
         if len(master_key) != 32:
             raise PiiError("the master key must be 32 bytes")
         self._master = master_key
-        self.engine = _engine(url)
+        # its own engine, pool and pragmas: the key store never shares a file with the ciphertext
+        self.engine = make_engine(url, sqlite_pragmas=_sqlite_pragmas, pool_size=5, max_overflow=5)
         _metadata.create_all(self.engine)
 
     def create_key(self, subject_id: str) -> None:
