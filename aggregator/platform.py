@@ -1,10 +1,13 @@
 """The runtime view of the chains the aggregator uses: for each chain, its client (RPC failover, chain-id check),
-deployment record, the EIP-712 domains of the CreditAggregator and the CreditScoringOracle, and the relayer's
-transaction manager (persisted intents, nonce allocator, fee bumps, resume after restart)."""
+deployment record, the EIP-712 domains of the CreditAggregator and the CreditScoringOracle, the relayer's
+transaction manager (persisted intents, nonce allocator, fee bumps, resume after restart), and one transaction manager
+per other role that sends (operator, guardian, keeper, audit anchor): a contract's role check is on ``msg.sender``, so
+each role sends from its own account (DESIGN.md "Keys and devnet accounts")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from web3 import AsyncWeb3
@@ -13,19 +16,23 @@ from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.config import ChainConfig
 from chain.deployment import DeploymentRecord
-from chain.errors import ChainIdMismatch
+from chain.errors import ChainIdMismatch, ConfigurationError
 from chain.relay import REVERT_ARTIFACTS
-from chain.signers import Signer
+from chain.signers import Role, Signer
 from chain.transactions import TransactionManager
 from contracts.typed_data import Domain
 from store.chain import SqlChainStore
+
+#: the roles besides the relayer that send transactions from the platform, each through its own manager
+SENDING_ROLES = (Role.OPERATOR, Role.GUARDIAN, Role.KEEPER, Role.AUDIT_ANCHOR)
 
 
 @dataclass
 class ChainRuntime:
     client: ChainClient
     record: DeploymentRecord
-    transactions: TransactionManager
+    transactions: TransactionManager  # the relayer's
+    senders: dict[Role, TransactionManager] = field(default_factory=dict)  # the other roles' (SENDING_ROLES)
 
     @property
     def config(self) -> ChainConfig:
@@ -47,6 +54,41 @@ class ChainRuntime:
     def relayer(self) -> str:
         return self.transactions.signer.address
 
+    def sender(self, role: Role) -> TransactionManager:
+        """The transaction manager of ``role``'s account on this chain (the relayer's is ``transactions``).
+
+        Raises:
+            ConfigurationError: the role has no key here (outside local runs a role's key is optional until a
+                worker needs it: set ``CREDITMESH_<ROLE>_KEY``)."""
+        if role == Role.RELAYER:
+            return self.transactions
+        try:
+            return self.senders[role]
+        except KeyError:
+            raise ConfigurationError(
+                f"no {role.value} account on {self.name}: set CREDITMESH_{role.value.upper()}_KEY"
+            ) from None
+
+    @property
+    def operator(self) -> TransactionManager:
+        """``OPERATOR_ROLE``: ``recordOffchainRepayment``, ``markDefault``."""
+        return self.sender(Role.OPERATOR)
+
+    @property
+    def guardian(self) -> TransactionManager:
+        """``GUARDIAN_ROLE``: pauses (only the timelock unpauses)."""
+        return self.sender(Role.GUARDIAN)
+
+    @property
+    def keeper(self) -> TransactionManager:
+        """The liquidation keeper's account (holds the debt asset, approves the CollateralManager)."""
+        return self.sender(Role.KEEPER)
+
+    @property
+    def audit_anchor(self) -> TransactionManager:
+        """``ANCHOR_ROLE`` on ``AuditAnchor``."""
+        return self.sender(Role.AUDIT_ANCHOR)
+
     @property
     def aggregator_domain(self) -> Domain:
         return Domain(self.chain_id, self.record.address("CreditAggregator"))
@@ -61,16 +103,28 @@ class ChainRuntime:
         )
 
     async def close(self) -> None:
+        for manager in self.senders.values():
+            await manager.close()
         await self.transactions.close()
         await self.client.close()
 
 
 async def connect_chain(
-    config: ChainConfig, record: DeploymentRecord, relayer: Signer, store: SqlChainStore
+    config: ChainConfig,
+    record: DeploymentRecord,
+    relayer: Signer,
+    store: SqlChainStore,
+    role_signers: Mapping[Role, Signer] | None = None,
 ) -> ChainRuntime:
-    """Connect (refusing a node whose chain id differs) and start the relayer's transaction manager."""
+    """Connect (refusing a node whose chain id differs) and start the relayer's transaction manager and one per
+    role in ``role_signers`` (each resumes its own open intents: intents and nonces are per sending account)."""
     if record.chain_id != config.chain_id:
         raise ChainIdMismatch(f"deployments record of {config.name}", config.chain_id, record.chain_id)
     client = await ChainClient(config).connect()
     transactions = await TransactionManager(client, relayer, store, revert_artifacts=REVERT_ARTIFACTS).start()
-    return ChainRuntime(client, record, transactions)
+    senders: dict[Role, TransactionManager] = {}
+    for role, signer in (role_signers or {}).items():
+        if role == Role.RELAYER:
+            continue
+        senders[role] = await TransactionManager(client, signer, store, revert_artifacts=REVERT_ARTIFACTS).start()
+    return ChainRuntime(client, record, transactions, senders)

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from aggregator.accepting import AcceptanceService
 from aggregator.assets import Asset, AssetRegistry
 from aggregator.borrowers import BorrowerFiles
-from aggregator.platform import ChainRuntime, connect_chain
+from aggregator.platform import SENDING_ROLES, ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
 from aggregator.sanctions_reviews import SanctionsReviews
 from api.auth import Role as ApiRole
@@ -95,6 +95,17 @@ def _signer(settings: Settings, configured: str | None, role: Role) -> Signer:
     return devnet_signer(role)
 
 
+def role_signers(settings: Settings) -> dict[Role, Signer]:
+    """The signer of each sending role with a key (``CREDITMESH_<ROLE>_KEY``); locally the role's devnet account
+    when unset, elsewhere an unset role has no sender (whatever needs it refuses, naming the setting)."""
+    signers: dict[Role, Signer] = {}
+    for role in SENDING_ROLES:
+        configured: str | None = getattr(settings, f"{role.value}_key")
+        if configured or settings.environment == "local":
+            signers[role] = _signer(settings, configured, role)
+    return signers
+
+
 def _assets(settings: Settings, records: dict[str, DeploymentRecord]) -> AssetRegistry:
     decimals: dict[str, int] = {}
     addresses: dict[str, dict[str, str]] = {}
@@ -132,7 +143,10 @@ async def build_platform(settings: Settings) -> Platform:
     records = load_records(settings.resolved_deployments_dir, registry)
     relayer = _signer(settings, settings.relayer_key, Role.RELAYER)
     chain_store = SqlChainStore(database.sessions)
-    chains = {chain.name: await connect_chain(chain, records[chain.name], relayer, chain_store) for chain in registry}
+    senders = role_signers(settings)
+    chains = {
+        chain.name: await connect_chain(chain, records[chain.name], relayer, chain_store, senders) for chain in registry
+    }
     assets = _assets(settings, records)
     # every lender call goes through the SSRF guard, connecting to the address it checked (providers.destinations)
     destinations = DestinationGuard(settings.resolved_outbound_allowed_networks)

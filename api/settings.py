@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     relayer_key: str | None = None
     quote_signer_key: str | None = None
     risk_signer_key: str | None = None
+    # the accounts that send for their contract roles, each through its own transaction manager per chain; unset:
+    # the role's devnet account locally (4, 5, 10, 11), no such sender in production (a worker needing it refuses)
+    operator_key: str | None = None
+    guardian_key: str | None = None
+    keeper_key: str | None = None
+    audit_anchor_key: str | None = None
     fanout_deadline_seconds: float = Field(default=2.0, gt=0, le=30)
     quote_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     #: how long an accept's driver holds it without renewing; after a crash another process takes it over then

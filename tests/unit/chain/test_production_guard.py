@@ -9,11 +9,12 @@ import secrets
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from pydantic import ValidationError
 
 from api.auth import Role as ApiRole
 from api.auth import ensure_key
-from api.bootstrap import refuse_stored_local_admin_key
+from api.bootstrap import refuse_stored_local_admin_key, role_signers
 from api.settings import LOCAL_ADMIN_KEY, Settings
 from chain.signers import (
     DEVNET_ACCOUNT_COUNT,
@@ -159,3 +160,19 @@ def test_a_database_that_still_accepts_the_local_admin_key_is_refused(tmp_path: 
     with pytest.raises(ProductionProfileRefused, match="still accepts the local admin key"):
         refuse_stored_local_admin_key(settings, database)
     database.dispose()
+
+
+def test_the_sending_roles_keys_are_guarded_and_optional_in_production(tmp_path: Path) -> None:
+    for role, index in (("operator", 4), ("guardian", 5), ("keeper", 10), ("audit_anchor", 11)):
+        with pytest.raises(ValidationError, match=f"the {role} key is one of anvil"):
+            _production(tmp_path, **{f"{role}_key": devnet_account(index).key.hex()})
+    operator_key = _fresh_key()
+    signers = role_signers(_production(tmp_path, operator_key=operator_key))
+    assert {role: s.address for role, s in signers.items()} == {Role.OPERATOR: Account.from_key(operator_key).address}
+    local = role_signers(Settings(environment="local"))
+    assert {role: s.address for role, s in local.items()} == {
+        Role.OPERATOR: devnet_account(4).address,
+        Role.GUARDIAN: devnet_account(5).address,
+        Role.KEEPER: devnet_account(10).address,
+        Role.AUDIT_ANCHOR: devnet_account(11).address,
+    }
