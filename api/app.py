@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api import logs, metrics, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
-from api.routers import borrowers, credit_requests, health, kyc, loans, providers, quotes, sanctions_reviews
+from api.routers import api_keys, borrowers, credit_requests, health, kyc, loans, providers, quotes, sanctions_reviews
 from api.routers import platform as discovery
 from api.settings import Settings
 from api.workers import Workers
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sanctions_reviews.router,
         metrics.router,
         discovery.router,
+        api_keys.router,
     ):
         app.include_router(router)
     openapi.install(app)  # after the routers: OPTIONS answers for every path they serve

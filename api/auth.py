@@ -1,4 +1,6 @@
-"""API keys with four roles. A key is shown once when issued and stored only as its SHA-256 hash."""
+"""API keys with four roles, managed by admins: issued (shown once, stored only as its SHA-256 hash), listed,
+given an expiry, revoked. A key's public ``key_id`` names it in listings and is its OAuth2 ``client_id``. The bootstrap
+admin key comes from ``CREDITMESH_ADMIN_API_KEY``; starting with a different value revokes the previous one."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from store.api import ApiKeyRow
+from store.api import ApiKeyRepository, ApiKeyRow
 from store.db import Database
+
+BOOTSTRAP_LABEL = "bootstrap admin"
 
 
 class Role(StrEnum):
@@ -19,43 +23,222 @@ class Role(StrEnum):
     AUDITOR = "auditor"
 
 
+#: roles whose keys act for one subject (a borrower account, a provider id); admins and auditors act for none
+SUBJECT_ROLES = frozenset({Role.BORROWER, Role.PROVIDER})
+
+
+class ApiKeyError(Exception):
+    """Root of the API's key errors."""
+
+
+class KeyRejected(ApiKeyError):
+    """The presented key (or token) does not authenticate: unknown, revoked or expired (a 401)."""
+
+
+class UnknownKeyId(ApiKeyError):
+    """No key has this id (a 404)."""
+
+
+class InvalidKeyRequest(ApiKeyError):
+    """An issue or an expiry that cannot be honoured (a 422)."""
+
+
+class KeyRevoked(ApiKeyError):
+    """The key is revoked and stays so: it cannot be given an expiry (a 409)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     role: Role
     subject_id: str | None
+    key_id: str | None = None
 
     @property
     def sees_everything(self) -> bool:
         return self.role in (Role.ADMIN, Role.AUDITOR)
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """What an admin sees of a key: never the key itself."""
+
+    key_id: str
+    role: Role
+    subject_id: str | None
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    bootstrap: bool
+
+    def state(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    @classmethod
+    def of(cls, row: ApiKeyRow) -> ApiKeyInfo:
+        return cls(
+            row.key_id,
+            Role(row.role),
+            row.subject_id,
+            row.label,
+            row.created_at,
+            row.expires_at,
+            row.revoked_at,
+            row.bootstrap,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key: str  # shown once
+    info: ApiKeyInfo
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _new_row(
+    key: str, role: Role, subject_id: str | None, label: str, expires_at: datetime | None, bootstrap: bool
+) -> ApiKeyRow:
+    return ApiKeyRow(
+        key_hash=hash_key(key),
+        key_id=f"key_{secrets.token_hex(8)}",
+        role=role.value,
+        subject_id=subject_id,
+        label=label,
+        created_at=datetime.now(UTC),
+        expires_at=expires_at,
+        revoked_at=None,
+        bootstrap=bootstrap,
+    )
+
+
+def _check_request(role: Role, subject_id: str | None, expires_at: datetime | None, now: datetime) -> None:
+    if role in SUBJECT_ROLES and not subject_id:
+        raise InvalidKeyRequest(f"a {role.value} key acts for a subject: give subject_id")
+    if role not in SUBJECT_ROLES and subject_id:
+        raise InvalidKeyRequest(f"an {role.value} key acts for no subject: leave subject_id out")
+    if expires_at is not None and expires_at <= now:
+        raise InvalidKeyRequest(f"expires_at {expires_at.isoformat()} is not in the future")
+
+
+def issue(
+    database: Database, role: Role, subject_id: str | None, label: str, expires_at: datetime | None = None
+) -> IssuedKey:
+    """A new random key for ``role`` (optionally expiring); the caller shows ``key`` once."""
+    _check_request(role, subject_id, expires_at, datetime.now(UTC))
+    key = f"cm_{role.value}_{secrets.token_urlsafe(24)}"
+    row = _new_row(key, role, subject_id, label, expires_at, bootstrap=False)
+    with database.unit_of_work() as uow:
+        ApiKeyRepository(uow.session).add(row)
+        uow.commit()
+    return IssuedKey(key, ApiKeyInfo.of(row))
+
+
 def issue_key(database: Database, role: Role, subject_id: str | None, label: str) -> str:
     """A new random key for ``role``; the caller shows it once."""
-    key = f"cm_{role.value}_{secrets.token_urlsafe(24)}"
-    ensure_key(database, key, role, subject_id, label)
-    return key
+    return issue(database, role, subject_id, label).key
 
 
 def ensure_key(database: Database, key: str, role: Role, subject_id: str | None, label: str) -> None:
-    """Register ``key`` (stored as its hash) unless it is registered already, e.g. the bootstrap admin key."""
+    """Register ``key`` (stored as its hash) unless it is registered already (a test's or a run's fixed key)."""
     with database.unit_of_work() as uow:
-        if uow.session.get(ApiKeyRow, hash_key(key)) is None:
-            row = ApiKeyRow(
-                key_hash=hash_key(key),
-                role=role.value,
-                subject_id=subject_id,
-                label=label,
-                created_at=datetime.now(UTC),
-            )
-            uow.session.add(row)
+        keys = ApiKeyRepository(uow.session)
+        if keys.by_hash(hash_key(key)) is None:
+            keys.add(_new_row(key, role, subject_id, label, None, bootstrap=False))
             uow.commit()
 
 
-def lookup(database: Database, key: str) -> Principal | None:
+def ensure_bootstrap_admin(database: Database, key: str) -> list[str]:
+    """Register ``key`` as the bootstrap admin key and revoke every earlier bootstrap key (the setting was rotated);
+    the ids revoked. A bootstrap key an admin revoked stays revoked: set a new one to get back in."""
+    now = datetime.now(UTC)
     with database.unit_of_work() as uow:
-        row = uow.session.get(ApiKeyRow, hash_key(key))
-        return None if row is None else Principal(Role(row.role), row.subject_id)
+        keys = ApiKeyRepository(uow.session)
+        current = keys.by_hash(hash_key(key))
+        if current is None:
+            current = _new_row(key, Role.ADMIN, None, BOOTSTRAP_LABEL, None, bootstrap=True)
+            keys.add(current)
+        elif not current.bootstrap and current.role == Role.ADMIN.value:
+            current.bootstrap = True
+        revoked = []
+        for row in keys.live_bootstrap_keys():
+            if row.key_hash != current.key_hash:
+                row.revoked_at = now
+                revoked.append(row.key_id)
+        uow.commit()
+    return revoked
+
+
+def authenticate(database: Database, key: str, now: datetime | None = None) -> Principal:
+    """The principal ``key`` acts as; :class:`KeyRejected` saying why if it is unknown, revoked or expired."""
+    now = now or datetime.now(UTC)
+    with database.unit_of_work() as uow:
+        row = ApiKeyRepository(uow.session).by_hash(hash_key(key))
+        if row is None:
+            raise KeyRejected("unknown API key")
+        info = ApiKeyInfo.of(row)
+    state = info.state(now)
+    if state != "active":
+        raise KeyRejected(f"this API key is {state}")
+    return Principal(info.role, info.subject_id, info.key_id)
+
+
+def lookup(database: Database, key: str) -> Principal | None:
+    """The principal of a usable ``key``, None for an unknown, revoked or expired one."""
+    try:
+        return authenticate(database, key)
+    except KeyRejected:
+        return None
+
+
+def key_info(database: Database, key_id: str) -> ApiKeyInfo:
+    with database.unit_of_work() as uow:
+        row = ApiKeyRepository(uow.session).by_id(key_id)
+        if row is None:
+            raise UnknownKeyId(f"no API key {key_id!r}")
+        return ApiKeyInfo.of(row)
+
+
+def list_keys(
+    database: Database,
+    after: tuple[datetime, str] | None,
+    limit: int,
+    role: Role | None = None,
+    include_revoked: bool = False,
+) -> list[ApiKeyInfo]:
+    with database.unit_of_work() as uow:
+        rows = ApiKeyRepository(uow.session).page(after, limit, None if role is None else role.value, include_revoked)
+        return [ApiKeyInfo.of(row) for row in rows]
+
+
+def revoke(database: Database, key_id: str) -> ApiKeyInfo:
+    """Revoke the key at once (idempotent: a revoked key keeps its first revocation time)."""
+    with database.unit_of_work() as uow:
+        row = ApiKeyRepository(uow.session).by_id(key_id)
+        if row is None:
+            raise UnknownKeyId(f"no API key {key_id!r}")
+        if row.revoked_at is None:
+            row.revoked_at = datetime.now(UTC)
+            uow.commit()
+        return ApiKeyInfo.of(row)
+
+
+def set_expiry(database: Database, key_id: str, expires_at: datetime | None) -> ApiKeyInfo:
+    """Set (or with None clear) the key's expiry; a revoked key cannot be given one back."""
+    with database.unit_of_work() as uow:
+        row = ApiKeyRepository(uow.session).by_id(key_id)
+        if row is None:
+            raise UnknownKeyId(f"no API key {key_id!r}")
+        if row.revoked_at is not None:
+            raise KeyRevoked(f"API key {key_id!r} is revoked")
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            raise InvalidKeyRequest(f"expires_at {expires_at.isoformat()} is not in the future")
+        row.expires_at = expires_at
+        uow.commit()
+        return ApiKeyInfo.of(row)

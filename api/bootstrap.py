@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,8 +19,7 @@ from aggregator.borrowers import BorrowerFiles
 from aggregator.platform import SENDING_ROLES, ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
 from aggregator.sanctions_reviews import SanctionsReviews
-from api.auth import Role as ApiRole
-from api.auth import ensure_key, lookup
+from api.auth import ensure_bootstrap_admin, lookup
 from api.settings import KMS_SCHEME, LOCAL_ADMIN_KEY, Settings
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
@@ -40,6 +40,8 @@ from store.chain import SqlChainStore
 from store.db import Database
 from store.keystore import SqlKeyStore
 from store.sanctions_lists import SqlSanctionsListRepository
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -138,7 +140,9 @@ async def build_platform(settings: Settings) -> Platform:
     database = Database(settings.resolved_database_url)
     database.migrate()
     refuse_stored_local_admin_key(settings, database)
-    ensure_key(database, settings.admin_api_key, ApiRole.ADMIN, None, "bootstrap admin")
+    rotated = ensure_bootstrap_admin(database, settings.admin_api_key)
+    if rotated:
+        log.warning("CREDITMESH_ADMIN_API_KEY changed: the previous bootstrap admin key is revoked (%s)", rotated)
     registry = chain_registry(settings)
     records = load_records(settings.resolved_deployments_dir, registry)
     relayer = _signer(settings, settings.relayer_key, Role.RELAYER)

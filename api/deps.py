@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader
 
 from aggregator.borrowers import BorrowerFile
-from api.auth import Principal, Role, lookup
+from api.auth import KeyRejected, Principal, Role, authenticate
 from api.bootstrap import Platform
 
 
@@ -30,16 +30,18 @@ api_key_header = APIKeyHeader(
 async def get_principal(platform: PlatformDep, x_api_key: Annotated[str | None, Depends(api_key_header)]) -> Principal:
     if not x_api_key:
         raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "ApiKey"})
-    principal = await asyncio.to_thread(lookup, platform.database, x_api_key)
-    if principal is None:
-        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "ApiKey"})
-    return principal
+    try:
+        return await asyncio.to_thread(authenticate, platform.database, x_api_key)
+    except KeyRejected as err:  # unknown, revoked or expired
+        raise HTTPException(401, str(err), headers={"WWW-Authenticate": "ApiKey"}) from err
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
 def require(*roles: Role):  # type: ignore[no-untyped-def]
+    """The one role check: a dependency that lets only ``roles`` through (403 otherwise)."""
+
     async def guard(principal: CurrentPrincipal) -> Principal:
         if principal.role not in roles:
             raise HTTPException(403, f"this operation needs the role {' or '.join(r.value for r in roles)}")
@@ -51,6 +53,7 @@ def require(*roles: Role):  # type: ignore[no-untyped-def]
 BorrowerPrincipal = Annotated[Principal, require(Role.BORROWER)]
 AdminPrincipal = Annotated[Principal, require(Role.ADMIN)]
 ReaderPrincipal = Annotated[Principal, require(Role.BORROWER, Role.ADMIN, Role.AUDITOR)]
+AuditorPrincipal = Annotated[Principal, require(Role.AUDITOR, Role.ADMIN)]
 
 
 async def get_borrower_file(principal: BorrowerPrincipal, platform: PlatformDep) -> BorrowerFile:

@@ -27,6 +27,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "sanctions reviews", "description": "Audience: compliance officers (admins) decide held screenings."},
     {"name": "kyc", "description": "Audience: the KYC provider posts signed verdicts."},
     {"name": "platform", "description": "Audience: clients verifying quotes (chains, contracts, signers, assets)."},
+    {"name": "api keys", "description": "Audience: admins issue, list, expire and revoke every role's API keys."},
     {"name": "health", "description": "Audience: operators and load balancers."},
 ]
 
@@ -56,6 +57,7 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "provider_webhook": (401, 413, 429),
     "readyz": (503,),
     "kyc_webhook": (401, 413),
+    "set_api_key_expiry": (409,),
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -113,6 +115,8 @@ def _statuses(operation: dict[str, Any]) -> set[int]:
         statuses.add(404)
     if any(p.get("in") == "query" for p in parameters):
         statuses.add(422)
+    if any(p.get("in") == "query" and p.get("name") == "cursor" for p in parameters):
+        statuses.add(400)  # a cursor this API did not issue
     return statuses
 
 

@@ -1,11 +1,11 @@
-"""Persistence owned by the API: borrower accounts and API keys."""
+"""Persistence owned by the API: borrower accounts and API keys (issued, listed, expired and revoked by admins)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Boolean, String, false, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from store.base import Base
 from store.types import UtcDateTime
@@ -21,12 +21,60 @@ class BorrowerRow(Base):
 
 
 class ApiKeyRow(Base):
-    """An API key, stored only as its SHA-256 hash. ``subject_id`` is the borrower or provider it acts for."""
+    """An API key, stored only as its SHA-256 hash. ``key_id`` is its public name (listing, revoking, and the OAuth2
+    ``client_id``); ``subject_id`` is the borrower or provider it acts for. A revoked key stays, for the record;
+    ``bootstrap`` marks the admin key read from ``CREDITMESH_ADMIN_API_KEY``, revoked when that setting changes."""
 
     __tablename__ = "api_keys"
 
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    role: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    role: Mapped[str] = mapped_column(String(16), index=True)
     subject_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     label: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    bootstrap: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ApiKeyRepository:
+    """Reads and stages API keys in the caller's unit of work (which commits)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def by_hash(self, key_hash: str) -> ApiKeyRow | None:
+        return self._session.get(ApiKeyRow, key_hash)
+
+    def by_id(self, key_id: str) -> ApiKeyRow | None:
+        return self._session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
+
+    def add(self, row: ApiKeyRow) -> None:
+        self._session.add(row)
+
+    def live_bootstrap_keys(self) -> list[ApiKeyRow]:
+        query = select(ApiKeyRow).where(ApiKeyRow.bootstrap.is_(True), ApiKeyRow.revoked_at.is_(None))
+        return list(self._session.scalars(query))
+
+    def page(
+        self,
+        after: tuple[datetime, str] | None,
+        limit: int,
+        role: str | None = None,
+        include_revoked: bool = False,
+    ) -> list[ApiKeyRow]:
+        """Newest first, ``limit`` rows strictly after the (created_at, key_id) cursor."""
+        query = select(ApiKeyRow)
+        if role is not None:
+            query = query.where(ApiKeyRow.role == role)
+        if not include_revoked:
+            query = query.where(ApiKeyRow.revoked_at.is_(None))
+        if after is not None:
+            created_at, key_id = after
+            query = query.where(
+                (ApiKeyRow.created_at < created_at)
+                | ((ApiKeyRow.created_at == created_at) & (ApiKeyRow.key_id < key_id))
+            )
+        query = query.order_by(ApiKeyRow.created_at.desc(), ApiKeyRow.key_id.desc()).limit(limit)
+        return list(self._session.scalars(query))

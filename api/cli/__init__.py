@@ -1,18 +1,20 @@
 """The ``creditmesh`` command, one module per command group: ``run`` and ``serve`` (:mod:`api.cli.run`),
 ``index`` (:mod:`api.cli.index`), ``wallet …`` (:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`:
-governance), ``sanctions import`` (:mod:`api.cli.sanctions`: OFAC list updates). Each group module has
-``register(commands)``, which adds its sub-parsers and sets ``func`` on them."""
+governance), ``sanctions import`` (:mod:`api.cli.sanctions`: OFAC list updates), ``keys …`` (:mod:`api.cli.keys`:
+API keys for every role). Each group module has ``register(commands)``, which adds its sub-parsers and sets ``func``
+on them."""
 
 from __future__ import annotations
 
 import argparse
 
-from api.cli import admin, index, run, sanctions, wallet
+from api.cli import admin, index, keys, run, sanctions, wallet
 
-GROUPS = (run, index, wallet, admin, sanctions)
+GROUPS = (run, index, wallet, admin, sanctions, keys)
 DESCRIPTION = (
     "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``index`` (the "
-    "chain indexers alone), ``wallet …``, ``admin …`` (governance), ``sanctions import`` (OFAC list updates)."
+    "chain indexers alone), ``wallet …``, ``admin …`` (governance), ``sanctions import`` (OFAC list updates), "
+    "``keys …`` (API keys for every role)."
 )
 
 

@@ -1,0 +1,146 @@
+"""API keys (admins): issue a key for any role — borrower, provider, admin, auditor — optionally expiring; list them
+a page at a time; read one; set or clear its expiry; revoke it. The key itself is shown once, when issued."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from api import auth
+from api.auth import ApiKeyInfo, InvalidKeyRequest, KeyRevoked, Role, UnknownKeyId
+from api.bootstrap import Platform
+from api.deps import AdminPrincipal, PlatformDep
+from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
+from store.api import BorrowerRow
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+
+
+class ApiKeyIn(BaseModel):
+    """A borrower key acts for a registered borrower (its id), a provider key for a registered provider (its id);
+    admin and auditor keys act for no subject. Without ``expires_at`` the key lasts until revoked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    subject_id: str | None = Field(default=None, min_length=1, max_length=64)
+    label: str = Field(min_length=1, max_length=128, description="who or what holds the key")
+    expires_at: AwareDatetime | None = Field(default=None, description="RFC 3339 with a zone; in the future")
+
+
+class ExpiryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expires_at: AwareDatetime | None = Field(description="the new expiry (in the future), or null: never expires")
+
+
+class ApiKeyOut(BaseModel):
+    id: str = Field(description="the key's public id; also its OAuth2 client_id")
+    role: Role
+    subject_id: str | None
+    label: str
+    state: str = Field(description="active, expired or revoked")
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    bootstrap: bool = Field(description="the admin key read from CREDITMESH_ADMIN_API_KEY")
+
+
+class IssuedKeyOut(ApiKeyOut):
+    key: str = Field(description="the API key itself (send it as X-API-Key, or as client_secret): shown once")
+
+
+def _out(info: ApiKeyInfo) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=info.key_id,
+        role=info.role,
+        subject_id=info.subject_id,
+        label=info.label,
+        state=info.state(datetime.now(UTC)),
+        created_at=info.created_at,
+        expires_at=info.expires_at,
+        revoked_at=info.revoked_at,
+        bootstrap=info.bootstrap,
+    )
+
+
+def _check_subject(platform: Platform, role: Role, subject_id: str | None) -> None:
+    if subject_id is None:
+        return
+    if role is Role.BORROWER:
+        with platform.database.unit_of_work() as uow:
+            if uow.session.scalar(select(BorrowerRow.id).where(BorrowerRow.id == subject_id)) is None:
+                raise InvalidKeyRequest(f"no borrower {subject_id!r}")
+    if role is Role.PROVIDER and subject_id not in platform.providers:
+        raise InvalidKeyRequest(f"no provider {subject_id!r}")
+
+
+def _refused(err: auth.ApiKeyError) -> HTTPException:
+    if isinstance(err, UnknownKeyId):
+        return HTTPException(404, str(err))
+    if isinstance(err, KeyRevoked):
+        return HTTPException(409, str(err))
+    return HTTPException(422, str(err))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=IssuedKeyOut)
+async def issue_api_key(body: ApiKeyIn, _: AdminPrincipal, platform: PlatformDep) -> IssuedKeyOut:
+    """A new key for any role. The response carries the key once; only its hash is stored."""
+
+    def issue() -> auth.IssuedKey:
+        _check_subject(platform, body.role, body.subject_id)
+        return auth.issue(platform.database, body.role, body.subject_id, body.label, body.expires_at)
+
+    try:
+        issued = await asyncio.to_thread(issue)
+    except auth.ApiKeyError as err:
+        raise _refused(err) from err
+    return IssuedKeyOut(**_out(issued.info).model_dump(), key=issued.key)
+
+
+@router.get("", response_model=Page[ApiKeyOut])
+async def list_api_keys(
+    request: Request,
+    _: AdminPrincipal,
+    platform: PlatformDep,
+    role: Role | None = None,
+    include_revoked: Annotated[bool, Query(description="list revoked keys too")] = False,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[ApiKeyOut]:
+    """Every key (never the key itself), newest first, a page at a time; ``role`` narrows to one role."""
+    after = decode_cursor(cursor)
+    rows = await asyncio.to_thread(auth.list_keys, platform.database, after, limit + 1, role, include_revoked)
+    return page(request, rows, limit, lambda info: (info.created_at, info.key_id), _out)
+
+
+@router.get("/{key_id}", response_model=ApiKeyOut)
+async def get_api_key(key_id: str, _: AdminPrincipal, platform: PlatformDep) -> ApiKeyOut:
+    try:
+        return _out(await asyncio.to_thread(auth.key_info, platform.database, key_id))
+    except auth.ApiKeyError as err:
+        raise _refused(err) from err
+
+
+@router.patch("/{key_id}", response_model=ApiKeyOut)
+async def set_api_key_expiry(key_id: str, body: ExpiryIn, _: AdminPrincipal, platform: PlatformDep) -> ApiKeyOut:
+    """Set the key's expiry (it stops authenticating then, its tokens too) or clear it with null."""
+    try:
+        return _out(await asyncio.to_thread(auth.set_expiry, platform.database, key_id, body.expires_at))
+    except auth.ApiKeyError as err:
+        raise _refused(err) from err
+
+
+@router.delete("/{key_id}", response_model=ApiKeyOut)
+async def revoke_api_key(key_id: str, _: AdminPrincipal, platform: PlatformDep) -> ApiKeyOut:
+    """Revoke the key at once (its tokens too); the record stays, listed with ``include_revoked``. Revoking the
+    bootstrap admin key locks it out until ``CREDITMESH_ADMIN_API_KEY`` is set to a new key."""
+    try:
+        return _out(await asyncio.to_thread(auth.revoke, platform.database, key_id))
+    except auth.ApiKeyError as err:
+        raise _refused(err) from err
