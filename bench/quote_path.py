@@ -32,7 +32,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,15 +40,12 @@ from typing import Any
 
 import httpx
 
-from api.bootstrap import write_chains_file
 from api.demo import onboard
-from chain.config import LOCAL_CHAINS
-from chain.devnet import devnets, free_port
+from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
-from contracts.deploy import deploy_to_devnet
 from providers.http_lender import HttpLenderAdapter
 from providers.models import Capabilities, QuoteRequest
-from providers.sim.fleet import DEFAULT_FLEET, LatencySpec, SimLender, http_lender_settings, lender_url
+from providers.sim.fleet import DEFAULT_FLEET, LatencySpec, SimLender, lender_url
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "cm_admin_bench_key"
@@ -125,20 +121,6 @@ def _profile(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes] | No
 
 def _stem(label: str) -> str:
     return "quote_path-" + "".join(ch if ch.isalnum() else "-" for ch in label)
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the process for {url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up within {timeout} s")
 
 
 def _fleet(latency_ms: float) -> list[SimLender]:
@@ -236,67 +218,52 @@ def _machine() -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> Result:
     code = Path(args.code).resolve() if args.code else REPO
-    with tempfile.TemporaryDirectory(prefix="quote-path-") as temp, devnets(LOCAL_CHAINS, free_ports=True) as chains:
+    with tempfile.TemporaryDirectory(prefix="quote-path-") as temp:
         data_dir = Path(temp)
-        deployments = data_dir / "deployments"
-        for devnet in chains:
-            deploy_to_devnet(devnet.name, devnet.chain_id, devnet.rpc_url, deployments / f"{devnet.name}.json")
-        chains_file = data_dir / "chains.json"
-        write_chains_file(chains_file, [devnet.config() for devnet in chains])
         fleet = _fleet(args.latency_ms)
         fleet_file = data_dir / "lenders.json"
         fleet_file.write_text(json.dumps([lender.model_dump(mode="json") for lender in fleet]))
-        lender_port, api_port = free_port(), free_port()
-        lender_base, api_url = f"http://127.0.0.1:{lender_port}", f"http://127.0.0.1:{api_port}"
-        env = os.environ | {
-            "PYTHONPATH": str(code),
-            "CREDITMESH_DATA_DIR": str(data_dir),
-            "CREDITMESH_CHAINS_FILE": str(chains_file),
-            "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
-            "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
-            "CREDITMESH_HTTP_LENDERS": json.dumps(http_lender_settings(lender_base, fleet)),
-            "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
-            "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
-            "CREDITMESH_VELOCITY_PER_IP": "1000000",
-            # the request path's own cost: the indexer's is bench/indexer.py's (--workers all to include it)
-            "CREDITMESH_WORKERS": args.workers,
-        }
-        lender_cmd = [sys.executable, "-m", "providers.sim", "--port", str(lender_port), "--fleet", str(fleet_file)]
-        lender_log, api_log = (data_dir / "lenders.log").open("wb"), (data_dir / "api.log").open("wb")
-        lender = subprocess.Popen(lender_cmd, env=env, cwd=code, stderr=lender_log)
-        api_cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(api_port)]
-        api = subprocess.Popen(api_cmd, env=env, cwd=code, stderr=api_log)
-        try:
-            _wait_http(f"{lender_base}/v1/health", lender)
-            _wait_http(f"{api_url}/health", api)
-            lenders = asyncio.run(_lender_latencies(lender_base, fleet))
-            slowest = max(lenders.values())
-            key = onboard(api_url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
-            levels = []
-            for concurrency in CONCURRENCIES:
-                profiler = _profile(args, api.pid) if concurrency == 10 else None
-                level = asyncio.run(_load(api_url, key, concurrency, args.seconds, api.pid))
-                if profiler is not None:
-                    profiler.wait(timeout=60)
-                levels.append(_scale(level, slowest))
-                print(f"  concurrency {concurrency}: {level.requests} requests, p50 {level.p50_ms} ms", flush=True)
-            result = Result(args.label, args.latency_ms, _machine(), round(slowest, 1), lenders, levels)
-            if args.burst_seconds > 0:
-                result.burst = _scale(asyncio.run(_load(api_url, key, 30, args.burst_seconds, api.pid)), slowest)
-                names = [devnet.name for devnet in chains]
-                result.after_burst = _health_check(api_url, key, names)
-                time.sleep(args.provider_reset_seconds)
-                result.after_reset = _health_check(api_url, key, names)
-            return result
-        finally:
-            for child in (api, lender):
-                child.terminate()
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-            api_log.close()
-            lender_log.close()
+        with local_chains(data_dir / "deployments", free_ports=True) as chains:
+            assert chains.chains_file is not None
+            env = {
+                "CREDITMESH_DATA_DIR": str(data_dir),
+                "CREDITMESH_CHAINS_FILE": str(chains.chains_file),
+                "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
+                "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
+                "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
+                "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
+                "CREDITMESH_VELOCITY_PER_IP": "1000000",
+                # the request path's own cost: the indexer's is bench/indexer.py's (--workers all to include it)
+                "CREDITMESH_WORKERS": args.workers,
+            }
+            services = platform_services(
+                ServicePorts.free(), fleet_file=fleet_file, env=env, code=code, log_dir=data_dir
+            )
+            with services as platform:
+                names = [devnet.name for devnet in chains.devnets]
+                return _measure(args, platform, fleet, names)
+
+
+def _measure(args: argparse.Namespace, platform: PlatformServices, fleet: list[SimLender], chains: list[str]) -> Result:
+    api_url, api_pid = platform.api_url, platform.api_pid
+    lenders = asyncio.run(_lender_latencies(platform.lenders_url, fleet))
+    slowest = max(lenders.values())
+    key = onboard(api_url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
+    levels = []
+    for concurrency in CONCURRENCIES:
+        profiler = _profile(args, api_pid) if concurrency == 10 else None
+        level = asyncio.run(_load(api_url, key, concurrency, args.seconds, api_pid))
+        if profiler is not None:
+            profiler.wait(timeout=60)
+        levels.append(_scale(level, slowest))
+        print(f"  concurrency {concurrency}: {level.requests} requests, p50 {level.p50_ms} ms", flush=True)
+    result = Result(args.label, args.latency_ms, _machine(), round(slowest, 1), lenders, levels)
+    if args.burst_seconds > 0:
+        result.burst = _scale(asyncio.run(_load(api_url, key, 30, args.burst_seconds, api_pid)), slowest)
+        result.after_burst = _health_check(api_url, key, chains)
+        time.sleep(args.provider_reset_seconds)
+        result.after_reset = _health_check(api_url, key, chains)
+    return result
 
 
 def _table(result: Result, baseline: dict[str, Any] | None) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from api.local_platform import API_PORT
 from chain.config import LOCAL_CHAINS
 
-API_PORT = 8000
+__all__ = ["API_PORT", "local_rpc"]
 
 
 def local_rpc(chain_name: str) -> str:

@@ -4,30 +4,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 
 from api.cli._common import API_PORT
 from api.demo import onboard
+from api.local_platform import ServicePorts, local_chains, platform_services, read_fleet
 from api.settings import Settings
-from chain.config import LOCAL_CHAINS
-from chain.devnet import Devnet, start_devnet
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
-from compliance.sim import DEFAULT_PORT as IDENTITY_PORT
-from contracts.deploy import deploy_to_devnet
-from providers.sim.fleet import DEFAULT_PORT, SimLender, http_lender_settings
-
-LENDER_PORT = DEFAULT_PORT  # providers.sim.fleet.DEFAULT_PORT: the settings' default lenders live there
 
 
 def _serve(settings: Settings, port: int) -> None:
@@ -38,89 +27,29 @@ def _serve(settings: Settings, port: int) -> None:
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", log_config=None)
 
 
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up within {timeout} s")
-
-
-def _fleet(path: Path) -> list[SimLender]:
-    """A fleet file: a JSON list of SimLender documents (providers.sim.fleet), refused whole if one is invalid."""
-    try:
-        documents = json.loads(path.read_text())
-        if not isinstance(documents, list) or not documents:
-            raise ValueError("expected a non-empty JSON list of lenders")
-        return [SimLender.model_validate(document) for document in documents]
-    except (OSError, ValueError) as err:  # pydantic's ValidationError is a ValueError
-        raise SystemExit(f"fleet file {path}: {err}") from err
-
-
 def cmd_run(args: argparse.Namespace) -> None:
     """Devnets on 8545-8547, the contract set deployed, the simulated lenders (the default fleet, or ``--fleet``),
     the simulated identity providers (KYC and MLA, on 8610), the API; runs until Ctrl-C."""
-    fleet = _fleet(args.fleet) if args.fleet else None
+    if args.fleet is not None:
+        read_fleet(args.fleet)  # refused before anything starts
     settings = Settings()
     data_dir = settings.data_dir
     # Devnets keep their chains in memory: every run starts fresh chains, so deployments and local data go too.
     shutil.rmtree(settings.resolved_deployments_dir, ignore_errors=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{data_dir / 'creditmesh.db'}{suffix}").unlink(missing_ok=True)
-    devnets: list[Devnet] = []
-    lender: subprocess.Popen[bytes] | None = None
-    identity: subprocess.Popen[bytes] | None = None
-    api: subprocess.Popen[bytes] | None = None
-    try:
-        for chain in LOCAL_CHAINS:
-            devnets.append(start_devnet(chain))
-            record = deploy_to_devnet(
-                chain.name,
-                chain.chain_id,
-                devnets[-1].rpc_url,
-                settings.resolved_deployments_dir / f"{chain.name}.json",
-            )
-            print(
-                f"  {chain.name:15} chain id {chain.chain_id}  {devnets[-1].rpc_url}  "
-                f"CreditAggregator {record.address('CreditAggregator')}"
-            )
-        env = os.environ.copy()
-        lender_cmd = [sys.executable, "-m", "providers.sim", "--port", str(LENDER_PORT)]
-        if fleet is not None:
-            # the fleet's lenders, and the API told to ask exactly them
-            lender_cmd += ["--fleet", str(args.fleet)]
-            lender_base = f"http://127.0.0.1:{LENDER_PORT}"
-            env["CREDITMESH_HTTP_LENDERS"] = json.dumps(http_lender_settings(lender_base, fleet))
-        # else the simulated lenders' default fleet (providers.sim.fleet), which the settings' default lenders name
-        lender = subprocess.Popen(lender_cmd, env=env)
-        _wait_http(f"http://127.0.0.1:{LENDER_PORT}/v1/health")
-        # the KYC verdicts come back as signed webhooks to the API (the settings' default provider URLs name it)
-        webhook_url = f"http://127.0.0.1:{args.port}/v1/kyc/webhooks"
-        identity = subprocess.Popen(
-            [sys.executable, "-m", "compliance.sim", "--port", str(IDENTITY_PORT), "--webhook-url", webhook_url],
-            env=env,
-        )
-        _wait_http(f"http://127.0.0.1:{IDENTITY_PORT}/health")
-        api = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(args.port)], env=env)
-        _wait_http(f"http://127.0.0.1:{args.port}/healthz")
-        borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])
-        key = onboard(f"http://127.0.0.1:{args.port}", settings.admin_api_key, borrower.address)
-        _print_example(args.port, key, borrower.address)
-        # Block the signals only now (children started above must keep receiving them), then wait for one.
-        stop_signals = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-        signal.sigwait(stop_signals)
-    finally:
-        for process in (api, identity, lender):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=10)
-        for devnet in devnets:
-            devnet.stop()
+    with local_chains(settings.resolved_deployments_dir) as chains:
+        for devnet in chains.devnets:
+            aggregator = chains.deployments[devnet.name].address("CreditAggregator")
+            print(f"  {devnet.name:15} chain id {devnet.chain_id}  {devnet.rpc_url}  CreditAggregator {aggregator}")
+        with platform_services(ServicePorts(api=args.port), fleet_file=args.fleet) as services:
+            borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])
+            key = onboard(services.api_url, settings.admin_api_key, borrower.address)
+            _print_example(args.port, key, borrower.address)
+            # Block the signals only now (children started above must keep receiving them), then wait for one.
+            stop_signals = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+            signal.sigwait(stop_signals)
 
 
 def _print_example(port: int, api_key: str, wallet: str) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import build_parser, run
+from api.cli import build_parser
+from api.local_platform import read_fleet
 
 pytestmark = pytest.mark.unit
 
@@ -17,7 +18,7 @@ def test_run_takes_a_fleet_file(tmp_path: Path) -> None:
     lenders = [{"lender_id": "slow-bank", "latency": {"distribution": "fixed", "ms": 100}}, {"lender_id": "quick"}]
     path.write_text(json.dumps(lenders))
     args = build_parser().parse_args(["run", "--fleet", str(path)])
-    fleet = run._fleet(args.fleet)
+    fleet = read_fleet(args.fleet)
     assert [lender.lender_id for lender in fleet] == ["slow-bank", "quick"]
     assert fleet[0].latency.ms == 100
     assert build_parser().parse_args(["run"]).fleet is None
@@ -30,6 +31,6 @@ def test_a_bad_fleet_file_is_refused_before_anything_starts(tmp_path: Path, cont
     path = tmp_path / "lenders.json"
     path.write_text(content)
     with pytest.raises(SystemExit, match="fleet file"):
-        run._fleet(path)
+        read_fleet(path)
     with pytest.raises(SystemExit, match="fleet file"):
-        run._fleet(tmp_path / "missing.json")
+        read_fleet(tmp_path / "missing.json")
