@@ -19,6 +19,9 @@ How events move a loan (the CreditAggregator's ``LoanStatus`` plus ``written_off
   ran out of collateral) makes it ``written_off``.
 * ``LoanDefaulted`` → ``defaulted``. ``CollateralAdded``/``CollateralRemoved`` move the collateral (the deposit at
   opening is already in ``LoanOpened``'s amount). Every other event is kept as a fact only.
+
+Each new fact that changes a loan also writes its loan event (``aggregator.loan_events``) to the outbox in the same
+transaction; a fact applied again writes none, and a reorg's rebuild writes none (its facts' events were written).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from eth_utils.address import to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aggregator import outbox
 from aggregator.errors import AggregatorError
+from aggregator.loan_events import loan_event
 from chain.deployment import DeploymentRecord
 from chain.events import ChainEvent, EventBatch, EventDecoder, WatchedContract
 from store.aggregator import LoanRow, QuoteRow
@@ -217,14 +222,17 @@ class _Fact:
     block_number: int
     block_hash: str
     tx_hash: str
+    log_index: int = 0
 
     @classmethod
     def of_event(cls, event: ChainEvent, fact_id: int) -> _Fact:
-        return cls(fact_id, event.event, event.args, event.block_number, event.block_hash, event.tx_hash)
+        return cls(
+            fact_id, event.event, event.args, event.block_number, event.block_hash, event.tx_hash, event.log_index
+        )
 
     @classmethod
     def of_row(cls, row: ChainFactRow) -> _Fact:
-        return cls(row.id, row.event, row.args, row.block_number, row.block_hash, row.tx_hash)
+        return cls(row.id, row.event, row.args, row.block_number, row.block_hash, row.tx_hash, row.log_index)
 
     def uint(self, name: str) -> int:
         return int(self.args[name])
@@ -249,7 +257,7 @@ def _claim_for_accept(repo: SqlLedgerRepository, chain: LedgerChain, loan_ref: i
 
 def _apply(repo: SqlLedgerRepository, chain: LedgerChain, fact: _Fact, *, via_accept: bool) -> None:
     if fact.event == "LoanOpened":
-        _open(repo, chain, fact, via_accept=via_accept)
+        _publish(repo.session, _open(repo, chain, fact, via_accept=via_accept), fact)
         return
     if "loanId" not in fact.args:
         return
@@ -257,9 +265,25 @@ def _apply(repo: SqlLedgerRepository, chain: LedgerChain, fact: _Fact, *, via_ac
     if loan is None:  # its LoanOpened is not recorded (read from a later block on): a fact only
         return
     _move(repo, loan, fact)
+    _publish(repo.session, loan, fact)
 
 
-def _open(repo: SqlLedgerRepository, chain: LedgerChain, fact: _Fact, *, via_accept: bool) -> None:
+def _publish(session: Session, loan: LoanRow, fact: _Fact) -> None:
+    """The fact's loan event, written to the outbox in the ledger's transaction."""
+    found = loan_event(
+        fact.event,
+        fact.args,
+        tx_hash=fact.tx_hash,
+        log_index=fact.log_index,
+        block_number=fact.block_number,
+        status_after=loan.status,
+    )
+    if found is not None:
+        session.flush()
+        outbox.append(session, loan=loan, event_type=found.event_type, payload=found.data, key=found.key)
+
+
+def _open(repo: SqlLedgerRepository, chain: LedgerChain, fact: _Fact, *, via_accept: bool) -> LoanRow:
     digest = fact.hex("offerDigest")
     loan = repo.session.get(LoanRow, loan_id_for(chain.chain_id, chain.aggregator, digest))
     if loan is None:  # a record made before ledger ids were derived from the offer digest
@@ -292,6 +316,7 @@ def _open(repo: SqlLedgerRepository, chain: LedgerChain, fact: _Fact, *, via_acc
         loan.opened_outside_accept = False
     _set_opened(loan, chain, fact, digest)
     repo.session.flush()
+    return loan
 
 
 def _borrower_of(session: Session, wallet: str) -> str | None:

@@ -18,6 +18,9 @@ class BorrowerRow(Base):
     wallet_address: Mapped[str] = mapped_column(String(42), unique=True)
     jurisdiction: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: where the borrower's loan events go (signed with ``webhook_secret_sealed``, opened by providers.secrets)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    webhook_secret_sealed: Mapped[str | None] = mapped_column(String(512), nullable=True)
 
 
 class ApiKeyRow(Base):

@@ -27,6 +27,8 @@ class ProviderRegistrationRow(Base):
     resilience: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: where the loan events of the loans this provider funds go (signed with its HMAC secret)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
 
 
 class ProviderWebhookEventRow(Base):
