@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import logs, metrics, openapi, problems
+from api import idempotency, logs, metrics, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
 from api.routers import api_keys, borrowers, credit_requests, health, kyc, loans, providers, quotes, sanctions_reviews
@@ -38,12 +38,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="creditmesh",
         version="0.1.0",
         description="Ask for credit once; get ranked, signed, comparable quotes from HTTP lenders and DeFi pools; "
-        "accept one with a wallet signature and get a loan enforced on-chain.",
+        "accept one with a wallet signature and get a loan enforced on-chain. Every operation that creates or moves "
+        "something takes an optional `Idempotency-Key` header (listed among its parameters): a retry with the same "
+        "key and body replays the first response (kept 24 hours; 5xx answers are not kept).",
         lifespan=lifespan,
         # stable operation ids for generated clients: the handler's name (unique across the routers)
         generate_unique_id_function=lambda route: route.name,
     )
     problems.install(app)
+    idempotency.install(app)  # the innermost middleware: it stores what the handlers answered
     logs.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
     app.add_middleware(metrics.RequestMetrics)

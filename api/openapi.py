@@ -115,6 +115,8 @@ def _statuses(operation: dict[str, Any]) -> set[int]:
         statuses.add(404)
     if any(p.get("in") == "query" for p in parameters):
         statuses.add(422)
+    if any(p.get("in") == "header" and p.get("name") == "Idempotency-Key" for p in parameters):
+        statuses |= {409, 422}  # the key is in use by a running request; it was used with another request
     if any(p.get("in") == "query" and p.get("name") == "cursor" for p in parameters):
         statuses.add(400)  # a cursor this API did not issue
     return statuses

@@ -15,6 +15,7 @@ from api import auth
 from api.auth import ApiKeyInfo, InvalidKeyRequest, KeyRevoked, Role, UnknownKeyId
 from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
+from api.idempotency import Idempotent
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
 from store.api import BorrowerRow
 
@@ -88,7 +89,7 @@ def _refused(err: auth.ApiKeyError) -> HTTPException:
     return HTTPException(422, str(err))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=IssuedKeyOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=IssuedKeyOut, dependencies=[Idempotent])
 async def issue_api_key(body: ApiKeyIn, _: AdminPrincipal, platform: PlatformDep) -> IssuedKeyOut:
     """A new key for any role. The response carries the key once; only its hash is stored."""
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.auth import Role, issue_key
 from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep
+from api.idempotency import Idempotent
 from api.schemas import (
     IGNORED_DOCUMENT_CLAIMS,
     BorrowerIn,
@@ -43,7 +44,7 @@ def _kyc_out(kyc: KycStatus) -> KycOut:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=BorrowerOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=BorrowerOut, dependencies=[Idempotent])
 async def register_borrower(body: BorrowerIn, _: AdminPrincipal, platform: PlatformDep) -> BorrowerOut:
     wallet = to_checksum_address(body.wallet_address)
 
@@ -97,7 +98,7 @@ async def put_credit_profile(body: CreditProfile, borrower: CurrentBorrower, pla
     return body
 
 
-@router.post("/me/kyc", response_model=KycOut)
+@router.post("/me/kyc", response_model=KycOut, dependencies=[Idempotent])
 async def verify_identity(body: KycIn, borrower: CurrentBorrower, platform: PlatformDep) -> KycOut:
     """Identity and one document, sent to the KYC provider; the identity is stored encrypted. The answer is usually
     ``pending``: the provider's signed verdict (and with it the tier) arrives at ``POST /v1/kyc/webhooks`` moments

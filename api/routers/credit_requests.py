@@ -11,6 +11,7 @@ from sqlalchemy import select
 from aggregator.quoting import CreditRequestSpec
 from api.client import client_address
 from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
+from api.idempotency import Idempotent
 from api.logs import correlation_id
 from api.render import credit_request_out
 from api.schemas import CreditRequestIn, CreditRequestOut
@@ -34,7 +35,7 @@ def _load(platform: PlatformDep, request_id: str, borrower_id: str | None) -> Cr
         return credit_request_out(row, quotes, outcomes, platform.assets, loan_id)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CreditRequestOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CreditRequestOut, dependencies=[Idempotent])
 async def create_credit_request(
     body: CreditRequestIn, borrower: CurrentBorrower, platform: PlatformDep, request: Request
 ) -> CreditRequestOut:

@@ -13,6 +13,7 @@ from api.auth import Principal, Role, issue_key
 from api.bootstrap import Platform
 from api.client import client_address
 from api.deps import AdminPrincipal, PlatformDep, require
+from api.idempotency import Idempotent
 from providers._exceptions import (
     AlreadyRegistered,
     InvalidPlugin,
@@ -75,7 +76,7 @@ def _registry(platform: Platform) -> ProviderRegistry:
     return registry
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=RegistrationOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=RegistrationOut, dependencies=[Idempotent])
 async def register_provider(body: RegistrationIn, _: AdminPrincipal, platform: PlatformDep) -> RegistrationOut:
     registry = _registry(platform)
     capabilities = None if body.capabilities is None else Capabilities.from_document(body.capabilities.model_dump())

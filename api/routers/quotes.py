@@ -10,6 +10,7 @@ from aggregator.errors import InvalidAcceptance, QuoteNotFound
 from aggregator.permit import CollateralPermit
 from api.bootstrap import Platform
 from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
+from api.idempotency import Idempotent
 from api.render import loan_out, quote_out
 from api.schemas import EOA_SIGNATURE_LENGTH, AcceptIn, LoanOut, QuoteOut
 from store.aggregator import CreditRequestRow, QuoteRow
@@ -31,7 +32,9 @@ async def get_quote(quote_id: str, principal: ReaderPrincipal, platform: Platfor
     return await asyncio.to_thread(load)
 
 
-@router.post("/{quote_id}/accept", status_code=status.HTTP_201_CREATED, response_model=LoanOut)
+@router.post(
+    "/{quote_id}/accept", status_code=status.HTTP_201_CREATED, response_model=LoanOut, dependencies=[Idempotent]
+)
 async def accept_quote(quote_id: str, body: AcceptIn, borrower: CurrentBorrower, platform: PlatformDep) -> LoanOut:
     """Verify the acceptance, lock the quote (superseding the request's other quotes) and relay ``openLoan`` on
     the quote's chain — ``openLoanWithPermit`` when a collateral permit is given; returns the loan. A repeated

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from aggregator.sanctions_reviews import ReviewEvidence
 from api.deps import AdminPrincipal, PlatformDep
+from api.idempotency import Idempotent
 from api.pagination import CursorParam, InvalidCursor, Limit, Page, decode_cursor, page
 from api.schemas import ListedNameOut, SanctionsReviewEvidenceOut, SanctionsReviewOut, SanctionsVerdictIn
 from compliance.sanctions.review import ReviewState
@@ -89,7 +90,7 @@ async def _decide(
     return review_out(row)
 
 
-@router.post("/{review_id}/clear", response_model=SanctionsReviewOut)
+@router.post("/{review_id}/clear", response_model=SanctionsReviewOut, dependencies=[Idempotent])
 async def clear_review(
     review_id: str, body: SanctionsVerdictIn, principal: AdminPrincipal, platform: PlatformDep
 ) -> SanctionsReviewOut:
@@ -98,7 +99,7 @@ async def clear_review(
     return await _decide(review_id, ReviewState.CLEARED, principal, platform, body)
 
 
-@router.post("/{review_id}/confirm", response_model=SanctionsReviewOut)
+@router.post("/{review_id}/confirm", response_model=SanctionsReviewOut, dependencies=[Idempotent])
 async def confirm_review(
     review_id: str, body: SanctionsVerdictIn, principal: AdminPrincipal, platform: PlatformDep
 ) -> SanctionsReviewOut:

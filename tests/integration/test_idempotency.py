@@ -1,0 +1,235 @@
+"""Idempotency-Key (issue 17, the IETF draft's semantics) through real routers in-process, on a real database: a
+retry with the same key and body replays the stored response (the borrower registered once); another body with the
+key is 422; a duplicate while the first still runs is 409; 5xx answers and requests that never finished are not
+stored; keys are kept 24 hours, per client, and shared by every process through the database (PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI, HTTPException
+from sqlalchemy import func, select
+
+from api import idempotency, problems
+from api.auth import Role, ensure_bootstrap_admin, issue_key
+from api.idempotency import Claim, IdempotencyStore, Idempotent, KeyInUse, KeyReused, StoredResponse
+from api.routers import api_keys, borrowers
+from api.settings import Settings
+from store.api import ApiKeyRow, BorrowerRow
+from store.db import Database
+from store.idempotency import IdempotencyRow
+
+pytestmark = pytest.mark.integration
+on_loop = pytest.mark.asyncio(loop_scope="session")
+
+ADMIN = "cm_admin_idempotency_tests"
+
+
+class Gate:
+    """A route under test that runs until the test opens it, or fails as told."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.calls = 0
+        self.fail_with: int | None = None
+
+
+def _app(database: Database, gate: Gate) -> FastAPI:
+    app = FastAPI()
+    problems.install(app)
+    idempotency.install(app)
+    app.include_router(borrowers.router)
+    app.include_router(api_keys.router)
+    slow = APIRouter()
+
+    @slow.post("/slow", status_code=201, dependencies=[Idempotent])
+    async def slow_create(body: dict[str, int]) -> dict[str, int]:
+        gate.calls += 1
+        gate.entered.set()
+        await gate.release.wait()
+        if gate.fail_with == 500:
+            raise RuntimeError("the handler broke")
+        if gate.fail_with is not None:
+            raise HTTPException(gate.fail_with, "try again")
+        return body | {"calls": gate.calls}
+
+    app.include_router(slow)
+    app.state.platform = SimpleNamespace(database=database, providers={}, settings=Settings())
+    return app
+
+
+def _client(app: FastAPI, key: str = ADMIN) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://api.test", headers={"X-API-Key": key})
+
+
+def _sqlite(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'idempotency.db'}")
+    database.migrate()
+    ensure_bootstrap_admin(database, ADMIN)
+    return database
+
+
+def _count(database: Database, model: type[object]) -> int:
+    with database.unit_of_work() as uow:
+        return int(uow.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@on_loop
+async def test_a_retry_replays_the_first_response_and_another_body_is_refused(tmp_path: Path) -> None:
+    database = _sqlite(tmp_path)
+    wallet = "0x" + "ab" * 20
+    async with _client(_app(database, Gate())) as client:
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        first = await client.post("/v1/borrowers", json={"wallet_address": wallet}, headers=headers)
+        assert first.status_code == 201, first.text
+        again = await client.post("/v1/borrowers", json={"wallet_address": wallet}, headers=headers)
+        assert again.status_code == 201, again.text
+        assert again.json() == first.json()  # the same borrower and its key, not a 409 "already registered"
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.headers["content-type"] == "application/json"
+        assert "idempotent-replayed" not in first.headers
+        assert _count(database, BorrowerRow) == 1
+
+        other = await client.post("/v1/borrowers", json={"wallet_address": "0x" + "cd" * 20}, headers=headers)
+        assert other.status_code == 422
+        assert other.headers["content-type"] == problems.PROBLEM_JSON
+        assert other.json()["errors"][0]["field"] == "Idempotency-Key"
+        elsewhere = await client.post("/v1/api-keys", json={"role": "auditor", "label": "x"}, headers=headers)
+        assert elsewhere.status_code == 422  # the same key on another operation is another request
+
+        # a structured-field string names the same key; without the header nothing is deduplicated
+        quoted = {"Idempotency-Key": f'"{headers["Idempotency-Key"]}"'}
+        assert (await client.post("/v1/borrowers", json={"wallet_address": wallet}, headers=quoted)).json() == (
+            first.json()
+        )
+        for _ in range(2):
+            plain = await client.post("/v1/api-keys", json={"role": "auditor", "label": "no key"})
+            assert plain.status_code == 201
+        # a stored 4xx is replayed too: the retry of a refused request is refused the same way
+        bad = {"Idempotency-Key": "bad-body"}
+        refused = await client.post("/v1/api-keys", json={"role": "auditor"}, headers=bad)
+        assert refused.status_code == 422
+        replayed = await client.post("/v1/api-keys", json={"role": "auditor"}, headers=bad)
+        assert replayed.json() == refused.json()
+        assert replayed.headers["idempotent-replayed"] == "true"
+    assert _count(database, ApiKeyRow) == 4  # the bootstrap key, the borrower's and the two without a key
+    database.dispose()
+
+
+@on_loop
+async def test_keys_belong_to_one_client(tmp_path: Path) -> None:
+    database = _sqlite(tmp_path)
+    other_admin = issue_key(database, Role.ADMIN, None, "another admin")
+    app = _app(database, Gate())
+    async with _client(app) as mine, _client(app, other_admin) as theirs:
+        headers = {"Idempotency-Key": "shared-value"}
+        one = await mine.post("/v1/api-keys", json={"role": "auditor", "label": "a"}, headers=headers)
+        two = await theirs.post("/v1/api-keys", json={"role": "auditor", "label": "b"}, headers=headers)
+        assert (one.status_code, two.status_code) == (201, 201)
+        assert one.json()["id"] != two.json()["id"]
+    database.dispose()
+
+
+@on_loop
+async def test_a_duplicate_while_the_first_runs_is_409_and_5xx_answers_are_not_stored(tmp_path: Path) -> None:
+    database = _sqlite(tmp_path)
+    gate = Gate()
+    async with _client(_app(database, gate)) as client:
+        headers = {"Idempotency-Key": "slow-1"}
+        first = asyncio.create_task(client.post("/slow", json={"n": 1}, headers=headers))
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        duplicate = await client.post("/slow", json={"n": 1}, headers=headers)
+        assert duplicate.status_code == 409
+        assert duplicate.headers["retry-after"] == "1"
+        gate.release.set()
+        assert (await first).json() == {"n": 1, "calls": 1}
+        assert (await client.post("/slow", json={"n": 1}, headers=headers)).json() == {"n": 1, "calls": 1}
+
+        # a 503 and an unhandled error are not kept: the retry runs again and its answer is kept
+        for failure in (503, 500):
+            gate.fail_with = failure
+            key = {"Idempotency-Key": f"fails-{failure}"}
+            assert (await client.post("/slow", json={"n": 2}, headers=key)).status_code == failure
+            gate.fail_with = None
+            calls = gate.calls
+            retried = await client.post("/slow", json={"n": 2}, headers=key)
+            assert retried.status_code == 201
+            assert retried.json()["calls"] == calls + 1
+            assert "idempotent-replayed" not in retried.headers
+
+        # a request that never finished (the client went away, the task was cancelled) releases its key
+        gate.release.clear()
+        gate.entered.clear()
+        key = {"Idempotency-Key": "cancelled"}
+        abandoned = asyncio.create_task(client.post("/slow", json={"n": 3}, headers=key))
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        abandoned.cancel()
+        await asyncio.gather(abandoned, return_exceptions=True)
+        for _ in range(100):
+            if _count(database, IdempotencyRow) == 3:  # slow-1, fails-503, fails-500
+                break
+            await asyncio.sleep(0.05)
+        gate.release.set()
+        calls = gate.calls
+        assert (await client.post("/slow", json={"n": 3}, headers=key)).json() == {"n": 3, "calls": calls + 1}
+    database.dispose()
+
+
+def test_keys_are_kept_24_hours_and_a_dead_claim_is_taken_over(tmp_path: Path) -> None:
+    database = _sqlite(tmp_path)
+    store = IdempotencyStore(database)
+    now = datetime.now(UTC)
+    claim = Claim("admin:key_x", "k", "f" * 64)
+    assert store.begin(claim, "POST", "/x", now) is None
+    with pytest.raises(KeyInUse):
+        store.begin(claim, "POST", "/x", now + timedelta(minutes=1))
+    with pytest.raises(KeyReused):
+        store.begin(Claim("admin:key_x", "k", "e" * 64), "POST", "/x", now)
+    # its process died: after the lock another request takes the key over
+    assert store.begin(claim, "POST", "/x", now + timedelta(minutes=12)) is None
+    store.complete(claim, StoredResponse(201, [("content-type", "application/json")], b"{}"))
+    assert store.begin(claim, "POST", "/x", now + timedelta(hours=23, minutes=59)) == StoredResponse(
+        201, [("content-type", "application/json")], b"{}"
+    )
+    with database.unit_of_work() as uow:
+        row = uow.session.scalars(select(IdempotencyRow)).one()
+        assert row.expires_at - row.created_at == timedelta(hours=24)
+    # a day later the key is forgotten (purged) and runs again
+    assert store.begin(claim, "POST", "/x", now + timedelta(hours=24, seconds=1)) is None
+    database.dispose()
+
+
+@on_loop
+async def test_every_process_shares_the_keys_through_postgresql(postgres_schema: Callable[[str], str]) -> None:
+    url = postgres_schema("idempotency_test")
+    databases = [Database(url), Database(url)]  # two processes' engines on one database
+    databases[0].migrate()
+    ensure_bootstrap_admin(databases[0], ADMIN)
+    try:
+        async with _client(_app(databases[0], Gate())) as one, _client(_app(databases[1], Gate())) as two:
+            headers = {"Idempotency-Key": str(uuid.uuid4())}
+            body = {"role": "auditor", "label": "pg"}
+            first, second = await asyncio.gather(
+                one.post("/v1/api-keys", json=body, headers=headers),
+                two.post("/v1/api-keys", json=body, headers=headers),
+            )
+            statuses = sorted([first.status_code, second.status_code])
+            assert statuses in ([201, 201], [201, 409]), (first.text, second.text)
+            replay = await two.post("/v1/api-keys", json=body, headers=headers)
+            created = first if first.status_code == 201 else second
+            assert replay.json() == created.json()
+            with databases[0].unit_of_work() as uow:
+                issued = uow.session.scalar(select(func.count()).select_from(ApiKeyRow).where(ApiKeyRow.label == "pg"))
+            assert issued == 1
+    finally:
+        for database in databases:
+            database.dispose()
