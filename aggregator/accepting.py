@@ -68,7 +68,7 @@ from chain.relay import simulate
 from chain.transactions import Call
 from compliance import ComplianceService
 from providers.base import ProviderAdapter, ProviderError
-from providers.models import ProviderKind, ProviderOffer, RepaymentShape
+from providers.models import InstallmentSchedule, ProviderKind, ProviderOffer, RepaymentShape
 from store.aggregator import LoanRow
 from store.db import Database
 
@@ -573,6 +573,7 @@ def _provider_offer(quote: QuoteView) -> ProviderOffer:
         term_days=int(quote.disclosure["termDays"]),
         repayment=RepaymentShape(quote.offer.get("repayment", RepaymentShape.SINGLE.value)),
         installments=int(quote.offer.get("installments", 1)),
+        schedule=InstallmentSchedule.from_document(schedule) if (schedule := quote.offer.get("schedule")) else None,
         expires_at=quote.expires_at,
         provider_ref=str(quote.offer["providerRef"]),
     )

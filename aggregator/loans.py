@@ -13,11 +13,12 @@ from typing import Any
 from web3.exceptions import Web3Exception
 
 from aggregator.errors import LoanNotFound
+from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.platform import ChainRuntime
 from chain.artifacts import load_artifact
 from chain.errors import ChainError
-from store.aggregator import LoanRow
+from store.aggregator import LoanRow, QuoteRow
 from store.db import Database
 from store.ledger import LoanEntries, LoanScope, SqlLoanQueries
 
@@ -46,33 +47,38 @@ class LoanDetail:
     entries: LoanEntries
     live: LiveFigures | None
     live_error: str | None = None
+    #: the repayment schedule disclosed with the loan's quote (``aggregator.installments``); empty without a quote
+    schedule: tuple[DueInstallment, ...] = ()
 
 
 class LoanService:
     def __init__(self, database: Database, chains: dict[str, ChainRuntime]) -> None:
         self._db, self._chains = database, chains
 
-    def _load(self, loan_id: str, scope: LoanScope) -> tuple[LoanRow, LoanEntries]:
+    def _load(self, loan_id: str, scope: LoanScope) -> tuple[LoanRow, LoanEntries, tuple[DueInstallment, ...]]:
         with self._db.unit_of_work() as uow:
             queries = SqlLoanQueries(uow.session)
             loan = queries.get(loan_id)
             if loan is None or not scope.allows(loan):
                 raise LoanNotFound(loan_id)
-            return loan, queries.entries(loan_id)
+            quote = None if loan.quote_id is None else uow.session.get(QuoteRow, loan.quote_id)
+            schedule = () if quote is None else schedule_from_disclosure(quote.disclosure)
+            return loan, queries.entries(loan_id), schedule
 
     async def detail(self, loan_id: str, scope: LoanScope) -> LoanDetail:
-        """The loan (404 outside ``scope``) with its entries; live figures while it is active or in default."""
-        loan, entries = await asyncio.to_thread(self._load, loan_id, scope)
+        """The loan (404 outside ``scope``) with its entries and schedule; live figures while it is active or in
+        default."""
+        loan, entries, schedule = await asyncio.to_thread(self._load, loan_id, scope)
         if loan.status not in (ACTIVE, DEFAULTED) or loan.onchain_loan_id is None:
-            return LoanDetail(loan, entries, None)
+            return LoanDetail(loan, entries, None, schedule=schedule)
         chain = self._chains.get(loan.chain_name)
         if chain is None:
-            return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured")
+            return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured", schedule)
         try:
             live = await _live(chain, loan.onchain_loan_id)
         except ChainError as err:  # the record still answers while the chain does not
-            return LoanDetail(loan, entries, None, str(err))
-        return LoanDetail(loan, entries, live)
+            return LoanDetail(loan, entries, None, str(err), schedule)
+        return LoanDetail(loan, entries, live, schedule=schedule)
 
     def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRow]:
         with self._db.unit_of_work() as uow:

@@ -25,11 +25,12 @@ from aggregator.errors import ComplianceDenied, InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome, fan_out
 from aggregator.metrics import FANOUT_OUTCOMES
 from aggregator.offer_nonces import OfferNonceAllocator
+from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch
 from aggregator.platform import ChainRuntime
 from aggregator.ranking import RankedCandidate, rank
 from aggregator.sanctions_reviews import borrower_reasons, record_screening
 from chain.signers import Signer
-from compliance import ComplianceService, DecisionRecord, Disclosure, LoanTerms, Product
+from compliance import ComplianceService, DecisionRecord, Disclosure, Product
 from compliance.errors import ComplianceInputError, KycProviderError
 from compliance.mla import MlaQuery, MlaStatusCache
 from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, digest, offer_typed_data
@@ -177,6 +178,7 @@ class QuotingService:
                 grade=decision.grade,
                 jurisdiction=borrower.jurisdiction,
                 correlation_id=correlation_id,
+                start_date=now.date(),
             )
             eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in products]
             # the MLA status is asked alongside the fan-out: no serial round trip on the quote path
@@ -284,16 +286,8 @@ class QuotingService:
         for outcome in outcomes:
             kept = []
             for offer in outcome.offers:
-                try:
-                    terms = LoanTerms(
-                        principal=valid.asset.from_base_units(offer.principal),
-                        asset=valid.asset.symbol,
-                        asset_decimals=valid.asset.decimals,
-                        rate_bps=offer.rate_bps,
-                        term_days=offer.term_days,
-                        origination_fee=valid.asset.from_base_units(offer.origination_fee),
-                        start=now,
-                    )
+                try:  # an amortizing offer is disclosed with its installments and takes its schedule's term
+                    offer, terms = offer_terms(offer, valid.asset, now)
                 except ComplianceInputError as err:  # e.g. a rate finer than a basis point: never rounded
                     outcome.outcome, outcome.detail = "dropped", f"dropped: the terms cannot be disclosed: {err}"[:512]
                     continue
@@ -302,6 +296,10 @@ class QuotingService:
                 if not decision.kept:
                     reasons = "; ".join(r.message for r in decision.check.reasons)
                     outcome.outcome, outcome.detail = "dropped", f"dropped by compliance: {reasons}"
+                    continue
+                mismatch = schedule_mismatch(offer, decision.disclosure, valid.asset)
+                if mismatch is not None:
+                    outcome.outcome, outcome.detail = "dropped", f"dropped: {mismatch}"[:512]
                     continue
                 chain = self._chains[offer.chain] if offer.chain else self._chains[valid.chains[0]]
                 kept.append(_Draft(offer, decision.disclosure, chain))
@@ -402,6 +400,7 @@ class QuotingService:
                 "providerRef": offer.provider_ref,
                 "repayment": offer.repayment.value,
                 "installments": offer.installments,
+                "schedule": lender_schedule(offer, draft.disclosure, valid.asset),
             },
             offer_digest="0x" + digest(offer_doc).hex(),
             offer_signature="0x" + self._quote_signer.sign_typed_data(offer_doc).hex(),

@@ -6,6 +6,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from aggregator.assets import Asset, AssetRegistry
+from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.loans import LoanDetail
 from aggregator.offers import acceptance_document
 from api.schemas import (
@@ -15,6 +16,7 @@ from api.schemas import (
     CollateralMovementOut,
     CreditRequestOut,
     DisclosureOut,
+    InstallmentOut,
     LiquidationOut,
     LiveFiguresOut,
     LoanOut,
@@ -56,7 +58,7 @@ def disclosure_out(stored: dict[str, Any]) -> DisclosureOut:
 
 
 #: what the quote keeps for the lender's accept, not part of the signed EIP-712 offer
-LENDER_ONLY = frozenset({"providerRef", "repayment", "installments"})
+LENDER_ONLY = frozenset({"providerRef", "repayment", "installments", "schedule"})
 
 
 def quote_out(row: QuoteRow, request: CreditRequestRow, assets: AssetRegistry) -> QuoteOut:
@@ -75,6 +77,8 @@ def quote_out(row: QuoteRow, request: CreditRequestRow, assets: AssetRegistry) -
         rate_bps=int(row.offer["rateBps"]),
         term_days=int(row.disclosure["termDays"]),
         collateral=CollateralIn(asset=request.collateral_asset, amount=request.collateral_amount),
+        repayment=str(row.disclosure.get("repayment", "single-payment")),
+        schedule=[_installment_out(i, asset) for i in schedule_from_disclosure(row.disclosure)],
         disclosure=disclosure_out(row.disclosure),
         expires_at=row.expires_at.isoformat().replace("+00:00", "Z"),
         status=row.status,
@@ -110,6 +114,16 @@ def _amount(assets: AssetRegistry, chain_name: str, token: str | None, base_unit
         asset=asset.symbol if asset is not None else (token or ""),
         amount=asset.format(base_units) if asset is not None else None,
         base_units=str(base_units),
+    )
+
+
+def _installment_out(installment: DueInstallment, asset: Asset | None) -> InstallmentOut:
+    return InstallmentOut(
+        number=installment.number,
+        due=installment.due.isoformat(),
+        amount=_money(asset, installment.amount) or "",
+        principal=_money(asset, installment.principal) or "",
+        interest=_money(asset, installment.interest) or "",
     )
 
 
@@ -176,6 +190,7 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
     out = loan_out(loan, assets)
     asset = assets.by_address(loan.chain_name, loan.asset_address) if loan.asset_address else None
     facts = entries.facts
+    out.schedule = [_installment_out(i, asset) for i in detail.schedule]
     out.repayments = [
         RepaymentOut(
             payer=r.payer,

@@ -69,6 +69,17 @@ class DisclosureOut(BaseModel):
     document: dict[str, Any]
 
 
+class InstallmentOut(BaseModel):
+    """One scheduled payment as disclosed (Regulation Z) and covered by the offer's ``termsHash``; amounts in the
+    asset's units."""
+
+    number: int
+    due: str = Field(description="date, ISO 8601")
+    amount: str = Field(description="principal + interest")
+    principal: str
+    interest: str
+
+
 class QuoteOut(BaseModel):
     id: str
     rank: int
@@ -82,6 +93,13 @@ class QuoteOut(BaseModel):
     rate_bps: int
     term_days: int
     collateral: CollateralIn
+    repayment: str = Field(
+        default="single-payment",
+        description="single-payment, equal-installments/<frequency> or installments-with-balloon/<frequency>",
+    )
+    schedule: list[InstallmentOut] = Field(
+        default_factory=list, description="the payments as disclosed, in due order (one for a single payment)"
+    )
     disclosure: DisclosureOut
     expires_at: str
     status: str = Field(description="offered, accepting, accepted or superseded (another quote of the request won)")
@@ -205,6 +223,11 @@ class LoanOut(BaseModel):
     principal_paid: str | None = None
     collateral: AmountOut | None = None
     created_at: str
+    schedule: list[InstallmentOut] | None = Field(
+        default=None,
+        description="in a single loan's view only: the repayment schedule disclosed with its quote (empty for a loan "
+        "without one of our quotes); days past due count from the oldest installment whose principal is unpaid",
+    )
     repayments: list[RepaymentOut] | None = Field(default=None, description="in a single loan's view only")
     collateral_movements: list[CollateralMovementOut] | None = None
     liquidations: list[LiquidationOut] | None = None

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Self
 
 import httpx
@@ -40,11 +41,15 @@ from providers.models import (
     FundingResult,
     FundingState,
     FundingStatus,
+    InstallmentSchedule,
+    InterestDayCount,
+    PaymentFrequency,
     ProviderHealth,
     ProviderKind,
     ProviderOffer,
     QuoteRequest,
     RepaymentShape,
+    ScheduledPayment,
     is_valid_correlation_id,
 )
 from providers.signing import ReplayGuard, signed_headers
@@ -73,15 +78,58 @@ class HttpLenderConfig(BaseModel):
         return value.rstrip("/")
 
 
+class _WirePayment(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    number: int = Field(ge=1, le=600, strict=True)
+    due: date
+    amount: int = Field(ge=0, strict=True)
+
+
+class _WireSchedule(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    frequency: PaymentFrequency = "monthly"
+    day_count: InterestDayCount = "30/360"
+    first_due: date | None = None
+    balloon: int = Field(default=0, ge=0, strict=True)
+    payments: list[_WirePayment] = Field(default_factory=list, max_length=600)
+
+
 class _WireOffer(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     offer_ref: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
-    rate_bps: int = Field(ge=0, le=100_000, strict=True)
+    # a JSON number: whole basis points are taken, a finer rate is refused with its reason (never rounded)
+    rate_bps: Decimal = Field(ge=0, le=100_000, allow_inf_nan=False)
     origination_fee: int = Field(ge=0, strict=True)
     repayment: RepaymentShape = RepaymentShape.SINGLE
     installments: int = Field(default=1, ge=1, le=600)
+    schedule: _WireSchedule | None = None
     expires_at: datetime
+
+    @field_validator("rate_bps", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a JSON number of basis points")
+        return Decimal(str(value))
+
+    def whole_rate_bps(self) -> int | None:
+        """The rate in whole basis points, or None when it is finer than a basis point."""
+        return int(self.rate_bps) if self.rate_bps == self.rate_bps.to_integral_value() else None
+
+    def installment_schedule(self) -> InstallmentSchedule | None:
+        if self.repayment is not RepaymentShape.INSTALLMENTS:
+            return None
+        wire = self.schedule or _WireSchedule()
+        return InstallmentSchedule(
+            frequency=wire.frequency,
+            day_count=wire.day_count,
+            first_due=wire.first_due,
+            balloon=wire.balloon,
+            payments=tuple(ScheduledPayment(p.number, p.due, p.amount) for p in wire.payments),
+        )
 
 
 class _WireQuoteResponse(BaseModel):
@@ -100,7 +148,8 @@ class _WirePhaseResponse(BaseModel):
 
 
 def _reserve_payload(offer: ProviderOffer) -> dict[str, Any]:
-    """The terms the lender quoted, its repayment schedule included (installments are the lender's own)."""
+    """The terms the lender quoted, its repayment schedule included: for an amortizing offer the schedule with the
+    payments as disclosed to the borrower (what ``termsHash`` covers), in base units."""
     return {
         "principal": str(offer.principal),
         "rate_bps": offer.rate_bps,
@@ -108,7 +157,7 @@ def _reserve_payload(offer: ProviderOffer) -> dict[str, Any]:
         "term_days": offer.term_days,
         "repayment": offer.repayment.value,
         "installments": offer.installments,
-    }
+    } | ({} if offer.schedule is None else {"schedule": offer.schedule.as_document()})
 
 
 class _WireStatusResponse(BaseModel):
@@ -243,6 +292,8 @@ class HttpLenderAdapter(ProviderAdapter):
             "grade": request.grade,
             "jurisdiction": request.jurisdiction,
         }
+        if request.start_date is not None:
+            payload["start_date"] = request.start_date.isoformat()
         correlation = request.correlation_id if is_valid_correlation_id(request.correlation_id) else uuid.uuid4().hex
         response = await self._send("POST", "/v1/quotes", payload, {CORRELATION_HEADER: correlation})
         if response.status_code == 204:
@@ -268,17 +319,30 @@ class HttpLenderAdapter(ProviderAdapter):
                 )
             if wire.origination_fee >= request.principal:
                 raise ProviderProtocolError(f"{self.provider_id}: offer {wire.offer_ref} fee not below principal")
+            rate_bps = wire.whole_rate_bps()
+            if rate_bps is None:
+                raise ProviderProtocolError(
+                    f"{self.provider_id}: offer {wire.offer_ref} rate {wire.rate_bps} bps is finer than a basis "
+                    "point: an offer carries whole basis points on-chain (uint32); refused, not rounded"
+                )
+            schedule = wire.installment_schedule()
+            if schedule is not None and schedule.payments and len(schedule.payments) != wire.installments:
+                raise ProviderProtocolError(
+                    f"{self.provider_id}: offer {wire.offer_ref} lists {len(schedule.payments)} payments for "
+                    f"{wire.installments} installments"
+                )
             offers.append(
                 ProviderOffer(
                     provider_id=self.provider_id,
                     kind=ProviderKind.TRADITIONAL,
                     asset=request.asset,
                     principal=request.principal,
-                    rate_bps=wire.rate_bps,
+                    rate_bps=rate_bps,
                     origination_fee=wire.origination_fee,
                     term_days=request.term_days,
                     repayment=wire.repayment,
                     installments=wire.installments,
+                    schedule=schedule,
                     expires_at=wire.expires_at.astimezone(UTC),
                     provider_ref=wire.offer_ref,
                 )

@@ -1,15 +1,16 @@
 """What the aggregator asks a provider and what a provider answers, normalized to the loan model of DESIGN.md:
 fixed rate, fixed term, simple interest, an origination fee deducted from the proceeds, a single payment at
-maturity or equal installments. Amounts are integer base units of the asset."""
+maturity or installments on the lender's schedule (``InstallmentSchedule``). Amounts are integer base units of the
+asset."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 #: what a correlation id may be: anything else from a caller is replaced, never forwarded to a lender or logged raw
 CORRELATION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
@@ -29,6 +30,60 @@ class RepaymentShape(StrEnum):
     INSTALLMENTS = "installments"
 
 
+PaymentFrequency = Literal["monthly", "semimonthly", "biweekly", "weekly", "quarterly"]
+InterestDayCount = Literal["30/360", "actual/365", "actual/actual"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledPayment:
+    """One installment as the lender computed it: its number (from 1), due date and amount in base units."""
+
+    number: int
+    due: date
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstallmentSchedule:
+    """How an amortizing offer is repaid (the Provider Quote Protocol's ``schedule``): the offer's ``installments``
+    equal payments at ``frequency``, interest under ``day_count``; the first due on ``first_due`` when given (an odd
+    first period), else one period after the start; ``balloon`` base units of principal repaid on top of the last
+    installment. ``payments`` is the lender's own computation when it sent one: creditmesh discloses the schedule
+    by its stated method (docs/compliance.md) and refuses an offer whose payments differ from it."""
+
+    frequency: PaymentFrequency = "monthly"
+    day_count: InterestDayCount = "30/360"
+    first_due: date | None = None
+    balloon: int = 0
+    payments: tuple[ScheduledPayment, ...] = ()
+
+    def as_document(self) -> dict[str, Any]:
+        """JSON form (amounts as decimal strings, dates ISO 8601): what a quote keeps and a reservation carries."""
+        return {
+            "frequency": self.frequency,
+            "day_count": self.day_count,
+            "first_due": None if self.first_due is None else self.first_due.isoformat(),
+            "balloon": str(self.balloon),
+            "payments": [
+                {"number": p.number, "due": p.due.isoformat(), "amount": str(p.amount)} for p in self.payments
+            ],
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> InstallmentSchedule:
+        first_due = document.get("first_due")
+        return cls(
+            frequency=document.get("frequency", "monthly"),
+            day_count=document.get("day_count", "30/360"),
+            first_due=None if first_due is None else date.fromisoformat(first_due),
+            balloon=int(document.get("balloon", 0)),
+            payments=tuple(
+                ScheduledPayment(int(p["number"]), date.fromisoformat(p["due"]), int(p["amount"]))
+                for p in document.get("payments", ())
+            ),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class QuoteRequest:
     """A borrower's credit request as every provider sees it (no identity, only what pricing needs)."""
@@ -46,12 +101,15 @@ class QuoteRequest:
     grade: int
     jurisdiction: str
     correlation_id: str = ""
+    #: the day interest starts for the disclosure (the quote's date, UTC): what a lender's schedule counts from
+    start_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderOffer:
     """One normalized offer. ``chain`` is the pool's chain for a pool offer, or None for a traditional offer
-    (recorded on the chain where the borrower's collateral is locked)."""
+    (recorded on the chain where the borrower's collateral is locked). An amortizing offer (``repayment``
+    installments) carries its ``schedule``; its term is then the schedule's (its last due date), not the request's."""
 
     provider_id: str
     kind: ProviderKind
@@ -66,6 +124,7 @@ class ProviderOffer:
     chain: str | None = None
     pool_address: str | None = None
     installments: int = 1
+    schedule: InstallmentSchedule | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,22 @@ class FailureSpec(BaseModel):
         return rng.random() < self.rate
 
 
+class InstallmentProduct(BaseModel):
+    """An amortizing product: equal installments at ``frequency`` across the requested term (as many whole periods
+    as fit, at least ``min_installments``, else the lender offers a single payment), interest under ``day_count``;
+    ``first_due_days`` after the start makes an odd first period; ``balloon_bps`` of the principal is left for the
+    last payment. With ``send_payments`` the lender sends the payments it computed (creditmesh checks them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frequency: Literal["monthly", "semimonthly", "biweekly", "weekly", "quarterly"] = "monthly"
+    day_count: Literal["30/360", "actual/365", "actual/actual"] = "30/360"
+    first_due_days: int | None = Field(default=None, ge=1, le=180)
+    balloon_bps: int = Field(default=0, ge=0, lt=10_000)
+    min_installments: int = Field(default=2, ge=1)
+    send_payments: bool = True
+
+
 class SimLender(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -81,6 +97,7 @@ class SimLender(BaseModel):
     latency: LatencySpec = Field(default_factory=LatencySpec)
     failure: FailureSpec = Field(default_factory=FailureSpec)
     pricing: PricingSpec = Field(default_factory=PricingSpec)
+    installments: InstallmentProduct | None = Field(default=None, description="None: single payment at maturity")
     offer_ttl_seconds: int = Field(default=900, ge=1)
     seed: int = 0
 
@@ -107,6 +124,7 @@ DEFAULT_FLEET: tuple[SimLender, ...] = (
             fee_bps=150,
             risky_grade_max_units=50_000,
         ),
+        installments=InstallmentProduct(),  # monthly installments when the term holds two months or more
         seed=2,
     ),
 )

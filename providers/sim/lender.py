@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Request, Response
@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from providers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, ReplayGuard, SignatureRejected
 from providers.sim.fleet import FailureSpec, SimLender
+from providers.sim.installments import installment_fields
 from providers.sim.pricing import price
 
 
@@ -37,6 +38,7 @@ class QuoteBody(BaseModel):
     collateral_amount: str
     grade: int = Field(ge=1, le=5)
     jurisdiction: str = ""
+    start_date: date | None = None
 
 
 class ReserveDelay(BaseModel):
@@ -63,6 +65,7 @@ class LenderState:
     )
     phases: dict[tuple[str, str], str] = field(default_factory=dict)  # (phase, idempotency key) -> offer_ref
     funded_by: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the funding instruction
+    reserved: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the terms it was reserved on
     reserve_delay: float = 0.0  # seconds a reservation takes (tests act on the chain in between)
 
     @classmethod
@@ -79,7 +82,9 @@ async def _verified(state: LenderState, request: Request, timestamp: str | None,
     return body
 
 
-def _offer_document(state: LenderState, rate_bps: int, fee: int, expires: datetime) -> dict[str, Any]:
+def _offer_document(
+    state: LenderState, rate_bps: int, fee: int, expires: datetime, repayment: dict[str, Any] | None = None
+) -> dict[str, Any]:
     ref = f"{state.spec.lender_id}-{uuid.uuid4().hex[:12]}"
     state.offers[ref] = "offered"
     return {
@@ -89,10 +94,9 @@ def _offer_document(state: LenderState, rate_bps: int, fee: int, expires: dateti
                 "offer_ref": ref,
                 "rate_bps": rate_bps,
                 "origination_fee": fee,
-                "repayment": "single",
-                "installments": 1,
                 "expires_at": expires.isoformat(),
             }
+            | (repayment or {"repayment": "single", "installments": 1})
         ],
     }
 
@@ -130,7 +134,14 @@ async def _quote(state: LenderState, body: QuoteBody) -> Response:
         rate = -abs(rate) - 1
     if failing and failure.mode == "expired_offer":
         expires = now - timedelta(hours=1)
-    document = _offer_document(state, rate, fee, expires)
+    repayment = None
+    if spec.installments is not None:
+        start = body.start_date or now.date()
+        principal = int(body.principal)
+        repayment = installment_fields(
+            spec.installments, principal, body.asset_decimals, body.term_days, offered.rate_bps, start
+        )
+    document = _offer_document(state, rate, fee, expires, repayment)
     if failing and failure.mode == "slow_body":
         payload = JSONResponse(document).body
         return StreamingResponse(_trickle(bytes(payload), failure.slow_body_seconds), media_type="application/json")
@@ -160,6 +171,8 @@ def _phase(state: LenderState, phase: str, offer_ref: str, key: str, body: dict[
         state.offers[offer_ref] = target
         if phase == "fund":
             state.funded_by[offer_ref] = {"chain_id": body.get("chain_id"), "tx_hash": body.get("tx_hash")}
+        if phase == "reserve":
+            state.reserved[offer_ref] = {k: v for k, v in body.items() if k not in ("nonce", "protocol_version")}
     return {"status": target, "detail": f"{state.spec.lender_id} {target} {offer_ref}"}
 
 
@@ -272,6 +285,7 @@ def create_sim_app(lenders: list[SimLender], root_lender: str | None = None) -> 
             "requests": dict(state.counts),
             "offers": dict(state.offers),
             "funded_by": dict(state.funded_by),
+            "reserved": dict(state.reserved),
         }
 
     @app.put("/control/lenders/{lender_id}/failure")

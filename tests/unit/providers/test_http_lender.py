@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from providers._exceptions import (
 )
 from providers.base import AdapterContext, ProviderRegistration
 from providers.http_lender import HttpLenderAdapter
-from providers.models import Capabilities, Decline
+from providers.models import Capabilities, Decline, InstallmentSchedule, RepaymentShape, ScheduledPayment
 from providers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, ReplayGuard
 from tests.unit.providers.fakes import REQUEST
 
@@ -38,6 +39,26 @@ def _offer(**changes: Any) -> dict[str, Any]:
         "installments": 1,
         "expires_at": (datetime.now(UTC) + timedelta(minutes=10)).isoformat(),
     } | changes
+
+
+THREE_MONTHLY: dict[str, Any] = {
+    "repayment": "installments",
+    "installments": 3,
+    "schedule": {
+        "frequency": "monthly",
+        "day_count": "actual/365",
+        "first_due": "2030-02-10",
+        "balloon": 100_000_000,
+        "payments": [
+            {"number": n, "due": due, "amount": amount}
+            for n, due, amount in (
+                (1, "2030-02-10", 310_000_000),
+                (2, "2030-03-10", 310_000_000),
+                (3, "2030-04-10", 411_000_000),
+            )
+        ],
+    },
+}
 
 
 def _adapter(handler: Callable[[httpx.Request], httpx.Response]) -> HttpLenderAdapter:
@@ -69,6 +90,41 @@ async def test_a_valid_offer_is_normalized_and_the_request_is_signed_with_a_nonc
     bodies = [json.loads(request.content) for request in seen]
     assert bodies[0]["nonce"] != bodies[1]["nonce"], "a retried quote is never a replay"
     assert bodies[0]["principal"] == str(REQUEST.principal)
+
+
+async def test_an_amortizing_offer_carries_its_schedule_and_the_request_its_start_date() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(
+            200, json={"protocol_version": "1", "offers": [_offer(**THREE_MONTHLY | {"rate_bps": 950.0})]}
+        )
+
+    offers = await _adapter(handler).quote(replace(REQUEST, start_date=date(2030, 1, 10)))
+    assert not isinstance(offers, Decline)
+    offer = offers[0]
+    assert (offer.repayment, offer.installments, offer.rate_bps) == (RepaymentShape.INSTALLMENTS, 3, 950)
+    assert offer.schedule == InstallmentSchedule(
+        frequency="monthly",
+        day_count="actual/365",
+        first_due=date(2030, 2, 10),
+        balloon=100_000_000,
+        payments=(
+            ScheduledPayment(1, date(2030, 2, 10), 310_000_000),
+            ScheduledPayment(2, date(2030, 3, 10), 310_000_000),
+            ScheduledPayment(3, date(2030, 4, 10), 411_000_000),
+        ),
+    )
+    assert seen[0]["start_date"] == "2030-01-10"
+
+
+async def test_a_single_payment_offer_has_no_schedule() -> None:
+    offers = await _adapter(lambda r: httpx.Response(200, json={"protocol_version": "1", "offers": [_offer()]})).quote(
+        REQUEST
+    )
+    assert not isinstance(offers, Decline)
+    assert offers[0].schedule is None
 
 
 async def test_204_is_a_decline() -> None:
@@ -104,11 +160,47 @@ async def test_204_is_a_decline() -> None:
             ProviderProtocolError,
             "expired at 2020-01-01",
         ),
+        (
+            httpx.Response(200, json={"protocol_version": "1", "offers": [_offer(rate_bps=948.22)]}),
+            ProviderProtocolError,
+            r"rate 948.22 bps is finer than a basis point.*refused, not rounded",
+        ),
+        (
+            httpx.Response(
+                200, json={"protocol_version": "1", "offers": [_offer(**THREE_MONTHLY | {"installments": 4})]}
+            ),
+            ProviderProtocolError,
+            "lists 3 payments for 4 installments",
+        ),
+        (
+            httpx.Response(
+                200,
+                json={
+                    "protocol_version": "1",
+                    "offers": [_offer(**THREE_MONTHLY | {"schedule": {"frequency": "yearly"}})],
+                },
+            ),
+            ProviderProtocolError,
+            "schedule.frequency",
+        ),
         (httpx.Response(200, json={"protocol_version": "2", "offers": [_offer()]}), ProviderProtocolError, "version"),
         (httpx.Response(200, json={"protocol_version": "1", "offers": []}), ProviderProtocolError, "offers"),
         (httpx.Response(401, json={"detail": "replayed request"}), ProviderProtocolError, "HTTP 401"),
     ],
-    ids=["5xx", "malformed-json", "schema", "negative-rate", "rate-as-string", "expired", "version", "empty", "401"],
+    ids=[
+        "5xx",
+        "malformed-json",
+        "schema",
+        "negative-rate",
+        "rate-as-string",
+        "expired",
+        "sub-basis-point-rate",
+        "payments-not-installments",
+        "unknown-frequency",
+        "version",
+        "empty",
+        "401",
+    ],
 )
 async def test_answers_outside_the_protocol_are_refused_with_the_reason(
     answer: httpx.Response, error: type[Exception], reason: str

@@ -4,7 +4,8 @@ receiver's own models, and the schemas require what the models require."""
 from __future__ import annotations
 
 import importlib
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ from providers.http_lender import (
     _reserve_payload,
     _WireAcceptResponse,
     _WireOffer,
+    _WirePayment,
     _WirePhaseResponse,
     _WireQuoteResponse,
+    _WireSchedule,
 )
-from providers.models import ProviderKind, ProviderOffer, RepaymentShape
+from providers.models import InstallmentSchedule, ProviderKind, ProviderOffer, RepaymentShape, ScheduledPayment
 from providers.sim.lender import QuoteBody
 from providers.webhooks import WebhookEvent
 
@@ -92,5 +95,21 @@ def test_the_reserve_request_schema_is_what_the_adapter_sends(spec: dict[str, An
     )
     documented = spec["components"]["schemas"]["ReserveRequest"]
     sent = _reserve_payload(offer) | {"protocol_version": "1", "nonce": "n", "offer_ref": "sim-bank-1"}
-    assert set(sent) == set(documented["properties"]) == set(documented["required"])
+    assert set(sent) == set(documented["required"]) == set(documented["properties"]) - {"schedule"}
     assert (sent["repayment"], sent["installments"]) == ("installments", 3), "the lender's schedule is carried"
+    payments = (ScheduledPayment(1, date(2030, 2, 1), 338_340_000), ScheduledPayment(2, date(2030, 3, 1), 1))
+    scheduled = _reserve_payload(replace(offer, schedule=InstallmentSchedule("quarterly", payments=payments)))
+    assert set(scheduled) - set(sent) == {"schedule"}
+    assert set(scheduled["schedule"]) == set(spec["components"]["schemas"]["Schedule"]["properties"])
+    assert scheduled["schedule"]["payments"][0] == {"number": 1, "due": "2030-02-01", "amount": "338340000"}
+    assert InstallmentSchedule.from_document(scheduled["schedule"]).payments == payments, "read back as sent"
+
+
+def test_the_schedule_schema_is_what_the_adapter_reads(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["Schedule"]["properties"]) == set(_WireSchedule.model_fields)
+    assert set(schemas["SchedulePayment"]["required"]) == set(_WirePayment.model_fields)
+    example = spec["paths"]["/v1/quotes"]["post"]["responses"]["200"]["content"]["application/json"]["example"]
+    amortizing = _WireQuoteResponse.model_validate(example).offers[1].installment_schedule()
+    assert amortizing is not None
+    assert [p.amount for p in amortizing.payments] == [507_520_000] * 3

@@ -1,0 +1,58 @@
+"""How a simulated lender with an amortizing product (``InstallmentProduct``) shapes its offer: the number of
+installments that fit the requested term, an odd first period, a balloon, and the payments it computes itself
+(the Truth in Lending schedule of ``compliance.tila``, the method creditmesh discloses by)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from compliance.tila.disclosure import Frequency, InstallmentPlan
+from compliance.tila.schedule import DayCount, amortize
+from providers.sim.fleet import InstallmentProduct
+
+#: roughly how many days one period covers, to fit whole periods into the requested term
+PERIOD_DAYS = {"monthly": 30, "semimonthly": 15, "biweekly": 14, "weekly": 7, "quarterly": 91}
+
+
+def _balloon(principal: int, decimals: int, balloon_bps: int) -> int:
+    """``balloon_bps`` of the principal, rounded down to whole cents (the schedule's quantum)."""
+    cent: int = 10 ** max(decimals - 2, 0)
+    return principal * balloon_bps // 10_000 // cent * cent
+
+
+def installment_fields(
+    product: InstallmentProduct,
+    principal: int,
+    decimals: int,
+    term_days: int,
+    rate_bps: int,
+    start: date,
+) -> dict[str, Any] | None:
+    """The offer's ``repayment``, ``installments`` and ``schedule`` (Provider Quote Protocol), or None when the term
+    holds fewer than ``product.min_installments`` periods (the lender then offers a single payment)."""
+    count = term_days // PERIOD_DAYS[product.frequency]
+    if count < product.min_installments:
+        return None
+    first_due = None if product.first_due_days is None else start + timedelta(days=product.first_due_days)
+    balloon = _balloon(principal, decimals, product.balloon_bps)
+    schedule: dict[str, Any] = {
+        "frequency": product.frequency,
+        "day_count": product.day_count,
+        "first_due": None if first_due is None else first_due.isoformat(),
+        "balloon": balloon,
+    }
+    if product.send_payments:
+        unit = Decimal(1).scaleb(-decimals)
+        plan = InstallmentPlan(
+            count, Frequency(product.frequency), DayCount(product.day_count), first_due, balloon * unit
+        )
+        quantum = Decimal(1).scaleb(-min(2, decimals))
+        payments = amortize(
+            principal * unit, rate_bps, start, plan.due_dates(start), plan.day_count, quantum, balloon=plan.balloon
+        )
+        schedule["payments"] = [
+            {"number": p.number, "due": p.due.isoformat(), "amount": int(p.payment.scaleb(decimals))} for p in payments
+        ]
+    return {"repayment": "installments", "installments": count, "schedule": schedule}
