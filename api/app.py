@@ -13,6 +13,7 @@ from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
 from api.routers import api_keys, borrowers, credit_requests, health, kyc, loans, providers, quotes, sanctions_reviews
 from api.routers import platform as discovery
+from api.sanctions_reload import NameListReloader
 from api.settings import Settings
 from api.workers import Workers
 
@@ -26,11 +27,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.workers = workers
         # Every unfinished accept (its process died) is driven to its end: at start-up, then as leases run out.
         recovery = asyncio.create_task(platform.acceptance.run_recovery(), name="accept-recovery")
+        background = [recovery]
+        if platform.settings.sanctions_reload_seconds > 0:  # every process, not a leased worker: each screens
+            reloader = NameListReloader(
+                platform.database, platform.compliance, platform.settings.sanctions_reload_seconds
+            )
+            background.append(asyncio.create_task(reloader.run(), name="sanctions-list-reload"))
         try:
             yield
         finally:
-            recovery.cancel()
-            await asyncio.gather(recovery, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await workers.stop()
             await platform.close()
 

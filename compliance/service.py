@@ -37,6 +37,7 @@ class _Sanctions:
     deny: list[Reason]
     review: list[Reason]
     hits: tuple[tuple[NameHit, ScreeningOutcome], ...]
+    versions: dict[str, str]  # the lists (and rules) this screening used
 
 
 @dataclass(frozen=True)
@@ -71,20 +72,21 @@ class ComplianceService:
         return {**self.screen.versions, "jurisdictions": self.rules.label}
 
     def _sanctions(self, borrower: BorrowerFacts, now: datetime) -> _Sanctions:
+        screen = self.screen  # one list version per decision, also when a newer one is loaded meanwhile
         deny: list[Reason] = []
         review: list[Reason] = []
-        hit = self.screen.screen_address(borrower.wallet, now)
+        hit = screen.screen_address(borrower.wallet, now)
         if hit is not None:
             programs = ", ".join(sorted({e.program for e in hit.entries}))
             deny.append(Reason("sanctions.address", f"wallet {hit.address} is on the OFAC SDN list ({programs})"))
-        screening = classify(self.screen.screen_name(borrower.full_name, now, limit=3), borrower.sanctions_reviews)
+        screening = classify(screen.screen_name(borrower.full_name, now, limit=3), borrower.sanctions_reviews)
         for name_hit, outcome in screening.hits:
             entry = f"SDN entry {name_hit.ent_num} ({name_hit.program}) at {name_hit.score:.0f}/100"
             if outcome is ScreeningOutcome.MATCH:
                 deny.append(Reason(NAME_MATCH, f"name matches {entry}"))
             else:
                 review.append(Reason(NAME_POSSIBLE_MATCH, f"name resembles {entry}"))
-        return _Sanctions(deny, review, screening.hits)
+        return _Sanctions(deny, review, screening.hits, {**screen.versions, "jurisdictions": self.rules.label})
 
     @staticmethod
     def _reviews_input(borrower: BorrowerFacts) -> list[dict[str, object]]:
@@ -141,7 +143,7 @@ class ComplianceService:
                 borrower.borrower_id,
                 inputs,
                 deny,
-                self.versions(),
+                sanctions.versions,
                 now,
                 review_reasons=list(sanctions.review),
                 pii_sealed=self._sealed(borrower),
@@ -164,7 +166,7 @@ class ComplianceService:
             borrower.borrower_id,
             inputs,
             deny,
-            self.versions(),
+            sanctions.versions,
             now,
             review_reasons=review,
             pii_sealed=self._sealed(borrower),

@@ -52,6 +52,16 @@ class SqlSanctionsListRepository:
         )
         return True
 
+    def newest_version(self) -> tuple[str, datetime] | None:
+        """The label and publication date of the list ``newest`` would load, without reading its names (what a
+        process polls to see whether a newer list was imported)."""
+        row = self.session.execute(
+            select(SanctionsNameListRow.label, SanctionsNameListRow.published)
+            .order_by(SanctionsNameListRow.published.desc(), SanctionsNameListRow.imported_at.desc())
+            .limit(1)
+        ).one_or_none()
+        return None if row is None else (str(row.label), row.published)
+
     def newest(self) -> NameList | None:
         row = self.session.scalars(
             select(SanctionsNameListRow)

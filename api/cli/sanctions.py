@@ -3,7 +3,9 @@
 ``creditmesh sanctions import --sdn SDN.CSV --alt ALT.CSV --add ADD.CSV --published 2026-11-20`` (or
 ``--xml SDN.XML``) validates the files as an operator downloads them from OFAC and stores the names as a new list
 version in the database, where every process of the platform reads it: screening uses the newest list (this one, or
-the shipped file if that is newer) from the next start, and every decision records its version."""
+the shipped file if that is newer) — every running API process picks it up within
+``CREDITMESH_SANCTIONS_RELOAD_SECONDS`` (5 s; ``api/sanctions_reload.py``), without a restart — and every decision
+records its version."""
 
 from __future__ import annotations
 

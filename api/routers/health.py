@@ -33,7 +33,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/health")
 async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
-    """Per-chain health for admins: head block, lag, last error and each RPC URL with its breaker."""
+    """Per-chain health for admins: head block, lag, last error and each RPC URL with its breaker; the versions of
+    the sanctions lists and jurisdiction rules in use."""
     chains: dict[str, Any] = {}
     for name, chain in platform.chains.items():
         status = await chain.client.health()
@@ -45,7 +46,11 @@ async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
             "last_error": status.last_error,
             "rpc": [{"url": endpoint.url, "breaker": endpoint.breaker} for endpoint in status.endpoints],
         }
-    return {"status": "ok" if all(c["ok"] for c in chains.values()) else "degraded", "chains": chains}
+    return {
+        "status": "ok" if all(c["ok"] for c in chains.values()) else "degraded",
+        "chains": chains,
+        "lists": platform.compliance.versions(),  # the sanctions lists and rules this process screens with now
+    }
 
 
 @router.get("/readyz")

@@ -81,6 +81,11 @@ class SanctionsScreen:
         for position, listed in enumerate(names.names):
             self._positions.setdefault(listed.ent_num, []).append(position)
 
+    def with_names(self, names: NameList) -> SanctionsScreen:
+        """A screen of ``names`` with this one's address list, policy and result cache (results are keyed by the
+        list version, so the old version's entries simply age out of the cache's bound)."""
+        return SanctionsScreen(self.addresses, names, self.policy, self.name_cache)
+
     @cached_property
     def _index(self) -> NameIndex:
         """Built on first use (about a second for the SDN list): a screen that only checks addresses, or whose list

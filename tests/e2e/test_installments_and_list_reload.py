@@ -1,13 +1,18 @@
 """An amortizing loan end to end over real HTTP: a simulated lender quoting monthly installments with an odd first
 period and a balloon (and the payments it computed itself) → the quote disclosed with that schedule by Appendix J's
 method → termsHash covering the installments, signed in the offer → accept (the lender reserves exactly the
-disclosed schedule, funds after LoanOpened) → the loan shows the schedule servicing counts days past due from."""
+disclosed schedule, funds after LoanOpened) → the loan shows the schedule servicing counts days past due from.
+
+And, on the same platform (one start-up for both), a sanctions name list imported while the API runs is screened
+with within seconds, without a restart."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,10 +21,13 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
+from api.cli import main
+from api.demo import onboard, passport_kyc
 from api.wallet import sign_acceptance
 from compliance.tila.apr import CashFlow, UnitPeriod, actuarial_apr, round_apr, unit_periods_between
 from providers.sim.fleet import InstallmentProduct, SimLender
 from tests.e2e.test_accept_saga import _offer_nonces_from, _send, _settled
+from tests.integration.compliance.test_sanctions_import import _files
 from tests.support.devnet import DeployedChain
 from tests.support.platform import LENDER_SECRET, RunningPlatform, running_platform
 
@@ -47,7 +55,9 @@ def platform(
     url = postgres_schema("installment_loan")
     _offer_nonces_from(url, devnet_chains, FIRST_NONCE)
     fleet = [SimLender(lender_id=LENDER, secret=LENDER_SECRET, installments=PRODUCT)]
-    with running_platform(devnet_chains, tmp_path_factory.mktemp("installments"), database_url=url, fleet=fleet) as run:
+    settings = {"CREDITMESH_SANCTIONS_RELOAD_SECONDS": "0.5"}
+    directory = tmp_path_factory.mktemp("installments")
+    with running_platform(devnet_chains, directory, database_url=url, fleet=fleet, settings=settings) as run:
         yield run
 
 
@@ -127,3 +137,37 @@ def test_an_amortizing_offer_is_disclosed_hashed_accepted_and_serviced_by_its_sc
     # the loan carries the schedule for servicing
     assert loan["term_seconds"] == quote["term_days"] * 86_400
     assert loan["schedule"] == schedule
+
+
+def test_a_list_imported_while_the_api_runs_is_screened_with_within_seconds(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    account: LocalAccount = Account.create()
+    key = onboard(
+        platform.api_url,
+        platform.admin_key,
+        account.address,
+        kyc=passport_kyc("US-FL", "Dmitriy Ivanovich", "Kovalenko"),
+    )
+    with platform.client(platform.admin_key) as admin:
+        before = admin.get("/health").json()["lists"]["ofac-sdn-names"]
+        main(
+            [
+                "sanctions",
+                "import",
+                *_files(tmp_path),
+                "--published",
+                "2026-11-20",
+                "--database-url",
+                platform.database_url,
+            ]
+        )
+        deadline = time.monotonic() + 30
+        while (label := admin.get("/health").json()["lists"]["ofac-sdn-names"]) == before:
+            assert time.monotonic() < deadline, "the running API did not pick up the imported list"
+            time.sleep(0.2)
+    assert label.startswith("ofac-sdn-names@2026-11-20#")
+    with platform.client(key) as client:
+        refused = client.post("/v1/credit-requests", json=REQUEST)
+    assert refused.status_code == 403, refused.text
+    assert "sanctions" in refused.text, "held by the imported list's alias (ALT.CSV), without a restart"
