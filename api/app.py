@@ -11,7 +11,19 @@ from fastapi import FastAPI
 from api import idempotency, logs, metrics, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
-from api.routers import api_keys, borrowers, credit_requests, health, kyc, loans, providers, quotes, sanctions_reviews
+from api.oauth import tokens_from_settings
+from api.routers import (
+    api_keys,
+    borrowers,
+    credit_requests,
+    health,
+    kyc,
+    loans,
+    oauth,
+    providers,
+    quotes,
+    sanctions_reviews,
+)
 from api.routers import platform as discovery
 from api.sanctions_reload import NameListReloader
 from api.settings import Settings
@@ -23,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = await build_platform(settings or Settings())
         app.state.platform = platform
+        app.state.tokens = tokens_from_settings(platform.settings)
         workers = Workers().start(platform.settings, platform.database, platform.chains)
         app.state.workers = workers
         # Every unfinished accept (its process died) is driven to its end: at start-up, then as leases run out.
@@ -70,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.router,
         discovery.router,
         api_keys.router,
+        oauth.router,
     ):
         app.include_router(router)
     openapi.install(app)  # after the routers: OPTIONS answers for every path they serve

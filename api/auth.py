@@ -189,6 +189,33 @@ def authenticate(database: Database, key: str, now: datetime | None = None) -> P
     return Principal(info.role, info.subject_id, info.key_id)
 
 
+def client_credentials(database: Database, client_id: str, client_secret: str) -> ApiKeyInfo:
+    """The live key an OAuth2 client authenticates as: ``client_id`` is the key's id, ``client_secret`` the key."""
+    now = datetime.now(UTC)
+    with database.unit_of_work() as uow:
+        row = ApiKeyRepository(uow.session).by_hash(hash_key(client_secret))
+        if row is None or not secrets.compare_digest(row.key_id, client_id):
+            raise KeyRejected("unknown client or wrong secret")
+        info = ApiKeyInfo.of(row)
+    if info.state(now) != "active":
+        raise KeyRejected(f"the client's API key is {info.state(now)}")
+    return info
+
+
+def authenticate_key_id(database: Database, key_id: str, now: datetime | None = None) -> Principal:
+    """The principal of a token issued to ``key_id``: its key must still be live (not revoked, not expired)."""
+    now = now or datetime.now(UTC)
+    with database.unit_of_work() as uow:
+        row = ApiKeyRepository(uow.session).by_id(key_id)
+        if row is None:
+            raise KeyRejected("the token's API key no longer exists")
+        info = ApiKeyInfo.of(row)
+    state = info.state(now)
+    if state != "active":
+        raise KeyRejected(f"the token's API key is {state}")
+    return Principal(info.role, info.subject_id, info.key_id)
+
+
 def lookup(database: Database, key: str) -> Principal | None:
     """The principal of a usable ``key``, None for an unknown, revoked or expired one."""
     try:

@@ -6,11 +6,12 @@ import asyncio
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from aggregator.borrowers import BorrowerFile
-from api.auth import KeyRejected, Principal, Role, authenticate
+from api.auth import KeyRejected, Principal, Role, authenticate, authenticate_key_id
 from api.bootstrap import Platform
+from api.oauth import TokenService
 
 
 def get_platform(request: Request) -> Platform:
@@ -21,19 +22,51 @@ def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-# the OpenAPI document's security scheme; auto_error off so that a missing key is our 401 problem, not FastAPI's 403
+# the OpenAPI document's security schemes, either one accepted; auto_error off so that a missing credential is our
+# 401 problem, not FastAPI's 403
 api_key_header = APIKeyHeader(
     name="X-API-Key", scheme_name="ApiKey", auto_error=False, description="an API key issued by an admin"
 )
+bearer_token = HTTPBearer(
+    scheme_name="Bearer",
+    bearerFormat="JWT",
+    auto_error=False,
+    description="an OAuth2 client-credentials access token from POST /v1/oauth/token (client_id: the API key's id, "
+    "client_secret: the API key); same roles as the key",
+)
+_CHALLENGE = {"WWW-Authenticate": 'ApiKey, Bearer realm="creditmesh"'}
 
 
-async def get_principal(platform: PlatformDep, x_api_key: Annotated[str | None, Depends(api_key_header)]) -> Principal:
-    if not x_api_key:
-        raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "ApiKey"})
-    try:
-        return await asyncio.to_thread(authenticate, platform.database, x_api_key)
-    except KeyRejected as err:  # unknown, revoked or expired
-        raise HTTPException(401, str(err), headers={"WWW-Authenticate": "ApiKey"}) from err
+def get_tokens(request: Request) -> TokenService | None:
+    tokens: TokenService | None = getattr(request.app.state, "tokens", None)
+    return tokens
+
+
+async def get_principal(
+    platform: PlatformDep,
+    tokens: Annotated[TokenService | None, Depends(get_tokens)],
+    x_api_key: Annotated[str | None, Depends(api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)],
+) -> Principal:
+    """The caller, by its API key (``X-API-Key``) or its access token (``Authorization: Bearer``)."""
+    if x_api_key:
+        try:
+            return await asyncio.to_thread(authenticate, platform.database, x_api_key)
+        except KeyRejected as err:  # unknown, revoked or expired
+            raise HTTPException(401, str(err), headers=_CHALLENGE) from err
+    if bearer is not None and bearer.credentials:
+        if tokens is None:
+            raise HTTPException(401, "bearer tokens are not configured on this platform", headers=_CHALLENGE)
+        challenge = {"WWW-Authenticate": 'Bearer realm="creditmesh", error="invalid_token"'}
+        try:
+            key_id, role = tokens.verify(bearer.credentials)
+            principal = await asyncio.to_thread(authenticate_key_id, platform.database, key_id)
+        except KeyRejected as err:
+            raise HTTPException(401, str(err), headers=challenge) from err
+        if principal.role is not role:
+            raise HTTPException(401, "the token's role is not its key's", headers=challenge)
+        return principal
+    raise HTTPException(401, "missing X-API-Key header or Authorization: Bearer token", headers=_CHALLENGE)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -28,6 +28,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "kyc", "description": "Audience: the KYC provider posts signed verdicts."},
     {"name": "platform", "description": "Audience: clients verifying quotes (chains, contracts, signers, assets)."},
     {"name": "api keys", "description": "Audience: admins issue, list, expire and revoke every role's API keys."},
+    {"name": "oauth", "description": "Audience: every client: API key client credentials → short-lived tokens."},
     {"name": "health", "description": "Audience: operators and load balancers."},
 ]
 
@@ -58,6 +59,7 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "readyz": (503,),
     "kyc_webhook": (401, 413),
     "set_api_key_expiry": (409,),
+    "oauth_token": (400, 401, 503),
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -135,11 +137,10 @@ def document(app: FastAPI) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         components["schemas"].pop(unused, None)
     schemes = components.setdefault("securitySchemes", {})
-    schemes[BEARER_SCHEME] = {
+    schemes[BEARER_SCHEME] = schemes.get(BEARER_SCHEME, {}) | {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "declared for OAuth2 client-credentials tokens; not issued yet, use the API key",
     }
     for path, item in schema.get("paths", {}).items():
         for operation in item.values():

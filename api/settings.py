@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     deployments_dir: Path | None = None
     http_lenders: list[HttpLenderSetting] = Field(default_factory=lambda: _default_sim_lenders())
     admin_api_key: str = LOCAL_ADMIN_KEY
+    # OAuth2 client credentials (api.oauth): the PEM private key signing access tokens (EC P-256 → ES256, Ed25519 →
+    # EdDSA); unset: a published local key in local runs, no tokens issued elsewhere
+    jwt_signing_key: str | None = None
+    jwt_issuer: str = "creditmesh"
+    jwt_audience: str = "creditmesh-api"
+    jwt_ttl_seconds: int = Field(default=300, ge=30, le=3_600)
     relayer_key: str | None = None
     quote_signer_key: str | None = None
     risk_signer_key: str | None = None

@@ -37,7 +37,7 @@ def test_every_error_status_is_a_problem_with_a_schema_and_an_example(document: 
     assert document["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status"]
     for path, method, operation in _operations(document):
         errors = {status: r for status, r in operation["responses"].items() if not status.startswith("2")}
-        assert errors or path in {"/healthz", "/metrics"}, f"{method} {path} lists no error status"
+        assert errors or path in {"/healthz", "/metrics", "/.well-known/jwks.json"}, f"{method} {path} lists no error"
         for status, response in errors.items():
             assert list(response["content"]) == [PROBLEM_JSON], f"{method} {path} {status}"
             media = response["content"][PROBLEM_JSON]
@@ -50,16 +50,16 @@ def test_every_error_status_is_a_problem_with_a_schema_and_an_example(document: 
 def test_operations_have_stable_ids_tags_and_the_api_key_scheme(document: dict[str, Any]) -> None:
     schemes = document["components"]["securitySchemes"]
     assert schemes["ApiKey"] == schemes["ApiKey"] | {"type": "apiKey", "in": "header", "name": "X-API-Key"}
-    assert schemes["Bearer"]["scheme"] == "bearer"
+    assert schemes["Bearer"] | {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"} == schemes["Bearer"]
     ids = [operation["operationId"] for _, _, operation in _operations(document)]
     assert len(ids) == len(set(ids))
     assert {"create_credit_request", "accept_quote", "get_quote", "register_borrower", "healthz"} <= set(ids)
     tags = {tag["name"] for tag in document["tags"]}
     for path, method, operation in _operations(document):
         assert set(operation["tags"]) <= tags, f"{method} {path}"
-        probe = path in {"/healthz", "/readyz", "/metrics"}
-        public = probe or path in {"/v1/providers/{provider_id}/webhooks", "/v1/kyc/webhooks"}
-        assert (operation.get("security") == [{"ApiKey": []}]) is not public, f"{method} {path}"
+        probe = path in {"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"}
+        public = probe or path in {"/v1/providers/{provider_id}/webhooks", "/v1/kyc/webhooks", "/v1/oauth/token"}
+        assert (operation.get("security") == [{"ApiKey": []}, {"Bearer": []}]) is not public, f"{method} {path}"
         assert ("401" in operation["responses"]) is not probe, f"{method} {path}"
     readyz = document["paths"]["/readyz"]["get"]["responses"]["503"]["content"][PROBLEM_JSON]
     assert readyz["example"]["status"] == 503
