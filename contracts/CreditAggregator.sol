@@ -18,7 +18,7 @@ import {ICollateralManager} from "./interfaces/ICollateralManager.sol";
 import {ICreditAggregator} from "./interfaces/ICreditAggregator.sol";
 import {ICreditScoringOracle} from "./interfaces/ICreditScoringOracle.sol";
 import {ILendingPool} from "./interfaces/ILendingPool.sol";
-import {Acceptance, CollateralPermit, Loan, LoanStatus, Offer, RiskAttestation} from "./interfaces/Types.sol";
+import {Acceptance, CollateralPermit, Loan, LoanStatus, Offer, Repayment, RiskAttestation} from "./interfaces/Types.sol";
 import {InterestMath} from "./libraries/InterestMath.sol";
 import {TypedDataHash} from "./libraries/TypedDataHash.sol";
 
@@ -252,28 +252,51 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
 
     /// @inheritdoc ICreditAggregator
     function repay(uint256 loanId, uint256 amount) external nonReentrant returns (uint256 interestPaid, uint256 principalPaid) {
-        return _repay(loanId, amount);
+        return _repay(loanId, amount, msg.sender);
+    }
+
+    /// @inheritdoc ICreditAggregator
+    /// @dev The consent is the signature, not the permit: a permit only sets an allowance, which a front-runner can
+    /// also set by submitting it first, so a failed permit is ignored once the signature has verified.
+    function repayWithPermit(Repayment calldata repayment, bytes calldata signature, CollateralPermit calldata permit)
+        external
+        nonReentrant
+        returns (uint256 interestPaid, uint256 principalPaid)
+    {
+        address borrower = _loans[repayment.loanId].borrower;
+        if (block.timestamp > repayment.deadline) revert Errors.RepaymentExpired(repayment.deadline, block.timestamp);
+        if (!_useNonce(borrower, repayment.nonce)) revert Errors.RepaymentNonceUsed(borrower, repayment.nonce);
+        if (!SignatureChecker.isValidSignatureNow(borrower, _hashTypedDataV4(TypedDataHash.hash(repayment)), signature)) {
+            revert Errors.InvalidRepaymentSignature(borrower);
+        }
+        try IERC20Permit(_assetOf(repayment.loanId, _poolOf(_loans[repayment.loanId]))).permit(
+            borrower, address(this), permit.value, permit.deadline, permit.v, permit.r, permit.s
+        ) {} catch {}
+        return _repay(repayment.loanId, repayment.amount, borrower);
     }
 
     /// @inheritdoc ICreditAggregator
     function close(uint256 loanId) external nonReentrant {
         (uint256 principal, uint256 interest) = amountOwed(loanId);
-        _repay(loanId, principal + interest);
+        _repay(loanId, principal + interest, msg.sender);
     }
 
     /// @dev A defaulted loan can be repaid too: its interest is frozen and its pool no longer accrues it, so the pool
-    /// books the payment at rate zero, as `settleLiquidation` does.
-    function _repay(uint256 loanId, uint256 amount) private returns (uint256 interestPaid, uint256 principalPaid) {
+    /// books the payment at rate zero, as `settleLiquidation` does. `payer` pays and is named in `LoanRepaid`.
+    function _repay(uint256 loanId, uint256 amount, address payer)
+        private
+        returns (uint256 interestPaid, uint256 principalPaid)
+    {
         StoredLoan storage loan = _loans[loanId];
         uint32 rate = _accruingRateOfLiquidatable(loanId, loan);
         address pool = _poolOf(loan);
         if (pool == address(0)) revert Errors.NotPoolLoan(loanId);
         if (amount == 0) revert Errors.ZeroAmount();
         bool closed;
-        (interestPaid, principalPaid, closed) = _applyRepayment(loanId, loan, amount, msg.sender, bytes32(0));
+        (interestPaid, principalPaid, closed) = _applyRepayment(loanId, loan, amount, payer, bytes32(0));
         if (closed) loan.status = LoanStatus.Repaid;
 
-        IERC20(IERC4626(pool).asset()).safeTransferFrom(msg.sender, pool, interestPaid + principalPaid);
+        IERC20(IERC4626(pool).asset()).safeTransferFrom(payer, pool, interestPaid + principalPaid);
         ILendingPool(pool).onRepaymentAtRate(loanId, principalPaid, interestPaid, rate);
         if (closed) {
             ILendingPool(pool).onImpairment(loanId, 0); // nothing is left to lose

@@ -1,7 +1,7 @@
 """The creditmesh EIP-712 types on the Python side, mirroring ``contracts/interfaces/Types.sol``.
 
-Domain: name ``creditmesh``, version ``1``, the chain id and the verifying contract. ``Offer`` and
-``Acceptance`` are verified by the CreditAggregator, ``RiskAttestation`` by the CreditScoringOracle.
+Domain: name ``creditmesh``, version ``1``, the chain id and the verifying contract. ``Offer``, ``Acceptance`` and
+``Repayment`` are verified by the CreditAggregator, ``RiskAttestation`` by the CreditScoringOracle.
 Units follow the contracts: token base units, annual rate in basis points, seconds.
 """
 
@@ -41,6 +41,14 @@ ACCEPTANCE_FIELDS: list[dict[str, str]] = [
     {"name": "offer", "type": "Offer"},
     {"name": "deadline", "type": "uint64"},
 ]
+REPAYMENT_FIELDS: list[dict[str, str]] = [
+    {"name": "loanId", "type": "uint256"},
+    {"name": "amount", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint64"},
+]
+#: ``Repayment.amount`` that pays everything owed when mined and closes the loan (the contract caps the amount)
+REPAY_ALL = 2**256 - 1
 RISK_ATTESTATION_FIELDS: list[dict[str, str]] = [
     {"name": "borrower", "type": "address"},
     {"name": "grade", "type": "uint8"},
@@ -48,6 +56,14 @@ RISK_ATTESTATION_FIELDS: list[dict[str, str]] = [
     {"name": "expiry", "type": "uint64"},
     {"name": "decisionHash", "type": "bytes32"},
     {"name": "nonce", "type": "uint256"},
+]
+#: EIP-2612's ``Permit`` (signed under the token's own domain, see ``TokenDomain``)
+PERMIT_FIELDS: list[dict[str, str]] = [
+    {"name": "owner", "type": "address"},
+    {"name": "spender", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
 ]
 _EIP712_DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},
@@ -71,6 +87,39 @@ class Domain:
             "chainId": self.chain_id,
             "verifyingContract": self.verifying_contract,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDomain:
+    """An ERC-20's own EIP-712 domain (its EIP-5267 ``eip712Domain()``), under which its EIP-2612 permits are signed."""
+
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: ChecksumAddress
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """An EIP-2612 permit: ``owner`` lets ``spender`` move up to ``value`` base units, signed with the owner's token
+    ``nonce`` (``nonces(owner)``), until ``deadline`` (seconds)."""
+
+    owner: ChecksumAddress
+    spender: ChecksumAddress
+    value: int
+    nonce: int
+    deadline: int
+
+    def as_message(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +167,24 @@ class Acceptance:
 
 
 @dataclass(frozen=True, slots=True)
+class Repayment:
+    """A borrower's consent to one relayed repayment of a pool loan (``repayWithPermit``): up to ``amount`` base units
+    of the debt asset (``REPAY_ALL``: everything owed), once (``nonce`` from the borrower's nonce bitmap at the
+    CreditAggregator, as ``nonceUsed(borrower, nonce)`` reports it), until ``deadline`` (seconds)."""
+
+    loanId: int
+    amount: int
+    nonce: int
+    deadline: int
+
+    def as_message(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def as_abi_tuple(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, field["name"]) for field in REPAYMENT_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
 class RiskAttestation:
     """The risk decision for a borrower as the risk signer signs it, for one offer: ``nonce`` is the offer's, so
     the attestation opens only that offer's loan and is used up with the offer's nonce."""
@@ -158,6 +225,32 @@ def acceptance_typed_data(domain: Domain, acceptance: Acceptance) -> dict[str, A
         "domain": domain.as_dict(),
         "message": acceptance.as_message(),
     }
+
+
+def repayment_typed_data(domain: Domain, repayment: Repayment) -> dict[str, Any]:
+    """The full EIP-712 document for a repayment (domain of the CreditAggregator): what the borrower signs so that
+    the platform may relay ``repayWithPermit``."""
+    return {
+        "types": {"EIP712Domain": _EIP712_DOMAIN_FIELDS, "Repayment": REPAYMENT_FIELDS},
+        "primaryType": "Repayment",
+        "domain": domain.as_dict(),
+        "message": repayment.as_message(),
+    }
+
+
+def permit_typed_data(domain: TokenDomain, permit: Permit) -> dict[str, Any]:
+    """The full EIP-712 document for an EIP-2612 permit under the token's domain."""
+    return {
+        "types": {"EIP712Domain": _EIP712_DOMAIN_FIELDS, "Permit": PERMIT_FIELDS},
+        "primaryType": "Permit",
+        "domain": domain.as_dict(),
+        "message": permit.as_message(),
+    }
+
+
+def permit_abi_tuple(permit: Permit, signature: bytes) -> tuple[int, int, int, bytes, bytes]:
+    """``(value, deadline, v, r, s)``: the contracts' ``CollateralPermit`` from a permit and its 65-byte signature."""
+    return (permit.value, permit.deadline, signature[64], signature[:32], signature[32:64])
 
 
 def risk_attestation_typed_data(domain: Domain, attestation: RiskAttestation) -> dict[str, Any]:

@@ -14,6 +14,9 @@ interface Errors {
     error AttestationExpired(uint64 expiry, uint256 nowTimestamp);
     error AttestationBorrowerMismatch(address attested, address borrower);
     error AttestationOfferMismatch(uint256 attestedNonce, uint256 offerNonce);
+    error RepaymentExpired(uint64 deadline, uint256 nowTimestamp);
+    error RepaymentNonceUsed(address borrower, uint256 nonce);
+    error InvalidRepaymentSignature(address borrower);
 
     // Loans
     error InvalidOffer(string reason);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-import {Acceptance, CollateralPermit, Loan, LoanStatus, Offer, RiskAttestation} from "./Types.sol";
+import {Acceptance, CollateralPermit, Loan, LoanStatus, Offer, Repayment, RiskAttestation} from "./Types.sol";
 
 /// @notice The loan registry and router: opens loans from signed offers, takes repayments, records defaults.
 /// EIP-712 domain: name `creditmesh`, version `1`, this chain, this contract.
@@ -56,6 +56,17 @@ interface ICreditAggregator {
     /// what was applied. Never paused.
     function repay(uint256 loanId, uint256 amount) external returns (uint256 interestPaid, uint256 principalPaid);
 
+    /// @notice Repays a pool loan from its borrower's balance of the debt asset, relayed by anyone (the platform, so
+    /// that the borrower needs no ETH): `repay` of up to `repayment.amount`, paid by the loan's borrower. The
+    /// borrower's EIP-712 `Repayment` signature (EOA or ERC-1271) must always verify and its nonce is used up, so no
+    /// relayer can spend an allowance the borrower has standing at this contract without the borrower's consent to
+    /// this loan, this amount, once. `permit` (EIP-2612, of the debt asset to this contract) is tried first and may
+    /// fail (front-run and already used, or a wallet that cannot sign one): the transfer then needs an allowance in
+    /// place. Never paused.
+    function repayWithPermit(Repayment calldata repayment, bytes calldata signature, CollateralPermit calldata permit)
+        external
+        returns (uint256 interestPaid, uint256 principalPaid);
+
     /// @notice Repays everything owed on a pool loan, active or in default, and releases its collateral.
     function close(uint256 loanId) external;
 
@@ -85,7 +96,8 @@ interface ICreditAggregator {
     /// @notice The EIP-712 digest of `acceptance` under this contract's domain (what the borrower signs).
     function acceptanceDigest(Acceptance calldata acceptance) external view returns (bytes32);
 
-    /// @notice Whether quote signer `signer`'s offer nonce `nonce` has been used (or invalidated).
+    /// @notice Whether `signer`'s nonce `nonce` has been used (or invalidated): a quote signer's offer nonce, or a
+    /// borrower's repayment nonce (`Repayment.nonce`).
     function nonceUsed(address signer, uint256 nonce) external view returns (bool);
 
     /// @notice Emitted when a quote signer cancels its outstanding offers: the nonces `(word << 8) + i` for each

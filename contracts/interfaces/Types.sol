@@ -75,7 +75,20 @@ struct Loan {
     uint16 maxLtvBps;
 }
 
-/// @notice An EIP-2612 permit for the collateral token, signed by the borrower for the CreditAggregator.
+/// @notice A borrower's consent to one relayed repayment (`repayWithPermit`), signed with EIP-712 by the loan's
+/// borrower (EOA or ERC-1271 wallet).
+/// @dev `amount` is the most to pay, in the debt asset's base units (an amount above what is owed is capped, so
+/// `type(uint256).max` pays everything and closes the loan); `nonce` is single-use, from the borrower's own bitmap of
+/// nonces (`nonceUsed(borrower, nonce)`, cancellable with `invalidateNonces`); `deadline` in seconds.
+struct Repayment {
+    uint256 loanId;
+    uint256 amount;
+    uint256 nonce;
+    uint64 deadline;
+}
+
+/// @notice An EIP-2612 permit signed by the borrower for the CreditAggregator: of the collateral token
+/// (`openLoanWithPermit`) or of the debt asset (`repayWithPermit`).
 /// @dev `value` is the allowance granted; `deadline` the permit's expiry (seconds).
 struct CollateralPermit {
     uint256 value;

@@ -25,9 +25,15 @@ from contracts.typed_data import (
     Acceptance,
     Domain,
     Offer,
+    Permit,
+    Repayment,
     RiskAttestation,
+    TokenDomain,
     acceptance_typed_data,
     offer_typed_data,
+    permit_abi_tuple,
+    permit_typed_data,
+    repayment_typed_data,
     risk_attestation_typed_data,
     sign,
 )
@@ -216,6 +222,39 @@ class Harness:
         receipt = self.send(self.aggregator.functions.openLoan(*args), RELAYER)
         (event,) = self.aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["loanId"]), receipt
+
+    # ------------------------------------------------------------------ relayed repayments
+
+    def debt_permit(
+        self, owner: ChecksumAddress, owner_key: bytes, value: int, deadline: int
+    ) -> tuple[int, int, int, bytes, bytes]:
+        """The owner's EIP-2612 permit of ``value`` USDC to the CreditAggregator, as ``repayWithPermit`` takes it."""
+        _, name, version, chain_id, verifying, _, _ = self.usdc.functions.eip712Domain().call()
+        permit = Permit(owner, self.aggregator.address, value, self.usdc.functions.nonces(owner).call(), deadline)
+        signature = sign(permit_typed_data(TokenDomain(name, version, chain_id, verifying), permit), owner_key)
+        return permit_abi_tuple(permit, signature)
+
+    def repayment_args(
+        self,
+        borrower: LocalAccount,
+        loan_id: int,
+        amount: int,
+        *,
+        nonce: int | None = None,
+        deadline: int | None = None,
+        permit_value: int | None = None,
+        signer_key: bytes | None = None,
+    ) -> tuple[tuple[int, int, int, int], bytes, tuple[int, int, int, bytes, bytes]]:
+        """``repayWithPermit``'s arguments: the borrower's signed ``Repayment`` and a permit of ``permit_value``
+        (default: ``amount``) USDC; ``signer_key`` signs the repayment instead of the borrower's key."""
+        deadline = self.now() + 3_600 if deadline is None else deadline
+        repayment = Repayment(loan_id, amount, next(_nonces) if nonce is None else nonce, deadline)
+        domain = Domain(self.chain.chain_id, self.aggregator.address)
+        signature = sign(repayment_typed_data(domain, repayment), signer_key or borrower.key)
+        permit = self.debt_permit(
+            borrower.address, borrower.key, amount if permit_value is None else permit_value, deadline
+        )
+        return repayment.as_abi_tuple(), signature, permit
 
     def min_rate(self, principal: int) -> int:
         return int(self.pool.functions.modelRateBps(principal).call())

@@ -13,11 +13,17 @@ from contracts.typed_data import (
     Acceptance,
     Domain,
     Offer,
+    Permit,
+    Repayment,
     RiskAttestation,
+    TokenDomain,
     acceptance_typed_data,
     digest,
     offer_typed_data,
+    permit_abi_tuple,
+    permit_typed_data,
     recover,
+    repayment_typed_data,
     risk_attestation_typed_data,
     sign,
 )
@@ -90,3 +96,26 @@ def test_risk_attestation_round_trip() -> None:
     # The nonce is signed: the attestation cannot be moved to another offer.
     other_offer = risk_attestation_typed_data(DOMAIN, dataclasses.replace(attestation, nonce=2**64 + 8))
     assert recover(other_offer, signature) != SIGNER.address
+
+
+def test_a_repayment_binds_loan_amount_nonce_and_deadline() -> None:
+    repayment = Repayment(loanId=3, amount=100_000_000, nonce=2**64, deadline=2_000_000_000)
+    typed = repayment_typed_data(DOMAIN, repayment)
+    signature = sign(typed, BORROWER.key)
+    assert recover(typed, signature) == BORROWER.address
+    for change in ({"loanId": 4}, {"amount": 100_000_001}, {"nonce": 2**64 + 1}, {"deadline": 2_000_000_001}):
+        other = repayment_typed_data(DOMAIN, dataclasses.replace(repayment, **change))
+        assert recover(other, signature) != BORROWER.address
+    other_chain = Domain(chain_id=31338, verifying_contract=DOMAIN.verifying_contract)
+    assert digest(repayment_typed_data(other_chain, repayment)) != digest(typed)
+
+
+def test_a_permit_is_signed_under_the_tokens_domain() -> None:
+    token = TokenDomain("USD Coin", "1", 31337, SIGNER.address)
+    permit = Permit(BORROWER.address, DOMAIN.verifying_contract, 10**8, 0, 2_000_000_000)
+    signature = sign(permit_typed_data(token, permit), BORROWER.key)
+    assert recover(permit_typed_data(token, permit), signature) == BORROWER.address
+    renamed = TokenDomain("Other", "1", 31337, SIGNER.address)
+    assert recover(permit_typed_data(renamed, permit), signature) != BORROWER.address
+    value, deadline, v, r, s = permit_abi_tuple(permit, signature)
+    assert (value, deadline, v, r + s) == (10**8, 2_000_000_000, signature[64], signature[:64])
