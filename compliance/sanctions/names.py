@@ -25,7 +25,10 @@ Each part weighs ``log(N / df)``² where ``df`` is how many listed names contain
 
 A listed name scoring 100 with every part paired at sound-key level or better is a *near-exact* full-name match.
 ``NameIndex`` finds the listed names worth scoring through inverted indexes of the part keys (and rapidfuzz over the
-vocabulary for misspelt parts), bounds each candidate's best possible score, and scores only those that can pass.
+vocabulary for misspelt parts), bounds each candidate's best possible score, and scores only those that can pass:
+first in numpy over every name a key reached (the weight reached against the weight required — names with many
+particles such as AL, ABD, BIN reach thousands of listed names through them, nearly all hopeless), then exactly per
+remaining name; an initial in the query counts only the given names it could stand for.
 """
 
 from __future__ import annotations
@@ -35,11 +38,12 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 
+import numpy as np
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA, Levenshtein
 
@@ -335,12 +339,30 @@ class Pairing:
         return text
 
 
+Joins = tuple[tuple[int, int, str], ...]  # (first part, parts joined, sound key of the joined word)
+
+
+def _joins(parts: tuple[Part, ...]) -> Joins:
+    """Neighbouring parts (three, then two, at each start) that another name might write as one word: letters with
+    letters (an acronym), or after a word (NIK E / NIKE); an initial stays an initial."""
+    found = []
+    for i in range(len(parts)):
+        for width in (3, 2):
+            pieces = parts[i : i + width]
+            if len(pieces) == width and (len({len(p.word) == 1 for p in pieces}) == 1 or len(pieces[0].word) > 1):
+                found.append((i, width, sound_word("".join(p.word for p in pieces))))
+    return tuple(found)
+
+
 def _merge_joined(
-    parts: tuple[Part, ...], weights: list[float], other: tuple[Part, ...]
+    parts: tuple[Part, ...], weights: list[float], sounds: Set[str], joins: Joins
 ) -> tuple[tuple[Part, ...], list[float]]:
-    """Join neighbouring parts that the other name writes as one word (SHIP MANAGEMENT / SHIPMANAGEMENT, P P / PP,
-    AL TARIQ / ALTARIQ); a joined part weighs what its pieces weighed together."""
-    sounds = {p.sound for p in other}
+    """Join neighbouring parts that the other name (whose part sounds are ``sounds``) writes as one word (SHIP
+    MANAGEMENT / SHIPMANAGEMENT, P P / PP, AL TARIQ / ALTARIQ); a joined part weighs what its pieces weighed
+    together. ``joins`` are the parts' possible joins (``_joins``): when none is among ``sounds``, as for almost
+    every pair of names, nothing is joined."""
+    if not any(sound in sounds for _, _, sound in joins):
+        return parts, weights
     out: list[Part] = []
     out_weights: list[float] = []
     i = 0
@@ -348,7 +370,6 @@ def _merge_joined(
         for width in (3, 2):
             pieces = parts[i : i + width]
             joined = "".join(p.word for p in pieces)
-            # letters with letters (an acronym), or after a word (NIK E / NIKE); an initial stays an initial
             same_kind = len({len(p.word) == 1 for p in pieces}) == 1 or len(pieces[0].word) > 1
             if len(pieces) == width and same_kind and sound_word(joined) in sounds:
                 out.append(_part(joined, Role.WORD))
@@ -362,6 +383,20 @@ def _merge_joined(
     return tuple(out), out_weights
 
 
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """One name's parts prepared for pairing: their weights, possible joins and set of sound keys."""
+
+    parts: tuple[Part, ...]
+    weights: list[float]
+    joins: Joins
+    sounds: frozenset[str]
+
+    @classmethod
+    def of(cls, parts: tuple[Part, ...], weights: list[float]) -> _Side:
+        return cls(parts, weights, _joins(parts), frozenset(p.sound for p in parts))
+
+
 def pair_names(
     query: tuple[Part, ...],
     listed: tuple[Part, ...],
@@ -370,17 +405,22 @@ def pair_names(
 ) -> Pairing:
     """Pair the parts one to one, best similarity first, and score the pairing (see the module docstring)."""
     lw = list(listed_weights) if listed_weights is not None else [weights(p.sound) for p in listed]
-    listed, lw = _merge_joined(listed, lw, query)
-    query, qw = _merge_joined(query, [weights(q.sound) for q in query], listed)
-    candidates = sorted(
-        (
-            (similarity, qi, li)
-            for qi, q in enumerate(query)
-            for li, lp in enumerate(listed)
-            if (similarity := part_similarity(q, lp)) > 0
-        ),
-        reverse=True,
-    )
+    return _pair(_Side.of(query, [weights(q.sound) for q in query]), _Side.of(listed, lw), {})
+
+
+def _pair(query_side: _Side, listed_side: _Side, similarities: dict[tuple[Part, Part], float]) -> Pairing:
+    """``pair_names`` on prepared sides; ``similarities`` memoizes ``part_similarity`` across one search."""
+    listed, lw = _merge_joined(listed_side.parts, listed_side.weights, query_side.sounds, listed_side.joins)
+    query, qw = _merge_joined(query_side.parts, query_side.weights, listed_side.sounds, query_side.joins)
+    candidates = []
+    for qi, q in enumerate(query):
+        for li, lp in enumerate(listed):
+            similarity = similarities.get((q, lp))
+            if similarity is None:
+                similarity = similarities[(q, lp)] = part_similarity(q, lp)
+            if similarity > 0:
+                candidates.append((similarity, qi, li))
+    candidates.sort(reverse=True)
     used_q: set[int] = set()
     used_l: set[int] = set()
     pairs: list[tuple[str, str, float]] = []
@@ -447,6 +487,13 @@ class NameIndex:
             sum(w for p, w in zip(parts, ws, strict=True) if not p.optional)
             for parts, ws in zip(self._parts, self._part_weights, strict=True)
         ]
+        # What _bound needs per name, so that it looks only at the positions a query reached.
+        self._optional = [tuple(p.optional for p in parts) for parts in self._parts]
+        #: the given names (position, first letter, whether an initial): what an initial in the query may pair with
+        self._given = [
+            tuple((i, p.word[0], len(p.word) == 1) for i, p in enumerate(parts) if p.strict) for parts in self._parts
+        ]
+        self._sides = [_Side.of(parts, list(ws)) for parts, ws in zip(self._parts, self._part_weights, strict=True)]
         postings: dict[str, list[int]] = defaultdict(list)
         for index, parts in enumerate(self._parts):
             keys: set[tuple[str, int]] = set()
@@ -457,8 +504,22 @@ class NameIndex:
                 keys |= {(joined, position), (joined, position + 1)}
             for key, position in keys:
                 postings[key].append(index << _POSITION_BITS | position)
-        # Plain ints in tuples: nothing for the garbage collector to walk on every search.
-        self._postings = {key: tuple(found) for key, found in postings.items()}
+        # One flat array of postings (name << 8 | position), grouped by key, with the weight of the part each names:
+        # a search gathers its keys' slices and sums weights per name in numpy, not in a Python loop per posting.
+        flat: list[int] = []
+        self._spans: dict[str, tuple[int, int]] = {}
+        for key, found in postings.items():
+            self._spans[key] = (len(flat), len(flat) + len(found))
+            flat += found
+        self._posting_array = np.array(flat, dtype=np.int64)
+        self._posting_weights = np.array(
+            [self._part_weights[p >> _POSITION_BITS][p & _POSITION_MASK] for p in flat], dtype=np.float64
+        )
+        self._required_array = np.array(self._required, dtype=np.float64)
+        self._given_weight = np.array(
+            [sum(ws[i] for i, _, _ in given) for ws, given in zip(self._part_weights, self._given, strict=True)],
+            dtype=np.float64,
+        )
         # One-edit neighbours over the vocabulary of part sounds (not per occurrence): key -> the sounds sharing it.
         near: dict[str, list[str]] = defaultdict(list)
         for sound in {p.sound for parts in self._parts for p in parts}:
@@ -473,7 +534,10 @@ class NameIndex:
         return self._parts[index]
 
     def pair(self, query: str, index: int) -> Pairing:
-        return pair_names(query_parts(query), self._parts[index], self.weights, self._part_weights[index])
+        return _pair(self._query_side(query_parts(query)), self._sides[index], {})
+
+    def _query_side(self, parts: tuple[Part, ...]) -> _Side:
+        return _Side.of(parts, [self.weights(q.sound) for q in parts])
 
     def _keys(self, query: tuple[Part, ...]) -> set[str]:
         keys: set[str] = set()
@@ -487,34 +551,57 @@ class NameIndex:
         keys |= {sound_word(a + b + c) for a, b, c in zip(words, words[1:], words[2:], strict=False)}
         return keys
 
-    def _bound(self, index: int, positions: set[int], has_initial: bool) -> float:
-        """The best score this listed name could reach if every part sharing a key with the query paired fully."""
-        weights = self._part_weights[index]
+    def _bound(self, index: int, positions: set[int], initials: frozenset[str], letters: frozenset[str]) -> float:
+        """The best score this listed name could reach if every part sharing a key with the query paired fully, and
+        every given name an initial could pair with did too: one starting with an initial of the query
+        (``initials``), or a listed initial that a query word (first ``letters``) starts with."""
+        weights, optional = self._part_weights[index], self._optional[index]
         earned = sum(weights[p] for p in positions)
-        extra = 0.0
-        for position, part in enumerate(self._parts[index]):
-            if position in positions:
-                if part.optional:
-                    extra += weights[position]
-            elif has_initial and part.strict:
-                earned += weights[position]
-                extra += weights[position] if part.optional else 0.0
+        extra = sum(weights[p] for p in positions if optional[p])
+        if initials:
+            for position, first, initial in self._given[index]:
+                if position not in positions and (first in initials or (initial and first in letters)):
+                    earned += weights[position]
+                    extra += weights[position] if optional[position] else 0.0
         owed = self._required[index] + extra
         return 100.0 * min(earned, owed) / owed if owed else 0.0
+
+    def _candidates(self, parts: tuple[Part, ...], threshold: float, initials: bool) -> dict[int, set[int]]:
+        """The listed names sharing a key with the query, each with the positions reached, leaving out (in numpy)
+        those that cannot reach ``threshold`` even if every reached part (and with ``initials`` every given name)
+        paired fully and nothing else were owed: ``earned / required``, an upper bound of ``_bound``."""
+        spans = [self._spans[key] for key in self._keys(parts) if key in self._spans]
+        if not spans:
+            return {}
+        gathered = np.concatenate([self._posting_array[start:stop] for start, stop in spans])
+        reached, first = np.unique(gathered, return_index=True)  # a position reached by several keys counts once
+        weights = np.concatenate([self._posting_weights[start:stop] for start, stop in spans])[first]
+        names = reached >> _POSITION_BITS
+        earned = np.asarray(np.bincount(names, weights=weights, minlength=len(self._names)), dtype=np.float64)
+        if initials:
+            earned += self._given_weight
+        required = self._required_array
+        # a hair of slack: the bound sums in another order than numpy does
+        possible = (required <= 0) | (100.0 * earned >= (threshold - 1e-6) * required)
+        kept = reached[possible[names] & (earned[names] > 0)]
+        hits: dict[int, set[int]] = defaultdict(set)
+        for posting in kept.tolist():
+            hits[posting >> _POSITION_BITS].add(posting & _POSITION_MASK)
+        return hits
 
     def search(self, query: str, threshold: float, limit: int = 5) -> list[NameCandidate]:
         """The listed names scoring at least ``threshold`` against ``query``, best first."""
         parts = query_parts(query)
-        has_initial = any(len(p.word) == 1 for p in parts)
-        hits: dict[int, set[int]] = defaultdict(set)
-        for key in self._keys(parts):
-            for posting in self._postings.get(key, ()):
-                hits[posting >> _POSITION_BITS].add(posting & _POSITION_MASK)
+        initials = frozenset(p.word for p in parts if len(p.word) == 1)
+        letters = frozenset(p.word[0] for p in parts)
+        hits = self._candidates(parts, threshold, bool(initials))
+        side = self._query_side(parts)
+        similarities: dict[tuple[Part, Part], float] = {}  # the same part pairs recur across candidates
         found: list[NameCandidate] = []
         for index, positions in hits.items():
-            if self._bound(index, positions, has_initial) < threshold:
+            if self._bound(index, positions, initials, letters) < threshold:
                 continue
-            pairing = pair_names(parts, self._parts[index], self.weights, self._part_weights[index])
+            pairing = _pair(side, self._sides[index], similarities)
             if pairing.score >= threshold:
                 found.append(NameCandidate(index, pairing.score, pairing.near_exact, pairing.why(), pairing))
         found.sort(key=lambda c: (-c.score, c.index))
