@@ -10,7 +10,6 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,52 +22,20 @@ from eth_account.signers.local import LocalAccount
 from aggregator.accepting import KILL_POINTS
 from api.wallet import sign_acceptance
 from chain.signers import Role, devnet_signer
-from store.aggregator import OfferNonceRow
-from store.db import Database
 from tests.support.devnet import DeployedChain
-from tests.support.platform import RunningPlatform, running_platform
+from tests.support.platform import RunningPlatform
+from tests.support.saga import KILL_AT, disarmed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-KILL_AT = "CREDITMESH_TEST_ACCEPT_KILL_POINT"
 CHAIN = "ethereum-local"
 COLLATERAL = 10**18  # 1 WETH
-FIRST_NONCE = 2**40
 REQUEST = {"amount": "1000.00", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1.0"}}
 
 
 @pytest.fixture(scope="module")
-def platform(
-    devnet_chains: dict[str, DeployedChain],
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_schema: Callable[[str], str],
-) -> Iterator[RunningPlatform]:
-    url = postgres_schema("accept_saga")
-    _offer_nonces_from(url, devnet_chains, FIRST_NONCE)
-    with running_platform(
-        devnet_chains,
-        tmp_path_factory.mktemp("saga"),
-        database_url=url,
-        settings={"CREDITMESH_ACCEPT_LEASE_SECONDS": "2", KILL_AT: "locked"},
-        lender_timeout=10,  # the revocation test holds a reservation for seconds
-    ) as running:
-        yield running
-
-
-def _offer_nonces_from(url: str, chains: dict[str, DeployedChain], first: int) -> None:
-    """Other platforms of this session sign offers on the same devnets with the same quote signer from nonce 1 (a
-    counter per database): this one counts from ``first``, so the contract never sees one nonce from two."""
-    database = Database(url)
-    database.migrate()
-    signer = devnet_signer(Role.QUOTE_SIGNER).address
-    with database.unit_of_work() as uow:
-        for chain in chains.values():
-            aggregator = chain.record.address("CreditAggregator")
-            uow.session.add(
-                OfferNonceRow(chain_id=chain.chain_id, contract=aggregator, signer=signer, next_nonce=first)
-            )
-        uow.commit()
-    database.dispose()
+def platform(ledger_platform: RunningPlatform) -> RunningPlatform:
+    return ledger_platform
 
 
 @pytest.fixture(scope="module")
@@ -157,12 +124,6 @@ def _loan_records(platform: RunningPlatform, account: LocalAccount) -> list[Any]
         engine.dispose()
 
 
-def _disarmed(platform: RunningPlatform) -> None:
-    """The API without a kill point (the module's platform starts armed for the crash test)."""
-    if platform.env.get(KILL_AT):
-        platform.restart_api({KILL_AT: ""})
-
-
 def _lender(platform: RunningPlatform) -> dict[str, Any]:
     answer: dict[str, Any] = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=10).json()
     return answer
@@ -203,7 +164,10 @@ def _assert_one_loan(
 def test_accepts_killed_after_lock_after_send_and_after_mining_each_end_with_one_loan(
     platform: RunningPlatform, chain: DeployedChain
 ) -> None:
-    """Three crashes, three restarts: each restart recovers the previous crash and is armed for the next."""
+    """Three crashes, three restarts: each restart recovers the previous crash and is armed for the next. (One API
+    process at a time: with a second one alive on this machine's load, a short lease lets it take over an accept
+    still being driven — safe, but not this test.)"""
+    assert platform.env.get(KILL_AT) == "locked", "the platform starts armed for this test (tests/e2e/conftest.py)"
     pool_borrower, pool_key = _borrower(platform, chain)
     pool_request = _quotes(platform, pool_key)
     pool_quote = _of_kind(pool_request, "pool")
@@ -277,7 +241,7 @@ def test_an_accept_killed_at_any_point_ends_with_one_loan(
 def test_a_borrower_revoking_the_approval_after_the_reservation_gets_it_cancelled_and_no_funding(
     platform: RunningPlatform, chain: DeployedChain
 ) -> None:
-    _disarmed(platform)
+    disarmed(platform)
     account, key = _borrower(platform, chain)
     request = _quotes(platform, key)
     quote = _of_kind(request, "traditional")
@@ -319,7 +283,7 @@ def test_a_borrower_revoking_the_approval_after_the_reservation_gets_it_cancelle
 def test_two_quotes_of_one_request_accepted_at_once_give_one_loan_and_the_exposure_limit_is_named(
     platform: RunningPlatform, chain: DeployedChain
 ) -> None:
-    _disarmed(platform)
+    disarmed(platform)
     account, key = _borrower(platform, chain)
     request = _quotes(platform, key, amount="1500.00")
     (nonce,) = {int(q["offer"]["nonce"]) for q in request["quotes"]}  # one offer nonce per request and chain
@@ -385,7 +349,7 @@ async def _race(platform: RunningPlatform, posts: list[tuple[str, str, dict[str,
 def test_ten_concurrent_accepts_of_each_quote_open_one_loan_per_quote(
     platform: RunningPlatform, chain: DeployedChain, requests: int
 ) -> None:
-    _disarmed(platform)
+    disarmed(platform)
     with ThreadPoolExecutor(max_workers=8) as pool:
         borrowers = list(pool.map(lambda _: _borrower(platform, chain), range(requests)))
         quotes = list(pool.map(lambda b: _of_kind(_quotes(platform, b[1]), "pool"), borrowers))

@@ -1,4 +1,5 @@
-"""The loans API over real HTTP with the indexer running in the API process (``CREDITMESH_WORKERS=indexer``): a loan
+"""The loans API over real HTTP with the indexer running in the API process (``CREDITMESH_WORKERS=indexer``, the
+platform shared with the accept saga's tests): a loan
 opened on-chain with the relayer key outside the accept appears in the ledger, linked to its quote and flagged; an
 accepted loan is not flagged; a repayment made on-chain reaches the record; the list is the borrower's own, newest
 first, in cursor pages."""
@@ -6,8 +7,6 @@ first, in cursor pages."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +22,8 @@ from api.wallet import approve_collateral, sign_acceptance
 from chain.signers import devnet_account
 from store.aggregator import QuoteRow
 from tests.support.devnet import DeployedChain
-from tests.support.platform import RunningPlatform, running_platform
+from tests.support.platform import RunningPlatform
+from tests.support.saga import disarmed
 
 pytestmark = pytest.mark.e2e
 
@@ -39,11 +39,10 @@ REQUEST = {
 
 
 @pytest.fixture(scope="module")
-def platform(
-    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningPlatform]:
-    with running_platform(devnet_chains, tmp_path_factory.mktemp("ledger"), workers="indexer") as running:
-        yield running
+def platform(ledger_platform: RunningPlatform) -> RunningPlatform:
+    """The accept saga's platform (tests/e2e/conftest.py), without a kill point."""
+    disarmed(ledger_platform)
+    return ledger_platform
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +77,7 @@ def _relay_outside_the_accept(
     platform: RunningPlatform, chain: DeployedChain, quote: dict[str, Any], wallet: LocalAccount
 ) -> str:
     """openLoan sent with the relayer key straight to the chain, from the quote as stored: no accept of ours."""
-    engine = sa.create_engine(f"sqlite:///{Path(platform.data_dir) / 'creditmesh.db'}")
+    engine = sa.create_engine(platform.database_url)
     with Session(engine) as session:
         row = session.get(QuoteRow, quote["id"])
         assert row is not None

@@ -3,6 +3,7 @@ event is recorded once; the leader is killed (SIGKILL) and the other takes over 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from aggregator.indexer import READER
 from api.bootstrap import write_chains_file
+from store.chain import SqlChainStore
 from store.db import Database
 from store.leases import LeaseRow
 from store.ledger import ChainFactRow
@@ -35,6 +38,7 @@ def indexers(
     url = postgres_schema("indexer_processes")
     database = Database(url)
     database.migrate()
+    _checkpoint_at_head(database, ethereum_local)
     write_chains_file(tmp_path / "chains.json", [ethereum_local.config])
     ethereum_local.record.save(tmp_path / "deployments" / f"{ethereum_local.name}.json")
     env = os.environ | {
@@ -58,6 +62,17 @@ def indexers(
         for log in logs:
             log.close()
         database.dispose()
+
+
+def _checkpoint_at_head(database: Database, chain: DeployedChain) -> None:
+    """Index from the head on: the session's devnet carries every earlier test's blocks, which this test need not
+    read again (the reader's catching up is the ledger tests' and the API's)."""
+    head = chain.w3.eth.get_block("latest")
+    asyncio.run(
+        SqlChainStore(database.sessions).run(
+            lambda repo: repo.set_checkpoint(chain.chain_id, READER, int(head["number"]), head["hash"].to_0x_hex())
+        )
+    )
 
 
 def _wait(condition: Callable[[], Any], timeout: float = 60) -> Any:

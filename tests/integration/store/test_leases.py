@@ -7,7 +7,6 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -20,12 +19,16 @@ pytestmark = pytest.mark.integration
 TTL = timedelta(seconds=30)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def databases(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_schema: Callable[[str], str]
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_schema: Callable[[str], str]
 ) -> Iterator[tuple[Database, Database]]:
-    """Two databases (two engines, as two processes would have) on one store."""
-    url = f"sqlite:///{tmp_path / 'leases.db'}" if request.param == "sqlite" else postgres_schema("lease_test")
+    """Two databases (two engines, as two processes would have) on one store, migrated once for the module: each
+    test holds leases of its own (kind, chain id)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('leases') / 'leases.db'}"
+    else:
+        url = postgres_schema("lease_test")
     first, second = Database(url), Database(url)
     first.migrate()
     try:

@@ -1,0 +1,60 @@
+"""The platform of the accept saga's and the loans ledger's end-to-end tests (``tests/e2e/conftest.py`` shares
+one between them): PostgreSQL, the indexer running, short leases, and the kill-point test hook."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from chain.signers import Role, devnet_signer
+from store.aggregator import OfferNonceRow
+from store.db import Database
+from tests.support.devnet import DeployedChain
+from tests.support.platform import RunningPlatform, running_platform
+
+#: the test hook that SIGKILLs the API at a named point of an accept (``aggregator.accepting.KILL_POINTS``)
+KILL_AT = "CREDITMESH_TEST_ACCEPT_KILL_POINT"
+FIRST_OFFER_NONCE = 2**40
+
+
+@contextmanager
+def saga_platform(
+    chains: dict[str, DeployedChain], data_dir: Path, database_url: str, kill_at: str = ""
+) -> Iterator[RunningPlatform]:
+    _offer_nonces_from(database_url, chains, FIRST_OFFER_NONCE)
+    with running_platform(
+        chains,
+        data_dir,
+        database_url=database_url,
+        settings={
+            "CREDITMESH_ACCEPT_LEASE_SECONDS": "2",
+            "CREDITMESH_INDEXER_LEASE_SECONDS": "3",  # a restarted API takes the killed one's chains over soon
+            KILL_AT: kill_at,
+        },
+        workers="indexer",
+        lender_timeout=10,  # the revocation test holds a reservation for seconds
+    ) as running:
+        yield running
+
+
+def disarmed(platform: RunningPlatform) -> None:
+    """The API without a kill point (restarted if it had one)."""
+    if platform.env.get(KILL_AT):
+        platform.restart_api({KILL_AT: ""})
+
+
+def _offer_nonces_from(url: str, chains: dict[str, DeployedChain], first: int) -> None:
+    """Other platforms of this session sign offers on the same devnets with the same quote signer from nonce 1 (a
+    counter per database): this one counts from ``first``, so the contract never sees one nonce from two."""
+    database = Database(url)
+    database.migrate()
+    signer = devnet_signer(Role.QUOTE_SIGNER).address
+    with database.unit_of_work() as uow:
+        for chain in chains.values():
+            aggregator = chain.record.address("CreditAggregator")
+            uow.session.add(
+                OfferNonceRow(chain_id=chain.chain_id, contract=aggregator, signer=signer, next_nonce=first)
+            )
+        uow.commit()
+    database.dispose()
