@@ -39,10 +39,18 @@ class AcceptStep(StrEnum):
 IN_FLIGHT = frozenset({AcceptStep.SUBMITTED, AcceptStep.MINED})
 FINAL = frozenset({AcceptStep.FUNDED, AcceptStep.CANCELLED, AcceptStep.FAILED})
 POOL, TRADITIONAL = "pool", "traditional"
+#: ``lender_state`` of a cancelled accept whose reservation the lender has not yet cancelled (an outage): recovery
+#: retries the cancellation until the lender takes it, and the quote is not accepted again meanwhile
+CANCEL_FAILED = "cancel-failed"
+#: ``lender_state`` of a cancellation the lender refused for good (a 4xx): logged, not retried
+CANCEL_REFUSED = "cancel-refused"
 
 
-def is_done(step: AcceptStep, kind: str) -> bool:
-    """Whether nothing remains to be driven: a pool loan is done once recorded, a traditional one once funded."""
+def is_done(step: AcceptStep, kind: str, lender_state: str | None = None) -> bool:
+    """Whether nothing remains to be driven: a pool loan is done once recorded, a traditional one once funded; a
+    cancelled accept once its lender's reservation is cancelled too."""
+    if step is AcceptStep.CANCELLED and lender_state == CANCEL_FAILED:
+        return False
     return step in FINAL or (step is AcceptStep.RECORDED and kind == POOL)
 
 
@@ -122,7 +130,8 @@ class LoanFacts:
 
 @dataclass(frozen=True, slots=True)
 class Exposure:
-    """The borrower's open principal per asset symbol (base units): active loans plus accepts in flight."""
+    """The borrower's open principal per asset symbol (base units): what is still owed on active and defaulted
+    loans (a default does not cancel the debt) plus the accepts in flight."""
 
     by_asset: dict[str, int] = field(default_factory=dict)
 
@@ -149,8 +158,9 @@ class AcceptRepository(Protocol):
         ...
 
     def exposure(self, borrower_id: str, excluding_quote: str) -> Exposure:
-        """Open principal of the borrower (locks the borrower's row on PostgreSQL, so exposure checks of one
-        borrower run one at a time)."""
+        """Open principal of the borrower: outstanding principal of its active and defaulted loans, plus accepts
+        in flight (locks the borrower's row on PostgreSQL, so exposure checks of one borrower run one at a
+        time)."""
         ...
 
     def save(self, record: AcceptRecord) -> None: ...
@@ -165,7 +175,8 @@ class AcceptRepository(Protocol):
         ...
 
     def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
-        """Unfinished accepts whose lease has run out."""
+        """Unfinished accepts whose lease has run out (``is_done`` false: a cancellation still owed to a lender
+        included)."""
         ...
 
     def claim(self, record: AcceptRecord, owner: str, lease_until: datetime, now: datetime) -> AcceptRecord | None:
@@ -265,7 +276,11 @@ class InMemoryAcceptRepository:
         return existing
 
     def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
-        found = [r for r in self.tables.records.values() if not is_done(r.step, r.kind) and r.lease_until <= now]
+        found = [
+            r
+            for r in self.tables.records.values()
+            if not is_done(r.step, r.kind, r.lender_state) and r.lease_until <= now
+        ]
         return sorted(found, key=lambda r: r.updated_at)[:limit]
 
     def claim(self, record: AcceptRecord, owner: str, lease_until: datetime, now: datetime) -> AcceptRecord | None:

@@ -23,8 +23,11 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from aggregator.accept_saga import (
+    CANCEL_FAILED,
+    CANCEL_REFUSED,
     IN_FLIGHT,
     TRADITIONAL,
     AcceptRecord,
@@ -54,7 +57,7 @@ from aggregator.errors import (
 from aggregator.exposure import ExposureLimits, check_exposure
 from aggregator.ledger import LedgerChain, loan_id_for, receipt_decoder
 from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row, offer_document
-from aggregator.permit import CollateralPermit
+from aggregator.permit import CollateralPermit, check_permit
 from aggregator.platform import ChainRuntime
 from aggregator.quoting import NO_IDENTITY
 from aggregator.sanctions_reviews import borrower_reasons, record_screening
@@ -78,6 +81,8 @@ RELAY_TIMEOUT = 120.0  # seconds to confirmation before the accept answers "in p
 DEFAULT_LEASE = timedelta(seconds=30)
 KILL_POINTS = frozenset({"locked", "screened", "simulated", "reserved", "submitted", "sent", "mined", "recorded"})
 _TERMINAL_CHAIN_ERRORS = (TransactionReverted, TransactionRejected, TransactionDropped)
+LENDER_ATTEMPTS = 3  # tries of an idempotent lender call (cancel) within one pass, with exponential backoff
+LENDER_BACKOFF = 0.5  # seconds before the first retry of a lender call; doubled each time, with as much jitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,7 @@ class AcceptanceService:
         relay_timeout: float = RELAY_TIMEOUT,
         kill_at: str = "",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lender_backoff: float = LENDER_BACKOFF,
     ) -> None:
         if kill_at and kill_at not in KILL_POINTS:
             raise ValueError(f"unknown kill point {kill_at!r}; known: {', '.join(sorted(KILL_POINTS))}")
@@ -114,6 +120,7 @@ class AcceptanceService:
         self._compliance, self._assets = compliance, assets
         self._limits = limits or ExposureLimits(tier_limits=compliance.tier_limits)
         self._lease, self._relay_timeout, self._kill_at, self._clock = lease, relay_timeout, kill_at, clock
+        self._lender_backoff = lender_backoff
         self.owner = f"accept-{uuid.uuid4().hex[:16]}"
         self._driving: dict[str, asyncio.Task[str | None]] = {}
         self._mined: dict[str, LoanFacts] = {}  # LoanOpened read from the receipt, until the loan is recorded
@@ -132,10 +139,15 @@ class AcceptanceService:
             loan_id = previous.loan_id if previous is not None else None
             if loan_id is not None:
                 return Accepted(loan_id=loan_id, quote_id=quote_id)
+        if previous is not None and previous.step is AcceptStep.CANCELLED and previous.lender_state == CANCEL_FAILED:
+            # a second reservation would find the first still held: recovery cancels it first
+            raise AcceptInProgress(quote_id, "the lender's reservation of the last attempt is still being cancelled")
         self._check_acceptable(quote)
         signature = _signature_bytes(signature_hex)
         chain = self._chains[quote.chain_name]
         await self._verify(chain, quote, signature)
+        if permit is not None:  # refused here, naming what is wrong, rather than by the chain after the lock
+            await check_permit(chain.w3, quote, permit)
         record = await asyncio.to_thread(self._lock, account, quote, previous)
         task = asyncio.create_task(self._drive_new(account, quote, record, signature, permit))
         self._driving[quote_id] = task
@@ -360,8 +372,9 @@ class AcceptanceService:
         try:
             result = await self._lender(quote).reserve(_provider_offer(quote), idempotency_key=_lender_key(record))
         except ProviderError as err:
-            # No answer (a timeout, say) may still have reserved: release it under the same key, best effort.
-            await self._cancel_reservation(quote, record)
+            # No answer (a timeout, say) may still have reserved: persisted as reserved, so that the cancellation
+            # that follows releases it under the same key (retried until the lender takes it).
+            await self._step(record, AcceptStep.RESERVED, lender_state="unknown")
             raise ProviderRefused(f"{quote.provider_id} did not reserve the offer: {err}") from err
         if not result.funded:
             raise ProviderRefused(f"{quote.provider_id} declined to reserve the offer: {result.detail}")
@@ -401,13 +414,31 @@ class AcceptanceService:
         with contextlib.suppress(_LeaseLost):
             await asyncio.to_thread(work)
 
-    async def _cancel_reservation(self, quote: QuoteView, record: AcceptRecord) -> str | None:
+    async def _cancel_reservation(self, quote: QuoteView, record: AcceptRecord) -> str:
+        """Cancel the attempt's reservation (idempotent under its key, so retried with backoff); the lender state
+        to record: ``cancelled``, CANCEL_FAILED (no answer: recovery asks again) or CANCEL_REFUSED (a 4xx)."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(LENDER_ATTEMPTS),
+            wait=wait_exponential_jitter(multiplier=self._lender_backoff, jitter=self._lender_backoff),
+            retry=retry_if_exception(_lender_outage),
+            reraise=True,
+        )
         try:
-            await self._lender(quote).cancel(quote.offer["providerRef"], idempotency_key=_lender_key(record))
-        except (ProviderError, ProviderRefused) as err:
+            async for attempt in retrying:
+                with attempt:
+                    await self._lender(quote).cancel(quote.offer["providerRef"], idempotency_key=_lender_key(record))
+        except ProviderError as err:
             log.warning("accept %s: reservation not cancelled: %s", quote.id, err)
-            return "cancel-failed"
+            return CANCEL_FAILED if err.retryable else CANCEL_REFUSED
+        except ProviderRefused as err:  # the lender is not registered now; it may be again
+            log.warning("accept %s: reservation not cancelled: %s", quote.id, err)
+            return CANCEL_FAILED
         return "cancelled"
+
+    async def _retry_cancellation(self, quote: QuoteView, record: AcceptRecord) -> None:
+        """A cancelled accept whose reservation the lender did not take: ask again (the quote is already offered)."""
+        state = await self._cancel_reservation(quote, record)
+        await self._step(record, AcceptStep.CANCELLED, lender_state=state)
 
     # ------------------------------------------------------------------ recovery
 
@@ -453,6 +484,8 @@ class AcceptanceService:
         try:
             if record.step in (AcceptStep.VERIFIED, AcceptStep.SCREENED, AcceptStep.SIMULATED, AcceptStep.RESERVED):
                 await self._cancel(quote, record, f"interrupted at {record.step}; nothing was sent")
+            elif record.step is AcceptStep.CANCELLED:
+                await self._retry_cancellation(quote, record)
             elif not is_done(record.step, record.kind):
                 await self._relay_and_record(quote, record)
         except (ChainRejected, AcceptInProgress, ProviderRefused, ChainError) as err:
@@ -582,6 +615,11 @@ def _provider_offer(quote: QuoteView) -> ProviderOffer:
 def _lender_key(record: AcceptRecord) -> str:
     """The idempotency key of one attempt's reservation (its fund and cancel use the same key)."""
     return f"{record.quote_id}:{record.attempt}"
+
+
+def _lender_outage(error: BaseException) -> bool:
+    """A lender call that may succeed if tried again: a timeout, a transport failure, a 5xx, an open breaker."""
+    return isinstance(error, ProviderError) and error.retryable
 
 
 def _reason(err: BaseException) -> str:

@@ -39,6 +39,15 @@ class InvalidAcceptance(AggregatorError):
     """The acceptance signature does not verify for the quote's borrower."""
 
 
+class InvalidPermit(InvalidAcceptance):
+    """The collateral permit would not pass the token; ``field`` names what is wrong (``permit.value``,
+    ``permit.deadline``, ``permit.signature``, …)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 class ChainRejected(AggregatorError):
     """The chain refused the transaction (simulation reverted); nothing was written on-chain."""
 

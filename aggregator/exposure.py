@@ -1,5 +1,6 @@
-"""The borrower's exposure at accept: open principal across every chain and lender, plus the quote being
-accepted, against risk's limit and the KYC tier's. Pure: the open principal is read by the repository."""
+"""The borrower's exposure at accept: open principal across every chain and lender — what is still owed on active
+and defaulted loans, and the accepts in flight — plus the quote being accepted, against risk's limit and the KYC
+tier's. Pure: the open principal is read by the repository."""
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ Several processes may run it against one PostgreSQL: each chain is indexed by wh
 every ``ttl / 3`` beside its reading, and every checkpoint transaction checks the lease's fencing token first, so a
 holder that lost its lease (it stalled past expiry and another took over) writes nothing. A holder that dies is
 replaced within ``ttl`` plus one retry pause. Contracts are those of the chain's deployment record (CreditAggregator,
-CollateralManager, the LendingPools, CreditScoringOracle, the Timelock); a pool registered later
-(``PoolRegistered``) is read from the next range on.
+CollateralManager, the LendingPools, CreditScoringOracle, the Timelock); a pool registered later is read from its
+``PoolRegistered`` on — also the rest of the range that registers it (the reader backfills it before delivering the
+range) — and, after a restart, from the pools the chain facts show registered.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from eth_utils.address import to_checksum_address
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -29,10 +31,11 @@ from aggregator.ledger import LedgerChain, apply_batch, watched_contracts
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError
-from chain.events import EventBatch, EventReader, WatchedContract
+from chain.events import ChainEvent, EventBatch, EventReader, WatchedContract
 from store.chain import SqlChainStore
 from store.db import Database
 from store.leases import Lease, LeaseLost, LeaseStore, SqlLeaseStore
+from store.ledger import SqlLedgerRepository
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,9 @@ class ChainIndexer:
             start_block=min((record.contracts[c.name].block for c in contracts), default=0),
             confirmations=settings.confirmations,
             fence=self._fence,
+            discover=self._registered_pool,
         )
+        self._pools_loaded = False
 
     @property
     def chain_id(self) -> int:
@@ -94,10 +99,25 @@ class ChainIndexer:
 
     def _write(self, session: Session, batch: EventBatch) -> None:
         apply_batch(session, self.chain, batch)
-        for event in batch.events:
-            if event.event == "PoolRegistered" and self.chain.moves_loans(event.address):
-                pool = str(event.args["pool"])
-                self.reader.watch(WatchedContract(f"LendingPool@{pool}", pool, "LendingPool"))  # type: ignore[arg-type]
+
+    def _registered_pool(self, event: ChainEvent) -> WatchedContract | None:
+        if event.event != "PoolRegistered" or not self.chain.moves_loans(event.address):
+            return None
+        return _pool(str(event.args["pool"]))
+
+    def _load_registered_pools(self) -> None:
+        """The pools the chain facts show registered (a restart after a pool registered since the deployment)."""
+        with self.database.unit_of_work() as uow:
+            pools = SqlLedgerRepository(uow.session).registered_pools(self.chain_id, self.chain.aggregator)
+        for pool in pools:
+            self.reader.watch(_pool(pool))
+
+    async def poll(self) -> int:
+        """One read under the held lease: everything confirmed since the checkpoint; the events delivered."""
+        if not self._pools_loaded:
+            await asyncio.to_thread(self._load_registered_pools)
+            self._pools_loaded = True
+        return await self.reader.poll(writer=self._write)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Index while holding the lease, wait for it otherwise, until ``stop`` is set; the lease is released at
@@ -137,7 +157,7 @@ class ChainIndexer:
             pause = min(2.0, self.client.config.block_time_seconds)
         while not stop.is_set() and not lost.is_set():
             try:
-                await self.reader.poll(writer=self._write)
+                await self.poll()
             except LeaseLost:
                 lost.set()
                 raise
@@ -157,6 +177,11 @@ class ChainIndexer:
                 log.warning("indexer on chain %s: %s", self.chain_id, err)
                 lost.set()
                 return
+
+
+def _pool(address: str) -> WatchedContract:
+    pool = to_checksum_address(address)
+    return WatchedContract(f"LendingPool@{pool}", pool, "LendingPool")
 
 
 async def _first(*events: asyncio.Event) -> None:

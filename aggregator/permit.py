@@ -1,12 +1,39 @@
-"""An EIP-2612 permit for the collateral, relayed with ``openLoanWithPermit`` so the borrower needs no gas."""
+"""An EIP-2612 permit for the collateral, relayed with ``openLoanWithPermit`` so the borrower needs no gas.
+
+A permit the token would refuse is refused before anything is locked or sent (``check_permit``), naming what is
+wrong: a value below the collateral, an expired deadline, a signature that does not recover the borrower for the
+CreditAggregator as spender (a bad signature, or one for another spender), or a token without EIP-2612."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from aggregator.errors import InvalidAcceptance
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_keys.exceptions import BadSignature
+from eth_utils.address import to_checksum_address
+from web3 import AsyncWeb3
+from web3.exceptions import Web3Exception
+
+from aggregator.accept_saga import QuoteView
+from aggregator.errors import InvalidPermit
+from chain.artifacts import load_artifact
 
 UINT256_MAX = 2**256 - 1
+PERMIT_TYPE = [
+    {"name": "owner", "type": "address"},
+    {"name": "spender", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,28 +48,77 @@ class CollateralPermit:
 
     @classmethod
     def parse(cls, value: str, deadline: int, v: int, r: str, s: str) -> CollateralPermit:
-        """From the API's strings; InvalidAcceptance naming the field that is wrong."""
+        """From the API's strings; InvalidPermit naming the field that is wrong."""
         try:
             amount = int(value)
         except ValueError:
-            raise InvalidAcceptance("permit.value: must be an integer in the token's base units") from None
+            raise InvalidPermit("permit.value", "must be an integer in the token's base units") from None
         if not 0 <= amount <= UINT256_MAX:
-            raise InvalidAcceptance("permit.value: out of the uint256 range")
+            raise InvalidPermit("permit.value", "out of the uint256 range")
         if not 0 <= deadline < 2**64:
-            raise InvalidAcceptance("permit.deadline: must be a unix time in seconds")
+            raise InvalidPermit("permit.deadline", "must be a unix time in seconds")
         if v not in (27, 28):
-            raise InvalidAcceptance("permit.v: must be 27 or 28")
+            raise InvalidPermit("permit.v", "must be 27 or 28")
         return cls(amount, deadline, v, _word(r, "permit.r"), _word(s, "permit.s"))
 
     def as_abi_tuple(self) -> tuple[int, int, int, bytes, bytes]:
         return (self.value, self.deadline, self.v, self.r, self.s)
 
 
+def permit_document(
+    domain: dict[str, Any], owner: str, spender: str, value: int, nonce: int, deadline: int
+) -> dict[str, Any]:
+    """The EIP-712 document an EIP-2612 permit signs (``domain``: the token's, from EIP-5267 ``eip712Domain()``)."""
+    return {
+        "types": {"EIP712Domain": DOMAIN_TYPE, "Permit": PERMIT_TYPE},
+        "primaryType": "Permit",
+        "domain": domain,
+        "message": {"owner": owner, "spender": spender, "value": value, "nonce": nonce, "deadline": deadline},
+    }
+
+
+async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralPermit) -> None:
+    """InvalidPermit unless ``permit`` lets the CreditAggregator take the quote's collateral from the borrower now.
+
+    An allowance already in place (an approve, or this permit front-run by someone who saw it) is enough: the
+    contract ignores a permit that was used and relies on the allowance."""
+    owner = to_checksum_address(quote.offer["borrower"])
+    spender = to_checksum_address(quote.contract)
+    needed = int(quote.offer["collateralAmount"])
+    if permit.value < needed:
+        raise InvalidPermit("permit.value", f"{permit.value} is less than the collateral amount {needed}")
+    now = int((await w3.eth.get_block("latest"))["timestamp"])
+    if permit.deadline < now:
+        raise InvalidPermit("permit.deadline", f"expired at {permit.deadline}; the chain's time is {now}")
+    token: Any = w3.eth.contract(
+        address=to_checksum_address(quote.offer["collateralAsset"]), abi=load_artifact("MockERC20").abi
+    )
+    try:
+        if int(await token.functions.allowance(owner, spender).call()) >= needed:
+            return
+        _, name, version, chain_id, verifying, _, _ = await token.functions.eip712Domain().call()
+        nonce = int(await token.functions.nonces(owner).call())
+    except (Web3Exception, ValueError) as err:
+        raise InvalidPermit("permit", "the collateral token has no EIP-2612 permit: approve it instead") from err
+    domain = {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying}
+    document = permit_document(domain, owner, spender, permit.value, nonce, permit.deadline)
+    try:
+        signer = Account.recover_message(encode_typed_data(full_message=document), vrs=(permit.v, permit.r, permit.s))
+    except (ValueError, BadSignature):
+        signer = None
+    if signer != owner:
+        raise InvalidPermit(
+            "permit.signature",
+            f"does not recover the borrower {owner} for the spender {spender} (the CreditAggregator), value "
+            f"{permit.value}, nonce {nonce} and deadline {permit.deadline}",
+        )
+
+
 def _word(text: str, field: str) -> bytes:
     try:
         word = bytes.fromhex(text.removeprefix("0x"))
     except ValueError:
-        raise InvalidAcceptance(f"{field}: not hex") from None
+        raise InvalidPermit(field, "not hex") from None
     if len(word) != 32:
-        raise InvalidAcceptance(f"{field}: must be 32 bytes")
+        raise InvalidPermit(field, "must be 32 bytes")
     return word

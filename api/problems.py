@@ -18,6 +18,7 @@ from aggregator.errors import (
     ExposureLimitExceeded,
     InvalidAcceptance,
     InvalidCreditRequest,
+    InvalidPermit,
     LoanNotFound,
     ProviderRefused,
     QuoteExpired,
@@ -28,6 +29,7 @@ from aggregator.errors import (
     ReviewNotFound,
 )
 from api.pagination import InvalidCursor
+from chain.errors import ChainError
 from compliance import ComplianceError, ComplianceInputError, ErasureRefused, SanctionsListInvalid, SanctionsListStale
 from risk.errors import RiskError, VelocityLimitExceeded
 from risk.velocity import velocity_reason_code
@@ -45,6 +47,7 @@ _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     QuoteNotAcceptable: (409, "quote-not-acceptable", "The quote cannot be accepted"),
     AcceptInProgress: (409, "accept-in-progress", "The quote is being accepted"),
     ExposureLimitExceeded: (409, "exposure-limit", "The loan would pass the borrower's exposure limit"),
+    InvalidPermit: (422, "invalid-permit", "The collateral permit is invalid"),  # before its parent
     InvalidAcceptance: (422, "invalid-acceptance", "The acceptance signature does not verify"),
     ChainRejected: (422, "chain-rejected", "The chain refused the loan"),
     ProviderRefused: (409, "provider-refused", "The lender did not fund the offer"),
@@ -69,12 +72,26 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, InvalidCreditRequest):
             extra["errors"] = [{"field": exc.field, "message": exc.message}]
         if isinstance(exc, InvalidAcceptance):
-            extra["errors"] = [{"field": "signature", "message": str(exc)}]
+            field = exc.field if isinstance(exc, InvalidPermit) else "signature"
+            extra["errors"] = [{"field": field, "message": str(exc)}]
         if isinstance(exc, ExposureLimitExceeded):
             extra |= {"limit": exc.limit, "limit_amount": str(exc.ceiling), "open_principal_after": str(exc.after)}
         if isinstance(exc, ComplianceDenied):
             extra["reasons"] = [{"code": code, "message": message} for code, message in exc.reasons]
         return problem(status, slug, title, str(exc), request.url.path, **extra)
+
+    @app.exception_handler(ChainError)
+    async def _chain(request: Request, exc: ChainError) -> JSONResponse:
+        # A chain step that neither finished nor was refused (an RPC outage; the relayer's transaction dropped
+        # twice): the saga's record carries on or ends it, and the accept can be asked again. The message is not
+        # shown: it may name an RPC endpoint.
+        return problem(
+            503,
+            "chain-unavailable",
+            "The chain step did not complete",
+            f"{type(exc).__name__}: the chain did not complete the step; ask again shortly",
+            request.url.path,
+        )
 
     @app.exception_handler(BadSignature)
     async def _bad_signature(request: Request, exc: BadSignature) -> JSONResponse:

@@ -14,6 +14,9 @@
 * When the checkpoint's hash is no longer canonical, the reader walks back its stored hashes to the newest block
   still canonical (the common ancestor), reports a ``ReorgReport`` to the handler (which undoes what it derived
   from blocks above the ancestor), records the reorg, and re-reads from there.
+* A ``discover`` hook names the contracts an event registers (a LendingPool's ``PoolRegistered``): they are watched
+  from then on, and their logs from the registering block to the end of the range being read are read before the
+  range is delivered, so nothing of theirs in a range already being read is missed.
 * ``read_chains`` runs one reader per chain concurrently.
 """
 
@@ -98,6 +101,8 @@ BatchWriter = Callable[[Session, EventBatch], None]
 """Writes what a batch means in the caller's session; the reader commits it with the checkpoint move."""
 Fence = Callable[[Session], None]
 """Raises when the reader may no longer write (``store.leases.fence``)."""
+Discover = Callable[[ChainEvent], WatchedContract | None]
+"""The contract an event registers, whose events are to be read too (None for most events)."""
 
 _RANGE_REFUSALS = ("range", "limit", "too many", "exceed", "timeout", "response size")
 
@@ -167,6 +172,7 @@ class EventReader:
         initial_range: int = 500,
         keep_hashes: int = 256,
         fence: Fence | None = None,
+        discover: Discover | None = None,
     ) -> None:
         self.client, self.store, self.reader = client, store, reader
         self.chain_id = client.config.chain_id
@@ -175,7 +181,7 @@ class EventReader:
         self.confirmations = max(1, client.config.confirmations if confirmations is None else confirmations)
         self.max_range, self.keep_hashes = max_range, keep_hashes
         self._range = max(1, min(initial_range, max_range))
-        self.fence = fence
+        self.fence, self.discover = fence, discover
         self._decoder = EventDecoder(client.w3.codec)
         for contract in self.contracts:
             self._decoder.add(contract)
@@ -183,9 +189,12 @@ class EventReader:
 
     def watch(self, contract: WatchedContract) -> None:
         """Read ``contract``'s events too, from the next range on (a pool registered after the reader started)."""
-        if all(known.address != contract.address for known in self.contracts):
+        if not self.watches(contract.address):
             self.contracts.append(contract)
             self._decoder.add(contract)
+
+    def watches(self, address: str) -> bool:
+        return any(known.address.lower() == address.lower() for known in self.contracts)
 
     @property
     def decoder(self) -> EventDecoder:
@@ -262,36 +271,58 @@ class EventReader:
             first = await self.client.rpc("eth_getBlockByNumber", hex(from_block), False)
             if not first or str(first["parentHash"]) != checkpoint[1]:
                 return None, "", {}
-        params: FilterParams = {
-            "fromBlock": from_block,
-            "toBlock": to_block,
-            "address": [contract.address for contract in self.contracts],
-        }
+        entries = await self._logs(from_block, to_block, [contract.address for contract in self.contracts])
+        events = [event for event in map(self._decode, entries) if event is not None]
+        backfilled = await self._backfill(events, to_block)
+        end_after = await self._block_hash(to_block)
+        if end_before is None or end_before != end_after:
+            return None, "", {}
+        log_hashes: dict[int, str] = {}
+        for entry in (*entries, *backfilled):
+            number, block_hash = int(entry["blockNumber"]), entry["blockHash"].to_0x_hex()
+            if log_hashes.setdefault(number, block_hash) != block_hash or (
+                number == to_block and block_hash != end_after
+            ):
+                return None, "", {}
+        if backfilled:
+            events += [event for event in map(self._decode, backfilled) if event is not None]
+            events.sort(key=lambda event: (event.block_number, event.log_index))
+        hashes = {**log_hashes, to_block: end_after}
+        batch = EventBatch(self.chain_id, from_block, to_block, tuple(events), block_hashes=hashes)
+        return batch, end_after, log_hashes
+
+    async def _logs(self, from_block: int, to_block: int, addresses: list[ChecksumAddress]) -> list[LogReceipt]:
+        params: FilterParams = {"fromBlock": from_block, "toBlock": to_block, "address": addresses}
         try:
-            logs = await self.client.w3.eth.get_logs(params)
+            return list(await self.client.w3.eth.get_logs(params))
         except RpcUnavailable:
             raise
         except (Web3Exception, ValueError) as err:
             if any(token in str(err).lower() for token in _RANGE_REFUSALS):
                 raise _RangeTooWide(str(err)) from err
             raise ChainError(f"{self.client.name}: eth_getLogs {from_block}-{to_block} failed: {err}") from err
-        end_after = await self._block_hash(to_block)
-        if end_before is None or end_before != end_after:
-            return None, "", {}
-        log_hashes: dict[int, str] = {}
-        events: list[ChainEvent] = []
-        for entry in logs:
-            number, block_hash = int(entry["blockNumber"]), entry["blockHash"].to_0x_hex()
-            if log_hashes.setdefault(number, block_hash) != block_hash or (
-                number == to_block and block_hash != end_after
-            ):
-                return None, "", {}
-            decoded = self._decode(entry)
-            if decoded is not None:
-                events.append(decoded)
-        hashes = {**log_hashes, to_block: end_after}
-        batch = EventBatch(self.chain_id, from_block, to_block, tuple(events), block_hashes=hashes)
-        return batch, end_after, log_hashes
+
+    async def _backfill(self, events: list[ChainEvent], to_block: int) -> list[LogReceipt]:
+        """The logs, up to ``to_block``, of the contracts that ``events`` register and that are not watched yet,
+        from each one's registering block on (the range was read without their addresses)."""
+        if self.discover is None:
+            return []
+        found: dict[str, int] = {}
+        for event in events:
+            contract = self.discover(event)
+            if contract is not None and not self.watches(contract.address):
+                self.watch(contract)
+                found[contract.address] = event.block_number
+        if not found:
+            return []
+        log.info(
+            "event reader %s on %s: reading %s from block %s",
+            self.reader,
+            self.client.name,
+            sorted(found),
+            min(found.values()),
+        )
+        return await self._logs(min(found.values()), to_block, [to_checksum_address(a) for a in found])
 
     def _decode(self, entry: LogReceipt) -> ChainEvent | None:
         return self._decoder.decode(self.chain_id, entry)

@@ -14,6 +14,9 @@
 * Mined transactions are found per block (``eth_getBlockReceipts``), not by polling one receipt per transaction,
   and confirmed once the block is N deep and still canonical (a reorg sends them back to "sent").
 * Confirmation is awaitable: ``await manager.wait(intent_key)``.
+* A freshly allocated nonce the node calls used ("nonce too low") means the key sent a transaction the platform did
+  not (it was used outside the platform): the allocator is resynced from the chain's pending count and the
+  transaction signed again with a new nonce, once; if that fails too the intent ends dropped.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from chain.revert import decode_revert
 from chain.signers import Signer
 from chain.types import Nonce, Wei
 from store.chain import (
+    ATTEMPT_REJECTED,
     CONFIRMED,
     DROPPED,
     FAILED,
@@ -419,20 +423,47 @@ class TransactionManager:
             await self.store.reject(key, None, str(err))
             self._settle(key, err)
             raise
+        fresh = intent.nonce is None  # allocated here: a "nonce too low" cannot be an attempt of ours mined
         nonce = Nonce(intent.nonce) if intent.nonce is not None else await self.nonces.allocate(self.account, key)
-        attempt = self._sign(to, data, intent.value, nonce, gas, fees)
-        await self.store.record_signed(key, attempt)
-        tracked = _Tracked(key=key, to=to, data=data, value=intent.value, nonce=nonce, attempts=[attempt])
-        self._track(tracked)
+        tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees)
         if self._on_signed is not None:
             await self._on_signed(key)
         outcome = await self._send(tracked)
+        if outcome == _Broadcast.NONCE_USED and fresh:
+            tracked, outcome = await self._resend_after_resync(tracked, gas, fees)
         if outcome == _Broadcast.REJECTED:
             error = self._settled.get(key)
             assert isinstance(error, ChainError)
             raise error
         self._wake.set()
-        return Submission(key, "sent" if not tracked.unsent else "signed", attempt.tx_hash, nonce)
+        return Submission(key, "sent" if not tracked.unsent else "signed", tracked.current.tx_hash, tracked.nonce)
+
+    async def _sign_and_track(
+        self, key: str, to: str | None, data: bytes, value: int, nonce: Nonce, gas: int, fees: Fees
+    ) -> _Tracked:
+        attempt = self._sign(to, data, value, nonce, gas, fees)
+        await self.store.record_signed(key, attempt)
+        tracked = _Tracked(key=key, to=to, data=data, value=value, nonce=nonce, attempts=[attempt])
+        self._track(tracked)
+        return tracked
+
+    async def _resend_after_resync(self, stale: _Tracked, gas: int, fees: Fees) -> tuple[_Tracked, int]:
+        """The node says the nonce just allocated is used: the key sent a transaction the platform did not. Floor
+        the allocator at the chain's pending count and sign the intent again with a new nonce (once)."""
+        self._recheck.discard(stale.key)  # nothing of ours can be mined under that nonce: not a drop to report
+        self._untrack(stale)
+        await self.store.run(lambda repo: repo.set_attempt_status([stale.current.tx_hash], ATTEMPT_REJECTED))
+        chain_nonce = int(await self._rpc("eth_getTransactionCount", self.account.address, "pending"), 16)
+        log.warning(
+            "%s: nonce %s was used by a transaction the platform did not send; nonces resynced at %s",
+            stale.key,
+            stale.nonce,
+            chain_nonce,
+        )
+        await self.nonces.floor(self.account, Nonce(chain_nonce))
+        nonce = await self.nonces.allocate(self.account, stale.key)
+        tracked = await self._sign_and_track(stale.key, stale.to, stale.data, stale.value, nonce, gas, fees)
+        return tracked, await self._send(tracked)
 
     def _sign(self, to: str | None, data: bytes, value: int, nonce: int, gas: int, fees: Fees) -> AttemptRecord:
         tx: dict[str, Any] = {

@@ -14,7 +14,9 @@ from sqlalchemy import Integer, String, and_, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from aggregator.accept_saga import (
+    CANCEL_FAILED,
     FINAL,
+    POOL,
     AcceptRecord,
     AcceptStep,
     Exposure,
@@ -22,7 +24,7 @@ from aggregator.accept_saga import (
     LockRefused,
     QuoteView,
 )
-from aggregator.ledger import SOURCE_RECEIPT, apply_events
+from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT, apply_events
 from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
 from store.api import BorrowerRow
 from store.base import Base
@@ -51,6 +53,10 @@ class AcceptRow(Base):
     loan_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     lender_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
+
+#: loan statuses whose outstanding principal is still owed: a defaulted loan is owed until it is liquidated or
+#: written off
+OWING = (ACTIVE, DEFAULTED)
 
 _FIELDS = (
     "quote_id",
@@ -162,7 +168,7 @@ class SqlAcceptRepository:
         totals: dict[str, int] = {}
         for asset, outstanding, principal in self.session.execute(
             select(LoanRow.asset, LoanRow.outstanding_principal, LoanRow.principal).where(
-                LoanRow.borrower_id == borrower_id, LoanRow.status == "active"
+                LoanRow.borrower_id == borrower_id, LoanRow.status.in_(OWING)
             )
         ):
             owed = principal if outstanding is None else outstanding
@@ -219,9 +225,12 @@ class SqlAcceptRepository:
         return loan.id
 
     def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
-        unfinished = and_(
-            AcceptRow.step.not_in([step.value for step in FINAL]),
-            or_(AcceptRow.step != AcceptStep.RECORDED.value, AcceptRow.kind != "pool"),
+        unfinished = or_(
+            and_(
+                AcceptRow.step.not_in([step.value for step in FINAL]),
+                or_(AcceptRow.step != AcceptStep.RECORDED.value, AcceptRow.kind != POOL),
+            ),
+            and_(AcceptRow.step == AcceptStep.CANCELLED.value, AcceptRow.lender_state == CANCEL_FAILED),
         )
         rows = self.session.scalars(
             select(AcceptRow)

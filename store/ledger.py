@@ -185,6 +185,19 @@ class SqlLedgerRepository:
             )
         )
 
+    def registered_pools(self, chain_id: int, aggregator: str) -> list[str]:
+        """The pools that ``PoolRegistered`` facts of the CreditAggregator at ``aggregator`` name, oldest first."""
+        args = self.session.scalars(
+            select(ChainFactRow.args)
+            .where(
+                ChainFactRow.chain_id == chain_id,
+                ChainFactRow.address == aggregator,
+                ChainFactRow.event == "PoolRegistered",
+            )
+            .order_by(ChainFactRow.block_number, ChainFactRow.log_index)
+        )
+        return [str(fact["pool"]) for fact in args]
+
     def chain_facts(self, chain_id: int) -> list[ChainFactRow]:
         return list(
             self.session.scalars(

@@ -20,8 +20,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from aggregator.accepting import KILL_POINTS
-from api.wallet import sign_acceptance
-from chain.signers import Role, devnet_signer
+from api.wallet import sign_acceptance, sign_permit
+from chain.signers import Role, devnet_account, devnet_signer
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
 from tests.support.saga import KILL_AT, disarmed
@@ -370,3 +370,89 @@ def test_ten_concurrent_accepts_of_each_quote_open_one_loan_per_quote(
     for account, _ in borrowers:
         assert len(_loans_opened(chain, account)) == 1
         assert len(_loan_records(platform, account)) == 1
+
+
+# ---------------------------------------------------------------------------------------------- relayer key, permits
+
+
+def test_an_accept_after_the_relayer_key_was_used_outside_the_platform_opens_its_loan(
+    platform: RunningPlatform, chain: DeployedChain
+) -> None:
+    """The relayer's nonce allocator resyncs from the chain when the key sent a transaction the platform did not."""
+    disarmed(platform)
+    account, key = _borrower(platform, chain)
+    request = _quotes(platform, key)
+    quote = _of_kind(request, "pool")
+    _approve(chain, account)
+    relayer = devnet_account(1)
+    nonce = chain.w3.eth.get_transaction_count(relayer.address, "pending")
+    tx: dict[str, Any] = {"to": relayer.address, "value": 0, "gas": 21_000, "nonce": nonce, "chainId": chain.chain_id}
+    tx["gasPrice"] = chain.w3.eth.gas_price * 2
+    tx_hash = chain.w3.eth.send_raw_transaction(relayer.sign_transaction(tx).raw_transaction)
+    assert chain.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
+    answer = _accept(platform, key, account, quote)
+    assert answer is not None
+    assert answer.status_code == 201, answer.text
+    _assert_one_loan(platform, chain, account, key, request, quote)
+
+
+def _permit(chain: DeployedChain, account: LocalAccount, spender: str, **changes: Any) -> dict[str, Any]:
+    deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 3_600
+    terms = {"amount": COLLATERAL, "deadline": deadline} | changes
+    weth = chain.record.address("WETH")
+    permit = sign_permit(account, chain.devnet.rpc_url, weth, spender, terms["amount"], terms["deadline"])
+    assert permit is not None
+    return permit
+
+
+def _accepts_of(platform: RunningPlatform, quote_id: str) -> int:
+    engine = sa.create_engine(platform.database_url)
+    try:
+        with engine.connect() as connection:
+            query = sa.text("select count(*) from accepts where quote_id = :quote")
+            return int(connection.execute(query, {"quote": quote_id}).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_a_bad_collateral_permit_is_refused_naming_what_is_wrong_and_nothing_is_written(
+    platform: RunningPlatform, chain: DeployedChain
+) -> None:
+    disarmed(platform)
+    account, key = _borrower(platform, chain)  # no approve: the permit is the only allowance
+    request = _quotes(platform, key)
+    quote = _of_kind(request, "pool")
+    aggregator = quote["contract"]
+    good = _permit(chain, account, aggregator)
+    signature = sign_acceptance(account, quote["acceptance_typed_data"])
+    cases = {  # the field named → the permit, and the problem's type
+        "permit.signature": (good | {"s": "0x" + "22" * 32}, "invalid-permit"),  # not the borrower's signature
+        "permit.deadline": (_permit(chain, account, aggregator, deadline=int(time.time()) - 600), "invalid-permit"),
+        "permit.value": (_permit(chain, account, aggregator, amount=COLLATERAL - 1), "invalid-permit"),
+        "permit.v": (good | {"v": 29}, "invalid-permit"),
+        "permit.r": (good | {"r": "0x1234"}, "validation-error"),  # not a 32-byte word: refused by the schema
+    }
+    wrong_spender = _permit(chain, account, chain.record.address("CollateralManager"))
+    with platform.client(key) as client:
+        for field, (permit, kind) in cases.items():
+            answer = client.post(f"/v1/quotes/{quote['id']}/accept", json={"signature": signature, "permit": permit})
+            assert answer.status_code == 422, (field, answer.text)
+            problem = answer.json()
+            assert problem["type"].endswith(f"/{kind}"), problem
+            assert [error["field"] for error in problem["errors"]] == [field], problem
+        spender = client.post(
+            f"/v1/quotes/{quote['id']}/accept", json={"signature": signature, "permit": wrong_spender}
+        )
+        assert spender.status_code == 422, spender.text
+        assert spender.json()["errors"][0]["field"] == "permit.signature"
+        assert aggregator.lower() in spender.json()["detail"].lower(), "the spender it must name"
+        shown = client.get(f"/v1/credit-requests/{request['id']}").json()
+        assert shown["status"] == "quoted"
+        assert {q["status"] for q in shown["quotes"]} == {"offered"}
+        assert _accepts_of(platform, quote["id"]) == 0, "nothing half-written"
+        assert _loans_opened(chain, account) == []
+
+        # the same quote with a good permit: the loan opens without any approve of the borrower's
+        accepted = client.post(f"/v1/quotes/{quote['id']}/accept", json={"signature": signature, "permit": good})
+    assert accepted.status_code == 201, accepted.text
+    _assert_one_loan(platform, chain, account, key, request, quote)

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from web3.logs import DISCARD
 
+from aggregator.indexer import LEASE_KIND, READER, ChainIndexer, IndexerSettings
 from aggregator.ledger import (
     SOURCE_RECEIPT,
     LedgerChain,
@@ -24,6 +25,7 @@ from aggregator.ledger import (
     receipt_decoder,
     watched_contracts,
 )
+from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.events import EventReader
 from contracts.typed_data import Offer
@@ -32,7 +34,7 @@ from store.api import BorrowerRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
-from tests.contracts.harness import BORROWERS, OPERATOR, RELAYER, USDC, WETH, Harness
+from tests.contracts.harness import BORROWERS, DEPLOYER, OPERATOR, RELAYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
 
 pytestmark = pytest.mark.integration
@@ -300,3 +302,67 @@ async def test_default_liquidation_and_write_off_reach_the_ledger(
         liquidations = list(uow.session.scalars(select(LoanLiquidationRow).where(LoanLiquidationRow.loan_id.in_(ours))))
     assert sorted(row.loan_id for row in liquidations) == sorted(ours)
     assert all(row.liquidator == liquidator.address and row.collateral_seized > 0 for row in liquidations)
+
+
+def _deploy_pool(h: Harness) -> Any:
+    """A second USDC LendingPool naming the CreditAggregator, not yet registered."""
+    params = h.chain.record.parameters
+    model = params["rateModel"]
+    artifact = load_artifact("LendingPool")
+    factory = h.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    tx_hash = factory.constructor(
+        h.usdc.address,
+        "creditmesh USDC pool 2",
+        "cmUSDC2",
+        DEPLOYER.address,
+        h.aggregator.address,
+        model["baseBps"],
+        model["slope1Bps"],
+        model["slope2Bps"],
+        model["optimalUtilizationBps"],
+        params["reserveFactorBps"],
+        params["sharesDecimalsOffset"],
+    ).transact({"from": DEPLOYER.address})
+    address = h.w3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"]
+    return h.w3.eth.contract(address=address, abi=artifact.abi)
+
+
+def _deposit(h: Harness, pool: Any, amount: int) -> str:
+    h.fund(DEPLOYER.address, usdc=amount)
+    h.send(h.usdc.functions.approve(pool.address, amount), DEPLOYER)
+    receipt = h.send(pool.functions.deposit(amount, DEPLOYER.address), DEPLOYER)
+    return str(receipt["transactionHash"].to_0x_hex())
+
+
+async def _leading(client: ChainClient, record: Any, database: Database) -> ChainIndexer:
+    indexer = ChainIndexer(client, record, database, settings=IndexerSettings(confirmations=1))
+    indexer.lease = await indexer.leases.acquire(LEASE_KIND, indexer.chain_id, indexer.holder, timedelta(minutes=5))
+    assert indexer.lease is not None
+    return indexer
+
+
+async def test_a_pool_registered_inside_a_range_is_read_from_its_registration_and_after_a_restart(
+    ethereum_local: DeployedChain, client: ChainClient, database: Database
+) -> None:
+    h = Harness(ethereum_local)
+    head = h.w3.eth.get_block("latest")
+    await SqlChainStore(database.sessions).run(
+        lambda repo: repo.set_checkpoint(h.chain.chain_id, READER, int(head["number"]), head["hash"].to_0x_hex())
+    )
+    indexer = await _leading(client, ethereum_local.record, database)
+    pool = _deploy_pool(h)
+    h.govern(h.aggregator, "registerPool", pool.address)
+    first = _deposit(h, pool, 1_000 * USDC)  # in the range that registers the pool: read only by a backfill
+    h.advance(1)
+    await indexer.poll()
+    facts = _facts(database)
+    assert "Deposit" in [f.event for f in facts if f.tx_hash == first and f.address == pool.address]
+    assert any(f.event == "PoolRegistered" for f in facts)
+    await indexer.leases.release(indexer.lease)  # type: ignore[arg-type]
+
+    # a restarted indexer watches the pool from its recorded PoolRegistered, not only from the deployment record
+    restarted = await _leading(client, ethereum_local.record, database)
+    second = _deposit(h, pool, 500 * USDC)
+    h.advance(1)
+    await restarted.poll()
+    assert "Deposit" in [f.event for f in _facts(database) if f.tx_hash == second]

@@ -1,0 +1,72 @@
+"""The accept saga's SQL repository: the borrower's exposure counts what is still owed on active and defaulted
+loans (not on repaid, liquidated or written-off ones) plus the accepts in flight."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from store.accepts import SqlAcceptStore
+from store.aggregator import LoanRow
+from store.api import BorrowerRow
+from store.db import Database
+
+pytestmark = pytest.mark.integration
+
+USDC = 10**6
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'accepts.db'}")
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+def _loan(borrower_id: str, status: str, principal: int, outstanding: int | None) -> LoanRow:
+    return LoanRow(
+        id=str(uuid.uuid4()),
+        borrower_id=borrower_id,
+        chain_name="ethereum-local",
+        chain_id=31337,
+        contract="0x" + "11" * 20,
+        status=status,
+        asset="USDC",
+        principal=principal,
+        outstanding_principal=outstanding,
+        offer_digest="0x" + uuid.uuid4().hex * 2,
+        created_at=NOW,
+    )
+
+
+def test_exposure_counts_what_is_still_owed_on_active_and_defaulted_loans(database: Database) -> None:
+    borrower, other = str(uuid.uuid4()), str(uuid.uuid4())
+    with database.unit_of_work() as uow:
+        for borrower_id in (borrower, other):
+            uow.session.add(
+                BorrowerRow(
+                    id=borrower_id, wallet_address="0x" + borrower_id[:8] * 5, jurisdiction="US-NY", created_at=NOW
+                )
+            )
+        uow.session.flush()
+        uow.session.add_all(
+            [
+                _loan(borrower, "active", 1_000 * USDC, 600 * USDC),
+                _loan(borrower, "active", 200 * USDC, None),  # recorded from the receipt, before any repayment
+                _loan(borrower, "defaulted", 1_500 * USDC, 1_400 * USDC),
+                _loan(borrower, "repaid", 5_000 * USDC, 0),
+                _loan(borrower, "liquidated", 5_000 * USDC, 0),
+                _loan(borrower, "written_off", 5_000 * USDC, 0),
+                _loan(other, "defaulted", 9_000 * USDC, 9_000 * USDC),
+            ]
+        )
+        uow.commit()
+    with SqlAcceptStore(database).unit_of_work() as uow:
+        exposure = uow.accepts.exposure(borrower, excluding_quote="none")
+    assert exposure.by_asset == {"USDC": (600 + 200 + 1_400) * USDC}

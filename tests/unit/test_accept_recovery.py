@@ -1,0 +1,155 @@
+"""Recovery of the accept saga on the in-memory fake: an accept interrupted with a lender's reservation is cancelled
+with the lender; a cancellation the lender did not take (an outage) is recorded and retried — with backoff within
+one pass, and pass after pass as the saga's lease runs out — until the lender takes it; a re-accept waits for it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import cast
+
+import pytest
+
+from aggregator.accept_saga import CANCEL_FAILED, AcceptRecord, AcceptStep, InMemoryAcceptStore, QuoteView
+from aggregator.accepting import AcceptanceService
+from aggregator.assets import AssetRegistry
+from aggregator.borrowers import BorrowerFile
+from aggregator.errors import AcceptInProgress
+from aggregator.exposure import ExposureLimits
+from compliance import ComplianceService
+from providers._exceptions import ProviderServerError
+from providers.base import ProviderAdapter
+from providers.models import FundingResult
+from store.db import Database
+
+pytestmark = pytest.mark.unit
+
+START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=10)
+BORROWER = cast(BorrowerFile, SimpleNamespace(id="b1"))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FlakyLender:
+    """A lender whose cancel answers 503 ``outages`` times, then cancels."""
+
+    provider_id = "sim-bank"
+
+    def __init__(self, outages: int) -> None:
+        self.outages = outages
+        self.cancels: list[tuple[str, str]] = []
+
+    async def cancel(self, provider_ref: str, idempotency_key: str) -> FundingResult:
+        self.cancels.append((provider_ref, idempotency_key))
+        if len(self.cancels) <= self.outages:
+            raise ProviderServerError("sim-bank answered 503", 503)
+        return FundingResult(self.provider_id, provider_ref, funded=False, detail="cancelled")
+
+
+def _quote() -> QuoteView:
+    return QuoteView(
+        id="q1",
+        request_id="r1",
+        borrower_id="b1",
+        provider_id="sim-bank",
+        kind="traditional",
+        chain_name="ethereum-local",
+        chain_id=31337,
+        contract="0x" + "11" * 20,
+        offer={"principal": "1000000000", "nonce": "7", "providerRef": "ref-1"},
+        offer_digest="0x" + "ab" * 32,
+        offer_signature="0x",
+        attestation={},
+        attestation_signature="0x",
+        disclosure={"asset": "USDC", "termDays": 30},
+        status="offered",
+        expires_at=START + timedelta(hours=1),
+        risk_max_amount="2400",
+    )
+
+
+def _interrupted_at_reserved(store: InMemoryAcceptStore) -> None:
+    """A process locked the quote, had the lender reserve it, and died (its lease has run out)."""
+    quote = _quote()
+    store.tables.requests["r1"] = "quoted"
+    store.tables.quotes[quote.id] = quote
+    store.tables.quotes["q2"] = replace(quote, id="q2", provider_id="pool:ethereum-local:USDC", kind="pool")
+    record = AcceptRecord(
+        quote_id="q1",
+        request_id="r1",
+        borrower_id="b1",
+        kind="traditional",
+        chain_name="ethereum-local",
+        attempt=1,
+        step=AcceptStep.RESERVED,
+        owner="dead-process",
+        lease_until=START - timedelta(seconds=1),
+        updated_at=START - timedelta(seconds=5),
+        lender_state="reserved",
+    )
+    with store.unit_of_work() as uow:
+        uow.accepts.lock(quote, record)
+        uow.commit()
+
+
+def _service(store: InMemoryAcceptStore, lender: FlakyLender, clock: Clock) -> AcceptanceService:
+    # Recovery of an accept that sent nothing touches neither the database, the chains nor compliance.
+    return AcceptanceService(
+        cast(Database, None),
+        store,
+        {},
+        cast(dict[str, ProviderAdapter], {"sim-bank": lender}),
+        cast(ComplianceService, None),
+        AssetRegistry([]),
+        limits=ExposureLimits(),
+        lease=LEASE,
+        clock=clock,
+        lender_backoff=0.0,
+    )
+
+
+def _record(store: InMemoryAcceptStore) -> AcceptRecord:
+    return store.tables.records["q1"]
+
+
+async def test_an_interrupted_reservation_is_cancelled_and_the_quotes_offered_again() -> None:
+    store, lender, clock = InMemoryAcceptStore(), FlakyLender(outages=1), Clock()
+    _interrupted_at_reserved(store)
+    assert await _service(store, lender, clock).resume_unfinished() == 1
+    assert lender.cancels == [("ref-1", "q1:1"), ("ref-1", "q1:1")]  # one outage, retried under the same key
+    assert (_record(store).step, _record(store).lender_state) == (AcceptStep.CANCELLED, "cancelled")
+    assert {q.status for q in store.tables.quotes.values()} == {"offered"}
+    clock.now += LEASE * 2
+    assert await _service(store, lender, clock).resume_unfinished() == 0  # nothing left to drive
+
+
+async def test_a_cancellation_the_lender_did_not_take_is_retried_until_it_does() -> None:
+    store, lender, clock = InMemoryAcceptStore(), FlakyLender(outages=4), Clock()
+    _interrupted_at_reserved(store)
+    service = _service(store, lender, clock)
+    assert await service.resume_unfinished() == 1
+    first = _record(store)
+    assert (first.step, first.lender_state) == (AcceptStep.CANCELLED, CANCEL_FAILED)
+    assert len(lender.cancels) == 3  # the backoff's attempts within one pass
+    assert store.tables.quotes["q1"].status == "offered", "nothing can be mined: the quote is offered again"
+
+    # A re-accept of the quote waits for the old reservation's cancellation (409, not a second reservation).
+    with pytest.raises(AcceptInProgress, match="cancel"):
+        await service.accept(BORROWER, "q1", "0x" + "00" * 65)
+
+    assert await service.resume_unfinished() == 0  # not before the record's lease has run out
+    clock.now += LEASE + timedelta(seconds=1)
+    assert await service.resume_unfinished() == 1
+    assert len(lender.cancels) == 5
+    assert {key for _, key in lender.cancels} == {"q1:1"}
+    assert (_record(store).step, _record(store).lender_state) == (AcceptStep.CANCELLED, "cancelled")
+    clock.now += LEASE * 2
+    assert await service.resume_unfinished() == 0
