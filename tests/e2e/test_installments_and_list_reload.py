@@ -26,10 +26,11 @@ from api.demo import onboard, passport_kyc
 from api.wallet import sign_acceptance
 from compliance.tila.apr import CashFlow, UnitPeriod, actuarial_apr, round_apr, unit_periods_between
 from providers.sim.fleet import InstallmentProduct, SimLender
-from tests.e2e.test_accept_saga import _offer_nonces_from, _send, _settled
+from tests.e2e.test_accept_saga import _send, _settled
 from tests.integration.compliance.test_sanctions_import import _files
 from tests.support.devnet import DeployedChain
 from tests.support.platform import LENDER_SECRET, RunningPlatform, running_platform
+from tests.support.saga import offer_nonces_from
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -53,7 +54,7 @@ def platform(
     postgres_schema: Callable[[str], str],
 ) -> Iterator[RunningPlatform]:
     url = postgres_schema("installment_loan")
-    _offer_nonces_from(url, devnet_chains, FIRST_NONCE)
+    offer_nonces_from(url, devnet_chains, FIRST_NONCE)
     fleet = [SimLender(lender_id=LENDER, secret=LENDER_SECRET, installments=PRODUCT)]
     settings = {"CREDITMESH_SANCTIONS_RELOAD_SECONDS": "0.5"}
     directory = tmp_path_factory.mktemp("installments")

@@ -22,7 +22,7 @@ FIRST_OFFER_NONCE = 2**40
 def saga_platform(
     chains: dict[str, DeployedChain], data_dir: Path, database_url: str, kill_at: str = ""
 ) -> Iterator[RunningPlatform]:
-    _offer_nonces_from(database_url, chains, FIRST_OFFER_NONCE)
+    offer_nonces_from(database_url, chains, FIRST_OFFER_NONCE)
     with running_platform(
         chains,
         data_dir,
@@ -44,7 +44,7 @@ def disarmed(platform: RunningPlatform) -> None:
         platform.restart_api({KILL_AT: ""})
 
 
-def _offer_nonces_from(url: str, chains: dict[str, DeployedChain], first: int) -> None:
+def offer_nonces_from(url: str, chains: dict[str, DeployedChain], first: int) -> None:
     """Other platforms of this session sign offers on the same devnets with the same quote signer from nonce 1 (a
     counter per database): this one counts from ``first``, so the contract never sees one nonce from two."""
     database = Database(url)
