@@ -110,3 +110,35 @@ class ExposureLimitExceeded(AggregatorError):
     def __init__(self, limit: str, ceiling: Decimal, after: Decimal) -> None:
         super().__init__(f"open principal would be {after} with this loan, above the {limit} limit of {ceiling}")
         self.limit, self.ceiling, self.after = limit, ceiling, after
+
+
+class LoanNotRepayable(AggregatorError):
+    """The loan takes no repayment through the platform now (repaid, liquidated, funded off-chain, …)."""
+
+    def __init__(self, loan_id: str, reason: str) -> None:
+        super().__init__(f"loan {loan_id} cannot be repaid here: {reason}")
+
+
+class InvalidRepayment(AggregatorError):
+    """A repayment's input is refused before anything is sent; ``field`` names it (amount, signature, permit)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+class AmountOverOwed(InvalidRepayment):
+    """More than the loan owes now; ``owed`` is the amount owed now (decimal string in the asset's units)."""
+
+    def __init__(self, amount: str, owed: str) -> None:
+        super().__init__("amount", f'{amount} is more than the {owed} owed now (repay "max" to pay it all)')
+        self.owed = owed
+
+
+class RepaymentRejected(AggregatorError):
+    """The chain refused the repayment (its simulation reverted: a signature, a nonce, an allowance); nothing was
+    sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the chain refused the repayment: {reason}")
+        self.reason = reason

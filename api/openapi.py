@@ -52,6 +52,7 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "erase_identity": (409,),
     "create_credit_request": (403, 429, 503),
     "accept_quote": (403, 409, 410, 503),
+    "repay_loan": (409, 503),
     "clear_review": (409,),
     "confirm_review": (409,),
     "register_provider": (409, 503),

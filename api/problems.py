@@ -13,18 +13,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from aggregator.errors import (
     AcceptInProgress,
     AggregatorError,
+    AmountOverOwed,
     ChainRejected,
     ComplianceDenied,
     ExposureLimitExceeded,
     InvalidAcceptance,
     InvalidCreditRequest,
     InvalidPermit,
+    InvalidRepayment,
     LoanNotFound,
+    LoanNotRepayable,
     ProviderRefused,
     QuoteExpired,
     QuoteNotAcceptable,
     QuoteNotFound,
     QuoteSuperseded,
+    RepaymentRejected,
     ReviewAlreadyDecided,
     ReviewNotFound,
 )
@@ -54,6 +58,10 @@ _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     ComplianceDenied: (403, "compliance-denied", "Refused by compliance screening"),
     ReviewNotFound: (404, "sanctions-review-not-found", "Sanctions review not found"),
     ReviewAlreadyDecided: (409, "sanctions-review-decided", "The sanctions review was already decided"),
+    LoanNotRepayable: (409, "loan-not-repayable", "The loan takes no repayment here"),
+    AmountOverOwed: (422, "amount-over-owed", "The amount is more than the loan owes"),
+    InvalidRepayment: (422, "invalid-repayment", "The repayment is invalid"),
+    RepaymentRejected: (422, "repayment-rejected", "The chain refused the repayment"),
 }
 
 
@@ -74,6 +82,10 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, InvalidAcceptance):
             field = exc.field if isinstance(exc, InvalidPermit) else "signature"
             extra["errors"] = [{"field": field, "message": str(exc)}]
+        if isinstance(exc, InvalidRepayment):
+            extra["errors"] = [{"field": exc.field, "message": exc.message}]
+        if isinstance(exc, AmountOverOwed):
+            extra["owed_now"] = exc.owed
         if isinstance(exc, ExposureLimitExceeded):
             extra |= {"limit": exc.limit, "limit_amount": str(exc.ceiling), "open_principal_after": str(exc.after)}
         if isinstance(exc, ComplianceDenied):

@@ -9,6 +9,7 @@ from aggregator.assets import Asset, AssetRegistry
 from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.loans import LoanDetail
 from aggregator.offers import acceptance_document
+from aggregator.repaying import RepaymentOutcome
 from api.schemas import (
     AmountOut,
     ChainRefOut,
@@ -23,6 +24,7 @@ from api.schemas import (
     ProviderOutcomeOut,
     QuoteOut,
     RepaymentOut,
+    RepaymentResultOut,
 )
 from store.aggregator import CreditRequestRow, LoanRow, ProviderOutcomeRow, QuoteRow
 from store.ledger import ChainFactRow
@@ -233,3 +235,21 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
         )
     out.live_error = detail.live_error
     return out
+
+
+def repayment_out(outcome: RepaymentOutcome, loan: LoanOut, assets: AssetRegistry) -> RepaymentResultOut:
+    """A relayed repayment (``aggregator.repaying``) with the loan after it."""
+    asset = assets.get(loan.asset) if loan.asset in assets.symbols() else None
+    confirmed = outcome.status == "confirmed"
+    return RepaymentResultOut(
+        loan_id=outcome.loan_id,
+        status=outcome.status,
+        transaction_hash=outcome.tx_hash,
+        block_number=outcome.block_number,
+        interest_paid=_money(asset, outcome.interest_paid) if confirmed else None,
+        principal_paid=_money(asset, outcome.principal_paid) if confirmed else None,
+        outstanding_principal=_money(asset, outcome.outstanding_principal),
+        closed=outcome.closed,
+        collateral_claim_transaction=outcome.collateral_claim_tx,
+        loan=loan,
+    )

@@ -235,6 +235,58 @@ class LoanOut(BaseModel):
     live_error: str | None = Field(default=None, description="why live figures are missing (a chain not answering)")
 
 
+class RepaymentIn(BaseModel):
+    """A relayed repayment of a pool loan (the borrower pays no gas): the borrower's EIP-712 ``Repayment`` signature
+    under the loan's CreditAggregator domain (chain id, ``contract``; name ``creditmesh``, version ``1``) over
+    ``Repayment(uint256 loanId,uint256 amount,uint256 nonce,uint64 deadline)`` with ``loanId`` the loan's
+    ``onchain_loan_id``, ``amount`` in base units (2^256-1 for ``"max"``), and an EIP-2612 permit of the debt asset
+    to that contract for the allowance."""
+
+    model_config = ConfigDict(extra="forbid")
+    amount: str = Field(
+        examples=["100.00", "max"],
+        pattern=r"^(max|[0-9]{1,30}(\.[0-9]{1,30})?)$",
+        description='decimal string in the loan asset\'s units, at most what is owed now; "max" pays everything owed '
+        "when the transaction is mined and closes the loan",
+    )
+    nonce: str = Field(
+        pattern=r"^[0-9]{1,78}$",
+        description="the signed Repayment's nonce: single-use per borrower at the CreditAggregator "
+        "(nonceUsed(borrower, nonce)); any unused value",
+    )
+    deadline: int = Field(ge=0, lt=2**64, description="the signed Repayment's deadline, unix seconds")
+    signature: str = Field(
+        pattern=SIGNATURE_PATTERN,
+        min_length=SIGNATURE_MIN_LENGTH,
+        max_length=SIGNATURE_MAX_LENGTH,
+        description="0x-hex EIP-712 signature of the Repayment: 65 bytes from a wallet's key, or a contract "
+        "wallet's (ERC-1271)",
+    )
+    permit: PermitIn | None = Field(
+        default=None,
+        description="EIP-2612 permit of the debt asset to the loan's CreditAggregator, covering the amount (for "
+        '"max": what is owed now plus a margin for the interest until it is mined); without one, the allowance '
+        "already in place must cover it",
+    )
+
+
+class RepaymentResultOut(BaseModel):
+    """The relayed repayment and the loan after it (with every repayment's split and the amount owed now)."""
+
+    loan_id: str
+    status: str = Field(description="confirmed (mined and recorded) | submitted (sent, not yet mined)")
+    transaction_hash: str | None
+    block_number: int | None = None
+    interest_paid: str | None = Field(default=None, description="applied first")
+    principal_paid: str | None = None
+    outstanding_principal: str | None = None
+    closed: bool = Field(default=False, description="paid in full: LoanClosed, the collateral released")
+    collateral_claim_transaction: str | None = Field(
+        default=None, description="claimCollateral relayed when the token refused to push the collateral back"
+    )
+    loan: LoanOut
+
+
 class BorrowerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     wallet_address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="not the zero address")

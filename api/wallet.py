@@ -1,11 +1,12 @@
 """Borrower-side wallet helpers for devnets: sign an EIP-2612 permit for the collateral (or, for a token without
-permit, approve it), and sign an acceptance with a devnet key, so that the README's example is copy-paste. A real
-borrower signs the same EIP-712 documents in their own wallet. With a permit the borrower needs no ETH for gas: the
-platform relays ``openLoanWithPermit``."""
+permit, approve it), and sign an acceptance with a devnet key, so that the README's example is copy-paste; sign a
+repayment and a permit of the debt asset. A real borrower signs the same EIP-712 documents in their own wallet. With
+a permit the borrower needs no ETH for gas: the platform relays ``openLoanWithPermit`` and ``repayWithPermit``."""
 
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -16,6 +17,11 @@ from web3.exceptions import Web3Exception
 
 from chain.artifacts import load_artifact
 from contracts import typed_data
+from contracts.typed_data import REPAY_ALL, Domain, Repayment
+
+#: a "max" repayment's permit covers what is owed now plus this share (basis points) for the interest until it is
+#: mined; what is left of it stays as an allowance only a signed Repayment can spend
+MAX_PERMIT_MARGIN_BPS = 100
 
 
 def sign_acceptance(account: LocalAccount, document: dict[str, Any]) -> str:
@@ -102,4 +108,58 @@ def accept_quote(account: LocalAccount, api_url: str, api_key: str, quote_id: st
         body: dict[str, Any] = response.json()
         if response.status_code >= 400:
             raise SystemExit(f"accept failed ({response.status_code}): {body.get('detail')}")
+        return body
+
+
+def _next_repayment_nonce(aggregator: Any, borrower: str, loan_ref: int) -> int:
+    """The first unused nonce of ``loan_ref``'s word (nonce = loan id × 256 + k): a loan's repayments share one
+    bitmap word, so only its first costs a fresh storage slot."""
+    base = loan_ref << 8
+    for k in range(256):
+        if not aggregator.functions.nonceUsed(borrower, base + k).call():
+            return base + k
+    raise SystemExit(f"loan {loan_ref} has used its 256 repayment nonces: pick another with nonceUsed")
+
+
+def signed_repayment(account: LocalAccount, loan: dict[str, Any], amount: str, rpc_url: str) -> dict[str, Any]:
+    """The body of ``POST /v1/loans/{id}/repayments`` for ``loan`` (as ``GET /v1/loans/{id}`` shows it): a signed
+    ``Repayment`` of ``amount`` (decimal in the loan asset's units, or ``"max"``) and a permit of the debt asset
+    covering it (for ``"max"``: what is owed now plus ``MAX_PERMIT_MARGIN_BPS``)."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    contract = to_checksum_address(loan["contract"])
+    aggregator = w3.eth.contract(address=contract, abi=load_artifact("CreditAggregator").abi)
+    loan_ref = int(loan["onchain_loan_id"])
+    token = aggregator.functions.getLoan(loan_ref).call()[2]
+    erc20 = w3.eth.contract(address=to_checksum_address(token), abi=load_artifact("MockERC20").abi)
+    if amount == "max":
+        principal, interest = aggregator.functions.amountOwed(loan_ref).call()
+        owed = principal + interest
+        signed_amount, allowance = REPAY_ALL, owed + owed * MAX_PERMIT_MARGIN_BPS // 10_000 + 1
+    else:
+        scaled = Decimal(amount) * 10 ** int(erc20.functions.decimals().call())
+        if scaled != scaled.to_integral_value():
+            raise SystemExit(f"{amount} has more decimals than the loan's asset")
+        signed_amount = allowance = int(scaled)
+    deadline = int(time.time()) + 3_600
+    nonce = _next_repayment_nonce(aggregator, account.address, loan_ref)
+    repayment = Repayment(loan_ref, signed_amount, nonce, deadline)
+    signature = typed_data.sign(
+        typed_data.repayment_typed_data(Domain(int(loan["chain_id"]), contract), repayment), account.key
+    )
+    permit = sign_permit(account, rpc_url, token, contract, allowance, deadline)
+    body: dict[str, Any] = {"amount": amount, "nonce": str(nonce), "deadline": deadline}
+    return body | {"signature": "0x" + signature.hex()} | ({"permit": permit} if permit else {})
+
+
+def repay_loan(
+    account: LocalAccount, api_url: str, api_key: str, loan_id: str, amount: str, rpc_url: str
+) -> dict[str, Any]:
+    """Sign a repayment of ``amount`` and a permit (``signed_repayment``) and post them: the platform relays
+    ``repayWithPermit``, the borrower pays no gas."""
+    with httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=180) as client:
+        loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
+        response = client.post(f"/v1/loans/{loan_id}/repayments", json=signed_repayment(account, loan, amount, rpc_url))
+        body: dict[str, Any] = response.json()
+        if response.status_code >= 400:
+            raise SystemExit(f"repayment failed ({response.status_code}): {body.get('detail')}")
         return body

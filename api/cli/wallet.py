@@ -1,4 +1,4 @@
-"""``creditmesh wallet …``: devnet wallet helpers for the borrower flow (address, sign an acceptance, accept)."""
+"""``creditmesh wallet …``: devnet wallet helpers for the borrower flow (address, sign an acceptance, accept, repay)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,16 @@ def cmd_wallet(args: argparse.Namespace) -> None:
         registry = ChainRegistry.from_file(args.chains_file) if args.chains_file else None
         rpc = registry.by_name(quote["chain"]).rpc_urls[0] if registry else local_rpc(quote["chain"])
         print(json.dumps(wallet.accept_quote(account, args.api_url, args.api_key, args.quote_id, rpc), indent=2))
+    elif args.wallet_command == "repay":
+        loan = (
+            httpx.get(f"{args.api_url}/v1/loans/{args.loan_id}", headers={"X-API-Key": args.api_key}, timeout=30)
+            .raise_for_status()
+            .json()
+        )
+        registry = ChainRegistry.from_file(args.chains_file) if args.chains_file else None
+        rpc = registry.by_name(loan["chain"]).rpc_urls[0] if registry else local_rpc(loan["chain"])
+        result = wallet.repay_loan(account, args.api_url, args.api_key, args.loan_id, args.amount, rpc)
+        print(json.dumps(result, indent=2))
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -48,6 +58,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     accept.add_argument("--api-key", required=True)
     accept.add_argument("--api-url", default=f"http://127.0.0.1:{API_PORT}")
     accept.add_argument("--chains-file", type=Path, default=None)
+    repay = wallet_commands.add_parser(
+        "repay", help="sign a repayment and a permit of the debt asset, post them (the platform relays; no gas)"
+    )
+    repay.add_argument("--loan-id", required=True)
+    repay.add_argument("--amount", required=True, help='decimal in the loan asset\'s units, or "max" to close')
+    repay.add_argument("--api-key", required=True)
+    repay.add_argument("--api-url", default=f"http://127.0.0.1:{API_PORT}")
+    repay.add_argument("--chains-file", type=Path, default=None)
     wallet.set_defaults(func=cmd_wallet)
     # `--account` also accepted after the wallet sub-command, as the README writes it
     for sub in wallet_commands.choices.values():

@@ -1,18 +1,23 @@
-"""Loans: the ledger's record, which follows the chain (``aggregator.ledger``), with live figures from the chain."""
+"""Loans: the ledger's record, which follows the chain (``aggregator.ledger``), with live figures from the chain; a
+borrower's relayed repayment of a pool loan (``aggregator.repaying``)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response, status
 
+from aggregator.errors import InvalidAcceptance, InvalidRepayment
 from aggregator.loans import LoanService
+from aggregator.permit import CollateralPermit
+from aggregator.repaying import RepaymentService, SignedRepayment
 from api.auth import Principal, Role
-from api.deps import PlatformDep, require
+from api.deps import CurrentBorrower, PlatformDep, require
+from api.idempotency import Idempotent
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
-from api.render import loan_detail_out, loan_out
-from api.schemas import LoanOut
+from api.render import loan_detail_out, loan_out, repayment_out
+from api.schemas import LoanOut, RepaymentIn, RepaymentResultOut
 from store.ledger import LoanScope
 
 router = APIRouter(prefix="/v1/loans", tags=["loans"])
@@ -25,6 +30,15 @@ def get_loans(platform: PlatformDep) -> LoanService:
 
 
 LoansDep = Annotated[LoanService, Depends(get_loans)]
+
+
+def get_repayments(platform: PlatformDep) -> RepaymentService:
+    return RepaymentService(
+        platform.database, platform.chains, platform.assets, wait_seconds=platform.settings.accept_wait_seconds
+    )
+
+
+RepaymentsDep = Annotated[RepaymentService, Depends(get_repayments)]
 
 
 def _scope(principal: Principal) -> LoanScope:
@@ -58,3 +72,47 @@ async def get_loan(loan_id: str, principal: LoanReader, platform: PlatformDep, l
     while it is active or in default, live figures read from the chain now (amount owed, health factor)."""
     detail = await loans.detail(loan_id, _scope(principal))
     return loan_detail_out(detail, platform.assets)
+
+
+@router.post(
+    "/{loan_id}/repayments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RepaymentResultOut,
+    responses={202: {"model": RepaymentResultOut, "description": "sent, not mined within the wait: GET the loan"}},
+    dependencies=[Idempotent],
+)
+async def repay_loan(
+    loan_id: str,
+    body: RepaymentIn,
+    borrower: CurrentBorrower,
+    platform: PlatformDep,
+    loans: LoansDep,
+    repayments: RepaymentsDep,
+    response: Response,
+) -> RepaymentResultOut:
+    """Relay the borrower's signed repayment of a pool loan (``repayWithPermit``: the borrower pays no gas) and
+    record it from its receipt's ``LoanRepaid``; answers the split (interest first), whether it closed the loan and
+    the loan after it with the amount owed now. The same signed repayment posted again is the same transaction
+    (its intent is keyed by the calldata; the contract uses each repayment nonce once). Refusals as problems:
+    ``amount-over-owed`` (with ``owed_now``), ``loan-not-repayable`` (not active or in default, funded off-chain),
+    ``invalid-repayment`` (a signature or permit that does not verify, no allowance), ``repayment-rejected`` (the
+    chain's simulation reverted)."""
+    # Without an Idempotency-Key too, the calldata-keyed intent makes a repeated post of one signed repayment one
+    # transaction.
+    try:
+        permit = (
+            None
+            if body.permit is None
+            else CollateralPermit.parse(
+                body.permit.value, body.permit.deadline, body.permit.v, body.permit.r, body.permit.s
+            )
+        )
+    except InvalidAcceptance as err:
+        field, _, message = str(err).partition(": ")
+        raise InvalidRepayment(field, message) from None
+    signed = SignedRepayment(body.amount, int(body.nonce), body.deadline, bytes.fromhex(body.signature[2:]), permit)
+    outcome = await repayments.repay(borrower.id, loan_id, signed)
+    if outcome.status != "confirmed":
+        response.status_code = status.HTTP_202_ACCEPTED
+    detail = await loans.detail(loan_id, LoanScope(borrower_id=borrower.id))
+    return repayment_out(outcome, loan_detail_out(detail, platform.assets), platform.assets)

@@ -1,0 +1,285 @@
+"""Relayed repayment of a pool loan: the borrower signs a ``Repayment`` (EIP-712, the CreditAggregator's domain) and,
+for the allowance, an EIP-2612 permit of the debt asset; the platform's relayer sends ``repayWithPermit``, so the
+borrower needs no ETH. The record follows from the receipt's ``LoanRepaid`` (and ``LoanClosed``) through the
+ledger's idempotent ``apply_events``, which the indexer repeats later.
+
+Checked before anything is sent, each refusal naming its field: the loan is the caller's, a pool loan, active or in
+default; the amount is positive and at most what is owed now (``"max"`` pays everything owed when mined and closes
+the loan); the repayment's signature recovers the borrower (a contract wallet's is left to the chain's ERC-1271
+check); the permit recovers the borrower under the token's own domain with its current nonce and covers the
+amount, or, without a permit, the allowance already does. The transaction's intent key is the hash of its calldata:
+the same signed repayment posted twice is one transaction.
+
+After ``LoanClosed`` the collateral is back: the contract pushes it; when the token refused the push
+(``CollateralClaimable``) the relayer sends ``claimCollateral``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3.exceptions import Web3Exception
+
+from aggregator.assets import Asset, AssetRegistry, parse_amount
+from aggregator.errors import (
+    AmountOverOwed,
+    InvalidCreditRequest,
+    InvalidRepayment,
+    LoanNotFound,
+    LoanNotRepayable,
+    RepaymentRejected,
+)
+from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT, LedgerChain, apply_events, receipt_decoder
+from aggregator.permit import CollateralPermit
+from aggregator.platform import ChainRuntime
+from chain.artifacts import load_artifact
+from chain.errors import ChainError, ConfirmationTimeout, GasEstimationFailed, TransactionReverted
+from chain.events import ChainEvent
+from chain.transactions import Call
+from contracts.typed_data import (
+    REPAY_ALL,
+    Permit,
+    Repayment,
+    TokenDomain,
+    permit_typed_data,
+    recover,
+    repayment_typed_data,
+)
+from store.aggregator import LoanRow
+from store.db import Database
+from store.ledger import LoanScope, SqlLoanQueries
+
+MAX = "max"
+
+
+class ChainReadFailed(ChainError):
+    """A read the repayment's checks needed failed (a node down or answering nonsense)."""
+
+
+NO_PERMIT = (0, 0, 0, b"\x00" * 32, b"\x00" * 32)  # fails at the token: the allowance already in place pays
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRepayment:
+    """What the borrower sends: the amount (decimal string in the asset's units, or ``"max"``), the signed
+    ``Repayment``'s nonce and deadline and its signature, and an optional permit ``(value, deadline, v, r, s)``."""
+
+    amount: str
+    nonce: int
+    deadline: int
+    signature: bytes
+    permit: CollateralPermit | None
+
+
+@dataclass(frozen=True, slots=True)
+class RepaymentOutcome:
+    """The relayed repayment: ``confirmed`` with what the contract applied (interest first), or ``submitted`` when
+    it was not mined within the wait (the ledger records it from the chain when it is)."""
+
+    loan_id: str
+    status: str
+    tx_hash: str | None
+    block_number: int | None = None
+    interest_paid: int = 0
+    principal_paid: int = 0
+    outstanding_principal: int | None = None
+    closed: bool = False
+    collateral_claim_tx: str | None = None
+
+
+class RepaymentService:
+    def __init__(
+        self,
+        database: Database,
+        chains: dict[str, ChainRuntime],
+        assets: AssetRegistry,
+        *,
+        wait_seconds: float = 120.0,
+    ) -> None:
+        self._db, self._chains, self._assets, self._wait = database, chains, assets, wait_seconds
+        self._token_domains: dict[tuple[int, str], TokenDomain] = {}
+
+    def _load(self, loan_id: str, borrower_id: str) -> LoanRow:
+        with self._db.unit_of_work() as uow:
+            loan = SqlLoanQueries(uow.session).get(loan_id)
+            if loan is None or not LoanScope(borrower_id=borrower_id).allows(loan):
+                raise LoanNotFound(loan_id)
+            return loan
+
+    async def repay(self, borrower_id: str, loan_id: str, signed: SignedRepayment) -> RepaymentOutcome:
+        """Check, relay ``repayWithPermit`` and record what its receipt shows (see the module docstring).
+
+        Raises:
+            LoanNotFound, LoanNotRepayable, InvalidRepayment, AmountOverOwed, RepaymentRejected; ChainError when
+            the chain does not answer (the API's 503)."""
+        loan = await asyncio.to_thread(self._load, loan_id, borrower_id)
+        return await self._repay(loan, signed)
+
+    async def _repay(self, loan: LoanRow, signed: SignedRepayment) -> RepaymentOutcome:
+        chain = self._chains.get(loan.chain_name)
+        if chain is None or loan.onchain_loan_id is None:
+            raise LoanNotRepayable(loan.id, f"it is not on a chain configured here ({loan.chain_name})")
+        if not loan.pool:
+            raise LoanNotRepayable(loan.id, "it was funded by a lender off-chain: pay the lender, who reports it")
+        asset = self._assets.by_address(loan.chain_name, loan.asset_address or "")
+        onchain_id = int(loan.onchain_loan_id)
+        amount = REPAY_ALL if signed.amount == MAX else _base_units(signed.amount, asset)
+        repayment = Repayment(onchain_id, amount, signed.nonce, signed.deadline)
+        call = Call.function(
+            chain.aggregator(),
+            "repayWithPermit",
+            repayment.as_abi_tuple(),
+            signed.signature,
+            signed.permit.as_abi_tuple() if signed.permit else NO_PERMIT,
+        )
+        intent = f"repay:{chain.chain_id}:0x{keccak(call.data).hex()}"
+        # The same signed repayment again (a retry): its transaction's outcome, not the checks of a new one (its
+        # permit's token nonce is used up by now).
+        if await chain.transactions.store.get_intent(intent) is None:
+            if loan.status not in (ACTIVE, DEFAULTED):
+                raise LoanNotRepayable(loan.id, f"it is {loan.status}")
+            owed = await _owed(chain, onchain_id)
+            if owed == 0:
+                raise LoanNotRepayable(loan.id, "nothing is owed")
+            if amount != REPAY_ALL and amount > owed:
+                assert asset is not None  # _base_units refuses an asset we do not list
+                raise AmountOverOwed(signed.amount, asset.format(owed))
+            borrower = to_checksum_address(loan.borrower_address or "")
+            needed = owed if amount == REPAY_ALL else amount
+            await self._check_consent(chain, loan, borrower, repayment, signed, needed)
+        try:
+            submission = await chain.transactions.submit(intent, call)
+            receipt = await chain.transactions.wait(intent, within=self._wait)
+        except ConfirmationTimeout:
+            return RepaymentOutcome(loan.id, "submitted", submission.tx_hash)
+        except GasEstimationFailed as err:
+            raise RepaymentRejected(err.decoded or str(err)) from err
+        except TransactionReverted as err:
+            raise RepaymentRejected(str(err)) from err
+        events = await self._record(chain, receipt.tx_hash)
+        return await self._outcome(chain, loan.id, onchain_id, receipt.tx_hash, receipt.block_number, events)
+
+    async def _check_consent(
+        self,
+        chain: ChainRuntime,
+        loan: LoanRow,
+        borrower: str,
+        repayment: Repayment,
+        signed: SignedRepayment,
+        needed: int,
+    ) -> None:
+        if len(signed.signature) == 65:
+            signer = recover(repayment_typed_data(chain.aggregator_domain, repayment), signed.signature)
+            if signer != borrower and not await _is_contract(chain, borrower):
+                raise InvalidRepayment("signature", f"recovers {signer}, not the loan's borrower {borrower}")
+        token: Any = chain.w3.eth.contract(
+            address=to_checksum_address(loan.asset_address or ""), abi=load_artifact("MockERC20").abi
+        )
+        try:
+            if signed.permit is None:
+                allowance = int(await token.functions.allowance(borrower, chain.aggregator().address).call())
+                if allowance < needed:
+                    raise InvalidRepayment(
+                        "permit", "required: the borrower's allowance to the CreditAggregator does not cover the amount"
+                    )
+                return
+            value, deadline, v, r, s = signed.permit.as_abi_tuple()
+            if value < needed:
+                raise InvalidRepayment("permit.value", f"{value} base units do not cover the amount ({needed})")
+            domain = await self._token_domain(chain, token)
+            nonce = int(await token.functions.nonces(borrower).call())
+        except (Web3Exception, ValueError, OSError, TimeoutError) as err:
+            raise ChainReadFailed(f"{chain.name}: reading the debt asset failed: {err}") from err
+        permit = Permit(to_checksum_address(borrower), chain.aggregator().address, value, nonce, deadline)
+        try:
+            signer = recover(permit_typed_data(domain, permit), r + s + bytes([v]))
+        except (ValueError, TypeError) as err:  # eth-keys' BadSignature is a ValueError
+            raise InvalidRepayment("permit", f"does not verify: {err}") from err
+        if signer != borrower:
+            raise InvalidRepayment(
+                "permit", f"recovers {signer}, not the borrower, for the token's nonce {nonce} (already used?)"
+            )
+
+    async def _token_domain(self, chain: ChainRuntime, token: Any) -> TokenDomain:
+        key = (chain.chain_id, token.address)
+        if key not in self._token_domains:
+            _, name, version, chain_id, verifying, _, _ = await token.functions.eip712Domain().call()
+            self._token_domains[key] = TokenDomain(name, version, int(chain_id), to_checksum_address(verifying))
+        return self._token_domains[key]
+
+    async def _record(self, chain: ChainRuntime, tx_hash: str) -> list[ChainEvent]:
+        """The receipt's events into the ledger now (the indexer applies the same facts again, idempotently)."""
+        receipt = await chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        events = receipt_decoder(chain.record, chain.w3.codec).decode_receipt(chain.chain_id, receipt)
+        ledger_chain = LedgerChain.from_record(chain.record)
+
+        def work() -> None:
+            with self._db.unit_of_work() as uow:
+                apply_events(uow.session, ledger_chain, events, source=SOURCE_RECEIPT)
+                uow.commit()
+
+        await asyncio.to_thread(work)
+        return events
+
+    async def _outcome(
+        self, chain: ChainRuntime, loan_id: str, onchain_id: int, tx_hash: str, block: int, events: list[ChainEvent]
+    ) -> RepaymentOutcome:
+        ours = [e for e in events if e.args.get("loanId") == onchain_id]
+        repaid = next((e for e in ours if e.event == "LoanRepaid"), None)
+        if repaid is None:
+            raise ChainError(f"repayWithPermit receipt {tx_hash} has no LoanRepaid for loan {onchain_id}")
+        closed = any(e.event == "LoanClosed" for e in ours)
+        claim = None
+        if any(e.event == "CollateralClaimable" for e in ours):
+            claim = await claim_collateral(chain, onchain_id, self._wait)
+        return RepaymentOutcome(
+            loan_id,
+            "confirmed",
+            tx_hash,
+            block,
+            int(repaid.args["interestPaid"]),
+            int(repaid.args["principalPaid"]),
+            int(repaid.args["outstandingPrincipal"]),
+            closed,
+            claim,
+        )
+
+
+async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) -> str | None:
+    """Relay ``claimCollateral`` for a closed loan whose collateral the token refused to push to the borrower (it
+    pays the borrower, whoever sends it); its transaction hash, or None when it was not mined within ``within``."""
+    manager: Any = chain.w3.eth.contract(
+        address=chain.record.address("CollateralManager"), abi=load_artifact("CollateralManager").abi
+    )
+    intent = f"claim-collateral:{chain.chain_id}:{onchain_id}"
+    try:
+        submission = await chain.transactions.submit(intent, Call.function(manager, "claimCollateral", onchain_id))
+        return (await chain.transactions.wait(intent, within=within)).tx_hash
+    except ConfirmationTimeout:
+        return submission.tx_hash
+
+
+async def _owed(chain: ChainRuntime, onchain_id: int) -> int:
+    try:
+        principal, interest = await chain.aggregator().functions.amountOwed(onchain_id).call()
+    except (Web3Exception, ValueError, OSError, TimeoutError) as err:
+        raise ChainReadFailed(f"{chain.name}: reading loan {onchain_id} failed: {err}") from err
+    return int(principal) + int(interest)
+
+
+async def _is_contract(chain: ChainRuntime, address: str) -> bool:
+    return len(await chain.w3.eth.get_code(to_checksum_address(address))) > 0
+
+
+def _base_units(raw: str, asset: Asset | None) -> int:
+    """A decimal amount in the asset's units to base units."""
+    if asset is None:
+        raise InvalidRepayment("amount", 'the loan\'s asset is not one the platform lists: repay "max"')
+    try:
+        return asset.to_base_units(parse_amount(raw, "amount"), "amount")
+    except InvalidCreditRequest as err:
+        raise InvalidRepayment(err.field, err.message) from None

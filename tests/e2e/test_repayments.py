@@ -1,0 +1,130 @@
+"""Repaying through the API over real HTTP, against the session's devnets: a borrower with no ETH at all opens a pool
+loan with a collateral permit, repays part of it with a signed repayment and a permit of USDC (the platform relays
+``repayWithPermit``), then ``"max"``: the loan closes, the collateral is back, and the ledger agrees with the chain's
+``LoanRepaid`` events to the wei. A repeated post is the same transaction; an amount over what is owed, a permit
+that does not verify, a closed loan are refused as problems."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from api.wallet import accept_quote, repay_loan, signed_repayment
+from chain.signers import devnet_account
+from tests.support.devnet import DeployedChain
+from tests.support.platform import RunningPlatform, running_platform
+
+pytestmark = pytest.mark.e2e
+
+DEPLOYER = devnet_account(0)
+CHAIN = "ethereum-local"
+REQUEST = {
+    "amount": "1000.00",
+    "asset": "USDC",
+    "term_days": 30,
+    "collateral": {"asset": "WETH", "amount": "1.0"},
+    "preferred_chains": [CHAIN],
+}
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def platform(
+    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningPlatform]:
+    with running_platform(devnet_chains, tmp_path_factory.mktemp("repayments")) as running:
+        yield running
+
+
+def _mint(chain: DeployedChain, token: str, to: str, amount: int) -> None:
+    tx_hash = chain.contract(token).functions.mint(to, amount).transact({"from": DEPLOYER.address})
+    assert chain.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
+
+
+def _open_pool_loan(platform: RunningPlatform, chain: DeployedChain, wallet: LocalAccount) -> tuple[str, str]:
+    """A pool loan accepted with a collateral permit (no ETH spent); its id and the borrower's API key."""
+    key = platform.onboard(wallet.address)
+    with platform.client(key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST)
+        assert response.status_code == 201, response.text
+        quote = next(q for q in response.json()["quotes"] if q["kind"] == "pool" and q["chain"] == CHAIN)
+    loan = accept_quote(wallet, platform.api_url, key, quote["id"], chain.devnet.rpc_url)
+    return str(loan["id"]), key
+
+
+def _onchain_repayments(chain: DeployedChain, loan_ref: int) -> list[dict[str, Any]]:
+    events = (
+        chain.contract("CreditAggregator")
+        .events.LoanRepaid()
+        .get_logs(from_block=0, argument_filters={"loanId": loan_ref})
+    )
+    return [dict(event["args"]) for event in events]
+
+
+def test_a_borrower_without_eth_repays_and_closes_a_pool_loan(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    chain = devnet_chains[CHAIN]
+    rpc = chain.devnet.rpc_url
+    wallet: LocalAccount = Account.create()
+    _mint(chain, "WETH", wallet.address, 2 * 10**18)
+    _mint(chain, "USDC", wallet.address, 50 * 10**6)  # the fee and the interest: the proceeds are principal − fee
+    loan_id, key = _open_pool_loan(platform, chain, wallet)
+    weth = chain.contract("WETH").functions.balanceOf(wallet.address)
+    assert weth.call() == 10**18, "one WETH is the collateral"
+
+    partial = repay_loan(wallet, platform.api_url, key, loan_id, "100.00", rpc)
+    assert (partial["status"], partial["closed"]) == ("confirmed", False)
+    assert Decimal(partial["interest_paid"]) + Decimal(partial["principal_paid"]) == Decimal(100)
+    assert Decimal(partial["interest_paid"]) > 0, "interest first"
+    loan = partial["loan"]
+    assert [r["principal_paid"] for r in loan["repayments"]] == [partial["principal_paid"]]
+    assert Decimal(loan["live"]["total_owed"]) >= Decimal(loan["outstanding_principal"]) > 0
+
+    with platform.client(key) as client:
+        body = signed_repayment(wallet, loan, "10.00", rpc)
+        first = client.post(f"/v1/loans/{loan_id}/repayments", json=body)
+        again = client.post(f"/v1/loans/{loan_id}/repayments", json=body)
+        assert first.status_code == again.status_code == 201, again.text
+        assert first.json()["transaction_hash"] == again.json()["transaction_hash"], "one transaction"
+
+        owed_now = Decimal(loan["live"]["total_owed"])
+        over = client.post(f"/v1/loans/{loan_id}/repayments", json=signed_repayment(wallet, loan, "5000.00", rpc))
+        assert (over.status_code, over.headers["content-type"]) == (422, PROBLEM)
+        assert over.json()["type"].endswith("/amount-over-owed")
+        assert Decimal(over.json()["owed_now"]) <= owed_now
+
+        forged = signed_repayment(wallet, loan, "1.00", rpc)
+        forged["permit"] = signed_repayment(Account.create(), loan, "1.00", rpc)["permit"]
+        refused = client.post(f"/v1/loans/{loan_id}/repayments", json=forged)
+        assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, "permit"), refused.text
+
+    closed = repay_loan(wallet, platform.api_url, key, loan_id, "max", rpc)
+    assert (closed["status"], closed["closed"]) == ("confirmed", True), closed
+    record = closed["loan"]
+    assert (record["status"], record["live"]) == ("repaid", None)
+    assert weth.call() == 2 * 10**18, "the collateral is back"
+    assert chain.w3.eth.get_balance(wallet.address) == 0, "the borrower never needed ETH"
+
+    onchain = _onchain_repayments(chain, int(record["onchain_loan_id"]))
+    assert len(onchain) == len(record["repayments"]) == 3
+    assert all(event["payer"] == wallet.address for event in onchain)
+    units = 10**6
+    assert sum(e["principalPaid"] for e in onchain) == int(record["principal"].replace(".", "")) * units // 100
+    assert int(Decimal(record["interest_paid"]) * units) == sum(e["interestPaid"] for e in onchain)
+    assert int(Decimal(record["principal_paid"]) * units) == sum(e["principalPaid"] for e in onchain)
+    assert record["outstanding_principal"] == "0.00"
+
+    with platform.client(key) as client:
+        late = client.post(f"/v1/loans/{loan_id}/repayments", json=signed_repayment(wallet, record, "1.00", rpc))
+        assert (late.status_code, late.json()["type"].rsplit("/", 1)[1]) == (409, "loan-not-repayable")
+        stranger = platform.onboard(Account.create().address)
+    with httpx.Client(base_url=platform.api_url, headers={"X-API-Key": stranger}) as other:
+        hidden = other.post(f"/v1/loans/{loan_id}/repayments", json=signed_repayment(wallet, record, "1.00", rpc))
+        assert hidden.status_code == 404
