@@ -6,8 +6,8 @@ Each event has an id a receiver deduplicates on — derived from (loan, type, ke
 by another process, or a job that runs twice, names the same event and writes nothing new — and the loan's
 ``sequence`` (1, 2, 3 …, no gaps), which orders a loan's events. The body is fixed when the event is written:
 
-    {"protocol_version": "1", "event_id": …, "type": "loan.repayment", "sequence": 2, "occurred_at": RFC 3339,
-     "loan": {the loan as the ledger has it after the change}, "data": {what happened}}
+    {"protocol_version": "1", "event_id": …, "type": "loan.repayment", "loan_id": …, "sequence": 2,
+     "occurred_at": RFC 3339, "loan": {the loan as the ledger has it after the change}, "data": {what happened}}
 
 Amounts are integer base units of the loan's asset as decimal strings, as everywhere in the protocol; ``payload``
 must be JSON (strings, numbers, booleans, lists, objects).
@@ -105,6 +105,7 @@ def append(
         "protocol_version": PROTOCOL_VERSION,
         "event_id": event_id,
         "type": event_type,
+        "loan_id": loan.id,
         "sequence": sequence,
         "occurred_at": at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "loan": loan_view(session, loan),

@@ -17,7 +17,7 @@ from chain.errors import ConfigurationError
 from chain.signers import production_guard
 from compliance.sim import DEFAULT_PORT as IDENTITY_SIM_PORT
 from compliance.sim import LOCAL_KYC_SECRET, LOCAL_MLA_SECRET
-from providers.destinations import LOOPBACK_NETWORKS
+from providers.destinations import LOOPBACK_NETWORKS, check_url_shape
 from providers.policy import ResiliencePolicy
 
 LOCAL_ADMIN_KEY = "cm_admin_local_devnet_only"
@@ -58,6 +58,15 @@ class HttpLenderSetting(BaseModel):
     secret: str
     assets: list[str] = Field(default_factory=lambda: ["USDC"])
     timeout_seconds: float = 2.0
+    #: where its loan events go (signed with ``secret``); None: it gets none
+    webhook_url: str | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _plain_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url_shape(value)
+        return value
 
 
 def _default_sim_lenders() -> list[HttpLenderSetting]:
@@ -152,10 +161,15 @@ class Settings(BaseSettings):
     )
     workers: str = Field(
         default="",
-        description='background workers this process runs: "all", "none"/"" or names ("indexer"); '
+        description='background workers this process runs: "all", "none"/"" or names ("indexer", "outbox"); '
         "`creditmesh run`/`serve` default to all, tests opt in",
     )
     indexer_lease_seconds: float = Field(default=15.0, gt=0, le=600)
+    outbox_lease_seconds: float = Field(default=15.0, gt=0, le=600)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60, description="pause between the relay's rounds")
+    outbox_max_backoff_seconds: float = Field(
+        default=300.0, gt=0, le=86_400, description="the longest pause between two rounds of a failing delivery"
+    )
     velocity_window_seconds: int = Field(default=3_600, gt=0)
     velocity_per_borrower: int = Field(default=5, gt=0)
     velocity_per_wallet: int = Field(default=5, gt=0)

@@ -1,6 +1,7 @@
 """Background workers of the API process, started by the app's lifespan when ``CREDITMESH_WORKERS`` names them
-(``creditmesh run``/``serve`` enable all; tests opt in). Today: the per-chain indexer (``aggregator.indexer``);
-each worker runs once per chain across processes under its lease."""
+(``creditmesh run``/``serve`` enable all; tests opt in): the per-chain indexer (``aggregator.indexer``) and the
+outbox relay (``aggregator.relay``, loan events to webhooks, one per deployment); each worker runs once (per chain)
+across processes under its lease."""
 
 from __future__ import annotations
 
@@ -9,17 +10,23 @@ import contextlib
 import logging
 from datetime import timedelta
 
+import httpx
+
+from aggregator.event_destinations import Destination, SqlEventDestinations
 from aggregator.indexer import ChainIndexer, IndexerSettings, run_indexers
 from aggregator.platform import ChainRuntime
+from aggregator.relay import OutboxRelay, RelaySettings
 from api.bootstrap import chain_registry, load_records
 from api.settings import Settings
 from chain.client import ChainClient
 from chain.errors import ChainIdMismatch, ConfigurationError
+from providers.destinations import DestinationGuard, PinnedTransport
+from providers.secrets import SecretBox
 from store.db import Database
 
 log = logging.getLogger(__name__)
 
-WORKERS = ("indexer",)
+WORKERS = ("indexer", "outbox")
 
 
 def enabled_workers(value: str) -> set[str]:
@@ -40,6 +47,34 @@ def indexers(settings: Settings, database: Database, chains: dict[str, ChainRunt
     return [ChainIndexer(chain.client, chain.record, database, settings=config) for chain in chains.values()]
 
 
+def outbox_relay(settings: Settings, database: Database) -> OutboxRelay:
+    """The relay of loan events, its HTTP client behind the SSRF guard (close ``relay.http`` when done)."""
+    guard = DestinationGuard(settings.resolved_outbound_allowed_networks)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), transport=PinnedTransport(guard), follow_redirects=False)
+    configured = {
+        lender.provider_id: Destination(lender.webhook_url, lender.secret)
+        for lender in settings.http_lenders
+        if lender.webhook_url
+    }
+    destinations = SqlEventDestinations(SecretBox.from_master_key(bytes.fromhex(settings.pii_master_key)), configured)
+    config = RelaySettings(
+        ttl=timedelta(seconds=settings.outbox_lease_seconds),
+        interval=settings.outbox_poll_seconds,
+        first_backoff=min(2.0, settings.outbox_max_backoff_seconds),
+        max_backoff=settings.outbox_max_backoff_seconds,
+    )
+    return OutboxRelay(database, destinations, http, settings=config)
+
+
+async def relay_events(settings: Settings, database: Database, stop: asyncio.Event) -> None:
+    """The outbox relay until ``stop`` is set (lease released, HTTP client closed)."""
+    relay = outbox_relay(settings, database)
+    try:
+        await relay.run(stop)
+    finally:
+        await relay.http.aclose()
+
+
 def _report_end(task: asyncio.Task[None]) -> None:
     """A worker that ends before the process stops it is a fault: say so at once, not at shutdown."""
     if not task.cancelled() and task.exception() is not None:
@@ -56,6 +91,10 @@ class Workers:
     def start(self, settings: Settings, database: Database, chains: dict[str, ChainRuntime]) -> Workers:
         if "indexer" in enabled_workers(settings.workers):
             task = asyncio.create_task(run_indexers(indexers(settings, database, chains), self._stop), name="indexers")
+            task.add_done_callback(_report_end)
+            self._tasks.append(task)
+        if "outbox" in enabled_workers(settings.workers):
+            task = asyncio.create_task(relay_events(settings, database, self._stop), name="outbox-relay")
             task.add_done_callback(_report_end)
             self._tasks.append(task)
         return self
@@ -97,4 +136,14 @@ async def index_chains(settings: Settings, chain_names: list[str] | None, stop: 
     finally:
         for client in clients:
             await client.close()
+        database.dispose()
+
+
+async def relay_outbox(settings: Settings, stop: asyncio.Event) -> None:
+    """``creditmesh relay``: the outbox relay in this process alone, under the same lease as the API's."""
+    database = Database(settings.resolved_database_url)
+    database.migrate()
+    try:
+        await relay_events(settings, database, stop)
+    finally:
         database.dispose()

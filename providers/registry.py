@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from providers._exceptions import (
     AlreadyRegistered,
+    DestinationRefused,
     InvalidPlugin,
     InvalidRegistration,
     UnknownProvider,
     UnknownProviderKind,
 )
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
+from providers.destinations import check_url_shape
 from providers.models import Capabilities
 from providers.policy import ResiliencePolicy
 from providers.resilience import (
@@ -198,10 +200,14 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         return wrapped
 
     async def register(
-        self, registration: ProviderRegistration, policy: ResiliencePolicy | None = None
+        self,
+        registration: ProviderRegistration,
+        policy: ResiliencePolicy | None = None,
+        webhook_url: str | None = None,
     ) -> ResilientProvider:
         """A registration through the API: validated (plugin loaded and checked, configuration parsed, a pool must
-        answer its views), then persisted and listed. Raises ``InvalidRegistration`` saying what is wrong."""
+        answer its views, the ``webhook_url`` its loan events go to is a public http(s) URL), then persisted and
+        listed. Raises ``InvalidRegistration`` saying what is wrong."""
         if self._database is None:
             raise InvalidRegistration("this registry has no database to persist registrations in")
         database = self._database
@@ -210,6 +216,12 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                 raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
             adapter = self.build(registration)
             await adapter.check_destination()
+            if webhook_url is not None:
+                await self.check_webhook_url(registration.provider_id, webhook_url)
+                if not isinstance(registration.config.get("secret"), str):
+                    raise InvalidRegistration(
+                        f"{registration.provider_id}: a webhook_url needs the HMAC secret its events are signed with"
+                    )
             if adapter.kind == "pool":
                 health = await adapter.health()
                 if not health.healthy:
@@ -233,12 +245,26 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                             resilience=None if policy is None else policy.model_dump(exclude_unset=True),
                             enabled=True,
                             created_at=datetime.now(UTC),
+                            webhook_url=webhook_url,
                         )
                     )
                     uow.commit()
 
             await asyncio.to_thread(persist)
             return await self.add(registration, policy, source="api")
+
+    async def check_webhook_url(self, provider_id: str, url: str) -> None:
+        """Refuse a webhook URL that is not plain ``http(s)://host[:port][/path]`` or whose host the SSRF guard
+        refuses (the relay checks it again on every delivery)."""
+        try:
+            check_url_shape(url)
+        except ValueError as err:
+            raise InvalidRegistration(f"{provider_id}: webhook_url {err}") from err
+        if self.context.destinations is not None:
+            try:
+                await self.context.destinations.check(url)
+            except DestinationRefused as err:
+                raise InvalidRegistration(f"{provider_id}: webhook_url refused: {err}") from err
 
     async def load_persisted(self) -> None:
         """Add every enabled registration from the store. One that no longer loads (its plugin was uninstalled, its

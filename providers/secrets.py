@@ -36,6 +36,16 @@ class SecretBox:
     def _associated(provider_id: str) -> bytes:
         return f"provider/{provider_id}/secret".encode()
 
+    def seal(self, subject: str, secret: str) -> bytes:
+        """Any other secret of the platform's counterparties (a borrower's webhook secret), bound to ``subject``."""
+        return seal(self._key, secret.encode(), f"{subject}/secret".encode())
+
+    def open(self, subject: str, sealed: bytes) -> str:
+        try:
+            return unseal(self._key, sealed, f"{subject}/secret".encode()).decode()
+        except (PiiError, ValueError) as err:
+            raise InvalidRegistration(f"{subject}: its sealed secret does not open with this master key") from err
+
     def seal_config(self, provider_id: str, config: Mapping[str, Any]) -> dict[str, Any]:
         """``config`` with its ``secret`` replaced by ``secret_sealed`` (base64 of nonce + ciphertext + tag)."""
         sealed = dict(config)

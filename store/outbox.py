@@ -140,8 +140,8 @@ class SqlOutboxRepository:
 
     def due(self, now: datetime, limit: int) -> Sequence[OutboxDeliveryRow]:
         """Pending deliveries due now that head their (loan, recipient) stream: no earlier event of the loan is
-        still pending for that recipient, so each stream is delivered in order and one receiver that fails holds
-        back only its own loans."""
+        still pending for that recipient and none is waiting to be dispatched, so each stream is delivered in order
+        and one receiver that fails holds back only its own loans."""
         earlier = aliased(OutboxDeliveryRow)
         blocked = (
             select(earlier.id)
@@ -155,13 +155,32 @@ class SqlOutboxRepository:
             )
             .exists()
         )
+        undispatched = (
+            select(OutboxEventRow.id)
+            .where(
+                and_(
+                    OutboxEventRow.loan_id == OutboxDeliveryRow.loan_id,
+                    OutboxEventRow.sequence < OutboxDeliveryRow.sequence,
+                    OutboxEventRow.dispatched_at.is_(None),
+                )
+            )
+            .exists()
+        )
         query = (
             select(OutboxDeliveryRow)
-            .where(OutboxDeliveryRow.status == PENDING, OutboxDeliveryRow.next_attempt_at <= now, ~blocked)
+            .where(
+                OutboxDeliveryRow.status == PENDING,
+                OutboxDeliveryRow.next_attempt_at <= now,
+                ~blocked,
+                ~undispatched,
+            )
             .order_by(OutboxDeliveryRow.next_attempt_at, OutboxDeliveryRow.id)
             .limit(limit)
         )
         return list(self.session.scalars(query))
+
+    def event(self, event_id: str) -> OutboxEventRow:
+        return self.session.get_one(OutboxEventRow, event_id)
 
     def deliveries(self, event_id: str) -> list[OutboxDeliveryRow]:
         query = select(OutboxDeliveryRow).where(OutboxDeliveryRow.event_id == event_id)

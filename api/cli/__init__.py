@@ -1,5 +1,6 @@
 """The ``creditmesh`` command, one module per command group: ``run`` and ``serve`` (:mod:`api.cli.run`),
-``index`` (:mod:`api.cli.index`), ``wallet …`` (:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`:
+``index`` (:mod:`api.cli.index`), ``relay`` (:mod:`api.cli.relay`: loan events out), ``wallet …``
+(:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`:
 governance), ``sanctions import`` (:mod:`api.cli.sanctions`: OFAC list updates), ``keys …`` (:mod:`api.cli.keys`:
 API keys for every role). Each group module has ``register(commands)``, which adds its sub-parsers and sets ``func``
 on them."""
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from api.cli import admin, index, keys, run, sanctions, wallet
+from api.cli import admin, index, keys, relay, run, sanctions, wallet
 
-GROUPS = (run, index, wallet, admin, sanctions, keys)
+GROUPS = (run, index, relay, wallet, admin, sanctions, keys)
 DESCRIPTION = (
     "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``index`` (the "
-    "chain indexers alone), ``wallet …``, ``admin …`` (governance), ``sanctions import`` (OFAC list updates), "
+    "chain indexers alone), ``relay`` (loan events to webhooks), ``wallet …``, ``admin …`` (governance), "
+    "``sanctions import`` (OFAC list updates), "
     "``keys …`` (API keys for every role)."
 )
 

@@ -1,18 +1,22 @@
-"""Borrower accounts: registered by an admin (the API key is shown once); the borrower's own identity check (KYC)
-and credit profile."""
+"""Borrower accounts: registered by an admin (the API key is shown once); the borrower's own identity check (KYC),
+credit profile, and the webhook its loan events go to."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import secrets
 import uuid
 from datetime import UTC, datetime
 
 from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from aggregator.event_destinations import borrower_secret_subject
 from api.auth import Role, issue_key
 from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep
 from api.idempotency import Idempotent
@@ -28,6 +32,9 @@ from api.schemas import (
 )
 from compliance.kyc import IdentityDocument, IdentityProfile, KycStatus
 from compliance.pii import Masked
+from providers._exceptions import DestinationRefused
+from providers.destinations import DestinationGuard, check_url_shape
+from providers.secrets import SecretBox
 from risk.profile import CreditProfile
 from store.api import BorrowerRow
 
@@ -133,3 +140,69 @@ async def erase_identity(borrower_id: str, _: AdminPrincipal, platform: Platform
 
     await asyncio.to_thread(erase)
     platform.mla.forget(borrower_id)
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, description="an http(s) URL whose host is public")
+
+
+class WebhookOut(BaseModel):
+    url: str
+    secret: str | None = Field(
+        default=None,
+        description="the HMAC secret the events are signed with (shown once, when the URL is set; a new one each "
+        "time): verify X-Creditmesh-Signature as the Provider Quote Protocol says",
+    )
+
+
+@router.put("/me/webhook", response_model=WebhookOut)
+async def set_webhook(body: WebhookIn, borrower: CurrentBorrower, platform: PlatformDep) -> WebhookOut:
+    """Where the borrower's loan events go (``loan.opened``, ``loan.repayment``, ``loan.past_due``,
+    ``loan.defaulted``, ``loan.liquidated``, ``loan.closed``): signed POSTs, delivered at least once, in order per
+    loan (docs/provider-quote-protocol.yaml, "Loan events"). Answers a new signing secret, shown once."""
+    try:
+        check_url_shape(body.url)
+        await DestinationGuard(platform.settings.resolved_outbound_allowed_networks).check(body.url)
+    except (ValueError, DestinationRefused) as err:
+        raise HTTPException(422, f"url: {err}") from err
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    box = SecretBox.from_master_key(bytes.fromhex(platform.settings.pii_master_key))
+    sealed = base64.b64encode(box.seal(borrower_secret_subject(borrower.id), secret)).decode()
+
+    def store() -> None:
+        with platform.database.unit_of_work() as uow:
+            row = uow.session.get_one(BorrowerRow, borrower.id)
+            row.webhook_url, row.webhook_secret_sealed = body.url, sealed
+            uow.commit()
+
+    await asyncio.to_thread(store)
+    return WebhookOut(url=body.url, secret=secret)
+
+
+@router.get("/me/webhook", response_model=WebhookOut)
+async def get_webhook(borrower: CurrentBorrower, platform: PlatformDep) -> WebhookOut:
+    """The borrower's webhook URL (its secret is never shown again); 404 when none is set."""
+
+    def read() -> str | None:
+        with platform.database.unit_of_work() as uow:
+            return uow.session.get_one(BorrowerRow, borrower.id).webhook_url
+
+    url = await asyncio.to_thread(read)
+    if url is None:
+        raise HTTPException(404, "no webhook URL is set")
+    return WebhookOut(url=url)
+
+
+@router.delete("/me/webhook", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_webhook(borrower: CurrentBorrower, platform: PlatformDep) -> None:
+    """No more loan events to the borrower (those not yet delivered are dropped as having no destination)."""
+
+    def clear() -> None:
+        with platform.database.unit_of_work() as uow:
+            row = uow.session.get_one(BorrowerRow, borrower.id)
+            row.webhook_url, row.webhook_secret_sealed = None, None
+            uow.commit()
+
+    await asyncio.to_thread(clear)

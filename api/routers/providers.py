@@ -60,6 +60,12 @@ class RegistrationIn(BaseModel):
     config: dict[str, Any]
     capabilities: CapabilitiesIn | None = None
     resilience: ResiliencePolicy | None = None
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="where the loan events of the loans this provider funds are posted (loan.opened, "
+        "loan.repayment …; signed with its HMAC secret): an http(s) URL whose host is public",
+    )
 
 
 class RegistrationOut(BaseModel):
@@ -82,7 +88,7 @@ async def register_provider(body: RegistrationIn, _: AdminPrincipal, platform: P
     capabilities = None if body.capabilities is None else Capabilities.from_document(body.capabilities.model_dump())
     registration = ProviderRegistration(body.provider_id, body.kind, body.config, capabilities)
     try:
-        provider = await registry.register(registration, body.resilience)
+        provider = await registry.register(registration, body.resilience, body.webhook_url)
     except AlreadyRegistered as err:
         raise HTTPException(409, str(err)) from err
     except (InvalidRegistration, InvalidPlugin, UnknownProviderKind) as err:

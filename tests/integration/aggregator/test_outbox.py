@@ -5,28 +5,20 @@ when writers of one loan race; ``append`` with a key writes once."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from aggregator import outbox
-from aggregator.ledger import LedgerChain, apply_events, loan_id_for
+from aggregator.ledger import apply_events
 from chain.events import ChainEvent
 from store.aggregator import LoanRow
 from store.db import Database
 from store.outbox import OutboxEventRow, SqlOutboxRepository
+from tests.support.ledger_facts import CHAIN, LoanFacts
 
 pytestmark = pytest.mark.integration
-
-AGGREGATOR = "0x" + "a1" * 20
-COLLATERAL_MANAGER = "0x" + "c1" * 20
-USDC = "0x" + "05" * 20
-WETH = "0x" + "0e" * 20
-BORROWER = "0x" + "b0" * 20
-CHAIN = LedgerChain("ethereum-local", 31337, AGGREGATOR, COLLATERAL_MANAGER, {USDC: "USDC"})
 
 
 @pytest.fixture(scope="module")
@@ -35,56 +27,6 @@ def database(postgres_schema: Callable[[str], str]) -> Iterator[Database]:
     db.migrate()
     yield db
     db.dispose()
-
-
-class Chain:
-    """Synthetic chain facts of one loan, each in its own block."""
-
-    def __init__(self, loan_ref: int) -> None:
-        self.loan_ref = loan_ref
-        self.digest = "0x" + uuid.uuid4().hex * 2
-        self.block = 100
-
-    def event(self, name: str, address: str = AGGREGATOR, **args: Any) -> ChainEvent:
-        self.block += 1
-        return ChainEvent(
-            chain_id=CHAIN.chain_id,
-            contract="CreditAggregator",
-            address=address,  # type: ignore[arg-type]
-            event=name,
-            args={"loanId": self.loan_ref, **args},
-            block_number=self.block,
-            block_hash="0x" + f"{self.block:064x}",
-            tx_hash="0x" + uuid.uuid4().hex * 2,
-            log_index=0,
-        )
-
-    def opened(self) -> ChainEvent:
-        return self.event(
-            "LoanOpened",
-            borrower=BORROWER,
-            providerId=b"\x11" * 32,
-            pool="0x" + "9a" * 20,
-            asset=USDC,
-            principal=1_000_000_000,
-            originationFee=5_000_000,
-            rateBps=900,
-            term=30 * 86_400,
-            termsHash=b"\x22" * 32,
-            collateralAsset=WETH,
-            collateralAmount=10**18,
-            offerDigest=bytes.fromhex(self.digest[2:]),
-        )
-
-    def repaid(self, interest: int, principal: int, outstanding: int) -> ChainEvent:
-        return self.event(
-            "LoanRepaid",
-            payer=BORROWER,
-            interestPaid=interest,
-            principalPaid=principal,
-            outstandingPrincipal=outstanding,
-            paymentRef=b"\x00" * 32,
-        )
 
 
 def _events(database: Database, loan_id: str) -> list[OutboxEventRow]:
@@ -99,12 +41,12 @@ def _apply(database: Database, events: list[ChainEvent]) -> None:
 
 
 def test_ledger_changes_write_their_events_once_in_order(database: Database) -> None:
-    chain = Chain(loan_ref=7_001)
+    chain = LoanFacts(loan_ref=7_001)
     opened, repaid = chain.opened(), chain.repaid(1_234, 400_000_000, 600_000_000)
     _apply(database, [opened])
     _apply(database, [repaid])
-    loan_id = loan_id_for(CHAIN.chain_id, AGGREGATOR, chain.digest)
-    closing = [chain.repaid(2_000, 600_000_000, 0), chain.event("LoanClosed")]
+    loan_id = chain.loan_id
+    closing = [chain.repaid(2_000, 600_000_000, 0), chain.closed()]
     _apply(database, closing)
     _apply(database, [opened, repaid, *closing])  # the indexer delivers what a receipt already recorded
 
@@ -132,9 +74,9 @@ def test_ledger_changes_write_their_events_once_in_order(database: Database) -> 
 
 
 def test_a_rolled_back_ledger_change_leaves_no_event(database: Database) -> None:
-    chain = Chain(loan_ref=7_002)
+    chain = LoanFacts(loan_ref=7_002)
     _apply(database, [chain.opened()])
-    loan_id = loan_id_for(CHAIN.chain_id, AGGREGATOR, chain.digest)
+    loan_id = chain.loan_id
     with database.unit_of_work() as uow:
         apply_events(uow.session, CHAIN, [chain.event("LoanDefaulted", outstandingPrincipal=1, accruedInterest=2)])
         assert uow.session.scalar(select(func.count(OutboxEventRow.id)).where(OutboxEventRow.loan_id == loan_id)) == 2
@@ -147,9 +89,9 @@ def test_a_rolled_back_ledger_change_leaves_no_event(database: Database) -> None
 
 
 def test_append_with_a_key_writes_once_and_refuses_unknown_types(database: Database) -> None:
-    chain = Chain(loan_ref=7_003)
+    chain = LoanFacts(loan_ref=7_003)
     _apply(database, [chain.opened()])
-    loan_id = loan_id_for(CHAIN.chain_id, AGGREGATOR, chain.digest)
+    loan_id = chain.loan_id
     ids = []
     for _ in range(2):
         with database.unit_of_work() as uow:
@@ -170,9 +112,9 @@ def test_append_with_a_key_writes_once_and_refuses_unknown_types(database: Datab
 
 
 def test_racing_writers_of_one_loan_number_its_events_without_gaps(database: Database) -> None:
-    chain = Chain(loan_ref=7_004)
+    chain = LoanFacts(loan_ref=7_004)
     _apply(database, [chain.opened()])
-    loan_id = loan_id_for(CHAIN.chain_id, AGGREGATOR, chain.digest)
+    loan_id = chain.loan_id
     start = threading.Barrier(8)
     errors: list[BaseException] = []
 

@@ -158,6 +158,27 @@ async def test_registration_refusals_say_what_is_wrong(
     assert sorted(registry) == ["late-bank"], "nothing half-registered"
 
 
+async def test_a_registration_names_the_webhook_url_its_loan_events_go_to(
+    sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
+) -> None:
+    client, registry, database = setup
+    admin = {"X-API-Key": ADMIN}
+    for n, internal in enumerate(["http://169.254.169.254/events", "http://10.0.0.1/events", "ftp://lender.test/x"]):
+        refused = await client.post(
+            "/v1/providers", json=_registration(sim, provider_id=f"hook-{n}", webhook_url=internal), headers=admin
+        )
+        assert refused.status_code == 422, internal
+        assert "webhook_url" in refused.json()["detail"]
+    webhook = f"{sim}/events"
+    created = await client.post("/v1/providers", json=_registration(sim, webhook_url=webhook), headers=admin)
+    assert created.status_code == 201, created.text
+    assert sorted(registry) == ["late-bank"], "nothing half-registered"
+    with database.unit_of_work() as uow:
+        stored = ProviderRepository(uow.session).registration("late-bank")
+        assert stored is not None
+        assert stored.webhook_url == webhook
+
+
 async def test_a_provider_key_sees_only_its_own_health(
     sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
 ) -> None:

@@ -1,0 +1,362 @@
+"""The outbox relay: delivers loan events to their recipients' webhooks, at least once, in order per loan.
+
+One relay runs per deployment across processes, under the lease ``outbox_relay`` (``store.leases``; chain id 0).
+Each round it (1) *dispatches* new events: resolves their recipients (``aggregator.event_destinations``) into
+delivery rows, and (2) sends every delivery that is due and heads its stream — the (loan, recipient) pair: a
+loan's later event waits until its earlier one reached that recipient, while other loans and other recipients go
+on. A send is a signed POST (HMAC-SHA256 over ``"{timestamp}.{body}"`` with the recipient's secret, as the Provider
+Quote Protocol signs its messages) through the SSRF guard, tried a few times at once (tenacity, exponential backoff
+with jitter); when those fail the delivery is due again after a backoff that doubles per round up to
+``max_backoff``, forever — an event is never dropped. Every attempt is logged (``outbox_attempts``) and the delivery
+row keeps its attempts, last status and error. Every write checks the lease's fencing token.
+
+A process killed between a ledger change and its delivery loses nothing: the event was committed with the change,
+and the next holder of the lease (this process restarted, or another) sends it. A receiver may therefore see an
+event twice (it was delivered but the answer was lost): it deduplicates on ``event_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import rfc8785
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from aggregator.event_destinations import Destination, EventDestinations
+from providers._exceptions import ProviderError
+from providers.signing import signed_headers
+from store.db import Database
+from store.leases import Lease, LeaseLost, LeaseStore, SqlLeaseStore
+from store.outbox import DELIVERED, NO_DESTINATION, PENDING, OutboxAttemptRow, OutboxDeliveryRow, SqlOutboxRepository
+
+log = logging.getLogger(__name__)
+
+LEASE_KIND = "outbox_relay"
+DEPLOYMENT = 0  # the relay's lease is one per deployment, not per chain
+EVENT_ID_HEADER = "X-Creditmesh-Event-Id"
+EVENT_TYPE_HEADER = "X-Creditmesh-Event-Type"
+SEQUENCE_HEADER = "X-Creditmesh-Sequence"
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """``ttl``: the lease's time to live; ``interval``: the pause between rounds; ``tries``: quick tries per round
+    (the first ``first_wait`` seconds apart, doubling); ``first_backoff``/``max_backoff``: the pause before the next
+    round of a delivery that failed (doubling per round); ``timeout``: per HTTP attempt."""
+
+    ttl: timedelta = timedelta(seconds=15)
+    interval: float = 1.0
+    batch: int = 200
+    concurrency: int = 16
+    tries: int = 3
+    first_wait: float = 0.2
+    first_backoff: float = 2.0
+    max_backoff: float = 300.0
+    timeout: float = 5.0
+
+
+class DeliveryFailed(Exception):
+    """One attempt did not get a 2xx answer."""
+
+    def __init__(self, detail: str, status_code: int | None = None) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    delivery_id: int
+    recipient: str
+    event_id: str
+    event_type: str
+    sequence: int
+    body: bytes
+    destination: Destination | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+def default_holder() -> str:
+    """This process's name for the lease: host, pid and a random part (a restarted pid is another holder)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def backoff(settings: RelaySettings, rounds: int) -> float:
+    """Seconds before round ``rounds + 1`` of a delivery whose ``rounds`` rounds failed."""
+    return float(min(settings.max_backoff, settings.first_backoff * 2.0 ** max(0, rounds - 1)))
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        database: Database,
+        destinations: EventDestinations,
+        http: httpx.AsyncClient,
+        *,
+        settings: RelaySettings = RelaySettings(),
+        leases: LeaseStore | None = None,
+        holder: str | None = None,
+    ) -> None:
+        self.database, self.destinations, self.http, self.settings = database, destinations, http, settings
+        self.leases: LeaseStore = leases or SqlLeaseStore(database.sessions)
+        self.holder = holder or default_holder()
+        self.lease: Lease | None = None
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._signed_at: dict[int, int] = {}  # delivery id → its last attempt's signing timestamp
+
+    # ------------------------------------------------------------------ the lease
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay while holding the lease, wait for it otherwise, until ``stop`` is set; released at the end."""
+        retry = self.settings.ttl.total_seconds() / 3
+        try:
+            while not stop.is_set():
+                self.lease = await self.leases.acquire(LEASE_KIND, DEPLOYMENT, self.holder, self.settings.ttl)
+                if self.lease is not None:
+                    log.info("outbox relay: leader %s (token %s)", self.holder, self.lease.token)
+                    await self._lead(stop, retry)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), retry)
+        finally:
+            await self._drain()
+            if self.lease is not None:
+                with contextlib.suppress(LeaseLost):
+                    await self.leases.release(self.lease)
+                self.lease = None
+
+    async def _lead(self, stop: asyncio.Event, every: float) -> None:
+        lost = asyncio.Event()
+        renewing = asyncio.create_task(self._renew(stop, lost, every), name="outbox-relay-lease")
+        try:
+            while not stop.is_set() and not lost.is_set():
+                try:
+                    await self.round()
+                except LeaseLost:
+                    lost.set()
+                except (SQLAlchemyError, OSError) as err:  # a database outage: logged, retried next round
+                    log.warning("outbox relay: %s", err)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.interval)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LeaseLost):
+                await renewing
+            await self._drain()
+        if lost.is_set():
+            log.warning("outbox relay: lease lost by %s", self.holder)
+            self.lease = None
+
+    async def _renew(self, stop: asyncio.Event, lost: asyncio.Event, every: float) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(every)
+            assert self.lease is not None
+            try:
+                self.lease = await self.leases.renew(self.lease, self.settings.ttl)
+            except LeaseLost as err:
+                log.warning("outbox relay: %s", err)
+                lost.set()
+                return
+
+    def _fence(self, session: Session) -> None:
+        if self.lease is None:
+            raise LeaseLost(LEASE_KIND, DEPLOYMENT, "not held")
+        self.leases.fence(session, self.lease)
+
+    async def _drain(self) -> None:
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._inflight.clear()
+
+    # ------------------------------------------------------------------ one round
+
+    async def round(self) -> int:
+        """Dispatch new events, then start sending what is due (not waiting for the sends); how many started."""
+        await asyncio.to_thread(self._dispatch)
+        room = self.settings.concurrency - len(self._inflight)
+        if room <= 0:
+            return 0
+        # a send that finishes while the query runs was in flight when it started: its row may still read pending
+        inflight = set(self._inflight)
+        due = await asyncio.to_thread(self._due, room + len(inflight))
+        sends = [s for s in due if s.delivery_id not in inflight and s.delivery_id not in self._inflight][:room]
+        for send in sends:
+            task = asyncio.create_task(self._send(send), name=f"outbox-delivery-{send.delivery_id}")
+            self._inflight[send.delivery_id] = task
+            task.add_done_callback(self._done)
+        return len(sends)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        for key, running in list(self._inflight.items()):
+            if running is task:
+                del self._inflight[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("outbox relay: a delivery failed unexpectedly", exc_info=task.exception())
+
+    def _dispatch(self) -> None:
+        with self.database.unit_of_work() as uow:
+            self._fence(uow.session)
+            repo = SqlOutboxRepository(uow.session)
+            now = datetime.now(UTC)
+            events = repo.undispatched(self.settings.batch)
+            for event in events:
+                for recipient in self.destinations.recipients(uow.session, event):
+                    repo.add(
+                        OutboxDeliveryRow(
+                            event_id=event.id,
+                            loan_id=event.loan_id,
+                            sequence=event.sequence,
+                            recipient=recipient,
+                            status=PENDING,
+                            attempts=0,
+                            next_attempt_at=now,
+                            created_at=now,
+                        )
+                    )
+                event.dispatched_at = now
+            if events:
+                uow.commit()
+
+    def _due(self, limit: int) -> list[_Send]:
+        with self.database.unit_of_work() as uow:
+            repo = SqlOutboxRepository(uow.session)
+            sends = []
+            for delivery in repo.due(datetime.now(UTC), limit):
+                event = repo.event(delivery.event_id)
+                try:
+                    destination = self.destinations.resolve(uow.session, delivery.recipient)
+                except ProviderError as err:  # its secret does not open: kept pending, said loudly
+                    log.error("outbox relay: delivery %s to %s held: %s", delivery.id, delivery.recipient, err)
+                    continue
+                sends.append(
+                    _Send(
+                        delivery.id,
+                        delivery.recipient,
+                        event.id,
+                        event.event_type,
+                        event.sequence,
+                        bytes(rfc8785.dumps(event.body)),
+                        destination,
+                    )
+                )
+            return sends
+
+    async def _send(self, send: _Send) -> None:
+        attempts: list[_Attempt] = []
+        delivered = False
+        if send.destination is not None:
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.settings.tries),
+                    wait=wait_exponential_jitter(
+                        multiplier=self.settings.first_wait,
+                        max=self.settings.first_wait * 8,
+                        jitter=self.settings.first_wait,
+                    ),
+                    retry=retry_if_exception_type(DeliveryFailed),
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._post(send, send.destination, attempts)
+                delivered = True
+            except DeliveryFailed:
+                pass  # logged in attempts; due again after the round's backoff
+        try:
+            await asyncio.to_thread(self._record, send, attempts, delivered)
+        except LeaseLost as err:
+            log.warning("outbox relay: delivery %s not recorded: %s", send.delivery_id, err)
+        if delivered or send.destination is None:
+            self._signed_at.pop(send.delivery_id, None)
+
+    async def _timestamp(self, delivery_id: int) -> int:
+        """The signing timestamp of an attempt: a later second than the delivery's previous attempt, since the same
+        body signed in the same second is the same signature, which a receiver refuses as a replay."""
+        now, last = time.time(), self._signed_at.get(delivery_id, 0)
+        if int(now) <= last:
+            await asyncio.sleep(last + 1 - now)
+        self._signed_at[delivery_id] = stamp = max(int(time.time()), last + 1)
+        return stamp
+
+    async def _post(self, send: _Send, destination: Destination, attempts: list[_Attempt]) -> None:
+        timestamp = await self._timestamp(send.delivery_id)
+        headers = signed_headers(destination.secret, timestamp, send.body) | {
+            "Content-Type": "application/json",
+            EVENT_ID_HEADER: send.event_id,
+            EVENT_TYPE_HEADER: send.event_type,
+            SEQUENCE_HEADER: str(send.sequence),
+        }
+        started, at = time.monotonic(), datetime.now(UTC)
+        status_code: int | None = None
+        try:
+            response = await self.http.post(
+                destination.url, content=send.body, headers=headers, timeout=self.settings.timeout
+            )
+            status_code = response.status_code
+            if not response.is_success:
+                raise DeliveryFailed(f"HTTP {response.status_code}", response.status_code)
+        except (httpx.HTTPError, ProviderError) as err:  # transport errors; the SSRF guard's refusal
+            failure = DeliveryFailed(f"{type(err).__name__}: {err}"[:512])
+            attempts.append(_Attempt(at, None, str(failure), int((time.monotonic() - started) * 1000)))
+            raise failure from err
+        except DeliveryFailed as failed:
+            attempts.append(_Attempt(at, status_code, str(failed), int((time.monotonic() - started) * 1000)))
+            raise
+        attempts.append(_Attempt(at, status_code, None, int((time.monotonic() - started) * 1000)))
+
+    def _record(self, send: _Send, attempts: list[_Attempt], delivered: bool) -> None:
+        with self.database.unit_of_work() as uow:
+            self._fence(uow.session)
+            repo = SqlOutboxRepository(uow.session)
+            delivery = uow.session.get(OutboxDeliveryRow, send.delivery_id)
+            if delivery is None or delivery.status != PENDING:
+                return
+            now = datetime.now(UTC)
+            for attempt in attempts:
+                repo.add(
+                    OutboxAttemptRow(
+                        delivery_id=delivery.id,
+                        attempted_at=attempt.at,
+                        status_code=attempt.status_code,
+                        error=attempt.error,
+                        duration_ms=attempt.duration_ms,
+                    )
+                )
+            delivery.attempts += len(attempts)
+            if send.destination is not None:
+                delivery.url = send.destination.url
+            if attempts:
+                delivery.last_status_code, delivery.last_error = attempts[-1].status_code, attempts[-1].error
+            if send.destination is None:
+                delivery.status, delivery.last_error = NO_DESTINATION, "the recipient has no webhook URL any more"
+            elif delivered:
+                delivery.status, delivery.delivered_at = DELIVERED, now
+            else:
+                rounds = -(-delivery.attempts // self.settings.tries)
+                delivery.next_attempt_at = now + timedelta(seconds=backoff(self.settings, rounds))
+                log.info(
+                    "outbox relay: %s of event %s to %s failed (%s); next round in %.1f s",
+                    send.event_type,
+                    send.event_id,
+                    send.recipient,
+                    delivery.last_error,
+                    backoff(self.settings, rounds),
+                )
+            uow.commit()

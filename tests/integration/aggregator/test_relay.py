@@ -1,0 +1,242 @@
+"""The outbox relay against real webhook receivers on loopback and real PostgreSQL: a borrower's receiver that is
+down holds back only that borrower's stream (the provider gets every loan's events meanwhile) and gets everything,
+in order, once it is back; an answer lost after delivery makes a duplicate with the same event id; the relay
+process killed (SIGKILL) between ledger changes and their delivery leaves them to its successor, which delivers
+them all in order."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from aggregator.event_destinations import Destination, SqlEventDestinations, borrower_secret_subject
+from aggregator.ledger import apply_events
+from aggregator.relay import OutboxRelay, RelaySettings
+from chain.events import ChainEvent
+from providers.destinations import DestinationGuard, PinnedTransport
+from providers.secrets import SecretBox
+from store.api import BorrowerRow
+from store.db import Database
+from store.outbox import OutboxAttemptRow, OutboxDeliveryRow, SqlOutboxRepository
+from tests.support.ledger_facts import CHAIN, LoanFacts
+from tests.support.receiver import EventReceiver, Received
+
+pytestmark = pytest.mark.integration
+
+PROVIDER = "sim-bank"
+PROVIDER_SECRET = "provider-webhook-secret"
+BORROWER_SECRET = "borrower-webhook-secret"
+MASTER_KEY = bytes(range(32))
+FAST = RelaySettings(
+    ttl=timedelta(seconds=3), interval=0.05, tries=2, first_wait=0.05, first_backoff=0.2, max_backoff=0.4, timeout=2
+)
+
+
+@pytest.fixture(scope="module")
+def database(postgres_schema: Callable[[str], str]) -> Iterator[Database]:
+    db = Database(postgres_schema("relay_test"))
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+def _apply(database: Database, events: list[ChainEvent]) -> None:
+    with database.unit_of_work() as uow:
+        apply_events(uow.session, CHAIN, events)
+        uow.commit()
+
+
+def _wait(condition: Callable[[], Any], timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+async def _await(condition: Callable[[], Any]) -> Any:
+    async with asyncio.timeout(60):
+        while True:
+            value = await asyncio.to_thread(condition)
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+
+
+def _event_ids(database: Database, loan_id: str) -> list[str]:
+    with database.unit_of_work() as uow:
+        return [event.id for event in SqlOutboxRepository(uow.session).events(loan_id)]
+
+
+def _stream(received: list[Received], loan_id: str) -> list[int]:
+    return [event.sequence for event in received if event.loan_id == loan_id]
+
+
+def _deliveries(database: Database, loan_id: str) -> list[OutboxDeliveryRow]:
+    with database.unit_of_work() as uow:
+        query = select(OutboxDeliveryRow).where(OutboxDeliveryRow.loan_id == loan_id)
+        return list(uow.session.scalars(query.order_by(OutboxDeliveryRow.recipient, OutboxDeliveryRow.sequence)))
+
+
+def _set_borrower_webhook(database: Database, borrower_id: str, url: str) -> None:
+    box = SecretBox.from_master_key(MASTER_KEY)
+    with database.unit_of_work() as uow:
+        borrower = uow.session.get_one(BorrowerRow, borrower_id)
+        borrower.webhook_url = url
+        sealed = box.seal(borrower_secret_subject(borrower_id), BORROWER_SECRET)
+        borrower.webhook_secret_sealed = base64.b64encode(sealed).decode()
+        uow.commit()
+
+
+async def test_a_receiver_down_holds_back_only_its_own_stream_and_gets_everything_back(database: Database) -> None:
+    provider = EventReceiver(PROVIDER_SECRET).start()
+    borrower = EventReceiver(BORROWER_SECRET)  # down: nothing listens on its port yet
+    first, second = LoanFacts(loan_ref=9_001), LoanFacts(loan_ref=9_002)
+    borrower_id = first.quoted_by(database, PROVIDER)
+    _set_borrower_webhook(database, borrower_id, borrower.url)
+    second.quoted_by(database, PROVIDER)  # its borrower set no webhook URL
+    _apply(database, [first.opened(), first.repaid(1_000, 400_000_000, 600_000_000)])
+    _apply(database, [second.opened(), second.repaid(2_000, 1_000_000_000, 0), second.closed()])
+    _apply(database, [first.repaid(3_000, 600_000_000, 0), first.closed()])
+    second_ids = _event_ids(database, second.loan_id)
+    provider.lose_answer_once.add(second_ids[1])  # delivered, but the relay never hears so: sent again
+
+    destinations = SqlEventDestinations(
+        SecretBox.from_master_key(MASTER_KEY), {PROVIDER: Destination(provider.url, PROVIDER_SECRET)}
+    )
+    http = httpx.AsyncClient(transport=PinnedTransport(DestinationGuard(["127.0.0.0/8"])))
+    relay = OutboxRelay(database, destinations, http, settings=FAST)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        # the provider gets both loans' events while the borrower's receiver is down
+        await _await(lambda: len({e.event_id for e in provider.events()}) == 7)
+        deliveries = _deliveries(database, first.loan_id)
+        to_borrower = [d for d in deliveries if d.recipient == f"borrower:{borrower_id}"]
+        assert [d.status for d in to_borrower] == ["pending"] * 4
+        await _await(lambda: all(d.attempts >= 2 for d in _deliveries(database, first.loan_id)[:1]))
+        head = _deliveries(database, first.loan_id)[0]
+        assert head.recipient.startswith("borrower:")
+        assert head.last_error is not None
+        assert "ConnectError" in head.last_error
+        assert head.last_status_code is None
+        assert all(d.attempts == 0 for d in _deliveries(database, first.loan_id)[1:4])  # in order: only the head
+
+        borrower.start()
+        await _await(lambda: all(d.status == "delivered" for d in _deliveries(database, first.loan_id)))
+    finally:
+        stop.set()
+        await running
+        await http.aclose()
+        provider.stop()
+        borrower.stop()
+
+    first_ids = _event_ids(database, first.loan_id)
+    assert [e.event_id for e in borrower.events()] == first_ids  # none lost, in order, once
+    assert _stream(borrower.events(), first.loan_id) == [1, 2, 3, 4]
+    assert _stream(provider.events(), first.loan_id) == [1, 2, 3, 4]
+    # the lost answer: the same event twice, recognisable by its id, and nothing after it overtook it
+    assert _stream(provider.events(), second.loan_id) == [1, 2, 2, 3]
+    assert [e.event_id for e in provider.events() if e.loan_id == second.loan_id] == [
+        second_ids[0],
+        second_ids[1],
+        second_ids[1],
+        second_ids[2],
+    ]
+    assert all(e.header_event_id == e.event_id for e in provider.events())
+    assert provider.refused == []
+    assert borrower.refused == []
+    first_event = borrower.events()[0].body
+    assert first_event["type"] == "loan.opened"
+    assert first_event["loan"]["offer_ref"] == "ref-9001"
+    assert first_event["loan"]["provider_id"] == PROVIDER
+    with database.unit_of_work() as uow:
+        head = uow.session.scalars(
+            select(OutboxDeliveryRow).where(
+                OutboxDeliveryRow.event_id == first_ids[0], OutboxDeliveryRow.recipient.startswith("borrower:")
+            )
+        ).one()
+        log = list(uow.session.scalars(select(OutboxAttemptRow).where(OutboxAttemptRow.delivery_id == head.id)))
+    assert len(log) == head.attempts >= 3
+    assert log[-1].status_code == 200
+    assert all(attempt.status_code is None and attempt.error for attempt in log[:-1])
+
+
+@pytest.fixture
+def relay_process(database: Database, tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(webhook_url: str) -> subprocess.Popen[bytes]:
+        env = os.environ | {
+            "CREDITMESH_DATA_DIR": str(tmp_path),
+            "CREDITMESH_DATABASE_URL": database.url,
+            "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
+            "CREDITMESH_HTTP_LENDERS": json.dumps(
+                [
+                    {
+                        "provider_id": PROVIDER,
+                        "base_url": "http://127.0.0.1:9",
+                        "secret": PROVIDER_SECRET,
+                        "webhook_url": webhook_url,
+                    }
+                ]
+            ),
+            "CREDITMESH_OUTBOX_POLL_SECONDS": "0.05",
+            "CREDITMESH_OUTBOX_MAX_BACKOFF_SECONDS": "0.3",
+        }
+        with (tmp_path / "relay.log").open("ab") as log:
+            command = [sys.executable, "-m", "api.cli", "relay", "--lease-seconds", "2"]
+            started.append(subprocess.Popen(command, env=env, stderr=log))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_events_outlive_a_relay_killed_before_delivering_them(
+    database: Database, relay_process: Callable[[str], subprocess.Popen[bytes]]
+) -> None:
+    receiver = EventReceiver(PROVIDER_SECRET).start()
+    receiver.failing_with = 503
+    loan = LoanFacts(loan_ref=9_003)
+    loan.quoted_by(database, PROVIDER)
+    try:
+        relay = relay_process(receiver.url)
+        _apply(database, [loan.opened(), loan.repaid(1_000, 500_000_000, 500_000_000)])
+        _wait(lambda: any(d.attempts > 0 for d in _deliveries(database, loan.loan_id)))
+        relay.send_signal(signal.SIGKILL)
+        assert relay.wait(timeout=10) == -signal.SIGKILL
+        # more ledger changes while no relay runs; the receiver comes back
+        _apply(database, [loan.repaid(2_000, 500_000_000, 0), loan.closed()])
+        receiver.failing_with = None
+        relay_process(receiver.url)  # waits out the dead holder's lease, then delivers
+        _wait(lambda: len(receiver.events()) >= 4)
+        _wait(lambda: all(d.status == "delivered" for d in _deliveries(database, loan.loan_id)))
+    finally:
+        receiver.stop()
+    assert [e.event_id for e in receiver.events()] == _event_ids(database, loan.loan_id)
+    assert _stream(receiver.events(), loan.loan_id) == [1, 2, 3, 4]
+    assert [e.type for e in receiver.events()] == ["loan.opened", "loan.repayment", "loan.repayment", "loan.closed"]
+    assert all(e.header_event_id == e.event_id for e in receiver.events())

@@ -1,0 +1,77 @@
+"""A borrower's webhook for its loan events (in-process ASGI, real SQLite): an internal address or a URL with a
+query is refused (problem+json), a public one (loopback is allowed in local runs) is stored with a new signing
+secret shown once and sealed at rest, which the relay's destinations open; deleting it stops the events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from aggregator.event_destinations import SqlEventDestinations
+from api import problems
+from api.deps import get_borrower_file
+from api.routers import borrowers as borrowers_router
+from api.settings import Settings
+from providers.secrets import SecretBox
+from store.api import BorrowerRow
+from store.db import Database
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_borrower_sets_reads_and_deletes_its_webhook(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'borrowers.db'}")
+    database.migrate()
+    borrower_id = str(uuid.uuid4())
+    with database.unit_of_work() as uow:
+        uow.session.add(
+            BorrowerRow(
+                id=borrower_id, wallet_address="0x" + "12" * 20, jurisdiction="US-NY", created_at=datetime.now(UTC)
+            )
+        )
+        uow.commit()
+    settings = Settings()
+    app = FastAPI()
+    problems.install(app)
+    app.include_router(borrowers_router.router)
+    app.state.platform = SimpleNamespace(database=database, settings=settings)
+    app.dependency_overrides[get_borrower_file] = lambda: SimpleNamespace(id=borrower_id)
+    destinations = SqlEventDestinations(SecretBox.from_master_key(bytes.fromhex(settings.pii_master_key)))
+    recipient = f"borrower:{borrower_id}"
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+            assert (await client.get("/v1/borrowers/me/webhook")).status_code == 404
+            for refused in ("http://169.254.169.254/x", "http://10.1.2.3/events", "https://lender.test/e?x=1"):
+                answer = await client.put("/v1/borrowers/me/webhook", json={"url": refused})
+                assert answer.status_code == 422, refused
+                assert answer.headers["content-type"].startswith("application/problem+json")
+            with database.unit_of_work() as uow:
+                assert destinations.resolve(uow.session, recipient) is None
+
+            url = "http://127.0.0.1:8999/loan-events"
+            created = await client.put("/v1/borrowers/me/webhook", json={"url": url})
+            assert created.status_code == 200, created.text
+            secret = created.json()["secret"]
+            assert secret.startswith("whsec_")
+            with database.unit_of_work() as uow:
+                row = uow.session.get_one(BorrowerRow, borrower_id)
+                assert row.webhook_url == url
+                assert row.webhook_secret_sealed is not None
+                assert secret not in row.webhook_secret_sealed
+                destination = destinations.resolve(uow.session, recipient)
+            assert destination is not None
+            assert (destination.url, destination.secret) == (url, secret)
+            shown = (await client.get("/v1/borrowers/me/webhook")).json()
+            assert shown == {"url": url, "secret": None}
+
+            assert (await client.delete("/v1/borrowers/me/webhook")).status_code == 204
+            with database.unit_of_work() as uow:
+                assert destinations.resolve(uow.session, recipient) is None
+    finally:
+        database.dispose()
