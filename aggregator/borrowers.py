@@ -14,6 +14,7 @@ from eth_utils.address import to_checksum_address
 from sqlalchemy import delete, select
 
 from compliance import BorrowerFacts
+from compliance.audit import AuditKind
 from compliance.errors import SubjectKeyMissing, WebhookRejected
 from compliance.kyc import IdentityDocument, IdentityProfile, KycProvider, KycStatus, review_of, verify_webhook
 from compliance.pii import KeyProvider, PiiVault, RetentionHold, erase_subject
@@ -25,6 +26,7 @@ from store.compliance import (
     BorrowerIdentityRow,
     ComplianceDecisionRow,
     KycApplicantRow,
+    SqlAuditLog,
     SqlKycRepository,
     SqlReplayGuard,
 )
@@ -115,6 +117,12 @@ class BorrowerFiles:
             uow.session.execute(delete(BorrowerIdentityRow).where(BorrowerIdentityRow.subject_id == borrower_id))
             uow.session.execute(delete(CreditProfileRow).where(CreditProfileRow.borrower_id == borrower_id))
             uow.session.execute(delete(KycApplicantRow).where(KycApplicantRow.subject_id == borrower_id))
+            SqlAuditLog(uow.session).append(
+                AuditKind.PII_ERASURE,
+                borrower_id,
+                {"erased": ["subject key", "identity", "credit profile", "KYC applicants"]},
+                now,
+            )
             uow.commit()
         self._db.flush_deleted()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Integer, String, and_, func, or_, select, update
@@ -25,9 +25,11 @@ from aggregator.accept_saga import (
     QuoteView,
 )
 from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT, apply_events
+from compliance.audit import AuditKind
 from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
 from store.api import BorrowerRow
 from store.base import Base
+from store.compliance import SqlAuditLog
 from store.db import Database
 from store.types import UtcDateTime
 
@@ -222,6 +224,18 @@ class SqlAcceptRepository:
             update(CreditRequestRow).where(CreditRequestRow.id == quote.request_id).values(status="accepted")
         )
         self.save(replace(record, loan_id=loan.id))
+        SqlAuditLog(self.session).append(
+            AuditKind.ACCEPT,
+            record.borrower_id,
+            {
+                "quoteId": loan.quote_id,
+                "loanId": loan.id,
+                "chain": record.chain_name,
+                "offerDigest": quote.offer_digest,
+                "txHash": loan.tx_hash,
+            },
+            datetime.now(UTC),
+        )
         return loan.id
 
     def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:

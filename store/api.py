@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import Boolean, String, false, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from compliance.audit import AuditKind
 from store.base import Base
+from store.compliance import SqlAuditLog
 from store.types import UtcDateTime
 
 
@@ -54,7 +56,14 @@ class ApiKeyRepository:
         return self._session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
 
     def add(self, row: ApiKeyRow) -> None:
+        """Stage a new key; the audit log records its issuance in the same transaction."""
         self._session.add(row)
+        SqlAuditLog(self._session).append(
+            AuditKind.KEY_ISSUED,
+            row.subject_id or row.role,
+            {"keyId": row.key_id, "role": row.role, "subjectId": row.subject_id, "expiresAt": row.expires_at},
+            row.created_at,
+        )
 
     def live_bootstrap_keys(self) -> list[ApiKeyRow]:
         query = select(ApiKeyRow).where(ApiKeyRow.bootstrap.is_(True), ApiKeyRow.revoked_at.is_(None))

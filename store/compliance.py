@@ -1,4 +1,5 @@
-"""Persistence for ``compliance``: decision records, KYC applicants, webhook deliveries seen, sealed identities. The
+"""Persistence for ``compliance``: decision records, KYC applicants, webhook deliveries seen, sealed identities, the
+audit log (``compliance.audit``). The
 subject data keys are not here: they live in a key store apart from this database (``store.keystore``,
 ``compliance.kms``), so no backup of it can open the sealed identities.
 
@@ -6,13 +7,15 @@ Repositories take a Session and never commit; the unit of work does."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, LargeBinary, String, select
+from sqlalchemy import JSON, BigInteger, Integer, LargeBinary, String, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from compliance.audit import AuditEntry, AuditKind, PendingEntry, audit_data, seal
 from compliance.decisions import DecisionKind, DecisionRecord, Outcome
 from compliance.jurisdiction import Reason
 from compliance.kyc import KycState, KycStatus, KycTier
@@ -79,6 +82,17 @@ class SqlDecisionRepository:
                 decided_at=record.decided_at,
                 pii_sealed=record.pii_sealed,
             )
+        )
+        SqlAuditLog(self.session).append(
+            AuditKind.COMPLIANCE_DECISION,
+            record.subject_ref,
+            {
+                "decisionId": record.decision_id,
+                "decisionKind": record.kind.value,
+                "outcome": record.outcome.value,
+                "recordHash": record.record_hash(),
+            },
+            record.decided_at,
         )
 
     def _record(self, row: ComplianceDecisionRow) -> DecisionRecord:
@@ -175,3 +189,95 @@ class BorrowerIdentityRow(Base):
     country: Mapped[str] = mapped_column(String(8))
     sealed_identity: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AuditEntryRow(Base):
+    """One audit log entry. Written unsealed (``seq``, ``prev_hash``, ``entry_hash`` empty) by the transaction that
+    does what it records; sealing numbers and chains it (``compliance.audit``). Never updated after that."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    entry_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+
+
+class AuditHeadRow(Base):
+    """The sealed log's head (one row, ``id`` 1): its row lock orders sealers across processes."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    entry_hash: Mapped[str] = mapped_column(String(66))
+    sealed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+def _entry(row: AuditEntryRow) -> AuditEntry:
+    assert row.seq is not None
+    assert row.prev_hash is not None
+    assert row.entry_hash is not None
+    return AuditEntry(row.seq, row.kind, row.subject, dict(row.data), row.recorded_at, row.prev_hash, row.entry_hash)
+
+
+class SqlAuditLog:
+    """``compliance.audit.AuditLog`` over a Session; never commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append(self, kind: AuditKind, subject: str, data: Mapping[str, Any], now: datetime) -> None:
+        self.session.add(AuditEntryRow(kind=kind.value, subject=subject[:128], data=audit_data(data), recorded_at=now))
+
+    def _locked_head(self) -> AuditHeadRow:
+        if self.session.get(AuditHeadRow, 1) is None:
+            try:
+                with self.session.begin_nested():
+                    self.session.add(AuditHeadRow(id=1, seq=0, entry_hash="", sealed_at=datetime.now(UTC)))
+            except IntegrityError:
+                pass  # created by another sealer: the row lock below orders us after it
+        return self.session.scalars(
+            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update().execution_options(populate_existing=True)
+        ).one()
+
+    def seal(self, limit: int = 10_000) -> int:
+        """Number and chain up to ``limit`` unsealed entries after the head, holding the head's row lock."""
+        head = self._locked_head()
+        pending_rows = list(
+            self.session.scalars(
+                select(AuditEntryRow).where(AuditEntryRow.seq.is_(None)).order_by(AuditEntryRow.id).limit(limit)
+            )
+        )
+        if not pending_rows:
+            return 0
+        start = None if head.seq == 0 else (head.seq, head.entry_hash)
+        pending = [PendingEntry(r.id, r.kind, r.subject, r.data, r.recorded_at) for r in pending_rows]
+        by_id = {row.id: row for row in pending_rows}
+        sealed = seal(start, pending)
+        for row_id, entry in sealed:
+            row = by_id[row_id]
+            row.seq, row.prev_hash, row.entry_hash = entry.seq, entry.prev_hash, entry.entry_hash
+        head.seq, head.entry_hash = sealed[-1][1].seq, sealed[-1][1].entry_hash
+        head.sealed_at = datetime.now(UTC)
+        self.session.flush()
+        return len(sealed)
+
+    def entries(self, after_seq: int = 0) -> list[AuditEntry]:
+        rows = self.session.scalars(
+            select(AuditEntryRow)
+            .where(AuditEntryRow.seq.is_not(None), AuditEntryRow.seq > after_seq)
+            .order_by(AuditEntryRow.seq)
+        )
+        return [_entry(row) for row in rows]
+
+    def pending(self) -> int:
+        return int(self.session.scalar(select(func.count(AuditEntryRow.id)).where(AuditEntryRow.seq.is_(None))) or 0)
+
+    def head(self) -> tuple[int, str] | None:
+        row = self.session.get(AuditHeadRow, 1)
+        return None if row is None or row.seq == 0 else (row.seq, row.entry_hash)

@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from compliance.audit import AuditKind
 from store.base import Base
+from store.compliance import SqlAuditLog
 from store.types import UtcDateTime
 
 
@@ -71,8 +73,23 @@ class SqlProposalRepository:
         ).one_or_none()
 
     def save(self, record: ProposalRecord) -> None:
-        """Insert the proposal, or update its state, transaction hashes and Safe hash (merged, never dropped)."""
+        """Insert the proposal, or update its state, transaction hashes and Safe hash (merged, never dropped); the
+        audit log records each save in the same transaction."""
         now = datetime.now(UTC)
+        SqlAuditLog(self.session).append(
+            AuditKind.GOVERNANCE,
+            f"{record.chain_id}:{record.operation_id}",
+            {
+                "chainId": record.chain_id,
+                "timelock": record.timelock,
+                "operationId": record.operation_id,
+                "state": record.state,
+                "proposer": record.proposer,
+                "txHashes": dict(record.tx_hashes),
+                "safeTxHash": record.safe_tx_hash,
+            },
+            now,
+        )
         row = self._row(record.chain_id, record.timelock, record.operation_id)
         if row is None:
             self.session.add(

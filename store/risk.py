@@ -9,9 +9,11 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from compliance.audit import AuditKind
 from risk.policy import RiskDecision
 from risk.repository import StoredDecision
 from store.base import Base
+from store.compliance import SqlAuditLog
 from store.types import UtcDateTime
 
 
@@ -67,6 +69,17 @@ class SqlRiskDecisionRepository:
                 decision=document,
                 decided_at=stored.decided_at,
             )
+        )
+        SqlAuditLog(self.session).append(
+            AuditKind.RISK_DECISION,
+            stored.borrower_id,
+            {
+                "decisionId": stored.id,
+                "requestId": stored.request_id,
+                "approved": decision.approved,
+                "decisionHash": "0x" + decision.decision_hash().hex(),
+            },
+            stored.decided_at,
         )
         self.session.flush()
 
