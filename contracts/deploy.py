@@ -1,7 +1,8 @@
 """The contract set's recipe, per profile, run on ``chain/``'s generic deployment machinery.
 
 Order: (devnet) mock tokens and price feeds → Timelock → CreditScoringOracle → CollateralManager →
-CreditAggregator → one LendingPool per pool asset, registered with the aggregator → wiring (aggregator, price
+CreditAggregator → AuditAnchor (``ANCHOR_ROLE``: the audit anchor key) → one LendingPool per pool asset,
+registered with the aggregator → wiring (aggregator, price
 feeds, collateral parameters, relayer, signer, operator and guardian roles) → (devnet) seed pool liquidity and
 fund the devnet borrowers → hand every contract's admin role to the Timelock and renounce the deployer's. Every
 step is recorded, so a re-run on the same chain skips what is done.
@@ -87,6 +88,7 @@ class RoleAddresses:
     risk_signer: ChecksumAddress
     operator: ChecksumAddress
     guardian: ChecksumAddress
+    audit_anchor: ChecksumAddress  # ANCHOR_ROLE on the AuditAnchor: anchors the audit log's head
     extra_proposers: tuple[ChecksumAddress, ...] = ()  # devnet: the deployer too
 
 
@@ -132,8 +134,10 @@ QUOTE_SIGNER_ROLE = keccak(text="QUOTE_SIGNER_ROLE")
 RELAYER_ROLE = keccak(text="RELAYER_ROLE")
 OPERATOR_ROLE = keccak(text="OPERATOR_ROLE")
 GUARDIAN_ROLE = keccak(text="GUARDIAN_ROLE")
+ANCHOR_ROLE = keccak(text="ANCHOR_ROLE")
 SAFE_KEY = "Safe"  # the Timelock's proposer in the deployments record
 GOVERNED: tuple[str, ...] = ("CreditScoringOracle", "CollateralManager", "CreditAggregator")
+AUDIT_ANCHOR_KEY = "AuditAnchor"
 
 
 def feed_key(asset: str) -> str:
@@ -175,6 +179,7 @@ def deploy_contract_set(
     oracle = deployer.deploy("CreditScoringOracle", "CreditScoringOracle", me, roles.risk_signer)
     manager = deployer.deploy("CollateralManager", "CollateralManager", me, FULL_CLOSE_VALUE, MIN_LEFTOVER_VALUE)
     aggregator = deployer.deploy("CreditAggregator", "CreditAggregator", me, manager, oracle, grace_period)
+    deployer.deploy(AUDIT_ANCHOR_KEY, "AuditAnchor", me, roles.audit_anchor)
     for asset in POOL_ASSETS:
         pool = deployer.deploy(
             pool_key(asset),
@@ -263,7 +268,7 @@ def _deploy_timelock(deployer: Deployer, delay: int, proposers: tuple[ChecksumAd
 def _hand_over_to_timelock(deployer: Deployer, timelock: ChecksumAddress) -> None:
     """Make the Timelock every contract's admin, then renounce the deployer's admin role (last, once)."""
     me = deployer.signer.address
-    keys = [*GOVERNED, *(pool_key(asset) for asset in POOL_ASSETS)]
+    keys = [*GOVERNED, *(pool_key(asset) for asset in POOL_ASSETS), AUDIT_ANCHOR_KEY]
     for key in keys:
         deployer.step(f"admin-timelock-{key}", key, "grantRole", DEFAULT_ADMIN_ROLE, timelock)
     for key in keys:
@@ -383,6 +388,7 @@ def deploy_from_config(
         risk_signer=config.roles.risk_signer,
         operator=config.roles.operator,
         guardian=config.roles.guardian,
+        audit_anchor=config.roles.audit_anchor,
     )
     if profile is Profile.PRODUCTION:
         record.parameters["tokenAddresses"] = dict(config.tokens)

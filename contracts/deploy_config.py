@@ -65,9 +65,10 @@ class RolesConfig(BaseModel):
     risk_signer: ChecksumAddress
     operator: ChecksumAddress
     guardian: ChecksumAddress
+    audit_anchor: ChecksumAddress  # ANCHOR_ROLE on the AuditAnchor
     extra_proposers: tuple[ChecksumAddress, ...] = ()
 
-    @field_validator("relayer", "quote_signer", "risk_signer", "operator", "guardian", mode="before")
+    @field_validator("relayer", "quote_signer", "risk_signer", "operator", "guardian", "audit_anchor", mode="before")
     @classmethod
     def _one(cls, value: Any) -> Any:
         return _address(value)
@@ -131,6 +132,7 @@ class ChainDeployConfig(BaseModel):
             "risk signer": self.roles.risk_signer,
             "operator": self.roles.operator,
             "guardian": self.roles.guardian,
+            "audit anchor": self.roles.audit_anchor,
         }
         named.update({f"proposer #{n}": a for n, a in enumerate(self.roles.extra_proposers, 1)})
         named.update({f"Safe owner #{n}": a for n, a in enumerate(self.safe.owners, 1)})

@@ -1,48 +1,126 @@
-"""``creditmesh audit …``: the hash-chained audit log (``compliance.audit``).
+"""``creditmesh audit …``: the hash-chained audit log (``compliance.audit``) and its on-chain anchors.
 
 seal      number and chain the entries written since the last seal (the audit worker does this continuously)
-verify    walk the sealed log and name the first altered, inserted, deleted or reordered entry; exit status 1 if
-          any entry or anchor does not hold"""
+anchor    seal, then anchor the head on every chain (``--chains``) with the audit anchor key
+          (``CREDITMESH_AUDIT_ANCHOR_KEY``; devnet account 11 on local devnets)
+verify    walk the sealed log and name the first altered, inserted, deleted or reordered entry, then check it
+          against every anchor on every chain (``--offline``: the log alone); exit status 1 if anything fails"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+from api.audit_jobs import AnchorChain, anchor, seal, verify_log
+from api.bootstrap import chain_registry, load_records
 from api.settings import Settings
-from compliance.audit import verify
-from store.compliance import SqlAuditLog
+from chain.client import ChainClient
+from chain.errors import ConfigurationError
+from chain.signers import LocalSigner, Role, Signer, devnet_signer
+from chain.transactions import TransactionManager
+from compliance.audit_anchor import AnchorContract
+from store.chain import SqlChainStore
 from store.db import Database
 
 
-def _database() -> Database:
-    database = Database(Settings().resolved_database_url)
+def _database(settings: Settings) -> Database:
+    database = Database(settings.resolved_database_url)
     database.migrate()
     return database
 
 
-def cmd_seal(args: argparse.Namespace) -> None:
-    database = _database()
+def _anchor_signer(settings: Settings) -> Signer:
+    key = getattr(settings, "audit_anchor_key", None)
+    if key:
+        return LocalSigner.from_key(str(key))
+    if settings.environment != "local":
+        raise SystemExit("set CREDITMESH_AUDIT_ANCHOR_KEY (the key holding ANCHOR_ROLE)")
+    return devnet_signer(Role.AUDIT_ANCHOR)
+
+
+@asynccontextmanager
+async def _chains(
+    settings: Settings, database: Database, names: list[str] | None, signer: Signer | None
+) -> AsyncIterator[list[AnchorChain]]:
+    registry = chain_registry(settings)
+    configs = [config for config in registry if not names or "all" in names or config.name in names]
+    if names and "all" not in names and len(configs) != len(set(names)):
+        raise SystemExit(f"unknown chain in {names}; known: {[config.name for config in registry]}")
+    records = load_records(settings.resolved_deployments_dir, registry)
+    opened: list[AnchorChain] = []
     try:
-        with database.unit_of_work() as uow:
-            sealed = SqlAuditLog(uow.session).seal()
-            uow.commit()
-        print(f"sealed {sealed} entries", flush=True)
+        for config in configs:
+            client = await ChainClient(config).connect()
+            transactions = None
+            if signer is not None:
+                store = SqlChainStore(database.sessions)
+                transactions = await TransactionManager(
+                    client, signer, store, revert_artifacts=("AuditAnchor",)
+                ).start()
+            opened.append(AnchorChain(client, AnchorContract.from_record(records[config.name]), transactions))
+        yield opened
+    finally:
+        for chain in opened:
+            if chain.transactions is not None:
+                await chain.transactions.close()
+            await chain.client.close()
+
+
+def cmd_seal(args: argparse.Namespace) -> None:
+    database = _database(Settings())
+    try:
+        sealed, head = seal(database)
+        where = "empty log" if head is None else f"head: entry {head[0]} {head[1]}"
+        print(f"sealed {sealed} entries; {where}", flush=True)
     finally:
         database.dispose()
+
+
+def cmd_anchor(args: argparse.Namespace) -> None:
+    settings = Settings()
+    database = _database(settings)
+
+    async def main() -> dict[str, str | None]:
+        async with _chains(settings, database, args.chains, _anchor_signer(settings)) as chains:
+            return await anchor(database, chains)
+
+    try:
+        done = asyncio.run(main())
+    except ConfigurationError as err:
+        raise SystemExit(str(err)) from err
+    finally:
+        database.dispose()
+    if not done:
+        print("the audit log is empty: nothing to anchor", flush=True)
+    for chain_name, tx_hash in done.items():
+        print(f"[{chain_name}] " + (f"anchored in {tx_hash}" if tx_hash else "already anchored"), flush=True)
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    database = _database()
+    settings = Settings()
+    database = _database(settings)
+
+    async def main() -> Any:
+        if args.offline:
+            return await verify_log(database, [])
+        async with _chains(settings, database, args.chains, None) as chains:
+            return await verify_log(database, chains)
+
     try:
-        with database.unit_of_work() as uow:
-            log = SqlAuditLog(uow.session)
-            entries, pending = log.entries(), log.pending()
+        report = asyncio.run(main())
+    except ConfigurationError as err:
+        raise SystemExit(str(err)) from err
     finally:
         database.dispose()
-    report = verify(entries, (), pending)
-    print(f"{report.entries} entries, head {report.head}, {report.pending} not yet sealed", flush=True)
+    print(
+        f"{report.entries} entries, head {report.head}, {report.pending} not yet sealed, "
+        f"{report.anchors_checked} anchors checked",
+        flush=True,
+    )
     if report.ok:
         print("audit log verified", flush=True)
         return
@@ -53,9 +131,13 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
-    audit = commands.add_parser("audit", help="the hash-chained audit log: seal, verify")
+    audit = commands.add_parser("audit", help="the hash-chained audit log: seal, anchor, verify")
     sub = audit.add_subparsers(dest="audit_command", required=True)
-    seal = sub.add_parser("seal", help="number and chain the entries written since the last seal")
-    seal.set_defaults(func=cmd_seal)
+    sub.add_parser("seal", help="number and chain the entries written since the last seal").set_defaults(func=cmd_seal)
+    anchor_parser = sub.add_parser("anchor", help="seal and anchor the head on-chain (AuditAnchor)")
+    anchor_parser.add_argument("--chains", nargs="+", default=["all"], help="chain names, or all (default)")
+    anchor_parser.set_defaults(func=cmd_anchor)
     check = sub.add_parser("verify", help="name the first altered, inserted, deleted or reordered entry")
+    check.add_argument("--chains", nargs="+", default=["all"], help="whose anchors to check (default: all)")
+    check.add_argument("--offline", action="store_true", help="check the log alone, without reading anchors")
     check.set_defaults(func=cmd_verify)

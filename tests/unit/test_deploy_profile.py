@@ -28,6 +28,7 @@ quote_signer = "{ADDRESS}"
 risk_signer = "{ADDRESS}"
 operator = "{ADDRESS}"
 guardian = "{ADDRESS}"
+audit_anchor = "{ADDRESS}"
 [chains.arbitrum]
 layer2 = true
 """
@@ -47,7 +48,7 @@ def test_a_production_l2_configuration_needs_its_sequencer_feed(tmp_path: Path) 
 def test_the_production_recipe_refuses_an_l2_without_a_sequencer_feed() -> None:
     record = DeploymentRecord(chain_name="arbitrum", chain_id=42_161, profile="production")
     deployer = cast(Deployer, SimpleNamespace(record=record))  # nothing is sent: the recipe refuses first
-    roles = RoleAddresses(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS)
+    roles = RoleAddresses(ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS)
     with pytest.raises(ValueError, match="sequencer-uptime feed"):
         deploy_contract_set(
             deployer,

@@ -53,7 +53,7 @@ def _fill(db: Database) -> None:
 def _verify_cli(url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     monkeypatch.setenv("CREDITMESH_DATABASE_URL", url)
     try:
-        main(["audit", "verify"])
+        main(["audit", "verify", "--offline"])
         code = 0
     except SystemExit as exit_:
         code = int(exit_.code or 0)

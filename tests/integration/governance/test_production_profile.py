@@ -13,7 +13,7 @@ from chain.deployment import Deployer, DeploymentRecord
 from chain.safe import read_safe, safe_contract
 from chain.signers import Role, devnet_account, devnet_signer
 from chain.verification import CodeStatus, verify_record
-from contracts.deploy import DEFAULT_ADMIN_ROLE, GUARDIAN_ROLE, deploy_from_config
+from contracts.deploy import ANCHOR_ROLE, DEFAULT_ADMIN_ROLE, GUARDIAN_ROLE, deploy_from_config
 from contracts.deploy_config import load_deploy_config
 from tests.integration.chain.support import fresh_anvil
 
@@ -46,6 +46,7 @@ quote_signer = "devnet:2"
 risk_signer = "devnet:3"
 operator = "devnet:4"
 guardian = "{guardian}"
+audit_anchor = "devnet:11"
 [chains.polygon-local]
 tokens = {{ USDC = "{usdc}", WETH = "{weth}" }}
 price_feeds.USDC = {{ address = "{usdc_feed}", heartbeat = 86400 }}
@@ -68,6 +69,10 @@ price_feeds.WETH = {{ address = "{weth_feed}", heartbeat = 3600 }}
         assert pool.functions.asset().call() == usdc
         assert pool.functions.hasRole(GUARDIAN_ROLE, guardian).call()
         assert pool.functions.totalAssets().call() == 0  # no seeding outside devnets
+        anchor = w3.eth.contract(address=record.address("AuditAnchor"), abi=load_artifact("AuditAnchor").abi)
+        assert anchor.functions.hasRole(ANCHOR_ROLE, devnet_account(11).address).call()
+        assert not anchor.functions.hasRole(DEFAULT_ADMIN_ROLE, deployer.address).call()
+        assert anchor.functions.hasRole(DEFAULT_ADMIN_ROLE, record.address("Timelock")).call()
         for key in ("CreditAggregator", "CollateralManager", "CreditScoringOracle", "LendingPool:USDC"):
             contract = w3.eth.contract(
                 address=record.address(key), abi=load_artifact(record.contracts[key].artifact).abi

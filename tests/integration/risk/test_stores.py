@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from risk.errors import VelocityLimitExceeded
@@ -16,6 +16,7 @@ from risk.policy import assess
 from risk.profile import CreditProfile
 from risk.repository import StoredDecision
 from risk.velocity import RedisVelocityStore, VelocityLimits, check_velocity
+from store.compliance import AuditEntryRow
 from store.risk import RiskDecisionRow, SqlRiskDecisionRepository
 from tests.unit.risk.test_policy import REQUEST, STRONG
 
@@ -52,7 +53,8 @@ async def test_redis_limits_hold_across_two_clients(redis_url: str) -> None:
 @pytest.fixture
 def session(postgres_url: str) -> Iterator[Session]:
     engine = create_engine(postgres_url)
-    RiskDecisionRow.metadata.create_all(engine, tables=[RiskDecisionRow.__table__])  # type: ignore[list-item]
+    tables = [RiskDecisionRow.__table__, AuditEntryRow.__table__]
+    RiskDecisionRow.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
     with Session(engine) as session:
         yield session
         session.rollback()
@@ -78,3 +80,7 @@ def test_decisions_round_trip_through_postgres(session: Session) -> None:
     row = session.get(RiskDecisionRow, approved.id)
     assert row is not None
     assert row.decision_hash == "0x" + approved.decision.decision_hash().hex()
+    audited = session.scalars(select(AuditEntryRow).where(AuditEntryRow.subject == borrower)).all()
+    assert [(e.kind, e.data["decisionHash"]) for e in audited] == [
+        ("risk-decision", "0x" + stored.decision.decision_hash().hex()) for stored in (approved, declined)
+    ]

@@ -1,0 +1,108 @@
+"""The audit log's jobs at the edge, where the database and the chains meet (``compliance.audit`` is pure,
+``compliance.audit_anchor`` talks to the chain, ``store.compliance.SqlAuditLog`` to the database):
+
+* ``seal`` — number and chain the entries written since the last seal, in one unit of work;
+* ``anchor`` — seal, then anchor the head on every given chain through its audit-anchor transaction manager;
+* ``verify`` — the sealed log against itself and against every anchor read back from every chain;
+* ``run_anchoring`` — the periodic worker: seal and anchor every ``interval`` under one lease (kind ``audit-anchor``,
+  chain id 0: the log is one across chains), so several processes anchor each head once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from chain.client import ChainClient
+from chain.transactions import TransactionManager
+from compliance.audit import Anchor, AuditEntry, VerifyReport, verify
+from compliance.audit_anchor import AnchorContract, anchor_head, read_anchors
+from store.compliance import SqlAuditLog
+from store.db import Database
+from store.leases import Lease, LeaseLost, SqlLeaseStore
+
+log = logging.getLogger(__name__)
+
+LEASE_KIND = "audit-anchor"
+LOG_CHAIN_ID = 0  # the audit log is one across chains: its lease is not a chain's
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorChain:
+    """One chain's AuditAnchor and, to anchor, the audit anchor key's transaction manager on that chain."""
+
+    client: ChainClient
+    contract: AnchorContract
+    transactions: TransactionManager | None = None
+
+
+def seal(database: Database) -> tuple[int, tuple[int, str] | None]:
+    """Seal what is pending; (entries sealed, the head after it)."""
+    with database.unit_of_work() as uow:
+        audit = SqlAuditLog(uow.session)
+        sealed = audit.seal()
+        head = audit.head()
+        uow.commit()
+    return sealed, head
+
+
+async def anchor(database: Database, chains: Sequence[AnchorChain]) -> dict[str, str | None]:
+    """Seal, then anchor the head on every chain; chain name → transaction hash (None: already anchored there)."""
+    _, head = await asyncio.to_thread(seal, database)
+    if head is None:
+        return {}
+    done: dict[str, str | None] = {}
+    for chain in chains:
+        if chain.transactions is None:
+            raise ValueError(f"{chain.contract.chain_name}: anchoring needs the audit anchor key's transactions")
+        done[chain.contract.chain_name] = await anchor_head(chain.transactions, chain.contract, head)
+    return done
+
+
+def _log_entries(database: Database) -> tuple[list[AuditEntry], int]:
+    with database.unit_of_work() as uow:
+        audit = SqlAuditLog(uow.session)
+        return audit.entries(), audit.pending()
+
+
+async def verify_log(database: Database, chains: Sequence[AnchorChain]) -> VerifyReport:
+    """The sealed log checked against itself and against every anchor on every chain (read-only)."""
+    entries, pending = await asyncio.to_thread(_log_entries, database)
+    anchors: list[Anchor] = []
+    for chain in chains:
+        anchors.extend(await read_anchors(chain.client, chain.contract))
+    return verify(entries, anchors, pending)
+
+
+async def run_anchoring(
+    database: Database,
+    chains: Sequence[AnchorChain],
+    stop: asyncio.Event,
+    *,
+    interval: float = 60.0,
+    ttl: timedelta = timedelta(seconds=120),
+) -> None:
+    """Seal and anchor every ``interval`` seconds while holding the ``audit-anchor`` lease, until ``stop``."""
+    leases = SqlLeaseStore(database.sessions)
+    holder = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+    lease: Lease | None = None
+    while not stop.is_set():
+        lease = await leases.acquire(LEASE_KIND, LOG_CHAIN_ID, holder, ttl)
+        if lease is not None:
+            try:
+                await anchor(database, chains)
+            except LeaseLost as err:
+                log.warning("audit anchoring: %s", err)
+            except Exception as err:  # a failed round is retried next interval; the log stays sealed locally
+                log.error("audit anchoring failed: %s", err, exc_info=err)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+    if lease is not None:
+        with contextlib.suppress(LeaseLost):
+            await leases.release(lease)
