@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     outbox_max_backoff_seconds: float = Field(
         default=300.0, gt=0, le=86_400, description="the longest pause between two rounds of a failing delivery"
     )
+    audit_anchor_seconds: float = Field(
+        default=60.0, gt=0, le=86_400, description="how often the audit head is anchored"
+    )
     velocity_window_seconds: int = Field(default=3_600, gt=0)
     velocity_per_borrower: int = Field(default=5, gt=0)
     velocity_per_wallet: int = Field(default=5, gt=0)

@@ -1,7 +1,8 @@
 """Background workers of the API process, started by the app's lifespan when ``CREDITMESH_WORKERS`` names them
 (``creditmesh run``/``serve`` enable all; tests opt in): the per-chain indexer (``aggregator.indexer``) and the
-outbox relay (``aggregator.relay``, loan events to webhooks, one per deployment); each worker runs once (per chain)
-across processes under its lease."""
+outbox relay (``aggregator.relay``, loan events to webhooks, one per deployment) and the audit log's sealing and
+anchoring (``api.audit_jobs``: every ``CREDITMESH_AUDIT_ANCHOR_SECONDS``, with the audit anchor key, on every chain);
+each worker runs once (per chain) across processes under its lease."""
 
 from __future__ import annotations
 
@@ -16,17 +17,19 @@ from aggregator.event_destinations import Destination, SqlEventDestinations
 from aggregator.indexer import ChainIndexer, IndexerSettings, run_indexers
 from aggregator.platform import ChainRuntime
 from aggregator.relay import OutboxRelay, RelaySettings
+from api.audit_jobs import AnchorChain, run_anchoring
 from api.bootstrap import chain_registry, load_records
 from api.settings import Settings
 from chain.client import ChainClient
 from chain.errors import ChainIdMismatch, ConfigurationError
+from compliance.audit_anchor import AnchorContract, AnchorError
 from providers.destinations import DestinationGuard, PinnedTransport
 from providers.secrets import SecretBox
 from store.db import Database
 
 log = logging.getLogger(__name__)
 
-WORKERS = ("indexer", "outbox")
+WORKERS = ("indexer", "outbox", "audit")
 
 
 def enabled_workers(value: str) -> set[str]:
@@ -75,6 +78,17 @@ async def relay_events(settings: Settings, database: Database, stop: asyncio.Eve
         await relay.http.aclose()
 
 
+def audit_anchor_chains(chains: dict[str, ChainRuntime]) -> list[AnchorChain]:
+    """Every chain with an AuditAnchor deployed and an audit anchor key configured (others are skipped, said once)."""
+    found = []
+    for chain in chains.values():
+        try:
+            found.append(AnchorChain(chain.client, AnchorContract.from_record(chain.record), chain.audit_anchor))
+        except (AnchorError, ConfigurationError) as err:
+            log.warning("audit anchoring skips %s: %s", chain.name, err)
+    return found
+
+
 def _report_end(task: asyncio.Task[None]) -> None:
     """A worker that ends before the process stops it is a fault: say so at once, not at shutdown."""
     if not task.cancelled() and task.exception() is not None:
@@ -95,6 +109,13 @@ class Workers:
             self._tasks.append(task)
         if "outbox" in enabled_workers(settings.workers):
             task = asyncio.create_task(relay_events(settings, database, self._stop), name="outbox-relay")
+            task.add_done_callback(_report_end)
+            self._tasks.append(task)
+        if "audit" in enabled_workers(settings.workers):
+            anchors = audit_anchor_chains(chains)
+            task = asyncio.create_task(
+                run_anchoring(database, anchors, self._stop, interval=settings.audit_anchor_seconds), name="audit"
+            )
             task.add_done_callback(_report_end)
             self._tasks.append(task)
         return self

@@ -34,9 +34,8 @@ def _database(settings: Settings) -> Database:
 
 
 def _anchor_signer(settings: Settings) -> Signer:
-    key = getattr(settings, "audit_anchor_key", None)
-    if key:
-        return LocalSigner.from_key(str(key))
+    if settings.audit_anchor_key:
+        return LocalSigner.from_key(settings.audit_anchor_key)
     if settings.environment != "local":
         raise SystemExit("set CREDITMESH_AUDIT_ANCHOR_KEY (the key holding ANCHOR_ROLE)")
     return devnet_signer(Role.AUDIT_ANCHOR)

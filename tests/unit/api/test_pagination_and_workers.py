@@ -57,7 +57,7 @@ def test_a_page_links_to_the_next_only_when_there_is_more() -> None:
 def test_workers_are_named_or_all_or_none() -> None:
     assert enabled_workers("") == set()
     assert enabled_workers("none") == set()
-    assert enabled_workers("all") == {"indexer", "outbox"}
+    assert enabled_workers("all") == {"indexer", "outbox", "audit"}
     assert enabled_workers(" Indexer ") == {"indexer"}
     assert enabled_workers("indexer,outbox") == {"indexer", "outbox"}
     with pytest.raises(ConfigurationError, match="keeper"):
