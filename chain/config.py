@@ -22,6 +22,8 @@ class ChainConfig(BaseModel):
     block_time_seconds: float = Field(default=1.0, gt=0)
     native_token: str = "ETH"  # noqa: S105 - a token symbol, not a secret
     max_fee_gwei: int = Field(default=500, gt=0)
+    # a block explorer's transaction page, ``{tx}`` replaced by the hash (reconciliation reports link each item)
+    explorer_tx_url: str | None = None
 
     @field_validator("rpc_urls")
     @classmethod

@@ -12,7 +12,7 @@ node that refuses even a single block, raises ``LogQueryError``. An outage raise
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +93,45 @@ async def fetch_logs(
                 continue
             raise LogQueryError(f"{client.name}: eth_getLogs {start}-{end} failed: {err}") from err
         found.extend(_decode(client, by_topic, entry) for entry in entries)
+        start = end + 1
+        span = min(max_range, span * 2)
+    return found
+
+
+async def fetch_raw_logs(
+    client: ChainClient,
+    addresses: Sequence[ChecksumAddress],
+    *,
+    from_block: int,
+    to_block: int,
+    max_range: int = DEFAULT_MAX_RANGE,
+    call_timeout: float = DEFAULT_CALL_TIMEOUT,
+    progress: Callable[[int], None] | None = None,
+) -> list[LogReceipt]:
+    """Every log of ``addresses`` in blocks ``from_block``..``to_block``, undecoded, in chain order — whatever their
+    topic (an auditor's read: what no ABI knows is reported, not dropped). Same adaptive ranges and errors as
+    ``fetch_logs``. ``progress`` is called with the last block read after each range."""
+    found: list[LogReceipt] = []
+    span = max(1, max_range)
+    start = from_block
+    while start <= to_block and addresses:
+        end = min(start + span - 1, to_block)
+        params: FilterParams = {"address": list(addresses), "fromBlock": start, "toBlock": end}
+        try:
+            async with asyncio.timeout(call_timeout):
+                entries = await client.w3.eth.get_logs(params)
+        except TimeoutError as err:
+            raise LogQueryError(f"{client.name}: eth_getLogs {start}-{end} took over {call_timeout} s") from err
+        except RpcUnavailable:
+            raise
+        except (Web3Exception, ValueError) as err:
+            if span > 1 and any(token in str(err).lower() for token in _RANGE_REFUSALS):
+                span = max(1, span // 2)
+                continue
+            raise LogQueryError(f"{client.name}: eth_getLogs {start}-{end} failed: {err}") from err
+        found.extend(entries)
+        if progress is not None:
+            progress(end)
         start = end + 1
         span = min(max_range, span * 2)
     return found

@@ -7,11 +7,12 @@ Repositories take a Session and never commit; the unit of work does."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, LargeBinary, String, func, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, LargeBinary, String, and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -19,6 +20,7 @@ from compliance.audit import AuditEntry, AuditKind, PendingEntry, audit_data, se
 from compliance.decisions import DecisionKind, DecisionRecord, Outcome
 from compliance.jurisdiction import Reason
 from compliance.kyc import KycState, KycStatus, KycTier
+from compliance.reconcile import ChainResult
 from store.base import Base
 from store.types import UtcDateTime
 
@@ -281,3 +283,135 @@ class SqlAuditLog:
     def head(self) -> tuple[int, str] | None:
         row = self.session.get(AuditHeadRow, 1)
         return None if row is None or row.seq == 0 else (row.seq, row.entry_hash)
+
+
+class ReconciliationRunRow(Base):
+    """One reconciliation run: who ran it, each chain's block range, summary and counts per category, the digest of
+    its result (``compliance.reconcile.result_digest``)."""
+
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    started_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    chains: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # per chain: range, facts, counts, pools
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)  # per category, all chains
+    digest: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    error: Mapped[str | None] = mapped_column(String(512), nullable=True)
+
+
+class DiscrepancyRow(Base):
+    """One discrepancy of a run (matched facts are only counted). ``id`` is the run's id and the item's position,
+    so a run's items page in order over (created_at, id)."""
+
+    __tablename__ = "reconciliation_discrepancies"
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("reconciliation_runs.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    chain_name: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128))
+    what: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(1000))
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    record_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DiscrepancyFilter:
+    chain_name: str | None = None
+    category: str | None = None
+
+
+class SqlReconciliationRepository:
+    """Reconciliation runs and their discrepancies in the caller's session; never commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def start(self, run_id: str, started_by: str, now: datetime) -> None:
+        self.session.add(
+            ReconciliationRunRow(
+                id=run_id, started_by=started_by[:128], created_at=now, status="running", chains=[], counts={}
+            )
+        )
+
+    def finish(self, run_id: str, results: Sequence[ChainResult], digest: str, now: datetime) -> ReconciliationRunRow:
+        run = self.session.get(ReconciliationRunRow, run_id)
+        assert run is not None
+        run.status, run.finished_at, run.digest = "done", now, digest
+        run.chains = [result.summary() for result in results]
+        totals: dict[str, int] = {}
+        for result in results:
+            for category, count in result.counts.items():
+                totals[category] = totals.get(category, 0) + count
+        run.counts = totals
+        rows = [
+            {
+                "id": f"{run_id}:{position:07d}",
+                "run_id": run_id,
+                "created_at": run.created_at,
+                "chain_name": item.chain_name,
+                "category": item.category.value,
+                "subject": item.subject[:128],
+                "what": item.what[:64],
+                "detail": item.detail[:1000],
+                "tx_hash": item.tx_hash,
+                "block_number": item.block_number,
+                "record_ref": item.record_ref,
+            }
+            for position, item in enumerate((item for result in results for item in result.items), start=1)
+        ]
+        if rows:
+            self.session.execute(insert(DiscrepancyRow), rows)
+        return run
+
+    def fail(self, run_id: str, error: str, now: datetime) -> None:
+        run = self.session.get(ReconciliationRunRow, run_id)
+        if run is not None:
+            run.status, run.finished_at, run.error = "failed", now, error[:512]
+
+    def get(self, run_id: str) -> ReconciliationRunRow | None:
+        return self.session.get(ReconciliationRunRow, run_id)
+
+    def page(self, after: tuple[datetime, str] | None, limit: int) -> list[ReconciliationRunRow]:
+        """Runs newest first after the cursor ``after``."""
+        query = select(ReconciliationRunRow)
+        if after is not None:
+            created_at, run_id = after
+            query = query.where(
+                or_(
+                    ReconciliationRunRow.created_at < created_at,
+                    and_(ReconciliationRunRow.created_at == created_at, ReconciliationRunRow.id < run_id),
+                )
+            )
+        order = (ReconciliationRunRow.created_at.desc(), ReconciliationRunRow.id.desc())
+        return list(self.session.scalars(query.order_by(*order).limit(limit)))
+
+    def discrepancies(
+        self, run_id: str, wanted: DiscrepancyFilter, after: tuple[datetime, str] | None, limit: int | None
+    ) -> list[DiscrepancyRow]:
+        """A run's discrepancies in their order, after the cursor ``after`` (its items share the run's time)."""
+        query = select(DiscrepancyRow).where(DiscrepancyRow.run_id == run_id)
+        if wanted.chain_name is not None:
+            query = query.where(DiscrepancyRow.chain_name == wanted.chain_name)
+        if wanted.category is not None:
+            query = query.where(DiscrepancyRow.category == wanted.category)
+        if after is not None:
+            query = query.where(DiscrepancyRow.id > after[1])
+        query = query.order_by(DiscrepancyRow.id)
+        return list(self.session.scalars(query if limit is None else query.limit(limit)))
+
+    def last_ranges(self) -> dict[str, int]:
+        """Each chain's last reconciled block in the newest finished run (an incremental run starts after it)."""
+        run = self.session.scalars(
+            select(ReconciliationRunRow)
+            .where(ReconciliationRunRow.status == "done")
+            .order_by(ReconciliationRunRow.created_at.desc())
+            .limit(1)
+        ).first()
+        return {} if run is None else {str(c["chain"]): int(c["toBlock"]) for c in run.chains}

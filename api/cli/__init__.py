@@ -2,21 +2,23 @@
 ``index`` (:mod:`api.cli.index`), ``relay`` (:mod:`api.cli.relay`: loan events out), ``wallet …``
 (:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`:
 governance), ``sanctions import`` (:mod:`api.cli.sanctions`: OFAC list updates), ``keys …`` (:mod:`api.cli.keys`:
-API keys for every role), ``audit …`` (:mod:`api.cli.audit`: the audit log). Each group module has
-``register(commands)``, which adds its sub-parsers and sets ``func`` on them."""
+API keys for every role), ``audit …`` (:mod:`api.cli.audit`: the audit log), ``reconcile``
+(:mod:`api.cli.reconcile`: chain facts against our records). Each group module has ``register(commands)``, which
+adds its sub-parsers and sets ``func`` on them."""
 
 from __future__ import annotations
 
 import argparse
 
-from api.cli import admin, audit, index, keys, relay, run, sanctions, wallet
+from api.cli import admin, audit, index, keys, reconcile, relay, run, sanctions, wallet
 
-GROUPS = (run, index, relay, wallet, admin, sanctions, keys, audit)
+GROUPS = (run, index, relay, wallet, admin, sanctions, keys, audit, reconcile)
 DESCRIPTION = (
     "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``index`` (the "
     "chain indexers alone), ``relay`` (loan events to webhooks), ``wallet …``, ``admin …`` (governance), "
     "``sanctions import`` (OFAC list updates), "
-    "``keys …`` (API keys for every role), ``audit …`` (seal, anchor and verify the audit log)."
+    "``keys …`` (API keys for every role), ``audit …`` (seal, anchor and verify the audit log), "
+    "``reconcile`` (chain facts against our records)."
 )
 
 

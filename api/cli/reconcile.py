@@ -1,0 +1,108 @@
+"""``creditmesh reconcile``: match every on-chain fact of our contracts on the chosen chains with the platform's
+records (``compliance.reconcile``), with a progress bar per chain; the run is stored (and recorded in the audit
+log) and written as JSON, CSV and a self-contained HTML report.
+
+    creditmesh reconcile --chains all [--from-block N | --since-last] [--to-block N] [--out DIR]
+
+Exit status 0 when every fact matched, 1 when there are discrepancies (the reports say which)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+from api.bootstrap import chain_registry, load_records
+from api.reconcile_jobs import ReconciledChain, load_report, reconcile
+from api.settings import Settings
+from chain.client import ChainClient
+from chain.errors import ChainError, ConfigurationError
+from compliance.reconcile import ChainScope
+from compliance.reconcile_report import to_csv, to_html, to_json
+from store.db import Database
+
+_BAR = 30
+
+
+class ProgressBars:
+    """One text progress bar per chain on stderr, redrawn as blocks are read."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, tuple[int, int, int]] = {}
+
+    def __call__(self, scope: ChainScope, block: int) -> None:
+        self.done[scope.chain_name] = (scope.from_block, scope.to_block, block)
+        span = max(1, scope.to_block - scope.from_block + 1)
+        share = min(1.0, (block - scope.from_block + 1) / span)
+        filled = int(share * _BAR)
+        bar = "#" * filled + "-" * (_BAR - filled)
+        end = "\n" if block >= scope.to_block else "\r"
+        print(f"[{scope.chain_name:16}] {bar} {share:6.1%} block {block}/{scope.to_block}", end=end, file=sys.stderr)
+
+
+def cmd_reconcile(args: argparse.Namespace) -> None:
+    settings = Settings()
+    registry = chain_registry(settings)
+    wanted = None if "all" in args.chains else set(args.chains)
+    configs = [config for config in registry if wanted is None or config.name in wanted]
+    if wanted is not None and len(configs) != len(wanted):
+        raise SystemExit(f"unknown chain in {sorted(wanted)}; known: {registry.names}")
+    try:
+        records = load_records(settings.resolved_deployments_dir, registry)
+    except ConfigurationError as err:
+        raise SystemExit(str(err)) from err
+    database = Database(settings.resolved_database_url)
+    database.migrate()
+
+    async def main() -> str:
+        clients = [await ChainClient(config).connect() for config in configs]
+        try:
+            chains = [ReconciledChain(client, records[client.config.name]) for client in clients]
+            outcome = await reconcile(
+                database,
+                chains,
+                args.started_by,
+                from_block=args.from_block,
+                since_last=args.since_last,
+                to_block=args.to_block,
+                progress=ProgressBars(),
+            )
+            return outcome.run_id
+        finally:
+            for client in clients:
+                await client.close()
+
+    try:
+        run_id = asyncio.run(main())
+        report = load_report(database, run_id, {config.name: config.explorer_tx_url for config in registry})
+    except ChainError as err:
+        raise SystemExit(f"reconciliation failed: {err}") from err
+    finally:
+        database.dispose()
+    assert report is not None
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    for suffix, render in (("json", to_json), ("csv", to_csv), ("html", to_html)):
+        (out / f"reconciliation-{run_id}.{suffix}").write_text(render(report))
+    for chain in report.chains:
+        counts = ", ".join(f"{category} {count}" for category, count in chain["counts"].items() if count)
+        print(f"[{chain['chain']}] blocks {chain['fromBlock']}-{chain['toBlock']}: {chain['facts']} facts; {counts}")
+    print(f"run {run_id}, digest {report.digest}: {len(report.items)} discrepancies")
+    print(f"reports: {out}/reconciliation-{run_id}.{{json,csv,html}}", flush=True)
+    if report.items:
+        sys.exit(1)
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    parser = commands.add_parser("reconcile", help="match every on-chain fact with our records; JSON, CSV, HTML")
+    parser.add_argument("--chains", nargs="+", default=["all"], help="chain names, or all (default)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--from-block", type=int, default=None, help="first block (default: the deployment)")
+    start.add_argument("--since-last", action="store_true", help="from after the newest finished run's range")
+    parser.add_argument("--to-block", type=int, default=None, help="last block (default: the head)")
+    parser.add_argument("--out", type=Path, default=Path(".creditmesh/reports"), help="where the reports go")
+    parser.add_argument("--started-by", default=f"cli:{getpass.getuser()}", help="who runs it (stored on the run)")
+    parser.set_defaults(func=cmd_reconcile)

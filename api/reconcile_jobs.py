@@ -1,0 +1,171 @@
+"""A reconciliation run at the edge: read each chain (``compliance.reconcile_chain``), read our records
+(``store.reconcile``), match them (``compliance.reconcile``), store the run with its discrepancies and record it in
+the audit log — run, discrepancies and audit entry in one transaction. Used by ``creditmesh reconcile`` and the
+auditor endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chain.client import ChainClient
+from chain.deployment import DeploymentRecord
+from compliance.audit import AuditKind
+from compliance.reconcile import ChainResult, ChainScope, reconcile_chain, result_digest
+from compliance.reconcile_chain import ChainRead, read_chain
+from compliance.reconcile_report import RunReport
+from store.compliance import DiscrepancyFilter, DiscrepancyRow, SqlAuditLog, SqlReconciliationRepository
+from store.db import Database
+from store.reconcile import chain_records
+
+Progress = Callable[[ChainScope, int], None]
+"""Called with a chain's scope and the last block read so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciledChain:
+    client: ChainClient
+    record: DeploymentRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    run_id: str
+    digest: str
+    results: list[ChainResult]
+
+    @property
+    def facts(self) -> int:
+        return sum(result.facts for result in self.results)
+
+    @property
+    def discrepancies(self) -> int:
+        return sum(len(result.items) for result in self.results)
+
+
+def start_run(database: Database, started_by: str) -> str:
+    run_id = str(uuid.uuid4())
+    with database.unit_of_work() as uow:
+        SqlReconciliationRepository(uow.session).start(run_id, started_by, datetime.now(UTC))
+        uow.commit()
+    return run_id
+
+
+def last_blocks(database: Database) -> dict[str, int]:
+    with database.unit_of_work() as uow:
+        return SqlReconciliationRepository(uow.session).last_ranges()
+
+
+async def reconcile(
+    database: Database,
+    chains: Sequence[ReconciledChain],
+    started_by: str,
+    *,
+    from_block: int | None = None,
+    since_last: bool = False,
+    to_block: int | None = None,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+) -> RunOutcome:
+    """One run over ``chains`` from ``from_block`` (default: each chain's deployment; ``since_last``: after the
+    newest finished run's range) to ``to_block`` (default: the head). A failure is stored on the run and raised."""
+    run: str = run_id if run_id is not None else await asyncio.to_thread(start_run, database, started_by)
+    try:
+        starts = await asyncio.to_thread(last_blocks, database) if since_last else {}
+        reads = await asyncio.gather(
+            *(
+                read_chain(
+                    chain.client,
+                    chain.record,
+                    starts[chain.record.chain_name] + 1 if chain.record.chain_name in starts else from_block,
+                    to_block,
+                    progress=progress,
+                )
+                for chain in chains
+            )
+        )
+        outcome = await asyncio.to_thread(_match_and_store, database, run, started_by, chains, list(reads))
+    except BaseException as err:
+        await asyncio.to_thread(_fail, database, run, f"{type(err).__name__}: {err}")
+        raise
+    return outcome
+
+
+def _match_and_store(
+    database: Database, run_id: str, started_by: str, chains: Sequence[ReconciledChain], reads: list[ChainRead]
+) -> RunOutcome:
+    now = datetime.now(UTC)
+    with database.unit_of_work() as uow:
+        results = [
+            reconcile_chain(
+                read.scope,
+                read.facts,
+                chain_records(uow.session, chain.record.chain_id, chain.record.address("CreditAggregator")),
+                read.code,
+            )
+            for chain, read in zip(chains, reads, strict=True)
+        ]
+        digest = result_digest(results)
+        run = SqlReconciliationRepository(uow.session).finish(run_id, results, digest, now)
+        SqlAuditLog(uow.session).append(
+            AuditKind.RECONCILIATION,
+            run_id,
+            {
+                "startedBy": started_by,
+                "digest": digest,
+                "counts": dict(run.counts),
+                "chains": [
+                    {"chain": r.scope.chain_name, "fromBlock": r.scope.from_block, "toBlock": r.scope.to_block}
+                    for r in results
+                ],
+            },
+            now,
+        )
+        uow.commit()
+    return RunOutcome(run_id, digest, results)
+
+
+def _fail(database: Database, run_id: str, error: str) -> None:
+    with database.unit_of_work() as uow:
+        SqlReconciliationRepository(uow.session).fail(run_id, error, datetime.now(UTC))
+        uow.commit()
+
+
+def load_report(database: Database, run_id: str, explorers: dict[str, str | None]) -> RunReport | None:
+    """A stored run with every discrepancy, ready to render (``compliance.reconcile_report``); None if unknown."""
+    with database.unit_of_work() as uow:
+        repository = SqlReconciliationRepository(uow.session)
+        run = repository.get(run_id)
+        if run is None:
+            return None
+        items = [discrepancy_json(row) for row in repository.discrepancies(run_id, DiscrepancyFilter(), None, None)]
+        return RunReport(
+            run.id,
+            run.started_by,
+            run.created_at.isoformat(),
+            None if run.finished_at is None else run.finished_at.isoformat(),
+            run.status,
+            run.digest,
+            list(run.chains),
+            dict(run.counts),
+            items,
+            explorers,
+        )
+
+
+def discrepancy_json(row: DiscrepancyRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "chain": row.chain_name,
+        "category": row.category,
+        "subject": row.subject,
+        "what": row.what,
+        "detail": row.detail,
+        "txHash": row.tx_hash,
+        "blockNumber": row.block_number,
+        "recordRef": row.record_ref,
+    }

@@ -1,0 +1,555 @@
+"""Reconciliation, pure: every on-chain fact of our contracts matched with the platform's records.
+
+The chain side is what the reconciler re-read itself (``compliance.reconcile_chain``: ``eth_getLogs`` over our
+addresses, decoded with the exported ABIs) — never the ledger's copy of the facts. The record side is what the
+platform believes (``store.reconcile``): the loans and their repayments, collateral movements and liquidations, the
+accept saga's records, our quotes' offer digests, the governance proposals. What is matched with what:
+
+=====================================================  ==============================================================
+chain fact                                             our record
+=====================================================  ==============================================================
+``LoanOpened``                                         the loan, our quote (``offerDigest``) and the accept that
+                                                       recorded it; principal, collateral, status and outstanding
+                                                       principal recomputed from the loan's facts
+``LoanRepaid``                                         the ledger's repayment (same transaction and log), amounts
+``CollateralAdded``/``Removed``, ``LoanLiquidated``    the ledger's movement / liquidation, amounts
+``LoanDefaulted``, ``LoanWrittenOff``, ``LoanClosed``  the loan's status
+Timelock ``CallScheduled``/``CallExecuted``/           the persisted governance proposal (operation id), its state
+``Cancelled``
+``RoleGranted``/``RoleRevoked``/pauses                 sent by the deployer (the deployments record's wiring) or by
+                                                       the Timelock (an operation reconciled above)
+pool ``Deposit``/``Withdraw``                          reported per pool (lenders deposit directly)
+=====================================================  ==============================================================
+
+Categories: matched; opened without our accept; on-chain but not in our records; in our records but not on-chain
+(never sent, or reorged away); amount mismatch; status mismatch; an unknown event (a topic in none of the exported
+ABIs, or not in the ABI of the contract at that address) or unknown code at one of our addresses. Every other known
+event (configuration, pool accounting) is counted as seen, not matched.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from compliance.canonical import canonical_json, keccak256
+
+
+class Category(StrEnum):
+    MATCHED = "matched"
+    OPENED_WITHOUT_ACCEPT = "opened-without-accept"
+    ONCHAIN_NOT_RECORDED = "on-chain-not-recorded"
+    RECORDED_NOT_ONCHAIN = "recorded-not-on-chain"
+    AMOUNT_MISMATCH = "amount-mismatch"
+    STATUS_MISMATCH = "status-mismatch"
+    UNKNOWN_EVENT = "unknown-event"
+
+
+DISCREPANCIES = tuple(category for category in Category if category is not Category.MATCHED)
+LOAN_MOVES = ("LoanRepaid", "CollateralAdded", "CollateralRemoved", "LoanLiquidated")
+ROLE_EVENTS = ("RoleGranted", "RoleRevoked")
+PAUSE_EVENTS = ("Paused", "Unpaused", "LiquidationPauseChanged")
+TIMELOCK_EVENTS = ("CallScheduled", "CallExecuted", "Cancelled")
+POOL_EVENTS = ("Deposit", "Withdraw")
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One log at one of our addresses as the chain has it: ``event`` None when no exported ABI knows its topic for
+    the contract at that address."""
+
+    chain_name: str
+    contract: str  # the deployments record's name of the contract at ``address``
+    address: str
+    event: str | None
+    args: Mapping[str, Any]
+    block_number: int
+    tx_hash: str
+    log_index: int
+    topic: str = ""
+
+    def uint(self, name: str) -> int:
+        return int(self.args[name])
+
+    def hex(self, name: str) -> str:
+        value = self.args[name]
+        return "0x" + bytes(value).hex() if isinstance(value, (bytes, bytearray)) else str(value).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class CodeFinding:
+    """A recorded address whose runtime code is not its artifact's (``chain.verification``)."""
+
+    contract: str
+    address: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoanRecord:
+    loan_id: str
+    onchain_loan_id: int | None
+    offer_digest: str
+    principal: int
+    status: str
+    outstanding_principal: int | None
+    collateral_amount: int | None
+    tx_hash: str | None
+    block_number: int | None
+    quote_id: str | None
+    accepted: bool  # the accept saga recorded this loan
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """A ledger entry (repayment, collateral movement, liquidation) with the transaction and log it claims."""
+
+    kind: str  # LoanRepaid | CollateralAdded | CollateralRemoved | LoanLiquidated
+    loan_id: str
+    onchain_loan_id: int | None
+    tx_hash: str
+    log_index: int
+    block_number: int
+    amounts: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRecord:
+    operation_id: str
+    state: str
+    tx_hashes: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    """What the platform holds for one chain (``store.reconcile`` reads it)."""
+
+    loans: Sequence[LoanRecord] = ()
+    entries: Sequence[EntryRecord] = ()
+    proposals: Sequence[ProposalRecord] = ()
+    our_offer_digests: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainScope:
+    """One chain's reconciled block range and who may wire roles: the deployer (its record's wiring) and the
+    Timelock; ``full`` when the range starts at the deployment (records outside a partial range are not judged)."""
+
+    chain_name: str
+    chain_id: int
+    from_block: int
+    to_block: int
+    deployer: str
+    timelock: str
+    full: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    chain_name: str
+    category: Category
+    subject: str  # the loan id, on-chain loan number, operation id or address it concerns
+    what: str  # the event or record kind
+    detail: str
+    tx_hash: str | None = None
+    block_number: int | None = None
+    record_ref: str | None = None  # our record: a loan id, a proposal's operation id
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain_name,
+            "category": self.category.value,
+            "subject": self.subject,
+            "what": self.what,
+            "detail": self.detail,
+            "txHash": self.tx_hash,
+            "blockNumber": self.block_number,
+            "recordRef": self.record_ref,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PoolFlow:
+    pool: str
+    deposits: int = 0
+    withdrawals: int = 0
+    deposited: int = 0  # assets, base units
+    withdrawn: int = 0
+
+
+@dataclass
+class ChainResult:
+    scope: ChainScope
+    facts: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    items: list[Item] = field(default_factory=list)  # discrepancies only
+    pools: dict[str, PoolFlow] = field(default_factory=dict)
+
+    def add(self, item: Item) -> None:
+        self.counts[item.category.value] += 1
+        if item.category is not Category.MATCHED:
+            self.items.append(item)
+
+    def matched(self, count: int = 1) -> None:
+        self.counts[Category.MATCHED.value] += count
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "chain": self.scope.chain_name,
+            "chainId": self.scope.chain_id,
+            "fromBlock": self.scope.from_block,
+            "toBlock": self.scope.to_block,
+            "facts": self.facts,
+            "counts": {category.value: self.counts.get(category.value, 0) for category in Category},
+            "pools": [
+                {
+                    "pool": flow.pool,
+                    "deposits": flow.deposits,
+                    "withdrawals": flow.withdrawals,
+                    "deposited": str(flow.deposited),
+                    "withdrawn": str(flow.withdrawn),
+                }
+                for flow in self.pools.values()
+            ],
+        }
+
+
+def result_digest(results: Sequence[ChainResult]) -> str:
+    """0x keccak256 of the canonical JSON of every chain's summary and discrepancies: what the run is stored and
+    audited with."""
+    body = [{"summary": r.summary(), "items": [item.as_json() for item in r.items]} for r in results]
+    return "0x" + keccak256(canonical_json(body)).hex()
+
+
+@dataclass
+class _Loan:
+    opened: Fact
+    facts: list[Fact] = field(default_factory=list)
+
+
+def reconcile_chain(
+    scope: ChainScope, facts: Iterable[Fact], records: Records, code: Iterable[CodeFinding] = ()
+) -> ChainResult:
+    """Match one chain's facts in ``scope`` with ``records`` (see the module docstring)."""
+    result = ChainResult(scope)
+    ordered = sorted(facts, key=lambda f: (f.block_number, f.log_index))
+    result.facts = len(ordered)
+    for finding in code:
+        result.add(Item(scope.chain_name, Category.UNKNOWN_EVENT, finding.address, finding.contract, finding.detail))
+    loans: dict[int, _Loan] = {}
+    onchain_entries: dict[tuple[str, int], Fact] = {}
+    timelock: dict[str, list[Fact]] = defaultdict(list)
+    for fact in ordered:
+        if fact.event is None:
+            detail = f"topic {fact.topic} is in no exported ABI for {fact.contract}"
+            result.add(
+                Item(
+                    scope.chain_name,
+                    Category.UNKNOWN_EVENT,
+                    fact.address,
+                    fact.contract,
+                    detail,
+                    fact.tx_hash,
+                    fact.block_number,
+                )
+            )
+        elif fact.event == "LoanOpened" and fact.contract == "CreditAggregator":
+            loans[fact.uint("loanId")] = _Loan(fact)
+        elif fact.event in ("LoanRepaid", "LoanDefaulted", "LoanWrittenOff", "LoanClosed", *LOAN_MOVES[1:]):
+            if fact.contract in ("CreditAggregator", "CollateralManager"):
+                loan = loans.get(fact.uint("loanId"))
+                if loan is not None:
+                    loan.facts.append(fact)
+                if fact.event in LOAN_MOVES:
+                    onchain_entries[(fact.tx_hash, fact.log_index)] = fact
+        elif fact.event in TIMELOCK_EVENTS and fact.contract == "Timelock":
+            timelock[fact.hex("id")].append(fact)
+        elif fact.event in ROLE_EVENTS:
+            _role_change(result, scope, fact)
+        elif fact.event in PAUSE_EVENTS:
+            _pause(result, scope, fact)
+        elif fact.event in POOL_EVENTS and fact.contract.startswith("LendingPool"):
+            _pool_flow(result, fact)
+    _loans(result, scope, loans, records)
+    _entries(result, scope, onchain_entries, records)
+    _governance(result, scope, timelock, records)
+    return result
+
+
+def _item(
+    scope: ChainScope,
+    category: Category,
+    subject: str,
+    what: str,
+    detail: str,
+    fact: Fact | None = None,
+    record_ref: str | None = None,
+) -> Item:
+    return Item(
+        scope.chain_name,
+        category,
+        subject,
+        what,
+        detail,
+        None if fact is None else fact.tx_hash,
+        None if fact is None else fact.block_number,
+        record_ref,
+    )
+
+
+def _in_scope(scope: ChainScope, block: int | None) -> bool:
+    return block is not None and scope.from_block <= block <= scope.to_block
+
+
+def _loans(result: ChainResult, scope: ChainScope, loans: dict[int, _Loan], records: Records) -> None:
+    by_number = {r.onchain_loan_id: r for r in records.loans if r.onchain_loan_id is not None}
+    by_digest = {r.offer_digest.lower(): r for r in records.loans}
+    seen: set[str] = set()
+    for number, loan in loans.items():
+        opened = loan.opened
+        digest = opened.hex("offerDigest")
+        record = by_number.get(number) or by_digest.get(digest)
+        subject = f"loan #{number}"
+        if record is None:
+            result.add(
+                _item(
+                    scope,
+                    Category.ONCHAIN_NOT_RECORDED,
+                    subject,
+                    "LoanOpened",
+                    f"no loan record for offer {digest}",
+                    opened,
+                )
+            )
+            continue
+        seen.add(record.loan_id)
+        if record.offer_digest.lower() != digest:
+            result.add(
+                _item(
+                    scope,
+                    Category.AMOUNT_MISMATCH,
+                    subject,
+                    "LoanOpened",
+                    f"recorded with offer {record.offer_digest}, the chain says {digest}",
+                    opened,
+                    record.loan_id,
+                )
+            )
+            continue
+        if record.quote_id is None or digest not in records.our_offer_digests or not record.accepted:
+            why = "no quote of ours" if digest not in records.our_offer_digests else "no accept of ours recorded it"
+            result.add(_item(scope, Category.OPENED_WITHOUT_ACCEPT, subject, "LoanOpened", why, opened, record.loan_id))
+            continue
+        problems = _compare(record, loan)
+        for category, detail in problems:
+            result.add(_item(scope, category, subject, "loan", detail, opened, record.loan_id))
+        if not problems:
+            result.matched(1 + sum(1 for f in loan.facts if f.event not in LOAN_MOVES))
+    for record in records.loans:
+        if record.loan_id not in seen and _in_scope(scope, record.block_number):
+            result.add(
+                _item(
+                    scope,
+                    Category.RECORDED_NOT_ONCHAIN,
+                    record.loan_id,
+                    "loan",
+                    f"recorded as opened in {record.tx_hash} (block {record.block_number}); the chain has "
+                    "no such LoanOpened (never mined, or reorged away)",
+                    None,
+                    record.loan_id,
+                )
+            )
+
+
+def _expected(loan: _Loan) -> tuple[str, int, int]:
+    """(status, outstanding principal, collateral held) as the chain's events say."""
+    opened = loan.opened
+    status, outstanding = "active", opened.uint("principal")
+    collateral = opened.uint("collateralAmount")
+    liquidated_in: set[str] = set()
+    for fact in loan.facts:
+        if fact.event == "LoanRepaid":
+            outstanding = fact.uint("outstandingPrincipal")
+        elif fact.event == "LoanDefaulted":
+            status, outstanding = "defaulted", fact.uint("outstandingPrincipal")
+        elif fact.event == "LoanWrittenOff":
+            status, outstanding = "written_off", 0
+        elif fact.event == "LoanLiquidated":
+            liquidated_in.add(fact.tx_hash)
+        elif fact.event == "LoanClosed" and status in ("active", "defaulted"):
+            status = "liquidated" if fact.tx_hash in liquidated_in else "repaid"
+        elif fact.event == "CollateralAdded" and fact.tx_hash != opened.tx_hash:
+            collateral += fact.uint("amount")
+        elif fact.event == "CollateralRemoved":
+            collateral = max(0, collateral - fact.uint("amount"))
+    return status, outstanding, collateral
+
+
+def _compare(record: LoanRecord, loan: _Loan) -> list[tuple[Category, str]]:
+    status, outstanding, collateral = _expected(loan)
+    problems: list[tuple[Category, str]] = []
+    principal = loan.opened.uint("principal")
+    if record.principal != principal:
+        problems.append((Category.AMOUNT_MISMATCH, f"principal: recorded {record.principal}, on-chain {principal}"))
+    if record.outstanding_principal is not None and record.outstanding_principal != outstanding:
+        problems.append(
+            (
+                Category.AMOUNT_MISMATCH,
+                f"outstanding principal: recorded {record.outstanding_principal}, on-chain {outstanding}",
+            )
+        )
+    if record.collateral_amount is not None and record.collateral_amount != collateral:
+        problems.append(
+            (Category.AMOUNT_MISMATCH, f"collateral: recorded {record.collateral_amount}, on-chain {collateral}")
+        )
+    if record.status != status:
+        problems.append((Category.STATUS_MISMATCH, f"status: recorded {record.status}, on-chain {status}"))
+    return problems
+
+
+_ENTRY_AMOUNTS = {
+    "LoanRepaid": ("interestPaid", "principalPaid"),
+    "CollateralAdded": ("amount",),
+    "CollateralRemoved": ("amount",),
+    "LoanLiquidated": ("debtRepaid", "collateralSeized"),
+}
+
+
+def _entries(result: ChainResult, scope: ChainScope, onchain: dict[tuple[str, int], Fact], records: Records) -> None:
+    recorded = {(e.tx_hash, e.log_index): e for e in records.entries}
+    for key, fact in onchain.items():
+        entry = recorded.get(key)
+        subject = f"loan #{fact.uint('loanId')}"
+        event = str(fact.event)
+        if entry is None:
+            result.add(
+                _item(scope, Category.ONCHAIN_NOT_RECORDED, subject, event, "no ledger entry for this log", fact)
+            )
+            continue
+        wrong = [
+            f"{name}: recorded {entry.amounts.get(name)}, on-chain {fact.uint(name)}"
+            for name in _ENTRY_AMOUNTS[event]
+            if entry.amounts.get(name) != fact.uint(name)
+        ]
+        if entry.kind != event:
+            wrong.append(f"recorded as {entry.kind}")
+        if wrong:
+            result.add(_item(scope, Category.AMOUNT_MISMATCH, subject, event, "; ".join(wrong), fact, entry.loan_id))
+        else:
+            result.matched()
+    for key, entry in recorded.items():
+        if key not in onchain and _in_scope(scope, entry.block_number):
+            result.add(
+                _item(
+                    scope,
+                    Category.RECORDED_NOT_ONCHAIN,
+                    entry.loan_id,
+                    entry.kind,
+                    f"recorded from {entry.tx_hash} log {entry.log_index}; the chain has no such log (never "
+                    "sent, or reorged away)",
+                    None,
+                    entry.loan_id,
+                )
+            )
+
+
+_STATE_AFTER = {"CallScheduled": "pending", "CallExecuted": "done", "Cancelled": "cancelled"}
+_SETTLED = ("waiting", "ready", "pending")
+
+
+def _governance(result: ChainResult, scope: ChainScope, timelock: dict[str, list[Fact]], records: Records) -> None:
+    proposals = {p.operation_id.lower(): p for p in records.proposals}
+    for operation_id, facts in timelock.items():
+        proposal = proposals.get(operation_id)
+        first = facts[0]
+        if proposal is None:
+            result.add(
+                _item(
+                    scope,
+                    Category.ONCHAIN_NOT_RECORDED,
+                    operation_id,
+                    str(first.event),
+                    "a Timelock operation no governance proposal of ours records",
+                    first,
+                )
+            )
+            continue
+        state = _STATE_AFTER[str(facts[-1].event)]
+        recorded = "pending" if proposal.state in _SETTLED else proposal.state
+        if state != recorded:
+            result.add(
+                _item(
+                    scope,
+                    Category.STATUS_MISMATCH,
+                    operation_id,
+                    str(facts[-1].event),
+                    f"proposal recorded {proposal.state}, the Timelock says {state}",
+                    facts[-1],
+                    operation_id,
+                )
+            )
+        else:
+            result.matched(len(facts))
+    if not scope.full:
+        return
+    for operation_id, proposal in proposals.items():
+        if operation_id not in timelock and proposal.tx_hashes.get("schedule"):
+            result.add(
+                _item(
+                    scope,
+                    Category.RECORDED_NOT_ONCHAIN,
+                    operation_id,
+                    "proposal",
+                    f"recorded as scheduled in {proposal.tx_hashes['schedule']}; the Timelock never scheduled it",
+                    None,
+                    operation_id,
+                )
+            )
+
+
+def _role_change(result: ChainResult, scope: ChainScope, fact: Fact) -> None:
+    sender = str(fact.args.get("sender", "")).lower()
+    if sender in (scope.deployer.lower(), scope.timelock.lower()):
+        result.matched()
+        return
+    result.add(
+        _item(
+            scope,
+            Category.ONCHAIN_NOT_RECORDED,
+            str(fact.args.get("account")),
+            str(fact.event),
+            f"role {fact.hex('role')} changed by {sender}, neither the deployment nor the Timelock",
+            fact,
+        )
+    )
+
+
+def _pause(result: ChainResult, scope: ChainScope, fact: Fact) -> None:
+    account = str(fact.args.get("account", "")).lower()
+    if account == scope.timelock.lower() or account == scope.deployer.lower():
+        result.matched()
+        return
+    who = account or "the guardian"
+    result.add(
+        _item(
+            scope,
+            Category.ONCHAIN_NOT_RECORDED,
+            fact.contract,
+            str(fact.event),
+            f"{fact.event} by {who}: no governance record",
+            fact,
+        )
+    )
+
+
+def _pool_flow(result: ChainResult, fact: Fact) -> None:
+    flow = result.pools.get(fact.contract, PoolFlow(fact.contract))
+    assets = fact.uint("assets")
+    if fact.event == "Deposit":
+        flow = PoolFlow(flow.pool, flow.deposits + 1, flow.withdrawals, flow.deposited + assets, flow.withdrawn)
+    else:
+        flow = PoolFlow(flow.pool, flow.deposits, flow.withdrawals + 1, flow.deposited, flow.withdrawn + assets)
+    result.pools[fact.contract] = flow

@@ -1,0 +1,153 @@
+"""The reconciler's own read of one chain: every log of our contracts in a block range with ``eth_getLogs``
+(``chain.logs.fetch_raw_logs``), decoded with the exported ABIs, and the runtime code at each of our addresses
+compared with its artifact (``chain.verification``). Independent of the indexer and the ledger: nothing here reads
+the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from eth_utils.abi import event_abi_to_log_topic
+from eth_utils.address import to_checksum_address
+from web3.types import LogReceipt
+
+from chain.artifacts import DEFAULT_ARTIFACTS_DIR, load_artifact
+from chain.client import ChainClient
+from chain.deployment import DeploymentRecord
+from chain.events import EventDecoder, WatchedContract
+from chain.logs import fetch_raw_logs
+from chain.verification import compare_code
+from compliance.reconcile import ChainScope, CodeFinding, Fact
+
+# The platform's own contracts, whose every log is reconciled (tokens and feeds are other parties' contracts on a
+# real chain; the Safe's owners act through the Timelock, which is reconciled).
+RECONCILED_ARTIFACTS = (
+    "CreditAggregator",
+    "CollateralManager",
+    "LendingPool",
+    "CreditScoringOracle",
+    "TimelockController",
+    "AuditAnchor",
+)
+
+
+@cache
+def known_topics() -> frozenset[bytes]:
+    """The topic of every event in every exported ABI."""
+    topics: set[bytes] = set()
+    for path in DEFAULT_ARTIFACTS_DIR.glob("*.json"):
+        for item in json.loads(path.read_text()).get("abi", []):
+            if item.get("type") == "event" and not item.get("anonymous"):
+                topics.add(bytes(event_abi_to_log_topic(item)))
+    return frozenset(topics)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRead:
+    scope: ChainScope
+    facts: list[Fact]
+    code: list[CodeFinding]
+
+
+def reconciled_contracts(record: DeploymentRecord) -> list[WatchedContract]:
+    return [
+        WatchedContract(key, deployed.address, deployed.artifact)
+        for key, deployed in sorted(record.contracts.items())
+        if deployed.artifact in RECONCILED_ARTIFACTS
+    ]
+
+
+def deployment_block(record: DeploymentRecord) -> int:
+    return min((deployed.block for deployed in record.contracts.values()), default=0)
+
+
+def scope_for(record: DeploymentRecord, from_block: int | None, to_block: int) -> ChainScope:
+    first = deployment_block(record)
+    start = first if from_block is None else max(0, from_block)
+    aggregator = record.contracts.get("CreditAggregator")
+    deployer = str(aggregator.constructor_args[0]) if aggregator and aggregator.constructor_args else ""
+    timelock = record.contracts["Timelock"].address if "Timelock" in record.contracts else ""
+    return ChainScope(record.chain_name, record.chain_id, start, to_block, deployer, timelock, start <= first)
+
+
+async def read_chain(
+    client: ChainClient,
+    record: DeploymentRecord,
+    from_block: int | None = None,
+    to_block: int | None = None,
+    *,
+    max_range: int = 5_000,
+    progress: Callable[[ChainScope, int], None] | None = None,
+) -> ChainRead:
+    """The facts of our contracts on ``client``'s chain in ``from_block`` (default: the deployment) ..
+    ``to_block`` (default: the head), pools registered later included, and the code findings."""
+    head = int(await client.rpc("eth_blockNumber"), 16)
+    scope = scope_for(record, from_block, head if to_block is None else min(to_block, head))
+    contracts = reconciled_contracts(record)
+    decoder = EventDecoder(client.w3.codec)
+    for contract in contracts:
+        decoder.add(contract)
+    names = {c.address.lower(): c.name for c in contracts}
+    logs = await fetch_raw_logs(
+        client,
+        [c.address for c in contracts],
+        from_block=scope.from_block,
+        to_block=scope.to_block,
+        max_range=max_range,
+        progress=None if progress is None else lambda block: progress(scope, block),
+    )
+    facts = [_fact(scope.chain_name, client.config.chain_id, decoder, names, entry) for entry in logs]
+    registered = [
+        WatchedContract(
+            f"LendingPool:{str(f.args['pool'])[:10]}", to_checksum_address(str(f.args["pool"])), "LendingPool"
+        )
+        for f in facts
+        if f.event == "PoolRegistered" and str(f.args["pool"]).lower() not in names
+    ]
+    if registered:  # a pool registered through governance after deployment: its logs too
+        for contract in registered:
+            decoder.add(contract)
+            names[contract.address.lower()] = contract.name
+        more = await fetch_raw_logs(
+            client,
+            [c.address for c in registered],
+            from_block=scope.from_block,
+            to_block=scope.to_block,
+            max_range=max_range,
+        )
+        facts.extend(_fact(scope.chain_name, client.config.chain_id, decoder, names, entry) for entry in more)
+        contracts.extend(registered)
+    code = [finding for contract in contracts if (finding := await _check_code(client, contract)) is not None]
+    return ChainRead(scope, facts, code)
+
+
+def _fact(chain_name: str, chain_id: int, decoder: EventDecoder, names: dict[str, str], entry: LogReceipt) -> Fact:
+    address = to_checksum_address(entry["address"])
+    topic = "0x" + bytes(entry["topics"][0]).hex() if entry["topics"] else ""
+    decoded = decoder.decode(chain_id, entry) if topic and bytes(entry["topics"][0]) in known_topics() else None
+    return Fact(
+        chain_name,
+        names.get(address.lower(), address),
+        address,
+        None if decoded is None else decoded.event,
+        {} if decoded is None else decoded.args,
+        int(entry["blockNumber"]),
+        entry["transactionHash"].to_0x_hex(),
+        int(entry["logIndex"]),
+        topic,
+    )
+
+
+async def _check_code(client: ChainClient, contract: WatchedContract) -> CodeFinding | None:
+    onchain = bytes(await client.w3.eth.get_code(contract.address))
+    if not onchain:
+        return CodeFinding(contract.name, contract.address, "no contract at the recorded address")
+    difference = compare_code(onchain, load_artifact(contract.artifact))
+    if difference is None:
+        return None
+    return CodeFinding(
+        contract.name, contract.address, f"the code at the recorded address is not {contract.artifact}'s: {difference}"
+    )

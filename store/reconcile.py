@@ -1,0 +1,89 @@
+"""What the platform holds for one chain, read for the reconciler (``compliance.reconcile.Records``): the loans with
+whether an accept of ours recorded them, our quotes' offer digests, the ledger's entries with the transaction and log
+each claims, the governance proposals. Reads only, in the caller's session."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from compliance.reconcile import EntryRecord, LoanRecord, ProposalRecord, Records
+from store.accepts import AcceptRow
+from store.aggregator import LoanRow, QuoteRow
+from store.governance import GovernanceProposalRow
+from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
+
+
+def chain_records(session: Session, chain_id: int, aggregator: str) -> Records:
+    accepted = set(session.scalars(select(AcceptRow.loan_id).where(AcceptRow.loan_id.is_not(None))))
+    loans = [
+        LoanRecord(
+            loan_id=row.id,
+            onchain_loan_id=row.onchain_loan_id,
+            offer_digest=row.offer_digest,
+            principal=int(row.principal),
+            status=row.status,
+            outstanding_principal=row.outstanding_principal,
+            collateral_amount=row.collateral_amount,
+            tx_hash=row.tx_hash,
+            block_number=row.block_number,
+            quote_id=row.quote_id,
+            accepted=row.id in accepted,
+        )
+        for row in session.scalars(
+            select(LoanRow).where(LoanRow.chain_id == chain_id, func.lower(LoanRow.contract) == aggregator.lower())
+        )
+    ]
+    digests = frozenset(
+        digest.lower()
+        for digest in session.scalars(
+            select(QuoteRow.offer_digest).where(
+                QuoteRow.chain_id == chain_id, func.lower(QuoteRow.contract) == aggregator.lower()
+            )
+        )
+    )
+    return Records(loans, _entries(session, chain_id), _proposals(session, chain_id), digests)
+
+
+def _entries(session: Session, chain_id: int) -> list[EntryRecord]:
+    found: list[EntryRecord] = []
+    repayments = session.execute(
+        select(LoanRepaymentRow, ChainFactRow, LoanRow.onchain_loan_id)
+        .join(ChainFactRow, ChainFactRow.id == LoanRepaymentRow.fact_id)
+        .join(LoanRow, LoanRow.id == LoanRepaymentRow.loan_id)
+        .where(ChainFactRow.chain_id == chain_id)
+    )
+    for repayment, fact, number in repayments:
+        amounts = {"interestPaid": int(repayment.interest_paid), "principalPaid": int(repayment.principal_paid)}
+        found.append(_entry("LoanRepaid", repayment.loan_id, number, fact, amounts))
+    movements = session.execute(
+        select(LoanCollateralMovementRow, ChainFactRow, LoanRow.onchain_loan_id)
+        .join(ChainFactRow, ChainFactRow.id == LoanCollateralMovementRow.fact_id)
+        .join(LoanRow, LoanRow.id == LoanCollateralMovementRow.loan_id)
+        .where(ChainFactRow.chain_id == chain_id)
+    )
+    for movement, fact, number in movements:
+        kind = "CollateralAdded" if movement.direction == "added" else "CollateralRemoved"
+        found.append(_entry(kind, movement.loan_id, number, fact, {"amount": int(movement.amount)}))
+    liquidations = session.execute(
+        select(LoanLiquidationRow, ChainFactRow, LoanRow.onchain_loan_id)
+        .join(ChainFactRow, ChainFactRow.id == LoanLiquidationRow.fact_id)
+        .join(LoanRow, LoanRow.id == LoanLiquidationRow.loan_id)
+        .where(ChainFactRow.chain_id == chain_id)
+    )
+    for liquidation, fact, number in liquidations:
+        amounts = {
+            "debtRepaid": int(liquidation.debt_repaid),
+            "collateralSeized": int(liquidation.collateral_seized),
+        }
+        found.append(_entry("LoanLiquidated", liquidation.loan_id, number, fact, amounts))
+    return found
+
+
+def _entry(kind: str, loan_id: str, number: int | None, fact: ChainFactRow, amounts: dict[str, int]) -> EntryRecord:
+    return EntryRecord(kind, loan_id, number, fact.tx_hash, int(fact.log_index), int(fact.block_number), amounts)
+
+
+def _proposals(session: Session, chain_id: int) -> list[ProposalRecord]:
+    rows = session.scalars(select(GovernanceProposalRow).where(GovernanceProposalRow.chain_id == chain_id))
+    return [ProposalRecord(row.operation_id, row.state, dict(row.tx_hashes)) for row in rows]
