@@ -1,7 +1,7 @@
 """compliance: the hash-chained audit log (entries written unsealed, numbered and chained by the sealer) and its head
 
-Revision ID: 0015_audit_log
-Revises: 0014_outbox
+Revision ID: 0016_audit_log
+Revises: 0015_idempotency_keys
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import store.types
 
-revision = "0015_audit_log"
-down_revision = "0014_outbox"
+revision = "0016_audit_log"
+down_revision = "0015_idempotency_keys"
 branch_labels = None
 depends_on = None
 

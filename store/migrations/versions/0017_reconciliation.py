@@ -1,7 +1,7 @@
 """compliance: reconciliation runs (who, each chain's range and counts, the result's digest) and their discrepancies
 
-Revision ID: 0016_reconciliation
-Revises: 0015_audit_log
+Revision ID: 0017_reconciliation
+Revises: 0016_audit_log
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import store.types
 
-revision = "0016_reconciliation"
-down_revision = "0015_audit_log"
+revision = "0017_reconciliation"
+down_revision = "0016_audit_log"
 branch_labels = None
 depends_on = None
 
