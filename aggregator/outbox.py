@@ -56,6 +56,7 @@ __all__ = [
     "LOAN_WRITTEN_OFF",
     "OutboxError",
     "append",
+    "event_body",
     "event_id_for",
     "loan_view",
 ]
@@ -101,16 +102,11 @@ def append(
         return existing
     at = occurred_at or datetime.now(UTC)
     sequence = last + 1
-    body = {
-        "protocol_version": PROTOCOL_VERSION,
-        "event_id": event_id,
-        "type": event_type,
-        "loan_id": loan.id,
-        "sequence": sequence,
-        "occurred_at": at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "loan": loan_view(session, loan),
-        "data": dict(payload),
-    }
+    quote = None if loan.quote_id is None else session.get(QuoteRow, loan.quote_id)
+    offer_ref = None if quote is None else quote.offer.get("providerRef")
+    body = event_body(
+        event_id, event_type, sequence, at, loan_view(loan, str(offer_ref) if offer_ref else None), payload
+    )
     repo.add(
         OutboxEventRow(
             id=event_id,
@@ -134,10 +130,30 @@ def _units(value: int | None) -> str | None:
     return None if value is None else str(value)
 
 
-def loan_view(session: Session, loan: LoanRow) -> dict[str, Any]:
-    """The loan as an event shows it: identity, parties, terms and the state after the change."""
-    quote = None if loan.quote_id is None else session.get(QuoteRow, loan.quote_id)
-    offer_ref = None if quote is None else quote.offer.get("providerRef")
+def event_body(
+    event_id: str,
+    event_type: str,
+    sequence: int,
+    occurred_at: datetime,
+    loan: Mapping[str, Any],
+    data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The message a recipient gets (docs/provider-quote-protocol.yaml, ``LoanEvent``)."""
+    return {
+        "protocol_version": PROTOCOL_VERSION,
+        "event_id": event_id,
+        "type": event_type,
+        "loan_id": loan["loan_id"],
+        "sequence": sequence,
+        "occurred_at": occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "loan": dict(loan),
+        "data": dict(data),
+    }
+
+
+def loan_view(loan: LoanRow, offer_ref: str | None = None) -> dict[str, Any]:
+    """The loan as an event shows it: identity, parties, terms and the state after the change (``offer_ref``: the
+    lender's reference of the offer, from the loan's quote)."""
     return {
         "loan_id": loan.id,
         "chain": loan.chain_name,
@@ -145,7 +161,7 @@ def loan_view(session: Session, loan: LoanRow) -> dict[str, Any]:
         "contract": loan.contract,
         "onchain_loan_id": _units(loan.onchain_loan_id),
         "offer_digest": loan.offer_digest,
-        "offer_ref": str(offer_ref) if offer_ref else None,
+        "offer_ref": offer_ref,
         "provider_id": loan.provider_id,
         "funder": loan.funder,
         "borrower_address": loan.borrower_address,

@@ -48,7 +48,7 @@ def test_it_is_openapi_3_1_with_every_operation_and_the_webhook(spec: dict[str, 
         "/v1/health",
     }
     assert "204" in spec["paths"]["/v1/quotes"]["post"]["responses"]
-    assert set(spec["webhooks"]) == {"offerEvent"}
+    assert set(spec["webhooks"]) == {"offerEvent", "loanEvent"}
 
 
 def test_examples_parse_with_the_models_that_read_them(spec: dict[str, Any]) -> None:
@@ -113,3 +113,61 @@ def test_the_schedule_schema_is_what_the_adapter_reads(spec: dict[str, Any]) -> 
     amortizing = _WireQuoteResponse.model_validate(example).offers[1].installment_schedule()
     assert amortizing is not None
     assert [p.amount for p in amortizing.payments] == [507_520_000] * 3
+
+
+def _loan_event_validator(spec: dict[str, Any]) -> Any:
+    """JSON Schema 2020-12 (OpenAPI 3.1's) over the document, so that its ``#/components/...`` references resolve."""
+    validator = importlib.import_module("jsonschema").Draft202012Validator
+    return validator({**spec, "$ref": "#/components/schemas/LoanEvent"})
+
+
+def test_a_loan_event_as_the_outbox_writes_it_is_the_documented_schema(spec: dict[str, Any]) -> None:
+    from aggregator.loan_events import loan_event
+    from aggregator.outbox import event_body, event_id_for, loan_view
+    from store.aggregator import LoanRow
+
+    validator = _loan_event_validator(spec)
+    example = spec["webhooks"]["loanEvent"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    validator.validate(example)
+    loan = LoanRow(
+        id="3b1f7d0e-52a4-5c1e-9d2e-7f6a1c0b4e11",
+        chain_name="ethereum-local",
+        chain_id=31337,
+        contract="0x" + "a1" * 20,
+        onchain_loan_id=7,
+        offer_digest="0x" + "5e" * 32,
+        provider_id="sim-bank",
+        status="repaid",
+        asset="USDC",
+        principal=10**9,
+        outstanding_principal=0,
+    )
+    repaid = loan_event(
+        "LoanRepaid",
+        {
+            "payer": "0x" + "b0" * 20,
+            "interestPaid": 12,
+            "principalPaid": 10**9,
+            "outstandingPrincipal": 0,
+            "paymentRef": b"\0" * 32,
+        },
+        tx_hash="0x" + "ab" * 32,
+        log_index=3,
+        block_number=412,
+        status_after="repaid",
+    )
+    assert repaid is not None
+    body = event_body(
+        event_id_for(loan.id, repaid.event_type, repaid.key),
+        repaid.event_type,
+        2,
+        datetime(2030, 1, 1, tzinfo=UTC),
+        loan_view(loan, "ref-7"),
+        repaid.data,
+    )
+    validator.validate(body)
+    assert set(body) == set(example)
+    assert set(body["loan"]) == set(example["loan"])
+    assert set(body["data"]) == set(example["data"])
+    assert body["data"]["principal_paid"] == "1000000000"
+    assert not validator.is_valid(body | {"sequence": 0})
