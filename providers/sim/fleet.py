@@ -24,6 +24,7 @@ FailureMode = Literal[
     "expired_offer",
     "slow_body",
     "flapping",
+    "wrong_schedule",
 ]
 
 
@@ -54,7 +55,8 @@ class FailureSpec(BaseModel):
     ``timeout`` answers correctly after ``hang_seconds``; ``error_5xx`` answers ``status_code``; ``malformed_json``
     sends a truncated body; ``schema_violation`` a body of the wrong shape; ``negative_rate`` an offer at a negative
     rate; ``expired_offer`` an offer that expired an hour ago; ``slow_body`` trickles a correct body over
-    ``slow_body_seconds``; ``flapping`` alternates ``period_seconds`` healthy and ``period_seconds`` answering 503."""
+    ``slow_body_seconds``; ``flapping`` alternates ``period_seconds`` healthy and ``period_seconds`` answering 503;
+    ``wrong_schedule`` sends an amortizing offer whose first payment is a cent more than its terms give."""
 
     model_config = ConfigDict(extra="forbid")
 

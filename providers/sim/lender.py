@@ -66,6 +66,7 @@ class LenderState:
     phases: dict[tuple[str, str], str] = field(default_factory=dict)  # (phase, idempotency key) -> offer_ref
     funded_by: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the funding instruction
     reserved: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the terms it was reserved on
+    quoted: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the terms it quoted
     reserve_delay: float = 0.0  # seconds a reservation takes (tests act on the chain in between)
 
     @classmethod
@@ -87,6 +88,7 @@ def _offer_document(
 ) -> dict[str, Any]:
     ref = f"{state.spec.lender_id}-{uuid.uuid4().hex[:12]}"
     state.offers[ref] = "offered"
+    state.quoted[ref] = {"rate_bps": rate_bps, "origination_fee": fee} | (repayment or {})
     return {
         "protocol_version": "1",
         "offers": [
@@ -141,6 +143,10 @@ async def _quote(state: LenderState, body: QuoteBody) -> Response:
         repayment = installment_fields(
             spec.installments, principal, body.asset_decimals, body.term_days, offered.rate_bps, start
         )
+        if failing and failure.mode == "wrong_schedule" and repayment is not None:
+            payments = repayment["schedule"].get("payments") or []
+            if payments:
+                payments[0]["amount"] += 10 ** max(body.asset_decimals - 2, 0)  # a cent more than its terms give
     document = _offer_document(state, rate, fee, expires, repayment)
     if failing and failure.mode == "slow_body":
         payload = JSONResponse(document).body
@@ -152,9 +158,24 @@ _PHASE_FROM = {"reserve": ("offered",), "fund": ("reserved",), "cancel": ("reser
 _PHASE_TO = {"reserve": "reserved", "fund": "funded", "cancel": "cancelled"}
 
 
+def _differs(quoted: dict[str, Any], body: dict[str, Any]) -> str | None:
+    """What in a reservation differs from the terms this lender quoted (rate, fee, repayment, and the payments it
+    sent, if it sent any), or None."""
+    for name in ("rate_bps", "origination_fee", "repayment", "installments"):
+        if name in quoted and str(body.get(name)) != str(quoted[name]):
+            return f"{name} {body.get(name)!r} is not the quoted {quoted[name]!r}"
+    sent = quoted.get("schedule", {}).get("payments")
+    if sent:
+        reserved = [(p["due"], int(p["amount"])) for p in body.get("schedule", {}).get("payments", [])]
+        if reserved != [(p["due"], int(p["amount"])) for p in sent]:
+            return "the schedule's payments are not the quoted ones"
+    return None
+
+
 def _phase(state: LenderState, phase: str, offer_ref: str, key: str, body: dict[str, Any]) -> dict[str, str]:
-    """The two-phase accept: reserve an offered offer; fund or cancel a reserved one. A repeat under the same
-    idempotency key answers the same; a phase out of order is a 409."""
+    """The two-phase accept: reserve an offered offer on the terms it was quoted on (other terms are refused);
+    fund or cancel a reserved one. A repeat under the same idempotency key answers the same; a phase out of order
+    is a 409."""
     if phase not in _PHASE_TO:
         raise HTTPException(status_code=404, detail=f"no phase {phase!r}")
     state.counts[phase] += 1
@@ -168,6 +189,9 @@ def _phase(state: LenderState, phase: str, offer_ref: str, key: str, body: dict[
     if current != target:
         if current not in _PHASE_FROM[phase]:
             raise HTTPException(status_code=409, detail=f"offer is {current}; cannot {phase}")
+        differs = _differs(state.quoted.get(offer_ref, {}), body) if phase == "reserve" else None
+        if differs is not None:
+            return {"status": "refused", "detail": f"{state.spec.lender_id} refuses {offer_ref}: {differs}"}
         state.offers[offer_ref] = target
         if phase == "fund":
             state.funded_by[offer_ref] = {"chain_id": body.get("chain_id"), "tx_hash": body.get("tx_hash")}

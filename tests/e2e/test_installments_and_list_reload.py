@@ -25,7 +25,7 @@ from api.cli import main
 from api.demo import onboard, passport_kyc
 from api.wallet import sign_acceptance
 from compliance.tila.apr import CashFlow, UnitPeriod, actuarial_apr, round_apr, unit_periods_between
-from providers.sim.fleet import InstallmentProduct, SimLender
+from providers.sim.fleet import FailureSpec, InstallmentProduct, SimLender
 from tests.e2e.test_accept_saga import _send, _settled
 from tests.integration.compliance.test_sanctions_import import _files
 from tests.support.devnet import DeployedChain
@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 CHAIN = "ethereum-local"
 LENDER = "sim-amortizing"
+CARELESS = "sim-careless"  # sends its own payments, the first a cent off its terms
 FIRST_NONCE = 2**41  # apart from the other platforms of this session signing on the same devnets
 PRODUCT = InstallmentProduct(frequency="monthly", first_due_days=45, balloon_bps=2_000)
 REQUEST = {
@@ -55,7 +56,12 @@ def platform(
 ) -> Iterator[RunningPlatform]:
     url = postgres_schema("installment_loan")
     offer_nonces_from(url, devnet_chains, FIRST_NONCE)
-    fleet = [SimLender(lender_id=LENDER, secret=LENDER_SECRET, installments=PRODUCT)]
+    fleet = [
+        SimLender(lender_id=LENDER, secret=LENDER_SECRET, installments=PRODUCT),
+        SimLender(
+            lender_id=CARELESS, secret=LENDER_SECRET, installments=PRODUCT, failure=FailureSpec(mode="wrong_schedule")
+        ),
+    ]
     settings = {"CREDITMESH_SANCTIONS_RELOAD_SECONDS": "0.5"}
     directory = tmp_path_factory.mktemp("installments")
     with running_platform(devnet_chains, directory, database_url=url, fleet=fleet, settings=settings) as run:
@@ -83,6 +89,10 @@ def test_an_amortizing_offer_is_disclosed_hashed_accepted_and_serviced_by_its_sc
         assert response.status_code == 201, response.text
         request = response.json()
         quote = next(q for q in request["quotes"] if q["provider_id"] == LENDER)
+        (careless,) = [o for o in request["provider_outcomes"] if o["provider_id"] == CARELESS]
+        assert careless["outcome"] == "dropped", "a lender whose payments are not its terms' is never disclosed"
+        assert "installment 1" in careless["detail"]
+        assert CARELESS not in {q["provider_id"] for q in request["quotes"]}
         disclosure = quote["disclosure"]
         document = disclosure["document"]
         start = date.fromisoformat(document["start"][:10])
