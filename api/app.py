@@ -22,6 +22,7 @@ from api.routers import (
     oauth,
     providers,
     quotes,
+    reconciliations,
     sanctions_reviews,
 )
 from api.routers import platform as discovery
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         discovery.router,
         api_keys.router,
         oauth.router,
+        reconciliations.router,
     ):
         app.include_router(router)
     openapi.install(app)  # after the routers: OPTIONS answers for every path they serve

@@ -28,6 +28,10 @@ TAGS: list[dict[str, str]] = [
     {"name": "kyc", "description": "Audience: the KYC provider posts signed verdicts."},
     {"name": "platform", "description": "Audience: clients verifying quotes (chains, contracts, signers, assets)."},
     {"name": "api keys", "description": "Audience: admins issue, list, expire and revoke every role's API keys."},
+    {
+        "name": "reconciliations",
+        "description": "Audience: auditors (and admins) reconcile every chain with our records and download reports.",
+    },
     {"name": "oauth", "description": "Audience: every client: API key client credentials → short-lived tokens."},
     {"name": "health", "description": "Audience: operators and load balancers."},
 ]
