@@ -560,7 +560,9 @@ class AcceptanceService:
             version = self._compliance.screen.name_list_version
             reviews = record_screening(uow.session, records, borrower.id, version, datetime.now(UTC))
             uow.commit()
-        refused = borrower_reasons([record for record in records if not record.allowed], reviews)
+        refused = borrower_reasons(
+            [record for record in records if not record.allowed], [r.id for r in reviews.values()]
+        )
         if refused or not all(record.allowed for record in records):
             raise ComplianceDenied("the acceptance", refused or [("compliance.review", "held for manual review")])
 

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,16 +24,23 @@ from aggregator.borrowers import BorrowerFile
 from aggregator.errors import ComplianceDenied, InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome, fan_out
 from aggregator.metrics import FANOUT_OUTCOMES
-from aggregator.offer_nonces import OfferNonceAllocator
 from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch
 from aggregator.platform import ChainRuntime
+from aggregator.quote_store import (
+    CreditRequestRecord,
+    OutcomeRecord,
+    QuotedRequest,
+    QuoteRecord,
+    QuotingRepository,
+    QuotingStore,
+)
 from aggregator.ranking import RankedCandidate, rank
-from aggregator.sanctions_reviews import borrower_reasons, record_screening
+from aggregator.sanctions_reviews import borrower_reasons
 from chain.signers import Signer
 from compliance import ComplianceService, DecisionRecord, Disclosure, Product
 from compliance.errors import ComplianceInputError, KycProviderError
 from compliance.mla import MlaQuery, MlaStatusCache
-from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, digest, offer_typed_data
+from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, offer_typed_data
 from contracts.typed_data import risk_attestation_typed_data as attestation_document
 from providers.base import ProviderAdapter
 from providers.models import ProviderKind, ProviderOffer, QuoteRequest
@@ -42,11 +49,7 @@ from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
 from risk.profile import CreditRequestFacts
 from risk.repository import StoredDecision
 from risk.velocity import VelocityLimits, VelocityStore, check_velocity
-from store.aggregator import CreditRequestRow, OfferNonceKey, ProviderOutcomeRow, QuoteRow
-from store.compliance import SqlDecisionRepository
-from store.db import Database
-from store.risk import SqlRiskDecisionRepository
-from store.sanctions_reviews import SanctionsReviewRow
+from store.aggregator import OfferNonceKey
 
 MIN_TERM_DAYS, MAX_TERM_DAYS = 1, 365
 SECONDS_PER_DAY = 86_400
@@ -105,7 +108,7 @@ class _Draft:
 class QuotingService:
     def __init__(
         self,
-        database: Database,
+        store: QuotingStore,
         chains: dict[str, ChainRuntime],
         assets: AssetRegistry,
         providers: Sequence[ProviderAdapter],
@@ -117,17 +120,16 @@ class QuotingService:
         mla: MlaStatusCache | None = None,
         onchain: ChainOnchainSource | None = None,
     ) -> None:
-        self._db, self._chains, self._assets = database, chains, assets
+        self._store, self._chains, self._assets = store, chains, assets
         self._providers, self._quote_signer, self._risk_signer = providers, quote_signer, risk_signer
         self._compliance, self._velocity, self._config = compliance, velocity, config
         self._mla = mla
         self._onchain = onchain
-        self._nonces = OfferNonceAllocator(database)
 
     async def request_credit(
         self, borrower: BorrowerFile, spec: CreditRequestSpec, client_ip: str | None = None, correlation_id: str = ""
-    ) -> str:
-        """Validate, screen, score, fan out, disclose, sign and store; returns the credit request id."""
+    ) -> QuotedRequest:
+        """Validate, screen, score, fan out, disclose, sign and store; returns the credit request as written."""
         valid = self._validate(spec)
         await check_velocity(
             self._velocity,
@@ -162,7 +164,7 @@ class QuotingService:
         )
         now = datetime.now(UTC)
         outcomes: list[ProviderOutcome] = []
-        quotes: list[QuoteRow] = []
+        covered = False
         if decision.approved and decision.grade is not None:
             query = QuoteRequest(
                 request_id=request_id,
@@ -185,17 +187,32 @@ class QuotingService:
             outcomes, covered = await asyncio.gather(
                 fan_out(eligible, query, self._config.fanout_deadline), self._covered_borrower(borrower, now)
             )
-            # Disclosure (APR solving), nonce reservation (a database transaction) and signing are blocking work:
-            # one worker-thread hop for all of it, so the event loop keeps serving the other requests.
-            quotes = await asyncio.to_thread(
-                self._disclose_and_sign, borrower, valid, decision, outcomes, records, covered, request_id, now
-            )
-        request_row = self._request_row(request_id, borrower, spec, valid, decision, quotes, now)
+        risk = risk_summary(decision)
         if reading is not None:
             # chains whose history could not be read are named: their loans are missing, not clean
-            request_row.risk = request_row.risk | {"onchain_chains_skipped": reading.skipped}
-        await asyncio.to_thread(self._write, request_row, outcomes, quotes, decision, records, borrower.id, now)
-        return request_id
+            risk["onchain_chains_skipped"] = reading.skipped
+        request = CreditRequestRecord(
+            id=request_id,
+            borrower_id=borrower.id,
+            asset=valid.asset.symbol,
+            amount=valid.asset.format(valid.principal),
+            term_days=spec.term_days,
+            purpose=spec.purpose,
+            collateral_asset=valid.collateral.symbol,
+            collateral_amount=valid.collateral.format(valid.collateral_amount),
+            preferred_chains=list(spec.preferred_chains),
+            status="declined",
+            risk=risk,
+            created_at=now,
+        )
+        # Disclosure (APR solving), signing and the write are blocking work: one worker-thread hop for all of it,
+        # so the event loop keeps serving the other requests.
+        quoted = await asyncio.to_thread(
+            self._disclose_sign_and_store, borrower, valid, decision, request, outcomes, records, covered
+        )
+        for outcome in quoted.outcomes:
+            FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
+        return quoted
 
     @property
     def quote_signer_address(self) -> str:
@@ -237,23 +254,46 @@ class QuotingService:
         records = self._compliance.screen_credit_request_products(borrower.facts(), Product, amount, borrower.kyc)
         allowed = {product for product, record in records.items() if record.allowed}
         if not allowed:
-            reviews = self._store_records(list(records.values()), borrower.id)
+            reviews = self._store_refusal(list(records.values()), borrower.id)
             raise ComplianceDenied("the credit request", borrower_reasons(list(records.values()), reviews))
         return list(records.values()), allowed
 
-    def _disclose_and_sign(
+    def _disclose_sign_and_store(
         self,
         borrower: BorrowerFile,
         valid: _Validated,
         decision: RiskDecision,
+        request: CreditRequestRecord,
         outcomes: list[ProviderOutcome],
         records: list[DecisionRecord],
         covered: bool,
-        request_id: str,
-        now: datetime,
-    ) -> list[QuoteRow]:
-        drafts = self._disclose(borrower, valid, outcomes, records, covered, now)
-        return self._sign(borrower, valid, decision, drafts, request_id, now)
+    ) -> QuotedRequest:
+        """Disclose and rank the offers, then in ONE unit of work: reserve the offer nonces, sign, write the
+        request, its outcomes and quotes, the risk decision and the decision records."""
+        now = request.created_at
+        ranked = self._rank(valid, self._disclose(borrower, valid, outcomes, records, covered, now)) if outcomes else []
+        if decision.approved:
+            request = replace(request, status="quoted" if ranked else "no_offers")
+        with self._store.unit_of_work() as uow:
+            quotes = self._sign(uow.quoting, borrower, valid, decision, ranked, request.id, now) if ranked else []
+            quoted = QuotedRequest(
+                request,
+                [OutcomeRecord(o.provider_id, o.outcome, o.detail[:512], o.latency_ms) for o in outcomes],
+                quotes,
+            )
+            uow.quoting.add_request(quoted)
+            uow.quoting.add_risk_decision(
+                StoredDecision(
+                    id=str(uuid.uuid4()),
+                    borrower_id=borrower.id,
+                    request_id=request.id,
+                    decision=decision,
+                    decided_at=now,
+                )
+            )
+            uow.quoting.add_decision_records(records)
+            uow.commit()
+        return quoted
 
     async def _covered_borrower(self, borrower: BorrowerFile, now: datetime) -> bool:
         """Military Lending Act status from the MLA provider as of today (cached per borrower and day). Without an
@@ -306,15 +346,8 @@ class QuotingService:
             drafts += kept
         return drafts
 
-    def _sign(
-        self,
-        borrower: BorrowerFile,
-        valid: _Validated,
-        decision: RiskDecision,
-        drafts: list[_Draft],
-        request_id: str,
-        now: datetime,
-    ) -> list[QuoteRow]:
+    @staticmethod
+    def _rank(valid: _Validated, drafts: list[_Draft]) -> list[_Draft]:
         candidates = [
             RankedCandidate(
                 str(i),
@@ -324,38 +357,93 @@ class QuotingService:
             )
             for i, d in enumerate(drafts)
         ]
-        ranked = [drafts[int(candidate.key)] for candidate in rank(candidates, {})]
-        nonces = self._reserve_nonces(ranked)
+        return [drafts[int(candidate.key)] for candidate in rank(candidates, {})]
+
+    def _sign(
+        self,
+        quoting: QuotingRepository,
+        borrower: BorrowerFile,
+        valid: _Validated,
+        decision: RiskDecision,
+        ranked: list[_Draft],
+        request_id: str,
+        now: datetime,
+    ) -> list[QuoteRecord]:
+        """ONE offer nonce per chain for all of the request's quotes on it (see aggregator.quote_store): the
+        contract spends it with the first loan opened, so it refuses a second quote of the same request by itself.
+        The risk attestation names only the borrower, the decision and that nonce, so ONE attestation per chain
+        serves all the chain's quotes; it expires with the last of them."""
+        signer = self._quote_signer.address
+        keys = {
+            draft.chain.name: OfferNonceKey(
+                draft.chain.chain_id, draft.chain.record.address("CreditAggregator"), signer
+            )
+            for draft in ranked
+        }
+        nonces = quoting.reserve_offer_nonces(keys.values())
+        expiries = [self._expiry(draft.offer, now) for draft in ranked]
+        last_expiry: dict[str, int] = {}
+        for draft, expiry in zip(ranked, expiries, strict=True):
+            last_expiry[draft.chain.name] = max(expiry, last_expiry.get(draft.chain.name, 0))
+        decision_hash = decision.decision_hash()
+        attestations = {
+            name: self._attest(borrower, decision, decision_hash, self._chains[name], expiry, nonces[keys[name]])
+            for name, expiry in last_expiry.items()
+        }
         return [
-            self._sign_one(borrower, valid, decision, draft, nonce, request_id, position, now)
-            for position, (draft, nonce) in enumerate(zip(ranked, nonces, strict=True), start=1)
+            self._sign_one(
+                borrower,
+                valid,
+                draft,
+                nonces[keys[draft.chain.name]],
+                expiry,
+                attestations[draft.chain.name],
+                request_id,
+                position,
+                now,
+            )
+            for position, (draft, expiry) in enumerate(zip(ranked, expiries, strict=True), start=1)
         ]
 
-    def _reserve_nonces(self, drafts: list[_Draft]) -> list[int]:
-        """ONE nonce per chain for all of the request's quotes on it (see aggregator.offer_nonces): the contract
-        spends it with the first loan opened, so it refuses a second quote of the same request by itself."""
-        signer = self._quote_signer.address
-        keys = [
-            OfferNonceKey(draft.chain.chain_id, draft.chain.record.address("CreditAggregator"), signer)
-            for draft in drafts
-        ]
-        shared = {key: block.start for key, block in self._nonces.reserve(dict.fromkeys(keys, 1)).items()}
-        return [shared[key] for key in keys]
+    def _expiry(self, offer: ProviderOffer, now: datetime) -> int:
+        """When the quote of ``offer`` expires: the lender's expiry, at most the quote TTL, in whole seconds."""
+        return int(min(offer.expires_at, now + self._config.quote_ttl).replace(microsecond=0).timestamp())
+
+    def _attest(
+        self,
+        borrower: BorrowerFile,
+        decision: RiskDecision,
+        decision_hash: bytes,
+        chain: ChainRuntime,
+        expiry: int,
+        nonce: int,
+    ) -> tuple[dict[str, Any], str]:
+        """The risk attestation for the borrower's quotes on ``chain`` and the risk signer's signature."""
+        assert decision.grade is not None
+        attestation = RiskAttestation(
+            borrower=borrower.wallet,
+            grade=decision.grade,
+            maxLtvBps=decision.max_ltv_bps,
+            expiry=expiry,
+            decisionHash=decision_hash,
+            nonce=nonce,
+        )
+        signature = self._risk_signer.sign_typed_data(attestation_document(chain.oracle_domain, attestation))
+        return _jsonable(attestation.as_message()), "0x" + signature.hex()
 
     def _sign_one(
         self,
         borrower: BorrowerFile,
         valid: _Validated,
-        decision: RiskDecision,
         draft: _Draft,
         nonce: int,
+        expiry: int,
+        attestation: tuple[dict[str, Any], str],
         request_id: str,
         position: int,
         now: datetime,
-    ) -> QuoteRow:
+    ) -> QuoteRecord:
         offer, chain = draft.offer, draft.chain
-        expires_at = min(offer.expires_at, now + self._config.quote_ttl).replace(microsecond=0)
-        expiry = int(expires_at.timestamp())
         signed_offer = Offer(
             providerId=keccak(text=offer.provider_id),
             pool=offer.pool_address if offer.kind is ProviderKind.POOL and offer.pool_address else ZERO_ADDRESS,  # type: ignore[arg-type]
@@ -372,20 +460,11 @@ class QuotingService:
             expiry=expiry,
             nonce=nonce,
         )
-        assert decision.grade is not None
-        attestation = RiskAttestation(
-            borrower=borrower.wallet,
-            grade=decision.grade,
-            maxLtvBps=decision.max_ltv_bps,
-            expiry=expiry,
-            decisionHash=decision.decision_hash(),
-            nonce=nonce,
+        # the offer is encoded once for its digest and its signature
+        offer_digest, offer_signature = self._quote_signer.sign_typed_data_with_digest(
+            offer_typed_data(chain.aggregator_domain, signed_offer)
         )
-        offer_doc = offer_typed_data(chain.aggregator_domain, signed_offer)
-        attestation_signature = self._risk_signer.sign_typed_data(
-            attestation_document(chain.oracle_domain, attestation)
-        )
-        return QuoteRow(
+        return QuoteRecord(
             id=str(uuid.uuid4()),
             request_id=request_id,
             borrower_id=borrower.id,
@@ -396,97 +475,39 @@ class QuotingService:
             contract=chain.record.address("CreditAggregator"),
             rank=position,
             offer=_jsonable(signed_offer.as_message())
-            | {
-                "providerRef": offer.provider_ref,
-                "repayment": offer.repayment.value,
-                "installments": offer.installments,
-                "schedule": lender_schedule(offer, draft.disclosure, valid.asset),
-            },
-            offer_digest="0x" + digest(offer_doc).hex(),
-            offer_signature="0x" + self._quote_signer.sign_typed_data(offer_doc).hex(),
-            attestation=_jsonable(attestation.as_message()),
-            attestation_signature="0x" + attestation_signature.hex(),
+            | _lender_terms(offer)
+            | {"schedule": lender_schedule(offer, draft.disclosure, valid.asset)},
+            offer_digest="0x" + offer_digest.hex(),
+            offer_signature="0x" + offer_signature.hex(),
+            attestation=attestation[0],
+            attestation_signature=attestation[1],
             disclosure=_disclosure_json(draft.disclosure),
             status="offered",
-            expires_at=expires_at,
+            expires_at=datetime.fromtimestamp(expiry, UTC),
             created_at=now,
         )
+
+    # ------------------------------------------------------------------ reads
+
+    def find_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
+        """A stored credit request, and the loan opened from one of its quotes if any."""
+        with self._store.unit_of_work() as uow:
+            return uow.quoting.get_request(request_id)
+
+    def find_quote(self, quote_id: str) -> tuple[QuoteRecord, CreditRequestRecord] | None:
+        """A stored quote and its credit request."""
+        with self._store.unit_of_work() as uow:
+            return uow.quoting.get_quote(quote_id)
 
     # ------------------------------------------------------------------ persistence
 
-    @staticmethod
-    def _request_row(
-        request_id: str,
-        borrower: BorrowerFile,
-        spec: CreditRequestSpec,
-        valid: _Validated,
-        decision: RiskDecision,
-        quotes: list[QuoteRow],
-        now: datetime,
-    ) -> CreditRequestRow:
-        status = "declined" if not decision.approved else ("quoted" if quotes else "no_offers")
-        return CreditRequestRow(
-            id=request_id,
-            borrower_id=borrower.id,
-            asset=valid.asset.symbol,
-            amount=valid.asset.format(valid.principal),
-            term_days=spec.term_days,
-            purpose=spec.purpose,
-            collateral_asset=valid.collateral.symbol,
-            collateral_amount=valid.collateral.format(valid.collateral_amount),
-            preferred_chains=list(spec.preferred_chains),
-            status=status,
-            risk=risk_summary(decision),
-            created_at=now,
-        )
-
-    def _store_records(self, records: list[DecisionRecord], borrower_id: str) -> dict[int, SanctionsReviewRow]:
+    def _store_refusal(self, records: list[DecisionRecord], borrower_id: str) -> list[str]:
         """The refused request's decision records, and a sanctions review for each SDN entry that held it."""
-        with self._db.unit_of_work() as uow:
+        with self._store.unit_of_work() as uow:
             version = self._compliance.screen.name_list_version
-            reviews = record_screening(uow.session, records, borrower_id, version, datetime.now(UTC))
+            reviews = uow.quoting.open_screening_reviews(records, borrower_id, version, datetime.now(UTC))
             uow.commit()
             return reviews
-
-    def _write(
-        self,
-        request_row: CreditRequestRow,
-        outcomes: list[ProviderOutcome],
-        quotes: list[QuoteRow],
-        decision: RiskDecision,
-        records: list[DecisionRecord],
-        borrower_id: str,
-        now: datetime,
-    ) -> None:
-        with self._db.unit_of_work() as uow:
-            uow.session.add(request_row)
-            uow.session.flush()
-            uow.session.add_all(
-                ProviderOutcomeRow(
-                    request_id=request_row.id,
-                    provider_id=o.provider_id,
-                    outcome=o.outcome,
-                    detail=o.detail[:512],
-                    latency_ms=o.latency_ms,
-                )
-                for o in outcomes
-            )
-            uow.session.add_all(quotes)
-            SqlRiskDecisionRepository(uow.session).add(
-                StoredDecision(
-                    id=str(uuid.uuid4()),
-                    borrower_id=borrower_id,
-                    request_id=request_row.id,
-                    decision=decision,
-                    decided_at=now,
-                )
-            )
-            repository = SqlDecisionRepository(uow.session)
-            for record in records:
-                repository.add(record)
-            uow.commit()
-        for outcome in outcomes:
-            FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
 
 
 def risk_summary(decision: RiskDecision) -> dict[str, Any]:

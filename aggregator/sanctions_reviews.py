@@ -9,7 +9,7 @@ is not held again for the borrower until OFAC changes the entry (``compliance.sa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -75,13 +75,11 @@ def open_reviews(
     return opened
 
 
-def borrower_reasons(
-    records: Sequence[DecisionRecord], reviews: dict[int, SanctionsReviewRow]
-) -> list[tuple[str, str]]:
+def borrower_reasons(records: Sequence[DecisionRecord], review_ids: Iterable[str]) -> list[tuple[str, str]]:
     """The reasons a refused borrower sees: a name hit is told as a review (held or blocked) with its id, without
     the listed party's name; every other reason as recorded."""
     reasons: set[tuple[str, str]] = set()
-    review_ids = ", ".join(sorted(r.id for r in reviews.values()))
+    reviews = ", ".join(sorted(review_ids))
     for record in records:
         for reason in record.reasons:
             if reason.code == NAME_POSSIBLE_MATCH:
@@ -89,14 +87,14 @@ def borrower_reasons(
                     (
                         REVIEW_PENDING,
                         f"held for a compliance review of a possible match on the OFAC sanctions list (review "
-                        f"{review_ids}); you can request credit again once a reviewer has cleared it",
+                        f"{reviews}); you can request credit again once a reviewer has cleared it",
                     )
                 )
             elif reason.code == NAME_MATCH:
                 reasons.add(
                     (
                         NAME_MATCH,
-                        f"refused: the name matches an entry on the OFAC sanctions list (review {review_ids}); "
+                        f"refused: the name matches an entry on the OFAC sanctions list (review {reviews}); "
                         "contact support if you are not the listed party",
                     )
                 )

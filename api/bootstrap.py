@@ -39,6 +39,7 @@ from store.accepts import SqlAcceptStore
 from store.chain import SqlChainStore
 from store.db import Database
 from store.keystore import SqlKeyStore
+from store.quoting import SqlQuotingStore
 from store.sanctions_lists import SqlSanctionsListRepository
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ async def build_platform(settings: Settings) -> Platform:
         capacity=settings.mla_cache_size,
     )
     quoting = QuotingService(
-        database,
+        SqlQuotingStore(database),
         chains,
         assets,
         providers.adapters(),

@@ -9,6 +9,7 @@ from aggregator.assets import Asset, AssetRegistry
 from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.loans import LoanDetail
 from aggregator.offers import acceptance_document
+from aggregator.quote_store import CreditRequestRecord, QuotedRequest, QuoteRecord
 from aggregator.repaying import RepaymentOutcome
 from api.schemas import (
     AmountOut,
@@ -26,7 +27,7 @@ from api.schemas import (
     RepaymentOut,
     RepaymentResultOut,
 )
-from store.aggregator import CreditRequestRow, LoanRow, ProviderOutcomeRow, QuoteRow
+from store.aggregator import LoanRow
 from store.ledger import ChainFactRow
 
 HEALTH = Decimal("0.0001")  # the health factor shown to four places, rounded down (towards liquidation)
@@ -63,7 +64,7 @@ def disclosure_out(stored: dict[str, Any]) -> DisclosureOut:
 LENDER_ONLY = frozenset({"providerRef", "repayment", "installments", "schedule"})
 
 
-def quote_out(row: QuoteRow, request: CreditRequestRow, assets: AssetRegistry) -> QuoteOut:
+def quote_out(row: QuoteRecord, request: CreditRequestRecord, assets: AssetRegistry) -> QuoteOut:
     asset = assets.get(request.asset)
     offer = {k: v for k, v in row.offer.items() if k not in LENDER_ONLY}
     return QuoteOut(
@@ -90,22 +91,17 @@ def quote_out(row: QuoteRow, request: CreditRequestRow, assets: AssetRegistry) -
     )
 
 
-def credit_request_out(
-    request: CreditRequestRow,
-    quotes: list[QuoteRow],
-    outcomes: list[ProviderOutcomeRow],
-    assets: AssetRegistry,
-    loan_id: str | None = None,
-) -> CreditRequestOut:
+def credit_request_out(quoted: QuotedRequest, assets: AssetRegistry, loan_id: str | None = None) -> CreditRequestOut:
+    request = quoted.request
     return CreditRequestOut(
         id=request.id,
         status=request.status,
         loan_id=loan_id,
         risk=request.risk,
-        quotes=[quote_out(q, request, assets) for q in sorted(quotes, key=lambda q: q.rank)],
+        quotes=[quote_out(q, request, assets) for q in sorted(quoted.quotes, key=lambda q: q.rank)],
         provider_outcomes=[
             ProviderOutcomeOut(provider_id=o.provider_id, outcome=o.outcome, detail=o.detail, latency_ms=o.latency_ms)
-            for o in outcomes
+            for o in quoted.outcomes
         ],
     )
 

@@ -71,6 +71,10 @@ class Signer(Protocol):
         """A 65-byte signature over a full EIP-712 document."""
         ...
 
+    def sign_typed_data_with_digest(self, document: dict[str, Any]) -> tuple[bytes, bytes]:
+        """The document's EIP-712 digest and a 65-byte signature over it (the document encoded once)."""
+        ...
+
 
 class LocalSigner:
     """An in-memory eth-account key (coincurve makes signing fast). The parsed key object is kept: eth-account
@@ -95,6 +99,10 @@ class LocalSigner:
 
     def sign_typed_data(self, document: dict[str, Any]) -> bytes:
         return bytes(Account.sign_message(encode_typed_data(full_message=document), self._key).signature)
+
+    def sign_typed_data_with_digest(self, document: dict[str, Any]) -> tuple[bytes, bytes]:
+        signed = Account.sign_message(encode_typed_data(full_message=document), self._key)
+        return bytes(signed.message_hash), bytes(signed.signature)
 
     def __repr__(self) -> str:
         return f"LocalSigner({self.address})"

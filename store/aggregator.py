@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint, false, select
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint, false, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -146,23 +146,33 @@ class SqlOfferNonceRepository:
         self.session = session
 
     def reserve(self, key: OfferNonceKey, count: int) -> range:
-        """The next ``count`` nonces of ``key``, its counter row locked until the caller's transaction ends."""
-        if self.session.get(OfferNonceRow, key) is None:
+        """The next ``count`` nonces of ``key`` in one statement (UPDATE … RETURNING), its counter row locked until
+        the caller's transaction ends. On SQLite the statement takes the database's write lock at once (a read
+        first would have to upgrade its snapshot later, and fail rather than wait when another writer went ahead)."""
+        if count < 1:
+            raise ValueError(f"count must be at least 1: {count}")
+        advanced = self._advance(key, count)
+        if advanced is None:  # the signer's first offer on this contract: create its counter
             try:
                 with self.session.begin_nested():
                     self.session.add(OfferNonceRow(**key._asdict(), next_nonce=FIRST_OFFER_NONCE))
             except IntegrityError:
-                pass  # created concurrently by another process: the row lock below orders us after it
-        row = self.session.scalars(
-            select(OfferNonceRow)
+                pass  # created concurrently by another process: the update below waits for it
+            advanced = self._advance(key, count)
+            assert advanced is not None
+        return range(advanced - count, advanced)
+
+    def _advance(self, key: OfferNonceKey, count: int) -> int | None:
+        statement = (
+            update(OfferNonceRow)
             .where(
                 OfferNonceRow.chain_id == key.chain_id,
                 OfferNonceRow.contract == key.contract,
                 OfferNonceRow.signer == key.signer,
             )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        first = row.next_nonce
-        row.next_nonce = first + count
-        return range(first, first + count)
+            .values(next_nonce=OfferNonceRow.next_nonce + count)
+            .returning(OfferNonceRow.next_nonce)
+            .execution_options(synchronize_session=False)
+        )
+        advanced = self.session.execute(statement).scalar_one_or_none()
+        return None if advanced is None else int(advanced)

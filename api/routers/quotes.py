@@ -13,23 +13,17 @@ from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.idempotency import Idempotent
 from api.render import loan_out, quote_out
 from api.schemas import EOA_SIGNATURE_LENGTH, AcceptIn, LoanOut, QuoteOut
-from store.aggregator import CreditRequestRow, QuoteRow
+from store.aggregator import QuoteRow
 
 router = APIRouter(prefix="/v1/quotes", tags=["quotes"])
 
 
 @router.get("/{quote_id}", response_model=QuoteOut)
 async def get_quote(quote_id: str, principal: ReaderPrincipal, platform: PlatformDep) -> QuoteOut:
-    def load() -> QuoteOut:
-        with platform.database.unit_of_work() as uow:
-            row = uow.session.get(QuoteRow, quote_id)
-            if row is None or (not principal.sees_everything and row.borrower_id != principal.subject_id):
-                raise QuoteNotFound(quote_id)
-            request = uow.session.get(CreditRequestRow, row.request_id)
-            assert request is not None
-            return quote_out(row, request, platform.assets)
-
-    return await asyncio.to_thread(load)
+    found = await asyncio.to_thread(platform.quoting.find_quote, quote_id)
+    if found is None or (not principal.sees_everything and found[0].borrower_id != principal.subject_id):
+        raise QuoteNotFound(quote_id)
+    return quote_out(*found, platform.assets)
 
 
 @router.post(

@@ -1,5 +1,6 @@
 """Offer nonces come in sequence and are never handed out twice: threads on SQLite, processes' worth of
-allocators (separate engines) on PostgreSQL."""
+stores (separate engines) on PostgreSQL. Each reservation is its own unit of work here; the quoting service
+reserves inside the unit of work that writes the quotes."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.offer_nonces import OfferNonceAllocator
-from store.aggregator import FIRST_OFFER_NONCE, OfferNonceKey
+from store.aggregator import FIRST_OFFER_NONCE, OfferNonceKey, SqlOfferNonceRepository
 from store.db import Database
+from store.quoting import SqlQuotingStore
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,21 @@ SIGNER = "0x" + "cd" * 20
 KEY = OfferNonceKey(31337, AGGREGATOR, SIGNER)
 
 
-def _draw(allocators: list[OfferNonceAllocator], rounds: int) -> list[int]:
+class OfferNonces:
+    """Reserves offer nonces, one unit of work a call."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def reserve(self, counts: dict[OfferNonceKey, int]) -> dict[OfferNonceKey, range]:
+        with self.database.unit_of_work() as uow:
+            repository = SqlOfferNonceRepository(uow.session)
+            blocks = {key: repository.reserve(key, counts[key]) for key in sorted(counts)}
+            uow.commit()
+        return blocks
+
+
+def _draw(allocators: list[OfferNonces], rounds: int) -> list[int]:
     def one(i: int) -> range:
         return allocators[i % len(allocators)].reserve({KEY: 1 + i % 3})[KEY]
 
@@ -32,7 +47,7 @@ def test_blocks_are_sequential_per_signer_and_contract(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'nonces.db'}")
     database.migrate()
     try:
-        nonces = OfferNonceAllocator(database)
+        nonces = OfferNonces(database)
         assert nonces.reserve({KEY: 3}) == {KEY: range(FIRST_OFFER_NONCE, FIRST_OFFER_NONCE + 3)}
         assert nonces.reserve({KEY: 2}) == {KEY: range(FIRST_OFFER_NONCE + 3, FIRST_OFFER_NONCE + 5)}
         # Another chain, contract or signer has a counter of its own; one call reserves on several.
@@ -40,9 +55,17 @@ def test_blocks_are_sequential_per_signer_and_contract(tmp_path: Path) -> None:
         first = range(FIRST_OFFER_NONCE, FIRST_OFFER_NONCE + 1)
         assert nonces.reserve(dict.fromkeys(others, 1)) == dict.fromkeys(others, first)
         # A restarted process continues where the store left off.
-        assert OfferNonceAllocator(database).reserve({KEY: 1}) == {KEY: range(6, 7)}
+        assert OfferNonces(database).reserve({KEY: 1}) == {KEY: range(6, 7)}
         with pytest.raises(ValueError, match="at least 1"):
             nonces.reserve({KEY: 0})
+        # The quoting store's repository: one nonce per key, in the unit of work that writes the quotes.
+        with SqlQuotingStore(database).unit_of_work() as uow:
+            reserved = uow.quoting.reserve_offer_nonces([KEY, others[0], KEY])
+            uow.commit()
+        assert reserved == {KEY: 7, others[0]: FIRST_OFFER_NONCE + 1}
+        with SqlQuotingStore(database).unit_of_work() as uow:
+            uow.quoting.reserve_offer_nonces([KEY])  # not committed: the nonce is not spent
+        assert nonces.reserve({KEY: 1}) == {KEY: range(8, 9)}
     finally:
         database.dispose()
 
@@ -51,7 +74,7 @@ def test_concurrent_threads_on_sqlite_never_share_a_nonce(tmp_path: Path) -> Non
     database = Database(f"sqlite:///{tmp_path / 'nonces.db'}")
     database.migrate()
     try:
-        drawn = _draw([OfferNonceAllocator(database)], 120)
+        drawn = _draw([OfferNonces(database)], 120)
         assert sorted(drawn) == list(range(FIRST_OFFER_NONCE, FIRST_OFFER_NONCE + len(drawn)))
     finally:
         database.dispose()
@@ -62,7 +85,7 @@ def test_separate_allocators_on_postgresql_never_share_a_nonce(postgres_schema: 
     databases = [Database(url) for _ in range(3)]
     databases[0].migrate()
     try:
-        drawn = _draw([OfferNonceAllocator(database) for database in databases], 120)
+        drawn = _draw([OfferNonces(database) for database in databases], 120)
         assert sorted(drawn) == list(range(FIRST_OFFER_NONCE, FIRST_OFFER_NONCE + len(drawn)))
     finally:
         for database in databases:

@@ -1,0 +1,212 @@
+"""What the quoting service stores, and the small interface it stores it through: a credit request with its
+providers' outcomes and its signed quotes, the risk decision, the compliance decision records, the sanctions
+reviews a refused request opens, and the offer nonces the quotes are signed with. ``store.quoting`` is the SQL
+implementation; ``InMemoryQuotingStore`` is the fake for unit tests of the quoting logic.
+
+Offer nonces are reserved in the same unit of work that writes the quotes signed with them: ONE nonce per chain a
+request has quotes on, shared by all of them, so the contract itself refuses a second loan from one request. A
+nonce whose quotes are never written is simply skipped (a nonce only has to be unused, not gap-free); the counter
+is per quote signer and CreditAggregator (``OfferNonceKey``)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from compliance import DecisionRecord
+from risk.repository import StoredDecision
+from store.aggregator import FIRST_OFFER_NONCE, OfferNonceKey
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRecord:
+    """What one provider answered to one request: offered, declined, ineligible, failed, timeout or dropped."""
+
+    provider_id: str
+    outcome: str
+    detail: str
+    latency_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteRecord:
+    """A signed, ranked quote: the EIP-712 offer (with what the lender needs back at accept), its digest and
+    signature, the risk attestation and its signature, the Truth in Lending disclosure."""
+
+    id: str
+    request_id: str
+    borrower_id: str
+    provider_id: str
+    kind: str
+    chain_name: str
+    chain_id: int
+    contract: str
+    rank: int
+    offer: dict[str, Any]
+    offer_digest: str
+    offer_signature: str
+    attestation: dict[str, Any]
+    attestation_signature: str
+    disclosure: dict[str, Any]
+    status: str
+    expires_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRequestRecord:
+    id: str
+    borrower_id: str
+    asset: str
+    amount: str
+    term_days: int
+    purpose: str
+    collateral_asset: str
+    collateral_amount: str
+    preferred_chains: list[str]
+    status: str  # quoted, no_offers or declined
+    risk: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QuotedRequest:
+    """A credit request as it was written: what the borrower is answered with."""
+
+    request: CreditRequestRecord
+    outcomes: list[OutcomeRecord]
+    quotes: list[QuoteRecord]
+
+
+class QuotingRepository(Protocol):
+    """The quoting service's storage inside one unit of work (the unit of work commits; this never does)."""
+
+    def reserve_offer_nonces(self, keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+        """The next offer nonce of each key, no other caller gets it (on PostgreSQL the counter rows stay locked
+        until the unit of work ends; taken in key order, so two requests never wait on each other crosswise)."""
+        ...
+
+    def add_request(self, quoted: QuotedRequest) -> None: ...
+
+    def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
+        """A credit request as written (its quotes' statuses as they are now), and the id of the loan opened from
+        one of its quotes if any."""
+        ...
+
+    def get_quote(self, quote_id: str) -> tuple[QuoteRecord, CreditRequestRecord] | None: ...
+
+    def add_risk_decision(self, stored: StoredDecision) -> None: ...
+
+    def add_decision_records(self, records: Sequence[DecisionRecord]) -> None: ...
+
+    def open_screening_reviews(
+        self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
+    ) -> list[str]:
+        """Store a refused request's screening records and open a sanctions review for each listed entry that held
+        or blocked them; returns the reviews' ids."""
+        ...
+
+
+class QuotingUnitOfWork(Protocol):
+    @property
+    def quoting(self) -> QuotingRepository: ...
+
+    def commit(self) -> None: ...
+
+
+class QuotingStore(Protocol):
+    """Opens units of work (one database transaction each; leaving without ``commit`` rolls back)."""
+
+    def unit_of_work(self) -> AbstractContextManager[QuotingUnitOfWork]: ...
+
+
+# ---------------------------------------------------------------------------------------------- in-memory fake
+
+
+@dataclass
+class _Tables:
+    requests: dict[str, QuotedRequest] = field(default_factory=dict)
+    risk_decisions: list[StoredDecision] = field(default_factory=list)
+    decision_records: list[DecisionRecord] = field(default_factory=list)
+    reviews: dict[tuple[str, int], str] = field(default_factory=dict)  # (borrower, listed entry) → review id
+    next_nonce: dict[OfferNonceKey, int] = field(default_factory=dict)
+
+
+class InMemoryQuotingRepository:
+    def __init__(self, tables: _Tables) -> None:
+        self.tables = tables
+
+    def reserve_offer_nonces(self, keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+        reserved = {}
+        for key in sorted(set(keys)):
+            reserved[key] = self.tables.next_nonce.get(key, FIRST_OFFER_NONCE)
+            self.tables.next_nonce[key] = reserved[key] + 1
+        return reserved
+
+    def add_request(self, quoted: QuotedRequest) -> None:
+        if quoted.request.id in self.tables.requests:
+            raise ValueError(f"credit request {quoted.request.id} is stored already")
+        self.tables.requests[quoted.request.id] = quoted
+
+    def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
+        quoted = self.tables.requests.get(request_id)
+        return None if quoted is None else (quoted, None)  # loans are the accept's: none in this fake
+
+    def get_quote(self, quote_id: str) -> tuple[QuoteRecord, CreditRequestRecord] | None:
+        for quoted in self.tables.requests.values():
+            for quote in quoted.quotes:
+                if quote.id == quote_id:
+                    return quote, quoted.request
+        return None
+
+    def add_risk_decision(self, stored: StoredDecision) -> None:
+        self.tables.risk_decisions.append(stored)
+
+    def add_decision_records(self, records: Sequence[DecisionRecord]) -> None:
+        self.tables.decision_records.extend(records)
+
+    def open_screening_reviews(
+        self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
+    ) -> list[str]:
+        self.add_decision_records(records)
+        opened = []
+        for record in records:
+            for hit, _outcome in record.name_hits:
+                review = self.tables.reviews.setdefault(
+                    (borrower_id, hit.ent_num), f"review-{len(self.tables.reviews) + 1}"
+                )
+                if review not in opened:
+                    opened.append(review)
+        return opened
+
+
+class InMemoryQuotingUnitOfWork:
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+        self._snapshot = copy.deepcopy(tables)
+        self.quoting = InMemoryQuotingRepository(tables)
+
+    def commit(self) -> None:
+        self._snapshot = copy.deepcopy(self._tables)
+
+    def rollback(self) -> None:
+        self._tables.__dict__.update(copy.deepcopy(self._snapshot).__dict__)
+
+
+class InMemoryQuotingStore:
+    """The fake for unit tests: one process, transactions as snapshots."""
+
+    def __init__(self) -> None:
+        self.tables = _Tables()
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[InMemoryQuotingUnitOfWork]:
+        uow = InMemoryQuotingUnitOfWork(self.tables)
+        try:
+            yield uow
+        finally:
+            uow.rollback()  # what was committed is the snapshot: this undoes only the uncommitted rest

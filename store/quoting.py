@@ -1,0 +1,117 @@
+"""``aggregator.quote_store``'s interface over SQLAlchemy: credit requests, provider outcomes, quotes, offer nonces,
+the risk decision, compliance decision records and sanctions reviews, in one transaction per unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, fields
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aggregator.quote_store import CreditRequestRecord, OutcomeRecord, QuotedRequest, QuoteRecord
+from aggregator.sanctions_reviews import record_screening
+from compliance import DecisionRecord
+from risk.repository import StoredDecision
+from store.aggregator import (
+    CreditRequestRow,
+    LoanRow,
+    OfferNonceKey,
+    ProviderOutcomeRow,
+    QuoteRow,
+    SqlOfferNonceRepository,
+)
+from store.compliance import SqlDecisionRepository
+from store.db import Database
+from store.risk import SqlRiskDecisionRepository
+
+_R = TypeVar("_R", CreditRequestRecord, OutcomeRecord, QuoteRecord)
+
+
+class SqlQuotingRepository:
+    """Never commits: the unit of work does."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def reserve_offer_nonces(self, keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+        nonces = SqlOfferNonceRepository(self.session)
+        return {key: nonces.reserve(key, 1).start for key in sorted(set(keys))}
+
+    def add_request(self, quoted: QuotedRequest) -> None:
+        request = quoted.request
+        self.session.add(CreditRequestRow(**asdict(request)))
+        self.session.flush()  # the request row before the rows that refer to it
+        self.session.add_all(
+            ProviderOutcomeRow(request_id=request.id, **asdict(outcome)) for outcome in quoted.outcomes
+        )
+        self.session.add_all(QuoteRow(**asdict(quote)) for quote in quoted.quotes)
+
+    def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
+        row = self.session.get(CreditRequestRow, request_id)
+        if row is None:
+            return None
+        quotes = list(self.session.scalars(select(QuoteRow).where(QuoteRow.request_id == request_id)))
+        outcomes = self.session.scalars(
+            select(ProviderOutcomeRow)
+            .where(ProviderOutcomeRow.request_id == request_id)
+            .order_by(ProviderOutcomeRow.id)
+        )
+        loan_id = self.session.scalars(
+            select(LoanRow.id).where(LoanRow.quote_id.in_([quote.id for quote in quotes]))
+        ).first()
+        quoted = QuotedRequest(
+            _record(CreditRequestRecord, row),
+            [_record(OutcomeRecord, outcome) for outcome in outcomes],
+            [_record(QuoteRecord, quote) for quote in sorted(quotes, key=lambda quote: quote.rank)],
+        )
+        return quoted, loan_id
+
+    def get_quote(self, quote_id: str) -> tuple[QuoteRecord, CreditRequestRecord] | None:
+        row = self.session.get(QuoteRow, quote_id)
+        if row is None:
+            return None
+        request = self.session.get(CreditRequestRow, row.request_id)
+        assert request is not None  # a foreign key
+        return _record(QuoteRecord, row), _record(CreditRequestRecord, request)
+
+    def add_risk_decision(self, stored: StoredDecision) -> None:
+        SqlRiskDecisionRepository(self.session).add(stored)
+
+    def add_decision_records(self, records: Sequence[DecisionRecord]) -> None:
+        repository = SqlDecisionRepository(self.session)
+        for record in records:
+            repository.add(record)
+
+    def open_screening_reviews(
+        self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
+    ) -> list[str]:
+        reviews = record_screening(self.session, records, borrower_id, list_version, now)
+        return [review.id for review in reviews.values()]
+
+
+def _record(kind: type[_R], row: object) -> _R:
+    """The domain record of an ORM row: its same-named columns."""
+    return kind(**{column.name: getattr(row, column.name) for column in fields(kind)})
+
+
+class SqlQuotingUnitOfWork:
+    def __init__(self, session: Session, commit: Callable[[], None]) -> None:
+        self.quoting = SqlQuotingRepository(session)
+        self._commit = commit
+
+    def commit(self) -> None:
+        self._commit()
+
+
+class SqlQuotingStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[SqlQuotingUnitOfWork]:
+        with self._db.unit_of_work() as uow:
+            yield SqlQuotingUnitOfWork(uow.session, uow.commit)

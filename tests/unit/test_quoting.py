@@ -1,0 +1,252 @@
+"""The quoting service's own logic on the in-memory store: ranking, one offer nonce and ONE risk attestation per
+chain per request (both signed over what the contract checks), the request stored as it is answered, and nothing
+of a failed write kept. Real compliance (the shipped sanctions lists, the jurisdiction rules), real signers; the
+providers are in-process fakes and the chains are only their EIP-712 domains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Self, cast
+
+import pytest
+from eth_utils.address import to_checksum_address
+
+from aggregator.assets import Asset, AssetRegistry
+from aggregator.borrowers import BorrowerFile
+from aggregator.offers import attestation_from_row, offer_from_row
+from aggregator.platform import ChainRuntime
+from aggregator.quote_store import InMemoryQuotingRepository, InMemoryQuotingStore, QuotedRequest
+from aggregator.quoting import CreditRequestSpec, QuotingConfig, QuotingService
+from api.demo import DEMO_PROFILE
+from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
+from compliance import ComplianceService
+from compliance.jurisdiction import load_rules
+from compliance.kyc import IdentityProfile, KycState, KycStatus, KycTier
+from compliance.sanctions.lists import load_newest
+from compliance.sanctions.screening import SanctionsScreen
+from contracts.typed_data import Domain, digest, offer_typed_data, recover, risk_attestation_typed_data
+from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
+from providers.models import (
+    Capabilities,
+    Decline,
+    FundingResult,
+    FundingStatus,
+    ProviderHealth,
+    ProviderKind,
+    ProviderOffer,
+    QuoteRequest,
+    RepaymentShape,
+)
+from risk.profile import CreditProfile
+from risk.velocity import InMemoryVelocityStore
+
+pytestmark = pytest.mark.unit
+
+CHAINS = ("ethereum-local", "polygon-local")
+WALLET = devnet_account(DEVNET_BORROWER_INDEXES[0]).address
+QUOTE_SIGNER, RISK_SIGNER = devnet_signer(Role.QUOTE_SIGNER), devnet_signer(Role.RISK_SIGNER)
+SPEC = CreditRequestSpec("1500.00", "USDC", 30, "general", "WETH", "1.0")
+
+
+def _address(seed: int) -> str:
+    return to_checksum_address(f"0x{seed:040x}")
+
+
+ORACLES = (_address(0xB0), _address(0xB1))
+
+
+@dataclass(frozen=True)
+class _Record:
+    addresses: dict[str, str]
+
+    def address(self, name: str) -> str:
+        return self.addresses[name]
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """What quoting reads of a ChainRuntime: its name, id and contracts (no RPC is made)."""
+
+    name: str
+    chain_id: int
+    record: _Record
+
+    @property
+    def aggregator_domain(self) -> Domain:
+        return Domain(self.chain_id, to_checksum_address(self.record.address("CreditAggregator")))
+
+    @property
+    def oracle_domain(self) -> Domain:
+        return Domain(self.chain_id, to_checksum_address(self.record.address("CreditScoringOracle")))
+
+
+class _Lender(ProviderAdapter):
+    """Answers every request with its rates, each an offer on ``chain`` (None: the borrower's chain)."""
+
+    def __init__(self, provider_id: str, kind: ProviderKind, rates: list[int], chain: str | None = None) -> None:
+        self.provider_id, self.kind, self._rates, self._chain = provider_id, kind.value, rates, chain
+        self._offer_kind = kind
+
+    @classmethod
+    def from_registration(cls, registration: ProviderRegistration, context: AdapterContext) -> Self:
+        raise NotImplementedError  # never registered: built by the test
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(assets=frozenset({"USDC"}))
+
+    async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
+        return [
+            ProviderOffer(
+                provider_id=self.provider_id,
+                kind=self._offer_kind,
+                asset=request.asset,
+                principal=request.principal,
+                rate_bps=rate,
+                origination_fee=request.principal // 100,
+                term_days=request.term_days,
+                repayment=RepaymentShape.SINGLE,
+                # the lenders' own expiries differ: the attestation must outlive the latest quote on its chain
+                expires_at=datetime.now(UTC) + timedelta(minutes=2 + i),
+                provider_ref=f"{self.provider_id}-{rate}",
+                chain=self._chain,
+                pool_address=_address(0xBEEF) if self._offer_kind is ProviderKind.POOL else None,
+            )
+            for i, rate in enumerate(self._rates)
+        ]
+
+    async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
+        raise AssertionError("quoting never accepts")
+
+    async def status(self, provider_ref: str) -> FundingStatus:
+        raise AssertionError("quoting never asks a status")
+
+    async def health(self) -> ProviderHealth:
+        return ProviderHealth(self.provider_id, True)
+
+
+@pytest.fixture(scope="module")
+def compliance() -> ComplianceService:
+    return ComplianceService(
+        SanctionsScreen(*load_newest()), load_rules(), clock=lambda: datetime.now(UTC), inputs_key=bytes(range(32))
+    )
+
+
+def _service(store: InMemoryQuotingStore, compliance: ComplianceService) -> QuotingService:
+    chains = {
+        name: _Chain(
+            name,
+            31337 + i,
+            _Record({"CreditAggregator": _address(0xA0 + i), "CreditScoringOracle": _address(0xB0 + i)}),
+        )
+        for i, name in enumerate(CHAINS)
+    }
+    tokens = {name: to_checksum_address(_address(0xC0 + i)) for i, name in enumerate(CHAINS)}
+    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), tokens), Asset("WETH", 18, Decimal(3000), dict(tokens))])
+    providers: list[ProviderAdapter] = [
+        _Lender("bank", ProviderKind.TRADITIONAL, [900, 1_100]),
+        _Lender("fintech", ProviderKind.TRADITIONAL, [1_000]),
+        *(_Lender(f"pool:{name}", ProviderKind.POOL, [800 + 50 * i], chain=name) for i, name in enumerate(CHAINS)),
+    ]
+    return QuotingService(
+        store,
+        cast(dict[str, ChainRuntime], chains),
+        assets,
+        providers,
+        quote_signer=QUOTE_SIGNER,
+        risk_signer=RISK_SIGNER,
+        compliance=compliance,
+        velocity=InMemoryVelocityStore(),
+        config=QuotingConfig(fanout_deadline=5.0),
+    )
+
+
+def _borrower() -> BorrowerFile:
+    now = datetime.now(UTC)
+    return BorrowerFile(
+        id="b1",
+        wallet=WALLET,
+        jurisdiction="US-FL",
+        identity=IdentityProfile("Ada", "Lovelace", date(1985, 12, 10), "US-FL"),
+        kyc=KycStatus("applicant-1", "b1", KycState.APPROVED, KycTier.STANDARD, (), now),
+        profile=CreditProfile.model_validate(DEMO_PROFILE),
+    )
+
+
+async def test_one_nonce_and_one_attestation_per_chain(compliance: ComplianceService) -> None:
+    store = InMemoryQuotingStore()
+    quoted = await _service(store, compliance).request_credit(_borrower(), SPEC)
+
+    assert quoted.request.status == "quoted"
+    assert [q.rank for q in quoted.quotes] == list(range(1, 6))
+    assert {q.chain_name for q in quoted.quotes} == set(CHAINS)  # the lenders' offers on the first chain
+    for name in CHAINS:
+        on_chain = [q for q in quoted.quotes if q.chain_name == name]
+        # one nonce per chain, shared: the contract refuses a second loan from the request by itself
+        assert len({q.offer["nonce"] for q in on_chain}) == 1
+        # one attestation per chain, for that nonce, expiring with the chain's last quote
+        assert len({(str(q.attestation), q.attestation_signature) for q in on_chain}) == 1
+        attestation = attestation_from_row(on_chain[0])
+        assert attestation.nonce == on_chain[0].offer["nonce"]
+        assert attestation.expiry == max(int(q.expires_at.timestamp()) for q in on_chain)
+        assert attestation.borrower == WALLET
+        oracle = Domain(on_chain[0].chain_id, to_checksum_address(ORACLES[CHAINS.index(name)]))
+        document = risk_attestation_typed_data(oracle, attestation)
+        assert recover(document, bytes.fromhex(on_chain[0].attestation_signature[2:])) == RISK_SIGNER.address
+    for quote in quoted.quotes:
+        offer = offer_from_row(quote)
+        assert offer.expiry == int(quote.expires_at.timestamp())
+        document = offer_typed_data(Domain(quote.chain_id, to_checksum_address(quote.contract)), offer)
+        assert quote.offer_digest == "0x" + digest(document).hex()  # the digest of what was signed
+        assert recover(document, bytes.fromhex(quote.offer_signature[2:])) == QUOTE_SIGNER.address
+    # stored as answered, and read back the same
+    assert store.tables.requests[quoted.request.id] == quoted
+    with store.unit_of_work() as uow:
+        assert uow.quoting.get_request(quoted.request.id) == (quoted, None)
+    assert len(store.tables.risk_decisions) == 1
+    assert store.tables.risk_decisions[0].request_id == quoted.request.id
+
+
+async def test_the_next_request_signs_with_the_next_nonces(compliance: ComplianceService) -> None:
+    store = InMemoryQuotingStore()
+    service = _service(store, compliance)
+    first = await service.request_credit(_borrower(), SPEC)
+    second = await service.request_credit(_borrower(), SPEC)
+
+    def nonces(quoted: QuotedRequest) -> dict[str, int]:
+        return {q.chain_name: int(q.offer["nonce"]) for q in quoted.quotes}
+
+    assert nonces(second) == {name: nonce + 1 for name, nonce in nonces(first).items()}
+
+
+async def test_a_failed_write_keeps_nothing_and_spends_no_nonce(
+    compliance: ComplianceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = InMemoryQuotingStore()
+    service = _service(store, compliance)
+
+    def refuse(self: InMemoryQuotingRepository, quoted: QuotedRequest) -> None:
+        raise RuntimeError("the database went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(InMemoryQuotingRepository, "add_request", refuse)
+        with pytest.raises(RuntimeError, match="went away"):
+            await service.request_credit(_borrower(), SPEC)
+    assert store.tables.requests == {}
+    assert store.tables.next_nonce == {}  # the reservation rolled back with the write
+    quoted = await service.request_credit(_borrower(), SPEC)
+    assert {int(q.offer["nonce"]) for q in quoted.quotes} == {1}
+
+
+async def test_a_declined_request_is_stored_without_quotes_or_nonces(compliance: ComplianceService) -> None:
+    store = InMemoryQuotingStore()
+    far_too_much = CreditRequestSpec("20000.00", "USDC", 30, "general", "WETH", "0.1")
+    quoted = await _service(store, compliance).request_credit(_borrower(), far_too_much)
+    assert quoted.request.status == "declined"
+    assert quoted.quotes == []
+    assert quoted.outcomes == []
+    assert store.tables.requests[quoted.request.id] == quoted
+    assert store.tables.next_nonce == {}
+    assert quoted.request.risk["approved"] is False
+    assert quoted.request.risk["reasons"]
