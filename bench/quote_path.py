@@ -110,13 +110,16 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _profile(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling the API process during the concurrency-10 level (collapsed stacks, ``--py-spy``)."""
+    """py-spy sampling the API process during the ``--profile-concurrency`` level (collapsed stacks, ``--py-spy``).
+    Only the thread holding the GIL is sampled: the samples are where the process spends CPU, not threads waiting
+    for the GIL (in a socket write, say, after the event loop released it)."""
     if not args.py_spy:
         return None
     args.out.mkdir(parents=True, exist_ok=True)
     output = args.out / f"{_stem(args.label)}.profile.txt"
     command = [args.py_spy, "record", "--pid", str(pid), "--duration", str(int(args.seconds)), "--format", "raw"]
-    return subprocess.Popen([*command, "--output", str(output), "--nonblocking"], stdout=subprocess.DEVNULL)
+    command += ["--gil", "--output", str(output), "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)
 
 
 def _stem(label: str) -> str:
@@ -251,7 +254,7 @@ def _measure(args: argparse.Namespace, platform: PlatformServices, fleet: list[S
     key = onboard(api_url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
     levels = []
     for concurrency in CONCURRENCIES:
-        profiler = _profile(args, api_pid) if concurrency == 10 else None
+        profiler = _profile(args, api_pid) if concurrency == args.profile_concurrency else None
         level = asyncio.run(_load(api_url, key, concurrency, args.seconds, api_pid))
         if profiler is not None:
             profiler.wait(timeout=60)
@@ -353,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", default="this tree")
     parser.add_argument("--compare", type=Path, default=None, help="a JSON result to print ratios against")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    parser.add_argument("--py-spy", default=None, help="path of a py-spy executable: profile the concurrency-10 level")
+    parser.add_argument("--py-spy", default=None, help="path of a py-spy executable: profile one level")
+    parser.add_argument("--profile-concurrency", type=int, default=10, choices=CONCURRENCIES, help="the level profiled")
     args = parser.parse_args(argv)
     baseline = json.loads(args.compare.read_text()) if args.compare else None
     result = run(args)
