@@ -3,6 +3,7 @@
     uv run --frozen --no-sync python bench/quote_path.py                    # L = 100 ms, results in bench/results/
     uv run --frozen --no-sync python bench/quote_path.py --latency-ms 0 --burst-seconds 0
     uv run --frozen --no-sync python bench/quote_path.py --code /tmp/creditmesh-before --label before
+    uv run --frozen --no-sync python bench/quote_path.py --before /tmp/creditmesh-before     # both, back to back
     uv run --frozen --no-sync python bench/quote_path.py --compare bench/results/quote_path-before.json
 
 Starts the platform's pieces as ``creditmesh run`` does, on free loopback ports: three anvil devnets with the
@@ -355,18 +356,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--code", default=None, help="run the API and lenders from this source tree")
     parser.add_argument("--label", default="this tree")
     parser.add_argument("--compare", type=Path, default=None, help="a JSON result to print ratios against")
+    parser.add_argument(
+        "--before",
+        default=None,
+        help="another source tree (e.g. an older commit) measured first in the same run, labelled 'before': this "
+        "tree's ratios are printed against it",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--py-spy", default=None, help="path of a py-spy executable: profile one level")
     parser.add_argument("--profile-concurrency", type=int, default=10, choices=CONCURRENCIES, help="the level profiled")
     args = parser.parse_args(argv)
     baseline = json.loads(args.compare.read_text()) if args.compare else None
-    result = run(args)
-    print(_table(result, baseline))
+    if args.before:
+        before = argparse.Namespace(**vars(args) | {"code": args.before, "label": "before", "py_spy": None})
+        baseline = _report(before, run(before), baseline)
+    _report(args, run(args), baseline)
+
+
+def _report(args: argparse.Namespace, result: Result, baseline: dict[str, Any] | None) -> dict[str, Any]:
+    """Print the table, write the JSON and the plot; returns the result as JSON."""
+    print(_table(result, baseline), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = _stem(args.label)
-    (args.out / f"{stem}.json").write_text(json.dumps(asdict(result), indent=2))
+    document: dict[str, Any] = json.loads(json.dumps(asdict(result)))
+    (args.out / f"{stem}.json").write_text(json.dumps(document, indent=2))
     _plot(result, baseline, args.out / f"{stem}.png")
-    print(f"wrote {args.out / stem}.json and .png")
+    print(f"wrote {args.out / stem}.json and .png", flush=True)
+    return document
 
 
 if __name__ == "__main__":
