@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh machine with only PyPI, npm and Debian's packages reachable:
 # node toolchain (solc-js, anvil, OpenZeppelin), the Python environment (uv.lock), the native-style solc shim
-# registered with py-solc-x, `ape compile`, and the exported ABI + bytecode in artifacts/.
+# registered with py-solc-x, `ape compile`, and the exported ABI + bytecode in artifacts/; Debian's chromium for the
+# browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -26,6 +27,13 @@ if ! command -v uv >/dev/null; then
 fi
 log "uv sync"
 uv sync --frozen --quiet
+
+# Headless Chromium for the tests that open the reconciliation report in a real browser (Playwright from PyPI drives
+# Debian's browser: `playwright install` cannot download its own here).
+if ! command -v chromium >/dev/null; then
+  log "installing chromium from Debian"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 
 mkdir -p .toolchain/bin .toolchain/solcx
 sed "s#__SOLCJS_PATH__#$ROOT/node_modules/solc#" scripts/toolchain/solc-shim.js > .toolchain/bin/solc.tmp

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import async_playwright
 from sqlalchemy import select, update
 
 from api.reconcile_jobs import ReconciledChain, load_report, reconcile
@@ -29,6 +31,8 @@ from tests.support.devnet import DeployedChain
 from tests.support.reconcile import LoanMaker, index
 
 pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/setup.sh
 
 
 @pytest.fixture
@@ -85,7 +89,30 @@ async def test_a_clean_run_over_three_chains_reports_only_matches(
         assert len(audited) == 3
 
 
-async def test_each_category_is_produced_and_detected(database: Database, ethereum_local: DeployedChain) -> None:
+async def _rendered(path: Path) -> tuple[list[list[str]], list[str], str]:
+    """The discrepancy table's rows (cell texts), its transaction links and the verdict, as headless Chromium shows
+    the report (Debian's browser, driven by Playwright; no network: the page is one file)."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = await browser.new_page()
+            await page.route(
+                "**/*", lambda route: route.abort() if route.request.url.startswith("http") else route.continue_()
+            )
+            await page.goto(path.as_uri())
+            rows = await page.locator("#discrepancies tbody tr").evaluate_all(
+                "rows => rows.map(r => Array.from(r.cells).map(c => c.innerText))"
+            )
+            links = await page.locator("#discrepancies a").evaluate_all("links => links.map(a => a.href)")
+            verdict = await page.locator("p.bad, p.ok").first.inner_text()
+        finally:
+            await browser.close()
+    return rows, links, verdict
+
+
+async def test_each_category_is_produced_and_detected(
+    database: Database, ethereum_local: DeployedChain, tmp_path: Path
+) -> None:
     chain = ethereum_local
     maker = LoanMaker(chain, database)
     start = maker.head() + 1
@@ -171,7 +198,13 @@ async def test_each_category_is_produced_and_detected(database: Database, ethere
     assert report.digest == outcome.digest
     assert len(report.items) == len(items)
     assert report.counts[Category.MATCHED.value] > 0
-    assert f"https://explorer.example/tx/{outside.tx_hash}" in to_html(report)
+    page = tmp_path / "report.html"
+    page.write_text(to_html(report))
+    rows, links, verdict = await _rendered(page)
+    assert len(rows) == len(items)
+    assert verdict == f"{len(items)} discrepancies."
+    assert ["ethereum-local", "opened-without-accept", f"loan #{outside.onchain_id}"] in [row[:3] for row in rows]
+    assert f"https://explorer.example/tx/{outside.tx_hash}" in links
     assert to_csv(report).count("\n") == len(items) + 1
     assert outcome.run_id in to_json(report)
     with database.unit_of_work() as uow:
