@@ -1,5 +1,6 @@
 """The platform of the accept saga's and the loans ledger's end-to-end tests (``tests/e2e/conftest.py`` shares
-one between them): PostgreSQL, the indexer running, short leases, and the kill-point test hook."""
+one between them, and the loan events' test): PostgreSQL, the indexer and the outbox relay running, short leases,
+and the kill-point test hook."""
 
 from __future__ import annotations
 
@@ -30,9 +31,12 @@ def saga_platform(
         settings={
             "CREDITMESH_ACCEPT_LEASE_SECONDS": "2",
             "CREDITMESH_INDEXER_LEASE_SECONDS": "3",  # a restarted API takes the killed one's chains over soon
+            "CREDITMESH_OUTBOX_LEASE_SECONDS": "3",
+            "CREDITMESH_OUTBOX_POLL_SECONDS": "0.2",
+            "CREDITMESH_OUTBOX_MAX_BACKOFF_SECONDS": "1",
             KILL_AT: kill_at,
         },
-        workers="indexer",
+        workers="indexer,outbox",
         lender_timeout=10,  # the revocation test holds a reservation for seconds
     ) as running:
         yield running
