@@ -67,10 +67,13 @@ class PlatformServices:
 
 
 @contextmanager
-def local_chains(deployments_dir: Path, *, free_ports: bool = False) -> Iterator[LocalChains]:
+def local_chains(
+    deployments_dir: Path, *, free_ports: bool = False, state_dir: Path | None = None
+) -> Iterator[LocalChains]:
     """The three local devnets (on their fixed ports 8545-8547, or free ones), the contract set deployed to each
-    (records in ``deployments_dir``); stopped on exit."""
-    with devnets(LOCAL_CHAINS, free_ports=free_ports) as started:
+    (records in ``deployments_dir``; a chain kept in ``state_dir`` from an earlier run already has it, and the
+    deployment only checks and finishes it); stopped on exit."""
+    with devnets(LOCAL_CHAINS, free_ports=free_ports, state_dir=state_dir) as started:
         records = {
             devnet.name: deploy_to_devnet(
                 devnet.name, devnet.chain_id, devnet.rpc_url, deployments_dir / f"{devnet.name}.json"

@@ -127,9 +127,9 @@ def start_devnet(
         command += ["--block-time", str(block_time)]
     if fork_url is not None:
         command += ["--fork-url", fork_url]
-    if state_dir is not None:
+    if state_dir is not None:  # loaded at start when it exists; dumped every few seconds and at exit
         state_dir.mkdir(parents=True, exist_ok=True)
-        command += ["--state", str(state_dir / f"{chain.name}.json")]
+        command += ["--state", str(state_dir / f"{chain.name}.json"), "--state-interval", "5"]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     devnet = Devnet(name=chain.name, chain_id=chain.chain_id, port=chosen, process=process)
     try:
@@ -141,12 +141,15 @@ def start_devnet(
 
 
 @contextmanager
-def devnets(chains: Iterable[LocalChain], *, free_ports: bool = True) -> Iterator[list[Devnet]]:
-    """Start one anvil per chain; stop them all on exit, whatever happens."""
+def devnets(
+    chains: Iterable[LocalChain], *, free_ports: bool = True, state_dir: Path | None = None
+) -> Iterator[list[Devnet]]:
+    """Start one anvil per chain (each keeping its chain in ``state_dir`` across runs, when given); stop them all on
+    exit, whatever happens."""
     started: list[Devnet] = []
     try:
         for chain in chains:
-            started.append(start_devnet(chain, port=0 if free_ports else None))
+            started.append(start_devnet(chain, port=0 if free_ports else None, state_dir=state_dir))
         yield started
     finally:
         for devnet in started:

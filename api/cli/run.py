@@ -1,5 +1,5 @@
-"""``creditmesh run`` (the whole platform locally: devnets, contracts, simulated lender, API) and ``creditmesh serve``
-(the API only)."""
+"""``creditmesh run`` (the whole platform locally: devnets, contracts, simulated lender, API; its state kept across
+runs), ``creditmesh reset`` (start over) and ``creditmesh serve`` (the API only)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,17 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from api.cli._common import API_PORT
 from api.demo import onboard
 from api.local_platform import ServicePorts, local_chains, platform_services, read_fleet
 from api.settings import Settings
+from chain.config import LOCAL_CHAINS
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
+
+DEMO_KEY_FILE = "demo-borrower.key"
 
 
 def _serve(settings: Settings, port: int) -> None:
@@ -29,34 +33,108 @@ def _serve(settings: Settings, port: int) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     """Devnets on 8545-8547, the contract set deployed, the simulated lenders (the default fleet, or ``--fleet``),
-    the simulated identity providers (KYC and MLA, on 8610), the API; runs until Ctrl-C."""
+    the simulated identity providers (KYC and MLA, on 8610), the API; runs until Ctrl-C. The devnets' chains (anvil
+    ``--state``), the database and the deployments are kept in the data directory across runs; ``--reset`` (or
+    ``creditmesh reset``) starts over."""
     if args.fleet is not None:
         read_fleet(args.fleet)  # refused before anything starts
     settings = Settings()
-    data_dir = settings.data_dir
-    # Devnets keep their chains in memory: every run starts fresh chains, so deployments and local data go too.
-    shutil.rmtree(settings.resolved_deployments_dir, ignore_errors=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{data_dir / 'creditmesh.db'}{suffix}").unlink(missing_ok=True)
-    with local_chains(settings.resolved_deployments_dir) as chains:
+    state_dir = settings.data_dir / "devnets"
+    kept = not args.reset and all((state_dir / f"{chain.name}.json").exists() for chain in LOCAL_CHAINS)
+    if not kept:  # a chain without its state: every record of the earlier chains would be wrong, so all start over
+        _reset(settings)
+    print("creditmesh: " + ("the chains, records and keys of the last run, kept" if kept else "a fresh platform"))
+    with local_chains(settings.resolved_deployments_dir, state_dir=state_dir) as chains:
         for devnet in chains.devnets:
             aggregator = chains.deployments[devnet.name].address("CreditAggregator")
             print(f"  {devnet.name:15} chain id {devnet.chain_id}  {devnet.rpc_url}  CreditAggregator {aggregator}")
         with platform_services(ServicePorts(api=args.port), fleet_file=args.fleet) as services:
             borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])
-            key = onboard(services.api_url, settings.admin_api_key, borrower.address)
-            _print_example(args.port, key, borrower.address)
+            key = _demo_borrower_key(services.api_url, settings, borrower.address)
+            _print_example(args.port, key, borrower.address, settings.admin_api_key)
             # Block the signals only now (children started above must keep receiving them), then wait for one.
             stop_signals = {signal.SIGINT, signal.SIGTERM}
             signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
             signal.sigwait(stop_signals)
 
 
-def _print_example(port: int, api_key: str, wallet: str) -> None:
+def _local_files(settings: Settings) -> list[Path]:
+    """What a local run keeps in the data directory: the devnets' chains, the deployments, the SQLite databases (the
+    platform's unless ``CREDITMESH_DATABASE_URL`` names another, the subjects' keys) and the demo borrower's key."""
+    data = settings.data_dir
+    files = [data / "devnets", settings.resolved_deployments_dir, data / DEMO_KEY_FILE]
+    databases = [
+        Path(url.removeprefix("sqlite:///"))
+        for url in (settings.resolved_database_url, settings.resolved_key_store_url)
+        if url.startswith("sqlite:///")
+    ]
+    return files + [Path(f"{db}{suffix}") for db in databases for suffix in ("", "-wal", "-shm")]
+
+
+def _reset(settings: Settings) -> None:
+    for path in _local_files(settings):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def cmd_reset(args: argparse.Namespace) -> None:
+    settings = Settings()
+    _reset(settings)
+    print(f"creditmesh: local state removed from {settings.data_dir} (chains, deployments, databases, demo key)")
+
+
+def _demo_borrower_key(api_url: str, settings: Settings, wallet: str) -> str:
+    """The demo borrower's API key: the one of the last run when it still works, else a new one (registering the
+    borrower, or, when it is registered already, issuing its account a new key)."""
+    path = settings.data_dir / DEMO_KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        if httpx.get(f"{api_url}/v1/borrowers/me", headers={"X-API-Key": key}, timeout=30).status_code == 200:
+            return key
+    try:
+        key = onboard(api_url, settings.admin_api_key, wallet)
+    except RuntimeError:  # registered in an earlier run whose key file is gone: a new key for the same account
+        key = _new_borrower_key(api_url, settings.admin_api_key, wallet, settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def _new_borrower_key(api_url: str, admin_key: str, wallet: str, settings: Settings) -> str:
+    from sqlalchemy import select
+
+    from store.api import BorrowerRow
+    from store.db import Database
+
+    database = Database(settings.resolved_database_url)
+    try:
+        with database.unit_of_work() as uow:
+            borrower_id = uow.session.scalar(select(BorrowerRow.id).where(BorrowerRow.wallet_address == wallet))
+    finally:
+        database.dispose()
+    if borrower_id is None:
+        raise SystemExit(f"the demo borrower {wallet} could not be registered")
+    issued = httpx.post(
+        f"{api_url}/v1/api-keys",
+        headers={"X-API-Key": admin_key},
+        json={"role": "borrower", "subject_id": borrower_id, "label": "demo borrower (creditmesh run)"},
+        timeout=30,
+    )
+    issued.raise_for_status()
+    key: str = issued.json()["key"]
+    return key
+
+
+def _print_example(port: int, api_key: str, wallet: str, admin_key: str) -> None:
     url = f"http://127.0.0.1:{port}"
     print(
         f"""
 creditmesh is up: {url}  (OpenAPI: {url}/docs)
+Admin API key (CREDITMESH_ADMIN_API_KEY; it issues every other key at {url}/v1/api-keys):
+  export CM_ADMIN_KEY={admin_key}
 Demo borrower {wallet} (devnet account 6; Florida; identity verified by the simulated KYC provider; a credit
 profile on file), API key:
   export CM_KEY={api_key}
@@ -71,7 +149,8 @@ profile on file), API key:
     --quote-id $(python3 -c "import json;print(json.load(open('/tmp/quotes.json'))['quotes'][0]['id'])")
 
 3. See the loan and its on-chain record: GET {url}/v1/loans/<loan id> with the same X-API-Key.
-Ctrl-C stops everything.""",
+Ctrl-C stops everything; the next `make run` carries on with these chains, loans and keys (`make reset` starts
+over).""",
         flush=True,
     )
 
@@ -92,7 +171,10 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         default=None,
         help="simulated lenders from this JSON file (a list of SimLender documents) instead of the default fleet",
     )
+    run.add_argument("--reset", action="store_true", help="start over: forget the last run's chains, records, keys")
     run.set_defaults(func=cmd_run)
+    reset = commands.add_parser("reset", help="forget the local platform's chains, records and keys (make reset)")
+    reset.set_defaults(func=cmd_reset)
     serve = commands.add_parser("serve", help="the API only, configured by CREDITMESH_* variables")
     serve.add_argument("--port", type=int, default=API_PORT)
     serve.set_defaults(func=cmd_serve)

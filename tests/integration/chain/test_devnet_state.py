@@ -1,0 +1,71 @@
+"""``make run`` keeps its chains (issue 17): an anvil started with a state directory comes back after a stop with the
+blocks, balances and contracts of before; ``creditmesh reset`` forgets the local run's chains, records and keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from api.cli import main as cli
+from chain.config import LOCAL_CHAINS
+from chain.devnet import start_devnet
+from chain.signers import devnet_account
+
+pytestmark = pytest.mark.integration
+
+CHAIN = LOCAL_CHAINS[0]
+
+
+def test_a_devnet_with_a_state_directory_keeps_its_chain_across_restarts(tmp_path: Path) -> None:
+    sender, receiver = devnet_account(18), devnet_account(19).address
+    devnet = start_devnet(CHAIN, port=0, state_dir=tmp_path)
+    try:
+        w3 = Web3(Web3.HTTPProvider(devnet.rpc_url))
+        before = w3.eth.get_balance(receiver)
+        signed = sender.sign_transaction(
+            {
+                "to": receiver,
+                "value": 12345,
+                "gas": 21_000,
+                "gasPrice": w3.eth.gas_price,
+                "nonce": 0,
+                "chainId": CHAIN.chain_id,
+            }
+        )
+        receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+        height = w3.eth.block_number
+    finally:
+        devnet.stop()
+    assert (tmp_path / f"{CHAIN.name}.json").exists()
+
+    again = start_devnet(CHAIN, port=0, state_dir=tmp_path)
+    try:
+        w3 = Web3(Web3.HTTPProvider(again.rpc_url))
+        assert w3.eth.get_balance(receiver) == before + 12345
+        assert w3.eth.get_transaction_count(sender.address) == 1
+        assert w3.eth.block_number >= height >= receipt["blockNumber"]
+    finally:
+        again.stop()
+
+
+def test_reset_forgets_the_local_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    kept = [
+        data / "devnets" / f"{CHAIN.name}.json",
+        data / "deployments" / f"{CHAIN.name}.json",
+        data / "creditmesh.db",
+        data / "creditmesh.db-wal",
+        data / "subject-keys.db",
+        data / "demo-borrower.key",
+    ]
+    for path in kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    unrelated = data / "my-notes.txt"
+    unrelated.write_text("mine")
+    monkeypatch.setenv("CREDITMESH_DATA_DIR", str(data))
+    cli(["reset"])
+    assert [path for path in kept if path.exists()] == []
+    assert unrelated.read_text() == "mine"
