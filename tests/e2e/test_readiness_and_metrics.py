@@ -1,19 +1,25 @@
-"""``/readyz`` and ``/metrics`` over real HTTP (issue 17): the platform on a PostgreSQL and a Redis of its own, which
-the test stops — Redis reported degraded with 200, the database failing with 503 naming it; ``/metrics`` in the
-Prometheus text format with requests by route template and status and every chain RPC endpoint's breaker."""
+"""``/readyz`` and ``/metrics`` over real HTTP (issue 17): the platform on a PostgreSQL, a Redis and one chain's anvil
+of its own (a fork of the session's devnet, so the contracts are there), which the test stops — Redis and the chain
+reported degraded with 200, the database failing with 503 naming it; ``/metrics`` in the Prometheus text format with
+requests by route template and status and every chain RPC endpoint's breaker."""
 
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import replace
 
 import httpx
 import pytest
 
+from chain.config import LOCAL_CHAINS
+from chain.devnet import start_devnet
 from tests.support.devnet import DeployedChain
 from tests.support.platform import running_platform
 from tests.support.services import postgres_server, redis_server
 
 pytestmark = pytest.mark.e2e
+
+OWN_CHAIN = "arbitrum-local"  # served by an anvil of the test's own, stopped by it
 
 
 def test_readiness_fails_only_for_the_database_and_metrics_count_by_route(
@@ -25,9 +31,14 @@ def test_readiness_fails_only_for_the_database_and_metrics_count_by_route(
         services.push(redis)
         database_url = database.enter_context(postgres_server(tmp_path_factory.mktemp("readyz-pg")))
         redis_url = redis.enter_context(redis_server(tmp_path_factory.mktemp("readyz-redis")))
+        shared = devnet_chains[OWN_CHAIN]
+        local = next(chain for chain in LOCAL_CHAINS if chain.name == OWN_CHAIN)
+        anvil = start_devnet(local, port=0, fork_url=shared.devnet.rpc_url)
+        services.callback(anvil.stop)
+        chains = devnet_chains | {OWN_CHAIN: replace(shared, devnet=anvil)}
         platform = services.enter_context(
             running_platform(
-                devnet_chains,
+                chains,
                 tmp_path_factory.mktemp("readyz"),
                 database_url,
                 settings={"CREDITMESH_REDIS_URL": redis_url},
@@ -64,10 +75,19 @@ def test_readiness_fails_only_for_the_database_and_metrics_count_by_route(
             assert degraded.json()["status"] == "degraded"
             assert degraded.json()["checks"]["redis"] == "degraded"
             assert degraded.json()["checks"]["database"] == "ok"
+            assert degraded.json()["checks"]["chains"] == dict.fromkeys(devnet_chains, "ok")
+
+            anvil.stop()  # one chain's node stops: that chain degraded, the process still ready for the others
+            one_chain_down = client.get("/readyz")
+            assert one_chain_down.status_code == 200, one_chain_down.text
+            assert one_chain_down.json()["status"] == "degraded"
+            chains_seen = one_chain_down.json()["checks"]["chains"]
+            assert chains_seen == dict.fromkeys(devnet_chains, "ok") | {OWN_CHAIN: "degraded"}
+            assert one_chain_down.json()["checks"]["database"] == "ok"
 
             database.close()  # the database stops: not ready, naming it
             down = client.get("/readyz")
             assert down.status_code == 503, down.text
             assert down.headers["content-type"] == "application/problem+json"
             assert down.json()["failing"] == ["database"]
-            assert down.json()["checks"]["chains"] == dict.fromkeys(devnet_chains, "ok")
+            assert down.json()["checks"]["chains"] == dict.fromkeys(devnet_chains, "ok") | {OWN_CHAIN: "degraded"}
