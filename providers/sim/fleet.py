@@ -138,8 +138,14 @@ def lender_url(base_url: str, lender_id: str) -> str:
 
 
 def http_lender_settings(base_url: str, lenders: tuple[SimLender, ...] | list[SimLender]) -> list[dict[str, object]]:
-    """``CREDITMESH_HTTP_LENDERS`` entries for these lenders served at ``base_url``."""
+    """``CREDITMESH_HTTP_LENDERS`` entries for these lenders served at ``base_url`` (their loan events go to the
+    simulator too)."""
     return [
-        {"provider_id": lender.lender_id, "base_url": lender_url(base_url, lender.lender_id), "secret": lender.secret}
+        {
+            "provider_id": lender.lender_id,
+            "base_url": lender_url(base_url, lender.lender_id),
+            "secret": lender.secret,
+            "webhook_url": f"{lender_url(base_url, lender.lender_id)}/v1/loan-events",
+        }
         for lender in lenders
     ]

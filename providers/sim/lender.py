@@ -3,7 +3,8 @@ number of lenders that speak the Provider Quote Protocol v1, each under ``/lende
 latency distribution, failure mode and pricing (``providers.sim.fleet``).
 
 ``/control/lenders/{lender_id}`` lets a test or a demo change a lender's failure mode while it runs and read how
-many requests reached it (which is how the chaos tests count the trial calls a half-open breaker let through)."""
+many requests reached it (which is how the chaos tests count the trial calls a half-open breaker let through), and the
+loan events creditmesh posted to the lender's ``/v1/loan-events`` (its registered ``webhook_url``), once per id."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from providers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, ReplayGuard, S
 from providers.sim.fleet import FailureSpec, SimLender
 from providers.sim.installments import installment_fields
 from providers.sim.pricing import price
+
+#: the loan events a simulated lender keeps (a bounded map: docs/security.md)
+MAX_LOAN_EVENTS = 10_000
 
 
 class QuoteBody(BaseModel):
@@ -61,6 +65,7 @@ class LenderState:
             "cancel": 0,
             "status": 0,
             "health": 0,
+            "loan_event": 0,
         }
     )
     phases: dict[tuple[str, str], str] = field(default_factory=dict)  # (phase, idempotency key) -> offer_ref
@@ -68,6 +73,7 @@ class LenderState:
     reserved: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the terms it was reserved on
     quoted: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the terms it quoted
     reserve_delay: float = 0.0  # seconds a reservation takes (tests act on the chain in between)
+    loan_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id -> the loan event, first copy
 
     @classmethod
     def of(cls, spec: SimLender) -> LenderState:
@@ -271,6 +277,24 @@ def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | Non
             raise HTTPException(status_code=404, detail="unknown offer")
         return {"offer_ref": offer_ref, "state": state.offers[offer_ref]}
 
+    @router.post("/v1/loan-events")
+    async def loan_event(
+        request: Request,
+        lender_id: str | None = None,
+        x_creditmesh_timestamp: Annotated[str | None, Header(alias=TIMESTAMP_HEADER)] = None,
+        x_creditmesh_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+    ) -> dict[str, Any]:
+        """creditmesh's loan events (the ``loanEvent`` webhook): kept once per ``event_id``; a repeat is answered
+        200 too (the lender deduplicates, as the protocol asks)."""
+        state = lender(lender_id)
+        raw = await _verified(state, request, x_creditmesh_timestamp, x_creditmesh_signature)
+        state.counts["loan_event"] += 1
+        event = json.loads(raw)
+        duplicate = event["event_id"] in state.loan_events
+        if not duplicate and len(state.loan_events) < MAX_LOAN_EVENTS:
+            state.loan_events[event["event_id"]] = event
+        return {"received": event["event_id"], "duplicate": duplicate}
+
     @router.get("/v1/health")
     async def health(lender_id: str | None = None) -> dict[str, str]:
         state = lender(lender_id)
@@ -310,6 +334,10 @@ def create_sim_app(lenders: list[SimLender], root_lender: str | None = None) -> 
             "offers": dict(state.offers),
             "funded_by": dict(state.funded_by),
             "reserved": dict(state.reserved),
+            "loan_events": [
+                {key: event.get(key) for key in ("event_id", "type", "loan_id", "sequence")}
+                for event in state.loan_events.values()
+            ],
         }
 
     @app.put("/control/lenders/{lender_id}/failure")
