@@ -1,0 +1,112 @@
+"""Facts reconciled per second vs raw ``eth_getLogs`` plus decoding, over the same blocks, in the same run.
+
+Three fresh anvils (31337, 31338, 31339) with the devnet contract set; ``--loans`` loans spread over them, made with
+presigned transactions with our records beside them (``bench.bulk_loans``: quotes, accepts, the ledger by the
+indexer's path). Then, over each chain's whole range:
+
+* raw: ``eth_getLogs`` over our contracts' addresses (``chain.logs.fetch_raw_logs``), every log decoded with its
+  ABI (``chain.events.EventDecoder``), nothing matched or stored — the floor of any reconciler;
+* reconcile: a full run (``api.reconcile_jobs.reconcile``): the same reads plus the code check, our records read,
+  every fact matched, the run and its discrepancies stored and audited.
+
+Goal: reconcile/raw ≥ 0.5.
+
+    uv run --frozen --no-sync python bench/reconcile.py [--loans 10000] [--db sqlite|URL] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from api.reconcile_jobs import ReconciledChain, reconcile
+from bench.bulk_loans import index_ledger, open_loans
+from chain.client import ChainClient
+from chain.config import LOCAL_CHAINS
+from chain.deployment import DeploymentRecord
+from chain.devnet import devnets
+from chain.events import EventDecoder
+from chain.logs import fetch_raw_logs
+from compliance.reconcile_chain import reconciled_contracts, scope_for
+from contracts.deploy import deploy_to_devnet
+from store.db import Database
+
+
+async def raw_run(clients: list[ChainClient], records: list[DeploymentRecord], to_blocks: list[int]) -> int:
+    facts = 0
+    for client, record, to_block in zip(clients, records, to_blocks, strict=True):
+        scope = scope_for(record, None, to_block)
+        contracts = reconciled_contracts(record)
+        decoder = EventDecoder(client.w3.codec)
+        for contract in contracts:
+            decoder.add(contract)
+        logs = await fetch_raw_logs(
+            client,
+            [c.address for c in contracts],
+            from_block=scope.from_block,
+            to_block=scope.to_block,
+            max_range=5_000,
+        )
+        decoded = [decoder.decode(client.config.chain_id, entry) for entry in logs]
+        facts += len(decoded)
+    return facts
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loans", type=int, default=10_000)
+    parser.add_argument("--db", default="sqlite", help="sqlite (a temporary file) or a database URL")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N for each side")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, devnets(LOCAL_CHAINS, free_ports=True) as running:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}" if args.db == "sqlite" else args.db
+        database = Database(url)
+        database.migrate()
+        records: list[DeploymentRecord] = []
+        configs = []
+        started = time.perf_counter()
+        for devnet in running:
+            record = deploy_to_devnet(devnet.name, devnet.chain_id, devnet.rpc_url, Path(tmp) / f"{devnet.name}.json")
+            made = open_loans(devnet.config(), record, database, args.loans // len(running))
+            await index_ledger(devnet.config(), record, database, made.from_block)
+            records.append(record)
+            configs.append(devnet.config())
+        print(
+            f"set-up: {args.loans} loans on {len(running)} chains, records and ledger in "
+            f"{time.perf_counter() - started:.0f} s"
+        )
+        clients = [await ChainClient(config).connect() for config in configs]
+        try:
+            heads = [int(await client.rpc("eth_blockNumber"), 16) for client in clients]
+            raw_best, facts = float("inf"), 0
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                facts = await raw_run(clients, records, heads)
+                raw_best = min(raw_best, time.perf_counter() - t0)
+            rec_best, reconciled, discrepancies = float("inf"), 0, 0
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                outcome = await reconcile(
+                    database,
+                    [ReconciledChain(client, record) for client, record in zip(clients, records, strict=True)],
+                    "bench",
+                    to_block=max(heads),
+                )
+                rec_best = min(rec_best, time.perf_counter() - t0)
+                reconciled, discrepancies = outcome.facts, outcome.discrepancies
+        finally:
+            for client in clients:
+                await client.close()
+            database.dispose()
+    raw_rate, rec_rate = facts / raw_best, reconciled / rec_best
+    print(f"facts: {facts} (raw) / {reconciled} (reconciled), discrepancies: {discrepancies}")
+    print(f"raw eth_getLogs + decode: {raw_best:.2f} s  {raw_rate:,.0f} facts/s")
+    print(f"reconcile (read, match, store, audit): {rec_best:.2f} s  {rec_rate:,.0f} facts/s")
+    print(f"ratio reconcile/raw: {rec_rate / raw_rate:.2f} (goal >= 0.5)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
