@@ -142,3 +142,7 @@ class RepaymentRejected(AggregatorError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"the chain refused the repayment: {reason}")
         self.reason = reason
+
+
+class PricesUnavailable(AggregatorError):
+    """No chain of the request has a usable feed price for its assets now (stale, down, or not answering)."""

@@ -1,6 +1,7 @@
 """Reading loans: the ledger's record (``aggregator.ledger``) of one loan with its entries, plus live figures read
 from its chain at the time of asking (amount owed now from ``amountOwed``, the health factor from the
-CollateralManager); and a reader's loans, newest first, a page at a time."""
+CollateralManager, days past due by the chain's clock from the loan's maturity); and a reader's loans, newest first,
+a page at a time."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from aggregator.errors import LoanNotFound
 from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.platform import ChainRuntime
+from aggregator.servicing.delinquency import Delinquency, delinquency
 from chain.artifacts import load_artifact
 from chain.errors import ChainError
 from store.aggregator import LoanRow, QuoteRow
@@ -35,10 +37,18 @@ class LiveFigures:
     principal_owed: int
     interest_owed: int
     health_factor: Decimal | None
+    maturity: int = 0  # seconds, the contract's
+    block_time: int = 0  # the block's timestamp: the chain's clock, which the contract judges by
 
     @property
     def total_owed(self) -> int:
         return self.principal_owed + self.interest_owed
+
+    @property
+    def delinquency(self) -> Delinquency:
+        """Days past due now (single-payment: since maturity while anything is owed; amortizing schedules are
+        issue 16's) and their bucket."""
+        return delinquency(self.maturity, self.block_time, owed=self.total_owed > 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +96,18 @@ class LoanService:
 
 
 async def _live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
-    """``amountOwed`` and ``healthFactor`` at one pinned block, so the two figures agree with each other."""
-    block = await chain.w3.eth.block_number
+    """``amountOwed``, ``healthFactor`` and the maturity at one pinned block, so the figures agree with each other
+    and with that block's time."""
+    header: Any = await chain.w3.eth.get_block("latest")
+    block, block_time = int(header["number"]), int(header["timestamp"])
     manager: Any = chain.w3.eth.contract(
         address=chain.record.address("CollateralManager"), abi=load_artifact("CollateralManager").abi
     )
     try:
         principal, interest = await chain.aggregator().functions.amountOwed(loan_ref).call(block_identifier=block)
         factor = int(await manager.functions.healthFactor(loan_ref).call(block_identifier=block))
+        maturity = int((await chain.aggregator().functions.getLoan(loan_ref).call(block_identifier=block))[4])
     except (Web3Exception, ValueError, OSError, TimeoutError) as err:  # a revert (a stale price), a node failing
         raise ChainError(f"{chain.name}: reading loan {loan_ref} failed: {err}") from err
     health = None if factor == NO_DEBT else Decimal(factor) / WAD
-    return LiveFigures(int(block), int(principal), int(interest), health)
+    return LiveFigures(int(block), int(principal), int(interest), health, maturity, block_time)

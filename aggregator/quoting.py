@@ -36,6 +36,7 @@ from aggregator.quote_store import (
 )
 from aggregator.ranking import RankedCandidate, rank
 from aggregator.sanctions_reviews import borrower_reasons
+from aggregator.valuation import FeedPricer
 from chain.signers import Signer
 from compliance import ComplianceService, DecisionRecord, Disclosure, Product
 from compliance.errors import ComplianceInputError, KycProviderError
@@ -119,18 +120,23 @@ class QuotingService:
         config: QuotingConfig,
         mla: MlaStatusCache | None = None,
         onchain: ChainOnchainSource | None = None,
+        pricer: FeedPricer | None = None,
     ) -> None:
         self._store, self._chains, self._assets = store, chains, assets
         self._providers, self._quote_signer, self._risk_signer = providers, quote_signer, risk_signer
         self._compliance, self._velocity, self._config = compliance, velocity, config
         self._mla = mla
         self._onchain = onchain
+        self._pricer = pricer  # the contracts' feeds; None: the assets' configured prices (unit tests)
 
     async def request_credit(
         self, borrower: BorrowerFile, spec: CreditRequestSpec, client_ip: str | None = None, correlation_id: str = ""
     ) -> QuotedRequest:
         """Validate, screen, score, fan out, disclose, sign and store; returns the credit request as written."""
         valid = self._validate(spec)
+        if self._pricer is not None:  # the collateral valued on the prices the CollateralManager will use
+            asset, collateral = await self._pricer.priced(valid.chains, valid.asset, valid.collateral)
+            valid = replace(valid, asset=asset, collateral=collateral)
         await check_velocity(
             self._velocity,
             self._config.velocity,

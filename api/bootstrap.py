@@ -19,6 +19,7 @@ from aggregator.borrowers import BorrowerFiles
 from aggregator.platform import SENDING_ROLES, ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
 from aggregator.sanctions_reviews import SanctionsReviews
+from aggregator.valuation import FeedPricer
 from api.auth import ensure_bootstrap_admin, lookup
 from api.settings import KMS_SCHEME, LOCAL_ADMIN_KEY, Settings
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
@@ -194,6 +195,7 @@ async def build_platform(settings: Settings) -> Platform:
             inputs_key=bytes.fromhex(settings.inputs_hash_key),
         ),
         mla=mla,
+        pricer=FeedPricer(chains),
         onchain=ChainOnchainSource(
             {name: runtime.client for name, runtime in chains.items()},
             {name: runtime.record for name, runtime in chains.items()},

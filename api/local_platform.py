@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
@@ -68,15 +69,19 @@ class PlatformServices:
 
 @contextmanager
 def local_chains(
-    deployments_dir: Path, *, free_ports: bool = False, state_dir: Path | None = None
+    deployments_dir: Path,
+    *,
+    free_ports: bool = False,
+    state_dir: Path | None = None,
+    prices_usd: Mapping[str, Decimal] | None = None,
 ) -> Iterator[LocalChains]:
     """The three local devnets (on their fixed ports 8545-8547, or free ones), the contract set deployed to each
     (records in ``deployments_dir``; a chain kept in ``state_dir`` from an earlier run already has it, and the
-    deployment only checks and finishes it); stopped on exit."""
+    deployment only checks and finishes it; ``prices_usd``: the mock price feeds' first answers); stopped on exit."""
     with devnets(LOCAL_CHAINS, free_ports=free_ports, state_dir=state_dir) as started:
         records = {
             devnet.name: deploy_to_devnet(
-                devnet.name, devnet.chain_id, devnet.rpc_url, deployments_dir / f"{devnet.name}.json"
+                devnet.name, devnet.chain_id, devnet.rpc_url, deployments_dir / f"{devnet.name}.json", prices_usd
             )
             for devnet in started
         }

@@ -23,6 +23,7 @@ from aggregator.errors import (
     InvalidRepayment,
     LoanNotFound,
     LoanNotRepayable,
+    PricesUnavailable,
     ProviderRefused,
     QuoteExpired,
     QuoteNotAcceptable,
@@ -62,6 +63,7 @@ _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     AmountOverOwed: (422, "amount-over-owed", "The amount is more than the loan owes"),
     InvalidRepayment: (422, "invalid-repayment", "The repayment is invalid"),
     RepaymentRejected: (422, "repayment-rejected", "The chain refused the repayment"),
+    PricesUnavailable: (503, "prices-unavailable", "The collateral cannot be valued now"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -228,6 +229,11 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
             health_factor=None
             if live.health_factor is None
             else format(live.health_factor.quantize(HEALTH, rounding=ROUND_DOWN), "f"),
+            maturity=datetime.fromtimestamp(live.maturity, UTC).isoformat().replace("+00:00", "Z")
+            if live.maturity
+            else None,
+            days_past_due=live.delinquency.days_past_due,
+            delinquency_bucket=live.delinquency.bucket.value,
         )
     out.live_error = detail.live_error
     return out

@@ -191,6 +191,13 @@ class LiveFiguresOut(BaseModel):
     interest_owed: str
     total_owed: str
     health_factor: str | None = Field(description="collateral value × liquidation threshold ÷ debt; null: no debt")
+    maturity: str | None = Field(default=None, description="when the loan falls due (RFC 3339, the contract's)")
+    days_past_due: int = Field(
+        default=0,
+        description="days begun since maturity while anything is owed, by the chain's clock at block_number "
+        "(single-payment loans; amortizing schedules come later)",
+    )
+    delinquency_bucket: str = Field(default="current", description="current | 1-29 | 30-59 | 60-89 | 90+")
 
 
 class LoanOut(BaseModel):

@@ -117,7 +117,11 @@ class Settings(BaseSettings):
     accept_wait_seconds: float = Field(default=120.0, gt=0, le=600)
     #: test hook: the API process SIGKILLs itself at this named point of the accept saga (empty: never)
     test_accept_kill_point: str = ""
-    asset_prices_usd: dict[str, Decimal] = Field(default_factory=lambda: {"USDC": Decimal(1), "WETH": Decimal(3000)})
+    asset_prices_usd: dict[str, Decimal] = Field(
+        default_factory=lambda: {"USDC": Decimal(1), "WETH": Decimal(3000)},
+        description="the assets the platform lends and takes, and the devnet price feeds' first answers (USD); "
+        "quotes value collateral on the CollateralManager's feeds, never on these",
+    )
     provider_resilience: ResiliencePolicy = Field(default_factory=ResiliencePolicy)
     provider_policies: dict[str, ResiliencePolicy] = Field(default_factory=dict)
     pii_master_key: str = Field(default=LOCAL_PII_MASTER_KEY, pattern=r"^[0-9a-fA-F]{64}$")
@@ -161,8 +165,8 @@ class Settings(BaseSettings):
     )
     workers: str = Field(
         default="",
-        description='background workers this process runs: "all", "none"/"" or names ("indexer", "outbox"); '
-        "`creditmesh run`/`serve` default to all, tests opt in",
+        description='background workers this process runs: "all", "none"/"" or names ("indexer", "outbox", '
+        '"keeper", "defaulter"); `creditmesh run`/`serve` default to all, tests opt in',
     )
     indexer_lease_seconds: float = Field(default=15.0, gt=0, le=600)
     outbox_lease_seconds: float = Field(default=15.0, gt=0, le=600)
@@ -173,6 +177,9 @@ class Settings(BaseSettings):
     audit_anchor_seconds: float = Field(
         default=60.0, gt=0, le=86_400, description="how often the audit head is anchored"
     )
+    servicing_lease_seconds: float = Field(default=15.0, gt=0, le=600, description="the keeper's and defaulter's")
+    keeper_interval_seconds: float = Field(default=5.0, gt=0, le=3600, description="between health-factor rounds")
+    defaulter_interval_seconds: float = Field(default=30.0, gt=0, le=3600, description="between past-due rounds")
     velocity_window_seconds: int = Field(default=3_600, gt=0)
     velocity_per_borrower: int = Field(default=5, gt=0)
     velocity_per_wallet: int = Field(default=5, gt=0)

@@ -1,8 +1,10 @@
 """Background workers of the API process, started by the app's lifespan when ``CREDITMESH_WORKERS`` names them
-(``creditmesh run``/``serve`` enable all; tests opt in): the per-chain indexer (``aggregator.indexer``) and the
-outbox relay (``aggregator.relay``, loan events to webhooks, one per deployment) and the audit log's sealing and
-anchoring (``api.audit_jobs``: every ``CREDITMESH_AUDIT_ANCHOR_SECONDS``, with the audit anchor key, on every chain);
-each worker runs once (per chain) across processes under its lease."""
+(``creditmesh run``/``serve`` enable all; tests opt in): the per-chain indexer (``aggregator.indexer``), the
+outbox relay (``aggregator.relay``, loan events to webhooks, one per deployment), the audit log's sealing and
+anchoring (``api.audit_jobs``: every ``CREDITMESH_AUDIT_ANCHOR_SECONDS``, with the audit anchor key, on every chain),
+the liquidation keeper (``aggregator.servicing.keeper``) and the default job (``aggregator.servicing.defaults``:
+past-due buckets, ``markDefault`` by the operator); each worker runs once (per chain) across processes under its
+lease."""
 
 from __future__ import annotations
 
@@ -17,19 +19,25 @@ from aggregator.event_destinations import Destination, SqlEventDestinations
 from aggregator.indexer import ChainIndexer, IndexerSettings, run_indexers
 from aggregator.platform import ChainRuntime
 from aggregator.relay import OutboxRelay, RelaySettings
+from aggregator.servicing.defaults import DefaulterSettings, DefaultJob, run_default_jobs
+from aggregator.servicing.keeper import Keeper, KeeperSettings, run_keepers
 from api.audit_jobs import AnchorChain, run_anchoring
 from api.bootstrap import chain_registry, load_records
 from api.settings import Settings
 from chain.client import ChainClient
 from chain.errors import ChainIdMismatch, ConfigurationError
+from chain.relay import REVERT_ARTIFACTS
+from chain.signers import Role
+from chain.transactions import TransactionManager
 from compliance.audit_anchor import AnchorContract, AnchorError
 from providers.destinations import DestinationGuard, PinnedTransport
 from providers.secrets import SecretBox
+from store.chain import SqlChainStore
 from store.db import Database
 
 log = logging.getLogger(__name__)
 
-WORKERS = ("indexer", "outbox", "audit")
+WORKERS = ("indexer", "outbox", "audit", "keeper", "defaulter")
 
 
 def enabled_workers(value: str) -> set[str]:
@@ -89,6 +97,38 @@ def audit_anchor_chains(chains: dict[str, ChainRuntime]) -> list[AnchorChain]:
     return found
 
 
+def keeper_settings(settings: Settings) -> KeeperSettings:
+    return KeeperSettings(
+        ttl=timedelta(seconds=settings.servicing_lease_seconds), interval=settings.keeper_interval_seconds
+    )
+
+
+def keepers(settings: Settings, database: Database, chains: dict[str, ChainRuntime]) -> list[Keeper]:
+    """A keeper for each chain where this process has a keeper account (``CREDITMESH_KEEPER_KEY``)."""
+    config = keeper_settings(settings)
+    running = []
+    for chain in chains.values():
+        if Role.KEEPER not in chain.senders:
+            log.warning("no keeper on %s: set CREDITMESH_KEEPER_KEY", chain.name)
+            continue
+        running.append(Keeper(chain.client, chain.record, database, chain.keeper, settings=config))
+    return running
+
+
+def default_jobs(settings: Settings, database: Database, chains: dict[str, ChainRuntime]) -> list[DefaultJob]:
+    """A default job for each chain where this process has the operator's account (``CREDITMESH_OPERATOR_KEY``)."""
+    config = DefaulterSettings(
+        ttl=timedelta(seconds=settings.servicing_lease_seconds), interval=settings.defaulter_interval_seconds
+    )
+    running = []
+    for chain in chains.values():
+        if Role.OPERATOR not in chain.senders:
+            log.warning("no default job on %s: set CREDITMESH_OPERATOR_KEY", chain.name)
+            continue
+        running.append(DefaultJob(chain.client, chain.record, database, chain.operator, settings=config))
+    return running
+
+
 def _report_end(task: asyncio.Task[None]) -> None:
     """A worker that ends before the process stops it is a fault: say so at once, not at shutdown."""
     if not task.cancelled() and task.exception() is not None:
@@ -116,6 +156,15 @@ class Workers:
             task = asyncio.create_task(
                 run_anchoring(database, anchors, self._stop, interval=settings.audit_anchor_seconds), name="audit"
             )
+            task.add_done_callback(_report_end)
+            self._tasks.append(task)
+        if "keeper" in enabled_workers(settings.workers):
+            task = asyncio.create_task(run_keepers(keepers(settings, database, chains), self._stop), name="keepers")
+            task.add_done_callback(_report_end)
+            self._tasks.append(task)
+        if "defaulter" in enabled_workers(settings.workers):
+            jobs = default_jobs(settings, database, chains)
+            task = asyncio.create_task(run_default_jobs(jobs, self._stop), name="defaulters")
             task.add_done_callback(_report_end)
             self._tasks.append(task)
         return self
@@ -167,4 +216,46 @@ async def relay_outbox(settings: Settings, stop: asyncio.Event) -> None:
     try:
         await relay_events(settings, database, stop)
     finally:
+        database.dispose()
+
+
+async def keep_chains(settings: Settings, chain_names: list[str] | None, stop: asyncio.Event) -> None:
+    """``creditmesh keeper``: the liquidation keepers of the configured chains (or of ``chain_names``) in this
+    process alone, from the keeper account, under the same leases as the API's, until ``stop`` is set."""
+    from api.bootstrap import role_signers
+
+    registry = chain_registry(settings)
+    configs = [config for config in registry if not chain_names or config.name in chain_names]
+    unknown = set(chain_names or ()) - {config.name for config in configs}
+    if unknown:
+        raise ConfigurationError(f"no chain named {sorted(unknown)} in the chain registry")
+    signer = role_signers(settings).get(Role.KEEPER)
+    if signer is None:
+        raise ConfigurationError("the keeper needs its account: set CREDITMESH_KEEPER_KEY")
+    records = load_records(settings.resolved_deployments_dir, registry)
+    database = Database(settings.resolved_database_url)
+    database.migrate()
+    store = SqlChainStore(database.sessions)
+    clients: list[ChainClient] = []
+    managers: list[TransactionManager] = []
+    try:
+        running = []
+        for config in configs:
+            if records[config.name].chain_id != config.chain_id:
+                raise ChainIdMismatch(
+                    f"deployments record of {config.name}", config.chain_id, records[config.name].chain_id
+                )
+            clients.append(await ChainClient(config).connect())
+            managers.append(
+                await TransactionManager(clients[-1], signer, store, revert_artifacts=REVERT_ARTIFACTS).start()
+            )
+            running.append(
+                Keeper(clients[-1], records[config.name], database, managers[-1], settings=keeper_settings(settings))
+            )
+        await run_keepers(running, stop)
+    finally:
+        for manager in managers:
+            await manager.close()
+        for client in clients:
+            await client.close()
         database.dispose()

@@ -2,10 +2,11 @@
 
 Order: (devnet) mock tokens and price feeds → Timelock → CreditScoringOracle → CollateralManager →
 CreditAggregator → AuditAnchor (``ANCHOR_ROLE``: the audit anchor key) → one LendingPool per pool asset,
-registered with the aggregator → wiring (aggregator, price
-feeds, collateral parameters, relayer, signer, operator and guardian roles) → (devnet) seed pool liquidity and
-fund the devnet borrowers → hand every contract's admin role to the Timelock and renounce the deployer's. Every
-step is recorded, so a re-run on the same chain skips what is done.
+registered with the aggregator → wiring (aggregator, price feeds, collateral parameters, relayer, signer, operator
+and guardian roles, settlement addresses per provider) → (devnet) seed pool liquidity and fund the devnet borrowers
+and the keeper (account 10: minted USDC, approving the CollateralManager from its own key) → hand every contract's
+admin role to the Timelock and renounce the deployer's. Every step is recorded, so a re-run on the same chain skips
+what is done.
 
 Profiles: ``devnet`` deploys mocks (6- and 18-decimal tokens, Chainlink-style feeds WETH/USD 3,000 and USDC/USD 1
 with 8 decimals, and on a devnet its configuration marks ``layer2`` — ``arbitrum-local`` — a sequencer-uptime feed
@@ -23,7 +24,9 @@ every recorded address is the compiled artifact's (immutables masked).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
@@ -90,6 +93,7 @@ class RoleAddresses:
     guardian: ChecksumAddress
     audit_anchor: ChecksumAddress  # ANCHOR_ROLE on the AuditAnchor: anchors the audit log's head
     extra_proposers: tuple[ChecksumAddress, ...] = ()  # devnet: the deployer too
+    keeper: ChecksumAddress | None = None  # liquidates; holds no role (liquidate is open to anyone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,9 @@ class DevnetFunding:
     pool_liquidity: int = 1_000_000
     borrowers: tuple[ChecksumAddress, ...] = ()
     borrower_balances: dict[str, int] = field(default_factory=lambda: {"WETH": 100, "USDC": 10_000})
+    # the keeper's signer (devnet account 10): minted the pool assets and approving the CollateralManager for them
+    keeper: Signer | None = None
+    keeper_balance: int = 1_000_000
 
 
 DEVNET_TOKENS: tuple[TokenSpec, ...] = (
@@ -161,17 +168,21 @@ def deploy_contract_set(
     timelock_delay: int | None = None,
     layer2: bool = False,
     sequencer_feed: ChecksumAddress | None = None,
+    settlement_addresses: dict[str, ChecksumAddress] | None = None,
+    feed_answers_usd: Mapping[str, Decimal] | None = None,
 ) -> DeploymentRecord:
     """Deploy (or finish deploying) the contract set on ``deployer``'s chain and return its record.
 
     ``feed_addresses`` (production): asset key → (USD feed address, heartbeat seconds). ``layer2``: the chain is an
     L2 (its configuration says so), whose prices are used only while ``sequencer_feed`` (Chainlink's L2
     sequencer-uptime feed; required in production, a mock on devnets) reports the sequencer up past the grace
-    period."""
+    period. ``settlement_addresses``: provider id (text, hashed to the on-chain bytes32) → the account a liquidator
+    of a loan that provider funded off-chain pays. ``feed_answers_usd`` (devnet): the mock feeds' first answers by
+    asset, USD (the platform's ``CREDITMESH_ASSET_PRICES_USD``); ``DEVNET_FEEDS``' otherwise."""
     record = deployer.record
     record.profile = profile.value
     tokens = _tokens(deployer, profile, token_addresses or {})
-    feeds = _feeds(deployer, profile, feed_addresses or {})
+    feeds = _feeds(deployer, profile, feed_addresses or {}, feed_answers_usd or {})
     sequencer = _sequencer_feed(deployer, profile, sequencer_feed) if layer2 else None
     delay = TIMELOCK_DELAY_SECONDS[profile.value] if timelock_delay is None else timelock_delay
     me = deployer.signer.address
@@ -226,6 +237,12 @@ def deploy_contract_set(
     deployer.step("grant-relayer", "CreditAggregator", "grantRole", RELAYER_ROLE, roles.relayer)
     deployer.step("grant-operator", "CreditAggregator", "grantRole", OPERATOR_ROLE, roles.operator)
     deployer.step("grant-guardian", "CreditAggregator", "grantRole", GUARDIAN_ROLE, roles.guardian)
+    for provider, account in sorted((settlement_addresses or {}).items()):
+        provider_id = keccak(text=provider)
+        deployer.step(f"settlement-{provider}", "CreditAggregator", "setSettlementAddress", provider_id, account)
+        record.parameters.setdefault("settlementAddresses", {})[provider] = account
+    if roles.keeper is not None:
+        record.parameters["keeper"] = roles.keeper
     record.parameters["gracePeriodSeconds"] = grace_period
     record.parameters["timelockDelaySeconds"] = delay
     record.parameters["reserveFactorBps"] = DEFAULT_RESERVE_FACTOR_BPS
@@ -281,7 +298,10 @@ def verify_deployment(deployer: Deployer) -> list[CodeCheck]:
 
 
 def _feeds(
-    deployer: Deployer, profile: Profile, given: dict[str, tuple[ChecksumAddress, int]]
+    deployer: Deployer,
+    profile: Profile,
+    given: dict[str, tuple[ChecksumAddress, int]],
+    answers_usd: Mapping[str, Decimal],
 ) -> dict[str, tuple[ChecksumAddress, int]]:
     if profile is Profile.PRODUCTION:
         needed = {*POOL_ASSETS, *COLLATERAL_ASSETS}
@@ -291,7 +311,9 @@ def _feeds(
         return given
     feeds = {}
     for spec in DEVNET_FEEDS:
-        address = deployer.deploy(feed_key(spec.asset), "MockPriceFeed", FEED_DECIMALS, spec.answer)
+        usd = answers_usd.get(spec.asset)
+        answer = spec.answer if usd is None else int(usd * 10**FEED_DECIMALS)
+        address = deployer.deploy(feed_key(spec.asset), "MockPriceFeed", FEED_DECIMALS, answer)
         feeds[spec.asset] = (address, spec.heartbeat)
     return feeds
 
@@ -349,17 +371,41 @@ def _seed_devnet(deployer: Deployer, funding: DevnetFunding) -> None:
     for borrower in funding.borrowers:
         for asset, whole in funding.borrower_balances.items():
             deployer.step(f"fund-{borrower}-{asset}", asset, "mint", borrower, whole * 10 ** _decimals(asset))
+    if funding.keeper is not None:
+        _seed_keeper(deployer, funding.keeper, funding.keeper_balance)
+
+
+def _seed_keeper(deployer: Deployer, keeper: Signer, whole: int) -> None:
+    """Mint the keeper each pool asset and approve the CollateralManager for it, from the keeper's own key (the
+    approval is the keeper's to give)."""
+    manager = deployer.record.address("CollateralManager")
+    for asset in POOL_ASSETS:
+        amount = whole * 10 ** _decimals(asset)
+        deployer.step(f"fund-keeper-{asset}", asset, "mint", keeper.address, amount)
+    if all(f"keeper-approve-{asset}" in deployer.record.steps for asset in POOL_ASSETS):
+        return
+    with Deployer(deployer.w3, keeper, deployer.record, deployer.record_path) as as_keeper:
+        for asset in POOL_ASSETS:
+            as_keeper.step(f"keeper-approve-{asset}", asset, "approve", manager, 2**256 - 1)
 
 
 def _decimals(asset: str) -> int:
     return next(token.decimals for token in DEVNET_TOKENS if token.key == asset)
 
 
-def deploy_to_devnet(chain_name: str, chain_id: int, rpc_url: str, record_path: Path | None = None) -> DeploymentRecord:
+def deploy_to_devnet(
+    chain_name: str,
+    chain_id: int,
+    rpc_url: str,
+    record_path: Path | None = None,
+    feed_answers_usd: Mapping[str, Decimal] | None = None,
+) -> DeploymentRecord:
     """Deploy the devnet profile (``contracts/config/devnet.toml``) to a local anvil with the devnet deployer key,
-    funding the devnet borrowers."""
+    funding the devnet borrowers; ``feed_answers_usd``: the mock price feeds' first answers."""
     config = load_deploy_config(DEVNET_CONFIG, chain_name, require_chain=False)
-    return deploy_from_config(chain_name, chain_id, rpc_url, config, devnet_signer(Role.DEPLOYER), record_path)
+    return deploy_from_config(
+        chain_name, chain_id, rpc_url, config, devnet_signer(Role.DEPLOYER), record_path, feed_answers_usd
+    )
 
 
 def deploy_from_config(
@@ -369,6 +415,7 @@ def deploy_from_config(
     config: ChainDeployConfig,
     signer: Signer,
     record_path: Path | None = None,
+    feed_answers_usd: Mapping[str, Decimal] | None = None,
 ) -> DeploymentRecord:
     """Deploy (or finish deploying) one chain's contract set as ``config`` says: its profile, Safe (deployed from
     owners and threshold when no address is given), role holders, delay, and in production its tokens and feeds."""
@@ -389,6 +436,7 @@ def deploy_from_config(
         operator=config.roles.operator,
         guardian=config.roles.guardian,
         audit_anchor=config.roles.audit_anchor,
+        keeper=config.roles.keeper,
     )
     if profile is Profile.PRODUCTION:
         record.parameters["tokenAddresses"] = dict(config.tokens)
@@ -401,13 +449,21 @@ def deploy_from_config(
             timelock_delay=config.timelock_delay_seconds,
             layer2=config.layer2,
             sequencer_feed=config.sequencer_feed,
+            settlement_addresses=dict(config.settlement_addresses),
         )
     borrowers = tuple(devnet_account(index).address for index in DEVNET_BORROWER_INDEXES)
+    keeper = devnet_signer(Role.KEEPER)
     return deploy_contract_set(
         deployer,
         profile,
         roles,
-        funding=DevnetFunding(pool_liquidity=config.pool_liquidity, borrowers=borrowers),
+        funding=DevnetFunding(
+            pool_liquidity=config.pool_liquidity,
+            borrowers=borrowers,
+            keeper=keeper if config.roles.keeper == keeper.address else None,
+        ),
         timelock_delay=config.timelock_delay_seconds,
         layer2=config.layer2,
+        settlement_addresses=dict(config.settlement_addresses),
+        feed_answers_usd=feed_answers_usd,
     )

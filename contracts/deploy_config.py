@@ -67,11 +67,17 @@ class RolesConfig(BaseModel):
     guardian: ChecksumAddress
     audit_anchor: ChecksumAddress  # ANCHOR_ROLE on the AuditAnchor
     extra_proposers: tuple[ChecksumAddress, ...] = ()
+    keeper: ChecksumAddress | None = None  # liquidations: on devnets funded with the debt asset and approved
 
     @field_validator("relayer", "quote_signer", "risk_signer", "operator", "guardian", "audit_anchor", mode="before")
     @classmethod
     def _one(cls, value: Any) -> Any:
         return _address(value)
+
+    @field_validator("keeper", mode="before")
+    @classmethod
+    def _optional(cls, value: Any) -> Any:
+        return None if value is None else _address(value)
 
     @field_validator("extra_proposers", mode="before")
     @classmethod
@@ -107,6 +113,13 @@ class ChainDeployConfig(BaseModel):
     # (`sequencer_feed`); a devnet gets a mock one.
     layer2: bool = False
     sequencer_feed: ChecksumAddress | None = None
+    # Where a liquidator pays for a loan funded off-chain, per provider id (CreditAggregator.setSettlementAddress).
+    settlement_addresses: dict[str, ChecksumAddress] = Field(default_factory=dict)
+
+    @field_validator("settlement_addresses", mode="before")
+    @classmethod
+    def _settlement(cls, value: Any) -> Any:
+        return {provider: _address(address) for provider, address in dict(value).items()}
 
     @field_validator("sequencer_feed", mode="before")
     @classmethod

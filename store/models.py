@@ -15,6 +15,7 @@ from store import (
     risk,
     sanctions_lists,
     sanctions_reviews,
+    servicing,
 )
 from store.base import Base
 
@@ -34,4 +35,5 @@ __all__ = [
     "risk",
     "sanctions_lists",
     "sanctions_reviews",
+    "servicing",
 ]

@@ -1,5 +1,6 @@
 """The ``creditmesh`` command, one module per command group: ``run`` and ``serve`` (:mod:`api.cli.run`),
-``index`` (:mod:`api.cli.index`), ``relay`` (:mod:`api.cli.relay`: loan events out), ``wallet …``
+``index`` (:mod:`api.cli.index`), ``relay`` (:mod:`api.cli.relay`: loan events out), ``keeper``
+(:mod:`api.cli.keeper`: liquidations), ``wallet …``
 (:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`:
 governance), ``sanctions import`` (:mod:`api.cli.sanctions`: OFAC list updates), ``keys …`` (:mod:`api.cli.keys`:
 API keys for every role), ``audit …`` (:mod:`api.cli.audit`: the audit log), ``reconcile``
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-from api.cli import admin, audit, index, keys, reconcile, relay, run, sanctions, wallet
+from api.cli import admin, audit, index, keeper, keys, reconcile, relay, run, sanctions, wallet
 
-GROUPS = (run, index, relay, wallet, admin, sanctions, keys, audit, reconcile)
+GROUPS = (run, index, relay, keeper, wallet, admin, sanctions, keys, audit, reconcile)
 DESCRIPTION = (
     "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``index`` (the "
-    "chain indexers alone), ``relay`` (loan events to webhooks), ``wallet …``, ``admin …`` (governance), "
+    "chain indexers alone), ``relay`` (loan events to webhooks), ``keeper`` (the liquidation keepers alone), "
+    "``wallet …``, ``admin …`` (governance), "
     "``sanctions import`` (OFAC list updates), "
     "``keys …`` (API keys for every role), ``audit …`` (seal, anchor and verify the audit log), "
     "``reconcile`` (chain facts against our records)."

@@ -44,7 +44,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     if not kept:  # a chain without its state: every record of the earlier chains would be wrong, so all start over
         _reset(settings)
     print("creditmesh: " + ("the chains, records and keys of the last run, kept" if kept else "a fresh platform"))
-    with local_chains(settings.resolved_deployments_dir, state_dir=state_dir) as chains:
+    with local_chains(
+        settings.resolved_deployments_dir, state_dir=state_dir, prices_usd=settings.asset_prices_usd
+    ) as chains:
         for devnet in chains.devnets:
             aggregator = chains.deployments[devnet.name].address("CreditAggregator")
             print(f"  {devnet.name:15} chain id {devnet.chain_id}  {devnet.rpc_url}  CreditAggregator {aggregator}")

@@ -423,8 +423,10 @@ def test_defaulted_loan_is_liquidatable_regardless_of_health(h: Harness) -> None
 
 
 def test_defaulted_offchain_loan_is_liquidated_to_its_providers_settlement_address(h: Harness) -> None:
-    loan_id, _ = h.open_loan(BORROWER, pool=False, principal=2_000 * USDC, originationFee=0, rateBps=900)
-    provider = keccak(text="sim-bank")
+    provider = keccak(text="a bank without a settlement address")  # the devnet profile gives the simulated lenders one
+    loan_id, _ = h.open_loan(
+        BORROWER, pool=False, providerId=provider, principal=2_000 * USDC, originationFee=0, rateBps=900
+    )
     h.advance(38 * 86_400)
     h.send(h.aggregator.functions.markDefault(loan_id), OPERATOR)
     error = h.revert_of(h.manager.functions.liquidate(loan_id, 10_000 * USDC), LIQUIDATOR)

@@ -8,7 +8,7 @@ import pytest
 from starlette.requests import Request
 
 from api.pagination import InvalidCursor, decode_cursor, encode_cursor, page
-from api.workers import enabled_workers
+from api.workers import WORKERS, enabled_workers
 from chain.errors import ConfigurationError
 
 pytestmark = pytest.mark.unit
@@ -57,11 +57,11 @@ def test_a_page_links_to_the_next_only_when_there_is_more() -> None:
 def test_workers_are_named_or_all_or_none() -> None:
     assert enabled_workers("") == set()
     assert enabled_workers("none") == set()
-    assert enabled_workers("all") == {"indexer", "outbox", "audit"}
+    assert enabled_workers("all") == set(WORKERS) >= {"indexer", "outbox", "audit", "keeper", "defaulter"}
     assert enabled_workers(" Indexer ") == {"indexer"}
-    assert enabled_workers("indexer,outbox") == {"indexer", "outbox"}
-    with pytest.raises(ConfigurationError, match="keeper"):
-        enabled_workers("indexer,keeper")
+    assert enabled_workers("indexer,outbox,keeper") == {"indexer", "outbox", "keeper"}
+    with pytest.raises(ConfigurationError, match="liquidator"):
+        enabled_workers("indexer,liquidator")
 
 
 def test_each_role_sees_its_own_loans() -> None:

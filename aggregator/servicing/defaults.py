@@ -1,0 +1,246 @@
+"""The default job: one per chain across processes (lease kind ``defaulter``), run in the API process when
+``CREDITMESH_WORKERS`` names it.
+
+Every round it reads each open loan's maturity, status and outstanding principal from the CreditAggregator
+(``getLoan``, one JSON-RPC batch at a pinned block, with the contract's ``gracePeriod``) and the block's time — the
+chain's clock, which is the one the contract judges by. Then, per loan:
+
+* **past due**: the loan's days past due (``delinquency``) put it in a bucket; each bucket it enters is recorded once
+  (``loan_past_due_notices``) and announced as ``loan.past_due`` in the same transaction (``on_past_due``, by default
+  the outbox's ``append``, keyed by the bucket);
+* **default**: once the block time is past maturity plus the grace period, the operator (``OPERATOR_ROLE``,
+  ``CREDITMESH_OPERATOR_KEY``) sends ``markDefault`` — once per loan: the intent is keyed by the loan, so a second
+  round, process or restart resumes the same transaction and never sends another; an ``eth_call`` simulation from the
+  operator comes first. The receipt's ``LoanDefaulted`` is applied to the ledger at once (the indexer applies the
+  same confirmed event later, idempotently); the ledger's change writes ``loan.defaulted``, not this job.
+
+Single-payment loans only: an amortizing loan's installments come with issue 16 (see ``delinquency``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from sqlalchemy.orm import Session
+
+from aggregator import outbox
+from aggregator.indexer import default_holder
+from aggregator.ledger import LedgerChain, apply_events, receipt_decoder
+from aggregator.servicing.delinquency import Bucket, delinquency, entered
+from aggregator.servicing.leased import Leader, run_leased
+from chain.artifacts import load_artifact
+from chain.client import ChainClient
+from chain.deployment import DeploymentRecord
+from chain.errors import GasEstimationFailed, TransactionReverted
+from chain.relay import REVERT_ARTIFACTS
+from chain.revert import decode_revert
+from chain.transactions import Call, TransactionManager
+from chain.views import read_views, view
+from store.aggregator import LoanRow
+from store.db import Database
+from store.leases import LeaseStore, SqlLeaseStore
+from store.ledger import SOURCE_RECEIPT
+from store.servicing import OpenLoan, SqlServicingRepository
+
+log = logging.getLogger(__name__)
+
+LEASE_KIND = "defaulter"
+ACTIVE = 1  # LoanStatus.Active in the contracts' enum
+
+PastDueSink = Callable[[Session, str, dict[str, Any]], None]
+"""Writes ``loan.past_due`` for a loan (its ledger id) in the caller's transaction: the outbox's append."""
+
+
+def write_past_due(session: Session, loan_id: str, payload: dict[str, Any]) -> None:
+    """``loan.past_due`` to the outbox, once per loan and bucket (the bucket is the event's key)."""
+    loan = session.get(LoanRow, loan_id)
+    if loan is not None:
+        outbox.append(session, loan=loan, event_type=outbox.LOAN_PAST_DUE, payload=payload, key=str(payload["bucket"]))
+
+
+@dataclass(frozen=True, slots=True)
+class DefaulterSettings:
+    ttl: timedelta = timedelta(seconds=15)
+    interval: float = 30.0
+    receipt_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class OnChainLoan:
+    """``getLoan``'s fields this job needs."""
+
+    maturity: int
+    status: int
+    outstanding_principal: int
+
+
+@dataclass
+class DefaultReport:
+    block: int
+    timestamp: int
+    buckets: dict[int, Bucket] = field(default_factory=dict)  # loan ref → bucket now
+    announced: list[tuple[int, Bucket]] = field(default_factory=list)
+    defaulted: dict[int, str] = field(default_factory=dict)  # loan ref → markDefault tx hash
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+def default_intent_key(chain_id: int, loan_ref: int) -> str:
+    """One ``markDefault`` per loan, ever: the key a second sender finds already taken."""
+    return f"markDefault:{chain_id}:{loan_ref}"
+
+
+class DefaultJob:
+    def __init__(
+        self,
+        client: ChainClient,
+        record: DeploymentRecord,
+        database: Database,
+        operator: TransactionManager,
+        *,
+        on_past_due: PastDueSink = write_past_due,
+        leases: LeaseStore | None = None,
+        holder: str | None = None,
+        settings: DefaulterSettings = DefaulterSettings(),
+    ) -> None:
+        self.client, self.record, self.database, self.operator = client, record, database, operator
+        self.on_past_due = on_past_due
+        self.leases: LeaseStore = leases or SqlLeaseStore(database.sessions)
+        self.holder = holder or default_holder()
+        self.settings = settings
+        self.ledger_chain = LedgerChain.from_record(record)
+        self._aggregator: Any = client.w3.eth.contract(
+            address=to_checksum_address(self.ledger_chain.aggregator), abi=load_artifact("CreditAggregator").abi
+        )
+
+    @property
+    def chain_id(self) -> int:
+        return self.ledger_chain.chain_id
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await run_leased(
+            LEASE_KIND,
+            self.chain_id,
+            self.leases,
+            self.holder,
+            self.settings.ttl,
+            self.settings.interval,
+            self.run_round,
+            stop,
+        )
+
+    async def run_round(self, leader: Leader | None = None) -> DefaultReport:
+        loans = await asyncio.to_thread(self._open_loans)
+        block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
+        number, now = int(block["number"], 16), int(block["timestamp"], 16)
+        grace, onchain = await self._read(loans, number)
+        report = DefaultReport(number, now)
+        await asyncio.to_thread(self._announce, loans, onchain, now, report, leader)
+        for loan in loans:
+            state = onchain[loan.loan_ref]
+            if state.status == ACTIVE and now > state.maturity + grace:
+                await self._mark_default(loan, report, leader)
+        return report
+
+    def _open_loans(self) -> list[OpenLoan]:
+        with self.database.unit_of_work() as uow:
+            return SqlServicingRepository(uow.session).open_loans(self.chain_id, self.ledger_chain.aggregator)
+
+    async def _read(self, loans: Sequence[OpenLoan], block: int) -> tuple[int, dict[int, OnChainLoan]]:
+        aggregator = self.ledger_chain.aggregator
+        calls = [view("CreditAggregator", "gracePeriod").call(aggregator, block=block)]
+        calls += [view("CreditAggregator", "getLoan").call(aggregator, loan.loan_ref, block=block) for loan in loans]
+        answers = await read_views(self.client.provider, calls)
+        onchain = {}
+        for loan, fields in zip(loans, answers[1:], strict=True):
+            # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, outstandingPrincipal, ...
+            onchain[loan.loan_ref] = OnChainLoan(int(fields[4]), int(fields[6]), int(fields[7]))
+        return int(answers[0]), onchain
+
+    def _announce(
+        self,
+        loans: Sequence[OpenLoan],
+        onchain: dict[int, OnChainLoan],
+        now: int,
+        report: DefaultReport,
+        leader: Leader | None,
+    ) -> None:
+        """Record (and announce through ``on_past_due``) each bucket a loan entered, once, in one transaction."""
+        as_of = datetime.fromtimestamp(now, UTC)
+        with self.database.unit_of_work() as uow:
+            if leader is not None:
+                self.leases.fence(uow.session, leader.lease)
+            repo = SqlServicingRepository(uow.session)
+            for loan in loans:
+                state = onchain[loan.loan_ref]
+                found = delinquency(state.maturity, now, owed=state.outstanding_principal > 0)
+                report.buckets[loan.loan_ref] = found.bucket
+                known = repo.announced(loan.id)
+                for bucket in entered(found.bucket):
+                    if bucket.value in known or not repo.announce(loan.id, bucket.value, found.days_past_due, as_of):
+                        continue
+                    report.announced.append((loan.loan_ref, bucket))
+                    payload = {
+                        "bucket": bucket.value,
+                        "days_past_due": found.days_past_due,
+                        "maturity": _rfc3339(datetime.fromtimestamp(state.maturity, UTC)),
+                        "as_of": _rfc3339(as_of),
+                    }
+                    self.on_past_due(uow.session, loan.id, payload)
+            uow.commit()
+
+    async def _mark_default(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
+        call = Call.function(self._aggregator, "markDefault", loan.loan_ref)
+        key = default_intent_key(self.chain_id, loan.loan_ref)
+        existing = await self.operator.store.get_intent(key)
+        if existing is None:  # simulate before the first send only: a resumed intent is already decided
+            refused = await self._simulate(call)
+            if refused is not None:
+                report.skipped[loan.loan_ref] = f"markDefault would revert: {refused}"
+                log.warning("defaulter on chain %s: loan %s: %s", self.chain_id, loan.loan_ref, refused)
+                return
+        if leader is not None:
+            await leader.fence()
+        try:
+            receipt = await self.operator.submit_and_wait(key, call, within=self.settings.receipt_timeout)
+        except (GasEstimationFailed, TransactionReverted) as err:
+            report.skipped[loan.loan_ref] = str(err)
+            log.warning("defaulter on chain %s: markDefault of loan %s: %s", self.chain_id, loan.loan_ref, err)
+            return
+        raw = await self.client.w3.eth.get_transaction_receipt(receipt.tx_hash)  # type: ignore[arg-type]
+        events = receipt_decoder(self.record, self.client.w3.codec).decode_receipt(self.chain_id, raw)
+        await asyncio.to_thread(self._apply, events)
+        report.defaulted[loan.loan_ref] = receipt.tx_hash
+        log.info(
+            "defaulter on chain %s: loan %s marked in default in %s", self.chain_id, loan.loan_ref, receipt.tx_hash
+        )
+
+    async def _simulate(self, call: Call) -> str | None:
+        assert call.to is not None
+        request = {"from": self.operator.signer.address, "to": call.to, "data": "0x" + call.data.hex()}
+        answer: Any = await self.client.provider.make_request("eth_call", [request, "latest"])  # type: ignore[arg-type]
+        error = answer.get("error")
+        if error is None:
+            return None
+        decoded = decode_revert(error.get("data") if isinstance(error, dict) else None, REVERT_ARTIFACTS)
+        return str(decoded) if decoded is not None else str(error)
+
+    def _apply(self, events: Sequence[Any]) -> None:
+        with self.database.unit_of_work() as uow:
+            apply_events(uow.session, self.ledger_chain, events, source=SOURCE_RECEIPT)
+            uow.commit()
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def run_default_jobs(jobs: Sequence[DefaultJob], stop: asyncio.Event) -> None:
+    async with asyncio.TaskGroup() as group:
+        for job in jobs:
+            group.create_task(job.run(stop), name=f"defaulter-{job.chain_id}")

@@ -1,0 +1,373 @@
+"""The liquidation keeper: one per chain across processes (lease kind ``keeper``), run in the API process when
+``CREDITMESH_WORKERS`` names it and by ``creditmesh keeper``.
+
+Every round it reads, at one pinned block and in a few JSON-RPC batches (``chain.views``), what the
+CollateralManager would read: each open loan's debt and collateral, the assets' risk parameters, the liquidation
+thresholds and pause flag, the price feeds with their staleness and sequencer checks (``prices``). It then applies
+the contract's rules in Python (``health``) and, for each loan in default or below a health factor of 1:
+
+* liquidates it from the keeper account (``CREDITMESH_KEEPER_KEY``; the account holds the debt asset and has
+  approved the CollateralManager), repaying up to the close factor's maximum — only after an ``eth_call``
+  simulation from the keeper says the call succeeds, and only while it still holds the lease;
+* or, when it cannot liquidate now (liquidations paused, a price it may not use, a rule of the contract, the
+  keeper's own balance), says why in the log and — for a pool loan — impairs it (``impair``), so that the pool
+  counts the expected loss at once; it sends ``impair`` only when the pool's recorded impairment is off by more than
+  1% of the debt.
+
+A liquidation's receipt is applied to the ledger at once (the indexer applies the same confirmed events later,
+idempotently); bad debt written off (``BadDebtRecorded``, ``LoanWrittenOff``) is logged with its amount and kept as
+chain facts, and the loan becomes ``written_off``. A loan funded off-chain is liquidated the same way: the contract
+pays its provider's settlement address (``liquidationPayee``); without one the simulation refuses and it is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from aggregator.indexer import default_holder
+from aggregator.ledger import LedgerChain, apply_events, receipt_decoder
+from aggregator.servicing.health import (
+    BPS,
+    Liquidation,
+    LiquidationRefused,
+    Position,
+    Thresholds,
+    assess,
+    expected_loss,
+    liquidatable,
+    liquidation,
+    repay_to_send,
+)
+from aggregator.servicing.leased import Leader, run_leased
+from aggregator.servicing.prices import Price, PriceBoard, PriceRefusal, read_prices
+from chain.artifacts import load_artifact
+from chain.client import ChainClient
+from chain.deployment import DeploymentRecord
+from chain.errors import ChainError, GasEstimationFailed, TransactionReverted
+from chain.relay import REVERT_ARTIFACTS
+from chain.revert import decode_revert
+from chain.transactions import Call, TransactionManager
+from chain.views import read_views, view
+from store.db import Database
+from store.leases import LeaseStore, SqlLeaseStore
+from store.ledger import SOURCE_RECEIPT
+from store.servicing import OpenLoan, SqlServicingRepository
+
+log = logging.getLogger(__name__)
+
+LEASE_KIND = "keeper"
+IMPAIR_TOLERANCE_BPS = 100  # re-impair when the pool's figure is off by more than 1% of the debt
+DEFAULTED = 3  # LoanStatus.Defaulted in the contracts' enum (None, Active, Repaid, Defaulted, Liquidated)
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperSettings:
+    ttl: timedelta = timedelta(seconds=15)
+    interval: float = 5.0  # seconds between rounds
+    margin_bps: int = 10  # over the close factor's cap, for interest accrued before mining (the contract caps it)
+    receipt_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    loan_ref: int
+    action: str  # "liquidate" | "impair"
+    tx_hash: str
+    outcome: Liquidation | None = None  # predicted by the contract's rules at the block read
+
+
+@dataclass
+class RoundReport:
+    """One round: the block read, what was sent, and why each unhealthy loan was left alone."""
+
+    block: int
+    timestamp: int
+    paused: bool
+    health: dict[int, int] = field(default_factory=dict)  # loan ref → health factor (18 decimals)
+    sent: list[Sent] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Chain:
+    """The contracts and accounts one keeper uses."""
+
+    aggregator: str
+    manager: str
+    keeper: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One round's reads at a pinned block."""
+
+    paused: bool
+    thresholds: Thresholds
+    debts: dict[int, tuple[str, int, int, int]]  # loan ref → (asset, principal, interest, status)
+    collateral: dict[int, tuple[str, int]]  # loan ref → (asset, amount)
+    configs: dict[str, tuple[int, int]]  # collateral asset → (liquidation threshold bps, bonus bps)
+    impairments: dict[int, int]  # pool loans: loan ref → the pool's recorded impairment
+    balances: dict[str, tuple[int, int]]  # debt asset → (keeper balance, allowance to the manager)
+    prices: PriceBoard
+
+
+class Keeper:
+    def __init__(
+        self,
+        client: ChainClient,
+        record: DeploymentRecord,
+        database: Database,
+        transactions: TransactionManager,
+        *,
+        leases: LeaseStore | None = None,
+        holder: str | None = None,
+        settings: KeeperSettings = KeeperSettings(),
+    ) -> None:
+        self.client, self.record, self.database = client, record, database
+        self.transactions = transactions
+        self.leases: LeaseStore = leases or SqlLeaseStore(database.sessions)
+        self.holder = holder or default_holder()
+        self.settings = settings
+        self.ledger_chain = LedgerChain.from_record(record)
+        self.chain = _Chain(
+            record.address("CreditAggregator"), record.address("CollateralManager"), transactions.signer.address
+        )
+        self._manager_abi: Any = self.client.w3.eth.contract(
+            address=to_checksum_address(self.chain.manager), abi=load_artifact("CollateralManager").abi
+        )
+        self._aggregator_abi: Any = self.client.w3.eth.contract(
+            address=to_checksum_address(self.chain.aggregator), abi=load_artifact("CreditAggregator").abi
+        )
+
+    @property
+    def chain_id(self) -> int:
+        return self.ledger_chain.chain_id
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep every open loan of this chain healthy while holding the chain's keeper lease, until ``stop``."""
+        await run_leased(
+            LEASE_KIND,
+            self.chain_id,
+            self.leases,
+            self.holder,
+            self.settings.ttl,
+            self.settings.interval,
+            self.run_round,
+            stop,
+        )
+
+    async def run_round(self, leader: Leader | None = None) -> RoundReport:
+        """Read, assess and act once. ``leader``: the held lease, fenced before each transaction (None: tests and
+        one-off runs that hold no lease)."""
+        loans = await asyncio.to_thread(self._open_loans)
+        block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
+        number, timestamp = int(block["number"], 16), int(block["timestamp"], 16)
+        read = await self._read(loans, number, timestamp)
+        report = RoundReport(number, timestamp, read.paused)
+        for loan in loans:
+            await self._service(loan, read, report, leader)
+        return report
+
+    def _open_loans(self) -> list[OpenLoan]:
+        with self.database.unit_of_work() as uow:
+            return SqlServicingRepository(uow.session).open_loans(self.chain_id, self.ledger_chain.aggregator)
+
+    async def _read(self, loans: Sequence[OpenLoan], block: int, timestamp: int) -> _Read:
+        provider = self.client.provider
+        manager, aggregator = self.chain.manager, self.chain.aggregator
+        collateral_assets = sorted({(loan.collateral_asset or "").lower() for loan in loans} - {""})
+        debt_assets = sorted({(loan.asset_address or "").lower() for loan in loans} - {""})
+        pool_loans = [loan for loan in loans if loan.pool]
+        calls = [
+            view("CollateralManager", "liquidationsPaused").call(manager, block=block),
+            view("CollateralManager", "fullCloseValue").call(manager, block=block),
+            view("CollateralManager", "minLeftoverValue").call(manager, block=block),
+        ]
+        calls += [view("CreditAggregator", "debtOf").call(aggregator, loan.loan_ref, block=block) for loan in loans]
+        calls += [view("CollateralManager", "collateralOf").call(manager, loan.loan_ref, block=block) for loan in loans]
+        calls += [
+            view("CollateralManager", "collateralConfig").call(manager, to_checksum_address(asset), block=block)
+            for asset in collateral_assets
+        ]
+        calls += [
+            view("LendingPool", "impairmentOf").call(to_checksum_address(str(loan.pool)), loan.loan_ref, block=block)
+            for loan in pool_loans
+        ]
+        for asset in debt_assets:
+            token = to_checksum_address(asset)
+            calls.append(view("MockERC20", "balanceOf").call(token, self.chain.keeper, block=block))
+            calls.append(view("MockERC20", "allowance").call(token, self.chain.keeper, manager, block=block))
+        answers = iter(await read_views(provider, calls))
+        paused, full_close, min_leftover = bool(next(answers)), int(next(answers)), int(next(answers))
+        debts = {}
+        for loan in loans:
+            _, asset, principal, interest, status, _ = next(answers)
+            debts[loan.loan_ref] = (str(asset).lower(), int(principal), int(interest), int(status))
+        collateral = {}
+        for loan in loans:
+            asset, amount = next(answers)
+            collateral[loan.loan_ref] = (str(asset).lower(), int(amount))
+        configs = {}
+        for asset in collateral_assets:
+            _ltv, threshold, bonus, *_ = next(answers)
+            configs[asset] = (int(threshold), int(bonus))
+        impairments = {loan.loan_ref: int(next(answers)) for loan in pool_loans}
+        balances = {asset: (int(next(answers)), int(next(answers))) for asset in debt_assets}
+        prices = await read_prices(provider, manager, [*collateral_assets, *debt_assets], block, timestamp)
+        return _Read(
+            paused, Thresholds(full_close, min_leftover), debts, collateral, configs, impairments, balances, prices
+        )
+
+    def _position(self, loan: OpenLoan, read: _Read) -> Position | str:
+        debt_asset, principal, interest, status = read.debts[loan.loan_ref]
+        collateral_asset, amount = read.collateral[loan.loan_ref]
+        debt_price, collateral_price = read.prices.get(debt_asset), read.prices.get(collateral_asset)
+        for price in (debt_price, collateral_price):
+            if isinstance(price, PriceRefusal):
+                return f"no usable {price.asset} price: {price.reason}"
+        assert isinstance(debt_price, Price)
+        assert isinstance(collateral_price, Price)
+        threshold, bonus = read.configs.get(collateral_asset, (0, 0))
+        return Position(
+            debt=principal + interest,
+            defaulted=status == DEFAULTED,
+            debt_price=debt_price.usd,
+            debt_unit=debt_price.unit,
+            collateral=amount,
+            collateral_price=collateral_price.usd,
+            collateral_unit=collateral_price.unit,
+            threshold_bps=threshold,
+            bonus_bps=bonus,
+        )
+
+    async def _service(self, loan: OpenLoan, read: _Read, report: RoundReport, leader: Leader | None) -> None:
+        ref = loan.loan_ref
+        position = self._position(loan, read)
+        if isinstance(position, str):
+            self._skip(report, ref, position)
+            return
+        assessment = assess(position, read.thresholds)
+        report.health[ref] = assessment.health_factor
+        if not liquidatable(position, assessment):
+            return
+        reason = await self._try_liquidate(loan, position, read, report, leader)
+        if reason is None:
+            return
+        self._skip(report, ref, reason)
+        if loan.pool:
+            await self._impair_if_off(loan, position, read, report, leader)
+
+    async def _try_liquidate(
+        self, loan: OpenLoan, position: Position, read: _Read, report: RoundReport, leader: Leader | None
+    ) -> str | None:
+        """Liquidate ``loan`` now; None when sent, else why not."""
+        if read.paused:
+            return "liquidations are paused (pauseLiquidations)"
+        repay = repay_to_send(position, read.thresholds, self.settings.margin_bps)
+        try:
+            outcome = liquidation(position, read.thresholds, repay)
+        except LiquidationRefused as err:
+            return f"the contract's rules refuse it: {err}"
+        debt_asset = read.debts[loan.loan_ref][0]
+        balance, allowance = read.balances.get(debt_asset, (0, 0))
+        if min(balance, allowance) < repay:
+            return (
+                f"the keeper {self.chain.keeper} holds {balance} and allows {allowance} of {debt_asset}, needs {repay}"
+            )
+        call = Call.function(self._manager_abi, "liquidate", loan.loan_ref, repay)
+        refused = await self._simulate(call)
+        if refused is not None:
+            return f"simulation reverts: {refused}"
+        if leader is not None:
+            await leader.fence()
+        key = f"liquidate:{self.chain_id}:{loan.loan_ref}:{read.prices.block}"
+        tx_hash = await self._send(key, call)
+        report.sent.append(Sent(loan.loan_ref, "liquidate", tx_hash, outcome))
+        log.info(
+            "keeper on chain %s: liquidated loan %s in %s: repaid %s, seized %s%s",
+            self.chain_id,
+            loan.loan_ref,
+            tx_hash,
+            outcome.debt_repaid,
+            outcome.collateral_seized,
+            f", bad debt written off {outcome.bad_debt}" if outcome.bad_debt else "",
+        )
+        if outcome.bad_debt:
+            log.warning(
+                "keeper on chain %s: loan %s ran out of collateral; %s of debt written off",
+                self.chain_id,
+                loan.loan_ref,
+                outcome.bad_debt,
+            )
+        return None
+
+    async def _impair_if_off(
+        self, loan: OpenLoan, position: Position, read: _Read, report: RoundReport, leader: Leader | None
+    ) -> None:
+        expected = expected_loss(position)
+        recorded = read.impairments.get(loan.loan_ref, 0)
+        if abs(expected - recorded) * BPS <= position.debt * IMPAIR_TOLERANCE_BPS:
+            return
+        call = Call.function(self._aggregator_abi, "impair", loan.loan_ref)
+        refused = await self._simulate(call)
+        if refused is not None:
+            log.warning("keeper on chain %s: cannot impair loan %s: %s", self.chain_id, loan.loan_ref, refused)
+            return
+        if leader is not None:
+            await leader.fence()
+        tx_hash = await self._send(f"impair:{self.chain_id}:{loan.loan_ref}:{read.prices.block}", call)
+        report.sent.append(Sent(loan.loan_ref, "impair", tx_hash))
+        log.info(
+            "keeper on chain %s: impaired loan %s (expected loss %s, was %s) in %s",
+            self.chain_id,
+            loan.loan_ref,
+            expected,
+            recorded,
+            tx_hash,
+        )
+
+    def _skip(self, report: RoundReport, ref: int, reason: str) -> None:
+        report.skipped[ref] = reason
+        log.warning("keeper on chain %s: loan %s not liquidated: %s", self.chain_id, ref, reason)
+
+    async def _simulate(self, call: Call) -> str | None:
+        """``eth_call`` of ``call`` from the keeper at the latest block: None when it succeeds, else the revert."""
+        assert call.to is not None
+        request = {"from": self.chain.keeper, "to": call.to, "data": "0x" + call.data.hex()}
+        answer: Any = await self.client.provider.make_request("eth_call", [request, "latest"])  # type: ignore[arg-type]
+        error = answer.get("error")
+        if error is None:
+            return None
+        data = error.get("data") if isinstance(error, dict) else None
+        decoded = decode_revert(data, REVERT_ARTIFACTS)
+        return str(decoded) if decoded is not None else str(error)
+
+    async def _send(self, key: str, call: Call) -> str:
+        """Send ``call`` under intent ``key`` (once per key), wait for it, and apply its events to the ledger."""
+        try:
+            receipt = await self.transactions.submit_and_wait(key, call, within=self.settings.receipt_timeout)
+        except (GasEstimationFailed, TransactionReverted) as err:
+            raise ChainError(f"{key}: {err}") from err
+        raw = await self.client.w3.eth.get_transaction_receipt(receipt.tx_hash)  # type: ignore[arg-type]
+        events = receipt_decoder(self.record, self.client.w3.codec).decode_receipt(self.chain_id, raw)
+        await asyncio.to_thread(self._apply, events)
+        return receipt.tx_hash
+
+    def _apply(self, events: Sequence[Any]) -> None:
+        with self.database.unit_of_work() as uow:
+            apply_events(uow.session, self.ledger_chain, events, source=SOURCE_RECEIPT)
+            uow.commit()
+
+
+async def run_keepers(keepers: Sequence[Keeper], stop: asyncio.Event) -> None:
+    """One keeper per chain, concurrently, until ``stop`` is set."""
+    async with asyncio.TaskGroup() as group:
+        for keeper in keepers:
+            group.create_task(keeper.run(stop), name=f"keeper-{keeper.chain_id}")

@@ -1,0 +1,82 @@
+"""Collateral valued at quote time on the prices the contracts use: the CollateralManager's Chainlink-style feeds,
+under the same checks (``aggregator.servicing.prices``: positive, within the heartbeat, the L2 sequencer up), so a
+quote's loan-to-value is the one ``openPosition`` will find. The static ``CREDITMESH_ASSET_PRICES_USD`` are only the
+devnet feeds' first answers now.
+
+Prices are read from the request's chains in order (the first whose feeds answer for both assets) and kept for
+``ttl`` seconds per chain, so the quote path pays the reads (one block header and two JSON-RPC batches) at most once
+per chain and interval. No usable price on any chain refuses the request (``PricesUnavailable``, 503): a quote is
+never valued on a price the contract would refuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from aggregator.assets import Asset
+from aggregator.errors import PricesUnavailable
+from aggregator.platform import ChainRuntime
+from aggregator.servicing.prices import VALUE_DECIMALS, Price, PriceBoard, read_prices
+from chain.errors import ChainError
+
+USD_UNIT = Decimal(10) ** VALUE_DECIMALS
+
+
+class FeedPricer:
+    def __init__(
+        self, chains: dict[str, ChainRuntime], ttl: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._chains, self._ttl, self._clock = chains, ttl, clock
+        self._boards: dict[str, tuple[float, PriceBoard]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def priced(self, chain_names: Sequence[str], *assets: Asset) -> tuple[Asset, ...]:
+        """``assets`` with their ``usd_price`` from the first of ``chain_names`` whose feeds price them all."""
+        reasons = []
+        for name in chain_names:
+            chain = self._chains.get(name)
+            if chain is None:
+                continue
+            try:
+                board = await self._board(chain, assets)
+            except ChainError as err:
+                reasons.append(f"{name}: {err}")
+                continue
+            found = [board.get(asset.addresses.get(name, "")) for asset in assets]
+            refused = [p for p in found if not isinstance(p, Price)]
+            if refused:
+                reasons.extend(f"{name}: {p.asset}: {p.reason}" for p in refused)
+                continue
+            return tuple(
+                replace(asset, usd_price=Decimal(price.usd) / USD_UNIT)  # type: ignore[union-attr]
+                for asset, price in zip(assets, found, strict=True)
+            )
+        raise PricesUnavailable("no usable price feed for the collateral: " + ("; ".join(reasons) or "no chain"))
+
+    async def _board(self, chain: ChainRuntime, assets: Sequence[Asset]) -> PriceBoard:
+        wanted = {asset.addresses.get(chain.name, "").lower() for asset in assets} - {""}
+        cached = self._boards.get(chain.name)
+        if cached is not None and self._clock() - cached[0] < self._ttl and wanted <= set(cached[1].prices):
+            return cached[1]
+        async with self._locks.setdefault(chain.name, asyncio.Lock()):
+            cached = self._boards.get(chain.name)
+            if cached is not None and self._clock() - cached[0] < self._ttl and wanted <= set(cached[1].prices):
+                return cached[1]
+            try:
+                header: Any = await chain.client.rpc("eth_getBlockByNumber", "latest", False)
+                board = await read_prices(
+                    chain.client.provider,
+                    chain.record.address("CollateralManager"),
+                    wanted | set(cached[1].prices if cached else ()),
+                    int(header["number"], 16),
+                    int(header["timestamp"], 16),
+                )
+            except (OSError, TimeoutError, ValueError) as err:
+                raise ChainError(f"reading the price feeds failed: {err}") from err
+            self._boards[chain.name] = (self._clock(), board)
+            return board

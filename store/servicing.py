@@ -1,0 +1,89 @@
+"""What servicing reads and writes: the open loans of a chain (the keeper's and the default job's worklist) and the
+past-due buckets already announced per loan (``loan.past_due`` goes out once per bucket entered)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from store.aggregator import LoanRow
+from store.base import Base
+from store.types import UtcDateTime
+
+OPEN_STATUSES = ("active", "defaulted")
+
+
+class PastDueNoticeRow(Base):
+    """A past-due bucket a loan entered, announced once (``loan.past_due`` written to the outbox with it)."""
+
+    __tablename__ = "loan_past_due_notices"
+
+    loan_id: Mapped[str] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(8), primary_key=True)
+    days_past_due: Mapped[int] = mapped_column()
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLoan:
+    """A loan the ledger shows active or in default on one chain."""
+
+    id: str
+    loan_ref: int  # the CreditAggregator's loan id
+    status: str
+    pool: str | None
+    provider_id: str | None
+    asset_address: str | None
+    collateral_asset: str | None
+    outstanding_principal: int
+
+
+class SqlServicingRepository:
+    """Servicing's reads and writes in the caller's session; never commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def open_loans(self, chain_id: int, aggregator: str) -> list[OpenLoan]:
+        rows = self.session.scalars(
+            select(LoanRow)
+            .where(
+                LoanRow.chain_id == chain_id,
+                LoanRow.contract == aggregator,
+                LoanRow.status.in_(OPEN_STATUSES),
+                LoanRow.onchain_loan_id.is_not(None),
+            )
+            .order_by(LoanRow.onchain_loan_id)
+        )
+        return [
+            OpenLoan(
+                id=row.id,
+                loan_ref=int(row.onchain_loan_id or 0),
+                status=row.status,
+                pool=row.pool,
+                provider_id=row.provider_id,
+                asset_address=row.asset_address,
+                collateral_asset=row.collateral_asset,
+                outstanding_principal=int(row.outstanding_principal or 0),
+            )
+            for row in rows
+        ]
+
+    def announced(self, loan_id: str) -> set[str]:
+        return set(self.session.scalars(select(PastDueNoticeRow.bucket).where(PastDueNoticeRow.loan_id == loan_id)))
+
+    def announce(self, loan_id: str, bucket: str, days_past_due: int, as_of: datetime) -> bool:
+        """Record that ``loan_id`` entered ``bucket``; False when it was recorded before (by this or another
+        process), so the caller writes its event only once."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(
+                    PastDueNoticeRow(loan_id=loan_id, bucket=bucket, days_past_due=days_past_due, as_of=as_of)
+                )
+        except IntegrityError:
+            return False
+        return True

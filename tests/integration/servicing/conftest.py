@@ -1,0 +1,50 @@
+"""Servicing tests run on a devnet of their own, one for the package (liquidations and time travel must not touch
+the shared devnets' loans), deployed with the devnet profile, each module with its ledger in a PostgreSQL schema of
+its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3 import Web3
+
+from chain.config import LOCAL_CHAINS
+from chain.devnet import start_devnet
+from contracts.deploy import deploy_to_devnet
+from store.db import Database
+from tests.support.devnet import DeployedChain
+
+
+@pytest.fixture(scope="package")
+def own_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployedChain]:
+    local = LOCAL_CHAINS[0]
+    devnet = start_devnet(local, port=0)
+    try:
+        record_path: Path = tmp_path_factory.mktemp("servicing") / f"{local.name}.json"
+        record = deploy_to_devnet(devnet.name, devnet.chain_id, devnet.rpc_url, record_path)
+        yield DeployedChain(devnet, record, Web3(Web3.HTTPProvider(devnet.rpc_url)))
+    finally:
+        devnet.stop()
+
+
+@pytest.fixture(scope="module")
+def servicing_db(postgres_schema: Callable[[str], str], request: pytest.FixtureRequest) -> Iterator[Database]:
+    database = Database(postgres_schema(f"servicing_{request.module.__name__.rsplit('.', 1)[-1]}"))
+    database.migrate()
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def record_in_ledger(database: Database, chain: DeployedChain, receipt: Any) -> None:
+    """Apply a receipt's events to the ledger, as the accept (or the indexer) would."""
+    from aggregator.ledger import LedgerChain, apply_events, receipt_decoder
+
+    events = receipt_decoder(chain.record, chain.w3.codec).decode_receipt(chain.chain_id, receipt)
+    with database.unit_of_work() as uow:
+        apply_events(uow.session, LedgerChain.from_record(chain.record), events)
+        uow.commit()

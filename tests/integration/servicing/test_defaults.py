@@ -1,0 +1,167 @@
+"""The default job on the package's own devnet: a one-day loan goes past due by the chain's clock (each bucket
+announced once), the operator's markDefault is sent once after maturity plus the grace period even with two jobs
+racing, the ledger follows the LoanDefaulted event, the loan reads 90+ days past due when the clock says so, and the
+keeper then liquidates the defaulted loan in full; a defaulted loan funded off-chain is liquidated to its lender's
+settlement address (the devnet profile's, one per simulated lender)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+
+from aggregator.ledger import DEFAULTED
+from aggregator.loans import LoanService
+from aggregator.platform import ChainRuntime
+from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
+from aggregator.servicing.delinquency import SECONDS_PER_DAY, Bucket
+from aggregator.servicing.keeper import Keeper
+from chain.client import ChainClient
+from chain.relay import REVERT_ARTIFACTS
+from chain.signers import Role, devnet_account, devnet_signer
+from chain.transactions import TransactionManager
+from store.aggregator import LoanRow
+from store.chain import SqlChainStore
+from store.db import Database
+from store.ledger import LoanScope
+from store.outbox import OutboxEventRow
+from tests.contracts.harness import USDC, WETH, Harness
+from tests.integration.servicing.conftest import record_in_ledger
+from tests.support.devnet import DeployedChain
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+OPERATOR, KEEPER = devnet_signer(Role.OPERATOR), devnet_signer(Role.KEEPER)
+TERM = SECONDS_PER_DAY
+
+
+@pytest.fixture(scope="module")
+def one_day_loan(own_chain: DeployedChain, servicing_db: Database) -> tuple[int, str, int]:
+    """A one-day pool loan; its ledger id and maturity."""
+    harness = Harness(own_chain)
+    harness.set_weth_price(3_000)
+    borrower: LocalAccount = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, weth=WETH)
+    harness.approve_all(borrower.address)
+    loan_ref, receipt = harness.open_loan(borrower, principal=1_000 * USDC, originationFee=0, term=TERM)
+    record_in_ledger(servicing_db, own_chain, receipt)
+    with servicing_db.unit_of_work() as uow:
+        (loan_id,) = [row.id for row in uow.session.query(LoanRow).filter(LoanRow.onchain_loan_id == loan_ref)]
+    return loan_ref, loan_id, int(harness.loan(loan_ref)["maturity"])
+
+
+@pytest.fixture
+async def jobs(own_chain: DeployedChain, servicing_db: Database) -> AsyncIterator[list[DefaultJob]]:
+    made: list[tuple[ChainClient, TransactionManager]] = []
+    jobs = []
+    for holder in ("defaulter-a", "defaulter-b"):
+        client = await ChainClient(own_chain.config).connect()
+        store = SqlChainStore(servicing_db.sessions)
+        operator = await TransactionManager(client, OPERATOR, store, revert_artifacts=REVERT_ARTIFACTS).start()
+        made.append((client, operator))
+        settings = DefaulterSettings(ttl=timedelta(seconds=3), interval=0.2)
+        jobs.append(DefaultJob(client, own_chain.record, servicing_db, operator, holder=holder, settings=settings))
+    yield jobs
+    for client, operator in made:
+        await operator.close()
+        await client.close()
+
+
+def _advance_to(harness: Harness, timestamp: int) -> None:
+    harness.advance(max(timestamp - harness.now(), 1))
+
+
+async def test_past_due_then_default_once_then_90_plus(
+    own_chain: DeployedChain, servicing_db: Database, one_day_loan: tuple[int, str, int], jobs: list[DefaultJob]
+) -> None:
+    harness = Harness(own_chain)
+    loan_ref, loan_id, maturity = one_day_loan
+    grace = int(harness.aggregator.functions.gracePeriod().call())
+    nonce = harness.w3.eth.get_transaction_count(OPERATOR.address)
+
+    report = await jobs[0].run_round()
+    assert report.buckets[loan_ref] is Bucket.CURRENT
+    assert not report.defaulted
+
+    _advance_to(harness, maturity + 3 * SECONDS_PER_DAY)
+    report = await jobs[0].run_round()
+    assert report.buckets[loan_ref] is Bucket.DPD_1_29
+    assert report.announced == [(loan_ref, Bucket.DPD_1_29)]
+    assert not report.defaulted
+    assert (await jobs[1].run_round()).announced == []  # announced once, whoever runs next
+
+    _advance_to(harness, maturity + grace + 60)
+    first, second = await asyncio.gather(jobs[0].run_round(), jobs[1].run_round())
+    assert loan_ref in first.defaulted or loan_ref in second.defaulted
+    assert harness.w3.eth.get_transaction_count(OPERATOR.address) == nonce + 1  # markDefault sent once
+    assert harness.loan(loan_ref)["status"] == 3  # LoanStatus.Defaulted
+    with servicing_db.unit_of_work() as uow:
+        assert uow.session.get(LoanRow, loan_id).status == DEFAULTED  # type: ignore[union-attr]
+    assert not (await jobs[0].run_round()).defaulted
+    assert harness.w3.eth.get_transaction_count(OPERATOR.address) == nonce + 1
+
+    _advance_to(harness, maturity + 90 * SECONDS_PER_DAY + 1)
+    report = await jobs[0].run_round()
+    assert report.buckets[loan_ref] is Bucket.DPD_90_PLUS
+    assert [bucket for _, bucket in report.announced] == [Bucket.DPD_30_59, Bucket.DPD_60_89, Bucket.DPD_90_PLUS]
+    with servicing_db.unit_of_work() as uow:  # the outbox: each bucket once, and one loan.defaulted (the ledger's)
+        events = uow.session.scalars(
+            select(OutboxEventRow).where(OutboxEventRow.loan_id == loan_id).order_by(OutboxEventRow.sequence)
+        ).all()
+        payloads = [event.body["data"] for event in events if event.event_type == "loan.past_due"]
+        assert [event.event_type for event in events].count("loan.defaulted") == 1
+    assert [p["bucket"] for p in payloads] == ["1-29", "30-59", "60-89", "90+"]
+    assert payloads[-1]["days_past_due"] == 91
+
+    runtime = ChainRuntime(jobs[0].client, own_chain.record, jobs[0].operator)
+    detail = await LoanService(servicing_db, {own_chain.name: runtime}).detail(loan_id, LoanScope())
+    assert detail.live is not None
+    assert detail.live.delinquency.bucket is Bucket.DPD_90_PLUS
+    assert detail.live.delinquency.days_past_due == 91
+
+    # the keeper liquidates a defaulted loan whatever its health: in full, the rest of the collateral back
+    keeper_tm = await TransactionManager(jobs[0].client, KEEPER, SqlChainStore(servicing_db.sessions)).start()
+    try:
+        liquidated = await Keeper(jobs[0].client, own_chain.record, servicing_db, keeper_tm).run_round()
+    finally:
+        await keeper_tm.close()
+    assert [sent.action for sent in liquidated.sent] == ["liquidate"]
+    assert liquidated.sent[0].outcome is not None
+    assert liquidated.sent[0].outcome.bad_debt == 0  # 1 WETH covers the debt: repaid in full, the rest back
+    assert harness.loan(loan_ref)["status"] == 4  # LoanStatus.Liquidated
+    with servicing_db.unit_of_work() as uow:
+        assert uow.session.get(LoanRow, loan_id).status == "liquidated"  # type: ignore[union-attr]
+
+
+async def test_a_defaulted_traditional_loan_is_liquidated_to_its_lenders_settlement_address(
+    own_chain: DeployedChain, servicing_db: Database, jobs: list[DefaultJob]
+) -> None:
+    harness = Harness(own_chain)
+    harness.set_weth_price(3_000)
+    borrower: LocalAccount = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, weth=WETH)
+    harness.approve_all(borrower.address)
+    loan_ref, receipt = harness.open_loan(borrower, pool=False, principal=1_000 * USDC, originationFee=0, term=TERM)
+    record_in_ledger(servicing_db, own_chain, receipt)  # funded off-chain by sim-bank (the harness's provider id)
+    _advance_to(harness, int(harness.loan(loan_ref)["maturity"]) + 8 * SECONDS_PER_DAY)
+    assert loan_ref in (await jobs[0].run_round()).defaulted
+
+    settlement = own_chain.record.parameters["settlementAddresses"]["sim-bank"]
+    assert settlement == devnet_account(15).address
+    before = int(harness.usdc.functions.balanceOf(settlement).call())
+    keeper_tm = await TransactionManager(jobs[0].client, KEEPER, SqlChainStore(servicing_db.sessions)).start()
+    try:
+        report = await Keeper(jobs[0].client, own_chain.record, servicing_db, keeper_tm).run_round()
+    finally:
+        await keeper_tm.close()
+    (sent,) = [sent for sent in report.sent if sent.loan_ref == loan_ref]
+    assert sent.action == "liquidate"
+    assert sent.outcome is not None
+    assert int(harness.usdc.functions.balanceOf(settlement).call()) - before == sent.outcome.debt_repaid
