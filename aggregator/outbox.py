@@ -16,7 +16,8 @@ must be JSON (strings, numbers, booleans, lists, objects).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,10 +55,13 @@ __all__ = [
     "LOAN_PAST_DUE",
     "LOAN_REPAYMENT",
     "LOAN_WRITTEN_OFF",
+    "DeliveryLog",
+    "EventLog",
     "OutboxError",
     "append",
     "event_body",
     "event_id_for",
+    "event_log",
     "loan_view",
 ]
 
@@ -177,3 +181,50 @@ def loan_view(loan: LoanRow, offer_ref: str | None = None) -> dict[str, Any]:
         "collateral_asset": loan.collateral_asset,
         "collateral_amount": _units(loan.collateral_amount),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLog:
+    recipient: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventLog:
+    event_id: str
+    event_type: str
+    sequence: int
+    occurred_at: datetime
+    deliveries: tuple[DeliveryLog, ...]
+
+
+def event_log(session: Session, loan_id: str, recipients: Callable[[str], bool] = lambda _: True) -> list[EventLog]:
+    """The loan's events in order, each with its deliveries to the recipients ``recipients`` lets through."""
+    repo = SqlOutboxRepository(session)
+    return [
+        EventLog(
+            event.id,
+            event.event_type,
+            event.sequence,
+            event.occurred_at,
+            tuple(
+                DeliveryLog(
+                    d.recipient,
+                    d.status,
+                    d.attempts,
+                    d.last_status_code,
+                    d.last_error,
+                    d.next_attempt_at,
+                    d.delivered_at,
+                )
+                for d in repo.deliveries(event.id)
+                if recipients(d.recipient)
+            ),
+        )
+        for event in repo.events(loan_id)
+    ]

@@ -1,0 +1,77 @@
+"""A loan's events and their delivery log: what the outbox wrote for the loan and how each webhook delivery went."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from aggregator.outbox import EventLog, event_log
+from api.auth import Principal, Role
+from api.deps import PlatformDep
+from api.routers.loans import LoanReader, _scope
+from store.aggregator import LoanRow
+
+router = APIRouter(prefix="/v1/loans", tags=["loans"])
+
+
+class DeliveryOut(BaseModel):
+    recipient: str = Field(description="provider:<id> or borrower:<id>")
+    status: str = Field(description="pending, delivered, or no_destination (the recipient removed its URL)")
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+
+
+class LoanEventOut(BaseModel):
+    event_id: str
+    type: str
+    sequence: int
+    occurred_at: datetime
+    deliveries: list[DeliveryOut]
+
+
+class LoanEventsOut(BaseModel):
+    items: list[LoanEventOut]
+    next: str | None = None
+
+
+def _own_recipient(principal: Principal) -> str | None:
+    """A borrower or provider sees its own deliveries only; admins and auditors every one."""
+    if principal.sees_everything:
+        return None
+    kind = "provider" if principal.role is Role.PROVIDER else "borrower"
+    return f"{kind}:{principal.subject_id}"
+
+
+def _out(event: EventLog) -> LoanEventOut:
+    return LoanEventOut(
+        event_id=event.event_id,
+        type=event.event_type,
+        sequence=event.sequence,
+        occurred_at=event.occurred_at,
+        deliveries=[DeliveryOut.model_validate(d, from_attributes=True) for d in event.deliveries],
+    )
+
+
+@router.get("/{loan_id}/events", response_model=LoanEventsOut)
+async def loan_events(loan_id: str, principal: LoanReader, platform: PlatformDep) -> LoanEventsOut:
+    """The loan's events (``loan.opened``, ``loan.repayment`` …) in its order, each with its webhook deliveries:
+    status, attempts, the last answer's status and error, when it is tried next or was delivered."""
+    scope, own = _scope(principal), _own_recipient(principal)
+
+    def read() -> list[EventLog] | None:
+        with platform.database.unit_of_work() as uow:
+            loan = uow.session.get(LoanRow, loan_id)
+            if loan is None or not scope.allows(loan):
+                return None
+            return event_log(uow.session, loan_id, lambda recipient: own is None or recipient == own)
+
+    events = await asyncio.to_thread(read)
+    if events is None:
+        raise HTTPException(404, f"no loan {loan_id}")
+    return LoanEventsOut(items=[_out(event) for event in events])
