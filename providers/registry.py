@@ -253,6 +253,26 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             await asyncio.to_thread(persist)
             return await self.add(registration, policy, source="api")
 
+    async def set_webhook_url(self, provider_id: str, url: str | None) -> None:
+        """Change (or with None remove) where a provider registered through the API gets its loan events; the
+        relay reads it on every delivery, so pending events go to the new URL. ``UnknownProvider`` for a provider
+        that was not registered through the API (one from the settings is configured there)."""
+        if url is not None:
+            await self.check_webhook_url(provider_id, url)
+        if self._database is None:
+            raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
+        database = self._database
+
+        def store() -> None:
+            with database.unit_of_work() as uow:
+                row = ProviderRepository(uow.session).registration(provider_id)
+                if row is None:
+                    raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
+                row.webhook_url = url
+                uow.commit()
+
+        await asyncio.to_thread(store)
+
     async def check_webhook_url(self, provider_id: str, url: str) -> None:
         """Refuse a webhook URL that is not plain ``http(s)://host[:port][/path]`` or whose host the SSRF guard
         refuses (the relay checks it again on every delivery)."""

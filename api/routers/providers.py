@@ -131,6 +131,30 @@ async def provider_health(
         raise HTTPException(404, f"no provider {provider_id!r}") from err
 
 
+class LoanEventsWebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(max_length=2048, description="an http(s) URL whose host is public; null: no more events")
+
+
+@router.put("/{provider_id}/loan-events-webhook", response_model=LoanEventsWebhookIn)
+async def set_loan_events_webhook(
+    provider_id: str, body: LoanEventsWebhookIn, principal: ProviderOrAdmin, platform: PlatformDep
+) -> LoanEventsWebhookIn:
+    """Where the provider's loan events go from now on (signed with its HMAC secret; events still pending go there
+    too). A provider's key changes its own only; a provider configured in the settings is changed there (404)."""
+    registry = _registry(platform)
+    if principal.role is Role.PROVIDER and principal.subject_id != provider_id:
+        raise HTTPException(404, f"no provider {provider_id!r}")
+    try:
+        await registry.set_webhook_url(provider_id, body.url)
+    except UnknownProvider as err:
+        raise HTTPException(404, str(err)) from err
+    except InvalidRegistration as err:
+        raise HTTPException(422, str(err)) from err
+    return body
+
+
 @router.post("/{provider_id}/webhooks", status_code=status.HTTP_202_ACCEPTED)
 async def provider_webhook(
     provider_id: str,

@@ -178,6 +178,24 @@ async def test_a_registration_names_the_webhook_url_its_loan_events_go_to(
         assert stored is not None
         assert stored.webhook_url == webhook
 
+    provider = {"X-API-Key": created.json()["api_key"]}
+    path = "/v1/providers/late-bank/loan-events-webhook"
+    moved = await client.put(path, json={"url": f"{sim}/v2/events"}, headers=provider)
+    assert moved.status_code == 200, moved.text
+    refused = await client.put(path, json={"url": "http://169.254.169.254/x"}, headers=provider)
+    assert refused.status_code == 422
+    other = issue_key(database, Role.PROVIDER, "other-bank", "another provider")
+    assert (await client.put(path, json={"url": None}, headers={"X-API-Key": other})).status_code == 404
+    with database.unit_of_work() as uow:
+        stored = ProviderRepository(uow.session).registration("late-bank")
+        assert stored is not None
+        assert stored.webhook_url == f"{sim}/v2/events"
+    assert (await client.put(path, json={"url": None}, headers=admin)).status_code == 200
+    with database.unit_of_work() as uow:
+        stored = ProviderRepository(uow.session).registration("late-bank")
+        assert stored is not None
+        assert stored.webhook_url is None
+
 
 async def test_a_provider_key_sees_only_its_own_health(
     sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
