@@ -11,7 +11,8 @@ chain fact                                             our record
 ``LoanOpened``                                         the loan, our quote (``offerDigest``) and the accept that
                                                        recorded it; principal, collateral, status and outstanding
                                                        principal recomputed from the loan's facts
-``LoanRepaid``                                         the ledger's repayment (same transaction and log), amounts
+``LoanRepaid``                                         the ledger's repayment (same transaction and log), amounts;
+                                                       each relayed repayment's confirmed intent (its transaction)
 ``CollateralAdded``/``Removed``, ``LoanLiquidated``    the ledger's movement / liquidation, amounts
 ``LoanDefaulted``, ``LoanWrittenOff``, ``LoanClosed``  the loan's status
 Timelock ``CallScheduled``/``CallExecuted``/           the persisted governance proposal (operation id), its state
@@ -117,6 +118,15 @@ class EntryRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RepaymentIntent:
+    """A repayment the platform relayed (its transaction intent, ``repay:…``) and saw confirmed."""
+
+    key: str
+    tx_hash: str
+    block_number: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class ProposalRecord:
     operation_id: str
     state: str
@@ -131,6 +141,7 @@ class Records:
     entries: Sequence[EntryRecord] = ()
     proposals: Sequence[ProposalRecord] = ()
     our_offer_digests: frozenset[str] = frozenset()
+    repayment_intents: Sequence[RepaymentIntent] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,8 +286,32 @@ def reconcile_chain(
             _pool_flow(result, fact)
     _loans(result, scope, loans, records)
     _entries(result, scope, onchain_entries, records)
+    _repayment_intents(result, scope, ordered, records)
     _governance(result, scope, timelock, records)
     return result
+
+
+def _repayment_intents(result: ChainResult, scope: ChainScope, facts: list[Fact], records: Records) -> None:
+    """Each repayment the platform relayed and saw confirmed has its ``LoanRepaid`` in that transaction."""
+    repaid_in = {fact.tx_hash.lower() for fact in facts if fact.event == "LoanRepaid"}
+    for intent in records.repayment_intents:
+        if not _in_scope(scope, intent.block_number):
+            continue
+        if intent.tx_hash.lower() in repaid_in:
+            result.matched()
+        else:
+            result.add(
+                _item(
+                    scope,
+                    Category.RECORDED_NOT_ONCHAIN,
+                    intent.key,
+                    "repayment intent",
+                    f"relayed and recorded confirmed in {intent.tx_hash} (block {intent.block_number}); the "
+                    "chain has no LoanRepaid in it (never mined there, or reorged away)",
+                    None,
+                    intent.key,
+                )
+            )
 
 
 def _item(

@@ -1,15 +1,17 @@
 """What the platform holds for one chain, read for the reconciler (``compliance.reconcile.Records``): the loans with
 whether an accept of ours recorded them, our quotes' offer digests, the ledger's entries with the transaction and log
-each claims, the governance proposals. Reads only, in the caller's session."""
+each claims, the repayments the platform relayed (their confirmed ``repay:`` intents), the governance proposals.
+Reads only, in the caller's session."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.reconcile import EntryRecord, LoanRecord, ProposalRecord, Records
+from compliance.reconcile import EntryRecord, LoanRecord, ProposalRecord, Records, RepaymentIntent
 from store.accepts import AcceptRow
 from store.aggregator import LoanRow, QuoteRow
+from store.chain import CONFIRMED, ChainIntentRow
 from store.governance import GovernanceProposalRow
 from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
 
@@ -42,7 +44,22 @@ def chain_records(session: Session, chain_id: int, aggregator: str) -> Records:
             )
         )
     )
-    return Records(loans, _entries(session, chain_id), _proposals(session, chain_id), digests)
+    return Records(
+        loans, _entries(session, chain_id), _proposals(session, chain_id), digests, _intents(session, chain_id)
+    )
+
+
+def _intents(session: Session, chain_id: int) -> list[RepaymentIntent]:
+    """The borrowers' repayments the platform relayed (``aggregator.repaying``'s ``repay:`` intents) and saw
+    confirmed."""
+    rows = session.execute(
+        select(ChainIntentRow.key, ChainIntentRow.tx_hash, ChainIntentRow.block_number).where(
+            ChainIntentRow.chain_id == chain_id,
+            ChainIntentRow.key.startswith("repay:"),
+            ChainIntentRow.status == CONFIRMED,
+        )
+    )
+    return [RepaymentIntent(key, str(tx_hash), block) for key, tx_hash, block in rows if tx_hash]
 
 
 def _entries(session: Session, chain_id: int) -> list[EntryRecord]:

@@ -23,6 +23,7 @@ from chain.client import ChainClient
 from compliance.reconcile import Category
 from compliance.reconcile_report import to_csv, to_html, to_json
 from store.aggregator import LoanRow
+from store.chain import ChainIntentRow
 from store.compliance import AuditEntryRow, SqlAuditLog
 from store.db import Database
 from store.ledger import ChainFactRow, LoanRepaymentRow
@@ -164,6 +165,23 @@ async def test_each_category_is_produced_and_detected(
                 payment_ref="0x" + "00" * 32,
             )
         )
+        # a repayment the platform relayed and recorded confirmed, whose transaction the chain does not have
+        session.add(
+            ChainIntentRow(
+                key=f"repay:{chain.chain_id}:0x{'cd' * 32}",
+                chain_id=chain.chain_id,
+                sender=DEPLOYER.address,
+                to_address=maker.h.aggregator.address,
+                data="0x",
+                value=0,
+                payload_hash="0x" + "00" * 32,
+                status="confirmed",
+                tx_hash="0x" + "cd" * 32,
+                block_number=start + 2,
+                created_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
+            )
+        )
         uow.commit()
 
     # our oracle's address now runs a token's code, and emits a Transfer (in no ABI of the oracle)
@@ -185,7 +203,11 @@ async def test_each_category_is_produced_and_detected(
     assert any("recorded defaulted, on-chain active" in i.detail for i in by_category[Category.STATUS_MISMATCH.value])
     assert [i.subject for i in by_category[Category.OPENED_WITHOUT_ACCEPT.value]] == [f"loan #{outside.onchain_id}"]
     not_onchain = by_category[Category.RECORDED_NOT_ONCHAIN.value]
-    assert {i.record_ref for i in not_onchain} == {loans[4].loan_id, reorged.loan_id}
+    assert {i.record_ref for i in not_onchain} == {
+        loans[4].loan_id,
+        reorged.loan_id,
+        f"repay:{chain.chain_id}:0x{'cd' * 32}",
+    }
     unknown = by_category[Category.UNKNOWN_EVENT.value]
     assert any(i.what == "CreditScoringOracle" and "not CreditScoringOracle's" in i.detail for i in unknown)
     assert any(i.subject == oracle and "topic" in i.detail for i in unknown)
