@@ -7,7 +7,8 @@ past ``RefusalLimits.per_window`` refusals in a window that source is answered 4
 the lender's failure and writes no row. A body larger than ``MAX_WEBHOOK_BODY_BYTES`` is refused before the HMAC is
 computed (the router reads at most that much). Only a correctly signed webhook is the lender's: one whose body is not
 the schema is persisted as the provider's incident (still not a breaker failure: quoting is unaffected); the same
-``event_id`` twice is refused by the store's unique key (409)."""
+``event_id`` twice is refused by the store's unique key (409) — except ``payment.received``, whose effect is keyed by
+the lender's payment reference (``aggregator.offchain_payments``), so a repeat is answered as the first was."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.exc import IntegrityError
 
 from providers._exceptions import UnknownProvider, WebhookRejected
@@ -35,7 +36,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EventType = Literal["offer.status_changed", "offer.withdrawn", "offer.funded", "offer.funding_failed"]
+EventType = Literal[
+    "offer.status_changed", "offer.withdrawn", "offer.funded", "offer.funding_failed", "payment.received"
+]
+PAYMENT_RECEIVED = "payment.received"
+#: a decimal amount in the asset's units, ASCII digits (as the API's amounts)
+AMOUNT_PATTERN = r"^[0-9]{1,30}(\.[0-9]{1,30})?$"
 #: the largest webhook body read (events are a few hundred bytes)
 MAX_WEBHOOK_BODY_BYTES = 64 * 1024
 
@@ -50,6 +56,15 @@ class WebhookEvent(BaseModel):
     state: FundingState | None = None
     occurred_at: datetime
     detail: str = Field(default="", max_length=1_000)
+    # payment.received: the lender's own reference of the payment and the amount in the loan asset's units
+    payment_ref: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/-]+$")
+    amount: str | None = Field(default=None, pattern=AMOUNT_PATTERN)
+
+    @model_validator(mode="after")
+    def _payment_fields(self) -> WebhookEvent:
+        if self.type == PAYMENT_RECEIVED and (self.payment_ref is None or self.amount is None):
+            raise ValueError("payment.received needs payment_ref and amount")
+        return self
 
 
 # ---------------------------------------------------------------------------------------------------- refusals
@@ -189,5 +204,7 @@ async def receive_webhook(
     try:
         await asyncio.to_thread(store)
     except IntegrityError as err:
+        if event.type == PAYMENT_RECEIVED:  # recorded once by its payment reference: the repeat is answered alike
+            return event
         raise WebhookRejected(f"webhook refused: replayed event {event.event_id}", 409) from err
     return event

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from store.aggregator import LoanRow
+from store.aggregator import LoanRow, QuoteRow
 from store.base import Base
 from store.types import Uint256, UtcDateTime
 
@@ -280,6 +280,13 @@ class SqlLoanQueries:
         ids = {row.fact_id for group in (repayments, movements, liquidations) for row in group}
         facts = {fact.id: fact for fact in SqlLedgerRepository(self.session).facts(ids)}
         return LoanEntries(repayments, movements, liquidations, facts)
+
+    def by_provider_ref(self, provider_id: str, provider_ref: str) -> LoanRow | None:
+        """The loan opened from ``provider_id``'s offer ``provider_ref`` (its own reference, in the quote's offer)."""
+        quote_ids = select(QuoteRow.id).where(
+            QuoteRow.provider_id == provider_id, QuoteRow.offer["providerRef"].as_string() == provider_ref
+        )
+        return self.session.scalars(select(LoanRow).where(LoanRow.quote_id.in_(quote_ids))).first()
 
     def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRow]:
         """Up to ``limit`` loans newest first (created_at, then id, descending), after the cursor ``after``."""

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable
 from api.auth import Principal, Role, issue_key
 from api.bootstrap import Platform
 from api.client import client_address
@@ -27,7 +28,13 @@ from providers.models import Capabilities
 from providers.policy import ResiliencePolicy
 from providers.registry import ProviderRegistry
 from providers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from providers.webhooks import MAX_WEBHOOK_BODY_BYTES, receive_webhook, refuse_unauthenticated
+from providers.webhooks import (
+    MAX_WEBHOOK_BODY_BYTES,
+    PAYMENT_RECEIVED,
+    WebhookEvent,
+    receive_webhook,
+    refuse_unauthenticated,
+)
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 
@@ -188,7 +195,24 @@ async def provider_webhook(
         if err.status_code == 429:
             headers = {"Retry-After": str(registry.webhook_refusals.limits.window_seconds)}
         raise HTTPException(err.status_code, str(err), headers=headers) from err
+    if event.type == PAYMENT_RECEIVED:
+        return await _record_payment(platform, provider_id, event)
     return {"accepted": event.event_id}
+
+
+async def _record_payment(platform: Platform, provider_id: str, event: WebhookEvent) -> dict[str, str]:
+    """The operator records the lender's received payment on-chain (``aggregator.offchain_payments``)."""
+    assert event.payment_ref is not None  # the event's validator requires both
+    assert event.amount is not None
+    payments = OffchainPayments(
+        platform.database, platform.chains, platform.assets, wait_seconds=platform.settings.accept_wait_seconds
+    )
+    try:
+        recorded = await payments.record(provider_id, event.offer_ref, event.payment_ref, event.amount)
+    except PaymentNotRecordable as err:
+        raise HTTPException(err.status, str(err)) from err
+    answer = {"accepted": event.event_id, "loan_id": recorded.loan_id, "status": recorded.status}
+    return answer | ({"transaction_hash": recorded.tx_hash} if recorded.tx_hash else {})
 
 
 async def _capped_body(request: Request, limit: int) -> bytes | None:

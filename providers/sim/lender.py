@@ -4,7 +4,9 @@ latency distribution, failure mode and pricing (``providers.sim.fleet``).
 
 ``/control/lenders/{lender_id}`` lets a test or a demo change a lender's failure mode while it runs and read how
 many requests reached it (which is how the chaos tests count the trial calls a half-open breaker let through), and the
-loan events creditmesh posted to the lender's ``/v1/loan-events`` (its registered ``webhook_url``), once per id."""
+loan events creditmesh posted to the lender's ``/v1/loan-events`` (its registered ``webhook_url``), once per id; and
+it reports a payment the borrower made to the lender: ``POST …/payments`` posts a signed ``payment.received`` webhook
+to the platform's URL it is given."""
 
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from providers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, ReplayGuard, SignatureRejected
+from providers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, ReplayGuard, SignatureRejected, signed_headers
 from providers.sim.fleet import FailureSpec, SimLender
 from providers.sim.installments import installment_fields
 from providers.sim.pricing import price
@@ -43,6 +46,16 @@ class QuoteBody(BaseModel):
     grade: int = Field(ge=1, le=5)
     jurisdiction: str = ""
     start_date: date | None = None
+
+
+class PaymentReport(BaseModel):
+    """A payment the borrower made to the lender, to report to the platform (``payment.received``)."""
+
+    webhook_url: str = Field(description="the platform's POST /v1/providers/{provider_id}/webhooks")
+    offer_ref: str
+    payment_ref: str
+    amount: str = Field(description="decimal in the loan asset's units")
+    event_id: str | None = Field(default=None, description="default: a new one per report")
 
 
 class ReserveDelay(BaseModel):
@@ -347,6 +360,31 @@ def create_sim_app(lenders: list[SimLender], root_lender: str | None = None) -> 
             raise HTTPException(status_code=404, detail=f"no simulated lender {lender_id!r}")
         state.spec = state.spec.model_copy(update={"failure": failure})
         return {"lender_id": lender_id, "failure": failure.model_dump()}
+
+    @app.post("/control/lenders/{lender_id}/payments")
+    async def control_payment(lender_id: str, report: PaymentReport) -> dict[str, Any]:
+        """Post ``payment.received`` signed with the lender's secret; the platform's answer is returned."""
+        state = states.get(lender_id)
+        if state is None:
+            raise HTTPException(status_code=404, detail=f"no simulated lender {lender_id!r}")
+        event = {
+            "protocol_version": "1",
+            "event_id": report.event_id or f"evt-{uuid.uuid4().hex}",
+            "type": "payment.received",
+            "offer_ref": report.offer_ref,
+            "payment_ref": report.payment_ref,
+            "amount": report.amount,
+            "occurred_at": datetime.now(UTC).isoformat(),
+        }
+        body = json.dumps(event).encode()
+        headers = signed_headers(state.spec.secret, int(time.time()), body) | {"Content-Type": "application/json"}
+        async with httpx.AsyncClient(timeout=180) as client:
+            answer = await client.post(report.webhook_url, content=body, headers=headers)
+        try:
+            answered: Any = answer.json()
+        except ValueError:
+            answered = answer.text
+        return {"event_id": event["event_id"], "status": answer.status_code, "answer": answered}
 
     @app.put("/control/lenders/{lender_id}/reserve-delay")
     async def control_reserve_delay(lender_id: str, delay: ReserveDelay) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 loan with a collateral permit, repays part of it with a signed repayment and a permit of USDC (the platform relays
 ``repayWithPermit``), then ``"max"``: the loan closes, the collateral is back, and the ledger agrees with the chain's
 ``LoanRepaid`` events to the wei. A repeated post is the same transaction; an amount over what is owed, a permit
-that does not verify, a closed loan are refused as problems."""
+that does not verify, a closed loan are refused as problems. A traditional loan: the simulated lender reports the
+borrower's payments with signed ``payment.received`` webhooks; one payment reported twice is one
+``recordOffchainRepayment`` by the operator; the loan closes when paid."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from aggregator.offchain_payments import payment_ref_hash
 from api.wallet import accept_quote, repay_loan, signed_repayment
 from chain.signers import devnet_account
 from tests.support.devnet import DeployedChain
@@ -128,3 +131,67 @@ def test_a_borrower_without_eth_repays_and_closes_a_pool_loan(
     with httpx.Client(base_url=platform.api_url, headers={"X-API-Key": stranger}) as other:
         hidden = other.post(f"/v1/loans/{loan_id}/repayments", json=signed_repayment(wallet, record, "1.00", rpc))
         assert hidden.status_code == 404
+
+
+def _report_payment(platform: RunningPlatform, offer_ref: str, payment_ref: str, amount: str) -> dict[str, Any]:
+    """The simulated bank posts payment.received (signed with its secret) to the platform's webhook."""
+    report = {
+        "webhook_url": f"{platform.api_url}/v1/providers/sim-bank/webhooks",
+        "offer_ref": offer_ref,
+        "payment_ref": payment_ref,
+        "amount": amount,
+    }
+    response = httpx.post(f"{platform.lender_url}/control/lenders/sim-bank/payments", json=report, timeout=180)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    assert answer["status"] == 202, answer
+    return dict(answer["answer"])
+
+
+def test_a_lenders_payment_reported_twice_is_recorded_once_and_closes_the_loan(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    chain = devnet_chains[CHAIN]
+    wallet: LocalAccount = Account.create()
+    _mint(chain, "WETH", wallet.address, 10**18)
+    key = platform.onboard(wallet.address)
+    with platform.client(key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST)
+        assert response.status_code == 201, response.text
+        quote = next(q for q in response.json()["quotes"] if q["kind"] == "traditional" and q["chain"] == CHAIN)
+    loan = accept_quote(wallet, platform.api_url, key, quote["id"], chain.devnet.rpc_url)
+    reserved = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=30).json()["reserved"]
+    (offer_ref,) = reserved  # this module's platform: one traditional loan
+
+    first = _report_payment(platform, offer_ref, "pay-0001", "300.00")
+    again = _report_payment(platform, offer_ref, "pay-0001", "300.00")
+    assert first["status"] == again["status"] == "confirmed"
+    assert first["transaction_hash"] == again["transaction_hash"], "one recordOffchainRepayment"
+    aggregator = chain.contract("CreditAggregator")
+    loan_ref = int(loan["onchain_loan_id"])
+    recorded = aggregator.events.LoanRepaid().get_logs(from_block=0, argument_filters={"loanId": loan_ref})
+    assert [e["args"]["paymentRef"] for e in recorded] == [payment_ref_hash("sim-bank", "pay-0001")]
+    assert recorded[0]["args"]["payer"] == devnet_account(4).address, "the operator account"
+
+    principal, interest = aggregator.functions.amountOwed(loan_ref).call()
+    rest = format(Decimal(principal + interest + 10**4) / 10**6, "f")  # a little more than owed: capped on-chain
+    last = _report_payment(platform, offer_ref, "pay-0002", rest)
+    assert last["status"] == "confirmed"
+    with platform.client(key) as client:
+        record = client.get(f"/v1/loans/{loan['id']}").json()
+    assert record["status"] == "repaid"
+    assert [r["payment_ref"] for r in record["repayments"]] == [
+        "0x" + payment_ref_hash("sim-bank", ref).hex() for ref in ("pay-0001", "pay-0002")
+    ]
+    assert chain.contract("WETH").functions.balanceOf(wallet.address).call() == 10**18, "the collateral is back"
+    late = httpx.post(
+        f"{platform.lender_url}/control/lenders/sim-bank/payments",
+        json={
+            "webhook_url": f"{platform.api_url}/v1/providers/sim-bank/webhooks",
+            "offer_ref": offer_ref,
+            "payment_ref": "pay-0003",
+            "amount": "1.00",
+        },
+        timeout=60,
+    ).json()
+    assert late["status"] == 409, late

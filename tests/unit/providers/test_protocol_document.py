@@ -59,8 +59,13 @@ def test_examples_parse_with_the_models_that_read_them(spec: dict[str, Any]) -> 
     for phase, status in (("reserve", "reserved"), ("fund", "funded"), ("cancel", "cancelled")):
         answer = spec["paths"][f"/v1/offers/{{offer_ref}}/{phase}"]["post"]["responses"]["200"]
         assert _WirePhaseResponse.model_validate(answer["content"]["application/json"]["example"]).status == status
-    webhook = spec["webhooks"]["offerEvent"]["post"]["requestBody"]["content"]["application/json"]["example"]
-    assert WebhookEvent.model_validate(webhook).event_id == "evt-0001"
+    webhooks = spec["webhooks"]["offerEvent"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    assert WebhookEvent.model_validate(webhooks["funded"]["value"]).event_id == "evt-0001"
+    payment = WebhookEvent.model_validate(webhooks["payment"]["value"])
+    assert (payment.type, payment.payment_ref, payment.amount) == ("payment.received", "pay-0001", "300.00")
+    without_reference = {k: v for k, v in webhooks["payment"]["value"].items() if k != "payment_ref"}
+    with pytest.raises(ValueError, match=r"payment\.received needs payment_ref and amount"):
+        WebhookEvent.model_validate(without_reference)
 
 
 @pytest.mark.parametrize(
