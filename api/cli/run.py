@@ -12,9 +12,12 @@ from typing import Any
 
 import httpx
 import uvicorn
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
-from api.cli._common import API_PORT
+from api.cli._common import API_PORT, local_rpc
 from api.demo import onboard
+from api.journey import fund_on_devnets, journey
 from api.local_platform import ServicePorts, local_chains, platform_services, read_fleet
 from api.settings import Settings
 from chain.config import LOCAL_CHAINS
@@ -51,6 +54,8 @@ def cmd_run(args: argparse.Namespace) -> None:
             aggregator = chains.deployments[devnet.name].address("CreditAggregator")
             print(f"  {devnet.name:15} chain id {devnet.chain_id}  {devnet.rpc_url}  CreditAggregator {aggregator}")
         with platform_services(ServicePorts(api=args.port), fleet_file=args.fleet) as services:
+            if args.journey:
+                _show_journey(services.api_url, settings.admin_api_key)
             borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])
             key = _demo_borrower_key(services.api_url, settings, borrower.address)
             _print_example(args.port, key, borrower.address, settings.admin_api_key)
@@ -58,6 +63,16 @@ def cmd_run(args: argparse.Namespace) -> None:
             stop_signals = {signal.SIGINT, signal.SIGTERM}
             signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
             signal.sigwait(stop_signals)
+
+
+def _show_journey(api_url: str, admin_key: str) -> None:
+    """A borrower's journey end to end, with a new wallet each run (no ETH; the devnets' mock tokens mint it 1 WETH
+    and 50 USDC), so the demo borrower below starts fresh and a kept platform shows it again."""
+    account: LocalAccount = Account.create()
+    print(f"\nA borrower's journey (a new wallet {account.address} without ETH: the platform relays everything):")
+    fund_on_devnets(api_url, admin_key, local_rpc, account.address)
+    key = onboard(api_url, admin_key, account.address)
+    journey(api_url, key, account, local_rpc, lambda line: print(f"  {line}", flush=True))
 
 
 def _local_files(settings: Settings) -> list[Path]:
@@ -151,6 +166,10 @@ profile on file), API key:
     --quote-id $(python3 -c "import json;print(json.load(open('/tmp/quotes.json'))['quotes'][0]['id'])")
 
 3. See the loan and its on-chain record: GET {url}/v1/loans/<loan id> with the same X-API-Key.
+
+4. Repay part, then everything (signs a Repayment and a USDC permit; the platform relays, no gas):
+  uv run creditmesh wallet repay --account 6 --api-key $CM_KEY --loan-id <loan id> --amount 100.00
+  uv run creditmesh wallet repay --account 6 --api-key $CM_KEY --loan-id <loan id> --amount max
 Ctrl-C stops everything; the next `make run` carries on with these chains, loans and keys (`make reset` starts
 over).""",
         flush=True,
@@ -174,6 +193,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         help="simulated lenders from this JSON file (a list of SimLender documents) instead of the default fleet",
     )
     run.add_argument("--reset", action="store_true", help="start over: forget the last run's chains, records, keys")
+    run.add_argument(
+        "--no-journey",
+        dest="journey",
+        action="store_false",
+        help="skip the borrower's journey (request, accept, repay, closed, collateral back) shown at start-up",
+    )
     run.set_defaults(func=cmd_run)
     reset = commands.add_parser("reset", help="forget the local platform's chains, records and keys (make reset)")
     reset.set_defaults(func=cmd_reset)
