@@ -26,12 +26,12 @@ from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 DEMO_KEY_FILE = "demo-borrower.key"
 
 
-def _serve(settings: Settings, port: int) -> None:
+def _serve(settings: Settings, port: int, host: str = "127.0.0.1") -> None:
     from api.app import create_app
     from api.logs import configure_logging
 
     configure_logging()
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", log_config=None)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -180,7 +180,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = Settings()
     if "CREDITMESH_WORKERS" not in os.environ:  # the platform runs its background workers unless told otherwise
         settings = settings.model_copy(update={"workers": "all"})
-    _serve(settings, args.port)
+    _serve(settings, args.port, args.host)
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -204,4 +204,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     reset.set_defaults(func=cmd_reset)
     serve = commands.add_parser("serve", help="the API only, configured by CREDITMESH_* variables")
     serve.add_argument("--port", type=int, default=API_PORT)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container: deploy/, README)"
+    )
     serve.set_defaults(func=cmd_serve)
