@@ -1,0 +1,220 @@
+"""The deployment manifests in deploy/ cannot run here, so they are checked against the code: parsed with PyYAML,
+every ``CREDITMESH_*`` variable they set must be a field of ``api.settings.Settings`` (pydantic-settings ignores an
+unknown one silently), and the settings each process would start with — secrets filled with fresh strong values —
+must pass ``Settings``' own production validation (which refuses any required secret left at its local default).
+The commands, ports and probes must agree with the CLI and the health endpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from api.cli import build_parser
+from api.settings import ROLE_KEY_FIELDS, Settings
+from api.workers import WORKERS, enabled_workers
+
+pytestmark = pytest.mark.unit
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+PREFIX = "CREDITMESH_"
+#: set from a Secret only where the operator has one: no tokens are issued without it
+OPTIONAL = {"CREDITMESH_JWT_SIGNING_KEY"}
+_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
+
+
+@dataclass
+class Process:
+    """One container of a manifest: its arguments and the environment it would start with."""
+
+    where: str
+    args: list[str]
+    env: dict[str, str]
+    files: dict[str, str]  # path inside the container → content, for the mounted files the manifests provide
+    port: int
+
+
+def secret_value(name: str) -> str:
+    """A fresh, strong value of the shape the setting expects (what an operator puts in the Secret or .env)."""
+    field = name.removeprefix(PREFIX).lower()
+    if field in ROLE_KEY_FIELDS:
+        return "0x" + secrets.token_hex(32)
+    if field in {"pii_master_key", "inputs_hash_key"}:
+        return secrets.token_hex(32)
+    if field == "database_url":
+        return "postgresql://creditmesh:" + secrets.token_hex(16) + "@db.internal:5432/creditmesh"
+    if field == "redis_url":
+        return "redis://redis.internal:6379/0"
+    if field == "key_store_url":
+        return "kms://eu-west-1"
+    if field == "http_lenders":
+        secret = secrets.token_urlsafe(32)
+        return json.dumps([{"provider_id": "bank-a", "base_url": "https://pqp.bank-a.example", "secret": secret}])
+    if field.endswith("_provider_url"):
+        return f"https://{field.removesuffix('_provider_url')}.example.com/v1"
+    return secrets.token_urlsafe(32)
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+def _interpolate(value: str, env_file: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        if op == "?":
+            assert name in env_file, f"{name} is required by docker-compose.yml but not listed in deploy/env.example"
+            return secret_value(name)
+        if op == "-":
+            return arg
+        raise AssertionError(f"${{{name}}} without a default or an error message in docker-compose.yml")
+
+    return _INTERPOLATION.sub(one, value)
+
+
+def _env_file() -> dict[str, str]:
+    lines = (DEPLOY / "env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def compose_processes() -> dict[str, Process]:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    env_file = _env_file()
+    found = {}
+    for name, service in compose["services"].items():
+        if "creditmesh" not in service.get("image", ""):
+            continue
+        env = {key: _interpolate(str(value), env_file) for key, value in service["environment"].items()}
+        mounts = [volume.split(":") for volume in service["volumes"]]
+        files = {
+            f"{target}/{path.relative_to(DEPLOY / source).as_posix()}": path.read_text()
+            for source, target, *_ in mounts
+            for path in (DEPLOY / source).rglob("*")
+            if path.is_file()
+        }
+        port = int(service["healthcheck"]["test"][-1].split("127.0.0.1:")[1].split("/")[0])
+        assert "/readyz" in service["healthcheck"]["test"][-1]
+        found[name] = Process(f"compose {name}", service["command"], env, files, port)
+    return found
+
+
+def _kubernetes_documents() -> list[dict[str, Any]]:
+    return [document for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")) for document in _load(path)]
+
+
+def kubernetes_processes() -> dict[str, Process]:
+    documents = _kubernetes_documents()
+    config_maps = {d["metadata"]["name"]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
+    found = {}
+    for deployment in (d for d in documents if d["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        env: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            env.update(config_maps[source["configMapRef"]["name"]])
+        for entry in container["env"]:
+            if "value" in entry:
+                env[entry["name"]] = entry["value"]
+                continue
+            ref = entry["valueFrom"]["secretKeyRef"]
+            assert (ref["name"], ref["key"]) == ("creditmesh-secrets", entry["name"]), entry
+            if not ref.get("optional"):
+                env[entry["name"]] = secret_value(entry["name"])
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        files = {}
+        for mount in container["volumeMounts"]:
+            config_map = volumes[mount["name"]].get("configMap")
+            if config_map and config_map["name"] in config_maps:  # creditmesh-deployments: the operator's records
+                for key, content in config_maps[config_map["name"]].items():
+                    files[f"{mount['mountPath']}/{key}"] = content
+        (port,) = container["ports"]
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+        found[deployment["metadata"]["name"]] = Process(
+            f"kubernetes {deployment['metadata']['name']}", container["args"], env, files, port["containerPort"]
+        )
+    return found
+
+
+def all_processes() -> list[Process]:
+    return [*compose_processes().values(), *kubernetes_processes().values()]
+
+
+@pytest.mark.parametrize("process", all_processes(), ids=lambda p: p.where)
+def test_every_variable_set_is_a_setting(process: Process) -> None:
+    for name in process.env:
+        if name.startswith(PREFIX):
+            field = name.removeprefix(PREFIX).lower().split("__")[0]
+            assert field in Settings.model_fields, f"{process.where} sets {name}, which api/settings.py does not read"
+
+
+@pytest.mark.parametrize("process", all_processes(), ids=lambda p: p.where)
+def test_production_settings_are_complete_and_accepted(
+    process: Process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process's own validation passes in production: every required secret set (none at its local default),
+    a chains file of non-devnet chains, real identity providers; and what several processes need to share."""
+    env = dict(process.env)
+    chains_file = env[f"{PREFIX}CHAINS_FILE"]
+    assert chains_file in process.files, f"{process.where}: the chains file {chains_file} is not mounted"
+    local_chains = tmp_path / "chains.json"
+    local_chains.write_text(process.files[chains_file])
+    env[f"{PREFIX}CHAINS_FILE"] = str(local_chains)
+    for name in [n for n in os.environ if n.startswith(PREFIX)]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    settings = Settings()
+
+    assert settings.environment == "production"
+    assert settings.resolved_database_url.startswith("postgresql://"), "several processes need one PostgreSQL"
+    assert settings.redis_url, "breaker state, rate limits and velocity are shared through Redis"
+    assert settings.key_store_url, "the default key store is a file inside one container"
+    assert {field for field in ("relayer_key", "quote_signer_key", "risk_signer_key") if getattr(settings, field)}
+
+
+@pytest.mark.parametrize("processes", [compose_processes, kubernetes_processes], ids=["compose", "kubernetes"])
+def test_api_replicas_run_no_workers_and_one_service_runs_them_all(processes: Any) -> None:
+    found: dict[str, Process] = processes()
+    workers = {name: enabled_workers(p.env[f"{PREFIX}WORKERS"]) for name, p in found.items()}
+    api = [name for name in found if name.endswith("api")]
+    assert api
+    assert all(workers[name] == set() for name in api)
+    assert set().union(*workers.values()) == set(WORKERS)
+    for name, enabled in workers.items():
+        if enabled:
+            assert {f"{PREFIX}KEEPER_KEY", f"{PREFIX}AUDIT_ANCHOR_KEY"} <= set(found[name].env), name
+
+
+@pytest.mark.parametrize("process", all_processes(), ids=lambda p: p.where)
+def test_the_command_is_the_cli_serving_on_the_probed_port(process: Process) -> None:
+    args = build_parser().parse_args(process.args)
+    assert (args.command, args.host, args.port) == ("serve", "0.0.0.0", process.port)  # noqa: S104 - in a container
+
+
+def test_compose_and_kubernetes_set_the_same_settings() -> None:
+    def names(processes: dict[str, Process]) -> set[str]:
+        return {name for p in processes.values() for name in p.env if name.startswith(PREFIX)} - OPTIONAL
+
+    assert names(compose_processes()) == names(kubernetes_processes())
+
+
+def test_the_service_and_the_balancer_reach_the_api_pods() -> None:
+    documents = _kubernetes_documents()
+    (service,) = [d for d in documents if d["kind"] == "Service"]
+    (api,) = [d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "creditmesh-api"]
+    template = api["spec"]["template"]
+    assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+    assert api["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    port_names = {p["name"] for p in template["spec"]["containers"][0]["ports"]}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    assert f"server api:{compose_processes()['api'].port} resolve;" in nginx
