@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,13 +155,18 @@ async def _lender_latencies(base_url: str, fleet: list[SimLender]) -> dict[str, 
     return found
 
 
-async def _load(api_url: str, key: str, concurrency: int, seconds: float, api_pid: int) -> Level:
+async def _load(
+    api_url: str, key: str, concurrency: int, seconds: float, api_pid: int, on_start: Callable[[], object]
+) -> Level:
+    """Credit requests from ``concurrency`` borrowers for ``seconds``, after two warm-up requests (the first one
+    builds what the API builds lazily, e.g. the sanctions name index); ``on_start`` is called as the clock starts."""
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=api_url, headers={"X-API-Key": key}, timeout=120, limits=limits) as client:
         for _ in range(2):  # warm the connections and the caches
             await client.post("/v1/credit-requests", json=REQUEST)
+        on_start()
         cpu_before = _cpu_seconds(api_pid)
         started = time.perf_counter()
         end = started + seconds
@@ -254,16 +260,25 @@ def _measure(args: argparse.Namespace, platform: PlatformServices, fleet: list[S
     slowest = max(lenders.values())
     key = onboard(api_url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
     levels = []
+    profilers: list[subprocess.Popen[bytes]] = []
+
+    def start_profiler() -> None:
+        if (profiler := _profile(args, api_pid)) is not None:
+            profilers.append(profiler)
+
     for concurrency in CONCURRENCIES:
-        profiler = _profile(args, api_pid) if concurrency == args.profile_concurrency else None
-        level = asyncio.run(_load(api_url, key, concurrency, args.seconds, api_pid))
-        if profiler is not None:
+        profiled = concurrency == args.profile_concurrency
+        level = asyncio.run(
+            _load(api_url, key, concurrency, args.seconds, api_pid, start_profiler if profiled else lambda: None)
+        )
+        for profiler in profilers:
             profiler.wait(timeout=60)
         levels.append(_scale(level, slowest))
         print(f"  concurrency {concurrency}: {level.requests} requests, p50 {level.p50_ms} ms", flush=True)
     result = Result(args.label, args.latency_ms, _machine(), round(slowest, 1), lenders, levels)
     if args.burst_seconds > 0:
-        result.burst = _scale(asyncio.run(_load(api_url, key, 30, args.burst_seconds, api_pid)), slowest)
+        burst = asyncio.run(_load(api_url, key, 30, args.burst_seconds, api_pid, lambda: None))
+        result.burst = _scale(burst, slowest)
         result.after_burst = _health_check(api_url, key, chains)
         time.sleep(args.provider_reset_seconds)
         result.after_reset = _health_check(api_url, key, chains)
