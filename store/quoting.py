@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from aggregator.quote_store import CreditRequestRecord, OutcomeRecord, QuotedRequest, QuoteRecord
@@ -42,13 +42,15 @@ class SqlQuotingRepository:
         return {key: nonces.reserve(key, 1).start for key in sorted(set(keys))}
 
     def add_request(self, quoted: QuotedRequest) -> None:
-        request = quoted.request
-        self.session.add(CreditRequestRow(**asdict(request)))
-        self.session.flush()  # the request row before the rows that refer to it
-        self.session.add_all(
-            ProviderOutcomeRow(request_id=request.id, **asdict(outcome)) for outcome in quoted.outcomes
-        )
-        self.session.add_all(QuoteRow(**asdict(quote)) for quote in quoted.quotes)
+        # INSERTs of plain rows (executemany), not ORM objects through the flush: the request path writes them
+        # and nobody reads them back in this session; the request row first, for the rows that refer to it
+        request_id = quoted.request.id
+        self.session.execute(insert(CreditRequestRow), [_columns(quoted.request)])
+        if quoted.outcomes:
+            outcomes = [_columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]
+            self.session.execute(insert(ProviderOutcomeRow), outcomes)
+        if quoted.quotes:
+            self.session.execute(insert(QuoteRow), [_columns(quote) for quote in quoted.quotes])
 
     def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
         row = self.session.get(CreditRequestRow, request_id)
@@ -91,6 +93,11 @@ class SqlQuotingRepository:
     ) -> list[str]:
         reviews = record_screening(self.session, records, borrower_id, list_version, now)
         return [review.id for review in reviews.values()]
+
+
+def _columns(record: CreditRequestRecord | OutcomeRecord | QuoteRecord) -> dict[str, Any]:
+    """A record's fields as column values (not ``dataclasses.asdict``, which deep-copies every JSON document)."""
+    return {column.name: getattr(record, column.name) for column in fields(record)}
 
 
 def _record(kind: type[_R], row: object) -> _R:
