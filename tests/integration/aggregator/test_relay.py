@@ -1,8 +1,8 @@
 """The outbox relay against real webhook receivers on loopback and real PostgreSQL: a borrower's receiver that is
 down holds back only that borrower's stream (the provider gets every loan's events meanwhile) and gets everything,
 in order, once it is back; an answer lost after delivery makes a duplicate with the same event id; the relay
-process killed (SIGKILL) between ledger changes and their delivery leaves them to its successor, which delivers
-them all in order."""
+process holding the lease killed (SIGKILL) between ledger changes and their delivery leaves them to the process
+that takes the lease over, which delivers them all in order."""
 
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ from sqlalchemy import select
 
 from aggregator.event_destinations import Destination, SqlEventDestinations, borrower_secret_subject
 from aggregator.ledger import apply_events
-from aggregator.relay import OutboxRelay, RelaySettings
+from aggregator.relay import DEPLOYMENT, LEASE_KIND, OutboxRelay, RelaySettings
 from chain.events import ChainEvent
 from providers.destinations import DestinationGuard, PinnedTransport
 from providers.secrets import SecretBox
 from store.api import BorrowerRow
 from store.db import Database
+from store.leases import LeaseRow
 from store.outbox import OutboxAttemptRow, OutboxDeliveryRow, SqlOutboxRepository
 from tests.support.ledger_facts import CHAIN, LoanFacts
 from tests.support.receiver import EventReceiver, Received
@@ -215,6 +216,13 @@ def relay_process(database: Database, tmp_path: Path) -> Iterator[Callable[[str]
                 process.kill()
 
 
+def _leader_pid(database: Database) -> int | None:
+    """The pid of the relay process holding the lease (its holder name is ``host:pid:random``)."""
+    with database.unit_of_work() as uow:
+        lease = uow.session.get(LeaseRow, (LEASE_KIND, DEPLOYMENT))
+        return None if lease is None or lease.holder is None else int(lease.holder.split(":")[1])
+
+
 def test_events_outlive_a_relay_killed_before_delivering_them(
     database: Database, relay_process: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
@@ -223,17 +231,23 @@ def test_events_outlive_a_relay_killed_before_delivering_them(
     loan = LoanFacts(loan_ref=9_003)
     loan.quoted_by(database, PROVIDER)
     try:
-        relay = relay_process(receiver.url)
+        # two relay processes (started together: a process start is the slow part); one leads, one waits
+        relays = {process.pid: process for process in (relay_process(receiver.url), relay_process(receiver.url))}
         _apply(database, [loan.opened(), loan.repaid(1_000, 500_000_000, 500_000_000)])
         _wait(lambda: any(d.attempts > 0 for d in _deliveries(database, loan.loan_id)))
-        relay.send_signal(signal.SIGKILL)
-        assert relay.wait(timeout=10) == -signal.SIGKILL
-        # more ledger changes while no relay runs; the receiver comes back
+        leader = relays.pop(_wait(lambda: _leader_pid(database)))
+        leader.send_signal(signal.SIGKILL)
+        assert leader.wait(timeout=10) == -signal.SIGKILL
+        # more ledger changes while the leader is dead; the receiver comes back
         _apply(database, [loan.repaid(2_000, 500_000_000, 0), loan.closed()])
         receiver.failing_with = None
-        relay_process(receiver.url)  # waits out the dead holder's lease, then delivers
-        _wait(lambda: len(receiver.events()) >= 4)
-        _wait(lambda: all(d.status == "delivered" for d in _deliveries(database, loan.loan_id)))
+        # the other process takes the lease over once the dead holder's expires, and delivers everything
+        _wait(
+            lambda: (
+                all(d.status == "delivered" for d in _deliveries(database, loan.loan_id))
+                and _leader_pid(database) in relays
+            )
+        )
     finally:
         receiver.stop()
     assert [e.event_id for e in receiver.events()] == _event_ids(database, loan.loan_id)
