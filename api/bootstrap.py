@@ -35,6 +35,7 @@ from compliance.pii import KeyProvider, PiiVault
 from providers.destinations import DestinationGuard, PinnedTransport
 from providers.registry import ProviderRegistry, build_providers
 from risk.onchain_source import ChainOnchainSource
+from risk.shared_state import REDIS_TIMEOUTS, DegradableVelocityStore
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
 from store.accepts import SqlAcceptStore
 from store.chain import SqlChainStore
@@ -165,7 +166,9 @@ async def build_platform(settings: Settings) -> Platform:
     keys = key_store(settings)
     compliance = await asyncio.to_thread(_compliance, settings, database, keys)
     velocity: VelocityStore = (
-        RedisVelocityStore(Redis.from_url(settings.redis_url)) if settings.redis_url else InMemoryVelocityStore()
+        DegradableVelocityStore(RedisVelocityStore(Redis.from_url(settings.redis_url, **REDIS_TIMEOUTS)))
+        if settings.redis_url
+        else InMemoryVelocityStore()
     )
     limits = VelocityLimits(
         window_seconds=settings.velocity_window_seconds,

