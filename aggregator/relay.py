@@ -24,8 +24,11 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
 
 import httpx
 import rfc8785
@@ -51,7 +54,8 @@ SEQUENCE_HEADER = "X-Creditmesh-Sequence"
 
 @dataclass(frozen=True, slots=True)
 class RelaySettings:
-    """``ttl``: the lease's time to live; ``interval``: the pause between rounds; ``tries``: quick tries per round
+    """``ttl``: the lease's time to live; ``interval``: the pause between rounds; ``concurrency``: sends in flight,
+    at most ``per_recipient`` of them to one recipient; ``tries``: quick tries per round
     (the first ``first_wait`` seconds apart, doubling); ``first_backoff``/``max_backoff``: the pause before the next
     round of a delivery that failed (doubling per round); ``timeout``: per HTTP attempt."""
 
@@ -59,6 +63,7 @@ class RelaySettings:
     interval: float = 1.0
     batch: int = 200
     concurrency: int = 16
+    per_recipient: int = 4  # sends in flight to one recipient: a slow receiver cannot take every slot
     tries: int = 3
     first_wait: float = 0.2
     first_backoff: float = 2.0
@@ -98,6 +103,28 @@ def default_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class _ToRecipient(Protocol):
+    @property
+    def recipient(self) -> str: ...
+
+
+_S = TypeVar("_S", bound=_ToRecipient)
+
+
+def pick(due: Iterable[_S], busy: Mapping[str, int], room: int, per_recipient: int) -> list[_S]:
+    """The sends to start now, in the order ``due`` gives them: at most ``room``, and no recipient above
+    ``per_recipient`` counting the ``busy`` sends already in flight to it."""
+    counts: Counter[str] = Counter(busy)
+    chosen: list[_S] = []
+    for send in due:
+        if len(chosen) >= room:
+            break
+        if counts[send.recipient] < per_recipient:
+            counts[send.recipient] += 1
+            chosen.append(send)
+    return chosen
+
+
 def backoff(settings: RelaySettings, rounds: int) -> float:
     """Seconds before round ``rounds + 1`` of a delivery whose ``rounds`` rounds failed."""
     return float(min(settings.max_backoff, settings.first_backoff * 2.0 ** max(0, rounds - 1)))
@@ -119,6 +146,7 @@ class OutboxRelay:
         self.holder = holder or default_holder()
         self.lease: Lease | None = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._recipient_of: dict[int, str] = {}  # in-flight delivery id → its recipient
         self._signed_at: dict[int, int] = {}  # delivery id → its last attempt's signing timestamp
 
     # ------------------------------------------------------------------ the lease
@@ -185,6 +213,7 @@ class OutboxRelay:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
+        self._recipient_of.clear()
 
     # ------------------------------------------------------------------ one round
 
@@ -196,11 +225,13 @@ class OutboxRelay:
             return 0
         # a send that finishes while the query runs was in flight when it started: its row may still read pending
         inflight = set(self._inflight)
-        due = await asyncio.to_thread(self._due, room + len(inflight))
-        sends = [s for s in due if s.delivery_id not in inflight and s.delivery_id not in self._inflight][:room]
+        due = await asyncio.to_thread(self._due, self.settings.batch)
+        fresh = [s for s in due if s.delivery_id not in inflight and s.delivery_id not in self._inflight]
+        sends = pick(fresh, Counter(self._recipient_of.values()), room, self.settings.per_recipient)
         for send in sends:
             task = asyncio.create_task(self._send(send), name=f"outbox-delivery-{send.delivery_id}")
             self._inflight[send.delivery_id] = task
+            self._recipient_of[send.delivery_id] = send.recipient
             task.add_done_callback(self._done)
         return len(sends)
 
@@ -208,6 +239,7 @@ class OutboxRelay:
         for key, running in list(self._inflight.items()):
             if running is task:
                 del self._inflight[key]
+                self._recipient_of.pop(key, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("outbox relay: a delivery failed unexpectedly", exc_info=task.exception())
 
