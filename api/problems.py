@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from eth_keys.exceptions import BadSignature
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aggregator.errors import (
@@ -42,6 +44,17 @@ from risk.velocity import velocity_reason_code
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://creditmesh.dev/problems/"
 FASTAPI_BODY_UNPARSED = "There was an error parsing the body"  # fastapi.routing's detail for an undecodable body
+#: what SQLAlchemy raises when the database is down, restarting, dropped the connection or has no connection free;
+#: the request's unit of work did not commit, so asking again (a POST with its Idempotency-Key) is safe
+DATABASE_UNAVAILABLE: tuple[type[sa_exc.SQLAlchemyError], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+log = logging.getLogger(__name__)
 
 _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     InvalidCreditRequest: (422, "invalid-credit-request", "The credit request is invalid"),
@@ -106,6 +119,23 @@ def install(app: FastAPI) -> None:
             f"{type(exc).__name__}: the chain did not complete the step; ask again shortly",
             request.url.path,
         )
+
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The message is not shown (it names the database host); the log keeps the cause.
+        log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
+        response = problem(
+            503,
+            "database-unavailable",
+            "The database is unavailable",
+            "the database did not answer; ask again shortly (a POST with the same Idempotency-Key, so that "
+            "nothing it already recorded is done twice)",
+            request.url.path,
+        )
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
+
+    for error in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(error, _database_unavailable)
 
     @app.exception_handler(BadSignature)
     async def _bad_signature(request: Request, exc: BadSignature) -> JSONResponse:
