@@ -16,6 +16,7 @@ After ``LoanClosed`` the collateral is back: the contract pushes it; when the to
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +51,11 @@ from contracts.typed_data import (
     repayment_typed_data,
 )
 from store.aggregator import LoanRow
+from store.chain import FAILED
 from store.db import Database
 from store.ledger import LoanScope, SqlLoanQueries
+
+log = logging.getLogger(__name__)
 
 MAX = "max"
 
@@ -139,7 +143,10 @@ class RepaymentService:
         intent = f"repay:{chain.chain_id}:0x{keccak(call.data).hex()}"
         # The same signed repayment again (a retry): its transaction's outcome, not the checks of a new one (its
         # permit's token nonce is used up by now).
-        if await chain.transactions.store.get_intent(intent) is None:
+        existing = await chain.transactions.store.get_intent(intent)
+        if existing is not None and existing.status == FAILED:  # refused by simulation: nothing was sent
+            raise RepaymentRejected(existing.error or "refused before it was sent; sign a new repayment")
+        if existing is None:
             if loan.status not in (ACTIVE, DEFAULTED):
                 raise LoanNotRepayable(loan.id, f"it is {loan.status}")
             owed = await _owed(chain, onchain_id)
@@ -251,16 +258,26 @@ class RepaymentService:
 
 async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) -> str | None:
     """Relay ``claimCollateral`` for a closed loan whose collateral the token refused to push to the borrower (it
-    pays the borrower, whoever sends it); its transaction hash, or None when it was not mined within ``within``."""
+    pays the borrower, whoever sends it); its transaction hash, or None when the claim would fail now (the token
+    still refuses the borrower: nothing is sent, and a later call may claim). Never raises for the claim itself:
+    the repayment that closed the loan stands either way."""
     manager: Any = chain.w3.eth.contract(
         address=chain.record.address("CollateralManager"), abi=load_artifact("CollateralManager").abi
     )
+    try:  # simulated first, so that an intent exists only for a claim that passes (a refused one is final)
+        await manager.functions.claimCollateral(onchain_id).call({"from": chain.relayer})
+    except (Web3Exception, ValueError) as err:
+        log.warning("claimCollateral of loan %s on %s would fail now: %s", onchain_id, chain.name, err)
+        return None
     intent = f"claim-collateral:{chain.chain_id}:{onchain_id}"
     try:
         submission = await chain.transactions.submit(intent, Call.function(manager, "claimCollateral", onchain_id))
         return (await chain.transactions.wait(intent, within=within)).tx_hash
     except ConfirmationTimeout:
         return submission.tx_hash
+    except ChainError as err:
+        log.warning("claimCollateral of loan %s on %s failed: %s", onchain_id, chain.name, err)
+        return None
 
 
 async def _owed(chain: ChainRuntime, onchain_id: int) -> int:

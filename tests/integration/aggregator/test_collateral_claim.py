@@ -1,0 +1,60 @@
+"""The platform's collateral claim after a close whose push the token refused: while the token still refuses the
+borrower the claim is not sent (and nothing fails); once it would pass, the relayer sends ``claimCollateral`` and the
+borrower has the collateral."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from web3.logs import DISCARD
+
+from aggregator.platform import connect_chain
+from aggregator.repaying import claim_collateral
+from chain.artifacts import load_artifact
+from chain.signers import Role, devnet_signer
+from store.chain import SqlChainStore
+from store.db import Database
+from tests.contracts.harness import BORROWERS, DEPLOYER, WETH, Harness
+from tests.support.devnet import DeployedChain
+
+pytestmark = pytest.mark.integration
+
+BORROWER = BORROWERS[3]
+
+
+async def test_the_claim_waits_until_the_token_lets_the_borrower_have_it(
+    ethereum_local: DeployedChain, tmp_path: Path
+) -> None:
+    h = Harness(ethereum_local)
+    h.approve_all(BORROWER.address)
+    artifact = load_artifact("MockBlockingERC20")
+    factory = h.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    deployed = h.w3.eth.wait_for_transaction_receipt(
+        factory.constructor("Blocking", "BLK", 18).transact({"from": DEPLOYER.address})
+    )
+    token = h.w3.eth.contract(address=deployed["contractAddress"], abi=artifact.abi)
+    h.impersonate(h.timelock.address)
+    h.send(h.manager.functions.setPriceFeed(token.address, h.weth_feed.address, 3_600), h.timelock.address)
+    h.send(h.manager.functions.setCollateralParameters(token.address, 8_000, 8_250, 500, 10**24), h.timelock.address)
+    h.send(token.functions.mint(BORROWER.address, WETH), DEPLOYER)
+    h.send(token.functions.approve(h.aggregator.address, WETH), BORROWER)
+    loan_id, _ = h.open_loan(BORROWER, collateralAsset=token.address)
+    h.send(token.functions.setBlocked(BORROWER.address, True), DEPLOYER)
+    closed = h.send(h.aggregator.functions.close(loan_id), BORROWER)
+    assert h.manager.events.CollateralClaimable().process_receipt(closed, errors=DISCARD)
+
+    database = Database(f"sqlite:///{tmp_path / 'claims.db'}")
+    database.migrate()
+    runtime = await connect_chain(
+        ethereum_local.config, ethereum_local.record, devnet_signer(Role.RELAYER), SqlChainStore(database.sessions)
+    )
+    try:
+        assert await claim_collateral(runtime, loan_id, 30) is None, "blocked: nothing sent"
+        h.send(token.functions.setBlocked(BORROWER.address, False), DEPLOYER)
+        tx_hash = await claim_collateral(runtime, loan_id, 30)
+    finally:
+        await runtime.close()
+        database.dispose()
+    assert tx_hash is not None
+    assert token.functions.balanceOf(BORROWER.address).call() == WETH
