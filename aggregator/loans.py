@@ -6,6 +6,8 @@ a page at a time."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,10 +22,12 @@ from aggregator.platform import ChainRuntime
 from aggregator.servicing.delinquency import Delinquency, delinquency
 from chain.artifacts import load_artifact
 from chain.errors import ChainError
+from chain.views import read_views, view
 from store.aggregator import LoanRow, QuoteRow
 from store.db import Database
 from store.ledger import LoanEntries, LoanScope, SqlLoanQueries
 
+log = logging.getLogger(__name__)
 NO_DEBT = 2**256 - 1  # healthFactor's answer for a loan with nothing owed
 WAD = Decimal(10) ** 18
 
@@ -89,6 +93,36 @@ class LoanService:
         except ChainError as err:  # the record still answers while the chain does not
             return LoanDetail(loan, entries, None, str(err), schedule)
         return LoanDetail(loan, entries, live, schedule=schedule)
+
+    async def delinquencies(self, loans: Sequence[LoanRow]) -> dict[str, Delinquency]:
+        """Days past due of the open ones among ``loans`` (a list's page), by each chain's clock: one JSON-RPC batch of
+        ``getLoan`` per chain at its latest block. A chain that does not answer leaves its loans out."""
+        by_chain: dict[str, list[LoanRow]] = {}
+        for loan in loans:
+            if (
+                loan.status in (ACTIVE, DEFAULTED)
+                and loan.onchain_loan_id is not None
+                and loan.chain_name in self._chains
+            ):
+                by_chain.setdefault(loan.chain_name, []).append(loan)
+        found: dict[str, Delinquency] = {}
+        for name, rows in by_chain.items():
+            chain = self._chains[name]
+            try:
+                header: Any = await chain.client.rpc("eth_getBlockByNumber", "latest", False)
+                block, now = int(header["number"], 16), int(header["timestamp"], 16)
+                get_loan = view("CreditAggregator", "getLoan")
+                aggregator = chain.record.address("CreditAggregator")
+                answers = await read_views(
+                    chain.client.provider, [get_loan.call(aggregator, row.onchain_loan_id, block=block) for row in rows]
+                )
+            except (ChainError, OSError, TimeoutError) as err:
+                log.warning("days past due on %s not read: %s", name, err)
+                continue
+            for row, fields in zip(rows, answers, strict=True):
+                # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, outstandingPrincipal, ...
+                found[row.id] = delinquency(int(fields[4]), now, owed=int(fields[7]) > 0)
+        return found
 
     def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRow]:
         with self._db.unit_of_work() as uow:

@@ -12,6 +12,7 @@ from aggregator.loans import LoanDetail
 from aggregator.offers import acceptance_document
 from aggregator.quote_store import CreditRequestRecord, QuotedRequest, QuoteRecord
 from aggregator.repaying import RepaymentOutcome
+from aggregator.servicing.delinquency import Delinquency
 from api.schemas import (
     AmountOut,
     ChainRefOut,
@@ -146,8 +147,9 @@ def _where(fact: ChainFactRow) -> ChainRefOut:
     )
 
 
-def loan_out(loan: LoanRow, assets: AssetRegistry) -> LoanOut:
-    """A loan as lists show it: the ledger's record, without entries or live figures."""
+def loan_out(loan: LoanRow, assets: AssetRegistry, past_due: Delinquency | None = None) -> LoanOut:
+    """A loan as lists show it: the ledger's record, without entries or live figures; ``past_due`` read when
+    listed."""
     asset = assets.by_address(loan.chain_name, loan.asset_address) if loan.asset_address else None
     if asset is None and loan.asset in assets.symbols():
         asset = assets.get(loan.asset)
@@ -180,6 +182,8 @@ def loan_out(loan: LoanRow, assets: AssetRegistry) -> LoanOut:
         principal_paid=_money(asset, loan.principal_paid),
         collateral=collateral,
         created_at=loan.created_at.isoformat().replace("+00:00", "Z"),
+        days_past_due=None if past_due is None else past_due.days_past_due,
+        delinquency_bucket=None if past_due is None else past_due.bucket.value,
     )
 
 
@@ -235,6 +239,7 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
             days_past_due=live.delinquency.days_past_due,
             delinquency_bucket=live.delinquency.bucket.value,
         )
+        out.days_past_due, out.delinquency_bucket = live.delinquency.days_past_due, live.delinquency.bucket.value
     out.live_error = detail.live_error
     return out
 

@@ -240,6 +240,12 @@ class LoanOut(BaseModel):
     liquidations: list[LiquidationOut] | None = None
     live: LiveFiguresOut | None = Field(default=None, description="while active or in default, from the chain")
     live_error: str | None = Field(default=None, description="why live figures are missing (a chain not answering)")
+    days_past_due: int | None = Field(
+        default=None,
+        description="while active or in default: days begun since maturity while anything is owed, by the chain's "
+        "clock when read (single-payment loans); null when closed or the chain did not answer",
+    )
+    delinquency_bucket: str | None = Field(default=None, description="current | 1-29 | 30-59 | 60-89 | 90+")
 
 
 class RepaymentIn(BaseModel):

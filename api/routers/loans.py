@@ -59,10 +59,18 @@ async def list_loans(
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Page[LoanOut]:
-    """The caller's loans, newest first, a page at a time (`next` is the following page's URL, null at the end)."""
+    """The caller's loans, newest first, a page at a time (`next` is the following page's URL, null at the end),
+    each open one with its days past due by its chain's clock now."""
     after = decode_cursor(cursor)
     rows = await asyncio.to_thread(loans.page, _scope(principal), after, limit + 1)
-    return page(request, rows, limit, lambda row: (row.created_at, row.id), lambda row: loan_out(row, platform.assets))
+    past_due = await loans.delinquencies(rows[:limit])  # by each chain's clock, one batch per chain
+    return page(
+        request,
+        rows,
+        limit,
+        lambda row: (row.created_at, row.id),
+        lambda row: loan_out(row, platform.assets, past_due.get(row.id)),
+    )
 
 
 @router.get("/{loan_id}", response_model=LoanOut)

@@ -124,6 +124,8 @@ async def test_past_due_then_default_once_then_90_plus(
     assert detail.live is not None
     assert detail.live.delinquency.bucket is Bucket.DPD_90_PLUS
     assert detail.live.delinquency.days_past_due == 91
+    listed = await LoanService(servicing_db, {own_chain.name: runtime}).delinquencies([detail.loan])
+    assert (listed[loan_id].days_past_due, listed[loan_id].bucket) == (91, Bucket.DPD_90_PLUS)  # as lists show it
 
     # the keeper liquidates a defaulted loan whatever its health: in full, the rest of the collateral back
     keeper_tm = await TransactionManager(jobs[0].client, KEEPER, SqlChainStore(servicing_db.sessions)).start()
