@@ -40,7 +40,9 @@ from providers.resilience import (
     ResilientProvider,
 )
 from providers.secrets import SecretBox
+from providers.shared_state import DegradableRateLimiter
 from providers.webhooks import MemoryRefusalLimiter, RedisRefusalLimiter, RefusalLimiter
+from risk.shared_state import REDIS_TIMEOUTS, SharedStateHealth
 from store.providers import ProviderIncidentRow, ProviderRegistrationRow, ProviderRepository
 
 if TYPE_CHECKING:
@@ -347,7 +349,12 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
 def _limiters(redis_client: redis.asyncio.Redis | None) -> Callable[[ResiliencePolicy], RateLimiter]:
     if redis_client is None:
         return lambda policy: MemoryRateLimiter(policy.rate_per_second, policy.burst)
-    return lambda policy: RedisRateLimiter(redis_client, policy.rate_per_second, policy.burst)
+    health = SharedStateHealth("provider rate limits")  # one per process: Redis is up or down for all of them
+    return lambda policy: DegradableRateLimiter(
+        RedisRateLimiter(redis_client, policy.rate_per_second, policy.burst),
+        MemoryRateLimiter(policy.rate_per_second, policy.burst),
+        health,
+    )
 
 
 def policy_for(settings: Settings, provider_id: str) -> ResiliencePolicy:
@@ -383,7 +390,7 @@ async def build_providers(
     if redis_url:
         import redis.asyncio
 
-        limiter_client = redis.asyncio.Redis.from_url(redis_url)
+        limiter_client = redis.asyncio.Redis.from_url(redis_url, **REDIS_TIMEOUTS)
     registry = ProviderRegistry(
         AdapterContext(http, {name: runtime.w3 for name, runtime in chains.items()}, spread_for_grade, destinations),
         plugins or PluginLoader(),
