@@ -53,6 +53,7 @@ from chain.errors import (
 from chain.fees import FeePolicy, Fees, replacement_fees, suggest_fees
 from chain.nonces import AccountRef, NonceAllocator, SqlNonceAllocator
 from chain.revert import decode_revert
+from chain.settled import DEFAULT_CAPACITY, SettledOutcomes
 from chain.signers import Signer
 from chain.types import Nonce, Wei
 from store.chain import (
@@ -145,6 +146,8 @@ class LifecycleSettings:
     # process's fresh intent is never signed twice with two nonces.
     claim_after: float = 30.0
     rpc_timeout: float = 10.0
+    # outcomes kept in memory for waiters (chain.settled); an older one is read from its intent's record
+    settled_capacity: int = DEFAULT_CAPACITY
 
     @classmethod
     def for_chain(cls, client: ChainClient, **overrides: Any) -> LifecycleSettings:
@@ -225,7 +228,7 @@ class TransactionManager:
         self._tracked: dict[str, _Tracked] = {}
         self._by_hash: dict[str, str] = {}
         self._waiters: dict[str, asyncio.Future[Receipt]] = {}
-        self._settled: dict[str, Receipt | ChainError] = {}
+        self._settled: SettledOutcomes[Receipt | ChainError] = SettledOutcomes(self.settings.settled_capacity)
         self._submitting: dict[str, asyncio.Task[Submission]] = {}
         self._sent_queue: list[tuple[str, str]] = []
         self._recheck: set[str] = set()
@@ -775,7 +778,7 @@ class TransactionManager:
             self._by_hash.pop(attempt.tx_hash, None)
 
     def _settle(self, key: str, result: Receipt | ChainError) -> None:
-        self._settled[key] = result
+        self._settled.settle(key, result)
         waiter = self._waiters.pop(key, None)
         if waiter is not None and not waiter.done():
             if isinstance(result, ChainError):
