@@ -118,20 +118,19 @@ def _new_row(
     )
 
 
-def _check_request(role: Role, subject_id: str | None, expires_at: datetime | None, now: datetime) -> None:
+def _check_request(role: Role, subject_id: str | None) -> None:
     if role in SUBJECT_ROLES and not subject_id:
         raise InvalidKeyRequest(f"a {role.value} key acts for a subject: give subject_id")
     if role not in SUBJECT_ROLES and subject_id:
         raise InvalidKeyRequest(f"an {role.value} key acts for no subject: leave subject_id out")
-    if expires_at is not None and expires_at <= now:
-        raise InvalidKeyRequest(f"expires_at {expires_at.isoformat()} is not in the future")
 
 
 def issue(
     database: Database, role: Role, subject_id: str | None, label: str, expires_at: datetime | None = None
 ) -> IssuedKey:
-    """A new random key for ``role`` (optionally expiring); the caller shows ``key`` once."""
-    _check_request(role, subject_id, expires_at, datetime.now(UTC))
+    """A new random key for ``role`` (optionally expiring; an expiry already past issues it expired); the caller
+    shows ``key`` once."""
+    _check_request(role, subject_id)
     key = f"cm_{role.value}_{secrets.token_urlsafe(24)}"
     row = _new_row(key, role, subject_id, label, expires_at, bootstrap=False)
     with database.unit_of_work() as uow:
@@ -257,15 +256,14 @@ def revoke(database: Database, key_id: str) -> ApiKeyInfo:
 
 
 def set_expiry(database: Database, key_id: str, expires_at: datetime | None) -> ApiKeyInfo:
-    """Set (or with None clear) the key's expiry; a revoked key cannot be given one back."""
+    """Set (or with None clear) the key's expiry (a moment already past expires it now); a revoked key stays
+    revoked."""
     with database.unit_of_work() as uow:
         row = ApiKeyRepository(uow.session).by_id(key_id)
         if row is None:
             raise UnknownKeyId(f"no API key {key_id!r}")
         if row.revoked_at is not None:
             raise KeyRevoked(f"API key {key_id!r} is revoked")
-        if expires_at is not None and expires_at <= datetime.now(UTC):
-            raise InvalidKeyRequest(f"expires_at {expires_at.isoformat()} is not in the future")
         row.expires_at = expires_at
         uow.commit()
         return ApiKeyInfo.of(row)

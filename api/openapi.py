@@ -64,6 +64,7 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "readyz": (503,),
     "kyc_webhook": (401, 413),
     "set_api_key_expiry": (409,),
+    "issue_api_key": (404,),  # the borrower or provider the key would act for is not registered
     "oauth_token": (400, 401, 503),
 }
 
@@ -187,13 +188,34 @@ class AllowedMethods:
         await response(scope, receive, send)
 
 
+def _platform_limits(schema: dict[str, Any], app: FastAPI) -> None:
+    """What only the running platform knows, in the request schemas: the assets it lends and takes as collateral and
+    the chains it runs, as enums (the document read without a running platform has none)."""
+    platform = getattr(app.state, "platform", None)
+    if platform is None:
+        return
+    assets, chains = sorted(platform.assets.symbols()), sorted(platform.chains)
+    schemas = schema.get("components", {}).get("schemas", {})
+    for model in ("CreditRequestIn", "CollateralIn"):
+        asset = schemas.get(model, {}).get("properties", {}).get("asset")
+        if asset is not None:
+            asset["enum"] = assets
+    preferred = schemas.get("CreditRequestIn", {}).get("properties", {}).get("preferred_chains", {})
+    if "items" in preferred:
+        preferred["items"]["enum"] = chains
+
+
 def install(app: FastAPI) -> None:
     StandaloneDocs(app=app)
     app.add_middleware(AllowedMethods, api=app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document(app)
+            schema = document(app)
+            _platform_limits(schema, app)
+            if getattr(app.state, "platform", None) is None:  # before start-up (a test reading it): not kept
+                return schema
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

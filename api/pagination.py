@@ -19,7 +19,15 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1–{MAX_LIMIT}")]
-CursorParam = Annotated[str | None, Query(description="the opaque cursor of the previous page's `next` link")]
+CursorParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="the opaque cursor of the previous page's `next` link (one this API did not issue: 400)",
+    ),
+]
 
 
 class InvalidCursor(ValueError):

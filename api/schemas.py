@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from aggregator.assets import AMOUNT_PATTERN
 from aggregator.quoting import MAX_TERM_DAYS, MIN_TERM_DAYS
@@ -123,7 +123,7 @@ class PermitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     value: str = Field(pattern=r"^[0-9]{1,78}$", description="allowance in the token's base units")
     deadline: int = Field(ge=0, description="unix seconds")
-    v: int
+    v: int = Field(ge=27, le=28, description="27 or 28")
     r: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
     s: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
 
@@ -302,7 +302,11 @@ class RepaymentResultOut(BaseModel):
 
 class BorrowerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    wallet_address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="not the zero address")
+    wallet_address: str = Field(
+        pattern=r"^0x[0-9a-fA-F]{40}$",
+        description="not the zero address",
+        json_schema_extra={"pattern": r"^0x(?!0{40})[0-9a-fA-F]{40}$"},  # the document says it; _not_zero checks it
+    )
     jurisdiction: str = Field(default="US-NY", max_length=8, description='ISO 3166 code, "US-NY" style for states')
     credit_profile: CreditProfile | None = None
 
@@ -319,6 +323,7 @@ class BorrowerOut(BaseModel):
     wallet_address: str
     jurisdiction: str
     api_key: str = Field(description="shown once")
+    api_key_id: str = Field(description="the key's id (listing, revoking; the OAuth2 client_id)")
 
 
 class IdentityIn(BaseModel):
@@ -345,9 +350,13 @@ class DocumentIn(BaseModel):
     date_of_birth: date
     issuing_country: str = Field(max_length=8)
     expires_on: date
-    proves_address: bool = Field(default=False, deprecated="ignored: the KYC provider verifies the address itself")
-    liveness_passed: bool = Field(default=False, deprecated="ignored: the KYC provider runs the liveness check")
-    source_of_funds: bool = Field(default=False, deprecated="ignored: the KYC provider verifies the source of funds")
+    proves_address: StrictBool = Field(
+        default=False, deprecated="ignored: the KYC provider verifies the address itself"
+    )
+    liveness_passed: StrictBool = Field(default=False, deprecated="ignored: the KYC provider runs the liveness check")
+    source_of_funds: StrictBool = Field(
+        default=False, deprecated="ignored: the KYC provider verifies the source of funds"
+    )
 
 
 # Claims a borrower could once make about their own document; accepted (v1 is additive only) and never used: the tier
@@ -429,7 +438,9 @@ class SanctionsReviewEvidenceOut(BaseModel):
 
 
 class SanctionsVerdictIn(BaseModel):
-    note: str = Field(min_length=1, max_length=2000, description="what was compared (date of birth, nationality…)")
+    note: str = Field(
+        min_length=1, max_length=2000, pattern=r"\S", description="what was compared (date of birth, nationality…)"
+    )
 
 
 class ChainOut(BaseModel):

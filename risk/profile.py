@@ -26,18 +26,58 @@ Balances and amounts are in the profile's reporting currency, read against the 1
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from risk.errors import ProfileError
 from risk.scorecard import Value
 
-NoAccount = Literal["no_account"]
-Unemployed = Literal["unemployed"]
+# an enum of one rather than pydantic's ``const``, which generated clients mishandle inside a union
+NoAccount = Annotated[Literal["no_account"], WithJsonSchema({"type": "string", "enum": ["no_account"]})]
+Unemployed = Annotated[Literal["unemployed"], WithJsonSchema({"type": "string", "enum": ["unemployed"]})]
+
+_EXPONENT = r"([eE][+-]?[0-9]{1,4})?"  # a JSON number read as a Decimal keeps its exponent (5E-324)
+_DECIMAL_STRING = rf"^-?[0-9]{{1,80}}(\.[0-9]{{1,80}})?{_EXPONENT}$"
+#: a decimal string with at least one non-zero digit (no sign): above zero
+_POSITIVE_STRING = (
+    rf"^([0-9]{{0,79}}[1-9][0-9]{{0,79}}(\.[0-9]{{1,80}})?|[0-9]{{1,80}}\.[0-9]{{0,79}}[1-9][0-9]{{0,79}}){_EXPONENT}$"
+)
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic's lax mode would read true as 1
+        raise ValueError("a number, not a boolean")
+    return value
+
+
+def _decimal(number: dict[str, Any], pattern: str) -> tuple[BeforeValidator, WithJsonSchema]:
+    """A Decimal read from a JSON number or a decimal string of ASCII digits, and documented as exactly that (the
+    default schema let any string through, although "NaN" or "abc" was refused, and read true as 1)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("a number or a decimal string, not a boolean")
+        if isinstance(value, str) and not re.fullmatch(pattern, value):
+            raise ValueError("not a decimal string of ASCII digits")
+        return value
+
+    return (
+        BeforeValidator(check),
+        WithJsonSchema({"anyOf": [{"type": "number"} | number, {"type": "string", "pattern": pattern}]}),
+    )
+
+
+_ANY = _decimal({}, _DECIMAL_STRING)
+_NON_NEGATIVE = _decimal({"minimum": 0}, _DECIMAL_STRING.replace("-?", ""))
+_POSITIVE = _decimal({"exclusiveMinimum": 0}, _POSITIVE_STRING)
+AnyDecimal = Annotated[Decimal, _ANY[0], _ANY[1]]
+NonNegativeDecimal = Annotated[Decimal, _NON_NEGATIVE[0], Field(ge=0), _NON_NEGATIVE[1]]
+PositiveDecimal = Annotated[Decimal, _POSITIVE[0], Field(gt=0), _POSITIVE[1]]
 
 
 class CreditHistory(StrEnum):
@@ -85,18 +125,20 @@ class CreditProfile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    checking: NoAccount | Decimal | None = Field(None, description='checking balance, or "no_account"')
-    savings: NoAccount | Decimal | None = Field(None, description='savings and bonds, or "no_account"')
+    checking: NoAccount | AnyDecimal | None = Field(None, description='checking balance, or "no_account"')
+    savings: NoAccount | AnyDecimal | None = Field(None, description='savings and bonds, or "no_account"')
     credit_history: CreditHistory | None = None
-    employment_years: Unemployed | Decimal | None = Field(None, description="years in current job")
-    monthly_disposable_income: Decimal | None = Field(None, gt=0)
-    installment_burden_pct: Decimal | None = Field(
-        None, ge=0, description="the new loan's installment as % of disposable income; derived if left out"
+    employment_years: Unemployed | NonNegativeDecimal | None = Field(None, description="years in current job")
+    monthly_disposable_income: PositiveDecimal | None = None
+    installment_burden_pct: NonNegativeDecimal | None = Field(
+        None, description="the new loan's installment as % of disposable income; derived if left out"
     )
     property: Property | None = None
     other_installment_plans: InstallmentPlans | None = None
     housing: Housing | None = None
-    existing_credits: int | None = Field(None, ge=0, description="collected, not used by scorecard-v1")
+    existing_credits: Annotated[int, BeforeValidator(_no_bool)] | None = Field(
+        None, ge=0, description="collected, not used by scorecard-v1"
+    )
 
 
 class CreditRequestFacts(BaseModel):
@@ -146,7 +188,9 @@ def installment_burden_pct(
     if profile.monthly_disposable_income is None:
         return None
     installment = request.amount * mapping.amount_to_model_units / duration_months(request.term_days, mapping)
-    return (installment * 100 / profile.monthly_disposable_income).quantize(Decimal("0.01"), ROUND_CEILING)
+    burden = installment * 100 / profile.monthly_disposable_income
+    # an income of 5E-324 makes the burden too large to quantize (InvalidOperation); past 10^9 % it is all the same bin
+    return min(burden, Decimal(10**9)).quantize(Decimal("0.01"), ROUND_CEILING)
 
 
 def characteristics(

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api import auth
-from api.auth import ApiKeyInfo, InvalidKeyRequest, KeyRevoked, Role, UnknownKeyId
+from api.auth import ApiKeyInfo, KeyRevoked, Role, UnknownKeyId
 from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
 from api.idempotency import Idempotent
@@ -22,22 +22,39 @@ from store.api import BorrowerRow
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
 
-class ApiKeyIn(BaseModel):
-    """A borrower key acts for a registered borrower (its id), a provider key for a registered provider (its id);
-    admin and auditor keys act for no subject. Without ``expires_at`` the key lasts until revoked."""
+_EXPIRY = "RFC 3339 with a zone; a moment already past issues the key expired. Left out: lasts until revoked"
+
+
+class SubjectKeyIn(BaseModel):
+    """A borrower key acts for a registered borrower (its id), a provider key for a registered provider (its id)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Role
-    subject_id: str | None = Field(default=None, min_length=1, max_length=64)
+    role: Literal[Role.BORROWER, Role.PROVIDER]
+    subject_id: str = Field(min_length=1, max_length=64)
     label: str = Field(min_length=1, max_length=128, description="who or what holds the key")
-    expires_at: AwareDatetime | None = Field(default=None, description="RFC 3339 with a zone; in the future")
+    expires_at: AwareDatetime | None = Field(default=None, description=_EXPIRY)
+
+
+class StaffKeyIn(BaseModel):
+    """Admin and auditor keys act for no subject."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal[Role.ADMIN, Role.AUDITOR]
+    label: str = Field(min_length=1, max_length=128, description="who or what holds the key")
+    expires_at: AwareDatetime | None = Field(default=None, description=_EXPIRY)
+
+
+ApiKeyIn = Annotated[SubjectKeyIn | StaffKeyIn, Field(discriminator="role")]
 
 
 class ExpiryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    expires_at: AwareDatetime | None = Field(description="the new expiry (in the future), or null: never expires")
+    expires_at: AwareDatetime | None = Field(
+        description="the new expiry (a moment already past expires the key now), or null: never expires"
+    )
 
 
 class ApiKeyOut(BaseModel):
@@ -76,13 +93,17 @@ def _check_subject(platform: Platform, role: Role, subject_id: str | None) -> No
     if role is Role.BORROWER:
         with platform.database.unit_of_work() as uow:
             if uow.session.scalar(select(BorrowerRow.id).where(BorrowerRow.id == subject_id)) is None:
-                raise InvalidKeyRequest(f"no borrower {subject_id!r}")
+                raise UnknownSubject(f"no borrower {subject_id!r}")
     if role is Role.PROVIDER and subject_id not in platform.providers:
-        raise InvalidKeyRequest(f"no provider {subject_id!r}")
+        raise UnknownSubject(f"no provider {subject_id!r}")
+
+
+class UnknownSubject(auth.ApiKeyError):
+    """The borrower or provider a key would act for is not registered (a 404)."""
 
 
 def _refused(err: auth.ApiKeyError) -> HTTPException:
-    if isinstance(err, UnknownKeyId):
+    if isinstance(err, UnknownKeyId | UnknownSubject):
         return HTTPException(404, str(err))
     if isinstance(err, KeyRevoked):
         return HTTPException(409, str(err))
@@ -93,9 +114,11 @@ def _refused(err: auth.ApiKeyError) -> HTTPException:
 async def issue_api_key(body: ApiKeyIn, _: AdminPrincipal, platform: PlatformDep) -> IssuedKeyOut:
     """A new key for any role. The response carries the key once; only its hash is stored."""
 
+    subject = body.subject_id if isinstance(body, SubjectKeyIn) else None
+
     def issue() -> auth.IssuedKey:
-        _check_subject(platform, body.role, body.subject_id)
-        return auth.issue(platform.database, body.role, body.subject_id, body.label, body.expires_at)
+        _check_subject(platform, Role(body.role), subject)
+        return auth.issue(platform.database, Role(body.role), subject, body.label, body.expires_at)
 
     try:
         issued = await asyncio.to_thread(issue)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from aggregator.event_destinations import borrower_secret_subject
-from api.auth import Role, issue_key
+from api.auth import Role, issue
 from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep
 from api.idempotency import Idempotent
 from api.schemas import (
@@ -73,8 +73,14 @@ async def register_borrower(body: BorrowerIn, _: AdminPrincipal, platform: Platf
                 raise HTTPException(409, f"wallet {wallet} is already registered") from err
         if body.credit_profile is not None:
             platform.borrowers.save_profile(row.id, body.credit_profile)
-        key = issue_key(platform.database, Role.BORROWER, row.id, f"borrower {wallet}")
-        return BorrowerOut(id=row.id, wallet_address=wallet, jurisdiction=row.jurisdiction, api_key=key)
+        issued = issue(platform.database, Role.BORROWER, row.id, f"borrower {wallet}")
+        return BorrowerOut(
+            id=row.id,
+            wallet_address=wallet,
+            jurisdiction=row.jurisdiction,
+            api_key=issued.key,
+            api_key_id=issued.info.key_id,
+        )
 
     return await asyncio.to_thread(register)
 

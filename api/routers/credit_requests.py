@@ -7,13 +7,17 @@ from dataclasses import replace
 
 from fastapi import APIRouter, HTTPException, Request, status
 
+from aggregator.quote_store import CreditRequestRecord, QuotedRequest, QuoteRecord
 from aggregator.quoting import CreditRequestSpec
+from api.auth import Principal
 from api.client import client_address
 from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.idempotency import Idempotent
 from api.logs import correlation_id
-from api.render import credit_request_out
-from api.schemas import CreditRequestIn, CreditRequestOut
+from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
+from api.render import credit_request_out, quote_out
+from api.schemas import CreditRequestIn, CreditRequestOut, QuoteOut
+from store.request_pages import quote_page, request_page
 
 router = APIRouter(prefix="/v1/credit-requests", tags=["credit requests"])
 
@@ -53,3 +57,57 @@ async def create_credit_request(
 async def get_credit_request(request_id: str, principal: ReaderPrincipal, platform: PlatformDep) -> CreditRequestOut:
     borrower_id = None if principal.sees_everything else principal.subject_id
     return await asyncio.to_thread(_load, platform, request_id, borrower_id)
+
+
+def _owner(principal: Principal) -> str | None:
+    """Borrowers see their own requests and quotes; admins and auditors every one."""
+    return None if principal.sees_everything else str(principal.subject_id)
+
+
+@router.get("", response_model=Page[CreditRequestOut])
+async def list_credit_requests(
+    request: Request,
+    principal: ReaderPrincipal,
+    platform: PlatformDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[CreditRequestOut]:
+    """The caller's credit requests (a borrower's own; every one for admins and auditors), newest first, a page at a
+    time, each with its quotes and provider outcomes."""
+    after = decode_cursor(cursor)
+
+    def read() -> list[tuple[QuotedRequest, str | None]]:
+        with platform.database.unit_of_work() as uow:
+            return request_page(uow.session, _owner(principal), after, limit + 1)
+
+    rows = await asyncio.to_thread(read)
+    return page(
+        request,
+        rows,
+        limit,
+        lambda row: (row[0].request.created_at, row[0].request.id),
+        lambda row: credit_request_out(row[0], platform.assets, row[1]),
+    )
+
+
+@router.get("/{request_id}/quotes", response_model=Page[QuoteOut])
+async def list_quotes_of_request(
+    request_id: str,
+    request: Request,
+    principal: ReaderPrincipal,
+    platform: PlatformDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[QuoteOut]:
+    """The quotes of one credit request, newest first, a page at a time (each with its rank)."""
+    after = decode_cursor(cursor)
+
+    def read() -> tuple[CreditRequestRecord, list[QuoteRecord]] | None:
+        with platform.database.unit_of_work() as uow:
+            return quote_page(uow.session, request_id, _owner(principal), after, limit + 1)
+
+    found = await asyncio.to_thread(read)
+    if found is None:
+        raise HTTPException(404, f"no credit request {request_id}")
+    owner, quotes = found
+    return page(request, quotes, limit, lambda q: (q.created_at, q.id), lambda q: quote_out(q, owner, platform.assets))

@@ -31,6 +31,7 @@ _TOKEN_REQUEST = {
                 "schema": {
                     "type": "object",
                     "required": ["grant_type"],
+                    "additionalProperties": {"type": "string"},  # other parameters are ignored (RFC 6749 §3.2)
                     "properties": {
                         "grant_type": {"type": "string", "enum": ["client_credentials"]},
                         "client_id": {"type": "string", "description": "the API key's id (or HTTP Basic auth)"},

@@ -101,3 +101,20 @@ async def test_the_docs_pages_reference_only_their_own_assets(client: httpx.Asyn
         loaded = await client.get(asset)
         assert loaded.status_code == 200, asset
         assert loaded.content, asset
+
+
+def test_a_running_platform_names_its_assets_and_chains_in_the_request_schemas() -> None:
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from aggregator.assets import Asset, AssetRegistry
+
+    app = create_app()
+    assert "enum" not in app.openapi()["components"]["schemas"]["CreditRequestIn"]["properties"]["asset"]
+    assets = AssetRegistry([Asset("USDC", 6, Decimal(1)), Asset("WETH", 18, Decimal(3000))])
+    app.state.platform = SimpleNamespace(assets=assets, chains={"polygon-local": None, "ethereum-local": None})
+    schemas = app.openapi()["components"]["schemas"]
+    assert schemas["CreditRequestIn"]["properties"]["asset"]["enum"] == ["USDC", "WETH"]
+    assert schemas["CollateralIn"]["properties"]["asset"]["enum"] == ["USDC", "WETH"]
+    chains = schemas["CreditRequestIn"]["properties"]["preferred_chains"]["items"]["enum"]
+    assert chains == ["ethereum-local", "polygon-local"]
