@@ -12,10 +12,12 @@ from types import TracebackType
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: the advisory lock's first key while a process migrates (the second: the schema's name hashed)
+MIGRATION_LOCK_KEY = 0x63D6  # "cm"
 
 
 def normalize_url(url: str) -> str:
@@ -57,6 +59,13 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several processes start on one database at once (deploy/): one migrates, the others wait for it and
+            # find the schema at head. A transaction-scoped lock goes with the transaction it guards, so a restart
+            # of PostgreSQL cannot leave it held or lose it silently (unlike a lease's).
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
