@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint, false, update
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Table, UniqueConstraint, false, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -163,16 +163,13 @@ class SqlOfferNonceRepository:
         return range(advanced - count, advanced)
 
     def _advance(self, key: OfferNonceKey, count: int) -> int | None:
+        # a Core statement on the table: the ORM's bulk-update machinery costs more than the statement itself
+        table = cast(Table, OfferNonceRow.__table__)
         statement = (
-            update(OfferNonceRow)
-            .where(
-                OfferNonceRow.chain_id == key.chain_id,
-                OfferNonceRow.contract == key.contract,
-                OfferNonceRow.signer == key.signer,
-            )
-            .values(next_nonce=OfferNonceRow.next_nonce + count)
-            .returning(OfferNonceRow.next_nonce)
-            .execution_options(synchronize_session=False)
+            update(table)
+            .where(table.c.chain_id == key.chain_id, table.c.contract == key.contract, table.c.signer == key.signer)
+            .values(next_nonce=table.c.next_nonce + count)
+            .returning(table.c.next_nonce)
         )
         advanced = self.session.execute(statement).scalar_one_or_none()
         return None if advanced is None else int(advanced)
