@@ -33,6 +33,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,11 +44,11 @@ from typing import Any
 import httpx
 
 from api.demo import onboard
-from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services
+from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services, read_fleet
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 from providers.http_lender import HttpLenderAdapter
 from providers.models import Capabilities, QuoteRequest
-from providers.sim.fleet import DEFAULT_FLEET, LatencySpec, SimLender, lender_url
+from providers.sim.fleet import SimLender, lender_url
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "cm_admin_bench_key"
@@ -128,9 +129,19 @@ def _stem(label: str) -> str:
     return "quote_path-" + "".join(ch if ch.isalnum() else "-" for ch in label)
 
 
-def _fleet(latency_ms: float) -> list[SimLender]:
-    fixed = LatencySpec(distribution="fixed", ms=latency_ms)
-    return [lender.model_copy(update={"latency": fixed}) for lender in DEFAULT_FLEET]
+def _fleet_document(code: Path, latency_ms: float) -> str:
+    """The default fleet at a fixed latency as a fleet file, written by the measured tree's own simulator models
+    (an older tree refuses fields that were added since)."""
+    script = (
+        "import json, sys\n"
+        "from providers.sim.fleet import DEFAULT_FLEET, LatencySpec\n"
+        "fixed = LatencySpec(distribution='fixed', ms=float(sys.argv[1]))\n"
+        "lenders = [lender.model_copy(update={'latency': fixed}) for lender in DEFAULT_FLEET]\n"
+        "print(json.dumps([lender.model_dump(mode='json') for lender in lenders]))\n"
+    )
+    env = os.environ | {"PYTHONPATH": str(code)}
+    command = [sys.executable, "-c", script, str(latency_ms)]
+    return subprocess.run(command, cwd=code, env=env, check=True, capture_output=True, text=True).stdout
 
 
 async def _lender_latencies(base_url: str, fleet: list[SimLender]) -> dict[str, float]:
@@ -230,9 +241,9 @@ def run(args: argparse.Namespace) -> Result:
     code = Path(args.code).resolve() if args.code else REPO
     with tempfile.TemporaryDirectory(prefix="quote-path-") as temp:
         data_dir = Path(temp)
-        fleet = _fleet(args.latency_ms)
         fleet_file = data_dir / "lenders.json"
-        fleet_file.write_text(json.dumps([lender.model_dump(mode="json") for lender in fleet]))
+        fleet_file.write_text(_fleet_document(code, args.latency_ms))
+        fleet = read_fleet(fleet_file)
         with local_chains(data_dir / "deployments", free_ports=True) as chains:
             assert chains.chains_file is not None
             env = {
