@@ -9,14 +9,19 @@ help:
 	@echo "make run    set up, compile, start three anvil devnets, deploy, start the simulated lenders, KYC/MLA and the API"
 	@echo "make test   set up and run ruff, mypy --strict and the whole test suite"
 	@echo "make unit   the unit tests only (seconds)"
+	@echo "make reset  forget the local platform's chains, database and keys (make run keeps them across runs)"
 
 setup:
 	@bash scripts/setup.sh
 
 compile: setup
 
-run: setup
+run: setup  ## keeps the chains, the database and the keys of the last run (in .creditmesh/)
 	$(UV_RUN) creditmesh run
+
+.PHONY: reset
+reset:  ## forget the local platform's chains, database, deployments and keys: the next `make run` starts fresh
+	$(UV_RUN) creditmesh reset
 
 lint:
 	$(UV_RUN) ruff check .
@@ -36,3 +41,7 @@ contracts-fuzz: setup  ## the long contract property run (>= 10,000 operations)
 .PHONY: slow
 slow: setup  ## the long tests kept out of the default run (@pytest.mark.slow), e.g. `ape run governance`
 	$(UV_RUN) pytest -m slow -q
+
+.PHONY: fuzz-api
+fuzz-api: setup  ## schemathesis over the whole OpenAPI document: every role, hundreds of examples per operation
+	$(UV_RUN) pytest tests/e2e/test_openapi_fuzz.py -m slow -q
