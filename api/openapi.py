@@ -64,7 +64,8 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "readyz": (503,),
     "kyc_webhook": (401, 413),
     "set_api_key_expiry": (409,),
-    "issue_api_key": (404,),  # the borrower or provider the key would act for is not registered
+    "issue_api_key": (404,),
+    "get_webhook": (404,),  # no webhook URL is set  # the borrower or provider the key would act for is not registered
     "oauth_token": (400, 401, 503),
 }
 
@@ -203,6 +204,10 @@ def _platform_limits(schema: dict[str, Any], app: FastAPI) -> None:
     preferred = schemas.get("CreditRequestIn", {}).get("properties", {}).get("preferred_chains", {})
     if "items" in preferred:
         preferred["items"]["enum"] = chains
+    reconciled = schemas.get("ReconciliationIn", {}).get("properties", {}).get("chains", {})
+    for option in reconciled.get("anyOf", []):
+        if option.get("type") == "array":
+            option["items"]["enum"] = chains
 
 
 def install(app: FastAPI) -> None:

@@ -267,7 +267,9 @@ class RepaymentIn(BaseModel):
         description="the signed Repayment's nonce: single-use per borrower at the CreditAggregator "
         "(nonceUsed(borrower, nonce)); any unused value",
     )
-    deadline: int = Field(ge=0, lt=2**64, description="the signed Repayment's deadline, unix seconds")
+    # at most 2^53: a bound a JSON number keeps exactly (2^64 read as a double let a larger deadline through the
+    # document and into a 422); still a uint64 on-chain
+    deadline: int = Field(ge=0, le=2**53, description="the signed Repayment's deadline, unix seconds")
     signature: str = Field(
         pattern=SIGNATURE_PATTERN,
         min_length=SIGNATURE_MIN_LENGTH,
@@ -439,7 +441,10 @@ class SanctionsReviewEvidenceOut(BaseModel):
 
 class SanctionsVerdictIn(BaseModel):
     note: str = Field(
-        min_length=1, max_length=2000, pattern=r"\S", description="what was compared (date of birth, nationality…)"
+        min_length=1,
+        max_length=2000,
+        pattern=r"[^\s\x1c-\x1f]",
+        description="what was compared (date of birth, nationality…)",
     )
 
 

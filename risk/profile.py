@@ -32,6 +32,7 @@ from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from annotated_types import Ge
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from risk.errors import ProfileError
@@ -136,9 +137,9 @@ class CreditProfile(BaseModel):
     property: Property | None = None
     other_installment_plans: InstallmentPlans | None = None
     housing: Housing | None = None
-    existing_credits: Annotated[int, BeforeValidator(_no_bool)] | None = Field(
-        None, ge=0, description="collected, not used by scorecard-v1"
-    )
+    existing_credits: (
+        Annotated[int, BeforeValidator(_no_bool), Ge(0), WithJsonSchema({"type": "integer", "minimum": 0})] | None
+    ) = Field(None, description="collected, not used by scorecard-v1")
 
 
 class CreditRequestFacts(BaseModel):

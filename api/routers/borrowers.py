@@ -151,7 +151,7 @@ async def erase_identity(borrower_id: str, _: AdminPrincipal, platform: Platform
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2048, description="an http(s) URL whose host is public")
+    url: str = Field(max_length=2048, pattern=r"^https?://[^/?#\s]+", description="an http(s) URL whose host is public")
 
 
 class WebhookOut(BaseModel):
