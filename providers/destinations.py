@@ -41,7 +41,10 @@ def check_url_shape(value: str) -> httpx.URL:
     or fragment would let the registration steer the paths of our calls; credentials do not belong in it)."""
     if "?" in value or "#" in value:
         raise ValueError("must not carry a query (?) or fragment (#)")
-    url = httpx.URL(value)
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as err:  # a host IDNA cannot encode (a lone surrogate, say): refused, not a 500
+        raise ValueError(f"is not a URL: {err}") from err
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError("must be an http:// or https:// URL with a host")
     if url.userinfo:

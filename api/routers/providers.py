@@ -141,7 +141,11 @@ async def provider_health(
 class LoanEventsWebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(max_length=2048, description="an http(s) URL whose host is public; null: no more events")
+    url: str | None = Field(
+        max_length=2048,
+        pattern=r"^https?://[^/?#\s]+",
+        description="an http(s) URL whose host is public; null: no more events",
+    )
 
 
 @router.put("/{provider_id}/loan-events-webhook", response_model=LoanEventsWebhookIn)
