@@ -43,8 +43,7 @@ class LoanMaker:
         self.chain, self.database = chain, database
         self.h = Harness(chain)
         self._borrowers: dict[str, str] = {}
-        for borrower in BORROWERS:
-            self.h.approve_all(borrower.address)
+        self._approved: set[str] = set()
 
     def _borrower_id(self, session: Any, account: LocalAccount) -> str:
         if account.address not in self._borrowers:
@@ -59,6 +58,9 @@ class LoanMaker:
 
     def open(self, n: int, *, ours: bool = True, principal: int = 10 * USDC) -> OpenedLoan:
         borrower = BORROWERS[n % len(BORROWERS)]
+        if borrower.address not in self._approved:  # once per borrower, when first used
+            self.h.approve_all(borrower.address)
+            self._approved.add(borrower.address)
         offer = self.h.offer(borrower.address, principal=principal, originationFee=0, collateralAmount=WETH // 100)
         domain = Domain(self.chain.chain_id, self.h.aggregator.address)
         offer_digest = "0x" + digest(offer_typed_data(domain, offer)).hex()
