@@ -110,7 +110,8 @@ async def fetch_raw_logs(
 ) -> list[LogReceipt]:
     """Every log of ``addresses`` in blocks ``from_block``..``to_block``, undecoded, in chain order — whatever their
     topic (an auditor's read: what no ABI knows is reported, not dropped). Same adaptive ranges and errors as
-    ``fetch_logs``. ``progress`` is called with the last block read after each range."""
+    ``fetch_logs``, except that a range whose call runs out of ``call_timeout`` is halved too (only a single block
+    over it raises). ``progress`` is called with the last block read after each range."""
     found: list[LogReceipt] = []
     span = max(1, max_range)
     start = from_block
@@ -121,6 +122,9 @@ async def fetch_raw_logs(
             async with asyncio.timeout(call_timeout):
                 entries = await client.w3.eth.get_logs(params)
         except TimeoutError as err:
+            if span > 1:  # dense blocks: a range too heavy to answer in time is halved like a refused one
+                span = max(1, span // 2)
+                continue
             raise LogQueryError(f"{client.name}: eth_getLogs {start}-{end} took over {call_timeout} s") from err
         except RpcUnavailable:
             raise
