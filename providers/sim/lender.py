@@ -173,7 +173,8 @@ async def _quote(state: LenderState, body: QuoteBody) -> Response:
     return JSONResponse(document)
 
 
-_PHASE_FROM = {"reserve": ("offered",), "fund": ("reserved",), "cancel": ("reserved",)}
+# a cancelled reservation releases the offer: the borrower's next accept attempt (its own key) may reserve it again
+_PHASE_FROM = {"reserve": ("offered", "cancelled"), "fund": ("reserved",), "cancel": ("reserved",)}
 _PHASE_TO = {"reserve": "reserved", "fund": "funded", "cancel": "cancelled"}
 
 
@@ -192,9 +193,9 @@ def _differs(quoted: dict[str, Any], body: dict[str, Any]) -> str | None:
 
 
 def _phase(state: LenderState, phase: str, offer_ref: str, key: str, body: dict[str, Any]) -> dict[str, str]:
-    """The two-phase accept: reserve an offered offer on the terms it was quoted on (other terms are refused);
-    fund or cancel a reserved one. A repeat under the same idempotency key answers the same; a phase out of order
-    is a 409."""
+    """The two-phase accept: reserve an offered (or cancelled) offer on the terms it was quoted on (other terms are
+    refused); fund or cancel a reserved one. A repeat under the same idempotency key answers the same; a phase out
+    of order is a 409."""
     if phase not in _PHASE_TO:
         raise HTTPException(status_code=404, detail=f"no phase {phase!r}")
     state.counts[phase] += 1

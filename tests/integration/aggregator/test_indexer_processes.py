@@ -115,7 +115,7 @@ def test_one_leader_records_each_event_once_and_a_follower_takes_over(
     _, opened = h.open_loan(BORROWER)
     first_tx = opened["transactionHash"].to_0x_hex()
     h.advance(1)  # one more block: the loan's block is confirmed
-    _wait(lambda: _facts_of(database, first_tx) > 0)
+    _wait(lambda: _facts_of(database, first_tx) > 0, timeout=180)  # two processes start up: slow on a busy machine
     lease = _lease(database)
     assert lease is not None
     assert lease.holder is not None
