@@ -49,11 +49,11 @@ from providers._exceptions import (
     ProviderTimeout,
     RateLimited,
 )
+from providers._lender_phases import LenderPhases
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
 from providers.models import (
     Capabilities,
     Decline,
-    FundingResult,
     FundingStatus,
     ProviderHealth,
     ProviderOffer,
@@ -638,9 +638,10 @@ def _retryable(error: BaseException) -> bool:
     return isinstance(error, ProviderError) and error.retryable
 
 
-class ResilientProvider(ProviderAdapter):
+class ResilientProvider(LenderPhases, ProviderAdapter):
     """One provider behind its breaker, retries, timeouts, bulkhead and rate limit. The aggregator only ever sees
-    these. Any exception an adapter lets through that is not a ``ProviderError`` is translated into one here."""
+    these. Any exception an adapter lets through that is not a ``ProviderError`` is translated into one here. The
+    lender's accept and its phases (``accept``, ``reserve``, ``fund``, ``cancel``) are ``LenderPhases``'."""
 
     def __init__(
         self,
@@ -737,37 +738,6 @@ class ResilientProvider(ProviderAdapter):
 
     async def status(self, provider_ref: str) -> FundingStatus:
         return await self._retried("status", lambda: self.inner.status(provider_ref))
-
-    async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
-        """One attempt: a retry is the caller's, with the same idempotency key."""
-        if not idempotency_key:
-            raise ValueError("an accept needs an idempotency key")
-        end = time.monotonic() + self.policy.accept_timeout_seconds
-        return await self._attempt(
-            "accept", lambda: self.inner.accept(offer, idempotency_key), end, self.policy.accept_timeout_seconds
-        )
-
-    async def reserve(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
-        """One attempt, like ``accept``."""
-        end = time.monotonic() + self.policy.accept_timeout_seconds
-        return await self._attempt(
-            "reserve", lambda: self.inner.reserve(offer, idempotency_key), end, self.policy.accept_timeout_seconds
-        )
-
-    async def fund(self, provider_ref: str, idempotency_key: str, chain_id: int, tx_hash: str) -> FundingResult:
-        end = time.monotonic() + self.policy.accept_timeout_seconds
-        return await self._attempt(
-            "fund",
-            lambda: self.inner.fund(provider_ref, idempotency_key, chain_id, tx_hash),
-            end,
-            self.policy.accept_timeout_seconds,
-        )
-
-    async def cancel(self, provider_ref: str, idempotency_key: str) -> FundingResult:
-        end = time.monotonic() + self.policy.accept_timeout_seconds
-        return await self._attempt(
-            "cancel", lambda: self.inner.cancel(provider_ref, idempotency_key), end, self.policy.accept_timeout_seconds
-        )
 
     async def health(self) -> ProviderHealth:
         snapshot = await self.breaker.snapshot()
