@@ -1,6 +1,7 @@
 """Reading loans: the ledger's record (``aggregator.ledger``) of one loan with its entries, plus live figures read
 from its chain at the time of asking (amount owed now from ``amountOwed``, the health factor from the
-CollateralManager, days past due by the chain's clock from the loan's maturity); and a reader's loans, newest first,
+CollateralManager, days past due by the chain's clock from the loan's maturity, or its installment schedule when it
+amortizes); and a reader's loans, newest first,
 a page at a time."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ from aggregator.errors import LoanNotFound
 from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.platform import ChainRuntime
-from aggregator.servicing.delinquency import Delinquency, delinquency
+from aggregator.servicing.delinquency import Delinquency, amortizing_schedule, delinquency
 from chain.artifacts import load_artifact
 from chain.errors import ChainError
 from chain.views import read_views, view
@@ -43,6 +44,10 @@ class LiveFigures:
     health_factor: Decimal | None
     maturity: int = 0  # seconds, the contract's
     block_time: int = 0  # the block's timestamp: the chain's clock, which the contract judges by
+    #: the loan's installments (judged by when more than one: an amortizing loan) and the principal repaid so far
+    #: (the ledger's), for days past due
+    schedule: tuple[DueInstallment, ...] = ()
+    principal_paid: int = 0
 
     @property
     def total_owed(self) -> int:
@@ -50,9 +55,11 @@ class LiveFigures:
 
     @property
     def delinquency(self) -> Delinquency:
-        """Days past due now (single-payment: since maturity while anything is owed; amortizing schedules are
-        issue 16's) and their bucket."""
-        return delinquency(self.maturity, self.block_time, owed=self.total_owed > 0)
+        """Days past due now (since maturity while anything is owed, and for an amortizing loan since its oldest
+        installment not covered by the principal repaid) and their bucket."""
+        return delinquency(
+            self.maturity, self.block_time, self.total_owed > 0, self.schedule, principal_paid=self.principal_paid
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +97,15 @@ class LoanService:
             return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured", schedule)
         try:
             live = await _live(chain, loan.onchain_loan_id)
+            live = replace(live, schedule=schedule, principal_paid=int(loan.principal_paid or 0))
         except ChainError as err:  # the record still answers while the chain does not
             return LoanDetail(loan, entries, None, str(err), schedule)
         return LoanDetail(loan, entries, live, schedule=schedule)
 
     async def delinquencies(self, loans: Sequence[LoanRow]) -> dict[str, Delinquency]:
         """Days past due of the open ones among ``loans`` (a list's page), by each chain's clock: one JSON-RPC batch of
-        ``getLoan`` per chain at its latest block. A chain that does not answer leaves its loans out."""
+        ``getLoan`` per chain at its latest block. A chain that does not answer leaves its loans out. Amortizing loans
+        are judged by their schedules too: their quotes' disclosures are read in one query for the page."""
         by_chain: dict[str, list[LoanRow]] = {}
         for loan in loans:
             if (
@@ -105,6 +114,8 @@ class LoanService:
                 and loan.chain_name in self._chains
             ):
                 by_chain.setdefault(loan.chain_name, []).append(loan)
+        quote_ids = [row.quote_id for rows in by_chain.values() for row in rows if row.quote_id is not None]
+        disclosures = await asyncio.to_thread(self._disclosures, quote_ids) if quote_ids else {}
         found: dict[str, Delinquency] = {}
         for name, rows in by_chain.items():
             chain = self._chains[name]
@@ -121,8 +132,14 @@ class LoanService:
                 continue
             for row, fields in zip(rows, answers, strict=True):
                 # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, outstandingPrincipal, ...
-                found[row.id] = delinquency(int(fields[4]), now, owed=int(fields[7]) > 0)
+                schedule = amortizing_schedule(disclosures.get(row.quote_id or ""))
+                owed = int(fields[7]) > 0
+                found[row.id] = delinquency(int(fields[4]), now, owed, schedule, int(row.principal_paid or 0))
         return found
+
+    def _disclosures(self, quote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self._db.unit_of_work() as uow:
+            return SqlLoanQueries(uow.session).disclosures(quote_ids)
 
     def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRow]:
         with self._db.unit_of_work() as uow:

@@ -194,8 +194,8 @@ class LiveFiguresOut(BaseModel):
     maturity: str | None = Field(default=None, description="when the loan falls due (RFC 3339, the contract's)")
     days_past_due: int = Field(
         default=0,
-        description="days begun since maturity while anything is owed, by the chain's clock at block_number "
-        "(single-payment loans; amortizing schedules come later)",
+        description="days begun since maturity while anything is owed, by the chain's clock at block_number; for an "
+        "amortizing loan at least the days since its oldest installment not covered by the principal repaid",
     )
     delinquency_bucket: str = Field(default="current", description="current | 1-29 | 30-59 | 60-89 | 90+")
 
@@ -243,7 +243,8 @@ class LoanOut(BaseModel):
     days_past_due: int | None = Field(
         default=None,
         description="while active or in default: days begun since maturity while anything is owed, by the chain's "
-        "clock when read (single-payment loans); null when closed or the chain did not answer",
+        "clock when read (an amortizing loan: at least the days since its oldest installment not covered by the "
+        "principal repaid); null when closed or the chain did not answer",
     )
     delinquency_bucket: str | None = Field(default=None, description="current | 1-29 | 30-59 | 60-89 | 90+")
 

@@ -13,7 +13,7 @@ go with it (ON DELETE CASCADE) when a reorg removes the fact. The loan record it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -287,6 +287,11 @@ class SqlLoanQueries:
             QuoteRow.provider_id == provider_id, QuoteRow.offer["providerRef"].as_string() == provider_ref
         )
         return self.session.scalars(select(LoanRow).where(LoanRow.quote_id.in_(quote_ids))).first()
+
+    def disclosures(self, quote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored disclosures of these quotes (one query), by quote id."""
+        rows = self.session.execute(select(QuoteRow.id, QuoteRow.disclosure).where(QuoteRow.id.in_(quote_ids)))
+        return {quote_id: disclosure for quote_id, disclosure in rows}
 
     def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRow]:
         """Up to ``limit`` loans newest first (created_at, then id, descending), after the cursor ``after``."""

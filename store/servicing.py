@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from store.aggregator import LoanRow
+from store.aggregator import LoanRow, QuoteRow
 from store.base import Base
 from store.types import UtcDateTime
 
@@ -40,6 +41,9 @@ class OpenLoan:
     asset_address: str | None
     collateral_asset: str | None
     outstanding_principal: int
+    principal_paid: int = 0
+    #: the disclosure of the loan's quote (its installment schedule); None for a loan opened from an offer not ours
+    disclosure: dict[str, Any] | None = None
 
 
 class SqlServicingRepository:
@@ -49,8 +53,9 @@ class SqlServicingRepository:
         self.session = session
 
     def open_loans(self, chain_id: int, aggregator: str) -> list[OpenLoan]:
-        rows = self.session.scalars(
-            select(LoanRow)
+        rows = self.session.execute(
+            select(LoanRow, QuoteRow.disclosure)
+            .outerjoin(QuoteRow, QuoteRow.id == LoanRow.quote_id)
             .where(
                 LoanRow.chain_id == chain_id,
                 LoanRow.contract == aggregator,
@@ -69,8 +74,10 @@ class SqlServicingRepository:
                 asset_address=row.asset_address,
                 collateral_asset=row.collateral_asset,
                 outstanding_principal=int(row.outstanding_principal or 0),
+                principal_paid=int(row.principal_paid or 0),
+                disclosure=disclosure,
             )
-            for row in rows
+            for row, disclosure in rows
         ]
 
     def announced(self, loan_id: str) -> set[str]:

@@ -5,16 +5,15 @@ Every round it reads each open loan's maturity, status and outstanding principal
 (``getLoan``, one JSON-RPC batch at a pinned block, with the contract's ``gracePeriod``) and the block's time — the
 chain's clock, which is the one the contract judges by. Then, per loan:
 
-* **past due**: the loan's days past due (``delinquency``) put it in a bucket; each bucket it enters is recorded once
-  (``loan_past_due_notices``) and announced as ``loan.past_due`` in the same transaction (``on_past_due``, by default
-  the outbox's ``append``, keyed by the bucket);
+* **past due**: the loan's days past due (``delinquency``: by maturity, and by its installment schedule when it
+  amortizes — the schedule disclosed with its quote, covered by the ledger's principal repaid) put it in a bucket;
+  each bucket it enters is recorded once (``loan_past_due_notices``) and announced as ``loan.past_due`` in the same
+  transaction (``on_past_due``, by default the outbox's ``append``, keyed by the bucket);
 * **default**: once the block time is past maturity plus the grace period, the operator (``OPERATOR_ROLE``,
   ``CREDITMESH_OPERATOR_KEY``) sends ``markDefault`` — once per loan: the intent is keyed by the loan, so a second
   round, process or restart resumes the same transaction and never sends another; an ``eth_call`` simulation from the
   operator comes first. The receipt's ``LoanDefaulted`` is applied to the ledger at once (the indexer applies the
   same confirmed event later, idempotently); the ledger's change writes ``loan.defaulted``, not this job.
-
-Single-payment loans only: an amortizing loan's installments come with issue 16 (see ``delinquency``).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from sqlalchemy.orm import Session
 from aggregator import outbox
 from aggregator.indexer import default_holder
 from aggregator.ledger import LedgerChain, apply_events, receipt_decoder
-from aggregator.servicing.delinquency import Bucket, delinquency, entered
+from aggregator.servicing.delinquency import Bucket, amortizing_schedule, delinquency, entered
 from aggregator.servicing.leased import Leader, run_leased
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
@@ -178,7 +177,9 @@ class DefaultJob:
             repo = SqlServicingRepository(uow.session)
             for loan in loans:
                 state = onchain[loan.loan_ref]
-                found = delinquency(state.maturity, now, owed=state.outstanding_principal > 0)
+                owed = state.outstanding_principal > 0
+                schedule = amortizing_schedule(loan.disclosure)
+                found = delinquency(state.maturity, now, owed, schedule, principal_paid=loan.principal_paid)
                 report.buckets[loan.loan_ref] = found.bucket
                 known = repo.announced(loan.id)
                 for bucket in entered(found.bucket):

@@ -4,14 +4,23 @@ A single-payment loan is due at its maturity (opening block time + term, the con
 second after it, while anything is owed, it is past due, and each day begun counts (the day after the due date is
 day 1). Buckets are the standard ones: current, 1–29, 30–59, 60–89, 90+.
 
-Amortizing traditional loans are due per installment; their schedules reach the platform with the screening and
-disclosures issue (16). Until then every loan is treated as single-payment, due at maturity.
+An amortizing loan (a schedule of more than one installment, the one disclosed with its quote:
+``aggregator.installments``) is also due per installment: its days past due are those of the oldest installment the
+principal repaid so far does not cover (``installments.days_past_due``, whole days by the UTC date of the chain's
+clock: the day after a due date is day 1), and never fewer than the days since maturity while anything is owed.
+A loan without a schedule, or with one payment, is judged by its maturity alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
+
+from aggregator import installments
+from aggregator.installments import DueInstallment
 
 SECONDS_PER_DAY = 86_400
 
@@ -55,8 +64,28 @@ def bucket_of(days: int) -> Bucket:
     return Bucket.DPD_90_PLUS
 
 
-def delinquency(maturity: int, now: int, owed: bool) -> Delinquency:
+def amortizing_schedule(disclosure: Mapping[str, Any] | None) -> tuple[DueInstallment, ...]:
+    """The installments of a loan's quote disclosure when there are several; () for a single payment or no
+    disclosure (a loan opened from an offer we never quoted, or a quote stored before schedules were disclosed)."""
+    if not disclosure or not disclosure.get("payments"):
+        return ()
+    schedule = installments.schedule_from_disclosure(disclosure)
+    return schedule if len(schedule) > 1 else ()
+
+
+def delinquency(
+    maturity: int,
+    now: int,
+    owed: bool,
+    schedule: Sequence[DueInstallment] = (),
+    principal_paid: int = 0,
+) -> Delinquency:
+    """Days past due at block time ``now``: by the installment ``schedule`` when it has more than one payment
+    (``principal_paid``: all principal repaid so far, base units), and by ``maturity`` in any case."""
     days = days_past_due(maturity, now, owed)
+    if owed and len(schedule) > 1:
+        today = datetime.fromtimestamp(now, UTC).date()
+        days = max(days, installments.days_past_due(schedule, principal_paid, today))
     return Delinquency(days, bucket_of(days), now)
 
 

@@ -1,10 +1,22 @@
-"""Days past due and buckets: begun days since maturity while something is owed."""
+"""Days past due and buckets: begun days since maturity while something is owed; for an amortizing loan also the days
+since its oldest installment the principal repaid does not cover."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pytest
 
-from aggregator.servicing.delinquency import SECONDS_PER_DAY, Bucket, bucket_of, days_past_due, delinquency, entered
+from aggregator.installments import DueInstallment
+from aggregator.servicing.delinquency import (
+    SECONDS_PER_DAY,
+    Bucket,
+    amortizing_schedule,
+    bucket_of,
+    days_past_due,
+    delinquency,
+    entered,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -39,3 +51,59 @@ def test_nothing_owed_is_never_past_due() -> None:
 def test_a_loan_enters_each_bucket_on_its_way() -> None:
     assert entered(Bucket.CURRENT) == ()
     assert entered(Bucket.DPD_60_89) == (Bucket.DPD_1_29, Bucket.DPD_30_59, Bucket.DPD_60_89)
+
+
+# Three monthly installments of 100 principal (6 decimals) + interest; maturity is the last due date.
+PAYMENTS = [
+    {"number": 3, "due": "2027-04-01", "amount": "101.00", "principal": "100.00", "interest": "1.00"},
+    {"number": 1, "due": "2027-02-01", "amount": "103.00", "principal": "100.00", "interest": "3.00"},
+    {"number": 2, "due": "2027-03-01", "amount": "102.00", "principal": "100.00", "interest": "2.00"},
+]
+DISCLOSURE: dict[str, object] = {"assetDecimals": 6, "payments": PAYMENTS}
+SCHEDULE = amortizing_schedule(DISCLOSURE)
+END = int(datetime(2027, 4, 1, tzinfo=UTC).timestamp())
+HUNDRED = 100_000_000
+
+
+def _at(day: date, seconds: int = 12 * 3600) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) + seconds
+
+
+def test_an_amortizing_schedule_is_read_in_due_order_and_a_single_payment_is_none() -> None:
+    assert [(i.number, i.principal) for i in SCHEDULE] == [(1, HUNDRED), (2, HUNDRED), (3, HUNDRED)]
+    one = {"assetDecimals": 6, "payments": PAYMENTS[:1]}
+    assert amortizing_schedule(one) == ()
+    assert amortizing_schedule(None) == ()
+    assert amortizing_schedule({"asset": "USDC"}) == ()  # a disclosure stored before schedules
+
+
+@pytest.mark.parametrize(
+    ("now", "principal_paid", "days", "bucket"),
+    [
+        (_at(date(2027, 2, 1)), 0, 0, Bucket.CURRENT),  # the due date itself is not past due
+        (_at(date(2027, 2, 2)), 0, 1, Bucket.DPD_1_29),  # the first installment missed, maturity two months away
+        (_at(date(2027, 2, 2)), HUNDRED - 1, 1, Bucket.DPD_1_29),  # part of an installment leaves it unpaid
+        (_at(date(2027, 2, 20)), HUNDRED, 0, Bucket.CURRENT),  # the first covered, the second not yet due
+        (_at(date(2027, 3, 5)), 0, 32, Bucket.DPD_30_59),  # counted from the oldest unpaid
+        (_at(date(2027, 3, 5)), HUNDRED, 4, Bucket.DPD_1_29),
+        (_at(date(2027, 3, 5)), 3 * HUNDRED, 0, Bucket.CURRENT),  # paid ahead of the schedule
+    ],
+)
+def test_an_amortizing_loan_is_past_due_by_its_schedule(
+    now: int, principal_paid: int, days: int, bucket: Bucket
+) -> None:
+    found = delinquency(END, now, True, SCHEDULE, principal_paid=principal_paid)
+    assert (found.days_past_due, found.bucket) == (days, bucket)
+
+
+def test_an_amortizing_loan_is_never_judged_less_past_due_than_its_maturity() -> None:
+    # all principal repaid but interest still owed after maturity: days since maturity, as for a single payment
+    now = END + 10 * SECONDS_PER_DAY + 1
+    assert delinquency(END, now, True, SCHEDULE, principal_paid=3 * HUNDRED).days_past_due == 11
+    assert delinquency(END, now, False, SCHEDULE).days_past_due == 0  # nothing owed
+
+
+def test_a_single_payment_schedule_is_judged_by_maturity_alone() -> None:
+    single = (DueInstallment(1, date(2027, 2, 1), 103 * 10**6, HUNDRED, 3 * 10**6),)
+    found = delinquency(END, _at(date(2027, 3, 5)), True, single)
+    assert (found.days_past_due, found.bucket) == (0, Bucket.CURRENT)

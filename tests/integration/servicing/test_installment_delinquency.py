@@ -1,0 +1,161 @@
+"""An amortizing traditional loan on the package's own devnet, its ledger on real PostgreSQL: a year's term in twelve
+monthly installments (the schedule disclosed with its quote); five days after the first installment fell due with
+nothing repaid, the loans list, the loan's view and the default job all put it 1–29 days past due by the schedule,
+while its maturity is eleven months away."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+
+from aggregator.loans import LoanService
+from aggregator.platform import ChainRuntime
+from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
+from aggregator.servicing.delinquency import SECONDS_PER_DAY, Bucket
+from chain.client import ChainClient
+from chain.relay import REVERT_ARTIFACTS
+from chain.signers import Role, devnet_signer
+from chain.transactions import TransactionManager
+from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
+from store.api import BorrowerRow
+from store.chain import SqlChainStore
+from store.db import Database
+from store.ledger import LoanScope
+from store.outbox import OutboxEventRow
+from tests.contracts.harness import RELAYER, USDC, WETH, Harness
+from tests.integration.servicing.conftest import record_in_ledger
+from tests.support.devnet import DeployedChain
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+TERM = 365 * SECONDS_PER_DAY
+PRINCIPAL = 1_200 * USDC
+
+
+def _disclosure(opened: date) -> dict[str, object]:
+    """Twelve installments of 100 USDC principal (plus interest), the first due 30 days after opening."""
+    payments = [
+        {
+            "number": n,
+            "due": (opened + timedelta(days=30 * n)).isoformat(),
+            "amount": "109.00",
+            "principal": "100.00",
+            "interest": "9.00",
+        }
+        for n in range(1, 13)
+    ]
+    return {"asset": "USDC", "assetDecimals": 6, "payments": payments}
+
+
+def _quote(database: Database, harness: Harness, borrower: str, digest: str, opened: date) -> None:
+    now = datetime.now(UTC)
+    borrower_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
+    with database.unit_of_work() as uow:
+        uow.session.add(BorrowerRow(id=borrower_id, wallet_address=borrower, jurisdiction="US-NY", created_at=now))
+        uow.session.flush()
+        uow.session.add(
+            CreditRequestRow(
+                id=request_id,
+                borrower_id=borrower_id,
+                asset="USDC",
+                amount="1200",
+                term_days=365,
+                purpose="test",
+                collateral_asset="WETH",
+                collateral_amount="1",
+                preferred_chains=[],
+                status="quoted",
+                risk={},
+                created_at=now,
+            )
+        )
+        uow.session.flush()
+        uow.session.add(
+            QuoteRow(
+                id=str(uuid.uuid4()),
+                request_id=request_id,
+                borrower_id=borrower_id,
+                provider_id="sim-bank",
+                kind="traditional",
+                chain_name=harness.chain.name,
+                chain_id=harness.chain.chain_id,
+                contract=harness.aggregator.address,
+                rank=1,
+                offer={},
+                offer_digest=digest,
+                offer_signature="0x",
+                attestation={},
+                attestation_signature="0x",
+                disclosure=_disclosure(opened),
+                status="accepted",
+                expires_at=now + timedelta(hours=1),
+                created_at=now,
+            )
+        )
+        uow.commit()
+
+
+@pytest.fixture
+async def job(own_chain: DeployedChain, servicing_db: Database) -> AsyncIterator[DefaultJob]:
+    client = await ChainClient(own_chain.config).connect()
+    store = SqlChainStore(servicing_db.sessions)
+    operator = await TransactionManager(
+        client, devnet_signer(Role.OPERATOR), store, revert_artifacts=REVERT_ARTIFACTS
+    ).start()
+    settings = DefaulterSettings(ttl=timedelta(seconds=3), interval=0.2)
+    yield DefaultJob(client, own_chain.record, servicing_db, operator, holder="defaulter-13d", settings=settings)
+    await operator.close()
+    await client.close()
+
+
+async def test_one_installment_missed_is_1_29_by_the_schedule_while_maturity_is_far(
+    own_chain: DeployedChain, servicing_db: Database, job: DefaultJob
+) -> None:
+    harness = Harness(own_chain)
+    harness.set_weth_price(3_000)
+    borrower: LocalAccount = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, weth=WETH)
+    harness.approve_all(borrower.address)
+    offer = harness.offer(borrower.address, pool=False, principal=PRINCIPAL, originationFee=0, term=TERM)
+    digest = "0x" + harness.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
+    receipt = harness.send(harness.aggregator.functions.openLoan(*harness.open_args(offer, borrower.key)), RELAYER)
+    opened = datetime.fromtimestamp(harness.w3.eth.get_block(receipt["blockNumber"])["timestamp"], UTC).date()
+    _quote(servicing_db, harness, borrower.address, digest, opened)  # our quote, found by the offer's digest
+    record_in_ledger(servicing_db, own_chain, receipt)
+    with servicing_db.unit_of_work() as uow:
+        loan = uow.session.scalars(select(LoanRow).where(LoanRow.offer_digest == digest)).one()
+        assert loan.quote_id is not None
+    loan_ref = int(loan.onchain_loan_id or 0)
+    maturity = int(harness.loan(loan_ref)["maturity"])
+
+    # five days after the first installment's due date (the day after it is day 1), nothing repaid
+    first_due = datetime.combine(opened + timedelta(days=30), datetime.min.time(), UTC)
+    harness.advance(int(first_due.timestamp()) + 5 * SECONDS_PER_DAY + 3_600 - harness.now())
+    assert maturity - harness.now() > 300 * SECONDS_PER_DAY  # by maturity alone it would be current
+
+    runtime = ChainRuntime(job.client, own_chain.record, job.operator)
+    service = LoanService(servicing_db, {own_chain.name: runtime})
+    listed = await service.delinquencies([loan])  # GET /v1/loans' read
+    assert (listed[loan.id].days_past_due, listed[loan.id].bucket) == (5, Bucket.DPD_1_29)
+    detail = await service.detail(loan.id, LoanScope())  # GET /v1/loans/{id}'s read
+    assert detail.live is not None
+    assert (detail.live.delinquency.days_past_due, detail.live.delinquency.bucket) == (5, Bucket.DPD_1_29)
+
+    report = await job.run_round()
+    assert report.buckets[loan_ref] is Bucket.DPD_1_29
+    assert report.announced == [(loan_ref, Bucket.DPD_1_29)]
+    assert not report.defaulted
+    with servicing_db.unit_of_work() as uow:
+        (event,) = uow.session.scalars(
+            select(OutboxEventRow).where(
+                OutboxEventRow.loan_id == loan.id, OutboxEventRow.event_type == "loan.past_due"
+            )
+        ).all()
+    assert (event.body["data"]["bucket"], event.body["data"]["days_past_due"]) == ("1-29", 5)
