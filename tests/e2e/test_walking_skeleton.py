@@ -95,7 +95,8 @@ def test_quotes_come_from_the_lender_and_every_pool_ranked_and_signed(
         assert quote["offer"]["pool"] == pool.address
         model_rate = int(pool.functions.modelRateBps(int(quote["offer"]["principal"])).call())
         spreads.add(quote["rate_bps"] - model_rate)
-    assert len(spreads) == 1 and spreads.pop() >= 0, "every pool prices from its own on-chain model rate"
+    assert len(spreads) == 1, "every pool prices from its own on-chain model rate plus one spread"
+    assert spreads.pop() >= 0
     for quote in body["quotes"]:
         assert quote["offer"]["borrower"] == BORROWER.address
         assert quote["acceptance_typed_data"]["domain"]["chainId"] == quote["chain_id"]
