@@ -14,12 +14,12 @@ import asyncio
 from dataclasses import dataclass
 
 from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 
 from aggregator.assets import AssetRegistry, parse_amount
 from aggregator.errors import AggregatorError, InvalidCreditRequest
-from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT, LedgerChain, apply_events, receipt_decoder
+from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.platform import ChainRuntime
+from aggregator.receipts import apply_receipt
 from aggregator.repaying import claim_collateral
 from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionReverted
 from chain.transactions import Call
@@ -105,16 +105,7 @@ class OffchainPayments:
         return await self._recorded(chain, loan.id, onchain_id, receipt.tx_hash)
 
     async def _recorded(self, chain: ChainRuntime, loan_id: str, onchain_id: int, tx_hash: str) -> RecordedPayment:
-        receipt = await chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-        events = receipt_decoder(chain.record, chain.w3.codec).decode_receipt(chain.chain_id, receipt)
-        ledger_chain = LedgerChain.from_record(chain.record)
-
-        def work() -> None:
-            with self._db.unit_of_work() as uow:
-                apply_events(uow.session, ledger_chain, events, source=SOURCE_RECEIPT)
-                uow.commit()
-
-        await asyncio.to_thread(work)
+        events = await apply_receipt(self._db, chain.w3, chain.record, chain.chain_id, tx_hash)
         ours = [e for e in events if e.args.get("loanId") == onchain_id]
         repaid = next(e for e in ours if e.event == "LoanRepaid")
         if any(e.event == "CollateralClaimable" for e in ours):  # the token refused to push it back

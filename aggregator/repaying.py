@@ -22,7 +22,6 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 from web3.exceptions import Web3Exception
 
 from aggregator.assets import Asset, AssetRegistry, parse_amount
@@ -34,9 +33,10 @@ from aggregator.errors import (
     LoanNotRepayable,
     RepaymentRejected,
 )
-from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT, LedgerChain, apply_events, receipt_decoder
+from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
+from aggregator.receipts import apply_receipt
 from chain.artifacts import load_artifact
 from chain.errors import ChainError, ConfirmationTimeout, GasEstimationFailed, TransactionReverted
 from chain.events import ChainEvent
@@ -220,17 +220,7 @@ class RepaymentService:
 
     async def _record(self, chain: ChainRuntime, tx_hash: str) -> list[ChainEvent]:
         """The receipt's events into the ledger now (the indexer applies the same facts again, idempotently)."""
-        receipt = await chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-        events = receipt_decoder(chain.record, chain.w3.codec).decode_receipt(chain.chain_id, receipt)
-        ledger_chain = LedgerChain.from_record(chain.record)
-
-        def work() -> None:
-            with self._db.unit_of_work() as uow:
-                apply_events(uow.session, ledger_chain, events, source=SOURCE_RECEIPT)
-                uow.commit()
-
-        await asyncio.to_thread(work)
-        return events
+        return await apply_receipt(self._db, chain.w3, chain.record, chain.chain_id, tx_hash)
 
     async def _outcome(
         self, chain: ChainRuntime, loan_id: str, onchain_id: int, tx_hash: str, block: int, events: list[ChainEvent]

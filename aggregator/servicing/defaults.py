@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 
 from aggregator import outbox
 from aggregator.indexer import default_holder
-from aggregator.ledger import LedgerChain, apply_events, receipt_decoder
+from aggregator.ledger import LedgerChain
+from aggregator.receipts import apply_receipt
 from aggregator.servicing.delinquency import Bucket, amortizing_schedule, delinquency, entered
 from aggregator.servicing.leased import Leader, run_leased
 from chain.artifacts import load_artifact
@@ -44,7 +45,6 @@ from chain.views import read_views, view
 from store.aggregator import LoanRow
 from store.db import Database
 from store.leases import LeaseStore, SqlLeaseStore
-from store.ledger import SOURCE_RECEIPT
 from store.servicing import OpenLoan, SqlServicingRepository
 
 log = logging.getLogger(__name__)
@@ -213,9 +213,7 @@ class DefaultJob:
             report.skipped[loan.loan_ref] = str(err)
             log.warning("defaulter on chain %s: markDefault of loan %s: %s", self.chain_id, loan.loan_ref, err)
             return
-        raw = await self.client.w3.eth.get_transaction_receipt(receipt.tx_hash)  # type: ignore[arg-type]
-        events = receipt_decoder(self.record, self.client.w3.codec).decode_receipt(self.chain_id, raw)
-        await asyncio.to_thread(self._apply, events)
+        await apply_receipt(self.database, self.client.w3, self.record, self.chain_id, receipt.tx_hash)
         report.defaulted[loan.loan_ref] = receipt.tx_hash
         log.info(
             "defaulter on chain %s: loan %s marked in default in %s", self.chain_id, loan.loan_ref, receipt.tx_hash
@@ -230,11 +228,6 @@ class DefaultJob:
             return None
         decoded = decode_revert(error.get("data") if isinstance(error, dict) else None, REVERT_ARTIFACTS)
         return str(decoded) if decoded is not None else str(error)
-
-    def _apply(self, events: Sequence[Any]) -> None:
-        with self.database.unit_of_work() as uow:
-            apply_events(uow.session, self.ledger_chain, events, source=SOURCE_RECEIPT)
-            uow.commit()
 
 
 def _rfc3339(moment: datetime) -> str:

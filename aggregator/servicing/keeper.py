@@ -32,7 +32,8 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from aggregator.indexer import default_holder
-from aggregator.ledger import LedgerChain, apply_events, receipt_decoder
+from aggregator.ledger import LedgerChain
+from aggregator.receipts import apply_receipt
 from aggregator.servicing.health import (
     BPS,
     Liquidation,
@@ -57,7 +58,6 @@ from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
 from store.db import Database
 from store.leases import LeaseStore, SqlLeaseStore
-from store.ledger import SOURCE_RECEIPT
 from store.servicing import OpenLoan, SqlServicingRepository
 
 log = logging.getLogger(__name__)
@@ -355,15 +355,8 @@ class Keeper:
             receipt = await self.transactions.submit_and_wait(key, call, within=self.settings.receipt_timeout)
         except (GasEstimationFailed, TransactionReverted) as err:
             raise ChainError(f"{key}: {err}") from err
-        raw = await self.client.w3.eth.get_transaction_receipt(receipt.tx_hash)  # type: ignore[arg-type]
-        events = receipt_decoder(self.record, self.client.w3.codec).decode_receipt(self.chain_id, raw)
-        await asyncio.to_thread(self._apply, events)
+        await apply_receipt(self.database, self.client.w3, self.record, self.chain_id, receipt.tx_hash)
         return receipt.tx_hash
-
-    def _apply(self, events: Sequence[Any]) -> None:
-        with self.database.unit_of_work() as uow:
-            apply_events(uow.session, self.ledger_chain, events, source=SOURCE_RECEIPT)
-            uow.commit()
 
 
 async def run_keepers(keepers: Sequence[Keeper], stop: asyncio.Event) -> None:

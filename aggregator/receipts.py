@@ -1,0 +1,34 @@
+"""A mined transaction's events into the ledger at once, from its receipt: what the request path and the servicing
+jobs do after sending, so a borrower sees the outcome without waiting for the indexer (which applies the same facts
+again later; ``apply_events`` is idempotent)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hexbytes import HexBytes
+
+from aggregator.ledger import LedgerChain, apply_events, receipt_decoder
+from chain.deployment import DeploymentRecord
+from chain.events import ChainEvent
+from store.db import Database
+from store.ledger import SOURCE_RECEIPT
+
+
+async def apply_receipt(
+    database: Database, w3: Any, record: DeploymentRecord, chain_id: int, tx_hash: str
+) -> list[ChainEvent]:
+    """Decode the receipt of ``tx_hash`` (our contracts' logs only), apply its events to the ledger in one unit of
+    work, and return them."""
+    receipt = await w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+    events = receipt_decoder(record, w3.codec).decode_receipt(chain_id, receipt)
+    ledger_chain = LedgerChain.from_record(record)
+
+    def work() -> None:
+        with database.unit_of_work() as uow:
+            apply_events(uow.session, ledger_chain, events, source=SOURCE_RECEIPT)
+            uow.commit()
+
+    await asyncio.to_thread(work)
+    return events
