@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from aggregator.errors import AggregatorError
 from aggregator.ledger import LedgerChain, apply_batch, watched_contracts
 from chain.client import ChainClient
+from chain.config import ChainConfig
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError
 from chain.events import ChainEvent, EventBatch, EventReader, WatchedContract
@@ -191,6 +192,38 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for wait in waits:
             wait.cancel()
+
+
+async def index_to_head(
+    config: ChainConfig, record: DeploymentRecord, database: Database, from_block: int, *, reader: str
+) -> None:
+    """The ledger of one chain from ``from_block`` to the head it has now, by the indexer's own path (facts, ledger
+    and checkpoint in one transaction per range) but without a lease: for a one-off catch-up of a database no
+    indexer runs on, such as a benchmark's or a test's. ``reader`` names its checkpoint."""
+    client = await ChainClient(config).connect()
+    try:
+        ledger_chain = LedgerChain.from_record(record)
+        events = EventReader(
+            client,
+            SqlChainStore(database.sessions),
+            watched_contracts(record),
+            reader=reader,
+            start_block=from_block,
+            confirmations=1,
+            initial_range=2_000,
+        )
+
+        def write(session: Session, batch: EventBatch) -> None:
+            apply_batch(session, ledger_chain, batch)
+
+        head = int(await client.rpc("eth_blockNumber"), 16)
+        while True:
+            await events.poll(writer=write)
+            checkpoint = await events.store.run(lambda repo: repo.checkpoint(events.chain_id, reader))
+            if checkpoint is not None and checkpoint[0] >= head:
+                return
+    finally:
+        await client.close()
 
 
 async def run_indexers(indexers: list[ChainIndexer], stop: asyncio.Event) -> None:

@@ -21,12 +21,11 @@ from eth_utils.crypto import keccak
 from sqlalchemy import insert
 from web3 import Web3
 
-from aggregator.ledger import LedgerChain, apply_batch, loan_id_for, watched_contracts
+from aggregator.indexer import index_to_head
+from aggregator.ledger import loan_id_for
 from chain.artifacts import load_artifact
-from chain.client import ChainClient
 from chain.config import ChainConfig
 from chain.deployment import DeploymentRecord
-from chain.events import EventBatch, EventReader
 from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
 from contracts.typed_data import (
     Acceptance,
@@ -42,7 +41,6 @@ from contracts.typed_data import (
 from store.accepts import AcceptRow
 from store.aggregator import CreditRequestRow, QuoteRow
 from store.api import BorrowerRow
-from store.chain import SqlChainStore
 from store.db import Database
 
 USDC, WETH = 10**6, 10**18
@@ -264,28 +262,4 @@ def _write_records(database: Database, config: ChainConfig, aggregator: str, quo
 
 async def index_ledger(config: ChainConfig, record: DeploymentRecord, database: Database, from_block: int) -> None:
     """The ledger of the chain from ``from_block`` to its head, by the indexer's own path."""
-    client = await ChainClient(config).connect()
-    try:
-        ledger_chain = LedgerChain.from_record(record)
-        reader = EventReader(
-            client,
-            SqlChainStore(database.sessions),
-            watched_contracts(record),
-            reader=f"bulk-{uuid.uuid4().hex[:6]}",
-            start_block=from_block,
-            confirmations=1,
-            max_range=2_000,
-            initial_range=2_000,
-        )
-
-        def write(session: Any, batch: EventBatch) -> None:
-            apply_batch(session, ledger_chain, batch)
-
-        head = int(await client.rpc("eth_blockNumber"), 16)
-        while True:
-            await reader.poll(writer=write)
-            checkpoint = await reader.store.run(lambda repo: repo.checkpoint(reader.chain_id, reader.reader))
-            if checkpoint is not None and checkpoint[0] >= head:
-                return
-    finally:
-        await client.close()
+    await index_to_head(config, record, database, from_block, reader=f"bulk-{uuid.uuid4().hex[:6]}")

@@ -12,14 +12,12 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
-from aggregator.ledger import LedgerChain, apply_batch, loan_id_for, watched_contracts
-from chain.client import ChainClient
-from chain.events import EventBatch, EventReader
+from aggregator.indexer import index_to_head
+from aggregator.ledger import loan_id_for
 from contracts.typed_data import Domain, digest, offer_typed_data
 from store.accepts import AcceptRow
 from store.aggregator import CreditRequestRow, QuoteRow
 from store.api import BorrowerRow
-from store.chain import SqlChainStore
 from store.db import Database
 from tests.contracts.harness import BORROWERS, RELAYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
@@ -147,26 +145,4 @@ class LoanMaker:
 
 async def index(chain: DeployedChain, database: Database, from_block: int) -> None:
     """The ledger of ``chain`` from ``from_block`` to the head, by the indexer's own path."""
-    client = await ChainClient(chain.config).connect()
-    try:
-        ledger_chain = LedgerChain.from_record(chain.record)
-        reader = EventReader(
-            client,
-            SqlChainStore(database.sessions),
-            watched_contracts(chain.record),
-            reader=f"test-{uuid.uuid4().hex[:6]}",
-            start_block=from_block,
-            confirmations=1,
-        )
-
-        def write(session: Any, batch: EventBatch) -> None:
-            apply_batch(session, ledger_chain, batch)
-
-        head = int(await client.rpc("eth_blockNumber"), 16)
-        while True:
-            await reader.poll(writer=write)
-            checkpoint = await reader.store.run(lambda repo: repo.checkpoint(reader.chain_id, reader.reader))
-            if checkpoint is not None and checkpoint[0] >= head:
-                return
-    finally:
-        await client.close()
+    await index_to_head(chain.config, chain.record, database, from_block, reader=f"test-{uuid.uuid4().hex[:6]}")
