@@ -19,21 +19,9 @@ from web3.exceptions import Web3Exception
 from aggregator.accept_saga import QuoteView
 from aggregator.errors import InvalidPermit
 from chain.artifacts import load_artifact
+from contracts.typed_data import Permit, TokenDomain, permit_typed_data
 
 UINT256_MAX = 2**256 - 1
-PERMIT_TYPE = [
-    {"name": "owner", "type": "address"},
-    {"name": "spender", "type": "address"},
-    {"name": "value", "type": "uint256"},
-    {"name": "nonce", "type": "uint256"},
-    {"name": "deadline", "type": "uint256"},
-]
-DOMAIN_TYPE = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +53,6 @@ class CollateralPermit:
         return (self.value, self.deadline, self.v, self.r, self.s)
 
 
-def permit_document(
-    domain: dict[str, Any], owner: str, spender: str, value: int, nonce: int, deadline: int
-) -> dict[str, Any]:
-    """The EIP-712 document an EIP-2612 permit signs (``domain``: the token's, from EIP-5267 ``eip712Domain()``)."""
-    return {
-        "types": {"EIP712Domain": DOMAIN_TYPE, "Permit": PERMIT_TYPE},
-        "primaryType": "Permit",
-        "domain": domain,
-        "message": {"owner": owner, "spender": spender, "value": value, "nonce": nonce, "deadline": deadline},
-    }
-
-
 async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralPermit) -> None:
     """InvalidPermit unless ``permit`` lets the CreditAggregator take the quote's collateral from the borrower now.
 
@@ -100,8 +76,10 @@ async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralP
         nonce = int(await token.functions.nonces(owner).call())
     except (Web3Exception, ValueError) as err:
         raise InvalidPermit("permit", "the collateral token has no EIP-2612 permit: approve it instead") from err
-    domain = {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying}
-    document = permit_document(domain, owner, spender, permit.value, nonce, permit.deadline)
+    document = permit_typed_data(
+        TokenDomain(name, version, int(chain_id), to_checksum_address(verifying)),
+        Permit(owner, spender, permit.value, nonce, permit.deadline),
+    )
     try:
         signer = Account.recover_message(encode_typed_data(full_message=document), vrs=(permit.v, permit.r, permit.s))
     except (ValueError, BadSignature):

@@ -41,21 +41,6 @@ def approve_collateral(account: LocalAccount, rpc_url: str, token: str, spender:
     return tx_hash.to_0x_hex()
 
 
-PERMIT_TYPE = [
-    {"name": "owner", "type": "address"},
-    {"name": "spender", "type": "address"},
-    {"name": "value", "type": "uint256"},
-    {"name": "nonce", "type": "uint256"},
-    {"name": "deadline", "type": "uint256"},
-]
-DOMAIN_TYPE = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-
-
 def sign_permit(
     account: LocalAccount, rpc_url: str, token: str, spender: str, amount: int, deadline: int
 ) -> dict[str, Any] | None:
@@ -68,18 +53,10 @@ def sign_permit(
         nonce = erc20.functions.nonces(account.address).call()
     except (Web3Exception, ValueError):
         return None
-    document = {
-        "types": {"EIP712Domain": DOMAIN_TYPE, "Permit": PERMIT_TYPE},
-        "primaryType": "Permit",
-        "domain": {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying},
-        "message": {
-            "owner": account.address,
-            "spender": to_checksum_address(spender),
-            "value": amount,
-            "nonce": nonce,
-            "deadline": deadline,
-        },
-    }
+    document = typed_data.permit_typed_data(
+        typed_data.TokenDomain(name, version, int(chain_id), to_checksum_address(verifying)),
+        typed_data.Permit(account.address, to_checksum_address(spender), amount, int(nonce), deadline),
+    )
     signature = typed_data.sign(document, account.key)
     return {
         "value": str(amount),
