@@ -46,7 +46,7 @@ TARGET_OPS = int(os.environ.get("CREDITMESH_FUZZ_OPS", "1000"))
 PROPERTY_STEPS = 30
 # Examples vary in length (up to 30 operations; hypothesis also switches rules off per example, "swarm testing").
 # The first round is derandomized; random rounds top up until the target is reached, and the test asserts it was.
-PROPERTY_EXAMPLES = -(-TARGET_OPS // 15)
+PROPERTY_EXAMPLES = -(-TARGET_OPS // 22)
 LENDER = BORROWERS[3]
 ACTIVE, DEFAULTED = 1, 3
 PAUSED_REVERTS = {"EnforcedPause"}

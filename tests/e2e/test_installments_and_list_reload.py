@@ -29,8 +29,7 @@ from providers.sim.fleet import FailureSpec, InstallmentProduct, SimLender
 from tests.e2e.test_accept_saga import _send, _settled
 from tests.integration.compliance.test_sanctions_import import _files
 from tests.support.devnet import DeployedChain
-from tests.support.platform import LENDER_SECRET, RunningPlatform, running_platform
-from tests.support.saga import offer_nonces_from
+from tests.support.platform import LENDER_SECRET, RunningPlatform, offer_nonces_from, running_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

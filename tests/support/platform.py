@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -19,7 +20,10 @@ import httpx
 from api.bootstrap import write_chains_file
 from api.demo import DEMO_PROFILE, onboard
 from chain.devnet import free_port
+from chain.signers import Role, devnet_signer
 from providers.sim.fleet import SimLender, http_lender_settings
+from store.aggregator import OfferNonceRow
+from store.db import Database
 from tests.support.devnet import DeployedChain
 
 ADMIN_KEY = "cm_admin_test_key"
@@ -96,6 +100,21 @@ def _start_api(env: dict[str, str], port: int, data_dir: Path) -> subprocess.Pop
         )
 
 
+def offer_nonces_from(url: str, chains: dict[str, DeployedChain], first: int) -> None:
+    """Other platforms of this session sign offers on the same devnets with the same quote signer (a counter per
+    database): this database counts from ``first`` on each chain where it has no counter yet."""
+    database = Database(url)
+    database.migrate()
+    signer = devnet_signer(Role.QUOTE_SIGNER).address
+    with database.unit_of_work() as uow:
+        for chain in chains.values():
+            key = {"chain_id": chain.chain_id, "contract": chain.record.address("CreditAggregator"), "signer": signer}
+            if uow.session.get(OfferNonceRow, key) is None:
+                uow.session.add(OfferNonceRow(**key, next_nonce=first))
+        uow.commit()
+    database.dispose()
+
+
 @contextmanager
 def running_platform(
     chains: dict[str, DeployedChain],
@@ -111,6 +130,10 @@ def running_platform(
     ``CREDITMESH_*`` variables of the API; background workers (``CREDITMESH_WORKERS``) run only when the test opts
     in with ``workers``."""
     lender_port, identity_port, api_port = free_port(), free_port(), free_port()
+    # Every platform of a session signs offers on the same devnets with the same quote signer: each counts its
+    # offer nonces from its own random start (unless the caller chose one), so the contract never sees one twice.
+    own_database = database_url or f"sqlite:///{(data_dir / 'creditmesh.db').resolve()}"
+    offer_nonces_from(own_database, chains, 2**42 + secrets.randbelow(2**20) * 2**20)
     chains_file = data_dir / "chains.json"
     write_chains_file(chains_file, [chain.config for chain in chains.values()])
     deployments = data_dir / "deployments"

@@ -8,11 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from chain.signers import Role, devnet_signer
-from store.aggregator import OfferNonceRow
-from store.db import Database
 from tests.support.devnet import DeployedChain
-from tests.support.platform import RunningPlatform, running_platform
+from tests.support.platform import RunningPlatform, offer_nonces_from, running_platform
 
 #: the test hook that SIGKILLs the API at a named point of an accept (``aggregator.accepting.KILL_POINTS``)
 KILL_AT = "CREDITMESH_TEST_ACCEPT_KILL_POINT"
@@ -46,19 +43,3 @@ def disarmed(platform: RunningPlatform) -> None:
     """The API without a kill point (restarted if it had one)."""
     if platform.env.get(KILL_AT):
         platform.restart_api({KILL_AT: ""})
-
-
-def offer_nonces_from(url: str, chains: dict[str, DeployedChain], first: int) -> None:
-    """Other platforms of this session sign offers on the same devnets with the same quote signer from nonce 1 (a
-    counter per database): this one counts from ``first``, so the contract never sees one nonce from two."""
-    database = Database(url)
-    database.migrate()
-    signer = devnet_signer(Role.QUOTE_SIGNER).address
-    with database.unit_of_work() as uow:
-        for chain in chains.values():
-            aggregator = chain.record.address("CreditAggregator")
-            uow.session.add(
-                OfferNonceRow(chain_id=chain.chain_id, contract=aggregator, signer=signer, next_nonce=first)
-            )
-        uow.commit()
-    database.dispose()

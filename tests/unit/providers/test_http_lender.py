@@ -37,7 +37,7 @@ def _offer(**changes: Any) -> dict[str, Any]:
         "origination_fee": 15_000_000,
         "repayment": "single",
         "installments": 1,
-        "expires_at": (datetime.now(UTC) + timedelta(minutes=10)).isoformat(),
+        "expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
     } | changes
 
 
