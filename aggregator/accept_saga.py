@@ -12,13 +12,13 @@ interface with an in-memory fake; the SQL side is ``store.accepts``."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
+
+from aggregator.snapshots import SnapshotUnitOfWork, rolled_back_on_exit
 
 
 class AcceptStep(StrEnum):
@@ -295,17 +295,10 @@ class InMemoryAcceptRepository:
         return next((loan.id for loan in self.tables.loans.values() if loan.quote_id == quote_id), None)
 
 
-class InMemoryAcceptUnitOfWork:
+class InMemoryAcceptUnitOfWork(SnapshotUnitOfWork):
     def __init__(self, tables: _Tables) -> None:
-        self._tables = tables
-        self._snapshot = copy.deepcopy(tables)
+        super().__init__(tables)
         self.accepts = InMemoryAcceptRepository(tables)
-
-    def commit(self) -> None:
-        self._snapshot = copy.deepcopy(self._tables)
-
-    def rollback(self) -> None:
-        self._tables.__dict__.update(copy.deepcopy(self._snapshot).__dict__)
 
 
 class InMemoryAcceptStore:
@@ -314,10 +307,5 @@ class InMemoryAcceptStore:
     def __init__(self) -> None:
         self.tables = _Tables()
 
-    @contextmanager
-    def unit_of_work(self) -> Iterator[InMemoryAcceptUnitOfWork]:
-        uow = InMemoryAcceptUnitOfWork(self.tables)
-        try:
-            yield uow
-        finally:
-            uow.rollback()  # what was committed is the snapshot: this undoes only the uncommitted rest
+    def unit_of_work(self) -> AbstractContextManager[InMemoryAcceptUnitOfWork]:
+        return rolled_back_on_exit(InMemoryAcceptUnitOfWork(self.tables))

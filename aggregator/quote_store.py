@@ -10,13 +10,13 @@ is per quote signer and CreditAggregator (``OfferNonceKey``)."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from aggregator.snapshots import SnapshotUnitOfWork, rolled_back_on_exit
 from compliance import DecisionRecord
 from risk.repository import StoredDecision
 from store.aggregator import FIRST_OFFER_NONCE, OfferNonceKey
@@ -184,17 +184,10 @@ class InMemoryQuotingRepository:
         return opened
 
 
-class InMemoryQuotingUnitOfWork:
+class InMemoryQuotingUnitOfWork(SnapshotUnitOfWork):
     def __init__(self, tables: _Tables) -> None:
-        self._tables = tables
-        self._snapshot = copy.deepcopy(tables)
+        super().__init__(tables)
         self.quoting = InMemoryQuotingRepository(tables)
-
-    def commit(self) -> None:
-        self._snapshot = copy.deepcopy(self._tables)
-
-    def rollback(self) -> None:
-        self._tables.__dict__.update(copy.deepcopy(self._snapshot).__dict__)
 
 
 class InMemoryQuotingStore:
@@ -203,10 +196,5 @@ class InMemoryQuotingStore:
     def __init__(self) -> None:
         self.tables = _Tables()
 
-    @contextmanager
-    def unit_of_work(self) -> Iterator[InMemoryQuotingUnitOfWork]:
-        uow = InMemoryQuotingUnitOfWork(self.tables)
-        try:
-            yield uow
-        finally:
-            uow.rollback()  # what was committed is the snapshot: this undoes only the uncommitted rest
+    def unit_of_work(self) -> AbstractContextManager[InMemoryQuotingUnitOfWork]:
+        return rolled_back_on_exit(InMemoryQuotingUnitOfWork(self.tables))
