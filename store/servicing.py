@@ -1,5 +1,6 @@
-"""What servicing reads and writes: the open loans of a chain (the keeper's and the default job's worklist) and the
-past-due buckets already announced per loan (``loan.past_due`` goes out once per bucket entered)."""
+"""What servicing reads and writes: the open loans of a chain (the keeper's and the default job's worklist), the
+past-due buckets already announced per loan (``loan.past_due`` goes out once per bucket entered), and the closed
+loans whose collateral still waits for ``claimCollateral`` (the keeper's claim sweep, from chain facts)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, String, and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from store.aggregator import LoanRow, QuoteRow
 from store.base import Base
+from store.ledger import ChainFactRow
 from store.types import UtcDateTime
 
 OPEN_STATUSES = ("active", "defaulted")
@@ -44,6 +46,19 @@ class OpenLoan:
     principal_paid: int = 0
     #: the disclosure of the loan's quote (its installment schedule); None for a loan opened from an offer not ours
     disclosure: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnclaimedCollateral:
+    """A ``CollateralClaimable`` fact with no ``CollateralRemoved`` after it for the same loan: the close could not
+    push the collateral to the borrower, and nobody has claimed it since."""
+
+    loan_ref: int
+    borrower: str
+    asset: str
+    amount: int
+    tx_hash: str  # the close that left it claimable
+    block_number: int
 
 
 class SqlServicingRepository:
@@ -94,3 +109,44 @@ class SqlServicingRepository:
         except IntegrityError:
             return False
         return True
+
+    def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
+        """The CollateralManager ``manager``'s ``CollateralClaimable`` facts not followed (in chain order) by a
+        ``CollateralRemoved`` of the same loan, oldest first."""
+        claimable, removed = aliased(ChainFactRow), aliased(ChainFactRow)
+        later_removal = (
+            select(removed.id)
+            .where(
+                removed.chain_id == claimable.chain_id,
+                removed.address == claimable.address,
+                removed.loan_ref == claimable.loan_ref,
+                removed.event == "CollateralRemoved",
+                or_(
+                    removed.block_number > claimable.block_number,
+                    and_(removed.block_number == claimable.block_number, removed.log_index > claimable.log_index),
+                ),
+            )
+            .exists()
+        )
+        rows = self.session.scalars(
+            select(claimable)
+            .where(
+                claimable.chain_id == chain_id,
+                claimable.address == manager,
+                claimable.event == "CollateralClaimable",
+                claimable.loan_ref.is_not(None),
+                ~later_removal,
+            )
+            .order_by(claimable.block_number, claimable.log_index)
+        )
+        return [
+            UnclaimedCollateral(
+                loan_ref=int(row.loan_ref or 0),
+                borrower=str(row.args["borrower"]),
+                asset=str(row.args["asset"]),
+                amount=int(row.args["amount"]),
+                tx_hash=row.tx_hash,
+                block_number=row.block_number,
+            )
+            for row in rows
+        ]

@@ -18,6 +18,15 @@ A liquidation's receipt is applied to the ledger at once (the indexer applies th
 idempotently); bad debt written off (``BadDebtRecorded``, ``LoanWrittenOff``) is logged with its amount and kept as
 chain facts, and the loan becomes ``written_off``. A loan funded off-chain is liquidated the same way: the contract
 pays its provider's settlement address (``liquidationPayee``); without one the simulation refuses and it is logged.
+
+Each round also sweeps collateral left claimable: a close the platform did not send (the borrower's own ``close`` or
+``repay`` on-chain, a liquidation's remainder) whose push the collateral token refused leaves a ``CollateralClaimable``
+fact and nothing else claims it. For each such fact with no ``CollateralRemoved`` of the loan after it, the keeper
+simulates ``claimCollateral`` from its own account and, when it passes, sends it under the intent
+``claimCollateral:<chain id>:<loan id>`` — once per loan across keepers and restarts (a resumed intent is waited on,
+never sent again); the receipt's ``CollateralRemoved`` is applied to the ledger at once, which ends the sweep for that
+loan. A claim the token still refuses is left for a later round, and one the relayer is claiming already (after a
+close it relayed, ``aggregator.repaying.claim_collateral``) is left to it.
 """
 
 from __future__ import annotations
@@ -56,9 +65,10 @@ from chain.relay import REVERT_ARTIFACTS
 from chain.revert import decode_revert
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
+from store.chain import REVERTED, TERMINAL_STATUSES
 from store.db import Database
 from store.leases import LeaseStore, SqlLeaseStore
-from store.servicing import OpenLoan, SqlServicingRepository
+from store.servicing import OpenLoan, SqlServicingRepository, UnclaimedCollateral
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +103,18 @@ class RoundReport:
     health: dict[int, int] = field(default_factory=dict)  # loan ref → health factor (18 decimals)
     sent: list[Sent] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
+    claimed: dict[int, str] = field(default_factory=dict)  # loan ref → claimCollateral tx hash
+    unclaimed: dict[int, str] = field(default_factory=dict)  # loan ref → why its collateral was not claimed now
+
+
+def claim_intent_key(chain_id: int, loan_ref: int) -> str:
+    """One keeper ``claimCollateral`` per loan, ever: the key a second keeper (or a restart) finds taken."""
+    return f"claimCollateral:{chain_id}:{loan_ref}"
+
+
+def relayed_claim_intent_key(chain_id: int, loan_ref: int) -> str:
+    """The relayer's claim after a close it relayed (``aggregator.repaying.claim_collateral``)."""
+    return f"claim-collateral:{chain_id}:{loan_ref}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +195,17 @@ class Keeper:
         report = RoundReport(number, timestamp, read.paused)
         for loan in loans:
             await self._service(loan, read, report, leader)
+        for claimable in await asyncio.to_thread(self._unclaimed):
+            await self._claim(claimable, report, leader)
         return report
 
     def _open_loans(self) -> list[OpenLoan]:
         with self.database.unit_of_work() as uow:
             return SqlServicingRepository(uow.session).open_loans(self.chain_id, self.ledger_chain.aggregator)
+
+    def _unclaimed(self) -> list[UnclaimedCollateral]:
+        with self.database.unit_of_work() as uow:
+            return SqlServicingRepository(uow.session).unclaimed_collateral(self.chain_id, self.chain.manager)
 
     async def _read(self, loans: Sequence[OpenLoan], block: int, timestamp: int) -> _Read:
         provider = self.client.provider
@@ -330,6 +358,44 @@ class Keeper:
             loan.loan_ref,
             expected,
             recorded,
+            tx_hash,
+        )
+
+    async def _claim(self, claimable: UnclaimedCollateral, report: RoundReport, leader: Leader | None) -> None:
+        """Send ``claimCollateral`` for a closed loan whose collateral the token refused to push, once per loan."""
+        ref = claimable.loan_ref
+        key = claim_intent_key(self.chain_id, ref)
+        call = Call.function(self._manager_abi, "claimCollateral", ref)
+        existing = await self.transactions.store.get_intent(key)
+        if existing is not None and existing.status == REVERTED:  # the token refused it at mining: not sent again
+            report.unclaimed[ref] = f"the claim {existing.tx_hash} reverted: {existing.error}"
+            return
+        if existing is None:  # simulate before the first send only: a resumed intent is already decided
+            relayed = await self.transactions.store.get_intent(relayed_claim_intent_key(self.chain_id, ref))
+            if relayed is not None and relayed.status not in TERMINAL_STATUSES:
+                report.unclaimed[ref] = f"the relayer's claim {relayed.key} is in flight"
+                return
+            refused = await self._simulate(call)
+            if refused is not None:
+                report.unclaimed[ref] = f"claimCollateral would revert: {refused}"
+                log.info("keeper on chain %s: collateral of loan %s not claimable now: %s", self.chain_id, ref, refused)
+                return
+        if leader is not None:
+            await leader.fence()
+        try:
+            tx_hash = await self._send(key, call)
+        except ChainError as err:
+            report.unclaimed[ref] = str(err)
+            log.warning("keeper on chain %s: claimCollateral of loan %s: %s", self.chain_id, ref, err)
+            return
+        report.claimed[ref] = tx_hash
+        log.info(
+            "keeper on chain %s: claimed loan %s's collateral (%s of %s) for %s in %s",
+            self.chain_id,
+            ref,
+            claimable.amount,
+            claimable.asset,
+            claimable.borrower,
             tx_hash,
         )
 

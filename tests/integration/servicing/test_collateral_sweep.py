@@ -1,0 +1,117 @@
+"""The keeper's collateral claim sweep on the package's own devnet: a borrower closes a loan directly on-chain while
+the collateral token refuses to pay them, so the close leaves the collateral claimable and nothing of the platform
+sent it. The indexer records the facts; while the token still refuses, the keeper's round sends nothing; once it
+would pass, the keeper claims it from its own account and the borrower has the collateral; the next rounds (this
+keeper's, another's, and one that restarted after sending but before recording) send nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+from sqlalchemy import delete, select
+from web3.logs import DISCARD
+
+from aggregator.indexer import index_to_head
+from aggregator.servicing.keeper import Keeper, claim_intent_key
+from chain.artifacts import load_artifact
+from chain.client import ChainClient
+from chain.relay import REVERT_ARTIFACTS
+from chain.signers import Role, devnet_signer
+from chain.transactions import TransactionManager
+from store.chain import SqlChainStore
+from store.db import Database
+from store.ledger import ChainFactRow, LoanCollateralMovementRow
+from tests.contracts.harness import DEPLOYER, USDC, WETH, Harness
+from tests.support.devnet import DeployedChain
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+KEEPER = devnet_signer(Role.KEEPER)
+
+
+@pytest.fixture
+async def keepers(own_chain: DeployedChain, servicing_db: Database) -> AsyncIterator[list[Keeper]]:
+    """Two keepers of the chain (as two processes would run them), each with its own transaction manager."""
+    made: list[tuple[ChainClient, TransactionManager]] = []
+    keepers = []
+    for holder in ("keeper-a", "keeper-b"):
+        client = await ChainClient(own_chain.config).connect()
+        store = SqlChainStore(servicing_db.sessions)
+        transactions = await TransactionManager(client, KEEPER, store, revert_artifacts=REVERT_ARTIFACTS).start()
+        made.append((client, transactions))
+        keepers.append(Keeper(client, own_chain.record, servicing_db, transactions, holder=holder))
+    yield keepers
+    for client, transactions in made:
+        await transactions.close()
+        await client.close()
+
+
+def _blocking_collateral(harness: Harness) -> Any:
+    """A collateral token that can refuse transfers to an account (``setBlocked``), priced like WETH."""
+    artifact = load_artifact("MockBlockingERC20")
+    factory = harness.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    deployed = harness.w3.eth.wait_for_transaction_receipt(
+        factory.constructor("Blocking", "BLK", 18).transact({"from": DEPLOYER.address})
+    )
+    token = harness.w3.eth.contract(address=deployed["contractAddress"], abi=artifact.abi)
+    timelock = harness.timelock.address
+    harness.impersonate(timelock)
+    harness.send(harness.manager.functions.setPriceFeed(token.address, harness.weth_feed.address, 3_600), timelock)
+    harness.send(harness.manager.functions.setCollateralParameters(token.address, 8_000, 8_250, 500, 10**24), timelock)
+    return token
+
+
+async def test_a_direct_close_left_claimable_is_claimed_once_by_the_keeper(
+    own_chain: DeployedChain, servicing_db: Database, keepers: list[Keeper]
+) -> None:
+    harness = Harness(own_chain)
+    harness.set_weth_price(3_000)
+    token = _blocking_collateral(harness)
+    borrower: LocalAccount = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, usdc=100 * USDC)  # the interest and the fee, beyond the proceeds
+    harness.approve_all(borrower.address)
+    harness.send(token.functions.mint(borrower.address, WETH), DEPLOYER)
+    harness.send(token.functions.approve(harness.aggregator.address, WETH), borrower.address)
+    first_block = harness.w3.eth.block_number + 1
+    loan_ref, _ = harness.open_loan(borrower, collateralAsset=token.address, collateralAmount=WETH)
+
+    harness.send(token.functions.setBlocked(borrower.address, True), DEPLOYER)
+    closed = harness.send(harness.aggregator.functions.close(loan_ref), borrower.address)  # not through the platform
+    assert harness.manager.events.CollateralClaimable().process_receipt(closed, errors=DISCARD)
+    await index_to_head(own_chain.config, own_chain.record, servicing_db, first_block, reader="claim-sweep")
+    nonce = harness.w3.eth.get_transaction_count(KEEPER.address)
+
+    blocked = await keepers[0].run_round()
+    assert blocked.claimed == {}
+    account_blocked = "0x" + keccak(text="AccountBlocked(address)")[:4].hex()  # the token's error, bubbled up
+    assert account_blocked in blocked.unclaimed[loan_ref]
+    assert harness.w3.eth.get_transaction_count(KEEPER.address) == nonce  # refused by simulation: nothing sent
+
+    harness.send(token.functions.setBlocked(borrower.address, False), DEPLOYER)
+    claimed = await keepers[0].run_round()
+    assert set(claimed.claimed) == {loan_ref}
+    assert token.functions.balanceOf(borrower.address).call() == WETH
+    assert harness.w3.eth.get_transaction_count(KEEPER.address) == nonce + 1
+    with servicing_db.unit_of_work() as uow:
+        (removed,) = uow.session.scalars(
+            select(LoanCollateralMovementRow).where(LoanCollateralMovementRow.direction == "removed")
+        ).all()
+        assert (removed.account, removed.amount) == (borrower.address, WETH)
+
+    assert (await keepers[0].run_round()).claimed == {}
+    assert (await keepers[1].run_round()).claimed == {}
+    # a keeper that sent the claim but died before recording its receipt: the fact is missing, the intent is not
+    with servicing_db.unit_of_work() as uow:
+        uow.session.execute(delete(ChainFactRow).where(ChainFactRow.tx_hash == claimed.claimed[loan_ref]))
+        uow.commit()
+    resumed = await keepers[1].run_round()
+    assert resumed.claimed == {loan_ref: claimed.claimed[loan_ref]}  # the same transaction, recorded now
+    assert (await keepers[1].transactions.store.get_intent(claim_intent_key(own_chain.chain_id, loan_ref))) is not None
+    assert harness.w3.eth.get_transaction_count(KEEPER.address) == nonce + 1
+    assert (await keepers[1].run_round()).claimed == {}
