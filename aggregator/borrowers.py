@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 
 from compliance import BorrowerFacts
 from compliance.audit import AuditKind
-from compliance.errors import SubjectKeyMissing, WebhookRejected
+from compliance.errors import KycProviderError, SubjectKeyMissing, WebhookRejected
 from compliance.kyc import IdentityDocument, IdentityProfile, KycProvider, KycStatus, review_of, verify_webhook
 from compliance.pii import KeyProvider, PiiVault, RetentionHold, erase_subject
 from compliance.sanctions.review import PriorReview
@@ -56,6 +56,15 @@ class BorrowerFile:
     @property
     def full_name(self) -> str:
         return "" if self.identity is None else f"{self.identity.first_name} {self.identity.last_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class _SealedIdentity:
+    """A borrower's identity as stored (sealed), kept to put it back."""
+
+    country: str
+    sealed: bytes
+    updated_at: datetime
 
 
 class BorrowerFiles:
@@ -148,20 +157,35 @@ class BorrowerFiles:
     ) -> KycStatus:
         """Create the KYC applicant, persist it (PENDING) with the sealed identity, open the verification session with
         the document. The verdict and tier arrive later in the provider's signed webhook (``apply_kyc_review``);
-        the answer is the applicant's status as stored when the session opened."""
+        the answer is the applicant's status as stored when the session opened.
+
+        The applicant is stored before the session opens (the provider's webhook may arrive before the session's
+        answer does, and names only applicants we know). When the session cannot be opened, that applicant is
+        withdrawn and the identity stored before is put back, so the borrower's KYC status is what it was (a
+        verified borrower trying again while the provider is down keeps their tier).
+
+        Raises:
+            KycProviderError: the provider could not be reached or answered something unusable; nothing is kept.
+        """
         now = datetime.now(UTC)
         applicant = await provider.create_applicant(borrower_id, identity, now)
-        await asyncio.to_thread(self._store_applicant, borrower_id, identity, military_id, applicant)
-        await provider.submit_document(applicant.applicant_id, document, now)
+        before = await asyncio.to_thread(self._store_applicant, borrower_id, identity, military_id, applicant)
+        try:
+            await provider.submit_document(applicant.applicant_id, document, now)
+        except KycProviderError:
+            await asyncio.to_thread(self._withdraw_applicant, borrower_id, applicant.applicant_id, before)
+            raise
         stored = await asyncio.to_thread(self._applicant, applicant.applicant_id)
         return stored or applicant
 
     def _store_applicant(
         self, borrower_id: str, identity: IdentityProfile, military_id: str | None, applicant: KycStatus
-    ) -> None:
+    ) -> _SealedIdentity | None:
+        """Store the applicant and the sealed identity; the identity stored before, if any."""
         with self._db.unit_of_work() as uow:
             sealed = PiiVault(self._keys).encrypt(borrower_id, "identity", _identity_to_json(identity, military_id))
             row = uow.session.get(BorrowerIdentityRow, borrower_id)
+            before = None if row is None else _SealedIdentity(row.country, row.sealed_identity, row.updated_at)
             if row is None:
                 uow.session.add(
                     BorrowerIdentityRow(
@@ -174,6 +198,18 @@ class BorrowerFiles:
             else:
                 row.country, row.sealed_identity, row.updated_at = identity.country, sealed, applicant.updated_at
             SqlKycRepository(uow.session).save(applicant)
+            uow.commit()
+        return before
+
+    def _withdraw_applicant(self, borrower_id: str, applicant_id: str, before: _SealedIdentity | None) -> None:
+        """Undo ``_store_applicant``: the applicant gone, the identity as it was (none, or the one stored before)."""
+        with self._db.unit_of_work() as uow:
+            SqlKycRepository(uow.session).remove(applicant_id)
+            row = uow.session.get(BorrowerIdentityRow, borrower_id)
+            if row is not None and before is None:  # (erased meanwhile: nothing to put back)
+                uow.session.delete(row)
+            elif row is not None and before is not None:
+                row.country, row.sealed_identity, row.updated_at = before.country, before.sealed, before.updated_at
             uow.commit()
 
     def _applicant(self, applicant_id: str) -> KycStatus | None:

@@ -67,6 +67,22 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "issue_api_key": (404,),
     "get_webhook": (404,),  # no webhook URL is set  # the borrower or provider the key would act for is not registered
     "oauth_token": (400, 401, 503),
+    "verify_identity": (503,),  # the KYC provider is down or answered something unusable (identity-unavailable)
+}
+
+# The problem type an operation's status most often carries, for its example (otherwise the status's generic one).
+_EXAMPLE_SLUGS: dict[tuple[str, int], str] = {
+    ("verify_identity", 503): "identity-unavailable",
+    ("create_credit_request", 429): "velocity-limit",
+}
+
+# Statuses whose answers may say when to ask again (the database or identity provider down, a rate limit).
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "description": "seconds to wait before asking again (sent with 429 and with a 503 of a part that comes back: "
+    "the database, the identity provider)",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -94,8 +110,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def _problem_response(status: int, path: str) -> dict[str, Any]:
-    slug = _SLUGS.get(status, "http-error")
+def _problem_response(status: int, path: str, operation_id: str = "") -> dict[str, Any]:
+    slug = _EXAMPLE_SLUGS.get((operation_id, status)) or _SLUGS.get(status, "http-error")
     example: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
         "title": _TITLES[status],
@@ -105,10 +121,13 @@ def _problem_response(status: int, path: str) -> dict[str, Any]:
     }
     if status == 422:
         example["errors"] = [{"field": "term_days", "message": "Input should be greater than or equal to 1"}]
-    return {
+    response: dict[str, Any] = {
         "description": _TITLES[status],
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}},
     }
+    if status in _RETRY_AFTER_STATUSES:
+        response["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
+    return response
 
 
 def _statuses(operation: dict[str, Any]) -> set[int]:
@@ -152,7 +171,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, item in schema.get("paths", {}).items():
         for operation in item.values():
             for status in _statuses(operation):
-                operation["responses"][str(status)] = _problem_response(status, path)
+                operation["responses"][str(status)] = _problem_response(status, path, operation.get("operationId", ""))
     return schema
 
 

@@ -38,6 +38,7 @@ from aggregator.errors import (
 from api.pagination import InvalidCursor
 from chain.errors import ChainError
 from compliance import ComplianceError, ComplianceInputError, ErasureRefused, SanctionsListInvalid, SanctionsListStale
+from compliance.errors import KycProviderError
 from risk.errors import RiskError, VelocityLimitExceeded
 from risk.velocity import velocity_reason_code
 
@@ -53,6 +54,8 @@ DATABASE_UNAVAILABLE: tuple[type[sa_exc.SQLAlchemyError], ...] = (
     sa_exc.TimeoutError,
 )
 DATABASE_RETRY_AFTER_SECONDS = 5
+#: the identity provider (KYC) did not answer or answered something unusable: nothing was kept, ask again later
+IDENTITY_RETRY_AFTER_SECONDS = 30
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +139,22 @@ def install(app: FastAPI) -> None:
 
     for error in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
+
+    @app.exception_handler(KycProviderError)
+    async def _identity_unavailable(request: Request, exc: KycProviderError) -> JSONResponse:
+        # The message is not shown (it names the provider's URL); the log keeps it. Nothing was kept of the request
+        # (BorrowerFiles.verify_identity withdraws the applicant), so asking again is safe.
+        log.warning("identity provider unavailable during %s %s: %s", request.method, request.url.path, exc)
+        response = problem(
+            503,
+            "identity-unavailable",
+            "The identity provider is unavailable",
+            "the identity-verification provider did not answer usably; nothing was recorded, ask again shortly "
+            "(a POST with the same Idempotency-Key)",
+            request.url.path,
+        )
+        response.headers["Retry-After"] = str(IDENTITY_RETRY_AFTER_SECONDS)
+        return response
 
     @app.exception_handler(BadSignature)
     async def _bad_signature(request: Request, exc: BadSignature) -> JSONResponse:

@@ -12,7 +12,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, LargeBinary, String, and_, func, insert, or_, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -140,6 +153,10 @@ class SqlKycRepository:
         row.tier = int(status.tier)
         row.reasons = _reasons_out(status.reasons)
         row.updated_at = status.updated_at
+
+    def remove(self, applicant_id: str) -> None:
+        """Forget an applicant whose verification session never opened."""
+        self.session.execute(delete(KycApplicantRow).where(KycApplicantRow.applicant_id == applicant_id))
 
     def get(self, applicant_id: str) -> KycStatus | None:
         row = self.session.get(KycApplicantRow, applicant_id)

@@ -118,3 +118,9 @@ def test_a_running_platform_names_its_assets_and_chains_in_the_request_schemas()
     assert schemas["CollateralIn"]["properties"]["asset"]["enum"] == ["USDC", "WETH"]
     chains = schemas["CreditRequestIn"]["properties"]["preferred_chains"]["items"]["enum"]
     assert chains == ["ethereum-local", "polygon-local"]
+
+
+def test_a_kyc_submission_documents_the_identity_provider_outage(document: dict[str, Any]) -> None:
+    unavailable = document["paths"]["/v1/borrowers/me/kyc"]["post"]["responses"]["503"]
+    assert unavailable["content"][PROBLEM_JSON]["example"]["type"].endswith("/identity-unavailable")
+    assert unavailable["headers"]["Retry-After"]["schema"]["pattern"] == "^[0-9]+$"
