@@ -17,8 +17,11 @@ chain fact                                             our record
 ``LoanDefaulted``, ``LoanWrittenOff``, ``LoanClosed``  the loan's status
 Timelock ``CallScheduled``/``CallExecuted``/           the persisted governance proposal (operation id), its state
 ``Cancelled``
-``RoleGranted``/``RoleRevoked``/pauses                 sent by the deployer (the deployments record's wiring) or by
-                                                       the Timelock (an operation reconciled above)
+``Paused``/``LiquidationPauseChanged``,                the governance action persisted when our key sent it
+``RoleGranted``/``RoleRevoked``                        directly (the guardian's pause: same transaction and
+                                                       contract); else sent by the deployer (the deployments
+                                                       record's wiring) or by the Timelock (in a transaction that
+                                                       executes an operation, reconciled above)
 pool ``Deposit``/``Withdraw``                          reported per pool (lenders deposit directly)
 =====================================================  ==============================================================
 
@@ -134,6 +137,17 @@ class ProposalRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """A governance call one of our keys sent directly, outside the Timelock (the guardian's pause)."""
+
+    action: str  # the function called
+    address: str  # the contract called
+    sender: str
+    tx_hash: str
+    block_number: int
+
+
+@dataclass(frozen=True, slots=True)
 class Records:
     """What the platform holds for one chain (``store.reconcile`` reads it)."""
 
@@ -142,6 +156,7 @@ class Records:
     proposals: Sequence[ProposalRecord] = ()
     our_offer_digests: frozenset[str] = frozenset()
     repayment_intents: Sequence[RepaymentIntent] = ()
+    actions: Sequence[ActionRecord] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +268,7 @@ def reconcile_chain(
     loans: dict[int, _Loan] = {}
     onchain_entries: dict[tuple[str, int], Fact] = {}
     timelock: dict[str, list[Fact]] = defaultdict(list)
+    direct: list[Fact] = []  # role changes and pauses, matched once every Timelock execution is known
     for fact in ordered:
         if fact.event is None:
             detail = f"topic {fact.topic} is in no exported ABI for {fact.contract}"
@@ -278,16 +294,16 @@ def reconcile_chain(
                     onchain_entries[(fact.tx_hash, fact.log_index)] = fact
         elif fact.event in TIMELOCK_EVENTS and fact.contract == "Timelock":
             timelock[fact.hex("id")].append(fact)
-        elif fact.event in ROLE_EVENTS:
-            _role_change(result, scope, fact)
-        elif fact.event in PAUSE_EVENTS:
-            _pause(result, scope, fact)
+        elif fact.event in ROLE_EVENTS or fact.event in PAUSE_EVENTS:
+            direct.append(fact)
         elif fact.event in POOL_EVENTS and fact.contract.startswith("LendingPool"):
             _pool_flow(result, fact)
     _loans(result, scope, loans, records)
     _entries(result, scope, onchain_entries, records)
     _repayment_intents(result, scope, ordered, records)
     _governance(result, scope, timelock, records)
+    executed_in = {f.tx_hash.lower() for facts in timelock.values() for f in facts if f.event == "CallExecuted"}
+    _direct(result, scope, direct, executed_in, records)
     return result
 
 
@@ -545,38 +561,58 @@ def _governance(result: ChainResult, scope: ChainScope, timelock: dict[str, list
             )
 
 
-def _role_change(result: ChainResult, scope: ChainScope, fact: Fact) -> None:
-    sender = str(fact.args.get("sender", "")).lower()
-    if sender in (scope.deployer.lower(), scope.timelock.lower()):
-        result.matched()
-        return
-    result.add(
-        _item(
+def _direct(result: ChainResult, scope: ChainScope, facts: list[Fact], executed_in: set[str], records: Records) -> None:
+    """Role changes and pauses: a governance action of ours in that transaction at that contract, the deployer's
+    wiring, or the Timelock executing an operation (``LiquidationPauseChanged`` names no sender: its transaction
+    must execute one); anything else is on-chain but not recorded. A recorded action with no such event in its
+    transaction is recorded but not on-chain."""
+    actions = {(a.tx_hash.lower(), a.address.lower()): a for a in records.actions}
+    wiring = {scope.deployer.lower(), scope.timelock.lower()} - {""}
+    seen: set[tuple[str, str]] = set()
+    for fact in facts:
+        key = (fact.tx_hash.lower(), fact.address.lower())
+        sender = str(fact.args.get("sender") or fact.args.get("account") or "").lower()
+        if key in actions:
+            seen.add(key)
+            result.matched()
+        elif sender in wiring or (not sender and fact.tx_hash.lower() in executed_in):
+            result.matched()
+        else:
+            result.add(_unrecorded(scope, fact, sender))
+    for key, action in actions.items():
+        if key not in seen and _in_scope(scope, action.block_number):
+            result.add(
+                _item(
+                    scope,
+                    Category.RECORDED_NOT_ONCHAIN,
+                    action.address,
+                    action.action,
+                    f"recorded as sent by {action.sender} in {action.tx_hash} (block {action.block_number}); the "
+                    "chain has no such event there (never mined, or reorged away)",
+                    None,
+                    action.tx_hash,
+                )
+            )
+
+
+def _unrecorded(scope: ChainScope, fact: Fact, sender: str) -> Item:
+    if fact.event in ROLE_EVENTS:
+        return _item(
             scope,
             Category.ONCHAIN_NOT_RECORDED,
             str(fact.args.get("account")),
             str(fact.event),
-            f"role {fact.hex('role')} changed by {sender}, neither the deployment nor the Timelock",
+            f"role {fact.hex('role')} changed by {sender}: neither the deployment, the Timelock nor a governance "
+            "action of ours",
             fact,
         )
-    )
-
-
-def _pause(result: ChainResult, scope: ChainScope, fact: Fact) -> None:
-    account = str(fact.args.get("account", "")).lower()
-    if account == scope.timelock.lower() or account == scope.deployer.lower():
-        result.matched()
-        return
-    who = account or "the guardian"
-    result.add(
-        _item(
-            scope,
-            Category.ONCHAIN_NOT_RECORDED,
-            fact.contract,
-            str(fact.event),
-            f"{fact.event} by {who}: no governance record",
-            fact,
-        )
+    return _item(
+        scope,
+        Category.ONCHAIN_NOT_RECORDED,
+        fact.contract,
+        str(fact.event),
+        f"{fact.event} by {sender or 'an unnamed sender'}: no governance record (not sent through creditmesh admin)",
+        fact,
     )
 
 

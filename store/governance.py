@@ -1,5 +1,7 @@
 """Persistence owned by governance: every timelock proposal made through ``creditmesh admin`` (chain, operation
-id, calls, proposer, transaction hashes, state), so that auditors can reconcile governance with the chain."""
+id, calls, proposer, transaction hashes, state), and every governance transaction our keys send directly, outside
+the Timelock (the guardian's pause: who, chain, contract, transaction, reason), so that auditors can reconcile
+governance with the chain. Each save is an audit log entry in the same transaction."""
 
 from __future__ import annotations
 
@@ -55,6 +57,40 @@ class ProposalRecord:
     state: str
     tx_hashes: dict[str, str] = field(default_factory=dict)
     safe_tx_hash: str | None = None
+
+
+class GovernanceActionRow(Base):
+    """One call a governance key made directly on one contract, not through the Timelock (the guardian's pause)."""
+
+    __tablename__ = "governance_actions"
+    __table_args__ = (UniqueConstraint("chain_id", "tx_hash", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    chain_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))  # the function called: pause, pauseLiquidations
+    contract: Mapped[str] = mapped_column(String(64))  # the deployments record's name of the contract
+    address: Mapped[str] = mapped_column(String(42))
+    sender: Mapped[str] = mapped_column(String(42))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """A direct governance call as persisted."""
+
+    chain_id: int
+    chain_name: str
+    action: str
+    contract: str
+    address: str
+    sender: str
+    tx_hash: str
+    block_number: int
+    reason: str | None = None
 
 
 class SqlProposalRepository:
@@ -142,3 +178,61 @@ def _record(row: GovernanceProposalRow) -> ProposalRecord:
         tx_hashes=dict(row.tx_hashes),
         safe_tx_hash=row.safe_tx_hash,
     )
+
+
+class SqlActionRepository:
+    """Direct governance calls in SQL, each audited in the same transaction; the unit of work commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, record: ActionRecord) -> None:
+        now = datetime.now(UTC)
+        SqlAuditLog(self.session).append(
+            AuditKind.GOVERNANCE,
+            f"{record.chain_id}:{record.tx_hash}",
+            {
+                "chainId": record.chain_id,
+                "action": record.action,
+                "contract": record.contract,
+                "address": record.address,
+                "sender": record.sender,
+                "txHash": record.tx_hash,
+                "blockNumber": record.block_number,
+                "reason": record.reason,
+            },
+            now,
+        )
+        self.session.add(
+            GovernanceActionRow(
+                chain_id=record.chain_id,
+                chain_name=record.chain_name,
+                action=record.action,
+                contract=record.contract,
+                address=record.address,
+                sender=record.sender,
+                tx_hash=record.tx_hash,
+                block_number=record.block_number,
+                reason=record.reason,
+                created_at=now,
+            )
+        )
+
+    def all(self, chain_id: int | None = None) -> list[ActionRecord]:
+        query = select(GovernanceActionRow).order_by(GovernanceActionRow.id)
+        if chain_id is not None:
+            query = query.where(GovernanceActionRow.chain_id == chain_id)
+        return [
+            ActionRecord(
+                row.chain_id,
+                row.chain_name,
+                row.action,
+                row.contract,
+                row.address,
+                row.sender,
+                row.tx_hash,
+                row.block_number,
+                row.reason,
+            )
+            for row in self.session.scalars(query)
+        ]

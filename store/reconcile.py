@@ -1,6 +1,7 @@
 """What the platform holds for one chain, read for the reconciler (``compliance.reconcile.Records``): the loans with
 whether an accept of ours recorded them, our quotes' offer digests, the ledger's entries with the transaction and log
-each claims, the repayments the platform relayed (their confirmed ``repay:`` intents), the governance proposals.
+each claims, the repayments the platform relayed (their confirmed ``repay:`` intents), the governance proposals and
+the governance calls our keys sent directly (the guardian's pauses).
 Reads only, in the caller's session."""
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.reconcile import EntryRecord, LoanRecord, ProposalRecord, Records, RepaymentIntent
+from compliance.reconcile import ActionRecord, EntryRecord, LoanRecord, ProposalRecord, Records, RepaymentIntent
 from store.accepts import AcceptRow
 from store.aggregator import LoanRow, QuoteRow
 from store.chain import CONFIRMED, ChainIntentRow
-from store.governance import GovernanceProposalRow
+from store.governance import GovernanceActionRow, GovernanceProposalRow
 from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
 
 
@@ -45,7 +46,12 @@ def chain_records(session: Session, chain_id: int, aggregator: str) -> Records:
         )
     )
     return Records(
-        loans, _entries(session, chain_id), _proposals(session, chain_id), digests, _intents(session, chain_id)
+        loans,
+        _entries(session, chain_id),
+        _proposals(session, chain_id),
+        digests,
+        _intents(session, chain_id),
+        _actions(session, chain_id),
     )
 
 
@@ -104,3 +110,8 @@ def _entry(kind: str, loan_id: str, number: int | None, fact: ChainFactRow, amou
 def _proposals(session: Session, chain_id: int) -> list[ProposalRecord]:
     rows = session.scalars(select(GovernanceProposalRow).where(GovernanceProposalRow.chain_id == chain_id))
     return [ProposalRecord(row.operation_id, row.state, dict(row.tx_hashes)) for row in rows]
+
+
+def _actions(session: Session, chain_id: int) -> list[ActionRecord]:
+    rows = session.scalars(select(GovernanceActionRow).where(GovernanceActionRow.chain_id == chain_id))
+    return [ActionRecord(row.action, row.address, row.sender, row.tx_hash, row.block_number) for row in rows]

@@ -9,8 +9,8 @@
   submit PROPOSAL SIG…     M of N owners' signatures → execTransaction on every chain (schedules the operation)
   list                     the Timelock's operations per chain with their calls decoded and their state
   execute / cancel         a ready operation (anyone executes); a pending one (a proposer cancels)
-  pause                    the guardian pauses at once (``--liquidations``: liquidations only); unpausing is a
-                           proposal (``propose unpause``)
+  pause                    the guardian pauses at once (``--liquidations``: liquidations only; ``--reason``),
+                           each pause recorded as a governance action; unpausing is a proposal (``propose unpause``)
 
 Keys: ``--account N`` (devnet account N) or ``--key-env VAR`` (a private key in that environment variable). With
 ``CREDITMESH_ENVIRONMENT=production`` devnet keys and addresses are refused."""
@@ -308,7 +308,7 @@ def cmd_pause(args: argparse.Namespace) -> None:
     with _governance(args) as governance:
         guardian = _guardian(args)
         for name in governance.chains:
-            done = governance.pause(name, guardian, liquidations=args.liquidations)
+            done = governance.pause(name, guardian, liquidations=args.liquidations, reason=args.reason)
             if not done:
                 _say(name, "already paused")
             for what, tx_hash in done:
@@ -469,6 +469,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
     pause = sub.add_parser("pause", help="guardian: pause at once (unpause only through the timelock)")
     pause.add_argument("--liquidations", action="store_true", help="pause liquidations only")
+    pause.add_argument("--reason", default=None, help="why (kept with the governance action and in the audit log)")
     _key_options(pause)
     pause.set_defaults(func=_run(cmd_pause))
 

@@ -1,7 +1,8 @@
 """Governance of the deployed contract set, chain by chain: propose through the Timelock (directly from a proposer
 key, or as a Safe transaction its owners sign off-line and one of them submits), list, execute, cancel, and the
 guardian's immediate pause. Every proposal is simulated as the Timelock first (``eth_call``), on every chain,
-before any transaction is sent, and persisted (``store.governance``) as it moves."""
+before any transaction is sent, and persisted (``store.governance``) as it moves; each call the guardian makes
+directly is persisted as a governance action (who, chain, contract, transaction, reason) once mined."""
 
 from __future__ import annotations
 
@@ -46,10 +47,10 @@ from chain.timelock import (
     schedule_call,
     timelock_contract,
 )
-from chain.transactions import Call
+from chain.transactions import Call, Receipt
 from contracts.governance.catalog import PAUSABLE, GovernedCall, before_and_after, decode, encode, keys_matching
 from store.db import Database
-from store.governance import ProposalRecord, SqlProposalRepository
+from store.governance import ActionRecord, ProposalRecord, SqlActionRepository, SqlProposalRepository
 
 REVERT_ARTIFACTS = ("TimelockController", "Errors")
 SAFE_KEY = "Safe"
@@ -368,12 +369,37 @@ class Governance:
         return self._senders[key]
 
     def _send(self, chain: GovernedChain, signer: Signer, action: str, call: Call) -> str:
+        return self._mined(chain, signer, action, call).tx_hash
+
+    def _mined(self, chain: GovernedChain, signer: Signer, action: str, call: Call) -> Receipt:
         # a fresh intent per command: the same action may rightly be sent again later (pause after an unpause)
         key = f"governance:{chain.chain_id}:{action}:{secrets.token_hex(8)}"
         try:
-            return self._sender(chain, signer).send(key, call).tx_hash
+            return self._sender(chain, signer).send(key, call)
         except (GasEstimationFailed, TransactionReverted) as err:
             raise GovernanceError(f"{chain.name}: {action} reverted: {_revert_reason(err)}") from err
+
+    def _act(self, chain: GovernedChain, signer: Signer, key: str, function: str, reason: str | None) -> str:
+        """Call ``function`` on the contract ``key`` directly (not through the Timelock) and persist it as a
+        governance action, audited, once mined: the reconciler matches its event by the transaction."""
+        contract = chain.contract(key)
+        receipt = self._mined(chain, signer, f"{function}-{key}", Call.function(contract, function))
+        if self.database is not None:
+            action = ActionRecord(
+                chain_id=chain.chain_id,
+                chain_name=chain.name,
+                action=function,
+                contract=key,
+                address=contract.address,
+                sender=signer.address,
+                tx_hash=receipt.tx_hash,
+                block_number=receipt.block_number,
+                reason=reason,
+            )
+            with self.database.unit_of_work() as uow:
+                SqlActionRepository(uow.session).add(action)
+                uow.commit()
+        return receipt.tx_hash
 
     def _persist(self, proposal: ChainProposal, proposer: str, state: OperationState) -> None:
         if self.database is None:
@@ -541,21 +567,23 @@ class Governance:
 
     # ------------------------------------------------------------------ guardian
 
-    def pause(self, chain_name: str, guardian: Signer, *, liquidations: bool = False) -> list[tuple[str, str]]:
+    def pause(
+        self, chain_name: str, guardian: Signer, *, liquidations: bool = False, reason: str | None = None
+    ) -> list[tuple[str, str]]:
         """Pause at once as the guardian: every pausable contract (opening loans, collateral withdrawals, pool
-        borrowing), or only liquidations. Contracts already paused are skipped. Returns (what, tx hash)."""
+        borrowing), or only liquidations. Contracts already paused are skipped; each pause sent is persisted as a
+        governance action with ``reason``. Returns (what, tx hash)."""
         production_guard([guardian.address])
         chain = self.chain(chain_name)
         done = []
         if liquidations:
             manager = chain.contract("CollateralManager")
             if not manager.functions.liquidationsPaused().call():
-                tx = self._send(chain, guardian, "pause-liquidations", Call.function(manager, "pauseLiquidations"))
+                tx = self._act(chain, guardian, "CollateralManager", "pauseLiquidations", reason)
                 done.append(("CollateralManager.pauseLiquidations", tx))
             return done
         for key in keys_matching(chain.record, PAUSABLE):
-            contract = chain.contract(key)
-            if contract.functions.paused().call():
+            if chain.contract(key).functions.paused().call():
                 continue
-            done.append((f"{key}.pause", self._send(chain, guardian, f"pause-{key}", Call.function(contract, "pause"))))
+            done.append((f"{key}.pause", self._act(chain, guardian, key, "pause", reason)))
         return done
