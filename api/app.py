@@ -30,6 +30,7 @@ from api.routers import platform as discovery
 from api.sanctions_reload import NameListReloader
 from api.settings import Settings
 from api.workers import Workers
+from providers.registry_sync import follow_registrations
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 platform.database, platform.compliance, platform.settings.sanctions_reload_seconds
             )
             background.append(asyncio.create_task(reloader.run(), name="sanctions-list-reload"))
+        if platform.settings.providers_reload_seconds > 0:  # every process: each quotes with its own registry
+            follow = follow_registrations(platform.providers, platform.settings.providers_reload_seconds)
+            background.append(asyncio.create_task(follow, name="provider-registrations"))
         try:
             yield
         finally:

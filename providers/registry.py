@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -111,6 +112,12 @@ class PluginLoader:
         return self._classes[name]
 
 
+def _fingerprint(row: ProviderRegistrationRow) -> str:
+    """What a provider is built from in its stored registration (its webhook URL is read by the relay itself)."""
+    built_from = [row.kind, row.config, row.capabilities, row.resilience]
+    return json.dumps(built_from, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def registration_from_row(
     row: ProviderRegistrationRow, secrets: SecretBox | None = None
 ) -> tuple[ProviderRegistration, ResiliencePolicy | None]:
@@ -148,6 +155,10 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         self._database = database
         self._adapters: list[ProviderAdapter] = []
         self._sources: dict[str, str] = {}
+        #: what each registration from the API was built from (its stored row's fingerprint)
+        self._stored: dict[str, str] = {}
+        #: the registrations' change counter this registry follows (``sync_persisted``); -1: never read
+        self.version = -1
         self._lock = asyncio.Lock()
         self.load_errors: dict[str, str] = {}
         self.on_close: list[Callable[[], Awaitable[None]]] = []
@@ -231,29 +242,62 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                         f"{registration.provider_id}: the pool does not answer its views ({health.detail})"
                     )
 
+            stored: list[ProviderRegistrationRow] = []
+
             def persist() -> None:
                 with database.unit_of_work() as uow:
                     repository = ProviderRepository(uow.session)
-                    if repository.registration(registration.provider_id) is not None:
+                    existing = repository.registration(registration.provider_id)
+                    if existing is not None and existing.enabled:
                         raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
-                    repository.add(
-                        ProviderRegistrationRow(
-                            provider_id=registration.provider_id,
-                            kind=registration.kind,
-                            config=self._at_rest(registration.provider_id, registration.config),
-                            capabilities=None
-                            if registration.capabilities is None
-                            else registration.capabilities.as_document(),
-                            resilience=None if policy is None else policy.model_dump(exclude_unset=True),
-                            enabled=True,
-                            created_at=datetime.now(UTC),
-                            webhook_url=webhook_url,
-                        )
+                    row = existing or ProviderRegistrationRow(provider_id=registration.provider_id)
+                    row.kind = registration.kind
+                    row.config = self._at_rest(registration.provider_id, registration.config)
+                    row.capabilities = (
+                        None if registration.capabilities is None else registration.capabilities.as_document()
                     )
+                    row.resilience = None if policy is None else policy.model_dump(exclude_unset=True)
+                    row.enabled = True
+                    row.created_at = datetime.now(UTC)
+                    row.webhook_url = webhook_url
+                    if existing is None:  # a deregistered provider registered again takes its old row back
+                        repository.add(row)
+                    repository.bump_version()
                     uow.commit()
+                    stored.append(row)
 
             await asyncio.to_thread(persist)
-            return await self.add(registration, policy, source="api")
+            added = await self.add(registration, policy, source="api")
+            # this process's next poll finds the row it built this from and leaves the provider as it is
+            self._stored[registration.provider_id] = _fingerprint(stored[0])
+            return added
+
+    async def deregister(self, provider_id: str) -> None:
+        """Take a provider registered through the API out of quoting, in this process at once and in every other
+        within ``CREDITMESH_PROVIDERS_RELOAD_SECONDS``: its registration is disabled, not deleted (its loans, quotes,
+        incidents and webhook events keep naming it; its loan events are no longer posted to it), and the same id
+        may be registered again. ``UnknownProvider`` for one that is not registered through the API."""
+        if self._database is None:
+            raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
+        database = self._database
+
+        def disable() -> None:
+            with database.unit_of_work() as uow:
+                repository = ProviderRepository(uow.session)
+                row = repository.registration(provider_id)
+                if row is None or not row.enabled:
+                    raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
+                row.enabled = False
+                repository.bump_version()
+                uow.commit()
+
+        async with self._lock:
+            if provider_id in self and self.source(provider_id) != "api":
+                raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
+            await asyncio.to_thread(disable)
+            if provider_id in self:
+                self._remove(provider_id)
+            self.load_errors.pop(provider_id, None)
 
     async def set_webhook_url(self, provider_id: str, url: str | None) -> None:
         """Change (or with None remove) where a provider registered through the API gets its loan events; the
@@ -295,26 +339,94 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             return
         database = self._database
 
-        def read() -> list[ProviderRegistrationRow]:
+        def read() -> tuple[int, list[ProviderRegistrationRow]]:
             with database.unit_of_work() as uow:
-                rows = ProviderRepository(uow.session).registrations()
+                repository = ProviderRepository(uow.session)
+                rows = repository.registrations()
                 plaintext = [row for row in rows if isinstance(row.config.get("secret"), str)]
                 if plaintext and self.secrets is not None:
                     # rows persisted before secrets were sealed are sealed now
                     for row in plaintext:
                         row.config = self._at_rest(row.provider_id, row.config)
+                    repository.bump_version()
                     uow.commit()
-                return rows
+                return repository.version(), rows
 
-        for row in await asyncio.to_thread(read):
-            if row.provider_id in self:
+        async with self._lock:
+            await self._apply_stored(*await asyncio.to_thread(read))
+
+    async def sync_persisted(self) -> bool:
+        """One poll of the registrations' change counter; when another process (or this one) changed them, the
+        registry follows the store: new registrations added, changed ones rebuilt, disabled or deleted ones taken
+        out — in place, so the live ``adapters()`` list the aggregator holds changes with it. Providers from the
+        settings or the deployment records are never touched. True if the store had moved."""
+        if self._database is None:
+            return False
+        database = self._database
+
+        def version() -> int:
+            with database.unit_of_work() as uow:
+                return ProviderRepository(uow.session).version()
+
+        def read() -> tuple[int, list[ProviderRegistrationRow]]:
+            with database.unit_of_work() as uow:
+                repository = ProviderRepository(uow.session)
+                return repository.version(), repository.registrations()
+
+        if await asyncio.to_thread(version) == self.version:
+            return False
+        async with self._lock:  # read under the lock: a registration of this process is either in it or after it
+            await self._apply_stored(*await asyncio.to_thread(read))
+        return True
+
+    async def _apply_stored(self, version: int, rows: list[ProviderRegistrationRow]) -> None:
+        """Make the registrations from the API those of ``rows`` (the enabled ones as of ``version``); under the
+        lock."""
+        wanted = {row.provider_id: row for row in rows}
+        for provider_id in [p for p, source in self._sources.items() if source == "api" and p not in wanted]:
+            self._remove(provider_id)
+            log.info("provider %s removed (its registration is gone or disabled)", provider_id)
+        for provider_id in [p for p in self.load_errors if p not in wanted]:
+            del self.load_errors[provider_id]
+        for row in rows:
+            fingerprint = _fingerprint(row)
+            if row.provider_id in self and self.source(row.provider_id) != "api":
+                continue  # the settings or the deployment records name it: they win
+            if self._stored.get(row.provider_id) == fingerprint:
                 continue
             try:
                 registration, policy = registration_from_row(row, self.secrets)
-                await self.add(registration, policy, source="api")
+                if row.provider_id in self:
+                    await self._replace(registration, policy)
+                    log.info("provider %s rebuilt from its changed registration", row.provider_id)
+                else:
+                    await self.add(registration, policy, source="api")
             except (InvalidPlugin, InvalidRegistration, UnknownProviderKind, ValueError) as err:
                 self.load_errors[row.provider_id] = str(err)
                 log.error("provider %s not loaded: %s", row.provider_id, err)
+            else:
+                self.load_errors.pop(row.provider_id, None)
+            self._stored[row.provider_id] = fingerprint
+        self.version = version
+
+    async def _replace(self, registration: ProviderRegistration, policy: ResiliencePolicy | None) -> None:
+        """Swap a listed provider for one built from its changed registration, at the same place in the list."""
+        old = self[registration.provider_id]
+        index = self._adapters.index(old)
+        del self[registration.provider_id]
+        try:
+            new = await self.add(registration, policy, source="api")
+        except BaseException:
+            self[registration.provider_id] = old
+            raise
+        self._adapters.remove(new)
+        self._adapters[index] = new
+
+    def _remove(self, provider_id: str) -> None:
+        adapter = self.pop(provider_id)
+        self._adapters.remove(adapter)
+        self._sources.pop(provider_id, None)
+        self._stored.pop(provider_id, None)
 
     def _at_rest(self, provider_id: str, config: Mapping[str, Any]) -> dict[str, Any]:
         return dict(config) if self.secrets is None else self.secrets.seal_config(provider_id, config)

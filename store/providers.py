@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint, select
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, UniqueConstraint, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from store.base import Base
@@ -29,6 +29,16 @@ class ProviderRegistrationRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     #: where the loan events of the loans this provider funds go (signed with its HMAC secret)
     webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+
+
+class ProviderRegistryVersionRow(Base):
+    """One row counting every change of ``provider_registrations``, bumped in the changing transaction: each process
+    polls it (one indexed row) and reloads the registrations only when it moved (``providers.registry_sync``)."""
+
+    __tablename__ = "provider_registry_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class ProviderWebhookEventRow(Base):
@@ -68,6 +78,21 @@ class ProviderRepository:
     def registrations(self) -> list[ProviderRegistrationRow]:
         query = select(ProviderRegistrationRow).where(ProviderRegistrationRow.enabled.is_(True))
         return list(self.session.scalars(query.order_by(ProviderRegistrationRow.provider_id)))
+
+    def version(self) -> int:
+        """The registrations' change counter (0 before the first change)."""
+        return (
+            self.session.scalar(select(ProviderRegistryVersionRow.version).where(ProviderRegistryVersionRow.id == 1))
+            or 0
+        )
+
+    def bump_version(self) -> None:
+        """Count a change of the registrations, in the caller's transaction (every process reloads after it)."""
+        self.session.execute(
+            update(ProviderRegistryVersionRow)
+            .where(ProviderRegistryVersionRow.id == 1)
+            .values(version=ProviderRegistryVersionRow.version + 1)
+        )
 
     def registration(self, provider_id: str) -> ProviderRegistrationRow | None:
         return self.session.get(ProviderRegistrationRow, provider_id)

@@ -123,6 +123,18 @@ async def list_providers(_: AdminPrincipal, platform: PlatformDep) -> dict[str, 
     return {"providers": listed, "not_loaded": registry.load_errors, "plugins": registry.plugins.names()}
 
 
+@router.delete("/{provider_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def deregister_provider(provider_id: str, _: AdminPrincipal, platform: PlatformDep) -> None:
+    """Stop quoting a provider registered through the API, in every API process within about a second. Its
+    registration is kept, disabled (its loans and records keep naming it; its loan events are no longer posted to
+    it); the same id may be registered again. A provider from the settings or the deployment records is 404 here:
+    it is configured there."""
+    try:
+        await _registry(platform).deregister(provider_id)
+    except UnknownProvider as err:
+        raise HTTPException(404, str(err)) from err
+
+
 @router.get("/{provider_id}/health")
 async def provider_health(
     provider_id: str, principal: ProviderOrAdmin, platform: PlatformDep, probe: bool = False

@@ -1,0 +1,27 @@
+"""providers: the registrations' change counter every process polls (a registration seen by all within a second)
+
+Revision ID: 0019_provider_registry_version
+Revises: 0018_past_due_notices
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0019_provider_registry_version"
+down_revision = "0018_past_due_notices"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    table = op.create_table(
+        "provider_registry_version",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_provider_registry_version")),
+    )
+    op.bulk_insert(table, [{"id": 1, "version": 0}])
+
+
+def downgrade() -> None:
+    op.drop_table("provider_registry_version")
