@@ -1,14 +1,14 @@
 """providers: the registrations' change counter every process polls (a registration seen by all within a second)
 
-Revision ID: 0019_provider_registry_version
-Revises: 0018_past_due_notices
+Revision ID: 0020_provider_registry_version
+Revises: 0019_governance_actions
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019_provider_registry_version"
-down_revision = "0018_past_due_notices"
+revision = "0020_provider_registry_version"
+down_revision = "0019_governance_actions"
 branch_labels = None
 depends_on = None
 
