@@ -5,12 +5,16 @@ Both runs use a fresh anvil each (anvil slows as its chain grows), automine off 
 count a transaction when its receipt is in a block (raw) or when the lifecycle reports it confirmed (1 block).
 
     uv run --frozen python bench/chain_throughput.py [--count 500] [--block-interval 0.05] [--db sqlite|URL]
+
+Prints the figures and writes them as JSON with a bar plot to ``--out`` (``bench/results/chain_throughput.*``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +33,7 @@ from store.base import Base
 from store.chain import CHAIN_TABLES, SqlChainStore
 from store.db import make_engine
 
+RESULTS = Path(__file__).resolve().parent / "results"
 RECIPIENT = "0x000000000000000000000000000000000000dEaD"
 
 
@@ -116,6 +121,7 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--block-interval", type=float, default=0.05)
     parser.add_argument("--db", default="sqlite", help="'sqlite' (a temporary file) or a PostgreSQL URL")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db_url = f"sqlite:///{Path(tmp) / 'bench.db'}" if args.db == "sqlite" else args.db
@@ -126,6 +132,34 @@ async def main() -> None:
     print(f"raw presigned eth_sendRawTransaction: {raw:8.1f} confirmed tx/s")
     print(f"lifecycle (persist, sign, send, confirm): {managed:8.1f} confirmed tx/s")
     print(f"ratio lifecycle / raw: {managed / raw:.2f}")
+    _write(args, raw, managed)
+
+
+def _write(args: argparse.Namespace, raw: float, managed: float) -> None:
+    """The figures as JSON and a bar plot in ``--out`` (``chain_throughput.json``/``.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    document = {
+        "count": args.count,
+        "block_interval": args.block_interval,
+        "store": "sqlite" if args.db == "sqlite" else "postgresql",
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "raw_tx_per_second": round(raw, 1),
+        "lifecycle_tx_per_second": round(managed, 1),
+        "ratio": round(managed / raw, 3),
+    }
+    (args.out / "chain_throughput.json").write_text(json.dumps(document, indent=2))
+    figure, axes = plt.subplots(figsize=(5, 4))
+    axes.bar(["raw presigned", "lifecycle"], [raw, managed])
+    axes.axhline(raw / 2, color="grey", linewidth=0.8)  # the goal: >= 0.5x raw
+    axes.set(title=f"confirmed tx/s, {args.count} transfers (grey: 0.5x raw)", ylabel="tx/s")
+    figure.tight_layout()
+    figure.savefig(args.out / "chain_throughput.png", dpi=110)
+    print(f"wrote {args.out / 'chain_throughput'}.json and .png")
 
 
 if __name__ == "__main__":
