@@ -4,6 +4,9 @@ webhook (its own payment reference, the amount in the loan asset's units, the of
 chain, the loan and that reference, so a webhook repeated, with the same or another event id, sends nothing twice.
 A payment reported after default is recorded too (the contract takes it on a defaulted loan). The record follows from
 the receipt's ``LoanRepaid`` (and ``LoanClosed`` when it is paid in full) through the ledger's ``apply_events``.
+Before anything is sent, the accepted payment is kept as the lender reported it (``store.payments``: reference, loan,
+amount in base units), then settled with the transaction or as refused: the record the reconciler matches the
+off-chain ``LoanRepaid`` against.
 
 On-chain, ``paymentRef`` is keccak256 of ``"{provider_id}:{payment_ref}"`` (the lender's reference is free text up to
 128 characters; the hash ties it to the lender)."""
@@ -26,6 +29,7 @@ from chain.transactions import Call
 from store.aggregator import LoanRow
 from store.db import Database
 from store.ledger import SqlLoanQueries
+from store.payments import ACCEPTED, RECORDED, REFUSED, ReportedPayment, SqlPaymentRecords
 
 
 class PaymentNotRecordable(AggregatorError):
@@ -67,8 +71,23 @@ class OffchainPayments:
             raise PaymentNotRecordable(f"no loan of {provider_id}'s offer {offer_ref}", 404)
         return loan
 
-    async def record(self, provider_id: str, offer_ref: str, payment_ref: str, amount: str) -> RecordedPayment:
-        """Send ``recordOffchainRepayment`` once per (loan, payment reference) and record its receipt."""
+    def _accept(self, payment: ReportedPayment) -> None:
+        with self._db.unit_of_work() as uow:
+            SqlPaymentRecords(uow.session).accept(payment)
+            uow.commit()
+
+    def _settle(self, payment: ReportedPayment, status: str, tx_hash: str | None, block: int | None) -> None:
+        with self._db.unit_of_work() as uow:
+            SqlPaymentRecords(uow.session).settle(
+                payment.chain_id, payment.onchain_loan_id, payment.reference, status, tx_hash, block
+            )
+            uow.commit()
+
+    async def record(
+        self, provider_id: str, offer_ref: str, payment_ref: str, amount: str, event_id: str | None = None
+    ) -> RecordedPayment:
+        """Keep the payment as reported, send ``recordOffchainRepayment`` once per (loan, payment reference) and
+        record its receipt."""
         loan = await asyncio.to_thread(self._loan, provider_id, offer_ref)
         if loan.pool:
             raise PaymentNotRecordable(f"loan {loan.id} is a pool loan: its repayments are made on-chain", 409)
@@ -83,25 +102,26 @@ class OffchainPayments:
         except InvalidCreditRequest as err:
             raise PaymentNotRecordable(f"amount: {err.message}", 422) from None
         onchain_id = int(loan.onchain_loan_id or 0)
-        call = Call.function(
-            chain.aggregator(),
-            "recordOffchainRepayment",
-            onchain_id,
-            base_units,
-            payment_ref_hash(provider_id, payment_ref),
-        )
         reference = payment_ref_hash(provider_id, payment_ref)
+        call = Call.function(chain.aggregator(), "recordOffchainRepayment", onchain_id, base_units, reference)
         intent = f"offchain-repayment:{chain.chain_id}:{onchain_id}:0x{reference.hex()}"
         operator = chain.operator
         if await operator.store.get_intent(intent) is None and loan.status not in (ACTIVE, DEFAULTED):
             raise PaymentNotRecordable(f"loan {loan.id} is {loan.status}: nothing is left to record", 409)
+        payment = ReportedPayment(
+            provider_id, payment_ref, "0x" + reference.hex(), loan.id, chain.chain_id, onchain_id, base_units, event_id
+        )
+        await asyncio.to_thread(self._accept, payment)
         try:
             submission = await operator.submit(intent, call)
             receipt = await operator.wait(intent, within=self._wait)
         except ConfirmationTimeout:
+            await asyncio.to_thread(self._settle, payment, ACCEPTED, submission.tx_hash, None)
             return RecordedPayment(loan.id, "submitted", submission.tx_hash)
         except (GasEstimationFailed, TransactionReverted) as err:
+            await asyncio.to_thread(self._settle, payment, REFUSED, None, None)
             raise PaymentNotRecordable(f"the chain refused the payment's record: {err}", 409) from err
+        await asyncio.to_thread(self._settle, payment, RECORDED, receipt.tx_hash, receipt.block_number)
         return await self._recorded(chain, loan.id, onchain_id, receipt.tx_hash)
 
     async def _recorded(self, chain: ChainRuntime, loan_id: str, onchain_id: int, tx_hash: str) -> RecordedPayment:

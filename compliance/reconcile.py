@@ -12,7 +12,9 @@ chain fact                                             our record
                                                        recorded it; principal, collateral, status and outstanding
                                                        principal recomputed from the loan's facts
 ``LoanRepaid``                                         the ledger's repayment (same transaction and log), amounts;
-                                                       each relayed repayment's confirmed intent (its transaction)
+                                                       each relayed repayment's confirmed intent (its transaction);
+                                                       an off-chain one (``paymentRef`` not zero): the lender's
+                                                       payment record with that reference, its loan and amount
 ``CollateralAdded``/``Removed``, ``LoanLiquidated``    the ledger's movement / liquidation, amounts
 ``LoanDefaulted``, ``LoanWrittenOff``, ``LoanClosed``  the loan's status
 Timelock ``CallScheduled``/``CallExecuted``/           the persisted governance proposal (operation id), its state
@@ -137,6 +139,19 @@ class ProposalRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """A lender's payment the platform accepted (``payment.received``) and had the operator record on-chain."""
+
+    reference: str  # the on-chain paymentRef
+    onchain_loan_id: int
+    amount: int  # as the lender reported it, base units
+    loan_id: str
+    status: str  # accepted (not mined yet) | recorded | refused (the chain refused it: nothing to match)
+    tx_hash: str | None
+    block_number: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class ActionRecord:
     """A governance call one of our keys sent directly, outside the Timelock (the guardian's pause)."""
 
@@ -157,6 +172,7 @@ class Records:
     our_offer_digests: frozenset[str] = frozenset()
     repayment_intents: Sequence[RepaymentIntent] = ()
     actions: Sequence[ActionRecord] = ()
+    payments: Sequence[PaymentRecord] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +317,7 @@ def reconcile_chain(
     _loans(result, scope, loans, records)
     _entries(result, scope, onchain_entries, records)
     _repayment_intents(result, scope, ordered, records)
+    _payments(result, scope, ordered, records)
     _governance(result, scope, timelock, records)
     executed_in = {f.tx_hash.lower() for facts in timelock.values() for f in facts if f.event == "CallExecuted"}
     _direct(result, scope, direct, executed_in, records)
@@ -328,6 +345,60 @@ def _repayment_intents(result: ChainResult, scope: ChainScope, facts: list[Fact]
                     intent.key,
                 )
             )
+
+
+ZERO_REF = "0x" + "00" * 32
+
+
+def _payments(result: ChainResult, scope: ChainScope, facts: list[Fact], records: Records) -> None:
+    """Each off-chain ``LoanRepaid`` (a ``paymentRef``) has the lender's payment record with that reference, for that
+    loan and amount — the contract applies at most what is owed, so a payment that closed the loan may have been
+    larger; each payment the platform recorded has its ``LoanRepaid`` on-chain."""
+    payments = {(p.reference.lower(), p.onchain_loan_id): p for p in records.payments if p.status != "refused"}
+    by_reference = {reference: p for (reference, _), p in payments.items()}
+    seen: set[tuple[str, int]] = set()
+    for fact in facts:
+        if fact.event != "LoanRepaid" or fact.contract != "CreditAggregator":
+            continue
+        reference = fact.hex("paymentRef")
+        if reference == ZERO_REF:
+            continue
+        number, subject = fact.uint("loanId"), f"loan #{fact.uint('loanId')}"
+        payment = payments.get((reference, number)) or by_reference.get(reference)
+        if payment is None:
+            detail = f"an off-chain repayment with reference {reference}: no lender payment record has it"
+            result.add(_item(scope, Category.ONCHAIN_NOT_RECORDED, subject, "payment record", detail, fact))
+            continue
+        seen.add((reference, payment.onchain_loan_id))
+        applied = fact.uint("interestPaid") + fact.uint("principalPaid")
+        wrong = []
+        if payment.onchain_loan_id != number:
+            wrong.append(f"reported for loan #{payment.onchain_loan_id}")
+        closed_by_more = applied < payment.amount and fact.uint("outstandingPrincipal") == 0
+        if applied != payment.amount and not closed_by_more:
+            wrong.append(f"amount: reported {payment.amount}, recorded on-chain {applied}")
+        if wrong:
+            detail = "; ".join(wrong)
+            result.add(_item(scope, Category.AMOUNT_MISMATCH, subject, "payment record", detail, fact, payment.loan_id))
+        else:
+            result.matched()
+    for key, payment in payments.items():
+        judged = _in_scope(scope, payment.block_number) or (payment.block_number is None and scope.full)
+        if key in seen or not judged:
+            continue
+        sent = f"recorded in {payment.tx_hash} (block {payment.block_number})" if payment.tx_hash else "not sent"
+        result.add(
+            _item(
+                scope,
+                Category.RECORDED_NOT_ONCHAIN,
+                f"loan #{payment.onchain_loan_id}",
+                "payment record",
+                f"the lender's payment {payment.reference} of {payment.amount}, {sent}: the chain has no LoanRepaid "
+                "with its reference (never mined, or reorged away)",
+                None,
+                payment.loan_id,
+            )
+        )
 
 
 def _item(

@@ -1,7 +1,7 @@
 """What the platform holds for one chain, read for the reconciler (``compliance.reconcile.Records``): the loans with
 whether an accept of ours recorded them, our quotes' offer digests, the ledger's entries with the transaction and log
 each claims, the repayments the platform relayed (their confirmed ``repay:`` intents), the governance proposals and
-the governance calls our keys sent directly (the guardian's pauses).
+the governance calls our keys sent directly (the guardian's pauses), the lenders' reported payments.
 Reads only, in the caller's session."""
 
 from __future__ import annotations
@@ -9,12 +9,21 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.reconcile import ActionRecord, EntryRecord, LoanRecord, ProposalRecord, Records, RepaymentIntent
+from compliance.reconcile import (
+    ActionRecord,
+    EntryRecord,
+    LoanRecord,
+    PaymentRecord,
+    ProposalRecord,
+    Records,
+    RepaymentIntent,
+)
 from store.accepts import AcceptRow
 from store.aggregator import LoanRow, QuoteRow
 from store.chain import CONFIRMED, ChainIntentRow
 from store.governance import GovernanceActionRow, GovernanceProposalRow
 from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
+from store.payments import SqlPaymentRecords
 
 
 def chain_records(session: Session, chain_id: int, aggregator: str) -> Records:
@@ -52,6 +61,7 @@ def chain_records(session: Session, chain_id: int, aggregator: str) -> Records:
         digests,
         _intents(session, chain_id),
         _actions(session, chain_id),
+        _payments(session, chain_id),
     )
 
 
@@ -115,3 +125,10 @@ def _proposals(session: Session, chain_id: int) -> list[ProposalRecord]:
 def _actions(session: Session, chain_id: int) -> list[ActionRecord]:
     rows = session.scalars(select(GovernanceActionRow).where(GovernanceActionRow.chain_id == chain_id))
     return [ActionRecord(row.action, row.address, row.sender, row.tx_hash, row.block_number) for row in rows]
+
+
+def _payments(session: Session, chain_id: int) -> list[PaymentRecord]:
+    return [
+        PaymentRecord(p.reference, p.onchain_loan_id, p.amount, p.loan_id, p.status, p.tx_hash, p.block_number)
+        for p in SqlPaymentRecords(session).for_chain(chain_id)
+    ]

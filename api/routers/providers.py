@@ -224,7 +224,9 @@ async def _record_payment(platform: Platform, provider_id: str, event: WebhookEv
         platform.database, platform.chains, platform.assets, wait_seconds=platform.settings.accept_wait_seconds
     )
     try:
-        recorded = await payments.record(provider_id, event.offer_ref, event.payment_ref, event.amount)
+        recorded = await payments.record(
+            provider_id, event.offer_ref, event.payment_ref, event.amount, event_id=event.event_id
+        )
     except PaymentNotRecordable as err:
         raise HTTPException(err.status, str(err)) from err
     answer = {"accepted": event.event_id, "loan_id": recorded.loan_id, "status": recorded.status}

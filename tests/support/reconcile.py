@@ -54,16 +54,21 @@ class LoanMaker:
             self._borrowers[account.address] = found.id
         return self._borrowers[account.address]
 
-    def open(self, n: int, *, ours: bool = True, principal: int = 10 * USDC) -> OpenedLoan:
+    def open(
+        self, n: int, *, ours: bool = True, principal: int = 10 * USDC, lender: tuple[str, str] | None = None
+    ) -> OpenedLoan:
+        """A pool loan, or with ``lender`` (provider id, its offer reference) a traditional one of that lender."""
         borrower = BORROWERS[n % len(BORROWERS)]
         if borrower.address not in self._approved:  # once per borrower, when first used
             self.h.approve_all(borrower.address)
             self._approved.add(borrower.address)
-        offer = self.h.offer(borrower.address, principal=principal, originationFee=0, collateralAmount=WETH // 100)
+        offer = self.h.offer(
+            borrower.address, pool=lender is None, principal=principal, originationFee=0, collateralAmount=WETH // 100
+        )
         domain = Domain(self.chain.chain_id, self.h.aggregator.address)
         offer_digest = "0x" + digest(offer_typed_data(domain, offer)).hex()
         if ours:
-            self._quote(borrower, offer_digest, offer.principal)
+            self._quote(borrower, offer_digest, offer.principal, lender)
         receipt = self.h.send(self.h.aggregator.functions.openLoan(*self.h.open_args(offer, borrower.key)), RELAYER)
         (event,) = self.h.aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
         loan_id = loan_id_for(self.chain.chain_id, self.h.aggregator.address, offer_digest)
@@ -71,7 +76,9 @@ class LoanMaker:
             self.chain.name, int(event["args"]["loanId"]), loan_id, offer_digest, receipt["transactionHash"].to_0x_hex()
         )
 
-    def _quote(self, borrower: LocalAccount, offer_digest: str, principal: int) -> None:
+    def _quote(self, borrower: LocalAccount, offer_digest: str, principal: int, lender: tuple[str, str] | None) -> None:
+        provider_id, offer = ("pool:usdc", {}) if lender is None else (lender[0], {"providerRef": lender[1]})
+        kind = "pool" if lender is None else "traditional"
         with self.database.unit_of_work() as uow:
             session = uow.session
             borrower_id = self._borrower_id(session, borrower)
@@ -99,13 +106,13 @@ class LoanMaker:
                     id=quote_id,
                     request_id=request_id,
                     borrower_id=borrower_id,
-                    provider_id="pool:usdc",
-                    kind="pool",
+                    provider_id=provider_id,
+                    kind=kind,
                     chain_name=self.chain.name,
                     chain_id=self.chain.chain_id,
                     contract=self.h.aggregator.address,
                     rank=1,
-                    offer={},
+                    offer=offer,
                     offer_digest=offer_digest,
                     offer_signature="0x",
                     attestation={},
@@ -122,7 +129,7 @@ class LoanMaker:
                     quote_id=quote_id,
                     request_id=request_id,
                     borrower_id=borrower_id,
-                    kind="pool",
+                    kind=kind,
                     chain_name=self.chain.name,
                     attempt=1,
                     step="recorded",

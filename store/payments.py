@@ -1,0 +1,123 @@
+"""The lenders' reported payments: each ``payment.received`` the platform accepted (the lender's reference, the
+loan, the amount in base units), written before the operator sends ``recordOffchainRepayment`` and settled with its
+transaction — the record the reconciler matches an off-chain ``LoanRepaid`` against, by reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from store.base import Base
+from store.types import Uint256, UtcDateTime
+
+ACCEPTED, RECORDED, REFUSED = "accepted", "recorded", "refused"
+
+
+class OffchainPaymentRow(Base):
+    """One lender payment per (chain, loan, on-chain reference); a repeated report keeps the first."""
+
+    __tablename__ = "offchain_payments"
+    __table_args__ = (UniqueConstraint("chain_id", "onchain_loan_id", "reference"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(String(64))
+    payment_ref: Mapped[str] = mapped_column(String(128))  # the lender's own reference
+    reference: Mapped[str] = mapped_column(String(66))  # on-chain paymentRef: keccak256("{provider}:{payment_ref}")
+    event_id: Mapped[str | None] = mapped_column(String(128), nullable=True)  # the webhook that first reported it
+    loan_id: Mapped[str] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), index=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    onchain_loan_id: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(Uint256())  # as reported, in the loan asset's base units
+    status: Mapped[str] = mapped_column(String(16))  # accepted | recorded | refused
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedPayment:
+    """A lender's payment as the platform accepted it."""
+
+    provider_id: str
+    payment_ref: str
+    reference: str
+    loan_id: str
+    chain_id: int
+    onchain_loan_id: int
+    amount: int
+    event_id: str | None = None
+    status: str = ACCEPTED
+    tx_hash: str | None = None
+    block_number: int | None = None
+
+
+class SqlPaymentRecords:
+    """The payment records in SQL; the unit of work commits."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def accept(self, payment: ReportedPayment) -> None:
+        """Record the payment unless its (chain, loan, reference) is already recorded: the first report stands,
+        as the operator's intent sends it once."""
+        now = datetime.now(UTC)
+        row = OffchainPaymentRow(
+            provider_id=payment.provider_id,
+            payment_ref=payment.payment_ref,
+            reference=payment.reference,
+            event_id=payment.event_id,
+            loan_id=payment.loan_id,
+            chain_id=payment.chain_id,
+            onchain_loan_id=payment.onchain_loan_id,
+            amount=payment.amount,
+            status=payment.status,
+            tx_hash=payment.tx_hash,
+            block_number=payment.block_number,
+            received_at=now,
+            updated_at=now,
+        )
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            pass  # reported before (or concurrently): the first record stands
+
+    def settle(
+        self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None
+    ) -> None:
+        """The outcome of the operator's transaction: ``recorded`` in ``tx_hash`` at ``block``, or ``refused``."""
+        self.session.execute(
+            update(OffchainPaymentRow)
+            .where(
+                OffchainPaymentRow.chain_id == chain_id,
+                OffchainPaymentRow.onchain_loan_id == onchain_loan_id,
+                OffchainPaymentRow.reference == reference,
+            )
+            .values(status=status, tx_hash=tx_hash, block_number=block, updated_at=datetime.now(UTC))
+        )
+
+    def for_chain(self, chain_id: int) -> list[ReportedPayment]:
+        rows = self.session.scalars(
+            select(OffchainPaymentRow).where(OffchainPaymentRow.chain_id == chain_id).order_by(OffchainPaymentRow.id)
+        )
+        return [
+            ReportedPayment(
+                row.provider_id,
+                row.payment_ref,
+                row.reference,
+                row.loan_id,
+                row.chain_id,
+                row.onchain_loan_id,
+                row.amount,
+                row.event_id,
+                row.status,
+                row.tx_hash,
+                row.block_number,
+            )
+            for row in rows
+        ]

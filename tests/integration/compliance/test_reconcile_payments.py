@@ -1,0 +1,124 @@
+"""Off-chain repayments reconciled by reference against the lenders' payment records, on a real devnet and
+PostgreSQL: two traditional loans, payments reported through ``OffchainPayments`` (what the ``payment.received``
+webhook calls) — one matched, one larger than owed that closes its loan (matched: the contract applies what is
+owed), one whose record was altered afterwards (amount mismatch) — a ``recordOffchainRepayment`` the operator's key
+sent with no lender report (on-chain but not recorded) and a payment record whose transaction the chain does not
+have (recorded but not on-chain)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, update
+
+from aggregator.assets import Asset, AssetRegistry
+from aggregator.offchain_payments import OffchainPayments, payment_ref_hash
+from aggregator.platform import connect_chain
+from api.reconcile_jobs import ReconciledChain, reconcile
+from chain.client import ChainClient
+from chain.signers import Role, devnet_signer
+from compliance.reconcile import Category
+from store.chain import SqlChainStore
+from store.db import Database
+from store.payments import RECORDED, OffchainPaymentRow, ReportedPayment, SqlPaymentRecords
+from tests.contracts.harness import OPERATOR, USDC
+from tests.support.devnet import DeployedChain
+from tests.support.reconcile import LoanMaker, index
+
+pytestmark = pytest.mark.integration
+
+LENDER = "sim-bank"
+
+
+@pytest.fixture
+def database(postgres_schema: Callable[[str], str]) -> Iterator[Database]:
+    db = Database(postgres_schema(f"reconcile_pay_{os.urandom(3).hex()}"))
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+async def test_offchain_repayments_are_matched_by_reference_with_the_lenders_payment_records(
+    database: Database, ethereum_local: DeployedChain
+) -> None:
+    chain = ethereum_local
+    maker = LoanMaker(chain, database)
+    start = maker.head() + 1
+    closed, open_ = (maker.open(n, lender=(LENDER, f"offer-{n}")) for n in range(2))
+    await index(chain, database, start)
+
+    runtime = await connect_chain(
+        chain.config,
+        chain.record,
+        devnet_signer(Role.RELAYER),
+        SqlChainStore(database.sessions),
+        {Role.OPERATOR: devnet_signer(Role.OPERATOR)},
+    )
+    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {chain.name: maker.h.usdc.address})])
+    try:
+        payments = OffchainPayments(database, {chain.name: runtime}, assets, wait_seconds=60)
+        matched = await payments.record(LENDER, "offer-0", "pay-1", "2.00", event_id="evt-1")
+        overpaid = await payments.record(LENDER, "offer-0", "pay-2", "50.00", event_id="evt-2")
+        altered = await payments.record(LENDER, "offer-1", "pay-3", "3.00", event_id="evt-3")
+    finally:
+        await runtime.close()
+    assert overpaid.closed
+    assert not altered.closed
+    with database.unit_of_work() as uow:
+        rows = {row.payment_ref: row for row in uow.session.scalars(select(OffchainPaymentRow))}
+        assert {ref: (row.status, row.amount, row.tx_hash, row.event_id) for ref, row in rows.items()} == {
+            "pay-1": (RECORDED, 2 * USDC, matched.tx_hash, "evt-1"),
+            "pay-2": (RECORDED, 50 * USDC, overpaid.tx_hash, "evt-2"),
+            "pay-3": (RECORDED, 3 * USDC, altered.tx_hash, "evt-3"),
+        }
+        uow.session.execute(
+            update(OffchainPaymentRow).where(OffchainPaymentRow.payment_ref == "pay-3").values(amount=4 * USDC)
+        )
+        never = "0x" + payment_ref_hash(LENDER, "pay-never-sent").hex()
+        SqlPaymentRecords(uow.session).accept(
+            ReportedPayment(
+                LENDER,
+                "pay-never-sent",
+                never,
+                open_.loan_id,
+                chain.chain_id,
+                open_.onchain_id,
+                1 * USDC,
+                status=RECORDED,
+                tx_hash="0x" + "ab" * 32,
+                block_number=start + 1,
+            )
+        )
+        uow.commit()
+    # the operator's key used with a reference no lender reported
+    unreported = maker.h.send(
+        maker.h.aggregator.functions.recordOffchainRepayment(
+            open_.onchain_id, 1 * USDC, payment_ref_hash(LENDER, "pay-nobody-reported")
+        ),
+        OPERATOR,
+    )
+    await index(chain, database, start)
+
+    client = await ChainClient(chain.config).connect()
+    try:
+        outcome = await reconcile(database, [ReconciledChain(client, chain.record)], "test", from_block=start)
+    finally:
+        await client.close()
+    result = outcome.results[0]
+    found = sorted((i.category.value, i.subject, i.tx_hash, i.record_ref, i.detail) for i in result.items)
+    subject = f"loan #{open_.onchain_id}"
+    assert [row[:4] for row in found] == sorted(
+        [
+            (Category.AMOUNT_MISMATCH.value, subject, altered.tx_hash, open_.loan_id),
+            (Category.ONCHAIN_NOT_RECORDED.value, subject, unreported["transactionHash"].to_0x_hex(), None),
+            (Category.RECORDED_NOT_ONCHAIN.value, subject, None, open_.loan_id),
+        ]
+    ), found
+    details = {row[0]: row[4] for row in found}
+    assert details[Category.AMOUNT_MISMATCH.value] == f"amount: reported {4 * USDC}, recorded on-chain {3 * USDC}"
+    assert "no lender payment record" in details[Category.ONCHAIN_NOT_RECORDED.value]
+    assert never in details[Category.RECORDED_NOT_ONCHAIN.value]
+    assert closed.loan_id not in {row[3] for row in found}  # its two payments matched, the overpayment included
