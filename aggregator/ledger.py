@@ -22,6 +22,8 @@ How events move a loan (the CreditAggregator's ``LoanStatus`` plus ``written_off
 
 Each new fact that changes a loan also writes its loan event (``aggregator.loan_events``) to the outbox in the same
 transaction; a fact applied again writes none, and a reorg's rebuild writes none (its facts' events were written).
+An event of a fact the reorg deleted that no remaining fact makes again is cancelled, or retracted with
+``loan.event_retracted`` when a recipient had it (``aggregator.retraction``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from sqlalchemy.orm import Session
 from aggregator import outbox
 from aggregator.errors import AggregatorError
 from aggregator.loan_events import loan_event
+from aggregator.retraction import RemovedFact, removed_fact, retract_unbacked
 from chain.deployment import DeploymentRecord
 from chain.events import ChainEvent, EventBatch, EventDecoder, WatchedContract
 from store.aggregator import LoanRow, QuoteRow
@@ -193,6 +196,7 @@ def apply_batch(session: Session, chain: LedgerChain, batch: EventBatch) -> int:
     loan they touched from the facts it has left, then record and apply the range's events."""
     repo = SqlLedgerRepository(session)
     stale = repo.stale_facts(chain.chain_id, batch.from_block, batch.to_block, batch.block_hashes)
+    removed: list[RemovedFact] = []
     if stale:
         touched: set[str] = set()
         for fact in repo.facts(stale):
@@ -200,6 +204,9 @@ def apply_batch(session: Session, chain: LedgerChain, batch: EventBatch) -> int:
                 loan = _loan(repo, chain, int(fact.loan_ref))
                 if loan is not None:
                     touched.add(loan.id)
+                    gone = removed_fact(loan, fact)
+                    if gone is not None:
+                        removed.append(gone)
         repo.delete_facts(stale)
         session.flush()
         reopened = {
@@ -211,7 +218,10 @@ def apply_batch(session: Session, chain: LedgerChain, batch: EventBatch) -> int:
             loan = session.get(LoanRow, loan_id)
             if loan is not None:
                 _rebuild(repo, chain, loan, reopened=loan.offer_digest in reopened)
-    return apply_events(session, chain, batch.events)
+    applied = apply_events(session, chain, batch.events)
+    if removed:  # their loan events, unless a remaining fact makes them again: cancelled, or retracted out loud
+        retract_unbacked(session, (chain.chain_id, chain.aggregator, chain.collateral_manager), removed)
+    return applied
 
 
 @dataclass(frozen=True, slots=True)

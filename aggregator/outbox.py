@@ -35,6 +35,7 @@ LOAN_DEFAULTED = "loan.defaulted"
 LOAN_LIQUIDATED = "loan.liquidated"
 LOAN_CLOSED = "loan.closed"
 LOAN_WRITTEN_OFF = "loan.written_off"
+LOAN_EVENT_RETRACTED = "loan.event_retracted"
 EVENT_TYPES = (
     LOAN_OPENED,
     LOAN_REPAYMENT,
@@ -43,6 +44,7 @@ EVENT_TYPES = (
     LOAN_LIQUIDATED,
     LOAN_CLOSED,
     LOAN_WRITTEN_OFF,
+    LOAN_EVENT_RETRACTED,
 )
 _EVENT_IDS = uuid.UUID("0b7f1a52-3c7e-4f59-9d0e-5a3c2e8b6d41")
 
@@ -50,6 +52,7 @@ __all__ = [
     "EVENT_TYPES",
     "LOAN_CLOSED",
     "LOAN_DEFAULTED",
+    "LOAN_EVENT_RETRACTED",
     "LOAN_LIQUIDATED",
     "LOAN_OPENED",
     "LOAN_PAST_DUE",
@@ -59,6 +62,7 @@ __all__ = [
     "EventLog",
     "OutboxError",
     "append",
+    "dedup_key",
     "event_body",
     "event_id_for",
     "event_log",
@@ -73,6 +77,11 @@ class OutboxError(AggregatorError):
 def event_id_for(loan_id: str, event_type: str, key: str) -> str:
     """The id of the event ``(loan, type, key)``: the same in every process that writes it."""
     return str(uuid.uuid5(_EVENT_IDS, f"{loan_id}:{event_type}:{key}"))
+
+
+def dedup_key(event_type: str, key: str) -> str:
+    """What makes an event unique for its loan: its type and its key (``append``'s ``key``)."""
+    return f"{event_type}:{key}"
 
 
 def append(
@@ -93,41 +102,68 @@ def append(
             Without a key every call writes a new event.
         occurred_at: when it happened (now by default).
     """
-    if event_type not in EVENT_TYPES:
-        raise OutboxError(f"unknown loan event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
     if not loan.id:
         raise OutboxError("an event needs a loan with an id")
-    dedup_key = f"{event_type}:{key if key is not None else uuid.uuid4().hex}"
-    event_id = event_id_for(loan.id, event_type, dedup_key)
-    repo = SqlOutboxRepository(session)
-    last = repo.lock_sequence(loan.id)  # held until commit: the loan's writers take their numbers in turn
-    existing = repo.event_by_key(loan.id, dedup_key)
-    if existing is not None:
-        return existing
-    at = occurred_at or datetime.now(UTC)
-    sequence = last + 1
     quote = None if loan.quote_id is None else session.get(QuoteRow, loan.quote_id)
     offer_ref = None if quote is None else quote.offer.get("providerRef")
-    body = event_body(
-        event_id, event_type, sequence, at, loan_view(loan, str(offer_ref) if offer_ref else None), payload
+    event, _ = write(
+        session,
+        loan_id=loan.id,
+        provider_id=loan.provider_id,
+        borrower_id=loan.borrower_id,
+        view=loan_view(loan, str(offer_ref) if offer_ref else None),
+        event_type=event_type,
+        payload=payload,
+        key=key,
+        occurred_at=occurred_at,
     )
-    repo.add(
-        OutboxEventRow(
-            id=event_id,
-            loan_id=loan.id,
-            sequence=sequence,
-            event_type=event_type,
-            dedup_key=dedup_key,
-            provider_id=loan.provider_id,
-            borrower_id=loan.borrower_id,
-            body=body,
-            occurred_at=at,
-            dispatched_at=None,
-        )
+    return event.id
+
+
+def write(
+    session: Session,
+    *,
+    loan_id: str,
+    provider_id: str | None,
+    borrower_id: str | None,
+    view: Mapping[str, Any],
+    event_type: str,
+    payload: Mapping[str, Any],
+    key: str | None = None,
+    occurred_at: datetime | None = None,
+) -> tuple[OutboxEventRow, bool]:
+    """``append`` for a loan given by its parts (``view``: the loan as the event shows it), also one whose ledger
+    record is gone (a retraction's). Returns the event row and whether it is new (False: written before under
+    ``key``)."""
+    if event_type not in EVENT_TYPES:
+        raise OutboxError(f"unknown loan event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
+    dedup = dedup_key(event_type, key if key is not None else uuid.uuid4().hex)
+    event_id = event_id_for(loan_id, event_type, dedup)
+    repo = SqlOutboxRepository(session)
+    last = repo.lock_sequence(loan_id)  # held until commit: the loan's writers take their numbers in turn
+    existing = repo.event_by_key(loan_id, dedup)
+    if existing is not None:
+        return repo.event(existing), False
+    at = occurred_at or datetime.now(UTC)
+    sequence = last + 1
+    if session.get(OutboxEventRow, event_id) is not None:  # retracted under this key: the fact came back later
+        event_id = event_id_for(loan_id, event_type, f"{dedup}#{sequence}")
+    row = OutboxEventRow(
+        id=event_id,
+        loan_id=loan_id,
+        sequence=sequence,
+        event_type=event_type,
+        dedup_key=dedup,
+        provider_id=provider_id,
+        borrower_id=borrower_id,
+        body=event_body(event_id, event_type, sequence, at, view, payload),
+        occurred_at=at,
+        dispatched_at=None,
     )
-    repo.set_sequence(loan.id, sequence)
+    repo.add(row)
+    repo.set_sequence(loan_id, sequence)
     session.flush()
-    return event_id
+    return row, True
 
 
 def _units(value: int | None) -> str | None:
@@ -201,6 +237,8 @@ class EventLog:
     sequence: int
     occurred_at: datetime
     deliveries: tuple[DeliveryLog, ...]
+    retracted_at: datetime | None = None  # a reorg removed the fact it reported
+    retracted_by: str | None = None  # the loan.event_retracted that said so to those who had it
 
 
 def event_log(session: Session, loan_id: str, recipients: Callable[[str], bool] = lambda _: True) -> list[EventLog]:
@@ -225,6 +263,8 @@ def event_log(session: Session, loan_id: str, recipients: Callable[[str], bool] 
                 for d in repo.deliveries(event.id)
                 if recipients(d.recipient)
             ),
+            event.retracted_at,
+            event.retracted_by,
         )
         for event in repo.events(loan_id)
     ]

@@ -12,7 +12,9 @@ row keeps its attempts, last status and error. Every write checks the lease's fe
 
 A process killed between a ledger change and its delivery loses nothing: the event was committed with the change,
 and the next holder of the lease (this process restarted, or another) sends it. A receiver may therefore see an
-event twice (it was delivered but the answer was lost): it deduplicates on ``event_id``.
+event twice (it was delivered but the answer was lost): it deduplicates on ``event_id``. A delivery cancelled because
+a reorg retracted its event (``aggregator.retraction``) is not sent; one that was in flight then and arrived is
+recorded as delivered and its recipient gets the ``loan.event_retracted`` too.
 """
 
 from __future__ import annotations
@@ -37,11 +39,20 @@ from sqlalchemy.orm import Session
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from aggregator.event_destinations import Destination, EventDestinations
+from aggregator.retraction import compensate
 from providers._exceptions import ProviderError
 from providers.signing import signed_headers
 from store.db import Database
 from store.leases import Lease, LeaseLost, LeaseStore, SqlLeaseStore
-from store.outbox import DELIVERED, NO_DESTINATION, PENDING, OutboxAttemptRow, OutboxDeliveryRow, SqlOutboxRepository
+from store.outbox import (
+    CANCELLED,
+    DELIVERED,
+    NO_DESTINATION,
+    PENDING,
+    OutboxAttemptRow,
+    OutboxDeliveryRow,
+    SqlOutboxRepository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +369,11 @@ class OutboxRelay:
             self._fence(uow.session)
             repo = SqlOutboxRepository(uow.session)
             delivery = uow.session.get(OutboxDeliveryRow, send.delivery_id)
-            if delivery is None or delivery.status != PENDING:
+            if delivery is None:
+                return
+            # retracted (a reorg removed its fact) while this send was in flight, and it arrived: take it back too
+            arrived_retracted = delivered and delivery.status == CANCELLED
+            if delivery.status != PENDING and not arrived_retracted:
                 return
             now = datetime.now(UTC)
             for attempt in attempts:
@@ -380,6 +395,8 @@ class OutboxRelay:
                 delivery.status, delivery.last_error = NO_DESTINATION, "the recipient has no webhook URL any more"
             elif delivered:
                 delivery.status, delivery.delivered_at = DELIVERED, now
+                if arrived_retracted:
+                    compensate(uow.session, repo.event(delivery.event_id), [delivery.recipient])
             else:
                 rounds = -(-delivery.attempts // self.settings.tries)
                 delivery.next_attempt_at = now + timedelta(seconds=backoff(self.settings, rounds))

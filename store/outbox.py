@@ -7,6 +7,10 @@ lock orders concurrent writers of one loan), a ``dedup_key`` unique per loan (a 
 runs twice, writes no second event), and the body sent, fixed when written. ``dispatched_at`` is set when the relay
 has resolved the event's recipients into ``outbox_deliveries`` — one row per (event, recipient) with its status,
 attempts, next attempt and last error — and every attempt is logged in ``outbox_attempts``.
+
+An event whose chain fact a reorg removed is *retracted* (``aggregator.retraction``): ``retracted_at`` is set, its
+deliveries still pending are ``cancelled``, and, when some recipient already had it, ``retracted_by`` names the
+``loan.event_retracted`` event written to tell them.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 from store.base import Base
 from store.types import UtcDateTime
 
-PENDING, DELIVERED, NO_DESTINATION = "pending", "delivered", "no_destination"
+PENDING, DELIVERED, NO_DESTINATION, CANCELLED = "pending", "delivered", "no_destination", "cancelled"
 
 
 class OutboxEventRow(Base):
@@ -44,6 +48,10 @@ class OutboxEventRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
     dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    #: when a reorg removed the fact it reports (None: it stands)
+    retracted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    #: the ``loan.event_retracted`` event that told the recipients who already had it
+    retracted_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class OutboxSequenceRow(Base):
@@ -123,6 +131,13 @@ class SqlOutboxRepository:
 
     def add(self, row: OutboxEventRow | OutboxDeliveryRow | OutboxAttemptRow) -> None:
         self.session.add(row)
+
+    def delivery(self, event_id: str, recipient: str) -> OutboxDeliveryRow | None:
+        return self.session.scalars(
+            select(OutboxDeliveryRow).where(
+                OutboxDeliveryRow.event_id == event_id, OutboxDeliveryRow.recipient == recipient
+            )
+        ).one_or_none()
 
     def events(self, loan_id: str) -> list[OutboxEventRow]:
         query = select(OutboxEventRow).where(OutboxEventRow.loan_id == loan_id)

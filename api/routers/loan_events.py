@@ -19,7 +19,10 @@ router = APIRouter(prefix="/v1/loans", tags=["loans"])
 
 class DeliveryOut(BaseModel):
     recipient: str = Field(description="provider:<id> or borrower:<id>")
-    status: str = Field(description="pending, delivered, or no_destination (the recipient removed its URL)")
+    status: str = Field(
+        description="pending, delivered, no_destination (the recipient removed its URL), or cancelled (the event was "
+        "retracted before it reached the recipient)"
+    )
     attempts: int
     last_status_code: int | None
     last_error: str | None
@@ -33,6 +36,12 @@ class LoanEventOut(BaseModel):
     sequence: int
     occurred_at: datetime
     deliveries: list[DeliveryOut]
+    retracted_at: datetime | None = Field(
+        default=None, description="when a reorg removed the chain fact it reported (null: it stands)"
+    )
+    retracted_by: str | None = Field(
+        default=None, description="the loan.event_retracted event sent to the recipients that already had it"
+    )
 
 
 class LoanEventsOut(BaseModel):
@@ -55,6 +64,8 @@ def _out(event: EventLog) -> LoanEventOut:
         sequence=event.sequence,
         occurred_at=event.occurred_at,
         deliveries=[DeliveryOut.model_validate(d, from_attributes=True) for d in event.deliveries],
+        retracted_at=event.retracted_at,
+        retracted_by=event.retracted_by,
     )
 
 
