@@ -80,6 +80,59 @@ class AssetRegistry:
         )
 
 
+def _repeat(atom: str, low: int, high: int) -> str:
+    """``atom`` low to high times, written short."""
+    if high == 0:
+        return ""
+    if low == high:
+        return atom if low == 1 else f"{atom}{{{low}}}"
+    return f"{atom}{{{low},{high}}}"
+
+
+def _below(bound: str, first: int = 0, rest_at_most: bool = False) -> list[str]:
+    """Regex alternatives for the digit strings below ``bound`` of its length (no leading zero when ``first`` is
+    1; any shorter rest when ``rest_at_most``): ``bound``'s first i digits, a smaller digit, then any digits."""
+    alternatives = []
+    for i, digit in enumerate(bound):
+        low = first if i == 0 else 0
+        if int(digit) > low:
+            top = int(digit) - 1
+            smaller = str(low) if top == low else f"[{low}-{top}]"
+            rest = len(bound) - i - 1
+            alternatives.append(bound[:i] + smaller + _repeat("[0-9]", 0 if rest_at_most else rest, rest))
+    return alternatives
+
+
+def amount_pattern(decimals: int, max_base_units: int = MAX_BASE_UNITS) -> str:
+    """The regular expression (ECMA 262 and Python alike) of exactly the amounts an asset of ``decimals`` takes:
+    what ``parse_amount`` and ``Asset.to_base_units`` accept — ASCII digits within ``AMOUNT_PATTERN`` (30 digits on
+    each side of the point), greater than zero, at most ``decimals`` significant decimal places (further places
+    only as trailing zeros), at most ``max_base_units``. The OpenAPI document carries it per asset."""
+    max_digits = len(str(max_base_units))
+    if not 0 <= decimals < max_digits:
+        raise ValueError(f"an asset of {decimals} decimals cannot hold one whole unit within {max_base_units}")
+    whole, fraction = divmod(max_base_units, 10**decimals)
+    top, top_fraction = str(whole), str(fraction).zfill(decimals)
+    padding = _repeat("0", 0, 30 - decimals)  # zeros past the asset's decimals
+    any_fraction = f"(\\.[0-9]{{1,{decimals}}}{padding})?" if decimals else "(\\.0{1,30})?"
+    # a whole part below the largest: fewer digits, or as many and smaller somewhere (leading zeros up to 30 digits)
+    shorter = [_repeat("0", 0, 30 - n) + "[1-9]" + _repeat("[0-9]", n - 1, n - 1) for n in range(1, len(top))]
+    as_long = [_repeat("0", 0, 30 - len(top)) + alternative for alternative in _below(top, first=1)]
+    below = f"({'|'.join(shorter + as_long)}){any_fraction}"
+    # the largest whole part, with a fraction at most the largest's (a prefix of it, or smaller somewhere)
+    top_fractions = [top_fraction[:i] + _repeat("0", 0, 30 - i) for i in range(1, decimals + 1)] + [
+        alternative + padding for alternative in _below(top_fraction, rest_at_most=True)
+    ]
+    at_top = _repeat("0", 0, 30 - len(top)) + top
+    at_top += f"(\\.({'|'.join(top_fractions)}))?" if decimals else "(\\.0{1,30})?"
+    # no whole part: a fraction with a non-zero digit among the asset's places
+    fractions = [
+        _repeat("0", k, k) + "[1-9]" + _repeat("[0-9]", 0, decimals - 1 - k) + padding for k in range(decimals)
+    ]
+    below_one = [f"0{{1,30}}\\.({'|'.join(fractions)})"] if decimals else []
+    return "^(" + "|".join([below, at_top, *below_one]) + ")$"
+
+
 def parse_amount(raw: str, field_name: str) -> Decimal:
     """A positive decimal amount given as a string of ASCII digits with an optional fraction (``"1500.00"``)."""
     if not isinstance(raw, str) or not _AMOUNT.fullmatch(raw):

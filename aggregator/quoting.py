@@ -226,6 +226,11 @@ class QuotingService:
         return str(self._quote_signer.address)
 
     @property
+    def lendable_assets(self) -> frozenset[str]:
+        """The assets a credit request may ask for (the others only as collateral)."""
+        return self._config.lendable_assets
+
+    @property
     def risk_signer_address(self) -> str:
         """The account that signs risk attestations."""
         return str(self._risk_signer.address)

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_standalone_docs import StandaloneDocs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from aggregator.assets import amount_pattern
 from api.problems import PROBLEM_BASE, PROBLEM_JSON, problem
 
 API_KEY_SCHEME = "ApiKey"
@@ -208,18 +209,41 @@ class AllowedMethods:
         await response(scope, receive, send)
 
 
+def _amounts_by_asset(model: dict[str, Any], patterns: dict[str, str]) -> None:
+    """``model``'s ``asset`` an enum of ``patterns``' symbols and its ``amount`` held to the asset's own pattern
+    (``aggregator.assets.amount_pattern``: its decimals, 2^96-1 base units, > 0): directly for one asset, else one
+    ``oneOf`` branch per asset (the base ``amount`` then carries no pattern of its own, which a generator would
+    have to intersect with the branch's)."""
+    properties = model.get("properties", {})
+    if "asset" not in properties or "amount" not in properties:
+        return
+    properties["asset"]["enum"] = sorted(patterns)
+    if len(patterns) == 1:
+        properties["amount"]["pattern"] = next(iter(patterns.values()))
+        return
+    properties["amount"].pop("pattern", None)
+    model["oneOf"] = [
+        {"properties": {"asset": {"const": symbol}, "amount": {"pattern": pattern}}, "required": ["asset", "amount"]}
+        for symbol, pattern in sorted(patterns.items())
+    ]
+
+
 def _platform_limits(schema: dict[str, Any], app: FastAPI) -> None:
-    """What only the running platform knows, in the request schemas: the assets it lends and takes as collateral and
-    the chains it runs, as enums (the document read without a running platform has none)."""
+    """What only the running platform knows, in the request schemas: the assets it lends and takes as collateral,
+    as enums, each with the amounts it takes (a pattern per asset); the chains it runs, as enums (the document read
+    without a running platform has none: its amounts carry the common ``AMOUNT_PATTERN``)."""
     platform = getattr(app.state, "platform", None)
     if platform is None:
         return
-    assets, chains = sorted(platform.assets.symbols()), sorted(platform.chains)
+    chains = sorted(platform.chains)
+    patterns = {symbol: amount_pattern(platform.assets.get(symbol).decimals) for symbol in platform.assets.symbols()}
+    lendable = getattr(getattr(platform, "quoting", None), "lendable_assets", None) or set(patterns)
     schemas = schema.get("components", {}).get("schemas", {})
-    for model in ("CreditRequestIn", "CollateralIn"):
-        asset = schemas.get(model, {}).get("properties", {}).get("asset")
-        if asset is not None:
-            asset["enum"] = assets
+    if "CreditRequestIn" in schemas:
+        lent = {symbol: pattern for symbol, pattern in patterns.items() if symbol in lendable}
+        _amounts_by_asset(schemas["CreditRequestIn"], lent)
+    if "CollateralIn" in schemas:
+        _amounts_by_asset(schemas["CollateralIn"], patterns)
     preferred = schemas.get("CreditRequestIn", {}).get("properties", {}).get("preferred_chains", {})
     if "items" in preferred:
         preferred["items"]["enum"] = chains

@@ -25,7 +25,9 @@ class CollateralIn(BaseModel):
     amount: str = Field(
         examples=["1.0"],
         pattern=AMOUNT_PATTERN,
-        description="decimal string of ASCII digits in the collateral asset's units, at most its decimals",
+        description="decimal string of ASCII digits in the collateral asset's units, > 0, at most its decimals (more "
+        "places only as trailing zeros) and 2^96-1 base units; the running platform's document holds each asset to "
+        "its own pattern (oneOf by asset)",
     )
 
 
@@ -34,7 +36,9 @@ class CreditRequestIn(BaseModel):
     amount: str = Field(
         examples=["1500.00"],
         pattern=AMOUNT_PATTERN,
-        description="decimal string of ASCII digits in the asset's units, > 0, at most the asset's decimals",
+        description="decimal string of ASCII digits in the asset's units, > 0, at most the asset's decimals (more "
+        "places only as trailing zeros) and 2^96-1 base units; the running platform's document carries the pattern "
+        "of the asset it lends",
     )
     asset: str = Field(examples=["USDC"])
     term_days: int = Field(
@@ -260,8 +264,8 @@ class RepaymentIn(BaseModel):
     amount: str = Field(
         examples=["100.00", "max"],
         pattern=r"^(max|[0-9]{1,30}(\.[0-9]{1,30})?)$",
-        description='decimal string in the loan asset\'s units, at most what is owed now; "max" pays everything owed '
-        "when the transaction is mined and closes the loan",
+        description='decimal string in the loan asset\'s units (at most its decimals), at most what is owed now; "max" '
+        "pays everything owed when the transaction is mined and closes the loan",
     )
     nonce: str = Field(
         pattern=r"^[0-9]{1,78}$",

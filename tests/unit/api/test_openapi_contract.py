@@ -120,6 +120,34 @@ def test_a_running_platform_names_its_assets_and_chains_in_the_request_schemas()
     assert chains == ["ethereum-local", "polygon-local"]
 
 
+def test_a_running_platform_holds_each_assets_amounts_to_its_decimals_and_range() -> None:
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from aggregator.assets import Asset, AssetRegistry
+
+    app = create_app()
+    assets = AssetRegistry([Asset("USDC", 6, Decimal(1)), Asset("WETH", 18, Decimal(3000))])
+    lending = SimpleNamespace(lendable_assets=frozenset({"USDC"}))
+    app.state.platform = SimpleNamespace(assets=assets, chains={"polygon-local": None}, quoting=lending)
+    schemas = app.openapi()["components"]["schemas"]
+    request = schemas["CreditRequestIn"]["properties"]
+    assert request["asset"]["enum"] == ["USDC"]  # lent; WETH is taken only as collateral
+    usdc = re.compile(request["amount"]["pattern"])
+    assert usdc.search("1500.000001")
+    assert usdc.search("79228162514264337593543.950335")  # 2^96-1 base units
+    assert not usdc.search("79228162514264337593543.950336")
+    assert not usdc.search("1500.0000001")
+    assert not usdc.search("0.00")
+    collateral = schemas["CollateralIn"]
+    assert collateral["properties"]["asset"]["enum"] == ["USDC", "WETH"]
+    assert "pattern" not in collateral["properties"]["amount"]
+    branches = {b["properties"]["asset"]["const"]: b["properties"]["amount"]["pattern"] for b in collateral["oneOf"]}
+    assert set(branches) == {"USDC", "WETH"}
+    assert re.search(branches["WETH"], "1." + "1" * 18)
+    assert not re.search(branches["USDC"], "1." + "1" * 18)
+
+
 def test_a_kyc_submission_documents_the_identity_provider_outage(document: dict[str, Any]) -> None:
     unavailable = document["paths"]["/v1/borrowers/me/kyc"]["post"]["responses"]["503"]
     assert unavailable["content"][PROBLEM_JSON]["example"]["type"].endswith("/identity-unavailable")
