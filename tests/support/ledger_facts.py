@@ -80,53 +80,83 @@ class LoanFacts:
     def quoted_by(self, database: Database, provider_id: str, borrower_id: str | None = None) -> str:
         """Make the loan ours: a borrower (``borrower_id``, or a new one with this wallet), its request and
         ``provider_id``'s accepted quote of this offer digest. The borrower's id."""
-        now = datetime.now(UTC)
-        request_id, quote_id = str(uuid.uuid4()), str(uuid.uuid4())
-        with database.unit_of_work() as uow:
-            if borrower_id is None:
-                borrower_id = str(uuid.uuid4())
-                uow.session.add(
-                    BorrowerRow(id=borrower_id, wallet_address=self.borrower, jurisdiction="US-NY", created_at=now)
-                )
-                uow.session.flush()
+        return add_quote(
+            database,
+            borrower_address=self.borrower,
+            offer_digest=self.digest,
+            provider_id=provider_id,
+            chain_name=CHAIN.name,
+            chain_id=CHAIN.chain_id,
+            contract=AGGREGATOR,
+            offer={"providerRef": f"ref-{self.loan_ref}"},
+            borrower_id=borrower_id,
+        )
+
+
+def add_quote(
+    database: Database,
+    *,
+    borrower_address: str,
+    offer_digest: str,
+    provider_id: str,
+    chain_name: str,
+    chain_id: int,
+    contract: str,
+    kind: str = "traditional",
+    offer: dict[str, Any] | None = None,
+    disclosure: dict[str, Any] | None = None,
+    borrower_id: str | None = None,
+) -> str:
+    """A quote of ours for the offer ``offer_digest``, accepted, with its borrower (``borrower_id``, or a new one with
+    ``borrower_address`` as its wallet) and request: a loan opened from that offer is ``provider_id``'s. The
+    borrower's id."""
+    now = datetime.now(UTC)
+    request_id, quote_id = str(uuid.uuid4()), str(uuid.uuid4())
+    with database.unit_of_work() as uow:
+        if borrower_id is None:
+            borrower_id = str(uuid.uuid4())
             uow.session.add(
-                CreditRequestRow(
-                    id=request_id,
-                    borrower_id=borrower_id,
-                    asset="USDC",
-                    amount="1000",
-                    term_days=30,
-                    purpose="test",
-                    collateral_asset="WETH",
-                    collateral_amount="1",
-                    preferred_chains=[],
-                    status="accepted",
-                    risk={},
-                    created_at=now,
-                )
+                BorrowerRow(id=borrower_id, wallet_address=borrower_address, jurisdiction="US-NY", created_at=now)
             )
             uow.session.flush()
-            uow.session.add(
-                QuoteRow(
-                    id=quote_id,
-                    request_id=request_id,
-                    borrower_id=borrower_id,
-                    provider_id=provider_id,
-                    kind="traditional",
-                    chain_name=CHAIN.name,
-                    chain_id=CHAIN.chain_id,
-                    contract=AGGREGATOR,
-                    rank=1,
-                    offer={"providerRef": f"ref-{self.loan_ref}"},
-                    offer_digest=self.digest,
-                    offer_signature="0x",
-                    attestation={},
-                    attestation_signature="0x",
-                    disclosure={"asset": "USDC"},
-                    status="accepted",
-                    expires_at=now + timedelta(hours=1),
-                    created_at=now,
-                )
+        uow.session.add(
+            CreditRequestRow(
+                id=request_id,
+                borrower_id=borrower_id,
+                asset="USDC",
+                amount="1000",
+                term_days=30,
+                purpose="test",
+                collateral_asset="WETH",
+                collateral_amount="1",
+                preferred_chains=[],
+                status="accepted",
+                risk={},
+                created_at=now,
             )
-            uow.commit()
-        return borrower_id
+        )
+        uow.session.flush()
+        uow.session.add(
+            QuoteRow(
+                id=quote_id,
+                request_id=request_id,
+                borrower_id=borrower_id,
+                provider_id=provider_id,
+                kind=kind,
+                chain_name=chain_name,
+                chain_id=chain_id,
+                contract=contract,
+                rank=1,
+                offer=offer or {},
+                offer_digest=offer_digest,
+                offer_signature="0x",
+                attestation={},
+                attestation_signature="0x",
+                disclosure=disclosure or {"asset": "USDC"},
+                status="accepted",
+                expires_at=now + timedelta(hours=1),
+                created_at=now,
+            )
+        )
+        uow.commit()
+    return borrower_id

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,14 +26,13 @@ from chain.client import ChainClient
 from chain.events import ChainEvent, EventBatch, EventReader
 from providers.destinations import DestinationGuard, PinnedTransport
 from providers.secrets import SecretBox
-from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
-from store.api import BorrowerRow
+from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.outbox import CANCELLED, DELIVERED, PENDING, OutboxDeliveryRow, OutboxEventRow, SqlOutboxRepository
 from tests.contracts.harness import RELAYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
-from tests.support.ledger_facts import CHAIN, LoanFacts
+from tests.support.ledger_facts import CHAIN, LoanFacts, add_quote
 from tests.support.receiver import EventReceiver
 
 pytestmark = pytest.mark.integration
@@ -56,54 +54,6 @@ async def client(ethereum_local: DeployedChain) -> AsyncIterator[ChainClient]:
     chain_client = await ChainClient(ethereum_local.config, timeout=10.0).connect()
     yield chain_client
     await chain_client.close()
-
-
-def _quoted_by_lender(database: Database, h: Harness, borrower: str, digest: str) -> None:
-    now = datetime.now(UTC)
-    borrower_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
-    with database.unit_of_work() as uow:
-        uow.session.add(BorrowerRow(id=borrower_id, wallet_address=borrower, jurisdiction="US-NY", created_at=now))
-        uow.session.flush()
-        uow.session.add(
-            CreditRequestRow(
-                id=request_id,
-                borrower_id=borrower_id,
-                asset="USDC",
-                amount="1500",
-                term_days=30,
-                purpose="test",
-                collateral_asset="WETH",
-                collateral_amount="1",
-                preferred_chains=[],
-                status="quoted",
-                risk={},
-                created_at=now,
-            )
-        )
-        uow.session.flush()
-        uow.session.add(
-            QuoteRow(
-                id=str(uuid.uuid4()),
-                request_id=request_id,
-                borrower_id=borrower_id,
-                provider_id=LENDER,
-                kind="traditional",
-                chain_name=h.chain.name,
-                chain_id=h.chain.chain_id,
-                contract=h.aggregator.address,
-                rank=1,
-                offer={},
-                offer_digest=digest,
-                offer_signature="0x",
-                attestation={},
-                attestation_signature="0x",
-                disclosure={"asset": "USDC"},
-                status="accepted",
-                expires_at=now + timedelta(hours=1),
-                created_at=now,
-            )
-        )
-        uow.commit()
 
 
 def _events(database: Database, loan_id: str) -> list[OutboxEventRow]:
@@ -160,7 +110,15 @@ async def test_a_reorg_cancels_undelivered_events_and_retracts_delivered_ones(
 
     offer = h.offer(borrower.address)  # a pool loan: 1,500 USDC, the proceeds pay the repayments below
     digest = "0x" + h.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
-    _quoted_by_lender(database, h, borrower.address, digest)
+    add_quote(
+        database,
+        borrower_address=borrower.address,
+        offer_digest=digest,
+        provider_id=LENDER,
+        chain_name=ethereum_local.name,
+        chain_id=ethereum_local.chain_id,
+        contract=h.aggregator.address,
+    )
     opened = h.send(h.aggregator.functions.openLoan(*h.open_args(offer, borrower.key)), RELAYER)
     (event,) = h.aggregator.events.LoanOpened().process_receipt(opened, errors=DISCARD)
     loan_ref = int(event["args"]["loanId"])

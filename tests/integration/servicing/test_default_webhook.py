@@ -7,8 +7,6 @@ receiver, signed with the lender's secret — after the loan's earlier events, i
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,68 +17,19 @@ from aggregator.platform import connect_chain
 from api.settings import HttpLenderSetting, Settings
 from api.workers import Workers
 from chain.signers import Role, devnet_signer
-from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
-from store.api import BorrowerRow
+from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from tests.contracts.harness import RELAYER, USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
 from tests.support.devnet import DeployedChain
+from tests.support.ledger_facts import add_quote
 from tests.support.receiver import EventReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 LENDER, LENDER_SECRET = "sim-bank", "sim-bank-webhook-secret"
 DAY = 86_400
-
-
-def _quoted_by_lender(database: Database, harness: Harness, borrower: str, digest: str) -> None:
-    """Our quote of the offer ``digest`` from ``LENDER``, accepted: the loan opened from it is the lender's."""
-    now = datetime.now(UTC)
-    borrower_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
-    with database.unit_of_work() as uow:
-        uow.session.add(BorrowerRow(id=borrower_id, wallet_address=borrower, jurisdiction="US-NY", created_at=now))
-        uow.session.flush()
-        uow.session.add(
-            CreditRequestRow(
-                id=request_id,
-                borrower_id=borrower_id,
-                asset="USDC",
-                amount="1000",
-                term_days=1,
-                purpose="test",
-                collateral_asset="WETH",
-                collateral_amount="1",
-                preferred_chains=[],
-                status="quoted",
-                risk={},
-                created_at=now,
-            )
-        )
-        uow.session.flush()
-        uow.session.add(
-            QuoteRow(
-                id=str(uuid.uuid4()),
-                request_id=request_id,
-                borrower_id=borrower_id,
-                provider_id=LENDER,
-                kind="traditional",
-                chain_name=harness.chain.name,
-                chain_id=harness.chain.chain_id,
-                contract=harness.aggregator.address,
-                rank=1,
-                offer={"providerRef": "bank-ref-1"},
-                offer_digest=digest,
-                offer_signature="0x",
-                attestation={},
-                attestation_signature="0x",
-                disclosure={"asset": "USDC"},
-                status="accepted",
-                expires_at=now + timedelta(hours=1),
-                created_at=now,
-            )
-        )
-        uow.commit()
 
 
 async def test_a_loan_past_maturity_and_grace_reaches_its_lender_as_loan_defaulted_over_http(
@@ -94,7 +43,16 @@ async def test_a_loan_past_maturity_and_grace_reaches_its_lender_as_loan_default
     harness.approve_all(borrower.address)
     offer = harness.offer(borrower.address, pool=False, principal=1_000 * USDC, originationFee=0, term=DAY)
     digest = "0x" + harness.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
-    _quoted_by_lender(servicing_db, harness, borrower.address, digest)
+    add_quote(  # our quote of the offer, from the lender: the loan opened from it is the lender's
+        servicing_db,
+        borrower_address=borrower.address,
+        offer_digest=digest,
+        provider_id=LENDER,
+        chain_name=own_chain.name,
+        chain_id=own_chain.chain_id,
+        contract=harness.aggregator.address,
+        offer={"providerRef": "bank-ref-1"},
+    )
     receipt = harness.send(harness.aggregator.functions.openLoan(*harness.open_args(offer, borrower.key)), RELAYER)
     record_in_ledger(servicing_db, own_chain, receipt)  # as the accept does: loan.opened is in the outbox
     with servicing_db.unit_of_work() as uow:

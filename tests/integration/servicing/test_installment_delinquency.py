@@ -5,7 +5,6 @@ while its maturity is eleven months away."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
@@ -22,8 +21,7 @@ from chain.client import ChainClient
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
 from chain.transactions import TransactionManager
-from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
-from store.api import BorrowerRow
+from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.ledger import LoanScope
@@ -31,6 +29,7 @@ from store.outbox import OutboxEventRow
 from tests.contracts.harness import RELAYER, USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
 from tests.support.devnet import DeployedChain
+from tests.support.ledger_facts import add_quote
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -54,51 +53,16 @@ def _disclosure(opened: date) -> dict[str, object]:
 
 
 def _quote(database: Database, harness: Harness, borrower: str, digest: str, opened: date) -> None:
-    now = datetime.now(UTC)
-    borrower_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
-    with database.unit_of_work() as uow:
-        uow.session.add(BorrowerRow(id=borrower_id, wallet_address=borrower, jurisdiction="US-NY", created_at=now))
-        uow.session.flush()
-        uow.session.add(
-            CreditRequestRow(
-                id=request_id,
-                borrower_id=borrower_id,
-                asset="USDC",
-                amount="1200",
-                term_days=365,
-                purpose="test",
-                collateral_asset="WETH",
-                collateral_amount="1",
-                preferred_chains=[],
-                status="quoted",
-                risk={},
-                created_at=now,
-            )
-        )
-        uow.session.flush()
-        uow.session.add(
-            QuoteRow(
-                id=str(uuid.uuid4()),
-                request_id=request_id,
-                borrower_id=borrower_id,
-                provider_id="sim-bank",
-                kind="traditional",
-                chain_name=harness.chain.name,
-                chain_id=harness.chain.chain_id,
-                contract=harness.aggregator.address,
-                rank=1,
-                offer={},
-                offer_digest=digest,
-                offer_signature="0x",
-                attestation={},
-                attestation_signature="0x",
-                disclosure=_disclosure(opened),
-                status="accepted",
-                expires_at=now + timedelta(hours=1),
-                created_at=now,
-            )
-        )
-        uow.commit()
+    add_quote(
+        database,
+        borrower_address=borrower,
+        offer_digest=digest,
+        provider_id="sim-bank",
+        chain_name=harness.chain.name,
+        chain_id=harness.chain.chain_id,
+        contract=harness.aggregator.address,
+        disclosure=_disclosure(opened),
+    )
 
 
 @pytest.fixture
