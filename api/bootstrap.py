@@ -25,6 +25,7 @@ from api.settings import KMS_SCHEME, LOCAL_ADMIN_KEY, Settings
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
 from chain.errors import ConfigurationError
+from chain.keccak import use_fast_keccak
 from chain.signers import LocalSigner, Role, Signer, devnet_signer, production_guard
 from compliance import ComplianceService, SanctionsPolicy, SanctionsScreen, load_newest, load_rules
 from compliance.identity_http import HttpKycProvider, HttpMlaStatusProvider
@@ -140,6 +141,7 @@ def load_records(directory: Path, registry: ChainRegistry) -> dict[str, Deployme
 
 
 async def build_platform(settings: Settings) -> Platform:
+    use_fast_keccak()  # before the quote path hashes: pysha3, not pycryptodome (chain/keccak.py)
     database = Database(settings.resolved_database_url)
     database.migrate()
     refuse_stored_local_admin_key(settings, database)
