@@ -19,12 +19,12 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_keys.datatypes import PrivateKey
 from eth_typing import ChecksumAddress
 
 from chain.devnet import DEVNET_ACCOUNTS, DEVNET_MNEMONIC
+from chain.eip712 import typed_data_digest
 from chain.errors import ConfigurationError
 
 
@@ -98,11 +98,13 @@ class LocalSigner:
         return bytes(self._account.sign_transaction(transaction).raw_transaction)
 
     def sign_typed_data(self, document: dict[str, Any]) -> bytes:
-        return bytes(Account.sign_message(encode_typed_data(full_message=document), self._key).signature)
+        return self.sign_typed_data_with_digest(document)[1]
 
     def sign_typed_data_with_digest(self, document: dict[str, Any]) -> tuple[bytes, bytes]:
-        signed = Account.sign_message(encode_typed_data(full_message=document), self._key)
-        return bytes(signed.message_hash), bytes(signed.signature)
+        # the digest with the domain separator hashed once per domain (chain.eip712), signed as it is: the same
+        # signature as Account.sign_message(encode_typed_data(full_message=document)), without encoding it twice
+        digest = typed_data_digest(document)
+        return digest, bytes(Account.unsafe_sign_hash(digest, self._key).signature)
 
     def __repr__(self) -> str:
         return f"LocalSigner({self.address})"

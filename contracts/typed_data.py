@@ -14,7 +14,8 @@ from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
+
+from chain.eip712 import typed_data_digest
 
 DOMAIN_NAME = "creditmesh"
 DOMAIN_VERSION = "1"
@@ -268,9 +269,9 @@ def _signable(typed_data: dict[str, Any]) -> SignableMessage:
 
 
 def digest(typed_data: dict[str, Any]) -> bytes:
-    """The EIP-712 digest ``keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(message))``."""
-    signable = _signable(typed_data)
-    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+    """The EIP-712 digest ``keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(message))`` (the domain separator
+    hashed once per domain)."""
+    return typed_data_digest(typed_data)
 
 
 def sign(typed_data: dict[str, Any], private_key: bytes | str) -> bytes:
