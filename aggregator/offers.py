@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Protocol
 
+from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 
 from contracts.typed_data import (
@@ -31,11 +33,18 @@ class SignedQuote(Protocol):
     def contract(self) -> str: ...
 
 
+@lru_cache(maxsize=4096)
+def _checksummed(address: str) -> ChecksumAddress:
+    """EIP-55 spelling of a stored address, once per address (one keccak each): a credit request's quotes repeat the
+    same few addresses, rendered again on every read."""
+    return to_checksum_address(address)
+
+
 def _field(kind: str, value: Any) -> Any:
     if kind == "bytes32":
         return bytes.fromhex(str(value).removeprefix("0x"))
     if kind == "address":
-        return to_checksum_address(value)
+        return _checksummed(value)
     return int(value)
 
 
@@ -57,9 +66,9 @@ def acceptance_for(row: SignedQuote) -> Acceptance:
 
 def acceptance_document(row: SignedQuote) -> dict[str, Any]:
     """The EIP-712 document the borrower's wallet signs to accept quote ``row`` (``eth_signTypedData_v4``)."""
-    return acceptance_typed_data(Domain(row.chain_id, to_checksum_address(row.contract)), acceptance_for(row))
+    return acceptance_typed_data(Domain(row.chain_id, _checksummed(row.contract)), acceptance_for(row))
 
 
 def offer_document(row: SignedQuote) -> dict[str, Any]:
     """The EIP-712 ``Offer`` document the quote signer signed."""
-    return offer_typed_data(Domain(row.chain_id, to_checksum_address(row.contract)), offer_from_row(row))
+    return offer_typed_data(Domain(row.chain_id, _checksummed(row.contract)), offer_from_row(row))

@@ -73,7 +73,7 @@ async def fetch_logs(
     topics = _topics(client, events, dict(argument_filters or {}))
     if topics is None or from_block > to_block:
         return []
-    by_topic = {event_abi_to_log_topic(event): event for event in events}  # type: ignore[arg-type]
+    by_topic = {_event_topic(event): event for event in events}
     found: list[DecodedLog] = []
     span = max(1, max_range)
     start = from_block
@@ -141,6 +141,19 @@ async def fetch_raw_logs(
     return found
 
 
+#: event topics by (name, inputs' types): the request path reads the same few events on every credit request, and
+#: each topic costs an ABI signature and a keccak
+_TOPICS: dict[tuple[str, str], bytes] = {}
+
+
+def _event_topic(event: dict[str, Any]) -> bytes:
+    key = (str(event["name"]), repr([(item["type"], item.get("components")) for item in event["inputs"]]))
+    topic = _TOPICS.get(key)
+    if topic is None:
+        topic = _TOPICS[key] = bytes(event_abi_to_log_topic(event))  # type: ignore[arg-type]
+    return topic
+
+
 def _event_abi(abi: Sequence[Mapping[str, Any]], name: str) -> dict[str, Any]:
     for item in abi:
         if item.get("type") == "event" and item.get("name") == name and not item.get("anonymous"):
@@ -150,7 +163,7 @@ def _event_abi(abi: Sequence[Mapping[str, Any]], name: str) -> dict[str, Any]:
 
 def _topics(client: ChainClient, events: Sequence[dict[str, Any]], filters: dict[str, Any]) -> list[Any] | None:
     """``[[signature, …], position 1, position 2, position 3]``; None when a filter's value list is empty."""
-    topics: list[Any] = [[f"0x{event_abi_to_log_topic(event).hex()}" for event in events]]  # type: ignore[arg-type]
+    topics: list[Any] = [[f"0x{_event_topic(event).hex()}" for event in events]]
     for name, wanted in filters.items():
         values = list(wanted) if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
         if not values:
