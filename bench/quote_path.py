@@ -257,8 +257,9 @@ def run(args: argparse.Namespace) -> Result:
                 # the request path's own cost: the indexer's is bench/indexer.py's (--workers all to include it)
                 "CREDITMESH_WORKERS": args.workers,
             }
+            # the API's start-up (imports, migrations) took over 90 s at a load average of 20 on this machine
             services = platform_services(
-                ServicePorts.free(), fleet_file=fleet_file, env=env, code=code, log_dir=data_dir
+                ServicePorts.free(), fleet_file=fleet_file, env=env, code=code, log_dir=data_dir, timeout=300
             )
             with services as platform:
                 names = [devnet.name for devnet in chains.devnets]
