@@ -167,6 +167,7 @@ class Keeper:
         self._aggregator_abi: Any = self.client.w3.eth.contract(
             address=to_checksum_address(self.chain.aggregator), abi=load_artifact("CreditAggregator").abi
         )
+        self._claim_refusals: dict[int, str] = {}  # loan ref → why its claim was last refused (logged once)
 
     @property
     def chain_id(self) -> int:
@@ -378,7 +379,11 @@ class Keeper:
             refused = await self._simulate(call)
             if refused is not None:
                 report.unclaimed[ref] = f"claimCollateral would revert: {refused}"
-                log.info("keeper on chain %s: collateral of loan %s not claimable now: %s", self.chain_id, ref, refused)
+                if self._claim_refusals.get(ref) != refused:  # said once per reason, not every round
+                    self._claim_refusals[ref] = refused
+                    log.info(
+                        "keeper on chain %s: collateral of loan %s not claimable now: %s", self.chain_id, ref, refused
+                    )
                 return
         if leader is not None:
             await leader.fence()
@@ -389,6 +394,7 @@ class Keeper:
             log.warning("keeper on chain %s: claimCollateral of loan %s: %s", self.chain_id, ref, err)
             return
         report.claimed[ref] = tx_hash
+        self._claim_refusals.pop(ref, None)
         log.info(
             "keeper on chain %s: claimed loan %s's collateral (%s of %s) for %s in %s",
             self.chain_id,
