@@ -12,6 +12,7 @@ from api import idempotency, logs, metrics, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
 from api.oauth import tokens_from_settings
+from api.process_name import ProcessName
 from api.routers import (
     api_keys,
     borrowers,
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
     app.add_middleware(metrics.RequestMetrics)
+    app.add_middleware(ProcessName)
     for router in (
         borrowers.router,
         kyc.router,

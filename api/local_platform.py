@@ -22,6 +22,7 @@ from typing import IO
 
 import httpx
 
+from api.cli._common import API_PORT
 from chain.config import LOCAL_CHAINS
 from chain.deployment import DeploymentRecord
 from chain.devnet import Devnet, devnets, free_port
@@ -31,7 +32,6 @@ from providers.sim.fleet import DEFAULT_PORT as LENDER_PORT
 from providers.sim.fleet import SimLender, http_lender_settings
 
 LOOPBACK = "127.0.0.1"
-API_PORT = 8000  # the API's port in `creditmesh run` and `creditmesh serve`
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,6 +153,8 @@ class Settings(BaseSettings):
     sanctions_name_list_max_age_days: int = Field(default=4 * 365, gt=0)
     #: how often each process looks for a newer imported name list (0: only at start-up)
     sanctions_reload_seconds: float = Field(default=5.0, ge=0, le=3_600)
+    #: this API process's name in the X-Creditmesh-Process response header ("" = no header); serve --processes sets it
+    process_name: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9._-]*$")
     #: how often each process polls the provider registrations' change counter (0: only at start-up)
     providers_reload_seconds: float = Field(default=0.5, ge=0, le=60)
     outbound_allowed_networks: list[str] | None = Field(

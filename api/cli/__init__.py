@@ -1,37 +1,65 @@
-"""The ``creditmesh`` command, one module per command group: ``run`` and ``serve`` (:mod:`api.cli.run`),
-``index`` (:mod:`api.cli.index`), ``relay`` (:mod:`api.cli.relay`: loan events out), ``keeper``
-(:mod:`api.cli.keeper`: liquidations), ``wallet …``
-(:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`:
-governance), ``sanctions import`` (:mod:`api.cli.sanctions`: OFAC list updates), ``keys …`` (:mod:`api.cli.keys`:
-API keys for every role), ``audit …`` (:mod:`api.cli.audit`: the audit log), ``reconcile``
-(:mod:`api.cli.reconcile`: chain facts against our records). Each group module has ``register(commands)``, which
-adds its sub-parsers and sets ``func`` on them."""
+"""The ``creditmesh`` command, one module per command group: ``run`` and ``reset`` (:mod:`api.cli.run`), ``serve``
+(:mod:`api.cli.serve`: the API, or N API processes behind a local balancer), ``index`` (:mod:`api.cli.index`),
+``relay`` (:mod:`api.cli.relay`: loan events out), ``keeper`` (:mod:`api.cli.keeper`: liquidations), ``wallet …``
+(:mod:`api.cli.wallet`), ``admin …`` (:mod:`api.cli.admin`: governance), ``sanctions import``
+(:mod:`api.cli.sanctions`: OFAC list updates), ``keys …`` (:mod:`api.cli.keys`: API keys for every role),
+``audit …`` (:mod:`api.cli.audit`: the audit log), ``reconcile`` (:mod:`api.cli.reconcile`: chain facts against our
+records). Each group module has ``register(commands)``, which adds its sub-parsers and sets ``func`` on them.
+
+A group's module is imported only when one of its commands runs (``main`` reads the command first): the groups
+import web3, the contracts, the app, each several seconds on a busy machine, and a process started for one command
+need not pay for the others. ``--help`` without a command, or an unknown command, imports them all."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
+from collections.abc import Iterable
+from types import ModuleType
 
-from api.cli import admin, audit, index, keeper, keys, reconcile, relay, run, sanctions, wallet
-
-GROUPS = (run, index, relay, keeper, wallet, admin, sanctions, keys, audit, reconcile)
+#: each command and the module of its group (``api.cli.<module>``), in the order ``--help`` lists them
+COMMANDS = {
+    "run": "run",
+    "reset": "run",
+    "serve": "serve",
+    "index": "index",
+    "relay": "relay",
+    "keeper": "keeper",
+    "wallet": "wallet",
+    "admin": "admin",
+    "sanctions": "sanctions",
+    "keys": "keys",
+    "audit": "audit",
+    "reconcile": "reconcile",
+}
 DESCRIPTION = (
-    "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only), ``index`` (the "
-    "chain indexers alone), ``relay`` (loan events to webhooks), ``keeper`` (the liquidation keepers alone), "
-    "``wallet …``, ``admin …`` (governance), "
+    "The ``creditmesh`` command: ``run`` (the whole platform locally), ``serve`` (the API only, or ``--processes N`` "
+    "behind a local balancer), ``index`` (the chain indexers alone), ``relay`` (loan events to webhooks), ``keeper`` "
+    "(the liquidation keepers alone), ``wallet …``, ``admin …`` (governance), "
     "``sanctions import`` (OFAC list updates), "
     "``keys …`` (API keys for every role), ``audit …`` (seal, anchor and verify the audit log), "
     "``reconcile`` (chain facts against our records)."
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def group(command: str) -> ModuleType:
+    """The module of ``command``'s group, imported now."""
+    return importlib.import_module(f"{__name__}.{COMMANDS[command]}")
+
+
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of ``commands`` (default: every command; each group's module imported)."""
     parser = argparse.ArgumentParser(prog="creditmesh", description=DESCRIPTION)
-    commands = parser.add_subparsers(dest="command", required=True)
-    for group in GROUPS:
-        group.register(commands)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    wanted = COMMANDS if commands is None else commands
+    for module in dict.fromkeys(group(command) for command in wanted):  # a group once, though it has two commands
+        module.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    command = next((argument for argument in arguments if not argument.startswith("-")), None)
+    args = build_parser([command] if command in COMMANDS else None).parse_args(arguments)
     args.func(args)

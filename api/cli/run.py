@@ -1,17 +1,15 @@
 """``creditmesh run`` (the whole platform locally: devnets, contracts, simulated lender, API; its state kept across
-runs), ``creditmesh reset`` (start over) and ``creditmesh serve`` (the API only)."""
+runs) and ``creditmesh reset`` (start over); ``creditmesh serve`` (the API only) is :mod:`api.cli.serve`."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -24,14 +22,6 @@ from chain.config import LOCAL_CHAINS
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 
 DEMO_KEY_FILE = "demo-borrower.key"
-
-
-def _serve(settings: Settings, port: int, host: str = "127.0.0.1") -> None:
-    from api.app import create_app
-    from api.logs import configure_logging
-
-    configure_logging()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -176,13 +166,6 @@ over).""",
     )
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
-    settings = Settings()
-    if "CREDITMESH_WORKERS" not in os.environ:  # the platform runs its background workers unless told otherwise
-        settings = settings.model_copy(update={"workers": "all"})
-    _serve(settings, args.port, args.host)
-
-
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     run = commands.add_parser("run", help="the whole platform locally: devnets, contracts, simulated lender, API")
     run.add_argument("--port", type=int, default=API_PORT)
@@ -202,9 +185,3 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     run.set_defaults(func=cmd_run)
     reset = commands.add_parser("reset", help="forget the local platform's chains, records and keys (make reset)")
     reset.set_defaults(func=cmd_reset)
-    serve = commands.add_parser("serve", help="the API only, configured by CREDITMESH_* variables")
-    serve.add_argument("--port", type=int, default=API_PORT)
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container: deploy/, README)"
-    )
-    serve.set_defaults(func=cmd_serve)

@@ -51,6 +51,8 @@ class RunningPlatform:
     database_url: str = ""
     api: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: API processes behind the local balancer (``creditmesh serve --processes``); 1: one process, no balancer
+    processes: int = 1
 
     def restart_api(self, extra_env: dict[str, str] | None = None) -> None:
         """Start the API again on its port (after the test killed it, or stopping it first), with ``extra_env``."""
@@ -58,7 +60,7 @@ class RunningPlatform:
             self.api.terminate()
             self.api.wait(timeout=30)
         self.env = self.env | (extra_env or {})
-        self.api = _start_api(self.env, int(self.api_url.rsplit(":", 1)[1]), self.data_dir)
+        self.api = _start_api(self.env, int(self.api_url.rsplit(":", 1)[1]), self.data_dir, self.processes)
         _wait(f"{self.api_url}/healthz", self.api)
 
     def wait_api_exit(self, timeout: float = 60) -> int:
@@ -93,11 +95,10 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 240) -> N
     raise RuntimeError(f"{url} not up after {timeout} s")
 
 
-def _start_api(env: dict[str, str], port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def _start_api(env: dict[str, str], port: int, data_dir: Path, processes: int = 1) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--processes", str(processes)]
     with (data_dir / "api.log").open("ab") as api_log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env, stderr=api_log
-        )
+        return subprocess.Popen(command, env=env, stderr=api_log)
 
 
 def offer_nonces_from(url: str, chains: dict[str, DeployedChain], first: int) -> None:
@@ -125,10 +126,11 @@ def running_platform(
     settings: dict[str, str] | None = None,
     workers: str = "none",
     lender_timeout: float | None = None,
+    processes: int = 1,
 ) -> Iterator[RunningPlatform]:
     """The platform's processes; ``fleet`` replaces the one simulated bank, ``settings`` adds or overrides
     ``CREDITMESH_*`` variables of the API; background workers (``CREDITMESH_WORKERS``) run only when the test opts
-    in with ``workers``."""
+    in with ``workers``; ``processes`` API processes behind the local balancer (PostgreSQL only)."""
     lender_port, identity_port, api_port = free_port(), free_port(), free_port()
     # Every platform of a session signs offers on the same devnets with the same quote signer: each counts its
     # offer nonces from its own random start (unless the caller chose one), so the contract never sees one twice.
@@ -196,9 +198,14 @@ def running_platform(
         env=env,
     )
     running = RunningPlatform(
-        f"http://127.0.0.1:{api_port}", lender_url, data_dir, database_url=database_url, env=dict(env)
+        f"http://127.0.0.1:{api_port}",
+        lender_url,
+        data_dir,
+        database_url=database_url,
+        env=dict(env),
+        processes=processes,
     )
-    running.api = _start_api(env, api_port, data_dir)
+    running.api = _start_api(env, api_port, data_dir, processes)
     try:
         _wait(f"{lender_url}/v1/health", lender)
         _wait(f"{identity_url}/health", identity)

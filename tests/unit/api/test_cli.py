@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.cli import build_parser, run, wallet
+from api.cli import build_parser, run, serve, wallet
 
 pytestmark = pytest.mark.unit
 
@@ -13,7 +13,7 @@ def test_run_and_serve_take_a_port_with_the_api_default() -> None:
     args = build_parser().parse_args(["run"])
     assert (args.func, args.port) == (run.cmd_run, 8000)
     args = build_parser().parse_args(["serve", "--port", "9001"])
-    assert (args.func, args.port) == (run.cmd_serve, 9001)
+    assert (args.func, args.port, args.processes) == (serve.cmd_serve, 9001, 1)
 
 
 def test_wallet_account_before_or_after_the_sub_command() -> None:

@@ -1,0 +1,147 @@
+"""``creditmesh serve`` (the API only, configured by ``CREDITMESH_*`` variables) and ``creditmesh serve --processes N``
+(N API processes, one uvicorn process per loopback port, behind the local balancer ``api.balancer`` on ``--port``).
+
+With N processes the first runs the background workers (``CREDITMESH_WORKERS``, ``all`` unless set; the indexer,
+keeper, relay and the rest, each once per chain under its lease anyway) and the others none; each answers with an
+``X-Creditmesh-Process`` header naming it (``api-1`` …). A process that exits is started again after a second; the
+balancer sends it nothing until its ``/healthz`` answers. Several processes need a database they can share
+(PostgreSQL) and, for breaker state, rate limits and velocity shared across them, ``CREDITMESH_REDIS_URL``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from api.cli._common import API_PORT
+
+log = logging.getLogger("creditmesh.serve")
+
+RESTART_DELAY_SECONDS = 1.0
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+def _serve(port: int, host: str) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from api.logs import configure_logging
+    from api.settings import Settings
+
+    settings = Settings()
+    if "CREDITMESH_WORKERS" not in os.environ:  # the platform runs its background workers unless told otherwise
+        settings = settings.model_copy(update={"workers": "all"})
+    configure_logging()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    if args.processes == 1:
+        _serve(args.port, args.host)
+        return
+    from api.logs import configure_logging
+    from api.settings import Settings
+
+    if Settings().resolved_database_url.startswith("sqlite"):
+        raise SystemExit("creditmesh serve --processes N needs a shared database: set CREDITMESH_DATABASE_URL")
+    configure_logging()
+    asyncio.run(serve_processes(args.host, args.port, args.processes))
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the supervising process dies, however it dies."""
+    with_libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    with_libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def process_env(index: int, base: dict[str, str]) -> dict[str, str]:
+    """The environment of API process ``index`` (0-based): the first runs the workers, the others none."""
+    workers = base.get("CREDITMESH_WORKERS", "all") if index == 0 else "none"
+    return base | {"CREDITMESH_WORKERS": workers, "CREDITMESH_PROCESS_NAME": f"api-{index + 1}"}
+
+
+async def _supervise(index: int, port: int, stop: asyncio.Event) -> None:
+    """Run API process ``index`` on ``port`` until ``stop``; start it again when it exits on its own."""
+    command = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    preexec = _die_with_parent if sys.platform == "linux" else None
+    while not stop.is_set():
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            env=process_env(index, dict(os.environ)),
+            preexec_fn=preexec,  # a prctl call only: safe between fork and exec
+        )
+        exited = asyncio.create_task(process.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            stopping.cancel()
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(exited, STOP_TIMEOUT_SECONDS)
+                except TimeoutError:
+                    process.kill()
+                    await exited
+            return
+        stopping.cancel()
+        log.warning("API process api-%d exited with %s; starting it again", index + 1, process.returncode)
+        await asyncio.sleep(RESTART_DELAY_SECONDS)
+
+
+async def serve_processes(host: str, port: int, processes: int) -> None:
+    """N API processes behind the balancer on ``host:port`` until SIGINT or SIGTERM."""
+    from api.balancer import Backend, Balancer
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop_signal, stop.set)
+    backends = [Backend("127.0.0.1", _free_loopback_port()) for _ in range(processes)]
+    supervisors = [asyncio.create_task(_supervise(i, b.port, stop)) for i, b in enumerate(backends)]
+    balancer = Balancer(backends)
+    await balancer.start(host, port)
+    log.warning(
+        "creditmesh: %d API processes (%s) behind http://%s:%d",
+        processes,
+        ", ".join(b.address for b in backends),
+        host,
+        port,
+    )
+    try:
+        await stop.wait()
+    finally:
+        stop.set()
+        await balancer.close()
+        await asyncio.gather(*supervisors, return_exceptions=True)
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    serve = commands.add_parser("serve", help="the API only, configured by CREDITMESH_* variables")
+    serve.add_argument("--port", type=int, default=API_PORT)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container: deploy/, README)"
+    )
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        choices=range(1, 65),
+        metavar="N",
+        help="N API processes (one uvicorn process per loopback port) behind a local balancer on --port; the "
+        "first runs the background workers (needs PostgreSQL: CREDITMESH_DATABASE_URL)",
+    )
+    serve.set_defaults(func=cmd_serve)

@@ -1,0 +1,118 @@
+"""The local balancer of ``creditmesh serve --processes N`` over real sockets, in front of two small HTTP servers
+(uvicorn, each naming itself): connections go round robin to both; one that stops gets nothing (its refused
+connection and its failed probe mark it unhealthy) and gets connections again once its probe answers; with none
+left the client gets a 503 problem with Retry-After; a large body goes through both ways intact."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from api.balancer import Backend, Balancer
+from chain.devnet import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+
+def _named(name: str) -> Starlette:
+    async def healthz(_: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def echo(request: Request) -> PlainTextResponse:
+        return PlainTextResponse((await request.body()).decode(), headers={"X-Creditmesh-Process": name})
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/echo", echo, methods=["POST"])])
+
+
+class _Process:
+    """One named HTTP server on a fixed loopback port, started and stopped at will."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.port = name, free_port()
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        config = uvicorn.Config(_named(self.name), host="127.0.0.1", port=self.port, log_level="error")
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        for _ in range(1_000):  # uvicorn says it is listening only through this flag
+            if self._server.started:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{self.name} did not start")
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        assert self._task is not None
+        self._server.should_exit = True
+        await self._task
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[tuple[list[_Process], Balancer, str]]:
+    named = [_Process("api-1"), _Process("api-2")]
+    for process in named:
+        await process.start()
+    balancer = Balancer([Backend("127.0.0.1", p.port) for p in named], probe_seconds=0.1)
+    port = free_port()
+    await balancer.start("127.0.0.1", port)
+    try:
+        yield named, balancer, f"http://127.0.0.1:{port}"
+    finally:
+        await balancer.close()
+        for process in named:
+            with contextlib.suppress(AssertionError):
+                await process.stop()
+
+
+async def _served_by(url: str, body: str = "hello") -> tuple[int, str]:
+    """One request on its own connection (a keep-alive connection stays with one process)."""
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{url}/echo", content=body)
+    if response.status_code == 200:
+        assert response.text == body
+    return response.status_code, response.headers.get("x-creditmesh-process", "")
+
+
+async def test_connections_go_round_robin_to_the_healthy_processes_only(
+    processes: tuple[list[_Process], Balancer, str],
+) -> None:
+    named, balancer, url = processes
+    assert all(backend.healthy for backend in balancer.backends)
+    served = [await _served_by(url) for _ in range(6)]
+    assert sorted(served) == [(200, "api-1")] * 3 + [(200, "api-2")] * 3
+
+    big = "x" * 3_000_000  # many chunks each way
+    assert await _served_by(url, big) in {(200, "api-1"), (200, "api-2")}
+
+    await named[0].stop()
+    after = [await _served_by(url) for _ in range(6)]
+    assert after == [(200, "api-2")] * 6, "a stopped process gets no connection"
+    assert not balancer.backends[0].healthy
+
+    await named[1].stop()
+    status, _ = await _served_by(url)
+    assert status == 503
+    async with httpx.AsyncClient() as client:
+        refused = await client.get(f"{url}/anything")
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["status"] == 503
+
+    await named[0].start()
+    for _ in range(100):  # its probe marks it healthy again within a probe period or two
+        if balancer.backends[0].healthy:
+            break
+        await asyncio.sleep(0.05)
+    assert balancer.backends[0].healthy
+    assert [await _served_by(url) for _ in range(3)] == [(200, "api-1")] * 3
