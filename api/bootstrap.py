@@ -142,7 +142,7 @@ def load_records(directory: Path, registry: ChainRegistry) -> dict[str, Deployme
 
 async def build_platform(settings: Settings) -> Platform:
     use_fast_keccak()  # before the quote path hashes: pysha3, not pycryptodome (chain/keccak.py)
-    database = Database(settings.resolved_database_url)
+    database = Database(settings.resolved_database_url, settings.database_readonly_url or None)
     database.migrate()
     refuse_stored_local_admin_key(settings, database)
     rotated = ensure_bootstrap_admin(database, settings.admin_api_key)

@@ -137,7 +137,7 @@ def _fail(database: Database, run_id: str, error: str) -> None:
 
 def load_report(database: Database, run_id: str, explorers: dict[str, str | None]) -> RunReport | None:
     """A stored run with every discrepancy, ready to render (``compliance.reconcile_report``); None if unknown."""
-    with database.unit_of_work() as uow:
+    with database.read_only() as uow:  # a report read: the read-only URL when one is set
         repository = SqlReconciliationRepository(uow.session)
         run = repository.get(run_id)
         if run is None:

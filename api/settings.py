@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     environment: Literal["local", "production"] = "local"
     data_dir: Path = Path(".creditmesh")
     database_url: str = ""
+    #: reporting reads (reconciliation runs, their discrepancies and reports, decision lists) go here: a replica, or a
+    #: read-only role on the primary; "" = the primary (``store.db.Database.read_only``)
+    database_readonly_url: str = ""
     redis_url: str | None = None
     chains_file: Path | None = None
     deployments_dir: Path | None = None

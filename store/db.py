@@ -91,12 +91,31 @@ class UnitOfWork:
 
 
 class Database:
-    """The engine and the session factory of one process."""
+    """The engine and the session factory of one process; with ``readonly_url`` (a replica, or a read-only role on
+    the primary: ``CREDITMESH_DATABASE_READONLY_URL``) a second engine for reporting reads (``read_only``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, readonly_url: str | None = None) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.readonly_url = normalize_url(readonly_url) if readonly_url else None
+        self._reader: Engine | None = None
+        if self.readonly_url is not None and self.readonly_url != self.url:
+            reader = make_engine(self.readonly_url, pool_size=5, max_overflow=10)
+            if reader.dialect.name == "postgresql":  # refused by the server if anything tried to write through it
+                reader = reader.execution_options(postgresql_readonly=True)
+            self._reader = reader
+        self.reader_sessions = (
+            self.sessions if self._reader is None else sessionmaker(self._reader, expire_on_commit=False)
+        )
+
+    @contextmanager
+    def read_only(self) -> Iterator[UnitOfWork]:
+        """A unit of work for reporting reads (lists of runs, decisions, reports) on the read-only URL, or on the
+        primary when none is set. Never commit in it; what it reads may lag the primary by the replica's delay, so
+        read what a request has just written with ``unit_of_work``."""
+        with UnitOfWork(self.reader_sessions) as uow:
+            yield uow
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -116,3 +135,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._reader is not None:
+            self._reader.dispose()

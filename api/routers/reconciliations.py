@@ -143,7 +143,7 @@ async def list_reconciliations(
     after = decode_cursor(cursor)
 
     def rows() -> list[ReconciliationRunRow]:
-        with platform.database.unit_of_work() as uow:
+        with platform.database.read_only() as uow:  # a report read: the read-only URL when one is set
             return SqlReconciliationRepository(uow.session).page(after, limit + 1)
 
     found = await asyncio.to_thread(rows)
@@ -173,7 +173,7 @@ async def list_discrepancies(
     wanted = DiscrepancyFilter(chain, None if category is None else category.value)
 
     def rows() -> list[Any]:
-        with platform.database.unit_of_work() as uow:
+        with platform.database.read_only() as uow:
             return SqlReconciliationRepository(uow.session).discrepancies(run.id, wanted, after, limit + 1)
 
     found = await asyncio.to_thread(rows)

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.unit
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PREFIX = "CREDITMESH_"
-#: set from a Secret only where the operator has one: no tokens are issued without it
-OPTIONAL = {"CREDITMESH_JWT_SIGNING_KEY"}
+#: set from a Secret only where the operator has one: no tokens are issued without the signing key; reporting reads
+#: go to the primary without a read-only URL
+OPTIONAL = {"CREDITMESH_JWT_SIGNING_KEY", "CREDITMESH_DATABASE_READONLY_URL"}
 _INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::(?P<op>[-?])(?P<arg>[^}]*))?\}")
 
 
@@ -218,3 +219,15 @@ def test_the_service_and_the_balancer_reach_the_api_pods() -> None:
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
     nginx = (DEPLOY / "nginx.conf").read_text()
     assert f"server api:{compose_processes()['api'].port} resolve;" in nginx
+
+
+def test_every_process_can_take_a_read_only_database_url_and_falls_back_to_the_primary() -> None:
+    name = f"{PREFIX}DATABASE_READONLY_URL"
+    for process in compose_processes().values():
+        assert process.env[name] == "", f"{process.where}: empty unless the operator sets a replica"
+    for deployment in (d for d in _kubernetes_documents() if d["kind"] == "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        (entry,) = [e for e in container["env"] if e["name"] == name]
+        ref = entry["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"], ref["optional"]) == ("creditmesh-secrets", name, True)
+    assert Settings(database_readonly_url="").database_readonly_url == ""
