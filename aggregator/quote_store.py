@@ -101,7 +101,9 @@ class QuotingRepository(Protocol):
 
     def add_risk_decision(self, stored: StoredDecision) -> None: ...
 
-    def add_decision_records(self, records: Sequence[DecisionRecord]) -> None: ...
+    def add_decision_records(self, records: Sequence[DecisionRecord], request_id: str | None = None) -> None:
+        """Store compliance decision records, made for the credit request ``request_id`` when given."""
+        ...
 
     def open_screening_reviews(
         self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
@@ -132,6 +134,7 @@ class _Tables:
     requests: dict[str, QuotedRequest] = field(default_factory=dict)
     risk_decisions: list[StoredDecision] = field(default_factory=list)
     decision_records: list[DecisionRecord] = field(default_factory=list)
+    decision_requests: dict[str, str] = field(default_factory=dict)  # decision id → the credit request's id
     reviews: dict[tuple[str, int], str] = field(default_factory=dict)  # (borrower, listed entry) → review id
     next_nonce: dict[OfferNonceKey, int] = field(default_factory=dict)
 
@@ -166,8 +169,10 @@ class InMemoryQuotingRepository:
     def add_risk_decision(self, stored: StoredDecision) -> None:
         self.tables.risk_decisions.append(stored)
 
-    def add_decision_records(self, records: Sequence[DecisionRecord]) -> None:
+    def add_decision_records(self, records: Sequence[DecisionRecord], request_id: str | None = None) -> None:
         self.tables.decision_records.extend(records)
+        if request_id is not None:
+            self.tables.decision_requests.update((record.decision_id, request_id) for record in records)
 
     def open_screening_reviews(
         self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime

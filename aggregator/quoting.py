@@ -302,7 +302,7 @@ class QuotingService:
                     decided_at=now,
                 )
             )
-            uow.quoting.add_decision_records(records)
+            uow.quoting.add_decision_records(records, request.id)
             uow.commit()
         return quoted
 

@@ -17,6 +17,7 @@ from api.routers import (
     api_keys,
     borrowers,
     credit_requests,
+    decisions,
     health,
     kyc,
     loan_events,
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys.router,
         oauth.router,
         reconciliations.router,
+        decisions.router,
     ):
         app.include_router(router)
     openapi.install(app)  # after the routers: OPTIONS answers for every path they serve

@@ -33,6 +33,10 @@ TAGS: list[dict[str, str]] = [
         "name": "reconciliations",
         "description": "Audience: auditors (and admins) reconcile every chain with our records and download reports.",
     },
+    {
+        "name": "decisions",
+        "description": "Audience: auditors (and admins) read every risk and compliance decision, filtered and paged.",
+    },
     {"name": "oauth", "description": "Audience: every client: API key client credentials → short-lived tokens."},
     {"name": "health", "description": "Audience: operators and load balancers."},
 ]

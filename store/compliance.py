@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -51,6 +52,11 @@ class ComplianceDecisionRow(Base):
     record_hash: Mapped[str] = mapped_column(String(66))
     decided_at: Mapped[datetime] = mapped_column(UtcDateTime())
     pii_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # the credit request the decision was made for (its screening and its offers' checks); null for the others and
+    # for decisions recorded before it was kept
+    request_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+
+    __table_args__ = (Index("ix_compliance_decisions_decided_at_decision_id", "decided_at", "decision_id"),)
 
 
 class KycApplicantRow(Base):
@@ -83,9 +89,11 @@ class SqlDecisionRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, record: DecisionRecord) -> None:
+    def add(self, record: DecisionRecord, request_id: str | None = None) -> None:
+        """Record ``record`` (made for the credit request ``request_id``, if any) and chain it into the audit log."""
         self.session.add(
             ComplianceDecisionRow(
+                request_id=request_id,
                 decision_id=record.decision_id,
                 kind=record.kind.value,
                 subject_ref=record.subject_ref,

@@ -83,10 +83,10 @@ class SqlQuotingRepository:
     def add_risk_decision(self, stored: StoredDecision) -> None:
         SqlRiskDecisionRepository(self.session).add(stored)
 
-    def add_decision_records(self, records: Sequence[DecisionRecord]) -> None:
+    def add_decision_records(self, records: Sequence[DecisionRecord], request_id: str | None = None) -> None:
         repository = SqlDecisionRepository(self.session)
         for record in records:
-            repository.add(record)
+            repository.add(record, request_id)
 
     def open_screening_reviews(
         self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime

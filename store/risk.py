@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String, select
+from sqlalchemy import JSON, Boolean, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from compliance.audit import AuditKind
@@ -38,6 +38,8 @@ class RiskDecisionRow(Base):
     decision_hash: Mapped[str] = mapped_column(String(66), index=True)
     decision: Mapped[dict[str, Any]] = mapped_column(JSON)
     decided_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_risk_decisions_decided_at_id", "decided_at", "id"),)
 
 
 class SqlRiskDecisionRepository:

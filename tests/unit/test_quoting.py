@@ -22,6 +22,7 @@ from aggregator.quoting import CreditRequestSpec, QuotingConfig, QuotingService
 from api.demo import DEMO_PROFILE
 from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
 from compliance import ComplianceService
+from compliance.decisions import DecisionKind
 from compliance.jurisdiction import load_rules
 from compliance.kyc import IdentityProfile, KycState, KycStatus, KycTier
 from compliance.sanctions.lists import load_newest
@@ -206,6 +207,11 @@ async def test_one_nonce_and_one_attestation_per_chain(compliance: ComplianceSer
         assert uow.quoting.get_request(quoted.request.id) == (quoted, None)
     assert len(store.tables.risk_decisions) == 1
     assert store.tables.risk_decisions[0].request_id == quoted.request.id
+    # the compliance records (the screening, each offer's check) are kept with the request they were made for
+    kinds = {record.kind for record in store.tables.decision_records}
+    assert {DecisionKind.CREDIT_REQUEST, DecisionKind.OFFER} <= kinds
+    assert set(store.tables.decision_requests) == {r.decision_id for r in store.tables.decision_records}
+    assert set(store.tables.decision_requests.values()) == {quoted.request.id}
 
 
 async def test_the_next_request_signs_with_the_next_nonces(compliance: ComplianceService) -> None:
