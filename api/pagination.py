@@ -58,6 +58,25 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     return moment, row_id
 
 
+def encode_key_cursor(kind: str, key: str) -> str:
+    """A cursor over a list ordered by one string key (``kind`` names the list: a cursor of another is refused)."""
+    raw = json.dumps([kind, key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_key_cursor(kind: str, cursor: str | None) -> str | None:
+    """The key a page of the ``kind`` list starts after; None for the first page."""
+    if cursor is None:
+        return None
+    try:
+        named, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError) as err:
+        raise InvalidCursor(f"not a cursor of this API: {cursor[:80]!r}") from err
+    if named != kind or not isinstance(key, str):
+        raise InvalidCursor(f"not a cursor of this list: {cursor[:80]!r}")
+    return key
+
+
 def page(
     request: Request,
     rows: Sequence[R],

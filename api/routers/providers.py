@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable
@@ -15,6 +15,7 @@ from api.bootstrap import Platform
 from api.client import client_address
 from api.deps import AdminPrincipal, PlatformDep, require
 from api.idempotency import Idempotent
+from api.pagination import MAX_LIMIT, CursorParam, decode_key_cursor, encode_key_cursor
 from providers._exceptions import (
     AlreadyRegistered,
     InvalidPlugin,
@@ -37,6 +38,7 @@ from providers.webhooks import (
 )
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
+PROVIDERS_CURSOR = "providers"  # the providers list's cursors name it (another list's cursor is refused)
 
 ProviderOrAdmin = Annotated[Principal, require(Role.PROVIDER, Role.ADMIN)]
 
@@ -106,21 +108,59 @@ async def register_provider(body: RegistrationIn, _: AdminPrincipal, platform: P
     return RegistrationOut(provider_id=provider.provider_id, kind=body.kind, source="api", api_key=key)
 
 
-@router.get("")
-async def list_providers(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
+class ListedProviderOut(BaseModel):
+    provider_id: str
+    kind: str
+    source: str = Field(description="where its registration comes from: settings, api, plugin or pool")
+    breaker: str = Field(description="its circuit breaker's state: closed, open or half-open")
+
+
+class ProvidersOut(BaseModel):
+    providers: list[ListedProviderOut] = Field(description="ordered by provider_id")
+    not_loaded: dict[str, str] = Field(description="registrations that could not be loaded, with the reason")
+    plugins: list[str] = Field(description="the adapter plugins installed (entry points)")
+    next_cursor: str | None = Field(
+        default=None, description="pass as `cursor` for the following page; null at the end (always without `limit`)"
+    )
+    next: str | None = Field(default=None, description="the following page's URL; null at the end")
+
+
+@router.get("", response_model=ProvidersOut)
+async def list_providers(
+    request: Request,
+    _: AdminPrincipal,
+    platform: PlatformDep,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_LIMIT, description=f"page size, 1–{MAX_LIMIT}; absent: every provider in one answer"),
+    ] = None,
+    cursor: CursorParam = None,
+) -> ProvidersOut:
+    """Every provider with its kind, source and breaker state, ordered by id; with ``limit``, a page at a time
+    (``next_cursor`` for the following page, null at the end). Without ``limit`` the whole list, as before paging."""
     registry = _registry(platform)
+    after = decode_key_cursor(PROVIDERS_CURSOR, cursor)
+    remaining = [provider_id for provider_id in sorted(registry) if after is None or provider_id > after]
+    shown = remaining if limit is None else remaining[:limit]
     listed = []
-    for provider_id in sorted(registry):
+    for provider_id in shown:
         provider = registry.get_provider(provider_id)
         listed.append(
-            {
-                "provider_id": provider_id,
-                "kind": provider.kind,
-                "source": registry.source(provider_id),
-                "breaker": await provider.breaker.state(),
-            }
+            ListedProviderOut(
+                provider_id=provider_id,
+                kind=provider.kind,
+                source=registry.source(provider_id),
+                breaker=await provider.breaker.state(),
+            )
         )
-    return {"providers": listed, "not_loaded": registry.load_errors, "plugins": registry.plugins.names()}
+    next_cursor = encode_key_cursor(PROVIDERS_CURSOR, shown[-1]) if len(remaining) > len(shown) and shown else None
+    return ProvidersOut(
+        providers=listed,
+        not_loaded=dict(registry.load_errors),
+        plugins=registry.plugins.names(),
+        next_cursor=next_cursor,
+        next=None if next_cursor is None else str(request.url.include_query_params(cursor=next_cursor)),
+    )
 
 
 @router.delete("/{provider_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from aggregator.fanout import fan_out
 from api import problems
 from api.auth import Role, ensure_key, issue_key
+from api.pagination import encode_cursor
 from api.routers import providers as providers_router
 from api.settings import Settings
 from providers.base import AdapterContext
@@ -213,6 +214,16 @@ async def test_a_provider_key_sees_only_its_own_health(
     assert (await client.get("/v1/providers", headers={"X-API-Key": key})).status_code == 403
     listed = (await client.get("/v1/providers", headers=admin)).json()
     assert [p["provider_id"] for p in listed["providers"]] == ["late-bank", "other-bank"]
+    assert listed["next_cursor"] is None  # without limit: the whole list, as before paging
+    # a page at a time (additive: the same providers key, next_cursor null at the end)
+    first = (await client.get("/v1/providers", params={"limit": 1}, headers=admin)).json()
+    assert [p["provider_id"] for p in first["providers"]] == ["late-bank"]
+    second = (await client.get("/v1/providers", params={"cursor": first["next_cursor"]}, headers=admin)).json()
+    assert [p["provider_id"] for p in second["providers"]] == ["other-bank"]
+    assert second["next_cursor"] is None
+    assert (await client.get(first["next"], headers=admin)).json()["providers"] == second["providers"]
+    foreign = await client.get("/v1/providers", params={"cursor": encode_cursor(datetime.now(UTC), "x")}, headers=admin)
+    assert foreign.status_code == 400
     probed = await client.get("/v1/providers/late-bank/health?probe=true", headers={"X-API-Key": key})
     assert probed.json()["probe"] == {"healthy": True, "detail": "HTTP 200"}
 
