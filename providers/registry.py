@@ -41,7 +41,7 @@ from providers.resilience import (
     ResilientProvider,
 )
 from providers.secrets import SecretBox
-from providers.shared_state import DegradableRateLimiter
+from providers.shared_state import DegradableBreakerStore, DegradableRateLimiter
 from providers.webhooks import MemoryRefusalLimiter, RedisRefusalLimiter, RefusalLimiter
 from risk.shared_state import REDIS_TIMEOUTS, SharedStateHealth
 from store.providers import ProviderIncidentRow, ProviderRegistrationRow, ProviderRepository
@@ -452,7 +452,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         await asyncio.to_thread(write)
 
     async def close(self) -> None:
-        if isinstance(self.store, RedisBreakerStore):
+        if isinstance(self.store, RedisBreakerStore | DegradableBreakerStore):
             await self.store.aclose()
         for close in self.on_close:
             await close()
@@ -497,7 +497,10 @@ async def build_providers(
         from aggregator.risk_gate import spread_for_grade as default_spread
 
         spread_for_grade = default_spread
-    store: BreakerStore = RedisBreakerStore.from_url(redis_url) if redis_url else MemoryBreakerStore()
+    store: BreakerStore = MemoryBreakerStore()
+    if redis_url:  # shared while Redis answers, this process's own state while it does not
+        shared = RedisBreakerStore.from_url(redis_url, **REDIS_TIMEOUTS)
+        store = DegradableBreakerStore(shared, MemoryBreakerStore(), SharedStateHealth("provider breaker state"))
     limiter_client = None
     if redis_url:
         import redis.asyncio

@@ -51,6 +51,7 @@ from providers._exceptions import (
 )
 from providers._lender_phases import LenderPhases
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
+from providers.breaker_storage import RaisingRedisStorage
 from providers.models import (
     Capabilities,
     Decline,
@@ -190,11 +191,13 @@ class RedisBreakerStore:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breaker-redis")
 
     @classmethod
-    def from_url(cls, url: str) -> RedisBreakerStore:
+    def from_url(cls, url: str, **options: Any) -> RedisBreakerStore:
+        """Both clients from ``url``; ``options`` for both (e.g. socket timeouts: redis-py waits forever by
+        default)."""
         import redis
         import redis.asyncio
 
-        return cls(redis.Redis.from_url(url), redis.asyncio.Redis.from_url(url))
+        return cls(redis.Redis.from_url(url, **options), redis.asyncio.Redis.from_url(url, **options))
 
     def _pybreaker_key(self, name: str, key: str) -> str:
         # CircuitRedisStorage's layout: "{namespace}:pybreaker:{key}"
@@ -215,7 +218,8 @@ class RedisBreakerStore:
         return f"{KEY_PREFIX}:{name}:{suffix}"
 
     def storage(self, name: str) -> pybreaker.CircuitBreakerStorage:
-        return pybreaker.CircuitRedisStorage(CLOSED, self._redis, namespace=f"{KEY_PREFIX}:{name}")
+        # raises when Redis does (pybreaker's CircuitRedisStorage reads "closed" instead): see DegradableBreakerStore
+        return RaisingRedisStorage(CLOSED, self._redis, namespace=f"{KEY_PREFIX}:{name}")
 
     async def run(self, name: str, operation: Callable[[], T]) -> T:
         def locked() -> T:
