@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,8 @@ class Result:
     levels: list[Level]
     loans: LoansResult | None
     peak_rss_mb: dict[str, float]
+    #: each process's resident memory once up and before any load (what importing and starting it costs)
+    idle_rss_mb: dict[str, float]
     load_average_at_end: list[float]
 
 
@@ -147,7 +150,7 @@ def _fleet(count: int, latency_ms: float) -> list[SimLender]:
     return [SimLender(lender_id=f"sim-lender-{n:02d}", latency=fixed) for n in range(count)]
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -278,7 +281,7 @@ def run(args: argparse.Namespace) -> Result:
             "CREDITMESH_WORKERS": "none",  # the request path's cost; the workers' is bench/indexer.py's
         }
         first = stack.enter_context(
-            platform_services(ServicePorts.free(), fleet_file=fleet_file, env=env, log_dir=data_dir)
+            platform_services(ServicePorts.free(), fleet_file=fleet_file, env=env, log_dir=data_dir, timeout=600)
         )
         lenders_env = http_lender_settings(first.lenders_url, read_fleet(fleet_file))
         child_env = os.environ | env | {"CREDITMESH_HTTP_LENDERS": json.dumps(lenders_env)}
@@ -314,7 +317,9 @@ def run(args: argparse.Namespace) -> Result:
         baseline_pids = stack.enter_context(_processes("baseline", baselines, baseline_env, data_dir))
         baseline_urls = [f"http://127.0.0.1:{port}" for port in baseline_ports]
         names = {f"api-{n}": pid for n, pid in enumerate(api_pids)}
-        sampler = stack.enter_context(RssSampler(names | {f"baseline-{n}": p for n, p in enumerate(baseline_pids)}))
+        names |= {f"baseline-{n}": pid for n, pid in enumerate(baseline_pids)}
+        idle = {name: round(_rss_kb(pid) / 1024, 1) for name, pid in names.items()}
+        sampler = stack.enter_context(RssSampler(names))
 
         lender_pid = _child_pid("providers.sim")
         lender_ms = asyncio.run(_lender_latencies(first.lenders_url, fleet))
@@ -324,7 +329,9 @@ def run(args: argparse.Namespace) -> Result:
         for n in counts:
             for app, urls, pids in (("platform", api_urls, api_pids), ("baseline", baseline_urls, baseline_pids)):
                 for concurrency in (1, args.concurrency * n):
-                    level = _level(app, urls[:n], pids[:n], lender_pid, key, concurrency, args.seconds, slowest)
+                    profiled = app == "platform" and n == args.processes and concurrency > 1
+                    with _profile(args, pids[0], data_dir, enabled=profiled):
+                        level = _level(app, urls[:n], pids[:n], lender_pid, key, concurrency, args.seconds, slowest)
                     levels.append(level)
         loans = None
         if args.loans > 0:
@@ -346,8 +353,33 @@ def run(args: argparse.Namespace) -> Result:
             levels=levels,
             loans=loans,
             peak_rss_mb=peak,
+            idle_rss_mb=idle,
             load_average_at_end=[round(x, 2) for x in os.getloadavg()],
         )
+
+
+@contextmanager
+def _profile(args: argparse.Namespace, pid: int, data_dir: Path, *, enabled: bool) -> Iterator[None]:
+    """py-spy (``--py-spy PATH``) sampling the first API process while the block runs, only the thread holding the
+    GIL (where its CPU goes); the flame graph's collapsed stacks in ``--out`` (``scale-LABEL.profile.txt``)."""
+    if not (enabled and args.py_spy):
+        yield
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    output = args.out / f"{_stem(args.label)}.profile.txt"
+    command = [args.py_spy, "record", "--pid", str(pid), "--format", "raw", "--gil", "--nonblocking"]
+    command += ["--output", str(output)]
+    with (data_dir / "py-spy.log").open("wb") as log:
+        profiler = subprocess.Popen(command, stdout=log, stderr=log)
+        try:
+            yield
+        finally:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes what it sampled on Ctrl-C
+            profiler.wait(timeout=60)
+
+
+def _stem(label: str) -> str:
+    return "scale-" + "".join(ch if ch.isalnum() else "-" for ch in label)
 
 
 def _child_pid(module: str) -> int:
@@ -441,8 +473,8 @@ def table(result: Result) -> str:
             f"{loans.ratio:.2f} ({_met(loans.ratio >= GOAL_LOANS)}: >= {GOAL_LOANS:.0%}); answers {loans.statuses}"
         )
     lines.append(
-        "peak RSS MB: "
-        + ", ".join(f"{name} {mb}" for name, mb in result.peak_rss_mb.items())
+        "RSS MB idle -> peak: "
+        + ", ".join(f"{name} {result.idle_rss_mb[name]} -> {mb}" for name, mb in result.peak_rss_mb.items())
         + f" ({_met((ratios['peak_api_rss_mb'] or 0) <= GOAL_RSS_MB)}: API <= {GOAL_RSS_MB:g} MB)"
     )
     return "\n".join(lines)
@@ -504,12 +536,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=10, help="borrowers per process in the throughput level")
     parser.add_argument("--loans", type=int, default=40, help="loans accepted at once end to end (0: skip)")
     parser.add_argument("--label", default="this tree")
+    parser.add_argument("--py-spy", default=None, help="a py-spy executable: profile api-0 at N processes under load")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     result = run(args)
     print(table(result), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "scale-" + "".join(ch if ch.isalnum() else "-" for ch in args.label)
+    stem = _stem(args.label)
     document = json.loads(json.dumps(asdict(result))) | {"summary": summary(result)}
     (args.out / f"{stem}.json").write_text(json.dumps(document, indent=2))
     plot(result, args.out / f"{stem}.png")
