@@ -9,6 +9,7 @@ help:
 	@echo "make run    set up, compile, start three anvil devnets, deploy, start the simulated lenders, KYC/MLA and the API"
 	@echo "make test   set up and run ruff, mypy --strict and the whole test suite"
 	@echo "make unit   the unit tests only (seconds)"
+	@echo "make chaos  three API processes on one PostgreSQL and Redis under load, outages and a killed process"
 	@echo "make bench  the benchmarks against their baselines: tables, JSON and PNG plots in bench/results/"
 	@echo "make reset  forget the local platform's chains, database and keys (make run keeps them across runs)"
 
@@ -57,3 +58,7 @@ bench: setup  ## the benchmarks, each against its baseline measured in the same 
 	$(UV_RUN) python -m bench.scale $(SCALE_ARGS)
 	$(UV_RUN) python -m bench.quote_path $(QUOTE_PATH_ARGS)
 	$(UV_RUN) python -m bench.chain_throughput $(CHAIN_THROUGHPUT_ARGS)
+
+.PHONY: chaos
+chaos: setup  ## tests/chaos, slow scenarios included: three API processes on one PostgreSQL and Redis under load and outages
+	$(UV_RUN) pytest tests/chaos -m "slow or not slow" -q
