@@ -29,7 +29,7 @@ from api.routers import (
     sanctions_reviews,
 )
 from api.routers import platform as discovery
-from api.sanctions_reload import NameListReloader
+from api.sanctions_reload import NameListReloader, warm_name_index
 from api.settings import Settings
 from api.workers import Workers
 from providers.registry_sync import follow_registrations
@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Every unfinished accept (its process died) is driven to its end: at start-up, then as leases run out.
         recovery = asyncio.create_task(platform.acceptance.run_recovery(), name="accept-recovery")
         background = [recovery]
+        # the sanctions name index (seconds of CPU) built now in a worker thread, not by the first credit request
+        background.append(asyncio.create_task(asyncio.to_thread(warm_name_index, platform.compliance)))
         if platform.settings.sanctions_reload_seconds > 0:  # every process, not a leased worker: each screens
             reloader = NameListReloader(
                 platform.database, platform.compliance, platform.settings.sanctions_reload_seconds

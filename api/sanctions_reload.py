@@ -22,6 +22,13 @@ from store.sanctions_lists import SqlSanctionsListRepository
 log = logging.getLogger(__name__)
 
 
+def warm_name_index(compliance: ComplianceService) -> None:
+    """Build the name index of the screen in use now (blocking, seconds of CPU for the SDN list: run it in a worker
+    thread at start-up), so that the first credit request does not build it inline. A request arriving meanwhile
+    waits for this build instead of starting its own (``SanctionsScreen.name_index`` is built once)."""
+    _ = compliance.screen.name_index
+
+
 class NameListReloader:
     def __init__(self, database: Database, compliance: ComplianceService, interval_seconds: float) -> None:
         self._db, self._compliance, self._interval = database, compliance, interval_seconds

@@ -98,6 +98,11 @@ class SanctionsScreen:
         return self._index
 
     @property
+    def name_index_built(self) -> bool:
+        """Whether the name index is built (``api.sanctions_reload.warm_name_index`` builds it at start-up)."""
+        return "_index" in self.__dict__
+
+    @property
     def name_list_version(self) -> str:
         """The loaded name list's label: a cache of name screens keys on it with the normalised name
         (``compliance.sanctions.names.spelling_key``)."""
