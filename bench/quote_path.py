@@ -75,6 +75,9 @@ class Level:
     p95_x_lender: float
     p99_x_lender: float
     statuses: dict[str, int] = field(default_factory=dict)
+    #: CPU per request less what the idle process spends in the same time (its pollers: provider registrations,
+    #: sanctions lists), measured before the levels
+    cpu_ms_per_request_net: float = 0.0
 
 
 @dataclass
@@ -93,6 +96,7 @@ class Result:
     slowest_lender_p50_ms: float
     lender_p50_ms: dict[str, float]
     levels: list[Level]
+    idle_cpu_ms_per_second: float = 0.0
     burst: Level | None = None
     after_burst: HealthCheck | None = None
     after_reset: HealthCheck | None = None
@@ -210,6 +214,19 @@ async def _load(
     )
 
 
+def _idle_cpu_rate(api_pid: int, seconds: float) -> float:
+    """The API process's CPU milliseconds per second with no request (its background pollers)."""
+    before, started = _cpu_seconds(api_pid), time.perf_counter()
+    time.sleep(seconds)
+    return (_cpu_seconds(api_pid) - before) * 1000 / (time.perf_counter() - started)
+
+
+def _net(level: Level, idle_rate: float) -> Level:
+    idle_ms = idle_rate * level.seconds
+    level.cpu_ms_per_request_net = round(level.cpu_ms_per_request - idle_ms / max(level.requests, 1), 1)
+    return level
+
+
 def _health_check(api_url: str, key: str, chains: list[str]) -> HealthCheck:
     health = httpx.get(f"{api_url}/health", headers={"X-API-Key": ADMIN_KEY}, timeout=60).json()
     breakers = {rpc["url"]: rpc["breaker"] for chain in health["chains"].values() for rpc in chain["rpc"]}
@@ -271,6 +288,7 @@ def _measure(args: argparse.Namespace, platform: PlatformServices, fleet: list[S
     lenders = asyncio.run(_lender_latencies(platform.lenders_url, fleet))
     slowest = max(lenders.values())
     key = onboard(api_url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
+    idle_rate = _idle_cpu_rate(api_pid, args.idle_seconds)
     levels = []
     profilers: list[subprocess.Popen[bytes]] = []
 
@@ -285,12 +303,12 @@ def _measure(args: argparse.Namespace, platform: PlatformServices, fleet: list[S
         )
         for profiler in profilers:
             profiler.wait(timeout=60)
-        levels.append(_scale(level, slowest))
+        levels.append(_net(_scale(level, slowest), idle_rate))
         print(f"  concurrency {concurrency}: {level.requests} requests, p50 {level.p50_ms} ms", flush=True)
-    result = Result(args.label, args.latency_ms, _machine(), round(slowest, 1), lenders, levels)
+    result = Result(args.label, args.latency_ms, _machine(), round(slowest, 1), lenders, levels, round(idle_rate, 1))
     if args.burst_seconds > 0:
         burst = asyncio.run(_load(api_url, key, 30, args.burst_seconds, api_pid, lambda: None))
-        result.burst = _scale(burst, slowest)
+        result.burst = _net(_scale(burst, slowest), idle_rate)
         result.after_burst = _health_check(api_url, key, chains)
         time.sleep(args.provider_reset_seconds)
         result.after_reset = _health_check(api_url, key, chains)
@@ -302,16 +320,17 @@ def _table(result: Result, baseline: dict[str, Any] | None) -> str:
         f"quote path [{result.label}]  L = {result.latency_ms:g} ms; slowest lender measured p50 "
         f"{result.slowest_lender_p50_ms} ms ({', '.join(f'{k} {v:.1f}' for k, v in result.lender_p50_ms.items())})",
         f"machine: {result.machine['cpus']} CPUs, load average at start {result.machine['load_average_at_start']} "
-        "(shared with other work: compare ratios)",
+        f"(shared with other work: compare ratios); the idle API spends {result.idle_cpu_ms_per_second} ms of CPU "
+        "a second (its pollers), subtracted in 'net of idle'",
         f"{'conc':>4} {'reqs':>5} {'err':>4} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p50 xL':>7} {'p95 xL':>7} "
-        f"{'p99 xL':>7} {'req/s':>7} {'CPU ms/req':>10}",
+        f"{'p99 xL':>7} {'req/s':>7} {'CPU ms/req':>10} {'net of idle':>11}",
     ]
     rows = [*result.levels, *([result.burst] if result.burst else [])]
     for level in rows:
         lines.append(
             f"{level.concurrency:>4} {level.requests:>5} {level.errors:>4} {level.p50_ms:>8} {level.p95_ms:>8} "
             f"{level.p99_ms:>8} {level.p50_x_lender:>7} {level.p95_x_lender:>7} {level.p99_x_lender:>7} "
-            f"{level.requests_per_second:>7} {level.cpu_ms_per_request:>10}"
+            f"{level.requests_per_second:>7} {level.cpu_ms_per_request:>10} {level.cpu_ms_per_request_net:>11}"
             + ("  (burst)" if level is result.burst else "")
         )
     if result.after_burst and result.after_reset:
@@ -337,6 +356,11 @@ def _table(result: Result, baseline: dict[str, Any] | None) -> str:
                 f"  concurrency {level.concurrency}: p50 xL {level.p50_x_lender / before['p50_x_lender']:.2f}, "
                 f"req/s {level.requests_per_second / before['requests_per_second']:.2f}, "
                 f"CPU ms/req {level.cpu_ms_per_request / before['cpu_ms_per_request']:.2f}"
+                + (
+                    f", net of idle {level.cpu_ms_per_request_net / before['cpu_ms_per_request_net']:.2f}"
+                    if before.get("cpu_ms_per_request_net")
+                    else ""
+                )
             )
     return "\n".join(lines)
 
@@ -379,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per concurrency level")
     parser.add_argument("--burst-seconds", type=float, default=40.0, help="the burst at concurrency 30 (0: none)")
     parser.add_argument("--provider-reset-seconds", type=float, default=11.0, help="wait before the second check")
+    parser.add_argument("--idle-seconds", type=float, default=5.0, help="idle CPU measured for this long first")
     parser.add_argument("--workers", default="none", help="CREDITMESH_WORKERS of the API process")
     parser.add_argument("--code", default=None, help="run the API and lenders from this source tree")
     parser.add_argument("--label", default="this tree")
