@@ -38,6 +38,9 @@ from compliance.reconcile import ChainResult
 from store.base import Base
 from store.types import UtcDateTime
 
+#: an audit entry to write: its kind, subject, data and time (``SqlAuditLog.append``'s arguments)
+AuditItem = tuple[AuditKind, str, Mapping[str, Any], datetime]
+
 
 class ComplianceDecisionRow(Base):
     __tablename__ = "compliance_decisions"
@@ -85,38 +88,53 @@ def _reasons_in(rows: list[dict[str, Any]]) -> tuple[Reason, ...]:
     return tuple(Reason(r["code"], r["message"], r.get("citation")) for r in rows)
 
 
+def _decision_columns(record: DecisionRecord, record_hash: str, request_id: str | None) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "decision_id": record.decision_id,
+        "kind": record.kind.value,
+        "subject_ref": record.subject_ref,
+        "outcome": record.outcome.value,
+        "reasons": _reasons_out(record.reasons),
+        "versions": dict(record.versions),
+        "inputs_hash": record.inputs_hash,
+        "record_hash": record_hash,
+        "decided_at": record.decided_at,
+        "pii_sealed": record.pii_sealed,
+    }
+
+
+def _decision_audit(record: DecisionRecord, record_hash: str) -> AuditItem:
+    data = {
+        "decisionId": record.decision_id,
+        "decisionKind": record.kind.value,
+        "outcome": record.outcome.value,
+        "recordHash": record_hash,
+    }
+    return AuditKind.COMPLIANCE_DECISION, record.subject_ref, data, record.decided_at
+
+
 class SqlDecisionRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
     def add(self, record: DecisionRecord, request_id: str | None = None) -> None:
         """Record ``record`` (made for the credit request ``request_id``, if any) and chain it into the audit log."""
-        self.session.add(
-            ComplianceDecisionRow(
-                request_id=request_id,
-                decision_id=record.decision_id,
-                kind=record.kind.value,
-                subject_ref=record.subject_ref,
-                outcome=record.outcome.value,
-                reasons=_reasons_out(record.reasons),
-                versions=dict(record.versions),
-                inputs_hash=record.inputs_hash,
-                record_hash=record.record_hash(),
-                decided_at=record.decided_at,
-                pii_sealed=record.pii_sealed,
-            )
-        )
-        SqlAuditLog(self.session).append(
-            AuditKind.COMPLIANCE_DECISION,
-            record.subject_ref,
-            {
-                "decisionId": record.decision_id,
-                "decisionKind": record.kind.value,
-                "outcome": record.outcome.value,
-                "recordHash": record.record_hash(),
-            },
-            record.decided_at,
-        )
+        record_hash = record.record_hash()
+        self.session.add(ComplianceDecisionRow(**_decision_columns(record, record_hash, request_id)))
+        SqlAuditLog(self.session).append(*_decision_audit(record, record_hash))
+
+    def insert_all(self, records: Sequence[DecisionRecord], request_id: str | None = None) -> None:
+        """``add`` for many records as plain INSERTs (executemany), run at once rather than at the flush: for a
+        writer that reads nothing back and has no ORM audit entry pending before them (the credit request's write,
+        whose entries then keep their order)."""
+        if not records:
+            return
+        hashes = [record.record_hash() for record in records]
+        pairs = list(zip(records, hashes, strict=True))
+        columns = [_decision_columns(record, record_hash, request_id) for record, record_hash in pairs]
+        self.session.execute(insert(ComplianceDecisionRow), columns)
+        SqlAuditLog(self.session).insert_all([_decision_audit(record, record_hash) for record, record_hash in pairs])
 
     def _record(self, row: ComplianceDecisionRow) -> DecisionRecord:
         return DecisionRecord(
@@ -245,6 +263,10 @@ class AuditHeadRow(Base):
     sealed_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+def _audit_columns(kind: AuditKind, subject: str, data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    return {"kind": kind.value, "subject": subject[:128], "data": audit_data(data), "recorded_at": now}
+
+
 def _entry(row: AuditEntryRow) -> AuditEntry:
     assert row.seq is not None
     assert row.prev_hash is not None
@@ -259,7 +281,13 @@ class SqlAuditLog:
         self.session = session
 
     def append(self, kind: AuditKind, subject: str, data: Mapping[str, Any], now: datetime) -> None:
-        self.session.add(AuditEntryRow(kind=kind.value, subject=subject[:128], data=audit_data(data), recorded_at=now))
+        self.session.add(AuditEntryRow(**_audit_columns(kind, subject, data, now)))
+
+    def insert_all(self, items: Sequence[AuditItem]) -> None:
+        """``append`` for many entries as one plain INSERT (executemany), run at once and in order (see
+        ``SqlDecisionRepository.insert_all`` for when that is right)."""
+        if items:
+            self.session.execute(insert(AuditEntryRow), [_audit_columns(*item) for item in items])
 
     def _locked_head(self) -> AuditHeadRow:
         if self.session.get(AuditHeadRow, 1) is None:

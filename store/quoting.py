@@ -80,13 +80,13 @@ class SqlQuotingRepository:
         assert request is not None  # a foreign key
         return _record(QuoteRecord, row), _record(CreditRequestRecord, request)
 
+    # plain INSERTs run at once, like add_request's: this unit of work adds no ORM rows, so the audit entries keep
+    # the order they are written in (the risk decision's, then the compliance decisions')
     def add_risk_decision(self, stored: StoredDecision) -> None:
-        SqlRiskDecisionRepository(self.session).add(stored)
+        SqlRiskDecisionRepository(self.session).insert(stored)
 
     def add_decision_records(self, records: Sequence[DecisionRecord], request_id: str | None = None) -> None:
-        repository = SqlDecisionRepository(self.session)
-        for record in records:
-            repository.add(record, request_id)
+        SqlDecisionRepository(self.session).insert_all(records, request_id)
 
     def open_screening_reviews(
         self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime

@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, select
+from sqlalchemy import JSON, Boolean, Index, Integer, String, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from compliance.audit import AuditKind
 from risk.policy import RiskDecision
 from risk.repository import StoredDecision
 from store.base import Base
-from store.compliance import SqlAuditLog
+from store.compliance import AuditItem, SqlAuditLog
 from store.types import UtcDateTime
 
 
@@ -42,6 +42,39 @@ class RiskDecisionRow(Base):
     __table_args__ = (Index("ix_risk_decisions_decided_at_id", "decided_at", "id"),)
 
 
+def _risk_rows(stored: StoredDecision) -> tuple[dict[str, Any], AuditItem]:
+    """The decision's row and its audit entry (the decision hashed once for both)."""
+    decision = stored.decision
+    document = decision.model_dump(mode="json")
+    decision_hash = "0x" + decision.decision_hash().hex()
+    columns = {
+        "id": stored.id,
+        "borrower_id": stored.borrower_id,
+        "request_id": stored.request_id,
+        "approved": decision.approved,
+        "score": decision.score,
+        "grade": decision.grade,
+        "pd": document["pd"],
+        "max_ltv_bps": decision.max_ltv_bps,
+        "max_amount": document["max_amount"],
+        "spread_bps": decision.spread_bps,
+        "reasons": document["reasons"],
+        "model_version": decision.model_version,
+        "policy_version": decision.policy_version,
+        "inputs_hash": decision.inputs_hash,
+        "decision_hash": decision_hash,
+        "decision": document,
+        "decided_at": stored.decided_at,
+    }
+    data = {
+        "decisionId": stored.id,
+        "requestId": stored.request_id,
+        "approved": decision.approved,
+        "decisionHash": decision_hash,
+    }
+    return columns, (AuditKind.RISK_DECISION, stored.borrower_id, data, stored.decided_at)
+
+
 class SqlRiskDecisionRepository:
     """``risk.repository.RiskDecisionRepository`` over a Session; never commits."""
 
@@ -49,40 +82,15 @@ class SqlRiskDecisionRepository:
         self.session = session
 
     def add(self, stored: StoredDecision) -> None:
-        decision = stored.decision
-        document = decision.model_dump(mode="json")
-        self.session.add(
-            RiskDecisionRow(
-                id=stored.id,
-                borrower_id=stored.borrower_id,
-                request_id=stored.request_id,
-                approved=decision.approved,
-                score=decision.score,
-                grade=decision.grade,
-                pd=document["pd"],
-                max_ltv_bps=decision.max_ltv_bps,
-                max_amount=document["max_amount"],
-                spread_bps=decision.spread_bps,
-                reasons=document["reasons"],
-                model_version=decision.model_version,
-                policy_version=decision.policy_version,
-                inputs_hash=decision.inputs_hash,
-                decision_hash="0x" + decision.decision_hash().hex(),
-                decision=document,
-                decided_at=stored.decided_at,
-            )
-        )
-        SqlAuditLog(self.session).append(
-            AuditKind.RISK_DECISION,
-            stored.borrower_id,
-            {
-                "decisionId": stored.id,
-                "requestId": stored.request_id,
-                "approved": decision.approved,
-                "decisionHash": "0x" + decision.decision_hash().hex(),
-            },
-            stored.decided_at,
-        )
+        columns, audit = _risk_rows(stored)
+        self.session.add(RiskDecisionRow(**columns))
+        SqlAuditLog(self.session).append(*audit)
+
+    def insert(self, stored: StoredDecision) -> None:
+        """``add`` as plain INSERTs run at once, not at the flush (see ``SqlDecisionRepository.insert_all``)."""
+        columns, audit = _risk_rows(stored)
+        self.session.execute(insert(RiskDecisionRow), [columns])
+        SqlAuditLog(self.session).insert_all([audit])
         self.session.flush()
 
     def get(self, decision_id: str) -> StoredDecision | None:

@@ -15,7 +15,7 @@ from api.auth import Role, issue_key
 from api.cli import main
 from compliance.audit import AuditKind, verify
 from compliance.decisions import DecisionKind, decide
-from store.compliance import AuditEntryRow, SqlAuditLog, SqlDecisionRepository
+from store.compliance import AuditEntryRow, ComplianceDecisionRow, SqlAuditLog, SqlDecisionRepository
 from store.db import Database
 from store.governance import ProposalRecord, SqlProposalRepository
 
@@ -78,6 +78,37 @@ def test_entries_written_with_what_they_record_and_sealed_in_order(database: tup
     stored = entries[0].data["recordHash"]
     with db.unit_of_work() as uow:
         assert SqlDecisionRepository(uow.session).stored_hash(str(entries[0].data["decisionId"])) == stored
+    assert verify(entries).ok
+
+
+def test_plain_inserts_write_what_add_writes_in_order(database: tuple[Database, str]) -> None:
+    # the credit request's write (store.quoting) uses insert_all: the same rows and entries as add, in their order
+    db, _ = database
+    records = [
+        decide(DecisionKind.CREDIT_REQUEST, "b-9", {"amount": "10"}, [], {"rules": "v1"}, NOW),
+        decide(DecisionKind.OFFER, "b-9", {"apr": "9.5"}, [], {"rules": "v1"}, NOW),
+    ]
+    with db.unit_of_work() as uow:  # rolled back: nothing written
+        SqlDecisionRepository(uow.session).insert_all(records)
+    with db.unit_of_work() as uow:
+        SqlDecisionRepository(uow.session).insert_all(records, "req-9")
+        uow.commit()
+    with db.unit_of_work() as uow:
+        repository = SqlDecisionRepository(uow.session)
+        assert repository.for_subject("b-9") == records
+        kept = uow.session.scalars(
+            select(ComplianceDecisionRow.request_id).where(ComplianceDecisionRow.subject_ref == "b-9")
+        )
+        assert list(kept) == ["req-9", "req-9"]
+        assert [repository.stored_hash(r.decision_id) for r in records] == [r.record_hash() for r in records]
+        log = SqlAuditLog(uow.session)
+        assert log.seal() == 2
+        uow.commit()
+    with db.unit_of_work() as uow:
+        entries = SqlAuditLog(uow.session).entries()
+    assert [(e.data["decisionId"], e.data["recordHash"]) for e in entries] == [
+        (r.decision_id, r.record_hash()) for r in records
+    ]
     assert verify(entries).ok
 
 

@@ -61,15 +61,16 @@ def session(postgres_url: str) -> Iterator[Session]:
     engine.dispose()
 
 
-def test_decisions_round_trip_through_postgres(session: Session) -> None:
+@pytest.mark.parametrize("write", ["add", "insert"])  # through the flush, or plain INSERTs (the quote path)
+def test_decisions_round_trip_through_postgres(session: Session, write: str) -> None:
     repo = SqlRiskDecisionRepository(session)
     borrower = uuid.uuid4().hex
     approved = StoredDecision(str(uuid.uuid4()), borrower, None, assess(STRONG, REQUEST, None), datetime.now(UTC))
     declined = StoredDecision(
         str(uuid.uuid4()), borrower, "req-1", assess(CreditProfile(), REQUEST, None), datetime.now(UTC)
     )
-    repo.add(approved)
-    repo.add(declined)
+    getattr(repo, write)(approved)
+    getattr(repo, write)(declined)
     session.expire_all()
     got = repo.get(declined.id)
     assert got is not None
