@@ -14,6 +14,13 @@
 * Mined transactions are found per block (``eth_getBlockReceipts``), not by polling one receipt per transaction,
   and confirmed once the block is N deep and still canonical (a reorg sends them back to "sent").
 * Confirmation is awaitable: ``await manager.wait(intent_key)``.
+* Each open intent is owned by one manager (``owner``: one per instance, unique across processes and machines)
+  under a lease on its row that the owner's watcher renews for all its intents in one statement every
+  ``claim_after / 3`` seconds. A manager follows only the intents it owns: it never re-broadcasts or fee-bumps a
+  live owner's intent. An intent whose owner stopped renewing (its process died) is claimed (``claim_stale``, in
+  any open state) by another manager of the same account once ``claim_after`` has passed, which then resumes it
+  from the store: the same signed bytes, the same nonce. A manager that finds one of its intents taken over (it
+  stalled past its lease) lets it go; its writes of new attempts are fenced by the owner column.
 * A freshly allocated nonce the node calls used ("nonce too low") means the key sent a transaction the platform did
   not (it was used outside the platform): the allocator is resynced from the chain's pending count and the
   transaction signed again with a new nonce, once; if that fails too the intent ends dropped.
@@ -24,6 +31,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -142,8 +152,8 @@ class LifecycleSettings:
     stuck_after: float = 30.0  # seconds after sending before a same-nonce replacement
     gas_margin_percent: int = 20  # over eth_estimateGas
     rebroadcast_after: float = 10.0  # seconds before a sent, unmined transaction is broadcast again
-    # A pending (never signed) intent of another process is taken over only after this many idle seconds: a live
-    # process's fresh intent is never signed twice with two nonces.
+    # An open intent's lease: its owner renews it every claim_after / 3 seconds; another manager of the same account
+    # takes the intent over only after it has gone this many seconds unrenewed (its owner died or stalled).
     claim_after: float = 30.0
     rpc_timeout: float = 10.0
     # outcomes kept in memory for waiters (chain.settled); an older one is read from its intent's record
@@ -184,6 +194,15 @@ class _Tracked:
         return Fees(Wei(self.current.max_fee_per_gas), Wei(self.current.max_priority_fee_per_gas))
 
 
+class _TakenOver(ChainError):
+    """Another manager claimed an intent this one followed (this one stalled past its lease): let it go."""
+
+
+def default_owner() -> str:
+    """An owner id unique to one manager instance: host, process and a random suffix."""
+    return f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class _Broadcast:
     ACCEPTED, UNDERPRICED, NONCE_USED, REJECTED, UNAVAILABLE = range(5)
 
@@ -202,6 +221,7 @@ class TransactionManager:
 
     ``store`` persists intents and attempts; ``nonces`` defaults to the SQL allocator on the same store (within
     one process on SQLite, across processes on PostgreSQL); pass a ``RedisNonceAllocator`` to share through Redis.
+    ``owner`` names this manager on the intents it owns (``default_owner()``: unique per instance).
     ``on_signed`` is a test seam called after an attempt is persisted and before it is broadcast."""
 
     def __init__(
@@ -216,6 +236,7 @@ class TransactionManager:
         revert_artifacts: tuple[str, ...] = ("Errors",),
         on_signed: Callable[[str], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        owner: str | None = None,
     ) -> None:
         self.client, self.signer, self.store = client, signer, store
         self.nonces: NonceAllocator = nonces if nonces is not None else SqlNonceAllocator(store)
@@ -225,6 +246,9 @@ class TransactionManager:
         self.account = AccountRef(client.config.chain_id, signer.address)
         self._on_signed = on_signed
         self._clock = clock
+        self.owner = owner or default_owner()
+        self._lease = timedelta(seconds=self.settings.claim_after)
+        self._renewed_at = self._claimed_at = clock()
         self._tracked: dict[str, _Tracked] = {}
         self._by_hash: dict[str, str] = {}
         self._waiters: dict[str, asyncio.Future[Receipt]] = {}
@@ -232,7 +256,6 @@ class TransactionManager:
         self._submitting: dict[str, asyncio.Task[Submission]] = {}
         self._sent_queue: list[tuple[str, str]] = []
         self._recheck: set[str] = set()
-        self._owned: set[str] = set()  # pending intents this process created or claimed
         self._scanned = -1
         self._fees: tuple[float, Fees] | None = None
         self._fee_lock = asyncio.Lock()
@@ -243,15 +266,16 @@ class TransactionManager:
     # ---------------------------------------------------------------- start, stop
 
     async def start(self) -> TransactionManager:
-        """Check the chain, floor the nonce counter at the chain's count, resume open intents, start watching."""
+        """Check the chain, floor the nonce counter at the chain's count, claim and resume the open intents no live
+        manager owns, start watching."""
         await self.client.connect()
         pending_count = int(await self._rpc("eth_getTransactionCount", self.account.address, "pending"), 16)
         persisted = await self.store.max_nonce(self.account.chain_id, self.account.address)
         floor = pending_count if self.nonces.cross_process else max(pending_count, (persisted or -1) + 1)
         await self.nonces.floor(self.account, Nonce(floor))
         self._scanned = int(await self._rpc("eth_blockNumber"), 16)
-        for intent in await self.store.open_intents(self.account.chain_id, self.account.address):
-            self._resume(intent)
+        await self._claim_expired()
+        self._renewed_at = self._clock()
         self._watcher = asyncio.create_task(self._watch(), name=f"tx-watcher-{self.client.name}")
         return self
 
@@ -264,6 +288,9 @@ class TransactionManager:
             task.cancel()
         await asyncio.gather(*self._submitting.values(), return_exceptions=True)
         await self._flush_sent()
+        # Hand the open intents over now: another manager of this account claims them at its next round instead
+        # of waiting for the lease to run out.
+        await self.store.release_leases(self.account.chain_id, self.account.address, self.owner)
 
     async def __aenter__(self) -> TransactionManager:
         return await self.start()
@@ -272,13 +299,13 @@ class TransactionManager:
         await self.close()
 
     def _resume(self, intent: IntentRecord) -> None:
+        """Follow ``intent``, which this manager owns (created or claimed), from where the store says it is."""
         if intent.key in self._tracked or intent.key in self._submitting:
             return
         live = [a for a in intent.attempts if a.status in ("signed", "sent", "mined")]
         if not live:
-            # Persisted as an intent, maybe with a bound nonce, never signed: carry on from there — at once if
-            # this process owns it, after claiming it if another (maybe dead) process created it.
-            task = asyncio.create_task(self._claim_and_prepare(intent))
+            # Persisted as an intent, maybe with a bound nonce, never signed: carry on from there.
+            task = asyncio.create_task(self._prepare_and_send(intent))
             task.add_done_callback(_consume_error)  # the error is settled for waiters; nobody awaits this task
             self._submitting[intent.key] = task
             return
@@ -305,15 +332,47 @@ class TransactionManager:
             )
             self._recheck.discard(intent.key)
 
-    async def _claim_and_prepare(self, intent: IntentRecord) -> Submission:
-        if intent.key not in self._owned:
-            stale_before = datetime.now(UTC) - timedelta(seconds=self.settings.claim_after)
-            if not await self.store.claim_stale(intent.key, stale_before):
-                self._submitting.pop(intent.key, None)
-                await asyncio.sleep(self.settings.poll_interval)
-                return Submission(intent.key, intent.status, None, intent.nonce)
-            self._owned.add(intent.key)
-        return await self._prepare_and_send(intent)
+    async def _take_over(self, key: str) -> bool:
+        """Claim ``key`` if no live manager owns it and follow it; whether this manager follows it now."""
+        claimed = await self.store.claim_stale(key, self.owner, self._lease)
+        if claimed is not None:
+            log.info("%s: intent %s (%s) claimed by %s", self.client.name, key, claimed.status, self.owner)
+            self._resume(claimed)
+        return claimed is not None
+
+    async def _claim_expired(self) -> None:
+        self._claimed_at = self._clock()
+        for intent in await self.store.claim_expired(
+            self.account.chain_id, self.account.address, self.owner, self._lease
+        ):
+            log.info("%s: intent %s (%s) claimed by %s", self.client.name, intent.key, intent.status, self.owner)
+            self._resume(intent)
+
+    async def _keep_leases(self) -> None:
+        """Renew this manager's leases (one statement), let go of intents another manager took over, and claim the
+        intents whose owner stopped renewing; each at most every ``claim_after / 3`` and ``/ 2`` seconds."""
+        now = self._clock()
+        ttl = self.settings.claim_after
+        if (self._tracked or self._submitting) and now - self._renewed_at >= ttl / 3:
+            self._renewed_at = now
+            followed = set(self._tracked)
+            held = await self.store.renew_leases(self.account.chain_id, self.account.address, self.owner, self._lease)
+            for key in followed - held:
+                tracked = self._tracked.get(key)
+                if tracked is not None:
+                    log.warning("%s: intent %s was taken over by another manager", self.client.name, key)
+                    self._let_go(tracked)
+        if now - self._claimed_at >= ttl / 2:
+            await self._claim_expired()
+
+    def _let_go(self, tracked: _Tracked) -> None:
+        """Stop following an intent another manager owns now; its waiters read its outcome from the store."""
+        self._untrack(tracked)
+        self._recheck.discard(tracked.key)
+        waiter = self._waiters.pop(tracked.key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(_TakenOver(tracked.key))
+            waiter.exception()  # mark retrieved: the waiter may have given up already
 
     def _track(self, tracked: _Tracked) -> None:
         self._tracked[tracked.key] = tracked
@@ -346,12 +405,12 @@ class TransactionManager:
             gas_used=None,
             contract_address=None,
             error=None,
+            owner=self.owner,
+            lease_expires_at=datetime.now(UTC) + self._lease,
         )
         stored, created = await self.store.create_intent(record)
         if stored.payload_hash != record.payload_hash:
             raise IntentConflict(intent_key)
-        if created:
-            self._owned.add(intent_key)
         if not created:
             return await self._existing(stored)
         if intent_key in self._submitting:  # a concurrent submit of the same key got here first
@@ -365,10 +424,14 @@ class TransactionManager:
             return Submission(stored.key, stored.status, stored.tx_hash, stored.nonce)
         if stored.key in self._submitting:
             return await asyncio.shield(self._submitting[stored.key])
-        if stored.key not in self._tracked and stored.sender == self.account.address:
-            self._resume(stored)  # e.g. submitted by a process that died
-            if stored.key in self._submitting:
-                return await asyncio.shield(self._submitting[stored.key])
+        if (
+            stored.key not in self._tracked
+            and stored.sender == self.account.address
+            and not stored.owned_elsewhere(self.owner, datetime.now(UTC))
+            and await self._take_over(stored.key)  # e.g. submitted by a process that died
+            and stored.key in self._submitting
+        ):
+            return await asyncio.shield(self._submitting[stored.key])
         tracked = self._tracked.get(stored.key)
         if tracked is not None:
             return Submission(stored.key, stored.status, tracked.current.tx_hash, tracked.nonce)
@@ -390,16 +453,24 @@ class TransactionManager:
                         continue
                     if intent_key in self._tracked:
                         waiter = self._waiters.setdefault(intent_key, asyncio.get_running_loop().create_future())
-                        return await asyncio.shield(waiter)
+                        try:
+                            return await asyncio.shield(waiter)
+                        except _TakenOver:
+                            continue  # followed by another manager now: read its outcome from the store
                     stored = await self.store.get_intent(intent_key)
                     if stored is None:
                         raise ChainError(f"no intent {intent_key!r}")
                     if stored.status in TERMINAL_STATUSES:
                         return _receipt_or_raise(stored)
-                    if stored.sender == self.account.address and stored.chain_id == self.account.chain_id:
-                        self._resume(stored)
+                    if (
+                        stored.sender == self.account.address
+                        and stored.chain_id == self.account.chain_id
+                        and not stored.owned_elsewhere(self.owner, datetime.now(UTC))
+                        and await self._take_over(intent_key)
+                    ):
                         continue
-                    await asyncio.sleep(self.settings.poll_interval)  # another signer's intent
+                    # another signer's intent, or one a live manager owns: its outcome will be in the store
+                    await asyncio.sleep(self.settings.poll_interval)
         except TimeoutError:
             raise ConfirmationTimeout(intent_key, within or 0.0) from None
 
@@ -428,12 +499,18 @@ class TransactionManager:
             raise
         fresh = intent.nonce is None  # allocated here: a "nonce too low" cannot be an attempt of ours mined
         nonce = Nonce(intent.nonce) if intent.nonce is not None else await self.nonces.allocate(self.account, key)
-        tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees)
+        try:
+            tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees)
+        except _TakenOver:
+            return await self._taken_over_before_signing(key)
         if self._on_signed is not None:
             await self._on_signed(key)
         outcome = await self._send(tracked)
         if outcome == _Broadcast.NONCE_USED and fresh:
-            tracked, outcome = await self._resend_after_resync(tracked, gas, fees)
+            try:
+                tracked, outcome = await self._resend_after_resync(tracked, gas, fees)
+            except _TakenOver:
+                return await self._taken_over_before_signing(key)
         if outcome == _Broadcast.REJECTED:
             error = self._settled.get(key)
             assert isinstance(error, ChainError)
@@ -441,11 +518,18 @@ class TransactionManager:
         self._wake.set()
         return Submission(key, "sent" if not tracked.unsent else "signed", tracked.current.tx_hash, tracked.nonce)
 
+    async def _taken_over_before_signing(self, key: str) -> Submission:
+        log.warning("%s: intent %s was taken over by another manager before it was signed", self.client.name, key)
+        stored = await self.store.get_intent(key)
+        assert stored is not None
+        return Submission(key, stored.status, stored.tx_hash, stored.nonce)
+
     async def _sign_and_track(
         self, key: str, to: str | None, data: bytes, value: int, nonce: Nonce, gas: int, fees: Fees
     ) -> _Tracked:
         attempt = self._sign(to, data, value, nonce, gas, fees)
-        await self.store.record_signed(key, attempt)
+        if not await self.store.record_signed(key, attempt, owner=self.owner):
+            raise _TakenOver(key)
         tracked = _Tracked(key=key, to=to, data=data, value=value, nonce=nonce, attempts=[attempt])
         self._track(tracked)
         return tracked
@@ -601,6 +685,7 @@ class TransactionManager:
 
     async def _tick(self) -> None:
         await self._flush_sent()
+        await self._keep_leases()
         if not self._tracked:
             return
         head = int(await self._rpc("eth_blockNumber"), 16)
@@ -766,7 +851,12 @@ class TransactionManager:
                 tracked.accepted_at = now
                 continue
             attempt = self._sign(tracked.to, tracked.data, tracked.value, tracked.nonce, tracked.current.gas, fees)
-            await self.store.record_signed(tracked.key, attempt, replaces=tracked.current.tx_hash)
+            if not await self.store.record_signed(
+                tracked.key, attempt, replaces=tracked.current.tx_hash, owner=self.owner
+            ):
+                log.warning("%s: stuck %s was taken over by another manager", self.client.name, tracked.key)
+                self._let_go(tracked)
+                continue
             tracked.attempts.append(attempt)
             self._by_hash[attempt.tx_hash] = tracked.key
             log.info("replacing stuck %s at nonce %s with %s", tracked.key, tracked.nonce, attempt.tx_hash)

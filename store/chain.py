@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Table, Text, delete, func, select, update
+from sqlalchemy import JSON, BigInteger, Integer, String, Table, Text, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -63,6 +63,10 @@ class ChainIntentRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The transaction manager that follows this open intent, and until when unless it renews: another manager of
+    # the same account takes the intent over only once that has passed (its owner stopped renewing: it died).
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ChainAttemptRow(Base):
@@ -198,6 +202,17 @@ class IntentRecord:
     error: str | None
     attempts: tuple[AttemptRecord, ...] = field(default=())
     updated_at: datetime | None = None
+    owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+    def owned_elsewhere(self, owner: str, now: datetime) -> bool:
+        """Whether another manager holds this intent's unexpired lease (so ``owner`` must leave it alone)."""
+        return (
+            self.owner is not None
+            and self.owner != owner
+            and self.lease_expires_at is not None
+            and self.lease_expires_at >= now
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +259,8 @@ def _intent(row: ChainIntentRow, attempts: Sequence[ChainAttemptRow] = ()) -> In
         error=row.error,
         attempts=tuple(_attempt(a) for a in sorted(attempts, key=lambda a: a.created_at)),
         updated_at=row.updated_at,
+        owner=row.owner,
+        lease_expires_at=row.lease_expires_at,
     )
 
 
@@ -277,6 +294,8 @@ class ChainRepository:
                 status=record.status,
                 created_at=now,
                 updated_at=now,
+                owner=record.owner,
+                lease_expires_at=record.lease_expires_at,
             )
         )
 
@@ -315,6 +334,15 @@ class ChainRepository:
                 ChainIntentRow.status.in_(OPEN_STATUSES),
             )
         ).all()
+        return self._with_attempts(rows)
+
+    def intents(self, keys: Sequence[str]) -> list[IntentRecord]:
+        if not keys:
+            return []
+        return self._with_attempts(self.session.scalars(select(ChainIntentRow).where(ChainIntentRow.key.in_(keys))))
+
+    def _with_attempts(self, rows: Iterable[ChainIntentRow]) -> list[IntentRecord]:
+        rows = list(rows)
         if not rows:
             return []
         keys = [row.key for row in rows]
@@ -322,6 +350,52 @@ class ChainRepository:
         for attempt in self.session.scalars(select(ChainAttemptRow).where(ChainAttemptRow.intent_key.in_(keys))):
             attempts.setdefault(attempt.intent_key, []).append(attempt)
         return [_intent(row, attempts.get(row.key, [])) for row in rows]
+
+    # ownership: one manager per open intent, under a lease it renews (see SqlChainStore.claim_stale)
+
+    def claim(self, where: Any, owner: str, now: datetime, expires_at: datetime) -> list[str]:
+        """Take every open intent matching ``where`` whose lease is free, expired or already ``owner``'s; one
+        statement. On PostgreSQL a concurrent claimer of the same row waits for the row lock and re-checks the
+        condition, so exactly one of them gets it."""
+        claimable = or_(
+            ChainIntentRow.owner.is_(None),
+            ChainIntentRow.owner == owner,
+            ChainIntentRow.lease_expires_at.is_(None),
+            ChainIntentRow.lease_expires_at < now,
+        )
+        result = self.session.execute(
+            update(ChainIntentRow)
+            .where(where, ChainIntentRow.status.in_(OPEN_STATUSES), claimable)
+            .values(owner=owner, lease_expires_at=expires_at, updated_at=now)
+            .returning(ChainIntentRow.key)
+            .execution_options(synchronize_session=False)
+        )
+        return [str(key) for key in result.scalars()]
+
+    def renew(self, chain_id: int, sender: str, owner: str, expires_at: datetime) -> set[str]:
+        """Extend every open intent ``owner`` still holds on (chain, sender); the keys it holds. One statement."""
+        result = self.session.execute(
+            update(ChainIntentRow)
+            .where(
+                ChainIntentRow.owner == owner,
+                ChainIntentRow.chain_id == chain_id,
+                ChainIntentRow.sender == sender,
+                ChainIntentRow.status.in_(OPEN_STATUSES),
+            )
+            .values(lease_expires_at=expires_at)
+            .returning(ChainIntentRow.key)
+            .execution_options(synchronize_session=False)
+        )
+        return {str(key) for key in result.scalars()}
+
+    def update_held_intent(self, key: str, owner: str | None, **values: Any) -> bool:
+        """``update_intent`` only while ``owner`` holds the intent (any holder when None); whether it did. The
+        updated row stays locked to the end of the transaction, so nobody claims it in between."""
+        statement = update(ChainIntentRow).where(ChainIntentRow.key == key)
+        if owner is not None:
+            statement = statement.where(ChainIntentRow.owner == owner)
+        result = self.session.execute(statement.values(updated_at=_now(), **values))
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     def max_nonce(self, chain_id: int, sender: str) -> int | None:
         value = self.session.scalar(
@@ -536,30 +610,55 @@ class SqlChainStore:
     async def get_intent(self, key: str) -> IntentRecord | None:
         return await self.run(lambda repo: repo.get_intent(key))
 
-    async def claim_stale(self, key: str, stale_before: datetime) -> bool:
-        """Take over a pending intent that nobody has touched since ``stale_before`` (its process died before
-        signing); exactly one claimer wins, a live process's fresh intent is never taken."""
+    async def claim_stale(self, key: str, owner: str, ttl: timedelta) -> IntentRecord | None:
+        """Take over the open intent ``key`` (in any open state: pending, signed, sent, mined) when its owner's
+        lease has expired — its process died or stopped renewing — or nobody owns it; the intent as claimed, or
+        None while a live owner holds it (a live owner's intent is never re-sent by another) or it is settled."""
 
-        def work(repo: ChainRepository) -> bool:
-            result = repo.session.execute(
-                update(ChainIntentRow)
-                .where(
-                    ChainIntentRow.key == key,
-                    ChainIntentRow.status == PENDING,
-                    ChainIntentRow.updated_at < stale_before,
-                )
-                .values(updated_at=_now())
-            )
-            return bool(getattr(result, "rowcount", 0) == 1)
+        def work(repo: ChainRepository) -> IntentRecord | None:
+            now = _now()
+            if not repo.claim(ChainIntentRow.key == key, owner, now, now + ttl):
+                return None
+            return repo.get_intent(key)
 
         return await self.run(work)
 
-    async def record_signed(self, key: str, attempt: AttemptRecord, *, replaces: str | None = None) -> None:
-        def work(repo: ChainRepository) -> None:
-            repo.add_attempt(key, attempt)
-            repo.update_intent(key, status=SIGNED if replaces is None else SENT, nonce=attempt.nonce)
+    async def claim_expired(self, chain_id: int, sender: str, owner: str, ttl: timedelta) -> list[IntentRecord]:
+        """Take over every open intent of (chain, sender) that nobody holds a live lease on; the intents claimed."""
 
-        await self.run_grouped(work)
+        def work(repo: ChainRepository) -> list[IntentRecord]:
+            now = _now()
+            mine = and_(ChainIntentRow.chain_id == chain_id, ChainIntentRow.sender == sender)
+            keys = repo.claim(mine, owner, now, now + ttl)
+            return repo.intents(keys)
+
+        return await self.run(work)
+
+    async def renew_leases(self, chain_id: int, sender: str, owner: str, ttl: timedelta) -> set[str]:
+        """Extend ``owner``'s leases on its open intents of (chain, sender) in one statement; the keys it still
+        holds (an intent missing from them was taken over after its lease expired)."""
+        return await self.run(lambda repo: repo.renew(chain_id, sender, owner, _now() + ttl))
+
+    async def release_leases(self, chain_id: int, sender: str, owner: str) -> None:
+        """``owner`` stops following its open intents of (chain, sender): their leases expire now, so another
+        manager claims them at its next round (a manager closing; a dead one's expire by themselves)."""
+        await self.run(lambda repo: repo.renew(chain_id, sender, owner, _now() - timedelta(seconds=1)))
+
+    async def record_signed(
+        self, key: str, attempt: AttemptRecord, *, replaces: str | None = None, owner: str | None = None
+    ) -> bool:
+        """Persist a signed attempt (before it is broadcast). With ``owner``, only while ``owner`` holds the intent:
+        False (nothing written) once another manager took it over, so a stalled owner never adds a second
+        transaction to an intent its successor follows."""
+
+        def work(repo: ChainRepository) -> bool:
+            status = SIGNED if replaces is None else SENT
+            if not repo.update_held_intent(key, owner, status=status, nonce=attempt.nonce):
+                return False
+            repo.add_attempt(key, attempt)
+            return True
+
+        return await self.run_grouped(work)
 
     async def mark_sent(self, tx_hashes: Sequence[tuple[str, str]]) -> None:
         """(intent key, tx hash) pairs whose transaction a node accepted."""

@@ -1,0 +1,167 @@
+"""Relay intents owned per intent (issue 18): two transaction managers of one account on one PostgreSQL and one
+anvil. While the first renews its leases the second never re-sends or fee-bumps its intents in flight (although its
+own replacement time is short); once the first stops renewing, the second claims them in every open state it finds
+(sent, and one a dead process persisted but never signed) and completes them: each mint once, no nonce gap."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from web3.contract import Contract
+
+from chain.client import ChainClient
+from chain.signers import Role, devnet_signer
+from chain.transactions import Call, LifecycleSettings, TransactionManager
+from store.chain import CONFIRMED, PENDING, SENT, IntentRecord, SqlChainStore
+from tests.integration.chain.support import TOKEN_ARTIFACTS, deploy_token, holder, manager, miner
+
+pytestmark = pytest.mark.integration
+
+LEASE = 2.0  # seconds: the owners' claim_after
+
+
+class _Freezable:
+    """A monotonic clock that can stop: a manager on it stops renewing its leases (as if its process hung)."""
+
+    def __init__(self) -> None:
+        self.frozen_at: float | None = None
+
+    def __call__(self) -> float:
+        return self.frozen_at if self.frozen_at is not None else time.monotonic()
+
+    def freeze(self) -> None:
+        self.frozen_at = time.monotonic()
+
+
+def _manager(
+    client: ChainClient, store: SqlChainStore, owner: str, clock: _Freezable | None = None, **settings: float
+) -> TransactionManager:
+    return TransactionManager(
+        client,
+        devnet_signer(Role.DEPLOYER),
+        store,
+        settings=LifecycleSettings(
+            **{"confirmations": 1, "poll_interval": 0.05, "claim_after": LEASE, "stuck_after": 60.0, **settings}  # type: ignore[arg-type]
+        ),
+        revert_artifacts=TOKEN_ARTIFACTS,
+        clock=clock or time.monotonic,
+        owner=owner,
+    )
+
+
+def _orphan(client: ChainClient, token: Contract) -> IntentRecord:
+    """An intent a dead process persisted (pending, no nonce) and never signed; its lease ran out long ago."""
+    call = Call.function(token, "mint", holder(99), 99)
+    sender = devnet_signer(Role.DEPLOYER).address
+    return IntentRecord(
+        key="orphan",
+        chain_id=client.config.chain_id,
+        sender=sender,
+        to_address=call.to,
+        data="0x" + call.data.hex(),
+        value=0,
+        gas=None,
+        payload_hash=call.payload_hash(client.config.chain_id, sender),
+        status=PENDING,
+        nonce=None,
+        tx_hash=None,
+        block_number=None,
+        block_hash=None,
+        gas_used=None,
+        contract_address=None,
+        error=None,
+        owner="dead-process",
+        lease_expires_at=datetime.now(UTC) - timedelta(minutes=5),
+    )
+
+
+async def _until_owned_by(store: SqlChainStore, keys: list[str], owner: str, within: float) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            intents = [await store.get_intent(k) for k in keys]
+            if all(i is not None and i.owner == owner for i in intents):
+                return
+            await asyncio.sleep(0.1)
+
+
+async def test_a_live_owners_intents_are_left_alone_and_a_dead_owners_are_completed(
+    client: ChainClient, pg_store: SqlChainStore
+) -> None:
+    async with manager(client, pg_store, Role.DEPLOYER) as deployer:
+        token = await deploy_token(deployer)
+    keys = [f"owned:{i}" for i in range(8)]
+    clock = _Freezable()
+    first = await _manager(client, pg_store, "first", clock).start()
+    # the second would fee-bump anything it followed after half a second unmined, and re-broadcast it sooner
+    second = _manager(client, pg_store, "second", stuck_after=0.5, rebroadcast_after=0.2)
+    try:
+        await client.rpc("evm_setAutomine", False)  # nothing is mined while ownership is tested
+        await asyncio.gather(
+            *(first.submit(k, Call.function(token, "mint", holder(i), i + 1)) for i, k in enumerate(keys))
+        )
+        await second.start()
+        await asyncio.sleep(2 * LEASE)  # the first renews; the second must not touch its intents
+        held = [await pg_store.get_intent(k) for k in keys]
+        assert all(i is not None and i.owner == "first" and i.status == SENT for i in held)
+        assert all(len(i.attempts) == 1 for i in held if i is not None), "a live owner's intent was fee-bumped"
+        assert second.in_flight == 0
+
+        created, _ = await pg_store.create_intent(_orphan(client, token))
+        assert created.owner == "dead-process"
+        clock.freeze()  # the first stops renewing: its leases run out within LEASE seconds
+        await _until_owned_by(pg_store, [*keys, "orphan"], "second", within=10 * LEASE)
+        async with miner(client, 0.1):
+            receipts = await asyncio.gather(*(second.wait(k, within=60) for k in [*keys, "orphan"]))
+    finally:
+        await second.close()
+        await first.close()
+        await client.rpc("evm_setAutomine", True)
+
+    assert all(r.status == CONFIRMED for r in receipts)
+    assert sorted(r.nonce for r in receipts) == list(range(1, 10))  # no gap, none twice
+    assert int(await client.rpc("eth_getTransactionCount", devnet_signer(Role.DEPLOYER).address, "latest"), 16) == 10
+    supply = int(await client.rpc("eth_call", {"to": token.address, "data": "0x18160ddd"}, "latest"), 16)
+    assert supply == sum(range(1, 9)) + 99  # every mint once
+    for key in [*keys, "orphan"]:
+        stored = await pg_store.get_intent(key)
+        assert stored is not None
+        assert stored.owner == "second"
+
+
+async def test_claims_renewals_and_releases_on_the_store(pg_store: SqlChainStore) -> None:
+    """The store's ownership operations: one winner per claim, a live lease refused, renewal reports what is still
+    held, a release lets the next claimer in at once."""
+    lease = timedelta(seconds=30)
+    record = IntentRecord(
+        key="k",
+        chain_id=1,
+        sender="0x" + "11" * 20,
+        to_address=None,
+        data="0x",
+        value=0,
+        gas=21_000,
+        payload_hash="0x" + "00" * 32,
+        status=PENDING,
+        nonce=None,
+        tx_hash=None,
+        block_number=None,
+        block_hash=None,
+        gas_used=None,
+        contract_address=None,
+        error=None,
+        owner="a",
+        lease_expires_at=datetime.now(UTC) + lease,
+    )
+    await pg_store.create_intent(record)
+    assert await pg_store.claim_stale("k", "b", lease) is None  # a's lease is live
+    assert await pg_store.claim_expired(1, record.sender, "b", lease) == []
+    assert await pg_store.renew_leases(1, record.sender, "a", lease) == {"k"}
+    await pg_store.release_leases(1, record.sender, "a")
+    claims = await asyncio.gather(*(pg_store.claim_expired(1, record.sender, f"c{i}", lease) for i in range(4)))
+    assert sorted(len(c) for c in claims) == [0, 0, 0, 1]  # exactly one claimer wins
+    winner = next(f"c{i}" for i, c in enumerate(claims) if c)
+    assert await pg_store.renew_leases(1, record.sender, "a", lease) == set()  # a learns it lost the intent
+    assert await pg_store.renew_leases(1, record.sender, winner, lease) == {"k"}
