@@ -19,7 +19,7 @@ from chain.deployment import DeploymentRecord
 from chain.errors import ChainIdMismatch, ConfigurationError
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, Signer
-from chain.transactions import TransactionManager
+from chain.transactions import LifecycleSettings, TransactionManager
 from contracts.typed_data import Domain
 from store.chain import SqlChainStore
 
@@ -115,16 +115,25 @@ async def connect_chain(
     relayer: Signer,
     store: SqlChainStore,
     role_signers: Mapping[Role, Signer] | None = None,
+    *,
+    intent_lease: float | None = None,
 ) -> ChainRuntime:
     """Connect (refusing a node whose chain id differs) and start the relayer's transaction manager and one per
-    role in ``role_signers`` (each resumes its own open intents: intents and nonces are per sending account)."""
+    role in ``role_signers`` (each claims the open intents of its account that no live process owns: intents and
+    nonces are per sending account; ``intent_lease`` seconds, 30 by default, before a dead owner's are taken)."""
     if record.chain_id != config.chain_id:
         raise ChainIdMismatch(f"deployments record of {config.name}", config.chain_id, record.chain_id)
     client = await ChainClient(config).connect()
-    transactions = await TransactionManager(client, relayer, store, revert_artifacts=REVERT_ARTIFACTS).start()
+    lease = {} if intent_lease is None else {"claim_after": intent_lease}
+    settings = LifecycleSettings.for_chain(client, **lease)
+
+    def manager(signer: Signer) -> TransactionManager:
+        return TransactionManager(client, signer, store, settings=settings, revert_artifacts=REVERT_ARTIFACTS)
+
+    transactions = await manager(relayer).start()
     senders: dict[Role, TransactionManager] = {}
     for role, signer in (role_signers or {}).items():
         if role == Role.RELAYER:
             continue
-        senders[role] = await TransactionManager(client, signer, store, revert_artifacts=REVERT_ARTIFACTS).start()
+        senders[role] = await manager(signer).start()
     return ChainRuntime(client, record, transactions, senders)

@@ -154,7 +154,10 @@ async def build_platform(settings: Settings) -> Platform:
     chain_store = SqlChainStore(database.sessions)
     senders = role_signers(settings)
     chains = {
-        chain.name: await connect_chain(chain, records[chain.name], relayer, chain_store, senders) for chain in registry
+        chain.name: await connect_chain(
+            chain, records[chain.name], relayer, chain_store, senders, intent_lease=settings.intent_lease_seconds
+        )
+        for chain in registry
     }
     assets = _assets(settings, records)
     # every lender call goes through the SSRF guard, connecting to the address it checked (providers.destinations)

@@ -176,6 +176,12 @@ class Settings(BaseSettings):
         '"keeper", "defaulter"); `creditmesh run`/`serve` default to all, tests opt in',
     )
     indexer_lease_seconds: float = Field(default=15.0, gt=0, le=600)
+    intent_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="a relay intent's lease: another process takes over a dead process's open transactions after it",
+    )
     outbox_lease_seconds: float = Field(default=15.0, gt=0, le=600)
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60, description="pause between the relay's rounds")
     outbox_max_backoff_seconds: float = Field(

@@ -28,7 +28,7 @@ from chain.client import ChainClient
 from chain.errors import ChainIdMismatch, ConfigurationError
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role
-from chain.transactions import TransactionManager
+from chain.transactions import LifecycleSettings, TransactionManager
 from compliance.audit_anchor import AnchorContract, AnchorError
 from providers.destinations import DestinationGuard, PinnedTransport
 from providers.secrets import SecretBox
@@ -247,7 +247,13 @@ async def keep_chains(settings: Settings, chain_names: list[str] | None, stop: a
                 )
             clients.append(await ChainClient(config).connect())
             managers.append(
-                await TransactionManager(clients[-1], signer, store, revert_artifacts=REVERT_ARTIFACTS).start()
+                await TransactionManager(
+                    clients[-1],
+                    signer,
+                    store,
+                    settings=LifecycleSettings.for_chain(clients[-1], claim_after=settings.intent_lease_seconds),
+                    revert_artifacts=REVERT_ARTIFACTS,
+                ).start()
             )
             running.append(
                 Keeper(clients[-1], records[config.name], database, managers[-1], settings=keeper_settings(settings))

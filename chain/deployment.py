@@ -305,7 +305,9 @@ class _Lifecycle:
             self._client,
             self.signer,
             store,
-            settings=self._settings or LifecycleSettings.for_chain(self._client),
+            # A deployments record's intents are one tool run's at a time: a rerun after a crash takes over what the
+            # crashed run left open within seconds instead of the platform's lease.
+            settings=self._settings or LifecycleSettings.for_chain(self._client, claim_after=_RERUN_CLAIM_AFTER),
             on_signed=self._on_signed,
         )
         await manager.start()
@@ -382,6 +384,7 @@ class _Lifecycle:
 
 
 FAILED_STATUSES = (REVERTED, FAILED, DROPPED)
+_RERUN_CLAIM_AFTER = 3.0  # seconds: a crashed run's open intents are taken over by the next run after this
 DEVNET_CLIENTS = ("anvil", "hardhat", "ganache")  # web3_clientVersion prefixes of local development nodes
 
 

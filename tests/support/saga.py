@@ -28,6 +28,7 @@ def saga_platform(
         settings={
             "CREDITMESH_ACCEPT_LEASE_SECONDS": "2",
             "CREDITMESH_INDEXER_LEASE_SECONDS": "3",  # a restarted API takes the killed one's chains over soon
+            "CREDITMESH_INTENT_LEASE_SECONDS": "3",  # and its open transactions
             "CREDITMESH_OUTBOX_LEASE_SECONDS": "3",
             "CREDITMESH_OUTBOX_POLL_SECONDS": "0.2",
             "CREDITMESH_OUTBOX_MAX_BACKOFF_SECONDS": "1",

@@ -1,7 +1,7 @@
 """chain: relay intents owned per intent (the owning transaction manager and its lease's expiry)
 
-Revision ID: 0019_intent_owners
-Revises: 0018_past_due_notices
+Revision ID: 0021_intent_owners
+Revises: 0020_provider_registry_version
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import store.types
 
-revision = "0019_intent_owners"
-down_revision = "0018_past_due_notices"
+revision = "0021_intent_owners"
+down_revision = "0020_provider_registry_version"
 branch_labels = None
 depends_on = None
 
