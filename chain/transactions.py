@@ -15,12 +15,12 @@
   and confirmed once the block is N deep and still canonical (a reorg sends them back to "sent").
 * Confirmation is awaitable: ``await manager.wait(intent_key)``.
 * Each open intent is owned by one manager (``owner``: one per instance, unique across processes and machines)
-  under a lease on its row that the owner's watcher renews for all its intents in one statement every
-  ``claim_after / 3`` seconds. A manager follows only the intents it owns: it never re-broadcasts or fee-bumps a
-  live owner's intent. An intent whose owner stopped renewing (its process died) is claimed (``claim_stale``, in
-  any open state) by another manager of the same account once ``claim_after`` has passed, which then resumes it
-  from the store: the same signed bytes, the same nonce. A manager that finds one of its intents taken over (it
-  stalled past its lease) lets it go; its writes of new attempts are fenced by the owner column.
+  under a lease on its row that the owner renews for all its intents in one statement every ``claim_after / 3``
+  seconds (a task beside the watcher). A manager follows only the intents it owns: it never re-broadcasts or
+  fee-bumps a live owner's intent. An intent whose owner stopped renewing (its process died) is claimed
+  (``claim_stale``, in any open state) by another manager of the same account once ``claim_after`` has passed,
+  which then resumes it from the store: the same signed bytes, the same nonce. A manager that finds one of its
+  intents taken over (it stalled past its lease) lets it go; its writes of new attempts are fenced by the owner.
 * A freshly allocated nonce the node calls used ("nonce too low") means the key sent a transaction the platform did
   not (it was used outside the platform): the allocator is resynced from the chain's pending count and the
   transaction signed again with a new nonce, once; if that fails too the intent ends dropped.
@@ -260,6 +260,7 @@ class TransactionManager:
         self._fees: tuple[float, Fees] | None = None
         self._fee_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
+        self._lease_keeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.last_error: str | None = None
 
@@ -277,13 +278,15 @@ class TransactionManager:
         await self._claim_expired()
         self._renewed_at = self._clock()
         self._watcher = asyncio.create_task(self._watch(), name=f"tx-watcher-{self.client.name}")
+        self._lease_keeper = asyncio.create_task(self._keep_leases(), name=f"tx-leases-{self.client.name}")
         return self
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-            self._watcher = None
+        for background in (self._watcher, self._lease_keeper):
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
+        self._watcher = self._lease_keeper = None
         for task in list(self._submitting.values()):
             task.cancel()
         await asyncio.gather(*self._submitting.values(), return_exceptions=True)
@@ -349,8 +352,16 @@ class TransactionManager:
             self._resume(intent)
 
     async def _keep_leases(self) -> None:
-        """Renew this manager's leases (one statement), let go of intents another manager took over, and claim the
-        intents whose owner stopped renewing; each at most every ``claim_after / 3`` and ``/ 2`` seconds."""
+        """The lease task beside the watcher (a slow watcher tick must not let the leases run out): every
+        ``claim_after / 3`` seconds renew this manager's leases in one statement and claim what dead owners left."""
+        while True:
+            await asyncio.sleep(self.settings.claim_after / 6)
+            try:
+                await self._lease_round()
+            except Exception:  # a database hiccup: the next round renews in time (two rounds fit in a lease)
+                log.exception("%s: renewing the intents' leases failed", self.client.name)
+
+    async def _lease_round(self) -> None:
         now = self._clock()
         ttl = self.settings.claim_after
         if (self._tracked or self._submitting) and now - self._renewed_at >= ttl / 3:
@@ -362,7 +373,7 @@ class TransactionManager:
                 if tracked is not None:
                     log.warning("%s: intent %s was taken over by another manager", self.client.name, key)
                     self._let_go(tracked)
-        if now - self._claimed_at >= ttl / 2:
+        if now - self._claimed_at >= ttl / 3:
             await self._claim_expired()
 
     def _let_go(self, tracked: _Tracked) -> None:
@@ -470,7 +481,7 @@ class TransactionManager:
                     ):
                         continue
                     # another signer's intent, or one a live manager owns: its outcome will be in the store
-                    await asyncio.sleep(self.settings.poll_interval)
+                    await asyncio.sleep(max(self.settings.poll_interval, min(1.0, self.settings.claim_after / 10)))
         except TimeoutError:
             raise ConfirmationTimeout(intent_key, within or 0.0) from None
 
@@ -685,7 +696,6 @@ class TransactionManager:
 
     async def _tick(self) -> None:
         await self._flush_sent()
-        await self._keep_leases()
         if not self._tracked:
             return
         head = int(await self._rpc("eth_blockNumber"), 16)

@@ -36,8 +36,8 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.5)  # let the other intents be sent
             os.kill(os.getpid(), signal.SIGKILL)
 
-    # a short lease: a killed worker's intents are taken over 3 s after its last renewal
-    settings = LifecycleSettings(confirmations=1, poll_interval=0.05, stuck_after=60.0, claim_after=3.0)
+    # a short lease: a killed worker's intents are taken over 5 s after its last renewal
+    settings = LifecycleSettings(confirmations=1, poll_interval=0.05, stuck_after=60.0, claim_after=5.0)
     txs = TransactionManager(client, devnet_signer(Role.DEPLOYER), store, settings=settings, on_signed=on_signed)
     async with txs:
         keys = [f"{args.prefix}:{i}" for i in range(args.count)]
