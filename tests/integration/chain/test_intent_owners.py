@@ -20,7 +20,7 @@ from tests.integration.chain.support import TOKEN_ARTIFACTS, deploy_token, holde
 
 pytestmark = pytest.mark.integration
 
-LEASE = 2.0  # seconds: the owners' claim_after
+LEASE = 3.0  # seconds: the owners' claim_after (renewed every second; a stall of 2 s under load is tolerated)
 
 
 class _Freezable:
@@ -103,10 +103,11 @@ async def test_a_live_owners_intents_are_left_alone_and_a_dead_owners_are_comple
             *(first.submit(k, Call.function(token, "mint", holder(i), i + 1)) for i, k in enumerate(keys))
         )
         await second.start()
-        await asyncio.sleep(2 * LEASE)  # the first renews; the second must not touch its intents
+        await asyncio.sleep(1.5 * LEASE)  # the first renews; the second must not touch its intents
         held = [await pg_store.get_intent(k) for k in keys]
-        assert all(i is not None and i.owner == "first" and i.status == SENT for i in held)
-        assert all(len(i.attempts) == 1 for i in held if i is not None), "a live owner's intent was fee-bumped"
+        state = [(i.key, i.owner, i.status, len(i.attempts)) for i in held if i is not None]
+        assert all(i is not None and i.owner == "first" and i.status == SENT for i in held), state
+        assert all(len(i.attempts) == 1 for i in held if i is not None), f"a live owner's intent was bumped: {state}"
         assert second.in_flight == 0
 
         created, _ = await pg_store.create_intent(_orphan(client, token))
