@@ -1,7 +1,7 @@
 """chain: relay intents owned per intent (the owning transaction manager and its lease's expiry)
 
-Revision ID: 0021_intent_owners
-Revises: 0020_provider_registry_version
+Revision ID: 0024_intent_owners
+Revises: 0023_decision_list
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 import store.types
 
-revision = "0021_intent_owners"
-down_revision = "0020_provider_registry_version"
+revision = "0024_intent_owners"
+down_revision = "0023_decision_list"
 branch_labels = None
 depends_on = None
 
