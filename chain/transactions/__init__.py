@@ -1,0 +1,37 @@
+"""The transaction lifecycle: every transaction the platform sends goes through ``TransactionManager``.
+
+    intent persisted (pending) → nonce bound → signed and persisted (hash known) → sent → mined
+        → confirmed after N blocks, or reverted / failed (rejected by the node) / dropped
+
+* ``submit(intent_key, call)`` is idempotent: the key stands for one transaction. A second submit with the same
+  call returns the first one's state; with another call it raises IntentConflict.
+* Nothing is signed before its intent is persisted, and nothing is sent before the signed bytes are persisted,
+  so a restart at any point resumes from the store: it re-broadcasts the same signed bytes (same hash) and never
+  signs a second transaction with another nonce for one intent.
+* Fees are EIP-1559, from ``eth_feeHistory`` within the chain's ``FeePolicy``. A transaction not mined
+  ``stuck_after`` seconds after it was sent is replaced at the same nonce with both fees raised by ≥ 12.5 %;
+  whichever of the attempts is mined settles the intent.
+* Mined transactions are found per block (``eth_getBlockReceipts``), not by polling one receipt per transaction,
+  and confirmed once the block is N deep and still canonical (a reorg sends them back to "sent").
+* Confirmation is awaitable: ``await manager.wait(intent_key)``.
+* Each open intent is owned by one manager (``owner``: one per instance, unique across processes and machines)
+  under a lease on its row that the owner renews for all its intents in one statement every ``claim_after / 3``
+  seconds (a task beside the watcher). A manager follows only the intents it owns: it never re-broadcasts or
+  fee-bumps a live owner's intent. An intent whose owner stopped renewing (its process died) is claimed
+  (``claim_stale``, in any open state) by another manager of the same account once ``claim_after`` has passed,
+  which then resumes it from the store: the same signed bytes, the same nonce. A manager that finds one of its
+  intents taken over (it stalled past its lease) lets it go; its writes of new attempts are fenced by the owner.
+* A freshly allocated nonce the node calls used ("nonce too low") means the key sent a transaction the platform did
+  not (it was used outside the platform): the allocator is resynced from the chain's pending count and the
+  transaction signed again with a new nonce, once; if that fails too the intent ends dropped.
+
+Layout: private modules behind these public names, each layer a base class of the next — ``_values`` (Call,
+Receipt, Submission), ``_settings`` (LifecycleSettings, owner ids), ``_tracked`` (an open intent in memory, the
+node's answers), ``_core`` (state, RPC, fees), ``_sending``, ``_owning`` (leases), ``_watching``, ``_manager``.
+"""
+
+from chain.transactions._manager import TransactionManager
+from chain.transactions._settings import LifecycleSettings, default_owner
+from chain.transactions._values import Call, Receipt, Submission
+
+__all__ = ["Call", "LifecycleSettings", "Receipt", "Submission", "TransactionManager", "default_owner"]

@@ -1,0 +1,184 @@
+"""Preparing and sending: gas estimate, fees, nonce, signing, persisting the signed bytes, broadcasting, and
+the nonce resync when the node says a fresh nonce is used."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+
+from chain.errors import ChainError, FeeCapExceeded, GasEstimationFailed, RpcUnavailable, TransactionRejected
+from chain.fees import Fees
+from chain.transactions._core import _Core
+from chain.transactions._tracked import _KNOWN, _NONCE_USED, _UNDERPRICED, _Broadcast, _hex, _TakenOver, _Tracked
+from chain.transactions._values import Submission
+from chain.types import Nonce
+from store.chain import ATTEMPT_REJECTED, AttemptRecord, IntentRecord
+
+log = logging.getLogger("chain.transactions")
+
+
+class _Sending(_Core):
+    """Prepare, sign, persist and broadcast one intent's transaction."""
+
+    async def _prepare_and_send(self, intent: IntentRecord) -> Submission:
+        try:
+            return await self._prepare_and_send_inner(intent)
+        finally:
+            self._submitting.pop(intent.key, None)
+
+    async def _prepare_and_send_inner(self, intent: IntentRecord) -> Submission:
+        key = intent.key
+        to = intent.to_address
+        data = bytes(HexBytes(intent.data))
+        try:
+            gas = intent.gas if intent.gas is not None else await self._estimate_gas(to, data, intent.value)
+            fees = await self._market_fees()
+        except (GasEstimationFailed, FeeCapExceeded) as err:
+            await self.store.reject(key, None, str(err))
+            self._settle(key, err)
+            raise
+        fresh = intent.nonce is None  # allocated here: a "nonce too low" cannot be an attempt of ours mined
+        nonce = Nonce(intent.nonce) if intent.nonce is not None else await self.nonces.allocate(self.account, key)
+        try:
+            tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees)
+        except _TakenOver:
+            return await self._taken_over_before_signing(key)
+        if self._on_signed is not None:
+            await self._on_signed(key)
+        outcome = await self._send(tracked)
+        if outcome == _Broadcast.NONCE_USED and fresh:
+            try:
+                tracked, outcome = await self._resend_after_resync(tracked, gas, fees)
+            except _TakenOver:
+                return await self._taken_over_before_signing(key)
+        if outcome == _Broadcast.REJECTED:
+            error = self._settled.get(key)
+            assert isinstance(error, ChainError)
+            raise error
+        self._wake.set()
+        return Submission(key, "sent" if not tracked.unsent else "signed", tracked.current.tx_hash, tracked.nonce)
+
+    async def _taken_over_before_signing(self, key: str) -> Submission:
+        log.warning("%s: intent %s was taken over by another manager before it was signed", self.client.name, key)
+        stored = await self.store.get_intent(key)
+        assert stored is not None
+        return Submission(key, stored.status, stored.tx_hash, stored.nonce)
+
+    async def _sign_and_track(
+        self, key: str, to: str | None, data: bytes, value: int, nonce: Nonce, gas: int, fees: Fees
+    ) -> _Tracked:
+        attempt = self._sign(to, data, value, nonce, gas, fees)
+        if not await self.store.record_signed(key, attempt, owner=self.owner):
+            raise _TakenOver(key)
+        tracked = _Tracked(key=key, to=to, data=data, value=value, nonce=nonce, attempts=[attempt])
+        self._track(tracked)
+        return tracked
+
+    async def _resend_after_resync(self, stale: _Tracked, gas: int, fees: Fees) -> tuple[_Tracked, int]:
+        """The node says the nonce just allocated is used: the key sent a transaction the platform did not. Floor
+        the allocator at the chain's pending count and sign the intent again with a new nonce (once)."""
+        self._recheck.discard(stale.key)  # nothing of ours can be mined under that nonce: not a drop to report
+        self._untrack(stale)
+        await self.store.run(lambda repo: repo.set_attempt_status([stale.current.tx_hash], ATTEMPT_REJECTED))
+        chain_nonce = int(await self._rpc("eth_getTransactionCount", self.account.address, "pending"), 16)
+        log.warning(
+            "%s: nonce %s was used by a transaction the platform did not send; nonces resynced at %s",
+            stale.key,
+            stale.nonce,
+            chain_nonce,
+        )
+        await self.nonces.floor(self.account, Nonce(chain_nonce))
+        nonce = await self.nonces.allocate(self.account, stale.key)
+        tracked = await self._sign_and_track(stale.key, stale.to, stale.data, stale.value, nonce, gas, fees)
+        return tracked, await self._send(tracked)
+
+    def _sign(self, to: str | None, data: bytes, value: int, nonce: int, gas: int, fees: Fees) -> AttemptRecord:
+        tx: dict[str, Any] = {
+            "type": 2,
+            "chainId": self.account.chain_id,
+            "nonce": nonce,
+            "gas": gas,
+            "value": value,
+            "data": data,
+            **fees.as_params(),
+        }
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        raw = self.signer.sign_transaction(tx)
+        return AttemptRecord(
+            tx_hash="0x" + keccak(raw).hex(),
+            nonce=nonce,
+            max_fee_per_gas=fees.max_fee_per_gas,
+            max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+            gas=gas,
+            raw="0x" + raw.hex(),
+            status="signed",
+            created_at=datetime.now(UTC),
+        )
+
+    async def _send(self, tracked: _Tracked) -> int:
+        """Broadcast the newest attempt and act on the answer."""
+        attempt = tracked.current
+        try:
+            answer = await self.client.provider.make_request("eth_sendRawTransaction", [attempt.raw])  # type: ignore[arg-type]
+        except RpcUnavailable as err:
+            self.last_error = str(err)[:300]
+            tracked.unsent = True
+            return _Broadcast.UNAVAILABLE
+        error = answer.get("error")
+        if error is None:
+            self._accepted(tracked)
+            return _Broadcast.ACCEPTED
+        message = str(error.get("message", error) if isinstance(error, dict) else error).lower()
+        if any(token in message for token in _KNOWN):
+            self._accepted(tracked)
+            return _Broadcast.ACCEPTED
+        if any(token in message for token in _NONCE_USED):
+            # Either one of our attempts was mined (found by the receipt re-check) or someone else used the nonce.
+            tracked.unsent = False
+            tracked.nonce_used_seen = True
+            self._recheck.add(tracked.key)
+            return _Broadcast.NONCE_USED
+        if len(tracked.attempts) > 1 and any(token in message for token in _UNDERPRICED):
+            tracked.unsent = False  # an earlier attempt is still pending; bump again later
+            return _Broadcast.UNDERPRICED
+        if len(tracked.attempts) > 1:
+            # A replacement was refused; the earlier attempt stands.
+            log.warning("replacement of %s refused: %s", tracked.key, message)
+            tracked.attempts.pop()
+            tracked.accepted_at = self._clock()
+            return _Broadcast.UNDERPRICED
+        rejected = TransactionRejected(f"{self.client.name} refused {tracked.key}: {message}", tracked.key)
+        await self.nonces.release(self.account, Nonce(tracked.nonce))
+        await self.store.reject(tracked.key, attempt.tx_hash, message)
+        self._untrack(tracked)
+        self._settle(tracked.key, rejected)
+        return _Broadcast.REJECTED
+
+    def _accepted(self, tracked: _Tracked) -> None:
+        tracked.unsent = False
+        tracked.accepted_at = self._clock()
+        self._sent_queue.append((tracked.key, tracked.current.tx_hash))
+
+    async def _estimate_gas(self, to: str | None, data: bytes, value: int) -> int:
+        params: dict[str, Any] = {"from": self.account.address, "data": "0x" + data.hex(), "value": _hex(value)}
+        if to is not None:
+            params["to"] = to
+        answer = await self.client.provider.make_request("eth_estimateGas", [params])  # type: ignore[arg-type]
+        error = answer.get("error")
+        if error is not None:
+            revert_data = error.get("data") if isinstance(error, dict) else None
+            decoded = self._decode(revert_data)
+            message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+            raise GasEstimationFailed(
+                f"gas estimate failed on {self.client.name}: {message}" + (f" [{decoded}]" if decoded else ""),
+                revert_data=revert_data if isinstance(revert_data, str) else None,
+                decoded=decoded,
+            )
+        estimate = int(str(answer["result"]), 16)
+        return estimate + estimate * self.settings.gas_margin_percent // 100

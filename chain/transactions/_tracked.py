@@ -1,0 +1,55 @@
+"""An open intent as its manager follows it, and how a node's answer to a broadcast is read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chain.errors import ChainError
+from chain.fees import Fees
+from chain.types import Wei
+from store.chain import AttemptRecord, MinedUpdate
+
+
+@dataclass
+class _Tracked:
+    """An open intent as this process follows it."""
+
+    key: str
+    to: str | None
+    data: bytes
+    value: int
+    nonce: int
+    attempts: list[AttemptRecord]
+    accepted_at: float | None = None  # when a node last accepted the newest attempt (monotonic)
+    unsent: bool = True
+    mined: MinedUpdate | None = None
+    nonce_used_seen: bool = False
+
+    @property
+    def current(self) -> AttemptRecord:
+        return self.attempts[-1]
+
+    @property
+    def fees(self) -> Fees:
+        return Fees(Wei(self.current.max_fee_per_gas), Wei(self.current.max_priority_fee_per_gas))
+
+
+class _TakenOver(ChainError):
+    """Another manager claimed an intent this one followed (this one stalled past its lease): let it go."""
+
+
+class _Broadcast:
+    ACCEPTED, UNDERPRICED, NONCE_USED, REJECTED, UNAVAILABLE = range(5)
+
+
+_KNOWN = ("already known", "known transaction", "already imported", "already exists", "already in")
+
+
+_NONCE_USED = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
+
+
+_UNDERPRICED = ("underpriced", "replacement transaction")
+
+
+def _hex(value: int) -> str:
+    return hex(value)

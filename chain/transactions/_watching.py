@@ -1,0 +1,216 @@
+"""The watcher: broadcast what is unsent, find mined transactions per block, confirm at depth (or send back on
+a reorg), replace the stuck ones with a fee bump."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from chain.errors import ChainError, FeeCapExceeded, TransactionDropped, TransactionReverted
+from chain.fees import replacement_fees
+from chain.transactions._owning import _Owning
+from chain.transactions._tracked import _Broadcast, _hex, _Tracked
+from chain.transactions._values import Receipt, _receipt
+from store.chain import CONFIRMED, DROPPED, REVERTED, MinedUpdate
+
+log = logging.getLogger("chain.transactions")
+
+
+class _Watching(_Owning):
+    """The watcher task of one manager: one tick every ``poll_interval`` or when woken."""
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self._tick()
+            except ChainError as err:
+                self.last_error = str(err)[:300]
+                log.warning("transaction watcher on %s: %s", self.client.name, err)
+            except Exception:  # the watcher must outlive any one bad tick; the error is logged with its trace
+                log.exception("transaction watcher on %s failed a tick", self.client.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            self._wake.clear()
+
+    async def _tick(self) -> None:
+        await self._flush_sent()
+        if not self._tracked:
+            return
+        head = int(await self._rpc("eth_blockNumber"), 16)
+        await self._broadcast_unsent()
+        await self._scan(head)
+        await self._recheck_receipts()
+        await self._confirm(head)
+        await self._replace_stuck()
+        await self._flush_sent()
+
+    async def _flush_sent(self) -> None:
+        queue, self._sent_queue = self._sent_queue, []
+        if queue:
+            await self.store.mark_sent(queue)
+
+    async def _broadcast_unsent(self) -> None:
+        now = self._clock()
+        due = [
+            t
+            for t in self._tracked.values()
+            if t.mined is None
+            and (t.unsent or (t.accepted_at is not None and now - t.accepted_at > self.settings.rebroadcast_after))
+        ]
+        for tracked in sorted(due, key=lambda t: t.nonce):
+            if await self._send(tracked) == _Broadcast.UNAVAILABLE:
+                return
+
+    async def _scan(self, head: int) -> None:
+        """Find our transactions in the blocks since the last scan, one receipts call per block."""
+        if all(t.mined is not None for t in self._tracked.values()):
+            self._scanned = head
+            return
+        found: list[MinedUpdate] = []
+        for number in range(self._scanned + 1, head + 1):
+            receipts = await self._rpc("eth_getBlockReceipts", _hex(number)) or []
+            for receipt in receipts:
+                key = self._by_hash.get(str(receipt["transactionHash"]))
+                if key is not None and key in self._tracked:
+                    found.append(self._mined(key, receipt))
+            self._scanned = number
+        await self._record_mined(found)
+
+    def _mined(self, key: str, receipt: dict[str, Any]) -> MinedUpdate:
+        contract = receipt.get("contractAddress")
+        return MinedUpdate(
+            intent_key=key,
+            tx_hash=str(receipt["transactionHash"]),
+            block_number=int(receipt["blockNumber"], 16),
+            block_hash=str(receipt["blockHash"]),
+            gas_used=int(receipt["gasUsed"], 16),
+            contract_address=to_checksum_address(contract) if contract else None,
+            success=int(receipt["status"], 16) == 1,
+        )
+
+    async def _record_mined(self, found: Sequence[MinedUpdate]) -> None:
+        if not found:
+            return
+        await self.store.mark_mined(found)
+        for update in found:
+            tracked = self._tracked[update.intent_key]
+            tracked.mined = update
+            tracked.unsent = False
+            self._recheck.discard(update.intent_key)
+
+    async def _recheck_receipts(self) -> None:
+        """Resumed, reorged and nonce-taken intents: ask for each attempt's receipt directly."""
+        found: list[MinedUpdate] = []
+        dropped: list[_Tracked] = []
+        for key in list(self._recheck):
+            tracked = self._tracked.get(key)
+            if tracked is None or tracked.mined is not None:
+                self._recheck.discard(key)
+                continue
+            for attempt in tracked.attempts:
+                receipt = await self._rpc("eth_getTransactionReceipt", attempt.tx_hash)
+                if receipt:
+                    found.append(self._mined(key, receipt))
+                    break
+            else:
+                if tracked.nonce_used_seen:
+                    dropped.append(tracked)
+                continue
+        await self._record_mined(found)
+        for tracked in dropped:
+            self._recheck.discard(tracked.key)
+            await self.store.finish([(tracked.key, DROPPED, "nonce used by another transaction")])
+            self._untrack(tracked)
+            self._settle(tracked.key, TransactionDropped(f"{tracked.key}: nonce {tracked.nonce} taken", tracked.key))
+
+    async def _confirm(self, head: int) -> None:
+        depth = max(1, self.settings.confirmations)
+        ripe = [t for t in self._tracked.values() if t.mined is not None and head - t.mined.block_number + 1 >= depth]
+        if not ripe:
+            return
+        canonical: dict[int, str] = {}
+        outcomes: list[tuple[str, str, str | None]] = []
+        settled: list[tuple[_Tracked, Receipt | ChainError]] = []
+        reorged: list[str] = []
+        for tracked in ripe:
+            mined = tracked.mined
+            assert mined is not None
+            if mined.block_number not in canonical:
+                block = await self._rpc("eth_getBlockByNumber", _hex(mined.block_number), False)
+                canonical[mined.block_number] = str(block["hash"]) if block else ""
+            if canonical[mined.block_number] != mined.block_hash:
+                tracked.mined = None
+                reorged.append(tracked.key)
+                continue
+            receipt = _receipt(self.account.chain_id, tracked.nonce, mined)
+            if mined.success:
+                outcomes.append((tracked.key, CONFIRMED, None))
+                settled.append((tracked, receipt))
+            else:
+                error = await self._revert_error(tracked, mined)
+                outcomes.append((tracked.key, REVERTED, str(error)))
+                settled.append((tracked, error))
+        if reorged:
+            await self.store.mark_unmined(reorged)
+            self._recheck.update(reorged)
+        await self.store.finish(outcomes)
+        for tracked, result in settled:
+            self._untrack(tracked)
+            self._settle(tracked.key, result)
+
+    async def _revert_error(self, tracked: _Tracked, mined: MinedUpdate) -> TransactionReverted:
+        """Replay the call in the block's parent state to learn the custom error (best effort)."""
+        params: dict[str, Any] = {"from": self.account.address, "data": "0x" + tracked.data.hex()}
+        if tracked.to is not None:
+            params["to"] = tracked.to
+        params["value"] = _hex(tracked.value)
+        answer = await self.client.provider.make_request(
+            "eth_call",  # type: ignore[arg-type]
+            [params, _hex(max(0, mined.block_number - 1))],
+        )
+        error = answer.get("error")
+        revert_data = error.get("data") if isinstance(error, dict) else None
+        decoded = self._decode(revert_data)
+        return TransactionReverted(
+            f"{tracked.key} reverted in block {mined.block_number}" + (f": {decoded}" if decoded else ""),
+            tx_hash=mined.tx_hash,
+            revert_data=revert_data if isinstance(revert_data, str) else None,
+        )
+
+    async def _replace_stuck(self) -> None:
+        now = self._clock()
+        stuck = [
+            t
+            for t in self._tracked.values()
+            if t.mined is None
+            and not t.unsent
+            and t.accepted_at is not None
+            and now - t.accepted_at > self.settings.stuck_after
+        ]
+        if not stuck:
+            return
+        self._fees = None  # replacements price against the market now
+        market = await self._market_fees()
+        for tracked in sorted(stuck, key=lambda t: t.nonce):
+            try:
+                fees = replacement_fees(tracked.fees, market, self.fee_policy)
+            except FeeCapExceeded as err:
+                log.warning("cannot replace %s: %s", tracked.key, err)
+                tracked.accepted_at = now
+                continue
+            attempt = self._sign(tracked.to, tracked.data, tracked.value, tracked.nonce, tracked.current.gas, fees)
+            if not await self.store.record_signed(
+                tracked.key, attempt, replaces=tracked.current.tx_hash, owner=self.owner
+            ):
+                log.warning("%s: stuck %s was taken over by another manager", self.client.name, tracked.key)
+                self._let_go(tracked)
+                continue
+            tracked.attempts.append(attempt)
+            self._by_hash[attempt.tx_hash] = tracked.key
+            log.info("replacing stuck %s at nonce %s with %s", tracked.key, tracked.nonce, attempt.tx_hash)
+            await self._send(tracked)
