@@ -3,20 +3,28 @@ and its slow test.
 
 Presigned transactions (automine off, sent as raw JSON-RPC batches, mined with ``evm_mine`` until the pool is empty):
 the borrowers' approvals, then one ``openLoan`` per loan from the relayer (its offer signed by the quote signer, the
-acceptance by the borrower, the risk attestation by the risk signer — as the platform signs them). Our records: a
+acceptance by the borrower, the risk attestation by the risk signer — as the platform signs them). The signing is the
+cost (three EIP-712 signatures and a transaction per loan): it runs in ``workers`` processes, chunk by chunk, and the
+calldata is encoded with eth-abi against the function's types read once (web3's ``encode_abi`` looks the function
+up in the whole ABI on every call, about 14 ms). Our records: a
 borrower per wallet, a credit request per borrower, and for each loan its quote (its offer digest) and the accept
 that recorded it, written before the indexer builds the ledger from the chain by its own path (``EventReader`` with
 ``aggregator.ledger.apply_batch``)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
+from eth_abi.abi import encode
 from eth_account import Account
+from eth_typing import ABIFunction
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from eth_utils.crypto import keccak
 from sqlalchemy import insert
 from web3 import Web3
@@ -26,6 +34,7 @@ from aggregator.ledger import loan_id_for
 from chain.artifacts import load_artifact
 from chain.config import ChainConfig
 from chain.deployment import DeploymentRecord
+from chain.keccak import use_fast_keccak
 from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
 from contracts.typed_data import (
     Acceptance,
@@ -36,7 +45,6 @@ from contracts.typed_data import (
     digest,
     offer_typed_data,
     risk_attestation_typed_data,
-    sign,
 )
 from store.accepts import AcceptRow
 from store.aggregator import CreditRequestRow, QuoteRow
@@ -44,6 +52,7 @@ from store.api import BorrowerRow
 from store.db import Database
 
 USDC, WETH = 10**6, 10**18
+CHUNK = 500  # loans signed per task
 OPEN_GAS = 900_000
 MAX_FEE = 50 * 10**9
 _NONCE_BASE = 2**72  # far from the platform's own offer nonces
@@ -93,27 +102,131 @@ def _raw(key: bytes, chain_id: int, nonce: int, to: str, data: str, gas: int) ->
     return "0x" + bytes(Account.sign_transaction(tx, key).raw_transaction).hex()
 
 
+@dataclass(frozen=True, slots=True)
+class _Loans:
+    """What a signing process needs for one chain's loans (plain values: it crosses a process boundary)."""
+
+    chain_id: int
+    aggregator: str
+    oracle: str
+    pool: str
+    usdc: str
+    weth: str
+    now: int
+    relayer_nonce: int
+    first_nonce: int
+
+
+def _open_loan_abi() -> tuple[bytes, list[str]]:
+    function = cast(
+        ABIFunction,
+        next(
+            item
+            for item in load_artifact("CreditAggregator").abi
+            if item.get("type") == "function" and item.get("name") == "openLoan"
+        ),
+    )
+    return function_abi_to_4byte_selector(function), get_abi_input_types(function)
+
+
+def _signed(typed_data_digest: bytes, key: bytes) -> bytes:
+    """``r ‖ s ‖ v`` over an EIP-712 digest (as ``contracts.typed_data.sign``, on the digest hashed once)."""
+    return bytes(Account.unsafe_sign_hash(typed_data_digest, key).signature)
+
+
+def _sign_loans(loans: _Loans, start: int, stop: int) -> list[tuple[str, str, str]]:
+    """Loans ``start`` .. ``stop``: (the relayer's signed ``openLoan``, the borrower's address, the offer digest)."""
+    use_fast_keccak()  # a fresh process hashes on pycryptodome otherwise
+    selector, types = _open_loan_abi()
+    borrowers = [devnet_account(index) for index in DEVNET_BORROWER_INDEXES]
+    relayer_key, quote_key, risk_key = (devnet_account(n).key for n in (1, 2, 3))
+    domain = Domain(loans.chain_id, Web3.to_checksum_address(loans.aggregator))
+    oracle_domain = Domain(loans.chain_id, Web3.to_checksum_address(loans.oracle))
+    signed: list[tuple[str, str, str]] = []
+    for n in range(start, stop):
+        borrower = borrowers[n % len(borrowers)]
+        offer = Offer(
+            providerId=keccak(text="pool:usdc"),
+            pool=Web3.to_checksum_address(loans.pool),
+            borrower=borrower.address,
+            asset=Web3.to_checksum_address(loans.usdc),
+            principal=1 * USDC,
+            rateBps=900,
+            term=30 * 86_400,
+            originationFee=0,
+            collateralAsset=Web3.to_checksum_address(loans.weth),
+            collateralAmount=WETH // 1_000,
+            chainId=loans.chain_id,
+            termsHash=keccak(text=f"disclosure {n}"),
+            expiry=loans.now + 86_400,
+            nonce=_NONCE_BASE + loans.first_nonce + n,
+        )
+        attestation = RiskAttestation(
+            borrower=borrower.address,
+            grade=2,
+            maxLtvBps=7_500,
+            expiry=loans.now + 86_400,
+            decisionHash=keccak(text=f"decision {n}"),
+            nonce=offer.nonce,
+        )
+        acceptance = Acceptance(offer=offer, deadline=offer.expiry)
+        offer_digest = digest(offer_typed_data(domain, offer))
+        args = (
+            acceptance.as_abi_tuple(),
+            _signed(offer_digest, quote_key),
+            _signed(digest(acceptance_typed_data(domain, acceptance)), borrower.key),
+            attestation.as_abi_tuple(),
+            _signed(digest(risk_attestation_typed_data(oracle_domain, attestation)), risk_key),
+        )
+        data = "0x" + (selector + encode(types, args)).hex()
+        raw = _raw(relayer_key, loans.chain_id, loans.relayer_nonce + n, loans.aggregator, data, OPEN_GAS)
+        signed.append((raw, borrower.address, "0x" + offer_digest.hex()))
+    return signed
+
+
 def open_loans(
-    config: ChainConfig, record: DeploymentRecord, database: Database, count: int, *, first_nonce: int = 0
+    config: ChainConfig,
+    record: DeploymentRecord,
+    database: Database,
+    count: int,
+    *,
+    first_nonce: int = 0,
+    workers: int = 1,
 ) -> BulkResult:
-    """``count`` pool loans of 1 USDC against 0.001 WETH on ``config``'s devnet, and our records of them."""
+    """``count`` pool loans of 1 USDC against 0.001 WETH on ``config``'s devnet, and our records of them; the
+    transactions are signed in ``workers`` processes (1: in this one)."""
     url = config.rpc_urls[0]
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 120}))
     chain_id = config.chain_id
-    aggregator = w3.eth.contract(address=record.address("CreditAggregator"), abi=load_artifact("CreditAggregator").abi)
+    aggregator = record.address("CreditAggregator")
     token = load_artifact("MockERC20").abi
     usdc = w3.eth.contract(address=record.address("USDC"), abi=token)
     weth = w3.eth.contract(address=record.address("WETH"), abi=token)
     pool = record.address("LendingPool:USDC")
-    spenders = (aggregator.address, record.address("CollateralManager"), pool)
+    spenders = (aggregator, record.address("CollateralManager"), pool)
     borrowers = [devnet_account(index) for index in DEVNET_BORROWER_INDEXES]
     relayer = devnet_signer(Role.RELAYER)
-    relayer_key = devnet_account(1).key
-    quote_key, risk_key = devnet_account(2).key, devnet_account(3).key
-    domain = Domain(chain_id, aggregator.address)
-    oracle_domain = Domain(chain_id, record.address("CreditScoringOracle"))
-    now = int(w3.eth.get_block("latest")["timestamp"])
     from_block = int(w3.eth.block_number) + 1
+    loans = _Loans(
+        chain_id,
+        aggregator,
+        record.address("CreditScoringOracle"),
+        pool,
+        usdc.address,
+        weth.address,
+        int(w3.eth.get_block("latest")["timestamp"]),
+        w3.eth.get_transaction_count(relayer.address),
+        first_nonce,
+    )
+    size = max(50, min(CHUNK, -(-count // (workers * 4))))  # a few chunks per process, so none waits long
+    chunks = [(start, min(start + size, count)) for start in range(0, count, size)]
+    if workers > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as signers:
+            parts = signers.map(_sign_loans, [loans] * len(chunks), *zip(*chunks, strict=True))
+            signed = [loan for part in parts for loan in part]
+    else:
+        signed = [loan for start, stop in chunks for loan in _sign_loans(loans, start, stop)]
 
     _rpc_batch(url, [("evm_setAutomine", [False])])
     try:
@@ -130,55 +243,9 @@ def open_loans(
                 )
         _rpc_batch(url, approvals)
         _rpc_batch(url, [("evm_mine", [])])
-
-        relayer_nonce = w3.eth.get_transaction_count(relayer.address)
-        sends: list[tuple[str, list[Any]]] = []
-        quotes: list[tuple[str, str]] = []
-        for n in range(count):
-            borrower = borrowers[n % len(borrowers)]
-            offer = Offer(
-                providerId=keccak(text="pool:usdc"),
-                pool=pool,
-                borrower=borrower.address,
-                asset=usdc.address,
-                principal=1 * USDC,
-                rateBps=900,
-                term=30 * 86_400,
-                originationFee=0,
-                collateralAsset=weth.address,
-                collateralAmount=WETH // 1_000,
-                chainId=chain_id,
-                termsHash=keccak(text=f"disclosure {n}"),
-                expiry=now + 86_400,
-                nonce=_NONCE_BASE + first_nonce + n,
-            )
-            attestation = RiskAttestation(
-                borrower=borrower.address,
-                grade=2,
-                maxLtvBps=7_500,
-                expiry=now + 86_400,
-                decisionHash=keccak(text=f"decision {n}"),
-                nonce=offer.nonce,
-            )
-            acceptance = Acceptance(offer=offer, deadline=offer.expiry)
-            args = (
-                acceptance.as_abi_tuple(),
-                sign(offer_typed_data(domain, offer), quote_key),
-                sign(acceptance_typed_data(domain, acceptance), borrower.key),
-                attestation.as_abi_tuple(),
-                sign(risk_attestation_typed_data(oracle_domain, attestation), risk_key),
-            )
-            data = aggregator.encode_abi("openLoan", list(args))
-            sends.append(
-                (
-                    "eth_sendRawTransaction",
-                    [_raw(relayer_key, chain_id, relayer_nonce + n, aggregator.address, data, OPEN_GAS)],
-                )
-            )
-            quotes.append((borrower.address, "0x" + digest(offer_typed_data(domain, offer)).hex()))
-        _write_records(database, config, aggregator.address, quotes)
-        _rpc_batch(url, sends)
-        _mine_all(url, w3, relayer.address, relayer_nonce + count)
+        _write_records(database, config, aggregator, [(wallet, offer_digest) for _, wallet, offer_digest in signed])
+        _rpc_batch(url, [("eth_sendRawTransaction", [raw]) for raw, _, _ in signed])
+        _mine_all(url, w3, relayer.address, loans.relayer_nonce + count)
     finally:
         _rpc_batch(url, [("evm_setAutomine", [True])])
     return BulkResult(config.name, count, from_block, int(w3.eth.block_number))
