@@ -190,6 +190,9 @@ class Settings(BaseSettings):
     audit_anchor_seconds: float = Field(
         default=60.0, gt=0, le=86_400, description="how often the audit head is anchored"
     )
+    audit_seal_seconds: float = Field(
+        default=1.0, gt=0, le=86_400, description="how often new audit entries are sealed (numbered and chained)"
+    )
     servicing_lease_seconds: float = Field(default=15.0, gt=0, le=600, description="the keeper's and defaulter's")
     keeper_interval_seconds: float = Field(default=5.0, gt=0, le=3600, description="between health-factor rounds")
     defaulter_interval_seconds: float = Field(default=30.0, gt=0, le=3600, description="between past-due rounds")

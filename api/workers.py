@@ -1,7 +1,8 @@
 """Background workers of the API process, started by the app's lifespan when ``CREDITMESH_WORKERS`` names them
 (``creditmesh run``/``serve`` enable all; tests opt in): the per-chain indexer (``aggregator.indexer``), the
 outbox relay (``aggregator.relay``, loan events to webhooks, one per deployment), the audit log's sealing and
-anchoring (``api.audit_jobs``: every ``CREDITMESH_AUDIT_ANCHOR_SECONDS``, with the audit anchor key, on every chain),
+anchoring (``api.audit_jobs``: sealing every ``CREDITMESH_AUDIT_SEAL_SECONDS``, anchoring every
+``CREDITMESH_AUDIT_ANCHOR_SECONDS`` with the audit anchor key, on every chain),
 the liquidation keeper (``aggregator.servicing.keeper``) and the default job (``aggregator.servicing.defaults``:
 past-due buckets, ``markDefault`` by the operator); each worker runs once (per chain) across processes under its
 lease."""
@@ -154,7 +155,14 @@ class Workers:
         if "audit" in enabled_workers(settings.workers):
             anchors = audit_anchor_chains(chains)
             task = asyncio.create_task(
-                run_anchoring(database, anchors, self._stop, interval=settings.audit_anchor_seconds), name="audit"
+                run_anchoring(
+                    database,
+                    anchors,
+                    self._stop,
+                    interval=settings.audit_anchor_seconds,
+                    seal_interval=settings.audit_seal_seconds,
+                ),
+                name="audit",
             )
             task.add_done_callback(_report_end)
             self._tasks.append(task)

@@ -1,0 +1,65 @@
+"""The audit worker seals new entries about every second, between its anchoring rounds: an entry written after the
+first round (which anchors) is sealed long before the next anchoring is due."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from api.audit_jobs import run_anchoring
+from compliance.audit import AuditKind
+from store.compliance import SqlAuditLog
+from store.db import Database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'audit.db'}")
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+def _append(database: Database, subject: str) -> None:
+    with database.unit_of_work() as uow:
+        SqlAuditLog(uow.session).append(AuditKind.KEY_ISSUED, subject, {"keyId": subject}, datetime.now(UTC))
+        uow.commit()
+
+
+def _pending(database: Database) -> int:
+    with database.unit_of_work() as uow:
+        return SqlAuditLog(uow.session).pending()
+
+
+async def _sealed(database: Database, deadline: float = 30.0) -> bool:
+    """Whether nothing is pending within ``deadline`` seconds (wide: a shared machine)."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + deadline
+    while loop.time() < until:
+        if await asyncio.to_thread(_pending, database) == 0:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_entries_are_sealed_every_second_between_anchors(database: Database) -> None:
+    _append(database, "before-start")
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_anchoring(database, [], stop, interval=3_600, seal_interval=0.1))
+    try:
+        assert await _sealed(database)  # the first round: sealed and (no chains here) anchored
+        _append(database, "after-the-first-round")
+        assert _pending(database) == 1
+        assert await _sealed(database), "sealed by a sealing round, an hour before the next anchoring"
+    finally:
+        stop.set()
+        await worker
+    with database.unit_of_work() as uow:
+        subjects = [entry.subject for entry in SqlAuditLog(uow.session).entries()]
+    assert subjects == ["before-start", "after-the-first-round"]
