@@ -12,11 +12,12 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from compliance.pii import PiiMaskingFilter, scrub
 from providers.models import is_valid_correlation_id
@@ -60,26 +61,44 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-def install(app: FastAPI) -> None:
-    log = logging.getLogger("creditmesh.http")
+class CorrelationMiddleware:
+    """Every request under a correlation id (the caller's when it is a plain token: ^[A-Za-z0-9-]{1,64}$; it is
+    echoed, logged and sent to lenders, so anything else — non-ASCII, 6,000 characters, CR/LF — is replaced by a
+    fresh one), echoed in the response's header, and one log line per request with its status and time.
 
-    @app.middleware("http")
-    async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # a caller's id is kept only when it is a plain token (^[A-Za-z0-9-]{1,64}$): it is echoed, logged and sent
-        # to lenders, so anything else (non-ASCII, 6,000 characters, CR/LF) is replaced by a fresh one
-        given = request.headers.get(CORRELATION_HEADER, "")
-        token = correlation_id.set(given if is_valid_correlation_id(given) else str(uuid.uuid4()))
+    A plain ASGI middleware, not ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs the rest of the
+    app in a task group of its own and streams every response through memory streams, a cost on every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.log = logging.getLogger("creditmesh.http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(CORRELATION_HEADER, "")
+        value = given if is_valid_correlation_id(given) else str(uuid.uuid4())
+        token = correlation_id.set(value)
         started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = value
+                self.log.info(
+                    "%s %s %d %.1f ms",
+                    scope["method"],
+                    scope["path"],
+                    message["status"],
+                    (time.perf_counter() - started) * 1000,
+                )
+            await send(message)
+
         try:
-            response = await call_next(request)
-            response.headers[CORRELATION_HEADER] = correlation_id.get()
-            log.info(
-                "%s %s %d %.1f ms",
-                request.method,
-                request.url.path,
-                response.status_code,
-                (time.perf_counter() - started) * 1000,
-            )
-            return response
+            await self.app(scope, receive, send_with_id)
         finally:
             correlation_id.reset(token)
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(CorrelationMiddleware)
