@@ -33,6 +33,7 @@ from chain.config import ChainConfig
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError
 from chain.events import ChainEvent, EventBatch, EventReader, WatchedContract
+from chain.waiting import wait_at_most
 from store.chain import SqlChainStore
 from store.db import Database
 from store.leases import Lease, LeaseLost, LeaseStore, SqlLeaseStore
@@ -130,8 +131,7 @@ class ChainIndexer:
                 if self.lease is not None:
                     log.info("indexer on chain %s: leader %s (token %s)", self.chain_id, self.holder, self.lease.token)
                     await self._lead(stop, retry)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), retry)
+                await wait_at_most(stop.wait(), retry)
         finally:
             if self.lease is not None:
                 with contextlib.suppress(LeaseLost):
@@ -165,8 +165,7 @@ class ChainIndexer:
             except (ChainError, AggregatorError, SQLAlchemyError, OSError) as err:
                 # an RPC or database outage, or facts the ledger refuses: logged, retried at the next poll
                 log.warning("indexer on chain %s: %s", self.chain_id, err)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(stop, lost), pause)
+            await wait_at_most(_first(stop, lost), pause)
 
     async def _renew(self, stop: asyncio.Event, lost: asyncio.Event, every: float) -> None:
         while not stop.is_set():

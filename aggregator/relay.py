@@ -40,6 +40,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from aggregator.event_destinations import Destination, EventDestinations
 from aggregator.retraction import compensate
+from chain.waiting import wait_at_most
 from providers._exceptions import ProviderError
 from providers.signing import signed_headers
 from store.db import Database
@@ -171,8 +172,7 @@ class OutboxRelay:
                 if self.lease is not None:
                     log.info("outbox relay: leader %s (token %s)", self.holder, self.lease.token)
                     await self._lead(stop, retry)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), retry)
+                await wait_at_most(stop.wait(), retry)
         finally:
             await self._drain()
             if self.lease is not None:
@@ -191,8 +191,7 @@ class OutboxRelay:
                     lost.set()
                 except (SQLAlchemyError, OSError) as err:  # a database outage: logged, retried next round
                     log.warning("outbox relay: %s", err)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.interval)
+                await wait_at_most(stop.wait(), self.settings.interval)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError, LeaseLost):

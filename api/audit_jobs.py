@@ -24,6 +24,7 @@ from datetime import timedelta
 
 from chain.client import ChainClient
 from chain.transactions import TransactionManager
+from chain.waiting import wait_at_most
 from compliance.audit import Anchor, AuditEntry, VerifyReport, verify
 from compliance.audit_anchor import AnchorContract, anchor_head, read_anchors
 from store.compliance import SqlAuditLog
@@ -112,8 +113,7 @@ async def run_anchoring(
                 log.warning("audit anchoring: %s", err)
             except Exception as err:  # a failed round is retried next interval; the log stays sealed locally
                 log.error("audit anchoring failed: %s", err, exc_info=err)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), min(interval, seal_interval))
+        await wait_at_most(stop.wait(), min(interval, seal_interval))
     if lease is not None:
         with contextlib.suppress(LeaseLost):
             await leases.release(lease)

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -41,6 +40,7 @@ from web3.types import EventData, FilterParams, LogReceipt
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.errors import ChainError, RpcUnavailable
+from chain.waiting import wait_at_most
 from store.chain import ChainRepository, SqlChainStore
 
 log = logging.getLogger(__name__)
@@ -375,8 +375,7 @@ class EventReader:
                 await self.poll(handler, writer=writer)
             except RpcUnavailable as err:
                 log.warning("event reader %s on %s: %s", self.reader, self.client.name, err)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
+            await wait_at_most(stop.wait(), pause)
 
 
 async def read_chains(readers: Sequence[EventReader], handler: EventHandler, stop: asyncio.Event) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import AggregatorError
 from chain.errors import ChainError
+from chain.waiting import wait_at_most
 from store.leases import Lease, LeaseLost, LeaseStore
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,7 @@ async def run_leased(
                 log.info("%s on chain %s: leader %s (token %s)", kind, chain_id, holder, lease.token)
                 await _lead(kind, chain_id, leader, interval, retry, round_, stop)
                 leader = None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), retry)
+            await wait_at_most(stop.wait(), retry)
     finally:
         if leader is not None:
             with contextlib.suppress(LeaseLost):
@@ -84,8 +84,7 @@ async def _lead(
             except (ChainError, AggregatorError, SQLAlchemyError, OSError, TimeoutError) as err:
                 # an RPC or database outage: logged, tried again at the next round
                 log.warning("%s on chain %s: round failed: %s", kind, chain_id, err)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+            await wait_at_most(stop.wait(), interval)
     finally:
         renewing.cancel()
         with contextlib.suppress(asyncio.CancelledError, LeaseLost):

@@ -21,9 +21,10 @@
   (``claim_stale``, in any open state) by another manager of the same account once ``claim_after`` has passed,
   which then resumes it from the store: the same signed bytes, the same nonce. A manager that finds one of its
   intents taken over (it stalled past its lease) lets it go; its writes of new attempts are fenced by the owner.
-* A freshly allocated nonce the node calls used ("nonce too low") means the key sent a transaction the platform did
-  not (it was used outside the platform): the allocator is resynced from the chain's pending count and the
-  transaction signed again with a new nonce, once; if that fails too the intent ends dropped.
+* A freshly allocated nonce the node calls used ("nonce too low") while the node knows none of our transactions
+  under it means the key sent a transaction the platform did not (it was used outside the platform): the allocator
+  is resynced from the chain's pending count and the transaction signed again with a new nonce, once; if that
+  fails too the intent ends dropped. (The node knowing ours means the watcher broadcast it first and it was mined.)
 
 Layout: private modules behind these public names, each layer a base class of the next — ``_values`` (Call,
 Receipt, Submission), ``_settings`` (LifecycleSettings, owner ids), ``_tracked`` (an open intent in memory, the

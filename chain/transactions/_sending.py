@@ -42,7 +42,7 @@ class _Sending(_Core):
             await self.store.reject(key, None, str(err))
             self._settle(key, err)
             raise
-        fresh = intent.nonce is None  # allocated here: a "nonce too low" cannot be an attempt of ours mined
+        fresh = intent.nonce is None  # allocated here: no earlier attempt of ours can hold this nonce
         nonce = Nonce(intent.nonce) if intent.nonce is not None else await self.nonces.allocate(self.account, key)
         try:
             tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees)
@@ -51,7 +51,7 @@ class _Sending(_Core):
         if self._on_signed is not None:
             await self._on_signed(key)
         outcome = await self._send(tracked)
-        if outcome == _Broadcast.NONCE_USED and fresh:
+        if outcome == _Broadcast.NONCE_USED and fresh and not await self._known_to_node(tracked):
             try:
                 tracked, outcome = await self._resend_after_resync(tracked, gas, fees)
             except _TakenOver:
@@ -78,6 +78,15 @@ class _Sending(_Core):
         tracked = _Tracked(key=key, to=to, data=data, value=value, nonce=nonce, attempts=[attempt])
         self._track(tracked)
         return tracked
+
+    async def _known_to_node(self, tracked: _Tracked) -> bool:
+        """Whether the node has one of our attempts, pending or mined. The watcher may broadcast an attempt before
+        the submit does and a block may include it in between, so "nonce too low" on a fresh nonce proves a nonce
+        used outside the platform only when the node knows none of our transactions under it."""
+        for attempt in tracked.attempts:
+            if await self._rpc("eth_getTransactionByHash", attempt.tx_hash):
+                return True
+        return False
 
     async def _resend_after_resync(self, stale: _Tracked, gas: int, fees: Fees) -> tuple[_Tracked, int]:
         """The node says the nonce just allocated is used: the key sent a transaction the platform did not. Floor

@@ -3,8 +3,6 @@ a reorg), replace the stuck ones with a fee bump."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +14,7 @@ from chain.fees import replacement_fees
 from chain.transactions._owning import _Owning
 from chain.transactions._tracked import _Broadcast, _hex, _Tracked
 from chain.transactions._values import Receipt, _receipt
+from chain.waiting import wait_at_most
 from store.chain import CONFIRMED, DROPPED, REVERTED, MinedUpdate
 
 log = logging.getLogger("chain.transactions")
@@ -33,8 +32,7 @@ class _Watching(_Owning):
                 log.warning("transaction watcher on %s: %s", self.client.name, err)
             except Exception:  # the watcher must outlive any one bad tick; the error is logged with its trace
                 log.exception("transaction watcher on %s failed a tick", self.client.name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            await wait_at_most(self._wake.wait(), self.settings.poll_interval)
             self._wake.clear()
 
     async def _tick(self) -> None:

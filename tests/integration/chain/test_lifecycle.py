@@ -11,7 +11,7 @@ from chain.config import ChainConfig
 from chain.devnet import Devnet
 from chain.errors import GasEstimationFailed, IntentConflict, RpcUnavailable, TransactionReverted
 from chain.signers import Role, devnet_signer
-from chain.transactions import Call, TransactionManager
+from chain.transactions import Call, LifecycleSettings, TransactionManager
 from store.chain import CONFIRMED, SqlChainStore
 from tests.integration.chain.support import (
     TcpProxy,
@@ -204,3 +204,35 @@ async def test_paused_mining_and_base_fee_spike_replace_the_stuck_transaction(
     assert receipt.nonce == sent.nonce == 1
     assert stored.attempts[-1].max_fee_per_gas >= stored.attempts[0].max_fee_per_gas * 9 // 8
     assert await _nonce(client, Role.DEPLOYER) == 2
+
+
+async def test_our_own_transaction_mined_before_the_submit_broadcasts_is_not_signed_again(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    """The watcher may broadcast a freshly signed attempt before the submit does, and the block may be mined before
+    the submit's own broadcast: the node's "nonce too low" is then our transaction, not a nonce used outside the
+    platform, and the intent must not be signed again under a new nonce (that would mint twice)."""
+
+    async def broadcast_and_mine_first(key: str) -> None:
+        if key != "mint-raced":
+            return
+        intent = await sqlite_store.get_intent(key)
+        assert intent is not None
+        # automine: mined at once (the watcher may have broadcast it already: then the node says so, harmlessly)
+        await client.provider.make_request("eth_sendRawTransaction", [intent.attempts[0].raw])  # type: ignore[arg-type]
+
+    async with manager(client, sqlite_store) as deployer:
+        token = await deploy_token(deployer)
+    settings = LifecycleSettings(confirmations=1, poll_interval=0.05, stuck_after=30.0)
+    txs = TransactionManager(
+        client, devnet_signer(Role.DEPLOYER), sqlite_store, settings=settings, on_signed=broadcast_and_mine_first
+    )
+    async with txs:
+        receipt = await txs.submit_and_wait("mint-raced", Call.function(token, "mint", holder(3), 7), within=30)
+    assert receipt.status == CONFIRMED
+    assert receipt.nonce == 1
+    assert await _nonce(client, Role.DEPLOYER) == 2  # one mint, not two
+    balance = await client.rpc(
+        "eth_call", {"to": token.address, "data": token.encode_abi("balanceOf", [holder(3)])}, "latest"
+    )
+    assert int(str(balance), 16) == 7
