@@ -1,11 +1,16 @@
 """The local balancer of ``creditmesh serve --processes N``: one TCP listener in front of N API processes (one
 uvicorn process per loopback port), each client connection handed to the next healthy process in turn.
 
-It forwards bytes, not requests (no HTTP parsing, no buffering: a keep-alive connection stays with the process that
-took it, so a client that wants its requests spread opens a connection per request, as a load balancer in front of
-it would). Health-aware: each process's ``/healthz`` is probed every ``probe_seconds``; a process that fails a probe
-or refuses a connection gets no new connections until a probe answers 200 again; when none is healthy the others
-are still tried, and only when every one refuses is the client answered ``503`` problem+json with ``Retry-After``."""
+It reads only each connection's request head: it appends the client's address to ``X-Forwarded-For`` (the API
+processes trust the loopback balancer for it, ``CREDITMESH_TRUSTED_PROXIES``, so per-address velocity limits still
+see each client and not the balancer) and sets ``Connection: close``, so that every request is a connection of its
+own, handed to the next process in turn (a client's keep-alive connection would otherwise stay with one process).
+The rest — the body and the answer — is copied as bytes, unparsed and unbuffered. A client pipelining several
+requests on one connection gets only the first answered (then the close).
+
+Health-aware: each process's ``/healthz`` is probed every ``probe_seconds``; a process that fails a probe or refuses
+a connection gets no new connections until a probe answers 200 again; when none is healthy the others are still
+tried, and only when every one refuses is the client answered ``503`` problem+json with ``Retry-After``."""
 
 from __future__ import annotations
 
@@ -19,6 +24,27 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+#: the longest request head read (uvicorn's own limit on the request line and headers is of this order)
+MAX_HEAD_BYTES = 64 * 1024
+#: a client that opens a connection and sends no complete request head within this is dropped
+HEAD_TIMEOUT_SECONDS = 30.0
+
+
+def forwarded_head(head: bytes, client: str) -> bytes:
+    """The request head ``head`` (through its blank line) with ``client`` appended to ``X-Forwarded-For`` (one header,
+    any the client sent kept to its left) and ``Connection: close`` instead of any connection header it sent."""
+    request_line, *lines = head.removesuffix(b"\r\n\r\n").split(b"\r\n")
+    forwarded: list[bytes] = []
+    kept = []
+    for line in lines:
+        name, _, value = line.partition(b":")
+        lowered = name.strip().lower()
+        if lowered == b"x-forwarded-for":
+            forwarded.append(value.strip())
+        elif lowered != b"connection":
+            kept.append(line)
+    chain = b", ".join([*forwarded, client.encode()])
+    return b"\r\n".join([request_line, *kept, b"X-Forwarded-For: " + chain, b"Connection: close"]) + b"\r\n\r\n"
 
 
 @dataclass
@@ -78,7 +104,7 @@ class Balancer:
     async def start(self, host: str, port: int) -> asyncio.Server:
         await asyncio.gather(*(self.probe(backend) for backend in self.backends))
         self._prober = asyncio.create_task(self._probe_forever(), name="balancer-probes")
-        self._server = await asyncio.start_server(self._accept, host, port)
+        self._server = await asyncio.start_server(self._accept, host, port, limit=MAX_HEAD_BYTES)
         return self._server
 
     async def close(self) -> None:
@@ -133,6 +159,12 @@ class Balancer:
                 await client_writer.wait_closed()
 
     async def _forward(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(client_reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_SECONDS)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, OSError):
+            return  # closed, idle, or a head too long to be a request: nothing to forward
+        peer = client_writer.get_extra_info("peername")
+        head = forwarded_head(head, str(peer[0]) if isinstance(peer, tuple) else "unknown")
         for backend in self.candidates():
             try:
                 upstream_reader, upstream_writer = await asyncio.wait_for(
@@ -145,6 +177,7 @@ class Balancer:
                 continue
             # the client's end of stream half-closes the process's side (it still answers); the process's end of
             # stream ends the connection
+            upstream_writer.write(head)
             requests = asyncio.create_task(_pipe(client_reader, upstream_writer))
             try:
                 await _pipe(upstream_reader, client_writer)

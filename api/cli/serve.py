@@ -3,7 +3,9 @@
 
 With N processes the first runs the background workers (``CREDITMESH_WORKERS``, ``all`` unless set; the indexer,
 keeper, relay and the rest, each once per chain under its lease anyway) and the others none; each answers with an
-``X-Creditmesh-Process`` header naming it (``api-1`` …). A process that exits is started again after a second; the
+``X-Creditmesh-Process`` header naming it (``api-1`` …) and trusts the balancer's ``X-Forwarded-For`` (loopback is
+added to ``CREDITMESH_TRUSTED_PROXIES``). A process that exits is started again after a second (one that keeps
+failing at start-up less and less often, up to every 30 s); the
 balancer sends it nothing until its ``/healthz`` answers. Several processes need a database they can share
 (PostgreSQL) and, for breaker state, rate limits and velocity shared across them, ``CREDITMESH_REDIS_URL``."""
 
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -24,6 +28,9 @@ from api.cli._common import API_PORT
 log = logging.getLogger("creditmesh.serve")
 
 RESTART_DELAY_SECONDS = 1.0
+MAX_RESTART_DELAY_SECONDS = 30.0
+#: where the API processes see the balancer's connections come from
+BALANCER_NETWORK = "127.0.0.1/32"
 STOP_TIMEOUT_SECONDS = 20.0
 
 
@@ -69,16 +76,27 @@ def _die_with_parent() -> None:
 
 
 def process_env(index: int, base: dict[str, str]) -> dict[str, str]:
-    """The environment of API process ``index`` (0-based): the first runs the workers, the others none."""
+    """The environment of API process ``index`` (0-based): the first runs the workers, the others none; each trusts
+    the balancer on loopback for ``X-Forwarded-For`` (the client's address, for per-address limits)."""
     workers = base.get("CREDITMESH_WORKERS", "all") if index == 0 else "none"
-    return base | {"CREDITMESH_WORKERS": workers, "CREDITMESH_PROCESS_NAME": f"api-{index + 1}"}
+    trusted: list[str] = json.loads(base.get("CREDITMESH_TRUSTED_PROXIES") or "[]")
+    return base | {
+        "CREDITMESH_WORKERS": workers,
+        "CREDITMESH_PROCESS_NAME": f"api-{index + 1}",
+        "CREDITMESH_TRUSTED_PROXIES": json.dumps(
+            [*trusted, *([BALANCER_NETWORK] if BALANCER_NETWORK not in trusted else [])]
+        ),
+    }
 
 
 async def _supervise(index: int, port: int, stop: asyncio.Event) -> None:
     """Run API process ``index`` on ``port`` until ``stop``; start it again when it exits on its own."""
     command = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     preexec = _die_with_parent if sys.platform == "linux" else None
+    loop = asyncio.get_running_loop()
+    delay = RESTART_DELAY_SECONDS / 2
     while not stop.is_set():
+        started = loop.time()
         process = await asyncio.create_subprocess_exec(
             *command,
             env=process_env(index, dict(os.environ)),
@@ -98,8 +116,17 @@ async def _supervise(index: int, port: int, stop: asyncio.Event) -> None:
                     await exited
             return
         stopping.cancel()
-        log.warning("API process api-%d exited with %s; starting it again", index + 1, process.returncode)
-        await asyncio.sleep(RESTART_DELAY_SECONDS)
+        # a process that keeps failing at start-up is started again less and less often (up to every 30 s)
+        delay = (
+            RESTART_DELAY_SECONDS
+            if loop.time() - started > MAX_RESTART_DELAY_SECONDS
+            else min(2 * delay, MAX_RESTART_DELAY_SECONDS)
+        )
+        log.warning(
+            "API process api-%d exited with %s; starting it again in %s s", index + 1, process.returncode, delay
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
 
 
 async def serve_processes(host: str, port: int, processes: int) -> None:

@@ -1,7 +1,9 @@
 """The local balancer of ``creditmesh serve --processes N`` over real sockets, in front of two small HTTP servers
 (uvicorn, each naming itself): connections go round robin to both; one that stops gets nothing (its refused
 connection and its failed probe mark it unhealthy) and gets connections again once its probe answers; with none
-left the client gets a 503 problem with Retry-After; a large body goes through both ways intact."""
+left the client gets a 503 problem with Retry-After; a large body goes through both ways intact; each request
+reaches its process with the client's address in X-Forwarded-For (after any the client sent), and a keep-alive
+client's requests are spread too (each request is a connection of its own)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from api.balancer import Backend, Balancer
+from api.balancer import Backend, Balancer, forwarded_head
+from api.cli.serve import process_env
 from chain.devnet import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = pytest.mark.integration
 
 
 def _named(name: str) -> Starlette:
@@ -28,7 +31,8 @@ def _named(name: str) -> Starlette:
         return PlainTextResponse("ok")
 
     async def echo(request: Request) -> PlainTextResponse:
-        return PlainTextResponse((await request.body()).decode(), headers={"X-Creditmesh-Process": name})
+        headers = {"X-Creditmesh-Process": name, "X-Seen-Forwarded-For": request.headers.get("x-forwarded-for", "")}
+        return PlainTextResponse((await request.body()).decode(), headers=headers)
 
     return Starlette(routes=[Route("/healthz", healthz), Route("/echo", echo, methods=["POST"])])
 
@@ -84,6 +88,7 @@ async def _served_by(url: str, body: str = "hello") -> tuple[int, str]:
     return response.status_code, response.headers.get("x-creditmesh-process", "")
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_connections_go_round_robin_to_the_healthy_processes_only(
     processes: tuple[list[_Process], Balancer, str],
 ) -> None:
@@ -94,6 +99,13 @@ async def test_connections_go_round_robin_to_the_healthy_processes_only(
 
     big = "x" * 3_000_000  # many chunks each way
     assert await _served_by(url, big) in {(200, "api-1"), (200, "api-2")}
+
+    async with httpx.AsyncClient() as keep_alive:  # one client, its connections closed by the balancer each time
+        answers = [await keep_alive.post(f"{url}/echo", content="a", headers={"X-Forwarded-For": "203.0.113.9"})]
+        answers.append(await keep_alive.post(f"{url}/echo", content="b"))
+    assert {a.headers["x-creditmesh-process"] for a in answers} == {"api-1", "api-2"}
+    assert [a.headers["x-seen-forwarded-for"] for a in answers] == ["203.0.113.9, 127.0.0.1", "127.0.0.1"]
+    assert all(a.headers["connection"] == "close" for a in answers)
 
     await named[0].stop()
     after = [await _served_by(url) for _ in range(6)]
@@ -116,3 +128,16 @@ async def test_connections_go_round_robin_to_the_healthy_processes_only(
         await asyncio.sleep(0.05)
     assert balancer.backends[0].healthy
     assert [await _served_by(url) for _ in range(3)] == [(200, "api-1")] * 3
+
+
+def test_the_request_head_carries_the_client_and_closes_and_each_process_trusts_the_balancer() -> None:
+    head = b"POST /x HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nx-forwarded-for: 1.2.3.4\r\n\r\n"
+    assert forwarded_head(head, "10.0.0.7") == (
+        b"POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.7\r\nConnection: close\r\n\r\n"
+    )
+    first = process_env(0, {"CREDITMESH_TRUSTED_PROXIES": '["10.0.0.0/8"]'})
+    second = process_env(1, {"CREDITMESH_WORKERS": "indexer"})
+    assert (first["CREDITMESH_WORKERS"], second["CREDITMESH_WORKERS"]) == ("all", "none")
+    assert (first["CREDITMESH_PROCESS_NAME"], second["CREDITMESH_PROCESS_NAME"]) == ("api-1", "api-2")
+    assert first["CREDITMESH_TRUSTED_PROXIES"] == '["10.0.0.0/8", "127.0.0.1/32"]'
+    assert second["CREDITMESH_TRUSTED_PROXIES"] == '["127.0.0.1/32"]'
