@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from sqlalchemy.exc import IntegrityError
+
 from store.api import ApiKeyRepository, ApiKeyRow
 from store.db import Database
 
@@ -155,7 +157,16 @@ def ensure_key(database: Database, key: str, role: Role, subject_id: str | None,
 
 def ensure_bootstrap_admin(database: Database, key: str) -> list[str]:
     """Register ``key`` as the bootstrap admin key and revoke every earlier bootstrap key (the setting was rotated);
-    the ids revoked. A bootstrap key an admin revoked stays revoked: set a new one to get back in."""
+    the ids revoked. A bootstrap key an admin revoked stays revoked: set a new one to get back in. Several processes
+    starting at once on a new database (``creditmesh serve --processes N``) may insert it at the same moment: the
+    one that loses finds it registered when it tries again."""
+    try:
+        return _ensure_bootstrap_admin(database, key)
+    except IntegrityError:
+        return _ensure_bootstrap_admin(database, key)
+
+
+def _ensure_bootstrap_admin(database: Database, key: str) -> list[str]:
     now = datetime.now(UTC)
     with database.unit_of_work() as uow:
         keys = ApiKeyRepository(uow.session)

@@ -18,7 +18,7 @@ from tests.integration.providers.support import SECRET, sim_server
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform, running_platform
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # a platform of two processes on a loaded machine
 
 HEADER = "x-creditmesh-process"
 REQUEST = {"amount": "1500.00", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1.0"}}
