@@ -12,6 +12,7 @@ interface with an in-memory fake; the SQL side is ``store.accepts``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -19,6 +20,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from aggregator.snapshots import SnapshotUnitOfWork, rolled_back_on_exit
+from compliance.decisions import DecisionRecord
 
 
 class AcceptStep(StrEnum):
@@ -194,6 +196,17 @@ class AcceptUnitOfWork(Protocol):
     def commit(self) -> None: ...
 
 
+class ScreeningLog(Protocol):
+    """Where the acceptance's re-screening is recorded."""
+
+    def record(
+        self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
+    ) -> list[tuple[str, str]]:
+        """Store the decision records (a name hit opens its sanctions review, as at the credit request), in a
+        transaction of its own; the reasons a refused borrower is told (empty when every record allowed)."""
+        ...
+
+
 class AcceptStore(Protocol):
     """Opens units of work (one database transaction each; leaving without ``commit`` rolls back)."""
 
@@ -309,3 +322,16 @@ class InMemoryAcceptStore:
 
     def unit_of_work(self) -> AbstractContextManager[InMemoryAcceptUnitOfWork]:
         return rolled_back_on_exit(InMemoryAcceptUnitOfWork(self.tables))
+
+
+class InMemoryScreeningLog:
+    """The fake for unit tests: keeps the records; a refused one is told by its reasons' codes."""
+
+    def __init__(self) -> None:
+        self.records: list[DecisionRecord] = []
+
+    def record(
+        self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
+    ) -> list[tuple[str, str]]:
+        self.records.extend(records)
+        return [(reason.code, reason.code) for record in records if not record.allowed for reason in record.reasons]

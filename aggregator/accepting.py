@@ -37,6 +37,7 @@ from aggregator.accept_saga import (
     LoanFacts,
     LockRefused,
     QuoteView,
+    ScreeningLog,
     advance,
     is_done,
 )
@@ -56,11 +57,11 @@ from aggregator.errors import (
 )
 from aggregator.exposure import ExposureLimits, check_exposure
 from aggregator.ledger import LedgerChain, loan_id_for, receipt_decoder
+from aggregator.loans import LoanRecord, LoanScope, LoanStore
 from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row, offer_document
 from aggregator.permit import CollateralPermit, check_permit
 from aggregator.platform import ChainRuntime
 from aggregator.quoting import NO_IDENTITY
-from aggregator.sanctions_reviews import borrower_reasons, record_screening
 from chain.errors import (
     ChainError,
     TransactionDropped,
@@ -72,8 +73,6 @@ from chain.transactions import Call
 from compliance import ComplianceService
 from providers.base import ProviderAdapter, ProviderError
 from providers.models import InstallmentSchedule, ProviderKind, ProviderOffer, RepaymentShape
-from store.aggregator import LoanRow
-from store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +99,14 @@ class AcceptanceService:
 
     def __init__(
         self,
-        database: Database,
         store: AcceptStore,
         chains: dict[str, ChainRuntime],
         providers: dict[str, ProviderAdapter],
         compliance: ComplianceService,
         assets: AssetRegistry,
         *,
+        loans: LoanStore,
+        screenings: ScreeningLog,
         limits: ExposureLimits | None = None,
         lease: timedelta = DEFAULT_LEASE,
         relay_timeout: float = RELAY_TIMEOUT,
@@ -116,7 +116,8 @@ class AcceptanceService:
     ) -> None:
         if kill_at and kill_at not in KILL_POINTS:
             raise ValueError(f"unknown kill point {kill_at!r}; known: {', '.join(sorted(KILL_POINTS))}")
-        self._db, self._store, self._chains, self._providers = database, store, chains, providers
+        self._store, self._loans, self._screenings = store, loans, screenings
+        self._chains, self._providers = chains, providers
         self._compliance, self._assets = compliance, assets
         self._limits = limits or ExposureLimits(tier_limits=compliance.tier_limits)
         self._lease, self._relay_timeout, self._kill_at, self._clock = lease, relay_timeout, kill_at, clock
@@ -556,13 +557,8 @@ class AcceptanceService:
             self._compliance.screen_acceptance(borrower.facts(), quote.id),
             self._compliance.screen_collateral_source(str(quote.offer["borrower"]), quote.chain_id),
         ]
-        with self._db.unit_of_work() as uow:  # a name hit opens its sanctions review, as at the credit request
-            version = self._compliance.screen.name_list_version
-            reviews = record_screening(uow.session, records, borrower.id, version, datetime.now(UTC))
-            uow.commit()
-        refused = borrower_reasons(
-            [record for record in records if not record.allowed], [r.id for r in reviews.values()]
-        )
+        version = self._compliance.screen.name_list_version
+        refused = self._screenings.record(records, borrower.id, version, self._clock())
         if refused or not all(record.allowed for record in records):
             raise ComplianceDenied("the acceptance", refused or [("compliance.review", "held for manual review")])
 
@@ -573,13 +569,13 @@ class AcceptanceService:
         except TransactionReverted as err:
             raise ChainRejected(str(err)) from err
 
-    def get_loan(self, loan_id: str, borrower_id: str | None) -> LoanRow:
-        """The loan; ``borrower_id`` None means an admin or auditor, who see every loan."""
-        with self._db.unit_of_work() as uow:
-            loan = uow.session.get(LoanRow, loan_id)
-            if loan is None or (borrower_id is not None and loan.borrower_id != borrower_id):
-                raise LoanNotFound(loan_id)
-            return loan
+    def get_loan(self, loan_id: str, borrower_id: str | None) -> LoanRecord:
+        """The loan's record; ``borrower_id`` None means an admin or auditor, who see every loan."""
+        with self._loans.reading() as loans:
+            loan = loans.get(loan_id)
+        if loan is None or not LoanScope(borrower_id=borrower_id).allows(loan):
+            raise LoanNotFound(loan_id)
+        return loan
 
 
 def _open_loan_call(chain: ChainRuntime, quote: QuoteView, signature: bytes, permit: CollateralPermit | None) -> Any:

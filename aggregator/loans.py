@@ -1,18 +1,21 @@
 """Reading loans: the ledger's record (``aggregator.ledger``) of one loan with its entries, plus live figures read
 from its chain at the time of asking (amount owed now from ``amountOwed``, the health factor from the
 CollateralManager, days past due by the chain's clock from the loan's maturity, or its installment schedule when it
-amortizes); and a reader's loans, newest first,
-a page at a time."""
+amortizes); and a reader's loans, newest first, a page at a time.
+
+The records are plain values read through a small repository interface (``LoanStore``): the SQL implementation is
+``store.loans``; ``InMemoryLoanStore`` is the fake for unit tests."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from web3.exceptions import Web3Exception
 
@@ -24,13 +27,128 @@ from aggregator.servicing.delinquency import Delinquency, amortizing_schedule, d
 from chain.artifacts import load_artifact
 from chain.errors import ChainError
 from chain.views import read_views, view
-from store.aggregator import LoanRow, QuoteRow
-from store.db import Database
-from store.ledger import LoanEntries, LoanScope, SqlLoanQueries
 
 log = logging.getLogger(__name__)
 NO_DEBT = 2**256 - 1  # healthFactor's answer for a loan with nothing owed
 WAD = Decimal(10) ** 18
+
+
+@dataclass(frozen=True, slots=True)
+class LoanRecord:
+    """One loan as the ledger records it (amounts in the asset's base units; None where no fact told it yet)."""
+
+    id: str
+    chain_name: str
+    chain_id: int
+    contract: str
+    status: str
+    asset: str
+    principal: int
+    offer_digest: str
+    created_at: datetime
+    quote_id: str | None = None
+    borrower_id: str | None = None
+    provider_id: str | None = None
+    onchain_loan_id: int | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+    block_hash: str | None = None
+    borrower_address: str | None = None
+    asset_address: str | None = None
+    funder: str | None = None
+    pool: str | None = None  # the LendingPool of a pool loan; None for a loan funded off-chain
+    rate_bps: int | None = None
+    term_seconds: int | None = None
+    origination_fee: int | None = None
+    outstanding_principal: int | None = None
+    interest_paid: int | None = None
+    principal_paid: int | None = None
+    collateral_asset: str | None = None
+    collateral_amount: int | None = None
+    opened_outside_accept: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRef:
+    """Where an entry's chain fact is: block, transaction, log."""
+
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Repayment:
+    payer: str
+    interest_paid: int
+    principal_paid: int
+    outstanding_principal: int
+    payment_ref: str
+    where: ChainRef
+
+
+@dataclass(frozen=True, slots=True)
+class CollateralMovement:
+    direction: str  # "added" | "removed"
+    account: str
+    asset: str
+    amount: int
+    where: ChainRef
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidation:
+    liquidator: str
+    debt_repaid: int
+    collateral_seized: int
+    where: ChainRef
+
+
+@dataclass(frozen=True, slots=True)
+class LoanEntries:
+    """A loan's entries in chain order."""
+
+    repayments: list[Repayment] = field(default_factory=list)
+    collateral_movements: list[CollateralMovement] = field(default_factory=list)
+    liquidations: list[Liquidation] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LoanScope:
+    """Whose loans a reader sees: a borrower's own, a provider's funded ones, or (both None) every loan."""
+
+    borrower_id: str | None = None
+    provider_id: str | None = None
+
+    def allows(self, loan: LoanRecord) -> bool:
+        if self.borrower_id is not None and loan.borrower_id != self.borrower_id:
+            return False
+        return self.provider_id is None or loan.provider_id == self.provider_id
+
+
+class LoanRepository(Protocol):
+    """Reads of the loan ledger inside one read transaction."""
+
+    def get(self, loan_id: str) -> LoanRecord | None: ...
+
+    def entries(self, loan_id: str) -> LoanEntries: ...
+
+    def disclosure(self, quote_id: str) -> dict[str, Any] | None:
+        """The Truth in Lending disclosure of the loan's quote (its schedule among it); None for no such quote."""
+        ...
+
+    def disclosures(self, quote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The disclosures of these quotes (one query for a list's page), by quote id."""
+        ...
+
+    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:
+        """Up to ``limit`` loans in ``scope``, newest first (created_at, then id, descending), after ``after``."""
+        ...
+
+
+class LoanStore(Protocol):
+    def reading(self) -> AbstractContextManager[LoanRepository]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +182,7 @@ class LiveFigures:
 
 @dataclass(frozen=True, slots=True)
 class LoanDetail:
-    loan: LoanRow
+    loan: LoanRecord
     entries: LoanEntries
     live: LiveFigures | None
     live_error: str | None = None
@@ -72,19 +190,31 @@ class LoanDetail:
     schedule: tuple[DueInstallment, ...] = ()
 
 
-class LoanService:
-    def __init__(self, database: Database, chains: dict[str, ChainRuntime]) -> None:
-        self._db, self._chains = database, chains
+LiveReader = Callable[[ChainRuntime, int], Awaitable[LiveFigures]]
+"""What the borrower owes now on (chain, on-chain loan id): ``read_live`` asks the chain; unit tests pass a fake."""
 
-    def _load(self, loan_id: str, scope: LoanScope) -> tuple[LoanRow, LoanEntries, tuple[DueInstallment, ...]]:
-        with self._db.unit_of_work() as uow:
-            queries = SqlLoanQueries(uow.session)
-            loan = queries.get(loan_id)
+
+class LoanService:
+    def __init__(self, loans: LoanStore, chains: dict[str, ChainRuntime], live: LiveReader | None = None) -> None:
+        self._loans, self._chains = loans, chains
+        self._live = live or read_live
+
+    def get(self, loan_id: str, scope: LoanScope) -> LoanRecord:
+        """The loan's record; LoanNotFound outside ``scope`` as for an unknown id."""
+        with self._loans.reading() as loans:
+            loan = loans.get(loan_id)
+        if loan is None or not scope.allows(loan):
+            raise LoanNotFound(loan_id)
+        return loan
+
+    def _load(self, loan_id: str, scope: LoanScope) -> tuple[LoanRecord, LoanEntries, tuple[DueInstallment, ...]]:
+        with self._loans.reading() as loans:
+            loan = loans.get(loan_id)
             if loan is None or not scope.allows(loan):
                 raise LoanNotFound(loan_id)
-            quote = None if loan.quote_id is None else uow.session.get(QuoteRow, loan.quote_id)
-            schedule = () if quote is None else schedule_from_disclosure(quote.disclosure)
-            return loan, queries.entries(loan_id), schedule
+            disclosure = None if loan.quote_id is None else loans.disclosure(loan.quote_id)
+            schedule = () if disclosure is None else schedule_from_disclosure(disclosure)
+            return loan, loans.entries(loan_id), schedule
 
     async def detail(self, loan_id: str, scope: LoanScope) -> LoanDetail:
         """The loan (404 outside ``scope``) with its entries and schedule; live figures while it is active or in
@@ -96,17 +226,17 @@ class LoanService:
         if chain is None:
             return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured", schedule)
         try:
-            live = await _live(chain, loan.onchain_loan_id)
+            live = await self._live(chain, loan.onchain_loan_id)
             live = replace(live, schedule=schedule, principal_paid=int(loan.principal_paid or 0))
         except ChainError as err:  # the record still answers while the chain does not
             return LoanDetail(loan, entries, None, str(err), schedule)
         return LoanDetail(loan, entries, live, schedule=schedule)
 
-    async def delinquencies(self, loans: Sequence[LoanRow]) -> dict[str, Delinquency]:
+    async def delinquencies(self, loans: Sequence[LoanRecord]) -> dict[str, Delinquency]:
         """Days past due of the open ones among ``loans`` (a list's page), by each chain's clock: one JSON-RPC batch of
         ``getLoan`` per chain at its latest block. A chain that does not answer leaves its loans out. Amortizing loans
         are judged by their schedules too: their quotes' disclosures are read in one query for the page."""
-        by_chain: dict[str, list[LoanRow]] = {}
+        by_chain: dict[str, list[LoanRecord]] = {}
         for loan in loans:
             if (
                 loan.status in (ACTIVE, DEFAULTED)
@@ -138,15 +268,15 @@ class LoanService:
         return found
 
     def _disclosures(self, quote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        with self._db.unit_of_work() as uow:
-            return SqlLoanQueries(uow.session).disclosures(quote_ids)
+        with self._loans.reading() as loans:
+            return loans.disclosures(quote_ids)
 
-    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRow]:
-        with self._db.unit_of_work() as uow:
-            return SqlLoanQueries(uow.session).page(scope, after, limit)
+    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:
+        with self._loans.reading() as loans:
+            return loans.page(scope, after, limit)
 
 
-async def _live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
+async def read_live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
     """``amountOwed``, ``healthFactor`` and the maturity at one pinned block, so the figures agree with each other
     and with that block's time."""
     header: Any = await chain.w3.eth.get_block("latest")
@@ -162,3 +292,45 @@ async def _live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
         raise ChainError(f"{chain.name}: reading loan {loan_ref} failed: {err}") from err
     health = None if factor == NO_DEBT else Decimal(factor) / WAD
     return LiveFigures(int(block), int(principal), int(interest), health, maturity, block_time)
+
+
+# ---------------------------------------------------------------------------------------------- in-memory fake
+
+
+class InMemoryLoanRepository:
+    def __init__(
+        self, loans: dict[str, LoanRecord], entries: dict[str, LoanEntries], disclosures: dict[str, dict[str, Any]]
+    ) -> None:
+        self.loans, self._entries, self._disclosures = loans, entries, disclosures
+
+    def disclosure(self, quote_id: str) -> dict[str, Any] | None:
+        return self._disclosures.get(quote_id)
+
+    def disclosures(self, quote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {quote_id: self._disclosures[quote_id] for quote_id in quote_ids if quote_id in self._disclosures}
+
+    def get(self, loan_id: str) -> LoanRecord | None:
+        return self.loans.get(loan_id)
+
+    def entries(self, loan_id: str) -> LoanEntries:
+        return self._entries.get(loan_id, LoanEntries())
+
+    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:
+        newest_first = sorted(self.loans.values(), key=lambda loan: (loan.created_at, loan.id), reverse=True)
+        seen = [loan for loan in newest_first if scope.allows(loan)]
+        if after is not None:
+            seen = [loan for loan in seen if (loan.created_at, loan.id) < after]
+        return seen[:limit]
+
+
+class InMemoryLoanStore:
+    """The fake for unit tests: loans and their entries in dictionaries."""
+
+    def __init__(self) -> None:
+        self.loans: dict[str, LoanRecord] = {}
+        self.entries: dict[str, LoanEntries] = {}
+        self.disclosures: dict[str, dict[str, Any]] = {}  # by quote id
+
+    @contextmanager
+    def reading(self) -> Iterator[InMemoryLoanRepository]:
+        yield InMemoryLoanRepository(self.loans, self.entries, self.disclosures)

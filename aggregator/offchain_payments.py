@@ -21,14 +21,14 @@ from eth_utils.crypto import keccak
 from aggregator.assets import AssetRegistry, parse_amount
 from aggregator.errors import AggregatorError, InvalidCreditRequest
 from aggregator.ledger import ACTIVE, DEFAULTED
+from aggregator.loans import LoanRecord
 from aggregator.platform import ChainRuntime
 from aggregator.receipts import apply_receipt
 from aggregator.repaying import claim_collateral
 from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionReverted
 from chain.transactions import Call
-from store.aggregator import LoanRow
 from store.db import Database
-from store.ledger import SqlLoanQueries
+from store.loans import SqlLoanRepository
 from store.payments import ACCEPTED, RECORDED, REFUSED, ReportedPayment, SqlPaymentRecords
 
 
@@ -64,9 +64,9 @@ class OffchainPayments:
     ) -> None:
         self._db, self._chains, self._assets, self._wait = database, chains, assets, wait_seconds
 
-    def _loan(self, provider_id: str, offer_ref: str) -> LoanRow:
+    def _loan(self, provider_id: str, offer_ref: str) -> LoanRecord:
         with self._db.unit_of_work() as uow:
-            loan = SqlLoanQueries(uow.session).by_provider_ref(provider_id, offer_ref)
+            loan = SqlLoanRepository(uow.session).by_provider_ref(provider_id, offer_ref)
         if loan is None or loan.onchain_loan_id is None:
             raise PaymentNotRecordable(f"no loan of {provider_id}'s offer {offer_ref}", 404)
         return loan

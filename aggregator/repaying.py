@@ -34,6 +34,7 @@ from aggregator.errors import (
     RepaymentRejected,
 )
 from aggregator.ledger import ACTIVE, DEFAULTED
+from aggregator.loans import LoanRecord, LoanScope
 from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
 from aggregator.receipts import apply_receipt
@@ -50,10 +51,9 @@ from contracts.typed_data import (
     recover,
     repayment_typed_data,
 )
-from store.aggregator import LoanRow
 from store.chain import FAILED
 from store.db import Database
-from store.ledger import LoanScope, SqlLoanQueries
+from store.loans import SqlLoanRepository
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +107,9 @@ class RepaymentService:
         self._db, self._chains, self._assets, self._wait = database, chains, assets, wait_seconds
         self._token_domains: dict[tuple[int, str], TokenDomain] = {}
 
-    def _load(self, loan_id: str, borrower_id: str) -> LoanRow:
+    def _load(self, loan_id: str, borrower_id: str) -> LoanRecord:
         with self._db.unit_of_work() as uow:
-            loan = SqlLoanQueries(uow.session).get(loan_id)
+            loan = SqlLoanRepository(uow.session).get(loan_id)
             if loan is None or not LoanScope(borrower_id=borrower_id).allows(loan):
                 raise LoanNotFound(loan_id)
             return loan
@@ -123,7 +123,7 @@ class RepaymentService:
         loan = await asyncio.to_thread(self._load, loan_id, borrower_id)
         return await self._repay(loan, signed)
 
-    async def _repay(self, loan: LoanRow, signed: SignedRepayment) -> RepaymentOutcome:
+    async def _repay(self, loan: LoanRecord, signed: SignedRepayment) -> RepaymentOutcome:
         chain = self._chains.get(loan.chain_name)
         if chain is None or loan.onchain_loan_id is None:
             raise LoanNotRepayable(loan.id, f"it is not on a chain configured here ({loan.chain_name})")
@@ -173,7 +173,7 @@ class RepaymentService:
     async def _check_consent(
         self,
         chain: ChainRuntime,
-        loan: LoanRow,
+        loan: LoanRecord,
         borrower: str,
         repayment: Repayment,
         signed: SignedRepayment,

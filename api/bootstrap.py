@@ -38,10 +38,11 @@ from providers.registry import ProviderRegistry, build_providers
 from risk.onchain_source import ChainOnchainSource
 from risk.shared_state import REDIS_TIMEOUTS, DegradableVelocityStore
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
-from store.accepts import SqlAcceptStore
+from store.accepts import SqlAcceptStore, SqlScreeningLog
 from store.chain import SqlChainStore
 from store.db import Database
 from store.keystore import SqlKeyStore
+from store.loans import SqlLoanStore
 from store.quoting import SqlQuotingStore
 from store.sanctions_lists import SqlSanctionsListRepository
 
@@ -210,12 +211,13 @@ async def build_platform(settings: Settings) -> Platform:
         ),
     )
     acceptance = AcceptanceService(
-        database,
         SqlAcceptStore(database),
         chains,
         providers,
         compliance,
         assets,
+        loans=SqlLoanStore(database),
+        screenings=SqlScreeningLog(database),
         lease=timedelta(seconds=settings.accept_lease_seconds),
         relay_timeout=settings.accept_wait_seconds,
         kill_at=settings.test_accept_kill_point,

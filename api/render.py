@@ -8,7 +8,7 @@ from typing import Any
 
 from aggregator.assets import Asset, AssetRegistry
 from aggregator.installments import DueInstallment, schedule_from_disclosure
-from aggregator.loans import LoanDetail
+from aggregator.loans import ChainRef, LoanDetail, LoanRecord
 from aggregator.offers import acceptance_document
 from aggregator.quote_store import CreditRequestRecord, QuotedRequest, QuoteRecord
 from aggregator.repaying import RepaymentOutcome
@@ -29,8 +29,6 @@ from api.schemas import (
     RepaymentOut,
     RepaymentResultOut,
 )
-from store.aggregator import LoanRow
-from store.ledger import ChainFactRow
 
 HEALTH = Decimal("0.0001")  # the health factor shown to four places, rounded down (towards liquidation)
 
@@ -133,21 +131,21 @@ def _money(asset: Asset | None, base_units: int | None) -> str | None:
     return asset.format(base_units) if asset is not None else str(base_units)
 
 
-def _flags(loan: LoanRow) -> list[str]:
+def _flags(loan: LoanRecord) -> list[str]:
     flags = ["opened_outside_accept"] if loan.opened_outside_accept else []
     return flags + (["no_quote"] if loan.quote_id is None else [])
 
 
-def _where(fact: ChainFactRow) -> ChainRefOut:
+def _where(ref: ChainRef) -> ChainRefOut:
     return ChainRefOut(
-        block_number=fact.block_number,
-        block_hash=fact.block_hash,
-        transaction_hash=fact.tx_hash,
-        log_index=fact.log_index,
+        block_number=ref.block_number,
+        block_hash=ref.block_hash,
+        transaction_hash=ref.tx_hash,
+        log_index=ref.log_index,
     )
 
 
-def loan_out(loan: LoanRow, assets: AssetRegistry, past_due: Delinquency | None = None) -> LoanOut:
+def loan_out(loan: LoanRecord, assets: AssetRegistry, past_due: Delinquency | None = None) -> LoanOut:
     """A loan as lists show it: the ledger's record, without entries or live figures; ``past_due`` read when
     listed."""
     asset = assets.by_address(loan.chain_name, loan.asset_address) if loan.asset_address else None
@@ -192,7 +190,6 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
     loan, entries = detail.loan, detail.entries
     out = loan_out(loan, assets)
     asset = assets.by_address(loan.chain_name, loan.asset_address) if loan.asset_address else None
-    facts = entries.facts
     out.schedule = [_installment_out(i, asset) for i in detail.schedule]
     out.repayments = [
         RepaymentOut(
@@ -201,7 +198,7 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
             principal_paid=_money(asset, r.principal_paid) or "",
             outstanding_principal=_money(asset, r.outstanding_principal) or "",
             payment_ref=None if int(r.payment_ref, 16) == 0 else r.payment_ref,
-            chain=_where(facts[r.fact_id]),
+            chain=_where(r.where),
         )
         for r in entries.repayments
     ]
@@ -210,7 +207,7 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
             direction=m.direction,
             account=m.account,
             amount=_amount(assets, loan.chain_name, m.asset, m.amount),
-            chain=_where(facts[m.fact_id]),
+            chain=_where(m.where),
         )
         for m in entries.collateral_movements
     ]
@@ -219,7 +216,7 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
             liquidator=q.liquidator,
             debt_repaid=_money(asset, q.debt_repaid) or "",
             collateral_seized=_amount(assets, loan.chain_name, loan.collateral_asset, q.collateral_seized),
-            chain=_where(facts[q.fact_id]),
+            chain=_where(q.where),
         )
         for q in entries.liquidations
     ]

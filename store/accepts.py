@@ -4,7 +4,7 @@ win."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -25,7 +25,9 @@ from aggregator.accept_saga import (
     QuoteView,
 )
 from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT, apply_events
+from aggregator.sanctions_reviews import borrower_reasons, record_screening
 from compliance.audit import AuditKind
+from compliance.decisions import DecisionRecord
 from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
 from store.api import BorrowerRow
 from store.base import Base
@@ -298,3 +300,20 @@ class SqlAcceptStore:
     def unit_of_work(self) -> Iterator[SqlAcceptUnitOfWork]:
         with self._db.unit_of_work() as uow:
             yield SqlAcceptUnitOfWork(uow.session, uow.commit)
+
+
+class SqlScreeningLog:
+    """The acceptance's re-screening recorded as the credit request's is: decision records, and a sanctions review
+    opened for each name hit that held or blocked them."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def record(
+        self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
+    ) -> list[tuple[str, str]]:
+        with self._db.unit_of_work() as uow:
+            reviews = record_screening(uow.session, records, borrower_id, list_version, now)
+            uow.commit()
+        refused = [record for record in records if not record.allowed]
+        return borrower_reasons(refused, [review.id for review in reviews.values()])

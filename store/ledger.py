@@ -13,17 +13,16 @@ go with it (ON DELETE CASCADE) when a reorg removes the fact. The loan record it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, and_, delete, or_, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from store.aggregator import LoanRow, QuoteRow
+from store.aggregator import LoanRow
 from store.base import Base
 from store.types import Uint256, UtcDateTime
 
@@ -236,73 +235,3 @@ class SqlLedgerRepository:
     def delete_loan(self, loan: LoanRow) -> None:
         self.clear_entries(loan.id)
         self.session.delete(loan)
-
-
-@dataclass(frozen=True, slots=True)
-class LoanScope:
-    """Whose loans a reader sees: a borrower's own, a provider's funded ones, or (both None) every loan."""
-
-    borrower_id: str | None = None
-    provider_id: str | None = None
-
-    def allows(self, loan: LoanRow) -> bool:
-        if self.borrower_id is not None and loan.borrower_id != self.borrower_id:
-            return False
-        return self.provider_id is None or loan.provider_id == self.provider_id
-
-
-@dataclass(frozen=True, slots=True)
-class LoanEntries:
-    repayments: list[LoanRepaymentRow]
-    collateral_movements: list[LoanCollateralMovementRow]
-    liquidations: list[LoanLiquidationRow]
-    facts: dict[int, ChainFactRow]  # by id: where each entry's block and transaction are
-
-
-class SqlLoanQueries:
-    """Reads of the loan ledger in the caller's session."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def get(self, loan_id: str) -> LoanRow | None:
-        return self.session.get(LoanRow, loan_id)
-
-    def entries(self, loan_id: str) -> LoanEntries:
-        def rows(model: Any) -> list[Any]:
-            return list(self.session.scalars(select(model).where(model.loan_id == loan_id).order_by(model.fact_id)))
-
-        repayments, movements, liquidations = (
-            rows(LoanRepaymentRow),
-            rows(LoanCollateralMovementRow),
-            rows(LoanLiquidationRow),
-        )
-        ids = {row.fact_id for group in (repayments, movements, liquidations) for row in group}
-        facts = {fact.id: fact for fact in SqlLedgerRepository(self.session).facts(ids)}
-        return LoanEntries(repayments, movements, liquidations, facts)
-
-    def by_provider_ref(self, provider_id: str, provider_ref: str) -> LoanRow | None:
-        """The loan opened from ``provider_id``'s offer ``provider_ref`` (its own reference, in the quote's offer)."""
-        quote_ids = select(QuoteRow.id).where(
-            QuoteRow.provider_id == provider_id, QuoteRow.offer["providerRef"].as_string() == provider_ref
-        )
-        return self.session.scalars(select(LoanRow).where(LoanRow.quote_id.in_(quote_ids))).first()
-
-    def disclosures(self, quote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The stored disclosures of these quotes (one query), by quote id."""
-        rows = self.session.execute(select(QuoteRow.id, QuoteRow.disclosure).where(QuoteRow.id.in_(quote_ids)))
-        return {quote_id: disclosure for quote_id, disclosure in rows}
-
-    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRow]:
-        """Up to ``limit`` loans newest first (created_at, then id, descending), after the cursor ``after``."""
-        query = select(LoanRow)
-        if scope.borrower_id is not None:
-            query = query.where(LoanRow.borrower_id == scope.borrower_id)
-        if scope.provider_id is not None:
-            query = query.where(LoanRow.provider_id == scope.provider_id)
-        if after is not None:
-            created_at, loan_id = after
-            query = query.where(
-                or_(LoanRow.created_at < created_at, and_(LoanRow.created_at == created_at, LoanRow.id < loan_id))
-            )
-        return list(self.session.scalars(query.order_by(LoanRow.created_at.desc(), LoanRow.id.desc()).limit(limit)))

@@ -12,7 +12,7 @@ from aggregator.outbox import EventLog, event_log
 from api.auth import Principal, Role
 from api.deps import PlatformDep
 from api.routers.loans import LoanReader, _scope
-from store.aggregator import LoanRow
+from store.loans import SqlLoanRepository
 
 router = APIRouter(prefix="/v1/loans", tags=["loans"])
 
@@ -77,7 +77,7 @@ async def loan_events(loan_id: str, principal: LoanReader, platform: PlatformDep
 
     def read() -> list[EventLog] | None:
         with platform.database.unit_of_work() as uow:
-            loan = uow.session.get(LoanRow, loan_id)
+            loan = SqlLoanRepository(uow.session).get(loan_id)
             if loan is None or not scope.allows(loan):
                 return None
             return event_log(uow.session, loan_id, lambda recipient: own is None or recipient == own)

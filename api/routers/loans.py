@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from aggregator.errors import InvalidAcceptance, InvalidRepayment
-from aggregator.loans import LoanService
+from aggregator.loans import LoanScope, LoanService
 from aggregator.permit import CollateralPermit
 from aggregator.repaying import RepaymentService, SignedRepayment
 from api.auth import Principal, Role
@@ -18,7 +18,7 @@ from api.idempotency import Idempotent
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
 from api.render import loan_detail_out, loan_out, repayment_out
 from api.schemas import LoanOut, RepaymentIn, RepaymentResultOut
-from store.ledger import LoanScope
+from store.loans import SqlLoanStore
 
 router = APIRouter(prefix="/v1/loans", tags=["loans"])
 
@@ -26,7 +26,7 @@ LoanReader = Annotated[Principal, require(Role.BORROWER, Role.PROVIDER, Role.ADM
 
 
 def get_loans(platform: PlatformDep) -> LoanService:
-    return LoanService(platform.database, platform.chains)
+    return LoanService(SqlLoanStore(platform.database), platform.chains)
 
 
 LoansDep = Annotated[LoanService, Depends(get_loans)]

@@ -11,17 +11,24 @@ from typing import cast
 
 import pytest
 
-from aggregator.accept_saga import CANCEL_FAILED, AcceptRecord, AcceptStep, InMemoryAcceptStore, QuoteView
+from aggregator.accept_saga import (
+    CANCEL_FAILED,
+    AcceptRecord,
+    AcceptStep,
+    InMemoryAcceptStore,
+    InMemoryScreeningLog,
+    QuoteView,
+)
 from aggregator.accepting import AcceptanceService
 from aggregator.assets import AssetRegistry
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import AcceptInProgress
 from aggregator.exposure import ExposureLimits
+from aggregator.loans import InMemoryLoanStore
 from compliance import ComplianceService
 from providers._exceptions import ProviderServerError
 from providers.base import ProviderAdapter
 from providers.models import FundingResult
-from store.db import Database
 
 pytestmark = pytest.mark.unit
 
@@ -101,14 +108,15 @@ def _interrupted_at_reserved(store: InMemoryAcceptStore) -> None:
 
 
 def _service(store: InMemoryAcceptStore, lender: FlakyLender, clock: Clock) -> AcceptanceService:
-    # Recovery of an accept that sent nothing touches neither the database, the chains nor compliance.
+    # Recovery of an accept that sent nothing touches neither the chains nor compliance.
     return AcceptanceService(
-        cast(Database, None),
         store,
         {},
         cast(dict[str, ProviderAdapter], {"sim-bank": lender}),
         cast(ComplianceService, None),
         AssetRegistry([]),
+        loans=InMemoryLoanStore(),
+        screenings=InMemoryScreeningLog(),
         limits=ExposureLimits(),
         lease=LEASE,
         clock=clock,

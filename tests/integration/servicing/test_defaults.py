@@ -16,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from aggregator.ledger import DEFAULTED
-from aggregator.loans import LoanService
+from aggregator.loans import LoanScope, LoanService
 from aggregator.platform import ChainRuntime
 from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
 from aggregator.servicing.delinquency import SECONDS_PER_DAY, Bucket
@@ -28,7 +28,7 @@ from chain.transactions import TransactionManager
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
-from store.ledger import LoanScope
+from store.loans import SqlLoanStore
 from store.outbox import OutboxEventRow
 from tests.contracts.harness import USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
@@ -120,11 +120,11 @@ async def test_past_due_then_default_once_then_90_plus(
     assert payloads[-1]["days_past_due"] == 91
 
     runtime = ChainRuntime(jobs[0].client, own_chain.record, jobs[0].operator)
-    detail = await LoanService(servicing_db, {own_chain.name: runtime}).detail(loan_id, LoanScope())
+    detail = await LoanService(SqlLoanStore(servicing_db), {own_chain.name: runtime}).detail(loan_id, LoanScope())
     assert detail.live is not None
     assert detail.live.delinquency.bucket is Bucket.DPD_90_PLUS
     assert detail.live.delinquency.days_past_due == 91
-    listed = await LoanService(servicing_db, {own_chain.name: runtime}).delinquencies([detail.loan])
+    listed = await LoanService(SqlLoanStore(servicing_db), {own_chain.name: runtime}).delinquencies([detail.loan])
     assert (listed[loan_id].days_past_due, listed[loan_id].bucket) == (91, Bucket.DPD_90_PLUS)  # as lists show it
 
     # the keeper liquidates a defaulted loan whatever its health: in full, the rest of the collateral back

@@ -13,7 +13,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
-from aggregator.loans import LoanService
+from aggregator.loans import LoanScope, LoanService
 from aggregator.platform import ChainRuntime
 from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
 from aggregator.servicing.delinquency import SECONDS_PER_DAY, Bucket
@@ -24,7 +24,7 @@ from chain.transactions import TransactionManager
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
-from store.ledger import LoanScope
+from store.loans import SqlLoanStore, loan_record
 from store.outbox import OutboxEventRow
 from tests.contracts.harness import RELAYER, USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
@@ -105,8 +105,8 @@ async def test_one_installment_missed_is_1_29_by_the_schedule_while_maturity_is_
     assert maturity - harness.now() > 300 * SECONDS_PER_DAY  # by maturity alone it would be current
 
     runtime = ChainRuntime(job.client, own_chain.record, job.operator)
-    service = LoanService(servicing_db, {own_chain.name: runtime})
-    listed = await service.delinquencies([loan])  # GET /v1/loans' read
+    service = LoanService(SqlLoanStore(servicing_db), {own_chain.name: runtime})
+    listed = await service.delinquencies([loan_record(loan)])  # GET /v1/loans' read
     assert (listed[loan.id].days_past_due, listed[loan.id].bucket) == (5, Bucket.DPD_1_29)
     detail = await service.detail(loan.id, LoanScope())  # GET /v1/loans/{id}'s read
     assert detail.live is not None

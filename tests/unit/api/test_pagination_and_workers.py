@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -65,13 +66,14 @@ def test_workers_are_named_or_all_or_none() -> None:
 
 
 def test_each_role_sees_its_own_loans() -> None:
+    from aggregator.loans import LoanRecord
     from api.auth import Principal, Role
     from api.routers.loans import _scope
-    from store.aggregator import LoanRow
 
-    mine = LoanRow(id="a", borrower_id="b-1", provider_id="sim-bank")
-    theirs = LoanRow(id="b", borrower_id="b-2", provider_id="pool:ethereum-local:USDC")
-    foreign = LoanRow(id="c", borrower_id=None, provider_id=None)
+    loan = LoanRecord("x", "ethereum-local", 31337, "0x", "active", "USDC", 1, "0x", NOW)
+    mine = replace(loan, id="a", borrower_id="b-1", provider_id="sim-bank")
+    theirs = replace(loan, id="b", borrower_id="b-2", provider_id="pool:ethereum-local:USDC")
+    foreign = replace(loan, id="c")
     cases = {
         Principal(Role.BORROWER, "b-1"): {"a"},
         Principal(Role.PROVIDER, "sim-bank"): {"a"},

@@ -1,0 +1,112 @@
+"""The loan ledger's reads in SQL (``aggregator.loans.LoanStore``): ORM rows become ``LoanRecord`` values here and
+never leave ``store``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from aggregator.loans import (
+    ChainRef,
+    CollateralMovement,
+    Liquidation,
+    LoanEntries,
+    LoanRecord,
+    LoanScope,
+    Repayment,
+)
+from store.aggregator import LoanRow, QuoteRow
+from store.db import Database
+from store.ledger import (
+    ChainFactRow,
+    LoanCollateralMovementRow,
+    LoanLiquidationRow,
+    LoanRepaymentRow,
+    SqlLedgerRepository,
+)
+
+_FIELDS = tuple(LoanRecord.__dataclass_fields__)
+
+
+def loan_record(row: LoanRow) -> LoanRecord:
+    return LoanRecord(**{name: getattr(row, name) for name in _FIELDS})
+
+
+def _where(fact: ChainFactRow) -> ChainRef:
+    return ChainRef(fact.block_number, fact.block_hash, fact.tx_hash, fact.log_index)
+
+
+class SqlLoanRepository:
+    """Reads of the loan ledger in the caller's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, loan_id: str) -> LoanRecord | None:
+        row = self.session.get(LoanRow, loan_id)
+        return None if row is None else loan_record(row)
+
+    def entries(self, loan_id: str) -> LoanEntries:
+        def rows(model: Any) -> list[Any]:
+            return list(self.session.scalars(select(model).where(model.loan_id == loan_id).order_by(model.fact_id)))
+
+        repayments: list[LoanRepaymentRow] = rows(LoanRepaymentRow)
+        movements: list[LoanCollateralMovementRow] = rows(LoanCollateralMovementRow)
+        liquidations: list[LoanLiquidationRow] = rows(LoanLiquidationRow)
+        ids = {row.fact_id for group in (repayments, movements, liquidations) for row in group}
+        facts = {fact.id: _where(fact) for fact in SqlLedgerRepository(self.session).facts(ids)}
+        return LoanEntries(
+            [
+                Repayment(
+                    r.payer, r.interest_paid, r.principal_paid, r.outstanding_principal, r.payment_ref, facts[r.fact_id]
+                )
+                for r in repayments
+            ],
+            [CollateralMovement(m.direction, m.account, m.asset, m.amount, facts[m.fact_id]) for m in movements],
+            [Liquidation(q.liquidator, q.debt_repaid, q.collateral_seized, facts[q.fact_id]) for q in liquidations],
+        )
+
+    def disclosure(self, quote_id: str) -> dict[str, Any] | None:
+        quote = self.session.get(QuoteRow, quote_id)
+        return None if quote is None else dict(quote.disclosure)
+
+    def disclosures(self, quote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = self.session.execute(select(QuoteRow.id, QuoteRow.disclosure).where(QuoteRow.id.in_(quote_ids)))
+        return {quote_id: dict(disclosure) for quote_id, disclosure in rows}
+
+    def by_provider_ref(self, provider_id: str, provider_ref: str) -> LoanRecord | None:
+        """The loan opened from ``provider_id``'s offer ``provider_ref`` (its own reference, in the quote's offer)."""
+        quote_ids = select(QuoteRow.id).where(
+            QuoteRow.provider_id == provider_id, QuoteRow.offer["providerRef"].as_string() == provider_ref
+        )
+        row = self.session.scalars(select(LoanRow).where(LoanRow.quote_id.in_(quote_ids))).first()
+        return None if row is None else loan_record(row)
+
+    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:
+        query = select(LoanRow)
+        if scope.borrower_id is not None:
+            query = query.where(LoanRow.borrower_id == scope.borrower_id)
+        if scope.provider_id is not None:
+            query = query.where(LoanRow.provider_id == scope.provider_id)
+        if after is not None:
+            created_at, loan_id = after
+            query = query.where(
+                or_(LoanRow.created_at < created_at, and_(LoanRow.created_at == created_at, LoanRow.id < loan_id))
+            )
+        newest_first = query.order_by(LoanRow.created_at.desc(), LoanRow.id.desc()).limit(limit)
+        return [loan_record(row) for row in self.session.scalars(newest_first)]
+
+
+class SqlLoanStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @contextmanager
+    def reading(self) -> Iterator[SqlLoanRepository]:
+        with self._db.unit_of_work() as uow:  # read only: nothing to commit
+            yield SqlLoanRepository(uow.session)

@@ -1,0 +1,131 @@
+"""Reading loans on the in-memory fake: each reader sees its own loans (404 otherwise, as for an unknown id), newest
+first a page at a time; live figures only while a loan is active or in default, and the record still answers when
+the chain does not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import cast
+
+import pytest
+
+from aggregator.errors import LoanNotFound
+from aggregator.loans import (
+    ChainRef,
+    InMemoryLoanStore,
+    LiveFigures,
+    LoanEntries,
+    LoanRecord,
+    LoanScope,
+    LoanService,
+    Repayment,
+)
+from aggregator.platform import ChainRuntime
+from aggregator.servicing.delinquency import Bucket
+from chain.errors import ChainError
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+LOAN = LoanRecord("l0", "ethereum-local", 31337, "0x" + "11" * 20, "active", "USDC", 10**9, "0x" + "ab" * 32, NOW)
+WHERE = ChainRef(7, "0x" + "cd" * 32, "0x" + "ef" * 32, 0)
+
+
+def _store() -> InMemoryLoanStore:
+    store = InMemoryLoanStore()
+    loans = [
+        replace(LOAN, id="a1", borrower_id="alice", provider_id="sim-bank", onchain_loan_id=1),
+        replace(LOAN, id="a2", borrower_id="alice", created_at=NOW + timedelta(seconds=1), status="repaid"),
+        replace(LOAN, id="a3", borrower_id="alice", created_at=NOW + timedelta(seconds=2), onchain_loan_id=3),
+        replace(LOAN, id="b1", borrower_id="bob", provider_id="pool:ethereum-local:USDC", onchain_loan_id=4),
+    ]
+    store.loans = {loan.id: loan for loan in loans}
+    store.entries["a1"] = LoanEntries(repayments=[Repayment("0xalice", 5, 95, 10**9 - 95, "0x" + "00" * 32, WHERE)])
+    return store
+
+
+class FakeChain:
+    """Live figures per on-chain loan id; a loan id it does not know fails as an RPC outage would."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    async def __call__(self, chain: ChainRuntime, loan_ref: int) -> LiveFigures:
+        self.asked.append(loan_ref)
+        if loan_ref == 3:
+            raise ChainError("ethereum-local: the node did not answer")
+        return LiveFigures(100, 900, 12, Decimal("1.5"))
+
+
+def _service(live: FakeChain) -> LoanService:
+    return LoanService(_store(), {"ethereum-local": cast(ChainRuntime, object())}, live=live)
+
+
+async def test_a_loan_is_shown_with_its_entries_and_live_figures_only_to_whom_it_belongs() -> None:
+    live = FakeChain()
+    loans = _service(live)
+    detail = await loans.detail("a1", LoanScope(borrower_id="alice"))
+    assert [r.principal_paid for r in detail.entries.repayments] == [95]
+    assert detail.live is not None
+    assert detail.live.total_owed == 912
+    assert (await loans.detail("a1", LoanScope(provider_id="sim-bank"))).loan.id == "a1"
+    for scope in (LoanScope(borrower_id="bob"), LoanScope(provider_id="pool:ethereum-local:USDC")):
+        with pytest.raises(LoanNotFound):
+            await loans.detail("a1", scope)
+    with pytest.raises(LoanNotFound):
+        await loans.detail("nope", LoanScope())
+
+
+async def test_live_figures_only_while_owed_and_the_record_answers_when_the_chain_does_not() -> None:
+    live = FakeChain()
+    loans = _service(live)
+    repaid = await loans.detail("a2", LoanScope())
+    assert (repaid.live, repaid.live_error) == (None, None)
+    unreachable = await loans.detail("a3", LoanScope())
+    assert unreachable.live is None
+    assert unreachable.live_error is not None
+    assert "did not answer" in unreachable.live_error
+    assert live.asked == [3], "a repaid loan is not read from the chain"
+
+
+def test_pages_are_newest_first_and_scoped() -> None:
+    loans = _service(FakeChain())
+    alice = LoanScope(borrower_id="alice")
+    first = loans.page(alice, None, 2)
+    assert [loan.id for loan in first] == ["a3", "a2"]
+    rest = loans.page(alice, (first[-1].created_at, first[-1].id), 2)
+    assert [loan.id for loan in rest] == ["a1"]
+    everyone = loans.page(LoanScope(), None, 10)
+    assert [loan.id for loan in everyone] == ["a3", "a2", "b1", "a1"]  # created at one time: id descending
+    assert loans.get("b1", LoanScope(provider_id="pool:ethereum-local:USDC")).borrower_id == "bob"
+
+
+async def test_an_amortizing_loan_is_past_due_by_its_disclosed_schedule_and_the_principal_it_repaid() -> None:
+    """The loan's quote disclosed two installments; 95 of its principal is repaid (the ledger's figure), less than
+    the first installment's 500: five days after that installment's due date it is 5 days past due, though its
+    maturity is a month away."""
+    store = _store()
+    store.loans["a1"] = replace(store.loans["a1"], quote_id="q1", principal_paid=95)
+    store.disclosures["q1"] = {
+        "assetDecimals": 0,
+        "payments": [
+            {"number": 2, "due": "2026-12-26", "amount": "510", "principal": "500", "interest": "10"},
+            {"number": 1, "due": "2026-11-26", "amount": "520", "principal": "500", "interest": "20"},
+        ],
+    }
+    five_days_late = int(datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp())
+    maturity = int(datetime(2026, 12, 26, tzinfo=UTC).timestamp())
+
+    async def live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
+        return LiveFigures(100, 905, 12, Decimal("1.5"), maturity=maturity, block_time=five_days_late)
+
+    detail = await LoanService(store, {"ethereum-local": cast(ChainRuntime, object())}, live=live).detail(
+        "a1", LoanScope()
+    )
+    assert [i.number for i in detail.schedule] == [1, 2]
+    assert detail.live is not None
+    assert (detail.live.principal_paid, len(detail.live.schedule)) == (95, 2)
+    assert detail.live.delinquency.days_past_due == 5
+    assert detail.live.delinquency.bucket is Bucket.DPD_1_29
