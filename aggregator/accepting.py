@@ -6,7 +6,12 @@ loan from the confirmed ``LoanOpened``, and only then tell a traditional lender 
 Each accept is driven by one process at a time under a lease on its record; a process that dies stops renewing
 it and start-up (``resume_unfinished``) drives every unfinished accept whose lease ran out to its end. A quote goes
 back to ``offered`` only when its transaction can no longer be mined: it was never submitted, or its intent failed
-and the offer nonce is still unused on-chain."""
+and the offer nonce is still unused on-chain.
+
+The service drives the steps; beside it, private modules hold the parts: ``_accept_chain`` (the acceptance checked,
+the ``openLoan`` call built and simulated, the loan read from its receipt), ``_accept_lender`` (a traditional
+lender's reserve, fund and cancel) and ``_accept_lease`` (each step persisted, fenced by the owner, the lease
+renewed)."""
 
 from __future__ import annotations
 
@@ -19,21 +24,25 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-
+from aggregator._accept_chain import (
+    TERMINAL_CHAIN_ERRORS,
+    loan_from_receipt,
+    nonce_used,
+    open_loan_call,
+    signature_bytes,
+    simulate_open,
+    verify_acceptance,
+)
+from aggregator._accept_lease import AcceptRecords, LeaseLost
+from aggregator._accept_lender import LENDER_ATTEMPTS, LENDER_BACKOFF, LenderPhases, ReservationUnanswered
 from aggregator.accept_saga import (
     CANCEL_FAILED,
-    CANCEL_REFUSED,
     IN_FLIGHT,
     TRADITIONAL,
     AcceptRecord,
     AcceptStep,
     AcceptStore,
-    AcceptUnitOfWork,
     LoanFacts,
     LockRefused,
     QuoteView,
@@ -47,7 +56,6 @@ from aggregator.errors import (
     AcceptInProgress,
     ChainRejected,
     ComplianceDenied,
-    InvalidAcceptance,
     LoanNotFound,
     ProviderRefused,
     QuoteExpired,
@@ -56,42 +64,27 @@ from aggregator.errors import (
     QuoteSuperseded,
 )
 from aggregator.exposure import ExposureLimits, check_exposure
-from aggregator.ledger import LedgerChain, loan_id_for, receipt_decoder
 from aggregator.loans import LoanRecord, LoanScope, LoanStore
-from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row, offer_document
 from aggregator.permit import CollateralPermit, check_permit
 from aggregator.platform import ChainRuntime
 from aggregator.quoting import NO_IDENTITY
-from chain.errors import (
-    ChainError,
-    TransactionDropped,
-    TransactionRejected,
-    TransactionReverted,
-)
-from chain.relay import simulate
+from chain.errors import ChainError
 from chain.transactions import Call
 from compliance import ComplianceService
 from providers.base import ProviderAdapter, ProviderError
-from providers.models import InstallmentSchedule, ProviderKind, ProviderOffer, RepaymentShape
 
 log = logging.getLogger(__name__)
 
 RELAY_TIMEOUT = 120.0  # seconds to confirmation before the accept answers "in progress" (the saga carries on)
 DEFAULT_LEASE = timedelta(seconds=30)
 KILL_POINTS = frozenset({"locked", "screened", "simulated", "reserved", "submitted", "sent", "mined", "recorded"})
-_TERMINAL_CHAIN_ERRORS = (TransactionReverted, TransactionRejected, TransactionDropped)
-LENDER_ATTEMPTS = 3  # tries of an idempotent lender call (cancel) within one pass, with exponential backoff
-LENDER_BACKOFF = 0.5  # seconds before the first retry of a lender call; doubled each time, with as much jitter
+__all__ = ["DEFAULT_LEASE", "KILL_POINTS", "LENDER_ATTEMPTS", "LENDER_BACKOFF", "RELAY_TIMEOUT", "AcceptanceService"]
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
     loan_id: str
     quote_id: str
-
-
-class _LeaseLost(Exception):
-    """Another process took this accept over (our lease ran out): stop driving it."""
 
 
 class AcceptanceService:
@@ -121,8 +114,9 @@ class AcceptanceService:
         self._compliance, self._assets = compliance, assets
         self._limits = limits or ExposureLimits(tier_limits=compliance.tier_limits)
         self._lease, self._relay_timeout, self._kill_at, self._clock = lease, relay_timeout, kill_at, clock
-        self._lender_backoff = lender_backoff
+        self._lender = LenderPhases(providers, lender_backoff)
         self.owner = f"accept-{uuid.uuid4().hex[:16]}"
+        self._records = AcceptRecords(store, self.owner, lease, clock)
         self._driving: dict[str, asyncio.Task[str | None]] = {}
         self._mined: dict[str, LoanFacts] = {}  # LoanOpened read from the receipt, until the loan is recorded
 
@@ -144,9 +138,9 @@ class AcceptanceService:
             # a second reservation would find the first still held: recovery cancels it first
             raise AcceptInProgress(quote_id, "the lender's reservation of the last attempt is still being cancelled")
         self._check_acceptable(quote)
-        signature = _signature_bytes(signature_hex)
+        signature = signature_bytes(signature_hex)
         chain = self._chains[quote.chain_name]
-        await self._verify(chain, quote, signature)
+        await verify_acceptance(chain, quote, signature)
         if permit is not None:  # refused here, naming what is wrong, rather than by the chain after the lock
             await check_permit(chain.w3, quote, permit)
         record = await asyncio.to_thread(self._lock, account, quote, previous)
@@ -178,20 +172,6 @@ class AcceptanceService:
             raise QuoteNotAcceptable(quote.id, quote.status)
         if quote.expires_at <= self._clock():
             raise QuoteExpired(quote.id)
-
-    @staticmethod
-    async def _verify(chain: ChainRuntime, quote: QuoteView, signature: bytes) -> None:
-        borrower = quote.offer["borrower"]
-        if await chain.w3.eth.get_code(borrower):  # an ERC-1271 wallet's signature is checked by the contract
-            return
-        try:
-            signer = Account.recover_message(
-                encode_typed_data(full_message=acceptance_document(quote)), signature=signature
-            )
-        except ValueError as err:
-            raise InvalidAcceptance(f"acceptance signature is malformed: {err}") from err
-        if signer != borrower:
-            raise InvalidAcceptance(f"acceptance is signed by {signer}, not by the borrower {borrower}")
 
     def _lock(self, account: BorrowerFile, quote: QuoteView, previous: AcceptRecord | None) -> AcceptRecord:
         """One transaction: quote and request to ``accepting``, the request's other quotes superseded, the
@@ -232,20 +212,20 @@ class AcceptanceService:
         permit: CollateralPermit | None,
     ) -> str | None:
         self._kill_point("locked", quote.id)
-        async with self._renewing(record):
+        async with self._records.renewing(record):
             try:
                 record = await self._before_relay(account, quote, record, signature, permit)
-            except _LeaseLost:
+            except LeaseLost:
                 return None
             except BaseException as err:
                 # Nothing was submitted: the quote can safely go back to offered (a lender's reservation cancelled).
                 await self._cancel(quote, record, _reason(err))
                 raise
             chain = self._chains[quote.chain_name]
-            call = _open_loan_call(chain, quote, signature, permit)
+            call = open_loan_call(chain, quote, signature, permit)
             # Persisted intent first (inside submit): from here the quote returns to offered only once the intent
             # failed and the offer nonce is unused; a refusal at submit settles the intent, which the wait reports.
-            with contextlib.suppress(*_TERMINAL_CHAIN_ERRORS):
+            with contextlib.suppress(*TERMINAL_CHAIN_ERRORS):
                 await chain.transactions.submit(
                     record.intent_key, Call.function(chain.aggregator(), call.fn_name, *call.args)
                 )
@@ -264,8 +244,8 @@ class AcceptanceService:
         await asyncio.to_thread(self._screen, account, quote)
         record = await self._step(record, AcceptStep.SCREENED)
         self._kill_point("screened", quote.id)
-        call = _open_loan_call(chain, quote, signature, permit)
-        await self._simulate(chain, call)  # nothing is promised to a lender that the chain would refuse now
+        call = open_loan_call(chain, quote, signature, permit)
+        await simulate_open(chain, call)  # nothing is promised to a lender that the chain would refuse now
         record = await self._step(record, AcceptStep.SIMULATED)
         self._kill_point("simulated", quote.id)
         if quote.kind == TRADITIONAL:
@@ -289,7 +269,7 @@ class AcceptanceService:
                 record = await self._record(quote, record)
             if record.step is AcceptStep.RECORDED and quote.kind == TRADITIONAL:
                 record = await self._fund(quote, record)
-        except _LeaseLost:
+        except LeaseLost:
             return None
         return record.loan_id
 
@@ -301,15 +281,15 @@ class AcceptanceService:
             raise ChainRejected("the accept was interrupted before its transaction was sent; accept again")
         try:
             receipt = await chain.transactions.wait(record.intent_key, within=None)
-        except _TERMINAL_CHAIN_ERRORS as err:
-            if await self._nonce_used(chain, quote):
+        except TERMINAL_CHAIN_ERRORS as err:
+            if await nonce_used(chain, quote):
                 # The offer's nonce is spent although our intent failed: the loan was opened by another transaction
                 # (the ledger links it by offerDigest); the quote must not be offered again.
                 await self._step(record, AcceptStep.FAILED, error=f"intent failed, offer nonce used: {err}")
                 raise AcceptInProgress(quote.id, "the offer was used on-chain by another transaction") from err
             await self._cancel(quote, record, _reason(err))
             raise ChainRejected(str(err)) from err
-        facts = await self._loan_from_receipt(chain, quote, receipt.tx_hash, receipt.block_number)
+        facts = await loan_from_receipt(chain, quote, receipt.tx_hash, receipt.block_number)
         record = await self._step(record, AcceptStep.MINED, tx_hash=facts.tx_hash)
         self._kill_point("mined", quote.id)
         self._mined[quote.id] = facts
@@ -320,12 +300,12 @@ class AcceptanceService:
         if facts is None:  # resumed at 'mined': the confirmed intent's receipt is in the chain store
             chain = self._chains[quote.chain_name]
             receipt = await chain.transactions.wait(record.intent_key, within=None)
-            facts = await self._loan_from_receipt(chain, quote, receipt.tx_hash, receipt.block_number)
+            facts = await loan_from_receipt(chain, quote, receipt.tx_hash, receipt.block_number)
         recorded = advance(record, AcceptStep.RECORDED, self._clock(), lease_until=self._clock() + self._lease)
 
         def work() -> str:
             with self._store.unit_of_work() as uow:
-                self._fence(uow, record)
+                self._records.fence(uow, record)
                 loan_id = uow.accepts.record_loan(facts, recorded)
                 uow.commit()
                 return loan_id
@@ -334,62 +314,22 @@ class AcceptanceService:
         self._kill_point("recorded", quote.id)
         return replace(recorded, loan_id=loan_id)
 
-    async def _loan_from_receipt(self, chain: ChainRuntime, quote: QuoteView, tx_hash: str, block: int) -> LoanFacts:
-        """The receipt's events for the ledger (the same idempotent apply the indexer uses) and the loan's id."""
-        receipt = await chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        events = receipt_decoder(chain.record, chain.w3.codec).decode_receipt(chain.chain_id, receipt)
-        opened = [event for event in events if event.event == "LoanOpened"]
-        if len(opened) != 1:
-            raise ChainError(f"openLoan receipt {tx_hash} (block {block}) has {len(opened)} LoanOpened events")
-        ledger_chain = LedgerChain.from_record(chain.record)
-        return LoanFacts(
-            id=loan_id_for(chain.chain_id, ledger_chain.aggregator, quote.offer_digest),
-            quote_id=quote.id,
-            borrower_id=quote.borrower_id,
-            asset=quote.asset,
-            principal=int(opened[0].args["principal"]),
-            tx_hash=tx_hash,
-            events=tuple(events),
-            ledger_chain=ledger_chain,
-        )
-
-    @staticmethod
-    async def _nonce_used(chain: ChainRuntime, quote: QuoteView) -> bool:
-        signer = Account.recover_message(
-            encode_typed_data(full_message=offer_document(quote)),
-            signature=bytes.fromhex(quote.offer_signature.removeprefix("0x")),
-        )
-        return bool(await chain.aggregator().functions.nonceUsed(signer, quote.nonce).call())
-
     # ------------------------------------------------------------------ the lender's two phases
-
-    def _lender(self, quote: QuoteView) -> ProviderAdapter:
-        adapter = self._providers.get(quote.provider_id)
-        if adapter is None:
-            raise ProviderRefused(f"provider {quote.provider_id} is no longer registered")
-        return adapter
 
     async def _reserve(self, quote: QuoteView, record: AcceptRecord) -> None:
         try:
-            result = await self._lender(quote).reserve(_provider_offer(quote), idempotency_key=_lender_key(record))
-        except ProviderError as err:
+            await self._lender.reserve(quote, record)
+        except ReservationUnanswered:
             # No answer (a timeout, say) may still have reserved: persisted as reserved, so that the cancellation
             # that follows releases it under the same key (retried until the lender takes it).
             await self._step(record, AcceptStep.RESERVED, lender_state="unknown")
-            raise ProviderRefused(f"{quote.provider_id} did not reserve the offer: {err}") from err
-        if not result.funded:
-            raise ProviderRefused(f"{quote.provider_id} declined to reserve the offer: {result.detail}")
+            raise
 
     async def _fund(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
         """Tell the lender to fund the loan now confirmed on-chain; a failure leaves the accept at 'recorded' for
         recovery to retry (the instruction is idempotent under the same key)."""
         try:
-            await self._lender(quote).fund(
-                quote.offer["providerRef"],
-                idempotency_key=_lender_key(record),
-                chain_id=quote.chain_id,
-                tx_hash=record.tx_hash or "",
-            )
+            await self._lender.fund(quote, record)
         except (ProviderError, ProviderRefused) as err:
             await self._step(record, AcceptStep.RECORDED, error=f"funding instruction not delivered: {err}")
             log.warning("accept %s: funding instruction not delivered: %s", quote.id, err)
@@ -398,47 +338,26 @@ class AcceptanceService:
 
     async def _cancel(self, quote: QuoteView, record: AcceptRecord, reason: str) -> None:
         """Back to offered: cancel a lender's reservation first (recorded), then release the quote."""
-        current = await asyncio.to_thread(self._current, quote.id)
+        current = await asyncio.to_thread(self._records.current, quote.id)
         if current is None or current.owner != self.owner:
             return
         lender_state = current.lender_state
         if quote.kind == TRADITIONAL and current.step in (AcceptStep.RESERVED, AcceptStep.SUBMITTED, AcceptStep.MINED):
-            lender_state = await self._cancel_reservation(quote, current)
+            lender_state = await self._lender.cancel(quote, current)
         cancelled = advance(current, AcceptStep.CANCELLED, self._clock(), error=reason, lender_state=lender_state)
 
         def work() -> None:
             with self._store.unit_of_work() as uow:
-                self._fence(uow, current)
+                self._records.fence(uow, current)
                 uow.accepts.release(cancelled, self._clock())
                 uow.commit()
 
-        with contextlib.suppress(_LeaseLost):
+        with contextlib.suppress(LeaseLost):
             await asyncio.to_thread(work)
-
-    async def _cancel_reservation(self, quote: QuoteView, record: AcceptRecord) -> str:
-        """Cancel the attempt's reservation (idempotent under its key, so retried with backoff); the lender state
-        to record: ``cancelled``, CANCEL_FAILED (no answer: recovery asks again) or CANCEL_REFUSED (a 4xx)."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(LENDER_ATTEMPTS),
-            wait=wait_exponential_jitter(multiplier=self._lender_backoff, jitter=self._lender_backoff),
-            retry=retry_if_exception(_lender_outage),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    await self._lender(quote).cancel(quote.offer["providerRef"], idempotency_key=_lender_key(record))
-        except ProviderError as err:
-            log.warning("accept %s: reservation not cancelled: %s", quote.id, err)
-            return CANCEL_FAILED if err.retryable else CANCEL_REFUSED
-        except ProviderRefused as err:  # the lender is not registered now; it may be again
-            log.warning("accept %s: reservation not cancelled: %s", quote.id, err)
-            return CANCEL_FAILED
-        return "cancelled"
 
     async def _retry_cancellation(self, quote: QuoteView, record: AcceptRecord) -> None:
         """A cancelled accept whose reservation the lender did not take: ask again (the quote is already offered)."""
-        state = await self._cancel_reservation(quote, record)
+        state = await self._lender.cancel(quote, record)
         await self._step(record, AcceptStep.CANCELLED, lender_state=state)
 
     # ------------------------------------------------------------------ recovery
@@ -452,7 +371,7 @@ class AcceptanceService:
                 return driven
             record, quote = claimed
             driven += 1
-            async with self._renewing(record):
+            async with self._records.renewing(record):
                 await self._resume(quote, record)
         return driven
 
@@ -494,52 +413,8 @@ class AcceptanceService:
 
     # ------------------------------------------------------------------ record keeping
 
-    def _current(self, quote_id: str) -> AcceptRecord | None:
-        with self._store.unit_of_work() as uow:
-            return uow.accepts.record(quote_id)
-
-    def _fence(self, uow: AcceptUnitOfWork, record: AcceptRecord) -> None:
-        current = uow.accepts.record(record.quote_id)
-        if current is None or current.owner != record.owner:
-            raise _LeaseLost(record.quote_id)
-
-    async def _step(self, record: AcceptRecord, step: AcceptStep, **changes: Any) -> AcceptRecord:
-        """Persist the next step (fenced by the owner: a process that lost the lease writes nothing)."""
-        now = self._clock()
-        updated = advance(record, step, now, lease_until=now + self._lease, **changes)
-
-        def work() -> None:
-            with self._store.unit_of_work() as uow:
-                self._fence(uow, record)
-                uow.accepts.save(updated)
-                uow.commit()
-
-        await asyncio.to_thread(work)
-        return updated
-
-    @contextlib.asynccontextmanager
-    async def _renewing(self, record: AcceptRecord) -> Any:
-        """Renew the lease while this process drives the accept."""
-
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(self._lease.total_seconds() / 3)
-                await asyncio.to_thread(self._renew, record.quote_id)
-
-        task = asyncio.create_task(renew())
-        try:
-            yield
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    def _renew(self, quote_id: str) -> None:
-        with self._store.unit_of_work() as uow:
-            current = uow.accepts.record(quote_id)
-            if current is None or current.owner != self.owner:
-                return
-            uow.accepts.save(replace(current, lease_until=self._clock() + self._lease))
-            uow.commit()
+    async def _step(self, record: AcceptRecord, step: AcceptStep, **changes: object) -> AcceptRecord:
+        return await self._records.step(record, step, **changes)
 
     def _kill_point(self, name: str, quote_id: str) -> None:
         """Only on the request path (an accept begun in this process), never while recovering one."""
@@ -562,13 +437,6 @@ class AcceptanceService:
         if refused or not all(record.allowed for record in records):
             raise ComplianceDenied("the acceptance", refused or [("compliance.review", "held for manual review")])
 
-    @staticmethod
-    async def _simulate(chain: ChainRuntime, call: Any) -> None:
-        try:
-            await simulate(call, chain.relayer)
-        except TransactionReverted as err:
-            raise ChainRejected(str(err)) from err
-
     def get_loan(self, loan_id: str, borrower_id: str | None) -> LoanRecord:
         """The loan's record; ``borrower_id`` None means an admin or auditor, who see every loan."""
         with self._loans.reading() as loans:
@@ -578,57 +446,5 @@ class AcceptanceService:
         return loan
 
 
-def _open_loan_call(chain: ChainRuntime, quote: QuoteView, signature: bytes, permit: CollateralPermit | None) -> Any:
-    args = (
-        acceptance_for(quote).as_abi_tuple(),
-        bytes.fromhex(quote.offer_signature.removeprefix("0x")),
-        signature,
-        attestation_from_row(quote).as_abi_tuple(),
-        bytes.fromhex(quote.attestation_signature.removeprefix("0x")),
-    )
-    functions = chain.aggregator().functions
-    if permit is None:
-        return functions.openLoan(*args)
-    return functions.openLoanWithPermit(*args, permit.as_abi_tuple())
-
-
-def _provider_offer(quote: QuoteView) -> ProviderOffer:
-    """The lender's own offer as quoted, its repayment schedule (installments) included."""
-    return ProviderOffer(
-        provider_id=quote.provider_id,
-        kind=ProviderKind.TRADITIONAL,
-        asset=quote.asset,
-        principal=quote.principal,
-        rate_bps=int(quote.offer["rateBps"]),
-        origination_fee=int(quote.offer["originationFee"]),
-        term_days=int(quote.disclosure["termDays"]),
-        repayment=RepaymentShape(quote.offer.get("repayment", RepaymentShape.SINGLE.value)),
-        installments=int(quote.offer.get("installments", 1)),
-        schedule=InstallmentSchedule.from_document(schedule) if (schedule := quote.offer.get("schedule")) else None,
-        expires_at=quote.expires_at,
-        provider_ref=str(quote.offer["providerRef"]),
-    )
-
-
-def _lender_key(record: AcceptRecord) -> str:
-    """The idempotency key of one attempt's reservation (its fund and cancel use the same key)."""
-    return f"{record.quote_id}:{record.attempt}"
-
-
-def _lender_outage(error: BaseException) -> bool:
-    """A lender call that may succeed if tried again: a timeout, a transport failure, a 5xx, an open breaker."""
-    return isinstance(error, ProviderError) and error.retryable
-
-
 def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"[:500] if str(err) else type(err).__name__
-
-
-def _signature_bytes(signature_hex: str) -> bytes:
-    try:
-        signature = bytes.fromhex(signature_hex.removeprefix("0x"))
-    except ValueError:
-        raise InvalidAcceptance("signature is not hex") from None
-    if len(signature) < 65:
-        raise InvalidAcceptance(f"signature has {len(signature)} bytes; an EOA signature has 65")
-    return signature
