@@ -106,6 +106,14 @@ def merge(readings: Sequence[ChainReading]) -> OnchainFeatures:
     )
 
 
+def _quantity(answer: object, name: str) -> int:
+    """A JSON-RPC quantity (``0x``-hex) from a raw answer; anything else is the node's fault (ChainError: skipped)."""
+    try:
+        return int(answer[name], 16)  # type: ignore[index]
+    except (TypeError, KeyError, ValueError) as err:
+        raise ChainError(f"unexpected JSON-RPC answer for {name}: {answer!r}"[:300]) from err
+
+
 class ChainOnchainSource:
     """An ``OnchainFeatureSource`` over our deployments (see the module docstring).
 
@@ -176,9 +184,13 @@ class ChainOnchainSource:
         if aggregator is None:
             raise ChainError(f"CreditAggregator is not deployed on {name}")
         manager = record.address("CollateralManager")
-        head_block = await self._call(client.w3.eth.get_block("latest"))
-        head = int(head_block["number"] or 0)
-        tx_count = int(await self._call(client.w3.eth.get_transaction_count(wallet, head)))
+        # raw JSON-RPC (chain.client.ChainClient.rpc), not web3's request pipeline (middleware, formatters, a block
+        # turned into an AttributeDict): two of the three calls a chain costs every credit request
+        head_block = await self._call(client.rpc("eth_getBlockByNumber", "latest", False))
+        head, head_timestamp = _quantity(head_block, "number"), _quantity(head_block, "timestamp")
+        tx_count = _quantity(
+            {"nonce": await self._call(client.rpc("eth_getTransactionCount", wallet, hex(head)))}, "nonce"
+        )
 
         opened = await fetch_logs(
             client,
@@ -230,7 +242,7 @@ class ChainOnchainSource:
         return ChainReading(
             chain_id=client.config.chain_id,
             head_block=head,
-            head_timestamp=int(head_block["timestamp"]),
+            head_timestamp=head_timestamp,
             tx_count=tx_count,
             loans_opened=len(loan_ids),
             loans_repaid=len(closed - defaulted - liquidated),
