@@ -102,7 +102,7 @@ async def list_decisions(
     after = decode_cursor(cursor)
 
     def read() -> list[ListedDecision]:
-        with platform.database.unit_of_work() as uow:
+        with platform.database.read_only() as uow:  # a report read: the read-only URL when one is set
             return SqlDecisionList(uow.session).page(filters, after, limit + 1)
 
     rows = await asyncio.to_thread(read)
