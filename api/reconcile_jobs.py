@@ -103,7 +103,7 @@ def _match_and_store(
         results = [
             reconcile_chain(
                 read.scope,
-                read.facts,
+                read.facts(),
                 chain_records(uow.session, chain.record.chain_id, chain.record.address("CreditAggregator")),
                 read.code,
             )

@@ -9,7 +9,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import cast
 
+from eth_typing import ABIEvent
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 from web3.types import LogReceipt
@@ -47,9 +49,21 @@ def known_topics() -> frozenset[bytes]:
 
 @dataclass(frozen=True, slots=True)
 class ChainRead:
+    """One chain's logs as read, and the code findings; ``facts()`` decodes the logs. Reading is I/O and runs for
+    every chain at once; decoding is CPU (about as much as the whole match) and runs after, in the caller's thread:
+    decoded inside the read, one chain's logs held the event loop so long that the other chains' ``eth_getLogs``
+    calls ran out of their timeout and were read again in halves (10,000 loans: 165 s against 69 s for the raw
+    read)."""
+
     scope: ChainScope
-    facts: list[Fact]
     code: list[CodeFinding]
+    logs: list[LogReceipt]
+    decoder: EventDecoder
+    names: dict[str, str]
+
+    def facts(self) -> list[Fact]:
+        chain_id = self.scope.chain_id
+        return [_fact(self.scope.chain_name, chain_id, self.decoder, self.names, entry) for entry in self.logs]
 
 
 def reconciled_contracts(record: DeploymentRecord) -> list[WatchedContract]:
@@ -82,7 +96,7 @@ async def read_chain(
     max_range: int = 5_000,
     progress: Callable[[ChainScope, int], None] | None = None,
 ) -> ChainRead:
-    """The facts of our contracts on ``client``'s chain in ``from_block`` (default: the deployment) ..
+    """The logs of our contracts on ``client``'s chain in ``from_block`` (default: the deployment) ..
     ``to_block`` (default: the head), pools registered later included, and the code findings."""
     head = int(await client.rpc("eth_blockNumber"), 16)
     scope = scope_for(record, from_block, head if to_block is None else min(to_block, head))
@@ -99,13 +113,17 @@ async def read_chain(
         max_range=max_range,
         progress=None if progress is None else lambda block: progress(scope, block),
     )
-    facts = [_fact(scope.chain_name, client.config.chain_id, decoder, names, entry) for entry in logs]
+    pools = [
+        str(decoded.args["pool"])
+        for entry in logs
+        if entry["topics"]
+        and bytes(entry["topics"][0]) == _pool_registered_topic()
+        and (decoded := decoder.decode(client.config.chain_id, entry)) is not None
+    ]
     registered = [
-        WatchedContract(
-            f"LendingPool:{str(f.args['pool'])[:10]}", to_checksum_address(str(f.args["pool"])), "LendingPool"
-        )
-        for f in facts
-        if f.event == "PoolRegistered" and str(f.args["pool"]).lower() not in names
+        WatchedContract(f"LendingPool:{pool[:10]}", to_checksum_address(pool), "LendingPool")
+        for pool in pools
+        if pool.lower() not in names
     ]
     if registered:  # a pool registered through governance after deployment: its logs too
         for contract in registered:
@@ -118,10 +136,18 @@ async def read_chain(
             to_block=scope.to_block,
             max_range=max_range,
         )
-        facts.extend(_fact(scope.chain_name, client.config.chain_id, decoder, names, entry) for entry in more)
+        logs.extend(more)
         contracts.extend(registered)
     code = [finding for contract in contracts if (finding := await _check_code(client, contract)) is not None]
-    return ChainRead(scope, facts, code)
+    return ChainRead(scope, code, logs, decoder, names)
+
+
+@cache
+def _pool_registered_topic() -> bytes:
+    """The topic of the CreditAggregator's ``PoolRegistered``: the only logs decoded while reading."""
+    abi = load_artifact("CreditAggregator").abi
+    event = next(item for item in abi if item.get("type") == "event" and item.get("name") == "PoolRegistered")
+    return bytes(event_abi_to_log_topic(cast(ABIEvent, event)))
 
 
 def _fact(chain_name: str, chain_id: int, decoder: EventDecoder, names: dict[str, str], entry: LogReceipt) -> Fact:
