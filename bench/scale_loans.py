@@ -44,6 +44,7 @@ AMOUNT = "100.00"
 COLLATERAL = WETH // 10  # 0.1 WETH against 100 USDC
 LOAN_REQUEST = {"amount": AMOUNT, "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "0.1"}}
 OPEN_GAS = 900_000
+QUOTE_ATTEMPTS = 5
 MAX_FEE = 50 * 10**9
 
 
@@ -87,25 +88,26 @@ def _funded(rpc_url: str, record: DeploymentRecord) -> LocalAccount:
 def _quoted(api_url: str, admin_key: str, rpc_url: str, record: DeploymentRecord, chain: str) -> Borrower:
     account = _funded(rpc_url, record)
     key = onboard(api_url, admin_key, account.address)
-    response = httpx.post(
-        f"{api_url}/v1/credit-requests",
-        json=LOAN_REQUEST | {"preferred_chains": [chain]},
-        headers={"X-API-Key": key},
-        timeout=120,
-    )
-    if response.status_code != 201:
-        raise RuntimeError(f"credit request refused: {response.text}")
-    pool = [q for q in response.json()["quotes"] if q["kind"] == "pool" and q["chain"] == chain]
-    if not pool:
-        raise RuntimeError(f"no pool quote on {chain}: {response.text}")
-    return Borrower(account, key, pool[0])
+    for _ in range(QUOTE_ATTEMPTS):  # a busy machine can make every provider miss the fan-out deadline
+        response = httpx.post(
+            f"{api_url}/v1/credit-requests",
+            json=LOAN_REQUEST | {"preferred_chains": [chain]},
+            headers={"X-API-Key": key},
+            timeout=120,
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"credit request refused: {response.text}")
+        pool = [q for q in response.json()["quotes"] if q["kind"] == "pool" and q["chain"] == chain]
+        if pool:
+            return Borrower(account, key, pool[0])
+    raise RuntimeError(f"no pool quote on {chain} in {QUOTE_ATTEMPTS} requests: {response.text}")
 
 
 def prepare(
     api_urls: list[str], admin_key: str, rpc_url: str, record: DeploymentRecord, chain: str, count: int
 ) -> list[Borrower]:
     """``count`` borrowers, each holding one pool quote on ``chain`` (set up through the API processes in turn)."""
-    with ThreadPoolExecutor(max_workers=6) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         return list(
             pool.map(
                 lambda n: _quoted(api_urls[n % len(api_urls)], admin_key, rpc_url, record, chain),
