@@ -19,6 +19,7 @@ from typing import Any
 from eth_typing import ChecksumAddress
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
 from web3._utils.events import get_event_data
 from web3.exceptions import Web3Exception
 from web3.types import FilterParams, LogReceipt
@@ -79,20 +80,25 @@ async def fetch_logs(
     start = from_block
     while start <= to_block:
         end = min(start + span - 1, to_block)
-        params: FilterParams = {"address": address, "fromBlock": start, "toBlock": end, "topics": topics}
+        # raw JSON-RPC (ChainClient.rpc), not web3's request pipeline and result formatters: this runs on every
+        # credit request for every chain; the entries are shaped as web3 would (_receipt) for its event decoder
+        params = {"address": address, "fromBlock": hex(start), "toBlock": hex(end), "topics": topics}
         try:
             async with asyncio.timeout(call_timeout):
-                entries = await client.w3.eth.get_logs(params)
+                entries = await client.rpc("eth_getLogs", params)
         except TimeoutError as err:
             raise LogQueryError(f"{client.name}: eth_getLogs {start}-{end} took over {call_timeout} s") from err
         except RpcUnavailable:
             raise
-        except (Web3Exception, ValueError) as err:
+        except (ChainError, Web3Exception, ValueError) as err:  # the node's error answer
             if span > 1 and any(token in str(err).lower() for token in _RANGE_REFUSALS):
                 span = max(1, span // 2)
                 continue
             raise LogQueryError(f"{client.name}: eth_getLogs {start}-{end} failed: {err}") from err
-        found.extend(_decode(client, by_topic, entry) for entry in entries)
+        try:
+            found.extend(_decode(client, by_topic, _receipt(entry)) for entry in entries)
+        except (TypeError, KeyError, ValueError) as err:
+            raise LogQueryError(f"{client.name}: eth_getLogs {start}-{end} answered an unexpected shape") from err
         start = end + 1
         span = min(max_range, span * 2)
     return found
@@ -186,6 +192,18 @@ def _indexed_position(event: dict[str, Any], name: str) -> tuple[int, str]:
         if item["name"] == name:
             return position, str(item["type"])
     raise LogQueryError(f"event {event['name']} has no indexed argument {name!r}")
+
+
+def _receipt(raw: dict[str, Any]) -> LogReceipt:
+    """A raw ``eth_getLogs`` entry as web3's formatters would give it (hashes as bytes, quantities as int)."""
+    receipt = dict(raw)
+    receipt["topics"] = [HexBytes(topic) for topic in raw["topics"]]
+    receipt["data"] = HexBytes(raw["data"])
+    receipt["blockHash"] = HexBytes(raw["blockHash"])
+    receipt["transactionHash"] = HexBytes(raw["transactionHash"])
+    for quantity in ("blockNumber", "logIndex", "transactionIndex"):
+        receipt[quantity] = int(raw[quantity], 16)
+    return receipt  # type: ignore[return-value]
 
 
 def _decode(client: ChainClient, by_topic: dict[bytes, dict[str, Any]], entry: LogReceipt) -> DecodedLog:
