@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 
 from aggregator import outbox
 from aggregator.loan_events import loan_event
+from aggregator.projection import Fact, LoanState
 from store.aggregator import LoanRow, QuoteRow
-from store.ledger import ChainFactRow, SqlLedgerRepository
+from store.ledger import SqlLedgerRepository
 from store.outbox import CANCELLED, DELIVERED, PENDING, OutboxDeliveryRow, OutboxEventRow, SqlOutboxRepository
 
 REASON_REORG = "reorg"
@@ -48,7 +49,7 @@ class RemovedFact:
     block_hash: str
 
 
-def removed_fact(loan: LoanRow, fact: ChainFactRow) -> RemovedFact | None:
+def removed_fact(loan: LoanState, fact: Fact) -> RemovedFact | None:
     """What ``fact`` (about to be deleted) made in ``loan``'s outbox; None for a fact that makes no loan event."""
     found = loan_event(
         fact.event,

@@ -9,6 +9,9 @@ one (the CreditAggregator's numbering, shared by the CollateralManager and the p
 
 The loan's **entries** — one row per repayment, collateral movement and liquidation — each point at their fact and
 go with it (ON DELETE CASCADE) when a reorg removes the fact. The loan record itself is ``store.aggregator.LoanRow``.
+
+``SqlLedgerRepository`` holds the row-level queries; the ledger's repository over them, in plain values, is
+``store.loan_ledger.SqlLedger``.
 """
 
 from __future__ import annotations
