@@ -95,7 +95,8 @@ class LocalSigner:
         return self._account.address
 
     def sign_transaction(self, transaction: dict[str, Any]) -> bytes:
-        return bytes(self._account.sign_transaction(transaction).raw_transaction)
+        # with the parsed key: eth_account would otherwise derive the public key again for every transaction
+        return bytes(Account.sign_transaction(transaction, self._key).raw_transaction)
 
     def sign_typed_data(self, document: dict[str, Any]) -> bytes:
         return self.sign_typed_data_with_digest(document)[1]

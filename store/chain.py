@@ -10,12 +10,27 @@ On SQLite (the local default) the nonce counter is correct within one process on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Table, Text, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -23,6 +38,9 @@ from store.base import Base
 from store.types import Uint256, UtcDateTime
 
 T = TypeVar("T")
+Item = TypeVar("Item")
+# rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters
+BATCH_ROWS = 500
 # Block numbers, nonces and gas outgrow 32 bits on busy chains; surrogate ids stay INTEGER (SQLite's rowid).
 AUTO_ID = Integer
 
@@ -351,6 +369,84 @@ class ChainRepository:
             attempts.setdefault(attempt.intent_key, []).append(attempt)
         return [_intent(row, attempts.get(row.key, [])) for row in rows]
 
+    # batches: one statement for many intents (the lifecycle's persistence is grouped per moment, not per
+    # transaction)
+
+    def add_intents(self, records: Sequence[IntentRecord], dialect: str) -> set[str]:
+        """Insert the intents whose key is not stored yet, in one statement per ``BATCH_ROWS``; the keys inserted."""
+        now = _now()
+        table = cast(Table, ChainIntentRow.__table__)
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        inserted: set[str] = set()
+        for start in range(0, len(records), BATCH_ROWS):
+            rows = [
+                {
+                    "key": r.key,
+                    "chain_id": r.chain_id,
+                    "sender": r.sender,
+                    "to_address": r.to_address,
+                    "data": r.data,
+                    "value": r.value,
+                    "gas": r.gas,
+                    "payload_hash": r.payload_hash,
+                    "status": r.status,
+                    "created_at": now,
+                    "updated_at": now,
+                    "owner": r.owner,
+                    "lease_expires_at": r.lease_expires_at,
+                }
+                for r in records[start : start + BATCH_ROWS]
+            ]
+            statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["key"])
+            inserted.update(str(key) for key in self.session.execute(statement.returning(table.c.key)).scalars())
+        return inserted
+
+    def held_by(self, owners: Mapping[str, str | None]) -> set[str]:
+        """Of ``owners``' keys, those whose intent is held by the owner given (any holder when None); the rows stay
+        locked to the end of the transaction (PostgreSQL), so nobody claims them in between."""
+        rows = self.session.execute(
+            select(ChainIntentRow.key, ChainIntentRow.owner)
+            .where(ChainIntentRow.key.in_(list(owners)))
+            .with_for_update()
+        ).all()
+        return {str(key) for key, owner in rows if owners[str(key)] is None or owners[str(key)] == owner}
+
+    def update_intents(self, values: Sequence[dict[str, Any]]) -> None:
+        """Per-intent values (each dict has ``key`` and the same other columns) in one executemany."""
+        if not values:
+            return
+        table = cast(Table, ChainIntentRow.__table__)
+        now = _now()
+        columns = [c for c in values[0] if c != "key"]
+        statement = (
+            update(table)
+            .where(table.c.key == bindparam("b_key"))
+            .values(updated_at=now, **{c: bindparam(f"b_{c}") for c in columns})
+        )
+        self.session.connection().execute(statement, [{f"b_{c}": v for c, v in row.items()} for row in values])
+
+    def add_attempts(self, attempts: Sequence[tuple[str, AttemptRecord]]) -> None:
+        if not attempts:
+            return
+        table = cast(Table, ChainAttemptRow.__table__)
+        self.session.connection().execute(
+            table.insert(),
+            [
+                {
+                    "tx_hash": a.tx_hash,
+                    "intent_key": key,
+                    "nonce": a.nonce,
+                    "max_fee_per_gas": a.max_fee_per_gas,
+                    "max_priority_fee_per_gas": a.max_priority_fee_per_gas,
+                    "gas": a.gas,
+                    "raw": a.raw,
+                    "status": a.status,
+                    "created_at": a.created_at,
+                }
+                for key, a in attempts
+            ],
+        )
+
     # ownership: one manager per open intent, under a lease it renews (see SqlChainStore.claim_stale)
 
     def claim(self, where: Any, owner: str, now: datetime, expires_at: datetime) -> list[str]:
@@ -387,15 +483,6 @@ class ChainRepository:
             .execution_options(synchronize_session=False)
         )
         return {str(key) for key in result.scalars()}
-
-    def update_held_intent(self, key: str, owner: str | None, **values: Any) -> bool:
-        """``update_intent`` only while ``owner`` holds the intent (any holder when None); whether it did. The
-        updated row stays locked to the end of the transaction, so nobody claims it in between."""
-        statement = update(ChainIntentRow).where(ChainIntentRow.key == key)
-        if owner is not None:
-            statement = statement.where(ChainIntentRow.owner == owner)
-        result = self.session.execute(statement.values(updated_at=_now(), **values))
-        return bool(getattr(result, "rowcount", 0) == 1)
 
     def max_nonce(self, chain_id: int, sender: str) -> int | None:
         value = self.session.scalar(
@@ -539,8 +626,8 @@ class SqlChainStore:
         self.sessions = sessions
         bind = sessions.kw.get("bind")
         self.dialect = bind.dialect.name if bind is not None else "unknown"
-        self._group: list[tuple[Callable[[ChainRepository], Any], asyncio.Future[Any]]] = []
-        self._draining = False
+        self._batches: dict[Callable[..., Any], list[tuple[Any, asyncio.Future[Any]]]] = {}
+        self._draining: set[Callable[..., Any]] = set()
 
     @property
     def cross_process(self) -> bool:
@@ -557,55 +644,66 @@ class SqlChainStore:
         """Run ``work`` in one committed unit of work off the event loop."""
         return await asyncio.to_thread(self._unit, work)
 
-    async def run_grouped(self, work: Callable[[ChainRepository], T]) -> T:
-        """Like ``run``, but commits together with the other grouped work waiting at the same moment (group
-        commit): each caller still resumes only after its work is committed. If the group fails, each piece is
-        re-run alone so that one bad piece fails only its own caller."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._group.append((work, future))
-        if not self._draining:
-            self._draining = True
-            try:
-                while self._group:
-                    batch, self._group = self._group, []
-                    await self._commit_group(batch)
-            finally:
-                self._draining = False
-        result: T = await future
-        return result
+    async def run_batched(self, operation: Callable[[ChainRepository, list[Item]], list[T]], item: Item) -> T:
+        """Run ``operation`` over ``item`` together with the other items of the same operation: one unit of work
+        (a few statements) per batch instead of a few statements and a commit per item. One batch of an operation
+        is in flight at a time; the items that arrive meanwhile form the next (group commit), so batches grow with
+        the load. Each caller resumes with its own result once its batch is committed; if a batch fails, each of its
+        items is re-run alone, so one bad item fails only its own caller."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._batches.setdefault(operation, []).append((item, future))
+        if operation not in self._draining:  # drained in a task: a cancelled caller stops no one else's batch
+            self._draining.add(operation)
+            asyncio.get_running_loop().create_task(self._drain(operation))
+        return await future
 
-    async def _commit_group(self, batch: list[tuple[Callable[[ChainRepository], Any], asyncio.Future[Any]]]) -> None:
+    async def _drain(self, operation: Callable[[ChainRepository, list[Any]], list[Any]]) -> None:
         try:
-            results = await asyncio.to_thread(self._unit, lambda repo: [work(repo) for work, _ in batch])
+            while batch := self._batches.pop(operation, []):
+                await self._commit_batch(operation, batch)
+        finally:
+            self._draining.discard(operation)
+
+    async def _commit_batch(
+        self, operation: Callable[[ChainRepository, list[Any]], list[Any]], batch: list[tuple[Any, asyncio.Future[Any]]]
+    ) -> None:
+        items = [item for item, _ in batch]
+        try:
+            results = await asyncio.to_thread(self._unit, lambda repo: operation(repo, items))
         except Exception:
-            for work, future in batch:
+            for item, future in batch:
                 try:
-                    future.set_result(await self.run(work))
+                    result = (await self.run(_alone(operation, item)))[0]
                 except Exception as err:
-                    future.set_exception(err)
+                    if not future.done():
+                        future.set_exception(err)
+                else:
+                    if not future.done():
+                        future.set_result(result)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+            if not future.done():
+                future.set_result(result)
 
     # the operations the lifecycle uses
 
     async def create_intent(self, record: IntentRecord) -> tuple[IntentRecord, bool]:
-        """Insert ``record``, or return the intent already stored under its key (``created`` False)."""
+        """Insert ``record``, or return the intent already stored under its key (``created`` False); batched with
+        the other intents created at the same moment (one INSERT … ON CONFLICT DO NOTHING for all)."""
+        return await self.run_batched(self._create_intents, record)
 
-        def work(repo: ChainRepository) -> tuple[IntentRecord, bool]:
-            existing = repo.get_intent(record.key)
-            if existing is not None:
-                return existing, False
-            try:
-                with repo.session.begin_nested():
-                    repo.add_intent(record)
-            except IntegrityError:
-                found = repo.get_intent(record.key)
-                assert found is not None
-                return found, False
-            return record, True
-
-        return await self.run_grouped(work)
+    def _create_intents(self, repo: ChainRepository, records: list[IntentRecord]) -> list[tuple[IntentRecord, bool]]:
+        inserted = repo.add_intents(records, self.dialect)
+        stored = {r.key: r for r in repo.intents([r.key for r in records if r.key not in inserted])}
+        results: list[tuple[IntentRecord, bool]] = []
+        for record in records:
+            if record.key in inserted:
+                inserted.discard(record.key)  # the same key twice in one batch: the second finds the first
+                stored[record.key] = record
+                results.append((record, True))
+            else:
+                results.append((stored[record.key], False))
+        return results
 
     async def get_intent(self, key: str) -> IntentRecord | None:
         return await self.run(lambda repo: repo.get_intent(key))
@@ -649,27 +747,22 @@ class SqlChainStore:
     ) -> bool:
         """Persist a signed attempt (before it is broadcast). With ``owner``, only while ``owner`` holds the intent:
         False (nothing written) once another manager took it over, so a stalled owner never adds a second
-        transaction to an intent its successor follows."""
-
-        def work(repo: ChainRepository) -> bool:
-            status = SIGNED if replaces is None else SENT
-            if not repo.update_held_intent(key, owner, status=status, nonce=attempt.nonce):
-                return False
-            repo.add_attempt(key, attempt)
-            return True
-
-        return await self.run_grouped(work)
+        transaction to an intent its successor follows. Batched with the other attempts signed at the same moment."""
+        return await self.run_batched(_record_signed, (key, attempt, replaces, owner))
 
     async def mark_sent(self, tx_hashes: Sequence[tuple[str, str]]) -> None:
         """(intent key, tx hash) pairs whose transaction a node accepted."""
 
         def work(repo: ChainRepository) -> None:
             repo.set_attempt_status((h for _, h in tx_hashes), ATTEMPT_SENT)
-            for key, _ in tx_hashes:
+            keys = list({key for key, _ in tx_hashes})
+            for start in range(0, len(keys), BATCH_ROWS):
                 repo.session.execute(
                     update(ChainIntentRow)
-                    .where(ChainIntentRow.key == key, ChainIntentRow.status.in_((PENDING, SIGNED)))
+                    .where(ChainIntentRow.key.in_(keys[start : start + BATCH_ROWS]))
+                    .where(ChainIntentRow.status.in_((PENDING, SIGNED)))
                     .values(status=SENT, updated_at=_now())
+                    .execution_options(synchronize_session=False)
                 )
 
         if tx_hashes:
@@ -677,16 +770,20 @@ class SqlChainStore:
 
     async def mark_mined(self, updates: Sequence[MinedUpdate]) -> None:
         def work(repo: ChainRepository) -> None:
-            for item in updates:
-                repo.update_intent(
-                    item.intent_key,
-                    status=MINED,
-                    tx_hash=item.tx_hash,
-                    block_number=item.block_number,
-                    block_hash=item.block_hash,
-                    gas_used=item.gas_used,
-                    contract_address=item.contract_address,
-                )
+            repo.update_intents(
+                [
+                    {
+                        "key": item.intent_key,
+                        "status": MINED,
+                        "tx_hash": item.tx_hash,
+                        "block_number": item.block_number,
+                        "block_hash": item.block_hash,
+                        "gas_used": item.gas_used,
+                        "contract_address": item.contract_address,
+                    }
+                    for item in updates
+                ]
+            )
             repo.set_attempt_status((item.tx_hash for item in updates), ATTEMPT_MINED)
 
         if updates:
@@ -706,15 +803,17 @@ class SqlChainStore:
         """(key, terminal status, error) triples; the other attempts of a finished intent become replaced."""
 
         def work(repo: ChainRepository) -> None:
-            for key, status, error in outcomes:
-                repo.update_intent(key, status=status, error=error)
+            repo.update_intents([{"key": key, "status": status, "error": error} for key, status, error in outcomes])
+            keys = [key for key, _, _ in outcomes]
+            for start in range(0, len(keys), BATCH_ROWS):
                 repo.session.execute(
                     update(ChainAttemptRow)
                     .where(
-                        ChainAttemptRow.intent_key == key,
+                        ChainAttemptRow.intent_key.in_(keys[start : start + BATCH_ROWS]),
                         ChainAttemptRow.status.in_((ATTEMPT_SIGNED, ATTEMPT_SENT)),
                     )
                     .values(status=ATTEMPT_REPLACED)
+                    .execution_options(synchronize_session=False)
                 )
 
         if outcomes:
@@ -733,3 +832,24 @@ class SqlChainStore:
 
     async def max_nonce(self, chain_id: int, sender: str) -> int | None:
         return await self.run(lambda repo: repo.max_nonce(chain_id, sender))
+
+
+def _alone(
+    operation: Callable[[ChainRepository, list[Item]], list[T]], item: Item
+) -> Callable[[ChainRepository], list[T]]:
+    return lambda repo: operation(repo, [item])
+
+
+def _record_signed(repo: ChainRepository, items: list[tuple[str, AttemptRecord, str | None, str | None]]) -> list[bool]:
+    """Signed attempts of many intents: one locking read of their owners, one executemany of the intents' status
+    and nonce, one multi-row insert of the attempts; an intent another owner holds now gets nothing written."""
+    owners: dict[str, str | None] = {}
+    for key, _, _, owner in items:
+        owners[key] = owner
+    held = repo.held_by(owners)
+    written = [(key, attempt, replaces) for key, attempt, replaces, _ in items if key in held]
+    repo.update_intents(
+        [{"key": key, "status": SIGNED if replaces is None else SENT, "nonce": a.nonce} for key, a, replaces in written]
+    )
+    repo.add_attempts([(key, attempt) for key, attempt, _ in written])
+    return [key in held for key, _, _, _ in items]
