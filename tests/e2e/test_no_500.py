@@ -3,19 +3,17 @@ wrong, over real HTTP against the platform's processes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 
-from chain.signers import devnet_account
-from tests.support.devnet import DeployedChain
-from tests.support.platform import RunningPlatform, running_platform
+from tests.support.platform import RunningPlatform
 
 pytestmark = pytest.mark.e2e
 
-BORROWER = devnet_account(9)
+BORROWER = Account.create()  # of its own: the platform is shared (tests/e2e/conftest.py); it signs nothing
 REQUEST: dict[str, Any] = {
     "amount": "1500.00",
     "asset": "USDC",
@@ -25,11 +23,9 @@ REQUEST: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def platform(
-    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningPlatform]:
-    with running_platform(devnet_chains, tmp_path_factory.mktemp("platform")) as running:
-        yield running
+def platform(shared_platform: RunningPlatform) -> RunningPlatform:
+    """The e2e package's platform with default settings (``tests/e2e/conftest.py``)."""
+    return shared_platform
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ borrower's payments with signed ``payment.received`` webhooks; one payment repor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +21,7 @@ from api.journey import fund_on_devnets, journey
 from api.wallet import accept_quote, repay_loan, signed_repayment
 from chain.signers import devnet_account
 from tests.support.devnet import DeployedChain
-from tests.support.platform import RunningPlatform, running_platform
+from tests.support.platform import RunningPlatform
 
 pytestmark = pytest.mark.e2e
 
@@ -39,11 +38,9 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def platform(
-    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningPlatform]:
-    with running_platform(devnet_chains, tmp_path_factory.mktemp("repayments")) as running:
-        yield running
+def platform(shared_platform: RunningPlatform) -> RunningPlatform:
+    """The e2e package's platform with default settings (``tests/e2e/conftest.py``)."""
+    return shared_platform
 
 
 def _mint(chain: DeployedChain, token: str, to: str, amount: int) -> None:
@@ -133,6 +130,14 @@ def test_a_borrower_without_eth_repays_and_closes_a_pool_loan(
         assert hidden.status_code == 404
 
 
+def _reserved(platform: RunningPlatform) -> dict[str, Any]:
+    """The simulated bank's reserved offers by reference (funded ones stay listed)."""
+    reserved: dict[str, Any] = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=30).json()[
+        "reserved"
+    ]
+    return reserved
+
+
 def _report_payment(platform: RunningPlatform, offer_ref: str, payment_ref: str, amount: str) -> dict[str, Any]:
     """The simulated bank posts payment.received (signed with its secret) to the platform's webhook."""
     report = {
@@ -159,9 +164,10 @@ def test_a_lenders_payment_reported_twice_is_recorded_once_and_closes_the_loan(
         response = client.post("/v1/credit-requests", json=REQUEST)
         assert response.status_code == 201, response.text
         quote = next(q for q in response.json()["quotes"] if q["kind"] == "traditional" and q["chain"] == CHAIN)
+    # the simulated bank serves the other tests sharing this platform too: the offer this accept reserved
+    reserved_before = set(_reserved(platform))
     loan = accept_quote(wallet, platform.api_url, key, quote["id"], chain.devnet.rpc_url)
-    reserved = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=30).json()["reserved"]
-    (offer_ref,) = reserved  # this module's platform: one traditional loan
+    (offer_ref,) = set(_reserved(platform)) - reserved_before
 
     first = _report_payment(platform, offer_ref, "pay-0001", "300.00")
     again = _report_payment(platform, offer_ref, "pay-0001", "300.00")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,8 +17,7 @@ from eth_utils.address import to_checksum_address
 
 from api.demo import kyc_verdict, passport_kyc
 from compliance.kyc import SIGNATURE_HEADER, sign_webhook
-from tests.support.devnet import DeployedChain
-from tests.support.platform import COVERED_SERVICEMEMBER, GOOD_PROFILE, KYC_SECRET, RunningPlatform, running_platform
+from tests.support.platform import COVERED_SERVICEMEMBER, GOOD_PROFILE, KYC_SECRET, RunningPlatform
 
 pytestmark = pytest.mark.e2e
 
@@ -44,11 +42,9 @@ MIDDLING = {
 
 
 @pytest.fixture(scope="module")
-def platform(
-    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningPlatform]:
-    with running_platform(devnet_chains, tmp_path_factory.mktemp("screening")) as running:
-        yield running
+def platform(shared_platform: RunningPlatform) -> RunningPlatform:
+    """The e2e package's platform with default settings (``tests/e2e/conftest.py``)."""
+    return shared_platform
 
 
 def _post(platform: RunningPlatform, key: str, **changes: Any) -> Any:

@@ -3,7 +3,6 @@ all three devnets → accept with an EIP-712 signature → loan opened on that c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from api.wallet import approve_collateral, sign_acceptance
 from chain.signers import devnet_account
 from contracts.typed_data import OFFER_FIELDS, Domain, Offer, offer_typed_data, recover
 from tests.support.devnet import DeployedChain
-from tests.support.platform import RunningPlatform, running_platform
+from tests.support.platform import RunningPlatform
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +31,9 @@ REQUEST = {
 
 
 @pytest.fixture(scope="module")
-def platform(
-    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningPlatform]:
-    with running_platform(devnet_chains, tmp_path_factory.mktemp("platform")) as running:
-        yield running
+def platform(shared_platform: RunningPlatform) -> RunningPlatform:
+    """The e2e package's platform with default settings (``tests/e2e/conftest.py``)."""
+    return shared_platform
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +181,8 @@ def test_accepting_the_lenders_quote_records_it_as_off_chain_funder(
     request = _request_as(platform, key, wallet, chain)
     quote = next(q for q in request["quotes"] if q["provider_id"] == "sim-bank")
     usdc_before = chain.contract("USDC").functions.balanceOf(wallet.address).call()
+    # the simulated bank serves the other modules sharing this platform too: what this accept adds to its books
+    lender_before = _sim_bank(platform)
     loan = _accept_as(platform, key, wallet, chain, quote)
     receipt = chain.w3.eth.get_transaction_receipt(loan["transaction_hash"])
     (event,) = chain.contract("CreditAggregator").events.LoanOpened().process_receipt(receipt, errors=DISCARD)
@@ -191,11 +190,18 @@ def test_accepting_the_lenders_quote_records_it_as_off_chain_funder(
     assert event["args"]["providerId"] == keccak(text="sim-bank")
     assert chain.contract("USDC").functions.balanceOf(wallet.address).call() == usdc_before
     # two phases: reserved before the relay, funded only once LoanOpened was confirmed, for that transaction
-    lender = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=10).json()
-    funded = [reference for reference, state in lender["offers"].items() if state == "funded"]
+    lender = _sim_bank(platform)
+    funded = [
+        reference
+        for reference, state in lender["offers"].items()
+        if state == "funded" and lender_before["offers"].get(reference) != "funded"
+    ]
     assert len(funded) == 1
     assert lender["funded_by"][funded[0]] == {"chain_id": chain.chain_id, "tx_hash": loan["transaction_hash"]}
-    assert lender["requests"]["reserve"] == lender["requests"]["fund"] == 1
+    counted = {
+        phase: lender["requests"][phase] - lender_before["requests"].get(phase, 0) for phase in ("reserve", "fund")
+    }
+    assert counted == {"reserve": 1, "fund": 1}
 
     with platform.client(key) as client:
         again = client.post(f"/v1/quotes/{quote['id']}/accept", json={"signature": "0x" + "11" * 65})
@@ -314,6 +320,12 @@ def test_repaying_on_chain_improves_the_next_decision(
     after = _request_as(platform, key, wallet, chain)
     assert after["risk"]["scorecard_score"] == before["risk"]["scorecard_score"]
     assert after["risk"]["onchain_points"] > before["risk"]["onchain_points"], "a repaid loan earns points"
+
+
+def _sim_bank(platform: RunningPlatform) -> dict[str, Any]:
+    """The simulated bank's books: its offers by state, what funded them and its requests counted by phase."""
+    books: dict[str, Any] = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=10).json()
+    return books
 
 
 def _request_as(platform: RunningPlatform, key: str, wallet: Any, chain: DeployedChain) -> dict[str, Any]:
