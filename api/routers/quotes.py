@@ -13,7 +13,6 @@ from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.idempotency import Idempotent
 from api.render import loan_out, quote_out
 from api.schemas import EOA_SIGNATURE_LENGTH, AcceptIn, LoanOut, QuoteOut
-from store.aggregator import QuoteRow
 
 router = APIRouter(prefix="/v1/quotes", tags=["quotes"])
 
@@ -48,15 +47,8 @@ async def _from_contract_wallet(platform: Platform, borrower_id: str, quote_id: 
     """Whether the quote's borrower address holds code (an ERC-1271 wallet, whose signature may be longer than 65
     bytes); an unknown quote says yes, so that the accept answers 404 for it."""
 
-    def borrower_address() -> tuple[str, str] | None:
-        with platform.database.unit_of_work() as uow:
-            row = uow.session.get(QuoteRow, quote_id)
-            if row is None or row.borrower_id != borrower_id:
-                return None
-            return row.chain_name, str(row.offer["borrower"])
-
-    found = await asyncio.to_thread(borrower_address)
-    if found is None or found[0] not in platform.chains:
+    found = await asyncio.to_thread(platform.quoting.find_quote, quote_id)
+    if found is None or found[0].borrower_id != borrower_id or found[0].chain_name not in platform.chains:
         return True
-    chain_name, address = found
-    return bool(await platform.chains[chain_name].w3.eth.get_code(address))  # type: ignore[arg-type]
+    quote = found[0]
+    return bool(await platform.chains[quote.chain_name].w3.eth.get_code(quote.offer["borrower"]))

@@ -10,6 +10,7 @@ import asyncio
 import random
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -449,6 +450,13 @@ def test_a_bad_collateral_permit_is_refused_naming_what_is_wrong_and_nothing_is_
         shown = client.get(f"/v1/credit-requests/{request['id']}").json()
         assert shown["status"] == "quoted"
         assert {q["status"] for q in shown["quotes"]} == {"offered"}
+        # a signature longer than a wallet key's, from a borrower whose address holds no code: refused, naming its
+        # length; for a quote that is not the caller's, 404 as for any unknown quote
+        longer = client.post(f"/v1/quotes/{quote['id']}/accept", json={"signature": signature + "00" * 4})
+        assert longer.status_code == 422, longer.text
+        assert "69 bytes" in longer.json()["detail"], longer.text
+        unknown = client.post(f"/v1/quotes/{uuid.uuid4()}/accept", json={"signature": signature + "00" * 4})
+        assert unknown.status_code == 404, unknown.text
         assert _accepts_of(platform, quote["id"]) == 0, "nothing half-written"
         assert _loans_opened(chain, account) == []
 
