@@ -628,6 +628,7 @@ class SqlChainStore:
         self.dialect = bind.dialect.name if bind is not None else "unknown"
         self._batches: dict[Callable[..., Any], list[tuple[Any, asyncio.Future[Any]]]] = {}
         self._draining: set[Callable[..., Any]] = set()
+        self._drainers: set[asyncio.Task[None]] = set()
 
     @property
     def cross_process(self) -> bool:
@@ -654,7 +655,9 @@ class SqlChainStore:
         self._batches.setdefault(operation, []).append((item, future))
         if operation not in self._draining:  # drained in a task: a cancelled caller stops no one else's batch
             self._draining.add(operation)
-            asyncio.get_running_loop().create_task(self._drain(operation))
+            drainer = asyncio.get_running_loop().create_task(self._drain(operation))
+            self._drainers.add(drainer)  # the loop keeps only a weak reference to a task
+            drainer.add_done_callback(self._drainers.discard)
         return await future
 
     async def _drain(self, operation: Callable[[ChainRepository, list[Any]], list[Any]]) -> None:
