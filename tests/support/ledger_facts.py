@@ -106,12 +106,14 @@ def add_quote(
     offer: dict[str, Any] | None = None,
     disclosure: dict[str, Any] | None = None,
     borrower_id: str | None = None,
+    status: str = "accepted",
+    quote_id: str | None = None,
 ) -> str:
-    """A quote of ours for the offer ``offer_digest``, accepted, with its borrower (``borrower_id``, or a new one with
-    ``borrower_address`` as its wallet) and request: a loan opened from that offer is ``provider_id``'s. The
-    borrower's id."""
+    """A quote of ours for the offer ``offer_digest`` (``accepted`` unless ``status`` says otherwise; its request
+    ``accepted`` with it, else ``quoted``), with its borrower (``borrower_id``, or a new one with ``borrower_address``
+    as its wallet) and request: a loan opened from that offer is ``provider_id``'s. The borrower's id."""
     now = datetime.now(UTC)
-    request_id, quote_id = str(uuid.uuid4()), str(uuid.uuid4())
+    request_id, quote_id = str(uuid.uuid4()), quote_id or str(uuid.uuid4())
     with database.unit_of_work() as uow:
         if borrower_id is None:
             borrower_id = str(uuid.uuid4())
@@ -130,7 +132,7 @@ def add_quote(
                 collateral_asset="WETH",
                 collateral_amount="1",
                 preferred_chains=[],
-                status="accepted",
+                status="accepted" if status == "accepted" else "quoted",
                 risk={},
                 created_at=now,
             )
@@ -153,7 +155,7 @@ def add_quote(
                 attestation={},
                 attestation_signature="0x",
                 disclosure=disclosure or {"asset": "USDC"},
-                status="accepted",
+                status=status,
                 expires_at=now + timedelta(hours=1),
                 created_at=now,
             )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,13 @@ from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.events import EventReader
 from contracts.typed_data import Offer
-from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
-from store.api import BorrowerRow
+from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
 from tests.contracts.harness import BORROWERS, DEPLOYER, OPERATOR, RELAYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
+from tests.support.ledger_facts import add_quote
 
 pytestmark = pytest.mark.integration
 
@@ -70,54 +70,19 @@ def _reader(client: ChainClient, database: Database, record: Any, confirmations:
 
 def _add_quote(database: Database, h: Harness, offer: Offer, status: str = "expired") -> str:
     """A quote of ours for ``offer`` (its digest as the contract computes it)."""
-    digest = "0x" + h.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
-    now = datetime.now(UTC)
-    borrower_id, request_id, quote_id = (str(uuid.uuid4()) for _ in range(3))
-    with database.unit_of_work() as uow:
-        uow.session.add(
-            BorrowerRow(id=borrower_id, wallet_address=offer.borrower, jurisdiction="US-NY", created_at=now)
-        )
-        uow.session.flush()
-        uow.session.add(
-            CreditRequestRow(
-                id=request_id,
-                borrower_id=borrower_id,
-                asset="USDC",
-                amount="1500",
-                term_days=30,
-                purpose="test",
-                collateral_asset="WETH",
-                collateral_amount="1",
-                preferred_chains=[],
-                status="quoted",
-                risk={},
-                created_at=now,
-            )
-        )
-        uow.session.flush()
-        uow.session.add(
-            QuoteRow(
-                id=quote_id,
-                request_id=request_id,
-                borrower_id=borrower_id,
-                provider_id="pool:usdc",
-                kind="pool",
-                chain_name=h.chain.name,
-                chain_id=h.chain.chain_id,
-                contract=h.aggregator.address,
-                rank=1,
-                offer={},
-                offer_digest=digest,
-                offer_signature="0x",
-                attestation={},
-                attestation_signature="0x",
-                disclosure={"asset": "USDC"},
-                status=status,
-                expires_at=now + timedelta(hours=1),
-                created_at=now,
-            )
-        )
-        uow.commit()
+    quote_id = str(uuid.uuid4())
+    add_quote(
+        database,
+        borrower_address=offer.borrower,
+        offer_digest="0x" + h.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex(),
+        provider_id="pool:usdc",
+        kind="pool",
+        chain_name=h.chain.name,
+        chain_id=h.chain.chain_id,
+        contract=h.aggregator.address,
+        status=status,
+        quote_id=quote_id,
+    )
     return quote_id
 
 

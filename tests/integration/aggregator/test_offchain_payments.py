@@ -5,9 +5,7 @@ something is owed."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,13 +19,13 @@ from aggregator.ledger import SOURCE_RECEIPT, LedgerChain, apply_events, receipt
 from aggregator.offchain_payments import OffchainPayments, payment_ref_hash
 from aggregator.platform import connect_chain
 from chain.signers import Role, devnet_signer
-from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
-from store.api import BorrowerRow
+from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.ledger import LoanRepaymentRow
 from tests.contracts.harness import BORROWERS, OPERATOR, RELAYER, USDC, Harness
 from tests.support.devnet import DeployedChain
+from tests.support.ledger_facts import add_quote
 
 pytestmark = pytest.mark.integration
 
@@ -45,53 +43,16 @@ def database(tmp_path: Path) -> Iterator[Database]:
 
 def _quote(database: Database, h: Harness, digest: str) -> None:
     """Our quote of sim-bank's offer ``OFFER_REF`` (what the loan is found by)."""
-    now = datetime.now(UTC)
-    borrower_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
-    with database.unit_of_work() as uow:
-        uow.session.add(
-            BorrowerRow(id=borrower_id, wallet_address=BORROWER.address, jurisdiction="US-NY", created_at=now)
-        )
-        uow.session.flush()
-        uow.session.add(
-            CreditRequestRow(
-                id=request_id,
-                borrower_id=borrower_id,
-                asset="USDC",
-                amount="1500",
-                term_days=30,
-                purpose="test",
-                collateral_asset="WETH",
-                collateral_amount="1",
-                preferred_chains=[],
-                status="quoted",
-                risk={},
-                created_at=now,
-            )
-        )
-        uow.session.flush()
-        uow.session.add(
-            QuoteRow(
-                id=str(uuid.uuid4()),
-                request_id=request_id,
-                borrower_id=borrower_id,
-                provider_id="sim-bank",
-                kind="traditional",
-                chain_name=h.chain.name,
-                chain_id=h.chain.chain_id,
-                contract=h.aggregator.address,
-                rank=1,
-                offer={"providerRef": OFFER_REF},
-                offer_digest=digest,
-                offer_signature="0x",
-                attestation={},
-                attestation_signature="0x",
-                disclosure={"asset": "USDC"},
-                status="accepted",
-                expires_at=now + timedelta(hours=1),
-                created_at=now,
-            )
-        )
-        uow.commit()
+    add_quote(
+        database,
+        borrower_address=BORROWER.address,
+        offer_digest=digest,
+        provider_id="sim-bank",
+        chain_name=h.chain.name,
+        chain_id=h.chain.chain_id,
+        contract=h.aggregator.address,
+        offer={"providerRef": OFFER_REF},
+    )
 
 
 def _apply(database: Database, h: Harness, receipt: Any) -> None:
