@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.devnet import DeployedChain, deployed_devnets
-from tests.support.services import fresh_schema, postgres_server, redis_server
+from tests.support.services import RestartableRedis, fresh_schema, postgres_server, redis_server
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +48,14 @@ def ethereum_local(devnet_chains: dict[str, DeployedChain]) -> Iterator[Deployed
     chain = devnet_chains["ethereum-local"]
     with chain.snapshot():
         yield chain
+
+
+@pytest.fixture
+def restartable_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
+    """A Redis of the test's own that the test stops and starts again at the same address."""
+    server = RestartableRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,29 +15,12 @@ from providers.policy import ResiliencePolicy
 from providers.resilience import AsyncBreaker, MemoryBreakerStore, RedisBreakerStore
 from providers.shared_state import DegradableBreakerStore
 from risk.shared_state import REDIS_TIMEOUTS, SharedStateHealth
+from tests.support.clock import ManualClock
 from tests.support.services import RestartableRedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 POLICY = ResiliencePolicy(fail_max=2, reset_timeout_seconds=300)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RestartableRedis]:
-    server = RestartableRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _fail(breaker: AsyncBreaker) -> None:
@@ -57,12 +38,14 @@ async def _admitted(breaker: AsyncBreaker) -> bool:
 
 
 async def test_each_process_keeps_its_own_breaker_while_redis_is_down_and_shares_again_after(
-    redis: RestartableRedis, caplog: pytest.LogCaptureFixture
+    restartable_redis: RestartableRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = Clock()
+    clock = ManualClock()
     healths = [SharedStateHealth("provider breaker state", 5.0, clock) for _ in range(2)]
     stores = [
-        DegradableBreakerStore(RedisBreakerStore.from_url(redis.url, **REDIS_TIMEOUTS), MemoryBreakerStore(), health)
+        DegradableBreakerStore(
+            RedisBreakerStore.from_url(restartable_redis.url, **REDIS_TIMEOUTS), MemoryBreakerStore(), health
+        )
         for health in healths
     ]
     lender = f"lender-{uuid.uuid4().hex[:8]}"
@@ -73,7 +56,7 @@ async def test_each_process_keeps_its_own_breaker_while_redis_is_down_and_shares
         assert await one.state() == "open"
         assert not await _admitted(two), "one breaker for both processes while Redis answers"
 
-        redis.stop()
+        restartable_redis.stop()
         with caplog.at_level(logging.WARNING, logger="risk.shared_state"):
             assert not await _admitted(one), "process one's own breaker: open, as it last saw it"
             assert await _admitted(two), "process two never opened its own: it goes on calling"
@@ -84,7 +67,7 @@ async def test_each_process_keeps_its_own_breaker_while_redis_is_down_and_shares
         assert not await _admitted(two), "two's local breaker opens on its own failures"
         assert (await two.snapshot()).state == "open"
 
-        redis.start()  # empty: every breaker closed again, shared once the retry time has passed
+        restartable_redis.start()  # empty: every breaker closed again, shared once the retry time has passed
         clock.now = 6.0
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="risk.shared_state"):

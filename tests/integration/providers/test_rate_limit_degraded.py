@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -16,6 +14,7 @@ from providers._exceptions import RateLimited
 from providers.resilience import MemoryRateLimiter, RedisRateLimiter
 from providers.shared_state import DegradableRateLimiter
 from risk.shared_state import REDIS_TIMEOUTS, SharedStateHealth
+from tests.support.clock import ManualClock
 from tests.support.services import RestartableRedis
 
 pytestmark = pytest.mark.integration
@@ -23,29 +22,11 @@ pytestmark = pytest.mark.integration
 RATE, BURST = 0.01, 2  # two calls, then none for 100 s: nothing refills during the test
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RestartableRedis]:
-    server = RestartableRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_calls_go_on_under_local_buckets_while_redis_is_down(
-    redis: RestartableRedis, caplog: pytest.LogCaptureFixture
+    restartable_redis: RestartableRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = Clock()
-    clients = [Redis.from_url(redis.url, **REDIS_TIMEOUTS) for _ in range(2)]
+    clock = ManualClock()
+    clients = [Redis.from_url(restartable_redis.url, **REDIS_TIMEOUTS) for _ in range(2)]
     healths = [SharedStateHealth("provider rate limits", 5.0, clock) for _ in clients]
     one, two = (
         DegradableRateLimiter(RedisRateLimiter(c, RATE, BURST), MemoryRateLimiter(RATE, BURST), h)
@@ -58,7 +39,7 @@ async def test_calls_go_on_under_local_buckets_while_redis_is_down(
         with pytest.raises(RateLimited):  # one bucket for both processes
             await one.acquire(lender, 0.1)
 
-        redis.stop()
+        restartable_redis.stop()
         with caplog.at_level(logging.WARNING, logger="risk.shared_state"):
             await one.acquire(lender, 0.1)  # served from this process's own bucket
         assert healths[0].degraded
@@ -67,7 +48,7 @@ async def test_calls_go_on_under_local_buckets_while_redis_is_down(
         with pytest.raises(RateLimited):  # the local bucket holds its limit
             await one.acquire(lender, 0.1)
 
-        redis.start()  # an empty Redis: a full shared bucket again, used once the retry time has passed
+        restartable_redis.start()  # an empty Redis: a full shared bucket again, used once the retry time has passed
         clock.now = 6.0
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="risk.shared_state"):

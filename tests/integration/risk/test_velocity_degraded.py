@@ -5,8 +5,6 @@ are shared again once Redis answers."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -14,6 +12,7 @@ from redis.asyncio import Redis
 from risk.errors import VelocityLimitExceeded
 from risk.shared_state import REDIS_TIMEOUTS, DegradableVelocityStore
 from risk.velocity import RedisVelocityStore, VelocityLimits, check_velocity
+from tests.support.clock import ManualClock
 from tests.support.services import RestartableRedis
 
 pytestmark = pytest.mark.integration
@@ -21,33 +20,15 @@ pytestmark = pytest.mark.integration
 LIMITS = VelocityLimits(window_seconds=600, per_borrower=3, per_wallet=10, per_ip=10)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RestartableRedis]:
-    server = RestartableRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def _request(store: DegradableVelocityStore, borrower: str, now: float) -> None:
     await check_velocity(store, LIMITS, borrower_id=borrower, wallet=None, ip=None, now=now)
 
 
 async def test_limits_go_on_locally_while_redis_is_down_and_are_shared_again_after(
-    redis: RestartableRedis, caplog: pytest.LogCaptureFixture
+    restartable_redis: RestartableRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = Clock()
-    clients = [Redis.from_url(redis.url, **REDIS_TIMEOUTS) for _ in range(2)]
+    clock = ManualClock()
+    clients = [Redis.from_url(restartable_redis.url, **REDIS_TIMEOUTS) for _ in range(2)]
     one, two = (DegradableVelocityStore(RedisVelocityStore(c), retry_seconds=5.0, clock=clock) for c in clients)
     try:
         await _request(one, "b1", 1.0)  # shared: one request through each process, then a third …
@@ -56,7 +37,7 @@ async def test_limits_go_on_locally_while_redis_is_down_and_are_shared_again_aft
         with pytest.raises(VelocityLimitExceeded):  # … and the limit holds across them
             await _request(two, "b1", 4.0)
 
-        redis.stop()
+        restartable_redis.stop()
         with caplog.at_level(logging.WARNING, logger="risk.shared_state"):
             await _request(two, "b2", 5.0)  # served, not failed
         assert two.health.degraded
@@ -68,7 +49,7 @@ async def test_limits_go_on_locally_while_redis_is_down_and_are_shared_again_aft
         assert local.value.count == 4
         await _request(two, "b2", 8.0)
 
-        redis.start()  # an empty Redis, as after a failover; tried again only after retry_seconds
+        restartable_redis.start()  # an empty Redis, as after a failover; tried again only after retry_seconds
         clock.now = 4.0
         await _request(two, "b3", 9.0)
         assert two.health.degraded
