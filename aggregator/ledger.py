@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from aggregator.errors import AggregatorError
-from aggregator.loan_events import LoanEvent, loan_event
+from aggregator.loan_events import LoanEvent, fact_event
 from aggregator.projection import (
     ACTIVE,
     DEFAULTED,
@@ -283,14 +283,7 @@ def _apply(ledger: LedgerRepository, chain: LedgerChain, fact: Fact, *, via_acce
 
 def _publish(ledger: LedgerRepository, loan: LoanState, fact: Fact) -> None:
     """The fact's loan event, written to the outbox in the ledger's transaction."""
-    found = loan_event(
-        fact.event,
-        fact.args,
-        tx_hash=fact.tx_hash,
-        log_index=fact.log_index,
-        block_number=fact.block_number,
-        status_after=loan.status,
-    )
+    found = fact_event(fact, loan.status)
     if found is not None:
         ledger.publish(loan, found)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aggregator.outbox import (
     LOAN_CLOSED,
@@ -35,6 +35,33 @@ def _units(args: Mapping[str, Any], name: str) -> str:
 
 def _hex(value: Any) -> str:
     return "0x" + bytes(value).hex() if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+class RecordedFact(Protocol):
+    """A chain fact as the ledger holds it (``aggregator.projection.Fact``, or its stored row)."""
+
+    @property
+    def event(self) -> str: ...
+    @property
+    def args(self) -> Mapping[str, Any]: ...
+    @property
+    def tx_hash(self) -> str: ...
+    @property
+    def log_index(self) -> int: ...
+    @property
+    def block_number(self) -> int: ...
+
+
+def fact_event(fact: RecordedFact, status_after: str) -> LoanEvent | None:
+    """The loan event of one recorded chain fact (see ``loan_event``)."""
+    return loan_event(
+        fact.event,
+        fact.args,
+        tx_hash=fact.tx_hash,
+        log_index=fact.log_index,
+        block_number=fact.block_number,
+        status_after=status_after,
+    )
 
 
 def loan_event(

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from aggregator import outbox
-from aggregator.loan_events import loan_event
+from aggregator.loan_events import fact_event
 from aggregator.projection import Fact, LoanState
 from store.aggregator import LoanRow, QuoteRow
 from store.ledger import SqlLedgerRepository
@@ -51,14 +51,7 @@ class RemovedFact:
 
 def removed_fact(loan: LoanState, fact: Fact) -> RemovedFact | None:
     """What ``fact`` (about to be deleted) made in ``loan``'s outbox; None for a fact that makes no loan event."""
-    found = loan_event(
-        fact.event,
-        fact.args,
-        tx_hash=fact.tx_hash,
-        log_index=fact.log_index,
-        block_number=fact.block_number,
-        status_after=loan.status,
-    )
+    found = fact_event(fact, loan.status)
     if found is None:
         return None
     return RemovedFact(
@@ -97,14 +90,7 @@ def _made_now(session: Session, ledger: SqlLedgerRepository, contracts: tuple[in
     chain_id, aggregator, manager = contracts
     keys = set()
     for fact in ledger.loan_facts(chain_id, int(loan.onchain_loan_id), (aggregator, manager)):
-        found = loan_event(
-            fact.event,
-            fact.args,
-            tx_hash=fact.tx_hash,
-            log_index=fact.log_index,
-            block_number=fact.block_number,
-            status_after=loan.status,
-        )
+        found = fact_event(fact, loan.status)
         if found is not None:
             keys.add(outbox.dedup_key(found.event_type, found.key))
     return keys
