@@ -5,10 +5,12 @@ the others and the full load are ``@pytest.mark.slow`` (``make chaos`` runs them
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from tests.support.devnet import DeployedChain
 from tests.support.services import RestartableRedis
 
 
@@ -21,3 +23,14 @@ def chaos_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restartabl
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="package", autouse=True)
+def session_chains_put_back(devnet_chains: dict[str, DeployedChain]) -> Iterator[None]:
+    """The clusters open loans on the session's devnets: every chain goes back to its state before the chaos tests
+    afterwards, so the tests that follow (the contract tests assert balances from the deployed state) see none of
+    it, whatever order the suite runs in."""
+    with ExitStack() as stack:
+        for chain in devnet_chains.values():
+            stack.enter_context(chain.snapshot())
+        yield
