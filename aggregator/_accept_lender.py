@@ -38,9 +38,15 @@ class LenderPhases:
         try:
             result = await self.adapter(quote).reserve(provider_offer(quote), idempotency_key=lender_key(record))
         except ProviderError as err:
-            raise ReservationUnanswered(f"{quote.provider_id} did not reserve the offer: {err}") from err
+            # what the lender's transport said (an address, a status) is for the operator's log, not the borrower
+            log.warning("accept of %s: %s did not answer the reservation: %s", record.quote_id, quote.provider_id, err)
+            raise ReservationUnanswered(f"{quote.provider_id} did not answer the reservation") from err
         if not result.funded:
-            raise ProviderRefused(f"{quote.provider_id} declined to reserve the offer: {result.detail}")
+            # the lender's own words may say why it declined this borrower: logged for admins, not shown in the 409
+            log.warning(
+                "accept of %s: %s declined the reservation: %s", record.quote_id, quote.provider_id, result.detail
+            )
+            raise ProviderRefused(f"{quote.provider_id} declined to reserve the offer")
 
     async def fund(self, quote: QuoteView, record: AcceptRecord) -> None:
         """The funding instruction for the loan now confirmed on-chain (ProviderError or ProviderRefused when not

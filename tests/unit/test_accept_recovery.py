@@ -11,6 +11,7 @@ from typing import cast
 
 import pytest
 
+from aggregator._accept_lender import LenderPhases
 from aggregator.accept_saga import (
     CANCEL_FAILED,
     AcceptRecord,
@@ -22,7 +23,7 @@ from aggregator.accept_saga import (
 from aggregator.accepting import AcceptanceService
 from aggregator.assets import AssetRegistry
 from aggregator.borrowers import BorrowerFile
-from aggregator.errors import AcceptInProgress
+from aggregator.errors import AcceptInProgress, ProviderRefused
 from aggregator.exposure import ExposureLimits
 from aggregator.loans import InMemoryLoanStore
 from compliance import ComplianceService
@@ -161,3 +162,34 @@ async def test_a_cancellation_the_lender_did_not_take_is_retried_until_it_does()
     assert (_record(store).step, _record(store).lender_state) == (AcceptStep.CANCELLED, "cancelled")
     clock.now += LEASE * 2
     assert await service.resume_unfinished() == 0
+
+
+class DecliningLender:
+    """A lender that declines every reservation with its own words, or does not answer at all."""
+
+    provider_id = "sim-bank"
+
+    def __init__(self, answers: bool) -> None:
+        self.answers = answers
+
+    async def reserve(self, offer: object, idempotency_key: str) -> FundingResult:
+        if not self.answers:
+            raise ProviderServerError("http://10.0.0.7:8600/reserve answered 502", 502)
+        return FundingResult(self.provider_id, "ref-1", funded=False, detail="internal score 412 under 500 for b1")
+
+
+@pytest.mark.parametrize("answers", [True, False], ids=["declined", "unanswered"])
+async def test_a_lenders_own_words_reach_the_log_but_not_the_borrowers_409(
+    answers: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = InMemoryAcceptStore()
+    _interrupted_at_reserved(store)
+    phases = LenderPhases(cast(dict[str, ProviderAdapter], {"sim-bank": DecliningLender(answers)}), backoff=0.0)
+    quote = _quote()
+    quote = replace(quote, offer={**quote.offer, "rateBps": 900, "originationFee": 0})
+    with caplog.at_level("WARNING"), pytest.raises(ProviderRefused) as refused:
+        await phases.reserve(quote, _record(store))
+    said = "internal score 412" if answers else "10.0.0.7"
+    assert said not in str(refused.value)
+    assert str(refused.value).startswith("sim-bank ")
+    assert said in caplog.text  # kept for the operator
