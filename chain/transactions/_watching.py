@@ -58,7 +58,6 @@ class _Watching(_Owning):
             t
             for t in self._tracked.values()
             if t.mined is None
-            and t.key not in self._submitting  # its submit broadcasts it; an unsent one is ours after that
             and (t.unsent or (t.accepted_at is not None and now - t.accepted_at > self.settings.rebroadcast_after))
         ]
         for tracked in sorted(due, key=lambda t: t.nonce):
