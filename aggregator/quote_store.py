@@ -6,7 +6,7 @@ implementation; ``InMemoryQuotingStore`` is the fake for unit tests of the quoti
 Offer nonces are reserved in the same unit of work that writes the quotes signed with them: ONE nonce per chain a
 request has quotes on, shared by all of them, so the contract itself refuses a second loan from one request. A
 nonce whose quotes are never written is simply skipped (a nonce only has to be unused, not gap-free); the counter
-is per quote signer and CreditAggregator (``OfferNonceKey``)."""
+is per quote signer and CreditAggregator (``OfferNonceKey``); ``store.aggregator.SqlOfferNonceRepository`` keeps it."""
 
 from __future__ import annotations
 
@@ -14,12 +14,22 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aggregator.snapshots import SnapshotUnitOfWork, rolled_back_on_exit
 from compliance import DecisionRecord
 from risk.repository import StoredDecision
-from store.aggregator import FIRST_OFFER_NONCE, OfferNonceKey
+
+
+class OfferNonceKey(NamedTuple):
+    """Whose offer nonces: a quote signer's, on one CreditAggregator of one chain."""
+
+    chain_id: int
+    contract: str
+    signer: str
+
+
+FIRST_OFFER_NONCE = 1
 
 
 @dataclass(frozen=True, slots=True)

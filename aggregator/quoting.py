@@ -28,6 +28,7 @@ from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismat
 from aggregator.platform import ChainRuntime
 from aggregator.quote_store import (
     CreditRequestRecord,
+    OfferNonceKey,
     OutcomeRecord,
     QuotedRequest,
     QuoteRecord,
@@ -50,7 +51,6 @@ from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
 from risk.profile import CreditRequestFacts
 from risk.repository import StoredDecision
 from risk.velocity import VelocityLimits, VelocityStore, check_velocity
-from store.aggregator import OfferNonceKey
 
 MIN_TERM_DAYS, MAX_TERM_DAYS = 1, 365
 SECONDS_PER_DAY = 86_400

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Table, UniqueConstraint, false, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from aggregator.quote_store import FIRST_OFFER_NONCE, OfferNonceKey
 from store.base import Base
 from store.types import Uint256, UtcDateTime
 
@@ -128,17 +129,6 @@ class OfferNonceRow(Base):
     contract: Mapped[str] = mapped_column(String(42), primary_key=True)
     signer: Mapped[str] = mapped_column(String(42), primary_key=True)
     next_nonce: Mapped[int] = mapped_column(BigInteger)
-
-
-class OfferNonceKey(NamedTuple):
-    """Whose offer nonces: a quote signer's, on one CreditAggregator of one chain."""
-
-    chain_id: int
-    contract: str
-    signer: str
-
-
-FIRST_OFFER_NONCE = 1
 
 
 class SqlOfferNonceRepository:

@@ -12,14 +12,13 @@ from typing import Any, TypeVar
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from aggregator.quote_store import CreditRequestRecord, OutcomeRecord, QuotedRequest, QuoteRecord
+from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuoteRecord
 from aggregator.sanctions_reviews import record_screening
 from compliance import DecisionRecord
 from risk.repository import StoredDecision
 from store.aggregator import (
     CreditRequestRow,
     LoanRow,
-    OfferNonceKey,
     ProviderOutcomeRow,
     QuoteRow,
     SqlOfferNonceRepository,

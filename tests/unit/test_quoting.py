@@ -5,7 +5,7 @@ providers are in-process fakes and the chains are only their EIP-712 domains."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Self, cast
@@ -15,6 +15,7 @@ from eth_utils.address import to_checksum_address
 
 from aggregator.assets import Asset, AssetRegistry
 from aggregator.borrowers import BorrowerFile
+from aggregator.errors import ComplianceDenied
 from aggregator.offers import attestation_from_row, offer_from_row
 from aggregator.platform import ChainRuntime
 from aggregator.quote_store import InMemoryQuotingRepository, InMemoryQuotingStore, QuotedRequest
@@ -22,7 +23,7 @@ from aggregator.quoting import CreditRequestSpec, QuotingConfig, QuotingService
 from api.demo import DEMO_PROFILE
 from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
 from compliance import ComplianceService
-from compliance.decisions import DecisionKind
+from compliance.decisions import DecisionKind, Outcome
 from compliance.jurisdiction import load_rules
 from compliance.kyc import IdentityProfile, KycState, KycStatus, KycTier
 from compliance.sanctions.lists import load_newest
@@ -256,3 +257,35 @@ async def test_a_declined_request_is_stored_without_quotes_or_nonces(compliance:
     assert store.tables.next_nonce == {}
     assert quoted.request.risk["approved"] is False
     assert quoted.request.risk["reasons"]
+
+
+async def test_a_held_borrower_is_refused_with_a_review_and_nothing_else_written(
+    compliance: ComplianceService,
+) -> None:
+    store = InMemoryQuotingStore()
+    held = replace(_borrower(), identity=IdentityProfile("Mazen", "Hussein", date(1985, 12, 10), "US-FL"))
+    with pytest.raises(ComplianceDenied) as refused:
+        await _service(store, compliance).request_credit(held, SPEC)
+    review = next(iter(store.tables.reviews.values()))
+    assert [borrower for borrower, _entry in store.tables.reviews] == ["b1"]
+    messages = {code: message for code, message in refused.value.reasons}
+    assert review in messages["sanctions.review-pending"]  # the borrower is told the review, not who is listed
+    assert "HUSSEIN" not in messages["sanctions.review-pending"].upper()
+    # the screening decisions are kept (the request they were made for never was), nothing else
+    assert {(r.kind, r.outcome) for r in store.tables.decision_records} == {
+        (DecisionKind.CREDIT_REQUEST, Outcome.REVIEW)
+    }
+    assert store.tables.decision_requests == {}
+    assert store.tables.requests == {}
+    assert store.tables.risk_decisions == []
+    assert store.tables.next_nonce == {}
+
+
+async def test_a_quote_and_its_request_are_found_as_written(compliance: ComplianceService) -> None:
+    service = _service(InMemoryQuotingStore(), compliance)
+    quoted = await service.request_credit(_borrower(), SPEC)
+    assert service.find_request(quoted.request.id) == (quoted, None)
+    best = quoted.quotes[0]
+    assert service.find_quote(best.id) == (best, quoted.request)
+    assert service.find_quote("no-such-quote") is None
+    assert service.find_request("no-such-request") is None

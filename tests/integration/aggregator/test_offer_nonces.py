@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from store.aggregator import FIRST_OFFER_NONCE, OfferNonceKey, SqlOfferNonceRepository
+from aggregator.quote_store import FIRST_OFFER_NONCE, OfferNonceKey
+from store.aggregator import SqlOfferNonceRepository
 from store.db import Database
 from store.quoting import SqlQuotingStore
 
