@@ -1,17 +1,27 @@
 """The accept records' keeping for ``aggregator.accepting``: each step persisted before the next starts, every write
 fenced by the record's owner (a process whose lease ran out writes nothing), and the lease renewed while this
-process drives the accept."""
+process drives the accept.
+
+The renewal is one heartbeat per process for every accept it drives: each third of the lease, one statement extends
+the leases this process still holds, on a thread of its own — not the default executor, which a loaded process
+fills with its database work (at load 20 with a 2 s lease a queued renewal came too late, and another process took
+over a live accept). A renewal that fails (a database blip) is logged and tried again at the next beat; an accept
+another process took over is marked lost, and the driver stops before its next step or side effect
+(``ensure_held``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from aggregator.accept_saga import AcceptRecord, AcceptStep, AcceptStore, AcceptUnitOfWork, advance
+
+log = logging.getLogger(__name__)
 
 
 class LeaseLost(Exception):
@@ -21,6 +31,10 @@ class LeaseLost(Exception):
 class AcceptRecords:
     def __init__(self, store: AcceptStore, owner: str, lease: timedelta, clock: Callable[[], datetime]) -> None:
         self._store, self.owner, self._lease, self._clock = store, owner, lease, clock
+        self._held: dict[str, datetime] = {}  # accepts this process drives -> the lease it last wrote for each
+        self._lost: set[str] = set()  # of those, the ones another process took over
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._renewals = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accept-lease")
 
     def current(self, quote_id: str) -> AcceptRecord | None:
         with self._store.unit_of_work() as uow:
@@ -36,8 +50,20 @@ class AcceptRecords:
     def lease_until(self) -> datetime:
         return self._clock() + self._lease
 
+    def ensure_held(self, quote_id: str) -> None:
+        """LeaseLost when the accept was taken over, or when this process's lease on it has run out unrenewed (it
+        may be taken over at any moment): called before a step with effects outside our records — a lender's
+        reservation, the ``openLoan`` submission."""
+        if quote_id in self._lost:
+            raise LeaseLost(quote_id)
+        held_until = self._held.get(quote_id)
+        if held_until is not None and held_until <= self._clock():
+            raise LeaseLost(quote_id)
+
     async def step(self, record: AcceptRecord, step: AcceptStep, **changes: Any) -> AcceptRecord:
         """Persist the next step (fenced by the owner: a process that lost the lease writes nothing)."""
+        if record.quote_id in self._lost:
+            raise LeaseLost(record.quote_id)
         now = self._clock()
         updated = advance(record, step, now, lease_until=now + self._lease, **changes)
 
@@ -48,28 +74,54 @@ class AcceptRecords:
                 uow.commit()
 
         await asyncio.to_thread(work)
+        self.extended(record.quote_id, updated.lease_until)
         return updated
+
+    def extended(self, quote_id: str, lease_until: datetime) -> None:
+        """Note a lease this process wrote (a step, the loan recorded)."""
+        if quote_id in self._held:
+            self._held[quote_id] = max(self._held[quote_id], lease_until)
 
     @contextlib.asynccontextmanager
     async def renewing(self, record: AcceptRecord) -> AsyncIterator[None]:
         """Renew the lease while this process drives the accept."""
-
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(self._lease.total_seconds() / 3)
-                await asyncio.to_thread(self._renew, record.quote_id)
-
-        task = asyncio.create_task(renew())
+        self._held[record.quote_id] = record.lease_until
+        self._lost.discard(record.quote_id)
+        beat = self._heartbeat
+        if beat is None or beat.done() or beat.get_loop() is not asyncio.get_running_loop():
+            self._heartbeat = asyncio.create_task(self._beat(), name=f"accept-lease-{self.owner}")
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            self._held.pop(record.quote_id, None)
+            self._lost.discard(record.quote_id)
 
-    def _renew(self, quote_id: str) -> None:
+    async def _beat(self) -> None:
+        interval = self._lease.total_seconds() / 3
+        loop = asyncio.get_running_loop()
+        while self._held:
+            await asyncio.sleep(interval)
+            quote_ids = list(self._held)
+            if not quote_ids:
+                break
+            lease_until = self.lease_until()
+            try:
+                renewed = await loop.run_in_executor(self._renewals, self._renew, quote_ids, lease_until)
+            except Exception:
+                log.warning("renewing the leases of %d accepts failed; retrying", len(quote_ids), exc_info=True)
+                continue
+            for quote_id in quote_ids:
+                if quote_id not in self._held:
+                    continue  # finished meanwhile
+                if quote_id in renewed:
+                    self.extended(quote_id, lease_until)
+                else:
+                    log.warning("accept of %s was taken over by another process: this one stops driving it", quote_id)
+                    self._lost.add(quote_id)
+        self._heartbeat = None
+
+    def _renew(self, quote_ids: Sequence[str], lease_until: datetime) -> set[str]:
         with self._store.unit_of_work() as uow:
-            current = uow.accepts.record(quote_id)
-            if current is None or current.owner != self.owner:
-                return
-            uow.accepts.save(replace(current, lease_until=self.lease_until()))
+            renewed = uow.accepts.renew(quote_ids, self.owner, lease_until)
             uow.commit()
+            return renewed

@@ -167,6 +167,11 @@ class AcceptRepository(Protocol):
 
     def save(self, record: AcceptRecord) -> None: ...
 
+    def renew(self, quote_ids: Sequence[str], owner: str, lease_until: datetime) -> set[str]:
+        """Extend the lease of those of ``quote_ids`` that ``owner`` still holds (one statement for all); the ids
+        renewed (an id missing was taken over by another process)."""
+        ...
+
     def release(self, record: AcceptRecord, now: datetime) -> None:
         """The quote back to ``offered``, its request to ``quoted``, the superseded quotes that are still unexpired
         back to ``offered``; ``record`` (cancelled) saved."""
@@ -267,6 +272,15 @@ class InMemoryAcceptRepository:
 
     def save(self, record: AcceptRecord) -> None:
         self.tables.records[record.quote_id] = record
+
+    def renew(self, quote_ids: Sequence[str], owner: str, lease_until: datetime) -> set[str]:
+        renewed: set[str] = set()
+        for quote_id in quote_ids:
+            current = self.tables.records.get(quote_id)
+            if current is not None and current.owner == owner:
+                self.tables.records[quote_id] = replace(current, lease_until=lease_until)
+                renewed.add(quote_id)
+        return renewed
 
     def release(self, record: AcceptRecord, now: datetime) -> None:
         quote = self.tables.quotes[record.quote_id]

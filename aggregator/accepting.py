@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from aggregator._accept_chain import (
     TERMINAL_CHAIN_ERRORS,
+    bar_unsent,
     loan_from_receipt,
     nonce_used,
     open_loan_call,
@@ -68,7 +69,7 @@ from aggregator.loans import LoanRecord, LoanScope, LoanStore
 from aggregator.permit import CollateralPermit, check_permit
 from aggregator.platform import ChainRuntime
 from aggregator.quoting import NO_IDENTITY
-from chain.errors import ChainError
+from chain.errors import ChainError, IntentConflict
 from chain.transactions import Call
 from compliance import ComplianceService
 from providers.base import ProviderAdapter, ProviderError
@@ -225,10 +226,16 @@ class AcceptanceService:
             call = open_loan_call(chain, quote, signature, permit)
             # Persisted intent first (inside submit): from here the quote returns to offered only once the intent
             # failed and the offer nonce is unused; a refusal at submit settles the intent, which the wait reports.
-            with contextlib.suppress(*TERMINAL_CHAIN_ERRORS):
-                await chain.transactions.submit(
-                    record.intent_key, Call.function(chain.aggregator(), call.fn_name, *call.args)
-                )
+            try:
+                self._records.ensure_held(quote.id)
+                with contextlib.suppress(*TERMINAL_CHAIN_ERRORS):
+                    await chain.transactions.submit(
+                        record.intent_key, Call.function(chain.aggregator(), call.fn_name, *call.args)
+                    )
+            except (LeaseLost, IntentConflict):
+                # taken over meanwhile; the process that took it barred the intent first, so nothing was sent
+                log.warning("accept of %s was taken over before its transaction was sent", quote.id)
+                return None
             self._kill_point("sent", quote.id)
             return await self._relay_and_record(quote, record)
 
@@ -249,6 +256,7 @@ class AcceptanceService:
         record = await self._step(record, AcceptStep.SIMULATED)
         self._kill_point("simulated", quote.id)
         if quote.kind == TRADITIONAL:
+            self._records.ensure_held(quote.id)  # a reservation is not made for an accept another process took
             await self._reserve(quote, record)
             record = await self._step(record, AcceptStep.RESERVED, lender_state="reserved")
             self._kill_point("reserved", quote.id)
@@ -275,8 +283,11 @@ class AcceptanceService:
 
     async def _await_mined(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
         chain = self._chains[quote.chain_name]
-        if await chain.transactions.store.get_intent(record.intent_key) is None:
-            # 'submitted' was persisted but the process died before the intent was: nothing can be mined.
+        if await chain.transactions.store.get_intent(record.intent_key) is None and await bar_unsent(
+            chain, record.intent_key
+        ):
+            # 'submitted' was persisted but the intent was not (the process died, or lost the lease, before it): now
+            # barred, so nothing of it can be sent and the quote can go back to offered.
             await self._cancel(quote, record, "the openLoan intent was never persisted")
             raise ChainRejected("the accept was interrupted before its transaction was sent; accept again")
         try:
@@ -311,6 +322,7 @@ class AcceptanceService:
                 return loan_id
 
         loan_id = await asyncio.to_thread(work)
+        self._records.extended(quote.id, recorded.lease_until)
         self._kill_point("recorded", quote.id)
         return replace(recorded, loan_id=loan_id)
 
@@ -408,7 +420,7 @@ class AcceptanceService:
                 await self._retry_cancellation(quote, record)
             elif not is_done(record.step, record.kind):
                 await self._relay_and_record(quote, record)
-        except (ChainRejected, AcceptInProgress, ProviderRefused, ChainError) as err:
+        except (ChainRejected, AcceptInProgress, ProviderRefused, ChainError, LeaseLost) as err:
             log.info("accept of quote %s ended: %s", quote.id, err)
 
     # ------------------------------------------------------------------ record keeping

@@ -194,6 +194,17 @@ class SqlAcceptRepository:
             .values(**_values(record))
         )
 
+    def renew(self, quote_ids: Sequence[str], owner: str, lease_until: datetime) -> set[str]:
+        if not quote_ids:
+            return set()
+        renewed = self.session.scalars(
+            update(AcceptRow)
+            .where(AcceptRow.quote_id.in_(list(quote_ids)), AcceptRow.owner == owner)
+            .values(lease_until=lease_until)
+            .returning(AcceptRow.quote_id)
+        )
+        return set(renewed)
+
     def release(self, record: AcceptRecord, now: datetime) -> None:
         quote = self.session.get(QuoteRow, record.quote_id)
         assert quote is not None
