@@ -142,6 +142,10 @@ class LoanRepository(Protocol):
         """The disclosures of these quotes (one query for a list's page), by quote id."""
         ...
 
+    def by_provider_ref(self, provider_id: str, provider_ref: str) -> LoanRecord | None:
+        """The loan opened from ``provider_id``'s offer ``provider_ref`` (its own reference, in the quote's offer)."""
+        ...
+
     def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:
         """Up to ``limit`` loans in ``scope``, newest first (created_at, then id, descending), after ``after``."""
         ...
@@ -299,9 +303,18 @@ async def read_live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
 
 class InMemoryLoanRepository:
     def __init__(
-        self, loans: dict[str, LoanRecord], entries: dict[str, LoanEntries], disclosures: dict[str, dict[str, Any]]
+        self,
+        loans: dict[str, LoanRecord],
+        entries: dict[str, LoanEntries],
+        disclosures: dict[str, dict[str, Any]],
+        provider_refs: dict[tuple[str, str], str] | None = None,
     ) -> None:
         self.loans, self._entries, self._disclosures = loans, entries, disclosures
+        self._provider_refs = provider_refs or {}
+
+    def by_provider_ref(self, provider_id: str, provider_ref: str) -> LoanRecord | None:
+        loan_id = self._provider_refs.get((provider_id, provider_ref))
+        return None if loan_id is None else self.loans.get(loan_id)
 
     def disclosure(self, quote_id: str) -> dict[str, Any] | None:
         return self._disclosures.get(quote_id)
@@ -330,7 +343,8 @@ class InMemoryLoanStore:
         self.loans: dict[str, LoanRecord] = {}
         self.entries: dict[str, LoanEntries] = {}
         self.disclosures: dict[str, dict[str, Any]] = {}  # by quote id
+        self.provider_refs: dict[tuple[str, str], str] = {}  # (provider, its offer's reference) → loan id
 
     @contextmanager
     def reading(self) -> Iterator[InMemoryLoanRepository]:
-        yield InMemoryLoanRepository(self.loans, self.entries, self.disclosures)
+        yield InMemoryLoanRepository(self.loans, self.entries, self.disclosures, self.provider_refs)

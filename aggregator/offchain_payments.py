@@ -4,9 +4,9 @@ webhook (its own payment reference, the amount in the loan asset's units, the of
 chain, the loan and that reference, so a webhook repeated, with the same or another event id, sends nothing twice.
 A payment reported after default is recorded too (the contract takes it on a defaulted loan). The record follows from
 the receipt's ``LoanRepaid`` (and ``LoanClosed`` when it is paid in full) through the ledger's ``apply_events``.
-Before anything is sent, the accepted payment is kept as the lender reported it (``store.payments``: reference, loan,
-amount in base units), then settled with the transaction or as refused: the record the reconciler matches the
-off-chain ``LoanRepaid`` against.
+Before anything is sent, the accepted payment is kept as the lender reported it (reference, loan,
+amount in base units; ``aggregator.payment_records``), then settled with the transaction or as refused: the record
+the reconciler matches the off-chain ``LoanRepaid`` against.
 
 On-chain, ``paymentRef`` is keccak256 of ``"{provider_id}:{payment_ref}"`` (the lender's reference is free text up to
 128 characters; the hash ties it to the lender)."""
@@ -21,15 +21,13 @@ from eth_utils.crypto import keccak
 from aggregator.assets import AssetRegistry, parse_amount
 from aggregator.errors import AggregatorError, InvalidCreditRequest
 from aggregator.ledger import ACTIVE, DEFAULTED
-from aggregator.loans import LoanRecord
+from aggregator.loans import LoanRecord, LoanStore
+from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, PaymentStore, ReportedPayment
 from aggregator.platform import ChainRuntime
-from aggregator.receipts import apply_receipt
+from aggregator.receipts import ReceiptRecorder
 from aggregator.repaying import claim_collateral
 from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionReverted
 from chain.transactions import Call
-from store.db import Database
-from store.loans import SqlLoanRepository
-from store.payments import ACCEPTED, RECORDED, REFUSED, ReportedPayment, SqlPaymentRecords
 
 
 class PaymentNotRecordable(AggregatorError):
@@ -60,27 +58,33 @@ def payment_ref_hash(provider_id: str, payment_ref: str) -> bytes:
 
 class OffchainPayments:
     def __init__(
-        self, database: Database, chains: dict[str, ChainRuntime], assets: AssetRegistry, *, wait_seconds: float = 30
+        self,
+        loans: LoanStore,
+        payments: PaymentStore,
+        chains: dict[str, ChainRuntime],
+        assets: AssetRegistry,
+        receipts: ReceiptRecorder,
+        *,
+        wait_seconds: float = 30,
     ) -> None:
-        self._db, self._chains, self._assets, self._wait = database, chains, assets, wait_seconds
+        self._loans, self._payments, self._chains, self._assets = loans, payments, chains, assets
+        self._receipts, self._wait = receipts, wait_seconds
 
     def _loan(self, provider_id: str, offer_ref: str) -> LoanRecord:
-        with self._db.unit_of_work() as uow:
-            loan = SqlLoanRepository(uow.session).by_provider_ref(provider_id, offer_ref)
+        with self._loans.reading() as loans:
+            loan = loans.by_provider_ref(provider_id, offer_ref)
         if loan is None or loan.onchain_loan_id is None:
             raise PaymentNotRecordable(f"no loan of {provider_id}'s offer {offer_ref}", 404)
         return loan
 
     def _accept(self, payment: ReportedPayment) -> None:
-        with self._db.unit_of_work() as uow:
-            SqlPaymentRecords(uow.session).accept(payment)
+        with self._payments.unit_of_work() as uow:
+            uow.payments.accept(payment)
             uow.commit()
 
     def _settle(self, payment: ReportedPayment, status: str, tx_hash: str | None, block: int | None) -> None:
-        with self._db.unit_of_work() as uow:
-            SqlPaymentRecords(uow.session).settle(
-                payment.chain_id, payment.onchain_loan_id, payment.reference, status, tx_hash, block
-            )
+        with self._payments.unit_of_work() as uow:
+            uow.payments.settle(payment.chain_id, payment.onchain_loan_id, payment.reference, status, tx_hash, block)
             uow.commit()
 
     async def record(
@@ -125,7 +129,7 @@ class OffchainPayments:
         return await self._recorded(chain, loan.id, onchain_id, receipt.tx_hash)
 
     async def _recorded(self, chain: ChainRuntime, loan_id: str, onchain_id: int, tx_hash: str) -> RecordedPayment:
-        events = await apply_receipt(self._db, chain.w3, chain.record, chain.chain_id, tx_hash)
+        events = await self._receipts.record(chain, tx_hash)
         ours = [e for e in events if e.args.get("loanId") == onchain_id]
         repaid = next(e for e in ours if e.event == "LoanRepaid")
         if any(e.event == "CollateralClaimable" for e in ours):  # the token refused to push it back

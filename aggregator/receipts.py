@@ -1,15 +1,17 @@
 """A mined transaction's events into the ledger at once, from its receipt: what the request path and the servicing
 jobs do after sending, so a borrower sees the outcome without waiting for the indexer (which applies the same facts
-again later; ``apply_events`` is idempotent)."""
+again later; ``apply_events`` is idempotent). Services take a ``ReceiptRecorder`` (``LedgerReceipts`` here; unit
+tests pass a fake)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 from hexbytes import HexBytes
 
 from aggregator.ledger import LedgerChain, apply_events, receipt_decoder
+from aggregator.platform import ChainRuntime
 from chain.deployment import DeploymentRecord
 from chain.events import ChainEvent
 from store.db import Database
@@ -32,3 +34,19 @@ async def apply_receipt(
 
     await asyncio.to_thread(work)
     return events
+
+
+class ReceiptRecorder(Protocol):
+    async def record(self, chain: ChainRuntime, tx_hash: str) -> list[ChainEvent]:
+        """The events of ``tx_hash``'s receipt on ``chain``, applied to the ledger."""
+        ...
+
+
+class LedgerReceipts:
+    """Receipts into the ledger in ``database`` (``apply_receipt``)."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def record(self, chain: ChainRuntime, tx_hash: str) -> list[ChainEvent]:
+        return await apply_receipt(self._db, chain.w3, chain.record, chain.chain_id, tx_hash)

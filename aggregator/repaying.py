@@ -34,10 +34,10 @@ from aggregator.errors import (
     RepaymentRejected,
 )
 from aggregator.ledger import ACTIVE, DEFAULTED
-from aggregator.loans import LoanRecord, LoanScope
+from aggregator.loans import LoanRecord, LoanScope, LoanStore
 from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
-from aggregator.receipts import apply_receipt
+from aggregator.receipts import ReceiptRecorder
 from chain.artifacts import load_artifact
 from chain.errors import ChainError, ConfirmationTimeout, GasEstimationFailed, TransactionReverted
 from chain.events import ChainEvent
@@ -52,8 +52,6 @@ from contracts.typed_data import (
     repayment_typed_data,
 )
 from store.chain import FAILED
-from store.db import Database
-from store.loans import SqlLoanRepository
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +96,23 @@ class RepaymentOutcome:
 class RepaymentService:
     def __init__(
         self,
-        database: Database,
+        loans: LoanStore,
         chains: dict[str, ChainRuntime],
         assets: AssetRegistry,
+        receipts: ReceiptRecorder,
         *,
         wait_seconds: float = 120.0,
     ) -> None:
-        self._db, self._chains, self._assets, self._wait = database, chains, assets, wait_seconds
+        self._loans, self._chains, self._assets, self._wait = loans, chains, assets, wait_seconds
+        self._receipts = receipts
         self._token_domains: dict[tuple[int, str], TokenDomain] = {}
 
     def _load(self, loan_id: str, borrower_id: str) -> LoanRecord:
-        with self._db.unit_of_work() as uow:
-            loan = SqlLoanRepository(uow.session).get(loan_id)
-            if loan is None or not LoanScope(borrower_id=borrower_id).allows(loan):
-                raise LoanNotFound(loan_id)
-            return loan
+        with self._loans.reading() as loans:
+            loan = loans.get(loan_id)
+        if loan is None or not LoanScope(borrower_id=borrower_id).allows(loan):
+            raise LoanNotFound(loan_id)
+        return loan
 
     async def repay(self, borrower_id: str, loan_id: str, signed: SignedRepayment) -> RepaymentOutcome:
         """Check, relay ``repayWithPermit`` and record what its receipt shows (see the module docstring).
@@ -220,7 +220,7 @@ class RepaymentService:
 
     async def _record(self, chain: ChainRuntime, tx_hash: str) -> list[ChainEvent]:
         """The receipt's events into the ledger now (the indexer applies the same facts again, idempotently)."""
-        return await apply_receipt(self._db, chain.w3, chain.record, chain.chain_id, tx_hash)
+        return await self._receipts.record(chain, tx_hash)
 
     async def _outcome(
         self, chain: ChainRuntime, loan_id: str, onchain_id: int, tx_hash: str, block: int, events: list[ChainEvent]

@@ -1,20 +1,20 @@
-"""The lenders' reported payments: each ``payment.received`` the platform accepted (the lender's reference, the
-loan, the amount in base units), written before the operator sends ``recordOffchainRepayment`` and settled with its
-transaction — the record the reconciler matches an off-chain ``LoanRepaid`` against, by reference."""
+"""``aggregator.payment_records``' interface over SQLAlchemy: the lenders' reported payments, written before the
+operator sends ``recordOffchainRepayment`` and settled with its transaction."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from aggregator.payment_records import ReportedPayment
 from store.base import Base
+from store.db import Database
 from store.types import Uint256, UtcDateTime
-
-ACCEPTED, RECORDED, REFUSED = "accepted", "recorded", "refused"
 
 
 class OffchainPaymentRow(Base):
@@ -39,23 +39,6 @@ class OffchainPaymentRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-@dataclass(frozen=True, slots=True)
-class ReportedPayment:
-    """A lender's payment as the platform accepted it."""
-
-    provider_id: str
-    payment_ref: str
-    reference: str
-    loan_id: str
-    chain_id: int
-    onchain_loan_id: int
-    amount: int
-    event_id: str | None = None
-    status: str = ACCEPTED
-    tx_hash: str | None = None
-    block_number: int | None = None
-
-
 class SqlPaymentRecords:
     """The payment records in SQL; the unit of work commits."""
 
@@ -63,8 +46,6 @@ class SqlPaymentRecords:
         self.session = session
 
     def accept(self, payment: ReportedPayment) -> None:
-        """Record the payment unless its (chain, loan, reference) is already recorded: the first report stands,
-        as the operator's intent sends it once."""
         now = datetime.now(UTC)
         row = OffchainPaymentRow(
             provider_id=payment.provider_id,
@@ -90,7 +71,6 @@ class SqlPaymentRecords:
     def settle(
         self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None
     ) -> None:
-        """The outcome of the operator's transaction: ``recorded`` in ``tx_hash`` at ``block``, or ``refused``."""
         self.session.execute(
             update(OffchainPaymentRow)
             .where(
@@ -121,3 +101,22 @@ class SqlPaymentRecords:
             )
             for row in rows
         ]
+
+
+class SqlPaymentUnitOfWork:
+    def __init__(self, session: Session, commit: Callable[[], None]) -> None:
+        self.payments = SqlPaymentRecords(session)
+        self._commit = commit
+
+    def commit(self) -> None:
+        self._commit()
+
+
+class SqlPaymentStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[SqlPaymentUnitOfWork]:
+        with self._db.unit_of_work() as uow:
+            yield SqlPaymentUnitOfWork(uow.session, uow.commit)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from aggregator.errors import InvalidAcceptance, InvalidRepayment
 from aggregator.loans import LoanScope, LoanService
 from aggregator.permit import CollateralPermit
+from aggregator.receipts import LedgerReceipts
 from aggregator.repaying import RepaymentService, SignedRepayment
 from api.auth import Principal, Role
 from api.deps import CurrentBorrower, PlatformDep, require
@@ -34,7 +35,11 @@ LoansDep = Annotated[LoanService, Depends(get_loans)]
 
 def get_repayments(platform: PlatformDep) -> RepaymentService:
     return RepaymentService(
-        platform.database, platform.chains, platform.assets, wait_seconds=platform.settings.accept_wait_seconds
+        SqlLoanStore(platform.database),
+        platform.chains,
+        platform.assets,
+        LedgerReceipts(platform.database),
+        wait_seconds=platform.settings.accept_wait_seconds,
     )
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable
+from aggregator.receipts import LedgerReceipts
 from api.auth import Principal, Role, issue_key
 from api.bootstrap import Platform
 from api.client import client_address
@@ -36,6 +37,8 @@ from providers.webhooks import (
     receive_webhook,
     refuse_unauthenticated,
 )
+from store.loans import SqlLoanStore
+from store.payments import SqlPaymentStore
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 PROVIDERS_CURSOR = "providers"  # the providers list's cursors name it (another list's cursor is refused)
@@ -261,7 +264,12 @@ async def _record_payment(platform: Platform, provider_id: str, event: WebhookEv
     assert event.payment_ref is not None  # the event's validator requires both
     assert event.amount is not None
     payments = OffchainPayments(
-        platform.database, platform.chains, platform.assets, wait_seconds=platform.settings.accept_wait_seconds
+        SqlLoanStore(platform.database),
+        SqlPaymentStore(platform.database),
+        platform.chains,
+        platform.assets,
+        LedgerReceipts(platform.database),
+        wait_seconds=platform.settings.accept_wait_seconds,
     )
     try:
         recorded = await payments.record(

@@ -18,11 +18,14 @@ from aggregator.assets import Asset, AssetRegistry
 from aggregator.ledger import SOURCE_RECEIPT, LedgerChain, apply_events, receipt_decoder
 from aggregator.offchain_payments import OffchainPayments, payment_ref_hash
 from aggregator.platform import connect_chain
+from aggregator.receipts import LedgerReceipts
 from chain.signers import Role, devnet_signer
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.ledger import LoanRepaymentRow
+from store.loans import SqlLoanStore
+from store.payments import SqlPaymentStore
 from tests.contracts.harness import BORROWERS, OPERATOR, RELAYER, USDC, Harness
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote
@@ -82,7 +85,14 @@ async def test_a_payment_after_default_is_recorded_once(ethereum_local: Deployed
     )
     assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {ethereum_local.name: h.usdc.address})])
     try:
-        payments = OffchainPayments(database, {ethereum_local.name: runtime}, assets, wait_seconds=60)
+        payments = OffchainPayments(
+            SqlLoanStore(database),
+            SqlPaymentStore(database),
+            {ethereum_local.name: runtime},
+            assets,
+            LedgerReceipts(database),
+            wait_seconds=60,
+        )
         first = await payments.record("sim-bank", OFFER_REF, "late-1", "100.00")
         again = await payments.record("sim-bank", OFFER_REF, "late-1", "100.00")
     finally:

@@ -16,14 +16,17 @@ from sqlalchemy import select, update
 
 from aggregator.assets import Asset, AssetRegistry
 from aggregator.offchain_payments import OffchainPayments, payment_ref_hash
+from aggregator.payment_records import RECORDED, ReportedPayment
 from aggregator.platform import connect_chain
+from aggregator.receipts import LedgerReceipts
 from api.reconcile_jobs import ReconciledChain, reconcile
 from chain.client import ChainClient
 from chain.signers import Role, devnet_signer
 from compliance.reconcile import Category
 from store.chain import SqlChainStore
 from store.db import Database
-from store.payments import RECORDED, OffchainPaymentRow, ReportedPayment, SqlPaymentRecords
+from store.loans import SqlLoanStore
+from store.payments import OffchainPaymentRow, SqlPaymentRecords, SqlPaymentStore
 from tests.contracts.harness import OPERATOR, USDC
 from tests.support.devnet import DeployedChain
 from tests.support.reconcile import LoanMaker, index
@@ -59,7 +62,14 @@ async def test_offchain_repayments_are_matched_by_reference_with_the_lenders_pay
     )
     assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {chain.name: maker.h.usdc.address})])
     try:
-        payments = OffchainPayments(database, {chain.name: runtime}, assets, wait_seconds=60)
+        payments = OffchainPayments(
+            SqlLoanStore(database),
+            SqlPaymentStore(database),
+            {chain.name: runtime},
+            assets,
+            LedgerReceipts(database),
+            wait_seconds=60,
+        )
         matched = await payments.record(LENDER, "offer-0", "pay-1", "2.00", event_id="evt-1")
         overpaid = await payments.record(LENDER, "offer-0", "pay-2", "50.00", event_id="evt-2")
         altered = await payments.record(LENDER, "offer-1", "pay-3", "3.00", event_id="evt-3")

@@ -1,0 +1,114 @@
+"""The lenders' reported payments and the small interface they are kept through: each ``payment.received`` the
+platform accepted (the lender's reference, the loan, the amount in base units), written before the operator sends
+``recordOffchainRepayment`` and settled with its transaction — the record the reconciler matches an off-chain
+``LoanRepaid`` against, by reference. ``store.payments`` is the SQL implementation; ``InMemoryPaymentStore`` is the
+fake for unit tests."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from aggregator.snapshots import SnapshotUnitOfWork, rolled_back_on_exit
+
+ACCEPTED, RECORDED, REFUSED = "accepted", "recorded", "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedPayment:
+    """A lender's payment as the platform accepted it."""
+
+    provider_id: str
+    payment_ref: str
+    reference: str
+    loan_id: str
+    chain_id: int
+    onchain_loan_id: int
+    amount: int
+    event_id: str | None = None
+    status: str = ACCEPTED
+    tx_hash: str | None = None
+    block_number: int | None = None
+
+
+class PaymentRecords(Protocol):
+    """The payment records inside one unit of work (which commits; this never does)."""
+
+    def accept(self, payment: ReportedPayment) -> None:
+        """Record the payment unless its (chain, loan, reference) is already recorded: the first report stands,
+        as the operator's intent sends it once."""
+        ...
+
+    def settle(
+        self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None
+    ) -> None:
+        """The outcome of the operator's transaction: ``recorded`` in ``tx_hash`` at ``block``, or ``refused``."""
+        ...
+
+    def for_chain(self, chain_id: int) -> list[ReportedPayment]:
+        """The chain's payments in the order they were accepted."""
+        ...
+
+
+class PaymentUnitOfWork(Protocol):
+    @property
+    def payments(self) -> PaymentRecords: ...
+
+    def commit(self) -> None: ...
+
+
+class PaymentStore(Protocol):
+    """Opens units of work (one database transaction each; leaving without ``commit`` rolls back)."""
+
+    def unit_of_work(self) -> AbstractContextManager[PaymentUnitOfWork]: ...
+
+
+# ---------------------------------------------------------------------------------------------- in-memory fake
+
+
+@dataclass
+class _Tables:
+    payments: list[ReportedPayment] = field(default_factory=list)
+
+
+class InMemoryPaymentRecords:
+    def __init__(self, tables: _Tables) -> None:
+        self.tables = tables
+
+    def accept(self, payment: ReportedPayment) -> None:
+        if not any(_key(kept) == _key(payment) for kept in self.tables.payments):
+            self.tables.payments.append(payment)
+
+    def settle(
+        self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None
+    ) -> None:
+        self.tables.payments = [
+            replace(p, status=status, tx_hash=tx_hash, block_number=block)
+            if _key(p) == (chain_id, onchain_loan_id, reference)
+            else p
+            for p in self.tables.payments
+        ]
+
+    def for_chain(self, chain_id: int) -> list[ReportedPayment]:
+        return [p for p in self.tables.payments if p.chain_id == chain_id]
+
+
+def _key(payment: ReportedPayment) -> tuple[int, int, str]:
+    return payment.chain_id, payment.onchain_loan_id, payment.reference
+
+
+class InMemoryPaymentUnitOfWork(SnapshotUnitOfWork):
+    def __init__(self, tables: _Tables) -> None:
+        super().__init__(tables)
+        self.payments = InMemoryPaymentRecords(tables)
+
+
+class InMemoryPaymentStore:
+    """The fake for unit tests: one process, transactions as snapshots."""
+
+    def __init__(self) -> None:
+        self.tables = _Tables()
+
+    def unit_of_work(self) -> AbstractContextManager[InMemoryPaymentUnitOfWork]:
+        return rolled_back_on_exit(InMemoryPaymentUnitOfWork(self.tables))

@@ -1,0 +1,151 @@
+"""In-process fakes of what the relayed-payment services (``aggregator.repaying``, ``aggregator.offchain_payments``)
+use of a chain, for unit tests of their logic: a sender that keeps intents by key (as the transaction manager does:
+the same intent twice is one transaction), the contract reads they make (``amountOwed``, the debt asset's
+allowance), and a receipt recorder answering the events a test gives it. Calldata is encoded with the real ABIs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from eth_utils.address import to_checksum_address
+from web3 import Web3
+
+from aggregator.platform import ChainRuntime
+from chain.artifacts import load_artifact
+from chain.errors import ChainError
+from chain.events import ChainEvent
+from chain.transactions import Call
+from contracts.typed_data import Domain
+from store.chain import FAILED
+
+CHAIN_NAME, CHAIN_ID = "ethereum-local", 31337
+AGGREGATOR = to_checksum_address("0x" + "a0" * 20)
+TOKEN = to_checksum_address("0x" + "c0" * 20)
+
+
+@dataclass
+class Sent:
+    tx_hash: str
+    block_number: int = 0
+    status: str = "confirmed"
+    error: str | None = None
+
+
+@dataclass
+class FakeSender:
+    """A transaction manager: ``submit`` sends an intent once (or raises ``refuse``, keeping the intent failed, as a
+    refused simulation does); ``wait`` raises ``outcome`` when set (a timeout, a revert), else answers the mined
+    receipt."""
+
+    sent: dict[str, tuple[Call, Sent]] = field(default_factory=dict)
+    outcome: ChainError | None = None
+    refuse: ChainError | None = None  # at submit: refused by simulation, kept as a failed intent, nothing sent
+    block: int = 7
+
+    @property
+    def store(self) -> FakeSender:
+        return self
+
+    async def get_intent(self, key: str) -> Sent | None:
+        return self.sent[key][1] if key in self.sent else None
+
+    async def submit(self, key: str, call: Call) -> Sent:
+        if self.refuse is not None and key not in self.sent:
+            self.sent[key] = (call, Sent("", status=FAILED, error=str(self.refuse)))
+            raise self.refuse
+        if key not in self.sent:
+            self.sent[key] = (call, Sent("0x" + f"{len(self.sent) + 1:064x}"))
+        return self.sent[key][1]
+
+    async def wait(self, key: str, within: float) -> Sent:
+        if self.outcome is not None:
+            raise self.outcome
+        mined = self.sent[key][1]
+        mined.block_number = self.block
+        return mined
+
+
+class _Reads:
+    """``contract.functions.<name>(*args).call()`` answering from a dictionary of functions."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self._answers = answers
+
+    def __getattr__(self, name: str) -> Any:
+        answer = self._answers[name]
+
+        def bound(*args: Any) -> Any:
+            class _Call:
+                async def call(self, *_: Any, **__: Any) -> Any:
+                    return answer(*args)
+
+            return _Call()
+
+        return bound
+
+
+class FakeContract:
+    """Encodes with the real ABI (``Call.function``); reads answer from ``answers``."""
+
+    def __init__(self, artifact: str, address: str, answers: dict[str, Any]) -> None:
+        self._encoder = Web3().eth.contract(address=to_checksum_address(address), abi=load_artifact(artifact).abi)
+        self.address = self._encoder.address
+        self.functions = _Reads(answers)
+
+    def encode_abi(self, name: str, args: list[Any]) -> Any:
+        return self._encoder.encode_abi(name, args=args)
+
+
+@dataclass
+class FakeChain:
+    """What the services read of a ChainRuntime: name, id, the CreditAggregator, the debt asset, the senders."""
+
+    owed: tuple[int, int] = (0, 0)  # amountOwed: principal, interest
+    allowance: int = 0
+    transactions: FakeSender = field(default_factory=FakeSender)
+    operator: FakeSender = field(default_factory=FakeSender)
+    name: str = CHAIN_NAME
+    chain_id: int = CHAIN_ID
+
+    def aggregator(self) -> FakeContract:
+        return FakeContract("CreditAggregator", AGGREGATOR, {"amountOwed": lambda _loan: self.owed})
+
+    @property
+    def aggregator_domain(self) -> Domain:
+        return Domain(self.chain_id, AGGREGATOR)
+
+    @property
+    def w3(self) -> Any:
+        chain = self
+
+        class _Eth:
+            def contract(self, address: str, abi: Any) -> FakeContract:
+                return FakeContract("MockERC20", address, {"allowance": lambda _owner, _spender: chain.allowance})
+
+            async def get_code(self, address: str) -> bytes:
+                return b""  # an externally owned account
+
+        class _W3:
+            eth = _Eth()
+
+        return _W3()
+
+    def runtime(self) -> ChainRuntime:
+        return cast(ChainRuntime, self)
+
+
+@dataclass
+class FakeReceipts:
+    """The events each transaction's receipt holds, as the ledger would be given them."""
+
+    events: dict[str, list[ChainEvent]] = field(default_factory=dict)
+    recorded: list[str] = field(default_factory=list)
+
+    async def record(self, chain: ChainRuntime, tx_hash: str) -> list[ChainEvent]:
+        self.recorded.append(tx_hash)
+        return self.events.get(tx_hash, [])
+
+
+def event(name: str, tx_hash: str, **args: Any) -> ChainEvent:
+    return ChainEvent(CHAIN_ID, "CreditAggregator", AGGREGATOR, name, args, 7, "0x" + "bb" * 32, tx_hash, 0)

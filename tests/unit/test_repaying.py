@@ -1,0 +1,165 @@
+"""The relayed repayment's own logic on the in-memory loan store and an in-process chain: whose loan it is, which
+loans take a repayment here, the amount against what is owed now, the borrower's signature and allowance, one
+transaction for the same signed repayment posted twice, and the outcome read from the receipt's events."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from eth_account import Account
+
+from aggregator.assets import Asset, AssetRegistry
+from aggregator.errors import AmountOverOwed, InvalidRepayment, LoanNotFound, LoanNotRepayable, RepaymentRejected
+from aggregator.loans import InMemoryLoanStore, LoanRecord
+from aggregator.repaying import MAX, RepaymentService, SignedRepayment
+from chain.errors import ConfirmationTimeout, GasEstimationFailed
+from contracts.typed_data import REPAY_ALL, Repayment, repayment_typed_data
+from store.chain import FAILED
+from tests.support.relay_fakes import AGGREGATOR, CHAIN_ID, CHAIN_NAME, TOKEN, FakeChain, FakeReceipts, event
+
+pytestmark = pytest.mark.unit
+
+BORROWER = Account.from_key("0x" + "11" * 32)
+USDC = 10**6
+LOAN = LoanRecord(
+    "l1",
+    CHAIN_NAME,
+    CHAIN_ID,
+    AGGREGATOR,
+    "active",
+    "USDC",
+    100 * USDC,
+    "0x" + "ab" * 32,
+    datetime(2026, 11, 26, tzinfo=UTC),
+    borrower_id="alice",
+    onchain_loan_id=5,
+    borrower_address=BORROWER.address,
+    asset_address=TOKEN,
+    pool="0x" + "d0" * 20,
+)
+
+
+def _signed(amount: str, *, signer: object = BORROWER, nonce: int = 1) -> SignedRepayment:
+    units = REPAY_ALL if amount == MAX else int(Decimal(amount) * USDC)
+    repayment = Repayment(5, units, nonce, 2_000_000_000)
+    document = repayment_typed_data(FakeChain().aggregator_domain, repayment)
+    signature = signer.sign_typed_data(full_message=document).signature  # type: ignore[attr-defined]
+    return SignedRepayment(amount, nonce, 2_000_000_000, bytes(signature), None)
+
+
+def _service(chain: FakeChain, receipts: FakeReceipts, *loans: LoanRecord) -> RepaymentService:
+    store = InMemoryLoanStore()
+    store.loans = {loan.id: loan for loan in loans or (LOAN,)}
+    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {CHAIN_NAME: TOKEN})])
+    return RepaymentService(store, {CHAIN_NAME: chain.runtime()}, assets, receipts, wait_seconds=1)
+
+
+async def test_a_repayment_is_relayed_once_and_answered_from_its_receipt() -> None:
+    chain = FakeChain(owed=(100 * USDC, USDC), allowance=10 * USDC)
+    receipts = FakeReceipts()
+    service = _service(chain, receipts)
+    signed = _signed("10")
+    receipts.events["0x" + f"{1:064x}"] = [
+        event(
+            "LoanRepaid",
+            "0x" + f"{1:064x}",
+            loanId=5,
+            interestPaid=USDC,
+            principalPaid=9 * USDC,
+            outstandingPrincipal=91 * USDC,
+        ),
+        event("LoanRepaid", "0x" + f"{1:064x}", loanId=6, interestPaid=0, principalPaid=1, outstandingPrincipal=0),
+    ]
+    first = await service.repay("alice", "l1", signed)
+    again = await service.repay("alice", "l1", signed)  # a retry: its transaction's outcome, no second one
+
+    assert first == again
+    assert (first.status, first.interest_paid, first.principal_paid, first.outstanding_principal) == (
+        "confirmed",
+        USDC,
+        9 * USDC,
+        91 * USDC,
+    )
+    assert not first.closed
+    assert first.block_number == 7
+    [(intent, (call, _))] = chain.transactions.sent.items()
+    assert intent.startswith(f"repay:{CHAIN_ID}:0x")
+    assert call.to == AGGREGATOR
+    assert receipts.recorded == [first.tx_hash, first.tx_hash]
+
+
+async def test_max_pays_everything_owed_and_reports_the_close() -> None:
+    chain = FakeChain(owed=(100 * USDC, USDC), allowance=101 * USDC)
+    receipts = FakeReceipts()
+    tx = "0x" + f"{1:064x}"
+    receipts.events[tx] = [
+        event("LoanRepaid", tx, loanId=5, interestPaid=USDC, principalPaid=100 * USDC, outstandingPrincipal=0),
+        event("LoanClosed", tx, loanId=5),
+    ]
+    outcome = await _service(chain, receipts).repay("alice", "l1", _signed(MAX))
+    assert outcome.closed
+    assert outcome.outstanding_principal == 0
+
+
+async def test_only_the_borrowers_own_pool_loan_on_a_configured_chain_takes_a_repayment() -> None:
+    chain, receipts = FakeChain(owed=(USDC, 0), allowance=USDC), FakeReceipts()
+    loans = (
+        LOAN,
+        replace(LOAN, id="bank", pool=None),
+        replace(LOAN, id="far", chain_name="elsewhere"),
+        replace(LOAN, id="repaid", status="repaid"),
+    )
+    service = _service(chain, receipts, *loans)
+    with pytest.raises(LoanNotFound):
+        await service.repay("bob", "l1", _signed("1"))  # not bob's: as unknown
+    with pytest.raises(LoanNotFound):
+        await service.repay("alice", "nope", _signed("1"))
+    with pytest.raises(LoanNotRepayable, match="off-chain"):
+        await service.repay("alice", "bank", _signed("1"))
+    with pytest.raises(LoanNotRepayable, match="elsewhere"):
+        await service.repay("alice", "far", _signed("1"))
+    with pytest.raises(LoanNotRepayable, match="it is repaid"):
+        await service.repay("alice", "repaid", _signed("1"))
+    assert chain.transactions.sent == {}
+
+
+async def test_the_amount_signature_and_allowance_are_checked_before_anything_is_sent() -> None:
+    chain, receipts = FakeChain(owed=(5 * USDC, 0), allowance=2 * USDC), FakeReceipts()
+    service = _service(chain, receipts)
+    with pytest.raises(AmountOverOwed, match=r"more than the 5(\.0+)? owed"):
+        await service.repay("alice", "l1", _signed("6"))
+    with pytest.raises(InvalidRepayment, match="amount"):
+        await service.repay("alice", "l1", _signed("0.0000001"))
+    with pytest.raises(InvalidRepayment, match="not the loan's borrower"):
+        await service.repay("alice", "l1", _signed("1", signer=Account.from_key("0x" + "22" * 32)))
+    with pytest.raises(InvalidRepayment, match="allowance"):
+        await service.repay("alice", "l1", _signed("3"))
+    chain.owed = (0, 0)
+    with pytest.raises(LoanNotRepayable, match="nothing is owed"):
+        await service.repay("alice", "l1", _signed("1"))
+    assert chain.transactions.sent == {}
+
+
+async def test_a_repayment_refused_before_it_was_sent_stays_refused() -> None:
+    chain, receipts = FakeChain(owed=(5 * USDC, 0), allowance=5 * USDC), FakeReceipts()
+    service = _service(chain, receipts)
+    signed = _signed("1")
+    chain.transactions.refuse = GasEstimationFailed("execution reverted", decoded="InvalidSignature()")
+    with pytest.raises(RepaymentRejected, match="InvalidSignature"):
+        await service.repay("alice", "l1", signed)
+    chain.transactions.refuse = None
+    with pytest.raises(RepaymentRejected, match="execution reverted"):  # the stored refusal, nothing sent anew
+        await service.repay("alice", "l1", signed)
+    assert [sent.status for _, sent in chain.transactions.sent.values()] == [FAILED]
+    assert receipts.recorded == []
+
+
+async def test_a_repayment_not_mined_within_the_wait_is_answered_as_submitted() -> None:
+    chain, receipts = FakeChain(owed=(5 * USDC, 0), allowance=5 * USDC), FakeReceipts()
+    chain.transactions.outcome = ConfirmationTimeout("repay", 1)
+    outcome = await _service(chain, receipts).repay("alice", "l1", _signed("1"))
+    assert (outcome.status, outcome.tx_hash) == ("submitted", "0x" + f"{1:064x}")
+    assert receipts.recorded == []  # the ledger records it from the chain when it is mined
