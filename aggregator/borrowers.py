@@ -1,5 +1,10 @@
 """A borrower's file as the aggregator needs it: account, identity (compliance owns it; stored sealed), KYC status
-and credit profile (risk owns it). I/O at this edge only: the services receive a loaded ``BorrowerFile``."""
+and credit profile (risk owns it). The services receive a loaded ``BorrowerFile``; ``BorrowerFiles`` loads and
+changes files through the ``BorrowerStore`` repository (``aggregator.borrower_store``), owning each unit of work.
+
+``Borrowers`` is the interface the API and the services depend on (the quoting and acceptance services through the
+``BorrowerFile`` it loads, the sanctions review queue for the name a reviewer sees): a wrapper — a cache — implements
+it around ``BorrowerFiles``."""
 
 from __future__ import annotations
 
@@ -8,11 +13,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
-from sqlalchemy import delete, select
 
+from aggregator.borrower_store import BorrowerStore, SealedIdentity
 from compliance import BorrowerFacts
 from compliance.audit import AuditKind
 from compliance.errors import KycProviderError, SubjectKeyMissing, WebhookRejected
@@ -20,19 +26,6 @@ from compliance.kyc import IdentityDocument, IdentityProfile, KycProvider, KycSt
 from compliance.pii import KeyProvider, PiiVault, RetentionHold, erase_subject
 from compliance.sanctions.review import PriorReview
 from risk.profile import CreditProfile
-from store.aggregator import LoanRow
-from store.api import BorrowerRow
-from store.compliance import (
-    BorrowerIdentityRow,
-    ComplianceDecisionRow,
-    KycApplicantRow,
-    SqlAuditLog,
-    SqlKycRepository,
-    SqlReplayGuard,
-)
-from store.db import Database
-from store.risk import CreditProfileRow
-from store.sanctions_reviews import SqlSanctionsReviewRepository
 
 REG_B_RETENTION = timedelta(days=25 * 30 + 10)  # 25 months, rounded up
 BSA_RETENTION = timedelta(days=5 * 366)
@@ -58,42 +51,57 @@ class BorrowerFile:
         return "" if self.identity is None else f"{self.identity.first_name} {self.identity.last_name}"
 
 
-@dataclass(frozen=True, slots=True)
-class _SealedIdentity:
-    """A borrower's identity as stored (sealed), kept to put it back."""
+class Borrowers(Protocol):
+    """Borrower files: loaded for a request, and every change that alters one (a cache in front of ``BorrowerFiles``
+    drops its copy on these)."""
 
-    country: str
-    sealed: bytes
-    updated_at: datetime
+    def load(self, borrower_id: str) -> BorrowerFile | None: ...
+
+    def save_profile(self, borrower_id: str, profile: CreditProfile) -> None: ...
+
+    def erase_identity(self, borrower_id: str, now: datetime) -> None: ...
+
+    async def verify_identity(
+        self,
+        borrower_id: str,
+        identity: IdentityProfile,
+        document: IdentityDocument,
+        provider: KycProvider,
+        military_id: str | None = None,
+    ) -> KycStatus: ...
+
+    def apply_kyc_review(self, body: bytes, headers: Mapping[str, str], secret: bytes, now: datetime) -> KycStatus: ...
 
 
 class BorrowerFiles:
-    """``keys``: the key store of the subjects' data keys, apart from ``database`` (which holds only ciphertext)."""
+    """``keys``: the key store of the subjects' data keys, apart from ``store`` (which holds only ciphertext)."""
 
-    def __init__(self, database: Database, keys: KeyProvider) -> None:
-        self._db = database
+    def __init__(self, store: BorrowerStore, keys: KeyProvider) -> None:
+        self._store = store
         self._keys = keys
 
     def load(self, borrower_id: str) -> BorrowerFile | None:
-        with self._db.unit_of_work() as uow:
-            account = uow.session.get(BorrowerRow, borrower_id)
+        with self._store.unit_of_work() as uow:
+            account = uow.borrowers.account(borrower_id)
             if account is None:
                 return None
-            profile_row = uow.session.get(CreditProfileRow, borrower_id)
-            identity_row = uow.session.get(BorrowerIdentityRow, borrower_id)
-            identity, military_id = None, None
-            if identity_row is not None:
-                identity, military_id = self._unseal(PiiVault(self._keys), borrower_id, identity_row.sealed_identity)
-            return BorrowerFile(
-                id=account.id,
-                wallet=to_checksum_address(account.wallet_address),
-                jurisdiction=account.jurisdiction,
-                identity=identity,
-                kyc=SqlKycRepository(uow.session).latest_for_subject(borrower_id),
-                profile=CreditProfile.model_validate(profile_row.profile) if profile_row else CreditProfile(),
-                military_id=military_id,
-                sanctions_reviews=tuple(SqlSanctionsReviewRepository(uow.session).prior_for(borrower_id)),
-            )
+            profile = uow.borrowers.profile(borrower_id)
+            sealed = uow.borrowers.identity(borrower_id)
+            kyc = uow.kyc.latest_for_subject(borrower_id)
+            reviews = tuple(uow.borrowers.prior_reviews(borrower_id))
+        identity, military_id = None, None
+        if sealed is not None:
+            identity, military_id = self._unseal(PiiVault(self._keys), borrower_id, sealed.sealed)
+        return BorrowerFile(
+            id=account.id,
+            wallet=to_checksum_address(account.wallet_address),
+            jurisdiction=account.jurisdiction,
+            identity=identity,
+            kyc=kyc,
+            profile=profile or CreditProfile(),
+            military_id=military_id,
+            sanctions_reviews=reviews,
+        )
 
     def _unseal(self, vault: PiiVault, borrower_id: str, sealed: bytes) -> tuple[IdentityProfile | None, str | None]:
         """The identity and military id, or None once erased (its key destroyed)."""
@@ -112,39 +120,28 @@ class BorrowerFiles:
         from the identity is deleted: the sealed identity and its country, the credit profile, the KYC applicants and
         their reasons. Decision records stay (their hashes still verify; their sealed PII cannot be opened). Deleted
         rows are overwritten (SQLite ``secure_delete``) and the write-ahead log truncated."""
-        with self._db.unit_of_work() as uow:
+        with self._store.unit_of_work() as uow:
             holds = [
                 RetentionHold("Regulation B record retention (12 CFR 1002.12)", decided, REG_B_RETENTION)
-                for decided in uow.session.scalars(
-                    select(ComplianceDecisionRow.decided_at).where(ComplianceDecisionRow.subject_ref == borrower_id)
-                )
+                for decided in uow.borrowers.decision_times(borrower_id)
             ] + [
                 RetentionHold("Bank Secrecy Act record retention (31 CFR 1010.430)", opened, BSA_RETENTION)
-                for opened in uow.session.scalars(select(LoanRow.created_at).where(LoanRow.borrower_id == borrower_id))
+                for opened in uow.borrowers.loan_openings(borrower_id)
             ]
             erase_subject(self._keys, borrower_id, holds, now)
-            uow.session.execute(delete(BorrowerIdentityRow).where(BorrowerIdentityRow.subject_id == borrower_id))
-            uow.session.execute(delete(CreditProfileRow).where(CreditProfileRow.borrower_id == borrower_id))
-            uow.session.execute(delete(KycApplicantRow).where(KycApplicantRow.subject_id == borrower_id))
-            SqlAuditLog(uow.session).append(
+            uow.borrowers.erase(borrower_id)
+            uow.audit.append(
                 AuditKind.PII_ERASURE,
                 borrower_id,
                 {"erased": ["subject key", "identity", "credit profile", "KYC applicants"]},
                 now,
             )
             uow.commit()
-        self._db.flush_deleted()
+        self._store.flush_deleted()
 
     def save_profile(self, borrower_id: str, profile: CreditProfile) -> None:
-        with self._db.unit_of_work() as uow:
-            row = uow.session.get(CreditProfileRow, borrower_id)
-            document = profile.model_dump(mode="json")
-            if row is None:
-                uow.session.add(
-                    CreditProfileRow(borrower_id=borrower_id, profile=document, updated_at=datetime.now(UTC))
-                )
-            else:
-                row.profile, row.updated_at = document, datetime.now(UTC)
+        with self._store.unit_of_work() as uow:
+            uow.borrowers.save_profile(borrower_id, profile, datetime.now(UTC))
             uow.commit()
 
     async def verify_identity(
@@ -180,41 +177,30 @@ class BorrowerFiles:
 
     def _store_applicant(
         self, borrower_id: str, identity: IdentityProfile, military_id: str | None, applicant: KycStatus
-    ) -> _SealedIdentity | None:
+    ) -> SealedIdentity | None:
         """Store the applicant and the sealed identity; the identity stored before, if any."""
-        with self._db.unit_of_work() as uow:
-            sealed = PiiVault(self._keys).encrypt(borrower_id, "identity", _identity_to_json(identity, military_id))
-            row = uow.session.get(BorrowerIdentityRow, borrower_id)
-            before = None if row is None else _SealedIdentity(row.country, row.sealed_identity, row.updated_at)
-            if row is None:
-                uow.session.add(
-                    BorrowerIdentityRow(
-                        subject_id=borrower_id,
-                        country=identity.country,
-                        sealed_identity=sealed,
-                        updated_at=applicant.updated_at,
-                    )
-                )
-            else:
-                row.country, row.sealed_identity, row.updated_at = identity.country, sealed, applicant.updated_at
-            SqlKycRepository(uow.session).save(applicant)
+        sealed = PiiVault(self._keys).encrypt(borrower_id, "identity", _identity_to_json(identity, military_id))
+        with self._store.unit_of_work() as uow:
+            before = uow.borrowers.identity(borrower_id)
+            uow.borrowers.put_identity(borrower_id, SealedIdentity(identity.country, sealed, applicant.updated_at))
+            uow.kyc.save(applicant)
             uow.commit()
         return before
 
-    def _withdraw_applicant(self, borrower_id: str, applicant_id: str, before: _SealedIdentity | None) -> None:
+    def _withdraw_applicant(self, borrower_id: str, applicant_id: str, before: SealedIdentity | None) -> None:
         """Undo ``_store_applicant``: the applicant gone, the identity as it was (none, or the one stored before)."""
-        with self._db.unit_of_work() as uow:
-            SqlKycRepository(uow.session).remove(applicant_id)
-            row = uow.session.get(BorrowerIdentityRow, borrower_id)
-            if row is not None and before is None:  # (erased meanwhile: nothing to put back)
-                uow.session.delete(row)
-            elif row is not None and before is not None:
-                row.country, row.sealed_identity, row.updated_at = before.country, before.sealed, before.updated_at
+        with self._store.unit_of_work() as uow:
+            uow.kyc.remove(applicant_id)
+            if uow.borrowers.identity(borrower_id) is not None:  # (erased meanwhile: nothing to put back)
+                if before is None:
+                    uow.borrowers.remove_identity(borrower_id)
+                else:
+                    uow.borrowers.put_identity(borrower_id, before)
             uow.commit()
 
     def _applicant(self, applicant_id: str) -> KycStatus | None:
-        with self._db.unit_of_work() as uow:
-            return SqlKycRepository(uow.session).get(applicant_id)
+        with self._store.unit_of_work() as uow:
+            return uow.kyc.get(applicant_id)
 
     def apply_kyc_review(self, body: bytes, headers: Mapping[str, str], secret: bytes, now: datetime) -> KycStatus:
         """Apply a KYC provider's signed webhook: verified (signature, freshness, event id not seen before), for an
@@ -223,14 +209,13 @@ class BorrowerFiles:
         Raises:
             WebhookRejected: the delivery does not verify, is a replay, or names an applicant we do not know.
         """
-        with self._db.unit_of_work() as uow:
-            review = review_of(verify_webhook(body, headers, secret, now, SqlReplayGuard(uow.session)))
-            repository = SqlKycRepository(uow.session)
-            known = repository.get(review.applicant_id)
+        with self._store.unit_of_work() as uow:
+            review = review_of(verify_webhook(body, headers, secret, now, uow.replays))
+            known = uow.kyc.get(review.applicant_id)
             if known is None or known.subject_id != review.subject_id:
                 raise WebhookRejected(f"unknown applicant {review.applicant_id}")
             status = review.status(now)
-            repository.save(status)
+            uow.kyc.save(status)
             uow.commit()
         return status
 

@@ -86,6 +86,18 @@ class ReviewAlreadyDecided(AggregatorError):
         self.state = state
 
 
+class BorrowerNotFound(AggregatorError):
+    def __init__(self, borrower_id: str) -> None:
+        super().__init__(f"no borrower {borrower_id}")
+
+
+class BorrowerAlreadyRegistered(AggregatorError):
+    """A wallet is registered to one borrower."""
+
+    def __init__(self, wallet_address: str) -> None:
+        super().__init__(f"wallet {wallet_address} is already registered")
+
+
 class QuoteSuperseded(QuoteNotAcceptable):
     """Another quote of the same credit request is accepted or being accepted: one request, one loan."""
 

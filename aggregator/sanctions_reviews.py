@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from aggregator.borrowers import BorrowerFiles
+from aggregator.borrowers import Borrowers
 from aggregator.errors import ReviewAlreadyDecided, ReviewNotFound
 from compliance import ComplianceService, DecisionRecord
 from compliance.decisions import DecisionKind, decide
@@ -107,7 +107,7 @@ class SanctionsReviews:
     def __init__(
         self,
         database: Database,
-        borrowers: BorrowerFiles,
+        borrowers: Borrowers,
         compliance: ComplianceService,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from aggregator.accepting import AcceptanceService
 from aggregator.assets import Asset, AssetRegistry
-from aggregator.borrowers import BorrowerFiles
+from aggregator.borrowers import BorrowerFiles, Borrowers
 from aggregator.platform import SENDING_ROLES, ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
 from aggregator.sanctions_reviews import SanctionsReviews
@@ -39,6 +39,7 @@ from risk.onchain_source import ChainOnchainSource
 from risk.shared_state import REDIS_TIMEOUTS, DegradableVelocityStore
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
 from store.accepts import SqlAcceptStore, SqlScreeningLog
+from store.borrowers import SqlBorrowerStore
 from store.chain import SqlChainStore
 from store.db import Database
 from store.keystore import SqlKeyStore
@@ -59,7 +60,7 @@ class Platform:
     quoting: QuotingService
     acceptance: AcceptanceService
     http: httpx.AsyncClient
-    borrowers: BorrowerFiles
+    borrowers: Borrowers
     kyc: KycProvider
     sanctions_reviews: SanctionsReviews
     mla: MlaStatusCache
@@ -222,7 +223,7 @@ async def build_platform(settings: Settings) -> Platform:
         relay_timeout=settings.accept_wait_seconds,
         kill_at=settings.test_accept_kill_point,
     )
-    borrowers = BorrowerFiles(database, keys)
+    borrowers = BorrowerFiles(SqlBorrowerStore(database), keys)
     reviews = SanctionsReviews(database, borrowers, compliance)
     return Platform(
         settings,

@@ -9,15 +9,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
+from aggregator.borrower_accounts import BorrowerAccounts
 from api import auth
 from api.auth import ApiKeyInfo, KeyRevoked, Role, UnknownKeyId
 from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
 from api.idempotency import Idempotent
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
-from store.api import BorrowerRow
+from store.borrowers import SqlBorrowerStore
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
@@ -90,10 +90,8 @@ def _out(info: ApiKeyInfo) -> ApiKeyOut:
 def _check_subject(platform: Platform, role: Role, subject_id: str | None) -> None:
     if subject_id is None:
         return
-    if role is Role.BORROWER:
-        with platform.database.unit_of_work() as uow:
-            if uow.session.scalar(select(BorrowerRow.id).where(BorrowerRow.id == subject_id)) is None:
-                raise UnknownSubject(f"no borrower {subject_id!r}")
+    if role is Role.BORROWER and not BorrowerAccounts(SqlBorrowerStore(platform.database)).exists(subject_id):
+        raise UnknownSubject(f"no borrower {subject_id!r}")
     if role is Role.PROVIDER and subject_id not in platform.providers:
         raise UnknownSubject(f"no provider {subject_id!r}")
 

@@ -7,15 +7,14 @@ import asyncio
 import base64
 import logging
 import secrets
-import uuid
 from datetime import UTC, datetime
 
 from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
+from aggregator.borrower_accounts import BorrowerAccounts
+from aggregator.errors import BorrowerAlreadyRegistered
 from aggregator.event_destinations import borrower_secret_subject
 from api.auth import Role, issue
 from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep
@@ -36,10 +35,14 @@ from providers._exceptions import DestinationRefused
 from providers.destinations import DestinationGuard, check_url_shape
 from providers.secrets import SecretBox
 from risk.profile import CreditProfile
-from store.api import BorrowerRow
+from store.borrowers import SqlBorrowerStore
 
 router = APIRouter(prefix="/v1/borrowers", tags=["borrowers"])
 log = logging.getLogger(__name__)
+
+
+def _accounts(platform: PlatformDep) -> BorrowerAccounts:
+    return BorrowerAccounts(SqlBorrowerStore(platform.database))
 
 
 def _kyc_out(kyc: KycStatus) -> KycOut:
@@ -56,28 +59,17 @@ async def register_borrower(body: BorrowerIn, _: AdminPrincipal, platform: Platf
     wallet = to_checksum_address(body.wallet_address)
 
     def register() -> BorrowerOut:
-        with platform.database.unit_of_work() as uow:
-            if uow.session.scalar(select(BorrowerRow).where(BorrowerRow.wallet_address == wallet)) is not None:
-                raise HTTPException(409, f"wallet {wallet} is already registered")
-            row = BorrowerRow(
-                id=str(uuid.uuid4()),
-                wallet_address=wallet,
-                jurisdiction=body.jurisdiction.upper(),
-                created_at=datetime.now(UTC),
-            )
-            uow.session.add(row)
-            try:
-                uow.commit()
-            except IntegrityError as err:
-                # a concurrent registration of the same wallet committed between the check above and this insert
-                raise HTTPException(409, f"wallet {wallet} is already registered") from err
+        try:
+            account = _accounts(platform).register(wallet, body.jurisdiction)
+        except BorrowerAlreadyRegistered as err:
+            raise HTTPException(409, str(err)) from err
         if body.credit_profile is not None:
-            platform.borrowers.save_profile(row.id, body.credit_profile)
-        issued = issue(platform.database, Role.BORROWER, row.id, f"borrower {wallet}")
+            platform.borrowers.save_profile(account.id, body.credit_profile)
+        issued = issue(platform.database, Role.BORROWER, account.id, f"borrower {wallet}")
         return BorrowerOut(
-            id=row.id,
+            id=account.id,
             wallet_address=wallet,
-            jurisdiction=row.jurisdiction,
+            jurisdiction=account.jurisdiction,
             api_key=issued.key,
             api_key_id=issued.info.key_id,
         )
@@ -139,9 +131,8 @@ async def erase_identity(borrower_id: str, _: AdminPrincipal, platform: Platform
     for a borrower that does not exist."""
 
     def erase() -> None:
-        with platform.database.unit_of_work() as uow:
-            if uow.session.get(BorrowerRow, borrower_id) is None:
-                raise HTTPException(404, f"no borrower {borrower_id}")
+        if not _accounts(platform).exists(borrower_id):
+            raise HTTPException(404, f"no borrower {borrower_id}")
         platform.borrowers.erase_identity(borrower_id, datetime.now(UTC))
 
     await asyncio.to_thread(erase)
@@ -177,13 +168,7 @@ async def set_webhook(body: WebhookIn, borrower: CurrentBorrower, platform: Plat
     box = SecretBox.from_master_key(bytes.fromhex(platform.settings.pii_master_key))
     sealed = base64.b64encode(box.seal(borrower_secret_subject(borrower.id), secret)).decode()
 
-    def store() -> None:
-        with platform.database.unit_of_work() as uow:
-            row = uow.session.get_one(BorrowerRow, borrower.id)
-            row.webhook_url, row.webhook_secret_sealed = body.url, sealed
-            uow.commit()
-
-    await asyncio.to_thread(store)
+    await asyncio.to_thread(_accounts(platform).set_webhook, borrower.id, body.url, sealed)
     return WebhookOut(url=body.url, secret=secret)
 
 
@@ -191,11 +176,7 @@ async def set_webhook(body: WebhookIn, borrower: CurrentBorrower, platform: Plat
 async def get_webhook(borrower: CurrentBorrower, platform: PlatformDep) -> WebhookOut:
     """The borrower's webhook URL (its secret is never shown again); 404 when none is set."""
 
-    def read() -> str | None:
-        with platform.database.unit_of_work() as uow:
-            return uow.session.get_one(BorrowerRow, borrower.id).webhook_url
-
-    url = await asyncio.to_thread(read)
+    url = await asyncio.to_thread(_accounts(platform).webhook_url, borrower.id)
     if url is None:
         raise HTTPException(404, "no webhook URL is set")
     return WebhookOut(url=url)
@@ -205,10 +186,4 @@ async def get_webhook(borrower: CurrentBorrower, platform: PlatformDep) -> Webho
 async def delete_webhook(borrower: CurrentBorrower, platform: PlatformDep) -> None:
     """No more loan events to the borrower (those not yet delivered are dropped as having no destination)."""
 
-    def clear() -> None:
-        with platform.database.unit_of_work() as uow:
-            row = uow.session.get_one(BorrowerRow, borrower.id)
-            row.webhook_url, row.webhook_secret_sealed = None, None
-            uow.commit()
-
-    await asyncio.to_thread(clear)
+    await asyncio.to_thread(_accounts(platform).set_webhook, borrower.id, None, None)

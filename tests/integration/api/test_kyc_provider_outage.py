@@ -31,6 +31,7 @@ from chain.devnet import free_port
 from compliance.identity_http import HttpKycProvider
 from compliance.kyc import KycState
 from compliance.sim.identity import IdentitySimConfig, create_identity_app
+from store.borrowers import SqlBorrowerStore
 from store.compliance import BorrowerIdentityRow, KycApplicantRow, SqlKycRepository
 from store.db import Database
 from store.keystore import SqlKeyStore
@@ -97,7 +98,9 @@ def test_an_unavailable_identity_provider_is_a_503_and_nothing_is_kept(tmp_path:
     app.include_router(kyc.router)
     app.state.platform = SimpleNamespace(
         database=database,
-        borrowers=BorrowerFiles(database, SqlKeyStore(f"sqlite:///{tmp_path / 'keys.db'}", b"k" * 32)),
+        borrowers=BorrowerFiles(
+            SqlBorrowerStore(database), SqlKeyStore(f"sqlite:///{tmp_path / 'keys.db'}", b"k" * 32)
+        ),
         kyc=HttpKycProvider(f"http://127.0.0.1:{provider_port}/kyc", KYC_SECRET.encode(), identity_http),
         settings=Settings(kyc_webhook_secret=KYC_SECRET),
     )

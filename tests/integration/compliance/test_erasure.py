@@ -23,6 +23,7 @@ from compliance.kms import KmsKeyStore
 from compliance.kyc import IdentityDocument, IdentityProfile, LocalKycProvider
 from compliance.pii import PiiVault, unseal
 from risk.profile import CreditProfile
+from store.borrowers import SqlBorrowerStore
 from store.compliance import SqlDecisionRepository
 from store.db import Database
 from store.keystore import SqlKeyStore
@@ -67,7 +68,7 @@ def borrower_files(tmp_path: Path) -> Iterator[tuple[BorrowerFiles, Database, Sq
     database = Database(f"sqlite:///{tmp_path / 'creditmesh.db'}")
     database.migrate()
     keys = SqlKeyStore(f"sqlite:///{tmp_path / 'subject-keys.db'}", MASTER)
-    yield BorrowerFiles(database, keys), database, keys
+    yield BorrowerFiles(SqlBorrowerStore(database), keys), database, keys
     database.dispose()
     keys.dispose()
 

@@ -28,6 +28,7 @@ from compliance.kyc import (
 from compliance.mla import LocalMlaStatusProvider, MlaQuery, MlaStatusCache
 from compliance.pii import Masked, PiiMaskingFilter
 from compliance.sanctions import names
+from store.borrowers import SqlBorrowerStore
 from store.db import Database
 from store.keystore import SqlKeyStore
 
@@ -146,7 +147,7 @@ async def test_ten_thousand_kyc_submissions_through_the_borrower_files(tmp_path:
     database = Database(f"sqlite:///{tmp_path / 'kyc.db'}")
     database.migrate()
     keys = SqlKeyStore(f"sqlite:///{tmp_path / 'keys.db'}", bytes(31) + b"\x01")
-    files = BorrowerFiles(database, keys)
+    files = BorrowerFiles(SqlBorrowerStore(database), keys)
     kyc = LocalKycProvider(SECRET, max_applicants=BOUND)
     sizes = []
     for n in range(count):
