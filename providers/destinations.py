@@ -97,12 +97,25 @@ class DestinationGuard:
         return found
 
 
+#: lender hosts that get a connection pool of their own; further hosts share one (a bound on pools, not on hosts)
+MAX_HOST_POOLS = 64
+
+
 class PinnedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that checks every request's host with the guard and connects to the checked address."""
+    """An httpx transport that checks every request's host with the guard and connects to the checked address.
+
+    Without an ``inner`` transport, each destination (scheme, checked address, port, server name) gets a connection
+    pool of its own, each with the ``options`` given (``limits`` apply per destination), up to
+    :data:`MAX_HOST_POOLS`; later destinations share one more pool. httpcore's pool walks all of its connections,
+    and for each one all of them again, on every request it queues or finishes (encode/httpcore#1035): one shared
+    pool for every lender made each lender call pay for every other lender's connections."""
 
     def __init__(self, guard: DestinationGuard, inner: httpx.AsyncBaseTransport | None = None, **options: Any):
         self.guard = guard
-        self._inner = inner or httpx.AsyncHTTPTransport(**options)
+        self._inner = inner
+        self._options = options
+        self._pools: dict[tuple[str, str, int | None, str], httpx.AsyncBaseTransport] = {}
+        self._shared: httpx.AsyncBaseTransport | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
@@ -118,7 +131,28 @@ class PinnedTransport(httpx.AsyncBaseTransport):
             request.url = request.url.copy_with(host=str(address))
             if request.url.scheme == "https":
                 request.extensions = {**request.extensions, "sni_hostname": host}
-        return await self._inner.handle_async_request(request)
+        return await self._transport(request.url.scheme, str(address), request.url.port, host).handle_async_request(
+            request
+        )
+
+    def _transport(self, scheme: str, address: str, port: int | None, server_name: str) -> httpx.AsyncBaseTransport:
+        if self._inner is not None:
+            return self._inner
+        key = (scheme, address, port, server_name)
+        pool = self._pools.get(key)
+        if pool is None:
+            if len(self._pools) < MAX_HOST_POOLS:
+                pool = self._pools[key] = httpx.AsyncHTTPTransport(**self._options)
+            else:
+                if self._shared is None:
+                    self._shared = httpx.AsyncHTTPTransport(**self._options)
+                pool = self._shared
+        return pool
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        transports = [self._inner, self._shared, *self._pools.values()]
+        self._pools.clear()
+        self._shared = None
+        for transport in transports:
+            if transport is not None:
+                await transport.aclose()

@@ -5,6 +5,7 @@ that cannot be encoded here never counts against the lender."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -102,6 +103,33 @@ async def test_the_pinned_transport_connects_to_the_checked_address_keeping_host
     assert seen[0].url.host in ("127.0.0.1", "::1")
     assert seen[0].headers["Host"] == "localhost:8443"
     assert seen[0].extensions["sni_hostname"] == "localhost"
+
+
+async def test_each_lender_host_gets_a_connection_pool_of_its_own() -> None:
+    """Two lenders, a limit of one connection: lender A answers only once lender B has its request, which a pool
+    shared between them (one connection, held by A's call) would never let through."""
+    b_reached = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, wait: bool) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if wait:
+            await b_reached.wait()
+        else:
+            b_reached.set()
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server_a = await asyncio.start_server(lambda r, w: serve(r, w, True), "127.0.0.1", 0)
+    server_b = await asyncio.start_server(lambda r, w: serve(r, w, False), "127.0.0.1", 0)
+    port_a, port_b = (server.sockets[0].getsockname()[1] for server in (server_a, server_b))
+    transport = PinnedTransport(DestinationGuard(LOOPBACK_NETWORKS), limits=httpx.Limits(max_connections=1))
+    async with server_a, server_b, httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(10.0)) as client:
+        first = asyncio.create_task(client.get(f"http://127.0.0.1:{port_a}/v1/quote"))
+        await asyncio.sleep(0)  # A's call takes its pool's one connection first
+        second = await client.get(f"http://127.0.0.1:{port_b}/v1/quote")
+        assert second.status_code == 204
+        assert (await first).status_code == 204
 
 
 def _adapter(handler: Callable[[httpx.Request], httpx.Response]) -> HttpLenderAdapter:
