@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.orm import Session
-
 from aggregator.borrowers import Borrowers
 from aggregator.errors import ReviewAlreadyDecided, ReviewNotFound
+from aggregator.sanctions_review_store import SanctionsReview, SanctionsReviewStore
 from compliance import ComplianceService, DecisionRecord
 from compliance.decisions import DecisionKind, decide
 from compliance.jurisdiction import Reason
@@ -24,9 +23,6 @@ from compliance.sanctions.lists import ListedName
 from compliance.sanctions.review import ReviewState, ReviewVerdict, ScreeningOutcome
 from compliance.sanctions.screening import NameHit
 from compliance.service import NAME_MATCH, NAME_POSSIBLE_MATCH
-from store.compliance import SqlDecisionRepository
-from store.db import Database
-from store.sanctions_reviews import SanctionsReviewRow, SqlSanctionsReviewRepository
 
 REVIEW_PENDING = "sanctions.review-pending"
 REVIEW_CONFIRMED = "sanctions.review-confirmed"
@@ -34,7 +30,7 @@ REVIEW_CONFIRMED = "sanctions.review-confirmed"
 
 @dataclass(frozen=True)
 class ReviewEvidence:
-    review: SanctionsReviewRow
+    review: SanctionsReview
     query: str | None  # the borrower's name as screened now; None once the identity is erased
     entry: tuple[ListedName, ...]  # the entry's names on the current list (primary first); empty when delisted
     current: NameHit | None  # the query against the entry on the current list: score and why
@@ -47,32 +43,7 @@ class ScreeningStatus:
 
     status: str  # clear, held-for-review, blocked
     reason: str | None
-    reviews: tuple[SanctionsReviewRow, ...]
-
-
-def record_screening(
-    session: Session, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
-) -> dict[int, SanctionsReviewRow]:
-    """Store screening decision records and open a review for each SDN entry that held or blocked them, in the
-    caller's unit of work (the credit request's refusal, the acceptance's re-screen)."""
-    repository = SqlDecisionRepository(session)
-    for record in records:
-        repository.add(record)
-    session.flush()
-    return open_reviews(session, records, borrower_id, list_version, now)
-
-
-def open_reviews(
-    session: Session, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
-) -> dict[int, SanctionsReviewRow]:
-    """One review per SDN entry that held or blocked these screening decisions (in the caller's unit of work)."""
-    repository = SqlSanctionsReviewRepository(session)
-    opened: dict[int, SanctionsReviewRow] = {}
-    for record in records:
-        for hit, outcome in record.name_hits:
-            if hit.ent_num not in opened:
-                opened[hit.ent_num] = repository.open(borrower_id, hit, outcome, record.decision_id, list_version, now)
-    return opened
+    reviews: tuple[SanctionsReview, ...]
 
 
 def borrower_reasons(records: Sequence[DecisionRecord], review_ids: Iterable[str]) -> list[tuple[str, str]]:
@@ -106,22 +77,20 @@ def borrower_reasons(records: Sequence[DecisionRecord], review_ids: Iterable[str
 class SanctionsReviews:
     def __init__(
         self,
-        database: Database,
+        store: SanctionsReviewStore,
         borrowers: Borrowers,
         compliance: ComplianceService,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._db, self._borrowers, self._compliance, self._clock = database, borrowers, compliance, clock
+        self._store, self._borrowers, self._compliance, self._clock = store, borrowers, compliance, clock
 
-    def page(
-        self, state: ReviewState | None, after: tuple[datetime, str] | None, limit: int
-    ) -> list[SanctionsReviewRow]:
-        with self._db.unit_of_work() as uow:
-            return SqlSanctionsReviewRepository(uow.session).page(state, after, limit)
+    def page(self, state: ReviewState | None, after: tuple[datetime, str] | None, limit: int) -> list[SanctionsReview]:
+        with self._store.unit_of_work() as uow:
+            return uow.reviews.page(state, after, limit)
 
-    def _row(self, review_id: str) -> SanctionsReviewRow:
-        with self._db.unit_of_work() as uow:
-            row = SqlSanctionsReviewRepository(uow.session).get(review_id)
+    def _row(self, review_id: str) -> SanctionsReview:
+        with self._store.unit_of_work() as uow:
+            row = uow.reviews.get(review_id)
         if row is None:
             raise ReviewNotFound(review_id)
         return row
@@ -136,7 +105,7 @@ class SanctionsReviews:
         changed = screen.names.entry_fingerprint(row.ent_num) != row.entry_fingerprint
         return ReviewEvidence(row, query, entry, current, changed)
 
-    def decide(self, review_id: str, state: ReviewState, reviewer: str, note: str) -> SanctionsReviewRow:
+    def decide(self, review_id: str, state: ReviewState, reviewer: str, note: str) -> SanctionsReview:
         """Clear or confirm a pending review; the verdict is recorded as a decision record in the same unit of work.
 
         Raises:
@@ -146,20 +115,19 @@ class SanctionsReviews:
         """
         now = self._clock()
         verdict = ReviewVerdict(review_id, state, reviewer, note, now)
-        with self._db.unit_of_work() as uow:
-            repository = SqlSanctionsReviewRepository(uow.session)
-            row = repository.get(review_id, for_update=True)
+        with self._store.unit_of_work() as uow:
+            row = uow.reviews.get(review_id, for_update=True)
             if row is None:
                 raise ReviewNotFound(review_id)
             if row.state != ReviewState.PENDING.value:
                 raise ReviewAlreadyDecided(review_id, row.state)
             record = self._verdict_record(row, verdict)
-            SqlDecisionRepository(uow.session).add(record)
-            repository.record_verdict(row, verdict, record.decision_id)
+            uow.decisions.add(record)
+            decided = uow.reviews.record_verdict(review_id, verdict, record.decision_id)
             uow.commit()
-            return row
+        return decided
 
-    def _verdict_record(self, row: SanctionsReviewRow, verdict: ReviewVerdict) -> DecisionRecord:
+    def _verdict_record(self, row: SanctionsReview, verdict: ReviewVerdict) -> DecisionRecord:
         inputs = {
             "reviewId": row.id,
             "entNum": row.ent_num,
@@ -189,8 +157,8 @@ class SanctionsReviews:
         )
 
     def status(self, borrower_id: str) -> ScreeningStatus:
-        with self._db.unit_of_work() as uow:
-            rows = tuple(SqlSanctionsReviewRepository(uow.session).for_borrower(borrower_id))
+        with self._store.unit_of_work() as uow:
+            rows = tuple(uow.reviews.for_borrower(borrower_id))
         blocked = [
             r
             for r in rows

@@ -46,6 +46,7 @@ from store.keystore import SqlKeyStore
 from store.loans import SqlLoanStore
 from store.quoting import SqlQuotingStore
 from store.sanctions_lists import SqlSanctionsListRepository
+from store.sanctions_reviews import SqlSanctionsReviewStore
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ async def build_platform(settings: Settings) -> Platform:
         kill_at=settings.test_accept_kill_point,
     )
     borrowers = BorrowerFiles(SqlBorrowerStore(database), keys)
-    reviews = SanctionsReviews(database, borrowers, compliance)
+    reviews = SanctionsReviews(SqlSanctionsReviewStore(database), borrowers, compliance)
     return Platform(
         settings,
         database,

@@ -25,7 +25,7 @@ from aggregator.accept_saga import (
     QuoteView,
 )
 from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT, apply_events
-from aggregator.sanctions_reviews import borrower_reasons, record_screening
+from aggregator.sanctions_reviews import borrower_reasons
 from compliance.audit import AuditKind
 from compliance.decisions import DecisionRecord
 from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
@@ -33,6 +33,7 @@ from store.api import BorrowerRow
 from store.base import Base
 from store.compliance import SqlAuditLog
 from store.db import Database
+from store.sanctions_reviews import record_screening
 from store.types import UtcDateTime
 
 

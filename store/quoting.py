@@ -13,7 +13,6 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuoteRecord
-from aggregator.sanctions_reviews import record_screening
 from compliance import DecisionRecord
 from risk.repository import StoredDecision
 from store.aggregator import (
@@ -26,6 +25,7 @@ from store.aggregator import (
 from store.compliance import SqlDecisionRepository
 from store.db import Database
 from store.risk import SqlRiskDecisionRepository
+from store.sanctions_reviews import record_screening
 
 _R = TypeVar("_R", CreditRequestRecord, OutcomeRecord, QuoteRecord)
 

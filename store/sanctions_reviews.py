@@ -1,19 +1,27 @@
 """Persistence for the sanctions review queue: one row per borrower and version of an SDN entry a name screen hit.
 
 No personal data is stored here: the borrower is referenced by id and the query is read from the sealed identity
-when a reviewer looks. Repositories take a Session and never commit; the unit of work does."""
+when a reviewer looks. Rows become ``aggregator.sanctions_review_store.SanctionsReview`` values here and never leave
+``store``. Repositories take a Session and never commit; the unit of work does."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
 from datetime import datetime
 
 from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, and_, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from aggregator.sanctions_review_store import SanctionsReview
+from compliance.decisions import DecisionRecord
 from compliance.sanctions.review import PriorReview, ReviewState, ReviewVerdict, ScreeningOutcome
 from compliance.sanctions.screening import NameHit
 from store.base import Base
+from store.compliance import SqlDecisionRepository
+from store.db import Database
 from store.types import UtcDateTime
 
 
@@ -43,6 +51,13 @@ class SanctionsReviewRow(Base):
     review_decision_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
+_FIELDS = tuple(field.name for field in fields(SanctionsReview))
+
+
+def _review(row: SanctionsReviewRow) -> SanctionsReview:
+    return SanctionsReview(**{name: getattr(row, name) for name in _FIELDS})
+
+
 class SqlSanctionsReviewRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -64,7 +79,7 @@ class SqlSanctionsReviewRepository:
         decision_id: str,
         list_version: str,
         now: datetime,
-    ) -> SanctionsReviewRow:
+    ) -> SanctionsReview:
         """The review of this borrower and entry version, opened now unless one exists (then it is returned)."""
         existing = self.session.scalars(
             select(SanctionsReviewRow).where(
@@ -74,7 +89,7 @@ class SqlSanctionsReviewRepository:
             )
         ).one_or_none()
         if existing is not None:
-            return existing
+            return _review(existing)
         row = SanctionsReviewRow(
             id=str(uuid.uuid4()),
             borrower_id=borrower_id,
@@ -92,26 +107,27 @@ class SqlSanctionsReviewRepository:
         )
         self.session.add(row)
         self.session.flush()
-        return row
+        return _review(row)
 
-    def get(self, review_id: str, *, for_update: bool = False) -> SanctionsReviewRow | None:
+    def _row(self, review_id: str, *, for_update: bool = False) -> SanctionsReviewRow | None:
         statement = select(SanctionsReviewRow).where(SanctionsReviewRow.id == review_id)
         if for_update:
             statement = statement.with_for_update()
         return self.session.scalars(statement).one_or_none()
 
-    def for_borrower(self, borrower_id: str) -> list[SanctionsReviewRow]:
-        return list(
-            self.session.scalars(
-                select(SanctionsReviewRow)
-                .where(SanctionsReviewRow.borrower_id == borrower_id)
-                .order_by(SanctionsReviewRow.created_at.desc(), SanctionsReviewRow.id.desc())
-            )
-        )
+    def get(self, review_id: str, *, for_update: bool = False) -> SanctionsReview | None:
+        row = self._row(review_id, for_update=for_update)
+        return None if row is None else _review(row)
 
-    def page(
-        self, state: ReviewState | None, after: tuple[datetime, str] | None, limit: int
-    ) -> list[SanctionsReviewRow]:
+    def for_borrower(self, borrower_id: str) -> list[SanctionsReview]:
+        rows = self.session.scalars(
+            select(SanctionsReviewRow)
+            .where(SanctionsReviewRow.borrower_id == borrower_id)
+            .order_by(SanctionsReviewRow.created_at.desc(), SanctionsReviewRow.id.desc())
+        )
+        return [_review(row) for row in rows]
+
+    def page(self, state: ReviewState | None, after: tuple[datetime, str] | None, limit: int) -> list[SanctionsReview]:
         """Newest first, starting strictly after ``after`` (created_at, id); ``limit`` rows at most."""
         statement = select(SanctionsReviewRow)
         if state is not None:
@@ -125,11 +141,60 @@ class SqlSanctionsReviewRepository:
                 )
             )
         statement = statement.order_by(SanctionsReviewRow.created_at.desc(), SanctionsReviewRow.id.desc())
-        return list(self.session.scalars(statement.limit(limit)))
+        return [_review(row) for row in self.session.scalars(statement.limit(limit))]
 
-    def record_verdict(self, row: SanctionsReviewRow, verdict: ReviewVerdict, decision_id: str) -> None:
+    def record_verdict(self, review_id: str, verdict: ReviewVerdict, decision_id: str) -> SanctionsReview:
+        row = self._row(review_id)
+        if row is None:
+            raise LookupError(f"no sanctions review {review_id}")
         row.state = verdict.state.value
         row.reviewer = verdict.reviewer
         row.note = verdict.note
         row.reviewed_at = verdict.decided_at
         row.review_decision_id = decision_id
+        return _review(row)
+
+
+def record_screening(
+    session: Session, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
+) -> dict[int, SanctionsReview]:
+    """Store screening decision records and open a review for each SDN entry that held or blocked them, in the
+    caller's unit of work (the credit request's refusal, the acceptance's re-screen)."""
+    repository = SqlDecisionRepository(session)
+    for record in records:
+        repository.add(record)
+    session.flush()
+    return open_reviews(session, records, borrower_id, list_version, now)
+
+
+def open_reviews(
+    session: Session, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
+) -> dict[int, SanctionsReview]:
+    """One review per SDN entry that held or blocked these screening decisions (in the caller's unit of work)."""
+    repository = SqlSanctionsReviewRepository(session)
+    opened: dict[int, SanctionsReview] = {}
+    for record in records:
+        for hit, outcome in record.name_hits:
+            if hit.ent_num not in opened:
+                opened[hit.ent_num] = repository.open(borrower_id, hit, outcome, record.decision_id, list_version, now)
+    return opened
+
+
+class SqlSanctionsReviewUnitOfWork:
+    def __init__(self, session: Session, commit: Callable[[], None]) -> None:
+        self.reviews = SqlSanctionsReviewRepository(session)
+        self.decisions = SqlDecisionRepository(session)
+        self._commit = commit
+
+    def commit(self) -> None:
+        self._commit()
+
+
+class SqlSanctionsReviewStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[SqlSanctionsReviewUnitOfWork]:
+        with self._db.unit_of_work() as uow:
+            yield SqlSanctionsReviewUnitOfWork(uow.session, uow.commit)

@@ -8,18 +8,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from aggregator.sanctions_review_store import SanctionsReview
 from aggregator.sanctions_reviews import ReviewEvidence
 from api.deps import AdminPrincipal, PlatformDep
 from api.idempotency import Idempotent
 from api.pagination import CursorParam, InvalidCursor, Limit, Page, decode_cursor, page
 from api.schemas import ListedNameOut, SanctionsReviewEvidenceOut, SanctionsReviewOut, SanctionsVerdictIn
 from compliance.sanctions.review import ReviewState
-from store.sanctions_reviews import SanctionsReviewRow
 
 router = APIRouter(prefix="/v1/admin/sanctions-reviews", tags=["sanctions reviews"])
 
 
-def review_out(row: SanctionsReviewRow) -> SanctionsReviewOut:
+def review_out(row: SanctionsReview) -> SanctionsReviewOut:
     return SanctionsReviewOut(
         id=row.id,
         borrower_id=row.borrower_id,

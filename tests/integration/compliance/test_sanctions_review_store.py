@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.sanctions_reviews import record_screening
 from compliance import BorrowerFacts, ComplianceService, load_newest, load_rules
 from compliance.sanctions.ofac import parse_csv_set
 from compliance.sanctions.review import PriorReview, ReviewState, ReviewVerdict
 from compliance.sanctions.screening import SanctionsScreen
 from store.compliance import SqlDecisionRepository
 from store.db import Database
-from store.sanctions_reviews import SqlSanctionsReviewRepository
+from store.sanctions_reviews import SqlSanctionsReviewRepository, record_screening
 from tests.unit.compliance.test_ofac_import import ADD, ALT, SDN
 
 pytestmark = pytest.mark.integration
@@ -47,7 +46,7 @@ def test_a_held_screening_opens_one_review_per_entry_once(tmp_path: Path) -> Non
             assert row is not None
             assert row.decision_id == held.decision_id
             assert SqlDecisionRepository(uow.session).get(held.decision_id) is not None  # stored together
-            reviews.record_verdict(row, ReviewVerdict(row.id, ReviewState.CLEARED, "admin", "other DOB", NOW), "d-1")
+            reviews.record_verdict(row.id, ReviewVerdict(row.id, ReviewState.CLEARED, "admin", "other DOB", NOW), "d-1")
             uow.commit()
         with database.unit_of_work() as uow:
             prior = SqlSanctionsReviewRepository(uow.session).prior_for("b-1")

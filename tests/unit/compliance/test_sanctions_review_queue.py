@@ -1,0 +1,150 @@
+"""The sanctions review queue's service on the in-memory store: what a borrower is told (clear, held, blocked), a
+verdict given once and recorded as a decision record, and the evidence a reviewer reads."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from aggregator.borrowers import BorrowerFile
+from aggregator.errors import ReviewAlreadyDecided, ReviewNotFound
+from aggregator.sanctions_review_store import InMemorySanctionsReviewStore, SanctionsReview
+from aggregator.sanctions_reviews import REVIEW_CONFIRMED, SanctionsReviews
+from compliance.decisions import DecisionKind, Outcome
+from compliance.jurisdiction import load_rules
+from compliance.kyc import IdentityProfile
+from compliance.sanctions.review import ReviewState, ScreeningOutcome
+from compliance.sanctions.screening import SanctionsScreen
+from compliance.service import BorrowerFacts, ComplianceService
+from risk.profile import CreditProfile
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+WALLET = "0x" + "11" * 20
+HELD_NAME = IdentityProfile("Mazen", "Hussein", date(1985, 1, 1), "US-FL")
+
+
+class _Files:
+    """The borrower files a reviewer's evidence reads the screened name from."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, BorrowerFile] = {}
+
+    def load(self, borrower_id: str) -> BorrowerFile | None:
+        return self.files.get(borrower_id)
+
+
+@pytest.fixture
+def service(screen: SanctionsScreen) -> ComplianceService:
+    return ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32)))
+
+
+def _review(n: int, borrower_id: str = "b1", **changes: object) -> SanctionsReview:
+    review = SanctionsReview(
+        id=f"r{n}",
+        borrower_id=borrower_id,
+        ent_num=100 + n,
+        entry_fingerprint="f",
+        list_version="sdn@test",
+        listed_name="LISTED",
+        primary_name="LISTED",
+        program="SDGT",
+        score=88.0,
+        outcome=ScreeningOutcome.POSSIBLE_MATCH.value,
+        state=ReviewState.PENDING.value,
+        decision_id=f"d{n}",
+        created_at=NOW + timedelta(minutes=n),
+    )
+    return replace(review, **changes)  # type: ignore[arg-type]
+
+
+def _queue(
+    service: ComplianceService, *reviews: SanctionsReview
+) -> tuple[SanctionsReviews, InMemorySanctionsReviewStore]:
+    store = InMemorySanctionsReviewStore()
+    store.tables.reviews.update((review.id, review) for review in reviews)
+    return SanctionsReviews(store, _Files(), service, clock=lambda: NOW), store  # type: ignore[arg-type]
+
+
+def test_a_borrower_is_clear_held_or_blocked_by_its_reviews(service: ComplianceService) -> None:
+    queue, _ = _queue(service, _review(1, state=ReviewState.CLEARED.value), _review(2, borrower_id="other"))
+    assert queue.status("b1").status == "clear"
+    assert queue.status("nobody").reviews == ()
+
+    queue, _ = _queue(service, _review(1), _review(2, state=ReviewState.CLEARED.value))
+    held = queue.status("b1")
+    assert (held.status, [r.id for r in held.reviews]) == ("held-for-review", ["r2", "r1"])  # newest first
+    assert held.reason is not None
+    assert "review r1)" in held.reason
+
+    pending_match = _review(3, outcome=ScreeningOutcome.MATCH.value)
+    queue, _ = _queue(service, _review(1), pending_match, _review(4, state=ReviewState.CONFIRMED.value))
+    blocked = queue.status("b1")
+    assert blocked.status == "blocked"
+    assert blocked.reason is not None
+    assert "review r3, r4)" in blocked.reason or "review r4, r3)" in blocked.reason
+
+
+def test_a_verdict_is_given_once_and_recorded_as_a_decision(service: ComplianceService) -> None:
+    queue, store = _queue(service, _review(1), _review(2))
+    with pytest.raises(ReviewNotFound):
+        queue.decide("nope", ReviewState.CLEARED, "admin", "other birth date")
+
+    cleared = queue.decide("r1", ReviewState.CLEARED, "admin", "other birth date")
+    assert (cleared.state, cleared.reviewer, cleared.note, cleared.reviewed_at) == (
+        "cleared",
+        "admin",
+        "other birth date",
+        NOW,
+    )
+    assert store.tables.reviews["r1"] == cleared
+    record = store.tables.decisions.get(cleared.review_decision_id or "")
+    assert record is not None
+    assert (record.kind, record.subject_ref, record.outcome, record.reasons) == (
+        DecisionKind.SANCTIONS_REVIEW,
+        "b1",
+        Outcome.ALLOW,
+        (),
+    )
+    with pytest.raises(ReviewAlreadyDecided):
+        queue.decide("r1", ReviewState.CONFIRMED, "admin", "second thoughts")
+    assert store.tables.reviews["r1"] == cleared, "the first verdict stands"
+
+    confirmed = queue.decide("r2", ReviewState.CONFIRMED, "admin", "same birth date")
+    denied = store.tables.decisions.get(confirmed.review_decision_id or "")
+    assert denied is not None
+    assert denied.outcome is Outcome.DENY
+    assert [reason.code for reason in denied.reasons] == [REVIEW_CONFIRMED]
+    assert len(store.tables.decisions.records) == 2
+    assert [r.id for r in queue.page(ReviewState.PENDING, None, 10)] == []
+    assert [r.id for r in queue.page(None, None, 1)] == ["r2"]
+    assert [r.id for r in queue.page(None, (confirmed.created_at, confirmed.id), 10)] == ["r1"]
+
+
+def test_the_evidence_is_the_name_as_screened_now_against_the_entry_on_the_current_list(
+    service: ComplianceService,
+) -> None:
+    held = service.screen_acceptance(BorrowerFacts("b1", WALLET, "Mazen Hussein", "US-FL"), "quote-1")
+    ((hit, outcome), *_) = held.name_hits
+    review = _review(1, ent_num=hit.ent_num, entry_fingerprint=hit.entry_fingerprint, outcome=outcome.value)
+    queue, _ = _queue(service, review, replace(review, id="r-old", entry_fingerprint="an older version"))
+    files: _Files = queue._borrowers  # type: ignore[assignment]
+    file = BorrowerFile("b1", WALLET, "US-FL", HELD_NAME, None, CreditProfile())  # type: ignore[arg-type]
+    files.files["b1"] = file
+
+    evidence = queue.evidence("r1")
+    assert evidence.review == review
+    assert evidence.query == "Mazen Hussein"
+    assert evidence.entry
+    assert evidence.current is not None
+    assert evidence.current.ent_num == hit.ent_num
+    assert not evidence.entry_changed
+    assert queue.evidence("r-old").entry_changed
+
+    files.files["b1"] = replace(file, identity=None)  # erased: no name to show
+    erased = queue.evidence("r1")
+    assert (erased.query, erased.current) == (None, None)
+    with pytest.raises(ReviewNotFound):
+        queue.evidence("nope")
