@@ -6,11 +6,13 @@ allowance), and a receipt recorder answering the events a test gives it. Calldat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from eth_utils.address import to_checksum_address
 from web3 import Web3
 
+from aggregator.loans import LoanRecord
 from aggregator.platform import ChainRuntime
 from chain.artifacts import load_artifact
 from chain.errors import ChainError
@@ -22,6 +24,20 @@ from store.chain import FAILED
 CHAIN_NAME, CHAIN_ID = "ethereum-local", 31337
 AGGREGATOR = to_checksum_address("0x" + "a0" * 20)
 TOKEN = to_checksum_address("0x" + "c0" * 20)
+USDC = 10**6
+#: an active 100 USDC loan on the fake chain, in the debt asset TOKEN; tests set whose it is and its on-chain id
+LOAN = LoanRecord(
+    "l1",
+    CHAIN_NAME,
+    CHAIN_ID,
+    AGGREGATOR,
+    "active",
+    "USDC",
+    100 * USDC,
+    "0x" + "ab" * 32,
+    datetime(2026, 11, 26, tzinfo=UTC),
+    asset_address=TOKEN,
+)
 
 
 @dataclass

@@ -5,7 +5,6 @@ recordable (and the webhook's status for the others), the payment kept as report
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -15,25 +14,21 @@ from aggregator.loans import InMemoryLoanStore, LoanRecord
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable, payment_ref_hash
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, InMemoryPaymentStore, ReportedPayment
 from chain.errors import ConfirmationTimeout, TransactionReverted
-from tests.support.relay_fakes import AGGREGATOR, CHAIN_ID, CHAIN_NAME, TOKEN, FakeChain, FakeReceipts, event
+from tests.support.relay_fakes import (
+    AGGREGATOR,
+    CHAIN_ID,
+    CHAIN_NAME,
+    TOKEN,
+    USDC,
+    FakeChain,
+    FakeReceipts,
+    event,
+)
+from tests.support.relay_fakes import LOAN as BASE_LOAN
 
 pytestmark = pytest.mark.unit
 
-USDC = 10**6
-LOAN = LoanRecord(
-    "l1",
-    CHAIN_NAME,
-    CHAIN_ID,
-    AGGREGATOR,
-    "active",
-    "USDC",
-    100 * USDC,
-    "0x" + "ab" * 32,
-    datetime(2026, 11, 26, tzinfo=UTC),
-    provider_id="sim-bank",
-    onchain_loan_id=9,
-    asset_address=TOKEN,
-)
+LOAN = replace(BASE_LOAN, provider_id="sim-bank", onchain_loan_id=9)
 TX = "0x" + f"{1:064x}"
 
 

@@ -5,7 +5,6 @@ transaction for the same signed repayment posted twice, and the outcome read fro
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -18,27 +17,23 @@ from aggregator.repaying import MAX, RepaymentService, SignedRepayment
 from chain.errors import ConfirmationTimeout, GasEstimationFailed
 from contracts.typed_data import REPAY_ALL, Repayment, repayment_typed_data
 from store.chain import FAILED
-from tests.support.relay_fakes import AGGREGATOR, CHAIN_ID, CHAIN_NAME, TOKEN, FakeChain, FakeReceipts, event
+from tests.support.relay_fakes import (
+    AGGREGATOR,
+    CHAIN_ID,
+    CHAIN_NAME,
+    TOKEN,
+    USDC,
+    FakeChain,
+    FakeReceipts,
+    event,
+)
+from tests.support.relay_fakes import LOAN as BASE_LOAN
 
 pytestmark = pytest.mark.unit
 
 BORROWER = Account.from_key("0x" + "11" * 32)
-USDC = 10**6
-LOAN = LoanRecord(
-    "l1",
-    CHAIN_NAME,
-    CHAIN_ID,
-    AGGREGATOR,
-    "active",
-    "USDC",
-    100 * USDC,
-    "0x" + "ab" * 32,
-    datetime(2026, 11, 26, tzinfo=UTC),
-    borrower_id="alice",
-    onchain_loan_id=5,
-    borrower_address=BORROWER.address,
-    asset_address=TOKEN,
-    pool="0x" + "d0" * 20,
+LOAN = replace(
+    BASE_LOAN, borrower_id="alice", onchain_loan_id=5, borrower_address=BORROWER.address, pool="0x" + "d0" * 20
 )
 
 

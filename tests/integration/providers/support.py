@@ -1,4 +1,6 @@
-"""The simulated lenders' server in its own process, and registries of HTTP lenders pointed at it."""
+"""The simulated lenders' server in its own process, registries of HTTP lenders pointed at it, and the providers
+API in-process over a registry backed by a database (what the registration tests of one and of several processes
+share)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,29 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
+from api import problems
+from api.routers import providers as providers_router
+from api.settings import Settings
 from chain.devnet import free_port
 from providers.base import AdapterContext, ProviderRegistration
+from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard
 from providers.models import Capabilities
 from providers.policy import ResiliencePolicy
 from providers.registry import PluginLoader, ProviderRegistry
 from providers.resilience import BreakerStore, MemoryBreakerStore, MemoryRateLimiter
+from providers.secrets import SecretBox
 from providers.sim.fleet import SimLender, lender_url
+from store.db import Database
 
 SECRET = "integration-lender-secret"
+#: the test allow-list: the simulated lender listens on 127.0.0.1; every other internal address is refused
+GUARD = DestinationGuard(LOOPBACK_NETWORKS)
 
 
 @contextmanager
@@ -87,3 +99,36 @@ async def http_registry(
         config = {"base_url": lender_url(base, lender_id), "secret": SECRET, "timeout_seconds": 2.0}
         await registry.add(ProviderRegistration(lender_id, "http", config, Capabilities(assets=frozenset({"USDC"}))))
     return registry
+
+
+def stored_registry(database: Database, http: httpx.AsyncClient) -> ProviderRegistry:
+    """A process's registry of the lenders registered in ``database`` (secrets sealed, destinations on loopback)."""
+    return ProviderRegistry(
+        AdapterContext(http, destinations=GUARD),
+        PluginLoader(),
+        MemoryBreakerStore(),
+        lambda p: MemoryRateLimiter(p.rate_per_second, p.burst),
+        ResiliencePolicy(quote_attempts=1),
+        database,
+        secrets=SecretBox.from_master_key(b"\x01" * 32),
+    )
+
+
+def providers_api(registry: ProviderRegistry, database: Database) -> FastAPI:
+    """The providers router alone, over ``registry``, with problem+json errors."""
+    app = FastAPI()
+    problems.install(app)
+    app.include_router(providers_router.router)
+    app.state.platform = SimpleNamespace(providers=registry, database=database, settings=Settings())
+    return app
+
+
+def registration(base: str, **changes: Any) -> dict[str, Any]:
+    """The admin's registration body of the simulated ``late-bank`` at ``base``, with ``changes``."""
+    return {
+        "provider_id": "late-bank",
+        "kind": "http",
+        "config": {"base_url": lender_url(base, "late-bank"), "secret": SECRET},
+        "capabilities": {"assets": ["USDC"], "max_term_days": 365},
+        "resilience": {"fail_max": 10, "quote_attempts": 1},
+    } | changes

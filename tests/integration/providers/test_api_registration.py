@@ -11,38 +11,34 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from aggregator.fanout import fan_out
-from api import problems
 from api.auth import Role, ensure_key, issue_key
 from api.pagination import encode_cursor
-from api.routers import providers as providers_router
-from api.settings import Settings
-from providers.base import AdapterContext
-from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard, PinnedTransport
-from providers.policy import ResiliencePolicy
-from providers.registry import PluginLoader, ProviderRegistry
-from providers.resilience import MemoryBreakerStore, MemoryRateLimiter
-from providers.secrets import SecretBox
+from providers.destinations import PinnedTransport
+from providers.registry import ProviderRegistry
 from providers.signing import signed_headers
 from providers.sim.fleet import SimLender, lender_url
 from providers.webhooks import MAX_WEBHOOK_BODY_BYTES, MemoryRefusalLimiter, RefusalLimits
 from store.db import Database
 from store.providers import ProviderRegistrationRow, ProviderRepository
-from tests.integration.providers.support import SECRET, sim_server
+from tests.integration.providers.support import (
+    GUARD,
+    SECRET,
+    providers_api,
+    registration,
+    sim_server,
+    stored_registry,
+)
 from tests.unit.providers.fakes import REQUEST
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 ADMIN = "cm_admin_provider_tests"
-#: the test allow-list: the simulated lender listens on 127.0.0.1; every other internal address is refused
-GUARD = DestinationGuard(LOOPBACK_NETWORKS)
 
 
 @pytest.fixture(scope="module")
@@ -51,47 +47,17 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
-def _registry(database: Database, http: httpx.AsyncClient) -> ProviderRegistry:
-    return ProviderRegistry(
-        AdapterContext(http, destinations=GUARD),
-        PluginLoader(),
-        MemoryBreakerStore(),
-        lambda p: MemoryRateLimiter(p.rate_per_second, p.burst),
-        ResiliencePolicy(quote_attempts=1),
-        database,
-        secrets=SecretBox.from_master_key(b"\x01" * 32),
-    )
-
-
-def _app(registry: ProviderRegistry, database: Database) -> FastAPI:
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(providers_router.router)
-    app.state.platform = SimpleNamespace(providers=registry, database=database, settings=Settings())
-    return app
-
-
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, ProviderRegistry, Database]]:
     database = Database(f"sqlite:///{tmp_path / 'providers.db'}")
     database.migrate()
     ensure_key(database, ADMIN, Role.ADMIN, None, "test admin")
     async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
-        registry = _registry(database, http)
-        transport = httpx.ASGITransport(app=_app(registry, database))
+        registry = stored_registry(database, http)
+        transport = httpx.ASGITransport(app=providers_api(registry, database))
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
             yield client, registry, database
     database.dispose()
-
-
-def _registration(base: str, **changes: Any) -> dict[str, Any]:
-    return {
-        "provider_id": "late-bank",
-        "kind": "http",
-        "config": {"base_url": lender_url(base, "late-bank"), "secret": SECRET},
-        "capabilities": {"assets": ["USDC"], "max_term_days": 365},
-        "resilience": {"fail_max": 10, "quote_attempts": 1},
-    } | changes
 
 
 async def test_an_admin_registers_a_lender_that_the_next_fan_out_asks_and_a_restart_loads(
@@ -99,7 +65,7 @@ async def test_an_admin_registers_a_lender_that_the_next_fan_out_asks_and_a_rest
 ) -> None:
     client, registry, database = setup
     live = registry.adapters()
-    created = await client.post("/v1/providers", json=_registration(sim), headers={"X-API-Key": ADMIN})
+    created = await client.post("/v1/providers", json=registration(sim), headers={"X-API-Key": ADMIN})
     assert created.status_code == 201, created.text
     provider_key = created.json()["api_key"]
     outcomes = await fan_out(live, REQUEST, 0.5)
@@ -120,7 +86,7 @@ async def test_an_admin_registers_a_lender_that_the_next_fan_out_asks_and_a_rest
         assert "secret" not in stored.config, "the lender's HMAC secret is sealed at rest"
         assert SECRET not in json.dumps(stored.config)
     async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
-        restarted = _registry(database, http)
+        restarted = stored_registry(database, http)
         await restarted.load_persisted()
         assert list(restarted) == ["late-bank"]
         assert restarted.get_provider("late-bank").policy.fail_max == 10
@@ -134,16 +100,16 @@ async def test_registration_refusals_say_what_is_wrong(
 ) -> None:
     client, registry, _ = setup
     admin = {"X-API-Key": ADMIN}
-    assert (await client.post("/v1/providers", json=_registration(sim), headers=admin)).status_code == 201
-    again = await client.post("/v1/providers", json=_registration(sim), headers=admin)
+    assert (await client.post("/v1/providers", json=registration(sim), headers=admin)).status_code == 201
+    again = await client.post("/v1/providers", json=registration(sim), headers=admin)
     assert again.status_code == 409
     assert again.headers["content-type"].startswith("application/problem+json")
-    unknown = await client.post("/v1/providers", json=_registration(sim, provider_id="x1", kind="nope"), headers=admin)
+    unknown = await client.post("/v1/providers", json=registration(sim, provider_id="x1", kind="nope"), headers=admin)
     assert unknown.status_code == 422
     assert "no provider plugin 'nope'; installed: http, pool" in unknown.json()["detail"]
     bad = await client.post(
         "/v1/providers",
-        json=_registration(sim, provider_id="x2", config={"base_url": "x", "secret": SECRET}),
+        json=registration(sim, provider_id="x2", config={"base_url": "x", "secret": SECRET}),
         headers=admin,
     )
     assert bad.status_code == 422
@@ -151,7 +117,7 @@ async def test_registration_refusals_say_what_is_wrong(
     for n, internal in enumerate(["http://169.254.169.254/latest", "http://10.0.0.1:8080", "http://lender.test?x=/"]):
         refused = await client.post(
             "/v1/providers",
-            json=_registration(sim, provider_id=f"ssrf-{n}", config={"base_url": internal, "secret": SECRET}),
+            json=registration(sim, provider_id=f"ssrf-{n}", config={"base_url": internal, "secret": SECRET}),
             headers=admin,
         )
         assert refused.status_code == 422, internal
@@ -166,12 +132,12 @@ async def test_a_registration_names_the_webhook_url_its_loan_events_go_to(
     admin = {"X-API-Key": ADMIN}
     for n, internal in enumerate(["http://169.254.169.254/events", "http://10.0.0.1/events", "ftp://lender.test/x"]):
         refused = await client.post(
-            "/v1/providers", json=_registration(sim, provider_id=f"hook-{n}", webhook_url=internal), headers=admin
+            "/v1/providers", json=registration(sim, provider_id=f"hook-{n}", webhook_url=internal), headers=admin
         )
         assert refused.status_code == 422, internal
         assert "webhook_url" in refused.json()["detail"]
     webhook = f"{sim}/events"
-    created = await client.post("/v1/providers", json=_registration(sim, webhook_url=webhook), headers=admin)
+    created = await client.post("/v1/providers", json=registration(sim, webhook_url=webhook), headers=admin)
     assert created.status_code == 201, created.text
     assert sorted(registry) == ["late-bank"], "nothing half-registered"
     with database.unit_of_work() as uow:
@@ -203,9 +169,9 @@ async def test_a_provider_key_sees_only_its_own_health(
 ) -> None:
     client, _, database = setup
     admin = {"X-API-Key": ADMIN}
-    key = (await client.post("/v1/providers", json=_registration(sim), headers=admin)).json()["api_key"]
+    key = (await client.post("/v1/providers", json=registration(sim), headers=admin)).json()["api_key"]
     other = (
-        await client.post("/v1/providers", json=_registration(sim, provider_id="other-bank"), headers=admin)
+        await client.post("/v1/providers", json=registration(sim, provider_id="other-bank"), headers=admin)
     ).json()["api_key"]
     borrower = issue_key(database, Role.BORROWER, "b-1", "borrower")
     assert (await client.get("/v1/providers/late-bank/health", headers={"X-API-Key": other})).status_code == 404
@@ -244,9 +210,7 @@ async def test_webhooks_are_accepted_once_and_only_signed_bad_ones_are_the_provi
     sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
 ) -> None:
     client, registry, database = setup
-    assert (
-        await client.post("/v1/providers", json=_registration(sim), headers={"X-API-Key": ADMIN})
-    ).status_code == 201
+    assert (await client.post("/v1/providers", json=registration(sim), headers={"X-API-Key": ADMIN})).status_code == 201
     url = "/v1/providers/late-bank/webhooks"
     now = int(time.time())
     body = _webhook()
@@ -286,8 +250,8 @@ async def test_six_forged_webhooks_leave_the_breaker_closed_and_write_nothing(
     sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
 ) -> None:
     client, registry, database = setup
-    registration = _registration(sim, resilience={"fail_max": 5, "quote_attempts": 1})
-    assert (await client.post("/v1/providers", json=registration, headers={"X-API-Key": ADMIN})).status_code == 201
+    five_failures = registration(sim, resilience={"fail_max": 5, "quote_attempts": 1})
+    assert (await client.post("/v1/providers", json=five_failures, headers={"X-API-Key": ADMIN})).status_code == 201
     body = _webhook()
     for n in range(6):
         forged = await client.post(
@@ -309,9 +273,7 @@ async def test_a_non_ascii_signature_is_a_4xx_and_oversized_bodies_are_refused_b
     sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
 ) -> None:
     client, _, _ = setup
-    assert (
-        await client.post("/v1/providers", json=_registration(sim), headers={"X-API-Key": ADMIN})
-    ).status_code == 201
+    assert (await client.post("/v1/providers", json=registration(sim), headers={"X-API-Key": ADMIN})).status_code == 201
     url = "/v1/providers/late-bank/webhooks"
     body = _webhook()
     timestamp = str(int(time.time())).encode()
@@ -328,9 +290,7 @@ async def test_refused_webhooks_are_limited_per_source(
     sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
 ) -> None:
     client, registry, database = setup
-    assert (
-        await client.post("/v1/providers", json=_registration(sim), headers={"X-API-Key": ADMIN})
-    ).status_code == 201
+    assert (await client.post("/v1/providers", json=registration(sim), headers={"X-API-Key": ADMIN})).status_code == 201
     registry.webhook_refusals = MemoryRefusalLimiter(RefusalLimits(per_window=3, window_seconds=3_600))
     url = "/v1/providers/late-bank/webhooks"
     body = _webhook()
@@ -343,7 +303,7 @@ async def test_refused_webhooks_are_limited_per_source(
     still_blocked = await client.post(url, content=body, headers=signed_headers(SECRET, now, body))
     assert still_blocked.status_code == 429, "this source is not even checked for the rest of the window"
     assert still_blocked.headers["Retry-After"] == "3600"
-    other_source = httpx.ASGITransport(app=_app(registry, database), client=("192.0.2.10", 4444))
+    other_source = httpx.ASGITransport(app=providers_api(registry, database), client=("192.0.2.10", 4444))
     async with httpx.AsyncClient(transport=other_source, base_url="http://api.test") as other:
         accepted = await other.post(url, content=body, headers=signed_headers(SECRET, now, body))
     assert accepted.status_code == 202, "another source is not affected"
@@ -361,7 +321,7 @@ async def test_a_secret_stored_in_plaintext_before_sealing_is_sealed_when_loaded
         )
         uow.commit()
     async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
-        registry = _registry(database, http)
+        registry = stored_registry(database, http)
         await registry.load_persisted()
         assert list(registry) == ["late-bank"]
         outcomes = await fan_out(registry.adapters(), REQUEST, 1.0)

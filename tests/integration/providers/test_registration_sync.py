@@ -9,34 +9,32 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from aggregator.fanout import fan_out
-from api import problems
 from api.auth import Role, ensure_key
-from api.routers import providers as providers_router
-from api.settings import Settings
-from providers.base import AdapterContext, ProviderAdapter
-from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard, PinnedTransport
-from providers.policy import ResiliencePolicy
-from providers.registry import PluginLoader, ProviderRegistry
+from providers.base import ProviderAdapter
+from providers.destinations import PinnedTransport
+from providers.registry import ProviderRegistry
 from providers.registry_sync import follow_registrations
-from providers.resilience import MemoryBreakerStore, MemoryRateLimiter
-from providers.secrets import SecretBox
-from providers.sim.fleet import SimLender, lender_url
+from providers.sim.fleet import SimLender
 from store.db import Database
 from store.providers import ProviderRepository
-from tests.integration.providers.support import SECRET, sim_server
+from tests.integration.providers.support import (
+    GUARD,
+    SECRET,
+    providers_api,
+    registration,
+    sim_server,
+    stored_registry,
+)
 from tests.unit.providers.fakes import REQUEST
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 ADMIN = "cm_admin_registration_sync"
-GUARD = DestinationGuard(LOOPBACK_NETWORKS)
 POLL_SECONDS = 0.2
 #: a registration must reach the other process within this (its poll is POLL_SECONDS; the issue asks for 1 s)
 WITHIN_SECONDS = 1.0
@@ -46,26 +44,6 @@ WITHIN_SECONDS = 1.0
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with sim_server([SimLender(lender_id="late-bank", secret=SECRET)], Path(tmp_path_factory.mktemp("sim"))) as base:
         yield base
-
-
-def _registry(database: Database, http: httpx.AsyncClient) -> ProviderRegistry:
-    return ProviderRegistry(
-        AdapterContext(http, destinations=GUARD),
-        PluginLoader(),
-        MemoryBreakerStore(),
-        lambda p: MemoryRateLimiter(p.rate_per_second, p.burst),
-        ResiliencePolicy(quote_attempts=1),
-        database,
-        secrets=SecretBox.from_master_key(b"\x01" * 32),
-    )
-
-
-def _app(registry: ProviderRegistry, database: Database) -> FastAPI:
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(providers_router.router)
-    app.state.platform = SimpleNamespace(providers=registry, database=database, settings=Settings())
-    return app
 
 
 Processes = tuple[httpx.AsyncClient, ProviderRegistry, ProviderRegistry]
@@ -79,11 +57,11 @@ async def processes(postgres_schema: Callable[[str], str]) -> AsyncIterator[Proc
     first.migrate()
     ensure_key(first, ADMIN, Role.ADMIN, None, "test admin")
     async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
-        a, b = _registry(first, http), _registry(second, http)
+        a, b = stored_registry(first, http), stored_registry(second, http)
         await a.load_persisted()
         await b.load_persisted()
         follows = [asyncio.create_task(follow_registrations(r, POLL_SECONDS)) for r in (a, b)]
-        transport = httpx.ASGITransport(app=_app(a, first))
+        transport = httpx.ASGITransport(app=providers_api(a, first))
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://a.test") as api:
                 yield api, a, b
@@ -113,13 +91,7 @@ async def test_a_registration_through_one_process_is_quoted_by_another_within_a_
     api, a, b = processes
     quoting_b = b.adapters()  # what process B's QuotingService holds: the same live list
     admin = {"X-API-Key": ADMIN}
-    body = {
-        "provider_id": "late-bank",
-        "kind": "http",
-        "config": {"base_url": lender_url(sim, "late-bank"), "secret": SECRET},
-        "capabilities": {"assets": ["USDC"]},
-        "resilience": {"fail_max": 7, "quote_attempts": 1},
-    }
+    body = registration(sim, resilience={"fail_max": 7, "quote_attempts": 1})
     created = await api.post("/v1/providers", json=body, headers=admin)
     assert created.status_code == 201, created.text
     await _until(lambda: _ids(quoting_b) == ["late-bank"], WITHIN_SECONDS, "the registration in process B")
