@@ -5,7 +5,7 @@ governance with the chain. Each save is an audit log entry in the same transacti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from compliance.audit import AuditKind
 from store.base import Base
 from store.compliance import SqlAuditLog
+from store.records import columns, from_row
 from store.types import UtcDateTime
 
 
@@ -128,24 +129,8 @@ class SqlProposalRepository:
         )
         row = self._row(record.chain_id, record.timelock, record.operation_id)
         if row is None:
-            self.session.add(
-                GovernanceProposalRow(
-                    chain_id=record.chain_id,
-                    chain_name=record.chain_name,
-                    timelock=record.timelock,
-                    operation_id=record.operation_id,
-                    calls=record.calls,
-                    salt=record.salt,
-                    predecessor=record.predecessor,
-                    delay_seconds=record.delay_seconds,
-                    proposer=record.proposer,
-                    safe_tx_hash=record.safe_tx_hash,
-                    state=record.state,
-                    tx_hashes=dict(record.tx_hashes),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            fresh = columns(record) | {"tx_hashes": dict(record.tx_hashes)}
+            self.session.add(GovernanceProposalRow(**fresh, created_at=now, updated_at=now))
             return
         row.state = record.state
         row.tx_hashes = {**row.tx_hashes, **record.tx_hashes}
@@ -154,30 +139,19 @@ class SqlProposalRepository:
 
     def get(self, chain_id: int, timelock: str, operation_id: str) -> ProposalRecord | None:
         row = self._row(chain_id, timelock, operation_id)
-        return None if row is None else _record(row)
+        return None if row is None else _proposal(row)
 
     def all(self, chain_id: int | None = None) -> list[ProposalRecord]:
         query = select(GovernanceProposalRow).order_by(GovernanceProposalRow.id)
         if chain_id is not None:
             query = query.where(GovernanceProposalRow.chain_id == chain_id)
-        return [_record(row) for row in self.session.scalars(query)]
+        return [_proposal(row) for row in self.session.scalars(query)]
 
 
-def _record(row: GovernanceProposalRow) -> ProposalRecord:
-    return ProposalRecord(
-        chain_id=row.chain_id,
-        chain_name=row.chain_name,
-        timelock=row.timelock,
-        operation_id=row.operation_id,
-        calls=list(row.calls),
-        salt=row.salt,
-        predecessor=row.predecessor,
-        delay_seconds=row.delay_seconds,
-        proposer=row.proposer,
-        state=row.state,
-        tx_hashes=dict(row.tx_hashes),
-        safe_tx_hash=row.safe_tx_hash,
-    )
+def _proposal(row: GovernanceProposalRow) -> ProposalRecord:
+    """The record with its own copies of the row's JSON documents (the row's stay the session's)."""
+    record = from_row(ProposalRecord, row)
+    return replace(record, calls=list(record.calls), tx_hashes=dict(record.tx_hashes))
 
 
 class SqlActionRepository:
@@ -203,36 +177,10 @@ class SqlActionRepository:
             },
             now,
         )
-        self.session.add(
-            GovernanceActionRow(
-                chain_id=record.chain_id,
-                chain_name=record.chain_name,
-                action=record.action,
-                contract=record.contract,
-                address=record.address,
-                sender=record.sender,
-                tx_hash=record.tx_hash,
-                block_number=record.block_number,
-                reason=record.reason,
-                created_at=now,
-            )
-        )
+        self.session.add(GovernanceActionRow(**columns(record), created_at=now))
 
     def all(self, chain_id: int | None = None) -> list[ActionRecord]:
         query = select(GovernanceActionRow).order_by(GovernanceActionRow.id)
         if chain_id is not None:
             query = query.where(GovernanceActionRow.chain_id == chain_id)
-        return [
-            ActionRecord(
-                row.chain_id,
-                row.chain_name,
-                row.action,
-                row.contract,
-                row.address,
-                row.sender,
-                row.tx_hash,
-                row.block_number,
-                row.reason,
-            )
-            for row in self.session.scalars(query)
-        ]
+        return [from_row(ActionRecord, row) for row in self.session.scalars(query)]

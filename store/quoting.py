@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
 from datetime import datetime
-from typing import Any, TypeVar
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -24,10 +22,9 @@ from store.aggregator import (
 )
 from store.compliance import SqlDecisionRepository
 from store.db import Database
+from store.records import columns, from_row
 from store.risk import SqlRiskDecisionRepository
 from store.sanctions_reviews import record_screening
-
-_R = TypeVar("_R", CreditRequestRecord, OutcomeRecord, QuoteRecord)
 
 
 class SqlQuotingRepository:
@@ -44,12 +41,12 @@ class SqlQuotingRepository:
         # INSERTs of plain rows (executemany), not ORM objects through the flush: the request path writes them
         # and nobody reads them back in this session; the request row first, for the rows that refer to it
         request_id = quoted.request.id
-        self.session.execute(insert(CreditRequestRow), [_columns(quoted.request)])
+        self.session.execute(insert(CreditRequestRow), [columns(quoted.request)])
         if quoted.outcomes:
-            outcomes = [_columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]
+            outcomes = [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]
             self.session.execute(insert(ProviderOutcomeRow), outcomes)
         if quoted.quotes:
-            self.session.execute(insert(QuoteRow), [_columns(quote) for quote in quoted.quotes])
+            self.session.execute(insert(QuoteRow), [columns(quote) for quote in quoted.quotes])
 
     def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
         row = self.session.get(CreditRequestRow, request_id)
@@ -65,9 +62,9 @@ class SqlQuotingRepository:
             select(LoanRow.id).where(LoanRow.quote_id.in_([quote.id for quote in quotes]))
         ).first()
         quoted = QuotedRequest(
-            _record(CreditRequestRecord, row),
-            [_record(OutcomeRecord, outcome) for outcome in outcomes],
-            [_record(QuoteRecord, quote) for quote in sorted(quotes, key=lambda quote: quote.rank)],
+            from_row(CreditRequestRecord, row),
+            [from_row(OutcomeRecord, outcome) for outcome in outcomes],
+            [from_row(QuoteRecord, quote) for quote in sorted(quotes, key=lambda quote: quote.rank)],
         )
         return quoted, loan_id
 
@@ -77,7 +74,7 @@ class SqlQuotingRepository:
             return None
         request = self.session.get(CreditRequestRow, row.request_id)
         assert request is not None  # a foreign key
-        return _record(QuoteRecord, row), _record(CreditRequestRecord, request)
+        return from_row(QuoteRecord, row), from_row(CreditRequestRecord, request)
 
     # plain INSERTs run at once, like add_request's: this unit of work adds no ORM rows, so the audit entries keep
     # the order they are written in (the risk decision's, then the compliance decisions')
@@ -94,14 +91,7 @@ class SqlQuotingRepository:
         return [review.id for review in reviews.values()]
 
 
-def _columns(record: CreditRequestRecord | OutcomeRecord | QuoteRecord) -> dict[str, Any]:
-    """A record's fields as column values (not ``dataclasses.asdict``, which deep-copies every JSON document)."""
-    return {column.name: getattr(record, column.name) for column in fields(record)}
-
-
-def _record(kind: type[_R], row: object) -> _R:
-    """The domain record of an ORM row: its same-named columns."""
-    return kind(**{column.name: getattr(row, column.name) for column in fields(kind)})
+_record = from_row  # the name store.request_pages reads quote rows with
 
 
 class SqlQuotingUnitOfWork:
