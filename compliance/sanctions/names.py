@@ -1,9 +1,10 @@
 """Name matching for sanctions screening: name parts compared one by one, weighted by how rare they are in the list.
 
-A name is split into parts after normalisation (``spelling_key``: ASCII, upper case, punctuation as spaces, dotted
-abbreviations such as ``S.A.``/``S.R.L.`` joined before they are split, legal forms dropped). A listed individual
-written ``SURNAME, Given Middle`` has roles: surname parts, the first given name, and middle names (optional: a
-borrower may leave them out). Every other listed name (entities, aliases without a comma) has plain words.
+A name is split into parts after normalisation (``spelling_key``, in ``compliance.sanctions.spelling``: ASCII, upper
+case, punctuation as spaces, dotted abbreviations such as ``S.A.``/``S.R.L.`` joined before they are split, legal
+forms dropped). A listed individual written ``SURNAME, Given Middle`` has roles: surname parts, the first given
+name, and middle names (optional: a borrower may leave them out). Every other listed name (entities, aliases
+without a comma) has plain words.
 
 Each listed part is paired with at most one part of the query (any order). How alike two parts are
 (``part_similarity``):
@@ -35,33 +36,26 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
-import unicodedata
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import NDArray
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA, Levenshtein
 
-LEGAL_FORMS = frozenset(
-    """LLC LLP LP LTD LIMITED LIABILITY COMPANY CO CORP CORPORATION INC INCORPORATED PLC SA SAS SARL
-    SRL SPA BV NV AG GMBH KG OHG OOO ZAO OAO PAO PJSC JSC CJSC OJSC
-    AO TOO FZE FZCO FZC DMCC PTE PVT PTY AS AB OY KFT SP ZOO SDN
-    BHD TICARET SIRKETI LTDA CIA SAPI DE CV ANONIM LIMITADA EIRL EOOD DOO JOINT STOCK PRIVATE
-    PUBLIC THE SAL SE SPZOO SRO GIE SCS SNC SCA CA SOCIEDAD ANONIMA RL RESPONSABILIDAD OBSHCHESTVO
-    OGRANICHENNOI OGRANICHENNOY OTVETSTVENNOSTYU AKTSIONERNOE ZAKRYTOE OTKRYTOE PUBLICHNOE TOVARISHCHESTVO""".split()  # noqa: SIM905 -- a word list reads better as words
-)
-# Long legal-form words are recognised misspelt too (LIMITID, COMPANI, CROPORATION).
-_LONG_FORMS = tuple(sorted(w for w in LEGAL_FORMS if len(w) >= 6))
-# Name particles that a borrower often leaves out of a listed surname: optional when unpaired.
-PARTICLES = frozenset(
-    """AL EL ABD ABU BIN BINT IBN BEN DA DE DEL DOS DAS DI VAN VON
-    DER LA LE""".split()  # noqa: SIM905 -- a word list reads better as words
-)
+from compliance.sanctions.spelling import LEGAL_FORMS as LEGAL_FORMS
+from compliance.sanctions.spelling import PARTICLES as PARTICLES
+from compliance.sanctions.spelling import WORD_SEPARATORS, ascii_upper, drop_legal_forms, is_legal_form
+from compliance.sanctions.spelling import compact_key as compact_key
+from compliance.sanctions.spelling import skeleton as skeleton
+from compliance.sanctions.spelling import sound_key as sound_key
+from compliance.sanctions.spelling import sound_word as sound_word
+from compliance.sanctions.spelling import spelling_key as spelling_key
 
 EXTRA_PART_PENALTY = 0.6
 # A listed individual's first given name or surname that the query does not give at all scales the score down.
@@ -70,146 +64,6 @@ QUERY_INITIAL = 0.90  # "M. Hussein" for HUSSEIN, Mazen
 LISTED_INITIAL = 0.75  # "Mazen Hussein" for HUSSEIN, M.: any M would do
 FUZZY_PART_FLOOR = 80.0
 NEAR_EXACT = 0.97
-
-_SPELLED = str.maketrans(
-    {
-        "ß": "ss",
-        "Æ": "AE",
-        "æ": "ae",
-        "Ø": "O",
-        "ø": "o",
-        "Ł": "L",
-        "ł": "l",
-        "Đ": "D",
-        "đ": "d",
-        "ı": "i",
-        "Œ": "OE",
-        "œ": "oe",
-        "Þ": "TH",
-        "þ": "th",
-        "ʼ": "",
-        "’": "",
-        "'": "",
-        "`": "",
-    }
-)
-_NON_ALNUM = re.compile(r"[^A-Z0-9]+")
-# S.A., S.R.L., S. de R.L., L.L.C., O.O.O.: single letters each followed by a dot are one abbreviation.
-_DOTTED = re.compile(r"\b[A-Z](?:\.[A-Z])+\b\.?")
-
-# Ordered: longer groups first. Each pair folds spellings that romanizations of one name alternate between.
-_SOUND_FOLDS: tuple[tuple[str, str], ...] = (
-    ("DZH", "J"),
-    ("TCH", "CH"),
-    ("SCH", "SH"),
-    ("DJ", "J"),
-    ("ZH", "J"),
-    ("KH", "H"),
-    ("GH", "G"),
-    ("PH", "F"),
-    ("TH", "T"),
-    ("CK", "K"),
-    ("OU", "U"),
-    ("OO", "U"),
-    ("EE", "I"),
-    ("IE", "I"),
-    ("EI", "I"),
-    ("EY", "I"),
-    ("AY", "AI"),
-    ("Y", "I"),
-    ("W", "V"),
-    ("Q", "K"),
-    ("C", "K"),
-    ("X", "KS"),
-    ("Z", "S"),
-    ("O", "U"),
-    ("E", "I"),
-)
-_DOUBLE = re.compile(r"([A-Z])\1+")
-_INNER_VOWELS = re.compile(r"(?<=.)[AIU]")
-
-
-def _ascii_upper(name: str) -> str:
-    text = name.translate(_SPELLED)
-    if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.upper().replace("&", " AND ")
-    return _DOTTED.sub(lambda m: m.group(0).replace(".", "") + " ", text)
-
-
-def _words(name: str) -> list[str]:
-    return [w for w in _NON_ALNUM.split(_ascii_upper(name)) if w]
-
-
-@lru_cache(maxsize=65_536)
-def is_legal_form(word: str) -> bool:
-    if word in LEGAL_FORMS or (len(word) >= 4 and sound_word(word) in _FORM_SOUNDS):
-        return True
-    return len(word) >= 6 and any(OSA.distance(word, form, score_cutoff=1) <= 1 for form in _LONG_FORMS)
-
-
-def _join_letters(words: list[str]) -> list[str]:
-    """Runs of single letters that spell a legal form become that word (S A → SA, L L C → LLC)."""
-    out: list[str] = []
-    i = 0
-    while i < len(words):
-        j = i
-        while j < len(words) and len(words[j]) == 1:
-            j += 1
-        if j - i >= 2 and "".join(words[i:j]) in LEGAL_FORMS:
-            out.append("".join(words[i:j]))
-            i = j
-        else:
-            out.append(words[i])
-            i += 1
-    return out
-
-
-def _drop_legal_forms(words: list[str]) -> list[str]:
-    """Legal-form words dropped, with single letters beside them (the S of "S. DE R.L.", the Z of "SP. Z O.O.")."""
-    words = _join_letters(words)
-    form = [is_legal_form(w) for w in words]
-    kept = [
-        w
-        for i, w in enumerate(words)
-        if not form[i]
-        and not (len(w) == 1 and w.isalpha() and ((i > 0 and form[i - 1]) or (i + 1 < len(words) and form[i + 1])))
-    ]
-    return kept or words
-
-
-def spelling_key(name: str) -> str:
-    """ASCII upper case, punctuation as spaces, dotted abbreviations joined, legal-form words dropped."""
-    return " ".join(_drop_legal_forms(_words(name)))
-
-
-@lru_cache(maxsize=65_536)
-def sound_word(word: str) -> str:
-    """One word with the letter groups that romanizations of a name alternate between folded together."""
-    for old, new in _SOUND_FOLDS:
-        word = word.replace(old, new)
-    # "H" after a vowel or at the end is mostly silent in romanizations (MOHAMMAD / MUHAMAD, ALLAH / ALA).
-    word = re.sub(r"(?<=[AIU])H", "", word) or word
-    return _DOUBLE.sub(r"\1", word)
-
-
-@lru_cache(maxsize=65_536)
-def skeleton(word: str) -> str:
-    """The sound key without its inner vowels (first letter kept): vowels are where romanizations disagree most."""
-    return _DOUBLE.sub(r"\1", _INNER_VOWELS.sub("", sound_word(word)))
-
-
-_FORM_SOUNDS = frozenset(sound_word(w) for w in LEGAL_FORMS if len(w) >= 4)
-
-
-def sound_key(name: str) -> str:
-    return " ".join(sound_word(w) for w in spelling_key(name).split())
-
-
-def compact_key(name: str) -> str:
-    """The sound key without spaces, in the given word order."""
-    return sound_key(name).replace(" ", "")
 
 
 class Role(StrEnum):
@@ -242,18 +96,18 @@ def _part(word: str, role: Role) -> Part:
 def listed_parts(name: str, individual: bool | None = None) -> tuple[Part, ...]:
     """The parts of a listed name, with roles when an individual's name is written ``SURNAME, Given Middle``
     (``individual=None``: a name with one comma and no legal form is taken for an individual's)."""
-    text = _ascii_upper(name)
-    words = [w for w in _NON_ALNUM.split(text) if w]
+    text = ascii_upper(name)
+    words = [w for w in WORD_SEPARATORS.split(text) if w]
     if individual is None:
         individual = not any(is_legal_form(w) for w in words if w not in PARTICLES)
     if text.count(",") == 1 and individual:
-        surname, given = ([w for w in _NON_ALNUM.split(side) if w] for side in text.split(","))
+        surname, given = ([w for w in WORD_SEPARATORS.split(side) if w] for side in text.split(","))
         if surname and given:
             roles = [Role.GIVEN] + [Role.MIDDLE] * (len(given) - 1)
             return tuple(_part(w, Role.SURNAME) for w in surname) + tuple(
                 _part(w, r) for w, r in zip(given, roles, strict=True)
             )
-    return tuple(_part(w, Role.WORD) for w in _drop_legal_forms(words))
+    return tuple(_part(w, Role.WORD) for w in drop_legal_forms(words))
 
 
 def query_parts(name: str) -> tuple[Part, ...]:
@@ -339,30 +193,29 @@ class Pairing:
         return text
 
 
-Joins = tuple[tuple[int, int, str], ...]  # (first part, parts joined, sound key of the joined word)
-
-
-def _joins(parts: tuple[Part, ...]) -> Joins:
-    """Neighbouring parts (three, then two, at each start) that another name might write as one word: letters with
-    letters (an acronym), or after a word (NIK E / NIKE); an initial stays an initial."""
+def join_hashes(parts: tuple[Part, ...], sound: Callable[[str], str] = sound_word) -> list[int]:
+    """The hashes of the sound keys of neighbouring parts (three, then two, at each start) that another name might
+    write as one word: letters with letters (an acronym), or after a word (NIK E / NIKE); an initial stays an
+    initial. Hashes, so that an index keeps them compactly (``NameIndex``)."""
     found = []
     for i in range(len(parts)):
         for width in (3, 2):
             pieces = parts[i : i + width]
             if len(pieces) == width and (len({len(p.word) == 1 for p in pieces}) == 1 or len(pieces[0].word) > 1):
-                found.append((i, width, sound_word("".join(p.word for p in pieces))))
-    return tuple(found)
+                found.append(hash(sound("".join(p.word for p in pieces))))
+    return found
 
 
 def _merge_joined(
-    parts: tuple[Part, ...], weights: list[float], sounds: Set[str], joins: Joins
+    parts: tuple[Part, ...], weights: list[float], other: _Side, joins: Sequence[int]
 ) -> tuple[tuple[Part, ...], list[float]]:
-    """Join neighbouring parts that the other name (whose part sounds are ``sounds``) writes as one word (SHIP
-    MANAGEMENT / SHIPMANAGEMENT, P P / PP, AL TARIQ / ALTARIQ); a joined part weighs what its pieces weighed
-    together. ``joins`` are the parts' possible joins (``_joins``): when none is among ``sounds``, as for almost
-    every pair of names, nothing is joined."""
-    if not any(sound in sounds for _, _, sound in joins):
+    """Join neighbouring parts that the ``other`` name writes as one word (SHIP MANAGEMENT / SHIPMANAGEMENT, P P /
+    PP, AL TARIQ / ALTARIQ); a joined part weighs what its pieces weighed together. ``joins`` are the hashes of the
+    parts' possible joins (``join_hashes``): when none is among the other's, as for almost every pair of names,
+    nothing is joined (a hash shared by chance only costs the exact check below)."""
+    if not any(join in other.sound_hashes for join in joins):
         return parts, weights
+    sounds = other.sounds
     out: list[Part] = []
     out_weights: list[float] = []
     i = 0
@@ -385,16 +238,19 @@ def _merge_joined(
 
 @dataclass(frozen=True, slots=True)
 class _Side:
-    """One name's parts prepared for pairing: their weights, possible joins and set of sound keys."""
+    """One name's parts prepared for pairing: their weights, possible joins (``join_hashes``) and sound keys."""
 
     parts: tuple[Part, ...]
     weights: list[float]
-    joins: Joins
+    joins: Sequence[int]
     sounds: frozenset[str]
+    sound_hashes: frozenset[int]
 
     @classmethod
-    def of(cls, parts: tuple[Part, ...], weights: list[float]) -> _Side:
-        return cls(parts, weights, _joins(parts), frozenset(p.sound for p in parts))
+    def of(cls, parts: tuple[Part, ...], weights: list[float], joins: Sequence[int] | None = None) -> _Side:
+        sounds = frozenset(p.sound for p in parts)
+        found = join_hashes(parts) if joins is None else joins
+        return cls(parts, weights, found, sounds, frozenset(map(hash, sounds)))
 
 
 def pair_names(
@@ -410,8 +266,8 @@ def pair_names(
 
 def _pair(query_side: _Side, listed_side: _Side, similarities: dict[tuple[Part, Part], float]) -> Pairing:
     """``pair_names`` on prepared sides; ``similarities`` memoizes ``part_similarity`` across one search."""
-    listed, lw = _merge_joined(listed_side.parts, listed_side.weights, query_side.sounds, listed_side.joins)
-    query, qw = _merge_joined(query_side.parts, query_side.weights, listed_side.sounds, query_side.joins)
+    listed, lw = _merge_joined(listed_side.parts, listed_side.weights, query_side, listed_side.joins)
+    query, qw = _merge_joined(query_side.parts, query_side.weights, listed_side, query_side.joins)
     candidates = []
     for qi, q in enumerate(query):
         for li, lp in enumerate(listed):
@@ -459,6 +315,7 @@ class NameCandidate:
 
 _POSITION_BITS = 8
 _POSITION_MASK = (1 << _POSITION_BITS) - 1
+_uncached_sound_word = sound_word.__wrapped__  # the build's joined words would only crowd the cache out
 
 
 def _one_edit_keys(key: str) -> set[str]:
@@ -469,115 +326,175 @@ def _one_edit_keys(key: str) -> set[str]:
     return {key} | ({key[:i] + key[i + 1 :] for i in range(len(key))} if len(key) >= 5 else set())
 
 
+def _key_hash(key: str) -> int:
+    """A key as one 64-bit integer (``hash``; the index is built and searched in one process). Two keys of one hash
+    would only make more names candidates, each still scored exactly: results cannot change."""
+    return hash(key)
+
+
+def _grouped(keys: array[int], values: array[int]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """``values`` grouped by ``keys`` (in their order within a key): the distinct keys sorted, where each one's
+    values start (one more: the end), and the values."""
+    key_array = np.frombuffer(keys, dtype=np.int64)
+    order = np.argsort(key_array, kind="stable")
+    distinct, starts = np.unique(key_array[order], return_index=True)
+    return distinct, np.append(starts, len(order)).astype(np.int64), np.frombuffer(values, dtype=np.int64)[order]
+
+
 class NameIndex:
     """The listed names, split into parts once, with inverted indexes over their part keys.
 
     Candidates are the listed names sharing a key with the query: a part's sound key, its skeleton, a key one
     letter short (misspellings of parts of five letters or more), or two neighbouring parts joined. Each candidate's
     best possible score is bounded from the weights of the parts it shares, and only those that can pass are paired.
+
+    Compact (an API process holds one): the distinct parts once, each name as a run of part numbers in one array,
+    and the keys as 64-bit hashes in sorted arrays, not per-name Python objects; a name's parts and weights are
+    taken out of the arrays when it is scored.
     """
 
     def __init__(self, names: Sequence[str], individuals: Sequence[bool] | None = None) -> None:
-        self._names = list(names)
-        kinds: Sequence[bool | None] = individuals if individuals is not None else [None] * len(self._names)
-        self._parts = [listed_parts(n, kind) for n, kind in zip(self._names, kinds, strict=True)]
-        self.weights = TokenWeights.of(self._parts)
-        self._part_weights = [tuple(self.weights(p.sound) for p in parts) for parts in self._parts]
-        self._required = [
-            sum(w for p, w in zip(parts, ws, strict=True) if not p.optional)
-            for parts, ws in zip(self._parts, self._part_weights, strict=True)
-        ]
-        # What _bound needs per name, so that it looks only at the positions a query reached.
-        self._optional = [tuple(p.optional for p in parts) for parts in self._parts]
-        #: the given names (position, first letter, whether an initial): what an initial in the query may pair with
-        self._given = [
-            tuple((i, p.word[0], len(p.word) == 1) for i, p in enumerate(parts) if p.strict) for parts in self._parts
-        ]
-        self._sides = [_Side.of(parts, list(ws)) for parts, ws in zip(self._parts, self._part_weights, strict=True)]
-        postings: dict[str, list[int]] = defaultdict(list)
-        for index, parts in enumerate(self._parts):
+        kinds: Sequence[bool | None] = individuals if individuals is not None else [None] * len(names)
+        numbers: dict[Part, int] = {}
+        part_numbers, offsets = array("q"), array("q", [0])
+        df: dict[str, int] = defaultdict(int)
+        key_hashes, postings = array("q"), array("q")
+        joins, join_starts = array("q"), array("q", [0])
+        for index, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+            parts = listed_parts(name, kind)
+            part_numbers.extend(numbers.setdefault(part, len(numbers)) for part in parts)
+            offsets.append(len(part_numbers))
+            for sound in {p.sound for p in parts}:
+                df[sound] += 1
+            joins.extend(join_hashes(parts, _uncached_sound_word))
+            join_starts.append(len(joins))
             keys: set[tuple[str, int]] = set()
             for position, part in enumerate(parts[:_POSITION_MASK]):
                 keys |= {(part.sound, position), ("~" + skeleton(part.word), position)}
             for position in range(min(len(parts), _POSITION_MASK) - 1):  # two words the query may write as one
-                joined = sound_word(parts[position].word + parts[position + 1].word)
+                joined = _uncached_sound_word(parts[position].word + parts[position + 1].word)
                 keys |= {(joined, position), (joined, position + 1)}
             for key, position in keys:
-                postings[key].append(index << _POSITION_BITS | position)
-        # One flat array of postings (name << 8 | position), grouped by key, with the weight of the part each names:
-        # a search gathers its keys' slices and sums weights per name in numpy, not in a Python loop per posting.
-        flat: list[int] = []
-        self._spans: dict[str, tuple[int, int]] = {}
-        for key, found in postings.items():
-            self._spans[key] = (len(flat), len(flat) + len(found))
-            flat += found
-        self._posting_array = np.array(flat, dtype=np.int64)
-        self._posting_weights = np.array(
-            [self._part_weights[p >> _POSITION_BITS][p & _POSITION_MASK] for p in flat], dtype=np.float64
-        )
-        self._required_array = np.array(self._required, dtype=np.float64)
-        self._given_weight = np.array(
-            [sum(ws[i] for i, _, _ in given) for ws, given in zip(self._part_weights, self._given, strict=True)],
-            dtype=np.float64,
-        )
+                key_hashes.append(_key_hash(key))
+                postings.append(index << _POSITION_BITS | position)
+        self._count = len(names)
+        self.weights = TokenWeights(dict(df), self._count)
+        self._parts = tuple(numbers)  # the distinct parts, by number
+        # Python arrays and a list, not numpy: a search reads a few parts of many names, where numpy's per-call
+        # cost would dominate.
+        self._numbers, self._starts = part_numbers, offsets
+        self._joins, self._join_starts = joins, join_starts
+        self._weight_of = [self.weights(p.sound) for p in self._parts]
+        required, given = array("d"), array("d")
+        for index in range(self._count):
+            parts, weights = self._listed(index)
+            required.append(sum(w for p, w in zip(parts, weights, strict=True) if not p.optional))
+            given.append(sum(w for p, w in zip(parts, weights, strict=True) if p.strict))
+        self._required_array = np.frombuffer(required, dtype=np.float64)
+        self._given_weight = np.frombuffer(given, dtype=np.float64)
+        # The postings (name << 8 | position) grouped by key hash, with the weight of the part each names: a search
+        # gathers its keys' slices and sums weights per name in numpy, not in a Python loop per posting.
+        self._keys_sorted, self._key_starts, self._posting_array = _grouped(key_hashes, postings)
+        names_of, positions_of = self._posting_array >> _POSITION_BITS, self._posting_array & _POSITION_MASK
+        first_part = np.frombuffer(offsets, dtype=np.int64)[names_of]
+        posted_parts = np.frombuffer(part_numbers, dtype=np.int64)[first_part + positions_of]
+        self._posting_weights = np.array(self._weight_of, dtype=np.float64)[posted_parts]
         # One-edit neighbours over the vocabulary of part sounds (not per occurrence): key -> the sounds sharing it.
-        near: dict[str, list[str]] = defaultdict(list)
-        for sound in {p.sound for parts in self._parts for p in parts}:
+        near_keys, near_sounds = array("q"), array("q")
+        for sound in {p.sound for p in self._parts}:
             for key in _one_edit_keys(sound):
-                near[key].append(sound)
-        self._near = {key: tuple(sounds) for key, sounds in near.items()}
+                near_keys.append(_key_hash(key))
+                near_sounds.append(_key_hash(sound))
+        self._near_keys, self._near_starts, self._near_sounds = _grouped(near_keys, near_sounds)
 
     def __len__(self) -> int:
-        return len(self._names)
+        return self._count
 
     def parts(self, index: int) -> tuple[Part, ...]:
-        return self._parts[index]
+        return self._listed(index)[0]
+
+    def _listed(self, index: int) -> tuple[tuple[Part, ...], list[float]]:
+        """A listed name's parts and their weights."""
+        numbers = self._numbers[self._starts[index] : self._starts[index + 1]]
+        return tuple(map(self._parts.__getitem__, numbers)), list(map(self._weight_of.__getitem__, numbers))
+
+    def _side(self, index: int, parts: tuple[Part, ...], weights: list[float]) -> _Side:
+        return _Side.of(parts, weights, self._joins[self._join_starts[index] : self._join_starts[index + 1]])
 
     def pair(self, query: str, index: int) -> Pairing:
-        return _pair(self._query_side(query_parts(query)), self._sides[index], {})
+        return _pair(self._query_side(query_parts(query)), self._side(index, *self._listed(index)), {})
 
     def _query_side(self, parts: tuple[Part, ...]) -> _Side:
         return _Side.of(parts, [self.weights(q.sound) for q in parts])
 
-    def _keys(self, query: tuple[Part, ...]) -> set[str]:
+    def _keys(self, query: tuple[Part, ...]) -> set[int]:
+        """The hashes of the keys a query reaches (``_key_hash``)."""
         keys: set[str] = set()
+        near: set[str] = set()
         for part in query:
             if len(part.word) < 2 and not part.word.isdigit():
                 continue
             keys |= {part.sound, "~" + skeleton(part.word)}
-            keys |= {sound for near in _one_edit_keys(part.sound) for sound in self._near.get(near, ())}
+            near |= _one_edit_keys(part.sound)
         words = [p.word for p in query]
         keys |= {sound_word(a + b) for a, b in itertools.pairwise(words)}
         keys |= {sound_word(a + b + c) for a, b, c in zip(words, words[1:], words[2:], strict=False)}
-        return keys
+        hashes = {_key_hash(key) for key in keys}
+        for _, start, stop in self._found(self._near_keys, self._near_starts, {_key_hash(key) for key in near}):
+            hashes.update(self._near_sounds[start:stop].tolist())
+        return hashes
 
-    def _bound(self, index: int, positions: set[int], initials: frozenset[str], letters: frozenset[str]) -> float:
-        """The best score this listed name could reach if every part sharing a key with the query paired fully, and
-        every given name an initial could pair with did too: one starting with an initial of the query
-        (``initials``), or a listed initial that a query word (first ``letters``) starts with."""
-        weights, optional = self._part_weights[index], self._optional[index]
+    @staticmethod
+    def _found(
+        sorted_keys: NDArray[np.int64], starts: NDArray[np.int64], hashes: set[int]
+    ) -> list[tuple[int, int, int]]:
+        """(hash, start, stop) of each of ``hashes`` that is among ``sorted_keys``."""
+        if not hashes:
+            return []
+        wanted = np.array(sorted(hashes), dtype=np.int64)
+        at = np.searchsorted(sorted_keys, wanted)
+        present = at < len(sorted_keys)
+        present[present] &= sorted_keys[at[present]] == wanted[present]
+        at = at[present]
+        return list(zip(wanted[present].tolist(), starts[at].tolist(), starts[at + 1].tolist(), strict=True))
+
+    def _bound(
+        self,
+        index: int,
+        listed: tuple[tuple[Part, ...], list[float]],
+        positions: set[int],
+        initials: frozenset[str],
+        letters: frozenset[str],
+    ) -> float:
+        """The best score listed name ``index`` (``listed``: its parts and weights) could reach if every part sharing
+        a key with the query paired fully, and every given name an initial could pair with did too: one starting
+        with an initial of the query (``initials``), or a listed initial that a query word (first ``letters``) starts
+        with."""
+        parts, weights = listed
         earned = sum(weights[p] for p in positions)
-        extra = sum(weights[p] for p in positions if optional[p])
+        extra = sum(weights[p] for p in positions if parts[p].optional)
         if initials:
-            for position, first, initial in self._given[index]:
-                if position not in positions and (first in initials or (initial and first in letters)):
+            for position, part in enumerate(parts):
+                first, initial = part.word[0], len(part.word) == 1
+                if part.strict and position not in positions and (first in initials or (initial and first in letters)):
                     earned += weights[position]
-                    extra += weights[position] if optional[position] else 0.0
-        owed = self._required[index] + extra
+                    extra += weights[position] if part.optional else 0.0
+        owed = float(self._required_array[index]) + extra
         return 100.0 * min(earned, owed) / owed if owed else 0.0
 
     def _candidates(self, parts: tuple[Part, ...], threshold: float, initials: bool) -> dict[int, set[int]]:
         """The listed names sharing a key with the query, each with the positions reached, leaving out (in numpy)
         those that cannot reach ``threshold`` even if every reached part (and with ``initials`` every given name)
         paired fully and nothing else were owed: ``earned / required``, an upper bound of ``_bound``."""
-        spans = [self._spans[key] for key in self._keys(parts) if key in self._spans]
+        found = self._found(self._keys_sorted, self._key_starts, self._keys(parts))
+        spans = [(start, stop) for _, start, stop in found]
         if not spans:
             return {}
         gathered = np.concatenate([self._posting_array[start:stop] for start, stop in spans])
         reached, first = np.unique(gathered, return_index=True)  # a position reached by several keys counts once
         weights = np.concatenate([self._posting_weights[start:stop] for start, stop in spans])[first]
         names = reached >> _POSITION_BITS
-        earned = np.asarray(np.bincount(names, weights=weights, minlength=len(self._names)), dtype=np.float64)
+        earned = np.asarray(np.bincount(names, weights=weights, minlength=self._count), dtype=np.float64)
         if initials:
             earned += self._given_weight
         required = self._required_array
@@ -599,9 +516,10 @@ class NameIndex:
         similarities: dict[tuple[Part, Part], float] = {}  # the same part pairs recur across candidates
         found: list[NameCandidate] = []
         for index, positions in hits.items():
-            if self._bound(index, positions, initials, letters) < threshold:
+            listed = self._listed(index)
+            if self._bound(index, listed, positions, initials, letters) < threshold:
                 continue
-            pairing = _pair(side, self._sides[index], similarities)
+            pairing = _pair(side, self._side(index, *listed), similarities)
             if pairing.score >= threshold:
                 found.append(NameCandidate(index, pairing.score, pairing.near_exact, pairing.why(), pairing))
         found.sort(key=lambda c: (-c.score, c.index))
