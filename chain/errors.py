@@ -87,3 +87,12 @@ class ConfirmationTimeout(ChainError):
 
 class NonceError(ChainError):
     """The nonce allocator's shared state could not be read or updated."""
+
+
+class IntentNotHeld(NonceError):
+    """A manager asked for a nonce for an intent it no longer holds (it stalled past its lease and another manager
+    claimed it): nothing was bound and no nonce consumed."""
+
+    def __init__(self, intent_key: str, owner: str) -> None:
+        super().__init__(f"intent {intent_key!r} is no longer held by {owner}")
+        self.intent_key, self.owner = intent_key, owner

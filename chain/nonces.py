@@ -21,15 +21,26 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from chain.errors import NonceError
+from chain.errors import IntentNotHeld, NonceError
 from chain.types import Nonce
 from store.chain import ChainRepository, SqlChainStore
+
+
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """One allocation waiting for its account's next group."""
+
+    key: str
+    owner: str | None
+    future: asyncio.Future[Nonce]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +51,14 @@ class AccountRef:
 
 class NonceAllocator(Protocol):
     cross_process: bool
+    # Whether ``allocate`` binds the nonce to its intent itself (the SQL allocator, in the intent's own database
+    # transaction). One that does not leaves the binding to the signed attempt's write, and its nonce must be
+    # released when that write is refused.
+    binds_intents: bool
 
-    async def allocate(self, account: AccountRef, intent_key: str) -> Nonce:
-        """The nonce ``intent_key`` will use; never handed out twice unless released."""
+    async def allocate(self, account: AccountRef, intent_key: str, owner: str | None = None) -> Nonce:
+        """The nonce ``intent_key`` will use; never handed out twice unless released. An allocator that binds
+        raises ``IntentNotHeld`` (consuming nothing) when ``owner`` no longer holds the intent's lease."""
         ...
 
     async def release(self, account: AccountRef, nonce: Nonce) -> None:
@@ -58,12 +74,13 @@ class LocalNonceAllocator:
     """In-process counters; correct within one process only. No awaits inside, so no lock is needed."""
 
     cross_process = False
+    binds_intents = False
 
     def __init__(self) -> None:
         self._next: dict[AccountRef, int] = {}
         self._released: dict[AccountRef, list[int]] = {}
 
-    async def allocate(self, account: AccountRef, intent_key: str) -> Nonce:
+    async def allocate(self, account: AccountRef, intent_key: str, owner: str | None = None) -> Nonce:
         released = self._released.get(account)
         if released:
             return Nonce(heapq.heappop(released))
@@ -86,15 +103,23 @@ class SqlNonceAllocator:
     """A counter row per account, locked for the allocation, in the chain store's database.
 
     Concurrent allocations of one account in this process are grouped: whoever finds the account idle drains
-    every request waiting at that moment in one database transaction (lock the row, take released nonces first,
-    then a contiguous range, bind each nonce to its intent, commit) — one row lock per group instead of per
-    transaction, which is what lets hundreds of concurrent sends through."""
+    every request waiting at that moment in one database transaction (lock the row, fence the intents, take released
+    nonces first, then a contiguous range, bind each nonce to its intent, commit) — one row lock per group instead
+    of per transaction, which is what lets hundreds of concurrent sends through.
 
-    def __init__(self, store: SqlChainStore) -> None:
+    An allocation with an ``owner`` is fenced: its nonce is bound only while ``owner`` still holds the intent's
+    unexpired lease (checked and write-locked in one statement before any nonce is taken). A manager that stalled
+    past its lease and lost the intent to another gets ``IntentNotHeld``, and no nonce is consumed for it — binding
+    one over the new owner's would leave a nonce that nobody sends, holding back every later transaction."""
+
+    binds_intents = True
+
+    def __init__(self, store: SqlChainStore, *, before_bind: Callable[[Sequence[str]], None] | None = None) -> None:
         self.store = store
         self.cross_process = store.cross_process
+        self._before_bind = before_bind  # a test seam: run in the worker thread, the counter row locked
         self._locks: dict[AccountRef, asyncio.Lock] = {}
-        self._waiting: dict[AccountRef, list[tuple[str, asyncio.Future[Nonce]]]] = {}
+        self._waiting: dict[AccountRef, list[_Waiting]] = {}
         self._ensured: set[AccountRef] = set()
 
     def _lock(self, account: AccountRef) -> asyncio.Lock:
@@ -105,40 +130,51 @@ class SqlNonceAllocator:
             repo.ensure_nonce_row(account.chain_id, account.address)
             self._ensured.add(account)
 
-    async def allocate(self, account: AccountRef, intent_key: str) -> Nonce:
+    async def allocate(self, account: AccountRef, intent_key: str, owner: str | None = None) -> Nonce:
         future: asyncio.Future[Nonce] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(account, []).append((intent_key, future))
+        self._waiting.setdefault(account, []).append(_Waiting(intent_key, owner, future))
         async with self._lock(account):
             if not future.done():
                 batch, self._waiting[account] = self._waiting[account], []
                 try:
                     nonces = await self.store.run(lambda repo: self._allocate_many(repo, account, batch))
                 except BaseException as err:
-                    for _, waiter in batch:
-                        if not waiter.done():
-                            waiter.set_exception(NonceError(f"nonce allocation failed for {account}: {err}"))
+                    for waiting in batch:
+                        if not waiting.future.done():
+                            waiting.future.set_exception(NonceError(f"nonce allocation failed for {account}: {err}"))
                     raise
-                for (_, waiter), nonce in zip(batch, nonces, strict=True):
-                    waiter.set_result(nonce)
+                for waiting, nonce in zip(batch, nonces, strict=True):
+                    if nonce is None:
+                        assert waiting.owner is not None
+                        waiting.future.set_exception(IntentNotHeld(waiting.key, waiting.owner))
+                        waiting.future.exception()  # mark retrieved: its caller may have been cancelled
+                    else:
+                        waiting.future.set_result(nonce)
         return await future
 
-    def _allocate_many(
-        self, repo: ChainRepository, account: AccountRef, batch: list[tuple[str, asyncio.Future[Nonce]]]
-    ) -> list[Nonce]:
+    def _allocate_many(self, repo: ChainRepository, account: AccountRef, batch: list[_Waiting]) -> list[Nonce | None]:
+        """Each waiting allocation's nonce, or None for an intent its owner no longer holds (nothing taken)."""
         self._ensure(repo, account)
         row = repo.lock_nonce_row(account.chain_id, account.address)
-        released = repo.take_gaps(account.chain_id, account.address, len(batch))
-        nonces: list[Nonce] = []
-        for _ in batch:
+        if self._before_bind is not None:
+            self._before_bind([waiting.key for waiting in batch])
+        held: set[str] = {w.key for w in batch if w.owner is None}
+        now = datetime.now(UTC)
+        for owner in {w.owner for w in batch if w.owner is not None}:
+            held |= repo.fence([w.key for w in batch if w.owner == owner], owner, now)
+        bound = [w for w in batch if w.key in held]
+        released = repo.take_gaps(account.chain_id, account.address, len(bound))
+        nonces: dict[int, Nonce] = {}
+        for waiting in bound:
             if released:
                 nonce = released.pop(0)
             else:
                 nonce = row.next_nonce
                 row.next_nonce = nonce + 1
-            nonces.append(Nonce(nonce))
+            nonces[id(waiting)] = Nonce(nonce)
         # every nonce bound to its intent in one executemany (one UPDATE per intent cost 0.8 s per 500)
-        repo.update_intents([{"key": key, "nonce": nonce} for (key, _), nonce in zip(batch, nonces, strict=True)])
-        return nonces
+        repo.update_intents([{"key": w.key, "nonce": nonces[id(w)]} for w in bound])
+        return [nonces.get(id(waiting)) for waiting in batch]
 
     async def release(self, account: AccountRef, nonce: Nonce) -> None:
         def work(repo: ChainRepository) -> None:
@@ -202,6 +238,7 @@ class RedisNonceAllocator:
     -less gap that ``TransactionManager.start`` closes (it floors at the chain's count and refills)."""
 
     cross_process = True
+    binds_intents = False
 
     def __init__(self, redis: Redis, prefix: str = "creditmesh:nonce", timeout: float = 5.0) -> None:
         self.redis, self.prefix, self.timeout = redis, prefix, timeout
@@ -222,7 +259,7 @@ class RedisNonceAllocator:
         except (RedisError, TimeoutError) as err:
             raise NonceError(f"redis nonce allocator failed for {account}: {err}") from err
 
-    async def allocate(self, account: AccountRef, intent_key: str) -> Nonce:
+    async def allocate(self, account: AccountRef, intent_key: str, owner: str | None = None) -> Nonce:
         future: asyncio.Future[Nonce] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(account, []).append(future)
         async with self._locks.setdefault(account, asyncio.Lock()):

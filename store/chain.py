@@ -411,6 +411,26 @@ class ChainRepository:
         ).all()
         return {str(key) for key, owner in rows if owners[str(key)] is None or owners[str(key)] == owner}
 
+    def fence(self, keys: Sequence[str], owner: str, now: datetime) -> set[str]:
+        """Of ``keys``, the open intents ``owner`` still holds under an unexpired lease, in one statement that also
+        write-locks them to the end of the transaction (a row lock on PostgreSQL, the database's write lock on
+        SQLite): nobody claims them before the caller's writes commit."""
+        if not keys:
+            return set()
+        result = self.session.execute(
+            update(ChainIntentRow)
+            .where(
+                ChainIntentRow.key.in_(list(keys)),
+                ChainIntentRow.owner == owner,
+                ChainIntentRow.lease_expires_at >= now,
+                ChainIntentRow.status.in_(OPEN_STATUSES),
+            )
+            .values(updated_at=now)
+            .returning(ChainIntentRow.key)
+            .execution_options(synchronize_session=False)
+        )
+        return {str(key) for key in result.scalars()}
+
     def update_intents(self, values: Sequence[dict[str, Any]]) -> None:
         """Per-intent values (each dict has ``key`` and the same other columns) in one executemany."""
         if not values:

@@ -11,7 +11,14 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from chain.errors import ChainError, FeeCapExceeded, GasEstimationFailed, RpcUnavailable, TransactionRejected
+from chain.errors import (
+    ChainError,
+    FeeCapExceeded,
+    GasEstimationFailed,
+    IntentNotHeld,
+    RpcUnavailable,
+    TransactionRejected,
+)
 from chain.fees import Fees
 from chain.transactions._core import _Core
 from chain.transactions._tracked import _KNOWN, _NONCE_USED, _UNDERPRICED, _Broadcast, _hex, _TakenOver, _Tracked
@@ -43,9 +50,9 @@ class _Sending(_Core):
             self._settle(key, err)
             raise
         fresh = intent.nonce is None  # allocated here: no earlier attempt of ours can hold this nonce
-        nonce = Nonce(intent.nonce) if intent.nonce is not None else await self.nonces.allocate(self.account, key)
         try:
-            tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees)
+            nonce = Nonce(intent.nonce) if intent.nonce is not None else await self._allocate(key)
+            tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees, fresh=fresh)
         except _TakenOver:
             return await self._taken_over_before_signing(key)
         if self._on_signed is not None:
@@ -69,11 +76,22 @@ class _Sending(_Core):
         assert stored is not None
         return Submission(key, stored.status, stored.tx_hash, stored.nonce)
 
+    async def _allocate(self, key: str) -> Nonce:
+        """A new nonce for ``key``, bound only while this manager holds it (a binding allocator fences the bind)."""
+        try:
+            return await self.nonces.allocate(self.account, key, self.owner)
+        except IntentNotHeld as err:  # stalled past the lease, claimed by another: no nonce was consumed
+            raise _TakenOver(key) from err
+
     async def _sign_and_track(
-        self, key: str, to: str | None, data: bytes, value: int, nonce: Nonce, gas: int, fees: Fees
+        self, key: str, to: str | None, data: bytes, value: int, nonce: Nonce, gas: int, fees: Fees, *, fresh: bool
     ) -> _Tracked:
         attempt = self._sign(to, data, value, nonce, gas, fees)
         if not await self.store.record_signed(key, attempt, owner=self.owner):
+            if fresh and not self.nonces.binds_intents:
+                # The nonce was never bound (the refused write was its binding) and the intent's new owner took a
+                # nonce of its own: hand this one out again rather than leave it unsent.
+                await self.nonces.release(self.account, nonce)
             raise _TakenOver(key)
         tracked = _Tracked(key=key, to=to, data=data, value=value, nonce=nonce, attempts=[attempt])
         self._track(tracked)
@@ -102,8 +120,8 @@ class _Sending(_Core):
             chain_nonce,
         )
         await self.nonces.floor(self.account, Nonce(chain_nonce))
-        nonce = await self.nonces.allocate(self.account, stale.key)
-        tracked = await self._sign_and_track(stale.key, stale.to, stale.data, stale.value, nonce, gas, fees)
+        nonce = await self._allocate(stale.key)
+        tracked = await self._sign_and_track(stale.key, stale.to, stale.data, stale.value, nonce, gas, fees, fresh=True)
         return tracked, await self._send(tracked)
 
     def _sign(self, to: str | None, data: bytes, value: int, nonce: int, gas: int, fees: Fees) -> AttemptRecord:
