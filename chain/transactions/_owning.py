@@ -11,7 +11,7 @@ from hexbytes import HexBytes
 from chain.transactions._sending import _Sending
 from chain.transactions._tracked import _TakenOver, _Tracked
 from chain.transactions._values import Submission
-from store.chain import MINED, IntentRecord, MinedUpdate
+from store.chain import MINED, IntentRecord
 
 log = logging.getLogger("chain.transactions")
 
@@ -44,19 +44,13 @@ class _Owning(_Sending):
             attempts=live,
         )
         self._track(tracked)
-        self._recheck.add(intent.key)
-        if intent.status == MINED and intent.block_number is not None and intent.tx_hash and intent.block_hash:
+        self._recheck.add(intent.key)  # its receipt is asked for directly: mined already, or by its next block
+        if intent.status == MINED:
+            # Mined before its owner died: not broadcast again. The store does not say whether it succeeded, so the
+            # receipt re-check learns that (and its block) before it is confirmed or reported reverted; should a
+            # reorg have taken it away meanwhile, it is broadcast again after ``rebroadcast_after``.
             tracked.unsent = False
-            tracked.mined = MinedUpdate(
-                intent.key,
-                intent.tx_hash,
-                intent.block_number,
-                intent.block_hash,
-                intent.gas_used or 0,
-                intent.contract_address,
-                True,
-            )
-            self._recheck.discard(intent.key)
+            tracked.accepted_at = self._clock()
 
     async def _take_over(self, key: str) -> bool:
         """Claim ``key`` if no live manager owns it and follow it; whether this manager follows it now."""

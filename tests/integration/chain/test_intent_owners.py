@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from web3.contract import Contract
+from web3.types import RPCEndpoint, RPCResponse
 
 from chain.client import ChainClient
+from chain.devnet import Devnet
+from chain.errors import TransactionReverted
 from chain.signers import Role, devnet_signer
 from chain.transactions import Call, LifecycleSettings, TransactionManager
 from store.chain import CONFIRMED, PENDING, SENT, IntentRecord, SqlChainStore
@@ -76,6 +80,24 @@ def _orphan(client: ChainClient, token: Contract) -> IntentRecord:
         owner="dead-process",
         lease_expires_at=datetime.now(UTC) - timedelta(minutes=5),
     )
+
+
+async def _die(txs: TransactionManager) -> None:
+    """The manager's process dies (as SIGKILL would): its watcher and lease renewals stop, nothing is released."""
+    for task in (txs._watcher, txs._lease_keeper):
+        assert task is not None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    txs._watcher = txs._lease_keeper = None
+
+
+async def _until_mined(store: SqlChainStore, keys: list[str]) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            intents = [await store.get_intent(k) for k in keys]
+            if all(i is not None and i.status == "mined" for i in intents):
+                return
+            await asyncio.sleep(0.05)
 
 
 async def _until_owned_by(store: SqlChainStore, keys: list[str], owner: str, within: float) -> None:
@@ -166,3 +188,56 @@ async def test_claims_renewals_and_releases_on_the_store(pg_store: SqlChainStore
     winner = next(f"c{i}" for i, c in enumerate(claims) if c)
     assert await pg_store.renew_leases(1, record.sender, "a", lease) == set()  # a learns it lost the intent
     assert await pg_store.renew_leases(1, record.sender, winner, lease) == {"k"}
+
+
+async def test_a_mined_intent_whose_owner_died_is_confirmed_by_the_claimant_without_a_resend(
+    anvil: Devnet, client: ChainClient, pg_store: SqlChainStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two intents mined (one succeeded, one reverted) but not yet confirmed when their owner dies: the manager
+    that claims them confirms the one and reports the other reverted from their receipts, sending nothing."""
+    async with manager(client, pg_store, Role.DEPLOYER) as deployer:
+        token = await deploy_token(deployer)  # nonce 0
+    first = await _manager(client, pg_store, "first", claim_after=1.0, confirmations=3).start()
+    watcher_client = await ChainClient(anvil.config(), timeout=5.0).connect()
+    sent: list[str] = []
+    make_request = watcher_client.provider.make_request
+
+    async def recording(method: RPCEndpoint, params: Any) -> RPCResponse:
+        if method == "eth_sendRawTransaction":
+            sent.append(str(params[0]))
+        return await make_request(method, params)
+
+    monkeypatch.setattr(watcher_client.provider, "make_request", recording)
+    second = _manager(watcher_client, pg_store, "second", claim_after=1.0, confirmations=3)
+    calls = {
+        "mined:minted": Call.function(token, "mint", holder(1), 5),
+        # no balance to transfer: reverts on chain (explicit gas, so no estimate refuses it first)
+        "mined:reverted": Call.function(token, "transfer", holder(2), 10**30, gas=90_000),
+    }
+    try:
+        await client.rpc("evm_setAutomine", False)
+        submitted = {key: await first.submit(key, call) for key, call in calls.items()}
+        await client.rpc("evm_mine")  # both in one block, which needs two more before they are confirmed
+        await _until_mined(pg_store, list(calls))
+        await _die(first)
+        await second.start()
+        await _until_owned_by(pg_store, list(calls), "second", within=10)
+        for _ in range(3):
+            await client.rpc("evm_mine")
+        minted = await second.wait("mined:minted", within=10)
+        with pytest.raises(TransactionReverted, match="ERC20InsufficientBalance"):
+            await second.wait("mined:reverted", within=10)
+    finally:
+        await second.close()
+        await first.close()
+        await watcher_client.close()
+        await client.rpc("evm_setAutomine", True)
+
+    assert sent == []  # the claimant re-sent nothing: both were already mined
+    assert minted.status == CONFIRMED
+    assert minted.tx_hash == submitted["mined:minted"].tx_hash
+    for key, status in (("mined:minted", "confirmed"), ("mined:reverted", "reverted")):
+        stored = await pg_store.get_intent(key)
+        assert stored is not None
+        assert (stored.status, stored.owner, len(stored.attempts)) == (status, "second", 1)
+    assert int(await client.rpc("eth_getTransactionCount", devnet_signer(Role.DEPLOYER).address, "latest"), 16) == 3
