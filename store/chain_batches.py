@@ -1,0 +1,111 @@
+"""Units of work for the chain store, run off the event loop, and the group commit that lets the lifecycle persist
+hundreds of concurrent transactions in a few statements and one commit per moment instead of per transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.chain_records import AttemptRecord
+from store.chain_repository import ChainRepository
+from store.chain_rows import SENT, SIGNED
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+
+class UnitsOfWork:
+    """Units of work on the chain tables, each run in a worker thread: one at a time (``run``) or grouped with the
+    others of the same operation (``run_batched``)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        bind = sessions.kw.get("bind")
+        self.dialect = bind.dialect.name if bind is not None else "unknown"
+        self._batches: dict[Callable[..., Any], list[tuple[Any, asyncio.Future[Any]]]] = {}
+        self._draining: set[Callable[..., Any]] = set()
+        self._drainers: set[asyncio.Task[None]] = set()
+
+    @property
+    def cross_process(self) -> bool:
+        """Whether the nonce counter holds across processes (PostgreSQL row locks), not only within one."""
+        return self.dialect == "postgresql"
+
+    def _unit(self, work: Callable[[ChainRepository], T]) -> T:
+        with self.sessions() as session:
+            result = work(ChainRepository(session))
+            session.commit()
+            return result
+
+    async def run(self, work: Callable[[ChainRepository], T]) -> T:
+        """Run ``work`` in one committed unit of work off the event loop."""
+        return await asyncio.to_thread(self._unit, work)
+
+    async def run_batched(self, operation: Callable[[ChainRepository, list[Item]], list[T]], item: Item) -> T:
+        """Run ``operation`` over ``item`` together with the other items of the same operation: one unit of work
+        (a few statements) per batch instead of a few statements and a commit per item. One batch of an operation
+        is in flight at a time; the items that arrive meanwhile form the next (group commit), so batches grow with
+        the load. Each caller resumes with its own result once its batch is committed; if a batch fails, each of its
+        items is re-run alone, so one bad item fails only its own caller."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._batches.setdefault(operation, []).append((item, future))
+        if operation not in self._draining:  # drained in a task: a cancelled caller stops no one else's batch
+            self._draining.add(operation)
+            drainer = asyncio.get_running_loop().create_task(self._drain(operation))
+            self._drainers.add(drainer)  # the loop keeps only a weak reference to a task
+            drainer.add_done_callback(self._drainers.discard)
+        return await future
+
+    async def _drain(self, operation: Callable[[ChainRepository, list[Any]], list[Any]]) -> None:
+        try:
+            while batch := self._batches.pop(operation, []):
+                await self._commit_batch(operation, batch)
+        finally:
+            self._draining.discard(operation)
+
+    async def _commit_batch(
+        self, operation: Callable[[ChainRepository, list[Any]], list[Any]], batch: list[tuple[Any, asyncio.Future[Any]]]
+    ) -> None:
+        items = [item for item, _ in batch]
+        try:
+            results = await asyncio.to_thread(self._unit, lambda repo: operation(repo, items))
+        except Exception:
+            for item, future in batch:
+                try:
+                    result = (await self.run(_alone(operation, item)))[0]
+                except Exception as err:
+                    if not future.done():
+                        future.set_exception(err)
+                else:
+                    if not future.done():
+                        future.set_result(result)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+
+def _alone(
+    operation: Callable[[ChainRepository, list[Item]], list[T]], item: Item
+) -> Callable[[ChainRepository], list[T]]:
+    return lambda repo: operation(repo, [item])
+
+
+def record_signed_batch(
+    repo: ChainRepository, items: list[tuple[str, AttemptRecord, str | None, str | None]]
+) -> list[bool]:
+    """Signed attempts of many intents: one locking read of their owners, one executemany of the intents' status
+    and nonce, one multi-row insert of the attempts; an intent another owner holds now gets nothing written."""
+    owners: dict[str, str | None] = {}
+    for key, _, _, owner in items:
+        owners[key] = owner
+    held = repo.held_by(owners)
+    written = [(key, attempt, replaces) for key, attempt, replaces, _ in items if key in held]
+    repo.update_intents(
+        [{"key": key, "status": SIGNED if replaces is None else SENT, "nonce": a.nonce} for key, a, replaces in written]
+    )
+    repo.add_attempts([(key, attempt) for key, attempt, _ in written])
+    return [key in held for key, _, _, _ in items]
