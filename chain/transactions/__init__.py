@@ -20,7 +20,10 @@
   fee-bumps a live owner's intent. An intent whose owner stopped renewing (its process died) is claimed
   (``claim_stale``, in any open state) by another manager of the same account once ``claim_after`` has passed,
   which then resumes it from the store: the same signed bytes, the same nonce. A manager that finds one of its
-  intents taken over (it stalled past its lease) lets it go; its writes of new attempts are fenced by the owner.
+  intents taken over (it stalled past its lease) lets it go; its writes of new attempts are fenced by the owner, and
+  the SQL allocator binds a nonce only while its manager holds the intent's unexpired lease (one statement), so a
+  manager that stalled while allocating consumes no nonce for an intent another follows now. A claimed intent that
+  was already mined is not broadcast again; its receipt is read to confirm it or report it reverted.
 * A freshly allocated nonce the node calls used ("nonce too low") while the node knows none of our transactions
   under it means the key sent a transaction the platform did not (it was used outside the platform): the allocator
   is resynced from the chain's pending count and the transaction signed again with a new nonce, once; if that
