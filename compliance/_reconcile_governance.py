@@ -1,0 +1,126 @@
+"""Reconciliation of governance: the Timelock's operations with our proposals, and role changes and pauses with the
+governance actions our keys sent directly, the deployer's wiring or a Timelock execution."""
+
+from __future__ import annotations
+
+from compliance._reconcile_values import (
+    ROLE_EVENTS,
+    Category,
+    ChainResult,
+    ChainScope,
+    Fact,
+    Item,
+    Records,
+    in_scope,
+    item,
+)
+
+_STATE_AFTER = {"CallScheduled": "pending", "CallExecuted": "done", "Cancelled": "cancelled"}
+_SETTLED = ("waiting", "ready", "pending")
+
+
+def match_proposals(result: ChainResult, scope: ChainScope, timelock: dict[str, list[Fact]], records: Records) -> None:
+    proposals = {p.operation_id.lower(): p for p in records.proposals}
+    for operation_id, facts in timelock.items():
+        proposal = proposals.get(operation_id)
+        first = facts[0]
+        if proposal is None:
+            result.add(
+                item(
+                    scope,
+                    Category.ONCHAIN_NOT_RECORDED,
+                    operation_id,
+                    str(first.event),
+                    "a Timelock operation no governance proposal of ours records",
+                    first,
+                )
+            )
+            continue
+        state = _STATE_AFTER[str(facts[-1].event)]
+        recorded = "pending" if proposal.state in _SETTLED else proposal.state
+        if state != recorded:
+            result.add(
+                item(
+                    scope,
+                    Category.STATUS_MISMATCH,
+                    operation_id,
+                    str(facts[-1].event),
+                    f"proposal recorded {proposal.state}, the Timelock says {state}",
+                    facts[-1],
+                    operation_id,
+                )
+            )
+        else:
+            result.matched(len(facts))
+    if not scope.full:
+        return
+    for operation_id, proposal in proposals.items():
+        if operation_id not in timelock and proposal.tx_hashes.get("schedule"):
+            result.add(
+                item(
+                    scope,
+                    Category.RECORDED_NOT_ONCHAIN,
+                    operation_id,
+                    "proposal",
+                    f"recorded as scheduled in {proposal.tx_hashes['schedule']}; the Timelock never scheduled it",
+                    None,
+                    operation_id,
+                )
+            )
+
+
+def match_direct_actions(
+    result: ChainResult, scope: ChainScope, facts: list[Fact], executed_in: set[str], records: Records
+) -> None:
+    """Role changes and pauses: a governance action of ours in that transaction at that contract, the deployer's
+    wiring, or the Timelock executing an operation (``LiquidationPauseChanged`` names no sender: its transaction
+    must execute one); anything else is on-chain but not recorded. A recorded action with no such event in its
+    transaction is recorded but not on-chain."""
+    actions = {(a.tx_hash.lower(), a.address.lower()): a for a in records.actions}
+    wiring = {scope.deployer.lower(), scope.timelock.lower()} - {""}
+    seen: set[tuple[str, str]] = set()
+    for fact in facts:
+        key = (fact.tx_hash.lower(), fact.address.lower())
+        sender = str(fact.args.get("sender") or fact.args.get("account") or "").lower()
+        if key in actions:
+            seen.add(key)
+            result.matched()
+        elif sender in wiring or (not sender and fact.tx_hash.lower() in executed_in):
+            result.matched()
+        else:
+            result.add(_unrecorded(scope, fact, sender))
+    for key, action in actions.items():
+        if key not in seen and in_scope(scope, action.block_number):
+            result.add(
+                item(
+                    scope,
+                    Category.RECORDED_NOT_ONCHAIN,
+                    action.address,
+                    action.action,
+                    f"recorded as sent by {action.sender} in {action.tx_hash} (block {action.block_number}); the "
+                    "chain has no such event there (never mined, or reorged away)",
+                    None,
+                    action.tx_hash,
+                )
+            )
+
+
+def _unrecorded(scope: ChainScope, fact: Fact, sender: str) -> Item:
+    if fact.event in ROLE_EVENTS:
+        return item(
+            scope,
+            Category.ONCHAIN_NOT_RECORDED,
+            str(fact.args.get("account")),
+            str(fact.event),
+            f"role {fact.hex('role')} changed by {sender}: neither the deployment, the Timelock nor a governance "
+            "action of ours",
+            fact,
+        )
+    return item(
+        scope,
+        Category.ONCHAIN_NOT_RECORDED,
+        fact.contract,
+        str(fact.event),
+        f"{fact.event} by {sender or 'an unnamed sender'}: no governance record (not sent through creditmesh admin)",
+        fact,
+    )

@@ -1,0 +1,187 @@
+"""Reconciliation of loans: each ``LoanOpened`` with its loan record (status, outstanding principal and collateral
+recomputed from the loan's facts), each ledger entry with its log, and the pools' deposits and withdrawals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from compliance._reconcile_values import (
+    LOAN_MOVES,
+    Category,
+    ChainResult,
+    ChainScope,
+    Fact,
+    LoanRecord,
+    PoolFlow,
+    Records,
+    in_scope,
+    item,
+)
+
+
+@dataclass
+class OpenedLoan:
+    opened: Fact
+    facts: list[Fact] = field(default_factory=list)
+
+
+def match_loans(result: ChainResult, scope: ChainScope, loans: dict[int, OpenedLoan], records: Records) -> None:
+    by_number = {r.onchain_loan_id: r for r in records.loans if r.onchain_loan_id is not None}
+    by_digest = {r.offer_digest.lower(): r for r in records.loans}
+    seen: set[str] = set()
+    for number, loan in loans.items():
+        opened = loan.opened
+        digest = opened.hex("offerDigest")
+        record = by_number.get(number) or by_digest.get(digest)
+        subject = f"loan #{number}"
+        if record is None:
+            result.add(
+                item(
+                    scope,
+                    Category.ONCHAIN_NOT_RECORDED,
+                    subject,
+                    "LoanOpened",
+                    f"no loan record for offer {digest}",
+                    opened,
+                )
+            )
+            continue
+        seen.add(record.loan_id)
+        if record.offer_digest.lower() != digest:
+            result.add(
+                item(
+                    scope,
+                    Category.AMOUNT_MISMATCH,
+                    subject,
+                    "LoanOpened",
+                    f"recorded with offer {record.offer_digest}, the chain says {digest}",
+                    opened,
+                    record.loan_id,
+                )
+            )
+            continue
+        if record.quote_id is None or digest not in records.our_offer_digests or not record.accepted:
+            why = "no quote of ours" if digest not in records.our_offer_digests else "no accept of ours recorded it"
+            result.add(item(scope, Category.OPENED_WITHOUT_ACCEPT, subject, "LoanOpened", why, opened, record.loan_id))
+            continue
+        problems = _compare(record, loan)
+        for category, detail in problems:
+            result.add(item(scope, category, subject, "loan", detail, opened, record.loan_id))
+        if not problems:
+            result.matched(1 + sum(1 for f in loan.facts if f.event not in LOAN_MOVES))
+    for record in records.loans:
+        if record.loan_id not in seen and in_scope(scope, record.block_number):
+            result.add(
+                item(
+                    scope,
+                    Category.RECORDED_NOT_ONCHAIN,
+                    record.loan_id,
+                    "loan",
+                    f"recorded as opened in {record.tx_hash} (block {record.block_number}); the chain has "
+                    "no such LoanOpened (never mined, or reorged away)",
+                    None,
+                    record.loan_id,
+                )
+            )
+
+
+def _expected(loan: OpenedLoan) -> tuple[str, int, int]:
+    """(status, outstanding principal, collateral held) as the chain's events say."""
+    opened = loan.opened
+    status, outstanding = "active", opened.uint("principal")
+    collateral = opened.uint("collateralAmount")
+    liquidated_in: set[str] = set()
+    for fact in loan.facts:
+        if fact.event == "LoanRepaid":
+            outstanding = fact.uint("outstandingPrincipal")
+        elif fact.event == "LoanDefaulted":
+            status, outstanding = "defaulted", fact.uint("outstandingPrincipal")
+        elif fact.event == "LoanWrittenOff":
+            status, outstanding = "written_off", 0
+        elif fact.event == "LoanLiquidated":
+            liquidated_in.add(fact.tx_hash)
+        elif fact.event == "LoanClosed" and status in ("active", "defaulted"):
+            status = "liquidated" if fact.tx_hash in liquidated_in else "repaid"
+        elif fact.event == "CollateralAdded" and fact.tx_hash != opened.tx_hash:
+            collateral += fact.uint("amount")
+        elif fact.event == "CollateralRemoved":
+            collateral = max(0, collateral - fact.uint("amount"))
+    return status, outstanding, collateral
+
+
+def _compare(record: LoanRecord, loan: OpenedLoan) -> list[tuple[Category, str]]:
+    status, outstanding, collateral = _expected(loan)
+    problems: list[tuple[Category, str]] = []
+    principal = loan.opened.uint("principal")
+    if record.principal != principal:
+        problems.append((Category.AMOUNT_MISMATCH, f"principal: recorded {record.principal}, on-chain {principal}"))
+    if record.outstanding_principal is not None and record.outstanding_principal != outstanding:
+        problems.append(
+            (
+                Category.AMOUNT_MISMATCH,
+                f"outstanding principal: recorded {record.outstanding_principal}, on-chain {outstanding}",
+            )
+        )
+    if record.collateral_amount is not None and record.collateral_amount != collateral:
+        problems.append(
+            (Category.AMOUNT_MISMATCH, f"collateral: recorded {record.collateral_amount}, on-chain {collateral}")
+        )
+    if record.status != status:
+        problems.append((Category.STATUS_MISMATCH, f"status: recorded {record.status}, on-chain {status}"))
+    return problems
+
+
+_ENTRY_AMOUNTS = {
+    "LoanRepaid": ("interestPaid", "principalPaid"),
+    "CollateralAdded": ("amount",),
+    "CollateralRemoved": ("amount",),
+    "LoanLiquidated": ("debtRepaid", "collateralSeized"),
+}
+
+
+def match_entries(
+    result: ChainResult, scope: ChainScope, onchain: dict[tuple[str, int], Fact], records: Records
+) -> None:
+    recorded = {(e.tx_hash, e.log_index): e for e in records.entries}
+    for key, fact in onchain.items():
+        entry = recorded.get(key)
+        subject = f"loan #{fact.uint('loanId')}"
+        event = str(fact.event)
+        if entry is None:
+            result.add(item(scope, Category.ONCHAIN_NOT_RECORDED, subject, event, "no ledger entry for this log", fact))
+            continue
+        wrong = [
+            f"{name}: recorded {entry.amounts.get(name)}, on-chain {fact.uint(name)}"
+            for name in _ENTRY_AMOUNTS[event]
+            if entry.amounts.get(name) != fact.uint(name)
+        ]
+        if entry.kind != event:
+            wrong.append(f"recorded as {entry.kind}")
+        if wrong:
+            result.add(item(scope, Category.AMOUNT_MISMATCH, subject, event, "; ".join(wrong), fact, entry.loan_id))
+        else:
+            result.matched()
+    for key, entry in recorded.items():
+        if key not in onchain and in_scope(scope, entry.block_number):
+            result.add(
+                item(
+                    scope,
+                    Category.RECORDED_NOT_ONCHAIN,
+                    entry.loan_id,
+                    entry.kind,
+                    f"recorded from {entry.tx_hash} log {entry.log_index}; the chain has no such log (never "
+                    "sent, or reorged away)",
+                    None,
+                    entry.loan_id,
+                )
+            )
+
+
+def count_pool_flow(result: ChainResult, fact: Fact) -> None:
+    flow = result.pools.get(fact.contract, PoolFlow(fact.contract))
+    assets = fact.uint("assets")
+    if fact.event == "Deposit":
+        flow = PoolFlow(flow.pool, flow.deposits + 1, flow.withdrawals, flow.deposited + assets, flow.withdrawn)
+    else:
+        flow = PoolFlow(flow.pool, flow.deposits, flow.withdrawals + 1, flow.deposited, flow.withdrawn + assets)
+    result.pools[fact.contract] = flow

@@ -1,0 +1,83 @@
+"""Reconciliation of repayments the platform relayed (their confirmed intents) and of the lenders' off-chain
+payments (by ``paymentRef``) with the chain's ``LoanRepaid``."""
+
+from __future__ import annotations
+
+from compliance._reconcile_values import Category, ChainResult, ChainScope, Fact, Records, in_scope, item
+
+
+def match_repayment_intents(result: ChainResult, scope: ChainScope, facts: list[Fact], records: Records) -> None:
+    """Each repayment the platform relayed and saw confirmed has its ``LoanRepaid`` in that transaction."""
+    repaid_in = {fact.tx_hash.lower() for fact in facts if fact.event == "LoanRepaid"}
+    for intent in records.repayment_intents:
+        if not in_scope(scope, intent.block_number):
+            continue
+        if intent.tx_hash.lower() in repaid_in:
+            result.matched()
+        else:
+            result.add(
+                item(
+                    scope,
+                    Category.RECORDED_NOT_ONCHAIN,
+                    intent.key,
+                    "repayment intent",
+                    f"relayed and recorded confirmed in {intent.tx_hash} (block {intent.block_number}); the "
+                    "chain has no LoanRepaid in it (never mined there, or reorged away)",
+                    None,
+                    intent.key,
+                )
+            )
+
+
+ZERO_REF = "0x" + "00" * 32
+
+
+def match_payments(result: ChainResult, scope: ChainScope, facts: list[Fact], records: Records) -> None:
+    """Each off-chain ``LoanRepaid`` (a ``paymentRef``) has the lender's payment record with that reference, for that
+    loan and amount — the contract applies at most what is owed, so a payment that closed the loan may have been
+    larger; each payment the platform recorded has its ``LoanRepaid`` on-chain."""
+    payments = {(p.reference.lower(), p.onchain_loan_id): p for p in records.payments if p.status != "refused"}
+    by_reference = {reference: p for (reference, _), p in payments.items()}
+    seen: set[tuple[str, int]] = set()
+    for fact in facts:
+        if fact.event != "LoanRepaid" or fact.contract != "CreditAggregator":
+            continue
+        reference = fact.hex("paymentRef")
+        if reference == ZERO_REF:
+            continue
+        number, subject = fact.uint("loanId"), f"loan #{fact.uint('loanId')}"
+        payment = payments.get((reference, number)) or by_reference.get(reference)
+        if payment is None:
+            detail = f"an off-chain repayment with reference {reference}: no lender payment record has it"
+            result.add(item(scope, Category.ONCHAIN_NOT_RECORDED, subject, "payment record", detail, fact))
+            continue
+        seen.add((reference, payment.onchain_loan_id))
+        applied = fact.uint("interestPaid") + fact.uint("principalPaid")
+        wrong = []
+        if payment.onchain_loan_id != number:
+            wrong.append(f"reported for loan #{payment.onchain_loan_id}")
+        closed_by_more = applied < payment.amount and fact.uint("outstandingPrincipal") == 0
+        if applied != payment.amount and not closed_by_more:
+            wrong.append(f"amount: reported {payment.amount}, recorded on-chain {applied}")
+        if wrong:
+            detail = "; ".join(wrong)
+            result.add(item(scope, Category.AMOUNT_MISMATCH, subject, "payment record", detail, fact, payment.loan_id))
+        else:
+            result.matched()
+    for key, payment in payments.items():
+        judged = in_scope(scope, payment.block_number) or (payment.block_number is None and scope.full)
+        if key in seen or not judged:
+            continue
+        sent = f"recorded in {payment.tx_hash} (block {payment.block_number})" if payment.tx_hash else "not sent"
+        result.add(
+            item(
+                scope,
+                Category.RECORDED_NOT_ONCHAIN,
+                f"loan #{payment.onchain_loan_id}",
+                "payment record",
+                f"the lender's payment {payment.reference} of {payment.amount}, {sent}: the chain has no LoanRepaid "
+                "with its reference (never mined, or reorged away)",
+                None,
+                payment.loan_id,
+            )
+        )

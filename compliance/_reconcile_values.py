@@ -1,0 +1,259 @@
+"""Reconciliation's values: the categories, the chain's facts and the platform's records as the matchers take them,
+the scope of a run, its items and per-chain result (``compliance.reconcile`` is the public module)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from compliance.canonical import canonical_json, keccak256
+
+
+class Category(StrEnum):
+    MATCHED = "matched"
+    OPENED_WITHOUT_ACCEPT = "opened-without-accept"
+    ONCHAIN_NOT_RECORDED = "on-chain-not-recorded"
+    RECORDED_NOT_ONCHAIN = "recorded-not-on-chain"
+    AMOUNT_MISMATCH = "amount-mismatch"
+    STATUS_MISMATCH = "status-mismatch"
+    UNKNOWN_EVENT = "unknown-event"
+
+
+DISCREPANCIES = tuple(category for category in Category if category is not Category.MATCHED)
+LOAN_MOVES = ("LoanRepaid", "CollateralAdded", "CollateralRemoved", "LoanLiquidated")
+ROLE_EVENTS = ("RoleGranted", "RoleRevoked")
+PAUSE_EVENTS = ("Paused", "Unpaused", "LiquidationPauseChanged")
+TIMELOCK_EVENTS = ("CallScheduled", "CallExecuted", "Cancelled")
+POOL_EVENTS = ("Deposit", "Withdraw")
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One log at one of our addresses as the chain has it: ``event`` None when no exported ABI knows its topic for
+    the contract at that address."""
+
+    chain_name: str
+    contract: str  # the deployments record's name of the contract at ``address``
+    address: str
+    event: str | None
+    args: Mapping[str, Any]
+    block_number: int
+    tx_hash: str
+    log_index: int
+    topic: str = ""
+
+    def uint(self, name: str) -> int:
+        return int(self.args[name])
+
+    def hex(self, name: str) -> str:
+        value = self.args[name]
+        return "0x" + bytes(value).hex() if isinstance(value, (bytes, bytearray)) else str(value).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class CodeFinding:
+    """A recorded address whose runtime code is not its artifact's (``chain.verification``)."""
+
+    contract: str
+    address: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoanRecord:
+    loan_id: str
+    onchain_loan_id: int | None
+    offer_digest: str
+    principal: int
+    status: str
+    outstanding_principal: int | None
+    collateral_amount: int | None
+    tx_hash: str | None
+    block_number: int | None
+    quote_id: str | None
+    accepted: bool  # the accept saga recorded this loan
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """A ledger entry (repayment, collateral movement, liquidation) with the transaction and log it claims."""
+
+    kind: str  # LoanRepaid | CollateralAdded | CollateralRemoved | LoanLiquidated
+    loan_id: str
+    onchain_loan_id: int | None
+    tx_hash: str
+    log_index: int
+    block_number: int
+    amounts: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RepaymentIntent:
+    """A repayment the platform relayed (its transaction intent, ``repay:…``) and saw confirmed."""
+
+    key: str
+    tx_hash: str
+    block_number: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRecord:
+    operation_id: str
+    state: str
+    tx_hashes: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """A lender's payment the platform accepted (``payment.received``) and had the operator record on-chain."""
+
+    reference: str  # the on-chain paymentRef
+    onchain_loan_id: int
+    amount: int  # as the lender reported it, base units
+    loan_id: str
+    status: str  # accepted (not mined yet) | recorded | refused (the chain refused it: nothing to match)
+    tx_hash: str | None
+    block_number: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """A governance call one of our keys sent directly, outside the Timelock (the guardian's pause)."""
+
+    action: str  # the function called
+    address: str  # the contract called
+    sender: str
+    tx_hash: str
+    block_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    """What the platform holds for one chain (``store.reconcile`` reads it)."""
+
+    loans: Sequence[LoanRecord] = ()
+    entries: Sequence[EntryRecord] = ()
+    proposals: Sequence[ProposalRecord] = ()
+    our_offer_digests: frozenset[str] = frozenset()
+    repayment_intents: Sequence[RepaymentIntent] = ()
+    actions: Sequence[ActionRecord] = ()
+    payments: Sequence[PaymentRecord] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainScope:
+    """One chain's reconciled block range and who may wire roles: the deployer (its record's wiring) and the
+    Timelock; ``full`` when the range starts at the deployment (records outside a partial range are not judged)."""
+
+    chain_name: str
+    chain_id: int
+    from_block: int
+    to_block: int
+    deployer: str
+    timelock: str
+    full: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    chain_name: str
+    category: Category
+    subject: str  # the loan id, on-chain loan number, operation id or address it concerns
+    what: str  # the event or record kind
+    detail: str
+    tx_hash: str | None = None
+    block_number: int | None = None
+    record_ref: str | None = None  # our record: a loan id, a proposal's operation id
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain_name,
+            "category": self.category.value,
+            "subject": self.subject,
+            "what": self.what,
+            "detail": self.detail,
+            "txHash": self.tx_hash,
+            "blockNumber": self.block_number,
+            "recordRef": self.record_ref,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PoolFlow:
+    pool: str
+    deposits: int = 0
+    withdrawals: int = 0
+    deposited: int = 0  # assets, base units
+    withdrawn: int = 0
+
+
+@dataclass
+class ChainResult:
+    scope: ChainScope
+    facts: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    items: list[Item] = field(default_factory=list)  # discrepancies only
+    pools: dict[str, PoolFlow] = field(default_factory=dict)
+
+    def add(self, item: Item) -> None:
+        self.counts[item.category.value] += 1
+        if item.category is not Category.MATCHED:
+            self.items.append(item)
+
+    def matched(self, count: int = 1) -> None:
+        self.counts[Category.MATCHED.value] += count
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "chain": self.scope.chain_name,
+            "chainId": self.scope.chain_id,
+            "fromBlock": self.scope.from_block,
+            "toBlock": self.scope.to_block,
+            "facts": self.facts,
+            "counts": {category.value: self.counts.get(category.value, 0) for category in Category},
+            "pools": [
+                {
+                    "pool": flow.pool,
+                    "deposits": flow.deposits,
+                    "withdrawals": flow.withdrawals,
+                    "deposited": str(flow.deposited),
+                    "withdrawn": str(flow.withdrawn),
+                }
+                for flow in self.pools.values()
+            ],
+        }
+
+
+def result_digest(results: Sequence[ChainResult]) -> str:
+    """0x keccak256 of the canonical JSON of every chain's summary and discrepancies: what the run is stored and
+    audited with."""
+    body = [{"summary": r.summary(), "items": [item.as_json() for item in r.items]} for r in results]
+    return "0x" + keccak256(canonical_json(body)).hex()
+
+
+def item(
+    scope: ChainScope,
+    category: Category,
+    subject: str,
+    what: str,
+    detail: str,
+    fact: Fact | None = None,
+    record_ref: str | None = None,
+) -> Item:
+    return Item(
+        scope.chain_name,
+        category,
+        subject,
+        what,
+        detail,
+        None if fact is None else fact.tx_hash,
+        None if fact is None else fact.block_number,
+        record_ref,
+    )
+
+
+def in_scope(scope: ChainScope, block: int | None) -> bool:
+    return block is not None and scope.from_block <= block <= scope.to_block
