@@ -2,22 +2,22 @@
 through the API or from ``CREDITMESH_HTTP_LENDERS``, signed with its HMAC secret) and the borrower, if it set a
 webhook URL (signed with the secret it was given then). A recipient is named ``provider:<id>`` or
 ``borrower:<id>``; its URL and secret are read when an event is sent, so a changed URL or secret applies to what is
-still pending."""
+still pending.
+
+The registrations and borrowers are read through a ``RecipientDirectory`` (``store.relay.SqlRecipientDirectory`` in
+the relay's transaction; a dictionary in unit tests); ``EventDestinations`` decides from them and opens the secrets.
+"""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
-
+from aggregator.outbox import OutboxEvent
 from providers._exceptions import InvalidRegistration
 from providers.secrets import SecretBox
-from store.api import BorrowerRow
-from store.outbox import OutboxEventRow
-from store.providers import ProviderRegistrationRow
 
 PROVIDER, BORROWER = "provider", "borrower"
 
@@ -30,62 +30,82 @@ class Destination:
     secret: str
 
 
-class EventDestinations(Protocol):
-    def recipients(self, session: Session, event: OutboxEventRow) -> list[str]:
-        """The recipients of ``event`` that have a webhook URL now."""
-        ...
+@dataclass(frozen=True, slots=True)
+class ProviderWebhook:
+    """A provider's registration as its loan events need it: its webhook URL, whether it is enabled, and its adapter
+    configuration as stored (the HMAC secret sealed inside)."""
 
-    def resolve(self, session: Session, recipient: str) -> Destination | None:
-        """Where ``recipient``'s events go now; None when it has no webhook URL (any more)."""
-        ...
+    provider_id: str
+    url: str | None
+    enabled: bool
+    config: Mapping[str, Any]
+
+    @property
+    def receives(self) -> bool:
+        return self.enabled and bool(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowerWebhook:
+    """A borrower's webhook URL and its secret, sealed (base64) under the borrower's subject."""
+
+    borrower_id: str
+    url: str | None
+    secret_sealed: str | None
+
+
+class RecipientDirectory(Protocol):
+    """The recipients' webhook settings (provider registrations, borrowers), read in the caller's transaction."""
+
+    def provider(self, provider_id: str) -> ProviderWebhook | None: ...
+
+    def borrower(self, borrower_id: str) -> BorrowerWebhook | None: ...
 
 
 def borrower_secret_subject(borrower_id: str) -> str:
     return f"borrower/{borrower_id}/webhook"
 
 
-class SqlEventDestinations:
-    """Destinations from the store (registrations, borrowers) and the configured lenders (``configured``: provider
-    id → destination, from the settings)."""
+class EventDestinations:
+    """Destinations from the directory (registrations, borrowers) and the configured lenders (``configured``:
+    provider id → destination, from the settings), the secrets opened with ``secrets``."""
 
     def __init__(self, secrets: SecretBox, configured: Mapping[str, Destination] | None = None) -> None:
         self.secrets = secrets
         self.configured = dict(configured or {})
 
-    def recipients(self, session: Session, event: OutboxEventRow) -> list[str]:
+    def recipients(self, directory: RecipientDirectory, event: OutboxEvent) -> list[str]:
+        """The recipients of ``event`` that have a webhook URL now."""
         found = []
         if event.provider_id is not None:
-            registration = session.get(ProviderRegistrationRow, event.provider_id)
-            if event.provider_id in self.configured or _enabled_with_url(registration):
+            registration = directory.provider(event.provider_id)
+            if event.provider_id in self.configured or (registration is not None and registration.receives):
                 found.append(f"{PROVIDER}:{event.provider_id}")
         if event.borrower_id is not None:
-            borrower = session.get(BorrowerRow, event.borrower_id)
-            if borrower is not None and borrower.webhook_url:
+            borrower = directory.borrower(event.borrower_id)
+            if borrower is not None and borrower.url:
                 found.append(f"{BORROWER}:{event.borrower_id}")
         return found
 
-    def resolve(self, session: Session, recipient: str) -> Destination | None:
-        """Raises ``InvalidRegistration`` when the recipient's secret does not open (a changed master key)."""
+    def resolve(self, directory: RecipientDirectory, recipient: str) -> Destination | None:
+        """Where ``recipient``'s events go now; None when it has no webhook URL (any more). Raises
+        ``InvalidRegistration`` when the recipient's secret does not open (a changed master key)."""
         kind, _, subject = recipient.partition(":")
         if kind == PROVIDER:
             if subject in self.configured:
                 return self.configured[subject]
-            registration = session.get(ProviderRegistrationRow, subject)
-            if registration is None or not _enabled_with_url(registration):
+            registration = directory.provider(subject)
+            if registration is None or not registration.receives:
                 return None
-            assert registration.webhook_url is not None
+            assert registration.url is not None
             secret = self.secrets.open_config(registration.provider_id, registration.config).get("secret")
             if not isinstance(secret, str):
                 raise InvalidRegistration(f"{subject}: no HMAC secret to sign its loan events with")
-            return Destination(registration.webhook_url, secret)
+            return Destination(registration.url, secret)
         if kind == BORROWER:
-            borrower = session.get(BorrowerRow, subject)
-            if borrower is None or not borrower.webhook_url or not borrower.webhook_secret_sealed:
+            borrower = directory.borrower(subject)
+            if borrower is None or not borrower.url or not borrower.secret_sealed:
                 return None
-            sealed = base64.b64decode(borrower.webhook_secret_sealed)
-            return Destination(borrower.webhook_url, self.secrets.open(borrower_secret_subject(subject), sealed))
+            sealed = base64.b64decode(borrower.secret_sealed)
+            return Destination(borrower.url, self.secrets.open(borrower_secret_subject(subject), sealed))
         return None
-
-
-def _enabled_with_url(registration: ProviderRegistrationRow | None) -> bool:
-    return registration is not None and registration.enabled and bool(registration.webhook_url)

@@ -11,21 +11,20 @@ by another process, or a job that runs twice, names the same event and writes no
 
 Amounts are integer base units of the loan's asset as decimal strings, as everywhere in the protocol; ``payload``
 must be JSON (strings, numbers, booleans, lists, objects).
+
+Everything here works on plain values through an ``OutboxStore`` (the outbox in the caller's transaction; never
+commits): ``store.outbox.SqlOutboxStore`` in SQL, ``aggregator.outbox_memory.InMemoryOutbox`` for unit tests.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import Any, Protocol
 
 from aggregator.errors import AggregatorError
-from store.aggregator import LoanRow, QuoteRow
-from store.outbox import OutboxEventRow, SqlOutboxRepository
 
 PROTOCOL_VERSION = "1"
 LOAN_OPENED = "loan.opened"
@@ -48,7 +47,13 @@ EVENT_TYPES = (
 )
 _EVENT_IDS = uuid.UUID("0b7f1a52-3c7e-4f59-9d0e-5a3c2e8b6d41")
 
+#: a delivery's status: waiting to be sent (or sent again), received, no webhook URL any more, or called off because
+#: its event was retracted before it went out
+PENDING, DELIVERED, NO_DESTINATION, CANCELLED = "pending", "delivered", "no_destination", "cancelled"
+
 __all__ = [
+    "CANCELLED",
+    "DELIVERED",
     "EVENT_TYPES",
     "LOAN_CLOSED",
     "LOAN_DEFAULTED",
@@ -58,20 +63,142 @@ __all__ = [
     "LOAN_PAST_DUE",
     "LOAN_REPAYMENT",
     "LOAN_WRITTEN_OFF",
+    "NO_DESTINATION",
+    "PENDING",
+    "Attempt",
+    "Delivery",
     "DeliveryLog",
+    "EventLoan",
     "EventLog",
     "OutboxError",
+    "OutboxEvent",
+    "OutboxStore",
     "append",
     "dedup_key",
     "event_body",
     "event_id_for",
     "event_log",
     "loan_view",
+    "write",
 ]
 
 
 class OutboxError(AggregatorError):
     """An event the outbox does not know, or one without a loan to belong to."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventLoan:
+    """A loan as its events name it: its id, the parties that receive them, and ``view`` (``loan_view``: the loan as
+    the event shows it)."""
+
+    loan_id: str
+    provider_id: str | None
+    borrower_id: str | None
+    view: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One loan event as written (``body`` is fixed then); ``dispatched_at``: when its recipients were resolved into
+    deliveries; ``retracted_at``/``retracted_by``: a reorg removed its fact, and the ``loan.event_retracted`` that told
+    those who had it."""
+
+    id: str
+    loan_id: str
+    sequence: int
+    event_type: str
+    dedup_key: str
+    provider_id: str | None
+    borrower_id: str | None
+    body: dict[str, Any] = field(compare=False)
+    occurred_at: datetime
+    dispatched_at: datetime | None = None
+    retracted_at: datetime | None = None
+    retracted_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event to one recipient (``provider:<id>`` or ``borrower:<id>``), in the loan's order (``sequence``)."""
+
+    id: int
+    event_id: str
+    loan_id: str
+    sequence: int
+    recipient: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    url: str | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One HTTP attempt of a delivery: when, the answer's status (None when there was none), the error, how long."""
+
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class OutboxStore(Protocol):
+    """The outbox in the caller's transaction (the one that changes the ledger, or the relay's); never commits."""
+
+    def loan(self, loan_id: str) -> EventLoan | None:
+        """The loan as its events show it now; None when it has no ledger record (any more)."""
+        ...
+
+    def lock_sequence(self, loan_id: str) -> int:
+        """The loan's last event number (0 at first), locked until the transaction ends: a loan's writers take
+        their numbers in turn."""
+        ...
+
+    def set_sequence(self, loan_id: str, sequence: int) -> None: ...
+
+    def event(self, event_id: str) -> OutboxEvent | None: ...
+
+    def event_by_key(self, loan_id: str, dedup_key: str) -> OutboxEvent | None: ...
+
+    def events(self, loan_id: str) -> list[OutboxEvent]:
+        """The loan's events in its order."""
+        ...
+
+    def add_event(self, event: OutboxEvent) -> None: ...
+
+    def update_event(self, event: OutboxEvent) -> None:
+        """Save what changes after writing: ``dispatched_at``, ``retracted_at``, ``retracted_by``, ``dedup_key``."""
+        ...
+
+    def undispatched(self, limit: int) -> list[OutboxEvent]:
+        """Events whose recipients are not resolved yet, oldest first (each loan's in its order)."""
+        ...
+
+    def add_delivery(self, event_id: str, recipient: str, now: datetime) -> None:
+        """A pending delivery of the event to ``recipient``, due ``now``; nothing when it has one already."""
+        ...
+
+    def deliveries(self, event_id: str) -> list[Delivery]: ...
+
+    def delivery(self, delivery_id: int) -> Delivery | None: ...
+
+    def due(self, now: datetime, limit: int) -> list[Delivery]:
+        """Pending deliveries due by ``now`` that head their (loan, recipient) stream: no earlier event of the loan
+        is pending for that recipient or waiting to be dispatched. Soonest due first."""
+        ...
+
+    def update_delivery(self, delivery: Delivery) -> None:
+        """Save its status, attempts, URL, last answer and error, next attempt and delivery time."""
+        ...
+
+    def add_attempts(self, delivery_id: int, attempts: Sequence[Attempt]) -> None:
+        """Log the attempts (the delivery's own counters are ``update_delivery``'s)."""
+        ...
 
 
 def event_id_for(loan_id: str, event_type: str, key: str) -> str:
@@ -85,85 +212,70 @@ def dedup_key(event_type: str, key: str) -> str:
 
 
 def append(
-    session: Session,
+    outbox: OutboxStore,
     *,
-    loan: LoanRow,
+    loan_id: str,
     event_type: str,
     payload: Mapping[str, Any],
     key: str | None = None,
     occurred_at: datetime | None = None,
 ) -> str:
-    """Write ``event_type`` about ``loan`` with ``payload`` (its ``data``) to the outbox in ``session``'s
-    transaction; the caller's unit of work commits it with the ledger change. Returns the event id.
+    """Write ``event_type`` about the loan ``loan_id`` with ``payload`` (its ``data``) to the outbox in the caller's
+    transaction; its unit of work commits it with the ledger change. Returns the event id.
 
     Args:
         key: what makes this event unique for the loan and type (a fact's transaction and log index, a
             delinquency bucket …): an event already written under it is not written again and its id is returned.
             Without a key every call writes a new event.
         occurred_at: when it happened (now by default).
+
+    Raises:
+        OutboxError: the loan has no record, or the event type is unknown.
     """
-    if not loan.id:
-        raise OutboxError("an event needs a loan with an id")
-    quote = None if loan.quote_id is None else session.get(QuoteRow, loan.quote_id)
-    offer_ref = None if quote is None else quote.offer.get("providerRef")
-    event, _ = write(
-        session,
-        loan_id=loan.id,
-        provider_id=loan.provider_id,
-        borrower_id=loan.borrower_id,
-        view=loan_view(loan, str(offer_ref) if offer_ref else None),
-        event_type=event_type,
-        payload=payload,
-        key=key,
-        occurred_at=occurred_at,
-    )
+    loan = outbox.loan(loan_id)
+    if loan is None:
+        raise OutboxError(f"loan {loan_id!r} is not recorded: its {event_type} has nothing to name")
+    event, _ = write(outbox, loan, event_type=event_type, payload=payload, key=key, occurred_at=occurred_at)
     return event.id
 
 
 def write(
-    session: Session,
+    outbox: OutboxStore,
+    loan: EventLoan,
     *,
-    loan_id: str,
-    provider_id: str | None,
-    borrower_id: str | None,
-    view: Mapping[str, Any],
     event_type: str,
     payload: Mapping[str, Any],
     key: str | None = None,
     occurred_at: datetime | None = None,
-) -> tuple[OutboxEventRow, bool]:
-    """``append`` for a loan given by its parts (``view``: the loan as the event shows it), also one whose ledger
-    record is gone (a retraction's). Returns the event row and whether it is new (False: written before under
-    ``key``)."""
+) -> tuple[OutboxEvent, bool]:
+    """``append`` for a loan given as its events show it, also one whose ledger record is gone (a retraction's).
+    Returns the event and whether it is new (False: written before under ``key``)."""
     if event_type not in EVENT_TYPES:
         raise OutboxError(f"unknown loan event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
     dedup = dedup_key(event_type, key if key is not None else uuid.uuid4().hex)
-    event_id = event_id_for(loan_id, event_type, dedup)
-    repo = SqlOutboxRepository(session)
-    last = repo.lock_sequence(loan_id)  # held until commit: the loan's writers take their numbers in turn
-    existing = repo.event_by_key(loan_id, dedup)
+    event_id = event_id_for(loan.loan_id, event_type, dedup)
+    last = outbox.lock_sequence(loan.loan_id)
+    existing = outbox.event_by_key(loan.loan_id, dedup)
     if existing is not None:
-        return repo.event(existing), False
+        return existing, False
     at = occurred_at or datetime.now(UTC)
     sequence = last + 1
-    if session.get(OutboxEventRow, event_id) is not None:  # retracted under this key: the fact came back later
-        event_id = event_id_for(loan_id, event_type, f"{dedup}#{sequence}")
-    row = OutboxEventRow(
+    if outbox.event(event_id) is not None:  # retracted under this key: the fact came back later
+        event_id = event_id_for(loan.loan_id, event_type, f"{dedup}#{sequence}")
+    event = OutboxEvent(
         id=event_id,
-        loan_id=loan_id,
+        loan_id=loan.loan_id,
         sequence=sequence,
         event_type=event_type,
         dedup_key=dedup,
-        provider_id=provider_id,
-        borrower_id=borrower_id,
-        body=event_body(event_id, event_type, sequence, at, view, payload),
+        provider_id=loan.provider_id,
+        borrower_id=loan.borrower_id,
+        body=event_body(event_id, event_type, sequence, at, loan.view, payload),
         occurred_at=at,
-        dispatched_at=None,
     )
-    repo.add(row)
-    repo.set_sequence(loan_id, sequence)
-    session.flush()
-    return row, True
+    outbox.add_event(event)
+    outbox.set_sequence(loan.loan_id, sequence)
+    return event, True
 
 
 def _units(value: int | None) -> str | None:
@@ -191,7 +303,52 @@ def event_body(
     }
 
 
-def loan_view(loan: LoanRow, offer_ref: str | None = None) -> dict[str, Any]:
+class ViewedLoan(Protocol):
+    """A loan's ledger record as an event shows it (``aggregator.projection.LoanState``, or its stored row)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def chain_name(self) -> str: ...
+    @property
+    def chain_id(self) -> int: ...
+    @property
+    def contract(self) -> str: ...
+    @property
+    def onchain_loan_id(self) -> int | None: ...
+    @property
+    def offer_digest(self) -> str: ...
+    @property
+    def provider_id(self) -> str | None: ...
+    @property
+    def funder(self) -> str | None: ...
+    @property
+    def borrower_address(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def asset(self) -> str: ...
+    @property
+    def asset_address(self) -> str | None: ...
+    @property
+    def principal(self) -> int: ...
+    @property
+    def outstanding_principal(self) -> int | None: ...
+    @property
+    def interest_paid(self) -> int | None: ...
+    @property
+    def principal_paid(self) -> int | None: ...
+    @property
+    def rate_bps(self) -> int | None: ...
+    @property
+    def term_seconds(self) -> int | None: ...
+    @property
+    def collateral_asset(self) -> str | None: ...
+    @property
+    def collateral_amount(self) -> int | None: ...
+
+
+def loan_view(loan: ViewedLoan, offer_ref: str | None = None) -> dict[str, Any]:
     """The loan as an event shows it: identity, parties, terms and the state after the change (``offer_ref``: the
     lender's reference of the offer, from the loan's quote)."""
     return {
@@ -241,9 +398,8 @@ class EventLog:
     retracted_by: str | None = None  # the loan.event_retracted that said so to those who had it
 
 
-def event_log(session: Session, loan_id: str, recipients: Callable[[str], bool] = lambda _: True) -> list[EventLog]:
+def event_log(outbox: OutboxStore, loan_id: str, recipients: Callable[[str], bool] = lambda _: True) -> list[EventLog]:
     """The loan's events in order, each with its deliveries to the recipients ``recipients`` lets through."""
-    repo = SqlOutboxRepository(session)
     return [
         EventLog(
             event.id,
@@ -260,11 +416,11 @@ def event_log(session: Session, loan_id: str, recipients: Callable[[str], bool] 
                     d.next_attempt_at,
                     d.delivered_at,
                 )
-                for d in repo.deliveries(event.id)
+                for d in outbox.deliveries(event.id)
                 if recipients(d.recipient)
             ),
             event.retracted_at,
             event.retracted_by,
         )
-        for event in repo.events(loan_id)
+        for event in outbox.events(loan_id)
     ]

@@ -15,6 +15,10 @@ and the next holder of the lease (this process restarted, or another) sends it. 
 event twice (it was delivered but the answer was lost): it deduplicates on ``event_id``. A delivery cancelled because
 a reorg retracted its event (``aggregator.retraction``) is not sent; one that was in flight then and arrived is
 recorded as delivered and its recipient gets the ``loan.event_retracted`` too.
+
+The relay works on plain values through a ``RelayStore`` (``store.relay.SqlRelayStore``: the outbox, the
+recipients' webhook settings and the lease's fence in one transaction per step); what it decides — which sends start
+(``pick``), the backoff, a delivery's state after a send (``settle``) — is pure.
 """
 
 from __future__ import annotations
@@ -27,33 +31,24 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import rfc8785
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from aggregator.event_destinations import Destination, EventDestinations
+from aggregator.event_destinations import Destination, EventDestinations, RecipientDirectory
+from aggregator.outbox import CANCELLED, DELIVERED, NO_DESTINATION, PENDING, Attempt, Delivery, OutboxStore
 from aggregator.retraction import compensate
 from chain.waiting import wait_at_most
 from providers._exceptions import ProviderError
 from providers.signing import signed_headers
-from store.db import Database
-from store.leases import Lease, LeaseLost, LeaseStore, SqlLeaseStore
-from store.outbox import (
-    CANCELLED,
-    DELIVERED,
-    NO_DESTINATION,
-    PENDING,
-    OutboxAttemptRow,
-    OutboxDeliveryRow,
-    SqlOutboxRepository,
-)
+from store.errors import DatabaseError
+from store.leases import Lease, LeaseLost, LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +97,31 @@ class _Send:
     destination: Destination | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Attempt:
-    at: datetime
-    status_code: int | None
-    error: str | None
-    duration_ms: int
+class RelayUnitOfWork(Protocol):
+    """One transaction of the relay: the outbox, the recipients' webhook settings, and the lease's fence."""
+
+    @property
+    def outbox(self) -> OutboxStore: ...
+
+    @property
+    def recipients(self) -> RecipientDirectory: ...
+
+    def fence(self, lease: Lease) -> None:
+        """Raise ``LeaseLost`` unless ``lease`` still holds, checked in this transaction: its writes are the
+        holder's."""
+        ...
+
+    def commit(self) -> None: ...
+
+
+class RelayStore(Protocol):
+    """Opens the relay's units of work (leaving one without ``commit`` rolls back) and holds its lease
+    (``store.relay.SqlRelayStore`` on the database)."""
+
+    @property
+    def leases(self) -> LeaseStore: ...
+
+    def unit_of_work(self) -> AbstractContextManager[RelayUnitOfWork]: ...
 
 
 def default_holder() -> str:
@@ -145,7 +159,7 @@ def backoff(settings: RelaySettings, rounds: int) -> float:
 class OutboxRelay:
     def __init__(
         self,
-        database: Database,
+        store: RelayStore,
         destinations: EventDestinations,
         http: httpx.AsyncClient,
         *,
@@ -153,8 +167,8 @@ class OutboxRelay:
         leases: LeaseStore | None = None,
         holder: str | None = None,
     ) -> None:
-        self.database, self.destinations, self.http, self.settings = database, destinations, http, settings
-        self.leases: LeaseStore = leases or SqlLeaseStore(database.sessions)
+        self.store, self.destinations, self.http, self.settings = store, destinations, http, settings
+        self.leases: LeaseStore = leases or store.leases
         self.holder = holder or default_holder()
         self.lease: Lease | None = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
@@ -189,7 +203,7 @@ class OutboxRelay:
                     await self.round()
                 except LeaseLost:
                     lost.set()
-                except (SQLAlchemyError, OSError) as err:  # a database outage: logged, retried next round
+                except (DatabaseError, OSError) as err:  # a database outage: logged, retried next round
                     log.warning("outbox relay: %s", err)
                 await wait_at_most(stop.wait(), self.settings.interval)
         finally:
@@ -212,10 +226,10 @@ class OutboxRelay:
                 lost.set()
                 return
 
-    def _fence(self, session: Session) -> None:
+    def _fence(self, uow: RelayUnitOfWork) -> None:
         if self.lease is None:
             raise LeaseLost(LEASE_KIND, DEPLOYMENT, "not held")
-        self.leases.fence(session, self.lease)
+        uow.fence(self.lease)
 
     async def _drain(self) -> None:
         tasks = list(self._inflight.values())
@@ -254,37 +268,26 @@ class OutboxRelay:
             log.error("outbox relay: a delivery failed unexpectedly", exc_info=task.exception())
 
     def _dispatch(self) -> None:
-        with self.database.unit_of_work() as uow:
-            self._fence(uow.session)
-            repo = SqlOutboxRepository(uow.session)
+        with self.store.unit_of_work() as uow:
+            self._fence(uow)
             now = datetime.now(UTC)
-            events = repo.undispatched(self.settings.batch)
+            events = uow.outbox.undispatched(self.settings.batch)
             for event in events:
-                for recipient in self.destinations.recipients(uow.session, event):
-                    repo.add(
-                        OutboxDeliveryRow(
-                            event_id=event.id,
-                            loan_id=event.loan_id,
-                            sequence=event.sequence,
-                            recipient=recipient,
-                            status=PENDING,
-                            attempts=0,
-                            next_attempt_at=now,
-                            created_at=now,
-                        )
-                    )
-                event.dispatched_at = now
+                for recipient in self.destinations.recipients(uow.recipients, event):
+                    uow.outbox.add_delivery(event.id, recipient, now)
+                uow.outbox.update_event(replace(event, dispatched_at=now))
             if events:
                 uow.commit()
 
     def _due(self, limit: int) -> list[_Send]:
-        with self.database.unit_of_work() as uow:
-            repo = SqlOutboxRepository(uow.session)
+        with self.store.unit_of_work() as uow:
             sends = []
-            for delivery in repo.due(datetime.now(UTC), limit):
-                event = repo.event(delivery.event_id)
+            for delivery in uow.outbox.due(datetime.now(UTC), limit):
+                event = uow.outbox.event(delivery.event_id)
+                if event is None:
+                    continue
                 try:
-                    destination = self.destinations.resolve(uow.session, delivery.recipient)
+                    destination = self.destinations.resolve(uow.recipients, delivery.recipient)
                 except ProviderError as err:  # its secret does not open: kept pending, said loudly
                     log.error("outbox relay: delivery %s to %s held: %s", delivery.id, delivery.recipient, err)
                     continue
@@ -302,7 +305,7 @@ class OutboxRelay:
             return sends
 
     async def _send(self, send: _Send) -> None:
-        attempts: list[_Attempt] = []
+        attempts: list[Attempt] = []
         delivered = False
         if send.destination is not None:
             try:
@@ -337,7 +340,7 @@ class OutboxRelay:
         self._signed_at[delivery_id] = stamp = max(int(time.time()), last + 1)
         return stamp
 
-    async def _post(self, send: _Send, destination: Destination, attempts: list[_Attempt]) -> None:
+    async def _post(self, send: _Send, destination: Destination, attempts: list[Attempt]) -> None:
         timestamp = await self._timestamp(send.delivery_id)
         headers = signed_headers(destination.secret, timestamp, send.body) | {
             "Content-Type": "application/json",
@@ -356,55 +359,63 @@ class OutboxRelay:
                 raise DeliveryFailed(f"HTTP {response.status_code}", response.status_code)
         except (httpx.HTTPError, ProviderError) as err:  # transport errors; the SSRF guard's refusal
             failure = DeliveryFailed(f"{type(err).__name__}: {err}"[:512])
-            attempts.append(_Attempt(at, None, str(failure), int((time.monotonic() - started) * 1000)))
+            attempts.append(Attempt(at, None, str(failure), int((time.monotonic() - started) * 1000)))
             raise failure from err
         except DeliveryFailed as failed:
-            attempts.append(_Attempt(at, status_code, str(failed), int((time.monotonic() - started) * 1000)))
+            attempts.append(Attempt(at, status_code, str(failed), int((time.monotonic() - started) * 1000)))
             raise
-        attempts.append(_Attempt(at, status_code, None, int((time.monotonic() - started) * 1000)))
+        attempts.append(Attempt(at, status_code, None, int((time.monotonic() - started) * 1000)))
 
-    def _record(self, send: _Send, attempts: list[_Attempt], delivered: bool) -> None:
-        with self.database.unit_of_work() as uow:
-            self._fence(uow.session)
-            repo = SqlOutboxRepository(uow.session)
-            delivery = uow.session.get(OutboxDeliveryRow, send.delivery_id)
+    def _record(self, send: _Send, attempts: list[Attempt], delivered: bool) -> None:
+        with self.store.unit_of_work() as uow:
+            self._fence(uow)
+            now = datetime.now(UTC)
+            delivery = uow.outbox.delivery(send.delivery_id)
             if delivery is None:
                 return
             # retracted (a reorg removed its fact) while this send was in flight, and it arrived: take it back too
             arrived_retracted = delivered and delivery.status == CANCELLED
             if delivery.status != PENDING and not arrived_retracted:
                 return
-            now = datetime.now(UTC)
-            for attempt in attempts:
-                repo.add(
-                    OutboxAttemptRow(
-                        delivery_id=delivery.id,
-                        attempted_at=attempt.at,
-                        status_code=attempt.status_code,
-                        error=attempt.error,
-                        duration_ms=attempt.duration_ms,
-                    )
-                )
-            delivery.attempts += len(attempts)
-            if send.destination is not None:
-                delivery.url = send.destination.url
-            if attempts:
-                delivery.last_status_code, delivery.last_error = attempts[-1].status_code, attempts[-1].error
-            if send.destination is None:
-                delivery.status, delivery.last_error = NO_DESTINATION, "the recipient has no webhook URL any more"
-            elif delivered:
-                delivery.status, delivery.delivered_at = DELIVERED, now
-                if arrived_retracted:
-                    compensate(uow.session, repo.event(delivery.event_id), [delivery.recipient])
-            else:
-                rounds = -(-delivery.attempts // self.settings.tries)
-                delivery.next_attempt_at = now + timedelta(seconds=backoff(self.settings, rounds))
+            uow.outbox.add_attempts(delivery.id, attempts)
+            settled = settle(delivery, send.destination, attempts, delivered, now, self.settings)
+            uow.outbox.update_delivery(settled)
+            if arrived_retracted:
+                event = uow.outbox.event(delivery.event_id)
+                assert event is not None
+                compensate(uow.outbox, event, [delivery.recipient])
+            elif settled.status == PENDING:
                 log.info(
                     "outbox relay: %s of event %s to %s failed (%s); next round in %.1f s",
                     send.event_type,
                     send.event_id,
                     send.recipient,
-                    delivery.last_error,
-                    backoff(self.settings, rounds),
+                    settled.last_error,
+                    (settled.next_attempt_at - now).total_seconds(),
                 )
             uow.commit()
+
+
+def settle(
+    delivery: Delivery,
+    destination: Destination | None,
+    attempts: Sequence[Attempt],
+    delivered: bool,
+    now: datetime,
+    settings: RelaySettings,
+) -> Delivery:
+    """The delivery after a send's ``attempts``: delivered; ``no_destination`` when its recipient has no webhook URL
+    any more; else still pending, due again after the backoff of its failed rounds."""
+    changes: dict[str, Any] = {"attempts": delivery.attempts + len(attempts)}
+    if destination is not None:
+        changes["url"] = destination.url
+    if attempts:
+        changes["last_status_code"], changes["last_error"] = attempts[-1].status_code, attempts[-1].error
+    if destination is None:
+        changes["status"], changes["last_error"] = NO_DESTINATION, "the recipient has no webhook URL any more"
+    elif delivered:
+        changes["status"], changes["delivered_at"] = DELIVERED, now
+    else:
+        rounds = -(-changes["attempts"] // settings.tries)
+        changes["next_attempt_at"] = now + timedelta(seconds=backoff(settings, rounds))
+    return replace(delivery, **changes)

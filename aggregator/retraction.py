@@ -17,23 +17,22 @@ A delivery in flight while its event is retracted may still reach its recipient:
 delivered and adds that recipient to the retraction (``compensate``), so what a recipient was told is always taken
 back. The retraction's ``loan`` is the loan as the ledger has it after the reorg, or — when its opening was removed
 and the record is gone — as the retracted event showed it.
+
+All of it works on plain values through the outbox's store (``aggregator.outbox.OutboxStore``) and the ledger's
+reads (``LoanFacts``), both in the indexer's (or the relay's) transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import Any, Protocol
 
 from aggregator import outbox
 from aggregator.loan_events import fact_event
-from aggregator.projection import Fact, LoanState
-from store.aggregator import LoanRow, QuoteRow
-from store.ledger import SqlLedgerRepository
-from store.outbox import CANCELLED, DELIVERED, PENDING, OutboxDeliveryRow, OutboxEventRow, SqlOutboxRepository
+from aggregator.outbox import CANCELLED, DELIVERED, PENDING, EventLoan, OutboxEvent, OutboxStore
+from aggregator.projection import Fact, LedgerChain, LoanState
 
 REASON_REORG = "reorg"
 
@@ -49,6 +48,14 @@ class RemovedFact:
     block_hash: str
 
 
+class LoanFacts(Protocol):
+    """The ledger's reads a retraction needs (``aggregator.ledger.LedgerRepository`` has them)."""
+
+    def loan(self, loan_id: str) -> LoanState | None: ...
+
+    def loan_facts(self, chain_id: int, loan_ref: int, addresses: Iterable[str]) -> list[Fact]: ...
+
+
 def removed_fact(loan: LoanState, fact: Fact) -> RemovedFact | None:
     """What ``fact`` (about to be deleted) made in ``loan``'s outbox; None for a fact that makes no loan event."""
     found = fact_event(fact, loan.status)
@@ -59,107 +66,90 @@ def removed_fact(loan: LoanState, fact: Fact) -> RemovedFact | None:
     )
 
 
-def retract_unbacked(session: Session, contracts: tuple[int, str, str], removed: Iterable[RemovedFact]) -> list[str]:
+def retract_unbacked(
+    events: OutboxStore, ledger: LoanFacts, chain: LedgerChain, removed: Iterable[RemovedFact]
+) -> list[str]:
     """Retract the events of ``removed`` facts that no remaining fact of their loan makes again; run after the
-    reorg's range was applied. ``contracts``: (chain id, CreditAggregator, CollateralManager). Returns the ids of
-    the events retracted."""
-    ledger, repo = SqlLedgerRepository(session), SqlOutboxRepository(session)
+    reorg's range was applied. Returns the ids of the events retracted."""
     made: dict[str, set[str]] = {}
     retracted = []
     for fact in removed:
-        event_id = repo.event_by_key(fact.loan_id, fact.dedup_key)
-        if event_id is None:
-            continue
-        event = repo.event(event_id)
-        if event.retracted_at is not None:
+        event = events.event_by_key(fact.loan_id, fact.dedup_key)
+        if event is None or event.retracted_at is not None:
             continue
         if fact.loan_id not in made:
-            made[fact.loan_id] = _made_now(session, ledger, contracts, fact.loan_id)
+            made[fact.loan_id] = _made_now(ledger, chain, fact.loan_id)
         if fact.dedup_key in made[fact.loan_id]:
             continue
-        retract(session, event, fact)
-        retracted.append(event_id)
+        retract(events, event, fact)
+        retracted.append(event.id)
     return retracted
 
 
-def _made_now(session: Session, ledger: SqlLedgerRepository, contracts: tuple[int, str, str], loan_id: str) -> set[str]:
+def _made_now(ledger: LoanFacts, chain: LedgerChain, loan_id: str) -> set[str]:
     """The dedup keys of the loan events the loan's remaining facts make."""
-    loan = session.get(LoanRow, loan_id)
+    loan = ledger.loan(loan_id)
     if loan is None or loan.onchain_loan_id is None:
         return set()
-    chain_id, aggregator, manager = contracts
     keys = set()
-    for fact in ledger.loan_facts(chain_id, int(loan.onchain_loan_id), (aggregator, manager)):
+    addresses = (chain.aggregator, chain.collateral_manager)
+    for fact in ledger.loan_facts(chain.chain_id, int(loan.onchain_loan_id), addresses):
         found = fact_event(fact, loan.status)
         if found is not None:
             keys.add(outbox.dedup_key(found.event_type, found.key))
     return keys
 
 
-def retract(session: Session, event: OutboxEventRow, fact: RemovedFact) -> None:
-    """Cancel what is not delivered of ``event``; tell the recipients that had it."""
-    repo = SqlOutboxRepository(session)
+def retract(events: OutboxStore, event: OutboxEvent, fact: RemovedFact | None) -> OutboxEvent:
+    """Cancel what is not delivered of ``event``; tell the recipients that had it. Returns the event retracted."""
     now = datetime.now(UTC)
     had_it = []
-    for delivery in repo.deliveries(event.id):
+    for delivery in events.deliveries(event.id):
         if delivery.status == PENDING:
-            delivery.status, delivery.last_error = CANCELLED, "retracted: a reorg removed the block of its fact"
+            reason = "retracted: a reorg removed the block of its fact"
+            events.update_delivery(replace(delivery, status=CANCELLED, last_error=reason))
         elif delivery.status == DELIVERED:
             had_it.append(delivery.recipient)
-    event.retracted_at = now
-    # its key is free again: the fact mined later, in a block the reorg did not reach, is a new event with a new id
-    event.dedup_key = f"{event.dedup_key}#retracted:{event.id}"
-    if event.dispatched_at is None:
-        event.dispatched_at = now  # nobody will get it: no deliveries
+    retracted = replace(
+        event,
+        retracted_at=now,
+        # its key is free again: the fact mined later, in a block the reorg did not reach, is a new event, new id
+        dedup_key=f"{event.dedup_key}#retracted:{event.id}",
+        dispatched_at=event.dispatched_at or now,  # nobody will get it when it was not dispatched: no deliveries
+    )
+    events.update_event(retracted)
     if had_it:
-        compensate(session, event, had_it, _payload(event, fact))
+        compensate(events, retracted, had_it, _payload(retracted, fact))
+    return events.event(event.id) or retracted
 
 
 def compensate(
-    session: Session, event: OutboxEventRow, recipients: Iterable[str], payload: Mapping[str, Any] | None = None
+    events: OutboxStore, event: OutboxEvent, recipients: Iterable[str], payload: Mapping[str, Any] | None = None
 ) -> str:
     """``loan.event_retracted`` for ``event`` to ``recipients`` (each once; written once per event). Returns its
     id."""
-    repo = SqlOutboxRepository(session)
-    loan = session.get(LoanRow, event.loan_id)
-    if loan is not None:
-        quote = None if loan.quote_id is None else session.get(QuoteRow, loan.quote_id)
-        offer_ref = None if quote is None else quote.offer.get("providerRef")
-        view: Mapping[str, Any] = outbox.loan_view(loan, str(offer_ref) if offer_ref else None)
-    else:
-        view = dict(event.body.get("loan") or {}) | {"loan_id": event.loan_id}
+    # the loan as the ledger has it now, or — its record gone with its opening — as the retracted event showed it
+    loan = events.loan(event.loan_id)
+    shown = dict(event.body.get("loan") or {}) | {"loan_id": event.loan_id}
+    view = loan.view if loan is not None else shown
     retraction, _ = outbox.write(
-        session,
-        loan_id=event.loan_id,
-        provider_id=event.provider_id,
-        borrower_id=event.borrower_id,
-        view=view,
+        events,
+        EventLoan(event.loan_id, event.provider_id, event.borrower_id, view),
         event_type=outbox.LOAN_EVENT_RETRACTED,
         payload=payload or _payload(event, None),
         key=event.id,
     )
     now = datetime.now(UTC)
     for recipient in recipients:
-        if repo.delivery(retraction.id, recipient) is None:
-            repo.add(
-                OutboxDeliveryRow(
-                    event_id=retraction.id,
-                    loan_id=retraction.loan_id,
-                    sequence=retraction.sequence,
-                    recipient=recipient,
-                    status=PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
-    retraction.dispatched_at = retraction.dispatched_at or now  # its recipients are exactly those that had it
-    event.retracted_by = retraction.id
-    session.flush()
+        events.add_delivery(retraction.id, recipient, now)
+    if retraction.dispatched_at is None:  # its recipients are exactly those that had it
+        events.update_event(replace(retraction, dispatched_at=now))
+    current = events.event(event.id) or event
+    events.update_event(replace(current, retracted_by=retraction.id))
     return retraction.id
 
 
-def _payload(event: OutboxEventRow, fact: RemovedFact | None) -> dict[str, Any]:
+def _payload(event: OutboxEvent, fact: RemovedFact | None) -> dict[str, Any]:
     data = event.body.get("data") or {}
     return {
         "retracted_event_id": event.id,

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import httpx
 
-from aggregator.event_destinations import Destination, SqlEventDestinations
+from aggregator.event_destinations import Destination, EventDestinations
 from aggregator.indexer import ChainIndexer, IndexerSettings, run_indexers
 from aggregator.platform import ChainRuntime
 from aggregator.relay import OutboxRelay, RelaySettings
@@ -35,6 +35,7 @@ from providers.destinations import DestinationGuard, PinnedTransport
 from providers.secrets import SecretBox
 from store.chain import SqlChainStore
 from store.db import Database
+from store.relay import SqlRelayStore
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,14 @@ def outbox_relay(settings: Settings, database: Database) -> OutboxRelay:
         for lender in settings.http_lenders
         if lender.webhook_url
     }
-    destinations = SqlEventDestinations(SecretBox.from_master_key(bytes.fromhex(settings.pii_master_key)), configured)
+    destinations = EventDestinations(SecretBox.from_master_key(bytes.fromhex(settings.pii_master_key)), configured)
     config = RelaySettings(
         ttl=timedelta(seconds=settings.outbox_lease_seconds),
         interval=settings.outbox_poll_seconds,
         first_backoff=min(2.0, settings.outbox_max_backoff_seconds),
         max_backoff=settings.outbox_max_backoff_seconds,
     )
-    return OutboxRelay(database, destinations, http, settings=config)
+    return OutboxRelay(SqlRelayStore(database), destinations, http, settings=config)
 
 
 async def relay_events(settings: Settings, database: Database, stop: asyncio.Event) -> None:

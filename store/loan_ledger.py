@@ -34,6 +34,7 @@ from store.ledger import (
     LoanRepaymentRow,
     SqlLedgerRepository,
 )
+from store.outbox import SqlOutboxStore
 
 _STATE_FIELDS = tuple(f.name for f in fields(LoanState))
 
@@ -159,10 +160,13 @@ class SqlLedger:
 
     def publish(self, loan: LoanState, event: LoanEvent) -> None:
         self.session.flush()
-        row = self.session.get(LoanRow, loan.id)
-        if row is None:
-            raise LookupError(f"loan {loan.id} is not recorded: its {event.event_type} has nothing to name")
-        outbox.append(self.session, loan=row, event_type=event.event_type, payload=event.data, key=event.key)
+        outbox.append(
+            SqlOutboxStore(self.session),
+            loan_id=loan.id,
+            event_type=event.event_type,
+            payload=event.data,
+            key=event.key,
+        )
 
     def retract_unbacked(self, chain: LedgerChain, removed: Sequence[RemovedFact]) -> None:
-        retract_unbacked(self.session, (chain.chain_id, chain.aggregator, chain.collateral_manager), removed)
+        retract_unbacked(SqlOutboxStore(self.session), self, chain, removed)

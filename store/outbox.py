@@ -11,6 +11,9 @@ attempts, next attempt and last error — and every attempt is logged in ``outbo
 An event whose chain fact a reorg removed is *retracted* (``aggregator.retraction``): ``retracted_at`` is set, its
 deliveries still pending are ``cancelled``, and, when some recipient already had it, ``retracted_by`` names the
 ``loan.event_retracted`` event written to tell them.
+
+``SqlOutboxStore`` is the outbox of ``aggregator.outbox.OutboxStore`` on these rows (plain values in and out);
+``SqlOutboxRepository`` the rows themselves, for it and for tests that read them.
 """
 
 from __future__ import annotations
@@ -23,11 +26,16 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstrain
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy.sql.dml import Insert
 
+from aggregator.outbox import CANCELLED as CANCELLED
+from aggregator.outbox import DELIVERED as DELIVERED
+from aggregator.outbox import NO_DESTINATION as NO_DESTINATION
+from aggregator.outbox import PENDING as PENDING
+from aggregator.outbox import Attempt, Delivery, EventLoan, OutboxEvent, loan_view
+from store.aggregator import LoanRow, QuoteRow
 from store.base import Base
 from store.types import UtcDateTime
-
-PENDING, DELIVERED, NO_DESTINATION, CANCELLED = "pending", "delivered", "no_destination", "cancelled"
 
 
 class OutboxEventRow(Base):
@@ -107,12 +115,15 @@ class SqlOutboxRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def insert_if_new(self, table: type[Base], **values: object) -> None:
+        """INSERT … ON CONFLICT DO NOTHING (PostgreSQL's or SQLite's)."""
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement: Insert = insert(table).values(**values).on_conflict_do_nothing()
+        self.session.execute(statement)
+
     def lock_sequence(self, loan_id: str) -> int:
         """The loan's last event number, its row locked until the caller's transaction ends (created at 0)."""
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        self.session.execute(
-            insert(OutboxSequenceRow).values(loan_id=loan_id, last_sequence=0).on_conflict_do_nothing()
-        )
+        self.insert_if_new(OutboxSequenceRow, loan_id=loan_id, last_sequence=0)
         return int(
             self.session.execute(
                 select(OutboxSequenceRow.last_sequence).where(OutboxSequenceRow.loan_id == loan_id).with_for_update()
@@ -204,3 +215,143 @@ class SqlOutboxRepository:
     def attempts(self, delivery_id: int) -> list[OutboxAttemptRow]:
         query = select(OutboxAttemptRow).where(OutboxAttemptRow.delivery_id == delivery_id)
         return list(self.session.scalars(query.order_by(OutboxAttemptRow.id)))
+
+
+def _event(row: OutboxEventRow) -> OutboxEvent:
+    return OutboxEvent(
+        id=row.id,
+        loan_id=row.loan_id,
+        sequence=row.sequence,
+        event_type=row.event_type,
+        dedup_key=row.dedup_key,
+        provider_id=row.provider_id,
+        borrower_id=row.borrower_id,
+        body=row.body,
+        occurred_at=row.occurred_at,
+        dispatched_at=row.dispatched_at,
+        retracted_at=row.retracted_at,
+        retracted_by=row.retracted_by,
+    )
+
+
+def _delivery(row: OutboxDeliveryRow) -> Delivery:
+    return Delivery(
+        id=row.id,
+        event_id=row.event_id,
+        loan_id=row.loan_id,
+        sequence=row.sequence,
+        recipient=row.recipient,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        created_at=row.created_at,
+        url=row.url,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        delivered_at=row.delivered_at,
+    )
+
+
+class SqlOutboxStore:
+    """The outbox (``aggregator.outbox.OutboxStore``) in the caller's session: plain values in and out, rows only
+    inside; never commits (the ledger's, the default job's or the relay's unit of work does)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._rows = SqlOutboxRepository(session)
+
+    def loan(self, loan_id: str) -> EventLoan | None:
+        row = self.session.get(LoanRow, loan_id)
+        if row is None:
+            return None
+        quote = None if row.quote_id is None else self.session.get(QuoteRow, row.quote_id)
+        offer_ref = None if quote is None else quote.offer.get("providerRef")
+        view = loan_view(row, str(offer_ref) if offer_ref else None)
+        return EventLoan(row.id, row.provider_id, row.borrower_id, view)
+
+    def lock_sequence(self, loan_id: str) -> int:
+        return self._rows.lock_sequence(loan_id)
+
+    def set_sequence(self, loan_id: str, sequence: int) -> None:
+        self._rows.set_sequence(loan_id, sequence)
+
+    def event(self, event_id: str) -> OutboxEvent | None:
+        row = self.session.get(OutboxEventRow, event_id)
+        return None if row is None else _event(row)
+
+    def event_by_key(self, loan_id: str, dedup_key: str) -> OutboxEvent | None:
+        event_id = self._rows.event_by_key(loan_id, dedup_key)
+        return None if event_id is None else self.event(event_id)
+
+    def events(self, loan_id: str) -> list[OutboxEvent]:
+        return [_event(row) for row in self._rows.events(loan_id)]
+
+    def add_event(self, event: OutboxEvent) -> None:
+        self.session.add(
+            OutboxEventRow(
+                id=event.id,
+                loan_id=event.loan_id,
+                sequence=event.sequence,
+                event_type=event.event_type,
+                dedup_key=event.dedup_key,
+                provider_id=event.provider_id,
+                borrower_id=event.borrower_id,
+                body=event.body,
+                occurred_at=event.occurred_at,
+                dispatched_at=event.dispatched_at,
+                retracted_at=event.retracted_at,
+                retracted_by=event.retracted_by,
+            )
+        )
+        self.session.flush()
+
+    def update_event(self, event: OutboxEvent) -> None:
+        row = self._rows.event(event.id)
+        row.dispatched_at, row.retracted_at = event.dispatched_at, event.retracted_at
+        row.retracted_by, row.dedup_key = event.retracted_by, event.dedup_key
+
+    def undispatched(self, limit: int) -> list[OutboxEvent]:
+        return [_event(row) for row in self._rows.undispatched(limit)]
+
+    def add_delivery(self, event_id: str, recipient: str, now: datetime) -> None:
+        event = self._rows.event(event_id)
+        self.session.flush()  # the event's row first: the delivery's foreign key names it
+        self._rows.insert_if_new(
+            OutboxDeliveryRow,
+            event_id=event_id,
+            loan_id=event.loan_id,
+            sequence=event.sequence,
+            recipient=recipient,
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+
+    def deliveries(self, event_id: str) -> list[Delivery]:
+        return [_delivery(row) for row in self._rows.deliveries(event_id)]
+
+    def delivery(self, delivery_id: int) -> Delivery | None:
+        row = self.session.get(OutboxDeliveryRow, delivery_id)
+        return None if row is None else _delivery(row)
+
+    def due(self, now: datetime, limit: int) -> list[Delivery]:
+        return [_delivery(row) for row in self._rows.due(now, limit)]
+
+    def update_delivery(self, delivery: Delivery) -> None:
+        row = self.session.get_one(OutboxDeliveryRow, delivery.id)
+        row.status, row.attempts, row.url = delivery.status, delivery.attempts, delivery.url
+        row.last_status_code, row.last_error = delivery.last_status_code, delivery.last_error
+        row.next_attempt_at, row.delivered_at = delivery.next_attempt_at, delivery.delivered_at
+
+    def add_attempts(self, delivery_id: int, attempts: Sequence[Attempt]) -> None:
+        self.session.add_all(
+            OutboxAttemptRow(
+                delivery_id=delivery_id,
+                attempted_at=attempt.at,
+                status_code=attempt.status_code,
+                error=attempt.error,
+                duration_ms=attempt.duration_ms,
+            )
+            for attempt in attempts
+        )

@@ -42,9 +42,9 @@ from chain.relay import REVERT_ARTIFACTS
 from chain.revert import decode_revert
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
-from store.aggregator import LoanRow
 from store.db import Database
 from store.leases import LeaseStore, SqlLeaseStore
+from store.outbox import SqlOutboxStore
 from store.servicing import OpenLoan, SqlServicingRepository
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,11 @@ PastDueSink = Callable[[Session, str, dict[str, Any]], None]
 
 def write_past_due(session: Session, loan_id: str, payload: dict[str, Any]) -> None:
     """``loan.past_due`` to the outbox, once per loan and bucket (the bucket is the event's key)."""
-    loan = session.get(LoanRow, loan_id)
-    if loan is not None:
-        outbox.append(session, loan=loan, event_type=outbox.LOAN_PAST_DUE, payload=payload, key=str(payload["bucket"]))
+    events = SqlOutboxStore(session)
+    if events.loan(loan_id) is not None:
+        outbox.append(
+            events, loan_id=loan_id, event_type=outbox.LOAN_PAST_DUE, payload=payload, key=str(payload["bucket"])
+        )
 
 
 @dataclass(frozen=True, slots=True)

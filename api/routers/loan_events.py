@@ -13,6 +13,7 @@ from api.auth import Principal, Role
 from api.deps import PlatformDep
 from api.routers.loans import LoanReader, _scope
 from store.loans import SqlLoanRepository
+from store.outbox import SqlOutboxStore
 
 router = APIRouter(prefix="/v1/loans", tags=["loans"])
 
@@ -80,7 +81,7 @@ async def loan_events(loan_id: str, principal: LoanReader, platform: PlatformDep
             loan = SqlLoanRepository(uow.session).get(loan_id)
             if loan is None or not scope.allows(loan):
                 return None
-            return event_log(uow.session, loan_id, lambda recipient: own is None or recipient == own)
+            return event_log(SqlOutboxStore(uow.session), loan_id, lambda recipient: own is None or recipient == own)
 
     events = await asyncio.to_thread(read)
     if events is None:

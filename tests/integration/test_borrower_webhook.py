@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from aggregator.event_destinations import SqlEventDestinations
+from aggregator.event_destinations import EventDestinations
 from api import problems
 from api.deps import get_borrower_file
 from api.routers import borrowers as borrowers_router
@@ -21,6 +21,7 @@ from api.settings import Settings
 from providers.secrets import SecretBox
 from store.api import BorrowerRow
 from store.db import Database
+from store.relay import SqlRecipientDirectory
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ async def test_a_borrower_sets_reads_and_deletes_its_webhook(tmp_path: Path) -> 
     app.include_router(borrowers_router.router)
     app.state.platform = SimpleNamespace(database=database, settings=settings)
     app.dependency_overrides[get_borrower_file] = lambda: SimpleNamespace(id=borrower_id)
-    destinations = SqlEventDestinations(SecretBox.from_master_key(bytes.fromhex(settings.pii_master_key)))
+    destinations = EventDestinations(SecretBox.from_master_key(bytes.fromhex(settings.pii_master_key)))
     recipient = f"borrower:{borrower_id}"
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
@@ -52,7 +53,7 @@ async def test_a_borrower_sets_reads_and_deletes_its_webhook(tmp_path: Path) -> 
                 assert answer.status_code == 422, refused
                 assert answer.headers["content-type"].startswith("application/problem+json")
             with database.unit_of_work() as uow:
-                assert destinations.resolve(uow.session, recipient) is None
+                assert destinations.resolve(SqlRecipientDirectory(uow.session), recipient) is None
 
             url = "http://127.0.0.1:8999/loan-events"
             created = await client.put("/v1/borrowers/me/webhook", json={"url": url})
@@ -64,7 +65,7 @@ async def test_a_borrower_sets_reads_and_deletes_its_webhook(tmp_path: Path) -> 
                 assert row.webhook_url == url
                 assert row.webhook_secret_sealed is not None
                 assert secret not in row.webhook_secret_sealed
-                destination = destinations.resolve(uow.session, recipient)
+                destination = destinations.resolve(SqlRecipientDirectory(uow.session), recipient)
             assert destination is not None
             assert (destination.url, destination.secret) == (url, secret)
             shown = (await client.get("/v1/borrowers/me/webhook")).json()
@@ -72,6 +73,6 @@ async def test_a_borrower_sets_reads_and_deletes_its_webhook(tmp_path: Path) -> 
 
             assert (await client.delete("/v1/borrowers/me/webhook")).status_code == 204
             with database.unit_of_work() as uow:
-                assert destinations.resolve(uow.session, recipient) is None
+                assert destinations.resolve(SqlRecipientDirectory(uow.session), recipient) is None
     finally:
         database.dispose()

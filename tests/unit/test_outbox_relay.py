@@ -1,15 +1,42 @@
-"""The relay's pure choices: which due sends start now (room, and a cap per recipient so that one slow receiver
-cannot take every slot), and the backoff between rounds of a failing delivery."""
+"""The outbox, its retraction and the relay on the in-memory fakes (``aggregator.outbox_memory``): events numbered
+per loan and written once per key; the relay's dispatch, its per-stream order and its choices (which due sends start
+now, the backoff, a delivery's state after a send); a retracted event cancelled where it was not delivered and taken
+back where it was, also when its send was in flight. The SQL store runs the same rules on real databases in
+``tests/integration/aggregator`` (``test_outbox_store.py`` holds both to one contract)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
-from aggregator.relay import RelaySettings, backoff, pick
+from aggregator import outbox
+from aggregator.event_destinations import (
+    BorrowerWebhook,
+    Destination,
+    EventDestinations,
+    ProviderWebhook,
+    borrower_secret_subject,
+)
+from aggregator.outbox import CANCELLED, DELIVERED, NO_DESTINATION, PENDING, Attempt, Delivery, EventLoan
+from aggregator.outbox_memory import InMemoryOutbox, InMemoryRecipients, InMemoryRelayStore
+from aggregator.relay import DEPLOYMENT, LEASE_KIND, OutboxRelay, RelaySettings, backoff, pick, settle
+from aggregator.retraction import compensate, retract
+from providers.secrets import SecretBox
+from store.leases import LeaseLost
 
 pytestmark = pytest.mark.unit
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+LOAN = EventLoan("loan-1", "sim-bank", "b1", {"loan_id": "loan-1", "status": "active"})
+OTHER = EventLoan("loan-2", "sim-bank", None, {"loan_id": "loan-2", "status": "active"})
+FAST = RelaySettings(tries=1, first_backoff=2.0, max_backoff=30.0, timeout=1.0)
+BOX = SecretBox.from_master_key(bytes(range(32)))
 
 
 @dataclass(frozen=True)
@@ -29,3 +56,200 @@ def test_one_recipient_never_takes_more_than_its_share_of_the_slots() -> None:
 def test_the_backoff_doubles_per_failed_round_up_to_its_cap() -> None:
     settings = RelaySettings(first_backoff=2.0, max_backoff=30.0)
     assert [backoff(settings, rounds) for rounds in (1, 2, 3, 4, 5, 9)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_a_delivery_after_a_send_is_delivered_gone_or_due_again_after_its_rounds_backoff() -> None:
+    pending = Delivery(1, "e1", "loan-1", 1, "provider:sim-bank", PENDING, 3, T0, T0)
+    failed = [Attempt(T0, 503, "HTTP 503", 12), Attempt(T0, None, "ConnectError", 3)]
+    to = Destination("https://lender.test/events", "s")
+    again = settle(pending, to, failed, False, T0, RelaySettings(tries=3, first_backoff=2.0, max_backoff=30.0))
+    assert (again.status, again.attempts, again.url) == (PENDING, 5, to.url)
+    assert (again.last_status_code, again.last_error) == (None, "ConnectError")
+    assert again.next_attempt_at == T0 + timedelta(seconds=4)  # 5 attempts in rounds of 3: the second round failed
+    done = settle(pending, to, [Attempt(T0, 200, None, 8)], True, T0, FAST)
+    assert (done.status, done.delivered_at, done.last_status_code, done.last_error) == (DELIVERED, T0, 200, None)
+    gone = settle(pending, None, [], False, T0, FAST)
+    assert (gone.status, gone.attempts) == (NO_DESTINATION, 3)
+    assert gone.last_error == "the recipient has no webhook URL any more"
+
+
+def test_a_loans_events_are_numbered_in_order_and_a_keyed_event_is_written_once() -> None:
+    events = InMemoryOutbox([LOAN, OTHER])
+    first = outbox.append(events, loan_id="loan-1", event_type=outbox.LOAN_OPENED, payload={}, key="opened")
+    again = outbox.append(events, loan_id="loan-1", event_type=outbox.LOAN_OPENED, payload={}, key="opened")
+    outbox.append(events, loan_id="loan-2", event_type=outbox.LOAN_OPENED, payload={}, key="opened")
+    due = outbox.append(events, loan_id="loan-1", event_type=outbox.LOAN_PAST_DUE, payload={"bucket": "1-29"}, key="1")
+    assert first == again
+    assert [(e.sequence, e.event_type) for e in events.events("loan-1")] == [(1, "loan.opened"), (2, "loan.past_due")]
+    assert [e.sequence for e in events.events("loan-2")] == [1]
+    body = events.events("loan-1")[1].body
+    assert (body["event_id"], body["sequence"], body["data"], body["loan"]) == (due, 2, {"bucket": "1-29"}, LOAN.view)
+    with pytest.raises(outbox.OutboxError, match="unknown loan event type"):
+        outbox.append(events, loan_id="loan-1", event_type="loan.renamed", payload={})
+    with pytest.raises(outbox.OutboxError, match="not recorded"):
+        outbox.append(events, loan_id="loan-9", event_type=outbox.LOAN_OPENED, payload={})
+    assert events.sequences == {"loan-1": 2, "loan-2": 1}
+
+
+def _delivered(events: InMemoryOutbox, event_id: str, recipient: str) -> None:
+    events.add_delivery(event_id, recipient, T0)
+    (delivery,) = [d for d in events.deliveries(event_id) if d.recipient == recipient]
+    events.update_delivery(
+        settle(delivery, Destination("https://x.test", "s"), [Attempt(T0, 200, None, 1)], True, T0, FAST)
+    )
+
+
+def test_a_retracted_event_is_cancelled_where_pending_and_taken_back_only_where_it_was_delivered() -> None:
+    events = InMemoryOutbox([LOAN])
+    repaid, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={"tx_hash": "0xab"}, key="0xab:3")
+    _delivered(events, repaid.id, "provider:sim-bank")
+    events.add_delivery(repaid.id, "borrower:b1", T0)
+
+    retract(events, repaid, None)
+
+    gone = events.event(repaid.id)
+    assert gone is not None
+    assert gone.retracted_at is not None
+    assert {d.recipient: d.status for d in events.deliveries(repaid.id)} == {
+        "provider:sim-bank": DELIVERED,
+        "borrower:b1": CANCELLED,
+    }
+    (retraction,) = [e for e in events.events("loan-1") if e.event_type == outbox.LOAN_EVENT_RETRACTED]
+    assert gone.retracted_by == retraction.id
+    assert retraction.dispatched_at is not None  # its recipients are exactly those that had the event
+    assert [(d.recipient, d.status) for d in events.deliveries(retraction.id)] == [("provider:sim-bank", PENDING)]
+    data = retraction.body["data"]
+    assert (data["retracted_event_id"], data["retracted_type"], data["tx_hash"]) == (
+        repaid.id,
+        "loan.repayment",
+        "0xab",
+    )
+    # the key is free again: the same fact mined later makes a new event, under a new id
+    later, new = outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0xab:3")
+    assert new
+    assert later.id != repaid.id
+    # a second compensation of the same event writes nothing new
+    assert compensate(events, gone, ["provider:sim-bank"]) == retraction.id
+    assert len(events.deliveries(retraction.id)) == 1
+
+
+class Receivers:
+    """Webhook receivers behind ``httpx.MockTransport``: what each URL got, and the URLs that answer 503."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, str, int]] = []  # (url, event type, sequence)
+        self.down: set[str] = set()
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        if url in self.down:
+            return httpx.Response(503)
+        body = json.loads(request.content)
+        assert request.headers["X-Creditmesh-Event-Id"] == body["event_id"]
+        self.got.append((url, body["type"], body["sequence"]))
+        return httpx.Response(204)
+
+
+async def _relay(store: InMemoryRelayStore, receivers: Receivers) -> OutboxRelay:
+    destinations = EventDestinations(BOX, {"sim-bank": Destination("https://bank.test/events", "bank-secret")})
+    http = httpx.AsyncClient(transport=httpx.MockTransport(receivers.handle))
+    relay = OutboxRelay(store, destinations, http, settings=FAST, holder="relay-a")
+    relay.lease = await store.leases.acquire(LEASE_KIND, DEPLOYMENT, relay.holder, FAST.ttl)
+    return relay
+
+
+async def _round(relay: OutboxRelay) -> int:
+    started = await relay.round()
+    await asyncio.gather(*relay._inflight.values())
+    return started
+
+
+def _borrower_webhook(url: str) -> BorrowerWebhook:
+    sealed = base64.b64encode(BOX.seal(borrower_secret_subject("b1"), "borrower-secret")).decode()
+    return BorrowerWebhook("b1", url, sealed)
+
+
+async def test_the_relay_sends_each_stream_in_order_and_a_receiver_down_holds_back_only_its_own() -> None:
+    events = InMemoryOutbox([LOAN, OTHER])
+    for loan in (LOAN, OTHER):
+        outbox.write(events, loan, event_type=outbox.LOAN_OPENED, payload={}, key="opened")
+        outbox.write(events, loan, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x01:1")
+    store = InMemoryRelayStore(events, InMemoryRecipients(borrowers=[_borrower_webhook("https://b1.test/hook")]))
+    receivers = Receivers()
+    receivers.down.add("https://b1.test/hook")
+    relay = await _relay(store, receivers)
+    try:
+        assert await _round(relay) == 3  # each stream's head: the bank's two loans, the borrower's first
+        assert await _round(relay) == 2  # the bank's second events; the borrower's waits behind its failed head
+        assert await _round(relay) == 0  # the failed head is not due before its backoff
+    finally:
+        await relay.http.aclose()
+
+    bank = [(t, s) for url, t, s in receivers.got if url == "https://bank.test/events"]
+    assert bank == [("loan.opened", 1)] * 2 + [("loan.repayment", 2)] * 2
+    to_borrower = [d for e in events.events("loan-1") for d in events.deliveries(e.id) if d.recipient == "borrower:b1"]
+    assert [(d.sequence, d.status, d.attempts, d.last_status_code) for d in to_borrower] == [
+        (1, PENDING, 1, 503),
+        (2, PENDING, 0, None),
+    ]
+    assert to_borrower[0].next_attempt_at > datetime.now(UTC)
+    assert all(e.dispatched_at is not None for e in events.events_by_id.values())
+    assert len(events.attempts[to_borrower[0].id]) == 1
+
+
+async def test_a_send_in_flight_when_its_event_is_retracted_is_taken_back_once_it_arrives() -> None:
+    events = InMemoryOutbox([LOAN])
+    repaid, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x02:1")
+    store = InMemoryRelayStore(events)
+    receivers = Receivers()
+    relay = await _relay(store, receivers)
+    try:
+        relay._dispatch()
+        (in_flight,) = relay._due(10)
+        retract(events, repaid, None)  # nobody had it yet: cancelled, nothing to take back
+        assert [d.status for d in events.deliveries(repaid.id)] == [CANCELLED]
+        await relay._send(in_flight)  # ... but the send was already on its way, and arrives
+        assert [d.status for d in events.deliveries(repaid.id)] == [DELIVERED]
+        await _round(relay)
+    finally:
+        await relay.http.aclose()
+    assert [(t, s) for _, t, s in receivers.got] == [("loan.repayment", 1), ("loan.event_retracted", 2)]
+    gone = events.event(repaid.id)
+    assert gone is not None
+    assert gone.retracted_by is not None
+
+
+async def test_a_relay_whose_lease_moved_on_records_nothing() -> None:
+    events = InMemoryOutbox([LOAN])
+    outbox.write(events, LOAN, event_type=outbox.LOAN_OPENED, payload={}, key="opened")
+    store = InMemoryRelayStore(events)
+    relay = await _relay(store, Receivers())
+    try:
+        assert relay.lease is not None
+        store.leases.held.clear()  # expired and taken by another holder, say
+        with pytest.raises(LeaseLost):
+            await relay.round()
+    finally:
+        await relay.http.aclose()
+    assert all(e.dispatched_at is None for e in events.events_by_id.values())
+
+
+def test_recipients_are_the_funding_provider_and_a_borrower_with_a_webhook_url() -> None:
+    registered = ProviderWebhook("reg-bank", "https://reg.test/e", True, {"secret": "reg-secret"})
+    disabled = ProviderWebhook("off-bank", "https://off.test/e", False, {"secret": "x"})
+    directory = InMemoryRecipients([registered, disabled], [_borrower_webhook("https://b1.test/hook")])
+    destinations = EventDestinations(BOX, {"sim-bank": Destination("https://bank.test/events", "bank-secret")})
+    events = InMemoryOutbox()
+
+    def recipients(provider_id: str | None, borrower_id: str | None) -> list[str]:
+        loan = EventLoan(f"loan-{provider_id}-{borrower_id}", provider_id, borrower_id, {"loan_id": "x"})
+        event, _ = outbox.write(events, loan, event_type=outbox.LOAN_OPENED, payload={})
+        return destinations.recipients(directory, event)
+
+    assert recipients("sim-bank", "b1") == ["provider:sim-bank", "borrower:b1"]
+    assert recipients("reg-bank", "b2") == ["provider:reg-bank"]
+    assert recipients("off-bank", None) == []
+    assert destinations.resolve(directory, "provider:reg-bank") == Destination("https://reg.test/e", "reg-secret")
+    assert destinations.resolve(directory, "borrower:b1") == Destination("https://b1.test/hook", "borrower-secret")
+    assert destinations.resolve(directory, "provider:off-bank") is None
+    assert destinations.resolve(directory, "borrower:b2") is None

@@ -15,7 +15,7 @@ from aggregator.ledger import apply_events
 from chain.events import ChainEvent
 from store.aggregator import LoanRow
 from store.db import Database
-from store.outbox import OutboxEventRow, SqlOutboxRepository
+from store.outbox import OutboxEventRow, SqlOutboxRepository, SqlOutboxStore
 from tests.support.ledger_facts import CHAIN, LoanFacts
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,13 @@ def test_append_with_a_key_writes_once_and_refuses_unknown_types(database: Datab
             loan = uow.session.get(LoanRow, loan_id)
             assert loan is not None
             ids.append(
-                outbox.append(uow.session, loan=loan, event_type="loan.past_due", payload={"bucket": "1-29"}, key="1")
+                outbox.append(
+                    SqlOutboxStore(uow.session),
+                    loan_id=loan.id,
+                    event_type="loan.past_due",
+                    payload={"bucket": "1-29"},
+                    key="1",
+                )
             )
             uow.commit()
     assert ids[0] == ids[1]
@@ -106,7 +112,7 @@ def test_append_with_a_key_writes_once_and_refuses_unknown_types(database: Datab
         loan = uow.session.get(LoanRow, loan_id)
         assert loan is not None
         with pytest.raises(outbox.OutboxError):
-            outbox.append(uow.session, loan=loan, event_type="loan.renamed", payload={})
+            outbox.append(SqlOutboxStore(uow.session), loan_id=loan.id, event_type="loan.renamed", payload={})
     written = [(e.sequence, e.event_type) for e in _events(database, loan_id)]
     assert written == [(1, "loan.opened"), (2, "loan.past_due")]
 
@@ -125,7 +131,8 @@ def test_racing_writers_of_one_loan_number_its_events_without_gaps(database: Dat
                 with database.unit_of_work() as uow:
                     loan = uow.session.get(LoanRow, loan_id)
                     assert loan is not None
-                    outbox.append(uow.session, loan=loan, event_type="loan.past_due", payload={}, key=f"{n}:{i}")
+                    events = SqlOutboxStore(uow.session)
+                    outbox.append(events, loan_id=loan.id, event_type="loan.past_due", payload={}, key=f"{n}:{i}")
                     uow.commit()
         except BaseException as err:  # reported below
             errors.append(err)

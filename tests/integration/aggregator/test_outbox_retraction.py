@@ -19,7 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
-from aggregator.event_destinations import Destination, SqlEventDestinations
+from aggregator.event_destinations import Destination, EventDestinations
 from aggregator.ledger import LedgerChain, apply_batch, apply_events, watched_contracts
 from aggregator.relay import DEPLOYMENT, LEASE_KIND, OutboxRelay, RelaySettings
 from chain.client import ChainClient
@@ -30,6 +30,7 @@ from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.outbox import CANCELLED, DELIVERED, PENDING, OutboxDeliveryRow, OutboxEventRow, SqlOutboxRepository
+from store.relay import SqlRelayStore
 from tests.contracts.harness import RELAYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import CHAIN, LoanFacts, add_quote
@@ -63,11 +64,9 @@ def _events(database: Database, loan_id: str) -> list[OutboxEventRow]:
 
 async def _relay_until(database: Database, receiver: EventReceiver, done: Callable[[], bool]) -> None:
     """Run the outbox relay (to the lender's receiver) until ``done``."""
-    destinations = SqlEventDestinations(
-        SecretBox.from_master_key(bytes(32)), {LENDER: Destination(receiver.url, SECRET)}
-    )
+    destinations = EventDestinations(SecretBox.from_master_key(bytes(32)), {LENDER: Destination(receiver.url, SECRET)})
     async with httpx.AsyncClient(transport=PinnedTransport(DestinationGuard(["127.0.0.0/8"]))) as http:
-        relay = OutboxRelay(database, destinations, http, settings=FAST)
+        relay = OutboxRelay(SqlRelayStore(database), destinations, http, settings=FAST)
         stop = asyncio.Event()
         running = asyncio.create_task(relay.run(stop))
         try:
@@ -258,12 +257,10 @@ async def test_a_delivery_in_flight_when_its_event_is_retracted_is_taken_back_to
     opened, repaid = facts.opened(), facts.repaid(1_000, 400_000_000, 600_000_000)
     _apply(database, [opened, repaid])
     receiver = EventReceiver(SECRET).start()
-    destinations = SqlEventDestinations(
-        SecretBox.from_master_key(bytes(32)), {LENDER: Destination(receiver.url, SECRET)}
-    )
+    destinations = EventDestinations(SecretBox.from_master_key(bytes(32)), {LENDER: Destination(receiver.url, SECRET)})
     try:
         async with httpx.AsyncClient(transport=PinnedTransport(DestinationGuard(["127.0.0.0/8"]))) as http:
-            relay = OutboxRelay(database, destinations, http, settings=FAST)
+            relay = OutboxRelay(SqlRelayStore(database), destinations, http, settings=FAST)
             relay.lease = await relay.leases.acquire(LEASE_KIND, DEPLOYMENT, relay.holder, FAST.ttl)
             await relay.round()  # dispatched; loan.opened sent (its repayment waits behind it)
             await _until(lambda: len(receiver.events()) == 1)

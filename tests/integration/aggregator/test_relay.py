@@ -23,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from aggregator.event_destinations import Destination, SqlEventDestinations, borrower_secret_subject
+from aggregator.event_destinations import Destination, EventDestinations, borrower_secret_subject
 from aggregator.ledger import apply_events
 from aggregator.relay import DEPLOYMENT, LEASE_KIND, OutboxRelay, RelaySettings
 from chain.events import ChainEvent
@@ -33,6 +33,7 @@ from store.api import BorrowerRow
 from store.db import Database
 from store.leases import LeaseRow
 from store.outbox import OutboxAttemptRow, OutboxDeliveryRow, SqlOutboxRepository
+from store.relay import SqlRelayStore
 from tests.support.ledger_facts import CHAIN, LoanFacts
 from tests.support.receiver import EventReceiver, Received
 
@@ -118,11 +119,11 @@ async def test_a_receiver_down_holds_back_only_its_own_stream_and_gets_everythin
     second_ids = _event_ids(database, second.loan_id)
     provider.lose_answer_once.add(second_ids[1])  # delivered, but the relay never hears so: sent again
 
-    destinations = SqlEventDestinations(
+    destinations = EventDestinations(
         SecretBox.from_master_key(MASTER_KEY), {PROVIDER: Destination(provider.url, PROVIDER_SECRET)}
     )
     http = httpx.AsyncClient(transport=PinnedTransport(DestinationGuard(["127.0.0.0/8"])))
-    relay = OutboxRelay(database, destinations, http, settings=FAST)
+    relay = OutboxRelay(SqlRelayStore(database), destinations, http, settings=FAST)
     stop = asyncio.Event()
     running = asyncio.create_task(relay.run(stop))
     try:

@@ -1,0 +1,82 @@
+"""One contract for both outbox stores (``aggregator.outbox.OutboxStore``): the in-memory fake the unit tests use
+and ``store.outbox.SqlOutboxStore`` on a real (SQLite) database hold events, deliveries and attempts alike — numbered
+per loan, written once per key, dispatched oldest first, one pending delivery per (event, recipient), and each
+(loan, recipient) stream due only at its head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from aggregator import outbox
+from aggregator.outbox import DELIVERED, PENDING, Attempt, EventLoan, OutboxStore
+from aggregator.outbox_memory import InMemoryOutbox
+from store.db import Database
+from store.outbox import SqlOutboxStore
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+A = EventLoan("loan-a", "sim-bank", "b1", {"loan_id": "loan-a"})
+B = EventLoan("loan-b", "sim-bank", None, {"loan_id": "loan-b"})
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('outbox-store') / 'outbox.db'}")
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(params=["memory", "sql"])
+def events(request: pytest.FixtureRequest, database: Database) -> Iterator[OutboxStore]:
+    if request.param == "memory":
+        yield InMemoryOutbox()
+        return
+    with database.unit_of_work() as uow:  # rolled back at the end: each test starts from an empty outbox
+        yield SqlOutboxStore(uow.session)
+
+
+def test_events_are_numbered_per_loan_written_once_per_key_and_dispatched_oldest_first(events: OutboxStore) -> None:
+    a1, _ = outbox.write(events, A, event_type=outbox.LOAN_OPENED, payload={}, key="opened", occurred_at=T0)
+    b1, _ = outbox.write(events, B, event_type=outbox.LOAN_OPENED, payload={}, key="opened", occurred_at=T0)
+    a2, _ = outbox.write(
+        events, A, event_type=outbox.LOAN_PAST_DUE, payload={"bucket": "1-29"}, key="1", occurred_at=T0
+    )
+    again, new = outbox.write(events, A, event_type=outbox.LOAN_OPENED, payload={}, key="opened")
+    assert (again, new) == (a1, False)
+    assert [(e.id, e.sequence) for e in events.events("loan-a")] == [(a1.id, 1), (a2.id, 2)]
+    assert events.event_by_key("loan-a", outbox.dedup_key(outbox.LOAN_PAST_DUE, "1")) == a2
+    assert events.event(a2.id) == a2
+    assert events.event("no-such-event") is None
+    assert [e.id for e in events.undispatched(10)] == [a1.id, a2.id, b1.id]
+    assert [e.id for e in events.undispatched(1)] == [a1.id]
+    events.update_event(replace(a1, dispatched_at=T0))
+    assert [e.id for e in events.undispatched(10)] == [a2.id, b1.id]
+    assert events.lock_sequence("loan-a") == 2
+
+
+def test_a_streams_later_delivery_waits_for_its_head_and_its_undispatched_events(events: OutboxStore) -> None:
+    a1, _ = outbox.write(events, A, event_type=outbox.LOAN_OPENED, payload={}, key="opened", occurred_at=T0)
+    a2, _ = outbox.write(events, A, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x1:1", occurred_at=T0)
+    events.add_delivery(a2.id, "provider:sim-bank", T0)
+    assert events.due(T0, 10) == []  # loan.opened is not dispatched yet: its recipients may come before
+    for event in (a1, a2):
+        events.add_delivery(event.id, "provider:sim-bank", T0)
+        events.add_delivery(event.id, "borrower:b1", T0 + timedelta(seconds=5))
+        events.update_event(replace(event, dispatched_at=T0))
+    assert len(events.deliveries(a2.id)) == 2  # the second add of (a2, provider) wrote nothing
+    (head,) = events.due(T0, 10)
+    assert (head.event_id, head.recipient, head.status, head.attempts) == (a1.id, "provider:sim-bank", PENDING, 0)
+    assert [d.event_id for d in events.due(T0 + timedelta(seconds=5), 10)] == [a1.id, a1.id]
+
+    events.add_attempts(head.id, [Attempt(T0, 200, None, 7)])
+    events.update_delivery(replace(head, status=DELIVERED, attempts=1, delivered_at=T0, last_status_code=200))
+    stored = events.delivery(head.id)
+    assert stored is not None
+    assert (stored.status, stored.attempts, stored.delivered_at, stored.last_status_code) == (DELIVERED, 1, T0, 200)
+    assert [(d.event_id, d.recipient) for d in events.due(T0, 10)] == [(a2.id, "provider:sim-bank")]
