@@ -1,0 +1,218 @@
+"""The circuit breaker, ``AsyncBreaker``.
+
+Why pybreaker is driven explicitly here instead of through ``@breaker``, ``call()`` or ``calling()`` (measured, see
+TOOLCHAIN.md): the decorator never sees an ``async def``'s failure; ``call()`` holds a lock for the whole call;
+``calling()`` lets every concurrent call through in half-open and, with ``CircuitRedisStorage``, does Redis I/O on
+the event loop. So pybreaker keeps the state (its ``CircuitMemoryStorage`` or ``CircuitRedisStorage``: state,
+failure and success counters) and makes the transitions (``open()``, ``half_open()``, ``close()``, whose listeners
+record them), while ``AsyncBreaker`` decides admission and outcome:
+
+* closed: every call passes; a failure increments the counter, ``fail_max`` consecutive failures open the breaker;
+  a success resets the counter;
+* open: every call is refused with ``CircuitOpen`` until ``reset_timeout`` has passed since opening, then the
+  breaker goes half-open;
+* half-open: at most ``half_open_max_calls`` trial calls are in flight at once (a slot counter; in Redis, shared by
+  every process); a trial's failure opens the breaker again, ``success_threshold`` trial successes close it;
+  outcomes of calls that were not trials of the current state are ignored, so a slow call started while closed
+  cannot close or re-open the breaker late.
+
+With Redis, every transition runs in a worker thread under a Redis lock named after the provider, so processes
+never interleave a read-modify-write of the shared state, and the event loop never waits on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Self
+
+import pybreaker
+
+from providers._breaker_stores import CLOSED, HALF_OPEN, OPEN, BreakerStore, Transition
+from providers._exceptions import CircuitOpen, ProviderError
+from providers.policy import ResiliencePolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    trial: bool
+
+
+class _TransitionListener(pybreaker.CircuitBreakerListener):
+    def __init__(self, breaker: AsyncBreaker) -> None:
+        self._owner = breaker
+
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        self._owner._on_transition(old_state.name if old_state else None, new_state.name)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSnapshot:
+    state: str
+    failures: int
+    trials_in_flight: int
+    opened_at: float | None
+    transitions: list[Transition]
+
+
+class AsyncBreaker:
+    """A pybreaker ``CircuitBreaker`` made safe for async calls (see the module docstring)."""
+
+    def __init__(
+        self, name: str, policy: ResiliencePolicy, store: BreakerStore, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self._store = store
+        self._clock = clock
+        self._breaker: pybreaker.CircuitBreaker | None = None
+
+    async def start(self) -> Self:
+        """Create the pybreaker breaker (its Redis storage initializes keys, so this runs through the store)."""
+
+        def create() -> pybreaker.CircuitBreaker:
+            return pybreaker.CircuitBreaker(
+                fail_max=self.policy.fail_max,
+                reset_timeout=self.policy.reset_timeout_seconds,
+                success_threshold=self.policy.success_threshold,
+                state_storage=self._store.storage(self.name),
+                listeners=[_TransitionListener(self)],
+                name=self.name,
+                throw_new_error_on_trip=False,
+            )
+
+        self._breaker = await self._store.run(self.name, create)
+        return self
+
+    @property
+    def _cb(self) -> pybreaker.CircuitBreaker:
+        if self._breaker is None:
+            raise RuntimeError(f"breaker {self.name} used before start()")
+        return self._breaker
+
+    def _on_transition(self, old: str | None, new: str) -> None:
+        # pybreaker reports its cached state as the old one; with shared storage the state read is the truth
+        old = self._read_state or old
+        self._read_state = new
+        now = self._clock()
+        if new == OPEN:
+            self._store.set_opened_at(self.name, now)
+        self._store.add_transition(self.name, Transition(old, new, now))
+
+    # ------------------------------------------------------------------ admission and outcome
+
+    async def admit(self) -> Permit:
+        """A permit to call the provider now, or ``CircuitOpen``."""
+        if await self._store.peek_state(self.name) == CLOSED:
+            return Permit(trial=False)
+        permit = await self._store.run(self.name, self._admit)
+        if permit is None:
+            raise CircuitOpen(f"{self.name}: circuit {self._last_refusal}")
+        return permit
+
+    _last_refusal = "open"
+
+    _read_state: str | None = None
+
+    def _admit(self) -> Permit | None:
+        state = self._read_state = self._cb.current_state
+        if state == OPEN:
+            opened = self._store.opened_at(self.name)
+            if opened is not None and self._clock() < opened + self.policy.reset_timeout_seconds:
+                self._last_refusal = "open"
+                return None
+            self._cb.half_open()
+            state = HALF_OPEN
+        if state == HALF_OPEN:
+            ttl = self.policy.call_timeout_seconds * self.policy.quote_attempts + self.policy.accept_timeout_seconds
+            if self._store.take_trial(self.name, self.policy.half_open_max_calls, ttl):
+                return Permit(trial=True)
+            self._last_refusal = "half-open: every trial call is taken"
+            return None
+        return Permit(trial=False)
+
+    async def record(self, permit: Permit, failed: bool) -> None:
+        if not permit.trial:
+            state = await self._store.peek_state(self.name)
+            if state is not None and state != CLOSED:
+                return  # a non-trial outcome outside closed says nothing (see _record)
+            if state == CLOSED and not failed:
+                await self._store.clear_failures(self.name)
+                return
+        await self._store.run(self.name, lambda: self._record(permit, failed))
+
+    def _record(self, permit: Permit, failed: bool) -> None:
+        if permit.trial:
+            self._store.release_trial(self.name)
+        storage = self._cb._state_storage
+        state = self._read_state = self._cb.current_state
+        if state == CLOSED:
+            if failed:
+                storage.increment_counter()
+                if storage.counter >= self.policy.fail_max:
+                    self._cb.open()
+            else:
+                storage.reset_counter()
+        elif state == HALF_OPEN and permit.trial:
+            if failed:
+                self._cb.open()
+            else:
+                storage.increment_success_counter()
+                if storage.success_counter >= self.policy.success_threshold:
+                    self._cb.close()
+        # open, or a non-trial call ending in half-open: its outcome says nothing about the current state
+
+    async def snapshot(self) -> BreakerSnapshot:
+        def read() -> BreakerSnapshot:
+            return BreakerSnapshot(
+                state=self._cb.current_state,
+                failures=self._cb.fail_counter,
+                trials_in_flight=self._store.trials(self.name),
+                opened_at=self._store.opened_at(self.name),
+                transitions=self._store.transitions(self.name),
+            )
+
+        return await self._store.run(self.name, read)
+
+    async def state(self) -> str:
+        return await self._store.run(self.name, lambda: str(self._cb.current_state))
+
+    @asynccontextmanager
+    async def guard(self) -> AsyncIterator[None]:
+        """Admit, run the block, record its outcome (a ``ProviderError`` that counts, any other exception, or the
+        caller's cancellation are failures; ``ProviderRejected`` is neither)."""
+        permit = await self.admit()
+        try:
+            yield
+        except asyncio.CancelledError:
+            _background(self.record(permit, failed=True))
+            raise
+        except ProviderError as err:
+            await self.record(permit, failed=err.counts_as_failure)
+            raise
+        except BaseException:
+            await self.record(permit, failed=True)
+            raise
+        else:
+            await self.record(permit, failed=False)
+
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _background(work: Awaitable[None]) -> None:
+    """Finish recording after the caller was cancelled, without holding the caller up."""
+
+    async def run() -> None:
+        await work
+
+    task = asyncio.ensure_future(run())
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)

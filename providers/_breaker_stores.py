@@ -1,0 +1,208 @@
+"""Where a breaker's state lives: this process's memory (``MemoryBreakerStore``) or Redis shared by every process
+(``RedisBreakerStore``), with its recorded transitions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import pybreaker
+
+from providers.breaker_storage import RaisingRedisStorage
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+
+T = TypeVar("T")
+
+CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
+KEY_PREFIX = "creditmesh:provider"
+MAX_TRANSITIONS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    from_state: str | None
+    to_state: str
+    at: float
+
+    def as_document(self) -> dict[str, Any]:
+        return {
+            "from": self.from_state,
+            "to": self.to_state,
+            "at": datetime.fromtimestamp(self.at, UTC).isoformat(timespec="milliseconds"),
+        }
+
+
+class BreakerStore(Protocol):
+    """Where breaker state lives: this process's memory, or Redis shared by every process."""
+
+    def storage(self, name: str) -> pybreaker.CircuitBreakerStorage: ...
+    async def run(self, name: str, operation: Callable[[], T]) -> T: ...
+    async def peek_state(self, name: str) -> str | None: ...
+    async def clear_failures(self, name: str) -> None: ...
+    def take_trial(self, name: str, limit: int, ttl: float) -> bool: ...
+    def release_trial(self, name: str) -> None: ...
+    def trials(self, name: str) -> int: ...
+    def opened_at(self, name: str) -> float | None: ...
+    def set_opened_at(self, name: str, at: float) -> None: ...
+    def add_transition(self, name: str, transition: Transition) -> None: ...
+    def transitions(self, name: str) -> list[Transition]: ...
+
+
+class MemoryBreakerStore:
+    """State in this process. Operations run inline: they do no I/O and one event loop serializes them."""
+
+    def __init__(self) -> None:
+        self._trials: dict[str, int] = {}
+        self._opened_at: dict[str, float] = {}
+        self._transitions: dict[str, deque[Transition]] = {}
+        self._lock = threading.Lock()
+
+    def storage(self, name: str) -> pybreaker.CircuitBreakerStorage:
+        return pybreaker.CircuitMemoryStorage(CLOSED)
+
+    async def run(self, name: str, operation: Callable[[], T]) -> T:
+        with self._lock:
+            return operation()
+
+    async def peek_state(self, name: str) -> str | None:
+        return None  # run() is as cheap: no fast path needed
+
+    async def clear_failures(self, name: str) -> None:
+        # record() only calls this after peek_state() reported CLOSED, and this store reports nothing (None).
+        raise AssertionError("the memory store never takes the closed-state fast path")
+
+    def take_trial(self, name: str, limit: int, ttl: float) -> bool:
+        if self._trials.get(name, 0) >= limit:
+            return False
+        self._trials[name] = self._trials.get(name, 0) + 1
+        return True
+
+    def release_trial(self, name: str) -> None:
+        self._trials[name] = max(0, self._trials.get(name, 0) - 1)
+
+    def trials(self, name: str) -> int:
+        return self._trials.get(name, 0)
+
+    def opened_at(self, name: str) -> float | None:
+        return self._opened_at.get(name)
+
+    def set_opened_at(self, name: str, at: float) -> None:
+        self._opened_at[name] = at
+
+    def add_transition(self, name: str, transition: Transition) -> None:
+        self._transitions.setdefault(name, deque(maxlen=MAX_TRANSITIONS)).append(transition)
+
+    def transitions(self, name: str) -> list[Transition]:
+        return list(self._transitions.get(name, ()))
+
+
+class RedisBreakerStore:
+    """State in Redis, through pybreaker's ``CircuitRedisStorage`` (a synchronous client). Every operation that may
+    change the state runs in this store's worker threads under a per-provider Redis lock: off the event loop, and
+    atomic across processes. The common case — a call while closed, and its success — only reads the state and
+    resets the failure counter, through an async client, with no lock and no thread."""
+
+    def __init__(
+        self, client: redis.Redis, async_client: redis.asyncio.Redis, lock_timeout: float = 5.0, workers: int = 4
+    ) -> None:
+        self._redis = client
+        self._async = async_client
+        self._lock_timeout = lock_timeout
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breaker-redis")
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisBreakerStore:
+        """Both clients from ``url``; ``options`` for both (e.g. socket timeouts: redis-py waits forever by
+        default)."""
+        import redis
+        import redis.asyncio
+
+        return cls(redis.Redis.from_url(url, **options), redis.asyncio.Redis.from_url(url, **options))
+
+    def _pybreaker_key(self, name: str, key: str) -> str:
+        # CircuitRedisStorage's layout: "{namespace}:pybreaker:{key}"
+        return f"{KEY_PREFIX}:{name}:{pybreaker.CircuitRedisStorage.BASE_NAMESPACE}:{key}"
+
+    async def peek_state(self, name: str) -> str | None:
+        value = await self._async.get(self._pybreaker_key(name, "state"))
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def clear_failures(self, name: str) -> None:
+        key = self._pybreaker_key(name, "fail_counter")
+        if int(await self._async.get(key) or 0):
+            await self._async.set(key, 0)
+
+    def _key(self, name: str, suffix: str) -> str:
+        return f"{KEY_PREFIX}:{name}:{suffix}"
+
+    def storage(self, name: str) -> pybreaker.CircuitBreakerStorage:
+        # raises when Redis does (pybreaker's CircuitRedisStorage reads "closed" instead): see DegradableBreakerStore
+        return RaisingRedisStorage(CLOSED, self._redis, namespace=f"{KEY_PREFIX}:{name}")
+
+    async def run(self, name: str, operation: Callable[[], T]) -> T:
+        def locked() -> T:
+            with self._redis.lock(
+                self._key(name, "lock"), timeout=self._lock_timeout, blocking_timeout=self._lock_timeout
+            ):
+                return operation()
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, locked)
+
+    def take_trial(self, name: str, limit: int, ttl: float) -> bool:
+        key = self._key(name, "trials")
+        if int(self._redis.get(key) or 0) >= limit:
+            return False
+        pipe = self._redis.pipeline()
+        pipe.incr(key)
+        pipe.pexpire(key, max(1, int(ttl * 1000)))  # a crashed process's trial slot frees itself
+        pipe.execute()
+        return True
+
+    def release_trial(self, name: str) -> None:
+        key = self._key(name, "trials")
+        if int(self._redis.decr(key)) < 0:
+            self._redis.set(key, 0)
+
+    def trials(self, name: str) -> int:
+        return int(self._redis.get(self._key(name, "trials")) or 0)
+
+    def opened_at(self, name: str) -> float | None:
+        value = self._redis.get(self._key(name, "opened_at"))
+        return None if value is None else float(value)
+
+    def set_opened_at(self, name: str, at: float) -> None:
+        self._redis.set(self._key(name, "opened_at"), repr(at))
+
+    def add_transition(self, name: str, transition: Transition) -> None:
+        key = self._key(name, "transitions")
+        document = {"from": transition.from_state, "to": transition.to_state, "at": transition.at}
+        pipe = self._redis.pipeline()
+        pipe.rpush(key, json.dumps(document))
+        pipe.ltrim(key, -MAX_TRANSITIONS, -1)
+        pipe.execute()
+
+    def transitions(self, name: str) -> list[Transition]:
+        raw = self._redis.lrange(self._key(name, "transitions"), 0, -1)
+        documents = [json.loads(item) for item in raw]
+        return [Transition(d["from"], d["to"], float(d["at"])) for d in documents]
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+        self._redis.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        await self._async.aclose()
