@@ -4,17 +4,22 @@ loans whose collateral still waits for ``claimCollateral`` (the keeper's claim s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey, String, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
+from aggregator.servicing.repository import OpenLoan as OpenLoan
+from aggregator.servicing.repository import UnclaimedCollateral as UnclaimedCollateral
 from store.aggregator import LoanRow, QuoteRow
 from store.base import Base
+from store.db import Database
+from store.leases import Lease, SqlLeaseStore, fence
 from store.ledger import ChainFactRow
+from store.outbox import SqlOutboxStore
 from store.types import UtcDateTime
 
 OPEN_STATUSES = ("active", "defaulted")
@@ -31,38 +36,8 @@ class PastDueNoticeRow(Base):
     as_of: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-@dataclass(frozen=True, slots=True)
-class OpenLoan:
-    """A loan the ledger shows active or in default on one chain."""
-
-    id: str
-    loan_ref: int  # the CreditAggregator's loan id
-    status: str
-    pool: str | None
-    provider_id: str | None
-    asset_address: str | None
-    collateral_asset: str | None
-    outstanding_principal: int
-    principal_paid: int = 0
-    #: the disclosure of the loan's quote (its installment schedule); None for a loan opened from an offer not ours
-    disclosure: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UnclaimedCollateral:
-    """A ``CollateralClaimable`` fact with no ``CollateralRemoved`` after it for the same loan: the close could not
-    push the collateral to the borrower, and nobody has claimed it since."""
-
-    loan_ref: int
-    borrower: str
-    asset: str
-    amount: int
-    tx_hash: str  # the close that left it claimable
-    block_number: int
-
-
 class SqlServicingRepository:
-    """Servicing's reads and writes in the caller's session; never commits."""
+    """``aggregator.servicing.repository.ServicingRepository`` in the caller's session; never commits."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -150,3 +125,29 @@ class SqlServicingRepository:
             )
             for row in rows
         ]
+
+
+class SqlServicingUnitOfWork:
+    def __init__(self, session: Session, commit: Callable[[], None]) -> None:
+        self.session, self._commit = session, commit
+        self.servicing = SqlServicingRepository(session)
+        self.outbox = SqlOutboxStore(session)
+
+    def fence(self, lease: Lease) -> None:
+        fence(self.session, lease)
+
+    def commit(self) -> None:
+        self._commit()
+
+
+class SqlServicingStore:
+    """``aggregator.servicing.repository.ServicingStore`` on ``database``."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self.leases = SqlLeaseStore(database.sessions)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[SqlServicingUnitOfWork]:
+        with self._db.unit_of_work() as uow:
+            yield SqlServicingUnitOfWork(uow.session, uow.commit)

@@ -14,6 +14,9 @@ chain's clock, which is the one the contract judges by. Then, per loan:
   round, process or restart resumes the same transaction and never sends another; an ``eth_call`` simulation from the
   operator comes first. The receipt's ``LoanDefaulted`` is applied to the ledger at once (the indexer applies the
   same confirmed event later, idempotently); the ledger's change writes ``loan.defaulted``, not this job.
+
+The job reads and writes through a ``ServicingStore`` (``aggregator.servicing.repository``; SQL by default): the
+open loans, the announced buckets and the outbox, with the lease's fence, in one unit of work per round's writes.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eth_utils.address import to_checksum_address
-from sqlalchemy.orm import Session
 
 from aggregator import outbox
 from aggregator.indexer import default_holder
 from aggregator.ledger import LedgerChain
+from aggregator.outbox import OutboxStore
 from aggregator.receipts import apply_receipt
 from aggregator.servicing.delinquency import Bucket, amortizing_schedule, delinquency, entered
 from aggregator.servicing.leased import Leader, run_leased
+from aggregator.servicing.repository import OpenLoan, ServicingRepository, ServicingStore
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
@@ -43,26 +47,23 @@ from chain.revert import decode_revert
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
 from store.db import Database
-from store.leases import LeaseStore, SqlLeaseStore
-from store.outbox import SqlOutboxStore
-from store.servicing import OpenLoan, SqlServicingRepository
+from store.leases import LeaseStore
+from store.servicing import SqlServicingStore
 
 log = logging.getLogger(__name__)
 
 LEASE_KIND = "defaulter"
 ACTIVE = 1  # LoanStatus.Active in the contracts' enum
 
-PastDueSink = Callable[[Session, str, dict[str, Any]], None]
-"""Writes ``loan.past_due`` for a loan (its ledger id) in the caller's transaction: the outbox's append."""
+PastDueSink = Callable[[OutboxStore, str, dict[str, Any]], None]
+"""Writes ``loan.past_due`` for a loan (its ledger id) to the outbox in the caller's transaction."""
 
 
-def write_past_due(session: Session, loan_id: str, payload: dict[str, Any]) -> None:
+def write_past_due(events: OutboxStore, loan_id: str, payload: dict[str, Any]) -> None:
     """``loan.past_due`` to the outbox, once per loan and bucket (the bucket is the event's key)."""
-    events = SqlOutboxStore(session)
-    if events.loan(loan_id) is not None:
-        outbox.append(
-            events, loan_id=loan_id, event_type=outbox.LOAN_PAST_DUE, payload=payload, key=str(payload["bucket"])
-        )
+    loan = events.loan(loan_id)
+    if loan is not None:
+        outbox.write(events, loan, event_type=outbox.LOAN_PAST_DUE, payload=payload, key=str(payload["bucket"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +106,15 @@ class DefaultJob:
         operator: TransactionManager,
         *,
         on_past_due: PastDueSink = write_past_due,
+        store: ServicingStore | None = None,
         leases: LeaseStore | None = None,
         holder: str | None = None,
         settings: DefaulterSettings = DefaulterSettings(),
     ) -> None:
         self.client, self.record, self.database, self.operator = client, record, database, operator
         self.on_past_due = on_past_due
-        self.leases: LeaseStore = leases or SqlLeaseStore(database.sessions)
+        self.store: ServicingStore = store or SqlServicingStore(database)
+        self.leases: LeaseStore = leases or self.store.leases
         self.holder = holder or default_holder()
         self.settings = settings
         self.ledger_chain = LedgerChain.from_record(record)
@@ -149,8 +152,8 @@ class DefaultJob:
         return report
 
     def _open_loans(self) -> list[OpenLoan]:
-        with self.database.unit_of_work() as uow:
-            return SqlServicingRepository(uow.session).open_loans(self.chain_id, self.ledger_chain.aggregator)
+        with self.store.unit_of_work() as uow:
+            return uow.servicing.open_loans(self.chain_id, self.ledger_chain.aggregator)
 
     async def _read(self, loans: Sequence[OpenLoan], block: int) -> tuple[int, dict[int, OnChainLoan]]:
         aggregator = self.ledger_chain.aggregator
@@ -172,29 +175,10 @@ class DefaultJob:
         leader: Leader | None,
     ) -> None:
         """Record (and announce through ``on_past_due``) each bucket a loan entered, once, in one transaction."""
-        as_of = datetime.fromtimestamp(now, UTC)
-        with self.database.unit_of_work() as uow:
+        with self.store.unit_of_work() as uow:
             if leader is not None:
-                self.leases.fence(uow.session, leader.lease)
-            repo = SqlServicingRepository(uow.session)
-            for loan in loans:
-                state = onchain[loan.loan_ref]
-                owed = state.outstanding_principal > 0
-                schedule = amortizing_schedule(loan.disclosure)
-                found = delinquency(state.maturity, now, owed, schedule, principal_paid=loan.principal_paid)
-                report.buckets[loan.loan_ref] = found.bucket
-                known = repo.announced(loan.id)
-                for bucket in entered(found.bucket):
-                    if bucket.value in known or not repo.announce(loan.id, bucket.value, found.days_past_due, as_of):
-                        continue
-                    report.announced.append((loan.loan_ref, bucket))
-                    payload = {
-                        "bucket": bucket.value,
-                        "days_past_due": found.days_past_due,
-                        "maturity": _rfc3339(datetime.fromtimestamp(state.maturity, UTC)),
-                        "as_of": _rfc3339(as_of),
-                    }
-                    self.on_past_due(uow.session, loan.id, payload)
+                uow.fence(leader.lease)
+            announce_past_due(uow.servicing, uow.outbox, loans, onchain, now, report, self.on_past_due)
             uow.commit()
 
     async def _mark_default(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
@@ -230,6 +214,38 @@ class DefaultJob:
             return None
         decoded = decode_revert(error.get("data") if isinstance(error, dict) else None, REVERT_ARTIFACTS)
         return str(decoded) if decoded is not None else str(error)
+
+
+def announce_past_due(
+    servicing: ServicingRepository,
+    events: OutboxStore,
+    loans: Sequence[OpenLoan],
+    onchain: dict[int, OnChainLoan],
+    now: int,
+    report: DefaultReport,
+    on_past_due: PastDueSink = write_past_due,
+) -> None:
+    """Each loan's days past due at the block time ``now`` (by maturity, and by its schedule when it amortizes);
+    every bucket it entered that was not announced yet is recorded and announced through ``on_past_due``, once."""
+    as_of = datetime.fromtimestamp(now, UTC)
+    for loan in loans:
+        state = onchain[loan.loan_ref]
+        owed = state.outstanding_principal > 0
+        schedule = amortizing_schedule(loan.disclosure)
+        found = delinquency(state.maturity, now, owed, schedule, principal_paid=loan.principal_paid)
+        report.buckets[loan.loan_ref] = found.bucket
+        known = servicing.announced(loan.id)
+        for bucket in entered(found.bucket):
+            if bucket.value in known or not servicing.announce(loan.id, bucket.value, found.days_past_due, as_of):
+                continue
+            report.announced.append((loan.loan_ref, bucket))
+            payload = {
+                "bucket": bucket.value,
+                "days_past_due": found.days_past_due,
+                "maturity": _rfc3339(datetime.fromtimestamp(state.maturity, UTC)),
+                "as_of": _rfc3339(as_of),
+            }
+            on_past_due(events, loan.id, payload)
 
 
 def _rfc3339(moment: datetime) -> str:

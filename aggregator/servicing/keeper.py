@@ -57,6 +57,7 @@ from aggregator.servicing.health import (
 )
 from aggregator.servicing.leased import Leader, run_leased
 from aggregator.servicing.prices import Price, PriceBoard, PriceRefusal, read_prices
+from aggregator.servicing.repository import OpenLoan, ServicingStore, UnclaimedCollateral
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
@@ -67,8 +68,8 @@ from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
 from store.chain import REVERTED, TERMINAL_STATUSES
 from store.db import Database
-from store.leases import LeaseStore, SqlLeaseStore
-from store.servicing import OpenLoan, SqlServicingRepository, UnclaimedCollateral
+from store.leases import LeaseStore
+from store.servicing import SqlServicingStore
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +149,15 @@ class Keeper:
         database: Database,
         transactions: TransactionManager,
         *,
+        store: ServicingStore | None = None,
         leases: LeaseStore | None = None,
         holder: str | None = None,
         settings: KeeperSettings = KeeperSettings(),
     ) -> None:
         self.client, self.record, self.database = client, record, database
+        self.store: ServicingStore = store or SqlServicingStore(database)
         self.transactions = transactions
-        self.leases: LeaseStore = leases or SqlLeaseStore(database.sessions)
+        self.leases: LeaseStore = leases or self.store.leases
         self.holder = holder or default_holder()
         self.settings = settings
         self.ledger_chain = LedgerChain.from_record(record)
@@ -201,12 +204,12 @@ class Keeper:
         return report
 
     def _open_loans(self) -> list[OpenLoan]:
-        with self.database.unit_of_work() as uow:
-            return SqlServicingRepository(uow.session).open_loans(self.chain_id, self.ledger_chain.aggregator)
+        with self.store.unit_of_work() as uow:
+            return uow.servicing.open_loans(self.chain_id, self.ledger_chain.aggregator)
 
     def _unclaimed(self) -> list[UnclaimedCollateral]:
-        with self.database.unit_of_work() as uow:
-            return SqlServicingRepository(uow.session).unclaimed_collateral(self.chain_id, self.chain.manager)
+        with self.store.unit_of_work() as uow:
+            return uow.servicing.unclaimed_collateral(self.chain_id, self.chain.manager)
 
     async def _read(self, loans: Sequence[OpenLoan], block: int, timestamp: int) -> _Read:
         provider = self.client.provider

@@ -15,11 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from aggregator.errors import AggregatorError
 from chain.errors import ChainError
 from chain.waiting import wait_at_most
+from store.errors import DatabaseError
 from store.leases import Lease, LeaseLost, LeaseStore
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ async def _lead(
                 log.warning("%s on chain %s: %s", kind, chain_id, err)
                 lost.set()
                 break
-            except (ChainError, AggregatorError, SQLAlchemyError, OSError, TimeoutError) as err:
+            except (ChainError, AggregatorError, DatabaseError, OSError, TimeoutError) as err:
                 # an RPC or database outage: logged, tried again at the next round
                 log.warning("%s on chain %s: round failed: %s", kind, chain_id, err)
             await wait_at_most(stop.wait(), interval)

@@ -1,0 +1,153 @@
+"""What servicing reads and writes, as plain values: each chain's open loans (the keeper's and the default job's
+worklist), the past-due buckets already announced per loan (``loan.past_due`` goes out once per bucket entered), and
+the closed loans whose collateral still waits for ``claimCollateral`` (the keeper's claim sweep).
+
+``ServicingStore`` opens a unit of work holding the servicing repository, the outbox (a bucket's notice and its
+``loan.past_due`` commit together) and the lease's fence: ``store.servicing.SqlServicingStore`` on the database,
+``InMemoryServicingStore`` here for unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from aggregator.outbox import OutboxStore
+from aggregator.outbox_memory import InMemoryLeases, InMemoryOutbox
+from store.leases import Lease, LeaseStore
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLoan:
+    """A loan the ledger shows active or in default on one chain."""
+
+    id: str
+    loan_ref: int  # the CreditAggregator's loan id
+    status: str
+    pool: str | None
+    provider_id: str | None
+    asset_address: str | None
+    collateral_asset: str | None
+    outstanding_principal: int
+    principal_paid: int = 0
+    #: the disclosure of the loan's quote (its installment schedule); None for a loan opened from an offer not ours
+    disclosure: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnclaimedCollateral:
+    """A ``CollateralClaimable`` fact with no ``CollateralRemoved`` after it for the same loan: the close could not
+    push the collateral to the borrower, and nobody has claimed it since."""
+
+    loan_ref: int
+    borrower: str
+    asset: str
+    amount: int
+    tx_hash: str  # the close that left it claimable
+    block_number: int
+
+
+class ServicingRepository(Protocol):
+    """Servicing's reads and writes in the caller's transaction; never commits."""
+
+    def open_loans(self, chain_id: int, aggregator: str) -> list[OpenLoan]:
+        """The chain's loans the ledger shows active or in default, by on-chain id."""
+        ...
+
+    def announced(self, loan_id: str) -> set[str]:
+        """The past-due buckets the loan entered and was announced in."""
+        ...
+
+    def announce(self, loan_id: str, bucket: str, days_past_due: int, as_of: datetime) -> bool:
+        """Record that ``loan_id`` entered ``bucket``; False when it was recorded before (by this or another
+        process), so the caller writes its event only once."""
+        ...
+
+    def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
+        """The CollateralManager ``manager``'s ``CollateralClaimable`` facts not followed (in chain order) by a
+        ``CollateralRemoved`` of the same loan, oldest first."""
+        ...
+
+
+class ServicingUnitOfWork(Protocol):
+    @property
+    def servicing(self) -> ServicingRepository: ...
+
+    @property
+    def outbox(self) -> OutboxStore: ...
+
+    def fence(self, lease: Lease) -> None:
+        """Raise ``LeaseLost`` unless ``lease`` still holds, checked in this transaction."""
+        ...
+
+    def commit(self) -> None: ...
+
+
+class ServicingStore(Protocol):
+    """Opens servicing's units of work (leaving one without ``commit`` rolls back) and holds the jobs' leases."""
+
+    @property
+    def leases(self) -> LeaseStore: ...
+
+    def unit_of_work(self) -> AbstractContextManager[ServicingUnitOfWork]: ...
+
+
+# ---------------------------------------------------------------------------------------------- in-memory fake
+
+
+@dataclass
+class InMemoryServicing:
+    loans: dict[int, list[OpenLoan]] = field(default_factory=dict)  # chain id → its open loans
+    notices: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)  # (loan, bucket) → dpd, as of
+    unclaimed: dict[int, list[UnclaimedCollateral]] = field(default_factory=dict)  # chain id → claimable
+
+    def open_loans(self, chain_id: int, aggregator: str) -> list[OpenLoan]:
+        return sorted(self.loans.get(chain_id, []), key=lambda loan: loan.loan_ref)
+
+    def announced(self, loan_id: str) -> set[str]:
+        return {bucket for loan, bucket in self.notices if loan == loan_id}
+
+    def announce(self, loan_id: str, bucket: str, days_past_due: int, as_of: datetime) -> bool:
+        if (loan_id, bucket) in self.notices:
+            return False
+        self.notices[(loan_id, bucket)] = (days_past_due, as_of)
+        return True
+
+    def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
+        return list(self.unclaimed.get(chain_id, []))
+
+
+@dataclass
+class InMemoryServicingUnitOfWork:
+    servicing: InMemoryServicing
+    outbox: InMemoryOutbox
+    leases: InMemoryLeases
+    commits: int = 0
+
+    def fence(self, lease: Lease) -> None:
+        self.leases.check(lease)
+
+    def commit(self) -> None:
+        self.commits += 1
+
+
+class InMemoryServicingStore:
+    """``ServicingStore`` over dictionaries (writes take effect at once: no rollback)."""
+
+    def __init__(
+        self,
+        loans: Sequence[tuple[int, OpenLoan]] = (),
+        outbox: InMemoryOutbox | None = None,
+        leases: InMemoryLeases | None = None,
+    ) -> None:
+        self.servicing = InMemoryServicing()
+        for chain_id, loan in loans:
+            self.servicing.loans.setdefault(chain_id, []).append(loan)
+        self.outbox = outbox or InMemoryOutbox()
+        self.leases = leases or InMemoryLeases()
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[InMemoryServicingUnitOfWork]:
+        yield InMemoryServicingUnitOfWork(self.servicing, self.outbox, self.leases)
