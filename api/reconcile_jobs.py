@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
@@ -18,9 +17,10 @@ from compliance.audit import AuditKind
 from compliance.reconcile import ChainResult, ChainScope, reconcile_chain, result_digest
 from compliance.reconcile_chain import ChainRead, read_chain
 from compliance.reconcile_report import RunReport
-from store.compliance import DiscrepancyFilter, DiscrepancyRow, SqlAuditLog, SqlReconciliationRepository
+from store.compliance import SqlAuditLog, SqlReconciliationRepository
 from store.db import Database
 from store.reconcile import chain_records
+from store.reconciliation_runs import SqlReconciliationRuns
 
 Progress = Callable[[ChainScope, int], None]
 """Called with a chain's scope and the last block read so far."""
@@ -137,35 +137,19 @@ def _fail(database: Database, run_id: str, error: str) -> None:
 
 def load_report(database: Database, run_id: str, explorers: dict[str, str | None]) -> RunReport | None:
     """A stored run with every discrepancy, ready to render (``compliance.reconcile_report``); None if unknown."""
-    with database.read_only() as uow:  # a report read: the read-only URL when one is set
-        repository = SqlReconciliationRepository(uow.session)
-        run = repository.get(run_id)
-        if run is None:
-            return None
-        items = [discrepancy_json(row) for row in repository.discrepancies(run_id, DiscrepancyFilter(), None, None)]
-        return RunReport(
-            run.id,
-            run.started_by,
-            run.created_at.isoformat(),
-            None if run.finished_at is None else run.finished_at.isoformat(),
-            run.status,
-            run.digest,
-            list(run.chains),
-            dict(run.counts),
-            items,
-            explorers,
-        )
-
-
-def discrepancy_json(row: DiscrepancyRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "chain": row.chain_name,
-        "category": row.category,
-        "subject": row.subject,
-        "what": row.what,
-        "detail": row.detail,
-        "txHash": row.tx_hash,
-        "blockNumber": row.block_number,
-        "recordRef": row.record_ref,
-    }
+    found = SqlReconciliationRuns(database).report(run_id)  # a report read: the read-only URL when one is set
+    if found is None:
+        return None
+    run, items = found
+    return RunReport(
+        run.id,
+        run.started_by,
+        run.created_at.isoformat(),
+        None if run.finished_at is None else run.finished_at.isoformat(),
+        run.status,
+        run.digest,
+        run.chains,
+        run.counts,
+        [item.as_json() for item in items],
+        explorers,
+    )

@@ -125,6 +125,11 @@ class Database:
         with UnitOfWork(self.sessions) as uow:
             yield uow
 
+    def ping(self) -> None:
+        """One round trip to the primary (``select 1``); raises what the driver raises when it does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("select 1"))
+
     def flush_deleted(self) -> None:
         """After an erasure: on SQLite, checkpoint and truncate the write-ahead log, whose older frames can still hold
         deleted rows (``secure_delete`` already zeroes them in the database file). On PostgreSQL dead tuples stay

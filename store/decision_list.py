@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from compliance.decisions import DecisionKind, Outcome
 from store.aggregator import CreditRequestRow
 from store.compliance import ComplianceDecisionRow
+from store.db import Database
 from store.risk import RiskDecisionRow
 
 RISK_KIND = "risk"
@@ -166,3 +167,15 @@ def _compliance_decision(row: ComplianceDecisionRow, request_borrower: str | Non
         decided_at=row.decided_at,
         risk=None,
     )
+
+
+class SqlDecisions:
+    """The decisions list for the API: each page read in a unit of work of its own on the read-only URL when one is
+    set (a report read)."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def page(self, filters: DecisionFilter, after: tuple[datetime, str] | None, limit: int) -> list[ListedDecision]:
+        with self._db.read_only() as uow:
+            return SqlDecisionList(uow.session).page(filters, after, limit)

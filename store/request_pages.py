@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.quote_store import CreditRequestRecord, OutcomeRecord, QuotedRequest, QuoteRecord
 from store.aggregator import CreditRequestRow, LoanRow, ProviderOutcomeRow, QuoteRow
+from store.db import Database
 from store.quoting import _record
 
 
@@ -64,3 +65,22 @@ def quote_page(
     query = select(QuoteRow).where(QuoteRow.request_id == request_id)
     rows = session.scalars(_after(query, QuoteRow, after).limit(limit))
     return _record(CreditRequestRecord, request), [_record(QuoteRecord, row) for row in rows]
+
+
+class SqlRequestPages:
+    """The pages above for the API, each read in a unit of work of its own (read only: nothing to commit)."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def requests(
+        self, borrower_id: str | None, after: tuple[datetime, str] | None, limit: int
+    ) -> list[tuple[QuotedRequest, str | None]]:
+        with self._db.unit_of_work() as uow:
+            return request_page(uow.session, borrower_id, after, limit)
+
+    def quotes(
+        self, request_id: str, borrower_id: str | None, after: tuple[datetime, str] | None, limit: int
+    ) -> tuple[CreditRequestRecord, list[QuoteRecord]] | None:
+        with self._db.unit_of_work() as uow:
+            return quote_page(uow.session, request_id, borrower_id, after, limit)

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from fastapi import APIRouter, HTTPException, Request, status
 
-from aggregator.quote_store import CreditRequestRecord, QuotedRequest, QuoteRecord
 from aggregator.quoting import CreditRequestSpec
 from api.auth import Principal
 from api.client import client_address
@@ -17,7 +16,7 @@ from api.logs import correlation_id
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
 from api.render import credit_request_out, quote_out
 from api.schemas import CreditRequestIn, CreditRequestOut, QuoteOut
-from store.request_pages import quote_page, request_page
+from store.request_pages import SqlRequestPages
 
 router = APIRouter(prefix="/v1/credit-requests", tags=["credit requests"])
 
@@ -76,11 +75,8 @@ async def list_credit_requests(
     time, each with its quotes and provider outcomes."""
     after = decode_cursor(cursor)
 
-    def read() -> list[tuple[QuotedRequest, str | None]]:
-        with platform.database.unit_of_work() as uow:
-            return request_page(uow.session, _owner(principal), after, limit + 1)
-
-    rows = await asyncio.to_thread(read)
+    pages = SqlRequestPages(platform.database)
+    rows = await asyncio.to_thread(pages.requests, _owner(principal), after, limit + 1)
     return page(
         request,
         rows,
@@ -102,11 +98,8 @@ async def list_quotes_of_request(
     """The quotes of one credit request, newest first, a page at a time (each with its rank)."""
     after = decode_cursor(cursor)
 
-    def read() -> tuple[CreditRequestRecord, list[QuoteRecord]] | None:
-        with platform.database.unit_of_work() as uow:
-            return quote_page(uow.session, request_id, _owner(principal), after, limit + 1)
-
-    found = await asyncio.to_thread(read)
+    pages = SqlRequestPages(platform.database)
+    found = await asyncio.to_thread(pages.quotes, request_id, _owner(principal), after, limit + 1)
     if found is None:
         raise HTTPException(404, f"no credit request {request_id}")
     owner, quotes = found

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from api.deps import AuditorPrincipal, PlatformDep
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
 from compliance.decisions import DecisionKind, Outcome
-from store.decision_list import RISK_KIND, DecisionFilter, ListedDecision, SqlDecisionList
+from store.decision_list import RISK_KIND, DecisionFilter, ListedDecision, SqlDecisions
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 
@@ -101,9 +101,5 @@ async def list_decisions(
     )
     after = decode_cursor(cursor)
 
-    def read() -> list[ListedDecision]:
-        with platform.database.read_only() as uow:  # a report read: the read-only URL when one is set
-            return SqlDecisionList(uow.session).page(filters, after, limit + 1)
-
-    rows = await asyncio.to_thread(read)
+    rows = await asyncio.to_thread(SqlDecisions(platform.database).page, filters, after, limit + 1)
     return page(request, rows, limit, lambda row: (row.decided_at, row.id), _out)

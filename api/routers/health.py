@@ -11,7 +11,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
@@ -76,12 +75,8 @@ async def readyz(platform: PlatformDep) -> JSONResponse:
 
 
 async def _database(platform: Platform) -> str:
-    def ping() -> None:
-        with platform.database.engine.connect() as connection:
-            connection.execute(sa.text("select 1"))
-
     try:
-        await asyncio.wait_for(asyncio.to_thread(ping), PROBE_TIMEOUT_SECONDS)
+        await asyncio.wait_for(asyncio.to_thread(platform.database.ping), PROBE_TIMEOUT_SECONDS)
     except Exception:
         return "down"
     return "ok"

@@ -8,12 +8,11 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from aggregator.outbox import EventLog, event_log
+from aggregator.outbox import EventLog
 from api.auth import Principal, Role
 from api.deps import PlatformDep
 from api.routers.loans import LoanReader, _scope
-from store.loans import SqlLoanRepository
-from store.outbox import SqlOutboxStore
+from store.loan_events import SqlLoanEventLog
 
 router = APIRouter(prefix="/v1/loans", tags=["loans"])
 
@@ -76,14 +75,8 @@ async def loan_events(loan_id: str, principal: LoanReader, platform: PlatformDep
     status, attempts, the last answer's status and error, when it is tried next or was delivered."""
     scope, own = _scope(principal), _own_recipient(principal)
 
-    def read() -> list[EventLog] | None:
-        with platform.database.unit_of_work() as uow:
-            loan = SqlLoanRepository(uow.session).get(loan_id)
-            if loan is None or not scope.allows(loan):
-                return None
-            return event_log(SqlOutboxStore(uow.session), loan_id, lambda recipient: own is None or recipient == own)
-
-    events = await asyncio.to_thread(read)
+    log = SqlLoanEventLog(platform.database)
+    events = await asyncio.to_thread(log.for_loan, loan_id, scope, lambda recipient: own is None or recipient == own)
     if events is None:
         raise HTTPException(404, f"no loan {loan_id}")
     return LoanEventsOut(items=[_out(event) for event in events])

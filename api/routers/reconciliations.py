@@ -14,10 +14,12 @@ from pydantic import BaseModel, Field
 from api.deps import AuditorPrincipal, PlatformDep
 from api.idempotency import Idempotent
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
-from api.reconcile_jobs import ReconciledChain, discrepancy_json, load_report, reconcile, start_run
+from api.reconcile_jobs import ReconciledChain, load_report, reconcile, start_run
 from compliance.reconcile import Category
 from compliance.reconcile_report import to_csv, to_html, to_json
-from store.compliance import DiscrepancyFilter, ReconciliationRunRow, SqlReconciliationRepository
+from compliance.reconcile_runs import ReconciliationRun, StoredDiscrepancy
+from store.compliance import DiscrepancyFilter
+from store.reconciliation_runs import SqlReconciliationRuns
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 
@@ -65,7 +67,7 @@ _MEDIA = {
 }
 
 
-def _out(run: ReconciliationRunRow) -> ReconciliationOut:
+def _out(run: ReconciliationRun) -> ReconciliationOut:
     return ReconciliationOut(
         id=run.id,
         started_by=run.started_by,
@@ -79,8 +81,8 @@ def _out(run: ReconciliationRunRow) -> ReconciliationOut:
     )
 
 
-def _discrepancy_out(row: Any) -> DiscrepancyOut:
-    item = discrepancy_json(row)
+def _discrepancy_out(row: StoredDiscrepancy) -> DiscrepancyOut:
+    item = row.as_json()
     return DiscrepancyOut(
         id=item["id"],
         chain=item["chain"],
@@ -94,9 +96,8 @@ def _discrepancy_out(row: Any) -> DiscrepancyOut:
     )
 
 
-def _get_run(platform: Any, run_id: str) -> ReconciliationRunRow:
-    with platform.database.unit_of_work() as uow:
-        run = SqlReconciliationRepository(uow.session).get(run_id)
+def _get_run(platform: Any, run_id: str) -> ReconciliationRun:
+    run = SqlReconciliationRuns(platform.database).get(run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no reconciliation {run_id}")
     return run
@@ -142,11 +143,8 @@ async def list_reconciliations(
     """Every run, newest first, a page at a time."""
     after = decode_cursor(cursor)
 
-    def rows() -> list[ReconciliationRunRow]:
-        with platform.database.read_only() as uow:  # a report read: the read-only URL when one is set
-            return SqlReconciliationRepository(uow.session).page(after, limit + 1)
-
-    found = await asyncio.to_thread(rows)
+    # a report read: the read-only URL when one is set
+    found = await asyncio.to_thread(SqlReconciliationRuns(platform.database).page, after, limit + 1)
     return page(request, found, limit, lambda row: (row.created_at, row.id), _out)
 
 
@@ -172,11 +170,8 @@ async def list_discrepancies(
     after = decode_cursor(cursor)
     wanted = DiscrepancyFilter(chain, None if category is None else category.value)
 
-    def rows() -> list[Any]:
-        with platform.database.read_only() as uow:
-            return SqlReconciliationRepository(uow.session).discrepancies(run.id, wanted, after, limit + 1)
-
-    found = await asyncio.to_thread(rows)
+    runs = SqlReconciliationRuns(platform.database)
+    found = await asyncio.to_thread(runs.discrepancies, run.id, wanted, after, limit + 1)
     return page(request, found, limit, lambda row: (row.created_at, row.id), _discrepancy_out)
 
 
