@@ -72,6 +72,10 @@ class Borrowers(Protocol):
 
     def apply_kyc_review(self, body: bytes, headers: Mapping[str, str], secret: bytes, now: datetime) -> KycStatus: ...
 
+    def forget(self, borrower_id: str) -> None:
+        """The borrower's file changed elsewhere (a reviewer's sanctions verdict): a copy kept of it is stale."""
+        ...
+
 
 class BorrowerFiles:
     """``keys``: the key store of the subjects' data keys, apart from ``store`` (which holds only ciphertext)."""
@@ -102,6 +106,9 @@ class BorrowerFiles:
             military_id=military_id,
             sanctions_reviews=reviews,
         )
+
+    def forget(self, borrower_id: str) -> None:
+        """Nothing kept here: every ``load`` reads the store."""
 
     def _unseal(self, vault: PiiVault, borrower_id: str, sealed: bytes) -> tuple[IdentityProfile | None, str | None]:
         """The identity and military id, or None once erased (its key destroyed)."""

@@ -125,6 +125,7 @@ class SanctionsReviews:
             uow.decisions.add(record)
             decided = uow.reviews.record_verdict(review_id, verdict, record.decision_id)
             uow.commit()
+        self._borrowers.forget(decided.borrower_id)  # the verdict is part of the borrower's file
         return decided
 
     def _verdict_record(self, row: SanctionsReview, verdict: ReviewVerdict) -> DecisionRecord:

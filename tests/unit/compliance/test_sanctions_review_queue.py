@@ -31,9 +31,13 @@ class _Files:
 
     def __init__(self) -> None:
         self.files: dict[str, BorrowerFile] = {}
+        self.forgotten: list[str] = []
 
     def load(self, borrower_id: str) -> BorrowerFile | None:
         return self.files.get(borrower_id)
+
+    def forget(self, borrower_id: str) -> None:
+        self.forgotten.append(borrower_id)
 
 
 @pytest.fixture
@@ -100,6 +104,7 @@ def test_a_verdict_is_given_once_and_recorded_as_a_decision(service: ComplianceS
         NOW,
     )
     assert store.tables.reviews["r1"] == cleared
+    assert queue._borrowers.forgotten == ["b1"], "a copy kept of the borrower's file is stale now"  # type: ignore[attr-defined]
     record = store.tables.decisions.get(cleared.review_decision_id or "")
     assert record is not None
     assert (record.kind, record.subject_ref, record.outcome, record.reasons) == (
