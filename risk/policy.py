@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from typing import Any, Self
 
 import rfc8785
 from eth_utils.crypto import keccak
@@ -81,6 +82,9 @@ class RiskReason(BaseModel):
     text: str
 
 
+_DECISION_HASH = "decision_hash_kept"
+
+
 class RiskDecision(BaseModel):
     """What risk decided about one credit request; ``inputs_hash`` commits to everything it was decided on."""
 
@@ -103,8 +107,20 @@ class RiskDecision(BaseModel):
     inputs_hash: str  # 0x HMAC-SHA256 under the platform key (or keccak256 without one) of the canonical inputs
 
     def decision_hash(self) -> bytes:
-        """keccak256 of this decision's canonical JSON: what an attestation's ``decisionHash`` commits to."""
-        return keccak(rfc8785.dumps(self.model_dump(mode="json")))
+        """keccak256 of this decision's canonical JSON: what an attestation's ``decisionHash`` commits to. Hashed
+        once per decision (the credit request's risk summary, its attestations and its stored row all name it) and
+        kept in the instance's ``__dict__`` under a name that is not a field, as ``functools.cached_property`` does:
+        equality, dumps and validation see only the fields."""
+        found: bytes | None = self.__dict__.get(_DECISION_HASH)
+        if found is None:
+            found = self.__dict__[_DECISION_HASH] = keccak(rfc8785.dumps(self.model_dump(mode="json")))
+        return found
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        if update:  # another decision: hashed again when asked
+            copied.__dict__.pop(_DECISION_HASH, None)
+        return copied
 
 
 def inputs_hash(

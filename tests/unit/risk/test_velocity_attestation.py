@@ -5,8 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import rfc8785
 from eth_account import Account
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from contracts.typed_data import Domain
 from risk.attestation import AttestationRefused, attest, attestation_signer
@@ -80,3 +82,16 @@ def test_declined_decision_is_not_attested() -> None:
     assert not declined.approved
     with pytest.raises(AttestationRefused):
         attest(declined, WALLET, DOMAIN, RISK_SIGNER.key, expiry=2_000_000_000, nonce=42)
+
+
+def test_the_decision_hash_is_computed_once_and_a_changed_copy_hashes_again() -> None:
+    decision = assess(STRONG, REQUEST, None)
+    fresh = keccak(rfc8785.dumps(decision.model_dump(mode="json")))
+    assert decision.decision_hash() == fresh
+    assert decision.decision_hash() is decision.decision_hash(), "kept, not hashed again"
+    declined = decision.model_copy(update={"approved": False})
+    assert declined.decision_hash() == keccak(rfc8785.dumps(declined.model_dump(mode="json")))
+    assert declined.decision_hash() != fresh
+    assert decision.model_copy().decision_hash() == fresh
+    assert decision == assess(STRONG, REQUEST, None), "a kept hash is no part of the decision's equality"
+    assert decision.model_dump() == assess(STRONG, REQUEST, None).model_dump()
