@@ -14,7 +14,9 @@ from api.bootstrap import Platform
 from api.oauth import TokenService
 
 
-def get_platform(request: Request) -> Platform:
+# The dependencies are ``async def``, even those that only read: FastAPI runs a plain ``def`` dependency in a worker
+# thread, a thread hop per dependency and request (tests/unit/api/test_dependencies.py checks the routes).
+async def get_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
 
@@ -37,7 +39,7 @@ bearer_token = HTTPBearer(
 _CHALLENGE = {"WWW-Authenticate": 'ApiKey, Bearer realm="creditmesh"'}
 
 
-def get_tokens(request: Request) -> TokenService | None:
+async def get_tokens(request: Request) -> TokenService | None:
     tokens: TokenService | None = getattr(request.app.state, "tokens", None)
     return tokens
 

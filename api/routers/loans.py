@@ -26,14 +26,14 @@ router = APIRouter(prefix="/v1/loans", tags=["loans"])
 LoanReader = Annotated[Principal, require(Role.BORROWER, Role.PROVIDER, Role.ADMIN, Role.AUDITOR)]
 
 
-def get_loans(platform: PlatformDep) -> LoanService:
+async def get_loans(platform: PlatformDep) -> LoanService:
     return LoanService(SqlLoanStore(platform.database), platform.chains)
 
 
 LoansDep = Annotated[LoanService, Depends(get_loans)]
 
 
-def get_repayments(platform: PlatformDep) -> RepaymentService:
+async def get_repayments(platform: PlatformDep) -> RepaymentService:
     return RepaymentService(
         SqlLoanStore(platform.database),
         platform.chains,
