@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from providers._exceptions import DestinationRefused
+from providers.http_pool import LenderTransport
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,10 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         pool = self._pools.get(key)
         if pool is None:
             if len(self._pools) < MAX_HOST_POOLS:
-                pool = self._pools[key] = httpx.AsyncHTTPTransport(**self._options)
+                pool = self._pools[key] = LenderTransport(**self._options)
             else:
                 if self._shared is None:
-                    self._shared = httpx.AsyncHTTPTransport(**self._options)
+                    self._shared = LenderTransport(**self._options)
                 pool = self._shared
         return pool
 
