@@ -104,6 +104,43 @@ async def fetch_logs(
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class LogsRequest:
+    """One ``eth_getLogs`` over a whole block range, for a caller that sends it in a JSON-RPC batch of its own
+    (``ChainClient.batch``): ``params`` to send, ``decode`` for the answer. No adaptive ranges: a caller falls back
+    to ``fetch_logs`` when the node refuses it."""
+
+    client: ChainClient
+    params: dict[str, Any]
+    by_topic: dict[bytes, dict[str, Any]]
+
+    def decode(self, entries: Any) -> list[DecodedLog]:
+        try:
+            return [_decode(self.client, self.by_topic, _receipt(entry)) for entry in entries]
+        except (TypeError, KeyError, ValueError) as err:
+            raise LogQueryError(f"{self.client.name}: eth_getLogs answered an unexpected shape") from err
+
+
+def logs_request(
+    client: ChainClient,
+    address: ChecksumAddress,
+    abi: Sequence[Mapping[str, Any]],
+    event_name: str | Sequence[str],
+    argument_filters: Mapping[str, Any] | None = None,
+    *,
+    from_block: int,
+    to_block: int,
+) -> LogsRequest | None:
+    """``fetch_logs``' query as one request over ``from_block``..``to_block``; None when it matches nothing."""
+    names = (event_name,) if isinstance(event_name, str) else tuple(event_name)
+    events = [_event_abi(abi, name) for name in names]
+    topics = _topics(client, events, dict(argument_filters or {}))
+    if topics is None or from_block > to_block:
+        return None
+    params = {"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block), "topics": topics}
+    return LogsRequest(client, params, {_event_topic(event): event for event in events})
+
+
 async def fetch_raw_logs(
     client: ChainClient,
     addresses: Sequence[ChecksumAddress],

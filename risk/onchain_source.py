@@ -5,6 +5,8 @@ consistent with each other:
 
 * **tx_count**: the wallet's nonce (``eth_getTransactionCount``) — transactions it sent (a contract wallet's nonce
   counts the contracts it created, from 1).
+  It and the ``LoanOpened`` query below go to the node as one JSON-RPC batch (one round trip after the head
+  block's) when the aggregator's blocks fit in one log range.
 * **loans**: ``LoanOpened`` of the CreditAggregator filtered by the borrower topic, from the aggregator's deployment
   block; then ``LoanClosed``, ``LoanDefaulted`` and ``LoanWrittenOff`` filtered by those loan ids, and the
   CollateralManager's ``LoanLiquidated`` likewise (``chain.logs.fetch_logs``, bounded adaptive ranges).
@@ -45,8 +47,8 @@ from web3.exceptions import Web3Exception, Web3RPCError
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
-from chain.errors import ChainError
-from chain.logs import fetch_logs
+from chain.errors import ChainError, RpcUnavailable
+from chain.logs import DecodedLog, fetch_logs, logs_request
 from chain.views import read_views, view
 from risk.onchain import OnchainFeatures
 
@@ -185,24 +187,10 @@ class ChainOnchainSource:
             raise ChainError(f"CreditAggregator is not deployed on {name}")
         manager = record.address("CollateralManager")
         # raw JSON-RPC (chain.client.ChainClient.rpc), not web3's request pipeline (middleware, formatters, a block
-        # turned into an AttributeDict): two of the three calls a chain costs every credit request
+        # turned into an AttributeDict)
         head_block = await self._call(client.rpc("eth_getBlockByNumber", "latest", False))
         head, head_timestamp = _quantity(head_block, "number"), _quantity(head_block, "timestamp")
-        tx_count = _quantity(
-            {"nonce": await self._call(client.rpc("eth_getTransactionCount", wallet, hex(head)))}, "nonce"
-        )
-
-        opened = await fetch_logs(
-            client,
-            aggregator.address,
-            self._aggregator_abi,
-            "LoanOpened",
-            {"borrower": wallet},
-            from_block=aggregator.block,
-            to_block=head,
-            max_range=self.max_log_range,
-            call_timeout=self.rpc_timeout,
-        )
+        tx_count, opened = await self._nonce_and_loans(client, wallet, aggregator.address, aggregator.block, head)
         loan_ids = [int(entry.args["loanId"]) for entry in opened]
         first_loan_block = min((entry.block_number for entry in opened), default=head)
         closed: set[int] = set()
@@ -250,6 +238,47 @@ class ChainOnchainSource:
             min_health_factor_bps=await self._min_health(client, manager, open_loans, head),
             first_tx_timestamp=first_tx_timestamp,
         )
+
+    async def _nonce_and_loans(
+        self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int, head: int
+    ) -> tuple[int, list[DecodedLog]]:
+        """The wallet's nonce and its ``LoanOpened`` events as of ``head``: one JSON-RPC batch (one round trip) when
+        the aggregator's blocks fit in one log range; otherwise, or when the node refuses the batch or the range,
+        two calls, the logs over ``fetch_logs``' adaptive ranges."""
+        loans = logs_request(
+            client,
+            aggregator,
+            self._aggregator_abi,
+            "LoanOpened",
+            {"borrower": wallet},
+            from_block=deployed,
+            to_block=head,
+        )
+        if loans is not None and head - deployed < self.max_log_range:
+            nonce_call = ("eth_getTransactionCount", [wallet, hex(head)])
+            try:
+                nonce, entries = await self._call(client.batch(nonce_call, ("eth_getLogs", [loans.params])))
+            except RpcUnavailable:
+                raise
+            except ChainError:  # an error answer (a refused range, say): asked again one call at a time
+                pass
+            else:
+                return _quantity({"nonce": nonce}, "nonce"), loans.decode(entries)
+        tx_count = _quantity(
+            {"nonce": await self._call(client.rpc("eth_getTransactionCount", wallet, hex(head)))}, "nonce"
+        )
+        opened = await fetch_logs(
+            client,
+            aggregator,
+            self._aggregator_abi,
+            "LoanOpened",
+            {"borrower": wallet},
+            from_block=deployed,
+            to_block=head,
+            max_range=self.max_log_range,
+            call_timeout=self.rpc_timeout,
+        )
+        return tx_count, opened
 
     async def _min_health(
         self, client: ChainClient, manager: ChecksumAddress, loans: Sequence[int], head: int

@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 import pytest
@@ -186,24 +187,36 @@ async def test_a_chain_that_hangs_is_skipped_within_its_deadline(devnet_chains: 
 
 
 @asynccontextmanager
-async def range_capped_proxy(upstream: str, max_blocks: int) -> AsyncIterator[tuple[str, list[int], list[int]]]:
-    """A JSON-RPC proxy that refuses eth_getLogs over more than ``max_blocks`` blocks, as hosted nodes do; yields
-    its URL and the block spans of the eth_getLogs calls it passed on and refused."""
+async def range_capped_proxy(
+    upstream: str, max_blocks: int
+) -> AsyncIterator[tuple[str, list[int], list[int], list[list[str]]]]:
+    """A JSON-RPC proxy that refuses eth_getLogs over more than ``max_blocks`` blocks, as hosted nodes do (in a
+    batch too: that item answers with the error); yields its URL, the block spans of the eth_getLogs calls it
+    passed on and refused, and the methods of each POST (a batch's in order)."""
     passed: list[int] = []
     refused: list[int] = []
+    posts: list[list[str]] = []
     session = aiohttp.ClientSession()
 
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.json()
-        if body["method"] == "eth_getLogs":
-            span = int(body["params"][0]["toBlock"], 16) - int(body["params"][0]["fromBlock"], 16) + 1
+    async def answer(item: dict[str, Any]) -> Any:
+        if item["method"] == "eth_getLogs":
+            span = int(item["params"][0]["toBlock"], 16) - int(item["params"][0]["fromBlock"], 16) + 1
             if span > max_blocks:
                 refused.append(span)
                 error = {"code": -32005, "message": f"query exceeds max block range {max_blocks}"}
-                return web.json_response({"jsonrpc": "2.0", "id": body["id"], "error": error})
+                return {"jsonrpc": "2.0", "id": item["id"], "error": error}
             passed.append(span)
-        async with session.post(upstream, json=body) as answer:
-            return web.Response(text=json.dumps(await answer.json()), content_type="application/json")
+        async with session.post(upstream, json=item) as answered:
+            return await answered.json()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json()
+        items = body if isinstance(body, list) else [body]
+        posts.append([item["method"] for item in items])
+        answers = [await answer(item) for item in items]
+        return web.Response(
+            text=json.dumps(answers if isinstance(body, list) else answers[0]), content_type="application/json"
+        )
 
     app = web.Application()
     app.router.add_post("/", handle)
@@ -212,7 +225,7 @@ async def range_capped_proxy(upstream: str, max_blocks: int) -> AsyncIterator[tu
     port = free_port()
     await web.TCPSite(runner, LOOPBACK, port).start()
     try:
-        yield f"http://{LOOPBACK}:{port}", passed, refused
+        yield f"http://{LOOPBACK}:{port}", passed, refused, posts
     finally:
         await runner.cleanup()
         await session.close()
@@ -225,7 +238,7 @@ async def test_fetch_logs_halves_ranges_the_node_refuses(ethereum_local: Deploye
     loans = [harness.open_loan(borrower)[0] for _ in range(3)]
     aggregator = ethereum_local.record.contracts["CreditAggregator"]
     abi = harness.aggregator.abi
-    async with range_capped_proxy(ethereum_local.config.rpc_urls[0], max_blocks=16) as (url, passed, refused):
+    async with range_capped_proxy(ethereum_local.config.rpc_urls[0], max_blocks=16) as (url, passed, refused, _):
         client = ChainClient(ethereum_local.config.model_copy(update={"rpc_urls": [url]}), timeout=10.0)
         try:
             head = await client.head()
@@ -267,3 +280,28 @@ async def test_fetch_logs_halves_ranges_the_node_refuses(ethereum_local: Deploye
     assert max(passed) <= 16  # ... and halved until they passed
     assert sum(passed) == 2 * (head - aggregator.block + 1)  # both queries covered every block once
     assert nothing == []
+
+
+async def test_a_chain_s_nonce_and_loans_are_one_batch_and_a_refused_one_is_asked_again(
+    ethereum_local: DeployedChain,
+) -> None:
+    """The wallet's nonce and its LoanOpened query go to the node as one JSON-RPC batch; a node that refuses the
+    batch's log range gets the two calls again one at a time (ranges halved): the same reading either way."""
+    harness = Harness(ethereum_local)
+    borrower: LocalAccount = Account.create()
+    new_borrower(harness, borrower)
+    harness.open_loan(borrower)
+    readings = {}
+    for cap in (10**9, 16):
+        async with range_capped_proxy(ethereum_local.config.rpc_urls[0], max_blocks=cap) as (url, _, refused, posts):
+            client = ChainClient(ethereum_local.config.model_copy(update={"rpc_urls": [url]}), timeout=10.0)
+            try:
+                source = ChainOnchainSource({"ethereum-local": client}, {"ethereum-local": ethereum_local.record})
+                readings[cap] = await source.read_chain("ethereum-local", borrower.address)
+            finally:
+                await client.close()
+        assert ["eth_getTransactionCount", "eth_getLogs"] in posts
+        assert bool(refused) == (cap == 16)
+    assert readings[16] == readings[10**9]
+    assert readings[16].loans_opened == 1
+    assert readings[16].tx_count > 0  # its approvals
