@@ -10,6 +10,10 @@ id is the one the recipients know. Otherwise it is *retracted*, in the indexer's
   "retracted_sequence", "reason": "reorg", "tx_hash", "block_number", "block_hash"}``), in the loan's order after
   what it already received — only those recipients, since the others never heard of it.
 
+A loan whose opening the reorg removed has no record left (its past-due notices go with it): its events that no
+fact made — ``loan.past_due`` — are retracted with the others, so a recipient is never left with a notice about a
+loan that does not exist.
+
 A retracted event gives up its key: when the transaction is mined again later (in a block beyond the reorg's range),
 its fact makes a new event, with a new id, delivered as any other.
 
@@ -71,6 +75,7 @@ def retract_unbacked(
 ) -> list[str]:
     """Retract the events of ``removed`` facts that no remaining fact of their loan makes again; run after the
     reorg's range was applied. Returns the ids of the events retracted."""
+    removed = list(removed)
     made: dict[str, set[str]] = {}
     retracted = []
     for fact in removed:
@@ -83,7 +88,23 @@ def retract_unbacked(
             continue
         retract(events, event, fact)
         retracted.append(event.id)
+    for loan_id in dict.fromkeys(fact.loan_id for fact in removed):
+        if ledger.loan(loan_id) is None:  # its opening went with the reorg: nothing it was told of stands
+            retracted += _retract_standing(events, loan_id)
     return retracted
+
+
+def _retract_standing(events: OutboxStore, loan_id: str) -> list[str]:
+    """Retract the events of a loan whose record is gone that still stand: those no chain fact made
+    (``loan.past_due``, from the default job), whose removal ``retract_unbacked``'s facts do not name."""
+    standing = [
+        event
+        for event in events.events(loan_id)
+        if event.retracted_at is None and event.event_type != outbox.LOAN_EVENT_RETRACTED
+    ]
+    for event in standing:
+        retract(events, event, None)
+    return [event.id for event in standing]
 
 
 def _made_now(ledger: LoanFacts, chain: LedgerChain, loan_id: str) -> set[str]:

@@ -23,12 +23,15 @@ from aggregator.event_destinations import (
     ProviderWebhook,
     borrower_secret_subject,
 )
-from aggregator.outbox import CANCELLED, DELIVERED, NO_DESTINATION, PENDING, Attempt, Delivery, EventLoan
+from aggregator.ledger_memory import InMemoryLedger
+from aggregator.outbox import CANCELLED, DELIVERED, NO_DESTINATION, PENDING, Attempt, Delivery, EventLoan, OutboxEvent
 from aggregator.outbox_memory import InMemoryOutbox, InMemoryRecipients, InMemoryRelayStore
+from aggregator.projection import LoanState
 from aggregator.relay import DEPLOYMENT, LEASE_KIND, OutboxRelay, RelaySettings, backoff, pick, settle
-from aggregator.retraction import compensate, retract
+from aggregator.retraction import RemovedFact, compensate, retract, retract_unbacked
 from providers.secrets import SecretBox
 from store.leases import LeaseLost
+from tests.support.ledger_facts import CHAIN
 
 pytestmark = pytest.mark.unit
 
@@ -232,6 +235,35 @@ async def test_a_relay_whose_lease_moved_on_records_nothing() -> None:
     finally:
         await relay.http.aclose()
     assert all(e.dispatched_at is None for e in events.events_by_id.values())
+
+
+def test_a_loan_whose_opening_a_reorg_removed_has_its_past_due_notices_retracted_too() -> None:
+    events = InMemoryOutbox([LOAN])
+    opened, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_OPENED, payload={}, key="opened")
+    repaid, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x03:1")
+    past_due, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_PAST_DUE, payload={"bucket": "1-29"}, key="1-29")
+    for event in (opened, repaid, past_due):
+        _delivered(events, event.id, "provider:sim-bank")
+    ledger = InMemoryLedger()
+    ledger.save_loan(LoanState("loan-1", CHAIN.name, CHAIN.chain_id, CHAIN.aggregator, T0, onchain_loan_id=1))
+
+    def removed(event: OutboxEvent) -> RemovedFact:
+        return RemovedFact("loan-1", event.dedup_key, "0x" + "0e" * 32, 10, "0x" + "0b" * 32)
+
+    # the repayment's block goes, the loan stands: its past-due notice is the clock's and stands with it
+    assert retract_unbacked(events, ledger, CHAIN, [removed(repaid)]) == [repaid.id]
+    # the opening's block goes, and the loan's record with it: nothing it was told of stands
+    ledger.delete_loan("loan-1")
+    assert retract_unbacked(events, ledger, CHAIN, [removed(opened)]) == [opened.id, past_due.id]
+    taken_back = [
+        e.body["data"]["retracted_event_id"]
+        for e in events.events("loan-1")
+        if e.event_type == outbox.LOAN_EVENT_RETRACTED
+    ]
+    assert taken_back == [repaid.id, opened.id, past_due.id]
+    notice = events.event(past_due.id)
+    assert notice is not None
+    assert notice.retracted_by is not None
 
 
 def test_recipients_are_the_funding_provider_and_a_borrower_with_a_webhook_url() -> None:

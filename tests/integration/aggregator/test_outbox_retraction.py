@@ -22,6 +22,7 @@ from web3.logs import DISCARD
 from aggregator.event_destinations import Destination, EventDestinations
 from aggregator.ledger import LedgerChain, apply_batch, apply_events, watched_contracts
 from aggregator.relay import DEPLOYMENT, LEASE_KIND, OutboxRelay, RelaySettings
+from aggregator.servicing.defaults import write_past_due
 from chain.client import ChainClient
 from chain.events import ChainEvent, EventBatch, EventReader
 from providers.destinations import DestinationGuard, PinnedTransport
@@ -29,8 +30,17 @@ from providers.secrets import SecretBox
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
-from store.outbox import CANCELLED, DELIVERED, PENDING, OutboxDeliveryRow, OutboxEventRow, SqlOutboxRepository
+from store.outbox import (
+    CANCELLED,
+    DELIVERED,
+    PENDING,
+    OutboxDeliveryRow,
+    OutboxEventRow,
+    SqlOutboxRepository,
+    SqlOutboxStore,
+)
 from store.relay import SqlRelayStore
+from store.servicing import SqlServicingRepository
 from tests.contracts.harness import RELAYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import CHAIN, LoanFacts, add_quote
@@ -249,6 +259,29 @@ def test_an_event_whose_transaction_is_mined_again_stands_and_a_removed_opening_
     _apply(database, [later])
     (reopened,) = [e for e in _events(database, facts.loan_id) if e.event_type == "loan.opened" and not e.retracted_at]
     assert reopened.id != first["loan.opened"]
+
+
+def test_a_removed_opening_retracts_the_loans_past_due_notices_and_forgets_its_buckets(database: Database) -> None:
+    facts = LoanFacts(loan_ref=7_003)
+    facts.quoted_by(database, LENDER)
+    opened = facts.opened()
+    _apply(database, [opened])
+    with database.unit_of_work() as uow:  # as the default job announces a bucket
+        assert SqlServicingRepository(uow.session).announce(facts.loan_id, "1-29", 3, datetime.now(UTC))
+        write_past_due(SqlOutboxStore(uow.session), facts.loan_id, {"bucket": "1-29", "days_past_due": 3})
+        uow.commit()
+    _delivered(database, facts.loan_id)
+
+    _reorg(database, opened.block_number, opened.block_number)
+
+    events = _events(database, facts.loan_id)
+    told = {e.id for e in events if e.event_type in ("loan.opened", "loan.past_due")}
+    assert len(told) == 2
+    assert all(e.retracted_at is not None and e.retracted_by for e in events if e.id in told)
+    retractions = [e for e in events if e.event_type == "loan.event_retracted"]
+    assert {e.body["data"]["retracted_event_id"] for e in retractions} == told
+    with database.unit_of_work() as uow:
+        assert SqlServicingRepository(uow.session).announced(facts.loan_id) == set()  # went with the loan's record
 
 
 async def test_a_delivery_in_flight_when_its_event_is_retracted_is_taken_back_too(database: Database) -> None:
