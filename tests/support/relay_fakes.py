@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from eth_utils.address import to_checksum_address
 from web3 import Web3
 
+from aggregator.assets import Asset, AssetRegistry
 from aggregator.loans import LoanRecord
 from aggregator.platform import ChainRuntime
 from chain.artifacts import load_artifact
@@ -25,6 +27,7 @@ CHAIN_NAME, CHAIN_ID = "ethereum-local", 31337
 AGGREGATOR = to_checksum_address("0x" + "a0" * 20)
 TOKEN = to_checksum_address("0x" + "c0" * 20)
 USDC = 10**6
+ASSETS = AssetRegistry([Asset("USDC", 6, Decimal(1), {CHAIN_NAME: TOKEN})])
 #: an active 100 USDC loan on the fake chain, in the debt asset TOKEN; tests set whose it is and its on-chain id
 LOAN = LoanRecord(
     "l1",

@@ -5,20 +5,18 @@ recordable (and the webhook's status for the others), the payment kept as report
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
 
 import pytest
 
-from aggregator.assets import Asset, AssetRegistry
 from aggregator.loans import InMemoryLoanStore, LoanRecord
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable, payment_ref_hash
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, InMemoryPaymentStore, ReportedPayment
 from chain.errors import ConfirmationTimeout, TransactionReverted
 from tests.support.relay_fakes import (
     AGGREGATOR,
+    ASSETS,
     CHAIN_ID,
     CHAIN_NAME,
-    TOKEN,
     USDC,
     FakeChain,
     FakeReceipts,
@@ -38,8 +36,7 @@ def _setup(*loans: tuple[str, LoanRecord]) -> tuple[OffchainPayments, FakeChain,
         loans_store.loans[loan.id] = loan
         loans_store.provider_refs[(loan.provider_id or "", offer_ref)] = loan.id
     chain, payments, receipts = FakeChain(), InMemoryPaymentStore(), FakeReceipts()
-    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {CHAIN_NAME: TOKEN})])
-    service = OffchainPayments(loans_store, payments, {CHAIN_NAME: chain.runtime()}, assets, receipts, wait_seconds=1)
+    service = OffchainPayments(loans_store, payments, {CHAIN_NAME: chain.runtime()}, ASSETS, receipts, wait_seconds=1)
     return service, chain, payments, receipts
 
 

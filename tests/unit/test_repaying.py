@@ -10,7 +10,6 @@ from decimal import Decimal
 import pytest
 from eth_account import Account
 
-from aggregator.assets import Asset, AssetRegistry
 from aggregator.errors import AmountOverOwed, InvalidRepayment, LoanNotFound, LoanNotRepayable, RepaymentRejected
 from aggregator.loans import InMemoryLoanStore, LoanRecord
 from aggregator.repaying import MAX, RepaymentService, SignedRepayment
@@ -19,9 +18,9 @@ from contracts.typed_data import REPAY_ALL, Repayment, repayment_typed_data
 from store.chain import FAILED
 from tests.support.relay_fakes import (
     AGGREGATOR,
+    ASSETS,
     CHAIN_ID,
     CHAIN_NAME,
-    TOKEN,
     USDC,
     FakeChain,
     FakeReceipts,
@@ -48,8 +47,7 @@ def _signed(amount: str, *, signer: object = BORROWER, nonce: int = 1) -> Signed
 def _service(chain: FakeChain, receipts: FakeReceipts, *loans: LoanRecord) -> RepaymentService:
     store = InMemoryLoanStore()
     store.loans = {loan.id: loan for loan in loans or (LOAN,)}
-    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {CHAIN_NAME: TOKEN})])
-    return RepaymentService(store, {CHAIN_NAME: chain.runtime()}, assets, receipts, wait_seconds=1)
+    return RepaymentService(store, {CHAIN_NAME: chain.runtime()}, ASSETS, receipts, wait_seconds=1)
 
 
 async def test_a_repayment_is_relayed_once_and_answered_from_its_receipt() -> None:
