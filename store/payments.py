@@ -8,12 +8,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from aggregator.payment_records import ReportedPayment
 from store.base import Base
 from store.db import Database
+from store.records import columns, from_row
 from store.types import Uint256, UtcDateTime
 
 
@@ -46,27 +48,17 @@ class SqlPaymentRecords:
         self.session = session
 
     def accept(self, payment: ReportedPayment) -> None:
+        # INSERT … ON CONFLICT DO NOTHING rather than a savepoint around an INSERT: on SQLite, pysqlite opens the
+        # transaction only before DML, so a SAVEPOINT first in the unit of work opened it and its RELEASE committed
+        # the payment even when the unit of work then rolled back
         now = datetime.now(UTC)
-        row = OffchainPaymentRow(
-            provider_id=payment.provider_id,
-            payment_ref=payment.payment_ref,
-            reference=payment.reference,
-            event_id=payment.event_id,
-            loan_id=payment.loan_id,
-            chain_id=payment.chain_id,
-            onchain_loan_id=payment.onchain_loan_id,
-            amount=payment.amount,
-            status=payment.status,
-            tx_hash=payment.tx_hash,
-            block_number=payment.block_number,
-            received_at=now,
-            updated_at=now,
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(OffchainPaymentRow)
+            .values(**columns(payment), received_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["chain_id", "onchain_loan_id", "reference"])
         )
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            pass  # reported before (or concurrently): the first record stands
+        self.session.execute(statement)
 
     def settle(
         self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None
@@ -85,22 +77,7 @@ class SqlPaymentRecords:
         rows = self.session.scalars(
             select(OffchainPaymentRow).where(OffchainPaymentRow.chain_id == chain_id).order_by(OffchainPaymentRow.id)
         )
-        return [
-            ReportedPayment(
-                row.provider_id,
-                row.payment_ref,
-                row.reference,
-                row.loan_id,
-                row.chain_id,
-                row.onchain_loan_id,
-                row.amount,
-                row.event_id,
-                row.status,
-                row.tx_hash,
-                row.block_number,
-            )
-            for row in rows
-        ]
+        return [from_row(ReportedPayment, row) for row in rows]
 
 
 class SqlPaymentUnitOfWork:
