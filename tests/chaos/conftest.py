@@ -5,11 +5,12 @@ the others and the full load are ``@pytest.mark.slow`` (``make chaos`` runs them
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
 import pytest
 
+from tests.support.cluster import ApiCluster, StartCluster, api_cluster
 from tests.support.devnet import DeployedChain
 from tests.support.services import RestartableRedis
 
@@ -34,3 +35,35 @@ def session_chains_put_back(devnet_chains: dict[str, DeployedChain]) -> Iterator
         for chain in devnet_chains.values():
             stack.enter_context(chain.snapshot())
         yield
+
+
+@pytest.fixture(scope="module")
+def start_cluster(
+    devnet_chains: dict[str, DeployedChain],
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str,
+    chaos_redis: RestartableRedis,
+) -> StartCluster:
+    """The chaos modules' one way to a cluster: ``start_cluster(schema, settings)`` is three API processes on a fresh
+    ``schema`` of the session's PostgreSQL (or of ``postgres_url``, a server of the test's own), the module's Redis
+    and the session's devnets (or ``chains``), with the short leases of ``tests.support.cluster``."""
+
+    shared = postgres_url
+
+    def start(
+        schema: str,
+        settings: dict[str, str] | None = None,
+        *,
+        chains: dict[str, DeployedChain] | None = None,
+        postgres_url: str | None = None,
+    ) -> AbstractContextManager[ApiCluster]:
+        return api_cluster(
+            chains if chains is not None else devnet_chains,
+            tmp_path_factory.mktemp(schema),
+            postgres_url=postgres_url if postgres_url is not None else shared,
+            schema=schema,
+            redis_url=chaos_redis.url,
+            settings=settings,
+        )
+
+    return start

@@ -8,7 +8,7 @@ full load (300 credit requests, 100 accepts) is ``slow``."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,9 +27,8 @@ from tests.chaos.support import (
     pool_quote,
     settled,
 )
-from tests.support.cluster import ApiCluster, api_cluster
+from tests.support.cluster import ApiCluster, StartCluster
 from tests.support.devnet import DeployedChain
-from tests.support.services import RestartableRedis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -37,19 +36,8 @@ IN_FLIGHT = 30  # requests on the wire at once, over the three processes
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    devnet_chains: dict[str, DeployedChain],
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_schema: Callable[[str], str],
-    chaos_redis: RestartableRedis,
-) -> Iterator[ApiCluster]:
-    url = postgres_schema("chaos_cluster")
-    # The accept lease stays at its default here: under this machine's load an accept outlives a 2 s lease, and
-    # accepts do not renew theirs (another process then takes a live accept over and ends it "offered").
-    settings = {"CREDITMESH_ACCEPT_LEASE_SECONDS": "30"}
-    with api_cluster(
-        devnet_chains, tmp_path_factory.mktemp("cluster"), url, chaos_redis.url, settings=settings
-    ) as running:
+def cluster(start_cluster: StartCluster) -> Iterator[ApiCluster]:
+    with start_cluster("chaos_cluster") as running:  # leases of about 2 s, the accept's renewed while it works
         yield running
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from tests.chaos.support import (
     pool_quote,
     settled,
 )
-from tests.support.cluster import ApiCluster, api_cluster
+from tests.support.cluster import ApiCluster, StartCluster
 from tests.support.devnet import DeployedChain, deployed_devnets
 from tests.support.services import RestartableRedis
 
@@ -57,14 +57,8 @@ def _request_everywhere(cluster: ApiCluster, key: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def redis_cluster(
-    devnet_chains: dict[str, DeployedChain],
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_schema: Callable[[str], str],
-    chaos_redis: RestartableRedis,
-) -> Iterator[ApiCluster]:
-    url = postgres_schema("chaos_redis")
-    with api_cluster(devnet_chains, tmp_path_factory.mktemp("redis-cluster"), url, chaos_redis.url) as running:
+def redis_cluster(start_cluster: StartCluster) -> Iterator[ApiCluster]:
+    with start_cluster("chaos_redis") as running:
         yield running
 
 
@@ -102,15 +96,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartablePo
 
 
 @pytest.fixture(scope="module")
-def postgres_cluster(
-    devnet_chains: dict[str, DeployedChain],
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres: RestartablePostgres,
-    chaos_redis: RestartableRedis,
-) -> Iterator[ApiCluster]:
-    settings = {"CREDITMESH_ACCEPT_LEASE_SECONDS": "30"}  # see test_cluster.py: no renewal of a live accept's lease
-    data_dir = tmp_path_factory.mktemp("pg-cluster")
-    with api_cluster(devnet_chains, data_dir, postgres.url, chaos_redis.url, settings=settings) as running:
+def postgres_cluster(start_cluster: StartCluster, postgres: RestartablePostgres) -> Iterator[ApiCluster]:
+    with start_cluster("chaos_pg", postgres_url=postgres.url) as running:
         yield running
 
 
@@ -141,19 +128,31 @@ def test_postgres_restarted_under_load_loses_no_accepted_loan_and_answers_clean_
             async def outage() -> None:
                 await asyncio.sleep(0.5)
                 await asyncio.to_thread(postgres.stop)
-                await asyncio.sleep(3)
+                # while it is down, every process is asked to write and to read: each must answer a clean 503
+                asked = [credit_request(client, url, borrowers[n]) for n, url in enumerate(cluster.urls)]
+                asked += [accept(client, url, borrowers[n], quotes[n]) for n, url in enumerate(cluster.urls)]
+                asked += [
+                    client.get(f"{url}/v1/quotes/{quotes[n]['id']}", headers={"X-API-Key": borrowers[n].key})
+                    for n, url in enumerate(cluster.urls)
+                ]
+                during.extend(await asyncio.gather(*asked))
+                await asyncio.sleep(2)
                 await asyncio.to_thread(postgres.start)
 
             answers = await asyncio.gather(*calls, outage(), return_exceptions=True)
             return [a for a in answers if a is not None]
 
+    during: list[httpx.Response] = []
     answers = asyncio.run(load())
     responses = [a for a in answers if isinstance(a, httpx.Response)]
     assert len(responses) == len(answers), [a for a in answers if not isinstance(a, httpx.Response)]
     assert {r.status_code for r in responses} <= {201, 409, 503}, {r.status_code: r.text for r in responses}
-    for unavailable in (r for r in responses if r.status_code == 503):
-        assert unavailable.headers["content-type"] == "application/problem+json"
-        assert "Retry-After" in unavailable.headers
+    assert len(during) == 3 * len(cluster.urls), "the requests during the outage were not all answered"
+    assert {r.status_code for r in during} == {503}, [(r.request.url.path, r.status_code, r.text) for r in during]
+    for unavailable in (r for r in responses + during if r.status_code == 503):
+        assert unavailable.headers["content-type"] == "application/problem+json", unavailable.text
+        assert int(unavailable.headers["Retry-After"]) > 0
+        assert unavailable.json()["status"] == 503
         assert str(postgres.data_dir) not in unavailable.text
 
     # service resumes by itself; each quote's accept ends, and what the chain opened is what the database holds
@@ -162,7 +161,7 @@ def test_postgres_restarted_under_load_loses_no_accepted_loan_and_answers_clean_
         assert time.monotonic() < deadline, "the processes did not serve again after PostgreSQL came back"
         time.sleep(1)
     ended = {quote["id"]: settled(cluster, who, quote["id"]) for who, quote in zip(borrowers, quotes, strict=True)}
-    records = loans_by_quote(postgres.url)
+    records = loans_by_quote(cluster.platform.database_url)
     for who, quote in zip(borrowers, quotes, strict=True):
         opened = len(loans_opened(who))
         assert opened == records.get(quote["id"], 0), f"on-chain {opened} loans, {records.get(quote['id'])} records"
@@ -182,14 +181,8 @@ def own_chains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, D
 
 
 @pytest.fixture(scope="module")
-def anvil_cluster(
-    own_chains: dict[str, DeployedChain],
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_schema: Callable[[str], str],
-    chaos_redis: RestartableRedis,
-) -> Iterator[ApiCluster]:
-    url = postgres_schema("chaos_anvil")
-    with api_cluster(own_chains, tmp_path_factory.mktemp("anvil-cluster"), url, chaos_redis.url) as running:
+def anvil_cluster(start_cluster: StartCluster, own_chains: dict[str, DeployedChain]) -> Iterator[ApiCluster]:
+    with start_cluster("chaos_anvil", chains=own_chains) as running:
         yield running
 
 

@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -31,11 +31,10 @@ from tests.chaos.support import (
     pool_quote,
     settled,
 )
-from tests.support.cluster import ApiCluster, api_cluster
+from tests.support.cluster import ApiCluster, StartCluster
 from tests.support.devnet import DeployedChain
 from tests.support.platform import _wait
 from tests.support.saga import KILL_AT
-from tests.support.services import RestartableRedis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -43,14 +42,8 @@ LATE_SECRET = "late-lender-secret"
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    devnet_chains: dict[str, DeployedChain],
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_schema: Callable[[str], str],
-    chaos_redis: RestartableRedis,
-) -> Iterator[ApiCluster]:
-    url = postgres_schema("chaos_takeover")
-    with api_cluster(devnet_chains, tmp_path_factory.mktemp("takeover"), url, chaos_redis.url) as running:
+def cluster(start_cluster: StartCluster) -> Iterator[ApiCluster]:
+    with start_cluster("chaos_takeover") as running:
         yield running
 
 

@@ -7,15 +7,17 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
 from chain.devnet import free_port
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform, _start_api, _wait, running_platform
+from tests.support.services import fresh_schema
 
 #: leases and claims short enough that a test sees a dead process's work taken over within seconds
 SHORT_LEASES = {
@@ -33,6 +35,19 @@ NO_VELOCITY_LIMITS = {
     "CREDITMESH_VELOCITY_PER_WALLET": "100000",
     "CREDITMESH_VELOCITY_PER_IP": "100000",
 }
+
+
+class StartCluster(Protocol):
+    """A test fixture's way to a cluster (``tests/chaos/conftest.py``'s ``start_cluster``)."""
+
+    def __call__(
+        self,
+        schema: str,
+        settings: dict[str, str] | None = None,
+        *,
+        chains: dict[str, DeployedChain] | None = None,
+        postgres_url: str | None = None,
+    ) -> AbstractContextManager[ApiCluster]: ...
 
 
 @dataclass
@@ -80,15 +95,18 @@ def _serve(platform: RunningPlatform, url: str, extra_env: dict[str, str] | None
 def api_cluster(
     chains: dict[str, DeployedChain],
     data_dir: Path,
-    database_url: str,
-    redis_url: str,
     *,
+    postgres_url: str,
+    schema: str,
+    redis_url: str,
     processes: int = 3,
     settings: dict[str, str] | None = None,
     workers: str = "none",
 ) -> Iterator[ApiCluster]:
-    """``processes`` API processes sharing ``database_url`` (PostgreSQL) and ``redis_url``, with short leases and
-    no velocity limits (``settings`` adds or overrides), started one after another; all stopped on exit."""
+    """``processes`` API processes sharing a fresh ``schema`` on the PostgreSQL at ``postgres_url`` (dropped and
+    created here) and ``redis_url``, with short leases and no velocity limits (``settings`` adds or overrides),
+    started one after another; all stopped on exit."""
+    database_url = fresh_schema(postgres_url, schema)
     env = SHORT_LEASES | WIDE_DEADLINES | NO_VELOCITY_LIMITS | {"CREDITMESH_REDIS_URL": redis_url} | (settings or {})
     with running_platform(chains, data_dir, database_url, settings=env, workers=workers, lender_timeout=15) as platform:
         cluster = ApiCluster(platform, [platform.api_url])
