@@ -165,7 +165,10 @@ class AcceptRepository(Protocol):
         time)."""
         ...
 
-    def save(self, record: AcceptRecord) -> None: ...
+    def save(self, record: AcceptRecord) -> bool:
+        """Write ``record`` if its owner still holds the accept (one fenced statement); False, writing nothing, once
+        another process took it over."""
+        ...
 
     def renew(self, quote_ids: Sequence[str], owner: str, lease_until: datetime) -> set[str]:
         """Extend the lease of those of ``quote_ids`` that ``owner`` still holds (one statement for all); the ids
@@ -270,8 +273,12 @@ class InMemoryAcceptRepository:
                 totals[q.asset] = totals.get(q.asset, 0) + q.principal
         return Exposure(totals)
 
-    def save(self, record: AcceptRecord) -> None:
+    def save(self, record: AcceptRecord) -> bool:
+        current = self.tables.records.get(record.quote_id)
+        if current is not None and current.owner != record.owner:
+            return False
         self.tables.records[record.quote_id] = record
+        return True
 
     def renew(self, quote_ids: Sequence[str], owner: str, lease_until: datetime) -> set[str]:
         renewed: set[str] = set()

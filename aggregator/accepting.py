@@ -130,7 +130,7 @@ class AcceptanceService:
         signature_hex: str,
         permit: CollateralPermit | None = None,
     ) -> Accepted:
-        quote, previous = await asyncio.to_thread(self._load, account.id, quote_id)
+        quote, previous = await self._records.run(self._load, account.id, quote_id)
         if quote.status == "accepted":  # a repeated accept returns the loan it became
             loan_id = previous.loan_id if previous is not None else None
             if loan_id is not None:
@@ -144,7 +144,7 @@ class AcceptanceService:
         await verify_acceptance(chain, quote, signature)
         if permit is not None:  # refused here, naming what is wrong, rather than by the chain after the lock
             await check_permit(chain.w3, quote, permit)
-        record = await asyncio.to_thread(self._lock, account, quote, previous)
+        record = await self._records.run(self._lock, account, quote, previous)
         task = asyncio.create_task(self._drive_new(account, quote, record, signature, permit))
         self._driving[quote_id] = task
         task.add_done_callback(lambda _: self._driving.pop(quote_id, None))
@@ -248,7 +248,7 @@ class AcceptanceService:
         permit: CollateralPermit | None,
     ) -> AcceptRecord:
         chain = self._chains[quote.chain_name]
-        await asyncio.to_thread(self._screen, account, quote)
+        await self._records.run(self._screen, account, quote)
         record = await self._step(record, AcceptStep.SCREENED)
         self._kill_point("screened", quote.id)
         call = open_loan_call(chain, quote, signature, permit)
@@ -321,7 +321,7 @@ class AcceptanceService:
                 uow.commit()
                 return loan_id
 
-        loan_id = await asyncio.to_thread(work)
+        loan_id = await self._records.run(work)
         self._records.extended(quote.id, recorded.lease_until)
         self._kill_point("recorded", quote.id)
         return replace(recorded, loan_id=loan_id)
@@ -350,7 +350,7 @@ class AcceptanceService:
 
     async def _cancel(self, quote: QuoteView, record: AcceptRecord, reason: str) -> None:
         """Back to offered: cancel a lender's reservation first (recorded), then release the quote."""
-        current = await asyncio.to_thread(self._records.current, quote.id)
+        current = await self._records.run(self._records.current, quote.id)
         if current is None or current.owner != self.owner:
             return
         lender_state = current.lender_state
@@ -365,7 +365,7 @@ class AcceptanceService:
                 uow.commit()
 
         with contextlib.suppress(LeaseLost):
-            await asyncio.to_thread(work)
+            await self._records.run(work)
 
     async def _retry_cancellation(self, quote: QuoteView, record: AcceptRecord) -> None:
         """A cancelled accept whose reservation the lender did not take: ask again (the quote is already offered)."""
@@ -378,7 +378,7 @@ class AcceptanceService:
         """Claim (one row at a time) and drive every unfinished accept whose lease ran out; returns how many."""
         driven = 0
         while driven < limit:
-            claimed = await asyncio.to_thread(self._claim_next)
+            claimed = await self._records.run(self._claim_next)
             if claimed is None:
                 return driven
             record, quote = claimed

@@ -187,13 +187,14 @@ class SqlAcceptRepository:
             totals[asset] = totals.get(asset, 0) + int(offer["principal"])
         return Exposure(totals)
 
-    def save(self, record: AcceptRecord) -> None:
+    def save(self, record: AcceptRecord) -> bool:
         # fenced on the owner: a process whose accept was taken over writes nothing
-        self.session.execute(
+        result = self.session.execute(
             update(AcceptRow)
             .where(AcceptRow.quote_id == record.quote_id, AcceptRow.owner == record.owner)
             .values(**_values(record))
         )
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     def renew(self, quote_ids: Sequence[str], owner: str, lease_until: datetime) -> set[str]:
         if not quote_ids:
