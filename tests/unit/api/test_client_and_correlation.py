@@ -4,6 +4,7 @@ forwarded raw); the client address is the TCP peer unless that peer is a configu
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 import httpx
 import pytest
@@ -67,3 +68,18 @@ async def test_forwarded_for_is_read_only_from_a_trusted_proxy() -> None:
     assert proxied.json()["client"] == "203.0.113.9"
     missing = await _get({}, peer="10.0.0.2")
     assert missing.json()["client"] is None, "no header from the proxy: unknown, not the proxy's one shared bucket"
+
+
+def test_httpx_request_lines_are_logged_only_at_debug() -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        logs.configure_logging(logging.INFO)
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("api").isEnabledFor(logging.INFO)
+        logs.configure_logging(logging.DEBUG)
+        assert logging.getLogger("httpx").isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:], root.level = handlers, level
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
