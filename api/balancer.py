@@ -1,15 +1,19 @@
 """The local balancer of ``creditmesh serve --processes N``: one TCP listener in front of N API processes (one
-uvicorn process per loopback port), each client connection handed to the next healthy process in turn.
+uvicorn process per loopback port), each request handed to the next healthy process in turn.
 
-It reads only each connection's request head: it appends the client's address to ``X-Forwarded-For`` (the API
-processes trust the loopback balancer for it, ``CREDITMESH_TRUSTED_PROXIES``, so per-address velocity limits still
-see each client and not the balancer) and sets ``Connection: close``, so that every request is a connection of its
-own, handed to the next process in turn (a client's keep-alive connection would otherwise stay with one process).
-The rest — the body and the answer — is copied as bytes, unparsed and unbuffered. A client pipelining several
-requests on one connection gets only the first answered (then the close).
+HTTP/1.1-aware, with connections kept alive on both sides: it reads each request's head, appends the client's
+address to ``X-Forwarded-For`` (the API processes trust the loopback balancer for it, ``CREDITMESH_TRUSTED_PROXIES``,
+so per-address velocity limits still see each client and not the balancer), drops the hop-by-hop headers
+(``Connection``, ``Keep-Alive``), and sends the request on an idle connection to the chosen process left open by an
+earlier request, or a new one. The body and the answer are copied as bytes, framed by ``Content-Length`` or chunked
+encoding (an answer framed by neither ends with its connection, which is then not kept). A client's keep-alive
+connection stays open across its requests, each of which goes to the next process in turn; pipelined requests are
+answered one after another. An upstream connection idle for longer than ``IDLE_SECONDS`` (under uvicorn's 5 s
+keep-alive) is closed rather than reused, so that a request never meets a connection the process is closing; one
+that fails before its answer began gets a ``502`` problem+json. ``Expect: 100-continue`` is answered by the balancer.
 
 Health-aware: each process's ``/healthz`` is probed every ``probe_seconds``; a process that fails a probe or refuses
-a connection gets no new connections until a probe answers 200 again; when none is healthy the others are still
+a connection gets no new requests until a probe answers 200 again; when none is healthy the others are still
 tried, and only when every one refuses is the client answered ``503`` problem+json with ``Retry-After``."""
 
 from __future__ import annotations
@@ -19,20 +23,31 @@ import contextlib
 import itertools
 import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 #: the longest request head read (uvicorn's own limit on the request line and headers is of this order)
 MAX_HEAD_BYTES = 64 * 1024
-#: a client that opens a connection and sends no complete request head within this is dropped
+#: a client connection with no complete request head within this (a new one, or a kept-alive one) is closed
 HEAD_TIMEOUT_SECONDS = 30.0
+#: an upstream connection idle longer than this is closed instead of reused (uvicorn closes its own after 5 s)
+IDLE_SECONDS = 2.0
+#: idle upstream connections kept per process
+MAX_IDLE_PER_BACKEND = 256
+_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
+
+
+class _Closed(Exception):
+    """A connection ended, or sent something that is not HTTP/1.x framing, in the middle of a message."""
 
 
 def forwarded_head(head: bytes, client: str) -> bytes:
     """The request head ``head`` (through its blank line) with ``client`` appended to ``X-Forwarded-For`` (one header,
-    any the client sent kept to its left) and ``Connection: close`` instead of any connection header it sent."""
+    any the client sent kept to its left), without the hop-by-hop headers (``Connection``, ``Keep-Alive``) and
+    without ``Expect: 100-continue`` (the balancer answers it)."""
     request_line, *lines = head.removesuffix(b"\r\n\r\n").split(b"\r\n")
     forwarded: list[bytes] = []
     kept = []
@@ -41,10 +56,72 @@ def forwarded_head(head: bytes, client: str) -> bytes:
         lowered = name.strip().lower()
         if lowered == b"x-forwarded-for":
             forwarded.append(value.strip())
-        elif lowered != b"connection":
+        elif lowered not in _HOP_BY_HOP and not (lowered == b"expect" and value.strip().lower() == b"100-continue"):
             kept.append(line)
     chain = b", ".join([*forwarded, client.encode()])
-    return b"\r\n".join([request_line, *kept, b"X-Forwarded-For: " + chain, b"Connection: close"]) + b"\r\n\r\n"
+    return b"\r\n".join([request_line, *kept, b"X-Forwarded-For: " + chain]) + b"\r\n\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """What the balancer needs of one HTTP/1.x head: its first line's words and its headers, names lower-cased."""
+
+    first: list[bytes]
+    headers: list[tuple[bytes, bytes]]
+
+    @classmethod
+    def parse(cls, head: bytes) -> _Message:
+        first, *lines = head.removesuffix(b"\r\n\r\n").split(b"\r\n")
+        headers = []
+        for line in lines:
+            name, _, value = line.partition(b":")
+            headers.append((name.strip().lower(), value.strip()))
+        return cls(first.split(b" ", 2), headers)
+
+    def values(self, name: bytes) -> list[bytes]:
+        return [value for key, value in self.headers if key == name]
+
+    def tokens(self, name: bytes) -> set[bytes]:
+        return {token.strip().lower() for value in self.values(name) for token in value.split(b",")}
+
+    @property
+    def http11(self) -> bool:
+        version = self.first[0] if self.first[0].startswith(b"HTTP/") else self.first[-1]
+        return version.strip() == b"HTTP/1.1"
+
+    @property
+    def chunked(self) -> bool:
+        return b"chunked" in self.tokens(b"transfer-encoding")
+
+    @property
+    def length(self) -> int | None:
+        """The ``Content-Length``, if given (a malformed one is refused as framing the balancer cannot follow)."""
+        found = self.values(b"content-length")
+        if not found:
+            return None
+        try:
+            return int(found[0])
+        except ValueError as err:
+            raise _Closed(f"bad Content-Length {found[0]!r}") from err
+
+
+@dataclass(slots=True)
+class _Upstream:
+    """One connection to an API process, kept open between requests."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    idle_since: float = field(default_factory=time.monotonic)
+
+    def usable(self) -> bool:
+        return (
+            not self.reader.at_eof()
+            and not self.writer.is_closing()
+            and time.monotonic() - self.idle_since < IDLE_SECONDS
+        )
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 @dataclass
@@ -60,20 +137,24 @@ class Backend:
         return f"{self.host}:{self.port}"
 
 
-def _unavailable() -> bytes:
+def _problem(status: int, reason: str, slug: str, detail: str) -> bytes:
+    """A problem+json answer that ends its connection (with ``Retry-After: 1``: both are passing conditions)."""
     body = json.dumps(
-        {
-            "type": "https://creditmesh.dev/problems/service-unavailable",
-            "title": "Service unavailable",
-            "status": 503,
-            "detail": "no API process accepts connections right now",
-        }
+        {"type": f"https://creditmesh.dev/problems/{slug}", "title": reason, "status": status, "detail": detail}
     ).encode()
     head = (
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/problem+json\r\n"
         f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+def _unavailable() -> bytes:
+    return _problem(503, "Service Unavailable", "service-unavailable", "no API process accepts connections right now")
+
+
+def _bad_gateway() -> bytes:
+    return _problem(502, "Bad Gateway", "bad-gateway", "the API process closed the connection before it answered")
 
 
 class Balancer:
@@ -93,10 +174,13 @@ class Balancer:
         self._server: asyncio.Server | None = None
         self._prober: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._idle: dict[str, list[_Upstream]] = {backend.address: [] for backend in backends}
+        #: upstream connections opened (not reused) since start: what keep-alive saves
+        self.opened = 0
 
     def candidates(self) -> list[Backend]:
-        """The order to try for the next connection: the healthy processes from the next one in turn, then the
-        others (a process may be up before its probe says so)."""
+        """The order to try for the next request: the healthy processes from the next one in turn, then the others
+        (a process may be up before its probe says so)."""
         start = next(self._turn) % len(self.backends)
         ordered = self.backends[start:] + self.backends[:start]
         return [b for b in ordered if b.healthy] + [b for b in ordered if not b.healthy]
@@ -115,6 +199,10 @@ class Balancer:
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, *([self._prober] if self._prober else []), return_exceptions=True)
+        for idle in self._idle.values():
+            for upstream in idle:
+                upstream.close()
+            idle.clear()
 
     async def probe(self, backend: Backend) -> bool:
         """One ``GET /healthz`` to the process; its health is whether it answered 200."""
@@ -137,6 +225,10 @@ class Balancer:
         if answered != backend.healthy:
             log.warning("API process %s is %s", backend.address, "healthy" if answered else "unhealthy")
         backend.healthy = answered
+        if not answered:
+            for upstream in self._idle[backend.address]:
+                upstream.close()
+            self._idle[backend.address].clear()
         return answered
 
     async def _probe_forever(self) -> None:
@@ -149,60 +241,161 @@ class Balancer:
         assert task is not None
         self._connections.add(task)
         try:
-            await self._forward(client_reader, client_writer)
+            await self._serve(client_reader, client_writer)
         except asyncio.CancelledError:
             pass  # the balancer closing: the connection ends here (re-raised, asyncio would log it as an error)
+        except (_Closed, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # the client went away or sent what is not HTTP/1.x: nothing more to answer on this connection
         finally:
             self._connections.discard(task)
             client_writer.close()
             with contextlib.suppress(OSError):
                 await client_writer.wait_closed()
 
-    async def _forward(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(client_reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_SECONDS)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, OSError):
-            return  # closed, idle, or a head too long to be a request: nothing to forward
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        """The client's requests, one after another, until it closes, asks to close, or an answer ends with its
+        connection."""
         peer = client_writer.get_extra_info("peername")
-        head = forwarded_head(head, str(peer[0]) if isinstance(peer, tuple) else "unknown")
+        client = str(peer[0]) if isinstance(peer, tuple) else "unknown"
+        while True:
+            try:
+                head = await asyncio.wait_for(client_reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_SECONDS)
+            except TimeoutError:
+                return  # idle: closed
+            request = _Message.parse(head)
+            if not await self._exchange(request, forwarded_head(head, client), client_reader, client_writer):
+                return
+            if not request.http11 or b"close" in request.tokens(b"connection"):
+                return
+
+    async def _upstream(self, backend: Backend) -> _Upstream | None:
+        """An idle connection to ``backend`` still fit for a request, else a new one; None when it refuses."""
+        idle = self._idle[backend.address]
+        while idle:
+            upstream = idle.pop()
+            if upstream.usable():
+                return upstream
+            upstream.close()
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(backend.host, backend.port, limit=MAX_HEAD_BYTES), self._connect_timeout
+            )
+        except (OSError, TimeoutError):
+            if backend.healthy:
+                log.warning("API process %s refused a connection: unhealthy until it answers", backend.address)
+            backend.healthy = False
+            return None
+        self.opened += 1
+        return _Upstream(reader, writer)
+
+    async def _exchange(
+        self,
+        request: _Message,
+        head: bytes,
+        client_reader: asyncio.StreamReader,
+        client_writer: asyncio.StreamWriter,
+    ) -> bool:
+        """One request to the next process that takes it, and its answer to the client; whether the client's
+        connection may carry another request."""
         for backend in self.candidates():
-            try:
-                upstream_reader, upstream_writer = await asyncio.wait_for(
-                    asyncio.open_connection(backend.host, backend.port), self._connect_timeout
-                )
-            except (OSError, TimeoutError):
-                if backend.healthy:
-                    log.warning("API process %s refused a connection: unhealthy until it answers", backend.address)
-                backend.healthy = False
-                continue
-            # the client's end of stream half-closes the process's side (it still answers); the process's end of
-            # stream ends the connection
-            upstream_writer.write(head)
-            requests = asyncio.create_task(_pipe(client_reader, upstream_writer))
-            try:
-                await _pipe(upstream_reader, client_writer)
-            finally:
-                requests.cancel()
-                await asyncio.gather(requests, return_exceptions=True)
-                upstream_writer.close()
-                with contextlib.suppress(OSError):
-                    await upstream_writer.wait_closed()
-            return
-        client_writer.write(_unavailable())
-        with contextlib.suppress(OSError):
+            upstream = await self._upstream(backend)
+            if upstream is not None:
+                break
+        else:
+            client_writer.write(_unavailable())
             await client_writer.drain()
+            return False
+        if b"100-continue" in request.tokens(b"expect"):
+            client_writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        answered = False
+        try:
+            upstream.writer.write(head)
+            await _copy_body(request, client_reader, upstream.writer)
+            while True:  # interim answers (1xx) first
+                response_head = await upstream.reader.readuntil(b"\r\n\r\n")
+                response = _Message.parse(response_head)
+                status = response.first[1] if len(response.first) > 1 else b""
+                if not status.startswith(b"1") or status == b"101":
+                    break
+                client_writer.write(response_head)
+            answered = True
+            until_close = _until_close(request, response, status)
+            keep = response.http11 and not until_close and b"close" not in response.tokens(b"connection")
+            client_keeps = not until_close and request.http11 and b"close" not in request.tokens(b"connection")
+            client_writer.write(_answer_head(response_head, close=not client_keeps))
+            if until_close:
+                await _copy_until_eof(upstream.reader, client_writer)
+            elif _has_body(request, status):
+                await _copy_body(response, upstream.reader, client_writer)
+            await client_writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, _Closed, OSError):
+            upstream.close()
+            if not answered:
+                with contextlib.suppress(OSError):
+                    client_writer.write(_bad_gateway())
+                    await client_writer.drain()
+            return False
+        if keep and len(self._idle[backend.address]) < MAX_IDLE_PER_BACKEND:
+            upstream.idle_since = time.monotonic()
+            self._idle[backend.address].append(upstream)
+        else:
+            upstream.close()
+        return client_keeps
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until end of stream, then half-close the other side (HTTP clients may still read the answer)."""
-    try:
-        while chunk := await reader.read(CHUNK):
-            writer.write(chunk)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except OSError:
-        writer.close()
+def _has_body(request: _Message, status: bytes) -> bool:
+    return request.first[0] != b"HEAD" and status not in (b"204", b"304")
+
+
+def _until_close(request: _Message, response: _Message, status: bytes) -> bool:
+    """Whether an answer's body is framed only by the end of its connection (neither length nor chunks)."""
+    return _has_body(request, status) and not response.chunked and response.length is None
+
+
+def _answer_head(head: bytes, *, close: bool) -> bytes:
+    """An answer's head without its hop-by-hop headers, with ``Connection: close`` when the balancer closes the
+    client's connection after it."""
+    status_line, *lines = head.removesuffix(b"\r\n\r\n").split(b"\r\n")
+    kept = [line for line in lines if line.partition(b":")[0].strip().lower() not in _HOP_BY_HOP]
+    return b"\r\n".join([status_line, *kept, *([b"Connection: close"] if close else [])]) + b"\r\n\r\n"
+
+
+async def _copy_body(message: _Message, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The body of ``message`` (its head already copied) from ``reader`` to ``writer``, as framed by its head: chunks
+    through the last one and the trailers, ``Content-Length`` bytes, or none."""
+    if message.chunked:
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            writer.write(size_line)
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError as err:
+                raise _Closed(f"bad chunk size {size_line!r}") from err
+            if size == 0:
+                while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":
+                    writer.write(trailer)
+                writer.write(trailer)
+                break
+            await _copy_exactly(reader, writer, size + 2)  # the chunk and its CRLF
+    elif (length := message.length) is not None:
+        await _copy_exactly(reader, writer, length)
+    await writer.drain()
+
+
+async def _copy_exactly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: int) -> None:
+    while count > 0:
+        chunk = await reader.read(min(CHUNK, count))
+        if not chunk:
+            raise _Closed("the connection ended inside a body")
+        writer.write(chunk)
+        await writer.drain()
+        count -= len(chunk)
+
+
+async def _copy_until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while chunk := await reader.read(CHUNK):
+        writer.write(chunk)
+        await writer.drain()
 
 
 def main(argv: list[str] | None = None) -> None:

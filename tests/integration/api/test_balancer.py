@@ -1,9 +1,10 @@
 """The local balancer of ``creditmesh serve --processes N`` over real sockets, in front of two small HTTP servers
 (uvicorn, each naming itself): connections go round robin to both; one that stops gets nothing (its refused
 connection and its failed probe mark it unhealthy) and gets connections again once its probe answers; with none
-left the client gets a 503 problem with Retry-After; a large body goes through both ways intact; each request
-reaches its process with the client's address in X-Forwarded-For (after any the client sent), and a keep-alive
-client's requests are spread too (each request is a connection of its own)."""
+left the client gets a 503 problem with Retry-After; a large body goes through both ways intact, and a chunked one;
+each request reaches its process with the client's address in X-Forwarded-For (after any the client sent); a
+keep-alive client's requests are spread too, on its one connection, and the balancer reuses its connections to the
+processes instead of opening one per request."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ async def processes() -> AsyncIterator[tuple[list[_Process], Balancer, str]]:
 
 
 async def _served_by(url: str, body: str = "hello") -> tuple[int, str]:
-    """One request on its own connection (a keep-alive connection stays with one process)."""
+    """One request from a client of its own."""
     async with httpx.AsyncClient() as client:
         response = await client.post(f"{url}/echo", content=body)
     if response.status_code == 200:
@@ -100,12 +101,26 @@ async def test_connections_go_round_robin_to_the_healthy_processes_only(
     big = "x" * 3_000_000  # many chunks each way
     assert await _served_by(url, big) in {(200, "api-1"), (200, "api-2")}
 
-    async with httpx.AsyncClient() as keep_alive:  # one client, its connections closed by the balancer each time
+    async def chunks() -> AsyncIterator[bytes]:
+        for piece in (b"chunked ", b"x" * 100_000, b" end"):
+            yield piece
+
+    async with httpx.AsyncClient() as client:
+        chunked = await client.post(f"{url}/echo", content=chunks())
+    assert chunked.status_code == 200
+    assert chunked.text == "chunked " + "x" * 100_000 + " end"
+
+    opened = balancer.opened
+    limits = httpx.Limits(max_connections=1)  # one connection to the balancer, kept alive
+    async with httpx.AsyncClient(limits=limits) as keep_alive:
         answers = [await keep_alive.post(f"{url}/echo", content="a", headers={"X-Forwarded-For": "203.0.113.9"})]
-        answers.append(await keep_alive.post(f"{url}/echo", content="b"))
+        answers += [await keep_alive.post(f"{url}/echo", content=str(n)) for n in range(9)]
+    assert [a.text for a in answers] == ["a", *map(str, range(9))]
     assert {a.headers["x-creditmesh-process"] for a in answers} == {"api-1", "api-2"}
-    assert [a.headers["x-seen-forwarded-for"] for a in answers] == ["203.0.113.9, 127.0.0.1", "127.0.0.1"]
-    assert all(a.headers["connection"] == "close" for a in answers)
+    assert [a.headers["x-seen-forwarded-for"] for a in answers[:2]] == ["203.0.113.9, 127.0.0.1", "127.0.0.1"]
+    assert all("connection" not in a.headers for a in answers)
+    assert all(a.extensions["network_stream"] is answers[0].extensions["network_stream"] for a in answers)
+    assert balancer.opened - opened <= 2, "ten requests, at most one new connection per process"
 
     await named[0].stop()
     after = [await _served_by(url) for _ in range(6)]
@@ -130,10 +145,10 @@ async def test_connections_go_round_robin_to_the_healthy_processes_only(
     assert [await _served_by(url) for _ in range(3)] == [(200, "api-1")] * 3
 
 
-def test_the_request_head_carries_the_client_and_closes_and_each_process_trusts_the_balancer() -> None:
+def test_the_request_head_carries_the_client_without_hop_by_hop_headers_and_each_process_trusts_the_balancer() -> None:
     head = b"POST /x HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nx-forwarded-for: 1.2.3.4\r\n\r\n"
-    assert forwarded_head(head, "10.0.0.7") == (
-        b"POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.7\r\nConnection: close\r\n\r\n"
+    assert (
+        forwarded_head(head, "10.0.0.7") == b"POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.7\r\n\r\n"
     )
     first = process_env(0, {"CREDITMESH_TRUSTED_PROXIES": '["10.0.0.0/8"]'})
     second = process_env(1, {"CREDITMESH_WORKERS": "indexer"})
