@@ -41,7 +41,7 @@ def test_each_process_is_found_by_the_port_it_serves() -> None:
             assert command[command.index(b"--port") + 1] == api.processes[name].rsplit(":", 1)[1].encode()
         assert supervisor.pid not in pids.values()
     finally:
-        os.killpg(supervisor.pid, signal.SIGTERM)  # the supervisor's own session: it and its two children
+        os.killpg(supervisor.pid, signal.SIGKILL)  # the supervisor's own session: it and its two children
         supervisor.wait(timeout=10)
 
 
@@ -52,5 +52,5 @@ def test_one_process_is_the_service_itself() -> None:
             "api-1": process.pid
         }
     finally:
-        process.terminate()
+        process.kill()
         process.wait(timeout=10)
