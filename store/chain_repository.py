@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from store.chain_records import AttemptRecord, IntentRecord, intent_record
 from store.chain_rows import (
-    BATCH_ROWS,
     OPEN_STATUSES,
     ChainAttemptRow,
     ChainBlockHashRow,
@@ -119,33 +118,35 @@ class ChainRepository:
     # transaction)
 
     def add_intents(self, records: Sequence[IntentRecord], dialect: str) -> set[str]:
-        """Insert the intents whose key is not stored yet, in one statement per ``BATCH_ROWS``; the keys inserted."""
+        """Insert the intents whose key is not stored yet; the keys inserted. One executemany of a statement compiled
+        once and cached (SQLAlchemy's "insertmanyvalues" sends it as multi-row INSERTs with RETURNING), where one
+        multi-row VALUES statement per batch was compiled anew for each batch size: half of a 500-intent batch's
+        time."""
+        if not records:
+            return set()
         now = utc_now()
         table = cast(Table, ChainIntentRow.__table__)
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        inserted: set[str] = set()
-        for start in range(0, len(records), BATCH_ROWS):
-            rows = [
-                {
-                    "key": r.key,
-                    "chain_id": r.chain_id,
-                    "sender": r.sender,
-                    "to_address": r.to_address,
-                    "data": r.data,
-                    "value": r.value,
-                    "gas": r.gas,
-                    "payload_hash": r.payload_hash,
-                    "status": r.status,
-                    "created_at": now,
-                    "updated_at": now,
-                    "owner": r.owner,
-                    "lease_expires_at": r.lease_expires_at,
-                }
-                for r in records[start : start + BATCH_ROWS]
-            ]
-            statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["key"])
-            inserted.update(str(key) for key in self.session.execute(statement.returning(table.c.key)).scalars())
-        return inserted
+        statement = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        rows = [
+            {
+                "key": r.key,
+                "chain_id": r.chain_id,
+                "sender": r.sender,
+                "to_address": r.to_address,
+                "data": r.data,
+                "value": r.value,
+                "gas": r.gas,
+                "payload_hash": r.payload_hash,
+                "status": r.status,
+                "created_at": now,
+                "updated_at": now,
+                "owner": r.owner,
+                "lease_expires_at": r.lease_expires_at,
+            }
+            for r in records
+        ]
+        return {str(key) for key in self.session.execute(statement, rows).scalars()}
 
     def held_by(self, owners: Mapping[str, str | None]) -> set[str]:
         """Of ``owners``' keys, those whose intent is held by the owner given (any holder when None); the rows stay
