@@ -27,6 +27,8 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -216,12 +218,17 @@ class SqlReplayGuard:
         self.session = session
 
     def remember(self, event_id: str, received_at: datetime) -> bool:
-        try:
-            with self.session.begin_nested():
-                self.session.add(WebhookDeliveryRow(event_id=event_id, received_at=received_at))
-        except IntegrityError:
-            return False
-        return True
+        """True the first time ``event_id`` is seen. One insert-if-absent in the caller's transaction, so a delivery
+        whose handling then rolls back is not remembered and its retry is accepted (a savepoint opened before any
+        write was committed at once by SQLite's driver, which refused that retry as a replay)."""
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(WebhookDeliveryRow)
+            .values(event_id=event_id, received_at=received_at)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(WebhookDeliveryRow.event_id)
+        )
+        return self.session.scalar(statement) is not None
 
 
 class BorrowerIdentityRow(Base):

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,23 @@ def test_replayed_webhook_refused_across_sessions(database: Database) -> None:
         uow.commit()
     with database.unit_of_work() as uow, pytest.raises(WebhookRejected, match="already delivered"):
         verify_webhook(body, headers, b"secret", NOW, SqlReplayGuard(uow.session))
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "sqlite"])
+def test_a_delivery_rolled_back_is_not_remembered(engine: str, database: Database, tmp_path: Path) -> None:
+    """A webhook whose handling failed (its unit of work rolled back) is accepted when the sender retries it."""
+    db = database if engine == "postgresql" else Database(f"sqlite:///{tmp_path}/replays.db")
+    if engine == "sqlite":
+        db.migrate()
+    event_id = os.urandom(8).hex()
+    try:
+        with db.unit_of_work() as uow:
+            assert SqlReplayGuard(uow.session).remember(event_id, NOW)  # left without commit: rolled back
+        with db.unit_of_work() as uow:
+            assert SqlReplayGuard(uow.session).remember(event_id, NOW)
+            uow.commit()
+        with db.unit_of_work() as uow:
+            assert not SqlReplayGuard(uow.session).remember(event_id, NOW)
+    finally:
+        if engine == "sqlite":
+            db.dispose()
