@@ -40,10 +40,6 @@ class ProviderWebhook:
     enabled: bool
     config: Mapping[str, Any]
 
-    @property
-    def receives(self) -> bool:
-        return self.enabled and bool(self.url)
-
 
 @dataclass(frozen=True, slots=True)
 class BorrowerWebhook:
@@ -77,10 +73,9 @@ class EventDestinations:
     def recipients(self, directory: RecipientDirectory, event: OutboxEvent) -> list[str]:
         """The recipients of ``event`` that have a webhook URL now."""
         found = []
-        if event.provider_id is not None:
-            registration = directory.provider(event.provider_id)
-            if event.provider_id in self.configured or (registration is not None and registration.receives):
-                found.append(f"{PROVIDER}:{event.provider_id}")
+        provider = event.provider_id
+        if provider is not None and (provider in self.configured or _receives(directory.provider(provider))):
+            found.append(f"{PROVIDER}:{provider}")
         if event.borrower_id is not None:
             borrower = directory.borrower(event.borrower_id)
             if borrower is not None and borrower.url:
@@ -95,9 +90,8 @@ class EventDestinations:
             if subject in self.configured:
                 return self.configured[subject]
             registration = directory.provider(subject)
-            if registration is None or not registration.receives:
+            if registration is None or not registration.url or not registration.enabled:
                 return None
-            assert registration.url is not None
             secret = self.secrets.open_config(registration.provider_id, registration.config).get("secret")
             if not isinstance(secret, str):
                 raise InvalidRegistration(f"{subject}: no HMAC secret to sign its loan events with")
@@ -109,3 +103,7 @@ class EventDestinations:
             sealed = base64.b64decode(borrower.secret_sealed)
             return Destination(borrower.url, self.secrets.open(borrower_secret_subject(subject), sealed))
         return None
+
+
+def _receives(registration: ProviderWebhook | None) -> bool:
+    return registration is not None and registration.enabled and bool(registration.url)

@@ -179,8 +179,9 @@ class OutboxStore(Protocol):
         """Events whose recipients are not resolved yet, oldest first (each loan's in its order)."""
         ...
 
-    def add_delivery(self, event_id: str, recipient: str, now: datetime) -> None:
-        """A pending delivery of the event to ``recipient``, due ``now``; nothing when it has one already."""
+    def add_deliveries(self, pending: Sequence[tuple[str, str]], now: datetime) -> None:
+        """A pending delivery, due ``now``, of each (event id, recipient) pair (one statement for a relay's whole
+        batch); a pair that has a delivery already gets nothing."""
         ...
 
     def deliveries(self, event_id: str) -> list[Delivery]: ...

@@ -54,14 +54,15 @@ class InMemoryOutbox:
         waiting = (e for e in self.events_by_id.values() if e.dispatched_at is None)
         return sorted(waiting, key=lambda e: (e.occurred_at, e.loan_id, e.sequence))[:limit]
 
-    def add_delivery(self, event_id: str, recipient: str, now: datetime) -> None:
-        if any(d.event_id == event_id and d.recipient == recipient for d in self.deliveries_by_id.values()):
-            return
-        event = self.events_by_id[event_id]
-        delivery_id = max(self.deliveries_by_id, default=0) + 1
-        self.deliveries_by_id[delivery_id] = Delivery(
-            delivery_id, event_id, event.loan_id, event.sequence, recipient, PENDING, 0, now, now
-        )
+    def add_deliveries(self, pending: Sequence[tuple[str, str]], now: datetime) -> None:
+        for event_id, recipient in pending:
+            if any(d.event_id == event_id and d.recipient == recipient for d in self.deliveries_by_id.values()):
+                continue
+            event = self.events_by_id[event_id]
+            delivery_id = max(self.deliveries_by_id, default=0) + 1
+            self.deliveries_by_id[delivery_id] = Delivery(
+                delivery_id, event_id, event.loan_id, event.sequence, recipient, PENDING, 0, now, now
+            )
 
     def deliveries(self, event_id: str) -> list[Delivery]:
         return [d for _, d in sorted(self.deliveries_by_id.items()) if d.event_id == event_id]

@@ -272,9 +272,13 @@ class OutboxRelay:
             self._fence(uow)
             now = datetime.now(UTC)
             events = uow.outbox.undispatched(self.settings.batch)
+            pending = [
+                (event.id, recipient)
+                for event in events
+                for recipient in self.destinations.recipients(uow.recipients, event)
+            ]
+            uow.outbox.add_deliveries(pending, now)
             for event in events:
-                for recipient in self.destinations.recipients(uow.recipients, event):
-                    uow.outbox.add_delivery(event.id, recipient, now)
                 uow.outbox.update_event(replace(event, dispatched_at=now))
             if events:
                 uow.commit()

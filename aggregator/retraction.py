@@ -161,8 +161,7 @@ def compensate(
         key=event.id,
     )
     now = datetime.now(UTC)
-    for recipient in recipients:
-        events.add_delivery(retraction.id, recipient, now)
+    events.add_deliveries([(retraction.id, recipient) for recipient in recipients], now)
     if retraction.dispatched_at is None:  # its recipients are exactly those that had it
         events.update_event(replace(retraction, dispatched_at=now))
     current = events.event(event.id) or event

@@ -115,15 +115,15 @@ class SqlOutboxRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def insert_if_new(self, table: type[Base], **values: object) -> None:
-        """INSERT … ON CONFLICT DO NOTHING (PostgreSQL's or SQLite's)."""
+    def insert_if_new(self, table: type[Base], rows: list[dict[str, Any]]) -> None:
+        """One INSERT … ON CONFLICT DO NOTHING of ``rows`` (PostgreSQL's or SQLite's)."""
         insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement: Insert = insert(table).values(**values).on_conflict_do_nothing()
+        statement: Insert = insert(table).values(rows).on_conflict_do_nothing()
         self.session.execute(statement)
 
     def lock_sequence(self, loan_id: str) -> int:
         """The loan's last event number, its row locked until the caller's transaction ends (created at 0)."""
-        self.insert_if_new(OutboxSequenceRow, loan_id=loan_id, last_sequence=0)
+        self.insert_if_new(OutboxSequenceRow, [{"loan_id": loan_id, "last_sequence": 0}])
         return int(
             self.session.execute(
                 select(OutboxSequenceRow.last_sequence).where(OutboxSequenceRow.loan_id == loan_id).with_for_update()
@@ -138,16 +138,6 @@ class SqlOutboxRepository:
     def event_by_key(self, loan_id: str, dedup_key: str) -> str | None:
         return self.session.scalars(
             select(OutboxEventRow.id).where(OutboxEventRow.loan_id == loan_id, OutboxEventRow.dedup_key == dedup_key)
-        ).one_or_none()
-
-    def add(self, row: OutboxEventRow | OutboxDeliveryRow | OutboxAttemptRow) -> None:
-        self.session.add(row)
-
-    def delivery(self, event_id: str, recipient: str) -> OutboxDeliveryRow | None:
-        return self.session.scalars(
-            select(OutboxDeliveryRow).where(
-                OutboxDeliveryRow.event_id == event_id, OutboxDeliveryRow.recipient == recipient
-            )
         ).one_or_none()
 
     def events(self, loan_id: str) -> list[OutboxEventRow]:
@@ -205,16 +195,9 @@ class SqlOutboxRepository:
         )
         return list(self.session.scalars(query))
 
-    def event(self, event_id: str) -> OutboxEventRow:
-        return self.session.get_one(OutboxEventRow, event_id)
-
     def deliveries(self, event_id: str) -> list[OutboxDeliveryRow]:
         query = select(OutboxDeliveryRow).where(OutboxDeliveryRow.event_id == event_id)
         return list(self.session.scalars(query.order_by(OutboxDeliveryRow.id)))
-
-    def attempts(self, delivery_id: int) -> list[OutboxAttemptRow]:
-        query = select(OutboxAttemptRow).where(OutboxAttemptRow.delivery_id == delivery_id)
-        return list(self.session.scalars(query.order_by(OutboxAttemptRow.id)))
 
 
 def _event(row: OutboxEventRow) -> OutboxEvent:
@@ -259,6 +242,24 @@ class SqlOutboxStore:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._rows = SqlOutboxRepository(session)
+        # the rows read, held for the transaction: the session's identity map holds them weakly, and a value handed
+        # out and given back (an event dispatched, a delivery settled) would otherwise be read again
+        self._events: dict[str, OutboxEventRow] = {}
+        self._deliveries: dict[int, OutboxDeliveryRow] = {}
+
+    def _event_value(self, row: OutboxEventRow) -> OutboxEvent:
+        self._events[row.id] = row
+        return _event(row)
+
+    def _delivery_value(self, row: OutboxDeliveryRow) -> Delivery:
+        self._deliveries[row.id] = row
+        return _delivery(row)
+
+    def _event_row(self, event_id: str) -> OutboxEventRow | None:
+        row = self._events.get(event_id) or self.session.get(OutboxEventRow, event_id)
+        if row is not None:
+            self._events[event_id] = row
+        return row
 
     def loan(self, loan_id: str) -> EventLoan | None:
         row = self.session.get(LoanRow, loan_id)
@@ -276,7 +277,7 @@ class SqlOutboxStore:
         self._rows.set_sequence(loan_id, sequence)
 
     def event(self, event_id: str) -> OutboxEvent | None:
-        row = self.session.get(OutboxEventRow, event_id)
+        row = self._event_row(event_id)
         return None if row is None else _event(row)
 
     def event_by_key(self, loan_id: str, dedup_key: str) -> OutboxEvent | None:
@@ -284,11 +285,11 @@ class SqlOutboxStore:
         return None if event_id is None else self.event(event_id)
 
     def events(self, loan_id: str) -> list[OutboxEvent]:
-        return [_event(row) for row in self._rows.events(loan_id)]
+        return [self._event_value(row) for row in self._rows.events(loan_id)]
 
     def add_event(self, event: OutboxEvent) -> None:
         self.session.add(
-            OutboxEventRow(
+            row := OutboxEventRow(
                 id=event.id,
                 loan_id=event.loan_id,
                 sequence=event.sequence,
@@ -303,43 +304,56 @@ class SqlOutboxStore:
                 retracted_by=event.retracted_by,
             )
         )
+        self._events[event.id] = row
         self.session.flush()
 
     def update_event(self, event: OutboxEvent) -> None:
-        row = self._rows.event(event.id)
+        row = self._event_row(event.id)
+        assert row is not None, f"no outbox event {event.id}"
         row.dispatched_at, row.retracted_at = event.dispatched_at, event.retracted_at
         row.retracted_by, row.dedup_key = event.retracted_by, event.dedup_key
 
     def undispatched(self, limit: int) -> list[OutboxEvent]:
-        return [_event(row) for row in self._rows.undispatched(limit)]
+        return [self._event_value(row) for row in self._rows.undispatched(limit)]
 
-    def add_delivery(self, event_id: str, recipient: str, now: datetime) -> None:
-        event = self._rows.event(event_id)
-        self.session.flush()  # the event's row first: the delivery's foreign key names it
-        self._rows.insert_if_new(
-            OutboxDeliveryRow,
-            event_id=event_id,
-            loan_id=event.loan_id,
-            sequence=event.sequence,
-            recipient=recipient,
-            status=PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    def add_deliveries(self, pending: Sequence[tuple[str, str]], now: datetime) -> None:
+        if not pending:
+            return
+        rows = []
+        for event_id, recipient in pending:
+            event = self._event_row(event_id)  # read already: the relay's batch, or a retraction just written
+            assert event is not None, f"no outbox event {event_id}"
+            rows.append(
+                {
+                    "event_id": event_id,
+                    "loan_id": event.loan_id,
+                    "sequence": event.sequence,
+                    "recipient": recipient,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
+        self._rows.insert_if_new(OutboxDeliveryRow, rows)
 
     def deliveries(self, event_id: str) -> list[Delivery]:
-        return [_delivery(row) for row in self._rows.deliveries(event_id)]
+        return [self._delivery_value(row) for row in self._rows.deliveries(event_id)]
 
     def delivery(self, delivery_id: int) -> Delivery | None:
-        row = self.session.get(OutboxDeliveryRow, delivery_id)
-        return None if row is None else _delivery(row)
+        row = self._deliveries.get(delivery_id) or self.session.get(OutboxDeliveryRow, delivery_id)
+        return None if row is None else self._delivery_value(row)
 
     def due(self, now: datetime, limit: int) -> list[Delivery]:
-        return [_delivery(row) for row in self._rows.due(now, limit)]
+        rows = self._rows.due(now, limit)
+        wanted = {row.event_id for row in rows} - set(self._events)
+        if wanted:  # their events in one query: the relay reads each due delivery's body next
+            for event in self.session.scalars(select(OutboxEventRow).where(OutboxEventRow.id.in_(wanted))):
+                self._events[event.id] = event
+        return [self._delivery_value(row) for row in rows]
 
     def update_delivery(self, delivery: Delivery) -> None:
-        row = self.session.get_one(OutboxDeliveryRow, delivery.id)
+        row = self._deliveries.get(delivery.id) or self.session.get_one(OutboxDeliveryRow, delivery.id)
         row.status, row.attempts, row.url = delivery.status, delivery.attempts, delivery.url
         row.last_status_code, row.last_error = delivery.last_status_code, delivery.last_error
         row.next_attempt_at, row.delivered_at = delivery.next_attempt_at, delivery.delivered_at

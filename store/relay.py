@@ -22,18 +22,23 @@ class SqlRecipientDirectory:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        # read once per transaction: a relay's batch names the same few providers and borrowers many times
+        self._providers: dict[str, ProviderWebhook | None] = {}
+        self._borrowers: dict[str, BorrowerWebhook | None] = {}
 
     def provider(self, provider_id: str) -> ProviderWebhook | None:
-        row = self.session.get(ProviderRegistrationRow, provider_id)
-        if row is None:
-            return None
-        return ProviderWebhook(row.provider_id, row.webhook_url, row.enabled, row.config)
+        if provider_id not in self._providers:
+            row = self.session.get(ProviderRegistrationRow, provider_id)
+            found = None if row is None else ProviderWebhook(row.provider_id, row.webhook_url, row.enabled, row.config)
+            self._providers[provider_id] = found
+        return self._providers[provider_id]
 
     def borrower(self, borrower_id: str) -> BorrowerWebhook | None:
-        row = self.session.get(BorrowerRow, borrower_id)
-        if row is None:
-            return None
-        return BorrowerWebhook(row.id, row.webhook_url, row.webhook_secret_sealed)
+        if borrower_id not in self._borrowers:
+            row = self.session.get(BorrowerRow, borrower_id)
+            found = None if row is None else BorrowerWebhook(row.id, row.webhook_url, row.webhook_secret_sealed)
+            self._borrowers[borrower_id] = found
+        return self._borrowers[borrower_id]
 
 
 class SqlRelayUnitOfWork:

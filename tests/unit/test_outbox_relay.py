@@ -95,7 +95,7 @@ def test_a_loans_events_are_numbered_in_order_and_a_keyed_event_is_written_once(
 
 
 def _delivered(events: InMemoryOutbox, event_id: str, recipient: str) -> None:
-    events.add_delivery(event_id, recipient, T0)
+    events.add_deliveries([(event_id, recipient)], T0)
     (delivery,) = [d for d in events.deliveries(event_id) if d.recipient == recipient]
     events.update_delivery(
         settle(delivery, Destination("https://x.test", "s"), [Attempt(T0, 200, None, 1)], True, T0, FAST)
@@ -106,7 +106,7 @@ def test_a_retracted_event_is_cancelled_where_pending_and_taken_back_only_where_
     events = InMemoryOutbox([LOAN])
     repaid, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={"tx_hash": "0xab"}, key="0xab:3")
     _delivered(events, repaid.id, "provider:sim-bank")
-    events.add_delivery(repaid.id, "borrower:b1", T0)
+    events.add_deliveries([(repaid.id, "borrower:b1")], T0)
 
     retract(events, repaid, None)
 

@@ -63,11 +63,11 @@ def test_events_are_numbered_per_loan_written_once_per_key_and_dispatched_oldest
 def test_a_streams_later_delivery_waits_for_its_head_and_its_undispatched_events(events: OutboxStore) -> None:
     a1, _ = outbox.write(events, A, event_type=outbox.LOAN_OPENED, payload={}, key="opened", occurred_at=T0)
     a2, _ = outbox.write(events, A, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x1:1", occurred_at=T0)
-    events.add_delivery(a2.id, "provider:sim-bank", T0)
+    events.add_deliveries([(a2.id, "provider:sim-bank")], T0)
     assert events.due(T0, 10) == []  # loan.opened is not dispatched yet: its recipients may come before
     for event in (a1, a2):
-        events.add_delivery(event.id, "provider:sim-bank", T0)
-        events.add_delivery(event.id, "borrower:b1", T0 + timedelta(seconds=5))
+        events.add_deliveries([(event.id, "provider:sim-bank")], T0)
+        events.add_deliveries([(event.id, "borrower:b1")], T0 + timedelta(seconds=5))
         events.update_event(replace(event, dispatched_at=T0))
     assert len(events.deliveries(a2.id)) == 2  # the second add of (a2, provider) wrote nothing
     (head,) = events.due(T0, 10)
