@@ -72,7 +72,8 @@ class ApiService:
         if len(self.processes) == 1:
             return {name: self.process.pid for name in self.processes}
         ports = {url.rsplit(":", 1)[1]: name for name, url in self.processes.items()}
-        return {ports[port]: pid for pid, port in _serve_children(self.process.pid).items() if port in ports}
+        found = {ports[port]: pid for pid, port in _serve_children(self.process.pid).items() if port in ports}
+        return dict(sorted(found.items()))
 
 
 @dataclass(frozen=True, slots=True)
