@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -460,7 +461,8 @@ def table(result: Result) -> str:
         )
     rates = [found["requests_per_second"] for found in ratios["by_processes"].values()]
     if len(rates) > 1:
-        lines.append(f"throughput growing with N: {rates} req/s ({_met(rates[-1] > rates[0])})")
+        growing = all(later > earlier for earlier, later in itertools.pairwise(rates))
+        lines.append(f"throughput growing with N: {rates} req/s ({_met(growing)}: each n above the one before)")
     if result.loans is not None:
         loans = result.loans
         lines.append(
