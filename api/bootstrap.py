@@ -33,7 +33,7 @@ from compliance.kms import KmsKeyStore
 from compliance.kyc import KycProvider
 from compliance.mla import MlaStatusCache
 from compliance.pii import KeyProvider, PiiVault
-from providers.destinations import DestinationGuard, PinnedTransport
+from providers.destinations import DestinationGuard, lender_client
 from providers.registry import ProviderRegistry, build_providers
 from risk.onchain_source import ChainOnchainSource
 from risk.shared_state import REDIS_TIMEOUTS, DegradableVelocityStore
@@ -165,11 +165,7 @@ async def build_platform(settings: Settings) -> Platform:
     assets = _assets(settings, records)
     # every lender call goes through the SSRF guard, connecting to the address it checked (providers.destinations)
     destinations = DestinationGuard(settings.resolved_outbound_allowed_networks)
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(5.0),
-        transport=PinnedTransport(destinations, limits=httpx.Limits(max_connections=100)),
-        follow_redirects=False,
-    )
+    http = lender_client(destinations, max_connections=100)  # no cookies kept: lenders share hosts
     providers = await build_providers(settings, chains, database, http, settings.redis_url, destinations=destinations)
     keys = key_store(settings)
     compliance = await asyncio.to_thread(_compliance, settings, database, keys)

@@ -14,8 +14,6 @@ import contextlib
 import logging
 from datetime import timedelta
 
-import httpx
-
 from aggregator.event_destinations import Destination, EventDestinations
 from aggregator.indexer import ChainIndexer, IndexerSettings, run_indexers
 from aggregator.platform import ChainRuntime
@@ -31,7 +29,7 @@ from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role
 from chain.transactions import LifecycleSettings, TransactionManager
 from compliance.audit_anchor import AnchorContract, AnchorError
-from providers.destinations import DestinationGuard, PinnedTransport
+from providers.destinations import DestinationGuard, lender_client
 from providers.secrets import SecretBox
 from store.chain import SqlChainStore
 from store.db import Database
@@ -63,7 +61,7 @@ def indexers(settings: Settings, database: Database, chains: dict[str, ChainRunt
 def outbox_relay(settings: Settings, database: Database) -> OutboxRelay:
     """The relay of loan events, its HTTP client behind the SSRF guard (close ``relay.http`` when done)."""
     guard = DestinationGuard(settings.resolved_outbound_allowed_networks)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), transport=PinnedTransport(guard), follow_redirects=False)
+    http = lender_client(guard)
     configured = {
         lender.provider_id: Destination(lender.webhook_url, lender.secret)
         for lender in settings.http_lenders

@@ -14,7 +14,9 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Iterable
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Any
+from urllib.request import Request
 
 import httpx
 
@@ -157,3 +159,61 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         for transport in transports:
             if transport is not None:
                 await transport.aclose()
+
+
+class _NoCookiePolicy(DefaultCookiePolicy):
+    """Accepts no cookie and returns none."""
+
+    def set_ok(self, cookie: Cookie, request: Request) -> bool:
+        return False
+
+    def return_ok(self, cookie: Cookie, request: Request) -> bool:
+        return False
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie store that stays empty: a response's ``Set-Cookie`` is not read (not even parsed) and no request
+    gets a ``Cookie`` header from it; its jar refuses every cookie as well, should anything set one."""
+
+    def __init__(self) -> None:
+        super().__init__(CookieJar(policy=_NoCookiePolicy()))
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        return None
+
+
+class LenderClient(httpx.AsyncClient):
+    """The HTTP client of lender calls: keeps no cookies. Cookies are scoped by host, not port (RFC 6265 §8.5), so
+    with one shared jar a cookie one lender set would be sent to every other lender on the same host; and no lender
+    protocol call needs one. Per-request ``cookies=`` (deprecated by httpx) are the caller's and still sent."""
+
+    def __init__(self, **options: Any) -> None:
+        if "cookies" in options:
+            raise ValueError("a lender client keeps no cookies")
+        super().__init__(**options)
+        self._no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise ValueError("a lender client keeps no cookies")
+
+
+def lender_client(guard: DestinationGuard, *, timeout: float = 5.0, max_connections: int | None = None) -> LenderClient:
+    """The client lender calls go through: every destination checked by ``guard`` (``PinnedTransport``, a pool per
+    lender host of at most ``max_connections``), no redirects followed, no cookies kept."""
+    options: dict[str, Any] = {}
+    if max_connections is not None:
+        options["limits"] = httpx.Limits(max_connections=max_connections)
+    return LenderClient(
+        timeout=httpx.Timeout(timeout), transport=PinnedTransport(guard, **options), follow_redirects=False
+    )
