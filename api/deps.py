@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from aggregator.borrowers import BorrowerFile
@@ -44,31 +46,97 @@ async def get_tokens(request: Request) -> TokenService | None:
     return tokens
 
 
+_BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="creditmesh", error="invalid_token"'}
+#: request.state's name for the borrower's file loaded in the same worker-thread hop as the caller's key
+_PRELOADED = "borrower_file_preloaded"
+
+
+@dataclass(frozen=True, slots=True)
+class _Credential:
+    """What the caller presented: an API key, or a verified token's key id and role."""
+
+    api_key: str | None = None
+    key_id: str = ""
+    role: Role | None = None
+
+
+def _credential(
+    tokens: TokenService | None, x_api_key: str | None, bearer: HTTPAuthorizationCredentials | None
+) -> _Credential:
+    if x_api_key:
+        return _Credential(api_key=x_api_key)
+    if bearer is not None and bearer.credentials:
+        if tokens is None:
+            raise HTTPException(401, "bearer tokens are not configured on this platform", headers=_CHALLENGE)
+        try:
+            key_id, role = tokens.verify(bearer.credentials)
+        except KeyRejected as err:
+            raise HTTPException(401, str(err), headers=_BEARER_CHALLENGE) from err
+        return _Credential(key_id=key_id, role=role)
+    raise HTTPException(401, "missing X-API-Key header or Authorization: Bearer token", headers=_CHALLENGE)
+
+
+def _authenticated(platform: Platform, credential: _Credential, with_borrower_file: bool) -> _Caller:
+    """The caller's principal (blocking: reads its key); with ``with_borrower_file``, a borrower's file too (in the
+    same worker thread: one hop per request for both, not two)."""
+    if credential.api_key is not None:
+        try:
+            principal = authenticate(platform.database, credential.api_key)
+        except KeyRejected as err:  # unknown, revoked or expired
+            raise HTTPException(401, str(err), headers=_CHALLENGE) from err
+    else:
+        try:
+            principal = authenticate_key_id(platform.database, credential.key_id)
+        except KeyRejected as err:
+            raise HTTPException(401, str(err), headers=_BEARER_CHALLENGE) from err
+        if principal.role is not credential.role:
+            raise HTTPException(401, "the token's role is not its key's", headers=_BEARER_CHALLENGE)
+    if with_borrower_file and principal.role is Role.BORROWER:
+        return _Caller(principal, True, platform.borrowers.load(str(principal.subject_id)))
+    return _Caller(principal)
+
+
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    principal: Principal
+    loaded: bool = False
+    borrower_file: BorrowerFile | None = None
+
+
 async def get_principal(
+    request: Request,
     platform: PlatformDep,
     tokens: Annotated[TokenService | None, Depends(get_tokens)],
     x_api_key: Annotated[str | None, Depends(api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_token)],
 ) -> Principal:
-    """The caller, by its API key (``X-API-Key``) or its access token (``Authorization: Bearer``)."""
-    if x_api_key:
-        try:
-            return await asyncio.to_thread(authenticate, platform.database, x_api_key)
-        except KeyRejected as err:  # unknown, revoked or expired
-            raise HTTPException(401, str(err), headers=_CHALLENGE) from err
-    if bearer is not None and bearer.credentials:
-        if tokens is None:
-            raise HTTPException(401, "bearer tokens are not configured on this platform", headers=_CHALLENGE)
-        challenge = {"WWW-Authenticate": 'Bearer realm="creditmesh", error="invalid_token"'}
-        try:
-            key_id, role = tokens.verify(bearer.credentials)
-            principal = await asyncio.to_thread(authenticate_key_id, platform.database, key_id)
-        except KeyRejected as err:
-            raise HTTPException(401, str(err), headers=challenge) from err
-        if principal.role is not role:
-            raise HTTPException(401, "the token's role is not its key's", headers=challenge)
-        return principal
-    raise HTTPException(401, "missing X-API-Key header or Authorization: Bearer token", headers=_CHALLENGE)
+    """The caller, by its API key (``X-API-Key``) or its access token (``Authorization: Bearer``). On a route that
+    takes the borrower's file (``CurrentBorrower``), a borrower's file is read in the same worker-thread hop and kept
+    for ``get_borrower_file``."""
+    credential = _credential(tokens, x_api_key, bearer)
+    caller = await asyncio.to_thread(_authenticated, platform, credential, _takes_borrower_file(request))
+    if caller.loaded:
+        setattr(request.state, _PRELOADED, caller)
+    return caller.principal
+
+
+def _takes_borrower_file(request: Request) -> bool:
+    """Whether the request's route depends on ``get_borrower_file`` (its dependency tree walked once per route)."""
+    dependant: Dependant | None = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return False
+    # keyed by id, the dependant kept in the value so that its id is not reused (routes are few and live long)
+    found = _ROUTES_TAKING_FILE.get(id(dependant))
+    if found is None:
+        found = _ROUTES_TAKING_FILE[id(dependant)] = (dependant, _depends_on(dependant, get_borrower_file))
+    return found[1]
+
+
+def _depends_on(dependant: Dependant, call: object) -> bool:
+    return any(sub.call is call or _depends_on(sub, call) for sub in dependant.dependencies)
+
+
+_ROUTES_TAKING_FILE: dict[int, tuple[Dependant, bool]] = {}
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -91,8 +159,13 @@ ReaderPrincipal = Annotated[Principal, require(Role.BORROWER, Role.ADMIN, Role.A
 AuditorPrincipal = Annotated[Principal, require(Role.AUDITOR, Role.ADMIN)]
 
 
-async def get_borrower_file(principal: BorrowerPrincipal, platform: PlatformDep) -> BorrowerFile:
-    account = await asyncio.to_thread(platform.borrowers.load, str(principal.subject_id))
+async def get_borrower_file(request: Request, principal: BorrowerPrincipal, platform: PlatformDep) -> BorrowerFile:
+    """The borrower's file: the one ``get_principal`` read with the caller's key (same hop), else read now."""
+    caller: _Caller | None = getattr(request.state, _PRELOADED, None)
+    if caller is not None and caller.principal == principal:
+        account = caller.borrower_file
+    else:
+        account = await asyncio.to_thread(platform.borrowers.load, str(principal.subject_id))
     if account is None:
         raise HTTPException(403, "this API key has no borrower account")
     return account

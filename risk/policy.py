@@ -83,6 +83,7 @@ class RiskReason(BaseModel):
 
 
 _DECISION_HASH = "decision_hash_kept"
+_DOCUMENT = "decision_document_kept"
 
 
 class RiskDecision(BaseModel):
@@ -113,13 +114,22 @@ class RiskDecision(BaseModel):
         equality, dumps and validation see only the fields."""
         found: bytes | None = self.__dict__.get(_DECISION_HASH)
         if found is None:
-            found = self.__dict__[_DECISION_HASH] = keccak(rfc8785.dumps(self.model_dump(mode="json")))
+            found = self.__dict__[_DECISION_HASH] = keccak(rfc8785.dumps(self.document()))
+        return found
+
+    def document(self) -> dict[str, Any]:
+        """``model_dump(mode="json")``, dumped once per decision and kept like the hash (the hash and the stored
+        row both use it): shared, so read it, never change it."""
+        found: dict[str, Any] | None = self.__dict__.get(_DOCUMENT)
+        if found is None:
+            found = self.__dict__[_DOCUMENT] = self.model_dump(mode="json")
         return found
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         copied = super().model_copy(update=update, deep=deep)
         if update:  # another decision: hashed again when asked
             copied.__dict__.pop(_DECISION_HASH, None)
+            copied.__dict__.pop(_DOCUMENT, None)
         return copied
 
 

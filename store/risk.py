@@ -43,9 +43,10 @@ class RiskDecisionRow(Base):
 
 
 def _risk_rows(stored: StoredDecision) -> tuple[dict[str, Any], AuditItem]:
-    """The decision's row and its audit entry (the decision hashed once for both)."""
+    """The decision's row and its audit entry (the decision dumped and hashed once per decision, for both and for
+    the request's risk summary)."""
     decision = stored.decision
-    document = decision.model_dump(mode="json")
+    document = decision.document()
     decision_hash = "0x" + decision.decision_hash().hex()
     columns = {
         "id": stored.id,

@@ -95,3 +95,6 @@ def test_the_decision_hash_is_computed_once_and_a_changed_copy_hashes_again() ->
     assert decision.model_copy().decision_hash() == fresh
     assert decision == assess(STRONG, REQUEST, None), "a kept hash is no part of the decision's equality"
     assert decision.model_dump() == assess(STRONG, REQUEST, None).model_dump()
+    assert decision.document() == decision.model_dump(mode="json")
+    assert decision.document() is decision.document(), "dumped once, for the hash and the stored row"
+    assert declined.document()["approved"] is False

@@ -1,0 +1,106 @@
+"""A borrower's route reads the caller's key and the borrower's file in ONE worker-thread hop (get_principal reads the
+file with the key when the route takes ``CurrentBorrower``); other routes and other roles never read a file, and the
+refusals are those of before."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+
+from api.auth import Role, issue_key
+from api.deps import CurrentBorrower, CurrentPrincipal, get_principal
+from store.base import Base
+from store.db import Database
+
+pytestmark = pytest.mark.unit
+
+
+class _Borrowers:
+    def __init__(self) -> None:
+        self.loads: list[str] = []
+
+    def load(self, borrower_id: str) -> SimpleNamespace | None:
+        self.loads.append(borrower_id)
+        return SimpleNamespace(id=borrower_id) if borrower_id == "b-1" else None
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'keys.sqlite'}")
+    Base.metadata.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+def _app(database: Database, borrowers: _Borrowers) -> FastAPI:
+    app = FastAPI()
+    app.state.platform = SimpleNamespace(database=database, borrowers=borrowers)
+
+    # the credit-request route's shape: a route-level dependency on the principal, then the borrower's file
+    @app.post("/file", dependencies=[Depends(get_principal)])
+    async def file(borrower: CurrentBorrower) -> str:
+        return str(borrower.id)
+
+    @app.get("/who")
+    async def who(principal: CurrentPrincipal) -> str:
+        return principal.role.value
+
+    return app
+
+
+async def _call(
+    app: FastAPI, method: str, path: str, key: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[httpx.Response, int]:
+    hops = 0
+    real = asyncio.to_thread
+
+    async def counted(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        response = await client.request(method, path, headers={"X-API-Key": key})
+    monkeypatch.undo()
+    return response, hops
+
+
+async def test_the_key_and_the_borrower_file_are_read_in_one_hop(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    borrowers = _Borrowers()
+    app = _app(database, borrowers)
+    key = issue_key(database, Role.BORROWER, "b-1", "test")
+    response, hops = await _call(app, "POST", "/file", key, monkeypatch)
+    assert response.json() == "b-1"
+    assert hops == 1
+    assert borrowers.loads == ["b-1"]
+    response, hops = await _call(app, "GET", "/who", key, monkeypatch)  # no file on a route that does not take it
+    assert response.json() == "borrower"
+    assert borrowers.loads == ["b-1"]
+
+
+async def test_the_refusals_are_unchanged(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    borrowers = _Borrowers()
+    app = _app(database, borrowers)
+    admin = issue_key(database, Role.ADMIN, None, "test")
+    response, _ = await _call(app, "POST", "/file", admin, monkeypatch)
+    assert response.status_code == 403
+    assert "needs the role borrower" in response.json()["detail"]
+    no_account = issue_key(database, Role.BORROWER, "b-2", "test")
+    response, _ = await _call(app, "POST", "/file", no_account, monkeypatch)
+    assert response.status_code == 403
+    assert response.json()["detail"] == "this API key has no borrower account"
+    response, hops = await _call(app, "POST", "/file", "not-a-key", monkeypatch)
+    assert response.status_code == 401
+    assert hops == 1
+    assert borrowers.loads == ["b-2"]
