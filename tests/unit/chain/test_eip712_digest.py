@@ -87,3 +87,56 @@ def test_the_domain_separator_is_per_domain() -> None:
     assert domain_separator(first) == domain_separator(dict(first))  # cached by value, not identity
     assert domain_separator(first) != domain_separator(first | {"chainId": 31338})
     assert domain_separator(first) != domain_separator(first | {"verifyingContract": to_checksum_address(b"\x02" * 20)})
+
+
+_ATOMIC = ["uint256", "uint8", "uint64", "int256", "int32", "address", "bool", "bytes32", "bytes4", "string", "bytes"]
+
+
+def _value(rng: random.Random, kind: str) -> Any:
+    if kind.endswith("[]"):
+        return [_value(rng, kind[:-2]) for _ in range(rng.randrange(3))]
+    if kind.startswith("uint"):
+        return rng.randrange(2 ** int(kind[4:]))
+    if kind.startswith("int"):
+        bits = int(kind[3:])
+        return rng.randrange(-(2 ** (bits - 1)), 2 ** (bits - 1))
+    if kind == "address":
+        return _address(rng)
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "string":
+        return rng.choice(["", "creditmesh", "prêt à 4,9 %", "x" * 70])
+    if kind == "bytes":
+        return rng.randbytes(rng.randrange(70))
+    return rng.randbytes(int(kind[5:]))  # bytesN
+
+
+def _random_types(rng: random.Random) -> dict[str, list[dict[str, str]]]:
+    """A primary struct of random atomic, dynamic and array fields, half the time with a nested struct."""
+    fields = [{"name": f"f{n}", "type": rng.choice([*_ATOMIC, "uint256[]", "address[]"])} for n in range(1, 12)]
+    types = {"EIP712Domain": [{"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}]}
+    if rng.random() < 0.5:
+        fields.insert(rng.randrange(len(fields)), {"name": "nested", "type": "Inner"})
+        types["Inner"] = [{"name": f"i{n}", "type": rng.choice(_ATOMIC)} for n in range(rng.randrange(1, 4))]
+    types["Outer"] = fields
+    return types
+
+
+def _random_document(rng: random.Random, types: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
+    def struct(name: str) -> dict[str, Any]:
+        return {f["name"]: struct(f["type"]) if f["type"] in types else _value(rng, f["type"]) for f in types[name]}
+
+    domain = {"chainId": rng.choice([1, 31337]), "verifyingContract": _address(rng)}
+    return {"types": types, "primaryType": "Outer", "domain": domain, "message": struct("Outer")}
+
+
+def test_the_kept_layout_digest_is_eth_accounts_on_random_documents() -> None:
+    """typed_data_digest keeps the type hash and eth-abi's tuple encoder per layout: eth-account's own digest on
+    documents of random shape, each layout signed several times (the kept parts reused)."""
+    rng = random.Random(1901)
+    layouts = [_random_types(rng) for _ in range(12)]
+    for _ in range(5):
+        for types in layouts:
+            document = _random_document(rng, types)
+            signable = encode_typed_data(full_message=document)
+            assert typed_data_digest(document) == keccak(b"\x19" + signable.version + signable.header + signable.body)
