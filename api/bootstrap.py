@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from redis.asyncio import Redis
 
 from aggregator.accepting import AcceptanceService
 from aggregator.assets import Asset, AssetRegistry
@@ -36,7 +35,8 @@ from compliance.pii import KeyProvider, PiiVault
 from providers.destinations import DestinationGuard, lender_client
 from providers.registry import ProviderRegistry, build_providers
 from risk.onchain_source import ChainOnchainSource
-from risk.shared_state import REDIS_TIMEOUTS, DegradableVelocityStore
+from risk.redis_clients import async_redis
+from risk.shared_state import DegradableVelocityStore
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
 from store.accepts import SqlAcceptStore, SqlScreeningLog
 from store.borrowers import SqlBorrowerStore
@@ -170,7 +170,7 @@ async def build_platform(settings: Settings) -> Platform:
     keys = key_store(settings)
     compliance = await asyncio.to_thread(_compliance, settings, database, keys)
     velocity: VelocityStore = (
-        DegradableVelocityStore(RedisVelocityStore(Redis.from_url(settings.redis_url, **REDIS_TIMEOUTS)))
+        DegradableVelocityStore(RedisVelocityStore(async_redis(settings.redis_url)))
         if settings.redis_url
         else InMemoryVelocityStore()
     )

@@ -122,13 +122,12 @@ class RedisBreakerStore:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breaker-redis")
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> RedisBreakerStore:
-        """Both clients from ``url``; ``options`` for both (e.g. socket timeouts: redis-py waits forever by
-        default)."""
-        import redis
-        import redis.asyncio
+    def from_url(cls, url: str, workers: int = 4) -> RedisBreakerStore:
+        """Both clients of ``url``, each on a bounded pool of reused connections with socket timeouts
+        (``risk.redis_clients``); the synchronous one holds a connection per worker thread and a few more."""
+        from risk.redis_clients import async_redis, sync_redis
 
-        return cls(redis.Redis.from_url(url, **options), redis.asyncio.Redis.from_url(url, **options))
+        return cls(sync_redis(url, max_connections=workers + 4), async_redis(url), workers=workers)
 
     def _pybreaker_key(self, name: str, key: str) -> str:
         # CircuitRedisStorage's layout: "{namespace}:pybreaker:{key}"

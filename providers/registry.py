@@ -43,7 +43,8 @@ from providers.resilience import (
 from providers.secrets import SecretBox
 from providers.shared_state import DegradableBreakerStore, DegradableRateLimiter
 from providers.webhooks import MemoryRefusalLimiter, RedisRefusalLimiter, RefusalLimiter
-from risk.shared_state import REDIS_TIMEOUTS, SharedStateHealth
+from risk.redis_clients import async_redis
+from risk.shared_state import SharedStateHealth
 from store.providers import ProviderIncidentRow, ProviderRegistrationRow, ProviderRepository
 
 if TYPE_CHECKING:
@@ -499,13 +500,9 @@ async def build_providers(
         spread_for_grade = default_spread
     store: BreakerStore = MemoryBreakerStore()
     if redis_url:  # shared while Redis answers, this process's own state while it does not
-        shared = RedisBreakerStore.from_url(redis_url, **REDIS_TIMEOUTS)
+        shared = RedisBreakerStore.from_url(redis_url)
         store = DegradableBreakerStore(shared, MemoryBreakerStore(), SharedStateHealth("provider breaker state"))
-    limiter_client = None
-    if redis_url:
-        import redis.asyncio
-
-        limiter_client = redis.asyncio.Redis.from_url(redis_url, **REDIS_TIMEOUTS)
+    limiter_client = async_redis(redis_url) if redis_url else None
     registry = ProviderRegistry(
         AdapterContext(http, {name: runtime.w3 for name, runtime in chains.items()}, spread_for_grade, destinations),
         plugins or PluginLoader(),

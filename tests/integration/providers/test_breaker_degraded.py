@@ -14,7 +14,7 @@ from providers._exceptions import CircuitOpen
 from providers.policy import ResiliencePolicy
 from providers.resilience import AsyncBreaker, MemoryBreakerStore, RedisBreakerStore
 from providers.shared_state import DegradableBreakerStore
-from risk.shared_state import REDIS_TIMEOUTS, SharedStateHealth
+from risk.shared_state import SharedStateHealth
 from tests.support.clock import ManualClock
 from tests.support.services import RestartableRedis
 
@@ -43,9 +43,7 @@ async def test_each_process_keeps_its_own_breaker_while_redis_is_down_and_shares
     clock = ManualClock()
     healths = [SharedStateHealth("provider breaker state", 5.0, clock) for _ in range(2)]
     stores = [
-        DegradableBreakerStore(
-            RedisBreakerStore.from_url(restartable_redis.url, **REDIS_TIMEOUTS), MemoryBreakerStore(), health
-        )
+        DegradableBreakerStore(RedisBreakerStore.from_url(restartable_redis.url), MemoryBreakerStore(), health)
         for health in healths
     ]
     lender = f"lender-{uuid.uuid4().hex[:8]}"
