@@ -37,6 +37,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from api.demo import onboard
 from api.local_platform import (
@@ -101,6 +103,8 @@ class Level:
     #: the simulated lenders' process (all ten lenders): under load it competes for the same two cores
     lenders_cpu_ms_per_request: float
     statuses: dict[str, int] = field(default_factory=dict)
+    #: the platform's stored provider outcomes of the level's requests, by kind (``_outcome_kind``)
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -239,6 +243,30 @@ def _level(
     return level
 
 
+def _outcome_kind(outcome: str, detail: str) -> str:
+    """``failed`` split by why (the provider's name and the numbers left out of its detail): breaker open, rate
+    limited, no time left before the deadline, an error…; every other outcome as it is."""
+    if outcome != "failed":
+        return outcome
+    return "failed: " + re.sub(r"\d[\d.]*", "N", detail.split(": ", 1)[-1])[:60]
+
+
+def _last_outcome(database: sa.Engine) -> int:
+    with database.connect() as connection:
+        return int(connection.execute(sa.text("SELECT coalesce(max(id), 0) FROM provider_outcomes")).scalar_one())
+
+
+def _outcomes_since(database: sa.Engine, last: int) -> dict[str, int]:
+    """Every provider outcome the platform stored after outcome ``last``, counted by kind."""
+    query = sa.text("SELECT outcome, detail FROM provider_outcomes WHERE id > :last")
+    counts: dict[str, int] = {}
+    with database.connect() as connection:
+        for outcome, detail in connection.execute(query, {"last": last}):
+            kind = _outcome_kind(outcome, detail)
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
 def _cpu_total(pids: list[int]) -> float:
     """The CPU seconds of ``pids`` (a process restarted meanwhile counts from zero)."""
     total = 0.0
@@ -276,6 +304,7 @@ def run(args: argparse.Namespace) -> Result:
     with tempfile.TemporaryDirectory(prefix="scale-") as temp, ExitStack() as stack:
         data_dir = Path(temp)
         database_url = stack.enter_context(postgres_server(data_dir / "pg"))
+        database = sa.create_engine(database_url, poolclass=sa.NullPool)
         redis_url = stack.enter_context(redis_server(_mkdir(data_dir / "redis")))
         fleet = _fleet(args.lenders, args.latency_ms)
         fleet_file = data_dir / "lenders.json"
@@ -327,10 +356,14 @@ def run(args: argparse.Namespace) -> Result:
                     for app, url, pids in (("platform", api.url, api_pids), ("baseline", baseline_url, baseline_pids)):
                         for concurrency in (1, args.concurrency * n):
                             profiled = app == "platform" and n == counts[-1] and concurrency > 1
+                            last = _last_outcome(database) if app == "platform" else 0
                             with _profile(args, pids[0], data_dir, enabled=profiled):
                                 level = _level(
                                     app, n, url, pids[:n], lender_pid, key, concurrency, args.seconds, slowest
                                 )
+                            if app == "platform":
+                                level.outcomes = _outcomes_since(database, last)
+                                print(f"    provider outcomes: {level.outcomes}", flush=True)
                             levels.append(level)
                     if n == counts[-1] and args.loans > 0:
                         loans = _loans(args, chains, api.url)
@@ -449,6 +482,14 @@ def table(result: Result) -> str:
             f"{level.p99_x_lender:>7} {level.requests_per_second:>8} {level.cpu_ms_per_request:>10} "
             f"{level.lenders_cpu_ms_per_request:>11}"
         )
+    for level in result.levels:
+        if level.outcomes:
+            asked = sum(level.outcomes.values())
+            shares = ", ".join(f"{kind} {count / asked:.0%}" for kind, count in level.outcomes.items())
+            lines.append(
+                f"platform x{level.processes} concurrency {level.concurrency}: {asked} provider outcomes "
+                f"({asked / max(level.requests, 1):.1f} per request): {shares}"
+            )
     ratios = summary(result)
     for n, found in ratios["by_processes"].items():
         lines.append(
