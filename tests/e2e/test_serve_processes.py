@@ -1,6 +1,7 @@
-"""``creditmesh serve --processes 2`` on one real PostgreSQL and Redis, behind its local balancer: requests on their
-own connections are served by both processes (each names itself in ``X-Creditmesh-Process``), and a lender an admin
-registers through one of them is quoted by the other in the next credit request it serves."""
+"""``creditmesh serve --processes 2`` on one real PostgreSQL and Redis, behind its local balancer: requests are
+served by both processes in turn (each names itself in ``X-Creditmesh-Process``; the balancer hands every request to
+the next process, on a kept-alive client connection too), and a lender an admin registers through one of them is
+quoted by the other in the next credit request it serves."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def two_processes(
 
 
 def _call(platform: RunningPlatform, method: str, path: str, key: str, body: Any = None) -> httpx.Response:
-    """One request on a connection of its own, so the balancer hands each to the next process."""
+    """One request with ``key`` (a client of its own: the balancer would hand it to the next process either way)."""
     with platform.client(key) as client:
         return client.request(method, path, json=body)
 
@@ -82,7 +83,7 @@ def test_both_processes_serve_and_a_registration_through_one_is_quoted_by_the_ot
 
     borrower = platform.onboard(devnet_account(8).address)
     quoted_by: dict[str, set[str]] = {}
-    for _ in range(2):  # two connections in a row: one to each process
+    for _ in range(2):  # two requests in a row: one to each process
         response = _call(platform, "POST", "/v1/credit-requests", borrower, REQUEST)
         assert response.status_code == 201, response.text
         providers = {quote["provider_id"] for quote in response.json()["quotes"]}
