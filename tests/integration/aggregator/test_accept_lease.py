@@ -1,8 +1,8 @@
 """The accept's lease on real PostgreSQL, with two drivers (each on a thread and event loop of its own, as two
 processes would be): a live driver held in a slow chain step far longer than the lease keeps it, even when its
 process's default executor is full (the load at which a queued renewal once came too late and another process took a
-live accept over); once it dies the other takes the accept over within about a lease; and a driver whose accept was
-taken over stops before its next step."""
+live accept over); once it dies the other takes the accept over within about a lease; a driver whose accept was
+taken over stops before its next step; and an unsent intent the resumer barred cannot be sent late (anvil)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
+from aggregator._accept_chain import bar_unsent
 from aggregator._accept_lease import AcceptRecords, LeaseLost
 from aggregator.accept_saga import AcceptStep, InMemoryScreeningLog
 from aggregator.accepting import AcceptanceService
@@ -25,11 +27,15 @@ from aggregator.assets import AssetRegistry
 from aggregator.exposure import ExposureLimits
 from aggregator.loans import InMemoryLoanStore
 from aggregator.platform import ChainRuntime
+from chain.client import ChainClient
+from chain.errors import IntentConflict
+from chain.transactions import Call
 from compliance import ComplianceService
 from store.accepts import AcceptRow, SqlAcceptStore
 from store.aggregator import CreditRequestRow, QuoteRow
 from store.api import BorrowerRow
 from store.db import Database
+from tests.integration.chain.support import chain_store, fresh_anvil, holder, manager
 
 pytestmark = pytest.mark.integration
 
@@ -242,3 +248,29 @@ async def test_a_driver_whose_accept_was_taken_over_stops_before_its_next_step(d
         stored = uow.accepts.record(quote_id)
     assert stored is not None
     assert stored.step is AcceptStep.SUBMITTED
+
+
+async def test_an_unsent_intent_barred_by_the_resumer_cannot_be_sent_late(tmp_path: Path) -> None:
+    """A resumer that finds an accept at 'submitted' with no intent bars the key before cancelling: the process
+    that lost the accept, still alive, then cannot send it (its submit of the key is refused, nothing reaches the
+    node); a key already submitted is not barred (its transaction may be mined)."""
+    store, engine = chain_store(f"sqlite:///{tmp_path / 'chain.db'}")
+    try:
+        with fresh_anvil() as devnet:
+            client = ChainClient(devnet.config(), timeout=5.0)
+            async with manager(client, store) as relay:
+                chain = cast(
+                    ChainRuntime,
+                    SimpleNamespace(transactions=relay, aggregator=lambda: SimpleNamespace(address=holder(99))),
+                )
+                sent_before = await client.rpc("eth_getTransactionCount", relay.account.address, "pending")
+                assert await bar_unsent(chain, "open-loan:q1:1")
+                with pytest.raises(IntentConflict):
+                    await relay.submit("open-loan:q1:1", Call.transfer(holder(500), 1))
+                assert await client.rpc("eth_getTransactionCount", relay.account.address, "pending") == sent_before
+
+                await relay.submit_and_wait("open-loan:q2:1", Call.transfer(holder(501), 1), within=30)
+                assert not await bar_unsent(chain, "open-loan:q2:1")
+            await client.close()
+    finally:
+        engine.dispose()
