@@ -118,7 +118,7 @@ class AcceptRecord:
 class LoanFacts:
     """The loan as the ``openLoan`` receipt shows it: its ledger id (derived from the chain, the CreditAggregator and
     the offer digest, so the indexer names it the same) and the receipt's decoded events, which the ledger applies
-    (``aggregator.ledger.apply_events``; opaque here)."""
+    (``aggregator.ledger.record_events``; opaque here)."""
 
     id: str
     quote_id: str

@@ -21,23 +21,23 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from eth_utils.address import to_checksum_address
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from aggregator.errors import AggregatorError
-from aggregator.ledger import LedgerChain, apply_batch, watched_contracts
+from aggregator.ledger import LedgerChain, watched_contracts
 from chain.client import ChainClient
 from chain.config import ChainConfig
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError
-from chain.events import ChainEvent, EventBatch, EventReader, WatchedContract
+from chain.events import ChainEvent, EventReader, WatchedContract
 from chain.waiting import wait_at_most
 from store.chain import SqlChainStore
 from store.db import Database
 from store.leases import Lease, LeaseLost, LeaseStore, SqlLeaseStore
-from store.ledger import SqlLedgerRepository
+from store.loan_ledger import batch_writer, registered_pools
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +89,16 @@ class ChainIndexer:
             discover=self._registered_pool,
         )
         self._pools_loaded = False
+        self._write_batch = batch_writer(self.chain)
 
     @property
     def chain_id(self) -> int:
         return self.chain.chain_id
 
-    def _fence(self, session: Session) -> None:
+    def _fence(self, session: Any) -> None:  # chain.events.Fence: the checkpoint's transaction
         if self.lease is None:
             raise LeaseLost(LEASE_KIND, self.chain_id, "not held")
         self.leases.fence(session, self.lease)
-
-    def _write(self, session: Session, batch: EventBatch) -> None:
-        apply_batch(session, self.chain, batch)
 
     def _registered_pool(self, event: ChainEvent) -> WatchedContract | None:
         if event.event != "PoolRegistered" or not self.chain.moves_loans(event.address):
@@ -109,9 +107,7 @@ class ChainIndexer:
 
     def _load_registered_pools(self) -> None:
         """The pools the chain facts show registered (a restart after a pool registered since the deployment)."""
-        with self.database.unit_of_work() as uow:
-            pools = SqlLedgerRepository(uow.session).registered_pools(self.chain_id, self.chain.aggregator)
-        for pool in pools:
+        for pool in registered_pools(self.database, self.chain_id, self.chain.aggregator):
             self.reader.watch(_pool(pool))
 
     async def poll(self) -> int:
@@ -119,7 +115,7 @@ class ChainIndexer:
         if not self._pools_loaded:
             await asyncio.to_thread(self._load_registered_pools)
             self._pools_loaded = True
-        return await self.reader.poll(writer=self._write)
+        return await self.reader.poll(writer=self._write_batch)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Index while holding the lease, wait for it otherwise, until ``stop`` is set; the lease is released at
@@ -212,12 +208,9 @@ async def index_to_head(
             initial_range=2_000,
         )
 
-        def write(session: Session, batch: EventBatch) -> None:
-            apply_batch(session, ledger_chain, batch)
-
         head = int(await client.rpc("eth_blockNumber"), 16)
         while True:
-            await events.poll(writer=write)
+            await events.poll(writer=batch_writer(ledger_chain))
             checkpoint = await events.store.run(lambda repo: repo.checkpoint(events.chain_id, reader))
             if checkpoint is not None and checkpoint[0] >= head:
                 return

@@ -1,10 +1,10 @@
 """The loan ledger: every loan's record as a projection of the chain facts of our contracts.
 
-One entry point writes both, in the caller's transaction: ``apply_events(session, chain, events)`` records each
+One entry point writes both, in the caller's transaction: ``record_events(ledger, chain, events)`` records each
 event as a chain fact (unique on chain id, block hash, tx hash and log index) and, only when the fact is new,
 applies it to the loan it names. It is idempotent: the accept applies what a receipt shows at once
 (``source=SOURCE_RECEIPT``, ``via_accept=True``), the indexer applies the same confirmed events later and nothing
-changes twice. ``apply_batch`` is the indexer's: it first deletes the facts of the delivered block range that were
+changes twice. ``record_batch`` is the indexer's: it first deletes the facts of the delivered block range that were
 recorded under another block hash (a reorg removed their blocks; also facts recorded early from a receipt), rebuilds
 the loans they touched from their remaining facts, then applies the range's events. Both run in the caller's unit
 of work (the indexer's commits with its checkpoint), through a ``LedgerRepository``: the SQL one is
@@ -25,8 +25,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
-
-from sqlalchemy.orm import Session
 
 from aggregator.errors import AggregatorError
 from aggregator.loan_events import LoanEvent, fact_event
@@ -54,7 +52,6 @@ from aggregator.retraction import RemovedFact, removed_fact
 from chain.deployment import DeploymentRecord
 from chain.events import ChainEvent, EventBatch, EventDecoder, WatchedContract
 from store.ledger import SOURCE_INDEXER, SOURCE_RECEIPT
-from store.loan_ledger import SqlLedger
 
 __all__ = [
     "ACTIVE",
@@ -69,8 +66,6 @@ __all__ = [
     "LedgerChain",
     "LedgerError",
     "LedgerRepository",
-    "apply_batch",
-    "apply_events",
     "loan_id_for",
     "receipt_decoder",
     "record_batch",
@@ -99,7 +94,7 @@ def watched_contracts(record: DeploymentRecord) -> list[WatchedContract]:
 
 
 def receipt_decoder(record: DeploymentRecord, codec: Any) -> EventDecoder:
-    """Decodes a receipt's logs of the contracts in ``record`` into ``ChainEvent``s for ``apply_events``."""
+    """Decodes a receipt's logs of the contracts in ``record`` into ``ChainEvent``s for ``record_events``."""
     decoder = EventDecoder(codec)
     for contract in watched_contracts(record):
         decoder.add(contract)
@@ -168,34 +163,6 @@ class LedgerRepository(Protocol):
         ...
 
 
-# ---------------------------------------------------------------------------------------------- on a session
-
-
-def apply_events(
-    session: Session,
-    chain: LedgerChain,
-    events: Iterable[ChainEvent],
-    *,
-    source: str = SOURCE_INDEXER,
-    via_accept: bool = False,
-) -> int:
-    """Record ``events`` as chain facts and apply the new ones to the ledger, in chain order, in the caller's
-    transaction (the caller's unit of work commits). Returns how many facts were new.
-
-    Args:
-        source: ``SOURCE_INDEXER`` for confirmed events, ``SOURCE_RECEIPT`` for what an accept read from its
-            receipt before confirmation (deleted by the indexer if the block does not survive).
-        via_accept: the accept saga records its own loan: never flagged as opened outside an accept (a record the
-            indexer flagged first is unflagged).
-    """
-    return record_events(SqlLedger(session), chain, events, source=source, via_accept=via_accept)
-
-
-def apply_batch(session: Session, chain: LedgerChain, batch: EventBatch) -> int:
-    """The indexer's writer, run in the transaction that moves the checkpoint (``record_batch``)."""
-    return record_batch(SqlLedger(session), chain, batch)
-
-
 # ---------------------------------------------------------------------------------------------- on a repository
 
 
@@ -208,7 +175,16 @@ def record_events(
     via_accept: bool = False,
     now: datetime | None = None,
 ) -> int:
-    """``apply_events`` on any ledger repository (``now``: when a new record is created; the clock by default)."""
+    """Record ``events`` as chain facts and apply the new ones to the ledger, in chain order, in the repository's
+    transaction (its caller's unit of work commits). Returns how many facts were new.
+
+    Args:
+        source: ``SOURCE_INDEXER`` for confirmed events, ``SOURCE_RECEIPT`` for what an accept read from its
+            receipt before confirmation (deleted by the indexer if the block does not survive).
+        via_accept: the accept saga records its own loan: never flagged as opened outside an accept (a record the
+            indexer flagged first is unflagged).
+        now: when a new record is created (the clock by default).
+    """
     ordered = sorted(events, key=lambda e: (e.block_number, e.log_index))
     new = ledger.add_facts(ordered, source)
     for event in ordered:

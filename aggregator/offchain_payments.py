@@ -3,7 +3,7 @@ webhook (its own payment reference, the amount in the loan asset's units, the of
 (``OPERATOR_ROLE``, its own transaction manager) sends ``recordOffchainRepayment`` under an intent keyed by the
 chain, the loan and that reference, so a webhook repeated, with the same or another event id, sends nothing twice.
 A payment reported after default is recorded too (the contract takes it on a defaulted loan). The record follows from
-the receipt's ``LoanRepaid`` (and ``LoanClosed`` when it is paid in full) through the ledger's ``apply_events``.
+the receipt's ``LoanRepaid`` (and ``LoanClosed`` when it is paid in full) through the ledger's ``record_events``.
 Before anything is sent, the accepted payment is kept as the lender reported it (reference, loan,
 amount in base units; ``aggregator.payment_records``), then settled with the transaction or as refused: the record
 the reconciler matches the off-chain ``LoanRepaid`` against.

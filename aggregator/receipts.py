@@ -1,6 +1,6 @@
 """A mined transaction's events into the ledger at once, from its receipt: what the request path and the servicing
 jobs do after sending, so a borrower sees the outcome without waiting for the indexer (which applies the same facts
-again later; ``apply_events`` is idempotent). Services take a ``ReceiptRecorder`` (``LedgerReceipts`` here; unit
+again later; ``record_events`` is idempotent). Services take a ``ReceiptRecorder`` (``LedgerReceipts`` here; unit
 tests pass a fake)."""
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from typing import Any, Protocol
 
 from hexbytes import HexBytes
 
-from aggregator.ledger import LedgerChain, apply_events, receipt_decoder
+from aggregator.ledger import LedgerChain, receipt_decoder
 from aggregator.platform import ChainRuntime
 from chain.deployment import DeploymentRecord
 from chain.events import ChainEvent
 from store.db import Database
 from store.ledger import SOURCE_RECEIPT
+from store.loan_ledger import apply_in_own_unit
 
 
 async def apply_receipt(
@@ -25,14 +26,7 @@ async def apply_receipt(
     work, and return them."""
     receipt = await w3.eth.get_transaction_receipt(HexBytes(tx_hash))
     events = receipt_decoder(record, w3.codec).decode_receipt(chain_id, receipt)
-    ledger_chain = LedgerChain.from_record(record)
-
-    def work() -> None:
-        with database.unit_of_work() as uow:
-            apply_events(uow.session, ledger_chain, events, source=SOURCE_RECEIPT)
-            uow.commit()
-
-    await asyncio.to_thread(work)
+    await asyncio.to_thread(apply_in_own_unit, database, LedgerChain.from_record(record), events, source=SOURCE_RECEIPT)
     return events
 
 

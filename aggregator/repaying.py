@@ -1,7 +1,7 @@
 """Relayed repayment of a pool loan: the borrower signs a ``Repayment`` (EIP-712, the CreditAggregator's domain) and,
 for the allowance, an EIP-2612 permit of the debt asset; the platform's relayer sends ``repayWithPermit``, so the
 borrower needs no ETH. The record follows from the receipt's ``LoanRepaid`` (and ``LoanClosed``) through the
-ledger's idempotent ``apply_events``, which the indexer repeats later.
+ledger's idempotent ``record_events``, which the indexer repeats later.
 
 Checked before anything is sent, each refusal naming its field: the loan is the caller's, a pool loan, active or in
 default; the amount is positive and at most what is owed now (``"max"`` pays everything owed when mined and closes

@@ -1,6 +1,6 @@
 """Loan events of chain facts a reorg removed: cancelled when nobody had them yet, retracted out loud otherwise.
 
-The indexer deletes the facts of blocks a reorg removed (``aggregator.ledger.apply_batch``), rebuilds the loans they
+The indexer deletes the facts of blocks a reorg removed (``aggregator.ledger.record_batch``), rebuilds the loans they
 touched and applies the range's events again. An outbox event written for a deleted fact still stands when a fact
 the loan has after that makes the same event (same type and key: the transaction mined again, in another block): its
 id is the one the recipients know. Otherwise it is *retracted*, in the indexer's transaction:

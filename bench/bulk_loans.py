@@ -9,7 +9,7 @@ calldata is encoded with eth-abi against the function's types read once (web3's 
 up in the whole ABI on every call, about 14 ms). Our records: a
 borrower per wallet, a credit request per borrower, and for each loan its quote (its offer digest) and the accept
 that recorded it, written before the indexer builds the ledger from the chain by its own path (``EventReader`` with
-``aggregator.ledger.apply_batch``)."""
+``store.loan_ledger.apply_batch``)."""
 
 from __future__ import annotations
 

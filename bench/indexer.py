@@ -28,7 +28,7 @@ from sqlalchemy import delete, func, select
 from web3 import Web3
 from web3._utils.events import get_event_data
 
-from aggregator.ledger import LedgerChain, apply_batch, watched_contracts
+from aggregator.ledger import LedgerChain, watched_contracts
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.config import LocalChain
@@ -42,6 +42,7 @@ from store.chain import ChainBlockHashRow, ChainCheckpointRow, SqlChainStore
 from store.db import Database
 from store.leases import SqlLeaseStore
 from store.ledger import ChainFactRow
+from store.loan_ledger import apply_batch
 
 DEPOSIT = 10**6  # 1 USDC a deposit
 

@@ -24,7 +24,7 @@ from aggregator.accept_saga import (
     LockRefused,
     QuoteView,
 )
-from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT, apply_events
+from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT
 from aggregator.sanctions_reviews import borrower_reasons
 from compliance.audit import AuditKind
 from compliance.decisions import DecisionRecord
@@ -33,6 +33,7 @@ from store.api import BorrowerRow
 from store.base import Base
 from store.compliance import SqlAuditLog
 from store.db import Database
+from store.loan_ledger import apply_events
 from store.sanctions_reviews import record_screening
 from store.types import UtcDateTime
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aggregator import outbox
+from aggregator.ledger import record_batch, record_events
 from aggregator.loan_events import LoanEvent
 from aggregator.projection import (
     CollateralEntry,
@@ -23,11 +24,13 @@ from aggregator.projection import (
     RepaymentEntry,
 )
 from aggregator.retraction import RemovedFact, retract_unbacked
-from chain.events import ChainEvent
+from chain.events import BatchWriter, ChainEvent, EventBatch
 from store.aggregator import LoanRow, QuoteRow
 from store.api import BorrowerRow
 from store.base import Base
+from store.db import Database
 from store.ledger import (
+    SOURCE_INDEXER,
     ChainFactRow,
     LoanCollateralMovementRow,
     LoanLiquidationRow,
@@ -170,3 +173,46 @@ class SqlLedger:
 
     def retract_unbacked(self, chain: LedgerChain, removed: Sequence[RemovedFact]) -> None:
         retract_unbacked(SqlOutboxStore(self.session), self, chain, removed)
+
+
+# ---------------------------------------------------------------------------------------------- on a session
+
+
+def apply_events(
+    session: Session,
+    chain: LedgerChain,
+    events: Iterable[ChainEvent],
+    *,
+    source: str = SOURCE_INDEXER,
+    via_accept: bool = False,
+) -> int:
+    """``aggregator.ledger.record_events`` in ``session``'s transaction (the caller's unit of work commits)."""
+    return record_events(SqlLedger(session), chain, events, source=source, via_accept=via_accept)
+
+
+def apply_batch(session: Session, chain: LedgerChain, batch: EventBatch) -> int:
+    """``aggregator.ledger.record_batch`` in ``session``'s transaction, the one that moves the checkpoint."""
+    return record_batch(SqlLedger(session), chain, batch)
+
+
+def batch_writer(chain: LedgerChain) -> BatchWriter:
+    """The indexer's writer for ``chain`` (``EventReader.poll(writer=…)``): ``apply_batch``."""
+
+    def write(session: Session, batch: EventBatch) -> None:
+        apply_batch(session, chain, batch)
+
+    return write
+
+
+def apply_in_own_unit(database: Database, chain: LedgerChain, events: Iterable[ChainEvent], *, source: str) -> int:
+    """``record_events`` in a unit of work of its own, committed: a receipt's events applied at once."""
+    with database.unit_of_work() as uow:
+        new = record_events(SqlLedger(uow.session), chain, events, source=source)
+        uow.commit()
+    return new
+
+
+def registered_pools(database: Database, chain_id: int, aggregator: str) -> list[str]:
+    """The pools the chain facts show registered with ``aggregator`` on ``chain_id``."""
+    with database.unit_of_work() as uow:
+        return SqlLedgerRepository(uow.session).registered_pools(chain_id, aggregator)

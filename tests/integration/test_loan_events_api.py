@@ -11,12 +11,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from aggregator.ledger import apply_events
 from api import problems
 from api.auth import Principal, Role
 from api.deps import get_principal
 from api.routers import loan_events
 from store.db import Database
+from store.loan_ledger import apply_events
 from store.outbox import OutboxDeliveryRow, SqlOutboxRepository
 from tests.support.ledger_facts import CHAIN, LoanFacts
 

@@ -1,6 +1,6 @@
 """Loans for reconciliation tests: opened on a devnet through the relayer (the contract harness), with the records
 our platform would hold for them — borrower, credit request, quote (its offer digest) and accept — and the ledger
-built by the indexer's own path (``EventReader`` with ``aggregator.ledger.apply_batch``)."""
+built by the indexer's own path (``EventReader`` with ``store.loan_ledger.apply_batch``)."""
 
 from __future__ import annotations
 

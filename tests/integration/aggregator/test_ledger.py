@@ -16,15 +16,7 @@ from sqlalchemy import func, select
 from web3.logs import DISCARD
 
 from aggregator.indexer import LEASE_KIND, READER, ChainIndexer, IndexerSettings
-from aggregator.ledger import (
-    SOURCE_RECEIPT,
-    LedgerChain,
-    apply_batch,
-    apply_events,
-    loan_id_for,
-    receipt_decoder,
-    watched_contracts,
-)
+from aggregator.ledger import SOURCE_RECEIPT, LedgerChain, loan_id_for, receipt_decoder, watched_contracts
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.events import EventReader
@@ -33,6 +25,7 @@ from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
+from store.loan_ledger import apply_batch, apply_events
 from tests.contracts.harness import BORROWERS, DEPLOYER, OPERATOR, RELAYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from web3.logs import DISCARD
 
 from aggregator.assets import Asset, AssetRegistry
-from aggregator.ledger import SOURCE_RECEIPT, LedgerChain, apply_events, receipt_decoder
+from aggregator.ledger import SOURCE_RECEIPT, LedgerChain, receipt_decoder
 from aggregator.offchain_payments import OffchainPayments, payment_ref_hash
 from aggregator.platform import connect_chain
 from aggregator.receipts import LedgerReceipts
@@ -24,6 +24,7 @@ from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.ledger import LoanRepaymentRow
+from store.loan_ledger import apply_events
 from store.loans import SqlLoanStore
 from store.payments import SqlPaymentStore
 from tests.contracts.harness import BORROWERS, OPERATOR, RELAYER, USDC, Harness

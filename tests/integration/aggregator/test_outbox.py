@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from aggregator import outbox
-from aggregator.ledger import apply_events
 from chain.events import ChainEvent
 from store.aggregator import LoanRow
 from store.db import Database
+from store.loan_ledger import apply_events
 from store.outbox import OutboxEventRow, SqlOutboxRepository, SqlOutboxStore
 from tests.support.ledger_facts import CHAIN, LoanFacts
 

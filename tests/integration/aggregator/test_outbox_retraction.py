@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
 from aggregator.event_destinations import Destination, EventDestinations
-from aggregator.ledger import LedgerChain, apply_batch, apply_events, watched_contracts
+from aggregator.ledger import LedgerChain, watched_contracts
 from aggregator.relay import DEPLOYMENT, LEASE_KIND, OutboxRelay, RelaySettings
 from aggregator.servicing.defaults import write_past_due
 from chain.client import ChainClient
@@ -30,6 +30,7 @@ from providers.secrets import SecretBox
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
+from store.loan_ledger import apply_batch, apply_events
 from store.outbox import (
     CANCELLED,
     DELIVERED,

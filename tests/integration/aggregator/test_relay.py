@@ -24,7 +24,6 @@ import pytest
 from sqlalchemy import select
 
 from aggregator.event_destinations import Destination, EventDestinations, borrower_secret_subject
-from aggregator.ledger import apply_events
 from aggregator.relay import DEPLOYMENT, LEASE_KIND, OutboxRelay, RelaySettings
 from chain.events import ChainEvent
 from providers.destinations import DestinationGuard, PinnedTransport
@@ -32,6 +31,7 @@ from providers.secrets import SecretBox
 from store.api import BorrowerRow
 from store.db import Database
 from store.leases import LeaseRow
+from store.loan_ledger import apply_events
 from store.outbox import OutboxAttemptRow, OutboxDeliveryRow, SqlOutboxRepository
 from store.relay import SqlRelayStore
 from tests.support.ledger_facts import CHAIN, LoanFacts

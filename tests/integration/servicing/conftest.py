@@ -42,7 +42,8 @@ def servicing_db(postgres_schema: Callable[[str], str], request: pytest.FixtureR
 
 def record_in_ledger(database: Database, chain: DeployedChain, receipt: Any) -> None:
     """Apply a receipt's events to the ledger, as the accept (or the indexer) would."""
-    from aggregator.ledger import LedgerChain, apply_events, receipt_decoder
+    from aggregator.ledger import LedgerChain, receipt_decoder
+    from store.loan_ledger import apply_events
 
     events = receipt_decoder(chain.record, chain.w3.codec).decode_receipt(chain.chain_id, receipt)
     with database.unit_of_work() as uow:
