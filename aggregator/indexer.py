@@ -24,7 +24,6 @@ from datetime import timedelta
 from typing import Any
 
 from eth_utils.address import to_checksum_address
-from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import AggregatorError
 from aggregator.ledger import LedgerChain, watched_contracts
@@ -36,6 +35,7 @@ from chain.events import ChainEvent, EventReader, WatchedContract
 from chain.waiting import wait_at_most
 from store.chain import SqlChainStore
 from store.db import Database
+from store.errors import DatabaseError
 from store.leases import Lease, LeaseLost, LeaseStore, SqlLeaseStore
 from store.loan_ledger import batch_writer, registered_pools
 
@@ -158,7 +158,7 @@ class ChainIndexer:
             except LeaseLost:
                 lost.set()
                 raise
-            except (ChainError, AggregatorError, SQLAlchemyError, OSError) as err:
+            except (ChainError, AggregatorError, DatabaseError, OSError) as err:
                 # an RPC or database outage, or facts the ledger refuses: logged, retried at the next poll
                 log.warning("indexer on chain %s: %s", self.chain_id, err)
             await wait_at_most(_first(stop, lost), pause)
