@@ -32,7 +32,7 @@ from compliance.kms import KmsKeyStore
 from compliance.kyc import KycProvider
 from compliance.mla import MlaStatusCache
 from compliance.pii import KeyProvider, PiiVault
-from providers.destinations import DestinationGuard, lender_client
+from providers.destinations import DestinationGuard, LenderClient, lender_client
 from providers.registry import ProviderRegistry, build_providers
 from risk.onchain_source import ChainOnchainSource
 from risk.redis_clients import async_redis
@@ -180,7 +180,8 @@ async def build_platform(settings: Settings) -> Platform:
         per_wallet=settings.velocity_per_wallet,
         per_ip=settings.velocity_per_ip,
     )
-    identity_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=20))
+    # no cookies kept either: the KYC and MLA providers may share a host, and one's cookie would reach the other
+    identity_http = LenderClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=20))
     kyc = HttpKycProvider(settings.kyc_provider_url, settings.kyc_webhook_secret.encode(), identity_http)
     mla = MlaStatusCache(
         HttpMlaStatusProvider(settings.mla_provider_url, settings.mla_provider_secret.encode(), identity_http),
