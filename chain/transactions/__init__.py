@@ -9,8 +9,9 @@
   so a restart at any point resumes from the store: it re-broadcasts the same signed bytes (same hash) and never
   signs a second transaction with another nonce for one intent.
 * Fees are EIP-1559, from ``eth_feeHistory`` within the chain's ``FeePolicy``. A transaction not mined
-  ``stuck_after`` seconds after it was sent is replaced at the same nonce with both fees raised by ≥ 12.5 %;
-  whichever of the attempts is mined settles the intent.
+  ``stuck_after`` seconds after a node first accepted it is replaced at the same nonce with both fees raised by
+  ≥ 12.5 %; whichever of the attempts is mined settles the intent. Rebroadcasts (every ``rebroadcast_after``) do not
+  restart that clock: anvil can keep a transaction in its queue, never mined, while answering "already imported".
 * Mined transactions are found per block (``eth_getBlockReceipts``), not by polling one receipt per transaction,
   and confirmed once the block is N deep and still canonical (a reorg sends them back to "sent").
 * Confirmation is awaitable: ``await manager.wait(intent_key)``.

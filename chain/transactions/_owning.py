@@ -50,7 +50,7 @@ class _Owning(_Sending):
             # receipt re-check learns that (and its block) before it is confirmed or reported reverted; should a
             # reorg have taken it away meanwhile, it is broadcast again after ``rebroadcast_after``.
             tracked.unsent = False
-            tracked.accepted_at = self._clock()
+            tracked.accepted_at = tracked.sent_at = self._clock()
 
     async def _take_over(self, key: str) -> bool:
         """Claim ``key`` if no live manager owns it and follow it; whether this manager follows it now."""

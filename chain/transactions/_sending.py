@@ -178,7 +178,7 @@ class _Sending(_Core):
             # A replacement was refused; the earlier attempt stands.
             log.warning("replacement of %s refused: %s", tracked.key, message)
             tracked.attempts.pop()
-            tracked.accepted_at = self._clock()
+            tracked.accepted_at = tracked.sent_at = self._clock()
             return _Broadcast.UNDERPRICED
         rejected = TransactionRejected(f"{self.client.name} refused {tracked.key}: {message}", tracked.key)
         await self.nonces.release(self.account, Nonce(tracked.nonce))
@@ -190,6 +190,8 @@ class _Sending(_Core):
     def _accepted(self, tracked: _Tracked) -> None:
         tracked.unsent = False
         tracked.accepted_at = self._clock()
+        if tracked.sent_at is None:
+            tracked.sent_at = tracked.accepted_at
         self._sent_queue.append((tracked.key, tracked.current.tx_hash))
 
     async def _estimate_gas(self, to: str | None, data: bytes, value: int) -> int:

@@ -20,7 +20,10 @@ class _Tracked:
     value: int
     nonce: int
     attempts: list[AttemptRecord]
-    accepted_at: float | None = None  # when a node last accepted the newest attempt (monotonic)
+    accepted_at: float | None = None  # when a node last accepted the newest attempt (monotonic): the rebroadcast clock
+    # When a node first accepted the newest attempt: the clock of the fee bump, which a rebroadcast does not restart
+    # (a node answering "already known" to every rebroadcast of a transaction it no longer holds kept postponing it).
+    sent_at: float | None = None
     unsent: bool = True
     mined: MinedUpdate | None = None
     nonce_used_seen: bool = False

@@ -187,8 +187,8 @@ class _Watching(_Owning):
             for t in self._tracked.values()
             if t.mined is None
             and not t.unsent
-            and t.accepted_at is not None
-            and now - t.accepted_at > self.settings.stuck_after
+            and t.sent_at is not None
+            and now - t.sent_at > self.settings.stuck_after
         ]
         if not stuck:
             return
@@ -199,7 +199,7 @@ class _Watching(_Owning):
                 fees = replacement_fees(tracked.fees, market, self.fee_policy)
             except FeeCapExceeded as err:
                 log.warning("cannot replace %s: %s", tracked.key, err)
-                tracked.accepted_at = now
+                tracked.sent_at = now  # tried again after another stuck_after
                 continue
             attempt = self._sign(tracked.to, tracked.data, tracked.value, tracked.nonce, tracked.current.gas, fees)
             if not await self.store.record_signed(
@@ -208,7 +208,10 @@ class _Watching(_Owning):
                 log.warning("%s: stuck %s was taken over by another manager", self.client.name, tracked.key)
                 self._let_go(tracked)
                 continue
+            stuck_since, tracked.sent_at = tracked.sent_at, None  # the replacement's clock starts when it is accepted
             tracked.attempts.append(attempt)
             self._by_hash[attempt.tx_hash] = tracked.key
             log.info("replacing stuck %s at nonce %s with %s", tracked.key, tracked.nonce, attempt.tx_hash)
             await self._send(tracked)
+            if tracked.sent_at is None:  # not accepted (underpriced, node away): still stuck since then
+                tracked.sent_at = stuck_since

@@ -206,6 +206,34 @@ async def test_paused_mining_and_base_fee_spike_replace_the_stuck_transaction(
     assert await _nonce(client, Role.DEPLOYER) == 2
 
 
+async def _attempts(store: SqlChainStore, key: str, at_least: int) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            intent = await store.get_intent(key)
+            if intent is not None and len(intent.attempts) >= at_least:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_rebroadcasts_answered_already_known_do_not_postpone_the_fee_bump(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    """A transaction the node keeps answering "already known" to, but never mines, is replaced ``stuck_after`` after
+    it was first accepted: the rebroadcasts every ``rebroadcast_after`` used to restart that clock, so a transaction
+    a node held (or had lost while still calling it known) was never bumped and held back every later nonce."""
+    async with manager(client, sqlite_store, stuck_after=1.0, rebroadcast_after=0.1) as txs:
+        await client.rpc("evm_setAutomine", False)  # nothing is mined: every rebroadcast is "already known"
+        try:
+            sent = await txs.submit("held", Call.transfer("0x000000000000000000000000000000000000dEaD", 1))
+            await _attempts(sqlite_store, "held", 2)
+        finally:
+            await client.rpc("evm_setAutomine", True)
+        await client.rpc("evm_mine")
+        receipt = await txs.wait("held", within=20)
+    assert receipt.tx_hash != sent.tx_hash  # the replacement was mined
+    assert receipt.nonce == sent.nonce == 0
+
+
 async def test_our_own_transaction_mined_before_the_submit_broadcasts_is_not_signed_again(
     client: ChainClient, sqlite_store: SqlChainStore
 ) -> None:
