@@ -52,6 +52,38 @@ async def _simulate_at_head(call: Any, sender: str) -> Any:
         raise reverted from err
 
 
+async def revert_of(provider: Any, request: dict[str, str]) -> str | None:
+    """The servicing jobs' simulation of a raw ``request`` (``from``, ``to``, ``data``) through ``provider``
+    (``make_request``): None when it succeeds at the head, else its revert, decoded where our artifacts know it. Pinned
+    and re-run like ``simulate``: a revert while the head moved is tried again at the new head."""
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(SIMULATION_ATTEMPTS),
+        retry=retry_if_exception_type(_RevertedWhileHeadMoved),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                await _raw_call_at_head(provider, request)
+    except TransactionReverted as err:
+        return str(err)
+    return None
+
+
+async def _raw_call_at_head(provider: Any, request: dict[str, str]) -> None:
+    head = (await provider.make_request("eth_blockNumber", []))["result"]
+    answer = await provider.make_request("eth_call", [request, head])
+    error = answer.get("error")
+    if error is None:
+        return
+    data = error.get("data") if isinstance(error, dict) else None
+    decoded = decode_revert(data, REVERT_ARTIFACTS)
+    reason = str(decoded) if decoded is not None else str(error)
+    if (await provider.make_request("eth_blockNumber", []))["result"] != head:
+        raise _RevertedWhileHeadMoved(reason)
+    raise TransactionReverted(reason)
+
+
 def _reverted(err: ContractLogicError) -> TransactionReverted:
     if isinstance(err, ContractCustomError):
         decoded = decode_revert(err.data, REVERT_ARTIFACTS)

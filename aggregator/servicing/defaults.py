@@ -42,8 +42,7 @@ from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from chain.errors import GasEstimationFailed, TransactionReverted
-from chain.relay import REVERT_ARTIFACTS
-from chain.revert import decode_revert
+from chain.relay import revert_of
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
 from store.db import Database
@@ -208,12 +207,7 @@ class DefaultJob:
     async def _simulate(self, call: Call) -> str | None:
         assert call.to is not None
         request = {"from": self.operator.signer.address, "to": call.to, "data": "0x" + call.data.hex()}
-        answer: Any = await self.client.provider.make_request("eth_call", [request, "latest"])  # type: ignore[arg-type]
-        error = answer.get("error")
-        if error is None:
-            return None
-        decoded = decode_revert(error.get("data") if isinstance(error, dict) else None, REVERT_ARTIFACTS)
-        return str(decoded) if decoded is not None else str(error)
+        return await revert_of(self.client.provider, request)
 
 
 def announce_past_due(

@@ -62,8 +62,7 @@ from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, GasEstimationFailed, TransactionReverted
-from chain.relay import REVERT_ARTIFACTS
-from chain.revert import decode_revert
+from chain.relay import revert_of
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
 from store.chain import REVERTED, TERMINAL_STATUSES
@@ -413,16 +412,10 @@ class Keeper:
         log.warning("keeper on chain %s: loan %s not liquidated: %s", self.chain_id, ref, reason)
 
     async def _simulate(self, call: Call) -> str | None:
-        """``eth_call`` of ``call`` from the keeper at the latest block: None when it succeeds, else the revert."""
+        """``eth_call`` of ``call`` from the keeper at the head block: None when it succeeds, else the revert."""
         assert call.to is not None
         request = {"from": self.chain.keeper, "to": call.to, "data": "0x" + call.data.hex()}
-        answer: Any = await self.client.provider.make_request("eth_call", [request, "latest"])  # type: ignore[arg-type]
-        error = answer.get("error")
-        if error is None:
-            return None
-        data = error.get("data") if isinstance(error, dict) else None
-        decoded = decode_revert(data, REVERT_ARTIFACTS)
-        return str(decoded) if decoded is not None else str(error)
+        return await revert_of(self.client.provider, request)
 
     async def _send(self, key: str, call: Call) -> str:
         """Send ``call`` under intent ``key`` (once per key), wait for it, and apply its events to the ledger."""

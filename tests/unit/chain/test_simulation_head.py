@@ -12,7 +12,7 @@ import pytest
 from web3.exceptions import ContractPanicError
 
 from chain.errors import TransactionReverted
-from chain.relay import SIMULATION_ATTEMPTS, simulate
+from chain.relay import SIMULATION_ATTEMPTS, revert_of, simulate
 
 pytestmark = pytest.mark.unit
 
@@ -72,3 +72,38 @@ async def test_reverts_while_the_head_keeps_moving_give_up_after_the_last_attemp
     with pytest.raises(TransactionReverted, match="0x11"):
         await simulate(call, RELAYER)
     assert [block for _, block in call.calls] == list(range(10, 10 + 2 * SIMULATION_ATTEMPTS, 2))
+
+
+class _Provider:
+    """A node for the servicing jobs' raw ``eth_call``: the head read before and after each call from ``heads``; a
+    call pinned to a block in ``racing`` reverts with the panic, as anvil's race does."""
+
+    def __init__(self, heads: list[int], racing: set[int]) -> None:
+        self.heads, self.racing = heads, racing
+        self.pinned: list[str] = []
+
+    async def make_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        if method == "eth_blockNumber":
+            return {"result": hex(self.heads.pop(0) if len(self.heads) > 1 else self.heads[0])}
+        assert method == "eth_call"
+        self.pinned.append(params[1])
+        if int(params[1], 16) in self.racing:
+            return {"error": {"code": 3, "message": "execution reverted", "data": PANIC_UNDERFLOW}}
+        return {"result": "0x"}
+
+
+REQUEST = {"from": RELAYER, "to": RELAYER, "data": "0x"}
+
+
+async def test_a_servicing_simulation_that_reverted_while_the_head_moved_runs_again_and_passes() -> None:
+    provider = _Provider(heads=[5, 6, 6], racing={5})
+    assert await revert_of(provider, REQUEST) is None
+    assert provider.pinned == ["0x5", "0x6"]
+
+
+async def test_a_servicing_simulation_reverting_at_a_steady_head_names_the_panic() -> None:
+    provider = _Provider(heads=[5, 5], racing={5})
+    refused = await revert_of(provider, REQUEST)
+    assert refused is not None
+    assert PANIC_UNDERFLOW in refused  # the revert data, as the job logs it
+    assert provider.pinned == ["0x5"]
