@@ -266,6 +266,17 @@ def revoke(database: Database, key_id: str) -> ApiKeyInfo:
         return ApiKeyInfo.of(row)
 
 
+def revoke_subject_keys(database: Database, role: Role, subject_id: str) -> list[str]:
+    """Revoke every key that acts for ``subject_id`` in ``role`` (a deregistered provider's): the ids revoked now."""
+    with database.unit_of_work() as uow:
+        rows = ApiKeyRepository(uow.session).unrevoked_keys_of(role.value, subject_id)
+        now = datetime.now(UTC)
+        for row in rows:
+            row.revoked_at = now
+        uow.commit()
+        return [row.key_id for row in rows]
+
+
 def set_expiry(database: Database, key_id: str, expires_at: datetime | None) -> ApiKeyInfo:
     """Set (or with None clear) the key's expiry (a moment already past expires it now); a revoked key stays
     revoked."""

@@ -65,6 +65,13 @@ class ApiKeyRepository:
             row.created_at,
         )
 
+    def unrevoked_keys_of(self, role: str, subject_id: str) -> list[ApiKeyRow]:
+        """The keys of ``subject_id`` in ``role`` not yet revoked (expired ones included), locked for update."""
+        query = select(ApiKeyRow).where(
+            ApiKeyRow.role == role, ApiKeyRow.subject_id == subject_id, ApiKeyRow.revoked_at.is_(None)
+        )
+        return list(self._session.scalars(query.with_for_update()))
+
     def live_bootstrap_keys(self) -> list[ApiKeyRow]:
         query = select(ApiKeyRow).where(ApiKeyRow.bootstrap.is_(True), ApiKeyRow.revoked_at.is_(None))
         return list(self._session.scalars(query))

@@ -4,6 +4,7 @@ health and circuit-breaker state; providers post signed webhooks."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable
 from aggregator.receipts import LedgerReceipts
-from api.auth import Principal, Role, issue_key
+from api.auth import Principal, Role, issue_key, revoke_subject_keys
 from api.bootstrap import Platform
 from api.client import client_address
 from api.deps import AdminPrincipal, PlatformDep, require
@@ -40,6 +41,7 @@ from providers.webhooks import (
 from store.loans import SqlLoanStore
 from store.payments import SqlPaymentStore
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 PROVIDERS_CURSOR = "providers"  # the providers list's cursors name it (another list's cursor is refused)
 
@@ -170,12 +172,14 @@ async def list_providers(
 async def deregister_provider(provider_id: str, _: AdminPrincipal, platform: PlatformDep) -> None:
     """Stop quoting a provider registered through the API, in every API process within about a second. Its
     registration is kept, disabled (its loans and records keep naming it; its loan events are no longer posted to
-    it); the same id may be registered again. A provider from the settings or the deployment records is 404 here:
-    it is configured there."""
+    it), and its API keys are revoked (with them the tokens issued to them); the same id may be registered again,
+    with a new key. A provider from the settings or the deployment records is 404 here: it is configured there."""
     try:
         await _registry(platform).deregister(provider_id)
     except UnknownProvider as err:
         raise HTTPException(404, str(err)) from err
+    revoked = await asyncio.to_thread(revoke_subject_keys, platform.database, Role.PROVIDER, provider_id)
+    log.info("provider %s deregistered; its API keys %s revoked", provider_id, revoked)
 
 
 @router.get("/{provider_id}/health")

@@ -118,8 +118,12 @@ async def test_a_registration_through_one_process_is_quoted_by_another_within_a_
     assert _ids(quoting_b) == ["late-bank"]
     assert quoting_b[0] is b.get_provider("late-bank")
 
+    provider_key = {"X-API-Key": created.json()["api_key"]}
+    assert (await api.get("/v1/providers/late-bank/health", headers=provider_key)).status_code == 200
     removed = await api.delete("/v1/providers/late-bank", headers=admin)
     assert removed.status_code == 204, removed.text
+    refused = await api.get("/v1/providers/late-bank/health", headers=provider_key)
+    assert refused.status_code == 401, "a deregistered provider's key is revoked with it"
     assert "late-bank" not in a, "gone from the deregistering process at once"
     assert _ids(a.adapters()) == []
     await _until(lambda: quoting_b == [], WITHIN_SECONDS, "the deregistration in process B")
