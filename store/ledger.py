@@ -38,6 +38,7 @@ class ChainFactRow(Base):
         UniqueConstraint("chain_id", "block_hash", "tx_hash", "log_index", name="uq_chain_facts_log"),
         Index("ix_chain_facts_block", "chain_id", "block_number"),
         Index("ix_chain_facts_loan", "chain_id", "loan_ref"),
+        Index("ix_chain_facts_event", "chain_id", "event", "block_number"),  # the reads by event (the sweep)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
