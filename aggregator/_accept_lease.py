@@ -51,6 +51,11 @@ class AcceptRecords:
         call = functools.partial(contextvars.copy_context().run, work, *args)
         return await asyncio.get_running_loop().run_in_executor(self._work, call)
 
+    def close(self) -> None:
+        """Let the accepts' threads end once their work is done (a platform closing; nothing new is started)."""
+        self._renewals.shutdown(wait=False)
+        self._work.shutdown(wait=False)
+
     def current(self, quote_id: str) -> AcceptRecord | None:
         with self._store.unit_of_work() as uow:
             return uow.accepts.record(quote_id)

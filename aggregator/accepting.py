@@ -121,6 +121,10 @@ class AcceptanceService:
         self._driving: dict[str, asyncio.Task[str | None]] = {}
         self._mined: dict[str, LoanFacts] = {}  # LoanOpened read from the receipt, until the loan is recorded
 
+    def close(self) -> None:
+        """Release the accept records' threads (``Platform.close``)."""
+        self._records.close()
+
     # ------------------------------------------------------------------ the request path
 
     async def accept(

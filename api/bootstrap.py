@@ -70,6 +70,7 @@ class Platform:
 
     async def close(self) -> None:
         await self.providers.close()
+        self.acceptance.close()
         for chain in self.chains.values():
             await chain.close()
         await self.http.aclose()

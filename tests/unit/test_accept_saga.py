@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from aggregator._accept_lease import AcceptRecords
 from aggregator.accept_saga import (
     AcceptRecord,
     AcceptStep,
@@ -182,3 +183,12 @@ def test_tier_ceilings() -> None:
     assert tier_ceiling(DEFAULT_TIER_LIMITS, KycTier.NONE, Product.DEFI) == Decimal(0)
     assert tier_ceiling(DEFAULT_TIER_LIMITS, KycTier.STANDARD, Product.TRADITIONAL) == Decimal("25000")
     assert tier_ceiling(DEFAULT_TIER_LIMITS, KycTier.ENHANCED, Product.DEFI) is None
+
+
+async def test_closed_accept_records_run_no_more_work_on_their_threads() -> None:
+    """``Platform.close`` releases the accepts' own threads: work runs on them before, none is taken after."""
+    records = AcceptRecords(InMemoryAcceptStore(), "process-a", timedelta(seconds=30), lambda: datetime.now(UTC))
+    assert await records.run(lambda a, b: a + b, 2, 3) == 5
+    records.close()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        await records.run(lambda: None)
