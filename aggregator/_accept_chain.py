@@ -16,10 +16,6 @@ from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
 from chain.errors import ChainError, TransactionDropped, TransactionRejected, TransactionReverted
 from chain.relay import simulate
-from store.chain import DROPPED, IntentRecord
-
-#: the payload hash of a barred intent: no call hashes to it, so a late submit of the key is refused (IntentConflict)
-BARRED_PAYLOAD = "0x" + "00" * 32
 
 #: an intent that ended so can no longer be mined
 TERMINAL_CHAIN_ERRORS = (TransactionReverted, TransactionRejected, TransactionDropped)
@@ -73,30 +69,12 @@ async def simulate_open(chain: ChainRuntime, call: Any) -> None:
 
 
 async def bar_unsent(chain: ChainRuntime, intent_key: str) -> bool:
-    """Store ``intent_key`` as a dropped intent unless it exists (one insert-if-absent): True when barred — nothing
-    of it was sent, and a process that lost the accept but is still alive can no longer send it (its submit of the
-    key finds a different payload: IntentConflict) — False when the intent exists (it may be mined)."""
-    manager = chain.transactions
-    barred = IntentRecord(
-        key=intent_key,
-        chain_id=manager.account.chain_id,
-        sender=manager.account.address,
-        to_address=chain.aggregator().address,
-        data="0x",
-        value=0,
-        gas=None,
-        payload_hash=BARRED_PAYLOAD,
-        status=DROPPED,
-        nonce=None,
-        tx_hash=None,
-        block_number=None,
-        block_hash=None,
-        gas_used=None,
-        contract_address=None,
-        error="the accept was taken over before its transaction was sent",
+    """Bar the accept's ``openLoan`` intent unless it exists (``TransactionManager.bar``): True when barred — nothing
+    of it was sent, and a process that lost the accept but is still alive can no longer send it — False when the
+    intent exists (it may be mined)."""
+    return await chain.transactions.bar(
+        intent_key, chain.aggregator().address, "the accept was taken over before its transaction was sent"
     )
-    _, created = await manager.store.create_intent(barred)
-    return created
 
 
 async def nonce_used(chain: ChainRuntime, quote: QuoteView) -> bool:

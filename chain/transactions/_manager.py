@@ -10,7 +10,10 @@ from chain.transactions._tracked import _TakenOver
 from chain.transactions._values import Call, Receipt, Submission, _receipt_or_raise
 from chain.transactions._watching import _Watching
 from chain.types import Nonce
-from store.chain import PENDING, TERMINAL_STATUSES, IntentRecord
+from store.chain import DROPPED, PENDING, TERMINAL_STATUSES, IntentRecord
+
+#: the payload hash of a barred intent (``bar``): no call hashes to it
+BARRED_PAYLOAD = "0x" + "00" * 32
 
 
 class TransactionManager(_Watching):
@@ -93,6 +96,32 @@ class TransactionManager(_Watching):
         task = asyncio.create_task(self._prepare_and_send(stored))
         self._submitting[intent_key] = task
         return await asyncio.shield(task)
+
+    async def bar(self, intent_key: str, to: str | None, reason: str) -> bool:
+        """Store ``intent_key`` as a dropped intent unless it exists (one insert-if-absent): True when barred —
+        nothing of it was sent, and a later ``submit`` of the key (by a process still alive that lost it) is refused
+        with IntentConflict, no call hashing to ``BARRED_PAYLOAD`` — False when the intent exists (it may be
+        mined)."""
+        barred = IntentRecord(
+            key=intent_key,
+            chain_id=self.account.chain_id,
+            sender=self.account.address,
+            to_address=to,
+            data="0x",
+            value=0,
+            gas=None,
+            payload_hash=BARRED_PAYLOAD,
+            status=DROPPED,
+            nonce=None,
+            tx_hash=None,
+            block_number=None,
+            block_hash=None,
+            gas_used=None,
+            contract_address=None,
+            error=reason,
+        )
+        _, created = await self.store.create_intent(barred)
+        return created
 
     async def _existing(self, stored: IntentRecord) -> Submission:
         if stored.status in TERMINAL_STATUSES or stored.chain_id != self.account.chain_id:

@@ -56,10 +56,18 @@ class HeldChain:
     (a slow chain) until the driver is stopped."""
 
     def __init__(self) -> None:
-        self.transactions = SimpleNamespace(store=SimpleNamespace(get_intent=self._intent), wait=self._wait)
+        self.transactions = SimpleNamespace(
+            store=SimpleNamespace(get_intent=self._intent), wait=self._wait, bar=self._bar
+        )
 
     async def _intent(self, key: str) -> object:
         return SimpleNamespace(key=key)
+
+    async def _bar(self, key: str, to: str | None, reason: str) -> bool:
+        return False  # the intent exists (it was sent): nothing to bar
+
+    def aggregator(self) -> Any:
+        return SimpleNamespace(address="0x" + "ab" * 20)
 
     async def _wait(self, key: str, within: float | None = None) -> Any:
         await asyncio.Event().wait()
