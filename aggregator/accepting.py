@@ -287,7 +287,10 @@ class AcceptanceService:
 
     async def _await_mined(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
         chain = self._chains[quote.chain_name]
-        if await bar_unsent(chain, record.intent_key):
+        # read first: the intent exists on every accept's own path, and barring is a write (SQLite's write lock)
+        if await chain.transactions.store.get_intent(record.intent_key) is None and await bar_unsent(
+            chain, record.intent_key
+        ):
             # 'submitted' was persisted but the intent was not (the process died, or lost the lease, before it): now
             # barred, so nothing of it can be sent and the quote can go back to offered.
             await self._cancel(quote, record, "the openLoan intent was never persisted")
