@@ -41,6 +41,18 @@ class SealedIdentity:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A borrower's file as stored, read at once: the account, the credit profile given (None: none yet), the sealed
+    identity, the latest KYC applicant and the decided sanctions reviews. ``BorrowerFiles.file_of`` opens it."""
+
+    account: BorrowerAccount
+    profile: CreditProfile | None
+    identity: SealedIdentity | None
+    kyc: KycStatus | None
+    sanctions_reviews: tuple[PriorReview, ...]
+
+
 class KycRepository(Protocol):
     """The KYC applicants (``compliance.kyc.KycStatus``), one per verification session."""
 
@@ -55,6 +67,10 @@ class KycRepository(Protocol):
 
 class BorrowerRepository(Protocol):
     def account(self, borrower_id: str) -> BorrowerAccount | None: ...
+
+    def stored_file(self, borrower_id: str) -> StoredFile | None:
+        """The borrower's whole file as stored (None: no such account), in as few reads as the store allows."""
+        ...
 
     def account_by_wallet(self, wallet_address: str) -> BorrowerAccount | None: ...
 
@@ -158,6 +174,18 @@ class InMemoryBorrowerRepository:
 
     def account(self, borrower_id: str) -> BorrowerAccount | None:
         return self.tables.accounts.get(borrower_id)
+
+    def stored_file(self, borrower_id: str) -> StoredFile | None:
+        account = self.tables.accounts.get(borrower_id)
+        if account is None:
+            return None
+        return StoredFile(
+            account,
+            self.tables.profiles.get(borrower_id),
+            self.tables.identities.get(borrower_id),
+            InMemoryKycRepository(self.tables).latest_for_subject(borrower_id),
+            tuple(self.tables.prior_reviews.get(borrower_id, [])),
+        )
 
     def account_by_wallet(self, wallet_address: str) -> BorrowerAccount | None:
         found = (a for a in self.tables.accounts.values() if a.wallet_address == wallet_address)

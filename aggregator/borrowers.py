@@ -18,7 +18,7 @@ from typing import Protocol
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 
-from aggregator.borrower_store import BorrowerStore, SealedIdentity
+from aggregator.borrower_store import BorrowerStore, SealedIdentity, StoredFile
 from compliance import BorrowerFacts
 from compliance.audit import AuditKind
 from compliance.errors import KycProviderError, SubjectKeyMissing, WebhookRejected
@@ -57,6 +57,10 @@ class Borrowers(Protocol):
 
     def load(self, borrower_id: str) -> BorrowerFile | None: ...
 
+    def file_of(self, stored: StoredFile) -> BorrowerFile:
+        """The file of one read with something else (the caller's API key: ``api.auth.authenticate_with_file``)."""
+        ...
+
     def save_profile(self, borrower_id: str, profile: CreditProfile) -> None: ...
 
     def erase_identity(self, borrower_id: str, now: datetime) -> None: ...
@@ -86,25 +90,23 @@ class BorrowerFiles:
 
     def load(self, borrower_id: str) -> BorrowerFile | None:
         with self._store.unit_of_work() as uow:
-            account = uow.borrowers.account(borrower_id)
-            if account is None:
-                return None
-            profile = uow.borrowers.profile(borrower_id)
-            sealed = uow.borrowers.identity(borrower_id)
-            kyc = uow.kyc.latest_for_subject(borrower_id)
-            reviews = tuple(uow.borrowers.prior_reviews(borrower_id))
+            stored = uow.borrowers.stored_file(borrower_id)
+        return None if stored is None else self.file_of(stored)
+
+    def file_of(self, stored: StoredFile) -> BorrowerFile:
+        """The file as the services need it, from the file as stored: the identity unsealed (None once erased)."""
         identity, military_id = None, None
-        if sealed is not None:
-            identity, military_id = self._unseal(PiiVault(self._keys), borrower_id, sealed.sealed)
+        if stored.identity is not None:
+            identity, military_id = self._unseal(PiiVault(self._keys), stored.account.id, stored.identity.sealed)
         return BorrowerFile(
-            id=account.id,
-            wallet=to_checksum_address(account.wallet_address),
-            jurisdiction=account.jurisdiction,
+            id=stored.account.id,
+            wallet=to_checksum_address(stored.account.wallet_address),
+            jurisdiction=stored.account.jurisdiction,
             identity=identity,
-            kyc=kyc,
-            profile=profile or CreditProfile(),
+            kyc=stored.kyc,
+            profile=stored.profile or CreditProfile(),
             military_id=military_id,
-            sanctions_reviews=reviews,
+            sanctions_reviews=stored.sanctions_reviews,
         )
 
     def forget(self, borrower_id: str) -> None:

@@ -11,7 +11,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from aggregator.borrowers import BorrowerFile
-from api.auth import KeyRejected, Principal, Role, authenticate, authenticate_key_id
+from api.auth import KeyRejected, Principal, Role, authenticate_caller
 from api.bootstrap import Platform
 from api.oauth import TokenService
 
@@ -77,22 +77,24 @@ def _credential(
 
 
 def _authenticated(platform: Platform, credential: _Credential, with_borrower_file: bool) -> _Caller:
-    """The caller's principal (blocking: reads its key); with ``with_borrower_file``, a borrower's file too (in the
-    same worker thread: one hop per request for both, not two)."""
-    if credential.api_key is not None:
-        try:
-            principal = authenticate(platform.database, credential.api_key)
-        except KeyRejected as err:  # unknown, revoked or expired
-            raise HTTPException(401, str(err), headers=_CHALLENGE) from err
-    else:
-        try:
-            principal = authenticate_key_id(platform.database, credential.key_id)
-        except KeyRejected as err:
-            raise HTTPException(401, str(err), headers=_BEARER_CHALLENGE) from err
-        if principal.role is not credential.role:
-            raise HTTPException(401, "the token's role is not its key's", headers=_BEARER_CHALLENGE)
+    """The caller's principal (blocking: reads its key); with ``with_borrower_file``, a borrower's file too, in the
+    same SQL statement as the key (``api.auth.authenticate_caller``) and the same worker thread."""
+    try:
+        if credential.api_key is not None:
+            principal, stored = authenticate_caller(
+                platform.database, key=credential.api_key, with_file=with_borrower_file
+            )
+        else:
+            principal, stored = authenticate_caller(
+                platform.database, key_id=credential.key_id, with_file=with_borrower_file
+            )
+    except KeyRejected as err:  # unknown, revoked or expired
+        challenge = _CHALLENGE if credential.api_key is not None else _BEARER_CHALLENGE
+        raise HTTPException(401, str(err), headers=challenge) from err
+    if credential.api_key is None and principal.role is not credential.role:
+        raise HTTPException(401, "the token's role is not its key's", headers=_BEARER_CHALLENGE)
     if with_borrower_file and principal.role is Role.BORROWER:
-        return _Caller(principal, True, platform.borrowers.load(str(principal.subject_id)))
+        return _Caller(principal, True, None if stored is None else platform.borrowers.file_of(stored))
     return _Caller(principal)
 
 

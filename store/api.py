@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Boolean, String, false, select
@@ -41,6 +42,33 @@ class ApiKeyRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     bootstrap: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key's columns as read by the request path (``store.borrowers.read_caller``), without the ORM."""
+
+    key_id: str
+    role: str
+    subject_id: str | None
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    bootstrap: bool
+
+
+#: the columns of an ``ApiKeyRecord``, in its order
+API_KEY_COLUMNS = (
+    ApiKeyRow.key_id,
+    ApiKeyRow.role,
+    ApiKeyRow.subject_id,
+    ApiKeyRow.label,
+    ApiKeyRow.created_at,
+    ApiKeyRow.expires_at,
+    ApiKeyRow.revoked_at,
+    ApiKeyRow.bootstrap,
+)
 
 
 class ApiKeyRepository:

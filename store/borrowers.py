@@ -12,12 +12,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from aggregator.borrower_store import BorrowerAccount, SealedIdentity
+from aggregator.borrower_store import BorrowerAccount, SealedIdentity, StoredFile
 from aggregator.errors import BorrowerAlreadyRegistered
 from compliance.sanctions.review import PriorReview
 from risk.profile import CreditProfile
 from store.aggregator import LoanRow
 from store.api import BorrowerRow
+from store.borrower_file import stored_file
 from store.compliance import (
     BorrowerIdentityRow,
     ComplianceDecisionRow,
@@ -44,6 +45,11 @@ class SqlBorrowerRepository:
     def account(self, borrower_id: str) -> BorrowerAccount | None:
         row = self.session.get(BorrowerRow, borrower_id)
         return None if row is None else _account(row)
+
+    def stored_file(self, borrower_id: str) -> StoredFile | None:
+        """One statement (``store.borrower_file``) where ``account``, ``profile``, ``identity``, the KYC repository's
+        ``latest_for_subject`` and ``prior_reviews`` are five."""
+        return stored_file(self.session.connection(), borrower_id)
 
     def account_by_wallet(self, wallet_address: str) -> BorrowerAccount | None:
         row = self.session.scalar(select(BorrowerRow).where(BorrowerRow.wallet_address == wallet_address))

@@ -1,11 +1,12 @@
-"""A borrower's route reads the caller's key and the borrower's file in ONE worker-thread hop (get_principal reads the
-file with the key when the route takes ``CurrentBorrower``); other routes and other roles never read a file, and the
-refusals are those of before."""
+"""A borrower's route reads the caller's key and the borrower's file in ONE worker-thread hop and ONE SQL statement
+(get_principal reads the file with the key when the route takes ``CurrentBorrower``); other routes and other roles
+never read a file, and the refusals are those of before."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,28 +14,37 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
+from sqlalchemy import event
 
+from aggregator.borrower_store import StoredFile
 from api.auth import Role, issue_key
 from api.deps import CurrentBorrower, CurrentPrincipal, get_principal
+from store.api import BorrowerRow
 from store.base import Base
 from store.db import Database
 
 pytestmark = pytest.mark.unit
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
 
 class _Borrowers:
+    """Opens the files read with the key (no file read of its own: ``load`` is not there to be called)."""
+
     def __init__(self) -> None:
         self.loads: list[str] = []
 
-    def load(self, borrower_id: str) -> SimpleNamespace | None:
-        self.loads.append(borrower_id)
-        return SimpleNamespace(id=borrower_id) if borrower_id == "b-1" else None
+    def file_of(self, stored: StoredFile) -> SimpleNamespace:
+        self.loads.append(stored.account.id)
+        return SimpleNamespace(id=stored.account.id)
 
 
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[Database]:
     database = Database(f"sqlite:///{tmp_path / 'keys.sqlite'}")
     Base.metadata.create_all(database.engine)
+    with database.unit_of_work() as uow:  # b-1 has an account, b-2 none
+        uow.session.add(BorrowerRow(id="b-1", wallet_address="0x" + "1" * 40, jurisdiction="US-CA", created_at=NOW))
+        uow.commit()
     yield database
     database.dispose()
 
@@ -80,9 +90,17 @@ async def test_the_key_and_the_borrower_file_are_read_in_one_hop(
     borrowers = _Borrowers()
     app = _app(database, borrowers)
     key = issue_key(database, Role.BORROWER, "b-1", "test")
+    statements: list[str] = []
+
+    def executed(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(database.engine, "before_cursor_execute", executed)
     response, hops = await _call(app, "POST", "/file", key, monkeypatch)
+    event.remove(database.engine, "before_cursor_execute", executed)
     assert response.json() == "b-1"
     assert hops == 1
+    assert len(statements) == 1  # the key and the whole file: one SQL statement
     assert borrowers.loads == ["b-1"]
     response, hops = await _call(app, "GET", "/who", key, monkeypatch)  # no file on a route that does not take it
     assert response.json() == "borrower"
@@ -103,4 +121,4 @@ async def test_the_refusals_are_unchanged(database: Database, monkeypatch: pytes
     response, hops = await _call(app, "POST", "/file", "not-a-key", monkeypatch)
     assert response.status_code == 401
     assert hops == 1
-    assert borrowers.loads == ["b-2"]
+    assert borrowers.loads == []  # b-2's key joined no account: nothing to open
