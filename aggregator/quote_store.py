@@ -100,7 +100,10 @@ class QuotingRepository(Protocol):
         until the unit of work ends; taken in key order, so two requests never wait on each other crosswise)."""
         ...
 
-    def add_request(self, quoted: QuotedRequest) -> None: ...
+    def add_quoted(self, quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]) -> None:
+        """Store a credit request as written (its outcomes and quotes), its risk decision and the compliance
+        decision records made for it (screening and offer checks), each decision with its audit entry."""
+        ...
 
     def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
         """A credit request as written (its quotes' statuses as they are now), and the id of the loan opened from
@@ -108,12 +111,6 @@ class QuotingRepository(Protocol):
         ...
 
     def get_quote(self, quote_id: str) -> tuple[QuoteRecord, CreditRequestRecord] | None: ...
-
-    def add_risk_decision(self, stored: StoredDecision) -> None: ...
-
-    def add_decision_records(self, records: Sequence[DecisionRecord], request_id: str | None = None) -> None:
-        """Store compliance decision records, made for the credit request ``request_id`` when given."""
-        ...
 
     def open_screening_reviews(
         self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
@@ -160,10 +157,12 @@ class InMemoryQuotingRepository:
             self.tables.next_nonce[key] = reserved[key] + 1
         return reserved
 
-    def add_request(self, quoted: QuotedRequest) -> None:
+    def add_quoted(self, quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]) -> None:
         if quoted.request.id in self.tables.requests:
             raise ValueError(f"credit request {quoted.request.id} is stored already")
         self.tables.requests[quoted.request.id] = quoted
+        self.tables.risk_decisions.append(decision)
+        self.add_decision_records(records, quoted.request.id)
 
     def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
         quoted = self.tables.requests.get(request_id)
@@ -175,9 +174,6 @@ class InMemoryQuotingRepository:
                 if quote.id == quote_id:
                     return quote, quoted.request
         return None
-
-    def add_risk_decision(self, stored: StoredDecision) -> None:
-        self.tables.risk_decisions.append(stored)
 
     def add_decision_records(self, records: Sequence[DecisionRecord], request_id: str | None = None) -> None:
         self.tables.decision_records.extend(records)

@@ -292,17 +292,10 @@ class QuotingService:
                 [OutcomeRecord(o.provider_id, o.outcome, o.detail[:512], o.latency_ms) for o in outcomes],
                 quotes,
             )
-            uow.quoting.add_request(quoted)
-            uow.quoting.add_risk_decision(
-                StoredDecision(
-                    id=str(uuid.uuid4()),
-                    borrower_id=borrower.id,
-                    request_id=request.id,
-                    decision=decision,
-                    decided_at=now,
-                )
+            stored = StoredDecision(
+                id=str(uuid.uuid4()), borrower_id=borrower.id, request_id=request.id, decision=decision, decided_at=now
             )
-            uow.quoting.add_decision_records(records, request.id)
+            uow.quoting.add_quoted(quoted, stored, records)
             uow.commit()
         return quoted
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     ForeignKey,
     Index,
+    Insert,
     Integer,
     LargeBinary,
     String,
+    Table,
     and_,
     delete,
     func,
@@ -116,6 +118,18 @@ def _decision_audit(record: DecisionRecord, record_hash: str) -> AuditItem:
     return AuditKind.COMPLIANCE_DECISION, record.subject_ref, data, record.decided_at
 
 
+def decision_rows(
+    records: Sequence[DecisionRecord], request_id: str | None
+) -> tuple[list[dict[str, Any]], list[AuditItem]]:
+    """The records' rows and their audit entries, each record hashed once (for both)."""
+    columns, audits = [], []
+    for record in records:
+        record_hash = record.record_hash()
+        columns.append(_decision_columns(record, record_hash, request_id))
+        audits.append(_decision_audit(record, record_hash))
+    return columns, audits
+
+
 class SqlDecisionRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -132,11 +146,11 @@ class SqlDecisionRepository:
         whose entries then keep their order)."""
         if not records:
             return
-        hashes = [record.record_hash() for record in records]
-        pairs = list(zip(records, hashes, strict=True))
-        columns = [_decision_columns(record, record_hash, request_id) for record, record_hash in pairs]
-        self.session.execute(insert(ComplianceDecisionRow), columns)
-        SqlAuditLog(self.session).insert_all([_decision_audit(record, record_hash) for record, record_hash in pairs])
+        columns, audits = decision_rows(records, request_id)
+        self.session.flush()  # whatever the ORM holds pending goes first, as the ORM's own INSERTs would
+        connection = self.session.connection()
+        connection.execute(INSERT_DECISIONS, columns)
+        connection.execute(INSERT_AUDIT_ENTRIES, [audit_columns(*audit) for audit in audits])
 
     def _record(self, row: ComplianceDecisionRow) -> DecisionRecord:
         return DecisionRecord(
@@ -270,7 +284,13 @@ class AuditHeadRow(Base):
     sealed_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-def _audit_columns(kind: AuditKind, subject: str, data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+# Core INSERTs on the tables, built once (an INSERT of an ORM entity goes through the ORM's bulk machinery and
+# generates the statement's cache key on every call): the credit request's write runs them as executemany.
+INSERT_DECISIONS: Insert = insert(cast(Table, ComplianceDecisionRow.__table__))
+INSERT_AUDIT_ENTRIES: Insert = insert(cast(Table, AuditEntryRow.__table__))
+
+
+def audit_columns(kind: AuditKind, subject: str, data: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     return {"kind": kind.value, "subject": subject[:128], "data": audit_data(data), "recorded_at": now}
 
 
@@ -288,13 +308,14 @@ class SqlAuditLog:
         self.session = session
 
     def append(self, kind: AuditKind, subject: str, data: Mapping[str, Any], now: datetime) -> None:
-        self.session.add(AuditEntryRow(**_audit_columns(kind, subject, data, now)))
+        self.session.add(AuditEntryRow(**audit_columns(kind, subject, data, now)))
 
     def insert_all(self, items: Sequence[AuditItem]) -> None:
         """``append`` for many entries as one plain INSERT (executemany), run at once and in order (see
         ``SqlDecisionRepository.insert_all`` for when that is right)."""
         if items:
-            self.session.execute(insert(AuditEntryRow), [_audit_columns(*item) for item in items])
+            self.session.flush()
+            self.session.connection().execute(INSERT_AUDIT_ENTRIES, [audit_columns(*item) for item in items])
 
     def _locked_head(self) -> AuditHeadRow:
         if self.session.get(AuditHeadRow, 1) is None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Insert, Table, insert, select
 from sqlalchemy.orm import Session
 
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuoteRecord
@@ -20,11 +21,15 @@ from store.aggregator import (
     QuoteRow,
     SqlOfferNonceRepository,
 )
-from store.compliance import SqlDecisionRepository
+from store.compliance import INSERT_AUDIT_ENTRIES, INSERT_DECISIONS, audit_columns, decision_rows
 from store.db import Database
 from store.records import columns, from_row
-from store.risk import SqlRiskDecisionRepository
+from store.risk import INSERT_RISK_DECISION, risk_rows
 from store.sanctions_reviews import record_screening
+
+_INSERT_REQUEST: Insert = insert(cast(Table, CreditRequestRow.__table__))
+_INSERT_OUTCOMES: Insert = insert(cast(Table, ProviderOutcomeRow.__table__))
+_INSERT_QUOTES: Insert = insert(cast(Table, QuoteRow.__table__))
 
 
 class SqlQuotingRepository:
@@ -37,16 +42,28 @@ class SqlQuotingRepository:
         nonces = SqlOfferNonceRepository(self.session)
         return {key: nonces.reserve(key, 1).start for key in sorted(set(keys))}
 
-    def add_request(self, quoted: QuotedRequest) -> None:
-        # INSERTs of plain rows (executemany), not ORM objects through the flush: the request path writes them
-        # and nobody reads them back in this session; the request row first, for the rows that refer to it
+    def add_quoted(self, quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]) -> None:
+        # Core INSERTs built once, run at once on the unit of work's connection (executemany where there are
+        # several rows), not ORM objects through the flush nor INSERTs of ORM entities (the ORM's bulk machinery,
+        # a cache key per call): the request path writes these rows and reads none of them back. The request row
+        # first, for the rows that refer to it; the risk decision's audit entry and the compliance decisions' in
+        # one statement, in that order.
         request_id = quoted.request.id
-        self.session.execute(insert(CreditRequestRow), [columns(quoted.request)])
+        risk, risk_audit = risk_rows(decision)
+        decisions, audits = decision_rows(records, request_id)
+        self.session.flush()  # nothing is pending on this path; were anything, it would go first
+        connection = self.session.connection()
+        connection.execute(_INSERT_REQUEST, columns(quoted.request))
         if quoted.outcomes:
-            outcomes = [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]
-            self.session.execute(insert(ProviderOutcomeRow), outcomes)
+            connection.execute(
+                _INSERT_OUTCOMES, [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]
+            )
         if quoted.quotes:
-            self.session.execute(insert(QuoteRow), [columns(quote) for quote in quoted.quotes])
+            connection.execute(_INSERT_QUOTES, [columns(quote) for quote in quoted.quotes])
+        connection.execute(INSERT_RISK_DECISION, risk)
+        if decisions:
+            connection.execute(INSERT_DECISIONS, decisions)
+        connection.execute(INSERT_AUDIT_ENTRIES, [audit_columns(*audit) for audit in (risk_audit, *audits)])
 
     def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
         row = self.session.get(CreditRequestRow, request_id)
@@ -75,14 +92,6 @@ class SqlQuotingRepository:
         request = self.session.get(CreditRequestRow, row.request_id)
         assert request is not None  # a foreign key
         return from_row(QuoteRecord, row), from_row(CreditRequestRecord, request)
-
-    # plain INSERTs run at once, like add_request's: this unit of work adds no ORM rows, so the audit entries keep
-    # the order they are written in (the risk decision's, then the compliance decisions')
-    def add_risk_decision(self, stored: StoredDecision) -> None:
-        SqlRiskDecisionRepository(self.session).insert(stored)
-
-    def add_decision_records(self, records: Sequence[DecisionRecord], request_id: str | None = None) -> None:
-        SqlDecisionRepository(self.session).insert_all(records, request_id)
 
     def open_screening_reviews(
         self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime

@@ -4,16 +4,16 @@ itself is not stored here, only the hash that commits to it)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, insert, select
+from sqlalchemy import JSON, Boolean, Index, Insert, Integer, String, Table, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from compliance.audit import AuditKind
 from risk.policy import RiskDecision
 from risk.repository import StoredDecision
 from store.base import Base
-from store.compliance import AuditItem, SqlAuditLog
+from store.compliance import INSERT_AUDIT_ENTRIES, AuditItem, SqlAuditLog, audit_columns
 from store.types import UtcDateTime
 
 
@@ -42,7 +42,11 @@ class RiskDecisionRow(Base):
     __table_args__ = (Index("ix_risk_decisions_decided_at_id", "decided_at", "id"),)
 
 
-def _risk_rows(stored: StoredDecision) -> tuple[dict[str, Any], AuditItem]:
+#: a Core INSERT on the table, built once (see ``store.compliance.INSERT_DECISIONS``)
+INSERT_RISK_DECISION: Insert = insert(cast(Table, RiskDecisionRow.__table__))
+
+
+def risk_rows(stored: StoredDecision) -> tuple[dict[str, Any], AuditItem]:
     """The decision's row and its audit entry (the decision dumped and hashed once per decision, for both and for
     the request's risk summary)."""
     decision = stored.decision
@@ -83,16 +87,17 @@ class SqlRiskDecisionRepository:
         self.session = session
 
     def add(self, stored: StoredDecision) -> None:
-        columns, audit = _risk_rows(stored)
+        columns, audit = risk_rows(stored)
         self.session.add(RiskDecisionRow(**columns))
         SqlAuditLog(self.session).append(*audit)
 
     def insert(self, stored: StoredDecision) -> None:
         """``add`` as plain INSERTs run at once, not at the flush (see ``SqlDecisionRepository.insert_all``)."""
-        columns, audit = _risk_rows(stored)
-        self.session.execute(insert(RiskDecisionRow), [columns])
-        SqlAuditLog(self.session).insert_all([audit])
+        columns, audit = risk_rows(stored)
         self.session.flush()
+        connection = self.session.connection()
+        connection.execute(INSERT_RISK_DECISION, columns)
+        connection.execute(INSERT_AUDIT_ENTRIES, audit_columns(*audit))
 
     def get(self, decision_id: str) -> StoredDecision | None:
         row = self.session.get(RiskDecisionRow, decision_id)

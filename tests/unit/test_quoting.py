@@ -233,11 +233,11 @@ async def test_a_failed_write_keeps_nothing_and_spends_no_nonce(
     store = InMemoryQuotingStore()
     service = _service(store, compliance)
 
-    def refuse(self: InMemoryQuotingRepository, quoted: QuotedRequest) -> None:
+    def refuse(self: InMemoryQuotingRepository, quoted: QuotedRequest, *_records: object) -> None:
         raise RuntimeError("the database went away")
 
     with monkeypatch.context() as patched:
-        patched.setattr(InMemoryQuotingRepository, "add_request", refuse)
+        patched.setattr(InMemoryQuotingRepository, "add_quoted", refuse)
         with pytest.raises(RuntimeError, match="went away"):
             await service.request_credit(_borrower(), SPEC)
     assert store.tables.requests == {}

@@ -1,0 +1,122 @@
+"""The credit request's write as Core INSERTs stores exactly what the ORM-entity INSERTs it replaced stored: a quoted
+request (its outcomes, quotes, risk decision, compliance decision records and their audit entries) written both
+ways on SQLite and on PostgreSQL, every column of every row compared."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Engine, Table, create_engine, insert, select
+from sqlalchemy.orm import Session
+
+from aggregator.quote_store import InMemoryQuotingStore, QuotedRequest
+from compliance import ComplianceService, DecisionRecord
+from compliance.jurisdiction import load_rules
+from compliance.sanctions.lists import AddressList, ListVersion, NameList
+from compliance.sanctions.screening import SanctionsScreen
+from risk.repository import StoredDecision
+from store.aggregator import CreditRequestRow, ProviderOutcomeRow, QuoteRow
+from store.api import BorrowerRow
+from store.base import Base
+from store.compliance import AuditEntryRow, ComplianceDecisionRow, audit_columns, decision_rows
+from store.quoting import SqlQuotingRepository
+from store.records import columns
+from store.risk import RiskDecisionRow, risk_rows
+from tests.unit.test_quoting import SPEC, WALLET, _borrower, _service
+
+pytestmark = pytest.mark.integration
+
+TABLES = (CreditRequestRow, ProviderOutcomeRow, QuoteRow, RiskDecisionRow, ComplianceDecisionRow, AuditEntryRow)
+
+
+def _orm_write(
+    session: Session, quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]
+) -> None:
+    """The writer before the Core statements: INSERTs of the ORM entities, in the same order."""
+    request_id = quoted.request.id
+    session.execute(insert(CreditRequestRow), [columns(quoted.request)])
+    session.execute(insert(ProviderOutcomeRow), [columns(o) | {"request_id": request_id} for o in quoted.outcomes])
+    session.execute(insert(QuoteRow), [columns(quote) for quote in quoted.quotes])
+    risk, risk_audit = risk_rows(decision)
+    session.execute(insert(RiskDecisionRow), [risk])
+    session.execute(insert(AuditEntryRow), [audit_columns(*risk_audit)])
+    session.flush()
+    decisions, audits = decision_rows(records, request_id)
+    session.execute(insert(ComplianceDecisionRow), decisions)
+    session.execute(insert(AuditEntryRow), [audit_columns(*audit) for audit in audits])
+
+
+def _core_write(
+    session: Session, quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]
+) -> None:
+    SqlQuotingRepository(session).add_quoted(quoted, decision, records)
+
+
+def _stored(engine: Engine, write: Callable[..., None], written: tuple[Any, ...]) -> dict[str, list[tuple[Any, ...]]]:
+    tables = [cast(Table, row.__table__) for row in TABLES]
+    Base.metadata.create_all(engine, tables=[cast(Table, BorrowerRow.__table__), *tables])
+    with Session(engine) as session:
+        session.add(BorrowerRow(id="b1", wallet_address=WALLET, jurisdiction="US-FL", created_at=datetime.now(UTC)))
+        session.flush()
+        write(session, *written)
+        session.commit()
+    with engine.connect() as connection:
+        return {
+            table.name: [tuple(row) for row in connection.execute(select(table).order_by(*table.primary_key))]
+            for table in tables
+        }
+
+
+@pytest.fixture(scope="module")
+def compliance() -> ComplianceService:
+    """Real compliance with empty sanctions lists (the shipped ones cost seconds to load and index; nobody here is
+    listed)."""
+    version = ListVersion("test", datetime(2026, 11, 1, tzinfo=UTC), "test.csv", "00" * 32)
+    screen = SanctionsScreen(AddressList(version, MappingProxyType({})), NameList(version, ()))
+    return ComplianceService(screen, load_rules(), clock=lambda: datetime.now(UTC), inputs_key=bytes(range(32)))
+
+
+@pytest.fixture(scope="module")
+def written(compliance: ComplianceService) -> tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]:
+    """A request quoted by the quoting service (real compliance and signers, in-process lenders): what it wrote."""
+    store = InMemoryQuotingStore()
+    quoted = asyncio.run(_service(store, compliance).request_credit(_borrower(), SPEC))
+    assert quoted.quotes
+    assert quoted.outcomes
+    records = store.tables.decision_records
+    assert {record.kind.value for record in records} >= {"offer"}
+    return quoted, store.tables.risk_decisions[0], records
+
+
+def _compare(old: Engine, new: Engine, written: tuple[Any, ...]) -> None:
+    before, after = _stored(old, _orm_write, written), _stored(new, _core_write, written)
+    quoted, _decision, records = written
+    assert len(after["quotes"]) == len(quoted.quotes)
+    assert len(after["audit_entries"]) == 1 + len(records)
+    assert after == before
+
+
+def test_the_core_write_stores_what_the_orm_stored_on_sqlite(tmp_path: Path, written: tuple[Any, ...]) -> None:
+    old, new = create_engine(f"sqlite:///{tmp_path / 'old.db'}"), create_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    try:
+        _compare(old, new, written)
+    finally:
+        old.dispose()
+        new.dispose()
+
+
+def test_the_core_write_stores_what_the_orm_stored_on_postgresql(
+    postgres_schema: Callable[[str], str], written: tuple[Any, ...]
+) -> None:
+    old, new = create_engine(postgres_schema("quote_write_old")), create_engine(postgres_schema("quote_write_new"))
+    try:
+        _compare(old, new, written)
+    finally:
+        old.dispose()
+        new.dispose()
