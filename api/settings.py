@@ -57,7 +57,8 @@ class HttpLenderSetting(BaseModel):
     base_url: str
     secret: str
     assets: list[str] = Field(default_factory=lambda: ["USDC"])
-    timeout_seconds: float = 2.0
+    #: the HTTP client's timeout; below the fan-out deadline, like the resilience policy's ``call_timeout_seconds``
+    timeout_seconds: float = 1.5
     #: where its loan events go (signed with ``secret``); None: it gets none
     webhook_url: str | None = None
 

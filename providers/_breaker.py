@@ -14,7 +14,9 @@ record them), while ``AsyncBreaker`` decides admission and outcome:
 * half-open: at most ``half_open_max_calls`` trial calls are in flight at once (a slot counter; in Redis, shared by
   every process); a trial's failure opens the breaker again, ``success_threshold`` trial successes close it;
   outcomes of calls that were not trials of the current state are ignored, so a slow call started while closed
-  cannot close or re-open the breaker late.
+  cannot close or re-open the breaker late;
+* no outcome: a call the caller stopped waiting for (cancelled, or ended by the caller's deadline before the
+  provider's own time limit) is neither a failure nor a success; a trial's slot is freed (``guard``).
 
 With Redis, every transition runs in a worker thread under a Redis lock named after the provider, so processes
 never interleave a read-modify-write of the shared state, and the event loop never waits on Redis."""
@@ -184,18 +186,32 @@ class AsyncBreaker:
     async def state(self) -> str:
         return await self._store.run(self.name, lambda: str(self._cb.current_state))
 
+    async def release(self, permit: Permit) -> None:
+        """No outcome: the call says nothing about the provider (the caller stopped waiting, or an error of ours). The
+        failure counter is left as it was; a trial's slot is freed for the next trial."""
+        if permit.trial:
+            await self._store.run(self.name, lambda: self._store.release_trial(self.name))
+
     @asynccontextmanager
     async def guard(self) -> AsyncIterator[None]:
-        """Admit, run the block, record its outcome (a ``ProviderError`` that counts, any other exception, or the
-        caller's cancellation are failures; ``ProviderRejected`` is neither)."""
+        """Admit, run the block, record its outcome: a ``ProviderError`` that counts, or any other exception, is a
+        failure; a normal exit a success. The caller's cancellation and a ``ProviderError`` that does not count
+        (``DeadlineReached``, ``ProviderRejected``, ``LocalRequestError``) record no outcome: a call the fan-out's
+        deadline ended says how busy this platform was, not how the provider did — counted, a busy platform's
+        processes (sharing the breaker through Redis) would open it on a healthy provider. A provider that really
+        does not answer still fails by its own time limit, which ends before the fan-out's deadline."""
         permit = await self.admit()
         try:
             yield
         except asyncio.CancelledError:
-            _background(self.record(permit, failed=True))
+            if permit.trial:
+                _background(self.release(permit))
             raise
         except ProviderError as err:
-            await self.record(permit, failed=err.counts_as_failure)
+            if err.counts_as_failure:
+                await self.record(permit, failed=True)
+            else:
+                await self.release(permit)
             raise
         except BaseException:
             await self.record(permit, failed=True)
@@ -208,7 +224,7 @@ _pending: set[asyncio.Task[None]] = set()
 
 
 def _background(work: Awaitable[None]) -> None:
-    """Finish recording after the caller was cancelled, without holding the caller up."""
+    """Free a trial's slot after the caller was cancelled, without holding the caller up."""
 
     async def run() -> None:
         await work

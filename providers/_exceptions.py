@@ -2,7 +2,10 @@
 into these once, at the edge; the resilience layer decides from the class alone whether a call failed.
 
     ProviderError                      a provider failed or could not be asked
-    ├── ProviderTimeout                no complete answer in time (connect, read, slow body, deadline)
+    ├── ProviderTimeout                no complete answer within the provider's own time limit (connect, read,
+    │   │                              slow body)
+    │   └── DeadlineReached            the caller's deadline (the fan-out's) ended the call first, or left no time
+    │                                  to start it: says nothing about the provider, never counted against it
     ├── ProviderUnavailable            connection refused or reset, DNS, TLS
     ├── ProviderServerError            HTTP 5xx
     ├── ProviderProtocolError          an answer the protocol does not allow (schema, negative rate, expired offer,
@@ -37,6 +40,14 @@ class ProviderError(Exception):
 
 class ProviderTimeout(ProviderError):
     retryable = True
+
+
+class DeadlineReached(ProviderTimeout):
+    """The caller's deadline came before the provider's own time limit: the caller stopped waiting, which says how
+    busy we were, not how the provider did (neither a failure nor a success of its breaker)."""
+
+    counts_as_failure = False
+    retryable = False
 
 
 class ProviderUnavailable(ProviderError):

@@ -44,6 +44,8 @@ class HealthTracker:
     total_calls: int = 0
     total_failures: int = 0
     rejected: int = 0
+    #: calls the caller stopped waiting for (cancelled, or ended by its deadline before the provider's own limit)
+    cut_short: int = 0
 
     def __post_init__(self) -> None:
         self.calls = deque(maxlen=self.window)
@@ -74,5 +76,6 @@ class HealthTracker:
             "total_calls": self.total_calls,
             "total_failures": self.total_failures,
             "rejected_calls": self.rejected,
+            "cut_short_calls": self.cut_short,
             "recent_failures": [failure.as_document() for failure in self.failures],
         }

@@ -14,7 +14,13 @@ class ResiliencePolicy(BaseModel):
     reset_timeout_seconds: float = Field(default=10.0, gt=0, le=3_600)
     half_open_max_calls: int = Field(default=1, ge=1, le=100)
     success_threshold: int = Field(default=1, ge=1, le=100)
-    call_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    call_timeout_seconds: float = Field(
+        default=1.5,
+        gt=0,
+        le=60,
+        description="the provider's own time limit per attempt; keep it below the fan-out deadline (2 s by default): "
+        "only a call that outlives this limit fails the provider, one the deadline ends first records no outcome",
+    )
     quote_budget_seconds: float = Field(default=2.0, gt=0, le=60, description="deadline when the caller sets none")
     quote_attempts: int = Field(default=2, ge=1, le=5)
     retry_base_seconds: float = Field(default=0.05, ge=0, le=5)

@@ -31,7 +31,7 @@ from providers._breaker_stores import (
     Transition,
 )
 from providers._deadlines import current_deadline, deadline
-from providers._exceptions import LocalRequestError, ProviderError, ProviderTimeout
+from providers._exceptions import DeadlineReached, LocalRequestError, ProviderError, ProviderTimeout
 from providers._health import Failure, HealthTracker, percentile
 from providers._lender_phases import LenderPhases
 from providers._limits import Bulkhead, MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -118,24 +118,15 @@ class ResilientProvider(LenderPhases, ProviderAdapter):
     async def _attempt(self, operation: str, call: Callable[[], Awaitable[T]], end: float, limit: float) -> T:
         remaining = end - time.monotonic()
         if remaining <= 0:
-            raise ProviderTimeout(f"{self.provider_id}: no time left before the deadline")
+            raise DeadlineReached(f"{self.provider_id}: no time left before the deadline")
         try:
             async with self.bulkhead.slot(self.provider_id, remaining):
                 await self.limiter.acquire(self.provider_id, end - time.monotonic())
                 async with self.breaker.guard():
-                    started = time.perf_counter()
-                    ok = False
-                    try:
-                        async with asyncio.timeout(min(limit, max(end - time.monotonic(), 0.001))):
-                            result = await self._translated(operation, call)
-                        ok = True
-                        return result
-                    except TimeoutError:
-                        raise ProviderTimeout(
-                            f"{self.provider_id}: no complete answer to {operation} in time"
-                        ) from None
-                    finally:
-                        self.tracker.observe((time.perf_counter() - started) * 1000, ok)
+                    return await self._timed(operation, call, end, limit)
+        except DeadlineReached:
+            self.tracker.cut_short += 1
+            raise
         except ProviderError as err:
             if err.counts_as_failure:
                 self.tracker.fail(operation, str(err))
@@ -143,8 +134,36 @@ class ResilientProvider(LenderPhases, ProviderAdapter):
                 self.tracker.rejected += 1
             raise
         except asyncio.CancelledError:
-            self.tracker.fail(operation, "cancelled by the caller's deadline")
+            self.tracker.cut_short += 1
             raise
+
+    async def _timed(self, operation: str, call: Callable[[], Awaitable[T]], end: float, limit: float) -> T:
+        """The call within the provider's own time limit (``limit``), or within what is left of the caller's deadline
+        when that ends first. Only the provider's own limit makes a timeout the provider's failure: the caller's
+        deadline ending the call first is ``DeadlineReached``, no outcome for the breaker (``AsyncBreaker.guard``).
+        Latency and error rate count the calls the provider was judged on."""
+        left = end - time.monotonic()
+        own_limit = limit <= left
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(limit if own_limit else max(left, 0.001)):
+                result = await self._translated(operation, call)
+        except TimeoutError:
+            if not own_limit:
+                raise DeadlineReached(f"{self.provider_id}: no answer to {operation} before the deadline") from None
+            self.tracker.observe((time.perf_counter() - started) * 1000, ok=False)
+            raise ProviderTimeout(f"{self.provider_id}: no complete answer to {operation} in time") from None
+        except ProviderError as err:
+            if err.counts_as_failure:
+                self.tracker.observe((time.perf_counter() - started) * 1000, ok=False)
+            raise
+        except asyncio.CancelledError:
+            raise  # the caller's: its latency is the caller's wait, not the provider's
+        except BaseException:
+            self.tracker.observe((time.perf_counter() - started) * 1000, ok=False)
+            raise
+        self.tracker.observe((time.perf_counter() - started) * 1000, ok=True)
+        return result
 
     async def _translated(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         try:

@@ -1,6 +1,7 @@
 """The resilience wrapper with real asyncio concurrency: async failures count, at most N concurrent trials pass in
 half-open, declines never trip, retries stay inside the deadline, accepts are not retried, bulkhead and rate
-limit, foreign errors translated, health."""
+limit, foreign errors translated, health; the caller's cancellation and deadline are no outcome for the breaker,
+the provider's own time limit is."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from collections.abc import Callable
 import pybreaker
 import pytest
 
+from aggregator.fanout import fan_out
 from providers._exceptions import (
     BulkheadFull,
     CircuitOpen,
+    DeadlineReached,
     ProviderError,
     ProviderProtocolError,
     ProviderServerError,
@@ -184,20 +187,77 @@ async def test_rate_limit_refuses_when_no_token_comes_in_time() -> None:
     assert adapter.calls == 3
 
 
-async def test_a_cancelled_call_counts_as_a_failure() -> None:
-    adapter = FakeAdapter(lambda n: 5.0)
-    provider = await wrapped(adapter, ResiliencePolicy(fail_max=1, quote_attempts=1))
-    task = asyncio.create_task(provider.quote(REQUEST))
+async def test_a_callers_cancellation_is_neither_a_failure_nor_a_success() -> None:
+    adapter = FakeAdapter(lambda n: ProviderServerError("down", 503) if n != 2 else 5.0)
+    provider = await wrapped(adapter, ResiliencePolicy(fail_max=2, quote_attempts=1))
+    with pytest.raises(ProviderServerError):
+        await provider.quote(REQUEST)
+    task = asyncio.create_task(provider.quote(REQUEST))  # hangs until the caller gives up on it
     await _until(lambda: adapter.in_flight == 1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(500):  # the failure is recorded by a task of its own, so as not to hold up the cancellation
-        if await provider.breaker.state() == "open":
-            break
-        await asyncio.sleep(0.01)
-    assert await provider.breaker.state() == "open"
-    assert (await provider.report())["recent_failures"][0]["reason"] == "cancelled by the caller's deadline"
+    report = await provider.report()
+    assert report["breaker"]["state"] == "closed", "the cancellation did not count as a failure"
+    assert report["breaker"]["consecutive_failures"] == 1, "nor as a success, which would have reset the count"
+    assert report["cut_short_calls"] == 1
+    assert report["total_calls"] == 1, "its latency is the caller's wait, not the provider's"
+    with pytest.raises(ProviderServerError):
+        await provider.quote(REQUEST)
+    assert await provider.breaker.state() == "open", "the next real failure is the second in a row"
+
+
+async def test_a_cancelled_trial_frees_its_slot_for_the_next_trial() -> None:
+    now = [1000.0]
+    adapter = FakeAdapter(lambda n: ProviderServerError("down", 503) if n == 1 else 5.0 if n == 2 else [offer()])
+    policy = ResiliencePolicy(fail_max=1, reset_timeout_seconds=5, half_open_max_calls=1, quote_attempts=1)
+    provider = await wrapped(adapter, policy, clock=lambda: now[0])
+    with pytest.raises(ProviderServerError):
+        await provider.quote(REQUEST)
+    now[0] += 5
+    trial = asyncio.create_task(provider.quote(REQUEST))
+    await _until(lambda: adapter.in_flight == 1)
+    with pytest.raises(CircuitOpen, match="trial"):
+        await provider.quote(REQUEST)
+    trial.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await trial
+    await _until(lambda: provider.breaker._store.trials(provider.provider_id) == 0)  # freed by a task of its own
+    assert await provider.breaker.state() == "half-open", "a cancelled trial neither closes nor re-opens it"
+    assert isinstance(await provider.quote(REQUEST), list)
+    assert await provider.breaker.state() == "closed"
+
+
+async def test_only_the_providers_own_time_limit_makes_a_timeout_its_failure() -> None:
+    adapter = FakeAdapter(lambda n: 5.0)  # never answers in time
+    policy = ResiliencePolicy(fail_max=1, quote_attempts=1, call_timeout_seconds=0.1)
+    provider = await wrapped(adapter, policy)
+    for _ in range(3):  # the caller's deadline (0.05 s) ends each call before the provider's limit (0.1 s)
+        with deadline(0.05), pytest.raises(DeadlineReached, match="before the deadline"):
+            await provider.quote(REQUEST)
+    report = await provider.report()
+    assert (report["breaker"]["state"], report["breaker"]["consecutive_failures"]) == ("closed", 0)
+    assert (report["cut_short_calls"], report["recent_failures"]) == (3, [])
+    with deadline(1.0), pytest.raises(ProviderTimeout) as caught:  # now the provider's own limit ends it
+        await provider.quote(REQUEST)
+    assert not isinstance(caught.value, DeadlineReached)
+    assert await provider.breaker.state() == "open", "a provider that does not answer in its own time still trips"
+
+
+async def test_at_the_fan_out_deadline_a_silent_provider_trips_and_a_slow_platform_trips_nothing() -> None:
+    """Through the fan-out as a request makes it: its deadline cancels or cuts the calls still running (outcome
+    ``timeout`` or ``failed``, stored with the request either way); only a provider silent past its own time limit,
+    which ends before the deadline, is failed by its breaker."""
+    late = FakeAdapter(lambda n: 5.0, provider_id="late")  # answers after the deadline: the caller's cut
+    silent = FakeAdapter(lambda n: 5.0, provider_id="silent")
+    cut = await wrapped(late, ResiliencePolicy(fail_max=1, quote_attempts=1, call_timeout_seconds=1.0))
+    timed_out = await wrapped(silent, ResiliencePolicy(fail_max=1, quote_attempts=1, call_timeout_seconds=0.05))
+    late_outcome, silent_outcome = await fan_out([cut, timed_out], REQUEST, deadline=0.2)
+    assert (late_outcome.provider_id, silent_outcome.provider_id) == ("late", "silent")
+    assert late_outcome.outcome in {"timeout", "failed"}, "whichever of the two deadlines ended it first"
+    assert (silent_outcome.outcome, silent_outcome.detail) == ("failed", "silent: no complete answer to quote in time")
+    assert await cut.breaker.state() == "closed"
+    assert await timed_out.breaker.state() == "open"
 
 
 async def test_health_reports_latency_percentiles_and_error_rate() -> None:
