@@ -7,7 +7,7 @@ Units follow the contracts: token base units, annual rate in basis points, secon
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from eth_account import Account
@@ -108,6 +108,19 @@ class TokenDomain:
         }
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _message(struct: object) -> dict[str, Any]:
+    """A flat struct's fields in declaration order, as ``dataclasses.asdict`` gives them without its deep copy of
+    every value (ints, bytes and strings here; the quote path builds a dozen of these per request)."""
+    kind = type(struct)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(field.name for field in fields(kind))  # type: ignore[arg-type]
+    return {name: getattr(struct, name) for name in names}
+
+
 @dataclass(frozen=True, slots=True)
 class Permit:
     """An EIP-2612 permit: ``owner`` lets ``spender`` move up to ``value`` base units, signed with the owner's token
@@ -120,7 +133,7 @@ class Permit:
     deadline: int
 
     def as_message(self) -> dict[str, Any]:
-        return asdict(self)
+        return _message(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +156,7 @@ class Offer:
     nonce: int
 
     def as_message(self) -> dict[str, Any]:
-        return asdict(self)
+        return _message(self)
 
     def as_abi_tuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, field["name"]) for field in OFFER_FIELDS)
@@ -179,7 +192,7 @@ class Repayment:
     deadline: int
 
     def as_message(self) -> dict[str, Any]:
-        return asdict(self)
+        return _message(self)
 
     def as_abi_tuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, field["name"]) for field in REPAYMENT_FIELDS)
@@ -198,7 +211,7 @@ class RiskAttestation:
     nonce: int
 
     def as_message(self) -> dict[str, Any]:
-        return asdict(self)
+        return _message(self)
 
     def as_abi_tuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, field["name"]) for field in RISK_ATTESTATION_FIELDS)

@@ -166,7 +166,8 @@ class SqlOfferNonceRepository:
 
     def _advance(self, key: OfferNonceKey, count: int) -> int | None:
         params = {"key_chain_id": key.chain_id, "key_contract": key.contract, "key_signer": key.signer, "count": count}
-        advanced = self.session.execute(_ADVANCE, params).scalar_one_or_none()
+        # on the session's connection: a Core statement needs none of the ORM's execution (events, compile state)
+        advanced = self.session.connection().execute(_ADVANCE, params).scalar_one_or_none()
         return None if advanced is None else int(advanced)
 
 

@@ -119,3 +119,12 @@ def test_a_permit_is_signed_under_the_tokens_domain() -> None:
     assert recover(permit_typed_data(renamed, permit), signature) != BORROWER.address
     value, deadline, v, r, s = permit_abi_tuple(permit, signature)
     assert (value, deadline, v, r + s) == (10**8, 2_000_000_000, signature[64], signature[:64])
+
+
+def test_messages_are_the_structs_fields_in_order_as_asdict_gave_them() -> None:
+    attestation = RiskAttestation(BORROWER.address, 2, 6_500, 2_000_000_000, keccak(b"d"), 7)
+    permit = Permit(BORROWER.address, SIGNER.address, 1, 2, 3)
+    for struct in (_offer(), attestation, Repayment(3, 100, 2**64, 2_000_000_000), permit):
+        assert list(struct.as_message().items()) == list(dataclasses.asdict(struct).items())
+    acceptance = Acceptance(_offer(), 1_900_000_000)
+    assert list(acceptance.as_message()["offer"].items()) == list(dataclasses.asdict(acceptance)["offer"].items())
