@@ -33,17 +33,20 @@ from api.schemas import (
 HEALTH = Decimal("0.0001")  # the health factor shown to four places, rounded down (towards liquidation)
 
 
-def _jsonable_document(document: dict[str, object]) -> dict[str, object]:
-    def convert(value: object) -> object:
-        if isinstance(value, bytes):
-            return "0x" + value.hex()
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [convert(v) for v in value]
-        return value
+def _jsonable(value: object) -> object:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
 
-    return {k: convert(v) for k, v in document.items()}
+
+def _jsonable_document(document: dict[str, object]) -> dict[str, object]:
+    """An EIP-712 document with its bytes as 0x-hex. Its ``types`` (field names and type strings, shared by every
+    document of a kind) hold no bytes and are kept as they are: walking them was half of rendering a quote."""
+    return {k: v if k == "types" else _jsonable(v) for k, v in document.items()}
 
 
 def disclosure_out(stored: dict[str, Any]) -> DisclosureOut:
