@@ -10,7 +10,11 @@ encoding (an answer framed by neither ends with its connection, which is then no
 connection stays open across its requests, each of which goes to the next process in turn; pipelined requests are
 answered one after another. An upstream connection idle for longer than ``IDLE_SECONDS`` (under uvicorn's 5 s
 keep-alive) is closed rather than reused, so that a request never meets a connection the process is closing; one
-that fails before its answer began gets a ``502`` problem+json. ``Expect: 100-continue`` is answered by the balancer.
+that fails before its answer began gets a ``502`` problem+json. A process whose answer has not begun within
+``answer_timeout`` of the request (``ANSWER_TIMEOUT_SECONDS``; ``creditmesh serve`` sets it above the API's longest
+own wait, an accept's ``CREDITMESH_ACCEPT_WAIT_SECONDS``), or whose answer then stalls as long, loses the connection:
+the client gets a ``504`` problem+json if nothing of the answer was sent yet. ``Expect: 100-continue`` is answered by
+the balancer.
 
 Health-aware: each process's ``/healthz`` is probed every ``probe_seconds``; a process that fails a probe or refuses
 a connection gets no new requests until a probe answers 200 again; when none is healthy the others are still
@@ -37,6 +41,8 @@ HEAD_TIMEOUT_SECONDS = 30.0
 IDLE_SECONDS = 2.0
 #: idle upstream connections kept per process
 MAX_IDLE_PER_BACKEND = 256
+#: the longest wait for a process's answer to begin, and then for each next part of it
+ANSWER_TIMEOUT_SECONDS = 150.0
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
 
 
@@ -157,6 +163,10 @@ def _bad_gateway() -> bytes:
     return _problem(502, "Bad Gateway", "bad-gateway", "the API process closed the connection before it answered")
 
 
+def _gateway_timeout(seconds: float) -> bytes:
+    return _problem(504, "Gateway Timeout", "gateway-timeout", f"the API process did not answer within {seconds:g} s")
+
+
 class Balancer:
     def __init__(
         self,
@@ -165,12 +175,14 @@ class Balancer:
         health_path: str = "/healthz",
         probe_seconds: float = 1.0,
         connect_timeout: float = 2.0,
+        answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
     ) -> None:
         if not backends:
             raise ValueError("a balancer needs at least one backend")
         self.backends = backends
         self._turn = itertools.count()
         self._health_path, self._probe_seconds, self._connect_timeout = health_path, probe_seconds, connect_timeout
+        self._answer_timeout = answer_timeout
         self._server: asyncio.Server | None = None
         self._prober: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -259,7 +271,8 @@ class Balancer:
         client = str(peer[0]) if isinstance(peer, tuple) else "unknown"
         while True:
             try:
-                head = await asyncio.wait_for(client_reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_SECONDS)
+                async with asyncio.timeout(HEAD_TIMEOUT_SECONDS):  # (wait_for would make a task per request)
+                    head = await client_reader.readuntil(b"\r\n\r\n")
             except TimeoutError:
                 return  # idle: closed
             request = _Message.parse(head)
@@ -311,28 +324,33 @@ class Balancer:
         try:
             upstream.writer.write(head)
             await _copy_body(request, client_reader, upstream.writer)
-            while True:  # interim answers (1xx) first
-                response_head = await upstream.reader.readuntil(b"\r\n\r\n")
-                response = _Message.parse(response_head)
-                status = response.first[1] if len(response.first) > 1 else b""
-                if not status.startswith(b"1") or status == b"101":
-                    break
-                client_writer.write(response_head)
+            async with asyncio.timeout(self._answer_timeout):
+                while True:  # interim answers (1xx) first
+                    response_head = await upstream.reader.readuntil(b"\r\n\r\n")
+                    response = _Message.parse(response_head)
+                    status = response.first[1] if len(response.first) > 1 else b""
+                    if not status.startswith(b"1") or status == b"101":
+                        break
+                    client_writer.write(response_head)
             answered = True
             until_close = _until_close(request, response, status)
             keep = response.http11 and not until_close and b"close" not in response.tokens(b"connection")
             client_keeps = not until_close and request.http11 and b"close" not in request.tokens(b"connection")
             client_writer.write(_answer_head(response_head, close=not client_keeps))
             if until_close:
-                await _copy_until_eof(upstream.reader, client_writer)
+                await _copy_until_eof(upstream.reader, client_writer, self._answer_timeout)
             elif _has_body(request, status):
-                await _copy_body(response, upstream.reader, client_writer)
+                await _copy_body(response, upstream.reader, client_writer, self._answer_timeout)
             await client_writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, _Closed, OSError):
-            upstream.close()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, _Closed, OSError, TimeoutError) as err:
+            upstream.close()  # a process still working on the request: its answer, if any, goes nowhere
             if not answered:
+                if isinstance(err, TimeoutError):
+                    log.warning("API process %s did not answer in %s s", backend.address, self._answer_timeout)
                 with contextlib.suppress(OSError):
-                    client_writer.write(_bad_gateway())
+                    client_writer.write(
+                        _gateway_timeout(self._answer_timeout) if isinstance(err, TimeoutError) else _bad_gateway()
+                    )
                     await client_writer.drain()
             return False
         if keep and len(self._idle[backend.address]) < MAX_IDLE_PER_BACKEND:
@@ -360,31 +378,39 @@ def _answer_head(head: bytes, *, close: bool) -> bytes:
     return b"\r\n".join([status_line, *kept, *([b"Connection: close"] if close else [])]) + b"\r\n\r\n"
 
 
-async def _copy_body(message: _Message, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _copy_body(
+    message: _Message, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stall: float | None = None
+) -> None:
     """The body of ``message`` (its head already copied) from ``reader`` to ``writer``, as framed by its head: chunks
-    through the last one and the trailers, ``Content-Length`` bytes, or none."""
+    through the last one and the trailers, ``Content-Length`` bytes, or none; ``TimeoutError`` when ``reader`` sends
+    nothing for ``stall`` seconds."""
     if message.chunked:
         while True:
-            size_line = await reader.readuntil(b"\r\n")
+            async with asyncio.timeout(stall):
+                size_line = await reader.readuntil(b"\r\n")
             writer.write(size_line)
             try:
                 size = int(size_line.split(b";", 1)[0].strip(), 16)
             except ValueError as err:
                 raise _Closed(f"bad chunk size {size_line!r}") from err
             if size == 0:
-                while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":
-                    writer.write(trailer)
+                async with asyncio.timeout(stall):
+                    while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":
+                        writer.write(trailer)
                 writer.write(trailer)
                 break
-            await _copy_exactly(reader, writer, size + 2)  # the chunk and its CRLF
+            await _copy_exactly(reader, writer, size + 2, stall)  # the chunk and its CRLF
     elif (length := message.length) is not None:
-        await _copy_exactly(reader, writer, length)
+        await _copy_exactly(reader, writer, length, stall)
     await writer.drain()
 
 
-async def _copy_exactly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: int) -> None:
+async def _copy_exactly(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: int, stall: float | None = None
+) -> None:
     while count > 0:
-        chunk = await reader.read(min(CHUNK, count))
+        async with asyncio.timeout(stall):
+            chunk = await reader.read(min(CHUNK, count))
         if not chunk:
             raise _Closed("the connection ended inside a body")
         writer.write(chunk)
@@ -392,8 +418,12 @@ async def _copy_exactly(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         count -= len(chunk)
 
 
-async def _copy_until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while chunk := await reader.read(CHUNK):
+async def _copy_until_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stall: float) -> None:
+    while True:
+        async with asyncio.timeout(stall):
+            chunk = await reader.read(CHUNK)
+        if not chunk:
+            return
         writer.write(chunk)
         await writer.drain()
 
@@ -408,6 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m api.balancer", description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--answer-timeout", type=float, default=ANSWER_TIMEOUT_SECONDS, metavar="SECONDS")
     parser.add_argument("backends", nargs="+", metavar="HOST:PORT")
     args = parser.parse_args(argv)
 
@@ -417,7 +448,7 @@ def main(argv: list[str] | None = None) -> None:
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(stop_signal, stop.set)
         backends = [Backend(host, int(port)) for host, _, port in (b.rpartition(":") for b in args.backends)]
-        balancer = Balancer(backends)
+        balancer = Balancer(backends, answer_timeout=args.answer_timeout)
         await balancer.start(args.host, args.port)
         try:
             await stop.wait()

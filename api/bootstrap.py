@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import redis.asyncio
 
 from aggregator.accepting import AcceptanceService
 from aggregator.assets import Asset, AssetRegistry
@@ -50,6 +51,9 @@ from store.sanctions_reviews import SqlSanctionsReviewStore
 
 log = logging.getLogger(__name__)
 
+#: connections of ``/readyz``'s Redis client: a probe is one PING, and probes come a few a second at most
+READINESS_REDIS_CONNECTIONS = 2
+
 
 @dataclass
 class Platform:
@@ -67,8 +71,12 @@ class Platform:
     mla: MlaStatusCache
     identity_http: httpx.AsyncClient  # the KYC and MLA providers' client, apart from the lenders'
     compliance: ComplianceService
+    #: ``/readyz``'s Redis client (None without ``CREDITMESH_REDIS_URL``): a small pool kept, not a connection per probe
+    readiness_redis: redis.asyncio.Redis | None = None
 
     async def close(self) -> None:
+        if self.readiness_redis is not None:
+            await self.readiness_redis.aclose()
         await self.providers.close()
         self.acceptance.close()
         for chain in self.chains.values():
@@ -239,6 +247,7 @@ async def build_platform(settings: Settings) -> Platform:
         mla,
         identity_http,
         compliance,
+        async_redis(settings.redis_url, max_connections=READINESS_REDIS_CONNECTIONS) if settings.redis_url else None,
     )
 
 

@@ -32,6 +32,8 @@ MAX_RESTART_DELAY_SECONDS = 30.0
 #: where the API processes see the balancer's connections come from
 BALANCER_NETWORK = "127.0.0.1/32"
 STOP_TIMEOUT_SECONDS = 20.0
+#: the balancer's wait for an answer beyond the API's own longest wait
+ANSWER_MARGIN_SECONDS = 30.0
 
 
 def _serve(port: int, host: str) -> None:
@@ -55,10 +57,19 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from api.logs import configure_logging
     from api.settings import Settings
 
-    if Settings().resolved_database_url.startswith("sqlite"):
+    settings = Settings()
+    if settings.resolved_database_url.startswith("sqlite"):
         raise SystemExit("creditmesh serve --processes N needs a shared database: set CREDITMESH_DATABASE_URL")
     configure_logging()
-    asyncio.run(serve_processes(args.host, args.port, args.processes))
+    asyncio.run(serve_processes(args.host, args.port, args.processes, answer_timeout(settings.accept_wait_seconds)))
+
+
+def answer_timeout(accept_wait_seconds: float) -> float:
+    """How long the balancer waits for an API process's answer: past the API's own longest wait (an accept answers
+    409 "in progress" after ``accept_wait_seconds``), never below the balancer's default."""
+    from api.balancer import ANSWER_TIMEOUT_SECONDS
+
+    return max(ANSWER_TIMEOUT_SECONDS, accept_wait_seconds + ANSWER_MARGIN_SECONDS)
 
 
 def _free_loopback_port() -> int:
@@ -129,9 +140,10 @@ async def _supervise(index: int, port: int, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), delay)
 
 
-async def serve_processes(host: str, port: int, processes: int) -> None:
-    """N API processes behind the balancer on ``host:port`` until SIGINT or SIGTERM."""
-    from api.balancer import Backend, Balancer
+async def serve_processes(host: str, port: int, processes: int, answer_timeout: float | None = None) -> None:
+    """N API processes behind the balancer on ``host:port`` until SIGINT or SIGTERM; the balancer answers 504 for a
+    process that has not answered within ``answer_timeout`` seconds (the balancer's default when None)."""
+    from api.balancer import ANSWER_TIMEOUT_SECONDS, Backend, Balancer
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -139,7 +151,7 @@ async def serve_processes(host: str, port: int, processes: int) -> None:
         loop.add_signal_handler(stop_signal, stop.set)
     backends = [Backend("127.0.0.1", _free_loopback_port()) for _ in range(processes)]
     supervisors = [asyncio.create_task(_supervise(i, b.port, stop)) for i, b in enumerate(backends)]
-    balancer = Balancer(backends)
+    balancer = Balancer(backends, answer_timeout=answer_timeout or ANSWER_TIMEOUT_SECONDS)
     await balancer.start(host, port)
     log.warning(
         "creditmesh: %d API processes (%s) behind http://%s:%d",

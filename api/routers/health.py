@@ -94,15 +94,18 @@ def _sanctions(platform: Platform) -> str:
 
 
 async def _redis(platform: Platform) -> str:
-    if not platform.settings.redis_url:
+    if platform.readiness_redis is None:
         return "not configured"
-    client = Redis.from_url(platform.settings.redis_url, socket_timeout=PROBE_TIMEOUT_SECONDS)
+    return await redis_state(platform.readiness_redis)
+
+
+async def redis_state(client: Redis) -> str:
+    """``ok`` when ``client`` (the platform's kept pool: a probe opens no connection of its own) answers a PING
+    within the probe timeout, else ``degraded``."""
     try:
         await asyncio.wait_for(client.ping(), PROBE_TIMEOUT_SECONDS)
     except Exception:
         return "degraded"
-    finally:
-        await client.aclose()
     return "ok"
 
 

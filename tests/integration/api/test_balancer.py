@@ -4,7 +4,7 @@ connection and its failed probe mark it unhealthy) and gets connections again on
 left the client gets a 503 problem with Retry-After; a large body goes through both ways intact, and a chunked one;
 each request reaches its process with the client's address in X-Forwarded-For (after any the client sent); a
 keep-alive client's requests are spread too, on its one connection, and the balancer reuses its connections to the
-processes instead of opening one per request."""
+processes instead of opening one per request; a process that does not answer in time gets the client a 504 problem."""
 
 from __future__ import annotations
 
@@ -35,7 +35,11 @@ def _named(name: str) -> Starlette:
         headers = {"X-Creditmesh-Process": name, "X-Seen-Forwarded-For": request.headers.get("x-forwarded-for", "")}
         return PlainTextResponse((await request.body()).decode(), headers=headers)
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/echo", echo, methods=["POST"])])
+    async def slow(request: Request) -> PlainTextResponse:
+        await asyncio.sleep(float(request.query_params["seconds"]))
+        return PlainTextResponse("late", headers={"X-Creditmesh-Process": name})
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/echo", echo, methods=["POST"]), Route("/slow", slow)])
 
 
 class _Process:
@@ -156,3 +160,24 @@ def test_the_request_head_carries_the_client_without_hop_by_hop_headers_and_each
     assert (first["CREDITMESH_PROCESS_NAME"], second["CREDITMESH_PROCESS_NAME"]) == ("api-1", "api-2")
     assert first["CREDITMESH_TRUSTED_PROXIES"] == '["10.0.0.0/8", "127.0.0.1/32"]'
     assert second["CREDITMESH_TRUSTED_PROXIES"] == '["127.0.0.1/32"]'
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_process_that_does_not_answer_in_time_gets_the_client_a_504_problem(
+    processes: tuple[list[_Process], Balancer, str],
+) -> None:
+    named, _, _ = processes
+    impatient = Balancer([Backend("127.0.0.1", p.port) for p in named], probe_seconds=0.1, answer_timeout=0.3)
+    port = free_port()
+    await impatient.start("127.0.0.1", port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            late = await client.get("/slow", params={"seconds": "1"})
+            assert late.status_code == 504
+            assert late.headers["content-type"] == "application/problem+json"
+            assert late.json()["type"] == "https://creditmesh.dev/problems/gateway-timeout"
+            assert late.json()["status"] == 504
+            in_time = await client.get("/slow", params={"seconds": "0"})
+            assert (in_time.status_code, in_time.text) == (200, "late"), "the next request is served as before"
+    finally:
+        await impatient.close()
