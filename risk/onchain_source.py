@@ -5,8 +5,12 @@ consistent with each other:
 
 * **tx_count**: the wallet's nonce (``eth_getTransactionCount``) — transactions it sent (a contract wallet's nonce
   counts the contracts it created, from 1).
-  It and the ``LoanOpened`` query below go to the node as one JSON-RPC batch (one round trip after the head
-  block's) when the aggregator's blocks fit in one log range.
+  It and the ``LoanOpened`` query below go to the node with the head block in ONE JSON-RPC batch (one round trip
+  per chain) once the chain's head is known to be within one log range of the aggregator's deployment (from the
+  chain's previous reading; the first reading, and any whose batch is refused, reads the head first and then the
+  two as a batch pinned to it). In the one batch both are read at the node's latest block: ``LoanOpened`` entries
+  after the head block the batch reported are dropped, so the loans stay pinned to it; a block mined while the
+  node answers the batch may add that block's transactions to ``tx_count``.
 * **loans**: ``LoanOpened`` of the CreditAggregator filtered by the borrower topic, from the aggregator's deployment
   block; then ``LoanClosed``, ``LoanDefaulted`` and ``LoanWrittenOff`` filtered by those loan ids, and the
   CollateralManager's ``LoanLiquidated`` likewise (``chain.logs.fetch_logs``, bounded adaptive ranges).
@@ -38,7 +42,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from eth_typing import ChecksumAddress
@@ -62,6 +66,9 @@ BPS = 10_000
 SECONDS_PER_DAY = 86_400
 LOAN_IDS_PER_QUERY = 100  # loan-id topics per eth_getLogs call; nodes cap the size of a filter
 OUTCOME_EVENTS = ("LoanClosed", "LoanDefaulted", "LoanWrittenOff")
+#: blocks the head may have moved since the chain's previous reading for the one-batch read to stay within one log
+#: range (past that the node may refuse the range: the two-round-trip read then halves it)
+HEAD_MARGIN_BLOCKS = 1_000
 CHAIN_FAILURES: tuple[type[Exception], ...] = (ChainError, Web3Exception, TimeoutError)
 
 
@@ -143,6 +150,7 @@ class ChainOnchainSource:
         self.rpc_timeout, self.chain_timeout = rpc_timeout, chain_timeout
         self.max_log_range, self.date_wallets = max_log_range, date_wallets
         self._first_tx_timestamps: OrderedDict[tuple[int, str], int] = OrderedDict()  # (chain id, wallet)
+        self._heads: dict[int, int] = {}  # the head block of each chain's latest reading, by chain id
         self._cache_size = first_tx_cache_size
         self._aggregator_abi = load_artifact("CreditAggregator").abi
         self._manager_abi = load_artifact("CollateralManager").abi
@@ -188,9 +196,14 @@ class ChainOnchainSource:
         manager = record.address("CollateralManager")
         # raw JSON-RPC (chain.client.ChainClient.rpc), not web3's request pipeline (middleware, formatters, a block
         # turned into an AttributeDict)
-        head_block = await self._call(client.rpc("eth_getBlockByNumber", "latest", False))
-        head, head_timestamp = _quantity(head_block, "number"), _quantity(head_block, "timestamp")
-        tx_count, opened = await self._nonce_and_loans(client, wallet, aggregator.address, aggregator.block, head)
+        at_once = await self._head_nonce_and_loans(client, wallet, aggregator.address, aggregator.block)
+        if at_once is not None:
+            head, head_timestamp, tx_count, opened = at_once
+        else:
+            head_block = await self._call(client.rpc("eth_getBlockByNumber", "latest", False))
+            head, head_timestamp = _quantity(head_block, "number"), _quantity(head_block, "timestamp")
+            tx_count, opened = await self._nonce_and_loans(client, wallet, aggregator.address, aggregator.block, head)
+        self._heads[client.config.chain_id] = head
         loan_ids = [int(entry.args["loanId"]) for entry in opened]
         first_loan_block = min((entry.block_number for entry in opened), default=head)
         closed: set[int] = set()
@@ -238,6 +251,43 @@ class ChainOnchainSource:
             min_health_factor_bps=await self._min_health(client, manager, open_loans, head),
             first_tx_timestamp=first_tx_timestamp,
         )
+
+    async def _head_nonce_and_loans(
+        self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int
+    ) -> tuple[int, int, int, list[DecodedLog]] | None:
+        """The head block (number, timestamp), the wallet's nonce and its ``LoanOpened`` events up to that block, in
+        ONE JSON-RPC batch; None (the caller reads them in two round trips) when the chain's head is not known yet,
+        was too far from the deployment for one log range, or the node refuses the batch or its range."""
+        known = self._heads.get(client.config.chain_id)
+        if known is None or known - deployed >= self.max_log_range - HEAD_MARGIN_BLOCKS:
+            return None
+        loans = logs_request(
+            client,
+            aggregator,
+            self._aggregator_abi,
+            "LoanOpened",
+            {"borrower": wallet},
+            from_block=deployed,
+            to_block=known,
+        )
+        if loans is None:
+            return None
+        loans = replace(loans, params=loans.params | {"toBlock": "latest"})
+        try:
+            head_block, nonce, entries = await self._call(
+                client.batch(
+                    ("eth_getBlockByNumber", ["latest", False]),
+                    ("eth_getTransactionCount", [wallet, "latest"]),
+                    ("eth_getLogs", [loans.params]),
+                )
+            )
+        except RpcUnavailable:
+            raise
+        except ChainError:  # an error answer (a refused range, say): read again in two round trips
+            return None
+        head = _quantity(head_block, "number")
+        opened = [entry for entry in loans.decode(entries) if entry.block_number <= head]
+        return head, _quantity(head_block, "timestamp"), _quantity({"nonce": nonce}, "nonce"), opened
 
     async def _nonce_and_loans(
         self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int, head: int

@@ -200,7 +200,13 @@ async def range_capped_proxy(
 
     async def answer(item: dict[str, Any]) -> Any:
         if item["method"] == "eth_getLogs":
-            span = int(item["params"][0]["toBlock"], 16) - int(item["params"][0]["fromBlock"], 16) + 1
+            to_block = item["params"][0]["toBlock"]
+            if to_block == "latest":
+                async with session.post(
+                    upstream, json={"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber"}
+                ) as head:
+                    to_block = (await head.json())["result"]
+            span = int(to_block, 16) - int(item["params"][0]["fromBlock"], 16) + 1
             if span > max_blocks:
                 refused.append(span)
                 error = {"code": -32005, "message": f"query exceeds max block range {max_blocks}"}
@@ -285,22 +291,30 @@ async def test_fetch_logs_halves_ranges_the_node_refuses(ethereum_local: Deploye
 async def test_a_chain_s_nonce_and_loans_are_one_batch_and_a_refused_one_is_asked_again(
     ethereum_local: DeployedChain,
 ) -> None:
-    """The wallet's nonce and its LoanOpened query go to the node as one JSON-RPC batch; a node that refuses the
-    batch's log range gets the two calls again one at a time (ranges halved): the same reading either way."""
+    """The wallet's nonce and its LoanOpened query go to the node as one JSON-RPC batch, with the head block once the
+    chain's head is known (one round trip); a node that refuses the batch's log range gets the calls again one at a
+    time (ranges halved): the same reading either way."""
     harness = Harness(ethereum_local)
     borrower: LocalAccount = Account.create()
     new_borrower(harness, borrower)
     harness.open_loan(borrower)
     readings = {}
+    at_once = ["eth_getBlockByNumber", "eth_getTransactionCount", "eth_getLogs"]
     for cap in (10**9, 16):
         async with range_capped_proxy(ethereum_local.config.rpc_urls[0], max_blocks=cap) as (url, _, refused, posts):
             client = ChainClient(ethereum_local.config.model_copy(update={"rpc_urls": [url]}), timeout=10.0)
             try:
                 source = ChainOnchainSource({"ethereum-local": client}, {"ethereum-local": ethereum_local.record})
                 readings[cap] = await source.read_chain("ethereum-local", borrower.address)
+                assert ["eth_getTransactionCount", "eth_getLogs"] in posts  # the head first, then the batch
+                assert at_once not in posts
+                posts.clear()
+                # the chain's head known: head, nonce and loans in ONE batch (refused past the cap: two round trips)
+                assert await source.read_chain("ethereum-local", borrower.address) == readings[cap]
             finally:
                 await client.close()
-        assert ["eth_getTransactionCount", "eth_getLogs"] in posts
+        assert posts[0] == at_once
+        assert (["eth_getBlockByNumber"] in posts) == (cap == 16)  # refused: the head read again on its own
         assert bool(refused) == (cap == 16)
     assert readings[16] == readings[10**9]
     assert readings[16].loans_opened == 1
