@@ -116,14 +116,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _profile(args: argparse.Namespace, pid: int) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling the API process during the ``--profile-concurrency`` level (collapsed stacks, ``--py-spy``).
+def _profile(args: argparse.Namespace, pid: int, concurrency: int) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the API process during a ``--profile-concurrency`` level (collapsed stacks, ``--py-spy``).
     Only the thread holding the GIL is sampled: the samples are where the process spends CPU, not threads waiting
     for the GIL (in a socket write, say, after the event loop released it)."""
     if not args.py_spy:
         return None
     args.out.mkdir(parents=True, exist_ok=True)
-    output = args.out / f"{_stem(args.label)}.profile.txt"
+    suffix = "" if list(args.profile_concurrency) == [10] else f"-c{concurrency}"
+    output = args.out / f"{_stem(args.label)}{suffix}.profile.txt"
     command = [args.py_spy, "record", "--pid", str(pid), "--duration", str(int(args.seconds)), "--format", "raw"]
     command += ["--gil", "--output", str(output), "--nonblocking"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL)
@@ -296,17 +297,19 @@ def _measure(args: argparse.Namespace, platform: PlatformServices, fleet: list[S
     levels = []
     profilers: list[subprocess.Popen[bytes]] = []
 
-    def start_profiler() -> None:
-        if (profiler := _profile(args, api_pid)) is not None:
-            profilers.append(profiler)
-
     for concurrency in CONCURRENCIES:
-        profiled = concurrency == args.profile_concurrency
+
+        def start_profiler(concurrency: int = concurrency) -> None:
+            if (profiler := _profile(args, api_pid, concurrency)) is not None:
+                profilers.append(profiler)
+
+        profiled = concurrency in args.profile_concurrency
         level = asyncio.run(
             _load(api_url, key, concurrency, args.seconds, api_pid, start_profiler if profiled else lambda: None)
         )
         for profiler in profilers:
             profiler.wait(timeout=60)
+        profilers.clear()
         levels.append(_net(_scale(level, slowest), idle_rate))
         print(f"  concurrency {concurrency}: {level.requests} requests, p50 {level.p50_ms} ms", flush=True)
     result = Result(args.label, args.latency_ms, _machine(), round(slowest, 1), lenders, levels, round(idle_rate, 1))
@@ -420,7 +423,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--py-spy", default=None, help="path of a py-spy executable: profile one level")
-    parser.add_argument("--profile-concurrency", type=int, default=10, choices=CONCURRENCIES, help="the level profiled")
+    parser.add_argument(
+        "--profile-concurrency",
+        type=int,
+        nargs="+",
+        default=[10],
+        choices=CONCURRENCIES,
+        help="the levels profiled (more than one: each profile's file name ends in -c<concurrency>)",
+    )
     args = parser.parse_args(argv)
     baseline = json.loads(args.compare.read_text()) if args.compare else None
     if args.before:
