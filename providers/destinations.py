@@ -108,10 +108,9 @@ class PinnedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that checks every request's host with the guard and connects to the checked address.
 
     Without an ``inner`` transport, each destination (scheme, checked address, port, server name) gets a connection
-    pool of its own, each with the ``options`` given (``limits`` apply per destination), up to
-    :data:`MAX_HOST_POOLS`; later destinations share one more pool. httpcore's pool walks all of its connections,
-    and for each one all of them again, on every request it queues or finishes (encode/httpcore#1035): one shared
-    pool for every lender made each lender call pay for every other lender's connections."""
+    pool of its own (a :class:`~providers.http_pool.LenderTransport`: aiohttp's pool under httpx's interface), each
+    with the ``options`` given (``limits`` apply per destination), up to :data:`MAX_HOST_POOLS`; later destinations
+    share one more pool. A slow or saturated lender then holds only its own pool's connections."""
 
     def __init__(self, guard: DestinationGuard, inner: httpx.AsyncBaseTransport | None = None, **options: Any):
         self.guard = guard

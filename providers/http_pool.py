@@ -1,96 +1,160 @@
-"""The lender calls' HTTP transport: httpx's own, with a cheaper idle-connection check.
+"""The lender calls' HTTP transport: httpx's interface over aiohttp's connection pool and HTTP parser.
 
-httpcore asks each of a pool's connections whether it has expired every time a request is queued or finished
-(encode/httpcore#1035), and an idle connection answers by asking its stream whether the socket is readable (the
-server closed it). Through anyio, that question first builds the stream's whole typed-attribute mapping (a dict of
-closures) to find the raw socket, on every call: under load most of the pool's cost. :class:`LenderTransport` gives
-httpcore a network backend whose streams keep their raw socket from the connect and answer the same question with
-the same ``poll`` (``httpcore._utils.is_socket_readable``); everything else is the stream's own."""
+A lender call through httpx's own transport spent most of its CPU in httpcore: its pool's bookkeeping (it walks its
+connections on every request queued or finished, encode/httpcore#1035), anyio's stream wrappers and h11's pure-Python
+parsing — 1.25 ms of CPU per quote call at concurrency 10 against 0.65 ms through aiohttp (in-process A/B, see
+docs/performance.md). :class:`LenderTransport` keeps everything above the transport as it was — the
+``httpx.AsyncClient`` the adapters call, its request and response objects, ``MockTransport`` as the test seam, the
+``PinnedTransport`` that checks each destination and connects to the checked address — and sends the request on an
+``aiohttp.ClientSession`` of its own (one per lender host: ``PinnedTransport`` builds one transport per destination).
+aiohttp is already the chain clients' HTTP library (web3's).
 
-# ruff: noqa: ASYNC109 -- the timeout parameters are httpcore's network-backend interface
+What it keeps of httpx's behaviour: no redirects, no cookies (aiohttp's jar is a ``DummyCookieJar``), no proxies
+from the environment, the body handed on undecoded (httpx decodes it, so ``MAX_RESPONSE_BYTES`` still counts the
+decoded bytes), the request's ``Host`` header, the TLS server name of the URL (``sni_hostname``), certificates
+checked against httpx's trust store, and httpx's timeouts (connect, read, pool). aiohttp's errors are translated
+here into httpx's (a refused connection is ``httpx.ConnectError``, a read timeout ``httpx.ReadTimeout``, a lender
+that hangs up mid-answer ``httpx.RemoteProtocolError``), which the adapters translate in turn."""
 
 from __future__ import annotations
 
-import socket
+import asyncio
 import ssl
-import typing
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-import httpcore
+import aiohttp
 import httpx
-from httpcore._utils import is_socket_readable
+from yarl import URL
 
-SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+#: httpx's default pool limits: 100 connections per lender host, idle ones kept for 5 s
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+READ_CHUNK = 64 * 1024
+
+#: aiohttp's errors and the httpx errors they become, the more specific first
+_ERRORS: tuple[tuple[type[BaseException], type[httpx.HTTPError] | type[httpx.InvalidURL]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
+    (aiohttp.InvalidURL, httpx.InvalidURL),
+    (aiohttp.ClientError, httpx.ReadError),
+    (TimeoutError, httpx.ReadTimeout),
+)
 
 
-class _KeptSocketStream(httpcore.AsyncNetworkStream):
-    """A network stream that knows its raw socket (see the module docstring)."""
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except (aiohttp.ClientError, TimeoutError) as err:
+        for foreign, ours in _ERRORS:
+            if isinstance(err, foreign):
+                raise ours(f"{type(err).__name__}: {err}") from err
+        raise  # pragma: no cover - ClientError and TimeoutError are both in the table
 
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-        self._socket: socket.socket | None = inner.get_extra_info("socket")
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
+class _AiohttpBody(httpx.AsyncByteStream):
+    """An answer's body as aiohttp reads it, chunk by chunk; closing it hands the connection back (or drops it when
+    the body was not read to its end)."""
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _translated():
+            async for chunk in self._response.content.iter_chunked(READ_CHUNK):
+                yield chunk
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        return _KeptSocketStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            return is_socket_readable(self._socket)
-        if info == "socket":
-            return self._socket
-        return self._inner.get_extra_info(info)
+        self._response.release()
 
 
-class _KeptSocketBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's default backend, its streams wrapped in :class:`_KeptSocketStream`."""
-
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self._inner.connect_tcp(
-            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
-        return _KeptSocketStream(stream)
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[SocketOption] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self._inner.connect_unix_socket(path, timeout=timeout, socket_options=socket_options)
-        return _KeptSocketStream(stream)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+_trust_store: ssl.SSLContext | None = None
 
 
-class LenderTransport(httpx.AsyncHTTPTransport):
-    """``httpx.AsyncHTTPTransport`` (same options) over :class:`_KeptSocketBackend`. The backend is set on the
-    pool httpx built, before any connection exists (httpx does not take a network backend)."""
+def _default_ssl_context() -> ssl.SSLContext:
+    """httpx's default certificate check (certifi's roots), built once: loading the roots takes ~60 ms."""
+    global _trust_store
+    if _trust_store is None:
+        _trust_store = httpx.create_ssl_context()
+    return _trust_store
 
-    def __init__(self, **options: Any) -> None:
+
+class LenderTransport(httpx.AsyncBaseTransport):
+    """An httpx transport sending on an aiohttp session of its own (see the module docstring). ``limits`` are
+    httpx's: ``max_connections`` bounds the session's connections (None: no bound), ``keepalive_expiry`` how long an
+    idle one is kept; ``verify`` is an ``ssl.SSLContext`` or True (httpx's default trust store)."""
+
+    def __init__(
+        self, *, limits: httpx.Limits = DEFAULT_LIMITS, verify: ssl.SSLContext | bool = True, **options: Any
+    ) -> None:
         if options.get("proxy") is not None:
             raise ValueError("LenderTransport does not proxy")
-        super().__init__(**options)
-        pool = typing.cast(Any, self._pool)
-        if not isinstance(pool, httpcore.AsyncConnectionPool) or not hasattr(pool, "_network_backend"):
-            raise TypeError(f"httpx built an unexpected pool: {type(pool).__name__}")  # an httpx/httpcore upgrade
-        pool._network_backend = _KeptSocketBackend()
+        if options:
+            raise TypeError(f"LenderTransport takes no option {', '.join(sorted(options))}")
+        if verify is False:
+            raise ValueError("LenderTransport always checks certificates")
+        self._limits = limits
+        self._ssl = verify if isinstance(verify, ssl.SSLContext) else None
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        """The session, built on first use (inside the running event loop, which aiohttp binds it to)."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._limits.max_connections or 0,
+                limit_per_host=0,
+                keepalive_timeout=self._limits.keepalive_expiry or 5.0,
+                ssl=self._ssl or _default_ssl_context(),
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=None),
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {})
+        url = request.url
+        server_name = request.extensions.get("sni_hostname") if url.scheme == "https" else None
+        content = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
+        with _translated():
+            response = await self._client().request(
+                request.method,
+                URL(str(url), encoded=True),
+                data=content or None,
+                headers=request.headers.multi_items(),
+                allow_redirects=False,
+                compress=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=timeout.get("pool"),
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                ),
+                server_hostname=server_name,
+            )
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("ascii", "replace")
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_AiohttpBody(response),
+            request=request,
+            extensions=extensions,
+        )
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+            await asyncio.sleep(0)  # aiohttp closes the connections' transports on the next loop iteration
