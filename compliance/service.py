@@ -122,9 +122,10 @@ class ComplianceService:
         self, borrower: BorrowerFacts, products: Iterable[Product], amount: Decimal, kyc: KycStatus | None
     ) -> dict[Product, DecisionRecord]:
         """``screen_credit_request`` for several products at once: the wallet and the name are screened once, and
-        each product gets its own decision record."""
+        each product gets its own decision record (the name sealed once for all of them: one data-key read)."""
         now = self.clock()
         sanctions = self._sanctions(borrower, now)
+        sealed = self._sealed(borrower)
         records = {}
         for product in products:
             deny = list(sanctions.deny)
@@ -146,7 +147,7 @@ class ComplianceService:
                 sanctions.versions,
                 now,
                 review_reasons=list(sanctions.review),
-                pii_sealed=self._sealed(borrower),
+                pii_sealed=sealed,
                 name_hits=sanctions.hits,
                 inputs_key=self.inputs_key,
             )
