@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+#: how many permitted address literals a guard remembers (lender hosts written as addresses; a bound, not a cache
+#: policy: past it each is checked again every time)
+MAX_REMEMBERED_LITERALS = 256
 #: the allow-list of local runs and tests: the simulated lenders listen on 127.0.0.1
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 
@@ -60,16 +63,28 @@ class DestinationGuard:
 
     def __init__(self, allowed: Iterable[str | IpNetwork] = ()) -> None:
         self.allowed: tuple[IpNetwork, ...] = tuple(ipaddress.ip_network(n, strict=False) for n in allowed)
+        #: hosts written as a permitted address: checked once (an address does not resolve to anything else)
+        self._permitted_literals: dict[str, IpAddress] = {}
+
+    def literal(self, host: str) -> IpAddress | None:
+        """The address ``host`` is written as, if it is a permitted address literal already checked."""
+        return self._permitted_literals.get(host)
 
     def permits(self, address: IpAddress) -> bool:
         return is_public(address) or any(address in network for network in self.allowed)
 
     async def resolve(self, host: str, port: int) -> IpAddress:
         """The first address of ``host``; refused if ANY of its addresses is not permitted (a name that answers
-        both a public and a private address is refused, whichever the connection would have picked)."""
+        both a public and a private address is refused, whichever the connection would have picked). A name is
+        resolved every time (no DNS cache here: the connection goes to the address just checked)."""
+        known = self._permitted_literals.get(host)
+        if known is not None:
+            return known
+        literal = True
         try:
             addresses: list[IpAddress] = [ipaddress.ip_address(host)]
         except ValueError:
+            literal = False
             addresses = await self._lookup(host, port)
         refused = [str(a) for a in addresses if not self.permits(a)]
         if refused:
@@ -77,6 +92,8 @@ class DestinationGuard:
                 f"{host} resolves to {', '.join(refused)}: loopback, link-local and private addresses are refused "
                 "(allow a network with CREDITMESH_OUTBOUND_ALLOWED_NETWORKS for local runs)"
             )
+        if literal and len(self._permitted_literals) < MAX_REMEMBERED_LITERALS:
+            self._permitted_literals[host] = addresses[0]
         return addresses[0]
 
     async def check(self, url: str | httpx.URL) -> IpAddress:
@@ -127,15 +144,14 @@ class PinnedTransport(httpx.AsyncBaseTransport):
             # the addresses are for operators; the message may reach provider_outcomes[].detail, which borrowers read
             log.warning("call to %s refused: %s", host, err)
             raise DestinationRefused("destination refused: not a public address") from err
-        if str(address) != host:
+        pinned = host if address is self.guard.literal(host) else str(address)
+        if pinned != host:
             # the Host header was set from the URL when the request was built; SNI and the certificate check
             # follow the original name
-            request.url = request.url.copy_with(host=str(address))
+            request.url = request.url.copy_with(host=pinned)
             if request.url.scheme == "https":
                 request.extensions = {**request.extensions, "sni_hostname": host}
-        return await self._transport(request.url.scheme, str(address), request.url.port, host).handle_async_request(
-            request
-        )
+        return await self._transport(request.url.scheme, pinned, request.url.port, host).handle_async_request(request)
 
     def _transport(self, scheme: str, address: str, port: int | None, server_name: str) -> httpx.AsyncBaseTransport:
         if self._inner is not None:

@@ -57,6 +57,8 @@ from providers.signing import ReplayGuard, signed_headers
 PROTOCOL_VERSION = "1"
 PROTOCOL_HEADER = "X-Creditmesh-Protocol"
 CORRELATION_HEADER = "X-Correlation-Id"
+#: the paths whose URLs an adapter keeps (the others carry an offer's reference)
+FIXED_PATHS = frozenset({"/v1/quotes", "/v1/health"})
 #: the largest answer read from a lender (a quote answer holds at most 20 offers: a few KiB)
 MAX_RESPONSE_BYTES = 256 * 1024
 
@@ -195,6 +197,8 @@ class HttpLenderAdapter(ProviderAdapter):
         self._capabilities = capabilities
         self._client = client
         self._timeout = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
+        #: the URLs of the fixed paths (quotes, health) parsed once: httpx parses a URL string on every request
+        self._urls: dict[str, httpx.URL] = {}
         #: verifies the webhooks this lender sends (same secret, same "{timestamp}.{body}" HMAC, replays refused)
         self.webhook_guard = ReplayGuard(secret)
 
@@ -234,8 +238,9 @@ class HttpLenderAdapter(ProviderAdapter):
         headers |= signed_headers(self._secret, int(time.time()), body)
         headers |= extra
         try:
+            url = self._urls.get(path)
             request = self._client.build_request(
-                method, f"{self.base_url}{path}", content=body or None, headers=headers, timeout=self._timeout
+                method, url or self._url(path), content=body or None, headers=headers, timeout=self._timeout
             )
             response = await self._client.send(request, stream=True)
         except (UnicodeError, httpx.LocalProtocolError, httpx.InvalidURL, httpx.UnsupportedProtocol) as err:
@@ -254,6 +259,12 @@ class HttpLenderAdapter(ProviderAdapter):
                 f"{self.provider_id}: HTTP {response.status_code} on {path}", response.status_code
             )
         return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
+
+    def _url(self, path: str) -> httpx.URL:
+        url = httpx.URL(f"{self.base_url}{path}")  # httpx.InvalidURL for a base_url it cannot parse: the caller's
+        if path in FIXED_PATHS:
+            self._urls[path] = url
+        return url
 
     async def _read_capped(self, response: httpx.Response, path: str) -> bytes:
         """The answer's body, refused past ``MAX_RESPONSE_BYTES`` (declared or streamed)."""

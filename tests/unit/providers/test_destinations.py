@@ -205,3 +205,24 @@ async def test_a_local_encoding_error_never_counts_against_the_lender() -> None:
         with pytest.raises(LocalRequestError):
             await provider.quote(replace(REQUEST, correlation_id="\u00e9"))
     assert await provider.breaker.state() == "closed"
+
+
+async def test_a_permitted_address_literal_is_checked_once_and_a_name_or_a_refused_literal_every_time() -> None:
+    guard = DestinationGuard(LOOPBACK_NETWORKS)
+    lookups: list[str] = []
+
+    async def lookup(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        lookups.append(host)
+        return [ipaddress.ip_address("127.0.0.1") if len(lookups) == 1 else ipaddress.ip_address("10.0.0.1")]
+
+    guard._lookup = lookup  # type: ignore[method-assign]
+    first = await guard.check("http://127.0.0.1:9000/v1")
+    assert await guard.check("http://127.0.0.1:9000/v1") is first is guard.literal("127.0.0.1")
+    for _ in range(2):
+        with pytest.raises(DestinationRefused):
+            await guard.check("http://169.254.169.254/latest")
+    assert guard.literal("169.254.169.254") is None
+    assert str(await guard.check("http://lender.test/v1")) == "127.0.0.1"
+    with pytest.raises(DestinationRefused):  # the name now resolves elsewhere: resolved again, refused
+        await guard.check("http://lender.test/v1")
+    assert lookups == ["lender.test", "lender.test"]
