@@ -16,6 +16,7 @@ from chain.nonces import AccountRef, NonceAllocator, SqlNonceAllocator
 from chain.revert import decode_revert
 from chain.settled import SettledOutcomes
 from chain.signers import Signer
+from chain.transactions._broadcasts import Broadcasts
 from chain.transactions._settings import LifecycleSettings, default_owner
 from chain.transactions._tracked import _hex, _Tracked
 from chain.transactions._values import Receipt, Submission
@@ -65,6 +66,7 @@ class _Core:
         self._lease_keeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.last_error: str | None = None
+        self._broadcasts = Broadcasts(client.provider)
 
     async def _rpc(self, method: str, *params: Any) -> Any:
         return await self.client.rpc(method, *params)

@@ -151,12 +151,15 @@ class _Sending(_Core):
     async def _send(self, tracked: _Tracked) -> int:
         """Broadcast the newest attempt and act on the answer."""
         attempt = tracked.current
+        tracked.broadcasting = True
         try:
-            answer = await self.client.provider.make_request("eth_sendRawTransaction", [attempt.raw])  # type: ignore[arg-type]
+            answer = await self._broadcasts.send(attempt.raw)  # in one batch request with the others ready now
         except RpcUnavailable as err:
             self.last_error = str(err)[:300]
             tracked.unsent = True
             return _Broadcast.UNAVAILABLE
+        finally:
+            tracked.broadcasting = False
         error = answer.get("error")
         if error is None:
             self._accepted(tracked)

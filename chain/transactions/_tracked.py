@@ -27,6 +27,7 @@ class _Tracked:
     unsent: bool = True
     mined: MinedUpdate | None = None
     nonce_used_seen: bool = False
+    broadcasting: bool = False  # a broadcast of the newest attempt is on its way: the watcher does not add another
 
     @property
     def current(self) -> AttemptRecord:

@@ -3,6 +3,7 @@ a reorg), replace the stuck ones with a fee bump."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -12,7 +13,7 @@ from eth_utils.address import to_checksum_address
 from chain.errors import ChainError, FeeCapExceeded, TransactionDropped, TransactionReverted
 from chain.fees import replacement_fees
 from chain.transactions._owning import _Owning
-from chain.transactions._tracked import _Broadcast, _hex, _Tracked
+from chain.transactions._tracked import _hex, _Tracked
 from chain.transactions._values import Receipt, _receipt
 from chain.waiting import wait_at_most
 from store.chain import CONFIRMED, DROPPED, REVERTED, MinedUpdate
@@ -58,11 +59,11 @@ class _Watching(_Owning):
             t
             for t in self._tracked.values()
             if t.mined is None
+            and not t.broadcasting
             and (t.unsent or (t.accepted_at is not None and now - t.accepted_at > self.settings.rebroadcast_after))
         ]
-        for tracked in sorted(due, key=lambda t: t.nonce):
-            if await self._send(tracked) == _Broadcast.UNAVAILABLE:
-                return
+        # together, in nonce order: one batch request (chain.transactions._broadcasts)
+        await asyncio.gather(*(self._send(tracked) for tracked in sorted(due, key=lambda t: t.nonce)))
 
     async def _scan(self, head: int) -> None:
         """Find our transactions in the blocks since the last scan, one receipts call per block."""

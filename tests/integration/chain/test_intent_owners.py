@@ -207,7 +207,14 @@ async def test_a_mined_intent_whose_owner_died_is_confirmed_by_the_claimant_with
             sent.append(str(params[0]))
         return await make_request(method, params)
 
+    make_batch_request = watcher_client.provider.make_batch_request
+
+    async def recording_batch(requests: list[tuple[RPCEndpoint, Any]]) -> Any:
+        sent.extend(str(params[0]) for method, params in requests if method == "eth_sendRawTransaction")
+        return await make_batch_request(requests)
+
     monkeypatch.setattr(watcher_client.provider, "make_request", recording)
+    monkeypatch.setattr(watcher_client.provider, "make_batch_request", recording_batch)  # broadcasts are batched
     second = _manager(watcher_client, pg_store, "second", claim_after=1.0, confirmations=3)
     calls = {
         "mined:minted": Call.function(token, "mint", holder(1), 5),
