@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from web3.types import RPCEndpoint
 
 from chain.client import ChainClient
 from chain.config import ChainConfig
@@ -125,7 +126,8 @@ async def test_each_element_of_a_batch_answers_as_its_single_send_would(anvil: D
         await proxy.stop()
     assert proxy.sends_per_post == [5]  # one POST for all five
     messages = [str(answer.get("error", {}).get("message", "")).lower() for answer in answers]
-    assert "error" not in answers[0] and answers[0]["result"].startswith("0x")
+    assert "error" not in answers[0]
+    assert answers[0]["result"].startswith("0x")
     assert any(token in messages[1] for token in _KNOWN), messages[1]
     assert any(token in messages[2] for token in _NONCE_USED), messages[2]
     assert any(token in messages[3] for token in _UNDERPRICED), messages[3]
@@ -148,7 +150,8 @@ async def test_concurrent_submits_go_out_in_batches_and_each_intent_settles_as_a
         if key.startswith("known:"):
             intent = await sqlite_store.get_intent(key)
             assert intent is not None
-            await direct.rpc("eth_sendRawTransaction", intent.attempts[-1].raw)
+            # the watcher may have broadcast it already (the node then says so): the answer does not matter here
+            await direct.provider.make_request(RPCEndpoint("eth_sendRawTransaction"), [intent.attempts[-1].raw])
 
     proxy, client = await _through_proxy(anvil)
     keys = [f"transfer:{i}" for i in range(26)] + [f"known:{i}" for i in range(3)]
@@ -170,7 +173,8 @@ async def test_concurrent_submits_go_out_in_batches_and_each_intent_settles_as_a
     assert sorted(receipt.nonce for receipt in receipts) == list(range(30))
     assert int(await direct.rpc("eth_getTransactionCount", devnet_signer(Role.DEPLOYER).address, "latest"), 16) == 30
     assert max(proxy.sends_per_post) > 1  # batched ...
-    assert sum(proxy.sends_per_post) >= 30 and len(proxy.sends_per_post) < 30  # ... in fewer POSTs than sends
+    assert sum(proxy.sends_per_post) >= 30
+    assert len(proxy.sends_per_post) < 30
 
 
 async def test_a_node_that_refuses_batches_gets_the_transactions_one_by_one(
@@ -187,4 +191,5 @@ async def test_a_node_that_refuses_batches_gets_the_transactions_one_by_one(
         await proxy.stop()
     assert sorted(receipt.nonce for receipt in receipts) == list(range(20))
     assert proxy.batches_refused == 1  # refused once, not asked again
-    assert set(proxy.sends_per_post) == {1} and len(proxy.sends_per_post) >= 20
+    assert set(proxy.sends_per_post) == {1}
+    assert len(proxy.sends_per_post) >= 20
