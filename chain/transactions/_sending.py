@@ -20,6 +20,7 @@ from chain.errors import (
     TransactionRejected,
 )
 from chain.fees import Fees
+from chain.nonces import SqlNonceAllocator
 from chain.transactions._core import _Core
 from chain.transactions._tracked import _KNOWN, _NONCE_USED, _UNDERPRICED, _Broadcast, _hex, _TakenOver, _Tracked
 from chain.transactions._values import Submission
@@ -51,8 +52,11 @@ class _Sending(_Core):
             raise
         fresh = intent.nonce is None  # allocated here: no earlier attempt of ours can hold this nonce
         try:
-            nonce = Nonce(intent.nonce) if intent.nonce is not None else await self._allocate(key)
-            tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees, fresh=fresh)
+            if fresh and isinstance(self.nonces, SqlNonceAllocator):
+                tracked = await self._allocate_signed(key, to, data, intent.value, gas, fees)
+            else:
+                nonce = Nonce(intent.nonce) if intent.nonce is not None else await self._allocate(key)
+                tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees, fresh=fresh)
         except _TakenOver:
             return await self._taken_over_before_signing(key)
         if self._on_signed is not None:
@@ -82,6 +86,22 @@ class _Sending(_Core):
             return await self.nonces.allocate(self.account, key, self.owner)
         except IntentNotHeld as err:  # stalled past the lease, claimed by another: no nonce was consumed
             raise _TakenOver(key) from err
+
+    async def _allocate_signed(
+        self, key: str, to: str | None, data: bytes, value: int, gas: int, fees: Fees
+    ) -> _Tracked:
+        """A new nonce, the transaction signed under it and recorded as the intent's first attempt, in one unit of
+        work of the SQL allocator (its binding, fenced by the owner, and the attempt's write together)."""
+        assert isinstance(self.nonces, SqlNonceAllocator)
+        try:
+            nonce, attempt = await self.nonces.allocate_signed(
+                self.account, key, self.owner, lambda nonce: self._sign(to, data, value, nonce, gas, fees)
+            )
+        except IntentNotHeld as err:  # stalled past the lease, claimed by another: no nonce was consumed
+            raise _TakenOver(key) from err
+        tracked = _Tracked(key=key, to=to, data=data, value=value, nonce=nonce, attempts=[attempt])
+        self._track(tracked)
+        return tracked
 
     async def _sign_and_track(
         self, key: str, to: str | None, data: bytes, value: int, nonce: Nonce, gas: int, fees: Fees, *, fresh: bool
