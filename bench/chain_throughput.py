@@ -19,6 +19,8 @@ import argparse
 import asyncio
 import json
 import os
+import resource
+import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -39,6 +41,22 @@ from store.chain import CHAIN_TABLES, SqlChainStore
 from store.db import make_engine
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time (user + system, every thread; the anvils are child processes, not counted)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Run:
+    """One side of a pair: confirmed tx/s and this process's CPU milliseconds per confirmed transfer."""
+
+    def __init__(self, count: int, started: float, cpu_started: float) -> None:
+        self.tx_per_second = count / (time.perf_counter() - started)
+        self.cpu_ms = (cpu_seconds() - cpu_started) * 1000 / count
+
+
 RECIPIENT = "0x000000000000000000000000000000000000dEaD"
 
 
@@ -63,7 +81,7 @@ def fresh() -> Devnet:
     return start_devnet(LocalChain(name="bench", chain_id=31337, port=0), port=0)
 
 
-async def raw_run(count: int, interval: float) -> float:
+async def raw_run(count: int, interval: float) -> Run:
     devnet = fresh()
     client = await ChainClient(devnet.config()).connect()
     try:
@@ -86,20 +104,20 @@ async def raw_run(count: int, interval: float) -> float:
             for nonce in range(count)
         ]  # presigned: signing is not timed
         async with interval_mining(client, interval):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             hashes = await asyncio.gather(*(client.rpc("eth_sendRawTransaction", raw) for raw in raws))
             pending = set(hashes)
             while pending:
                 await asyncio.sleep(interval / 2)
                 receipts = await asyncio.gather(*(client.rpc("eth_getTransactionReceipt", h) for h in pending))
                 pending = {h for h, r in zip(list(pending), receipts, strict=True) if r is None}
-            return count / (time.perf_counter() - started)
+            return Run(count, started, cpu_started)
     finally:
         await client.close()
         devnet.stop()
 
 
-async def lifecycle_run(count: int, interval: float, db_url: str) -> float:
+async def lifecycle_run(count: int, interval: float, db_url: str) -> Run:
     devnet = fresh()
     engine = make_engine(db_url)
     Base.metadata.drop_all(engine, tables=list(CHAIN_TABLES))
@@ -110,11 +128,11 @@ async def lifecycle_run(count: int, interval: float, db_url: str) -> float:
     try:
         txs = TransactionManager(client, devnet_signer(Role.DEPLOYER), store, settings=settings)
         async with txs, interval_mining(client, interval):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             keys = [f"bench:{i}" for i in range(count)]
             await asyncio.gather(*(txs.submit(key, Call.transfer(RECIPIENT, 1)) for key in keys))
             await asyncio.gather(*(txs.wait(key, within=300) for key in keys))
-            return count / (time.perf_counter() - started)
+            return Run(count, started, cpu_started)
     finally:
         await client.close()
         engine.dispose()
@@ -130,7 +148,7 @@ async def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     use_fast_keccak()  # as api/bootstrap does before serving
-    pairs: list[tuple[float, float]] = []
+    pairs: list[tuple[Run, Run]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             db_url = f"sqlite:///{Path(tmp) / f'bench-{run}.db'}" if args.db == "sqlite" else args.db
@@ -143,21 +161,34 @@ async def main() -> None:
     print(f"mode: fresh anvil per run, automine off, evm_mine every {args.block_interval} s; {args.count} transfers")
     print(f"store: {'sqlite (temporary file)' if args.db == 'sqlite' else 'postgresql'}")
     for run, (raw, managed) in enumerate(pairs, 1):
-        print(f"run {run}: raw {raw:8.1f} tx/s, lifecycle {managed:8.1f} tx/s, ratio {managed / raw:.2f}")
+        print(
+            f"run {run}: raw {raw.tx_per_second:8.1f} tx/s ({raw.cpu_ms:.2f} CPU ms/tx), "
+            f"lifecycle {managed.tx_per_second:8.1f} tx/s ({managed.cpu_ms:.2f} CPU ms/tx), "
+            f"ratio {_ratio((raw, managed)):.2f}"
+        )
     raw, managed = _median_pair(pairs)
-    print(f"raw presigned eth_sendRawTransaction: {raw:8.1f} confirmed tx/s (run of the median ratio)")
-    print(f"lifecycle (persist, sign, send, confirm): {managed:8.1f} confirmed tx/s")
-    print(f"ratio lifecycle / raw: median {managed / raw:.2f}, min {min(m / r for r, m in pairs):.2f}")
+    print(f"raw presigned eth_sendRawTransaction: {raw.tx_per_second:8.1f} confirmed tx/s (run of the median ratio)")
+    print(f"lifecycle (persist, sign, send, confirm): {managed.tx_per_second:8.1f} confirmed tx/s")
+    print(f"ratio lifecycle / raw: median {_ratio((raw, managed)):.2f}, min {min(map(_ratio, pairs)):.2f}")
+    print(
+        "CPU ms per confirmed transfer (this process): raw median "
+        f"{statistics.median(r.cpu_ms for r, _ in pairs):.2f}, lifecycle median "
+        f"{statistics.median(m.cpu_ms for _, m in pairs):.2f}"
+    )
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     _write(args, pairs)
 
 
-def _median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
-    ordered = sorted(pairs, key=lambda pair: pair[1] / pair[0])
+def _ratio(pair: tuple[Run, Run]) -> float:
+    return pair[1].tx_per_second / pair[0].tx_per_second
+
+
+def _median_pair(pairs: list[tuple[Run, Run]]) -> tuple[Run, Run]:
+    ordered = sorted(pairs, key=_ratio)
     return ordered[len(ordered) // 2]
 
 
-def _write(args: argparse.Namespace, pairs: list[tuple[float, float]]) -> None:
+def _write(args: argparse.Namespace, pairs: list[tuple[Run, Run]]) -> None:
     """The figures as JSON and a bar plot in ``--out`` (``chain_throughput.json``/``.png``)."""
     import matplotlib
 
@@ -172,18 +203,25 @@ def _write(args: argparse.Namespace, pairs: list[tuple[float, float]]) -> None:
         "store": "sqlite" if args.db == "sqlite" else "postgresql",
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "runs": [
-            {"raw_tx_per_second": round(r, 1), "lifecycle_tx_per_second": round(m, 1), "ratio": round(m / r, 3)}
+            {
+                "raw_tx_per_second": round(r.tx_per_second, 1),
+                "lifecycle_tx_per_second": round(m.tx_per_second, 1),
+                "ratio": round(_ratio((r, m)), 3),
+                "raw_cpu_ms_per_tx": round(r.cpu_ms, 3),
+                "lifecycle_cpu_ms_per_tx": round(m.cpu_ms, 3),
+            }
             for r, m in pairs
         ],
-        "raw_tx_per_second": round(raw, 1),
-        "lifecycle_tx_per_second": round(managed, 1),
-        "ratio": round(managed / raw, 3),
-        "ratio_min": round(min(m / r for r, m in pairs), 3),
+        "raw_tx_per_second": round(raw.tx_per_second, 1),
+        "lifecycle_tx_per_second": round(managed.tx_per_second, 1),
+        "ratio": round(_ratio((raw, managed)), 3),
+        "ratio_min": round(min(map(_ratio, pairs)), 3),
+        "lifecycle_cpu_ms_per_tx_median": round(statistics.median(m.cpu_ms for _, m in pairs), 3),
     }
     (args.out / "chain_throughput.json").write_text(json.dumps(document, indent=2))
     figure, axes = plt.subplots(figsize=(5, 4))
-    axes.bar(["raw presigned", "lifecycle"], [raw, managed])
-    axes.axhline(raw / 2, color="grey", linewidth=0.8)  # the goal: >= 0.5x raw
+    axes.bar(["raw presigned", "lifecycle"], [raw.tx_per_second, managed.tx_per_second])
+    axes.axhline(raw.tx_per_second / 2, color="grey", linewidth=0.8)  # the goal: >= 0.5x raw
     axes.set(title=f"confirmed tx/s, {args.count} transfers (grey: 0.5x raw)", ylabel="tx/s")
     figure.tight_layout()
     figure.savefig(args.out / "chain_throughput.png", dpi=110)

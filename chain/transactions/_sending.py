@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -28,6 +29,9 @@ from chain.types import Nonce
 from store.chain import ATTEMPT_REJECTED, AttemptRecord, IntentRecord
 
 log = logging.getLogger("chain.transactions")
+
+#: an intent's ``to`` checksummed once per address (a Keccak-256 each), not once per signature
+_checksummed = lru_cache(maxsize=4096)(to_checksum_address)
 
 
 class _Sending(_Core):
@@ -155,7 +159,7 @@ class _Sending(_Core):
             **fees.as_params(),
         }
         if to is not None:
-            tx["to"] = to_checksum_address(to)
+            tx["to"] = _checksummed(to)
         raw = self.signer.sign_transaction(tx)
         return AttemptRecord(
             tx_hash="0x" + keccak(raw).hex(),
