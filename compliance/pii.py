@@ -91,8 +91,14 @@ class PiiVault:
         self.keys = keys
 
     def encrypt(self, subject_id: str, field: str, value: str) -> bytes:
-        self.keys.create_key(subject_id)
-        return seal(self.keys.data_key(subject_id), value.encode(), f"{subject_id}/{field}".encode())
+        """Sealed under the subject's data key, created on first use: one key-store read when the key exists (every
+        screening of a known borrower seals its name), a creation and a read when it does not."""
+        try:
+            key = self.keys.data_key(subject_id)
+        except SubjectKeyMissing:
+            self.keys.create_key(subject_id)
+            key = self.keys.data_key(subject_id)
+        return seal(key, value.encode(), f"{subject_id}/{field}".encode())
 
     def decrypt(self, subject_id: str, field: str, sealed: bytes) -> str:
         return unseal(self.keys.data_key(subject_id), sealed, f"{subject_id}/{field}".encode()).decode()
