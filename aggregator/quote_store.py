@@ -132,6 +132,11 @@ class QuotingStore(Protocol):
 
     def unit_of_work(self) -> AbstractContextManager[QuotingUnitOfWork]: ...
 
+    def writing(self) -> AbstractContextManager[QuotingUnitOfWork]:
+        """The unit of work of a credit request's write (its offer nonces, rows and commit). Where the database
+        takes one writer at a time (SQLite), this process's writes take turns on a lock first."""
+        ...
+
 
 # ---------------------------------------------------------------------------------------------- in-memory fake
 
@@ -209,3 +214,6 @@ class InMemoryQuotingStore:
 
     def unit_of_work(self) -> AbstractContextManager[InMemoryQuotingUnitOfWork]:
         return rolled_back_on_exit(InMemoryQuotingUnitOfWork(self.tables))
+
+    def writing(self) -> AbstractContextManager[InMemoryQuotingUnitOfWork]:
+        return self.unit_of_work()

@@ -104,6 +104,9 @@ class _Draft:
     offer: ProviderOffer
     disclosure: Disclosure
     chain: ChainRuntime
+    # what the quote stores beside the signed offer, built before the write takes its turn (no nonce in them)
+    lender_terms: dict[str, Any]
+    disclosure_json: dict[str, Any]
 
 
 class QuotingService:
@@ -280,21 +283,21 @@ class QuotingService:
         covered: bool,
     ) -> QuotedRequest:
         """Disclose and rank the offers, then in ONE unit of work: reserve the offer nonces, sign, write the
-        request, its outcomes and quotes, the risk decision and the decision records."""
+        request, its outcomes and quotes, the risk decision and the decision records. What needs no nonce is done
+        before the unit of work takes its turn to write (``QuotingStore.writing``), so the turn is short."""
         now = request.created_at
         ranked = self._rank(valid, self._disclose(borrower, valid, outcomes, records, covered, now)) if outcomes else []
         if decision.approved:
             request = replace(request, status="quoted" if ranked else "no_offers")
-        with self._store.unit_of_work() as uow:
+        written = [OutcomeRecord(o.provider_id, o.outcome, o.detail[:512], o.latency_ms) for o in outcomes]
+        stored = StoredDecision(
+            id=str(uuid.uuid4()), borrower_id=borrower.id, request_id=request.id, decision=decision, decided_at=now
+        )
+        for record in records:
+            record.record_hash()  # kept by the record for its row and its audit entry
+        with self._store.writing() as uow:
             quotes = self._sign(uow.quoting, borrower, valid, decision, ranked, request.id, now) if ranked else []
-            quoted = QuotedRequest(
-                request,
-                [OutcomeRecord(o.provider_id, o.outcome, o.detail[:512], o.latency_ms) for o in outcomes],
-                quotes,
-            )
-            stored = StoredDecision(
-                id=str(uuid.uuid4()), borrower_id=borrower.id, request_id=request.id, decision=decision, decided_at=now
-            )
+            quoted = QuotedRequest(request, written, quotes)
             uow.quoting.add_quoted(quoted, stored, records)
             uow.commit()
         return quoted
@@ -346,7 +349,8 @@ class QuotingService:
                     outcome.outcome, outcome.detail = "dropped", f"dropped: {mismatch}"[:512]
                     continue
                 chain = self._chains[offer.chain] if offer.chain else self._chains[valid.chains[0]]
-                kept.append(_Draft(offer, decision.disclosure, chain))
+                lender = _lender_terms(offer) | {"schedule": lender_schedule(offer, decision.disclosure, valid.asset)}
+                kept.append(_Draft(offer, decision.disclosure, chain, lender, _disclosure_json(decision.disclosure)))
             drafts += kept
         return drafts
 
@@ -478,14 +482,12 @@ class QuotingService:
             chain_id=chain.chain_id,
             contract=chain.record.address("CreditAggregator"),
             rank=position,
-            offer=_jsonable(signed_offer.as_message())
-            | _lender_terms(offer)
-            | {"schedule": lender_schedule(offer, draft.disclosure, valid.asset)},
+            offer=_jsonable(signed_offer.as_message()) | draft.lender_terms,
             offer_digest="0x" + offer_digest.hex(),
             offer_signature="0x" + offer_signature.hex(),
             attestation=attestation[0],
             attestation_signature=attestation[1],
-            disclosure=_disclosure_json(draft.disclosure),
+            disclosure=draft.disclosure_json,
             status="offered",
             expires_at=datetime.fromtimestamp(expiry, UTC),
             created_at=now,

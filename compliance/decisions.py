@@ -67,8 +67,13 @@ class DecisionRecord:
         }
 
     def record_hash(self) -> str:
-        """0x keccak256 of the record's canonical JSON: what an audit log chains."""
-        return "0x" + keccak256(canonical_json(self.body())).hex()
+        """0x keccak256 of the record's canonical JSON: what an audit log chains. Computed once per record (it is
+        frozen): the credit request's write hashes its records before it takes its turn to write."""
+        cached: str | None = self.__dict__.get("_record_hash")
+        if cached is None:
+            cached = "0x" + keccak256(canonical_json(self.body())).hex()
+            object.__setattr__(self, "_record_hash", cached)
+        return cached
 
     def verify_inputs(self, inputs: Mapping[str, Any], inputs_key: bytes | None = None) -> None:
         """Raises DecisionIntegrityError unless ``inputs`` are the ones this decision was made on (``inputs_key``: the

@@ -5,6 +5,7 @@ ways on SQLite and on PostgreSQL, every column of every row compared."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,8 @@ from store.aggregator import CreditRequestRow, ProviderOutcomeRow, QuoteRow
 from store.api import BorrowerRow
 from store.base import Base
 from store.compliance import AuditEntryRow, ComplianceDecisionRow, audit_columns, decision_rows
-from store.quoting import SqlQuotingRepository
+from store.db import Database
+from store.quoting import SqlQuotingRepository, SqlQuotingStore
 from store.records import columns
 from store.risk import RiskDecisionRow, risk_rows
 from tests.unit.test_quoting import SPEC, WALLET, _borrower, _service
@@ -120,3 +122,23 @@ def test_the_core_write_stores_what_the_orm_stored_on_postgresql(
     finally:
         old.dispose()
         new.dispose()
+
+
+def test_quote_writes_take_turns_on_sqlite(tmp_path: Path) -> None:
+    """SQLite's busy handler makes a second writer sleep and retry; the store's writes take turns on a lock instead."""
+    database = Database(f"sqlite:///{tmp_path / 'turns.db'}")
+    store, entered = SqlQuotingStore(database), threading.Event()
+
+    def second() -> None:
+        with store.writing():
+            entered.set()
+
+    waiting = threading.Thread(target=second)
+    try:
+        with store.writing():
+            waiting.start()
+            assert not entered.wait(0.3), "the second writer got in while the first held its turn"
+        assert entered.wait(10), "the second writer never got its turn"
+    finally:
+        waiting.join(10)
+        database.dispose()
