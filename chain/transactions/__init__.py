@@ -7,7 +7,8 @@
   call returns the first one's state; with another call it raises IntentConflict.
 * Nothing is signed before its intent is persisted, and nothing is sent before the signed bytes are persisted,
   so a restart at any point resumes from the store: it re-broadcasts the same signed bytes (same hash) and never
-  signs a second transaction with another nonce for one intent.
+  signs a second transaction with another nonce for one intent. With the SQL allocator a new intent's nonce is bound
+  and its signed attempt written in one database transaction (``SqlNonceAllocator.allocate_signed``).
 * Fees are EIP-1559, from ``eth_feeHistory`` within the chain's ``FeePolicy``. A transaction not mined
   ``stuck_after`` seconds after a node first accepted it is replaced at the same nonce with both fees raised by
   ≥ 12.5 %; whichever of the attempts is mined settles the intent. Rebroadcasts (every ``rebroadcast_after``) do not
@@ -32,7 +33,8 @@
 
 Layout: private modules behind these public names, each layer a base class of the next — ``_values`` (Call,
 Receipt, Submission), ``_settings`` (LifecycleSettings, owner ids), ``_tracked`` (an open intent in memory, the
-node's answers), ``_core`` (state, RPC, fees), ``_sending``, ``_owning`` (leases), ``_watching``, ``_manager``.
+node's answers), ``_broadcasts`` (the signed attempts ready at one moment as one JSON-RPC batch request), ``_core``
+(state, RPC, fees), ``_sending``, ``_owning`` (leases), ``_watching``, ``_manager``.
 """
 
 from chain.transactions._manager import TransactionManager
