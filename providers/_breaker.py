@@ -18,6 +18,10 @@ record them), while ``AsyncBreaker`` decides admission and outcome:
 * no outcome: a call the caller stopped waiting for (cancelled, or ended by the caller's deadline before the
   provider's own time limit) is neither a failure nor a success; a trial's slot is freed (``guard``).
 
+A call while closed and its success are the common case: a process reads the shared state again only after
+``CLOSED_READ_SECONDS`` (or its own failure or transition), and records a success in one round trip
+(``settle_success``).
+
 With Redis, every transition runs in a worker thread under a Redis lock named after the provider, so processes
 never interleave a read-modify-write of the shared state, and the event loop never waits on Redis."""
 
@@ -40,6 +44,14 @@ from providers.policy import ResiliencePolicy
 @dataclass(frozen=True, slots=True)
 class Permit:
     trial: bool
+
+
+_CALL = Permit(trial=False)
+
+#: how long a process takes a breaker it read as closed in a shared store to stay closed without reading it again: a
+#: breaker another process opens is refused here within this (this process's own transitions and failures at once),
+#: for one state read per provider and period instead of one per call (a Redis round trip per lender call)
+CLOSED_READ_SECONDS = 0.5
 
 
 class _TransitionListener(pybreaker.CircuitBreakerListener):
@@ -100,6 +112,7 @@ class AsyncBreaker:
         return self._breaker
 
     def _on_transition(self, old: str | None, new: str) -> None:
+        self._closed_until = 0.0
         # pybreaker reports its cached state as the old one; with shared storage the state read is the truth
         old = self._read_state or old
         self._read_state = new
@@ -112,8 +125,11 @@ class AsyncBreaker:
 
     async def admit(self) -> Permit:
         """A permit to call the provider now, or ``CircuitOpen``."""
+        if time.monotonic() < self._closed_until:
+            return _CALL
         if await self._store.peek_state(self.name) == CLOSED:
-            return Permit(trial=False)
+            self._closed_until = time.monotonic() + CLOSED_READ_SECONDS
+            return _CALL
         permit = await self._store.run(self.name, self._admit)
         if permit is None:
             raise CircuitOpen(f"{self.name}: circuit {self._last_refusal}")
@@ -122,6 +138,9 @@ class AsyncBreaker:
     _last_refusal = "open"
 
     _read_state: str | None = None
+
+    #: until when (monotonic) this process takes the shared state for closed without reading it again
+    _closed_until = 0.0
 
     def _admit(self) -> Permit | None:
         state = self._read_state = self._cb.current_state
@@ -141,13 +160,18 @@ class AsyncBreaker:
         return Permit(trial=False)
 
     async def record(self, permit: Permit, failed: bool) -> None:
+        if failed:
+            self._closed_until = 0.0  # the next admission reads the state again
         if not permit.trial:
-            state = await self._store.peek_state(self.name)
+            if failed:
+                state = await self._store.peek_state(self.name)
+            else:  # the common case: one round trip reads the state and, when closed, resets the failure count
+                state = await self._store.settle_success(self.name)
+                if state == CLOSED:
+                    return
             if state is not None and state != CLOSED:
+                self._closed_until = 0.0
                 return  # a non-trial outcome outside closed says nothing (see _record)
-            if state == CLOSED and not failed:
-                await self._store.clear_failures(self.name)
-                return
         await self._store.run(self.name, lambda: self._record(permit, failed))
 
     def _record(self, permit: Permit, failed: bool) -> None:

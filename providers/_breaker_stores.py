@@ -49,7 +49,7 @@ class BreakerStore(Protocol):
     def storage(self, name: str) -> pybreaker.CircuitBreakerStorage: ...
     async def run(self, name: str, operation: Callable[[], T]) -> T: ...
     async def peek_state(self, name: str) -> str | None: ...
-    async def clear_failures(self, name: str) -> None: ...
+    async def settle_success(self, name: str) -> str | None: ...
     def take_trial(self, name: str, limit: int, ttl: float) -> bool: ...
     def release_trial(self, name: str) -> None: ...
     def trials(self, name: str) -> int: ...
@@ -78,9 +78,8 @@ class MemoryBreakerStore:
     async def peek_state(self, name: str) -> str | None:
         return None  # run() is as cheap: no fast path needed
 
-    async def clear_failures(self, name: str) -> None:
-        # record() only calls this after peek_state() reported CLOSED, and this store reports nothing (None).
-        raise AssertionError("the memory store never takes the closed-state fast path")
+    async def settle_success(self, name: str) -> str | None:
+        return None  # no fast path: the caller records through run()
 
     def take_trial(self, name: str, limit: int, ttl: float) -> bool:
         if self._trials.get(name, 0) >= limit:
@@ -107,6 +106,13 @@ class MemoryBreakerStore:
         return list(self._transitions.get(name, ()))
 
 
+_SETTLE_SUCCESS = f"""
+local state = redis.call('GET', KEYS[1])
+if state == '{CLOSED}' and redis.call('GET', KEYS[2]) ~= '0' then redis.call('SET', KEYS[2], 0) end
+return state
+"""
+
+
 class RedisBreakerStore:
     """State in Redis, through pybreaker's ``CircuitRedisStorage`` (a synchronous client). Every operation that may
     change the state runs in this store's worker threads under a per-provider Redis lock: off the event loop, and
@@ -120,6 +126,7 @@ class RedisBreakerStore:
         self._async = async_client
         self._lock_timeout = lock_timeout
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breaker-redis")
+        self._settle = async_client.register_script(_SETTLE_SUCCESS)
 
     @classmethod
     def from_url(cls, url: str, workers: int = 4) -> RedisBreakerStore:
@@ -139,10 +146,14 @@ class RedisBreakerStore:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
 
-    async def clear_failures(self, name: str) -> None:
-        key = self._pybreaker_key(name, "fail_counter")
-        if int(await self._async.get(key) or 0):
-            await self._async.set(key, 0)
+    async def settle_success(self, name: str) -> str | None:
+        """A call's success while closed, in one round trip (a script: atomic): the failure counter back to 0 when
+        the state is closed. Returns the state read (None: no state yet, as after Redis restarted empty)."""
+        keys = [self._pybreaker_key(name, "state"), self._pybreaker_key(name, "fail_counter")]
+        value = await self._settle(keys=keys)
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     def _key(self, name: str, suffix: str) -> str:
         return f"{KEY_PREFIX}:{name}:{suffix}"

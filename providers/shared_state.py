@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import pybreaker
 
-from providers.resilience import BreakerStore, MemoryBreakerStore, RateLimiter, Transition
+from providers.resilience import CLOSED, BreakerStore, MemoryBreakerStore, RateLimiter, Transition
 from risk.shared_state import SHARED_STATE_ERRORS, SharedStateHealth
 
 T = TypeVar("T")
@@ -170,14 +170,19 @@ class DegradableBreakerStore(_Either):
         self.health.answered()
         return state
 
-    async def clear_failures(self, name: str) -> None:
-        storage = self._storages.get(name)
-        if storage is not None:
-            storage.local.reset_counter()
+    async def settle_success(self, name: str) -> str | None:
+        if not self.health.worth_trying():
+            return None  # the memory store has no fast path: the caller goes through run()
         try:
-            await self.shared.clear_failures(name)
+            state = await self.shared.settle_success(name)
         except SHARED_STATE_ERRORS as err:
             self.health.failed(err)
+            return None
+        self.health.answered()
+        storage = self._storages.get(name)
+        if state == CLOSED and storage is not None:
+            storage.local.reset_counter()
+        return state
 
     def take_trial(self, name: str, limit: int, ttl: float) -> bool:
         return self.either(
