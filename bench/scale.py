@@ -3,6 +3,7 @@ PostgreSQL and one Redis, against bare baselines measured in the same run (issue
 
     uv run --frozen --no-sync python -m bench.scale                          # N = 1, 2, 3; L = 100 ms; 10 s per level
     uv run --frozen --no-sync python -m bench.scale --processes 2 --seconds 5 --loans 20     # shorter
+    uv run --frozen --no-sync python -m bench.scale --levels 3 --loans 0                     # N = 3 alone
     make bench                                                               # this, then bench/quote_path.py
 
 Starts, on free loopback ports: three anvil devnets with the contract set deployed, a PostgreSQL (pgserver) and a
@@ -18,7 +19,8 @@ api.balancer``) — each n measured against the same database, Redis, devnets an
 2. the platform and the baseline side by side, each through its one URL, with ``bench/quote_path.py``'s load client:
    credit requests one at a time for ``--seconds`` (latency p50/p95/p99 as a multiple of the slowest lender), then
    ``--concurrency`` borrowers per process for ``--seconds`` (requests per second; the platform's as a fraction of
-   the baseline's);
+   the baseline's), with the CPU each app's processes, the simulated lenders, the balancer and this load client
+   spent per request;
 3. at n = N, accepted loans per second end to end through the balancer against raw presigned ``openLoan``
    transactions to the same devnet (``bench/scale_loans.py``);
 4. each API process's resident memory (``/proc/PID/status`` VmRSS) once up and warm, and its peak, sampled every
@@ -43,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -102,6 +105,10 @@ class Level:
     cpu_ms_per_request: float
     #: the simulated lenders' process (all ten lenders): under load it competes for the same two cores
     lenders_cpu_ms_per_request: float
+    #: the balancer in front of n >= 2 processes (``creditmesh serve``'s supervisor, or ``python -m api.balancer``)
+    balancer_cpu_ms_per_request: float = 0.0
+    #: this process, the load client (one process for every level: whether the harness itself is the bottleneck)
+    client_cpu_ms_per_request: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
     #: the platform's stored provider outcomes of the level's requests, by kind (``_outcome_kind``)
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -206,16 +213,20 @@ def _level(
     concurrency: int,
     seconds: float,
     unit: float,
+    balancer_pid: int | None = None,
 ) -> Level:
-    """One load level through ``url`` (``bench/quote_path.py``'s load client), with the CPU that ``pids`` and the
-    simulated lenders' process spent while it ran."""
+    """One load level through ``url`` (``bench/quote_path.py``'s load client), with the CPU that ``pids``, the
+    simulated lenders' process, the balancer and this load client spent while it ran."""
     before: dict[str, float] = {}
+    balancer = [balancer_pid] if balancer_pid else []
 
     def on_start() -> None:
         before["app"], before["lenders"] = _cpu_total(pids), _cpu_seconds(lender_pid)
+        before["balancer"], before["client"] = _cpu_total(balancer), time.process_time()
 
     measured = asyncio.run(_load(url, key, concurrency, seconds, pids[0], on_start))
     cpu, lenders_cpu = _cpu_total(pids) - before["app"], _cpu_seconds(lender_pid) - before["lenders"]
+    balancer_cpu, client_cpu = _cpu_total(balancer) - before["balancer"], time.process_time() - before["client"]
     count = measured.requests
     level = Level(
         app=app,
@@ -233,6 +244,8 @@ def _level(
         requests_per_second=measured.requests_per_second,
         cpu_ms_per_request=round(cpu * 1000 / max(count, 1), 1),
         lenders_cpu_ms_per_request=round(lenders_cpu * 1000 / max(count, 1), 1),
+        balancer_cpu_ms_per_request=round(balancer_cpu * 1000 / max(count, 1), 2),
+        client_cpu_ms_per_request=round(client_cpu * 1000 / max(count, 1), 2),
         statuses=measured.statuses,
     )
     print(
@@ -277,16 +290,17 @@ def _cpu_total(pids: list[int]) -> float:
 
 
 @contextmanager
-def _balanced(ports: list[int], log_dir: Path) -> Iterator[str]:
-    """The URL of the processes on ``ports``: the one process's own, or the balancer's in front of several (``python
-    -m api.balancer``, as ``creditmesh serve --processes N`` runs it in front of the API's)."""
+def _balanced(ports: list[int], log_dir: Path) -> Iterator[tuple[str, int | None]]:
+    """The URL of the processes on ``ports`` and the balancer's pid: the one process's own URL (no balancer), or the
+    balancer's in front of several (``python -m api.balancer``, as ``creditmesh serve --processes N`` runs it in
+    front of the API's)."""
     if len(ports) == 1:
-        yield f"http://127.0.0.1:{ports[0]}"
+        yield f"http://127.0.0.1:{ports[0]}", None
         return
     port = free_port()
     command = [sys.executable, "-m", "api.balancer", "--port", str(port), *(f"127.0.0.1:{p}" for p in ports)]
-    with _processes("balancer", [(command, f"http://127.0.0.1:{port}/healthz")], dict(os.environ), log_dir):
-        yield f"http://127.0.0.1:{port}"
+    with _processes("balancer", [(command, f"http://127.0.0.1:{port}/healthz")], dict(os.environ), log_dir) as pids:
+        yield f"http://127.0.0.1:{port}", pids[0]
 
 
 def _warm(api: ApiService, key: str) -> None:
@@ -299,7 +313,9 @@ def _warm(api: ApiService, key: str) -> None:
 
 
 def run(args: argparse.Namespace) -> Result:
-    counts = list(range(1, args.processes + 1))
+    counts = args.levels or list(range(1, args.processes + 1))
+    if max(counts) > args.processes:
+        raise SystemExit(f"--levels {counts}: at most --processes {args.processes}")
     machine = _machine()
     with tempfile.TemporaryDirectory(prefix="scale-") as temp, ExitStack() as stack:
         data_dir = Path(temp)
@@ -351,15 +367,29 @@ def run(args: argparse.Namespace) -> Result:
                 _warm(api, key)
                 api_names = {f"{name} (N={n})": pid for name, pid in api.pids.items()}
                 idle |= {name: round(_rss_kb(pid) / 1024, 1) for name, pid in api_names.items()}
-                with RssSampler(api_names) as sampler, _balanced(baseline_ports[:n], data_dir) as baseline_url:
+                with RssSampler(api_names) as sampler, _balanced(baseline_ports[:n], data_dir) as balanced:
                     api_pids = list(api_names.values())
-                    for app, url, pids in (("platform", api.url, api_pids), ("baseline", baseline_url, baseline_pids)):
+                    baseline_url, baseline_balancer = balanced
+                    api_balancer = api.process.pid if n > 1 else None  # the supervisor runs the balancer
+                    for app, url, pids, balancer_pid in (
+                        ("platform", api.url, api_pids, api_balancer),
+                        ("baseline", baseline_url, baseline_pids, baseline_balancer),
+                    ):
                         for concurrency in (1, args.concurrency * n):
                             profiled = app == "platform" and n == counts[-1] and concurrency > 1
                             last = _last_outcome(database) if app == "platform" else 0
                             with _profile(args, pids[0], data_dir, enabled=profiled):
                                 level = _level(
-                                    app, n, url, pids[:n], lender_pid, key, concurrency, args.seconds, slowest
+                                    app,
+                                    n,
+                                    url,
+                                    pids[:n],
+                                    lender_pid,
+                                    key,
+                                    concurrency,
+                                    args.seconds,
+                                    slowest,
+                                    balancer_pid,
                                 )
                             if app == "platform":
                                 level.outcomes = _outcomes_since(database, last)
@@ -473,14 +503,16 @@ def table(result: Result) -> str:
         f"machine: {result.machine['cpus']} CPUs, load average {result.machine['load_average_at_start']} at start, "
         f"{result.load_average_at_end} at end (shared with other work: compare ratios)",
         f"{'app':<9} {'proc':>4} {'conc':>4} {'reqs':>6} {'err':>4} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-        f"{'p50 xL':>7} {'p95 xL':>7} {'p99 xL':>7} {'req/s':>8} {'CPU ms/req':>10} {'lenders CPU':>11}",
+        f"{'p50 xL':>7} {'p95 xL':>7} {'p99 xL':>7} {'req/s':>8} {'CPU ms/req':>10} {'lenders CPU':>11} "
+        f"{'balancer CPU':>12} {'client CPU':>10}",
     ]
     for level in result.levels:
         lines.append(
             f"{level.app:<9} {level.processes:>4} {level.concurrency:>4} {level.requests:>6} {level.errors:>4} "
             f"{level.p50_ms:>8} {level.p95_ms:>8} {level.p99_ms:>8} {level.p50_x_lender:>7} {level.p95_x_lender:>7} "
             f"{level.p99_x_lender:>7} {level.requests_per_second:>8} {level.cpu_ms_per_request:>10} "
-            f"{level.lenders_cpu_ms_per_request:>11}"
+            f"{level.lenders_cpu_ms_per_request:>11} {level.balancer_cpu_ms_per_request:>12} "
+            f"{level.client_cpu_ms_per_request:>10}"
         )
     for level in result.levels:
         if level.outcomes:
@@ -569,6 +601,9 @@ def plot(result: Result, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, default=3, help="N: measured as 1, 2 … N API (and baseline) processes")
+    parser.add_argument(
+        "--levels", type=int, nargs="+", default=None, help="only these n (e.g. --levels 3: N processes alone)"
+    )
     parser.add_argument("--lenders", type=int, default=10, help="simulated lenders, each asked once per request")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="every simulated lender's fixed latency L")
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per level")
