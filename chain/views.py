@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from eth_abi.abi import decode, encode
@@ -30,15 +30,37 @@ class View:
     outputs: tuple[str, ...]
 
     def calldata(self, *args: Any) -> str:
-        return "0x" + (self.selector + encode(list(self.inputs), list(args))).hex()
+        try:  # keyed by each argument's type too: True and 1 are equal keys, not the same argument
+            return _calldata(self, tuple((type(arg), arg) for arg in args))
+        except TypeError:  # an argument that cannot be a cache key (a list, say): encoded every time
+            return _encoded(self, args)
 
     def decode(self, result: str) -> Any:
         """The answer of a call: the value itself for one output, else the tuple of outputs."""
-        values = decode(list(self.outputs), bytes.fromhex(result.removeprefix("0x")))
-        return values[0] if len(values) == 1 else values
+        return _decoded(self.outputs, result)
 
     def call(self, address: str, *args: Any, block: BlockTag = "latest") -> ViewCall:
         return ViewCall(self, address, args, block)
+
+
+def _encoded(view: View, args: tuple[Any, ...]) -> str:
+    return "0x" + (view.selector + encode(list(view.inputs), list(args))).hex()
+
+
+@lru_cache(maxsize=4096)
+def _calldata(view: View, typed_args: tuple[tuple[type, Any], ...]) -> str:
+    """A call's ABI-encoded data, kept per (view, arguments): a pool is asked the same views with the same
+    arguments (its address, a request's principal) request after request, and eth-abi builds its encoders anew
+    for every call."""
+    return _encoded(view, tuple(arg for _, arg in typed_args))
+
+
+@lru_cache(maxsize=4096)
+def _decoded(outputs: tuple[str, ...], result: str) -> Any:
+    """An answer decoded, kept per (output types, answer): most answers repeat (a pool's rate model and term
+    limit); the values are immutable (ints, strings, bytes, tuples)."""
+    values = decode(list(outputs), bytes.fromhex(result.removeprefix("0x")))
+    return values[0] if len(values) == 1 else values
 
 
 @dataclass(frozen=True, slots=True)
