@@ -52,10 +52,12 @@ fuzz-api: setup  ## schemathesis over the whole OpenAPI document: every role, hu
 SCALE_ARGS ?=
 QUOTE_PATH_ARGS ?=
 CHAIN_THROUGHPUT_ARGS ?=
+SCALE_LOANS_ARGS ?=
 
 .PHONY: bench
 bench: setup  ## the benchmarks, each against its baseline measured in the same run (docs/performance.md)
 	$(UV_RUN) python -m bench.scale $(SCALE_ARGS)
+	$(UV_RUN) python -m bench.scale_loans $(SCALE_LOANS_ARGS)
 	$(UV_RUN) python -m bench.quote_path $(QUOTE_PATH_ARGS)
 	$(UV_RUN) python -m bench.chain_throughput $(CHAIN_THROUGHPUT_ARGS)
 

@@ -56,26 +56,16 @@ import httpx
 import sqlalchemy as sa
 
 from api.demo import onboard
-from api.local_platform import (
-    ApiService,
-    LocalChains,
-    ServicePorts,
-    api_service,
-    local_chains,
-    read_fleet,
-    simulators,
-    wait_http,
-)
+from api.local_platform import ApiService, LocalChains, api_service, wait_http
 from bench.baseline_app import LENDERS_VARIABLE
+from bench.local_stack import ADMIN_KEY, bench_stack
 from bench.quote_path import _cpu_seconds, _lender_latencies, _load, _machine
 from bench.scale_loans import LoansResult, measure, prepare
 from chain.devnet import free_port
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 from providers.sim.fleet import LatencySpec, SimLender, http_lender_settings
-from tests.support.services import postgres_server, redis_server
 
 REPO = Path(__file__).resolve().parent.parent
-ADMIN_KEY = "cm_admin_bench_key"
 REQUEST = {"amount": "1500.00", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1.0"}}
 LOAN_CHAIN = "ethereum-local"
 GOAL_P50_X = 1.10
@@ -319,29 +309,11 @@ def run(args: argparse.Namespace) -> Result:
     machine = _machine()
     with tempfile.TemporaryDirectory(prefix="scale-") as temp, ExitStack() as stack:
         data_dir = Path(temp)
-        database_url = stack.enter_context(postgres_server(data_dir / "pg"))
-        database = sa.create_engine(database_url, poolclass=sa.NullPool)
-        redis_url = stack.enter_context(redis_server(_mkdir(data_dir / "redis")))
         fleet = _fleet(args.lenders, args.latency_ms)
-        fleet_file = data_dir / "lenders.json"
-        fleet_file.write_text(json.dumps([lender.model_dump(mode="json") for lender in fleet]))
-        chains = stack.enter_context(local_chains(data_dir / "deployments", free_ports=True))
-        assert chains.chains_file is not None
-        env = {
-            "CREDITMESH_DATA_DIR": str(data_dir),
-            "CREDITMESH_CHAINS_FILE": str(chains.chains_file),
-            "CREDITMESH_DATABASE_URL": database_url,
-            "CREDITMESH_REDIS_URL": redis_url,
-            "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
-            "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
-            "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
-            "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
-            "CREDITMESH_VELOCITY_PER_IP": "1000000",
-            "CREDITMESH_WORKERS": "none",  # the request path's cost; the workers' is bench/indexer.py's
-        }
-        ports = ServicePorts.free()
-        sims = stack.enter_context(simulators(ports, fleet_file=fleet_file, env=env, log_dir=data_dir, timeout=600))
-        lenders_env = http_lender_settings(sims.lenders_url, read_fleet(fleet_file))
+        started = stack.enter_context(bench_stack(data_dir, fleet=fleet))
+        database = sa.create_engine(started.database_url, poolclass=sa.NullPool)
+        chains, ports, sims, env = started.chains, started.ports, started.sims, started.env
+        lenders_env = http_lender_settings(sims.lenders_url, fleet)
         baseline_ports = [free_port() for _ in range(args.processes)]
         uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning"]
         baselines = [
@@ -361,7 +333,7 @@ def run(args: argparse.Namespace) -> Result:
         levels: list[Level] = []
         loans = None
         for n in counts:
-            with api_service(ports.api, processes=n, env=env | sims.env, log_dir=data_dir, timeout=600) as api:
+            with api_service(ports.api, processes=n, env=env, log_dir=data_dir, timeout=600) as api:
                 if not key:  # the database outlives each API: one borrower for the whole run
                     key = onboard(api.url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
                 _warm(api, key)
@@ -453,11 +425,6 @@ def _profile(args: argparse.Namespace, pid: int, data_dir: Path, *, enabled: boo
 
 def _stem(label: str) -> str:
     return "scale-" + "".join(ch if ch.isalnum() else "-" for ch in label)
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _find(result: Result, app: str, processes: int, sequential: bool) -> Level:

@@ -1,5 +1,13 @@
 """Accepted loans per second, end to end through the API processes, against raw presigned ``openLoan`` transactions
-to the same devnet (``bench/scale.py``'s third measure).
+to the same devnet — on its own, and as ``bench/scale.py``'s third measure (``prepare`` and ``measure``).
+
+    uv run --frozen --no-sync python -m bench.scale_loans                        # 2 API processes, 40 loans, 1 run
+    uv run --frozen --no-sync python -m bench.scale_loans --runs 3 --before /tmp/main-tree    # A/B, alternating
+    uv run --frozen --no-sync python -m bench.scale_loans --py-spy "$(which py-spy)" --py-spy-mode idle
+
+On its own it starts what ``bench/scale.py`` starts (``bench.local_stack``: PostgreSQL, Redis, three devnets, the
+simulated lenders and identity providers, on free loopback ports) and the API as ``creditmesh serve --processes N``
+runs it (``api.local_platform.api_service``), then measures ``--runs`` times, each with fresh borrowers.
 
 End to end: fresh borrowers (gas, WETH minted, the aggregator approved for the collateral), each onboarded through the
 API and holding one pool quote on the chain; then every borrower accepts its quote at once, spread over the API
@@ -7,26 +15,49 @@ processes, and the clock stops at the last answer (an accept answers 201 once ``
 Raw: the same number of ``openLoan`` transactions — the offer, the acceptance and the risk attestation signed
 beforehand by the same devnet keys the platform uses — sent at once from the relayer to the same devnet, and the
 clock stops when the last receipt is in. Raw runs after the API's accepts, so the two never share the relayer's
-nonces."""
+nonces.
+
+Beside the rates, what each loan cost the machine (``Meters``): the CPU milliseconds per accept of each API process,
+the balancer, PostgreSQL (its server and backends) and anvil, against the CPU per raw send of its client (this
+process) and anvil; and PostgreSQL's transactions per accept (``pg_stat_database``, less the rate counted while the
+API idled just before). On a machine of C cores, C x 1000 / (CPU ms per loan) bounds each side's rate.
+``--py-spy`` records api-1 during the last run's accepts (``--py-spy-mode``: gil, busy or idle threads). Prints a
+table, writes JSON and a PNG plot to ``--out`` (``scale_loans-LABEL.*``). Goal: loans/s >= 50% of raw."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
+import functools
+import json
+import os
+import signal
+import subprocess
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from web3 import Web3
 
 from api.demo import onboard
+from api.local_platform import ApiService, api_service
 from api.wallet import sign_acceptance
+from bench.local_stack import ADMIN_KEY, BenchStack, bench_stack
+from bench.quote_path import _machine
 from chain.artifacts import load_artifact
 from chain.deployment import DeploymentRecord
+from chain.devnet import Devnet
 from chain.signers import DEVNET_ROLE_INDEX, Role, devnet_account
 from contracts.typed_data import (
     Acceptance,
@@ -46,6 +77,8 @@ LOAN_REQUEST = {"amount": AMOUNT, "asset": "USDC", "term_days": 30, "collateral"
 OPEN_GAS = 900_000
 QUOTE_ATTEMPTS = 5
 MAX_FEE = 50 * 10**9
+GOAL_LOANS = 0.50
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +91,11 @@ class LoansResult:
     raw_seconds: float
     raw_loans_per_second: float
     ratio: float
+    #: CPU milliseconds per loan (``Meters``): each side charged with what its loans cost the machine
+    cpu_ms_per_loan: dict[str, float] = field(default_factory=dict)
+    #: PostgreSQL transactions (commits and rollbacks, every database user) per accepted loan
+    db_transactions_per_loan: float | None = None
+    load_average_at_start: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +241,8 @@ def _presigned_opens(rpc_url: str, record: DeploymentRecord, count: int) -> list
     return raws
 
 
-async def _send_raw(rpc_url: str, raws: list[str]) -> float:
+async def _send_raw(rpc_url: str, raws: list[str]) -> tuple[float, float]:
+    """Seconds from the first send to the last receipt, and this process's CPU seconds meanwhile."""
     async with httpx.AsyncClient(timeout=120) as client:
 
         async def rpc(method: str, params: list[Any]) -> Any:
@@ -214,7 +253,7 @@ async def _send_raw(rpc_url: str, raws: list[str]) -> float:
                 raise RuntimeError(f"{method}: {answer['error']}")
             return answer["result"]
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         pending = set(await asyncio.gather(*(rpc("eth_sendRawTransaction", [raw]) for raw in raws)))
         while pending:
             receipts = await asyncio.gather(*(rpc("eth_getTransactionReceipt", [h]) for h in pending))
@@ -223,14 +262,131 @@ async def _send_raw(rpc_url: str, raws: list[str]) -> float:
                 raise RuntimeError(f"raw openLoan reverted: {failed[:3]}")
             pending = {h for h, r in zip(list(pending), receipts, strict=True) if r is None}
             await asyncio.sleep(0.01)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
 
-def measure(api_urls: list[str], borrowers: list[Borrower], rpc_url: str, record: DeploymentRecord) -> LoansResult:
-    api_seconds, statuses = asyncio.run(_accept_all(api_urls, borrowers))
+@dataclass(frozen=True, slots=True)
+class Meters:
+    """The processes each side is charged with: the accepts with the API processes (and the balancer in front of
+    them), PostgreSQL and the devnet; the raw sends with this process (their client) and the devnet."""
+
+    api: dict[str, int]
+    anvil: int | None = None
+    postgres_data_dir: Path | None = None
+    database_url: str | None = None
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each metered part (a process restarted meanwhile counts from zero)."""
+        found = {name: _cpu_seconds(pid) for name, pid in self.api.items()}
+        if self.anvil is not None:
+            found["anvil"] = _cpu_seconds(self.anvil)
+        postmaster = _postmaster(self.postgres_data_dir)
+        if postmaster is not None:
+            found["postgres"] = _tree_cpu_seconds(postmaster)
+        return found
+
+    def transactions(self) -> int | None:
+        """PostgreSQL's committed and rolled-back transactions so far (``pg_stat_database``; a backend reports its
+        counts when it goes idle, within ``STATS_DELAY``)."""
+        if self.database_url is None or not self.database_url.startswith("postgresql"):
+            return None
+        engine = sa.create_engine(self.database_url, poolclass=sa.NullPool)
+        try:
+            with engine.connect() as connection:
+                query = (
+                    "SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database WHERE datname = current_database()"
+                )
+                return int(connection.execute(sa.text(query)).scalar_one())
+        finally:
+            engine.dispose()
+
+
+#: seconds PostgreSQL's backends may keep their transaction counts before reporting them (PGSTAT_IDLE_INTERVAL)
+STATS_DELAY = 11.0
+
+
+def _background_rate(meters: Meters) -> float | None:
+    """PostgreSQL transactions per second while nothing is asked of the API (its leases, its readiness…), over
+    ``STATS_DELAY`` seconds once what came before is reported: subtracted from what the accepts' window counts."""
+    time.sleep(STATS_DELAY)
+    first = meters.transactions()
+    if first is None:
+        return None
+    time.sleep(STATS_DELAY)
+    last = meters.transactions()
+    return None if last is None else (last - first) / STATS_DELAY
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu_seconds(parent: int) -> float:
+    """The CPU of ``parent``, of its children still running and of those that ended (PostgreSQL's backends)."""
+    try:
+        fields = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(fields[n]) for n in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            child = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if child[1] == str(parent):
+            total += (int(child[11]) + int(child[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _postmaster(data_dir: Path | None) -> int | None:
+    if data_dir is None:
+        return None
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _per_loan(before: dict[str, float], after: dict[str, float], loans: int) -> dict[str, float]:
+    return {name: round((after[name] - before.get(name, 0.0)) * 1000 / max(loans, 1), 2) for name in after}
+
+
+def measure(
+    api_urls: list[str],
+    borrowers: list[Borrower],
+    rpc_url: str,
+    record: DeploymentRecord,
+    meters: Meters | None = None,
+    profile: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+) -> LoansResult:
+    """Every borrower accepts at once through ``api_urls`` (under ``profile``), then as many raw presigned sends."""
+    load = [round(x, 2) for x in os.getloadavg()]
+    background = _background_rate(meters) if meters else None
+    transactions = meters.transactions() if meters else None
+    cpu_before = meters.cpu() if meters else {}
+    with profile():
+        api_seconds, statuses = asyncio.run(_accept_all(api_urls, borrowers))
+    accepts_done = time.monotonic()
+    cpu_accepts = meters.cpu() if meters else {}
     accepted = statuses.get("201", 0)
     raws = _presigned_opens(rpc_url, record, len(borrowers))
-    raw_seconds = asyncio.run(_send_raw(rpc_url, raws))
+    anvil_before = meters.cpu().get("anvil", 0.0) if meters else 0.0
+    raw_seconds, raw_cpu = asyncio.run(_send_raw(rpc_url, raws))
+    cpu_ms = {f"accept: {name}": ms for name, ms in _per_loan(cpu_before, cpu_accepts, accepted).items()}
+    cpu_ms["raw: this process"] = round(raw_cpu * 1000 / len(raws), 2)
+    if meters is not None and meters.anvil is not None:
+        cpu_ms["raw: anvil"] = round((meters.cpu()["anvil"] - anvil_before) * 1000 / len(raws), 2)
+    per_loan = None
+    if transactions is not None and background is not None and meters is not None:
+        time.sleep(max(0.0, STATS_DELAY - (time.monotonic() - accepts_done)))
+        after = meters.transactions()
+        if after is not None:  # less what the processes do idle (leases, readiness) in as long
+            idle = background * (api_seconds + time.monotonic() - accepts_done)
+            per_loan = round((after - transactions - idle) / max(accepted, 1), 1)
     api_rate, raw_rate = accepted / api_seconds, len(raws) / raw_seconds
     return LoansResult(
         loans=len(borrowers),
@@ -241,4 +397,235 @@ def measure(api_urls: list[str], borrowers: list[Borrower], rpc_url: str, record
         raw_seconds=round(raw_seconds, 2),
         raw_loans_per_second=round(raw_rate, 2),
         ratio=round(api_rate / raw_rate, 3),
+        cpu_ms_per_loan=cpu_ms,
+        db_transactions_per_loan=per_loan,
+        load_average_at_start=load,
     )
+
+
+# ---------------------------------------------------------------------------------------------- on its own
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    label: str
+    processes: int
+    loans: LoansResult
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    label: str
+    processes: int
+    machine: dict[str, Any]
+    runs: list[Run]
+    load_average_at_end: list[float]
+
+
+def _accept_cpu_ms(loans: LoansResult) -> float:
+    return sum(ms for name, ms in loans.cpu_ms_per_loan.items() if name.startswith("accept: "))
+
+
+def _raw_cpu_ms(loans: LoansResult) -> float:
+    return sum(ms for name, ms in loans.cpu_ms_per_loan.items() if name.startswith("raw: "))
+
+
+def _api_cpu_ms(loans: LoansResult) -> float:
+    return sum(ms for name, ms in loans.cpu_ms_per_loan.items() if name.startswith("accept: api-"))
+
+
+@contextlib.contextmanager
+def _py_spy(args: argparse.Namespace, pid: int, stem: str, log_dir: Path) -> Iterator[None]:
+    """py-spy sampling API process ``pid`` while the block runs (collapsed stacks in ``--out``): ``--py-spy-mode``
+    gil (only the thread holding the GIL: where its CPU goes), busy (every thread not idle) or idle (every thread,
+    waiting ones included: where an accept waits)."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = [args.py_spy, "record", "--pid", str(pid), "--format", "raw", "--nonblocking"]
+    command += {"gil": ["--gil"], "busy": [], "idle": ["--idle"]}[args.py_spy_mode]
+    command += ["--output", str(args.out / f"{stem}.profile.txt")]
+    with (log_dir / "py-spy.log").open("ab") as log:
+        profiler = subprocess.Popen(command, stdout=log, stderr=log)
+        try:
+            time.sleep(1.0)  # attached before the accepts start
+            yield
+        finally:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes what it sampled on Ctrl-C
+            profiler.wait(timeout=120)
+
+
+def _trees(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
+    """(label, source tree) of each API measured in a round: ``--before``'s tree first, then this one (or
+    ``--code``)."""
+    mine = (args.label, Path(args.code).resolve() if args.code else None)
+    return [("before", Path(args.before).resolve()), mine] if args.before else [mine]
+
+
+def run(args: argparse.Namespace) -> Result:
+    machine = _machine()
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="scale-loans-") as temp:
+        data_dir = Path(temp)
+        with bench_stack(data_dir) as started:
+            devnet = next(d for d in started.chains.devnets if d.name == args.chain)
+            record = started.chains.deployments[args.chain]
+            trees = _trees(args)
+            keep = len(trees) == 1  # one tree: one API for every run; several: each round starts each again
+            with contextlib.ExitStack() as kept:
+                api = None
+                for number in range(args.runs):
+                    for label, code in trees:
+                        with contextlib.ExitStack() as once:
+                            if api is None or not keep:
+                                stack = kept if keep else once
+                                api = stack.enter_context(
+                                    api_service(
+                                        started.ports.api,
+                                        processes=args.processes,
+                                        env=started.env,
+                                        code=code,
+                                        log_dir=data_dir,
+                                        timeout=600,
+                                    )
+                                )
+                            runs.append(
+                                Run(label, args.processes, _one_run(args, started, api, devnet, record, number))
+                            )
+                            print(f"  {label} run {number + 1}: {_line(runs[-1].loans)}", flush=True)
+    return Result(args.label, args.processes, machine, runs, [round(x, 2) for x in os.getloadavg()])
+
+
+def _one_run(
+    args: argparse.Namespace,
+    started: BenchStack,
+    api: ApiService,
+    devnet: Devnet,
+    record: DeploymentRecord,
+    number: int,
+) -> LoansResult:
+    borrowers = prepare([api.url], ADMIN_KEY, devnet.rpc_url, record, args.chain, args.warm + args.loans)
+    if args.warm:  # the process's first accepts build what later ones reuse: not measured
+        asyncio.run(_accept_all([api.url], borrowers[: args.warm]))
+    names = dict(api.pids)
+    if len(names) > 1:
+        names["balancer"] = api.process.pid
+    meters = Meters(names, devnet.process.pid, started.postgres_data_dir, started.database_url)
+    profile: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
+    if args.py_spy and number == args.runs - 1:
+        first = next(iter(api.pids.values()))
+        stem = f"{_stem(args.label)}-{args.py_spy_mode}"
+        profile = functools.partial(_py_spy, args, first, stem, started.data_dir)
+    return measure([api.url], borrowers[args.warm :], devnet.rpc_url, record, meters, profile)
+
+
+def _line(loans: LoansResult) -> str:
+    return (
+        f"{loans.accepted}/{loans.loans} accepted in {loans.api_seconds} s = {loans.api_loans_per_second} loans/s; "
+        f"raw presigned {loans.raw_loans_per_second}/s; ratio {loans.ratio:.1%}; "
+        f"CPU ms per accept {_accept_cpu_ms(loans):.1f} (API {_api_cpu_ms(loans):.1f}) "
+        f"vs per raw send {_raw_cpu_ms(loans):.1f}; "
+        f"{loans.db_transactions_per_loan} database transactions per accept; load {loans.load_average_at_start}"
+    )
+
+
+def table(result: Result) -> str:
+    cores = os.cpu_count() or 1
+    parts = sorted({name for run in result.runs for name in run.loans.cpu_ms_per_loan})
+    lines = [
+        f"scale_loans [{result.label}]: accepted loans per second end to end through {result.processes} API "
+        f"process(es) against raw presigned openLoan sends to the same devnet",
+        f"machine: {result.machine['cpus']} CPUs, load average {result.machine['load_average_at_start']} at start, "
+        f"{result.load_average_at_end} at end (shared with other work: compare the ratios and the CPU per loan)",
+        f"{'tree':<12} {'loans':>5} {'201':>4} {'loans/s':>8} {'raw/s':>8} {'ratio':>7} {'db tx':>6} {'load':>6}  "
+        + " ".join(f"{name:>18}" for name in parts),
+    ]
+    for run in result.runs:
+        loans = run.loans
+        load = loans.load_average_at_start[0] if loans.load_average_at_start else 0.0
+        lines.append(
+            f"{run.label:<12} {loans.loans:>5} {loans.accepted:>4} {loans.api_loans_per_second:>8} "
+            f"{loans.raw_loans_per_second:>8} {loans.ratio:>7.1%} {loans.db_transactions_per_loan or 0:>6} {load:>6}  "
+            + " ".join(f"{loans.cpu_ms_per_loan.get(name, 0.0):>18}" for name in parts)
+        )
+    lines.append("(CPU columns: milliseconds per loan of each process; db tx: PostgreSQL transactions per accept)")
+    for run in result.runs:
+        accept, raw = _accept_cpu_ms(run.loans), _raw_cpu_ms(run.loans)
+        if accept and raw:
+            lines.append(
+                f"{run.label}: {accept:.1f} CPU ms per accept (API {_api_cpu_ms(run.loans):.1f}) against {raw:.1f} per "
+                f"raw send: {cores} cores bound the accepts at ~{cores * 1000 / accept:.0f}/s and the raw sends at "
+                f"~{cores * 1000 / raw:.0f}/s; ratio {run.loans.ratio:.1%} ({_met(run.loans.ratio >= GOAL_LOANS)}: "
+                f">= {GOAL_LOANS:.0%})"
+            )
+    return "\n".join(lines)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def plot(result: Result, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (rates, cpu) = plt.subplots(1, 2, figsize=(13, 4.5))
+    names = [f"{run.label} #{n + 1}" for n, run in enumerate(result.runs)]
+    x = list(range(len(result.runs)))
+    width = 0.38
+    rates.bar([i - width / 2 for i in x], [run.loans.api_loans_per_second for run in result.runs], width, label="API")
+    rates.bar(
+        [i + width / 2 for i in x],
+        [run.loans.raw_loans_per_second for run in result.runs],
+        width,
+        label="raw presigned",
+    )
+    rates.set_yscale("log")
+    rates.set_xticks(x, names, fontsize=7)
+    rates.set(title=f"loans opened per second ({result.processes} API processes)")
+    rates.legend(fontsize=7)
+    parts = sorted({name for run in result.runs for name in run.loans.cpu_ms_per_loan})
+    bottoms = [0.0] * len(result.runs)
+    for part in parts:
+        heights = [run.loans.cpu_ms_per_loan.get(part, 0.0) for run in result.runs]
+        cpu.bar(x, heights, 0.6, bottom=bottoms, label=part)
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    cpu.set_xticks(x, names, fontsize=7)
+    cpu.set(title="CPU ms per loan (accept: API, balancer, PostgreSQL, anvil; raw: client, anvil)")
+    cpu.legend(fontsize=6)
+    figure.suptitle(f"accepts end to end against raw presigned openLoan (goal: >= {GOAL_LOANS:.0%} of raw)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def _stem(label: str) -> str:
+    return "scale_loans-" + "".join(ch if ch.isalnum() else "-" for ch in label)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--processes", type=int, default=2, help="API processes (behind the balancer when > 1)")
+    parser.add_argument("--loans", type=int, default=40, help="loans accepted at once per run")
+    parser.add_argument("--warm", type=int, default=2, help="accepts made first in each run, not measured")
+    parser.add_argument("--runs", type=int, default=1, help="runs (each: the accepts, then the raw sends)")
+    parser.add_argument("--chain", default="ethereum-local", help="the devnet the loans open on")
+    parser.add_argument("--code", default=None, help="run the API from this source tree")
+    parser.add_argument("--before", default=None, help="also this source tree's API, alternating with this one's")
+    parser.add_argument("--label", default="this tree")
+    parser.add_argument(
+        "--py-spy", default=None, help="a py-spy executable: profile api-1 during the last run's accepts"
+    )
+    parser.add_argument("--py-spy-mode", choices=("gil", "busy", "idle"), default="gil")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    result = run(args)
+    print(table(result), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = _stem(args.label)
+    (args.out / f"{stem}.json").write_text(json.dumps(asdict(result), indent=2))
+    plot(result, args.out / f"{stem}.png")
+    print(f"wrote {args.out / stem}.json and .png", flush=True)
+
+
+if __name__ == "__main__":
+    main()
