@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from store.chain_rows import ChainAttemptRow, ChainIntentRow
 
@@ -64,6 +65,8 @@ class MinedUpdate:
     gas_used: int
     contract_address: str | None
     success: bool
+    #: the receipt's logs as the node sent them (not stored: handed to the intent's waiter with its Receipt)
+    logs: tuple[dict[str, Any], ...] = ()
 
 
 def attempt_record(row: ChainAttemptRow) -> AttemptRecord:

@@ -69,6 +69,9 @@ class Receipt:
     block_hash: str
     gas_used: int
     contract_address: ChecksumAddress | None
+    #: the receipt's logs as the node sent them, when the watcher read the receipt itself (empty when the outcome
+    #: came from the chain store: read the receipt from the node then)
+    logs: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,7 @@ def _receipt(chain_id: int, nonce: int, mined: MinedUpdate) -> Receipt:
         block_hash=mined.block_hash,
         gas_used=mined.gas_used,
         contract_address=to_checksum_address(mined.contract_address) if mined.contract_address else None,
+        logs=mined.logs,
     )
 
 

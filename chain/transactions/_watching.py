@@ -90,6 +90,7 @@ class _Watching(_Owning):
             gas_used=int(receipt["gasUsed"], 16),
             contract_address=to_checksum_address(contract) if contract else None,
             success=int(receipt["status"], 16) == 1,
+            logs=tuple(receipt.get("logs") or ()),
         )
 
     async def _record_mined(self, found: Sequence[MinedUpdate]) -> None:
