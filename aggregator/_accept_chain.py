@@ -3,10 +3,13 @@ and simulated, whether the offer's nonce is spent, and the loan read from its re
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from hexbytes import HexBytes
+from web3.types import LogReceipt, RPCEndpoint
 
 from aggregator.accept_saga import LoanFacts, QuoteView
 from aggregator.errors import ChainRejected, InvalidAcceptance
@@ -14,8 +17,11 @@ from aggregator.ledger import LedgerChain, loan_id_for, receipt_decoder
 from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row, offer_document
 from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
+from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, TransactionDropped, TransactionRejected, TransactionReverted
-from chain.relay import simulate
+from chain.events import EventDecoder
+from chain.relay import revert_of
+from chain.transactions import Call, Receipt
 
 #: an intent that ended so can no longer be mined
 TERMINAL_CHAIN_ERRORS = (TransactionReverted, TransactionRejected, TransactionDropped)
@@ -32,21 +38,24 @@ def signature_bytes(signature_hex: str) -> bytes:
 
 
 async def verify_acceptance(chain: ChainRuntime, quote: QuoteView, signature: bytes) -> None:
-    """The EIP-712 acceptance is the borrower's (an ERC-1271 wallet's signature is left to the contract)."""
+    """The EIP-712 acceptance is the borrower's (an ERC-1271 wallet's signature is left to the contract). The
+    signature is recovered first: the borrower's code is asked for only when it is not the borrower's key's (one
+    RPC fewer per accept of a wallet key, the common case)."""
     borrower = quote.offer["borrower"]
-    if await chain.w3.eth.get_code(borrower):
-        return
     try:
         document = encode_typed_data(full_message=acceptance_document(quote))
         signer = Account.recover_message(document, signature=signature)
     except ValueError as err:
+        if await chain.w3.eth.get_code(borrower):
+            return
         raise InvalidAcceptance(f"acceptance signature is malformed: {err}") from err
-    if signer != borrower:
+    if signer != borrower and not await chain.w3.eth.get_code(borrower):
         raise InvalidAcceptance(f"acceptance is signed by {signer}, not by the borrower {borrower}")
 
 
-def open_loan_call(chain: ChainRuntime, quote: QuoteView, signature: bytes, permit: CollateralPermit | None) -> Any:
-    """``openLoan``, or ``openLoanWithPermit`` when the borrower signed a permit for the collateral."""
+def open_loan_call(chain: ChainRuntime, quote: QuoteView, signature: bytes, permit: CollateralPermit | None) -> Call:
+    """``openLoan``, or ``openLoanWithPermit`` when the borrower signed a permit for the collateral, encoded once:
+    the same call is simulated and then sent."""
     args = (
         acceptance_for(quote).as_abi_tuple(),
         bytes.fromhex(quote.offer_signature.removeprefix("0x")),
@@ -54,18 +63,18 @@ def open_loan_call(chain: ChainRuntime, quote: QuoteView, signature: bytes, perm
         attestation_from_row(quote).as_abi_tuple(),
         bytes.fromhex(quote.attestation_signature.removeprefix("0x")),
     )
-    functions = chain.aggregator().functions
     if permit is None:
-        return functions.openLoan(*args)
-    return functions.openLoanWithPermit(*args, permit.as_abi_tuple())
+        return Call.function(chain.aggregator(), "openLoan", *args)
+    return Call.function(chain.aggregator(), "openLoanWithPermit", *args, permit.as_abi_tuple())
 
 
-async def simulate_open(chain: ChainRuntime, call: Any) -> None:
-    """The relayer's ``eth_call`` of the open: ChainRejected when the chain would refuse it now."""
-    try:
-        await simulate(call, chain.relayer)
-    except TransactionReverted as err:
-        raise ChainRejected(str(err)) from err
+async def simulate_open(chain: ChainRuntime, call: Call) -> None:
+    """The relayer's ``eth_call`` of the open at the head (``chain.relay.revert_of``): ChainRejected naming the
+    revert when the chain would refuse it now."""
+    request = {"from": chain.relayer, "to": str(call.to), "data": "0x" + call.data.hex()}
+    reverted = await revert_of(chain.client.provider, request)
+    if reverted is not None:
+        raise ChainRejected(reverted)
 
 
 async def bar_unsent(chain: ChainRuntime, intent_key: str) -> bool:
@@ -86,13 +95,21 @@ async def nonce_used(chain: ChainRuntime, quote: QuoteView) -> bool:
     return bool(await chain.aggregator().functions.nonceUsed(signer, quote.nonce).call())
 
 
-async def loan_from_receipt(chain: ChainRuntime, quote: QuoteView, tx_hash: str, block: int) -> LoanFacts:
-    """The receipt's events for the ledger (the same idempotent apply the indexer uses) and the loan's id."""
-    receipt = await chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-    events = receipt_decoder(chain.record, chain.w3.codec).decode_receipt(chain.chain_id, receipt)
+async def loan_from_receipt(chain: ChainRuntime, quote: QuoteView, receipt: Receipt) -> LoanFacts:
+    """The receipt's events for the ledger (the same idempotent apply the indexer uses) and the loan's id: from the
+    logs the relay's watcher read with the block (``Receipt.logs``), or, for a receipt from the chain store (an
+    accept resumed, an intent another process followed), from the node."""
+    logs: Sequence[Mapping[str, Any]] = receipt.logs
+    if not logs:
+        found = await chain.client.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [receipt.tx_hash])
+        logs = (found.get("result") or {}).get("logs") or []
+    decoder = _decoder(chain)
+    events = [event for event in (decoder.decode(chain.chain_id, _log_entry(log)) for log in logs) if event is not None]
     opened = [event for event in events if event.event == "LoanOpened"]
     if len(opened) != 1:
-        raise ChainError(f"openLoan receipt {tx_hash} (block {block}) has {len(opened)} LoanOpened events")
+        raise ChainError(
+            f"openLoan receipt {receipt.tx_hash} (block {receipt.block_number}) has {len(opened)} LoanOpened events"
+        )
     ledger_chain = LedgerChain.from_record(chain.record)
     return LoanFacts(
         id=loan_id_for(chain.chain_id, ledger_chain.aggregator, quote.offer_digest),
@@ -100,7 +117,35 @@ async def loan_from_receipt(chain: ChainRuntime, quote: QuoteView, tx_hash: str,
         borrower_id=quote.borrower_id,
         asset=quote.asset,
         principal=int(opened[0].args["principal"]),
-        tx_hash=tx_hash,
+        tx_hash=receipt.tx_hash,
         events=tuple(events),
         ledger_chain=ledger_chain,
     )
+
+
+#: each chain's receipt decoder (its contracts' event ABIs), built once: deployment record -> (record, decoder)
+_DECODERS: dict[int, tuple[DeploymentRecord, EventDecoder]] = {}
+
+
+def _decoder(chain: ChainRuntime) -> EventDecoder:
+    found = _DECODERS.get(id(chain.record))
+    if found is None or found[0] is not chain.record:
+        found = _DECODERS[id(chain.record)] = (chain.record, receipt_decoder(chain.record, chain.w3.codec))
+    return found[1]
+
+
+def _log_entry(log: Mapping[str, Any]) -> LogReceipt:
+    """A log as the node sent it (hex strings) in the shape web3's event decoding takes: bytes and integers."""
+    if isinstance(log.get("data"), bytes):  # already formatted by web3
+        return cast(LogReceipt, log)
+    entry = {
+        "address": log["address"],
+        "topics": [HexBytes(topic) for topic in log["topics"]],
+        "data": HexBytes(log["data"]),
+        "blockNumber": int(log["blockNumber"], 16),
+        "blockHash": log["blockHash"],
+        "transactionHash": log["transactionHash"],
+        "transactionIndex": int(log["transactionIndex"], 16),
+        "logIndex": int(log["logIndex"], 16),
+    }
+    return cast(LogReceipt, entry)

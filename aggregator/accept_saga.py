@@ -5,6 +5,11 @@ dies at any point leaves enough behind for another (or itself, restarted) to dri
            ↘ cancelled (the quote is back to ``offered``: nothing was or can any longer be mined)
                                              ↘ failed (intent failed, yet the offer nonce is used on-chain)
 
+The accept persists fewer of them than it passes (``aggregator.accepting``): the lock is written at ``simulated``
+(a pool quote's at ``submitted``) with the screening's records, a traditional lender's reservation at ``submitted``
+(``lender_state`` reserved), and the loan at ``recorded`` straight from ``submitted``; a record left at any of the
+others by an earlier version is driven on as before.
+
 ``reserved`` and ``funded`` are a traditional lender's two phases (the Provider Quote Protocol's reserve and fund);
 a pool loan skips them. ``cancelled`` is reached only before ``submitted``, or after it once the transaction can no
 longer be mined (its intent failed and the offer nonce is unused on-chain). Pure records and a repository
@@ -19,17 +24,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from aggregator.loans import LoanRecord
+from aggregator.projection import ACTIVE
 from aggregator.snapshots import SnapshotUnitOfWork, rolled_back_on_exit
 from compliance.decisions import DecisionRecord
 
 
 class AcceptStep(StrEnum):
-    VERIFIED = "verified"  # acceptance signature checked, quote locked, sibling quotes superseded
-    SCREENED = "screened"  # borrower and collateral source re-screened, decisions recorded
-    SIMULATED = "simulated"  # openLoan simulated against the chain: it would succeed now
+    VERIFIED = "verified"  # acceptance signature checked, quote locked, sibling quotes superseded (earlier versions)
+    SCREENED = "screened"  # borrower and collateral source re-screened, decisions recorded (earlier versions)
+    SIMULATED = "simulated"  # screened, openLoan simulated (it would succeed now), quote locked: one transaction
     RESERVED = "reserved"  # the traditional lender holds the offer (not funded)
-    SUBMITTED = "submitted"  # the openLoan intent is (about to be) persisted and sent; it may be mined
-    MINED = "mined"  # openLoan confirmed; LoanOpened read from the receipt
+    SUBMITTED = "submitted"  # the openLoan intent is (about to be) persisted and sent; it may be mined (a pool
+    # accept is locked at this step: nothing but the submission follows the simulation)
+    MINED = "mined"  # openLoan confirmed; LoanOpened read from the receipt (earlier versions: now recorded at once)
     RECORDED = "recorded"  # the loan is in our records, quote and credit request accepted
     FUNDED = "funded"  # the traditional lender was told to fund the loan opened on-chain
     CANCELLED = "cancelled"  # the quote went back to offered (and a lender's reservation was cancelled)
@@ -131,6 +139,16 @@ class LoanFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class Screening:
+    """The acceptance's re-screening, every record allowed: written with the lock (``AcceptRepository``)."""
+
+    records: Sequence[DecisionRecord]
+    borrower_id: str
+    list_version: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Exposure:
     """The borrower's open principal per asset symbol (base units): what is still owed on active and defaulted
     loans (a default does not cancel the debt) plus the accepts in flight."""
@@ -170,6 +188,10 @@ class AcceptRepository(Protocol):
         another process took it over."""
         ...
 
+    def record_screening(self, screening: Screening) -> None:
+        """Store the screening's decision records as ``ScreeningLog.record`` does, in this unit of work."""
+        ...
+
     def renew(self, quote_ids: Sequence[str], owner: str, lease_until: datetime) -> set[str]:
         """Extend the lease of those of ``quote_ids`` that ``owner`` still holds (one statement for all); the ids
         renewed (an id missing was taken over by another process)."""
@@ -180,8 +202,10 @@ class AcceptRepository(Protocol):
         back to ``offered``; ``record`` (cancelled) saved."""
         ...
 
-    def record_loan(self, loan: LoanFacts, record: AcceptRecord) -> str:
-        """Write the loan once (a second call returns the first loan's id), quote and request ``accepted``."""
+    def record_loan(self, loan: LoanFacts, record: AcceptRecord) -> str | None:
+        """Save ``record`` (fenced, as ``save``) with the loan's id, write the loan once (a second call returns the
+        first loan's id), quote and request ``accepted``; None, writing nothing, once another process took the
+        accept over."""
         ...
 
     def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
@@ -195,6 +219,10 @@ class AcceptRepository(Protocol):
         ...
 
     def loan_of_quote(self, quote_id: str) -> str | None: ...
+
+    def loan(self, loan_id: str) -> LoanRecord | None:
+        """The loan as the ledger records it, in this unit of work (what the accept answers with)."""
+        ...
 
 
 class AcceptUnitOfWork(Protocol):
@@ -234,6 +262,7 @@ class _Tables:
     requests: dict[str, str] = field(default_factory=dict)  # request id -> status
     records: dict[str, AcceptRecord] = field(default_factory=dict)
     loans: dict[str, LoanFacts] = field(default_factory=dict)  # loan id -> loan
+    screenings: list[DecisionRecord] = field(default_factory=list)
 
 
 class InMemoryAcceptRepository:
@@ -280,6 +309,9 @@ class InMemoryAcceptRepository:
         self.tables.records[record.quote_id] = record
         return True
 
+    def record_screening(self, screening: Screening) -> None:
+        self.tables.screenings.extend(screening.records)
+
     def renew(self, quote_ids: Sequence[str], owner: str, lease_until: datetime) -> set[str]:
         renewed: set[str] = set()
         for quote_id in quote_ids:
@@ -298,7 +330,10 @@ class InMemoryAcceptRepository:
                 self._set_quote(other.id, "offered")
         self.tables.records[record.quote_id] = record
 
-    def record_loan(self, loan: LoanFacts, record: AcceptRecord) -> str:
+    def record_loan(self, loan: LoanFacts, record: AcceptRecord) -> str | None:
+        current = self.tables.records.get(record.quote_id)
+        if current is not None and current.owner != record.owner:
+            return None
         existing = self.loan_of_quote(loan.quote_id)
         if existing is None:
             self.tables.loans[loan.id] = loan
@@ -327,6 +362,28 @@ class InMemoryAcceptRepository:
 
     def loan_of_quote(self, quote_id: str) -> str | None:
         return next((loan.id for loan in self.tables.loans.values() if loan.quote_id == quote_id), None)
+
+    def loan(self, loan_id: str) -> LoanRecord | None:
+        facts = self.tables.loans.get(loan_id)
+        if facts is None:
+            return None
+        quote = self.tables.quotes[facts.quote_id]
+        record = self.tables.records[facts.quote_id]
+        return LoanRecord(
+            id=facts.id,
+            chain_name=quote.chain_name,
+            chain_id=quote.chain_id,
+            contract=quote.contract,
+            status=ACTIVE,
+            asset=facts.asset,
+            principal=facts.principal,
+            offer_digest=quote.offer_digest,
+            created_at=record.updated_at,
+            quote_id=quote.id,
+            borrower_id=facts.borrower_id,
+            provider_id=quote.provider_id,
+            tx_hash=facts.tx_hash,
+        )
 
 
 class InMemoryAcceptUnitOfWork(SnapshotUnitOfWork):

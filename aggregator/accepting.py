@@ -1,7 +1,13 @@
 """Accepting a quote, as a saga whose steps are persisted (``aggregator.accept_saga``): verify the borrower's
-EIP-712 acceptance, lock the quote (superseding the request's other quotes, checking the borrower's exposure),
-re-screen, simulate, reserve with a traditional lender, relay ``openLoan`` (or ``openLoanWithPermit``), record the
-loan from the confirmed ``LoanOpened``, and only then tell a traditional lender to fund it.
+EIP-712 acceptance, re-screen and simulate ``openLoan`` (or ``openLoanWithPermit``), then lock the quote in one
+transaction with the screening's records (superseding the request's other quotes, checking the borrower's exposure),
+reserve with a traditional lender, relay the call, record the loan from the confirmed ``LoanOpened`` (read from the
+receipt the relay's watcher fetched), and only then tell a traditional lender to fund it.
+
+Each database transaction of an accept is a wait on a loaded machine, so the steps that change nothing outside our
+records share one: the lock carries the screening's decision records and the step the accept has reached
+(``simulated``, or for a pool quote ``submitted``: only the intent's submission follows, and an accept found at
+``submitted`` without its intent was never sent); the loan's ledger record carries the step that saw it mined.
 
 Each accept is driven by one process at a time under a lease on its record; a process that dies stops renewing
 it and start-up (``resume_unfinished``) drives every unfinished accept whose lease ran out to its end. A quote goes
@@ -47,6 +53,7 @@ from aggregator.accept_saga import (
     LoanFacts,
     LockRefused,
     QuoteView,
+    Screening,
     ScreeningLog,
     advance,
     is_done,
@@ -86,6 +93,8 @@ __all__ = ["DEFAULT_LEASE", "KILL_POINTS", "LENDER_ATTEMPTS", "LENDER_BACKOFF", 
 class Accepted:
     loan_id: str
     quote_id: str
+    #: the loan as the accept recorded it (in the transaction that wrote it), when this accept recorded it
+    loan: LoanRecord | None = None
 
 
 class AcceptanceService:
@@ -118,8 +127,7 @@ class AcceptanceService:
         self._lender = LenderPhases(providers, lender_backoff)
         self.owner = f"accept-{uuid.uuid4().hex[:16]}"
         self._records = AcceptRecords(store, self.owner, lease, clock)
-        self._driving: dict[str, asyncio.Task[str | None]] = {}
-        self._mined: dict[str, LoanFacts] = {}  # LoanOpened read from the receipt, until the loan is recorded
+        self._driving: dict[str, asyncio.Task[Accepted | None]] = {}
 
     def close(self) -> None:
         """Release the accept records' threads (``Platform.close``)."""
@@ -148,18 +156,21 @@ class AcceptanceService:
         await verify_acceptance(chain, quote, signature)
         if permit is not None:  # refused here, naming what is wrong, rather than by the chain after the lock
             await check_permit(chain.w3, quote, permit)
-        record = await self._records.run(self._lock, account, quote, previous)
-        task = asyncio.create_task(self._drive_new(account, quote, record, signature, permit))
+        screening = await self._records.run(self._screen, account, quote)
+        call = open_loan_call(chain, quote, signature, permit)
+        await simulate_open(chain, call)  # nothing is locked, let alone promised to a lender, that the chain refuses
+        record = await self._records.run(self._lock, account, quote, previous, screening)
+        task = asyncio.create_task(self._drive_new(quote, record, call))
         self._driving[quote_id] = task
         task.add_done_callback(lambda _: self._driving.pop(quote_id, None))
         try:
             async with asyncio.timeout(self._relay_timeout):
-                loan_id = await asyncio.shield(task)
+                accepted = await asyncio.shield(task)
         except TimeoutError:
             raise AcceptInProgress(quote_id, "the openLoan transaction is not confirmed yet") from None
-        if loan_id is None:
+        if accepted is None:
             raise AcceptInProgress(quote_id, "another process is driving this accept")
-        return Accepted(loan_id=loan_id, quote_id=quote_id)
+        return accepted
 
     def _load(self, borrower_id: str, quote_id: str) -> tuple[QuoteView, AcceptRecord | None]:
         with self._store.unit_of_work() as uow:
@@ -178,10 +189,14 @@ class AcceptanceService:
         if quote.expires_at <= self._clock():
             raise QuoteExpired(quote.id)
 
-    def _lock(self, account: BorrowerFile, quote: QuoteView, previous: AcceptRecord | None) -> AcceptRecord:
+    def _lock(
+        self, account: BorrowerFile, quote: QuoteView, previous: AcceptRecord | None, screening: Screening
+    ) -> AcceptRecord:
         """One transaction: quote and request to ``accepting``, the request's other quotes superseded, the
-        exposure checked, the accept record written at ``verified``."""
+        exposure checked, the screening's decision records written, and the accept record at ``simulated`` — at
+        ``submitted`` for a pool quote, whose intent is submitted next (no lender to reserve first)."""
         now = self._clock()
+        step = AcceptStep.SIMULATED if quote.kind == TRADITIONAL else AcceptStep.SUBMITTED
         record = AcceptRecord(
             quote_id=quote.id,
             request_id=quote.request_id,
@@ -189,7 +204,7 @@ class AcceptanceService:
             kind=quote.kind,
             chain_name=quote.chain_name,
             attempt=previous.attempt + 1 if previous is not None else 1,
-            step=AcceptStep.VERIFIED,
+            step=step,
             owner=self.owner,
             lease_until=now + self._lease,
             updated_at=now,
@@ -205,21 +220,17 @@ class AcceptanceService:
                 raise QuoteNotAcceptable(quote.id, refused.status) from None
             exposure = uow.accepts.exposure(quote.borrower_id, excluding_quote=quote.id)
             check_exposure(exposure, quote, account.kyc, self._limits, self._assets)
+            uow.accepts.record_screening(screening)
             uow.commit()
         return record
 
-    async def _drive_new(
-        self,
-        account: BorrowerFile,
-        quote: QuoteView,
-        record: AcceptRecord,
-        signature: bytes,
-        permit: CollateralPermit | None,
-    ) -> str | None:
-        self._kill_point("locked", quote.id)
+    async def _drive_new(self, quote: QuoteView, record: AcceptRecord, call: Call) -> Accepted | None:
+        # the lock persisted the screening and the simulation's outcome with it
+        for point in ("locked", "screened", "simulated"):
+            self._kill_point(point, quote.id)
         async with self._records.renewing(record):
             try:
-                record = await self._before_relay(account, quote, record, signature, permit)
+                record = await self._before_relay(quote, record)
             except LeaseLost:
                 return None
             except BaseException as err:
@@ -227,69 +238,59 @@ class AcceptanceService:
                 await self._cancel(quote, record, _reason(err))
                 raise
             chain = self._chains[quote.chain_name]
-            call = open_loan_call(chain, quote, signature, permit)
             # Persisted intent first (inside submit): from here the quote returns to offered only once the intent
             # failed and the offer nonce is unused; a refusal at submit settles the intent, which the wait reports.
             try:
                 self._records.ensure_held(quote.id)
                 with contextlib.suppress(*TERMINAL_CHAIN_ERRORS):
-                    await chain.transactions.submit(
-                        record.intent_key, Call.function(chain.aggregator(), call.fn_name, *call.args)
-                    )
+                    await chain.transactions.submit(record.intent_key, call)
             except (LeaseLost, IntentConflict):
                 # taken over meanwhile; the process that took it barred the intent first, so nothing was sent
                 log.warning("accept of %s was taken over before its transaction was sent", quote.id)
                 return None
             self._kill_point("sent", quote.id)
-            return await self._relay_and_record(quote, record)
+            return await self._relay_and_record(quote, record, submitted_here=True)
 
-    async def _before_relay(
-        self,
-        account: BorrowerFile,
-        quote: QuoteView,
-        record: AcceptRecord,
-        signature: bytes,
-        permit: CollateralPermit | None,
-    ) -> AcceptRecord:
-        chain = self._chains[quote.chain_name]
-        await self._records.run(self._screen, account, quote)
-        record = await self._step(record, AcceptStep.SCREENED)
-        self._kill_point("screened", quote.id)
-        call = open_loan_call(chain, quote, signature, permit)
-        await simulate_open(chain, call)  # nothing is promised to a lender that the chain would refuse now
-        record = await self._step(record, AcceptStep.SIMULATED)
-        self._kill_point("simulated", quote.id)
+    async def _before_relay(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
+        """A traditional lender's reservation, persisted with the step ``submitted`` (a pool accept is there
+        already): BEFORE the intent exists, so that an accept found at 'submitted' with no intent was never sent."""
         if quote.kind == TRADITIONAL:
             self._records.ensure_held(quote.id)  # a reservation is not made for an accept another process took
             await self._reserve(quote, record)
-            record = await self._step(record, AcceptStep.RESERVED, lender_state="reserved")
+            record = await self._step(record, AcceptStep.SUBMITTED, lender_state="reserved")
             self._kill_point("reserved", quote.id)
-        # Persisted BEFORE the intent exists: an accept found at 'submitted' with no intent was never sent.
-        record = await self._step(record, AcceptStep.SUBMITTED)
         self._kill_point("submitted", quote.id)
         return record
 
     # ------------------------------------------------------------------ from the relay on (also on recovery)
 
-    async def _relay_and_record(self, quote: QuoteView, record: AcceptRecord) -> str | None:
-        """Wait for the intent; record the loan once; fund a traditional loan. Returns the loan id (None when the
-        accept was handed to another process or is still in flight)."""
+    async def _relay_and_record(
+        self, quote: QuoteView, record: AcceptRecord, *, submitted_here: bool = False
+    ) -> Accepted | None:
+        """Wait for the intent; record the loan once; fund a traditional loan. Returns the loan (None when the
+        accept was handed to another process or is still in flight). ``submitted_here``: this process submitted the
+        intent just now (it exists: not read again)."""
+        loan = None
         try:
-            if record.step in IN_FLIGHT:
-                record = await self._await_mined(quote, record)
-            if record.step is AcceptStep.MINED:
-                record = await self._record(quote, record)
+            facts = None
+            if record.step is AcceptStep.SUBMITTED:
+                facts = await self._await_mined(quote, record, submitted_here)
+                self._kill_point("mined", quote.id)
+            if record.step in IN_FLIGHT:  # submitted, or 'mined' (persisted by an earlier version of this saga)
+                record, loan = await self._record(quote, record, facts)
             if record.step is AcceptStep.RECORDED and quote.kind == TRADITIONAL:
                 record = await self._fund(quote, record)
         except LeaseLost:
             return None
-        return record.loan_id
+        return None if record.loan_id is None else Accepted(record.loan_id, quote.id, loan)
 
-    async def _await_mined(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
+    async def _await_mined(self, quote: QuoteView, record: AcceptRecord, submitted_here: bool) -> LoanFacts:
         chain = self._chains[quote.chain_name]
-        # read first: the intent exists on every accept's own path, and barring is a write (SQLite's write lock)
-        if await chain.transactions.store.get_intent(record.intent_key) is None and await bar_unsent(
-            chain, record.intent_key
+        # read first: barring is a write (SQLite's write lock); an intent this process just submitted exists
+        if (
+            not submitted_here
+            and await chain.transactions.store.get_intent(record.intent_key) is None
+            and await bar_unsent(chain, record.intent_key)
         ):
             # 'submitted' was persisted but the intent was not (the process died, or lost the lease, before it): now
             # barred, so nothing of it can be sent and the quote can go back to offered.
@@ -305,31 +306,33 @@ class AcceptanceService:
                 raise AcceptInProgress(quote.id, "the offer was used on-chain by another transaction") from err
             await self._cancel(quote, record, _reason(err))
             raise ChainRejected(str(err)) from err
-        facts = await loan_from_receipt(chain, quote, receipt.tx_hash, receipt.block_number)
-        record = await self._step(record, AcceptStep.MINED, tx_hash=facts.tx_hash)
-        self._kill_point("mined", quote.id)
-        self._mined[quote.id] = facts
-        return record
+        return await loan_from_receipt(chain, quote, receipt)
 
-    async def _record(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
-        facts = self._mined.pop(quote.id, None)
+    async def _record(
+        self, quote: QuoteView, record: AcceptRecord, facts: LoanFacts | None
+    ) -> tuple[AcceptRecord, LoanRecord | None]:
+        """The loan, its ledger entries and the step ``recorded`` in one transaction, fenced by the owner; the loan
+        as recorded (read in that transaction)."""
         if facts is None:  # resumed at 'mined': the confirmed intent's receipt is in the chain store
             chain = self._chains[quote.chain_name]
             receipt = await chain.transactions.wait(record.intent_key, within=None)
-            facts = await loan_from_receipt(chain, quote, receipt.tx_hash, receipt.block_number)
-        recorded = advance(record, AcceptStep.RECORDED, self._clock(), lease_until=self._clock() + self._lease)
+            facts = await loan_from_receipt(chain, quote, receipt)
+        now = self._clock()
+        recorded = advance(record, AcceptStep.RECORDED, now, lease_until=now + self._lease, tx_hash=facts.tx_hash)
 
-        def work() -> str:
+        def work() -> tuple[str, LoanRecord | None]:
             with self._store.unit_of_work() as uow:
-                self._records.fence(uow, record)
                 loan_id = uow.accepts.record_loan(facts, recorded)
+                if loan_id is None:  # taken over by another process: nothing written
+                    raise LeaseLost(record.quote_id)
+                loan = uow.accepts.loan(loan_id)
                 uow.commit()
-                return loan_id
+                return loan_id, loan
 
-        loan_id = await self._records.run(work)
+        loan_id, loan = await self._records.run(work)
         self._records.extended(quote.id, recorded.lease_until)
         self._kill_point("recorded", quote.id)
-        return replace(recorded, loan_id=loan_id)
+        return replace(recorded, loan_id=loan_id), loan
 
     # ------------------------------------------------------------------ the lender's two phases
 
@@ -441,18 +444,20 @@ class AcceptanceService:
 
     # ------------------------------------------------------------------ checks
 
-    def _screen(self, borrower: BorrowerFile, quote: QuoteView) -> None:
-        """Re-screen the borrower with today's lists, and the address the collateral comes from; record both."""
+    def _screen(self, borrower: BorrowerFile, quote: QuoteView) -> Screening:
+        """Re-screen the borrower with today's lists, and the address the collateral comes from. A refusal is
+        recorded at once (a transaction of its own) and raised; an allowance is recorded with the lock."""
         if borrower.identity is None:
             raise ComplianceDenied("the acceptance", [NO_IDENTITY])
-        records = [
+        records = (
             self._compliance.screen_acceptance(borrower.facts(), quote.id),
             self._compliance.screen_collateral_source(str(quote.offer["borrower"]), quote.chain_id),
-        ]
-        version = self._compliance.screen.name_list_version
-        refused = self._screenings.record(records, borrower.id, version, self._clock())
-        if refused or not all(record.allowed for record in records):
-            raise ComplianceDenied("the acceptance", refused or [("compliance.review", "held for manual review")])
+        )
+        screening = Screening(records, borrower.id, self._compliance.screen.name_list_version, self._clock())
+        if all(record.allowed for record in records):
+            return screening
+        refused = self._screenings.record(records, borrower.id, screening.list_version, screening.at)
+        raise ComplianceDenied("the acceptance", refused or [("compliance.review", "held for manual review")])
 
     def get_loan(self, loan_id: str, borrower_id: str | None) -> LoanRecord:
         """The loan's record; ``borrower_id`` None means an admin or auditor, who see every loan."""

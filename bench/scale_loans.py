@@ -205,7 +205,7 @@ def _presigned_opens(rpc_url: str, record: DeploymentRecord, count: int) -> list
             chainId=chain_id,
             termsHash=keccak(text=f"bench scale disclosure {n}"),
             expiry=now + 86_400,
-            nonce=2**80 + n,  # far from the platform's own offer nonces
+            nonce=2**80 + (first << 20) + n,  # far from the platform's own offer nonces, new in every run
         )
         attestation = RiskAttestation(
             borrower=borrower.address,

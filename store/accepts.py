@@ -23,8 +23,10 @@ from aggregator.accept_saga import (
     LoanFacts,
     LockRefused,
     QuoteView,
+    Screening,
 )
 from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT
+from aggregator.loans import LoanRecord
 from aggregator.sanctions_reviews import borrower_reasons
 from compliance.audit import AuditKind
 from compliance.decisions import DecisionRecord
@@ -34,6 +36,7 @@ from store.base import Base
 from store.compliance import SqlAuditLog
 from store.db import Database
 from store.loan_ledger import apply_events
+from store.loans import loan_record
 from store.sanctions_reviews import record_screening
 from store.types import UtcDateTime
 
@@ -228,7 +231,13 @@ class SqlAcceptRepository:
         )
         self.save(record)
 
-    def record_loan(self, loan: LoanFacts, record: AcceptRecord) -> str:
+    def record_screening(self, screening: Screening) -> None:
+        record_screening(self.session, screening.records, screening.borrower_id, screening.list_version, screening.at)
+
+    def record_loan(self, loan: LoanFacts, record: AcceptRecord) -> str | None:
+        # The fenced step first: it takes the accept's row lock, and an accept taken over writes nothing.
+        if not self.save(replace(record, loan_id=loan.id)):
+            return None
         # The ledger applies the receipt's facts once (the indexer applies the same facts later: nothing new then).
         apply_events(self.session, loan.ledger_chain, loan.events, source=SOURCE_RECEIPT, via_accept=True)
         if self.session.get(LoanRow, loan.id) is None:
@@ -239,7 +248,6 @@ class SqlAcceptRepository:
         self.session.execute(
             update(CreditRequestRow).where(CreditRequestRow.id == quote.request_id).values(status="accepted")
         )
-        self.save(replace(record, loan_id=loan.id))
         SqlAuditLog(self.session).append(
             AuditKind.ACCEPT,
             record.borrower_id,
@@ -285,6 +293,10 @@ class SqlAcceptRepository:
         return AcceptRecord(
             **(_values(record) | {"owner": owner, "lease_until": lease_until, "updated_at": now, "step": record.step})
         )
+
+    def loan(self, loan_id: str) -> LoanRecord | None:
+        row = self.session.get(LoanRow, loan_id)
+        return None if row is None else loan_record(row)
 
     def loan_of_quote(self, quote_id: str) -> str | None:
         found = self.session.execute(select(LoanRow.id).where(LoanRow.quote_id == quote_id)).scalar_one_or_none()

@@ -39,7 +39,9 @@ async def accept_quote(quote_id: str, body: AcceptIn, borrower: CurrentBorrower,
         p = body.permit
         permit = CollateralPermit.parse(p.value, p.deadline, p.v, p.r, p.s)
     accepted = await platform.acceptance.accept(borrower, quote_id, body.signature, permit)
-    loan = await asyncio.to_thread(platform.acceptance.get_loan, accepted.loan_id, None)
+    loan = accepted.loan  # as recorded by this accept; a repeated one's is read
+    if loan is None:
+        loan = await asyncio.to_thread(platform.acceptance.get_loan, accepted.loan_id, None)
     return loan_out(loan, platform.assets)
 
 

@@ -1,0 +1,133 @@
+"""The accept's chain side without a node: a receipt's logs as the node sent them (the relay's watcher keeps them)
+decode to the same events as web3's formatted receipt did, and the borrower's code is asked for only when the
+acceptance is not signed by the borrower's key."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from eth_abi.abi import encode
+from eth_account import Account
+from eth_typing import ABIEvent
+from eth_utils.abi import event_abi_to_log_topic
+from eth_utils.address import to_checksum_address
+from web3 import Web3
+from web3._utils.method_formatters import log_entry_formatter
+
+from aggregator._accept_chain import _log_entry, verify_acceptance
+from aggregator.accept_saga import QuoteView
+from aggregator.errors import InvalidAcceptance
+from aggregator.offers import acceptance_document
+from aggregator.platform import ChainRuntime
+from api.wallet import sign_acceptance
+from chain.artifacts import load_artifact
+from chain.events import EventDecoder, WatchedContract
+
+pytestmark = pytest.mark.unit
+
+AGGREGATOR = to_checksum_address("0x" + "a1" * 20)
+LOAN_OPENED = next(
+    item
+    for item in load_artifact("CreditAggregator").abi
+    if item.get("type") == "event" and item["name"] == "LoanOpened"
+)
+
+
+def _random_value(kind: str, rng: random.Random) -> Any:
+    if kind == "address":
+        return to_checksum_address(rng.randbytes(20))
+    if kind == "bytes32":
+        return rng.randbytes(32)
+    bits = int(kind.removeprefix("uint"))
+    return rng.randrange(2**bits)
+
+
+def _raw_log(rng: random.Random) -> dict[str, Any]:
+    """A LoanOpened log with random arguments, as eth_getBlockReceipts answers it (hex strings)."""
+    inputs = LOAN_OPENED["inputs"]
+    values = {item["name"]: _random_value(item["type"], rng) for item in inputs}
+    topics = [event_abi_to_log_topic(cast(ABIEvent, LOAN_OPENED))]
+    topics += [encode([item["type"]], [values[item["name"]]]) for item in inputs if item["indexed"]]
+    unindexed = [item for item in inputs if not item["indexed"]]
+    data = encode([item["type"] for item in unindexed], [values[item["name"]] for item in unindexed])
+    return {
+        "address": AGGREGATOR.lower(),
+        "topics": ["0x" + topic.hex() for topic in topics],
+        "data": "0x" + data.hex(),
+        "blockNumber": hex(rng.randrange(1, 10**7)),
+        "blockHash": "0x" + rng.randbytes(32).hex(),
+        "transactionHash": "0x" + rng.randbytes(32).hex(),
+        "transactionIndex": hex(rng.randrange(100)),
+        "logIndex": hex(rng.randrange(1000)),
+        "removed": False,
+    }
+
+
+def test_a_log_as_the_node_sent_it_decodes_as_the_formatted_receipt_did() -> None:
+    decoder = EventDecoder(Web3().codec)
+    decoder.add(WatchedContract("CreditAggregator", AGGREGATOR, "CreditAggregator"))
+    rng = random.Random(18)
+    for _ in range(20):
+        raw = _raw_log(rng)
+        from_raw = decoder.decode(31337, _log_entry(raw))
+        formatted = decoder.decode(31337, log_entry_formatter(raw))
+        assert from_raw is not None
+        assert from_raw == formatted
+        assert from_raw.event == "LoanOpened"
+        assert decoder.decode(31337, _log_entry(log_entry_formatter(raw))) == from_raw  # formatted passes through
+
+
+class CodeCounter:
+    """The chain's ``eth_getCode``, counted: ``code`` for every address."""
+
+    def __init__(self, code: bytes = b"") -> None:
+        self.code, self.asked = code, 0
+        self.w3 = SimpleNamespace(eth=SimpleNamespace(get_code=self._get_code))
+
+    async def _get_code(self, address: str) -> bytes:
+        self.asked += 1
+        return self.code
+
+
+def _quote(borrower: str) -> QuoteView:
+    offer = {
+        "providerId": "0x" + "11" * 32,
+        "pool": "0x" + "22" * 20,
+        "borrower": borrower,
+        "asset": "0x" + "33" * 20,
+        "principal": "100000000",
+        "rateBps": 900,
+        "term": 2_592_000,
+        "originationFee": "0",
+        "collateralAsset": "0x" + "44" * 20,
+        "collateralAmount": str(10**17),
+        "chainId": 31337,
+        "termsHash": "0x" + "55" * 32,
+        "expiry": 2_000_000_000,
+        "nonce": "7",
+    }
+    return cast(
+        QuoteView,
+        SimpleNamespace(offer=offer, chain_id=31337, contract="0x" + "66" * 20, expires_at=None),
+    )
+
+
+async def test_the_borrowers_code_is_asked_for_only_when_the_signature_is_not_its_keys() -> None:
+    borrower, stranger = Account.create(), Account.create()
+    quote = _quote(borrower.address)
+    document = acceptance_document(quote)
+    own = bytes.fromhex(sign_acceptance(borrower, document).removeprefix("0x"))
+    chain = CodeCounter()
+    await verify_acceptance(cast(ChainRuntime, chain), quote, own)
+    assert chain.asked == 0
+    forged = bytes.fromhex(sign_acceptance(stranger, document).removeprefix("0x"))
+    with pytest.raises(InvalidAcceptance, match="not by the borrower"):
+        await verify_acceptance(cast(ChainRuntime, chain), quote, forged)
+    assert chain.asked == 1
+    wallet = CodeCounter(code=b"\x60\x80")  # a contract wallet: its signature is left to the contract
+    await verify_acceptance(cast(ChainRuntime, wallet), quote, forged)
+    await verify_acceptance(cast(ChainRuntime, wallet), quote, b"\x01" * 65)
+    assert wallet.asked == 2
