@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from eth_abi.codec import ABICodec
 from eth_typing import ChecksumAddress
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
@@ -219,8 +221,23 @@ def _topics(client: ChainClient, events: Sequence[dict[str, Any]], filters: dict
             raise LogQueryError(f"filtering on {solidity_type} argument {name!r} is not supported")
         while len(topics) <= position:
             topics.append(None)
-        topics[position] = [f"0x{client.w3.codec.encode([solidity_type], [value]).hex()}" for value in values]
+        topics[position] = [_topic_value(client.w3.codec, solidity_type, value) for value in values]
     return topics
+
+
+def _topic_value(codec: ABICodec, solidity_type: str, value: Any) -> str:
+    """An indexed argument's topic, kept per (codec, type, value with its type): a wallet's history asks for the
+    same wallet's topics request after request, and web3's codec validates and encodes it anew (an ENS-name check
+    included) every time. A value that cannot be a key (a list) is encoded every time."""
+    try:
+        return _kept_topic_value(codec, solidity_type, type(value).__qualname__, value)
+    except TypeError:
+        return f"0x{codec.encode([solidity_type], [value]).hex()}"
+
+
+@lru_cache(maxsize=4096)
+def _kept_topic_value(codec: ABICodec, solidity_type: str, value_type: str, value: Any) -> str:
+    return f"0x{codec.encode([solidity_type], [value]).hex()}"
 
 
 def _indexed_position(event: dict[str, Any], name: str) -> tuple[int, str]:
