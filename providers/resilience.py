@@ -138,18 +138,19 @@ class ResilientProvider(LenderPhases, ProviderAdapter):
             raise
 
     async def _timed(self, operation: str, call: Callable[[], Awaitable[T]], end: float, limit: float) -> T:
-        """The call within the provider's own time limit (``limit``), or within what is left of the caller's deadline
-        when that ends first. Only the provider's own limit makes a timeout the provider's failure: the caller's
-        deadline ending the call first is ``DeadlineReached``, no outcome for the breaker (``AsyncBreaker.guard``).
-        Latency and error rate count the calls the provider was judged on."""
+        """The call within the provider's own time limit (``limit``), or within what is left before ``end`` when that
+        ends first. Only the provider's own limit makes a timeout the provider's failure: a deadline the caller set
+        (``deadline``) ending the call first is ``DeadlineReached``, no outcome for the breaker
+        (``AsyncBreaker.guard``). Latency and error rate count the calls the provider was judged on."""
         left = end - time.monotonic()
-        own_limit = limit <= left
+        # only a deadline the caller set can be blamed (the fan-out's): an accept's end is its own time limit
+        cut_by_caller = limit > left and current_deadline() is not None
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(limit if own_limit else max(left, 0.001)):
+            async with asyncio.timeout(min(limit, max(left, 0.001))):
                 result = await self._translated(operation, call)
         except TimeoutError:
-            if not own_limit:
+            if cut_by_caller:
                 raise DeadlineReached(f"{self.provider_id}: no answer to {operation} before the deadline") from None
             self.tracker.observe((time.perf_counter() - started) * 1000, ok=False)
             raise ProviderTimeout(f"{self.provider_id}: no complete answer to {operation} in time") from None

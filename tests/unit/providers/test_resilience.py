@@ -244,6 +244,15 @@ async def test_only_the_providers_own_time_limit_makes_a_timeout_its_failure() -
     assert await provider.breaker.state() == "open", "a provider that does not answer in its own time still trips"
 
 
+async def test_an_accept_that_outlives_its_own_time_limit_is_the_providers_failure() -> None:
+    adapter = FakeAdapter(lambda n: 5.0)
+    provider = await wrapped(adapter, ResiliencePolicy(fail_max=1, accept_timeout_seconds=0.05))
+    with pytest.raises(ProviderTimeout) as caught:  # its end is its own limit, whatever the bulkhead and limit took
+        await provider.accept(offer(), idempotency_key="quote-7")
+    assert not isinstance(caught.value, DeadlineReached)
+    assert await provider.breaker.state() == "open"
+
+
 async def test_at_the_fan_out_deadline_a_silent_provider_trips_and_a_slow_platform_trips_nothing() -> None:
     """Through the fan-out as a request makes it: its deadline cancels or cuts the calls still running (outcome
     ``timeout`` or ``failed``, stored with the request either way); only a provider silent past its own time limit,
