@@ -1,10 +1,20 @@
 """Units of work for the chain store, run off the event loop, and the group commit that lets the lifecycle persist
-hundreds of concurrent transactions in a few statements and one commit per moment instead of per transaction."""
+hundreds of concurrent transactions in a few statements and one commit per moment instead of per transaction.
+
+They run on the chain store's own threads (``CHAIN_THREADS``, one pool per process shared by every chain store), not
+the event loop's default executor: that one has min(32, CPUs + 4) threads — six on two cores — shared with the whole
+request path, and a loaded API process kept the relay's submit (its intent, then its nonce with the signed attempt)
+and the intents' lease renewals queued behind its own database work, as it had kept the accepts' steps
+(``aggregator/_accept_lease.py``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +25,27 @@ from store.chain_rows import SENT, SIGNED
 
 T = TypeVar("T")
 Item = TypeVar("Item")
+
+#: threads for the chain stores' units of work in one process (each holds a pooled connection while it runs; the
+#: engine's pool has 10 + 20): one batch per operation is in flight at a time, so a few suffice for any load
+CHAIN_THREADS = 8
+_threads: ThreadPoolExecutor | None = None
+_threads_lock = threading.Lock()
+
+
+def chain_threads() -> ThreadPoolExecutor:
+    """The process's pool for chain-store work, started at first use (its threads start as work arrives)."""
+    global _threads
+    with _threads_lock:
+        if _threads is None:
+            _threads = ThreadPoolExecutor(max_workers=CHAIN_THREADS, thread_name_prefix="chain-db")
+        return _threads
+
+
+async def _off_loop(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` on the chain store's threads, context variables included (as ``asyncio.to_thread``)."""
+    call = functools.partial(contextvars.copy_context().run, work, *args)
+    return await asyncio.get_running_loop().run_in_executor(chain_threads(), call)
 
 
 class UnitsOfWork:
@@ -42,7 +73,7 @@ class UnitsOfWork:
 
     async def run(self, work: Callable[[ChainRepository], T]) -> T:
         """Run ``work`` in one committed unit of work off the event loop."""
-        return await asyncio.to_thread(self._unit, work)
+        return await _off_loop(self._unit, work)
 
     async def run_batched(self, operation: Callable[[ChainRepository, list[Item]], list[T]], item: Item) -> T:
         """Run ``operation`` over ``item`` together with the other items of the same operation: one unit of work
@@ -71,7 +102,7 @@ class UnitsOfWork:
     ) -> None:
         items = [item for item, _ in batch]
         try:
-            results = await asyncio.to_thread(self._unit, lambda repo: operation(repo, items))
+            results = await _off_loop(self._unit, lambda repo: operation(repo, items))
         except Exception:
             for item, future in batch:
                 try:

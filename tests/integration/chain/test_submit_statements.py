@@ -1,12 +1,15 @@
-"""What one submit costs PostgreSQL up to its broadcast (the relay's submit an accept waits on): the statements and
+"""What one submit costs the database up to its broadcast (the relay's submit an accept waits on): the statements and
 transactions the submit's own tasks and threads send, counted on a real PostgreSQL with a real anvil. The nonce's
 binding and the signed attempt's write are one unit of work (``SqlNonceAllocator.allocate_signed``), so a new intent
-costs two transactions: its insert, then nonce + signed attempt."""
+costs two transactions: its insert, then nonce + signed attempt. And they run on the chain store's own threads: a
+default executor kept busy by the rest of the process does not hold them up."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any
 
@@ -14,8 +17,9 @@ import pytest
 from sqlalchemy import Engine, event
 
 from chain.client import ChainClient
-from chain.transactions import Call
-from store.chain import SIGNED, SqlChainStore
+from chain.devnet import Devnet
+from chain.transactions import Call, Receipt
+from store.chain import CONFIRMED, SIGNED, SqlChainStore
 from tests.integration.chain.support import manager
 
 pytestmark = pytest.mark.integration
@@ -79,3 +83,36 @@ async def test_a_submit_costs_two_transactions_to_its_broadcast(
     assert together[1] < 2 * 20  # grouped: fewer units of work than submits ...
     assert together[0] < 7 * 20  # ... and fewer statements
     assert sorted(receipt.nonce for receipt in receipts) == [1, 2, 3, 4, 5]
+
+
+def test_a_submit_does_not_queue_behind_a_busy_default_executor(anvil: Devnet, sqlite_store: SqlChainStore) -> None:
+    """A process whose default executor is taken (the request path's database work, say) for longer than the whole
+    submit: the intent, the nonce with its signed attempt, the sent and mined records and the lease renewals run on
+    the chain store's own threads, so the transaction is confirmed meanwhile."""
+
+    async def busy_process() -> tuple[Receipt, set[str]]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        release = threading.Event()
+        busy = loop.run_in_executor(None, release.wait, 60)  # the only default thread, held to the end
+        client = ChainClient(anvil.config(), timeout=5.0)
+        try:
+            async with asyncio.timeout(30):
+                await client.connect()
+                async with manager(client, sqlite_store) as txs:
+                    receipt = await txs.submit_and_wait("busy", Call.transfer(DEAD, 1), within=20)
+                    await txs.submit("renewed", Call.transfer(DEAD, 1))
+                    held = await sqlite_store.renew_leases(
+                        client.config.chain_id, txs.account.address, txs.owner, txs._lease
+                    )
+            assert not busy.done()  # the default executor was busy all along
+            return receipt, held
+        finally:
+            release.set()
+            await busy
+            await client.close()
+
+    receipt, held = asyncio.run(busy_process())
+    assert receipt.status == CONFIRMED
+    assert receipt.nonce == 0
+    assert "renewed" in held
