@@ -101,6 +101,7 @@ def test_a_submit_does_not_queue_behind_a_busy_default_executor(anvil: Devnet, s
                 await client.connect()
                 async with manager(client, sqlite_store) as txs:
                     receipt = await txs.submit_and_wait("busy", Call.transfer(DEAD, 1), within=20)
+                    await client.rpc("evm_setAutomine", False)  # stays open (not mined) for the renewal
                     await txs.submit("renewed", Call.transfer(DEAD, 1))
                     held = await sqlite_store.renew_leases(
                         client.config.chain_id, txs.account.address, txs.owner, txs._lease
