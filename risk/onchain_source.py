@@ -7,10 +7,10 @@ consistent with each other:
   counts the contracts it created, from 1).
   It and the ``LoanOpened`` query below go to the node with the head block in ONE JSON-RPC batch (one round trip
   per chain) once the chain's head is known to be within one log range of the aggregator's deployment (from the
-  chain's previous reading; the first reading, and any whose batch is refused, reads the head first and then the
-  two as a batch pinned to it). In the one batch both are read at the node's latest block: ``LoanOpened`` entries
-  after the head block the batch reported are dropped, so the loans stay pinned to it; a block mined while the
-  node answers the batch may add that block's transactions to ``tx_count``.
+  chain's previous reading; the first reading, and every reading of a chain whose node refused that batch once,
+  reads the head first and then the two as a batch pinned to it). In the one batch both are read at the node's
+  latest block: ``LoanOpened`` entries after the head block the batch reported are dropped, so the loans stay
+  pinned to it; a block mined while the node answers the batch may add that block's transactions to ``tx_count``.
 * **loans**: ``LoanOpened`` of the CreditAggregator filtered by the borrower topic, from the aggregator's deployment
   block; then ``LoanClosed``, ``LoanDefaulted`` and ``LoanWrittenOff`` filtered by those loan ids, and the
   CollateralManager's ``LoanLiquidated`` likewise (``chain.logs.fetch_logs``, bounded adaptive ranges).
@@ -151,6 +151,7 @@ class ChainOnchainSource:
         self.max_log_range, self.date_wallets = max_log_range, date_wallets
         self._first_tx_timestamps: OrderedDict[tuple[int, str], int] = OrderedDict()  # (chain id, wallet)
         self._heads: dict[int, int] = {}  # the head block of each chain's latest reading, by chain id
+        self._one_batch_refused: set[int] = set()  # chains whose node refused the one-batch read
         self._cache_size = first_tx_cache_size
         self._aggregator_abi = load_artifact("CreditAggregator").abi
         self._manager_abi = load_artifact("CollateralManager").abi
@@ -259,7 +260,9 @@ class ChainOnchainSource:
         ONE JSON-RPC batch; None (the caller reads them in two round trips) when the chain's head is not known yet,
         was too far from the deployment for one log range, or the node refuses the batch or its range."""
         known = self._heads.get(client.config.chain_id)
-        if known is None or known - deployed >= self.max_log_range - HEAD_MARGIN_BLOCKS:
+        if known is None or client.config.chain_id in self._one_batch_refused:
+            return None
+        if known - deployed >= self.max_log_range - HEAD_MARGIN_BLOCKS:
             return None
         loans = logs_request(
             client,
@@ -283,7 +286,9 @@ class ChainOnchainSource:
             )
         except RpcUnavailable:
             raise
-        except ChainError:  # an error answer (a refused range, say): read again in two round trips
+        except ChainError:  # an error answer (a refused range, say): read again in two round trips, and from now on
+            # (the range only grows: a node that refused it once refuses it again)
+            self._one_batch_refused.add(client.config.chain_id)
             return None
         head = _quantity(head_block, "number")
         opened = [entry for entry in loans.decode(entries) if entry.block_number <= head]
