@@ -45,6 +45,7 @@ import httpx
 
 from api.demo import onboard
 from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services, read_fleet
+from bench.profile_shares import shares as profile_shares
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 from providers.http_lender import HttpLenderAdapter
 from providers.models import Capabilities, QuoteRequest
@@ -97,6 +98,8 @@ class Result:
     lender_p50_ms: dict[str, float]
     levels: list[Level]
     idle_cpu_ms_per_second: float = 0.0
+    #: the profiled levels' shares by part of the request (``bench.profile_shares``), by concurrency
+    profile_shares: dict[str, dict[str, Any]] = field(default_factory=dict)
     burst: Level | None = None
     after_burst: HealthCheck | None = None
     after_reset: HealthCheck | None = None
@@ -123,11 +126,15 @@ def _profile(args: argparse.Namespace, pid: int, concurrency: int) -> subprocess
     if not args.py_spy:
         return None
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if list(args.profile_concurrency) == [10] else f"-c{concurrency}"
-    output = args.out / f"{_stem(args.label)}{suffix}.profile.txt"
+    output = _profile_path(args, concurrency)
     command = [args.py_spy, "record", "--pid", str(pid), "--duration", str(int(args.seconds)), "--format", "raw"]
     command += ["--gil", "--output", str(output), "--nonblocking"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+
+def _profile_path(args: argparse.Namespace, concurrency: int) -> Path:
+    suffix = "" if list(args.profile_concurrency) == [10] else f"-c{concurrency}"
+    return Path(args.out) / f"{_stem(args.label)}{suffix}.profile.txt"
 
 
 def _stem(label: str) -> str:
@@ -296,6 +303,7 @@ def _measure(args: argparse.Namespace, platform: PlatformServices, fleet: list[S
     idle_rate = _idle_cpu_rate(api_pid, args.idle_seconds)
     levels = []
     profilers: list[subprocess.Popen[bytes]] = []
+    profiles: dict[str, dict[str, Any]] = {}
 
     for concurrency in CONCURRENCIES:
 
@@ -309,10 +317,16 @@ def _measure(args: argparse.Namespace, platform: PlatformServices, fleet: list[S
         )
         for profiler in profilers:
             profiler.wait(timeout=60)
+        if profilers and (output := _profile_path(args, concurrency)).exists():
+            found = profile_shares(output)
+            profiles[str(concurrency)] = asdict(found)
+            print(f"  profile at concurrency {concurrency}: " + "\n    ".join(found.lines()), flush=True)
         profilers.clear()
         levels.append(_net(_scale(level, slowest), idle_rate))
         print(f"  concurrency {concurrency}: {level.requests} requests, p50 {level.p50_ms} ms", flush=True)
-    result = Result(args.label, args.latency_ms, _machine(), round(slowest, 1), lenders, levels, round(idle_rate, 1))
+    result = Result(
+        args.label, args.latency_ms, _machine(), round(slowest, 1), lenders, levels, round(idle_rate, 1), profiles
+    )
     if args.burst_seconds > 0:
         burst = asyncio.run(_load(api_url, key, 30, args.burst_seconds, api_pid, lambda: None))
         result.burst = _net(_scale(burst, slowest), idle_rate)
