@@ -80,11 +80,18 @@ def _entry_row(entry: Entry) -> Base:
 
 
 class SqlLedger:
-    """The ledger's repository in the caller's session (``aggregator.ledger.LedgerRepository``); never commits."""
+    """The ledger's repository in the caller's session (``aggregator.ledger.LedgerRepository``); never commits.
+
+    One instance serves one application of facts (``apply_events``, ``apply_batch``) and remembers what it read and
+    wrote of the loans meanwhile, so that the same row is not asked for again within the transaction: a loan id
+    found absent is inserted without a second read, and a loan it saved is found by its on-chain id without a
+    query (a receipt's CollateralLocked after its LoanOpened)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._rows = SqlLedgerRepository(session)
+        self._absent: set[str] = set()  # loan ids ``loan`` found absent and nothing saved since
+        self._by_onchain: dict[tuple[int, str, int], LoanRow] = {}  # loans saved here, by their on-chain id
 
     def add_facts(self, events: Sequence[ChainEvent], source: str) -> dict[tuple[str, str, int], int]:
         return self._rows.add_facts(
@@ -120,10 +127,15 @@ class SqlLedger:
 
     def loan(self, loan_id: str) -> LoanState | None:
         row = self.session.get(LoanRow, loan_id)
-        return None if row is None else _state(row)
+        if row is None:
+            self._absent.add(loan_id)
+            return None
+        return _state(row)
 
     def loan_by_onchain_id(self, chain_id: int, contract: str, loan_ref: int) -> LoanState | None:
-        row = self._rows.loan_by_onchain_id(chain_id, contract, loan_ref)
+        row = self._by_onchain.get((chain_id, contract, loan_ref))
+        if row is None:
+            row = self._rows.loan_by_onchain_id(chain_id, contract, loan_ref)
         return None if row is None else _state(row)
 
     def quote_by_digest(self, offer_digest: str) -> QuoteLink | None:
@@ -136,15 +148,20 @@ class SqlLedger:
         return self.session.scalars(select(BorrowerRow.id).where(BorrowerRow.wallet_address == wallet)).one_or_none()
 
     def save_loan(self, loan: LoanState) -> None:
-        row = self.session.get(LoanRow, loan.id)
+        row = None if loan.id in self._absent else self.session.get(LoanRow, loan.id)
+        self._absent.discard(loan.id)
         if row is None:
-            self.session.add(LoanRow(**{name: getattr(loan, name) for name in _STATE_FIELDS}))
+            row = LoanRow(**{name: getattr(loan, name) for name in _STATE_FIELDS})
+            self.session.add(row)
             self.session.flush()
-            return
-        for name in _STATE_FIELDS:
-            value = getattr(loan, name)
-            if getattr(row, name) != value:
-                setattr(row, name, value)
+        else:
+            for name in _STATE_FIELDS:
+                value = getattr(loan, name)
+                if getattr(row, name) != value:
+                    setattr(row, name, value)
+        self._by_onchain = {key: kept for key, kept in self._by_onchain.items() if kept is not row}
+        if loan.onchain_loan_id is not None:
+            self._by_onchain[(loan.chain_id, loan.contract, int(loan.onchain_loan_id))] = row
 
     def add_entry(self, entry: Entry) -> None:
         self.session.add(_entry_row(entry))
@@ -155,6 +172,7 @@ class SqlLedger:
     def delete_loan(self, loan_id: str) -> None:
         row = self.session.get(LoanRow, loan_id)
         if row is not None:
+            self._by_onchain = {key: kept for key, kept in self._by_onchain.items() if kept is not row}
             self._rows.delete_loan(row)
             self.session.flush()
 

@@ -5,6 +5,7 @@ took away and the loans they made; nothing above the confirmation depth is recor
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from web3.logs import DISCARD
 
 from aggregator.indexer import LEASE_KIND, READER, ChainIndexer, IndexerSettings
@@ -180,9 +181,15 @@ async def test_a_reorg_removes_the_facts_and_the_loan_of_the_blocks_it_took(
 
     first = h.offer(BORROWER.address)
     _, receipt = _open(h, first)
+    statements: list[str] = []
+    listen = functools.partial(event.listen, database.engine, "before_cursor_execute")
+    listen(lambda *args: statements.append(args[2]))
     with database.unit_of_work() as uow:  # what the accept records at once from the receipt
         apply_events(uow.session, chain, decoder.decode_receipt(chain.chain_id, receipt), source=SOURCE_RECEIPT)
         uow.commit()
+    # the loan is read by its id and by its on-chain id (a record from before ids were derived) once each, and not
+    # again once saved: by its CollateralLocked, or to be updated
+    assert len([sql for sql in statements if sql.startswith("SELECT") and "\nFROM loans" in sql]) == 2
     opened_block = int(receipt["blockNumber"])
     await reader.poll(writer=write)  # the loan's block is the head: not confirmed, nothing indexed
     assert {f.source for f in facts()} == {SOURCE_RECEIPT}
