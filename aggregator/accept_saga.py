@@ -172,6 +172,10 @@ class AcceptRepository(Protocol):
 
     def record(self, quote_id: str) -> AcceptRecord | None: ...
 
+    def quote_and_record(self, quote_id: str) -> tuple[QuoteView, AcceptRecord | None] | None:
+        """``quote`` and ``record`` in one read (None when the quote is unknown)."""
+        ...
+
     def lock(self, quote: QuoteView, record: AcceptRecord) -> None:
         """Compare-and-set the quote ``offered`` → ``accepting`` and its request ``quoted`` → ``accepting``,
         supersede the request's other offered quotes and write ``record``; LockRefused if any CAS fails."""
@@ -274,6 +278,10 @@ class InMemoryAcceptRepository:
 
     def record(self, quote_id: str) -> AcceptRecord | None:
         return self.tables.records.get(quote_id)
+
+    def quote_and_record(self, quote_id: str) -> tuple[QuoteView, AcceptRecord | None] | None:
+        quote = self.quote(quote_id)
+        return None if quote is None else (quote, self.record(quote_id))
 
     def _set_quote(self, quote_id: str, status: str) -> None:
         self.tables.quotes[quote_id] = replace(self.tables.quotes[quote_id], status=status)

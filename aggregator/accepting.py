@@ -174,10 +174,10 @@ class AcceptanceService:
 
     def _load(self, borrower_id: str, quote_id: str) -> tuple[QuoteView, AcceptRecord | None]:
         with self._store.unit_of_work() as uow:
-            quote = uow.accepts.quote(quote_id)
-            if quote is None or quote.borrower_id != borrower_id:
-                raise QuoteNotFound(quote_id)
-            return quote, uow.accepts.record(quote_id)
+            found = uow.accepts.quote_and_record(quote_id)
+        if found is None or found[0].borrower_id != borrower_id:
+            raise QuoteNotFound(quote_id)
+        return found
 
     def _check_acceptable(self, quote: QuoteView) -> None:
         if quote.status == "accepting":

@@ -95,7 +95,7 @@ def _values(record: AcceptRecord) -> dict[str, Any]:
     return values | {"step": record.step.value}
 
 
-def _view(row: QuoteRow, request: CreditRequestRow) -> QuoteView:
+def _view(row: QuoteRow, risk: dict[str, Any]) -> QuoteView:
     return QuoteView(
         id=row.id,
         request_id=row.request_id,
@@ -113,7 +113,7 @@ def _view(row: QuoteRow, request: CreditRequestRow) -> QuoteView:
         disclosure=dict(row.disclosure),
         status=row.status,
         expires_at=row.expires_at,
-        risk_max_amount=str(request.risk.get("max_amount", "0")),
+        risk_max_amount=str(risk.get("max_amount", "0")),
     )
 
 
@@ -127,7 +127,20 @@ class SqlAcceptRepository:
             return None
         request = self.session.get(CreditRequestRow, row.request_id)
         assert request is not None
-        return _view(row, request)
+        return _view(row, request.risk)
+
+    def quote_and_record(self, quote_id: str) -> tuple[QuoteView, AcceptRecord | None] | None:
+        found = self.session.execute(
+            select(QuoteRow, CreditRequestRow.risk, AcceptRow)
+            .join(CreditRequestRow, CreditRequestRow.id == QuoteRow.request_id)
+            .outerjoin(AcceptRow, AcceptRow.quote_id == QuoteRow.id)
+            .where(QuoteRow.id == quote_id)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if found is None:
+            return None
+        row, risk, accept = found
+        return _view(row, risk), None if accept is None else _record(accept)
 
     def record(self, quote_id: str) -> AcceptRecord | None:
         row = self.session.get(AcceptRow, quote_id, populate_existing=True)

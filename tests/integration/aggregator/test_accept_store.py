@@ -1,19 +1,21 @@
 """The accept saga's SQL repository: the borrower's exposure counts what is still owed on active and defaulted
-loans (not on repaid, liquidated or written-off ones) plus the accepts in flight."""
+loans (not on repaid, liquidated or written-off ones) plus the accepts in flight; the quote and its accept record
+read in one statement are what the two reads give."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
+from aggregator.accept_saga import AcceptRecord, AcceptStep
 from store.accepts import SqlAcceptStore
 from store.aggregator import LoanRow
 from store.api import BorrowerRow
 from store.db import Database
+from tests.support.ledger_facts import add_quote
 
 pytestmark = pytest.mark.integration
 
@@ -21,9 +23,9 @@ USDC = 10**6
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    db = Database(f"sqlite:///{tmp_path / 'accepts.db'}")
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('accepts') / 'accepts.db'}")
     db.migrate()
     yield db
     db.dispose()
@@ -70,3 +72,44 @@ def test_exposure_counts_what_is_still_owed_on_active_and_defaulted_loans(databa
     with SqlAcceptStore(database).unit_of_work() as uow:
         exposure = uow.accepts.exposure(borrower, excluding_quote="none")
     assert exposure.by_asset == {"USDC": (600 + 200 + 1_400) * USDC}
+
+
+def test_the_quote_and_its_accept_record_are_read_together_as_apart(database: Database) -> None:
+    quote_id = str(uuid.uuid4())
+    add_quote(
+        database,
+        borrower_address="0x" + quote_id[:8] * 5,
+        offer_digest="0x" + uuid.uuid4().hex * 2,
+        provider_id="pool:usdc",
+        kind="pool",
+        chain_name="ethereum-local",
+        chain_id=31337,
+        contract="0x" + "11" * 20,
+        status="offered",
+        quote_id=quote_id,
+    )
+    store = SqlAcceptStore(database)
+    with store.unit_of_work() as uow:
+        assert uow.accepts.quote_and_record("no-such-quote") is None
+        quote = uow.accepts.quote(quote_id)
+        assert quote is not None
+        assert uow.accepts.quote_and_record(quote_id) == (quote, None)
+        record = AcceptRecord(
+            quote_id=quote_id,
+            request_id=quote.request_id,
+            borrower_id=quote.borrower_id,
+            kind="pool",
+            chain_name="ethereum-local",
+            attempt=1,
+            step=AcceptStep.SUBMITTED,
+            owner="accept-1",
+            lease_until=NOW,
+            updated_at=NOW,
+        )
+        uow.accepts.lock(quote, record)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        locked = uow.accepts.quote(quote_id)
+        assert locked is not None
+        assert locked.status == "accepting"
+        assert uow.accepts.quote_and_record(quote_id) == (locked, uow.accepts.record(quote_id)) == (locked, record)
