@@ -63,11 +63,12 @@ _FILE_COLUMNS = (
     _reviews.c.entry_fingerprint.label("review_fingerprint"),
     _reviews.c.state.label("review_state"),
 )
-# the subject's newest applicant, as ``SqlKycRepository.latest_for_subject`` picks it
+# the subject's newest applicant, as ``SqlKycRepository.latest_for_subject`` picks it: of two updated at the same
+# instant, the greater applicant id (so both reads pick the same one, every time)
 _LATEST_APPLICANT = (
     select(_applicants.c.applicant_id)
     .where(_applicants.c.subject_id == _accounts.c.id)
-    .order_by(_applicants.c.updated_at.desc())
+    .order_by(_applicants.c.updated_at.desc(), _applicants.c.applicant_id.desc())
     .limit(1)
     .correlate(_accounts)
     .scalar_subquery()

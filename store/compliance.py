@@ -205,10 +205,11 @@ class SqlKycRepository:
         return None if row is None else self._status(row)
 
     def latest_for_subject(self, subject_id: str) -> KycStatus | None:
+        """The subject's newest applicant; of two updated at the same instant, the greater applicant id."""
         row = self.session.scalars(
             select(KycApplicantRow)
             .where(KycApplicantRow.subject_id == subject_id)
-            .order_by(KycApplicantRow.updated_at.desc())
+            .order_by(KycApplicantRow.updated_at.desc(), KycApplicantRow.applicant_id.desc())
             .limit(1)
         ).first()
         return None if row is None else self._status(row)

@@ -167,3 +167,25 @@ def test_the_one_statement_reads_return_what_the_separate_reads_did(database: Da
         assert found[1] is None
     assert read_caller(database, key_hash=hash_key("not-a-key"), with_file=True) is None
     assert read_caller(database, key_id="key_unknown", with_file=True) is None
+
+
+def test_of_two_kyc_applicants_updated_at_once_both_reads_pick_the_greater_id(database: Database) -> None:
+    """A tie on ``updated_at`` is broken by the applicant id, the same way by both reads, whichever was saved first."""
+    with database.unit_of_work() as uow:
+        borrowers, kyc = SqlBorrowerRepository(uow.session), SqlKycRepository(uow.session)
+        for n, order in enumerate(("ab", "ba", "bca", "cab")):
+            borrower_id = f"tied-{n}"
+            borrowers.add_account(BorrowerAccount(borrower_id, f"0x{n + 1:040x}", "US-CA", T0, None, None))
+            for letter in order:
+                state = KycState.APPROVED if letter == max(order) else KycState.REJECTED
+                kyc.save(KycStatus(f"{borrower_id}-{letter}", borrower_id, state, KycTier.BASIC, (), T0))
+        uow.commit()
+    for n, order in enumerate(("ab", "ba", "bca", "cab")):
+        borrower_id = f"tied-{n}"
+        expected = _separate_reads(database, borrower_id)
+        assert expected is not None
+        assert expected.kyc is not None
+        assert expected.kyc.applicant_id == f"{borrower_id}-{max(order)}"
+        assert expected.kyc.state is KycState.APPROVED
+        with database.engine.connect() as connection:
+            assert stored_file(connection, borrower_id) == expected
