@@ -3,15 +3,19 @@ providers' outcomes and its signed quotes, the risk decision, the compliance dec
 reviews a refused request opens, and the offer nonces the quotes are signed with. ``store.quoting`` is the SQL
 implementation; ``InMemoryQuotingStore`` is the fake for unit tests of the quoting logic.
 
-Offer nonces are reserved in the same unit of work that writes the quotes signed with them: ONE nonce per chain a
-request has quotes on, shared by all of them, so the contract itself refuses a second loan from one request. A
-nonce whose quotes are never written is simply skipped (a nonce only has to be unused, not gap-free); the counter
-is per quote signer and CreditAggregator (``OfferNonceKey``); ``store.aggregator.SqlOfferNonceRepository`` keeps it."""
+Offer nonces are reserved for the write of the quotes signed with them (``QuotingStore.writing``): ONE nonce per
+chain a request has quotes on, shared by all of them, so the contract itself refuses a second loan from one request.
+A nonce whose quotes are never written is simply skipped (the contract keeps a bitmap of used nonces: a nonce only
+has to be unused, not gap-free, and an unwritten quote was never answered, so no one holds a signature with it).
+Where several writers share the counter (PostgreSQL) the nonces are reserved and committed on their own, before
+the quotes are signed, so the counter row is locked for one statement and its commit, not for the whole write;
+where writes take turns anyway (SQLite) they are reserved inside the write. The counter is per quote signer and
+CreditAggregator (``OfferNonceKey``); ``store.aggregator.SqlOfferNonceRepository`` keeps it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -97,7 +101,8 @@ class QuotingRepository(Protocol):
 
     def reserve_offer_nonces(self, keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
         """The next offer nonce of each key, no other caller gets it (on PostgreSQL the counter rows stay locked
-        until the unit of work ends; taken in key order, so two requests never wait on each other crosswise)."""
+        until the unit of work ends, so ``QuotingStore.writing`` commits them on their own there; taken in key
+        order, so two requests never wait on each other crosswise)."""
         ...
 
     def add_quoted(self, quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]) -> None:
@@ -132,9 +137,13 @@ class QuotingStore(Protocol):
 
     def unit_of_work(self) -> AbstractContextManager[QuotingUnitOfWork]: ...
 
-    def writing(self) -> AbstractContextManager[QuotingUnitOfWork]:
-        """The unit of work of a credit request's write (its offer nonces, rows and commit). Where the database
-        takes one writer at a time (SQLite), this process's writes take turns on a lock first."""
+    def writing(
+        self, nonce_keys: Iterable[OfferNonceKey] = ()
+    ) -> AbstractContextManager[tuple[QuotingUnitOfWork, dict[OfferNonceKey, int]]]:
+        """The unit of work of a credit request's write (its rows and commit) and the next offer nonce of each of
+        ``nonce_keys``, which no other write gets. Where the database takes one writer at a time (SQLite), this
+        process's writes take turns on a lock first and the nonces are reserved inside the write; where it takes
+        many (PostgreSQL), they are reserved and committed before the write opens (see the module's notes)."""
         ...
 
 
@@ -215,5 +224,9 @@ class InMemoryQuotingStore:
     def unit_of_work(self) -> AbstractContextManager[InMemoryQuotingUnitOfWork]:
         return rolled_back_on_exit(InMemoryQuotingUnitOfWork(self.tables))
 
-    def writing(self) -> AbstractContextManager[InMemoryQuotingUnitOfWork]:
-        return self.unit_of_work()
+    @contextmanager
+    def writing(
+        self, nonce_keys: Iterable[OfferNonceKey] = ()
+    ) -> Iterator[tuple[InMemoryQuotingUnitOfWork, dict[OfferNonceKey, int]]]:
+        with self.unit_of_work() as uow:
+            yield uow, uow.quoting.reserve_offer_nonces(nonce_keys)

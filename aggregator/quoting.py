@@ -32,7 +32,6 @@ from aggregator.quote_store import (
     OutcomeRecord,
     QuotedRequest,
     QuoteRecord,
-    QuotingRepository,
     QuotingStore,
 )
 from aggregator.ranking import RankedCandidate, rank
@@ -282,9 +281,10 @@ class QuotingService:
         records: list[DecisionRecord],
         covered: bool,
     ) -> QuotedRequest:
-        """Disclose and rank the offers, then in ONE unit of work: reserve the offer nonces, sign, write the
+        """Disclose and rank the offers, reserve the offer nonces, sign, then in ONE unit of work write the
         request, its outcomes and quotes, the risk decision and the decision records. What needs no nonce is done
-        before the unit of work takes its turn to write (``QuotingStore.writing``), so the turn is short."""
+        before the write takes its turn (``QuotingStore.writing``, which also says when the nonces are committed),
+        so the turn is short."""
         now = request.created_at
         ranked = self._rank(valid, self._disclose(borrower, valid, outcomes, records, covered, now)) if outcomes else []
         if decision.approved:
@@ -295,8 +295,15 @@ class QuotingService:
         )
         for record in records:
             record.record_hash()  # kept by the record for its row and its audit entry
-        with self._store.writing() as uow:
-            quotes = self._sign(uow.quoting, borrower, valid, decision, ranked, request.id, now) if ranked else []
+        keys = {  # the offer nonce of each chain with quotes is the quote signer's on its CreditAggregator
+            draft.chain.name: OfferNonceKey(
+                draft.chain.chain_id, draft.chain.record.address("CreditAggregator"), self._quote_signer.address
+            )
+            for draft in ranked
+        }
+        with self._store.writing(keys.values()) as (uow, reserved):
+            nonces = {name: reserved[key] for name, key in keys.items()}
+            quotes = self._sign(borrower, valid, decision, ranked, nonces, request.id, now) if ranked else []
             quoted = QuotedRequest(request, written, quotes)
             uow.quoting.add_quoted(quoted, stored, records)
             uow.commit()
@@ -369,33 +376,25 @@ class QuotingService:
 
     def _sign(
         self,
-        quoting: QuotingRepository,
         borrower: BorrowerFile,
         valid: _Validated,
         decision: RiskDecision,
         ranked: list[_Draft],
+        nonces: dict[str, int],
         request_id: str,
         now: datetime,
     ) -> list[QuoteRecord]:
-        """ONE offer nonce per chain for all of the request's quotes on it (see aggregator.quote_store): the
-        contract spends it with the first loan opened, so it refuses a second quote of the same request by itself.
-        The risk attestation names only the borrower, the decision and that nonce, so ONE attestation per chain
-        serves all the chain's quotes; it expires with the last of them."""
-        signer = self._quote_signer.address
-        keys = {
-            draft.chain.name: OfferNonceKey(
-                draft.chain.chain_id, draft.chain.record.address("CreditAggregator"), signer
-            )
-            for draft in ranked
-        }
-        nonces = quoting.reserve_offer_nonces(keys.values())
+        """ONE offer nonce per chain for all of the request's quotes on it (``nonces`` by chain name; see
+        aggregator.quote_store): the contract spends it with the first loan opened, so it refuses a second quote of
+        the same request by itself. The risk attestation names only the borrower, the decision and that nonce, so
+        ONE attestation per chain serves all the chain's quotes; it expires with the last of them."""
         expiries = [self._expiry(draft.offer, now) for draft in ranked]
         last_expiry: dict[str, int] = {}
         for draft, expiry in zip(ranked, expiries, strict=True):
             last_expiry[draft.chain.name] = max(expiry, last_expiry.get(draft.chain.name, 0))
         decision_hash = decision.decision_hash()
         attestations = {
-            name: self._attest(borrower, decision, decision_hash, self._chains[name], expiry, nonces[keys[name]])
+            name: self._attest(borrower, decision, decision_hash, self._chains[name], expiry, nonces[name])
             for name, expiry in last_expiry.items()
         }
         return [
@@ -403,7 +402,7 @@ class QuotingService:
                 borrower,
                 valid,
                 draft,
-                nonces[keys[draft.chain.name]],
+                nonces[draft.chain.name],
                 expiry,
                 attestations[draft.chain.name],
                 request_id,

@@ -119,7 +119,12 @@ class SqlQuotingStore:
         # SQLite has one writer at a time, and a writer that finds the database locked sleeps and retries (1, 2,
         # 5, 10 … 100 ms: SQLite's busy handler) instead of waking when the lock is released: at ten concurrent
         # credit requests the writes queued for tens to hundreds of milliseconds. This process's quote writes take
-        # turns on a lock instead, handed over at once. PostgreSQL's row locks already wake their waiters.
+        # turns on a lock instead, handed over at once, and reserve their offer nonces inside the turn (one
+        # transaction, one commit). PostgreSQL's row locks already wake their waiters, but the offer-nonce counter
+        # row is every write's: reserved inside the write, it stayed locked while the quotes were signed and the
+        # rows written, and every credit request of every process queued on it for that long. There the nonces
+        # are reserved in a transaction of their own, committed at once: the row is locked for the UPDATE and the
+        # COMMIT. A write that fails afterwards leaves its nonces unused, which the contract's nonce bitmap allows.
         self._turns = threading.Lock() if database.engine.dialect.name == "sqlite" else None
 
     @contextmanager
@@ -128,10 +133,24 @@ class SqlQuotingStore:
             yield SqlQuotingUnitOfWork(uow.session, uow.commit)
 
     @contextmanager
-    def writing(self) -> Iterator[SqlQuotingUnitOfWork]:
+    def writing(
+        self, nonce_keys: Iterable[OfferNonceKey] = ()
+    ) -> Iterator[tuple[SqlQuotingUnitOfWork, dict[OfferNonceKey, int]]]:
         if self._turns is None:
+            nonces = self.reserve_offer_nonces(nonce_keys)
             with self.unit_of_work() as uow:
-                yield uow
+                yield uow, nonces
             return
         with self._turns, self.unit_of_work() as uow:
-            yield uow
+            yield uow, uow.quoting.reserve_offer_nonces(nonce_keys)
+
+    def reserve_offer_nonces(self, keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+        """The next offer nonce of each key, reserved and committed in a transaction of its own (none without
+        keys): its counter rows are locked from the UPDATE to the COMMIT only."""
+        keys = sorted(set(keys))
+        if not keys:
+            return {}
+        with self.unit_of_work() as uow:
+            nonces = uow.quoting.reserve_offer_nonces(keys)
+            uow.commit()
+        return nonces

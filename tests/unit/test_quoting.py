@@ -18,7 +18,7 @@ from aggregator.borrowers import BorrowerFile
 from aggregator.errors import ComplianceDenied
 from aggregator.offers import attestation_from_row, offer_from_row
 from aggregator.platform import ChainRuntime
-from aggregator.quote_store import InMemoryQuotingRepository, InMemoryQuotingStore, QuotedRequest
+from aggregator.quote_store import InMemoryQuotingRepository, InMemoryQuotingStore, QuotedRequest, QuotingStore
 from aggregator.quoting import CreditRequestSpec, QuotingConfig, QuotingService
 from api.demo import DEMO_PROFILE
 from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
@@ -135,7 +135,7 @@ def compliance() -> ComplianceService:
     )
 
 
-def _service(store: InMemoryQuotingStore, compliance: ComplianceService) -> QuotingService:
+def _service(store: QuotingStore, compliance: ComplianceService) -> QuotingService:
     chains = {
         name: _Chain(
             name,

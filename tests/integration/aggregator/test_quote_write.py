@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, Table, create_engine, insert, select
+from psycopg.errors import LockNotAvailable
+from sqlalchemy import Engine, Table, create_engine, insert, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from aggregator.quote_store import InMemoryQuotingStore, QuotedRequest
+from aggregator.quote_store import FIRST_OFFER_NONCE, InMemoryQuotingStore, OfferNonceKey, QuotedRequest
 from compliance import ComplianceService, DecisionRecord
 from compliance.jurisdiction import load_rules
 from compliance.sanctions.lists import AddressList, ListVersion, NameList
@@ -142,3 +145,92 @@ def test_quote_writes_take_turns_on_sqlite(tmp_path: Path) -> None:
     finally:
         waiting.join(10)
         database.dispose()
+
+
+KEY = OfferNonceKey(31337, "0x" + "a0" * 20, "0x" + "51" * 20)
+
+
+def _probe(database: Database) -> list[int] | str:
+    """What a second connection finds when it tries to lock every offer-nonce counter row without waiting: their
+    next nonces, or ``"locked"`` when a transaction holds one of them."""
+    with database.engine.connect() as connection:
+        try:
+            return list(
+                connection.execute(text("SELECT next_nonce FROM offer_nonces ORDER BY 1 FOR UPDATE NOWAIT")).scalars()
+            )
+        except OperationalError as err:
+            if not isinstance(err.orig, LockNotAvailable):
+                raise
+            return "locked"
+
+
+@pytest.fixture
+def postgres_database(postgres_schema: Callable[[str], str]) -> Iterator[Database]:
+    database = Database(postgres_schema("offer_nonce_hold"))
+    Base.metadata.create_all(database.engine)
+    with database.unit_of_work() as uow:
+        uow.session.add(BorrowerRow(id="b1", wallet_address=WALLET, jurisdiction="US-FL", created_at=datetime.now(UTC)))
+        uow.commit()
+    yield database
+    database.dispose()
+
+
+def test_on_postgresql_the_nonces_are_committed_before_the_write_and_its_rows_are_free_during_it(
+    postgres_database: Database, written: tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]
+) -> None:
+    database, store = postgres_database, SqlQuotingStore(postgres_database)
+    store.reserve_offer_nonces([KEY])  # the counter's first nonce, committed
+    with database.unit_of_work() as uow:  # the probe sees a lock where there is one: the old order held it here
+        SqlQuotingRepository(uow.session).reserve_offer_nonces([KEY])
+        assert _probe(database) == "locked"
+    assert _probe(database) == [FIRST_OFFER_NONCE + 1]  # rolled back: not spent
+
+    def failing() -> None:
+        with store.writing([KEY]) as (uow, nonces):
+            assert nonces == {KEY: FIRST_OFFER_NONCE + 1}
+            uow.quoting.add_quoted(*written)
+            raise RuntimeError("signing failed")  # nothing of the request is written; its nonce is skipped
+
+    with pytest.raises(RuntimeError, match="signing failed"):
+        failing()
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM credit_requests")).scalar_one() == 0
+    with store.writing([KEY]) as (write, nonces):
+        assert nonces == {KEY: FIRST_OFFER_NONCE + 2}
+        assert _probe(database) == [FIRST_OFFER_NONCE + 3]  # reserved, committed and free while the request is signed
+        write.quoting.add_quoted(*written)
+        assert _probe(database) == [FIRST_OFFER_NONCE + 3]  # and while its rows are written, until the commit
+        write.commit()
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM credit_requests")).scalar_one() == 1
+
+
+def test_a_credit_request_leaves_the_counter_rows_unlocked_while_it_signs_and_writes_on_postgresql(
+    postgres_database: Database, compliance: ComplianceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quoting service end to end on PostgreSQL: at the write, the counters already hold the request's nonces
+    (one per chain with quotes) and no transaction holds their rows."""
+    seen: list[list[int] | str] = []
+    store = SqlQuotingStore(postgres_database)
+    writing = store.writing
+
+    @contextmanager
+    def probed(nonce_keys: Iterable[OfferNonceKey] = ()) -> Iterator[tuple[Any, dict[OfferNonceKey, int]]]:
+        with writing(nonce_keys) as (uow, nonces):
+            add_quoted = uow.quoting.add_quoted
+
+            def add_and_probe(*args: Any) -> None:
+                seen.append(_probe(postgres_database))
+                add_quoted(*args)
+                seen.append(_probe(postgres_database))
+
+            monkeypatch.setattr(uow.quoting, "add_quoted", add_and_probe)
+            yield uow, nonces
+
+    monkeypatch.setattr(store, "writing", probed)
+    quoted = asyncio.run(_service(store, compliance).request_credit(_borrower(), SPEC))
+    nonces = {quote.chain_id: int(quote.offer["nonce"]) for quote in quoted.quotes}
+    assert len(nonces) > 1
+    expected = sorted(nonce + 1 for nonce in nonces.values())
+    assert seen == [expected, expected]
+    assert _probe(postgres_database) == expected
