@@ -11,7 +11,7 @@ for both on the connection (SQLAlchemy events): from the return of the ``UPDATE 
 start of that transaction's COMMIT (the row is locked a little longer: the UPDATE's own run and the COMMIT's round
 trip). In one process that time includes the wait for the GIL between the two statements. The quoted request
 written each time is one the quoting service made (real compliance, signers and disclosures, in-process lenders:
-``tests.unit.test_quoting``), given new ids; its offers and attestations are signed again with each write's nonces.
+``tests.support.quoting``), given new ids; its offers and attestations are signed again with each write's nonces.
 
     uv run --frozen --no-sync python -m bench.offer_nonce_hold [--writers 10] [--writes 40] [--rounds 6]
 """
@@ -48,8 +48,8 @@ from store.api import BorrowerRow
 from store.base import Base
 from store.db import Database
 from store.quoting import SqlQuotingStore, SqlQuotingUnitOfWork
+from tests.support.quoting import QUOTE_SIGNER, RISK_SIGNER, SPEC, WALLET, borrower_file, quoting_service
 from tests.support.services import fresh_schema, postgres_server
-from tests.unit.test_quoting import QUOTE_SIGNER, RISK_SIGNER, SPEC, WALLET, _borrower, _service
 
 Written = tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]
 
@@ -59,7 +59,7 @@ def _written() -> Written:
     screen = SanctionsScreen(AddressList(version, MappingProxyType({})), NameList(version, ()))
     compliance = ComplianceService(screen, load_rules(), clock=lambda: datetime.now(UTC), inputs_key=bytes(range(32)))
     store = InMemoryQuotingStore()
-    quoted = asyncio.run(_service(store, compliance).request_credit(_borrower(), SPEC))
+    quoted = asyncio.run(quoting_service(store, compliance).request_credit(borrower_file(), SPEC))
     return quoted, store.tables.risk_decisions[0], store.tables.decision_records
 
 

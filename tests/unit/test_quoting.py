@@ -5,180 +5,43 @@ providers are in-process fakes and the chains are only their EIP-712 domains."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from typing import Self, cast
+from dataclasses import replace
+from datetime import date
 
 import pytest
 from eth_utils.address import to_checksum_address
 
-from aggregator.assets import Asset, AssetRegistry
-from aggregator.borrowers import BorrowerFile
 from aggregator.errors import ComplianceDenied
 from aggregator.offers import attestation_from_row, offer_from_row
-from aggregator.platform import ChainRuntime
-from aggregator.quote_store import InMemoryQuotingRepository, InMemoryQuotingStore, QuotedRequest, QuotingStore
-from aggregator.quoting import CreditRequestSpec, QuotingConfig, QuotingService
-from api.demo import DEMO_PROFILE
-from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_signer
+from aggregator.quote_store import InMemoryQuotingRepository, InMemoryQuotingStore, QuotedRequest
+from aggregator.quoting import CreditRequestSpec
 from compliance import ComplianceService
 from compliance.decisions import DecisionKind, Outcome
-from compliance.jurisdiction import load_rules
-from compliance.kyc import IdentityProfile, KycState, KycStatus, KycTier
-from compliance.sanctions.lists import load_newest
-from compliance.sanctions.screening import SanctionsScreen
+from compliance.kyc import IdentityProfile
 from contracts.typed_data import Domain, digest, offer_typed_data, recover, risk_attestation_typed_data
-from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
-from providers.models import (
-    Capabilities,
-    Decline,
-    FundingResult,
-    FundingStatus,
-    ProviderHealth,
-    ProviderKind,
-    ProviderOffer,
-    QuoteRequest,
-    RepaymentShape,
+from tests.support.quoting import (
+    CHAINS,
+    ORACLES,
+    QUOTE_SIGNER,
+    RISK_SIGNER,
+    SPEC,
+    WALLET,
+    borrower_file,
+    quoting_service,
+    shipped_compliance,
 )
-from risk.profile import CreditProfile
-from risk.velocity import InMemoryVelocityStore
 
 pytestmark = pytest.mark.unit
-
-CHAINS = ("ethereum-local", "polygon-local")
-WALLET = devnet_account(DEVNET_BORROWER_INDEXES[0]).address
-QUOTE_SIGNER, RISK_SIGNER = devnet_signer(Role.QUOTE_SIGNER), devnet_signer(Role.RISK_SIGNER)
-SPEC = CreditRequestSpec("1500.00", "USDC", 30, "general", "WETH", "1.0")
-
-
-def _address(seed: int) -> str:
-    return to_checksum_address(f"0x{seed:040x}")
-
-
-ORACLES = (_address(0xB0), _address(0xB1))
-
-
-@dataclass(frozen=True)
-class _Record:
-    addresses: dict[str, str]
-
-    def address(self, name: str) -> str:
-        return self.addresses[name]
-
-
-@dataclass(frozen=True)
-class _Chain:
-    """What quoting reads of a ChainRuntime: its name, id and contracts (no RPC is made)."""
-
-    name: str
-    chain_id: int
-    record: _Record
-
-    @property
-    def aggregator_domain(self) -> Domain:
-        return Domain(self.chain_id, to_checksum_address(self.record.address("CreditAggregator")))
-
-    @property
-    def oracle_domain(self) -> Domain:
-        return Domain(self.chain_id, to_checksum_address(self.record.address("CreditScoringOracle")))
-
-
-class _Lender(ProviderAdapter):
-    """Answers every request with its rates, each an offer on ``chain`` (None: the borrower's chain)."""
-
-    def __init__(self, provider_id: str, kind: ProviderKind, rates: list[int], chain: str | None = None) -> None:
-        self.provider_id, self.kind, self._rates, self._chain = provider_id, kind.value, rates, chain
-        self._offer_kind = kind
-
-    @classmethod
-    def from_registration(cls, registration: ProviderRegistration, context: AdapterContext) -> Self:
-        raise NotImplementedError  # never registered: built by the test
-
-    def capabilities(self) -> Capabilities:
-        return Capabilities(assets=frozenset({"USDC"}))
-
-    async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
-        return [
-            ProviderOffer(
-                provider_id=self.provider_id,
-                kind=self._offer_kind,
-                asset=request.asset,
-                principal=request.principal,
-                rate_bps=rate,
-                origination_fee=request.principal // 100,
-                term_days=request.term_days,
-                repayment=RepaymentShape.SINGLE,
-                # the lenders' own expiries differ: the attestation must outlive the latest quote on its chain
-                expires_at=datetime.now(UTC) + timedelta(minutes=2 + i),
-                provider_ref=f"{self.provider_id}-{rate}",
-                chain=self._chain,
-                pool_address=_address(0xBEEF) if self._offer_kind is ProviderKind.POOL else None,
-            )
-            for i, rate in enumerate(self._rates)
-        ]
-
-    async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
-        raise AssertionError("quoting never accepts")
-
-    async def status(self, provider_ref: str) -> FundingStatus:
-        raise AssertionError("quoting never asks a status")
-
-    async def health(self) -> ProviderHealth:
-        return ProviderHealth(self.provider_id, True)
 
 
 @pytest.fixture(scope="module")
 def compliance() -> ComplianceService:
-    return ComplianceService(
-        SanctionsScreen(*load_newest()), load_rules(), clock=lambda: datetime.now(UTC), inputs_key=bytes(range(32))
-    )
-
-
-def _service(store: QuotingStore, compliance: ComplianceService) -> QuotingService:
-    chains = {
-        name: _Chain(
-            name,
-            31337 + i,
-            _Record({"CreditAggregator": _address(0xA0 + i), "CreditScoringOracle": _address(0xB0 + i)}),
-        )
-        for i, name in enumerate(CHAINS)
-    }
-    tokens = {name: to_checksum_address(_address(0xC0 + i)) for i, name in enumerate(CHAINS)}
-    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), tokens), Asset("WETH", 18, Decimal(3000), dict(tokens))])
-    providers: list[ProviderAdapter] = [
-        _Lender("bank", ProviderKind.TRADITIONAL, [900, 1_100]),
-        _Lender("fintech", ProviderKind.TRADITIONAL, [1_000]),
-        *(_Lender(f"pool:{name}", ProviderKind.POOL, [800 + 50 * i], chain=name) for i, name in enumerate(CHAINS)),
-    ]
-    return QuotingService(
-        store,
-        cast(dict[str, ChainRuntime], chains),
-        assets,
-        providers,
-        quote_signer=QUOTE_SIGNER,
-        risk_signer=RISK_SIGNER,
-        compliance=compliance,
-        velocity=InMemoryVelocityStore(),
-        config=QuotingConfig(fanout_deadline=5.0),
-    )
-
-
-def _borrower() -> BorrowerFile:
-    now = datetime.now(UTC)
-    return BorrowerFile(
-        id="b1",
-        wallet=WALLET,
-        jurisdiction="US-FL",
-        identity=IdentityProfile("Ada", "Lovelace", date(1985, 12, 10), "US-FL"),
-        kyc=KycStatus("applicant-1", "b1", KycState.APPROVED, KycTier.STANDARD, (), now),
-        profile=CreditProfile.model_validate(DEMO_PROFILE),
-    )
+    return shipped_compliance()
 
 
 async def test_one_nonce_and_one_attestation_per_chain(compliance: ComplianceService) -> None:
     store = InMemoryQuotingStore()
-    quoted = await _service(store, compliance).request_credit(_borrower(), SPEC)
+    quoted = await quoting_service(store, compliance).request_credit(borrower_file(), SPEC)
 
     assert quoted.request.status == "quoted"
     assert [q.rank for q in quoted.quotes] == list(range(1, 6))
@@ -217,9 +80,9 @@ async def test_one_nonce_and_one_attestation_per_chain(compliance: ComplianceSer
 
 async def test_the_next_request_signs_with_the_next_nonces(compliance: ComplianceService) -> None:
     store = InMemoryQuotingStore()
-    service = _service(store, compliance)
-    first = await service.request_credit(_borrower(), SPEC)
-    second = await service.request_credit(_borrower(), SPEC)
+    service = quoting_service(store, compliance)
+    first = await service.request_credit(borrower_file(), SPEC)
+    second = await service.request_credit(borrower_file(), SPEC)
 
     def nonces(quoted: QuotedRequest) -> dict[str, int]:
         return {q.chain_name: int(q.offer["nonce"]) for q in quoted.quotes}
@@ -231,7 +94,7 @@ async def test_a_failed_write_keeps_nothing_and_spends_no_nonce(
     compliance: ComplianceService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = InMemoryQuotingStore()
-    service = _service(store, compliance)
+    service = quoting_service(store, compliance)
 
     def refuse(self: InMemoryQuotingRepository, quoted: QuotedRequest, *_records: object) -> None:
         raise RuntimeError("the database went away")
@@ -239,17 +102,17 @@ async def test_a_failed_write_keeps_nothing_and_spends_no_nonce(
     with monkeypatch.context() as patched:
         patched.setattr(InMemoryQuotingRepository, "add_quoted", refuse)
         with pytest.raises(RuntimeError, match="went away"):
-            await service.request_credit(_borrower(), SPEC)
+            await service.request_credit(borrower_file(), SPEC)
     assert store.tables.requests == {}
     assert store.tables.next_nonce == {}  # the reservation rolled back with the write
-    quoted = await service.request_credit(_borrower(), SPEC)
+    quoted = await service.request_credit(borrower_file(), SPEC)
     assert {int(q.offer["nonce"]) for q in quoted.quotes} == {1}
 
 
 async def test_a_declined_request_is_stored_without_quotes_or_nonces(compliance: ComplianceService) -> None:
     store = InMemoryQuotingStore()
     far_too_much = CreditRequestSpec("20000.00", "USDC", 30, "general", "WETH", "0.1")
-    quoted = await _service(store, compliance).request_credit(_borrower(), far_too_much)
+    quoted = await quoting_service(store, compliance).request_credit(borrower_file(), far_too_much)
     assert quoted.request.status == "declined"
     assert quoted.quotes == []
     assert quoted.outcomes == []
@@ -263,9 +126,9 @@ async def test_a_held_borrower_is_refused_with_a_review_and_nothing_else_written
     compliance: ComplianceService,
 ) -> None:
     store = InMemoryQuotingStore()
-    held = replace(_borrower(), identity=IdentityProfile("Mazen", "Hussein", date(1985, 12, 10), "US-FL"))
+    held = replace(borrower_file(), identity=IdentityProfile("Mazen", "Hussein", date(1985, 12, 10), "US-FL"))
     with pytest.raises(ComplianceDenied) as refused:
-        await _service(store, compliance).request_credit(held, SPEC)
+        await quoting_service(store, compliance).request_credit(held, SPEC)
     review = next(iter(store.tables.reviews.values()))
     assert [borrower for borrower, _entry in store.tables.reviews] == ["b1"]
     messages = {code: message for code, message in refused.value.reasons}
@@ -282,8 +145,8 @@ async def test_a_held_borrower_is_refused_with_a_review_and_nothing_else_written
 
 
 async def test_a_quote_and_its_request_are_found_as_written(compliance: ComplianceService) -> None:
-    service = _service(InMemoryQuotingStore(), compliance)
-    quoted = await service.request_credit(_borrower(), SPEC)
+    service = quoting_service(InMemoryQuotingStore(), compliance)
+    quoted = await service.request_credit(borrower_file(), SPEC)
     assert service.find_request(quoted.request.id) == (quoted, None)
     best = quoted.quotes[0]
     assert service.find_quote(best.id) == (best, quoted.request)

@@ -33,7 +33,7 @@ from store.db import Database
 from store.quoting import SqlQuotingRepository, SqlQuotingStore
 from store.records import columns
 from store.risk import RiskDecisionRow, risk_rows
-from tests.unit.test_quoting import SPEC, WALLET, _borrower, _service
+from tests.support.quoting import SPEC, WALLET, borrower_file, quoting_service
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,7 @@ def compliance() -> ComplianceService:
 def written(compliance: ComplianceService) -> tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]:
     """A request quoted by the quoting service (real compliance and signers, in-process lenders): what it wrote."""
     store = InMemoryQuotingStore()
-    quoted = asyncio.run(_service(store, compliance).request_credit(_borrower(), SPEC))
+    quoted = asyncio.run(quoting_service(store, compliance).request_credit(borrower_file(), SPEC))
     assert quoted.quotes
     assert quoted.outcomes
     records = store.tables.decision_records
@@ -228,7 +228,7 @@ def test_a_credit_request_leaves_the_counter_rows_unlocked_while_it_signs_and_wr
             yield uow, nonces
 
     monkeypatch.setattr(store, "writing", probed)
-    quoted = asyncio.run(_service(store, compliance).request_credit(_borrower(), SPEC))
+    quoted = asyncio.run(quoting_service(store, compliance).request_credit(borrower_file(), SPEC))
     nonces = {quote.chain_id: int(quote.offer["nonce"]) for quote in quoted.quotes}
     assert len(nonces) > 1
     expected = sorted(nonce + 1 for nonce in nonces.values())
