@@ -24,7 +24,7 @@ import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -35,6 +35,8 @@ from store.chain import SIGNED, AttemptRecord, ChainRepository, SqlChainStore
 
 #: signs an intent's transaction under the nonce given (in the allocation's worker thread)
 SignUnder = Callable[[Nonce], AttemptRecord]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,19 @@ class SqlNonceAllocator:
             repo.ensure_nonce_row(account.chain_id, account.address)
             self._ensured.add(account)
 
+    def _forgetting(self, account: AccountRef, work: Callable[[ChainRepository], T]) -> Callable[[ChainRepository], T]:
+        """``work``, forgetting the account's counter row when it fails: its unit of work is rolled back, a row
+        created in it with it, and the next run (the store's own, after a deadlock) must create it again."""
+
+        def run(repo: ChainRepository) -> T:
+            try:
+                return work(repo)
+            except BaseException:
+                self._ensured.discard(account)
+                raise
+
+        return run
+
     async def allocate(self, account: AccountRef, intent_key: str, owner: str | None = None) -> Nonce:
         future: asyncio.Future[tuple[Nonce, AttemptRecord | None]] = asyncio.get_running_loop().create_future()
         return (await self._allocate(account, _Waiting(intent_key, owner, future)))[0]
@@ -157,7 +172,9 @@ class SqlNonceAllocator:
             if not waiting.future.done():
                 batch, self._waiting[account] = self._waiting[account], []
                 try:
-                    outcomes = await self.store.run(lambda repo: self._allocate_many(repo, account, batch))
+                    outcomes = await self.store.run(
+                        self._forgetting(account, lambda repo: self._allocate_many(repo, account, batch))
+                    )
                 except BaseException as err:
                     for each in batch:
                         if not each.future.done():
@@ -233,7 +250,7 @@ class SqlNonceAllocator:
                 repo.add_gap(account.chain_id, account.address, nonce)
 
         async with self._lock(account):
-            await self.store.run(work)
+            await self.store.run(self._forgetting(account, work))
 
     async def floor(self, account: AccountRef, chain_nonce: Nonce) -> None:
         def work(repo: ChainRepository) -> None:
@@ -243,7 +260,7 @@ class SqlNonceAllocator:
             repo.drop_gaps_below(account.chain_id, account.address, chain_nonce)
 
         async with self._lock(account):
-            await self.store.run(work)
+            await self.store.run(self._forgetting(account, work))
 
 
 # KEYS[1] = next nonce counter, KEYS[2] = sorted set of released nonces; ARGV[1] = how many nonces.

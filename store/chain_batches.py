@@ -17,7 +17,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from store.chain_records import AttemptRecord
 from store.chain_repository import ChainRepository
@@ -31,6 +33,11 @@ Item = TypeVar("Item")
 CHAIN_THREADS = 8
 _threads: ThreadPoolExecutor | None = None
 _threads_lock = threading.Lock()
+#: how often a unit of work PostgreSQL picks as a deadlock's victim is run (the first run included)
+DEADLOCK_ATTEMPTS = 5
+#: SQLSTATEs of a transaction PostgreSQL rolled back whole so that another could go on: deadlock_detected and
+#: serialization_failure
+_RUN_AGAIN = frozenset({"40P01", "40001"})
 
 
 def chain_threads() -> ThreadPoolExecutor:
@@ -40,6 +47,21 @@ def chain_threads() -> ThreadPoolExecutor:
         if _threads is None:
             _threads = ThreadPoolExecutor(max_workers=CHAIN_THREADS, thread_name_prefix="chain-db")
         return _threads
+
+
+def _lost_to_a_deadlock(err: BaseException) -> bool:
+    """Units of work on several intents update their rows in whatever order their statements meet them (a lease
+    renewal or a claim by its WHERE clause, a batch by its keys), so two of them in flight at once — a manager's
+    renewal and its watcher's outcomes, or two processes' — can deadlock; PostgreSQL then aborts one of them."""
+    return isinstance(err, OperationalError) and getattr(err.orig, "sqlstate", None) in _RUN_AGAIN
+
+
+_ON_DEADLOCK = Retrying(
+    retry=retry_if_exception(_lost_to_a_deadlock),
+    stop=stop_after_attempt(DEADLOCK_ATTEMPTS),
+    wait=wait_random_exponential(multiplier=0.01, max=0.2),
+    reraise=True,
+)
 
 
 async def _off_loop(work: Callable[..., T], *args: Any) -> T:
@@ -66,6 +88,12 @@ class UnitsOfWork:
         return self.dialect == "postgresql"
 
     def _unit(self, work: Callable[[ChainRepository], T]) -> T:
+        """One committed unit of work; run again whole when PostgreSQL aborted it to break a deadlock (its
+        transaction was rolled back entirely, so nothing of the first run stays)."""
+        result: T = _ON_DEADLOCK.copy()(self._unit_once, work)
+        return result
+
+    def _unit_once(self, work: Callable[[ChainRepository], T]) -> T:
         with self.sessions() as session:
             result = work(ChainRepository(session))
             session.commit()
