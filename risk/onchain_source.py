@@ -52,7 +52,7 @@ from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, RpcUnavailable
-from chain.logs import DecodedLog, fetch_logs, logs_request
+from chain.logs import DecodedLog, LogsRequest, fetch_logs, logs_request
 from chain.views import read_views, view
 from risk.onchain import OnchainFeatures
 
@@ -264,15 +264,7 @@ class ChainOnchainSource:
             return None
         if known - deployed >= self.max_log_range - HEAD_MARGIN_BLOCKS:
             return None
-        loans = logs_request(
-            client,
-            aggregator,
-            self._aggregator_abi,
-            "LoanOpened",
-            {"borrower": wallet},
-            from_block=deployed,
-            to_block=known,
-        )
+        loans = self._loans_request(client, wallet, aggregator, deployed, known)
         if loans is None:
             return None
         loans = replace(loans, params=loans.params | {"toBlock": "latest"})
@@ -294,21 +286,28 @@ class ChainOnchainSource:
         opened = [entry for entry in loans.decode(entries) if entry.block_number <= head]
         return head, _quantity(head_block, "timestamp"), _quantity({"nonce": nonce}, "nonce"), opened
 
-    async def _nonce_and_loans(
-        self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int, head: int
-    ) -> tuple[int, list[DecodedLog]]:
-        """The wallet's nonce and its ``LoanOpened`` events as of ``head``: one JSON-RPC batch (one round trip) when
-        the aggregator's blocks fit in one log range; otherwise, or when the node refuses the batch or the range,
-        two calls, the logs over ``fetch_logs``' adaptive ranges."""
-        loans = logs_request(
+    def _loans_request(
+        self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int, to_block: int
+    ) -> LogsRequest | None:
+        """The wallet's ``LoanOpened`` query from the aggregator's deployment to ``to_block``, as one ``eth_getLogs``
+        (None when it can match nothing)."""
+        return logs_request(
             client,
             aggregator,
             self._aggregator_abi,
             "LoanOpened",
             {"borrower": wallet},
             from_block=deployed,
-            to_block=head,
+            to_block=to_block,
         )
+
+    async def _nonce_and_loans(
+        self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int, head: int
+    ) -> tuple[int, list[DecodedLog]]:
+        """The wallet's nonce and its ``LoanOpened`` events as of ``head``: one JSON-RPC batch (one round trip) when
+        the aggregator's blocks fit in one log range; otherwise, or when the node refuses the batch or the range,
+        two calls, the logs over ``fetch_logs``' adaptive ranges."""
+        loans = self._loans_request(client, wallet, aggregator, deployed, head)
         if loans is not None and head - deployed < self.max_log_range:
             nonce_call = ("eth_getTransactionCount", [wallet, hex(head)])
             try:
