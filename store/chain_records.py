@@ -34,13 +34,14 @@ class IntentRecord:
     gas: int | None
     payload_hash: str
     status: str
-    nonce: int | None
-    tx_hash: str | None
-    block_number: int | None
-    block_hash: str | None
-    gas_used: int | None
-    contract_address: str | None
-    error: str | None
+    #: what its sending and its outcome wrote: none of them for a new intent
+    nonce: int | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+    block_hash: str | None = None
+    gas_used: int | None = None
+    contract_address: str | None = None
+    error: str | None = None
     attempts: tuple[AttemptRecord, ...] = field(default=())
     updated_at: datetime | None = None
     owner: str | None = None

@@ -76,13 +76,6 @@ class TransactionManager(_Watching):
             gas=call.gas,
             payload_hash=call.payload_hash(self.account.chain_id, self.account.address),
             status=PENDING,
-            nonce=None,
-            tx_hash=None,
-            block_number=None,
-            block_hash=None,
-            gas_used=None,
-            contract_address=None,
-            error=None,
             owner=self.owner,
             lease_expires_at=datetime.now(UTC) + self._lease,
         )
@@ -112,12 +105,6 @@ class TransactionManager(_Watching):
             gas=None,
             payload_hash=BARRED_PAYLOAD,
             status=DROPPED,
-            nonce=None,
-            tx_hash=None,
-            block_number=None,
-            block_hash=None,
-            gas_used=None,
-            contract_address=None,
             error=reason,
         )
         _, created = await self.store.create_intent(barred)
