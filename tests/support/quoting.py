@@ -86,7 +86,7 @@ class FixedRateLender(ProviderAdapter):
 
     @classmethod
     def from_registration(cls, registration: ProviderRegistration, context: AdapterContext) -> Self:
-        raise NotImplementedError  # never registered: built by the test
+        raise AssertionError("never registered: built by the test")
 
     def capabilities(self) -> Capabilities:
         return Capabilities(assets=frozenset({"USDC"}))
