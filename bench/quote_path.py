@@ -45,6 +45,7 @@ import httpx
 
 from api.demo import onboard
 from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services, read_fleet
+from bench.meters import cpu_seconds
 from bench.profile_shares import shares as profile_shares
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 from providers.http_lender import HttpLenderAdapter
@@ -111,12 +112,6 @@ def _percentile(values: list[float], q: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _profile(args: argparse.Namespace, pid: int, concurrency: int) -> subprocess.Popen[bytes] | None:
@@ -190,7 +185,7 @@ async def _load(
         for _ in range(2):  # warm the connections and the caches
             await client.post("/v1/credit-requests", json=REQUEST)
         on_start()
-        cpu_before = _cpu_seconds(api_pid)
+        cpu_before = cpu_seconds(api_pid)
         started = time.perf_counter()
         end = started + seconds
 
@@ -203,7 +198,7 @@ async def _load(
 
         await asyncio.gather(*(borrower() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-        cpu = _cpu_seconds(api_pid) - cpu_before
+        cpu = cpu_seconds(api_pid) - cpu_before
     count = len(latencies)
     return Level(
         concurrency=concurrency,
@@ -224,9 +219,9 @@ async def _load(
 
 def _idle_cpu_rate(api_pid: int, seconds: float) -> float:
     """The API process's CPU milliseconds per second with no request (its background pollers)."""
-    before, started = _cpu_seconds(api_pid), time.perf_counter()
+    before, started = cpu_seconds(api_pid), time.perf_counter()
     time.sleep(seconds)
-    return (_cpu_seconds(api_pid) - before) * 1000 / (time.perf_counter() - started)
+    return (cpu_seconds(api_pid) - before) * 1000 / (time.perf_counter() - started)
 
 
 def _net(level: Level, idle_rate: float) -> Level:

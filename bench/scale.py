@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import os
@@ -59,7 +58,8 @@ from api.demo import onboard
 from api.local_platform import ApiService, LocalChains, api_service, wait_http
 from bench.baseline_app import LENDERS_VARIABLE
 from bench.local_stack import ADMIN_KEY, bench_stack
-from bench.quote_path import _cpu_seconds, _lender_latencies, _load, _machine
+from bench.meters import cpu_seconds, cpu_total
+from bench.quote_path import _lender_latencies, _load, _machine
 from bench.scale_loans import LoansResult, measure, prepare
 from chain.devnet import free_port
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
@@ -211,12 +211,12 @@ def _level(
     balancer = [balancer_pid] if balancer_pid else []
 
     def on_start() -> None:
-        before["app"], before["lenders"] = _cpu_total(pids), _cpu_seconds(lender_pid)
-        before["balancer"], before["client"] = _cpu_total(balancer), time.process_time()
+        before["app"], before["lenders"] = cpu_total(pids), cpu_seconds(lender_pid)
+        before["balancer"], before["client"] = cpu_total(balancer), time.process_time()
 
     measured = asyncio.run(_load(url, key, concurrency, seconds, pids[0], on_start))
-    cpu, lenders_cpu = _cpu_total(pids) - before["app"], _cpu_seconds(lender_pid) - before["lenders"]
-    balancer_cpu, client_cpu = _cpu_total(balancer) - before["balancer"], time.process_time() - before["client"]
+    cpu, lenders_cpu = cpu_total(pids) - before["app"], cpu_seconds(lender_pid) - before["lenders"]
+    balancer_cpu, client_cpu = cpu_total(balancer) - before["balancer"], time.process_time() - before["client"]
     count = measured.requests
     level = Level(
         app=app,
@@ -268,15 +268,6 @@ def _outcomes_since(database: sa.Engine, last: int) -> dict[str, int]:
             kind = _outcome_kind(outcome, detail)
             counts[kind] = counts.get(kind, 0) + 1
     return dict(sorted(counts.items(), key=lambda item: -item[1]))
-
-
-def _cpu_total(pids: list[int]) -> float:
-    """The CPU seconds of ``pids`` (a process restarted meanwhile counts from zero)."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            total += _cpu_seconds(pid)
-    return total
 
 
 @contextmanager

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
@@ -54,6 +53,7 @@ from api.demo import onboard
 from api.local_platform import ApiService, api_service
 from api.wallet import sign_acceptance
 from bench.local_stack import ADMIN_KEY, BenchStack, bench_stack
+from bench.meters import STATS_DELAY, Meters, background_rate, ms_per_loan
 from bench.quote_path import _machine
 from chain.artifacts import load_artifact
 from chain.deployment import DeploymentRecord
@@ -265,96 +265,6 @@ async def _send_raw(rpc_url: str, raws: list[str]) -> tuple[float, float]:
         return time.perf_counter() - started, time.process_time() - cpu
 
 
-@dataclass(frozen=True, slots=True)
-class Meters:
-    """The processes each side is charged with: the accepts with the API processes (and the balancer in front of
-    them), PostgreSQL and the devnet; the raw sends with this process (their client) and the devnet."""
-
-    api: dict[str, int]
-    anvil: int | None = None
-    postgres_data_dir: Path | None = None
-    database_url: str | None = None
-
-    def cpu(self) -> dict[str, float]:
-        """CPU seconds so far of each metered part (a process restarted meanwhile counts from zero)."""
-        found = {name: _cpu_seconds(pid) for name, pid in self.api.items()}
-        if self.anvil is not None:
-            found["anvil"] = _cpu_seconds(self.anvil)
-        postmaster = _postmaster(self.postgres_data_dir)
-        if postmaster is not None:
-            found["postgres"] = _tree_cpu_seconds(postmaster)
-        return found
-
-    def transactions(self) -> int | None:
-        """PostgreSQL's committed and rolled-back transactions so far (``pg_stat_database``; a backend reports its
-        counts when it goes idle, within ``STATS_DELAY``)."""
-        if self.database_url is None or not self.database_url.startswith("postgresql"):
-            return None
-        engine = sa.create_engine(self.database_url, poolclass=sa.NullPool)
-        try:
-            with engine.connect() as connection:
-                query = (
-                    "SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database WHERE datname = current_database()"
-                )
-                return int(connection.execute(sa.text(query)).scalar_one())
-        finally:
-            engine.dispose()
-
-
-#: seconds PostgreSQL's backends may keep their transaction counts before reporting them (PGSTAT_IDLE_INTERVAL)
-STATS_DELAY = 11.0
-
-
-def _background_rate(meters: Meters) -> float | None:
-    """PostgreSQL transactions per second while nothing is asked of the API (its leases, its readiness…), over
-    ``STATS_DELAY`` seconds once what came before is reported: subtracted from what the accepts' window counts."""
-    time.sleep(STATS_DELAY)
-    first = meters.transactions()
-    if first is None:
-        return None
-    time.sleep(STATS_DELAY)
-    last = meters.transactions()
-    return None if last is None else (last - first) / STATS_DELAY
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _tree_cpu_seconds(parent: int) -> float:
-    """The CPU of ``parent``, of its children still running and of those that ended (PostgreSQL's backends)."""
-    try:
-        fields = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    total = sum(int(fields[n]) for n in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            child = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if child[1] == str(parent):
-            total += (int(child[11]) + int(child[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def _postmaster(data_dir: Path | None) -> int | None:
-    if data_dir is None:
-        return None
-    try:
-        return int((data_dir / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _per_loan(before: dict[str, float], after: dict[str, float], loans: int) -> dict[str, float]:
-    return {name: round((after[name] - before.get(name, 0.0)) * 1000 / max(loans, 1), 2) for name in after}
-
-
 def measure(
     api_urls: list[str],
     borrowers: list[Borrower],
@@ -365,7 +275,7 @@ def measure(
 ) -> LoansResult:
     """Every borrower accepts at once through ``api_urls`` (under ``profile``), then as many raw presigned sends."""
     load = [round(x, 2) for x in os.getloadavg()]
-    background = _background_rate(meters) if meters else None
+    background = background_rate(meters) if meters else None
     transactions = meters.transactions() if meters else None
     cpu_before = meters.cpu() if meters else {}
     with profile():
@@ -376,7 +286,7 @@ def measure(
     raws = _presigned_opens(rpc_url, record, len(borrowers))
     anvil_before = meters.cpu().get("anvil", 0.0) if meters else 0.0
     raw_seconds, raw_cpu = asyncio.run(_send_raw(rpc_url, raws))
-    cpu_ms = {f"accept: {name}": ms for name, ms in _per_loan(cpu_before, cpu_accepts, accepted).items()}
+    cpu_ms = {f"accept: {name}": ms for name, ms in ms_per_loan(cpu_before, cpu_accepts, accepted).items()}
     cpu_ms["raw: this process"] = round(raw_cpu * 1000 / len(raws), 2)
     if meters is not None and meters.anvil is not None:
         cpu_ms["raw: anvil"] = round((meters.cpu()["anvil"] - anvil_before) * 1000 / len(raws), 2)
