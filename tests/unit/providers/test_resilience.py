@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 
@@ -281,3 +282,77 @@ async def test_health_reports_latency_percentiles_and_error_rate() -> None:
     assert latency["p50"] <= latency["p95"] <= latency["p99"]
     assert report["error_rate"] == 0.25
     assert report["total_calls"] == 20
+
+
+def _scripted(
+    script: list[Callable[[], list[ProviderOffer] | Decline | BaseException]], n: int
+) -> list[ProviderOffer] | Decline | BaseException:
+    return script[n - 1]()
+
+
+async def test_the_first_attempt_outside_tenacity_retries_exactly_as_tenacity_around_every_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``_retried`` makes its first attempt directly and hands only a retryable failure to tenacity: on random
+    outcome sequences it calls the lender as often, sleeps the same backoff (the same random draws) and ends the
+    same way as the former path, tenacity's ``AsyncRetrying`` around every attempt."""
+    import random
+
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+    from providers.resilience import ResilientProvider, _retryable, _StopAtDeadline
+
+    async def former(provider: ResilientProvider) -> object:
+        policy = provider.policy
+        end = provider._end(policy.quote_budget_seconds)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.quote_attempts)
+            | _StopAtDeadline(end, minimum=min(0.01, policy.call_timeout_seconds)),
+            wait=wait_random_exponential(multiplier=policy.retry_base_seconds, max=policy.retry_max_seconds),
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await provider._attempt(
+                    "quote", lambda: provider.inner.quote(REQUEST), end, policy.call_timeout_seconds
+                )
+        raise AssertionError("unreachable")
+
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded(seconds: float, result: object = None) -> object:
+        slept.append(seconds)
+        return await real_sleep(0, result)
+
+    kinds: list[Callable[[], list[ProviderOffer] | Decline | BaseException]] = [
+        lambda: [offer()],
+        lambda: Decline("fake", "no"),
+        lambda: ProviderServerError("down", 503),
+        lambda: ProviderTimeout("slow"),
+        lambda: ProviderProtocolError("bad body"),
+    ]
+    draw = random.Random(18)
+    retried = 0
+    for case in range(60):
+        script = [draw.choice(kinds) for _ in range(5)]
+        policy = ResiliencePolicy(quote_attempts=draw.randint(1, 4), retry_base_seconds=0.002, fail_max=100)
+        seen = []
+        for path in ("former", "now"):
+            adapter = FakeAdapter(functools.partial(_scripted, script))
+            provider = await wrapped(adapter, policy)
+            slept.clear()
+            random.seed(case)
+            monkeypatch.setattr(asyncio, "sleep", recorded)
+            try:
+                answer: object = await (former(provider) if path == "former" else provider.quote(REQUEST))
+            except ProviderError as err:
+                answer = err
+            finally:
+                monkeypatch.setattr(asyncio, "sleep", real_sleep)
+            outcome = type(answer).__name__ if not isinstance(answer, list) else "offers"
+            seen.append((adapter.calls, outcome, list(slept)))
+        assert seen[0] == seen[1], (case, policy.quote_attempts, seen)
+        retried += bool(seen[0][2])
+    assert retried >= 10, "the cases must include retries after a backoff"
