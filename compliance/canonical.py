@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -81,9 +82,27 @@ def _to_json_value(value: Any) -> JsonValue:
     raise ComplianceInputError(f"cannot put {type(value).__name__} into canonical JSON")
 
 
+#: the standard library's C encoder with RFC 8785's layout: keys sorted, no whitespace, no NaN (``to_json_value``
+#: leaves no floats anyway); control characters, quotes and backslashes escaped exactly as RFC 8785 escapes them
+_ENCODE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+).encode
+
+
 def canonical_json(value: Any) -> bytes:
-    """RFC 8785 canonical JSON bytes of ``value`` (after ``to_json_value``)."""
-    return bytes(rfc8785.dumps(to_json_value(value)))
+    """RFC 8785 canonical JSON bytes of ``value`` (after ``to_json_value``).
+
+    ``to_json_value`` leaves only strings, safe integers, booleans, None, lists and dicts with string keys, on which
+    the standard library's encoder writes RFC 8785's bytes as long as the text is ASCII: integers as their digits,
+    strings with the same escapes, keys sorted by code point, which for ASCII is RFC 8785's UTF-16 order. Anything
+    with a non-ASCII character goes through ``rfc8785`` itself (its key order differs from code point order beyond
+    the Basic Multilingual Plane). The pure-Python encoder cost ~6x the C one on every decision record, audit entry
+    and disclosure of a credit request; the unit tests compare the two on random documents."""
+    json_value = to_json_value(value)
+    text = _ENCODE(json_value)
+    if text.isascii():
+        return text.encode("ascii")
+    return bytes(rfc8785.dumps(json_value))
 
 
 def keccak256(data: bytes) -> bytes:
