@@ -11,14 +11,19 @@ compare the two on every document type we sign).
 the primary type, its type hash (``hash_type``: the type string rebuilt and hashed on every call otherwise) and
 eth-abi's tuple encoder for the encoded field types (``eth_abi.encode`` builds and validates a new one per call).
 Each field is still converted by eth-account's own ``encode_field`` (nested structs, arrays, strings and bytes
-hashed as it hashes them) and the tuple encoded by eth-abi's own encoders from its default registry."""
+hashed as it hashes them) and encoded by eth-abi's own encoder of the converted type from its default registry.
+After ``encode_field`` every field is a static 32-byte ABI word (``bytes32`` for structs, arrays, strings and
+bytes), so the tuple's encoding is the words one after another, which is what eth-abi's tuple encoder writes for
+static members; going through it validated every value twice. The word of an atomic field (neither a struct nor an
+array) depends only on its type and value, and a credit request signs the same borrower, assets, amounts and chain
+ids into every offer, request after request: those words are kept, by type and by the value with its Python type
+(so ``True`` is never taken for ``1``), a bounded number of them. Invalid values raise as before and are not kept."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from eth_abi.encoding import TupleEncoder
 from eth_abi.registry import registry
 
 # eth-account is pinned (pyproject.toml); these are the functions its public encode_typed_data is made of
@@ -28,6 +33,7 @@ from eth_account._utils.encode_typed_data.encoding_and_hashing import (
     hash_domain,
     hash_type,
 )
+from eth_account._utils.encode_typed_data.helpers import is_array_type
 from eth_utils.crypto import keccak
 
 DOMAIN_TYPE = "EIP712Domain"
@@ -55,11 +61,16 @@ Layout = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
 
 
 @lru_cache(maxsize=64)
-def _struct(layout: Layout) -> tuple[str, bytes]:
-    """The primary type of a set of types and its type hash, as eth-account derives them."""
+def _struct(layout: Layout) -> tuple[str, bytes, tuple[tuple[str, str, bool], ...]]:
+    """The primary type of a set of types, its type hash as eth-account derives them, and its fields: name, type and
+    whether the field is atomic (its word depends on its value alone)."""
     types = _types(layout)
     primary = get_primary_type(types)
-    return primary, hash_type(primary, types)
+    fields = tuple(
+        (field["name"], field["type"], field["type"] not in types and not is_array_type(field["type"]))
+        for field in types[primary]
+    )
+    return primary, hash_type(primary, types), fields
 
 
 def _types(layout: Layout) -> dict[str, list[dict[str, str]]]:
@@ -67,21 +78,49 @@ def _types(layout: Layout) -> dict[str, list[dict[str, str]]]:
 
 
 @lru_cache(maxsize=64)
-def _tuple_encoder(kinds: tuple[str, ...]) -> TupleEncoder:
-    """What ``eth_abi.encode(kinds, …)`` builds for every call, built once: a tuple of the default registry's
-    encoders (the same registry eth-account's ``encode_data`` encodes with)."""
-    return TupleEncoder(encoders=[registry.get_encoder(kind) for kind in kinds])  # type: ignore[no-untyped-call]
+def _static_encoder(kind: str) -> Any:
+    """eth-abi's encoder of ``kind`` from the default registry (the one eth-account's ``encode_data`` encodes
+    with); ``encode_field`` converts every field to a static type."""
+    encoder = registry.get_encoder(kind)
+    if getattr(encoder, "is_dynamic", False):
+        raise ValueError(f"{kind} is not a static ABI type")
+    return encoder
+
+
+def _word(types: dict[str, list[dict[str, str]]], name: str, kind: str, value: Any) -> bytes:
+    """One field's 32-byte word: eth-account's ``encode_field``, then eth-abi's encoder of the converted type."""
+    encoded_kind, encoded = encode_field(types, name, kind, value)
+    word: bytes = _static_encoder(encoded_kind)(encoded)
+    return word
+
+
+#: atomic fields' words by (type, Python type of the value, value); cleared when full
+_WORDS: dict[tuple[str, type, Any], bytes] = {}
+_WORDS_KEPT = 4096
+
+
+def _atomic_word(types: dict[str, list[dict[str, str]]], name: str, kind: str, value: Any) -> bytes:
+    try:
+        key = (kind, type(value), value)
+        word = _WORDS.get(key)
+    except TypeError:  # an unhashable value (encode_field refuses it for an atomic type, or converts it)
+        return _word(types, name, kind, value)
+    if word is None:
+        word = _word(types, name, kind, value)
+        if len(_WORDS) >= _WORDS_KEPT:
+            _WORDS.clear()
+        _WORDS[key] = word
+    return word
 
 
 def message_hash(types: dict[str, list[dict[str, str]]], message: dict[str, Any]) -> bytes:
     """``hashStruct`` of ``message`` under ``types`` (without ``EIP712Domain``): eth-account's
-    ``hash_eip712_message``, with the primary type, its type hash and the tuple encoder kept per layout."""
+    ``hash_eip712_message``, with the primary type, its type hash and field list kept per layout and atomic fields'
+    words kept per value."""
     layout: Layout = tuple((name, tuple((f["name"], f["type"]) for f in fields)) for name, fields in types.items())
-    primary, type_hash = _struct(layout)
-    kinds: list[str] = ["bytes32"]
-    values: list[bytes | int] = [type_hash]
-    for field in types[primary]:
-        kind, value = encode_field(types, field["name"], field["type"], message.get(field["name"]))
-        kinds.append(kind)
-        values.append(value)
-    return keccak(_tuple_encoder(tuple(kinds))(values))
+    _primary, type_hash, fields = _struct(layout)
+    words = [type_hash]
+    for name, kind, atomic in fields:
+        value = message.get(name)
+        words.append(_atomic_word(types, name, kind, value) if atomic else _word(types, name, kind, value))
+    return keccak(b"".join(words))

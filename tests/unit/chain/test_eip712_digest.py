@@ -4,9 +4,11 @@ exactly eth-account's own ``encode_typed_data`` + ``sign_message``, on every doc
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from eth_abi.exceptions import EncodingTypeError
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
@@ -140,3 +142,38 @@ def test_the_kept_layout_digest_is_eth_accounts_on_random_documents() -> None:
             document = _random_document(rng, types)
             signable = encode_typed_data(full_message=document)
             assert typed_data_digest(document) == keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def test_kept_words_give_eth_accounts_digest_and_keep_its_refusals() -> None:
+    """Atomic fields' words are kept by type and value: documents that share values (as a request's offers share
+    the borrower, assets and amounts) still digest as eth-account digests them, and a value eth-abi refuses (a bool
+    for a uint) is refused even after the equal int was kept."""
+    rng = random.Random(2612)
+    domain = Domain(31337, _address(rng))
+    shared = {"borrower": _address(rng), "asset": _address(rng), "principal": 1_500 * 10**6}
+    for nonce in range(40):
+        offer = Offer(
+            providerId=keccak(text=rng.choice(["bank", "fintech", "pool"])),
+            pool=_address(rng) if nonce % 2 else to_checksum_address(b"\x00" * 20),
+            borrower=shared["borrower"],
+            asset=shared["asset"],
+            principal=shared["principal"],
+            rateBps=rng.choice([1, 900, 1_100]),
+            term=30 * 86_400,
+            originationFee=1,
+            collateralAsset=shared["asset"],
+            collateralAmount=1,
+            chainId=31337,
+            termsHash=rng.randbytes(32),
+            expiry=rng.randrange(2**64),
+            nonce=nonce,
+        )
+        document = offer_typed_data(domain, offer)
+        expected = bytes(Account.sign_message(encode_typed_data(full_message=document), KEY).message_hash)
+        assert typed_data_digest(document) == expected
+        assert typed_data_digest(document) == expected  # now from kept words
+    refused = offer_typed_data(domain, replace(offer, rateBps=True))  # a bool where eth-abi takes an int
+    with pytest.raises(EncodingTypeError):
+        encode_typed_data(full_message=refused)
+    with pytest.raises(EncodingTypeError):
+        typed_data_digest(refused)
