@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from providers.base import ProviderAdapter, ProviderError
 from providers.models import Decline, ProviderOffer, QuoteRequest
@@ -37,12 +38,23 @@ async def _ask(provider: ProviderAdapter, query: QuoteRequest) -> ProviderOutcom
     return ProviderOutcome(provider.provider_id, "offered", f"{len(answer)} offer(s)", _ms(started), list(answer))
 
 
-async def fan_out(providers: Sequence[ProviderAdapter], query: QuoteRequest, deadline: float) -> list[ProviderOutcome]:
-    """The outcome of every provider within ``deadline`` seconds; the late ones are cancelled and reported."""
+async def fan_out(
+    providers: Sequence[ProviderAdapter],
+    query: QuoteRequest,
+    deadline: float,
+    on_answer: Callable[[ProviderOutcome], None] | None = None,
+) -> list[ProviderOutcome]:
+    """The outcome of every provider within ``deadline`` seconds; the late ones are cancelled and reported. It
+    returns as soon as the last provider answers. ``on_answer`` is called on the event loop with each provider's
+    outcome as it comes (not with the late ones' timeouts), while the others are still being asked: the caller's
+    work on the early answers waits for no one."""
     with remaining_time(deadline):  # retries inside each provider call stop before the fan-out's deadline
         tasks = {asyncio.create_task(_ask(provider, query)): provider.provider_id for provider in providers}
     if not tasks:
         return []
+    if on_answer is not None:
+        for task in tasks:
+            task.add_done_callback(partial(_answered, on_answer))
     done, pending = await asyncio.wait(tasks, timeout=deadline)
     for task in pending:
         task.cancel()
@@ -52,6 +64,11 @@ async def fan_out(providers: Sequence[ProviderAdapter], query: QuoteRequest, dea
         ProviderOutcome(tasks[t], "timeout", f"no answer within {deadline_ms} ms", deadline_ms) for t in pending
     ]
     return sorted(outcomes, key=lambda outcome: outcome.provider_id)
+
+
+def _answered(on_answer: Callable[[ProviderOutcome], None], task: asyncio.Task[ProviderOutcome]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        on_answer(task.result())
 
 
 def _ms(started: float) -> int:

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +21,7 @@ from eth_utils.crypto import keccak
 
 from aggregator.assets import Asset, AssetRegistry, parse_amount
 from aggregator.borrowers import BorrowerFile
+from aggregator.early_disclosure import EarlyDisclosure
 from aggregator.errors import ComplianceDenied, InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome, fan_out
 from aggregator.metrics import FANOUT_OUTCOMES
@@ -172,7 +173,8 @@ class QuotingService:
         )
         now = datetime.now(UTC)
         outcomes: list[ProviderOutcome] = []
-        covered = False
+        drafts: list[_Draft] = []
+        risk: dict[str, Any] | None = None
         if decision.approved and decision.grade is not None:
             query = QuoteRequest(
                 request_id=request_id,
@@ -191,11 +193,29 @@ class QuotingService:
                 start_date=now.date(),
             )
             eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in products]
-            # the MLA status is asked alongside the fan-out: no serial round trip on the quote path
-            outcomes, covered = await asyncio.gather(
-                fan_out(eligible, query, self._config.fanout_deadline), self._covered_borrower(borrower, now)
+            # Each answer's offers are disclosed as it comes, while the slower providers are still asked, and the
+            # work that needs only the risk decision is done at the first answer with offers (by then every request
+            # has left): after the last answer only its own offers are left to disclose. The MLA status is asked
+            # alongside the fan-out (no serial round trip); answers that come before it wait for it.
+            disclosing: EarlyDisclosure[_Draft] = EarlyDisclosure(
+                lambda outcome, found, covered: self._disclose(borrower, valid, [outcome], found, covered, now)
             )
-        risk = risk_summary(decision)
+
+            def answered(outcome: ProviderOutcome) -> None:
+                nonlocal risk
+                if risk is None and outcome.offers:
+                    risk = risk_summary(decision)
+                    for record in records:
+                        record.record_hash()
+                disclosing.answered(outcome)
+
+            outcomes, covered = await asyncio.gather(
+                fan_out(eligible, query, self._config.fanout_deadline, on_answer=answered),
+                self._covered_borrower(borrower, now, then=disclosing.covered),
+            )
+            drafts = disclosing.drafts(outcomes, covered, records)
+        if risk is None:
+            risk = risk_summary(decision)
         if reading is not None:
             # chains whose history could not be read are named: their loans are missing, not clean
             risk["onchain_chains_skipped"] = reading.skipped
@@ -216,7 +236,7 @@ class QuotingService:
         # Disclosure (APR solving), signing and the write are blocking work: one worker-thread hop for all of it,
         # so the event loop keeps serving the other requests.
         quoted = await asyncio.to_thread(
-            self._disclose_sign_and_store, borrower, valid, decision, request, outcomes, records, covered
+            self._disclose_sign_and_store, borrower, valid, decision, request, outcomes, drafts, records
         )
         for outcome in quoted.outcomes:
             FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
@@ -278,15 +298,15 @@ class QuotingService:
         decision: RiskDecision,
         request: CreditRequestRecord,
         outcomes: list[ProviderOutcome],
+        drafts: list[_Draft],
         records: list[DecisionRecord],
-        covered: bool,
     ) -> QuotedRequest:
-        """Disclose and rank the offers, reserve the offer nonces, sign, then in ONE unit of work write the
-        request, its outcomes and quotes, the risk decision and the decision records. What needs no nonce is done
-        before the write takes its turn (``QuotingStore.writing``, which also says when the nonces are committed),
-        so the turn is short."""
+        """Rank the disclosed offers (``drafts``: disclosed as their providers answered, see ``request_credit``),
+        reserve the offer nonces, sign, then in ONE unit of work write the request, its outcomes and quotes, the
+        risk decision and the decision records. What needs no nonce is done before the write takes its turn
+        (``QuotingStore.writing``, which also says when the nonces are committed), so the turn is short."""
         now = request.created_at
-        ranked = self._rank(valid, self._disclose(borrower, valid, outcomes, records, covered, now)) if outcomes else []
+        ranked = self._rank(valid, drafts) if drafts else []
         if decision.approved:
             request = replace(request, status="quoted" if ranked else "no_offers")
         written = [OutcomeRecord(o.provider_id, o.outcome, o.detail[:512], o.latency_ms) for o in outcomes]
@@ -309,7 +329,16 @@ class QuotingService:
             uow.commit()
         return quoted
 
-    async def _covered_borrower(self, borrower: BorrowerFile, now: datetime) -> bool:
+    async def _covered_borrower(
+        self, borrower: BorrowerFile, now: datetime, then: Callable[[bool], None] | None = None
+    ) -> bool:
+        """Military Lending Act status (``then`` is called with it as soon as it is known)."""
+        covered = await self._mla_covered(borrower, now)
+        if then is not None:
+            then(covered)
+        return covered
+
+    async def _mla_covered(self, borrower: BorrowerFile, now: datetime) -> bool:
         """Military Lending Act status from the MLA provider as of today (cached per borrower and day). Without an
         SSN or DoD ID on file the status cannot be checked and the borrower is treated as not covered (no MLA safe
         harbour is claimed). When the service cannot answer, the borrower is treated as covered: the 36% MAPR cap

@@ -1,0 +1,107 @@
+"""Offers disclosed as their providers answer (``aggregator.early_disclosure``, ``fan_out``'s ``on_answer``): the
+drafts and decision records come out in the fan-out's order whatever order the answers came in, answers wait for the
+MLA status, an error is raised where disclosing after the fan-out raised it, and the late providers' timeouts are not
+answers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import pytest
+
+from aggregator.early_disclosure import EarlyDisclosure
+from aggregator.fanout import ProviderOutcome, fan_out
+from compliance import DecisionRecord
+from providers.models import Capabilities, QuoteRequest
+
+pytestmark = pytest.mark.unit
+
+
+class _Record:
+    def __init__(self, name: str) -> None:
+        self.name, self.hashed = name, 0
+
+    def record_hash(self) -> str:
+        self.hashed += 1
+        return self.name
+
+
+def _outcome(provider: str) -> ProviderOutcome:
+    return ProviderOutcome(provider, "offered", "1 offer(s)", 1)
+
+
+def _disclosing(seen: list[tuple[str, bool]]) -> EarlyDisclosure[str]:
+    def disclose(outcome: ProviderOutcome, records: list[DecisionRecord], covered: bool) -> list[str]:
+        seen.append((outcome.provider_id, covered))
+        records.append(cast(DecisionRecord, _Record(f"record:{outcome.provider_id}")))
+        return [f"draft:{outcome.provider_id}:{covered}"]
+
+    return EarlyDisclosure(disclose)
+
+
+def test_answers_in_any_order_come_out_in_the_fan_outs_order_each_disclosed_once() -> None:
+    seen: list[tuple[str, bool]] = []
+    disclosing = _disclosing(seen)
+    outcomes = [_outcome(name) for name in ("a", "b", "c")]
+    disclosing.covered(False)
+    disclosing.answered(outcomes[2])
+    disclosing.answered(outcomes[0])
+    records: list[DecisionRecord] = [cast(DecisionRecord, _Record("screening"))]
+    drafts = disclosing.drafts(outcomes, False, records)  # "b" had not answered: disclosed now
+    assert drafts == ["draft:a:False", "draft:b:False", "draft:c:False"]
+    assert [cast(Any, r).name for r in records] == ["screening", "record:a", "record:b", "record:c"]
+    assert seen == [("c", False), ("a", False), ("b", False)]
+    assert all(cast(Any, r).hashed == 1 for r in records[1:])
+
+
+def test_answers_before_the_mla_status_wait_for_it_and_none_is_taken_after_the_drafts() -> None:
+    seen: list[tuple[str, bool]] = []
+    disclosing = _disclosing(seen)
+    first, late = _outcome("a"), _outcome("b")
+    disclosing.answered(first)
+    assert seen == []
+    disclosing.covered(True)
+    assert seen == [("a", True)]
+    assert disclosing.drafts([first], True, []) == ["draft:a:True"]
+    disclosing.answered(late)
+    assert seen == [("a", True)]
+
+
+def test_an_error_while_disclosing_an_early_answer_is_raised_by_the_drafts() -> None:
+    def disclose(outcome: ProviderOutcome, records: list[DecisionRecord], covered: bool) -> list[str]:
+        raise RuntimeError(f"cannot disclose {outcome.provider_id}")
+
+    disclosing: EarlyDisclosure[str] = EarlyDisclosure(disclose)
+    disclosing.covered(False)
+    outcome = _outcome("a")
+    disclosing.answered(outcome)  # on the event loop: must not raise there
+    with pytest.raises(RuntimeError, match="cannot disclose a"):
+        disclosing.drafts([outcome], False, [])
+
+
+class _Lender:
+    kind = "traditional"
+
+    def __init__(self, provider_id: str, seconds: float) -> None:
+        self.provider_id, self.seconds = provider_id, seconds
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(assets=frozenset({"USDC"}))
+
+    async def quote(self, request: QuoteRequest) -> list[Any]:
+        await asyncio.sleep(self.seconds)
+        return []
+
+
+async def test_fan_out_tells_each_answer_as_it_comes_and_not_the_late_ones() -> None:
+    query = QuoteRequest("r", "USDC", 6, 10**9, 30, "", "WETH", 10**18, 18, (), 2, "US-FL")
+    told: list[str] = []
+    lenders = [_Lender("slow", 0.05), _Lender("fast", 0.0), _Lender("late", 5.0)]
+    outcomes = await fan_out(cast(Any, lenders), query, 0.3, on_answer=lambda outcome: told.append(outcome.provider_id))
+    assert told == ["fast", "slow"]
+    assert [(o.provider_id, o.outcome) for o in outcomes] == [
+        ("fast", "offered"),
+        ("late", "timeout"),
+        ("slow", "offered"),
+    ]
