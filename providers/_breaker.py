@@ -20,7 +20,8 @@ record them), while ``AsyncBreaker`` decides admission and outcome:
 
 A call while closed and its success are the common case: a process reads the shared state again only after
 ``CLOSED_READ_SECONDS`` (or its own failure or transition), and records a success in one round trip
-(``settle_success``).
+(``settle_success``) — with a shared store, one round trip for every provider's state read, and one for every
+success, of the same event-loop turn (``providers._batching``: a request's lender calls start together).
 
 With Redis, every transition runs in a worker thread under a Redis lock named after the provider, so processes
 never interleave a read-modify-write of the shared state, and the event loop never waits on Redis."""

@@ -7,7 +7,7 @@ import asyncio
 import json
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pybreaker
 
+from providers._batching import TurnBatch
 from providers.breaker_storage import RaisingRedisStorage
 
 if TYPE_CHECKING:
@@ -106,18 +107,31 @@ class MemoryBreakerStore:
         return list(self._transitions.get(name, ()))
 
 
-_SETTLE_SUCCESS = f"""
-local state = redis.call('GET', KEYS[1])
-if state == '{CLOSED}' and redis.call('GET', KEYS[2]) ~= '0' then redis.call('SET', KEYS[2], 0) end
-return state
+#: calls' successes while closed, several providers' at once (KEYS: each provider's state and failure counter, in
+#: pairs): each counter back to 0 where its state is closed; returns each state read (false: none yet)
+_SETTLE_SUCCESSES = f"""
+local states = {{}}
+for i = 1, #KEYS, 2 do
+  local state = redis.call('GET', KEYS[i])
+  if state == '{CLOSED}' and redis.call('GET', KEYS[i + 1]) ~= '0' then redis.call('SET', KEYS[i + 1], 0) end
+  states[(i + 1) / 2] = state
+end
+return states
 """
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisBreakerStore:
     """State in Redis, through pybreaker's ``CircuitRedisStorage`` (a synchronous client). Every operation that may
     change the state runs in this store's worker threads under a per-provider Redis lock: off the event loop, and
     atomic across processes. The common case — a call while closed, and its success — only reads the state and
-    resets the failure counter, through an async client, with no lock and no thread."""
+    resets the failure counter, through an async client, with no lock and no thread; the reads and the successes of
+    one event-loop turn (several providers' calls of a request, or of requests at once) are one command each."""
 
     def __init__(
         self, client: redis.Redis, async_client: redis.asyncio.Redis, lock_timeout: float = 5.0, workers: int = 4
@@ -126,7 +140,10 @@ class RedisBreakerStore:
         self._async = async_client
         self._lock_timeout = lock_timeout
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breaker-redis")
-        self._settle = async_client.register_script(_SETTLE_SUCCESS)
+        self._settle = async_client.register_script(_SETTLE_SUCCESSES)
+        # the reads and successes of one event-loop turn (a request's lender calls) go to Redis together
+        self._peeks: TurnBatch[str, str | None] = TurnBatch(self._peek_many)
+        self._settles: TurnBatch[str, str | None] = TurnBatch(self._settle_many)
 
     @classmethod
     def from_url(cls, url: str, workers: int = 4) -> RedisBreakerStore:
@@ -141,19 +158,24 @@ class RedisBreakerStore:
         return f"{KEY_PREFIX}:{name}:{pybreaker.CircuitRedisStorage.BASE_NAMESPACE}:{key}"
 
     async def peek_state(self, name: str) -> str | None:
-        value = await self._async.get(self._pybreaker_key(name, "state"))
-        if value is None:
-            return None
-        return value.decode() if isinstance(value, bytes) else str(value)
+        """The state as stored (None: no state yet); the reads of one turn are one ``MGET``."""
+        return await self._peeks.submit(name)
+
+    async def _peek_many(self, names: Sequence[str]) -> list[str | None]:
+        values = await self._async.mget([self._pybreaker_key(name, "state") for name in names])
+        return [_text(value) for value in values]
 
     async def settle_success(self, name: str) -> str | None:
-        """A call's success while closed, in one round trip (a script: atomic): the failure counter back to 0 when
-        the state is closed. Returns the state read (None: no state yet, as after Redis restarted empty)."""
-        keys = [self._pybreaker_key(name, "state"), self._pybreaker_key(name, "fail_counter")]
-        value = await self._settle(keys=keys)
-        if value is None:
-            return None
-        return value.decode() if isinstance(value, bytes) else str(value)
+        """A call's success while closed, in one round trip (a script: atomic) shared with the other successes of
+        this event-loop turn: the failure counter back to 0 when the state is closed. Returns the state read (None:
+        no state yet, as after Redis restarted empty)."""
+        return await self._settles.submit(name)
+
+    async def _settle_many(self, names: Sequence[str]) -> list[str | None]:
+        keys: list[str] = []
+        for name in names:
+            keys += [self._pybreaker_key(name, "state"), self._pybreaker_key(name, "fail_counter")]
+        return [_text(value) for value in await self._settle(keys=keys)]
 
     def _key(self, name: str, suffix: str) -> str:
         return f"{KEY_PREFIX}:{name}:{suffix}"

@@ -37,6 +37,7 @@ from providers.resilience import (
     MemoryRateLimiter,
     RateLimiter,
     RedisBreakerStore,
+    RedisBuckets,
     RedisRateLimiter,
     ResilientProvider,
 )
@@ -463,8 +464,9 @@ def _limiters(redis_client: redis.asyncio.Redis | None) -> Callable[[ResilienceP
     if redis_client is None:
         return lambda policy: MemoryRateLimiter(policy.rate_per_second, policy.burst)
     health = SharedStateHealth("provider rate limits")  # one per process: Redis is up or down for all of them
+    buckets = RedisBuckets(redis_client)  # one per process: a request's lender calls take their tokens together
     return lambda policy: DegradableRateLimiter(
-        RedisRateLimiter(redis_client, policy.rate_per_second, policy.burst),
+        RedisRateLimiter(redis_client, policy.rate_per_second, policy.burst, buckets),
         MemoryRateLimiter(policy.rate_per_second, policy.burst),
         health,
     )

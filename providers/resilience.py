@@ -34,7 +34,7 @@ from providers._deadlines import current_deadline, deadline
 from providers._exceptions import DeadlineReached, LocalRequestError, ProviderError, ProviderTimeout
 from providers._health import Failure, HealthTracker, percentile
 from providers._lender_phases import LenderPhases
-from providers._limits import Bulkhead, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from providers._limits import Bulkhead, MemoryRateLimiter, RateLimiter, RedisBuckets, RedisRateLimiter
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
 from providers.models import Capabilities, Decline, FundingStatus, ProviderHealth, ProviderOffer, QuoteRequest
 from providers.policy import ResiliencePolicy
@@ -56,6 +56,7 @@ __all__ = [
     "Permit",
     "RateLimiter",
     "RedisBreakerStore",
+    "RedisBuckets",
     "RedisRateLimiter",
     "ResilientProvider",
     "Transition",

@@ -2,11 +2,13 @@
 after another or hundreds at once, open only a few connections to Redis (counted by the server itself:
 ``total_connections_received``). With ``Redis.from_url``'s pools the sequential case opened as few, but a pool opened
 one connection per command in flight and, past its default 100, raised ``MaxConnectionsError`` — which the degrading
-stores take for Redis being down."""
+stores take for Redis being down. And the commands themselves: two per lender call alone, two per request for a
+request's lender calls together (the rate limit's and the breaker's of one event-loop turn are one script each)."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections import Counter
 from typing import Any
@@ -15,8 +17,8 @@ import pytest
 import redis.asyncio
 
 from providers._breaker import CLOSED_READ_SECONDS
-from providers._exceptions import CircuitOpen
-from providers.resilience import AsyncBreaker, RedisBreakerStore, RedisRateLimiter
+from providers._exceptions import CircuitOpen, RateLimited
+from providers.resilience import AsyncBreaker, RedisBreakerStore, RedisBuckets, RedisRateLimiter
 from risk.redis_clients import ASYNC_POOL_SIZE, async_redis
 from tests.integration.providers.breaker_worker import POLICY
 
@@ -102,3 +104,88 @@ async def test_a_lender_call_while_closed_is_two_redis_round_trips_and_sees_anot
         await here.aclose()
         await there.aclose()
         await limiter_client.aclose()
+
+
+async def test_a_requests_lender_calls_together_are_two_redis_round_trips_and_each_keeps_its_own_limit(
+    redis_url: str,
+) -> None:
+    """Ten lender calls started together (a request's fan-out) take their tokens in one script over the ten buckets
+    and settle their successes in one: 2 commands a request where they were 20 (and a state read of the ten
+    breakers every ``CLOSED_READ_SECONDS``, one MGET). Each lender keeps its own bucket: the one limited to 3 calls
+    is refused its fourth."""
+    names = [f"together-{n}-{uuid.uuid4().hex[:8]}" for n in range(10)]
+    store = RedisBreakerStore.from_url(redis_url)
+    limiter_client = async_redis(redis_url)
+    try:
+        buckets = RedisBuckets(limiter_client)
+        breakers = [await AsyncBreaker(name, POLICY, store).start() for name in names]
+        limiters = [RedisRateLimiter(limiter_client, rate=1_000_000, burst=1_000_000, buckets=buckets) for _ in names]
+        sent: list[str] = []
+        for client in (store._async, store._redis, limiter_client):
+            _counted(client, sent)
+        calls = list(zip(breakers, limiters, names, strict=True))
+        for _ in range(50):
+            await asyncio.gather(*(_lender_call(breaker, limiter, name) for breaker, limiter, name in calls))
+        assert 100 <= len(sent) <= 100 + 10, Counter(sent)  # and an MGET every CLOSED_READ_SECONDS
+        assert Counter(sent)["EVALSHA"] == 100, Counter(sent)
+
+        scarce = RedisRateLimiter(limiter_client, rate=0.001, burst=3, buckets=buckets)
+        results = await asyncio.gather(
+            *(scarce.acquire(f"scarce-{names[0]}", 0.01) for _ in range(4)),
+            *(limiter.acquire(name, 0.01) for limiter, name in zip(limiters[1:], names[1:], strict=True)),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(result, RateLimited) for result in results) == 1, results
+        assert all(result is None or isinstance(result, RateLimited) for result in results), results
+    finally:
+        await store.aclose()
+        await limiter_client.aclose()
+
+
+#: the rate limiter's script of one lender call, before the calls of a turn were taken together
+_ONE_BUCKET = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return wait
+"""
+
+
+async def test_the_turns_bucket_script_takes_tokens_as_the_one_bucket_script_did(redis_url: str) -> None:
+    """On random takes (three lenders with their own rates and bursts, a lender asked several times in one batch,
+    time moving on in random steps) the script over several buckets gives every call the wait the one-bucket
+    script gave it, call by call, and leaves every bucket as it left it."""
+    client = async_redis(redis_url)
+    try:
+        one = client.register_script(_ONE_BUCKET)
+        many = RedisBuckets(client)._script
+        draw = random.Random(18)
+        run = uuid.uuid4().hex[:8]
+        limits = {f"{run}-a": (5.0, 3), f"{run}-b": (0.5, 1), f"{run}-c": (120.0, 20)}
+        now = 1_700_000_000_000
+        waits: dict[str, list[int]] = {"one": [], "many": []}
+        for _ in range(120):
+            now += draw.choice([0, 0, 1, 7, 150, 900, 2_500])
+            takes = [draw.choice(list(limits)) for _ in range(draw.randint(1, 6))]
+            for take in takes:
+                rate, burst = limits[take]
+                waits["one"].append(int(await one(keys=[f"one:{take}"], args=[rate, burst, now])))
+            args: list[float | int] = [now]
+            for take in takes:
+                args += list(limits[take])
+            answered = await many(keys=[f"many:{take}" for take in takes], args=args)
+            waits["many"] += [int(wait) for wait in answered]
+        assert waits["one"] == waits["many"]
+        assert 0 < sum(wait > 0 for wait in waits["one"]) < len(waits["one"]), "some takes must wait, some not"
+        for name in limits:
+            assert await client.hgetall(f"one:{name}") == await client.hgetall(f"many:{name}")
+    finally:
+        await client.aclose()
