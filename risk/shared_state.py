@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
 from risk.velocity import InMemoryVelocityStore, VelocityStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: what a Redis call raises when the server is down, refusing or too slow (redis-py wraps most, not all, OSErrors)
 SHARED_STATE_ERRORS = (RedisError, OSError)
@@ -64,7 +65,7 @@ class DegradableVelocityStore:
         self.local = local if local is not None else InMemoryVelocityStore()
         self.health = SharedStateHealth("velocity limits", retry_seconds, clock)
 
-    async def _shared(self, call: Callable[[], Awaitable[int]]) -> int | None:
+    async def _shared(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """The shared store's answer, or None when it is down (or was, less than ``retry_seconds`` ago)."""
         if not self.health.worth_trying():
             return None
@@ -83,6 +84,15 @@ class DegradableVelocityStore:
     async def hit(self, key: str, now: float, window_seconds: int) -> int:
         local = await self.local.hit(key, now, window_seconds)
         shared = await self._shared(lambda: self.shared.hit(key, now, window_seconds))
+        return local if shared is None else shared
+
+    async def counts(self, keys: Sequence[str], now: float, window_seconds: int) -> list[int]:
+        shared = await self._shared(lambda: self.shared.counts(keys, now, window_seconds))
+        return await self.local.counts(keys, now, window_seconds) if shared is None else shared
+
+    async def hits(self, keys: Sequence[str], now: float, window_seconds: int) -> list[int]:
+        local = await self.local.hits(keys, now, window_seconds)
+        shared = await self._shared(lambda: self.shared.hits(keys, now, window_seconds))
         return local if shared is None else shared
 
     async def claim_wallet(self, wallet: str, identity: str) -> int:

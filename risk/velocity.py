@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +35,14 @@ class VelocityStore(Protocol):
 
     async def claim_wallet(self, wallet: str, identity: str) -> int:
         """Record that ``identity`` claims ``wallet``; return how many distinct identities claim it."""
+        ...
+
+    async def counts(self, keys: Sequence[str], now: float, window_seconds: int) -> list[int]:
+        """``count`` of each of ``keys``, in order (one round trip where the counters are shared)."""
+        ...
+
+    async def hits(self, keys: Sequence[str], now: float, window_seconds: int) -> list[int]:
+        """``hit`` on each of ``keys``, in order (one round trip where the counters are shared)."""
         ...
 
 
@@ -90,6 +99,12 @@ class InMemoryVelocityStore:
         for wallet in [w for w, (_, last) in self._claims.items() if last <= now - self._claim_ttl]:
             del self._claims[wallet]
 
+    async def counts(self, keys: Sequence[str], now: float, window_seconds: int) -> list[int]:
+        return [await self.count(key, now, window_seconds) for key in keys]
+
+    async def hits(self, keys: Sequence[str], now: float, window_seconds: int) -> list[int]:
+        return [await self.hit(key, now, window_seconds) for key in keys]
+
     async def claim_wallet(self, wallet: str, identity: str) -> int:
         name = wallet.lower()
         identities, _ = self._claims.pop(name, (set(), 0.0))
@@ -112,22 +127,32 @@ class RedisVelocityStore:
         self.claim_ttl_seconds = claim_ttl_seconds
 
     async def count(self, key: str, now: float, window_seconds: int) -> int:
-        name = f"{self.prefix}:{key}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(name, "-inf", now - window_seconds)
-            pipe.zcard(name)
-            results = await pipe.execute()
-        return int(results[1])
+        return (await self.counts([key], now, window_seconds))[0]
 
     async def hit(self, key: str, now: float, window_seconds: int) -> int:
-        name = f"{self.prefix}:{key}"
+        return (await self.hits([key], now, window_seconds))[0]
+
+    async def counts(self, keys: Sequence[str], now: float, window_seconds: int) -> list[int]:
+        """Every key's count in ONE MULTI/EXEC (one round trip)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(name, "-inf", now - window_seconds)
-            pipe.zadd(name, {f"{now}:{uuid.uuid4().hex}": now})
-            pipe.zcard(name)
-            pipe.expire(name, window_seconds + 60)
+            for key in keys:
+                name = f"{self.prefix}:{key}"
+                pipe.zremrangebyscore(name, "-inf", now - window_seconds)
+                pipe.zcard(name)
             results = await pipe.execute()
-        return int(results[2])
+        return [int(found) for found in results[1::2]]
+
+    async def hits(self, keys: Sequence[str], now: float, window_seconds: int) -> list[int]:
+        """Every key's hit in ONE MULTI/EXEC (one round trip)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key in keys:
+                name = f"{self.prefix}:{key}"
+                pipe.zremrangebyscore(name, "-inf", now - window_seconds)
+                pipe.zadd(name, {f"{now}:{uuid.uuid4().hex}": now})
+                pipe.zcard(name)
+                pipe.expire(name, window_seconds + 60)
+            results = await pipe.execute()
+        return [int(found) for found in results[2::4]]
 
     async def claim_wallet(self, wallet: str, identity: str) -> int:
         name = f"{self.prefix}:wallet-claims:{wallet.lower()}"
@@ -160,8 +185,9 @@ async def check_velocity(
         checks.append(("wallet", f"wallet:{wallet.lower()}", limits.per_wallet))
     if ip:
         checks.append(("ip", f"ip:{ip}", limits.per_ip))
-    for rule, key, limit in checks:
-        count = await store.count(key, now, window)
+    # three round trips to a shared store at most (the counts, the claim, the hits), not one per counter and step
+    counts = await store.counts([key for _, key, _ in checks], now, window)
+    for (rule, key, limit), count in zip(checks, counts, strict=True):
         if count >= limit:
             raise VelocityLimitExceeded(rule, key, count + 1, limit)
     claims = await store.claim_wallet(wallet, borrower_id) if wallet else 0
@@ -169,8 +195,7 @@ async def check_velocity(
         raise VelocityLimitExceeded(
             "wallet_identities", f"wallet:{wallet.lower()}", claims, limits.identities_per_wallet
         )
-    for _, key, _ in checks:
-        await store.hit(key, now, window)
+    await store.hits([key for _, key, _ in checks], now, window)
 
 
 def velocity_reason_code(error: VelocityLimitExceeded) -> str:

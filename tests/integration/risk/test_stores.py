@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -48,6 +49,39 @@ async def test_redis_limits_hold_across_two_clients(redis_url: str) -> None:
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_check_is_three_round_trips_that_count_as_one_key_at_a_time(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    store = RedisVelocityStore(redis, f"test:{uuid.uuid4().hex}")
+    executed = 0
+    pipeline = redis.pipeline
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        pipe = pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        async def counted(*inner: Any, **options: Any) -> Any:
+            nonlocal executed
+            executed += 1
+            return await execute(*inner, **options)
+
+        pipe.execute = counted  # type: ignore[method-assign]
+        return pipe
+
+    redis.pipeline = counting  # type: ignore[method-assign]
+    wallet = "0x" + "ab" * 20
+    try:
+        await check_velocity(store, LIMITS, borrower_id="b1", wallet=wallet, ip="10.0.0.1", now=100.0)
+        assert executed == 3  # the counts, the wallet's claim, the hits
+        keys = ["borrower:b1", f"wallet:{wallet}", "ip:10.0.0.1", "ip:10.0.0.2"]
+        assert (
+            await store.counts(keys, 101.0, 60) == [await store.count(key, 101.0, 60) for key in keys] == [1, 1, 1, 0]
+        )
+        assert await store.hits(keys, 102.0, 60) == [2, 2, 2, 1]
+        assert await store.counts(keys, 170.0, 60) == [0, 0, 0, 0]  # every event left the window
+    finally:
+        await redis.aclose()
 
 
 @pytest.fixture
