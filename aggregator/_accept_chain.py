@@ -120,6 +120,7 @@ async def loan_from_receipt(chain: ChainRuntime, quote: QuoteView, receipt: Rece
         tx_hash=receipt.tx_hash,
         events=tuple(events),
         ledger_chain=ledger_chain,
+        offer_digest=quote.offer_digest,
     )
 
 

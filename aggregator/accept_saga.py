@@ -136,6 +136,7 @@ class LoanFacts:
     tx_hash: str
     events: tuple[Any, ...] = ()
     ledger_chain: Any = None
+    offer_digest: str = ""  # the quote's, as stored
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,6 +165,10 @@ class OutboxStore(Protocol):
 
     def event_by_key(self, loan_id: str, dedup_key: str) -> OutboxEvent | None: ...
 
+    def written_before(self, loan_id: str, dedup_key: str, event_id: str) -> tuple[OutboxEvent | None, bool]:
+        """``event_by_key`` and whether an event ``event_id`` exists (under another key: retracted), in one read."""
+        ...
+
     def events(self, loan_id: str) -> list[OutboxEvent]:
         """The loan's events in its order."""
         ...
@@ -256,12 +260,12 @@ def write(
     dedup = dedup_key(event_type, key if key is not None else uuid.uuid4().hex)
     event_id = event_id_for(loan.loan_id, event_type, dedup)
     last = outbox.lock_sequence(loan.loan_id)
-    existing = outbox.event_by_key(loan.loan_id, dedup)
+    existing, id_taken = outbox.written_before(loan.loan_id, dedup, event_id)
     if existing is not None:
         return existing, False
     at = occurred_at or datetime.now(UTC)
     sequence = last + 1
-    if outbox.event(event_id) is not None:  # retracted under this key: the fact came back later
+    if id_taken:  # retracted under this key: the fact came back later
         event_id = event_id_for(loan.loan_id, event_type, f"{dedup}#{sequence}")
     event = OutboxEvent(
         id=event_id,

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, func, or_, select, update
+from sqlalchemy import Integer, String, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from aggregator.accept_saga import (
@@ -25,7 +25,7 @@ from aggregator.accept_saga import (
     QuoteView,
     Screening,
 )
-from aggregator.ledger import ACTIVE, DEFAULTED, SOURCE_RECEIPT
+from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loans import LoanRecord
 from aggregator.sanctions_reviews import borrower_reasons
 from compliance.audit import AuditKind
@@ -35,7 +35,7 @@ from store.api import BorrowerRow
 from store.base import Base
 from store.compliance import SqlAuditLog
 from store.db import Database
-from store.loan_ledger import apply_events
+from store.loan_ledger import apply_accepted_receipt
 from store.loans import loan_record
 from store.sanctions_reviews import record_screening
 from store.types import UtcDateTime
@@ -117,9 +117,17 @@ def _view(row: QuoteRow, risk: dict[str, Any]) -> QuoteView:
     )
 
 
+_QUOTE_ACCEPTED = update(QuoteRow).where(QuoteRow.id == bindparam("quote_id")).values(status="accepted")
+_REQUEST_ACCEPTED = (
+    update(CreditRequestRow).where(CreditRequestRow.id == bindparam("request_id")).values(status="accepted")
+)
+_LOAN_FIELDS = tuple(LoanRecord.__dataclass_fields__)
+
+
 class SqlAcceptRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._recorded: dict[str, LoanRecord] = {}  # loans recorded in this unit of work, as recorded
 
     def quote(self, quote_id: str) -> QuoteView | None:
         row = self.session.get(QuoteRow, quote_id, populate_existing=True)
@@ -252,27 +260,20 @@ class SqlAcceptRepository:
         if not self.save(replace(record, loan_id=loan.id)):
             return None
         # The ledger applies the receipt's facts once (the indexer applies the same facts later: nothing new then).
-        apply_events(self.session, loan.ledger_chain, loan.events, source=SOURCE_RECEIPT, via_accept=True)
-        if self.session.get(LoanRow, loan.id) is None:
+        state = apply_accepted_receipt(self.session, loan.ledger_chain, loan.events, loan.id)
+        if state is None:
             raise LookupError(f"the receipt {loan.tx_hash} opened no loan {loan.id}")
-        quote = self.session.get(QuoteRow, loan.quote_id)
-        assert quote is not None
-        self.session.execute(update(QuoteRow).where(QuoteRow.id == loan.quote_id).values(status="accepted"))
-        self.session.execute(
-            update(CreditRequestRow).where(CreditRequestRow.id == quote.request_id).values(status="accepted")
-        )
-        SqlAuditLog(self.session).append(
-            AuditKind.ACCEPT,
-            record.borrower_id,
-            {
-                "quoteId": loan.quote_id,
-                "loanId": loan.id,
-                "chain": record.chain_name,
-                "offerDigest": quote.offer_digest,
-                "txHash": loan.tx_hash,
-            },
-            datetime.now(UTC),
-        )
+        self.session.execute(_QUOTE_ACCEPTED, {"quote_id": loan.quote_id})
+        self.session.execute(_REQUEST_ACCEPTED, {"request_id": record.request_id})
+        data = {
+            "quoteId": loan.quote_id,
+            "loanId": loan.id,
+            "chain": record.chain_name,
+            "offerDigest": loan.offer_digest or state.offer_digest,
+            "txHash": loan.tx_hash,
+        }
+        SqlAuditLog(self.session).insert_all([(AuditKind.ACCEPT, record.borrower_id, data, datetime.now(UTC))])
+        self._recorded[loan.id] = LoanRecord(**{name: getattr(state, name) for name in _LOAN_FIELDS})
         return loan.id
 
     def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
@@ -308,6 +309,9 @@ class SqlAcceptRepository:
         )
 
     def loan(self, loan_id: str) -> LoanRecord | None:
+        recorded = self._recorded.get(loan_id)  # as this unit of work recorded it: not read back
+        if recorded is not None:
+            return recorded
         row = self.session.get(LoanRow, loan_id)
         return None if row is None else loan_record(row)
 

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from aggregator import outbox
 from aggregator.ledger import record_batch, record_events
 from aggregator.loan_events import LoanEvent
+from aggregator.outbox import EventLoan, loan_view
 from aggregator.projection import (
     CollateralEntry,
     Entry,
     Fact,
     LedgerChain,
+    LiquidationEntry,
     LoanState,
     QuoteLink,
     RepaymentEntry,
@@ -27,10 +30,10 @@ from aggregator.retraction import RemovedFact, retract_unbacked
 from chain.events import BatchWriter, ChainEvent, EventBatch
 from store.aggregator import LoanRow, QuoteRow
 from store.api import BorrowerRow
-from store.base import Base
 from store.db import Database
 from store.ledger import (
     SOURCE_INDEXER,
+    SOURCE_RECEIPT,
     ChainFactRow,
     LoanCollateralMovementRow,
     LoanLiquidationRow,
@@ -41,57 +44,71 @@ from store.outbox import SqlOutboxStore
 
 _STATE_FIELDS = tuple(f.name for f in fields(LoanState))
 
+# The ledger's statements, built once: Core on the tables (the loans' values are ``LoanState``s, never ORM rows, so
+# nothing is flushed or tracked per loan).
+_LOANS = cast(Table, LoanRow.__table__)
+_LOAN_COLUMNS = tuple(_LOANS.c[name] for name in _STATE_FIELDS)
+_LOAN_BY_ID = select(*_LOAN_COLUMNS).where(_LOANS.c.id == bindparam("loan_id"))
+_LOAN_BY_ONCHAIN_ID = select(*_LOAN_COLUMNS).where(
+    _LOANS.c.chain_id == bindparam("chain_id"),
+    _LOANS.c.contract == bindparam("contract"),
+    _LOANS.c.onchain_loan_id == bindparam("loan_ref"),
+)
+_INSERT_LOAN = _LOANS.insert()
+_DELETE_LOAN = delete(_LOANS).where(_LOANS.c.id == bindparam("loan_id"))
+_QUOTES = cast(Table, QuoteRow.__table__)
+_QUOTE_BY_DIGEST = select(
+    _QUOTES.c.id,
+    _QUOTES.c.chain_id,
+    _QUOTES.c.contract,
+    _QUOTES.c.borrower_id,
+    _QUOTES.c.provider_id,
+    _QUOTES.c.status,
+    _QUOTES.c.offer,
+).where(_QUOTES.c.offer_digest == bindparam("offer_digest"))
+_OFFER_OF_QUOTE = select(_QUOTES.c.offer).where(_QUOTES.c.id == bindparam("quote_id"))
+_ENTRY_TABLES: dict[type[Any], tuple[Table, tuple[str, ...]]] = {
+    kind: (cast(Table, row.__table__), tuple(f.name for f in fields(kind)))
+    for kind, row in (
+        (RepaymentEntry, LoanRepaymentRow),
+        (CollateralEntry, LoanCollateralMovementRow),
+        (LiquidationEntry, LoanLiquidationRow),
+    )
+}
 
-def _state(row: LoanRow) -> LoanState:
-    return LoanState(**{name: getattr(row, name) for name in _STATE_FIELDS})
+
+def _state(row: Any) -> LoanState:
+    return LoanState(**row._mapping)
 
 
 def _fact(row: ChainFactRow) -> Fact:
     return Fact(row.id, row.address, row.event, row.args, row.block_number, row.block_hash, row.tx_hash, row.log_index)
 
 
-def _entry_row(entry: Entry) -> Base:
-    if isinstance(entry, RepaymentEntry):
-        return LoanRepaymentRow(
-            loan_id=entry.loan_id,
-            fact_id=entry.fact_id,
-            payer=entry.payer,
-            interest_paid=entry.interest_paid,
-            principal_paid=entry.principal_paid,
-            outstanding_principal=entry.outstanding_principal,
-            payment_ref=entry.payment_ref,
-        )
-    if isinstance(entry, CollateralEntry):
-        return LoanCollateralMovementRow(
-            loan_id=entry.loan_id,
-            fact_id=entry.fact_id,
-            direction=entry.direction,
-            account=entry.account,
-            asset=entry.asset,
-            amount=entry.amount,
-        )
-    return LoanLiquidationRow(
-        loan_id=entry.loan_id,
-        fact_id=entry.fact_id,
-        liquidator=entry.liquidator,
-        debt_repaid=entry.debt_repaid,
-        collateral_seized=entry.collateral_seized,
-    )
+def _offer_ref(offer: Mapping[str, Any] | None) -> str | None:
+    """The lender's reference of the offer, as a loan's events name it."""
+    found = None if offer is None else offer.get("providerRef")
+    return str(found) if found else None
 
 
 class SqlLedger:
     """The ledger's repository in the caller's session (``aggregator.ledger.LedgerRepository``); never commits.
 
-    One instance serves one application of facts (``apply_events``, ``apply_batch``) and remembers what it read and
-    wrote of the loans meanwhile, so that the same row is not asked for again within the transaction: a loan id
-    found absent is inserted without a second read, and a loan it saved is found by its on-chain id without a
-    query (a receipt's CollateralLocked after its LoanOpened)."""
+    One instance serves one application of facts (``apply_events``, ``apply_batch``) and remembers the loans it read
+    and wrote meanwhile (every write of a loan in that application goes through it), so that the same row is not
+    asked for again within the transaction: a loan id found absent is inserted without a second read, a loan it
+    saved is found by its id or on-chain id without a query (a receipt's CollateralAdded after its LoanOpened), and
+    an update writes only the columns that changed. The loans are written with Core statements built once, and
+    their events go to the outbox from the values saved (the loan is not read back)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._rows = SqlLedgerRepository(session)
+        self._outbox = SqlOutboxStore(session)
         self._absent: set[str] = set()  # loan ids ``loan`` found absent and nothing saved since
-        self._by_onchain: dict[tuple[int, str, int], LoanRow] = {}  # loans saved here, by their on-chain id
+        self._known: dict[str, LoanState] = {}  # loans as read or saved here, by id
+        self._by_onchain: dict[tuple[int, str, int], str] = {}  # their ids by on-chain id
+        self._offer_refs: dict[str, str | None] = {}  # the offer reference of quotes read here, by quote id
 
     def add_facts(self, events: Sequence[ChainEvent], source: str) -> dict[tuple[str, str, int], int]:
         return self._rows.add_facts(
@@ -125,72 +142,93 @@ class SqlLedger:
     def loan_facts(self, chain_id: int, loan_ref: int, addresses: Iterable[str]) -> list[Fact]:
         return [_fact(row) for row in self._rows.loan_facts(chain_id, loan_ref, addresses)]
 
+    def _remember(self, loan: LoanState) -> LoanState:
+        self._forget(loan.id)
+        self._known[loan.id] = loan
+        if loan.onchain_loan_id is not None:
+            self._by_onchain[(loan.chain_id, loan.contract, int(loan.onchain_loan_id))] = loan.id
+        return loan
+
+    def _forget(self, loan_id: str) -> None:
+        if self._known.pop(loan_id, None) is not None:
+            self._by_onchain = {key: kept for key, kept in self._by_onchain.items() if kept != loan_id}
+
     def loan(self, loan_id: str) -> LoanState | None:
-        row = self.session.get(LoanRow, loan_id)
+        known = self._known.get(loan_id)
+        if known is not None:
+            return known
+        row = self.session.execute(_LOAN_BY_ID, {"loan_id": loan_id}).one_or_none()
         if row is None:
             self._absent.add(loan_id)
             return None
-        return _state(row)
+        return self._remember(_state(row))
 
     def loan_by_onchain_id(self, chain_id: int, contract: str, loan_ref: int) -> LoanState | None:
-        row = self._by_onchain.get((chain_id, contract, loan_ref))
-        if row is None:
-            row = self._rows.loan_by_onchain_id(chain_id, contract, loan_ref)
-        return None if row is None else _state(row)
+        loan_id = self._by_onchain.get((chain_id, contract, loan_ref))
+        if loan_id is not None:
+            return self._known[loan_id]
+        params = {"chain_id": chain_id, "contract": contract, "loan_ref": loan_ref}
+        row = self.session.execute(_LOAN_BY_ONCHAIN_ID, params).one_or_none()
+        return None if row is None else self._remember(_state(row))
 
     def quote_by_digest(self, offer_digest: str) -> QuoteLink | None:
-        quote = self.session.scalars(select(QuoteRow).where(QuoteRow.offer_digest == offer_digest)).one_or_none()
-        if quote is None:
+        row = self.session.execute(_QUOTE_BY_DIGEST, {"offer_digest": offer_digest}).one_or_none()
+        if row is None:
             return None
-        return QuoteLink(quote.id, quote.chain_id, quote.contract, quote.borrower_id, quote.provider_id, quote.status)
+        self._offer_refs[row.id] = _offer_ref(row.offer)
+        return QuoteLink(row.id, row.chain_id, row.contract, row.borrower_id, row.provider_id, row.status)
 
     def borrower_by_wallet(self, wallet: str) -> str | None:
         return self.session.scalars(select(BorrowerRow.id).where(BorrowerRow.wallet_address == wallet)).one_or_none()
 
     def save_loan(self, loan: LoanState) -> None:
-        row = None if loan.id in self._absent else self.session.get(LoanRow, loan.id)
-        self._absent.discard(loan.id)
-        if row is None:
-            row = LoanRow(**{name: getattr(loan, name) for name in _STATE_FIELDS})
-            self.session.add(row)
-            self.session.flush()
+        before = None if loan.id in self._absent else self.loan(loan.id)
+        if before is None:
+            self.session.execute(_INSERT_LOAN, {name: getattr(loan, name) for name in _STATE_FIELDS})
+            self._absent.discard(loan.id)
         else:
-            for name in _STATE_FIELDS:
-                value = getattr(loan, name)
-                if getattr(row, name) != value:
-                    setattr(row, name, value)
-        self._by_onchain = {key: kept for key, kept in self._by_onchain.items() if kept is not row}
-        if loan.onchain_loan_id is not None:
-            self._by_onchain[(loan.chain_id, loan.contract, int(loan.onchain_loan_id))] = row
+            changed = {
+                name: getattr(loan, name) for name in _STATE_FIELDS if getattr(before, name) != getattr(loan, name)
+            }
+            if changed:
+                self.session.execute(update(_LOANS).where(_LOANS.c.id == loan.id).values(changed))
+        self._remember(loan)
 
     def add_entry(self, entry: Entry) -> None:
-        self.session.add(_entry_row(entry))
+        table, names = _ENTRY_TABLES[type(entry)]
+        self.session.execute(table.insert(), {name: getattr(entry, name) for name in names})
 
     def clear_entries(self, loan_id: str) -> None:
         self._rows.clear_entries(loan_id)
 
     def delete_loan(self, loan_id: str) -> None:
-        row = self.session.get(LoanRow, loan_id)
-        if row is not None:
-            self._by_onchain = {key: kept for key, kept in self._by_onchain.items() if kept is not row}
-            self._rows.delete_loan(row)
-            self.session.flush()
+        if self.loan(loan_id) is not None:
+            self._rows.clear_entries(loan_id)
+            self.session.execute(_DELETE_LOAN, {"loan_id": loan_id})
+            self._forget(loan_id)
+            self._absent.add(loan_id)
 
     def liquidated_in(self, loan_id: str, tx_hash: str) -> bool:
         return self._rows.liquidated_in(loan_id, tx_hash)
 
     def publish(self, loan: LoanState, event: LoanEvent) -> None:
-        self.session.flush()
-        outbox.append(
-            SqlOutboxStore(self.session),
-            loan_id=loan.id,
-            event_type=event.event_type,
-            payload=event.data,
-            key=event.key,
+        """The event from the loan as saved (``loan`` is what ``save_loan`` wrote: not read back)."""
+        seen = EventLoan(
+            loan.id, loan.provider_id, loan.borrower_id, loan_view(loan, self._offer_ref_of(loan.quote_id))
         )
+        outbox.write(self._outbox, seen, event_type=event.event_type, payload=event.data, key=event.key)
+
+    def _offer_ref_of(self, quote_id: str | None) -> str | None:
+        if quote_id is None:
+            return None
+        if quote_id not in self._offer_refs:
+            self._offer_refs[quote_id] = _offer_ref(
+                self.session.execute(_OFFER_OF_QUOTE, {"quote_id": quote_id}).scalar()
+            )
+        return self._offer_refs[quote_id]
 
     def retract_unbacked(self, chain: LedgerChain, removed: Sequence[RemovedFact]) -> None:
-        retract_unbacked(SqlOutboxStore(self.session), self, chain, removed)
+        retract_unbacked(self._outbox, self, chain, removed)
 
 
 # ---------------------------------------------------------------------------------------------- on a session
@@ -206,6 +244,16 @@ def apply_events(
 ) -> int:
     """``aggregator.ledger.record_events`` in ``session``'s transaction (the caller's unit of work commits)."""
     return record_events(SqlLedger(session), chain, events, source=source, via_accept=via_accept)
+
+
+def apply_accepted_receipt(
+    session: Session, chain: LedgerChain, events: Iterable[ChainEvent], loan_id: str
+) -> LoanState | None:
+    """``apply_events`` of what an accept read from its receipt (``SOURCE_RECEIPT``, ``via_accept``), and then the
+    loan ``loan_id`` as it stands (not read again when the apply read or saved it)."""
+    ledger = SqlLedger(session)
+    record_events(ledger, chain, events, source=SOURCE_RECEIPT, via_accept=True)
+    return ledger.loan(loan_id)
 
 
 def apply_batch(session: Session, chain: LedgerChain, batch: EventBatch) -> int:

@@ -20,9 +20,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, and_, select, update
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
@@ -109,6 +122,31 @@ class OutboxAttemptRow(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
 
 
+def _locking_sequence(insert: Any) -> Insert:
+    """Create the loan's sequence row at 0, or lock it as it is, and return its last number: one statement (an
+    upsert takes the row lock an UPDATE takes, waiting for a concurrent writer of the loan as FOR UPDATE did)."""
+    statement = insert(OutboxSequenceRow).values(loan_id=bindparam("loan_id"), last_sequence=0)
+    return statement.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=[OutboxSequenceRow.loan_id], set_={"last_sequence": OutboxSequenceRow.last_sequence}
+    ).returning(OutboxSequenceRow.last_sequence)
+
+
+#: the statements a loan event's write sends, built once (by dialect where they differ)
+_LOCK_SEQUENCE = {"postgresql": _locking_sequence(pg_insert), "sqlite": _locking_sequence(sqlite_insert)}
+_SET_SEQUENCE = (
+    update(OutboxSequenceRow)
+    .where(OutboxSequenceRow.loan_id == bindparam("of_loan"))
+    .values(last_sequence=bindparam("sequence"))
+)
+_WRITTEN_BEFORE = select(OutboxEventRow).where(
+    or_(
+        and_(OutboxEventRow.loan_id == bindparam("loan_id"), OutboxEventRow.dedup_key == bindparam("dedup_key")),
+        OutboxEventRow.id == bindparam("event_id"),
+    )
+)
+_INSERT_EVENT = cast(Table, OutboxEventRow.__table__).insert()
+
+
 class SqlOutboxRepository:
     """Outbox rows in the caller's session; never commits."""
 
@@ -123,17 +161,11 @@ class SqlOutboxRepository:
 
     def lock_sequence(self, loan_id: str) -> int:
         """The loan's last event number, its row locked until the caller's transaction ends (created at 0)."""
-        self.insert_if_new(OutboxSequenceRow, [{"loan_id": loan_id, "last_sequence": 0}])
-        return int(
-            self.session.execute(
-                select(OutboxSequenceRow.last_sequence).where(OutboxSequenceRow.loan_id == loan_id).with_for_update()
-            ).scalar_one()
-        )
+        statement = _LOCK_SEQUENCE[self.session.get_bind().dialect.name]
+        return int(self.session.execute(statement, {"loan_id": loan_id}).scalar_one())
 
     def set_sequence(self, loan_id: str, sequence: int) -> None:
-        self.session.execute(
-            update(OutboxSequenceRow).where(OutboxSequenceRow.loan_id == loan_id).values(last_sequence=sequence)
-        )
+        self.session.execute(_SET_SEQUENCE, {"of_loan": loan_id, "sequence": sequence})
 
     def event_by_key(self, loan_id: str, dedup_key: str) -> str | None:
         return self.session.scalars(
@@ -284,28 +316,34 @@ class SqlOutboxStore:
         event_id = self._rows.event_by_key(loan_id, dedup_key)
         return None if event_id is None else self.event(event_id)
 
+    def written_before(self, loan_id: str, dedup_key: str, event_id: str) -> tuple[OutboxEvent | None, bool]:
+        params = {"loan_id": loan_id, "dedup_key": dedup_key, "event_id": event_id}
+        rows = [self._event_value(row) for row in self.session.scalars(_WRITTEN_BEFORE, params)]
+        keyed = next((e for e in rows if e.loan_id == loan_id and e.dedup_key == dedup_key), None)
+        return keyed, any(e.id == event_id for e in rows)
+
     def events(self, loan_id: str) -> list[OutboxEvent]:
         return [self._event_value(row) for row in self._rows.events(loan_id)]
 
     def add_event(self, event: OutboxEvent) -> None:
-        self.session.add(
-            row := OutboxEventRow(
-                id=event.id,
-                loan_id=event.loan_id,
-                sequence=event.sequence,
-                event_type=event.event_type,
-                dedup_key=event.dedup_key,
-                provider_id=event.provider_id,
-                borrower_id=event.borrower_id,
-                body=event.body,
-                occurred_at=event.occurred_at,
-                dispatched_at=event.dispatched_at,
-                retracted_at=event.retracted_at,
-                retracted_by=event.retracted_by,
-            )
+        """One INSERT (Core: no ORM row to flush; read back as a row only if asked for again in this session)."""
+        self.session.execute(
+            _INSERT_EVENT,
+            {
+                "id": event.id,
+                "loan_id": event.loan_id,
+                "sequence": event.sequence,
+                "event_type": event.event_type,
+                "dedup_key": event.dedup_key,
+                "provider_id": event.provider_id,
+                "borrower_id": event.borrower_id,
+                "body": event.body,
+                "occurred_at": event.occurred_at,
+                "dispatched_at": event.dispatched_at,
+                "retracted_at": event.retracted_at,
+                "retracted_by": event.retracted_by,
+            },
         )
-        self._events[event.id] = row
-        self.session.flush()
 
     def update_event(self, event: OutboxEvent) -> None:
         row = self._event_row(event.id)
