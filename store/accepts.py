@@ -8,9 +8,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Integer, String, and_, bindparam, func, or_, select, update
+from sqlalchemy import Integer, String, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from aggregator.accept_saga import (
@@ -122,6 +124,42 @@ _REQUEST_ACCEPTED = (
     update(CreditRequestRow).where(CreditRequestRow.id == bindparam("request_id")).values(status="accepted")
 )
 _LOAN_FIELDS = tuple(LoanRecord.__dataclass_fields__)
+_REQUEST_ACCEPTING = (
+    update(CreditRequestRow)
+    .where(CreditRequestRow.id == bindparam("request_id"), CreditRequestRow.status == "quoted")
+    .values(status="accepting")
+)
+_QUOTES_LOCKED = (
+    update(QuoteRow)
+    .where(QuoteRow.request_id == bindparam("of_request"), QuoteRow.status == "offered")
+    .values(status=case((QuoteRow.id == bindparam("quote_id"), "accepting"), else_="superseded"))
+    .returning(QuoteRow.id)
+)
+_ACCEPTS = cast(Table, AcceptRow.__table__)
+#: the record written whole (the SET clause is the parameters' columns), fenced on its owner
+_SAVE_RECORD = update(_ACCEPTS).where(
+    _ACCEPTS.c.quote_id == bindparam("b_quote_id"), _ACCEPTS.c.owner == bindparam("b_owner")
+)
+
+# the borrower's exposure: its row locked, what its loans still owe, its accepts in flight
+_LOCK_BORROWER = select(BorrowerRow.id).where(BorrowerRow.id == bindparam("borrower_id")).with_for_update()
+_OWED = select(LoanRow.asset, LoanRow.outstanding_principal, LoanRow.principal).where(
+    LoanRow.borrower_id == bindparam("borrower_id"), LoanRow.status.in_(OWING)
+)
+_IN_FLIGHT = select(QuoteRow.disclosure, QuoteRow.offer).where(
+    QuoteRow.borrower_id == bindparam("borrower_id"),
+    QuoteRow.status == "accepting",
+    QuoteRow.id != bindparam("excluding_quote"),
+)
+
+
+def _upsert_record(insert: Any) -> Any:
+    statement = insert(_ACCEPTS)
+    columns = {name: statement.excluded[name] for name in (*_FIELDS, "step") if name != "quote_id"}
+    return statement.on_conflict_do_update(index_elements=[AcceptRow.quote_id], set_=columns)
+
+
+_UPSERT_RECORD = {"postgresql": _upsert_record(pg_insert), "sqlite": _upsert_record(sqlite_insert)}
 
 
 class SqlAcceptRepository:
@@ -166,60 +204,38 @@ class SqlAcceptRepository:
     def lock(self, quote: QuoteView, record: AcceptRecord) -> None:
         # Lock order: the credit request first, then its quotes, then (exposure) the borrower — so two accepts of
         # one request queue on the request row instead of deadlocking on each other's quotes.
-        moved = self.session.execute(
-            update(CreditRequestRow)
-            .where(CreditRequestRow.id == quote.request_id, CreditRequestRow.status == "quoted")
-            .values(status="accepting")
-        )
+        moved = self.session.execute(_REQUEST_ACCEPTING, {"request_id": quote.request_id})
         if getattr(moved, "rowcount", 0) != 1:
             current = self._status_of_quote(quote.id)
             if current in ("accepting", "accepted"):
                 raise LockRefused("status", current)
             raise LockRefused("superseded", current)
-        if not self._cas_quote(quote.id, "offered", "accepting"):
+        # the quote to accepting and the request's other offered quotes superseded, in one statement; a quote no
+        # longer offered is refused (the unit of work is rolled back, the others with it)
+        locked = self.session.scalars(_QUOTES_LOCKED, {"of_request": quote.request_id, "quote_id": quote.id}).all()
+        if quote.id not in locked:
             current = self._status_of_quote(quote.id)
             raise LockRefused("superseded" if current == "superseded" else "status", current)
-        self.session.execute(
-            update(QuoteRow)
-            .where(QuoteRow.request_id == quote.request_id, QuoteRow.id != quote.id, QuoteRow.status == "offered")
-            .values(status="superseded")
-        )
-        existing = self.session.get(AcceptRow, quote.id)
-        if existing is None:
-            self.session.add(AcceptRow(**_values(record)))
-        else:  # a cancelled accept retried: same row, next attempt
-            for name, value in _values(record).items():
-                setattr(existing, name, value)
-        self.session.flush()
+        # written whole, a cancelled accept retried included (same row, next attempt)
+        self.session.execute(_UPSERT_RECORD[self.session.get_bind().dialect.name], _values(record))
 
     def exposure(self, borrower_id: str, excluding_quote: str) -> Exposure:
         # Lock the borrower's row: two accepts of one borrower's different requests check exposure one at a time.
-        self.session.execute(select(BorrowerRow.id).where(BorrowerRow.id == borrower_id).with_for_update())
+        self.session.execute(_LOCK_BORROWER, {"borrower_id": borrower_id})
         totals: dict[str, int] = {}
-        for asset, outstanding, principal in self.session.execute(
-            select(LoanRow.asset, LoanRow.outstanding_principal, LoanRow.principal).where(
-                LoanRow.borrower_id == borrower_id, LoanRow.status.in_(OWING)
-            )
-        ):
+        for asset, outstanding, principal in self.session.execute(_OWED, {"borrower_id": borrower_id}):
             owed = principal if outstanding is None else outstanding
             totals[asset] = totals.get(asset, 0) + int(owed)
-        for disclosure, offer in self.session.execute(
-            select(QuoteRow.disclosure, QuoteRow.offer).where(
-                QuoteRow.borrower_id == borrower_id, QuoteRow.status == "accepting", QuoteRow.id != excluding_quote
-            )
-        ):
+        params = {"borrower_id": borrower_id, "excluding_quote": excluding_quote}
+        for disclosure, offer in self.session.execute(_IN_FLIGHT, params):
             asset = str(disclosure["asset"])
             totals[asset] = totals.get(asset, 0) + int(offer["principal"])
         return Exposure(totals)
 
     def save(self, record: AcceptRecord) -> bool:
         # fenced on the owner: a process whose accept was taken over writes nothing
-        result = self.session.execute(
-            update(AcceptRow)
-            .where(AcceptRow.quote_id == record.quote_id, AcceptRow.owner == record.owner)
-            .values(**_values(record))
-        )
-        return bool(getattr(result, "rowcount", 0) == 1)
+        params = _values(record) | {"b_quote_id": record.quote_id, "b_owner": record.owner}
+        return bool(getattr(self.session.execute(_SAVE_RECORD, params), "rowcount", 0) == 1)
 
     def renew(self, quote_ids: Sequence[str], owner: str, lease_until: datetime) -> set[str]:
         if not quote_ids:

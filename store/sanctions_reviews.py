@@ -160,10 +160,7 @@ def record_screening(
 ) -> dict[int, SanctionsReview]:
     """Store screening decision records and open a review for each SDN entry that held or blocked them, in the
     caller's unit of work (the credit request's refusal, the acceptance's re-screen)."""
-    repository = SqlDecisionRepository(session)
-    for record in records:
-        repository.add(record)
-    session.flush()
+    SqlDecisionRepository(session).insert_all(records)  # Core INSERTs, run now: nothing is read back
     return open_reviews(session, records, borrower_id, list_version, now)
 
 
