@@ -4,10 +4,14 @@ and simulated, whether the offer's nonce is spent, and the loan read from its re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_typing import ABIFunction
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from hexbytes import HexBytes
 from web3.types import LogReceipt, RPCEndpoint
 
@@ -17,6 +21,7 @@ from aggregator.ledger import LedgerChain, loan_id_for, receipt_decoder
 from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row, offer_document
 from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
+from chain.artifacts import load_artifact
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, TransactionDropped, TransactionRejected, TransactionReverted
 from chain.events import EventDecoder
@@ -63,9 +68,31 @@ def open_loan_call(chain: ChainRuntime, quote: QuoteView, signature: bytes, perm
         attestation_from_row(quote).as_abi_tuple(),
         bytes.fromhex(quote.attestation_signature.removeprefix("0x")),
     )
+    address = chain.aggregator().address
     if permit is None:
-        return Call.function(chain.aggregator(), "openLoan", *args)
-    return Call.function(chain.aggregator(), "openLoanWithPermit", *args, permit.as_abi_tuple())
+        return Call(to=address, data=_OPEN_LOAN.encode(args))
+    return Call(to=address, data=_OPEN_LOAN_WITH_PERMIT.encode((*args, permit.as_abi_tuple())))
+
+
+@dataclass(frozen=True, slots=True)
+class _Function:
+    """A CreditAggregator function's calldata encoder: its selector and input types, taken from the ABI once (web3's
+    contract function machinery finds the ABI entry, checks and normalizes the arguments on every call)."""
+
+    selector: bytes
+    types: tuple[str, ...]
+
+    @classmethod
+    def of(cls, name: str) -> _Function:
+        (found,) = [item for item in load_artifact("CreditAggregator").abi if item.get("name") == name]
+        abi = cast(ABIFunction, found)
+        return cls(function_abi_to_4byte_selector(abi), tuple(get_abi_input_types(abi)))
+
+    def encode(self, args: Sequence[Any]) -> bytes:
+        return self.selector + abi_encode(self.types, args)
+
+
+_OPEN_LOAN, _OPEN_LOAN_WITH_PERMIT = _Function.of("openLoan"), _Function.of("openLoanWithPermit")
 
 
 async def simulate_open(chain: ChainRuntime, call: Call) -> None:

@@ -17,14 +17,16 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3._utils.method_formatters import log_entry_formatter
 
-from aggregator._accept_chain import _log_entry, verify_acceptance
+from aggregator._accept_chain import _log_entry, open_loan_call, verify_acceptance
 from aggregator.accept_saga import QuoteView
 from aggregator.errors import InvalidAcceptance
 from aggregator.offers import acceptance_document
+from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
 from api.wallet import sign_acceptance
 from chain.artifacts import load_artifact
 from chain.events import EventDecoder, WatchedContract
+from contracts.typed_data import OFFER_FIELDS, RISK_ATTESTATION_FIELDS
 
 pytestmark = pytest.mark.unit
 
@@ -43,6 +45,19 @@ def _random_value(kind: str, rng: random.Random) -> Any:
         return rng.randbytes(32)
     bits = int(kind.removeprefix("uint"))
     return rng.randrange(2**bits)
+
+
+def _stored(fields: list[dict[str, str]], rng: random.Random) -> dict[str, Any]:
+    """A struct as a quote row stores it (JSON: addresses lower-case, bytes32 as hex, big integers as strings)."""
+    values = {field["name"]: _random_value(field["type"], rng) for field in fields}
+    return {
+        name: "0x" + value.hex()
+        if isinstance(value, bytes)
+        else value.lower()
+        if isinstance(value, str)
+        else str(value)
+        for name, value in values.items()
+    }
 
 
 def _raw_log(rng: random.Random) -> dict[str, Any]:
@@ -78,6 +93,50 @@ def test_a_log_as_the_node_sent_it_decodes_as_the_formatted_receipt_did() -> Non
         assert from_raw == formatted
         assert from_raw.event == "LoanOpened"
         assert decoder.decode(31337, _log_entry(log_entry_formatter(raw))) == from_raw  # formatted passes through
+
+
+def test_the_open_loan_calldata_is_what_web3s_contract_encodes() -> None:
+    aggregator = Web3().eth.contract(address=AGGREGATOR, abi=load_artifact("CreditAggregator").abi)
+    chain = cast(ChainRuntime, SimpleNamespace(aggregator=lambda: aggregator))
+    rng = random.Random(1807)
+    for n in range(20):
+        quote = cast(
+            QuoteView,
+            SimpleNamespace(
+                offer=_stored(OFFER_FIELDS, rng),
+                attestation=_stored(RISK_ATTESTATION_FIELDS, rng),
+                offer_signature="0x" + rng.randbytes(65).hex(),
+                attestation_signature="0x" + rng.randbytes(65 + n).hex(),
+            ),
+        )
+        signature = rng.randbytes(65 + n % 3)
+        permit = CollateralPermit(
+            rng.randrange(2**256), rng.randrange(2**64), 27 + n % 2, rng.randbytes(32), rng.randbytes(32)
+        )
+        plain, with_permit = (
+            open_loan_call(chain, quote, signature, None),
+            open_loan_call(chain, quote, signature, permit),
+        )
+        offer = tuple(_field_value(f["type"], quote.offer[f["name"]]) for f in OFFER_FIELDS)
+        attestation = tuple(_field_value(f["type"], quote.attestation[f["name"]]) for f in RISK_ATTESTATION_FIELDS)
+        args = [
+            (offer, offer[12]),
+            bytes.fromhex(quote.offer_signature[2:]),
+            signature,
+            attestation,
+            bytes.fromhex(quote.attestation_signature[2:]),
+        ]
+        assert plain.to == with_permit.to == AGGREGATOR
+        assert "0x" + plain.data.hex() == aggregator.encode_abi("openLoan", args=args)
+        assert "0x" + with_permit.data.hex() == aggregator.encode_abi(
+            "openLoanWithPermit", args=[*args, permit.as_abi_tuple()]
+        )
+
+
+def _field_value(kind: str, stored: Any) -> Any:
+    if kind == "address":
+        return to_checksum_address(stored)
+    return bytes.fromhex(stored[2:]) if kind == "bytes32" else int(stored)
 
 
 class CodeCounter:
