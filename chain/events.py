@@ -29,9 +29,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_abi.grammar import BasicType, parse
 from eth_typing import ChecksumAddress
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
 from sqlalchemy.orm import Session
 from web3._utils.events import get_event_data
 from web3.exceptions import Web3Exception
@@ -111,35 +113,102 @@ class _RangeTooWide(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _EventLayout:
+    """Where an event's arguments are in a log, taken from its ABI once: the indexed ones in topics 1…, the others
+    ABI-encoded in ``data``; the addresses among them are given checksummed, as web3's ``get_event_data`` gives
+    them. Only for events whose arguments are all static elementary types (the others go through web3)."""
+
+    name: str
+    indexed: tuple[tuple[str, str], ...]  # (name, type) in topic order
+    data_names: tuple[str, ...]
+    data_types: tuple[str, ...]
+
+    @classmethod
+    def of(cls, abi: Mapping[str, Any]) -> _EventLayout | None:
+        inputs = abi.get("inputs", [])
+        if any(not _static_elementary(item["type"]) for item in inputs):
+            return None
+        names = [item["name"] for item in inputs]
+        if len(set(names)) != len(names) or not all(names):
+            return None
+        unindexed = [item for item in inputs if not item.get("indexed")]
+        return cls(
+            str(abi["name"]),
+            tuple((item["name"], item["type"]) for item in inputs if item.get("indexed")),
+            tuple(item["name"] for item in unindexed),
+            tuple(item["type"] for item in unindexed),
+        )
+
+    def args(self, codec: Any, entry: LogReceipt) -> dict[str, Any] | None:
+        """The decoded arguments, or None when the log does not fit the layout (web3 then says why)."""
+        topics = entry["topics"][1:]
+        if len(topics) != len(self.indexed):
+            return None
+        args = {
+            name: _checksummed(kind, codec.decode([kind], bytes(topic))[0])
+            for (name, kind), topic in zip(self.indexed, topics, strict=True)
+        }
+        data = entry["data"]
+        values = codec.decode(self.data_types, data if isinstance(data, bytes) else HexBytes(data))
+        for name, kind, value in zip(self.data_names, self.data_types, values, strict=True):
+            args[name] = _checksummed(kind, value)
+        return args
+
+
+def _static_elementary(kind: str) -> bool:
+    """bool, address, uintN, intN or bytesN: what an event topic holds as itself (not hashed), decoded as itself."""
+    parsed = parse(kind)
+    return isinstance(parsed, BasicType) and not parsed.arrlist and not parsed.is_dynamic and parsed.base in _BASES
+
+
+_BASES = frozenset({"bool", "address", "uint", "int", "bytes"})
+
+
+def _checksummed(kind: str, value: Any) -> Any:
+    return to_checksum_address(value) if kind == "address" else value
+
+
 @dataclass
 class EventDecoder:
     """Decodes the logs of watched contracts with their artifacts' ABIs (every non-anonymous event, so events a
-    new contract version adds are decoded without code changes). Also for a receipt's logs (``decode_receipt``)."""
+    new contract version adds are decoded without code changes). Also for a receipt's logs (``decode_receipt``).
+    An event whose arguments are all static elementary types is decoded straight with the codec from a layout
+    taken from its ABI once (``_EventLayout``), the others with web3's ``get_event_data``: the same values."""
 
     codec: Any
     by_topic: dict[tuple[str, bytes], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    layouts: dict[tuple[str, bytes], _EventLayout | None] = field(default_factory=dict)
 
     def add(self, contract: WatchedContract) -> None:
         for item in load_artifact(contract.artifact).abi:
             if item.get("type") == "event" and not item.get("anonymous"):
                 topic = event_abi_to_log_topic(item)  # type: ignore[arg-type]
                 self.by_topic[(contract.address.lower(), topic)] = (contract.name, item)
+                self.layouts[(contract.address.lower(), topic)] = _EventLayout.of(item)
 
     def decode(self, chain_id: int, entry: LogReceipt) -> ChainEvent | None:
         """The event of ``entry``, or None when it is not from a watched contract or not in its ABI."""
         if not entry["topics"]:
             return None
-        found = self.by_topic.get((str(entry["address"]).lower(), bytes(entry["topics"][0])))
+        key = (str(entry["address"]).lower(), bytes(entry["topics"][0]))
+        found = self.by_topic.get(key)
         if found is None:
             return None
         contract, abi = found
-        data: EventData = get_event_data(self.codec, abi, entry)
+        layout = self.layouts.get(key)
+        args = None if layout is None else layout.args(self.codec, entry)
+        if layout is None or args is None:
+            data: EventData = get_event_data(self.codec, abi, entry)
+            name, args = str(data["event"]), dict(data["args"])
+        else:
+            name = layout.name
         return ChainEvent(
             chain_id=chain_id,
             contract=contract,
             address=to_checksum_address(entry["address"]),
-            event=str(data["event"]),
-            args=dict(data["args"]),
+            event=name,
+            args=args,
             block_number=int(entry["blockNumber"]),
             block_hash=_hex(entry["blockHash"]),
             tx_hash=_hex(entry["transactionHash"]),
