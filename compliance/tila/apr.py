@@ -48,24 +48,35 @@ def series(amount: Decimal, count: int, first_periods: int, fraction: Fraction =
     return [CashFlow(amount, first_periods + k, fraction) for k in range(count)]
 
 
-def _discount(flow: CashFlow, i: Decimal) -> tuple[Decimal, Decimal]:
-    """The flow's present value at ``i`` and that value's derivative in ``i``."""
-    fraction = Decimal(flow.fraction.numerator) / Decimal(flow.fraction.denominator)
-    simple = _ONE + fraction * i
-    value = flow.amount / (simple * (_ONE + i) ** flow.periods)
-    return value, -value * (fraction / simple + flow.periods / (_ONE + i))
+#: a flow as the solver uses it: its amount, full unit-periods and fraction of one as a Decimal
+_Term = tuple[Decimal, int, Decimal]
 
 
-def _gap(advances: Sequence[CashFlow], payments: Sequence[CashFlow], i: Decimal) -> tuple[Decimal, Decimal]:
+def _terms(flows: Sequence[CashFlow]) -> list[_Term]:
+    """Each flow's amount, periods and fraction (a Decimal at the solver's precision), worked out once per solve
+    rather than at every step."""
+    return [
+        (flow.amount, flow.periods, Decimal(flow.fraction.numerator) / Decimal(flow.fraction.denominator))
+        for flow in flows
+    ]
+
+
+def _gap(advances: Sequence[_Term], payments: Sequence[_Term], i: Decimal) -> tuple[Decimal, Decimal]:
     """Payments less advances, both discounted at ``i``, and its derivative in ``i``. The gap decreases in ``i``
-    wherever the advances come before the payments, as in every loan."""
+    wherever the advances come before the payments, as in every loan.
+
+    A flow ``(amount, t, f)`` is worth ``amount / ((1 + f*i) * (1 + i)**t)`` at the start, and that value's derivative
+    in ``i`` is ``-value * (f / (1 + f*i) + t / (1 + i))``."""
+    compound = _ONE + i
     gap = slope = Decimal(0)
-    for flow in payments:
-        value, derivative = _discount(flow, i)
-        gap, slope = gap + value, slope + derivative
-    for flow in advances:
-        value, derivative = _discount(flow, i)
-        gap, slope = gap - value, slope - derivative
+    for amount, periods, fraction in payments:
+        simple = _ONE + fraction * i
+        value = amount / (simple * compound**periods)
+        gap, slope = gap + value, slope + -value * (fraction / simple + periods / compound)
+    for amount, periods, fraction in advances:
+        simple = _ONE + fraction * i
+        value = amount / (simple * compound**periods)
+        gap, slope = gap - value, slope - -value * (fraction / simple + periods / compound)
     return gap, slope
 
 
@@ -87,19 +98,20 @@ def unit_period_rate(advances: Sequence[CashFlow], payments: Sequence[CashFlow])
         raise ComplianceInputError("the APR needs at least one advance and one payment")
     with localcontext() as ctx:
         ctx.prec = _PRECISION
-        at_zero, _ = _gap(advances, payments, Decimal(0))
+        owed, paid = _terms(advances), _terms(payments)
+        at_zero, _ = _gap(owed, paid, Decimal(0))
         if at_zero < 0:
             raise ComplianceInputError("the payments are less than the advances: the rate would be negative")
         if at_zero == 0:
             return Decimal(0)
         low, high = Decimal(0), Decimal(1)
-        while _gap(advances, payments, high)[0] > 0:
+        while _gap(owed, paid, high)[0] > 0:
             low, high = high, high * 2
             if high > 1_000_000:
                 raise ComplianceInputError("no unit-period rate below 1,000,000 balances these cash flows")
         i = (low + high) / 2
         for _ in range(_MAX_STEPS):
-            gap, slope = _gap(advances, payments, i)
+            gap, slope = _gap(owed, paid, i)
             if gap == 0:
                 return i
             if gap > 0:
