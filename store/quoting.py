@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Insert, Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuoteRecord
@@ -22,15 +22,20 @@ from store.aggregator import (
     QuoteRow,
     SqlOfferNonceRepository,
 )
-from store.compliance import INSERT_AUDIT_ENTRIES, INSERT_DECISIONS, audit_columns, decision_rows
+from store.compliance import AuditEntryRow, ComplianceDecisionRow, audit_columns, decision_rows
 from store.db import Database
+from store.prepared import PreparedInsert
 from store.records import columns, from_row
-from store.risk import INSERT_RISK_DECISION, risk_rows
+from store.risk import RiskDecisionRow, risk_rows
 from store.sanctions_reviews import record_screening
 
-_INSERT_REQUEST: Insert = insert(cast(Table, CreditRequestRow.__table__))
-_INSERT_OUTCOMES: Insert = insert(cast(Table, ProviderOutcomeRow.__table__))
-_INSERT_QUOTES: Insert = insert(cast(Table, QuoteRow.__table__))
+# the credit request's write: each table's INSERT compiled once per dialect and column set (store.prepared)
+_INSERT_REQUEST = PreparedInsert(cast(Table, CreditRequestRow.__table__))
+_INSERT_OUTCOMES = PreparedInsert(cast(Table, ProviderOutcomeRow.__table__))
+_INSERT_QUOTES = PreparedInsert(cast(Table, QuoteRow.__table__))
+_INSERT_RISK_DECISION = PreparedInsert(cast(Table, RiskDecisionRow.__table__))
+_INSERT_DECISIONS = PreparedInsert(cast(Table, ComplianceDecisionRow.__table__))
+_INSERT_AUDIT_ENTRIES = PreparedInsert(cast(Table, AuditEntryRow.__table__))
 
 
 class SqlQuotingRepository:
@@ -44,27 +49,27 @@ class SqlQuotingRepository:
         return {key: nonces.reserve(key, 1).start for key in sorted(set(keys))}
 
     def add_quoted(self, quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]) -> None:
-        # Core INSERTs built once, run at once on the unit of work's connection (executemany where there are
-        # several rows), not ORM objects through the flush nor INSERTs of ORM entities (the ORM's bulk machinery,
-        # a cache key per call): the request path writes these rows and reads none of them back. The request row
-        # first, for the rows that refer to it; the risk decision's audit entry and the compliance decisions' in
-        # one statement, in that order.
+        # INSERTs compiled once (store.prepared), run at once on the unit of work's connection (executemany where
+        # there are several rows), not ORM objects through the flush nor INSERTs of ORM entities (the ORM's bulk
+        # machinery, a cache key per call) nor Core's per-row parameter construction: the request path writes these
+        # rows and reads none of them back. The request row first, for the rows that refer to it; the risk
+        # decision's audit entry and the compliance decisions' in one statement, in that order.
         request_id = quoted.request.id
         risk, risk_audit = risk_rows(decision)
         decisions, audits = decision_rows(records, request_id)
         self.session.flush()  # nothing is pending on this path; were anything, it would go first
         connection = self.session.connection()
-        connection.execute(_INSERT_REQUEST, columns(quoted.request))
+        _INSERT_REQUEST.execute(connection, [columns(quoted.request)])
         if quoted.outcomes:
-            connection.execute(
-                _INSERT_OUTCOMES, [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]
+            _INSERT_OUTCOMES.execute(
+                connection, [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]
             )
         if quoted.quotes:
-            connection.execute(_INSERT_QUOTES, [columns(quote) for quote in quoted.quotes])
-        connection.execute(INSERT_RISK_DECISION, risk)
+            _INSERT_QUOTES.execute(connection, [columns(quote) for quote in quoted.quotes])
+        _INSERT_RISK_DECISION.execute(connection, [risk])
         if decisions:
-            connection.execute(INSERT_DECISIONS, decisions)
-        connection.execute(INSERT_AUDIT_ENTRIES, [audit_columns(*audit) for audit in (risk_audit, *audits)])
+            _INSERT_DECISIONS.execute(connection, decisions)
+        _INSERT_AUDIT_ENTRIES.execute(connection, [audit_columns(*audit) for audit in (risk_audit, *audits)])
 
     def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
         row = self.session.get(CreditRequestRow, request_id)

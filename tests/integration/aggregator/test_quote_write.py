@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import pytest
 from psycopg.errors import LockNotAvailable
-from sqlalchemy import Engine, Table, create_engine, insert, select, text
+from sqlalchemy import Boolean, Column, Engine, Integer, MetaData, String, Table, create_engine, insert, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,15 @@ from store.api import BorrowerRow
 from store.base import Base
 from store.compliance import AuditEntryRow, ComplianceDecisionRow, audit_columns, decision_rows
 from store.db import Database
-from store.quoting import SqlQuotingRepository, SqlQuotingStore
+from store.prepared import PreparedInsert
+from store.quoting import (
+    _INSERT_AUDIT_ENTRIES,
+    _INSERT_DECISIONS,
+    _INSERT_QUOTES,
+    _INSERT_REQUEST,
+    SqlQuotingRepository,
+    SqlQuotingStore,
+)
 from store.records import columns
 from store.risk import RiskDecisionRow, risk_rows
 from tests.support.quoting import SPEC, WALLET, borrower_file, quoting_service
@@ -105,6 +113,45 @@ def _compare(old: Engine, new: Engine, written: tuple[Any, ...]) -> None:
     assert len(after["quotes"]) == len(quoted.quotes)
     assert len(after["audit_entries"]) == 1 + len(records)
     assert after == before
+    # every table went through its statement compiled once (store.prepared), none fell back to Core's execute
+    for prepared, row in (
+        (_INSERT_REQUEST, columns(quoted.request)),
+        (_INSERT_QUOTES, columns(quoted.quotes[0])),
+        (_INSERT_DECISIONS, decision_rows(records, quoted.request.id)[0][0]),
+        (_INSERT_AUDIT_ENTRIES, audit_columns(*decision_rows(records, quoted.request.id)[1][0])),
+    ):
+        assert prepared.prepared(new.dialect, list(row))
+
+
+def test_a_prepared_insert_stores_what_core_stores(tmp_path: Path) -> None:
+    """Rows go through the statement compiled once with their columns' bind processors; rows that leave out a column
+    with a Python-side default go through Core's execute, which fills the default."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'prepared.db'}")
+    table = Table(
+        "things",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("note", String(20), nullable=True),
+        Column("flag", Boolean, default=True),
+    )
+    table.create(engine)
+    prepared = PreparedInsert(table)
+    try:
+        with engine.begin() as connection:
+            for first, second in ((1, 2), (3, 4)):
+                given: list[dict[str, Any]] = [
+                    {"id": first, "note": str(first), "flag": False},
+                    {"id": second, "note": None, "flag": True},
+                ]
+                prepared.execute(connection, given)
+            prepared.execute(connection, [{"id": 5, "note": "e"}])  # flag left out: its default applies
+        assert prepared.prepared(engine.dialect, ["id", "note", "flag"])
+        assert not prepared.prepared(engine.dialect, ["id", "note"])
+        with engine.connect() as connection:
+            rows = [tuple(row) for row in connection.execute(select(table).order_by(table.c.id))]
+        assert rows == [(1, "1", False), (2, None, True), (3, "3", False), (4, None, True), (5, "e", True)]
+    finally:
+        engine.dispose()
 
 
 def test_the_core_write_stores_what_the_orm_stored_on_sqlite(tmp_path: Path, written: tuple[Any, ...]) -> None:
