@@ -250,3 +250,36 @@ def test_registration_config_is_validated_with_a_reason() -> None:
         ProviderRegistration("x", "http", {"base_url": "http://x.test/", "secret": "s" * 16}), context
     )
     assert built.base_url == "http://x.test"
+
+
+@pytest.mark.parametrize(
+    "client_headers", [{}, {"X-Deployment": "eu-1"}, {"content-type": "text/plain", "User-Agent": "creditmesh"}]
+)
+def test_a_request_is_built_as_the_clients_build_request_built_it(client_headers: dict[str, str]) -> None:
+    """The adapter builds its requests itself (the client's headers taken once) instead of ``build_request`` on every
+    call: the same method, URL, headers (the client's, then ours; one of the client's set again here as httpx merges
+    it), body and timeout, on every path and with or without a body."""
+    client = httpx.AsyncClient(headers=client_headers)
+    adapter = HttpLenderAdapter(
+        "bank", "https://bank.example/lend", SECRET, Capabilities(assets=frozenset({"USDC"})), client, timeout=1.5
+    )
+    ours = {
+        "Content-Type": "application/json",
+        "X-Creditmesh-Protocol": "1",
+        SIGNATURE_HEADER: "ab",
+        "Idempotency-Key": "k",
+    }
+    for method, path, body in [
+        ("POST", "/v1/quotes", b'{"a":1}'),
+        ("POST", "/v1/offers/ref-1/accept", b'{"b":2}'),
+        ("GET", "/v1/offers/ref-1", b""),
+        ("GET", "/v1/health", b""),
+    ]:
+        built = adapter._request(method, path, body, ours)
+        expected = client.build_request(
+            method, f"https://bank.example/lend{path}", content=body or None, headers=ours, timeout=adapter._timeout
+        )
+        assert (built.method, built.url) == (expected.method, expected.url)
+        assert built.headers.multi_items() == expected.headers.multi_items()
+        assert built.content == expected.content
+        assert built.extensions == expected.extensions
