@@ -42,6 +42,7 @@ from chain.signers import Signer
 from compliance import ComplianceService, DecisionRecord, Disclosure, Product
 from compliance.errors import ComplianceInputError, KycProviderError
 from compliance.mla import MlaQuery, MlaStatusCache
+from compliance.service import ScreenedRequest
 from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, offer_typed_data
 from contracts.typed_data import risk_attestation_typed_data as attestation_document
 from providers.base import ProviderAdapter
@@ -151,7 +152,7 @@ class QuotingService:
         # The on-chain history is read while the borrower is screened (both only wait: RPC, a worker thread).
         history = asyncio.create_task(self._onchain.read(borrower.wallet)) if self._onchain is not None else None
         try:
-            records, products = await asyncio.to_thread(self._screen, borrower, valid.amount)
+            screened = await asyncio.to_thread(self._screen, borrower, valid.amount)
         except BaseException:
             if history is not None:
                 history.cancel()
@@ -174,7 +175,10 @@ class QuotingService:
         now = datetime.now(UTC)
         outcomes: list[ProviderOutcome] = []
         drafts: list[_Draft] = []
+        offer_records: list[DecisionRecord] = []
         risk: dict[str, Any] | None = None
+        # the screening's decision records (the name sealed: a key-store read) are made while the lenders answer
+        sealing: asyncio.Future[list[DecisionRecord]] | None = None
         if decision.approved and decision.grade is not None:
             query = QuoteRequest(
                 request_id=request_id,
@@ -192,28 +196,33 @@ class QuotingService:
                 correlation_id=correlation_id,
                 start_date=now.date(),
             )
-            eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in products]
+            eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in screened.allowed]
             # Each answer's offers are disclosed as it comes, while the slower providers are still asked, and the
-            # work that needs only the risk decision is done at the first answer with offers (by then every request
-            # has left): after the last answer only its own offers are left to disclose. The MLA status is asked
-            # alongside the fan-out (no serial round trip); answers that come before it wait for it.
+            # work that needs only the risk decision and the screening (its records, in a worker thread) is done at
+            # the first answer with offers (by then every request has left): after the last answer only its own
+            # offers are left to disclose. The MLA status is asked alongside the fan-out (no serial round trip);
+            # answers that come before it wait for it.
             disclosing: EarlyDisclosure[_Draft] = EarlyDisclosure(
                 lambda outcome, found, covered: self._disclose(borrower, valid, [outcome], found, covered, now)
             )
 
             def answered(outcome: ProviderOutcome) -> None:
-                nonlocal risk
+                nonlocal risk, sealing
                 if risk is None and outcome.offers:
                     risk = risk_summary(decision)
-                    for record in records:
-                        record.record_hash()
+                    sealing = asyncio.ensure_future(asyncio.to_thread(self._screening_records, screened))
                 disclosing.answered(outcome)
 
-            outcomes, covered = await asyncio.gather(
-                fan_out(eligible, query, self._config.fanout_deadline, on_answer=answered),
-                self._covered_borrower(borrower, now, then=disclosing.covered),
-            )
-            drafts = disclosing.drafts(outcomes, covered, records)
+            try:
+                outcomes, covered = await asyncio.gather(
+                    fan_out(eligible, query, self._config.fanout_deadline, on_answer=answered),
+                    self._covered_borrower(borrower, now, then=disclosing.covered),
+                )
+                drafts = disclosing.drafts(outcomes, covered, offer_records)
+            except BaseException:
+                if sealing is not None:
+                    sealing.cancel()
+                raise
         if risk is None:
             risk = risk_summary(decision)
         if reading is not None:
@@ -233,10 +242,11 @@ class QuotingService:
             risk=risk,
             created_at=now,
         )
-        # Disclosure (APR solving), signing and the write are blocking work: one worker-thread hop for all of it,
-        # so the event loop keeps serving the other requests.
+        # Signing and the write are blocking work: one worker-thread hop for all of it (with the screening's records
+        # when they were not made during the fan-out), so the event loop keeps serving the other requests.
+        screening = await sealing if sealing is not None else screened
         quoted = await asyncio.to_thread(
-            self._disclose_sign_and_store, borrower, valid, decision, request, outcomes, drafts, records
+            self._records_sign_and_store, screening, borrower, valid, decision, request, outcomes, drafts, offer_records
         )
         for outcome in quoted.outcomes:
             FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
@@ -279,17 +289,44 @@ class QuotingService:
             asset, principal, collateral, collateral_amount, list(spec.preferred_chains) or list(self._chains)
         )
 
-    def _screen(self, borrower: BorrowerFile, amount: Decimal) -> tuple[list[DecisionRecord], set[Product]]:
-        """Screen the request for each product (the name and wallet once); refuse when no product is allowed
-        (records are kept). Runs in a worker thread: the name search is CPU work that would stall the event loop."""
+    def _screen(self, borrower: BorrowerFile, amount: Decimal) -> ScreenedRequest:
+        """Screen the request for each product (the name and wallet once); refuse when no product is allowed (its
+        records are made and kept). An allowed request's records are made later (``_screening_records``: the name
+        sealed, a key-store read), off the path to the fan-out. Runs in a worker thread: the name search is CPU work
+        that would stall the event loop."""
         if borrower.identity is None:
             raise ComplianceDenied("the credit request", [NO_IDENTITY])
-        records = self._compliance.screen_credit_request_products(borrower.facts(), Product, amount, borrower.kyc)
-        allowed = {product for product, record in records.items() if record.allowed}
-        if not allowed:
-            reviews = self._store_refusal(list(records.values()), borrower.id)
-            raise ComplianceDenied("the credit request", borrower_reasons(list(records.values()), reviews))
-        return list(records.values()), allowed
+        screened = self._compliance.screen_credit_request_outcomes(borrower.facts(), Product, amount, borrower.kyc)
+        if not screened.allowed:
+            records = self._screening_records(screened)
+            reviews = self._store_refusal(records, borrower.id)
+            raise ComplianceDenied("the credit request", borrower_reasons(records, reviews))
+        return screened
+
+    def _screening_records(self, screened: ScreenedRequest) -> list[DecisionRecord]:
+        """The screening's decision records, one per product, hashed (blocking: seals the name)."""
+        records = list(self._compliance.credit_request_records(screened).values())
+        for record in records:
+            record.record_hash()  # kept by the record for its row and its audit entry
+        return records
+
+    def _records_sign_and_store(
+        self,
+        screening: ScreenedRequest | list[DecisionRecord],
+        borrower: BorrowerFile,
+        valid: _Validated,
+        decision: RiskDecision,
+        request: CreditRequestRecord,
+        outcomes: list[ProviderOutcome],
+        drafts: list[_Draft],
+        offer_records: list[DecisionRecord],
+    ) -> QuotedRequest:
+        """``_disclose_sign_and_store`` with the screening's records first (made here when the fan-out did not make
+        them: ``screening`` is then the screened request) and the offers' after them."""
+        records = self._screening_records(screening) if isinstance(screening, ScreenedRequest) else screening
+        return self._disclose_sign_and_store(
+            borrower, valid, decision, request, outcomes, drafts, records + offer_records
+        )
 
     def _disclose_sign_and_store(
         self,

@@ -41,6 +41,24 @@ class _Sanctions:
 
 
 @dataclass(frozen=True)
+class ScreenedRequest:
+    """A credit request screened for several products, before its decision records are made: what denies each
+    product, and what the name screening found (``ComplianceService.credit_request_records`` makes the records)."""
+
+    borrower: BorrowerFacts
+    amount: Decimal
+    kyc: KycStatus | None
+    now: datetime
+    sanctions: _Sanctions
+    deny: dict[Product, list[Reason]]
+
+    @property
+    def allowed(self) -> set[Product]:
+        """The products whose record will be ALLOW: nothing denies them and nothing needs a reviewer."""
+        return {product for product, deny in self.deny.items() if not deny and not self.sanctions.review}
+
+
+@dataclass(frozen=True)
 class OfferDecision:
     kept: bool
     disclosure: Disclosure
@@ -123,18 +141,37 @@ class ComplianceService:
     ) -> dict[Product, DecisionRecord]:
         """``screen_credit_request`` for several products at once: the wallet and the name are screened once, and
         each product gets its own decision record (the name sealed once for all of them: one data-key read)."""
+        return self.credit_request_records(self.screen_credit_request_outcomes(borrower, products, amount, kyc))
+
+    def screen_credit_request_outcomes(
+        self, borrower: BorrowerFacts, products: Iterable[Product], amount: Decimal, kyc: KycStatus | None
+    ) -> ScreenedRequest:
+        """``screen_credit_request_products``'s decisions without their records: which products are allowed, as of
+        now, before the name is sealed (a key-store read) and the records made (``credit_request_records``), so
+        that a caller can act on the decisions first and make the records while it waits for something else."""
         now = self.clock()
         sanctions = self._sanctions(borrower, now)
+        deny = {
+            product: [
+                *sanctions.deny,
+                *check_request(self.rules, borrower.jurisdiction, product, amount),
+                *tier_sufficient(kyc, amount, product, self.tier_limits),
+            ]
+            for product in products
+        }
+        return ScreenedRequest(borrower, amount, kyc, now, sanctions, deny)
+
+    def credit_request_records(self, screened: ScreenedRequest) -> dict[Product, DecisionRecord]:
+        """The decision record of each product ``screened``, the name sealed once for all of them."""
+        borrower, kyc = screened.borrower, screened.kyc
+        sanctions = screened.sanctions
         sealed = self._sealed(borrower)
         records = {}
-        for product in products:
-            deny = list(sanctions.deny)
-            deny += check_request(self.rules, borrower.jurisdiction, product, amount)
-            deny += tier_sufficient(kyc, amount, product, self.tier_limits)
+        for product, deny in screened.deny.items():
             inputs = {
                 **self._inputs(borrower),
                 "product": product.value,
-                "amount": amount,
+                "amount": screened.amount,
                 "kyc": None
                 if kyc is None
                 else {"applicantId": kyc.applicant_id, "state": kyc.state.value, "tier": int(kyc.tier)},
@@ -143,9 +180,9 @@ class ComplianceService:
                 DecisionKind.CREDIT_REQUEST,
                 borrower.borrower_id,
                 inputs,
-                deny,
+                list(deny),
                 sanctions.versions,
-                now,
+                screened.now,
                 review_reasons=list(sanctions.review),
                 pii_sealed=sealed,
                 name_hits=sanctions.hits,

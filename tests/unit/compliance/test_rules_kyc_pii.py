@@ -293,6 +293,32 @@ def test_possible_name_match_goes_to_review_a_full_name_match_is_refused(service
     assert "sanctions.name-match" in {r.code for r in refused.reasons}
 
 
+@pytest.mark.parametrize(
+    ("wallet", "name", "jurisdiction", "amount", "kyc"),
+    [
+        ("0x" + "12" * 20, "Jane Doe", "US-FL", "5000", approved()),  # allowed for both products
+        ("0x" + "12" * 20, "Jane Doe", "US-FL", "5000", approved(KycTier.BASIC)),  # tier too low for some
+        ("0x" + "12" * 20, "Jane Doe", "US-FL", "5000", None),  # no KYC
+        (SANCTIONED, "Jane Doe", "US-FL", "1000", approved()),  # sanctioned wallet
+        ("0x" + "34" * 20, "Mazen Hussein", "US-FL", "500", approved()),  # possible name match: review
+        ("0x" + "34" * 20, "Mahfouz Ould al Walid", "US-FL", "500", approved()),  # name match
+        ("0x" + "12" * 20, "Jane Doe", "IR", "500", approved()),  # prohibited jurisdiction
+        ("0x" + "12" * 20, "Jane Doe", "US-NY", "900000", approved()),  # a large amount
+    ],
+)
+def test_the_outcomes_before_the_records_allow_exactly_what_the_records_allow(
+    service: ComplianceService, wallet: str, name: str, jurisdiction: str, amount: str, kyc: KycStatus | None
+) -> None:
+    borrower = BorrowerFacts("b-20", wallet, name, jurisdiction)
+    screened = service.screen_credit_request_outcomes(borrower, Product, Decimal(amount), kyc)
+    records = service.credit_request_records(screened)
+    at_once = service.screen_credit_request_products(borrower, Product, Decimal(amount), kyc)
+    assert screened.allowed == {product for product, record in records.items() if record.allowed}
+    assert {p: (r.outcome, r.reasons, r.inputs_hash, r.decided_at) for p, r in records.items()} == {
+        p: (r.outcome, r.reasons, r.inputs_hash, r.decided_at) for p, r in at_once.items()
+    }
+
+
 # --- PII and decision records ------------------------------------------------------------------------------------
 
 
