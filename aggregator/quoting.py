@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from eth_utils.crypto import keccak
 
@@ -149,10 +149,18 @@ class QuotingService:
             ip=client_ip,
             now=time.time(),
         )
-        # The on-chain history is read while the borrower is screened (both only wait: RPC, a worker thread).
+        # The on-chain history is read while the borrower is screened: on the event loop when the name's screening is
+        # cached (no name search: no worker-thread hop, whose two wake-ups cost more than the screening), else in a
+        # worker thread (the name search is CPU work that would stall the event loop); a refusal's records are
+        # written in a worker thread.
         history = asyncio.create_task(self._onchain.read(borrower.wallet)) if self._onchain is not None else None
         try:
-            screened = await asyncio.to_thread(self._screen, borrower, valid.amount)
+            screened = self._screen(borrower, valid.amount, cached_only=True)
+            if screened is None:
+                screened = await asyncio.to_thread(self._screen, borrower, valid.amount)
+            assert screened is not None
+            if not screened.allowed:
+                await asyncio.to_thread(self._refuse, borrower, screened)
         except BaseException:
             if history is not None:
                 history.cancel()
@@ -289,19 +297,22 @@ class QuotingService:
             asset, principal, collateral, collateral_amount, list(spec.preferred_chains) or list(self._chains)
         )
 
-    def _screen(self, borrower: BorrowerFile, amount: Decimal) -> ScreenedRequest:
-        """Screen the request for each product (the name and wallet once); refuse when no product is allowed (its
-        records are made and kept). An allowed request's records are made later (``_screening_records``: the name
-        sealed, a key-store read), off the path to the fan-out. Runs in a worker thread: the name search is CPU work
-        that would stall the event loop."""
+    def _screen(self, borrower: BorrowerFile, amount: Decimal, cached_only: bool = False) -> ScreenedRequest | None:
+        """Screen the request for each product (the name and wallet once): which products are allowed. Its records
+        are made later (``_screening_records``: the name sealed, a key-store read), off the path to the fan-out.
+        With ``cached_only``, None unless the name's screening is cached (then it runs on the event loop)."""
         if borrower.identity is None:
             raise ComplianceDenied("the credit request", [NO_IDENTITY])
-        screened = self._compliance.screen_credit_request_outcomes(borrower.facts(), Product, amount, borrower.kyc)
-        if not screened.allowed:
-            records = self._screening_records(screened)
-            reviews = self._store_refusal(records, borrower.id)
-            raise ComplianceDenied("the credit request", borrower_reasons(records, reviews))
-        return screened
+        facts, kyc = borrower.facts(), borrower.kyc
+        if cached_only:
+            return self._compliance.screen_credit_request_outcomes_if_cached(facts, Product, amount, kyc)
+        return self._compliance.screen_credit_request_outcomes(facts, Product, amount, kyc)
+
+    def _refuse(self, borrower: BorrowerFile, screened: ScreenedRequest) -> NoReturn:
+        """No product is allowed: the screening's records are made and kept, and the request refused (blocking)."""
+        records = self._screening_records(screened)
+        reviews = self._store_refusal(records, borrower.id)
+        raise ComplianceDenied("the credit request", borrower_reasons(records, reviews))
 
     def _screening_records(self, screened: ScreenedRequest) -> list[DecisionRecord]:
         """The screening's decision records, one per product, hashed (blocking: seals the name)."""

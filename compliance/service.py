@@ -21,6 +21,7 @@ from compliance.tila.disclosure import Disclosure, LoanTerms, disclose
 Clock = Callable[[], datetime]
 NAME_MATCH = "sanctions.name-match"
 NAME_POSSIBLE_MATCH = "sanctions.name-possible-match"
+NAME_HITS = 3  # the best listed names a screening records
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,25 @@ class ComplianceService:
     def versions(self) -> dict[str, str]:
         return {**self.screen.versions, "jurisdictions": self.rules.label}
 
-    def _sanctions(self, borrower: BorrowerFacts, now: datetime) -> _Sanctions:
-        screen = self.screen  # one list version per decision, also when a newer one is loaded meanwhile
+    def _sanctions(
+        self,
+        borrower: BorrowerFacts,
+        now: datetime,
+        screen: SanctionsScreen | None = None,
+        names: list[NameHit] | None = None,
+    ) -> _Sanctions:
+        """``names``: the name's hits on ``screen`` when the caller has them (else the name is screened now)."""
+        # one list version per decision, also when a newer one is loaded meanwhile
+        screen = self.screen if screen is None else screen
         deny: list[Reason] = []
         review: list[Reason] = []
         hit = screen.screen_address(borrower.wallet, now)
         if hit is not None:
             programs = ", ".join(sorted({e.program for e in hit.entries}))
             deny.append(Reason("sanctions.address", f"wallet {hit.address} is on the OFAC SDN list ({programs})"))
-        screening = classify(screen.screen_name(borrower.full_name, now, limit=3), borrower.sanctions_reviews)
+        if names is None:
+            names = screen.screen_name(borrower.full_name, now, limit=NAME_HITS)
+        screening = classify(names, borrower.sanctions_reviews)
         for name_hit, outcome in screening.hits:
             entry = f"SDN entry {name_hit.ent_num} ({name_hit.program}) at {name_hit.score:.0f}/100"
             if outcome is ScreeningOutcome.MATCH:
@@ -149,8 +160,30 @@ class ComplianceService:
         """``screen_credit_request_products``'s decisions without their records: which products are allowed, as of
         now, before the name is sealed (a key-store read) and the records made (``credit_request_records``), so
         that a caller can act on the decisions first and make the records while it waits for something else."""
+        return self._outcomes(borrower, products, amount, kyc, self.clock())
+
+    def screen_credit_request_outcomes_if_cached(
+        self, borrower: BorrowerFacts, products: Iterable[Product], amount: Decimal, kyc: KycStatus | None
+    ) -> ScreenedRequest | None:
+        """``screen_credit_request_outcomes`` when the name's screening is cached (no name search: cheap enough to
+        run on an event loop), else None. Raises as it raises."""
         now = self.clock()
-        sanctions = self._sanctions(borrower, now)
+        screen = self.screen
+        names = screen.cached_name_hits(borrower.full_name, now, limit=NAME_HITS)
+        if names is None:
+            return None
+        return self._outcomes(borrower, products, amount, kyc, now, self._sanctions(borrower, now, screen, names))
+
+    def _outcomes(
+        self,
+        borrower: BorrowerFacts,
+        products: Iterable[Product],
+        amount: Decimal,
+        kyc: KycStatus | None,
+        now: datetime,
+        sanctions: _Sanctions | None = None,
+    ) -> ScreenedRequest:
+        sanctions = self._sanctions(borrower, now) if sanctions is None else sanctions
         deny = {
             product: [
                 *sanctions.deny,

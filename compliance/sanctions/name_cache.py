@@ -38,6 +38,15 @@ class NameScreenCache(Generic[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def get(self, key: CacheKey) -> T | None:
+        """The result kept for ``key`` (a hit), or None (not counted as a miss: nothing is screened)."""
+        with self._lock:
+            if key not in self._entries:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return self._entries[key]
+
     def get_or_screen(self, key: CacheKey, screen: Callable[[], T]) -> T:
         with self._lock:
             if key in self._entries:

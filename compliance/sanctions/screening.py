@@ -11,7 +11,7 @@ from functools import cached_property
 
 from compliance.errors import ComplianceInputError, SanctionsListStale
 from compliance.sanctions.lists import AddressEntry, AddressList, ListedName, ListVersion, NameList
-from compliance.sanctions.name_cache import NameScreenCache
+from compliance.sanctions.name_cache import CacheKey, NameScreenCache
 from compliance.sanctions.names import NameIndex, spelling_key
 
 # Chosen on the tuning half of the labelled evaluation set (tests/unit/compliance/test_name_matching.py re-derives
@@ -137,13 +137,21 @@ class SanctionsScreen:
         Raises:
             SanctionsListStale: the name list is older than its maximum age at ``now``.
         """
+        hits = self.name_cache.get_or_screen(self._name_key(name, now, limit), lambda: self._search_name(name, limit))
+        return [replace(hit, query=name) for hit in hits]
+
+    def cached_name_hits(self, name: str, now: datetime, limit: int = 5) -> list[NameHit] | None:
+        """``screen_name``'s answer when the name's screening is cached (no search: cheap enough for an event loop),
+        else None. Raises as ``screen_name`` raises."""
+        hits = self.name_cache.get(self._name_key(name, now, limit))
+        return None if hits is None else [replace(hit, query=name) for hit in hits]
+
+    def _name_key(self, name: str, now: datetime, limit: int) -> CacheKey:
         self._fresh(self.names.version, self.policy.name_list_max_age, now)
         if not name.strip():
             raise ComplianceInputError("an empty name cannot be screened")
         # The matcher sees a name only through its spelling key, so names with one key are screened alike.
-        key = (spelling_key(name), self.name_list_version, self.policy.name_threshold, limit)
-        hits = self.name_cache.get_or_screen(key, lambda: self._search_name(name, limit))
-        return [replace(hit, query=name) for hit in hits]
+        return (spelling_key(name), self.name_list_version, self.policy.name_threshold, limit)
 
     def _search_name(self, name: str, limit: int) -> tuple[NameHit, ...]:
         """The uncached search behind ``screen_name``."""

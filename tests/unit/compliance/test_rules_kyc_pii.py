@@ -319,6 +319,20 @@ def test_the_outcomes_before_the_records_allow_exactly_what_the_records_allow(
     }
 
 
+def test_the_outcomes_from_a_cached_name_screening_are_the_screenings_and_none_before_it(
+    service: ComplianceService,
+) -> None:
+    borrower = BorrowerFacts("b-21", "0x" + "34" * 20, "Mazen Husseyn", "US-FL")  # a possible match, not cached yet
+    assert service.screen_credit_request_outcomes_if_cached(borrower, Product, Decimal("500"), approved()) is None
+    screened = service.screen_credit_request_outcomes(borrower, Product, Decimal("500"), approved())
+    cached = service.screen_credit_request_outcomes_if_cached(borrower, Product, Decimal("500"), approved())
+    assert cached is not None
+    assert screened.sanctions.hits  # the name resembles a listed one: the hits are compared too
+    assert (cached.allowed, cached.deny, cached.sanctions) == (screened.allowed, screened.deny, screened.sanctions)
+    renamed = BorrowerFacts("b-21", "0x" + "34" * 20, "Mazen Husseyn Jr", "US-FL")
+    assert service.screen_credit_request_outcomes_if_cached(renamed, Product, Decimal("500"), approved()) is None
+
+
 # --- PII and decision records ------------------------------------------------------------------------------------
 
 
