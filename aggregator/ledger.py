@@ -131,6 +131,11 @@ class LedgerRepository(Protocol):
 
     def loan_by_onchain_id(self, chain_id: int, contract: str, loan_ref: int) -> LoanState | None: ...
 
+    def loan_to_open(self, loan_id: str, chain_id: int, contract: str, loan_ref: int) -> LoanState | None:
+        """The loan ``loan_id`` a ``LoanOpened`` names, else the one recorded under its on-chain id (a record made
+        before ledger ids were derived from the offer digest): ``loan`` and ``loan_by_onchain_id`` in one read."""
+        ...
+
     def quote_by_digest(self, offer_digest: str) -> QuoteLink | None: ...
 
     def borrower_by_wallet(self, wallet: str) -> str | None:
@@ -268,11 +273,11 @@ def _open(
     ledger: LedgerRepository, chain: LedgerChain, fact: Fact, *, via_accept: bool, now: datetime | None
 ) -> LoanState:
     digest = fact.hex("offerDigest")
-    loan = ledger.loan(loan_id_for(chain.chain_id, chain.aggregator, digest))
-    if loan is None:  # a record made before ledger ids were derived from the offer digest
-        loan = ledger.loan_by_onchain_id(chain.chain_id, chain.aggregator, fact.uint("loanId"))
-        if loan is not None and loan.offer_digest != digest:
-            raise LedgerError(f"loan {fact.uint('loanId')} on chain {chain.chain_id} is recorded with another offer")
+    loan_id = loan_id_for(chain.chain_id, chain.aggregator, digest)
+    loan = ledger.loan_to_open(loan_id, chain.chain_id, chain.aggregator, fact.uint("loanId"))
+    # found under another id: a record made before ledger ids were derived from the offer digest
+    if loan is not None and loan.id != loan_id and loan.offer_digest != digest:
+        raise LedgerError(f"loan {fact.uint('loanId')} on chain {chain.chain_id} is recorded with another offer")
     if loan is None:
         quote = quote_here(chain, ledger.quote_by_digest(digest))
         borrower = None if quote is not None else ledger.borrower_by_wallet(fact.checksum("borrower"))

@@ -65,6 +65,9 @@ class InMemoryLedger:
     def loan(self, loan_id: str) -> LoanState | None:
         return self.loans.get(loan_id)
 
+    def loan_to_open(self, loan_id: str, chain_id: int, contract: str, loan_ref: int) -> LoanState | None:
+        return self.loan(loan_id) or self.loan_by_onchain_id(chain_id, contract, loan_ref)
+
     def loan_by_onchain_id(self, chain_id: int, contract: str, loan_ref: int) -> LoanState | None:
         return next(
             (

@@ -119,6 +119,21 @@ def _view(row: QuoteRow, risk: dict[str, Any]) -> QuoteView:
     )
 
 
+_ACCEPTS = cast(Table, AcceptRow.__table__)
+_QUOTES = cast(Table, QuoteRow.__table__)
+#: the quote as the accept sees it (``QuoteView`` but its request's risk) and its accept record, if any: one read
+_VIEW_COLUMNS = tuple(name for name in QuoteView.__dataclass_fields__ if name != "risk_max_amount")
+_QUOTE_AND_RECORD = (
+    select(
+        *(_QUOTES.c[name] for name in _VIEW_COLUMNS),
+        CreditRequestRow.risk,
+        *(_ACCEPTS.c[name].label("a_" + name) for name in (*_FIELDS, "step")),
+    )
+    .join(CreditRequestRow, CreditRequestRow.id == _QUOTES.c.request_id)
+    .outerjoin(_ACCEPTS, _ACCEPTS.c.quote_id == _QUOTES.c.id)
+    .where(_QUOTES.c.id == bindparam("quote_id"))
+)
+
 _QUOTE_ACCEPTED = update(QuoteRow).where(QuoteRow.id == bindparam("quote_id")).values(status="accepted")
 _REQUEST_ACCEPTED = (
     update(CreditRequestRow).where(CreditRequestRow.id == bindparam("request_id")).values(status="accepted")
@@ -135,7 +150,6 @@ _QUOTES_LOCKED = (
     .values(status=case((QuoteRow.id == bindparam("quote_id"), "accepting"), else_="superseded"))
     .returning(QuoteRow.id)
 )
-_ACCEPTS = cast(Table, AcceptRow.__table__)
 #: the record written whole (the SET clause is the parameters' columns), fenced on its owner
 _SAVE_RECORD = update(_ACCEPTS).where(
     _ACCEPTS.c.quote_id == bindparam("b_quote_id"), _ACCEPTS.c.owner == bindparam("b_owner")
@@ -176,17 +190,18 @@ class SqlAcceptRepository:
         return _view(row, request.risk)
 
     def quote_and_record(self, quote_id: str) -> tuple[QuoteView, AcceptRecord | None] | None:
-        found = self.session.execute(
-            select(QuoteRow, CreditRequestRow.risk, AcceptRow)
-            .join(CreditRequestRow, CreditRequestRow.id == QuoteRow.request_id)
-            .outerjoin(AcceptRow, AcceptRow.quote_id == QuoteRow.id)
-            .where(QuoteRow.id == quote_id)
-            .execution_options(populate_existing=True)
-        ).one_or_none()
+        found = self.session.execute(_QUOTE_AND_RECORD, {"quote_id": quote_id}).one_or_none()
         if found is None:
             return None
-        row, risk, accept = found
-        return _view(row, risk), None if accept is None else _record(accept)
+        values = found._mapping
+        view = QuoteView(
+            **{name: values[name] for name in _VIEW_COLUMNS},
+            risk_max_amount=str(values["risk"].get("max_amount", "0")),
+        )
+        if values["a_quote_id"] is None:
+            return view, None
+        step = AcceptStep(values["a_step"])
+        return view, AcceptRecord(step=step, **{name: values["a_" + name] for name in _FIELDS})
 
     def record(self, quote_id: str) -> AcceptRecord | None:
         row = self.session.get(AcceptRow, quote_id, populate_existing=True)

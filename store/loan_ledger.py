@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from aggregator import outbox
@@ -53,6 +53,16 @@ _LOAN_BY_ONCHAIN_ID = select(*_LOAN_COLUMNS).where(
     _LOANS.c.chain_id == bindparam("chain_id"),
     _LOANS.c.contract == bindparam("contract"),
     _LOANS.c.onchain_loan_id == bindparam("loan_ref"),
+)
+_LOAN_TO_OPEN = select(*_LOAN_COLUMNS).where(
+    or_(
+        _LOANS.c.id == bindparam("loan_id"),
+        and_(
+            _LOANS.c.chain_id == bindparam("chain_id"),
+            _LOANS.c.contract == bindparam("contract"),
+            _LOANS.c.onchain_loan_id == bindparam("loan_ref"),
+        ),
+    )
 )
 _INSERT_LOAN = _LOANS.insert()
 _DELETE_LOAN = delete(_LOANS).where(_LOANS.c.id == bindparam("loan_id"))
@@ -170,6 +180,16 @@ class SqlLedger:
         params = {"chain_id": chain_id, "contract": contract, "loan_ref": loan_ref}
         row = self.session.execute(_LOAN_BY_ONCHAIN_ID, params).one_or_none()
         return None if row is None else self._remember(_state(row))
+
+    def loan_to_open(self, loan_id: str, chain_id: int, contract: str, loan_ref: int) -> LoanState | None:
+        known = self._known.get(loan_id)
+        if known is not None:
+            return known
+        params = {"loan_id": loan_id, "chain_id": chain_id, "contract": contract, "loan_ref": loan_ref}
+        found = [self._remember(_state(row)) for row in self.session.execute(_LOAN_TO_OPEN, params)]
+        if all(loan.id != loan_id for loan in found):
+            self._absent.add(loan_id)
+        return next((loan for loan in found if loan.id == loan_id), found[0] if found else None)
 
     def quote_by_digest(self, offer_digest: str) -> QuoteLink | None:
         row = self.session.execute(_QUOTE_BY_DIGEST, {"offer_digest": offer_digest}).one_or_none()
