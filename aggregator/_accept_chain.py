@@ -130,14 +130,14 @@ async def loan_from_receipt(chain: ChainRuntime, quote: QuoteView, receipt: Rece
     if not logs:
         found = await chain.client.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [receipt.tx_hash])
         logs = (found.get("result") or {}).get("logs") or []
-    decoder = _decoder(chain)
-    events = [event for event in (decoder.decode(chain.chain_id, _log_entry(log)) for log in logs) if event is not None]
+    decoder, ledger_chain = _decoder(chain)
+    ours = (_log_entry(log) for log in logs if _watched(decoder, log))  # not the tokens' Transfers and Approvals
+    events = [event for event in (decoder.decode(chain.chain_id, entry) for entry in ours) if event is not None]
     opened = [event for event in events if event.event == "LoanOpened"]
     if len(opened) != 1:
         raise ChainError(
             f"openLoan receipt {receipt.tx_hash} (block {receipt.block_number}) has {len(opened)} LoanOpened events"
         )
-    ledger_chain = LedgerChain.from_record(chain.record)
     return LoanFacts(
         id=loan_id_for(chain.chain_id, ledger_chain.aggregator, quote.offer_digest),
         quote_id=quote.id,
@@ -151,15 +151,26 @@ async def loan_from_receipt(chain: ChainRuntime, quote: QuoteView, receipt: Rece
     )
 
 
-#: each chain's receipt decoder (its contracts' event ABIs), built once: deployment record -> (record, decoder)
-_DECODERS: dict[int, tuple[DeploymentRecord, EventDecoder]] = {}
+#: each chain's receipt decoder (its contracts' event ABIs) and ledger chain, built once: record id -> (record, …)
+_DECODERS: dict[int, tuple[DeploymentRecord, EventDecoder, LedgerChain]] = {}
 
 
-def _decoder(chain: ChainRuntime) -> EventDecoder:
+def _decoder(chain: ChainRuntime) -> tuple[EventDecoder, LedgerChain]:
     found = _DECODERS.get(id(chain.record))
     if found is None or found[0] is not chain.record:
-        found = _DECODERS[id(chain.record)] = (chain.record, receipt_decoder(chain.record, chain.w3.codec))
-    return found[1]
+        decoder = receipt_decoder(chain.record, chain.w3.codec)
+        found = _DECODERS[id(chain.record)] = (chain.record, decoder, LedgerChain.from_record(chain.record))
+    return found[1], found[2]
+
+
+def _watched(decoder: EventDecoder, log: Mapping[str, Any]) -> bool:
+    """Whether ``log`` (as the node sent it, or formatted by web3) is an event of a contract ``decoder`` watches."""
+    topics = log.get("topics") or ()
+    if not topics:
+        return False
+    topic = topics[0]
+    first = bytes(topic) if isinstance(topic, bytes) else bytes.fromhex(str(topic).removeprefix("0x"))
+    return (str(log["address"]).lower(), first) in decoder.by_topic
 
 
 def _log_entry(log: Mapping[str, Any]) -> LogReceipt:
