@@ -5,13 +5,17 @@ devnet feeds' first answers now.
 
 Prices are read from the request's chains in order (the first whose feeds answer for both assets) and kept for
 ``ttl`` seconds per chain, so the quote path pays the reads (one block header and two JSON-RPC batches) at most once
-per chain and interval. No usable price on any chain refuses the request (``PricesUnavailable``, 503): a quote is
-never valued on a price the contract would refuse.
+per chain and interval. A request that finds a chain's prices older than ``REFRESH_AHEAD`` of the ttl starts their
+reading in the background and is valued on them (still younger than the ttl): under steady traffic no request waits
+for the reads; one only waits when the prices are older than the ttl (the first request, or after a quiet spell). No
+usable price on any chain refuses the request (``PricesUnavailable``, 503): a quote is never valued on a price the
+contract would refuse.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -25,6 +29,9 @@ from aggregator.servicing.prices import VALUE_DECIMALS, Price, PriceBoard, read_
 from chain.errors import ChainError
 
 USD_UNIT = Decimal(10) ** VALUE_DECIMALS
+#: the share of the ttl after which a request has the prices read again in the background
+REFRESH_AHEAD = 0.8
+log = logging.getLogger(__name__)
 
 
 class FeedPricer:
@@ -34,6 +41,7 @@ class FeedPricer:
         self._chains, self._ttl, self._clock = chains, ttl, clock
         self._boards: dict[str, tuple[float, PriceBoard]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}  # background reads in flight, by chain name
 
     async def priced(self, chain_names: Sequence[str], *assets: Asset) -> tuple[Asset, ...]:
         """``assets`` with their ``usd_price`` from the first of ``chain_names`` whose feeds price them all."""
@@ -61,11 +69,29 @@ class FeedPricer:
     async def _board(self, chain: ChainRuntime, assets: Sequence[Asset]) -> PriceBoard:
         wanted = {asset.addresses.get(chain.name, "").lower() for asset in assets} - {""}
         cached = self._boards.get(chain.name)
-        if cached is not None and self._clock() - cached[0] < self._ttl and wanted <= set(cached[1].prices):
-            return cached[1]
+        if cached is not None and wanted <= set(cached[1].prices):
+            age = self._clock() - cached[0]
+            if age < self._ttl:
+                if age >= self._ttl * REFRESH_AHEAD and chain.name not in self._refreshing:
+                    self._refreshing[chain.name] = asyncio.create_task(self._refresh(chain, wanted))
+                return cached[1]
+        return await self._read(chain, wanted)
+
+    async def _refresh(self, chain: ChainRuntime, wanted: set[str]) -> None:
+        """The chain's prices read again ahead of their expiry; a failure leaves the board as it is (the request
+        after its expiry reads again and is refused if the feeds still cannot be read)."""
+        try:
+            await self._read(chain, wanted, force=True)
+        except ChainError as err:
+            log.info("reading %s's price feeds ahead of their expiry failed: %s", chain.name, err)
+        finally:
+            self._refreshing.pop(chain.name, None)
+
+    async def _read(self, chain: ChainRuntime, wanted: set[str], force: bool = False) -> PriceBoard:
         async with self._locks.setdefault(chain.name, asyncio.Lock()):
             cached = self._boards.get(chain.name)
-            if cached is not None and self._clock() - cached[0] < self._ttl and wanted <= set(cached[1].prices):
+            fresh = cached is not None and self._clock() - cached[0] < self._ttl * (REFRESH_AHEAD if force else 1)
+            if cached is not None and fresh and wanted <= set(cached[1].prices):
                 return cached[1]
             try:
                 header: Any = await chain.client.rpc("eth_getBlockByNumber", "latest", False)

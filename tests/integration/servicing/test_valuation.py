@@ -3,6 +3,7 @@ a moved feed is seen once the cache's time to live has passed, a stale feed refu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -47,13 +48,21 @@ async def test_quotes_value_collateral_on_the_feeds(own_chain: DeployedChain, ru
 
     harness.set_weth_price(1_000)
     assert (await pricer.priced([own_chain.name], *_assets(own_chain)))[1].usd_price == Decimal("2750.5")  # cached
-    clock[0] = 5.0
+    clock[0] = 4.5  # past REFRESH_AHEAD of the ttl: valued on the cached prices, which are read again meanwhile
+    assert (await pricer.priced([own_chain.name], *_assets(own_chain)))[1].usd_price == Decimal("2750.5")
+    for _ in range(100):  # the background read lands without the clock passing the ttl
+        await asyncio.sleep(0.05)
+        if (await pricer.priced([own_chain.name], *_assets(own_chain)))[1].usd_price == Decimal(1_000):
+            break
     assert (await pricer.priced([own_chain.name], *_assets(own_chain)))[1].usd_price == Decimal(1_000)
+    harness.set_weth_price(1_500)
+    clock[0] = 10.0  # past the ttl: the request reads them itself
+    assert (await pricer.priced([own_chain.name], *_assets(own_chain)))[1].usd_price == Decimal(1_500)
 
     now = harness.now()
     harness.send(harness.weth_feed.functions.setTimes(now - 7_200, now - 7_200), DEPLOYER)
     try:
-        clock[0] = 10.0
+        clock[0] = 20.0
         with pytest.raises(PricesUnavailable, match="stale price"):
             await pricer.priced([own_chain.name], *_assets(own_chain))
     finally:
