@@ -29,11 +29,14 @@ class Bulkhead:
 
     @asynccontextmanager
     async def slot(self, name: str, remaining: float) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(max(remaining, 0)):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise BulkheadFull(f"{name}: {self.limit} calls already in flight") from None
+        if not self._slots.locked():  # a free slot is taken at once: no timer to arm and cancel (every lender call)
+            await self._slots.acquire()
+        else:
+            try:
+                async with asyncio.timeout(max(remaining, 0)):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise BulkheadFull(f"{name}: {self.limit} calls already in flight") from None
         self.in_flight += 1
         try:
             yield

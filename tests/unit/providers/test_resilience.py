@@ -356,3 +356,26 @@ async def test_the_first_attempt_outside_tenacity_retries_exactly_as_tenacity_ar
         assert seen[0] == seen[1], (case, policy.quote_attempts, seen)
         retried += bool(seen[0][2])
     assert retried >= 10, "the cases must include retries after a backoff"
+
+
+async def test_a_free_bulkhead_slot_is_taken_at_once_and_a_full_bulkhead_refuses_at_the_deadline() -> None:
+    """A free slot is taken without arming a timer, even with no time left (as the timer did not fire before the
+    free slot was taken); a full bulkhead waits for a slot until the deadline, then refuses."""
+    from providers._limits import Bulkhead
+
+    bulkhead = Bulkhead(1)
+    async with bulkhead.slot("fake", 0.0):
+        assert bulkhead.in_flight == 1
+        with pytest.raises(BulkheadFull):
+            async with bulkhead.slot("fake", 0.05):
+                raise AssertionError("a second slot of one")
+    assert bulkhead.in_flight == 0
+
+    async def hold(seconds: float) -> None:
+        async with bulkhead.slot("fake", 1.0):
+            await asyncio.sleep(seconds)
+
+    holder = asyncio.create_task(hold(0.05))
+    await asyncio.sleep(0)
+    async with bulkhead.slot("fake", 2.0):  # waits for the holder's slot, within the deadline
+        assert holder.done()
