@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
+from functools import lru_cache
 from typing import Any
+
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
 
 from aggregator.assets import Asset, AssetRegistry
 from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.loans import ChainRef, LoanDetail, LoanRecord
-from aggregator.offers import acceptance_document
 from aggregator.quote_store import CreditRequestRecord, QuotedRequest, QuoteRecord
 from aggregator.repaying import RepaymentOutcome
 from aggregator.servicing.delinquency import Delinquency
@@ -29,24 +32,33 @@ from api.schemas import (
     RepaymentOut,
     RepaymentResultOut,
 )
+from contracts.typed_data import OFFER_FIELDS, Acceptance, Domain, Offer, acceptance_typed_data
 
 HEALTH = Decimal("0.0001")  # the health factor shown to four places, rounded down (towards liquidation)
 
 
-def _jsonable(value: object) -> object:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
+@lru_cache(maxsize=4096)
+def _checksummed(address: str) -> ChecksumAddress:
+    return to_checksum_address(address)
 
 
-def _jsonable_document(document: dict[str, object]) -> dict[str, object]:
-    """An EIP-712 document with its bytes as 0x-hex. Its ``types`` (field names and type strings, shared by every
-    document of a kind) hold no bytes and are kept as they are: walking them was half of rendering a quote."""
-    return {k: v if k == "types" else _jsonable(v) for k, v in document.items()}
+def _offer_value(kind: str, value: Any) -> Any:
+    """A stored offer field as the acceptance document shows it: what ``aggregator.offers`` reads it as, with its
+    bytes written back as 0x-hex (lower case)."""
+    if kind == "bytes32":
+        return "0x" + bytes.fromhex(str(value).removeprefix("0x")).hex()
+    if kind == "address":
+        return _checksummed(value)
+    return int(value)
+
+
+def acceptance_json(row: QuoteRecord) -> dict[str, Any]:
+    """``aggregator.offers.acceptance_document(row)`` — the EIP-712 acceptance the borrower's wallet signs — with its
+    bytes as 0x-hex, built by the same ``acceptance_typed_data`` from the stored offer's JSON values directly: the
+    document used to be built with bytes and walked to write them back as hex, a third of rendering a quote (a unit
+    test compares the two)."""
+    offer = Offer.from_message({f["name"]: _offer_value(f["type"], row.offer[f["name"]]) for f in OFFER_FIELDS})
+    return acceptance_typed_data(Domain(row.chain_id, _checksummed(row.contract)), Acceptance(offer, offer.expiry))
 
 
 def disclosure_out(stored: dict[str, Any]) -> DisclosureOut:
@@ -90,7 +102,7 @@ def quote_out(row: QuoteRecord, request: CreditRequestRecord, assets: AssetRegis
         status=row.status,
         offer=offer,
         offer_signature=row.offer_signature,
-        acceptance_typed_data=_jsonable_document(acceptance_document(row)),
+        acceptance_typed_data=acceptance_json(row),
     )
 
 
