@@ -1,0 +1,108 @@
+"""Two source trees' API processes measured side by side: CPU per credit request, with the load alternating.
+
+    uv run --frozen --no-sync python bench/quote_path_ab.py /tmp/creditmesh-before .      # concurrency 10
+    uv run --frozen --no-sync python bench/quote_path_ab.py A B --concurrency 1 --slices 10 --seconds 6
+
+On a shared machine two back-to-back runs of ``bench/quote_path.py`` differ by more than most changes (the same
+tree measured 19-29 ms of CPU a request within ten minutes at a load average of 5-8). Here both trees' platforms
+(``bench/quote_path.py``'s: three devnets, the simulated lenders at L = 100 ms, the identity providers, one API
+process each, SQLite, no background workers) are up at once, and the load goes to one, then the other, in short
+slices (A B, B A, A B …), so both see the same machine. Each slice's figure is the API process's own CPU time
+(``/proc``) over the credit requests it answered; the table gives every slice and the medians, and B / A."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from api.demo import onboard
+from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services
+from bench.meters import cpu_seconds
+from bench.quote_path import ADMIN_KEY, REQUEST, _fleet_document
+from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
+
+
+def _start(stack: ExitStack, code: Path, latency_ms: float) -> tuple[PlatformServices, str]:
+    data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="quote-path-ab-")))
+    fleet_file = data_dir / "lenders.json"
+    fleet_file.write_text(_fleet_document(code, latency_ms))
+    chains = stack.enter_context(local_chains(data_dir / "deployments", free_ports=True))
+    assert chains.chains_file is not None
+    env = {
+        "CREDITMESH_DATA_DIR": str(data_dir),
+        "CREDITMESH_CHAINS_FILE": str(chains.chains_file),
+        "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
+        "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
+        "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
+        "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
+        "CREDITMESH_VELOCITY_PER_IP": "1000000",
+        "CREDITMESH_WORKERS": "none",
+    }
+    platform = stack.enter_context(
+        platform_services(ServicePorts.free(), fleet_file=fleet_file, env=env, code=code, log_dir=data_dir, timeout=300)
+    )
+    key = onboard(platform.api_url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
+    for _ in range(3):  # what start-up still builds in the background (the sanctions name index) is waited for
+        httpx.post(f"{platform.api_url}/v1/credit-requests", json=REQUEST, headers={"X-API-Key": key}, timeout=300)
+    return platform, key
+
+
+async def _slice(api_url: str, key: str, concurrency: int, seconds: float) -> int:
+    """Credit requests from ``concurrency`` clients for ``seconds`` (after two that warm the connections); how many
+    were answered, all of them 201."""
+    answered = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=api_url, headers={"X-API-Key": key}, timeout=120, limits=limits) as client:
+        for _ in range(2):
+            await client.post("/v1/credit-requests", json=REQUEST)
+        end = time.perf_counter() + seconds
+
+        async def borrower() -> None:
+            nonlocal answered
+            while time.perf_counter() < end:
+                response = await client.post("/v1/credit-requests", json=REQUEST)
+                response.raise_for_status()
+                answered += 1
+
+        await asyncio.gather(*(borrower() for _ in range(concurrency)))
+    return answered + 2
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("a", type=Path, help="the first source tree (e.g. an older commit)")
+    parser.add_argument("b", type=Path, help="the second source tree")
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--slices", type=int, default=8, help="slices per tree")
+    parser.add_argument("--seconds", type=float, default=6.0, help="one slice's length")
+    parser.add_argument("--latency-ms", type=float, default=100.0, help="the simulated lenders' fixed latency")
+    args = parser.parse_args(argv)
+    trees = [args.a.resolve(), args.b.resolve()]
+    with ExitStack() as stack:
+        platforms = [_start(stack, tree, args.latency_ms) for tree in trees]
+        figures: list[list[float]] = [[], []]
+        for number in range(args.slices):
+            for index in (0, 1) if number % 2 == 0 else (1, 0):
+                platform, key = platforms[index]
+                before = cpu_seconds(platform.api_pid)
+                answered = asyncio.run(_slice(platform.api_url, key, args.concurrency, args.seconds))
+                figures[index].append(1000 * (cpu_seconds(platform.api_pid) - before) / answered)
+            print(f"slice {number + 1}: A {figures[0][-1]:.1f}, B {figures[1][-1]:.1f} ms of CPU a request", flush=True)
+    a, b = statistics.median(figures[0]), statistics.median(figures[1])
+    lower = sum(y < x for x, y in zip(figures[0], figures[1], strict=True))
+    print(
+        f"concurrency {args.concurrency}, median of {args.slices} slices: A ({trees[0]}) {a:.1f} ms, "
+        f"B ({trees[1]}) {b:.1f} ms of CPU a credit request; B / A {b / a:.3f}; B lower in {lower} of {args.slices}"
+    )
+
+
+if __name__ == "__main__":
+    main()
