@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, delete, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Table, UniqueConstraint, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -117,6 +117,19 @@ def jsonable(value: Any) -> Any:
     return value if value is None or isinstance(value, (str, float)) else str(value)
 
 
+def _adding_facts(insert: Any) -> Any:
+    """The facts' INSERT … ON CONFLICT DO NOTHING RETURNING on the table (Core: not the ORM's bulk insert path)."""
+    table = cast(Table, ChainFactRow.__table__)
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["chain_id", "block_hash", "tx_hash", "log_index"])
+        .returning(table.c.id, table.c.block_hash, table.c.tx_hash, table.c.log_index)
+    )
+
+
+_ADD_FACTS = {"postgresql": _adding_facts(pg_insert), "sqlite": _adding_facts(sqlite_insert)}
+
+
 class SqlLedgerRepository:
     """Chain facts and ledger rows in the caller's session; never commits."""
 
@@ -137,14 +150,9 @@ class SqlLedgerRepository:
             }
             for fact in facts
         ]
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement = (
-            insert(ChainFactRow)
-            .on_conflict_do_nothing(index_elements=["chain_id", "block_hash", "tx_hash", "log_index"])
-            .returning(ChainFactRow.id, ChainFactRow.block_hash, ChainFactRow.tx_hash, ChainFactRow.log_index)
-        )
+        statement = _ADD_FACTS[self.session.get_bind().dialect.name]
         new: dict[tuple[str, str, int], int] = {}
-        if rows:  # one cached statement, sent as multi-row batches (SQLAlchemy's "insertmanyvalues")
+        if rows:  # one statement built once, sent as multi-row batches (SQLAlchemy's "insertmanyvalues")
             for fact_id, block_hash, tx_hash, log_index in self.session.execute(statement, rows):
                 new[(block_hash, tx_hash, int(log_index))] = int(fact_id)
         return new
