@@ -257,6 +257,21 @@ def _machine() -> dict[str, Any]:
     }
 
 
+def platform_env(data_dir: Path, chains_file: Path, workers: str) -> dict[str, str]:
+    """The API's settings for a benchmark platform: its data and chains, the bench admin key, loopback lenders, no
+    velocity limit (one borrower asks again and again) and the background workers ``workers`` names."""
+    return {
+        "CREDITMESH_DATA_DIR": str(data_dir),
+        "CREDITMESH_CHAINS_FILE": str(chains_file),
+        "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
+        "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
+        "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
+        "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
+        "CREDITMESH_VELOCITY_PER_IP": "1000000",
+        "CREDITMESH_WORKERS": workers,
+    }
+
+
 def run(args: argparse.Namespace) -> Result:
     code = Path(args.code).resolve() if args.code else REPO
     with tempfile.TemporaryDirectory(prefix="quote-path-") as temp:
@@ -266,17 +281,8 @@ def run(args: argparse.Namespace) -> Result:
         fleet = read_fleet(fleet_file)
         with local_chains(data_dir / "deployments", free_ports=True) as chains:
             assert chains.chains_file is not None
-            env = {
-                "CREDITMESH_DATA_DIR": str(data_dir),
-                "CREDITMESH_CHAINS_FILE": str(chains.chains_file),
-                "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
-                "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
-                "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
-                "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
-                "CREDITMESH_VELOCITY_PER_IP": "1000000",
-                # the request path's own cost: the indexer's is bench/indexer.py's (--workers all to include it)
-                "CREDITMESH_WORKERS": args.workers,
-            }
+            # the request path's own cost: the indexer's is bench/indexer.py's (--workers all to include it)
+            env = platform_env(data_dir, chains.chains_file, args.workers)
             # the API's start-up (imports, migrations) took over 90 s at a load average of 20 on this machine
             services = platform_services(
                 ServicePorts.free(), fleet_file=fleet_file, env=env, code=code, log_dir=data_dir, timeout=300

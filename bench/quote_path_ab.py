@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
@@ -26,7 +25,7 @@ import httpx
 from api.demo import onboard
 from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services
 from bench.meters import cpu_seconds
-from bench.quote_path import ADMIN_KEY, REQUEST, _fleet_document
+from bench.quote_path import ADMIN_KEY, REQUEST, _fleet_document, platform_env
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 
 
@@ -36,16 +35,7 @@ def _start(stack: ExitStack, code: Path, latency_ms: float) -> tuple[PlatformSer
     fleet_file.write_text(_fleet_document(code, latency_ms))
     chains = stack.enter_context(local_chains(data_dir / "deployments", free_ports=True))
     assert chains.chains_file is not None
-    env = {
-        "CREDITMESH_DATA_DIR": str(data_dir),
-        "CREDITMESH_CHAINS_FILE": str(chains.chains_file),
-        "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
-        "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
-        "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
-        "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
-        "CREDITMESH_VELOCITY_PER_IP": "1000000",
-        "CREDITMESH_WORKERS": "none",
-    }
+    env = platform_env(data_dir, chains.chains_file, "none")
     platform = stack.enter_context(
         platform_services(ServicePorts.free(), fleet_file=fleet_file, env=env, code=code, log_dir=data_dir, timeout=300)
     )
