@@ -89,7 +89,9 @@ def test_an_expired_document_fails_kyc_with_its_reason(platform: RunningPlatform
     body = passport_kyc("US-FL")
     body["document"]["expires_on"] = "2020-01-01"
     with platform.client(key.json()["api_key"]) as client:
-        assert client.post("/v1/borrowers/me/kyc", json=body).json()["state"] == "pending"
+        # the answer is the applicant as stored once the session opened: pending, or already the verdict when the
+        # provider's webhook (sent at once) was applied before that read
+        assert client.post("/v1/borrowers/me/kyc", json=body).json()["state"] in ("pending", "rejected")
         kyc = kyc_verdict(client, key.json()["api_key"])
     assert kyc["state"] == "rejected"
     assert "kyc.document-expired" in {reason["code"] for reason in kyc["reasons"]}

@@ -116,7 +116,9 @@ def test_an_unavailable_identity_provider_is_a_503_and_nothing_is_kept(tmp_path:
             return client.post("/v1/borrowers/me/kyc", headers=headers, json=submission)
 
         with served(_identity_provider(api_url), provider_port):
-            assert submit(str(uuid.uuid4())).json()["state"] == "pending"
+            # pending, or already the verdict when the provider's webhook (sent at once) was applied before the
+            # answer's read of the applicant
+            assert submit(str(uuid.uuid4())).json()["state"] in ("pending", "approved")
             deadline = time.monotonic() + 30  # the provider's signed verdict arrives moments later
             while _kept(database, borrower_id)[1] is not KycState.APPROVED:
                 assert time.monotonic() < deadline, _kept(database, borrower_id)
@@ -144,6 +146,6 @@ def test_an_unavailable_identity_provider_is_a_503_and_nothing_is_kept(tmp_path:
             back = submit(retried)  # the 503 was not kept: the same key runs again
             assert back.status_code == 200, back.text
             assert back.headers.get(idempotency.REPLAYED_HEADER) is None
-            assert back.json()["state"] == "pending"
+            assert back.json()["state"] in ("pending", "approved")
             assert _kept(database, borrower_id)[0] == 2
     database.dispose()
