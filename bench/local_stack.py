@@ -20,6 +20,22 @@ from tests.support.services import postgres_server, redis_server
 ADMIN_KEY = "cm_admin_bench_key"
 
 
+def platform_env(data_dir: Path, chains_file: Path, workers: str) -> dict[str, str]:
+    """An API's settings for a benchmark: its data and chains, the bench admin key, loopback lenders, no velocity
+    limit (one borrower asks again and again) and the background workers ``workers`` names (``none``: the request
+    path's cost alone)."""
+    return {
+        "CREDITMESH_DATA_DIR": str(data_dir),
+        "CREDITMESH_CHAINS_FILE": str(chains_file),
+        "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
+        "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
+        "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
+        "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
+        "CREDITMESH_VELOCITY_PER_IP": "1000000",
+        "CREDITMESH_WORKERS": workers,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class BenchStack:
     data_dir: Path
@@ -54,17 +70,9 @@ def bench_stack(data_dir: Path, *, fleet: list[SimLender] | None = None, workers
             fleet_file.write_text(json.dumps([lender.model_dump(mode="json") for lender in fleet]))
         chains = stack.enter_context(local_chains(data_dir / "deployments", free_ports=True))
         assert chains.chains_file is not None
-        env = {
-            "CREDITMESH_DATA_DIR": str(data_dir),
-            "CREDITMESH_CHAINS_FILE": str(chains.chains_file),
+        env = platform_env(data_dir, chains.chains_file, workers) | {
             "CREDITMESH_DATABASE_URL": database_url,
             "CREDITMESH_REDIS_URL": redis_url,
-            "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
-            "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
-            "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
-            "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
-            "CREDITMESH_VELOCITY_PER_IP": "1000000",
-            "CREDITMESH_WORKERS": workers,
         }
         ports = ServicePorts.free()
         sims = stack.enter_context(simulators(ports, fleet_file=fleet_file, env=env, log_dir=data_dir, timeout=600))

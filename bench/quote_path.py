@@ -45,6 +45,7 @@ import httpx
 
 from api.demo import onboard
 from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services, read_fleet
+from bench.local_stack import ADMIN_KEY, platform_env
 from bench.meters import cpu_seconds
 from bench.profile_shares import shares as profile_shares
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
@@ -53,7 +54,6 @@ from providers.models import Capabilities, QuoteRequest
 from providers.sim.fleet import SimLender, lender_url
 
 REPO = Path(__file__).resolve().parent.parent
-ADMIN_KEY = "cm_admin_bench_key"
 REQUEST = {"amount": "1500.00", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1.0"}}
 LENDER_PROBES = 40
 CONCURRENCIES = (1, 10, 30)
@@ -254,21 +254,6 @@ def _machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def platform_env(data_dir: Path, chains_file: Path, workers: str) -> dict[str, str]:
-    """The API's settings for a benchmark platform: its data and chains, the bench admin key, loopback lenders, no
-    velocity limit (one borrower asks again and again) and the background workers ``workers`` names."""
-    return {
-        "CREDITMESH_DATA_DIR": str(data_dir),
-        "CREDITMESH_CHAINS_FILE": str(chains_file),
-        "CREDITMESH_ADMIN_API_KEY": ADMIN_KEY,
-        "CREDITMESH_OUTBOUND_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8"]),
-        "CREDITMESH_VELOCITY_PER_BORROWER": "1000000",
-        "CREDITMESH_VELOCITY_PER_WALLET": "1000000",
-        "CREDITMESH_VELOCITY_PER_IP": "1000000",
-        "CREDITMESH_WORKERS": workers,
     }
 
 

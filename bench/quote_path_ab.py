@@ -24,8 +24,9 @@ import httpx
 
 from api.demo import onboard
 from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services
+from bench.local_stack import ADMIN_KEY, platform_env
 from bench.meters import cpu_seconds
-from bench.quote_path import ADMIN_KEY, REQUEST, _fleet_document, platform_env
+from bench.quote_path import REQUEST, _fleet_document
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 
 
