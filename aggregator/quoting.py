@@ -254,7 +254,15 @@ class QuotingService:
         # when they were not made during the fan-out), so the event loop keeps serving the other requests.
         screening = await sealing if sealing is not None else screened
         quoted = await asyncio.to_thread(
-            self._records_sign_and_store, screening, borrower, valid, decision, request, outcomes, drafts, offer_records
+            self._disclose_sign_and_store,
+            borrower,
+            valid,
+            decision,
+            request,
+            outcomes,
+            drafts,
+            screening,
+            offer_records,
         )
         for outcome in quoted.outcomes:
             FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
@@ -321,24 +329,6 @@ class QuotingService:
             record.record_hash()  # kept by the record for its row and its audit entry
         return records
 
-    def _records_sign_and_store(
-        self,
-        screening: ScreenedRequest | list[DecisionRecord],
-        borrower: BorrowerFile,
-        valid: _Validated,
-        decision: RiskDecision,
-        request: CreditRequestRecord,
-        outcomes: list[ProviderOutcome],
-        drafts: list[_Draft],
-        offer_records: list[DecisionRecord],
-    ) -> QuotedRequest:
-        """``_disclose_sign_and_store`` with the screening's records first (made here when the fan-out did not make
-        them: ``screening`` is then the screened request) and the offers' after them."""
-        records = self._screening_records(screening) if isinstance(screening, ScreenedRequest) else screening
-        return self._disclose_sign_and_store(
-            borrower, valid, decision, request, outcomes, drafts, records + offer_records
-        )
-
     def _disclose_sign_and_store(
         self,
         borrower: BorrowerFile,
@@ -347,13 +337,18 @@ class QuotingService:
         request: CreditRequestRecord,
         outcomes: list[ProviderOutcome],
         drafts: list[_Draft],
-        records: list[DecisionRecord],
+        screening: ScreenedRequest | list[DecisionRecord],
+        offer_records: list[DecisionRecord],
     ) -> QuotedRequest:
         """Rank the disclosed offers (``drafts``: disclosed as their providers answered, see ``request_credit``),
         reserve the offer nonces, sign, then in ONE unit of work write the request, its outcomes and quotes, the
-        risk decision and the decision records. What needs no nonce is done before the write takes its turn
-        (``QuotingStore.writing``, which also says when the nonces are committed), so the turn is short."""
+        risk decision and the decision records: the screening's first (made here when the fan-out did not make
+        them: ``screening`` is then the screened request), the offers' after them. What needs no nonce is done
+        before the write takes its turn (``QuotingStore.writing``, which also says when the nonces are committed),
+        so the turn is short."""
         now = request.created_at
+        made = self._screening_records(screening) if isinstance(screening, ScreenedRequest) else screening
+        records = made + offer_records
         ranked = self._rank(valid, drafts) if drafts else []
         if decision.approved:
             request = replace(request, status="quoted" if ranked else "no_offers")
@@ -361,8 +356,6 @@ class QuotingService:
         stored = StoredDecision(
             id=str(uuid.uuid4()), borrower_id=borrower.id, request_id=request.id, decision=decision, decided_at=now
         )
-        for record in records:
-            record.record_hash()  # kept by the record for its row and its audit entry
         keys = {  # the offer nonce of each chain with quotes is the quote signer's on its CreditAggregator
             draft.chain.name: OfferNonceKey(
                 draft.chain.chain_id, draft.chain.record.address("CreditAggregator"), self._quote_signer.address
