@@ -1,7 +1,15 @@
 """The bare baseline of ``bench/scale.py``: an ASGI app that answers ``POST /v1/credit-requests`` by making the same
 HTTP calls the platform makes to its lenders — one signed Provider Quote Protocol call to each lender, all at once,
-through the platform's own HTTP adapter — and nothing else: no authentication, screening, risk, pools, signing of
-offers, database or audit. What the platform adds on top of the lender calls is measured against it.
+through the platform's own HTTP adapter on the platform's own lender client — and nothing else: no authentication,
+screening, risk, pools, signing of offers, database or audit. What the platform adds on top of the lender calls is
+measured against it.
+
+The client is built as ``api.bootstrap`` builds the platform's (:func:`lender_http`): ``providers.destinations.
+lender_client`` — every destination checked by the SSRF guard, aiohttp's pool and parser under httpx's interface
+(``providers.http_pool.LenderTransport``), at most 100 connections per lender host — with loopback allowed as the
+platform's local settings allow it (``CREDITMESH_OUTBOUND_ALLOWED_NETWORKS`` unset in a local run). Until
+2026-11-27 the baseline sent on a plain ``httpx.AsyncClient`` (httpcore and h11), which cost it about twice the CPU
+per lender call and collapsed under concurrency (httpcore's pool walk), so its figures flattered the platform's.
 
     BENCH_BASELINE_LENDERS='[{"provider_id": …, "base_url": …, "secret": …}, …]' \\
         uv run --frozen --no-sync uvicorn bench.baseline_app:app --port 8100
@@ -21,13 +29,21 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 
+from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard, LenderClient, lender_client
 from providers.http_lender import HttpLenderAdapter
 from providers.models import Capabilities, QuoteRequest
 
 LENDERS_VARIABLE = "BENCH_BASELINE_LENDERS"
+#: the platform's lender client's pool limit per lender host (``api.bootstrap``)
+MAX_CONNECTIONS_PER_LENDER = 100
+
+
+def lender_http() -> LenderClient:
+    """The lender client as the platform builds it in a local run (``api.bootstrap``: the SSRF guard with the local
+    settings' loopback networks, ``lender_client`` with 100 connections per lender host)."""
+    return lender_client(DestinationGuard(LOOPBACK_NETWORKS), max_connections=MAX_CONNECTIONS_PER_LENDER)
 
 
 def create_app(lenders: list[dict[str, Any]]) -> FastAPI:
@@ -36,8 +52,7 @@ def create_app(lenders: list[dict[str, Any]]) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=1_000, max_keepalive_connections=1_000)
-        async with httpx.AsyncClient(limits=limits) as http:
+        async with lender_http() as http:
             for lender in lenders:
                 capabilities = Capabilities(assets=frozenset({"USDC"}))
                 adapters.append(

@@ -45,6 +45,7 @@ import httpx
 
 from api.demo import onboard
 from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services, read_fleet
+from bench.baseline_app import lender_http
 from bench.local_stack import ADMIN_KEY, platform_env
 from bench.meters import cpu_seconds
 from bench.profile_shares import shares as profile_shares
@@ -152,10 +153,11 @@ def _fleet_document(code: Path, latency_ms: float) -> str:
 
 
 async def _lender_latencies(base_url: str, fleet: list[SimLender]) -> dict[str, float]:
-    """Each lender's own p50 over sequential quote calls, straight through the HTTP adapter (no platform)."""
+    """Each lender's own p50 over sequential quote calls, straight through the HTTP adapter on the platform's lender
+    client (``bench.baseline_app.lender_http``; no platform)."""
     query = QuoteRequest("bench", "USDC", 6, 1_500 * 10**6, 30, "", "WETH", 10**18, 18, (), 2, "US-FL")
     found = {}
-    async with httpx.AsyncClient() as http:
+    async with lender_http() as http:
         for lender in fleet:
             adapter = HttpLenderAdapter(
                 lender.lender_id,

