@@ -1,0 +1,280 @@
+"""A credit request's offers, from the providers' answers to signed quotes: each offer disclosed (Regulation Z) and
+kept within the usury caps, the kept ones ranked, then signed as EIP-712 offers with one risk attestation per chain.
+
+Pure work on the request's data and the two signers (no I/O): ``aggregator.quote_pipeline`` runs it beside and after
+the fan-out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from aggregator.assets import Asset
+from aggregator.borrowers import BorrowerFile
+from aggregator.fanout import ProviderOutcome
+from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch
+from aggregator.platform import ChainRuntime
+from aggregator.quote_store import QuoteRecord
+from aggregator.ranking import RankedCandidate, rank
+from chain.signers import Signer
+from compliance import ComplianceService, DecisionRecord, Disclosure
+from compliance.errors import ComplianceInputError
+from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, offer_typed_data
+from contracts.typed_data import risk_attestation_typed_data as attestation_document
+from providers.models import ProviderKind, ProviderOffer
+from risk.policy import RiskDecision
+
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class ValidRequest:
+    """A credit request validated: its asset and collateral (priced), amounts in base units, the chains asked."""
+
+    asset: Asset
+    principal: int
+    collateral: Asset
+    collateral_amount: int
+    chains: list[str]
+
+    @property
+    def amount(self) -> Decimal:
+        return self.asset.from_base_units(self.principal)
+
+    @property
+    def collateral_value(self) -> Decimal:
+        """The collateral valued in the loan asset's units."""
+        usd = self.collateral.usd_price * self.collateral.from_base_units(self.collateral_amount)
+        return usd / self.asset.usd_price
+
+
+@dataclass
+class Draft:
+    """An offer disclosed and kept: what its quote is signed and stored from."""
+
+    offer: ProviderOffer
+    disclosure: Disclosure
+    chain: ChainRuntime
+    # what the quote stores beside the signed offer, built before the write takes its turn (no nonce in them)
+    lender_terms: dict[str, Any]
+    disclosure_json: dict[str, Any]
+
+
+def disclose(
+    compliance: ComplianceService,
+    chains: dict[str, ChainRuntime],
+    borrower: BorrowerFile,
+    valid: ValidRequest,
+    outcomes: list[ProviderOutcome],
+    records: list[DecisionRecord],
+    covered: bool,
+    now: datetime,
+) -> list[Draft]:
+    """Disclose every offer (Regulation Z) and keep it only within the jurisdiction's usury caps."""
+    drafts = []
+    for outcome in outcomes:
+        kept = []
+        for offer in outcome.offers:
+            try:  # an amortizing offer is disclosed with its installments and takes its schedule's term
+                offer, terms = offer_terms(offer, valid.asset, now)
+            except ComplianceInputError as err:  # e.g. a rate finer than a basis point: never rounded
+                outcome.outcome, outcome.detail = "dropped", f"dropped: the terms cannot be disclosed: {err}"[:512]
+                continue
+            decision = compliance.check_offer(offer.provider_ref, terms, borrower.jurisdiction, covered)
+            records.append(decision.record)
+            if not decision.kept:
+                reasons = "; ".join(r.message for r in decision.check.reasons)
+                outcome.outcome, outcome.detail = "dropped", f"dropped by compliance: {reasons}"
+                continue
+            mismatch = schedule_mismatch(offer, decision.disclosure, valid.asset)
+            if mismatch is not None:
+                outcome.outcome, outcome.detail = "dropped", f"dropped: {mismatch}"[:512]
+                continue
+            chain = chains[offer.chain] if offer.chain else chains[valid.chains[0]]
+            lender = _lender_terms(offer) | {"schedule": lender_schedule(offer, decision.disclosure, valid.asset)}
+            kept.append(Draft(offer, decision.disclosure, chain, lender, _disclosure_json(decision.disclosure)))
+        drafts += kept
+    return drafts
+
+
+def rank_drafts(valid: ValidRequest, drafts: list[Draft]) -> list[Draft]:
+    """The kept offers, best first (``aggregator.ranking``)."""
+    candidates = [
+        RankedCandidate(
+            str(i),
+            d.offer.provider_id,
+            int(d.disclosure.finance_charge.scaleb(valid.asset.decimals)),
+            d.disclosure.apr_percent,
+        )
+        for i, d in enumerate(drafts)
+    ]
+    return [drafts[int(candidate.key)] for candidate in rank(candidates, {})]
+
+
+class QuoteSigning:
+    """Signs a request's ranked offers as quotes: each offer with the quote signer, one risk attestation per chain with
+    the risk signer; a quote expires with its lender's offer, at most ``quote_ttl`` after the request."""
+
+    def __init__(
+        self, chains: dict[str, ChainRuntime], quote_signer: Signer, risk_signer: Signer, quote_ttl: timedelta
+    ) -> None:
+        self._chains, self._quote_signer, self._risk_signer = chains, quote_signer, risk_signer
+        self._quote_ttl = quote_ttl
+
+    def sign(
+        self,
+        borrower: BorrowerFile,
+        valid: ValidRequest,
+        decision: RiskDecision,
+        ranked: list[Draft],
+        nonces: dict[str, int],
+        request_id: str,
+        now: datetime,
+    ) -> list[QuoteRecord]:
+        """ONE offer nonce per chain for all of the request's quotes on it (``nonces`` by chain name; see
+        aggregator.quote_store): the contract spends it with the first loan opened, so it refuses a second quote of
+        the same request by itself. The risk attestation names only the borrower, the decision and that nonce, so
+        ONE attestation per chain serves all the chain's quotes; it expires with the last of them."""
+        expiries = [self._expiry(draft.offer, now) for draft in ranked]
+        last_expiry: dict[str, int] = {}
+        for draft, expiry in zip(ranked, expiries, strict=True):
+            last_expiry[draft.chain.name] = max(expiry, last_expiry.get(draft.chain.name, 0))
+        decision_hash = decision.decision_hash()
+        attestations = {
+            name: self._attest(borrower, decision, decision_hash, self._chains[name], expiry, nonces[name])
+            for name, expiry in last_expiry.items()
+        }
+        return [
+            self._sign_one(
+                borrower,
+                valid,
+                draft,
+                nonces[draft.chain.name],
+                expiry,
+                attestations[draft.chain.name],
+                request_id,
+                position,
+                now,
+            )
+            for position, (draft, expiry) in enumerate(zip(ranked, expiries, strict=True), start=1)
+        ]
+
+    def _expiry(self, offer: ProviderOffer, now: datetime) -> int:
+        """When the quote of ``offer`` expires: the lender's expiry, at most the quote TTL, in whole seconds."""
+        return int(min(offer.expires_at, now + self._quote_ttl).replace(microsecond=0).timestamp())
+
+    def _attest(
+        self,
+        borrower: BorrowerFile,
+        decision: RiskDecision,
+        decision_hash: bytes,
+        chain: ChainRuntime,
+        expiry: int,
+        nonce: int,
+    ) -> tuple[dict[str, Any], str]:
+        """The risk attestation for the borrower's quotes on ``chain`` and the risk signer's signature."""
+        assert decision.grade is not None
+        attestation = RiskAttestation(
+            borrower=borrower.wallet,
+            grade=decision.grade,
+            maxLtvBps=decision.max_ltv_bps,
+            expiry=expiry,
+            decisionHash=decision_hash,
+            nonce=nonce,
+        )
+        signature = self._risk_signer.sign_typed_data(attestation_document(chain.oracle_domain, attestation))
+        return _jsonable(attestation.as_message()), "0x" + signature.hex()
+
+    def _sign_one(
+        self,
+        borrower: BorrowerFile,
+        valid: ValidRequest,
+        draft: Draft,
+        nonce: int,
+        expiry: int,
+        attestation: tuple[dict[str, Any], str],
+        request_id: str,
+        position: int,
+        now: datetime,
+    ) -> QuoteRecord:
+        offer, chain = draft.offer, draft.chain
+        signed_offer = Offer(
+            providerId=keccak(text=offer.provider_id),
+            pool=offer.pool_address if offer.kind is ProviderKind.POOL and offer.pool_address else ZERO_ADDRESS,  # type: ignore[arg-type]
+            borrower=borrower.wallet,
+            asset=valid.asset.addresses[chain.name],
+            principal=offer.principal,
+            rateBps=offer.rate_bps,
+            term=offer.term_days * SECONDS_PER_DAY,
+            originationFee=offer.origination_fee,
+            collateralAsset=valid.collateral.addresses[chain.name],
+            collateralAmount=valid.collateral_amount,
+            chainId=chain.chain_id,
+            termsHash=draft.disclosure.terms_hash(),
+            expiry=expiry,
+            nonce=nonce,
+        )
+        # the offer is encoded once for its digest and its signature
+        offer_digest, offer_signature = self._quote_signer.sign_typed_data_with_digest(
+            offer_typed_data(chain.aggregator_domain, signed_offer)
+        )
+        return QuoteRecord(
+            id=str(uuid.uuid4()),
+            request_id=request_id,
+            borrower_id=borrower.id,
+            provider_id=offer.provider_id,
+            kind=offer.kind.value,
+            chain_name=chain.name,
+            chain_id=chain.chain_id,
+            contract=chain.record.address("CreditAggregator"),
+            rank=position,
+            offer=_jsonable(signed_offer.as_message()) | draft.lender_terms,
+            offer_digest="0x" + offer_digest.hex(),
+            offer_signature="0x" + offer_signature.hex(),
+            attestation=attestation[0],
+            attestation_signature=attestation[1],
+            disclosure=draft.disclosure_json,
+            status="offered",
+            expires_at=datetime.fromtimestamp(expiry, UTC),
+            created_at=now,
+        )
+
+
+def risk_summary(decision: RiskDecision) -> dict[str, Any]:
+    """What the borrower is told about the risk decision (the adverse-action reasons included)."""
+    return {
+        "approved": decision.approved,
+        "score": decision.score,
+        "scorecard_score": decision.scorecard_score,
+        "onchain_points": decision.onchain_points,
+        "grade": decision.grade_letter,
+        "probability_of_default": format(decision.pd, "f"),
+        "max_ltv_bps": decision.max_ltv_bps,
+        "max_amount": format(decision.max_amount, "f"),
+        "spread_bps": decision.spread_bps,
+        "reasons": [{"code": r.code, "text": r.text} for r in decision.reasons],
+        "model_version": decision.model_version,
+        "policy_version": decision.policy_version,
+        "inputs_hash": decision.inputs_hash,
+        "decision_hash": "0x" + decision.decision_hash().hex(),
+    }
+
+
+def _lender_terms(offer: ProviderOffer) -> dict[str, Any]:
+    """What the lender needs back at accept: its own reference and repayment schedule."""
+    return {"providerRef": offer.provider_ref, "repayment": offer.repayment.value, "installments": offer.installments}
+
+
+def _jsonable(message: dict[str, Any]) -> dict[str, Any]:
+    return {key: "0x" + value.hex() if isinstance(value, bytes) else value for key, value in message.items()}
+
+
+def _disclosure_json(disclosure: Disclosure) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(disclosure.to_canonical_json())
+    return document | {"termsHash": "0x" + disclosure.terms_hash().hex()}

@@ -1,0 +1,352 @@
+"""What one credit request runs, in order: validate, price the collateral, velocity, screening (beside the on-chain
+history), risk, then the fan-out to every eligible provider with one deadline — each answer's offers disclosed as it
+comes, the MLA status and the screening's records made meanwhile — and after the last answer the ranking, the offer
+nonces, the signatures and ONE write of the request, its outcomes, quotes and decision records.
+
+``aggregator.quoting.QuotingService`` is its public face; the offers' own steps (disclosure, ranking, signing) are
+``aggregator.quote_offers``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, NoReturn
+
+from aggregator.assets import AssetRegistry, parse_amount
+from aggregator.borrowers import BorrowerFile
+from aggregator.early_disclosure import EarlyDisclosure
+from aggregator.errors import ComplianceDenied, InvalidCreditRequest
+from aggregator.fanout import ProviderOutcome, fan_out
+from aggregator.metrics import FANOUT_OUTCOMES
+from aggregator.platform import ChainRuntime
+from aggregator.quote_offers import Draft, QuoteSigning, ValidRequest, disclose, rank_drafts, risk_summary
+from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuotingStore
+from aggregator.sanctions_reviews import borrower_reasons
+from aggregator.valuation import FeedPricer
+from chain.signers import Signer
+from compliance import ComplianceService, DecisionRecord, Product
+from compliance.errors import KycProviderError
+from compliance.mla import MlaQuery, MlaStatusCache
+from compliance.service import ScreenedRequest
+from providers.base import ProviderAdapter
+from providers.models import ProviderKind, QuoteRequest
+from risk.onchain_source import ChainOnchainSource
+from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
+from risk.profile import CreditRequestFacts
+from risk.repository import StoredDecision
+from risk.velocity import VelocityLimits, VelocityStore, check_velocity
+
+MIN_TERM_DAYS, MAX_TERM_DAYS = 1, 365
+NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowers/me/kyc")
+log = logging.getLogger(__name__)
+PRODUCT_OF_KIND = {ProviderKind.TRADITIONAL.value: Product.TRADITIONAL, ProviderKind.POOL.value: Product.DEFI}
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRequestSpec:
+    amount: str
+    asset: str
+    term_days: int
+    purpose: str
+    collateral_asset: str
+    collateral_amount: str
+    preferred_chains: tuple[str, ...] = ()
+
+
+@dataclass
+class QuotingConfig:
+    fanout_deadline: float = 2.0
+    quote_ttl: timedelta = timedelta(minutes=10)
+    lendable_assets: frozenset[str] = frozenset({"USDC"})
+    velocity: VelocityLimits = field(default_factory=VelocityLimits)
+    policy: Policy = DEFAULT_POLICY
+    inputs_key: bytes | None = None  # the platform key risk's inputs hash (over the credit profile) is HMAC'd under
+
+
+class QuotePipeline:
+    """Runs credit requests (``request_credit``) with the platform's parts."""
+
+    def __init__(
+        self,
+        store: QuotingStore,
+        chains: dict[str, ChainRuntime],
+        assets: AssetRegistry,
+        providers: Sequence[ProviderAdapter],
+        quote_signer: Signer,
+        risk_signer: Signer,
+        compliance: ComplianceService,
+        velocity: VelocityStore,
+        config: QuotingConfig,
+        mla: MlaStatusCache | None = None,
+        onchain: ChainOnchainSource | None = None,
+        pricer: FeedPricer | None = None,
+    ) -> None:
+        self._store, self._chains, self._assets = store, chains, assets
+        self._providers, self._quote_signer = providers, quote_signer
+        self._compliance, self._velocity, self._config = compliance, velocity, config
+        self._mla = mla
+        self._onchain = onchain
+        self._pricer = pricer  # the contracts' feeds; None: the assets' configured prices (unit tests)
+        self._signing = QuoteSigning(chains, quote_signer, risk_signer, config.quote_ttl)
+
+    async def request_credit(
+        self, borrower: BorrowerFile, spec: CreditRequestSpec, client_ip: str | None = None, correlation_id: str = ""
+    ) -> QuotedRequest:
+        """Validate, screen, score, fan out, disclose, sign and store; returns the credit request as written."""
+        valid = self._validate(spec)
+        if self._pricer is not None:  # the collateral valued on the prices the CollateralManager will use
+            asset, collateral = await self._pricer.priced(valid.chains, valid.asset, valid.collateral)
+            valid = replace(valid, asset=asset, collateral=collateral)
+        await check_velocity(
+            self._velocity,
+            self._config.velocity,
+            borrower_id=borrower.id,
+            wallet=borrower.wallet,
+            ip=client_ip,
+            now=time.time(),
+        )
+        # The on-chain history is read while the borrower is screened: on the event loop when the name's screening is
+        # cached (no name search: no worker-thread hop, whose two wake-ups cost more than the screening), else in a
+        # worker thread (the name search is CPU work that would stall the event loop); a refusal's records are
+        # written in a worker thread.
+        history = asyncio.create_task(self._onchain.read(borrower.wallet)) if self._onchain is not None else None
+        try:
+            screened = self._screen(borrower, valid.amount, cached_only=True)
+            if screened is None:
+                screened = await asyncio.to_thread(self._screen, borrower, valid.amount)
+            assert screened is not None
+            if not screened.allowed:
+                await asyncio.to_thread(self._refuse, borrower, screened)
+        except BaseException:
+            if history is not None:
+                history.cancel()
+            raise
+        request_id = str(uuid.uuid4())
+        reading = await history if history is not None else None
+        decision = assess(
+            borrower.profile,
+            CreditRequestFacts(
+                amount=valid.amount,
+                asset=valid.asset.symbol,
+                term_days=spec.term_days,
+                purpose=spec.purpose,
+                collateral_value=valid.collateral_value,
+            ),
+            reading.features if reading is not None else None,
+            self._config.policy,
+            inputs_key=self._config.inputs_key,
+        )
+        now = datetime.now(UTC)
+        outcomes: list[ProviderOutcome] = []
+        drafts: list[Draft] = []
+        offer_records: list[DecisionRecord] = []
+        risk: dict[str, Any] | None = None
+        # the screening's decision records (the name sealed: a key-store read) are made while the lenders answer
+        sealing: asyncio.Future[list[DecisionRecord]] | None = None
+        if decision.approved and decision.grade is not None:
+            query = QuoteRequest(
+                request_id=request_id,
+                asset=valid.asset.symbol,
+                asset_decimals=valid.asset.decimals,
+                principal=valid.principal,
+                term_days=spec.term_days,
+                purpose=spec.purpose,
+                collateral_asset=valid.collateral.symbol,
+                collateral_amount=valid.collateral_amount,
+                collateral_decimals=valid.collateral.decimals,
+                chains=tuple(valid.chains),
+                grade=decision.grade,
+                jurisdiction=borrower.jurisdiction,
+                correlation_id=correlation_id,
+                start_date=now.date(),
+            )
+            eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in screened.allowed]
+            # Each answer's offers are disclosed as it comes, while the slower providers are still asked, and the
+            # work that needs only the risk decision and the screening (its records, in a worker thread) is done at
+            # the first answer with offers (by then every request has left): after the last answer only its own
+            # offers are left to disclose. The MLA status is asked alongside the fan-out (no serial round trip);
+            # answers that come before it wait for it.
+            disclosing: EarlyDisclosure[Draft] = EarlyDisclosure(
+                lambda outcome, found, covered: disclose(
+                    self._compliance, self._chains, borrower, valid, [outcome], found, covered, now
+                )
+            )
+
+            def answered(outcome: ProviderOutcome) -> None:
+                nonlocal risk, sealing
+                if risk is None and outcome.offers:
+                    risk = risk_summary(decision)
+                    sealing = asyncio.ensure_future(asyncio.to_thread(self._screening_records, screened))
+                disclosing.answered(outcome)
+
+            try:
+                outcomes, covered = await asyncio.gather(
+                    fan_out(eligible, query, self._config.fanout_deadline, on_answer=answered),
+                    self._covered_borrower(borrower, now, then=disclosing.covered),
+                )
+                drafts = disclosing.drafts(outcomes, covered, offer_records)
+            except BaseException:
+                if sealing is not None:
+                    sealing.cancel()
+                raise
+        if risk is None:
+            risk = risk_summary(decision)
+        if reading is not None:
+            # chains whose history could not be read are named: their loans are missing, not clean
+            risk["onchain_chains_skipped"] = reading.skipped
+        request = CreditRequestRecord(
+            id=request_id,
+            borrower_id=borrower.id,
+            asset=valid.asset.symbol,
+            amount=valid.asset.format(valid.principal),
+            term_days=spec.term_days,
+            purpose=spec.purpose,
+            collateral_asset=valid.collateral.symbol,
+            collateral_amount=valid.collateral.format(valid.collateral_amount),
+            preferred_chains=list(spec.preferred_chains),
+            status="declined",
+            risk=risk,
+            created_at=now,
+        )
+        # Signing and the write are blocking work: one worker-thread hop for all of it (with the screening's records
+        # when they were not made during the fan-out), so the event loop keeps serving the other requests.
+        screening = await sealing if sealing is not None else screened
+        quoted = await asyncio.to_thread(
+            self._disclose_sign_and_store,
+            borrower,
+            valid,
+            decision,
+            request,
+            outcomes,
+            drafts,
+            screening,
+            offer_records,
+        )
+        for outcome in quoted.outcomes:
+            FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
+        return quoted
+
+    def _validate(self, spec: CreditRequestSpec) -> ValidRequest:
+        asset = self._assets.get(spec.asset, "asset")
+        if asset.symbol not in self._config.lendable_assets:
+            lent = ", ".join(sorted(self._config.lendable_assets))
+            raise InvalidCreditRequest("asset", f"{asset.symbol} is not lent; lent: {lent}")
+        principal = asset.to_base_units(parse_amount(spec.amount, "amount"), "amount")
+        if not MIN_TERM_DAYS <= spec.term_days <= MAX_TERM_DAYS:
+            raise InvalidCreditRequest("term_days", f"must be between {MIN_TERM_DAYS} and {MAX_TERM_DAYS} days")
+        collateral = self._assets.get(spec.collateral_asset, "collateral.asset")
+        collateral_amount = collateral.to_base_units(
+            parse_amount(spec.collateral_amount, "collateral.amount"), "collateral.amount"
+        )
+        unknown = [name for name in spec.preferred_chains if name not in self._chains]
+        if unknown:
+            known = ", ".join(self._chains)
+            raise InvalidCreditRequest("preferred_chains", f"unknown chain {unknown[0]!r}; known: {known}")
+        return ValidRequest(
+            asset, principal, collateral, collateral_amount, list(spec.preferred_chains) or list(self._chains)
+        )
+
+    def _screen(self, borrower: BorrowerFile, amount: Decimal, cached_only: bool = False) -> ScreenedRequest | None:
+        """Screen the request for each product (the name and wallet once): which products are allowed. Its records
+        are made later (``_screening_records``: the name sealed, a key-store read), off the path to the fan-out.
+        With ``cached_only``, None unless the name's screening is cached (then it runs on the event loop)."""
+        if borrower.identity is None:
+            raise ComplianceDenied("the credit request", [NO_IDENTITY])
+        facts, kyc = borrower.facts(), borrower.kyc
+        if cached_only:
+            return self._compliance.screen_credit_request_outcomes_if_cached(facts, Product, amount, kyc)
+        return self._compliance.screen_credit_request_outcomes(facts, Product, amount, kyc)
+
+    def _refuse(self, borrower: BorrowerFile, screened: ScreenedRequest) -> NoReturn:
+        """No product is allowed: the screening's records are made and kept, and the request refused (blocking)."""
+        records = self._screening_records(screened)
+        reviews = self._store_refusal(records, borrower.id)
+        raise ComplianceDenied("the credit request", borrower_reasons(records, reviews))
+
+    def _screening_records(self, screened: ScreenedRequest) -> list[DecisionRecord]:
+        """The screening's decision records, one per product, hashed (blocking: seals the name)."""
+        records = list(self._compliance.credit_request_records(screened).values())
+        for record in records:
+            record.record_hash()  # kept by the record for its row and its audit entry
+        return records
+
+    def _disclose_sign_and_store(
+        self,
+        borrower: BorrowerFile,
+        valid: ValidRequest,
+        decision: RiskDecision,
+        request: CreditRequestRecord,
+        outcomes: list[ProviderOutcome],
+        drafts: list[Draft],
+        screening: ScreenedRequest | list[DecisionRecord],
+        offer_records: list[DecisionRecord],
+    ) -> QuotedRequest:
+        """Rank the disclosed offers (``drafts``: disclosed as their providers answered, see ``request_credit``),
+        reserve the offer nonces, sign, then in ONE unit of work write the request, its outcomes and quotes, the
+        risk decision and the decision records: the screening's first (made here when the fan-out did not make
+        them: ``screening`` is then the screened request), the offers' after them. What needs no nonce is done
+        before the write takes its turn (``QuotingStore.writing``, which also says when the nonces are committed),
+        so the turn is short."""
+        now = request.created_at
+        made = self._screening_records(screening) if isinstance(screening, ScreenedRequest) else screening
+        records = made + offer_records
+        ranked = rank_drafts(valid, drafts) if drafts else []
+        if decision.approved:
+            request = replace(request, status="quoted" if ranked else "no_offers")
+        written = [OutcomeRecord(o.provider_id, o.outcome, o.detail[:512], o.latency_ms) for o in outcomes]
+        stored = StoredDecision(
+            id=str(uuid.uuid4()), borrower_id=borrower.id, request_id=request.id, decision=decision, decided_at=now
+        )
+        keys = {  # the offer nonce of each chain with quotes is the quote signer's on its CreditAggregator
+            draft.chain.name: OfferNonceKey(
+                draft.chain.chain_id, draft.chain.record.address("CreditAggregator"), self._quote_signer.address
+            )
+            for draft in ranked
+        }
+        with self._store.writing(keys.values()) as (uow, reserved):
+            nonces = {name: reserved[key] for name, key in keys.items()}
+            quotes = self._signing.sign(borrower, valid, decision, ranked, nonces, request.id, now) if ranked else []
+            quoted = QuotedRequest(request, written, quotes)
+            uow.quoting.add_quoted(quoted, stored, records)
+            uow.commit()
+        return quoted
+
+    async def _covered_borrower(
+        self, borrower: BorrowerFile, now: datetime, then: Callable[[bool], None] | None = None
+    ) -> bool:
+        """Military Lending Act status (``then`` is called with it as soon as it is known)."""
+        covered = await self._mla_covered(borrower, now)
+        if then is not None:
+            then(covered)
+        return covered
+
+    async def _mla_covered(self, borrower: BorrowerFile, now: datetime) -> bool:
+        """Military Lending Act status from the MLA provider as of today (cached per borrower and day). Without an
+        SSN or DoD ID on file the status cannot be checked and the borrower is treated as not covered (no MLA safe
+        harbour is claimed). When the service cannot answer, the borrower is treated as covered: the 36% MAPR cap
+        then applies, which never harms a borrower."""
+        if self._mla is None or borrower.identity is None or not borrower.military_id:
+            return False
+        identity = borrower.identity
+        query = MlaQuery(
+            identity.last_name, identity.first_name, identity.date_of_birth, borrower.military_id, now.date()
+        )
+        try:
+            return (await self._mla.status(borrower.id, query, now)).covered
+        except KycProviderError as err:
+            log.warning("MLA status unavailable, the MLA cap applies: %s", err, extra={"borrower_id": borrower.id})
+            return True
+
+    def _store_refusal(self, records: list[DecisionRecord], borrower_id: str) -> list[str]:
+        """The refused request's decision records, and a sanctions review for each SDN entry that held it."""
+        with self._store.unit_of_work() as uow:
+            version = self._compliance.screen.name_list_version
+            reviews = uow.quoting.open_screening_reviews(records, borrower_id, version, datetime.now(UTC))
+            uow.commit()
+            return reviews
