@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api import idempotency, logs, metrics, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
+from api.heap import freeze_long_lived
 from api.oauth import tokens_from_settings
 from api.process_name import ProcessName
 from api.routers import (
@@ -32,7 +33,13 @@ from api.routers import platform as discovery
 from api.sanctions_reload import NameListReloader, warm_name_index
 from api.settings import Settings
 from api.workers import Workers
+from compliance import ComplianceService
 from providers.registry_sync import follow_registrations
+
+
+async def _warm_and_freeze(compliance: ComplianceService) -> None:
+    await asyncio.to_thread(warm_name_index, compliance)
+    freeze_long_lived()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,8 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Every unfinished accept (its process died) is driven to its end: at start-up, then as leases run out.
         recovery = asyncio.create_task(platform.acceptance.run_recovery(), name="accept-recovery")
         background = [recovery]
-        # the sanctions name index (seconds of CPU) built now in a worker thread, not by the first credit request
-        background.append(asyncio.create_task(asyncio.to_thread(warm_name_index, platform.compliance)))
+        # the sanctions name index (seconds of CPU) built now in a worker thread, not by the first credit request;
+        # then everything start-up built is frozen out of the garbage collector's passes (api.heap)
+        background.append(asyncio.create_task(_warm_and_freeze(platform.compliance), name="warm-and-freeze"))
         if platform.settings.sanctions_reload_seconds > 0:  # every process, not a leased worker: each screens
             reloader = NameListReloader(
                 platform.database, platform.compliance, platform.settings.sanctions_reload_seconds

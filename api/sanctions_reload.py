@@ -14,6 +14,7 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.heap import freeze_long_lived
 from compliance import ComplianceService
 from compliance.errors import ComplianceError
 from store.db import Database
@@ -55,6 +56,9 @@ class NameListReloader:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                await asyncio.to_thread(self.check)
+                swapped = await asyncio.to_thread(self.check)
             except (SQLAlchemyError, ComplianceError, ValueError) as err:
                 log.warning("sanctions name list reload failed, retried in %s s: %s", self._interval, err)
+            else:
+                if swapped:  # the new list and its index live as long as the process: out of the collector's passes
+                    freeze_long_lived(collect=False)
