@@ -4,7 +4,7 @@ and simulated, whether the offer's nonce is spent, and the loan read from its re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from eth_abi.abi import encode as abi_encode
@@ -25,7 +25,7 @@ from chain.artifacts import load_artifact
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, TransactionDropped, TransactionRejected, TransactionReverted
 from chain.events import EventDecoder
-from chain.relay import revert_of
+from chain.relay import estimate_gas
 from chain.transactions import Call, Receipt
 
 #: an intent that ended so can no longer be mined
@@ -95,13 +95,18 @@ class _Function:
 _OPEN_LOAN, _OPEN_LOAN_WITH_PERMIT = _Function.of("openLoan"), _Function.of("openLoanWithPermit")
 
 
-async def simulate_open(chain: ChainRuntime, call: Call) -> None:
-    """The relayer's ``eth_call`` of the open at the head (``chain.relay.revert_of``): ChainRejected naming the
-    revert when the chain would refuse it now."""
+async def simulate_open(chain: ChainRuntime, call: Call) -> Call:
+    """The relayer's ``eth_estimateGas`` of the open (``chain.relay.estimate_gas``): ChainRejected naming the revert
+    when the chain would refuse it now, else ``call`` carrying the estimate with the relay's margin, so that the
+    relay does not estimate it again (one EVM run of the open per accept before the send, not two)."""
     request = {"from": chain.relayer, "to": str(call.to), "data": "0x" + call.data.hex()}
-    reverted = await revert_of(chain.client.provider, request)
-    if reverted is not None:
-        raise ChainRejected(reverted)
+    try:
+        gas = await estimate_gas(chain.client.provider, request)
+    except TransactionReverted as reverted:
+        raise ChainRejected(str(reverted)) from None
+    if gas is None:  # the estimate failed but the call passes: the relay estimates when it sends
+        return call
+    return replace(call, gas=gas + gas * chain.transactions.settings.gas_margin_percent // 100)
 
 
 async def bar_unsent(chain: ChainRuntime, intent_key: str) -> bool:

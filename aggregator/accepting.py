@@ -158,7 +158,8 @@ class AcceptanceService:
             await check_permit(chain.w3, quote, permit)
         screening = await self._records.run(self._screen, account, quote)
         call = open_loan_call(chain, quote, signature, permit)
-        await simulate_open(chain, call)  # nothing is locked, let alone promised to a lender, that the chain refuses
+        # nothing is locked, let alone promised to a lender, that the chain refuses; the estimate goes with the call
+        call = await simulate_open(chain, call)
         record = await self._records.run(self._lock, account, quote, previous, screening)
         task = asyncio.create_task(self._drive_new(quote, record, call))
         self._driving[quote_id] = task

@@ -70,6 +70,21 @@ async def revert_of(provider: Any, request: dict[str, str]) -> str | None:
     return None
 
 
+async def estimate_gas(provider: Any, request: dict[str, str]) -> int | None:
+    """``eth_estimateGas`` of a raw ``request`` (``from``, ``to``, ``data``) through ``provider``: the gas it takes at
+    the head, which also says it does not revert now — one RPC (one estimate) where a simulation and then the
+    sender's own estimate were two. A failed estimate is not trusted as it stands (anvil's race above, and an
+    estimate fails for reasons other than a revert): the call is simulated as ``revert_of`` does, pinned and re-run,
+    and TransactionReverted names its revert; None when that simulation succeeds (the sender estimates again)."""
+    answer = await provider.make_request("eth_estimateGas", [request])
+    if answer.get("error") is None:
+        return int(str(answer["result"]), 16)
+    reverted = await revert_of(provider, request)
+    if reverted is not None:
+        raise TransactionReverted(reverted)
+    return None
+
+
 async def _raw_call_at_head(provider: Any, request: dict[str, str]) -> None:
     head = (await provider.make_request("eth_blockNumber", []))["result"]
     answer = await provider.make_request("eth_call", [request, head])
