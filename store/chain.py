@@ -13,8 +13,9 @@ loop and the group commit, ``run_batched``), and this module (``SqlChainStore``'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import and_, update
 
@@ -156,71 +157,42 @@ class SqlChainStore(UnitsOfWork):
 
     async def mark_sent(self, tx_hashes: Sequence[tuple[str, str]]) -> None:
         """(intent key, tx hash) pairs whose transaction a node accepted."""
-
-        def work(repo: ChainRepository) -> None:
-            repo.set_attempt_status((h for _, h in tx_hashes), ATTEMPT_SENT)
-            keys = list({key for key, _ in tx_hashes})
-            for start in range(0, len(keys), BATCH_ROWS):
-                repo.session.execute(
-                    update(ChainIntentRow)
-                    .where(ChainIntentRow.key.in_(keys[start : start + BATCH_ROWS]))
-                    .where(ChainIntentRow.status.in_((PENDING, SIGNED)))
-                    .values(status=SENT, updated_at=utc_now())
-                    .execution_options(synchronize_session=False)
-                )
-
         if tx_hashes:
-            await self.run(work)
+            await self.run(lambda repo: _sent(repo, tx_hashes))
 
     async def mark_mined(self, updates: Sequence[MinedUpdate]) -> None:
-        def work(repo: ChainRepository) -> None:
-            repo.update_intents(
-                [
-                    {
-                        "key": item.intent_key,
-                        "status": MINED,
-                        "tx_hash": item.tx_hash,
-                        "block_number": item.block_number,
-                        "block_hash": item.block_hash,
-                        "gas_used": item.gas_used,
-                        "contract_address": item.contract_address,
-                    }
-                    for item in updates
-                ]
-            )
-            repo.set_attempt_status((item.tx_hash for item in updates), ATTEMPT_MINED)
-
         if updates:
-            await self.run(work)
+            await self.run(lambda repo: _mined(repo, updates, {}))
 
     async def mark_unmined(self, keys: Sequence[str]) -> None:
         """A reorg took these intents' blocks away: back to sent, to be found again."""
-
-        def work(repo: ChainRepository) -> None:
-            for key in keys:
-                repo.update_intent(key, status=SENT, block_number=None, block_hash=None)
-
         if keys:
-            await self.run(work)
+            await self.run(lambda repo: _unmined(repo, keys))
 
     async def finish(self, outcomes: Sequence[tuple[str, str, str | None]]) -> None:
         """(key, terminal status, error) triples; the other attempts of a finished intent become replaced."""
+        if outcomes:
+            await self.run(lambda repo: _finished(repo, outcomes, frozenset()))
+
+    async def record_round(
+        self,
+        sent: Sequence[tuple[str, str]],
+        mined: Sequence[MinedUpdate],
+        unmined: Sequence[str],
+        outcomes: Sequence[tuple[str, str, str | None]],
+    ) -> None:
+        """What one round of a watcher saw, in one unit of work: ``mark_sent``, ``mark_mined``, ``mark_unmined`` and
+        ``finish`` in that order (one transaction where they were three). An intent mined and finished in the same
+        round is written once, its block and outcome together."""
 
         def work(repo: ChainRepository) -> None:
-            repo.update_intents([{"key": key, "status": status, "error": error} for key, status, error in outcomes])
-            keys = [key for key, _, _ in outcomes]
-            for start in range(0, len(keys), BATCH_ROWS):
-                repo.session.execute(
-                    update(ChainAttemptRow)
-                    .where(
-                        ChainAttemptRow.intent_key.in_(keys[start : start + BATCH_ROWS]),
-                        ChainAttemptRow.status.in_((ATTEMPT_SIGNED, ATTEMPT_SENT)),
-                    )
-                    .values(status=ATTEMPT_REPLACED)
-                    .execution_options(synchronize_session=False)
-                )
+            ended = {key: (status, error) for key, status, error in outcomes}
+            _sent(repo, sent)
+            _mined(repo, mined, ended)
+            _unmined(repo, unmined)
+            _finished(repo, outcomes, {item.intent_key for item in mined})
 
-        if outcomes:
+        if sent or mined or unmined or outcomes:
             await self.run(work)
 
     async def reject(self, key: str, tx_hash: str | None, error: str) -> None:
@@ -236,3 +208,62 @@ class SqlChainStore(UnitsOfWork):
 
     async def max_nonce(self, chain_id: int, sender: str) -> int | None:
         return await self.run(lambda repo: repo.max_nonce(chain_id, sender))
+
+
+def _sent(repo: ChainRepository, tx_hashes: Sequence[tuple[str, str]]) -> None:
+    repo.set_attempt_status((h for _, h in tx_hashes), ATTEMPT_SENT)
+    keys = list({key for key, _ in tx_hashes})
+    for start in range(0, len(keys), BATCH_ROWS):
+        repo.session.execute(
+            update(ChainIntentRow)
+            .where(ChainIntentRow.key.in_(keys[start : start + BATCH_ROWS]))
+            .where(ChainIntentRow.status.in_((PENDING, SIGNED)))
+            .values(status=SENT, updated_at=utc_now())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _mined(repo: ChainRepository, updates: Sequence[MinedUpdate], ended: Mapping[str, tuple[str, str | None]]) -> None:
+    """The intents' blocks; one that ``ended`` names gets its outcome in the same row update."""
+    rows: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    for item in updates:
+        row: dict[str, Any] = {
+            "key": item.intent_key,
+            "status": MINED,
+            "tx_hash": item.tx_hash,
+            "block_number": item.block_number,
+            "block_hash": item.block_hash,
+            "gas_used": item.gas_used,
+            "contract_address": item.contract_address,
+        }
+        outcome = ended.get(item.intent_key)
+        if outcome is not None:
+            row["status"], row["error"] = outcome
+        rows[outcome is not None].append(row)
+    for group in rows.values():  # one executemany per set of columns
+        repo.update_intents(group)
+    repo.set_attempt_status((item.tx_hash for item in updates), ATTEMPT_MINED)
+
+
+def _unmined(repo: ChainRepository, keys: Sequence[str]) -> None:
+    for key in keys:
+        repo.update_intent(key, status=SENT, block_number=None, block_hash=None)
+
+
+def _finished(repo: ChainRepository, outcomes: Sequence[tuple[str, str, str | None]], written: Set[str]) -> None:
+    """The intents' terminal statuses (but for those in ``written``, whose row update carried it already); the
+    other attempts of a finished intent become replaced."""
+    repo.update_intents(
+        [{"key": key, "status": status, "error": error} for key, status, error in outcomes if key not in written]
+    )
+    keys = [key for key, _, _ in outcomes]
+    for start in range(0, len(keys), BATCH_ROWS):
+        repo.session.execute(
+            update(ChainAttemptRow)
+            .where(
+                ChainAttemptRow.intent_key.in_(keys[start : start + BATCH_ROWS]),
+                ChainAttemptRow.status.in_((ATTEMPT_SIGNED, ATTEMPT_SENT)),
+            )
+            .values(status=ATTEMPT_REPLACED)
+            .execution_options(synchronize_session=False)
+        )

@@ -18,7 +18,7 @@ from chain.settled import SettledOutcomes
 from chain.signers import Signer
 from chain.transactions._broadcasts import Broadcasts
 from chain.transactions._settings import LifecycleSettings, default_owner
-from chain.transactions._tracked import _hex, _Tracked
+from chain.transactions._tracked import _hex, _Round, _Tracked
 from chain.transactions._values import Receipt, Submission
 from chain.types import Wei
 from store.chain import SqlChainStore
@@ -59,6 +59,7 @@ class _Core:
         self._submitting: dict[str, asyncio.Task[Submission]] = {}
         self._sent_queue: list[tuple[str, str]] = []
         self._recheck: set[str] = set()
+        self._round: _Round | None = None  # the watcher's round not yet written (``_Watching._write_round``)
         self._scanned = -1
         self._fees: tuple[float, Fees] | None = None
         self._fee_lock = asyncio.Lock()

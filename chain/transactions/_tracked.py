@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chain.errors import ChainError
 from chain.fees import Fees
 from chain.types import Wei
 from store.chain import AttemptRecord, MinedUpdate
+
+if TYPE_CHECKING:
+    from chain.transactions._values import Receipt
 
 
 @dataclass
@@ -36,6 +40,18 @@ class _Tracked:
     @property
     def fees(self) -> Fees:
         return Fees(Wei(self.current.max_fee_per_gas), Wei(self.current.max_priority_fee_per_gas))
+
+
+@dataclass
+class _Round:
+    """What one round of the watcher learned, written together (``SqlChainStore.record_round``)."""
+
+    mined: list[MinedUpdate] = field(default_factory=list)
+    unmined: list[str] = field(default_factory=list)
+    outcomes: list[tuple[str, str, str | None]] = field(default_factory=list)
+    settled: list[tuple[_Tracked, Receipt | ChainError]] = field(default_factory=list)
+    #: the blocks whose receipts the round read, by number: their hashes (empty for a block with no transaction)
+    scanned: dict[int, str] = field(default_factory=dict)
 
 
 class _TakenOver(ChainError):

@@ -13,8 +13,8 @@ from eth_utils.address import to_checksum_address
 from chain.errors import ChainError, FeeCapExceeded, TransactionDropped, TransactionReverted
 from chain.fees import replacement_fees
 from chain.transactions._owning import _Owning
-from chain.transactions._tracked import _hex, _Tracked
-from chain.transactions._values import Receipt, _receipt
+from chain.transactions._tracked import _hex, _Round, _Tracked
+from chain.transactions._values import _receipt
 from chain.waiting import wait_at_most
 from store.chain import CONFIRMED, DROPPED, REVERTED, MinedUpdate
 
@@ -37,14 +37,24 @@ class _Watching(_Owning):
             self._wake.clear()
 
     async def _tick(self) -> None:
-        await self._flush_sent()
+        """One round. What it learns (sent, mined, unmined, finished) is written in one unit of work before any waiter
+        hears an outcome (``_write_round``); a replacement's broadcast is written at the end."""
         if not self._tracked:
+            await self._flush_sent()
             return
         head = int(await self._rpc("eth_blockNumber"), 16)
         await self._broadcast_unsent()
-        await self._scan(head)
-        await self._recheck_receipts()
-        await self._confirm(head)
+        # a round that failed before its write is carried on by the next (what it learned is not learned again)
+        round_ = self._round = self._round or _Round()
+        round_.scanned.clear()  # blocks read by an earlier, failed round are asked for again
+        try:
+            await self._scan(head, round_)
+            self._recheck_receipts_into(round_, await self._recheck_receipts())
+            await self._confirm(head, round_)
+        except Exception:
+            await self._write_round(round_)  # what was decided before the failure
+            raise
+        await self._write_round(round_)
         await self._replace_stuck()
         await self._flush_sent()
 
@@ -52,6 +62,20 @@ class _Watching(_Owning):
         queue, self._sent_queue = self._sent_queue, []
         if queue:
             await self.store.mark_sent(queue)
+
+    async def _write_round(self, round_: _Round) -> None:
+        """The round's findings in one unit of work, then its outcomes told to their waiters; a round whose write
+        failed is kept for the next (``self._round``), the queued sends put back."""
+        sent, self._sent_queue = self._sent_queue, []
+        try:
+            await self.store.record_round(sent, round_.mined, round_.unmined, round_.outcomes)
+        except BaseException:
+            self._sent_queue[:0] = sent
+            raise
+        self._round = None
+        for tracked, result in round_.settled:
+            self._untrack(tracked)
+            self._settle(tracked.key, result)
 
     async def _broadcast_unsent(self) -> None:
         now = self._clock()
@@ -65,7 +89,7 @@ class _Watching(_Owning):
         # together, in nonce order: one batch request (chain.transactions._broadcasts)
         await asyncio.gather(*(self._send(tracked) for tracked in sorted(due, key=lambda t: t.nonce)))
 
-    async def _scan(self, head: int) -> None:
+    async def _scan(self, head: int, round_: _Round) -> None:
         """Find our transactions in the blocks since the last scan, one receipts call per block."""
         if all(t.mined is not None for t in self._tracked.values()):
             self._scanned = head
@@ -78,7 +102,8 @@ class _Watching(_Owning):
                 if key is not None and key in self._tracked:
                     found.append(self._mined(key, receipt))
             self._scanned = number
-        await self._record_mined(found)
+            round_.scanned[number] = next((str(r["blockHash"]) for r in receipts), "")
+        self._record_mined(found, round_)
 
     def _mined(self, key: str, receipt: dict[str, Any]) -> MinedUpdate:
         contract = receipt.get("contractAddress")
@@ -93,18 +118,18 @@ class _Watching(_Owning):
             logs=tuple(receipt.get("logs") or ()),
         )
 
-    async def _record_mined(self, found: Sequence[MinedUpdate]) -> None:
-        if not found:
-            return
-        await self.store.mark_mined(found)
+    def _record_mined(self, found: Sequence[MinedUpdate], round_: _Round) -> None:
+        """Known in memory now, written with the round (``_write_round``)."""
+        round_.mined.extend(found)
         for update in found:
             tracked = self._tracked[update.intent_key]
             tracked.mined = update
             tracked.unsent = False
             self._recheck.discard(update.intent_key)
 
-    async def _recheck_receipts(self) -> None:
-        """Resumed, reorged and nonce-taken intents: ask for each attempt's receipt directly."""
+    async def _recheck_receipts(self) -> tuple[list[MinedUpdate], list[_Tracked]]:
+        """Resumed, reorged and nonce-taken intents: ask for each attempt's receipt directly. The mined found, and
+        the intents whose nonce another transaction took (none of their attempts has a receipt)."""
         found: list[MinedUpdate] = []
         dropped: list[_Tracked] = []
         for key in list(self._recheck):
@@ -121,47 +146,47 @@ class _Watching(_Owning):
                 if tracked.nonce_used_seen:
                     dropped.append(tracked)
                 continue
-        await self._record_mined(found)
+        return found, dropped
+
+    def _recheck_receipts_into(self, round_: _Round, rechecked: tuple[list[MinedUpdate], list[_Tracked]]) -> None:
+        found, dropped = rechecked
+        self._record_mined(found, round_)
         for tracked in dropped:
             self._recheck.discard(tracked.key)
-            await self.store.finish([(tracked.key, DROPPED, "nonce used by another transaction")])
-            self._untrack(tracked)
-            self._settle(tracked.key, TransactionDropped(f"{tracked.key}: nonce {tracked.nonce} taken", tracked.key))
+            round_.outcomes.append((tracked.key, DROPPED, "nonce used by another transaction"))
+            error = TransactionDropped(f"{tracked.key}: nonce {tracked.nonce} taken", tracked.key)
+            round_.settled.append((tracked, error))
 
-    async def _confirm(self, head: int) -> None:
+    async def _confirm(self, head: int, round_: _Round) -> None:
         depth = max(1, self.settings.confirmations)
         ripe = [t for t in self._tracked.values() if t.mined is not None and head - t.mined.block_number + 1 >= depth]
         if not ripe:
             return
-        canonical: dict[int, str] = {}
-        outcomes: list[tuple[str, str, str | None]] = []
-        settled: list[tuple[_Tracked, Receipt | ChainError]] = []
-        reorged: list[str] = []
+        # a block whose receipts this round read by number is the chain's at that number as of this round: its hash
+        # is not asked for again (at depth 1, every block the round confirms)
+        canonical: dict[int, str] = {number: hash_ for number, hash_ in round_.scanned.items() if hash_}
+        decided = {key for key, _, _ in round_.outcomes}
         for tracked in ripe:
             mined = tracked.mined
             assert mined is not None
+            if tracked.key in decided:  # by this round before a failure: its write is still to come
+                continue
             if mined.block_number not in canonical:
                 block = await self._rpc("eth_getBlockByNumber", _hex(mined.block_number), False)
                 canonical[mined.block_number] = str(block["hash"]) if block else ""
             if canonical[mined.block_number] != mined.block_hash:
                 tracked.mined = None
-                reorged.append(tracked.key)
+                round_.unmined.append(tracked.key)
                 continue
             receipt = _receipt(self.account.chain_id, tracked.nonce, mined)
             if mined.success:
-                outcomes.append((tracked.key, CONFIRMED, None))
-                settled.append((tracked, receipt))
+                round_.outcomes.append((tracked.key, CONFIRMED, None))
+                round_.settled.append((tracked, receipt))
             else:
                 error = await self._revert_error(tracked, mined)
-                outcomes.append((tracked.key, REVERTED, str(error)))
-                settled.append((tracked, error))
-        if reorged:
-            await self.store.mark_unmined(reorged)
-            self._recheck.update(reorged)
-        await self.store.finish(outcomes)
-        for tracked, result in settled:
-            self._untrack(tracked)
-            self._settle(tracked.key, result)
+                round_.outcomes.append((tracked.key, REVERTED, str(error)))
+                round_.settled.append((tracked, error))
+        self._recheck.update(round_.unmined)
 
     async def _revert_error(self, tracked: _Tracked, mined: MinedUpdate) -> TransactionReverted:
         """Replay the call in the block's parent state to learn the custom error (best effort)."""
