@@ -29,9 +29,9 @@ from typing import Any, Protocol, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from chain.errors import IntentNotHeld, NonceError
+from chain.errors import ChainError, IntentNotHeld, NonceError
 from chain.types import Nonce
-from store.chain import SIGNED, AttemptRecord, ChainRepository, SqlChainStore
+from store.chain import SIGNED, AttemptRecord, ChainRepository, IntentRecord, SqlChainStore
 
 #: signs an intent's transaction under the nonce given (in the allocation's worker thread)
 SignUnder = Callable[[Nonce], AttemptRecord]
@@ -47,6 +47,11 @@ class _Waiting:
     owner: str | None
     future: asyncio.Future[tuple[Nonce, AttemptRecord | None]]
     sign: SignUnder | None = None
+    intent: IntentRecord | None = None  # created in the allocation's transaction (``allocate_signed``'s ``create``)
+
+
+class IntentExists(ChainError):
+    """``allocate_signed`` was to create the intent, and one is stored under its key already: nothing was taken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,15 +159,24 @@ class SqlNonceAllocator:
         return (await self._allocate(account, _Waiting(intent_key, owner, future)))[0]
 
     async def allocate_signed(
-        self, account: AccountRef, intent_key: str, owner: str | None, sign: SignUnder
+        self,
+        account: AccountRef,
+        intent_key: str,
+        owner: str | None,
+        sign: SignUnder,
+        create: IntentRecord | None = None,
     ) -> tuple[Nonce, AttemptRecord]:
         """``allocate``, and the intent's transaction signed under the nonce (``sign``, in the worker thread) and
         recorded as its first attempt (the intent ``signed``) in the same database transaction as the binding: one
         unit of work where the allocation's and then ``SqlChainStore.record_signed``'s were two (the allocation's
         fence holds the intent's row, so the write is its owner's). Raises ``IntentNotHeld`` as ``allocate`` does,
-        or what ``sign`` raised; neither consumes a nonce."""
+        or what ``sign`` raised; neither consumes a nonce.
+
+        With ``create``, the intent itself is inserted in that transaction too (``SqlChainStore.create_intent``'s
+        insert-if-absent, a third unit of work folded in): ``IntentExists``, nothing taken, when its key is stored
+        already. The intent, its nonce and its signed attempt are then committed together or not at all."""
         future: asyncio.Future[tuple[Nonce, AttemptRecord | None]] = asyncio.get_running_loop().create_future()
-        nonce, attempt = await self._allocate(account, _Waiting(intent_key, owner, future, sign))
+        nonce, attempt = await self._allocate(account, _Waiting(intent_key, owner, future, sign, create))
         assert attempt is not None
         return nonce, attempt
 
@@ -197,11 +211,14 @@ class SqlNonceAllocator:
         row = repo.lock_nonce_row(account.chain_id, account.address)
         if self._before_bind is not None:
             self._before_bind([waiting.key for waiting in batch])
-        held: set[str] = {w.key for w in batch if w.owner is None}
+        creating = [w.intent for w in batch if w.intent is not None]
+        created = repo.add_intents(creating, self.store.dialect) if creating else set()
+        # an intent created here is its owner's under a fresh lease, write-locked by its insert: not fenced again
+        held: set[str] = {w.key for w in batch if w.owner is None or w.key in created}
         now = datetime.now(UTC)
-        for owner in {w.owner for w in batch if w.owner is not None}:
-            held |= repo.fence([w.key for w in batch if w.owner == owner], owner, now)
-        bound = [w for w in batch if w.key in held]
+        for owner in {w.owner for w in batch if w.owner is not None and w.intent is None}:
+            held |= repo.fence([w.key for w in batch if w.owner == owner and w.intent is None], owner, now)
+        bound = [w for w in batch if w.key in held and (w.intent is None or w.key in created)]
         free = repo.take_gaps(account.chain_id, account.address, len(bound))  # released nonces first, lowest first
         outcomes: dict[int, tuple[Nonce, AttemptRecord | None] | BaseException] = {}
         for waiting in bound:
@@ -240,7 +257,7 @@ class SqlNonceAllocator:
         repo.update_intents(plain)
         repo.update_intents(signed)
         repo.add_attempts(attempts)
-        return [outcomes.get(id(waiting), IntentNotHeld(waiting.key, waiting.owner or "")) for waiting in batch]
+        return [outcomes.get(id(waiting), _refusal(waiting)) for waiting in batch]
 
     async def release(self, account: AccountRef, nonce: Nonce) -> None:
         def work(repo: ChainRepository) -> None:
@@ -261,6 +278,13 @@ class SqlNonceAllocator:
 
         async with self._lock(account):
             await self.store.run(self._forgetting(account, work))
+
+
+def _refusal(waiting: _Waiting) -> ChainError:
+    """Why ``waiting`` got no nonce: the intent it was to create exists, or its owner no longer holds it."""
+    if waiting.intent is not None:
+        return IntentExists(f"intent {waiting.key!r} exists")
+    return IntentNotHeld(waiting.key, waiting.owner or "")
 
 
 # KEYS[1] = next nonce counter, KEYS[2] = sorted set of released nonces; ARGV[1] = how many nonces.

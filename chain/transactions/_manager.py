@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from chain.errors import ChainError, ConfirmationTimeout, IntentConflict
+from chain.nonces import IntentExists, SqlNonceAllocator
 from chain.transactions._tracked import _TakenOver
 from chain.transactions._values import Call, Receipt, Submission, _receipt_or_raise
 from chain.transactions._watching import _Watching
@@ -79,6 +80,10 @@ class TransactionManager(_Watching):
             owner=self.owner,
             lease_expires_at=datetime.now(UTC) + self._lease,
         )
+        if record.gas is not None and isinstance(self.nonces, SqlNonceAllocator):
+            task = asyncio.create_task(self._submit_new(record))  # intent, nonce and signed attempt in one unit of work
+            self._submitting[intent_key] = task
+            return await asyncio.shield(task)
         stored, created = await self.store.create_intent(record)
         if stored.payload_hash != record.payload_hash:
             raise IntentConflict(intent_key)
@@ -89,6 +94,20 @@ class TransactionManager(_Watching):
         task = asyncio.create_task(self._prepare_and_send(stored))
         self._submitting[intent_key] = task
         return await asyncio.shield(task)
+
+    async def _submit_new(self, record: IntentRecord) -> Submission:
+        """``submit`` of an intent whose gas is known, on the SQL allocator: the intent is created in the unit of
+        work that binds its nonce and records its signed attempt (``SqlNonceAllocator.allocate_signed``'s
+        ``create``), one transaction where creating it first was one more. An intent stored under the key already is
+        handled as ``submit`` handles one (a different call under it is an IntentConflict)."""
+        try:
+            return await self._prepare_and_send(record, create=True)  # which leaves ``_submitting`` when it ends
+        except IntentExists:
+            stored = await self.store.get_intent(record.key)
+            assert stored is not None
+            if stored.payload_hash != record.payload_hash:
+                raise IntentConflict(record.key) from None
+            return await self._existing(stored)
 
     async def bar(self, intent_key: str, to: str | None, reason: str) -> bool:
         """Store ``intent_key`` as a dropped intent unless it exists (one insert-if-absent): True when barred —

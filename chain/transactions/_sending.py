@@ -21,7 +21,7 @@ from chain.errors import (
     TransactionRejected,
 )
 from chain.fees import Fees
-from chain.nonces import SqlNonceAllocator
+from chain.nonces import IntentExists, SqlNonceAllocator
 from chain.transactions._core import _Core
 from chain.transactions._tracked import _KNOWN, _NONCE_USED, _UNDERPRICED, _Broadcast, _hex, _TakenOver, _Tracked
 from chain.transactions._values import Submission
@@ -37,13 +37,13 @@ _checksummed = lru_cache(maxsize=4096)(to_checksum_address)
 class _Sending(_Core):
     """Prepare, sign, persist and broadcast one intent's transaction."""
 
-    async def _prepare_and_send(self, intent: IntentRecord) -> Submission:
+    async def _prepare_and_send(self, intent: IntentRecord, *, create: bool = False) -> Submission:
         try:
-            return await self._prepare_and_send_inner(intent)
+            return await self._prepare_and_send_inner(intent, create)
         finally:
             self._submitting.pop(intent.key, None)
 
-    async def _prepare_and_send_inner(self, intent: IntentRecord) -> Submission:
+    async def _prepare_and_send_inner(self, intent: IntentRecord, create: bool) -> Submission:
         key = intent.key
         to = intent.to_address
         data = bytes(HexBytes(intent.data))
@@ -51,13 +51,18 @@ class _Sending(_Core):
             gas = intent.gas if intent.gas is not None else await self._estimate_gas(to, data, intent.value)
             fees = await self._market_fees()
         except (GasEstimationFailed, FeeCapExceeded) as err:
+            if create:  # the intent is stored failed, as when it was created first
+                _, created = await self.store.create_intent(intent)
+                if not created:
+                    raise IntentExists(f"intent {key!r} exists") from err
             await self.store.reject(key, None, str(err))
             self._settle(key, err)
             raise
         fresh = intent.nonce is None  # allocated here: no earlier attempt of ours can hold this nonce
         try:
             if fresh and isinstance(self.nonces, SqlNonceAllocator):
-                tracked = await self._allocate_signed(key, to, data, intent.value, gas, fees)
+                new_intent = intent if create else None
+                tracked = await self._allocate_signed(key, to, data, intent.value, gas, fees, new_intent)
             else:
                 nonce = Nonce(intent.nonce) if intent.nonce is not None else await self._allocate(key)
                 tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees, fresh=fresh)
@@ -92,14 +97,14 @@ class _Sending(_Core):
             raise _TakenOver(key) from err
 
     async def _allocate_signed(
-        self, key: str, to: str | None, data: bytes, value: int, gas: int, fees: Fees
+        self, key: str, to: str | None, data: bytes, value: int, gas: int, fees: Fees, create: IntentRecord | None
     ) -> _Tracked:
         """A new nonce, the transaction signed under it and recorded as the intent's first attempt, in one unit of
         work of the SQL allocator (its binding, fenced by the owner, and the attempt's write together)."""
         assert isinstance(self.nonces, SqlNonceAllocator)
         try:
             nonce, attempt = await self.nonces.allocate_signed(
-                self.account, key, self.owner, lambda nonce: self._sign(to, data, value, nonce, gas, fees)
+                self.account, key, self.owner, lambda nonce: self._sign(to, data, value, nonce, gas, fees), create
             )
         except IntentNotHeld as err:  # stalled past the lease, claimed by another: no nonce was consumed
             raise _TakenOver(key) from err

@@ -1,8 +1,9 @@
 """What one submit costs the database up to its broadcast (the relay's submit an accept waits on): the statements and
 transactions the submit's own tasks and threads send, counted on a real PostgreSQL with a real anvil. The nonce's
-binding and the signed attempt's write are one unit of work (``SqlNonceAllocator.allocate_signed``), so a new intent
-costs two transactions: its insert, then nonce + signed attempt. And they run on the chain store's own threads: a
-default executor kept busy by the rest of the process does not hold them up."""
+binding and the signed attempt's write are one unit of work (``SqlNonceAllocator.allocate_signed``), and a call whose
+gas is known (an accept's carries its estimate) is inserted as an intent in that same unit of work: one transaction
+to its broadcast; a call the relay must estimate costs two (its insert first). And they run on the chain store's own
+threads: a default executor kept busy by the rest of the process does not hold them up."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from contextvars import ContextVar
 from typing import Any
 
 import pytest
+from eth_utils.address import to_checksum_address
 from sqlalchemy import Engine, event
 
 from chain.client import ChainClient
 from chain.devnet import Devnet
+from chain.errors import IntentConflict
 from chain.transactions import Call, Receipt
+from chain.types import Wei
 from store.chain import CONFIRMED, SIGNED, SqlChainStore
 from tests.integration.chain.support import manager
 
@@ -55,7 +59,7 @@ def counted(pg_store: SqlChainStore) -> Iterator[_Counted]:
     event.remove(engine, "commit", counted.commit)
 
 
-async def test_a_submit_costs_two_transactions_to_its_broadcast(
+async def test_a_submit_costs_one_transaction_to_its_broadcast(
     client: ChainClient, pg_store: SqlChainStore, counted: _Counted
 ) -> None:
     async with manager(client, pg_store) as txs:
@@ -69,19 +73,29 @@ async def test_a_submit_costs_two_transactions_to_its_broadcast(
                     assert submitted.status in ("sent", SIGNED)
                 alone = (len(counted.statements), counted.commits)
                 await asyncio.gather(*(txs.submit(f"together:{i}", Call.transfer(DEAD, 1)) for i in range(20)))
+                together = len(counted.statements) - alone[0], counted.commits - alone[1]
+                # no gas: the relay estimates it, and the intent is inserted first
+                estimated = await txs.submit("estimated", Call(to=to_checksum_address(DEAD), value=Wei(1)))
+                assert estimated.status in ("sent", SIGNED)
+                commits_estimated = counted.commits - alone[1] - together[1]
             finally:
                 SUBMITTING.reset(token)
+            first = await txs.submit("alone:0", Call.transfer(DEAD, 1))  # stored already: nothing new taken
+            with pytest.raises(IntentConflict):
+                await txs.submit("alone:0", Call.transfer(DEAD, 2))
         finally:
             await client.rpc("evm_setAutomine", True)
         receipts = await asyncio.gather(*(txs.wait(f"alone:{i}", within=30) for i in range(5)))
+        await txs.wait("estimated", within=30)
     statements, commits = alone
-    assert commits == 2 * 5, counted.statements  # the intent's insert; the nonce with the signed attempt
-    # INSERT intent; SELECT counter FOR UPDATE, UPDATE fence, SELECT gaps, UPDATE intent, INSERT attempt, UPDATE
-    # counter (the ORM's flush at commit)
-    assert statements <= 7 * 5, counted.statements[:20]
-    together = len(counted.statements) - statements, counted.commits - commits
-    assert together[1] < 2 * 20  # grouped: fewer units of work than submits ...
-    assert together[0] < 7 * 20  # ... and fewer statements
+    assert commits == 5, counted.statements  # the intent, its nonce and its signed attempt together
+    # INSERT intent, SELECT counter FOR UPDATE, SELECT gaps, UPDATE intent, INSERT attempt, UPDATE counter (the ORM's
+    # flush at commit)
+    assert statements <= 6 * 5, counted.statements[:20]
+    assert together[1] < 20  # grouped: fewer units of work than submits ...
+    assert together[0] < 6 * 20  # ... and fewer statements
+    assert commits_estimated == 2  # the intent's insert; the nonce with the signed attempt
+    assert first.tx_hash == receipts[0].tx_hash
     assert sorted(receipt.nonce for receipt in receipts) == [1, 2, 3, 4, 5]
 
 
