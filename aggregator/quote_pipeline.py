@@ -147,8 +147,9 @@ class QuotePipeline:
         drafts: list[Draft] = []
         offer_records: list[DecisionRecord] = []
         risk: dict[str, Any] | None = None
-        # the screening's decision records (the name sealed: a key-store read) are made while the lenders answer
-        sealing: asyncio.Future[list[DecisionRecord]] | None = None
+        # the screening's decision records (the name sealed: a key-store read) are made, and the offer nonces of the
+        # request's chains reserved where that is a transaction of its own (PostgreSQL), while the lenders answer
+        sealing: asyncio.Future[tuple[list[DecisionRecord], dict[OfferNonceKey, int]]] | None = None
         if decision.approved and decision.grade is not None:
             query = QuoteRequest(
                 request_id=request_id,
@@ -168,10 +169,10 @@ class QuotePipeline:
             )
             eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in screened.allowed]
             # Each answer's offers are disclosed as it comes, while the slower providers are still asked, and the
-            # work that needs only the risk decision and the screening (its records, in a worker thread) is done at
-            # the first answer with offers (by then every request has left): after the last answer only its own
-            # offers are left to disclose. The MLA status is asked alongside the fan-out (no serial round trip);
-            # answers that come before it wait for it.
+            # work that needs only the risk decision and the screening (its records and the nonces, in a worker
+            # thread) is done at the first answer with offers (by then every request has left): after the last answer
+            # only its own offers are left to disclose. The MLA status is asked alongside the fan-out (no serial round
+            # trip); answers that come before it wait for it.
             disclosing: EarlyDisclosure[Draft] = EarlyDisclosure(
                 lambda outcome, found, covered: disclose(
                     self._compliance, self._chains, borrower, valid, [outcome], found, covered, now
@@ -182,7 +183,8 @@ class QuotePipeline:
                 nonlocal risk, sealing
                 if risk is None and outcome.offers:
                     risk = risk_summary(decision)
-                    sealing = asyncio.ensure_future(asyncio.to_thread(self._screening_records, screened))
+                    ahead = [self._nonce_key(self._chains[name]) for name in valid.chains]
+                    sealing = asyncio.ensure_future(asyncio.to_thread(self._during_the_wait, screened, ahead))
                 disclosing.answered(outcome)
 
             try:
@@ -216,7 +218,7 @@ class QuotePipeline:
         )
         # Signing and the write are blocking work: one worker-thread hop for all of it (with the screening's records
         # when they were not made during the fan-out), so the event loop keeps serving the other requests.
-        screening = await sealing if sealing is not None else screened
+        screening, reserved = await sealing if sealing is not None else (screened, {})
         quoted = await asyncio.to_thread(
             self._disclose_sign_and_store,
             borrower,
@@ -227,6 +229,7 @@ class QuotePipeline:
             drafts,
             screening,
             offer_records,
+            reserved,
         )
         for outcome in quoted.outcomes:
             FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
@@ -276,6 +279,17 @@ class QuotePipeline:
             record.record_hash()  # kept by the record for its row and its audit entry
         return records
 
+    def _during_the_wait(
+        self, screened: ScreenedRequest, nonce_keys: list[OfferNonceKey]
+    ) -> tuple[list[DecisionRecord], dict[OfferNonceKey, int]]:
+        """While the lenders answer (blocking): the screening's records, and the offer nonces of the request's chains
+        where the store reserves them ahead of the write (``QuotingStore.reserve_ahead``)."""
+        return self._screening_records(screened), self._store.reserve_ahead(nonce_keys)
+
+    def _nonce_key(self, chain: ChainRuntime) -> OfferNonceKey:
+        """The offer nonce of a chain's quotes: the quote signer's on the chain's CreditAggregator."""
+        return OfferNonceKey(chain.chain_id, chain.record.address("CreditAggregator"), self._quote_signer.address)
+
     def _disclose_sign_and_store(
         self,
         borrower: BorrowerFile,
@@ -286,13 +300,14 @@ class QuotePipeline:
         drafts: list[Draft],
         screening: ScreenedRequest | list[DecisionRecord],
         offer_records: list[DecisionRecord],
+        reserved: dict[OfferNonceKey, int],
     ) -> QuotedRequest:
         """Rank the disclosed offers (``drafts``: disclosed as their providers answered, see ``request_credit``),
-        reserve the offer nonces, sign, then in ONE unit of work write the request, its outcomes and quotes, the
-        risk decision and the decision records: the screening's first (made here when the fan-out did not make
-        them: ``screening`` is then the screened request), the offers' after them. What needs no nonce is done
-        before the write takes its turn (``QuotingStore.writing``, which also says when the nonces are committed),
-        so the turn is short."""
+        reserve the offer nonces not ``reserved`` while they answered, sign, then in ONE unit of work write the
+        request, its outcomes and quotes, the risk decision and the decision records: the screening's first (made
+        here when the fan-out did not make them: ``screening`` is then the screened request), the offers' after
+        them. What needs no nonce is done before the write takes its turn (``QuotingStore.writing``, which also says
+        when the nonces are committed), so the turn is short."""
         now = request.created_at
         made = self._screening_records(screening) if isinstance(screening, ScreenedRequest) else screening
         records = made + offer_records
@@ -303,14 +318,10 @@ class QuotePipeline:
         stored = StoredDecision(
             id=str(uuid.uuid4()), borrower_id=borrower.id, request_id=request.id, decision=decision, decided_at=now
         )
-        keys = {  # the offer nonce of each chain with quotes is the quote signer's on its CreditAggregator
-            draft.chain.name: OfferNonceKey(
-                draft.chain.chain_id, draft.chain.record.address("CreditAggregator"), self._quote_signer.address
-            )
-            for draft in ranked
-        }
-        with self._store.writing(keys.values()) as (uow, reserved):
-            nonces = {name: reserved[key] for name, key in keys.items()}
+        keys = {draft.chain.name: self._nonce_key(draft.chain) for draft in ranked}  # each chain with quotes
+        # the nonces reserved while the lenders answered (``reserved``), the others in the write
+        with self._store.writing([key for key in keys.values() if key not in reserved]) as (uow, in_write):
+            nonces = {name: reserved[key] if key in reserved else in_write[key] for name, key in keys.items()}
             quotes = self._signing.sign(borrower, valid, decision, ranked, nonces, request.id, now) if ranked else []
             quoted = QuotedRequest(request, written, quotes)
             uow.quoting.add_quoted(quoted, stored, records)

@@ -146,6 +146,14 @@ class QuotingStore(Protocol):
         many (PostgreSQL), they are reserved and committed before the write opens (see the module's notes)."""
         ...
 
+    def reserve_ahead(self, nonce_keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+        """The next offer nonce of each of ``nonce_keys`` reserved now, ahead of the write, where a reservation is a
+        transaction of its own anyway (PostgreSQL): a credit request reserves its chains' nonces while its providers
+        answer, and its write reserves only the keys this did not (a nonce reserved and not used is skipped, which
+        the contract's nonce bitmap allows). Where the nonces are reserved inside the write (SQLite, the fake),
+        nothing: an empty dict."""
+        ...
+
 
 # ---------------------------------------------------------------------------------------------- in-memory fake
 
@@ -230,3 +238,6 @@ class InMemoryQuotingStore:
     ) -> Iterator[tuple[InMemoryQuotingUnitOfWork, dict[OfferNonceKey, int]]]:
         with self.unit_of_work() as uow:
             yield uow, uow.quoting.reserve_offer_nonces(nonce_keys)
+
+    def reserve_ahead(self, nonce_keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+        return {}  # reserved inside the write

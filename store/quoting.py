@@ -149,6 +149,11 @@ class SqlQuotingStore:
         with self._turns, self.unit_of_work() as uow:
             yield uow, uow.quoting.reserve_offer_nonces(nonce_keys)
 
+    def reserve_ahead(self, nonce_keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+        """On PostgreSQL the nonces reserved now, in a transaction of their own (``reserve_offer_nonces``); on
+        SQLite nothing: there they are reserved inside the write's turn, one transaction and one commit."""
+        return {} if self._turns is not None else self.reserve_offer_nonces(nonce_keys)
+
     def reserve_offer_nonces(self, keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
         """The next offer nonce of each key, reserved and committed in a transaction of its own (none without
         keys): its counter rows are locked from the UPDATE to the COMMIT only."""

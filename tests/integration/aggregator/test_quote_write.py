@@ -281,3 +281,29 @@ def test_a_credit_request_leaves_the_counter_rows_unlocked_while_it_signs_and_wr
     expected = sorted(nonce + 1 for nonce in nonces.values())
     assert seen == [expected, expected]
     assert _probe(postgres_database) == expected
+
+
+def test_on_postgresql_the_request_s_nonces_are_reserved_while_the_lenders_answer_and_on_sqlite_in_the_write(
+    postgres_database: Database, compliance: ComplianceService, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On PostgreSQL the offer nonces of the request's chains are reserved ahead of the write (at the first answer
+    with offers, in their own transaction), so the write reserves none; on SQLite nothing is reserved ahead."""
+    asked: list[list[OfferNonceKey]] = []
+    store = SqlQuotingStore(postgres_database)
+    writing = store.writing
+
+    def recorded(nonce_keys: Iterable[OfferNonceKey] = ()) -> Any:
+        asked.append(list(nonce_keys))
+        return writing(nonce_keys)
+
+    monkeypatch.setattr(store, "writing", recorded)
+    quoted = asyncio.run(quoting_service(store, compliance).request_credit(borrower_file(), SPEC))
+    nonces = {quote.chain_id: int(quote.offer["nonce"]) for quote in quoted.quotes}
+    assert len(nonces) > 1
+    assert asked == [[]]  # every chain with quotes was reserved ahead
+    assert _probe(postgres_database) == sorted(nonce + 1 for nonce in nonces.values())
+    sqlite = Database(f"sqlite:///{tmp_path / 'ahead.db'}")
+    try:
+        assert SqlQuotingStore(sqlite).reserve_ahead([KEY]) == {}
+    finally:
+        sqlite.dispose()
