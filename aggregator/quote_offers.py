@@ -54,6 +54,17 @@ class ValidRequest:
         return usd / self.asset.usd_price
 
 
+@dataclass(frozen=True, slots=True)
+class SignedOffer:
+    """A draft's offer as signed with ``nonce`` (``QuoteSigning.sign_offer``)."""
+
+    nonce: int
+    expiry: int
+    offer: Offer
+    digest: bytes
+    signature: bytes
+
+
 @dataclass
 class Draft:
     """An offer disclosed and kept: what its quote is signed and stored from."""
@@ -64,6 +75,8 @@ class Draft:
     # what the quote stores beside the signed offer, built before the write takes its turn (no nonce in them)
     lender_terms: dict[str, Any]
     disclosure_json: dict[str, Any]
+    #: the offer signed while the other providers answered, when its chain's nonce was already reserved
+    signed: SignedOffer | None = None
 
 
 def disclose(
@@ -165,6 +178,35 @@ class QuoteSigning:
             for position, (draft, expiry) in enumerate(zip(ranked, expiries, strict=True), start=1)
         ]
 
+    def sign_offer(
+        self, borrower: BorrowerFile, valid: ValidRequest, draft: Draft, nonce: int, now: datetime
+    ) -> SignedOffer:
+        """``draft``'s offer signed with its chain's ``nonce``, expiring as ``sign`` has it expire: what ``sign``
+        does for each quote, done ahead when the nonce is known before the last answer (``Draft.signed``)."""
+        offer, chain = draft.offer, draft.chain
+        expiry = self._expiry(offer, now)
+        signed_offer = Offer(
+            providerId=keccak(text=offer.provider_id),
+            pool=offer.pool_address if offer.kind is ProviderKind.POOL and offer.pool_address else ZERO_ADDRESS,  # type: ignore[arg-type]
+            borrower=borrower.wallet,
+            asset=valid.asset.addresses[chain.name],
+            principal=offer.principal,
+            rateBps=offer.rate_bps,
+            term=offer.term_days * SECONDS_PER_DAY,
+            originationFee=offer.origination_fee,
+            collateralAsset=valid.collateral.addresses[chain.name],
+            collateralAmount=valid.collateral_amount,
+            chainId=chain.chain_id,
+            termsHash=draft.disclosure.terms_hash(),
+            expiry=expiry,
+            nonce=nonce,
+        )
+        # the offer is encoded once for its digest and its signature
+        digest, signature = self._quote_signer.sign_typed_data_with_digest(
+            offer_typed_data(chain.aggregator_domain, signed_offer)
+        )
+        return SignedOffer(nonce, expiry, signed_offer, digest, signature)
+
     def _expiry(self, offer: ProviderOffer, now: datetime) -> int:
         """When the quote of ``offer`` expires: the lender's expiry, at most the quote TTL, in whole seconds."""
         return int(min(offer.expires_at, now + self._quote_ttl).replace(microsecond=0).timestamp())
@@ -204,26 +246,9 @@ class QuoteSigning:
         now: datetime,
     ) -> QuoteRecord:
         offer, chain = draft.offer, draft.chain
-        signed_offer = Offer(
-            providerId=keccak(text=offer.provider_id),
-            pool=offer.pool_address if offer.kind is ProviderKind.POOL and offer.pool_address else ZERO_ADDRESS,  # type: ignore[arg-type]
-            borrower=borrower.wallet,
-            asset=valid.asset.addresses[chain.name],
-            principal=offer.principal,
-            rateBps=offer.rate_bps,
-            term=offer.term_days * SECONDS_PER_DAY,
-            originationFee=offer.origination_fee,
-            collateralAsset=valid.collateral.addresses[chain.name],
-            collateralAmount=valid.collateral_amount,
-            chainId=chain.chain_id,
-            termsHash=draft.disclosure.terms_hash(),
-            expiry=expiry,
-            nonce=nonce,
-        )
-        # the offer is encoded once for its digest and its signature
-        offer_digest, offer_signature = self._quote_signer.sign_typed_data_with_digest(
-            offer_typed_data(chain.aggregator_domain, signed_offer)
-        )
+        signed = draft.signed
+        if signed is None or signed.nonce != nonce or signed.expiry != expiry:
+            signed = self.sign_offer(borrower, valid, draft, nonce, now)
         return QuoteRecord(
             id=str(uuid.uuid4()),
             request_id=request_id,
@@ -234,9 +259,9 @@ class QuoteSigning:
             chain_id=chain.chain_id,
             contract=chain.record.address("CreditAggregator"),
             rank=position,
-            offer=_jsonable(signed_offer.as_message()) | draft.lender_terms,
-            offer_digest="0x" + offer_digest.hex(),
-            offer_signature="0x" + offer_signature.hex(),
+            offer=_jsonable(signed.offer.as_message()) | draft.lender_terms,
+            offer_digest="0x" + signed.digest.hex(),
+            offer_signature="0x" + signed.signature.hex(),
             attestation=attestation[0],
             attestation_signature=attestation[1],
             disclosure=draft.disclosure_json,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, NoReturn
 
 from aggregator.assets import AssetRegistry, parse_amount
@@ -173,18 +174,35 @@ class QuotePipeline:
             # thread) is done at the first answer with offers (by then every request has left): after the last answer
             # only its own offers are left to disclose. The MLA status is asked alongside the fan-out (no serial round
             # trip); answers that come before it wait for it.
-            disclosing: EarlyDisclosure[Draft] = EarlyDisclosure(
-                lambda outcome, found, covered: disclose(
-                    self._compliance, self._chains, borrower, valid, [outcome], found, covered, now
-                )
-            )
+            # Once the nonces are reserved ahead (PostgreSQL), each later answer's offers are signed as they are
+            # disclosed, too: after the last answer only its own offers and the attestations are left to sign.
+            nonces: dict[str, int] = {}  # by chain name, once reserved ahead
+
+            def disclose_and_sign(outcome: ProviderOutcome, found: list[DecisionRecord], covered: bool) -> list[Draft]:
+                drafts = disclose(self._compliance, self._chains, borrower, valid, [outcome], found, covered, now)
+                for draft in drafts:
+                    if (nonce := nonces.get(draft.chain.name)) is not None:
+                        draft.signed = self._signing.sign_offer(borrower, valid, draft, nonce, now)
+                return drafts
+
+            disclosing: EarlyDisclosure[Draft] = EarlyDisclosure(disclose_and_sign)
+
+            def reserved(
+                keys: dict[str, OfferNonceKey], done: asyncio.Future[tuple[Any, dict[OfferNonceKey, int]]]
+            ) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    ahead = done.result()[1]
+                    nonces.update((name, ahead[key]) for name, key in keys.items() if key in ahead)
 
             def answered(outcome: ProviderOutcome) -> None:
                 nonlocal risk, sealing
                 if risk is None and outcome.offers:
                     risk = risk_summary(decision)
-                    ahead = [self._nonce_key(self._chains[name]) for name in valid.chains]
-                    sealing = asyncio.ensure_future(asyncio.to_thread(self._during_the_wait, screened, ahead))
+                    keys = {name: self._nonce_key(self._chains[name]) for name in valid.chains}
+                    sealing = asyncio.ensure_future(
+                        asyncio.to_thread(self._during_the_wait, screened, [*keys.values()])
+                    )
+                    sealing.add_done_callback(partial(reserved, keys))
                 disclosing.answered(outcome)
 
             try:
@@ -218,7 +236,7 @@ class QuotePipeline:
         )
         # Signing and the write are blocking work: one worker-thread hop for all of it (with the screening's records
         # when they were not made during the fan-out), so the event loop keeps serving the other requests.
-        screening, reserved = await sealing if sealing is not None else (screened, {})
+        screening, ahead = await sealing if sealing is not None else (screened, {})
         quoted = await asyncio.to_thread(
             self._disclose_sign_and_store,
             borrower,
@@ -229,7 +247,7 @@ class QuotePipeline:
             drafts,
             screening,
             offer_records,
-            reserved,
+            ahead,
         )
         for outcome in quoted.outcomes:
             FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()

@@ -5,20 +5,26 @@ providers are in-process fakes and the chains are only their EIP-712 domains."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import pytest
 from eth_utils.address import to_checksum_address
 
 from aggregator.errors import ComplianceDenied
 from aggregator.offers import attestation_from_row, offer_from_row
-from aggregator.quote_store import InMemoryQuotingRepository, InMemoryQuotingStore, QuotedRequest
+from aggregator.quote_offers import QuoteSigning
+from aggregator.quote_store import InMemoryQuotingRepository, InMemoryQuotingStore, OfferNonceKey, QuotedRequest
 from aggregator.quoting import CreditRequestSpec
 from compliance import ComplianceService
 from compliance.decisions import DecisionKind, Outcome
 from compliance.kyc import IdentityProfile
 from contracts.typed_data import Domain, digest, offer_typed_data, recover, risk_attestation_typed_data
+from providers.models import ProviderKind, QuoteRequest
 from tests.support.quoting import (
     CHAINS,
     ORACLES,
@@ -26,6 +32,7 @@ from tests.support.quoting import (
     RISK_SIGNER,
     SPEC,
     WALLET,
+    FixedRateLender,
     borrower_file,
     quoting_service,
     shipped_compliance,
@@ -152,3 +159,50 @@ async def test_a_quote_and_its_request_are_found_as_written(compliance: Complian
     assert service.find_quote(best.id) == (best, quoted.request)
     assert service.find_quote("no-such-quote") is None
     assert service.find_request("no-such-request") is None
+
+
+class _ReservingAhead(InMemoryQuotingStore):
+    """The in-memory store reserving the nonces ahead of the write, as the PostgreSQL store does."""
+
+    def reserve_ahead(self, nonce_keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+        with self.unit_of_work() as uow:
+            reserved = uow.quoting.reserve_offer_nonces(nonce_keys)
+            uow.commit()
+        return reserved
+
+
+async def test_offers_answered_after_the_nonces_are_reserved_are_signed_as_they_come_and_once(
+    compliance: ComplianceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pools answer at once (their offers signed in the write); the banks after the nonces were reserved ahead:
+    theirs are signed on the event loop as they are disclosed. Every quote is signed once, over what the contract
+    checks, with its chain's one nonce."""
+    answer = FixedRateLender.quote
+
+    async def later_for_banks(self: FixedRateLender, request: QuoteRequest) -> Any:
+        if self.kind == ProviderKind.TRADITIONAL.value:
+            await asyncio.sleep(0.3)
+        return await answer(self, request)
+
+    signed_on: list[bool] = []
+    sign_offer = QuoteSigning.sign_offer
+
+    def recorded(self: QuoteSigning, *args: Any) -> Any:
+        signed_on.append(threading.current_thread() is threading.main_thread())
+        return sign_offer(self, *args)
+
+    monkeypatch.setattr(FixedRateLender, "quote", later_for_banks)
+    monkeypatch.setattr(QuoteSigning, "sign_offer", recorded)
+    quoted = await quoting_service(_ReservingAhead(), compliance).request_credit(borrower_file(), SPEC)
+
+    banks = [q for q in quoted.quotes if q.kind == ProviderKind.TRADITIONAL.value]
+    assert banks
+    assert len(signed_on) == len(quoted.quotes)  # once each
+    assert signed_on.count(True) == len(banks)  # the banks' on the event loop, as they came
+    for quote in quoted.quotes:
+        offer = offer_from_row(quote)
+        assert offer.nonce == attestation_from_row(quote).nonce
+        document = offer_typed_data(Domain(quote.chain_id, to_checksum_address(quote.contract)), offer)
+        assert quote.offer_digest == "0x" + digest(document).hex()
+        assert recover(document, bytes.fromhex(quote.offer_signature[2:])) == QUOTE_SIGNER.address
+    assert len({q.offer["nonce"] for q in quoted.quotes if q.chain_name == CHAINS[0]}) == 1
