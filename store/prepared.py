@@ -12,17 +12,23 @@ go to the driver in one ``Connection.exec_driver_sql`` (executemany for several)
 and transaction, its events fired as for any statement.
 
 Rows whose column set differs from the first row's, and tables with Python-side column defaults a row leaves out
-(SQLAlchemy would compute them per row), go through ``Connection.execute`` as before."""
+(SQLAlchemy would compute them per row), go through ``Connection.execute`` as before.
+
+:func:`one_round_trip` sends such INSERTs to PostgreSQL in one psycopg pipeline: the server gets every statement at
+once and the writer waits for their results once, at the block's end, not once per statement."""
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +99,28 @@ class PreparedInsert:
 
 
 _UNPLANNED: Any = object()
+
+
+@contextmanager
+def one_round_trip(connection: Connection) -> Iterator[None]:
+    """The statements run in the block on ``connection`` sent in ONE round trip where the driver can (psycopg's
+    pipeline mode, PostgreSQL): each ``execute`` queues its statement and the results are read at the block's end.
+    Statements whose results are read back must not run in it (nothing is read until the end). An error the server
+    reports at the end is raised as SQLAlchemy raises a statement's (``DBAPIError.instance``: ``IntegrityError``,
+    ``OperationalError`` …; a lost connection invalidated), the transaction then aborted as after any failed
+    statement. Elsewhere (SQLite) the statements run one by one as before."""
+    pooled = connection.connection
+    driver = pooled.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        yield
+        return
+    try:
+        with driver.pipeline():
+            yield
+    except psycopg.Error as err:
+        lost = connection.dialect.is_disconnect(cast(Any, err), pooled, None)
+        if lost:  # as SQLAlchemy does for a statement's error: the connection is not handed out again
+            connection.invalidate(err)
+        raise DBAPIError.instance(
+            None, None, err, psycopg.Error, connection_invalidated=lost, dialect=connection.dialect
+        ) from err

@@ -24,7 +24,7 @@ from store.aggregator import (
 )
 from store.compliance import AuditEntryRow, ComplianceDecisionRow, audit_columns, decision_rows
 from store.db import Database
-from store.prepared import PreparedInsert
+from store.prepared import PreparedInsert, one_round_trip
 from store.records import columns, from_row
 from store.risk import RiskDecisionRow, risk_rows
 from store.sanctions_reviews import record_screening
@@ -59,17 +59,18 @@ class SqlQuotingRepository:
         decisions, audits = decision_rows(records, request_id)
         self.session.flush()  # nothing is pending on this path; were anything, it would go first
         connection = self.session.connection()
-        _INSERT_REQUEST.execute(connection, [columns(quoted.request)])
-        if quoted.outcomes:
-            _INSERT_OUTCOMES.execute(
-                connection, [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]
-            )
-        if quoted.quotes:
-            _INSERT_QUOTES.execute(connection, [columns(quote) for quote in quoted.quotes])
-        _INSERT_RISK_DECISION.execute(connection, [risk])
-        if decisions:
-            _INSERT_DECISIONS.execute(connection, decisions)
-        _INSERT_AUDIT_ENTRIES.execute(connection, [audit_columns(*audit) for audit in (risk_audit, *audits)])
+        with one_round_trip(connection):
+            _INSERT_REQUEST.execute(connection, [columns(quoted.request)])
+            if quoted.outcomes:
+                _INSERT_OUTCOMES.execute(
+                    connection, [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]
+                )
+            if quoted.quotes:
+                _INSERT_QUOTES.execute(connection, [columns(quote) for quote in quoted.quotes])
+            _INSERT_RISK_DECISION.execute(connection, [risk])
+            if decisions:
+                _INSERT_DECISIONS.execute(connection, decisions)
+            _INSERT_AUDIT_ENTRIES.execute(connection, [audit_columns(*audit) for audit in (risk_audit, *audits)])
 
     def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
         row = self.session.get(CreditRequestRow, request_id)

@@ -13,10 +13,24 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
+import psycopg
 import pytest
 from psycopg.errors import LockNotAvailable
-from sqlalchemy import Boolean, Column, Engine, Integer, MetaData, String, Table, create_engine, insert, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from aggregator.quote_store import FIRST_OFFER_NONCE, InMemoryQuotingStore, OfferNonceKey, QuotedRequest
@@ -307,3 +321,37 @@ def test_on_postgresql_the_request_s_nonces_are_reserved_while_the_lenders_answe
         assert SqlQuotingStore(sqlite).reserve_ahead([KEY]) == {}
     finally:
         sqlite.dispose()
+
+
+def test_on_postgresql_the_write_s_inserts_go_in_one_pipeline_and_a_failure_is_sqlalchemy_s_with_nothing_kept(
+    postgres_database: Database, written: tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]
+) -> None:
+    """The request's six INSERTs are sent in one psycopg pipeline (one round trip); an error the server reports at
+    its end (here the same request written twice) is SQLAlchemy's IntegrityError and the transaction keeps nothing."""
+    database = postgres_database
+    pipelined: list[bool] = []
+
+    def record(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT"):
+            status = connection.connection.driver_connection.info.pipeline_status
+            pipelined.append(status == psycopg.pq.PipelineStatus.ON)
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    with database.unit_of_work() as uow:
+        SqlQuotingRepository(uow.session).add_quoted(*written)
+        uow.commit()
+    assert len(pipelined) == 6
+    assert all(pipelined)
+
+    def again() -> None:
+        with database.unit_of_work() as uow:
+            SqlQuotingRepository(uow.session).add_quoted(*written)  # the same request's rows again
+            uow.commit()
+
+    with pytest.raises(IntegrityError):
+        again()
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM credit_requests")).scalar_one() == 1
+        assert connection.execute(text("SELECT count(*) FROM quotes")).scalar_one() == len(written[0].quotes)
+    with database.unit_of_work() as uow:  # the pool's connection still serves
+        assert uow.session.execute(text("SELECT 1")).scalar_one() == 1
