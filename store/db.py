@@ -5,14 +5,17 @@ SQLite under ``./.creditmesh/`` is the local default and serves one process; Pos
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -43,7 +46,39 @@ def make_engine(
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", sqlite_pragmas or _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+    _ping_when_idle(engine)
+    return engine
+
+
+#: seconds a pooled PostgreSQL connection may have been idle and still be used without a ping first
+PING_IDLE_AFTER = 1.0
+_CHECKED_IN = "creditmesh.checked_in"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only when it has been idle longer than :data:`PING_IDLE_AFTER`, and
+    replace it when the ping fails (``pool_pre_ping`` as SQLAlchemy's pool events let one write it, with a
+    threshold). ``pool_pre_ping`` pinged on every checkout: a round trip, and a transaction of the server's own, per
+    unit of work — as many as the units of work themselves on the request path (an accept's four, say). A connection
+    back in use within the second has just worked; should the server go away meanwhile (a restart), the first
+    statement to fail on one of them is a disconnect, on which SQLAlchemy invalidates every connection of the pool,
+    so the next checkouts connect afresh, and the unit of work that met it fails cleanly (a 503 at the API) as one
+    in flight during a restart does with any ping."""
+
+    @event.listens_for(engine, "checkin")
+    def checked_in(_dbapi_connection: object, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: object) -> None:
+        since = record.info.get(_CHECKED_IN)
+        if since is None or time.monotonic() - since <= PING_IDLE_AFTER:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as err:  # the pool connects afresh and checks out again
+            raise DisconnectionError(f"a pooled connection idle since {since:.1f} did not answer a ping") from err
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
