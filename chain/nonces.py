@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from chain.errors import ChainError, IntentNotHeld, NonceError
 from chain.types import Nonce
@@ -190,9 +191,14 @@ class SqlNonceAllocator:
                         self._forgetting(account, lambda repo: self._allocate_many(repo, account, batch))
                     )
                 except BaseException as err:
+                    # the database's own error where it was one (unavailable, say: the API answers it as such)
+                    failed = err if isinstance(err, SQLAlchemyError) else None
                     for each in batch:
                         if not each.future.done():
-                            each.future.set_exception(NonceError(f"nonce allocation failed for {account}: {err}"))
+                            each.future.set_exception(
+                                failed or NonceError(f"nonce allocation failed for {account}: {err}")
+                            )
+                            each.future.exception()  # mark retrieved: its caller may have been cancelled
                     raise
                 for each, outcome in zip(batch, outcomes, strict=True):
                     if isinstance(outcome, BaseException):
