@@ -174,15 +174,22 @@ class QuotePipeline:
             # thread) is done at the first answer with offers (by then every request has left): after the last answer
             # only its own offers are left to disclose. The MLA status is asked alongside the fan-out (no serial round
             # trip); answers that come before it wait for it.
-            # Once the nonces are reserved ahead (PostgreSQL), each later answer's offers are signed as they are
-            # disclosed, too: after the last answer only its own offers and the attestations are left to sign.
+            # Once the nonces are reserved ahead (PostgreSQL), the offers disclosed so far are signed, and each later
+            # answer's as they are disclosed: after the last answer only its own offers and the attestations are left
+            # to sign.
             nonces: dict[str, int] = {}  # by chain name, once reserved ahead
+            unsigned: list[Draft] = []  # disclosed before their chain's nonce came
 
-            def disclose_and_sign(outcome: ProviderOutcome, found: list[DecisionRecord], covered: bool) -> list[Draft]:
-                drafts = disclose(self._compliance, self._chains, borrower, valid, [outcome], found, covered, now)
+            def sign(drafts: list[Draft]) -> None:
                 for draft in drafts:
                     if (nonce := nonces.get(draft.chain.name)) is not None:
                         draft.signed = self._signing.sign_offer(borrower, valid, draft, nonce, now)
+                    else:
+                        unsigned.append(draft)
+
+            def disclose_and_sign(outcome: ProviderOutcome, found: list[DecisionRecord], covered: bool) -> list[Draft]:
+                drafts = disclose(self._compliance, self._chains, borrower, valid, [outcome], found, covered, now)
+                sign(drafts)
                 return drafts
 
             disclosing: EarlyDisclosure[Draft] = EarlyDisclosure(disclose_and_sign)
@@ -193,6 +200,9 @@ class QuotePipeline:
                 if not done.cancelled() and done.exception() is None:
                     ahead = done.result()[1]
                     nonces.update((name, ahead[key]) for name, key in keys.items() if key in ahead)
+                    waiting = unsigned[:]
+                    unsigned.clear()
+                    sign(waiting)  # those disclosed before now (the pools' here), while the others answer
 
             def answered(outcome: ProviderOutcome) -> None:
                 nonlocal risk, sealing

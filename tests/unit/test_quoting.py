@@ -174,9 +174,9 @@ class _ReservingAhead(InMemoryQuotingStore):
 async def test_offers_answered_after_the_nonces_are_reserved_are_signed_as_they_come_and_once(
     compliance: ComplianceService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The pools answer at once (their offers signed in the write); the banks after the nonces were reserved ahead:
-    theirs are signed on the event loop as they are disclosed. Every quote is signed once, over what the contract
-    checks, with its chain's one nonce."""
+    """The pools answer at once, before the nonces are reserved ahead: their offers are signed when the nonces come;
+    the banks answer later: theirs are signed as they are disclosed. Both on the event loop while the banks are still
+    asked, none left to the write; every quote signed once, over what the contract checks, with its chain's nonce."""
     answer = FixedRateLender.quote
 
     async def later_for_banks(self: FixedRateLender, request: QuoteRequest) -> Any:
@@ -198,7 +198,7 @@ async def test_offers_answered_after_the_nonces_are_reserved_are_signed_as_they_
     banks = [q for q in quoted.quotes if q.kind == ProviderKind.TRADITIONAL.value]
     assert banks
     assert len(signed_on) == len(quoted.quotes)  # once each
-    assert signed_on.count(True) == len(banks)  # the banks' on the event loop, as they came
+    assert all(signed_on)  # on the event loop, during the fan-out
     for quote in quoted.quotes:
         offer = offer_from_row(quote)
         assert offer.nonce == attestation_from_row(quote).nonce
