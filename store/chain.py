@@ -14,7 +14,7 @@ loop and the group commit, ``run_batched``), and this module (``SqlChainStore``'
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, update
@@ -134,6 +134,15 @@ class SqlChainStore(UnitsOfWork):
             mine = and_(ChainIntentRow.chain_id == chain_id, ChainIntentRow.sender == sender)
             keys = repo.claim(mine, owner, now, now + ttl)
             return repo.intents(keys)
+
+        return await self.run(work)
+
+    async def open_leases(self) -> tuple[datetime, list[tuple[int, str, str | None, datetime | None]]]:
+        """The time of the read and (chain id, sender, owner, lease expiry) of every open intent: one read tells
+        every manager of a process whether its ``claim_expired`` would find anything (chain.transactions._claims)."""
+
+        def work(repo: ChainRepository) -> tuple[datetime, list[tuple[int, str, str | None, datetime | None]]]:
+            return utc_now(), repo.open_leases()
 
         return await self.run(work)
 

@@ -235,6 +235,16 @@ class ChainRepository:
         )
         return [str(key) for key in result.scalars()]
 
+    def open_leases(self) -> list[tuple[int, str, str | None, datetime | None]]:
+        """(chain id, sender, owner, lease expiry) of every open intent (a read: which accounts' managers have
+        something to ``claim``; open intents are the ones in flight, few)."""
+        rows = self.session.execute(
+            select(
+                ChainIntentRow.chain_id, ChainIntentRow.sender, ChainIntentRow.owner, ChainIntentRow.lease_expires_at
+            ).where(ChainIntentRow.status.in_(OPEN_STATUSES))
+        )
+        return [(int(chain_id), str(sender), owner, expires) for chain_id, sender, owner, expires in rows]
+
     def renew(self, chain_id: int, sender: str, owner: str, expires_at: datetime) -> set[str]:
         """Extend every open intent ``owner`` still holds on (chain, sender); the keys it holds. One statement."""
         result = self.session.execute(

@@ -93,6 +93,7 @@ class TransactionManager(_Watching):
             return await asyncio.shield(self._submitting[intent_key])
         task = asyncio.create_task(self._prepare_and_send(stored))
         self._submitting[intent_key] = task
+        self._wake_when_done(task)
         return await asyncio.shield(task)
 
     async def _submit_new(self, record: IntentRecord) -> Submission:

@@ -8,6 +8,7 @@ import logging
 
 from hexbytes import HexBytes
 
+from chain.transactions._claims import OpenLeases
 from chain.transactions._sending import _Sending
 from chain.transactions._tracked import _TakenOver, _Tracked
 from chain.transactions._values import Submission
@@ -34,6 +35,7 @@ class _Owning(_Sending):
             task = asyncio.create_task(self._prepare_and_send(intent))
             task.add_done_callback(_consume_error)  # the error is settled for waiters; nobody awaits this task
             self._submitting[intent.key] = task
+            self._wake_when_done(task)
             return
         tracked = _Tracked(
             key=intent.key,
@@ -51,6 +53,11 @@ class _Owning(_Sending):
             # reorg have taken it away meanwhile, it is broadcast again after ``rebroadcast_after``.
             tracked.unsent = False
             tracked.accepted_at = tracked.sent_at = self._clock()
+        self._wake.set()  # an idle watcher sleeps until woken (chain.transactions._watching)
+
+    def _wake_when_done(self, task: asyncio.Task[Submission]) -> None:
+        """Wake the watcher when a submission ends, however it ends (an idle watcher sleeps until woken)."""
+        task.add_done_callback(lambda _: self._wake.set())
 
     async def _take_over(self, key: str) -> bool:
         """Claim ``key`` if no live manager owns it and follow it; whether this manager follows it now."""
@@ -70,7 +77,8 @@ class _Owning(_Sending):
 
     async def _keep_leases(self) -> None:
         """The lease task beside the watcher (a slow watcher tick must not let the leases run out): every
-        ``claim_after / 3`` seconds renew this manager's leases in one statement and claim what dead owners left."""
+        ``claim_after / 3`` seconds renew this manager's leases in one statement and claim what dead owners left
+        (when the process's shared read says this account has any: ``chain.transactions._claims``)."""
         while True:
             await asyncio.sleep(self.settings.claim_after / 6)
             try:
@@ -91,7 +99,11 @@ class _Owning(_Sending):
                     log.warning("%s: intent %s was taken over by another manager", self.client.name, key)
                     self._let_go(tracked)
         if now - self._claimed_at >= ttl / 3:
-            await self._claim_expired()
+            self._claimed_at = now
+            leases = await OpenLeases.of(self.store).view(max_age=ttl / 6)
+            following = len(self._tracked.keys() | self._submitting.keys())
+            if leases.to_claim(self.account.chain_id, self.account.address, self.owner, following=following):
+                await self._claim_expired()
 
     def _let_go(self, tracked: _Tracked) -> None:
         """Stop following an intent another manager owns now; its waiters read its outcome from the store."""

@@ -20,9 +20,14 @@ from store.chain import CONFIRMED, DROPPED, REVERTED, MinedUpdate
 
 log = logging.getLogger("chain.transactions")
 
+#: the watcher's sleep while its manager follows nothing (woken at once by a submission's end or a claim): fifteen
+#: idle managers a process (five roles on three chains) ticking every ``poll_interval`` were ~60 wake-ups a second
+IDLE_WATCH_SECONDS = 5.0
+
 
 class _Watching(_Owning):
-    """The watcher task of one manager: one tick every ``poll_interval`` or when woken."""
+    """The watcher task of one manager: one tick every ``poll_interval`` or when woken (every
+    ``IDLE_WATCH_SECONDS`` while it follows nothing)."""
 
     async def _watch(self) -> None:
         while True:
@@ -33,7 +38,9 @@ class _Watching(_Owning):
                 log.warning("transaction watcher on %s: %s", self.client.name, err)
             except Exception:  # the watcher must outlive any one bad tick; the error is logged with its trace
                 log.exception("transaction watcher on %s failed a tick", self.client.name)
-            await wait_at_most(self._wake.wait(), self.settings.poll_interval)
+            # nothing followed, nothing being sent: sleep until a submission or a claim wakes the watcher
+            busy = self._tracked or self._submitting or self._sent_queue
+            await wait_at_most(self._wake.wait(), self.settings.poll_interval if busy else IDLE_WATCH_SECONDS)
             self._wake.clear()
 
     async def _tick(self) -> None:
