@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from risk.velocity import InMemoryVelocityStore, VelocityStore
+from risk.velocity import Admission, InMemoryVelocityStore, VelocityRequest, VelocityStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,6 +94,18 @@ class DegradableVelocityStore:
         local = await self.local.hits(keys, now, window_seconds)
         shared = await self._shared(lambda: self.shared.hits(keys, now, window_seconds))
         return local if shared is None else shared
+
+    async def admit(self, request: VelocityRequest, now: float) -> Admission:
+        """The shared store's one round trip while it answers, what it recorded recorded locally too (the claim
+        unless a counter refused, the hits when admitted); else the local store's steps."""
+        shared = await self._shared(lambda: self.shared.admit(request, now))
+        if shared is None:
+            return await self.local.admit(request, now)
+        if request.wallet and (shared.refused_by is None or shared.refused_by == len(request.keys)):
+            await self.local.claim_wallet(request.wallet, request.identity)
+        if shared.refused_by is None:
+            await self.local.hits(request.keys, now, request.window_seconds)
+        return shared
 
     async def claim_wallet(self, wallet: str, identity: str) -> int:
         local = await self.local.claim_wallet(wallet, identity)

@@ -3,9 +3,9 @@ claimed by several identities.
 
 The counters live behind ``VelocityStore``: ``InMemoryVelocityStore`` for one process and tests,
 ``RedisVelocityStore`` (sorted sets of event times, one per key) when ``CREDITMESH_REDIS_URL`` is set, so that the
-limits hold across processes. Every key expires: a window's events when they leave it (and the key with them), a
-wallet's claims ``claim_ttl_seconds`` after the last one. ``check_velocity`` takes the time as an argument; it reads
-no clock.
+limits hold across processes; a check is one round trip there (``VelocityStore.admit``: one script). Every key
+expires: a window's events when they leave it (and the key with them), a wallet's claims ``claim_ttl_seconds`` after
+the last one. ``check_velocity`` takes the time as an argument; it reads no clock.
 """
 
 from __future__ import annotations
@@ -44,6 +44,48 @@ class VelocityStore(Protocol):
     async def hits(self, keys: Sequence[str], now: float, window_seconds: int) -> list[int]:
         """``hit`` on each of ``keys``, in order (one round trip where the counters are shared)."""
         ...
+
+    async def admit(self, request: VelocityRequest, now: float) -> Admission:
+        """``check_velocity``'s steps on this store (one round trip where the counters are shared): each counter
+        counted, and the first at its limit refuses with nothing recorded; else the wallet's claim recorded, and too
+        many identities refuse; else one hit on every counter."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VelocityRequest:
+    """What ``VelocityStore.admit`` checks: ``keys`` each with its limit, the wallet claimed by ``identity`` (none
+    without a wallet) and how many identities a wallet may have."""
+
+    keys: tuple[str, ...]
+    limits: tuple[int, ...]
+    window_seconds: int
+    wallet: str | None
+    identity: str
+    identities_per_wallet: int
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """``refused_by``: the index of the counter at its limit, ``len(keys)`` for the wallet's identities, None when
+    admitted (its hits recorded); ``count``: that counter's count (or the wallet's identities) before this request."""
+
+    refused_by: int | None
+    count: int = 0
+
+
+async def admit_in_steps(store: VelocityStore, request: VelocityRequest, now: float) -> Admission:
+    """``VelocityStore.admit`` as three calls on ``store`` (its counts, the claim, its hits)."""
+    counts = await store.counts(request.keys, now, request.window_seconds)
+    for index, (count, limit) in enumerate(zip(counts, request.limits, strict=True)):
+        if count >= limit:
+            return Admission(index, count)
+    if request.wallet:
+        claims = await store.claim_wallet(request.wallet, request.identity)
+        if claims > request.identities_per_wallet:
+            return Admission(len(request.keys), claims)
+    await store.hits(request.keys, now, request.window_seconds)
+    return Admission(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +147,9 @@ class InMemoryVelocityStore:
     async def hits(self, keys: Sequence[str], now: float, window_seconds: int) -> list[int]:
         return [await self.hit(key, now, window_seconds) for key in keys]
 
+    async def admit(self, request: VelocityRequest, now: float) -> Admission:
+        return await admit_in_steps(self, request, now)
+
     async def claim_wallet(self, wallet: str, identity: str) -> int:
         name = wallet.lower()
         identities, _ = self._claims.pop(name, (set(), 0.0))
@@ -113,6 +158,30 @@ class InMemoryVelocityStore:
         while len(self._claims) > self._max_wallets:
             self._claims.popitem(last=False)
         return len(identities)
+
+
+#: ``admit_in_steps`` as one script. KEYS: the counters, then the wallet's claims (when there is a wallet). ARGV: n
+#: counters, now, the window's start, a counter's expiry, the identity ("" without a wallet), identities allowed, the
+#: claims' expiry, then each counter's limit and each counter's new member. Times go as given (no Lua arithmetic).
+_ADMIT = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[3])
+    local count = redis.call('ZCARD', KEYS[i])
+    if count >= tonumber(ARGV[7 + i]) then return {i - 1, count} end
+end
+if ARGV[5] ~= '' then
+    redis.call('SADD', KEYS[n + 1], ARGV[5])
+    local claims = redis.call('SCARD', KEYS[n + 1])
+    redis.call('EXPIRE', KEYS[n + 1], ARGV[7])
+    if claims > tonumber(ARGV[6]) then return {n, claims} end
+end
+for i = 1, n do
+    redis.call('ZADD', KEYS[i], ARGV[2], ARGV[7 + n + i])
+    redis.call('EXPIRE', KEYS[i], ARGV[4])
+end
+return {-1, 0}
+"""
 
 
 class RedisVelocityStore:
@@ -125,6 +194,7 @@ class RedisVelocityStore:
         self.redis = redis
         self.prefix = prefix
         self.claim_ttl_seconds = claim_ttl_seconds
+        self._admit = redis.register_script(_ADMIT)
 
     async def count(self, key: str, now: float, window_seconds: int) -> int:
         return (await self.counts([key], now, window_seconds))[0]
@@ -153,6 +223,17 @@ class RedisVelocityStore:
                 pipe.expire(name, window_seconds + 60)
             results = await pipe.execute()
         return [int(found) for found in results[2::4]]
+
+    async def admit(self, request: VelocityRequest, now: float) -> Admission:
+        """The three steps in ONE script (one round trip, atomic): ``_ADMIT``."""
+        keys = [f"{self.prefix}:{key}" for key in request.keys]
+        if request.wallet:
+            keys.append(f"{self.prefix}:wallet-claims:{request.wallet.lower()}")
+        args: list[str | int | float] = [len(request.keys), now, now - request.window_seconds]
+        args += [request.window_seconds + 60, request.identity if request.wallet else "", request.identities_per_wallet]
+        args += [self.claim_ttl_seconds, *request.limits, *(f"{now}:{uuid.uuid4().hex}" for _ in request.keys)]
+        refused_by, count = await self._admit(keys=keys, args=args)
+        return Admission(None if int(refused_by) < 0 else int(refused_by), int(count))
 
     async def claim_wallet(self, wallet: str, identity: str) -> int:
         name = f"{self.prefix}:wallet-claims:{wallet.lower()}"
@@ -185,17 +266,25 @@ async def check_velocity(
         checks.append(("wallet", f"wallet:{wallet.lower()}", limits.per_wallet))
     if ip:
         checks.append(("ip", f"ip:{ip}", limits.per_ip))
-    # three round trips to a shared store at most (the counts, the claim, the hits), not one per counter and step
-    counts = await store.counts([key for _, key, _ in checks], now, window)
-    for (rule, key, limit), count in zip(checks, counts, strict=True):
-        if count >= limit:
-            raise VelocityLimitExceeded(rule, key, count + 1, limit)
-    claims = await store.claim_wallet(wallet, borrower_id) if wallet else 0
-    if wallet and claims > limits.identities_per_wallet:
-        raise VelocityLimitExceeded(
-            "wallet_identities", f"wallet:{wallet.lower()}", claims, limits.identities_per_wallet
-        )
-    await store.hits([key for _, key, _ in checks], now, window)
+    # one round trip to a shared store (the counts, the claim and the hits in one script)
+    request = VelocityRequest(
+        tuple(key for _, key, _ in checks),
+        tuple(limit for _, _, limit in checks),
+        window,
+        wallet or None,
+        borrower_id,
+        limits.identities_per_wallet,
+    )
+    admission = await store.admit(request, now)
+    if admission.refused_by is None:
+        return
+    if admission.refused_by < len(checks):
+        rule, key, limit = checks[admission.refused_by]
+        raise VelocityLimitExceeded(rule, key, admission.count + 1, limit)
+    assert wallet
+    raise VelocityLimitExceeded(
+        "wallet_identities", f"wallet:{wallet.lower()}", admission.count, limits.identities_per_wallet
+    )
 
 
 def velocity_reason_code(error: VelocityLimitExceeded) -> str:

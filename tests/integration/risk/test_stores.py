@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from risk.errors import VelocityLimitExceeded
 from risk.policy import assess
 from risk.profile import CreditProfile
 from risk.repository import StoredDecision
-from risk.velocity import RedisVelocityStore, VelocityLimits, check_velocity
+from risk.velocity import RedisVelocityStore, VelocityLimits, VelocityRequest, admit_in_steps, check_velocity
 from store.compliance import AuditEntryRow
 from store.risk import RiskDecisionRow, SqlRiskDecisionRepository
 from tests.unit.risk.test_policy import REQUEST, STRONG
@@ -51,35 +52,51 @@ async def test_redis_limits_hold_across_two_clients(redis_url: str) -> None:
         await second.aclose()
 
 
-async def test_a_check_is_three_round_trips_that_count_as_one_key_at_a_time(redis_url: str) -> None:
+async def test_a_check_is_one_round_trip_that_counts_as_one_key_at_a_time(redis_url: str) -> None:
     redis = Redis.from_url(redis_url)
     store = RedisVelocityStore(redis, f"test:{uuid.uuid4().hex}")
-    executed = 0
-    pipeline = redis.pipeline
+    commands: list[str] = []
+    execute_command: Any = redis.execute_command
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        pipe = pipeline(*args, **kwargs)
-        execute = pipe.execute
+    async def recorded(*args: Any, **options: Any) -> Any:
+        commands.append(str(args[0]))
+        return await execute_command(*args, **options)
 
-        async def counted(*inner: Any, **options: Any) -> Any:
-            nonlocal executed
-            executed += 1
-            return await execute(*inner, **options)
-
-        pipe.execute = counted  # type: ignore[method-assign]
-        return pipe
-
-    redis.pipeline = counting  # type: ignore[method-assign]
+    redis.execute_command = recorded  # type: ignore[method-assign]
     wallet = "0x" + "ab" * 20
     try:
         await check_velocity(store, LIMITS, borrower_id="b1", wallet=wallet, ip="10.0.0.1", now=100.0)
-        assert executed == 3  # the counts, the wallet's claim, the hits
+        assert commands[-1] == "EVALSHA"  # the counts, the wallet's claim and the hits in one script
+        assert len(commands) <= 2  # (a SCRIPT LOAD before it the first time)
         keys = ["borrower:b1", f"wallet:{wallet}", "ip:10.0.0.1", "ip:10.0.0.2"]
         assert (
             await store.counts(keys, 101.0, 60) == [await store.count(key, 101.0, 60) for key in keys] == [1, 1, 1, 0]
         )
         assert await store.hits(keys, 102.0, 60) == [2, 2, 2, 1]
         assert await store.counts(keys, 170.0, 60) == [0, 0, 0, 0]  # every event left the window
+    finally:
+        await redis.aclose()
+
+
+async def test_the_one_round_trip_admits_and_refuses_as_the_three_steps_did(redis_url: str) -> None:
+    """Random checks (borrowers, wallets shared by identities, IPs, times) against two fresh prefixes: one admitted
+    by the script, the other by the steps it replaced (``admit_in_steps``); the same answers and the same counters."""
+    redis = Redis.from_url(redis_url)
+    script = RedisVelocityStore(redis, f"test:{uuid.uuid4().hex}")
+    steps = RedisVelocityStore(redis, f"test:{uuid.uuid4().hex}")
+    rng = random.Random(18)
+    limits = (2, 3, 4)
+    try:
+        now = 1_000.0
+        for _ in range(150):
+            now += rng.choice((0.001, 0.5, 7.0))
+            borrower, wallet, ip = f"b{rng.randrange(4)}", rng.choice(("0xaa", "0xbb", None)), f"ip{rng.randrange(3)}"
+            keys = [f"borrower:{borrower}", f"ip:{ip}"] + ([f"wallet:{wallet}"] if wallet else [])
+            request = VelocityRequest(tuple(keys), limits[: len(keys)], 20, wallet, borrower, 2)
+            assert await script.admit(request, now) == await admit_in_steps(steps, request, now)
+            every = [f"borrower:b{n}" for n in range(4)] + [f"ip:ip{n}" for n in range(3)] + ["wallet:0xaa"]
+            assert await script.counts(every, now, 20) == await steps.counts(every, now, 20)
+        assert await script.claim_wallet("0xaa", "probe") == await steps.claim_wallet("0xaa", "probe")
     finally:
         await redis.aclose()
 
