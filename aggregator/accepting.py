@@ -159,7 +159,15 @@ class AcceptanceService:
         screening = await self._records.run(self._screen, account, quote)
         call = open_loan_call(chain, quote, signature, permit)
         # nothing is locked, let alone promised to a lender, that the chain refuses; the estimate goes with the call
-        call = await simulate_open(chain, call)
+        try:
+            call = await simulate_open(chain, call)
+        except ChainRejected:
+            # another accept of this quote (another process's) may have locked it, and even opened its loan, since
+            # it was read: that accept's answer, not the chain's refusal to open the same offer twice
+            taken = await self._records.run(self._taken_meanwhile, account.id, quote_id)
+            if taken is None:
+                raise
+            return taken
         record = await self._records.run(self._lock, account, quote, previous, screening)
         task = asyncio.create_task(self._drive_new(quote, record, call))
         self._driving[quote_id] = task
@@ -179,6 +187,17 @@ class AcceptanceService:
         if found is None or found[0].borrower_id != borrower_id:
             raise QuoteNotFound(quote_id)
         return found
+
+    def _taken_meanwhile(self, borrower_id: str, quote_id: str) -> Accepted | None:
+        """After the chain refused the open: the loan, when another accept opened it since the quote was read;
+        AcceptInProgress while another accept holds the quote; None when no other accept took it (the refusal
+        stands)."""
+        quote, record = self._load(borrower_id, quote_id)
+        if quote.status == "accepted" and record is not None and record.loan_id is not None:
+            return Accepted(loan_id=record.loan_id, quote_id=quote_id)
+        if quote.status in ("accepting", "accepted"):
+            raise AcceptInProgress(quote_id, "another accept of this quote took it meanwhile")
+        return None
 
     def _check_acceptable(self, quote: QuoteView) -> None:
         if quote.status == "accepting":
