@@ -4,7 +4,7 @@ Both runs use a fresh anvil each (anvil slows as its chain grows), automine off 
 ``--block-interval`` seconds (interval mining), the same number of 21,000-gas transfers from one account, and
 count a transaction when its receipt is in a block (raw) or when the lifecycle reports it confirmed (1 block).
 
-    uv run --frozen python bench/chain_throughput.py [--count 500] [--block-interval 0.05] [--db sqlite|URL] [--runs 3]
+    uv run --frozen python -m bench.chain_throughput [--count 500] [--block-interval 0.05] [--db sqlite|URL] [--runs 3]
 
 ``--runs`` pairs (raw, then lifecycle, each on its fresh anvil) are measured back to back, so that both sides of a
 ratio see the same load on a shared machine; the median ratio is the figure. The process hashes with pysha3, as the

@@ -10,7 +10,7 @@ block range:
   (``aggregator.ledger.apply_batch``): block-hash checks, decoding, chain facts and the checkpoint committed per
   range in one transaction, fenced by the lease — into a fresh database.
 
-    uv run --frozen --no-sync python bench/indexer.py [--deposits 1500] [--range 2000] [--db sqlite|URL] [--repeat 3]
+    uv run --frozen --no-sync python -m bench.indexer [--deposits 1500] [--range 2000] [--db sqlite|URL] [--repeat 3]
 """
 
 from __future__ import annotations

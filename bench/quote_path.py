@@ -1,10 +1,10 @@
 """The credit-request path under load, against the slowest lender measured in the same run.
 
-    uv run --frozen --no-sync python bench/quote_path.py                    # L = 100 ms, results in bench/results/
-    uv run --frozen --no-sync python bench/quote_path.py --latency-ms 0 --burst-seconds 0
-    uv run --frozen --no-sync python bench/quote_path.py --code /tmp/creditmesh-before --label before
-    uv run --frozen --no-sync python bench/quote_path.py --before /tmp/creditmesh-before     # both, back to back
-    uv run --frozen --no-sync python bench/quote_path.py --compare bench/results/quote_path-before.json
+    uv run --frozen --no-sync python -m bench.quote_path                    # L = 100 ms, results in bench/results/
+    uv run --frozen --no-sync python -m bench.quote_path --latency-ms 0 --burst-seconds 0
+    uv run --frozen --no-sync python -m bench.quote_path --code /tmp/creditmesh-before --label before
+    uv run --frozen --no-sync python -m bench.quote_path --before /tmp/creditmesh-before     # both, back to back
+    uv run --frozen --no-sync python -m bench.quote_path --compare bench/results/quote_path-before.json
 
 Starts the platform's pieces as ``creditmesh run`` does, on free loopback ports: three anvil devnets with the
 contract set deployed, the simulated lenders (the default fleet's three lenders, each at a fixed latency L, from a

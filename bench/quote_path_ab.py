@@ -1,7 +1,7 @@
 """Two source trees' API processes measured side by side: CPU per credit request, with the load alternating.
 
-    uv run --frozen --no-sync python bench/quote_path_ab.py /tmp/creditmesh-before .      # concurrency 10
-    uv run --frozen --no-sync python bench/quote_path_ab.py A B --concurrency 1 --slices 10 --seconds 6
+    uv run --frozen --no-sync python -m bench.quote_path_ab /tmp/creditmesh-before .      # concurrency 10
+    uv run --frozen --no-sync python -m bench.quote_path_ab A B --concurrency 1 --slices 10 --seconds 6
 
 On a shared machine two back-to-back runs of ``bench/quote_path.py`` differ by more than most changes (the same
 tree measured 19-29 ms of CPU a request within ten minutes at a load average of 5-8). Here both trees' platforms

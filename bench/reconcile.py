@@ -12,7 +12,7 @@ PostgreSQL (``--db postgres``) or a URL. Then, over each chain's whole range:
 
 Goal: reconcile/raw ≥ 0.5.
 
-    uv run --frozen --no-sync python bench/reconcile.py [--loans 10000] [--db sqlite|postgres|URL] [--repeat 3]
+    uv run --frozen --no-sync python -m bench.reconcile [--loans 10000] [--db sqlite|postgres|URL] [--repeat 3]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Scoring speed: the pure-Python scorecard read from the artifact vs scikit-learn on the same model, side by side.
 
-    uv run --frozen python bench/risk_scoring.py
+    uv run --frozen python -m bench.risk_scoring
 
 Fits the training pipeline once (same seed and split as the artifact), then times per single applicant:
 our ``Scorecard.score`` on a characteristics dict; scikit-learn's ``predict_proba`` on an already WoE-transformed
