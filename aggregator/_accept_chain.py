@@ -106,7 +106,7 @@ async def simulate_open(chain: ChainRuntime, call: Call) -> Call:
         raise ChainRejected(str(reverted)) from None
     if gas is None:  # the estimate failed but the call passes: the relay estimates when it sends
         return call
-    return replace(call, gas=gas + gas * chain.transactions.settings.gas_margin_percent // 100)
+    return replace(call, gas=chain.transactions.settings.gas_limit(gas))
 
 
 async def bar_unsent(chain: ChainRuntime, intent_key: str) -> bool:

@@ -242,4 +242,4 @@ class _Sending(_Core):
                 decoded=decoded,
             )
         estimate = int(str(answer["result"]), 16)
-        return estimate + estimate * self.settings.gas_margin_percent // 100
+        return self.settings.gas_limit(estimate)

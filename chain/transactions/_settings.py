@@ -26,6 +26,10 @@ class LifecycleSettings:
     # outcomes kept in memory for waiters (chain.settled); an older one is read from its intent's record
     settled_capacity: int = DEFAULT_CAPACITY
 
+    def gas_limit(self, estimate: int) -> int:
+        """The gas limit sent for a call ``eth_estimateGas`` put at ``estimate``: the estimate and the margin."""
+        return estimate + estimate * self.gas_margin_percent // 100
+
     @classmethod
     def for_chain(cls, client: ChainClient, **overrides: Any) -> LifecycleSettings:
         block_time = client.config.block_time_seconds
