@@ -169,20 +169,6 @@ class SqlChainStore(UnitsOfWork):
         if tx_hashes:
             await self.run(lambda repo: _sent(repo, tx_hashes))
 
-    async def mark_mined(self, updates: Sequence[MinedUpdate]) -> None:
-        if updates:
-            await self.run(lambda repo: _mined(repo, updates, {}))
-
-    async def mark_unmined(self, keys: Sequence[str]) -> None:
-        """A reorg took these intents' blocks away: back to sent, to be found again."""
-        if keys:
-            await self.run(lambda repo: _unmined(repo, keys))
-
-    async def finish(self, outcomes: Sequence[tuple[str, str, str | None]]) -> None:
-        """(key, terminal status, error) triples; the other attempts of a finished intent become replaced."""
-        if outcomes:
-            await self.run(lambda repo: _finished(repo, outcomes, frozenset()))
-
     async def record_round(
         self,
         sent: Sequence[tuple[str, str]],
@@ -190,9 +176,11 @@ class SqlChainStore(UnitsOfWork):
         unmined: Sequence[str],
         outcomes: Sequence[tuple[str, str, str | None]],
     ) -> None:
-        """What one round of a watcher saw, in one unit of work: ``mark_sent``, ``mark_mined``, ``mark_unmined`` and
-        ``finish`` in that order (one transaction where they were three). An intent mined and finished in the same
-        round is written once, its block and outcome together."""
+        """What one round of a watcher saw, in one unit of work and in this order: the (intent key, tx hash) pairs a
+        node accepted (as ``mark_sent``), the intents' blocks (``mined``), the intents a reorg took back to sent
+        (``unmined``), and the (key, terminal status, error) triples that ended (the other attempts of an ended
+        intent become replaced). An intent mined and ended in the same round is written once, its block and outcome
+        together."""
 
         def work(repo: ChainRepository) -> None:
             ended = {key: (status, error) for key, status, error in outcomes}
