@@ -89,7 +89,7 @@ class QuotePipeline:
         pricer: FeedPricer | None = None,
     ) -> None:
         self._store, self._chains, self._assets = store, chains, assets
-        self._providers, self._quote_signer = providers, quote_signer
+        self._providers, self._quote_signer, self._risk_signer = providers, quote_signer, risk_signer
         self._compliance, self._velocity, self._config = compliance, velocity, config
         self._mla = mla
         self._onchain = onchain

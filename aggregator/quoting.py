@@ -9,11 +9,6 @@ offers' disclosure, ranking and signing ``aggregator.quote_offers``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from aggregator.assets import AssetRegistry
-from aggregator.borrowers import BorrowerFile
-from aggregator.platform import ChainRuntime
 from aggregator.quote_offers import risk_summary
 from aggregator.quote_pipeline import (
     MAX_TERM_DAYS,
@@ -23,14 +18,7 @@ from aggregator.quote_pipeline import (
     QuotePipeline,
     QuotingConfig,
 )
-from aggregator.quote_store import CreditRequestRecord, QuotedRequest, QuoteRecord, QuotingStore
-from aggregator.valuation import FeedPricer
-from chain.signers import Signer
-from compliance import ComplianceService
-from compliance.mla import MlaStatusCache
-from providers.base import ProviderAdapter
-from risk.onchain_source import ChainOnchainSource
-from risk.velocity import VelocityStore
+from aggregator.quote_store import CreditRequestRecord, QuotedRequest, QuoteRecord
 
 __all__ = [
     "MAX_TERM_DAYS",
@@ -43,47 +31,9 @@ __all__ = [
 ]
 
 
-class QuotingService:
-    """Credit requests answered with signed quotes (``request_credit``), and the stored ones read back."""
-
-    def __init__(
-        self,
-        store: QuotingStore,
-        chains: dict[str, ChainRuntime],
-        assets: AssetRegistry,
-        providers: Sequence[ProviderAdapter],
-        quote_signer: Signer,
-        risk_signer: Signer,
-        compliance: ComplianceService,
-        velocity: VelocityStore,
-        config: QuotingConfig,
-        mla: MlaStatusCache | None = None,
-        onchain: ChainOnchainSource | None = None,
-        pricer: FeedPricer | None = None,
-    ) -> None:
-        self._store, self._config = store, config
-        self._quote_signer, self._risk_signer = quote_signer, risk_signer
-        self._pipeline = QuotePipeline(
-            store,
-            chains,
-            assets,
-            providers,
-            quote_signer,
-            risk_signer,
-            compliance,
-            velocity,
-            config,
-            mla=mla,
-            onchain=onchain,
-            pricer=pricer,
-        )
-
-    async def request_credit(
-        self, borrower: BorrowerFile, spec: CreditRequestSpec, client_ip: str | None = None, correlation_id: str = ""
-    ) -> QuotedRequest:
-        """Validate, screen, score, fan out, disclose, sign and store; returns the credit request as written
-        (``aggregator.quote_pipeline``)."""
-        return await self._pipeline.request_credit(borrower, spec, client_ip, correlation_id)
+class QuotingService(QuotePipeline):
+    """Credit requests answered with signed quotes (``request_credit``, the pipeline's steps), and the stored ones
+    read back."""
 
     @property
     def quote_signer_address(self) -> str:
