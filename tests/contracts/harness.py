@@ -113,6 +113,10 @@ class Harness:
         self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
         self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
+    def hold_time(self) -> None:
+        """The next block at the latest block's timestamp (anvil allows an equal one): nothing accrues between them."""
+        self.w3.provider.make_request("evm_setNextBlockTimestamp", [self.now()])  # type: ignore[arg-type]
+
     def send(self, call: ContractFunction, sender: ChecksumAddress | LocalAccount) -> TxReceipt:
         """Send from an anvil-unlocked account; raise ``Reverted`` with the decoded error on a revert."""
         address = sender if isinstance(sender, str) else sender.address

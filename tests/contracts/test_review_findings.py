@@ -103,6 +103,8 @@ def test_grade_e_ltv_cap_holds_on_every_withdrawal(h: Harness) -> None:
         BORROWER, principal=1_200 * USDC, collateralAmount=WETH, attestation={"grade": 5, "maxLtvBps": 4_000}
     )
     assert h.loan(loan_id)["maxLtvBps"] == 4_000
+    # the blocks below at the opening's second: a second's interest would put "exactly 40%" a basis point over it
+    h.hold_time()
     h.send(h.manager.functions.addCollateral(loan_id, WETH), BORROWER)  # 20%
     to_78 = 2 * WETH - 1_200 * WETH // (3_000 * 784 // 1_000)  # leaves 1,200 / 0.784 / 3,000 WETH
     error = h.revert_of(h.manager.functions.withdrawCollateral(loan_id, to_78, BORROWER.address), BORROWER)
@@ -110,6 +112,7 @@ def test_grade_e_ltv_cap_holds_on_every_withdrawal(h: Harness) -> None:
     assert error.args[1] == 4_000
     assert 7_800 <= error.args[0] <= 7_850
     # Back to exactly 40% is allowed; a wei more is not.
+    h.hold_time()
     h.send(h.manager.functions.withdrawCollateral(loan_id, WETH, BORROWER.address), BORROWER)
     error = h.revert_of(h.manager.functions.withdrawCollateral(loan_id, 10**12, BORROWER.address), BORROWER)
     assert (error.name, error.args[1]) == ("LtvAboveAttestation", 4_000)
