@@ -16,7 +16,8 @@ from compliance.kyc import DEFAULT_TIER_LIMITS, KycStatus, TierLimits, tier_suff
 from compliance.pii import PiiVault
 from compliance.sanctions.review import PriorReview, ScreeningOutcome, classify
 from compliance.sanctions.screening import NameHit, SanctionsScreen, normalize_evm_address
-from compliance.tila.disclosure import Disclosure, LoanTerms, disclose
+from compliance.tila.disclosure import Disclosure, LoanTerms
+from compliance.tila.recent import RecentDisclosures
 
 Clock = Callable[[], datetime]
 NAME_MATCH = "sanctions.name-match"
@@ -86,6 +87,7 @@ class ComplianceService:
         self.clock = clock
         self.tier_limits = tier_limits
         self.vault = vault
+        self._disclosures = RecentDisclosures()  # the same terms (a request's lenders often agree) disclosed once
 
     def versions(self) -> dict[str, str]:
         return {**self.screen.versions, "jurisdictions": self.rules.label}
@@ -266,9 +268,10 @@ class ComplianceService:
 
     def check_offer(self, offer_ref: str, terms: LoanTerms, jurisdiction: str, covered_borrower: bool) -> OfferDecision:
         """Disclose one offer and keep or drop it against the usury caps of ``jurisdiction`` and, for a covered
-        borrower, the MLA's 36% MAPR. ``disclosure.terms_hash()`` is the offer's termsHash."""
+        borrower, the MLA's 36% MAPR. ``disclosure.terms_hash()`` is the offer's termsHash. Offers of the same terms
+        share one disclosure (``compliance.tila.recent``)."""
         now = self.clock()
-        disclosure = disclose(terms)
+        disclosure = self._disclosures.disclose(terms)
         check = check_offer(self.rules, terms, disclosure, jurisdiction, covered_borrower)
         inputs = {
             "offerRef": offer_ref,
