@@ -167,6 +167,10 @@ class QuotePipeline:
                 jurisdiction=borrower.jurisdiction,
                 correlation_id=correlation_id,
                 start_date=now.date(),
+                # the pools read their state at the heads this request's on-chain history read (providers.pool)
+                chain_heads=tuple(
+                    (name, r.head_block) for name, r in (reading.readings if reading is not None else {}).items()
+                ),
             )
             eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in screened.allowed]
             # Each answer's offers are disclosed as it comes, while the slower providers are still asked, and the

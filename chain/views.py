@@ -1,12 +1,15 @@
 """Contract views read as pre-encoded ``eth_call``s: the selector and ABI types of a view are worked out once per
 (artifact, function) and the answer decoded with eth-abi, so the request path builds no web3 contract object and
-recomputes no selector per call; several views go to a node as one JSON-RPC batch (``read_views``)."""
+recomputes no selector per call; several views go to a node as one JSON-RPC batch (``read_views``). ``BlockViews``
+shares the answers of views pinned to a block number between the callers that ask the same calls at the same block."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from typing import Any
 
 from eth_abi.abi import decode, encode
@@ -104,3 +107,44 @@ async def read_views(provider: AsyncBaseProvider, calls: Sequence[ViewCall]) -> 
             raise ChainError(f"{call.view.name} on {call.address} failed: {answer['error']}")
         decoded.append(call.view.decode(str(answer["result"])))
     return decoded
+
+
+class BlockViews:
+    """Views read at a block NUMBER, shared: what a view answers at a mined block cannot change, so the callers asking
+    the same calls at the same block — concurrently or later — share one JSON-RPC batch and its decoded answers
+    (immutable values). ``size`` batches at most are kept, the least recently used dropped first. A read that fails
+    or is cancelled is not kept: the next caller reads again. A caller's cancellation stops its wait, not the shared
+    read. Calls at ``latest`` or another tag are refused (ValueError): their answers change from block to block.
+
+    Keyed by the block's number, not its hash: after a reorganisation that replaces the block of a number already read,
+    the answers of the replaced block are served until the chain's head moves past that number."""
+
+    def __init__(self, provider: AsyncBaseProvider, size: int = 256) -> None:
+        self._provider = provider
+        self._size = size
+        self._reads: OrderedDict[tuple[ViewCall, ...], asyncio.Future[list[Any]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._reads)
+
+    async def read(self, calls: Sequence[ViewCall]) -> list[Any]:
+        """The decoded answers of ``calls`` (each pinned to a block number), read once per distinct batch."""
+        key = tuple(calls)
+        if any(isinstance(call.block, str) for call in key):
+            raise ValueError("BlockViews reads views pinned to a block number only")
+        shared = self._reads.get(key)
+        loop = asyncio.get_running_loop()
+        if shared is not None and (shared.done() or shared.get_loop() is loop):
+            self._reads.move_to_end(key)
+        else:  # none yet, or one left pending by an event loop that has ended
+            shared = self._reads[key] = loop.create_task(read_views(self._provider, key))
+            shared.add_done_callback(partial(self._settled, key))
+            while len(self._reads) > self._size:
+                self._reads.popitem(last=False)
+        if shared.done():
+            return list(shared.result())
+        return list(await asyncio.shield(shared))
+
+    def _settled(self, key: tuple[ViewCall, ...], read: asyncio.Future[list[Any]]) -> None:
+        if (read.cancelled() or read.exception() is not None) and self._reads.get(key) is read:
+            del self._reads[key]

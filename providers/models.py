@@ -103,6 +103,13 @@ class QuoteRequest:
     correlation_id: str = ""
     #: the day interest starts for the disclosure (the quote's date, UTC): what a lender's schedule counts from
     start_date: date | None = None
+    #: (chain name, head block) of each chain whose head this request read (its on-chain history): a pool reads its
+    #: state pinned to that block, shared with the other requests at the same block (``providers.pool``)
+    chain_heads: tuple[tuple[str, int], ...] = ()
+
+    def head_of(self, chain: str) -> int | None:
+        """The head block this request read for ``chain``; None when it read none there (the chain was skipped)."""
+        return next((block for name, block in self.chain_heads if name == chain), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,15 @@ size plus the risk spread of the borrower's grade, if the pool has the liquidity
 (``maxTermSeconds``).
 
 A quote reads its three views as pre-encoded ``eth_call``s in one JSON-RPC batch (``chain.views``): one round trip, no
-web3 contract object or selector worked out per call."""
+web3 contract object or selector worked out per call. They are read at the head block the credit request read for
+the pool's chain (its on-chain history, ``QuoteRequest.chain_heads``) and shared (``chain.views.BlockViews``): the
+requests that quote the same principal at the same block read the pool once. A pool's state cannot change within a
+block, so a shared answer is the one each request would have read at that block; it is at most as old as the
+request's own head reading (tens of milliseconds before the fan-out), the same age as a read at ``latest`` made then.
+Nothing is promised on it anyway: ``openLoan`` re-checks the term, the rate against the pool's model and the
+liquidity when the borrower accepts (``LendingPool.borrow``), minutes later at most. A request that read no head for
+the chain (its history was skipped: the node failed or is down) reads the pool at ``latest`` as before, so a chain
+whose node is down has its pools left out with the reason named."""
 
 from __future__ import annotations
 
@@ -19,7 +27,7 @@ from web3.exceptions import Web3Exception
 from web3.providers.async_base import AsyncBaseProvider
 
 from chain.errors import ChainError
-from chain.views import read_views, view
+from chain.views import BlockViews, read_views, view
 from providers._exceptions import InvalidRegistration, ProviderUnavailable
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
 from providers.models import (
@@ -76,6 +84,7 @@ class PoolAdapter(ProviderAdapter):
         self.provider_id = provider_id or f"pool:{chain}:{asset}"
         self.chain, self.asset, self.pool_address = chain, asset, pool_address
         self._provider = w3.provider
+        self._at_block = BlockViews(w3.provider)
         self._liquidity = view("LendingPool", "availableLiquidity")
         self._model_rate = view("LendingPool", "modelRateBps")
         self._max_term = view("LendingPool", "maxTermSeconds")
@@ -112,15 +121,18 @@ class PoolAdapter(ProviderAdapter):
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
         if request.chains and self.chain not in request.chains:
             return Decline(self.provider_id, f"chain {self.chain} not among the requested chains")
+        head = request.head_of(self.chain)
+        block = "latest" if head is None else head
+        calls = [
+            self._liquidity.call(self.pool_address, block=block),
+            self._model_rate.call(self.pool_address, request.principal, block=block),
+            self._max_term.call(self.pool_address, block=block),
+        ]
         try:
-            liquidity, model_rate, max_term = await read_views(
-                self._provider,
-                [
-                    self._liquidity.call(self.pool_address),
-                    self._model_rate.call(self.pool_address, request.principal),
-                    self._max_term.call(self.pool_address),
-                ],
-            )
+            if head is None:
+                liquidity, model_rate, max_term = await read_views(self._provider, calls)
+            else:
+                liquidity, model_rate, max_term = await self._at_block.read(calls)
         except (ChainError, Web3Exception, OSError) as err:
             raise ProviderUnavailable(f"{self.provider_id}: cannot read the pool: {type(err).__name__}") from err
         if request.term_days * 86_400 > int(max_term):
