@@ -11,9 +11,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from eth_utils.crypto import keccak
+from eth_hash.auto import keccak
 
 from aggregator.assets import Asset
 from aggregator.borrowers import BorrowerFile
@@ -186,7 +187,7 @@ class QuoteSigning:
         offer, chain = draft.offer, draft.chain
         expiry = self._expiry(offer, now)
         signed_offer = Offer(
-            providerId=keccak(text=offer.provider_id),
+            providerId=_provider_id_hash(offer.provider_id),
             pool=offer.pool_address if offer.kind is ProviderKind.POOL and offer.pool_address else ZERO_ADDRESS,  # type: ignore[arg-type]
             borrower=borrower.wallet,
             asset=valid.asset.addresses[chain.name],
@@ -291,6 +292,12 @@ def risk_summary(decision: RiskDecision) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=1024)
+def _provider_id_hash(provider_id: str) -> bytes:
+    """An offer's ``providerId``: keccak256 of the provider's id (the same few providers answer every request)."""
+    return keccak(provider_id.encode())
+
+
 def _lender_terms(offer: ProviderOffer) -> dict[str, Any]:
     """What the lender needs back at accept: its own reference and repayment schedule."""
     return {"providerRef": offer.provider_ref, "repayment": offer.repayment.value, "installments": offer.installments}
@@ -301,5 +308,6 @@ def _jsonable(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _disclosure_json(disclosure: Disclosure) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(disclosure.to_canonical_json())
+    # parsed from text: json.loads of bytes first sniffs their encoding in Python (RFC 8785 JSON is UTF-8)
+    document: dict[str, Any] = json.loads(disclosure.to_canonical_json().decode())
     return document | {"termsHash": "0x" + disclosure.terms_hash().hex()}

@@ -41,6 +41,7 @@ from typing import Any, cast
 #: the project's top-level packages: imported afresh for each tree
 PACKAGES = ("aggregator", "api", "bench", "chain", "compliance", "contracts", "providers", "risk", "store", "tests")
 BANKS, POOLS = 10, 3
+SORT = "cumulative"
 PRINCIPAL = 1_500_000_000  # 1500.00 USDC
 TERM_DAYS = 30
 CHAIN_NAMES = ("ethereum-local", "polygon-local", "arbitrum-local")
@@ -257,7 +258,7 @@ def profile(tree: Tree, requests: int, top: int) -> str:
         tree.run(_now(n))
     profiler.disable()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
+    pstats.Stats(profiler, stream=out).sort_stats(SORT).print_stats(top)
     return out.getvalue()
 
 

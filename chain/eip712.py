@@ -34,7 +34,7 @@ from eth_account._utils.encode_typed_data.encoding_and_hashing import (
     hash_type,
 )
 from eth_account._utils.encode_typed_data.helpers import is_array_type
-from eth_utils.crypto import keccak
+from eth_hash.auto import keccak  # the hasher eth-utils' keccak wraps, without its argument checks
 
 DOMAIN_TYPE = "EIP712Domain"
 EIP712_PREFIX = b"\x19\x01"
