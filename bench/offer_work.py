@@ -5,13 +5,17 @@ offers, one risk attestation per chain, the quotes built.
     uv run --frozen --no-sync python -m bench.offer_work                          # this tree, ms per request
     uv run --frozen --no-sync python -m bench.offer_work --before /tmp/main-tree  # A/B in one process
     uv run --frozen --no-sync python -m bench.offer_work --profile 30             # cProfile's top 30
+    uv run --frozen --no-sync python -m bench.offer_work --fleet installments --term-days 360
 
 The request is the benchmarks' (``bench/scale.py``: 1500.00 USDC for 30 days, a grade-B borrower in US-FL): ten
 bank offers as ten simulated lenders of the default pricing answer it (a single payment at the grade's rate plus the
 term premium, a 1% fee; their own expiries) and three pool offers, one per chain. Each request starts at its own
-``now``, as a real one does. What is timed is ``aggregator.quote_pipeline``'s per-offer work after the answers:
-``EarlyDisclosure`` disclosing and signing each answer with its chain's nonce, the records hashed, then the ranking
-and ``QuoteSigning.sign`` (attestations, quotes). No I/O.
+``now``, as a real one does. ``--fleet distinct`` gives each bank its own rate (no two offers alike); ``--fleet
+installments`` also makes every other bank amortize monthly as the simulator's fintech does (a term of 60 days or
+more; the payments it computed are checked against the disclosed ones). What is timed is
+``aggregator.quote_pipeline``'s per-offer work after the answers: ``EarlyDisclosure`` disclosing and signing each
+answer with its chain's nonce, the records hashed, then the ranking and ``QuoteSigning.sign`` (attestations,
+quotes). No I/O.
 
 ``--before DIR`` imports the same modules again from another source tree (a ``git worktree`` or ``git archive`` of
 the commit to compare with) into this process under their own names, and alternates the two trees request by
@@ -61,7 +65,7 @@ def _purge() -> None:
             del sys.modules[name]
 
 
-def load_tree(label: str, root: Path | None) -> Tree:
+def load_tree(label: str, root: Path | None, fleet: str = "same", term_days: int = TERM_DAYS) -> Tree:
     """The per-offer work as ``root``'s code does it (None: this tree, as imported normally)."""
     registry = importlib.import_module("prometheus_client").REGISTRY
     if root is not None:
@@ -84,7 +88,7 @@ def load_tree(label: str, root: Path | None) -> Tree:
                 "tests.support.quoting",
             )
         }
-        return Tree(label, _work(modules))
+        return Tree(label, _work(modules, fleet, term_days))
     finally:
         if root is not None:
             del registry.register  # the class's own again
@@ -105,7 +109,7 @@ class _Chain:
         self.aggregator_domain, self.oracle_domain = domain(chain_id, aggregator), domain(chain_id, oracle)
 
 
-def _work(m: dict[str, ModuleType]) -> Callable[[datetime], list[Any]]:
+def _work(m: dict[str, ModuleType], fleet: str, term_days: int) -> Callable[[datetime], list[Any]]:
     importlib.import_module("chain.keccak").use_fast_keccak()  # as api.bootstrap does at start-up
     support, models, offers = m["tests.support.quoting"], m["providers.models"], m["aggregator.quote_offers"]
     assets_mod = m["aggregator.assets"]
@@ -120,7 +124,7 @@ def _work(m: dict[str, ModuleType]) -> Callable[[datetime], list[Any]]:
     compliance = support.shipped_compliance()
     borrower = support.borrower_file()
     facts = m["risk.profile"].CreditRequestFacts(
-        amount=Decimal("1500.00"), asset="USDC", term_days=TERM_DAYS, purpose="general", collateral_value=Decimal(3000)
+        amount=Decimal("1500.00"), asset="USDC", term_days=term_days, purpose="general", collateral_value=Decimal(3000)
     )
     decision = m["risk.policy"].assess(borrower.profile, facts, None)
     assert decision.approved
@@ -129,24 +133,36 @@ def _work(m: dict[str, ModuleType]) -> Callable[[datetime], list[Any]]:
         cast(Any, chains), support.QUOTE_SIGNER, support.RISK_SIGNER, quote_ttl=timedelta(minutes=5)
     )
     pricing = importlib.import_module("providers.sim.pricing")
-    price = pricing.price(PRINCIPAL, 6, TERM_DAYS, decision.grade)
+    price = pricing.price(PRINCIPAL, 6, term_days, decision.grade)
+    installments = importlib.import_module("providers.sim.installments")
+    product = importlib.import_module("providers.sim.fleet").InstallmentProduct()
     early, fanout = m["aggregator.early_disclosure"], m["aggregator.fanout"]
     nonces = {name: 7 + i for i, name in enumerate(CHAIN_NAMES)}
 
     def outcomes(now: datetime) -> list[Any]:
         answered = []
         for n in range(BANKS):  # the simulated lenders of bench.scale: the default pricing, their own expiries
+            rate = price.rate_bps if fleet == "same" else price.rate_bps + 25 * n  # "distinct": each its own rate
+            shape: dict[str, Any] = {"repayment": models.RepaymentShape.SINGLE}
+            if fleet == "installments" and n % 2 == 1:  # every other lender amortizes, as the sim's fintech does
+                fields = installments.installment_fields(product, PRINCIPAL, 6, term_days, rate, now.date())
+                if fields is not None:
+                    shape = {
+                        "repayment": models.RepaymentShape.INSTALLMENTS,
+                        "installments": fields["installments"],
+                        "schedule": models.InstallmentSchedule.from_document(fields["schedule"]),
+                    }
             offer = models.ProviderOffer(
                 provider_id=f"sim-lender-{n:02d}",
                 kind=models.ProviderKind.TRADITIONAL,
                 asset="USDC",
                 principal=PRINCIPAL,
-                rate_bps=price.rate_bps,
+                rate_bps=rate,
                 origination_fee=price.origination_fee,
-                term_days=TERM_DAYS,
-                repayment=models.RepaymentShape.SINGLE,
+                term_days=term_days,
                 expires_at=now + timedelta(seconds=300 + n),
                 provider_ref=f"sim-lender-{n:02d}-q{uuid.uuid4().hex[:12]}",
+                **shape,
             )
             answered.append(fanout.ProviderOutcome(offer.provider_id, "offered", "1 offer(s)", 100, [offer]))
         for i, name in enumerate(CHAIN_NAMES[:POOLS]):  # a pool per chain: its model rate plus the grade's spread
@@ -158,7 +174,7 @@ def _work(m: dict[str, ModuleType]) -> Callable[[datetime], list[Any]]:
                 principal=PRINCIPAL,
                 rate_bps=612 + 150,
                 origination_fee=PRINCIPAL * 50 // 10_000,
-                term_days=TERM_DAYS,
+                term_days=term_days,
                 repayment=models.RepaymentShape.SINGLE,
                 expires_at=now + timedelta(minutes=10),
                 provider_ref=f"{pool}:612",
@@ -267,12 +283,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, help="another source tree to compare with, in this process")
     parser.add_argument("--requests", type=int, default=50, help="requests a batch")
     parser.add_argument("--rounds", type=int, default=20, help="batches per tree, alternating")
+    parser.add_argument(
+        "--fleet",
+        choices=("same", "distinct", "installments"),
+        default="same",
+        help="the banks' offers: bench.scale's (all alike), each its own rate, or every other one in installments",
+    )
+    parser.add_argument("--term-days", type=int, default=TERM_DAYS, help="the request's term (installments: >= 60)")
     parser.add_argument("--profile", type=int, metavar="TOP", help="cProfile this tree instead, print the top TOP")
     args = parser.parse_args(argv)
     trees = []
     if args.before is not None:
-        trees.append(load_tree("before", args.before.resolve()))
-    trees.append(load_tree("after" if args.before is not None else "this tree", Path.cwd()))
+        trees.append(load_tree("before", args.before.resolve(), args.fleet, args.term_days))
+    trees.append(load_tree("after" if args.before is not None else "this tree", Path.cwd(), args.fleet, args.term_days))
     for n in range(5):  # warm: the lists, the caches of what every request shares
         for tree in trees:
             tree.run(_now(10**6 + n))
@@ -285,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     with open("/proc/loadavg") as load:
         print(f"load average: {load.read().split()[:3]}")
     samples = measure(trees, args.requests, args.rounds)
-    print(f"{BANKS} bank offers + {POOLS} pool offers a request, {args.requests} requests x {args.rounds} rounds")
+    print(
+        f"{BANKS} bank offers ({args.fleet}) + {POOLS} pool offers a request, {args.term_days} days, "
+        f"{args.requests} requests x {args.rounds} rounds"
+    )
     medians = {label: statistics.median(values) for label, values in samples.items()}
     for label, values in samples.items():
         print(f"{label:>10}: median {medians[label]:.3f} ms/request (min {min(values):.3f}, max {max(values):.3f})")
