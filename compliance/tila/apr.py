@@ -193,12 +193,18 @@ def _is_month_end(day: date) -> bool:
 
 
 def full_months_back(earlier: date, later: date) -> tuple[int, int]:
-    """Whole months measured back from ``later`` that fit after ``earlier``, and the days left over."""
+    """Whole months measured back from ``later`` that fit after ``earlier``, and the days left over.
+
+    The months are the most ``k`` whose ``add_months(later, -k)`` (on the month's last day when ``later`` is one) is
+    not before ``earlier``. A month back always lands in the month before, so that date for ``k`` = the months from
+    ``earlier``'s month to ``later``'s lies in ``earlier``'s month: ``k`` is that many, or one less when it lands
+    before ``earlier`` (found without stepping back month by month: twelve installments took 78 steps)."""
     month_end = _is_month_end(later)
-    months = 0
-    while add_months(later, -(months + 1), month_end=month_end) >= earlier:
-        months += 1
+    months = max((later.year - earlier.year) * 12 + later.month - earlier.month, 0)
     boundary = add_months(later, -months, month_end=month_end)
+    if months and boundary < earlier:
+        months -= 1
+        boundary = add_months(later, -months, month_end=month_end)
     return months, (boundary - earlier).days
 
 
