@@ -121,7 +121,9 @@ def read_caller(
         statement = CALLER_BY_HASH if by == "key_hash" else CALLER_BY_ID
     else:
         statement = KEY_BY_HASH if by == "key_hash" else KEY_BY_ID
-    with database.engine.connect() as connection:
+    # one statement is its own transaction: read in autocommit, one round trip to PostgreSQL where a transaction
+    # opened for it costs three (BEGIN, the SELECT, and the pool's ROLLBACK when the connection goes back)
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         rows = connection.execute(statement, {by: value}).all()
     if not rows:
         return None
