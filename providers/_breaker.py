@@ -19,9 +19,13 @@ record them), while ``AsyncBreaker`` decides admission and outcome:
   provider's own time limit) is neither a failure nor a success; a trial's slot is freed (``guard``).
 
 A call while closed and its success are the common case: a process reads the shared state again only after
-``CLOSED_READ_SECONDS`` (or its own failure or transition), and records a success in one round trip
-(``settle_success``) — with a shared store, one round trip for every provider's state read, and one for every
-success, of the same event-loop turn (``providers._batching``: a request's lender calls start together).
+``CLOSED_READ_SECONDS`` (or its own failure or transition), and a success is settled without the call waiting for it
+(``settle_later``) — with a shared store, one round trip for every provider's state read of the same event-loop turn
+(``providers._batching``: a request's lender calls start together), and one for every success of a few milliseconds
+(``SETTLE_WINDOW_SECONDS``: a request's answers, and other requests' under load). The store sends this process's
+later commands for a breaker (a failure, a transition) only after the successes before them were answered, so the
+shared failure count sees this process's outcomes in order; another process sees a success up to that window later,
+as if the lender had answered that much later.
 
 With Redis, every transition runs in a worker thread under a Redis lock named after the provider, so processes
 never interleave a read-modify-write of the shared state, and the event loop never waits on Redis."""
@@ -29,6 +33,7 @@ never interleave a read-modify-write of the shared state, and the event loop nev
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -48,6 +53,8 @@ class Permit:
 
 
 _CALL = Permit(trial=False)
+
+log = logging.getLogger(__name__)
 
 #: how long a process takes a breaker it read as closed in a shared store to stay closed without reading it again: a
 #: breaker another process opens is refused here within this (this process's own transitions and failures at once),
@@ -124,6 +131,11 @@ class AsyncBreaker:
 
     # ------------------------------------------------------------------ admission and outcome
 
+    def admit_now(self) -> Permit | None:
+        """A permit without a coroutine while this process takes the breaker for closed (``CLOSED_READ_SECONDS``), else
+        None: ``admit`` decides."""
+        return _CALL if time.monotonic() < self._closed_until else None
+
     async def admit(self) -> Permit:
         """A permit to call the provider now, or ``CircuitOpen``."""
         if time.monotonic() < self._closed_until:
@@ -164,16 +176,33 @@ class AsyncBreaker:
         if failed:
             self._closed_until = 0.0  # the next admission reads the state again
         if not permit.trial:
-            if failed:
-                state = await self._store.peek_state(self.name)
-            else:  # the common case: one round trip reads the state and, when closed, resets the failure count
-                state = await self._store.settle_success(self.name)
-                if state == CLOSED:
+            if not failed:  # the common case: the store settles it with others, without holding the caller up
+                settling = self._store.settle_later(self.name)
+                if settling is not None:
+                    settling.add_done_callback(self._settled)
                     return
+            state = await self._store.peek_state(self.name)
             if state is not None and state != CLOSED:
                 self._closed_until = 0.0
                 return  # a non-trial outcome outside closed says nothing (see _record)
         await self._store.run(self.name, lambda: self._record(permit, failed))
+
+    def _settled(self, settling: asyncio.Future[str | None]) -> None:
+        """A success settled by the store (``settle_later``): the state read closed, nothing more to do; another
+        state, the success says nothing (``_record``) and the next admission reads the state again; none (no state
+        yet, or Redis failed meanwhile), recorded through ``run`` as an awaited success would have been."""
+        if settling.cancelled():
+            return
+        if settling.exception() is not None:
+            log.warning("%s: a success could not be recorded: %r", self.name, settling.exception())
+            return
+        state = settling.result()
+        if state == CLOSED:
+            return
+        if state is not None:
+            self._closed_until = 0.0
+            return
+        _background(self._store.run(self.name, lambda: self._record(_CALL, False)))
 
     def _record(self, permit: Permit, failed: bool) -> None:
         if permit.trial:
@@ -217,6 +246,19 @@ class AsyncBreaker:
         if permit.trial:
             await self._store.run(self.name, lambda: self._store.release_trial(self.name))
 
+    async def settle(self, permit: Permit, error: BaseException | None) -> None:
+        """Record what a call made under ``permit`` says, by how it ended (``error``: None for a normal end), by the
+        rules of ``guard``."""
+        if error is None:
+            await self.record(permit, failed=False)
+        elif isinstance(error, asyncio.CancelledError):
+            if permit.trial:
+                _background(self.release(permit))
+        elif isinstance(error, ProviderError) and not error.counts_as_failure:
+            await self.release(permit)
+        else:
+            await self.record(permit, failed=True)
+
     @asynccontextmanager
     async def guard(self) -> AsyncIterator[None]:
         """Admit, run the block, record its outcome: a ``ProviderError`` that counts, or any other exception, is a
@@ -224,35 +266,29 @@ class AsyncBreaker:
         (``DeadlineReached``, ``ProviderRejected``, ``LocalRequestError``) record no outcome: a call the fan-out's
         deadline ended says how busy this platform was, not how the provider did — counted, a busy platform's
         processes (sharing the breaker through Redis) would open it on a healthy provider. A provider that really
-        does not answer still fails by its own time limit, which ends before the fan-out's deadline."""
+        does not answer still fails by its own time limit, which ends before the fan-out's deadline.
+        (``ResilientProvider._attempt`` applies the same rules through ``admit`` and ``settle``.)"""
         permit = await self.admit()
         try:
             yield
-        except asyncio.CancelledError:
-            if permit.trial:
-                _background(self.release(permit))
+        except BaseException as err:
+            await self.settle(permit, err)
             raise
-        except ProviderError as err:
-            if err.counts_as_failure:
-                await self.record(permit, failed=True)
-            else:
-                await self.release(permit)
-            raise
-        except BaseException:
-            await self.record(permit, failed=True)
-            raise
-        else:
-            await self.record(permit, failed=False)
+        await self.settle(permit, None)
 
 
 _pending: set[asyncio.Task[None]] = set()
 
 
 def _background(work: Awaitable[None]) -> None:
-    """Free a trial's slot after the caller was cancelled, without holding the caller up."""
+    """Work the caller does not wait for (a trial's slot freed after the caller was cancelled; a success recorded
+    after its settle read no state): an error is logged, not left in a task nobody reads."""
 
     async def run() -> None:
-        await work
+        try:
+            await work
+        except Exception:
+            log.warning("breaker work in the background failed", exc_info=True)
 
     task = asyncio.ensure_future(run())
     _pending.add(task)

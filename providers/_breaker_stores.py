@@ -28,6 +28,9 @@ T = TypeVar("T")
 CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
 KEY_PREFIX = "creditmesh:provider"
 MAX_TRANSITIONS = 50
+#: how long a lender call's recorded success may wait for others to share its Redis round trip (``settle_later``):
+#: a request's ten answers, and other requests' answers under load, go as one script instead of one per turn
+SETTLE_WINDOW_SECONDS = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,7 @@ class BreakerStore(Protocol):
     def storage(self, name: str) -> pybreaker.CircuitBreakerStorage: ...
     async def run(self, name: str, operation: Callable[[], T]) -> T: ...
     async def peek_state(self, name: str) -> str | None: ...
-    async def settle_success(self, name: str) -> str | None: ...
+    def settle_later(self, name: str) -> asyncio.Future[str | None] | None: ...
     def take_trial(self, name: str, limit: int, ttl: float) -> bool: ...
     def release_trial(self, name: str) -> None: ...
     def trials(self, name: str) -> int: ...
@@ -79,7 +82,7 @@ class MemoryBreakerStore:
     async def peek_state(self, name: str) -> str | None:
         return None  # run() is as cheap: no fast path needed
 
-    async def settle_success(self, name: str) -> str | None:
+    def settle_later(self, name: str) -> asyncio.Future[str | None] | None:
         return None  # no fast path: the caller records through run()
 
     def take_trial(self, name: str, limit: int, ttl: float) -> bool:
@@ -130,8 +133,9 @@ class RedisBreakerStore:
     """State in Redis, through pybreaker's ``CircuitRedisStorage`` (a synchronous client). Every operation that may
     change the state runs in this store's worker threads under a per-provider Redis lock: off the event loop, and
     atomic across processes. The common case — a call while closed, and its success — only reads the state and
-    resets the failure counter, through an async client, with no lock and no thread; the reads and the successes of
-    one event-loop turn (several providers' calls of a request, or of requests at once) are one command each."""
+    resets the failure counter, through an async client, with no lock and no thread; the reads of one event-loop turn
+    (several providers' calls of a request, or of requests at once) are one command, and so are the successes of one
+    ``SETTLE_WINDOW_SECONDS`` (``settle_later``)."""
 
     def __init__(
         self, client: redis.Redis, async_client: redis.asyncio.Redis, lock_timeout: float = 5.0, workers: int = 4
@@ -141,9 +145,9 @@ class RedisBreakerStore:
         self._lock_timeout = lock_timeout
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="breaker-redis")
         self._settle = async_client.register_script(_SETTLE_SUCCESSES)
-        # the reads and successes of one event-loop turn (a request's lender calls) go to Redis together
+        # the reads of one event-loop turn (a request's lender calls) go to Redis together, the successes of a window
         self._peeks: TurnBatch[str, str | None] = TurnBatch(self._peek_many)
-        self._settles: TurnBatch[str, str | None] = TurnBatch(self._settle_many)
+        self._settles: TurnBatch[str, str | None] = TurnBatch(self._settle_many, delay=SETTLE_WINDOW_SECONDS)
 
     @classmethod
     def from_url(cls, url: str, workers: int = 4) -> RedisBreakerStore:
@@ -165,11 +169,13 @@ class RedisBreakerStore:
         values = await self._async.mget([self._pybreaker_key(name, "state") for name in names])
         return [_text(value) for value in values]
 
-    async def settle_success(self, name: str) -> str | None:
-        """A call's success while closed, in one round trip (a script: atomic) shared with the other successes of
-        this event-loop turn: the failure counter back to 0 when the state is closed. Returns the state read (None:
-        no state yet, as after Redis restarted empty)."""
-        return await self._settles.submit(name)
+    def settle_later(self, name: str) -> asyncio.Future[str | None]:
+        """A call's success while closed, sent with the other successes of the next ``SETTLE_WINDOW_SECONDS`` in one
+        round trip (a script: atomic): the failure counter back to 0 where the state is closed. The future holds the
+        state read (None: no state yet, as after Redis restarted empty). The caller does not wait for it: every
+        command this store sends later for this process (``run``: failures, transitions, trials, reads) waits until
+        the successes before it have been sent and answered, so this process's outcomes reach Redis in order."""
+        return self._settles.post(name)
 
     async def _settle_many(self, names: Sequence[str]) -> list[str | None]:
         keys: list[str] = []
@@ -185,6 +191,8 @@ class RedisBreakerStore:
         return RaisingRedisStorage(CLOSED, self._redis, namespace=f"{KEY_PREFIX}:{name}")
 
     async def run(self, name: str, operation: Callable[[], T]) -> T:
+        await self._settles.drain()  # this process's successes first: a failure after them counts from them
+
         def locked() -> T:
             with self._redis.lock(
                 self._key(name, "lock"), timeout=self._lock_timeout, blocking_timeout=self._lock_timeout
@@ -236,5 +244,6 @@ class RedisBreakerStore:
         self._redis.close()
 
     async def aclose(self) -> None:
+        await self._settles.drain()
         self.close()
         await self._async.aclose()

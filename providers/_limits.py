@@ -29,6 +29,14 @@ class Bulkhead:
 
     @asynccontextmanager
     async def slot(self, name: str, remaining: float) -> AsyncIterator[None]:
+        await self.enter(name, remaining)
+        try:
+            yield
+        finally:
+            self.leave()
+
+    async def enter(self, name: str, remaining: float) -> None:
+        """Take a slot (``BulkheadFull`` when none frees up within ``remaining`` seconds); ``leave`` gives it back."""
         if not self._slots.locked():  # a free slot is taken at once: no timer to arm and cancel (every lender call)
             await self._slots.acquire()
         else:
@@ -38,11 +46,10 @@ class Bulkhead:
             except TimeoutError:
                 raise BulkheadFull(f"{name}: {self.limit} calls already in flight") from None
         self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._slots.release()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        self._slots.release()
 
 
 class RateLimiter(Protocol):

@@ -117,14 +117,27 @@ class ResilientProvider(LenderPhases, ProviderAdapter):
         return own if caller is None else min(own, caller)
 
     async def _attempt(self, operation: str, call: Callable[[], Awaitable[T]], end: float, limit: float) -> T:
+        """One attempt: a bulkhead slot, a token, the breaker's permit, the call within its time (``_timed``), the
+        breaker's outcome (``AsyncBreaker.settle``: the rules of ``AsyncBreaker.guard``). Written out in one frame
+        rather than nested context managers: it runs on every lender call of every request."""
         remaining = end - time.monotonic()
         if remaining <= 0:
             raise DeadlineReached(f"{self.provider_id}: no time left before the deadline")
+        bulkhead, breaker = self.bulkhead, self.breaker
         try:
-            async with self.bulkhead.slot(self.provider_id, remaining):
+            await bulkhead.enter(self.provider_id, remaining)
+            try:
                 await self.limiter.acquire(self.provider_id, end - time.monotonic())
-                async with self.breaker.guard():
-                    return await self._timed(operation, call, end, limit)
+                permit = breaker.admit_now() or await breaker.admit()
+                try:
+                    result = await self._timed(operation, call, end, limit)
+                except BaseException as err:
+                    await breaker.settle(permit, err)
+                    raise
+                await breaker.settle(permit, None)
+                return result
+            finally:
+                bulkhead.leave()
         except DeadlineReached:
             self.tracker.cut_short += 1
             raise
@@ -142,14 +155,16 @@ class ResilientProvider(LenderPhases, ProviderAdapter):
         """The call within the provider's own time limit (``limit``), or within what is left before ``end`` when that
         ends first. Only the provider's own limit makes a timeout the provider's failure: a deadline the caller set
         (``deadline``) ending the call first is ``DeadlineReached``, no outcome for the breaker
-        (``AsyncBreaker.guard``). Latency and error rate count the calls the provider was judged on."""
+        (``AsyncBreaker.guard``). Latency and error rate count the calls the provider was judged on. Any exception an
+        adapter lets through that is not a ``ProviderError`` becomes one (a request that cannot be encoded here, a
+        ``UnicodeError``, a ``LocalRequestError``)."""
         left = end - time.monotonic()
         # only a deadline the caller set can be blamed (the fan-out's): an accept's end is its own time limit
         cut_by_caller = limit > left and current_deadline() is not None
         started = time.perf_counter()
         try:
             async with asyncio.timeout(min(limit, max(left, 0.001))):
-                result = await self._translated(operation, call)
+                result = await call()
         except TimeoutError:
             if cut_by_caller:
                 raise DeadlineReached(f"{self.provider_id}: no answer to {operation} before the deadline") from None
@@ -161,26 +176,21 @@ class ResilientProvider(LenderPhases, ProviderAdapter):
             raise
         except asyncio.CancelledError:
             raise  # the caller's: its latency is the caller's wait, not the provider's
-        except BaseException:
-            self.tracker.observe((time.perf_counter() - started) * 1000, ok=False)
-            raise
-        self.tracker.observe((time.perf_counter() - started) * 1000, ok=True)
-        return result
-
-    async def _translated(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await call()
-        except (ProviderError, TimeoutError, asyncio.CancelledError):
-            raise
         except UnicodeError as err:
             # our request could not be encoded (e.g. a header value): the provider was never reached
             raise LocalRequestError(
                 f"{self.provider_id}: {operation} request cannot be encoded: {type(err).__name__}"
             ) from err
         except Exception as err:
+            self.tracker.observe((time.perf_counter() - started) * 1000, ok=False)
             raise ProviderError(
                 f"{self.provider_id}: adapter raised {type(err).__name__} in {operation}: {err}"
             ) from err
+        except BaseException:
+            self.tracker.observe((time.perf_counter() - started) * 1000, ok=False)
+            raise
+        self.tracker.observe((time.perf_counter() - started) * 1000, ok=True)
+        return result
 
     async def _retried(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         """The first attempt directly; only a retryable failure enters tenacity, which is handed that failure as its

@@ -7,6 +7,7 @@ breaker closed)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
@@ -170,19 +171,39 @@ class DegradableBreakerStore(_Either):
         self.health.answered()
         return state
 
-    async def settle_success(self, name: str) -> str | None:
+    def settle_later(self, name: str) -> asyncio.Future[str | None] | None:
+        """The shared store's deferred success (``RedisBreakerStore.settle_later``) while Redis answers; its Redis
+        error makes the state read None (the caller then records through ``run``: this process's memory) and marks
+        Redis down, as an awaited settle did. None while Redis is down: the caller records through ``run``."""
         if not self.health.worth_trying():
             return None  # the memory store has no fast path: the caller goes through run()
-        try:
-            state = await self.shared.settle_success(name)
-        except SHARED_STATE_ERRORS as err:
-            self.health.failed(err)
+        shared = self.shared.settle_later(name)
+        if shared is None:
             return None
-        self.health.answered()
-        storage = self._storages.get(name)
-        if state == CLOSED and storage is not None:
-            storage.local.reset_counter()
-        return state
+        answer: asyncio.Future[str | None] = shared.get_loop().create_future()
+
+        def settled(done: asyncio.Future[str | None]) -> None:
+            if answer.done():
+                return
+            if done.cancelled():
+                answer.cancel()
+                return
+            err = done.exception()
+            if isinstance(err, SHARED_STATE_ERRORS):
+                self.health.failed(err)
+                answer.set_result(None)
+            elif err is not None:
+                answer.set_exception(err)
+            else:
+                self.health.answered()
+                state = done.result()
+                storage = self._storages.get(name)
+                if state == CLOSED and storage is not None:
+                    storage.local.reset_counter()
+                answer.set_result(state)
+
+        shared.add_done_callback(settled)
+        return answer
 
     def take_trial(self, name: str, limit: int, ttl: float) -> bool:
         return self.either(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 import redis.asyncio
 
 from providers._breaker import CLOSED_READ_SECONDS
+from providers._breaker_stores import SETTLE_WINDOW_SECONDS
 from providers._exceptions import CircuitOpen, RateLimited
 from providers.resilience import AsyncBreaker, RedisBreakerStore, RedisBuckets, RedisRateLimiter
 from risk.redis_clients import ASYNC_POOL_SIZE, async_redis
@@ -74,12 +76,13 @@ def _counted(client: Any, sent: list[str]) -> None:
     client.execute_command = counting
 
 
-async def test_a_lender_call_while_closed_is_two_redis_round_trips_and_sees_another_process_open_it(
+async def test_a_lender_call_while_closed_is_one_redis_round_trip_and_sees_another_process_open_it(
     redis_url: str,
 ) -> None:
-    """Per call: the rate limit's script and the success's (the state read and the failure count reset in one); the
-    state is read again only every ``CLOSED_READ_SECONDS``, or at once after this process's own failure. It was four
-    round trips: the limit, a state read to admit, a state read and a counter read to record."""
+    """Per call: the rate limit's script; its success is settled (the state read and the failure count reset in one
+    script) with the other successes of ``SETTLE_WINDOW_SECONDS``, without the call waiting for it; the state is read
+    again only every ``CLOSED_READ_SECONDS``, or at once after this process's own failure. It was four round trips:
+    the limit, a state read to admit, a state read and a counter read to record; then two."""
     name = f"round-trips-{uuid.uuid4().hex[:8]}"
     here, there = RedisBreakerStore.from_url(redis_url), RedisBreakerStore.from_url(redis_url)
     limiter_client = async_redis(redis_url)
@@ -87,12 +90,21 @@ async def test_a_lender_call_while_closed_is_two_redis_round_trips_and_sees_anot
         breaker = await AsyncBreaker(name, POLICY, here).start()
         other = await AsyncBreaker(name, POLICY, there).start()
         limiter = RedisRateLimiter(limiter_client, rate=1_000_000, burst=1_000_000)
-        sent: list[str] = []
-        for client in (here._async, here._redis, limiter_client):
-            _counted(client, sent)
+        limits: list[str] = []
+        breakers: list[str] = []
+        _counted(limiter_client, limits)
+        for client in (here._async, here._redis):
+            _counted(client, breakers)
+        started = time.monotonic()
         for _ in range(100):
             await _lender_call(breaker, limiter, name)
-        assert 200 <= len(sent) <= 200 + 3, Counter(sent)  # and a state read every CLOSED_READ_SECONDS
+        elapsed = time.monotonic() - started
+        await here._settles.drain()
+        assert Counter(limits) == {"EVALSHA": 100}
+        settles = Counter(breakers)["EVALSHA"]
+        assert 1 <= settles <= elapsed / SETTLE_WINDOW_SECONDS + 2, (Counter(breakers), elapsed)  # one per window
+        assert Counter(breakers)["MGET"] <= 2 + elapsed / CLOSED_READ_SECONDS, Counter(breakers)
+        assert set(Counter(breakers)) <= {"EVALSHA", "MGET"}, Counter(breakers)
 
         for _ in range(POLICY.fail_max):  # another process opens the shared breaker
             await other.record(await other.admit(), failed=True)
@@ -106,11 +118,40 @@ async def test_a_lender_call_while_closed_is_two_redis_round_trips_and_sees_anot
         await limiter_client.aclose()
 
 
-async def test_a_requests_lender_calls_together_are_two_redis_round_trips_and_each_keeps_its_own_limit(
+async def test_a_success_settled_after_the_call_reaches_redis_before_this_processs_next_failure(
+    redis_url: str,
+) -> None:
+    """A success is settled after its call returned (``settle_later``, with the window's others); this process's next
+    failure waits for it, so the shared failure count is the one recording each outcome at once gave: fail_max - 1
+    failures, a success, a failure → one failure, closed, seen by another process too. A success alone reaches Redis
+    within the window."""
+    name = f"ordered-{uuid.uuid4().hex[:8]}"
+    here, there = RedisBreakerStore.from_url(redis_url), RedisBreakerStore.from_url(redis_url)
+    try:
+        breaker = await AsyncBreaker(name, POLICY, here).start()
+        other = await AsyncBreaker(name, POLICY, there).start()
+        for _ in range(POLICY.fail_max - 1):
+            await breaker.record(await breaker.admit(), failed=True)
+        await breaker.record(await breaker.admit(), failed=False)  # returns before Redis has it
+        await breaker.record(await breaker.admit(), failed=True)
+        seen = await other.snapshot()
+        assert (seen.state, seen.failures) == ("closed", 1)
+
+        await breaker.record(await breaker.admit(), failed=False)
+        await asyncio.sleep(SETTLE_WINDOW_SECONDS * 10)
+        seen = await other.snapshot()
+        assert (seen.state, seen.failures) == ("closed", 0)
+    finally:
+        await here.aclose()
+        await there.aclose()
+
+
+async def test_a_requests_lender_calls_together_are_at_most_two_redis_round_trips_and_each_keeps_its_own_limit(
     redis_url: str,
 ) -> None:
     """Ten lender calls started together (a request's fan-out) take their tokens in one script over the ten buckets
-    and settle their successes in one: 2 commands a request where they were 20 (and a state read of the ten
+    and settle their successes in one (or with the next request's, within ``SETTLE_WINDOW_SECONDS``): at most 2
+    commands a request where they were 20 (and a state read of the ten
     breakers every ``CLOSED_READ_SECONDS``, one MGET). Each lender keeps its own bucket: the one limited to 3 calls
     is refused its fourth."""
     names = [f"together-{n}-{uuid.uuid4().hex[:8]}" for n in range(10)]
@@ -126,8 +167,9 @@ async def test_a_requests_lender_calls_together_are_two_redis_round_trips_and_ea
         calls = list(zip(breakers, limiters, names, strict=True))
         for _ in range(50):
             await asyncio.gather(*(_lender_call(breaker, limiter, name) for breaker, limiter, name in calls))
-        assert 100 <= len(sent) <= 100 + 10, Counter(sent)  # and an MGET every CLOSED_READ_SECONDS
-        assert Counter(sent)["EVALSHA"] == 100, Counter(sent)
+        await store._settles.drain()
+        assert 51 <= len(sent) <= 100 + 10, Counter(sent)  # and an MGET every CLOSED_READ_SECONDS
+        assert 51 <= Counter(sent)["EVALSHA"] <= 100, Counter(sent)
 
         scarce = RedisRateLimiter(limiter_client, rate=0.001, burst=3, buckets=buckets)
         results = await asyncio.gather(
