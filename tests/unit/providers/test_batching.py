@@ -63,3 +63,24 @@ async def test_a_caller_cancelled_while_its_batch_is_in_flight_leaves_the_others
     assert await tasks[2] == 20
     with pytest.raises(asyncio.CancelledError):
         await tasks[1]
+
+
+async def test_a_delayed_batch_gathers_the_posts_of_its_window_and_drain_sends_at_once() -> None:
+    """Posted items (their callers do not wait) of one window go in one send, across turns; ``drain`` sends what
+    waits without waiting for the window, and returns once every send so far is answered."""
+    sender = _Sender()
+    batch: TurnBatch[int, int] = TurnBatch(sender, delay=0.2)
+    first = batch.post(1)
+    await asyncio.sleep(0)
+    second = batch.post(2)
+    await asyncio.sleep(0)
+    assert sender.batches == [], "nothing sent before the window ends"
+    assert (await first, await second) == (10, 20)
+    assert sender.batches == [[1, 2]]
+
+    third = batch.post(3)
+    await batch.drain()
+    assert sender.batches[1:] == [[3]]
+    assert third.result() == 30
+    await batch.drain()  # nothing waiting: returns at once
+    assert (batch.sends, batch.items) == (2, 3)
