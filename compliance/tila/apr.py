@@ -66,17 +66,27 @@ def _gap(advances: Sequence[_Term], payments: Sequence[_Term], i: Decimal) -> tu
     wherever the advances come before the payments, as in every loan.
 
     A flow ``(amount, t, f)`` is worth ``amount / ((1 + f*i) * (1 + i)**t)`` at the start, and that value's derivative
-    in ``i`` is ``-value * (f / (1 + f*i) + t / (1 + i))``."""
+    in ``i`` is ``-value * (f / (1 + f*i) + t / (1 + i))``. A flow at whole unit-periods (``f`` = 0: every
+    installment of a regular schedule, every advance) has ``1 + f*i`` exactly 1: its value and derivative are the same
+    numbers without the multiplications by 1 and the added zero (Decimal rounds each result from the exact one)."""
     compound = _ONE + i
     gap = slope = Decimal(0)
     for amount, periods, fraction in payments:
-        simple = _ONE + fraction * i
-        value = amount / (simple * compound**periods)
-        gap, slope = gap + value, slope + -value * (fraction / simple + periods / compound)
+        if fraction:
+            simple = _ONE + fraction * i
+            value = amount / (simple * compound**periods)
+            gap, slope = gap + value, slope + -value * (fraction / simple + periods / compound)
+        else:
+            value = amount / compound**periods
+            gap, slope = gap + value, slope + -value * (periods / compound)
     for amount, periods, fraction in advances:
-        simple = _ONE + fraction * i
-        value = amount / (simple * compound**periods)
-        gap, slope = gap - value, slope - -value * (fraction / simple + periods / compound)
+        if fraction:
+            simple = _ONE + fraction * i
+            value = amount / (simple * compound**periods)
+            gap, slope = gap - value, slope - -value * (fraction / simple + periods / compound)
+        else:
+            value = amount / compound**periods
+            gap, slope = gap - value, slope - -value * (periods / compound)
     return gap, slope
 
 
