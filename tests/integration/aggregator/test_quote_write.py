@@ -5,10 +5,11 @@ ways on SQLite and on PostgreSQL, every column of every row compared."""
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
@@ -17,10 +18,14 @@ import psycopg
 import pytest
 from psycopg.errors import LockNotAvailable
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     Boolean,
     Column,
+    Connection,
     Engine,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -55,6 +60,7 @@ from store.quoting import (
 )
 from store.records import columns
 from store.risk import RiskDecisionRow, risk_rows
+from store.types import UtcDateTime
 from tests.support.quoting import SPEC, WALLET, borrower_file, quoting_service
 
 pytestmark = pytest.mark.integration
@@ -164,6 +170,79 @@ def test_a_prepared_insert_stores_what_core_stores(tmp_path: Path) -> None:
         with engine.connect() as connection:
             rows = [tuple(row) for row in connection.execute(select(table).order_by(table.c.id))]
         assert rows == [(1, "1", False), (2, None, True), (3, "3", False), (4, None, True), (5, "e", True)]
+    finally:
+        engine.dispose()
+
+
+def test_on_postgresql_several_rows_go_as_one_json_array_and_store_what_executemany_stored(
+    postgres_schema: Callable[[str], str],
+) -> None:
+    """Several rows on PostgreSQL are one ``json_populate_recordset`` INSERT (one row at a time takes executemany):
+    random rows of text (quotes, backslashes, non-ASCII, NUL-free), integers up to 2^63-1, booleans, JSON documents
+    (nested, big integers, strings), aware timestamps in several zones, bytes and NULLs store exactly what
+    executemany stored, in the rows' order; a row whose JSON column is None takes executemany (SQLAlchemy writes the
+    JSON null there)."""
+    rng = random.Random(18)
+    metadata = MetaData()
+    table = Table(
+        "mixed",
+        metadata,
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("tag", String(200), nullable=True),
+        Column("big", BigInteger, nullable=True),
+        Column("flag", Boolean, nullable=True),
+        Column("doc", JSON, nullable=False),
+        Column("at", UtcDateTime(), nullable=True),
+        Column("blob", LargeBinary, nullable=True),
+    )
+    engine = create_engine(postgres_schema("prepared_recordset"))
+    metadata.create_all(engine)
+    prepared = PreparedInsert(table)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _k, statement, *_: statements.append(statement))
+
+    def text_value() -> str | None:
+        return rng.choice([None, "", "plain", 'quo"te', "back\\slash\\x00", "ünï€ødé ✓", "multi\nline\ttab"])
+
+    def random_row() -> dict[str, Any]:
+        zone = timezone(timedelta(minutes=rng.choice([0, 330, -480])))
+        return {
+            "tag": text_value(),
+            "big": rng.choice([None, 0, -1, 2**63 - 1, rng.randrange(-(2**40), 2**40)]),
+            "flag": rng.choice([None, True, False]),
+            "doc": rng.choice(
+                [{"a": [1, 2, {"b": text_value()}], "n": 2**200}, [], "just a string", 0, {"x": None, "é": "\\"}]
+            ),
+            "at": rng.choice([None, datetime(2026, 11, 27, 9, 0, 0, rng.randrange(10**6), tzinfo=zone)]),
+            "blob": rng.choice([None, b"", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))]),
+        }
+
+    def stored(connection: Connection) -> list[tuple[Any, ...]]:
+        return [tuple(row)[1:] for row in connection.execute(select(table).order_by(table.c.seq))]
+
+    batches = [[random_row() for _ in range(rng.randrange(1, 6))] for _ in range(40)]
+    expected = [(r["tag"], r["big"], r["flag"], r["doc"], r["at"], r["blob"]) for batch in batches for r in batch]
+    try:
+        with engine.begin() as connection:
+            for batch in batches:
+                prepared.execute(connection, batch)
+            as_arrays = stored(connection)
+        assert sum("json_populate_recordset" in s for s in statements) == sum(len(b) > 1 for b in batches)
+        statements.clear()
+        with engine.begin() as connection:
+            connection.execute(table.delete())
+            for batch in batches:
+                for row in batch:
+                    prepared.execute(connection, [row])
+            one_by_one = stored(connection)
+        assert not any("json_populate_recordset" in s for s in statements)
+        assert as_arrays == one_by_one == expected
+
+        statements.clear()
+        with engine.begin() as connection:
+            prepared.execute(connection, [random_row() | {"doc": {"k": 1}}, random_row() | {"doc": None}])
+        assert statements
+        assert not any("json_populate_recordset" in s for s in statements), "a JSON None: executemany"
     finally:
         engine.dispose()
 
@@ -331,10 +410,14 @@ def test_on_postgresql_the_write_s_inserts_go_in_one_pipeline_and_a_failure_is_s
     database = postgres_database
     pipelined: list[bool] = []
 
+    arrays: list[bool] = []  # outcomes, quotes, decisions, audit entries: json_populate_recordset or not
+
     def record(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if statement.startswith("INSERT"):
             status = connection.connection.driver_connection.info.pipeline_status
             pipelined.append(status == psycopg.pq.PipelineStatus.ON)
+            if not statement.startswith(("INSERT INTO credit_requests", "INSERT INTO risk_decisions")):
+                arrays.append("json_populate_recordset" in statement)
 
     event.listen(database.engine, "before_cursor_execute", record)
     with database.unit_of_work() as uow:
@@ -342,6 +425,9 @@ def test_on_postgresql_the_write_s_inserts_go_in_one_pipeline_and_a_failure_is_s
         uow.commit()
     assert len(pipelined) == 6
     assert all(pipelined)
+    quoted, _decision, records = written
+    several = [len(quoted.outcomes), len(quoted.quotes), len(records), 1 + len(records)]
+    assert arrays == [count > 1 for count in several], "each table with several rows: one JSON-array INSERT"
 
     def again() -> None:
         with database.unit_of_work() as uow:
