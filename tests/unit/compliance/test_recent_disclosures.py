@@ -4,8 +4,10 @@ never kept for terms of another shape (a start in another time zone, a plan's en
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -122,3 +124,43 @@ def test_the_memo_is_bounded() -> None:
     for rate in range(10):
         recent.disclose(LoanTerms(Decimal("100.00"), "USDC", 6, 500 + rate, 30, Decimal(0), START))
         assert len(recent) <= 4
+
+
+def test_every_field_of_the_terms_is_in_the_key_but_the_mapr_charges() -> None:
+    """A field added to ``LoanTerms`` or ``InstallmentPlan`` must reach ``terms_key`` (or be named here as one the
+    disclosure does not read): two terms differing in it would otherwise share one disclosure."""
+    single = LoanTerms(Decimal("1500.00"), "USDC", 6, 1200, 90, Decimal("15.00"), START)
+    other_terms: dict[str, Any] = {
+        "principal": Decimal("1600.00"),
+        "asset": "DAI",
+        "asset_decimals": 18,
+        "rate_bps": 1300,
+        "term_days": 91,
+        "origination_fee": Decimal("16.00"),
+        "start": START + timedelta(seconds=1),
+    }
+    other_plan: dict[str, Any] = {
+        "count": 4,
+        "frequency": Frequency.BIWEEKLY,
+        "day_count": DayCount.ACTUAL_365,
+        "first_payment": date(2026, 12, 20),
+        "balloon": Decimal("100.00"),
+    }
+    not_disclosed = {"mapr_charges"}
+    assert {f.name for f in dataclasses.fields(LoanTerms)} == set(other_terms) | {"installments"} | not_disclosed
+    assert {f.name for f in dataclasses.fields(InstallmentPlan)} == set(other_plan)
+
+    def key(terms: LoanTerms, plan: InstallmentPlan | None = None) -> object:
+        if plan is not None:
+            days = installment_term_days(terms.start, plan)
+            terms = dataclasses.replace(terms, term_days=days, installments=plan)
+        found = terms_key(terms)
+        assert found is not None
+        return found
+
+    for name, value in other_terms.items():
+        assert key(dataclasses.replace(single, **{name: value})) != key(single), name
+    plan = InstallmentPlan(count=3)
+    assert key(single, plan) != key(dataclasses.replace(single, term_days=installment_term_days(START, plan)))
+    for name, value in other_plan.items():
+        assert key(single, dataclasses.replace(plan, **{name: value})) != key(single, plan), name
