@@ -10,6 +10,9 @@ lender_client`` — every destination checked by the SSRF guard, aiohttp's pool 
 platform's local settings allow it (``CREDITMESH_OUTBOUND_ALLOWED_NETWORKS`` unset in a local run). Until
 2026-11-27 the baseline sent on a plain ``httpx.AsyncClient`` (httpcore and h11), which cost it about twice the CPU
 per lender call and collapsed under concurrency (httpcore's pool walk), so its figures flattered the platform's.
+Since the same day (u18q) the adapter sends a lender call on that client's aiohttp pool directly
+(``LenderClient.exchange``, without httpx's request and response objects) — the platform and this baseline alike,
+since both build the client the same way and call the same adapter.
 
     BENCH_BASELINE_LENDERS='[{"provider_id": …, "base_url": …, "secret": …}, …]' \\
         uv run --frozen --no-sync uvicorn bench.baseline_app:app --port 8100

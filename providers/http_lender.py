@@ -34,7 +34,8 @@ from providers._exceptions import (
     ProviderUnavailable,
 )
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
-from providers.destinations import DestinationGuard, check_url_shape
+from providers.destinations import DestinationGuard, LenderClient, check_url_shape
+from providers.http_pool import AnswerTooLarge
 from providers.models import (
     Capabilities,
     Decline,
@@ -257,8 +258,9 @@ class HttpLenderAdapter(ProviderAdapter):
         headers |= signed_headers(self._secret, int(time.time()), body)
         headers |= extra
         try:
-            request = self._request(method, path, body, headers)
-            response = await self._client.send(request, stream=True)
+            answer = await self._exchange(method, path, body, headers)
+        except AnswerTooLarge:
+            raise self._too_large(path) from None
         except (UnicodeError, httpx.LocalProtocolError, httpx.InvalidURL, httpx.UnsupportedProtocol) as err:
             reason = f"{self.provider_id}: the request to {path} cannot be sent: {type(err).__name__}"
             raise LocalRequestError(reason) from err
@@ -266,15 +268,32 @@ class HttpLenderAdapter(ProviderAdapter):
             raise ProviderTimeout(f"{self.provider_id}: {type(err).__name__} on {path}") from err
         except httpx.TransportError as err:
             raise ProviderUnavailable(f"{self.provider_id}: {type(err).__name__} on {path}") from err
+        if answer.status_code >= 500:
+            raise ProviderServerError(f"{self.provider_id}: HTTP {answer.status_code} on {path}", answer.status_code)
+        return answer
+
+    async def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> _Answer:
+        """The request sent and its answer read: on the lender client straight through its aiohttp pool
+        (``LenderClient.exchange``: the platform's and the baseline's client, ``api.bootstrap``), else — another
+        client (a test's ``MockTransport``), or a header of ours that replaces one of the client's — through
+        httpx's ``send``."""
+        url = self._urls.get(path) or self._url(path)
+        client = self._client
+        if isinstance(client, LenderClient) and not any(name.lower() in self._client_header_names for name in headers):
+            direct = await client.exchange(
+                method, url, self._client_headers | headers, body, self._timeout, MAX_RESPONSE_BYTES
+            )
+            if direct is not None:
+                return _Answer(*direct)
+        response = await client.send(self._request(method, path, body, headers), stream=True)
         try:
             content = await self._read_capped(response, path)
         finally:
             await response.aclose()
-        if response.status_code >= 500:
-            raise ProviderServerError(
-                f"{self.provider_id}: HTTP {response.status_code} on {path}", response.status_code
-            )
         return _Answer(response.status_code, content)
+
+    def _too_large(self, path: str) -> ProviderProtocolError:
+        return ProviderProtocolError(f"{self.provider_id}: answer on {path} exceeds {MAX_RESPONSE_BYTES} bytes")
 
     def _url(self, path: str) -> httpx.URL:
         url = httpx.URL(f"{self.base_url}{path}")  # httpx.InvalidURL for a base_url it cannot parse: the caller's
@@ -284,7 +303,7 @@ class HttpLenderAdapter(ProviderAdapter):
 
     async def _read_capped(self, response: httpx.Response, path: str) -> bytes:
         """The answer's body, refused past ``MAX_RESPONSE_BYTES`` (declared or streamed)."""
-        too_large = ProviderProtocolError(f"{self.provider_id}: answer on {path} exceeds {MAX_RESPONSE_BYTES} bytes")
+        too_large = self._too_large(path)
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
             raise too_large

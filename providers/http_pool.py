@@ -14,13 +14,17 @@ from the environment, the body handed on undecoded (httpx decodes it, so ``MAX_R
 decoded bytes), the request's ``Host`` header, the TLS server name of the URL (``sni_hostname``), certificates
 checked against httpx's trust store, and httpx's timeouts (connect, read, pool). aiohttp's errors are translated
 here into httpx's (a refused connection is ``httpx.ConnectError``, a read timeout ``httpx.ReadTimeout``, a lender
-that hangs up mid-answer ``httpx.RemoteProtocolError``), which the adapters translate in turn."""
+that hangs up mid-answer ``httpx.RemoteProtocolError``), which the adapters translate in turn.
+
+``LenderTransport.exchange`` sends one request and reads its whole answer on the same session without httpx's
+request and response objects at all: the HTTP lender adapter's path on the lender client (``providers.destinations.
+LenderClient.exchange``), ~0.2 ms of CPU less a lender call than ``send`` through httpx (docs/performance.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -56,6 +60,18 @@ def _translated() -> Iterator[None]:
             if isinstance(err, foreign):
                 raise ours(f"{type(err).__name__}: {err}") from err
         raise  # pragma: no cover - ClientError and TimeoutError are both in the table
+
+
+class AnswerTooLarge(Exception):
+    """An answer's body (declared or read) exceeds the limit ``LenderTransport.exchange`` was given."""
+
+
+def _timeout(timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+    """httpx's timeouts (``httpx.Timeout.as_dict()``) as aiohttp's: pool → connect, connect → sock_connect, read →
+    sock_read; no total."""
+    return aiohttp.ClientTimeout(
+        total=None, connect=timeout.get("pool"), sock_connect=timeout.get("connect"), sock_read=timeout.get("read")
+    )
 
 
 class _AiohttpBody(httpx.AsyncByteStream):
@@ -134,12 +150,7 @@ class LenderTransport(httpx.AsyncBaseTransport):
                 headers=request.headers.multi_items(),
                 allow_redirects=False,
                 compress=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
+                timeout=_timeout(timeout),
                 server_hostname=server_name,
             )
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
@@ -152,6 +163,46 @@ class LenderTransport(httpx.AsyncBaseTransport):
             request=request,
             extensions=extensions,
         )
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: Mapping[str, float | None],
+        server_name: str | None,
+        limit: int,
+    ) -> tuple[int, bytes]:
+        """One request and its whole answer (status, body) on this transport's aiohttp session, without httpx's
+        request and response objects (``LenderClient.exchange``): the same session, timeouts, no redirects or
+        cookies as ``handle_async_request``. ``headers`` are sent as given (``Host`` included); the body is decoded
+        as httpx decodes it (gzip, deflate) and read up to ``limit`` bytes, past that (declared or read)
+        ``AnswerTooLarge``. aiohttp's errors are httpx's, as above."""
+        with _translated():
+            response = await self._client().request(
+                method,
+                URL(url, encoded=True),
+                data=body or None,
+                headers=headers,
+                allow_redirects=False,
+                compress=False,
+                auto_decompress=True,
+                timeout=_timeout(timeouts),
+                server_hostname=server_name,
+            )
+            try:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise AnswerTooLarge(declared)
+                content = bytearray()
+                async for chunk in response.content.iter_chunked(READ_CHUNK):
+                    content += chunk
+                    if len(content) > limit:
+                        raise AnswerTooLarge(len(content))
+            finally:
+                response.release()  # the connection back to the pool, or closed when the body was not read to its end
+        return response.status, bytes(content)
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
