@@ -15,9 +15,10 @@ whose node is down has its pools left out with the reason named."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Self
+from typing import Any, Self
 
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_address, to_checksum_address
@@ -26,8 +27,8 @@ from web3 import AsyncWeb3
 from web3.exceptions import Web3Exception
 from web3.providers.async_base import AsyncBaseProvider
 
-from chain.errors import ChainError
-from chain.views import BlockViews, read_views, view
+from chain.errors import ChainError, RpcUnavailable
+from chain.views import BlockTag, BlockViews, ViewCall, read_views, view
 from providers._exceptions import InvalidRegistration, ProviderUnavailable
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
 from providers.models import (
@@ -44,6 +45,7 @@ from providers.models import (
 )
 
 SpreadForGrade = Callable[[int], int]
+log = logging.getLogger(__name__)
 
 
 class PoolConfig(BaseModel):
@@ -121,18 +123,8 @@ class PoolAdapter(ProviderAdapter):
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
         if request.chains and self.chain not in request.chains:
             return Decline(self.provider_id, f"chain {self.chain} not among the requested chains")
-        head = request.head_of(self.chain)
-        block = "latest" if head is None else head
-        calls = [
-            self._liquidity.call(self.pool_address, block=block),
-            self._model_rate.call(self.pool_address, request.principal, block=block),
-            self._max_term.call(self.pool_address, block=block),
-        ]
         try:
-            if head is None:
-                liquidity, model_rate, max_term = await read_views(self._provider, calls)
-            else:
-                liquidity, model_rate, max_term = await self._at_block.read(calls)
+            liquidity, model_rate, max_term = await self._state(request)
         except (ChainError, Web3Exception, OSError) as err:
             raise ProviderUnavailable(f"{self.provider_id}: cannot read the pool: {type(err).__name__}") from err
         if request.term_days * 86_400 > int(max_term):
@@ -155,6 +147,28 @@ class PoolAdapter(ProviderAdapter):
                 chain=self.chain,
                 pool_address=self.pool_address,
             )
+        ]
+
+    async def _state(self, request: QuoteRequest) -> list[Any]:
+        """The pool's liquidity, model rate for the principal and maximum term: at the request's head block for the
+        chain, shared (``BlockViews``), else at ``latest``. A node that answers the pinned read with an error (a
+        load-balanced RPC whose backend has not seen that block yet, say) is asked at ``latest`` instead; a
+        transport failure is not asked again."""
+        head = request.head_of(self.chain)
+        if head is not None:
+            try:
+                return await self._at_block.read(self._calls(request, head))
+            except RpcUnavailable:
+                raise
+            except ChainError as err:
+                log.info("%s: the pool read at block %d was refused, read at latest: %s", self.provider_id, head, err)
+        return await read_views(self._provider, self._calls(request, "latest"))
+
+    def _calls(self, request: QuoteRequest, block: BlockTag) -> list[ViewCall]:
+        return [
+            self._liquidity.call(self.pool_address, block=block),
+            self._model_rate.call(self.pool_address, request.principal, block=block),
+            self._max_term.call(self.pool_address, block=block),
         ]
 
     async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:

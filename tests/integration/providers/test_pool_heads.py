@@ -1,6 +1,7 @@
 """A pool quotes from its state at the head block the credit request read for its chain (``QuoteRequest.chain_heads``),
 shared between requests at that block: a change mined after that head is seen by a request that read the newer head
-(and by one that read none, at ``latest``), not by one pinned to the older head."""
+(and by one that read none, at ``latest``), not by one pinned to the older head; a pinned read the node refuses is
+made at ``latest``."""
 
 from __future__ import annotations
 
@@ -52,3 +53,9 @@ async def test_a_quote_reads_the_pool_at_the_requests_head_and_shares_it(
     assert isinstance(latest, Decline)
     assert "maximum of 30 days" in latest.reason
     assert len(adapter._at_block) == 2, "one read per block, the repeated one shared"
+
+    # a node that refuses the pinned read (here a block it has not seen) is asked at latest
+    ahead = await adapter.quote(replace(request, chain_heads=(("ethereum-local", after + 1_000),)))
+    assert isinstance(ahead, Decline)
+    assert "maximum of 30 days" in ahead.reason
+    assert len(adapter._at_block) == 2, "a refused read is not kept"
