@@ -1,7 +1,7 @@
 """Accepted loans per second, end to end through the API processes, against raw presigned ``openLoan`` transactions
 to the same devnet — on its own, and as ``bench/scale.py``'s third measure (``prepare`` and ``measure``).
 
-    uv run --frozen --no-sync python -m bench.scale_loans                        # 2 API processes, 40 loans, 1 run
+    uv run --frozen --no-sync python -m bench.scale_loans                   # 2 API processes, 3 rounds of 40, 1 run
     uv run --frozen --no-sync python -m bench.scale_loans --runs 3 --before /tmp/main-tree    # A/B, alternating
     uv run --frozen --no-sync python -m bench.scale_loans --py-spy "$(which py-spy)" --py-spy-mode idle
 
@@ -9,20 +9,34 @@ On its own it starts what ``bench/scale.py`` starts (``bench.local_stack``: Post
 simulated lenders and identity providers, on free loopback ports) and the API as ``creditmesh serve --processes N``
 runs it (``api.local_platform.api_service``), then measures ``--runs`` times, each with fresh borrowers.
 
-End to end: fresh borrowers (gas, WETH minted, the aggregator approved for the collateral), each onboarded through the
-API and holding one pool quote on the chain; then every borrower accepts its quote at once, spread over the API
-processes, and the clock stops at the last answer (an accept answers 201 once ``openLoan`` is mined and recorded).
-Raw: the same number of ``openLoan`` transactions — the offer, the acceptance and the risk attestation signed
-beforehand by the same devnet keys the platform uses — sent at once from the relayer to the same devnet, and the
-clock stops when the last receipt is in. Raw runs after the API's accepts, so the two never share the relayer's
-nonces.
+A run is ``--rounds`` rounds; after each round of accepts come ``--raw-batches`` raw batches, side by side on the
+same devnet. Each side's rate is the MEDIAN over its rounds (min, max and (max - min) / median are reported with
+it): one round of 40 takes a second or so and one raw batch a fraction of one, too short on a shared machine to mean
+much alone. The ratio is the median over the rounds of a round's rate against the median of the raw batches right
+after it: anvil 1.7 slows as its state grows, and the machine's load changes, so each round is compared with raw
+sends made under the same. Before each timed round or batch the machine is let settle (``settle``: the platform's
+processes near idle), so that neither side's window holds what the other set going.
+
+Accepts: fresh borrowers (gas, WETH minted, the aggregator approved for the collateral), each onboarded through the
+API and holding one pool quote on the chain; in a round ``--loans`` of them accept at once, spread over the API
+processes, and the clock runs from the first request to the last answer (an accept answers 201 once ``openLoan`` is
+mined and recorded). The borrowers' signatures are made before the clock starts.
+Raw (``RawSender``): as many ``openLoan`` transactions at once as a round has accepts, from a sender of their own
+granted the relayer's role (so that raw batches between rounds never touch the platform relayer's nonces), each for
+a borrower funded beforehand (one per send of a batch, the same ones batch after batch), its offer, acceptance and
+risk attestation signed beforehand by the same devnet keys the platform uses. The clock runs from the first
+``eth_sendRawTransaction`` to the receipt of the last (one sender, consecutive nonces: the others are mined by then);
+signing, funding and the check that every one succeeded are outside it, and while it runs the API processes and the
+balancer are paused (SIGSTOP, then SIGCONT: their watchers would otherwise read every block the raw sends mine). So
+both sides count sends through mining, each with the devnet to itself; the raw side does nothing else.
 
 Beside the rates, what each loan cost the machine (``Meters``): the CPU milliseconds per accept of each API process,
-the balancer, PostgreSQL (its server and backends) and anvil, against the CPU per raw send of its client (this
-process) and anvil; and PostgreSQL's transactions per accept (``pg_stat_database``, less the rate counted while the
-API idled just before). On a machine of C cores, C x 1000 / (CPU ms per loan) bounds each side's rate.
-``--py-spy`` records api-1 during the last run's accepts (``--py-spy-mode``: gil, busy or idle threads). Prints a
-table, writes JSON and a PNG plot to ``--out`` (``scale_loans-LABEL.*``). Goal: loans/s >= 50% of raw."""
+the balancer, PostgreSQL (its server and backends) and anvil, summed over the rounds' windows, against the CPU per raw
+send of its client (this process) and anvil in the batches' windows; and PostgreSQL's transactions per accept in the
+first round (``pg_stat_database``, less the rate counted while the API idled just before). On a machine of C cores,
+C x 1000 / (CPU ms per loan) bounds each side's rate. ``--py-spy`` records api-1 during the last run's last round of
+accepts (``--py-spy-mode``: gil, busy or idle threads). Prints a table, writes JSON and a PNG plot to ``--out``
+(``scale_loans-LABEL.*``). Goal: loans/s >= 50% of raw."""
 
 from __future__ import annotations
 
@@ -33,9 +47,11 @@ import functools
 import json
 import os
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -43,6 +59,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -53,12 +70,14 @@ from api.demo import onboard
 from api.local_platform import ApiService, api_service
 from api.wallet import sign_acceptance
 from bench.local_stack import ADMIN_KEY, BenchStack, bench_stack
-from bench.meters import STATS_DELAY, Meters, background_rate, ms_per_loan
+from bench.meters import STATS_DELAY, Meters, background_rate, cpu_total
 from bench.quote_path import _machine
+from bench.rpc_count import RpcCounter
 from chain.artifacts import load_artifact
 from chain.deployment import DeploymentRecord
 from chain.devnet import Devnet
 from chain.signers import DEVNET_ROLE_INDEX, Role, devnet_account
+from contracts.deploy import RELAYER_ROLE
 from contracts.typed_data import (
     Acceptance,
     Domain,
@@ -75,6 +94,14 @@ AMOUNT = "100.00"
 COLLATERAL = WETH // 10  # 0.1 WETH against 100 USDC
 LOAN_REQUEST = {"amount": AMOUNT, "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "0.1"}}
 OPEN_GAS = 900_000
+FUND_GAS = 150_000
+RAW_WETH = 100 * WETH  # a raw borrower's collateral for up to 1,000 loans
+#: the machine is settled when the platform's processes use under this share of a core over a window of seconds
+SETTLED, SETTLE_WINDOW, SETTLE_LIMIT = 0.15, 0.4, 15.0
+#: seconds over which ``--count-rpc`` counts what the idle platform asks of the devnet
+RPC_IDLE_WINDOW = 10.0
+#: raw batches after each round of accepts (each as many sends at once as the round has accepts)
+RAW_BATCHES = 5
 QUOTE_ATTEMPTS = 5
 MAX_FEE = 50 * 10**9
 GOAL_LOANS = 0.50
@@ -96,6 +123,20 @@ class LoansResult:
     #: PostgreSQL transactions (commits and rollbacks, every database user) per accepted loan
     db_transactions_per_loan: float | None = None
     load_average_at_start: list[float] = field(default_factory=list)
+    #: raw openLoan sends made (``RawSender``: batches of as many at once as a round has accepts)
+    raw_sends: int = 0
+    #: each round's accepted loans per second, and each raw batch's sends per second (the rates above: medians)
+    api_rounds: list[float] = field(default_factory=list)
+    raw_rounds: list[float] = field(default_factory=list)
+    #: median, min, max and (max - min) / median of the rounds' rates
+    api_spread: dict[str, float] = field(default_factory=dict)
+    raw_spread: dict[str, float] = field(default_factory=dict)
+    #: ``--count-rpc``: the JSON-RPC calls per accept to the loans' devnet by method (``http``: HTTP requests), from
+    #: each round's start until the platform is idle again, less the idle rate
+    rpc_calls_per_loan: dict[str, float] = field(default_factory=dict)
+    #: each round's loans/s against the median of the raw batches right after it (``ratio``: their median), so
+    #: that a devnet slowing as its state grows, or the machine's load changing, meets both sides alike
+    round_ratios: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,93 +217,244 @@ async def _accept_all(api_urls: list[str], borrowers: list[Borrower]) -> tuple[f
     return elapsed, statuses
 
 
-def _presigned_opens(rpc_url: str, record: DeploymentRecord, count: int) -> list[str]:
-    """``count`` raw ``openLoan`` transactions from the relayer, signed now (not timed)."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
-    chain_id = int(w3.eth.chain_id)
-    aggregator = w3.eth.contract(address=record.address("CreditAggregator"), abi=load_artifact("CreditAggregator").abi)
-    domain = Domain(chain_id, aggregator.address)
-    oracle_domain = Domain(chain_id, record.address("CreditScoringOracle"))
-    quote_key = devnet_account(DEVNET_ROLE_INDEX[Role.QUOTE_SIGNER]).key
-    risk_key = devnet_account(DEVNET_ROLE_INDEX[Role.RISK_SIGNER]).key
-    relayer = devnet_account(DEVNET_ROLE_INDEX[Role.RELAYER])
-    first = w3.eth.get_transaction_count(relayer.address)
-    now = int(w3.eth.get_block("latest")["timestamp"])
-    raws = []
-    for n in range(count):
-        borrower = _funded(rpc_url, record)
+class _Rpc:
+    """JSON-RPC over one pooled ``aiohttp.ClientSession`` (the raw sends' client: aiohttp, as the platform's chain
+    client, whose requests cost a fraction of httpx's CPU)."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self._session, self._url = session, url
+
+    async def __call__(self, method: str, params: list[Any]) -> Any:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        async with self._session.post(self._url, json=body) as response:
+            answer = await response.json()
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    async def mined(self, hashes: list[str], what: str) -> None:
+        """Until every one of ``hashes`` has its receipt (polled every 10 ms); RuntimeError when one reverted."""
+        pending = set(hashes)
+        while pending:
+            ordered = list(pending)
+            receipts = await asyncio.gather(*(self("eth_getTransactionReceipt", [h]) for h in ordered))
+            failed = [r["transactionHash"] for r in receipts if r is not None and r["status"] != "0x1"]
+            if failed:
+                raise RuntimeError(f"{what} reverted: {failed[:3]}")
+            pending = {h for h, r in zip(ordered, receipts, strict=True) if r is None}
+            if pending:
+                await asyncio.sleep(0.01)
+
+    async def send_all(self, raws: list[str]) -> list[str]:
+        return list(await asyncio.gather(*(self("eth_sendRawTransaction", [raw]) for raw in raws)))
+
+    async def last_mined(self, hashes: list[str]) -> None:
+        """Until the receipt of the last of ``hashes`` is in (polled every 2 ms): sent by one account with
+        consecutive nonces, the others are mined by then (one small request a poll)."""
+        while True:
+            if await self("eth_getTransactionReceipt", [hashes[-1]]) is not None:
+                return
+            await asyncio.sleep(0.002)
+
+
+def _session(connections: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections), timeout=aiohttp.ClientTimeout(total=120)
+    )
+
+
+def _raw(signed: Any) -> str:
+    return "0x" + bytes(signed.raw_transaction).hex()
+
+
+def _tx(chain_id: int, nonce: int, to: str, data: str, gas: int) -> dict[str, Any]:
+    return {
+        "chainId": chain_id,
+        "nonce": nonce,
+        "to": to,
+        "data": data,
+        "value": 0,
+        "gas": gas,
+        "maxFeePerGas": MAX_FEE,
+        "maxPriorityFeePerGas": 10**9,
+        "type": 2,
+    }
+
+
+class RawSender:
+    """The raw side: batches of ``openLoan`` transactions, each signed beforehand (not timed) and sent at once, timed
+    from the first ``eth_sendRawTransaction`` to the last receipt.
+
+    They come from a sender of their own (a fresh account granted ``RELAYER_ROLE`` through the Timelock, impersonated:
+    a devnet only), so raw batches and the platform's accepts can alternate without sharing the relayer's nonces.
+    A batch's loans have one borrower each (gas, WETH minted, the aggregator approved: funded in bulk at the first
+    batch, not timed, and used again by the later batches), an offer signed by the platform's quote signer, the
+    borrower's acceptance and a risk attestation signed by the platform's risk signer: the same call, checks and
+    transfers as an accepted pool quote's ``openLoan``."""
+
+    def __init__(self, rpc_url: str, record: DeploymentRecord) -> None:
+        self.rpc_url = rpc_url
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+        self.chain_id = int(w3.eth.chain_id)
+        self.record = record
+        self.aggregator = w3.eth.contract(
+            address=record.address("CreditAggregator"), abi=load_artifact("CreditAggregator").abi
+        )
+        self.weth = w3.eth.contract(address=record.address("WETH"), abi=load_artifact("MockERC20").abi)
+        self.domain = Domain(self.chain_id, self.aggregator.address)
+        self.oracle_domain = Domain(self.chain_id, record.address("CreditScoringOracle"))
+        self.quote_key = devnet_account(DEVNET_ROLE_INDEX[Role.QUOTE_SIGNER]).key
+        self.risk_key = devnet_account(DEVNET_ROLE_INDEX[Role.RISK_SIGNER]).key
+        self.sender: LocalAccount = Account.create()
+        self.nonce = 0
+        self.sent = 0
+        self.borrowers: list[LocalAccount] = []
+        self.offer_base = 2**80 + (int.from_bytes(bytes.fromhex(self.sender.address[2:18]), "big") << 24)
+        asyncio.run(self._grant_relayer())
+
+    async def _grant_relayer(self) -> None:
+        async with _session(1) as session:
+            rpc = _Rpc(session, self.rpc_url)
+            timelock = self.record.address("Timelock")
+            await rpc("anvil_setBalance", [self.sender.address, hex(10**22)])
+            await rpc("anvil_impersonateAccount", [timelock])
+            await rpc("anvil_setBalance", [timelock, hex(10**20)])
+            data = self.aggregator.encode_abi("grantRole", [RELAYER_ROLE, self.sender.address])
+            tx_hash = await rpc(
+                "eth_sendTransaction", [{"from": timelock, "to": self.aggregator.address, "data": data}]
+            )
+            await rpc.mined([tx_hash], "granting the raw sender RELAYER_ROLE")
+            await rpc("anvil_stopImpersonatingAccount", [timelock])
+
+    async def _borrowers(self, rpc: _Rpc, count: int) -> list[LocalAccount]:
+        """``count`` borrowers with gas and ``RAW_WETH``, the aggregator approved (two presigned sends each), made
+        at the first batch and used again by the later ones: anvil 1.7's work per mined block grows with its state
+        (it rebuilds the whole state trie per block), so fresh accounts for every raw send would slow the devnet
+        run by run for both sides."""
+        if len(self.borrowers) >= count:
+            return self.borrowers[:count]
+        accounts: list[LocalAccount] = [Account.create() for _ in range(count - len(self.borrowers))]
+        await asyncio.gather(*(rpc("anvil_setBalance", [a.address, hex(WETH)]) for a in accounts))
+        raws = []
+        for account in accounts:
+            mint = self.weth.encode_abi("mint", [account.address, RAW_WETH])
+            approve = self.weth.encode_abi("approve", [self.aggregator.address, 2**256 - 1])
+            raws.append(_raw(account.sign_transaction(_tx(self.chain_id, 0, self.weth.address, mint, FUND_GAS))))
+            raws.append(_raw(account.sign_transaction(_tx(self.chain_id, 1, self.weth.address, approve, FUND_GAS))))
+        await rpc.mined(await rpc.send_all(raws), "funding a raw borrower")
+        self.borrowers += accounts
+        return self.borrowers[:count]
+
+    def _open(self, borrower: LocalAccount, now: int) -> str:
         offer = Offer(
             providerId=keccak(text="pool:usdc"),
-            pool=record.address("LendingPool:USDC"),
+            pool=self.record.address("LendingPool:USDC"),
             borrower=borrower.address,
-            asset=record.address("USDC"),
+            asset=self.record.address("USDC"),
             principal=100 * USDC,
             rateBps=900,
             term=30 * 86_400,
             originationFee=0,
-            collateralAsset=record.address("WETH"),
+            collateralAsset=self.record.address("WETH"),
             collateralAmount=COLLATERAL,
-            chainId=chain_id,
-            termsHash=keccak(text=f"bench scale disclosure {n}"),
+            chainId=self.chain_id,
+            termsHash=keccak(text=f"bench scale disclosure {self.sent}"),
             expiry=now + 86_400,
-            nonce=2**80 + (first << 20) + n,  # far from the platform's own offer nonces, new in every run
+            nonce=self.offer_base + self.sent,  # far from the platform's own offer nonces, new for every send
         )
         attestation = RiskAttestation(
             borrower=borrower.address,
             grade=2,
             maxLtvBps=7_500,
             expiry=now + 86_400,
-            decisionHash=keccak(text=f"bench scale decision {n}"),
+            decisionHash=keccak(text=f"bench scale decision {self.sent}"),
             nonce=offer.nonce,
         )
         acceptance = Acceptance(offer=offer, deadline=offer.expiry)
-        data = aggregator.encode_abi(
+        data = self.aggregator.encode_abi(
             "openLoan",
             [
                 acceptance.as_abi_tuple(),
-                sign(offer_typed_data(domain, offer), quote_key),
-                sign(acceptance_typed_data(domain, acceptance), borrower.key),
+                sign(offer_typed_data(self.domain, offer), self.quote_key),
+                sign(acceptance_typed_data(self.domain, acceptance), borrower.key),
                 attestation.as_abi_tuple(),
-                sign(risk_attestation_typed_data(oracle_domain, attestation), risk_key),
+                sign(risk_attestation_typed_data(self.oracle_domain, attestation), self.risk_key),
             ],
         )
-        tx = {
-            "chainId": chain_id,
-            "nonce": first + n,
-            "to": aggregator.address,
-            "data": data,
-            "value": 0,
-            "gas": OPEN_GAS,
-            "maxFeePerGas": MAX_FEE,
-            "maxPriorityFeePerGas": 10**9,
-            "type": 2,
-        }
-        raws.append("0x" + bytes(relayer.sign_transaction(tx).raw_transaction).hex())
-    return raws
+        signed = self.sender.sign_transaction(_tx(self.chain_id, self.nonce, self.aggregator.address, data, OPEN_GAS))
+        self.nonce += 1
+        self.sent += 1
+        return _raw(signed)
+
+    def batch(self, count: int, meters: Meters | None) -> tuple[float, float, float]:
+        """One batch: ``count`` raw ``openLoan`` sends at once. Seconds from the first send to the last receipt,
+        this process's CPU seconds and anvil's meanwhile (the borrowers' funding and every signature come before,
+        untimed, and the machine is let settle after them)."""
+        return asyncio.run(self._batch(count, meters))
+
+    async def _batch(self, count: int, meters: Meters | None) -> tuple[float, float, float]:
+        async with _session(count) as session:
+            rpc = _Rpc(session, self.rpc_url)
+            borrowers = await self._borrowers(rpc, count)
+            now = int((await rpc("eth_getBlockByNumber", ["latest", False]))["timestamp"], 16)
+            raws = [self._open(borrower, now) for borrower in borrowers]
+            await asyncio.to_thread(settle, meters)  # the platform's watchers have seen the funding's blocks
+            anvil = [meters.anvil] if meters is not None and meters.anvil is not None else []
+            with _paused(list(meters.api.values()) if meters is not None else []):
+                started, cpu, anvil_cpu = time.perf_counter(), time.process_time(), cpu_total(anvil)
+                hashes = await rpc.send_all(raws)
+                await rpc.last_mined(hashes)
+                timed = time.perf_counter() - started, time.process_time() - cpu, cpu_total(anvil) - anvil_cpu
+            await rpc.mined(hashes, "raw openLoan")  # every one succeeded (checked once the clock has stopped)
+            return timed
 
 
-async def _send_raw(rpc_url: str, raws: list[str]) -> tuple[float, float]:
-    """Seconds from the first send to the last receipt, and this process's CPU seconds meanwhile."""
-    async with httpx.AsyncClient(timeout=120) as client:
+@contextlib.contextmanager
+def _paused(pids: list[int]) -> Iterator[None]:
+    """The API processes (and the balancer) stopped (SIGSTOP) while the block runs, then continued: the raw sends
+    have the devnet and the machine to themselves, without the platform's watchers and indexer reading each block
+    they mine (a pause of a fraction of a second, far inside every lease)."""
+    stopped = []
+    try:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+        yield
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
-        async def rpc(method: str, params: list[Any]) -> Any:
-            answer = (
-                await client.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-            ).json()
-            if "error" in answer:
-                raise RuntimeError(f"{method}: {answer['error']}")
-            return answer["result"]
 
-        started, cpu = time.perf_counter(), time.process_time()
-        pending = set(await asyncio.gather(*(rpc("eth_sendRawTransaction", [raw]) for raw in raws)))
-        while pending:
-            receipts = await asyncio.gather(*(rpc("eth_getTransactionReceipt", [h]) for h in pending))
-            failed = [r["transactionHash"] for r in receipts if r is not None and r["status"] != "0x1"]
-            if failed:
-                raise RuntimeError(f"raw openLoan reverted: {failed[:3]}")
-            pending = {h for h, r in zip(list(pending), receipts, strict=True) if r is None}
-            await asyncio.sleep(0.01)
-        return time.perf_counter() - started, time.process_time() - cpu
+def settle(meters: Meters | None) -> None:
+    """Wait until the platform's processes (the API's, PostgreSQL, anvil) together use under ``SETTLED`` of a core
+    over ``SETTLE_WINDOW`` seconds (at most ``SETTLE_LIMIT`` s): what the last step set going (the watchers' and the
+    indexer's reading of new blocks, the outbox) does not run in the next one's timed window. Without meters, one
+    second."""
+    if meters is None:
+        time.sleep(1.0)
+        return
+    deadline = time.monotonic() + SETTLE_LIMIT
+    before = sum(meters.cpu().values())
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_WINDOW)
+        after = sum(meters.cpu().values())
+        if after - before < SETTLED * SETTLE_WINDOW:
+            return
+        before = after
+
+
+def _spread(rates: list[float]) -> dict[str, float]:
+    """The median of per-round rates, their lowest and highest, and (highest - lowest) / median."""
+    ordered = sorted(rates)
+    middle = statistics.median(ordered)
+    return {
+        "median": round(middle, 2),
+        "min": round(ordered[0], 2),
+        "max": round(ordered[-1], 2),
+        "spread": round((ordered[-1] - ordered[0]) / middle, 3) if middle else 0.0,
+    }
 
 
 def measure(
@@ -272,44 +464,101 @@ def measure(
     record: DeploymentRecord,
     meters: Meters | None = None,
     profile: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+    rounds: int = 1,
+    raw_batches: int = RAW_BATCHES,
+    counter: RpcCounter | None = None,
 ) -> LoansResult:
-    """Every borrower accepts at once through ``api_urls`` (under ``profile``), then as many raw presigned sends."""
+    """``borrowers`` accept in ``rounds`` rounds through ``api_urls``, each round's borrowers at once (the last round
+    under ``profile``); after each round ``raw_batches`` batches of as many raw presigned ``openLoan`` sends at once
+    to the same devnet (``RawSender``). Each side's rate is the median of its rounds' (loans / seconds of the round);
+    the ratio is the median over the rounds of a round's rate against the median of the raw batches after it."""
     load = [round(x, 2) for x in os.getloadavg()]
     background = background_rate(meters) if meters else None
-    transactions = meters.transactions() if meters else None
-    cpu_before = meters.cpu() if meters else {}
-    with profile():
-        api_seconds, statuses = asyncio.run(_accept_all(api_urls, borrowers))
-    accepts_done = time.monotonic()
-    cpu_accepts = meters.cpu() if meters else {}
-    accepted = statuses.get("201", 0)
-    raws = _presigned_opens(rpc_url, record, len(borrowers))
-    anvil_before = meters.cpu().get("anvil", 0.0) if meters else 0.0
-    raw_seconds, raw_cpu = asyncio.run(_send_raw(rpc_url, raws))
-    cpu_ms = {f"accept: {name}": ms for name, ms in ms_per_loan(cpu_before, cpu_accepts, accepted).items()}
-    cpu_ms["raw: this process"] = round(raw_cpu * 1000 / len(raws), 2)
-    if meters is not None and meters.anvil is not None:
-        cpu_ms["raw: anvil"] = round((meters.cpu()["anvil"] - anvil_before) * 1000 / len(raws), 2)
+    size = -(-len(borrowers) // rounds)
+    groups = [borrowers[n : n + size] for n in range(0, len(borrowers), size)]
+    raw = RawSender(rpc_url, record)
+    statuses: dict[str, int] = {}
+    accept_rates: list[float] = []
+    raw_rates: list[float] = []
+    accept_cpu: dict[str, float] = {}
+    raw_client_cpu = raw_anvil_cpu = api_seconds = raw_seconds = 0.0
     per_loan = None
-    if transactions is not None and background is not None and meters is not None:
-        time.sleep(max(0.0, STATS_DELAY - (time.monotonic() - accepts_done)))
-        after = meters.transactions()
-        if after is not None:  # less what the processes do idle (leases, readiness) in as long
-            idle = background * (api_seconds + time.monotonic() - accepts_done)
-            per_loan = round((after - transactions - idle) / max(accepted, 1), 1)
-    api_rate, raw_rate = accepted / api_seconds, len(raws) / raw_seconds
+    calls: Counter[str] = Counter()
+    idle_calls: dict[str, float] = {}
+    if counter is not None:  # what the platform asks of the devnet idle, per second
+        settle(meters)
+        first, idle_started = counter.counts(), time.monotonic()
+        time.sleep(RPC_IDLE_WINDOW)
+        idle_seconds = time.monotonic() - idle_started
+        idle_calls = {name: n / idle_seconds for name, n in (counter.counts() - first).items()}
+    counted_seconds = 0.0
+    ratios: list[float] = []  # each round's rate against the median of the raw batches right after it
+    for number, group in enumerate(groups):
+        transactions = meters.transactions() if meters and number == 0 else None
+        settle(meters)
+        before = meters.cpu() if meters else {}
+        counts_before, counting_since = (counter.counts(), time.monotonic()) if counter else (Counter(), 0.0)
+        with profile() if number == len(groups) - 1 else contextlib.nullcontext():
+            seconds, answers = asyncio.run(_accept_all(api_urls, group))
+        accepts_done = time.monotonic()
+        after = meters.cpu() if meters else {}
+        for name, value in after.items():
+            accept_cpu[name] = accept_cpu.get(name, 0.0) + value - before.get(name, 0.0)
+        for status, count in answers.items():
+            statuses[status] = statuses.get(status, 0) + count
+        api_seconds += seconds
+        if counter is not None:  # the accepts' calls and the watchers' and indexer's that follow, until idle
+            settle(meters)
+            calls += counter.counts() - counts_before
+            counted_seconds += time.monotonic() - counting_since
+        accept_rates.append(answers.get("201", 0) / seconds)
+        if transactions is not None and background is not None and meters is not None:
+            # the first round's PostgreSQL transactions, counted before any raw send (the platform's indexer reads
+            # the raw loans' events too), less what the processes do idle (leases, readiness) in as long
+            time.sleep(max(0.0, STATS_DELAY - (time.monotonic() - accepts_done)))
+            counted = meters.transactions()
+            if counted is not None:
+                idle = background * (seconds + time.monotonic() - accepts_done)
+                per_loan = round((counted - transactions - idle) / max(answers.get("201", 0), 1), 1)
+        after_round = []
+        for _ in range(raw_batches):
+            seconds, client_cpu, anvil_cpu = raw.batch(len(group), meters)
+            raw_anvil_cpu += anvil_cpu
+            raw_client_cpu += client_cpu
+            raw_seconds += seconds
+            after_round.append(len(group) / seconds)
+        raw_rates += after_round
+        if after_round:
+            ratios.append(accept_rates[-1] / statistics.median(after_round))
+    accepted = statuses.get("201", 0)
+    cpu_ms = {f"accept: {name}": round(value * 1000 / max(accepted, 1), 2) for name, value in accept_cpu.items()}
+    cpu_ms["raw: this process"] = round(raw_client_cpu * 1000 / max(raw.sent, 1), 2)
+    if meters is not None and meters.anvil is not None:
+        cpu_ms["raw: anvil"] = round(raw_anvil_cpu * 1000 / max(raw.sent, 1), 2)
+    api_rate, raw_rate = _spread(accept_rates)["median"], _spread(raw_rates)["median"]
+    rpc_per_loan = {
+        name: round((calls[name] - idle_calls.get(name, 0.0) * counted_seconds) / max(accepted, 1), 2)
+        for name in sorted(set(calls) | set(idle_calls))
+    }
     return LoansResult(
         loans=len(borrowers),
         accepted=accepted,
         statuses=statuses,
         api_seconds=round(api_seconds, 2),
-        api_loans_per_second=round(api_rate, 2),
+        api_loans_per_second=api_rate,
         raw_seconds=round(raw_seconds, 2),
-        raw_loans_per_second=round(raw_rate, 2),
-        ratio=round(api_rate / raw_rate, 3),
+        raw_loans_per_second=raw_rate,
+        ratio=round(statistics.median(ratios), 3) if ratios else 0.0,
         cpu_ms_per_loan=cpu_ms,
         db_transactions_per_loan=per_loan,
         load_average_at_start=load,
+        raw_sends=raw.sent,
+        api_rounds=[round(r, 2) for r in accept_rates],
+        raw_rounds=[round(r, 2) for r in raw_rates],
+        api_spread=_spread(accept_rates),
+        raw_spread=_spread(raw_rates),
+        rpc_calls_per_loan=rpc_per_loan,
+        round_ratios=[round(r, 3) for r in ratios],
     )
 
 
@@ -379,6 +628,17 @@ def run(args: argparse.Namespace) -> Result:
             devnet = next(d for d in started.chains.devnets if d.name == args.chain)
             record = started.chains.deployments[args.chain]
             trees = _trees(args)
+            env = started.env
+            counter = None
+            if args.count_rpc:  # the API reaches the loans' devnet through the counter
+                counter = RpcCounter(devnet.rpc_url).__enter__()
+                chains = json.loads(Path(env["CREDITMESH_CHAINS_FILE"]).read_text())
+                for chain in chains:
+                    if chain["name"] == args.chain:
+                        chain["rpc_urls"] = [counter.url]
+                counted = data_dir / "chains-counted.json"
+                counted.write_text(json.dumps(chains))
+                env = env | {"CREDITMESH_CHAINS_FILE": str(counted)}
             keep = len(trees) == 1  # one tree: one API for every run; several: each round starts each again
             with contextlib.ExitStack() as kept:
                 api = None
@@ -391,14 +651,18 @@ def run(args: argparse.Namespace) -> Result:
                                     api_service(
                                         started.ports.api,
                                         processes=args.processes,
-                                        env=started.env,
+                                        env=env,
                                         code=code,
                                         log_dir=data_dir,
                                         timeout=600,
                                     )
                                 )
                             runs.append(
-                                Run(label, args.processes, _one_run(args, started, api, devnet, record, number))
+                                Run(
+                                    label,
+                                    args.processes,
+                                    _one_run(args, started, api, devnet, record, number, counter),
+                                )
                             )
                             print(f"  {label} run {number + 1}: {_line(runs[-1].loans)}", flush=True)
     return Result(args.label, args.processes, machine, runs, [round(x, 2) for x in os.getloadavg()])
@@ -411,8 +675,9 @@ def _one_run(
     devnet: Devnet,
     record: DeploymentRecord,
     number: int,
+    counter: RpcCounter | None,
 ) -> LoansResult:
-    borrowers = prepare([api.url], ADMIN_KEY, devnet.rpc_url, record, args.chain, args.warm + args.loans)
+    borrowers = prepare([api.url], ADMIN_KEY, devnet.rpc_url, record, args.chain, args.warm + args.loans * args.rounds)
     if args.warm:  # the process's first accepts build what later ones reuse: not measured
         asyncio.run(_accept_all([api.url], borrowers[: args.warm]))
     names = dict(api.pids)
@@ -424,17 +689,35 @@ def _one_run(
         first = next(iter(api.pids.values()))
         stem = f"{_stem(args.label)}-{args.py_spy_mode}"
         profile = functools.partial(_py_spy, args, first, stem, started.data_dir)
-    return measure([api.url], borrowers[args.warm :], devnet.rpc_url, record, meters, profile)
+    return measure(
+        [api.url],
+        borrowers[args.warm :],
+        devnet.rpc_url,
+        record,
+        meters,
+        profile,
+        args.rounds,
+        args.raw_batches,
+        counter,
+    )
 
 
 def _line(loans: LoansResult) -> str:
     return (
-        f"{loans.accepted}/{loans.loans} accepted in {loans.api_seconds} s = {loans.api_loans_per_second} loans/s; "
-        f"raw presigned {loans.raw_loans_per_second}/s; ratio {loans.ratio:.1%}; "
+        f"{loans.accepted}/{loans.loans} accepted in {loans.api_seconds} s, median of {len(loans.api_rounds)} "
+        f"rounds {loans.api_loans_per_second} loans/s {_range(loans.api_spread)}; raw presigned: median of "
+        f"{len(loans.raw_rounds)} batches {loans.raw_loans_per_second}/s {_range(loans.raw_spread)} "
+        f"({loans.raw_sends} sends); ratio {loans.ratio:.1%} (median of the rounds' {loans.round_ratios}); "
         f"CPU ms per accept {_accept_cpu_ms(loans):.1f} (API {_api_cpu_ms(loans):.1f}) "
         f"vs per raw send {_raw_cpu_ms(loans):.1f}; "
         f"{loans.db_transactions_per_loan} database transactions per accept; load {loans.load_average_at_start}"
     )
+
+
+def _range(spread: dict[str, float]) -> str:
+    if not spread:
+        return ""
+    return f"[{spread['min']}-{spread['max']}, spread {spread['spread']:.0%}]"
 
 
 def table(result: Result) -> str:
@@ -445,18 +728,26 @@ def table(result: Result) -> str:
         f"process(es) against raw presigned openLoan sends to the same devnet",
         f"machine: {result.machine['cpus']} CPUs, load average {result.machine['load_average_at_start']} at start, "
         f"{result.load_average_at_end} at end (shared with other work: compare the ratios and the CPU per loan)",
-        f"{'tree':<12} {'loans':>5} {'201':>4} {'loans/s':>8} {'raw/s':>8} {'ratio':>7} {'db tx':>6} {'load':>6}  "
-        + " ".join(f"{name:>18}" for name in parts),
+        f"{'tree':<12} {'loans':>5} {'201':>4} {'loans/s':>8} {'raw/s':>8} {'ratio':>7} {'db tx':>6} {'load':>6} "
+        f"{'loans/s min-max':>16} {'raw/s min-max':>16}  " + " ".join(f"{name:>18}" for name in parts),
     ]
     for run in result.runs:
         loans = run.loans
         load = loans.load_average_at_start[0] if loans.load_average_at_start else 0.0
         lines.append(
             f"{run.label:<12} {loans.loans:>5} {loans.accepted:>4} {loans.api_loans_per_second:>8} "
-            f"{loans.raw_loans_per_second:>8} {loans.ratio:>7.1%} {loans.db_transactions_per_loan or 0:>6} {load:>6}  "
+            f"{loans.raw_loans_per_second:>8} {loans.ratio:>7.1%} {loans.db_transactions_per_loan or 0:>6} {load:>6} "
+            f"{_minmax(loans.api_spread):>16} {_minmax(loans.raw_spread):>16}  "
             + " ".join(f"{loans.cpu_ms_per_loan.get(name, 0.0):>18}" for name in parts)
         )
-    lines.append("(CPU columns: milliseconds per loan of each process; db tx: PostgreSQL transactions per accept)")
+    lines.append(
+        "(loans/s and raw/s: the medians of the rounds of accepts and of the raw batches, each as many at once; CPU "
+        "columns: milliseconds per loan of each process; db tx: PostgreSQL transactions per accept, first round)"
+    )
+    for run in result.runs:
+        if run.loans.rpc_calls_per_loan:
+            counted = ", ".join(f"{name} {n}" for name, n in run.loans.rpc_calls_per_loan.items() if abs(n) >= 0.05)
+            lines.append(f"{run.label}: JSON-RPC calls per accept (--count-rpc): {counted}")
     for run in result.runs:
         accept, raw = _accept_cpu_ms(run.loans), _raw_cpu_ms(run.loans)
         if accept and raw:
@@ -467,6 +758,10 @@ def table(result: Result) -> str:
                 f">= {GOAL_LOANS:.0%})"
             )
     return "\n".join(lines)
+
+
+def _minmax(spread: dict[str, float]) -> str:
+    return f"{spread['min']}-{spread['max']}" if spread else ""
 
 
 def _met(ok: bool) -> str:
@@ -515,9 +810,13 @@ def _stem(label: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, default=2, help="API processes (behind the balancer when > 1)")
-    parser.add_argument("--loans", type=int, default=40, help="loans accepted at once per run")
+    parser.add_argument("--loans", type=int, default=40, help="loans accepted at once per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of accepts per run (the rate: their median)")
+    parser.add_argument(
+        "--raw-batches", type=int, default=RAW_BATCHES, help="raw batches (as many sends at once) after each round"
+    )
     parser.add_argument("--warm", type=int, default=2, help="accepts made first in each run, not measured")
-    parser.add_argument("--runs", type=int, default=1, help="runs (each: the accepts, then the raw sends)")
+    parser.add_argument("--runs", type=int, default=1, help="runs (each: rounds of accepts, raw batches after each)")
     parser.add_argument("--chain", default="ethereum-local", help="the devnet the loans open on")
     parser.add_argument("--code", default=None, help="run the API from this source tree")
     parser.add_argument("--before", default=None, help="also this source tree's API, alternating with this one's")
@@ -526,6 +825,9 @@ def main(argv: list[str] | None = None) -> None:
         "--py-spy", default=None, help="a py-spy executable: profile api-1 during the last run's accepts"
     )
     parser.add_argument("--py-spy-mode", choices=("gil", "busy", "idle"), default="gil")
+    parser.add_argument(
+        "--count-rpc", action="store_true", help="count the JSON-RPC calls per accept (a forwarder: not for the rates)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     result = run(args)
