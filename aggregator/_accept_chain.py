@@ -95,18 +95,38 @@ class _Function:
 _OPEN_LOAN, _OPEN_LOAN_WITH_PERMIT = _Function.of("openLoan"), _Function.of("openLoanWithPermit")
 
 
-async def simulate_open(chain: ChainRuntime, call: Call) -> Call:
-    """The relayer's ``eth_estimateGas`` of the open (``chain.relay.estimate_gas``): ChainRejected naming the revert
-    when the chain would refuse it now, else ``call`` carrying the estimate with the relay's margin, so that the
-    relay does not estimate it again (one EVM run of the open per accept before the send, not two)."""
+#: the gas limit opens have been sent with, per (chain id, aggregator, function selector, quote kind): the first
+#: accept's estimate with the relay's margin, raised whenever a later estimate says more
+_OPEN_GAS: dict[tuple[int, str, bytes, str], int] = {}
+
+
+async def simulate_open(chain: ChainRuntime, call: Call, kind: str) -> Call:
+    """Whether the chain would open the loan now, and the gas to send it with (carried in the returned ``call``, so
+    that the relay does not estimate it again): ChainRejected naming the revert when the chain would refuse it.
+
+    Once an open of this function and quote ``kind`` has been estimated on the chain, the simulation is one
+    ``eth_call`` as the relayer with that gas limit (one EVM run: anvil's ``eth_estimateGas`` runs the call many
+    times in its binary search for the limit). A call that fails so — a revert, or the limit too low for this open —
+    is decided as the first is: the relayer's ``eth_estimateGas`` (``chain.relay.estimate_gas``, a failure confirmed
+    by a simulation pinned at the head before it is a revert), whose estimate with the relay's margin is then sent and
+    remembered when it is higher."""
     request = {"from": chain.relayer, "to": str(call.to), "data": "0x" + call.data.hex()}
+    provider = chain.client.provider
+    key = (chain.chain_id, str(call.to).lower(), call.data[:4], kind)
+    known = _OPEN_GAS.get(key)
+    if known is not None:
+        answer = await provider.make_request(RPCEndpoint("eth_call"), [request | {"gas": hex(known)}, "latest"])
+        if answer.get("error") is None:
+            return replace(call, gas=known)
     try:
-        gas = await estimate_gas(chain.client.provider, request)
+        gas = await estimate_gas(provider, request)
     except TransactionReverted as reverted:
         raise ChainRejected(str(reverted)) from None
     if gas is None:  # the estimate failed but the call passes: the relay estimates when it sends
         return call
-    return replace(call, gas=chain.transactions.settings.gas_limit(gas))
+    limit = chain.transactions.settings.gas_limit(gas)
+    _OPEN_GAS[key] = max(limit, _OPEN_GAS.get(key, 0))
+    return replace(call, gas=limit)
 
 
 async def bar_unsent(chain: ChainRuntime, intent_key: str) -> bool:

@@ -160,7 +160,7 @@ class AcceptanceService:
         call = open_loan_call(chain, quote, signature, permit)
         # nothing is locked, let alone promised to a lender, that the chain refuses; the estimate goes with the call
         try:
-            call = await simulate_open(chain, call)
+            call = await simulate_open(chain, call, quote.kind)
         except ChainRejected:
             # another accept of this quote (another process's) may have locked it, and even opened its loan, since
             # it was read: that accept's answer, not the chain's refusal to open the same offer twice

@@ -1,6 +1,6 @@
 """The accept's chain side without a node: a receipt's logs as the node sent them (the relay's watcher keeps them)
-decode to the same events as web3's formatted receipt did, and the borrower's code is asked for only when the
-acceptance is not signed by the borrower's key."""
+decode to the same events as web3's formatted receipt did, the borrower's code is asked for only when the
+acceptance is not signed by the borrower's key, and an open is estimated once, then simulated by one ``eth_call``."""
 
 from __future__ import annotations
 
@@ -17,15 +17,17 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3._utils.method_formatters import log_entry_formatter
 
-from aggregator._accept_chain import _log_entry, open_loan_call, verify_acceptance
+from aggregator import _accept_chain
+from aggregator._accept_chain import _log_entry, open_loan_call, simulate_open, verify_acceptance
 from aggregator.accept_saga import QuoteView
-from aggregator.errors import InvalidAcceptance
+from aggregator.errors import ChainRejected, InvalidAcceptance
 from aggregator.offers import acceptance_document
 from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
 from api.wallet import sign_acceptance
 from chain.artifacts import load_artifact
 from chain.events import EventDecoder, WatchedContract
+from chain.transactions import Call
 from contracts.typed_data import OFFER_FIELDS, RISK_ATTESTATION_FIELDS
 
 pytestmark = pytest.mark.unit
@@ -190,3 +192,74 @@ async def test_the_borrowers_code_is_asked_for_only_when_the_signature_is_not_it
     await verify_acceptance(cast(ChainRuntime, wallet), quote, forged)
     await verify_acceptance(cast(ChainRuntime, wallet), quote, b"\x01" * 65)
     assert wallet.asked == 2
+
+
+class OpenNode:
+    """The relayer's node for ``simulate_open``: ``eth_estimateGas`` answers ``estimate`` (an error when None), an
+    ``eth_call`` fails when ``refuse_calls`` or its gas limit is below ``needs``; every request is recorded."""
+
+    def __init__(self, estimate: int | None, needs: int = 0) -> None:
+        self.estimate, self.needs, self.refuse_calls = estimate, needs, False
+        self.requests: list[tuple[str, list[Any]]] = []
+        provider = SimpleNamespace(make_request=self._request)
+        self.client = SimpleNamespace(provider=provider)
+        self.chain_id, self.relayer = 31337, "0x" + "77" * 20
+        self.transactions = SimpleNamespace(settings=SimpleNamespace(gas_limit=lambda gas: gas + gas // 5))
+
+    async def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        self.requests.append((str(method), params))
+        if method == "eth_blockNumber":
+            return {"result": "0x10"}
+        if method == "eth_estimateGas":
+            if self.estimate is None:
+                return {"error": {"code": 3, "message": "execution reverted"}}
+            return {"result": hex(self.estimate)}
+        gas = int(params[0].get("gas", "0x0"), 16) if method == "eth_call" else 0
+        if self.refuse_calls or self.estimate is None or (gas and gas < self.needs):
+            return {"error": {"code": 3, "message": "execution reverted: OfferAlreadyUsed"}}
+        return {"result": "0x"}
+
+    def methods(self) -> list[str]:
+        methods = [method for method, _ in self.requests]
+        self.requests.clear()
+        return methods
+
+
+async def test_an_open_is_estimated_once_then_simulated_by_one_call_with_the_learned_gas_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_accept_chain, "_OPEN_GAS", {})
+    node = OpenNode(estimate=500_000, needs=500_000)
+    chain = cast(ChainRuntime, node)
+    call = Call(to=AGGREGATOR, data=b"\x01\x02\x03\x04" + b"\x00" * 64)
+    first = await simulate_open(chain, call, "pool")
+    assert (first.gas, node.methods()) == (600_000, ["eth_estimateGas"])
+    again = await simulate_open(chain, call, "pool")
+    assert (again.gas, node.methods()) == (600_000, ["eth_call"])
+    assert await simulate_open(chain, call, "traditional") == first  # another kind is estimated on its own
+    assert node.methods() == ["eth_estimateGas"]
+    # an open that needs more than the limit learned: estimated again, and the higher limit kept
+    node.estimate = node.needs = 700_000
+    assert (await simulate_open(chain, call, "pool")).gas == 840_000
+    assert node.methods() == ["eth_call", "eth_estimateGas"]
+    assert (await simulate_open(chain, call, "pool")).gas == 840_000
+    assert node.methods() == ["eth_call"]
+
+
+async def test_an_open_the_chain_refuses_is_still_a_named_rejection_after_the_limit_is_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_accept_chain, "_OPEN_GAS", {})
+    node = OpenNode(estimate=500_000)
+    chain = cast(ChainRuntime, node)
+    call = Call(to=AGGREGATOR, data=b"\x01\x02\x03\x04")
+    await simulate_open(chain, call, "pool")
+    node.estimate = None  # the offer is spent: every simulation reverts
+    node.methods()
+    with pytest.raises(ChainRejected, match="OfferAlreadyUsed"):
+        await simulate_open(chain, call, "pool")
+    # the cheap call, then the estimate and the pinned simulation that confirms the revert
+    assert node.methods() == ["eth_call", "eth_estimateGas", "eth_blockNumber", "eth_call", "eth_blockNumber"]
+    # a call refused while the estimate passes (anvil's head race): the estimate decides, the open goes on
+    node.estimate, node.refuse_calls = 500_000, True
+    assert (await simulate_open(chain, call, "pool")).gas == 600_000
