@@ -7,7 +7,8 @@ Ten simulated lenders (``providers.sim``, a process of their own, over loopback)
 tests' ``redis_url``) are started; this process, on uvloop as the API's uvicorn runs, sends one request's ten lender
 calls three ways on the same client, built as ``api.bootstrap`` builds it (``bench.baseline_app.lender_http``):
 
-* **bare client**: ten signed Provider Quote Protocol requests, built once, posted with ``client.post`` and read;
+* **bare client**: ten signed Provider Quote Protocol requests sent with ``LenderClient.exchange`` (the adapter's own
+  path to the lender, without the adapter's request building, answer parsing and checks) and read;
 * **adapter**: ten ``HttpLenderAdapter.quote`` at once (what ``bench/baseline_app.py`` does per request);
 * **platform**: ``aggregator.fanout.fan_out`` over the ten adapters wrapped in ``ResilientProvider``, breaker state
   and rate limits in Redis as ``providers.registry.build_providers`` makes them (degradable stores, one bucket batch
@@ -41,7 +42,7 @@ from aggregator.fanout import fan_out
 from bench.baseline_app import lender_http
 from chain.devnet import free_port
 from providers.base import AdapterContext, ProviderRegistration
-from providers.http_lender import PROTOCOL_HEADER, PROTOCOL_VERSION, HttpLenderAdapter
+from providers.http_lender import MAX_RESPONSE_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, HttpLenderAdapter
 from providers.models import Capabilities, QuoteRequest
 from providers.policy import ResiliencePolicy
 from providers.registry import _limiters
@@ -55,6 +56,7 @@ from tests.support.services import redis_server
 
 QUERY = QuoteRequest("bench", "USDC", 6, 1_500 * 10**6, 30, "", "WETH", 10**18, 18, (), 2, "US-FL")
 DEADLINE_SECONDS = 2.0
+TIMEOUTS = httpx.Timeout(2.0, connect=1.0)
 #: the body the adapter sends for ``QUERY`` (``HttpLenderAdapter.quote``), less its nonce
 PAYLOAD: dict[str, Any] = {
     "protocol_version": PROTOCOL_VERSION,
@@ -108,12 +110,17 @@ async def measure(base: str, lenders: list[SimLender], redis_url: str, args: arg
             breaker = await AsyncBreaker(lender.lender_id, policy, store).start()
             wrapped.append(ResilientProvider(adapter, policy, breaker, limiter(policy)))
 
+        defaults = {key.decode(): value.decode() for key, value in http.headers.raw}
+        urls = {lender.lender_id: httpx.URL(f"{lender_url(base, lender.lender_id)}/v1/quotes") for lender in lenders}
+
         async def bare_one(lender: SimLender) -> bytes:
             body = json.dumps(PAYLOAD | {"nonce": uuid.uuid4().hex}).encode()
-            headers = {"Content-Type": "application/json", PROTOCOL_HEADER: PROTOCOL_VERSION}
+            headers = defaults | {"Content-Type": "application/json", PROTOCOL_HEADER: PROTOCOL_VERSION}
             headers |= signed_headers(lender.secret, int(time.time()), body)
-            response = await http.post(f"{lender_url(base, lender.lender_id)}/v1/quotes", content=body, headers=headers)
-            return response.content
+            answer = await http.exchange("POST", urls[lender.lender_id], headers, body, TIMEOUTS, MAX_RESPONSE_BYTES)
+            if answer is None or answer[0] != 200:
+                raise RuntimeError(f"bare client: {answer!r}")
+            return answer[1]
 
         async def bare() -> None:
             await asyncio.gather(*(bare_one(lender) for lender in lenders))
