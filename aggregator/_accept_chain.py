@@ -21,6 +21,7 @@ from aggregator.ledger import LedgerChain, loan_id_for, receipt_decoder
 from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row, offer_document
 from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
+from aggregator.projection import QuoteLink
 from chain.artifacts import load_artifact
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, TransactionDropped, TransactionRejected, TransactionReverted
@@ -173,7 +174,14 @@ async def loan_from_receipt(chain: ChainRuntime, quote: QuoteView, receipt: Rece
         events=tuple(events),
         ledger_chain=ledger_chain,
         offer_digest=quote.offer_digest,
+        quote_link=quote_link(quote),
+        offer=quote.offer,
     )
+
+
+def quote_link(quote: QuoteView) -> QuoteLink:
+    """The quote as the ledger would read it by its offer digest, while the accept holds it (``accepting``)."""
+    return QuoteLink(quote.id, quote.chain_id, quote.contract, quote.borrower_id, quote.provider_id, "accepting")
 
 
 #: each chain's receipt decoder (its contracts' event ABIs) and ledger chain, built once: record id -> (record, …)

@@ -137,6 +137,10 @@ class LoanFacts:
     events: tuple[Any, ...] = ()
     ledger_chain: Any = None
     offer_digest: str = ""  # the quote's, as stored
+    #: the quote as the ledger links its loan to it (``aggregator.projection.QuoteLink``) and its offer: known to the
+    #: accept, so the ledger does not read them by the offer digest again
+    quote_link: Any = None
+    offer: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ def _round(url: str, schema: str, accepts: int) -> dict[str, Any]:
     of PostgreSQL's backend, wall ms and statements, per accept."""
     from sqlalchemy import event
 
+    from aggregator._accept_chain import quote_link
     from aggregator.accept_saga import AcceptRecord, AcceptStep, LoanFacts, Screening, advance
     from aggregator.ledger import loan_id_for
     from bench.meters import cpu_seconds
@@ -196,6 +197,9 @@ def _round(url: str, schema: str, accepts: int) -> dict[str, Any]:
             tx_hash=tx_hash,
             events=tuple(events),
             ledger_chain=CHAIN,
+            offer_digest=quote.offer_digest,
+            quote_link=quote_link(quote),
+            offer=quote.offer,
         )
         recorded = advance(record, AcceptStep.RECORDED, now, tx_hash=tx_hash)
 

@@ -155,10 +155,14 @@ _SAVE_RECORD = update(_ACCEPTS).where(
     _ACCEPTS.c.quote_id == bindparam("b_quote_id"), _ACCEPTS.c.owner == bindparam("b_owner")
 )
 
-# the borrower's exposure: its row locked, what its loans still owe, its accepts in flight
-_LOCK_BORROWER = select(BorrowerRow.id).where(BorrowerRow.id == bindparam("borrower_id")).with_for_update()
-_OWED = select(LoanRow.asset, LoanRow.outstanding_principal, LoanRow.principal).where(
-    LoanRow.borrower_id == bindparam("borrower_id"), LoanRow.status.in_(OWING)
+# the borrower's exposure: its row locked with what its loans still owe (one row with no loan when nothing is owed;
+# none when the borrower has no row), then its accepts in flight
+_LOCK_BORROWER_OWED = (
+    select(LoanRow.asset, LoanRow.outstanding_principal, LoanRow.principal)
+    .select_from(BorrowerRow)
+    .outerjoin(LoanRow, and_(LoanRow.borrower_id == BorrowerRow.id, LoanRow.status.in_(OWING)))
+    .where(BorrowerRow.id == bindparam("borrower_id"))
+    .with_for_update(of=BorrowerRow)
 )
 _IN_FLIGHT = select(QuoteRow.disclosure, QuoteRow.offer).where(
     QuoteRow.borrower_id == bindparam("borrower_id"),
@@ -235,10 +239,12 @@ class SqlAcceptRepository:
         self.session.execute(_UPSERT_RECORD[self.session.get_bind().dialect.name], _values(record))
 
     def exposure(self, borrower_id: str, excluding_quote: str) -> Exposure:
-        # Lock the borrower's row: two accepts of one borrower's different requests check exposure one at a time.
-        self.session.execute(_LOCK_BORROWER, {"borrower_id": borrower_id})
+        # Lock the borrower's row: two accepts of one borrower's different requests check exposure one at a time
+        # (its loans read in the same statement).
         totals: dict[str, int] = {}
-        for asset, outstanding, principal in self.session.execute(_OWED, {"borrower_id": borrower_id}):
+        for asset, outstanding, principal in self.session.execute(_LOCK_BORROWER_OWED, {"borrower_id": borrower_id}):
+            if asset is None:  # the borrower's row, no loan owing
+                continue
             owed = principal if outstanding is None else outstanding
             totals[asset] = totals.get(asset, 0) + int(owed)
         params = {"borrower_id": borrower_id, "excluding_quote": excluding_quote}
@@ -291,7 +297,8 @@ class SqlAcceptRepository:
         if not self.save(replace(record, loan_id=loan.id)):
             return None
         # The ledger applies the receipt's facts once (the indexer applies the same facts later: nothing new then).
-        state = apply_accepted_receipt(self.session, loan.ledger_chain, loan.events, loan.id)
+        linked = None if loan.quote_link is None else (loan.offer_digest, loan.quote_link, loan.offer)
+        state = apply_accepted_receipt(self.session, loan.ledger_chain, loan.events, loan.id, linked)
         if state is None:
             raise LookupError(f"the receipt {loan.tx_hash} opened no loan {loan.id}")
         self.session.execute(_QUOTE_ACCEPTED, {"quote_id": loan.quote_id})

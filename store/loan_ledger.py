@@ -119,6 +119,13 @@ class SqlLedger:
         self._known: dict[str, LoanState] = {}  # loans as read or saved here, by id
         self._by_onchain: dict[tuple[int, str, int], str] = {}  # their ids by on-chain id
         self._offer_refs: dict[str, str | None] = {}  # the offer reference of quotes read here, by quote id
+        self._linked: dict[str, QuoteLink] = {}  # quotes given by the caller, by offer digest (``link_quote``)
+
+    def link_quote(self, offer_digest: str, quote: QuoteLink, offer: Mapping[str, Any] | None) -> None:
+        """``quote`` (and its ``offer``) as ``quote_by_digest`` would read it for ``offer_digest``: the caller holds
+        the quote in this transaction (an accept recording its loan)."""
+        self._linked[offer_digest.lower()] = quote
+        self._offer_refs[quote.id] = _offer_ref(offer)
 
     def add_facts(self, events: Sequence[ChainEvent], source: str) -> dict[tuple[str, str, int], int]:
         return self._rows.add_facts(
@@ -192,6 +199,9 @@ class SqlLedger:
         return next((loan for loan in found if loan.id == loan_id), found[0] if found else None)
 
     def quote_by_digest(self, offer_digest: str) -> QuoteLink | None:
+        linked = self._linked.get(offer_digest.lower())
+        if linked is not None:
+            return linked
         row = self.session.execute(_QUOTE_BY_DIGEST, {"offer_digest": offer_digest}).one_or_none()
         if row is None:
             return None
@@ -267,11 +277,18 @@ def apply_events(
 
 
 def apply_accepted_receipt(
-    session: Session, chain: LedgerChain, events: Iterable[ChainEvent], loan_id: str
+    session: Session,
+    chain: LedgerChain,
+    events: Iterable[ChainEvent],
+    loan_id: str,
+    quote: tuple[str, QuoteLink, Mapping[str, Any] | None] | None = None,
 ) -> LoanState | None:
     """``apply_events`` of what an accept read from its receipt (``SOURCE_RECEIPT``, ``via_accept``), and then the
-    loan ``loan_id`` as it stands (not read again when the apply read or saved it)."""
+    loan ``loan_id`` as it stands (not read again when the apply read or saved it). ``quote``: the accepted quote's
+    offer digest, link and offer, as the ledger would read them by that digest (``SqlLedger.link_quote``)."""
     ledger = SqlLedger(session)
+    if quote is not None:
+        ledger.link_quote(*quote)
     record_events(ledger, chain, events, source=SOURCE_RECEIPT, via_accept=True)
     return ledger.loan(loan_id)
 
