@@ -43,6 +43,16 @@ def signature_bytes(signature_hex: str) -> bytes:
     return signature
 
 
+def signed_by_borrower(quote: QuoteView, signature: bytes) -> bool:
+    """Whether the EIP-712 acceptance is signed by the borrower's key (no I/O: the common case, decided without the
+    chain); False sends the accept to ``verify_acceptance``, which asks for the borrower's code."""
+    try:
+        document = encode_typed_data(full_message=acceptance_document(quote))
+        return bool(Account.recover_message(document, signature=signature) == quote.offer["borrower"])
+    except ValueError:
+        return False
+
+
 async def verify_acceptance(chain: ChainRuntime, quote: QuoteView, signature: bytes) -> None:
     """The EIP-712 acceptance is the borrower's (an ERC-1271 wallet's signature is left to the contract). The
     signature is recovered first: the borrower's code is asked for only when it is not the borrower's key's (one

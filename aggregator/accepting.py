@@ -38,6 +38,7 @@ from aggregator._accept_chain import (
     nonce_used,
     open_loan_call,
     signature_bytes,
+    signed_by_borrower,
     simulate_open,
     verify_acceptance,
 )
@@ -142,21 +143,16 @@ class AcceptanceService:
         signature_hex: str,
         permit: CollateralPermit | None = None,
     ) -> Accepted:
-        quote, previous = await self._records.run(self._load, account.id, quote_id)
-        if quote.status == "accepted":  # a repeated accept returns the loan it became
-            loan_id = previous.loan_id if previous is not None else None
-            if loan_id is not None:
-                return Accepted(loan_id=loan_id, quote_id=quote_id)
-        if previous is not None and previous.step is AcceptStep.CANCELLED and previous.lender_state == CANCEL_FAILED:
-            # a second reservation would find the first still held: recovery cancels it first
-            raise AcceptInProgress(quote_id, "the lender's reservation of the last attempt is still being cancelled")
-        self._check_acceptable(quote)
-        signature = signature_bytes(signature_hex)
+        opening = await self._records.run(self._opening, account, quote_id, signature_hex, permit is None)
+        if isinstance(opening, Accepted):
+            return opening
+        quote, previous, signature, screening = opening
         chain = self._chains[quote.chain_name]
-        await verify_acceptance(chain, quote, signature)
-        if permit is not None:  # refused here, naming what is wrong, rather than by the chain after the lock
-            await check_permit(chain.w3, quote, permit)
-        screening = await self._records.run(self._screen, account, quote)
+        if screening is None:  # not signed by the borrower's key, or a permit to check: the chain is asked first
+            await verify_acceptance(chain, quote, signature)
+            if permit is not None:  # refused here, naming what is wrong, rather than by the chain after the lock
+                await check_permit(chain.w3, quote, permit)
+            screening = await self._records.run(self._screen, account, quote)
         call = open_loan_call(chain, quote, signature, permit)
         # nothing is locked, let alone promised to a lender, that the chain refuses; the estimate goes with the call
         try:
@@ -180,6 +176,27 @@ class AcceptanceService:
         if accepted is None:
             raise AcceptInProgress(quote_id, "another process is driving this accept")
         return accepted
+
+    def _opening(
+        self, account: BorrowerFile, quote_id: str, signature_hex: str, plain: bool
+    ) -> Accepted | tuple[QuoteView, AcceptRecord | None, bytes, Screening | None]:
+        """The accept's first steps, in one hop onto the accepts' threads: the quote and its accept record read (a
+        repeated accept's loan returned), the quote checked, and — when the acceptance is signed by the borrower's key
+        and there is no permit (``plain``) to check on the chain — the borrower re-screened. Returns the quote, its
+        accept record, the signature and the screening (None when the chain must verify the acceptance first)."""
+        quote, previous = self._load(account.id, quote_id)
+        if quote.status == "accepted":  # a repeated accept returns the loan it became
+            loan_id = previous.loan_id if previous is not None else None
+            if loan_id is not None:
+                return Accepted(loan_id=loan_id, quote_id=quote_id)
+        if previous is not None and previous.step is AcceptStep.CANCELLED and previous.lender_state == CANCEL_FAILED:
+            # a second reservation would find the first still held: recovery cancels it first
+            raise AcceptInProgress(quote_id, "the lender's reservation of the last attempt is still being cancelled")
+        self._check_acceptable(quote)
+        signature = signature_bytes(signature_hex)
+        if plain and signed_by_borrower(quote, signature):
+            return quote, previous, signature, self._screen(account, quote)
+        return quote, previous, signature, None
 
     def _load(self, borrower_id: str, quote_id: str) -> tuple[QuoteView, AcceptRecord | None]:
         with self._store.unit_of_work() as uow:

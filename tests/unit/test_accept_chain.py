@@ -18,7 +18,7 @@ from web3 import Web3
 from web3._utils.method_formatters import log_entry_formatter
 
 from aggregator import _accept_chain
-from aggregator._accept_chain import _log_entry, open_loan_call, simulate_open, verify_acceptance
+from aggregator._accept_chain import _log_entry, open_loan_call, signed_by_borrower, simulate_open, verify_acceptance
 from aggregator.accept_saga import QuoteView
 from aggregator.errors import ChainRejected, InvalidAcceptance
 from aggregator.offers import acceptance_document
@@ -263,3 +263,12 @@ async def test_an_open_the_chain_refuses_is_still_a_named_rejection_after_the_li
     # a call refused while the estimate passes (anvil's head race): the estimate decides, the open goes on
     node.estimate, node.refuse_calls = 500_000, True
     assert (await simulate_open(chain, call, "pool")).gas == 600_000
+
+
+def test_an_acceptance_is_taken_as_the_borrowers_without_the_chain_only_when_its_key_signed_it() -> None:
+    borrower, stranger = Account.create(), Account.create()
+    quote = _quote(borrower.address)
+    document = acceptance_document(quote)
+    assert signed_by_borrower(quote, bytes.fromhex(sign_acceptance(borrower, document).removeprefix("0x")))
+    assert not signed_by_borrower(quote, bytes.fromhex(sign_acceptance(stranger, document).removeprefix("0x")))
+    assert not signed_by_borrower(quote, b"\x01" * 65)  # malformed: left to verify_acceptance and the chain
