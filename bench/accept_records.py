@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +40,10 @@ def _round(url: str, schema: str, accepts: int) -> dict[str, Any]:
     of PostgreSQL's backend, wall ms and statements, per accept."""
     from sqlalchemy import event
 
-    from aggregator._accept_chain import quote_link
+    import aggregator._accept_chain as accept_chain
+
+    # a tree from before the accept handed its quote to the ledger (--before) has no quote_link
+    quote_link: Callable[[Any], Any] | None = getattr(accept_chain, "quote_link", None)
     from aggregator.accept_saga import AcceptRecord, AcceptStep, LoanFacts, Screening, advance
     from aggregator.ledger import loan_id_for
     from bench.meters import cpu_seconds
@@ -198,8 +202,7 @@ def _round(url: str, schema: str, accepts: int) -> dict[str, Any]:
             events=tuple(events),
             ledger_chain=CHAIN,
             offer_digest=quote.offer_digest,
-            quote_link=quote_link(quote),
-            offer=quote.offer,
+            **({} if quote_link is None else {"quote_link": quote_link(quote), "offer": quote.offer}),
         )
         recorded = advance(record, AcceptStep.RECORDED, now, tx_hash=tx_hash)
 
