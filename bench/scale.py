@@ -55,10 +55,10 @@ import httpx
 import sqlalchemy as sa
 
 from api.demo import onboard
-from api.local_platform import ApiService, LocalChains, api_service, wait_http
+from api.local_platform import ApiService, api_service, wait_http
 from bench.baseline_app import LENDERS_VARIABLE
-from bench.local_stack import ADMIN_KEY, bench_stack
-from bench.meters import cpu_seconds, cpu_total
+from bench.local_stack import ADMIN_KEY, BenchStack, bench_stack
+from bench.meters import Meters, cpu_seconds, cpu_total
 from bench.quote_path import _lender_latencies, _load, _machine
 from bench.scale_loans import LoansResult, measure, prepare
 from chain.devnet import free_port
@@ -303,7 +303,7 @@ def run(args: argparse.Namespace) -> Result:
         fleet = _fleet(args.lenders, args.latency_ms)
         started = stack.enter_context(bench_stack(data_dir, fleet=fleet))
         database = sa.create_engine(started.database_url, poolclass=sa.NullPool)
-        chains, ports, sims, env = started.chains, started.ports, started.sims, started.env
+        ports, sims, env = started.ports, started.sims, started.env
         lenders_env = http_lender_settings(sims.lenders_url, fleet)
         baseline_ports = [free_port() for _ in range(args.processes)]
         uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning"]
@@ -359,7 +359,7 @@ def run(args: argparse.Namespace) -> Result:
                                 print(f"    provider outcomes: {level.outcomes}", flush=True)
                             levels.append(level)
                     if n == counts[-1] and args.loans > 0:
-                        loans = _loans(args, chains, api.url)
+                        loans = _loans(args, started, api)
                 peak |= sampler.peak_mb()
         peak |= baseline_sampler.peak_mb()
         return Result(
@@ -379,14 +379,17 @@ def run(args: argparse.Namespace) -> Result:
         )
 
 
-def _loans(args: argparse.Namespace, chains: LocalChains, api_url: str) -> LoansResult | None:
-    """Accepted loans per second through ``api_url`` against raw presigned sends (None when it cannot be measured:
-    the latency and throughput levels are still worth reporting)."""
-    devnet = next(d for d in chains.devnets if d.name == LOAN_CHAIN)
-    record = chains.deployments[LOAN_CHAIN]
+def _loans(args: argparse.Namespace, started: BenchStack, api: ApiService) -> LoansResult | None:
+    """Accepted loans per second through ``api`` against raw presigned sends (None when it cannot be measured: the
+    latency and throughput levels are still worth reporting). Metered as ``bench/scale_loans.py`` meters them: the
+    platform settles before each timed window and is paused while the raw batches run."""
+    devnet = next(d for d in started.chains.devnets if d.name == LOAN_CHAIN)
+    record = started.chains.deployments[LOAN_CHAIN]
+    names = dict(api.pids) | ({"balancer": api.process.pid} if len(api.pids) > 1 else {})
+    meters = Meters(names, devnet.process.pid, started.postgres_data_dir, started.database_url)
     try:
-        borrowers = prepare([api_url], ADMIN_KEY, devnet.rpc_url, record, LOAN_CHAIN, args.loans)
-        loans = measure([api_url], borrowers, devnet.rpc_url, record)
+        borrowers = prepare([api.url], ADMIN_KEY, devnet.rpc_url, record, LOAN_CHAIN, args.loans)
+        loans = measure([api.url], borrowers, devnet.rpc_url, record, meters)
     except RuntimeError as err:
         print(f"  loans: not measured: {err}", flush=True)
         return None
