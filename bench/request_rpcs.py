@@ -21,100 +21,50 @@ import os
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
-from aiohttp import web
 
 from api.demo import onboard
 from api.local_platform import api_service
 from bench.local_stack import ADMIN_KEY, bench_stack
 from bench.meters import cpu_seconds
 from bench.quote_path import REQUEST
+from bench.rpc_count import HTTP, RpcCounter
 from bench.scale import _fleet
-from chain.devnet import free_port
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@dataclass
-class Counts:
-    exchanges: int = 0
-    calls: Counter[str] = field(default_factory=Counter)
-    connections: set[tuple[str, int]] = field(default_factory=set)
-
-    def snapshot(self) -> tuple[int, Counter[str], int]:
-        return self.exchanges, Counter(self.calls), len(self.connections)
-
-
 class CountingProxy:
-    """HTTP proxies in front of the devnets (one per anvil URL), in a thread of their own; counts what passes."""
+    """A counting forwarder (``bench.rpc_count.RpcCounter``) in front of each devnet; their counts summed."""
 
     def __init__(self, targets: list[str]) -> None:
-        self.targets = targets
-        self.counts = Counts()
+        self._stack = ExitStack()
+        self._counters = [RpcCounter(target) for target in targets]
         self.urls: list[str] = []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._lock = threading.Lock()
 
     def __enter__(self) -> CountingProxy:
-        self._thread.start()
-        self._ready.wait(30)
+        self.urls = [self._stack.enter_context(counter).url for counter in self._counters]
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._stack.close()
 
     def snapshot(self) -> tuple[int, Counter[str], int]:
-        with self._lock:
-            return self.counts.snapshot()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _start(self) -> None:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=60))
-        for target in self.targets:
-            port = free_port()
-
-            async def forward(request: web.Request, target: str = target) -> web.Response:
-                body = await request.read()
-                peer = request.transport.get_extra_info("peername") if request.transport else None
-                try:
-                    parsed = json.loads(body)
-                except ValueError:
-                    parsed = {}
-                members = parsed if isinstance(parsed, list) else [parsed]
-                with self._lock:
-                    self.counts.exchanges += 1
-                    if peer is not None:
-                        self.counts.connections.add((str(peer[0]), int(peer[1])))
-                    for member in members:
-                        self.counts.calls[str(member.get("method"))] += 1
-                async with session.post(target, data=body, headers={"Content-Type": "application/json"}) as answer:
-                    return web.Response(body=await answer.read(), status=answer.status, content_type="application/json")
-
-            app = web.Application()
-            app.router.add_post("/", forward)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            self.urls.append(f"http://127.0.0.1:{port}")
+        """JSON-RPC exchanges (HTTP requests), calls by method and client connections so far, over every devnet."""
+        calls: Counter[str] = Counter()
+        for counter in self._counters:
+            calls += counter.counts()
+        exchanges = calls.pop(HTTP, 0)
+        return exchanges, calls, sum(counter.connections() for counter in self._counters)
 
 
 @dataclass

@@ -21,6 +21,7 @@ class RpcCounter:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self._counts: Counter[str] = Counter()
+        self._peers: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -43,7 +44,12 @@ class RpcCounter:
         with self._lock:
             return Counter(self._counts)
 
-    def _count(self, body: bytes) -> None:
+    def connections(self) -> int:
+        """The client connections (TCP peers) seen so far."""
+        with self._lock:
+            return len(self._peers)
+
+    def _count(self, body: bytes, peer: tuple[str, int] | None) -> None:
         try:
             parsed: Any = json.loads(body)
         except ValueError:
@@ -51,6 +57,8 @@ class RpcCounter:
         calls = parsed if isinstance(parsed, list) else [parsed]
         with self._lock:
             self._counts[HTTP] += 1
+            if peer is not None:
+                self._peers.add(peer)
             for call in calls:
                 if isinstance(call, dict):
                     self._counts[str(call.get("method"))] += 1
@@ -65,7 +73,8 @@ class RpcCounter:
 
             async def forward(request: web.Request) -> web.Response:
                 body = await request.read()
-                self._count(body)
+                peer = request.transport.get_extra_info("peername") if request.transport else None
+                self._count(body, None if peer is None else (str(peer[0]), int(peer[1])))
                 async with session.post(
                     self.upstream, data=body, headers={"Content-Type": "application/json"}
                 ) as answer:
