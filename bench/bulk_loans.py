@@ -31,6 +31,7 @@ from web3 import Web3
 
 from aggregator.indexer import index_to_head
 from aggregator.ledger import loan_id_for
+from bench.raw_sends import transaction
 from chain.artifacts import load_artifact
 from chain.config import ChainConfig
 from chain.deployment import DeploymentRecord
@@ -54,7 +55,6 @@ from store.db import Database
 USDC, WETH = 10**6, 10**18
 CHUNK = 500  # loans signed per task
 OPEN_GAS = 900_000
-MAX_FEE = 50 * 10**9
 _NONCE_BASE = 2**72  # far from the platform's own offer nonces
 
 
@@ -88,17 +88,7 @@ def _mine_all(url: str, w3: Web3, sender: str, final_nonce: int) -> None:
 
 
 def _raw(key: bytes, chain_id: int, nonce: int, to: str, data: str, gas: int) -> str:
-    tx = {
-        "chainId": chain_id,
-        "nonce": nonce,
-        "to": Web3.to_checksum_address(to),
-        "data": data,
-        "value": 0,
-        "gas": gas,
-        "maxFeePerGas": MAX_FEE,
-        "maxPriorityFeePerGas": 10**9,
-        "type": 2,
-    }
+    tx = transaction(chain_id, nonce, Web3.to_checksum_address(to), data, gas)
     return "0x" + bytes(Account.sign_transaction(tx, key).raw_transaction).hex()
 
 

@@ -110,3 +110,25 @@ def postmaster_pid(data_dir: Path | None) -> int | None:
 def ms_per_loan(before: dict[str, float], after: dict[str, float], loans: int) -> dict[str, float]:
     """Milliseconds per loan of each part between two ``Meters.cpu`` readings."""
     return {name: round((after[name] - before.get(name, 0.0)) * 1000 / max(loans, 1), 2) for name in after}
+
+
+#: the machine is settled when the platform's processes use under this share of a core over a window of seconds
+SETTLED, SETTLE_WINDOW, SETTLE_LIMIT = 0.15, 0.4, 15.0
+
+
+def settle(meters: Meters | None) -> None:
+    """Wait until the platform's processes (the API's, PostgreSQL, anvil) together use under ``SETTLED`` of a core
+    over ``SETTLE_WINDOW`` seconds (at most ``SETTLE_LIMIT`` s): what the last step set going (the watchers' and the
+    indexer's reading of new blocks, the outbox) does not run in the next one's timed window. Without meters, one
+    second."""
+    if meters is None:
+        time.sleep(1.0)
+        return
+    deadline = time.monotonic() + SETTLE_LIMIT
+    before = sum(meters.cpu().values())
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_WINDOW)
+        after = sum(meters.cpu().values())
+        if after - before < SETTLED * SETTLE_WINDOW:
+            return
+        before = after
