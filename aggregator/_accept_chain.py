@@ -47,10 +47,15 @@ def signed_by_borrower(quote: QuoteView, signature: bytes) -> bool:
     """Whether the EIP-712 acceptance is signed by the borrower's key (no I/O: the common case, decided without the
     chain); False sends the accept to ``verify_acceptance``, which asks for the borrower's code."""
     try:
-        document = encode_typed_data(full_message=acceptance_document(quote))
-        return bool(Account.recover_message(document, signature=signature) == quote.offer["borrower"])
+        return bool(_acceptance_signer(quote, signature) == quote.offer["borrower"])
     except ValueError:
         return False
+
+
+def _acceptance_signer(quote: QuoteView, signature: bytes) -> str:
+    """The address whose key signed the EIP-712 acceptance of ``quote`` (ValueError: a malformed signature)."""
+    document = encode_typed_data(full_message=acceptance_document(quote))
+    return str(Account.recover_message(document, signature=signature))
 
 
 async def verify_acceptance(chain: ChainRuntime, quote: QuoteView, signature: bytes) -> None:
@@ -59,8 +64,7 @@ async def verify_acceptance(chain: ChainRuntime, quote: QuoteView, signature: by
     RPC fewer per accept of a wallet key, the common case)."""
     borrower = quote.offer["borrower"]
     try:
-        document = encode_typed_data(full_message=acceptance_document(quote))
-        signer = Account.recover_message(document, signature=signature)
+        signer = _acceptance_signer(quote, signature)
     except ValueError as err:
         if await chain.w3.eth.get_code(borrower):
             return
