@@ -17,13 +17,12 @@ from web3.types import LogReceipt, RPCEndpoint
 
 from aggregator.accept_saga import LoanFacts, QuoteView
 from aggregator.errors import ChainRejected, InvalidAcceptance
-from aggregator.ledger import LedgerChain, loan_id_for, receipt_decoder
+from aggregator.ledger import loan_id_for
 from aggregator.offers import acceptance_document, acceptance_for, attestation_from_row, offer_document
 from aggregator.permit import CollateralPermit
 from aggregator.platform import ChainRuntime
 from aggregator.projection import QuoteLink
 from chain.artifacts import load_artifact
-from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, TransactionDropped, TransactionRejected, TransactionReverted
 from chain.events import EventDecoder
 from chain.relay import estimate_gas
@@ -110,11 +109,6 @@ class _Function:
 _OPEN_LOAN, _OPEN_LOAN_WITH_PERMIT = _Function.of("openLoan"), _Function.of("openLoanWithPermit")
 
 
-#: the gas limit opens have been sent with, per (chain id, aggregator, function selector, quote kind): the first
-#: accept's estimate with the relay's margin, raised whenever a later estimate says more
-_OPEN_GAS: dict[tuple[int, str, bytes, str], int] = {}
-
-
 async def simulate_open(chain: ChainRuntime, call: Call, kind: str) -> Call:
     """Whether the chain would open the loan now, and the gas to send it with (carried in the returned ``call``, so
     that the relay does not estimate it again): ChainRejected naming the revert when the chain would refuse it.
@@ -127,8 +121,8 @@ async def simulate_open(chain: ChainRuntime, call: Call, kind: str) -> Call:
     remembered when it is higher."""
     request = {"from": chain.relayer, "to": str(call.to), "data": "0x" + call.data.hex()}
     provider = chain.client.provider
-    key = (chain.chain_id, str(call.to).lower(), call.data[:4], kind)
-    known = _OPEN_GAS.get(key)
+    key = (str(call.to).lower(), call.data[:4], kind)
+    known = chain.open_gas.get(key)
     if known is not None:
         answer = await provider.make_request(RPCEndpoint("eth_call"), [request | {"gas": hex(known)}, "latest"])
         if answer.get("error") is None:
@@ -140,7 +134,7 @@ async def simulate_open(chain: ChainRuntime, call: Call, kind: str) -> Call:
     if gas is None:  # the estimate failed but the call passes: the relay estimates when it sends
         return call
     limit = chain.transactions.settings.gas_limit(gas)
-    _OPEN_GAS[key] = max(limit, _OPEN_GAS.get(key, 0))
+    chain.open_gas[key] = max(limit, chain.open_gas.get(key, 0))
     return replace(call, gas=limit)
 
 
@@ -170,7 +164,7 @@ async def loan_from_receipt(chain: ChainRuntime, quote: QuoteView, receipt: Rece
     if not logs:
         found = await chain.client.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [receipt.tx_hash])
         logs = (found.get("result") or {}).get("logs") or []
-    decoder, ledger_chain = _decoder(chain)
+    decoder, ledger_chain = chain.receipt_decoding()
     ours = (_log_entry(log) for log in logs if _watched(decoder, log))  # not the tokens' Transfers and Approvals
     events = [event for event in (decoder.decode(chain.chain_id, entry) for entry in ours) if event is not None]
     opened = [event for event in events if event.event == "LoanOpened"]
@@ -196,18 +190,6 @@ async def loan_from_receipt(chain: ChainRuntime, quote: QuoteView, receipt: Rece
 def quote_link(quote: QuoteView) -> QuoteLink:
     """The quote as the ledger would read it by its offer digest, while the accept holds it (``accepting``)."""
     return QuoteLink(quote.id, quote.chain_id, quote.contract, quote.borrower_id, quote.provider_id, "accepting")
-
-
-#: each chain's receipt decoder (its contracts' event ABIs) and ledger chain, built once: record id -> (record, …)
-_DECODERS: dict[int, tuple[DeploymentRecord, EventDecoder, LedgerChain]] = {}
-
-
-def _decoder(chain: ChainRuntime) -> tuple[EventDecoder, LedgerChain]:
-    found = _DECODERS.get(id(chain.record))
-    if found is None or found[0] is not chain.record:
-        decoder = receipt_decoder(chain.record, chain.w3.codec)
-        found = _DECODERS[id(chain.record)] = (chain.record, decoder, LedgerChain.from_record(chain.record))
-    return found[1], found[2]
 
 
 def _watched(decoder: EventDecoder, log: Mapping[str, Any]) -> bool:

@@ -12,11 +12,13 @@ from typing import Any
 
 from web3 import AsyncWeb3
 
+from aggregator.ledger import LedgerChain, receipt_decoder
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.config import ChainConfig
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainIdMismatch, ConfigurationError
+from chain.events import EventDecoder
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, Signer
 from chain.transactions import LifecycleSettings, TransactionManager
@@ -33,7 +35,12 @@ class ChainRuntime:
     record: DeploymentRecord
     transactions: TransactionManager  # the relayer's
     senders: dict[Role, TransactionManager] = field(default_factory=dict)  # the other roles' (SENDING_ROLES)
+    #: the gas limit this process's opens were sent with, per (aggregator, function selector, quote kind): the first
+    #: accept's estimate with the relay's margin, raised whenever a later estimate says more (``aggregator.
+    #: _accept_chain.simulate_open``)
+    open_gas: dict[tuple[str, bytes, str], int] = field(default_factory=dict, repr=False, compare=False)
     _aggregator: Any = field(default=None, init=False, repr=False, compare=False)
+    _receipts: tuple[EventDecoder, LedgerChain] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def config(self) -> ChainConfig:
@@ -106,6 +113,12 @@ class ChainRuntime:
                 address=self.record.address("CreditAggregator"), abi=load_artifact("CreditAggregator").abi
             )
         return self._aggregator
+
+    def receipt_decoding(self) -> tuple[EventDecoder, LedgerChain]:
+        """The decoder of this chain's receipts (its contracts' event ABIs) and its ledger chain, built once."""
+        if self._receipts is None:
+            self._receipts = (receipt_decoder(self.record, self.w3.codec), LedgerChain.from_record(self.record))
+        return self._receipts
 
     async def close(self) -> None:
         for manager in self.senders.values():

@@ -17,7 +17,6 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3._utils.method_formatters import log_entry_formatter
 
-from aggregator import _accept_chain
 from aggregator._accept_chain import _log_entry, open_loan_call, signed_by_borrower, simulate_open, verify_acceptance
 from aggregator.accept_saga import QuoteView
 from aggregator.errors import ChainRejected, InvalidAcceptance
@@ -205,6 +204,7 @@ class OpenNode:
         self.client = SimpleNamespace(provider=provider)
         self.chain_id, self.relayer = 31337, "0x" + "77" * 20
         self.transactions = SimpleNamespace(settings=SimpleNamespace(gas_limit=lambda gas: gas + gas // 5))
+        self.open_gas: dict[tuple[str, bytes, str], int] = {}
 
     async def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
         self.requests.append((str(method), params))
@@ -225,10 +225,7 @@ class OpenNode:
         return methods
 
 
-async def test_an_open_is_estimated_once_then_simulated_by_one_call_with_the_learned_gas_limit(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_accept_chain, "_OPEN_GAS", {})
+async def test_an_open_is_estimated_once_then_simulated_by_one_call_with_the_learned_gas_limit() -> None:
     node = OpenNode(estimate=500_000, needs=500_000)
     chain = cast(ChainRuntime, node)
     call = Call(to=AGGREGATOR, data=b"\x01\x02\x03\x04" + b"\x00" * 64)
@@ -246,10 +243,7 @@ async def test_an_open_is_estimated_once_then_simulated_by_one_call_with_the_lea
     assert node.methods() == ["eth_call"]
 
 
-async def test_an_open_the_chain_refuses_is_still_a_named_rejection_after_the_limit_is_known(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_accept_chain, "_OPEN_GAS", {})
+async def test_an_open_the_chain_refuses_is_still_a_named_rejection_after_the_limit_is_known() -> None:
     node = OpenNode(estimate=500_000)
     chain = cast(ChainRuntime, node)
     call = Call(to=AGGREGATOR, data=b"\x01\x02\x03\x04")
