@@ -4,6 +4,7 @@ and the kill-point test hook."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,14 +14,16 @@ from tests.support.platform import RunningPlatform, offer_nonces_from, running_p
 
 #: the test hook that SIGKILLs the API at a named point of an accept (``aggregator.accepting.KILL_POINTS``)
 KILL_AT = "CREDITMESH_TEST_ACCEPT_KILL_POINT"
-FIRST_OFFER_NONCE = 2**40
 
 
 @contextmanager
 def saga_platform(
     chains: dict[str, DeployedChain], data_dir: Path, database_url: str, kill_at: str = ""
 ) -> Iterator[RunningPlatform]:
-    offer_nonces_from(database_url, chains, FIRST_OFFER_NONCE)
+    # Offer nonces from a random start in [2**40, 2**40 + 2**39): below the other platforms' (2**41, 2**42 + …), and
+    # not the same each time, because pytest sets this package fixture up again when one run interleaves files of
+    # several packages — its schema is then dropped and made anew while the devnets keep the nonces already spent.
+    offer_nonces_from(database_url, chains, 2**40 + secrets.randbelow(2**19) * 2**20)
     with running_platform(
         chains,
         data_dir,
