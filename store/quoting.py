@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Engine, Table, select
 from sqlalchemy.orm import Session
 
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuoteRecord
@@ -157,11 +157,53 @@ class SqlQuotingStore:
 
     def reserve_offer_nonces(self, keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
         """The next offer nonce of each key, reserved and committed in a transaction of its own (none without
-        keys): its counter rows are locked from the UPDATE to the COMMIT only."""
+        keys): its counter rows are locked from the UPDATE to the COMMIT only. On PostgreSQL that transaction is
+        ONE statement in autocommit (``_RESERVE_AT_ONCE``: every key's counter advanced at once, the rows locked in
+        key order and for that statement only): one round trip where ``BEGIN``, an ``UPDATE … RETURNING`` per key
+        and ``COMMIT`` took one each. A key without a counter yet (the signer's first offer on that contract) is
+        reserved as before, which creates it."""
         keys = sorted(set(keys))
         if not keys:
             return {}
+        nonces: dict[OfferNonceKey, int] = {}
+        if self._turns is None and self._db.engine.dialect.name == "postgresql":
+            nonces = _reserve_at_once(self._db.engine, keys)
+            keys = [key for key in keys if key not in nonces]
+            if not keys:
+                return nonces
         with self.unit_of_work() as uow:
-            nonces = uow.quoting.reserve_offer_nonces(keys)
+            nonces |= uow.quoting.reserve_offer_nonces(keys)
             uow.commit()
         return nonces
+
+
+# Every key's next offer nonce in one statement (PostgreSQL): the counter rows locked in key order (the order
+# ``reserve_offer_nonces`` takes them in: Python's, hence the "C" collation), so two reservations never wait on each
+# other crosswise, then each advanced by one. In autocommit the statement is its own transaction: the rows stay
+# locked for it alone. Keys without a counter row are simply not returned.
+_RESERVE_AT_ONCE = """\
+WITH wanted AS (
+    SELECT * FROM unnest(%(chain_ids)s::bigint[], %(contracts)s::varchar[], %(signers)s::varchar[])
+        AS k(chain_id, contract, signer)
+), locked AS (
+    SELECT n.chain_id, n.contract, n.signer FROM offer_nonces AS n JOIN wanted USING (chain_id, contract, signer)
+    ORDER BY n.chain_id, n.contract COLLATE "C", n.signer COLLATE "C" FOR UPDATE OF n
+)
+UPDATE offer_nonces AS n SET next_nonce = n.next_nonce + 1 FROM locked
+WHERE n.chain_id = locked.chain_id AND n.contract = locked.contract AND n.signer = locked.signer
+RETURNING n.chain_id, n.contract, n.signer, n.next_nonce"""
+
+
+def _reserve_at_once(engine: Engine, keys: Sequence[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+    """The next offer nonce of each of ``keys`` that has a counter, in one statement in autocommit (PostgreSQL)."""
+    params = {
+        "chain_ids": [key.chain_id for key in keys],
+        "contracts": [key.contract for key in keys],
+        "signers": [key.signer for key in keys],
+    }
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        rows = connection.exec_driver_sql(_RESERVE_AT_ONCE, params).all()
+    return {
+        OfferNonceKey(int(chain_id), contract, signer): int(advanced) - 1
+        for chain_id, contract, signer, advanced in rows
+    }
