@@ -9,6 +9,7 @@ from typing import Any
 
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
+from pydantic_core import to_json
 
 from aggregator.assets import Asset, AssetRegistry
 from aggregator.installments import DueInstallment, schedule_from_disclosure
@@ -19,7 +20,6 @@ from aggregator.servicing.delinquency import Delinquency
 from api.schemas import (
     AmountOut,
     ChainRefOut,
-    CollateralIn,
     CollateralMovementOut,
     CreditRequestOut,
     DisclosureOut,
@@ -27,7 +27,6 @@ from api.schemas import (
     LiquidationOut,
     LiveFiguresOut,
     LoanOut,
-    ProviderOutcomeOut,
     QuoteOut,
     RepaymentOut,
     RepaymentResultOut,
@@ -61,64 +60,87 @@ def acceptance_json(row: QuoteRecord) -> dict[str, Any]:
     return acceptance_typed_data(Domain(row.chain_id, _checksummed(row.contract)), Acceptance(offer, offer.expiry))
 
 
-def disclosure_out(stored: dict[str, Any]) -> DisclosureOut:
+def disclosure_fields(stored: dict[str, Any]) -> dict[str, Any]:
+    """``DisclosureOut``'s fields, in its order."""
     document = {k: v for k, v in stored.items() if k != "termsHash"}
-    return DisclosureOut(
-        apr=document["annualPercentageRate"],
-        finance_charge=document["financeCharge"],
-        amount_financed=document["amountFinanced"],
-        total_of_payments=document["totalOfPayments"],
-        origination_fee=document["prepaidFinanceCharges"]["originationFee"],
-        payments=document["payments"],
-        terms_hash=stored["termsHash"],
-        document=document,
-    )
+    return {
+        "apr": document["annualPercentageRate"],
+        "finance_charge": document["financeCharge"],
+        "amount_financed": document["amountFinanced"],
+        "total_of_payments": document["totalOfPayments"],
+        "origination_fee": document["prepaidFinanceCharges"]["originationFee"],
+        "payments": document["payments"],
+        "terms_hash": stored["termsHash"],
+        "document": document,
+    }
+
+
+def disclosure_out(stored: dict[str, Any]) -> DisclosureOut:
+    return DisclosureOut.model_validate(disclosure_fields(stored))
 
 
 #: what the quote keeps for the lender's accept, not part of the signed EIP-712 offer
 LENDER_ONLY = frozenset({"providerRef", "repayment", "installments", "schedule"})
 
 
-def quote_out(row: QuoteRecord, request: CreditRequestRecord, assets: AssetRegistry) -> QuoteOut:
+def quote_fields(row: QuoteRecord, request: CreditRequestRecord, assets: AssetRegistry) -> dict[str, Any]:
+    """``QuoteOut``'s fields in its order, nested models as their fields, each value of the type the model's
+    validation keeps (str, int, plain dicts and lists): ``quote_out`` validates them into the model, and
+    ``credit_request_json`` writes them as JSON directly, the same bytes (tests/unit/api/test_render_json.py)."""
     asset = assets.get(request.asset)
-    offer = {k: v for k, v in row.offer.items() if k not in LENDER_ONLY}
-    return QuoteOut(
-        id=row.id,
-        rank=row.rank,
-        provider_id=row.provider_id,
-        kind=row.kind,
-        chain=row.chain_name,
-        chain_id=row.chain_id,
-        contract=row.contract,
-        asset=request.asset,
-        principal=asset.format(int(row.offer["principal"])),
-        rate_bps=int(row.offer["rateBps"]),
-        term_days=int(row.disclosure["termDays"]),
-        collateral=CollateralIn(asset=request.collateral_asset, amount=request.collateral_amount),
-        repayment=str(row.disclosure.get("repayment", "single-payment")),
-        schedule=[_installment_out(i, asset) for i in schedule_from_disclosure(row.disclosure)],
-        disclosure=disclosure_out(row.disclosure),
-        expires_at=row.expires_at.isoformat().replace("+00:00", "Z"),
-        status=row.status,
-        offer=offer,
-        offer_signature=row.offer_signature,
-        acceptance_typed_data=acceptance_json(row),
-    )
+    return {
+        "id": row.id,
+        "rank": row.rank,
+        "provider_id": row.provider_id,
+        "kind": row.kind,
+        "chain": row.chain_name,
+        "chain_id": row.chain_id,
+        "contract": row.contract,
+        "asset": request.asset,
+        "principal": asset.format(int(row.offer["principal"])),
+        "rate_bps": int(row.offer["rateBps"]),
+        "term_days": int(row.disclosure["termDays"]),
+        "collateral": {"asset": request.collateral_asset, "amount": request.collateral_amount},
+        "repayment": str(row.disclosure.get("repayment", "single-payment")),
+        "schedule": [_installment_fields(i, asset) for i in schedule_from_disclosure(row.disclosure)],
+        "disclosure": disclosure_fields(row.disclosure),
+        "expires_at": row.expires_at.isoformat().replace("+00:00", "Z"),
+        "status": row.status,
+        "offer": {k: v for k, v in row.offer.items() if k not in LENDER_ONLY},
+        "offer_signature": row.offer_signature,
+        "acceptance_typed_data": acceptance_json(row),
+    }
+
+
+def quote_out(row: QuoteRecord, request: CreditRequestRecord, assets: AssetRegistry) -> QuoteOut:
+    return QuoteOut.model_validate(quote_fields(row, request, assets))
+
+
+def credit_request_fields(quoted: QuotedRequest, assets: AssetRegistry, loan_id: str | None = None) -> dict[str, Any]:
+    """``CreditRequestOut``'s fields in its order (as ``quote_fields``)."""
+    request = quoted.request
+    return {
+        "id": request.id,
+        "status": request.status,
+        "loan_id": loan_id,
+        "risk": request.risk,
+        "quotes": [quote_fields(q, request, assets) for q in sorted(quoted.quotes, key=lambda q: q.rank)],
+        "provider_outcomes": [
+            {"provider_id": o.provider_id, "outcome": o.outcome, "detail": o.detail, "latency_ms": o.latency_ms}
+            for o in quoted.outcomes
+        ],
+    }
 
 
 def credit_request_out(quoted: QuotedRequest, assets: AssetRegistry, loan_id: str | None = None) -> CreditRequestOut:
-    request = quoted.request
-    return CreditRequestOut(
-        id=request.id,
-        status=request.status,
-        loan_id=loan_id,
-        risk=request.risk,
-        quotes=[quote_out(q, request, assets) for q in sorted(quoted.quotes, key=lambda q: q.rank)],
-        provider_outcomes=[
-            ProviderOutcomeOut(provider_id=o.provider_id, outcome=o.outcome, detail=o.detail, latency_ms=o.latency_ms)
-            for o in quoted.outcomes
-        ],
-    )
+    return CreditRequestOut.model_validate(credit_request_fields(quoted, assets, loan_id))
+
+
+def credit_request_json(quoted: QuotedRequest, assets: AssetRegistry, loan_id: str | None = None) -> bytes:
+    """The credit request as FastAPI would write ``credit_request_out``'s model (``response_model``
+    ``CreditRequestOut``), byte for byte, without building and validating ~60 models a request first: pydantic-core
+    writes the plain fields with the serializer it uses for the model's ``dict[str, Any]`` fields."""
+    return to_json(credit_request_fields(quoted, assets, loan_id))
 
 
 def _amount(assets: AssetRegistry, chain_name: str, token: str | None, base_units: int) -> AmountOut:
@@ -130,14 +152,19 @@ def _amount(assets: AssetRegistry, chain_name: str, token: str | None, base_unit
     )
 
 
+def _installment_fields(installment: DueInstallment, asset: Asset | None) -> dict[str, Any]:
+    """``InstallmentOut``'s fields, in its order."""
+    return {
+        "number": installment.number,
+        "due": installment.due.isoformat(),
+        "amount": _money(asset, installment.amount) or "",
+        "principal": _money(asset, installment.principal) or "",
+        "interest": _money(asset, installment.interest) or "",
+    }
+
+
 def _installment_out(installment: DueInstallment, asset: Asset | None) -> InstallmentOut:
-    return InstallmentOut(
-        number=installment.number,
-        due=installment.due.isoformat(),
-        amount=_money(asset, installment.amount) or "",
-        principal=_money(asset, installment.principal) or "",
-        interest=_money(asset, installment.interest) or "",
-    )
+    return InstallmentOut.model_validate(_installment_fields(installment, asset))
 
 
 def _money(asset: Asset | None, base_units: int | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from aggregator.quoting import CreditRequestSpec
 from api.auth import Principal
@@ -14,25 +14,31 @@ from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.idempotency import Idempotent
 from api.logs import correlation_id
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
-from api.render import credit_request_out, quote_out
+from api.render import credit_request_json, credit_request_out, quote_out
 from api.schemas import CreditRequestIn, CreditRequestOut, QuoteOut
 from store.request_pages import SqlRequestPages
 
 router = APIRouter(prefix="/v1/credit-requests", tags=["credit requests"])
 
 
-def _load(platform: PlatformDep, request_id: str, borrower_id: str | None) -> CreditRequestOut:
+def _answer(content: bytes, status_code: int = status.HTTP_200_OK) -> Response:
+    """A credit request written by ``api.render.credit_request_json``: the bytes FastAPI would write for the route's
+    ``response_model`` (which still documents it), without building and validating the models first."""
+    return Response(content, status_code, media_type="application/json")
+
+
+def _load(platform: PlatformDep, request_id: str, borrower_id: str | None) -> Response:
     found = platform.quoting.find_request(request_id)
     if found is None or (borrower_id is not None and found[0].request.borrower_id != borrower_id):
         raise HTTPException(404, f"no credit request {request_id}")
     quoted, loan_id = found
-    return credit_request_out(quoted, platform.assets, loan_id)
+    return _answer(credit_request_json(quoted, platform.assets, loan_id))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CreditRequestOut, dependencies=[Idempotent])
 async def create_credit_request(
     body: CreditRequestIn, borrower: CurrentBorrower, platform: PlatformDep, request: Request
-) -> CreditRequestOut:
+) -> Response:
     """Screen (KYC, sanctions, jurisdiction), score, and fan out to every eligible provider within one deadline;
     returns the ranked, signed quotes, or the reasons of a decline (adverse-action notice)."""
     if body.credit_profile is not None:
@@ -49,11 +55,12 @@ async def create_credit_request(
     )
     client_ip = client_address(request, platform.settings.trusted_proxy_networks)
     quoted = await platform.quoting.request_credit(borrower, spec, client_ip, correlation_id.get())
-    return credit_request_out(quoted, platform.assets)  # as written: a new request has no loan
+    # as written: a new request has no loan
+    return _answer(credit_request_json(quoted, platform.assets), status.HTTP_201_CREATED)
 
 
 @router.get("/{request_id}", response_model=CreditRequestOut)
-async def get_credit_request(request_id: str, principal: ReaderPrincipal, platform: PlatformDep) -> CreditRequestOut:
+async def get_credit_request(request_id: str, principal: ReaderPrincipal, platform: PlatformDep) -> Response:
     borrower_id = None if principal.sees_everything else principal.subject_id
     return await asyncio.to_thread(_load, platform, request_id, borrower_id)
 
