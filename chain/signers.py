@@ -30,6 +30,7 @@ from eth_utils.address import is_checksum_address, to_canonical_address
 from chain.devnet import DEVNET_ACCOUNTS, DEVNET_MNEMONIC
 from chain.eip712 import typed_data_digest
 from chain.errors import ConfigurationError
+from chain.secp256k1 import RecoverableSigner
 
 
 class Role(StrEnum):
@@ -133,14 +134,15 @@ def _dynamic_fee_fields(transaction: dict[str, Any]) -> dict[str, Any] | None:
 
 class LocalSigner:
     """An in-memory eth-account key (coincurve makes signing fast). The parsed key object is kept: eth-account
-    otherwise parses the key bytes and derives the public key again for every signature."""
+    otherwise parses the key bytes and derives the public key again for every signature. Signatures are made with
+    the GIL held (``chain.secp256k1``): the quote path signs on the API's event loop."""
 
     __slots__ = ("_account", "_curve", "_key")
 
     def __init__(self, account: LocalAccount) -> None:
         self._account = account
         self._key = PrivateKey(bytes(account.key))
-        self._curve = coincurve.PrivateKey(bytes(account.key))
+        self._curve = RecoverableSigner(coincurve.PrivateKey(bytes(account.key)))
 
     @classmethod
     def from_key(cls, private_key: str | bytes) -> LocalSigner:
@@ -172,7 +174,7 @@ class LocalSigner:
     def _sign_typed(self, transaction_type: int, unsigned: Any) -> bytes:
         """``unsigned`` (an eth-account typed transaction of validated, formatted fields in ``.dictionary``) signed
         and encoded: ``type ‖ rlp(fields ‖ y parity, r, s)``."""
-        signature = self._curve.sign_recoverable(unsigned.hash(), hasher=None)  # r ‖ s ‖ recovery id
+        signature = self._curve.sign(unsigned.hash())  # r ‖ s ‖ recovery id
         signed = {
             **unsigned.dictionary,
             "v": signature[64],
@@ -190,7 +192,7 @@ class LocalSigner:
         # full_message=document)) (r ‖ s ‖ v, v = 27 + recovery id; RFC 6979, compared in the unit tests), without
         # encoding it twice or deriving the key's public half again for each of a credit request's nine signatures
         digest = typed_data_digest(document)
-        signature = self._curve.sign_recoverable(digest, hasher=None)  # r ‖ s ‖ recovery id
+        signature = self._curve.sign(digest)  # r ‖ s ‖ recovery id
         return digest, signature[:64] + bytes([27 + signature[64]])
 
     def __repr__(self) -> str:
