@@ -25,7 +25,11 @@ request's write (~50 rows over six tables) that per-row work was most of the wri
 columns all have a JSON form that PostgreSQL reads back as the same value take this path: text, integers and
 booleans as they are, JSON documents as themselves, timestamps in ISO 8601 with their offset, bytes as ``\\x`` hex;
 a JSON column given None (SQLAlchemy writes the JSON ``null``, the array would write SQL NULL) and any other type
-take executemany."""
+take executemany.
+
+**Several tables at once** (:func:`as_one_statement`, PostgreSQL): the recordset INSERTs of several tables as ONE
+statement, each but the last a data-modifying ``WITH`` query: atomic, and in autocommit its own transaction (the
+credit request's write: one round trip, no ``BEGIN``/``COMMIT``, one statement's execution instead of six)."""
 
 from __future__ import annotations
 
@@ -123,6 +127,18 @@ class PreparedInsert:
             params = [dict(zip(plan.names, values, strict=True)) for values in params]
         connection.exec_driver_sql(plan.sql, params if len(params) > 1 else params[0])
 
+    def recordset_document(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
+        """PostgreSQL: the recordset INSERT of ``rows`` (at least one) and its one parameter, the rows as a JSON
+        array that stores what ``execute`` stores (see :func:`as_one_statement`); None when they cannot go so."""
+        keys = tuple(rows[0])
+        plan = self._plan_for(dialect, keys)
+        if plan is None or plan.recordset is None:
+            return None
+        if any(len(row) != len(keys) or row.keys() != rows[0].keys() for row in rows[1:]):
+            return None
+        document = _as_json(plan.recordset, rows) if len(rows) > 1 else _row_as_json(plan.recordset, rows[0])
+        return None if document is None else (plan.recordset.sql, document)
+
     def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
         if self._python_defaults - set(keys) or not set(keys) <= set(self.table.columns.keys()):
             return None
@@ -153,6 +169,57 @@ def _as_json(recordset: _Recordset, rows: Sequence[Mapping[str, Any]]) -> str | 
     except (TypeError, ValueError):
         return None
     return _json_text(values)
+
+
+def _row_as_json(recordset: _Recordset, row: Mapping[str, Any]) -> str | None:
+    """One row as the recordset INSERT's JSON array, storing what ``execute`` stores for one row (executemany): there
+    a JSON column's value goes through psycopg's JSON dumper, whose ``json.dumps(value)`` (default separators, ASCII
+    escapes) is the column's text; here the same text is put in the array as it is (PostgreSQL's ``json`` keeps a
+    value's text). The other columns' values as in ``_as_json`` (their text is not kept: any valid JSON of the same
+    value stores the same). None where ``_as_json`` would give None."""
+    try:
+        values = {
+            name: msgspec.Raw(_dumps_as_psycopg(row[name]))
+            if name in recordset.json_columns
+            else (row[name] if to_json is None else to_json(row[name]))
+            for name, to_json in recordset.converters
+        }
+        return _encode([values]).decode()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _dumps_as_psycopg(value: Any) -> bytes:
+    if value is None:
+        raise ValueError("a JSON column given None takes executemany (SQLAlchemy writes the JSON null there)")
+    return json.dumps(value).encode()
+
+
+def as_one_statement(
+    dialect: Dialect, inserts: Sequence[tuple[PreparedInsert, Sequence[Mapping[str, Any]]]]
+) -> tuple[str, tuple[str, ...]] | None:
+    """PostgreSQL: the INSERTs of several tables' rows (each ``(insert, rows)``, at least one row; in order) as ONE
+    statement and its parameters: each table's recordset INSERT a data-modifying ``WITH`` query of the last one's.
+    A single statement is atomic (all its rows or none) and, in autocommit, its own transaction: a writer of many
+    tables sends one statement, not ``BEGIN``, an INSERT per table and ``COMMIT``. Every sub-statement runs on one
+    snapshot and none reads another's rows; foreign keys are checked at the statement's end, when all its rows
+    are there, so a table's rows may refer to an earlier one's. Each table's rows keep their order (identity
+    columns and sequences are drawn in it) and store what ``PreparedInsert.execute`` stores (one row: see
+    ``_row_as_json``). None when any table's rows cannot go so (another dialect, a column type without a known JSON
+    form, a JSON column given None, different column sets): write them with ``execute``."""
+    if dialect.name != "postgresql" or not inserts:
+        return None
+    statements, documents = [], []
+    for insert_, rows in inserts:
+        prepared = insert_.recordset_document(dialect, rows)
+        if prepared is None:
+            return None
+        statements.append(prepared[0])
+        documents.append(prepared[1])
+    if len(statements) == 1:
+        return statements[0], tuple(documents)
+    queries = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(statements[:-1]))
+    return f"WITH {queries} {statements[-1]}", tuple(documents)
 
 
 _encode = msgspec.json.Encoder().encode

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Engine, Table, select
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from store.aggregator import (
 )
 from store.compliance import AuditEntryRow, ComplianceDecisionRow, audit_columns, decision_rows
 from store.db import Database
-from store.prepared import PreparedInsert, one_round_trip
+from store.prepared import PreparedInsert, as_one_statement, one_round_trip
 from store.records import columns, from_row
 from store.risk import RiskDecisionRow, risk_rows
 from store.sanctions_reviews import record_screening
@@ -39,40 +39,48 @@ _INSERT_AUDIT_ENTRIES = PreparedInsert(cast(Table, AuditEntryRow.__table__))
 
 
 class SqlQuotingRepository:
-    """Never commits: the unit of work does."""
+    """Never commits: the unit of work does. With ``staging`` (the credit request's write on PostgreSQL:
+    ``SqlQuotingStore.writing``), a credit request added first in its unit of work is not sent at once but kept as
+    ONE statement (``staged``) for the unit of work's commit, which sends it alone in autocommit; anything else
+    done in the unit of work sends it first, into the unit of work's transaction."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, staging: bool = False) -> None:
         self.session = session
+        self.staged: tuple[str, tuple[str, ...]] | None = None
+        self._staging = staging
 
     def reserve_offer_nonces(self, keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+        self.send_staged()
         nonces = SqlOfferNonceRepository(self.session)
         return {key: nonces.reserve(key, 1).start for key in sorted(set(keys))}
 
     def add_quoted(self, quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]) -> None:
-        # INSERTs compiled once (store.prepared), run at once on the unit of work's connection (executemany where
-        # there are several rows), not ORM objects through the flush nor INSERTs of ORM entities (the ORM's bulk
-        # machinery, a cache key per call) nor Core's per-row parameter construction: the request path writes these
-        # rows and reads none of them back. The request row first, for the rows that refer to it; the risk
-        # decision's audit entry and the compliance decisions' in one statement, in that order.
-        request_id = quoted.request.id
-        risk, risk_audit = risk_rows(decision)
-        decisions, audits = decision_rows(records, request_id)
+        # INSERTs compiled once (store.prepared), not ORM objects through the flush nor INSERTs of ORM entities (the
+        # ORM's bulk machinery, a cache key per call) nor Core's per-row parameter construction: the request path
+        # writes these rows and reads none of them back. The request row first, for the rows that refer to it; the
+        # risk decision's audit entry and the compliance decisions' in one statement, in that order.
+        inserts = _quoted_rows(quoted, decision, records)
+        if self._staging and self.staged is None and not self.session.in_transaction():
+            # the unit of work's only write: its six tables' rows as one statement (PostgreSQL), sent at the commit
+            self.staged = as_one_statement(self.session.get_bind().dialect, inserts)
+            if self.staged is not None:
+                return
+        self.send_staged()
         self.session.flush()  # nothing is pending on this path; were anything, it would go first
         connection = self.session.connection()
+        # on the unit of work's connection (executemany where there are several rows), in one round trip
         with one_round_trip(connection):
-            _INSERT_REQUEST.execute(connection, [columns(quoted.request)])
-            if quoted.outcomes:
-                _INSERT_OUTCOMES.execute(
-                    connection, [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]
-                )
-            if quoted.quotes:
-                _INSERT_QUOTES.execute(connection, [columns(quote) for quote in quoted.quotes])
-            _INSERT_RISK_DECISION.execute(connection, [risk])
-            if decisions:
-                _INSERT_DECISIONS.execute(connection, decisions)
-            _INSERT_AUDIT_ENTRIES.execute(connection, [audit_columns(*audit) for audit in (risk_audit, *audits)])
+            for insert_, rows in inserts:
+                insert_.execute(connection, rows)
+
+    def send_staged(self) -> None:
+        """The staged write (if any) sent now, into the unit of work's transaction."""
+        if self.staged is not None:
+            statement, self.staged = self.staged, None
+            self.session.connection().exec_driver_sql(*statement)
 
     def get_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
+        self.send_staged()
         row = self.session.get(CreditRequestRow, request_id)
         if row is None:
             return None
@@ -93,6 +101,7 @@ class SqlQuotingRepository:
         return quoted, loan_id
 
     def get_quote(self, quote_id: str) -> tuple[QuoteRecord, CreditRequestRecord] | None:
+        self.send_staged()
         row = self.session.get(QuoteRow, quote_id)
         if row is None:
             return None
@@ -103,6 +112,7 @@ class SqlQuotingRepository:
     def open_screening_reviews(
         self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
     ) -> list[str]:
+        self.send_staged()
         reviews = record_screening(self.session, records, borrower_id, list_version, now)
         return [review.id for review in reviews.values()]
 
@@ -110,12 +120,42 @@ class SqlQuotingRepository:
 _record = from_row  # the name store.request_pages reads quote rows with
 
 
+def _quoted_rows(
+    quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]
+) -> list[tuple[PreparedInsert, list[dict[str, Any]]]]:
+    """A credit request's rows by table, in the order they are inserted (tables without rows left out)."""
+    request_id = quoted.request.id
+    risk, risk_audit = risk_rows(decision)
+    decisions, audits = decision_rows(records, request_id)
+    inserts = [
+        (_INSERT_REQUEST, [columns(quoted.request)]),
+        (_INSERT_OUTCOMES, [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]),
+        (_INSERT_QUOTES, [columns(quote) for quote in quoted.quotes]),
+        (_INSERT_RISK_DECISION, [risk]),
+        (_INSERT_DECISIONS, decisions),
+        (_INSERT_AUDIT_ENTRIES, [audit_columns(*audit) for audit in (risk_audit, *audits)]),
+    ]
+    return [(insert_, rows) for insert_, rows in inserts if rows]
+
+
 class SqlQuotingUnitOfWork:
-    def __init__(self, session: Session, commit: Callable[[], None]) -> None:
-        self.quoting = SqlQuotingRepository(session)
+    """``writes`` (PostgreSQL's engine, for the credit request's write): a write staged by the repository is sent at
+    the commit as one statement in autocommit, where nothing else was done in the unit of work: its own transaction,
+    one round trip instead of ``BEGIN``, the INSERTs and ``COMMIT``. Leaving without the commit sends nothing."""
+
+    def __init__(self, session: Session, commit: Callable[[], None], writes: Engine | None = None) -> None:
+        self.quoting = SqlQuotingRepository(session, staging=writes is not None)
         self._commit = commit
+        self._writes = writes
 
     def commit(self) -> None:
+        staged = self.quoting.staged
+        if staged is not None and self._writes is not None and not self.quoting.session.in_transaction():
+            self.quoting.staged = None
+            with self._writes.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql(*staged)  # errors as any statement's: IntegrityError, OperationalError …
+            return
+        self.quoting.send_staged()
         self._commit()
 
 
@@ -144,8 +184,9 @@ class SqlQuotingStore:
     ) -> Iterator[tuple[SqlQuotingUnitOfWork, dict[OfferNonceKey, int]]]:
         if self._turns is None:
             nonces = self.reserve_offer_nonces(nonce_keys)
-            with self.unit_of_work() as uow:
-                yield uow, nonces
+            # the request's rows sent at the commit as one statement in autocommit (SqlQuotingUnitOfWork)
+            with self._db.unit_of_work() as uow:
+                yield SqlQuotingUnitOfWork(uow.session, uow.commit, writes=self._db.engine), nonces
             return
         with self._turns, self.unit_of_work() as uow:
             yield uow, uow.quoting.reserve_offer_nonces(nonce_keys)

@@ -9,6 +9,7 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
@@ -441,3 +442,109 @@ def test_on_postgresql_the_write_s_inserts_go_in_one_pipeline_and_a_failure_is_s
         assert connection.execute(text("SELECT count(*) FROM quotes")).scalar_one() == len(written[0].quotes)
     with database.unit_of_work() as uow:  # the pool's connection still serves
         assert uow.session.execute(text("SELECT 1")).scalar_one() == 1
+
+
+def _renamed(
+    written: tuple[QuotedRequest, StoredDecision, list[DecisionRecord]], n: int, quotes: int, note: str
+) -> tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]:
+    """The quoted request with new ids, its first ``quotes`` quotes, outcomes and records, ``note`` in its text."""
+    quoted, decision, records = written
+    request_id = f"{quoted.request.id[:-2]}{n:02d}"
+    request = replace(quoted.request, id=request_id, risk={**quoted.request.risk, "note": note})
+    kept = [
+        replace(
+            q,
+            id=f"{q.id[:-2]}{n:02d}",
+            request_id=request_id,
+            offer_digest=f"{q.offer_digest[:-2]}{n:02d}",
+            disclosure={**q.disclosure, "n": note},
+        )
+        for q in quoted.quotes[:quotes]
+    ]
+    outcomes = [replace(o, detail=f"{o.detail} {note}") for o in quoted.outcomes[:quotes]]
+    made = [replace(r, decision_id=f"{r.decision_id[:-2]}{n:02d}") for r in records[:quotes]]
+    for record in made:
+        record.record_hash()
+    stored = replace(decision, id=f"{decision.id[:-2]}{n:02d}", request_id=request_id)
+    return QuotedRequest(request, outcomes, kept), stored, made
+
+
+def _variants(written: tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]) -> list[tuple[Any, ...]]:
+    """The quoted request as written, and two more: one row in every table (a JSON column's text is then psycopg's
+    ``json.dumps``), and non-ASCII text, quotes and backslashes in the documents and the columns."""
+    return [written, _renamed(written, 1, 1, "plain"), _renamed(written, 2, 3, 'ünï€ødé ✓ \\ "q"')]
+
+
+def _as_text(database: Database) -> dict[str, list[str]]:
+    """Every row of the write's tables as PostgreSQL's text of the whole row (a ``json`` column's text as stored)."""
+    tables = [cast(Table, row.__table__).name for row in TABLES]
+    with database.engine.connect() as connection:
+        return {
+            table: sorted(connection.exec_driver_sql(f"SELECT t::text FROM {table} AS t").scalars())  # noqa: S608
+            for table in tables
+        }
+
+
+def test_on_postgresql_the_write_is_one_statement_in_autocommit_storing_what_the_pipeline_stored(
+    postgres_schema: Callable[[str], str], written: tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]
+) -> None:
+    """``SqlQuotingStore.writing`` on PostgreSQL sends a request's rows at the commit as ONE statement in autocommit
+    (``store.prepared.as_one_statement``), which stores the same text in every column of every row as the six
+    pipelined INSERTs in a transaction did; leaving without the commit sends nothing; a failure is SQLAlchemy's
+    IntegrityError and keeps nothing; done after anything else in its unit of work, it goes into the transaction."""
+    databases = []
+    for name in ("write_pipelined", "write_one_statement"):
+        database = Database(postgres_schema(name))
+        Base.metadata.create_all(database.engine)
+        with database.unit_of_work() as uow:
+            uow.session.add(
+                BorrowerRow(id="b1", wallet_address=WALLET, jurisdiction="US-FL", created_at=datetime.now(UTC))
+            )
+            uow.commit()
+        databases.append(database)
+    pipelined, one = databases
+    statements: list[str] = []
+    event.listen(one.engine, "before_cursor_execute", lambda _c, _k, statement, *_: statements.append(statement))
+    store = SqlQuotingStore(one)
+    try:
+        for variant in _variants(written):
+            with pipelined.unit_of_work() as uow:
+                SqlQuotingRepository(uow.session).add_quoted(*variant)
+                uow.commit()
+            statements.clear()
+            with store.writing() as (uow, _nonces):
+                uow.quoting.add_quoted(*variant)
+                assert statements == []  # sent at the commit
+                uow.commit()
+            assert len(statements) == 1
+            assert statements[0].startswith("WITH w0 AS (INSERT INTO credit_requests")
+        assert _as_text(one) == _as_text(pipelined)
+        assert len(_as_text(one)["quotes"]) == len(written[0].quotes) + 1 + 3
+
+        with store.writing() as (uow, _nonces):
+            uow.quoting.add_quoted(*_variants(written)[1])  # staged, never committed: nothing sent
+
+        def again() -> None:
+            with store.writing() as (uow, _nonces):
+                uow.quoting.add_quoted(*written)  # the same request again
+                uow.commit()
+
+        with pytest.raises(IntegrityError):
+            again()
+        assert _as_text(one) == _as_text(pipelined)
+
+        fourth = _renamed(written, 4, 2, "fourth")
+        with store.writing() as (uow, _nonces):
+            assert uow.quoting.get_request(fourth[0].request.id) is None  # something else first: one transaction
+            uow.quoting.add_quoted(*fourth)
+            uow.quoting.get_quote(fourth[0].quotes[0].id)
+            uow.commit()
+        assert uow.quoting.staged is None
+        with one.unit_of_work() as read:
+            found = SqlQuotingRepository(read.session).get_request(fourth[0].request.id)
+        assert found is not None
+        assert found[0].request == fourth[0].request
+        assert [quote.id for quote in found[0].quotes] == [quote.id for quote in fourth[0].quotes]
+    finally:
+        for database in databases:
+            database.dispose()
