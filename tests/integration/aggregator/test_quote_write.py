@@ -508,38 +508,38 @@ def test_on_postgresql_the_write_is_one_statement_in_autocommit_storing_what_the
     store = SqlQuotingStore(one)
     try:
         for variant in _variants(written):
-            with pipelined.unit_of_work() as uow:
-                SqlQuotingRepository(uow.session).add_quoted(*variant)
-                uow.commit()
+            with pipelined.unit_of_work() as transaction:
+                SqlQuotingRepository(transaction.session).add_quoted(*variant)
+                transaction.commit()
             statements.clear()
-            with store.writing() as (uow, _nonces):
-                uow.quoting.add_quoted(*variant)
+            with store.writing() as (write, _nonces):
+                write.quoting.add_quoted(*variant)
                 assert statements == []  # sent at the commit
-                uow.commit()
+                write.commit()
             assert len(statements) == 1
             assert statements[0].startswith("WITH w0 AS (INSERT INTO credit_requests")
         assert _as_text(one) == _as_text(pipelined)
         assert len(_as_text(one)["quotes"]) == len(written[0].quotes) + 1 + 3
 
-        with store.writing() as (uow, _nonces):
-            uow.quoting.add_quoted(*_variants(written)[1])  # staged, never committed: nothing sent
+        with store.writing() as (write, _nonces):
+            write.quoting.add_quoted(*_variants(written)[1])  # staged, never committed: nothing sent
 
         def again() -> None:
-            with store.writing() as (uow, _nonces):
-                uow.quoting.add_quoted(*written)  # the same request again
-                uow.commit()
+            with store.writing() as (write, _nonces):
+                write.quoting.add_quoted(*written)  # the same request again
+                write.commit()
 
         with pytest.raises(IntegrityError):
             again()
         assert _as_text(one) == _as_text(pipelined)
 
         fourth = _renamed(written, 4, 2, "fourth")
-        with store.writing() as (uow, _nonces):
-            assert uow.quoting.get_request(fourth[0].request.id) is None  # something else first: one transaction
-            uow.quoting.add_quoted(*fourth)
-            uow.quoting.get_quote(fourth[0].quotes[0].id)
-            uow.commit()
-        assert uow.quoting.staged is None
+        with store.writing() as (write, _nonces):
+            assert write.quoting.get_request(fourth[0].request.id) is None  # something else first: one transaction
+            write.quoting.add_quoted(*fourth)
+            write.quoting.get_quote(fourth[0].quotes[0].id)
+            write.commit()
+        assert write.quoting.staged is None
         with one.unit_of_work() as read:
             found = SqlQuotingRepository(read.session).get_request(fourth[0].request.id)
         assert found is not None
