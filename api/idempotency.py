@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import CurrentPrincipal, PlatformDep
+from api.deps import CurrentPrincipal, get_platform
 from api.problems import problem
 from store.db import Database
 from store.idempotency import IdempotencyRepository, IdempotencyRow
@@ -161,7 +161,6 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 async def idempotency(
     request: Request,
     principal: CurrentPrincipal,
-    platform: PlatformDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -175,6 +174,8 @@ async def idempotency(
         ),
     ] = None,
 ) -> None:
+    """The route's ``Idempotency-Key``, claimed. The platform is read from the application's state, not declared as
+    a dependency: FastAPI would solve it once more on every request to these routes, with or without a key."""
     slot = request.scope.get(_SCOPE_KEY)
     if idempotency_key is None or not isinstance(slot, _Slot):
         return
@@ -185,7 +186,7 @@ async def idempotency(
     body = await request.body()
     client = f"{principal.role.value}:{principal.subject_id or principal.key_id}"
     claim = Claim(client, key, fingerprint(request.method, path, body))
-    store = IdempotencyStore(platform.database)
+    store = IdempotencyStore((await get_platform(request)).database)
     stored = await asyncio.to_thread(store.begin, claim, request.method, path)
     if stored is not None:
         raise _Replay(stored)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import sys
 import time
 import uuid
@@ -65,6 +66,14 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.getLogger("httpx").setLevel(logging.NOTSET if level <= logging.DEBUG else logging.WARNING)
 
 
+def fresh_correlation_id() -> str:
+    """A random UUID (version 4) from the ``random`` module's generator (seeded from the OS at start, reseeded in a
+    forked child), not ``uuid.uuid4``: a correlation id must be unique, not secret, and ``uuid4`` reads
+    ``os.urandom``, a system call that lets go of the GIL on the event loop's thread once per request — the loop
+    then waits to get it back from whichever worker thread took it."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
 class CorrelationMiddleware:
     """Every request under a correlation id (the caller's when it is a plain token: ^[A-Za-z0-9-]{1,64}$; it is
     echoed, logged and sent to lenders, so anything else — non-ASCII, 6,000 characters, CR/LF — is replaced by a
@@ -82,7 +91,7 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send)
             return
         given = Headers(scope=scope).get(CORRELATION_HEADER, "")
-        value = given if is_valid_correlation_id(given) else str(uuid.uuid4())
+        value = given if is_valid_correlation_id(given) else fresh_correlation_id()
         token = correlation_id.set(value)
         started = time.perf_counter()
 

@@ -47,7 +47,9 @@ def _serve(port: int, host: str) -> None:
     if "CREDITMESH_WORKERS" not in os.environ:  # the platform runs its background workers unless told otherwise
         settings = settings.model_copy(update={"workers": "all"})
     configure_logging()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None)
+    # access_log off: at log level "warning" uvicorn's access lines (INFO) are never written anyway, but uvicorn builds
+    # each line's arguments before the logger drops it; the API logs its own line per request (api.logs)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None, access_log=False)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
