@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.heap import freeze_long_lived
 from compliance import ComplianceService
 from compliance.errors import ComplianceError
+from store.autocommit import autocommit_session
 from store.db import Database
 from store.sanctions_lists import SqlSanctionsListRepository
 
@@ -37,8 +38,8 @@ class NameListReloader:
     def check(self) -> bool:
         """One poll (blocking: run it in a worker thread): load and swap in a newer stored list. True if swapped."""
         current = self._compliance.screen.names.version
-        with self._db.unit_of_work() as uow:
-            head = SqlSanctionsListRepository(uow.session).newest_version()
+        with autocommit_session(self._db) as session:  # no ROLLBACK (store.autocommit)
+            head = SqlSanctionsListRepository(session).newest_version()
         if head is None or head[0] == current.label or head[1] < current.published:
             return False
         with self._db.unit_of_work() as uow:

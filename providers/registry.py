@@ -46,6 +46,7 @@ from providers.shared_state import DegradableBreakerStore, DegradableRateLimiter
 from providers.webhooks import MemoryRefusalLimiter, RedisRefusalLimiter, RefusalLimiter
 from risk.redis_clients import async_redis
 from risk.shared_state import SharedStateHealth
+from store.autocommit import autocommit_session
 from store.providers import ProviderIncidentRow, ProviderRegistrationRow, ProviderRepository
 
 if TYPE_CHECKING:
@@ -367,8 +368,10 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         database = self._database
 
         def version() -> int:
-            with database.unit_of_work() as uow:
-                return ProviderRepository(uow.session).version()
+            # outside a transaction: a read-only unit of work's ROLLBACK, twice a second, would clear the pooled
+            # connections' prepared statements (store.autocommit)
+            with autocommit_session(database) as session:
+                return ProviderRepository(session).version()
 
         def read() -> tuple[int, list[ProviderRegistrationRow]]:
             with database.unit_of_work() as uow:
