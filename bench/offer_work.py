@@ -57,6 +57,12 @@ class Tree:
 
     label: str
     run: Callable[[datetime], list[Any]]
+    #: the tree's ``compliance.random_ids`` (the decision records' ids), None in a tree without it
+    ids: ModuleType | None = None
+
+
+def _has_module(root: Path | None, path: str) -> bool:
+    return ((root or Path.cwd()) / path).is_file()
 
 
 def _purge() -> None:
@@ -88,7 +94,10 @@ def load_tree(label: str, root: Path | None, fleet: str = "same", term_days: int
                 "tests.support.quoting",
             )
         }
-        return Tree(label, _work(modules, fleet, term_days))
+        ids = (
+            importlib.import_module("compliance.random_ids") if _has_module(root, "compliance/random_ids.py") else None
+        )
+        return Tree(label, _work(modules, fleet, term_days), ids)
     finally:
         if root is not None:
             del registry.register  # the class's own again
@@ -222,14 +231,20 @@ def _comparable(result: list[Any]) -> list[Any]:
     return [[tuple(getattr(q, name) for name in fields) for q in quotes], records]
 
 
-def _fixed_ids() -> Callable[[], None]:
+def _fixed_ids(tree: Tree) -> Callable[[], None]:
     """uuid4 made deterministic (the quotes' ids and the lenders' references), undone by the returned function."""
     real = uuid.uuid4
     counter = iter(range(10**9))
     uuid.uuid4 = lambda: uuid.UUID(int=next(counter))
+    # the decision records' ids, in a tree that cuts them from its own buffer (compliance.random_ids)
+    buffered = None if tree.ids is None else tree.ids.uuid4
+    if tree.ids is not None:
+        setattr(tree.ids, "uuid4", uuid.uuid4)  # noqa: B010 - a module's function replaced for the check
 
     def undo() -> None:
         uuid.uuid4 = real
+        if tree.ids is not None:
+            setattr(tree.ids, "uuid4", buffered)  # noqa: B010
 
     return undo
 
@@ -237,7 +252,7 @@ def _fixed_ids() -> Callable[[], None]:
 def check_same(trees: list[Tree], now: datetime) -> None:
     results = []
     for tree in trees:
-        undo = _fixed_ids()
+        undo = _fixed_ids(tree)
         try:
             results.append(_comparable(tree.run(now)))
         finally:

@@ -5,13 +5,13 @@ need is sealed under the subject's key (``pii_sealed``), so erasure shreds it wh
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from compliance import random_ids
 from compliance.canonical import canonical_json, inputs_hash, keccak256, keyed_inputs_hash
 from compliance.errors import DecisionIntegrityError
 from compliance.jurisdiction import Reason
@@ -104,7 +104,7 @@ def decide(
     review_reasons = review_reasons or []
     outcome = Outcome.DENY if reasons else Outcome.REVIEW if review_reasons else Outcome.ALLOW
     return DecisionRecord(
-        str(uuid.uuid4()),
+        str(random_ids.uuid4()),  # one os.urandom read per 64 ids: each read releases the GIL
         kind,
         subject_ref,
         outcome,

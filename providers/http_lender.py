@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Self
@@ -23,6 +22,7 @@ from typing import Any, NamedTuple, Self
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from compliance.random_ids import uuid4
 from providers._exceptions import (
     DestinationRefused,
     InvalidRegistration,
@@ -326,7 +326,7 @@ class HttpLenderAdapter(ProviderAdapter):
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
         payload: dict[str, Any] = {
             "protocol_version": PROTOCOL_VERSION,
-            "nonce": uuid.uuid4().hex,
+            "nonce": uuid4().hex,
             "request_id": request.request_id,
             "asset": request.asset,
             "asset_decimals": request.asset_decimals,
@@ -340,7 +340,7 @@ class HttpLenderAdapter(ProviderAdapter):
         }
         if request.start_date is not None:
             payload["start_date"] = request.start_date.isoformat()
-        correlation = request.correlation_id if is_valid_correlation_id(request.correlation_id) else uuid.uuid4().hex
+        correlation = request.correlation_id if is_valid_correlation_id(request.correlation_id) else uuid4().hex
         response = await self._send("POST", "/v1/quotes", payload, {CORRELATION_HEADER: correlation})
         if response.status_code == 204:
             return Decline(self.provider_id, "no offer")
@@ -401,7 +401,7 @@ class HttpLenderAdapter(ProviderAdapter):
         response = await self._send(
             "POST",
             f"/v1/offers/{offer.provider_ref}/accept",
-            {"protocol_version": PROTOCOL_VERSION, "nonce": uuid.uuid4().hex, "offer_ref": offer.provider_ref},
+            {"protocol_version": PROTOCOL_VERSION, "nonce": uuid4().hex, "offer_ref": offer.provider_ref},
             {"Idempotency-Key": idempotency_key},
         )
         if response.status_code in (404, 409, 410):
@@ -435,7 +435,7 @@ class HttpLenderAdapter(ProviderAdapter):
     ) -> FundingResult:
         if not idempotency_key:
             raise ProviderProtocolError(f"{self.provider_id}: a {phase} needs an idempotency key")
-        payload = {"protocol_version": PROTOCOL_VERSION, "nonce": uuid.uuid4().hex, "offer_ref": provider_ref}
+        payload = {"protocol_version": PROTOCOL_VERSION, "nonce": uuid4().hex, "offer_ref": provider_ref}
         response = await self._send(
             "POST", f"/v1/offers/{provider_ref}/{phase}", payload | fields, {"Idempotency-Key": idempotency_key}
         )

@@ -23,7 +23,7 @@ from aggregator.assets import Asset
 from aggregator.early_disclosure import EarlyDisclosure
 from aggregator.fanout import ProviderOutcome
 from aggregator.quote_offers import QuoteSigning, ValidRequest, disclose, rank_drafts
-from compliance import ComplianceService, DecisionRecord
+from compliance import ComplianceService, DecisionRecord, random_ids
 from compliance.jurisdiction import load_rules
 from compliance.sanctions.lists import load_newest
 from compliance.sanctions.screening import SanctionsScreen
@@ -95,8 +95,8 @@ def outputs(requests: int = 40, seed: int = 18) -> str:
     """The sha256 of every output of ``requests`` seeded random credit requests' per-offer work."""
     rng = random.Random(seed)
     ids = iter(range(10**9))
-    real_uuid4 = uuid.uuid4
-    uuid.uuid4 = lambda: uuid.UUID(int=next(ids))
+    real_uuid4, buffered_uuid4 = uuid.uuid4, random_ids.uuid4
+    uuid.uuid4 = random_ids.uuid4 = lambda: uuid.UUID(int=next(ids))
     try:
         compliance = ComplianceService(
             SanctionsScreen(*load_newest()), load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32))
@@ -174,7 +174,7 @@ def outputs(requests: int = 40, seed: int = 18) -> str:
             digest.update(json.dumps(_jsonable(rows), sort_keys=True).encode())
         return digest.hexdigest()
     finally:
-        uuid.uuid4 = real_uuid4
+        uuid.uuid4, random_ids.uuid4 = real_uuid4, buffered_uuid4
 
 
 def test_the_per_offer_work_gives_what_it_gave_before() -> None:
