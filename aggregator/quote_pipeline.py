@@ -149,8 +149,10 @@ class QuotePipeline:
         offer_records: list[DecisionRecord] = []
         risk: dict[str, Any] | None = None
         # the screening's decision records (the name sealed: a key-store read) are made, and the offer nonces of the
-        # request's chains reserved where that is a transaction of its own (PostgreSQL), while the lenders answer
+        # request's chains reserved where that is a transaction of its own (PostgreSQL), while the lenders answer;
+        # where the nonces are at hand (reserved earlier in a block), neither: the records are made in the write
         sealing: asyncio.Future[tuple[list[DecisionRecord], dict[OfferNonceKey, int]]] | None = None
+        at_hand: dict[OfferNonceKey, int] = {}
         if decision.approved and decision.grade is not None:
             query = QuoteRequest(
                 request_id=request_id,
@@ -198,25 +200,32 @@ class QuotePipeline:
 
             disclosing: EarlyDisclosure[Draft] = EarlyDisclosure(disclose_and_sign)
 
+            def known(keys: dict[str, OfferNonceKey], ahead: dict[OfferNonceKey, int]) -> None:
+                nonces.update((name, ahead[key]) for name, key in keys.items() if key in ahead)
+                waiting = unsigned[:]
+                unsigned.clear()
+                sign(waiting)  # those disclosed before now (the pools' here), while the others answer
+
             def reserved(
                 keys: dict[str, OfferNonceKey], done: asyncio.Future[tuple[Any, dict[OfferNonceKey, int]]]
             ) -> None:
                 if not done.cancelled() and done.exception() is None:
-                    ahead = done.result()[1]
-                    nonces.update((name, ahead[key]) for name, key in keys.items() if key in ahead)
-                    waiting = unsigned[:]
-                    unsigned.clear()
-                    sign(waiting)  # those disclosed before now (the pools' here), while the others answer
+                    known(keys, done.result()[1])
 
             def answered(outcome: ProviderOutcome) -> None:
-                nonlocal risk, sealing
+                nonlocal risk, sealing, at_hand
                 if risk is None and outcome.offers:
                     risk = risk_summary(decision)
                     keys = {name: self._nonce_key(self._chains[name]) for name in valid.chains}
-                    sealing = asyncio.ensure_future(
-                        asyncio.to_thread(self._during_the_wait, screened, [*keys.values()])
-                    )
-                    sealing.add_done_callback(partial(reserved, keys))
+                    taken = self._store.nonces_at_hand(keys.values())
+                    if taken is not None:  # no I/O, no worker-thread hop: the screening's records go to the write
+                        at_hand = taken
+                        known(keys, taken)
+                    else:
+                        sealing = asyncio.ensure_future(
+                            asyncio.to_thread(self._during_the_wait, screened, [*keys.values()])
+                        )
+                        sealing.add_done_callback(partial(reserved, keys))
                 disclosing.answered(outcome)
 
             try:
@@ -250,7 +259,7 @@ class QuotePipeline:
         )
         # Signing and the write are blocking work: one worker-thread hop for all of it (with the screening's records
         # when they were not made during the fan-out), so the event loop keeps serving the other requests.
-        screening, ahead = await sealing if sealing is not None else (screened, {})
+        screening, ahead = await sealing if sealing is not None else (screened, at_hand)
         quoted = await asyncio.to_thread(
             self._disclose_sign_and_store,
             borrower,

@@ -9,7 +9,9 @@ A nonce whose quotes are never written is simply skipped (the contract keeps a b
 has to be unused, not gap-free, and an unwritten quote was never answered, so no one holds a signature with it).
 Where several writers share the counter (PostgreSQL) the nonces are reserved and committed on their own, before
 the quotes are signed, so the counter row is locked for one statement and its commit, not for the whole write;
-where writes take turns anyway (SQLite) they are reserved inside the write. The counter is per quote signer and
+where writes take turns anyway (SQLite) they are reserved inside the write. On PostgreSQL a process reserves them in
+blocks (``store.quoting.OFFER_NONCE_BLOCK`` at a time) and hands them out from memory (``nonces_at_hand``): those it
+never hands out are skipped like an unwritten quote's. The counter is per quote signer and
 CreditAggregator (``OfferNonceKey``); ``store.aggregator.SqlOfferNonceRepository`` keeps it."""
 
 from __future__ import annotations
@@ -154,6 +156,12 @@ class QuotingStore(Protocol):
         nothing: an empty dict."""
         ...
 
+    def nonces_at_hand(self, nonce_keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int] | None:
+        """The next offer nonce of each of ``nonce_keys`` taken from what this process reserved earlier, without
+        I/O (called on the event loop), as ``reserve_ahead`` would give them; None when one of them is not at hand:
+        then ask ``reserve_ahead`` (in a worker thread), which reserves more (see ``store.quoting``)."""
+        ...
+
 
 # ---------------------------------------------------------------------------------------------- in-memory fake
 
@@ -241,3 +249,6 @@ class InMemoryQuotingStore:
 
     def reserve_ahead(self, nonce_keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
         return {}  # reserved inside the write
+
+    def nonces_at_hand(self, nonce_keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int] | None:
+        return None  # reserved inside the write

@@ -4,6 +4,7 @@ the risk decision, compliance decision records and sanctions reviews, in one tra
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -28,6 +29,11 @@ from store.prepared import PreparedInsert, as_one_statement, one_round_trip
 from store.records import columns, from_row
 from store.risk import RiskDecisionRow, risk_rows
 from store.sanctions_reviews import record_screening
+
+#: offer nonces a process reserves at a time for each counter on PostgreSQL (``SqlQuotingStore.reserve_ahead``): one
+#: reservation's round trip and worker-thread hop for this many credit requests. Those a process never hands out
+#: (it stops) are skipped, which the contract's nonce bitmap allows; a block's nonces fill 1/8 of one bitmap word.
+OFFER_NONCE_BLOCK = 32
 
 # the credit request's write: each table's INSERT compiled once per dialect and column set (store.prepared)
 _INSERT_REQUEST = PreparedInsert(cast(Table, CreditRequestRow.__table__))
@@ -172,6 +178,9 @@ class SqlQuotingStore:
         # are reserved in a transaction of their own, committed at once: the row is locked for the UPDATE and the
         # COMMIT. A write that fails afterwards leaves its nonces unused, which the contract's nonce bitmap allows.
         self._turns = threading.Lock() if database.engine.dialect.name == "sqlite" else None
+        # PostgreSQL: offer nonces this process reserved in blocks and has not handed out yet (``reserve_ahead``)
+        self._at_hand: dict[OfferNonceKey, deque[int]] = {}
+        self._held = threading.Lock()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[SqlQuotingUnitOfWork]:
@@ -192,9 +201,53 @@ class SqlQuotingStore:
             yield uow, uow.quoting.reserve_offer_nonces(nonce_keys)
 
     def reserve_ahead(self, nonce_keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
-        """On PostgreSQL the nonces reserved now, in a transaction of their own (``reserve_offer_nonces``); on
-        SQLite nothing: there they are reserved inside the write's turn, one transaction and one commit."""
-        return {} if self._turns is not None else self.reserve_offer_nonces(nonce_keys)
+        """On PostgreSQL the next nonce of each key: from the block this process reserved for it earlier, or, where
+        that is used up, from a new block of :data:`OFFER_NONCE_BLOCK` reserved now in a transaction of its own
+        (one statement for all such keys: ``_reserve_at_once``); the block's other nonces are kept for the next
+        requests (``nonces_at_hand``). On SQLite nothing: there they are reserved inside the write's turn, one
+        transaction and one commit."""
+        if self._turns is not None:
+            return {}
+        keys = sorted(set(nonce_keys))
+        with self._held:
+            taken = self._take(keys)
+        missing = [key for key in keys if key not in taken]
+        if missing:
+            blocks = self._reserve_blocks(missing)
+            with self._held:
+                for key, block in blocks.items():
+                    taken[key] = block.start
+                    self._at_hand.setdefault(key, deque()).extend(block[1:])
+        return taken
+
+    def nonces_at_hand(self, nonce_keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int] | None:
+        """On PostgreSQL the next nonce of each key from the blocks ``reserve_ahead`` reserved, without I/O; None
+        (nothing taken) when a key's block is used up. On SQLite None: nothing is reserved ahead there."""
+        if self._turns is not None:
+            return None
+        keys = sorted(set(nonce_keys))
+        with self._held:
+            if any(not self._at_hand.get(key) for key in keys):
+                return None
+            return self._take(keys)
+
+    def _take(self, keys: Sequence[OfferNonceKey]) -> dict[OfferNonceKey, int]:
+        """The next nonce at hand of each key that has one (the caller holds ``_held``)."""
+        return {key: self._at_hand[key].popleft() for key in keys if self._at_hand.get(key)}
+
+    def _reserve_blocks(self, keys: Sequence[OfferNonceKey]) -> dict[OfferNonceKey, range]:
+        """A new block of :data:`OFFER_NONCE_BLOCK` nonces for each key, committed in a transaction of its own."""
+        blocks = {
+            key: range(start, start + OFFER_NONCE_BLOCK)
+            for key, start in _reserve_at_once(self._db.engine, keys, OFFER_NONCE_BLOCK).items()
+        }
+        missing = [key for key in keys if key not in blocks]
+        if missing:  # the signer's first offers on these contracts: their counters created
+            with self.unit_of_work() as uow:
+                nonces = SqlOfferNonceRepository(uow.quoting.session)
+                blocks |= {key: nonces.reserve(key, OFFER_NONCE_BLOCK) for key in missing}
+                uow.commit()
+        return blocks
 
     def reserve_offer_nonces(self, keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int]:
         """The next offer nonce of each key, reserved and committed in a transaction of its own (none without
@@ -230,14 +283,16 @@ WITH wanted AS (
     SELECT n.chain_id, n.contract, n.signer FROM offer_nonces AS n JOIN wanted USING (chain_id, contract, signer)
     ORDER BY n.chain_id, n.contract COLLATE "C", n.signer COLLATE "C" FOR UPDATE OF n
 )
-UPDATE offer_nonces AS n SET next_nonce = n.next_nonce + 1 FROM locked
+UPDATE offer_nonces AS n SET next_nonce = n.next_nonce + %(count)s::bigint FROM locked
 WHERE n.chain_id = locked.chain_id AND n.contract = locked.contract AND n.signer = locked.signer
 RETURNING n.chain_id, n.contract, n.signer, n.next_nonce"""
 
 
-def _reserve_at_once(engine: Engine, keys: Sequence[OfferNonceKey]) -> dict[OfferNonceKey, int]:
-    """The next offer nonce of each of ``keys`` that has a counter, in one statement in autocommit (PostgreSQL)."""
+def _reserve_at_once(engine: Engine, keys: Sequence[OfferNonceKey], count: int = 1) -> dict[OfferNonceKey, int]:
+    """The next ``count`` offer nonces of each of ``keys`` that has a counter (the first of them by key), in one
+    statement in autocommit (PostgreSQL)."""
     params = {
+        "count": count,
         "chain_ids": [key.chain_id for key in keys],
         "contracts": [key.contract for key in keys],
         "signers": [key.signer for key in keys],

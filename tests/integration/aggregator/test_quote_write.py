@@ -56,6 +56,7 @@ from store.quoting import (
     _INSERT_DECISIONS,
     _INSERT_QUOTES,
     _INSERT_REQUEST,
+    OFFER_NONCE_BLOCK,
     SqlQuotingRepository,
     SqlQuotingStore,
 )
@@ -372,7 +373,7 @@ def test_a_credit_request_leaves_the_counter_rows_unlocked_while_it_signs_and_wr
     quoted = asyncio.run(quoting_service(store, compliance).request_credit(borrower_file(), SPEC))
     nonces = {quote.chain_id: int(quote.offer["nonce"]) for quote in quoted.quotes}
     assert len(nonces) > 1
-    expected = sorted(nonce + 1 for nonce in nonces.values())
+    expected = sorted(nonce + OFFER_NONCE_BLOCK for nonce in nonces.values())  # the block reserved ahead
     assert seen == [expected, expected]
     assert _probe(postgres_database) == expected
 
@@ -395,7 +396,7 @@ def test_on_postgresql_the_request_s_nonces_are_reserved_while_the_lenders_answe
     nonces = {quote.chain_id: int(quote.offer["nonce"]) for quote in quoted.quotes}
     assert len(nonces) > 1
     assert asked == [[]]  # every chain with quotes was reserved ahead
-    assert _probe(postgres_database) == sorted(nonce + 1 for nonce in nonces.values())
+    assert _probe(postgres_database) == sorted(nonce + OFFER_NONCE_BLOCK for nonce in nonces.values())
     sqlite = Database(f"sqlite:///{tmp_path / 'ahead.db'}")
     try:
         assert SqlQuotingStore(sqlite).reserve_ahead([KEY]) == {}
@@ -548,3 +549,51 @@ def test_on_postgresql_the_write_is_one_statement_in_autocommit_storing_what_the
     finally:
         for database in databases:
             database.dispose()
+
+
+def test_on_postgresql_a_block_of_nonces_is_reserved_ahead_and_the_next_requests_take_theirs_at_hand(
+    postgres_database: Database, compliance: ComplianceService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first credit request reserves a block of offer nonces per chain in a worker thread while its lenders answer
+    (``reserve_ahead``); the next ones take the following nonces at hand (no hop, no I/O before the write), their
+    screening's records made in the write instead. A block used up is followed by a new one; two stores (processes)
+    never hand out one nonce twice."""
+    store = SqlQuotingStore(postgres_database)
+    service = quoting_service(store, compliance)
+    hops: list[str] = []
+    during = service._during_the_wait
+
+    def counted(*args: Any) -> Any:
+        hops.append("during the wait")
+        return during(*args)
+
+    monkeypatch.setattr(service, "_during_the_wait", counted)
+
+    async def requests(count: int) -> list[QuotedRequest]:
+        return [await service.request_credit(borrower_file(), SPEC) for _ in range(count)]
+
+    first, second, third = asyncio.run(requests(3))
+    assert hops == ["during the wait"]
+    nonces = [
+        {quote.chain_id: int(quote.offer["nonce"]) for quote in quoted.quotes} for quoted in (first, second, third)
+    ]
+    assert len(nonces[0]) > 1
+    assert nonces[1] == {chain: nonce + 1 for chain, nonce in nonces[0].items()}
+    assert nonces[2] == {chain: nonce + 2 for chain, nonce in nonces[0].items()}
+    assert _probe(postgres_database) == sorted(nonce + OFFER_NONCE_BLOCK for nonce in nonces[0].values())
+    with postgres_database.engine.connect() as connection:
+        screened = connection.execute(
+            text("SELECT request_id, count(*) FROM compliance_decisions WHERE kind = 'credit-request' GROUP BY 1")
+        ).all()
+    assert sorted(screened) == sorted((quoted.request.id, 2) for quoted in (first, second, third))
+
+    key = OfferNonceKey(1, "0x" + "ee" * 20, "0x" + "51" * 20)
+    other = SqlQuotingStore(postgres_database)  # another process's store
+    assert store.nonces_at_hand([key]) is None  # nothing reserved for this key yet
+    drawn = [store.reserve_ahead([key])[key], other.reserve_ahead([key])[key]]
+    for _ in range(OFFER_NONCE_BLOCK + 3):
+        for each in (store, other):
+            taken = each.nonces_at_hand([key])
+            drawn.append(taken[key] if taken is not None else each.reserve_ahead([key])[key])
+    assert len(set(drawn)) == len(drawn)
+    assert sorted(drawn)[0] == FIRST_OFFER_NONCE
