@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import sys
 import time
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -22,6 +20,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.log_stream import DescriptorStream
+from compliance import random_ids
 from compliance.pii import PiiMaskingFilter, scrub
 from providers.models import is_valid_correlation_id
 
@@ -80,11 +79,10 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 def fresh_correlation_id() -> str:
-    """A random UUID (version 4) from the ``random`` module's generator (seeded from the OS at start, reseeded in a
-    forked child), not ``uuid.uuid4``: a correlation id must be unique, not secret, and ``uuid4`` reads
-    ``os.urandom``, a system call that lets go of the GIL on the event loop's thread once per request — the loop
-    then waits to get it back from whichever worker thread took it."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    """A random UUID (version 4) cut from a batch of ``os.urandom`` (``compliance.random_ids``), not ``uuid.uuid4``:
+    that reads ``os.urandom`` for each id, a system call that lets go of the GIL on the event loop's thread once per
+    request — the loop then waits to get it back from whichever worker thread took it."""
+    return str(random_ids.uuid4())
 
 
 class CorrelationMiddleware:
