@@ -86,10 +86,21 @@ class RestartableRedis:
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while not self.socket.exists():
+        while not self._answers():  # the socket file exists before the server answers on it
             if time.monotonic() > deadline or self._process.poll() is not None:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.02)
+
+    def _answers(self) -> bool:
+        import redis
+
+        if not self.socket.exists():
+            return False
+        try:
+            with redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1) as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
 
     def stop(self) -> None:
         if self._process is not None:
