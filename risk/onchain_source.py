@@ -150,6 +150,8 @@ class ChainOnchainSource:
         self.rpc_timeout, self.chain_timeout = rpc_timeout, chain_timeout
         self.max_log_range, self.date_wallets = max_log_range, date_wallets
         self._first_tx_timestamps: OrderedDict[tuple[int, str], int] = OrderedDict()  # (chain id, wallet)
+        #: the one-batch read's ``LoanOpened`` query of each (chain id, wallet), ``toBlock`` at ``latest``
+        self._latest_loans: OrderedDict[tuple[int, str], LogsRequest] = OrderedDict()
         self._heads: dict[int, int] = {}  # the head block of each chain's latest reading, by chain id
         self._one_batch_refused: set[int] = set()  # chains whose node refused the one-batch read
         self._cache_size = first_tx_cache_size
@@ -264,10 +266,9 @@ class ChainOnchainSource:
             return None
         if known - deployed >= self.max_log_range - HEAD_MARGIN_BLOCKS:
             return None
-        loans = self._loans_request(client, wallet, aggregator, deployed, known)
+        loans = self._latest_loans_request(client, wallet, aggregator, deployed, known)
         if loans is None:
             return None
-        loans = replace(loans, params=loans.params | {"toBlock": "latest"})
         try:
             head_block, nonce, entries = await self._call(
                 client.batch(
@@ -285,6 +286,24 @@ class ChainOnchainSource:
         head = _quantity(head_block, "number")
         opened = [entry for entry in loans.decode(entries) if entry.block_number <= head]
         return head, _quantity(head_block, "timestamp"), _quantity({"nonce": nonce}, "nonce"), opened
+
+    def _latest_loans_request(
+        self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int, known: int
+    ) -> LogsRequest | None:
+        """The wallet's ``LoanOpened`` query from the aggregator's deployment to the node's ``latest`` block, for the
+        one-batch read: the same for every reading of the wallet on the chain, so built once and kept (up to
+        ``first_tx_cache_size`` wallets; its topics cost more to encode than the rest of the batch)."""
+        key = (client.config.chain_id, wallet)
+        found = self._latest_loans.get(key)
+        if found is not None:
+            return found
+        loans = self._loans_request(client, wallet, aggregator, deployed, known)
+        if loans is None:
+            return None
+        found = self._latest_loans[key] = replace(loans, params=loans.params | {"toBlock": "latest"})
+        while len(self._latest_loans) > self._cache_size:
+            self._latest_loans.popitem(last=False)
+        return found
 
     def _loans_request(
         self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int, to_block: int
