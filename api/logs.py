@@ -13,13 +13,11 @@ import sys
 import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, TextIO
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.log_stream import DescriptorStream
 from compliance import random_ids
 from compliance.pii import PiiMaskingFilter, scrub
 from providers.models import is_valid_correlation_id
@@ -53,20 +51,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def _stderr() -> DescriptorStream | TextIO:
-    """stderr's descriptor, its lines written with the GIL held (``api.log_stream``), or ``sys.stderr`` itself when it
-    has no descriptor (replaced by a test's capture, say)."""
-    try:
-        fd = sys.stderr.fileno()
-        sys.stderr.flush()  # what it holds goes first
-    except (AttributeError, OSError, ValueError):
-        return sys.stderr
-    return DescriptorStream(fd, sys.stderr.encoding or "utf-8", sys.stderr.errors or "backslashreplace")
-
-
 def configure_logging(level: int = logging.INFO) -> None:
     """One JSON handler on the root logger, its safety-net filter before anything is written."""
-    handler: logging.StreamHandler[Any] = logging.StreamHandler(_stderr())
+    handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(PiiMaskingFilter())
     root = logging.getLogger()
