@@ -454,6 +454,10 @@ class AcceptanceService:
                     assert quote is not None
                     uow.commit()
                     return claimed, quote
+            # nothing claimed (each recovery round of every process): end the transaction by COMMIT, not the ROLLBACK of
+            # leaving uncommitted, at which psycopg forgets the pooled connection's prepared statements
+            # (store.autocommit); a claim that matched no row changed nothing to commit
+            uow.commit()
         return None
 
     async def _resume(self, quote: QuoteView, record: AcceptRecord) -> None:
