@@ -10,6 +10,8 @@ the last one. ``check_velocity`` takes the time as an argument; it reads no cloc
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -115,15 +117,19 @@ class InMemoryVelocityStore:
         return len(self._events) + len(self._claims)
 
     def _live(self, key: str, now: float, window_seconds: int) -> list[float]:
+        """The key's events in ``(now - window, now]`` and later ones, in time order; those that left the window
+        dropped for good (as the shared store's ``ZREMRANGEBYSCORE`` drops them): a bisection, not a scan of every
+        event of the window (a key may hold as many as its limit allows)."""
         events, _ = self._events.get(key, ([], window_seconds))
-        return [t for t in events if t > now - window_seconds]
+        del events[: bisect.bisect_right(events, now - window_seconds)]
+        return events
 
     async def count(self, key: str, now: float, window_seconds: int) -> int:
         return len(self._live(key, now, window_seconds))
 
     async def hit(self, key: str, now: float, window_seconds: int) -> int:
         events = self._live(key, now, window_seconds)
-        events.append(now)
+        bisect.insort(events, now)  # in time order even if the clock stepped back
         self._events[key] = (events, window_seconds)
         self._now = max(self._now, now)
         self._hits += 1
@@ -195,6 +201,12 @@ class RedisVelocityStore:
         self.prefix = prefix
         self.claim_ttl_seconds = claim_ttl_seconds
         self._admit = redis.register_script(_ADMIT)
+        # an event's member in its sorted set: unique across processes by a random prefix drawn once, within this one
+        # by a counter (not a uuid4 an event: os.urandom releases the GIL, on the event loop)
+        self._process, self._serial = uuid.uuid4().hex, itertools.count()
+
+    def _member(self, now: float) -> str:
+        return f"{now}:{self._process}-{next(self._serial)}"
 
     async def count(self, key: str, now: float, window_seconds: int) -> int:
         return (await self.counts([key], now, window_seconds))[0]
@@ -218,7 +230,7 @@ class RedisVelocityStore:
             for key in keys:
                 name = f"{self.prefix}:{key}"
                 pipe.zremrangebyscore(name, "-inf", now - window_seconds)
-                pipe.zadd(name, {f"{now}:{uuid.uuid4().hex}": now})
+                pipe.zadd(name, {self._member(now): now})
                 pipe.zcard(name)
                 pipe.expire(name, window_seconds + 60)
             results = await pipe.execute()
@@ -231,7 +243,7 @@ class RedisVelocityStore:
             keys.append(f"{self.prefix}:wallet-claims:{request.wallet.lower()}")
         args: list[str | int | float] = [len(request.keys), now, now - request.window_seconds]
         args += [request.window_seconds + 60, request.identity if request.wallet else "", request.identities_per_wallet]
-        args += [self.claim_ttl_seconds, *request.limits, *(f"{now}:{uuid.uuid4().hex}" for _ in request.keys)]
+        args += [self.claim_ttl_seconds, *request.limits, *(self._member(now) for _ in request.keys)]
         refused_by, count = await self._admit(keys=keys, args=args)
         return Admission(None if int(refused_by) < 0 else int(refused_by), int(count))
 

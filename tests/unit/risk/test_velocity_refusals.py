@@ -3,6 +3,8 @@ however often they retried), and every key expires."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from risk.errors import VelocityLimitExceeded
@@ -43,3 +45,17 @@ async def test_in_memory_keys_expire() -> None:
     for i in range(100):
         await check_velocity(store, LIMITS, borrower_id="late", wallet=None, ip=None, now=10_000.0 + i * 30)
     assert len(store) <= 2, "every window and every claim has expired"
+
+
+async def test_the_in_memory_window_counts_as_a_scan_of_its_events_does_with_the_clock_stepping_back() -> None:
+    rng = random.Random(7)
+    store, scanned = InMemoryVelocityStore(), list[float]()
+    now = 1000.0
+    for _ in range(2_000):
+        now += rng.choice([-3.0, 0.0, 0.5, 1.0, 2.5, 40.0])  # the clock steps back now and then
+        if rng.random() < 0.3:
+            assert await store.count("ip:a", now, 60) == sum(1 for t in scanned if t > now - 60)
+            scanned = [t for t in scanned if t > now - 60]  # what left the window is dropped for good
+            continue
+        scanned = [t for t in scanned if t > now - 60] + [now]
+        assert await store.hit("ip:a", now, 60) == len(scanned)
