@@ -1,5 +1,6 @@
 """The worker threads' database work per credit request on PostgreSQL, in process: the offer nonces reserved while
-the lenders answer (``QuotingStore.reserve_ahead``, three chains) and the write after the last answer
+the lenders answer (``QuotingStore.reserve_ahead``, three chains, called once a request as the pipeline does when it
+has none at hand: with blocks of nonces most calls reach no database) and the write after the last answer
 (``QuotingStore.writing`` + ``add_quoted`` + the commit, a ten-lender request: 10 outcomes, 15 quotes, 14 decision
 records and their audit entries). CPU (the thread's own, ``time.thread_time``) and wall time of each, medians.
 
