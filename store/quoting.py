@@ -158,13 +158,8 @@ class SqlQuotingUnitOfWork:
         staged = self.quoting.staged
         if staged is not None and self._writes is not None and not self.quoting.session.in_transaction():
             self.quoting.staged = None
-            # in psycopg's pipeline mode: its ~30 KB of parameters sent without blocking, then one Sync; an error is
-            # SQLAlchemy's as for any statement (IntegrityError, OperationalError …: store.prepared.one_round_trip)
-            with (
-                self._writes.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
-                one_round_trip(connection),
-            ):
-                connection.exec_driver_sql(*staged)
+            with self._writes.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql(*staged)  # errors as any statement's: IntegrityError, OperationalError …
             return
         self.quoting.send_staged()
         self._commit()
