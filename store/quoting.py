@@ -300,6 +300,6 @@ def _reserve_at_once(engine: Engine, keys: Sequence[OfferNonceKey], count: int =
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         rows = connection.exec_driver_sql(_RESERVE_AT_ONCE, params).all()
     return {
-        OfferNonceKey(int(chain_id), contract, signer): int(advanced) - 1
+        OfferNonceKey(int(chain_id), contract, signer): int(advanced) - count
         for chain_id, contract, signer, advanced in rows
     }

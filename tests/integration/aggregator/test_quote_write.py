@@ -595,5 +595,6 @@ def test_on_postgresql_a_block_of_nonces_is_reserved_ahead_and_the_next_requests
         for each in (store, other):
             taken = each.nonces_at_hand([key])
             drawn.append(taken[key] if taken is not None else each.reserve_ahead([key])[key])
+        drawn.append(store.reserve_offer_nonces([key])[key])  # one at a time (the write's own), beside the blocks
     assert len(set(drawn)) == len(drawn)
     assert sorted(drawn)[0] == FIRST_OFFER_NONCE
