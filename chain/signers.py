@@ -133,7 +133,7 @@ def _dynamic_fee_fields(transaction: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class LocalSigner:
-    """An in-memory eth-account key (coincurve makes signing fast). The parsed key object is kept: eth-account
+    """An in-memory eth-account key. The parsed key object is kept: eth-account
     otherwise parses the key bytes and derives the public key again for every signature. Signatures are made with
     the GIL held (``chain.secp256k1``): the quote path signs on the API's event loop."""
 

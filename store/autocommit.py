@@ -18,17 +18,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from store.db import Database
 
 
 @contextmanager
+def autocommit_connection(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection in autocommit: each statement its own transaction (one round trip, no ``BEGIN`` and no
+    ``COMMIT``/``ROLLBACK``), for a read of one statement or a write that is one statement."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
+
+
+@contextmanager
 def autocommit_session(database: Database) -> Iterator[Session]:
     """A session for reads on a pooled connection in autocommit (never commit in it: each statement is its own
     transaction)."""
-    with (
-        database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
-        Session(connection) as session,
-    ):
+    with autocommit_connection(database.engine) as connection, Session(connection) as session:
         yield session

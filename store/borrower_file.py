@@ -19,6 +19,7 @@ from compliance.kyc import KycState, KycStatus, KycTier
 from compliance.sanctions.review import PriorReview, ReviewState
 from risk.profile import CreditProfile
 from store.api import ApiKeyRecord, ApiKeyRow, BorrowerRow
+from store.autocommit import autocommit_connection
 from store.compliance import BorrowerIdentityRow, KycApplicantRow, _reasons_in
 from store.db import Database
 from store.risk import CreditProfileRow
@@ -123,7 +124,7 @@ def read_caller(
         statement = KEY_BY_HASH if by == "key_hash" else KEY_BY_ID
     # one statement is its own transaction: read in autocommit, one round trip to PostgreSQL where a transaction
     # opened for it costs three (BEGIN, the SELECT, and the pool's ROLLBACK when the connection goes back)
-    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with autocommit_connection(database.engine) as connection:
         rows = connection.execute(statement, {by: value}).all()
     if not rows:
         return None

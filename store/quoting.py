@@ -23,6 +23,7 @@ from store.aggregator import (
     QuoteRow,
     SqlOfferNonceRepository,
 )
+from store.autocommit import autocommit_connection
 from store.compliance import AuditEntryRow, ComplianceDecisionRow, audit_columns, decision_rows
 from store.db import Database
 from store.prepared import PreparedInsert, as_one_statement, one_round_trip
@@ -158,7 +159,7 @@ class SqlQuotingUnitOfWork:
         staged = self.quoting.staged
         if staged is not None and self._writes is not None and not self.quoting.session.in_transaction():
             self.quoting.staged = None
-            with self._writes.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            with autocommit_connection(self._writes) as connection:
                 connection.exec_driver_sql(*staged)  # errors as any statement's: IntegrityError, OperationalError …
             return
         self.quoting.send_staged()
@@ -297,7 +298,7 @@ def _reserve_at_once(engine: Engine, keys: Sequence[OfferNonceKey], count: int =
         "contracts": [key.contract for key in keys],
         "signers": [key.signer for key in keys],
     }
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with autocommit_connection(engine) as connection:
         rows = connection.exec_driver_sql(_RESERVE_AT_ONCE, params).all()
     return {
         OfferNonceKey(int(chain_id), contract, signer): int(advanced) - count
