@@ -38,6 +38,8 @@ USDC, WETH = 10**6, 10**18
 COLLATERAL = WETH // 10  # 0.1 WETH against 100 USDC
 OPEN_GAS = 900_000
 FUND_GAS = 150_000
+#: a sent transaction without its receipt after this long was dropped: the bench stops, naming it
+MINED_WITHIN_SECONDS = 120.0
 RAW_WETH = 100 * WETH  # a raw borrower's collateral for up to 1,000 loans
 MAX_FEE = 50 * 10**9
 
@@ -58,9 +60,12 @@ class _Rpc:
         return answer["result"]
 
     async def mined(self, hashes: list[str], what: str) -> None:
-        """Until every one of ``hashes`` has its receipt (polled every 10 ms); RuntimeError when one reverted."""
+        """Until every one of ``hashes`` has its receipt (polled every 10 ms); RuntimeError when one reverted, or when
+        one has none after :data:`MINED_WITHIN_SECONDS` (dropped by the node)."""
         pending = set(hashes)
+        deadline = time.monotonic() + MINED_WITHIN_SECONDS
         while pending:
+            _before(deadline, what, len(pending))
             ordered = list(pending)
             receipts = await asyncio.gather(*(self("eth_getTransactionReceipt", [h]) for h in ordered))
             failed = [r["transactionHash"] for r in receipts if r is not None and r["status"] != "0x1"]
@@ -76,10 +81,15 @@ class _Rpc:
     async def last_mined(self, hashes: list[str]) -> None:
         """Until the receipt of the last of ``hashes`` is in (polled every 2 ms): sent by one account with
         consecutive nonces, the others are mined by then (one small request a poll)."""
-        while True:
-            if await self("eth_getTransactionReceipt", [hashes[-1]]) is not None:
-                return
+        deadline = time.monotonic() + MINED_WITHIN_SECONDS
+        while await self("eth_getTransactionReceipt", [hashes[-1]]) is None:
+            _before(deadline, "the last raw openLoan", 1)
             await asyncio.sleep(0.002)
+
+
+def _before(deadline: float, what: str, pending: int) -> None:
+    if time.monotonic() > deadline:
+        raise RuntimeError(f"{what}: {pending} transaction(s) without a receipt after {MINED_WITHIN_SECONDS:.0f} s")
 
 
 def _session(connections: int) -> aiohttp.ClientSession:
