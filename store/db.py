@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -48,7 +48,36 @@ def make_engine(
         return engine
     engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
     _ping_when_idle(engine)
+    _track_writes(engine)
     return engine
+
+
+#: ``Connection.info``'s flag: whether the connection's transaction has sent anything but a SELECT (PostgreSQL)
+_WROTE = "creditmesh.wrote"
+
+
+def _track_writes(engine: Engine) -> None:
+    """Mark a PostgreSQL connection's transaction as written to at its first statement that is not a ``SELECT``, so
+    that a unit of work that only read can end with COMMIT (``UnitOfWork.__exit__``). Conservative: any other
+    statement (a data-modifying ``WITH``, a ``SAVEPOINT``, DDL) counts as a write."""
+
+    @event.listens_for(engine, "begin")
+    def began(connection: Connection) -> None:
+        connection.info[_WROTE] = False
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def executing(connection: Connection, _cursor: object, statement: str, *_: object) -> None:
+        if not connection.info.get(_WROTE, True) and statement.lstrip()[:6].upper() != "SELECT":
+            connection.info[_WROTE] = True
+
+
+def _read_only(session: Session) -> bool:
+    """Whether ``session``'s open transaction, on PostgreSQL, has only read: nothing sent but SELECTs (see
+    ``_track_writes``) and nothing added, changed or deleted waiting for a flush."""
+    if not session.in_transaction() or session.new or session.dirty or session.deleted:
+        return False
+    connection = session.connection()  # the transaction's own (one engine per session)
+    return connection.dialect.name == "postgresql" and connection.info.get(_WROTE) is False
 
 
 #: seconds a pooled PostgreSQL connection may have been idle and still be used without a ping first
@@ -106,7 +135,14 @@ def migrate(engine: Engine) -> None:
 
 
 class UnitOfWork:
-    """One transaction: services call ``commit()``; leaving without it rolls back. Repositories never commit."""
+    """One transaction: services call ``commit()``; leaving without it rolls back what it wrote. Repositories never
+    commit.
+
+    A unit of work left normally after it only read ends with COMMIT on PostgreSQL, not ROLLBACK: the same for the
+    database (nothing to keep or undo), but psycopg forgets, and deallocates, every statement prepared on the
+    connection at a ROLLBACK (``BaseConnection._rollback_gen``). Pooled connections go from one unit of work to the
+    next, so one read-only unit of work (a GET route's, a poll's) cost the request paths' statements their prepared
+    plans there: PostgreSQL planned them again until psycopg had seen each five more times (``prepare_threshold``)."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._factory = session_factory
@@ -118,6 +154,10 @@ class UnitOfWork:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if exc_type is None and _read_only(self.session):
+            # nothing was written: should the COMMIT fail, close() rolls back (or the pool drops a broken connection)
+            with suppress(DBAPIError):
+                self.session.commit()
         # close() rolls back what was not committed and detaches the objects with their loaded state intact.
         self.session.close()
 

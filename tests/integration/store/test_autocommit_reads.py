@@ -1,6 +1,7 @@
-"""A read outside a transaction (``store.autocommit``) leaves a pooled PostgreSQL connection's prepared statements in
-place; a read-only unit of work's ROLLBACK makes psycopg forget (and deallocate) them — why the API's polls read the
-first way."""
+"""A pooled PostgreSQL connection keeps its prepared statements across a read outside a transaction
+(``store.autocommit``) and across a unit of work that only read (it ends with COMMIT); psycopg forgets (and
+deallocates) them at a ROLLBACK, which a unit of work still ends with when it wrote without committing or failed —
+and what it wrote is then undone."""
 
 from __future__ import annotations
 
@@ -46,8 +47,60 @@ def test_a_read_in_autocommit_keeps_the_connections_prepared_statements(database
     assert _prepared_on(database) == (backend, 1)  # the same pooled connection, its statement still prepared
 
 
-def test_a_read_only_unit_of_work_clears_them(database: Database) -> None:
+def test_a_read_only_unit_of_work_keeps_them(database: Database) -> None:
     backend = _prepare_one(database)
-    with database.unit_of_work() as uow:  # BEGIN, the read, and ROLLBACK when it closes
+    with database.unit_of_work() as uow:  # BEGIN, the read, and COMMIT when it closes (nothing written)
         assert uow.session.execute(sa.text("SELECT 1")).scalar_one() == 1
+    assert _prepared_on(database) == (backend, 1)
+    with database.read_only() as uow:  # the reporting reads' unit of work (the primary here: no read-only URL)
+        assert uow.session.execute(sa.text("SELECT 2")).scalar_one() == 2
+    assert _prepared_on(database) == (backend, 1)
+
+
+@pytest.fixture
+def ledger(database: Database) -> sa.Table:
+    table = sa.Table("uow_rows", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    table.create(database.engine)
+    return table
+
+
+def _ids(database: Database, table: sa.Table) -> list[int]:
+    with database.engine.connect() as connection:
+        return [row.id for row in connection.execute(sa.select(table.c.id).order_by(table.c.id))]
+
+
+def test_a_unit_of_work_that_wrote_without_committing_is_still_rolled_back(
+    database: Database, ledger: sa.Table
+) -> None:
+    backend = _prepare_one(database)
+    with database.unit_of_work() as uow:
+        assert uow.session.execute(sa.select(sa.func.count()).select_from(ledger)).scalar_one() == 0
+        uow.session.execute(sa.insert(ledger).values(id=1))  # a write after a read, never committed
+    with database.unit_of_work() as uow:
+        uow.session.execute(sa.text("INSERT INTO uow_rows (id) VALUES (2)"))  # a write in plain SQL
+    with database.unit_of_work() as uow:  # a data-modifying WITH starts like no write
+        uow.session.execute(sa.text("WITH made AS (INSERT INTO uow_rows (id) VALUES (3) RETURNING id) SELECT 1"))
+    assert _ids(database, ledger) == []
+    assert _prepared_on(database) == (backend, 0)  # rolled back: psycopg forgot them, as before
+
+
+def test_a_unit_of_work_left_by_an_error_after_reading_is_rolled_back(database: Database, ledger: sa.Table) -> None:
+    backend = _prepare_one(database)
+
+    def read_then_fail() -> None:
+        with database.unit_of_work() as uow:
+            uow.session.execute(sa.select(ledger.c.id)).all()
+            raise LookupError("the caller's own failure")
+
+    with pytest.raises(LookupError):
+        read_then_fail()
     assert _prepared_on(database) == (backend, 0)
+
+
+def test_a_committed_unit_of_work_keeps_what_it_wrote(database: Database, ledger: sa.Table) -> None:
+    with database.unit_of_work() as uow:
+        uow.session.execute(sa.insert(ledger).values(id=4))
+        uow.commit()
+    with database.unit_of_work() as uow:  # read again after the commit: a new transaction that only reads
+        assert uow.session.execute(sa.select(ledger.c.id)).scalars().all() == [4]
+    assert _ids(database, ledger) == [4]
