@@ -13,7 +13,10 @@ concurrency level the load goes to one API, then the other, in short slices (A B
 machine. Each slice is one of ``bench/scale.py``'s levels (its load client, ``bench/quote_path.py``'s): requests per
 second, latency p50/p99 (also as a multiple of the slowest lender's p50, measured once as ``bench/scale.py`` measures
 it), the API process's own CPU per request and the simulated lenders' process's (the same work for either tree: the
-machine's speed at that moment).
+machine's speed at that moment), and the CPU the idle API spent meanwhile (its pollers: tens of milliseconds a slice).
+Run the pair both ways round (A B, then B A) and once with a tree against itself: on this shared machine a tree against
+itself gave B / A of 0.99-1.05 for the API's CPU a request and 0.93-1.07 for requests/s and latencies
+(docs/performance-history.md, u18y).
 
 Both APIs share one database: the trees must have the same Alembic head (refused otherwise). Offer nonces are drawn
 from one counter row per quote signer and contract; a tree reserving them in blocks keeps its block apart from the
@@ -44,6 +47,7 @@ import sqlalchemy as sa
 from api.demo import onboard
 from api.local_platform import ApiService, api_service
 from bench.local_stack import ADMIN_KEY, bench_stack
+from bench.meters import cpu_seconds
 from bench.quote_path import _lender_latencies, _machine
 from bench.scale import Level, _fleet, _last_outcome, _level, _outcomes_since, _warm
 from chain.devnet import free_port
@@ -81,6 +85,8 @@ class Slice:
     load_average: float
     #: provider outcomes other than quoted/declined (breaker open, rate limited, timed out…), by kind
     failed_outcomes: dict[str, int] = field(default_factory=dict)
+    #: the CPU milliseconds the other tree's API (idle, waiting its turn) spent during this slice
+    idle_other_cpu_ms: float = 0.0
 
 
 @dataclass
@@ -190,11 +196,13 @@ def run(args: argparse.Namespace) -> Result:
                 for index in order(number):
                     api, tree = apis[index], TREES[index]
                     last = _last_outcome(database)
-                    pid = api.pids["api-1"]
+                    pid, other = api.pids["api-1"], apis[1 - index].pids["api-1"]
+                    other_before = cpu_seconds(other)
                     level = _level(tree, 1, api.url, [pid], lender_pid, key, concurrency, args.seconds, slowest)
+                    idle_other = round((cpu_seconds(other) - other_before) * 1000, 1)
                     level.outcomes = _outcomes_since(database, last)
                     failed = _failed(level.outcomes)
-                    slices.append(Slice(tree, number + 1, level, round(os.getloadavg()[0], 2), failed))
+                    slices.append(Slice(tree, number + 1, level, round(os.getloadavg()[0], 2), failed, idle_other))
         duplicates = duplicate_offer_nonces(database)
         database.dispose()
     return Result(
@@ -246,15 +254,16 @@ def table(result: Result) -> str:
         f"machine: {result.machine['cpus']} CPUs, load average {result.machine['load_average_at_start']} at start, "
         f"{result.load_average_at_end} at end (shared: compare within a pair)",
         f"{'conc':>4} {'pair':>4} {'tree':>4} {'reqs':>5} {'err':>4} {'p50 ms':>7} {'p99 ms':>7} {'p50 xL':>6} "
-        f"{'p99 xL':>6} {'req/s':>7} {'API CPU ms/req':>14} {'lenders CPU':>11} {'load':>5}  failed outcomes",
+        f"{'p99 xL':>6} {'req/s':>7} {'API CPU ms/req':>14} {'lenders CPU':>11} {'idle other':>10} {'load':>5}  "
+        "failed outcomes",
     ]
     for s in result.slices:
         level = s.level
         lines.append(
             f"{level.concurrency:>4} {s.number:>4} {s.tree:>4} {level.requests:>5} {level.errors:>4} {level.p50_ms:>7} "
             f"{level.p99_ms:>7} {level.p50_x_lender:>6} {level.p99_x_lender:>6} {level.requests_per_second:>7} "
-            f"{level.cpu_ms_per_request:>14} {level.lenders_cpu_ms_per_request:>11} {s.load_average:>5}  "
-            f"{sum(s.failed_outcomes.values()) or ''}"
+            f"{level.cpu_ms_per_request:>14} {level.lenders_cpu_ms_per_request:>11} {s.idle_other_cpu_ms:>10} "
+            f"{s.load_average:>5}  {sum(s.failed_outcomes.values()) or ''}"
         )
     lines.append(
         f"medians  {'':>5} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p50 xL':>6} {'p99 xL':>6} "
