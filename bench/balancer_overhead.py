@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline_app import LENDERS_VARIABLE
+from bench.output import stem, write
 from bench.quote_path import Level, _load, _machine
 from bench.scale import _processes
 from chain.devnet import free_port
@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = run(args)
     print(table(result), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "balancer-" + "".join(ch if ch.isalnum() else "-" for ch in args.label)
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    write(args.out, stem("balancer", args.label), result)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from api.local_platform import PlatformServices, ServicePorts, local_chains, pla
 from bench.baseline_app import lender_http
 from bench.local_stack import ADMIN_KEY, platform_env
 from bench.meters import cpu_seconds
+from bench.output import stem, write
 from bench.profile_shares import shares as profile_shares
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 from providers.http_lender import HttpLenderAdapter
@@ -134,7 +136,7 @@ def _profile_path(args: argparse.Namespace, concurrency: int) -> Path:
 
 
 def _stem(label: str) -> str:
-    return "quote_path-" + "".join(ch if ch.isalnum() else "-" for ch in label)
+    return stem("quote_path", label)
 
 
 def _fleet_document(code: Path, latency_ms: float) -> str:
@@ -444,12 +446,8 @@ def main(argv: list[str] | None = None) -> None:
 def _report(args: argparse.Namespace, result: Result, baseline: dict[str, Any] | None) -> dict[str, Any]:
     """Print the table, write the JSON and the plot; returns the result as JSON."""
     print(_table(result, baseline), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = _stem(args.label)
     document: dict[str, Any] = json.loads(json.dumps(asdict(result)))
-    (args.out / f"{stem}.json").write_text(json.dumps(document, indent=2))
-    _plot(result, baseline, args.out / f"{stem}.png")
-    print(f"wrote {args.out / stem}.json and .png", flush=True)
+    write(args.out, _stem(args.label), document, partial(_plot, result, baseline))
     return document
 
 

@@ -48,6 +48,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from api.local_platform import ApiService, api_service, wait_http
 from bench.baseline_app import LENDERS_VARIABLE
 from bench.local_stack import ADMIN_KEY, BenchStack, bench_stack
 from bench.meters import Meters, cpu_seconds, cpu_total
+from bench.output import stem, write
 from bench.quote_path import _lender_latencies, _load, _machine
 from bench.scale_loans import LoansResult, measure, prepare
 from chain.devnet import free_port
@@ -73,6 +75,10 @@ GOAL_P99_X = 1.3
 GOAL_THROUGHPUT = 0.60
 GOAL_LOANS = 0.50
 GOAL_RSS_MB = 250.0
+
+
+#: the results' file names: scale-LABEL.json, .png, .profile.txt
+NAME = "scale"
 
 
 @dataclass
@@ -405,7 +411,7 @@ def _profile(args: argparse.Namespace, pid: int, data_dir: Path, *, enabled: boo
         yield
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    output = args.out / f"{_stem(args.label)}.profile.txt"
+    output = args.out / f"{stem(NAME, args.label)}.profile.txt"
     command = [args.py_spy, "record", "--pid", str(pid), "--format", "raw", "--gil", "--nonblocking"]
     command += ["--output", str(output)]
     with (data_dir / "py-spy.log").open("wb") as log:
@@ -415,10 +421,6 @@ def _profile(args: argparse.Namespace, pid: int, data_dir: Path, *, enabled: boo
         finally:
             profiler.send_signal(signal.SIGINT)  # py-spy writes what it sampled on Ctrl-C
             profiler.wait(timeout=60)
-
-
-def _stem(label: str) -> str:
-    return "scale-" + "".join(ch if ch.isalnum() else "-" for ch in label)
 
 
 def _find(result: Result, app: str, processes: int, sequential: bool) -> Level:
@@ -576,12 +578,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = run(args)
     print(table(result), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = _stem(args.label)
     document = json.loads(json.dumps(asdict(result))) | {"summary": summary(result)}
-    (args.out / f"{stem}.json").write_text(json.dumps(document, indent=2))
-    plot(result, args.out / f"{stem}.png")
-    print(f"wrote {args.out / stem}.json and .png", flush=True)
+    write(args.out, stem(NAME, args.label), document, partial(plot, result))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import sys
 import tempfile
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from api.demo import onboard
 from api.local_platform import ApiService, api_service
 from bench.local_stack import ADMIN_KEY, bench_stack
 from bench.meters import cpu_seconds
+from bench.output import stem, write
 from bench.quote_path import _lender_latencies, _machine
 from bench.scale import Level, _fleet, _last_outcome, _level, _outcomes_since, _warm
 from chain.devnet import free_port
@@ -317,10 +319,6 @@ def plot(result: Result, path: Path) -> None:
     figure.savefig(path, dpi=100)
 
 
-def _stem(label: str) -> str:
-    return "scale_ab-" + "".join(ch if ch.isalnum() else "-" for ch in label)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("a", type=Path, help="the first source tree (e.g. an older commit checked out)")
@@ -337,12 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = run(args)
     print(table(result), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = _stem(args.label)
     document = json.loads(json.dumps(asdict(result))) | {"summary": summary(result)}
-    (args.out / f"{stem}.json").write_text(json.dumps(document, indent=2))
-    plot(result, args.out / f"{stem}.png")
-    print(f"wrote {args.out / stem}.json and .png", flush=True)
+    write(args.out, stem("scale_ab", args.label), document, partial(plot, result))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ from api.local_platform import ApiService, api_service
 from api.wallet import sign_acceptance
 from bench.local_stack import ADMIN_KEY, BenchStack, bench_stack
 from bench.meters import STATS_DELAY, Meters, background_rate, settle
+from bench.output import stem as output_stem
+from bench.output import write
 from bench.quote_path import _machine
 from bench.raw_sends import WETH, RawSender
 from bench.rpc_count import RpcCounter
@@ -85,6 +87,10 @@ RAW_BATCHES = 5
 QUOTE_ATTEMPTS = 5
 GOAL_LOANS = 0.50
 REPO = Path(__file__).resolve().parent.parent
+
+
+#: the results' file names: scale_loans-LABEL.json, .png
+NAME = "scale_loans"
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,7 +444,7 @@ def _one_run(
     profile: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
     if args.py_spy and number == args.runs - 1:
         first = next(iter(api.pids.values()))
-        stem = f"{_stem(args.label)}-{args.py_spy_mode}"
+        stem = f"{output_stem(NAME, args.label)}-{args.py_spy_mode}"
         profile = functools.partial(_py_spy, args, first, stem, started.data_dir)
     return measure(
         [api.url],
@@ -554,10 +560,6 @@ def plot(result: Result, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def _stem(label: str) -> str:
-    return "scale_loans-" + "".join(ch if ch.isalnum() else "-" for ch in label)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--processes", type=int, default=2, help="API processes (behind the balancer when > 1)")
@@ -583,11 +585,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     result = run(args)
     print(table(result), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = _stem(args.label)
-    (args.out / f"{stem}.json").write_text(json.dumps(asdict(result), indent=2))
-    plot(result, args.out / f"{stem}.png")
-    print(f"wrote {args.out / stem}.json and .png", flush=True)
+    write(args.out, output_stem(NAME, args.label), asdict(result), functools.partial(plot, result))
 
 
 if __name__ == "__main__":
