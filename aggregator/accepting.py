@@ -454,9 +454,9 @@ class AcceptanceService:
                     assert quote is not None
                     uow.commit()
                     return claimed, quote
-            # nothing claimed (each recovery round of every process): end the transaction by COMMIT, not the ROLLBACK of
-            # leaving uncommitted, at which psycopg forgets the pooled connection's prepared statements
-            # (store.autocommit); a claim that matched no row changed nothing to commit
+            # nothing claimed: a claim that lost its race sent an UPDATE that matched no row, which the unit of work
+            # counts as a write and would end by ROLLBACK, at which psycopg forgets the pooled connection's prepared
+            # statements (store.db.UnitOfWork); it changed nothing, so COMMIT
             uow.commit()
         return None
 

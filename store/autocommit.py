@@ -1,15 +1,13 @@
 """Reads outside a transaction, for the polls every API process runs several times a second.
 
-A unit of work (``store.db.UnitOfWork``) that only reads still opens a transaction, and closing it sends ``ROLLBACK``.
-psycopg forgets every prepared statement of a connection at a ``ROLLBACK`` (and deallocates them on the server), so
-one read-only poll clears a pooled connection's statements for whatever request checks that connection out next. A
-statement is prepared only after its fifth run on one connection (psycopg's ``prepare_threshold``): with the
-registrations' poll twice a second rolling back one pooled connection after another, the request path's statements
-(the caller's key and file, the quote write's INSERTs) were never prepared, and PostgreSQL planned each anew (the
-caller's read: ~0.65 ms of planning for ~0.25 ms of execution).
+A unit of work (``store.db.UnitOfWork``) that only reads still opens a transaction: ``BEGIN``, the read, and the
+``COMMIT`` it ends with (a read-only unit of work ends with COMMIT, not ROLLBACK: psycopg forgets every prepared
+statement of a connection at a ``ROLLBACK``, and a statement is prepared only after its fifth run on one connection,
+so polls rolling back pooled connections twice a second had left the request path's statements never prepared and
+PostgreSQL planning each anew — the caller's read: ~0.65 ms of planning for ~0.25 ms of execution).
 
-A read here runs on a connection in autocommit: no ``BEGIN``, no ``ROLLBACK`` (one round trip where the unit of work
-took three), and the pool's reset on return finds no transaction to end. A single statement is its own transaction
+A read here runs on a connection in autocommit: no ``BEGIN``, no ``COMMIT`` (one round trip where the unit of work
+takes three), and the pool's reset on return finds no transaction to end. A single statement is its own transaction
 and sees one snapshot; a read of several statements sees each its own, so use this only where that does not matter
 (a poll of a counter or of a newest version)."""
 
