@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
+from eth_utils.abi import get_abi_output_types
 from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.logs import DISCARD
-from web3.types import TxReceipt
+from web3.types import RPCEndpoint, TxReceipt
 
 from chain.artifacts import load_artifact
 from chain.revert import DecodedError, decode_revert
@@ -72,6 +74,22 @@ def _checksummed(value: Any) -> Any:
     return value
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Read:
+    """A view call encoded once: its contract, calldata and output types. web3 looks the function up in the ABI and
+    encodes its arguments again on every call (~3 ms each here): the property run's invariants, a dozen reads after
+    each of 1,000+ operations, spent a quarter of the run on it. Build a ``Read`` once and send it every step."""
+
+    to: ChecksumAddress
+    data: str
+    outputs: tuple[str, ...]
+
+    @classmethod
+    def of(cls, contract: Contract, function: str, *args: Any) -> Read:
+        abi = contract.get_function_by_name(function).abi
+        return cls(contract.address, contract.encode_abi(function, args=list(args)), tuple(get_abi_output_types(abi)))
+
+
 def loan_fields(aggregator: Contract, loan_id: int) -> dict[str, Any]:
     """``CreditAggregator.getLoan`` as a dict keyed by the ``Loan`` struct's field names (from the ABI)."""
     (output,) = aggregator.get_function_by_name("getLoan").abi["outputs"]
@@ -112,6 +130,21 @@ class Harness:
     def advance(self, seconds: int) -> None:
         self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
         self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    def read_latest(self, reads: Sequence[Read]) -> tuple[int, list[Any]]:
+        """The latest block's timestamp and each read's value at it, in one JSON-RPC batch (a value as web3's call
+        gives it: the single output itself, several as a tuple; addresses in lower case)."""
+        requests: list[tuple[RPCEndpoint, Any]] = [(RPCEndpoint("eth_getBlockByNumber"), ["latest", False])]
+        requests += [(RPCEndpoint("eth_call"), [{"to": read.to, "data": read.data}, "latest"]) for read in reads]
+        answers = self.w3.provider.make_batch_request(requests)  # type: ignore[attr-defined]
+        assert isinstance(answers, list), f"the node refused the batch: {answers}"
+        failed = [(read, answer["error"]) for read, answer in zip(reads, answers[1:], strict=True) if "error" in answer]
+        assert not failed, f"reads failed: {failed}"
+        values = []
+        for read, answer in zip(reads, answers[1:], strict=True):
+            decoded = self.w3.codec.decode(read.outputs, bytes.fromhex(answer["result"][2:]))
+            values.append(decoded[0] if len(decoded) == 1 else tuple(decoded))
+        return int(answers[0]["result"]["timestamp"], 16), values
 
     def hold_time(self) -> None:
         """The next block at the latest block's timestamp (anvil allows an equal one): nothing accrues between them."""

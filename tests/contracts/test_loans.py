@@ -24,6 +24,7 @@ from tests.contracts.harness import (
     USDC,
     WETH,
     Harness,
+    Read,
     Reverted,
     simple_interest_up,
 )
@@ -65,6 +66,30 @@ def test_open_pool_loan_records_the_terms(h: Harness) -> None:
     assert h.weth.functions.balanceOf(BORROWER.address).call() == weth_before - WETH
     assert h.manager.functions.collateralOf(loan_id).call() == [h.weth.address, WETH]
     assert h.pool.functions.totalBorrowed().call() == 1_500 * USDC
+
+
+def test_reads_encoded_once_and_sent_in_one_batch_give_what_web3_calls_give(h: Harness) -> None:
+    """The property run's invariants read through ``Read`` and ``read_latest``: the values must be web3's."""
+    loan_id, _ = h.open_loan(BORROWER)
+    calls: list[tuple[Any, str, tuple[Any, ...]]] = [
+        (h.manager, "collateralOf", (loan_id,)),
+        (h.aggregator, "amountOwed", (loan_id,)),
+        (h.manager, "collateralConfig", (h.weth.address,)),
+        (h.pool, "totalBorrowed", ()),
+        (h.usdc, "balanceOf", (BORROWER.address,)),
+    ]
+    now, values = h.read_latest([Read.of(contract, name, *args) for contract, name, args in calls])
+    assert now == h.now()
+    expected = [contract.get_function_by_name(name)(*args).call() for contract, name, args in calls]
+    assert [_plain(value) for value in values] == [_plain(value) for value in expected]
+    assert values[3] == 1_500 * USDC
+
+
+def _plain(value: Any) -> Any:
+    """Sequences as tuples and addresses in lower case: how web3 and ``read_latest`` may differ."""
+    if isinstance(value, list | tuple):
+        return tuple(_plain(item) for item in value)
+    return value.lower() if isinstance(value, str) else value
 
 
 def test_open_loan_with_permit_needs_no_prior_approval(h: Harness) -> None:
