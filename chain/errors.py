@@ -78,11 +78,12 @@ class FeeCapExceeded(ChainError):
 
 
 class ConfirmationTimeout(ChainError):
-    """An intent was not confirmed within the caller's deadline; it stays tracked and may still confirm."""
+    """An intent was not confirmed within the caller's deadline; it stays tracked and may still confirm. ``state``
+    says where its manager saw it last (sent, accepted, mined, re-checked …): what to look at when one is stuck."""
 
-    def __init__(self, intent_key: str, timeout: float) -> None:
-        super().__init__(f"intent {intent_key!r} not confirmed within {timeout} s (still tracked)")
-        self.intent_key, self.timeout = intent_key, timeout
+    def __init__(self, intent_key: str, timeout: float, state: str = "still tracked") -> None:
+        super().__init__(f"intent {intent_key!r} not confirmed within {timeout} s ({state})")
+        self.intent_key, self.timeout, self.state = intent_key, timeout, state
 
 
 class NonceError(ChainError):

@@ -183,7 +183,35 @@ class TransactionManager(_Watching):
                     # another signer's intent, or one a live manager owns: its outcome will be in the store
                     await asyncio.sleep(max(self.settings.poll_interval, min(1.0, self.settings.claim_after / 10)))
         except TimeoutError:
-            raise ConfirmationTimeout(intent_key, within or 0.0) from None
+            raise ConfirmationTimeout(intent_key, within or 0.0, self._state_of(intent_key)) from None
+
+    def _state_of(self, intent_key: str) -> str:
+        """Where this manager is with ``intent_key``, for a timeout's message."""
+        watcher = "" if self._watcher is not None and not self._watcher.done() else "; the watcher is not running"
+        tracked = self._tracked.get(intent_key)
+        if tracked is None:
+            where = "being submitted" if intent_key in self._submitting else "not followed by this manager"
+            return where + watcher
+        now = self._clock()
+        if tracked.unsent:
+            sent = "not yet accepted by a node"
+        elif tracked.accepted_at is not None:
+            sent = f"accepted by the node {now - tracked.accepted_at:.1f} s ago"
+        else:
+            sent = "refused as a used nonce" if tracked.nonce_used_seen else "sent"
+        mined = tracked.mined
+        found = f"mined in block {mined.block_number}" if mined is not None else f"not in blocks up to {self._scanned}"
+        parts = [
+            f"still tracked: nonce {tracked.nonce}",
+            f"{len(tracked.attempts)} attempt(s), the newest {tracked.current.tx_hash}",
+            sent + (", being broadcast" if tracked.broadcasting else ""),
+            found,
+        ]
+        if intent_key in self._recheck:
+            parts.append("its receipt to be asked for")
+        if self.last_error:
+            parts.append(f"last error: {self.last_error}")
+        return ", ".join(parts) + watcher
 
     async def submit_and_wait(self, intent_key: str, call: Call, within: float | None = None) -> Receipt:
         await self.submit(intent_key, call)

@@ -9,7 +9,13 @@ import pytest
 from chain.client import ChainClient
 from chain.config import ChainConfig
 from chain.devnet import Devnet
-from chain.errors import GasEstimationFailed, IntentConflict, RpcUnavailable, TransactionReverted
+from chain.errors import (
+    ConfirmationTimeout,
+    GasEstimationFailed,
+    IntentConflict,
+    RpcUnavailable,
+    TransactionReverted,
+)
 from chain.signers import Role, devnet_signer
 from chain.transactions import Call, LifecycleSettings, TransactionManager
 from store.chain import CONFIRMED, SqlChainStore
@@ -105,6 +111,25 @@ async def test_submit_is_idempotent_and_refuses_a_different_call(
         with pytest.raises(IntentConflict):
             await txs.submit("mint-once", Call.function(token, "mint", holder(1), 6))
     assert await _nonce(client, Role.DEPLOYER) == 2
+
+
+async def test_a_wait_that_times_out_says_where_the_intent_is(client: ChainClient, sqlite_store: SqlChainStore) -> None:
+    """Nothing is mined (automine off, no miner): the timeout names the intent's nonce, its newest attempt, that the
+    node accepted it and that no block scanned so far holds it; once mined, the same wait returns it."""
+    async with manager(client, sqlite_store) as txs:
+        await client.rpc("evm_setAutomine", False)
+        sent = await txs.submit("held", Call.transfer("0x000000000000000000000000000000000000dEaD", 1))
+        with pytest.raises(ConfirmationTimeout) as timeout:
+            await txs.wait("held", within=0.5)
+        state = timeout.value.state
+        assert state.startswith("still tracked: nonce 0, 1 attempt(s)"), state
+        assert f"the newest {sent.tx_hash}" in state
+        assert "accepted by the node" in state
+        assert "not in blocks up to" in state
+        assert "watcher is not running" not in state
+        await client.rpc("evm_mine")
+        await client.rpc("evm_setAutomine", True)
+        assert (await txs.wait("held", within=30)).tx_hash == sent.tx_hash
 
 
 async def test_reverted_transaction_and_failing_gas_estimate_are_typed(
