@@ -104,17 +104,19 @@ def api_cluster(
     workers: str = "none",
 ) -> Iterator[ApiCluster]:
     """``processes`` API processes sharing a fresh ``schema`` on the PostgreSQL at ``postgres_url`` (dropped and
-    created here) and ``redis_url``, with short leases and no velocity limits (``settings`` adds or overrides),
-    started one after another; all stopped on exit."""
+    created here) and ``redis_url``, with short leases and no velocity limits (``settings`` adds or overrides): the
+    first with the simulated services, then the others at once; all stopped on exit."""
     database_url = fresh_schema(postgres_url, schema)
     env = SHORT_LEASES | WIDE_DEADLINES | NO_VELOCITY_LIMITS | {"CREDITMESH_REDIS_URL": redis_url} | (settings or {})
     with running_platform(chains, data_dir, database_url, settings=env, workers=workers, lender_timeout=15) as platform:
         cluster = ApiCluster(platform, [platform.api_url])
         try:
-            for index in range(1, processes):
+            for index in range(1, processes):  # started together, as `creditmesh serve --processes` starts them
                 url = f"http://127.0.0.1:{free_port()}"
                 cluster.urls.append(url)
-                cluster.extra[index] = _serve(platform, url)
+                cluster.extra[index] = _start_api(platform.env, int(url.rsplit(":", 1)[1]), platform.data_dir)
+            for index in range(1, processes):
+                _wait(f"{cluster.urls[index]}/healthz", cluster.extra[index])
             yield cluster
         finally:
             for process in cluster.extra.values():
