@@ -53,8 +53,9 @@ async def rpc(client: ChainClient, method: str, *params: object) -> object:
 @asynccontextmanager
 async def miner(client: ChainClient, interval: float = 0.1) -> AsyncIterator[None]:
     """Automine off, one block every ``interval`` seconds (interval mining under the test's control). A failed
-    ``evm_mine`` (the node slow to answer on a loaded machine, a dropped keep-alive connection) is skipped: it once
-    ended the miner's task silently, and every intent not yet mined then waited for a block that never came."""
+    ``evm_mine`` (the node slow to answer on a loaded machine, a dropped keep-alive connection) is skipped: it would
+    end the miner's task silently, and every intent not yet mined would wait for a block that never comes (the
+    suspected cause of one flaky run of ``test_broadcast_batches``)."""
     await client.rpc("evm_setAutomine", False)
 
     async def mine() -> None:
