@@ -450,24 +450,32 @@ def _renamed(
 ) -> tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]:
     """The quoted request with new ids, its first ``quotes`` quotes, outcomes and records, ``note`` in its text."""
     quoted, decision, records = written
-    request_id = f"{quoted.request.id[:-2]}{n:02d}"
+    request_id = _other(quoted.request.id, n)
     request = replace(quoted.request, id=request_id, risk={**quoted.request.risk, "note": note})
     kept = [
         replace(
             q,
-            id=f"{q.id[:-2]}{n:02d}",
+            id=_other(q.id, n),
             request_id=request_id,
-            offer_digest=f"{q.offer_digest[:-2]}{n:02d}",
+            offer_digest=_other(q.offer_digest, n),
             disclosure={**q.disclosure, "n": note},
         )
         for q in quoted.quotes[:quotes]
     ]
     outcomes = [replace(o, detail=f"{o.detail} {note}") for o in quoted.outcomes[:quotes]]
-    made = [replace(r, decision_id=f"{r.decision_id[:-2]}{n:02d}") for r in records[:quotes]]
+    made = [replace(r, decision_id=_other(r.decision_id, n)) for r in records[:quotes]]
     for record in made:
         record.record_hash()
-    stored = replace(decision, id=f"{decision.id[:-2]}{n:02d}", request_id=request_id)
+    stored = replace(decision, id=_other(decision.id, n), request_id=request_id)
     return QuotedRequest(request, outcomes, kept), stored, made
+
+
+def _other(identifier: str, n: int) -> str:
+    """``identifier`` (a UUID or a hex digest) with its last two characters made ``n`` (two digits), or ``n + 50``
+    where it ended with those already: a random id ends in "04" one time in 256, and renaming it 4 then gave the
+    same id (a duplicate key in one CI run)."""
+    renamed = f"{identifier[:-2]}{n:02d}"
+    return renamed if renamed != identifier else f"{identifier[:-2]}{n + 50:02d}"
 
 
 def _variants(written: tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]) -> list[tuple[Any, ...]]:

@@ -1,0 +1,69 @@
+"""bench.scale's summary: the goals' ratios, and beside them the measures that move less with the machine's speed
+(CPU a request against the baseline's, the sequential excess in ms)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.scale import Level, Result, summary, table
+
+pytestmark = pytest.mark.unit
+
+
+def _level(app: str, concurrency: int, p50_ms: float, rate: float, cpu: float) -> Level:
+    return Level(
+        app=app,
+        processes=1,
+        concurrency=concurrency,
+        requests=100,
+        errors=0,
+        seconds=10.0,
+        p50_ms=p50_ms,
+        p95_ms=p50_ms + 10,
+        p99_ms=p50_ms + 20,
+        p50_x_lender=round(p50_ms / 100, 2),
+        p95_x_lender=round((p50_ms + 10) / 100, 2),
+        p99_x_lender=round((p50_ms + 20) / 100, 2),
+        requests_per_second=rate,
+        cpu_ms_per_request=cpu,
+        lenders_cpu_ms_per_request=4.5,
+    )
+
+
+def _result() -> Result:
+    return Result(
+        label="t",
+        latency_ms=100.0,
+        lenders=10,
+        processes=1,
+        concurrency_per_process=10,
+        machine={"cpus": 2, "load_average_at_start": [0.5, 0.5, 0.5]},
+        slowest_lender_p50_ms=100.0,
+        lender_p50_ms={},
+        levels=[
+            _level("baseline", 1, 107.0, 9.3, 5.0),
+            _level("baseline", 10, 112.0, 88.0, 4.0),
+            _level("platform", 1, 121.5, 8.2, 20.0),
+            _level("platform", 10, 180.0, 52.8, 16.0),
+        ],
+        loans=None,
+        peak_rss_mb={"api-1 (N=1)": 230.0},
+        idle_rss_mb={"api-1 (N=1)": 228.0},
+        load_average_at_end=[1.0, 1.0, 1.0],
+    )
+
+
+def test_the_summary_gives_cpu_against_the_baseline_and_the_sequential_excess() -> None:
+    found = summary(_result())["by_processes"]["1"]
+    assert found["throughput_of_baseline"] == 0.6
+    assert (found["cpu_ms_per_request"], found["baseline_cpu_ms_per_request"]) == (16.0, 4.0)
+    assert found["cpu_x_baseline"] == 4.0
+    assert found["lenders_cpu_ms_per_request"] == 4.5
+    assert found["sequential_excess_ms"] == 14.5
+
+
+def test_the_table_prints_them_beside_the_goals() -> None:
+    printed = table(_result())
+    assert "throughput 52.8 vs baseline 88.0 req/s = 60% of baseline (met: >= 60%)" in printed
+    assert "CPU a credit request under load 16.0 ms = 4.0x the baseline's 4.0 ms" in printed
+    assert "sequential p50 14.5 ms above the baseline's" in printed
