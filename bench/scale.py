@@ -449,6 +449,13 @@ def summary(result: Result) -> dict[str, Any]:
             "requests_per_second": loaded.requests_per_second,
             "baseline_requests_per_second": loaded_base.requests_per_second,
             "throughput_of_baseline": round(loaded.requests_per_second / loaded_base.requests_per_second, 3),
+            # Measures that move less with the machine's speed than the ratios above (docs/performance.md, "How to
+            # read the figures"): both apps' CPU a request scale with it alike, and the lenders' is the gauge of it.
+            "cpu_ms_per_request": loaded.cpu_ms_per_request,
+            "baseline_cpu_ms_per_request": loaded_base.cpu_ms_per_request,
+            "cpu_x_baseline": round(loaded.cpu_ms_per_request / max(loaded_base.cpu_ms_per_request, 0.1), 2),
+            "lenders_cpu_ms_per_request": loaded.lenders_cpu_ms_per_request,
+            "sequential_excess_ms": round(platform.p50_ms - baseline.p50_ms, 1),
         }
     apis = {name: mb for name, mb in result.peak_rss_mb.items() if name.startswith("api")}
     return {
@@ -494,6 +501,13 @@ def table(result: Result) -> str:
             f"{found['baseline_p99_x_lender']}x); throughput {found['requests_per_second']} vs baseline "
             f"{found['baseline_requests_per_second']} req/s = {found['throughput_of_baseline']:.0%} of baseline "
             f"({_met(found['throughput_of_baseline'] >= GOAL_THROUGHPUT)}: >= {GOAL_THROUGHPUT:.0%})"
+        )
+    for n, found in ratios["by_processes"].items():
+        lines.append(
+            f"N = {n}, less bound to the machine's speed: CPU a credit request under load {found['cpu_ms_per_request']}"
+            f" ms = {found['cpu_x_baseline']}x the baseline's {found['baseline_cpu_ms_per_request']} ms (the lenders' "
+            f"{found['lenders_cpu_ms_per_request']} ms: the machine's speed); sequential p50 "
+            f"{found['sequential_excess_ms']} ms above the baseline's"
         )
     rates = [found["requests_per_second"] for found in ratios["by_processes"].values()]
     if len(rates) > 1:
