@@ -9,7 +9,6 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
@@ -63,6 +62,7 @@ from store.quoting import (
 from store.records import columns
 from store.risk import RiskDecisionRow, risk_rows
 from store.types import UtcDateTime
+from tests.integration.aggregator.quoted_copies import renamed, variants
 from tests.support.quoting import SPEC, WALLET, borrower_file, quoting_service
 
 pytestmark = pytest.mark.integration
@@ -445,45 +445,6 @@ def test_on_postgresql_the_write_s_inserts_go_in_one_pipeline_and_a_failure_is_s
         assert uow.session.execute(text("SELECT 1")).scalar_one() == 1
 
 
-def _renamed(
-    written: tuple[QuotedRequest, StoredDecision, list[DecisionRecord]], n: int, quotes: int, note: str
-) -> tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]:
-    """The quoted request with new ids, its first ``quotes`` quotes, outcomes and records, ``note`` in its text."""
-    quoted, decision, records = written
-    request_id = _other(quoted.request.id, n)
-    request = replace(quoted.request, id=request_id, risk={**quoted.request.risk, "note": note})
-    kept = [
-        replace(
-            q,
-            id=_other(q.id, n),
-            request_id=request_id,
-            offer_digest=_other(q.offer_digest, n),
-            disclosure={**q.disclosure, "n": note},
-        )
-        for q in quoted.quotes[:quotes]
-    ]
-    outcomes = [replace(o, detail=f"{o.detail} {note}") for o in quoted.outcomes[:quotes]]
-    made = [replace(r, decision_id=_other(r.decision_id, n)) for r in records[:quotes]]
-    for record in made:
-        record.record_hash()
-    stored = replace(decision, id=_other(decision.id, n), request_id=request_id)
-    return QuotedRequest(request, outcomes, kept), stored, made
-
-
-def _other(identifier: str, n: int) -> str:
-    """``identifier`` (a UUID or a hex digest) with its last two characters made ``n`` (two digits), or ``n + 50``
-    where it ended with those already: a random id ends in "04" one time in 256, and renaming it 4 then gave the
-    same id (a duplicate key in one CI run)."""
-    renamed = f"{identifier[:-2]}{n:02d}"
-    return renamed if renamed != identifier else f"{identifier[:-2]}{n + 50:02d}"
-
-
-def _variants(written: tuple[QuotedRequest, StoredDecision, list[DecisionRecord]]) -> list[tuple[Any, ...]]:
-    """The quoted request as written, and two more: one row in every table (a JSON column's text is then psycopg's
-    ``json.dumps``), and non-ASCII text, quotes and backslashes in the documents and the columns."""
-    return [written, _renamed(written, 1, 1, "plain"), _renamed(written, 2, 3, 'ünï€ødé ✓ \\ "q"')]
-
-
 def _as_text(database: Database) -> dict[str, list[str]]:
     """Every row of the write's tables as PostgreSQL's text of the whole row (a ``json`` column's text as stored)."""
     tables = [cast(Table, row.__table__).name for row in TABLES]
@@ -516,7 +477,7 @@ def test_on_postgresql_the_write_is_one_statement_in_autocommit_storing_what_the
     event.listen(one.engine, "before_cursor_execute", lambda _c, _k, statement, *_: statements.append(statement))
     store = SqlQuotingStore(one)
     try:
-        for variant in _variants(written):
+        for variant in variants(written):
             with pipelined.unit_of_work() as transaction:
                 SqlQuotingRepository(transaction.session).add_quoted(*variant)
                 transaction.commit()
@@ -531,7 +492,7 @@ def test_on_postgresql_the_write_is_one_statement_in_autocommit_storing_what_the
         assert len(_as_text(one)["quotes"]) == len(written[0].quotes) + 1 + 3
 
         with store.writing() as (write, _nonces):
-            write.quoting.add_quoted(*_variants(written)[1])  # staged, never committed: nothing sent
+            write.quoting.add_quoted(*variants(written)[1])  # staged, never committed: nothing sent
 
         def again() -> None:
             with store.writing() as (write, _nonces):
@@ -542,7 +503,7 @@ def test_on_postgresql_the_write_is_one_statement_in_autocommit_storing_what_the
             again()
         assert _as_text(one) == _as_text(pipelined)
 
-        fourth = _renamed(written, 4, 2, "fourth")
+        fourth = renamed(written, 4, 2, "fourth")
         with store.writing() as (write, _nonces):
             assert write.quoting.get_request(fourth[0].request.id) is None  # something else first: one transaction
             write.quoting.add_quoted(*fourth)
