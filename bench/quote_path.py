@@ -56,6 +56,9 @@ from providers.http_lender import HttpLenderAdapter
 from providers.models import Capabilities, QuoteRequest
 from providers.sim.fleet import SimLender, lender_url
 
+#: the results' file names: quote_path-LABEL.json, .png, .profile.txt
+NAME = "quote_path"
+
 REPO = Path(__file__).resolve().parent.parent
 REQUEST = {"amount": "1500.00", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1.0"}}
 LENDER_PROBES = 40
@@ -132,11 +135,7 @@ def _profile(args: argparse.Namespace, pid: int, concurrency: int) -> subprocess
 
 def _profile_path(args: argparse.Namespace, concurrency: int) -> Path:
     suffix = "" if list(args.profile_concurrency) == [10] else f"-c{concurrency}"
-    return Path(args.out) / f"{_stem(args.label)}{suffix}.profile.txt"
-
-
-def _stem(label: str) -> str:
-    return stem("quote_path", label)
+    return Path(args.out) / f"{stem(NAME, args.label)}{suffix}.profile.txt"
 
 
 def _fleet_document(code: Path, latency_ms: float) -> str:
@@ -447,7 +446,7 @@ def _report(args: argparse.Namespace, result: Result, baseline: dict[str, Any] |
     """Print the table, write the JSON and the plot; returns the result as JSON."""
     print(_table(result, baseline), flush=True)
     document: dict[str, Any] = json.loads(json.dumps(asdict(result)))
-    write(args.out, _stem(args.label), document, partial(_plot, result, baseline))
+    write(args.out, stem(NAME, args.label), document, partial(_plot, result, baseline))
     return document
 
 

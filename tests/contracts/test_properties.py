@@ -462,12 +462,11 @@ class ContractMachine(RuleBasedStateMachine):
 
     @invariant()
     def books_add_up(self) -> None:
-        h = self.h
         ids = list(self.loans)
         # One JSON-RPC batch for every read of the step, each encoded once per run (``Read``): the invariants run
         # after each of 1,000+ operations.
         reads = [read for loan_id in ids for read in self._loan_reads(loan_id)] + self._totals_reads()
-        now, answers = h.read_latest(reads)
+        now, answers = self.h.read_latest(reads)
         per_loan, totals = answers[: 3 * len(ids)], answers[3 * len(ids) :]
         held = pool_principal = pool_interest = impairments = 0
         for k, loan_id in enumerate(ids):
