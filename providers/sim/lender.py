@@ -15,7 +15,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -32,6 +32,9 @@ from providers.sim.pricing import price
 
 #: the loan events a simulated lender keeps (a bounded map: docs/security.md)
 MAX_LOAN_EVENTS = 10_000
+#: how long past its expiry an offer nobody holds is still known (its reservation refused as expired); then it is
+#: forgotten (404), so a lender quoting for days keeps its live offers and its loans', not every offer it ever made
+FORGET_EXPIRED_AFTER_SECONDS = 300
 
 
 class QuoteBody(BaseModel):
@@ -87,10 +90,13 @@ class LenderState:
     quoted: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the terms it quoted
     reserve_delay: float = 0.0  # seconds a reservation takes (tests act on the chain in between)
     loan_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id -> the loan event, first copy
+    expiring: dict[str, float] = field(default_factory=dict)  # offer_ref -> its expiry (epoch s), in quoting order
+    clock: Callable[[], float] = time.time
 
     @classmethod
-    def of(cls, spec: SimLender) -> LenderState:
-        return cls(spec, ReplayGuard(spec.secret), random.Random(spec.seed))  # noqa: S311 - simulation, not crypto
+    def of(cls, spec: SimLender, clock: Callable[[], float] = time.time) -> LenderState:
+        rng = random.Random(spec.seed)  # noqa: S311 - simulation, not crypto
+        return cls(spec, ReplayGuard(spec.secret), rng, clock=clock)
 
 
 async def _verified(state: LenderState, request: Request, timestamp: str | None, signature: str | None) -> bytes:
@@ -105,9 +111,11 @@ async def _verified(state: LenderState, request: Request, timestamp: str | None,
 def _offer_document(
     state: LenderState, rate_bps: int, fee: int, expires: datetime, repayment: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    _forget_expired(state)
     ref = f"{state.spec.lender_id}-{uuid.uuid4().hex[:12]}"
     state.offers[ref] = "offered"
     state.quoted[ref] = {"rate_bps": rate_bps, "origination_fee": fee} | (repayment or {})
+    state.expiring[ref] = expires.timestamp()
     return {
         "protocol_version": "1",
         "offers": [
@@ -120,6 +128,23 @@ def _offer_document(
             | (repayment or {"repayment": "single", "installments": 1})
         ],
     }
+
+
+def _forget_expired(state: LenderState) -> None:
+    """Forget the offers expired over ``FORGET_EXPIRED_AFTER_SECONDS`` ago that nobody holds: never reserved, or
+    reserved and cancelled (a reserved or funded one is kept: it is a loan's, or a saga may still ask its state).
+    Offers expire in about the order they were made (one TTL a lender), so only the oldest are looked at: amortised,
+    about one step a quote."""
+    horizon = state.clock() - FORGET_EXPIRED_AFTER_SECONDS
+    while state.expiring:
+        ref, expiry = next(iter(state.expiring.items()))
+        if expiry > horizon:
+            return
+        del state.expiring[ref]
+        if state.offers.get(ref) in ("offered", "cancelled"):
+            del state.offers[ref]
+            state.quoted.pop(ref, None)
+            state.reserved.pop(ref, None)
 
 
 async def _trickle(payload: bytes, seconds: float, chunks: int = 20) -> AsyncIterator[bytes]:
@@ -148,7 +173,7 @@ async def _quote(state: LenderState, body: QuoteBody) -> Response:
     offered = price(int(body.principal), body.asset_decimals, body.term_days, body.grade, spec.pricing)
     if offered is None:
         return Response(status_code=204)
-    now = datetime.now(UTC)
+    now = datetime.fromtimestamp(state.clock(), UTC)
     expires = now + timedelta(seconds=spec.offer_ttl_seconds)
     rate, fee = offered.rate_bps, offered.origination_fee
     if failing and failure.mode == "negative_rate":
@@ -210,6 +235,9 @@ def _phase(state: LenderState, phase: str, offer_ref: str, key: str, body: dict[
         if current not in _PHASE_FROM[phase]:
             raise HTTPException(status_code=409, detail=f"offer is {current}; cannot {phase}")
         differs = _differs(state.quoted.get(offer_ref, {}), body) if phase == "reserve" else None
+        expiry = state.expiring.get(offer_ref)
+        if phase == "reserve" and expiry is not None and expiry <= state.clock():
+            differs = f"the offer expired at {datetime.fromtimestamp(expiry, UTC).isoformat()}"
         if differs is not None:
             return {"status": "refused", "detail": f"{state.spec.lender_id} refuses {offer_ref}: {differs}"}
         state.offers[offer_ref] = target
@@ -318,10 +346,12 @@ def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | Non
     return router
 
 
-def create_sim_app(lenders: list[SimLender], root_lender: str | None = None) -> FastAPI:
+def create_sim_app(
+    lenders: list[SimLender], root_lender: str | None = None, clock: Callable[[], float] = time.time
+) -> FastAPI:
     """A server hosting ``lenders`` under ``/lenders/{lender_id}``; ``root_lender`` is also served at ``/``
-    (the Foundation's single-lender URLs)."""
-    states = {spec.lender_id: LenderState.of(spec) for spec in lenders}
+    (the Foundation's single-lender URLs). ``clock`` (epoch seconds) tells when offers have expired."""
+    states = {spec.lender_id: LenderState.of(spec, clock) for spec in lenders}
     if len(states) != len(lenders):
         raise ValueError("lender ids must be unique")
     app = FastAPI(title="creditmesh simulated lenders", version="1")
