@@ -147,6 +147,14 @@ def _forget_expired(state: LenderState) -> None:
             state.reserved.pop(ref, None)
 
 
+def _expired(state: LenderState, offer_ref: str) -> str | None:
+    """Why the offer can no longer be taken (its expiry passed), or None."""
+    expiry = state.expiring.get(offer_ref)
+    if expiry is None or expiry > state.clock():
+        return None
+    return f"the offer expired at {datetime.fromtimestamp(expiry, UTC).isoformat()}"
+
+
 async def _trickle(payload: bytes, seconds: float, chunks: int = 20) -> AsyncIterator[bytes]:
     step = max(1, len(payload) // chunks)
     for start in range(0, len(payload), step):
@@ -235,9 +243,8 @@ def _phase(state: LenderState, phase: str, offer_ref: str, key: str, body: dict[
         if current not in _PHASE_FROM[phase]:
             raise HTTPException(status_code=409, detail=f"offer is {current}; cannot {phase}")
         differs = _differs(state.quoted.get(offer_ref, {}), body) if phase == "reserve" else None
-        expiry = state.expiring.get(offer_ref)
-        if phase == "reserve" and expiry is not None and expiry <= state.clock():
-            differs = f"the offer expired at {datetime.fromtimestamp(expiry, UTC).isoformat()}"
+        if phase == "reserve" and (expired := _expired(state, offer_ref)) is not None:
+            differs = expired
         if differs is not None:
             return {"status": "refused", "detail": f"{state.spec.lender_id} refuses {offer_ref}: {differs}"}
         state.offers[offer_ref] = target
@@ -281,9 +288,17 @@ def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | Non
         state = lender(lender_id)
         await _verified(state, request, x_creditmesh_timestamp, x_creditmesh_signature)
         state.counts["accept"] += 1
+        repeated = state.accepted.get(idempotency_key) == offer_ref  # an accept of this offer under this key before
         previous = state.accepted.setdefault(idempotency_key, offer_ref)
         if previous != offer_ref:
             raise HTTPException(status_code=409, detail="idempotency key used for another offer")
+        current = state.offers.get(offer_ref)
+        if current is None:
+            raise HTTPException(status_code=404, detail="unknown offer")
+        if current == "offered" and (expired := _expired(state, offer_ref)) is not None:
+            return {"status": "refused", "detail": f"{state.spec.lender_id} refuses {offer_ref}: {expired}"}
+        if current != "offered" and not (current == "funded" and repeated):
+            raise HTTPException(status_code=409, detail=f"offer is {current}; cannot accept")
         state.offers[offer_ref] = "funded"
         return {"status": "funded", "detail": f"{state.spec.lender_id} funds {offer_ref} off-chain"}
 

@@ -1,10 +1,12 @@
 """The simulated lender's offers expire as a lender's do (in process, over httpx's ASGI transport, through the
-Provider Quote Protocol adapter): a reservation past the offer's expiry is refused naming it, and an offer nobody holds
-is forgotten a while after it expired, so a lender quoting for days keeps only its live offers and its loans'."""
+Provider Quote Protocol adapter): a reservation or a one-phase accept past the offer's expiry is refused naming it, an
+offer nobody holds is forgotten a while after it expired (so a lender quoting for days keeps only its live offers and
+its loans'), and the one-phase accept takes an offer once: not one unknown, reserved or funded under another key."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -80,3 +82,20 @@ async def test_a_lender_quoting_for_hours_keeps_only_the_offers_still_known() ->
     known = await _known(client)
     assert len(known) == (TTL + FORGET_EXPIRED_AFTER_SECONDS) // 5, "those quoted in the last 360 s"
     assert set(known.values()) == {"offered"}
+
+
+async def test_the_one_phase_accept_takes_a_live_offer_once_and_refuses_the_rest() -> None:
+    clock = Clock()
+    adapter, _ = _lender(clock)
+    live, reserved, late = [await _offer(adapter) for _ in range(3)]
+    assert (await adapter.accept(live, "q-1")).funded
+    assert (await adapter.accept(live, "q-1")).funded, "a repeat under the same key answers the same"
+    assert (await adapter.accept(live, "q-9")).detail == "HTTP 409", "funded already, under another key"
+    assert (await adapter.reserve(reserved, "q-2:1")).funded
+    assert (await adapter.accept(reserved, "q-2")).detail == "HTTP 409", "held by a reservation"
+    clock.now += TTL + 1
+    refused = await adapter.accept(late, "q-3")
+    assert not refused.funded
+    assert "the offer expired at" in refused.detail
+    unknown = await adapter.accept(replace(late, provider_ref="sim-bank-000000000000"), "q-4")
+    assert unknown.detail == "HTTP 404"
