@@ -33,6 +33,8 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_REMEMBERED_LITERALS = 256
 #: the allow-list of local runs and tests: the simulated lenders listen on 127.0.0.1
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+#: a DNS name's length and its labels' (RFC 1035, 2.3.4), its IDNA (punycode) form counted
+MAX_HOST_NAME, MAX_HOST_LABEL = 253, 63
 
 
 def is_public(address: IpAddress) -> bool:
@@ -55,6 +57,11 @@ def check_url_shape(value: str) -> httpx.URL:
         raise ValueError("must be an http:// or https:// URL with a host")
     if url.userinfo:
         raise ValueError("must not carry credentials (user:password@)")
+    host = url.raw_host  # a name in its IDNA form, or an address (an IPv6 one is 39 characters at most)
+    if len(host) > MAX_HOST_NAME or any(len(label) > MAX_HOST_LABEL for label in host.split(b".")):
+        raise ValueError(
+            f"has a host no DNS name can be: at most {MAX_HOST_NAME} characters, {MAX_HOST_LABEL} between dots"
+        )
     return url
 
 
@@ -105,8 +112,8 @@ class DestinationGuard:
     async def _lookup(host: str, port: int) -> list[IpAddress]:
         try:
             answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as err:
-            raise DestinationRefused(f"{host} does not resolve: {err}") from err
+        except (OSError, UnicodeError) as err:  # UnicodeError: a name the IDNA codec refuses (a label over 63)
+            raise DestinationRefused(f"{host[:100]} does not resolve: {err}") from err
         found: list[IpAddress] = []
         for *_, sockaddr in answers:
             address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])

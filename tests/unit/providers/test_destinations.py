@@ -21,7 +21,7 @@ from providers._exceptions import (
     ProviderServerError,
 )
 from providers.base import AdapterContext, ProviderRegistration
-from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard, PinnedTransport, is_public
+from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard, PinnedTransport, check_url_shape, is_public
 from providers.http_lender import MAX_RESPONSE_BYTES, HttpLenderAdapter
 from providers.models import Capabilities, Decline, ProviderOffer, QuoteRequest
 from providers.policy import ResiliencePolicy
@@ -84,6 +84,33 @@ def test_a_base_url_with_query_fragment_or_credentials_is_refused(base_url: str)
             ProviderRegistration("x", "http", {"base_url": base_url, "secret": SECRET}),
             AdapterContext(httpx.AsyncClient()),
         )
+
+
+LONG_LABEL = "a" * 64  # one over DNS's 63 between dots
+NO_DNS_NAME = [f"https://{LONG_LABEL}.example", "https://" + "0" * 2000, "https://" + "a." * 127 + "com"]
+
+
+@pytest.mark.parametrize("url", NO_DNS_NAME)
+def test_a_host_no_dns_name_can_be_is_refused_for_what_it_is(url: str) -> None:
+    """Such a host once reached the resolver, whose IDNA codec raised UnicodeError: a 500 on registering a webhook."""
+    with pytest.raises(ValueError, match="no DNS name can be: at most 253 characters, 63 between dots"):
+        check_url_shape(url)
+    with pytest.raises(InvalidRegistration, match="base_url"):
+        HttpLenderAdapter.from_registration(
+            ProviderRegistration("x", "http", {"base_url": url, "secret": SECRET}), AdapterContext(httpx.AsyncClient())
+        )
+
+
+@pytest.mark.parametrize(
+    "url", ["https://" + "a" * 63 + ".example", "https://bücher.example/v1", "http://[2606:2800:220:1::1]:8080"]
+)
+def test_the_longest_labels_international_names_and_addresses_pass_the_shape_check(url: str) -> None:
+    assert check_url_shape(url).host
+
+
+async def test_the_resolver_refuses_a_name_its_codec_cannot_encode() -> None:
+    with pytest.raises(DestinationRefused, match="does not resolve"):
+        await DestinationGuard().resolve(f"{LONG_LABEL}.example", 443)
 
 
 async def test_the_pinned_transport_connects_to_the_checked_address_keeping_host_and_sni() -> None:
