@@ -3,13 +3,14 @@ units, terms in days, timestamps RFC 3339 UTC."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from aggregator.assets import AMOUNT_PATTERN
 from aggregator.quoting import MAX_TERM_DAYS, MIN_TERM_DAYS
+from api.rfc3339 import Rfc3339Date
 from risk.profile import CreditProfile
 
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -337,7 +338,7 @@ class IdentityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     first_name: str = Field(min_length=1, max_length=100)
     last_name: str = Field(min_length=1, max_length=100)
-    date_of_birth: date
+    date_of_birth: Rfc3339Date
     country: str = Field(min_length=2, max_length=8, description='residence, "US-NY" style for US states')
     ssn_or_dod_id: str | None = Field(
         default=None,
@@ -354,9 +355,9 @@ class DocumentIn(BaseModel):
     number: str = Field(max_length=64)
     first_name: str = Field(max_length=100)
     last_name: str = Field(max_length=100)
-    date_of_birth: date
+    date_of_birth: Rfc3339Date
     issuing_country: str = Field(max_length=8)
-    expires_on: date
+    expires_on: Rfc3339Date
     proves_address: StrictBool = Field(
         default=False, deprecated="ignored: the KYC provider verifies the address itself"
     )

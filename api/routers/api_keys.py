@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.borrower_accounts import BorrowerAccounts
 from api import auth
@@ -17,6 +17,7 @@ from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
 from api.idempotency import Idempotent
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
+from api.rfc3339 import AwareRfc3339DateTime
 from store.borrowers import SqlBorrowerStore
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
@@ -33,7 +34,7 @@ class SubjectKeyIn(BaseModel):
     role: Literal[Role.BORROWER, Role.PROVIDER]
     subject_id: str = Field(min_length=1, max_length=64)
     label: str = Field(min_length=1, max_length=128, description="who or what holds the key")
-    expires_at: AwareDatetime | None = Field(default=None, description=_EXPIRY)
+    expires_at: AwareRfc3339DateTime | None = Field(default=None, description=_EXPIRY)
 
 
 class StaffKeyIn(BaseModel):
@@ -43,7 +44,7 @@ class StaffKeyIn(BaseModel):
 
     role: Literal[Role.ADMIN, Role.AUDITOR]
     label: str = Field(min_length=1, max_length=128, description="who or what holds the key")
-    expires_at: AwareDatetime | None = Field(default=None, description=_EXPIRY)
+    expires_at: AwareRfc3339DateTime | None = Field(default=None, description=_EXPIRY)
 
 
 ApiKeyIn = Annotated[SubjectKeyIn | StaffKeyIn, Field(discriminator="role")]
@@ -52,7 +53,7 @@ ApiKeyIn = Annotated[SubjectKeyIn | StaffKeyIn, Field(discriminator="role")]
 class ExpiryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    expires_at: AwareDatetime | None = Field(
+    expires_at: AwareRfc3339DateTime | None = Field(
         description="the new expiry (a moment already past expires the key now), or null: never expires"
     )
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import AuditorPrincipal, PlatformDep
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
+from api.rfc3339 import Rfc3339DateTime
 from compliance.decisions import DecisionKind, Outcome
 from store.decision_list import RISK_KIND, DecisionFilter, ListedDecision, SqlDecisions
 
@@ -83,9 +84,11 @@ async def list_decisions(
     kind: Annotated[DecisionKindName | None, Query(description="one kind of decision")] = None,
     outcome: Annotated[Outcome | None, Query(description="allow | deny | review")] = None,
     decided_after: Annotated[
-        datetime | None, Query(description="RFC 3339; decided at or after (no offset: UTC)")
+        Rfc3339DateTime | None, Query(description="RFC 3339; decided at or after (no offset: UTC)")
     ] = None,
-    decided_before: Annotated[datetime | None, Query(description="RFC 3339; decided before (no offset: UTC)")] = None,
+    decided_before: Annotated[
+        Rfc3339DateTime | None, Query(description="RFC 3339; decided before (no offset: UTC)")
+    ] = None,
 ) -> Page[DecisionOut]:
     """Risk and compliance decisions, newest first, a page at a time (`next` is the following page's URL with the
     same filters, null at the end). ``borrower_id`` finds the decisions about the borrower and those made for its

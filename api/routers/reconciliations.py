@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.deps import AuditorPrincipal, PlatformDep
 from api.idempotency import Idempotent
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 class ReconciliationIn(BaseModel):
     chains: list[str] | None = Field(default=None, description="chain names; null or absent: every chain")
     from_block: int | None = Field(default=None, ge=0, description="first block; default: each chain's deployment")
-    since_last: bool = Field(default=False, description="start after the newest finished run's range")
+    since_last: StrictBool = Field(default=False, description="start after the newest finished run's range")
 
 
 class ReconciliationOut(BaseModel):

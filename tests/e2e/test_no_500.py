@@ -1,5 +1,6 @@
-"""Inputs that once crashed the API with a plain-text 500 (issue 17): each is now a 4xx problem+json naming what is
-wrong, over real HTTP against the platform's processes."""
+"""Inputs that once crashed the API with a plain-text 500 (issue 17), and inputs its document calls invalid that were
+once answered as if valid (a number read as a date): each is now a 4xx problem+json naming what is wrong, over real
+HTTP against the platform's processes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 from eth_account import Account
 
+from api.demo import passport_kyc
 from tests.support.platform import RunningPlatform
 
 pytestmark = pytest.mark.e2e
@@ -112,3 +114,45 @@ def test_erasing_the_identity_of_a_borrower_that_does_not_exist_is_404(
     with platform.client(platform.admin_key) as client:
         response = client.delete(f"/v1/borrowers/{borrower_id}/identity")
     assert borrower_id in _problem(response, 404)["detail"]
+
+
+NO_DNS_NAME = "https://" + "0" * 2000  # a 2,000-character label: the resolver's IDNA codec raised UnicodeError (a 500)
+
+
+@pytest.mark.parametrize(
+    ("path", "caller"),
+    [("/v1/providers/no-such-provider/loan-events-webhook", "admin"), ("/v1/borrowers/me/webhook", "borrower")],
+)
+def test_a_webhook_host_no_dns_name_can_be_is_refused_naming_it(
+    platform: RunningPlatform, borrower_key: str, path: str, caller: str
+) -> None:
+    with platform.client(platform.admin_key if caller == "admin" else borrower_key) as client:
+        response = client.put(path, json={"url": NO_DNS_NAME})
+    assert "no DNS name can be" in _problem(response, 422)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/v1/api-keys", {"role": "auditor", "label": "x", "expires_at": 0}, "auditor.expires_at"),  # 1970
+        ("POST", "/v1/api-keys", {"role": "auditor", "label": "x", "expires_at": "1700000000"}, "auditor.expires_at"),
+        ("GET", "/v1/decisions?decided_before=0.5", None, "query.decided_before"),
+        ("POST", "/v1/reconciliations", {"since_last": 0}, "since_last"),  # was false: a run started
+    ],
+)
+def test_a_number_where_the_document_says_a_date_or_a_boolean_is_refused(
+    platform: RunningPlatform, method: str, path: str, body: dict[str, Any] | None, field: str
+) -> None:
+    with platform.client(platform.admin_key) as client:
+        response = client.request(method, path, json=body)
+    assert field in _fields(_problem(response, 422))
+
+
+def test_a_documents_expiry_given_as_a_number_is_refused(platform: RunningPlatform, borrower_key: str) -> None:
+    body = passport_kyc("US-NY")
+    body["document"]["expires_on"] = 0  # was read as 1970-01-01
+    with platform.client(borrower_key) as client:
+        response = client.post("/v1/borrowers/me/kyc", json=body)
+    problem = _problem(response, 422)
+    assert "document.expires_on" in _fields(problem)
+    assert "RFC 3339 date (YYYY-MM-DD)" in problem["detail"]

@@ -1,0 +1,66 @@
+"""The API's dates and times are RFC 3339 text and nothing else: every form a client writes is read as pydantic read it
+before, and a number (or a string of one), which pydantic's lax mode read as a Unix timestamp, is refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from api.rfc3339 import AwareRfc3339DateTime, Rfc3339Date, Rfc3339DateTime
+
+pytestmark = pytest.mark.unit
+
+DATES = TypeAdapter(Rfc3339Date)
+MOMENTS = TypeAdapter(Rfc3339DateTime)
+AWARE = TypeAdapter(AwareRfc3339DateTime)
+NUMBERS = ["0", "0.5", "1700000000", "20260131", "-1", " 2026-01-31", "2026-01-31\n"]
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ('"2026-01-31T09:00:00Z"', datetime(2026, 1, 31, 9, tzinfo=UTC)),
+        ('"2026-01-31t09:00:00.250+02:00"', datetime(2026, 1, 31, 9, 0, 0, 250_000, timezone(timedelta(hours=2)))),
+        ('"2026-01-31 09:00:00-05:00"', datetime(2026, 1, 31, 9, tzinfo=timezone(timedelta(hours=-5)))),
+    ],
+)
+def test_rfc_3339_moments_are_read_as_before(text: str, moment: datetime) -> None:
+    assert AWARE.validate_json(text) == moment
+    assert MOMENTS.validate_json(text) == moment
+
+
+def test_a_moment_without_a_zone_or_a_date_alone_is_read_where_a_zone_may_be_left_out() -> None:
+    assert MOMENTS.validate_json('"2026-01-31T09:00:00"') == datetime(2026, 1, 31, 9)
+    assert MOMENTS.validate_python("2026-01-31") == datetime(2026, 1, 31)  # a query parameter's text
+    with pytest.raises(ValidationError, match="timezone"):
+        AWARE.validate_json('"2026-01-31T09:00:00"')
+
+
+@pytest.mark.parametrize("number", [0, 1.5, 1_700_000_000, True])
+def test_a_json_number_is_no_date_and_no_moment(number: object) -> None:
+    for adapter in (DATES, MOMENTS, AWARE):
+        with pytest.raises(ValidationError, match="must be an RFC 3339"):
+            adapter.validate_python(number)
+
+
+@pytest.mark.parametrize("text", NUMBERS)
+def test_a_string_of_a_number_is_no_date_and_no_moment(text: str) -> None:
+    for adapter in (DATES, MOMENTS, AWARE):
+        with pytest.raises(ValidationError, match="must be an RFC 3339"):
+            adapter.validate_python(text)
+
+
+def test_dates_are_year_month_day() -> None:
+    assert DATES.validate_json('"2026-01-31"') == date(2026, 1, 31)
+    assert DATES.validate_python(date(2026, 1, 31)) == date(2026, 1, 31)
+    with pytest.raises(ValidationError, match="must be an RFC 3339 date"):
+        DATES.validate_json('"2026-01-31T00:00:00Z"')
+    with pytest.raises(ValidationError):
+        DATES.validate_json('"2026-02-30"')  # the shape, not a day: pydantic's own refusal
+
+
+def test_the_document_still_says_date_and_date_time() -> None:
+    assert DATES.json_schema() == {"type": "string", "format": "date"}
+    assert AWARE.json_schema() == {"type": "string", "format": "date-time"}
