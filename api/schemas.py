@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from aggregator.assets import AMOUNT_PATTERN
 from aggregator.quoting import MAX_TERM_DAYS, MIN_TERM_DAYS
-from api.rfc3339 import Rfc3339Date
+from api.input_types import JsonInteger, Rfc3339Date
 from risk.profile import CreditProfile
 
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -42,7 +42,7 @@ class CreditRequestIn(BaseModel):
         "of the asset it lends",
     )
     asset: str = Field(examples=["USDC"])
-    term_days: int = Field(
+    term_days: JsonInteger = Field(
         examples=[30], ge=MIN_TERM_DAYS, le=MAX_TERM_DAYS, description=f"{MIN_TERM_DAYS} to {MAX_TERM_DAYS}"
     )
     purpose: str = Field(default="general", max_length=64)
@@ -127,8 +127,8 @@ class PermitIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     value: str = Field(pattern=r"^[0-9]{1,78}$", description="allowance in the token's base units")
-    deadline: int = Field(ge=0, description="unix seconds")
-    v: int = Field(ge=27, le=28, description="27 or 28")
+    deadline: JsonInteger = Field(ge=0, description="unix seconds")
+    v: JsonInteger = Field(ge=27, le=28, description="27 or 28")
     r: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
     s: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
 
@@ -275,7 +275,7 @@ class RepaymentIn(BaseModel):
     )
     # at most 2^53: a bound a JSON number keeps exactly (2^64 read as a double let a larger deadline through the
     # document and into a 422); still a uint64 on-chain
-    deadline: int = Field(ge=0, le=2**53, description="the signed Repayment's deadline, unix seconds")
+    deadline: JsonInteger = Field(ge=0, le=2**53, description="the signed Repayment's deadline, unix seconds")
     signature: str = Field(
         pattern=SIGNATURE_PATTERN,
         min_length=SIGNATURE_MIN_LENGTH,

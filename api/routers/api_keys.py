@@ -16,8 +16,8 @@ from api.auth import ApiKeyInfo, KeyRevoked, Role, UnknownKeyId
 from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
 from api.idempotency import Idempotent
+from api.input_types import AwareRfc3339DateTime
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
-from api.rfc3339 import AwareRfc3339DateTime
 from store.borrowers import SqlBorrowerStore
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])

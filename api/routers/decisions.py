@@ -15,8 +15,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import AuditorPrincipal, PlatformDep
+from api.input_types import Rfc3339DateTime
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
-from api.rfc3339 import Rfc3339DateTime
 from compliance.decisions import DecisionKind, Outcome
 from store.decision_list import RISK_KIND, DecisionFilter, ListedDecision, SqlDecisions
 

@@ -17,6 +17,7 @@ from api.bootstrap import Platform
 from api.client import client_address
 from api.deps import AdminPrincipal, PlatformDep, require
 from api.idempotency import Idempotent
+from api.input_types import JsonInteger
 from api.pagination import MAX_LIMIT, CursorParam, decode_key_cursor, encode_key_cursor
 from providers._exceptions import (
     AlreadyRegistered,
@@ -57,8 +58,8 @@ class CapabilitiesIn(BaseModel):
     chains: list[str] = Field(default_factory=list)
     min_principal: str = Field(default="1", pattern=r"^[0-9]{1,78}$")
     max_principal: str = Field(default=str(2**255), pattern=r"^[0-9]{1,78}$")
-    min_term_days: int = Field(default=1, ge=1)
-    max_term_days: int = Field(default=3_650, ge=1)
+    min_term_days: JsonInteger = Field(default=1, ge=1)
+    max_term_days: JsonInteger = Field(default=3_650, ge=1)
     collateral_assets: list[str] = Field(default_factory=list)
     jurisdictions: list[str] = Field(default_factory=list)
 

@@ -59,6 +59,8 @@ def _fields(problem: dict[str, Any]) -> list[str]:
         ({"collateral": {"asset": "WETH", "amount": "79228162514.264337593543950336"}}, "collateral.amount"),
         ({"collateral": {"asset": "WETH", "amount": "1.0000000000000000001"}}, "collateral.amount"),
         ({"term_days": 0}, "term_days"),
+        ({"term_days": True}, "term_days"),  # was read as 1: quotes for a one-day loan
+        ({"term_days": "30"}, "term_days"),
     ],
 )
 def test_amounts_and_terms_out_of_range_are_refused_naming_the_field(

@@ -1,5 +1,6 @@
-"""The API's dates and times are RFC 3339 text and nothing else: every form a client writes is read as pydantic read it
-before, and a number (or a string of one), which pydantic's lax mode read as a Unix timestamp, is refused."""
+"""The API's input types admit what its document says and nothing else: every RFC 3339 form a client writes is read
+as pydantic read it before, a number (or a string of one) where a date or a moment belongs, which pydantic's lax mode
+read as a Unix timestamp, is refused; an integer is a JSON number without a fraction, not true or "30"."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from api.rfc3339 import AwareRfc3339DateTime, Rfc3339Date, Rfc3339DateTime
+from api.input_types import AwareRfc3339DateTime, JsonInteger, Rfc3339Date, Rfc3339DateTime
 
 pytestmark = pytest.mark.unit
 
@@ -64,3 +65,14 @@ def test_dates_are_year_month_day() -> None:
 def test_the_document_still_says_date_and_date_time() -> None:
     assert DATES.json_schema() == {"type": "string", "format": "date"}
     assert AWARE.json_schema() == {"type": "string", "format": "date-time"}
+
+
+def test_an_integer_is_a_json_number_without_a_fraction() -> None:
+    integers = TypeAdapter(JsonInteger)
+    assert integers.validate_json("30") == integers.validate_json("30.0") == 30
+    for refused in ("true", '"30"', "30.5"):
+        with pytest.raises(ValidationError):
+            integers.validate_json(refused)
+    with pytest.raises(ValidationError, match="not a boolean or a string"):
+        integers.validate_python(True)
+    assert integers.json_schema() == {"type": "integer"}

@@ -1,10 +1,11 @@
-"""Dates and times as the API documents them: RFC 3339 text (``format: date`` / ``date-time``), nothing else.
+"""What the API's input types admit: exactly what its document says, nothing pydantic's lax mode reads besides.
 
-Pydantic's lax mode also reads a number, or a string of one, as a Unix timestamp: ``"expires_at": 0`` issued a key
-that expired in 1970, ``?decided_before=0.5`` listed decisions before 1970, and ``"expires_on": 0`` gave a document
-1970-01-01 — each a request the document says is invalid, answered as if it were valid (schemathesis's ST201). These
-types refuse any input that is not ISO 8601 text before pydantic parses it, so such a request is a 422 naming the
-field; their JSON Schema stays the plain ``date`` / ``date-time`` string."""
+Lax mode read a number, or a string of one, as a Unix timestamp where the document says an RFC 3339 date or
+date-time (``"expires_at": 0`` issued a key that expired in 1970, ``?decided_before=0.5`` listed decisions before
+1970, ``"expires_on": 0`` gave a document 1970-01-01), and ``true`` or ``"30"`` as an integer (``"term_days": true``
+asked for a one-day loan): each a request the document calls invalid, answered as if valid (schemathesis's ST201).
+These types refuse such input before pydantic reads it, so the request is a 422 naming the field; their JSON Schema
+stays the plain ``date`` / ``date-time`` string and ``integer``. A JSON boolean is ``pydantic.StrictBool``."""
 
 from __future__ import annotations
 
@@ -40,3 +41,13 @@ Rfc3339Date = Annotated[date, BeforeValidator(_date_text)]
 Rfc3339DateTime = Annotated[datetime, BeforeValidator(_date_time_text)]
 #: a moment written as RFC 3339 text with its zone
 AwareRfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
+
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, bool | str):  # JSON's true, or a string of digits: not what the document says
+        raise ValueError("must be a JSON integer, not a boolean or a string")
+    return value
+
+
+#: a JSON integer (a number with no fraction; a boolean or a string of digits is refused)
+JsonInteger = Annotated[int, BeforeValidator(_integer)]
