@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from api.deps import AuditorPrincipal, PlatformDep
 from api.idempotency import Idempotent
-from api.input_types import JsonInteger
+from api.input_types import NonNegativeJsonInteger
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
 from api.reconcile_jobs import ReconciledChain, load_report, reconcile, start_run
 from compliance.reconcile import Category
@@ -27,8 +27,8 @@ router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 
 class ReconciliationIn(BaseModel):
     chains: list[str] | None = Field(default=None, description="chain names; null or absent: every chain")
-    from_block: JsonInteger | None = Field(
-        default=None, ge=0, description="first block; default: each chain's deployment"
+    from_block: NonNegativeJsonInteger | None = Field(
+        default=None, description="first block; default: each chain's deployment"
     )
     since_last: StrictBool = Field(default=False, description="start after the newest finished run's range")
 
