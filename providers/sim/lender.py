@@ -242,9 +242,8 @@ def _phase(state: LenderState, phase: str, offer_ref: str, key: str, body: dict[
     if current != target:
         if current not in _PHASE_FROM[phase]:
             raise HTTPException(status_code=409, detail=f"offer is {current}; cannot {phase}")
-        differs = _differs(state.quoted.get(offer_ref, {}), body) if phase == "reserve" else None
-        if phase == "reserve" and (expired := _expired(state, offer_ref)) is not None:
-            differs = expired
+        quoted = state.quoted.get(offer_ref, {})
+        differs = _expired(state, offer_ref) or _differs(quoted, body) if phase == "reserve" else None
         if differs is not None:
             return {"status": "refused", "detail": f"{state.spec.lender_id} refuses {offer_ref}: {differs}"}
         state.offers[offer_ref] = target
