@@ -305,21 +305,28 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
     async def set_webhook_url(self, provider_id: str, url: str | None) -> None:
         """Change (or with None remove) where a provider registered through the API gets its loan events; the
         relay reads it on every delivery, so pending events go to the new URL. ``UnknownProvider`` for a provider
-        that was not registered through the API (one from the settings is configured there)."""
-        if url is not None:
-            await self.check_webhook_url(provider_id, url)
+        that was not registered through the API (one from the settings is configured there), raised before the URL
+        is looked at: an unknown provider's URL is never resolved."""
         if self._database is None:
             raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
         database = self._database
 
+        def registered() -> bool:
+            with database.unit_of_work() as uow:
+                return ProviderRepository(uow.session).registration(provider_id) is not None
+
         def store() -> None:
             with database.unit_of_work() as uow:
                 row = ProviderRepository(uow.session).registration(provider_id)
-                if row is None:
+                if row is None:  # deleted while its URL was checked
                     raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
                 row.webhook_url = url
                 uow.commit()
 
+        if not await asyncio.to_thread(registered):
+            raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
+        if url is not None:
+            await self.check_webhook_url(provider_id, url)
         await asyncio.to_thread(store)
 
     async def check_webhook_url(self, provider_id: str, url: str) -> None:

@@ -121,16 +121,19 @@ def test_erasing_the_identity_of_a_borrower_that_does_not_exist_is_404(
 NO_DNS_NAME = "https://" + "0" * 2000  # a 2,000-character label: the resolver's IDNA codec raised UnicodeError (a 500)
 
 
-@pytest.mark.parametrize(
-    ("path", "caller"),
-    [("/v1/providers/no-such-provider/loan-events-webhook", "admin"), ("/v1/borrowers/me/webhook", "borrower")],
-)
-def test_a_webhook_host_no_dns_name_can_be_is_refused_naming_it(
-    platform: RunningPlatform, borrower_key: str, path: str, caller: str
-) -> None:
-    with platform.client(platform.admin_key if caller == "admin" else borrower_key) as client:
-        response = client.put(path, json={"url": NO_DNS_NAME})
+def test_a_webhook_host_no_dns_name_can_be_is_refused_naming_it(platform: RunningPlatform, borrower_key: str) -> None:
+    """A lender's loan-events webhook is checked the same way (``tests/integration/providers/test_api_registration.py``,
+    on a lender registered through the API)."""
+    with platform.client(borrower_key) as client:
+        response = client.put("/v1/borrowers/me/webhook", json={"url": NO_DNS_NAME})
     assert "no DNS name can be" in _problem(response, 422)["detail"]
+
+
+@pytest.mark.parametrize("url", [NO_DNS_NAME, "http://169.254.169.254/events"], ids=["no-dns-name", "link-local"])
+def test_an_unknown_providers_webhook_is_404_before_its_url_is_looked_at(platform: RunningPlatform, url: str) -> None:
+    with platform.client(platform.admin_key) as client:
+        response = client.put("/v1/providers/no-such-provider/loan-events-webhook", json={"url": url})
+    assert "no-such-provider" in _problem(response, 404)["detail"]
 
 
 @pytest.mark.parametrize(

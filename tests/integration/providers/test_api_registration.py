@@ -151,6 +151,13 @@ async def test_a_registration_names_the_webhook_url_its_loan_events_go_to(
     assert moved.status_code == 200, moved.text
     refused = await client.put(path, json={"url": "http://169.254.169.254/x"}, headers=provider)
     assert refused.status_code == 422
+    too_long = await client.put(path, json={"url": "https://" + "0" * 2000}, headers=admin)
+    assert too_long.status_code == 422
+    assert "no DNS name can be" in too_long.json()["detail"]
+    unknown = await client.put(  # 404 before the URL is looked at: an unknown provider's host is never resolved
+        "/v1/providers/no-such-bank/loan-events-webhook", json={"url": "http://169.254.169.254/x"}, headers=admin
+    )
+    assert unknown.status_code == 404
     other = issue_key(database, Role.PROVIDER, "other-bank", "another provider")
     assert (await client.put(path, json={"url": None}, headers={"X-API-Key": other})).status_code == 404
     with database.unit_of_work() as uow:
