@@ -44,9 +44,11 @@ contracts-fuzz: setup  ## the long contract property run (>= 10,000 operations)
 slow: setup  ## the long tests kept out of the default run (@pytest.mark.slow), e.g. `ape run governance`
 	$(UV_RUN) pytest -m slow -q
 
+FUZZ_SEED ?= 17
+
 .PHONY: fuzz-api
 fuzz-api: setup  ## schemathesis over the whole OpenAPI document: every role, hundreds of examples per operation
-	$(UV_RUN) pytest tests/e2e/test_openapi_fuzz.py -m slow -q
+	CREDITMESH_FUZZ_SEED=$(FUZZ_SEED) $(UV_RUN) pytest tests/e2e/test_openapi_fuzz.py -m slow -q
 
 # Short settings for a busy machine, e.g.: make bench SCALE_ARGS="--seconds 5 --loans 20" QUOTE_PATH_ARGS="--seconds 5"
 SCALE_ARGS ?=
