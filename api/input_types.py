@@ -50,6 +50,13 @@ def _integer(value: Any) -> Any:
     return value
 
 
+def json_number(value: Any) -> Any:
+    """A ``mode="before"`` check for a model whose every field is a number: a JSON boolean or a string is refused."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number, not a boolean or a string")
+    return value
+
+
 #: a JSON integer (a number with no fraction; a boolean or a string of digits is refused)
 JsonInteger = Annotated[int, BeforeValidator(_integer)]
 #: a JSON integer >= 0; the bound stands before the check, so the document says ``minimum: 0`` even where the type is

@@ -8,7 +8,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable
 from aggregator.receipts import LedgerReceipts
@@ -17,8 +17,9 @@ from api.bootstrap import Platform
 from api.client import client_address
 from api.deps import AdminPrincipal, PlatformDep, require
 from api.idempotency import Idempotent
-from api.input_types import JsonInteger
+from api.input_types import JsonInteger, json_number
 from api.pagination import MAX_LIMIT, CursorParam, decode_key_cursor, encode_key_cursor
+from providers import policy
 from providers._exceptions import (
     AlreadyRegistered,
     InvalidPlugin,
@@ -29,7 +30,6 @@ from providers._exceptions import (
 )
 from providers.base import ProviderRegistration
 from providers.models import Capabilities
-from providers.policy import ResiliencePolicy
 from providers.registry import ProviderRegistry
 from providers.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from providers.webhooks import (
@@ -62,6 +62,15 @@ class CapabilitiesIn(BaseModel):
     max_term_days: JsonInteger = Field(default=3_650, ge=1)
     collateral_assets: list[str] = Field(default_factory=list)
     jurisdictions: list[str] = Field(default_factory=list)
+
+
+# The settings' policy as a registration gives it: JSON numbers only ("fail_max": true was read as 1 and "1.5" as
+# 1.5; the settings' own model still reads numbers from environment strings). Its name and description are the
+# document's schema, as before.
+class ResiliencePolicy(policy.ResiliencePolicy):
+    __doc__ = policy.ResiliencePolicy.__doc__
+
+    _json_numbers = field_validator("*", mode="before")(json_number)
 
 
 class RegistrationIn(BaseModel):

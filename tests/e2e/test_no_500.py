@@ -153,6 +153,16 @@ def test_a_number_where_the_document_says_a_date_or_a_boolean_is_refused(
     assert field in _fields(_problem(response, 422))
 
 
+@pytest.mark.parametrize(("field", "value"), [("fail_max", True), ("rate_per_second", "1.5")])  # were 1 and 1.5
+def test_a_boolean_or_a_string_in_a_lenders_resilience_policy_is_refused(
+    platform: RunningPlatform, field: str, value: object
+) -> None:
+    body = {"provider_id": "lax-bank", "config": {}, "resilience": {field: value}}
+    with platform.client(platform.admin_key) as client:
+        response = client.post("/v1/providers", json=body)
+    assert f"resilience.{field}" in _fields(_problem(response, 422))
+
+
 def test_a_documents_expiry_given_as_a_number_is_refused(platform: RunningPlatform, borrower_key: str) -> None:
     body = passport_kyc("US-NY")
     body["document"]["expires_on"] = 0  # was read as 1970-01-01

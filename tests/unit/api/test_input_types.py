@@ -1,6 +1,7 @@
 """The API's input types admit what its document says and nothing else: every RFC 3339 form a client writes is read
 as pydantic read it before, a number (or a string of one) where a date or a moment belongs, which pydantic's lax mode
-read as a Unix timestamp, is refused; an integer is a JSON number without a fraction, not true or "30"."""
+read as a Unix timestamp, is refused; an integer is a JSON number without a fraction, not true or "30"; a lender's
+resilience policy is JSON numbers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from api.input_types import AwareRfc3339DateTime, JsonInteger, Rfc3339Date, Rfc3339DateTime
+from api.routers.providers import RegistrationIn
+from providers.policy import ResiliencePolicy
 
 pytestmark = pytest.mark.unit
 
@@ -76,3 +79,18 @@ def test_an_integer_is_a_json_number_without_a_fraction() -> None:
     with pytest.raises(ValidationError, match="not a boolean or a string"):
         integers.validate_python(True)
     assert integers.json_schema() == {"type": "integer"}
+
+
+def test_a_registrations_resilience_takes_json_numbers_only() -> None:
+    """The settings' policy reads numbers from environment strings; a registration's body gives JSON numbers."""
+    body = {"provider_id": "lax-bank", "config": {}}
+    for field, refused in (("fail_max", "true"), ("burst", '"3"'), ("reset_timeout_seconds", '"1.5"')):
+        document = f'{{"provider_id": "lax-bank", "config": {{}}, "resilience": {{"{field}": {refused}}}}}'
+        with pytest.raises(ValidationError, match="must be a JSON number") as refusal:
+            RegistrationIn.model_validate_json(document)
+        assert refusal.value.errors()[0]["loc"] == ("resilience", field)
+    taken = RegistrationIn.model_validate(body | {"resilience": {"fail_max": 3, "reset_timeout_seconds": 2}})
+    assert taken.resilience is not None
+    assert (taken.resilience.fail_max, taken.resilience.reset_timeout_seconds) == (3, 2.0)
+    assert isinstance(taken.resilience, ResiliencePolicy)  # what the registry stores and the breakers read
+    assert ResiliencePolicy.model_validate({"fail_max": "3"}).fail_max == 3  # the settings' model, unchanged
