@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from api.app import create_app
+from api.openapi import LINKS
 
 pytestmark = pytest.mark.unit
 
@@ -173,3 +174,25 @@ def test_a_kyc_submission_documents_the_identity_provider_outage(document: dict[
     unavailable = document["paths"]["/v1/borrowers/me/kyc"]["post"]["responses"]["503"]
     assert unavailable["content"][PROBLEM_JSON]["example"]["type"].endswith("/identity-unavailable")
     assert unavailable["headers"]["Retry-After"]["schema"]["pattern"] == "^[0-9]+$"
+
+
+def test_every_link_calls_an_operation_with_its_path_parameters_from_the_answer(document: dict[str, Any]) -> None:
+    """A link names an operation of the document, gives exactly its path parameters, and reads each from a
+    property the linking answer's schema has (a link that drifts from the document is a fuzzer's dead end)."""
+    operations = {op["operationId"]: op for _, _, op in _operations(document)}
+    schemas = document["components"]["schemas"]
+    linked = 0
+    for _, _, operation in _operations(document):
+        for response in operation["responses"].values():
+            for name, link in response.get("links", {}).items():
+                linked += 1
+                target = operations[link["operationId"]]
+                wanted = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
+                assert set(link["parameters"]) == wanted, (operation["operationId"], name)
+                answer = schemas[response["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
+                for expression in link["parameters"].values():
+                    assert expression.startswith("$response.body#/"), expression
+                    assert expression.split("/")[1] in answer["properties"], (operation["operationId"], expression)
+    assert linked == sum(len(links) for links in LINKS.values()), "a link on a status the operation does not have"
+    accepted = operations["create_credit_request"]["responses"]["201"]["links"]["AcceptBestQuote"]
+    assert accepted == {"operationId": "accept_quote", "parameters": {"quote_id": "$response.body#/quotes/0/id"}}
