@@ -101,7 +101,6 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
         "ListQuotes": ("list_quotes_of_request", {"request_id": "$response.body#/id"}),
         "GetBestQuote": ("get_quote", {"quote_id": "$response.body#/quotes/0/id"}),
         "AcceptBestQuote": ("accept_quote", {"quote_id": "$response.body#/quotes/0/id"}),
-        "GetLoan": ("get_loan", {"loan_id": "$response.body#/loan_id"}),
     },
     ("accept_quote", "201"): {
         "GetLoan": ("get_loan", {"loan_id": "$response.body#/id"}),
