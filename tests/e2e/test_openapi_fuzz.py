@@ -25,6 +25,7 @@ from api.app import create_app
 from api.demo import DEMO_PROFILE, passport_kyc
 from api.wallet import approve_collateral, sign_acceptance
 from chain.signers import devnet_account
+from tests.support.cluster import NO_VELOCITY_LIMITS
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform, running_platform
 
@@ -40,7 +41,9 @@ JOURNEY = devnet_account(6)
 def platform(
     devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningPlatform]:
-    with running_platform(devnet_chains, tmp_path_factory.mktemp("fuzzed")) as running:
+    # no velocity limit: past a borrower's 25 an hour every generated credit request would be a 429, and the
+    # fuzzer would test the limit instead of the request (and have no credit request to follow a link from)
+    with running_platform(devnet_chains, tmp_path_factory.mktemp("fuzzed"), settings=NO_VELOCITY_LIMITS) as running:
         yield running
 
 
