@@ -19,7 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Context, Decimal, localcontext
 from typing import Any, Self
 
 import rfc8785
@@ -40,6 +40,9 @@ from risk.reasons import (
 from risk.scorecard import Scorecard, load_scorecard
 
 GRADE_LETTERS = {1: "A", 2: "B", 3: "C", 4: "D", 5: "E"}
+#: the collateral's limit to the millionth: a collateral of 2^96 base units of a 6-decimal asset is worth 23 digits
+#: before the point, more than the default context's 28 digits hold with 6 after it (``quantize`` raised)
+_EXACT = Context(prec=100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +200,10 @@ def assess(
         if request.amount > terms.max_amount:
             declines.append(AMOUNT_OVER_LIMIT)
         if request.collateral_value is not None:
-            by_collateral = (request.collateral_value * terms.max_ltv_bps / 10_000).quantize(
-                Decimal("0.000001"), ROUND_DOWN
-            )
+            with localcontext(_EXACT):
+                by_collateral = (request.collateral_value * terms.max_ltv_bps / 10_000).quantize(
+                    Decimal("0.000001"), ROUND_DOWN
+                )
             limit = min(limit, by_collateral)
             if request.amount > by_collateral:
                 declines.append(INSUFFICIENT_COLLATERAL)

@@ -71,6 +71,16 @@ def test_amounts_and_terms_out_of_range_are_refused_naming_the_field(
     assert field in _fields(_problem(response, 422))
 
 
+def test_the_largest_collateral_an_amount_may_be_is_no_500(platform: RunningPlatform, borrower_key: str) -> None:
+    """2^96 - 1 base units of USDC as collateral: its limit to the millionth needed 29 digits, and the risk policy's
+    ``quantize`` raised InvalidOperation (found by ``make fuzz-api``)."""
+    collateral = {"asset": "USDC", "amount": "79228162514264337593543.950335"}
+    with platform.client(borrower_key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST | {"collateral": collateral})
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] in ("quoted", "declined")
+
+
 def test_a_body_that_is_not_utf8_is_answered_like_broken_json(platform: RunningPlatform, borrower_key: str) -> None:
     headers = {"Content-Type": "application/json"}
     with platform.client(borrower_key) as client:

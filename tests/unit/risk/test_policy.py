@@ -142,6 +142,15 @@ def test_amount_and_collateral_limits_decline_with_their_reasons() -> None:
     assert enough.max_amount == Decimal(4000)  # 80 % of 5000
 
 
+def test_a_collateral_worth_more_than_28_digits_hold_is_limited_not_an_error() -> None:
+    """2^96 - 1 base units of a 6-decimal collateral (the most an amount may be), valued 1:1: ``quantize`` to the
+    millionth raised InvalidOperation in the default context (a 500 at the API, found by ``make fuzz-api``)."""
+    worth = Decimal("79228162514264337593543.950335")
+    decision = assess(STRONG, REQUEST.model_copy(update={"collateral_value": worth}), None)
+    assert decision.approved
+    assert decision.max_amount == 50_000  # the grade's own maximum: the collateral does not limit it
+
+
 def test_onchain_combination_rule() -> None:
     assert combine(None).points == 0
     assert combine(SEASONED).points == 20
