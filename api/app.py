@@ -6,11 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import idempotency, logs, metrics, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
+from api.deps import single_valued_query
 from api.heap import freeze_long_lived
 from api.oauth import tokens_from_settings
 from api.process_name import ProcessName
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # stable operation ids for generated clients: the handler's name (unique across the routers)
         generate_unique_id_function=lambda route: route.name,
+        dependencies=[Depends(single_valued_query)],
     )
     problems.install(app)
     idempotency.install(app)  # the innermost middleware: it stores what the handlers answered

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from aggregator.borrowers import BorrowerFile
@@ -188,3 +189,18 @@ async def get_borrower_file(request: Request, principal: CurrentPrincipal) -> Bo
 
 
 CurrentBorrower = Annotated[BorrowerFile, Depends(get_borrower_file)]
+
+
+def single_valued_query(request: Request) -> None:
+    """No query parameter of this API is an array: one given twice is a 422 naming it (FastAPI kept the last value,
+    so ``?borrower_id=&borrower_id=x`` was answered as ``?borrower_id=x``, an input the document calls invalid)."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    if len(names) == len(set(names)):
+        return
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    raise RequestValidationError(
+        [
+            {"type": "value_error", "loc": ("query", name), "msg": "given more than once: it takes one value"}
+            for name in repeated
+        ]
+    )

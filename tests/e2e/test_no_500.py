@@ -173,6 +173,18 @@ def test_a_boolean_or_a_string_in_a_lenders_resilience_policy_is_refused(
     assert f"resilience.{field}" in _fields(_problem(response, 422))
 
 
+@pytest.mark.parametrize("query", ["borrower_id=&borrower_id=b-1", "limit=5&limit=6&kind=risk"])
+def test_a_query_parameter_given_twice_is_refused_naming_it(platform: RunningPlatform, query: str) -> None:
+    """No query parameter is an array: FastAPI kept the last value, and the first (even an invalid one) was ignored
+    (found by ``make fuzz-api``)."""
+    with platform.client(platform.admin_key) as client:
+        response = client.get(f"/v1/decisions?{query}")
+        single = client.get("/v1/decisions?borrower_id=b-1&limit=5")
+    name = query.partition("=")[0]
+    assert _fields(_problem(response, 422)) == [f"query.{name}"]
+    assert single.status_code == 200
+
+
 def test_a_documents_expiry_given_as_a_number_is_refused(platform: RunningPlatform, borrower_key: str) -> None:
     body = passport_kyc("US-NY")
     body["document"]["expires_on"] = 0  # was read as 1970-01-01
