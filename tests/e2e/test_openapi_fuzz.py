@@ -1,8 +1,9 @@
 """A client generated from the OpenAPI document runs the borrower's journey, and schemathesis runs over the whole
-document (issue 17), against the platform's processes over real HTTP, with a
-borrower's and an admin's key (and a second borrower's for the onboarding, below), every check on: no 5xx, every response as documented (status, content type, headers,
-schema), invalid input refused, valid input accepted, auth enforced. The default run is bounded (a fixed seed, at most
-20 examples per operation); ``make fuzz-api`` runs the long one (``-m slow``: every role, hundreds per operation)."""
+document (issue 17), against the platform's processes over real HTTP, with a borrower's and an admin's key (and a
+second borrower's for the onboarding, below), every check on: no 5xx, every response as documented (status, content
+type, headers, schema), invalid input refused, valid input accepted, auth enforced. The default run is bounded (a
+fixed seed, at most 20 examples per operation); ``make fuzz-api`` runs the long one (``-m slow``: every role,
+hundreds per operation)."""
 
 from __future__ import annotations
 
