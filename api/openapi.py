@@ -91,39 +91,37 @@ RETRY_AFTER_HEADER: dict[str, Any] = {
 }
 
 # What a created resource's answer lets a client call next (OpenAPI links: a generated client's or a stateful
-# fuzzer's next step): (operation, status) → link name → (operation it calls, its parameters from the answer).
-LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
-    ("register_borrower", "201"): {
-        "EraseIdentity": ("erase_identity", {"borrower_id": "$response.body#/id"}),
+# fuzzer's next step), on each of the operation's success answers: operation → link name → (operation it calls, its
+# path parameter, where in the answer's body that is).
+LINKS: dict[str, dict[str, tuple[str, str, str]]] = {
+    "register_borrower": {"EraseIdentity": ("erase_identity", "borrower_id", "/id")},
+    "create_credit_request": {
+        "GetCreditRequest": ("get_credit_request", "request_id", "/id"),
+        "ListQuotes": ("list_quotes_of_request", "request_id", "/id"),
+        "GetBestQuote": ("get_quote", "quote_id", "/quotes/0/id"),
+        "AcceptBestQuote": ("accept_quote", "quote_id", "/quotes/0/id"),
     },
-    ("create_credit_request", "201"): {
-        "GetCreditRequest": ("get_credit_request", {"request_id": "$response.body#/id"}),
-        "ListQuotes": ("list_quotes_of_request", {"request_id": "$response.body#/id"}),
-        "GetBestQuote": ("get_quote", {"quote_id": "$response.body#/quotes/0/id"}),
-        "AcceptBestQuote": ("accept_quote", {"quote_id": "$response.body#/quotes/0/id"}),
+    "accept_quote": {
+        "GetLoan": ("get_loan", "loan_id", "/id"),
+        "RepayLoan": ("repay_loan", "loan_id", "/id"),
+        "LoanEvents": ("loan_events", "loan_id", "/id"),
+        "GetQuote": ("get_quote", "quote_id", "/quote_id"),
     },
-    ("accept_quote", "201"): {
-        "GetLoan": ("get_loan", {"loan_id": "$response.body#/id"}),
-        "RepayLoan": ("repay_loan", {"loan_id": "$response.body#/id"}),
-        "LoanEvents": ("loan_events", {"loan_id": "$response.body#/id"}),
-        "GetQuote": ("get_quote", {"quote_id": "$response.body#/quote_id"}),
+    "repay_loan": {"GetLoan": ("get_loan", "loan_id", "/loan_id")},
+    "register_provider": {
+        "ProviderHealth": ("provider_health", "provider_id", "/provider_id"),
+        "SetLoanEventsWebhook": ("set_loan_events_webhook", "provider_id", "/provider_id"),
+        "DeregisterProvider": ("deregister_provider", "provider_id", "/provider_id"),
     },
-    ("repay_loan", "201"): {"GetLoan": ("get_loan", {"loan_id": "$response.body#/loan_id"})},
-    ("repay_loan", "202"): {"GetLoan": ("get_loan", {"loan_id": "$response.body#/loan_id"})},
-    ("register_provider", "201"): {
-        "ProviderHealth": ("provider_health", {"provider_id": "$response.body#/provider_id"}),
-        "SetLoanEventsWebhook": ("set_loan_events_webhook", {"provider_id": "$response.body#/provider_id"}),
-        "DeregisterProvider": ("deregister_provider", {"provider_id": "$response.body#/provider_id"}),
+    "issue_api_key": {
+        "GetApiKey": ("get_api_key", "key_id", "/id"),
+        "SetApiKeyExpiry": ("set_api_key_expiry", "key_id", "/id"),
+        "RevokeApiKey": ("revoke_api_key", "key_id", "/id"),
     },
-    ("issue_api_key", "201"): {
-        "GetApiKey": ("get_api_key", {"key_id": "$response.body#/id"}),
-        "SetApiKeyExpiry": ("set_api_key_expiry", {"key_id": "$response.body#/id"}),
-        "RevokeApiKey": ("revoke_api_key", {"key_id": "$response.body#/id"}),
-    },
-    ("start_reconciliation", "202"): {
-        "GetReconciliation": ("get_reconciliation", {"run_id": "$response.body#/id"}),
-        "ListDiscrepancies": ("list_discrepancies", {"run_id": "$response.body#/id"}),
-        "DownloadReport": ("download_report", {"run_id": "$response.body#/id"}),
+    "start_reconciliation": {
+        "GetReconciliation": ("get_reconciliation", "run_id", "/id"),
+        "ListDiscrepancies": ("list_discrepancies", "run_id", "/id"),
+        "DownloadReport": ("download_report", "run_id", "/id"),
     },
 }
 
@@ -214,12 +212,12 @@ def document(app: FastAPI) -> dict[str, Any]:
         for operation in item.values():
             for status in _statuses(operation):
                 operation["responses"][str(status)] = _problem_response(status, path, operation.get("operationId", ""))
+            links = LINKS.get(operation.get("operationId", ""), {})
             for status, response in operation["responses"].items():
-                links = LINKS.get((operation.get("operationId", ""), status))
-                if links:
+                if links and status.startswith("2"):
                     response["links"] = {
-                        name: {"operationId": target, "parameters": parameters}
-                        for name, (target, parameters) in links.items()
+                        name: {"operationId": target, "parameters": {parameter: f"$response.body#{pointer}"}}
+                        for name, (target, parameter, pointer) in links.items()
                     }
     return schema
 
