@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, Protocol
 
 from web3.exceptions import Web3Exception
@@ -30,6 +30,7 @@ from chain.views import read_views, view
 
 log = logging.getLogger(__name__)
 NO_DEBT = 2**256 - 1  # healthFactor's answer for a loan with nothing owed
+_UINT256 = Context(prec=78)  # every uint256 in full: a health factor read as a decimal is exact
 WAD = Decimal(10) ** 18
 
 
@@ -294,8 +295,13 @@ async def read_live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
         maturity = int((await chain.aggregator().functions.getLoan(loan_ref).call(block_identifier=block))[4])
     except (Web3Exception, ValueError, OSError, TimeoutError) as err:  # a revert (a stale price), a node failing
         raise ChainError(f"{chain.name}: reading loan {loan_ref} failed: {err}") from err
-    health = None if factor == NO_DEBT else Decimal(factor) / WAD
-    return LiveFigures(int(block), int(principal), int(interest), health, maturity, block_time)
+    return LiveFigures(int(block), int(principal), int(interest), health_factor(factor), maturity, block_time)
+
+
+def health_factor(wad: int) -> Decimal | None:
+    """``CollateralManager.healthFactor``'s answer (18 decimals) as a number, exactly (the default context's 28
+    digits would round a large one); None for a loan with nothing owed."""
+    return None if wad == NO_DEBT else _UINT256.divide(Decimal(wad), WAD)
 
 
 # ---------------------------------------------------------------------------------------------- in-memory fake

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Context, Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -34,6 +34,7 @@ from api.schemas import (
 from contracts.typed_data import OFFER_FIELDS, Acceptance, Domain, Offer, acceptance_typed_data
 
 HEALTH = Decimal("0.0001")  # the health factor shown to four places, rounded down (towards liquidation)
+_WIDE = Context(prec=100)  # room for a uint256 health factor and its four places
 
 
 @lru_cache(maxsize=4096)
@@ -269,9 +270,7 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
             principal_owed=_money(asset, live.principal_owed) or "",
             interest_owed=_money(asset, live.interest_owed) or "",
             total_owed=_money(asset, live.total_owed) or "",
-            health_factor=None
-            if live.health_factor is None
-            else format(live.health_factor.quantize(HEALTH, rounding=ROUND_DOWN), "f"),
+            health_factor=None if live.health_factor is None else health_factor_text(live.health_factor),
             maturity=datetime.fromtimestamp(live.maturity, UTC).isoformat().replace("+00:00", "Z")
             if live.maturity
             else None,
@@ -281,6 +280,11 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
         out.days_past_due, out.delinquency_bucket = live.delinquency.days_past_due, live.delinquency.bucket.value
     out.live_error = detail.live_error
     return out
+
+
+def health_factor_text(factor: Decimal) -> str:
+    """A health factor to four places, rounded down (towards liquidation), whatever its size."""
+    return format(factor.quantize(HEALTH, rounding=ROUND_DOWN, context=_WIDE), "f")
 
 
 def repayment_out(outcome: RepaymentOutcome, loan: LoanOut, assets: AssetRegistry) -> RepaymentResultOut:

@@ -13,6 +13,7 @@ import pytest
 
 from aggregator.errors import LoanNotFound
 from aggregator.loans import (
+    NO_DEBT,
     ChainRef,
     InMemoryLoanStore,
     LiveFigures,
@@ -21,9 +22,11 @@ from aggregator.loans import (
     LoanScope,
     LoanService,
     Repayment,
+    health_factor,
 )
 from aggregator.platform import ChainRuntime
 from aggregator.servicing.delinquency import Bucket
+from api.render import health_factor_text
 from chain.errors import ChainError
 
 pytestmark = pytest.mark.unit
@@ -129,3 +132,15 @@ async def test_an_amortizing_loan_is_past_due_by_its_disclosed_schedule_and_the_
     assert (detail.live.principal_paid, len(detail.live.schedule)) == (95, 2)
     assert detail.live.delinquency.days_past_due == 5
     assert detail.live.delinquency.bucket is Bucket.DPD_1_29
+
+
+def test_a_health_factor_is_read_exactly_whatever_its_size() -> None:
+    """The chain's 18-decimal health factor as a decimal and as the API shows it: exact to four places rounded
+    down, for a factor past the default context's 28 digits too (it raised ``InvalidOperation`` when shown)."""
+    assert health_factor(NO_DEBT) is None
+    assert health_factor_text(cast(Decimal, health_factor(1_485_999_999_999_999_999))) == "1.4859"
+    assert health_factor_text(cast(Decimal, health_factor(999_999_999_999_999_999))) == "0.9999"  # not liquidatable
+    largest = NO_DEBT - 1
+    assert health_factor(largest) == Decimal(f"{largest // 10**18}.{largest % 10**18:018d}")
+    shown = health_factor_text(cast(Decimal, health_factor(largest)))
+    assert shown == f"{largest // 10**18}.{largest % 10**18:018d}"[:-14]
