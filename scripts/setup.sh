@@ -3,11 +3,39 @@
 # node toolchain (solc-js, anvil, OpenZeppelin), the Python environment (uv.lock), the native-style solc shim
 # registered with py-solc-x, `ape compile`, and the exported ABI + bytecode in artifacts/; Debian's chromium for the
 # browser tests.
+#
+# `scripts/setup.sh python` does the Python environment alone (uv, uv.lock, the project's .pyc): what ruff and mypy
+# need. `make test` runs them beside the rest of the set-up (the contracts' compile takes a core for about a minute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+
+python_environment() {
+  if ! command -v uv >/dev/null; then
+    log "installing uv from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check uv
+  fi
+  log "uv sync"
+  # --compile-bytecode: the packages' .pyc files are written once here. Where PYTHONDONTWRITEBYTECODE is set (this
+  # machine's environment sets it) Python otherwise compiles every imported module from source in every process:
+  # the API, the simulated lenders and every test subprocess spent over half their start-up CPU compiling
+  # (`creditmesh --help`: 6.0 s of CPU without, 2.5 s with). It costs ~50 s of CPU on a fresh environment, nothing
+  # on a later sync.
+  uv sync --frozen --quiet --compile-bytecode
+  # The project's own packages (pyproject's wheel packages, and bench/) are not in site-packages: compiled here too,
+  # for the same reason (their 300-odd modules took 1.6 s of every API process's import, 0.9 s compiled; the chain of
+  # a test that starts the devnets, the lenders and two API processes: ~4 s of CPU). ~1 s; up-to-date files are
+  # skipped, and Python ignores a .pyc whose source changed since.
+  # shellcheck disable=SC2046
+  .venv/bin/python -m compileall -q -j 0 $(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]))') bench
+}
+
+if [ "${1:-}" = python ]; then
+  python_environment
+  exit 0
+fi
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   log "installing node and npm from Debian"
@@ -21,22 +49,7 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 
-if ! command -v uv >/dev/null; then
-  log "installing uv from PyPI"
-  python3 -m pip install --quiet --disable-pip-version-check uv
-fi
-log "uv sync"
-# --compile-bytecode: the packages' .pyc files are written once here. Where PYTHONDONTWRITEBYTECODE is set (this
-# machine's environment sets it) Python otherwise compiles every imported module from source in every process: the
-# API, the simulated lenders and every test subprocess spent over half their start-up CPU compiling (`creditmesh
-# --help`: 6.0 s of CPU without, 2.5 s with). It costs ~50 s of CPU on a fresh environment, nothing on a later sync.
-uv sync --frozen --quiet --compile-bytecode
-# The project's own packages (pyproject's wheel packages, and bench/) are not in site-packages: compiled here too, for
-# the same reason (their 300-odd modules took 1.6 s of every API process's import, 0.9 s compiled; the chain of a test
-# that starts the devnets, the lenders and two API processes: ~4 s of CPU). ~1 s; up-to-date files are skipped, and
-# Python ignores a .pyc whose source changed since.
-# shellcheck disable=SC2046
-.venv/bin/python -m compileall -q -j 0 $(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]))') bench
+python_environment
 
 # Headless Chromium for the tests that open the reconciliation report in a real browser (Playwright from PyPI drives
 # Debian's browser: `playwright install` cannot download its own here).
