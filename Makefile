@@ -39,10 +39,13 @@ lint-checks:
 
 # ruff and mypy run beside the rest of the set-up (the contracts' compile, a core for about a minute; mypy ~50 s on
 # a fresh clone), so both cores work. Each one's output is printed whole when it ends (--output-sync); either
-# failing stops the tests from running.
+# failing stops the tests from running. pytest then runs on two workers (pytest-xdist), each taking one test file at a
+# time (--dist loadfile: a module's fixtures are set up once) with PostgreSQL, Redis and devnets of its own.
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: python-env
 	@$(MAKE) --no-print-directory -j 2 --output-sync=target setup lint-checks
-	$(UV_RUN) pytest
+	$(UV_RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 
 unit: setup
 	$(UV_RUN) pytest -m unit -q
