@@ -116,7 +116,7 @@ async def start_reconciliation(
     unknown = sorted(set(wanted) - set(platform.chains))
     if unknown:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown chains {unknown}; known: {list(platform.chains)}"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown chains {unknown}; known: {list(platform.chains)}"
         )
     chains = [ReconciledChain(platform.chains[name].client, platform.chains[name].record) for name in wanted]
     started_by = f"{principal.role.value}:{principal.key_id or principal.subject_id or 'unknown'}"

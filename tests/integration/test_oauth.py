@@ -26,7 +26,9 @@ from store.api import ApiKeyRepository
 from store.db import Database
 from tests.integration.test_api_keys import probe
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+# the async tests run on the session's loop, where the ``setup`` fixture runs (the last test is synchronous)
+pytestmark = pytest.mark.integration
+on_the_session_loop = pytest.mark.asyncio(loop_scope="session")
 
 ADMIN = "cm_admin_oauth_tests"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -62,6 +64,7 @@ def _bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
+@on_the_session_loop
 async def test_a_key_holder_gets_a_token_that_verifies_with_the_jwks_and_acts_as_the_key(
     setup: tuple[httpx.AsyncClient, Database, TokenService],
 ) -> None:
@@ -99,6 +102,7 @@ async def test_a_key_holder_gets_a_token_that_verifies_with_the_jwks_and_acts_as
     assert {item["id"] for item in listed.json()["items"]} == {admin_id, auditor.info.key_id}
 
 
+@on_the_session_loop
 async def test_a_token_stops_when_it_expires_or_its_key_is_revoked_or_expires(
     setup: tuple[httpx.AsyncClient, Database, TokenService],
 ) -> None:
@@ -142,6 +146,7 @@ async def test_a_token_stops_when_it_expires_or_its_key_is_revoked_or_expires(
     assert "expired" in expired_key.json()["detail"]
 
 
+@on_the_session_loop
 async def test_tokens_for_another_audience_or_from_another_key_are_refused(
     setup: tuple[httpx.AsyncClient, Database, TokenService],
 ) -> None:
@@ -166,6 +171,7 @@ async def test_tokens_for_another_audience_or_from_another_key_are_refused(
     assert (await client.get("/probe/admin")).status_code == 401
 
 
+@on_the_session_loop
 async def test_the_token_endpoint_answers_oauth_errors(setup: tuple[httpx.AsyncClient, Database, TokenService]) -> None:
     client, database, _ = setup
     auditor = issue(database, Role.AUDITOR, None, "x")
