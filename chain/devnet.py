@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from chain.artifacts import PROJECT_ROOT
 from chain.config import ChainConfig, LocalChain
-from chain.errors import DevnetError
+from chain.errors import DevnetError, DevnetPortTaken
 
 # anvil's default development mnemonic: its keys are public, so devnets never use a public network's chain id.
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
@@ -80,15 +82,32 @@ class Devnet:
             self.process.wait(timeout=timeout)
 
 
+def _listens(devnet: Devnet) -> bool:
+    """Whether the devnet's own anvil listens on its port, not another process that answered there: a port chosen
+    free may be taken by someone else before anvil binds it (another test worker's anvil of the same chain id), and a
+    fixed one may be held by an anvil left over from an earlier run."""
+    try:
+        connections = psutil.Process(devnet.process.pid).net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # where another process's sockets cannot be read, the chain id is the only check
+        return True
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == devnet.port for c in connections)
+
+
 def _wait_ready(devnet: Devnet, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
     while time.monotonic() < deadline:
         if devnet.process.poll() is not None:
-            raise DevnetError(f"anvil for {devnet.name} exited with {devnet.process.returncode} on port {devnet.port}")
+            said = devnet.process.stderr.read().decode(errors="replace").strip() if devnet.process.stderr else ""
+            error = DevnetPortTaken if "Address already in use" in said else DevnetError
+            raise error(
+                f"anvil for {devnet.name} exited with {devnet.process.returncode} on port {devnet.port}: {said}"
+            )
         try:
             answer = httpx.post(devnet.rpc_url, json=payload, timeout=1.0).json()
-            if int(answer["result"], 16) == devnet.chain_id:
+            if int(answer["result"], 16) == devnet.chain_id and _listens(devnet):
                 return
         except (httpx.HTTPError, KeyError, ValueError):
             pass
@@ -107,8 +126,22 @@ def start_devnet(
 ) -> Devnet:
     """Start anvil for ``chain`` on ``port`` (the chain's fixed port when None is given and ``port=0`` means a free
     one) and wait until it answers with the right chain id. With ``fork_url`` it is a fork of that chain at its
-    latest block (governance dry runs), with the chain's own id."""
-    chosen = chain.port if port is None else (port or free_port())
+    latest block (governance dry runs), with the chain's own id. A free port taken by another process before anvil
+    binds it is given up for another (three tries); a given port held by another process is a ``DevnetPortTaken``."""
+    if port != 0:
+        return _start(chain, chain.port if port is None else port, block_time, state_dir, fork_url, timeout)
+    retrying = Retrying(stop=stop_after_attempt(3), retry=retry_if_exception_type(DevnetPortTaken), reraise=True)
+    return retrying(lambda: _start(chain, free_port(), block_time, state_dir, fork_url, timeout))
+
+
+def _start(
+    chain: LocalChain,
+    chosen: int,
+    block_time: float | None,
+    state_dir: Path | None,
+    fork_url: str | None,
+    timeout: float,
+) -> Devnet:
     command = [
         anvil_binary(),
         "--host",

@@ -39,6 +39,10 @@ class DevnetError(ChainError):
     """A local anvil devnet could not be started or stopped."""
 
 
+class DevnetPortTaken(DevnetError):
+    """Another process listens on the port a devnet was to start on."""
+
+
 class GasEstimationFailed(TransactionReverted):
     """``eth_estimateGas`` refused the call (it would revert, or the node could not estimate it); nothing was
     signed or sent. ``decoded`` names the custom error when an artifact declares it."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from api.journey import fund_on_devnets, journey
 from api.local_platform import ServicePorts, local_chains, platform_services, read_fleet
 from api.settings import Settings
 from chain.config import LOCAL_CHAINS
+from chain.errors import DevnetPortTaken
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 
 DEMO_KEY_FILE = "demo-borrower.key"
@@ -37,6 +39,14 @@ def cmd_run(args: argparse.Namespace) -> None:
     if not kept:  # a chain without its state: every record of the earlier chains would be wrong, so all start over
         _reset(settings)
     print("creditmesh: " + ("the chains, records and keys of the last run, kept" if kept else "a fresh platform"))
+    try:
+        _run(args, settings, state_dir)
+    except DevnetPortTaken as err:  # the message, not a traceback: the usual cause is a run still going elsewhere
+        print(f"creditmesh: {err} (is another `creditmesh run` still running?)", file=sys.stderr, flush=True)
+        raise SystemExit(1) from err
+
+
+def _run(args: argparse.Namespace, settings: Settings, state_dir: Path) -> None:
     with local_chains(
         settings.resolved_deployments_dir, state_dir=state_dir, prices_usd=settings.asset_prices_usd
     ) as chains:

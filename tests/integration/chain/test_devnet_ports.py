@@ -1,0 +1,75 @@
+"""A devnet is the anvil it started, never another process that answers on its port with the same chain id: an anvil
+left over from an earlier ``make run`` on a fixed port, or another test worker's on a port both chose free. A held
+port is refused with the reason (``creditmesh run`` says it and exits 1); a free port found taken is exchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import api.local_platform
+import chain.devnet
+from api.cli import main as cli
+from chain.config import LOCAL_CHAINS
+from chain.devnet import Devnet, free_port, start_devnet
+from chain.errors import DevnetPortTaken
+
+pytestmark = pytest.mark.integration
+
+CHAIN = LOCAL_CHAINS[0]
+
+
+@pytest.fixture
+def holder() -> Iterator[Devnet]:
+    """An anvil of the same chain id already listening on a port."""
+    devnet = start_devnet(CHAIN, port=0)
+    try:
+        yield devnet
+    finally:
+        devnet.stop()
+
+
+def _block_number(devnet: Devnet) -> int:
+    payload = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
+    return int(httpx.post(devnet.rpc_url, json=payload, timeout=5).json()["result"], 16)
+
+
+def test_a_given_port_held_by_another_anvil_is_refused_not_borrowed(holder: Devnet) -> None:
+    with pytest.raises(DevnetPortTaken, match=f"port {holder.port}.*Address already in use"):
+        start_devnet(CHAIN, port=holder.port)
+    assert holder.process.poll() is None
+    assert _block_number(holder) == 0
+
+
+def test_a_free_port_taken_before_anvil_binds_it_is_exchanged_for_another(
+    holder: Devnet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chosen = iter([holder.port])
+    monkeypatch.setattr(chain.devnet, "free_port", lambda: next(chosen, None) or free_port())
+    devnet = start_devnet(CHAIN, port=0)
+    try:
+        assert devnet.port != holder.port
+        assert devnet.process.poll() is None
+        # its own chain: a block mined on it is not mined on the holder's
+        httpx.post(devnet.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []}, timeout=5)
+        assert (_block_number(devnet), _block_number(holder)) == (1, 0)
+    finally:
+        devnet.stop()
+
+
+def test_creditmesh_run_on_a_held_port_says_so_and_starts_nothing(
+    holder: Devnet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CREDITMESH_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(api.local_platform, "LOCAL_CHAINS", (CHAIN.model_copy(update={"port": holder.port}),))
+    with pytest.raises(SystemExit) as ended:
+        cli(["run"])
+    assert ended.value.code == 1
+    said = capsys.readouterr().err
+    assert f"port {holder.port}: Error: Address already in use" in said
+    assert "another `creditmesh run` still running?" in said
+    assert "Traceback" not in said
+    assert _block_number(holder) == 0  # nothing was deployed to the anvil that holds the port
