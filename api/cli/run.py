@@ -8,7 +8,7 @@ import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from eth_account import Account
@@ -20,7 +20,7 @@ from api.journey import fund_on_devnets, journey
 from api.local_platform import ServicePorts, local_chains, platform_services, read_fleet
 from api.settings import Settings
 from chain.config import LOCAL_CHAINS
-from chain.errors import DevnetPortTaken
+from chain.errors import ConfigurationError, DevnetPortTaken
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 
 DEMO_KEY_FILE = "demo-borrower.key"
@@ -42,8 +42,14 @@ def cmd_run(args: argparse.Namespace) -> None:
     try:
         _run(args, settings, state_dir)
     except DevnetPortTaken as err:  # the message, not a traceback: the usual cause is a run still going elsewhere
-        print(f"creditmesh: {err} (is another `creditmesh run` still running?)", file=sys.stderr, flush=True)
-        raise SystemExit(1) from err
+        _refused(f"{err} (is another `creditmesh run` still running?)", err)
+    except ConfigurationError as err:  # e.g. a kept chain its deployment records were not made on
+        _refused(f"{err}; `creditmesh reset` (make reset) starts over with fresh chains", err)
+
+
+def _refused(message: str, err: Exception) -> NoReturn:
+    print(f"creditmesh: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1) from err
 
 
 def _run(args: argparse.Namespace, settings: Settings, state_dir: Path) -> None:

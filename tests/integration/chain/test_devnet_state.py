@@ -3,14 +3,19 @@ blocks, balances and contracts of before; ``creditmesh reset`` forgets the local
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
 import pytest
 from web3 import Web3
 
+import api.cli.run
+import api.local_platform
 from api.cli import main as cli
+from api.local_platform import local_chains
 from chain.config import LOCAL_CHAINS
-from chain.devnet import start_devnet
+from chain.devnet import free_port, start_devnet
 from chain.signers import devnet_account
 
 pytestmark = pytest.mark.integration
@@ -69,3 +74,27 @@ def test_reset_forgets_the_local_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     cli(["reset"])
     assert [path for path in kept if path.exists()] == []
     assert unrelated.read_text() == "mine"
+
+
+def test_a_kept_chain_its_records_were_not_made_on_is_refused_with_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, chain = tmp_path / "data", CHAIN.model_copy(update={"port": free_port()})
+    monkeypatch.setenv("CREDITMESH_DATA_DIR", str(data))
+    for module in (api.local_platform, api.cli.run):
+        monkeypatch.setattr(module, "LOCAL_CHAINS", (chain,))
+    with local_chains(data / "deployments", state_dir=data / "devnets"):
+        pass
+    time.sleep(1.1)  # another second: another genesis block
+    other = start_devnet(chain, port=0, state_dir=tmp_path / "other")
+    other.stop()
+    shutil.copy(tmp_path / "other" / f"{chain.name}.json", data / "devnets" / f"{chain.name}.json")
+
+    with pytest.raises(SystemExit) as ended:
+        cli(["run"])
+    assert ended.value.code == 1
+    said = capsys.readouterr()
+    assert "the chains, records and keys of the last run, kept" in said.out
+    assert f"deployments record {data / 'deployments' / chain.name}.json was made on another {chain.name}" in said.err
+    assert "`creditmesh reset` (make reset) starts over" in said.err
+    assert "Traceback" not in said.err
