@@ -73,8 +73,10 @@ def _track_writes(engine: Engine) -> None:
 
 def _read_only(session: Session) -> bool:
     """Whether ``session``'s open transaction, on PostgreSQL, has only read: nothing sent but SELECTs (see
-    ``_track_writes``) and nothing added, changed or deleted waiting for a flush."""
-    if not session.in_transaction() or session.new or session.dirty or session.deleted:
+    ``_track_writes``) and nothing added, changed or deleted waiting for a flush. Not one whose flush failed (a commit
+    that raised ``IntegrityError``, which the caller caught): SQLAlchemy has rolled it back, and it refuses every use
+    but a rollback, which ``close()`` does."""
+    if not session.in_transaction() or not session.is_active or session.new or session.dirty or session.deleted:
         return False
     connection = session.connection()  # the transaction's own (one engine per session)
     return connection.dialect.name == "postgresql" and connection.info.get(_WROTE) is False

@@ -216,20 +216,23 @@ async def test_every_process_shares_the_keys_through_postgresql(postgres_schema:
     ensure_bootstrap_admin(databases[0], ADMIN)
     try:
         async with _client(_app(databases[0], Gate())) as one, _client(_app(databases[1], Gate())) as two:
-            headers = {"Idempotency-Key": str(uuid.uuid4())}
-            body = {"role": "auditor", "label": "pg"}
-            first, second = await asyncio.gather(
-                one.post("/v1/api-keys", json=body, headers=headers),
-                two.post("/v1/api-keys", json=body, headers=headers),
-            )
-            statuses = sorted([first.status_code, second.status_code])
-            assert statuses in ([201, 201], [201, 409]), (first.text, second.text)
-            replay = await two.post("/v1/api-keys", json=body, headers=headers)
-            created = first if first.status_code == 201 else second
-            assert replay.json() == created.json()
-            with databases[0].unit_of_work() as uow:
-                issued = uow.session.scalar(select(func.count()).select_from(ApiKeyRow).where(ApiKeyRow.label == "pg"))
-            assert issued == 1
+            # 20 keys, each sent to both at once: the second claim of a key usually meets the first's row inserted
+            # and not yet committed, and its insert fails (caught, then read as in use: 409, never a 500)
+            for label in (f"pg-{n}" for n in range(20)):
+                headers = {"Idempotency-Key": str(uuid.uuid4())}
+                body = {"role": "auditor", "label": label}
+                first, second = await asyncio.gather(
+                    one.post("/v1/api-keys", json=body, headers=headers),
+                    two.post("/v1/api-keys", json=body, headers=headers),
+                )
+                statuses = sorted([first.status_code, second.status_code])
+                assert statuses in ([201, 201], [201, 409]), (first.text, second.text)
+                replay = await two.post("/v1/api-keys", json=body, headers=headers)
+                created = first if first.status_code == 201 else second
+                assert replay.json() == created.json()
+                with databases[0].unit_of_work() as uow:
+                    count = select(func.count()).select_from(ApiKeyRow).where(ApiKeyRow.label == label)
+                    assert uow.session.scalar(count) == 1
     finally:
         for database in databases:
             database.dispose()

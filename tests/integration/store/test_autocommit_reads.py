@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase
 
 from store.autocommit import autocommit_session
 from store.db import Database
@@ -104,3 +105,23 @@ def test_a_committed_unit_of_work_keeps_what_it_wrote(database: Database, ledger
     with database.unit_of_work() as uow:  # read again after the commit: a new transaction that only reads
         assert uow.session.execute(sa.select(ledger.c.id)).scalars().all() == [4]
     assert _ids(database, ledger) == [4]
+
+
+def test_a_unit_of_work_whose_failed_commit_was_handled_is_left_cleanly(database: Database, ledger: sa.Table) -> None:
+    """A commit whose flush failed (a unique key another process inserted first), the error caught: leaving the unit
+    of work must not fail again (the session refuses every use but a rollback), and nothing of it stays."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Row(Base):
+        __table__ = ledger
+
+    with database.unit_of_work() as uow:
+        uow.session.add(Row(id=5))
+        uow.commit()
+    with database.unit_of_work() as uow:
+        uow.session.add(Row(id=5))
+        with pytest.raises(sa.exc.IntegrityError):
+            uow.commit()
+    assert _ids(database, ledger) == [5]
