@@ -73,6 +73,13 @@ def _events(database: Database, loan_id: str) -> list[OutboxEventRow]:
         return SqlOutboxRepository(uow.session).events(loan_id)
 
 
+def _recorded_deliveries(database: Database, loan_id: str) -> int:
+    """How many of the loan's event deliveries the relay has recorded as delivered."""
+    with database.unit_of_work() as uow:
+        outbox = SqlOutboxRepository(uow.session)
+        return sum(d.status == DELIVERED for event in outbox.events(loan_id) for d in outbox.deliveries(event.id))
+
+
 async def _relay_until(database: Database, receiver: EventReceiver, done: Callable[[], bool]) -> None:
     """Run the outbox relay (to the lender's receiver) until ``done``."""
     destinations = EventDestinations(SecretBox.from_master_key(bytes(32)), {LENDER: Destination(receiver.url, SECRET)})
@@ -140,7 +147,12 @@ async def test_a_reorg_cancels_undelivered_events_and_retracts_delivered_ones(
         await reader.poll(writer=write)
         with database.unit_of_work() as uow:
             loan_id = uow.session.query(LoanRow).filter(LoanRow.offer_digest == digest).one().id
-        await _relay_until(database, receiver, lambda: len(receiver.events()) == 2)
+        # received and recorded as delivered: the receiver has an event before the relay records its delivery, and
+        # a delivery in flight when the relay stops stays pending (sent again later), which the reorg below would
+        # cancel instead of retracting
+        await _relay_until(
+            database, receiver, lambda: len(receiver.events()) == 2 and _recorded_deliveries(database, loan_id) == 2
+        )
         undelivered_repayment = repay(200 * USDC)
         await reader.poll(writer=write)  # written to the outbox; the relay is not running
         before = {e.body["data"].get("tx_hash"): e for e in _events(database, loan_id)}
