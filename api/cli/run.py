@@ -43,7 +43,10 @@ def cmd_run(args: argparse.Namespace) -> None:
         _run(args, settings, state_dir)
     except DevnetPortTaken as err:  # the message, not a traceback: the usual cause is a run still going elsewhere
         _refused(f"{err} (is another `creditmesh run` still running?)", err)
-    except ConfigurationError as err:  # e.g. a kept chain its deployment records were not made on
+    except ConfigurationError as err:
+        if not kept:  # a fresh platform's: starting over again would not help
+            raise
+        # e.g. a kept chain its deployment records were not made on
         _refused(f"{err}; `creditmesh reset` (make reset) starts over with fresh chains", err)
 
 
