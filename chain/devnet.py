@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
@@ -14,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ephemeral_port_reserve
 import httpx
 import psutil
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
@@ -44,9 +44,12 @@ def anvil_binary() -> str:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    """A loopback port no other process is using, held back from the kernel's own choices for about a minute: the
+    port is left in TIME_WAIT, so another ``bind`` to port 0 (another test worker choosing a free port) is never
+    given it, while the server it is meant for binds it with ``SO_REUSEADDR`` (anvil, uvicorn, asyncio's servers,
+    Redis and PostgreSQL all set it). A port bound and released at once would be free for anyone to take between
+    the choice and the server's bind."""
+    return int(ephemeral_port_reserve.reserve(LOOPBACK))
 
 
 @dataclass

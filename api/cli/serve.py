@@ -19,9 +19,10 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 from typing import Any
+
+import ephemeral_port_reserve
 
 from api.cli._common import API_PORT
 
@@ -75,10 +76,9 @@ def answer_timeout(accept_wait_seconds: float) -> float:
 
 
 def _free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A free loopback port for an API process, kept from other processes' choices until the process binds it (a
+    port bound and released at once could be taken in between; see ``chain.devnet.free_port``)."""
+    return int(ephemeral_port_reserve.reserve("127.0.0.1"))
 
 
 def _die_with_parent() -> None:

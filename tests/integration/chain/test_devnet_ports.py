@@ -1,9 +1,12 @@
 """A devnet is the anvil it started, never another process that answers on its port with the same chain id: an anvil
 left over from an earlier ``make run`` on a fixed port, or another test worker's on a port both chose free. A held
-port is refused with the reason (``creditmesh run`` says it and exits 1); a free port found taken is exchanged."""
+port is refused with the reason (``creditmesh run`` says it and exits 1); a free port found taken is exchanged. A port
+chosen free is kept from every other choice of a free port until its server binds it (the test servers of two pytest
+workers, or two ``creditmesh serve --processes`` on one machine, never pick the same one)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +33,30 @@ def holder() -> Iterator[Devnet]:
         yield devnet
     finally:
         devnet.stop()
+
+
+def _kernel_choice(reuse_address: bool) -> int:
+    """The port the kernel gives a bind to port 0, as any other process choosing a free port gets one."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(reuse_address))
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_port_chosen_free_is_not_given_to_anyone_else_until_its_server_binds_it() -> None:
+    chosen = {free_port() for _ in range(300)}
+    # a port bound and released at once came back to one choice in ~50 here (the ephemeral range's 14k odd ports):
+    # ~60 of these 3,000 choices would be one of the 300
+    others = [_kernel_choice(reuse_address=index % 2 == 1) for index in range(3000)]
+    assert chosen.isdisjoint(others)
+    # while the server it was chosen for binds it as servers do (SO_REUSEADDR), and anvil does
+    port = chosen.pop()
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+    devnet = start_devnet(CHAIN, port=chosen.pop())
+    devnet.stop()
 
 
 def _block_number(devnet: Devnet) -> int:
