@@ -4,9 +4,13 @@ runs) and ``creditmesh reset`` (start over); ``creditmesh serve`` (the API only)
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
 import shutil
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,6 +28,9 @@ from chain.errors import ConfigurationError, DevnetPortTaken
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 
 DEMO_KEY_FILE = "demo-borrower.key"
+#: held (flock) by the ``creditmesh run`` using the data directory, for as long as it runs; the kernel lets go of it
+#: when that process ends, however it ends
+RUN_LOCK_FILE = "run.lock"
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -34,6 +41,11 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.fleet is not None:
         read_fleet(args.fleet)  # refused before anything starts
     settings = Settings()
+    with _data_dir_of_this_run(settings.data_dir):
+        _start(args, settings)
+
+
+def _start(args: argparse.Namespace, settings: Settings) -> None:
     state_dir = settings.data_dir / "devnets"
     kept = not args.reset and all((state_dir / f"{chain.name}.json").exists() for chain in LOCAL_CHAINS)
     if not kept:  # a chain without its state: every record of the earlier chains would be wrong, so all start over
@@ -48,6 +60,25 @@ def cmd_run(args: argparse.Namespace) -> None:
             raise
         # e.g. a kept chain its deployment records were not made on
         _refused(f"{err}; `creditmesh reset` (make reset) starts over with fresh chains", err)
+
+
+@contextmanager
+def _data_dir_of_this_run(data_dir: Path) -> Iterator[None]:
+    """The data directory for this process alone while it runs: a second ``creditmesh run`` or a ``creditmesh
+    reset`` on it is refused before it touches anything (a fresh run starts by removing the records, which would
+    delete the ones of the run still going under it)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / RUN_LOCK_FILE).open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            _refused(f"{data_dir} is in use by a `creditmesh run` still going (pid {holder}); stop it first", err)
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
 
 
 def _refused(message: str, err: Exception) -> NoReturn:
@@ -107,7 +138,8 @@ def _reset(settings: Settings) -> None:
 
 def cmd_reset(args: argparse.Namespace) -> None:
     settings = Settings()
-    _reset(settings)
+    with _data_dir_of_this_run(settings.data_dir):
+        _reset(settings)
     print(f"creditmesh: local state removed from {settings.data_dir} (chains, deployments, databases, demo key)")
 
 

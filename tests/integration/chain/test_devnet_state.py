@@ -1,9 +1,13 @@
 """``make run`` keeps its chains (issue 17): an anvil started with a state directory comes back after a stop with the
-blocks, balances and contracts of before; ``creditmesh reset`` forgets the local run's chains, records and keys."""
+blocks, balances and contracts of before; ``creditmesh reset`` forgets the local run's chains, records and keys, but
+not while a run is using them."""
 
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +25,15 @@ from chain.signers import devnet_account
 pytestmark = pytest.mark.integration
 
 CHAIN = LOCAL_CHAINS[0]
+
+HOLDS_THE_DIRECTORY = """
+import sys
+from pathlib import Path
+from api.cli.run import _data_dir_of_this_run
+with _data_dir_of_this_run(Path(sys.argv[1])):
+    print("held", flush=True)
+    input()
+"""
 
 
 def test_a_devnet_with_a_state_directory_keeps_its_chain_across_restarts(tmp_path: Path) -> None:
@@ -74,6 +87,37 @@ def test_reset_forgets_the_local_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     cli(["reset"])
     assert [path for path in kept if path.exists()] == []
     assert unrelated.read_text() == "mine"
+
+
+def test_a_data_directory_in_use_by_a_run_is_neither_run_nor_reset_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    records = [data / "deployments" / f"{CHAIN.name}.json", data / "creditmesh.db", data / "demo-borrower.key"]
+    for path in records:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    monkeypatch.setenv("CREDITMESH_DATA_DIR", str(data))
+    # another process holding the directory as a run does, for as long as it lives
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDS_THE_DIRECTORY, str(data)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        for command in (["run"], ["reset"]):  # a run without state files starts fresh: it would remove the records
+            with pytest.raises(SystemExit) as ended:
+                cli(command)
+            assert ended.value.code == 1
+            said = capsys.readouterr().err
+            assert f"{data} is in use by a `creditmesh run` still going (pid {holder.pid}); stop it first" in said
+            assert "Traceback" not in said
+        assert [path for path in records if not path.exists()] == []
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    cli(["reset"])  # the kernel let go of the lock with the process, however it ended
+    assert [path for path in records if path.exists()] == []
 
 
 def test_a_kept_chain_its_records_were_not_made_on_is_refused_with_the_way_out(
