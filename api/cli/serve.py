@@ -22,8 +22,6 @@ import signal
 import sys
 from typing import Any
 
-import ephemeral_port_reserve
-
 from api.cli._common import API_PORT
 
 log = logging.getLogger("creditmesh.serve")
@@ -73,12 +71,6 @@ def answer_timeout(accept_wait_seconds: float) -> float:
     from api.balancer import ANSWER_TIMEOUT_SECONDS
 
     return max(ANSWER_TIMEOUT_SECONDS, accept_wait_seconds + ANSWER_MARGIN_SECONDS)
-
-
-def _free_loopback_port() -> int:
-    """A free loopback port for an API process, kept from other processes' choices until the process binds it (a
-    port bound and released at once could be taken in between; see ``chain.devnet.free_port``)."""
-    return int(ephemeral_port_reserve.reserve("127.0.0.1"))
 
 
 def _die_with_parent() -> None:
@@ -146,12 +138,14 @@ async def serve_processes(host: str, port: int, processes: int, answer_timeout: 
     """N API processes behind the balancer on ``host:port`` until SIGINT or SIGTERM; the balancer answers 504 for a
     process that has not answered within ``answer_timeout`` seconds (the balancer's default when None)."""
     from api.balancer import ANSWER_TIMEOUT_SECONDS, Backend, Balancer
+    from chain.devnet import free_port
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(stop_signal, stop.set)
-    backends = [Backend("127.0.0.1", _free_loopback_port()) for _ in range(processes)]
+    # each kept from other processes' choices of a free port until its API process binds it
+    backends = [Backend("127.0.0.1", free_port()) for _ in range(processes)]
     supervisors = [asyncio.create_task(_supervise(i, b.port, stop)) for i, b in enumerate(backends)]
     balancer = Balancer(backends, answer_timeout=answer_timeout or ANSWER_TIMEOUT_SECONDS)
     await balancer.start(host, port)
