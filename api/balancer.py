@@ -130,9 +130,9 @@ class _Upstream:
         self.writer.close()
 
 
-@dataclass
+@dataclass(eq=False)
 class Backend:
-    """One API process behind the balancer."""
+    """One API process behind the balancer (each one itself: its port may change, ``Balancer.move``)."""
 
     host: str
     port: int
@@ -186,7 +186,7 @@ class Balancer:
         self._server: asyncio.Server | None = None
         self._prober: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
-        self._idle: dict[str, list[_Upstream]] = {backend.address: [] for backend in backends}
+        self._idle: dict[Backend, list[_Upstream]] = {backend: [] for backend in backends}
         #: upstream connections opened (not reused) since start: what keep-alive saves
         self.opened = 0
 
@@ -238,10 +238,20 @@ class Balancer:
             log.warning("API process %s is %s", backend.address, "healthy" if answered else "unhealthy")
         backend.healthy = answered
         if not answered:
-            for upstream in self._idle[backend.address]:
-                upstream.close()
-            self._idle[backend.address].clear()
+            self._close_idle(backend)
         return answered
+
+    def move(self, backend: Backend, port: int) -> None:
+        """``backend``'s process now listens on ``port`` (started again there): it gets no requests until a probe
+        there answers, and no connection to its old port is reused."""
+        log.warning("API process %s moves to port %d", backend.address, port)
+        backend.port, backend.healthy = port, False
+        self._close_idle(backend)
+
+    def _close_idle(self, backend: Backend) -> None:
+        for upstream in self._idle[backend]:
+            upstream.close()
+        self._idle[backend].clear()
 
     async def _probe_forever(self) -> None:
         while True:
@@ -283,7 +293,7 @@ class Balancer:
 
     async def _upstream(self, backend: Backend) -> _Upstream | None:
         """An idle connection to ``backend`` still fit for a request, else a new one; None when it refuses."""
-        idle = self._idle[backend.address]
+        idle = self._idle[backend]
         while idle:
             upstream = idle.pop()
             if upstream.usable():
@@ -353,9 +363,9 @@ class Balancer:
                     )
                     await client_writer.drain()
             return False
-        if keep and len(self._idle[backend.address]) < MAX_IDLE_PER_BACKEND:
+        if keep and len(self._idle[backend]) < MAX_IDLE_PER_BACKEND:
             upstream.idle_since = time.monotonic()
-            self._idle[backend.address].append(upstream)
+            self._idle[backend].append(upstream)
         else:
             upstream.close()
         return client_keeps

@@ -43,13 +43,14 @@ def anvil_binary() -> str:
     return found
 
 
-def free_port() -> int:
+def free_port(again: int = 0) -> int:
     """A loopback port no other process is using, held back from the kernel's own choices for about a minute: the
     port is left in TIME_WAIT, so another ``bind`` to port 0 (another test worker choosing a free port) is never
     given it, while the server it is meant for binds it with ``SO_REUSEADDR`` (anvil, uvicorn, asyncio's servers,
     Redis and PostgreSQL all set it). A port bound and released at once would be free for anyone to take between
-    the choice and the server's bind."""
-    return int(ephemeral_port_reserve.reserve(LOOPBACK))
+    the choice and the server's bind. ``again``: that port, held back anew, when no other process holds it (a
+    server's own port, to start it there again); otherwise another."""
+    return int(ephemeral_port_reserve.reserve(LOOPBACK, again))
 
 
 @dataclass

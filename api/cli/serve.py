@@ -5,8 +5,8 @@ With N processes the first runs the background workers (``CREDITMESH_WORKERS``, 
 keeper, relay and the rest, each once per chain under its lease anyway) and the others none; each answers with an
 ``X-Creditmesh-Process`` header naming it (``api-1`` …) and trusts the balancer's ``X-Forwarded-For`` (loopback is
 added to ``CREDITMESH_TRUSTED_PROXIES``). A process that exits is started again after a second (one that keeps
-failing at start-up less and less often, up to every 30 s); the
-balancer sends it nothing until its ``/healthz`` answers. Several processes need a database they can share
+failing at start-up less and less often, up to every 30 s), on its port again unless another process has taken the
+port meanwhile, else on another free port; the balancer sends it nothing until its ``/healthz`` answers. Several processes need a database they can share
 (PostgreSQL) and, for breaker state, rate limits and velocity shared across them, ``CREDITMESH_REDIS_URL``."""
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.cli._common import API_PORT
+
+if TYPE_CHECKING:
+    from api.balancer import Backend, Balancer
 
 log = logging.getLogger("creditmesh.serve")
 
@@ -94,16 +97,18 @@ def process_env(index: int, base: dict[str, str]) -> dict[str, str]:
     }
 
 
-async def _supervise(index: int, port: int, stop: asyncio.Event) -> None:
-    """Run API process ``index`` on ``port`` until ``stop``; start it again when it exits on its own."""
-    command = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+async def _supervise(index: int, backend: Backend, balancer: Balancer, stop: asyncio.Event) -> None:
+    """Run API process ``index`` on ``backend``'s port until ``stop``; start it again when it exits on its own, on
+    the same port unless another process has taken that port meanwhile (then on another, moving ``backend``)."""
+    from chain.devnet import free_port
+
     preexec = _die_with_parent if sys.platform == "linux" else None
     loop = asyncio.get_running_loop()
     delay = RESTART_DELAY_SECONDS / 2
     while not stop.is_set():
         started = loop.time()
         process = await asyncio.create_subprocess_exec(
-            *command,
+            *[sys.executable, "-m", "api.cli", "serve", "--host", backend.host, "--port", str(backend.port)],
             env=process_env(index, dict(os.environ)),
             preexec_fn=preexec,  # a prctl call only: safe between fork and exec
         )
@@ -132,6 +137,8 @@ async def _supervise(index: int, port: int, stop: asyncio.Event) -> None:
         )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
+        if not stop.is_set() and (port := free_port(backend.port)) != backend.port:
+            balancer.move(backend, port)
 
 
 async def serve_processes(host: str, port: int, processes: int, answer_timeout: float | None = None) -> None:
@@ -146,8 +153,8 @@ async def serve_processes(host: str, port: int, processes: int, answer_timeout: 
         loop.add_signal_handler(stop_signal, stop.set)
     # each kept from other processes' choices of a free port until its API process binds it
     backends = [Backend("127.0.0.1", free_port()) for _ in range(processes)]
-    supervisors = [asyncio.create_task(_supervise(i, b.port, stop)) for i, b in enumerate(backends)]
     balancer = Balancer(backends, answer_timeout=answer_timeout or ANSWER_TIMEOUT_SECONDS)
+    supervisors = [asyncio.create_task(_supervise(i, b, balancer, stop)) for i, b in enumerate(backends)]
     await balancer.start(host, port)
     log.warning(
         "creditmesh: %d API processes (%s) behind http://%s:%d",

@@ -1,16 +1,22 @@
 """``creditmesh serve --processes 2`` on one real PostgreSQL and Redis, behind its local balancer: requests are
 served by both processes in turn (each names itself in ``X-Creditmesh-Process``; the balancer hands every request to
-the next process, on a kept-alive client connection too), and a lender an admin registers through one of them is
-quoted by the other in the next credit request it serves."""
+the next process, on a kept-alive client connection too), a lender an admin registers through one of them is
+quoted by the other in the next credit request it serves, and a process killed is started again (on another port
+when its own was taken meanwhile) while the other goes on serving."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from chain.signers import devnet_account
@@ -91,3 +97,72 @@ def test_both_processes_serve_and_a_registration_through_one_is_quoted_by_the_ot
     assert set(quoted_by) == {"api-1", "api-2"}, "round robin over the two processes"
     other = ({"api-1", "api-2"} - {registered_by}).pop()
     assert {"late-bank", "sim-bank"} <= quoted_by[other], "the other process quotes the lender registered through one"
+
+
+def _api_processes(platform: RunningPlatform) -> dict[str, tuple[int, int]]:
+    """The supervisor's API processes: name (``api-1`` …) -> (pid, port)."""
+    assert platform.api is not None
+    found = {}
+    for child in psutil.Process(platform.api.pid).children():
+        try:
+            name, command = child.environ().get("CREDITMESH_PROCESS_NAME"), child.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if name is not None and "--port" in command:
+            found[name] = (child.pid, int(command[command.index("--port") + 1]))
+    return found
+
+
+def _refusing_listener(port: int, stop: threading.Event) -> socket.socket:
+    """Another program's server on loopback ``port`` that closes every connection unanswered."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the killed process's TIME_WAITs
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    listener.settimeout(0.1)
+
+    def refuse() -> None:
+        while not stop.is_set():
+            try:
+                listener.accept()[0].close()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    threading.Thread(target=refuse, daemon=True).start()
+    return listener
+
+
+def test_a_process_killed_is_started_again_on_another_port_when_its_own_was_taken(
+    two_processes: tuple[RunningPlatform, str],
+) -> None:
+    platform, _ = two_processes
+    deadline = time.monotonic() + 120
+    while len(processes := _api_processes(platform)) < 2:
+        assert time.monotonic() < deadline, f"only {processes}"
+        time.sleep(0.2)
+    pid, port = processes["api-2"]
+
+    os.kill(pid, signal.SIGKILL)
+    psutil.Process(pid).wait(timeout=30)
+    stop = threading.Event()
+    # the port taken by another program before the supervisor starts api-2 again (it waits a second)
+    listener = _refusing_listener(port, stop)
+    try:
+        answered: dict[str, int] = {}
+        deadline = time.monotonic() + 120
+        while "api-2" not in answered:
+            assert time.monotonic() < deadline, f"api-2 not started again; answered by {answered}"
+            answer = httpx.get(f"{platform.api_url}/healthz", timeout=30)
+            if answer.status_code == 200:
+                name = answer.headers[HEADER]
+                answered[name] = answered.get(name, 0) + 1
+            time.sleep(0.1)
+        assert answered.get("api-1", 0) > 0, "api-1 served while api-2 was down"
+        new_pid, new_port = _api_processes(platform)["api-2"]
+        assert new_pid != pid
+        assert new_port != port, "started again on another port: its own is held by another program"
+    finally:
+        stop.set()
+        listener.close()

@@ -2,7 +2,8 @@
 left over from an earlier ``make run`` on a fixed port, or another test worker's on a port both chose free. A held
 port is refused with the reason (``creditmesh run`` says it and exits 1); a free port found taken is exchanged. A port
 chosen free is kept from every other choice of a free port until its server binds it (the test servers of two pytest
-workers, or two ``creditmesh serve --processes`` on one machine, never pick the same one)."""
+workers, or two ``creditmesh serve --processes`` on one machine, never pick the same one); a server's own port is held
+back again for its restart unless another program has taken it, then another is chosen."""
 
 from __future__ import annotations
 
@@ -57,6 +58,24 @@ def test_a_port_chosen_free_is_not_given_to_anyone_else_until_its_server_binds_i
         server.listen()
     devnet = start_devnet(CHAIN, port=chosen.pop())
     devnet.stop()
+
+
+def test_a_server_s_own_port_is_held_back_again_unless_another_program_took_it() -> None:
+    port = free_port()
+    with socket.socket() as server:  # a server on it, closed after an exchange: its side of it left in TIME_WAIT
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        with socket.create_connection(("127.0.0.1", port)):
+            server.accept()[0].close()
+    assert free_port(again=port) == port
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        moved = free_port(again=port)
+    assert moved != port
+    assert moved not in [_kernel_choice(reuse_address=False) for _ in range(200)]
 
 
 def _block_number(devnet: Devnet) -> int:
