@@ -6,8 +6,9 @@ keeper, relay and the rest, each once per chain under its lease anyway) and the 
 ``X-Creditmesh-Process`` header naming it (``api-1`` …) and trusts the balancer's ``X-Forwarded-For`` (loopback is
 added to ``CREDITMESH_TRUSTED_PROXIES``). A process that exits is started again after a second (one that keeps
 failing at start-up less and less often, up to every 30 s), on its port again unless another process has taken the
-port meanwhile, else on another free port; the balancer sends it nothing until its ``/healthz`` answers. Several processes need a database they can share
-(PostgreSQL) and, for breaker state, rate limits and velocity shared across them, ``CREDITMESH_REDIS_URL``."""
+port meanwhile, else on another free port; the balancer sends it nothing until its ``/healthz`` answers. Several
+processes need a database they can share (PostgreSQL) and, for breaker state, rate limits and velocity shared across
+them, ``CREDITMESH_REDIS_URL``."""
 
 from __future__ import annotations
 
