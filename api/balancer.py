@@ -14,7 +14,10 @@ that fails before its answer began gets a ``502`` problem+json. A process whose 
 ``answer_timeout`` of the request (``ANSWER_TIMEOUT_SECONDS``; ``creditmesh serve`` sets it above the API's longest
 own wait, an accept's ``CREDITMESH_ACCEPT_WAIT_SECONDS``), or whose answer then stalls as long, loses the connection:
 the client gets a ``504`` problem+json if nothing of the answer was sent yet. ``Expect: 100-continue`` is answered by
-the balancer.
+the balancer. A request whose body cannot be framed without doubt (RFC 9112 section 6: a ``Content-Length`` other than
+one header of decimal digits, both ``Transfer-Encoding`` and ``Content-Length``, a transfer coding other than chunked
+last, a chunk size that is not hexadecimal) gets a ``400`` problem+json and its connection closed: sent on, the API
+process could read where it ends differently, and the rest as a request of its own.
 
 Health-aware: each process's ``/healthz`` is probed every ``probe_seconds``; a process that fails a probe or refuses
 a connection gets no new requests until a probe answers 200 again; when none is healthy the others are still
@@ -27,6 +30,7 @@ import contextlib
 import itertools
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -44,6 +48,7 @@ MAX_IDLE_PER_BACKEND = 256
 #: the longest wait for a process's answer to begin, and then for each next part of it
 ANSWER_TIMEOUT_SECONDS = 150.0
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class _Closed(Exception):
@@ -105,10 +110,26 @@ class _Message:
         found = self.values(b"content-length")
         if not found:
             return None
+        if len(found) > 1 or not found[0].isdigit():  # one header, ASCII digits only: no sign, space or "_"
+            raise _Closed(
+                f"Content-Length must be one decimal number, not {b', '.join(found).decode(errors='replace')!r}"
+            )
+        return int(found[0])
+
+    def framing_error(self) -> str | None:
+        """Why a request's body cannot be told apart from the next request on its connection (RFC 9112 section 6),
+        or None: a transfer coding other than chunked last, both ``Transfer-Encoding`` and ``Content-Length``, or
+        ``Content-Length`` other than one header of one decimal number."""
+        codings = [token.strip().lower() for value in self.values(b"transfer-encoding") for token in value.split(b",")]
+        if codings and codings[-1] != b"chunked":
+            return f"Transfer-Encoding must end in chunked, not {b', '.join(codings).decode(errors='replace')!r}"
+        if codings and self.values(b"content-length"):
+            return "a request may have Transfer-Encoding or Content-Length, not both"
         try:
-            return int(found[0])
-        except ValueError as err:
-            raise _Closed(f"bad Content-Length {found[0]!r}") from err
+            _ = self.length
+        except _Closed as err:
+            return str(err)
+        return None
 
 
 @dataclass(slots=True)
@@ -143,16 +164,23 @@ class Backend:
         return f"{self.host}:{self.port}"
 
 
-def _problem(status: int, reason: str, slug: str, detail: str) -> bytes:
-    """A problem+json answer that ends its connection (with ``Retry-After: 1``: both are passing conditions)."""
+def _problem(status: int, reason: str, slug: str, detail: str, *, retry: bool = True) -> bytes:
+    """A problem+json answer that ends its connection (with ``Retry-After: 1`` when ``retry``: a passing condition)."""
     body = json.dumps(
         {"type": f"https://creditmesh.dev/problems/{slug}", "title": reason, "status": status, "detail": detail}
     ).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/problem+json\r\n"
-        f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode() + body
+    headers = [
+        f"HTTP/1.1 {status} {reason}",
+        "Content-Type: application/problem+json",
+        f"Content-Length: {len(body)}",
+        *(["Retry-After: 1"] if retry else []),
+        "Connection: close",
+    ]
+    return "\r\n".join([*headers, "", ""]).encode() + body
+
+
+def _bad_request(detail: str) -> bytes:
+    return _problem(400, "Bad Request", "bad-request", detail, retry=False)
 
 
 def _unavailable() -> bytes:
@@ -286,6 +314,10 @@ class Balancer:
             except TimeoutError:
                 return  # idle: closed
             request = _Message.parse(head)
+            if (framing_error := request.framing_error()) is not None:
+                client_writer.write(_bad_request(framing_error))  # sent on, it could be read as two requests
+                await client_writer.drain()
+                return
             if not await self._exchange(request, forwarded_head(head, client), client_reader, client_writer):
                 return
             if not request.http11 or b"close" in request.tokens(b"connection"):
@@ -330,10 +362,23 @@ class Balancer:
             return False
         if b"100-continue" in request.tokens(b"expect"):
             client_writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        answered = False
         try:
             upstream.writer.write(head)
             await _copy_body(request, client_reader, upstream.writer)
+        except _Closed as err:  # the client's body: a chunk size that is not one, or its connection gone inside it
+            upstream.close()
+            with contextlib.suppress(OSError):
+                client_writer.write(_bad_request(str(err)))
+                await client_writer.drain()
+            return False
+        except OSError:
+            upstream.close()
+            with contextlib.suppress(OSError):
+                client_writer.write(_bad_gateway())
+                await client_writer.drain()
+            return False
+        answered = False
+        try:
             async with asyncio.timeout(self._answer_timeout):
                 while True:  # interim answers (1xx) first
                     response_head = await upstream.reader.readuntil(b"\r\n\r\n")
@@ -399,10 +444,10 @@ async def _copy_body(
             async with asyncio.timeout(stall):
                 size_line = await reader.readuntil(b"\r\n")
             writer.write(size_line)
-            try:
-                size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError as err:
-                raise _Closed(f"bad chunk size {size_line!r}") from err
+            digits = size_line.split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(digits):
+                raise _Closed(f"a chunk size must be hexadecimal digits, not {digits!r}")
+            size = int(digits, 16)
             if size == 0:
                 async with asyncio.timeout(stall):
                     while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -181,3 +182,48 @@ async def test_a_process_that_does_not_answer_in_time_gets_the_client_a_504_prob
             assert (in_time.status_code, in_time.text) == (200, "late"), "the next request is served as before"
     finally:
         await impatient.close()
+
+
+async def _raw(port: int, request: bytes) -> bytes:
+    """Everything the balancer answers to ``request`` on one connection, until it closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize(
+    ("headers", "body", "detail"),
+    [
+        (b"Content-Length: +5\r\n", b"hello", "Content-Length must be one decimal number, not '+5'"),
+        (b"Content-Length: 1_0\r\n", b"hello12345", "Content-Length must be one decimal number, not '1_0'"),
+        (b"Content-Length: 5\r\nContent-Length: 39\r\n", b"hello", "not '5, 39'"),
+        (b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n", "not both"),
+        (b"Transfer-Encoding: chunked, gzip\r\n", b"0\r\n\r\n", "must end in chunked, not 'chunked, gzip'"),
+        (b"Transfer-Encoding: chunked\r\n", b"-5\r\nhello\r\n0\r\n\r\n", "hexadecimal digits, not b'-5'"),
+    ],
+    ids=["signed-length", "underscored-length", "two-lengths", "both-framings", "gzip-last", "signed-chunk"],
+)
+async def test_a_request_whose_body_cannot_be_framed_gets_a_400_problem_and_nothing_after_it_is_sent_on(
+    processes: tuple[list[_Process], Balancer, str], headers: bytes, body: bytes, detail: str
+) -> None:
+    _, balancer, url = processes
+    port = int(url.rsplit(":", 1)[1])
+    opened = balancer.opened
+    answer = await _raw(port, b"POST /echo HTTP/1.1\r\nHost: a\r\n" + headers + b"\r\n" + body + SMUGGLED)
+    head, _, problem = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+    assert b"Content-Type: application/problem+json" in head
+    assert b"Retry-After" not in head, "the same request fails again"
+    assert json.loads(problem)["type"] == "https://creditmesh.dev/problems/bad-request"
+    assert detail in json.loads(problem)["detail"]
+    assert answer.count(b"HTTP/1.1 ") == 1, "what followed the body was not read as a request of its own"
+    if b"-5" not in body:  # known from the head alone (a chunk size only once the body is read)
+        assert balancer.opened == opened, "refused before any process saw it"
