@@ -365,10 +365,13 @@ class Balancer:
         try:
             upstream.writer.write(head)
             await _copy_body(request, client_reader, upstream.writer)
-        except _Closed as err:  # the client's body: a chunk size that is not one, or its connection gone inside it
+        except (_Closed, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as err:
+            # the client's body: a chunk size that is not one or runs over, or the client gone inside the body
             upstream.close()
             with contextlib.suppress(OSError):
-                client_writer.write(_bad_request(str(err)))
+                client_writer.write(
+                    _bad_request(str(err) if isinstance(err, _Closed) else "the chunked body ended or ran over")
+                )
                 await client_writer.drain()
             return False
         except OSError:

@@ -227,3 +227,20 @@ async def test_a_request_whose_body_cannot_be_framed_gets_a_400_problem_and_noth
     assert answer.count(b"HTTP/1.1 ") == 1, "what followed the body was not read as a request of its own"
     if b"-5" not in body:  # known from the head alone (a chunk size only once the body is read)
         assert balancer.opened == opened, "refused before any process saw it"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_client_that_stops_inside_its_chunked_body_gets_a_400_problem(
+    processes: tuple[list[_Process], Balancer, str],
+) -> None:
+    _, _, url = processes
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    try:
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3")
+        writer.write_eof()  # the rest of the size line never comes
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    head, _, problem = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+    assert json.loads(problem)["detail"] == "the chunked body ended or ran over"
