@@ -68,11 +68,17 @@ class ApiService:
 
     @property
     def pids(self) -> dict[str, int]:
-        """Each API process's pid by name (with N = 1, the one process; otherwise the balancer's children)."""
+        """Each API process's pid by name (with N = 1, the one process; otherwise the balancer's children, each
+        known by its ``CREDITMESH_PROCESS_NAME``, else by the port it was first given: a process started again may
+        be on another)."""
         if len(self.processes) == 1:
             return {name: self.process.pid for name in self.processes}
         ports = {url.rsplit(":", 1)[1]: name for name, url in self.processes.items()}
-        found = {ports[port]: pid for pid, port in _serve_children(self.process.pid).items() if port in ports}
+        found = {}
+        for pid, port in _serve_children(self.process.pid).items():
+            name = _process_name_of(pid) or ports.get(port)
+            if name in self.processes:
+                found[name] = pid
         return dict(sorted(found.items()))
 
 
@@ -238,6 +244,16 @@ def _serve_children(parent: int) -> dict[int, str]:
         if "serve" in command and "--port" in command:
             found[int(stat.parent.name)] = command[command.index("--port") + 1]
     return found
+
+
+def _process_name_of(pid: int) -> str | None:
+    """The ``CREDITMESH_PROCESS_NAME`` process ``pid`` was started with, if any (``creditmesh serve --processes``)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    prefix = b"CREDITMESH_PROCESS_NAME="
+    return next((entry[len(prefix) :].decode() for entry in environ if entry.startswith(prefix)), None)
 
 
 def _wait_processes(balancer: subprocess.Popen[bytes], count: int, timeout: float) -> dict[str, str]:
