@@ -1,13 +1,19 @@
 """Provider registrations shared by every process (one real PostgreSQL, two API processes' registries, each with its
 own engine and its own poll, a real simulated lender over HTTP): a lender an admin registers through one process's
 API is asked by the other's next fan-out within about a second, a registration changed in the store is rebuilt
-there, and one deregistered through the API leaves both; registered again, it comes back."""
+there, and one deregistered through the API leaves both; registered again, it comes back.
+
+"Within about a second" is one poll interval (0.2 s here, ``CREDITMESH_PROVIDERS_RELOAD_SECONDS`` = 0.5 s by default)
+and one read: each change must be in place when the first poll that starts after it ends. That is asserted by
+counting each registry's polls, not by a wall clock, which a loaded machine stretches past any bound (1.18 s once in
+CI for this 0.2 s poll)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -36,8 +42,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 
 ADMIN = "cm_admin_registration_sync"
 POLL_SECONDS = 0.2
-#: a registration must reach the other process within this (its poll is POLL_SECONDS; the issue asks for 1 s)
-WITHIN_SECONDS = 1.0
+#: how long a poll may take before the test stops waiting for it (a hung poll fails the test, a slow one does not)
+HANG_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +79,45 @@ async def processes(postgres_schema: Callable[[str], str]) -> AsyncIterator[Proc
     second.dispose()
 
 
-async def _until(condition: Callable[[], bool], seconds: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < seconds, f"{what} not seen within {seconds} s"
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
+@dataclass
+class _Polls:
+    """One registry's polls (``follow_registrations``' calls of ``sync_persisted``), numbered as they start."""
+
+    started: int = 0
+    finished: set[int] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, registry: ProviderRegistry, monkeypatch: pytest.MonkeyPatch) -> _Polls:
+        polls, sync = cls(), registry.sync_persisted
+
+        async def counted() -> bool:
+            polls.started += 1
+            number = polls.started
+            try:
+                return await sync()
+            finally:
+                polls.finished.add(number)
+
+        monkeypatch.setattr(registry, "sync_persisted", counted)
+        return polls
+
+    def next(self) -> int:
+        """The number of the first poll to start from now on."""
+        return self.started + 1
+
+    async def sees(self, poll: int, condition: Callable[[], bool], what: str) -> None:
+        """``condition`` holds by the time poll number ``poll`` has ended."""
+        deadline = time.monotonic() + HANG_SECONDS
+        while not condition():  # (no await between this and the next line: no poll ends in between)
+            assert poll not in self.finished, f"{what} not seen by the first poll after it"
+            assert time.monotonic() < deadline, f"{what}: poll {poll} has not ended in {HANG_SECONDS} s"
+            await asyncio.sleep(0.02)
+
+    async def ended(self, poll: int) -> None:
+        deadline = time.monotonic() + HANG_SECONDS
+        while poll not in self.finished:
+            assert time.monotonic() < deadline, f"poll {poll} has not ended in {HANG_SECONDS} s"
+            await asyncio.sleep(0.02)
 
 
 def _ids(adapters: list[ProviderAdapter]) -> list[str]:
@@ -86,20 +125,21 @@ def _ids(adapters: list[ProviderAdapter]) -> list[str]:
 
 
 async def test_a_registration_through_one_process_is_quoted_by_another_within_a_second(
-    sim: str, processes: Processes
+    sim: str, processes: Processes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, a, b = processes
+    polls_a, polls_b = _Polls.of(a, monkeypatch), _Polls.of(b, monkeypatch)
     quoting_b = b.adapters()  # what process B's QuotingService holds: the same live list
     admin = {"X-API-Key": ADMIN}
     body = registration(sim, resilience={"fail_max": 7, "quote_attempts": 1})
     created = await api.post("/v1/providers", json=body, headers=admin)
     assert created.status_code == 201, created.text
-    await _until(lambda: _ids(quoting_b) == ["late-bank"], WITHIN_SECONDS, "the registration in process B")
+    await polls_b.sees(polls_b.next(), lambda: _ids(quoting_b) == ["late-bank"], "the registration in process B")
     outcomes = await fan_out(quoting_b, REQUEST, 1.0)
     assert [(o.provider_id, o.outcome) for o in outcomes] == [("late-bank", "offered")], "B opens the sealed secret"
     assert b.source("late-bank") == "api"
     registered_in_a = a.get_provider("late-bank")
-    await asyncio.sleep(3 * POLL_SECONDS)
+    await polls_a.ended(polls_a.next() + 1)  # two polls of its own
     assert a.get_provider("late-bank") is registered_in_a, "the registering process does not rebuild its own"
 
     # a change of the stored registration (its policy) is rebuilt in every process, in the list's same place
@@ -113,8 +153,9 @@ async def test_a_registration_through_one_process_is_quoted_by_another_within_a_
             uow.commit()
 
     await asyncio.to_thread(change)
-    await _until(lambda: b.get_provider("late-bank").policy.fail_max == 3, WITHIN_SECONDS, "the change in B")
-    await _until(lambda: a.get_provider("late-bank").policy.fail_max == 3, WITHIN_SECONDS, "the change in A")
+    next_b, next_a = polls_b.next(), polls_a.next()
+    await polls_b.sees(next_b, lambda: b.get_provider("late-bank").policy.fail_max == 3, "the change in B")
+    await polls_a.sees(next_a, lambda: a.get_provider("late-bank").policy.fail_max == 3, "the change in A")
     assert _ids(quoting_b) == ["late-bank"]
     assert quoting_b[0] is b.get_provider("late-bank")
 
@@ -122,11 +163,12 @@ async def test_a_registration_through_one_process_is_quoted_by_another_within_a_
     assert (await api.get("/v1/providers/late-bank/health", headers=provider_key)).status_code == 200
     removed = await api.delete("/v1/providers/late-bank", headers=admin)
     assert removed.status_code == 204, removed.text
+    removed_by_b = polls_b.next()
     refused = await api.get("/v1/providers/late-bank/health", headers=provider_key)
     assert refused.status_code == 401, "a deregistered provider's key is revoked with it"
     assert "late-bank" not in a, "gone from the deregistering process at once"
     assert _ids(a.adapters()) == []
-    await _until(lambda: quoting_b == [], WITHIN_SECONDS, "the deregistration in process B")
+    await polls_b.sees(removed_by_b, lambda: quoting_b == [], "the deregistration in process B")
     assert await fan_out(quoting_b, REQUEST, 0.5) == []
     again = await api.delete("/v1/providers/late-bank", headers=admin)
     assert again.status_code == 404
@@ -134,5 +176,5 @@ async def test_a_registration_through_one_process_is_quoted_by_another_within_a_
 
     back = await api.post("/v1/providers", json=body, headers=admin)
     assert back.status_code == 201, back.text
-    await _until(lambda: _ids(quoting_b) == ["late-bank"], WITHIN_SECONDS, "the registration again in B")
+    await polls_b.sees(polls_b.next(), lambda: _ids(quoting_b) == ["late-bank"], "the registration again in B")
     assert b.get_provider("late-bank").policy.fail_max == 7, "registered again with the body's policy"
