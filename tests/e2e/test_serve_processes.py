@@ -134,6 +134,35 @@ def _refusing_listener(port: int, stop: threading.Event) -> socket.socket:
     return listener
 
 
+def _kill_and_take_port(platform: RunningPlatform, stop: threading.Event) -> tuple[int, int, socket.socket]:
+    """SIGKILL api-2 and take its port before the supervisor starts it again there (it waits a second): its old pid,
+    port and the listener now on that port. Tried again if a stalled test lost that race."""
+    for _ in range(3):
+        pid, port = _api_processes(platform)["api-2"]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                return pid, port, _refusing_listener(port, stop)
+            except OSError:  # its listening socket not closed yet, or api-2 already back on it
+                back = _api_processes(platform).get("api-2")
+                if back is not None and back[0] != pid:
+                    break
+                time.sleep(0.005)
+        _wait_for_api_2(platform, pid)
+    raise AssertionError("api-2 came back on its own port before the test could take it, three times")
+
+
+def _wait_for_api_2(platform: RunningPlatform, dead: int) -> None:
+    deadline = time.monotonic() + 120
+    while (back := _api_processes(platform).get("api-2")) is None or back[0] == dead:
+        assert time.monotonic() < deadline, "api-2 not started again"
+        time.sleep(0.2)
+    while httpx.get(f"http://127.0.0.1:{back[1]}/healthz", timeout=30).status_code != 200:
+        assert time.monotonic() < deadline, "api-2 not healthy again"
+        time.sleep(0.2)
+
+
 def test_a_process_killed_is_started_again_on_another_port_when_its_own_was_taken(
     two_processes: tuple[RunningPlatform, str],
 ) -> None:
@@ -142,13 +171,9 @@ def test_a_process_killed_is_started_again_on_another_port_when_its_own_was_take
     while len(processes := _api_processes(platform)) < 2:
         assert time.monotonic() < deadline, f"only {processes}"
         time.sleep(0.2)
-    pid, port = processes["api-2"]
 
-    os.kill(pid, signal.SIGKILL)
-    psutil.Process(pid).wait(timeout=30)
     stop = threading.Event()
-    # the port taken by another program before the supervisor starts api-2 again (it waits a second)
-    listener = _refusing_listener(port, stop)
+    pid, port, listener = _kill_and_take_port(platform, stop)
     try:
         answered: dict[str, int] = {}
         deadline = time.monotonic() + 120
