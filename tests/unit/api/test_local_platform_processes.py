@@ -20,7 +20,8 @@ pytestmark = pytest.mark.unit
 SUPERVISOR = """
 import os, subprocess, sys, time
 def child(port, name=None):
-    env = os.environ | ({"CREDITMESH_PROCESS_NAME": name} if name else {})
+    env = {k: v for k, v in os.environ.items() if k != "CREDITMESH_PROCESS_NAME"}
+    env |= {"CREDITMESH_PROCESS_NAME": name} if name else {}
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "serve", "--port", port], env=env)
 children = [child(port) for port in sys.argv[1:]]
 moved = child("47009", "api-3")  # api-3, started again on another port than the one it was first given
@@ -47,7 +48,7 @@ def test_each_process_is_found_by_its_name_or_the_port_it_serves() -> None:
         assert ports == {"api-1": "47001", "api-2": "47002", "api-3": "47009"}
         assert supervisor.pid not in pids.values()
     finally:
-        os.killpg(supervisor.pid, signal.SIGKILL)  # the supervisor's own session: it and its two children
+        os.killpg(supervisor.pid, signal.SIGKILL)  # the supervisor's own session: it and its three children
         supervisor.wait(timeout=10)
 
 
