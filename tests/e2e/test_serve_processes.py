@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
+from api.local_platform import _process_name_of, _serve_children
 from chain.signers import devnet_account
 from providers.sim.fleet import SimLender, lender_url
 from tests.integration.providers.support import SECRET, sim_server
@@ -102,15 +102,8 @@ def test_both_processes_serve_and_a_registration_through_one_is_quoted_by_the_ot
 def _api_processes(platform: RunningPlatform) -> dict[str, tuple[int, int]]:
     """The supervisor's API processes: name (``api-1`` …) -> (pid, port)."""
     assert platform.api is not None
-    found = {}
-    for child in psutil.Process(platform.api.pid).children():
-        try:
-            name, command = child.environ().get("CREDITMESH_PROCESS_NAME"), child.cmdline()
-        except psutil.NoSuchProcess:
-            continue
-        if name is not None and "--port" in command:
-            found[name] = (child.pid, int(command[command.index("--port") + 1]))
-    return found
+    children = _serve_children(platform.api.pid).items()
+    return {name: (pid, int(port)) for pid, port in children if (name := _process_name_of(pid)) is not None}
 
 
 def _refusing_listener(port: int, stop: threading.Event) -> socket.socket:
