@@ -14,10 +14,11 @@ that fails before its answer began gets a ``502`` problem+json. A process whose 
 ``answer_timeout`` of the request (``ANSWER_TIMEOUT_SECONDS``; ``creditmesh serve`` sets it above the API's longest
 own wait, an accept's ``CREDITMESH_ACCEPT_WAIT_SECONDS``), or whose answer then stalls as long, loses the connection:
 the client gets a ``504`` problem+json if nothing of the answer was sent yet. ``Expect: 100-continue`` is answered by
-the balancer. A request whose body cannot be framed without doubt (RFC 9112 section 6: a ``Content-Length`` other than
-one header of decimal digits, both ``Transfer-Encoding`` and ``Content-Length``, a transfer coding other than chunked
-last, a chunk size that is not hexadecimal) gets a ``400`` problem+json and its connection closed: sent on, the API
-process could read where it ends differently, and the rest as a request of its own.
+the balancer. A request whose body cannot be framed without doubt (RFC 9112 sections 5 and 6: a header line that is
+not a field name, a colon and a value, a ``Content-Length`` other than one header of decimal digits, both
+``Transfer-Encoding`` and ``Content-Length``, a transfer coding other than chunked last, a chunk size that is not
+hexadecimal) gets a ``400`` problem+json and its connection closed: sent on, the API process could read where it ends
+differently, and the rest as a request of its own.
 
 Health-aware: each process's ``/healthz`` is probed every ``probe_seconds``; a process that fails a probe or refuses
 a connection gets no new requests until a probe answers 200 again; when none is healthy the others are still
@@ -49,6 +50,8 @@ MAX_IDLE_PER_BACKEND = 256
 ANSWER_TIMEOUT_SECONDS = 150.0
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+#: a header field's name (RFC 9110 section 5.1: a token)
+_FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class _Closed(Exception):
@@ -79,15 +82,21 @@ class _Message:
 
     first: list[bytes]
     headers: list[tuple[bytes, bytes]]
+    #: the first header line that is not a field name, a colon and a value (whitespace before the colon, a folded
+    #: continuation line, no colon), if any
+    malformed: bytes | None = None
 
     @classmethod
     def parse(cls, head: bytes) -> _Message:
         first, *lines = head.removesuffix(b"\r\n\r\n").split(b"\r\n")
         headers = []
+        malformed = None
         for line in lines:
-            name, _, value = line.partition(b":")
+            name, colon, value = line.partition(b":")
+            if malformed is None and not (colon and _FIELD_NAME.fullmatch(name)):
+                malformed = line
             headers.append((name.strip().lower(), value.strip()))
-        return cls(first.split(b" ", 2), headers)
+        return cls(first.split(b" ", 2), headers, malformed)
 
     def values(self, name: bytes) -> list[bytes]:
         return [value for key, value in self.headers if key == name]
@@ -118,8 +127,13 @@ class _Message:
 
     def framing_error(self) -> str | None:
         """Why a request's body cannot be told apart from the next request on its connection (RFC 9112 section 6),
-        or None: a transfer coding other than chunked last, both ``Transfer-Encoding`` and ``Content-Length``, or
+        or None: a header line that is not a field name, a colon and a value (RFC 9112 section 5: a name spaced from
+        its colon or folded onto a line of its own may be read as another header, or as none, by the API process), a
+        transfer coding other than chunked last, both ``Transfer-Encoding`` and ``Content-Length``, or
         ``Content-Length`` other than one header of one decimal number."""
+        if self.malformed is not None:
+            shown = self.malformed[:80].decode(errors="replace")
+            return f"a header line must be a field name, a colon and a value, not {shown!r}"
         codings = [token.strip().lower() for value in self.values(b"transfer-encoding") for token in value.split(b",")]
         if codings and codings[-1] != b"chunked":
             return f"Transfer-Encoding must end in chunked, not {b', '.join(codings).decode(errors='replace')!r}"

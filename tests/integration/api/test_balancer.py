@@ -208,8 +208,21 @@ SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n"
         (b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n", "not both"),
         (b"Transfer-Encoding: chunked, gzip\r\n", b"0\r\n\r\n", "must end in chunked, not 'chunked, gzip'"),
         (b"Transfer-Encoding: chunked\r\n", b"-5\r\nhello\r\n0\r\n\r\n", "hexadecimal digits, not b'-5'"),
+        (b"Content-Length : 39\r\n", b"hello", "a field name, a colon and a value, not 'Content-Length : 39'"),
+        (b"X-Note: a\r\n Content-Length: 39\r\n", b"hello", "not ' Content-Length: 39'"),
+        (b"Content-Length 39\r\n", b"hello", "not 'Content-Length 39'"),
     ],
-    ids=["signed-length", "underscored-length", "two-lengths", "both-framings", "gzip-last", "signed-chunk"],
+    ids=[
+        "signed-length",
+        "underscored-length",
+        "two-lengths",
+        "both-framings",
+        "gzip-last",
+        "signed-chunk",
+        "space-before-colon",
+        "folded-line",
+        "no-colon",
+    ],
 )
 async def test_a_request_whose_body_cannot_be_framed_gets_a_400_problem_and_nothing_after_it_is_sent_on(
     processes: tuple[list[_Process], Balancer, str], headers: bytes, body: bytes, detail: str
