@@ -240,10 +240,14 @@ class Balancer:
         return [b for b in ordered if b.healthy] + [b for b in ordered if not b.healthy]
 
     async def start(self, host: str, port: int) -> asyncio.Server:
+        """Listen on ``host:port`` (an ``OSError`` if that address cannot be had, nothing left running), probe every
+        process once, then accept connections."""
+        server = await asyncio.start_server(self._accept, host, port, limit=MAX_HEAD_BYTES, start_serving=False)
+        self._server = server
         await asyncio.gather(*(self.probe(backend) for backend in self.backends))
         self._prober = asyncio.create_task(self._probe_forever(), name="balancer-probes")
-        self._server = await asyncio.start_server(self._accept, host, port, limit=MAX_HEAD_BYTES)
-        return self._server
+        await server.start_serving()
+        return server
 
     async def close(self) -> None:
         if self._server is not None:

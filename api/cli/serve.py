@@ -8,7 +8,8 @@ added to ``CREDITMESH_TRUSTED_PROXIES``). A process that exits is started again 
 failing at start-up less and less often, up to every 30 s), on its port again unless another process has taken the
 port meanwhile, else on another free port; the balancer sends it nothing until its ``/healthz`` answers. Several
 processes need a database they can share (PostgreSQL) and, for breaker state, rate limits and velocity shared across
-them, ``CREDITMESH_REDIS_URL``."""
+them, ``CREDITMESH_REDIS_URL``. The balancer listens first: on an address it cannot have, ``serve`` exits naming it
+and the cause, with no API process started."""
 
 from __future__ import annotations
 
@@ -155,8 +156,13 @@ async def serve_processes(host: str, port: int, processes: int, answer_timeout: 
     # each kept from other processes' choices of a free port until its API process binds it
     backends = [Backend("127.0.0.1", free_port()) for _ in range(processes)]
     balancer = Balancer(backends, answer_timeout=answer_timeout or ANSWER_TIMEOUT_SECONDS)
+    try:
+        await balancer.start(host, port)
+    except OSError as err:  # its address taken, not this machine's or no address at all: no API process is started
+        # asyncio's message repeats the address; the system's names the cause (a resolver's numbers are negative)
+        reason = os.strerror(err.errno) if err.errno is not None and err.errno > 0 else (err.strerror or str(err))
+        raise SystemExit(f"creditmesh serve: cannot listen on {host}:{port}: {reason}") from None
     supervisors = [asyncio.create_task(_supervise(i, b, balancer, stop)) for i, b in enumerate(backends)]
-    await balancer.start(host, port)
     log.warning(
         "creditmesh: %d API processes (%s) behind http://%s:%d",
         processes,

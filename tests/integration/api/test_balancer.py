@@ -4,7 +4,8 @@ connection and its failed probe mark it unhealthy) and gets connections again on
 left the client gets a 503 problem with Retry-After; a large body goes through both ways intact, and a chunked one;
 each request reaches its process with the client's address in X-Forwarded-For (after any the client sent); a
 keep-alive client's requests are spread too, on its one connection, and the balancer reuses its connections to the
-processes instead of opening one per request; a process that does not answer in time gets the client a 504 problem."""
+processes instead of opening one per request; a process that does not answer in time gets the client a 504 problem;
+a balancer whose address is taken raises and probes nothing."""
 
 from __future__ import annotations
 
@@ -257,3 +258,27 @@ async def test_a_client_that_stops_inside_its_chunked_body_gets_a_400_problem(
     head, _, problem = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
     assert json.loads(problem)["detail"] == "the chunked body ended or ran over"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_balancer_whose_address_is_taken_raises_and_leaves_nothing_probing() -> None:
+    probes = 0
+
+    async def count(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal probes
+        probes += 1
+        writer.close()
+
+    process = await asyncio.start_server(count, "127.0.0.1", 0)
+    taken = await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", 0)
+    balancer = Balancer([Backend("127.0.0.1", process.sockets[0].getsockname()[1])], probe_seconds=0.05)
+    try:
+        with pytest.raises(OSError, match="address already in use"):
+            await balancer.start("127.0.0.1", taken.sockets[0].getsockname()[1])
+        await asyncio.sleep(0.3)  # six probe intervals
+        assert probes == 0, "a balancer that could not listen probes nothing, now or later"
+    finally:
+        await balancer.close()
+        for server in (process, taken):
+            server.close()
+            await server.wait_closed()

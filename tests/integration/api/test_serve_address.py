@@ -1,0 +1,31 @@
+"""``creditmesh serve --processes N`` on an address it cannot listen on (taken by another program) exits 1 with one
+line naming the address and the cause, not a traceback (it listens before it starts any API process)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_an_address_in_use_is_named_and_no_process_is_started() -> None:
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        port = other_program.getsockname()[1]
+        # never reached: the database is checked by the API processes, and none is started
+        env = os.environ | {"CREDITMESH_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none"}
+        done = subprocess.run(
+            [sys.executable, "-m", "api.cli", "serve", "--processes", "2", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1, done
+    assert done.stderr.strip() == f"creditmesh serve: cannot listen on 127.0.0.1:{port}: Address already in use"
