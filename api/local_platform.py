@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -36,6 +38,15 @@ from providers.sim.fleet import SimLender, http_lender_settings
 LOOPBACK = "127.0.0.1"
 
 
+class ServicePortTaken(Exception):
+    """Another program listens on the loopback port a local service was to start on (its health check would have
+    been answered by that program, not by the service)."""
+
+    def __init__(self, service: str, port: int) -> None:
+        super().__init__(f"port {port} ({service}) is taken by another program")
+        self.service, self.port = service, port
+
+
 @dataclass(frozen=True, slots=True)
 class ServicePorts:
     """Where the API, the simulated lenders and the simulated identity providers listen (loopback)."""
@@ -47,6 +58,12 @@ class ServicePorts:
     @classmethod
     def free(cls) -> ServicePorts:
         return cls(free_port(), free_port(), free_port())
+
+    def refuse_taken(self) -> None:
+        """``ServicePortTaken`` for the first of these ports another program listens on (before anything starts)."""
+        for service, port in (("api", self.api), ("lenders", self.lenders), ("identity", self.identity)):
+            if _listening(port):
+                raise ServicePortTaken(service, port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +237,9 @@ def _starter(
     """A function starting one named process (stopped when ``stack`` closes) and waiting for its health URL."""
 
     def start(name: str, command: list[str], health_url: str) -> subprocess.Popen[bytes]:
+        port = urlsplit(health_url).port
+        if port is not None and _listening(port):
+            raise ServicePortTaken(name, port)
         stderr: IO[bytes] | None = None
         if log_dir is not None:
             stderr = stack.enter_context((log_dir / f"{name}.log").open("ab"))
@@ -296,6 +316,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _listening(port: int) -> bool:
+    """Whether a program accepts connections on ``port`` (loopback) now."""
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        return probe.connect_ex((LOOPBACK, port)) == 0
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:

@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from api.cli._common import API_PORT, local_rpc
 from api.demo import onboard
 from api.journey import fund_on_devnets, journey
-from api.local_platform import ServicePorts, local_chains, platform_services, read_fleet
+from api.local_platform import ServicePorts, ServicePortTaken, local_chains, platform_services, read_fleet
 from api.settings import Settings
 from chain.config import LOCAL_CHAINS
 from chain.errors import ConfigurationError, DevnetPortTaken
@@ -55,6 +55,9 @@ def _start(args: argparse.Namespace, settings: Settings) -> None:
         _run(args, settings, state_dir)
     except DevnetPortTaken as err:  # the message, not a traceback: the usual cause is a run still going elsewhere
         _refused(f"{err} (is another `creditmesh run` still running?)", err)
+    except ServicePortTaken as err:  # e.g. a development server on 8000, which would answer for the API
+        moved = " or run the API on another port (`creditmesh run --port N`)" if err.service == "api" else ""
+        _refused(f"{err}: stop it{moved}", err)
     except ConfigurationError as err:
         if not kept:  # a fresh platform's: starting over again would not help
             raise
@@ -87,13 +90,15 @@ def _refused(message: str, err: Exception) -> NoReturn:
 
 
 def _run(args: argparse.Namespace, settings: Settings, state_dir: Path) -> None:
+    ports = ServicePorts(api=args.port)
+    ports.refuse_taken()  # before the chains start: the simulators' and the API's ports
     with local_chains(
         settings.resolved_deployments_dir, state_dir=state_dir, prices_usd=settings.asset_prices_usd
     ) as chains:
         for devnet in chains.devnets:
             aggregator = chains.deployments[devnet.name].address("CreditAggregator")
             print(f"  {devnet.name:15} chain id {devnet.chain_id}  {devnet.rpc_url}  CreditAggregator {aggregator}")
-        with platform_services(ServicePorts(api=args.port), fleet_file=args.fleet) as services:
+        with platform_services(ports, fleet_file=args.fleet) as services:
             if args.journey:
                 _show_journey(services.api_url, settings.admin_api_key)
             borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import socket
+from pathlib import Path
+
 import pytest
 
 from api.cli import build_parser, run, serve, wallet
+from api.local_platform import ServicePortTaken
+from api.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -27,3 +33,38 @@ def test_wallet_account_before_or_after_the_sub_command() -> None:
 def test_a_command_is_required() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args([])
+
+
+@pytest.mark.parametrize(
+    ("service", "said"),
+    [
+        ("api", "port 8000 (api) is taken by another program: stop it or run the API on another port"),
+        ("lenders", "port 8600 (lenders) is taken by another program: stop it\n"),
+    ],
+)
+def test_run_names_a_service_port_another_program_holds_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, service: str, said: str
+) -> None:
+    def taken(*_: object) -> None:
+        raise ServicePortTaken(service, 8000 if service == "api" else 8600)
+
+    monkeypatch.setattr(run, "_run", taken)
+    with pytest.raises(SystemExit) as exited:
+        run._start(argparse.Namespace(reset=False), Settings(data_dir=tmp_path))
+    assert exited.value.code == 1
+    assert said in capsys.readouterr().err
+
+
+def test_run_refuses_an_api_port_another_program_holds_before_any_chain_starts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        port = other_program.getsockname()[1]
+        args = argparse.Namespace(reset=False, port=port, fleet=None, journey=False)
+        with pytest.raises(SystemExit) as exited:
+            run._start(args, Settings(data_dir=tmp_path))
+    assert exited.value.code == 1
+    assert f"creditmesh: port {port} (api) is taken by another program" in capsys.readouterr().err
+    assert not (tmp_path / "devnets").exists(), "no devnet was started"
