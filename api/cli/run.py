@@ -57,7 +57,7 @@ def _start(args: argparse.Namespace, settings: Settings) -> None:
         _refused(f"{err} (is another `creditmesh run` still running?)", err)
     except ServicePortTaken as err:  # e.g. a development server on 8000, which would answer for the API
         moved = " or run the API on another port (`creditmesh run --port N`)" if err.service == "api" else ""
-        _refused(f"{err}: stop it{moved}", err)
+        _refused(f"{err} (an earlier `creditmesh run` still going, or another server): stop it{moved}", err)
     except ConfigurationError as err:
         if not kept:  # a fresh platform's: starting over again would not help
             raise

@@ -38,8 +38,16 @@ def test_a_command_is_required() -> None:
 @pytest.mark.parametrize(
     ("service", "said"),
     [
-        ("api", "port 8000 (api) is taken by another program: stop it or run the API on another port"),
-        ("lenders", "port 8600 (lenders) is taken by another program: stop it\n"),
+        (
+            "api",
+            "port 8000 (api) is taken by another program (an earlier `creditmesh run` still going, or another "
+            "server): stop it or run the API on another port (`creditmesh run --port N`)\n",
+        ),
+        (
+            "lenders",
+            "port 8600 (lenders) is taken by another program (an earlier `creditmesh run` still going, or "
+            "another server): stop it\n",
+        ),
     ],
 )
 def test_run_names_a_service_port_another_program_holds_without_a_traceback(
