@@ -18,7 +18,9 @@ the balancer. A request whose body cannot be framed without doubt (RFC 9112 sect
 not a field name, a colon and a value, a ``Content-Length`` other than one header of decimal digits, both
 ``Transfer-Encoding`` and ``Content-Length``, a transfer coding other than chunked last, a chunk size that is not
 hexadecimal) gets a ``400`` problem+json and its connection closed: sent on, the API process could read where it ends
-differently, and the rest as a request of its own.
+differently, and the rest as a request of its own. A client that stops sending for ``client_timeout``
+(``HEAD_TIMEOUT_SECONDS``) is closed: before its next request's head is whole silently, inside a body with a ``408``
+problem+json (the process's connection closed too, so that no handler waits for a body that does not come).
 
 Health-aware: each process's ``/healthz`` is probed every ``probe_seconds``; a process that fails a probe or refuses
 a connection gets no new requests until a probe answers 200 again; when none is healthy the others are still
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 #: the longest request head read (uvicorn's own limit on the request line and headers is of this order)
 MAX_HEAD_BYTES = 64 * 1024
-#: a client connection with no complete request head within this (a new one, or a kept-alive one) is closed
+#: a client connection with no complete request head within this (a new one, or a kept-alive one) is closed, and one
+#: whose request body then sends nothing for as long gets a 408 (the API process is not kept waiting for the rest)
 HEAD_TIMEOUT_SECONDS = 30.0
 #: an upstream connection idle longer than this is closed instead of reused (uvicorn closes its own after 5 s)
 IDLE_SECONDS = 2.0
@@ -205,6 +208,11 @@ def _bad_gateway() -> bytes:
     return _problem(502, "Bad Gateway", "bad-gateway", "the API process closed the connection before it answered")
 
 
+def _request_timeout(seconds: float) -> bytes:
+    detail = f"the request's body stopped arriving for {seconds:g} s"
+    return _problem(408, "Request Timeout", "request-timeout", detail, retry=False)
+
+
 def _gateway_timeout(seconds: float) -> bytes:
     return _problem(504, "Gateway Timeout", "gateway-timeout", f"the API process did not answer within {seconds:g} s")
 
@@ -218,13 +226,14 @@ class Balancer:
         probe_seconds: float = 1.0,
         connect_timeout: float = 2.0,
         answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
+        client_timeout: float = HEAD_TIMEOUT_SECONDS,
     ) -> None:
         if not backends:
             raise ValueError("a balancer needs at least one backend")
         self.backends = backends
         self._turn = itertools.count()
         self._health_path, self._probe_seconds, self._connect_timeout = health_path, probe_seconds, connect_timeout
-        self._answer_timeout = answer_timeout
+        self._answer_timeout, self._client_timeout = answer_timeout, client_timeout
         self._server: asyncio.Server | None = None
         self._prober: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -327,7 +336,7 @@ class Balancer:
         client = str(peer[0]) if isinstance(peer, tuple) else "unknown"
         while True:
             try:
-                async with asyncio.timeout(HEAD_TIMEOUT_SECONDS):  # (wait_for would make a task per request)
+                async with asyncio.timeout(self._client_timeout):  # (wait_for would make a task per request)
                     head = await client_reader.readuntil(b"\r\n\r\n")
             except TimeoutError:
                 return  # idle: closed
@@ -382,7 +391,13 @@ class Balancer:
             client_writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
             upstream.writer.write(head)
-            await _copy_body(request, client_reader, upstream.writer)
+            await _copy_body(request, client_reader, upstream.writer, self._client_timeout)
+        except TimeoutError:  # (an OSError too) the client stopped inside its body: the process's connection ends
+            upstream.close()
+            with contextlib.suppress(OSError):
+                client_writer.write(_request_timeout(self._client_timeout))
+                await client_writer.drain()
+            return False
         except (_Closed, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as err:
             # the client's body: a chunk size that is not one or runs over, or the client gone inside the body
             upstream.close()

@@ -5,7 +5,7 @@ left the client gets a 503 problem with Retry-After; a large body goes through b
 each request reaches its process with the client's address in X-Forwarded-For (after any the client sent); a
 keep-alive client's requests are spread too, on its one connection, and the balancer reuses its connections to the
 processes instead of opening one per request; a process that does not answer in time gets the client a 504 problem;
-a balancer whose address is taken raises and probes nothing."""
+a balancer whose address is taken raises and probes nothing; a client that stalls inside its body gets a 408 problem."""
 
 from __future__ import annotations
 
@@ -282,3 +282,37 @@ async def test_a_balancer_whose_address_is_taken_raises_and_leaves_nothing_probi
         for server in (process, taken):
             server.close()
             await server.wait_closed()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_client_that_stalls_inside_its_body_gets_a_408_problem_and_the_process_is_let_go() -> None:
+    """The process reading the body sees its connection end (the request abandoned), not a wait without end."""
+    ended = asyncio.Event()
+
+    async def process(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        while await reader.read(1024):  # the body, until the balancer lets go
+            pass
+        ended.set()
+        writer.close()
+
+    server = await asyncio.start_server(process, "127.0.0.1", 0)
+    balancer = Balancer(
+        [Backend("127.0.0.1", server.sockets[0].getsockname()[1], healthy=True)], probe_seconds=60, client_timeout=0.5
+    )
+    listening = await balancer.start("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", listening.sockets[0].getsockname()[1])
+    try:
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhel")  # 7 bytes short, for good
+        answer = await asyncio.wait_for(reader.read(), 10)
+        await asyncio.wait_for(ended.wait(), 10)
+    finally:
+        writer.close()
+        await balancer.close()
+        server.close()
+        await server.wait_closed()
+    head, _, problem = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+    assert b"Retry-After" not in head
+    assert json.loads(problem)["type"] == "https://creditmesh.dev/problems/request-timeout"
+    assert json.loads(problem)["detail"] == "the request's body stopped arriving for 0.5 s"
