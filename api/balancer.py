@@ -19,8 +19,9 @@ not a field name, a colon and a value, a ``Content-Length`` other than one heade
 ``Transfer-Encoding`` and ``Content-Length``, a transfer coding other than chunked last, a chunk size that is not
 hexadecimal) gets a ``400`` problem+json and its connection closed: sent on, the API process could read where it ends
 differently, and the rest as a request of its own. A client that stops sending for ``client_timeout``
-(``HEAD_TIMEOUT_SECONDS``) is closed: before its next request's head is whole silently, inside a body with a ``408``
-problem+json (the process's connection closed too, so that no handler waits for a body that does not come).
+(``HEAD_TIMEOUT_SECONDS``) is closed: silently while its next request's head is incomplete, with a ``408``
+problem+json inside a body (the process's connection closed too, so that no handler waits for a body that does not
+come).
 
 Health-aware: each process's ``/healthz`` is probed every ``probe_seconds``; a process that fails a probe or refuses
 a connection gets no new requests until a probe answers 200 again; when none is healthy the others are still

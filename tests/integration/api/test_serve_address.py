@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_an_address_in_use_is_named_and_no_process_is_started() -> None:
+def test_an_address_in_use_is_named_in_one_line() -> None:
     with socket.socket() as other_program:
         other_program.bind(("127.0.0.1", 0))
         other_program.listen()
