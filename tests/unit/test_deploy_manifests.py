@@ -2,7 +2,8 @@
 every ``CREDITMESH_*`` variable they set must be a field of ``api.settings.Settings`` (pydantic-settings ignores an
 unknown one silently), and the settings each process would start with — secrets filled with fresh strong values —
 must pass ``Settings``' own production validation (which refuses any required secret left at its local default).
-The commands, ports and probes must agree with the CLI and the health endpoints."""
+The commands, ports and probes must agree with the CLI and the health endpoints, and nginx's wait for an answer with
+the API's longest own wait (an accept's)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from api.cli import build_parser
+from api.cli.serve import answer_timeout
 from api.settings import ROLE_KEY_FIELDS, Settings
 from api.workers import WORKERS, enabled_workers
 
@@ -231,3 +233,13 @@ def test_every_process_can_take_a_read_only_database_url_and_falls_back_to_the_p
         ref = entry["valueFrom"]["secretKeyRef"]
         assert (ref["name"], ref["key"], ref["optional"]) == ("creditmesh-secrets", name, True)
     assert Settings(database_readonly_url="").database_readonly_url == ""
+
+
+def test_nginx_waits_for_an_answer_past_an_accept_s_own_wait() -> None:
+    """An accept may wait ``CREDITMESH_ACCEPT_WAIT_SECONDS`` before it answers (409 "in progress"): nginx must wait
+    as long as ``creditmesh serve``'s own balancer does, or the borrower gets nginx's 504 instead of that answer."""
+    name = f"{PREFIX}ACCEPT_WAIT_SECONDS"
+    api = compose_processes()["api"]
+    accept_wait = float(api.env.get(name, Settings.model_fields["accept_wait_seconds"].default))
+    (read_timeout,) = re.findall(r"proxy_read_timeout (\d+)s;", (DEPLOY / "nginx.conf").read_text())
+    assert float(read_timeout) >= answer_timeout(accept_wait), f"nginx gives up before an accept's {accept_wait:g} s"
