@@ -27,8 +27,8 @@ async def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-# the OpenAPI document's security schemes, either one accepted; auto_error off so that a missing credential is our
-# 401 problem, not FastAPI's 403
+# the OpenAPI document's security schemes, either one accepted, never both at once (``_credential``); auto_error off so
+# that a missing credential is our 401 problem, not FastAPI's 403
 api_key_header = APIKeyHeader(
     name="X-API-Key", scheme_name="ApiKey", auto_error=False, description="an API key issued by an admin"
 )
@@ -37,7 +37,7 @@ bearer_token = HTTPBearer(
     bearerFormat="JWT",
     auto_error=False,
     description="an OAuth2 client-credentials access token from POST /v1/oauth/token (client_id: the API key's id, "
-    "client_secret: the API key); same roles as the key",
+    "client_secret: the API key); same roles as the key; not together with X-API-Key (401)",
 )
 _CHALLENGE = {"WWW-Authenticate": 'ApiKey, Bearer realm="creditmesh"'}
 
@@ -62,10 +62,33 @@ class _Credential:
 
 
 def _credential(
-    tokens: TokenService | None, x_api_key: str | None, bearer: HTTPAuthorizationCredentials | None
+    tokens: TokenService | None,
+    x_api_key: str | None,
+    bearer: HTTPAuthorizationCredentials | None,
+    authorization: str | None,
 ) -> _Credential:
+    """One credential, or a 401 that says what is wrong with what was sent. ``authorization`` is the raw header:
+    ``HTTPBearer`` without ``auto_error`` reads a token-less ``Bearer`` or another scheme as no header at all.
+
+    An API key beside a bearer token is refused, even when both are valid: the platform never picks which of two
+    identities acts. An ``Authorization`` of another scheme (a gateway's ``Basic``) beside an API key is not ours and
+    is left alone; without a key it is named in the refusal."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and not token.strip():
+        raise HTTPException(401, "the Authorization: Bearer header carries no token", headers=_BEARER_CHALLENGE)
+    if x_api_key and bearer is not None:
+        raise HTTPException(
+            401, "send one credential, X-API-Key or Authorization: Bearer, not both", headers=_CHALLENGE
+        )
     if x_api_key:
         return _Credential(api_key=x_api_key)
+    if scheme and bearer is None:
+        raise HTTPException(
+            401,
+            f"Authorization scheme {scheme[:20]!r} is not accepted here: send an X-API-Key header or Authorization: "
+            "Bearer with an access token from POST /v1/oauth/token",
+            headers=_CHALLENGE,
+        )
     if bearer is not None and bearer.credentials:
         if tokens is None:
             raise HTTPException(401, "bearer tokens are not configured on this platform", headers=_CHALLENGE)
@@ -119,7 +142,7 @@ async def get_principal(
     FastAPI solves a dependency's whole sub-tree again wherever it is declared (only the call is cached), and this
     one is declared by every route, often twice (a role guard and ``Idempotent``)."""
     platform, tokens = await get_platform(request), await get_tokens(request)
-    credential = _credential(tokens, x_api_key, bearer)
+    credential = _credential(tokens, x_api_key, bearer, request.headers.get("authorization"))
     caller = await asyncio.to_thread(_authenticated, platform, credential, _takes_borrower_file(request))
     if caller.loaded:
         setattr(request.state, _PRELOADED, caller)

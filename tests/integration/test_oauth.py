@@ -172,6 +172,40 @@ async def test_tokens_for_another_audience_or_from_another_key_are_refused(
 
 
 @on_the_session_loop
+async def test_a_request_carries_one_credential_and_a_malformed_one_is_named(
+    setup: tuple[httpx.AsyncClient, Database, TokenService],
+) -> None:
+    client, database, tokens = setup
+    admin = issue(database, Role.ADMIN, None, "ops")
+    own_token = tokens.issue(admin.info, None).token
+    key = {"X-API-Key": admin.key}
+    assert (await client.get("/probe/admin", headers=key)).status_code == 200
+    assert (await client.get("/probe/admin", headers=_bearer(own_token))).status_code == 200
+
+    # both, even the key's own token, or a bad token beside a good key: never one of them picked
+    for token in (own_token, "not-a-jwt"):
+        both = await client.get("/probe/admin", headers=key | _bearer(token))
+        assert both.status_code == 401
+        assert both.json()["detail"] == "send one credential, X-API-Key or Authorization: Bearer, not both"
+        assert both.headers["content-type"] == "application/problem+json"
+    for empty in ("Bearer", "Bearer   ", "bearer "):
+        for headers in ({"authorization": empty}, key | {"authorization": empty}):
+            tokenless = await client.get("/probe/admin", headers=headers)
+            assert tokenless.status_code == 401
+            assert tokenless.json()["detail"] == "the Authorization: Bearer header carries no token"
+            assert 'error="invalid_token"' in tokenless.headers["www-authenticate"]
+
+    # another scheme is a gateway's, left alone beside a key; alone, it is named
+    gateway = {"authorization": "Basic " + base64.b64encode(b"gateway:secret").decode()}
+    assert (await client.get("/probe/admin", headers=key | gateway)).status_code == 200
+    for scheme in ("Basic", "Token", "Digest"):
+        alone = await client.get("/probe/admin", headers={"authorization": f"{scheme} abc"})
+        assert alone.status_code == 401
+        assert alone.json()["detail"].startswith(f"Authorization scheme {scheme!r} is not accepted here")
+        assert alone.headers["www-authenticate"] == 'ApiKey, Bearer realm="creditmesh"'
+
+
+@on_the_session_loop
 async def test_the_token_endpoint_answers_oauth_errors(setup: tuple[httpx.AsyncClient, Database, TokenService]) -> None:
     client, database, _ = setup
     auditor = issue(database, Role.AUDITOR, None, "x")
