@@ -66,7 +66,9 @@ async def _fan_out_round(registry_adapters: Sequence[ProviderAdapter], expect_br
     outcomes = {o.provider_id: o for o in await fan_out(registry_adapters, REQUEST, DEADLINE)}
     elapsed = time.monotonic() - started
     assert elapsed < DEADLINE + 1.0, f"the fan-out overran its {DEADLINE} s deadline: {elapsed:.2f} s"
-    assert {pid for pid, o in outcomes.items() if o.outcome == "offered"} == set(HEALTHY)
+    assert {pid for pid, o in outcomes.items() if o.outcome == "offered"} == set(HEALTHY), {
+        pid: (o.outcome, o.detail) for pid, o in outcomes.items()
+    }
     assert all(len(outcomes[pid].offers) == 1 for pid in HEALTHY)
     for pid in BROKEN:
         assert outcomes[pid].outcome in ("failed", "timeout"), outcomes[pid]
