@@ -51,7 +51,7 @@ _TITLES = {
     413: "The request body is too large",
     422: "The request body is invalid",
     429: "Too many requests",
-    503: "Service unavailable",  # /readyz: the database down, a sanctions list past its age or unindexed
+    503: "Service unavailable",  # /readyz: the database is down or a sanctions list is past its age
 }
 _SLUGS = {401: "unauthorized", 403: "forbidden", 404: "not-found", 413: "payload-too-large", 422: "validation-error"}
 

@@ -1,6 +1,5 @@
 """Health: a public liveness probe (``/healthz``) that says nothing but "alive", a public readiness probe
-(``/readyz``: 503 only when the database is down or the sanctions lists cannot screen — one past its age, or the
-name index still being built at start-up; Redis and each chain's RPC
+(``/readyz``: 503 only when the database is down or a sanctions list is past its age; Redis and each chain's RPC
 reported ``degraded`` with 200, so one dead chain never takes every process out of a load balancer), and the admins'
 per-chain health
 (``/health``: head block, lag, last error and each RPC URL's breaker). ``/health`` is not public: hosted RPC URLs
@@ -19,12 +18,8 @@ from redis.asyncio import Redis
 from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
 from api.problems import problem
-from api.sanctions_reload import warm_name_index
 
 PROBE_TIMEOUT_SECONDS = 3.0
-#: how long a probe waits for the start-up's sanctions name index before it answers "building": within the
-#: compose health check's 3 s and the Kubernetes probes' 5 s (deploy/)
-NAME_INDEX_WAIT_SECONDS = 2.0
 
 router = APIRouter(tags=["health"])
 
@@ -59,11 +54,10 @@ async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
 
 @router.get("/readyz")
 async def readyz(platform: PlatformDep) -> JSONResponse:
-    """Ready to serve: 503 naming the failing part only when the database does not answer or the sanctions lists
-    cannot screen now — one older than its maximum age, or the name index still being built at start-up (a process's
-    first seconds: a request then would wait for it); Redis and each chain's RPC are reported ``degraded`` with 200.
-    Names only parts, never URLs or errors (no key needed)."""
-    database, sanctions = await asyncio.gather(_database(platform), _sanctions(platform))
+    """Ready to serve: 503 naming the failing part only when the database does not answer or a sanctions list is
+    older than its maximum age (nothing could be screened); Redis and each chain's RPC are reported ``degraded`` with
+    200. Names only parts, never URLs or errors (no key needed)."""
+    database, sanctions = await asyncio.gather(_database(platform), asyncio.to_thread(_sanctions, platform))
     chain_names = list(platform.chains)
     states = await asyncio.gather(_redis(platform), *(_chain(platform, name) for name in chain_names))
     checks: dict[str, Any] = {
@@ -88,7 +82,7 @@ async def _database(platform: Platform) -> str:
     return "ok"
 
 
-async def _sanctions(platform: Platform) -> str:
+def _sanctions(platform: Platform) -> str:
     screen, now = platform.compliance.screen, datetime.now(UTC)
     for version, max_age in (
         (screen.addresses.version, screen.policy.address_list_max_age),
@@ -96,12 +90,6 @@ async def _sanctions(platform: Platform) -> str:
     ):
         if now - version.published > max_age:
             return f"{version.name} past its maximum age of {max_age.days} days"
-    if screen.name_index_built:
-        return "ok"
-    try:  # the start-up's build, waited for (built once: this thread waits on it, it starts no second one)
-        await asyncio.wait_for(asyncio.to_thread(warm_name_index, platform.compliance), NAME_INDEX_WAIT_SECONDS)
-    except TimeoutError:
-        return "name index building"
     return "ok"
 
 
