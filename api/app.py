@@ -34,13 +34,7 @@ from api.routers import platform as discovery
 from api.sanctions_reload import NameListReloader, warm_name_index
 from api.settings import Settings
 from api.workers import Workers
-from compliance import ComplianceService
 from providers.registry_sync import follow_registrations
-
-
-async def _warm_and_freeze(compliance: ComplianceService) -> None:
-    await asyncio.to_thread(warm_name_index, compliance)
-    freeze_long_lived()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,9 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Every unfinished accept (its process died) is driven to its end: at start-up, then as leases run out.
         recovery = asyncio.create_task(platform.acceptance.run_recovery(), name="accept-recovery")
         background = [recovery]
-        # the sanctions name index (seconds of CPU) built now in a worker thread, not by the first credit request;
-        # then everything start-up built is frozen out of the garbage collector's passes (api.heap)
-        background.append(asyncio.create_task(_warm_and_freeze(platform.compliance), name="warm-and-freeze"))
         if platform.settings.sanctions_reload_seconds > 0:  # every process, not a leased worker: each screens
             reloader = NameListReloader(
                 platform.database, platform.compliance, platform.settings.sanctions_reload_seconds
@@ -66,6 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             follow = follow_registrations(platform.providers, platform.settings.providers_reload_seconds)
             background.append(asyncio.create_task(follow, name="provider-registrations"))
         try:
+            # The sanctions name index (about a second of CPU for the SDN list) built in a worker thread before the
+            # process listens (uvicorn binds once the lifespan has started): no request, and no probe of a balancer
+            # or of Kubernetes, meets a process that would make it wait for the build. Then everything start-up built
+            # is frozen out of the garbage collector's passes (api.heap).
+            await asyncio.to_thread(warm_name_index, platform.compliance)
+            freeze_long_lived()
             yield
         finally:
             for task in background:

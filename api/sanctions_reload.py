@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 
 
 def warm_name_index(compliance: ComplianceService) -> None:
-    """Build the name index of the screen in use now (blocking, seconds of CPU for the SDN list: run it in a worker
-    thread at start-up), so that the first credit request does not build it inline. A request arriving meanwhile
-    waits for this build instead of starting its own (``SanctionsScreen.name_index`` is built once)."""
+    """Build the name index of the screen in use now (blocking, seconds of CPU for the SDN list: the app's lifespan runs
+    it in a worker thread before the process listens), so that no credit request builds it inline or waits for it.
+    A caller arriving meanwhile waits for this build instead of starting its own (``SanctionsScreen.name_index`` is
+    built once)."""
     _ = compliance.screen.name_index
 
 
