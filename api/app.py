@@ -58,9 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             background.append(asyncio.create_task(follow, name="provider-registrations"))
         try:
             # The sanctions name index (about a second of CPU for the SDN list) built in a worker thread before the
-            # process listens (uvicorn binds once the lifespan has started): no request, and no probe of a balancer
-            # or of Kubernetes, meets a process that would make it wait for the build. Then everything start-up built
-            # is frozen out of the garbage collector's passes (api.heap).
+            # process listens (uvicorn binds only when the lifespan's start-up is done): no request, and no probe of
+            # a balancer or of Kubernetes, meets a process that would make it wait for the build. Then everything
+            # start-up built is frozen out of the garbage collector's passes (api.heap).
             await asyncio.to_thread(warm_name_index, platform.compliance)
             freeze_long_lived()
             yield
