@@ -1,8 +1,9 @@
 """``creditmesh serve --processes 2`` on one real PostgreSQL and Redis, behind its local balancer: requests are
 served by both processes in turn (each names itself in ``X-Creditmesh-Process``; the balancer hands every request to
 the next process, on a kept-alive client connection too), a lender an admin registers through one of them is
-quoted by the other in the next credit request it serves, and a process killed is started again (on another port
-when its own was taken meanwhile) while the other goes on serving."""
+quoted by the other in the next credit request it serves once its poll of the registrations has come round, and a
+process killed is started again (on another port when its own was taken meanwhile) while the other goes on
+serving."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from api.local_platform import _process_name_of, _serve_children
+from api.settings import Settings
 from chain.signers import devnet_account
 from providers.sim.fleet import SimLender, lender_url
 from tests.integration.providers.support import SECRET, sim_server
@@ -28,6 +30,8 @@ from tests.support.platform import RunningPlatform, running_platform
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # a platform of two processes on a loaded machine
 
 HEADER = "x-creditmesh-process"
+#: how often each process polls the provider registrations (the platform's default: the tests do not set it)
+RELOAD_SECONDS = Settings.model_fields["providers_reload_seconds"].default
 REQUEST = {"amount": "1500.00", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1.0"}}
 
 
@@ -86,17 +90,27 @@ def test_both_processes_serve_and_a_registration_through_one_is_quoted_by_the_ot
     )
     assert created.status_code == 201, created.text
     registered_by = created.headers[HEADER]
+    registered_at = time.monotonic()
 
     borrower = platform.onboard(devnet_account(8).address)
+    # the other process follows the registrations every CREDITMESH_PROVIDERS_RELOAD_SECONDS (README): its next credit
+    # request after that, plus the poll's read, quotes the new lender; one sent sooner may be before its poll
+    time.sleep(max(0.0, registered_at + 3 * RELOAD_SECONDS - time.monotonic()))
     quoted_by: dict[str, set[str]] = {}
+    outcomes: dict[str, list[tuple[str, str, str]]] = {}  # what each process's request gave, for a failure's message
     for _ in range(2):  # two requests in a row: one to each process
         response = _call(platform, "POST", "/v1/credit-requests", borrower, REQUEST)
         assert response.status_code == 201, response.text
         providers = {quote["provider_id"] for quote in response.json()["quotes"]}
         quoted_by.setdefault(response.headers[HEADER], set()).update(providers)
+        outcomes[response.headers[HEADER]] = [
+            (o["provider_id"], o["outcome"], o.get("detail") or "") for o in response.json()["provider_outcomes"]
+        ]
     assert set(quoted_by) == {"api-1", "api-2"}, "round robin over the two processes"
     other = ({"api-1", "api-2"} - {registered_by}).pop()
-    assert {"late-bank", "sim-bank"} <= quoted_by[other], "the other process quotes the lender registered through one"
+    assert {"late-bank", "sim-bank"} <= quoted_by[other], (
+        f"the other process ({other}) quotes the lender registered through {registered_by}: {outcomes}"
+    )
 
 
 def _api_processes(platform: RunningPlatform) -> dict[str, tuple[int, int]]:
