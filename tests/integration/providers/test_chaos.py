@@ -31,8 +31,8 @@ LYING = {"lies-schema": "schema_violation", "lies-negative": "negative_rate", "l
 # 100 times a healthy lender's answer: a worker process stalled for a second on a loaded machine (its collector, the
 # other worker's processes) still gets every healthy offer in
 DEADLINE = 2.0
-# each lender's own time limit (1 s) ends before the deadline: a hang fails the lender by it, not by the deadline;
-# an open breaker waits twice that (a round's length) before its trials, so the round after it opens finds it open
+# each lender's own time limit (1 s) ends before the deadline: a hang fails the lender by it, not by the deadline, and
+# it sets a round's length; an open breaker waits two rounds before its trials, so the next round finds it open
 POLICY = ResiliencePolicy(
     fail_max=3,
     reset_timeout_seconds=2.0,
