@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from aggregator.borrowers import BorrowerFile
 from api.auth import KeyRejected, Principal, Role, authenticate_caller
@@ -73,8 +74,8 @@ def _credential(
     An API key beside a bearer token is refused, even when both are valid: the platform never picks which of two
     identities acts. An ``Authorization`` of another scheme (a gateway's ``Basic``) beside an API key is not ours and
     is left alone; without a key it is named in the refusal."""
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    if scheme.lower() == "bearer" and not token.strip():
+    scheme, token = get_authorization_scheme_param(authorization)  # as HTTPBearer itself reads the header
+    if scheme.lower() == "bearer" and not token:
         raise HTTPException(401, "the Authorization: Bearer header carries no token", headers=_BEARER_CHALLENGE)
     if x_api_key and bearer is not None:
         raise HTTPException(
