@@ -51,7 +51,10 @@ async def test_breaker_and_rate_limit_reuse_a_bounded_pool(redis_url: str) -> No
         for _ in range(200):
             await _lender_call(breaker, limiter, name)
         sequential = await _opened(observer) - before
-        assert sequential <= 3  # the breaker's two clients and the limiter's: one connection each, reused
+        # the breaker's two clients and the limiter's: one connection each, reused, and a fourth when a state read
+        # overlaps the breaker's background settle (settle_later) on its async client: 4 seen in a CI run and in 1 of
+        # 300 runs beside CPU hogs
+        assert sequential <= 4, sequential
 
         for _ in range(2):  # 300 lender calls at once, twice
             await asyncio.gather(*(_lender_call(breaker, limiter, name) for _ in range(300)))
