@@ -1,48 +1,59 @@
 """The KYC provider's signed webhooks: the only way a borrower's KYC verdict and tier are set. Unauthenticated by API
-key (the provider signs instead); a delivery that does not verify is refused with 401 and logged, counts against no
-one, and counts toward its source address's refusal limit (shared with the lenders' webhooks: 429 beyond it)."""
+key (the provider signs instead). A delivery that does not verify is refused with 401 and counts against no one but
+its source address: toward that address's refusal limit, shared with the lenders' webhooks
+(``providers.webhooks.RefusalLimiter``); past the limit its refusals are answered 429 and no longer logged. Unlike the
+lenders' route, a source past its limit is still verified: a verdict that verifies is applied whatever the count of
+its address, so refusals from an address the provider shares (a proxy not listed in ``CREDITMESH_TRUSTED_PROXIES``)
+never hold up the verdicts."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from fastapi import APIRouter, HTTPException, Request, status
 
+from api.body_limit import capped_body
+from api.client import client_address
 from api.deps import PlatformDep
 from compliance.errors import WebhookRejected
+from providers.webhooks import RefusalLimiter, refuse_unauthenticated
 
 router = APIRouter(prefix="/v1/kyc", tags=["kyc"])
 log = logging.getLogger(__name__)
 MAX_WEBHOOK_BYTES = 64 * 1024
-
-
-async def _capped_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"a webhook is at most {MAX_WEBHOOK_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_WEBHOOK_BYTES:
-            raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"a webhook is at most {MAX_WEBHOOK_BYTES} bytes"
-            )
-    return bytes(body)
+KYC_PROVIDER = "the KYC provider"  # what a refusal's log line names in place of a lender's id
 
 
 @router.post("/webhooks", status_code=status.HTTP_204_NO_CONTENT)
 async def kyc_webhook(request: Request, platform: PlatformDep) -> None:
     """An ``applicantReviewed`` event from the KYC provider, signed with ``X-Creditmesh-Signature``
-    (``t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``); each event id is taken once."""
-    body = await _capped_body(request)
+    (``t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``); each event id is taken once. A refusal
+    (401; 413 for a body over 64 KiB) counts toward its source address's limit, shared with the lenders' webhooks
+    (20 a minute): past it, 429 with ``Retry-After``."""
+    limiter = platform.providers.webhook_refusals
+    source = client_address(request, platform.settings.trusted_proxy_networks) or "unknown"
+    body = await capped_body(request, MAX_WEBHOOK_BYTES)
+    if body is None:
+        await _refuse(limiter, source, f"a webhook is at most {MAX_WEBHOOK_BYTES} bytes", 413)
     secret = platform.settings.kyc_webhook_secret.encode()
     headers = dict(request.headers)
     try:
         review = await asyncio.to_thread(platform.borrowers.apply_kyc_review, body, headers, secret, datetime.now(UTC))
     except WebhookRejected as err:
-        source = request.client.host if request.client else "-"
-        log.warning("KYC webhook refused: %s", err, extra={"source": source})
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"webhook refused: {err}") from err
+        await _refuse(limiter, source, f"webhook refused: {err}", status.HTTP_401_UNAUTHORIZED)
     log.info("KYC review applied", extra={"applicant_id": review.applicant_id, "state": review.state.value})
+
+
+async def _refuse(limiter: RefusalLimiter, source: str, reason: str, status_code: int) -> NoReturn:
+    """Count the refusal against ``source`` (logged while within its limit) and raise its answer: ``status_code``,
+    or 429 once the source had used up its refusals of the window before this one."""
+    over = await limiter.blocked(source, time.time())
+    refused = await refuse_unauthenticated(limiter, source, KYC_PROVIDER, reason, status_code)
+    if over:
+        window = str(limiter.limits.window_seconds)
+        raise HTTPException(429, "too many refused webhooks from this address; try later", {"Retry-After": window})
+    raise HTTPException(refused.status_code, reason)

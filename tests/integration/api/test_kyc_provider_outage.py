@@ -7,17 +7,13 @@ verdict reaches them."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -31,34 +27,18 @@ from chain.devnet import free_port
 from compliance.identity_http import HttpKycProvider
 from compliance.kyc import KycState
 from compliance.sim.identity import IdentitySimConfig, create_identity_app
+from providers.webhooks import MemoryRefusalLimiter
 from store.borrowers import SqlBorrowerStore
 from store.compliance import BorrowerIdentityRow, KycApplicantRow, SqlKycRepository
 from store.db import Database
 from store.keystore import SqlKeyStore
+from tests.support.served import served
 
 pytestmark = pytest.mark.integration
 
 ADMIN = "cm_admin_kyc_outage_tests"
 KYC_SECRET = "kyc-outage-test-secret"
 WALLET = "0x" + "5a" * 20
-
-
-@contextmanager
-def served(app: FastAPI, port: int) -> Iterator[str]:
-    """``app`` over HTTP on loopback ``port`` (in a thread) until the block ends."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), f"the server on port {port} stopped"
-        assert time.monotonic() < deadline, f"no server on port {port}"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _identity_provider(api_url: str, forgets_applicants: bool = False) -> FastAPI:
@@ -103,6 +83,7 @@ def test_an_unavailable_identity_provider_is_a_503_and_nothing_is_kept(tmp_path:
         ),
         kyc=HttpKycProvider(f"http://127.0.0.1:{provider_port}/kyc", KYC_SECRET.encode(), identity_http),
         settings=Settings(kyc_webhook_secret=KYC_SECRET),
+        providers=SimpleNamespace(webhook_refusals=MemoryRefusalLimiter()),
     )
     submission = passport_kyc("US-FL")
 

@@ -1,0 +1,99 @@
+"""Refused KYC webhooks count toward their source address's refusal limit, the limiter the lenders' webhooks use
+(``ProviderRegistry.webhook_refusals``): past it the address's refusals are 429 with ``Retry-After``, another address
+is untouched, and the identity provider's own signed verdict from the address past its limit is still applied (the
+route verifies before it refuses). Served over real HTTP with the simulated identity provider, whose verdict comes
+from the same loopback address as the forgeries."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from aggregator.borrowers import BorrowerFiles
+from api import problems
+from api.auth import ensure_bootstrap_admin
+from api.demo import passport_kyc
+from api.routers import borrowers, kyc
+from api.settings import Settings
+from chain.devnet import free_port
+from compliance.identity_http import HttpKycProvider
+from compliance.kyc import KycState, sign_webhook
+from compliance.sim.identity import IdentitySimConfig, create_identity_app
+from providers.webhooks import MemoryRefusalLimiter, RefusalLimits
+from store.borrowers import SqlBorrowerStore
+from store.compliance import SqlKycRepository
+from store.db import Database
+from store.keystore import SqlKeyStore
+from tests.support.served import served
+
+pytestmark = pytest.mark.integration
+
+ADMIN = "cm_admin_kyc_refusal_tests"
+KYC_SECRET = "kyc-refusal-test-secret"
+WALLET = "0x" + "6b" * 20
+LIMITS = RefusalLimits(per_window=3, window_seconds=3_600)
+
+
+def _state(database: Database, borrower_id: str) -> KycState | None:
+    with database.unit_of_work() as uow:
+        latest = SqlKycRepository(uow.session).latest_for_subject(borrower_id)
+        return None if latest is None else latest.state
+
+
+def test_refused_kyc_webhooks_are_limited_per_address_and_the_providers_verdict_still_lands(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'kyc.db'}")
+    database.migrate()
+    ensure_bootstrap_admin(database, ADMIN)
+    provider_port, api_port = free_port(), free_port()
+    refusals = MemoryRefusalLimiter(LIMITS)
+    app = FastAPI()
+    problems.install(app)
+    app.include_router(borrowers.router)
+    app.include_router(kyc.router)
+    app.state.platform = SimpleNamespace(
+        database=database,
+        borrowers=BorrowerFiles(
+            SqlBorrowerStore(database), SqlKeyStore(f"sqlite:///{tmp_path / 'keys.db'}", b"k" * 32)
+        ),
+        kyc=HttpKycProvider(f"http://127.0.0.1:{provider_port}/kyc", KYC_SECRET.encode(), httpx.AsyncClient()),
+        settings=Settings(kyc_webhook_secret=KYC_SECRET),
+        providers=SimpleNamespace(webhook_refusals=refusals),  # the lenders' webhooks count in the same limiter
+    )
+    review = {"eventId": str(uuid.uuid4()), "type": "applicantReviewed", "applicantId": "guessed", "state": "approved"}
+    forged_body = json.dumps(review | {"externalUserId": "someone", "tier": 3, "reasons": []}).encode()
+    forged = sign_webhook(forged_body, b"a guessed secret", datetime.now(UTC))
+
+    with served(app, api_port) as api_url, httpx.Client(base_url=api_url, timeout=30) as client:
+        registered = client.post("/v1/borrowers", headers={"X-API-Key": ADMIN}, json={"wallet_address": WALLET})
+        assert registered.status_code == 201, registered.text
+        borrower_id, key = registered.json()["id"], registered.json()["api_key"]
+
+        answers = [client.post("/v1/kyc/webhooks", content=forged_body, headers=forged) for _ in range(4)]
+        assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
+        assert answers[3].headers["Retry-After"] == "3600"
+        assert answers[3].headers["content-type"] == problems.PROBLEM_JSON
+        oversized = client.post("/v1/kyc/webhooks", content=b"{" + b" " * 70_000 + b"}", headers=forged)
+        assert oversized.status_code == 429, "a body over the cap is a refusal too"
+
+        elsewhere = httpx.HTTPTransport(local_address="127.0.0.2")  # another loopback address, another source
+        with httpx.Client(transport=elsewhere, base_url=api_url, timeout=30) as other:
+            assert other.post("/v1/kyc/webhooks", content=forged_body, headers=forged).status_code == 401
+
+        config = IdentitySimConfig(KYC_SECRET.encode(), f"{api_url}/v1/kyc/webhooks", b"unused")
+        with served(create_identity_app(config), provider_port):
+            submitted = client.post("/v1/borrowers/me/kyc", headers={"X-API-Key": key}, json=passport_kyc("US-FL"))
+            assert submitted.status_code == 200, submitted.text
+            deadline = time.monotonic() + 30  # the provider's signed verdict, from 127.0.0.1 as the forgeries were
+            while _state(database, borrower_id) is not KycState.APPROVED:
+                assert time.monotonic() < deadline, _state(database, borrower_id)
+                time.sleep(0.05)
+        assert client.post("/v1/kyc/webhooks", content=forged_body, headers=forged).status_code == 429
+    database.dispose()
