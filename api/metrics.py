@@ -87,8 +87,8 @@ class ChainBreakers(Collector):
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def metrics(request: Request) -> Response:
-    """Prometheus text format: request counts and latency by route and status, fan-out outcomes per provider, chain
-    RPC breaker states (no key needed, like ``/healthz``)."""
+    """Prometheus text format: request counts by route and status, latency by route, fan-out outcomes per provider,
+    chain RPC breaker states (no key needed, like ``/healthz``)."""
     breakers = CollectorRegistry(auto_describe=True)
     breakers.register(ChainBreakers(request.app))
     return Response(generate_latest(REGISTRY) + generate_latest(breakers), media_type=CONTENT_TYPE_LATEST)

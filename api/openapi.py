@@ -14,6 +14,7 @@ from fastapi_standalone_docs import StandaloneDocs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aggregator.assets import amount_pattern
+from api.idempotency import REPLAYED_HEADER
 from api.problems import PROBLEM_BASE, PROBLEM_JSON, problem
 
 API_KEY_SCHEME = "ApiKey"
@@ -23,7 +24,11 @@ TAGS: list[dict[str, str]] = [
     {"name": "borrowers", "description": "Audience: borrowers (their account, KYC, credit profile) and admins."},
     {"name": "credit requests", "description": "Audience: borrowers ask for credit; admins and auditors read."},
     {"name": "quotes", "description": "Audience: borrowers accept a quote with their wallet's signature."},
-    {"name": "loans", "description": "Audience: borrowers see their loans; admins and auditors every loan."},
+    {
+        "name": "loans",
+        "description": "Audience: borrowers see their loans, providers the loans they funded; admins and auditors "
+        "every loan.",
+    },
     {"name": "providers", "description": "Audience: admins register lenders; lenders post signed webhooks."},
     {"name": "sanctions reviews", "description": "Audience: compliance officers (admins) decide held screenings."},
     {"name": "kyc", "description": "Audience: the KYC provider posts signed verdicts."},
@@ -65,9 +70,9 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "clear_review": (409,),
     "confirm_review": (409,),
     "register_provider": (409, 503),
-    "provider_webhook": (401, 413, 429),
+    "provider_webhook": (401, 409, 413, 429, 503),  # 409: a replayed event id, or a payment with nothing to record
     "readyz": (503,),
-    "kyc_webhook": (401, 413),
+    "kyc_webhook": (401, 413, 429),
     "set_api_key_expiry": (409,),
     "issue_api_key": (404,),
     "get_webhook": (404,),  # no webhook URL is set  # the borrower or provider the key would act for is not registered
@@ -75,19 +80,35 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "verify_identity": (503,),  # the KYC provider is down or answered something unusable (identity-unavailable)
 }
 
-# The problem type an operation's status most often carries, for its example (otherwise the status's generic one).
-_EXAMPLE_SLUGS: dict[tuple[str, int], str] = {
-    ("verify_identity", 503): "identity-unavailable",
-    ("create_credit_request", 429): "velocity-limit",
+# A problem the operation really answers with that status (its type and title), for its example; otherwise the
+# status's generic one. api/problems.py and the routers send them.
+_EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
+    ("verify_identity", 503): ("identity-unavailable", "The identity provider is unavailable"),
+    ("create_credit_request", 403): ("compliance-denied", "Refused by compliance screening"),
+    ("create_credit_request", 429): ("velocity-limit", "Too many credit requests"),
+    ("create_credit_request", 503): ("sanctions-list-unavailable", "Sanctions screening is unavailable"),
+    ("accept_quote", 409): ("quote-superseded", "Another quote of this credit request is accepted"),
+    ("accept_quote", 410): ("quote-expired", "The quote has expired"),
+    ("accept_quote", 503): ("chain-unavailable", "The chain step did not complete"),
+    ("repay_loan", 503): ("chain-unavailable", "The chain step did not complete"),
+    ("readyz", 503): ("not-ready", "Not ready"),
 }
 
-# Statuses whose answers may say when to ask again (the database or identity provider down, a rate limit).
+# Statuses whose answers may say when to ask again (the database or identity provider down, a rate limit), and
+# the operations whose answer of that status never does (readiness: a probe asks on its own schedule).
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
+_NO_RETRY_AFTER = frozenset({("readyz", 503)})
 RETRY_AFTER_HEADER: dict[str, Any] = {
-    "description": "seconds to wait before asking again (sent with 429 and with a 503 of a part that comes back: "
-    "the database, the identity provider)",
+    "description": "seconds to wait before asking again (sent with 429, with a 503 of a part that comes back — "
+    "the database, the identity provider — and with the 409 of an Idempotency-Key whose first request is still "
+    "running)",
     "required": False,
     "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+REPLAYED_HEADER_DOC: dict[str, Any] = {
+    "description": "true when this is the stored answer to an earlier request with the same Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "enum": ["true"]},
 }
 
 # What a created resource's answer lets a client call next (OpenAPI links: a generated client's or a stateful
@@ -150,13 +171,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def _problem_response(status: int, path: str, operation_id: str = "") -> dict[str, Any]:
-    slug = _EXAMPLE_SLUGS.get((operation_id, status)) or _SLUGS.get(status, "http-error")
+def _problem_response(status: int, path: str, operation_id: str = "", idempotent: bool = False) -> dict[str, Any]:
+    slug, title = _EXAMPLES.get((operation_id, status)) or (_SLUGS.get(status, "http-error"), _TITLES[status])
     example: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
-        "title": _TITLES[status],
+        "title": title,
         "status": status,
-        "detail": _TITLES[status],
+        "detail": title,
         "instance": path,
     }
     if status == 422:
@@ -165,9 +186,16 @@ def _problem_response(status: int, path: str, operation_id: str = "") -> dict[st
         "description": _TITLES[status],
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}},
     }
-    if status in _RETRY_AFTER_STATUSES:
+    retry_after = status in _RETRY_AFTER_STATUSES or (idempotent and status == 409)
+    if retry_after and (operation_id, status) not in _NO_RETRY_AFTER:
         response["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
     return response
+
+
+def _idempotent(operation: dict[str, Any]) -> bool:
+    """Whether the operation takes an ``Idempotency-Key`` header (api.idempotency)."""
+    parameters = operation.get("parameters", [])
+    return any(p.get("in") == "header" and p.get("name") == "Idempotency-Key" for p in parameters)
 
 
 def _statuses(operation: dict[str, Any]) -> set[int]:
@@ -183,7 +211,7 @@ def _statuses(operation: dict[str, Any]) -> set[int]:
         statuses.add(404)
     if any(p.get("in") == "query" for p in parameters):
         statuses.add(422)
-    if any(p.get("in") == "header" and p.get("name") == "Idempotency-Key" for p in parameters):
+    if _idempotent(operation):
         statuses |= {409, 422}  # the key is in use by a running request; it was used with another request
     if any(p.get("in") == "query" and p.get("name") == "cursor" for p in parameters):
         statuses.add(400)  # a cursor this API did not issue
@@ -210,10 +238,13 @@ def document(app: FastAPI) -> dict[str, Any]:
     }
     for path, item in schema.get("paths", {}).items():
         for operation in item.values():
+            operation_id, idempotent = operation.get("operationId", ""), _idempotent(operation)
             for status in _statuses(operation):
-                operation["responses"][str(status)] = _problem_response(status, path, operation.get("operationId", ""))
-            links = LINKS.get(operation.get("operationId", ""), {})
+                operation["responses"][str(status)] = _problem_response(status, path, operation_id, idempotent)
+            links = LINKS.get(operation_id, {})
             for status, response in operation["responses"].items():
+                if idempotent and status.startswith("2"):
+                    response.setdefault("headers", {})[REPLAYED_HEADER] = REPLAYED_HEADER_DOC
                 if links and status.startswith("2"):
                     response["links"] = {
                         name: {"operationId": target, "parameters": {parameter: f"$response.body#{pointer}"}}

@@ -123,7 +123,8 @@ class CreditRequestOut(BaseModel):
 
 
 class PermitIn(BaseModel):
-    """An EIP-2612 permit of the collateral token: owner the borrower, spender the quote's CreditAggregator."""
+    """An EIP-2612 permit, owner the borrower, spender the CreditAggregator: of the collateral token for an accept
+    (the quote's CreditAggregator), of the debt asset for a repayment (the loan's)."""
 
     model_config = ConfigDict(extra="forbid")
     value: str = Field(pattern=r"^[0-9]{1,78}$", description="allowance in the token's base units")

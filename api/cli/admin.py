@@ -422,7 +422,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         func=_run(cmd_verify)
     )
 
-    propose = sub.add_parser("propose", help="propose a timelock operation on every chain")
+    propose = sub.add_parser(
+        "propose", help="propose a timelock operation on each chain of --chains (default: every chain)"
+    )
     kinds = propose.add_subparsers(dest="kind", required=True)
     for kind, (summary, arguments, build) in PROPOSALS.items():
         parser = kinds.add_parser(kind, help=summary)

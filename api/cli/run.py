@@ -1,5 +1,6 @@
-"""``creditmesh run`` (the whole platform locally: devnets, contracts, simulated lender, API; its state kept across
-runs) and ``creditmesh reset`` (start over); ``creditmesh serve`` (the API only) is :mod:`api.cli.serve`."""
+"""``creditmesh run`` (the whole platform locally: devnets, contracts, simulated lenders and identity providers, API;
+its state kept across runs) and ``creditmesh reset`` (start over); ``creditmesh serve`` (the API only) is
+:mod:`api.cli.serve`."""
 
 from __future__ import annotations
 
@@ -223,7 +224,9 @@ over).""",
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
-    run = commands.add_parser("run", help="the whole platform locally: devnets, contracts, simulated lender, API")
+    run = commands.add_parser(
+        "run", help="the whole platform locally: devnets, contracts, simulated lenders and identity providers, API"
+    )
     run.add_argument("--port", type=int, default=API_PORT)
     run.add_argument(
         "--fleet",

@@ -40,7 +40,8 @@ async def create_credit_request(
     body: CreditRequestIn, borrower: CurrentBorrower, platform: PlatformDep, request: Request
 ) -> Response:
     """Screen (KYC, sanctions, jurisdiction), score, and fan out to every eligible provider within one deadline;
-    returns the ranked, signed quotes, or the reasons of a decline (adverse-action notice)."""
+    201 with the ranked, signed quotes, or with ``status: declined`` and the reasons of a risk decline (adverse-action
+    notice). A borrower the screening refuses gets 403 ``compliance-denied`` with the reasons instead."""
     if body.credit_profile is not None:
         await asyncio.to_thread(platform.borrowers.save_profile, borrower.id, body.credit_profile)
         borrower = replace(borrower, profile=body.credit_profile)

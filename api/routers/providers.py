@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable
 from aggregator.receipts import LedgerReceipts
 from api.auth import Principal, Role, issue_key, revoke_subject_keys
+from api.body_limit import capped_body
 from api.bootstrap import Platform
 from api.client import client_address
 from api.deps import AdminPrincipal, PlatformDep, require
@@ -96,7 +97,10 @@ class RegistrationOut(BaseModel):
     provider_id: str
     kind: str
     source: str
-    api_key: str = Field(description="the provider's own API key (shown once): it reads the provider's health")
+    api_key: str = Field(
+        description="the provider's own API key (shown once): it reads the provider's health, the loans it funded "
+        "and their events, and sets its loan-events webhook"
+    )
 
 
 def _registry(platform: Platform) -> ProviderRegistry:
@@ -126,7 +130,10 @@ async def register_provider(body: RegistrationIn, _: AdminPrincipal, platform: P
 class ListedProviderOut(BaseModel):
     provider_id: str
     kind: str
-    source: str = Field(description="where its registration comes from: settings, api, plugin or pool")
+    source: str = Field(
+        description="where its registration comes from: settings (CREDITMESH_HTTP_LENDERS), api (POST /v1/providers, "
+        "any kind) or deployment (a chain's deployed lending pool)"
+    )
     breaker: str = Field(description="its circuit breaker's state: closed, open or half-open")
 
 
@@ -243,12 +250,14 @@ async def provider_webhook(
     x_creditmesh_timestamp: Annotated[str | None, Header(alias=TIMESTAMP_HEADER)] = None,
     x_creditmesh_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
 ) -> dict[str, str]:
-    """Authenticated by the provider's HMAC signature, not by an API key. A refusal never counts against the
-    provider; refusals are limited per client address (429 beyond), bodies to 64 KiB (413)."""
+    """Authenticated by the provider's HMAC signature, not by an API key. An unauthenticated refusal never counts
+    against the provider (a correctly signed body that breaks the protocol is 422 and recorded as its incident);
+    refusals are limited per client address (429 beyond), bodies to 64 KiB (413); an event id seen before is 409, and
+    so is a ``payment.received`` for a loan with nothing left to record (503 while its chain is unavailable)."""
     registry = _registry(platform)
     source = client_address(request, platform.settings.trusted_proxy_networks) or "unknown"
     try:
-        body = await _capped_body(request, MAX_WEBHOOK_BODY_BYTES)
+        body = await capped_body(request, MAX_WEBHOOK_BODY_BYTES)
         if body is None:
             reason = f"webhook refused: body larger than {MAX_WEBHOOK_BODY_BYTES} bytes"
             raise await refuse_unauthenticated(registry.webhook_refusals, source, provider_id, reason, 413)
@@ -293,16 +302,3 @@ async def _record_payment(platform: Platform, provider_id: str, event: WebhookEv
         raise HTTPException(err.status, str(err)) from err
     answer = {"accepted": event.event_id, "loan_id": recorded.loan_id, "status": recorded.status}
     return answer | ({"transaction_hash": recorded.tx_hash} if recorded.tx_hash else {})
-
-
-async def _capped_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is (declared or found) larger than ``limit``: read before any HMAC."""
-    declared = request.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)

@@ -106,7 +106,17 @@ def _get_run(platform: Any, run_id: str) -> ReconciliationRun:
     return run
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ReconciliationOut, dependencies=[Idempotent])
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ReconciliationOut,
+    responses={
+        202: {
+            "headers": {"Location": {"description": "the run: /v1/reconciliations/{id}", "schema": {"type": "string"}}}
+        }
+    },
+    dependencies=[Idempotent],
+)
 async def start_reconciliation(
     body: ReconciliationIn, request: Request, response: Response, principal: AuditorPrincipal, platform: PlatformDep
 ) -> ReconciliationOut:

@@ -176,6 +176,32 @@ def test_a_kyc_submission_documents_the_identity_provider_outage(document: dict[
     assert unavailable["headers"]["Retry-After"]["schema"]["pattern"] == "^[0-9]+$"
 
 
+def test_examples_and_headers_are_what_the_operations_send(document: dict[str, Any]) -> None:
+    """An example's problem type is one the operation sends for that status (api/problems.py, the routers), and the
+    headers listed are the ones it sets: Retry-After on an Idempotency-Key's 409 (the first request still running)
+    but not on /readyz's 503, Idempotent-Replayed on an idempotent operation's success, Location on a started
+    reconciliation; the webhooks list their replay (409), chain (503) and refusal-limit (429) answers."""
+
+    def answer(path: str, method: str, status: int) -> dict[str, Any]:
+        return dict(document["paths"][path][method]["responses"][str(status)])
+
+    def example_type(path: str, method: str, status: int) -> str:
+        return str(answer(path, method, status)["content"][PROBLEM_JSON]["example"]["type"]).rsplit("/", 1)[1]
+
+    accept = "/v1/quotes/{quote_id}/accept"
+    assert example_type(accept, "post", 410) == "quote-expired"
+    assert example_type(accept, "post", 503) == "chain-unavailable"
+    assert example_type("/v1/credit-requests", "post", 403) == "compliance-denied"
+    assert example_type("/readyz", "get", 503) == "not-ready"
+    assert "Retry-After" not in answer("/readyz", "get", 503).get("headers", {})
+    assert "Retry-After" in answer(accept, "post", 409)["headers"]
+    assert "Idempotent-Replayed" in answer(accept, "post", 201)["headers"]
+    assert "Idempotent-Replayed" not in answer("/v1/quotes/{quote_id}", "get", 200).get("headers", {})
+    assert "Location" in answer("/v1/reconciliations", "post", 202)["headers"]
+    assert {"409", "429", "503"} <= set(document["paths"]["/v1/providers/{provider_id}/webhooks"]["post"]["responses"])
+    assert "429" in document["paths"]["/v1/kyc/webhooks"]["post"]["responses"]
+
+
 def test_every_link_calls_an_operation_with_its_path_parameters_from_the_answer(document: dict[str, Any]) -> None:
     """A link names an operation of the document, gives exactly its path parameters, and reads each from a
     property the linking answer's schema has (a link that drifts from the document is a fuzzer's dead end)."""
