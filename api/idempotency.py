@@ -8,19 +8,24 @@ opts in with ``dependencies=[Idempotent]``.
   true``), whatever happened since.
 * The same key with a different method, path or body: 422. The same key while its first request still runs: 409
   (``Retry-After``). A claim whose process died is taken over after :data:`LOCK`.
-* Keys are kept :data:`TTL` (24 hours) in the database, so every process of the platform shares them.
+* Keys are kept :data:`TTL` (24 hours) in the database, so every process of the platform shares them. A stored
+  response's body is sealed there (:class:`ResponseSeal`): some carry a secret shown once (an API key, a provider's
+  key), which a database dump or replica must not give away.
 
 Signed webhooks deduplicate on their event id instead; requests without the header are not deduplicated."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import CurrentPrincipal, get_platform
 from api.problems import problem
+from compliance.pii import seal, unseal
 from store.db import Database
 from store.idempotency import IdempotencyRepository, IdempotencyRow
 
@@ -69,11 +75,42 @@ class Claim:
     fingerprint: str
 
 
-class IdempotencyStore:
-    """Claims, completes and releases keys, each in its own unit of work."""
+class ResponseSeal:
+    """Stored bodies sealed with AES-256-GCM (compliance's ``seal``) under a key derived from the platform's master
+    key (HKDF-SHA256 with a label of its own, so never the key of PII or of lenders' secrets), bound to the client and
+    the key: a body moved to another record does not open. A body stored before sealing (no marker) is read as is."""
 
-    def __init__(self, database: Database, ttl: timedelta = TTL, lock: timedelta = LOCK) -> None:
-        self._database, self._ttl, self._lock = database, ttl, lock
+    MARKER = b"creditmesh-sealed-v1:"
+    _LABEL = b"creditmesh/idempotent-responses/v1"
+
+    def __init__(self, master_key: bytes) -> None:
+        self._key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=self._LABEL).derive(master_key)
+
+    @staticmethod
+    def _bound(claim: Claim) -> bytes:
+        return f"idempotency/{len(claim.client)}:{claim.client}/{claim.key}".encode()
+
+    def seal(self, claim: Claim, body: bytes) -> bytes:
+        return self.MARKER + seal(self._key, body, self._bound(claim))
+
+    def open(self, claim: Claim, stored: bytes) -> bytes:
+        """The body; raises ``PiiError`` for a sealed body that does not open (another master key, another record)."""
+        if not stored.startswith(self.MARKER):
+            return stored
+        return unseal(self._key, stored[len(self.MARKER) :], self._bound(claim))
+
+
+@functools.lru_cache(maxsize=4)
+def response_seal(master_key_hex: str) -> ResponseSeal:
+    """The seal of ``CREDITMESH_PII_MASTER_KEY`` (derived once per process)."""
+    return ResponseSeal(bytes.fromhex(master_key_hex))
+
+
+class IdempotencyStore:
+    """Claims, completes and releases keys, each in its own unit of work; stored bodies sealed with ``sealing``."""
+
+    def __init__(self, database: Database, sealing: ResponseSeal, ttl: timedelta = TTL, lock: timedelta = LOCK) -> None:
+        self._database, self._seal, self._ttl, self._lock = database, sealing, ttl, lock
 
     def begin(self, claim: Claim, method: str, path: str, now: datetime | None = None) -> StoredResponse | None:
         """Claim the key (None: the request runs) or the response stored for it; raises :class:`KeyReused` or
@@ -109,7 +146,7 @@ class IdempotencyStore:
                     )
                 if row.state == "done" and row.status_code is not None and row.body is not None:
                     headers = [(name, value) for name, value in row.headers or []]
-                    return StoredResponse(row.status_code, headers, row.body)
+                    return StoredResponse(row.status_code, headers, self._seal.open(claim, row.body))
                 if row.locked_until > now:
                     raise KeyInUse(f"a request with Idempotency-Key {claim.key!r} is still being processed")
                 row.locked_until = now + self._lock  # its process died: this request takes the key over
@@ -125,7 +162,7 @@ class IdempotencyStore:
             row.state = "done"
             row.status_code = response.status_code
             row.headers = [[name, value] for name, value in response.headers]
-            row.body = response.body
+            row.body = self._seal.seal(claim, response.body)
             uow.commit()
 
     def release(self, claim: Claim) -> None:
@@ -186,7 +223,8 @@ async def idempotency(
     body = await request.body()
     client = f"{principal.role.value}:{principal.subject_id or principal.key_id}"
     claim = Claim(client, key, fingerprint(request.method, path, body))
-    store = IdempotencyStore((await get_platform(request)).database)
+    platform = await get_platform(request)
+    store = IdempotencyStore(platform.database, response_seal(platform.settings.pii_master_key))
     stored = await asyncio.to_thread(store.begin, claim, request.method, path)
     if stored is not None:
         raise _Replay(stored)

@@ -19,9 +19,19 @@ from sqlalchemy import func, select
 
 from api import idempotency, problems
 from api.auth import Role, ensure_bootstrap_admin, issue_key
-from api.idempotency import Claim, IdempotencyStore, Idempotent, KeyInUse, KeyReused, StoredResponse
+from api.idempotency import (
+    Claim,
+    IdempotencyStore,
+    Idempotent,
+    KeyInUse,
+    KeyReused,
+    ResponseSeal,
+    StoredResponse,
+    response_seal,
+)
 from api.routers import api_keys, borrowers
 from api.settings import Settings
+from compliance.errors import PiiError
 from store.api import ApiKeyRow, BorrowerRow
 from store.db import Database
 from store.idempotency import IdempotencyRow
@@ -95,6 +105,19 @@ async def test_a_retry_replays_the_first_response_and_another_body_is_refused(tm
         assert again.status_code == 201, again.text
         assert again.json() == first.json()  # the same borrower and its key, not a 409 "already registered"
         assert again.headers["idempotent-replayed"] == "true"
+        # the answer carries the borrower's API key (shown once): stored sealed, never readable in the database
+        with database.unit_of_work() as uow:
+            stored = uow.session.scalars(select(IdempotencyRow).where(IdempotencyRow.path == "/v1/borrowers")).one()
+            assert stored.body is not None
+            sealed, owner = stored.body, stored.client
+        assert first.json()["api_key"].encode() not in sealed
+        assert wallet.encode() not in sealed
+        claim = Claim(owner, headers["Idempotency-Key"], "")
+        assert response_seal(Settings().pii_master_key).open(claim, sealed) == first.content
+        with pytest.raises(PiiError):
+            ResponseSeal(b"\x01" * 32).open(claim, sealed)  # another platform's master key
+        with pytest.raises(PiiError):
+            response_seal(Settings().pii_master_key).open(Claim(owner, "another key", ""), sealed)
         assert again.headers["content-type"] == "application/json"
         assert "idempotent-replayed" not in first.headers
         assert _count(database, BorrowerRow) == 1
@@ -186,7 +209,7 @@ async def test_a_duplicate_while_the_first_runs_is_409_and_5xx_answers_are_not_s
 
 def test_keys_are_kept_24_hours_and_a_dead_claim_is_taken_over(tmp_path: Path) -> None:
     database = _sqlite(tmp_path)
-    store = IdempotencyStore(database)
+    store = IdempotencyStore(database, response_seal(Settings().pii_master_key))
     now = datetime.now(UTC)
     claim = Claim("admin:key_x", "k", "f" * 64)
     assert store.begin(claim, "POST", "/x", now) is None
@@ -205,6 +228,14 @@ def test_keys_are_kept_24_hours_and_a_dead_claim_is_taken_over(tmp_path: Path) -
         assert row.expires_at - row.created_at == timedelta(hours=24)
     # a day later the key is forgotten (purged) and runs again
     assert store.begin(claim, "POST", "/x", now + timedelta(hours=24, seconds=1)) is None
+    # a record stored before bodies were sealed is replayed as it was
+    store.complete(claim, StoredResponse(201, [], b"{}"))
+    with database.unit_of_work() as uow:
+        uow.session.scalars(select(IdempotencyRow)).one().body = b'{"before": "sealing"}'
+        uow.commit()
+    assert store.begin(claim, "POST", "/x", now + timedelta(hours=24, seconds=2)) == StoredResponse(
+        201, [], b'{"before": "sealing"}'
+    )
     database.dispose()
 
 
