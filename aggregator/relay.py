@@ -57,6 +57,9 @@ DEPLOYMENT = 0  # the relay's lease is one per deployment, not per chain
 EVENT_ID_HEADER = "X-Creditmesh-Event-Id"
 EVENT_TYPE_HEADER = "X-Creditmesh-Event-Type"
 SEQUENCE_HEADER = "X-Creditmesh-Sequence"
+#: how much of a receiver's answer is read: its status is the answer; a longer body is left unread (the connection
+#: dropped), so an endless or huge answer costs the relay neither memory nor its time
+ANSWER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,8 @@ class RelaySettings:
     """``ttl``: the lease's time to live; ``interval``: the pause between rounds; ``concurrency``: sends in flight,
     at most ``per_recipient`` of them to one recipient; ``tries``: quick tries per round
     (the first ``first_wait`` seconds apart, doubling); ``first_backoff``/``max_backoff``: the pause before the next
-    round of a delivery that failed (doubling per round); ``timeout``: per HTTP attempt."""
+    round of a delivery that failed (doubling per round); ``timeout``: per HTTP attempt, from the connection to the
+    answer's status and the first ``ANSWER_BYTES`` of its body, however slowly a receiver trickles them."""
 
     ttl: timedelta = timedelta(seconds=15)
     interval: float = 1.0
@@ -355,12 +359,19 @@ class OutboxRelay:
         started, at = time.monotonic(), datetime.now(UTC)
         status_code: int | None = None
         try:
-            response = await self.http.post(
-                destination.url, content=send.body, headers=headers, timeout=self.settings.timeout
-            )
-            status_code = response.status_code
-            if not response.is_success:
-                raise DeliveryFailed(f"HTTP {response.status_code}", response.status_code)
+            try:
+                async with asyncio.timeout(self.settings.timeout):  # the whole attempt, not each read
+                    async with self.http.stream(
+                        "POST", destination.url, content=send.body, headers=headers, timeout=self.settings.timeout
+                    ) as response:
+                        status_code = response.status_code
+                        await _read_some(response, ANSWER_BYTES)
+            except TimeoutError:
+                if status_code is None:
+                    raise DeliveryFailed(f"no answer within {self.settings.timeout:g} s") from None
+                # the status came and the body did not end in time: the answer stands, the connection is dropped
+            if not 200 <= status_code < 300:
+                raise DeliveryFailed(f"HTTP {status_code}", status_code)
         except (httpx.HTTPError, ProviderError) as err:  # transport errors; the SSRF guard's refusal
             failure = DeliveryFailed(f"{type(err).__name__}: {err}"[:512])
             attempts.append(Attempt(at, None, str(failure), int((time.monotonic() - started) * 1000)))
@@ -423,3 +434,12 @@ def settle(
         rounds = -(-changes["attempts"] // settings.tries)
         changes["next_attempt_at"] = now + timedelta(seconds=backoff(settings, rounds))
     return replace(delivery, **changes)
+
+
+async def _read_some(response: httpx.Response, limit: int) -> None:
+    """Read the answer's body up to ``limit`` bytes (all of a short one, so its connection can be reused)."""
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read > limit:
+            return

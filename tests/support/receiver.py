@@ -1,6 +1,6 @@
 """A webhook receiver on loopback for the loan events the outbox relay sends: it verifies each message's HMAC
 signature as a lender would, records what arrived (a duplicate too: the test decides what a duplicate is), and can
-be down (its port closed) or answer an error for a while."""
+be down (its port closed), answer an error for a while, or answer a body that trickles or never ends."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ class EventReceiver:
         self.failing_with: int | None = None
         #: event ids answered 500 once AFTER being recorded: a delivery whose answer was lost
         self.lose_answer_once: set[str] = set()
+        #: answer a 200's body this way while set: (bytes, seconds between two) one byte at a time, or
+        #: (bytes, 0) as fast as the socket takes them; ``answered_bytes`` counts what left before the relay let go
+        self.answer_body: tuple[int, float] | None = None
+        self.answered_bytes = 0
         self._guard = ReplayGuard(secret)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -55,9 +59,21 @@ class EventReceiver:
                     body,
                     self.headers.get("X-Creditmesh-Event-Id", ""),
                 )
+                size, pause = receiver.answer_body if status == 200 and receiver.answer_body else (0, 0.0)
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(size))
                 self.end_headers()
+                self.wfile.flush()
+                step = 1 if pause else 64 * 1024
+                try:
+                    for start in range(0, size, step):
+                        chunk = b"x" * min(step, size - start)
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        receiver.answered_bytes += len(chunk)
+                        time.sleep(pause)
+                except OSError:  # the relay dropped the connection
+                    self.close_connection = True
 
             def log_message(self, *args: Any) -> None:
                 pass

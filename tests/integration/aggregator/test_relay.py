@@ -26,7 +26,7 @@ from sqlalchemy import select
 from aggregator.event_destinations import Destination, EventDestinations, borrower_secret_subject
 from aggregator.relay import DEPLOYMENT, LEASE_KIND, OutboxRelay, RelaySettings
 from chain.events import ChainEvent
-from providers.destinations import DestinationGuard, PinnedTransport
+from providers.destinations import DestinationGuard, PinnedTransport, lender_client
 from providers.secrets import SecretBox
 from store.api import BorrowerRow
 from store.db import Database
@@ -178,6 +178,47 @@ async def test_a_receiver_down_holds_back_only_its_own_stream_and_gets_everythin
     assert len(log) == head.attempts >= 3
     assert log[-1].status_code == 200
     assert all(attempt.status_code is None and attempt.error for attempt in log[:-1])
+
+
+def _attempts(database: Database, loan_id: str) -> list[OutboxAttemptRow]:
+    with database.unit_of_work() as uow:
+        ids = select(OutboxDeliveryRow.id).where(OutboxDeliveryRow.loan_id == loan_id)
+        query = select(OutboxAttemptRow).where(OutboxAttemptRow.delivery_id.in_(ids))
+        return list(uow.session.scalars(query.order_by(OutboxAttemptRow.id)))
+
+
+async def test_an_answer_that_trickles_or_never_ends_costs_an_attempt_its_timeout_at_most(database: Database) -> None:
+    """A receiver that answers 200 and then trickles its body a byte every 0.2 s (12 s for 60 bytes), then one that
+    floods 256 MiB: the status is the answer, so each event is delivered once; each attempt is over within the
+    attempt's timeout (2 s), where each slow read used to restart it; of the flood only a little is read. Through
+    the platform's own lender client (aiohttp under httpx's interface), as the relay's workers build it."""
+    provider = EventReceiver(PROVIDER_SECRET).start()
+    provider.answer_body = (60, 0.2)
+    loan = LoanFacts(loan_ref=9_101)
+    loan.quoted_by(database, PROVIDER)  # its borrower set no webhook URL: the provider's deliveries alone
+    destinations = EventDestinations(
+        SecretBox.from_master_key(MASTER_KEY), {PROVIDER: Destination(provider.url, PROVIDER_SECRET)}
+    )
+    http = lender_client(DestinationGuard(["127.0.0.0/8"]))
+    relay = OutboxRelay(SqlRelayStore(database), destinations, http, settings=FAST)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        _apply(database, [loan.opened()])
+        await _await(lambda: [d.status for d in _deliveries(database, loan.loan_id)] == ["delivered"])
+        provider.answer_body = (256 * 1024 * 1024, 0.0)
+        _apply(database, [loan.repaid(1_000, 400_000_000, 600_000_000)])
+        await _await(lambda: [d.status for d in _deliveries(database, loan.loan_id)] == ["delivered"] * 2)
+    finally:
+        stop.set()
+        await running
+        await http.aclose()
+        provider.stop()
+    attempts = _attempts(database, loan.loan_id)
+    assert [(a.status_code, a.error) for a in attempts] == [(200, None), (200, None)]
+    assert all(a.duration_ms < FAST.timeout * 1000 + 1_000 for a in attempts), [a.duration_ms for a in attempts]
+    assert provider.answered_bytes < 64 * 1024 * 1024, provider.answered_bytes
+    assert _stream(provider.events(), loan.loan_id) == [1, 2]
 
 
 @pytest.fixture
