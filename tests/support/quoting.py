@@ -21,6 +21,7 @@ from chain.signers import DEVNET_BORROWER_INDEXES, Role, devnet_account, devnet_
 from compliance import ComplianceService
 from compliance.jurisdiction import load_rules
 from compliance.kyc import IdentityProfile, KycState, KycStatus, KycTier
+from compliance.mla import MlaStatusCache
 from compliance.sanctions.lists import load_newest
 from compliance.sanctions.screening import SanctionsScreen
 from contracts.typed_data import Domain
@@ -128,8 +129,11 @@ def shipped_compliance() -> ComplianceService:
     )
 
 
-def quoting_service(store: QuotingStore, compliance: ComplianceService) -> QuotingService:
-    """A quoting service on two chains (their EIP-712 domains only, no RPC) with two banks and a pool per chain."""
+def quoting_service(
+    store: QuotingStore, compliance: ComplianceService, mla: MlaStatusCache | None = None
+) -> QuotingService:
+    """A quoting service on two chains (their EIP-712 domains only, no RPC) with two banks and a pool per chain;
+    ``mla``: the Military Lending Act status (None: never checked)."""
     chains = {
         name: _Chain(
             name,
@@ -158,6 +162,7 @@ def quoting_service(store: QuotingStore, compliance: ComplianceService) -> Quoti
         compliance=compliance,
         velocity=InMemoryVelocityStore(),
         config=QuotingConfig(fanout_deadline=5.0),
+        mla=mla,
     )
 
 

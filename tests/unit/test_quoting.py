@@ -9,7 +9,7 @@ import asyncio
 import threading
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -22,7 +22,9 @@ from aggregator.quote_store import InMemoryQuotingRepository, InMemoryQuotingSto
 from aggregator.quoting import CreditRequestSpec
 from compliance import ComplianceService
 from compliance.decisions import DecisionKind, Outcome
+from compliance.errors import KycProviderError
 from compliance.kyc import IdentityProfile
+from compliance.mla import MlaQuery, MlaStatus, MlaStatusCache
 from contracts.typed_data import Domain, digest, offer_typed_data, recover, risk_attestation_typed_data
 from providers.models import ProviderKind, QuoteRequest
 from tests.support.quoting import (
@@ -206,3 +208,46 @@ async def test_offers_answered_after_the_nonces_are_reserved_are_signed_as_they_
         assert quote.offer_digest == "0x" + digest(document).hex()
         assert recover(document, bytes.fromhex(quote.offer_signature[2:])) == QUOTE_SIGNER.address
     assert len({q.offer["nonce"] for q in quoted.quotes if q.chain_name == CHAINS[0]}) == 1
+
+
+class _MlaService:
+    """The DoD MLA service as the platform's adapter sees it: answers ``covered`` or, while ``down``, fails."""
+
+    def __init__(self, covered: bool) -> None:
+        self.covered, self.down, self.asked = covered, False, 0
+
+    async def check(self, query: MlaQuery, now: datetime) -> MlaStatus:
+        self.asked += 1
+        if self.down:
+            raise KycProviderError("the MLA service did not answer")
+        return MlaStatus(self.covered, query.as_of, "certificate-1")
+
+
+async def test_an_mla_service_that_cannot_answer_holds_the_borrower_to_the_36_percent_mapr(
+    compliance: ComplianceService,
+) -> None:
+    """Ten days at a 1% fee is an MAPR above 36% for every offer (nominal rates under Florida's cap): a borrower the
+    service says is not covered gets them, one it cannot answer for is treated as covered and gets none, and one
+    who gave no SSN or DoD ID is not asked about (treated as not covered, no safe harbour claimed)."""
+    spec = replace(SPEC, term_days=10)
+    service_answers = _MlaService(covered=False)
+    servicemember = replace(borrower_file(), military_id="1234567890")
+
+    answered = await quoting_service(
+        InMemoryQuotingStore(), compliance, MlaStatusCache(service_answers)
+    ).request_credit(servicemember, spec)
+    assert answered.request.status == "quoted"
+    assert len(answered.quotes) == 5
+
+    service_answers.down = True
+    down = await quoting_service(InMemoryQuotingStore(), compliance, MlaStatusCache(service_answers)).request_credit(
+        replace(servicemember, id="b2"), spec
+    )
+    assert down.quotes == [], "every offer is over the MLA's 36% MAPR"
+    assert service_answers.asked == 2
+
+    unchecked = await quoting_service(
+        InMemoryQuotingStore(), compliance, MlaStatusCache(service_answers)
+    ).request_credit(replace(borrower_file(), id="b3", military_id=None), spec)
+    assert len(unchecked.quotes) == 5
+    assert service_answers.asked == 2, "no identifier: the service is not asked"
