@@ -3,7 +3,8 @@ like our requests to them (HMAC-SHA256 over ``"{timestamp}.{body}"`` with the pr
 
 Anyone can post here, so nothing an unauthenticated request does counts against anyone: a missing, wrong or stale
 signature or a replayed one is refused (401), logged, and counted only against its SOURCE (the client address) —
-past ``RefusalLimits.per_window`` refusals in a window that source is answered 429 without any check. It is never
+past ``RefusalLimits.per_window`` refusals in a window that source's refusals are answered 429 and no longer logged,
+while what it sends is still verified, so a webhook that verifies is taken whatever its address's count. It is never
 the lender's failure and writes no row. A body larger than ``MAX_WEBHOOK_BODY_BYTES`` is refused before the HMAC is
 computed (the router reads at most that much). Only a correctly signed webhook is the lender's: one whose body is not
 the schema is persisted as the provider's incident (still not a breaker failure: quoting is unaffected); the same
@@ -167,8 +168,6 @@ async def receive_webhook(
     source: str = "unknown",
 ) -> WebhookEvent:
     limiter = registry.webhook_refusals
-    if await limiter.blocked(source, time.time()):
-        raise WebhookRejected("too many refused webhooks from this address; try later", 429)
     provider = registry.get_provider(provider_id)
     guard = getattr(provider.inner, "webhook_guard", None)
     if not isinstance(guard, ReplayGuard):
@@ -176,7 +175,14 @@ async def receive_webhook(
     try:
         guard.verify(timestamp, signature, body, int(time.time()) if now is None else now)
     except SignatureRejected as err:
-        raise await refuse_unauthenticated(limiter, source, provider_id, f"webhook refused: {err}") from err
+        # an address past its limit is still verified (an HMAC over at most 64 KiB): what verifies is taken, so
+        # forgeries from an address a lender shares (a proxy not in CREDITMESH_TRUSTED_PROXIES, every "unknown"
+        # client) never hold up its webhooks; its refusals are 429 and no longer logged
+        over = await limiter.blocked(source, time.time())
+        refused = await refuse_unauthenticated(limiter, source, provider_id, f"webhook refused: {err}")
+        if over:
+            raise WebhookRejected("too many refused webhooks from this address; try later", 429) from err
+        raise refused from err
     # signed with the provider's secret from here on: what is wrong now is the provider's own doing
     try:
         event = WebhookEvent.model_validate_json(body)

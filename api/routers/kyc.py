@@ -1,7 +1,7 @@
 """The KYC provider's signed webhooks: the only way a borrower's KYC verdict and tier are set. Unauthenticated by API
 key (the provider signs instead). A delivery that does not verify is refused with 401 and counts against no one but
 its source address: toward that address's refusal limit, shared with the lenders' webhooks
-(``providers.webhooks.RefusalLimiter``); past the limit its refusals are answered 429 and no longer logged. Unlike the
+(``providers.webhooks.RefusalLimiter``); past the limit its refusals are answered 429 and no longer logged. As on the
 lenders' route, a source past its limit is still verified: a verdict that verifies is applied whatever the count of
 its address, so refusals from an address the provider shares (a proxy not listed in ``CREDITMESH_TRUSTED_PROXIES``)
 never hold up the verdicts."""
