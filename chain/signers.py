@@ -12,10 +12,10 @@ import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from enum import StrEnum
+from enum import Enum, StrEnum
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import coincurve
@@ -281,12 +281,16 @@ def _loopback(url: str) -> bool:
         return False
 
 
+class _NotChecked(Enum):
+    CHAINS_FILE = "not checked"
+
+
 def production_guard(
     *,
     environment: str | None = None,
     role_keys: Mapping[str, str | None] | None = None,
     role_holders: Mapping[str, str | None] | None = None,
-    chains_file: Path | str | None = None,
+    chains_file: Path | str | Literal[_NotChecked.CHAINS_FILE] | None = _NotChecked.CHAINS_FILE,
     chains: Iterable[tuple[str, int, Sequence[str]]] | None = None,
     admin_api_key: str | None = None,
     local_admin_key_stored: bool = False,
@@ -301,6 +305,9 @@ def production_guard(
     Args:
         role_keys: role → private key (hex) or None (not set: the caller decides whether that is allowed).
         role_holders: role or holder name → address.
+        chains_file: the chains file the process uses, None for none (refused); left out, it is not checked: a
+            command checking only the accounts it signs with (``creditmesh admin``'s, whose chains were checked
+            once by ``production_guard_chains``) is not refused for a file it was not asked about.
         chains: (name, chain id, RPC URLs) of the chains the process will use.
 
     Raises:

@@ -436,6 +436,7 @@ class Governance:
     def submit(self, proposals: list[ChainProposal], signatures: list[OwnerSignature], sender: Signer) -> None:
         """Execute each chain's SafeTx with its owners' signatures (at least the Safe's threshold, every one an
         owner's — refused before anything is sent otherwise)."""
+        production_guard([sender.address])
         packed = []
         for proposal in proposals:
             if proposal.safe_tx is None:
@@ -457,6 +458,7 @@ class Governance:
 
     def execute(self, chain_name: str, operation_id: str, sender: Signer) -> str:
         """Execute a ready operation (anyone may); refused with the reason while it waits out its delay."""
+        production_guard([sender.address])
         chain = self.chain(chain_name)
         scheduled = self.find(chain, operation_id)
         if scheduled.state is not OperationState.READY:

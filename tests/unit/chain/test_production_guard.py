@@ -18,12 +18,15 @@ from api.bootstrap import refuse_stored_local_admin_key, role_signers
 from api.settings import LOCAL_ADMIN_KEY, Settings
 from chain.signers import (
     DEVNET_ACCOUNT_COUNT,
+    LocalSigner,
     ProductionProfileRefused,
     Role,
     admin_key_weakness,
     devnet_account,
+    devnet_signer,
     production_guard,
 )
+from contracts.governance.service import Governance
 from store.db import Database
 
 pytestmark = pytest.mark.unit
@@ -69,8 +72,8 @@ def test_fresh_keys_and_a_real_chain_pass() -> None:
 @pytest.mark.parametrize(
     ("arguments", "problem"),
     [
-        ({}, "no CREDITMESH_CHAINS_FILE"),
-        ({"chains": [("local", 8453, ["http://127.0.0.1:8545"])]}, "loopback RPC"),
+        ({"chains_file": None}, "no CREDITMESH_CHAINS_FILE"),
+        ({"chains_file": None, "chains": [("local", 8453, ["http://127.0.0.1:8545"])]}, "loopback RPC"),
         ({"chains_file": "c.json", "chains": [("x", 31337, ["https://rpc.example.org"])]}, "devnet chain id 31337"),
         ({"chains_file": "c.json", "chains": [("x", 1337, ["https://rpc.example.org"])]}, "devnet chain id 1337"),
         ({"chains_file": "c.json", "admin_api_key": LOCAL_ADMIN_KEY}, "admin API key is weak"),
@@ -91,6 +94,7 @@ def test_every_problem_is_named_at_once() -> None:
         production_guard(
             environment="production",
             role_keys={"relayer": devnet_account(1).key.hex(), "quote_signer": devnet_account(19).key.hex()},
+            chains_file=None,
             admin_api_key="short",
         )
     assert len(refused.value.problems) == 4
@@ -176,3 +180,26 @@ def test_the_sending_roles_keys_are_guarded_and_optional_in_production(tmp_path:
         Role.KEEPER: devnet_account(10).address,
         Role.AUDIT_ANCHOR: devnet_account(11).address,
     }
+
+
+def test_every_governance_transaction_refuses_a_devnet_sender_in_production_and_takes_a_key_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Executing a ready operation and submitting a Safe transaction (anyone may send either) are refused with a
+    devnet key before anything is read or sent, as proposing, cancelling and pausing are; a key of its own passes.
+    The accounts alone are checked: the chains were checked once by the command (``production_guard_chains``), and
+    a check of the accounts used to refuse every key in production for "no CREDITMESH_CHAINS_FILE", a file it was
+    never given."""
+    monkeypatch.setenv("CREDITMESH_ENVIRONMENT", "production")
+    monkeypatch.delenv("CREDITMESH_CHAINS_FILE", raising=False)
+    devnet = devnet_signer(Role.DEPLOYER)
+    governance = Governance([])
+    with pytest.raises(ProductionProfileRefused, match=devnet.address) as refused:
+        governance.execute("ethereum-local", "0x" + "00" * 32, devnet)
+    assert len(refused.value.problems) == 1, refused.value.problems
+    with pytest.raises(ProductionProfileRefused, match=devnet.address):
+        governance.submit([], [], devnet)
+    with pytest.raises(ProductionProfileRefused, match=devnet.address):
+        governance.cancel("ethereum-local", "0x" + "00" * 32, devnet)
+    governance.submit([], [], LocalSigner(Account.create()))  # nothing to send, nothing refused
+    production_guard(environment="production", role_holders={"deployer": Account.create().address})
