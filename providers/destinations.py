@@ -78,6 +78,11 @@ class DestinationGuard:
         return self._permitted_literals.get(host)
 
     def permits(self, address: IpAddress) -> bool:
+        """A public address, or one in an allowed network; an IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) is
+        the IPv4 address it maps to, so an allowed IPv6 network that holds the mapped range admits no loopback or
+        metadata address the IPv4 networks do not."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
         return is_public(address) or any(address in network for network in self.allowed)
 
     async def resolve(self, host: str, port: int) -> IpAddress:

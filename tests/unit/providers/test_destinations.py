@@ -53,6 +53,17 @@ async def test_the_allow_list_admits_loopback_only() -> None:
             await guard.check(url)
 
 
+async def test_an_ipv4_mapped_address_is_judged_as_the_ipv4_address_it_maps_to() -> None:
+    """An allowed network of IPv4-mapped addresses admits no mapped loopback or metadata address (the production
+    settings check the IPv4 networks only); the loopback allow list admits mapped loopback."""
+    mapped = DestinationGuard(["::ffff:0:0/96"])
+    for url in ("http://[::ffff:127.0.0.1]:8600", "http://[::ffff:169.254.169.254]/latest/meta-data"):
+        with pytest.raises(DestinationRefused):
+            await mapped.check(url)
+    loopback = DestinationGuard(LOOPBACK_NETWORKS)
+    assert str(await loopback.check("http://[::ffff:127.0.0.1]:8600")) == "::ffff:7f00:1"  # 127.0.0.1, mapped
+
+
 @pytest.mark.parametrize(
     "address",
     [
