@@ -306,10 +306,13 @@ def verify_signature(
         raise WebhookRejected("no signature header")
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
-        timestamp = int(parts["t"])
-        given = parts["v1"]
+        stamp, given = parts["t"], parts["v1"]
     except (ValueError, KeyError) as err:
         raise WebhookRejected("malformed signature header") from err
+    # plain ASCII digits only, as the lenders' (providers.signing): int() would also take " +1_700", "١٧٠٠"
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
+        raise WebhookRejected("malformed signature header: the timestamp is not plain digits")
+    timestamp = int(stamp)
     # bytes, not str: compare_digest raises TypeError on a non-ASCII str (a 500 instead of a refusal)
     if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), _mac(secret, timestamp, body).encode()):
         raise WebhookRejected("signature does not verify")

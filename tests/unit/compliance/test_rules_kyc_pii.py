@@ -253,6 +253,12 @@ async def test_webhook_verified_and_tampered_or_replayed_refused() -> None:
     non_ascii = {SIGNATURE_HEADER: headers[SIGNATURE_HEADER][:-2] + "é€"}
     with pytest.raises(WebhookRejected, match="signature"):
         verify_webhook(body, non_ascii, SECRET, NOW, InMemoryReplayGuard())
+    # the same timestamp spelled as int() would also read it: refused, though the signature over it would verify
+    stamp, mac = headers[SIGNATURE_HEADER].removeprefix("t=").split(",v1=")
+    arabic = "".join(chr(0x0660 + int(digit)) for digit in stamp)
+    for spelling in (f" +{stamp}", f"{stamp[:3]}_{stamp[3:]}", arabic):
+        with pytest.raises(WebhookRejected, match="not plain digits"):
+            verify_webhook(body, {SIGNATURE_HEADER: f"t={spelling},v1={mac}"}, SECRET, NOW, InMemoryReplayGuard())
 
 
 # --- screening through the service -------------------------------------------------------------------------------
