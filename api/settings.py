@@ -4,6 +4,7 @@ platform locally (SQLite in ./.creditmesh/, the three devnets, a simulated lende
 from __future__ import annotations
 
 import ipaddress
+import socket
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -302,9 +303,20 @@ class Settings(BaseSettings):
 
 
 def _loopback(host: str) -> bool:
-    if host.lower() in {"localhost", "localhost.localdomain"}:
+    """Whether ``host`` reaches this machine: a localhost name (``*.localhost`` too), a loopback or unspecified
+    address, an IPv4-mapped one, or an IPv4 address in a legacy form the resolver still reads (``127.1``)."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name in {"localhost", "localhost.localdomain"} or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
     except ValueError:
-        return False
+        if not name or set(name) - set("0123456789abcdefx."):
+            return False
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(name))  # 127.1, 0x7f.1, 2130706433
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
