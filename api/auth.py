@@ -225,7 +225,8 @@ def client_credentials(database: Database, client_id: str, client_secret: str) -
     now = datetime.now(UTC)
     with database.unit_of_work() as uow:
         row = ApiKeyRepository(uow.session).by_hash(hash_key(client_secret))
-        if row is None or not secrets.compare_digest(row.key_id, client_id):
+        # bytes: compare_digest raises TypeError for a non-ASCII str (a 500 for a form field anyone can send)
+        if row is None or not secrets.compare_digest(row.key_id.encode(), client_id.encode("utf-8", "surrogatepass")):
             raise KeyRejected("unknown client or wrong secret")
         info = ApiKeyInfo.of(row)
     if info.state(now) != "active":

@@ -213,6 +213,13 @@ async def test_the_token_endpoint_answers_oauth_errors(setup: tuple[httpx.AsyncC
         (_basic(auditor.info.key_id, "wrong"), "grant_type=client_credentials", 401, "invalid_client"),
         (_basic("key_0000000000000000", auditor.key), "grant_type=client_credentials", 401, "invalid_client"),
         (FORM, "grant_type=client_credentials", 401, "invalid_client"),
+        # the right secret with a client id that is not ASCII: refused like any other wrong id, never a 500
+        (
+            FORM,
+            f"grant_type=client_credentials&client_id=%C3%A9t%C3%A9&client_secret={auditor.key}",
+            401,
+            "invalid_client",
+        ),
         (_basic(auditor.info.key_id, auditor.key), "grant_type=password", 400, "unsupported_grant_type"),
         (_basic(auditor.info.key_id, auditor.key), "grant_type=client_credentials&scope=admin", 400, "invalid_scope"),
         ({"content-type": "application/json"}, '{"grant_type": "client_credentials"}', 400, "invalid_request"),
