@@ -127,6 +127,22 @@ async def test_an_answer_past_the_limit_is_refused(answer: bytes) -> None:
             await _adapter(base, client).quote(REQUEST)
 
 
+async def test_a_redirect_is_not_followed_to_where_it_points() -> None:
+    """A lender answering 307 to another address (here a second loopback server that would answer a good quote): the
+    quote fails as the lender's and nothing reaches the target, on the direct path and through httpx's ``send``."""
+    async with _lender(_response(_quote_answer())) as (target, reached):
+        moved = f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}/v1/quotes\r\nContent-Length: 0\r\n\r\n"
+        guard = DestinationGuard(LOOPBACK_NETWORKS)
+        async with _lender(moved.encode()) as (base, asked), lender_client(guard) as direct:
+            through = httpx.AsyncClient(transport=PinnedTransport(guard))
+            async with through:
+                for client in (direct, through):
+                    with pytest.raises(ProviderProtocolError, match="307"):
+                        await _adapter(base, client).quote(REQUEST)
+    assert len(asked) == 2
+    assert reached == [], "the redirect's target was never asked"
+
+
 async def test_a_compressed_answer_is_decoded() -> None:
     compressed = gzip.compress(_quote_answer())
     client = lender_client(DestinationGuard(LOOPBACK_NETWORKS))
