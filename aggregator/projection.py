@@ -10,7 +10,8 @@ The loan's status follows the CreditAggregator's ``LoanStatus`` plus ``written_o
   ``liquidated`` when a ``LoanLiquidated`` of the same transaction closed it; ``LoanWrittenOff`` (a liquidation that
   ran out of collateral) makes it ``written_off``.
 * ``LoanDefaulted`` → ``defaulted``. ``CollateralAdded``/``CollateralRemoved`` move the collateral (the deposit at
-  opening is already in ``LoanOpened``'s amount). Every other event is kept as a fact only.
+  opening is already in ``LoanOpened``'s amount), and so does ``LoanLiquidated``'s ``collateralSeized``, which the
+  CollateralManager hands the liquidator without a ``CollateralRemoved``. Every other event is kept as a fact only.
 """
 
 from __future__ import annotations
@@ -291,6 +292,8 @@ def moved(loan: LoanState, fact: Fact, *, liquidated_in_tx: bool = False) -> tup
         if loan.status == REPAID and loan.closed_tx_hash == fact.tx_hash:
             loan = replace(loan, status=LIQUIDATED)
         seized = fact.uint("collateralSeized")
+        # the seized collateral leaves with no CollateralRemoved of its own (the liquidator is paid in the same call)
+        loan = replace(loan, collateral_amount=max(0, (loan.collateral_amount or 0) - seized))
         return loan, LiquidationEntry(loan.id, fact.id, fact.checksum("liquidator"), fact.uint("debtRepaid"), seized)
     if event in ("CollateralAdded", "CollateralRemoved"):
         added = event == "CollateralAdded"

@@ -98,8 +98,9 @@ def _expected(loan: OpenedLoan) -> tuple[str, int, int]:
             status, outstanding = "defaulted", fact.uint("outstandingPrincipal")
         elif fact.event == "LoanWrittenOff":
             status, outstanding = "written_off", 0
-        elif fact.event == "LoanLiquidated":
+        elif fact.event == "LoanLiquidated":  # the seized collateral leaves with no CollateralRemoved of its own
             liquidated_in.add(fact.tx_hash)
+            collateral = max(0, collateral - fact.uint("collateralSeized"))
         elif fact.event == "LoanClosed" and status in ("active", "defaulted"):
             status = "liquidated" if fact.tx_hash in liquidated_in else "repaid"
         elif fact.event == "CollateralAdded" and fact.tx_hash != opened.tx_hash:

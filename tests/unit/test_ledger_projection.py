@@ -162,6 +162,7 @@ def test_a_loan_closed_in_its_liquidation_transaction_is_liquidated_and_collater
     closed = replace(loan.event("LoanClosed", tx=tx, block=block), log_index=2)
     record_events(ledger, CHAIN, [closed, repaid, liquidated])  # applied in chain order whatever the order given
     assert ledger.loans[loan.id].status == LIQUIDATED
+    assert ledger.loans[loan.id].collateral_amount == 10**18 + 5 - 4, "what the liquidator seized is gone"
     assert [type(e) for e in ledger.entries] == [CollateralEntry, CollateralEntry, LiquidationEntry, RepaymentEntry]
     assert _types(ledger)[-3:] == ["loan.liquidated", "loan.repayment", "loan.closed"]
 
