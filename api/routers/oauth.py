@@ -77,7 +77,7 @@ def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str] | No
     if authorization[:6].lower() == "basic ":
         try:
             decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # not base64; not ASCII (a str b64decode refuses); not UTF-8
             return None
         client_id, sep, secret = decoded.partition(":")
         return (client_id, secret) if sep else None

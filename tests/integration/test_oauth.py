@@ -209,10 +209,16 @@ async def test_a_request_carries_one_credential_and_a_malformed_one_is_named(
 async def test_the_token_endpoint_answers_oauth_errors(setup: tuple[httpx.AsyncClient, Database, TokenService]) -> None:
     client, database, _ = setup
     auditor = issue(database, Role.AUDITOR, None, "x")
-    cases = [
+    cases: list[tuple[httpx.Headers | dict[str, str], str, int, str]] = [
         (_basic(auditor.info.key_id, "wrong"), "grant_type=client_credentials", 401, "invalid_client"),
         (_basic("key_0000000000000000", auditor.key), "grant_type=client_credentials", 401, "invalid_client"),
         (FORM, "grant_type=client_credentials", 401, "invalid_client"),
+        (
+            httpx.Headers({b"content-type": FORM["content-type"].encode(), b"authorization": b"Basic \xe9"}),
+            "grant_type=client_credentials",
+            401,
+            "invalid_client",
+        ),
         # the right secret with a client id that is not ASCII: refused like any other wrong id, never a 500
         (
             FORM,
