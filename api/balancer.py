@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 #: the longest request head read (uvicorn's own limit on the request line and headers is of this order)
 MAX_HEAD_BYTES = 64 * 1024
+#: the most digits a Content-Length may have (h11's own limit; 10^20 bytes is no body)
+MAX_LENGTH_DIGITS = 20
 #: a client connection with no complete request head within this (a new one, or a kept-alive one) is closed, and one
 #: whose request body then sends nothing for as long gets a 408 (the API process is not kept waiting for the rest)
 HEAD_TIMEOUT_SECONDS = 30.0
@@ -127,6 +129,9 @@ class _Message:
             raise _Closed(
                 f"Content-Length must be one decimal number, not {b', '.join(found).decode(errors='replace')!r}"
             )
+        if len(found[0]) > MAX_LENGTH_DIGITS:  # int() refuses past 4,300 digits; no body is 10^20 bytes
+            shown = found[0][:MAX_LENGTH_DIGITS].decode()
+            raise _Closed(f"Content-Length must be at most {MAX_LENGTH_DIGITS} digits, not {shown}… ({len(found[0])})")
         return int(found[0])
 
     def framing_error(self) -> str | None:

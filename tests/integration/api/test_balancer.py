@@ -212,6 +212,7 @@ SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n"
         (b"Content-Length : 39\r\n", b"hello", "a field name, a colon and a value, not 'Content-Length : 39'"),
         (b"X-Note: a\r\n Content-Length: 39\r\n", b"hello", "not ' Content-Length: 39'"),
         (b"Content-Length 39\r\n", b"hello", "not 'Content-Length 39'"),
+        (b"Content-Length: " + b"9" * 4_301 + b"\r\n", b"hello", "at most 20 digits, not 99999999999999999999… (4301)"),
     ],
     ids=[
         "signed-length",
@@ -223,6 +224,7 @@ SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n"
         "space-before-colon",
         "folded-line",
         "no-colon",
+        "endless-length",  # int() refuses past 4,300 digits: the connection was dropped with a traceback
     ],
 )
 async def test_a_request_whose_body_cannot_be_framed_gets_a_400_problem_and_nothing_after_it_is_sent_on(
