@@ -10,11 +10,11 @@ stays the plain ``date`` / ``date-time`` string and ``integer``. A JSON boolean 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from annotated_types import Ge
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}.*)?", re.DOTALL)
@@ -36,12 +36,23 @@ def _date_time_text(value: Any) -> Any:
     raise ValueError("must be an RFC 3339 date-time, such as 2026-01-31T09:00:00Z")
 
 
+def in_utc_range(moment: datetime) -> datetime:
+    """``moment``, refused when it has no UTC time (``0001-01-01T00:00:00+00:01`` is before year 1 there): every
+    moment is compared and stored in UTC, where such a one raised ``OverflowError``, a 500."""
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError as err:
+            raise ValueError("must be a moment between years 1 and 9999 in UTC") from err
+    return moment
+
+
 #: a calendar date written YYYY-MM-DD
 Rfc3339Date = Annotated[date, BeforeValidator(_date_text)]
 #: a moment written as RFC 3339 text (a date alone is its midnight; where a zone may be left out, the caller says)
-Rfc3339DateTime = Annotated[datetime, BeforeValidator(_date_time_text)]
+Rfc3339DateTime = Annotated[datetime, BeforeValidator(_date_time_text), AfterValidator(in_utc_range)]
 #: a moment written as RFC 3339 text with its zone
-AwareRfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
+AwareRfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(_date_time_text), AfterValidator(in_utc_range)]
 
 
 def _integer(value: Any) -> Any:

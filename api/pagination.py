@@ -13,6 +13,8 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Query, Request
 from pydantic import BaseModel
 
+from api.input_types import in_utc_range
+
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 
 T = TypeVar("T")
@@ -50,7 +52,7 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         return None
     try:
         created_at, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        moment = datetime.fromisoformat(created_at)
+        moment = in_utc_range(datetime.fromisoformat(created_at))
     except (ValueError, TypeError) as err:
         raise InvalidCursor(f"not a cursor of this API: {cursor[:80]!r}") from err
     if moment.tzinfo is None or not isinstance(row_id, str):

@@ -35,6 +35,14 @@ def test_rfc_3339_moments_are_read_as_before(text: str, moment: datetime) -> Non
     assert MOMENTS.validate_json(text) == moment
 
 
+@pytest.mark.parametrize("text", ['"0001-01-01T00:00:00+00:01"', '"9999-12-31T23:59:59-00:01"'])
+def test_a_moment_with_no_utc_time_is_refused_naming_the_range(text: str) -> None:
+    """Every moment is compared and stored in UTC: one that has no UTC time was a 500 (OverflowError)."""
+    for adapter in (MOMENTS, AWARE):
+        with pytest.raises(ValidationError, match="between years 1 and 9999 in UTC"):
+            adapter.validate_json(text)
+
+
 def test_a_moment_without_a_zone_or_a_date_alone_is_read_where_a_zone_may_be_left_out() -> None:
     assert MOMENTS.validate_json('"2026-01-31T09:00:00"') == datetime(2026, 1, 31, 9)
     assert MOMENTS.validate_python("2026-01-31") == datetime(2026, 1, 31)  # a query parameter's text

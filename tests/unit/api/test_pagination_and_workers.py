@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +39,14 @@ def test_a_cursor_round_trips_and_is_opaque() -> None:
     assert decode_cursor(None) is None
 
 
-@pytest.mark.parametrize("bad", ["", "not-a-cursor", "W10", encode_cursor(NOW, "x")[:-3], "eyJhIjoxfQ"])
+# the last two: moments with no UTC time (before year 1, after year 9999 there), which every query compares in UTC
+_NO_UTC = [
+    base64.urlsafe_b64encode(json.dumps([moment, "x"]).encode()).decode()
+    for moment in ("0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01")
+]
+
+
+@pytest.mark.parametrize("bad", ["", "not-a-cursor", "W10", encode_cursor(NOW, "x")[:-3], "eyJhIjoxfQ", *_NO_UTC])
 def test_a_cursor_we_did_not_issue_is_refused(bad: str) -> None:
     with pytest.raises(InvalidCursor):
         decode_cursor(bad)
