@@ -180,7 +180,10 @@ class RepaymentService:
         needed: int,
     ) -> None:
         if len(signed.signature) == 65:
-            signer = recover(repayment_typed_data(chain.aggregator_domain, repayment), signed.signature)
+            try:
+                signer = recover(repayment_typed_data(chain.aggregator_domain, repayment), signed.signature)
+            except ValueError as err:  # a v byte that is no recovery id, an s out of range
+                raise InvalidRepayment("signature", f"recovers no signer: {err}") from err
             if signer != borrower and not await _is_contract(chain, borrower):
                 raise InvalidRepayment("signature", f"recovers {signer}, not the loan's borrower {borrower}")
         token: Any = chain.w3.eth.contract(

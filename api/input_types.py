@@ -55,6 +55,16 @@ Rfc3339DateTime = Annotated[datetime, BeforeValidator(_date_time_text), AfterVal
 AwareRfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(_date_time_text), AfterValidator(in_utc_range)]
 
 
+def _below_2_256(text: str) -> str:
+    if int(text) >= 2**256:  # the pattern admits 78 digits; the ABI encoder refused the rest with a 500
+        raise ValueError("must be below 2^256 (a uint256)")
+    return text
+
+
+#: a uint256 written as decimal digits (the field's pattern says how many)
+Uint256Text = Annotated[str, AfterValidator(_below_2_256)]
+
+
 def _integer(value: Any) -> Any:
     if isinstance(value, bool | str):  # JSON's true, or a string of digits: not what the document says
         raise ValueError("must be a JSON integer, not a boolean or a string")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from aggregator.assets import AMOUNT_PATTERN
 from aggregator.quoting import MAX_TERM_DAYS, MIN_TERM_DAYS
-from api.input_types import JsonInteger, Rfc3339Date
+from api.input_types import JsonInteger, Rfc3339Date, Uint256Text
 from risk.profile import CreditProfile
 
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -127,8 +127,8 @@ class PermitIn(BaseModel):
     (the quote's CreditAggregator), of the debt asset for a repayment (the loan's)."""
 
     model_config = ConfigDict(extra="forbid")
-    value: str = Field(pattern=r"^[0-9]{1,78}$", description="allowance in the token's base units")
-    deadline: JsonInteger = Field(ge=0, description="unix seconds")
+    value: Uint256Text = Field(pattern=r"^[0-9]{1,78}$", description="allowance in the token's base units")
+    deadline: JsonInteger = Field(ge=0, le=2**53, description="unix seconds")
     v: JsonInteger = Field(ge=27, le=28, description="27 or 28")
     r: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
     s: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
@@ -269,7 +269,7 @@ class RepaymentIn(BaseModel):
         description='decimal string in the loan asset\'s units (at most its decimals), at most what is owed now; "max" '
         "pays everything owed when the transaction is mined and closes the loan",
     )
-    nonce: str = Field(
+    nonce: Uint256Text = Field(
         pattern=r"^[0-9]{1,78}$",
         description="the signed Repayment's nonce: single-use per borrower at the CreditAggregator "
         "(nonceUsed(borrower, nonce)); any unused value",

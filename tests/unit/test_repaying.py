@@ -128,6 +128,10 @@ async def test_the_amount_signature_and_allowance_are_checked_before_anything_is
         await service.repay("alice", "l1", _signed("0.0000001"))
     with pytest.raises(InvalidRepayment, match="not the loan's borrower"):
         await service.repay("alice", "l1", _signed("1", signer=Account.from_key("0x" + "22" * 32)))
+    signed = _signed("1")
+    no_recovery_id = replace(signed, signature=signed.signature[:64] + bytes([5]))  # v is 27/28 (or 0/1), never 5
+    with pytest.raises(InvalidRepayment, match="recovers no signer"):  # was a ValueError: a 500
+        await service.repay("alice", "l1", no_recovery_id)
     with pytest.raises(InvalidRepayment, match="allowance"):
         await service.repay("alice", "l1", _signed("3"))
     chain.owed = (0, 0)

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from api.input_types import AwareRfc3339DateTime, JsonInteger, Rfc3339Date, Rfc3339DateTime
 from api.routers.providers import RegistrationIn
+from api.schemas import PermitIn, RepaymentIn
 from providers.policy import ResiliencePolicy
 
 pytestmark = pytest.mark.unit
@@ -102,3 +103,27 @@ def test_a_registrations_resilience_takes_json_numbers_only() -> None:
     assert (taken.resilience.fail_max, taken.resilience.reset_timeout_seconds) == (3, 2.0)
     assert isinstance(taken.resilience, ResiliencePolicy)  # what the registry stores and the breakers read
     assert ResiliencePolicy.model_validate({"fail_max": "3"}).fail_max == 3  # the settings' model, unchanged
+
+
+def test_a_uint256_field_takes_up_to_2_256_minus_1_and_names_the_bound_past_it() -> None:
+    """The patterns admit 78 digits, more than a uint256 holds: a repayment's nonce or a permit's value past it was
+    a 500 from the ABI encoder; a permit's deadline is a JSON integer held to 2^53 like the repayment's."""
+    permit = {
+        "value": str(2**256 - 1),
+        "deadline": 2_000_000_000,
+        "v": 27,
+        "r": "0x" + "11" * 32,
+        "s": "0x" + "22" * 32,
+    }
+    assert PermitIn.model_validate(permit).value == str(2**256 - 1)
+    repayment = {"amount": "1", "nonce": str(2**256 - 1), "deadline": 1, "signature": "0x" + "33" * 65}
+    assert RepaymentIn.model_validate(repayment).nonce == str(2**256 - 1)
+    for model, field, value in (
+        (PermitIn, "value", str(2**256)),
+        (RepaymentIn, "nonce", "9" * 78),
+    ):
+        base = permit if model is PermitIn else repayment
+        with pytest.raises(ValidationError, match="below 2\\^256"):
+            model.model_validate(base | {field: value})
+    with pytest.raises(ValidationError, match="less than or equal to 9007199254740992"):
+        PermitIn.model_validate(permit | {"deadline": 2**256})
