@@ -140,6 +140,20 @@ def install(app: FastAPI) -> None:
     for error in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
 
+    @app.exception_handler(sa_exc.DataError)
+    async def _unstorable(request: Request, exc: sa_exc.DataError) -> JSONResponse:
+        # A value the database refuses to hold (PostgreSQL: a NUL character in text, a string past its column):
+        # the request's input, not an outage; its unit of work rolled back, nothing was kept. The message is not
+        # shown (it quotes the statement); the log keeps it.
+        log.warning("a value of %s %s cannot be stored: %s", request.method, request.url.path, exc.orig)
+        return problem(
+            422,
+            "unstorable-value",
+            "A value cannot be stored",
+            "a value of the request cannot be stored (a NUL character, or longer than its field allows)",
+            request.url.path,
+        )
+
     @app.exception_handler(KycProviderError)
     async def _identity_unavailable(request: Request, exc: KycProviderError) -> JSONResponse:
         # The message is not shown (it names the provider's URL); the log keeps it. Nothing was kept of the request

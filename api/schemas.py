@@ -316,7 +316,12 @@ class BorrowerIn(BaseModel):
         description="not the zero address",
         json_schema_extra={"pattern": r"^0x(?!0{40})[0-9a-fA-F]{40}$"},  # the document says it; _not_zero checks it
     )
-    jurisdiction: str = Field(default="US-NY", max_length=8, description='ISO 3166 code, "US-NY" style for states')
+    jurisdiction: str = Field(
+        default="US-NY",
+        max_length=8,
+        pattern=r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$",
+        description='ISO 3166 code, "US-NY" style for states',
+    )
     credit_profile: CreditProfile | None = None
 
     @field_validator("wallet_address")
