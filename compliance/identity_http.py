@@ -38,7 +38,7 @@ async def _signed_post(
         raise KycProviderError(f"{url} answered HTTP {response.status_code}")
     try:
         answer = json.loads(raw)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: arrays nested thousands deep, within the cap
         raise KycProviderError(f"{url} answered something that is not JSON") from err
     if not isinstance(answer, dict):
         raise KycProviderError(f"{url} answered a JSON {type(answer).__name__}, not an object")

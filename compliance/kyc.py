@@ -337,7 +337,7 @@ def verify_webhook(
     try:
         payload: dict[str, Any] = json.loads(body)
         event_id = str(payload["eventId"])
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError) as err:  # RecursionError: arrays nested thousands deep
         raise WebhookRejected("payload has no eventId") from err
     if not replays.remember(event_id, now):
         raise WebhookRejected(f"event {event_id} was already delivered")

@@ -56,6 +56,7 @@ async def test_kyc_requests_are_signed_and_answer_pending() -> None:
         (httpx.Response(200, json=[1]), "not an object"),
         (httpx.Response(200, json={"id": "x"}), "applicantId"),
         (httpx.Response(200, content=b"{" + b" " * MAX_ANSWER_BYTES + b"}"), "more than"),
+        (httpx.Response(200, content=b"[" * 30_000 + b"]" * 30_000), "not JSON"),  # nested past the recursion limit
     ],
 )
 async def test_kyc_answers_that_cannot_be_used_are_provider_errors(answer: httpx.Response, message: str) -> None:

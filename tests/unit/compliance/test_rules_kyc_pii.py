@@ -34,6 +34,7 @@ from compliance.kyc import (
     KycTier,
     LocalKycProvider,
     review_of,
+    sign_webhook,
     verify_webhook,
 )
 from compliance.mla import CoveredPeriod, LocalMlaStatusProvider, MlaQuery, MlaStatusCache
@@ -253,6 +254,9 @@ async def test_webhook_verified_and_tampered_or_replayed_refused() -> None:
     non_ascii = {SIGNATURE_HEADER: headers[SIGNATURE_HEADER][:-2] + "é€"}
     with pytest.raises(WebhookRejected, match="signature"):
         verify_webhook(body, non_ascii, SECRET, NOW, InMemoryReplayGuard())
+    deep = b"[" * 30_000 + b"]" * 30_000  # signed, within the 64 KiB cap, nested past the recursion limit
+    with pytest.raises(WebhookRejected, match="no eventId"):
+        verify_webhook(deep, sign_webhook(deep, SECRET, NOW), SECRET, NOW, InMemoryReplayGuard())
     # the same timestamp spelled as int() would also read it: refused, though the signature over it would verify
     stamp, mac = headers[SIGNATURE_HEADER].removeprefix("t=").split(",v1=")
     arabic = "".join(chr(0x0660 + int(digit)) for digit in stamp)
