@@ -41,7 +41,7 @@ from aggregator.servicing.repository import OpenLoan, ServicingRepository, Servi
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
-from chain.errors import GasEstimationFailed, TransactionReverted
+from chain.errors import ChainError
 from chain.relay import revert_of
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
@@ -194,7 +194,7 @@ class DefaultJob:
             await leader.fence()
         try:
             receipt = await self.operator.submit_and_wait(key, call, within=self.settings.receipt_timeout)
-        except (GasEstimationFailed, TransactionReverted) as err:
+        except ChainError as err:  # refused, reverted, or not confirmed in time (resumed next round): the rest go on
             report.skipped[loan.loan_ref] = str(err)
             log.warning("defaulter on chain %s: markDefault of loan %s: %s", self.chain_id, loan.loan_ref, err)
             return

@@ -197,7 +197,10 @@ class Keeper:
         read = await self._read(loans, number, timestamp)
         report = RoundReport(number, timestamp, read.paused)
         for loan in loans:
-            await self._service(loan, read, report, leader)
+            try:
+                await self._service(loan, read, report, leader)
+            except ChainError as err:  # reverted when mined, not confirmed in time: the other loans go on
+                self._skip(report, loan.loan_ref, f"its transaction did not complete: {err}")
         for claimable in await asyncio.to_thread(self._unclaimed):
             await self._claim(claimable, report, leader)
         return report

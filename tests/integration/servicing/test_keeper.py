@@ -169,6 +169,8 @@ async def test_one_of_two_keepers_liquidates_within_the_close_factor(
     with servicing_db.unit_of_work() as uow:
         (row,) = uow.session.scalars(select(LoanLiquidationRow)).all()
         assert (row.debt_repaid, row.collateral_seized) == (repaid, seized)
+        loan = uow.session.scalars(select(LoanRow).where(LoanRow.onchain_loan_id == unhealthy_loan)).one()
+        assert loan.collateral_amount == 3 * WETH - seized, "the ledger holds what the liquidator left"
 
 
 async def test_underwater_loans_are_impaired_while_paused_then_liquidated_with_bad_debt_written_off(
@@ -207,3 +209,40 @@ async def test_underwater_loans_are_impaired_while_paused_then_liquidated_with_b
     with servicing_db.unit_of_work() as uow:
         row = uow.session.scalars(select(LoanRow).where(LoanRow.onchain_loan_id == loan_ref)).one()
         assert row.status == "written_off"
+        assert row.collateral_amount == 0, "the liquidator seized it all"
+
+
+async def test_a_liquidation_not_confirmed_in_time_does_not_stop_the_round(
+    harness: Harness, keepers: list[Keeper], servicing_db: Database, own_chain: DeployedChain
+) -> None:
+    """Two liquidatable loans and blocks that stop coming (anvil's automine off): the first liquidation is not
+    confirmed within the keeper's wait, and the round still goes on to the second (it used to end at the first)."""
+    harness.set_weth_price(3_000)
+    refs = []
+    for _ in range(2):
+        borrower: LocalAccount = Account.create()
+        harness.impersonate(borrower.address)
+        harness.fund(borrower.address, weth=3 * WETH)
+        harness.approve_all(borrower.address)
+        loan_ref, receipt = harness.open_loan(
+            borrower, principal=5_000 * USDC, originationFee=50 * USDC, collateralAmount=3 * WETH
+        )
+        record_in_ledger(servicing_db, harness.chain, receipt)
+        refs.append(loan_ref)
+    harness.set_weth_price(2_000)  # health 0.99 each
+    shared = keepers[0]
+    impatient = Keeper(
+        shared.client,
+        own_chain.record,
+        servicing_db,
+        shared.transactions,
+        holder="keeper-impatient",
+        settings=KeeperSettings(receipt_timeout=1.0),
+    )
+    harness.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        report = await impatient.run_round()
+    finally:
+        harness.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+        harness.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    assert all("did not complete" in report.skipped.get(ref, "") for ref in refs), report.skipped
