@@ -97,6 +97,21 @@ class FeedConfig(BaseModel):
         return _address(value)
 
 
+#: the shortest Timelock delay a production deployment takes (CREDITMESH_ENVIRONMENT=production): the time lenders
+#: and borrowers have to act before a governance change applies
+PRODUCTION_MIN_TIMELOCK_DELAY = 48 * 3_600
+
+
+def production_delay_refusal(chain: str, config: ChainDeployConfig) -> str | None:
+    """Why ``config`` may not be deployed in production (a Timelock delay under 48 hours), or None."""
+    if config.timelock_delay_seconds >= PRODUCTION_MIN_TIMELOCK_DELAY:
+        return None
+    return (
+        f"{chain}: a Timelock delay of {config.timelock_delay_seconds} s is refused in production: at least "
+        f"{PRODUCTION_MIN_TIMELOCK_DELAY} s (48 hours) gives lenders and borrowers time to act before a change applies"
+    )
+
+
 class ChainDeployConfig(BaseModel):
     """One chain's configuration, defaults merged in."""
 

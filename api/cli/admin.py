@@ -33,7 +33,7 @@ from api.cli._common import local_rpc
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError
-from chain.signers import DEVNET_ROLE_INDEX, LocalSigner, Role, Signer, devnet_account
+from chain.signers import DEVNET_ROLE_INDEX, LocalSigner, Role, Signer, devnet_account, is_production
 from chain.signers import production_guard as guard
 from chain.timelock import OperationState
 from chain.verification import CodeStatus, verify_record
@@ -157,7 +157,7 @@ def _say(chain: str, message: str) -> None:
 
 def cmd_deploy(args: argparse.Namespace) -> None:
     from contracts.deploy import deploy_from_config
-    from contracts.deploy_config import DEVNET_CONFIG, load_deploy_config
+    from contracts.deploy_config import DEVNET_CONFIG, load_deploy_config, production_delay_refusal
 
     settings = _settings(args)
     configs = _chain_configs(args, settings)
@@ -169,6 +169,9 @@ def cmd_deploy(args: argparse.Namespace) -> None:
             args.config or DEVNET_CONFIG, config.name, require_chain=args.config is not None
         )
         guard(environment=settings.environment, role_holders={"deployer": deployer.address, **chain_config.holders()})
+        refusal = production_delay_refusal(config.name, chain_config) if is_production(settings.environment) else None
+        if refusal is not None:
+            raise SystemExit(refusal)
         path = settings.resolved_deployments_dir / f"{config.name}.json"
         _say(config.name, f"deploying the {chain_config.profile} profile to {config.rpc_urls[0]} (record {path})")
         w3 = Web3(Web3.HTTPProvider(config.rpc_urls[0], request_kwargs={"timeout": 30}))

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from chain.signers import devnet_account
-from contracts.deploy_config import CONFIG_DIR, DEVNET_CONFIG, DeployConfigError, load_deploy_config
+from contracts.deploy_config import (
+    CONFIG_DIR,
+    DEVNET_CONFIG,
+    DeployConfigError,
+    load_deploy_config,
+    production_delay_refusal,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -28,6 +34,17 @@ def test_the_production_example_has_a_safe_tokens_and_feeds() -> None:
     assert config.timelock_delay_seconds == 48 * 3_600
     assert config.safe.address is not None
     assert set(config.tokens) == set(config.price_feeds) == {"USDC", "WETH"}
+
+
+def test_production_takes_a_timelock_delay_of_48_hours_or_more() -> None:
+    """``creditmesh admin deploy`` with CREDITMESH_ENVIRONMENT=production refuses a shorter delay (the production
+    profile's file alone allows any, for the governance tests on devnets)."""
+    example = load_deploy_config(CONFIG_DIR / "production.example.toml", "ethereum")
+    assert production_delay_refusal("ethereum", example) is None
+    short = example.model_copy(update={"timelock_delay_seconds": 48 * 3_600 - 1})
+    refusal = production_delay_refusal("ethereum", short)
+    assert refusal is not None
+    assert "172799 s is refused in production" in refusal
 
 
 def test_a_missing_chain_or_a_safe_without_address_or_owners_is_refused(tmp_path: Path) -> None:
