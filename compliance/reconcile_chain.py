@@ -20,7 +20,7 @@ from chain.artifacts import DEFAULT_ARTIFACTS_DIR, load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from chain.events import EventDecoder, WatchedContract
-from chain.logs import fetch_raw_logs
+from chain.logs import fetch_logs, fetch_raw_logs
 from chain.verification import compare_code
 from compliance.reconcile import ChainScope, CodeFinding, Fact
 
@@ -113,7 +113,7 @@ async def read_chain(
         max_range=max_range,
         progress=None if progress is None else lambda block: progress(scope, block),
     )
-    pools = [
+    pools = await _pools_registered_before(client, record, scope, max_range) + [
         str(decoded.args["pool"])
         for entry in logs
         if entry["topics"]
@@ -122,7 +122,7 @@ async def read_chain(
     ]
     registered = [
         WatchedContract(f"LendingPool:{pool[:10]}", to_checksum_address(pool), "LendingPool")
-        for pool in pools
+        for pool in dict.fromkeys(pools)
         if pool.lower() not in names
     ]
     if registered:  # a pool registered through governance after deployment: its logs too
@@ -140,6 +140,29 @@ async def read_chain(
         contracts.extend(registered)
     code = [finding for contract in contracts if (finding := await _check_code(client, contract)) is not None]
     return ChainRead(scope, code, logs, decoder, names)
+
+
+async def _pools_registered_before(
+    client: ChainClient, record: DeploymentRecord, scope: ChainScope, max_range: int
+) -> list[str]:
+    """The pools registered through governance between the deployment and the first block of a run over part of
+    the chain (``--from-block``, ``--since-last``), read with the PoolRegistered topic alone: the run reads their
+    logs in its range and checks their code as it does for the pools registered inside it."""
+    aggregator = record.contracts.get("CreditAggregator")
+    first = deployment_block(record)
+    if aggregator is None or scope.from_block <= first:
+        return []
+    abi = load_artifact("CreditAggregator").abi
+    found = await fetch_logs(
+        client,
+        to_checksum_address(aggregator.address),
+        abi,
+        "PoolRegistered",
+        from_block=first,
+        to_block=scope.from_block - 1,
+        max_range=max_range,
+    )
+    return [str(log.args["pool"]) for log in found]
 
 
 @cache

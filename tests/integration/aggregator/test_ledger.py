@@ -18,7 +18,6 @@ from web3.logs import DISCARD
 
 from aggregator.indexer import LEASE_KIND, READER, ChainIndexer, IndexerSettings
 from aggregator.ledger import SOURCE_RECEIPT, LedgerChain, loan_id_for, receipt_decoder, watched_contracts
-from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.events import EventReader
 from contracts.typed_data import Offer
@@ -27,9 +26,10 @@ from store.chain import SqlChainStore
 from store.db import Database
 from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
 from store.loan_ledger import apply_batch, apply_events
-from tests.contracts.harness import BORROWERS, DEPLOYER, OPERATOR, RELAYER, USDC, WETH, Harness
+from tests.contracts.harness import BORROWERS, OPERATOR, RELAYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote
+from tests.support.pools import deploy_pool, deposit
 
 pytestmark = pytest.mark.integration
 
@@ -262,41 +262,12 @@ async def test_default_liquidation_and_write_off_reach_the_ledger(
     by_ref = {loan.onchain_loan_id: loan for loan in _loans(database, base).values()}
     assert (by_ref[defaulted].status, by_ref[defaulted].outstanding_principal) == ("liquidated", 0)
     assert (by_ref[written_off].status, by_ref[written_off].outstanding_principal) == ("written_off", 0)
+    assert by_ref[written_off].collateral_amount == 0, "the liquidator seized it all"
     with database.unit_of_work() as uow:
         ours = [by_ref[defaulted].id, by_ref[written_off].id]
         liquidations = list(uow.session.scalars(select(LoanLiquidationRow).where(LoanLiquidationRow.loan_id.in_(ours))))
     assert sorted(row.loan_id for row in liquidations) == sorted(ours)
     assert all(row.liquidator == liquidator.address and row.collateral_seized > 0 for row in liquidations)
-
-
-def _deploy_pool(h: Harness) -> Any:
-    """A second USDC LendingPool naming the CreditAggregator, not yet registered."""
-    params = h.chain.record.parameters
-    model = params["rateModel"]
-    artifact = load_artifact("LendingPool")
-    factory = h.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-    tx_hash = factory.constructor(
-        h.usdc.address,
-        "creditmesh USDC pool 2",
-        "cmUSDC2",
-        DEPLOYER.address,
-        h.aggregator.address,
-        model["baseBps"],
-        model["slope1Bps"],
-        model["slope2Bps"],
-        model["optimalUtilizationBps"],
-        params["reserveFactorBps"],
-        params["sharesDecimalsOffset"],
-    ).transact({"from": DEPLOYER.address})
-    address = h.w3.eth.wait_for_transaction_receipt(tx_hash)["contractAddress"]
-    return h.w3.eth.contract(address=address, abi=artifact.abi)
-
-
-def _deposit(h: Harness, pool: Any, amount: int) -> str:
-    h.fund(DEPLOYER.address, usdc=amount)
-    h.send(h.usdc.functions.approve(pool.address, amount), DEPLOYER)
-    receipt = h.send(pool.functions.deposit(amount, DEPLOYER.address), DEPLOYER)
-    return str(receipt["transactionHash"].to_0x_hex())
 
 
 async def _leading(client: ChainClient, record: Any, database: Database) -> ChainIndexer:
@@ -315,9 +286,9 @@ async def test_a_pool_registered_inside_a_range_is_read_from_its_registration_an
         lambda repo: repo.set_checkpoint(h.chain.chain_id, READER, int(head["number"]), head["hash"].to_0x_hex())
     )
     indexer = await _leading(client, ethereum_local.record, database)
-    pool = _deploy_pool(h)
+    pool = deploy_pool(h)
     h.govern(h.aggregator, "registerPool", pool.address)
-    first = _deposit(h, pool, 1_000 * USDC)  # in the range that registers the pool: read only by a backfill
+    first = deposit(h, pool, 1_000 * USDC)  # in the range that registers the pool: read only by a backfill
     h.advance(1)
     await indexer.poll()
     facts = _facts(database)
@@ -327,7 +298,7 @@ async def test_a_pool_registered_inside_a_range_is_read_from_its_registration_an
 
     # a restarted indexer watches the pool from its recorded PoolRegistered, not only from the deployment record
     restarted = await _leading(client, ethereum_local.record, database)
-    second = _deposit(h, pool, 500 * USDC)
+    second = deposit(h, pool, 500 * USDC)
     h.advance(1)
     await restarted.poll()
     assert "Deposit" in [f.event for f in _facts(database) if f.tx_hash == second]
