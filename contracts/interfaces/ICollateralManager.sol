@@ -2,7 +2,8 @@
 pragma solidity ^0.8.28;
 
 /// @notice Holds each loan's collateral. The CreditAggregator moves collateral in at origination and releases
-/// it on full repayment; anyone may add collateral to an active loan.
+/// it on full repayment; anyone may add collateral to a loan whose collateral is still held here (active, in
+/// default, or closed with its collateral waiting to be claimed).
 interface ICollateralManager {
     /// @notice Emitted when collateral is added to a loan (at origination or later).
     event CollateralAdded(uint256 indexed loanId, address indexed from, address indexed asset, uint256 amount);
@@ -71,12 +72,12 @@ interface ICollateralManager {
     /// @notice Repays up to `repayAmount` of an unhealthy (health factor below 1) or defaulted loan's debt, paid
     /// by the caller (approved to this contract) to the loan's pool, or for a loan funded off-chain to its
     /// provider's settlement address, and sends the caller the collateral
-    /// worth it plus the liquidation bonus. Close factor 50%, or 100% when the health factor is below 0.95, the
+    /// worth it plus the liquidation bonus. Close factor 50%, or 100% when the health factor is 0.95 or below, the
     /// position is small, or the loan is in default; a partial liquidation may not leave dust.
     function liquidate(uint256 loanId, uint256 repayAmount) external returns (uint256 debtRepaid, uint256 collateralSeized);
 
     /// @notice A loan's health factor, 18 decimals: collateral value times liquidation threshold over debt value.
-    /// `type(uint256).max` with no debt.
+    /// Reverts with `LoanNotActive` for a loan neither active nor in default (which always owes something).
     function healthFactor(uint256 loanId) external view returns (uint256);
 
     /// @notice The loan-to-value in basis points (rounded up) of `debtAmount` of `debtAsset` against

@@ -31,7 +31,8 @@ interface ICreditAggregator {
         uint256 outstandingPrincipal,
         bytes32 paymentRef
     );
-    /// @notice Emitted when a loan is paid in full and its collateral released.
+    /// @notice Emitted when a loan closes: paid in full (its collateral released, or left for the borrower to claim
+    /// when the token refused the transfer), or written off after a liquidation took all its collateral.
     event LoanClosed(uint256 indexed loanId);
     /// @notice Emitted when the operator marks a loan in default after maturity plus the grace period.
     event LoanDefaulted(uint256 indexed loanId, uint256 outstandingPrincipal, uint256 accruedInterest);

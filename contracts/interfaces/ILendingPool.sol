@@ -30,7 +30,8 @@ interface ILendingPool {
     /// @notice Lends `principal` for loan `loanId` of `term` seconds: sends `principal - originationFee` to
     /// `receiver`; the fee stays in the pool and vests to the lenders linearly over about the term (`unvestedFees`).
     /// Only the CreditAggregator. Reverts with `TermAboveMaximum` above `maxTermSeconds`, `RateBelowPoolModel`
-    /// when `rateBps` is below `modelRateBps(principal)`, and `InsufficientLiquidity` when cash is short.
+    /// when `rateBps` is below `modelRateBps(principal)`, `InsufficientLiquidity` when cash is short, and
+    /// OpenZeppelin's `EnforcedPause` while the pool is paused.
     function fundLoan(
         uint256 loanId,
         address receiver,

@@ -46,7 +46,7 @@ struct RiskAttestation {
     uint256 nonce;
 }
 
-/// @notice Lifecycle of a loan. `Repaid`: paid in full, collateral released.
+/// @notice Lifecycle of a loan. `Repaid`: paid in full, collateral released (or waiting to be claimed).
 enum LoanStatus {
     None,
     Active,
