@@ -47,6 +47,16 @@ def test_thirty_360_monthly_by_hand() -> None:
     assert rows[-1].payment != D("88.85") or sum(r.interest for r in rows) == D("66.20")
 
 
+def test_an_interest_exactly_on_half_a_cent_is_rounded_up() -> None:
+    """1,597.50 at 9.4% for a four-month first period (a third of a year, 30/360) is exactly 50.055: 50.06 by the
+    rounding policy. Worked out in 28 decimal digits it was 50.05499… and became 50.05, so a lender that followed the
+    policy to the letter had its offer dropped as a schedule mismatch."""
+    dues = [date(2026, 5, 15), date(2026, 8, 15), date(2026, 11, 15)]
+    rows = amortize(D("1597.50"), 940, date(2026, 1, 15), dues, DayCount.THIRTY_360)
+    assert Fraction(159_750, 100) * Fraction(940, 10_000) * Fraction(1, 3) == Fraction(50_055, 1_000)
+    assert rows[0].interest == D("50.06")
+
+
 def test_actual_365_against_exact_fractions() -> None:
     # Two payments, 31 and 28 days, 10% a year: the level payment solved exactly with Fractions.
     start, dues = date(2026, 1, 1), [date(2026, 2, 1), date(2026, 3, 1)]
