@@ -86,7 +86,8 @@ PRODUCTION_NAME_LIST_MAX_AGE = 31
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CREDITMESH_", env_nested_delimiter="__")
+    # hide_input_in_errors: a refused value (a lender's secret, a key, a URL with its password) is never printed back
+    model_config = SettingsConfigDict(env_prefix="CREDITMESH_", env_nested_delimiter="__", hide_input_in_errors=True)
 
     environment: Literal["local", "production"] = "local"
     data_dir: Path = Path(".creditmesh")

@@ -18,6 +18,9 @@ import sys
 from collections.abc import Iterable
 from types import ModuleType
 
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
 #: each command and the module of its group (``api.cli.<module>``), in the order ``--help`` lists them
 COMMANDS = {
     "run": "run",
@@ -62,4 +65,28 @@ def main(argv: list[str] | None = None) -> None:
     arguments = sys.argv[1:] if argv is None else argv
     command = next((argument for argument in arguments if not argument.startswith("-")), None)
     args = build_parser([command] if command in COMMANDS else None).parse_args(arguments)
-    args.func(args)
+    try:
+        args.func(args)
+    except ValidationError as err:
+        if err.title not in CONFIGURATIONS:
+            raise
+        raise SystemExit(configuration_refused(err)) from None
+    except SettingsError as err:  # a CREDITMESH_* value that is not the JSON its setting takes
+        raise SystemExit(f"creditmesh: the configuration is invalid: {err}") from None
+
+
+#: the settings classes whose refusals are the operator's configuration, not a bug
+CONFIGURATIONS = frozenset({"Settings", "AdminSettings"})
+
+
+def configuration_refused(err: ValidationError) -> str:
+    """What is wrong with the ``CREDITMESH_*`` environment, one line a variable, without the values (secrets)."""
+    lines = [f"creditmesh: the configuration is invalid ({err.error_count()} problem(s)):"]
+    for error in err.errors(include_input=False, include_url=False):
+        if not error["loc"]:  # a rule over several settings (production's): its message names them
+            lines.append(f"  {error['msg']}")
+            continue
+        field, *inside = error["loc"]
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in inside)
+        lines.append(f"  CREDITMESH_{str(field).upper()}{where}: {error['msg']}")
+    return "\n".join(lines)

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from web3 import Web3
@@ -75,9 +75,10 @@ class AdminSettings(BaseSettings):
     """What ``creditmesh admin`` reads from ``CREDITMESH_*`` (the API's secrets are not needed to govern): where the
     chains, their deployments records and the proposals database are; the guardian's key."""
 
-    model_config = SettingsConfigDict(env_prefix="CREDITMESH_", extra="ignore")
+    # hide_input_in_errors: a refused value (a key, a URL with its password) is never printed back
+    model_config = SettingsConfigDict(env_prefix="CREDITMESH_", extra="ignore", hide_input_in_errors=True)
 
-    environment: str = "local"
+    environment: Literal["local", "production"] = "local"  # as the API's: "Production" or "prod" is no local run
     data_dir: Path = Path(".creditmesh")
     database_url: str = ""
     chains_file: Path | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import build_parser, run, serve, wallet
+from api.cli import build_parser, main, run, serve, wallet
 from api.local_platform import ServicePortTaken
 from api.settings import Settings
 
@@ -76,3 +76,35 @@ def test_run_refuses_an_api_port_another_program_holds_before_any_chain_starts(
     assert exited.value.code == 1
     assert f"creditmesh: port {port} (api) is taken by another program" in capsys.readouterr().err
     assert not (tmp_path / "devnets").exists(), "no devnet was started"
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        (
+            {"CREDITMESH_HTTP_LENDERS": '[{"provider_id": "b", "secret": "LENDER-SECRET-99"}]'},
+            "HTTP_LENDERS[0].base_url",
+        ),
+        ({"CREDITMESH_PII_MASTER_KEY": "ab" * 31 + "LENDER-SECRET-99"}, "CREDITMESH_PII_MASTER_KEY"),
+        ({"CREDITMESH_ENVIRONMENT": "Production"}, "CREDITMESH_ENVIRONMENT: Input should be 'local' or 'production'"),
+    ],
+    ids=["lender-without-url", "master-key-malformed", "environment-misspelt"],
+)
+def test_a_configuration_refused_names_the_variable_and_never_prints_its_value(
+    environment: dict[str, str], named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, a pydantic traceback ended with the refused input: a lender's secret, the PII master key, the admin
+    key (printed by production's checks). ``admin`` reads its settings too, and a misspelt environment there
+    passed as a local run."""
+    monkeypatch.setenv("CREDITMESH_DATA_DIR", str(tmp_path))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    for command in (["keys", "list"], ["admin", "list"]):
+        if command[0] == "admin" and "CREDITMESH_ENVIRONMENT" not in environment:
+            continue  # admin reads only where the chains are, the environment and the guardian's key
+        with pytest.raises(SystemExit) as refused:
+            main(command)
+        message = str(refused.value.code)
+        assert message.startswith("creditmesh: the configuration is invalid"), message
+        assert named in message, message
+        assert "LENDER-SECRET-99" not in message
