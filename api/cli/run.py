@@ -135,6 +135,22 @@ def _local_files(settings: Settings) -> list[Path]:
 
 
 def _reset(settings: Settings) -> None:
+    """Remove a local run's state; refused, before anything is removed, outside a local run or for a file outside the
+    data directory (``CREDITMESH_DATABASE_URL``, ``…_DEPLOYMENTS_DIR`` or ``…_KEY_STORE_URL`` naming one elsewhere:
+    a production deployment's records, or the subjects' keys without which their sealed data never opens again)."""
+    if settings.environment != "local":
+        raise SystemExit(
+            "creditmesh: a local run's state is removed only in a local run; refused with "
+            f"CREDITMESH_ENVIRONMENT={settings.environment} (nothing removed)"
+        )
+    data = settings.data_dir.resolve()
+    outside = [path for path in _local_files(settings) if not path.resolve().is_relative_to(data) and path.exists()]
+    if outside:
+        raise SystemExit(
+            f"creditmesh: refused to remove what lies outside the data directory {settings.data_dir}: "
+            f"{', '.join(str(path) for path in outside)} (remove it yourself, or point its CREDITMESH_* variable into "
+            "the data directory; nothing removed)"
+        )
     for path in _local_files(settings):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

@@ -89,6 +89,34 @@ def test_reset_forgets_the_local_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert unrelated.read_text() == "mine"
 
 
+def test_reset_removes_nothing_outside_its_data_directory_or_outside_a_local_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key store or deployments named outside the data directory (a production deployment's, say) are another
+    system's: reset used to remove them with the local run's state, and in production too."""
+    data, elsewhere = tmp_path / "data", tmp_path / "production"
+    inside = data / "devnets" / f"{CHAIN.name}.json"
+    keys, records = elsewhere / "subject-keys.db", elsewhere / "deployments" / f"{CHAIN.name}.json"
+    for path in (inside, keys, records):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    monkeypatch.setenv("CREDITMESH_DATA_DIR", str(data))
+    monkeypatch.setenv("CREDITMESH_KEY_STORE_URL", f"sqlite:///{keys}")
+    monkeypatch.setenv("CREDITMESH_DEPLOYMENTS_DIR", str(elsewhere / "deployments"))
+    with pytest.raises(SystemExit, match="outside the data directory") as refused:
+        cli(["reset"])
+    assert str(keys) in str(refused.value.code)
+    assert str(elsewhere / "deployments") in str(refused.value.code)
+    assert all(path.exists() for path in (inside, keys, records)), "refused before anything was removed"
+
+    monkeypatch.delenv("CREDITMESH_KEY_STORE_URL")
+    monkeypatch.delenv("CREDITMESH_DEPLOYMENTS_DIR")
+    monkeypatch.setenv("CREDITMESH_ENVIRONMENT", "production")
+    with pytest.raises(SystemExit):  # production's own checks refuse the local settings first, or reset does
+        cli(["reset"])
+    assert inside.exists()
+
+
 def test_a_data_directory_in_use_by_a_run_is_neither_run_nor_reset_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
