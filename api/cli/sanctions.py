@@ -32,10 +32,15 @@ def cmd_import(args: argparse.Namespace) -> None:
                 args.sdn.read_bytes(),
                 args.alt.read_bytes() if args.alt else None,
                 args.add.read_bytes() if args.add else None,
-                date.fromisoformat(args.published),
+                _published(args.published),
             )
     except SanctionsListInvalid as err:
         raise SystemExit(f"refused: {err}") from err
+    except OSError as err:  # a file that is not there, a directory, unreadable
+        raise SystemExit(f"refused: {err.strerror}: {err.filename}") from err
+    if names.version.published.date() > datetime.now(UTC).date():
+        # the newest publication date is the list screened against: a date to come would pin this list for years
+        raise SystemExit(f"refused: the list says it was published on {names.version.published.date()}, after today")
     database = Database(args.database_url or Settings().resolved_database_url)
     database.migrate()
     try:
@@ -47,6 +52,13 @@ def cmd_import(args: argparse.Namespace) -> None:
     entries = len({n.ent_num for n in names.names})
     verb = "stored" if stored else "already stored"
     print(f"{verb} {names.version.label}: {entries:,} entries, {len(names.names):,} names ({names.version.source})")
+
+
+def _published(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as err:
+        raise SystemExit(f"refused: --published {text!r} is not a date YYYY-MM-DD") from err
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:

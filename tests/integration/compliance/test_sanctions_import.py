@@ -3,6 +3,7 @@ and the platform's compliance built from it: screening uses the newest list and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,6 +79,29 @@ def test_a_bad_file_set_is_refused_and_nothing_stored(tmp_path: Path, capsys: py
                 url,
             ]
         )
+    database = Database(url)
+    database.migrate()
+    try:
+        assert _compliance(Settings(data_dir=tmp_path), database).screen.names.version.source.startswith("ofac-sdn-")
+    finally:
+        database.dispose()
+
+
+def test_a_list_dated_after_today_a_bad_date_or_a_missing_file_is_refused_and_nothing_stored(tmp_path: Path) -> None:
+    """The newest publication date is the list screened against: one dated after today (a typo) would have pinned
+    screening to it for years, whatever was imported later. A date that is no date and a file that is not there were
+    tracebacks."""
+    url = f"sqlite:///{tmp_path / 'creditmesh.db'}"
+    files = _files(tmp_path)
+    for published, refused in (
+        ("2062-11-20", "published on 2062-11-20, after today"),
+        ("20/11/2026", "--published '20/11/2026' is not a date YYYY-MM-DD"),
+    ):
+        with pytest.raises(SystemExit, match=re.escape(refused)):
+            main(["sanctions", "import", *files, "--published", published, "--database-url", url])
+    missing = ["--sdn", str(tmp_path / "NOPE.CSV"), "--published", "2026-11-20", "--database-url", url]
+    with pytest.raises(SystemExit, match=r"No such file or directory: .*NOPE\.CSV"):
+        main(["sanctions", "import", *missing])
     database = Database(url)
     database.migrate()
     try:
