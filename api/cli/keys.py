@@ -29,12 +29,40 @@ def _database(args: argparse.Namespace) -> Iterator[Any]:
         database.dispose()
 
 
+#: the longest expiry in days a key may be given from the command line (a hundred years)
+MAX_DAYS = 36_500
+#: a key's label, as the API takes it
+MAX_LABEL = 128
+
+
+def _days(text: str) -> float:
+    """``--expires-in-days`` / ``--in-days``: a number of days after now, more than 0 (to end a key now: ``revoke``)."""
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 < days <= MAX_DAYS:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"{text} must be more than 0 and at most {MAX_DAYS} days (revoke ends a key now)"
+        )
+    return days
+
+
+def _label(text: str) -> str:
+    if not 1 <= len(text) <= MAX_LABEL:
+        raise argparse.ArgumentTypeError(f"a label is 1 to {MAX_LABEL} characters, not {len(text)}")
+    return text
+
+
 def _moment(at: str | None, in_days: float | None) -> datetime | None:
     if at is not None:
-        moment = datetime.fromisoformat(at)
-        if moment.tzinfo is None:
-            raise SystemExit(f"--at/--expires-at needs a zone (e.g. {at}Z or {at}+00:00)")
-        return moment.astimezone(UTC)
+        try:
+            moment = datetime.fromisoformat(at)
+            if moment.tzinfo is None:
+                raise SystemExit(f"--at/--expires-at needs a zone (e.g. {at}Z or {at}+00:00)")
+            return moment.astimezone(UTC)
+        except (ValueError, OverflowError) as err:
+            raise SystemExit(f"--at/--expires-at {at!r} is not an RFC 3339 moment (e.g. 2027-01-31T09:00:00Z)") from err
     if in_days is not None:
         return datetime.now(UTC) + timedelta(days=in_days)
     return None
@@ -52,6 +80,8 @@ def cmd_issue(args: argparse.Namespace) -> None:
 
     role = auth.Role(args.role)
     with _database(args) as database:
+        if role is auth.Role.BORROWER and args.subject is not None and not _borrower_exists(database, args.subject):
+            raise SystemExit(f"refused: no borrower {args.subject!r} (as POST /v1/api-keys answers 404)")
         try:
             issued = auth.issue(
                 database,
@@ -64,6 +94,13 @@ def cmd_issue(args: argparse.Namespace) -> None:
             raise SystemExit(f"refused: {err}") from err
     print(issued.key)
     print(f"id {issued.info.key_id} (the key above is shown once; only its hash is stored)")
+
+
+def _borrower_exists(database: Any, borrower_id: str) -> bool:
+    from aggregator.borrower_accounts import BorrowerAccounts
+    from store.borrowers import SqlBorrowerStore
+
+    return BorrowerAccounts(SqlBorrowerStore(database)).exists(borrower_id)
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -113,10 +150,10 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     issue = sub.add_parser("issue", help="a new key (printed once)")
     issue.add_argument("--role", required=True, choices=roles)
     issue.add_argument("--subject", default=None, help="the borrower's or provider's id (borrower and provider keys)")
-    issue.add_argument("--label", default=None, help="who or what holds the key")
+    issue.add_argument("--label", type=_label, default=None, help="who or what holds the key (1 to 128 characters)")
     when = issue.add_mutually_exclusive_group()
     when.add_argument("--expires-at", default=None, help="RFC 3339 with a zone")
-    when.add_argument("--expires-in-days", type=float, default=None)
+    when.add_argument("--expires-in-days", type=_days, default=None, help="days from now (more than 0)")
     issue.set_defaults(func=cmd_issue)
 
     listing = sub.add_parser("list", help="the keys, newest first (never the keys themselves)")
@@ -128,7 +165,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     expire.add_argument("key_id")
     moment = expire.add_mutually_exclusive_group()
     moment.add_argument("--at", default=None, help="RFC 3339 with a zone")
-    moment.add_argument("--in-days", type=float, default=None)
+    moment.add_argument("--in-days", type=_days, default=None, help="days from now (more than 0; revoke ends it now)")
     moment.add_argument("--never", action="store_true")
     expire.set_defaults(func=cmd_expire)
 

@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from api import problems
-from api.auth import Principal, Role, authenticate, ensure_bootstrap_admin, hash_key, lookup
+from api.auth import Principal, Role, authenticate, ensure_bootstrap_admin, hash_key, list_keys, lookup
 from api.cli import main as cli
 from api.deps import AdminPrincipal, AuditorPrincipal, BorrowerPrincipal, require
 from api.routers import api_keys
@@ -278,5 +278,32 @@ def test_the_keys_command_issues_lists_expires_and_revokes(tmp_path: Path, capsy
         assert key_id not in capsys.readouterr().out
         with pytest.raises(SystemExit, match="subject"):
             cli(["keys", "issue", "--role", "borrower", "--database-url", url])
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refused"),
+    [
+        (["--role", "auditor", "--expires-in-days", "-5"], "must be more than 0"),  # an admin key expired at birth
+        (["--role", "auditor", "--expires-in-days", "1e9"], "at most 36500 days"),  # was an OverflowError
+        (["--role", "auditor", "--expires-in-days", "nan"], "must be more than 0"),
+        (["--role", "auditor", "--expires-at", "garbage"], "is not an RFC 3339 moment"),  # was a ValueError
+        (["--role", "auditor", "--label", "x" * 129], "a label is 1 to 128 characters"),
+        (["--role", "borrower", "--subject", "nobody"], "no borrower 'nobody'"),  # the API answers 404
+    ],
+)
+def test_the_keys_command_refuses_what_the_api_refuses_and_issues_nothing(
+    arguments: list[str], refused: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    with pytest.raises(SystemExit) as exited:
+        cli(["keys", "issue", *arguments, "--database-url", url])
+    said = f"{exited.value.code} {capsys.readouterr().err}"  # argparse prints its refusal and exits 2
+    assert refused in said, said
+    database = Database(url)
+    database.migrate()
+    try:
+        assert list_keys(database, None, 10, None) == [], "nothing issued"
     finally:
         database.dispose()
