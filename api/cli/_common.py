@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-__all__ = ["API_PORT", "local_rpc"]
+import argparse
+import math
+
+__all__ = ["API_PORT", "local_rpc", "positive_seconds"]
 
 API_PORT = 8000  # the API's port in `creditmesh run` and `creditmesh serve`
 
@@ -14,3 +17,15 @@ def local_rpc(chain_name: str) -> str:
 
     port = next(chain.port for chain in LOCAL_CHAINS if chain.name == chain_name)
     return f"http://127.0.0.1:{port}"
+
+
+def positive_seconds(text: str) -> float:
+    """A ``--lease-seconds`` or ``--interval``: a finite number of seconds above 0. The workers' settings are copied
+    with it, which skips their own bounds: a lease of 0 or -5 expired as it was taken and its renewal spun."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds above 0")
+    return seconds

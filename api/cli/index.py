@@ -8,6 +8,7 @@ import asyncio
 import signal
 from typing import Any
 
+from api.cli._common import positive_seconds
 from api.settings import Settings
 
 
@@ -35,5 +36,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "index", help="index the chains' events into chain facts and the loan ledger until Ctrl-C (one leader a chain)"
     )
     index.add_argument("--chain", action="append", help="a chain's name (repeatable); default: every configured chain")
-    index.add_argument("--lease-seconds", type=float, default=None, help="the lease's time to live (takeover bound)")
+    index.add_argument(
+        "--lease-seconds", type=positive_seconds, default=None, help="the lease's time to live (takeover bound)"
+    )
     index.set_defaults(func=cmd_index)

@@ -8,6 +8,7 @@ import asyncio
 import signal
 from typing import Any
 
+from api.cli._common import positive_seconds
 from api.settings import Settings
 
 
@@ -39,6 +40,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         help="liquidate unhealthy loans on live feed prices from the keeper account until Ctrl-C (one leader a chain)",
     )
     keeper.add_argument("--chain", action="append", help="a chain's name (repeatable); default: every configured chain")
-    keeper.add_argument("--lease-seconds", type=float, default=None, help="the lease's time to live (takeover bound)")
-    keeper.add_argument("--interval", type=float, default=None, help="seconds between health-factor rounds")
+    keeper.add_argument(
+        "--lease-seconds", type=positive_seconds, default=None, help="the lease's time to live (takeover bound)"
+    )
+    keeper.add_argument("--interval", type=positive_seconds, default=None, help="seconds between health-factor rounds")
     keeper.set_defaults(func=cmd_keeper)

@@ -8,6 +8,7 @@ import asyncio
 import signal
 from typing import Any
 
+from api.cli._common import positive_seconds
 from api.settings import Settings
 
 
@@ -34,5 +35,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     relay = commands.add_parser(
         "relay", help="deliver loan events from the outbox to their webhooks until Ctrl-C (one leader a deployment)"
     )
-    relay.add_argument("--lease-seconds", type=float, default=None, help="the lease's time to live (takeover bound)")
+    relay.add_argument(
+        "--lease-seconds", type=positive_seconds, default=None, help="the lease's time to live (takeover bound)"
+    )
     relay.set_defaults(func=cmd_relay)

@@ -108,3 +108,25 @@ def test_a_configuration_refused_names_the_variable_and_never_prints_its_value(
         assert message.startswith("creditmesh: the configuration is invalid"), message
         assert named in message, message
         assert "LENDER-SECRET-99" not in message
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "soon"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["keeper", "--lease-seconds"],
+        ["keeper", "--interval"],
+        ["index", "--lease-seconds"],
+        ["relay", "--lease-seconds"],
+    ],
+)
+def test_the_workers_take_only_a_positive_number_of_seconds(
+    command: list[str], value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The workers' settings are copied with these values, which skips their own bounds: a lease of 0 or -5 (or nan)
+    expired as it was taken and its renewal spun."""
+    with pytest.raises(SystemExit) as refused:
+        build_parser([command[0]]).parse_args([*command, value])
+    assert refused.value.code == 2
+    assert "seconds" in capsys.readouterr().err
+    assert getattr(build_parser([command[0]]).parse_args([*command, "2.5"]), command[1][2:].replace("-", "_")) == 2.5
