@@ -48,11 +48,14 @@ class UsuryCap:
     counts: RateBasis
     citation: str
     min_amount: Decimal | None = None
-    max_amount: Decimal | None = None
+    max_amount: Decimal | None = None  # the largest amount the cap applies to ("up to $500,000")
+    below_amount: Decimal | None = None  # the cap applies below it only ("a loan of $250,000 or more is exempt")
 
     def applies_to(self, amount: Decimal) -> bool:
-        return (self.min_amount is None or amount >= self.min_amount) and (
-            self.max_amount is None or amount <= self.max_amount
+        return (
+            (self.min_amount is None or amount >= self.min_amount)
+            and (self.max_amount is None or amount <= self.max_amount)
+            and (self.below_amount is None or amount < self.below_amount)
         )
 
 
@@ -110,6 +113,7 @@ def parse_rules(raw: bytes) -> JurisdictionRules:
                         cap["citation"],
                         _decimal(cap["min_amount"], code) if "min_amount" in cap else None,
                         _decimal(cap["max_amount"], code) if "max_amount" in cap else None,
+                        _decimal(cap["below_amount"], code) if "below_amount" in cap else None,
                     )
                 )
             jurisdictions[code.upper()] = Jurisdiction(

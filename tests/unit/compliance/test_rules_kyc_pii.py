@@ -90,16 +90,31 @@ async def reviewed(provider: LocalKycProvider, profile: IdentityProfile, documen
 
 def test_rules_file_cites_a_statute_for_every_cap() -> None:
     rules = load_rules()
-    assert rules.label == "jurisdictions@2026-11-01"
+    assert rules.label == "jurisdictions@2026-11-28"
     caps = [cap for j in rules.jurisdictions.values() for cap in j.caps]
     assert caps
     assert all(cap.citation for cap in caps)
     assert rules.mla_cap_percent == 36
     assert rules.age_of_majority("US-MS") == 21
-    doc = json.loads((RULES_DIR / "jurisdictions-2026-11-01.json").read_bytes())
+    doc = json.loads((RULES_DIR / "jurisdictions-2026-11-28.json").read_bytes())
     doc["jurisdictions"]["US-AR"]["caps"][0]["citation"] = ""
     with pytest.raises(JurisdictionRulesError, match="cites"):
         parse_rules(json.dumps(doc).encode())
+
+
+def test_new_yorks_caps_exempt_loans_of_their_amount_or_more() -> None:
+    """N.Y. Gen. Oblig. Law 5-501(6): the civil cap spares loans of $250,000 or more, the criminal one loans of
+    $2,500,000 or more; the 2026-11-01 rules applied both at exactly those amounts (Florida's "up to $500,000" stays
+    inclusive)."""
+    rules = load_rules()
+    civil, criminal = rules.jurisdictions["US-NY"].caps
+    assert civil.applies_to(Decimal("249999.99"))
+    assert not civil.applies_to(Decimal("250000"))
+    assert criminal.applies_to(Decimal("250000"))
+    assert not criminal.applies_to(Decimal("2500000"))
+    florida = rules.jurisdictions["US-FL"].caps[0]
+    assert florida.applies_to(Decimal("500000"))
+    assert not florida.applies_to(Decimal("500000.01"))
 
 
 def test_requests_by_jurisdiction_and_product() -> None:
