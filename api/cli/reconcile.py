@@ -43,7 +43,26 @@ class ProgressBars:
         print(f"[{scope.chain_name:16}] {bar} {share:6.1%} block {block}/{scope.to_block}", end=end, file=sys.stderr)
 
 
+def _block(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a block number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a block number (0 or more)")
+    return number
+
+
 def cmd_reconcile(args: argparse.Namespace) -> None:
+    if args.from_block is not None and args.to_block is not None and args.from_block > args.to_block:
+        raise SystemExit(f"--from-block {args.from_block} is after --to-block {args.to_block}: no block to reconcile")
+    out: Path = args.out
+    try:  # before the run: a run stored and audited whose reports cannot be written helps no one
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".writable").touch()
+        (out / ".writable").unlink()
+    except OSError as err:
+        raise SystemExit(f"--out {out}: {err.strerror or err}") from err
     settings = Settings()
     registry = chain_registry(settings)
     wanted = None if "all" in args.chains else set(args.chains)
@@ -83,8 +102,6 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
     finally:
         database.dispose()
     assert report is not None
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     for suffix, render in (("json", to_json), ("csv", to_csv), ("html", to_html)):
         (out / f"reconciliation-{run_id}.{suffix}").write_text(render(report))
     for chain in report.chains:
@@ -100,9 +117,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     parser = commands.add_parser("reconcile", help="match every on-chain fact with our records; JSON, CSV, HTML")
     parser.add_argument("--chains", nargs="+", default=["all"], help="chain names, or all (default)")
     start = parser.add_mutually_exclusive_group()
-    start.add_argument("--from-block", type=int, default=None, help="first block (default: the deployment)")
+    start.add_argument("--from-block", type=_block, default=None, help="first block (default: the deployment)")
     start.add_argument("--since-last", action="store_true", help="from after the newest finished run's range")
-    parser.add_argument("--to-block", type=int, default=None, help="last block (default: the head)")
+    parser.add_argument("--to-block", type=_block, default=None, help="last block (default: the head)")
     parser.add_argument("--out", type=Path, default=Path(".creditmesh/reports"), help="where the reports go")
     parser.add_argument("--started-by", default=f"cli:{getpass.getuser()}", help="who runs it (stored on the run)")
     parser.set_defaults(func=cmd_reconcile)

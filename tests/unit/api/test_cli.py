@@ -130,3 +130,20 @@ def test_the_workers_take_only_a_positive_number_of_seconds(
     assert refused.value.code == 2
     assert "seconds" in capsys.readouterr().err
     assert getattr(build_parser([command[0]]).parse_args([*command, "2.5"]), command[1][2:].replace("-", "_")) == 2.5
+
+
+def test_reconcile_refuses_a_range_with_no_block_or_reports_it_cannot_write_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Such a run used to be stored and audited as a clean one (no block read), or its reports failed with a
+    traceback after it was stored."""
+    with pytest.raises(SystemExit, match="--from-block 9 is after --to-block 3"):
+        main(["reconcile", "--from-block", "9", "--to-block", "3", "--out", str(tmp_path / "reports")])
+    with pytest.raises(SystemExit) as negative:
+        build_parser(["reconcile"]).parse_args(["reconcile", "--to-block", "-1"])
+    assert negative.value.code == 2
+    assert "0 or more" in capsys.readouterr().err
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    with pytest.raises(SystemExit, match="--out"):
+        main(["reconcile", "--out", str(blocked / "reports")])
