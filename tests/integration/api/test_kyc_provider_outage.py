@@ -10,28 +10,21 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from aggregator.borrowers import BorrowerFiles
 from api import idempotency, problems
 from api.auth import ensure_bootstrap_admin
 from api.demo import passport_kyc
-from api.routers import borrowers, kyc
-from api.settings import Settings
 from chain.devnet import free_port
-from compliance.identity_http import HttpKycProvider
 from compliance.kyc import KycState
 from compliance.sim.identity import IdentitySimConfig, create_identity_app
-from providers.webhooks import MemoryRefusalLimiter
-from store.borrowers import SqlBorrowerStore
 from store.compliance import BorrowerIdentityRow, KycApplicantRow, SqlKycRepository
 from store.db import Database
-from store.keystore import SqlKeyStore
+from tests.support.kyc_api import kyc_app
 from tests.support.served import served
 
 pytestmark = pytest.mark.integration
@@ -70,21 +63,7 @@ def test_an_unavailable_identity_provider_is_a_503_and_nothing_is_kept(tmp_path:
     database.migrate()
     ensure_bootstrap_admin(database, ADMIN)
     provider_port, api_port = free_port(), free_port()
-    identity_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
-    app = FastAPI()
-    problems.install(app)
-    idempotency.install(app)
-    app.include_router(borrowers.router)
-    app.include_router(kyc.router)
-    app.state.platform = SimpleNamespace(
-        database=database,
-        borrowers=BorrowerFiles(
-            SqlBorrowerStore(database), SqlKeyStore(f"sqlite:///{tmp_path / 'keys.db'}", b"k" * 32)
-        ),
-        kyc=HttpKycProvider(f"http://127.0.0.1:{provider_port}/kyc", KYC_SECRET.encode(), identity_http),
-        settings=Settings(kyc_webhook_secret=KYC_SECRET),
-        providers=SimpleNamespace(webhook_refusals=MemoryRefusalLimiter()),
-    )
+    app = kyc_app(database, tmp_path, provider_port, KYC_SECRET)
     submission = passport_kyc("US-FL")
 
     with served(app, api_port) as api_url, httpx.Client(base_url=api_url, timeout=30) as client:

@@ -11,27 +11,20 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from aggregator.borrowers import BorrowerFiles
 from api import problems
 from api.auth import ensure_bootstrap_admin
 from api.demo import passport_kyc
-from api.routers import borrowers, kyc
-from api.settings import Settings
 from chain.devnet import free_port
-from compliance.identity_http import HttpKycProvider
 from compliance.kyc import KycState, sign_webhook
 from compliance.sim.identity import IdentitySimConfig, create_identity_app
 from providers.webhooks import MemoryRefusalLimiter, RefusalLimits
-from store.borrowers import SqlBorrowerStore
 from store.compliance import SqlKycRepository
 from store.db import Database
-from store.keystore import SqlKeyStore
+from tests.support.kyc_api import kyc_app
 from tests.support.served import served
 
 pytestmark = pytest.mark.integration
@@ -53,20 +46,7 @@ def test_refused_kyc_webhooks_are_limited_per_address_and_the_providers_verdict_
     database.migrate()
     ensure_bootstrap_admin(database, ADMIN)
     provider_port, api_port = free_port(), free_port()
-    refusals = MemoryRefusalLimiter(LIMITS)
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(borrowers.router)
-    app.include_router(kyc.router)
-    app.state.platform = SimpleNamespace(
-        database=database,
-        borrowers=BorrowerFiles(
-            SqlBorrowerStore(database), SqlKeyStore(f"sqlite:///{tmp_path / 'keys.db'}", b"k" * 32)
-        ),
-        kyc=HttpKycProvider(f"http://127.0.0.1:{provider_port}/kyc", KYC_SECRET.encode(), httpx.AsyncClient()),
-        settings=Settings(kyc_webhook_secret=KYC_SECRET),
-        providers=SimpleNamespace(webhook_refusals=refusals),  # the lenders' webhooks count in the same limiter
-    )
+    app = kyc_app(database, tmp_path, provider_port, KYC_SECRET, MemoryRefusalLimiter(LIMITS))
     review = {"eventId": str(uuid.uuid4()), "type": "applicantReviewed", "applicantId": "guessed", "state": "approved"}
     forged_body = json.dumps(review | {"externalUserId": "someone", "tier": 3, "reasons": []}).encode()
     forged = sign_webhook(forged_body, b"a guessed secret", datetime.now(UTC))

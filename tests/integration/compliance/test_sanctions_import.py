@@ -50,6 +50,16 @@ def _import_and_screen(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert clear.outcome is Outcome.ALLOW  # the shipped list is no longer the one screened with
 
 
+def _screens_with_the_shipped_list(url: str, tmp_path: Path) -> bool:
+    """Whether the platform on ``url`` still screens with the shipped list file (no imported list is newer)."""
+    database = Database(url)
+    database.migrate()
+    try:
+        return _compliance(Settings(data_dir=tmp_path), database).screen.names.version.source.startswith("ofac-sdn-")
+    finally:
+        database.dispose()
+
+
 def test_import_on_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _import_and_screen(f"sqlite:///{tmp_path / 'creditmesh.db'}", tmp_path, capsys)
 
@@ -79,12 +89,7 @@ def test_a_bad_file_set_is_refused_and_nothing_stored(tmp_path: Path, capsys: py
                 url,
             ]
         )
-    database = Database(url)
-    database.migrate()
-    try:
-        assert _compliance(Settings(data_dir=tmp_path), database).screen.names.version.source.startswith("ofac-sdn-")
-    finally:
-        database.dispose()
+    assert _screens_with_the_shipped_list(url, tmp_path), "nothing stored"
 
 
 def test_a_list_dated_after_today_a_bad_date_or_a_missing_file_is_refused_and_nothing_stored(tmp_path: Path) -> None:
@@ -102,9 +107,4 @@ def test_a_list_dated_after_today_a_bad_date_or_a_missing_file_is_refused_and_no
     missing = ["--sdn", str(tmp_path / "NOPE.CSV"), "--published", "2026-11-20", "--database-url", url]
     with pytest.raises(SystemExit, match=r"No such file or directory: .*NOPE\.CSV"):
         main(["sanctions", "import", *missing])
-    database = Database(url)
-    database.migrate()
-    try:
-        assert _compliance(Settings(data_dir=tmp_path), database).screen.names.version.source.startswith("ofac-sdn-")
-    finally:
-        database.dispose()
+    assert _screens_with_the_shipped_list(url, tmp_path), "nothing stored"

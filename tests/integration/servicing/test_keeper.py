@@ -46,10 +46,8 @@ def harness(own_chain: DeployedChain) -> Harness:
     return Harness(own_chain)
 
 
-@pytest.fixture(scope="module")
-def unhealthy_loan(harness: Harness, servicing_db: Database) -> int:
-    """5,000 USDC against 3 WETH (health 1.485 at 3,000); WETH then moved to 2,000: health 0.99, above 0.95 and
-    large, so one liquidation may repay half the debt."""
+def _open_loan(harness: Harness, servicing_db: Database) -> int:
+    """A fresh borrower's loan of 5,000 USDC against 3 WETH, recorded in the ledger as the indexer would."""
     borrower: LocalAccount = Account.create()
     harness.impersonate(borrower.address)
     harness.fund(borrower.address, weth=3 * WETH)
@@ -58,6 +56,14 @@ def unhealthy_loan(harness: Harness, servicing_db: Database) -> int:
         borrower, principal=5_000 * USDC, originationFee=50 * USDC, collateralAmount=3 * WETH
     )
     record_in_ledger(servicing_db, harness.chain, receipt)
+    return int(loan_ref)
+
+
+@pytest.fixture(scope="module")
+def unhealthy_loan(harness: Harness, servicing_db: Database) -> int:
+    """5,000 USDC against 3 WETH (health 1.485 at 3,000); WETH then moved to 2,000: health 0.99, above 0.95 and
+    large, so one liquidation may repay half the debt."""
+    loan_ref = _open_loan(harness, servicing_db)
     harness.set_weth_price(2_000)
     return loan_ref
 
@@ -177,14 +183,7 @@ async def test_underwater_loans_are_impaired_while_paused_then_liquidated_with_b
     harness: Harness, unhealthy_loan: int, keepers: list[Keeper], servicing_db: Database
 ) -> None:
     harness.set_weth_price(3_000)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=3 * WETH)
-    harness.approve_all(borrower.address)
-    loan_ref, receipt = harness.open_loan(
-        borrower, principal=5_000 * USDC, originationFee=50 * USDC, collateralAmount=3 * WETH
-    )
-    record_in_ledger(servicing_db, harness.chain, receipt)
+    loan_ref = _open_loan(harness, servicing_db)
     harness.set_weth_price(1_000)  # 3,000 USD of collateral against 5,000 of debt: under water
 
     harness.send(harness.manager.functions.pauseLiquidations(), GUARDIAN)
@@ -218,17 +217,7 @@ async def test_a_liquidation_not_confirmed_in_time_does_not_stop_the_round(
     """Two liquidatable loans and blocks that stop coming (anvil's automine off): the first liquidation is not
     confirmed within the keeper's wait, and the round still goes on to the second (it used to end at the first)."""
     harness.set_weth_price(3_000)
-    refs = []
-    for _ in range(2):
-        borrower: LocalAccount = Account.create()
-        harness.impersonate(borrower.address)
-        harness.fund(borrower.address, weth=3 * WETH)
-        harness.approve_all(borrower.address)
-        loan_ref, receipt = harness.open_loan(
-            borrower, principal=5_000 * USDC, originationFee=50 * USDC, collateralAmount=3 * WETH
-        )
-        record_in_ledger(servicing_db, harness.chain, receipt)
-        refs.append(loan_ref)
+    refs = [_open_loan(harness, servicing_db) for _ in range(2)]
     harness.set_weth_price(2_000)  # health 0.99 each
     shared = keepers[0]
     impatient = Keeper(
