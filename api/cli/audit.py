@@ -13,6 +13,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from api.audit_jobs import AnchorChain, anchor, seal, verify_log
@@ -27,8 +28,16 @@ from store.chain import SqlChainStore
 from store.db import Database
 
 
-def _database(settings: Settings) -> Database:
-    database = Database(settings.resolved_database_url)
+def _database(settings: Settings, *, existing: bool = False) -> Database:
+    """The platform's database; ``existing``: refused when it is a SQLite file that is not there (opening it would
+    create an empty one, whose empty log then "verifies": a wrong directory read as a clean audit)."""
+    url = settings.resolved_database_url
+    if existing and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise SystemExit(
+            f"no database at {url.removeprefix('sqlite:///')}: set CREDITMESH_DATA_DIR or CREDITMESH_DATABASE_URL to "
+            "the platform's (nothing was created)"
+        )
+    database = Database(url)
     database.migrate()
     return database
 
@@ -101,7 +110,7 @@ def cmd_anchor(args: argparse.Namespace) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> None:
     settings = Settings()
-    database = _database(settings)
+    database = _database(settings, existing=True)
 
     async def main() -> Any:
         if args.offline:

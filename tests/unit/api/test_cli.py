@@ -147,3 +147,14 @@ def test_reconcile_refuses_a_range_with_no_block_or_reports_it_cannot_write_befo
     blocked.write_text("not a directory")
     with pytest.raises(SystemExit, match="--out"):
         main(["reconcile", "--out", str(blocked / "reports")])
+
+
+def test_audit_verify_refuses_a_database_that_is_not_there_and_creates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from the wrong directory (the data directory is relative), ``audit verify --offline`` created an empty
+    database and reported its empty log "verified": a clean audit of nothing."""
+    monkeypatch.setenv("CREDITMESH_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(SystemExit, match="no database at"):
+        main(["audit", "verify", "--offline"])
+    assert not (tmp_path / "nowhere" / "creditmesh.db").exists()
