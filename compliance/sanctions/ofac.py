@@ -151,6 +151,8 @@ def parse_xml(raw: bytes) -> NameList:
         raise SanctionsListInvalid("SDN.XML: no publshInformation/Publish_Date")
     entries = [e for e in root if _local(e) == "sdnEntry"]
     declared = _text(info, "Record_Count") if info is not None else ""
+    if declared and not declared.isdigit():
+        raise SanctionsListInvalid(f"SDN.XML: Record_Count {declared[:40]!r} is not a number")
     if declared and int(declared) != len(entries):
         raise SanctionsListInvalid(f"SDN.XML: Record_Count says {declared}, the file holds {len(entries)} entries")
     names: list[ListedName] = []

@@ -255,7 +255,7 @@ def save_proposals(path: Path, proposals: list[ChainProposal]) -> None:
 def load_proposals(path: Path) -> list[ChainProposal]:
     try:
         return [ChainProposal.from_json(raw) for raw in json.loads(path.read_text())["proposals"]]
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # also a file of another shape
         raise GovernanceError(f"cannot read proposal file {path}: {err}") from err
 
 
@@ -331,7 +331,7 @@ def load_signatures(path: Path) -> list[OwnerSignature]:
             )
             for item in raw
         ]
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # also a file of another shape
         raise GovernanceError(f"cannot read signature file {path}: {err}") from err
 
 

@@ -94,6 +94,7 @@ def test_the_xml_gives_strong_aliases_and_its_own_date() -> None:
     ("raw", "message"),
     [
         (XML.replace(b"<Record_Count>2", b"<Record_Count>5"), "Record_Count says 5"),
+        (XML.replace(b"<Record_Count>2", b"<Record_Count>two"), "Record_Count 'two' is not a number"),  # a ValueError
         (XML.replace(b"11/20/2026", b"2026-11-20"), "bad Publish_Date"),
         (b"<list/>", "not <sdnList>"),
         (b"<sdnList><unclosed></sdnList>", "does not parse"),
