@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["API_PORT", "local_rpc", "positive_seconds"]
+__all__ = ["API_PORT", "devnet_index", "local_rpc", "positive_seconds"]
 
 API_PORT = 8000  # the API's port in `creditmesh run` and `creditmesh serve`
 
@@ -29,3 +29,12 @@ def positive_seconds(text: str) -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise argparse.ArgumentTypeError(f"{text} must be a number of seconds above 0")
     return seconds
+
+
+def devnet_index(text: str) -> int:
+    """A ``--account``: the index of one of anvil's devnet accounts (0 … 19); another was a traceback."""
+    from chain.devnet import DEVNET_ACCOUNTS
+
+    if not text.isdigit() or int(text) >= DEVNET_ACCOUNTS:
+        raise argparse.ArgumentTypeError(f"{text!r} is no devnet account: 0 to {DEVNET_ACCOUNTS - 1}")
+    return int(text)

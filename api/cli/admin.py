@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ from typing import Any, Literal
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from web3 import Web3
 
-from api.cli._common import local_rpc
+from api.cli._common import devnet_index, local_rpc
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError
@@ -61,9 +62,11 @@ from store.db import Database
 
 def _signer(args: argparse.Namespace, default_index: int | None) -> Signer:
     if getattr(args, "key_env", None):
-        key = os.environ.get(args.key_env)
+        key = (os.environ.get(args.key_env) or "").strip()
         if not key:
             raise SystemExit(f"environment variable {args.key_env} holds no private key")
+        if not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", key):  # 63 digits signed as another account; never shown
+            raise SystemExit(f"environment variable {args.key_env} holds no private key: 64 hex digits, 0x or not")
         return LocalSigner.from_key(key)
     index = args.account if getattr(args, "account", None) is not None else default_index
     if index is None:
@@ -406,7 +409,7 @@ def _guarded(calls: CallsFor, holder: str) -> CallsFor:
 
 
 def _key_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--account", type=int, default=None, help="devnet account index of the key to use")
+    parser.add_argument("--account", type=devnet_index, default=None, help="devnet account index of the key to use")
     parser.add_argument("--key-env", default=None, help="environment variable holding the private key to use")
 
 

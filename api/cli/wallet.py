@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from api.cli._common import API_PORT, local_rpc
+from api.cli._common import API_PORT, devnet_index, local_rpc
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 
 
@@ -48,7 +48,7 @@ def cmd_wallet(args: argparse.Namespace) -> None:
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     wallet = commands.add_parser("wallet", help="devnet wallet helpers for the borrower flow")
-    wallet.add_argument("--account", type=int, default=DEVNET_BORROWER_INDEXES[0], help="devnet account index")
+    wallet.add_argument("--account", type=devnet_index, default=DEVNET_BORROWER_INDEXES[0], help="devnet account index")
     wallet_commands = wallet.add_subparsers(dest="wallet_command", required=True)
     wallet_commands.add_parser("address", help="print the account's address")
     sign = wallet_commands.add_parser("sign", help="sign a quote's acceptance_typed_data (file or - for stdin)")
@@ -69,4 +69,4 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     wallet.set_defaults(func=cmd_wallet)
     # `--account` also accepted after the wallet sub-command, as the README writes it
     for sub in wallet_commands.choices.values():
-        sub.add_argument("--account", type=int, default=argparse.SUPPRESS)
+        sub.add_argument("--account", type=devnet_index, default=argparse.SUPPRESS)

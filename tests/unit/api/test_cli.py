@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import build_parser, main, run, serve, wallet
+from api.cli import admin, build_parser, main, run, serve, wallet
 from api.local_platform import ServicePortTaken
 from api.settings import Settings
+from chain.signers import LocalSigner
 
 pytestmark = pytest.mark.unit
 
@@ -158,3 +159,32 @@ def test_audit_verify_refuses_a_database_that_is_not_there_and_creates_none(
     with pytest.raises(SystemExit, match="no database at"):
         main(["audit", "verify", "--offline"])
     assert not (tmp_path / "nowhere" / "creditmesh.db").exists()
+
+
+@pytest.mark.parametrize("command", [["wallet", "--account"], ["admin", "sign", "p.json", "--account"]])
+@pytest.mark.parametrize("value", ["-1", "20", "x"])
+def test_an_account_is_one_of_the_devnets(command: list[str], value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--account -1`` or ``99`` was an eth_utils traceback after the command had started."""
+    with pytest.raises(SystemExit) as refused:
+        build_parser([command[0]]).parse_args([*command, value, *(["address"] if command[0] == "wallet" else [])])
+    assert refused.value.code == 2
+    assert "is no devnet account: 0 to 19" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key", ["ab" * 31 + "c", "not a key", ""])
+def test_a_key_variable_that_holds_no_private_key_is_refused_without_showing_it(
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """63 hex digits were taken and signed as another account; whitespace around a key was a traceback."""
+    monkeypatch.setenv("ADMIN_TEST_KEY", key)
+    monkeypatch.setenv("CREDITMESH_DATA_DIR", str(tmp_path))
+    args = build_parser(["admin"]).parse_args(["admin", "sign", "p.json", "--key-env", "ADMIN_TEST_KEY"])
+    with pytest.raises(SystemExit, match="ADMIN_TEST_KEY holds no private key") as refused:
+        admin._signer(args, None)
+    assert key in {"", "not a key"} or key not in str(refused.value.code)
+
+
+def test_a_key_variable_with_whitespace_around_the_key_signs_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN_TEST_KEY", f"  0x{'11' * 32}\n")
+    args = build_parser(["admin"]).parse_args(["admin", "sign", "p.json", "--key-env", "ADMIN_TEST_KEY"])
+    assert admin._signer(args, None).address == LocalSigner.from_key("0x" + "11" * 32).address
