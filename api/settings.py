@@ -4,7 +4,6 @@ platform locally (SQLite in ./.creditmesh/, the three devnets, a simulated lende
 from __future__ import annotations
 
 import ipaddress
-import socket
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -15,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chain.config import LOCAL_CHAINS, ChainRegistry
 from chain.errors import ConfigurationError
-from chain.signers import production_guard
+from chain.signers import loopback_host, production_guard
 from compliance.sim import DEFAULT_PORT as IDENTITY_SIM_PORT
 from compliance.sim import LOCAL_KYC_SECRET, LOCAL_MLA_SECRET
 from providers.destinations import LOOPBACK_NETWORKS, check_url_shape
@@ -280,7 +279,7 @@ class Settings(BaseSettings):
         if self.environment != "production":
             return self
         for what, url in (("KYC", self.kyc_provider_url), ("MLA", self.mla_provider_url)):
-            if url.startswith(LOCAL_IDENTITY_SIM_URL) or _loopback(urlsplit(url).hostname or ""):
+            if url.startswith(LOCAL_IDENTITY_SIM_URL) or loopback_host(urlsplit(url).hostname or ""):
                 raise ValueError(f"the {what} provider is the local simulator ({url}); configure the real one")
         if self.mla_provider_secret == LOCAL_MLA_SECRET:
             raise ValueError("set CREDITMESH_MLA_PROVIDER_SECRET in production (the simulator's is public)")
@@ -301,23 +300,3 @@ class Settings(BaseSettings):
     @property
     def resolved_deployments_dir(self) -> Path:
         return self.deployments_dir or self.data_dir / "deployments"
-
-
-def _loopback(host: str) -> bool:
-    """Whether ``host`` reaches this machine: a localhost name (``*.localhost`` too), a loopback or unspecified
-    address, an IPv4-mapped one, or an IPv4 address in a legacy form the resolver still reads (``127.1``)."""
-    name = host.strip("[]").lower().rstrip(".")
-    if name in {"localhost", "localhost.localdomain"} or name.endswith(".localhost"):
-        return True
-    try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
-    except ValueError:
-        if not name or set(name) - set("0123456789abcdefx."):
-            return False
-        try:
-            address = ipaddress.IPv4Address(socket.inet_aton(name))  # 127.1, 0x7f.1, 2130706433
-        except OSError:
-            return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback or address.is_unspecified

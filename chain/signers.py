@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import socket
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum, StrEnum
@@ -271,14 +272,28 @@ def admin_key_weakness(key: str) -> str | None:
     return None
 
 
-def _loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+def loopback_host(host: str) -> bool:
+    """Whether ``host`` reaches this machine: a localhost name (``*.localhost`` too), a loopback or unspecified
+    address, an IPv4-mapped one, or an IPv4 address in a legacy form the resolver still reads (``127.1``)."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name in {"localhost", "localhost.localdomain"} or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
     except ValueError:
-        return False
+        if not name or set(name) - set("0123456789abcdefx."):
+            return False
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(name))  # 127.1, 0x7f.1, 2130706433
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
+
+
+def _loopback(url: str) -> bool:
+    return loopback_host(urlsplit(url).hostname or "")
 
 
 class _NotChecked(Enum):

@@ -148,12 +148,16 @@ class RedisRefusalLimiter:
 async def refuse_unauthenticated(
     limiter: RefusalLimiter, source: str, provider_id: str, reason: str, status_code: int = 401
 ) -> WebhookRejected:
-    """Log and count a refusal against its source, never against the provider; the error to raise."""
+    """Log and count a refusal against its source, never against the provider; the error to raise: ``status_code``,
+    or 429 once the source had used up its refusals of the window before this one (then no longer logged). The
+    lenders' and the KYC provider's routes both refuse through it, sharing one limiter."""
     count = await limiter.refused(source, time.time())
     if count <= limiter.limits.per_window:
         log.warning("webhook for %s from %s refused: %s", provider_id, source, reason)
     if count == limiter.limits.per_window:
         log.warning("webhook refusals from %s reached %d in a window: answered 429 for now", source, count)
+    if count > limiter.limits.per_window:
+        return WebhookRejected("too many refused webhooks from this address; try later", 429)
     return WebhookRejected(reason, status_code)
 
 
@@ -178,11 +182,7 @@ async def receive_webhook(
         # an address past its limit is still verified (an HMAC over at most 64 KiB): what verifies is taken, so
         # forgeries from an address a lender shares (a proxy not in CREDITMESH_TRUSTED_PROXIES, every "unknown"
         # client) never hold up its webhooks; its refusals are 429 and no longer logged
-        over = await limiter.blocked(source, time.time())
-        refused = await refuse_unauthenticated(limiter, source, provider_id, f"webhook refused: {err}")
-        if over:
-            raise WebhookRejected("too many refused webhooks from this address; try later", 429) from err
-        raise refused from err
+        raise await refuse_unauthenticated(limiter, source, provider_id, f"webhook refused: {err}") from err
     # signed with the provider's secret from here on: what is wrong now is the provider's own doing
     try:
         event = WebhookEvent.model_validate_json(body)

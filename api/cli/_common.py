@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
-__all__ = ["API_PORT", "devnet_index", "local_rpc", "positive_seconds"]
+__all__ = ["API_PORT", "devnet_index", "local_rpc", "positive_number", "positive_seconds"]
 
 API_PORT = 8000  # the API's port in `creditmesh run` and `creditmesh serve`
 
@@ -19,16 +20,26 @@ def local_rpc(chain_name: str) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def positive_seconds(text: str) -> float:
-    """A ``--lease-seconds`` or ``--interval``: a finite number of seconds above 0. The workers' settings are copied
-    with it, which skips their own bounds: a lease of 0 or -5 expired as it was taken and its renewal spun."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds above 0")
-    return seconds
+def positive_number(unit: str, at_most: float = math.inf, hint: str = "") -> Callable[[str], float]:
+    """An argparse ``type``: a finite number of ``unit`` above 0 and at most ``at_most`` (nan and inf refused);
+    ``hint`` ends the refusal."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+        if not (math.isfinite(value) and 0 < value <= at_most):
+            bound = "" if math.isinf(at_most) else f" and at most {at_most:g} {unit}"
+            raise argparse.ArgumentTypeError(f"{text} {unit} must be more than 0{bound}{hint}")
+        return value
+
+    return parse
+
+
+#: a ``--lease-seconds`` or ``--interval``: the workers' settings are copied with it, which skips their own bounds (a
+#: lease of 0 or -5 expired as it was taken and its renewal spun)
+positive_seconds = positive_number("seconds")
 
 
 def devnet_index(text: str) -> int:

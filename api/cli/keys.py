@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api.cli._common import positive_number
+
 
 @contextmanager
 def _database(args: argparse.Namespace) -> Iterator[Any]:
@@ -35,17 +37,8 @@ MAX_DAYS = 36_500
 MAX_LABEL = 128
 
 
-def _days(text: str) -> float:
-    """``--expires-in-days`` / ``--in-days``: a number of days after now, more than 0 (to end a key now: ``revoke``)."""
-    try:
-        days = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
-    if not 0 < days <= MAX_DAYS:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(
-            f"{text} must be more than 0 and at most {MAX_DAYS} days (revoke ends a key now)"
-        )
-    return days
+#: ``--expires-in-days`` / ``--in-days``: days after now, more than 0 (to end a key now: ``revoke``)
+_days = positive_number("days", MAX_DAYS, " (revoke ends a key now)")
 
 
 def _label(text: str) -> str:

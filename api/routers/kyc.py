@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import UTC, datetime
 from typing import NoReturn
 
@@ -49,11 +48,8 @@ async def kyc_webhook(request: Request, platform: PlatformDep) -> None:
 
 
 async def _refuse(limiter: RefusalLimiter, source: str, reason: str, status_code: int) -> NoReturn:
-    """Count the refusal against ``source`` (logged while within its limit) and raise its answer: ``status_code``,
-    or 429 once the source had used up its refusals of the window before this one."""
-    over = await limiter.blocked(source, time.time())
+    """Count the refusal against ``source`` and raise its answer (``providers.webhooks.refuse_unauthenticated``:
+    ``status_code``, or 429 with ``Retry-After`` past the source's limit)."""
     refused = await refuse_unauthenticated(limiter, source, KYC_PROVIDER, reason, status_code)
-    if over:
-        window = str(limiter.limits.window_seconds)
-        raise HTTPException(429, "too many refused webhooks from this address; try later", {"Retry-After": window})
-    raise HTTPException(refused.status_code, reason)
+    headers = {"Retry-After": str(limiter.limits.window_seconds)} if refused.status_code == 429 else None
+    raise HTTPException(refused.status_code, str(refused), headers)
