@@ -5,8 +5,8 @@ The schedule is the one disclosed and hashed at quote time (``termsHash``): ``sc
 from a quote's stored disclosure (``QuoteRow.disclosure``; for a loan, the disclosure of ``LoanRow.quote_id``'s
 quote). A single-payment loan has a schedule of one payment at maturity.
 
-Repaid principal is applied to installments in due order, oldest first (repaying part of an installment leaves it
-unpaid for its remainder)."""
+What the borrower has paid (interest and principal together) is applied to installments in due order, oldest
+first (paying part of an installment leaves it unpaid for its remainder)."""
 
 from __future__ import annotations
 
@@ -57,33 +57,32 @@ def due_by(schedule: Sequence[DueInstallment], day: date) -> int:
     return sum(i.amount for i in schedule if i.due <= day)
 
 
-def principal_due_by(schedule: Sequence[DueInstallment], day: date) -> int:
-    """The principal scheduled to be repaid on or before ``day`` (base units)."""
-    return sum(i.principal for i in schedule if i.due <= day)
+def first_unpaid(schedule: Sequence[DueInstallment], paid: int) -> DueInstallment | None:
+    """The oldest installment that ``paid`` (everything repaid so far, interest and principal, base units: the
+    ledger's ``LoanRow.interest_paid + principal_paid``) does not cover in full, or None when every installment is
+    covered.
 
-
-def first_unpaid(schedule: Sequence[DueInstallment], principal_paid: int) -> DueInstallment | None:
-    """The oldest installment whose principal ``principal_paid`` (all principal repaid so far, base units: the
-    ledger's ``LoanRow.principal_paid``) does not cover in full, or None when every installment is covered.
-
-    Coverage is counted in principal because interest on-chain accrues per second on the outstanding principal,
-    not by the schedule: a borrower paying early pays less interest than disclosed, one paying late more."""
+    Coverage is counted in whole payments, as the lender's schedule counts them, not in principal: on-chain interest
+    accrues per second on the outstanding principal (365-day year) while the schedule's interest follows its own
+    day count, so a borrower who pays each installment in full on its due date may see a little less (a 31-day month
+    under 30/360) or more of it credited to principal than the schedule shows. Counted in principal, that borrower
+    would be past due from the first long month."""
     covered = 0
     for installment in schedule:
-        covered += installment.principal
-        if principal_paid < covered:
+        covered += installment.amount
+        if paid < covered:
             return installment
     return None
 
 
-def days_past_due(schedule: Sequence[DueInstallment], principal_paid: int, today: date) -> int:
-    """Days since the oldest installment not covered by ``principal_paid`` fell due (0 when none is overdue)."""
-    unpaid = first_unpaid(schedule, principal_paid)
+def days_past_due(schedule: Sequence[DueInstallment], paid: int, today: date) -> int:
+    """Days since the oldest installment not covered by ``paid`` fell due (0 when none is overdue)."""
+    unpaid = first_unpaid(schedule, paid)
     if unpaid is None or unpaid.due >= today:
         return 0
     return (today - unpaid.due).days
 
 
-def principal_past_due(schedule: Sequence[DueInstallment], principal_paid: int, today: date) -> int:
-    """Principal that fell due before ``today`` and has not been repaid (base units, 0 when current)."""
-    return max(sum(i.principal for i in schedule if i.due < today) - principal_paid, 0)
+def total_of_payments(schedule: Sequence[DueInstallment]) -> int:
+    """The schedule's total of payments (base units): what the borrower pays if every installment is paid on time."""
+    return sum(i.amount for i in schedule)

@@ -68,6 +68,12 @@ class LoanRecord:
     collateral_amount: int | None = None
     opened_outside_accept: bool = False
 
+    @property
+    def repaid(self) -> int:
+        """All repaid so far, interest and principal (base units): what an amortizing loan's installments are
+        counted as paid by (``aggregator.installments.first_unpaid``)."""
+        return (self.interest_paid or 0) + (self.principal_paid or 0)
+
 
 @dataclass(frozen=True, slots=True)
 class ChainRef:
@@ -167,10 +173,10 @@ class LiveFigures:
     health_factor: Decimal | None
     maturity: int = 0  # seconds, the contract's
     block_time: int = 0  # the block's timestamp: the chain's clock, which the contract judges by
-    #: the loan's installments (judged by when more than one: an amortizing loan) and the principal repaid so far
-    #: (the ledger's), for days past due
+    #: the loan's installments (judged by when more than one: an amortizing loan) and all repaid so far, interest and
+    #: principal (the ledger's), for days past due
     schedule: tuple[DueInstallment, ...] = ()
-    principal_paid: int = 0
+    paid: int = 0
 
     @property
     def total_owed(self) -> int:
@@ -179,10 +185,8 @@ class LiveFigures:
     @property
     def delinquency(self) -> Delinquency:
         """Days past due now (since maturity while anything is owed, and for an amortizing loan since its oldest
-        installment not covered by the principal repaid) and their bucket."""
-        return delinquency(
-            self.maturity, self.block_time, self.total_owed > 0, self.schedule, principal_paid=self.principal_paid
-        )
+        installment not covered by what was repaid) and their bucket."""
+        return delinquency(self.maturity, self.block_time, self.total_owed > 0, self.schedule, paid=self.paid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +236,7 @@ class LoanService:
             return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured", schedule)
         try:
             live = await self._live(chain, loan.onchain_loan_id)
-            live = replace(live, schedule=schedule, principal_paid=int(loan.principal_paid or 0))
+            live = replace(live, schedule=schedule, paid=loan.repaid)
         except ChainError as err:  # the record still answers while the chain does not
             return LoanDetail(loan, entries, None, str(err), schedule)
         return LoanDetail(loan, entries, live, schedule=schedule)
@@ -269,7 +273,7 @@ class LoanService:
                 # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, outstandingPrincipal, ...
                 schedule = amortizing_schedule(disclosures.get(row.quote_id or ""))
                 owed = int(fields[7]) > 0
-                found[row.id] = delinquency(int(fields[4]), now, owed, schedule, int(row.principal_paid or 0))
+                found[row.id] = delinquency(int(fields[4]), now, owed, schedule, row.repaid)
         return found
 
     def _disclosures(self, quote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

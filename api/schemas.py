@@ -201,7 +201,7 @@ class LiveFiguresOut(BaseModel):
     days_past_due: int = Field(
         default=0,
         description="days begun since maturity while anything is owed, by the chain's clock at block_number; for an "
-        "amortizing loan at least the days since its oldest installment not covered by the principal repaid",
+        "amortizing loan at least the days since its oldest installment not covered in full by all repaid so far",
     )
     delinquency_bucket: str = Field(default="current", description="current | 1-29 | 30-59 | 60-89 | 90+")
 
@@ -249,8 +249,8 @@ class LoanOut(BaseModel):
     days_past_due: int | None = Field(
         default=None,
         description="while active or in default: days begun since maturity while anything is owed, by the chain's "
-        "clock when read (an amortizing loan: at least the days since its oldest installment not covered by the "
-        "principal repaid); null when closed or the chain did not answer",
+        "clock when read (an amortizing loan: at least the days since its oldest installment not covered in full "
+        "by all repaid so far); null when closed or the chain did not answer",
     )
     delinquency_bucket: str | None = Field(default=None, description="current | 1-29 | 30-59 | 60-89 | 90+")
 

@@ -64,7 +64,7 @@ class SqlServicingRepository:
                 asset_address=row.asset_address,
                 collateral_asset=row.collateral_asset,
                 outstanding_principal=int(row.outstanding_principal or 0),
-                principal_paid=int(row.principal_paid or 0),
+                repaid=int(row.interest_paid or 0) + int(row.principal_paid or 0),
                 disclosure=disclosure,
             )
             for row, disclosure in rows

@@ -6,7 +6,8 @@ Every round it reads each open loan's maturity, status and outstanding principal
 chain's clock, which is the one the contract judges by. Then, per loan:
 
 * **past due**: the loan's days past due (``delinquency``: by maturity, and by its installment schedule when it
-  amortizes — the schedule disclosed with its quote, covered by the ledger's principal repaid) put it in a bucket;
+  amortizes — the schedule disclosed with its quote, covered by all the ledger shows repaid, interest and
+  principal) put it in a bucket;
   each bucket it enters is recorded once (``loan_past_due_notices``) and announced as ``loan.past_due`` in the same
   transaction (``on_past_due``, by default the outbox's ``append``, keyed by the bucket);
 * **default**: once the block time is past maturity plus the grace period, the operator (``OPERATOR_ROLE``,
@@ -226,7 +227,7 @@ def announce_past_due(
         state = onchain[loan.loan_ref]
         owed = state.outstanding_principal > 0
         schedule = amortizing_schedule(loan.disclosure)
-        found = delinquency(state.maturity, now, owed, schedule, principal_paid=loan.principal_paid)
+        found = delinquency(state.maturity, now, owed, schedule, paid=loan.repaid)
         report.buckets[loan.loan_ref] = found.bucket
         known = servicing.announced(loan.id)
         for bucket in entered(found.bucket):

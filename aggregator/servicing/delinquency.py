@@ -5,9 +5,10 @@ second after it, while anything is owed, it is past due, and each day begun coun
 day 1). Buckets are the standard ones: current, 1–29, 30–59, 60–89, 90+.
 
 An amortizing loan (a schedule of more than one installment, the one disclosed with its quote:
-``aggregator.installments``) is also due per installment: its days past due are those of the oldest installment the
-principal repaid so far does not cover (``installments.days_past_due``, whole days by the UTC date of the chain's
-clock: the day after a due date is day 1), and never fewer than the days since maturity while anything is owed.
+``aggregator.installments``) is also due per installment: its days past due are those of the oldest installment all
+that was repaid so far (interest and principal) does not cover (``installments.days_past_due``, whole days by the UTC
+date of the chain's clock: the day after a due date is day 1), and never fewer than the days since maturity while
+anything is owed.
 A loan without a schedule, or with one payment, is judged by its maturity alone.
 """
 
@@ -78,14 +79,14 @@ def delinquency(
     now: int,
     owed: bool,
     schedule: Sequence[DueInstallment] = (),
-    principal_paid: int = 0,
+    paid: int = 0,
 ) -> Delinquency:
     """Days past due at block time ``now``: by the installment ``schedule`` when it has more than one payment
-    (``principal_paid``: all principal repaid so far, base units), and by ``maturity`` in any case."""
+    (``paid``: all repaid so far, interest and principal, base units), and by ``maturity`` in any case."""
     days = days_past_due(maturity, now, owed)
     if owed and len(schedule) > 1:
         today = datetime.fromtimestamp(now, UTC).date()
-        days = max(days, installments.days_past_due(schedule, principal_paid, today))
+        days = max(days, installments.days_past_due(schedule, paid, today))
     return Delinquency(days, bucket_of(days), now)
 
 

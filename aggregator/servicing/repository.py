@@ -31,7 +31,7 @@ class OpenLoan:
     asset_address: str | None
     collateral_asset: str | None
     outstanding_principal: int
-    principal_paid: int = 0
+    repaid: int = 0  # all repaid so far, interest and principal (base units): what its installments are paid by
     #: the disclosure of the loan's quote (its installment schedule); None for a loan opened from an offer not ours
     disclosure: dict[str, Any] | None = None
 

@@ -105,12 +105,12 @@ def test_pages_are_newest_first_and_scoped() -> None:
     assert loans.get("b1", LoanScope(provider_id="pool:ethereum-local:USDC")).borrower_id == "bob"
 
 
-async def test_an_amortizing_loan_is_past_due_by_its_disclosed_schedule_and_the_principal_it_repaid() -> None:
-    """The loan's quote disclosed two installments; 95 of its principal is repaid (the ledger's figure), less than
-    the first installment's 500: five days after that installment's due date it is 5 days past due, though its
-    maturity is a month away."""
+async def test_an_amortizing_loan_is_past_due_by_its_disclosed_schedule_and_what_it_repaid() -> None:
+    """The loan's quote disclosed two installments; 20 of interest and 495 of principal are repaid (the ledger's
+    figures), less than the first installment's 520: five days after that installment's due date it is 5 days past
+    due, though its maturity is a month away."""
     store = _store()
-    store.loans["a1"] = replace(store.loans["a1"], quote_id="q1", principal_paid=95)
+    store.loans["a1"] = replace(store.loans["a1"], quote_id="q1", interest_paid=20, principal_paid=495)
     store.disclosures["q1"] = {
         "assetDecimals": 0,
         "payments": [
@@ -129,7 +129,7 @@ async def test_an_amortizing_loan_is_past_due_by_its_disclosed_schedule_and_the_
     )
     assert [i.number for i in detail.schedule] == [1, 2]
     assert detail.live is not None
-    assert (detail.live.principal_paid, len(detail.live.schedule)) == (95, 2)
+    assert (detail.live.paid, len(detail.live.schedule)) == (515, 2)
     assert detail.live.delinquency.days_past_due == 5
     assert detail.live.delinquency.bucket is Bucket.DPD_1_29
 

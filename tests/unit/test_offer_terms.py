@@ -16,9 +16,8 @@ from aggregator.installments import (
     days_past_due,
     due_by,
     first_unpaid,
-    principal_due_by,
-    principal_past_due,
     schedule_from_disclosure,
+    total_of_payments,
 )
 from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch
 from compliance import ComplianceInputError, disclose
@@ -131,13 +130,15 @@ def test_servicing_reads_what_is_due_by_a_date_from_the_stored_disclosure() -> N
     assert first.amount == first.principal + first.interest == int(disclosure.payments[0].amount * 10**6)
     assert due_by(schedule, date(2026, 2, 14)) == 0
     assert due_by(schedule, date(2026, 3, 15)) == schedule[0].amount + schedule[1].amount
-    assert principal_due_by(schedule, date(2026, 7, 15)) == 1_200 * 10**6
+    assert sum(i.principal for i in schedule) == 1_200 * 10**6
+    assert total_of_payments(schedule) == int(disclosure.total_of_payments * 10**6)
     assert first_unpaid(schedule, 0) == first
-    assert first_unpaid(schedule, 1_200 * 10**6) is None
+    assert first_unpaid(schedule, first.amount - 1) == first, "an installment is paid only in full"
+    assert first_unpaid(schedule, 1_200 * 10**6) is not None, "the principal alone does not pay the interest"
+    assert first_unpaid(schedule, total_of_payments(schedule)) is None
     assert days_past_due(schedule, 0, date(2026, 2, 15)) == 0, "due today is not past due"
     assert days_past_due(schedule, 0, date(2026, 3, 1)) == 14
-    assert days_past_due(schedule, first.principal, date(2026, 3, 20)) == 5, "the second installment is the oldest"
-    assert principal_past_due(schedule, first.principal - 1, date(2026, 2, 16)) == 1
+    assert days_past_due(schedule, first.amount, date(2026, 3, 20)) == 5, "the second installment is the oldest"
 
 
 def test_a_single_payment_loan_is_one_installment_at_maturity() -> None:

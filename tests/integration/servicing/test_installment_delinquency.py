@@ -1,7 +1,8 @@
 """An amortizing traditional loan on the package's own devnet, its ledger on real PostgreSQL: a year's term in twelve
 monthly installments (the schedule disclosed with its quote); five days after the first installment fell due with
 nothing repaid, the loans list, the loan's view and the default job all put it 1–29 days past due by the schedule,
-while its maturity is eleven months away."""
+while its maturity is eleven months away. Paid in full on its due date, the same installment leaves the loan current,
+though the chain's per-second accrual over a 31-day month credited less principal than the schedule shows."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from store.chain import SqlChainStore
 from store.db import Database
 from store.loans import SqlLoanStore, loan_record
 from store.outbox import OutboxEventRow
-from tests.contracts.harness import RELAYER, USDC, WETH, Harness
+from tests.contracts.harness import OPERATOR, RELAYER, USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote
@@ -37,12 +38,13 @@ TERM = 365 * SECONDS_PER_DAY
 PRINCIPAL = 1_200 * USDC
 
 
-def _disclosure(opened: date) -> dict[str, object]:
-    """Twelve installments of 100 USDC principal (plus interest), the first due 30 days after opening."""
+def _disclosure(opened: date, first_due_days: int) -> dict[str, object]:
+    """Twelve installments of 100 USDC principal plus 9.00 of interest (the first is a month's at 9% a year on
+    1,200, counted 30/360), the first due ``first_due_days`` after opening, the others 30 days apart."""
     payments = [
         {
             "number": n,
-            "due": (opened + timedelta(days=30 * n)).isoformat(),
+            "due": (opened + timedelta(days=first_due_days + 30 * (n - 1))).isoformat(),
             "amount": "109.00",
             "principal": "100.00",
             "interest": "9.00",
@@ -52,7 +54,7 @@ def _disclosure(opened: date) -> dict[str, object]:
     return {"asset": "USDC", "assetDecimals": 6, "payments": payments}
 
 
-def _quote(database: Database, harness: Harness, borrower: str, digest: str, opened: date) -> None:
+def _quote(database: Database, harness: Harness, borrower: str, digest: str, opened: date, first_due_days: int) -> None:
     add_quote(
         database,
         borrower_address=borrower,
@@ -61,7 +63,7 @@ def _quote(database: Database, harness: Harness, borrower: str, digest: str, ope
         chain_name=harness.chain.name,
         chain_id=harness.chain.chain_id,
         contract=harness.aggregator.address,
-        disclosure=_disclosure(opened),
+        disclosure=_disclosure(opened, first_due_days),
     )
 
 
@@ -78,24 +80,36 @@ async def job(own_chain: DeployedChain, servicing_db: Database) -> AsyncIterator
     await client.close()
 
 
-async def test_one_installment_missed_is_1_29_by_the_schedule_while_maturity_is_far(
-    own_chain: DeployedChain, servicing_db: Database, job: DefaultJob
-) -> None:
-    harness = Harness(own_chain)
+def _open_amortizing_loan(
+    database: Database, chain: DeployedChain, first_due_days: int
+) -> tuple[Harness, LoanRow, date]:
+    """A 1,200 USDC loan at 9% for a year, quoted by us with the twelve installments of ``_disclosure``."""
+    harness = Harness(chain)
     harness.set_weth_price(3_000)
     borrower: LocalAccount = Account.create()
     harness.impersonate(borrower.address)
     harness.fund(borrower.address, weth=WETH)
     harness.approve_all(borrower.address)
-    offer = harness.offer(borrower.address, pool=False, principal=PRINCIPAL, originationFee=0, term=TERM)
+    offer = harness.offer(borrower.address, pool=False, principal=PRINCIPAL, originationFee=0, term=TERM, rateBps=900)
     digest = "0x" + harness.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
     receipt = harness.send(harness.aggregator.functions.openLoan(*harness.open_args(offer, borrower.key)), RELAYER)
     opened = datetime.fromtimestamp(harness.w3.eth.get_block(receipt["blockNumber"])["timestamp"], UTC).date()
-    _quote(servicing_db, harness, borrower.address, digest, opened)  # our quote, found by the offer's digest
-    record_in_ledger(servicing_db, own_chain, receipt)
-    with servicing_db.unit_of_work() as uow:
+    _quote(database, harness, borrower.address, digest, opened, first_due_days)  # ours, found by the offer's digest
+    record_in_ledger(database, chain, receipt)
+    with database.unit_of_work() as uow:
         loan = uow.session.scalars(select(LoanRow).where(LoanRow.offer_digest == digest)).one()
         assert loan.quote_id is not None
+    return harness, loan, opened
+
+
+def _at_noon(day: date) -> int:
+    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp()) + SECONDS_PER_DAY // 2
+
+
+async def test_one_installment_missed_is_1_29_by_the_schedule_while_maturity_is_far(
+    own_chain: DeployedChain, servicing_db: Database, job: DefaultJob
+) -> None:
+    harness, loan, opened = _open_amortizing_loan(servicing_db, own_chain, first_due_days=30)
     loan_ref = int(loan.onchain_loan_id or 0)
     maturity = int(harness.loan(loan_ref)["maturity"])
 
@@ -123,3 +137,36 @@ async def test_one_installment_missed_is_1_29_by_the_schedule_while_maturity_is_
             )
         ).all()
     assert (event.body["data"]["bucket"], event.body["data"]["days_past_due"]) == ("1-29", 5)
+
+
+async def test_an_installment_paid_in_full_on_its_due_date_leaves_the_loan_current(
+    own_chain: DeployedChain, servicing_db: Database, job: DefaultJob
+) -> None:
+    """The first installment (109.00) falls due 31 days after opening and the lender's payment of it is recorded that
+    day: the chain takes 31 days of interest (9.17) and credits 99.83 of principal, under the schedule's 100.00. A
+    week later the loans list, the loan's view and the default job all see the loan current."""
+    harness, loan, opened = _open_amortizing_loan(servicing_db, own_chain, first_due_days=31)
+    loan_ref = int(loan.onchain_loan_id or 0)
+    harness.advance(_at_noon(opened + timedelta(days=31)) - harness.now())
+    paid = harness.send(
+        harness.aggregator.functions.recordOffchainRepayment(loan_ref, 109 * USDC, b"\x01" * 32), OPERATOR
+    )
+    record_in_ledger(servicing_db, own_chain, paid)
+    with servicing_db.unit_of_work() as uow:
+        repaid = uow.session.get(LoanRow, loan.id)
+        assert repaid is not None
+        assert (repaid.interest_paid or 0) + (repaid.principal_paid or 0) == 109 * USDC
+        assert (repaid.principal_paid or 0) < 100 * USDC, "the chain's month was longer than the schedule's"
+        loan = repaid
+    harness.advance(7 * SECONDS_PER_DAY)
+
+    runtime = ChainRuntime(job.client, own_chain.record, job.operator)
+    service = LoanService(SqlLoanStore(servicing_db), {own_chain.name: runtime})
+    listed = await service.delinquencies([loan_record(loan)])
+    assert (listed[loan.id].days_past_due, listed[loan.id].bucket) == (0, Bucket.CURRENT)
+    detail = await service.detail(loan.id, LoanScope())
+    assert detail.live is not None
+    assert detail.live.delinquency.bucket is Bucket.CURRENT
+    report = await job.run_round()
+    assert report.buckets[loan_ref] is Bucket.CURRENT
+    assert all(ref != loan_ref for ref, _ in report.announced)  # the devnet's other loans are past due by now

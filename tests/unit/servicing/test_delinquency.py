@@ -77,29 +77,42 @@ def test_an_amortizing_schedule_is_read_in_due_order_and_a_single_payment_is_non
     assert amortizing_schedule({"asset": "USDC"}) == ()  # a disclosure stored before schedules
 
 
+HUNDRED_3, HUNDRED_2 = 103_000_000, 102_000_000  # the first and second installments' amounts
+
+
 @pytest.mark.parametrize(
-    ("now", "principal_paid", "days", "bucket"),
+    ("now", "paid", "days", "bucket"),
     [
         (_at(date(2027, 2, 1)), 0, 0, Bucket.CURRENT),  # the due date itself is not past due
         (_at(date(2027, 2, 2)), 0, 1, Bucket.DPD_1_29),  # the first installment missed, maturity two months away
-        (_at(date(2027, 2, 2)), HUNDRED - 1, 1, Bucket.DPD_1_29),  # part of an installment leaves it unpaid
-        (_at(date(2027, 2, 20)), HUNDRED, 0, Bucket.CURRENT),  # the first covered, the second not yet due
+        (_at(date(2027, 2, 2)), HUNDRED_3 - 1, 1, Bucket.DPD_1_29),  # part of an installment leaves it unpaid
+        (_at(date(2027, 2, 20)), HUNDRED_3, 0, Bucket.CURRENT),  # the first covered, the second not yet due
         (_at(date(2027, 3, 5)), 0, 32, Bucket.DPD_30_59),  # counted from the oldest unpaid
-        (_at(date(2027, 3, 5)), HUNDRED, 4, Bucket.DPD_1_29),
+        (_at(date(2027, 3, 5)), HUNDRED_3, 4, Bucket.DPD_1_29),
+        (_at(date(2027, 3, 5)), HUNDRED_3 + HUNDRED_2, 0, Bucket.CURRENT),
         (_at(date(2027, 3, 5)), 3 * HUNDRED, 0, Bucket.CURRENT),  # paid ahead of the schedule
     ],
 )
-def test_an_amortizing_loan_is_past_due_by_its_schedule(
-    now: int, principal_paid: int, days: int, bucket: Bucket
-) -> None:
-    found = delinquency(END, now, True, SCHEDULE, principal_paid=principal_paid)
+def test_an_amortizing_loan_is_past_due_by_its_schedule(now: int, paid: int, days: int, bucket: Bucket) -> None:
+    found = delinquency(END, now, True, SCHEDULE, paid=paid)
     assert (found.days_past_due, found.bucket) == (days, bucket)
 
 
+def test_an_installment_paid_in_full_is_paid_however_the_chain_split_it() -> None:
+    """The first installment's 103.00 paid on its due date, of which the chain's per-second accrual took 3.30 as
+    interest (a longer month than the schedule's day count): 99.70 of principal is credited, less than the
+    schedule's 100.00, and still the installment is paid, so the loan is current a week later."""
+    interest_on_chain = 3_300_000
+    principal_credited = HUNDRED_3 - interest_on_chain
+    assert principal_credited < HUNDRED
+    found = delinquency(END, _at(date(2027, 2, 8)), True, SCHEDULE, paid=interest_on_chain + principal_credited)
+    assert (found.days_past_due, found.bucket) == (0, Bucket.CURRENT)
+
+
 def test_an_amortizing_loan_is_never_judged_less_past_due_than_its_maturity() -> None:
-    # all principal repaid but interest still owed after maturity: days since maturity, as for a single payment
+    # every installment paid but something still owed after maturity: days since maturity, as for a single payment
     now = END + 10 * SECONDS_PER_DAY + 1
-    assert delinquency(END, now, True, SCHEDULE, principal_paid=3 * HUNDRED).days_past_due == 11
+    assert delinquency(END, now, True, SCHEDULE, paid=306 * 10**6).days_past_due == 11
     assert delinquency(END, now, False, SCHEDULE).days_past_due == 0  # nothing owed
 
 
