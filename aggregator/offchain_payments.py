@@ -9,23 +9,33 @@ amount in base units; ``aggregator.payment_records``), then settled with the tra
 the reconciler matches the off-chain ``LoanRepaid`` against.
 
 On-chain, ``paymentRef`` is keccak256 of ``"{provider_id}:{payment_ref}"`` (the lender's reference is free text up to
-128 characters; the hash ties it to the lender)."""
+128 characters; the hash ties it to the lender).
+
+**Paid in full by the schedule.** The lender's schedule (disclosed with the quote, in its own day count) is the
+borrower's contract; the chain accrues simple interest per second over a 365-day year, from when each payment is
+recorded. The two differ by cents, so a borrower who made every disclosed payment could still owe a remainder
+on-chain, and the loan would never close and be marked in default after maturity. The payment that brings the
+lender's reported payments for the loan to its disclosed total of payments (``totalOfPayments``) is therefore sent
+as what the loan owes on-chain, plus a day's interest for the time until it is mined (the contract applies no more
+than is owed), and the loan closes. The amount sent is kept with the payment (``recorded_amount``), decided once with
+its first report, so a repeated report sends the same transaction."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from eth_utils.crypto import keccak
 
 from aggregator.assets import AssetRegistry, parse_amount
 from aggregator.errors import AggregatorError, InvalidCreditRequest
+from aggregator.installments import schedule_from_disclosure, total_of_payments
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loans import LoanRecord, LoanStore
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, PaymentStore, ReportedPayment
 from aggregator.platform import ChainRuntime
 from aggregator.receipts import ReceiptRecorder
-from aggregator.repaying import claim_collateral
+from aggregator.repaying import amount_owed, claim_collateral
 from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionReverted
 from chain.transactions import Call
 
@@ -56,6 +66,15 @@ def payment_ref_hash(provider_id: str, payment_ref: str) -> bytes:
     return keccak(text=f"{provider_id}:{payment_ref}")
 
 
+SECONDS_PER_YEAR = 365 * 86_400
+
+
+def closing_amount(owed: int, rate_bps: int) -> int:
+    """What to send so that a loan owing ``owed`` now closes when mined within a day: ``owed`` plus a day's interest
+    on it at ``rate_bps``, rounded up (the contract accrues on the principal alone, so this is never short)."""
+    return owed + -(-owed * rate_bps * 86_400 // (10_000 * SECONDS_PER_YEAR))
+
+
 class OffchainPayments:
     def __init__(
         self,
@@ -70,17 +89,42 @@ class OffchainPayments:
         self._loans, self._payments, self._chains, self._assets = loans, payments, chains, assets
         self._receipts, self._wait = receipts, wait_seconds
 
-    def _loan(self, provider_id: str, offer_ref: str) -> LoanRecord:
+    def _loan(self, provider_id: str, offer_ref: str) -> tuple[LoanRecord, int | None]:
+        """The loan of the lender's offer, and the total of payments disclosed with its quote (base units; None
+        without a disclosed schedule)."""
         with self._loans.reading() as loans:
             loan = loans.by_provider_ref(provider_id, offer_ref)
-        if loan is None or loan.onchain_loan_id is None:
-            raise PaymentNotRecordable(f"no loan of {provider_id}'s offer {offer_ref}", 404)
-        return loan
+            if loan is None or loan.onchain_loan_id is None:
+                raise PaymentNotRecordable(f"no loan of {provider_id}'s offer {offer_ref}", 404)
+            disclosure = None if loan.quote_id is None else loans.disclosure(loan.quote_id)
+        if not disclosure or not disclosure.get("payments"):
+            return loan, None
+        return loan, total_of_payments(schedule_from_disclosure(disclosure))
 
-    def _accept(self, payment: ReportedPayment) -> None:
+    def _kept(self, payment: ReportedPayment) -> tuple[ReportedPayment | None, int]:
+        """The payment as kept before (a repeated report), and the sum the lenders reported for the loan so far."""
         with self._payments.unit_of_work() as uow:
-            uow.payments.accept(payment)
+            kept = uow.payments.kept(payment.chain_id, payment.onchain_loan_id, payment.reference)
+            return kept, uow.payments.reported_total(payment.chain_id, payment.onchain_loan_id)
+
+    def _accept(self, payment: ReportedPayment) -> ReportedPayment:
+        with self._payments.unit_of_work() as uow:
+            kept = uow.payments.accept(payment)
             uow.commit()
+        return kept
+
+    async def _decided(
+        self, chain: ChainRuntime, loan: LoanRecord, payment: ReportedPayment, total: int | None
+    ) -> ReportedPayment:
+        """The payment with the amount to send decided (see the module docstring), or as kept with its first report."""
+        kept, reported = await asyncio.to_thread(self._kept, payment)
+        if kept is not None:
+            return kept
+        if total is None or reported + payment.amount < total:
+            return payment
+        owed = await amount_owed(chain, payment.onchain_loan_id)
+        closing = closing_amount(owed, loan.rate_bps or 0)
+        return replace(payment, recorded_amount=closing) if closing > payment.amount else payment
 
     def _settle(self, payment: ReportedPayment, status: str, tx_hash: str | None, block: int | None) -> None:
         with self._payments.unit_of_work() as uow:
@@ -92,7 +136,7 @@ class OffchainPayments:
     ) -> RecordedPayment:
         """Keep the payment as reported, send ``recordOffchainRepayment`` once per (loan, payment reference) and
         record its receipt."""
-        loan = await asyncio.to_thread(self._loan, provider_id, offer_ref)
+        loan, total = await asyncio.to_thread(self._loan, provider_id, offer_ref)
         if loan.pool:
             raise PaymentNotRecordable(f"loan {loan.id} is a pool loan: its repayments are made on-chain", 409)
         chain = self._chains.get(loan.chain_name)
@@ -107,15 +151,15 @@ class OffchainPayments:
             raise PaymentNotRecordable(f"amount: {err.message}", 422) from None
         onchain_id = int(loan.onchain_loan_id or 0)
         reference = payment_ref_hash(provider_id, payment_ref)
-        call = Call.function(chain.aggregator(), "recordOffchainRepayment", onchain_id, base_units, reference)
         intent = f"offchain-repayment:{chain.chain_id}:{onchain_id}:0x{reference.hex()}"
         operator = chain.operator
         if await operator.store.get_intent(intent) is None and loan.status not in (ACTIVE, DEFAULTED):
             raise PaymentNotRecordable(f"loan {loan.id} is {loan.status}: nothing is left to record", 409)
-        payment = ReportedPayment(
+        reported = ReportedPayment(
             provider_id, payment_ref, "0x" + reference.hex(), loan.id, chain.chain_id, onchain_id, base_units, event_id
         )
-        await asyncio.to_thread(self._accept, payment)
+        payment = await asyncio.to_thread(self._accept, await self._decided(chain, loan, reported, total))
+        call = Call.function(chain.aggregator(), "recordOffchainRepayment", onchain_id, payment.sent_amount, reference)
         try:
             submission = await operator.submit(intent, call)
             receipt = await operator.wait(intent, within=self._wait)

@@ -2,7 +2,11 @@
 platform accepted (the lender's reference, the loan, the amount in base units), written before the operator sends
 ``recordOffchainRepayment`` and settled with its transaction — the record the reconciler matches an off-chain
 ``LoanRepaid`` against, by reference. ``store.payments`` is the SQL implementation; ``InMemoryPaymentStore`` is the
-fake for unit tests."""
+fake for unit tests.
+
+A payment that brings the lender's payments for a loan to the total of payments disclosed with its quote is recorded
+on-chain as paying the loan in full (``recorded_amount``, larger than ``amount`` when the chain's per-second interest
+came to more than the lender's schedule: ``aggregator.offchain_payments``)."""
 
 from __future__ import annotations
 
@@ -30,14 +34,31 @@ class ReportedPayment:
     status: str = ACCEPTED
     tx_hash: str | None = None
     block_number: int | None = None
+    #: the amount sent in ``recordOffchainRepayment`` when it is not ``amount``: the payment completing the
+    #: disclosed total of payments, sent as what the loan owed on-chain (the contract applies no more than that)
+    recorded_amount: int | None = None
+
+    @property
+    def sent_amount(self) -> int:
+        """The amount ``recordOffchainRepayment`` is sent with."""
+        return self.amount if self.recorded_amount is None else self.recorded_amount
 
 
 class PaymentRecords(Protocol):
     """The payment records inside one unit of work (which commits; this never does)."""
 
-    def accept(self, payment: ReportedPayment) -> None:
+    def accept(self, payment: ReportedPayment) -> ReportedPayment:
         """Record the payment unless its (chain, loan, reference) is already recorded: the first report stands,
-        as the operator's intent sends it once."""
+        as the operator's intent sends it once. Returns the payment as kept (the first report)."""
+        ...
+
+    def kept(self, chain_id: int, onchain_loan_id: int, reference: str) -> ReportedPayment | None:
+        """The payment kept under (chain, loan, reference), if any."""
+        ...
+
+    def reported_total(self, chain_id: int, onchain_loan_id: int) -> int:
+        """The sum of the loan's payments as the lenders reported them (base units), those the chain refused left
+        out."""
         ...
 
     def settle(
@@ -76,9 +97,21 @@ class InMemoryPaymentRecords:
     def __init__(self, tables: _Tables) -> None:
         self.tables = tables
 
-    def accept(self, payment: ReportedPayment) -> None:
-        if not any(_key(kept) == _key(payment) for kept in self.tables.payments):
+    def accept(self, payment: ReportedPayment) -> ReportedPayment:
+        kept = self.kept(*_key(payment))
+        if kept is None:
             self.tables.payments.append(payment)
+        return kept or payment
+
+    def kept(self, chain_id: int, onchain_loan_id: int, reference: str) -> ReportedPayment | None:
+        return next((p for p in self.tables.payments if _key(p) == (chain_id, onchain_loan_id, reference)), None)
+
+    def reported_total(self, chain_id: int, onchain_loan_id: int) -> int:
+        return sum(
+            p.amount
+            for p in self.tables.payments
+            if (p.chain_id, p.onchain_loan_id) == (chain_id, onchain_loan_id) and p.status != REFUSED
+        )
 
     def settle(
         self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None

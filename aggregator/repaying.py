@@ -149,7 +149,7 @@ class RepaymentService:
         if existing is None:
             if loan.status not in (ACTIVE, DEFAULTED):
                 raise LoanNotRepayable(loan.id, f"it is {loan.status}")
-            owed = await _owed(chain, onchain_id)
+            owed = await amount_owed(chain, onchain_id)
             if owed == 0:
                 raise LoanNotRepayable(loan.id, "nothing is owed")
             if amount != REPAY_ALL and amount > owed:
@@ -273,7 +273,8 @@ async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) 
         return None
 
 
-async def _owed(chain: ChainRuntime, onchain_id: int) -> int:
+async def amount_owed(chain: ChainRuntime, onchain_id: int) -> int:
+    """What loan ``onchain_id`` owes now on ``chain``, principal and interest (``amountOwed`` at the latest block)."""
     try:
         principal, interest = await chain.aggregator().functions.amountOwed(onchain_id).call()
     except (Web3Exception, ValueError, OSError, TimeoutError) as err:

@@ -34,8 +34,10 @@ ZERO_REF = "0x" + "00" * 32
 
 def match_payments(result: ChainResult, scope: ChainScope, facts: list[Fact], records: Records) -> None:
     """Each off-chain ``LoanRepaid`` (a ``paymentRef``) has the lender's payment record with that reference, for that
-    loan and amount — the contract applies at most what is owed, so a payment that closed the loan may have been
-    larger; each payment the platform recorded has its ``LoanRepaid`` on-chain."""
+    loan and amount; each payment the platform recorded has its ``LoanRepaid`` on-chain. A ``LoanRepaid`` that closed
+    the loan may apply another amount, never more than was sent: the contract applies at most what is owed (a larger
+    payment), and the payment completing the disclosed total of payments is sent as what the loan owed on-chain
+    (``recorded_amount``: ``aggregator.offchain_payments``)."""
     payments = {(p.reference.lower(), p.onchain_loan_id): p for p in records.payments if p.status != "refused"}
     by_reference = {reference: p for (reference, _), p in payments.items()}
     seen: set[tuple[str, int]] = set()
@@ -56,9 +58,10 @@ def match_payments(result: ChainResult, scope: ChainScope, facts: list[Fact], re
         wrong = []
         if payment.onchain_loan_id != number:
             wrong.append(f"reported for loan #{payment.onchain_loan_id}")
-        closed_by_more = applied < payment.amount and fact.uint("outstandingPrincipal") == 0
-        if applied != payment.amount and not closed_by_more:
-            wrong.append(f"amount: reported {payment.amount}, recorded on-chain {applied}")
+        closed = fact.uint("outstandingPrincipal") == 0
+        if applied != payment.amount and not (closed and applied <= payment.sent_amount):
+            sent = "" if payment.recorded_amount is None else f", sent {payment.recorded_amount}"
+            wrong.append(f"amount: reported {payment.amount}{sent}, recorded on-chain {applied}")
         if wrong:
             detail = "; ".join(wrong)
             result.add(item(scope, Category.AMOUNT_MISMATCH, subject, "payment record", detail, fact, payment.loan_id))

@@ -117,6 +117,13 @@ class PaymentRecord:
     status: str  # accepted (not mined yet) | recorded | refused (the chain refused it: nothing to match)
     tx_hash: str | None
     block_number: int | None
+    #: sent on-chain instead of ``amount``: the payment completing the loan's disclosed total of payments, sent as
+    #: what the loan owed on-chain so that it closes
+    recorded_amount: int | None = None
+
+    @property
+    def sent_amount(self) -> int:
+        return self.amount if self.recorded_amount is None else self.recorded_amount
 
 
 @dataclass(frozen=True, slots=True)

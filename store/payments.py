@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint, select, update
+from sqlalchemy import BigInteger, ColumnElement, ForeignKey, Integer, String, UniqueConstraint, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from aggregator.payment_records import ReportedPayment
+from aggregator.payment_records import REFUSED, ReportedPayment
 from store.base import Base
 from store.db import Database
 from store.records import columns, from_row
@@ -37,6 +37,8 @@ class OffchainPaymentRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # accepted | recorded | refused
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # sent on-chain instead of amount: the payment completing the disclosed total of payments (0027)
+    recorded_amount: Mapped[int | None] = mapped_column(Uint256(), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -47,7 +49,7 @@ class SqlPaymentRecords:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def accept(self, payment: ReportedPayment) -> None:
+    def accept(self, payment: ReportedPayment) -> ReportedPayment:
         # INSERT … ON CONFLICT DO NOTHING rather than a savepoint around an INSERT: on SQLite, pysqlite opens the
         # transaction only before DML, so a SAVEPOINT first in the unit of work opened it and its RELEASE committed
         # the payment even when the unit of work then rolled back
@@ -59,6 +61,28 @@ class SqlPaymentRecords:
             .on_conflict_do_nothing(index_elements=["chain_id", "onchain_loan_id", "reference"])
         )
         self.session.execute(statement)
+        kept = self.kept(payment.chain_id, payment.onchain_loan_id, payment.reference)
+        assert kept is not None  # inserted, or there before
+        return kept
+
+    def _where(self, chain_id: int, onchain_loan_id: int) -> tuple[ColumnElement[bool], ...]:
+        return (OffchainPaymentRow.chain_id == chain_id, OffchainPaymentRow.onchain_loan_id == onchain_loan_id)
+
+    def kept(self, chain_id: int, onchain_loan_id: int, reference: str) -> ReportedPayment | None:
+        row = self.session.scalars(
+            select(OffchainPaymentRow).where(
+                *self._where(chain_id, onchain_loan_id), OffchainPaymentRow.reference == reference
+            )
+        ).one_or_none()
+        return None if row is None else from_row(ReportedPayment, row)
+
+    def reported_total(self, chain_id: int, onchain_loan_id: int) -> int:
+        amounts = self.session.scalars(
+            select(OffchainPaymentRow.amount).where(
+                *self._where(chain_id, onchain_loan_id), OffchainPaymentRow.status != REFUSED
+            )
+        )
+        return sum(int(amount) for amount in amounts)  # summed here: a Uint256 column is text on SQLite
 
     def settle(
         self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None

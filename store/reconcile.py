@@ -129,6 +129,8 @@ def _actions(session: Session, chain_id: int) -> list[ActionRecord]:
 
 def _payments(session: Session, chain_id: int) -> list[PaymentRecord]:
     return [
-        PaymentRecord(p.reference, p.onchain_loan_id, p.amount, p.loan_id, p.status, p.tx_hash, p.block_number)
+        PaymentRecord(
+            p.reference, p.onchain_loan_id, p.amount, p.loan_id, p.status, p.tx_hash, p.block_number, p.recorded_amount
+        )
         for p in SqlPaymentRecords(session).for_chain(chain_id)
     ]

@@ -55,20 +55,31 @@ class LoanMaker:
         return self._borrowers[account.address]
 
     def open(
-        self, n: int, *, ours: bool = True, principal: int = 10 * USDC, lender: tuple[str, str] | None = None
+        self,
+        n: int,
+        *,
+        ours: bool = True,
+        principal: int = 10 * USDC,
+        lender: tuple[str, str] | None = None,
+        disclosure: dict[str, Any] | None = None,
+        **terms: Any,
     ) -> OpenedLoan:
-        """A pool loan, or with ``lender`` (provider id, its offer reference) a traditional one of that lender."""
+        """A pool loan, or with ``lender`` (provider id, its offer reference) a traditional one of that lender; our
+        quote of it stores ``disclosure`` (default: none); ``terms`` change the offer's (``rateBps``, ``term``,
+        ``collateralAmount``)."""
         borrower = BORROWERS[n % len(BORROWERS)]
         if borrower.address not in self._approved:  # once per borrower, when first used
             self.h.approve_all(borrower.address)
             self._approved.add(borrower.address)
         offer = self.h.offer(
-            borrower.address, pool=lender is None, principal=principal, originationFee=0, collateralAmount=WETH // 100
+            borrower.address,
+            pool=lender is None,
+            **({"principal": principal, "originationFee": 0, "collateralAmount": WETH // 100} | terms),
         )
         domain = Domain(self.chain.chain_id, self.h.aggregator.address)
         offer_digest = "0x" + digest(offer_typed_data(domain, offer)).hex()
         if ours:
-            self._quote(borrower, offer_digest, offer.principal, lender)
+            self._quote(borrower, offer_digest, offer.principal, lender, disclosure or {})
         receipt = self.h.send(self.h.aggregator.functions.openLoan(*self.h.open_args(offer, borrower.key)), RELAYER)
         (event,) = self.h.aggregator.events.LoanOpened().process_receipt(receipt, errors=DISCARD)
         loan_id = loan_id_for(self.chain.chain_id, self.h.aggregator.address, offer_digest)
@@ -76,7 +87,14 @@ class LoanMaker:
             self.chain.name, int(event["args"]["loanId"]), loan_id, offer_digest, receipt["transactionHash"].to_0x_hex()
         )
 
-    def _quote(self, borrower: LocalAccount, offer_digest: str, principal: int, lender: tuple[str, str] | None) -> None:
+    def _quote(
+        self,
+        borrower: LocalAccount,
+        offer_digest: str,
+        principal: int,
+        lender: tuple[str, str] | None,
+        disclosure: dict[str, Any],
+    ) -> None:
         provider_id, offer = ("pool:usdc", {}) if lender is None else (lender[0], {"providerRef": lender[1]})
         kind = "pool" if lender is None else "traditional"
         with self.database.unit_of_work() as uow:
@@ -117,7 +135,7 @@ class LoanMaker:
                     offer_signature="0x",
                     attestation={},
                     attestation_signature="0x",
-                    disclosure={},
+                    disclosure=disclosure,
                     status="accepted",
                     expires_at=NOW + timedelta(hours=1),
                     created_at=NOW,

@@ -58,6 +58,7 @@ class FakeSender:
     receipt."""
 
     sent: dict[str, tuple[Call, Sent]] = field(default_factory=dict)
+    submitted: list[tuple[str, Call]] = field(default_factory=list)  # every submit's (key, call), repeats too
     outcome: ChainError | None = None
     refuse: ChainError | None = None  # at submit: refused by simulation, kept as a failed intent, nothing sent
     block: int = 7
@@ -70,6 +71,7 @@ class FakeSender:
         return self.sent[key][1] if key in self.sent else None
 
     async def submit(self, key: str, call: Call) -> Sent:
+        self.submitted.append((key, call))
         if self.refuse is not None and key not in self.sent:
             self.sent[key] = (call, Sent("", status=FAILED, error=str(self.refuse)))
             raise self.refuse

@@ -5,13 +5,17 @@ recordable (and the webhook's status for the others), the payment kept as report
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from web3 import Web3
 
 from aggregator.loans import InMemoryLoanStore, LoanRecord
-from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable, payment_ref_hash
+from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable, closing_amount, payment_ref_hash
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, InMemoryPaymentStore, ReportedPayment
+from chain.artifacts import load_artifact
 from chain.errors import ConfirmationTimeout, TransactionReverted
+from chain.transactions import Call
 from tests.support.relay_fakes import (
     AGGREGATOR,
     ASSETS,
@@ -30,8 +34,11 @@ LOAN = replace(BASE_LOAN, provider_id="sim-bank", onchain_loan_id=9)
 TX = "0x" + f"{1:064x}"
 
 
-def _setup(*loans: tuple[str, LoanRecord]) -> tuple[OffchainPayments, FakeChain, InMemoryPaymentStore, FakeReceipts]:
+def _setup(
+    *loans: tuple[str, LoanRecord], disclosures: dict[str, dict[str, Any]] | None = None
+) -> tuple[OffchainPayments, FakeChain, InMemoryPaymentStore, FakeReceipts]:
     loans_store = InMemoryLoanStore()
+    loans_store.disclosures.update(disclosures or {})
     for offer_ref, loan in loans or (("offer-1", LOAN),):
         loans_store.loans[loan.id] = loan
         loans_store.provider_refs[(loan.provider_id or "", offer_ref)] = loan.id
@@ -115,3 +122,87 @@ async def test_a_payment_that_cannot_be_recorded_is_refused_with_the_webhooks_st
     assert refused.value.status == status
     assert payments.tables.payments == []
     assert chain.operator.sent == {}
+
+
+# Two installments disclosed with the loan's quote: 101.50 in all.
+SCHEDULED = {
+    "assetDecimals": 6,
+    "payments": [
+        {"number": 1, "due": "2027-01-01", "amount": "51.00", "principal": "50.00", "interest": "1.00"},
+        {"number": 2, "due": "2027-02-01", "amount": "50.50", "principal": "50.00", "interest": "0.50"},
+    ],
+}
+SCHEDULED_LOAN = replace(LOAN, quote_id="q1", rate_bps=1_200)
+
+
+def _amount_sent(call: Call) -> int:
+    aggregator = Web3().eth.contract(abi=load_artifact("CreditAggregator").abi)
+    function, args = aggregator.decode_function_input(call.data)
+    assert function.fn_name == "recordOffchainRepayment"
+    return int(args["amount"])
+
+
+async def test_the_payment_completing_the_disclosed_total_is_sent_as_what_the_loan_owes() -> None:
+    """The lender reports both installments as scheduled; the chain's per-second interest left 50.68 owed when the
+    second (50.50) arrives, so it is sent as 50.68 plus a day's interest at 12% and the loan closes. A repeated
+    report sends the same call, whatever the chain owes by then."""
+    service, chain, payments, receipts = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    receipts.events["0x" + f"{1:064x}"] = [
+        event("LoanRepaid", "0x" + f"{1:064x}", loanId=9, interestPaid=USDC, principalPaid=50 * USDC)
+    ]
+    receipts.events["0x" + f"{2:064x}"] = [
+        event("LoanRepaid", "0x" + f"{2:064x}", loanId=9, interestPaid=680_000, principalPaid=50 * USDC),
+        event("LoanClosed", "0x" + f"{2:064x}", loanId=9),
+    ]
+    chain.owed = (50 * USDC, 500_000)  # what the first installment's report finds: not the last
+    await service.record("sim-bank", "offer-1", "pay-1", "51.00")
+    chain.owed = (50 * USDC, 680_000)
+    last = await service.record("sim-bank", "offer-1", "pay-2", "50.50")
+    chain.owed = (50 * USDC, 700_000)  # a day later: the repeat sends what the first report decided
+    again = await service.record("sim-bank", "offer-1", "pay-2", "50.50")
+
+    closing = 50_680_000 + 16_662  # a day at 12% on 50.68, rounded up
+    assert closing_amount(50_680_000, 1_200) == closing
+    assert last.closed
+    assert again == last
+    assert [_amount_sent(call) for _, call in chain.operator.submitted] == [51 * USDC, closing, closing]
+    assert [(p.amount, p.recorded_amount, p.sent_amount) for p in payments.tables.payments] == [
+        (51 * USDC, None, 51 * USDC),
+        (50_500_000, closing, closing),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("loan", "disclosures", "owed", "why"),
+    [
+        (SCHEDULED_LOAN, {"q1": SCHEDULED}, (60 * USDC, 0), "short of the total of payments"),
+        (LOAN, {}, (60 * USDC, 0), "no quote of ours"),
+        (SCHEDULED_LOAN, {"q1": {"assetDecimals": 6}}, (60 * USDC, 0), "a disclosure without a schedule"),
+        (SCHEDULED_LOAN, {"q1": SCHEDULED}, (20 * USDC, 0), "the payment already pays what is owed"),
+    ],
+)
+async def test_a_payment_is_sent_as_reported_unless_it_completes_a_disclosed_total_short_on_chain(
+    loan: LoanRecord, disclosures: dict[str, dict[str, Any]], owed: tuple[int, int], why: str
+) -> None:
+    service, chain, payments, receipts = _setup(("offer-1", loan), disclosures=disclosures)
+    receipts.events["0x" + f"{1:064x}"] = [
+        event("LoanRepaid", "0x" + f"{1:064x}", loanId=9, interestPaid=0, principalPaid=USDC)
+    ]
+    chain.owed = owed
+    reported = "51.00" if why == "short of the total of payments" else "101.50"
+    await service.record("sim-bank", "offer-1", "pay-1", reported)
+    [(_, call)] = chain.operator.submitted
+    assert _amount_sent(call) == int(reported.replace(".", "")) * 10**4, why
+    assert payments.tables.payments[0].recorded_amount is None
+
+
+async def test_a_repeated_report_with_another_amount_sends_the_first_reports_call() -> None:
+    """The first report stands: the same reference reported again with another amount is the same transaction
+    (before, it was a call of another payload under the same intent key, which the transaction manager refuses)."""
+    service, chain, _, receipts = _setup()
+    receipts.events["0x" + f"{1:064x}"] = [
+        event("LoanRepaid", "0x" + f"{1:064x}", loanId=9, interestPaid=0, principalPaid=USDC)
+    ]
+    await service.record("sim-bank", "offer-1", "pay-1", "25.00")
+    await service.record("sim-bank", "offer-1", "pay-1", "26.00")
+    assert [_amount_sent(call) for _, call in chain.operator.submitted] == [25 * USDC, 25 * USDC]

@@ -3,7 +3,8 @@ PostgreSQL: two traditional loans, payments reported through ``OffchainPayments`
 webhook calls) — one matched, one larger than owed that closes its loan (matched: the contract applies what is
 owed), one whose record was altered afterwards (amount mismatch) — a ``recordOffchainRepayment`` the operator's key
 sent with no lender report (on-chain but not recorded) and a payment record whose transaction the chain does not
-have (recorded but not on-chain)."""
+have (recorded but not on-chain). And an amortizing loan paid as its schedule says, whose last payment is recorded as
+what the chain still owed, so the loan closes, and is matched."""
 
 from __future__ import annotations
 
@@ -27,13 +28,14 @@ from store.chain import SqlChainStore
 from store.db import Database
 from store.loans import SqlLoanStore
 from store.payments import OffchainPaymentRow, SqlPaymentRecords, SqlPaymentStore
-from tests.contracts.harness import OPERATOR, USDC
+from tests.contracts.harness import OPERATOR, USDC, WETH
 from tests.support.devnet import DeployedChain
 from tests.support.reconcile import LoanMaker, index
 
 pytestmark = pytest.mark.integration
 
 LENDER = "sim-bank"
+DAY = 86_400
 
 
 @pytest.fixture
@@ -132,3 +134,73 @@ async def test_offchain_repayments_are_matched_by_reference_with_the_lenders_pay
     assert "no lender payment record" in details[Category.ONCHAIN_NOT_RECORDED.value]
     assert never in details[Category.RECORDED_NOT_ONCHAIN.value]
     assert closed.loan_id not in {row[3] for row in found}  # its two payments matched, the overpayment included
+
+
+# Two monthly installments of 1,000 USDC at 12% (a month's interest counted 30/360): 1,015.00 in all.
+SCHEDULE = {
+    "assetDecimals": 6,
+    "totalOfPayments": "1015.00",
+    "payments": [
+        {"number": 1, "due": "2027-01-31", "amount": "510.00", "principal": "500.00", "interest": "10.00"},
+        {"number": 2, "due": "2027-03-02", "amount": "505.00", "principal": "500.00", "interest": "5.00"},
+    ],
+}
+
+
+async def test_the_last_scheduled_payment_closes_the_loan_though_the_chain_accrued_more(
+    database: Database, ethereum_local: DeployedChain
+) -> None:
+    """Each installment is reported 31 days after the one before: the chain's per-second interest over the longer
+    months comes to about 0.29 more than the schedule's, which the last payment (505.00) would leave owed for ever,
+    and the default job would mark the loan in default after maturity. It is sent as what the loan owed, the loan
+    closes, and the reconciler matches the larger amount applied with the payment's record."""
+    chain = ethereum_local
+    maker = LoanMaker(chain, database)
+    start = maker.head() + 1
+    loan = maker.open(
+        3,
+        lender=(LENDER, "offer-scheduled"),
+        principal=1_000 * USDC,
+        disclosure=SCHEDULE,
+        rateBps=1_200,
+        term=62 * DAY,
+        collateralAmount=WETH,
+    )
+    runtime = await connect_chain(
+        chain.config,
+        chain.record,
+        devnet_signer(Role.RELAYER),
+        SqlChainStore(database.sessions),
+        {Role.OPERATOR: devnet_signer(Role.OPERATOR)},
+    )
+    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {chain.name: maker.h.usdc.address})])
+    try:
+        await index(chain, database, start)
+        payments = OffchainPayments(
+            SqlLoanStore(database), SqlPaymentStore(database), {chain.name: runtime}, assets, LedgerReceipts(database)
+        )
+        maker.h.advance(31 * DAY)
+        first = await payments.record(LENDER, "offer-scheduled", "inst-1", "510.00")
+        maker.h.advance(31 * DAY)
+        owed = sum(maker.h.aggregator.functions.amountOwed(loan.onchain_id).call())
+        last = await payments.record(LENDER, "offer-scheduled", "inst-2", "505.00")
+    finally:
+        await runtime.close()
+    assert owed > 505 * USDC, "the chain accrued more than the schedule's interest"
+    assert not first.closed
+    assert last.closed, "paid as scheduled, the loan closes"
+    assert last.interest_paid + last.principal_paid > 505 * USDC
+    assert maker.h.loan(loan.onchain_id)["outstandingPrincipal"] == 0
+    with database.unit_of_work() as uow:
+        row = uow.session.scalars(select(OffchainPaymentRow).where(OffchainPaymentRow.payment_ref == "inst-2")).one()
+        assert (row.amount, row.status) == (505 * USDC, RECORDED)
+        assert row.recorded_amount is not None
+        assert row.recorded_amount >= last.interest_paid + last.principal_paid
+
+    await index(chain, database, start)
+    client = await ChainClient(chain.config).connect()
+    try:
+        outcome = await reconcile(database, [ReconciledChain(client, chain.record)], "test", from_block=start)
+    finally:
+        await client.close()
+    assert [i for i in outcome.results[0].items if i.record_ref == loan.loan_id] == []
