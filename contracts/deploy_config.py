@@ -186,9 +186,14 @@ def load_deploy_config(path: Path, chain_name: str, *, require_chain: bool = Tru
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise DeployConfigError(f"cannot read deployment configuration {path}: {err}") from err
     chains = raw.pop("chains", {})
+    if not isinstance(chains, dict):
+        raise DeployConfigError(f"{path}: chains must be a table of [chains.<name>] tables")
     if chain_name not in chains and require_chain:
         raise DeployConfigError(f"{path} has no [chains.{chain_name}] (it has {', '.join(chains) or 'none'})")
+    overrides = chains.get(chain_name, {})
+    if not isinstance(overrides, dict):
+        raise DeployConfigError(f"{path}: chains.{chain_name} must be a table")
     try:
-        return ChainDeployConfig.model_validate(_merge(raw, chains.get(chain_name, {})))
+        return ChainDeployConfig.model_validate(_merge(raw, overrides))
     except ValidationError as err:
         raise DeployConfigError(f"{path} [chains.{chain_name}]: {err}") from err

@@ -164,6 +164,11 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     from contracts.deploy_config import DEVNET_CONFIG, load_deploy_config, production_delay_refusal
 
     settings = _settings(args)
+    if args.config is None and is_production(settings.environment):
+        raise SystemExit(
+            "a production deploy needs --config FILE: the production profile's per-chain addresses and keys "
+            "(contracts/config/production.example.toml); the default is the devnet profile, with mocks"
+        )
     configs = _chain_configs(args, settings)
     production_guard_chains(settings, configs)
     deployer = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
@@ -231,9 +236,24 @@ def cmd_propose(args: argparse.Namespace) -> None:
                 )
             print(f"proposal written to {out}: owners sign it with `creditmesh admin sign {out} …`", flush=True)
             return
-        governance.schedule_directly(proposals, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
+        with _each_sent(proposals, "schedule"):
+            governance.schedule_directly(proposals, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
         for proposal in proposals:
             _say(proposal.chain_name, f"scheduled {proposal.operation_id}: tx {proposal.tx_hashes['schedule']}")
+
+
+@contextmanager
+def _each_sent(proposals: list[ChainProposal], action: str | None = None) -> Iterator[None]:
+    """On a refusal part-way (one chain reverting, or not answering), say which chains' transactions were sent before
+    it and which were not, before the refusal itself: the sent ones stay scheduled or cancelled there."""
+    try:
+        yield
+    except Exception:
+        for proposal in proposals:
+            tx_hash = proposal.tx_hashes.get(action or proposal.action)
+            sent = f"{action or proposal.action} sent: tx {tx_hash}" if tx_hash else "nothing sent"
+            _say(proposal.chain_name, f"{proposal.operation_id}: {sent}")
+        raise
 
 
 def cmd_sign(args: argparse.Namespace) -> None:
@@ -251,7 +271,8 @@ def cmd_submit(args: argparse.Namespace) -> None:
     with _governance(args) as governance:
         proposals = load_proposals(args.proposal)
         signatures = [signature for path in args.signatures for signature in load_signatures(path)]
-        governance.submit(proposals, signatures, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
+        with _each_sent(proposals):
+            governance.submit(proposals, signatures, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
         for proposal in proposals:
             tx_hash = proposal.tx_hashes[proposal.action]
             if proposal.action == "cancel":
@@ -422,7 +443,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     sub = admin.add_subparsers(dest="admin_command", required=True)
 
     deploy = sub.add_parser("deploy", help="deploy a profile from its configuration file (idempotent), verify code")
-    deploy.add_argument("--config", type=Path, default=None, help="per-chain TOML (default: the devnet profile's)")
+    deploy.add_argument("--config", type=Path, default=None, help="per-chain TOML (default: the devnet profile's; required in production)")
     _key_options(deploy)
     deploy.set_defaults(func=_run(cmd_deploy))
     sub.add_parser("verify", help="verify the runtime code at every recorded address").set_defaults(

@@ -28,11 +28,12 @@ from store.chain import SqlChainStore
 from store.db import Database
 
 
-def _database(settings: Settings, *, existing: bool = False) -> Database:
-    """The platform's database; ``existing``: refused when it is a SQLite file that is not there (opening it would
-    create an empty one, whose empty log then "verifies": a wrong directory read as a clean audit)."""
+def _database(settings: Settings) -> Database:
+    """The platform's database, refused when it is a SQLite file that is not there (opening it would create an empty
+    one, whose empty log then "verifies", or is sealed and anchored as empty: a wrong directory read as a clean
+    audit)."""
     url = settings.resolved_database_url
-    if existing and url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         raise SystemExit(
             f"no database at {url.removeprefix('sqlite:///')}: set CREDITMESH_DATA_DIR or CREDITMESH_DATABASE_URL to "
             "the platform's (nothing was created)"
@@ -110,7 +111,7 @@ def cmd_anchor(args: argparse.Namespace) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> None:
     settings = Settings()
-    database = _database(settings, existing=True)
+    database = _database(settings)
 
     async def main() -> Any:
         if args.offline:

@@ -9,12 +9,37 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from web3.exceptions import Web3Exception
 
 from api.cli._common import API_PORT, devnet_index, local_rpc
+from chain.errors import ChainError
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 
 
 def cmd_wallet(args: argparse.Namespace) -> None:
+    """The wallet command; what fails outside it (the API not answering or refusing, an unreadable file, a chain
+    not in the chains file) ends it with one line and exit status 1, not a traceback."""
+    try:
+        _wallet(args)
+    except httpx.HTTPStatusError as err:
+        raise SystemExit(f"{err.request.method} {err.request.url}: {_problem(err.response)}") from err
+    except httpx.TransportError as err:
+        raise SystemExit(f"cannot reach the API at {args.api_url}: {err or type(err).__name__}") from err
+    except (ChainError, Web3Exception, OSError, ValueError, KeyError) as err:
+        raise SystemExit(f"wallet {args.wallet_command}: {err}") from err
+
+
+def _problem(response: httpx.Response) -> str:
+    """A refusal's status and its problem's detail (or title), as the API sent them."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    said = body.get("detail") or body.get("title") if isinstance(body, dict) else None
+    return f"{response.status_code} {response.reason_phrase}" + (f": {said}" if said else "")
+
+
+def _wallet(args: argparse.Namespace) -> None:
     from api import wallet
     from chain.config import ChainRegistry
 

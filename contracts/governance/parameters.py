@@ -5,12 +5,12 @@ revoked, in one batch). Bounds are the contracts' own: ``service.simulate`` runs
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from contracts.deploy import pool_key
 from contracts.governance.catalog import (
@@ -123,16 +123,31 @@ def rotate_role(role: str, old: str, new: str) -> CallsFor:
     return lambda chain: [*grant(chain), *revoke(chain)]
 
 
+class BatchEntry(BaseModel):
+    """One call of a batch file."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    contract: str
+    function: str
+    args: list[Any] = []
+
+
+_BATCH = TypeAdapter(list[BatchEntry])
+
+
 def batch_file(path: Path) -> CallsFor:
     """A batch from a JSON file: ``[{"contract": "CreditAggregator", "function": "setGracePeriod", "args":
     [86400]}, ...]`` (hex strings for bytes arguments)."""
     try:
-        entries: list[dict[str, Any]] = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
+        entries = _BATCH.validate_json(path.read_bytes())
+    except OSError as err:
         raise CatalogError(f"cannot read batch file {path}: {err}") from err
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}" for e in err.errors())
+        raise CatalogError(f"batch file {path} is not a list of calls: {problems}") from err
     governed = [
-        GovernedCall(entry["contract"], entry["function"], tuple(_argument(arg) for arg in entry.get("args", [])))
-        for entry in entries
+        GovernedCall(entry.contract, entry.function, tuple(_argument(arg) for arg in entry.args)) for entry in entries
     ]
     return lambda chain: list(governed)
 
@@ -143,7 +158,12 @@ def combine(*parts: CallsFor) -> CallsFor:
 
 def _argument(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("0x"):
-        return to_checksum_address(value) if is_address(value) and len(value) == 42 else bytes.fromhex(value[2:])
+        if is_address(value) and len(value) == 42:
+            return to_checksum_address(value)
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            raise CatalogError(f"{value!r} is neither an address nor hex bytes") from None
     return value
 
 

@@ -54,3 +54,16 @@ def test_a_missing_chain_or_a_safe_without_address_or_owners_is_refused(tmp_path
     bad.write_text(DEVNET_CONFIG.read_text().replace("threshold = 2", "threshold = 4"))
     with pytest.raises(DeployConfigError, match="owners and a threshold"):
         load_deploy_config(bad, "polygon-local")
+
+
+@pytest.mark.parametrize(
+    ("tail", "says"),
+    [("chains = 5\n", "chains must be a table"), ('[chains]\n"polygon-local" = 5\n', "chains.polygon-local must be")],
+)
+def test_chains_that_are_not_tables_are_refused(tail: str, says: str, tmp_path: Path) -> None:
+    """``chains = 5`` or ``[chains] polygon-local = 5`` were TypeError and AttributeError tracebacks."""
+    head = DEVNET_CONFIG.read_text().split("[safe]", 1)[0]  # the top-level keys, before any table
+    bad = tmp_path / "bad.toml"
+    bad.write_text(head + tail)
+    with pytest.raises(DeployConfigError, match=says):
+        load_deploy_config(bad, "polygon-local")

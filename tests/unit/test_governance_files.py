@@ -3,11 +3,16 @@ belongs, an entry that is no object) is refused naming the file, not a TypeError
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import cast
 
 import pytest
+from eth_utils.address import to_checksum_address
 
-from contracts.governance.service import GovernanceError, load_proposals, load_signatures
+from contracts.governance.catalog import CatalogError
+from contracts.governance.parameters import batch_file
+from contracts.governance.service import GovernanceError, GovernedChain, load_proposals, load_signatures
 
 pytestmark = pytest.mark.unit
 
@@ -19,3 +24,36 @@ def test_a_file_of_another_shape_is_refused_naming_it(text: str, tmp_path: Path)
     loader = load_signatures if "signatures" in text else load_proposals
     with pytest.raises(GovernanceError, match=r"file\.json"):
         loader(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"contract": "CreditAggregator"}', "not a list of calls"),
+        ("[5]", "not a list of calls"),
+        ('[{"function": "setGracePeriod"}]', "0.contract: Field required"),
+        ('[{"contract": "CreditAggregator", "function": "setGracePeriod", "args": 86400}]', "0.args"),
+        ('[{"contract": "CreditAggregator", "function": "setGracePeriod", "gas": 1}]', "0.gas"),
+        ("[", "not a list of calls"),
+        ('[{"contract": "CreditAggregator", "function": "setThing", "args": ["0xzz"]}]', "'0xzz' is neither"),
+    ],
+)
+def test_a_batch_file_of_another_shape_is_refused_naming_what_is_wrong(text: str, says: str, tmp_path: Path) -> None:
+    """``admin propose batch FILE``: an object, a number, a call without its contract, args that are not a list, or
+    a bytes argument that is not hex were KeyError, TypeError and ValueError tracebacks."""
+    path = tmp_path / "batch.json"
+    path.write_text(text)
+    with pytest.raises(CatalogError, match=re.escape(says)):
+        batch_file(path)
+
+
+def test_a_batch_file_of_calls_is_read_with_addresses_and_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "batch.json"
+    role, holder = "0x" + "ab" * 32, "0x" + "cd" * 20
+    path.write_text(
+        f"""[{{"contract": "CreditAggregator", "function": "setGracePeriod", "args": [86400]}},
+            {{"contract": "CreditAggregator", "function": "grantRole", "args": ["{role}", "{holder}"]}}]"""
+    )
+    first, second = batch_file(path)(cast(GovernedChain, None))  # a file's calls are the same on every chain
+    assert (first.key, first.function, first.args) == ("CreditAggregator", "setGracePeriod", (86400,))
+    assert second.args == (bytes.fromhex("ab" * 32), to_checksum_address(holder))

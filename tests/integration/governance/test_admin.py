@@ -151,6 +151,28 @@ def test_a_parameter_out_of_bounds_is_refused_before_any_transaction(admin: Admi
     assert admin.rows() == []
 
 
+def test_a_proposal_refused_on_one_chain_says_which_chains_it_was_scheduled_on(admin: Admin) -> None:
+    """The same operation (same calls, same salt) already scheduled on arbitrum-local: proposing it everywhere schedules
+    it on the first two chains and is refused on the third. The refusal used to hide the two transactions sent."""
+    salt = "0x" + "5a" * 32
+    admin("--chains", "arbitrum-local", "propose", "grace-period", "172800", "--via", "key", "--salt", salt)
+
+    with pytest.raises(SystemExit) as refused:
+        admin("propose", "grace-period", "172800", "--via", "key", "--salt", salt)
+    out = admin.capsys.readouterr()
+
+    assert refused.value.code == 1
+    assert "refused:" in out.err
+    sent = dict(re.findall(r"\[(\S+)\] 0x[0-9a-f]{64}: (schedule sent: tx 0x[0-9a-f]{64}|nothing sent)", out.out))
+    assert {name: text.split(":")[0] for name, text in sent.items()} == {
+        "ethereum-local": "schedule sent",
+        "polygon-local": "schedule sent",
+        "arbitrum-local": "nothing sent",
+    }
+    rows = admin.rows()
+    assert sorted(row.chain_name for row in rows) == ["arbitrum-local", "ethereum-local", "polygon-local"]
+
+
 def test_dry_run_shows_values_before_and_after(admin: Admin) -> None:
     out = admin("--chains", "polygon-local", "propose", "rate-model", "USDC", "100", "700", "5000", "8500", "--dry-run")
     assert "[polygon-local] LendingPool:USDC.setRateModel(100, 700, 5000, 8500): [200, 800, 6000, 8000] -> " in out

@@ -150,14 +150,16 @@ def test_reconcile_refuses_a_range_with_no_block_or_reports_it_cannot_write_befo
         main(["reconcile", "--out", str(blocked / "reports")])
 
 
-def test_audit_verify_refuses_a_database_that_is_not_there_and_creates_none(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("command", [["verify", "--offline"], ["seal"], ["anchor"]])
+def test_audit_refuses_a_database_that_is_not_there_and_creates_none(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Run from the wrong directory (the data directory is relative), ``audit verify --offline`` created an empty
-    database and reported its empty log "verified": a clean audit of nothing."""
+    database and reported its empty log "verified": a clean audit of nothing; ``seal`` and ``anchor`` created one
+    and reported an empty log."""
     monkeypatch.setenv("CREDITMESH_DATA_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(SystemExit, match="no database at"):
-        main(["audit", "verify", "--offline"])
+        main(["audit", *command])
     assert not (tmp_path / "nowhere" / "creditmesh.db").exists()
 
 
@@ -188,3 +190,11 @@ def test_a_key_variable_with_whitespace_around_the_key_signs_with_it(monkeypatch
     monkeypatch.setenv("ADMIN_TEST_KEY", f"  0x{'11' * 32}\n")
     args = build_parser(["admin"]).parse_args(["admin", "sign", "p.json", "--key-env", "ADMIN_TEST_KEY"])
     assert admin._signer(args, None).address == LocalSigner.from_key("0x" + "11" * 32).address
+
+
+def test_a_production_deploy_needs_its_configuration_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``--config`` the deploy took the devnet profile (mocks, devnet keys) in production too, and was
+    refused only later, for its devnet keys."""
+    monkeypatch.setenv("CREDITMESH_ENVIRONMENT", "production")
+    with pytest.raises(SystemExit, match="a production deploy needs --config FILE"):
+        main(["admin", "deploy"])
