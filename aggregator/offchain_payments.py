@@ -23,6 +23,7 @@ its first report, so a repeated report sends the same transaction."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, replace
 
 from eth_utils.crypto import keccak
@@ -38,6 +39,8 @@ from aggregator.receipts import ReceiptRecorder
 from aggregator.repaying import amount_owed, claim_collateral
 from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionReverted
 from chain.transactions import Call
+
+log = logging.getLogger(__name__)
 
 
 class PaymentNotRecordable(AggregatorError):
@@ -175,9 +178,12 @@ class OffchainPayments:
     async def _recorded(self, chain: ChainRuntime, loan_id: str, onchain_id: int, tx_hash: str) -> RecordedPayment:
         events = await self._receipts.record(chain, tx_hash)
         ours = [e for e in events if e.args.get("loanId") == onchain_id]
-        repaid = next(e for e in ours if e.event == "LoanRepaid")
         if any(e.event == "CollateralClaimable" for e in ours):  # the token refused to push it back
             await claim_collateral(chain, onchain_id, self._wait)
+        repaid = next((e for e in ours if e.event == "LoanRepaid"), None)
+        if repaid is None:  # confirmed, but its events were not read here: the indexer records them
+            log.warning("payment of loan %s confirmed in %s: no LoanRepaid of it in the receipt read", loan_id, tx_hash)
+            return RecordedPayment(loan_id, "confirmed", tx_hash)
         return RecordedPayment(
             loan_id,
             "confirmed",

@@ -443,7 +443,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     sub = admin.add_subparsers(dest="admin_command", required=True)
 
     deploy = sub.add_parser("deploy", help="deploy a profile from its configuration file (idempotent), verify code")
-    deploy.add_argument("--config", type=Path, default=None, help="per-chain TOML (default: the devnet profile's; required in production)")
+    deploy.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="per-chain TOML (default: the devnet profile's; required in production)",
+    )
     _key_options(deploy)
     deploy.set_defaults(func=_run(cmd_deploy))
     sub.add_parser("verify", help="verify the runtime code at every recorded address").set_defaults(

@@ -206,3 +206,12 @@ async def test_a_repeated_report_with_another_amount_sends_the_first_reports_cal
     await service.record("sim-bank", "offer-1", "pay-1", "25.00")
     await service.record("sim-bank", "offer-1", "pay-1", "26.00")
     assert [_amount_sent(call) for _, call in chain.operator.submitted] == [25 * USDC, 25 * USDC]
+
+
+async def test_a_confirmed_payment_whose_receipt_was_not_read_is_answered_confirmed() -> None:
+    """No LoanRepaid in the events read from the receipt (its logs not decoded here): ``next()`` without a default
+    raised StopIteration inside the coroutine, a RuntimeError and a 500 for a payment the chain had recorded."""
+    service, _, payments, _ = _setup()
+    recorded = await service.record("sim-bank", "offer-1", "pay-1", "25.00")
+    assert (recorded.status, recorded.tx_hash, recorded.closed) == ("confirmed", "0x" + f"{1:064x}", False)
+    assert [p.status for p in payments.tables.payments] == [RECORDED]
