@@ -11,14 +11,16 @@ the reconciler matches the off-chain ``LoanRepaid`` against.
 On-chain, ``paymentRef`` is keccak256 of ``"{provider_id}:{payment_ref}"`` (the lender's reference is free text up to
 128 characters; the hash ties it to the lender).
 
-**Paid in full by the schedule.** The lender's schedule (disclosed with the quote, in its own day count) is the
-borrower's contract; the chain accrues simple interest per second over a 365-day year, from when each payment is
-recorded. The two differ by cents, so a borrower who made every disclosed payment could still owe a remainder
-on-chain, and the loan would never close and be marked in default after maturity. The payment that brings the
-lender's reported payments for the loan to its disclosed total of payments (``totalOfPayments``) is therefore sent
-as what the loan owes on-chain, plus a day's interest for the time until it is mined (the contract applies no more
-than is owed), and the loan closes. The amount sent is kept with the payment (``recorded_amount``), decided once with
-its first report, so a repeated report sends the same transaction."""
+**Paid in full.** The lender's schedule (disclosed with the quote, in its own day count) is the borrower's contract;
+the chain accrues simple interest per second over a 365-day year, from when each payment is recorded. The two differ
+by cents, so a borrower who made every disclosed payment could still owe a remainder on-chain, and the loan would
+never close and be marked in default after maturity. A payment the lender reports as paying the loan in full
+(``paid_in_full``: a payoff, early or final), or the one that brings its reported payments for the loan to the
+disclosed total of payments (``totalOfPayments``), is therefore sent as what the loan owes on-chain, plus a day's
+interest for the time until it is mined (the contract applies no more than is owed), and the loan closes. The amount
+sent is kept with the payment (``recorded_amount``), decided once with its first report, so a repeated report sends
+the same transaction. The lender could close the loan as well by reporting a larger amount: the flag trusts it with
+nothing more."""
 
 from __future__ import annotations
 
@@ -117,13 +119,13 @@ class OffchainPayments:
         return kept
 
     async def _decided(
-        self, chain: ChainRuntime, loan: LoanRecord, payment: ReportedPayment, total: int | None
+        self, chain: ChainRuntime, loan: LoanRecord, payment: ReportedPayment, total: int | None, paid_in_full: bool
     ) -> ReportedPayment:
         """The payment with the amount to send decided (see the module docstring), or as kept with its first report."""
         kept, reported = await asyncio.to_thread(self._kept, payment)
         if kept is not None:
             return kept
-        if total is None or reported + payment.amount < total:
+        if not paid_in_full and (total is None or reported + payment.amount < total):
             return payment
         owed = await amount_owed(chain, payment.onchain_loan_id)
         closing = closing_amount(owed, loan.rate_bps or 0)
@@ -135,10 +137,17 @@ class OffchainPayments:
             uow.commit()
 
     async def record(
-        self, provider_id: str, offer_ref: str, payment_ref: str, amount: str, event_id: str | None = None
+        self,
+        provider_id: str,
+        offer_ref: str,
+        payment_ref: str,
+        amount: str,
+        event_id: str | None = None,
+        *,
+        paid_in_full: bool = False,
     ) -> RecordedPayment:
         """Keep the payment as reported, send ``recordOffchainRepayment`` once per (loan, payment reference) and
-        record its receipt."""
+        record its receipt. ``paid_in_full``: the lender's books show the loan paid off with this payment."""
         loan, total = await asyncio.to_thread(self._loan, provider_id, offer_ref)
         if loan.pool:
             raise PaymentNotRecordable(f"loan {loan.id} is a pool loan: its repayments are made on-chain", 409)
@@ -161,7 +170,7 @@ class OffchainPayments:
         reported = ReportedPayment(
             provider_id, payment_ref, "0x" + reference.hex(), loan.id, chain.chain_id, onchain_id, base_units, event_id
         )
-        payment = await asyncio.to_thread(self._accept, await self._decided(chain, loan, reported, total))
+        payment = await asyncio.to_thread(self._accept, await self._decided(chain, loan, reported, total, paid_in_full))
         call = Call.function(chain.aggregator(), "recordOffchainRepayment", onchain_id, payment.sent_amount, reference)
         try:
             submission = await operator.submit(intent, call)

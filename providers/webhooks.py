@@ -60,11 +60,15 @@ class WebhookEvent(BaseModel):
     # payment.received: the lender's own reference of the payment and the amount in the loan asset's units
     payment_ref: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/-]+$")
     amount: str | None = Field(default=None, pattern=AMOUNT_PATTERN)
+    #: payment.received: the lender's books show the loan paid in full with this payment (a payoff)
+    paid_in_full: bool = False
 
     @model_validator(mode="after")
     def _payment_fields(self) -> WebhookEvent:
         if self.type == PAYMENT_RECEIVED and (self.payment_ref is None or self.amount is None):
             raise ValueError("payment.received needs payment_ref and amount")
+        if self.paid_in_full and self.type != PAYMENT_RECEIVED:
+            raise ValueError("paid_in_full belongs to payment.received")
         return self
 
 

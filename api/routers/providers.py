@@ -296,7 +296,12 @@ async def _record_payment(platform: Platform, provider_id: str, event: WebhookEv
     )
     try:
         recorded = await payments.record(
-            provider_id, event.offer_ref, event.payment_ref, event.amount, event_id=event.event_id
+            provider_id,
+            event.offer_ref,
+            event.payment_ref,
+            event.amount,
+            event_id=event.event_id,
+            paid_in_full=event.paid_in_full,
         )
     except PaymentNotRecordable as err:
         raise HTTPException(err.status, str(err)) from err

@@ -59,6 +59,7 @@ class PaymentReport(BaseModel):
     payment_ref: str
     amount: str = Field(description="decimal in the loan asset's units")
     event_id: str | None = Field(default=None, description="default: a new one per report")
+    paid_in_full: bool = Field(default=False, description="the lender's books show the loan paid off with it")
 
 
 class ReserveDelay(BaseModel):
@@ -420,7 +421,7 @@ def create_sim_app(
             "payment_ref": report.payment_ref,
             "amount": report.amount,
             "occurred_at": datetime.now(UTC).isoformat(),
-        }
+        } | ({"paid_in_full": True} if report.paid_in_full else {})
         body = json.dumps(event).encode()
         headers = signed_headers(state.spec.secret, int(time.time()), body) | {"Content-Type": "application/json"}
         async with httpx.AsyncClient(timeout=180) as client:

@@ -4,7 +4,8 @@ loan with a collateral permit, repays part of it with a signed repayment and a p
 ``LoanRepaid`` events to the wei. A repeated post is the same transaction; an amount over what is owed, a permit
 that does not verify, a closed loan are refused as problems. A traditional loan: the simulated lender reports the
 borrower's payments with signed ``payment.received`` webhooks; one payment reported twice is one
-``recordOffchainRepayment`` by the operator; the loan closes when paid."""
+``recordOffchainRepayment`` by the operator; its payoff, reported ``paid_in_full`` for a cent under what the chain's
+interest makes it, closes the loan."""
 
 from __future__ import annotations
 
@@ -138,13 +139,16 @@ def _reserved(platform: RunningPlatform) -> dict[str, Any]:
     return reserved
 
 
-def _report_payment(platform: RunningPlatform, offer_ref: str, payment_ref: str, amount: str) -> dict[str, Any]:
+def _report_payment(
+    platform: RunningPlatform, offer_ref: str, payment_ref: str, amount: str, *, paid_in_full: bool = False
+) -> dict[str, Any]:
     """The simulated bank posts payment.received (signed with its secret) to the platform's webhook."""
     report = {
         "webhook_url": f"{platform.api_url}/v1/providers/sim-bank/webhooks",
         "offer_ref": offer_ref,
         "payment_ref": payment_ref,
         "amount": amount,
+        "paid_in_full": paid_in_full,
     }
     response = httpx.post(f"{platform.lender_url}/control/lenders/sim-bank/payments", json=report, timeout=180)
     assert response.status_code == 200, response.text
@@ -153,7 +157,7 @@ def _report_payment(platform: RunningPlatform, offer_ref: str, payment_ref: str,
     return dict(answer["answer"])
 
 
-def test_a_lenders_payment_reported_twice_is_recorded_once_and_closes_the_loan(
+def test_a_lenders_payment_reported_twice_is_recorded_once_and_its_payoff_closes_the_loan(
     platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
 ) -> None:
     chain = devnet_chains[CHAIN]
@@ -179,9 +183,10 @@ def test_a_lenders_payment_reported_twice_is_recorded_once_and_closes_the_loan(
     assert [e["args"]["paymentRef"] for e in recorded] == [payment_ref_hash("sim-bank", "pay-0001")]
     assert recorded[0]["args"]["payer"] == devnet_account(4).address, "the operator account"
 
+    # the bank's payoff figure, a cent under what the chain's per-second interest makes it: paid in full on its books
     principal, interest = aggregator.functions.amountOwed(loan_ref).call()
-    rest = format(Decimal(principal + interest + 10**4) / 10**6, "f")  # a little more than owed: capped on-chain
-    last = _report_payment(platform, offer_ref, "pay-0002", rest)
+    payoff = format(Decimal(principal + interest - 10**4) / 10**6, "f")
+    last = _report_payment(platform, offer_ref, "pay-0002", payoff, paid_in_full=True)
     assert last["status"] == "confirmed"
     with platform.client(key) as client:
         record = client.get(f"/v1/loans/{loan['id']}").json()

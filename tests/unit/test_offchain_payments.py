@@ -215,3 +215,19 @@ async def test_a_confirmed_payment_whose_receipt_was_not_read_is_answered_confir
     recorded = await service.record("sim-bank", "offer-1", "pay-1", "25.00")
     assert (recorded.status, recorded.tx_hash, recorded.closed) == ("confirmed", "0x" + f"{1:064x}", False)
     assert [p.status for p in payments.tables.payments] == [RECORDED]
+
+
+async def test_a_payoff_the_lender_reports_paid_in_full_is_sent_as_what_the_loan_owes() -> None:
+    """An early payoff under the lender's terms: 60.00, where the chain owes 60.40. Without the flag it is sent as
+    reported and leaves 0.40 owed for ever; with it, as what the loan owes plus a day's interest."""
+    service, chain, payments, receipts = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    for n in (1, 2):
+        receipts.events["0x" + f"{n:064x}"] = [
+            event("LoanRepaid", "0x" + f"{n:064x}", loanId=9, interestPaid=0, principalPaid=USDC)
+        ]
+    chain.owed = (60 * USDC, 400_000)
+    await service.record("sim-bank", "offer-1", "partial", "10.00")  # not a payoff: as reported
+    await service.record("sim-bank", "offer-1", "payoff", "60.00", paid_in_full=True)
+    closing = closing_amount(60_400_000, 1_200)
+    assert [_amount_sent(call) for _, call in chain.operator.submitted] == [10 * USDC, closing]
+    assert [p.recorded_amount for p in payments.tables.payments] == [None, closing]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from providers.http_lender import (
     _reserve_payload,
@@ -176,3 +177,20 @@ def test_a_loan_event_as_the_outbox_writes_it_is_the_documented_schema(spec: dic
     assert set(body["data"]) == set(example["data"])
     assert body["data"]["principal_paid"] == "1000000000"
     assert not validator.is_valid(body | {"sequence": 0})
+
+
+def test_paid_in_full_belongs_to_a_payment() -> None:
+    event = {
+        "protocol_version": "1",
+        "event_id": "evt-1",
+        "type": "payment.received",
+        "offer_ref": "o-1",
+        "payment_ref": "pay-1",
+        "amount": "1.00",
+        "occurred_at": "2030-01-01T00:00:00Z",
+    }
+    assert WebhookEvent.model_validate(event | {"paid_in_full": True}).paid_in_full
+    assert not WebhookEvent.model_validate(event).paid_in_full
+    funded = {k: v for k, v in event.items() if k not in ("payment_ref", "amount")} | {"type": "offer.funded"}
+    with pytest.raises(ValidationError, match=r"paid_in_full belongs to payment\.received"):
+        WebhookEvent.model_validate(funded | {"paid_in_full": True})
