@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -138,6 +138,8 @@ class _Read:
     impairments: dict[int, int]  # pool loans: loan ref → the pool's recorded impairment
     balances: dict[str, tuple[int, int]]  # debt asset → (keeper balance, allowance to the manager)
     prices: PriceBoard
+    #: loan ref → the key of its liquidation sent in an earlier round and not yet settled (not confirmed in time)
+    in_flight: dict[int, str] = field(default_factory=dict)
 
 
 class Keeper:
@@ -194,7 +196,7 @@ class Keeper:
         loans = await asyncio.to_thread(self._open_loans)
         block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
         number, timestamp = int(block["number"], 16), int(block["timestamp"], 16)
-        read = await self._read(loans, number, timestamp)
+        read = replace(await self._read(loans, number, timestamp), in_flight=await self._liquidations_in_flight())
         report = RoundReport(number, timestamp, read.paused)
         for loan in loans:
             try:
@@ -204,6 +206,14 @@ class Keeper:
         for claimable in await asyncio.to_thread(self._unclaimed):
             await self._claim(claimable, report, leader)
         return report
+
+    async def _liquidations_in_flight(self) -> dict[int, str]:
+        """The keeper's liquidations still open (sent, not settled): a loan whose liquidation was not confirmed in time
+        reads as liquidatable again while it waits, and a second liquidation under the next round's key would queue
+        behind the first and revert, or take more than the first left due."""
+        prefix = f"liquidate:{self.chain_id}:"
+        intents = await self.transactions.store.open_intents(self.chain_id, self.transactions.account.address)
+        return {int(i.key.split(":")[2]): i.key for i in intents if i.key.startswith(prefix)}
 
     def _open_loans(self) -> list[OpenLoan]:
         with self.store.unit_of_work() as uow:
@@ -304,6 +314,8 @@ class Keeper:
         """Liquidate ``loan`` now; None when sent, else why not."""
         if read.paused:
             return "liquidations are paused (pauseLiquidations)"
+        if loan.loan_ref in read.in_flight:
+            return f"its liquidation {read.in_flight[loan.loan_ref]} is not settled yet"
         repay = repay_to_send(position, read.thresholds, self.settings.margin_bps)
         try:
             outcome = liquidation(position, read.thresholds, repay)

@@ -84,6 +84,11 @@ async def keepers(own_chain: DeployedChain, servicing_db: Database) -> AsyncIter
         await client.close()
 
 
+def _rpc(harness: Harness, method: str, params: list[object]) -> None:
+    answer = harness.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+    assert "error" not in answer, answer
+
+
 def _liquidations(harness: Harness, loan_ref: int) -> list[dict[str, object]]:
     events = harness.manager.events.LoanLiquidated().get_logs(from_block=0, argument_filters={"loanId": loan_ref})
     return [dict(event["args"]) for event in events]
@@ -215,7 +220,8 @@ async def test_a_liquidation_not_confirmed_in_time_does_not_stop_the_round(
     harness: Harness, keepers: list[Keeper], servicing_db: Database, own_chain: DeployedChain
 ) -> None:
     """Two liquidatable loans and blocks that stop coming (anvil's automine off): the first liquidation is not
-    confirmed within the keeper's wait, and the round still goes on to the second (it used to end at the first)."""
+    confirmed within the keeper's wait, and the round still goes on to the second (it used to end at the first). The
+    next round sends neither again while they wait (it used to send a second liquidation of each)."""
     harness.set_weth_price(3_000)
     refs = [_open_loan(harness, servicing_db) for _ in range(2)]
     harness.set_weth_price(2_000)  # health 0.99 each
@@ -228,10 +234,18 @@ async def test_a_liquidation_not_confirmed_in_time_does_not_stop_the_round(
         holder="keeper-impatient",
         settings=KeeperSettings(receipt_timeout=1.0),
     )
-    harness.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    _rpc(harness, "evm_setAutomine", [False])
     try:
         report = await impatient.run_round()
+        # a block without the two liquidations: the base fee jumped above what they offer (they wait in the pool)
+        _rpc(harness, "anvil_setNextBlockBaseFeePerGas", [hex(10**15)])
+        _rpc(harness, "evm_mine", [])
+        again = await impatient.run_round()
     finally:
-        harness.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
-        harness.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        _rpc(harness, "anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+        _rpc(harness, "evm_setAutomine", [True])
+        _rpc(harness, "evm_mine", [])
     assert all("did not complete" in report.skipped.get(ref, "") for ref in refs), report.skipped
+    # the next round, at a new block, sends no second liquidation under that block's key while the first waits
+    assert again.sent == []
+    assert all("is not settled yet" in again.skipped.get(ref, "") for ref in refs), again.skipped
