@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.assets import Asset
-from compliance import Disclosure, Frequency, InstallmentPlan, LoanTerms, installment_term_days
+from compliance import Disclosure, Frequency, InstallmentPlan, LoanTerms, SecurityInterest, installment_term_days
 from compliance.tila.schedule import DayCount
 from providers.models import InstallmentSchedule, ProviderOffer, RepaymentShape, ScheduledPayment
 
@@ -32,8 +32,11 @@ def installment_plan(offer: ProviderOffer, asset: Asset) -> InstallmentPlan | No
     )
 
 
-def offer_terms(offer: ProviderOffer, asset: Asset, start: datetime) -> tuple[ProviderOffer, LoanTerms]:
-    """The offer (its ``term_days`` set to its schedule's for an amortizing one) and its terms from ``start``.
+def offer_terms(
+    offer: ProviderOffer, asset: Asset, start: datetime, collateral: SecurityInterest | None = None
+) -> tuple[ProviderOffer, LoanTerms]:
+    """The offer (its ``term_days`` set to its schedule's for an amortizing one) and its terms from ``start``,
+    secured by ``collateral`` (the request's).
 
     Raises:
         ComplianceInputError: terms that cannot be disclosed exactly (a rate finer than a basis point, a schedule
@@ -51,6 +54,7 @@ def offer_terms(offer: ProviderOffer, asset: Asset, start: datetime) -> tuple[Pr
         origination_fee=asset.from_base_units(offer.origination_fee),
         start=start,
         installments=plan,
+        security_interest=collateral,
     )
     return offer, terms
 

@@ -24,7 +24,7 @@ from aggregator.platform import ChainRuntime
 from aggregator.quote_store import QuoteRecord
 from aggregator.ranking import RankedCandidate, rank
 from chain.signers import Signer
-from compliance import ComplianceService, DecisionRecord, Disclosure
+from compliance import ComplianceService, DecisionRecord, Disclosure, SecurityInterest
 from compliance.errors import ComplianceInputError
 from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, offer_typed_data
 from contracts.typed_data import risk_attestation_typed_data as attestation_document
@@ -47,6 +47,11 @@ class ValidRequest:
     @property
     def amount(self) -> Decimal:
         return self.asset.from_base_units(self.principal)
+
+    @property
+    def security_interest(self) -> SecurityInterest:
+        """The collateral, as every offer's disclosure names it (12 CFR 1026.18(m))."""
+        return SecurityInterest(self.collateral.symbol, self.collateral.from_base_units(self.collateral_amount))
 
     @property
     def collateral_value(self) -> Decimal:
@@ -92,11 +97,12 @@ def disclose(
 ) -> list[Draft]:
     """Disclose every offer (Regulation Z) and keep it only within the jurisdiction's usury caps."""
     drafts = []
+    collateral = valid.security_interest
     for outcome in outcomes:
         kept = []
         for offer in outcome.offers:
             try:  # an amortizing offer is disclosed with its installments and takes its schedule's term
-                offer, terms = offer_terms(offer, valid.asset, now)
+                offer, terms = offer_terms(offer, valid.asset, now, collateral)
             except ComplianceInputError as err:  # e.g. a rate finer than a basis point: never rounded
                 outcome.outcome, outcome.detail = "dropped", f"dropped: the terms cannot be disclosed: {err}"[:512]
                 continue

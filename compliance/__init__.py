@@ -25,6 +25,7 @@ from compliance.tila.disclosure import (
     Frequency,
     InstallmentPlan,
     LoanTerms,
+    SecurityInterest,
     disclose,
     installment_term_days,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "SanctionsListStale",
     "SanctionsPolicy",
     "SanctionsScreen",
+    "SecurityInterest",
     "WebhookRejected",
     "disclose",
     "installment_term_days",

@@ -37,7 +37,12 @@ from compliance.tila.apr import (
 )
 from compliance.tila.schedule import DayCount, amortize
 
-DISCLOSURE_SCHEMA = "creditmesh.tila-disclosure/1"
+DISCLOSURE_SCHEMA = "creditmesh.tila-disclosure/2"  # /2 added prepayment, latePayment, securityInterest (18(k)-(m))
+#: 12 CFR 1026.18(p): where the rest of the obligation's terms are
+CONTRACT_REFERENCE = (
+    "See your loan contract (the CreditAggregator loan this disclosure's termsHash is recorded with, and the "
+    "lender's terms) for nonpayment, default, the right to accelerate the maturity, and prepayment."
+)
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_YEAR = 365 * SECONDS_PER_DAY
 ROUNDING_SINGLE_PAYMENT = "interest-ceil-base-unit/1"
@@ -165,10 +170,27 @@ def whole_basis_points(rate_bps: object) -> int:
 
 
 @dataclass(frozen=True)
+class SecurityInterest:
+    """The property a security interest is taken in (12 CFR 1026.18(m)): the collateral the loan locks, by type
+    (the asset's symbol) and amount (in its units)."""
+
+    asset: str
+    amount: Decimal
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_finite() or self.amount <= 0:
+            raise ComplianceInputError(f"the collateral amount {self.amount} must be positive")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"asset": self.asset, "amount": format(self.amount.normalize(), "f")}
+
+
+@dataclass(frozen=True)
 class LoanTerms:
     """One offer's terms. ``principal`` and ``origination_fee`` are in asset units (``Decimal("1500.00")``) and must
     be whole base units of an asset with ``asset_decimals``; ``start`` is an aware UTC datetime (interest accrues
-    from it); ``installments=None`` is a single payment at ``start + term_days``."""
+    from it); ``installments=None`` is a single payment at ``start + term_days``; ``security_interest`` is the
+    collateral the loan locks (None: unsecured, or not known to the caller)."""
 
     principal: Decimal
     asset: str
@@ -179,6 +201,7 @@ class LoanTerms:
     start: datetime
     installments: InstallmentPlan | None = None
     mapr_charges: tuple[MaprCharge, ...] = ()
+    security_interest: SecurityInterest | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.asset_decimals <= 36:
@@ -264,12 +287,19 @@ class Disclosure:
     day_count: str | None
     rounding_policy: str
     payments: tuple[ScheduledPayment, ...]
+    security_interest: SecurityInterest | None = None
     schema: str = field(default=DISCLOSURE_SCHEMA)
     # The APR before rounding, kept so that the MAPR of terms without MLA charges is not solved again; not disclosed.
     apr_unrounded: Decimal | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The canonical content: money as fixed-point strings with the asset's decimals, times in UTC."""
+        """The canonical content: money as fixed-point strings with the asset's decimals, times in UTC.
+
+        Beside the amounts and the schedule, the statements 12 CFR 1026.18 requires of every closed-end loan here:
+        (k) no penalty for prepaying (interest is simple interest on the unpaid principal, and the contract takes
+        any part at any time) and no refund of the prepaid finance charge (the origination fee); (l) no late
+        charge (interest goes on accruing on what is unpaid); (m) the security interest in the collateral; (p)
+        where the rest of the terms are."""
         places = Decimal(1).scaleb(-self.asset_decimals)
 
         def money(value: Decimal) -> str:
@@ -302,6 +332,10 @@ class Disclosure:
                 }
                 for p in self.payments
             ],
+            "prepayment": {"penalty": False, "prepaidFinanceChargesRefunded": False},
+            "latePayment": {"charge": False},
+            "securityInterest": None if self.security_interest is None else self.security_interest.to_dict(),
+            "contractReference": CONTRACT_REFERENCE,
         }
 
     def to_canonical_json(self) -> bytes:
@@ -396,6 +430,7 @@ def disclose(terms: LoanTerms) -> Disclosure:
         day_count=None if terms.installments is None else str(terms.installments.day_count),
         rounding_policy=ROUNDING_SINGLE_PAYMENT if terms.installments is None else ROUNDING_INSTALLMENTS,
         payments=tuple(payments),
+        security_interest=terms.security_interest,
         apr_unrounded=apr_unrounded,
     )
 

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from compliance.tila.disclosure import Disclosure, Frequency, InstallmentPlan, LoanTerms, disclose
+from compliance.tila.disclosure import Disclosure, Frequency, InstallmentPlan, LoanTerms, SecurityInterest, disclose
 from compliance.tila.schedule import DayCount
 
 #: terms kept at most; the whole memo is dropped when full (a request's terms are disclosed within milliseconds)
@@ -55,6 +55,13 @@ def terms_key(terms: LoanTerms) -> tuple[Any, ...] | None:
         ):
             return None
         plan_key = (plan.count, plan.frequency, plan.day_count, plan.first_payment, balloon)
+    held = terms.security_interest
+    held_key: tuple[Any, ...] | None = None
+    if held is not None:
+        amount = _decimal(held.amount)
+        if type(held) is not SecurityInterest or type(held.asset) is not str or amount is None:
+            return None
+        held_key = (held.asset, amount)
     return (
         principal,
         terms.asset,
@@ -65,6 +72,7 @@ def terms_key(terms: LoanTerms) -> tuple[Any, ...] | None:
         start,
         start.fold,
         plan_key,
+        held_key,
     )
 
 

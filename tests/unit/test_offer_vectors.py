@@ -35,8 +35,10 @@ from tests.support.quoting import QUOTE_SIGNER, RISK_SIGNER, _address, _Record, 
 
 pytestmark = pytest.mark.unit
 
-#: sha256 of every output below, as aggregator.quote_offers and compliance gave them at 7fa877d
-EXPECTED = "1da546345ae4c74fc7eaf913edae71ff88dbbaf064dd4b2a767d3750ffca64fb"
+#: sha256 of every output below, as aggregator.quote_offers and compliance gave them at 7fa877d; taken again on
+#: 2026-11-28 when the disclosure gained the 12 CFR 1026.18(k)-(m) statements and the collateral (schema /2), which
+#: changes every document, so every termsHash, offer digest and signature (nothing else in the code changed with it)
+EXPECTED = "3721910706cbf3b0908556bf1b3a8d3d96b231a3efe961c9237eab0bb62798b9"
 CHAINS = ("ethereum-local", "polygon-local", "arbitrum-local")
 #: the rules the digest was taken under (a newer rules file changes the decision records' version, not the code)
 RULES = parse_rules((RULES_DIR / "jurisdictions-2026-11-01.json").read_bytes())

@@ -18,6 +18,7 @@ from compliance.tila.disclosure import (
     Frequency,
     InstallmentPlan,
     LoanTerms,
+    SecurityInterest,
     disclose,
     installment_term_days,
 )
@@ -138,6 +139,7 @@ def test_every_field_of_the_terms_is_in_the_key_but_the_mapr_charges() -> None:
         "term_days": 91,
         "origination_fee": Decimal("16.00"),
         "start": START + timedelta(seconds=1),
+        "security_interest": SecurityInterest("WETH", Decimal("1.5")),
     }
     other_plan: dict[str, Any] = {
         "count": 4,

@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from compliance.errors import ComplianceInputError
 from compliance.tila.apr import CashFlow, actuarial_apr
 from compliance.tila.disclosure import (
+    CONTRACT_REFERENCE,
     Frequency,
     InstallmentPlan,
     LoanTerms,
     MaprCharge,
     MaprChargeKind,
+    SecurityInterest,
     disclose,
     installment_term_days,
     mapr_percent,
@@ -141,14 +143,35 @@ def test_terms_hash_is_keccak_of_rfc8785_json() -> None:
     raw = d.to_canonical_json()
     parsed = json.loads(raw)
     assert list(parsed) == sorted(parsed)  # RFC 8785 sorts keys
-    assert b" " not in raw.replace(b"T00:00:00Z", b"")
+    assert b" " not in raw.replace(b"T00:00:00Z", b"").replace(CONTRACT_REFERENCE.encode(), b"")
     assert parsed["annualPercentageRate"] == "24.41"
     assert d.terms_hash() == keccak(raw)
     assert len(d.terms_hash()) == 32
-    # pinned: a change in the disclosure's canonical form changes every offer's termsHash
-    assert d.terms_hash().hex() == "04de7549f36d6529886a6c24f754795e420b3fee3558a4c624b5b850bc21f486"
+    # pinned: a change in the disclosure's canonical form changes every offer's termsHash (schema /2, with the
+    # 1026.18(k)-(m) statements, changed it on 2026-11-28)
+    assert d.terms_hash().hex() == "f2016ff0d19a21c8afdd74b5abb74b2ceaf94f5a3220b5578210f839a6284550"
     other = disclose(LoanTerms(D("1000"), "USDC", 6, 1201, 30, D("10"), START))
     assert other.terms_hash() != d.terms_hash()
+
+
+def test_the_disclosure_states_prepayment_late_payment_and_the_security_interest() -> None:
+    """12 CFR 1026.18(k), (l), (m) and (p): no prepayment penalty and no refund of the origination fee, no late
+    charge, the collateral the loan is secured by, and where the rest of the terms are. A loan secured by another
+    amount of collateral is another disclosure, with another termsHash."""
+    secured = LoanTerms(
+        D("1000"), "USDC", 6, 1200, 30, D("10"), START, security_interest=SecurityInterest("WETH", D("1.50"))
+    )
+    document = disclose(secured).to_dict()
+    assert document["prepayment"] == {"penalty": False, "prepaidFinanceChargesRefunded": False}
+    assert document["latePayment"] == {"charge": False}
+    assert document["securityInterest"] == {"asset": "WETH", "amount": "1.5"}
+    assert document["contractReference"] == CONTRACT_REFERENCE
+    assert document["schema"] == "creditmesh.tila-disclosure/2"
+    more = LoanTerms(D("1000"), "USDC", 6, 1200, 30, D("10"), START, security_interest=SecurityInterest("WETH", D("2")))
+    assert disclose(more).terms_hash() != disclose(secured).terms_hash()
+    assert disclose(LoanTerms(D("1000"), "USDC", 6, 1200, 30, D("10"), START)).to_dict()["securityInterest"] is None
+    with pytest.raises(ComplianceInputError, match="must be positive"):
+        SecurityInterest("WETH", D("0"))
 
 
 def test_mapr_counts_more_than_the_apr() -> None:
