@@ -86,10 +86,6 @@ class RefusalLimiter(Protocol):
 
     limits: RefusalLimits
 
-    async def blocked(self, source: str, now: float) -> bool:
-        """Whether ``source`` has used up its refusals in the current window."""
-        ...
-
     async def refused(self, source: str, now: float) -> int:
         """Count one refusal of ``source``; return its refusals in the current window."""
         ...
@@ -105,10 +101,6 @@ class MemoryRefusalLimiter:
 
     def _window(self, now: float) -> int:
         return int(now // self.limits.window_seconds)
-
-    async def blocked(self, source: str, now: float) -> bool:
-        window, count = self._windows.get(source, (-1, 0))
-        return window == self._window(now) and count >= self.limits.per_window
 
     async def refused(self, source: str, now: float) -> int:
         current = self._window(now)
@@ -132,10 +124,6 @@ class RedisRefusalLimiter:
 
     def _key(self, source: str, now: float) -> str:
         return f"{self._prefix}:refused:{source}:{int(now // self.limits.window_seconds)}"
-
-    async def blocked(self, source: str, now: float) -> bool:
-        count = await self._client.get(self._key(source, now))
-        return count is not None and int(count) >= self.limits.per_window
 
     async def refused(self, source: str, now: float) -> int:
         key = self._key(source, now)
