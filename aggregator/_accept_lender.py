@@ -23,6 +23,11 @@ class ReservationUnanswered(ProviderRefused):
     """The lender did not answer the reservation (a timeout, say): it may still have reserved the offer."""
 
 
+class FundingRefused(ProviderRefused):
+    """The lender answered the funding instruction, and not with ``funded``: a 404, 409 or 410 (the offer unknown,
+    cancelled or gone), or another status in its answer."""
+
+
 class LenderPhases:
     def __init__(self, providers: dict[str, ProviderAdapter], backoff: float = LENDER_BACKOFF) -> None:
         self._providers, self._backoff = providers, backoff
@@ -50,13 +55,16 @@ class LenderPhases:
 
     async def fund(self, quote: QuoteView, record: AcceptRecord) -> None:
         """The funding instruction for the loan now confirmed on-chain (ProviderError or ProviderRefused when not
-        delivered; idempotent under the attempt's key, so it can be sent again)."""
-        await self.adapter(quote).fund(
+        delivered, FundingRefused when the lender answered it with anything but funded; idempotent under the
+        attempt's key, so it can be sent again)."""
+        result = await self.adapter(quote).fund(
             quote.offer["providerRef"],
             idempotency_key=lender_key(record),
             chain_id=quote.chain_id,
             tx_hash=record.tx_hash or "",
         )
+        if not result.funded:
+            raise FundingRefused(f"{quote.provider_id} refused to fund the loan: {result.detail or 'not funded'}")
 
     async def cancel(self, quote: QuoteView, record: AcceptRecord) -> str:
         """Cancel the attempt's reservation (idempotent under its key, so retried with backoff); the lender state
@@ -70,13 +78,18 @@ class LenderPhases:
         try:
             async for attempt in retrying:
                 with attempt:
-                    await self.adapter(quote).cancel(quote.offer["providerRef"], idempotency_key=lender_key(record))
+                    result = await self.adapter(quote).cancel(
+                        quote.offer["providerRef"], idempotency_key=lender_key(record)
+                    )
         except ProviderError as err:
             log.warning("accept %s: reservation not cancelled: %s", quote.id, err)
             return CANCEL_FAILED if err.retryable else CANCEL_REFUSED
         except ProviderRefused as err:  # the lender is not registered now; it may be again
             log.warning("accept %s: reservation not cancelled: %s", quote.id, err)
             return CANCEL_FAILED
+        if not result.funded:  # answered, not with cancelled (a 404, 409, 410): refused for good
+            log.warning("accept %s: the lender refused to cancel the reservation: %s", quote.id, result.detail)
+            return CANCEL_REFUSED
         return "cancelled"
 
 

@@ -54,13 +54,19 @@ POOL, TRADITIONAL = "pool", "traditional"
 CANCEL_FAILED = "cancel-failed"
 #: ``lender_state`` of a cancellation the lender refused for good (a 4xx): logged, not retried
 CANCEL_REFUSED = "cancel-refused"
+#: ``lender_state`` of a loan opened on-chain whose lender refused the funding instruction (a 404, 409 or 410, or
+#: an answer other than funded): logged as an error for an operator, not retried, and never recorded as funded
+FUND_REFUSED = "fund-refused"
 
 
 def is_done(step: AcceptStep, kind: str, lender_state: str | None = None) -> bool:
-    """Whether nothing remains to be driven: a pool loan is done once recorded, a traditional one once funded; a
-    cancelled accept once its lender's reservation is cancelled too."""
+    """Whether nothing remains to be driven: a pool loan is done once recorded, a traditional one once funded (or once
+    its lender refused to fund it, which an operator must take up); a cancelled accept once its lender's reservation
+    is cancelled too."""
     if step is AcceptStep.CANCELLED and lender_state == CANCEL_FAILED:
         return False
+    if step is AcceptStep.RECORDED and lender_state == FUND_REFUSED:
+        return True
     return step in FINAL or (step is AcceptStep.RECORDED and kind == POOL)
 
 

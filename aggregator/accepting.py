@@ -43,9 +43,16 @@ from aggregator._accept_chain import (
     verify_acceptance,
 )
 from aggregator._accept_lease import AcceptRecords, LeaseLost
-from aggregator._accept_lender import LENDER_ATTEMPTS, LENDER_BACKOFF, LenderPhases, ReservationUnanswered
+from aggregator._accept_lender import (
+    LENDER_ATTEMPTS,
+    LENDER_BACKOFF,
+    FundingRefused,
+    LenderPhases,
+    ReservationUnanswered,
+)
 from aggregator.accept_saga import (
     CANCEL_FAILED,
+    FUND_REFUSED,
     IN_FLIGHT,
     TRADITIONAL,
     AcceptRecord,
@@ -387,6 +394,9 @@ class AcceptanceService:
         recovery to retry (the instruction is idempotent under the same key)."""
         try:
             await self._lender.fund(quote, record)
+        except FundingRefused as err:  # answered: retrying the same instruction gets the same answer
+            log.error("accept %s: loan %s opened on-chain, and %s", quote.id, record.loan_id, err)
+            return await self._step(record, AcceptStep.RECORDED, error=str(err), lender_state=FUND_REFUSED)
         except (ProviderError, ProviderRefused) as err:
             await self._step(record, AcceptStep.RECORDED, error=f"funding instruction not delivered: {err}")
             log.warning("accept %s: funding instruction not delivered: %s", quote.id, err)

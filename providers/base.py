@@ -98,11 +98,13 @@ class ProviderAdapter(ABC):
         raise ProviderProtocolError(f"{self.provider_id} ({self.kind}) does not take reservations")
 
     async def fund(self, provider_ref: str, idempotency_key: str, chain_id: int, tx_hash: str) -> FundingResult:
-        """Tell the lender to fund its reserved offer: the loan is open on-chain (``tx_hash`` on ``chain_id``)."""
+        """Tell the lender to fund its reserved offer: the loan is open on-chain (``tx_hash`` on ``chain_id``);
+        ``funded`` True means it funds it (False: the lender refused, with why in ``detail``)."""
         raise ProviderProtocolError(f"{self.provider_id} ({self.kind}) does not take funding instructions")
 
     async def cancel(self, provider_ref: str, idempotency_key: str) -> FundingResult:
-        """Release the reservation: the loan was not opened on-chain."""
+        """Release the reservation: the loan was not opened on-chain; ``funded`` True means released (the phase
+        done, as for the other phases), False that the lender refused."""
         raise ProviderProtocolError(f"{self.provider_id} ({self.kind}) does not take reservations")
 
     @abstractmethod

@@ -14,6 +14,8 @@ import pytest
 from aggregator._accept_lender import LenderPhases
 from aggregator.accept_saga import (
     CANCEL_FAILED,
+    CANCEL_REFUSED,
+    FUND_REFUSED,
     AcceptRecord,
     AcceptStep,
     InMemoryAcceptStore,
@@ -59,7 +61,7 @@ class FlakyLender:
         self.cancels.append((provider_ref, idempotency_key))
         if len(self.cancels) <= self.outages:
             raise ProviderServerError("sim-bank answered 503", 503)
-        return FundingResult(self.provider_id, provider_ref, funded=False, detail="cancelled")
+        return FundingResult(self.provider_id, provider_ref, funded=True, detail="cancelled")  # the phase done
 
 
 def _quote() -> QuoteView:
@@ -193,3 +195,65 @@ async def test_a_lenders_own_words_reach_the_log_but_not_the_borrowers_409(
     assert said not in str(refused.value)
     assert str(refused.value).startswith("sim-bank ")
     assert said in caplog.text  # kept for the operator
+
+
+class RefusingLender:
+    """A lender that answers the funding instruction and the cancellation, each with a refusal (a 409, say)."""
+
+    provider_id = "sim-bank"
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def fund(self, provider_ref: str, idempotency_key: str, chain_id: int, tx_hash: str) -> FundingResult:
+        self.asked.append("fund")
+        return FundingResult(self.provider_id, provider_ref, funded=False, detail="HTTP 409")
+
+    async def cancel(self, provider_ref: str, idempotency_key: str) -> FundingResult:
+        self.asked.append("cancel")
+        return FundingResult(self.provider_id, provider_ref, funded=False, detail="HTTP 409")
+
+
+async def test_a_funding_instruction_the_lender_refuses_is_never_recorded_as_funded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The loan is open on-chain and the lender answers its funding instruction with a 409 (its offer no longer
+    reserved): the accept was recorded as funded, and the borrower owed a loan that was never paid out. It is now
+    left recorded with the refusal, logged as an error, and not sent again."""
+    store, lender, clock = InMemoryAcceptStore(), RefusingLender(), Clock()
+    quote = _quote()
+    store.tables.quotes[quote.id] = quote
+    store.tables.requests["r1"] = "accepted"
+    store.tables.records["q1"] = AcceptRecord(
+        "q1",
+        "r1",
+        "b1",
+        "traditional",
+        "ethereum-local",
+        1,
+        AcceptStep.RECORDED,
+        "dead-process",
+        START - timedelta(seconds=1),
+        START - timedelta(seconds=5),
+        tx_hash="0x" + "ab" * 32,
+        loan_id="loan-1",
+        lender_state="reserved",
+    )
+    service = _service(store, cast(FlakyLender, lender), clock)
+    with caplog.at_level("ERROR", logger="aggregator.accepting"):
+        assert await service.resume_unfinished() == 1
+    record = _record(store)
+    assert (record.step, record.lender_state) == (AcceptStep.RECORDED, FUND_REFUSED)
+    assert "refused to fund the loan: HTTP 409" in (record.error or "")
+    assert any("loan-1" in r.getMessage() and "refused to fund" in r.getMessage() for r in caplog.records)
+    clock.now += LEASE * 2
+    assert await service.resume_unfinished() == 0, "done: the same instruction would get the same answer"
+    assert lender.asked == ["fund"]
+
+
+async def test_a_cancellation_the_lender_refuses_is_not_recorded_as_cancelled() -> None:
+    store, lender, clock = InMemoryAcceptStore(), RefusingLender(), Clock()
+    _interrupted_at_reserved(store)
+    assert await _service(store, cast(FlakyLender, lender), clock).resume_unfinished() == 1
+    assert (_record(store).step, _record(store).lender_state) == (AcceptStep.CANCELLED, CANCEL_REFUSED)
+    assert lender.asked == ["cancel"]
