@@ -197,7 +197,8 @@ def check_offer(
     mapr = mapr_percent(terms, disclosure)
     measured = {
         RateBasis.NOMINAL_RATE: Decimal(terms.rate_bps) / 100,
-        RateBasis.APR: disclosure.apr_percent,
+        # the APR itself, not as disclosed (two decimals, half up): 36.000048% is over a 36% cap, though shown 36.00
+        RateBasis.APR: disclosure.apr_percent if disclosure.apr_unrounded is None else disclosure.apr_unrounded,
         RateBasis.MAPR: mapr,
     }
     reasons: list[Reason] = []

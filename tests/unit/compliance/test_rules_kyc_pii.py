@@ -21,7 +21,7 @@ from compliance.errors import (
     SubjectKeyMissing,
     WebhookRejected,
 )
-from compliance.jurisdiction import RULES_DIR, Product, check_request, load_rules, parse_rules
+from compliance.jurisdiction import RULES_DIR, Product, check_offer, check_request, load_rules, parse_rules
 from compliance.kyc import (
     DEFAULT_TIER_LIMITS,
     SIGNATURE_HEADER,
@@ -49,7 +49,7 @@ from compliance.pii import (
 )
 from compliance.sanctions.screening import SanctionsScreen
 from compliance.service import BorrowerFacts, ComplianceService
-from compliance.tila.disclosure import LoanTerms, MaprCharge, MaprChargeKind
+from compliance.tila.disclosure import LoanTerms, MaprCharge, MaprChargeKind, disclose
 
 pytestmark = pytest.mark.unit
 
@@ -115,6 +115,24 @@ def test_new_yorks_caps_exempt_loans_of_their_amount_or_more() -> None:
     florida = rules.jurisdictions["US-FL"].caps[0]
     assert florida.applies_to(Decimal("500000"))
     assert not florida.applies_to(Decimal("500000.01"))
+
+
+def test_an_apr_cap_is_judged_on_the_apr_not_on_its_rounding() -> None:
+    """10,000 at 35.95% for a year with a 3.68 fee: an APR of 36.000048%, disclosed as 36.00. A cap counted in APR
+    kept it under 36% (the rounded figure was compared); the shipped rules cap only nominal rates and the MAPR."""
+    doc = json.loads((RULES_DIR / "jurisdictions-2026-11-28.json").read_bytes())
+    cap = {"max_percent": "36", "counts": "apr", "citation": "a synthetic 36% APR cap"}
+    doc["jurisdictions"]["US-TX"]["caps"] = [cap]
+    rules = parse_rules(json.dumps(doc).encode())
+    over = LoanTerms(Decimal("10000"), "USDC", 6, 3595, 365, Decimal("3.68"), NOW)
+    disclosure = disclose(over)
+    assert disclosure.apr_percent == Decimal("36.00")
+    assert disclosure.apr_unrounded is not None
+    assert disclosure.apr_unrounded > 36
+    (reason,) = check_offer(rules, over, disclosure, "US-TX", covered_borrower=False).reasons
+    assert reason.code == "usury.cap-exceeded"
+    under = replace(over, origination_fee=Decimal("3.00"))
+    assert check_offer(rules, under, disclose(under), "US-TX", covered_borrower=False).reasons == ()
 
 
 def test_requests_by_jurisdiction_and_product() -> None:
