@@ -39,7 +39,13 @@ from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, PaymentStore
 from aggregator.platform import ChainRuntime
 from aggregator.receipts import ReceiptRecorder
 from aggregator.repaying import amount_owed, claim_collateral
-from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionReverted
+from chain.errors import (
+    ConfirmationTimeout,
+    GasEstimationFailed,
+    TransactionDropped,
+    TransactionRejected,
+    TransactionReverted,
+)
 from chain.transactions import Call
 
 log = logging.getLogger(__name__)
@@ -178,7 +184,9 @@ class OffchainPayments:
         except ConfirmationTimeout:
             await asyncio.to_thread(self._settle, payment, ACCEPTED, submission.tx_hash, None)
             return RecordedPayment(loan.id, "submitted", submission.tx_hash)
-        except (GasEstimationFailed, TransactionReverted) as err:
+        except (GasEstimationFailed, TransactionReverted, TransactionRejected, TransactionDropped) as err:
+            # for good: the intent is failed under this payment reference, and a retry of it, here or in another
+            # process (which finds the failed intent: TransactionRejected), is answered the same
             await asyncio.to_thread(self._settle, payment, REFUSED, None, None)
             raise PaymentNotRecordable(f"the chain refused the payment's record: {err}", 409) from err
         await asyncio.to_thread(self._settle, payment, RECORDED, receipt.tx_hash, receipt.block_number)

@@ -5,17 +5,24 @@ recordable (and the webhook's status for the others), the payment kept as report
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from eth_account import Account
 from web3 import Web3
 
 from aggregator.loans import InMemoryLoanStore, LoanRecord
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable, closing_amount, payment_ref_hash
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, InMemoryPaymentStore, ReportedPayment
 from chain.artifacts import load_artifact
+from chain.client import ChainClient
 from chain.errors import ConfirmationTimeout, TransactionReverted
-from chain.transactions import Call
+from chain.signers import LocalSigner
+from chain.transactions import Call, TransactionManager
+from store.chain import SqlChainStore
+from store.db import Database
 from tests.support.relay_fakes import (
     AGGREGATOR,
     ASSETS,
@@ -231,3 +238,40 @@ async def test_a_payoff_the_lender_reports_paid_in_full_is_sent_as_what_the_loan
     closing = closing_amount(60_400_000, 1_200)
     assert [_amount_sent(call) for _, call in chain.operator.submitted] == [10 * USDC, closing]
     assert [p.recorded_amount for p in payments.tables.payments] == [None, closing]
+
+
+class _RefusingNode:
+    """A node whose gas estimation reverts (the loan no longer takes payments)."""
+
+    async def make_request(self, method: str, params: Any) -> dict[str, Any]:
+        assert method == "eth_estimateGas"
+        return {"error": {"code": 3, "message": "execution reverted: LoanNotActive()"}}
+
+
+OPERATOR_KEY = Account.create()
+
+
+def _operator(store: SqlChainStore) -> TransactionManager:
+    """One process's operator: a real transaction manager on the shared intent store, in front of ``_RefusingNode``."""
+    config = SimpleNamespace(chain_id=CHAIN_ID, block_time_seconds=1, confirmations=1, max_fee_gwei=100)
+    client = SimpleNamespace(config=config, name=CHAIN_NAME, provider=_RefusingNode())
+    return TransactionManager(cast(ChainClient, client), LocalSigner(OPERATOR_KEY), store)
+
+
+async def test_a_payment_the_chain_refused_is_a_409_to_the_retry_in_another_process_too(tmp_path: Path) -> None:
+    """The first report is refused (409) and its intent kept failed; the lender's retry, answered by another process
+    (or this one restarted), found that failed intent: TransactionRejected, a ChainError, so a 503 "ask again"
+    for ever."""
+    database = Database(f"sqlite:///{tmp_path / 'chain.db'}")
+    database.migrate()
+    store = SqlChainStore(database.sessions)
+    service, chain, payments, _ = _setup()
+    try:
+        for process in (1, 2):
+            chain.operator = cast(Any, _operator(store))
+            with pytest.raises(PaymentNotRecordable, match="the chain refused") as refused:
+                await service.record("sim-bank", "offer-1", "pay-1", "25.00", event_id=f"evt-{process}")
+            assert refused.value.status == 409, process
+    finally:
+        database.dispose()
+    assert [p.status for p in payments.tables.payments] == [REFUSED]
