@@ -2,8 +2,9 @@
 opts in with ``dependencies=[Idempotent]``.
 
 * The first request with a key claims it for the client (the API key's role and subject) and runs; its response is
-  stored with the key, unless it is a 5xx or the request never finished (an error, a cancelled connection): then the
-  key is released, so a retry runs again and sees what the first attempt did (the accept saga's outcome, say).
+  stored with the key, unless it is a 5xx, an answer with ``Retry-After`` (409 ``accept-in-progress``, a 429) or the
+  request never finished (an error, a cancelled connection): then the key is released, so a retry runs again and
+  sees what the first attempt did (the accept saga's outcome, say).
 * The same key with the same method, path and body later: the stored response, replayed (``Idempotent-Replayed:
   true``), whatever happened since.
 * The same key with a different method, path or body: 422. The same key while its first request still runs: 409
@@ -206,7 +207,8 @@ async def idempotency(
             max_length=257,
             pattern=r'^"?[!#-~]{1,255}"?$',
             description="optional: a unique value (a UUID) per operation; a retry with the same key and body gets "
-            "the first response back (kept 24 hours; 5xx answers are not kept), another body with it is refused "
+            "the first response back (kept 24 hours; 5xx answers and those with Retry-After are not kept), another "
+            "body with it is refused "
             "(422), a retry while the first is still running too (409)",
         ),
     ] = None,
@@ -237,7 +239,7 @@ Idempotent = Depends(idempotency)
 
 class IdempotencyMiddleware:
     """Completes a claimed key with the response (buffered, stored, then sent, so a retry right after the answer
-    finds it) or releases it on a 5xx, an error or a cancelled request."""
+    finds it) or releases it on a 5xx, an answer with ``Retry-After``, an error or a cancelled request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -276,7 +278,9 @@ async def _settle(slot: _Slot) -> None:
     slot.settled = True
     start = slot.messages[0]
     status = int(start["status"])
-    if status >= 500:
+    # not an outcome (a 5xx, or an answer that says when to ask again: an accept in progress, a rate limit): the
+    # key is released, so the same request asked again with it sees the outcome instead of this answer replayed
+    if status >= 500 or any(name.lower() == b"retry-after" for name, _ in start.get("headers", [])):
         await asyncio.to_thread(slot.store.release, slot.claim)
         return
     headers = [

@@ -56,6 +56,8 @@ DATABASE_UNAVAILABLE: tuple[type[sa_exc.SQLAlchemyError], ...] = (
 DATABASE_RETRY_AFTER_SECONDS = 5
 #: the identity provider (KYC) did not answer or answered something unusable: nothing was kept, ask again later
 IDENTITY_RETRY_AFTER_SECONDS = 30
+#: an accept still on its way (its transaction not yet confirmed): ask again, or GET the quote, this much later
+ACCEPT_RETRY_AFTER_SECONDS = 5
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,10 @@ def install(app: FastAPI) -> None:
             extra |= {"limit": exc.limit, "limit_amount": str(exc.ceiling), "open_principal_after": str(exc.after)}
         if isinstance(exc, ComplianceDenied):
             extra["reasons"] = [{"code": code, "message": message} for code, message in exc.reasons]
-        return problem(status, slug, title, str(exc), request.url.path, **extra)
+        response = problem(status, slug, title, str(exc), request.url.path, **extra)
+        if isinstance(exc, AcceptInProgress):  # not an outcome: the same accept asked again later will have one
+            response.headers["Retry-After"] = str(ACCEPT_RETRY_AFTER_SECONDS)
+        return response
 
     @app.exception_handler(ChainError)
     async def _chain(request: Request, exc: ChainError) -> JSONResponse:

@@ -1,7 +1,8 @@
 """Idempotency-Key (issue 17, the IETF draft's semantics) through real routers in-process, on a real database: a
 retry with the same key and body replays the stored response (the borrower registered once); another body with the
-key is 422; a duplicate while the first still runs is 409; 5xx answers and requests that never finished are not
-stored; keys are kept 24 hours, per client, and shared by every process through the database (PostgreSQL)."""
+key is 422; a duplicate while the first still runs is 409; 5xx answers, answers with Retry-After and requests that
+never finished are not stored; keys are kept 24 hours, per client, and shared by every process through the database
+(PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, HTTPException
 from sqlalchemy import func, select
 
+from aggregator.errors import AcceptInProgress
 from api import idempotency, problems
 from api.auth import Role, ensure_bootstrap_admin, issue_key
 from api.idempotency import (
@@ -67,6 +69,8 @@ def _app(database: Database, gate: Gate) -> FastAPI:
         await gate.release.wait()
         if gate.fail_with == 500:
             raise RuntimeError("the handler broke")
+        if gate.fail_with == 409:
+            raise AcceptInProgress("q-1", "its transaction is on its way")
         if gate.fail_with is not None:
             raise HTTPException(gate.fail_with, "try again")
         return body | {"calls": gate.calls}
@@ -177,11 +181,15 @@ async def test_a_duplicate_while_the_first_runs_is_409_and_5xx_answers_are_not_s
         assert (await first).json() == {"n": 1, "calls": 1}
         assert (await client.post("/slow", json={"n": 1}, headers=headers)).json() == {"n": 1, "calls": 1}
 
-        # a 503 and an unhandled error are not kept: the retry runs again and its answer is kept
-        for failure in (503, 500):
+        # a 503, an unhandled error and an accept in progress (409 with Retry-After) are not kept: the retry runs
+        # again and its answer is kept (the in-progress 409 used to be replayed for 24 hours after the loan opened)
+        for failure in (503, 500, 409):
             gate.fail_with = failure
             key = {"Idempotency-Key": f"fails-{failure}"}
-            assert (await client.post("/slow", json={"n": 2}, headers=key)).status_code == failure
+            failed = await client.post("/slow", json={"n": 2}, headers=key)
+            assert failed.status_code == failure
+            if failure == 409:
+                assert failed.headers["retry-after"] == "5"
             gate.fail_with = None
             calls = gate.calls
             retried = await client.post("/slow", json={"n": 2}, headers=key)
@@ -198,7 +206,7 @@ async def test_a_duplicate_while_the_first_runs_is_409_and_5xx_answers_are_not_s
         abandoned.cancel()
         await asyncio.gather(abandoned, return_exceptions=True)
         for _ in range(100):
-            if _count(database, IdempotencyRow) == 3:  # slow-1, fails-503, fails-500
+            if _count(database, IdempotencyRow) == 4:  # slow-1, fails-503, fails-500, fails-409
                 break
             await asyncio.sleep(0.05)
         gate.release.set()
