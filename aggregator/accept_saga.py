@@ -54,6 +54,10 @@ POOL, TRADITIONAL = "pool", "traditional"
 CANCEL_FAILED = "cancel-failed"
 #: ``lender_state`` of a cancellation the lender refused for good (a 4xx): logged, not retried
 CANCEL_REFUSED = "cancel-refused"
+#: ``lender_state`` while the lender is asked to reserve (persisted first) or did not answer: it may hold the offer
+RESERVATION_UNKNOWN = "unknown"
+#: ``lender_state`` of a reservation the lender declined: it holds nothing, so the cancellation does not ask it
+RESERVATION_DECLINED = "declined"
 #: ``lender_state`` of a loan opened on-chain whose lender refused the funding instruction (a 404, 409 or 410, or
 #: an answer other than funded): logged as an error for an operator, not retried, and never recorded as funded
 FUND_REFUSED = "fund-refused"

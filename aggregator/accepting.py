@@ -54,6 +54,8 @@ from aggregator.accept_saga import (
     CANCEL_FAILED,
     FUND_REFUSED,
     IN_FLIGHT,
+    RESERVATION_DECLINED,
+    RESERVATION_UNKNOWN,
     TRADITIONAL,
     AcceptRecord,
     AcceptStep,
@@ -300,7 +302,7 @@ class AcceptanceService:
         already): BEFORE the intent exists, so that an accept found at 'submitted' with no intent was never sent."""
         if quote.kind == TRADITIONAL:
             self._records.ensure_held(quote.id)  # a reservation is not made for an accept another process took
-            await self._reserve(quote, record)
+            record = await self._reserve(quote, record)
             record = await self._step(record, AcceptStep.SUBMITTED, lender_state="reserved")
             self._kill_point("reserved", quote.id)
         self._kill_point("submitted", quote.id)
@@ -380,14 +382,21 @@ class AcceptanceService:
 
     # ------------------------------------------------------------------ the lender's two phases
 
-    async def _reserve(self, quote: QuoteView, record: AcceptRecord) -> None:
+    async def _reserve(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
+        """Ask the lender to hold the offer, persisted as ``reserved`` (lender state unknown) BEFORE asking: a crash,
+        a lost lease or a failed write after the lender reserved would otherwise leave the record at ``simulated``,
+        whose cancellation does not ask the lender, and the lender holding the offer for ever. An answer or none
+        may have reserved it, so the cancellation that follows releases it under the same key (retried until the
+        lender takes it); only a reservation the lender declined has nothing to release."""
+        record = await self._step(record, AcceptStep.RESERVED, lender_state=RESERVATION_UNKNOWN)
         try:
             await self._lender.reserve(quote, record)
         except ReservationUnanswered:
-            # No answer (a timeout, say) may still have reserved: persisted as reserved, so that the cancellation
-            # that follows releases it under the same key (retried until the lender takes it).
-            await self._step(record, AcceptStep.RESERVED, lender_state="unknown")
             raise
+        except ProviderRefused:
+            await self._step(record, AcceptStep.RESERVED, lender_state=RESERVATION_DECLINED)
+            raise
+        return record
 
     async def _fund(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
         """Tell the lender to fund the loan now confirmed on-chain; a failure leaves the accept at 'recorded' for
@@ -409,7 +418,8 @@ class AcceptanceService:
         if current is None or current.owner != self.owner:
             return
         lender_state = current.lender_state
-        if quote.kind == TRADITIONAL and current.step in (AcceptStep.RESERVED, AcceptStep.SUBMITTED, AcceptStep.MINED):
+        held = current.step in (AcceptStep.RESERVED, AcceptStep.SUBMITTED, AcceptStep.MINED)
+        if quote.kind == TRADITIONAL and held and lender_state != RESERVATION_DECLINED:
             lender_state = await self._lender.cancel(quote, current)
         cancelled = advance(current, AcceptStep.CANCELLED, self._clock(), error=reason, lender_state=lender_state)
 

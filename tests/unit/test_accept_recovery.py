@@ -4,6 +4,7 @@ one pass, and pass after pass as the saga's lease runs out — until the lender 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -16,9 +17,12 @@ from aggregator.accept_saga import (
     CANCEL_FAILED,
     CANCEL_REFUSED,
     FUND_REFUSED,
+    RESERVATION_DECLINED,
     AcceptRecord,
     AcceptStep,
+    InMemoryAcceptRepository,
     InMemoryAcceptStore,
+    InMemoryAcceptUnitOfWork,
     InMemoryScreeningLog,
     QuoteView,
 )
@@ -28,6 +32,8 @@ from aggregator.borrowers import BorrowerFile
 from aggregator.errors import AcceptInProgress, ProviderRefused
 from aggregator.exposure import ExposureLimits
 from aggregator.loans import InMemoryLoanStore
+from aggregator.snapshots import rolled_back_on_exit
+from chain.transactions import Call
 from compliance import ComplianceService
 from providers._exceptions import ProviderServerError
 from providers.base import ProviderAdapter
@@ -257,3 +263,84 @@ async def test_a_cancellation_the_lender_refuses_is_not_recorded_as_cancelled() 
     assert await _service(store, cast(FlakyLender, lender), clock).resume_unfinished() == 1
     assert (_record(store).step, _record(store).lender_state) == (AcceptStep.CANCELLED, CANCEL_REFUSED)
     assert lender.asked == ["cancel"]
+
+
+class HoldingLender:
+    """A lender that holds what it reserved until it is cancelled, or declines to reserve."""
+
+    provider_id = "sim-bank"
+
+    def __init__(self, declines: bool = False) -> None:
+        self.declines = declines
+        self.held: set[str] = set()
+        self.calls: list[str] = []
+
+    async def reserve(self, offer: object, idempotency_key: str) -> FundingResult:
+        self.calls.append("reserve")
+        if self.declines:
+            return FundingResult(self.provider_id, "ref-1", funded=False, detail="declined")
+        self.held.add("ref-1")
+        return FundingResult(self.provider_id, "ref-1", funded=True, detail="reserved")
+
+    async def cancel(self, provider_ref: str, idempotency_key: str) -> FundingResult:
+        self.calls.append("cancel")
+        self.held.discard(provider_ref)
+        return FundingResult(self.provider_id, provider_ref, funded=True, detail="cancelled")
+
+
+class BlinkingRepository(InMemoryAcceptRepository):
+    """Its first write of the step ``submitted`` fails, as a database connection lost would."""
+
+    blinked = False
+
+    def save(self, record: AcceptRecord) -> bool:
+        if record.step is AcceptStep.SUBMITTED and not BlinkingRepository.blinked:
+            BlinkingRepository.blinked = True
+            raise RuntimeError("database connection lost")
+        return super().save(record)
+
+
+class BlinkingStore(InMemoryAcceptStore):
+    def unit_of_work(self) -> AbstractContextManager[InMemoryAcceptUnitOfWork]:
+        uow = InMemoryAcceptUnitOfWork(self.tables)
+        uow.accepts = BlinkingRepository(self.tables)
+        return rolled_back_on_exit(uow)
+
+
+def _simulated(store: InMemoryAcceptStore, owner: str) -> AcceptRecord:
+    """An accept locked and simulated by ``owner``, about to ask the lender to reserve."""
+    quote = replace(_quote(), offer=_quote().offer | {"rateBps": 900, "originationFee": 0})
+    store.tables.requests["r1"] = "quoted"
+    store.tables.quotes[quote.id] = quote
+    record = AcceptRecord(
+        "q1", "r1", "b1", "traditional", "ethereum-local", 1, AcceptStep.SIMULATED, owner, START + LEASE, START
+    )
+    with store.unit_of_work() as uow:
+        uow.accepts.lock(quote, record)
+        uow.commit()
+    return record
+
+
+async def test_a_reservation_made_before_a_failed_write_is_cancelled_with_the_lender() -> None:
+    """The lender reserved, then the write of 'submitted' failed: the record still said 'simulated', whose
+    cancellation does not ask the lender, so the lender held the offer for ever. The step is now persisted as
+    reserved before the lender is asked."""
+    BlinkingRepository.blinked = False
+    store, lender, clock = BlinkingStore(), HoldingLender(), Clock()
+    service = _service(store, cast(FlakyLender, lender), clock)
+    record = _simulated(store, service.owner)
+    with pytest.raises(RuntimeError, match="database connection lost"):
+        await service._drive_new(store.tables.quotes["q1"], record, cast(Call, None))
+    assert lender.calls == ["reserve", "cancel"]
+    assert lender.held == set()
+    assert (_record(store).step, store.tables.quotes["q1"].status) == (AcceptStep.CANCELLED, "offered")
+
+
+async def test_a_declined_reservation_is_not_cancelled_with_the_lender() -> None:
+    store, lender, clock = InMemoryAcceptStore(), HoldingLender(declines=True), Clock()
+    service = _service(store, cast(FlakyLender, lender), clock)
+    record = _simulated(store, service.owner)
+    with pytest.raises(ProviderRefused, match="declined to reserve"):
+        await service._drive_new(store.tables.quotes["q1"], record, cast(Call, None))
+    assert lender.calls == ["reserve"], "it holds nothing: no cancellation to refuse"
+    assert (_record(store).step, _record(store).lender_state) == (AcceptStep.CANCELLED, RESERVATION_DECLINED)
