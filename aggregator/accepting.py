@@ -311,16 +311,17 @@ class AcceptanceService:
     # ------------------------------------------------------------------ from the relay on (also on recovery)
 
     async def _relay_and_record(
-        self, quote: QuoteView, record: AcceptRecord, *, submitted_here: bool = False
+        self, quote: QuoteView, record: AcceptRecord, *, submitted_here: bool = False, within: float | None = None
     ) -> Accepted | None:
         """Wait for the intent; record the loan once; fund a traditional loan. Returns the loan (None when the
         accept was handed to another process or is still in flight). ``submitted_here``: this process submitted the
-        intent just now (it exists: not read again)."""
+        intent just now (it exists: not read again). ``within``: seconds to wait for the confirmation before
+        ConfirmationTimeout (None: for as long as it takes, the request path's own continuation)."""
         loan = None
         try:
             facts = None
             if record.step is AcceptStep.SUBMITTED:
-                facts = await self._await_mined(quote, record, submitted_here)
+                facts = await self._await_mined(quote, record, submitted_here, within)
                 self._kill_point("mined", quote.id)
             if record.step in IN_FLIGHT:  # submitted, or 'mined' (persisted by an earlier version of this saga)
                 record, loan = await self._record(quote, record, facts)
@@ -330,7 +331,9 @@ class AcceptanceService:
             return None
         return None if record.loan_id is None else Accepted(record.loan_id, quote.id, loan)
 
-    async def _await_mined(self, quote: QuoteView, record: AcceptRecord, submitted_here: bool) -> LoanFacts:
+    async def _await_mined(
+        self, quote: QuoteView, record: AcceptRecord, submitted_here: bool, within: float | None = None
+    ) -> LoanFacts:
         chain = self._chains[quote.chain_name]
         # read first: barring is a write (SQLite's write lock); an intent this process just submitted exists
         if (
@@ -343,7 +346,7 @@ class AcceptanceService:
             await self._cancel(quote, record, "the openLoan intent was never persisted")
             raise ChainRejected("the accept was interrupted before its transaction was sent; accept again")
         try:
-            receipt = await chain.transactions.wait(record.intent_key, within=None)
+            receipt = await chain.transactions.wait(record.intent_key, within=within)
         except TERMINAL_CHAIN_ERRORS as err:
             if await nonce_used(chain, quote):
                 # The offer's nonce is spent although our intent failed: the loan was opened by another transaction
@@ -488,7 +491,9 @@ class AcceptanceService:
             elif record.step is AcceptStep.CANCELLED:
                 await self._retry_cancellation(quote, record)
             elif not is_done(record.step, record.kind):
-                await self._relay_and_record(quote, record)
+                # a bounded wait: one transaction that is not mined (its chain down, fees over the cap) must not
+                # hold the recovery of every other accept; it is claimed again once its lease runs out
+                await self._relay_and_record(quote, record, within=self._relay_timeout)
         except (ChainRejected, AcceptInProgress, ProviderRefused, ChainError, LeaseLost) as err:
             log.info("accept of quote %s ended: %s", quote.id, err)
 

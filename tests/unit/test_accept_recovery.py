@@ -4,6 +4,7 @@ one pass, and pass after pass as the saga's lease runs out — until the lender 
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,9 @@ from aggregator.borrowers import BorrowerFile
 from aggregator.errors import AcceptInProgress, ProviderRefused
 from aggregator.exposure import ExposureLimits
 from aggregator.loans import InMemoryLoanStore
+from aggregator.platform import ChainRuntime
 from aggregator.snapshots import rolled_back_on_exit
+from chain.errors import ConfirmationTimeout
 from chain.transactions import Call
 from compliance import ComplianceService
 from providers._exceptions import ProviderServerError
@@ -344,3 +347,66 @@ async def test_a_declined_reservation_is_not_cancelled_with_the_lender() -> None
         await service._drive_new(store.tables.quotes["q1"], record, cast(Call, None))
     assert lender.calls == ["reserve"], "it holds nothing: no cancellation to refuse"
     assert (_record(store).step, _record(store).lender_state) == (AcceptStep.CANCELLED, RESERVATION_DECLINED)
+
+
+class StuckTransactions:
+    """A chain whose open-loan transaction was sent and is never mined (its RPC down, fees over the cap)."""
+
+    def __init__(self) -> None:
+        self.store = self
+        self.waits: list[float | None] = []
+
+    async def get_intent(self, key: str) -> object:
+        return object()  # the intent exists: it was sent
+
+    async def wait(self, key: str, within: float | None = None) -> object:
+        self.waits.append(within)
+        await asyncio.sleep(within if within is not None else 3_600)
+        raise ConfirmationTimeout(key, within or 0)
+
+
+async def test_one_accept_never_mined_does_not_hold_the_recovery_of_the_others() -> None:
+    """Recovery drove accepts one after another and waited for an intent with no deadline: one transaction never
+    mined held every other unfinished accept for ever (here a lender's cancellation owed). It now waits as long as
+    the request path does, leaves that accept for a later pass, and goes on."""
+    store, lender, clock = InMemoryAcceptStore(), FlakyLender(outages=0), Clock()
+    stuck = StuckTransactions()
+    pool = replace(_quote(), id="q-pool", request_id="r-pool", kind="pool", chain_name="polygon-local")
+    traditional = _quote()
+    store.tables.quotes.update({pool.id: pool, traditional.id: traditional})
+    store.tables.requests.update({"r-pool": "accepting", "r1": "quoted"})
+    dead = START - timedelta(seconds=1)
+    store.tables.records["q-pool"] = AcceptRecord(
+        "q-pool", "r-pool", "b1", "pool", "polygon-local", 1, AcceptStep.SUBMITTED, "dead", dead, dead
+    )
+    store.tables.records["q1"] = AcceptRecord(
+        "q1",
+        "r1",
+        "b1",
+        "traditional",
+        "ethereum-local",
+        1,
+        AcceptStep.CANCELLED,
+        "dead",
+        dead,
+        dead,
+        lender_state=CANCEL_FAILED,
+    )
+    service = AcceptanceService(
+        store,
+        cast(dict[str, ChainRuntime], {"polygon-local": SimpleNamespace(transactions=stuck)}),
+        cast(dict[str, ProviderAdapter], {"sim-bank": lender}),
+        cast(ComplianceService, None),
+        AssetRegistry([]),
+        loans=InMemoryLoanStore(),
+        screenings=InMemoryScreeningLog(),
+        limits=ExposureLimits(),
+        lease=LEASE,
+        relay_timeout=0.2,
+        clock=clock,
+        lender_backoff=0.0,
+    )
+    assert await asyncio.wait_for(service.resume_unfinished(), timeout=10) == 2
+    assert stuck.waits == [0.2]
+    assert lender.cancels == [("ref-1", "q1:1")], "the cancellation owed was asked"
+    assert store.tables.records["q-pool"].step is AcceptStep.SUBMITTED, "left for a later pass"
