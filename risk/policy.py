@@ -43,6 +43,8 @@ GRADE_LETTERS = {1: "A", 2: "B", 3: "C", 4: "D", 5: "E"}
 #: the collateral's limit to the millionth: a collateral of 2^96 base units of a 6-decimal asset is worth 23 digits
 #: before the point, more than the default context's 28 digits hold with 6 after it (``quantize`` raised)
 _EXACT = Context(prec=100)
+#: the margin under a grade's LTV that the collateral limit keeps for the contract's rounding (see ``assess``)
+LTV_ROUNDING_BPS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +202,11 @@ def assess(
         if request.amount > terms.max_amount:
             declines.append(AMOUNT_OVER_LIMIT)
         if request.collateral_value is not None:
+            # a basis point under the grade's LTV: on-chain the debt is valued up, the collateral down, and the LTV
+            # rounded up to a whole point, so an amount at the exact limit can come out one point over the
+            # attestation and revert at the accept, after the borrower signed
             with localcontext(_EXACT):
-                by_collateral = (request.collateral_value * terms.max_ltv_bps / 10_000).quantize(
+                by_collateral = (request.collateral_value * (terms.max_ltv_bps - LTV_ROUNDING_BPS) / 10_000).quantize(
                     Decimal("0.000001"), ROUND_DOWN
                 )
             limit = min(limit, by_collateral)
