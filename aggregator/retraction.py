@@ -122,13 +122,17 @@ def _made_now(ledger: LoanFacts, chain: LedgerChain, loan_id: str) -> set[str]:
 
 
 def retract(events: OutboxStore, event: OutboxEvent, fact: RemovedFact | None) -> OutboxEvent:
-    """Cancel what is not delivered of ``event``; tell the recipients that had it. Returns the event retracted."""
+    """Cancel what is not delivered of ``event``; tell the recipients that had it, or may have: a delivery still
+    pending after an attempt (its answer lost, a timeout, say) may have been processed. Returns the event
+    retracted."""
     now = datetime.now(UTC)
     had_it = []
     for delivery in events.deliveries(event.id):
         if delivery.status == PENDING:
             reason = "retracted: a reorg removed the block of its fact"
             events.update_delivery(replace(delivery, status=CANCELLED, last_error=reason))
+            if delivery.attempts > 0:
+                had_it.append(delivery.recipient)
         elif delivery.status == DELIVERED:
             had_it.append(delivery.recipient)
     retracted = replace(

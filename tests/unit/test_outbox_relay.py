@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -106,7 +106,10 @@ def test_a_retracted_event_is_cancelled_where_pending_and_taken_back_only_where_
     events = InMemoryOutbox([LOAN])
     repaid, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={"tx_hash": "0xab"}, key="0xab:3")
     _delivered(events, repaid.id, "provider:sim-bank")
-    events.add_deliveries([(repaid.id, "borrower:b1")], T0)
+    events.add_deliveries([(repaid.id, "borrower:b1"), (repaid.id, "provider:sim-fintech")], T0)
+    # tried once, its answer lost (a timeout): it may have been processed, so it is taken back too
+    (tried,) = [d for d in events.deliveries(repaid.id) if d.recipient == "provider:sim-fintech"]
+    events.update_delivery(replace(tried, attempts=1, last_error="ReadTimeout"))
 
     retract(events, repaid, None)
 
@@ -116,11 +119,15 @@ def test_a_retracted_event_is_cancelled_where_pending_and_taken_back_only_where_
     assert {d.recipient: d.status for d in events.deliveries(repaid.id)} == {
         "provider:sim-bank": DELIVERED,
         "borrower:b1": CANCELLED,
+        "provider:sim-fintech": CANCELLED,
     }
     (retraction,) = [e for e in events.events("loan-1") if e.event_type == outbox.LOAN_EVENT_RETRACTED]
     assert gone.retracted_by == retraction.id
     assert retraction.dispatched_at is not None  # its recipients are exactly those that had the event
-    assert [(d.recipient, d.status) for d in events.deliveries(retraction.id)] == [("provider:sim-bank", PENDING)]
+    assert sorted((d.recipient, d.status) for d in events.deliveries(retraction.id)) == [
+        ("provider:sim-bank", PENDING),
+        ("provider:sim-fintech", PENDING),
+    ]
     data = retraction.body["data"]
     assert (data["retracted_event_id"], data["retracted_type"], data["tx_hash"]) == (
         repaid.id,
@@ -133,7 +140,7 @@ def test_a_retracted_event_is_cancelled_where_pending_and_taken_back_only_where_
     assert later.id != repaid.id
     # a second compensation of the same event writes nothing new
     assert compensate(events, gone, ["provider:sim-bank"]) == retraction.id
-    assert len(events.deliveries(retraction.id)) == 1
+    assert len(events.deliveries(retraction.id)) == 2
 
 
 class Receivers:
