@@ -179,6 +179,32 @@ def repay_to_send(position: Position, thresholds: Thresholds, margin_bps: int = 
     return cap + cap * margin_bps // BPS + 1
 
 
+def largest_repay_leaving_no_dust(position: Position, thresholds: Thresholds) -> int | None:
+    """The largest repay the contract takes when the close factor's maximum would leave dust (``MustNotLeaveDust``):
+    a smaller partial liquidation leaves more debt and more collateral, each worth at least ``minLeftoverValue``.
+    None when no repay does (a debt or collateral already under it). Found by bisection on ``liquidation``, whose
+    dust rule only tightens as the repay grows; sent as it is, with no margin: interest accrued before it is mined
+    only leaves more debt."""
+    low, high = 0, assess(position, thresholds).max_debt  # low passes (0 taken as "none"), high is refused
+
+    def passes(repay: int) -> bool:
+        try:
+            liquidation(position, thresholds, repay)
+        except LiquidationRefused as err:
+            if err.refusal is Refusal.DUST:
+                return False
+            raise
+        return True
+
+    while high - low > 1:
+        middle = (low + high) // 2
+        if passes(middle):
+            low = middle
+        else:
+            high = middle
+    return low or None
+
+
 def expected_loss(position: Position) -> int:
     """The impairment the contract books (``impair``): the debt a liquidation of all the collateral cannot recover."""
     p = position

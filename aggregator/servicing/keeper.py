@@ -48,9 +48,11 @@ from aggregator.servicing.health import (
     Liquidation,
     LiquidationRefused,
     Position,
+    Refusal,
     Thresholds,
     assess,
     expected_loss,
+    largest_repay_leaving_no_dust,
     liquidatable,
     liquidation,
     repay_to_send,
@@ -320,7 +322,10 @@ class Keeper:
         try:
             outcome = liquidation(position, read.thresholds, repay)
         except LiquidationRefused as err:
-            return f"the contract's rules refuse it: {err}"
+            smaller = largest_repay_leaving_no_dust(position, read.thresholds) if err.refusal is Refusal.DUST else None
+            if smaller is None:
+                return f"the contract's rules refuse it: {err}"
+            repay, outcome = smaller, liquidation(position, read.thresholds, smaller)  # the most it takes, no dust
         debt_asset = read.debts[loan.loan_ref][0]
         balance, allowance = read.balances.get(debt_asset, (0, 0))
         if min(balance, allowance) < repay:

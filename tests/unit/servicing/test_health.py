@@ -17,6 +17,7 @@ from aggregator.servicing.health import (
     Thresholds,
     assess,
     expected_loss,
+    largest_repay_leaving_no_dust,
     liquidation,
     repay_to_send,
 )
@@ -97,3 +98,24 @@ def test_expected_loss_is_the_debt_a_full_liquidation_cannot_recover() -> None:
     assert expected_loss(position(5_000, 3, 3_000)) == 0
     underwater = position(5_000, 3, 1_000)
     assert expected_loss(underwater) == 5_000 * USDC - 3_000 * USDC * 10_000 // 10_500
+
+
+def test_when_the_most_a_liquidation_may_repay_leaves_dust_the_keeper_repays_less() -> None:
+    """WETH at a 95% liquidation threshold and a 5% bonus (governance allows it), 2,010 USDC against 1 WETH at
+    2,040 (health 0.964, the close factor's half applies): repaying the half (1,005) leaves collateral worth 984.75,
+    under the 1,000 minimum, and the contract refuses (MustNotLeaveDust, as on anvil); the keeper skipped the loan.
+    The most it takes is smaller, and a repay of it passes while one base unit more is refused."""
+    risky = dataclasses.replace(position(2_010, 1, 2_040), threshold_bps=9_500)
+    with pytest.raises(LiquidationRefused) as dust:
+        liquidation(risky, THRESHOLDS, repay_to_send(risky, THRESHOLDS))
+    assert dust.value.refusal is Refusal.DUST
+    repay = largest_repay_leaving_no_dust(risky, THRESHOLDS)
+    assert repay is not None
+    assert 980 * USDC <= repay < assess(risky, THRESHOLDS).max_debt  # 980 USDC passed on anvil
+    outcome = liquidation(risky, THRESHOLDS, repay)
+    assert outcome.debt_repaid == repay
+    with pytest.raises(LiquidationRefused):
+        liquidation(risky, THRESHOLDS, repay + 1)
+    # a debt worth exactly the minimum leftover, under the close factor's half: any repay leaves dust
+    exact = dataclasses.replace(position(1_000, 1, 1_040), threshold_bps=9_500)
+    assert largest_repay_leaving_no_dust(exact, Thresholds(500 * 10**8, 1_000 * 10**8)) is None
