@@ -158,6 +158,8 @@ def match_entries(
         ]
         if entry.kind != event:
             wrong.append(f"recorded as {entry.kind}")
+        if entry.onchain_loan_id != fact.uint("loanId"):
+            wrong.append(f"booked on loan #{entry.onchain_loan_id}")
         if wrong:
             result.add(item(scope, Category.AMOUNT_MISMATCH, subject, event, "; ".join(wrong), fact, entry.loan_id))
         else:

@@ -1,0 +1,114 @@
+"""Reconciliation of a chain's repayments with the ledger's entries and the lenders' payment records, on facts and
+records given directly: a payment reference the chain credited twice, though the lender reported the payment once,
+is reported (it was matched twice); a ledger entry booked on another loan than its log's is a mismatch (it was
+matched on its transaction and log alone)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from compliance.reconcile import (
+    Category,
+    ChainScope,
+    EntryRecord,
+    Fact,
+    LoanRecord,
+    PaymentRecord,
+    Records,
+    reconcile_chain,
+)
+
+pytestmark = pytest.mark.unit
+
+AGGREGATOR, TIMELOCK = "0x" + "11" * 20, "0x" + "33" * 20
+FIRST, SECOND = "0x" + "ab" * 32, "0x" + "cd" * 32
+REFERENCE = "0x" + "ee" * 32
+SCOPE = ChainScope("ethereum-local", 31337, 1, 100, "0x" + "99" * 20, TIMELOCK)
+
+
+def _fact(event: str, block: int, tx: str, **args: Any) -> Fact:
+    return Fact("ethereum-local", "CreditAggregator", AGGREGATOR, event, args, block, tx, 0)
+
+
+def _opened(number: int, digest: str, block: int, tx: str) -> Fact:
+    return _fact(
+        "LoanOpened",
+        block,
+        tx,
+        loanId=number,
+        principal=1000,
+        collateralAmount=10,
+        offerDigest=bytes.fromhex(digest[2:]),
+    )
+
+
+def _loan(loan_id: str, number: int, digest: str, block: int, tx: str, outstanding: int) -> LoanRecord:
+    return LoanRecord(
+        loan_id=loan_id,
+        onchain_loan_id=number,
+        offer_digest=digest,
+        principal=1000,
+        status="active",
+        outstanding_principal=outstanding,
+        collateral_amount=10,
+        tx_hash=tx,
+        block_number=block,
+        quote_id="q-" + loan_id,
+        accepted=True,
+    )
+
+
+def _repaid(block: int, tx: str, number: int, outstanding: int, reference: str) -> Fact:
+    return _fact(
+        "LoanRepaid",
+        block,
+        tx,
+        loanId=number,
+        interestPaid=0,
+        principalPaid=100,
+        outstandingPrincipal=outstanding,
+        paymentRef=bytes.fromhex(reference[2:]),
+    )
+
+
+def test_a_payment_reference_credited_twice_is_reported_once_matched() -> None:
+    """The lender reported one payment of 100 (pay-1); the operator's key recorded it, then sent
+    recordOffchainRepayment again with the same reference: the borrower is credited 200."""
+    facts = [
+        _opened(1, FIRST, 10, "0x01"),
+        _repaid(20, "0x02", 1, 900, REFERENCE),
+        _repaid(21, "0x03", 1, 800, REFERENCE),
+    ]
+    entries = [
+        EntryRecord("LoanRepaid", "L1", 1, tx, 0, block, {"interestPaid": 0, "principalPaid": 100})
+        for block, tx in ((20, "0x02"), (21, "0x03"))
+    ]
+    records = Records(
+        loans=[_loan("L1", 1, FIRST, 10, "0x01", 800)],
+        entries=entries,
+        our_offer_digests=frozenset({FIRST}),
+        payments=[PaymentRecord(REFERENCE, 1, 100, "L1", "recorded", "0x02", 20)],
+    )
+    result = reconcile_chain(SCOPE, facts, records)
+    (again,) = result.items
+    assert (again.category, again.tx_hash) == (Category.ONCHAIN_NOT_RECORDED, "0x03")
+    assert "recorded again" in again.detail
+
+
+def test_an_entry_booked_on_another_loan_is_a_mismatch() -> None:
+    facts = [
+        _opened(1, FIRST, 10, "0x01"),
+        _opened(2, SECOND, 11, "0x0b"),
+        _repaid(20, "0x02", 1, 900, "0x" + "00" * 32),
+    ]
+    records = Records(
+        loans=[_loan("L1", 1, FIRST, 10, "0x01", 900), _loan("L2", 2, SECOND, 11, "0x0b", 1000)],
+        # the ledger's repayment claims loan #1's log, booked on loan L2 (#2)
+        entries=[EntryRecord("LoanRepaid", "L2", 2, "0x02", 0, 20, {"interestPaid": 0, "principalPaid": 100})],
+        our_offer_digests=frozenset({FIRST, SECOND}),
+    )
+    (wrong,) = reconcile_chain(SCOPE, facts, records).items
+    assert (wrong.category, wrong.subject) == (Category.AMOUNT_MISMATCH, "loan #1")
+    assert "booked on loan #2" in wrong.detail
