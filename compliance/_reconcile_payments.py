@@ -53,7 +53,8 @@ def match_payments(result: ChainResult, scope: ChainScope, facts: list[Fact], re
             detail = f"an off-chain repayment with reference {reference}: no lender payment record has it"
             result.add(item(scope, Category.ONCHAIN_NOT_RECORDED, subject, "payment record", detail, fact))
             continue
-        if (reference, payment.onchain_loan_id) in seen:  # the contract takes a paymentRef again; one report, one credit
+        # the contract takes a paymentRef again: one lender report, one credit
+        if (reference, payment.onchain_loan_id) in seen:
             detail = f"an off-chain repayment with reference {reference} recorded again: the lender reported it once"
             result.add(item(scope, Category.ONCHAIN_NOT_RECORDED, subject, "payment record", detail, fact))
             continue
