@@ -109,10 +109,7 @@ class SqlProposalRepository:
             )
         ).one_or_none()
 
-    def save(self, record: ProposalRecord) -> None:
-        """Insert the proposal, or update its state, transaction hashes and Safe hash (merged, never dropped); the
-        audit log records each save in the same transaction."""
-        now = datetime.now(UTC)
+    def _audit(self, record: ProposalRecord, now: datetime, **more: Any) -> None:
         SqlAuditLog(self.session).append(
             AuditKind.GOVERNANCE,
             f"{record.chain_id}:{record.operation_id}",
@@ -124,9 +121,26 @@ class SqlProposalRepository:
                 "proposer": record.proposer,
                 "txHashes": dict(record.tx_hashes),
                 "safeTxHash": record.safe_tx_hash,
-            },
+            }
+            | more,
             now,
         )
+
+    def cancelled(self, record: ProposalRecord) -> bool:
+        """Record that our canceller cancelled ``record``'s operation: the proposal updated when it is ours (True);
+        for an operation none of ours scheduled, an audit entry saying so and no proposal (False), so that
+        reconciliation goes on reporting the operation as scheduled outside our commands."""
+        if self._row(record.chain_id, record.timelock, record.operation_id) is not None:
+            self.save(record)
+            return True
+        self._audit(record, datetime.now(UTC), scheduledOutside=True)
+        return False
+
+    def save(self, record: ProposalRecord) -> None:
+        """Insert the proposal, or update its state, transaction hashes and Safe hash (merged, never dropped); the
+        audit log records each save in the same transaction."""
+        now = datetime.now(UTC)
+        self._audit(record, now)
         row = self._row(record.chain_id, record.timelock, record.operation_id)
         if row is None:
             fresh = columns(record) | {"tx_hashes": dict(record.tx_hashes)}

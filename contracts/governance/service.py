@@ -7,6 +7,7 @@ directly is persisted as a governance action (who, chain, contract, transaction,
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,8 @@ from store.governance import ActionRecord, ProposalRecord, SqlActionRepository, 
 
 REVERT_ARTIFACTS = ("TimelockController", "Errors")
 SAFE_KEY = "Safe"
+
+log = logging.getLogger(__name__)
 
 
 class GovernanceError(Exception):
@@ -402,6 +405,8 @@ class Governance:
         return receipt.tx_hash
 
     def _persist(self, proposal: ChainProposal, proposer: str, state: OperationState) -> None:
+        """Save the proposal; a cancellation updates ours only (``SqlProposalRepository.cancelled``): one of an
+        operation scheduled outside our commands creates no proposal, or reconciliation would call it ours."""
         if self.database is None:
             return
         record = ProposalRecord(
@@ -419,7 +424,15 @@ class Governance:
             safe_tx_hash=None if proposal.safe_tx is None else "0x" + proposal.safe_tx.safe_tx_hash.hex(),
         )
         with self.database.unit_of_work() as uow:
-            SqlProposalRepository(uow.session).save(record)
+            repository = SqlProposalRepository(uow.session)
+            if state is not OperationState.CANCELLED:
+                repository.save(record)
+            elif not repository.cancelled(record):
+                log.warning(
+                    "%s: cancelled operation %s, which no proposal of ours scheduled (reconciliation reports it)",
+                    proposal.chain_name,
+                    proposal.operation_id,
+                )
             uow.commit()
 
     # ------------------------------------------------------------------ propose
