@@ -45,24 +45,35 @@ from store.outbox import SqlOutboxStore
 _STATE_FIELDS = tuple(f.name for f in fields(LoanState))
 
 # The ledger's statements, built once: Core on the tables (the loans' values are ``LoanState``s, never ORM rows, so
-# nothing is flushed or tracked per loan).
+# nothing is flushed or tracked per loan). A loan is read FOR UPDATE (nothing on SQLite, one writer anyway): the
+# totals written back (``interest_paid``, ``principal_paid``, ...) are the value read plus the fact's, so two
+# transactions applying facts of one loan at once on PostgreSQL (the indexer and a receipt) must not both read it
+# before either commits, or one's update is lost and no later read repairs it.
 _LOANS = cast(Table, LoanRow.__table__)
 _LOAN_COLUMNS = tuple(_LOANS.c[name] for name in _STATE_FIELDS)
-_LOAN_BY_ID = select(*_LOAN_COLUMNS).where(_LOANS.c.id == bindparam("loan_id"))
-_LOAN_BY_ONCHAIN_ID = select(*_LOAN_COLUMNS).where(
-    _LOANS.c.chain_id == bindparam("chain_id"),
-    _LOANS.c.contract == bindparam("contract"),
-    _LOANS.c.onchain_loan_id == bindparam("loan_ref"),
-)
-_LOAN_TO_OPEN = select(*_LOAN_COLUMNS).where(
-    or_(
-        _LOANS.c.id == bindparam("loan_id"),
-        and_(
-            _LOANS.c.chain_id == bindparam("chain_id"),
-            _LOANS.c.contract == bindparam("contract"),
-            _LOANS.c.onchain_loan_id == bindparam("loan_ref"),
-        ),
+_LOAN_BY_ID = select(*_LOAN_COLUMNS).where(_LOANS.c.id == bindparam("loan_id")).with_for_update()
+_LOAN_BY_ONCHAIN_ID = (
+    select(*_LOAN_COLUMNS)
+    .where(
+        _LOANS.c.chain_id == bindparam("chain_id"),
+        _LOANS.c.contract == bindparam("contract"),
+        _LOANS.c.onchain_loan_id == bindparam("loan_ref"),
     )
+    .with_for_update()
+)
+_LOAN_TO_OPEN = (
+    select(*_LOAN_COLUMNS)
+    .where(
+        or_(
+            _LOANS.c.id == bindparam("loan_id"),
+            and_(
+                _LOANS.c.chain_id == bindparam("chain_id"),
+                _LOANS.c.contract == bindparam("contract"),
+                _LOANS.c.onchain_loan_id == bindparam("loan_ref"),
+            ),
+        )
+    )
+    .with_for_update()
 )
 _INSERT_LOAN = _LOANS.insert()
 _DELETE_LOAN = delete(_LOANS).where(_LOANS.c.id == bindparam("loan_id"))
