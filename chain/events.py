@@ -287,8 +287,20 @@ class EventReader:
         head = int(await self.client.rpc("eth_blockNumber"), 16)
         safe = head - self.confirmations + 1
         checkpoint = await self._checkpoint()
-        if checkpoint is not None and await self._block_hash(checkpoint[0]) != checkpoint[1]:
-            checkpoint = await self._roll_back(checkpoint, handler, writer)
+        if checkpoint is not None:
+            current = await self._block_hash(checkpoint[0])
+            if current is None:
+                # the node has not reached the checkpoint (an endpoint behind the one that served it): nothing to
+                # deliver from it yet, and no reorg, which a block under another hash would be
+                log.warning(
+                    "%s: the node is at block %s, behind the checkpoint %s; waiting",
+                    self.client.name,
+                    head,
+                    checkpoint[0],
+                )
+                return 0
+            if current != checkpoint[1]:
+                checkpoint = await self._roll_back(checkpoint, handler, writer)
         next_block = self.start_block if checkpoint is None else checkpoint[0] + 1
         delivered = 0
         while next_block <= safe:

@@ -7,6 +7,8 @@ import asyncio
 import pytest
 
 from chain.client import ChainClient
+from chain.config import LocalChain
+from chain.devnet import Devnet, start_devnet
 from chain.events import EventBatch, EventReader, WatchedContract, read_chains
 from chain.transactions import Call, TransactionManager
 from store.chain import SqlChainStore
@@ -123,3 +125,35 @@ async def test_three_chains_read_concurrently(sqlite_store: SqlChainStore) -> No
             await chain_client.close()
     assert sorted(seen.mints) == [1, 2, 3]
     assert {e.chain_id for batch in seen.batches for e in batch.events} == {31337, 31338, 31339}
+
+
+async def test_a_node_behind_the_checkpoint_is_waited_for_not_taken_for_a_reorg(
+    anvil: Devnet, client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    """The client failed over to an endpoint a few blocks behind the one the checkpoint was read from (same chain,
+    same hashes up to its head): it has no block at the checkpoint, and the reader compared that null with the stored
+    hash and rolled back, a reorg that retracted every event above the node's head."""
+    async with manager(client, sqlite_store) as txs:
+        token = await deploy_token(txs)
+        behind = start_devnet(LocalChain(name="ethereum-local", chain_id=31337, port=0), port=0, fork_url=anvil.rpc_url)
+        try:
+            for value in (1, 2, 3):  # blocks the lagging node does not have
+                await txs.submit_and_wait(f"mint:{value}", Call.function(token, "mint", holder(0), value))
+            contract = WatchedContract("token", token.address, "MockERC20")
+            reader = EventReader(client, sqlite_store, [contract], confirmations=1)
+            first = Collector()
+            await reader.poll(first)
+            assert first.mints == [1, 2, 3]
+            lagging = await ChainClient(behind.config(), timeout=5.0).connect()
+            try:
+                seen = Collector()
+                follower = EventReader(lagging, sqlite_store, [contract], confirmations=1)
+                assert await follower.poll(seen) == 0
+                assert follower.reorgs == []
+                assert seen.batches == []
+            finally:
+                await lagging.close()
+        finally:
+            behind.stop()
+    assert await sqlite_store.run(lambda repo: repo.reorgs(client.config.chain_id)) == []
+    assert await reader.poll(Collector()) == 0, "the checkpoint stands where the primary left it"
