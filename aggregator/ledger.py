@@ -206,7 +206,14 @@ def record_events(
 def record_batch(ledger: LedgerRepository, chain: LedgerChain, batch: EventBatch, now: datetime | None = None) -> int:
     """Delete the range's facts recorded under another block hash (a reorg removed their blocks, or a receipt's
     block did not survive), rebuild every loan they touched from the facts it has left, then record and apply the
-    range's events; then retract the loan events of the deleted facts that nothing makes again."""
+    range's events; then retract the loan events of the deleted facts that nothing makes again.
+
+    The reader's reorg notice (``reorg`` set, no events) spans only the dropped blocks above the node's confirmed
+    head (``EventReader._roll_back``); the blocks below it are re-read as ranges whose stale facts go in the same
+    transaction as the facts the new blocks hold. Deleted at the notice, a loan whose transactions were mined again
+    on the new branch lost its record (its past-due notices and payment records with it) and every event it had sent
+    was retracted and sent again under new ids; deleted with its re-read range, its opening is found again and its
+    events stand."""
     stale = ledger.stale_facts(chain.chain_id, batch.from_block, batch.to_block, batch.block_hashes)
     removed: list[RemovedFact] = []
     if stale:

@@ -300,7 +300,7 @@ class EventReader:
                 )
                 return 0
             if current != checkpoint[1]:
-                checkpoint = await self._roll_back(checkpoint, handler, writer)
+                checkpoint = await self._roll_back(checkpoint, safe, handler, writer)
         next_block = self.start_block if checkpoint is None else checkpoint[0] + 1
         delivered = 0
         while next_block <= safe:
@@ -409,9 +409,14 @@ class EventReader:
         return self._decoder.decode(self.chain_id, entry)
 
     async def _roll_back(
-        self, checkpoint: tuple[int, str], handler: EventHandler | None, writer: BatchWriter | None
+        self, checkpoint: tuple[int, str], safe: int, handler: EventHandler | None, writer: BatchWriter | None
     ) -> tuple[int, str] | None:
-        """Find the newest stored block that is still canonical, report the reorg, and move the checkpoint."""
+        """Find the newest stored block that is still canonical, report the reorg, and move the checkpoint.
+
+        The report's batch spans only the dropped blocks above ``safe`` (the node's confirmed head now), with no
+        events and no hashes: what was recorded from them is gone for now. The blocks from the ancestor up to
+        ``safe`` are re-read next, as ranges whose writer drops their stale facts in the same transaction as it
+        records the new ones, so that a transaction mined again on the new branch keeps what it made."""
         known = await self.store.run(lambda repo: repo.block_hashes(self.chain_id, self.reader))
         ancestor: tuple[int, str] | None = None
         for number, stored_hash in known:
@@ -421,7 +426,7 @@ class EventReader:
         ancestor_block = ancestor[0] if ancestor is not None else self.start_block - 1
         report = ReorgReport(self.chain_id, self.reader, checkpoint[0], ancestor_block)
         log.warning("reorg on %s: delivered up to %s, ancestor %s", self.client.name, checkpoint[0], ancestor_block)
-        reorg_batch = EventBatch(self.chain_id, ancestor_block + 1, checkpoint[0], (), report)
+        reorg_batch = EventBatch(self.chain_id, max(ancestor_block, safe) + 1, checkpoint[0], (), report)
         if handler is not None:
             await handler(reorg_batch)
 

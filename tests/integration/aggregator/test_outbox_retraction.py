@@ -176,24 +176,26 @@ async def test_a_reorg_cancels_undelivered_events_and_retracts_delivered_ones(
         assert cancelled.retracted_by is None  # nobody had it: nothing to say
         assert after[before[opened["transactionHash"].to_0x_hex()].id].retracted_at is None  # below the fork
 
+        # the re-read range's transaction records the new branch's repayment, then retracts what no fact makes
+        # again: the new repayment comes first, in the loan's order
         await _relay_until(
             database,
             receiver,
-            lambda: [e.type for e in receiver.events()][-2:] == ["loan.event_retracted", "loan.repayment"],
+            lambda: [e.type for e in receiver.events()][-2:] == ["loan.repayment", "loan.event_retracted"],
         )
     finally:
         receiver.stop()
 
     received = receiver.events()
-    assert [e.type for e in received] == ["loan.opened", "loan.repayment", "loan.event_retracted", "loan.repayment"]
+    assert [e.type for e in received] == ["loan.opened", "loan.repayment", "loan.repayment", "loan.event_retracted"]
     assert [e.sequence for e in received] == sorted(e.sequence for e in received)
-    retraction = received[2].body["data"]
+    retraction = received[3].body["data"]
     assert retraction["retracted_event_id"] == received[1].event_id == before[delivered_repayment].id
     assert retraction["retracted_type"] == "loan.repayment"
     assert retraction["reason"] == "reorg"
     assert retraction["tx_hash"] == delivered_repayment
-    assert received[2].event_id == retracted.retracted_by
-    assert received[3].body["data"]["tx_hash"] == new_repayment
+    assert received[3].event_id == retracted.retracted_by
+    assert received[2].body["data"]["tx_hash"] == new_repayment
     assert before[undelivered_repayment].id not in {e.event_id for e in received}  # cancelled: never sent
     assert receiver.refused == []
 
@@ -337,3 +339,98 @@ async def _until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("timed out")
+
+
+def _signed(w3: Any, call: Any, account: LocalAccount) -> bytes:
+    """``call`` signed by ``account`` at its next nonce: the same bytes can be sent again on another branch."""
+    transaction = call.build_transaction(
+        {
+            "from": account.address,
+            "nonce": w3.eth.get_transaction_count(account.address),
+            "gas": 3_000_000,
+            "maxFeePerGas": 200 * 10**9,
+            "maxPriorityFeePerGas": 10**9,
+            "chainId": w3.eth.chain_id,
+        }
+    )
+    return bytes(account.sign_transaction(transaction).raw_transaction)
+
+
+def _mined(w3: Any, raw: bytes) -> Any:
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw))
+    assert receipt["status"] == 1
+    return receipt
+
+
+async def test_a_reorg_that_mines_the_same_transactions_again_keeps_the_loan_and_its_events(
+    ethereum_local: DeployedChain, client: ChainClient, database: Database
+) -> None:
+    """The usual deep reorg: the new branch holds the very same transactions (same hashes, blocks and logs, new
+    block hashes). The loan's record, its past-due notice and every event the lender had stand under their ids.
+    The reorg notice used to delete the loan's facts at once: the loan went (its notices with it), every event
+    was retracted, and the re-read made the loan and its events again under new ids."""
+    h = Harness(ethereum_local)
+    w3: Any = h.w3
+    borrower: LocalAccount = Account.create()
+    h.impersonate(borrower.address)
+    h.fund(borrower.address, weth=2 * WETH)
+    h.approve_all(borrower.address)
+    chain = LedgerChain.from_record(ethereum_local.record)
+    reader = EventReader(
+        client,
+        SqlChainStore(database.sessions),
+        watched_contracts(ethereum_local.record),
+        reader="remined",
+        confirmations=1,
+        start_block=h.w3.eth.block_number + 1,
+    )
+
+    def write(session: Any, batch: Any) -> None:
+        apply_batch(session, chain, batch)
+
+    offer = h.offer(borrower.address)
+    digest = "0x" + h.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
+    add_quote(
+        database,
+        borrower_address=borrower.address,
+        offer_digest=digest,
+        provider_id=LENDER,
+        chain_name=ethereum_local.name,
+        chain_id=ethereum_local.chain_id,
+        contract=h.aggregator.address,
+    )
+    await reader.poll(writer=write)
+    fork = w3.provider.make_request("evm_snapshot", [])["result"]
+    raw_open = _signed(w3, h.aggregator.functions.openLoan(*h.open_args(offer, borrower.key)), RELAYER)
+    opened = _mined(w3, raw_open)
+    (event,) = h.aggregator.events.LoanOpened().process_receipt(opened, errors=DISCARD)
+    raw_repay = _signed(w3, h.aggregator.functions.repay(int(event["args"]["loanId"]), 100 * USDC), borrower)
+    repaid = _mined(w3, raw_repay)
+    await reader.poll(writer=write)
+    with database.unit_of_work() as uow:
+        loan = uow.session.query(LoanRow).filter(LoanRow.offer_digest == digest).one()
+        loan_id, created_at = loan.id, loan.created_at
+        assert SqlServicingRepository(uow.session).announce(loan_id, "1-29", 3, datetime.now(UTC))
+        write_past_due(SqlOutboxStore(uow.session), loan_id, {"bucket": "1-29", "days_past_due": 3})
+        uow.commit()
+    before = [(e.id, e.event_type) for e in _events(database, loan_id)]
+    assert [kind for _, kind in before] == ["loan.opened", "loan.repayment", "loan.past_due"]
+
+    w3.provider.make_request("evm_revert", [fork])
+    w3.provider.make_request("evm_increaseTime", [5])  # the same transactions in blocks of another hash
+    again = (_mined(w3, raw_open), _mined(w3, raw_repay))
+    for _ in range(3):
+        w3.provider.make_request("evm_mine", [])
+    assert [r["transactionHash"] for r in again] == [opened["transactionHash"], repaid["transactionHash"]]
+    assert again[0]["blockHash"] != opened["blockHash"]
+    await reader.poll(writer=write)
+
+    assert len(reader.reorgs) == 1
+    after = _events(database, loan_id)
+    assert [(e.id, e.event_type) for e in after] == before, "the same events, under the same ids"
+    assert all(e.retracted_at is None for e in after)
+    with database.unit_of_work() as uow:
+        kept = uow.session.get_one(LoanRow, loan_id)
+        assert kept.created_at == created_at
+        assert (kept.interest_paid or 0) + (kept.principal_paid or 0) == 100 * USDC
+        assert SqlServicingRepository(uow.session).announced(loan_id) == {"1-29"}
