@@ -38,7 +38,7 @@ def match_proposals(result: ChainResult, scope: ChainScope, timelock: dict[str, 
             continue
         state = _STATE_AFTER[str(facts[-1].event)]
         recorded = "pending" if proposal.state in _SETTLED else proposal.state
-        if state != recorded:
+        if state != recorded and scope.at_head:  # before the head, a later block may have moved it on
             result.add(
                 item(
                     scope,

@@ -64,7 +64,7 @@ def match_loans(result: ChainResult, scope: ChainScope, loans: dict[int, OpenedL
             why = "no quote of ours" if digest not in records.our_offer_digests else "no accept of ours recorded it"
             result.add(item(scope, Category.OPENED_WITHOUT_ACCEPT, subject, "LoanOpened", why, opened, record.loan_id))
             continue
-        problems = _compare(record, loan)
+        problems = _compare(record, loan, scope.at_head)
         for category, detail in problems:
             result.add(item(scope, category, subject, "loan", detail, opened, record.loan_id))
         if not problems:
@@ -110,12 +110,16 @@ def _expected(loan: OpenedLoan) -> tuple[str, int, int]:
     return status, outstanding, collateral
 
 
-def _compare(record: LoanRecord, loan: OpenedLoan) -> list[tuple[Category, str]]:
+def _compare(record: LoanRecord, loan: OpenedLoan, at_head: bool = True) -> list[tuple[Category, str]]:
+    """What ``record`` says otherwise than the chain; its present state (outstanding principal, collateral, status)
+    only when the facts reach the chain's head (``at_head``): a later block may have changed it."""
     status, outstanding, collateral = _expected(loan)
     problems: list[tuple[Category, str]] = []
     principal = loan.opened.uint("principal")
     if record.principal != principal:
         problems.append((Category.AMOUNT_MISMATCH, f"principal: recorded {record.principal}, on-chain {principal}"))
+    if not at_head:
+        return problems
     if record.outstanding_principal is not None and record.outstanding_principal != outstanding:
         problems.append(
             (

@@ -153,7 +153,10 @@ class Records:
 @dataclass(frozen=True, slots=True)
 class ChainScope:
     """One chain's reconciled block range and who may wire roles: the deployer (its record's wiring) and the
-    Timelock; ``full`` when the range starts at the deployment (records outside a partial range are not judged)."""
+    Timelock; ``full`` when the range starts at the deployment (records outside a partial range are not judged);
+    ``at_head`` when it ends at the chain's head as read: only then are the records' present states (a loan's status,
+    outstanding principal and collateral, a proposal's state) judged, since a block after ``to_block`` may have
+    changed them."""
 
     chain_name: str
     chain_id: int
@@ -162,6 +165,7 @@ class ChainScope:
     deployer: str
     timelock: str
     full: bool = True
+    at_head: bool = True
 
 
 @dataclass(frozen=True, slots=True)

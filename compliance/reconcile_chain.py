@@ -78,13 +78,18 @@ def deployment_block(record: DeploymentRecord) -> int:
     return min((deployed.block for deployed in record.contracts.values()), default=0)
 
 
-def scope_for(record: DeploymentRecord, from_block: int | None, to_block: int) -> ChainScope:
+def scope_for(record: DeploymentRecord, from_block: int | None, to_block: int, head: int | None = None) -> ChainScope:
+    """The scope of a run over ``from_block`` (default: the deployment) .. ``to_block`` of a chain whose head is
+    ``head`` (default: ``to_block``)."""
     first = deployment_block(record)
     start = first if from_block is None else max(0, from_block)
     aggregator = record.contracts.get("CreditAggregator")
     deployer = str(aggregator.constructor_args[0]) if aggregator and aggregator.constructor_args else ""
     timelock = record.contracts["Timelock"].address if "Timelock" in record.contracts else ""
-    return ChainScope(record.chain_name, record.chain_id, start, to_block, deployer, timelock, start <= first)
+    at_head = head is None or to_block >= head
+    return ChainScope(
+        record.chain_name, record.chain_id, start, to_block, deployer, timelock, start <= first, at_head=at_head
+    )
 
 
 async def read_chain(
@@ -99,7 +104,7 @@ async def read_chain(
     """The logs of our contracts on ``client``'s chain in ``from_block`` (default: the deployment) ..
     ``to_block`` (default: the head), pools registered later included, and the code findings."""
     head = int(await client.rpc("eth_blockNumber"), 16)
-    scope = scope_for(record, from_block, head if to_block is None else min(to_block, head))
+    scope = scope_for(record, from_block, head if to_block is None else min(to_block, head), head)
     contracts = reconciled_contracts(record)
     decoder = EventDecoder(client.w3.codec)
     for contract in contracts:

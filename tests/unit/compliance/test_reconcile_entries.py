@@ -1,10 +1,11 @@
 """Reconciliation of a chain's repayments with the ledger's entries and the lenders' payment records, on facts and
 records given directly: a payment reference the chain credited twice, though the lender reported the payment once,
 is reported (it was matched twice); a ledger entry booked on another loan than its log's is a mismatch (it was
-matched on its transaction and log alone)."""
+matched on its transaction and log alone); a run ending before the head judges no record's present state."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -112,3 +113,21 @@ def test_an_entry_booked_on_another_loan_is_a_mismatch() -> None:
     (wrong,) = reconcile_chain(SCOPE, facts, records).items
     assert (wrong.category, wrong.subject) == (Category.AMOUNT_MISMATCH, "loan #1")
     assert "booked on loan #2" in wrong.detail
+
+
+def test_a_run_ending_before_the_head_judges_no_present_state() -> None:
+    """A full run to block 30 of a chain whose loan was repaid in block 40: the record says repaid, the facts up to
+    30 say active, and the run reported a false outstanding-principal and status mismatch. Before the head, what a
+    later block may change is not judged; the opening still is."""
+    facts = [_opened(1, FIRST, 10, "0x01")]
+    repaid = _loan("L1", 1, FIRST, 10, "0x01", 0)
+    records = Records(loans=[replace(repaid, status="repaid")], our_offer_digests=frozenset({FIRST}))
+    before_head = replace(SCOPE, to_block=30, at_head=False)
+    result = reconcile_chain(before_head, facts, records)
+    assert result.items == []
+    assert result.counts["matched"] == 1
+    at_head = reconcile_chain(replace(SCOPE, to_block=30), facts, records)
+    assert {item.category for item in at_head.items} == {Category.AMOUNT_MISMATCH, Category.STATUS_MISMATCH}
+    wrong_principal = Records(loans=[replace(repaid, principal=999)], our_offer_digests=frozenset({FIRST}))
+    (item,) = reconcile_chain(before_head, facts, wrong_principal).items
+    assert "principal: recorded 999" in item.detail
