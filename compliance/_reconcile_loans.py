@@ -85,6 +85,50 @@ def match_loans(result: ChainResult, scope: ChainScope, loans: dict[int, OpenedL
             )
 
 
+def match_earlier_loans(
+    result: ChainResult, scope: ChainScope, earlier: dict[int, list[Fact]], records: Records
+) -> None:
+    """A partial run's loans opened before its range: the status their facts in the range leave (a default, a
+    write-off, a close) against the record's, when the range reaches the head. Left out, an incremental audit
+    (``--since-last``) never saw a default or a write-off the ledger missed."""
+    if not scope.at_head:
+        return
+    by_number = {r.onchain_loan_id: r for r in records.loans if r.onchain_loan_id is not None}
+    for number, facts in earlier.items():
+        status = _status_after(facts)
+        if status is None:
+            continue
+        last = next(f for f in reversed(facts) if f.event in _STATUS_EVENTS)
+        record = by_number.get(number)
+        subject = f"loan #{number}"
+        if record is None:
+            detail = f"{last.event} of a loan opened before the range, which no loan record has"
+            result.add(item(scope, Category.ONCHAIN_NOT_RECORDED, subject, str(last.event), detail, last))
+        elif record.status != status:
+            detail = f"status: recorded {record.status}, on-chain {status}"
+            result.add(item(scope, Category.STATUS_MISMATCH, subject, "loan", detail, last, record.loan_id))
+        else:
+            result.matched()
+
+
+_STATUS_EVENTS = ("LoanDefaulted", "LoanWrittenOff", "LoanClosed")
+
+
+def _status_after(facts: list[Fact]) -> str | None:
+    """The status a loan's facts (in chain order) leave it in, None when none of them changes it."""
+    status, liquidated_in = None, set()
+    for fact in facts:
+        if fact.event == "LoanLiquidated":
+            liquidated_in.add(fact.tx_hash)
+        elif fact.event == "LoanDefaulted":
+            status = "defaulted"
+        elif fact.event == "LoanWrittenOff":
+            status = "written_off"
+        elif fact.event == "LoanClosed" and status not in ("written_off",):
+            status = "liquidated" if fact.tx_hash in liquidated_in else "repaid"
+    return status
+
+
 def _expected(loan: OpenedLoan) -> tuple[str, int, int]:
     """(status, outstanding principal, collateral held) as the chain's events say."""
     opened = loan.opened

@@ -44,7 +44,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from compliance._reconcile_governance import match_direct_actions, match_proposals
-from compliance._reconcile_loans import OpenedLoan, count_pool_flow, match_entries, match_loans
+from compliance._reconcile_loans import (
+    OpenedLoan,
+    count_pool_flow,
+    match_earlier_loans,
+    match_entries,
+    match_loans,
+)
 from compliance._reconcile_payments import ZERO_REF, match_payments, match_repayment_intents
 from compliance._reconcile_values import (
     DISCREPANCIES,
@@ -107,6 +113,7 @@ def reconcile_chain(
     for finding in code:
         result.add(Item(scope.chain_name, Category.UNKNOWN_EVENT, finding.address, finding.contract, finding.detail))
     loans: dict[int, OpenedLoan] = {}
+    earlier: dict[int, list[Fact]] = defaultdict(list)  # facts of loans opened before the range (a partial run)
     onchain_entries: dict[tuple[str, int], Fact] = {}
     timelock: dict[str, list[Fact]] = defaultdict(list)
     direct: list[Fact] = []  # role changes and pauses, matched once every Timelock execution is known
@@ -131,6 +138,8 @@ def reconcile_chain(
                 loan = loans.get(fact.uint("loanId"))
                 if loan is not None:
                     loan.facts.append(fact)
+                else:
+                    earlier[fact.uint("loanId")].append(fact)
                 if fact.event in LOAN_MOVES:
                     onchain_entries[(fact.tx_hash, fact.log_index)] = fact
         elif fact.event in TIMELOCK_EVENTS and fact.contract == "Timelock":
@@ -140,6 +149,7 @@ def reconcile_chain(
         elif fact.event in POOL_EVENTS and fact.contract.startswith("LendingPool"):
             count_pool_flow(result, fact)
     match_loans(result, scope, loans, records)
+    match_earlier_loans(result, scope, earlier, records)
     match_entries(result, scope, onchain_entries, records)
     match_repayment_intents(result, scope, ordered, records)
     match_payments(result, scope, ordered, records)

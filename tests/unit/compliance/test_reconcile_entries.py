@@ -131,3 +131,22 @@ def test_a_run_ending_before_the_head_judges_no_present_state() -> None:
     wrong_principal = Records(loans=[replace(repaid, principal=999)], our_offer_digests=frozenset({FIRST}))
     (item,) = reconcile_chain(before_head, facts, wrong_principal).items
     assert "principal: recorded 999" in item.detail
+
+
+def test_a_partial_run_judges_the_status_its_range_leaves_a_loan_opened_before_it() -> None:
+    """--since-last over blocks 50..100: loan #1, opened in block 10, is marked in default and written off in the
+    range while the ledger still says active. Its status facts were neither matched nor reported (only counted as
+    read), so an incremental audit never saw the default the ledger missed."""
+    partial = replace(SCOPE, from_block=50, full=False)
+    facts = [
+        _fact("LoanDefaulted", 60, "0x05", loanId=1, outstandingPrincipal=1000, interestAccrued=7),
+        _fact("LoanWrittenOff", 61, "0x06", loanId=1, principal=1000, interest=7),
+    ]
+    active = _loan("L1", 1, FIRST, 10, "0x01", 1000)
+    (missed,) = reconcile_chain(partial, facts, Records(loans=[active])).items
+    assert (missed.category, missed.subject) == (Category.STATUS_MISMATCH, "loan #1")
+    assert "recorded active, on-chain written_off" in missed.detail
+    written_off = Records(loans=[replace(active, status="written_off")])
+    result = reconcile_chain(partial, facts, written_off)
+    assert result.items == []
+    assert result.counts["matched"] == 1
