@@ -10,12 +10,14 @@ from compliance._reconcile_values import (
     ChainScope,
     Fact,
     Item,
+    ProposalRecord,
     Records,
     in_scope,
     item,
 )
 
 _STATE_AFTER = {"CallScheduled": "pending", "CallExecuted": "done", "Cancelled": "cancelled"}
+_ACTION_OF = {"CallScheduled": "schedule", "CallExecuted": "execute", "Cancelled": "cancel"}
 _SETTLED = ("waiting", "ready", "pending")
 
 
@@ -35,6 +37,11 @@ def match_proposals(result: ChainResult, scope: ChainScope, timelock: dict[str, 
                     first,
                 )
             )
+            continue
+        wrong = _recorded_otherwise(proposal, facts)
+        if wrong:
+            detail = "; ".join(wrong)
+            result.add(item(scope, Category.AMOUNT_MISMATCH, operation_id, "proposal", detail, first, operation_id))
             continue
         state = _STATE_AFTER[str(facts[-1].event)]
         recorded = "pending" if proposal.state in _SETTLED else proposal.state
@@ -67,6 +74,35 @@ def match_proposals(result: ChainResult, scope: ChainScope, timelock: dict[str, 
                     operation_id,
                 )
             )
+
+
+def _recorded_otherwise(proposal: ProposalRecord, facts: list[Fact]) -> list[str]:
+    """Where the proposal's record differs from the Timelock's events: a call scheduled (target, value, data, by its
+    index) other than the recorded one, or a schedule, execute or cancel transaction other than the recorded one."""
+    wrong = []
+    for fact in facts:
+        if fact.event == "CallScheduled":
+            index = fact.uint("index")
+            onchain = (str(fact.args.get("target", "")).lower(), fact.uint("value"), fact.hex("data"))
+            call = proposal.calls[index] if index < len(proposal.calls) else None
+            ours = (
+                None if call is None else (str(call["target"]).lower(), int(call["value"]), str(call["data"]).lower())
+            )
+            if ours != onchain:
+                wrong.append(f"call {index}: recorded {_call(ours)}, scheduled {_call(onchain)}")
+        action = _ACTION_OF[str(fact.event)]
+        recorded = proposal.tx_hashes.get(action)
+        if recorded is not None and recorded.lower() != fact.tx_hash.lower():
+            wrong.append(f"{action} transaction: recorded {recorded}, on-chain {fact.tx_hash}")
+    if len(proposal.calls) != len({f.uint("index") for f in facts if f.event == "CallScheduled"}) and any(
+        f.event == "CallScheduled" for f in facts
+    ):
+        wrong.append(f"{len(proposal.calls)} calls recorded")
+    return list(dict.fromkeys(wrong))
+
+
+def _call(call: tuple[str, int, str] | None) -> str:
+    return "none" if call is None else f"{call[0]} value {call[1]} data {call[2][:18]}…"
 
 
 def match_direct_actions(

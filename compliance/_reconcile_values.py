@@ -103,7 +103,8 @@ class RepaymentIntent:
 class ProposalRecord:
     operation_id: str
     state: str
-    tx_hashes: Mapping[str, str]
+    tx_hashes: Mapping[str, str]  # schedule | execute | cancel → the transaction
+    calls: Sequence[Mapping[str, Any]] = ()  # {"target", "value", "data"} per call, in the operation's order
 
 
 @dataclass(frozen=True, slots=True)

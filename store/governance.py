@@ -121,6 +121,11 @@ class SqlProposalRepository:
                 "proposer": record.proposer,
                 "txHashes": dict(record.tx_hashes),
                 "safeTxHash": record.safe_tx_hash,
+                # what the operation does, so that the hash chain covers it as it covers the state
+                "calls": [{k: call.get(k) for k in ("target", "value", "data")} for call in record.calls],
+                "salt": record.salt,
+                "predecessor": record.predecessor,
+                "delaySeconds": record.delay_seconds,
             }
             | more,
             now,

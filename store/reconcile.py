@@ -119,7 +119,7 @@ def _entry(kind: str, loan_id: str, number: int | None, fact: ChainFactRow, amou
 
 def _proposals(session: Session, chain_id: int) -> list[ProposalRecord]:
     rows = session.scalars(select(GovernanceProposalRow).where(GovernanceProposalRow.chain_id == chain_id))
-    return [ProposalRecord(row.operation_id, row.state, dict(row.tx_hashes)) for row in rows]
+    return [ProposalRecord(row.operation_id, row.state, dict(row.tx_hashes), list(row.calls)) for row in rows]
 
 
 def _actions(session: Session, chain_id: int) -> list[ActionRecord]:

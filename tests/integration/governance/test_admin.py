@@ -24,6 +24,7 @@ from chain.revert import decode_revert
 from chain.safe import read_safe, safe_contract
 from chain.signers import LocalSigner, devnet_account
 from chain.timelock import execute_call, read_operations, timelock_contract
+from store.compliance import AuditEntryRow
 from store.governance import GovernanceProposalRow
 from tests.contracts.harness import BORROWERS, DEPLOYER, USDC, Harness, Reverted
 from tests.support.devnet import DeployedChain
@@ -121,6 +122,16 @@ def test_a_safe_proposal_is_signed_submitted_and_executed_on_every_chain(admin: 
     assert {(row.chain_name, row.state) for row in rows} == {(name, "done") for name in admin.chains}
     assert all(set(row.tx_hashes) == {"schedule", "execute"} and row.safe_tx_hash for row in rows)
     assert {row.proposer for row in rows} == {chain.record.address("Safe") for chain in admin.chains.values()}
+    # the audit log's entries carry what each operation does, so its hash chain covers the calls too
+    engine = create_engine(f"sqlite:///{admin.tmp / 'admin.db'}")
+    try:
+        with Session(engine) as session:
+            entries = list(session.scalars(select(AuditEntryRow).where(AuditEntryRow.kind == "governance")))
+    finally:
+        engine.dispose()
+    calls = {row.operation_id: [{k: c[k] for k in ("target", "value", "data")} for c in row.calls] for row in rows}
+    assert entries
+    assert all(entry.data["calls"] == calls[entry.data["operationId"]] for entry in entries)
 
 
 def test_too_few_or_foreign_signatures_are_refused_before_sending(admin: Admin) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from compliance.reconcile import ActionRecord, Category, ChainScope, Fact, Records, reconcile_chain
+from compliance.reconcile import ActionRecord, Category, ChainScope, Fact, ProposalRecord, Records, reconcile_chain
 
 DEPLOYER, TIMELOCK, GUARDIAN = "0x" + "d0" * 20, "0x" + "71" * 20, "0x" + "6a" * 20
 MANAGER, AGGREGATOR = "0x" + "c1" * 20, "0x" + "a9" * 20
@@ -47,3 +47,38 @@ def test_pauses_and_role_changes_are_matched_by_their_record_or_sender() -> None
         ]
     )
     assert result.counts[Category.MATCHED.value] == 3  # our pause, the deployer's grant, the Timelock's unpause
+
+
+def test_a_proposal_is_matched_by_its_calls_and_transactions_not_its_state_alone() -> None:
+    """A proposal whose recorded calls or transactions were rewritten afterwards was matched on its state alone:
+    the Timelock's CallScheduled names each call (target, value, data by index), and each of its events the
+    transaction the record claims."""
+    operation = "0x" + "0e" * 32
+    data = bytes.fromhex("a3c8e0ad" + "00" * 31 + "01")
+    facts = [
+        _fact(
+            "Timelock",
+            TIMELOCK,
+            "CallScheduled",
+            _tx(10),
+            20,
+            id=bytes.fromhex(operation[2:]),
+            index=0,
+            target=AGGREGATOR,
+            value=0,
+            data=data,
+        ),
+        _fact("Timelock", TIMELOCK, "CallExecuted", _tx(11), 21, id=bytes.fromhex(operation[2:])),
+    ]
+    call = {"target": AGGREGATOR, "value": 0, "data": "0x" + data.hex(), "decoded": "setGracePeriod(1)"}
+    hashes = {"schedule": _tx(10), "execute": _tx(11)}
+    ours = ProposalRecord(operation, "done", hashes, [call])
+    assert reconcile_chain(SCOPE, facts, Records(proposals=[ours])).items == []
+
+    rewritten = ProposalRecord(operation, "done", hashes, [call | {"data": "0x" + "00" * 36}])
+    (item,) = reconcile_chain(SCOPE, facts, Records(proposals=[rewritten])).items
+    assert (item.category, item.subject) == (Category.AMOUNT_MISMATCH, operation)
+    assert "call 0: recorded" in item.detail
+    other_tx = ProposalRecord(operation, "done", hashes | {"execute": _tx(99)}, [call])
+    (item,) = reconcile_chain(SCOPE, facts, Records(proposals=[other_tx])).items
+    assert f"execute transaction: recorded {_tx(99)}, on-chain {_tx(11)}" in item.detail
