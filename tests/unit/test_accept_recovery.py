@@ -27,7 +27,7 @@ from aggregator.accept_saga import (
     InMemoryScreeningLog,
     QuoteView,
 )
-from aggregator.accepting import AcceptanceService
+from aggregator.accepting import RELAY_TIMEOUT, AcceptanceService
 from aggregator.assets import AssetRegistry
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import AcceptInProgress, ProviderRefused
@@ -119,11 +119,17 @@ def _interrupted_at_reserved(store: InMemoryAcceptStore) -> None:
         uow.commit()
 
 
-def _service(store: InMemoryAcceptStore, lender: FlakyLender, clock: Clock) -> AcceptanceService:
+def _service(
+    store: InMemoryAcceptStore,
+    lender: FlakyLender,
+    clock: Clock,
+    chains: dict[str, ChainRuntime] | None = None,
+    relay_timeout: float = RELAY_TIMEOUT,
+) -> AcceptanceService:
     # Recovery of an accept that sent nothing touches neither the chains nor compliance.
     return AcceptanceService(
         store,
-        {},
+        chains or {},
         cast(dict[str, ProviderAdapter], {"sim-bank": lender}),
         cast(ComplianceService, None),
         AssetRegistry([]),
@@ -131,6 +137,7 @@ def _service(store: InMemoryAcceptStore, lender: FlakyLender, clock: Clock) -> A
         screenings=InMemoryScreeningLog(),
         limits=ExposureLimits(),
         lease=LEASE,
+        relay_timeout=relay_timeout,
         clock=clock,
         lender_backoff=0.0,
     )
@@ -392,20 +399,8 @@ async def test_one_accept_never_mined_does_not_hold_the_recovery_of_the_others()
         dead,
         lender_state=CANCEL_FAILED,
     )
-    service = AcceptanceService(
-        store,
-        cast(dict[str, ChainRuntime], {"polygon-local": SimpleNamespace(transactions=stuck)}),
-        cast(dict[str, ProviderAdapter], {"sim-bank": lender}),
-        cast(ComplianceService, None),
-        AssetRegistry([]),
-        loans=InMemoryLoanStore(),
-        screenings=InMemoryScreeningLog(),
-        limits=ExposureLimits(),
-        lease=LEASE,
-        relay_timeout=0.2,
-        clock=clock,
-        lender_backoff=0.0,
-    )
+    chains = cast(dict[str, ChainRuntime], {"polygon-local": SimpleNamespace(transactions=stuck)})
+    service = _service(store, lender, clock, chains, relay_timeout=0.2)
     assert await asyncio.wait_for(service.resume_unfinished(), timeout=10) == 2
     assert stuck.waits == [0.2]
     assert lender.cancels == [("ref-1", "q1:1")], "the cancellation owed was asked"

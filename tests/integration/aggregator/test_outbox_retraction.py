@@ -98,21 +98,32 @@ async def _relay_until(database: Database, receiver: EventReceiver, done: Callab
             await running
 
 
-async def test_a_reorg_cancels_undelivered_events_and_retracts_delivered_ones(
-    ethereum_local: DeployedChain, client: ChainClient, database: Database
-) -> None:
-    h = Harness(ethereum_local)
-    w3: Any = h.w3
+def _quoted_borrower(
+    deployed: DeployedChain, client: ChainClient, database: Database, reader_name: str
+) -> tuple[Harness, LocalAccount, Any, EventReader, Callable[[Any, Any], None]]:
+    """A fresh borrower with WETH, our quote of a pool offer to it (1,500 USDC: the proceeds pay the repayments the
+    tests make), and a ledger reader from the next block with its writer."""
+    h = Harness(deployed)
     borrower: LocalAccount = Account.create()
     h.impersonate(borrower.address)
     h.fund(borrower.address, weth=2 * WETH)
     h.approve_all(borrower.address)
-    chain = LedgerChain.from_record(ethereum_local.record)
+    offer = h.offer(borrower.address)
+    add_quote(
+        database,
+        borrower_address=borrower.address,
+        offer_digest="0x" + h.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex(),
+        provider_id=LENDER,
+        chain_name=deployed.name,
+        chain_id=deployed.chain_id,
+        contract=h.aggregator.address,
+    )
+    chain = LedgerChain.from_record(deployed.record)
     reader = EventReader(
         client,
         SqlChainStore(database.sessions),
-        watched_contracts(ethereum_local.record),
-        reader="retraction",
+        watched_contracts(deployed.record),
+        reader=reader_name,
         confirmations=1,
         start_block=h.w3.eth.block_number + 1,
     )
@@ -120,22 +131,20 @@ async def test_a_reorg_cancels_undelivered_events_and_retracts_delivered_ones(
     def write(session: Any, batch: Any) -> None:
         apply_batch(session, chain, batch)
 
+    return h, borrower, offer, reader, write
+
+
+async def test_a_reorg_cancels_undelivered_events_and_retracts_delivered_ones(
+    ethereum_local: DeployedChain, client: ChainClient, database: Database
+) -> None:
+    h, borrower, offer, reader, write = _quoted_borrower(ethereum_local, client, database, "retraction")
+    w3: Any = h.w3
+
     def repay(amount: int) -> str:
         receipt = h.send(h.aggregator.functions.repay(loan_ref, amount), borrower.address)
         (event,) = h.aggregator.events.LoanRepaid().process_receipt(receipt, errors=DISCARD)
         return str(event["transactionHash"].to_0x_hex())
 
-    offer = h.offer(borrower.address)  # a pool loan: 1,500 USDC, the proceeds pay the repayments below
-    digest = "0x" + h.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
-    add_quote(
-        database,
-        borrower_address=borrower.address,
-        offer_digest=digest,
-        provider_id=LENDER,
-        chain_name=ethereum_local.name,
-        chain_id=ethereum_local.chain_id,
-        contract=h.aggregator.address,
-    )
     opened = h.send(h.aggregator.functions.openLoan(*h.open_args(offer, borrower.key)), RELAYER)
     (event,) = h.aggregator.events.LoanOpened().process_receipt(opened, errors=DISCARD)
     loan_ref = int(event["args"]["loanId"])
@@ -146,7 +155,7 @@ async def test_a_reorg_cancels_undelivered_events_and_retracts_delivered_ones(
         delivered_repayment = repay(100 * USDC)
         await reader.poll(writer=write)
         with database.unit_of_work() as uow:
-            loan_id = uow.session.query(LoanRow).filter(LoanRow.offer_digest == digest).one().id
+            loan_id = uow.session.query(LoanRow).filter(LoanRow.onchain_loan_id == loan_ref).one().id
         # received and recorded as delivered: the receiver has an event before the relay records its delivery, and
         # a delivery in flight when the relay stops stays pending (sent again later), which the reorg below would
         # cancel instead of retracting
@@ -369,36 +378,10 @@ async def test_a_reorg_that_mines_the_same_transactions_again_keeps_the_loan_and
     block hashes). The loan's record, its past-due notice and every event the lender had stand under their ids.
     The reorg notice used to delete the loan's facts at once: the loan went (its notices with it), every event
     was retracted, and the re-read made the loan and its events again under new ids."""
-    h = Harness(ethereum_local)
+    h, borrower, offer, reader, write = _quoted_borrower(ethereum_local, client, database, "remined")
     w3: Any = h.w3
-    borrower: LocalAccount = Account.create()
-    h.impersonate(borrower.address)
-    h.fund(borrower.address, weth=2 * WETH)
-    h.approve_all(borrower.address)
-    chain = LedgerChain.from_record(ethereum_local.record)
-    reader = EventReader(
-        client,
-        SqlChainStore(database.sessions),
-        watched_contracts(ethereum_local.record),
-        reader="remined",
-        confirmations=1,
-        start_block=h.w3.eth.block_number + 1,
-    )
 
-    def write(session: Any, batch: Any) -> None:
-        apply_batch(session, chain, batch)
-
-    offer = h.offer(borrower.address)
     digest = "0x" + h.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
-    add_quote(
-        database,
-        borrower_address=borrower.address,
-        offer_digest=digest,
-        provider_id=LENDER,
-        chain_name=ethereum_local.name,
-        chain_id=ethereum_local.chain_id,
-        contract=h.aggregator.address,
-    )
     await reader.poll(writer=write)
     fork = w3.provider.make_request("evm_snapshot", [])["result"]
     raw_open = _signed(w3, h.aggregator.functions.openLoan(*h.open_args(offer, borrower.key)), RELAYER)

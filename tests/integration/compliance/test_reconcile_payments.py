@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from aggregator.assets import Asset, AssetRegistry
 from aggregator.offchain_payments import OffchainPayments, payment_ref_hash
 from aggregator.payment_records import RECORDED, ReportedPayment
-from aggregator.platform import connect_chain
+from aggregator.platform import ChainRuntime, connect_chain
 from aggregator.receipts import LedgerReceipts
 from api.reconcile_jobs import ReconciledChain, reconcile
 from chain.client import ChainClient
@@ -46,6 +46,24 @@ def database(postgres_schema: Callable[[str], str]) -> Iterator[Database]:
     db.dispose()
 
 
+async def _operator_runtime(chain: DeployedChain, database: Database) -> ChainRuntime:
+    """The chain as the platform connects it, with the operator's own transaction manager."""
+    return await connect_chain(
+        chain.config,
+        chain.record,
+        devnet_signer(Role.RELAYER),
+        SqlChainStore(database.sessions),
+        {Role.OPERATOR: devnet_signer(Role.OPERATOR)},
+    )
+
+
+def _payments(chain: DeployedChain, database: Database, runtime: ChainRuntime, maker: LoanMaker) -> OffchainPayments:
+    """What the payment.received webhook calls, on ``runtime`` and the database."""
+    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {chain.name: maker.h.usdc.address})])
+    stores = SqlLoanStore(database), SqlPaymentStore(database)
+    return OffchainPayments(*stores, {chain.name: runtime}, assets, LedgerReceipts(database), wait_seconds=60)
+
+
 async def test_offchain_repayments_are_matched_by_reference_with_the_lenders_payment_records(
     database: Database, ethereum_local: DeployedChain
 ) -> None:
@@ -55,23 +73,9 @@ async def test_offchain_repayments_are_matched_by_reference_with_the_lenders_pay
     closed, open_ = (maker.open(n, lender=(LENDER, f"offer-{n}")) for n in range(2))
     await index(chain, database, start)
 
-    runtime = await connect_chain(
-        chain.config,
-        chain.record,
-        devnet_signer(Role.RELAYER),
-        SqlChainStore(database.sessions),
-        {Role.OPERATOR: devnet_signer(Role.OPERATOR)},
-    )
-    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {chain.name: maker.h.usdc.address})])
+    runtime = await _operator_runtime(chain, database)
     try:
-        payments = OffchainPayments(
-            SqlLoanStore(database),
-            SqlPaymentStore(database),
-            {chain.name: runtime},
-            assets,
-            LedgerReceipts(database),
-            wait_seconds=60,
-        )
+        payments = _payments(chain, database, runtime, maker)
         matched = await payments.record(LENDER, "offer-0", "pay-1", "2.00", event_id="evt-1")
         overpaid = await payments.record(LENDER, "offer-0", "pay-2", "50.00", event_id="evt-2")
         altered = await payments.record(LENDER, "offer-1", "pay-3", "3.00", event_id="evt-3")
@@ -166,19 +170,10 @@ async def test_the_last_scheduled_payment_closes_the_loan_though_the_chain_accru
         term=62 * DAY,
         collateralAmount=WETH,
     )
-    runtime = await connect_chain(
-        chain.config,
-        chain.record,
-        devnet_signer(Role.RELAYER),
-        SqlChainStore(database.sessions),
-        {Role.OPERATOR: devnet_signer(Role.OPERATOR)},
-    )
-    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {chain.name: maker.h.usdc.address})])
+    runtime = await _operator_runtime(chain, database)
     try:
         await index(chain, database, start)
-        payments = OffchainPayments(
-            SqlLoanStore(database), SqlPaymentStore(database), {chain.name: runtime}, assets, LedgerReceipts(database)
-        )
+        payments = _payments(chain, database, runtime, maker)
         maker.h.advance(31 * DAY)
         first = await payments.record(LENDER, "offer-scheduled", "inst-1", "510.00")
         maker.h.advance(31 * DAY)
