@@ -14,6 +14,9 @@ from web3.logs import DISCARD
 
 from aggregator.indexer import index_to_head
 from aggregator.ledger import loan_id_for
+from api.reconcile_jobs import ReconciledChain, reconcile
+from chain.client import ChainClient
+from compliance.reconcile import ChainResult
 from contracts.typed_data import Domain, digest, offer_typed_data
 from store.accepts import AcceptRow
 from store.aggregator import CreditRequestRow, QuoteRow
@@ -171,3 +174,13 @@ class LoanMaker:
 async def index(chain: DeployedChain, database: Database, from_block: int) -> None:
     """The ledger of ``chain`` from ``from_block`` to the head, by the indexer's own path."""
     await index_to_head(chain.config, chain.record, database, from_block, reader=f"test-{uuid.uuid4().hex[:6]}")
+
+
+async def reconciled(chain: DeployedChain, database: Database, from_block: int) -> ChainResult:
+    """One reconciliation run of ``chain`` from ``from_block`` to its head, as ``creditmesh reconcile`` runs it."""
+    client = await ChainClient(chain.config).connect()
+    try:
+        outcome = await reconcile(database, [ReconciledChain(client, chain.record)], "test", from_block=from_block)
+    finally:
+        await client.close()
+    return outcome.results[0]

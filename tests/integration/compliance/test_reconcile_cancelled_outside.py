@@ -14,14 +14,13 @@ from sqlalchemy import select
 
 from api.bootstrap import write_chains_file
 from api.cli import main
-from api.reconcile_jobs import ReconciledChain, reconcile
-from chain.client import ChainClient
-from compliance.reconcile import Category, ChainResult
+from compliance.reconcile import Category
 from store.compliance import AuditEntryRow
 from store.db import Database
 from store.governance import GovernanceProposalRow
 from tests.contracts.harness import DEPLOYER
 from tests.support.devnet import DeployedChain
+from tests.support.reconcile import reconciled
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +31,6 @@ def database(postgres_schema: Callable[[str], str]) -> Iterator[Database]:
     db.migrate()
     yield db
     db.dispose()
-
-
-async def _reconciled(chain: DeployedChain, database: Database, start: int) -> ChainResult:
-    client = await ChainClient(chain.config).connect()
-    try:
-        outcome = await reconcile(database, [ReconciledChain(client, chain.record)], "test", from_block=start)
-    finally:
-        await client.close()
-    return outcome.results[0]
 
 
 async def test_an_operation_scheduled_outside_our_commands_stays_reported_after_our_safe_cancels_it(
@@ -68,7 +58,7 @@ async def test_an_operation_scheduled_outside_our_commands_stays_reported_after_
         operation_id = (
             "0x" + bytes(timelock.functions.hashOperation(aggregator.address, 0, data, b"\0" * 32, salt).call()).hex()
         )
-        before = await _reconciled(chain, database, start)
+        before = await reconciled(chain, database, start)
         assert (operation_id, Category.ONCHAIN_NOT_RECORDED) in {(i.subject, i.category) for i in before.items}
 
         # the runbook: the Safe cancels it (2 of 3 owners sign)
@@ -80,7 +70,7 @@ async def test_an_operation_scheduled_outside_our_commands_stays_reported_after_
         admin("submit", str(cancellation), *signatures)
         assert int(timelock.functions.getOperationState(bytes.fromhex(operation_id[2:])).call()) == 0  # cancelled
 
-        after = await _reconciled(chain, database, start)
+        after = await reconciled(chain, database, start)
     reported = [(i.subject, i.category) for i in after.items if i.subject == operation_id]
     assert reported == [(operation_id, Category.ONCHAIN_NOT_RECORDED)], "still scheduled outside our commands"
     with database.unit_of_work() as uow:

@@ -20,8 +20,6 @@ from aggregator.offchain_payments import OffchainPayments, payment_ref_hash
 from aggregator.payment_records import RECORDED, ReportedPayment
 from aggregator.platform import ChainRuntime, connect_chain
 from aggregator.receipts import LedgerReceipts
-from api.reconcile_jobs import ReconciledChain, reconcile
-from chain.client import ChainClient
 from chain.signers import Role, devnet_signer
 from compliance.reconcile import Category
 from store.chain import SqlChainStore
@@ -30,7 +28,7 @@ from store.loans import SqlLoanStore
 from store.payments import OffchainPaymentRow, SqlPaymentRecords, SqlPaymentStore
 from tests.contracts.harness import OPERATOR, USDC, WETH
 from tests.support.devnet import DeployedChain
-from tests.support.reconcile import LoanMaker, index
+from tests.support.reconcile import LoanMaker, index, reconciled
 
 pytestmark = pytest.mark.integration
 
@@ -118,12 +116,7 @@ async def test_offchain_repayments_are_matched_by_reference_with_the_lenders_pay
     )
     await index(chain, database, start)
 
-    client = await ChainClient(chain.config).connect()
-    try:
-        outcome = await reconcile(database, [ReconciledChain(client, chain.record)], "test", from_block=start)
-    finally:
-        await client.close()
-    result = outcome.results[0]
+    result = await reconciled(chain, database, start)
     found = sorted((i.category.value, i.subject, i.tx_hash, i.record_ref, i.detail) for i in result.items)
     subject = f"loan #{open_.onchain_id}"
     assert [row[:4] for row in found] == sorted(
@@ -193,9 +186,4 @@ async def test_the_last_scheduled_payment_closes_the_loan_though_the_chain_accru
         assert row.recorded_amount >= last.interest_paid + last.principal_paid
 
     await index(chain, database, start)
-    client = await ChainClient(chain.config).connect()
-    try:
-        outcome = await reconcile(database, [ReconciledChain(client, chain.record)], "test", from_block=start)
-    finally:
-        await client.close()
-    assert [i for i in outcome.results[0].items if i.record_ref == loan.loan_id] == []
+    assert [i for i in (await reconciled(chain, database, start)).items if i.record_ref == loan.loan_id] == []
