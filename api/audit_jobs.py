@@ -69,19 +69,19 @@ async def anchor(database: Database, chains: Sequence[AnchorChain]) -> dict[str,
     return done
 
 
-def _log_entries(database: Database) -> tuple[list[AuditEntry], int]:
+def _log_entries(database: Database) -> tuple[list[AuditEntry], int, tuple[int, str] | None]:
     with database.unit_of_work() as uow:
         audit = SqlAuditLog(uow.session)
-        return audit.entries(), audit.pending()
+        return audit.entries(), audit.pending(), audit.head()
 
 
 async def verify_log(database: Database, chains: Sequence[AnchorChain]) -> VerifyReport:
     """The sealed log checked against itself and against every anchor on every chain (read-only)."""
-    entries, pending = await asyncio.to_thread(_log_entries, database)
+    entries, pending, sealed_head = await asyncio.to_thread(_log_entries, database)
     anchors: list[Anchor] = []
     for chain in chains:
         anchors.extend(await read_anchors(chain.client, chain.contract))
-    return verify(entries, anchors, pending)
+    return verify(entries, anchors, pending, sealed_head)
 
 
 async def run_anchoring(

@@ -141,11 +141,18 @@ class VerifyReport:
         return self.problems[0] if self.problems else None
 
 
-def verify(entries: Iterable[AuditEntry], anchors: Iterable[Anchor] = (), pending: int = 0) -> VerifyReport:
-    """Check the chain of ``entries`` (in any order: they are sorted by sequence number) and every anchor.
+def verify(
+    entries: Iterable[AuditEntry],
+    anchors: Iterable[Anchor] = (),
+    pending: int = 0,
+    sealed_head: tuple[int, str] | None = None,
+) -> VerifyReport:
+    """Check the chain of ``entries`` (in any order: they are sorted by sequence number), every anchor, and the
+    head the sealer recorded last (``sealed_head``: its sequence number and hash).
 
     The first problem of the chain walk is the first bad entry (later ones follow from it and are not listed);
-    anchor problems follow, one per anchor that does not match."""
+    anchor problems follow, one per anchor that does not match, then the sealed head's. Entries sealed after the last
+    anchor and deleted from the end leave a chain that walks; the sealed head still names the last one."""
     ordered = sorted(entries, key=lambda e: e.seq)
     problems: list[AuditProblem] = []
     prev_hash, expected = GENESIS_HASH, 1
@@ -174,6 +181,15 @@ def verify(entries: Iterable[AuditEntry], anchors: Iterable[Anchor] = (), pendin
         elif found.entry_hash != anchor.head or found.computed_hash() != anchor.head:
             problems.append(AuditProblem(anchor.seq, f"{where} as {anchor.head}; the log's entry differs (rewritten)"))
     head = ordered[-1].entry_hash if ordered else GENESIS_HASH
+    last = ordered[-1].seq if ordered else 0
+    if sealed_head is not None and sealed_head != (last, head):
+        seq, sealed_hash = sealed_head
+        problems.append(
+            AuditProblem(
+                seq,
+                f"the sealer's head is entry {seq} {sealed_hash}; the log ends at entry {last} (deleted from the end)",
+            )
+        )
     return VerifyReport(len(ordered), head, checked, pending, tuple(problems))
 
 

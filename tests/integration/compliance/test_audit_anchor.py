@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.audit_jobs import AnchorChain, anchor, seal, verify_log
 from chain.client import ChainClient
@@ -20,7 +20,7 @@ from compliance.audit import AuditKind, PendingEntry
 from compliance.audit import seal as chain_entries
 from compliance.audit_anchor import AnchorContract, AnchorError, anchor_head
 from store.chain import SqlChainStore
-from store.compliance import AuditEntryRow, SqlAuditLog
+from store.compliance import AuditEntryRow, AuditHeadRow, SqlAuditLog
 from store.db import Database
 from tests.support.devnet import DeployedChain
 
@@ -85,13 +85,19 @@ async def test_anchor_then_a_rewritten_log_is_caught(database: Database, two_cha
         assert report.anchors_checked == 4
         assert report.entries == 6
 
-        # Rewrite entry 2 and recompute every hash after it: the log alone still verifies, the anchors do not.
+        # Rewrite entry 2 and recompute every hash after it: the sealer's head no longer names the last hash; with
+        # the head rewritten too, the log alone verifies, and the anchors do not.
         with database.unit_of_work() as uow:
             rows = list(uow.session.scalars(select(AuditEntryRow).order_by(AuditEntryRow.seq)))
             rows[1].data = {"role": "admin", "n": 1}
             pending = [PendingEntry(r.id, r.kind, r.subject, r.data, r.recorded_at) for r in rows]
             for (_, entry), row in zip(chain_entries(None, pending), rows, strict=True):
                 row.prev_hash, row.entry_hash = entry.prev_hash, entry.entry_hash
+            uow.commit()
+        (head_problem,) = (await verify_log(database, [])).problems
+        assert "the sealer's head" in head_problem.reason
+        with database.unit_of_work() as uow:
+            uow.session.execute(update(AuditHeadRow).values(entry_hash=rows[-1].entry_hash))
             uow.commit()
         assert (await verify_log(database, [])).ok
         report = await verify_log(database, chains)

@@ -155,3 +155,23 @@ def test_verify_names_the_first_tampered_entry(
     code, out = _verify_cli(url, monkeypatch, capsys)
     assert code == 1
     assert "FIRST BAD: entry 3:" in out, out
+
+
+def test_entries_deleted_from_the_end_are_caught_by_the_sealed_head(
+    database: tuple[Database, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The last entries deleted (after the last anchor, or with none): the chain that is left walks, and it was
+    reported verified; the head the sealer recorded still names the last entry sealed."""
+    db, url = database
+    _fill(db)
+    _fill(db)
+    with db.unit_of_work() as uow:
+        SqlAuditLog(uow.session).seal()
+        uow.commit()
+    with db.unit_of_work() as uow:
+        uow.session.execute(delete(AuditEntryRow).where(AuditEntryRow.seq > 4))
+        uow.commit()
+    code, out = _verify_cli(url, monkeypatch, capsys)
+    assert code == 1
+    assert "FIRST BAD: entry 6:" in out, out
+    assert "the log ends at entry 4" in out
