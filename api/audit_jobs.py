@@ -72,7 +72,8 @@ async def anchor(database: Database, chains: Sequence[AnchorChain]) -> dict[str,
 def _log_entries(database: Database) -> tuple[list[AuditEntry], int, tuple[int, str] | None]:
     with database.unit_of_work() as uow:
         audit = SqlAuditLog(uow.session)
-        return audit.entries(), audit.pending(), audit.head()
+        head = audit.head()  # first: a seal committed meanwhile only adds entries past it
+        return audit.entries(), audit.pending(), head
 
 
 async def verify_log(database: Database, chains: Sequence[AnchorChain]) -> VerifyReport:

@@ -182,14 +182,13 @@ def verify(
             problems.append(AuditProblem(anchor.seq, f"{where} as {anchor.head}; the log's entry differs (rewritten)"))
     head = ordered[-1].entry_hash if ordered else GENESIS_HASH
     last = ordered[-1].seq if ordered else 0
-    if sealed_head is not None and sealed_head != (last, head):
+    if sealed_head is not None:  # read before the entries: a seal between the two reads only adds entries after it
         seq, sealed_hash = sealed_head
-        problems.append(
-            AuditProblem(
-                seq,
-                f"the sealer's head is entry {seq} {sealed_hash}; the log ends at entry {last} (deleted from the end)",
-            )
-        )
+        found = by_seq.get(seq)
+        if found is None or found.entry_hash != sealed_hash:
+            what = "deleted from the end" if found is None else "rewritten"
+            detail = f"the sealer's head is entry {seq} {sealed_hash}; the log ends at entry {last} ({what})"
+            problems.append(AuditProblem(seq, detail))
     return VerifyReport(len(ordered), head, checked, pending, tuple(problems))
 
 
