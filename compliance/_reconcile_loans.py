@@ -70,7 +70,9 @@ def match_loans(result: ChainResult, scope: ChainScope, loans: dict[int, OpenedL
         if not problems:
             result.matched(1 + sum(1 for f in loan.facts if f.event not in LOAN_MOVES))
     for record in records.loans:
-        if record.loan_id not in seen and in_scope(scope, record.block_number):
+        # a record with no block (its opening never confirmed) is judged by a full run: no range leaves it out
+        judged = in_scope(scope, record.block_number) or (record.block_number is None and scope.full)
+        if record.loan_id not in seen and judged:
             result.add(
                 item(
                     scope,

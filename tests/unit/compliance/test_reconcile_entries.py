@@ -150,3 +150,13 @@ def test_a_partial_run_judges_the_status_its_range_leaves_a_loan_opened_before_i
     result = reconcile_chain(partial, facts, written_off)
     assert result.items == []
     assert result.counts["matched"] == 1
+
+
+def test_a_loan_record_with_no_block_is_judged_by_a_full_run() -> None:
+    """A loan record whose opening never confirmed (no block) and that the chain has no LoanOpened for was never
+    reported, even by a full run; a partial run still leaves it alone."""
+    never = replace(_loan("L9", 9, SECOND, 10, "0x09", 1000), block_number=None)
+    records = Records(loans=[never], our_offer_digests=frozenset({SECOND}))
+    (item,) = reconcile_chain(SCOPE, [], records).items
+    assert (item.category, item.subject) == (Category.RECORDED_NOT_ONCHAIN, "L9")
+    assert reconcile_chain(replace(SCOPE, from_block=50, full=False), [], records).items == []
