@@ -20,13 +20,20 @@ disclosed total of payments (``totalOfPayments``), is therefore sent as what the
 interest for the time until it is mined (the contract applies no more than is owed), and the loan closes. The amount
 sent is kept with the payment (``recorded_amount``), decided once with its first report, so a repeated report sends
 the same transaction. The lender could close the loan as well by reporting a larger amount: the flag trusts it with
-nothing more."""
+nothing more.
+
+The decision reads what the lenders reported for the loan so far, so two payments of one loan are decided one after
+the other: in one transaction holding the loan's row (``PaymentRecords.hold_loan``: ``FOR UPDATE`` on PostgreSQL,
+across processes) and, within a process, under the loan's lock (SQLite does not serialize a read before a write).
+Decided side by side, two last payments could each see the other missing and neither close the loan. What the loan
+owes is read before, so that no transaction waits on the chain."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass, replace
+from weakref import WeakValueDictionary
 
 from eth_utils.crypto import keccak
 
@@ -78,6 +85,15 @@ def payment_ref_hash(provider_id: str, payment_ref: str) -> bytes:
 
 
 SECONDS_PER_YEAR = 365 * 86_400
+#: one payment decision at a time per loan in this process (``OffchainPayments._decided``)
+_DECIDING_LOCKS: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+
+
+def _deciding(loan_id: str) -> asyncio.Lock:
+    lock = _DECIDING_LOCKS.get(loan_id)
+    if lock is None:
+        lock = _DECIDING_LOCKS[loan_id] = asyncio.Lock()
+    return lock
 
 
 def closing_amount(owed: int, rate_bps: int) -> int:
@@ -112,14 +128,20 @@ class OffchainPayments:
             return loan, None
         return loan, total_of_payments(schedule_from_disclosure(disclosure))
 
-    def _kept(self, payment: ReportedPayment) -> tuple[ReportedPayment | None, int]:
-        """The payment as kept before (a repeated report), and the sum the lenders reported for the loan so far."""
+    def _decide_and_accept(
+        self, payment: ReportedPayment, total: int | None, paid_in_full: bool, closing: int | None
+    ) -> ReportedPayment:
+        """In one transaction holding the loan's row: the payment as kept with its first report, or else decided
+        (sent as ``closing`` when it pays the loan in full: see the module docstring) and kept."""
         with self._payments.unit_of_work() as uow:
+            uow.payments.hold_loan(payment.loan_id)
             kept = uow.payments.kept(payment.chain_id, payment.onchain_loan_id, payment.reference)
-            return kept, uow.payments.reported_total(payment.chain_id, payment.onchain_loan_id)
-
-    def _accept(self, payment: ReportedPayment) -> ReportedPayment:
-        with self._payments.unit_of_work() as uow:
+            if kept is not None:
+                return kept
+            reported = uow.payments.reported_total(payment.chain_id, payment.onchain_loan_id)
+            in_full = paid_in_full or (total is not None and reported + payment.amount >= total)
+            if in_full and closing is not None and closing > payment.amount:
+                payment = replace(payment, recorded_amount=closing)
             kept = uow.payments.accept(payment)
             uow.commit()
         return kept
@@ -127,15 +149,12 @@ class OffchainPayments:
     async def _decided(
         self, chain: ChainRuntime, loan: LoanRecord, payment: ReportedPayment, total: int | None, paid_in_full: bool
     ) -> ReportedPayment:
-        """The payment with the amount to send decided (see the module docstring), or as kept with its first report."""
-        kept, reported = await asyncio.to_thread(self._kept, payment)
-        if kept is not None:
-            return kept
-        if not paid_in_full and (total is None or reported + payment.amount < total):
-            return payment
-        owed = await amount_owed(chain, payment.onchain_loan_id)
-        closing = closing_amount(owed, loan.rate_bps or 0)
-        return replace(payment, recorded_amount=closing) if closing > payment.amount else payment
+        """The payment as kept: decided and kept now, or as its first report was (see the module docstring)."""
+        async with _deciding(loan.id):
+            closing = None
+            if paid_in_full or total is not None:  # it may pay the loan in full: what it owes, read before the lock
+                closing = closing_amount(await amount_owed(chain, payment.onchain_loan_id), loan.rate_bps or 0)
+            return await asyncio.to_thread(self._decide_and_accept, payment, total, paid_in_full, closing)
 
     def _settle(self, payment: ReportedPayment, status: str, tx_hash: str | None, block: int | None) -> None:
         with self._payments.unit_of_work() as uow:
@@ -176,7 +195,7 @@ class OffchainPayments:
         reported = ReportedPayment(
             provider_id, payment_ref, "0x" + reference.hex(), loan.id, chain.chain_id, onchain_id, base_units, event_id
         )
-        payment = await asyncio.to_thread(self._accept, await self._decided(chain, loan, reported, total, paid_in_full))
+        payment = await self._decided(chain, loan, reported, total, paid_in_full)
         call = Call.function(chain.aggregator(), "recordOffchainRepayment", onchain_id, payment.sent_amount, reference)
         try:
             submission = await operator.submit(intent, call)

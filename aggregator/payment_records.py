@@ -56,6 +56,11 @@ class PaymentRecords(Protocol):
         """The payment kept under (chain, loan, reference), if any."""
         ...
 
+    def hold_loan(self, loan_id: str) -> None:
+        """Hold the loan's row until the unit of work ends, so that its payments are decided one at a time across
+        processes (nothing to hold in one process's memory)."""
+        ...
+
     def reported_total(self, chain_id: int, onchain_loan_id: int) -> int:
         """The sum of the loan's payments as the lenders reported them (base units), those the chain refused left
         out."""
@@ -102,6 +107,9 @@ class InMemoryPaymentRecords:
         if kept is None:
             self.tables.payments.append(payment)
         return kept or payment
+
+    def hold_loan(self, loan_id: str) -> None:
+        return None
 
     def kept(self, chain_id: int, onchain_loan_id: int, reference: str) -> ReportedPayment | None:
         return next((p for p in self.tables.payments if _key(p) == (chain_id, onchain_loan_id, reference)), None)

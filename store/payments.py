@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from aggregator.payment_records import REFUSED, ReportedPayment
+from store.aggregator import LoanRow
 from store.base import Base
 from store.db import Database
 from store.records import columns, from_row
@@ -67,6 +68,10 @@ class SqlPaymentRecords:
 
     def _where(self, chain_id: int, onchain_loan_id: int) -> tuple[ColumnElement[bool], ...]:
         return (OffchainPaymentRow.chain_id == chain_id, OffchainPaymentRow.onchain_loan_id == onchain_loan_id)
+
+    def hold_loan(self, loan_id: str) -> None:
+        # FOR UPDATE on PostgreSQL (nothing on SQLite, where the caller's lock serializes the one process)
+        self.session.execute(select(LoanRow.id).where(LoanRow.id == loan_id).with_for_update())
 
     def kept(self, chain_id: int, onchain_loan_id: int, reference: str) -> ReportedPayment | None:
         row = self.session.scalars(

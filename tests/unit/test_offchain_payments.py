@@ -4,6 +4,7 @@ recordable (and the webhook's status for the others), the payment kept as report
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -275,3 +276,20 @@ async def test_a_payment_the_chain_refused_is_a_409_to_the_retry_in_another_proc
     finally:
         database.dispose()
     assert [p.status for p in payments.tables.payments] == [REFUSED]
+
+
+async def test_two_last_payments_reported_at_once_are_decided_one_after_the_other() -> None:
+    """Both installments reported at the same moment, each short of the 101.50 total alone: decided side by side,
+    each saw the other missing and neither was sent as paying the loan in full, which then never closed. Decided one
+    after the other, the second one pays it in full."""
+    service, chain, payments, receipts = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    for n in (1, 2):
+        receipts.events["0x" + f"{n:064x}"] = [
+            event("LoanRepaid", "0x" + f"{n:064x}", loanId=9, interestPaid=0, principalPaid=USDC)
+        ]
+    chain.owed = (100 * USDC, 2_000_000)
+    await asyncio.gather(
+        service.record("sim-bank", "offer-1", "pay-1", "51.00"), service.record("sim-bank", "offer-1", "pay-2", "50.50")
+    )
+    decided = sorted((p.payment_ref, p.recorded_amount) for p in payments.tables.payments)
+    assert [amount is not None for _, amount in decided].count(True) == 1, decided
