@@ -54,6 +54,7 @@ from chain.errors import (
     TransactionReverted,
 )
 from chain.transactions import Call
+from compliance.tila.disclosure import SECONDS_PER_DAY, single_payment_interest
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,6 @@ def payment_ref_hash(provider_id: str, payment_ref: str) -> bytes:
     return keccak(text=f"{provider_id}:{payment_ref}")
 
 
-SECONDS_PER_YEAR = 365 * 86_400
 #: one payment decision at a time per loan in this process (``OffchainPayments._decided``)
 _DECIDING_LOCKS: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
 
@@ -98,8 +98,8 @@ def _deciding(loan_id: str) -> asyncio.Lock:
 
 def closing_amount(owed: int, rate_bps: int) -> int:
     """What to send so that a loan owing ``owed`` now closes when mined within a day: ``owed`` plus a day's interest
-    on it at ``rate_bps``, rounded up (the contract accrues on the principal alone, so this is never short)."""
-    return owed + -(-owed * rate_bps * 86_400 // (10_000 * SECONDS_PER_YEAR))
+    on it at ``rate_bps`` as the contract accrues it (on the principal alone, so this is never short)."""
+    return owed + single_payment_interest(owed, rate_bps, SECONDS_PER_DAY)
 
 
 class OffchainPayments:
@@ -130,18 +130,21 @@ class OffchainPayments:
 
     def _decide_and_accept(
         self, payment: ReportedPayment, total: int | None, paid_in_full: bool, closing: int | None
-    ) -> ReportedPayment:
+    ) -> ReportedPayment | None:
         """In one transaction holding the loan's row: the payment as kept with its first report, or else decided
-        (sent as ``closing`` when it pays the loan in full: see the module docstring) and kept."""
+        (sent as ``closing`` when it pays the loan in full: see the module docstring) and kept; None, keeping
+        nothing, when it pays the loan in full and ``closing`` was not read."""
         with self._payments.unit_of_work() as uow:
             uow.payments.hold_loan(payment.loan_id)
             kept = uow.payments.kept(payment.chain_id, payment.onchain_loan_id, payment.reference)
             if kept is not None:
                 return kept
             reported = uow.payments.reported_total(payment.chain_id, payment.onchain_loan_id)
-            in_full = paid_in_full or (total is not None and reported + payment.amount >= total)
-            if in_full and closing is not None and closing > payment.amount:
-                payment = replace(payment, recorded_amount=closing)
+            if paid_in_full or (total is not None and reported + payment.amount >= total):
+                if closing is None:
+                    return None
+                if closing > payment.amount:
+                    payment = replace(payment, recorded_amount=closing)
             kept = uow.payments.accept(payment)
             uow.commit()
         return kept
@@ -149,12 +152,17 @@ class OffchainPayments:
     async def _decided(
         self, chain: ChainRuntime, loan: LoanRecord, payment: ReportedPayment, total: int | None, paid_in_full: bool
     ) -> ReportedPayment:
-        """The payment as kept: decided and kept now, or as its first report was (see the module docstring)."""
+        """The payment as kept: decided and kept now, or as its first report was (see the module docstring). What
+        the loan owes is read only for a payment that pays it in full, outside the transaction, which then runs a
+        second time with it."""
         async with _deciding(loan.id):
-            closing = None
-            if paid_in_full or total is not None:  # it may pay the loan in full: what it owes, read before the lock
-                closing = closing_amount(await amount_owed(chain, payment.onchain_loan_id), loan.rate_bps or 0)
-            return await asyncio.to_thread(self._decide_and_accept, payment, total, paid_in_full, closing)
+            kept = await asyncio.to_thread(self._decide_and_accept, payment, total, paid_in_full, None)
+            if kept is not None:
+                return kept
+            closing = closing_amount(await amount_owed(chain, payment.onchain_loan_id), loan.rate_bps or 0)
+            kept = await asyncio.to_thread(self._decide_and_accept, payment, total, paid_in_full, closing)
+            assert kept is not None  # with the closing amount read, the payment is always kept
+            return kept
 
     def _settle(self, payment: ReportedPayment, status: str, tx_hash: str | None, block: int | None) -> None:
         with self._payments.unit_of_work() as uow:

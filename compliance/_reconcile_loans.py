@@ -97,7 +97,7 @@ def match_earlier_loans(
         return
     by_number = {r.onchain_loan_id: r for r in records.loans if r.onchain_loan_id is not None}
     for number, facts in earlier.items():
-        status = _status_after(facts)
+        status = _status_after(facts, None)
         if status is None:
             continue
         last = next(f for f in reversed(facts) if f.event in _STATUS_EVENTS)
@@ -116,9 +116,10 @@ def match_earlier_loans(
 _STATUS_EVENTS = ("LoanDefaulted", "LoanWrittenOff", "LoanClosed")
 
 
-def _status_after(facts: list[Fact]) -> str | None:
-    """The status a loan's facts (in chain order) leave it in, None when none of them changes it."""
-    status, liquidated_in = None, set()
+def _status_after(facts: list[Fact], status: str | None) -> str | None:
+    """The status a loan's facts (in chain order) leave it in from ``status`` (None: a loan opened before the facts,
+    its status then not known; returned unchanged when none of them changes it)."""
+    liquidated_in: set[str] = set()
     for fact in facts:
         if fact.event == "LoanLiquidated":
             liquidated_in.add(fact.tx_hash)
@@ -126,7 +127,7 @@ def _status_after(facts: list[Fact]) -> str | None:
             status = "defaulted"
         elif fact.event == "LoanWrittenOff":
             status = "written_off"
-        elif fact.event == "LoanClosed" and status not in ("written_off",):
+        elif fact.event == "LoanClosed" and status in (None, "active", "defaulted"):
             status = "liquidated" if fact.tx_hash in liquidated_in else "repaid"
     return status
 
@@ -134,26 +135,19 @@ def _status_after(facts: list[Fact]) -> str | None:
 def _expected(loan: OpenedLoan) -> tuple[str, int, int]:
     """(status, outstanding principal, collateral held) as the chain's events say."""
     opened = loan.opened
-    status, outstanding = "active", opened.uint("principal")
-    collateral = opened.uint("collateralAmount")
-    liquidated_in: set[str] = set()
+    outstanding, collateral = opened.uint("principal"), opened.uint("collateralAmount")
     for fact in loan.facts:
-        if fact.event == "LoanRepaid":
+        if fact.event in ("LoanRepaid", "LoanDefaulted"):
             outstanding = fact.uint("outstandingPrincipal")
-        elif fact.event == "LoanDefaulted":
-            status, outstanding = "defaulted", fact.uint("outstandingPrincipal")
         elif fact.event == "LoanWrittenOff":
-            status, outstanding = "written_off", 0
+            outstanding = 0
         elif fact.event == "LoanLiquidated":  # the seized collateral leaves with no CollateralRemoved of its own
-            liquidated_in.add(fact.tx_hash)
             collateral = max(0, collateral - fact.uint("collateralSeized"))
-        elif fact.event == "LoanClosed" and status in ("active", "defaulted"):
-            status = "liquidated" if fact.tx_hash in liquidated_in else "repaid"
         elif fact.event == "CollateralAdded" and fact.tx_hash != opened.tx_hash:
             collateral += fact.uint("amount")
         elif fact.event == "CollateralRemoved":
             collateral = max(0, collateral - fact.uint("amount"))
-    return status, outstanding, collateral
+    return _status_after(loan.facts, "active") or "active", outstanding, collateral
 
 
 def _compare(record: LoanRecord, loan: OpenedLoan, at_head: bool = True) -> list[tuple[Category, str]]:

@@ -114,6 +114,15 @@ def claim_intent_key(chain_id: int, loan_ref: int) -> str:
     return f"claimCollateral:{chain_id}:{loan_ref}"
 
 
+def liquidation_intent_key(chain_id: int, loan_ref: int, block: int) -> str:
+    """A liquidation decided on the state read at ``block`` (a later block's is another liquidation)."""
+    return f"{liquidation_intent_prefix(chain_id)}{loan_ref}:{block}"
+
+
+def liquidation_intent_prefix(chain_id: int) -> str:
+    return f"liquidate:{chain_id}:"
+
+
 def relayed_claim_intent_key(chain_id: int, loan_ref: int) -> str:
     """The relayer's claim after a close it relayed (``aggregator.repaying.claim_collateral``)."""
     return f"claim-collateral:{chain_id}:{loan_ref}"
@@ -213,9 +222,9 @@ class Keeper:
         """The keeper's liquidations still open (sent, not settled): a loan whose liquidation was not confirmed in time
         reads as liquidatable again while it waits, and a second liquidation under the next round's key would queue
         behind the first and revert, or take more than the first left due."""
-        prefix = f"liquidate:{self.chain_id}:"
+        prefix = liquidation_intent_prefix(self.chain_id)
         intents = await self.transactions.store.open_intents(self.chain_id, self.transactions.account.address)
-        return {int(i.key.split(":")[2]): i.key for i in intents if i.key.startswith(prefix)}
+        return {int(i.key.removeprefix(prefix).split(":")[0]): i.key for i in intents if i.key.startswith(prefix)}
 
     def _open_loans(self) -> list[OpenLoan]:
         with self.store.unit_of_work() as uow:
@@ -338,7 +347,7 @@ class Keeper:
             return f"simulation reverts: {refused}"
         if leader is not None:
             await leader.fence()
-        key = f"liquidate:{self.chain_id}:{loan.loan_ref}:{read.prices.block}"
+        key = liquidation_intent_key(self.chain_id, loan.loan_ref, read.prices.block)
         tx_hash = await self._send(key, call)
         report.sent.append(Sent(loan.loan_ref, "liquidate", tx_hash, outcome))
         log.info(

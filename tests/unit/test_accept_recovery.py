@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -93,6 +93,23 @@ def _quote() -> QuoteView:
         expires_at=START + timedelta(hours=1),
         risk_max_amount="2400",
     )
+
+
+def _left_by_a_dead_process(step: AcceptStep, **changes: Any) -> AcceptRecord:
+    """Quote q1's traditional accept at ``step``, its process dead (the lease ran out)."""
+    record = AcceptRecord(
+        "q1",
+        "r1",
+        "b1",
+        "traditional",
+        "ethereum-local",
+        1,
+        step,
+        "dead-process",
+        START - timedelta(seconds=1),
+        START - timedelta(seconds=5),
+    )
+    return replace(record, **changes)
 
 
 def _interrupted_at_reserved(store: InMemoryAcceptStore) -> None:
@@ -240,20 +257,8 @@ async def test_a_funding_instruction_the_lender_refuses_is_never_recorded_as_fun
     quote = _quote()
     store.tables.quotes[quote.id] = quote
     store.tables.requests["r1"] = "accepted"
-    store.tables.records["q1"] = AcceptRecord(
-        "q1",
-        "r1",
-        "b1",
-        "traditional",
-        "ethereum-local",
-        1,
-        AcceptStep.RECORDED,
-        "dead-process",
-        START - timedelta(seconds=1),
-        START - timedelta(seconds=5),
-        tx_hash="0x" + "ab" * 32,
-        loan_id="loan-1",
-        lender_state="reserved",
+    store.tables.records["q1"] = _left_by_a_dead_process(
+        AcceptStep.RECORDED, tx_hash="0x" + "ab" * 32, loan_id="loan-1", lender_state="reserved"
     )
     service = _service(store, cast(FlakyLender, lender), clock)
     with caplog.at_level("ERROR", logger="aggregator.accepting"):
@@ -386,19 +391,7 @@ async def test_one_accept_never_mined_does_not_hold_the_recovery_of_the_others()
     store.tables.records["q-pool"] = AcceptRecord(
         "q-pool", "r-pool", "b1", "pool", "polygon-local", 1, AcceptStep.SUBMITTED, "dead", dead, dead
     )
-    store.tables.records["q1"] = AcceptRecord(
-        "q1",
-        "r1",
-        "b1",
-        "traditional",
-        "ethereum-local",
-        1,
-        AcceptStep.CANCELLED,
-        "dead",
-        dead,
-        dead,
-        lender_state=CANCEL_FAILED,
-    )
+    store.tables.records["q1"] = _left_by_a_dead_process(AcceptStep.CANCELLED, lender_state=CANCEL_FAILED)
     chains = cast(dict[str, ChainRuntime], {"polygon-local": SimpleNamespace(transactions=stuck)})
     service = _service(store, lender, clock, chains, relay_timeout=0.2)
     assert await asyncio.wait_for(service.resume_unfinished(), timeout=10) == 2
