@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from chain.config import LOCAL_CHAINS, ChainRegistry
 from chain.errors import ConfigurationError
@@ -255,6 +257,17 @@ class Settings(BaseSettings):
         if self.chains_file is None:
             return [(c.name, c.chain_id, [f"http://127.0.0.1:{c.port}"]) for c in LOCAL_CHAINS]
         return [(c.name, c.chain_id, list(c.rpc_urls)) for c in ChainRegistry.from_file(self.chains_file)]
+
+    @field_validator("database_url", "database_readonly_url", "key_store_url")
+    @classmethod
+    def _database_urls(cls, value: str) -> str:
+        """A database URL SQLAlchemy can parse (or "" for the default; ``kms://`` is the key store's other kind)."""
+        if value and not value.startswith("kms://"):
+            try:
+                make_url(value)
+            except ArgumentError:
+                raise ValueError("not a database URL (e.g. sqlite:///path/to.db, postgresql://user@host/db)") from None
+        return value
 
     @field_validator("outbound_allowed_networks", "trusted_proxies")
     @classmethod
