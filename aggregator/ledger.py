@@ -113,8 +113,12 @@ class LedgerRepository(Protocol):
         """Record the events not recorded yet; the ids of the new facts by (block hash, tx hash, log index)."""
         ...
 
-    def stale_facts(self, chain_id: int, from_block: int, to_block: int, hashes: Mapping[int, str]) -> list[int]:
-        """Ids of facts in blocks ``from_block``..``to_block`` not under the delivered block hash (``hashes``)."""
+    def stale_facts(
+        self, chain_id: int, from_block: int, to_block: int, hashes: Mapping[int, str], mined: Mapping[str, str]
+    ) -> list[int]:
+        """Ids of facts in blocks ``from_block``..``to_block`` not under the delivered block hash (``hashes``), and of
+        facts in any block of a transaction the range mined under another block hash (``mined``: tx hash → block
+        hash): a transaction re-mined below its old block after a reorg, its old fact outside the range."""
         ...
 
     def facts(self, ids: Iterable[int]) -> list[Fact]: ...
@@ -214,7 +218,8 @@ def record_batch(ledger: LedgerRepository, chain: LedgerChain, batch: EventBatch
     on the new branch lost its record (its past-due notices and payment records with it) and every event it had sent
     was retracted and sent again under new ids; deleted with its re-read range, its opening is found again and its
     events stand."""
-    stale = ledger.stale_facts(chain.chain_id, batch.from_block, batch.to_block, batch.block_hashes)
+    mined = {event.tx_hash: event.block_hash for event in batch.events}
+    stale = ledger.stale_facts(chain.chain_id, batch.from_block, batch.to_block, batch.block_hashes, mined)
     removed: list[RemovedFact] = []
     if stale:
         touched: set[str] = set()

@@ -35,13 +35,17 @@ class InMemoryLedger:
             new[where] = fact_id
         return new
 
-    def stale_facts(self, chain_id: int, from_block: int, to_block: int, hashes: Mapping[int, str]) -> list[int]:
+    def stale_facts(
+        self, chain_id: int, from_block: int, to_block: int, hashes: Mapping[int, str], mined: Mapping[str, str]
+    ) -> list[int]:
         return [
             fact.id
             for chain, fact in self.facts_by_id.values()
             if chain == chain_id
-            and from_block <= fact.block_number <= to_block
-            and hashes.get(fact.block_number) != fact.block_hash
+            and (
+                (from_block <= fact.block_number <= to_block and hashes.get(fact.block_number) != fact.block_hash)
+                or mined.get(fact.tx_hash, fact.block_hash) != fact.block_hash
+            )
         ]
 
     def facts(self, ids: Iterable[int]) -> list[Fact]:

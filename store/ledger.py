@@ -39,6 +39,7 @@ class ChainFactRow(Base):
         Index("ix_chain_facts_block", "chain_id", "block_number"),
         Index("ix_chain_facts_loan", "chain_id", "loan_ref"),
         Index("ix_chain_facts_event", "chain_id", "event", "block_number"),  # the reads by event (the sweep)
+        Index("ix_chain_facts_tx", "chain_id", "tx_hash"),  # a transaction re-mined in another block (stale_facts)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -157,17 +158,31 @@ class SqlLedgerRepository:
                 new[(block_hash, tx_hash, int(log_index))] = int(fact_id)
         return new
 
-    def stale_facts(self, chain_id: int, from_block: int, to_block: int, hashes: Mapping[int, str]) -> list[int]:
+    def stale_facts(
+        self, chain_id: int, from_block: int, to_block: int, hashes: Mapping[int, str], mined: Mapping[str, str]
+    ) -> list[int]:
         """Ids of facts in blocks ``from_block``..``to_block`` whose block hash is not the delivered one (``hashes``:
-        block number → canonical hash, for the blocks that hold our events; any fact in another block is stale)."""
-        rows = self.session.execute(
+        block number → canonical hash, for the blocks that hold our events; any fact in another block is stale), and
+        of facts anywhere of a transaction the range mined under another block hash (``mined``: tx hash → block hash;
+        read by ``ix_chain_facts_tx``)."""
+        in_range = self.session.execute(
             select(ChainFactRow.id, ChainFactRow.block_number, ChainFactRow.block_hash).where(
                 ChainFactRow.chain_id == chain_id,
                 ChainFactRow.block_number >= from_block,
                 ChainFactRow.block_number <= to_block,
             )
         ).all()
-        return [fact_id for fact_id, number, block_hash in rows if hashes.get(int(number)) != block_hash]
+        stale = {fact_id for fact_id, number, block_hash in in_range if hashes.get(int(number)) != block_hash}
+        if mined:
+            elsewhere = self.session.execute(
+                select(ChainFactRow.id, ChainFactRow.tx_hash, ChainFactRow.block_hash).where(
+                    ChainFactRow.chain_id == chain_id,
+                    ChainFactRow.tx_hash.in_(list(mined)),
+                    (ChainFactRow.block_number < from_block) | (ChainFactRow.block_number > to_block),
+                )
+            ).all()
+            stale.update(fact_id for fact_id, tx_hash, block_hash in elsewhere if mined[tx_hash] != block_hash)
+        return sorted(stale)
 
     def facts(self, ids: Iterable[int]) -> list[ChainFactRow]:
         wanted = list(ids)

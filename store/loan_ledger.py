@@ -157,8 +157,10 @@ class SqlLedger:
             source,
         )
 
-    def stale_facts(self, chain_id: int, from_block: int, to_block: int, hashes: Mapping[int, str]) -> list[int]:
-        return self._rows.stale_facts(chain_id, from_block, to_block, hashes)
+    def stale_facts(
+        self, chain_id: int, from_block: int, to_block: int, hashes: Mapping[int, str], mined: Mapping[str, str]
+    ) -> list[int]:
+        return self._rows.stale_facts(chain_id, from_block, to_block, hashes, mined)
 
     def facts(self, ids: Iterable[int]) -> list[Fact]:
         return [_fact(row) for row in self._rows.facts(ids)]

@@ -196,3 +196,22 @@ def test_a_reorg_that_removes_the_opening_drops_the_loan_unless_the_range_opens_
     state = ledger.loans[moved.id]
     assert (state.onchain_loan_id, state.block_number, state.block_hash) == (2, again.block_number, again.block_hash)
     assert sorted(f.block_number for _, f in ledger.facts_by_id.values()) == [again.block_number]
+
+
+def test_a_receipts_transaction_re_mined_one_block_lower_counts_once() -> None:
+    """A repayment read from its receipt at block n; a reorg mines the transaction again at n - 1, and the indexer's
+    range ends there. The old fact lies outside the range: found by its transaction, it goes, and the loan counts the
+    repayment once (it counted twice until a later range held block n)."""
+    ledger, loan = InMemoryLedger(), Loan()
+    opening = loan.opened()
+    record_events(ledger, CHAIN, [opening])
+    by_receipt = loan.repaid(1, 100, PRINCIPAL - 100, block=opening.block_number + 5)
+    record_events(ledger, CHAIN, [by_receipt], source=SOURCE_RECEIPT)
+    lower = by_receipt.block_number - 1
+    again = replace(by_receipt, block_number=lower, block_hash="0x" + "ab" * 32)
+    hashes = {lower: again.block_hash}
+    record_batch(ledger, CHAIN, EventBatch(CHAIN.chain_id, lower, lower, (again,), None, hashes))
+    state = ledger.loans[loan.id]
+    assert (state.principal_paid, state.interest_paid, state.outstanding_principal) == (100, 1, PRINCIPAL - 100)
+    assert [f.block_hash for _, f in ledger.facts_by_id.values() if f.event == "LoanRepaid"] == [again.block_hash]
+    assert len([e for e in ledger.entries if isinstance(e, RepaymentEntry)]) == 1
