@@ -5,6 +5,7 @@ admin key comes from ``CREDITMESH_ADMIN_API_KEY``; starting with a different val
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from store.borrower_file import read_caller
 from store.db import Database
 
 BOOTSTRAP_LABEL = "bootstrap admin"
+
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -158,10 +161,13 @@ def ensure_key(database: Database, key: str, role: Role, subject_id: str | None,
 
 
 def ensure_bootstrap_admin(database: Database, key: str) -> list[str]:
-    """Register ``key`` as the bootstrap admin key and revoke every earlier bootstrap key (the setting was rotated);
-    the ids revoked. A bootstrap key an admin revoked stays revoked: set a new one to get back in. Several processes
-    starting at once on a new database (``creditmesh serve --processes N``) may insert it at the same moment: the
-    one that loses finds it registered when it tries again."""
+    """Register ``key`` as the bootstrap admin key and revoke every bootstrap key registered before it (the setting
+    was rotated); the ids revoked. A bootstrap key an admin revoked (or let expire) stays so: set a new one to get
+    back in. A process still configured with an older key than the newest (a late or restarted one during a rolling
+    rotation) revokes nothing: its key was revoked by the newer one's first start and stays revoked, and the newer
+    key, registered after it, is not touched. Several processes starting at once on a new database (``creditmesh
+    serve --processes N``) may insert it at the same moment: the one that loses finds it registered when it tries
+    again."""
     try:
         return _ensure_bootstrap_admin(database, key)
     except IntegrityError:
@@ -178,9 +184,18 @@ def _ensure_bootstrap_admin(database: Database, key: str) -> list[str]:
             keys.add(current)
         elif not current.bootstrap and current.role == Role.ADMIN.value:
             current.bootstrap = True
+        if ApiKeyInfo.of(current).state(now) != "active":
+            uow.commit()
+            log.warning(
+                "CREDITMESH_ADMIN_API_KEY is a %s bootstrap key (%s): it stays so and no other key is revoked; "
+                "set the current one",
+                ApiKeyInfo.of(current).state(now),
+                current.key_id,
+            )
+            return []
         revoked = []
         for row in keys.live_bootstrap_keys():
-            if row.key_hash != current.key_hash:
+            if row.key_hash != current.key_hash and row.created_at < current.created_at:
                 row.revoked_at = now
                 revoked.append(row.key_id)
         uow.commit()

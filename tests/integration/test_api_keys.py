@@ -234,6 +234,26 @@ async def test_rotating_the_bootstrap_admin_key_revokes_the_previous_one(
     assert ensure_bootstrap_admin(database, rotated) == []
 
 
+def test_a_process_still_on_the_old_key_during_a_rolling_rotation_leaves_the_new_one_working(tmp_path: Path) -> None:
+    """K1, then K2 (revokes K1), then a late or restarted process still set to K1, then K2 again: K2 stays the
+    admin's way in. Before, K1's start revoked K2, K1 stayed revoked, and no bootstrap key was left."""
+    database = Database(f"sqlite:///{tmp_path / 'rolling.db'}")
+    database.migrate()
+    old, new = "cm_admin_old_" + uuid.uuid4().hex, "cm_admin_new_" + uuid.uuid4().hex
+    try:
+        ensure_bootstrap_admin(database, old)
+        first = lookup(database, old)
+        assert first is not None
+        assert ensure_bootstrap_admin(database, new) == [first.key_id]
+        assert ensure_bootstrap_admin(database, old) == []  # the late process revokes nothing
+        assert lookup(database, old) is None
+        assert lookup(database, new) is not None
+        assert ensure_bootstrap_admin(database, new) == []
+        assert lookup(database, new) is not None
+    finally:
+        database.dispose()
+
+
 def test_keys_issued_before_key_management_keep_working_and_the_bootstrap_key_is_marked(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'old.db'}")
     config = Config()
