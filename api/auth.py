@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from aggregator.borrower_store import StoredFile
 from store.api import ApiKeyRecord, ApiKeyRepository, ApiKeyRow
@@ -294,15 +295,14 @@ def revoke(database: Database, key_id: str) -> ApiKeyInfo:
         return ApiKeyInfo.of(row)
 
 
-def revoke_subject_keys(database: Database, role: Role, subject_id: str) -> list[str]:
-    """Revoke every key that acts for ``subject_id`` in ``role`` (a deregistered provider's): the ids revoked now."""
-    with database.unit_of_work() as uow:
-        rows = ApiKeyRepository(uow.session).unrevoked_keys_of(role.value, subject_id)
-        now = datetime.now(UTC)
-        for row in rows:
-            row.revoked_at = now
-        uow.commit()
-        return [row.key_id for row in rows]
+def revoke_subject_keys(session: Session, role: Role, subject_id: str) -> list[str]:
+    """Revoke every key that acts for ``subject_id`` in ``role``, in ``session``'s transaction (a deregistered
+    provider's, in the transaction that disables its registration; the caller commits): the ids revoked."""
+    rows = ApiKeyRepository(session).unrevoked_keys_of(role.value, subject_id)
+    now = datetime.now(UTC)
+    for row in rows:
+        row.revoked_at = now
+    return [row.key_id for row in rows]
 
 
 def set_expiry(database: Database, key_id: str, expires_at: datetime | None) -> ApiKeyInfo:

@@ -52,6 +52,7 @@ from store.providers import ProviderIncidentRow, ProviderRegistrationRow, Provid
 if TYPE_CHECKING:
     import httpx
     import redis.asyncio
+    from sqlalchemy.orm import Session
 
     from aggregator.platform import ChainRuntime
     from api.settings import Settings
@@ -275,11 +276,12 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             self._stored[registration.provider_id] = _fingerprint(stored[0])
             return added
 
-    async def deregister(self, provider_id: str) -> None:
+    async def deregister(self, provider_id: str, with_it: Callable[[Session], object] | None = None) -> None:
         """Take a provider registered through the API out of quoting, in this process at once and in every other
         within ``CREDITMESH_PROVIDERS_RELOAD_SECONDS``: its registration is disabled, not deleted (its loans, quotes,
         incidents and webhook events keep naming it; its loan events are no longer posted to it), and the same id
-        may be registered again. ``UnknownProvider`` for one that is not registered through the API."""
+        may be registered again. ``with_it`` runs in the transaction that disables it (its API keys revoked: both
+        or neither). ``UnknownProvider`` for one that is not registered through the API."""
         if self._database is None:
             raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
         database = self._database
@@ -292,6 +294,8 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
                 row.enabled = False
                 repository.bump_version()
+                if with_it is not None:
+                    with_it(uow.session)
                 uow.commit()
 
         async with self._lock:

@@ -191,11 +191,13 @@ async def deregister_provider(provider_id: str, _: AdminPrincipal, platform: Pla
     registration is kept, disabled (its loans and records keep naming it; its loan events are no longer posted to
     it), and its API keys are revoked (with them the tokens issued to them); the same id may be registered again,
     with a new key. A provider from the settings or the deployment records is 404 here: it is configured there."""
+    revoked: list[str] = []
     try:
-        await _registry(platform).deregister(provider_id)
+        await _registry(platform).deregister(
+            provider_id, lambda session: revoked.extend(revoke_subject_keys(session, Role.PROVIDER, provider_id))
+        )
     except UnknownProvider as err:
         raise HTTPException(404, str(err)) from err
-    revoked = await asyncio.to_thread(revoke_subject_keys, platform.database, Role.PROVIDER, provider_id)
     log.info("provider %s deregistered; its API keys %s revoked", provider_id, revoked)
 
 

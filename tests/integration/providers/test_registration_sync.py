@@ -15,12 +15,15 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from aggregator.fanout import fan_out
 from api.auth import Role, ensure_key
+from api.routers import providers as providers_router
 from providers.base import ProviderAdapter
 from providers.destinations import PinnedTransport
 from providers.registry import ProviderRegistry
@@ -178,3 +181,33 @@ async def test_a_registration_through_one_process_is_quoted_by_another_within_a_
     assert back.status_code == 201, back.text
     await polls_b.sees(polls_b.next(), lambda: _ids(quoting_b) == ["late-bank"], "the registration again in B")
     assert b.get_provider("late-bank").policy.fail_max == 7, "registered again with the body's policy"
+
+
+async def test_a_deregistration_whose_key_revocation_fails_leaves_both_in_place_and_a_retry_finishes_it(
+    sim: str, processes: Processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registration is disabled and its keys revoked in one transaction. Before, the registration was disabled
+    and committed first: a failed revocation answered 503 ("ask again"), the retry found no registration (404) and
+    the removed lender's key kept reading its loans."""
+    api, a, _ = processes
+    admin = {"X-API-Key": ADMIN}
+    created = await api.post("/v1/providers", json=registration(sim), headers=admin)
+    assert created.status_code == 201, created.text
+    provider_key = {"X-API-Key": created.json()["api_key"]}
+
+    real = providers_router.revoke_subject_keys
+
+    def failing_once(*args: Any, **kwargs: Any) -> list[str]:
+        monkeypatch.setattr(providers_router, "revoke_subject_keys", real)
+        raise OperationalError("UPDATE api_keys", {}, Exception("the server closed the connection"))
+
+    monkeypatch.setattr(providers_router, "revoke_subject_keys", failing_once)
+    failed = await api.delete("/v1/providers/late-bank", headers=admin)
+    assert failed.status_code == 503, failed.text
+    assert "late-bank" in a, "still quoted: nothing was written"
+    assert (await api.get("/v1/providers/late-bank/health", headers=provider_key)).status_code == 200
+
+    retried = await api.delete("/v1/providers/late-bank", headers=admin)
+    assert retried.status_code == 204, retried.text
+    assert "late-bank" not in a
+    assert (await api.get("/v1/providers/late-bank/health", headers=provider_key)).status_code == 401
