@@ -22,8 +22,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from aggregator.fanout import fan_out
-from api.auth import Role, ensure_key
-from api.routers import providers as providers_router
+from api.auth import Role, ensure_key, revoke_subject_keys
 from providers.base import ProviderAdapter
 from providers.destinations import PinnedTransport
 from providers.registry import ProviderRegistry
@@ -195,13 +194,13 @@ async def test_a_deregistration_whose_key_revocation_fails_leaves_both_in_place_
     assert created.status_code == 201, created.text
     provider_key = {"X-API-Key": created.json()["api_key"]}
 
-    real = providers_router.revoke_subject_keys
+    where = "api.routers.providers.revoke_subject_keys"
 
     def failing_once(*args: Any, **kwargs: Any) -> list[str]:
-        monkeypatch.setattr(providers_router, "revoke_subject_keys", real)
+        monkeypatch.setattr(where, revoke_subject_keys)
         raise OperationalError("UPDATE api_keys", {}, Exception("the server closed the connection"))
 
-    monkeypatch.setattr(providers_router, "revoke_subject_keys", failing_once)
+    monkeypatch.setattr(where, failing_once)
     failed = await api.delete("/v1/providers/late-bank", headers=admin)
     assert failed.status_code == 503, failed.text
     assert "late-bank" in a, "still quoted: nothing was written"
