@@ -428,7 +428,7 @@ class SanctionsReviewOut(BaseModel):
     entry_fingerprint: str
     decision_id: str = Field(description="the screening decision record that opened the review")
     created_at: datetime
-    reviewer: str | None
+    reviewer: str | None = Field(description="who gave the verdict: the role and id of the API key it came with")
     note: str | None
     reviewed_at: datetime | None
     review_decision_id: str | None = Field(description="the decision record of the verdict")

@@ -85,7 +85,8 @@ async def get_review(review_id: str, _: AdminPrincipal, platform: PlatformDep) -
 async def _decide(
     review_id: str, state: ReviewState, principal: AdminPrincipal, platform: PlatformDep, body: SanctionsVerdictIn
 ) -> SanctionsReviewOut:
-    reviewer = str(principal.subject_id or principal.role.value)
+    # which admin's key: an admin key names no subject, so its id says who (every admin was "admin" before)
+    reviewer = principal.role.value if principal.key_id is None else f"{principal.role.value}:{principal.key_id}"
     row = await asyncio.to_thread(platform.sanctions_reviews.decide, review_id, state, reviewer, body.note)
     return review_out(row)
 
