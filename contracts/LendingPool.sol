@@ -72,6 +72,11 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
     uint128 public totalImpairment;
     /// @notice A loan's impairment: its expected loss, counted out of `totalAssets` (zero: none).
     mapping(uint256 loanId => uint256) public impairmentOf;
+    /// @notice The reserves' share of the interest accrued and not yet paid, beyond what the current reserve factor
+    /// gives them (negative: short of it): interest is shared at the factor in force while it accrued. Set when the
+    /// factor changes, released into the reserves in proportion as that interest is paid, dropped in proportion as
+    /// it is written off; zero while the factor has not changed since the interest accrued.
+    int256 public reserveShareAdjustment;
 
     constructor(
         IERC20 asset_,
@@ -177,6 +182,7 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
         _accrue();
         _totalBorrowed -= uint128(principalLost);
         issuanceRate -= uint176(principalLost * rateBps);
+        _adjustmentOf(interestLost); // the reserves' part of the interest lost is lost with it
         _accountedInterest = uint128(PoolMath.saturatingSub(_accountedInterest, interestLost));
         realizedLosses += uint128(principalLost + interestLost);
         _setImpairment(loanId, 0); // the expected loss is now realised
@@ -213,8 +219,11 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
         _totalBorrowed -= uint128(principalPaid);
         if (principalPaid > 0 && rateBps > 0) issuanceRate -= uint176(principalPaid * rateBps);
         if (interestPaid > 0) {
+            int256 released = _adjustmentOf(interestPaid);
             _accountedInterest = uint128(PoolMath.saturatingSub(_accountedInterest, interestPaid));
-            _reserves = SafeCast.toUint104(_reserves + PoolMath.reserveShareUp(interestPaid, reserveFactorBps));
+            uint256 share = PoolMath.reserveShareUp(interestPaid, reserveFactorBps);
+            share = released >= 0 ? share + uint256(released) : PoolMath.saturatingSub(share, uint256(-released));
+            _reserves = SafeCast.toUint104(_reserves + share);
         }
         emit LoanRepaymentReceived(loanId, principalPaid, interestPaid);
     }
@@ -229,6 +238,18 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
         uint256 duration = Math.mulDiv(1, left * remaining + fee * term, pot, Math.Rounding.Ceil);
         (_unvestedFees, _feesVestedAt, _feesVestEnd) =
             (SafeCast.toUint128(pot), uint40(block.timestamp), uint40(block.timestamp + duration));
+    }
+
+    /// @dev Takes out of `reserveShareAdjustment`, and returns, its part for `interest` of the interest accounted
+    /// (all of it when `interest` is all of that), rounded toward zero; called before `interest` leaves the account.
+    function _adjustmentOf(uint256 interest) private returns (int256 part) {
+        int256 adjustment = reserveShareAdjustment;
+        if (adjustment == 0) return 0;
+        uint256 accounted = _accountedInterest;
+        uint256 magnitude = uint256(adjustment >= 0 ? adjustment : -adjustment);
+        uint256 taken = interest >= accounted ? magnitude : Math.mulDiv(magnitude, interest, accounted);
+        part = adjustment >= 0 ? int256(taken) : -int256(taken);
+        reserveShareAdjustment = adjustment - part;
     }
 
     /// @dev Moves interest accrued since `lastAccrual` from the issuance rate into `_accountedInterest`.
@@ -284,6 +305,8 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
     function totalAssets() public view override returns (uint256) {
         uint256 gross =
             availableLiquidity() + _totalBorrowed + PoolMath.lenderShareDown(expectedInterest(), reserveFactorBps);
+        int256 adjustment = reserveShareAdjustment;
+        gross = adjustment >= 0 ? PoolMath.saturatingSub(gross, uint256(adjustment)) : gross + uint256(-adjustment);
         return PoolMath.saturatingSub(gross, totalImpairment + unvestedFees());
     }
 
@@ -327,8 +350,15 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
         _setRateModel(base, slope1, slope2, optimal);
     }
 
-    /// @notice Sets the reserve factor (at most 50%). Admin (the timelock) only.
-    function setReserveFactor(uint16 reserveFactorBps_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    /// @notice Sets the reserve factor (at most 50%) for interest accrued from now on: the interest accrued and not
+    /// yet paid keeps the old factor's split (`reserveShareAdjustment`), so the share price does not move with the
+    /// change, and neither a lender's past yield nor the reserves' past share changes hands. Admin (the timelock)
+    /// only.
+    function setReserveFactor(uint16 reserveFactorBps_) external onlyRole(DEFAULT_ADMIN_ROLE) nonReentrant {
+        _accrue();
+        uint256 accounted = _accountedInterest;
+        reserveShareAdjustment += int256(PoolMath.reserveShareUp(accounted, reserveFactorBps))
+            - int256(PoolMath.reserveShareUp(accounted, reserveFactorBps_));
         _setReserveFactor(reserveFactorBps_);
     }
 

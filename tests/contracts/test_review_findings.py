@@ -392,3 +392,44 @@ def test_production_pools_defeat_first_depositor_donation_griefing(h: Harness) -
     h.send(pool.functions.deposit(10_000 * USDC, victim.address), victim)
     shares = pool.functions.balanceOf(victim.address).call()
     assert pool.functions.previewRedeem(shares).call() >= 10_000 * USDC * 9_999 // 10_000  # lost < 0.01%
+
+
+# ------------------------------------------------- governance review: a reserve factor change is not retroactive
+
+
+@pytest.mark.parametrize("new_factor", [0, 5_000])
+def test_a_reserve_factor_change_leaves_the_interest_accrued_before_it_split_as_it_was(
+    h: Harness, new_factor: int
+) -> None:
+    """Interest is shared at the factor in force while it accrued. Before, the new factor applied to all interest
+    accrued and not yet paid: lowering it stepped the share price up at once (anyone could deposit, execute the
+    change and withdraw in one transaction), raising it took part of the lenders' past yield."""
+    pool = h.pool
+    old_factor = pool.functions.reserveFactorBps().call()
+    assert old_factor not in (0, new_factor)
+    h.fund(BORROWER.address, usdc=10_000 * USDC, weth=40 * WETH)
+    terms: dict[str, Any] = {
+        "principal": 50_000 * USDC,
+        "collateralAmount": 40 * WETH,
+        "rateBps": 2_000,
+        "term": 300 * 86_400,
+    }
+    loan_id, _ = h.open_loan(BORROWER, originationFee=0, **terms)
+    h.advance(180 * 86_400)
+    h.govern(pool, "setReserveFactor", new_factor)  # read below at the change's own block: nothing accrued since
+
+    accrued = pool.functions.expectedInterest().call()
+    cash, borrowed = pool.functions.availableLiquidity().call(), pool.functions.totalBorrowed().call()
+    lenders_share = accrued - -(-accrued * old_factor // 10_000)  # the old factor's split, as before the change
+    assert pool.functions.totalAssets().call() == cash + borrowed + lenders_share
+    adjustment = pool.functions.reserveShareAdjustment().call()
+    assert adjustment == -(-accrued * old_factor // 10_000) - -(-accrued * new_factor // 10_000)
+
+    h.advance(30 * 86_400)
+    reserves = pool.functions.reserves().call()
+    receipt = h.send(h.aggregator.functions.close(loan_id), BORROWER)
+    (repaid,) = h.aggregator.events.LoanRepaid().process_receipt(receipt, errors=DISCARD)
+    paid = repaid["args"]["interestPaid"]
+    # the reserves take the old factor's share of what accrued before the change, the new one's of the rest
+    assert pool.functions.reserves().call() - reserves == -(-paid * new_factor // 10_000) + adjustment
+    assert pool.functions.reserveShareAdjustment().call() == 0
