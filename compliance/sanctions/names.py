@@ -3,8 +3,10 @@
 A name is split into parts after normalisation (``spelling_key``, in ``compliance.sanctions.spelling``: ASCII, upper
 case, punctuation as spaces, dotted abbreviations such as ``S.A.``/``S.R.L.`` joined before they are split, legal
 forms dropped). A listed individual written ``SURNAME, Given Middle`` has roles: surname parts, the first given
-name, and middle names (optional: a borrower may leave them out). Every other listed name (entities, aliases
-without a comma) has plain words.
+name, and middle names (optional: a borrower may leave them out). Titles written before the given names
+(``AL ZAWAHIRI, Dr. Ayman``, ``YASSIN, Sheik Ahmed Ismail``: ``TITLES`` in ``spelling``) are optional too, and the
+first given name is the first word after them (a name written with titles only keeps its first title as the given
+name: ``HASSAN, Sheikh``). Every other listed name (entities, aliases without a comma) has plain words.
 
 Each listed part is paired with at most one part of the query (any order). How alike two parts are
 (``part_similarity``):
@@ -21,10 +23,11 @@ Each part weighs ``log(N / df)``² where ``df`` is how many listed names contain
 (COMPANY, ENGINEERING, PETROCHEMICAL, TRADING, MOHAMMAD) counts little, a distinctive one decides. The score is
 
     100 * sum(weight(listed part) * similarity) / (weight of the listed parts that are required
-                                                    + weight of middle names that were paired
+                                                    + weight of middle names and titles that were paired
                                                     + EXTRA_PART_PENALTY * weight of query parts left unpaired)
 
-A listed name scoring 100 with every part paired at sound-key level or better is a *near-exact* full-name match.
+A listed name scoring 100 with every part paired at sound-key level or better (a title may be left out) is a
+*near-exact* full-name match.
 ``NameIndex`` finds the listed names worth scoring through inverted indexes of the part keys (and rapidfuzz over the
 vocabulary for misspelt parts), bounds each candidate's best possible score, and scores only those that can pass:
 first in numpy over every name a key reached (the weight reached against the weight required — names with many
@@ -50,6 +53,7 @@ from rapidfuzz.distance import OSA, Levenshtein
 
 from compliance.sanctions.spelling import LEGAL_FORMS as LEGAL_FORMS
 from compliance.sanctions.spelling import PARTICLES as PARTICLES
+from compliance.sanctions.spelling import TITLES as TITLES
 from compliance.sanctions.spelling import WORD_SEPARATORS, ascii_upper, drop_legal_forms, is_legal_form
 from compliance.sanctions.spelling import compact_key as compact_key
 from compliance.sanctions.spelling import skeleton as skeleton
@@ -70,6 +74,7 @@ class Role(StrEnum):
     SURNAME = "surname"
     GIVEN = "given"  # the first given name: must match as a given name
     MIDDLE = "middle"  # further given names: optional
+    TITLE = "title"  # a title before the given names (DR, SHAYKH, MULLAH): optional, matched as a given name
     WORD = "word"  # a part of a name with no roles (entities, aliases written without a comma)
 
 
@@ -81,11 +86,11 @@ class Part:
 
     @property
     def strict(self) -> bool:
-        return self.role in (Role.GIVEN, Role.MIDDLE)
+        return self.role in (Role.GIVEN, Role.MIDDLE, Role.TITLE)
 
     @property
     def optional(self) -> bool:
-        return self.role is Role.MIDDLE or (self.role is Role.SURNAME and self.word in PARTICLES)
+        return self.role in (Role.MIDDLE, Role.TITLE) or (self.role is Role.SURNAME and self.word in PARTICLES)
 
 
 @lru_cache(maxsize=131_072)
@@ -103,11 +108,17 @@ def listed_parts(name: str, individual: bool | None = None) -> tuple[Part, ...]:
     if text.count(",") == 1 and individual:
         surname, given = ([w for w in WORD_SEPARATORS.split(side) if w] for side in text.split(","))
         if surname and given:
-            roles = [Role.GIVEN] + [Role.MIDDLE] * (len(given) - 1)
             return tuple(_part(w, Role.SURNAME) for w in surname) + tuple(
-                _part(w, r) for w, r in zip(given, roles, strict=True)
+                _part(w, r) for w, r in zip(given, given_roles(given), strict=True)
             )
     return tuple(_part(w, Role.WORD) for w in drop_legal_forms(words))
+
+
+def given_roles(given: Sequence[str]) -> list[Role]:
+    """The roles of the words after an individual's comma: titles before the first given name, then middle names.
+    Titles only (``HASSAN, Sheikh``): the first of them stands for the given name."""
+    titles = next((i for i, word in enumerate(given) if word not in TITLES), 0)
+    return [Role.TITLE] * titles + [Role.GIVEN] + [Role.MIDDLE] * (len(given) - titles - 1)
 
 
 def query_parts(name: str) -> tuple[Part, ...]:
@@ -295,7 +306,8 @@ def _pair(query_side: _Side, listed_side: _Side, similarities: dict[tuple[Part, 
         score *= MISSING_NAME_FACTOR
     unpaired_listed = tuple(p.word for i, p in enumerate(listed) if i not in used_l)
     unpaired_query = tuple(q.word for i, q in enumerate(query) if i not in used_q)
-    near_exact = not unpaired_listed and not unpaired_query and all(s >= NEAR_EXACT for _, _, s in pairs)
+    unpaired_names = any(i not in used_l and p.role is not Role.TITLE for i, p in enumerate(listed))
+    near_exact = not unpaired_names and not unpaired_query and all(s >= NEAR_EXACT for _, _, s in pairs)
     return Pairing(round(score, 2), near_exact and bool(pairs), tuple(pairs), unpaired_listed, unpaired_query)
 
 

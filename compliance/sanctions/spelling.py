@@ -27,6 +27,15 @@ PARTICLES = frozenset(
     """AL EL ABD ABU BIN BINT IBN BEN DA DE DEL DOS DAS DI VAN VON
     DER LA LE""".split()  # noqa: SIM905 -- a word list reads better as words
 )
+# Titles, honorifics and ranks the SDN list writes before an individual's given names (AL ZAWAHIRI, Dr. Ayman;
+# YASSIN, Sheik Ahmed Ismail; NOORZAI, Mullah Ahmed Shah), which a borrower need not write. Left out: words as often
+# given names (AMIR, HAFIZ, SULTAN, KHALIFA, PRINCE, IMAM), and SEYED/SAYYID, which Iranian documents write as part
+# of the name (a borrower writes "Seyed Vahabzadeh Moghadam" for VAHABZADEH MOGHADAM, Seyed Mohsen).
+TITLES = frozenset(
+    """DR DOCTOR PROF PROFESSOR SHAYKH SHAIKH SHEIKH SHEIK MULLAH MULLA MAULAWI MAWLAWI MAULVI MOULAVI MAWLAVI
+    MAULANA MAWLANA QARI MUFTI AYATOLLAH HAJI HAJJI HAJ HAJJ ALHAJ ALHAJI
+    GENERAL COLONEL MAJOR CAPTAIN BRIGADIER ADMIRAL ENGINEER""".split()  # noqa: SIM905 -- a word list reads better as words
+)
 
 
 _SPELLED = str.maketrans(
