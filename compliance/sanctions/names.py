@@ -8,8 +8,9 @@ name, and middle names (optional: a borrower may leave them out). Titles written
 first given name is the first word after them (a name written with titles only keeps its first title as the given
 name: ``HASSAN, Sheikh``). Every other listed name (entities, aliases without a comma) has plain words.
 
-Each listed part is paired with at most one part of the query (any order). How alike two parts are
-(``part_similarity``):
+Each listed part is paired with at most one part of the query (any order), best similarity first; on a tie a
+required listed part is paired before an optional one (``V. Putin``: the V is VLADIMIR's, not VLADIMIROVICH's). How
+alike two parts are (``part_similarity``):
 
 * 1.00 same spelling; 0.97 same *sound key* (romanization groups folded: KH/H, PH/F, OU/U, EE/I, Y/I, DJ/J, ...);
 * 0.95 same *skeleton* (one inner vowel changed: MOHAMMAD/MUHAMMED, YUSUF/YOUSSEF, AHMAD/AHMED) with the same first
@@ -286,13 +287,13 @@ def _pair(query_side: _Side, listed_side: _Side, similarities: dict[tuple[Part, 
             if similarity is None:
                 similarity = similarities[(q, lp)] = part_similarity(q, lp)
             if similarity > 0:
-                candidates.append((similarity, qi, li))
-    candidates.sort(reverse=True)
+                candidates.append((similarity, not lp.optional, qi, li))
+    candidates.sort(reverse=True)  # on a tie a required listed part first: an initial is the given name's
     used_q: set[int] = set()
     used_l: set[int] = set()
     pairs: list[tuple[str, str, float]] = []
     earned = 0.0
-    for similarity, qi, li in candidates:
+    for similarity, _required, qi, li in candidates:
         if qi in used_q or li in used_l:
             continue
         used_q.add(qi)
