@@ -14,6 +14,7 @@ from compliance.decisions import DecisionKind, DecisionRecord, decide
 from compliance.jurisdiction import JurisdictionRules, OfferCheck, Product, Reason, check_offer, check_request
 from compliance.kyc import DEFAULT_TIER_LIMITS, KycStatus, TierLimits, tier_sufficient
 from compliance.pii import PiiVault
+from compliance.sanctions.names import unspelled_letters
 from compliance.sanctions.review import PriorReview, ScreeningOutcome, classify
 from compliance.sanctions.screening import NameHit, SanctionsScreen, normalize_evm_address
 from compliance.tila.disclosure import Disclosure, LoanTerms
@@ -22,7 +23,16 @@ from compliance.tila.recent import RecentDisclosures
 Clock = Callable[[], datetime]
 NAME_MATCH = "sanctions.name-match"
 NAME_POSSIBLE_MATCH = "sanctions.name-possible-match"
+NAME_NOT_SCREENED = "sanctions.name-not-screened"  # letters the screen cannot spell in Latin script: held
 NAME_HITS = 3  # the best listed names a screening records
+
+
+# Said without the letters or their script: a decision's reasons are kept in the clear.
+_NOT_SCREENED = Reason(
+    NAME_NOT_SCREENED,
+    "the name has letters outside the Latin alphabet: it could not be screened in Latin script against the OFAC list "
+    "(only its Latin letters were), so it is held for a manual review",
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,8 @@ class ComplianceService:
                 deny.append(Reason(NAME_MATCH, f"name matches {entry}"))
             else:
                 review.append(Reason(NAME_POSSIBLE_MATCH, f"name resembles {entry}"))
+        if unspelled_letters(borrower.full_name):
+            review.append(_NOT_SCREENED)
         return _Sanctions(deny, review, screening.hits, {**screen.versions, "jurisdictions": self.rules.label})
 
     @staticmethod

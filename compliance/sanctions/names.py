@@ -61,6 +61,7 @@ from compliance.sanctions.spelling import skeleton as skeleton
 from compliance.sanctions.spelling import sound_key as sound_key
 from compliance.sanctions.spelling import sound_word as sound_word
 from compliance.sanctions.spelling import spelling_key as spelling_key
+from compliance.sanctions.spelling import unspelled_letters as unspelled_letters
 
 EXTRA_PART_PENALTY = 0.6
 # A listed individual's first given name or surname that the query does not give at all scales the score down.

@@ -1,7 +1,8 @@
 """How a name is spelt for sanctions matching: ASCII upper case, punctuation as spaces, dotted abbreviations such as
 ``S.A.``/``S.R.L.`` joined before a name is split, legal forms dropped (``spelling_key``); each word's *sound key*
 with the letter groups that romanizations alternate between folded together (``sound_word``), and its *skeleton*
-without inner vowels (``skeleton``). ``compliance.sanctions.names`` pairs names through these keys.
+without inner vowels (``skeleton``). ``compliance.sanctions.names`` pairs names through these keys. Letters with no
+Latin spelling (Cyrillic, Arabic, CJK, …) do not survive into the keys: ``unspelled_letters`` finds them.
 """
 
 from __future__ import annotations
@@ -103,6 +104,13 @@ def ascii_upper(name: str) -> str:
         text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.upper().replace("&", " AND ")
     return _DOTTED.sub(lambda m: m.group(0).replace(".", "") + " ", text)
+
+
+def unspelled_letters(name: str) -> str:
+    """The letters of ``name`` that have no Latin spelling here and so do not survive into ``spelling_key`` (Cyrillic,
+    Arabic, CJK, Greek, …: ``ascii_upper`` only drops accents; there is no transliteration). Empty when the whole name
+    is spelt: a name with such letters is screened only on what survived and must not be taken for clear."""
+    return "".join(ch for ch in ascii_upper(name) if ch.isalpha() and not ch.isascii())
 
 
 def _words(name: str) -> list[str]:
