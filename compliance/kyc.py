@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import unicodedata
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 from compliance.errors import KycProviderError, WebhookRejected
 from compliance.jurisdiction import Product, Reason
-from compliance.sanctions.names import spelling_key
+from compliance.sanctions.names import spelling_key, unspelled_letters
 
 
 class KycTier(IntEnum):
@@ -106,6 +107,19 @@ def _age_on(born: date, day: date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
+def same_name(a: str, b: str) -> bool:
+    """Whether two names are written alike: on their spelling keys (accents, case and punctuation aside) when every
+    letter of both is spelt, else on their Unicode text, NFKC and case-folded (the keys of "Иван Петров" and "Рамзан
+    Кадыров" are both empty)."""
+    if not unspelled_letters(a) and not unspelled_letters(b):
+        return spelling_key(a) == spelling_key(b)
+    return _unicode_words(a) == _unicode_words(b)
+
+
+def _unicode_words(name: str) -> list[str]:
+    return unicodedata.normalize("NFKC", name).casefold().split()
+
+
 def check_document(
     profile: IdentityProfile, document: IdentityDocument, today: date, age_of_majority: int
 ) -> list[Reason]:
@@ -117,10 +131,7 @@ def check_document(
         reasons.append(Reason("kyc.document-expired", f"the document expired on {document.expires_on.isoformat()}"))
     if not document.number.strip():
         reasons.append(Reason("kyc.document-number", "the document has no number"))
-    same_name = spelling_key(f"{profile.first_name} {profile.last_name}") == spelling_key(
-        f"{document.first_name} {document.last_name}"
-    )
-    if not same_name:
+    if not same_name(f"{profile.first_name} {profile.last_name}", f"{document.first_name} {document.last_name}"):
         reasons.append(Reason("kyc.name-mismatch", "the name on the document differs from the profile"))
     if document.date_of_birth != profile.date_of_birth:
         reasons.append(Reason("kyc.dob-mismatch", "the date of birth on the document differs from the profile"))
