@@ -246,6 +246,18 @@ def test_a_possible_name_match_is_held_then_cleared_by_an_admin(platform: Runnin
     assert ("credit-request", "review") in decisions
 
 
+def test_a_name_in_cyrillic_is_held_for_review_not_quoted(platform: RunningPlatform) -> None:
+    """Its spelling key is empty (no transliteration): once screened clear and quoted, now held for a person."""
+    key = platform.onboard(Account.create().address, kyc=passport_kyc("US-FL", first="Рамзан", last="Кадыров"))
+    held = _post(platform, key)
+    assert held.status_code == 403, held.text
+    reasons = {reason["code"]: reason["message"] for reason in held.json()["reasons"]}
+    assert "could not be screened in Latin script" in reasons["sanctions.name-not-screened"]
+    with platform.client(key) as client:
+        borrower_id = client.get("/v1/borrowers/me").json()["id"]
+    assert ("credit-request", "review") in _decisions(platform, borrower_id)
+
+
 def test_a_confirmed_name_match_blocks_and_is_recorded(platform: RunningPlatform) -> None:
     key = platform.onboard(Account.create().address, kyc=passport_kyc("US-FL", first="Sergey", last="Gizunov"))
     assert _post(platform, key).status_code == 403
