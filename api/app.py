@@ -31,7 +31,7 @@ from api.routers import (
     sanctions_reviews,
 )
 from api.routers import platform as discovery
-from api.sanctions_reload import NameListReloader, warm_name_index
+from api.sanctions_reload import SanctionsListReloader, warm_name_index
 from api.settings import Settings
 from api.workers import Workers
 from providers.registry_sync import follow_registrations
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recovery = asyncio.create_task(platform.acceptance.run_recovery(), name="accept-recovery")
         background = [recovery]
         if platform.settings.sanctions_reload_seconds > 0:  # every process, not a leased worker: each screens
-            reloader = NameListReloader(
+            reloader = SanctionsListReloader(
                 platform.database, platform.compliance, platform.settings.sanctions_reload_seconds
             )
             background.append(asyncio.create_task(reloader.run(), name="sanctions-list-reload"))

@@ -263,13 +263,16 @@ def key_store(settings: Settings) -> KeyProvider:
 
 
 def _compliance(settings: Settings, database: Database, keys: KeyProvider | None = None) -> ComplianceService:
-    """Sanctions lists (the newest files in the directory, or the newest name list imported into the database when
-    it is newer; indexing the names takes about a second) and rules."""
+    """Sanctions lists (the newest files in the directory, or the newest lists imported into the database when they
+    are newer; indexing the names takes about a second) and rules."""
     addresses, names = load_newest(settings.sanctions_dir) if settings.sanctions_dir else load_newest()
     with database.unit_of_work() as uow:
-        imported = SqlSanctionsListRepository(uow.session).newest()
+        lists = SqlSanctionsListRepository(uow.session)
+        imported, imported_addresses = lists.newest(), lists.newest_addresses()
     if imported is not None and imported.version.published >= names.version.published:
         names = imported
+    if imported_addresses is not None and imported_addresses.version.published >= addresses.version.published:
+        addresses = imported_addresses
     policy = SanctionsPolicy(
         address_list_max_age=timedelta(days=settings.sanctions_address_list_max_age_days),
         name_list_max_age=timedelta(days=settings.sanctions_name_list_max_age_days),

@@ -83,7 +83,7 @@ def _default_sim_lenders() -> list[HttpLenderSetting]:
 
 
 #: the oldest a sanctions name list may be in production (OFAC publishes changes weekly or more often)
-PRODUCTION_NAME_LIST_MAX_AGE = 31
+PRODUCTION_LIST_MAX_AGE = 31  # days, for the name list and the address list alike
 
 
 class Settings(BaseSettings):
@@ -208,13 +208,16 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_local_secrets_elsewhere(self) -> Settings:
         if self.environment != "local":
-            age = self.sanctions_name_list_max_age_days
-            if "sanctions_name_list_max_age_days" not in self.model_fields_set or age > PRODUCTION_NAME_LIST_MAX_AGE:
-                raise ValueError(
-                    "set CREDITMESH_SANCTIONS_NAME_LIST_MAX_AGE_DAYS (at most "
-                    f"{PRODUCTION_NAME_LIST_MAX_AGE} days) outside local runs: the local default lets the shipped "
-                    "2024 name list pass; screening then fails closed once the newest list is older"
-                )
+            for field, shipped in (
+                ("sanctions_name_list_max_age_days", "2024 name list"),
+                ("sanctions_address_list_max_age_days", "2026-08-20 address list"),
+            ):
+                if field not in self.model_fields_set or getattr(self, field) > PRODUCTION_LIST_MAX_AGE:
+                    raise ValueError(
+                        f"set CREDITMESH_{field.upper()} (at most {PRODUCTION_LIST_MAX_AGE} days) outside local runs: "
+                        f"the local default lets the shipped {shipped} pass; screening then fails closed once the "
+                        "newest list is older (creditmesh sanctions import brings both lists up to date)"
+                    )
             if self.admin_api_key == LOCAL_ADMIN_KEY:
                 raise ValueError("CREDITMESH_ADMIN_API_KEY must be set outside local runs")
             if self.test_accept_kill_point:

@@ -1,11 +1,11 @@
 """``creditmesh sanctions …``: OFAC list updates.
 
 ``creditmesh sanctions import --sdn SDN.CSV --alt ALT.CSV --add ADD.CSV --published 2026-11-20`` (or
-``--xml SDN.XML``) validates the files as an operator downloads them from OFAC and stores the names as a new list
-version in the database, where every process of the platform reads it: screening uses the newest list (this one, or
-the shipped file if that is newer) — every running API process picks it up within
-``CREDITMESH_SANCTIONS_RELOAD_SECONDS`` (5 s; ``api/sanctions_reload.py``), without a restart — and every decision
-records its version."""
+``--xml SDN.XML``) validates the files as an operator downloads them from OFAC and stores the names, and the EVM
+digital currency addresses the same files list, as new list versions in the database, where every process of the
+platform reads them: screening uses the newest lists (these, or the shipped files if those are newer) — every running
+API process picks them up within ``CREDITMESH_SANCTIONS_RELOAD_SECONDS`` (5 s; ``api/sanctions_reload.py``), without
+a restart — and every decision records their versions."""
 
 from __future__ import annotations
 
@@ -18,17 +18,17 @@ from typing import Any
 def cmd_import(args: argparse.Namespace) -> None:
     from api.settings import Settings
     from compliance.errors import SanctionsListInvalid
-    from compliance.sanctions.ofac import parse_csv_set, parse_xml
+    from compliance.sanctions.ofac import parse_csv_set_lists, parse_xml_lists
     from store.db import Database
     from store.sanctions_lists import SqlSanctionsListRepository
 
     try:
         if args.xml is not None:
-            names = parse_xml(args.xml.read_bytes())
+            names, addresses = parse_xml_lists(args.xml.read_bytes())
         else:
             if args.sdn is None or args.published is None:
                 raise SystemExit("give --xml SDN.XML, or --sdn SDN.CSV with --published YYYY-MM-DD (and --alt, --add)")
-            names = parse_csv_set(
+            names, addresses = parse_csv_set_lists(
                 args.sdn.read_bytes(),
                 args.alt.read_bytes() if args.alt else None,
                 args.add.read_bytes() if args.add else None,
@@ -44,14 +44,21 @@ def cmd_import(args: argparse.Namespace) -> None:
     database = Database(args.database_url or Settings().resolved_database_url)
     database.migrate()
     try:
-        with database.unit_of_work() as uow:
-            stored = SqlSanctionsListRepository(uow.session).add(names, datetime.now(UTC))
+        with database.unit_of_work() as uow:  # both lists or neither
+            lists, now = SqlSanctionsListRepository(uow.session), datetime.now(UTC)
+            stored = lists.add(names, now)
+            stored_addresses = addresses is not None and lists.add_addresses(addresses, now)
             uow.commit()
     finally:
         database.dispose()
     entries = len({n.ent_num for n in names.names})
     verb = "stored" if stored else "already stored"
     print(f"{verb} {names.version.label}: {entries:,} entries, {len(names.names):,} names ({names.version.source})")
+    if addresses is None:
+        print("no EVM digital currency address in these files: the address list in use stays")
+    else:
+        verb = "stored" if stored_addresses else "already stored"
+        print(f"{verb} {addresses.version.label}: {len(addresses.entries):,} EVM addresses")
 
 
 def _published(text: str) -> date:
@@ -65,7 +72,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     sanctions = commands.add_parser("sanctions", help="sanctions list updates")
     sanctions_commands = sanctions.add_subparsers(dest="sanctions_command", required=True)
     imported = sanctions_commands.add_parser(
-        "import", help="validate OFAC's SDN files and store them as a new name list version"
+        "import", help="validate OFAC's SDN files and store their names and EVM addresses as new list versions"
     )
     imported.add_argument("--sdn", type=Path, help="SDN.CSV")
     imported.add_argument("--alt", type=Path, help="ALT.CSV: the aliases")

@@ -31,7 +31,7 @@ NAME_LIST = "ofac-sdn-names"
 ADDRESS_FILE = re.compile(r"^ofac-digital-currency-addresses-(\d{4}-\d{2}-\d{2})\.json$")
 NAME_FILE = re.compile(r"^ofac-sdn-(\d{4}-\d{2}-\d{2})\.csv$")
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "sanctions"
-_EVM = re.compile(r"^0x[0-9a-f]{40}$")
+EVM_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")  # lower-cased
 _ALIAS = re.compile(r"\b[af]\.k\.a\.,? '([^']+)'", re.IGNORECASE)
 
 
@@ -119,7 +119,7 @@ def parse_address_list(raw: bytes, source: str) -> AddressList:
         address = key.strip().lower()
         if not address.startswith("0x"):
             continue
-        if not _EVM.match(address):
+        if not EVM_ADDRESS.match(address):
             raise SanctionsListInvalid(f"{source}: malformed EVM address {key!r}")
         currency = str(record.get("type", "")).rsplit("-", 1)[-1].strip()
         entries[address] = tuple(

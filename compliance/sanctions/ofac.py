@@ -14,6 +14,11 @@ Two forms (https://ofac.treasury.gov/sanctions-list-service):
 
 Vessels and aircraft are left out, as for the shipped list. Pure: bytes in, a ``NameList`` out (its version's
 fingerprint covers every input file); ``SanctionsListInvalid`` says what is wrong.
+
+Both forms also carry the digital currency addresses OFAC lists (SDN.CSV in an entry's Remarks, ``Digital Currency
+Address - ETH 0x…;``; SDN.XML as ``idList/id`` of that ``idType``): ``*_lists`` give the EVM ones (``0x`` and 40 hex
+digits, whatever the currency: ETH, USDT, USDC, ARB, BSC…) as an ``AddressList`` of the same version, so one import
+brings the wallet screen up to date with the name screen.
 """
 
 from __future__ import annotations
@@ -21,19 +26,35 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
+from types import MappingProxyType
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree  # type: ignore[import-untyped]
 from defusedxml.common import DefusedXmlException  # type: ignore[import-untyped]
 
 from compliance.errors import SanctionsListInvalid
-from compliance.sanctions.lists import NAME_LIST, ListedName, ListVersion, NameList
+from compliance.sanctions.lists import (
+    ADDRESS_LIST,
+    EVM_ADDRESS,
+    NAME_LIST,
+    AddressEntry,
+    AddressList,
+    ListedName,
+    ListVersion,
+    NameList,
+)
 
 SDN_COLUMNS, ALT_COLUMNS, ADD_COLUMNS = 12, 5, 6
 LEFT_OUT = ("vessel", "aircraft")
 MIN_ENTRIES = 1  # an empty list is never a list
+DIGITAL_CURRENCY = "Digital Currency Address - "
+_REMARK_ADDRESS = re.compile(r"Digital Currency Address - ([A-Za-z0-9]+) ([^\s;]+)")
+
+#: (listed value, currency, entity, program, ent_num) of a digital currency address found in a list
+FoundAddress = tuple[str, str, str, str, int]
 
 
 def _rows(raw: bytes, source: str, columns: int) -> Iterator[list[str]]:
@@ -78,6 +99,18 @@ def parse_csv_set(sdn: bytes, alt: bytes | None, add: bytes | None, published: d
     Raises:
         SanctionsListInvalid: a malformed row, a duplicate or unknown ent_num, or no names.
     """
+    return parse_csv_set_lists(sdn, alt, add, published)[0]
+
+
+def parse_csv_set_lists(
+    sdn: bytes, alt: bytes | None, add: bytes | None, published: date
+) -> tuple[NameList, AddressList | None]:
+    """:func:`parse_csv_set`, and the EVM addresses in SDN.CSV's Remarks (None when it lists none).
+
+    Raises:
+        SanctionsListInvalid: as :func:`parse_csv_set`, or a ``0x`` address that is not 20 bytes of hex.
+    """
+    found: list[FoundAddress] = []
     names: list[ListedName] = []
     kinds: dict[int, tuple[str, str, str]] = {}  # ent_num -> (primary name, individual/entity, program)
     for row in _rows(sdn, "SDN.CSV", SDN_COLUMNS):
@@ -87,6 +120,8 @@ def parse_csv_set(sdn: bytes, alt: bytes | None, add: bytes | None, published: d
         sdn_type = _value(row[2])
         kind = "individual" if sdn_type == "individual" else "entity"
         kinds[ent_num] = (row[1], sdn_type, _value(row[3]))
+        for currency, value in _REMARK_ADDRESS.findall(row[11]):
+            found.append((value, currency, row[1], _value(row[3]), ent_num))
         if sdn_type in LEFT_OUT:
             continue
         if not row[1]:
@@ -109,7 +144,24 @@ def parse_csv_set(sdn: bytes, alt: bytes | None, add: bytes | None, published: d
         raise SanctionsListInvalid("SDN.CSV: no person or organization on the list")
     files = "SDN.CSV" + ("+ALT.CSV" if alt else "") + ("+ADD.CSV" if add else "")
     version = _version(published, f"ofac-import:{files}", _fingerprint(sdn, alt or b"", add or b""))
-    return NameList(version, tuple(names))
+    return NameList(version, tuple(names)), _address_list(found, version, "SDN.CSV")
+
+
+def _address_list(found: Iterable[FoundAddress], names: ListVersion, source: str) -> AddressList | None:
+    """The EVM addresses among ``found``, lower-cased, as the address list of the names' version (its date, source
+    and fingerprint); None when there are none. Other currencies' addresses (XBT, XMR, TRX…) are left out."""
+    entries: dict[str, list[AddressEntry]] = {}
+    for value, currency, entity, program, ent_num in found:
+        address = value.strip().rstrip(".").lower()
+        if not address.startswith("0x"):
+            continue
+        if not EVM_ADDRESS.match(address):
+            raise SanctionsListInvalid(f"{source}: ent_num {ent_num} lists a malformed EVM address {value!r}")
+        entries.setdefault(address, []).append(AddressEntry(address, entity, program, str(ent_num), currency))
+    if not entries:
+        return None
+    version = ListVersion(ADDRESS_LIST, names.published, names.source, names.sha256)
+    return AddressList(version, MappingProxyType({address: tuple(listed) for address, listed in entries.items()}))
 
 
 def _local(element: Element) -> str:
@@ -136,6 +188,15 @@ def parse_xml(raw: bytes) -> NameList:
     Raises:
         SanctionsListInvalid: not an SDN list, a bad date, a record count that does not match, or no names.
     """
+    return parse_xml_lists(raw)[0]
+
+
+def parse_xml_lists(raw: bytes) -> tuple[NameList, AddressList | None]:
+    """:func:`parse_xml`, and the EVM addresses of its ``Digital Currency Address`` ids (None when it lists none).
+
+    Raises:
+        SanctionsListInvalid: as :func:`parse_xml`, or a ``0x`` address that is not 20 bytes of hex.
+    """
     try:
         root = ElementTree.fromstring(raw)
     except (ElementTree.ParseError, DefusedXmlException) as err:
@@ -156,20 +217,26 @@ def parse_xml(raw: bytes) -> NameList:
     if declared and int(declared) != len(entries):
         raise SanctionsListInvalid(f"SDN.XML: Record_Count says {declared}, the file holds {len(entries)} entries")
     names: list[ListedName] = []
+    found: list[FoundAddress] = []
     for entry in entries:
         uid, sdn_type = _text(entry, "uid"), _text(entry, "sdnType").lower()
         if not uid.isdigit() or not _text(entry, "lastName"):
             raise SanctionsListInvalid(f"SDN.XML: an sdnEntry without a numeric uid or a lastName (uid {uid!r})")
-        if sdn_type in LEFT_OUT:
-            continue
         programs = _child(entry, "programList")
         program = "] [".join((p.text or "").strip() for p in programs or [] if _local(p) == "program")
-        kind = "individual" if sdn_type == "individual" else "entity"
         primary = _person_name(entry)
+        for listed in _child(entry, "idList") or []:
+            if _local(listed) == "id" and _text(listed, "idType").startswith(DIGITAL_CURRENCY):
+                currency = _text(listed, "idType").removeprefix(DIGITAL_CURRENCY).strip()
+                found.append((_text(listed, "idNumber"), currency, primary, program, int(uid)))
+        if sdn_type in LEFT_OUT:
+            continue
+        kind = "individual" if sdn_type == "individual" else "entity"
         names.append(ListedName(int(uid), primary, kind, program, None))
         for aka in _child(entry, "akaList") or []:
             if _local(aka) == "aka" and _text(aka, "category").lower() != "weak" and _text(aka, "lastName"):
                 names.append(ListedName(int(uid), _person_name(aka), kind, program, primary))
     if len({n.ent_num for n in names}) < MIN_ENTRIES:
         raise SanctionsListInvalid("SDN.XML: no person or organization on the list")
-    return NameList(_version(published, "ofac-import:SDN.XML", _fingerprint(raw)), tuple(names))
+    version = _version(published, "ofac-import:SDN.XML", _fingerprint(raw))
+    return NameList(version, tuple(names)), _address_list(found, version, "SDN.XML")

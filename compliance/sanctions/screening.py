@@ -86,6 +86,13 @@ class SanctionsScreen:
         list version, so the old version's entries simply age out of the cache's bound)."""
         return SanctionsScreen(self.addresses, names, self.policy, self.name_cache)
 
+    def with_addresses(self, addresses: AddressList) -> SanctionsScreen:
+        """A screen of ``addresses`` with this one's names, policy, result cache and name index (built or not)."""
+        screen = SanctionsScreen(addresses, self.names, self.policy, self.name_cache)
+        if "_index" in self.__dict__:  # the names did not change: their index (seconds of CPU) is not built again
+            screen.__dict__["_index"] = self.__dict__["_index"]
+        return screen
+
     @cached_property
     def _index(self) -> NameIndex:
         """Built on first use (about a second for the SDN list): a screen that only checks addresses, or whose list

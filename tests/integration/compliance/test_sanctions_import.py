@@ -19,6 +19,9 @@ from tests.unit.compliance.test_ofac_import import ADD, ALT, SDN
 
 pytestmark = pytest.mark.integration
 
+#: listed in SDN.CSV's Remarks only (not in the shipped address file)
+LISTED_WALLET = "0x7F367cC41522cE07553e823bf3be79A889DEbe1B"
+
 
 def _files(tmp_path: Path) -> list[str]:
     for name, raw in (("SDN.CSV", SDN), ("ALT.CSV", ALT), ("ADD.CSV", ADD)):
@@ -29,7 +32,10 @@ def _files(tmp_path: Path) -> list[str]:
 def _import_and_screen(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     files = _files(tmp_path)
     main(["sanctions", "import", *files, "--published", "2026-11-20", "--database-url", url])
-    assert "stored ofac-sdn-names@2026-11-20#" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "stored ofac-sdn-names@2026-11-20#" in printed
+    assert "stored ofac-sdn-digital-currency-addresses@2026-11-20#" in printed
+    assert "2 EVM addresses" in printed
     main(["sanctions", "import", *files, "--published", "2026-11-20", "--database-url", url])
     assert "already stored" in capsys.readouterr().out  # idempotent
 
@@ -48,6 +54,13 @@ def _import_and_screen(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert record.versions["ofac-sdn-names"] == label
     clear = compliance.screen_acceptance(BorrowerFacts("b-2", "0x" + "12" * 20, "Mazen Hussein", "US-FL"), "q-2")
     assert clear.outcome is Outcome.ALLOW  # the shipped list is no longer the one screened with
+    # the wallets the same files list: the import's address list, not the shipped 2026-08-20 file
+    wallet = compliance.screen_acceptance(BorrowerFacts("b-3", LISTED_WALLET, "Jane Roe", "US-FL"), "q-3")
+    assert wallet.outcome is Outcome.DENY
+    assert "sanctions.address" in {r.code for r in wallet.reasons}
+    assert wallet.versions["ofac-sdn-digital-currency-addresses"].startswith(
+        "ofac-sdn-digital-currency-addresses@2026-11-20#"
+    )
 
 
 def _screens_with_the_shipped_list(url: str, tmp_path: Path) -> bool:

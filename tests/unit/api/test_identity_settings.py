@@ -31,6 +31,7 @@ PRODUCTION: dict[str, Any] = {
     "database_url": "postgresql://db.internal/creditmesh",
     "key_store_url": "kms://eu-west-1",
     "sanctions_name_list_max_age_days": 7,
+    "sanctions_address_list_max_age_days": 7,
 }
 
 

@@ -127,6 +127,7 @@ def _production(tmp_path: Path, **changes: object) -> Settings:
         "kyc_webhook_secret": secrets.token_urlsafe(32),
         "http_lenders": [],
         "sanctions_name_list_max_age_days": 7,
+        "sanctions_address_list_max_age_days": 7,
         # the identity providers and keys production needs (issue 20 part B's checks)
         "kyc_provider_url": "https://kyc.example/api",
         "mla_provider_url": "https://mla.example/api",

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from api.settings import PRODUCTION_NAME_LIST_MAX_AGE
+from api.settings import PRODUCTION_LIST_MAX_AGE
 from compliance.errors import SanctionsListInvalid, SanctionsListStale
 from compliance.sanctions.lists import AddressList, NameList
-from compliance.sanctions.ofac import parse_csv_set, parse_xml
+from compliance.sanctions.ofac import parse_csv_set, parse_csv_set_lists, parse_xml, parse_xml_lists
 from compliance.sanctions.screening import SanctionsPolicy, SanctionsScreen
 from tests.unit.chain.test_production_guard import _production
 
@@ -21,7 +21,10 @@ pytestmark = pytest.mark.unit
 SDN = (
     b'9001,"KOVALENKO, Dmytro Ivanovych","individual","UKRAINE-EO13660",-0-,-0-,-0-,-0-,-0-,-0-,-0-,'
     b'"DOB 01 Jan 1970."\r\n'
-    b'9002,"BLUE HARBOR SHIPPING LLC",-0-,"IRAN",-0-,-0-,-0-,-0-,-0-,-0-,-0-,-0-\r\n'
+    b'9002,"BLUE HARBOR SHIPPING LLC",-0-,"IRAN",-0-,-0-,-0-,-0-,-0-,-0-,-0-,"Digital Currency Address - ETH '
+    b"0x7F367cC41522cE07553e823bf3be79A889DEbe1B; alt. Digital Currency Address - XBT "
+    b"1BoatSLRHtKNngkdXEeobR76b53LETtpyT; "
+    b'alt. Digital Currency Address - USDT 0x8589427373D6D84E98730D7795D8f6f8731FDA16."\r\n'
     b'9003,"SEA FALCON","vessel","IRAN",-0-,"9HA1234","Tanker",-0-,-0-,"Malta",-0-,-0-\r\n'
 ) + b"\x1a"
 ALT = (
@@ -42,7 +45,15 @@ XML = b"""<?xml version="1.0" standalone="yes"?>
       <aka><uid>102</uid><type>a.k.a.</type><category>weak</category><lastName>DIMA</lastName></aka>
     </akaList>
   </sdnEntry>
-  <sdnEntry><uid>9003</uid><lastName>SEA FALCON</lastName><sdnType>Vessel</sdnType></sdnEntry>
+  <sdnEntry><uid>9003</uid><lastName>SEA FALCON</lastName><sdnType>Vessel</sdnType>
+    <idList>
+      <id><uid>301</uid><idType>Digital Currency Address - ETH</idType>
+        <idNumber>0x8589427373D6D84E98730D7795D8f6f8731FDA16</idNumber></id>
+      <id><uid>302</uid><idType>Digital Currency Address - XBT</idType>
+        <idNumber>1BoatSLRHtKNngkdXEeobR76b53LETtpyT</idNumber></id>
+      <id><uid>303</uid><idType>Passport</idType><idNumber>0x0</idNumber></id>
+    </idList>
+  </sdnEntry>
 </sdnList>"""
 
 
@@ -106,13 +117,53 @@ def test_a_bad_xml_is_refused_with_its_reason(raw: bytes, message: str) -> None:
         parse_xml(raw)
 
 
-def test_production_requires_a_name_list_maximum_age(tmp_path: Path) -> None:
+def _addresses(listed: AddressList | None) -> dict[str, list[tuple[str, str, str, str]]]:
+    assert listed is not None
+    return {a: [(e.entity, e.program, e.uid, e.currency) for e in entries] for a, entries in listed.entries.items()}
+
+
+def test_the_csv_set_and_the_xml_give_the_evm_digital_currency_addresses_of_the_same_version() -> None:
+    """Any currency's 0x address, lower-cased; other currencies' addresses (XBT) and other ids left out. Before,
+    an import brought names only: the wallet screen kept the shipped file for as long as the platform ran."""
+    names, addresses = parse_csv_set_lists(SDN, ALT, ADD, date(2026, 11, 20))
+    assert _addresses(addresses) == {
+        "0x7f367cc41522ce07553e823bf3be79a889debe1b": [("BLUE HARBOR SHIPPING LLC", "IRAN", "9002", "ETH")],
+        "0x8589427373d6d84e98730d7795d8f6f8731fda16": [("BLUE HARBOR SHIPPING LLC", "IRAN", "9002", "USDT")],
+    }
+    assert addresses is not None
+    assert addresses.version.label.startswith("ofac-sdn-digital-currency-addresses@2026-11-20#")
+    assert (addresses.version.sha256, addresses.version.source) == (names.version.sha256, names.version.source)
+
+    names, addresses = parse_xml_lists(XML)
+    assert _addresses(addresses) == {
+        "0x8589427373d6d84e98730d7795d8f6f8731fda16": [("SEA FALCON", "", "9003", "ETH")],  # a vessel's too
+    }
+    assert addresses is not None
+    assert addresses.version.published == names.version.published
+
+
+def test_files_without_an_evm_address_give_no_address_list_and_a_malformed_one_is_refused() -> None:
+    plain = SDN.replace(b"0x7F367cC41522cE07553e823bf3be79A889DEbe1B", b"1BoatSLRHtKNngkdXEeobR76b53LETtpyT")
+    plain = plain.replace(b"0x8589427373D6D84E98730D7795D8f6f8731FDA16", b"TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE")
+    assert parse_csv_set_lists(plain, None, None, date(2026, 11, 20))[1] is None
+    with pytest.raises(SanctionsListInvalid, match="ent_num 9002 lists a malformed EVM address '0x7F36'"):
+        parse_csv_set_lists(
+            SDN.replace(b"0x7F367cC41522cE07553e823bf3be79A889DEbe1B", b"0x7F36"), None, None, date.today()
+        )
+    with pytest.raises(SanctionsListInvalid, match=r"SDN\.XML: ent_num 9003 lists a malformed EVM address"):
+        parse_xml_lists(XML.replace(b"0x8589427373D6D84E98730D7795D8f6f8731FDA16", b"0x85894273"))
+
+
+@pytest.mark.parametrize("field", ["sanctions_name_list_max_age_days", "sanctions_address_list_max_age_days"])
+def test_production_requires_each_lists_maximum_age(tmp_path: Path, field: str) -> None:
+    """The address list's too: its 365-day default let a wallet listed after the shipped file screen clear for a
+    year."""
     settings = _production(tmp_path)
-    assert settings.sanctions_name_list_max_age_days == 7
-    with pytest.raises(ValidationError, match="CREDITMESH_SANCTIONS_NAME_LIST_MAX_AGE_DAYS"):
-        _production(tmp_path, sanctions_name_list_max_age_days=PRODUCTION_NAME_LIST_MAX_AGE + 1)
-    values = {k: v for k, v in _production(tmp_path).model_dump().items() if k != "sanctions_name_list_max_age_days"}
-    with pytest.raises(ValidationError, match="CREDITMESH_SANCTIONS_NAME_LIST_MAX_AGE_DAYS"):
+    assert getattr(settings, field) == 7
+    with pytest.raises(ValidationError, match=f"CREDITMESH_{field.upper()}"):
+        _production(tmp_path, **{field: PRODUCTION_LIST_MAX_AGE + 1})
+    values = {k: v for k, v in _production(tmp_path).model_dump().items() if k != field}
+    with pytest.raises(ValidationError, match=f"CREDITMESH_{field.upper()}"):
         type(settings)(**values)
 
 
