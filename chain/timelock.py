@@ -147,8 +147,9 @@ def cancel_call(timelock: ChecksumAddress, operation_id: bytes) -> Call:
 
 @dataclass(frozen=True, slots=True)
 class ScheduledOperation:
-    """An operation as the Timelock's events and state show it."""
+    """An operation as the Timelock's events and state show it: its latest scheduling."""
 
+    operation_id: bytes  # the events' id (a one-call batch's is hashOperationBatch's)
     operation: TimelockOperation
     state: OperationState
     ready_at: int  # unix seconds at which it may execute (0 once done or cancelled)
@@ -158,10 +159,6 @@ class ScheduledOperation:
     executed_tx: str | None = None
     cancelled_tx: str | None = None
 
-    @property
-    def operation_id(self) -> bytes:
-        return self.operation.operation_id
-
 
 def operation_state(timelock: Contract, operation_id: bytes, *, cancelled: bool = False) -> OperationState:
     state = _CHAIN_STATES[int(timelock.functions.getOperationState(operation_id).call())]
@@ -169,49 +166,67 @@ def operation_state(timelock: Contract, operation_id: bytes, *, cancelled: bool 
 
 
 def read_operations(timelock: Contract, from_block: int = 0) -> list[ScheduledOperation]:
-    """Every operation scheduled on ``timelock`` since ``from_block``, oldest first, rebuilt from its events."""
+    """Every operation scheduled on ``timelock`` since ``from_block``, oldest first, rebuilt from its events.
+
+    An operation cancelled and then scheduled again (the same calls and salt: the same id) is shown as its latest
+    scheduling, rebuilt from that one transaction's ``CallScheduled`` events; a cancellation before it is not its."""
     events = timelock.events
-    scheduled: dict[bytes, list[Any]] = {}
+    schedulings: dict[tuple[bytes, str], list[Any]] = {}
     for log in events.CallScheduled.get_logs(from_block=from_block):
-        scheduled.setdefault(_id(log), []).append(log)
-    salts = {_id(log): bytes(log["args"]["salt"]) for log in events.CallSalt.get_logs(from_block=from_block)}
+        schedulings.setdefault((_id(log), _tx(log)), []).append(log)
+    latest = {operation_id: logs for (operation_id, _), logs in schedulings.items()}  # logs come oldest first
+    salts = {
+        (_id(log), _tx(log)): bytes(log["args"]["salt"]) for log in events.CallSalt.get_logs(from_block=from_block)
+    }
     executed = {_id(log): _tx(log) for log in events.CallExecuted.get_logs(from_block=from_block)}
-    cancelled = {_id(log): _tx(log) for log in events.Cancelled.get_logs(from_block=from_block)}
+    cancels = {_id(log): log for log in events.Cancelled.get_logs(from_block=from_block)}  # the last of each id
     found = []
-    for operation_id, logs in scheduled.items():
-        logs.sort(key=lambda log: int(log["args"]["index"]))
-        first = logs[0]
-        operation = TimelockOperation(
-            calls=tuple(
-                TimelockCall(
-                    target=to_checksum_address(log["args"]["target"]),
-                    data=bytes(log["args"]["data"]),
-                    value=int(log["args"]["value"]),
-                )
-                for log in logs
-            ),
-            salt=salts.get(operation_id, ZERO_BYTES32),
-            predecessor=bytes(first["args"]["predecessor"]),
-        )
-        if operation.operation_id != operation_id and len(logs) == 1:
-            # a batch of one call was scheduled with scheduleBatch: its id is hashOperationBatch's
-            operation = replace(operation, as_batch=True)
-        state = operation_state(timelock, operation_id, cancelled=operation_id in cancelled)
+    for operation_id, logs in latest.items():
+        first = min(logs, key=lambda log: int(log["args"]["index"]))
+        cancel = cancels.get(operation_id)
+        cancelled_tx = _tx(cancel) if cancel is not None and _position(cancel) > _position(logs[-1]) else None
+        state = operation_state(timelock, operation_id, cancelled=cancelled_tx is not None)
         timestamp = int(timelock.functions.getTimestamp(operation_id).call())
         found.append(
             ScheduledOperation(
-                operation=operation,
+                operation_id=operation_id,
+                operation=_operation(operation_id, logs, salts.get((operation_id, _tx(first)), ZERO_BYTES32)),
                 state=state,
                 ready_at=timestamp if timestamp > 1 else 0,
                 delay=int(first["args"]["delay"]),
-                scheduled_tx=first["transactionHash"].to_0x_hex(),
+                scheduled_tx=_tx(first),
                 scheduled_block=int(first["blockNumber"]),
                 executed_tx=executed.get(operation_id),
-                cancelled_tx=cancelled.get(operation_id),
+                cancelled_tx=cancelled_tx,
             )
         )
     found.sort(key=lambda item: item.scheduled_block)
     return found
+
+
+def _operation(operation_id: bytes, logs: list[Any], salt: bytes) -> TimelockOperation:
+    """One scheduling's calls, in their index order."""
+    ordered = sorted(logs, key=lambda log: int(log["args"]["index"]))
+    operation = TimelockOperation(
+        calls=tuple(
+            TimelockCall(
+                target=to_checksum_address(log["args"]["target"]),
+                data=bytes(log["args"]["data"]),
+                value=int(log["args"]["value"]),
+            )
+            for log in ordered
+        ),
+        salt=salt,
+        predecessor=bytes(ordered[0]["args"]["predecessor"]),
+    )
+    if operation.operation_id != operation_id and len(ordered) == 1:
+        # a batch of one call was scheduled with scheduleBatch: its id is hashOperationBatch's
+        operation = replace(operation, as_batch=True)
+    return operation
+
+
+def _position(log: Any) -> tuple[int, int]:
+    return int(log["blockNumber"]), int(log["logIndex"])
 
 
 def _id(log: Any) -> bytes:

@@ -370,3 +370,23 @@ def test_rotating_the_guardian_grants_the_new_key_everywhere_before_revoking_the
         contract = chain.contract(key)
         assert contract.functions.hasRole(guardian_role, new).call(), key
         assert not contract.functions.hasRole(guardian_role, old).call(), key
+
+
+def test_an_operation_scheduled_again_after_its_cancellation_is_listed_once_and_executes(admin: Admin) -> None:
+    """The same calls and salt scheduled again after a cancellation have the same id: both schedulings' events were
+    merged into one operation with every call twice (another id), which `execute` then said was never scheduled."""
+    chain = admin.chains["ethereum-local"]
+    propose = ("--chains", chain.name, "propose", "grace-period", "3600", "--via", "key", "--salt", "0x" + "77" * 32)
+    operation_id = re.search(r"scheduled (0x[0-9a-f]{64})", admin(*propose))
+    assert operation_id is not None
+    admin("--chains", chain.name, "cancel", operation_id.group(1))
+    admin(*propose)
+    admin.advance(3)
+
+    listing = admin("--chains", chain.name, "list")
+
+    assert f"{operation_id.group(1)} ready" in listing
+    assert listing.count("CreditAggregator.setGracePeriod(newGracePeriod=3600)") == 1
+    assert "cancelled" not in listing
+    admin("--chains", chain.name, "execute", operation_id.group(1))
+    assert _grace(chain) == 3600
