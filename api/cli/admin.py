@@ -397,7 +397,7 @@ PROPOSALS: dict[str, tuple[str, Arguments, Callable[[argparse.Namespace], CallsF
         lambda a: parameters.register_pool(a.pool),
     ),
     "unpause": (
-        "unpause every pausable contract (--liquidations: liquidations only)",
+        "unpause every contract that is paused (--liquidations: liquidations only)",
         [("--liquidations", {"action": "store_true"})],
         lambda a: parameters.unpause(liquidations=a.liquidations),
     ),

@@ -1,7 +1,8 @@
 """Proposals an admin asks for by name, each a function of the chain (addresses and decimals differ per chain):
 collateral parameters, the pool's rate model and reserve factor, the grace period, settlement addresses, pool
-registration, unpausing, and role grants, revocations and rotations (the new key granted before the old one is
-revoked, in one batch). Bounds are the contracts' own: ``service.simulate`` runs every call as the Timelock."""
+registration, unpausing what is paused, and role grants, revocations and rotations (the new key granted before the
+old one is revoked, in one batch). Bounds are the contracts' own: ``service.simulate`` runs every call as the
+Timelock."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from contracts.governance.catalog import (
     role_id,
     token_address,
 )
-from contracts.governance.service import CallsFor, GovernedChain
+from contracts.governance.service import CallsFor, GovernedChain, ProposalRefused
 
 
 def collateral_parameters(asset: str, ltv_bps: int, threshold_bps: int, bonus_bps: int, supply_cap: int) -> CallsFor:
@@ -93,12 +94,20 @@ def register_pool(pool: str) -> CallsFor:
 
 
 def unpause(*, liquidations: bool = False) -> CallsFor:
-    """Lift the guardian's pause (every pausable contract), or the liquidation pause only."""
+    """Lift the guardian's pause where it holds: every contract whose ``paused()`` is true, or the liquidation pause
+    only. The Timelock's unpause of a contract that is not paused reverts (``ExpectedPause()``) and with it the
+    whole batch, so one is never included; a chain with nothing paused is refused."""
 
     def calls(chain: GovernedChain) -> list[GovernedCall]:
         if liquidations:
+            if not chain.contract("CollateralManager").functions.liquidationsPaused().call():
+                raise ProposalRefused(f"{chain.name}: liquidations are not paused: nothing to unpause")
             return [GovernedCall("CollateralManager", "unpauseLiquidations")]
-        return [GovernedCall(key, "unpause") for key in keys_matching(chain.record, PAUSABLE)]
+        keys = keys_matching(chain.record, PAUSABLE)
+        paused = [key for key in keys if chain.contract(key).functions.paused().call()]
+        if not paused:
+            raise ProposalRefused(f"{chain.name}: none of {', '.join(keys)} is paused: nothing to unpause")
+        return [GovernedCall(key, "unpause") for key in paused]
 
     return calls
 

@@ -53,7 +53,9 @@ from contracts.governance.catalog import PAUSABLE, GovernedCall, before_and_afte
 from store.db import Database
 from store.governance import ActionRecord, ProposalRecord, SqlActionRepository, SqlProposalRepository
 
-REVERT_ARTIFACTS = ("TimelockController", "Errors")
+# the Timelock's errors, ours, and OpenZeppelin's our contracts inherit (Pausable's ExpectedPause / EnforcedPause,
+# AccessControl's, ERC-4626's): a refusal names the error, never its raw selector
+REVERT_ARTIFACTS = ("TimelockController", "Errors", "CreditAggregator", "CollateralManager", "LendingPool")
 SAFE_KEY = "Safe"
 
 log = logging.getLogger(__name__)

@@ -390,3 +390,26 @@ def test_an_operation_scheduled_again_after_its_cancellation_is_listed_once_and_
     assert "cancelled" not in listing
     admin("--chains", chain.name, "execute", operation_id.group(1))
     assert _grace(chain) == 3600
+
+
+def test_unpause_proposes_only_the_paused_contracts_and_pausable_errors_decode(admin: Admin) -> None:
+    """With one contract paused, `propose unpause` included every pausable contract and the running ones' unpause
+    reverted the whole proposal, shown as raw bytes 0x8dfc202b (OpenZeppelin's ExpectedPause())."""
+    chain = admin.chains["polygon-local"]
+    Harness(chain).send(chain.contract("CreditAggregator").functions.pause(), GUARDIAN.address)
+
+    out = admin("--chains", chain.name, "propose", "unpause", "--via", "key")
+
+    assert re.findall(r"\.unpause\(\)", out) == [".unpause()"]
+    assert "CreditAggregator.unpause()" in out
+    batch = admin.tmp / "batch.json"
+    batch.write_text('[{"contract": "CollateralManager", "function": "unpause"}]')
+    assert "CollateralManager.unpause() would revert as the Timelock: ExpectedPause()" in admin.refused(
+        "--chains", chain.name, "propose", "batch", str(batch), "--via", "key"
+    )
+    admin.advance(3)
+    admin("--chains", chain.name, "execute", re.findall(r"scheduled (0x[0-9a-f]{64})", out)[0])
+    assert not chain.contract("CreditAggregator").functions.paused().call()
+    refused = admin.refused("--chains", chain.name, "propose", "unpause", "--via", "key")
+    assert "polygon-local: none of " in refused
+    assert "is paused: nothing to unpause" in refused
