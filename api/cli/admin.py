@@ -29,11 +29,12 @@ from typing import Any, Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from web3 import Web3
+from web3.exceptions import Web3Exception
 
 from api.cli._common import devnet_index, local_rpc
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
-from chain.errors import ChainError
+from chain.errors import ChainError, ChainIdMismatch, ConfigurationError, RpcUnavailable
 from chain.signers import DEVNET_ROLE_INDEX, LocalSigner, Role, Signer, devnet_account, is_production
 from chain.signers import production_guard as guard
 from chain.timelock import OperationState
@@ -130,13 +131,7 @@ def _governance(args: argparse.Namespace) -> Iterator[Governance]:
     settings = _settings(args)
     configs = _chain_configs(args, settings)
     production_guard_chains(settings, configs)
-    chains = []
-    for config in configs:
-        path = settings.resolved_deployments_dir / f"{config.name}.json"
-        if not path.exists():
-            raise SystemExit(f"no deployments record for {config.name} at {path}: deploy first")
-        w3 = Web3(Web3.HTTPProvider(config.rpc_urls[0], request_kwargs={"timeout": 30}))
-        chains.append(GovernedChain(config.name, w3, DeploymentRecord.load(path)))
+    chains = [_connect(config, settings.resolved_deployments_dir / f"{config.name}.json") for config in configs]
     database = Database(settings.resolved_database_url)
     database.migrate()
     try:
@@ -144,6 +139,29 @@ def _governance(args: argparse.Namespace) -> Iterator[Governance]:
             yield governance
     finally:
         database.dispose()
+
+
+def _connect(config: ChainConfig, path: Path) -> GovernedChain:
+    """``config``'s chain with its deployments record, refused before anything is read or sent unless the record is
+    of the chain id the chains file names and the RPC serves that chain (ChainIdMismatch: an RPC URL of another
+    chain would act there and record it under this chain's name)."""
+    if not path.exists():
+        raise SystemExit(f"no deployments record for {config.name} at {path}: deploy first")
+    record = DeploymentRecord.load(path)
+    if record.chain_id != config.chain_id:
+        raise ConfigurationError(
+            f"the deployments record {path} is of chain id {record.chain_id}, the chains file's {config.name} "
+            f"of {config.chain_id}"
+        )
+    url = config.rpc_urls[0]
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    try:
+        actual = w3.eth.chain_id
+    except (OSError, Web3Exception) as err:  # requests' errors are OSErrors
+        raise RpcUnavailable(f"{config.name}: RPC {url} does not answer ({type(err).__name__})") from err
+    if actual != config.chain_id:
+        raise ChainIdMismatch(f"{url} (given for {config.name})", config.chain_id, actual)
+    return GovernedChain(config.name, w3, record)
 
 
 def production_guard_chains(settings: AdminSettings, configs: list[ChainConfig]) -> None:

@@ -25,7 +25,7 @@ from chain.safe import read_safe, safe_contract
 from chain.signers import LocalSigner, devnet_account
 from chain.timelock import execute_call, read_operations, timelock_contract
 from store.compliance import AuditEntryRow
-from store.governance import GovernanceProposalRow
+from store.governance import GovernanceActionRow, GovernanceProposalRow
 from tests.contracts.harness import BORROWERS, DEPLOYER, USDC, Harness, Reverted
 from tests.support.devnet import DeployedChain
 
@@ -77,6 +77,23 @@ class Admin:
                 return list(session.scalars(select(GovernanceProposalRow).order_by(GovernanceProposalRow.id)))
         finally:
             engine.dispose()
+
+    def actions(self) -> list[GovernanceActionRow]:
+        """The guardian's recorded actions (pauses); none before the first admin command made the database."""
+        if not (self.tmp / "admin.db").exists():
+            return []
+        engine = create_engine(f"sqlite:///{self.tmp / 'admin.db'}")
+        try:
+            with Session(engine) as session:
+                return list(session.scalars(select(GovernanceActionRow).order_by(GovernanceActionRow.id)))
+        finally:
+            engine.dispose()
+
+    def point(self, name: str, rpc_url: str) -> None:
+        """Give chain ``name`` another RPC URL in the chains file."""
+        configs = [c.config for c in self.chains.values()]
+        moved = [c.model_copy(update={"rpc_urls": [rpc_url]}) if c.name == name else c for c in configs]
+        write_chains_file(self.tmp / "chains.json", moved)
 
 
 @pytest.fixture
@@ -413,3 +430,22 @@ def test_unpause_proposes_only_the_paused_contracts_and_pausable_errors_decode(a
     refused = admin.refused("--chains", chain.name, "propose", "unpause", "--via", "key")
     assert "polygon-local: none of " in refused
     assert "is paused: nothing to unpause" in refused
+
+
+def _paused(chain: DeployedChain) -> bool:
+    return bool(chain.contract("CreditAggregator").functions.paused().call())
+
+
+def test_an_rpc_serving_another_chain_is_refused_before_anything_is_sent(admin: Admin) -> None:
+    """ethereum-local's RPC pointed at polygon's node: `pause` paused polygon and recorded it under ethereum-local."""
+    admin.point("ethereum-local", admin.chains["polygon-local"].devnet.rpc_url)
+    sent = {name: chain.w3.eth.get_transaction_count(DEPLOYER.address) for name, chain in admin.chains.items()}
+
+    paused = admin.refused("--chains", "ethereum-local", "pause", "--reason", "incident")
+    proposed = admin.refused("propose", "grace-period", "86400", "--via", "key")
+
+    for refusal in (paused, proposed):
+        assert "(given for ethereum-local) serves chain id 31338, configured 31337: refusing to connect" in refusal
+    assert not any(_paused(chain) for chain in admin.chains.values())
+    assert admin.actions() == []
+    assert {name: c.w3.eth.get_transaction_count(DEPLOYER.address) for name, c in admin.chains.items()} == sent
