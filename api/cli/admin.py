@@ -10,7 +10,10 @@
   list                     the Timelock's operations per chain with their calls decoded and their state
   execute / cancel         a ready operation (anyone executes); a pending one (a proposer cancels)
   pause                    the guardian pauses at once (``--liquidations``: liquidations only; ``--reason``),
-                           each pause recorded as a governance action; unpausing is a proposal (``propose unpause``)
+                           each pause recorded as a governance action; unpausing is a proposal (``propose unpause``).
+                           Pause and cancel by key try every chain, whatever fails on the others, and exit non-zero
+                           naming each chain that failed and why; every other command refuses before sending when
+                           one of its chains is not as configured (its RPC silent or serving another chain id)
 
 Keys: ``--account N`` (devnet account N) or ``--key-env VAR`` (a private key in that environment variable). With
 ``CREDITMESH_ENVIRONMENT=production`` devnet keys and addresses are refused."""
@@ -22,7 +25,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -43,12 +46,14 @@ from contracts.deploy_config import DeployConfigError
 from contracts.governance import parameters
 from contracts.governance.catalog import CatalogError
 from contracts.governance.service import (
+    CHAIN_FAILURES,
     CallsFor,
     ChainProposal,
     Governance,
     GovernanceError,
     GovernedChain,
     dry_run,
+    failure,
     fork_dry_run,
     load_proposals,
     load_signatures,
@@ -128,11 +133,34 @@ def _settings(args: argparse.Namespace) -> AdminSettings:
 
 @contextmanager
 def _governance(args: argparse.Namespace) -> Iterator[Governance]:
+    """Every chain of ``--chains``, refused before anything is read or sent if one is not as configured."""
+    connected = _connect_all(args)
+    for chain in connected.values():
+        if isinstance(chain, ChainError):
+            raise chain
+    with _opened(args, connected) as governance:
+        yield governance
+
+
+def _connect_all(args: argparse.Namespace) -> dict[str, GovernedChain | ChainError]:
+    """Each chain of ``--chains``, in the chains file's order: as ``_connect`` accepted it, or why it refused it."""
     settings = _settings(args)
     configs = _chain_configs(args, settings)
     production_guard_chains(settings, configs)
-    chains = [_connect(config, settings.resolved_deployments_dir / f"{config.name}.json") for config in configs]
-    database = Database(settings.resolved_database_url)
+    connected: dict[str, GovernedChain | ChainError] = {}
+    for config in configs:
+        try:
+            connected[config.name] = _connect(config, settings.resolved_deployments_dir / f"{config.name}.json")
+        except ChainError as err:
+            connected[config.name] = err
+    return connected
+
+
+@contextmanager
+def _opened(args: argparse.Namespace, connected: dict[str, GovernedChain | ChainError]) -> Iterator[Governance]:
+    """Governance of the chains ``_connect`` accepted, recording in the admin database."""
+    chains = [chain for chain in connected.values() if isinstance(chain, GovernedChain)]
+    database = Database(_settings(args).resolved_database_url)
     database.migrate()
     try:
         with Governance(chains, database) as governance:
@@ -146,7 +174,7 @@ def _connect(config: ChainConfig, path: Path) -> GovernedChain:
     of the chain id the chains file names and the RPC serves that chain (ChainIdMismatch: an RPC URL of another
     chain would act there and record it under this chain's name)."""
     if not path.exists():
-        raise SystemExit(f"no deployments record for {config.name} at {path}: deploy first")
+        raise ConfigurationError(f"no deployments record for {config.name} at {path}: deploy first")
     record = DeploymentRecord.load(path)
     if record.chain_id != config.chain_id:
         raise ConfigurationError(
@@ -313,36 +341,45 @@ def cmd_list(args: argparse.Namespace) -> None:
                     _say(name, f"    {chain.describe(call)}")
 
 
-def _operations(args: argparse.Namespace, governance: Governance) -> list[tuple[str, str]]:
+def _operations(args: argparse.Namespace, chains: Iterable[str]) -> list[tuple[str, str]]:
+    """(chain, operation id) on each of ``chains``: the proposal file's, or the one id given."""
     if args.proposal is not None:
-        return [
-            (p.chain_name, p.operation_id) for p in load_proposals(args.proposal) if p.chain_name in governance.chains
-        ]
+        return [(p.chain_name, p.operation_id) for p in load_proposals(args.proposal) if p.chain_name in chains]
     if args.operation_id is None:
         raise SystemExit("give an operation id or --proposal FILE")
-    return [(name, args.operation_id) for name in governance.chains]
+    return [(name, args.operation_id) for name in chains]
 
 
 def cmd_execute(args: argparse.Namespace) -> None:
     with _governance(args) as governance:
         sender = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
-        for chain, operation_id in _operations(args, governance):
+        for chain, operation_id in _operations(args, governance.chains):
             _say(chain, f"executed {operation_id}: tx {governance.execute(chain, operation_id, sender)}")
 
 
 def cmd_cancel(args: argparse.Namespace) -> None:
+    if args.via == "safe":
+        _cancel_via_safe(args)
+        return
+    canceller = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
+    connected = _connect_all(args)
+    with _opened(args, connected) as governance:
+        operations = dict(_operations(args, connected))
+
+        def cancel(chain: str) -> None:
+            _say(chain, f"cancelled {operations[chain]}: tx {governance.cancel(chain, operations[chain], canceller)}")
+
+        _on_every_chain("cancel", {name: connected[name] for name in operations}, cancel)
+
+
+def _cancel_via_safe(args: argparse.Namespace) -> None:
     with _governance(args) as governance:
-        if args.via == "safe":
-            proposals = [governance.prepare_cancel(chain, op) for chain, op in _operations(args, governance)]
-            out = args.out or Path(".creditmesh/proposals") / f"cancel-{secrets.token_hex(6)}.json"
-            save_proposals(out, proposals)
-            for proposal in proposals:
-                _say(proposal.chain_name, f"SafeTx cancelling {proposal.operation_id} (Safe nonce {_nonce(proposal)})")
-            print(f"cancellation written to {out}: owners sign it, then `creditmesh admin submit`", flush=True)
-            return
-        canceller = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
-        for chain, operation_id in _operations(args, governance):
-            _say(chain, f"cancelled {operation_id}: tx {governance.cancel(chain, operation_id, canceller)}")
+        proposals = [governance.prepare_cancel(chain, op) for chain, op in _operations(args, governance.chains)]
+        out = args.out or Path(".creditmesh/proposals") / f"cancel-{secrets.token_hex(6)}.json"
+        save_proposals(out, proposals)
+        for proposal in proposals:
+            _say(proposal.chain_name, f"SafeTx cancelling {proposal.operation_id} (Safe nonce {_nonce(proposal)})")
+        print(f"cancellation written to {out}: owners sign it, then `creditmesh admin submit`", flush=True)
 
 
 def _nonce(proposal: ChainProposal) -> int:
@@ -351,14 +388,44 @@ def _nonce(proposal: ChainProposal) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> None:
-    with _governance(args) as governance:
-        guardian = _guardian(args)
-        for name in governance.chains:
-            done = governance.pause(name, guardian, liquidations=args.liquidations, reason=args.reason)
-            if not done:
-                _say(name, "already paused")
-            for what, tx_hash in done:
-                _say(name, f"{what}: tx {tx_hash}")
+    guardian = _guardian(args)
+    connected = _connect_all(args)
+    with _opened(args, connected) as governance:
+
+        def pause(chain: str) -> None:
+            outcome = governance.pause(chain, guardian, liquidations=args.liquidations, reason=args.reason)
+            for what, tx_hash in outcome.sent:
+                _say(chain, f"{what}: tx {tx_hash}")
+            if outcome.refused:
+                raise GovernanceError("; ".join(f"{what}: {why}" for what, why in outcome.refused))
+            if not outcome.sent:
+                _say(chain, "already paused")
+
+        _on_every_chain("pause", connected, pause)
+
+
+def _on_every_chain(action: str, chains: dict[str, GovernedChain | ChainError], act: Callable[[str], None]) -> None:
+    """An emergency action on every chain whatever happens on the others (one RPC down, or the key without its role
+    on one chain, must not leave the rest undone), each chain's outcome said; then exit non-zero naming each chain
+    that failed and why (a chain ``_connect`` refused has failed already)."""
+    failed = {}
+    for chain, connected in chains.items():
+        why = failure(chain, connected) if isinstance(connected, ChainError) else _attempt(chain, act)
+        if why is not None:
+            failed[chain] = why
+            _say(chain, f"{action} FAILED: {why}")
+    if failed:
+        reasons = "; ".join(f"{chain}: {why}" for chain, why in failed.items())
+        raise GovernanceError(f"{action} failed on {len(failed)} of {len(chains)} chain(s) ({reasons})")
+
+
+def _attempt(chain: str, act: Callable[[str], None]) -> str | None:
+    """Why ``act`` failed on ``chain``, or None when it did not."""
+    try:
+        act(chain)
+    except CHAIN_FAILURES as err:
+        return failure(chain, err)
+    return None
 
 
 def _guardian(args: argparse.Namespace) -> Signer:
@@ -528,13 +595,17 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run(command: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
-    """Governance and chain errors end the command with their message (exit status 1), not a traceback."""
+    """Governance and chain errors, and an RPC's connection errors, end the command with their message in one line
+    (exit status 1), not a traceback."""
 
     def run(args: argparse.Namespace) -> None:
         try:
             command(args)
         except (GovernanceError, CatalogError, ChainError, DeployConfigError) as err:
             print(f"refused: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from err
+        except (OSError, Web3Exception) as err:  # an RPC that stops answering (requests' errors are OSErrors)
+            print(f"refused: {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr, flush=True)
             raise SystemExit(1) from err
 
     return run

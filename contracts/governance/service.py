@@ -17,12 +17,12 @@ from typing import Any
 from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception
 from web3.types import Wei
 
 from chain.artifacts import load_artifact
 from chain.deployment import DeploymentRecord
-from chain.errors import GasEstimationFailed, TransactionReverted
+from chain.errors import ChainError, GasEstimationFailed, TransactionReverted
 from chain.revert import decode_revert
 from chain.safe import (
     OwnerSignature,
@@ -49,7 +49,15 @@ from chain.timelock import (
     timelock_contract,
 )
 from chain.transactions import Call, Receipt
-from contracts.governance.catalog import PAUSABLE, GovernedCall, before_and_after, decode, encode, keys_matching
+from contracts.governance.catalog import (
+    PAUSABLE,
+    CatalogError,
+    GovernedCall,
+    before_and_after,
+    decode,
+    encode,
+    keys_matching,
+)
 from store.db import Database
 from store.governance import ActionRecord, ProposalRecord, SqlActionRepository, SqlProposalRepository
 
@@ -586,21 +594,43 @@ class Governance:
 
     def pause(
         self, chain_name: str, guardian: Signer, *, liquidations: bool = False, reason: str | None = None
-    ) -> list[tuple[str, str]]:
+    ) -> PauseOutcome:
         """Pause at once as the guardian: every pausable contract (opening loans, collateral withdrawals, pool
         borrowing), or only liquidations. Contracts already paused are skipped; each pause sent is persisted as a
-        governance action with ``reason``. Returns (what, tx hash)."""
+        governance action with ``reason``. A contract that refuses (the guardian without its role there, the RPC
+        gone) does not stop the others: it is reported in the outcome."""
         production_guard([guardian.address])
         chain = self.chain(chain_name)
-        done = []
         if liquidations:
-            manager = chain.contract("CollateralManager")
-            if not manager.functions.liquidationsPaused().call():
-                tx = self._act(chain, guardian, "CollateralManager", "pauseLiquidations", reason)
-                done.append(("CollateralManager.pauseLiquidations", tx))
-            return done
-        for key in keys_matching(chain.record, PAUSABLE):
-            if chain.contract(key).functions.paused().call():
-                continue
-            done.append((f"{key}.pause", self._act(chain, guardian, key, "pause", reason)))
-        return done
+            targets = [("CollateralManager", "pauseLiquidations", "liquidationsPaused")]
+        else:
+            targets = [(key, "pause", "paused") for key in keys_matching(chain.record, PAUSABLE)]
+        outcome = PauseOutcome()
+        for key, function, paused in targets:
+            what = f"{key}.{function}"
+            try:
+                if not getattr(chain.contract(key).functions, paused)().call():
+                    outcome.sent.append((what, self._act(chain, guardian, key, function, reason)))
+            except CHAIN_FAILURES as err:
+                outcome.refused.append((what, failure(chain.name, err)))
+        return outcome
+
+
+@dataclass
+class PauseOutcome:
+    """The guardian's pause on one chain: each pause sent (what, tx hash) and each refused (what, why); neither when
+    everything was already paused."""
+
+    sent: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+# What one chain's part of a command may fail with, that must not stop the other chains' in an emergency: a refusal
+# of ours or the chain layer's, or an RPC that stops answering (requests' errors are OSErrors) or answers nonsense.
+CHAIN_FAILURES = (GovernanceError, CatalogError, ChainError, OSError, Web3Exception)
+
+
+def failure(chain_name: str, err: BaseException) -> str:
+    """One line saying why ``chain_name``'s part failed (without the chain's name our errors start with)."""
+    text = " ".join(str(err).removeprefix(f"{chain_name}: ").split())
+    return text if isinstance(err, (GovernanceError, CatalogError, ChainError)) else f"{type(err).__name__}: {text}"

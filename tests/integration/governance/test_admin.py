@@ -449,3 +449,52 @@ def test_an_rpc_serving_another_chain_is_refused_before_anything_is_sent(admin: 
     assert not any(_paused(chain) for chain in admin.chains.values())
     assert admin.actions() == []
     assert {name: c.w3.eth.get_transaction_count(DEPLOYER.address) for name, c in admin.chains.items()} == sent
+
+
+def test_pause_tries_every_chain_and_names_each_that_failed(admin: Admin) -> None:
+    """ethereum-local's RPC down and the guardian without its role on polygon-local's CreditAggregator: `pause` used to
+    stop at the first chain with a ConnectionError traceback, so no chain was paused."""
+    polygon = Harness(admin.chains["polygon-local"])
+    polygon.govern(polygon.aggregator, "revokeRole", keccak(text="GUARDIAN_ROLE"), GUARDIAN.address)
+    admin.point("ethereum-local", "http://127.0.0.1:9")
+
+    with pytest.raises(SystemExit) as refused:
+        admin("pause", "--reason", "incident")
+    out = admin.capsys.readouterr()
+
+    assert refused.value.code == 1
+    assert "[ethereum-local] pause FAILED: RPC http://127.0.0.1:9 does not answer (ConnectionError)" in out.out
+    assert "[polygon-local] CollateralManager.pause: tx 0x" in out.out
+    assert "[polygon-local] pause FAILED: CreditAggregator.pause: " in out.out
+    assert out.out.count("[arbitrum-local] ") == 3  # CreditAggregator, CollateralManager, LendingPool:USDC
+    (line,) = out.err.splitlines()
+    assert line.startswith("refused: pause failed on 2 of 3 chain(s) (ethereum-local: RPC http://127.0.0.1:9 ")
+    assert "; polygon-local: CreditAggregator.pause: pause-CreditAggregator reverted: AccessControlUnauthorized" in line
+    assert _paused(admin.chains["arbitrum-local"])
+    assert not _paused(admin.chains["polygon-local"])
+    assert polygon.pool.functions.paused().call()
+    assert {(row.chain_name, row.contract) for row in admin.actions() if row.chain_name == "polygon-local"} == {
+        ("polygon-local", "CollateralManager"),
+        ("polygon-local", "LendingPool:USDC"),
+    }
+
+
+def test_cancel_by_key_tries_every_chain(admin: Admin) -> None:
+    """Cancelling an operation everywhere stopped at the first chain that refused (here: one where the id was never
+    scheduled), before the chain that has it."""
+    proposed = admin("--chains", "polygon-local", "propose", "grace-period", "3600", "--via", "key")
+    operation_id = re.search(r"scheduled (0x[0-9a-f]{64})", proposed)
+    assert operation_id is not None
+    admin.point("arbitrum-local", "http://127.0.0.1:9")
+
+    with pytest.raises(SystemExit) as refused:
+        admin("cancel", operation_id.group(1))
+    out = admin.capsys.readouterr()
+
+    assert refused.value.code == 1
+    assert re.search(rf"\[polygon-local\] cancelled {operation_id.group(1)}: tx 0x", out.out)
+    (line,) = out.err.splitlines()
+    assert line.startswith(f"refused: cancel failed on 2 of 3 chain(s) (ethereum-local: no operation {operation_id[1]}")
+    assert "; arbitrum-local: RPC http://127.0.0.1:9 does not answer (ConnectionError))" in line
+    (row,) = admin.rows()
+    assert (row.chain_name, row.state) == ("polygon-local", "cancelled")

@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import requests
 
 from api.cli import admin, build_parser, main, run, serve, wallet
 from api.local_platform import ServicePortTaken
@@ -198,3 +199,19 @@ def test_a_production_deploy_needs_its_configuration_file(monkeypatch: pytest.Mo
     monkeypatch.setenv("CREDITMESH_ENVIRONMENT", "production")
     with pytest.raises(SystemExit, match="a production deploy needs --config FILE"):
         main(["admin", "deploy"])
+
+
+def test_an_admin_command_whose_rpc_stops_answering_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A connection error part-way through a command (the RPC answered the chain id check, then went away) was a
+    traceback: none of the errors ``_run`` caught."""
+
+    def command(args: argparse.Namespace) -> None:
+        raise requests.ConnectionError("HTTPConnectionPool(host='127.0.0.1', port=9):\n Max retries exceeded")
+
+    with pytest.raises(SystemExit) as refused:
+        admin._run(command)(argparse.Namespace())
+
+    assert refused.value.code == 1
+    assert capsys.readouterr().err == (
+        "refused: ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded\n"
+    )
