@@ -115,6 +115,10 @@ class SafeTransaction:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> SafeTransaction:
+        if int(raw.get("operation", CALL)) != CALL:  # never read otherwise: a file saying so is not what is signed
+            raise SafeError(
+                f"a SafeTx with operation {raw['operation']}: only a CALL (0) is signed, never a delegatecall"
+            )
         return cls(
             safe=to_checksum_address(raw["safe"]),
             chain_id=int(raw["chain_id"]),

@@ -145,6 +145,34 @@ def cancel_call(timelock: ChecksumAddress, operation_id: bytes) -> Call:
     return Call(to=timelock, data=_encode("cancel", [operation_id]))
 
 
+def describe_call(data: bytes) -> str:
+    """What calldata makes the Timelock do, in a line: ``scheduleBatch of operation 0x… (delay 2 s)``, ``cancel of
+    operation 0x…``, another function's name, or the selector of none of its functions."""
+    try:
+        function, arguments = _abi_only().decode_function_input(data)
+    except ValueError:
+        return f"0x{data[:4].hex()}, no function of the Timelock"
+    name = str(function.fn_name)
+    if name == "cancel":
+        return f"cancel of operation 0x{bytes(arguments['id']).hex()}"
+    if name not in ("schedule", "scheduleBatch"):
+        return name
+    if name == "schedule":
+        targets, values, payloads = [arguments["target"]], [arguments["value"]], [arguments["data"]]
+    else:
+        targets, values, payloads = arguments["targets"], arguments["values"], arguments["payloads"]
+    try:
+        operation = TimelockOperation(
+            calls=tuple(TimelockCall(t, bytes(d), int(v)) for t, v, d in zip(targets, values, payloads, strict=True)),
+            salt=bytes(arguments["salt"]),
+            predecessor=bytes(arguments["predecessor"]),
+            as_batch=name == "scheduleBatch",
+        )
+    except (TimelockError, ValueError):  # no calls, or targets and values of different lengths
+        return f"{name} of no valid operation"
+    return f"{name} of operation 0x{operation.operation_id.hex()} (delay {arguments['delay']} s)"
+
+
 @dataclass(frozen=True, slots=True)
 class ScheduledOperation:
     """An operation as the Timelock's events and state show it: its latest scheduling."""

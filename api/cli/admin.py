@@ -5,8 +5,11 @@
   propose KIND …           simulate as the Timelock on every chain, then schedule (``--via key``) or write the Safe
                            transactions to a proposal file for the owners (``--via safe``); ``--dry-run`` only shows
                            each value before and after
-  sign PROPOSAL            one Safe owner signs every chain's SafeTx off-line; writes a signature file
-  submit PROPOSAL SIG…     M of N owners' signatures → execTransaction on every chain (schedules the operation)
+  sign PROPOSAL            one Safe owner signs every chain's SafeTx off-line, after checking it is the one that
+                           schedules (or cancels) the file's operation, and shows the calls decoded from their
+                           calldata; writes a signature file
+  submit PROPOSAL SIG…     M of N owners' signatures → execTransaction on every chain (schedules the operation),
+                           each SafeTx checked against its operation and the chain's deployments record first
   list                     the Timelock's operations per chain with their calls decoded and their state
   execute / cancel         a ready operation (anyone executes); a pending one (a proposer cancels)
   pause                    the guardian pauses at once (``--liquidations``: liquidations only; ``--reason``),
@@ -40,7 +43,7 @@ from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, ChainIdMismatch, ConfigurationError, RpcUnavailable
 from chain.signers import DEVNET_ROLE_INDEX, LocalSigner, Role, Signer, devnet_account, is_production
 from chain.signers import production_guard as guard
-from chain.timelock import OperationState
+from chain.timelock import OperationState, describe_call
 from chain.verification import CodeStatus, verify_record
 from contracts.deploy_config import DeployConfigError
 from contracts.governance import parameters
@@ -52,6 +55,7 @@ from contracts.governance.service import (
     Governance,
     GovernanceError,
     GovernedChain,
+    describe_calls,
     dry_run,
     failure,
     fork_dry_run,
@@ -305,12 +309,27 @@ def _each_sent(proposals: list[ChainProposal], action: str | None = None) -> Ite
 def cmd_sign(args: argparse.Namespace) -> None:
     owner = _signer(args, None)
     proposals = load_proposals(args.proposal)
-    signatures = sign_proposals(proposals, owner)
+    records = _local_records(args, [proposal.chain_name for proposal in proposals])
+    signatures = sign_proposals(proposals, owner, records)
     out = args.out or args.proposal.with_name(f"{args.proposal.stem}.{owner.address}.sig.json")
     save_signatures(out, signatures)
     for proposal, signed in zip(proposals, signatures, strict=True):
-        _say(proposal.chain_name, f"{owner.address} signed SafeTx {signed.transaction.safe_tx_hash.hex()}")
+        transaction = signed.transaction
+        _say(
+            proposal.chain_name,
+            f"{owner.address} signed SafeTx {transaction.safe_tx_hash.hex()} (Safe {transaction.safe}, nonce "
+            f"{transaction.nonce}): {describe_call(transaction.data)} on Timelock {transaction.to}, calling:",
+        )
+        for call in describe_calls(proposal, records.get(proposal.chain_name)):
+            _say(proposal.chain_name, f"    {call}")
     print(f"signatures written to {out}", flush=True)
+
+
+def _local_records(args: argparse.Namespace, chains: list[str]) -> dict[str, DeploymentRecord]:
+    """The deployments records at hand for ``chains`` (signing is off-line: an owner may have none)."""
+    directory = _settings(args).resolved_deployments_dir
+    paths = {chain: directory / f"{chain}.json" for chain in chains}
+    return {chain: DeploymentRecord.load(path) for chain, path in paths.items() if path.exists()}
 
 
 def cmd_submit(args: argparse.Namespace) -> None:

@@ -103,17 +103,42 @@ def encode(record: DeploymentRecord, call: GovernedCall) -> TimelockCall:
 
 
 def decode(record: DeploymentRecord, call: TimelockCall) -> str:
-    """``CreditAggregator.setGracePeriod(86400)`` for a call to a recorded contract, else the raw target and
-    calldata."""
+    """``CreditAggregator.setGracePeriod(newGracePeriod=86400)`` for a call to a recorded contract, else the raw target
+    and calldata."""
     for key, deployed in record.contracts.items():
         if deployed.address == call.target:
-            try:
-                function, arguments = _codec(deployed.artifact).decode_function_input(call.data)
-            except ValueError:
-                break
-            shown = ", ".join(f"{name}={_show(value)}" for name, value in arguments.items())
-            value = f" value={call.value}" if call.value else ""
-            return f"{key}.{function.fn_name}({shown}){value}"
+            decoded = _decoded(deployed.artifact, call)
+            if decoded is not None:
+                return f"{key}.{decoded}"
+            break
+    return _raw(call)
+
+
+# Our governed contracts' artifacts, for decoding a call without a deployments record at hand
+GOVERNED_ARTIFACTS = ("CreditAggregator", "CollateralManager", "LendingPool", "CreditScoringOracle", "AuditAnchor")
+
+
+def decode_unrecorded(call: TimelockCall) -> str:
+    """``0x…(target).setGracePeriod(newGracePeriod=86400)``: a call decoded by the first of our contracts' ABIs that
+    has its function, when no deployments record names the target (an owner signing off-line); else the raw
+    calldata."""
+    for artifact in GOVERNED_ARTIFACTS:
+        decoded = _decoded(artifact, call)
+        if decoded is not None:
+            return f"{call.target}.{decoded}"
+    return _raw(call)
+
+
+def _decoded(artifact: str, call: TimelockCall) -> str | None:
+    try:
+        function, arguments = _codec(artifact).decode_function_input(call.data)
+    except ValueError:
+        return None
+    shown = ", ".join(f"{name}={_show(value)}" for name, value in arguments.items())
+    return f"{function.fn_name}({shown})" + (f" value={call.value}" if call.value else "")
+
+
+def _raw(call: TimelockCall) -> str:
     return f"{call.target} calldata 0x{call.data.hex()}" + (f" value={call.value}" if call.value else "")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from chain.timelock import (
     TimelockCall,
     TimelockOperation,
     cancel_call,
+    describe_call,
     execute_call,
     operation_state,
     read_operations,
@@ -55,6 +56,7 @@ from contracts.governance.catalog import (
     GovernedCall,
     before_and_after,
     decode,
+    decode_unrecorded,
     encode,
     keys_matching,
 )
@@ -79,6 +81,11 @@ class ProposalRefused(GovernanceError):
 
 class OperationNotReady(GovernanceError):
     """Execute before the delay is over, or of an operation that is done, cancelled or unknown."""
+
+
+class SafeTransactionMismatch(GovernanceError):
+    """A proposal file whose Safe transaction is not the one that schedules (or cancels) the operation the file
+    shows: owners would sign, and ``submit`` send, something else than what they read."""
 
 
 def production_guard(addresses: Iterable[str]) -> None:
@@ -308,15 +315,74 @@ def prepare(
     return proposals
 
 
-def sign_proposals(proposals: list[ChainProposal], owner: Signer) -> list[OwnerSignature]:
-    """One owner's signatures of every chain's SafeTx (off-line)."""
+def expected_safe_transaction(proposal: ChainProposal, safe: ChecksumAddress, nonce: int) -> SafeTransaction:
+    """The SafeTx that does what ``proposal`` shows, rebuilt from it: a CALL of value 0 to its Timelock of
+    ``schedule`` / ``scheduleBatch`` of its operation with its delay (``cancel`` of its id for a cancellation), by
+    ``safe`` on the proposal's chain at ``nonce``."""
+    if proposal.action == "cancel":
+        call = cancel_call(proposal.timelock, proposal.operation.operation_id)
+    elif proposal.action == "schedule":
+        call = schedule_call(proposal.timelock, proposal.operation, proposal.delay)
+    else:
+        raise SafeTransactionMismatch(f"{proposal.chain_name}: unknown action {proposal.action!r}: schedule or cancel")
+    return SafeTransaction(safe=safe, chain_id=proposal.chain_id, to=proposal.timelock, data=call.data, nonce=nonce)
+
+
+def check_safe_transaction(proposal: ChainProposal, record: DeploymentRecord | None = None) -> SafeTransaction:
+    """The proposal's SafeTx, refused (SafeTransactionMismatch, naming each difference) unless it is the one its
+    operation needs at the nonce it records. With the chain's deployments record, the Timelock, the Safe, the chain id
+    and each call's decoding shown in the file are checked against it too (off-line, none of those can be)."""
+    found = proposal.safe_tx
+    if found is None:
+        raise GovernanceError(f"{proposal.chain_name}: the proposal has no Safe transaction")
+    safe = found.safe if record is None else record.address(SAFE_KEY)
+    expected = expected_safe_transaction(proposal, safe, found.nonce)
+    differences = [] if record is None else _record_differences(proposal, record)
+    for name in ("safe", "chain_id", "to", "value"):
+        if getattr(found, name) != getattr(expected, name):
+            differences.append(f"its {name} is {getattr(found, name)}, not {getattr(expected, name)}")
+    if found.data != expected.data:
+        differences.append(
+            f"its data is {describe_call(found.data)}, not {describe_call(expected.data)} (the proposal's calls, salt, "
+            "predecessor and delay)"
+        )
+    if differences:
+        raise SafeTransactionMismatch(
+            f"{proposal.chain_name}: the SafeTx is not the one that {proposal.action}s operation "
+            f"{proposal.operation_id}: {'; '.join(differences)}"
+        )
+    return found
+
+
+def _record_differences(proposal: ChainProposal, record: DeploymentRecord) -> list[str]:
+    differences = []
+    if proposal.chain_id != record.chain_id:
+        differences.append(
+            f"the proposal's chain id is {proposal.chain_id}, the deployments record's {record.chain_id}"
+        )
+    if proposal.timelock != record.address("Timelock"):
+        differences.append(f"the proposal's Timelock is {proposal.timelock}, not {record.address('Timelock')}")
+    for index, (shown, call) in enumerate(zip(proposal.calls, proposal.operation.calls, strict=True)):
+        if shown != decode(record, call):
+            differences.append(f"call {index} is shown as {shown}, its calldata is {decode(record, call)}")
+    return differences
+
+
+def describe_calls(proposal: ChainProposal, record: DeploymentRecord | None = None) -> list[str]:
+    """The proposal's calls decoded from their calldata (never the file's own text): by the deployments record when
+    there is one, else by our contracts' ABIs."""
+    calls = proposal.operation.calls
+    return [decode(record, call) for call in calls] if record else [decode_unrecorded(call) for call in calls]
+
+
+def sign_proposals(
+    proposals: list[ChainProposal], owner: Signer, records: Mapping[str, DeploymentRecord] | None = None
+) -> list[OwnerSignature]:
+    """One owner's signatures of every chain's SafeTx (off-line), each checked first (``check_safe_transaction``,
+    against the chain's deployments record in ``records`` when there is one): nothing is signed if one differs."""
     production_guard([owner.address])
-    signed = []
-    for proposal in proposals:
-        if proposal.safe_tx is None:
-            raise GovernanceError(f"{proposal.chain_name}: the proposal has no Safe transaction to sign")
-        signed.append(sign_safe_transaction(proposal.safe_tx, owner))
-    return signed
+    checked = [check_safe_transaction(p, (records or {}).get(p.chain_name)) for p in proposals]
+    return [sign_safe_transaction(transaction, owner) for transaction in checked]
 
 
 def save_signatures(path: Path, signatures: list[OwnerSignature]) -> None:
@@ -458,14 +524,20 @@ class Governance:
 
     def submit(self, proposals: list[ChainProposal], signatures: list[OwnerSignature], sender: Signer) -> None:
         """Execute each chain's SafeTx with its owners' signatures (at least the Safe's threshold, every one an
-        owner's — refused before anything is sent otherwise)."""
+        owner's), each SafeTx checked to be the one its proposal needs (``check_safe_transaction`` against the chain's
+        deployments record, at the Safe's present nonce) — refused before anything is sent otherwise."""
         production_guard([sender.address])
         packed = []
         for proposal in proposals:
-            if proposal.safe_tx is None:
-                raise GovernanceError(f"{proposal.chain_name}: the proposal has no Safe transaction")
             chain = self.chain(proposal.chain_name)
+            check_safe_transaction(proposal, chain.record)
+            assert proposal.safe_tx is not None
             state = read_safe(chain.safe)
+            if state.nonce != proposal.safe_tx.nonce:
+                raise SafeTransactionMismatch(
+                    f"{chain.name}: the SafeTx is for the Safe's nonce {proposal.safe_tx.nonce}, the Safe is at "
+                    f"{state.nonce}: propose again"
+                )
             mine = [s for s in signatures if s.transaction == proposal.safe_tx]
             packed.append((proposal, chain, pack_signatures(proposal.safe_tx, mine, state.owners, state.threshold)))
         for proposal, chain, signature_bytes in packed:

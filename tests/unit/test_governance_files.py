@@ -10,6 +10,7 @@ from typing import cast
 import pytest
 from eth_utils.address import to_checksum_address
 
+from chain.safe import SafeError, SafeTransaction
 from contracts.governance.catalog import CatalogError
 from contracts.governance.parameters import batch_file
 from contracts.governance.service import GovernanceError, GovernedChain, load_proposals, load_signatures
@@ -57,3 +58,11 @@ def test_a_batch_file_of_calls_is_read_with_addresses_and_bytes(tmp_path: Path) 
     first, second = batch_file(path)(cast(GovernedChain, None))  # a file's calls are the same on every chain
     assert (first.key, first.function, first.args) == ("CreditAggregator", "setGracePeriod", (86400,))
     assert second.args == (bytes.fromhex("ab" * 32), to_checksum_address(holder))
+
+
+def test_a_safe_transaction_said_to_be_a_delegatecall_is_refused(tmp_path: Path) -> None:
+    """Its ``operation`` was never read: a file saying 1 (delegatecall) was signed as a CALL without a word."""
+    safe_tx = {"safe": "0x" + "11" * 20, "chain_id": 31337, "to": "0x" + "22" * 20, "data": "0x", "nonce": 0}
+    with pytest.raises(SafeError, match=r"operation 1: only a CALL \(0\) is signed"):
+        SafeTransaction.from_json({**safe_tx, "operation": 1})
+    assert SafeTransaction.from_json({**safe_tx, "operation": 0}) == SafeTransaction.from_json(safe_tx)

@@ -3,6 +3,7 @@ refusals before anything is sent, the guardian's pause everywhere, cancellation,
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,9 +22,17 @@ from web3.exceptions import ContractCustomError
 from api.bootstrap import write_chains_file
 from api.cli import main
 from chain.revert import decode_revert
-from chain.safe import read_safe, safe_contract
+from chain.safe import SafeTransaction, read_safe, safe_contract, sign_safe_transaction
 from chain.signers import LocalSigner, devnet_account
-from chain.timelock import execute_call, read_operations, timelock_contract
+from chain.timelock import (
+    TimelockCall,
+    TimelockOperation,
+    execute_call,
+    read_operations,
+    schedule_call,
+    timelock_contract,
+)
+from contracts.governance.service import save_signatures
 from store.compliance import AuditEntryRow
 from store.governance import GovernanceActionRow, GovernanceProposalRow
 from tests.contracts.harness import BORROWERS, DEPLOYER, USDC, Harness, Reverted
@@ -498,3 +507,44 @@ def test_cancel_by_key_tries_every_chain(admin: Admin) -> None:
     assert "; arbitrum-local: RPC http://127.0.0.1:9 does not answer (ConnectionError))" in line
     (row,) = admin.rows()
     assert (row.chain_name, row.state) == ("polygon-local", "cancelled")
+
+
+def test_owners_sign_and_submit_only_the_safe_transaction_that_schedules_the_file_s_proposal(admin: Admin) -> None:
+    """A proposal file's SafeTx was never checked against the proposal it carries: owners signed a SafeTx scheduling
+    another operation (here: the Timelock's admin role for a stranger) while the file showed a grace period, and
+    `submit` scheduled it and recorded the grace period."""
+    chain = admin.chains["ethereum-local"]
+    proposal = admin.tmp / "grace.json"
+    admin("--chains", chain.name, "propose", "grace-period", "86400", "--out", str(proposal))
+    honest = json.loads(proposal.read_text())
+    signed = admin("sign", str(proposal), "--account", "12", "--out", str(admin.tmp / "honest.json"))
+    assert re.search(r"nonce 0\): schedule of operation 0x[0-9a-f]{64} \(delay 2 s\) on Timelock 0x", signed)
+    assert "[ethereum-local]     CreditAggregator.setGracePeriod(newGracePeriod=86400)" in signed
+    offline = admin("--deployments-dir", str(admin.tmp / "none"), "sign", str(proposal), "--account", "12")
+    assert f"    {chain.record.address('CreditAggregator')}.setGracePeriod(newGracePeriod=86400)" in offline
+
+    tampered = json.loads(proposal.read_text())
+    aggregator = chain.contract("CreditAggregator")
+    grant = aggregator.encode_abi("grantRole", [b"\x00" * 32, devnet_account(19).address])
+    evil = TimelockOperation((TimelockCall(aggregator.address, bytes.fromhex(grant[2:])),), salt=b"\x01" * 32)
+    schedule = schedule_call(chain.record.address("Timelock"), evil, 2)
+    tampered["proposals"][0]["safeTx"]["data"] = "0x" + schedule.data.hex()
+    proposal.write_text(json.dumps(tampered))
+
+    refused = admin.refused("sign", str(proposal), "--account", "12")
+
+    assert "the SafeTx is not the one that schedules operation " in refused
+    assert f"its data is schedule of operation 0x{evil.operation_id.hex()} (delay 2 s), not schedule of" in refused
+    # signatures made some other way are refused by submit, before anything is sent
+    transaction = SafeTransaction.from_json(tampered["proposals"][0]["safeTx"])
+    signatures = [str(admin.tmp / f"{owner}.json") for owner in (12, 13)]
+    for owner, path in zip((12, 13), signatures, strict=True):
+        save_signatures(Path(path), [sign_safe_transaction(transaction, LocalSigner(devnet_account(owner)))])
+    submitted = admin.refused("--chains", chain.name, "submit", str(proposal), *signatures)
+    assert f"schedule of operation 0x{evil.operation_id.hex()}" in submitted
+    assert read_safe(safe_contract(chain.w3, chain.record.address("Safe"))).nonce == 0
+    assert admin.rows() == []
+    honest["proposals"][0]["safeTx"]["to"] = chain.record.address("CreditAggregator")
+    proposal.write_text(json.dumps(honest))
+    redirected = admin.refused("sign", str(proposal), "--account", "12")
+    assert f"its to is {chain.record.address('CreditAggregator')}, not {chain.record.address('Timelock')}" in redirected
