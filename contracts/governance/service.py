@@ -414,6 +414,26 @@ def load_signatures(path: Path) -> list[OwnerSignature]:
         raise GovernanceError(f"cannot read signature file {path}: {err}") from err
 
 
+@dataclass
+class PauseOutcome:
+    """The guardian's pause on one chain: each pause sent (what, tx hash) and each refused (what, why); neither when
+    everything was already paused."""
+
+    sent: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+# What one chain's part of a command may fail with, that must not stop the other chains' in an emergency: a refusal
+# of ours or the chain layer's, or an RPC that stops answering (requests' errors are OSErrors) or answers nonsense.
+CHAIN_FAILURES = (GovernanceError, CatalogError, ChainError, OSError, Web3Exception)
+
+
+def failure(chain_name: str, err: BaseException) -> str:
+    """One line saying why ``chain_name``'s part failed (without the chain's name our errors start with)."""
+    text = " ".join(str(err).removeprefix(f"{chain_name}: ").split())
+    return text if isinstance(err, (GovernanceError, CatalogError, ChainError)) else f"{type(err).__name__}: {text}"
+
+
 class Governance:
     """Sends governance transactions on a set of chains and records every proposal."""
 
@@ -686,23 +706,3 @@ class Governance:
             except CHAIN_FAILURES as err:
                 outcome.refused.append((what, failure(chain.name, err)))
         return outcome
-
-
-@dataclass
-class PauseOutcome:
-    """The guardian's pause on one chain: each pause sent (what, tx hash) and each refused (what, why); neither when
-    everything was already paused."""
-
-    sent: list[tuple[str, str]] = field(default_factory=list)
-    refused: list[tuple[str, str]] = field(default_factory=list)
-
-
-# What one chain's part of a command may fail with, that must not stop the other chains' in an emergency: a refusal
-# of ours or the chain layer's, or an RPC that stops answering (requests' errors are OSErrors) or answers nonsense.
-CHAIN_FAILURES = (GovernanceError, CatalogError, ChainError, OSError, Web3Exception)
-
-
-def failure(chain_name: str, err: BaseException) -> str:
-    """One line saying why ``chain_name``'s part failed (without the chain's name our errors start with)."""
-    text = " ".join(str(err).removeprefix(f"{chain_name}: ").split())
-    return text if isinstance(err, (GovernanceError, CatalogError, ChainError)) else f"{type(err).__name__}: {text}"
