@@ -48,6 +48,7 @@ from chain.verification import CodeStatus, verify_record
 from contracts.deploy_config import DeployConfigError
 from contracts.governance import parameters
 from contracts.governance.catalog import CatalogError
+from contracts.governance.pools import with_registered_pools
 from contracts.governance.service import (
     CHAIN_FAILURES,
     CallsFor,
@@ -193,6 +194,12 @@ def _connect(config: ChainConfig, path: Path) -> GovernedChain:
         raise RpcUnavailable(f"{config.name}: RPC {url} does not answer ({type(err).__name__})") from err
     if actual != config.chain_id:
         raise ChainIdMismatch(f"{url} (given for {config.name})", config.chain_id, actual)
+    try:
+        record = with_registered_pools(w3, record)  # pools registered after the deployment: governed too
+    except (OSError, Web3Exception) as err:
+        raise RpcUnavailable(
+            f"{config.name}: RPC {url} did not give the registered pools ({type(err).__name__})"
+        ) from err
     return GovernedChain(config.name, w3, record)
 
 

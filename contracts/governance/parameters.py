@@ -12,7 +12,9 @@ from typing import Any
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
+from chain.artifacts import load_artifact
 from contracts.deploy import pool_key
 from contracts.governance.catalog import (
     PAUSABLE,
@@ -24,7 +26,10 @@ from contracts.governance.catalog import (
     role_id,
     token_address,
 )
+from contracts.governance.pools import POOL_ARTIFACT
 from contracts.governance.service import CallsFor, GovernedChain, ProposalRefused
+
+DEFAULT_ADMIN_ROLE = b"\x00" * 32  # OpenZeppelin AccessControl's
 
 
 def collateral_parameters(asset: str, ltv_bps: int, threshold_bps: int, bonus_bps: int, supply_cap: int) -> CallsFor:
@@ -84,10 +89,26 @@ def settlement_address(provider: str, account: str) -> CallsFor:
 
 
 def register_pool(pool: str) -> CallsFor:
-    """``pool``: an address, or a pool key in the record (``LendingPool:USDC``) on each chain."""
+    """``pool``: an address, or a pool key in the record (``LendingPool:USDC``) on each chain. Refused unless the
+    pool lends for this CreditAggregator and the Timelock administers it: a pool its deployer still administers
+    could have its parameters changed, or be unpaused, outside governance."""
 
     def calls(chain: GovernedChain) -> list[GovernedCall]:
         address = chain.record.address(pool) if pool in chain.record.contracts else _address(pool)
+        lending_pool = chain.w3.eth.contract(address=address, abi=load_artifact(POOL_ARTIFACT).abi)
+        aggregator, timelock = chain.record.address("CreditAggregator"), chain.record.address("Timelock")
+        try:
+            lends_for = lending_pool.functions.creditAggregator().call()
+            governed = lending_pool.functions.hasRole(DEFAULT_ADMIN_ROLE, timelock).call()
+        except (ContractLogicError, BadFunctionCallOutput) as err:
+            raise ProposalRefused(f"{chain.name}: {address} is not a LendingPool ({err})") from err
+        if lends_for != aggregator:
+            raise ProposalRefused(f"{chain.name}: pool {address} lends for {lends_for}, not the CreditAggregator")
+        if not governed:
+            raise ProposalRefused(
+                f"{chain.name}: the Timelock does not administer pool {address}: grant it DEFAULT_ADMIN_ROLE (and "
+                "the guardian GUARDIAN_ROLE) and renounce the deployer's before registering it"
+            )
         return [GovernedCall("CreditAggregator", "registerPool", (address,))]
 
     return calls

@@ -9,8 +9,8 @@ from chain.artifacts import load_artifact
 from tests.contracts.harness import DEPLOYER, Harness
 
 
-def deploy_pool(h: Harness) -> Any:
-    """A second USDC LendingPool naming the CreditAggregator, not yet registered."""
+def deploy_pool(h: Harness, admin: str = DEPLOYER.address) -> Any:
+    """A second USDC LendingPool naming the CreditAggregator, administered by ``admin``, not yet registered."""
     params = h.chain.record.parameters
     model = params["rateModel"]
     artifact = load_artifact("LendingPool")
@@ -19,7 +19,7 @@ def deploy_pool(h: Harness) -> Any:
         h.usdc.address,
         "creditmesh USDC pool 2",
         "cmUSDC2",
-        DEPLOYER.address,
+        admin,
         h.aggregator.address,
         model["baseBps"],
         model["slope1Bps"],

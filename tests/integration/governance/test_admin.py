@@ -37,6 +37,7 @@ from store.compliance import AuditEntryRow
 from store.governance import GovernanceActionRow, GovernanceProposalRow
 from tests.contracts.harness import BORROWERS, DEPLOYER, USDC, Harness, Reverted
 from tests.support.devnet import DeployedChain
+from tests.support.pools import deploy_pool
 
 pytestmark = pytest.mark.integration
 
@@ -548,3 +549,36 @@ def test_owners_sign_and_submit_only_the_safe_transaction_that_schedules_the_fil
     proposal.write_text(json.dumps(honest))
     redirected = admin.refused("sign", str(proposal), "--account", "12")
     assert f"its to is {chain.record.address('CreditAggregator')}, not {chain.record.address('Timelock')}" in redirected
+
+
+def test_a_pool_registered_after_the_deployment_is_governed_and_paused_with_the_rest(admin: Admin) -> None:
+    """A pool the Timelock does not administer is refused registration; one it does, once registered, is reached by
+    the guardian's grant and by `pause`. Before, every command took its targets from the deployments record alone,
+    so `pause` left the new pool open, and a pool its deployer still administered was registered."""
+    chain = admin.chains["ethereum-local"]
+    h = Harness(chain)
+    guardian_role = keccak(text="GUARDIAN_ROLE")
+    kept = deploy_pool(h)  # its deployer administers it
+    refused = admin.refused("--chains", chain.name, "propose", "register-pool", kept.address, "--via", "key")
+    assert f"the Timelock does not administer pool {kept.address}" in refused
+
+    pool = deploy_pool(h, admin=h.timelock.address)
+    proposed = admin("--chains", chain.name, "propose", "register-pool", pool.address, "--via", "key")
+    registered = re.search(r"scheduled (0x[0-9a-f]{64})", proposed)
+    assert registered is not None
+    admin.advance(3)
+    admin("--chains", chain.name, "execute", registered.group(1))
+    assert h.aggregator.functions.poolId(pool.address).call() != 0
+
+    proposed = admin("--chains", chain.name, "propose", "grant", "guardian", GUARDIAN.address, "--via", "key")
+    assert f"LendingPool:{pool.address}.grantRole" in proposed
+    granted = re.search(r"scheduled (0x[0-9a-f]{64})", proposed)
+    assert granted is not None
+    admin.advance(3)
+    admin("--chains", chain.name, "execute", granted.group(1))
+    assert pool.functions.hasRole(guardian_role, GUARDIAN.address).call()
+
+    out = admin("--chains", chain.name, "pause", "--reason", "incident")
+    assert f"LendingPool:{pool.address}.pause: tx 0x" in out
+    assert pool.functions.paused().call()
+    assert not kept.functions.paused().call(), "an unregistered pool is not ours to pause"

@@ -1,0 +1,44 @@
+"""Pools registered with the CreditAggregator after the deployment: governance reaches them as it does the deployed
+ones. The deployments record lists the pools the deployment made; ``creditmesh admin propose register-pool`` adds
+others on-chain only. Read from the aggregator's ``PoolRegistered`` events, each such pool joins the chain's record
+in memory under ``LendingPool:<address>`` (matching ``LendingPool:*``), so ``pause``, ``unpause``, the guardian's
+grants and the pool parameters reach it. Before, every admin command took its targets from the file alone, and
+``admin pause`` left a pool registered later open."""
+
+from __future__ import annotations
+
+from eth_utils.address import to_checksum_address
+from web3 import Web3
+
+from chain.artifacts import load_artifact
+from chain.deployment import DeployedContract, DeploymentRecord
+
+POOL_ARTIFACT = "LendingPool"
+AGGREGATOR_KEY = "CreditAggregator"
+
+
+def with_registered_pools(w3: Web3, record: DeploymentRecord) -> DeploymentRecord:
+    """``record`` with every pool the aggregator registered that it does not list (a copy; the file is untouched)."""
+    if AGGREGATOR_KEY not in record.contracts:
+        return record
+    deployed = record.contracts[AGGREGATOR_KEY]
+    aggregator = w3.eth.contract(address=deployed.address, abi=load_artifact(deployed.artifact).abi)
+    listed = {contract.address for contract in record.contracts.values()}
+    added: dict[str, DeployedContract] = {}
+    for log in aggregator.events.PoolRegistered().get_logs(from_block=deployed.block):
+        pool = to_checksum_address(log["args"]["pool"])
+        if pool not in listed:
+            added[registered_pool_key(pool)] = DeployedContract(
+                artifact=POOL_ARTIFACT,
+                address=pool,
+                tx_hash=log["transactionHash"].to_0x_hex(),
+                block=int(log["blockNumber"]),
+            )
+    if not added:
+        return record
+    return record.model_copy(update={"contracts": {**record.contracts, **added}})
+
+
+def registered_pool_key(pool: str) -> str:
+    """The record key of a pool registered after the deployment."""
+    return f"LendingPool:{to_checksum_address(pool)}"
