@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from eth_typing import ChecksumAddress, HexStr
+from eth_utils.address import to_checksum_address
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import sessionmaker
@@ -41,6 +42,12 @@ from chain.types import Nonce
 from store.base import Base
 from store.chain import CHAIN_TABLES, DROPPED, FAILED, REVERTED, SqlChainStore
 from store.db import make_engine
+
+
+def registered_pool_key(pool: str) -> str:
+    """The key, beside a deployments record's, of a pool the CreditAggregator registered after the deployment (the
+    admin commands govern it under it, the reconciler names it so)."""
+    return f"LendingPool:{to_checksum_address(pool)}"
 
 
 class DeployedContract(BaseModel):

@@ -18,7 +18,7 @@ from web3.types import LogReceipt
 
 from chain.artifacts import DEFAULT_ARTIFACTS_DIR, load_artifact
 from chain.client import ChainClient
-from chain.deployment import DeploymentRecord
+from chain.deployment import DeploymentRecord, registered_pool_key
 from chain.events import EventDecoder, WatchedContract
 from chain.logs import fetch_logs, fetch_raw_logs
 from chain.verification import compare_code
@@ -126,7 +126,7 @@ async def read_chain(
         and (decoded := decoder.decode(client.config.chain_id, entry)) is not None
     ]
     registered = [
-        WatchedContract(f"LendingPool:{pool[:10]}", to_checksum_address(pool), "LendingPool")
+        WatchedContract(registered_pool_key(pool), to_checksum_address(pool), "LendingPool")
         for pool in dict.fromkeys(pools)
         if pool.lower() not in names
     ]

@@ -11,7 +11,7 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 
 from chain.artifacts import load_artifact
-from chain.deployment import DeployedContract, DeploymentRecord
+from chain.deployment import DeployedContract, DeploymentRecord, registered_pool_key
 
 POOL_ARTIFACT = "LendingPool"
 AGGREGATOR_KEY = "CreditAggregator"
@@ -37,8 +37,3 @@ def with_registered_pools(w3: Web3, record: DeploymentRecord) -> DeploymentRecor
     if not added:
         return record
     return record.model_copy(update={"contracts": {**record.contracts, **added}})
-
-
-def registered_pool_key(pool: str) -> str:
-    """The record key of a pool registered after the deployment."""
-    return f"LendingPool:{to_checksum_address(pool)}"
