@@ -32,7 +32,7 @@ def match_loans(result: ChainResult, scope: ChainScope, loans: dict[int, OpenedL
     for number, loan in loans.items():
         opened = loan.opened
         digest = opened.hex("offerDigest")
-        record = by_number.get(number) or by_digest.get(digest)
+        record = by_digest.get(digest) or by_number.get(number)  # the offer digest is the loan's identity
         subject = f"loan #{number}"
         if record is None:
             result.add(
@@ -60,6 +60,11 @@ def match_loans(result: ChainResult, scope: ChainScope, loans: dict[int, OpenedL
                 )
             )
             continue
+        # found by its offer digest (the loan's identity), the record may still name another on-chain loan
+        renumbered = record.onchain_loan_id is not None and record.onchain_loan_id != number
+        if renumbered:
+            detail = f"loan id: recorded #{record.onchain_loan_id}, the chain says #{number} for offer {digest}"
+            result.add(item(scope, Category.LOAN_ID_MISMATCH, subject, "LoanOpened", detail, opened, record.loan_id))
         if record.quote_id is None or digest not in records.our_offer_digests or not record.accepted:
             why = "no quote of ours" if digest not in records.our_offer_digests else "no accept of ours recorded it"
             result.add(item(scope, Category.OPENED_WITHOUT_ACCEPT, subject, "LoanOpened", why, opened, record.loan_id))
@@ -67,7 +72,7 @@ def match_loans(result: ChainResult, scope: ChainScope, loans: dict[int, OpenedL
         problems = _compare(record, loan, scope.at_head)
         for category, detail in problems:
             result.add(item(scope, category, subject, "loan", detail, opened, record.loan_id))
-        if not problems:
+        if not problems and not renumbered:
             result.matched(1 + sum(1 for f in loan.facts if f.event not in LOAN_MOVES))
     for record in records.loans:
         # a record with no block (its opening never confirmed) is judged by a full run: no range leaves it out

@@ -15,6 +15,7 @@ from compliance.canonical import canonical_json, keccak256
 class Category(StrEnum):
     MATCHED = "matched"
     OPENED_WITHOUT_ACCEPT = "opened-without-accept"
+    LOAN_ID_MISMATCH = "loan-id-mismatch"
     ONCHAIN_NOT_RECORDED = "on-chain-not-recorded"
     RECORDED_NOT_ONCHAIN = "recorded-not-on-chain"
     AMOUNT_MISMATCH = "amount-mismatch"
