@@ -47,14 +47,14 @@ def match_loans(result: ChainResult, scope: ChainScope, loans: dict[int, OpenedL
             )
             continue
         seen.add(record.loan_id)
-        if record.offer_digest.lower() != digest:
+        if record.offer_digest.lower() != digest:  # no record has the event's offer; one has its loan id
             result.add(
                 item(
                     scope,
-                    Category.AMOUNT_MISMATCH,
+                    Category.OFFER_DIGEST_MISMATCH,
                     subject,
                     "LoanOpened",
-                    f"recorded with offer {record.offer_digest}, the chain says {digest}",
+                    f"offer digest: recorded {record.offer_digest}, the chain says {digest}",
                     opened,
                     record.loan_id,
                 )

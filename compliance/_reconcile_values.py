@@ -16,6 +16,7 @@ class Category(StrEnum):
     MATCHED = "matched"
     OPENED_WITHOUT_ACCEPT = "opened-without-accept"
     LOAN_ID_MISMATCH = "loan-id-mismatch"
+    OFFER_DIGEST_MISMATCH = "offer-digest-mismatch"
     ONCHAIN_NOT_RECORDED = "on-chain-not-recorded"
     RECORDED_NOT_ONCHAIN = "recorded-not-on-chain"
     AMOUNT_MISMATCH = "amount-mismatch"

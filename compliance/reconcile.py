@@ -27,11 +27,11 @@ Timelock ``CallScheduled``/``CallExecuted``/           the persisted governance 
 pool ``Deposit``/``Withdraw``                          reported per pool (lenders deposit directly)
 =====================================================  ==============================================================
 
-Categories: matched; opened without our accept; a loan record (found by its offer digest) naming another on-chain
-loan id; on-chain but not in our records; in our records but not on-chain (never sent, or reorged away); amount
-mismatch; status mismatch; an unknown event (a topic in none of the exported ABIs, or not in the ABI of the contract
-at that address) or unknown code at one of our addresses. Every other known event (configuration, pool accounting) is
-counted as seen, not matched.
+Categories: matched; opened without our accept; a loan record (found by its offer digest) naming another on-chain loan
+id; a loan record with the event's loan id but another offer digest; on-chain but not in our records; in our records but
+not on-chain (never sent, or reorged away); amount mismatch; status mismatch; an unknown event (a topic in none of the
+exported ABIs, or not in the ABI of the contract at that address) or unknown code at one of our addresses. Every other
+known event (configuration, pool accounting) is counted as seen, not matched.
 
 Layout: private modules behind these public names — ``_reconcile_values`` (the facts, records, scope, items and
 result), ``_reconcile_loans`` (loans, ledger entries, pool flows), ``_reconcile_payments`` (relayed repayments, the

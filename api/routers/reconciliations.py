@@ -48,7 +48,7 @@ class ReconciliationOut(BaseModel):
 class DiscrepancyOut(BaseModel):
     id: str
     chain: str
-    category: str
+    category: Category
     subject: str
     what: str
     detail: str
@@ -89,7 +89,7 @@ def _discrepancy_out(row: StoredDiscrepancy) -> DiscrepancyOut:
     return DiscrepancyOut(
         id=item["id"],
         chain=item["chain"],
-        category=item["category"],
+        category=Category(item["category"]),
         subject=item["subject"],
         what=item["what"],
         detail=item["detail"],

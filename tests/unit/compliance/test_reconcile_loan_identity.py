@@ -1,5 +1,6 @@
 """A ``LoanOpened`` against its loan record, pure: the record found by its offer digest (the loan's identity) must
-name the same on-chain loan id as the event."""
+name the same on-chain loan id as the event; a record found by the event's loan id with another offer digest is an
+offer-digest mismatch (it was filed as an amount mismatch)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,11 @@ def test_the_offer_digest_finds_the_record_before_a_record_numbered_like_the_eve
         (Category.LOAN_ID_MISMATCH, "loan #7"),
         (Category.RECORDED_NOT_ONCHAIN, "l2"),  # its offer was never opened
     ]
+
+
+def test_a_record_under_the_events_loan_id_with_another_offer_is_an_offer_digest_mismatch() -> None:
+    found = _run([_opened(7, OTHER)], _record(7))
+    assert found == [
+        (Category.OFFER_DIGEST_MISMATCH, "loan #7", f"offer digest: recorded {DIGEST}, the chain says {OTHER}")
+    ]
+    assert Category.AMOUNT_MISMATCH not in {category for category, _, _ in found}
