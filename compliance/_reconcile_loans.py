@@ -163,6 +163,7 @@ def _compare(record: LoanRecord, loan: OpenedLoan, at_head: bool = True) -> list
     principal = loan.opened.uint("principal")
     if record.principal != principal:
         problems.append((Category.AMOUNT_MISMATCH, f"principal: recorded {record.principal}, on-chain {principal}"))
+    problems.extend(_terms_otherwise(record, loan.opened))
     if not at_head:
         return problems
     if record.outstanding_principal is not None and record.outstanding_principal != outstanding:
@@ -179,6 +180,38 @@ def _compare(record: LoanRecord, loan: OpenedLoan, at_head: bool = True) -> list
     if record.status != status:
         problems.append((Category.STATUS_MISMATCH, f"status: recorded {record.status}, on-chain {status}"))
     return problems
+
+
+# LoanOpened's argument, the loan record's field, the quote's offer field, the category, how the detail names it
+_TERMS = (
+    ("borrower", "borrower", "borrower", Category.BORROWER_MISMATCH, "borrower", ""),
+    ("rateBps", "rate_bps", "rateBps", Category.RATE_MISMATCH, "rate", " bps"),
+    ("term", "term_seconds", "term", Category.TERM_MISMATCH, "term", " s"),
+)
+
+
+def _terms_otherwise(record: LoanRecord, opened: Fact) -> list[tuple[Category, str]]:
+    """Who borrows, at what rate and for how long, as the loan record and our accepted quote's offer say them
+    otherwise than the ``LoanOpened``: one problem per field and source (a field either does not hold is not
+    compared)."""
+    problems: list[tuple[Category, str]] = []
+    for arg, field_name, offer_key, category, name, unit in _TERMS:
+        if arg not in opened.args:
+            continue
+        onchain = _term(opened.args[arg])
+        recorded, offered = getattr(record, field_name), record.offer.get(offer_key)
+        if recorded is not None and _term(recorded) != onchain:
+            problems.append((category, f"{name}: recorded {recorded}{unit}, on-chain {opened.args[arg]}{unit}"))
+        if offered is not None and _term(offered) != onchain:
+            detail = f"{name}: our accepted offer (quote {record.quote_id}) has {offered}{unit}, on-chain "
+            problems.append((category, f"{detail}{opened.args[arg]}{unit}"))
+    return problems
+
+
+def _term(value: object) -> str:
+    """An address compared in any case, a number whether JSON holds it as a number or as text."""
+    text = str(value).strip().lower()
+    return str(int(text)) if text.isdigit() else text
 
 
 _ENTRY_AMOUNTS = {

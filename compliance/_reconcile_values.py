@@ -17,6 +17,9 @@ class Category(StrEnum):
     OPENED_WITHOUT_ACCEPT = "opened-without-accept"
     LOAN_ID_MISMATCH = "loan-id-mismatch"
     OFFER_DIGEST_MISMATCH = "offer-digest-mismatch"
+    BORROWER_MISMATCH = "borrower-mismatch"
+    RATE_MISMATCH = "rate-mismatch"
+    TERM_MISMATCH = "term-mismatch"
     ONCHAIN_NOT_RECORDED = "on-chain-not-recorded"
     RECORDED_NOT_ONCHAIN = "recorded-not-on-chain"
     AMOUNT_MISMATCH = "amount-mismatch"
@@ -77,6 +80,12 @@ class LoanRecord:
     block_number: int | None
     quote_id: str | None
     accepted: bool  # the accept saga recorded this loan
+    borrower: str | None = None  # the ledger's borrower address, rate (bps) and term (seconds) of the loan
+    rate_bps: int | None = None
+    term_seconds: int | None = None
+    #: the accepted quote's offer as our quote signer signed it (``borrower``, ``rateBps``, ``term``, ...); empty
+    #: when the quote holds none
+    offer: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,11 @@ accept saga's records, our quotes' offer digests, the governance proposals. What
 =====================================================  ==============================================================
 chain fact                                             our record
 =====================================================  ==============================================================
-``LoanOpened``                                         the loan, our quote (``offerDigest``) and the accept that
-                                                       recorded it; principal, collateral, status and outstanding
-                                                       principal recomputed from the loan's facts
+``LoanOpened``                                         the loan (by ``offerDigest``, its loan id compared), our
+                                                       quote and the accept that recorded it; borrower, rate and
+                                                       term against the loan and the quote's signed offer;
+                                                       principal, collateral, status and outstanding principal
+                                                       recomputed from the loan's facts
 ``LoanRepaid``                                         the ledger's repayment (same transaction and log), amounts;
                                                        each relayed repayment's confirmed intent (its transaction);
                                                        an off-chain one (``paymentRef`` not zero): the lender's
@@ -28,10 +30,11 @@ pool ``Deposit``/``Withdraw``                          reported per pool (lender
 =====================================================  ==============================================================
 
 Categories: matched; opened without our accept; a loan record (found by its offer digest) naming another on-chain loan
-id; a loan record with the event's loan id but another offer digest; on-chain but not in our records; in our records but
-not on-chain (never sent, or reorged away); amount mismatch; status mismatch; an unknown event (a topic in none of the
-exported ABIs, or not in the ABI of the contract at that address) or unknown code at one of our addresses. Every other
-known event (configuration, pool accounting) is counted as seen, not matched.
+id; a loan record with the event's loan id but another offer digest; a borrower, rate or term other than the loan
+record's or our accepted offer's; on-chain but not in our records; in our records but not on-chain (never sent, or
+reorged away); amount mismatch; status mismatch; an unknown event (a topic in none of the exported ABIs, or not in the
+ABI of the contract at that address) or unknown code at one of our addresses. Every other known event (configuration,
+pool accounting) is counted as seen, not matched.
 
 Layout: private modules behind these public names — ``_reconcile_values`` (the facts, records, scope, items and
 result), ``_reconcile_loans`` (loans, ledger entries, pool flows), ``_reconcile_payments`` (relayed repayments, the

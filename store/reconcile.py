@@ -1,8 +1,8 @@
 """What the platform holds for one chain, read for the reconciler (``compliance.reconcile.Records``): the loans with
-whether an accept of ours recorded them, our quotes' offer digests, the ledger's entries with the transaction and log
-each claims, the repayments the platform relayed (their confirmed ``repay:`` intents), the governance proposals and
-the governance calls our keys sent directly (the guardian's pauses), the lenders' reported payments.
-Reads only, in the caller's session."""
+whether an accept of ours recorded them and their quote's signed offer, our quotes' offer digests, the ledger's
+entries with the transaction and log each claims, the repayments the platform relayed (their confirmed ``repay:``
+intents), the governance proposals and the governance calls our keys sent directly (the guardian's pauses), the
+lenders' reported payments. Reads only, in the caller's session."""
 
 from __future__ import annotations
 
@@ -41,9 +41,15 @@ def chain_records(session: Session, chain_id: int, aggregator: str) -> Records:
             block_number=row.block_number,
             quote_id=row.quote_id,
             accepted=row.id in accepted,
+            borrower=row.borrower_address,
+            rate_bps=row.rate_bps,
+            term_seconds=row.term_seconds,
+            offer=dict(offer or {}),
         )
-        for row in session.scalars(
-            select(LoanRow).where(LoanRow.chain_id == chain_id, func.lower(LoanRow.contract) == aggregator.lower())
+        for row, offer in session.execute(
+            select(LoanRow, QuoteRow.offer)
+            .outerjoin(QuoteRow, QuoteRow.id == LoanRow.quote_id)
+            .where(LoanRow.chain_id == chain_id, func.lower(LoanRow.contract) == aggregator.lower())
         )
     ]
     digests = frozenset(

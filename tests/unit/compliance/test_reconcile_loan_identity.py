@@ -1,6 +1,7 @@
 """A ``LoanOpened`` against its loan record, pure: the record found by its offer digest (the loan's identity) must
 name the same on-chain loan id as the event; a record found by the event's loan id with another offer digest is an
-offer-digest mismatch (it was filed as an amount mismatch)."""
+offer-digest mismatch (it was filed as an amount mismatch); the event's borrower, rate and term are compared with the
+loan record's and the accepted quote's offer (they were not compared at all)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,31 @@ def test_a_record_under_the_events_loan_id_with_another_offer_is_an_offer_digest
         (Category.OFFER_DIGEST_MISMATCH, "loan #7", f"offer digest: recorded {DIGEST}, the chain says {OTHER}")
     ]
     assert Category.AMOUNT_MISMATCH not in {category for category, _, _ in found}
+
+
+BORROWER, SOMEONE = "0x" + "B0" * 20, "0x" + "5e" * 20
+TERMS = {"borrower": BORROWER, "rateBps": 850, "term": 30 * 86_400}
+
+
+def _terms(**changed: Any) -> LoanRecord:
+    """The record with the ledger's terms and the accepted quote's offer as they were signed, then ``changed``."""
+    signed = replace(_record(7), borrower=BORROWER.lower(), rate_bps=850, term_seconds=30 * 86_400, offer=TERMS)
+    return replace(signed, **changed)
+
+
+def test_borrower_rate_and_term_as_recorded_and_offered_are_matched() -> None:
+    assert _run([_opened(7, DIGEST, **TERMS)], _terms()) == []
+    assert _run([_opened(7, DIGEST, **TERMS)], _terms(offer={"rateBps": "850", "term": str(30 * 86_400)})) == []
+
+
+def test_a_borrower_rate_or_term_other_than_the_events_is_reported_by_field() -> None:
+    event = _opened(7, DIGEST, **(TERMS | {"borrower": SOMEONE, "rateBps": 1200, "term": 60 * 86_400}))
+    found = _run([event], _terms(rate_bps=1200, offer=TERMS | {"term": 60 * 86_400}))
+    assert sorted((category, detail) for category, _, detail in found) == sorted(
+        [
+            (Category.BORROWER_MISMATCH, f"borrower: recorded {BORROWER.lower()}, on-chain {SOMEONE}"),
+            (Category.BORROWER_MISMATCH, f"borrower: our accepted offer (quote q1) has {BORROWER}, on-chain {SOMEONE}"),
+            (Category.RATE_MISMATCH, "rate: our accepted offer (quote q1) has 850 bps, on-chain 1200 bps"),
+            (Category.TERM_MISMATCH, "term: recorded 2592000 s, on-chain 5184000 s"),
+        ]
+    )
