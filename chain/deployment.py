@@ -71,6 +71,10 @@ class DeploymentRecord(BaseModel):
     contracts: dict[str, DeployedContract] = Field(default_factory=dict)
     steps: list[str] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    #: the block of the deployer's last step handing the contracts over (``contracts.deploy``: its renounce of the
+    #: admin role): its role changes up to there are the deployment's wiring, later ones are not; None in a record
+    #: written before it was kept
+    handover_block: int | None = None
 
     def address(self, key: str) -> ChecksumAddress:
         try:

@@ -113,16 +113,20 @@ def match_direct_actions(
     must execute one); anything else is on-chain but not recorded. A recorded action with no such event in its
     transaction is recorded but not on-chain."""
     actions = {(a.tx_hash.lower(), a.address.lower()): a for a in records.actions}
-    wiring = {scope.deployer.lower(), scope.timelock.lower()} - {""}
+    deployer, timelock = scope.deployer.lower(), scope.timelock.lower()
+    until = scope.wiring_until if scope.wiring_until is not None else _renounced_at(facts, deployer)
     seen: set[tuple[str, str]] = set()
     for fact in facts:
         key = (fact.tx_hash.lower(), fact.address.lower())
         sender = str(fact.args.get("sender") or fact.args.get("account") or "").lower()
+        wiring = bool(deployer) and sender == deployer and (until is None or fact.block_number <= until)
         if key in actions:
             seen.add(key)
             result.matched()
-        elif sender in wiring or (not sender and fact.tx_hash.lower() in executed_in):
+        elif wiring or (timelock and sender == timelock) or (not sender and fact.tx_hash.lower() in executed_in):
             result.matched()
+        elif deployer and sender == deployer and until is not None:
+            result.add(_after_handover(scope, fact, until))
         else:
             result.add(_unrecorded(scope, fact, sender))
     for key, action in actions.items():
@@ -139,6 +143,33 @@ def match_direct_actions(
                     action.tx_hash,
                 )
             )
+
+
+_ADMIN_ROLE = "0x" + "00" * 32  # AccessControl's DEFAULT_ADMIN_ROLE
+
+
+def _renounced_at(facts: list[Fact], deployer: str) -> int | None:
+    """The block of the deployer's last renounce of its admin role among ``facts`` (the deployment's handover, for a
+    deployments record that does not say it); None when the run has none."""
+    blocks = [
+        fact.block_number
+        for fact in facts
+        if fact.event == "RoleRevoked"
+        and fact.hex("role") == _ADMIN_ROLE
+        and str(fact.args.get("account", "")).lower() == deployer
+        and str(fact.args.get("sender", "")).lower() == deployer
+    ]
+    return max(blocks, default=None)
+
+
+def _after_handover(scope: ChainScope, fact: Fact, until: int) -> Item:
+    subject = str(fact.args.get("account")) if fact.event in ROLE_EVENTS else fact.contract
+    what = f"role {fact.hex('role')} changed" if fact.event in ROLE_EVENTS else str(fact.event)
+    detail = (
+        f"{what} by the deployer {scope.deployer} after the deployment handed over to the Timelock (block {until}): "
+        "the deployer's key used outside governance"
+    )
+    return item(scope, Category.ONCHAIN_NOT_RECORDED, subject, str(fact.event), detail, fact)
 
 
 def _unrecorded(scope: ChainScope, fact: Fact, sender: str) -> Item:

@@ -23,9 +23,10 @@ Timelock ``CallScheduled``/``CallExecuted``/           the persisted governance 
 ``Cancelled``
 ``Paused``/``LiquidationPauseChanged``,                the governance action persisted when our key sent it
 ``RoleGranted``/``RoleRevoked``                        directly (the guardian's pause: same transaction and
-                                                       contract); else sent by the deployer (the deployments
-                                                       record's wiring) or by the Timelock (in a transaction that
-                                                       executes an operation, reconciled above)
+                                                       contract); else sent by the deployer up to its handover
+                                                       to the Timelock (the deployments record's wiring) or by the
+                                                       Timelock (in a transaction that executes an operation,
+                                                       reconciled above)
 pool ``Deposit``/``Withdraw``                          reported per pool (lenders deposit directly)
 =====================================================  ==============================================================
 

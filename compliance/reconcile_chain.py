@@ -88,7 +88,15 @@ def scope_for(record: DeploymentRecord, from_block: int | None, to_block: int, h
     timelock = record.contracts["Timelock"].address if "Timelock" in record.contracts else ""
     at_head = head is None or to_block >= head
     return ChainScope(
-        record.chain_name, record.chain_id, start, to_block, deployer, timelock, start <= first, at_head=at_head
+        record.chain_name,
+        record.chain_id,
+        start,
+        to_block,
+        deployer,
+        timelock,
+        start <= first,
+        at_head=at_head,
+        wiring_until=record.handover_block,
     )
 
 

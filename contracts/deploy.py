@@ -283,13 +283,18 @@ def _deploy_timelock(deployer: Deployer, delay: int, proposers: tuple[ChecksumAd
 
 
 def _hand_over_to_timelock(deployer: Deployer, timelock: ChecksumAddress) -> None:
-    """Make the Timelock every contract's admin, then renounce the deployer's admin role (last, once)."""
+    """Make the Timelock every contract's admin, then renounce the deployer's admin role (last, once), and record
+    the block of the last renounce: the reconciler takes the deployer's role changes after it for someone using the
+    deployer's key, not the deployment's wiring."""
     me = deployer.signer.address
     keys = [*GOVERNED, *(pool_key(asset) for asset in POOL_ASSETS), AUDIT_ANCHOR_KEY]
     for key in keys:
         deployer.step(f"admin-timelock-{key}", key, "grantRole", DEFAULT_ADMIN_ROLE, timelock)
-    for key in keys:
-        deployer.step(f"renounce-deployer-{key}", key, "renounceRole", DEFAULT_ADMIN_ROLE, me)
+    renounced = [deployer.step(f"renounce-deployer-{key}", key, "renounceRole", DEFAULT_ADMIN_ROLE, me) for key in keys]
+    blocks = [int(receipt["blockNumber"]) for receipt in renounced if receipt is not None]
+    if blocks:
+        deployer.record.handover_block = max(blocks)
+        deployer.save()
 
 
 def verify_deployment(deployer: Deployer) -> list[CodeCheck]:

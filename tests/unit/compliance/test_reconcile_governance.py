@@ -1,9 +1,11 @@
 """The reconciler's rule for role changes and pauses, pure: matched by a governance action of ours (same
 transaction and contract), by the deployer's wiring, or by the Timelock executing an operation; otherwise on-chain
-but not recorded; an action recorded with no such event is recorded but not on-chain."""
+but not recorded; an action recorded with no such event is recorded but not on-chain. The deployer's wiring ends
+at the deployment's handover to the Timelock."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from compliance.reconcile import ActionRecord, Category, ChainScope, Fact, ProposalRecord, Records, reconcile_chain
@@ -82,3 +84,67 @@ def test_a_proposal_is_matched_by_its_calls_and_transactions_not_its_state_alone
     other_tx = ProposalRecord(operation, "done", hashes | {"execute": _tx(99)}, [call])
     (item,) = reconcile_chain(SCOPE, facts, Records(proposals=[other_tx])).items
     assert f"execute transaction: recorded {_tx(99)}, on-chain {_tx(11)}" in item.detail
+
+
+def test_the_deployers_role_changes_after_the_handover_are_reported() -> None:
+    """The deployments record says the deployer handed over at block 50: its grant at block 14 is the wiring, its
+    grant at block 60 is its key used outside governance (it was matched whatever the block)."""
+    facts = [
+        _fact(
+            "CreditAggregator",
+            AGGREGATOR,
+            "RoleGranted",
+            _tx(1),
+            14,
+            role=b"\x01" * 32,
+            account=GUARDIAN,
+            sender=DEPLOYER,
+        ),
+        _fact(
+            "CreditAggregator",
+            AGGREGATOR,
+            "RoleGranted",
+            _tx(2),
+            60,
+            role=b"\x02" * 32,
+            account=GUARDIAN,
+            sender=DEPLOYER,
+        ),
+        _fact(
+            "CreditAggregator",
+            AGGREGATOR,
+            "RoleGranted",
+            _tx(3),
+            61,
+            role=b"\x03" * 32,
+            account=GUARDIAN,
+            sender=TIMELOCK,
+        ),
+    ]
+    result = reconcile_chain(replace(SCOPE, wiring_until=50), facts, Records())
+    assert [(item.category, item.tx_hash) for item in result.items] == [(Category.ONCHAIN_NOT_RECORDED, _tx(2))]
+    assert "after the deployment handed over to the Timelock (block 50)" in result.items[0].detail
+    assert result.counts[Category.MATCHED.value] == 2  # the wiring and the Timelock's grant
+
+
+def test_without_a_recorded_handover_the_deployers_own_renounce_bounds_its_wiring() -> None:
+    """A deployments record written before the handover block was kept: the deployer's renounce of its admin role
+    (block 20) in the run ends its wiring."""
+    admin = b"\x00" * 32
+    facts = [
+        _fact("CreditAggregator", AGGREGATOR, "RoleGranted", _tx(1), 14, role=admin, account=TIMELOCK, sender=DEPLOYER),
+        _fact("CreditAggregator", AGGREGATOR, "RoleRevoked", _tx(2), 20, role=admin, account=DEPLOYER, sender=DEPLOYER),
+        _fact("CreditAggregator", AGGREGATOR, "RoleGranted", _tx(3), 30, role=admin, account=DEPLOYER, sender=TIMELOCK),
+        _fact(
+            "CreditAggregator",
+            AGGREGATOR,
+            "RoleGranted",
+            _tx(4),
+            31,
+            role=b"\x02" * 32,
+            account=GUARDIAN,
+            sender=DEPLOYER,
+        ),
+    ]
+    result = reconcile_chain(SCOPE, facts, Records())
+    assert [(item.category, item.tx_hash) for item in result.items] == [(Category.ONCHAIN_NOT_RECORDED, _tx(4))]
