@@ -19,7 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from chain.client import ChainClient
@@ -30,6 +30,7 @@ from compliance.audit_anchor import AnchorContract, anchor_head, read_anchors
 from store.compliance import SqlAuditLog
 from store.db import Database
 from store.leases import Lease, LeaseLost, SqlLeaseStore
+from store.reconciliation_runs import SqlReconciliationRuns
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,15 @@ def _log_entries(database: Database) -> tuple[list[AuditEntry], int, tuple[int, 
 
 
 async def verify_log(database: Database, chains: Sequence[AnchorChain]) -> VerifyReport:
-    """The sealed log checked against itself and against every anchor on every chain (read-only)."""
+    """The sealed log checked against itself and against every anchor on every chain, then every finished
+    reconciliation run against its digest and its audit entry (read-only)."""
     entries, pending, sealed_head = await asyncio.to_thread(_log_entries, database)
     anchors: list[Anchor] = []
     for chain in chains:
         anchors.extend(await read_anchors(chain.client, chain.contract))
-    return verify(entries, anchors, pending, sealed_head)
+    runs_checked, run_problems = await asyncio.to_thread(SqlReconciliationRuns(database).tampered)
+    report = verify(entries, anchors, pending, sealed_head)
+    return replace(report, runs_checked=runs_checked, run_problems=tuple(run_problems))
 
 
 async def run_anchoring(

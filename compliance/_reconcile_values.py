@@ -33,6 +33,9 @@ ROLE_EVENTS = ("RoleGranted", "RoleRevoked")
 PAUSE_EVENTS = ("Paused", "Unpaused", "LiquidationPauseChanged")
 TIMELOCK_EVENTS = ("CallScheduled", "CallExecuted", "Cancelled")
 POOL_EVENTS = ("Deposit", "Withdraw")
+#: an item's texts as a run stores them (``store.compliance``), and so as its digest covers them: a stored run is
+#: checked against its digest (``compliance.reconcile_runs.run_tampering``)
+SUBJECT_CHARS, WHAT_CHARS, DETAIL_CHARS = 128, 64, 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +200,9 @@ class Item:
         return {
             "chain": self.chain_name,
             "category": self.category.value,
-            "subject": self.subject,
-            "what": self.what,
-            "detail": self.detail,
+            "subject": self.subject[:SUBJECT_CHARS],
+            "what": self.what[:WHAT_CHARS],
+            "detail": self.detail[:DETAIL_CHARS],
             "txHash": self.tx_hash,
             "blockNumber": self.block_number,
             "recordRef": self.record_ref,

@@ -131,10 +131,12 @@ class VerifyReport:
     anchors_checked: int
     pending: int = 0
     problems: tuple[AuditProblem, ...] = field(default=())
+    runs_checked: int = 0  # finished reconciliation runs checked against their digest and their entry
+    run_problems: tuple[str, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.run_problems
 
     @property
     def first_bad(self) -> AuditProblem | None:

@@ -58,12 +58,15 @@ from compliance._reconcile_loans import (
 )
 from compliance._reconcile_payments import ZERO_REF, match_payments, match_repayment_intents
 from compliance._reconcile_values import (
+    DETAIL_CHARS,
     DISCREPANCIES,
     LOAN_MOVES,
     PAUSE_EVENTS,
     POOL_EVENTS,
     ROLE_EVENTS,
+    SUBJECT_CHARS,
     TIMELOCK_EVENTS,
+    WHAT_CHARS,
     ActionRecord,
     Category,
     ChainResult,
@@ -82,12 +85,15 @@ from compliance._reconcile_values import (
 )
 
 __all__ = [
+    "DETAIL_CHARS",
     "DISCREPANCIES",
     "LOAN_MOVES",
     "PAUSE_EVENTS",
     "POOL_EVENTS",
     "ROLE_EVENTS",
+    "SUBJECT_CHARS",
     "TIMELOCK_EVENTS",
+    "WHAT_CHARS",
     "ZERO_REF",
     "ActionRecord",
     "Category",

@@ -1,11 +1,15 @@
 """Reconciliation runs as stored: a run's summary and its discrepancies as plain values, for the API's lists and the
-report (``compliance.reconcile_report``). Read through ``store.reconciliation_runs``."""
+report (``compliance.reconcile_report``), and the check that a stored run is still the result it was audited with
+(``run_tampering``, run by ``creditmesh audit verify``). Read through ``store.reconciliation_runs``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from compliance.canonical import canonical_json, keccak256
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +53,42 @@ class StoredDiscrepancy:
             "blockNumber": self.block_number,
             "recordRef": self.record_ref,
         }
+
+
+def stored_digest(run: ReconciliationRun, items: Sequence[StoredDiscrepancy]) -> str:
+    """The digest of a stored run's result recomputed from what is stored — each chain's summary and its
+    discrepancies in their order — as ``compliance.reconcile.result_digest`` made it from the results."""
+    by_chain: dict[str, list[dict[str, Any]]] = {}
+    for discrepancy in items:
+        fields = discrepancy.as_json()
+        del fields["id"]
+        by_chain.setdefault(discrepancy.chain_name, []).append(fields)
+    body: list[dict[str, Any]] = [
+        {"summary": summary, "items": by_chain.pop(str(summary.get("chain")), [])} for summary in run.chains
+    ]
+    body.extend({"summary": None, "items": rest} for rest in by_chain.values())  # of a chain no summary names
+    return "0x" + keccak256(canonical_json(body)).hex()
+
+
+def run_tampering(
+    run: ReconciliationRun, items: Sequence[StoredDiscrepancy], audited: Mapping[str, Any] | None
+) -> list[str]:
+    """How a finished run as stored differs from the result it was audited with (``audited``: the data of its
+    ``reconciliation`` audit entry, None when the log has none); empty when it holds. A run still running or failed
+    has no result to check."""
+    if run.status != "done":
+        return []
+    problems: list[str] = []
+    if stored_digest(run, items) != run.digest:
+        problems.append("its stored chain summaries and discrepancies do not hash to its digest (altered)")
+    if audited is None:
+        problems.append("no audit log entry records it (the entry deleted, or the run written outside a run)")
+        return problems
+    if audited.get("digest") != run.digest:
+        problems.append(f"its digest {run.digest} is not the audit log's {audited.get('digest')} (rewritten)")
+    if dict(audited.get("counts", {})) != dict(run.counts):
+        problems.append("its counts per category are not the audit log's (altered)")
+    ranges = [(c.get("chain"), c.get("fromBlock"), c.get("toBlock")) for c in audited.get("chains", [])]
+    if ranges != [(c.get("chain"), c.get("fromBlock"), c.get("toBlock")) for c in run.chains]:
+        problems.append("its chains and block ranges are not the audit log's (altered)")
+    return problems

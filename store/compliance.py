@@ -38,7 +38,7 @@ from compliance.audit import AuditEntry, AuditKind, PendingEntry, audit_data, se
 from compliance.decisions import DecisionKind, DecisionRecord, Outcome
 from compliance.jurisdiction import Reason
 from compliance.kyc import KycState, KycStatus, KycTier
-from compliance.reconcile import ChainResult
+from compliance.reconcile import DETAIL_CHARS, SUBJECT_CHARS, WHAT_CHARS, ChainResult
 from store.base import Base
 from store.types import UtcDateTime
 
@@ -439,9 +439,9 @@ class SqlReconciliationRepository:
                 "created_at": run.created_at,
                 "chain_name": item.chain_name,
                 "category": item.category.value,
-                "subject": item.subject[:128],
-                "what": item.what[:64],
-                "detail": item.detail[:1000],
+                "subject": item.subject[:SUBJECT_CHARS],
+                "what": item.what[:WHAT_CHARS],
+                "detail": item.detail[:DETAIL_CHARS],
                 "tx_hash": item.tx_hash,
                 "block_number": item.block_number,
                 "record_ref": item.record_ref,

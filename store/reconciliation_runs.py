@@ -6,8 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from compliance.reconcile_runs import ReconciliationRun, StoredDiscrepancy
-from store.compliance import DiscrepancyFilter, DiscrepancyRow, ReconciliationRunRow, SqlReconciliationRepository
+from sqlalchemy import select
+
+from compliance.audit import AuditKind
+from compliance.reconcile_runs import ReconciliationRun, StoredDiscrepancy, run_tampering
+from store.compliance import (
+    AuditEntryRow,
+    DiscrepancyFilter,
+    DiscrepancyRow,
+    ReconciliationRunRow,
+    SqlReconciliationRepository,
+)
 from store.db import Database
 
 
@@ -71,3 +80,26 @@ class SqlReconciliationRuns:
                 return None
             items = repository.discrepancies(run_id, DiscrepancyFilter(), None, None)
             return _run(row), [_discrepancy(item) for item in items]
+
+    def tampered(self) -> tuple[int, list[str]]:
+        """Every finished run checked against its digest and its ``reconciliation`` audit entry (sealed or not yet):
+        how many were checked, and ``reconciliation <id>: <problem>`` for each problem found."""
+        with self._db.read_only() as uow:
+            session = uow.session
+            repository = SqlReconciliationRepository(session)
+            audited = {
+                row.subject: dict(row.data)
+                for row in session.scalars(select(AuditEntryRow).where(AuditEntryRow.kind == AuditKind.RECONCILIATION))
+            }
+            runs = session.scalars(select(ReconciliationRunRow).where(ReconciliationRunRow.status == "done"))
+            checked, problems = 0, list[str]()
+            for row in runs:
+                items = [
+                    _discrepancy(item) for item in repository.discrepancies(row.id, DiscrepancyFilter(), None, None)
+                ]
+                checked += 1
+                problems.extend(
+                    f"reconciliation {row.id}: {problem}"
+                    for problem in run_tampering(_run(row), items, audited.get(row.id))
+                )
+            return checked, problems

@@ -4,7 +4,8 @@ seal      number and chain the entries written since the last seal (the audit wo
 anchor    seal, then anchor the head on every chain (``--chains``) with the audit anchor key
           (``CREDITMESH_AUDIT_ANCHOR_KEY``; devnet account 11 on local devnets)
 verify    walk the sealed log and name the first altered, inserted, deleted or reordered entry, then check it
-          against every anchor on every chain (``--offline``: the log alone); exit status 1 if anything fails"""
+          against every anchor on every chain (``--offline``: the log alone), then every finished reconciliation run
+          against its digest and its audit entry; exit status 1 if anything fails"""
 
 from __future__ import annotations
 
@@ -127,15 +128,18 @@ def cmd_verify(args: argparse.Namespace) -> None:
         database.dispose()
     print(
         f"{report.entries} entries, head {report.head}, {report.pending} not yet sealed, "
-        f"{report.anchors_checked} anchors checked",
+        f"{report.anchors_checked} anchors checked, {report.runs_checked} reconciliation runs checked",
         flush=True,
     )
     if report.ok:
         print("audit log verified", flush=True)
         return
-    print(f"FIRST BAD: {report.first_bad}", flush=True)
+    if report.first_bad is not None:
+        print(f"FIRST BAD: {report.first_bad}", flush=True)
     for problem in report.problems[1:]:
         print(f"also: {problem}", flush=True)
+    for run_problem in report.run_problems:
+        print(f"RUN: {run_problem}", flush=True)
     sys.exit(1)
 
 
