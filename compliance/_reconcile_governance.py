@@ -41,7 +41,7 @@ def match_proposals(result: ChainResult, scope: ChainScope, timelock: dict[str, 
         wrong = _recorded_otherwise(proposal, facts)
         if wrong:
             detail = "; ".join(wrong)
-            result.add(item(scope, Category.AMOUNT_MISMATCH, operation_id, "proposal", detail, first, operation_id))
+            result.add(item(scope, Category.PROPOSAL_MISMATCH, operation_id, "proposal", detail, first, operation_id))
             continue
         state = _STATE_AFTER[str(facts[-1].event)]
         recorded = "pending" if proposal.state in _SETTLED else proposal.state

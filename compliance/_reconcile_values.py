@@ -23,6 +23,7 @@ class Category(StrEnum):
     ONCHAIN_NOT_RECORDED = "on-chain-not-recorded"
     RECORDED_NOT_ONCHAIN = "recorded-not-on-chain"
     AMOUNT_MISMATCH = "amount-mismatch"
+    PROPOSAL_MISMATCH = "proposal-mismatch"
     STATUS_MISMATCH = "status-mismatch"
     UNKNOWN_EVENT = "unknown-event"
 

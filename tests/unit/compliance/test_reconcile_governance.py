@@ -79,7 +79,7 @@ def test_a_proposal_is_matched_by_its_calls_and_transactions_not_its_state_alone
 
     rewritten = ProposalRecord(operation, "done", hashes, [call | {"data": "0x" + "00" * 36}])
     (item,) = reconcile_chain(SCOPE, facts, Records(proposals=[rewritten])).items
-    assert (item.category, item.subject) == (Category.AMOUNT_MISMATCH, operation)
+    assert (item.category, item.subject) == (Category.PROPOSAL_MISMATCH, operation)  # was filed as amount-mismatch
     assert "call 0: recorded" in item.detail
     other_tx = ProposalRecord(operation, "done", hashes | {"execute": _tx(99)}, [call])
     (item,) = reconcile_chain(SCOPE, facts, Records(proposals=[other_tx])).items
