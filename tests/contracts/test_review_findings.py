@@ -433,3 +433,27 @@ def test_a_reserve_factor_change_leaves_the_interest_accrued_before_it_split_as_
     # the reserves take the old factor's share of what accrued before the change, the new one's of the rest
     assert pool.functions.reserves().call() - reserves == -(-paid * new_factor // 10_000) + adjustment
     assert pool.functions.reserveShareAdjustment().call() == 0
+
+
+def test_a_reserve_share_kept_from_an_old_factor_goes_with_interest_written_off(h: Harness) -> None:
+    """Interest accrued under the old factor, then the loan liquidated at a loss: the part of the adjustment for the
+    interest paid goes to the reserves, the rest is dropped with the interest lost, and nothing of it is left to
+    count against the lenders once no interest is outstanding."""
+    pool = h.pool
+    loan_id, _ = h.open_loan(BORROWER, principal=2_000 * USDC, originationFee=0, rateBps=2_000)
+    h.advance(200 * 86_400)
+    h.govern(pool, "setReserveFactor", 0)
+    kept = pool.functions.reserveShareAdjustment().call()
+    assert kept > 0
+    reserves = pool.functions.reserves().call()
+
+    h.set_weth_price(100)  # 1 WETH of collateral against ~2,200 USDC owed: liquidated at a loss
+    h.send(h.aggregator.functions.markDefault(loan_id), OPERATOR)
+    receipt = h.send(h.manager.functions.liquidate(loan_id, 10_000 * USDC), LIQUIDATOR)
+    (written_off,) = h.aggregator.events.LoanWrittenOff().process_receipt(receipt, errors=DISCARD)
+    assert written_off["args"]["interest"] > 0, "some of the interest was lost"
+
+    assert pool.functions.reserveShareAdjustment().call() == 0
+    assert 0 < pool.functions.reserves().call() - reserves < kept, "the paid interest's part only"
+    assert pool.functions.totalBorrowed().call() == 0
+    assert pool.functions.totalAssets().call() == pool.functions.availableLiquidity().call()
