@@ -179,7 +179,37 @@ def require(*roles: Role):  # type: ignore[no-untyped-def]
         _allow(principal, roles)
         return principal
 
+    setattr(guard, _ROLES, roles)  # read by route_admits before the guard runs
     return Depends(guard)
+
+
+#: the attribute naming the roles a dependency lets through (``require``'s guards, ``get_borrower_file``)
+_ROLES = "creditmesh_roles"
+
+
+def route_admits(request: Request, principal: Principal) -> bool:
+    """Whether the role guards among the request's route's dependencies let ``principal`` through, known before they
+    run: a dependency solved before them (the route's ``Idempotency-Key``) claims nothing for a caller they refuse."""
+    dependant: Dependant | None = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return True
+    found = _ROUTE_ROLES.get(id(dependant))
+    if found is None:
+        found = _ROUTE_ROLES[id(dependant)] = (dependant, tuple(_role_guards(dependant)))
+    return all(principal.role in roles for roles in found[1])
+
+
+def _role_guards(dependant: Dependant) -> list[tuple[Role, ...]]:
+    found = []
+    for sub in dependant.dependencies:
+        roles = getattr(sub.call, _ROLES, None)
+        if roles is not None:
+            found.append(roles)
+        found += _role_guards(sub)
+    return found
+
+
+_ROUTE_ROLES: dict[int, tuple[Dependant, tuple[tuple[Role, ...], ...]]] = {}
 
 
 def _allow(principal: Principal, roles: tuple[Role, ...]) -> None:
@@ -212,6 +242,7 @@ async def get_borrower_file(request: Request, principal: CurrentPrincipal) -> Bo
     return account
 
 
+setattr(get_borrower_file, _ROLES, _BORROWER_ONLY)
 CurrentBorrower = Annotated[BorrowerFile, Depends(get_borrower_file)]
 
 

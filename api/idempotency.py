@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import CurrentPrincipal, get_platform
+from api.deps import CurrentPrincipal, get_platform, route_admits
 from api.problems import problem
 from compliance.pii import seal, unseal
 from store.db import Database
@@ -207,7 +207,8 @@ async def idempotency(
             max_length=257,
             pattern=r'^"?[!#-~]{1,255}"?$',
             description="optional: a unique value (a UUID) per operation; a retry with the same key and body gets "
-            "the first response back (kept 24 hours; 5xx answers and those with Retry-After are not kept), another "
+            "the first response back (kept 24 hours; 5xx answers, those with Retry-After and a caller the "
+            "operation's role refuses are not kept), another "
             "body with it is refused "
             "(422), a retry while the first is still running too (409)",
         ),
@@ -217,6 +218,8 @@ async def idempotency(
     a dependency: FastAPI would solve it once more on every request to these routes, with or without a key."""
     slot = request.scope.get(_SCOPE_KEY)
     if idempotency_key is None or not isinstance(slot, _Slot):
+        return
+    if not route_admits(request, principal):  # its role guard answers 403 next: no operation started, none kept
         return
     key = idempotency_key.strip('"')  # a structured-field string ("…") or a bare token
     if not key:

@@ -167,6 +167,27 @@ async def test_keys_belong_to_one_client(tmp_path: Path) -> None:
 
 
 @on_loop
+async def test_a_caller_the_routes_role_guard_refuses_claims_no_key(tmp_path: Path) -> None:
+    """An auditor's key on an admin route, a borrower route by an admin: 403, and nothing is written under the key
+    (the operation never started, as with a refused body in the IETF draft). Before, the key was claimed before the
+    route's role guard ran and its 403 stored for 24 hours: any valid key wrote rows on routes it may not use."""
+    database = _sqlite(tmp_path)
+    auditor = issue_key(database, Role.AUDITOR, None, "an auditor")
+    app = _app(database, Gate())
+    async with _client(app, auditor) as client, _client(app) as admin:
+        for _ in range(2):
+            headers = {"Idempotency-Key": "not-mine"}
+            refused = await client.post("/v1/api-keys", json={"role": "admin", "label": "me"}, headers=headers)
+            assert refused.status_code == 403, refused.text
+            assert "idempotent-replayed" not in refused.headers
+        wallet = {"wallet_address": "0x" + "ef" * 20}
+        borrower_only = await admin.post("/v1/borrowers/me/kyc", json=wallet, headers={"Idempotency-Key": "k"})
+        assert borrower_only.status_code == 403, borrower_only.text
+    assert _count(database, IdempotencyRow) == 0
+    database.dispose()
+
+
+@on_loop
 async def test_a_duplicate_while_the_first_runs_is_409_and_5xx_answers_are_not_stored(tmp_path: Path) -> None:
     database = _sqlite(tmp_path)
     gate = Gate()
