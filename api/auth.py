@@ -20,6 +20,8 @@ from store.borrower_file import read_caller
 from store.db import Database
 
 BOOTSTRAP_LABEL = "bootstrap admin"
+#: the actor of a bootstrap key's revocation by a start with a newer CREDITMESH_ADMIN_API_KEY
+BOOTSTRAP_ROTATION = "platform:bootstrap-rotation"
 
 log = logging.getLogger(__name__)
 
@@ -133,23 +135,35 @@ def _check_request(role: Role, subject_id: str | None) -> None:
         raise InvalidKeyRequest(f"an {role.value} key acts for no subject: leave subject_id out")
 
 
+def actor_of(principal: Principal) -> str:
+    """Who acted, as the audit log and the records name it: the role and the id of the key (an admin's key names no
+    subject, so its id says which admin)."""
+    return principal.role.value if principal.key_id is None else f"{principal.role.value}:{principal.key_id}"
+
+
 def issue(
-    database: Database, role: Role, subject_id: str | None, label: str, expires_at: datetime | None = None
+    database: Database,
+    role: Role,
+    subject_id: str | None,
+    label: str,
+    expires_at: datetime | None = None,
+    *,
+    actor: str | None = None,
 ) -> IssuedKey:
     """A new random key for ``role`` (optionally expiring; an expiry already past issues it expired); the caller
-    shows ``key`` once."""
+    shows ``key`` once. ``actor``: who issued it (``actor_of``), for the audit log."""
     _check_request(role, subject_id)
     key = f"cm_{role.value}_{secrets.token_urlsafe(24)}"
     row = _new_row(key, role, subject_id, label, expires_at, bootstrap=False)
     with database.unit_of_work() as uow:
-        ApiKeyRepository(uow.session).add(row)
+        ApiKeyRepository(uow.session).add(row, actor)
         uow.commit()
     return IssuedKey(key, ApiKeyInfo.of(row))
 
 
-def issue_key(database: Database, role: Role, subject_id: str | None, label: str) -> str:
+def issue_key(database: Database, role: Role, subject_id: str | None, label: str, *, actor: str | None = None) -> str:
     """A new random key for ``role``; the caller shows it once."""
-    return issue(database, role, subject_id, label).key
+    return issue(database, role, subject_id, label, actor=actor).key
 
 
 def ensure_key(database: Database, key: str, role: Role, subject_id: str | None, label: str) -> None:
@@ -197,7 +211,7 @@ def _ensure_bootstrap_admin(database: Database, key: str) -> list[str]:
         revoked = []
         for row in keys.live_bootstrap_keys():
             if row.key_hash != current.key_hash and row.created_at < current.created_at:
-                row.revoked_at = now
+                keys.revoked(row, now, BOOTSTRAP_ROTATION, "CREDITMESH_ADMIN_API_KEY set to a newer key")
                 revoked.append(row.key_id)
         uow.commit()
     return revoked
@@ -283,37 +297,42 @@ def list_keys(
         return [ApiKeyInfo.of(row) for row in rows]
 
 
-def revoke(database: Database, key_id: str) -> ApiKeyInfo:
-    """Revoke the key at once (idempotent: a revoked key keeps its first revocation time)."""
+def revoke(database: Database, key_id: str, *, actor: str | None = None) -> ApiKeyInfo:
+    """Revoke the key at once (idempotent: a revoked key keeps its first revocation time, and its one audit entry)."""
     with database.unit_of_work() as uow:
-        row = ApiKeyRepository(uow.session).by_id(key_id)
+        keys = ApiKeyRepository(uow.session)
+        row = keys.by_id(key_id)
         if row is None:
             raise UnknownKeyId(f"no API key {key_id!r}")
         if row.revoked_at is None:
-            row.revoked_at = datetime.now(UTC)
+            keys.revoked(row, datetime.now(UTC), actor, "revoked by an admin")
             uow.commit()
         return ApiKeyInfo.of(row)
 
 
-def revoke_subject_keys(session: Session, role: Role, subject_id: str) -> list[str]:
+def revoke_subject_keys(
+    session: Session, role: Role, subject_id: str, *, actor: str | None = None, why: str = ""
+) -> list[str]:
     """Revoke every key that acts for ``subject_id`` in ``role``, in ``session``'s transaction (a deregistered
     provider's, in the transaction that disables its registration; the caller commits): the ids revoked."""
-    rows = ApiKeyRepository(session).unrevoked_keys_of(role.value, subject_id)
+    keys = ApiKeyRepository(session)
+    rows = keys.unrevoked_keys_of(role.value, subject_id)
     now = datetime.now(UTC)
     for row in rows:
-        row.revoked_at = now
+        keys.revoked(row, now, actor, why)
     return [row.key_id for row in rows]
 
 
-def set_expiry(database: Database, key_id: str, expires_at: datetime | None) -> ApiKeyInfo:
+def set_expiry(database: Database, key_id: str, expires_at: datetime | None, *, actor: str | None = None) -> ApiKeyInfo:
     """Set (or with None clear) the key's expiry (a moment already past expires it now); a revoked key stays
     revoked."""
     with database.unit_of_work() as uow:
-        row = ApiKeyRepository(uow.session).by_id(key_id)
+        keys = ApiKeyRepository(uow.session)
+        row = keys.by_id(key_id)
         if row is None:
             raise UnknownKeyId(f"no API key {key_id!r}")
         if row.revoked_at is not None:
             raise KeyRevoked(f"API key {key_id!r} is revoked")
-        row.expires_at = expires_at
+        keys.expiry_set(row, expires_at, datetime.now(UTC), actor)
         uow.commit()
         return ApiKeyInfo.of(row)

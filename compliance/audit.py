@@ -33,6 +33,8 @@ class AuditKind(StrEnum):
     ACCEPT = "accept"
     GOVERNANCE = "governance"
     KEY_ISSUED = "key-issued"
+    KEY_REVOKED = "key-revoked"
+    KEY_EXPIRY_SET = "key-expiry-set"
     PII_ERASURE = "pii-erasure"
     RECONCILIATION = "reconciliation"
 

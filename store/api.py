@@ -83,14 +83,41 @@ class ApiKeyRepository:
     def by_id(self, key_id: str) -> ApiKeyRow | None:
         return self._session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
 
-    def add(self, row: ApiKeyRow) -> None:
-        """Stage a new key; the audit log records its issuance in the same transaction."""
+    def add(self, row: ApiKeyRow, actor: str | None = None) -> None:
+        """Stage a new key; the audit log records its issuance, and by whom (``actor``: the issuing key as
+        ``role:key id``, ``cli``, or None for the platform itself), in the same transaction."""
         self._session.add(row)
         SqlAuditLog(self._session).append(
             AuditKind.KEY_ISSUED,
             row.subject_id or row.role,
-            {"keyId": row.key_id, "role": row.role, "subjectId": row.subject_id, "expiresAt": row.expires_at},
+            {
+                "keyId": row.key_id,
+                "role": row.role,
+                "subjectId": row.subject_id,
+                "expiresAt": row.expires_at,
+                "by": actor,
+            },
             row.created_at,
+        )
+
+    def revoked(self, row: ApiKeyRow, now: datetime, actor: str | None, why: str) -> None:
+        """Revoke ``row`` now; the audit log records it, by whom and why, in the same transaction."""
+        row.revoked_at = now
+        SqlAuditLog(self._session).append(
+            AuditKind.KEY_REVOKED,
+            row.subject_id or row.role,
+            {"keyId": row.key_id, "role": row.role, "subjectId": row.subject_id, "by": actor, "why": why},
+            now,
+        )
+
+    def expiry_set(self, row: ApiKeyRow, expires_at: datetime | None, now: datetime, actor: str | None) -> None:
+        """Set (or clear) ``row``'s expiry; the audit log records it and by whom, in the same transaction."""
+        row.expires_at = expires_at
+        SqlAuditLog(self._session).append(
+            AuditKind.KEY_EXPIRY_SET,
+            row.subject_id or row.role,
+            {"keyId": row.key_id, "role": row.role, "subjectId": row.subject_id, "expiresAt": expires_at, "by": actor},
+            now,
         )
 
     def unrevoked_keys_of(self, role: str, subject_id: str) -> list[ApiKeyRow]:

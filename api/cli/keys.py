@@ -68,6 +68,10 @@ def _row(info: Any) -> str:
     return f"{info.key_id}  {info.role.value:<8}  {state:<7}  expires {expires:<25}  {subject}  {info.label}"
 
 
+#: who acted, in the audit log, for a command run on the database's host (``creditmesh keys``)
+CLI_ACTOR = "cli:creditmesh keys"
+
+
 def cmd_issue(args: argparse.Namespace) -> None:
     from api import auth
 
@@ -82,6 +86,7 @@ def cmd_issue(args: argparse.Namespace) -> None:
                 args.subject,
                 args.label or f"{role.value} key (cli)",
                 _moment(args.expires_at, args.expires_in_days),
+                actor=CLI_ACTOR,
             )
         except auth.ApiKeyError as err:
             raise SystemExit(f"refused: {err}") from err
@@ -118,7 +123,8 @@ def cmd_expire(args: argparse.Namespace) -> None:
         raise SystemExit("say when: --at RFC3339, --in-days N or --never")
     with _database(args) as database:
         try:
-            info = auth.set_expiry(database, args.key_id, None if args.never else _moment(args.at, args.in_days))
+            moment = None if args.never else _moment(args.at, args.in_days)
+            info = auth.set_expiry(database, args.key_id, moment, actor=CLI_ACTOR)
         except auth.ApiKeyError as err:
             raise SystemExit(f"refused: {err}") from err
     print(_row(info))
@@ -129,7 +135,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
 
     with _database(args) as database:
         try:
-            info = auth.revoke(database, args.key_id)
+            info = auth.revoke(database, args.key_id, actor=CLI_ACTOR)
         except auth.ApiKeyError as err:
             raise SystemExit(f"refused: {err}") from err
     print(_row(info))

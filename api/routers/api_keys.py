@@ -110,14 +110,15 @@ def _refused(err: auth.ApiKeyError) -> HTTPException:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=IssuedKeyOut, dependencies=[Idempotent])
-async def issue_api_key(body: ApiKeyIn, _: AdminPrincipal, platform: PlatformDep) -> IssuedKeyOut:
+async def issue_api_key(body: ApiKeyIn, principal: AdminPrincipal, platform: PlatformDep) -> IssuedKeyOut:
     """A new key for any role. The response carries the key once; only its hash is stored."""
 
     subject = body.subject_id if isinstance(body, SubjectKeyIn) else None
 
     def issue() -> auth.IssuedKey:
         _check_subject(platform, Role(body.role), subject)
-        return auth.issue(platform.database, Role(body.role), subject, body.label, body.expires_at)
+        actor = auth.actor_of(principal)
+        return auth.issue(platform.database, Role(body.role), subject, body.label, body.expires_at, actor=actor)
 
     try:
         issued = await asyncio.to_thread(issue)
@@ -151,19 +152,22 @@ async def get_api_key(key_id: str, _: AdminPrincipal, platform: PlatformDep) -> 
 
 
 @router.patch("/{key_id}", response_model=ApiKeyOut)
-async def set_api_key_expiry(key_id: str, body: ExpiryIn, _: AdminPrincipal, platform: PlatformDep) -> ApiKeyOut:
+async def set_api_key_expiry(
+    key_id: str, body: ExpiryIn, principal: AdminPrincipal, platform: PlatformDep
+) -> ApiKeyOut:
     """Set the key's expiry (it stops authenticating then, its tokens too) or clear it with null."""
+    actor = auth.actor_of(principal)
     try:
-        return _out(await asyncio.to_thread(auth.set_expiry, platform.database, key_id, body.expires_at))
+        return _out(await asyncio.to_thread(auth.set_expiry, platform.database, key_id, body.expires_at, actor=actor))
     except auth.ApiKeyError as err:
         raise _refused(err) from err
 
 
 @router.delete("/{key_id}", response_model=ApiKeyOut)
-async def revoke_api_key(key_id: str, _: AdminPrincipal, platform: PlatformDep) -> ApiKeyOut:
+async def revoke_api_key(key_id: str, principal: AdminPrincipal, platform: PlatformDep) -> ApiKeyOut:
     """Revoke the key at once (its tokens too); the record stays, listed with ``include_revoked``. Revoking the
     bootstrap admin key locks it out until ``CREDITMESH_ADMIN_API_KEY`` is set to a new key."""
     try:
-        return _out(await asyncio.to_thread(auth.revoke, platform.database, key_id))
+        return _out(await asyncio.to_thread(auth.revoke, platform.database, key_id, actor=auth.actor_of(principal)))
     except auth.ApiKeyError as err:
         raise _refused(err) from err

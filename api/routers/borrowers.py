@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aggregator.borrower_accounts import BorrowerAccounts
 from aggregator.errors import BorrowerAlreadyRegistered
 from aggregator.event_destinations import borrower_secret_subject
-from api.auth import Role, issue
+from api.auth import Role, actor_of, issue
 from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep
 from api.idempotency import Idempotent
 from api.schemas import (
@@ -55,7 +55,7 @@ def _kyc_out(kyc: KycStatus) -> KycOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=BorrowerOut, dependencies=[Idempotent])
-async def register_borrower(body: BorrowerIn, _: AdminPrincipal, platform: PlatformDep) -> BorrowerOut:
+async def register_borrower(body: BorrowerIn, principal: AdminPrincipal, platform: PlatformDep) -> BorrowerOut:
     wallet = to_checksum_address(body.wallet_address)
 
     def register() -> BorrowerOut:
@@ -65,7 +65,7 @@ async def register_borrower(body: BorrowerIn, _: AdminPrincipal, platform: Platf
             raise HTTPException(409, str(err)) from err
         if body.credit_profile is not None:
             platform.borrowers.save_profile(account.id, body.credit_profile)
-        issued = issue(platform.database, Role.BORROWER, account.id, f"borrower {wallet}")
+        issued = issue(platform.database, Role.BORROWER, account.id, f"borrower {wallet}", actor=actor_of(principal))
         return BorrowerOut(
             id=account.id,
             wallet_address=wallet,

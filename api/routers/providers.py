@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.orm import Session
 
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable
 from aggregator.receipts import LedgerReceipts
-from api.auth import Principal, Role, issue_key, revoke_subject_keys
+from api.auth import Principal, Role, actor_of, issue_key, revoke_subject_keys
 from api.body_limit import capped_body
 from api.bootstrap import Platform
 from api.client import client_address
@@ -111,7 +112,7 @@ def _registry(platform: Platform) -> ProviderRegistry:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RegistrationOut, dependencies=[Idempotent])
-async def register_provider(body: RegistrationIn, _: AdminPrincipal, platform: PlatformDep) -> RegistrationOut:
+async def register_provider(body: RegistrationIn, principal: AdminPrincipal, platform: PlatformDep) -> RegistrationOut:
     registry = _registry(platform)
     capabilities = None if body.capabilities is None else Capabilities.from_document(body.capabilities.model_dump())
     registration = ProviderRegistration(body.provider_id, body.kind, body.config, capabilities)
@@ -121,9 +122,8 @@ async def register_provider(body: RegistrationIn, _: AdminPrincipal, platform: P
         raise HTTPException(409, str(err)) from err
     except (InvalidRegistration, InvalidPlugin, UnknownProviderKind) as err:
         raise HTTPException(422, str(err)) from err
-    key = await asyncio.to_thread(
-        issue_key, platform.database, Role.PROVIDER, provider.provider_id, f"provider {provider.provider_id}"
-    )
+    label, actor = f"provider {provider.provider_id}", actor_of(principal)
+    key = await asyncio.to_thread(issue_key, platform.database, Role.PROVIDER, provider.provider_id, label, actor=actor)
     return RegistrationOut(provider_id=provider.provider_id, kind=body.kind, source="api", api_key=key)
 
 
@@ -186,16 +186,19 @@ async def list_providers(
 
 
 @router.delete("/{provider_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def deregister_provider(provider_id: str, _: AdminPrincipal, platform: PlatformDep) -> None:
+async def deregister_provider(provider_id: str, principal: AdminPrincipal, platform: PlatformDep) -> None:
     """Stop quoting a provider registered through the API, in every API process within about a second. Its
     registration is kept, disabled (its loans and records keep naming it; its loan events are no longer posted to
     it), and its API keys are revoked (with them the tokens issued to them); the same id may be registered again,
     with a new key. A provider from the settings or the deployment records is 404 here: it is configured there."""
     revoked: list[str] = []
+    actor, why = actor_of(principal), f"provider {provider_id} deregistered"
+
+    def revoke(session: Session) -> None:
+        revoked.extend(revoke_subject_keys(session, Role.PROVIDER, provider_id, actor=actor, why=why))
+
     try:
-        await _registry(platform).deregister(
-            provider_id, lambda session: revoked.extend(revoke_subject_keys(session, Role.PROVIDER, provider_id))
-        )
+        await _registry(platform).deregister(provider_id, revoke)
     except UnknownProvider as err:
         raise HTTPException(404, str(err)) from err
     log.info("provider %s deregistered; its API keys %s revoked", provider_id, revoked)

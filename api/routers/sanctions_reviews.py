@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from aggregator.sanctions_review_store import SanctionsReview
 from aggregator.sanctions_reviews import ReviewEvidence
+from api.auth import actor_of
 from api.deps import AdminPrincipal, PlatformDep
 from api.idempotency import Idempotent
 from api.pagination import CursorParam, InvalidCursor, Limit, Page, decode_cursor, page
@@ -85,8 +86,7 @@ async def get_review(review_id: str, _: AdminPrincipal, platform: PlatformDep) -
 async def _decide(
     review_id: str, state: ReviewState, principal: AdminPrincipal, platform: PlatformDep, body: SanctionsVerdictIn
 ) -> SanctionsReviewOut:
-    # which admin's key: an admin key names no subject, so its id says who (every admin was "admin" before)
-    reviewer = principal.role.value if principal.key_id is None else f"{principal.role.value}:{principal.key_id}"
+    reviewer = actor_of(principal)  # which admin's key (every admin was "admin" before)
     row = await asyncio.to_thread(platform.sanctions_reviews.decide, review_id, state, reviewer, body.note)
     return review_out(row)
 

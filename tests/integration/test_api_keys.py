@@ -17,7 +17,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import APIRouter, FastAPI
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from api import problems
 from api.auth import Principal, Role, authenticate, ensure_bootstrap_admin, hash_key, list_keys, lookup
@@ -26,6 +26,7 @@ from api.deps import AdminPrincipal, AuditorPrincipal, BorrowerPrincipal, requir
 from api.routers import api_keys
 from api.settings import Settings
 from store.api import ApiKeyRepository, BorrowerRow
+from store.compliance import AuditEntryRow
 from store.db import MIGRATIONS_DIR, Database
 
 pytestmark = pytest.mark.integration
@@ -232,6 +233,39 @@ async def test_rotating_the_bootstrap_admin_key_revokes_the_previous_one(
     # keys an admin issued are not bootstrap keys: they survive the rotation
     assert (await client.get("/probe/admin", headers={"X-API-Key": issued_admin["key"]})).status_code == 200
     assert ensure_bootstrap_admin(database, rotated) == []
+
+
+@on_loop
+async def test_every_change_of_a_key_is_in_the_audit_log_with_the_admin_who_made_it(
+    setup: tuple[httpx.AsyncClient, Database],
+) -> None:
+    """Issued, given an expiry, revoked: one audit entry each, naming the admin's key. Before, issuance named no
+    one and neither an expiry nor a revocation was in the audit log; a rotation's revocation names the platform."""
+    client, database = setup
+    me = (await client.get("/probe/admin")).json()["key_id"]
+    issued = await _issue(client, role="auditor", label="audited")
+    key_id = issued["id"]
+    assert (
+        await client.patch(f"/v1/api-keys/{key_id}", json={"expires_at": "2099-01-01T00:00:00Z"})
+    ).status_code == 200
+    assert (await client.delete(f"/v1/api-keys/{key_id}")).status_code == 200
+    assert (await client.delete(f"/v1/api-keys/{key_id}")).status_code == 200  # idempotent: one entry
+    with database.unit_of_work() as uow:
+        rows = uow.session.scalars(select(AuditEntryRow).order_by(AuditEntryRow.id)).all()
+        entries = [(row.kind, row.data.get("by")) for row in rows if row.data.get("keyId") == key_id]
+    assert entries == [
+        ("key-issued", f"admin:{me}"),
+        ("key-expiry-set", f"admin:{me}"),
+        ("key-revoked", f"admin:{me}"),
+    ]
+
+    rotated = ensure_bootstrap_admin(database, "cm_admin_rotated_" + uuid.uuid4().hex)
+    with database.unit_of_work() as uow:
+        row = uow.session.scalars(
+            select(AuditEntryRow).where(AuditEntryRow.kind == "key-revoked").order_by(AuditEntryRow.id.desc())
+        ).first()
+        assert row is not None
+        assert (row.data["keyId"], row.data["by"]) == (rotated[0], "platform:bootstrap-rotation")
 
 
 def test_a_process_still_on_the_old_key_during_a_rolling_rotation_leaves_the_new_one_working(tmp_path: Path) -> None:

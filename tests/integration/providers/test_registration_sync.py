@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from aggregator.fanout import fan_out
@@ -28,6 +29,7 @@ from providers.destinations import PinnedTransport
 from providers.registry import ProviderRegistry
 from providers.registry_sync import follow_registrations
 from providers.sim.fleet import SimLender
+from store.compliance import AuditEntryRow
 from store.db import Database
 from store.providers import ProviderRepository
 from tests.integration.providers.support import (
@@ -210,3 +212,9 @@ async def test_a_deregistration_whose_key_revocation_fails_leaves_both_in_place_
     assert retried.status_code == 204, retried.text
     assert "late-bank" not in a
     assert (await api.get("/v1/providers/late-bank/health", headers=provider_key)).status_code == 401
+    database = a._database
+    assert database is not None
+    with database.unit_of_work() as uow:
+        revoked = uow.session.scalars(select(AuditEntryRow).where(AuditEntryRow.kind == "key-revoked")).all()
+        assert [(row.subject, row.data["why"]) for row in revoked] == [("late-bank", "provider late-bank deregistered")]
+        assert str(revoked[0].data["by"]).startswith("admin:key_"), "the admin who deregistered it"
