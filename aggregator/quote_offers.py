@@ -18,6 +18,7 @@ from eth_hash.auto import keccak
 
 from aggregator.assets import Asset
 from aggregator.borrowers import BorrowerFile
+from aggregator.errors import InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome
 from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch
 from aggregator.platform import ChainRuntime
@@ -95,32 +96,54 @@ def disclose(
     covered: bool,
     now: datetime,
 ) -> list[Draft]:
-    """Disclose every offer (Regulation Z) and keep it only within the jurisdiction's usury caps."""
+    """Disclose every offer (Regulation Z) and keep it only within the jurisdiction's usury caps. An offer whose terms
+    cannot be disclosed is dropped, never the request: one lender's offer whose payments outgrow what an amount can
+    hold (a high rate over hundreds of installments) raised out of the whole credit request, every borrower's."""
     drafts = []
     collateral = valid.security_interest
     for outcome in outcomes:
         kept = []
         for offer in outcome.offers:
-            try:  # an amortizing offer is disclosed with its installments and takes its schedule's term
-                offer, terms = offer_terms(offer, valid.asset, now, collateral)
-            except ComplianceInputError as err:  # e.g. a rate finer than a basis point: never rounded
+            try:
+                draft = _draft(compliance, chains, borrower, valid, offer, records, covered, now, collateral)
+            except (ComplianceInputError, InvalidCreditRequest) as err:  # a rate finer than a basis point, never
+                # rounded; a payment larger than the asset's largest amount
                 outcome.outcome, outcome.detail = "dropped", f"dropped: the terms cannot be disclosed: {err}"[:512]
                 continue
-            decision = compliance.check_offer(offer.provider_ref, terms, borrower.jurisdiction, covered)
-            records.append(decision.record)
-            if not decision.kept:
-                reasons = "; ".join(r.message for r in decision.check.reasons)
-                outcome.outcome, outcome.detail = "dropped", f"dropped by compliance: {reasons}"
+            except ArithmeticError:  # amounts past the disclosure's decimal precision
+                outcome.outcome, outcome.detail = "dropped", "dropped: the terms cannot be disclosed: amounts too large"
                 continue
-            mismatch = schedule_mismatch(offer, decision.disclosure, valid.asset)
-            if mismatch is not None:
-                outcome.outcome, outcome.detail = "dropped", f"dropped: {mismatch}"[:512]
+            if isinstance(draft, str):
+                outcome.outcome, outcome.detail = "dropped", draft[:512]
                 continue
-            chain = chains[offer.chain] if offer.chain else chains[valid.chains[0]]
-            lender = _lender_terms(offer) | {"schedule": lender_schedule(offer, decision.disclosure, valid.asset)}
-            kept.append(Draft(offer, decision.disclosure, chain, lender, _disclosure_json(decision.disclosure)))
+            kept.append(draft)
         drafts += kept
     return drafts
+
+
+def _draft(
+    compliance: ComplianceService,
+    chains: dict[str, ChainRuntime],
+    borrower: BorrowerFile,
+    valid: ValidRequest,
+    offer: ProviderOffer,
+    records: list[DecisionRecord],
+    covered: bool,
+    now: datetime,
+    collateral: SecurityInterest | None,
+) -> Draft | str:
+    """One offer disclosed and checked: its draft, or why it is dropped."""
+    offer, terms = offer_terms(offer, valid.asset, now, collateral)  # an amortizing offer takes its schedule's term
+    decision = compliance.check_offer(offer.provider_ref, terms, borrower.jurisdiction, covered)
+    records.append(decision.record)
+    if not decision.kept:
+        return "dropped by compliance: " + "; ".join(r.message for r in decision.check.reasons)
+    mismatch = schedule_mismatch(offer, decision.disclosure, valid.asset)
+    if mismatch is not None:
+        return f"dropped: {mismatch}"
+    chain = chains[offer.chain] if offer.chain else chains[valid.chains[0]]
+    lender = _lender_terms(offer) | {"schedule": lender_schedule(offer, decision.disclosure, valid.asset)}
+    return Draft(offer, decision.disclosure, chain, lender, _disclosure_json(decision.disclosure))
 
 
 def rank_drafts(valid: ValidRequest, drafts: list[Draft]) -> list[Draft]:

@@ -4,6 +4,7 @@ their EIP-712 domains."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -130,10 +131,13 @@ def shipped_compliance() -> ComplianceService:
 
 
 def quoting_service(
-    store: QuotingStore, compliance: ComplianceService, mla: MlaStatusCache | None = None
+    store: QuotingStore,
+    compliance: ComplianceService,
+    mla: MlaStatusCache | None = None,
+    more: Sequence[ProviderAdapter] = (),
 ) -> QuotingService:
-    """A quoting service on two chains (their EIP-712 domains only, no RPC) with two banks and a pool per chain;
-    ``mla``: the Military Lending Act status (None: never checked)."""
+    """A quoting service on two chains (their EIP-712 domains only, no RPC) with two banks and a pool per chain, and
+    the ``more`` providers; ``mla``: the Military Lending Act status (None: never checked)."""
     chains = {
         name: _Chain(
             name,
@@ -151,6 +155,7 @@ def quoting_service(
             FixedRateLender(f"pool:{name}", ProviderKind.POOL, [800 + 50 * i], chain=name)
             for i, name in enumerate(CHAINS)
         ),
+        *more,
     ]
     return QuotingService(
         store,

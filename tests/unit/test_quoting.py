@@ -9,9 +9,10 @@ import asyncio
 import threading
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from eth_utils.address import to_checksum_address
 
@@ -26,6 +27,8 @@ from compliance.errors import KycProviderError
 from compliance.kyc import IdentityProfile
 from compliance.mla import MlaQuery, MlaStatus, MlaStatusCache
 from contracts.typed_data import Domain, digest, offer_typed_data, recover, risk_attestation_typed_data
+from providers.base import AdapterContext, ProviderRegistration
+from providers.http_lender import HttpLenderAdapter
 from providers.models import ProviderKind, QuoteRequest
 from tests.support.quoting import (
     CHAINS,
@@ -251,3 +254,35 @@ async def test_an_mla_service_that_cannot_answer_holds_the_borrower_to_the_36_pe
     ).request_credit(replace(borrower_file(), id="b3", military_id=None), spec)
     assert len(unchecked.quotes) == 5
     assert service_answers.asked == 2, "no identifier: the service is not asked"
+
+
+async def test_a_lenders_offer_that_cannot_be_disclosed_is_dropped_and_the_others_are_quoted(
+    compliance: ComplianceService,
+) -> None:
+    """A protocol-valid amortizing offer (50%, 600 quarterly installments, actual/365) whose payments outgrow any
+    amount: its disclosure raised decimal.InvalidOperation out of the credit request, every borrower's, for as long
+    as that lender quoted. It is now that lender's offer dropped, named, and the other lenders' offers stand."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        offer = {
+            "offer_ref": "wild-1",
+            "rate_bps": 5_000,
+            "origination_fee": 0,
+            "repayment": "installments",
+            "installments": 600,
+            "schedule": {"frequency": "quarterly", "day_count": "actual/365"},
+            "expires_at": (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
+        }
+        return httpx.Response(200, json={"protocol_version": "1", "offers": [offer]})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        registration = ProviderRegistration("wild", "http", {"base_url": "https://wild.example", "secret": "s" * 16})
+        wild = HttpLenderAdapter.from_registration(registration, AdapterContext(client))
+        quoted = await quoting_service(InMemoryQuotingStore(), compliance, more=[wild]).request_credit(
+            borrower_file(), SPEC
+        )
+    assert quoted.request.status == "quoted"
+    assert len(quoted.quotes) == 5
+    assert "wild" not in {q.provider_id for q in quoted.quotes}
+    (outcome,) = [o for o in quoted.outcomes if o.provider_id == "wild"]
+    assert (outcome.outcome, outcome.detail) == ("dropped", "dropped: the terms cannot be disclosed: amounts too large")
