@@ -1,6 +1,8 @@
 """The adapter for an HTTP lender speaking the Provider Quote Protocol v1 (docs/provider-quote-protocol.yaml).
 
-Every request carries a unique ``nonce`` in its body and is signed with HMAC-SHA256 over ``"{timestamp}.{body}"``;
+Every request carries a unique ``nonce`` and the ``operation`` it asks for (``quote``, ``accept``, ``reserve``,
+``fund``, ``cancel``; and the ``offer_ref`` of a call about an offer) in its body and is signed with HMAC-SHA256 over
+``"{timestamp}.{body}"``, so a signed body is good at its own path only;
 every call has an httpx timeout; every answer is validated against the protocol's schema, and anything else —
 a 5xx, a body that is not the schema, a negative rate, an offer already expired — is a ``ProviderError`` naming the
 reason, which the resilience layer counts as this provider's failure.
@@ -182,6 +184,13 @@ class _Answer(NamedTuple):
     content: bytes
 
 
+def _signed_body(operation: str, offer_ref: str) -> dict[str, Any]:
+    """What every call about one offer carries, under the signature: the operation it asks for and the offer. The
+    signature covers the body only, so a body that did not name its operation was as good at another path: the
+    platform's signed ``cancel`` of an offer, sent again to ``/fund``, funded a loan that never opened on-chain."""
+    return {"protocol_version": PROTOCOL_VERSION, "operation": operation, "nonce": uuid4().hex, "offer_ref": offer_ref}
+
+
 class HttpLenderAdapter(ProviderAdapter):
     """Asks one HTTP lender for offers over the Provider Quote Protocol, signing each request with HMAC."""
 
@@ -326,6 +335,7 @@ class HttpLenderAdapter(ProviderAdapter):
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
         payload: dict[str, Any] = {
             "protocol_version": PROTOCOL_VERSION,
+            "operation": "quote",
             "nonce": uuid4().hex,
             "request_id": request.request_id,
             "asset": request.asset,
@@ -401,7 +411,7 @@ class HttpLenderAdapter(ProviderAdapter):
         response = await self._send(
             "POST",
             f"/v1/offers/{offer.provider_ref}/accept",
-            {"protocol_version": PROTOCOL_VERSION, "nonce": uuid4().hex, "offer_ref": offer.provider_ref},
+            _signed_body("accept", offer.provider_ref),
             {"Idempotency-Key": idempotency_key},
         )
         if response.status_code in (404, 409, 410):
@@ -435,9 +445,11 @@ class HttpLenderAdapter(ProviderAdapter):
     ) -> FundingResult:
         if not idempotency_key:
             raise ProviderProtocolError(f"{self.provider_id}: a {phase} needs an idempotency key")
-        payload = {"protocol_version": PROTOCOL_VERSION, "nonce": uuid4().hex, "offer_ref": provider_ref}
         response = await self._send(
-            "POST", f"/v1/offers/{provider_ref}/{phase}", payload | fields, {"Idempotency-Key": idempotency_key}
+            "POST",
+            f"/v1/offers/{provider_ref}/{phase}",
+            _signed_body(phase, provider_ref) | fields,
+            {"Idempotency-Key": idempotency_key},
         )
         if response.status_code in (404, 409, 410):
             return FundingResult(self.provider_id, provider_ref, False, f"HTTP {response.status_code}")

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Request, Response
@@ -38,6 +38,7 @@ FORGET_EXPIRED_AFTER_SECONDS = 300
 
 
 class QuoteBody(BaseModel):
+    operation: Literal["quote"]  # a signed body names its operation: another call's is refused here
     request_id: str
     asset: str
     asset_decimals: int = Field(ge=0, le=36)
@@ -255,6 +256,14 @@ def _phase(state: LenderState, phase: str, offer_ref: str, key: str, body: dict[
     return {"status": target, "detail": f"{state.spec.lender_id} {target} {offer_ref}"}
 
 
+def _for(body: Any, operation: str, offer_ref: str) -> dict[str, Any]:
+    """``body`` if it asks for ``operation`` on ``offer_ref``: the signature covers the body, not the path, so a signed
+    body naming another operation or offer (a ``cancel`` sent again to ``/fund``) is refused (400)."""
+    if not isinstance(body, dict) or (body.get("operation"), body.get("offer_ref")) != (operation, offer_ref):
+        raise HTTPException(status_code=400, detail=f"the signed body does not ask to {operation} offer {offer_ref}")
+    return body
+
+
 def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | None = None) -> APIRouter:
     """The protocol endpoints under ``prefix``: for every hosted lender (``{lender_id}`` in the path), or for one."""
     router = APIRouter(prefix=prefix)
@@ -286,7 +295,11 @@ def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | Non
         x_creditmesh_signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
     ) -> dict[str, str]:
         state = lender(lender_id)
-        await _verified(state, request, x_creditmesh_timestamp, x_creditmesh_signature)
+        _for(
+            json.loads(await _verified(state, request, x_creditmesh_timestamp, x_creditmesh_signature)),
+            "accept",
+            offer_ref,
+        )
         state.counts["accept"] += 1
         repeated = state.accepted.get(idempotency_key) == offer_ref  # an accept of this offer under this key before
         previous = state.accepted.setdefault(idempotency_key, offer_ref)
@@ -314,7 +327,8 @@ def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | Non
     ) -> dict[str, str]:
         state = lender(lender_id)
         raw = await _verified(state, request, x_creditmesh_timestamp, x_creditmesh_signature)
-        answer = _phase(state, phase, offer_ref, idempotency_key, json.loads(raw or b"{}"))
+        body = _for(json.loads(raw or b"{}"), phase, offer_ref)
+        answer = _phase(state, phase, offer_ref, idempotency_key, body)
         if phase == "reserve":
             await asyncio.sleep(state.reserve_delay)
         return answer

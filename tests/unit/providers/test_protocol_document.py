@@ -100,7 +100,7 @@ def test_the_reserve_request_schema_is_what_the_adapter_sends(spec: dict[str, An
         provider_ref="sim-bank-1",
     )
     documented = spec["components"]["schemas"]["ReserveRequest"]
-    sent = _reserve_payload(offer) | {"protocol_version": "1", "nonce": "n", "offer_ref": "sim-bank-1"}
+    sent = _reserve_payload(offer) | {"protocol_version": "1", "operation": "reserve", "nonce": "n", "offer_ref": "x"}
     assert set(sent) == set(documented["required"]) == set(documented["properties"]) - {"schedule"}
     assert (sent["repayment"], sent["installments"]) == ("installments", 3), "the lender's schedule is carried"
     payments = (ScheduledPayment(1, date(2030, 2, 1), 338_340_000), ScheduledPayment(2, date(2030, 3, 1), 1))
