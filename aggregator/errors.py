@@ -158,3 +158,13 @@ class RepaymentRejected(AggregatorError):
 
 class PricesUnavailable(AggregatorError):
     """No chain of the request has a usable feed price for its assets now (stale, down, or not answering)."""
+
+
+class AmbiguousOfferRef(AggregatorError):
+    """A lender gave one offer reference to offers of more than one loan: what it reports about the reference cannot
+    be told apart (a payment recorded on one of them would pay down another borrower's loan)."""
+
+    def __init__(self, provider_id: str, offer_ref: str) -> None:
+        super().__init__(
+            f"{provider_id}'s offer reference {offer_ref!r} names more than one loan: offer references must be unique"
+        )

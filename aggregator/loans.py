@@ -150,7 +150,8 @@ class LoanRepository(Protocol):
         ...
 
     def by_provider_ref(self, provider_id: str, provider_ref: str) -> LoanRecord | None:
-        """The loan opened from ``provider_id``'s offer ``provider_ref`` (its own reference, in the quote's offer)."""
+        """The loan opened from ``provider_id``'s offer ``provider_ref`` (its own reference, in the quote's offer);
+        ``AmbiguousOfferRef`` when the lender gave that reference to offers of more than one loan."""
         ...
 
     def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:

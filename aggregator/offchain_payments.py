@@ -38,7 +38,7 @@ from weakref import WeakValueDictionary
 from eth_utils.crypto import keccak
 
 from aggregator.assets import AssetRegistry, parse_amount
-from aggregator.errors import AggregatorError, InvalidCreditRequest
+from aggregator.errors import AggregatorError, AmbiguousOfferRef, InvalidCreditRequest
 from aggregator.installments import schedule_from_disclosure, total_of_payments
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loans import LoanRecord, LoanStore
@@ -120,7 +120,10 @@ class OffchainPayments:
         """The loan of the lender's offer, and the total of payments disclosed with its quote (base units; None
         without a disclosed schedule)."""
         with self._loans.reading() as loans:
-            loan = loans.by_provider_ref(provider_id, offer_ref)
+            try:
+                loan = loans.by_provider_ref(provider_id, offer_ref)
+            except AmbiguousOfferRef as err:  # never one of them at random: another borrower's loan paid down
+                raise PaymentNotRecordable(str(err), 409) from err
             if loan is None or loan.onchain_loan_id is None:
                 raise PaymentNotRecordable(f"no loan of {provider_id}'s offer {offer_ref}", 404)
             disclosure = None if loan.quote_id is None else loans.disclosure(loan.quote_id)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from aggregator.errors import AmbiguousOfferRef
 from aggregator.loans import (
     ChainRef,
     CollateralMovement,
@@ -80,12 +81,15 @@ class SqlLoanRepository:
         return {quote_id: dict(disclosure) for quote_id, disclosure in rows}
 
     def by_provider_ref(self, provider_id: str, provider_ref: str) -> LoanRecord | None:
-        """The loan opened from ``provider_id``'s offer ``provider_ref`` (its own reference, in the quote's offer)."""
+        """The loan opened from ``provider_id``'s offer ``provider_ref`` (its own reference, in the quote's offer);
+        ``AmbiguousOfferRef`` when the lender gave that reference to offers of more than one loan."""
         quote_ids = select(QuoteRow.id).where(
             QuoteRow.provider_id == provider_id, QuoteRow.offer["providerRef"].as_string() == provider_ref
         )
-        row = self.session.scalars(select(LoanRow).where(LoanRow.quote_id.in_(quote_ids))).first()
-        return None if row is None else loan_record(row)
+        rows = self.session.scalars(select(LoanRow).where(LoanRow.quote_id.in_(quote_ids)).limit(2)).all()
+        if len(rows) > 1:
+            raise AmbiguousOfferRef(provider_id, provider_ref)
+        return loan_record(rows[0]) if rows else None
 
     def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:
         query = select(LoanRow)
