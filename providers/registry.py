@@ -189,9 +189,18 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
     # ------------------------------------------------------------------ building
 
     def build(self, registration: ProviderRegistration) -> ProviderAdapter:
-        """The bare adapter of ``registration`` (its kind's plugin loaded and checked now)."""
+        """The bare adapter of ``registration`` (its kind's plugin loaded and checked now). A plugin's own error while
+        building is its ``InvalidPlugin``: it reached the API as a 500, and killed a process's poll of the stored
+        registrations for good (that process went on quoting providers removed since)."""
         cls = self.plugins.load(registration.kind)
-        adapter = cls.from_registration(registration, self.context)
+        try:
+            adapter = cls.from_registration(registration, self.context)
+        except (InvalidRegistration, ValueError):
+            raise
+        except Exception as err:  # a plugin is third-party code: any error of its own is the plugin's, named
+            raise InvalidPlugin(
+                f"provider plugin {registration.kind!r} could not build {registration.provider_id!r}: {err!r}"
+            ) from err
         if adapter.provider_id != registration.provider_id:
             raise InvalidRegistration(
                 f"plugin {registration.kind!r} built {adapter.provider_id!r} for {registration.provider_id!r}"

@@ -30,6 +30,9 @@ async def follow_registrations(registry: ProviderRegistry, interval_seconds: flo
             if not failing:
                 log.warning("provider registrations not followed while the database fails (retried): %s", err)
             failing = True
+        except Exception:  # never the end of the poll: this process would quote removed providers for good
+            log.exception("provider registrations not followed this time (retried)")
+            failing = True
         else:
             if failing:
                 log.info("provider registrations followed again")

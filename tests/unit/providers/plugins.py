@@ -24,6 +24,14 @@ class SyncQuoteAdapter(FakeAdapter):
         return []
 
 
+class BuildFailsAdapter(FakeAdapter):
+    """A plugin whose own code fails while building (a config key it expects is missing)."""
+
+    @classmethod
+    def from_registration(cls, registration, context):  # type: ignore[no-untyped-def]
+        raise KeyError("api_token")
+
+
 def hook() -> type[ProviderAdapter]:
     return CompleteAdapter
 

@@ -3,9 +3,12 @@ resilience-wrapped providers that the registry lists live."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
+from typing import cast
 
 import httpx
 import pytest
@@ -14,6 +17,7 @@ from providers._exceptions import AlreadyRegistered, InvalidPlugin, InvalidRegis
 from providers.base import AdapterContext, ProviderRegistration
 from providers.policy import ResiliencePolicy
 from providers.registry import ENTRY_POINT_GROUP, PluginLoader, ProviderRegistry
+from providers.registry_sync import follow_registrations
 from providers.resilience import MemoryBreakerStore, MemoryRateLimiter, ResilientProvider
 
 pytestmark = pytest.mark.unit
@@ -75,7 +79,11 @@ async def test_registry_builds_wrapped_providers_into_a_live_list() -> None:
     async with httpx.AsyncClient() as http:
         registry = ProviderRegistry(
             AdapterContext(http),
-            _loader(fake=f"{MODULE}:CompleteAdapter", broken=f"{MODULE}:NoStatusAdapter"),
+            _loader(
+                fake=f"{MODULE}:CompleteAdapter",
+                broken=f"{MODULE}:NoStatusAdapter",
+                fails=f"{MODULE}:BuildFailsAdapter",
+            ),
             MemoryBreakerStore(),
             lambda policy: MemoryRateLimiter(policy.rate_per_second, policy.burst),
             ResiliencePolicy(quote_budget_seconds=0.7),
@@ -91,7 +99,37 @@ async def test_registry_builds_wrapped_providers_into_a_live_list() -> None:
             await registry.add(ProviderRegistration("one", "fake"))
         with pytest.raises(InvalidPlugin, match="does not implement"):
             await registry.add(ProviderRegistration("three", "broken"))
+        with pytest.raises(InvalidPlugin, match=r"could not build 'five': KeyError\('api_token'\)"):
+            await registry.add(ProviderRegistration("five", "fails"))  # a plugin's own error, named, not a 500
         with pytest.raises(InvalidRegistration, match="no database"):
             await registry.register(ProviderRegistration("four", "fake"))
         assert registry.plugins.is_loaded("fake")
         assert sorted(registry) == ["one", "two"]
+
+
+async def test_the_poll_of_stored_registrations_outlives_an_unexpected_error() -> None:
+    """Only a database error was caught: anything else ended the poll, and the process quoted removed providers
+    for as long as it ran."""
+
+    class Registry:
+        polls = 0
+
+        async def sync_persisted(self) -> bool:
+            self.polls += 1
+            if self.polls == 1:
+                raise KeyError("api_token")  # e.g. a plugin's own error while building a provider
+            return False
+
+    registry = Registry()
+    poll = asyncio.create_task(follow_registrations(cast(ProviderRegistry, registry), 0.01))
+    try:
+        for _ in range(500):
+            if registry.polls >= 3 or poll.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not poll.done(), "the poll ended"
+        assert registry.polls >= 3
+    finally:
+        poll.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poll
