@@ -51,7 +51,7 @@ from contracts.typed_data import (
     recover,
     repayment_typed_data,
 )
-from store.chain import FAILED
+from store.chain import DROPPED, FAILED, REVERTED
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +249,11 @@ class RepaymentService:
         )
 
 
+#: the attempts at one loan's collateral claim, each its own intent (a failed one is never sent again)
+MAX_CLAIM_ATTEMPTS = 5
+CLAIM_FAILED = (REVERTED, FAILED, DROPPED)
+
+
 async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) -> str | None:
     """Relay ``claimCollateral`` for a closed loan whose collateral the token refused to push to the borrower (it
     pays the borrower, whoever sends it); its transaction hash, or None when the claim would fail now (the token
@@ -262,15 +267,24 @@ async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) 
     except (Web3Exception, ValueError) as err:
         log.warning("claimCollateral of loan %s on %s would fail now: %s", onchain_id, chain.name, err)
         return None
-    intent = f"claim-collateral:{chain.chain_id}:{onchain_id}"
-    try:
-        submission = await chain.transactions.submit(intent, Call.function(manager, "claimCollateral", onchain_id))
-        return (await chain.transactions.wait(intent, within=within)).tx_hash
-    except ConfirmationTimeout:
-        return submission.tx_hash
-    except ChainError as err:
-        log.warning("claimCollateral of loan %s on %s failed: %s", onchain_id, chain.name, err)
-        return None
+    call = Call.function(manager, "claimCollateral", onchain_id)
+    for attempt in range(1, MAX_CLAIM_ATTEMPTS + 1):
+        # one intent per attempt: a claim that passed its simulation and then reverted (the token refused again
+        # before it was mined) or was refused by the node stays so under its key, and a later call, once the claim
+        # would pass, sends the next attempt (under one fixed key it answered the first attempt's failure for good)
+        intent = f"claim-collateral:{chain.chain_id}:{onchain_id}" + ("" if attempt == 1 else f":{attempt}")
+        try:
+            submission = await chain.transactions.submit(intent, call)
+            if submission.status in CLAIM_FAILED:
+                continue
+            return (await chain.transactions.wait(intent, within=within)).tx_hash
+        except ConfirmationTimeout:
+            return submission.tx_hash
+        except ChainError as err:
+            log.warning("claimCollateral of loan %s on %s failed: %s", onchain_id, chain.name, err)
+            return None
+    log.error("claimCollateral of loan %s on %s failed %s times: not sent again", onchain_id, chain.name, attempt)
+    return None
 
 
 async def amount_owed(chain: ChainRuntime, onchain_id: int) -> int:
