@@ -12,7 +12,7 @@ from chain.transactions._claims import OpenLeases
 from chain.transactions._sending import _Sending
 from chain.transactions._tracked import _TakenOver, _Tracked
 from chain.transactions._values import Submission
-from store.chain import MINED, IntentRecord
+from store.chain import ATTEMPT_MINED, ATTEMPT_SENT, MINED, IntentRecord
 
 log = logging.getLogger("chain.transactions")
 
@@ -44,6 +44,7 @@ class _Owning(_Sending):
             value=intent.value,
             nonce=live[-1].nonce,
             attempts=live,
+            accepted={a.tx_hash for a in live if a.status in (ATTEMPT_SENT, ATTEMPT_MINED)},
         )
         self._track(tracked)
         self._recheck.add(intent.key)  # its receipt is asked for directly: mined already, or by its next block

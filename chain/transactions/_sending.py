@@ -203,6 +203,8 @@ class _Sending(_Core):
             tracked.nonce_used_seen = True
             self._recheck.add(tracked.key)
             return _Broadcast.NONCE_USED
+        if attempt.tx_hash in tracked.accepted:
+            return self._held(tracked, message)
         if len(tracked.attempts) > 1 and any(token in message for token in _UNDERPRICED):
             tracked.unsent = False  # an earlier attempt is still pending; bump again later
             return _Broadcast.UNDERPRICED
@@ -219,8 +221,22 @@ class _Sending(_Core):
         self._settle(tracked.key, rejected)
         return _Broadcast.REJECTED
 
+    def _held(self, tracked: _Tracked, message: str) -> int:
+        """A rebroadcast of an attempt a node accepted before was refused ("max fee per gas less than block base
+        fee" while it waits in the pool for the base fee to fall, a node that lost it and now finds the account short
+        of funds …): it may still be mined, so it stays followed under its nonce, and only receipts and the account's
+        nonce decide its end. Broadcast again after ``rebroadcast_after``; still unmined after ``stuck_after``, it is
+        replaced with higher fees."""
+        log.warning("rebroadcast of %s refused, still followed: %s", tracked.key, message)
+        tracked.unsent = False
+        tracked.accepted_at = self._clock()
+        if tracked.sent_at is None:  # resumed: the fee bump's clock starts now
+            tracked.sent_at = tracked.accepted_at
+        return _Broadcast.HELD
+
     def _accepted(self, tracked: _Tracked) -> None:
         tracked.unsent = False
+        tracked.accepted.add(tracked.current.tx_hash)
         tracked.accepted_at = self._clock()
         if tracked.sent_at is None:
             tracked.sent_at = tracked.accepted_at

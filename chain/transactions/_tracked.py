@@ -32,6 +32,9 @@ class _Tracked:
     mined: MinedUpdate | None = None
     nonce_used_seen: bool = False
     broadcasting: bool = False  # a broadcast of the newest attempt is on its way: the watcher does not add another
+    # The attempts a node has accepted (by hash), in this process or, for a resumed intent, as the store recorded: a
+    # node's refusal of one of them again is no proof it never reached a mempool, so it never fails the intent.
+    accepted: set[str] = field(default_factory=set)
 
     @property
     def current(self) -> AttemptRecord:
@@ -59,7 +62,7 @@ class _TakenOver(ChainError):
 
 
 class _Broadcast:
-    ACCEPTED, UNDERPRICED, NONCE_USED, REJECTED, UNAVAILABLE = range(5)
+    ACCEPTED, UNDERPRICED, NONCE_USED, REJECTED, UNAVAILABLE, HELD = range(6)
 
 
 _KNOWN = ("already known", "known transaction", "already imported", "already exists", "already in")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from web3.types import RPCEndpoint
 
 from chain.client import ChainClient
 from chain.config import ChainConfig
@@ -30,6 +31,8 @@ from tests.integration.chain.support import (
 )
 
 pytestmark = pytest.mark.integration
+
+DEAD = "0x000000000000000000000000000000000000dEaD"
 
 
 async def _nonce(client: ChainClient, role: Role) -> int:
@@ -289,3 +292,29 @@ async def test_our_own_transaction_mined_before_the_submit_broadcasts_is_not_sig
         "eth_call", {"to": token.address, "data": token.encode_abi("balanceOf", [holder(3)])}, "latest"
     )
     assert int(str(balance), 16) == 7
+
+
+async def test_a_pooled_transaction_whose_rebroadcast_is_refused_in_a_fee_spike_stays_followed(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    """The base fee jumps past the transaction's max fee while it waits in the pool: anvil answers its rebroadcast
+    "max fee per gas less than block base fee". That was taken for a refusal before the mempool — the intent failed
+    and its nonce was handed to the next intent — while the first transaction could still be mined."""
+    async with manager(client, sqlite_store, rebroadcast_after=0.1, stuck_after=60.0) as txs:
+        await client.rpc("evm_setAutomine", False)
+        first = await txs.submit("pooled", Call.transfer(DEAD, 1))
+        await client.rpc("anvil_setNextBlockBaseFeePerGas", hex(10**13))
+        await client.rpc("evm_mine")  # a 10,000 gwei block: the 3 gwei transaction waits in the pool
+        await asyncio.sleep(0.8)  # several rebroadcasts, each refused
+        stored = await sqlite_store.get_intent("pooled")
+        assert stored is not None
+        assert stored.status == "sent", stored.error
+        resent = await client.provider.make_request(RPCEndpoint("eth_sendRawTransaction"), [stored.attempts[0].raw])
+        assert "base fee" in str(resent.get("error")), resent  # what the rebroadcasts met
+        await client.rpc("anvil_setNextBlockBaseFeePerGas", hex(10**8))  # the spike ends
+        await client.rpc("evm_setAutomine", True)
+        await client.rpc("evm_mine")
+        assert (await txs.wait("pooled", within=5)).tx_hash == first.tx_hash
+        second = await txs.submit("next", Call.transfer(DEAD, 2))
+        assert second.nonce == 1  # nonce 0 was not handed out again
+        assert (await txs.wait("next", within=5)).nonce == 1
