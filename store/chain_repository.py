@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from store.chain_records import AttemptRecord, IntentRecord, intent_record
 from store.chain_rows import (
+    DROPPED,
+    FAILED,
     OPEN_STATUSES,
     ChainAttemptRow,
     ChainBlockHashRow,
@@ -262,9 +264,14 @@ class ChainRepository:
         return {str(key) for key in result.scalars()}
 
     def max_nonce(self, chain_id: int, sender: str) -> int | None:
+        """The highest nonce an intent of (chain, sender) holds. A failed intent's nonce was released (the node refused
+        its transaction) and a dropped one's was used by another transaction: counting them floored the counter above
+        a released nonce, which was then never handed out again — a gap no later transaction gets past."""
         value = self.session.scalar(
             select(func.max(ChainIntentRow.nonce)).where(
-                ChainIntentRow.chain_id == chain_id, ChainIntentRow.sender == sender
+                ChainIntentRow.chain_id == chain_id,
+                ChainIntentRow.sender == sender,
+                ChainIntentRow.status.not_in((FAILED, DROPPED)),
             )
         )
         return None if value is None else int(value)

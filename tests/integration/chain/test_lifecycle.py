@@ -15,6 +15,7 @@ from chain.errors import (
     GasEstimationFailed,
     IntentConflict,
     RpcUnavailable,
+    TransactionRejected,
     TransactionReverted,
 )
 from chain.signers import Role, devnet_signer
@@ -318,3 +319,19 @@ async def test_a_pooled_transaction_whose_rebroadcast_is_refused_in_a_fee_spike_
         second = await txs.submit("next", Call.transfer(DEAD, 2))
         assert second.nonce == 1  # nonce 0 was not handed out again
         assert (await txs.wait("next", within=5)).nonce == 1
+
+
+async def test_a_restart_on_sqlite_hands_out_again_the_nonce_of_a_refused_transaction(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    """An underfunded account's transaction is refused ("insufficient funds") and its nonce released; the process
+    restarts. Start-up floored the counter at the highest nonce of any intent, the refused one's too, which dropped
+    the released nonce: every later transaction waited behind a nonce nobody sends."""
+    async with manager(client, sqlite_store) as txs:
+        await txs.submit_and_wait("paid", Call.transfer(DEAD, 1), within=30)
+        with pytest.raises(TransactionRejected):
+            await txs.submit("unfunded", Call.transfer(DEAD, 10**30))
+    async with manager(client, sqlite_store) as txs:  # restarted on the same database
+        after = await txs.submit("after-restart", Call.transfer(DEAD, 2))
+        assert after.nonce == 1
+        assert (await txs.wait("after-restart", within=5)).status == CONFIRMED
