@@ -14,7 +14,8 @@
   ≥ 12.5 %; whichever of the attempts is mined settles the intent. Rebroadcasts (every ``rebroadcast_after``) do not
   restart that clock: anvil can keep a transaction in its queue, never mined, while answering "already imported".
 * Mined transactions are found per block (``eth_getBlockReceipts``), not by polling one receipt per transaction,
-  and confirmed once the block is N deep and still canonical (a reorg sends them back to "sent").
+  and confirmed once the block is N deep and still canonical (a reorg sends them back to "sent"). Blocks mined while
+  the manager follows nothing are not read: the first broadcast after such a spell moves the scan to the head.
 * Confirmation is awaitable: ``await manager.wait(intent_key)``.
 * Each open intent is owned by one manager (``owner``: one per instance, unique across processes and machines)
   under a lease on its row that the owner renews for all its intents in one statement every ``claim_after / 3``

@@ -61,6 +61,9 @@ class _Core:
         self._recheck: set[str] = set()
         self._round: _Round | None = None  # the watcher's round not yet written (``_Watching._write_round``)
         self._scanned = -1
+        # nothing followed since the scan last moved: the blocks up to the head hold nothing of ours to find
+        self._idle = False
+        self._idle_lock = asyncio.Lock()
         self._fees: tuple[float, Fees] | None = None
         self._fee_lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
@@ -108,6 +111,21 @@ class _Core:
         self._tracked.pop(tracked.key, None)
         for attempt in tracked.attempts:
             self._by_hash.pop(attempt.tx_hash, None)
+        if not self._tracked:
+            self._idle = True
+
+    async def _skip_idle_blocks(self) -> None:
+        """Run before a broadcast and a scan: after a time with nothing followed, the scan resumes from the head read
+        now, before anything is broadcast again — the blocks mined meanwhile cannot hold a transaction of ours (a
+        claimed intent's receipt is asked for directly). One ``eth_blockNumber`` per idle spell, where the first intent
+        after an idle hour had the watcher read every block of that hour, one ``eth_getBlockReceipts`` each."""
+        if not self._idle:
+            return
+        async with self._idle_lock:  # concurrent first broadcasts share one read
+            if self._idle:
+                head = int(await self._rpc("eth_blockNumber"), 16)
+                self._idle = False  # a read begun before any later broadcast: its blocks come after ``head``
+                self._scanned = max(self._scanned, head)
 
     def _settle(self, key: str, result: Receipt | ChainError) -> None:
         self._settled.settle(key, result)

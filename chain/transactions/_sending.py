@@ -182,6 +182,7 @@ class _Sending(_Core):
         attempt = tracked.current
         tracked.broadcasting = True
         try:
+            await self._skip_idle_blocks()
             answer = await self._broadcasts.send(attempt.raw)  # in one batch request with the others ready now
         except RpcUnavailable as err:
             self.last_error = str(err)[:300]

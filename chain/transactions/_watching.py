@@ -49,6 +49,7 @@ class _Watching(_Owning):
         if not self._tracked:
             await self._flush_sent()
             return
+        await self._skip_idle_blocks()
         head = int(await self._rpc("eth_blockNumber"), 16)
         await self._broadcast_unsent()
         # a round that failed before its write is carried on by the next (what it learned is not learned again)

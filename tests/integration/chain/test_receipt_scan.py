@@ -1,0 +1,45 @@
+"""The watcher's scan of blocks for our receipts: what an idle spell costs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from chain.client import ChainClient
+from chain.transactions import Call
+from store.chain import CONFIRMED, SqlChainStore
+from tests.integration.chain.support import manager
+
+pytestmark = pytest.mark.integration
+
+DEAD = "0x000000000000000000000000000000000000dEaD"
+
+
+def _counted(client: ChainClient, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Count the client's JSON-RPC calls by method."""
+    calls: Counter[str] = Counter()
+    rpc = client.rpc
+
+    async def counting(method: str, *params: Any) -> Any:
+        calls[method] += 1
+        return await rpc(method, *params)
+
+    monkeypatch.setattr(client, "rpc", counting)
+    return calls
+
+
+async def test_an_intent_after_an_idle_spell_does_not_rescan_the_idle_blocks(
+    client: ChainClient, sqlite_store: SqlChainStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2,000 blocks pass while the manager follows nothing. The scan did not move while idle, so the next intent had
+    the watcher read every one of them, one eth_getBlockReceipts each, before finding it."""
+    calls = _counted(client, monkeypatch)
+    async with manager(client, sqlite_store) as txs:
+        await txs.submit_and_wait("before", Call.transfer(DEAD, 1), within=10)
+        await client.rpc("anvil_mine", hex(2_000))  # the chain moves on, the account idle
+        calls.clear()
+        receipt = await txs.submit_and_wait("after", Call.transfer(DEAD, 2), within=30)
+    assert receipt.status == CONFIRMED
+    assert calls["eth_getBlockReceipts"] <= 3, calls
