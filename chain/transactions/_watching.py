@@ -104,7 +104,9 @@ class _Watching(_Owning):
             return
         found: list[MinedUpdate] = []
         for number in range(self._scanned + 1, head + 1):
-            receipts = await self._rpc("eth_getBlockReceipts", _hex(number)) or []
+            receipts = await self._rpc("eth_getBlockReceipts", _hex(number))
+            if receipts is None:  # a node behind the one that gave the head: read the block again next round
+                break
             for receipt in receipts:
                 key = self._by_hash.get(str(receipt["transactionHash"]))
                 if key is not None and key in self._tracked:

@@ -1,4 +1,4 @@
-"""The watcher's scan of blocks for our receipts: what an idle spell costs."""
+"""The watcher's scan of blocks for our receipts: what an idle spell costs, and a block a lagging node lacks."""
 
 from __future__ import annotations
 
@@ -43,3 +43,24 @@ async def test_an_intent_after_an_idle_spell_does_not_rescan_the_idle_blocks(
         receipt = await txs.submit_and_wait("after", Call.transfer(DEAD, 2), within=30)
     assert receipt.status == CONFIRMED
     assert calls["eth_getBlockReceipts"] <= 3, calls
+
+
+async def test_a_block_a_lagging_node_does_not_have_yet_is_read_again(
+    client: ChainClient, sqlite_store: SqlChainStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node that answers eth_getBlockReceipts is behind the one that gave the head: null for the block holding our
+    transaction. The block was taken as empty and never read again, and the intent waited for ever."""
+    rpc = client.rpc
+    lagged: list[str] = []
+
+    async def lagging(method: str, *params: Any) -> Any:
+        answer = await rpc(method, *params)
+        if method == "eth_getBlockReceipts" and answer and not lagged:
+            lagged.append(params[0])
+            return None
+        return answer
+
+    monkeypatch.setattr(client, "rpc", lagging)
+    async with manager(client, sqlite_store) as txs:
+        receipt = await txs.submit_and_wait("mined", Call.transfer(DEAD, 1), within=3)
+    assert lagged == [hex(receipt.block_number)]
