@@ -33,6 +33,8 @@
   under it means the key sent a transaction the platform did not (it was used outside the platform): the allocator
   is resynced from the chain's pending count and the transaction signed again with a new nonce, once; if that
   fails too the intent ends dropped. (The node knowing ours means the watcher broadcast it first and it was mined.)
+  An intent is dropped only when none of its attempts has a receipt and the account's nonce count ``confirmations``
+  blocks deep is past its nonce; "nonce too low" heard before a reorg took our block back is then forgotten.
 
 Layout: private modules behind these public names, each layer a base class of the next — ``_values`` (Call,
 Receipt, Submission), ``_settings`` (LifecycleSettings, owner ids), ``_tracked`` (an open intent in memory, the

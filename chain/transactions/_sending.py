@@ -237,6 +237,7 @@ class _Sending(_Core):
 
     def _accepted(self, tracked: _Tracked) -> None:
         tracked.unsent = False
+        tracked.nonce_used_seen = False  # not used after all: a "nonce too low" spoke of a block a reorg took back
         tracked.accepted.add(tracked.current.tx_hash)
         tracked.accepted_at = self._clock()
         if tracked.sent_at is None:

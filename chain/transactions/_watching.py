@@ -57,7 +57,7 @@ class _Watching(_Owning):
         round_.scanned.clear()  # blocks read by an earlier, failed round are asked for again
         try:
             await self._scan(head, round_)
-            self._recheck_receipts_into(round_, await self._recheck_receipts())
+            self._recheck_receipts_into(round_, await self._recheck_receipts(head))
             await self._confirm(head, round_)
         except Exception:
             await self._write_round(round_)  # what was decided before the failure
@@ -137,11 +137,12 @@ class _Watching(_Owning):
             tracked.unsent = False
             self._recheck.discard(update.intent_key)
 
-    async def _recheck_receipts(self) -> tuple[list[MinedUpdate], list[_Tracked]]:
+    async def _recheck_receipts(self, head: int) -> tuple[list[MinedUpdate], list[_Tracked]]:
         """Resumed, reorged and nonce-taken intents: ask for each attempt's receipt directly. The mined found, and
-        the intents whose nonce another transaction took (none of their attempts has a receipt)."""
+        the intents whose nonce another transaction took (``_nonce_taken``)."""
         found: list[MinedUpdate] = []
         dropped: list[_Tracked] = []
+        counts: dict[int, int] = {}
         for key in list(self._recheck):
             tracked = self._tracked.get(key)
             if tracked is None or tracked.mined is not None:
@@ -153,10 +154,20 @@ class _Watching(_Owning):
                     found.append(self._mined(key, receipt))
                     break
             else:
-                if tracked.nonce_used_seen:
+                if tracked.nonce_used_seen and await self._nonce_taken(tracked, head, counts):
                     dropped.append(tracked)
                 continue
         return found, dropped
+
+    async def _nonce_taken(self, tracked: _Tracked, head: int, counts: dict[int, int]) -> bool:
+        """Whether the nonce a node called used ("nonce too low") is another transaction's: the account's count is
+        past it at the block ``confirmations`` deep under ``head`` (read before the receipts were asked for, so none
+        of our attempts is mined in those blocks). Not yet: the answer may have spoken of a block a reorg took back,
+        with our transaction pending again — it stays followed, and its next accepted broadcast clears the flag."""
+        block = max(0, head - max(1, self.settings.confirmations) + 1)
+        if block not in counts:
+            counts[block] = int(await self._rpc("eth_getTransactionCount", self.account.address, _hex(block)), 16)
+        return counts[block] > tracked.nonce
 
     def _recheck_receipts_into(self, round_: _Round, rechecked: tuple[list[MinedUpdate], list[_Tracked]]) -> None:
         found, dropped = rechecked
@@ -186,6 +197,7 @@ class _Watching(_Owning):
                 canonical[mined.block_number] = str(block["hash"]) if block else ""
             if canonical[mined.block_number] != mined.block_hash:
                 tracked.mined = None
+                tracked.nonce_used_seen = False  # a "nonce too low" heard while it was mined spoke of that block
                 round_.unmined.append(tracked.key)
                 continue
             receipt = _receipt(self.account.chain_id, tracked.nonce, mined)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from web3.types import RPCEndpoint
@@ -335,3 +336,38 @@ async def test_a_restart_on_sqlite_hands_out_again_the_nonce_of_a_refused_transa
         after = await txs.submit("after-restart", Call.transfer(DEAD, 2))
         assert after.nonce == 1
         assert (await txs.wait("after-restart", within=5)).status == CONFIRMED
+
+
+async def test_a_transaction_a_reorg_puts_back_in_the_pool_is_not_dropped_as_nonce_used(
+    client: ChainClient, sqlite_store: SqlChainStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our transaction is mined while the watcher's scan cannot read blocks; its rebroadcast meets "nonce too low";
+    a one-block reorg then takes the block back. That answer's mark was never cleared, so the receipt re-check
+    (no receipt: the transaction is pending again) declared the intent dropped, its nonce "used by another
+    transaction", and the same transaction was then mined again unfollowed."""
+    rpc = client.rpc
+    scan_blocked = False
+
+    async def behind(method: str, *params: Any) -> Any:
+        if scan_blocked and method == "eth_getBlockReceipts":
+            raise RpcUnavailable("the scan is behind")
+        return await rpc(method, *params)
+
+    monkeypatch.setattr(client, "rpc", behind)
+    async with manager(client, sqlite_store, confirmations=3, rebroadcast_after=0.1) as txs:
+        await client.rpc("evm_setAutomine", False)
+        sent = await txs.submit("reorged", Call.transfer(DEAD, 1))
+        before = await client.rpc("evm_snapshot")
+        scan_blocked = True
+        await client.rpc("evm_mine")  # mined, unseen by the scan
+        await asyncio.sleep(0.5)  # rebroadcasts: "nonce too low"
+        await client.rpc("evm_revert", before)  # the block is gone
+        scan_blocked = False
+        await asyncio.sleep(0.5)  # rounds that re-check its receipts: none
+        stored = await sqlite_store.get_intent("reorged")
+        assert stored is not None
+        assert stored.status == "sent", stored.error
+        for _ in range(3):
+            await client.rpc("evm_mine")
+        receipt = await txs.wait("reorged", within=5)
+    assert receipt.tx_hash == sent.tx_hash
