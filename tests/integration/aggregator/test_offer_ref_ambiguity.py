@@ -4,7 +4,7 @@ payment could be recorded on-chain against another borrower's loan while the pay
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from store.db import Database
 from store.loan_ledger import apply_events
 from store.loans import SqlLoanStore
 from store.payments import SqlPaymentStore
+from tests.support.databases import migrated
 from tests.support.ledger_facts import AGGREGATOR, CHAIN, LoanFacts, add_quote
 
 pytestmark = pytest.mark.integration
@@ -23,15 +24,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'refs.db'}"
-    else:
-        postgres_schema: Callable[[str], str] = request.getfixturevalue("postgres_schema")
-        url = postgres_schema("offer_ref_ambiguity")
-    db = Database(url)
-    db.migrate()
-    yield db
-    db.dispose()
+    with migrated(request, tmp_path, "offer_ref_ambiguity") as db:
+        yield db
 
 
 def _loan_of_ref(database: Database, loan_ref: int, offer_ref: str) -> None:

@@ -4,7 +4,7 @@ receipt recorded at the old block lies outside the indexer's range and is found 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from store.db import Database
 from store.ledger import SOURCE_RECEIPT, ChainFactRow, LoanRepaymentRow
 from store.loan_ledger import apply_batch, apply_events, apply_in_own_unit
 from store.outbox import OutboxEventRow
+from tests.support.databases import migrated
 from tests.support.ledger_facts import CHAIN, LoanFacts
 
 pytestmark = pytest.mark.integration
@@ -24,15 +25,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    else:
-        postgres_schema: Callable[[str], str] = request.getfixturevalue("postgres_schema")
-        url = postgres_schema("ledger_re_mined")
-    db = Database(url)
-    db.migrate()
-    yield db
-    db.dispose()
+    with migrated(request, tmp_path, "ledger_re_mined") as db:
+        yield db
 
 
 def test_a_repayment_re_mined_one_block_lower_counts_once(database: Database) -> None:
