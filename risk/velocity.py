@@ -11,6 +11,7 @@ the last one. ``check_velocity`` takes the time as an argument; it reads no cloc
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import itertools
 import uuid
 from collections import OrderedDict
@@ -257,6 +258,21 @@ class RedisVelocityStore:
         return int(results[1])
 
 
+def ip_subject(ip: str) -> str:
+    """Who an address stands for in the per-IP limit: an IPv4 address itself (an IPv4-mapped IPv6 one as IPv4), an
+    IPv6 address as its /64. One subscriber or host is given a whole /64 to pick addresses from, so counting each
+    IPv6 address apart let one client pass the limit by rotating through its own network's addresses."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip  # not an address (a test's label): counted as given
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
+
+
 async def check_velocity(
     store: VelocityStore,
     limits: VelocityLimits,
@@ -277,7 +293,7 @@ async def check_velocity(
     if wallet:
         checks.append(("wallet", f"wallet:{wallet.lower()}", limits.per_wallet))
     if ip:
-        checks.append(("ip", f"ip:{ip}", limits.per_ip))
+        checks.append(("ip", f"ip:{ip_subject(ip)}", limits.per_ip))
     # one round trip to a shared store (the counts, the claim and the hits in one script)
     request = VelocityRequest(
         tuple(key for _, key, _ in checks),

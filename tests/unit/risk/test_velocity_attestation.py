@@ -98,3 +98,20 @@ def test_the_decision_hash_is_computed_once_and_a_changed_copy_hashes_again() ->
     assert decision.document() == decision.model_dump(mode="json")
     assert decision.document() is decision.document(), "dumped once, for the hash and the stored row"
     assert declined.document()["approved"] is False
+
+
+async def test_the_ip_limit_counts_an_ipv6_network_of_64_bits_as_one_client() -> None:
+    """Addresses of one /64 (one subscriber's or host's) share the per-IP count; another /64 does not. Counted each
+    apart, a client passed the limit by rotating through its own network's addresses."""
+    store = InMemoryVelocityStore()
+    for i in range(4):
+        ip = f"2001:db8:1:2::{i + 1:x}"  # a new address each time, in one /64
+        await check_velocity(store, LIMITS, borrower_id=f"b{i}", wallet=None, ip=ip, now=1000.0)
+    with pytest.raises(VelocityLimitExceeded) as stopped:
+        await check_velocity(store, LIMITS, borrower_id="b9", wallet=None, ip="2001:db8:1:2:ffff::9", now=1001.0)
+    assert (stopped.value.rule, stopped.value.key) == ("ip", "ip:2001:db8:1:2::/64")
+    await check_velocity(store, LIMITS, borrower_id="b10", wallet=None, ip="2001:db8:1:3::1", now=1001.0)
+    for i in range(4):  # an IPv4-mapped address counts as its IPv4 address
+        await check_velocity(store, LIMITS, borrower_id=f"c{i}", wallet=None, ip="10.0.0.8", now=1000.0)
+    with pytest.raises(VelocityLimitExceeded):
+        await check_velocity(store, LIMITS, borrower_id="c9", wallet=None, ip="::ffff:10.0.0.8", now=1001.0)
