@@ -155,6 +155,9 @@ class InMemoryVelocityStore:
         return [await self.hit(key, now, window_seconds) for key in keys]
 
     async def admit(self, request: VelocityRequest, now: float) -> Admission:
+        # the claim is stamped with the latest time seen: this request's, not the last hit's (0 for a process's first
+        # claim, which the next sweep then dropped, and the wallet was free for another identity)
+        self._now = max(self._now, now)
         return await admit_in_steps(self, request, now)
 
     async def claim_wallet(self, wallet: str, identity: str) -> int:

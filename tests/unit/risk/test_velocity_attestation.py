@@ -115,3 +115,13 @@ async def test_the_ip_limit_counts_an_ipv6_network_of_64_bits_as_one_client() ->
         await check_velocity(store, LIMITS, borrower_id=f"c{i}", wallet=None, ip="10.0.0.8", now=1000.0)
     with pytest.raises(VelocityLimitExceeded):
         await check_velocity(store, LIMITS, borrower_id="c9", wallet=None, ip="::ffff:10.0.0.8", now=1001.0)
+
+
+async def test_a_processs_first_wallet_claim_outlives_the_next_sweep() -> None:
+    """A claim was stamped with the time of the last hit before it: 0 for the first in a process, so the next sweep
+    dropped it and another identity could claim the same wallet."""
+    store = InMemoryVelocityStore(claim_ttl_seconds=100, sweep_every=1)
+    await check_velocity(store, LIMITS, borrower_id="alice", wallet=WALLET, ip=None, now=1_000.0)
+    with pytest.raises(VelocityLimitExceeded) as stopped:
+        await check_velocity(store, LIMITS, borrower_id="mallory", wallet=WALLET, ip=None, now=1_001.0)
+    assert stopped.value.rule == "wallet_identities"
