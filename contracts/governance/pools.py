@@ -14,26 +14,35 @@ from chain.artifacts import load_artifact
 from chain.deployment import DeployedContract, DeploymentRecord, registered_pool_key
 
 POOL_ARTIFACT = "LendingPool"
+LOG_RANGE = 10_000  # blocks an eth_getLogs spans here (what hosted RPC providers commonly allow)
 AGGREGATOR_KEY = "CreditAggregator"
 
 
 def with_registered_pools(w3: Web3, record: DeploymentRecord) -> DeploymentRecord:
-    """``record`` with every pool the aggregator registered that it does not list (a copy; the file is untouched)."""
+    """``record`` with every pool the aggregator registered that it does not list (a copy; the file is untouched).
+    The events are read only when the aggregator's ``poolCount`` says it registered more pools than the record lists
+    (the usual case reads one view per recorded pool), in ranges of ``LOG_RANGE`` blocks: an RPC provider limits
+    how many blocks one ``eth_getLogs`` may span."""
     if AGGREGATOR_KEY not in record.contracts:
         return record
     deployed = record.contracts[AGGREGATOR_KEY]
     aggregator = w3.eth.contract(address=deployed.address, abi=load_artifact(deployed.artifact).abi)
     listed = {contract.address for contract in record.contracts.values()}
-    added: dict[str, DeployedContract] = {}
-    for log in aggregator.events.PoolRegistered().get_logs(from_block=deployed.block):
-        pool = to_checksum_address(log["args"]["pool"])
-        if pool not in listed:
-            added[registered_pool_key(pool)] = DeployedContract(
-                artifact=POOL_ARTIFACT,
-                address=pool,
-                tx_hash=log["transactionHash"].to_0x_hex(),
-                block=int(log["blockNumber"]),
-            )
-    if not added:
+    recorded = [c.address for c in record.contracts.values() if c.artifact == POOL_ARTIFACT]
+    registered = sum(1 for pool in recorded if aggregator.functions.poolId(pool).call() != 0)
+    if int(aggregator.functions.poolCount().call()) <= registered:
         return record
-    return record.model_copy(update={"contracts": {**record.contracts, **added}})
+    added: dict[str, DeployedContract] = {}
+    head = int(w3.eth.block_number)
+    for start in range(deployed.block, head + 1, LOG_RANGE):
+        logs = aggregator.events.PoolRegistered().get_logs(from_block=start, to_block=min(start + LOG_RANGE - 1, head))
+        for log in logs:
+            pool = to_checksum_address(log["args"]["pool"])
+            if pool not in listed:
+                added[registered_pool_key(pool)] = DeployedContract(
+                    artifact=POOL_ARTIFACT,
+                    address=pool,
+                    tx_hash=log["transactionHash"].to_0x_hex(),
+                    block=int(log["blockNumber"]),
+                )
+    return record.model_copy(update={"contracts": {**record.contracts, **added}}) if added else record

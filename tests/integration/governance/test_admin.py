@@ -17,7 +17,7 @@ import pytest
 from eth_utils.crypto import keccak
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
-from web3.exceptions import ContractCustomError
+from web3.exceptions import ContractCustomError, Web3Exception
 
 from api.bootstrap import write_chains_file
 from api.cli import main
@@ -582,3 +582,19 @@ def test_a_pool_registered_after_the_deployment_is_governed_and_paused_with_the_
     assert f"LendingPool:{pool.address}.pause: tx 0x" in out
     assert pool.functions.paused().call()
     assert not kept.functions.paused().call(), "an unregistered pool is not ours to pause"
+
+
+def test_a_pause_reaches_the_recorded_contracts_when_the_registered_pools_cannot_be_read(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An RPC provider that refuses the PoolRegistered read (a block range too wide, say) is a warning, never a
+    refusal: the guardian's pause must reach what the deployments record lists."""
+
+    def refused(w3: object, record: object) -> object:
+        raise Web3Exception("query exceeds max block range 10000")
+
+    monkeypatch.setattr("api.cli.admin.with_registered_pools", refused)
+    out = admin("--chains", "ethereum-local", "pause", "--reason", "incident")
+    assert "[ethereum-local] LendingPool:USDC.pause: tx 0x" in out
+    assert "warning: ethereum-local: pools registered after the deployment not read (Web3Exception" in out
+    assert _paused(admin.chains["ethereum-local"])
