@@ -193,21 +193,41 @@ def operation_state(timelock: Contract, operation_id: bytes, *, cancelled: bool 
     return OperationState.CANCELLED if cancelled and state is OperationState.UNSET else state
 
 
+#: blocks one ``eth_getLogs`` spans when the Timelock's events are read (hosted RPC providers limit the range)
+LOG_RANGE = 10_000
+_OPERATION_EVENTS = ("CallScheduled", "CallSalt", "CallExecuted", "Cancelled")
+
+
+def timelock_logs(timelock: Contract, from_block: int) -> dict[str, list[Any]]:
+    """The Timelock's operation events since ``from_block``, by event name, in chain order: one ``eth_getLogs`` of
+    its address per ``LOG_RANGE`` blocks (four reads of the whole history in one range each were refused by an RPC
+    that limits the range, and with them ``list``, ``execute`` and ``cancel``)."""
+    events = {name: getattr(timelock.events, name)() for name in _OPERATION_EVENTS}
+    by_topic = {Web3.to_bytes(hexstr=event.topic): name for name, event in events.items()}
+    found: dict[str, list[Any]] = {name: [] for name in _OPERATION_EVENTS}
+    head = int(timelock.w3.eth.block_number)
+    for start in range(from_block, head + 1, LOG_RANGE):
+        end = min(start + LOG_RANGE - 1, head)
+        for raw in timelock.w3.eth.get_logs({"address": timelock.address, "fromBlock": start, "toBlock": end}):
+            name = by_topic.get(bytes(raw["topics"][0])) if raw["topics"] else None
+            if name is not None:
+                found[name].append(events[name].process_log(raw))
+    return found
+
+
 def read_operations(timelock: Contract, from_block: int = 0) -> list[ScheduledOperation]:
     """Every operation scheduled on ``timelock`` since ``from_block``, oldest first, rebuilt from its events.
 
     An operation cancelled and then scheduled again (the same calls and salt: the same id) is shown as its latest
     scheduling, rebuilt from that one transaction's ``CallScheduled`` events; a cancellation before it is not its."""
-    events = timelock.events
+    logs_of = timelock_logs(timelock, from_block)
     schedulings: dict[tuple[bytes, str], list[Any]] = {}
-    for log in events.CallScheduled.get_logs(from_block=from_block):
+    for log in logs_of["CallScheduled"]:
         schedulings.setdefault((_id(log), _tx(log)), []).append(log)
     latest = {operation_id: logs for (operation_id, _), logs in schedulings.items()}  # logs come oldest first
-    salts = {
-        (_id(log), _tx(log)): bytes(log["args"]["salt"]) for log in events.CallSalt.get_logs(from_block=from_block)
-    }
-    executed = {_id(log): _tx(log) for log in events.CallExecuted.get_logs(from_block=from_block)}
-    cancels = {_id(log): log for log in events.Cancelled.get_logs(from_block=from_block)}  # the last of each id
+    salts = {(_id(log), _tx(log)): bytes(log["args"]["salt"]) for log in logs_of["CallSalt"]}
+    executed = {_id(log): _tx(log) for log in logs_of["CallExecuted"]}
+    cancels = {_id(log): log for log in logs_of["Cancelled"]}  # the last of each id
     found = []
     for operation_id, logs in latest.items():
         first = min(logs, key=lambda log: int(log["args"]["index"]))

@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_utils.crypto import keccak
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
-from web3.exceptions import ContractCustomError, Web3Exception
+from web3 import Web3
+from web3.exceptions import ContractCustomError, Web3Exception, Web3RPCError
+from web3.types import RPCEndpoint
 
 from api.bootstrap import write_chains_file
 from api.cli import main
@@ -598,3 +601,29 @@ def test_a_pause_reaches_the_recorded_contracts_when_the_registered_pools_cannot
     assert "[ethereum-local] LendingPool:USDC.pause: tx 0x" in out
     assert "warning: ethereum-local: pools registered after the deployment not read (Web3Exception" in out
     assert _paused(admin.chains["ethereum-local"])
+
+
+def test_the_timelock_is_read_in_ranges_an_rpc_allows(admin: Admin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An RPC that refuses an eth_getLogs spanning more blocks than it allows: the Timelock's operations are still
+    listed. Each event's whole history was read in one call, which such an RPC refused, and with it list, execute
+    and cancel on an old Timelock."""
+    chain = admin.chains["ethereum-local"]
+    proposed = admin("--chains", chain.name, "propose", "grace-period", "7200", "--via", "key")
+    scheduled = re.search(r"scheduled (0x[0-9a-f]{64})", proposed)
+    assert scheduled is not None
+    for _ in range(25):
+        chain.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    w3 = Web3(Web3.HTTPProvider(chain.config.rpc_urls[0]))
+    get_logs, allowed = w3.eth.get_logs, 8
+
+    def limited(params: Any) -> Any:
+        last = w3.eth.block_number if params.get("toBlock", "latest") == "latest" else int(params["toBlock"])
+        if last - int(params["fromBlock"]) + 1 > allowed:
+            raise Web3RPCError("query exceeds the block range this node allows")
+        return get_logs(params)
+
+    monkeypatch.setattr(w3.eth, "get_logs", limited)
+    monkeypatch.setattr("chain.timelock.LOG_RANGE", allowed, raising=False)
+    timelock = timelock_contract(w3, chain.record.address("Timelock"))
+    listed = read_operations(timelock, chain.record.contracts["Timelock"].block)
+    assert ("0x" + listed[-1].operation_id.hex(), listed[-1].state.value) == (scheduled.group(1), "pending")
