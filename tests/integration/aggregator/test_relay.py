@@ -174,7 +174,8 @@ async def test_a_receiver_down_holds_back_only_its_own_stream_and_gets_everythin
                 OutboxDeliveryRow.event_id == first_ids[0], OutboxDeliveryRow.recipient.startswith("borrower:")
             )
         ).one()
-        log = list(uow.session.scalars(select(OutboxAttemptRow).where(OutboxAttemptRow.delivery_id == head.id)))
+        attempts = select(OutboxAttemptRow).where(OutboxAttemptRow.delivery_id == head.id)
+        log = list(uow.session.scalars(attempts.order_by(OutboxAttemptRow.id)))  # in the order they were made
     assert len(log) == head.attempts >= 3
     assert log[-1].status_code == 200
     assert all(attempt.status_code is None and attempt.error for attempt in log[:-1])
