@@ -38,9 +38,15 @@ MAX_HOST_NAME, MAX_HOST_LABEL = 253, 63
 
 
 def is_public(address: IpAddress) -> bool:
-    """True for a globally routable unicast address (what a lender on the internet has)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
+    """True for a globally routable unicast address (what a lender on the internet has). An IPv6 address that embeds
+    an IPv4 one (IPv4-mapped, 6to4 ``2002::/16``) is as public as that IPv4 address, and a site-local one
+    (``fec0::/10``, deprecated but still routed by some hosts) is not: Python counts both of the latter global."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            return is_public(embedded)
+        if address.is_site_local:
+            return False
     return address.is_global and not (address.is_multicast or address.is_reserved or address.is_unspecified)
 
 

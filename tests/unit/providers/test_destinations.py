@@ -75,6 +75,9 @@ async def test_an_ipv4_mapped_address_is_judged_as_the_ipv4_address_it_maps_to()
         "fd00::1",
         "172.16.0.1",
         "240.0.0.1",
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254 (the metadata service): Python calls it global
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "fec0::1",  # site-local, deprecated: Python calls it global
     ],
 )
 def test_non_public_addresses_are_recognized(address: str) -> None:
@@ -84,6 +87,7 @@ def test_non_public_addresses_are_recognized(address: str) -> None:
 def test_public_addresses_pass() -> None:
     assert is_public(ipaddress.ip_address("93.184.216.34"))
     assert is_public(ipaddress.ip_address("2606:2800:220:1:248:1893:25c8:1946"))
+    assert is_public(ipaddress.ip_address("2002:5db8:d822::1"))  # 6to4 of a public address (93.184.216.34)
 
 
 @pytest.mark.parametrize(
