@@ -82,8 +82,9 @@ def _default_sim_lenders() -> list[HttpLenderSetting]:
     ]
 
 
-#: the oldest a sanctions name list may be in production (OFAC publishes changes weekly or more often)
-PRODUCTION_LIST_MAX_AGE = 31  # days, for the name list and the address list alike
+#: the oldest a sanctions list (names, addresses) may be in production, days (OFAC publishes changes weekly or more)
+PRODUCTION_LIST_MAX_AGE = 31
+MIN_SHARED_SECRET = 16  # characters of a secret shared with a provider (an HMAC key)
 
 
 class Settings(BaseSettings):
@@ -149,10 +150,11 @@ class Settings(BaseSettings):
     )
     kyc_webhook_secret: str = Field(
         default=LOCAL_KYC_WEBHOOK_SECRET,
+        min_length=MIN_SHARED_SECRET,  # an empty one made every KYC verdict forgeable (an HMAC under an empty key)
         description="shared with the KYC provider: signs our API requests and its webhooks (POST /v1/kyc/webhooks)",
     )
     mla_provider_url: str = Field(default=f"{LOCAL_IDENTITY_SIM_URL}/mla", description="the MLA status service")
-    mla_provider_secret: str = LOCAL_MLA_SECRET
+    mla_provider_secret: str = Field(default=LOCAL_MLA_SECRET, min_length=MIN_SHARED_SECRET)
     mla_cache_size: int = Field(default=10_000, gt=0, description="MLA statuses cached (per borrower and day)")
     sanctions_dir: Path | None = None
     jurisdictions_dir: Path | None = None

@@ -80,3 +80,13 @@ def test_the_defaults_are_the_simulator_for_local_runs() -> None:
     assert settings.mla_provider_url == "http://127.0.0.1:8610/mla"
     assert settings.resolved_key_store_url.endswith("subject-keys.db")
     assert settings.resolved_key_store_url != settings.resolved_database_url
+
+
+@pytest.mark.parametrize("field", ["kyc_webhook_secret", "mla_provider_secret"])
+@pytest.mark.parametrize("secret", ["", "short-secret"])
+def test_a_shared_secret_shorter_than_16_characters_is_refused(field: str, secret: str) -> None:
+    """An empty KYC webhook secret passed the production checks, and with it anyone could sign a KYC verdict (an
+    HMAC under an empty key)."""
+    with pytest.raises(ValidationError) as refused:
+        Settings(**(PRODUCTION | {field: secret}))
+    assert refused.value.errors()[0]["loc"] == (field,)
