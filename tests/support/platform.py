@@ -29,8 +29,8 @@ from tests.support.devnet import DeployedChain
 ADMIN_KEY = "cm_admin_test_key"
 GOOD_PROFILE = DEMO_PROFILE
 LENDER_SECRET = "test-lender-secret"
-KYC_SECRET = "test-kyc-secret"
-MLA_SECRET = "test-mla-secret"
+KYC_SECRET = "test-kyc-webhook-secret"
+MLA_SECRET = "test-mla-operator-secret"
 
 
 # On active duty for the simulated MLA service: a covered borrower under the Military Lending Act.
