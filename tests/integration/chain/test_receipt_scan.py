@@ -33,12 +33,13 @@ def _counted(client: ChainClient, monkeypatch: pytest.MonkeyPatch) -> Counter[st
 async def test_an_intent_after_an_idle_spell_does_not_rescan_the_idle_blocks(
     client: ChainClient, sqlite_store: SqlChainStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """2,000 blocks pass while the manager follows nothing. The scan did not move while idle, so the next intent had
-    the watcher read every one of them, one eth_getBlockReceipts each, before finding it."""
+    """300 blocks pass while the manager follows nothing. The scan did not move while idle, so the next intent had the
+    watcher read every one of them, one eth_getBlockReceipts each, before finding it (2,000 blocks took anvil past
+    the client's 5 s timeout once in CI)."""
     calls = _counted(client, monkeypatch)
     async with manager(client, sqlite_store) as txs:
         await txs.submit_and_wait("before", Call.transfer(DEAD, 1), within=10)
-        await client.rpc("anvil_mine", hex(2_000))  # the chain moves on, the account idle
+        await client.rpc("anvil_mine", hex(300))  # the chain moves on, the account idle
         calls.clear()
         receipt = await txs.submit_and_wait("after", Call.transfer(DEAD, 2), within=30)
     assert receipt.status == CONFIRMED
