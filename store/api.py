@@ -87,38 +87,22 @@ class ApiKeyRepository:
         """Stage a new key; the audit log records its issuance, and by whom (``actor``: the issuing key as
         ``role:key id``, ``cli``, or None for the platform itself), in the same transaction."""
         self._session.add(row)
-        SqlAuditLog(self._session).append(
-            AuditKind.KEY_ISSUED,
-            row.subject_id or row.role,
-            {
-                "keyId": row.key_id,
-                "role": row.role,
-                "subjectId": row.subject_id,
-                "expiresAt": row.expires_at,
-                "by": actor,
-            },
-            row.created_at,
-        )
+        self._audit(AuditKind.KEY_ISSUED, row, row.created_at, actor, expiresAt=row.expires_at)
 
     def revoked(self, row: ApiKeyRow, now: datetime, actor: str | None, why: str) -> None:
         """Revoke ``row`` now; the audit log records it, by whom and why, in the same transaction."""
         row.revoked_at = now
-        SqlAuditLog(self._session).append(
-            AuditKind.KEY_REVOKED,
-            row.subject_id or row.role,
-            {"keyId": row.key_id, "role": row.role, "subjectId": row.subject_id, "by": actor, "why": why},
-            now,
-        )
+        self._audit(AuditKind.KEY_REVOKED, row, now, actor, why=why)
 
     def expiry_set(self, row: ApiKeyRow, expires_at: datetime | None, now: datetime, actor: str | None) -> None:
         """Set (or clear) ``row``'s expiry; the audit log records it and by whom, in the same transaction."""
         row.expires_at = expires_at
-        SqlAuditLog(self._session).append(
-            AuditKind.KEY_EXPIRY_SET,
-            row.subject_id or row.role,
-            {"keyId": row.key_id, "role": row.role, "subjectId": row.subject_id, "expiresAt": expires_at, "by": actor},
-            now,
-        )
+        self._audit(AuditKind.KEY_EXPIRY_SET, row, now, actor, expiresAt=expires_at)
+
+    def _audit(self, kind: AuditKind, row: ApiKeyRow, at: datetime, actor: str | None, **more: object) -> None:
+        """The audit entry of a change of ``row``: the key, its role and subject, who changed it, and ``more``."""
+        data = {"keyId": row.key_id, "role": row.role, "subjectId": row.subject_id, **more, "by": actor}
+        SqlAuditLog(self._session).append(kind, row.subject_id or row.role, data, at)
 
     def unrevoked_keys_of(self, role: str, subject_id: str) -> list[ApiKeyRow]:
         """The keys of ``subject_id`` in ``role`` not yet revoked (expired ones included), locked for update."""

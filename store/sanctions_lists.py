@@ -69,23 +69,15 @@ class SqlSanctionsListRepository:
     def newest_version(self) -> tuple[str, datetime] | None:
         """The label and publication date of the list ``newest`` would load, without reading its names (what a
         process polls to see whether a newer list was imported)."""
-        row = self.session.execute(
-            select(SanctionsNameListRow.label, SanctionsNameListRow.published)
-            .order_by(SanctionsNameListRow.published.desc(), SanctionsNameListRow.imported_at.desc())
-            .limit(1)
-        ).one_or_none()
-        return None if row is None else (str(row.label), row.published)
+        return _newest_version(self.session, SanctionsNameListRow)
 
     def newest(self) -> NameList | None:
-        row = self.session.scalars(
-            select(SanctionsNameListRow)
-            .order_by(SanctionsNameListRow.published.desc(), SanctionsNameListRow.imported_at.desc())
-            .limit(1)
-        ).one_or_none()
+        newest = select(SanctionsNameListRow).order_by(*_latest_first(SanctionsNameListRow)).limit(1)
+        row = self.session.scalars(newest).one_or_none()
         if row is None:
             return None
-        version = ListVersion(row.name, row.published, row.source, row.sha256)
-        return NameList(version, tuple(ListedName(int(e), str(n), str(t), str(p), a) for e, n, t, p, a in row.names))
+        names = tuple(ListedName(int(e), str(n), str(t), str(p), a) for e, n, t, p, a in row.names)
+        return NameList(_version(row), names)
 
     def add_addresses(self, addresses: AddressList, now: datetime) -> bool:
         """Store ``addresses``; False when this very version is already stored."""
@@ -111,23 +103,31 @@ class SqlSanctionsListRepository:
 
     def newest_addresses_version(self) -> tuple[str, datetime] | None:
         """The label and publication date of the address list ``newest_addresses`` would load (what a process polls)."""
-        row = self.session.execute(
-            select(SanctionsAddressListRow.label, SanctionsAddressListRow.published)
-            .order_by(SanctionsAddressListRow.published.desc(), SanctionsAddressListRow.imported_at.desc())
-            .limit(1)
-        ).one_or_none()
-        return None if row is None else (str(row.label), row.published)
+        return _newest_version(self.session, SanctionsAddressListRow)
 
     def newest_addresses(self) -> AddressList | None:
-        row = self.session.scalars(
-            select(SanctionsAddressListRow)
-            .order_by(SanctionsAddressListRow.published.desc(), SanctionsAddressListRow.imported_at.desc())
-            .limit(1)
-        ).one_or_none()
+        newest = select(SanctionsAddressListRow).order_by(*_latest_first(SanctionsAddressListRow)).limit(1)
+        row = self.session.scalars(newest).one_or_none()
         if row is None:
             return None
         entries: dict[str, list[AddressEntry]] = {}
         for address, entity, program, uid, currency in row.addresses:
             entries.setdefault(address, []).append(AddressEntry(address, entity, program, uid, currency))
-        version = ListVersion(row.name, row.published, row.source, row.sha256)
-        return AddressList(version, MappingProxyType({address: tuple(e) for address, e in entries.items()}))
+        return AddressList(_version(row), MappingProxyType({address: tuple(e) for address, e in entries.items()}))
+
+
+_ListRow = SanctionsNameListRow | SanctionsAddressListRow
+
+
+def _latest_first(model: type[_ListRow]) -> tuple[Any, Any]:
+    """The list published last first (the last imported of that day)."""
+    return model.published.desc(), model.imported_at.desc()
+
+
+def _newest_version(session: Session, model: type[_ListRow]) -> tuple[str, datetime] | None:
+    row = session.execute(select(model.label, model.published).order_by(*_latest_first(model)).limit(1)).one_or_none()
+    return None if row is None else (str(row.label), row.published)
+
+
+def _version(row: _ListRow) -> ListVersion:
+    return ListVersion(row.name, row.published, row.source, row.sha256)

@@ -5,6 +5,8 @@ borrower has the collateral."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from eth_utils.address import to_checksum_address
 from web3.logs import DISCARD
 
-from aggregator.platform import connect_chain
+from aggregator.platform import ChainRuntime, connect_chain
 from aggregator.repaying import claim_collateral
 from chain.artifacts import load_artifact
 from chain.signers import Role, devnet_signer
@@ -47,23 +49,30 @@ def _closed_with_a_blocking_token(h: Harness) -> tuple[int, Any]:
     return loan_id, token
 
 
+@asynccontextmanager
+async def _relayer(chain: DeployedChain, tmp_path: Path) -> AsyncIterator[ChainRuntime]:
+    """The platform's chain runtime, relaying as the relayer, its intents in a SQLite database of its own."""
+    database = Database(f"sqlite:///{tmp_path / 'claims.db'}")
+    database.migrate()
+    runtime = await connect_chain(
+        chain.config, chain.record, devnet_signer(Role.RELAYER), SqlChainStore(database.sessions)
+    )
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+        database.dispose()
+
+
 async def test_the_claim_waits_until_the_token_lets_the_borrower_have_it(
     ethereum_local: DeployedChain, tmp_path: Path
 ) -> None:
     h = Harness(ethereum_local)
     loan_id, token = _closed_with_a_blocking_token(h)
-    database = Database(f"sqlite:///{tmp_path / 'claims.db'}")
-    database.migrate()
-    runtime = await connect_chain(
-        ethereum_local.config, ethereum_local.record, devnet_signer(Role.RELAYER), SqlChainStore(database.sessions)
-    )
-    try:
+    async with _relayer(ethereum_local, tmp_path) as runtime:
         assert await claim_collateral(runtime, loan_id, 30) is None, "blocked: nothing sent"
         h.send(token.functions.setBlocked(BORROWER.address, False), DEPLOYER)
         tx_hash = await claim_collateral(runtime, loan_id, 30)
-    finally:
-        await runtime.close()
-        database.dispose()
     assert tx_hash is not None
     assert token.functions.balanceOf(BORROWER.address).call() == WETH
 
@@ -77,13 +86,8 @@ async def test_a_claim_that_reverted_is_sent_again_once_it_would_pass(
     h = Harness(ethereum_local)
     loan_id, token = _closed_with_a_blocking_token(h)
     h.send(token.functions.setBlocked(BORROWER.address, False), DEPLOYER)
-    database = Database(f"sqlite:///{tmp_path / 'claims.db'}")
-    database.migrate()
-    runtime = await connect_chain(
-        ethereum_local.config, ethereum_local.record, devnet_signer(Role.RELAYER), SqlChainStore(database.sessions)
-    )
-    relayer = to_checksum_address(runtime.relayer)
-    try:
+    async with _relayer(ethereum_local, tmp_path) as runtime:
+        relayer = to_checksum_address(runtime.relayer)
         h.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
         try:
             before = h.w3.eth.get_transaction_count(relayer, "pending")
@@ -103,8 +107,5 @@ async def test_a_claim_that_reverted_is_sent_again_once_it_would_pass(
 
         h.send(token.functions.setBlocked(BORROWER.address, False), DEPLOYER)
         tx_hash = await claim_collateral(runtime, loan_id, 30)
-    finally:
-        await runtime.close()
-        database.dispose()
     assert tx_hash is not None
     assert token.functions.balanceOf(BORROWER.address).call() == WETH
