@@ -239,7 +239,9 @@ class LoanService:
             live = await self._live(chain, loan.onchain_loan_id)
             live = replace(live, schedule=schedule, paid=loan.repaid)
         except ChainError as err:  # the record still answers while the chain does not
-            return LoanDetail(loan, entries, None, str(err), schedule)
+            # the node's own message names its URL (an RPC provider's key in its path): logged, never shown
+            log.warning("live figures of loan %s: chain %s did not answer: %s", loan.id, loan.chain_name, err)
+            return LoanDetail(loan, entries, None, f"chain {loan.chain_name} did not answer", schedule)
         return LoanDetail(loan, entries, live, schedule=schedule)
 
     async def delinquencies(self, loans: Sequence[LoanRecord]) -> dict[str, Delinquency]:
