@@ -2,7 +2,8 @@
 
 A permit the token would refuse is refused before anything is locked or sent (``check_permit``), naming what is
 wrong: a value below the collateral, an expired deadline, a signature that does not recover the borrower for the
-CreditAggregator as spender (a bad signature, or one for another spender), or a token without EIP-2612."""
+CreditAggregator as spender (a bad signature, or one for another spender), or a token without EIP-2612. The token's
+domain is its ``DOMAIN_SEPARATOR()``, so tokens older than EIP-5267's ``eip712Domain()`` are checked too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
-from eth_account.messages import encode_typed_data
+from eth_account.messages import SignableMessage, encode_typed_data
 from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_checksum_address
 from web3 import AsyncWeb3
@@ -72,16 +73,15 @@ async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralP
     try:
         if int(await token.functions.allowance(owner, spender).call()) >= needed:
             return
-        _, name, version, chain_id, verifying, _, _ = await token.functions.eip712Domain().call()
+        separator = bytes(await token.functions.DOMAIN_SEPARATOR().call())
         nonce = int(await token.functions.nonces(owner).call())
     except (Web3Exception, ValueError) as err:
         raise InvalidPermit("permit", "the collateral token has no EIP-2612 permit: approve it instead") from err
-    document = permit_typed_data(
-        TokenDomain(name, version, int(chain_id), to_checksum_address(verifying)),
-        Permit(owner, spender, permit.value, nonce, permit.deadline),
-    )
     try:
-        signer = Account.recover_message(encode_typed_data(full_message=document), vrs=(permit.v, permit.r, permit.s))
+        signer = Account.recover_message(
+            _permit_message(separator, Permit(owner, spender, permit.value, nonce, permit.deadline)),
+            vrs=(permit.v, permit.r, permit.s),
+        )
     except (ValueError, BadSignature):
         signer = None
     if signer != owner:
@@ -90,6 +90,15 @@ async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralP
             f"does not recover the borrower {owner} for the spender {spender} (the CreditAggregator), value "
             f"{permit.value}, nonce {nonce} and deadline {permit.deadline}",
         )
+
+
+def _permit_message(separator: bytes, permit: Permit) -> SignableMessage:
+    """The EIP-712 message of ``permit`` under the token's own ``DOMAIN_SEPARATOR()``, which EIP-2612 requires of
+    every permit token (EIP-5267's ``eip712Domain()`` is newer: USDC's FiatToken and wstETH lack it). The struct's
+    hash does not depend on the domain, so it is taken from the typed data under a placeholder domain."""
+    placeholder = TokenDomain("", "", 0, permit.spender)
+    body = encode_typed_data(full_message=permit_typed_data(placeholder, permit)).body
+    return SignableMessage(b"\x01", separator, body)
 
 
 def _word(text: str, field: str) -> bytes:

@@ -1,0 +1,68 @@
+"""The collateral permit's check on a real anvil, for a token with EIP-5267's ``eip712Domain()`` and for one without
+it (older permit tokens: USDC's FiatToken, wstETH): both are read by their ``DOMAIN_SEPARATOR()``, so the borrower's
+permit is taken from either, and a permit another key signed is refused from either."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from aggregator.accept_saga import QuoteView
+from aggregator.errors import InvalidPermit
+from aggregator.permit import CollateralPermit, check_permit
+from chain.artifacts import load_artifact
+from chain.signers import devnet_account
+from contracts.typed_data import Permit, TokenDomain, permit_typed_data, sign
+from tests.support.devnet import DeployedChain
+
+pytestmark = pytest.mark.integration
+
+COLLATERAL = 10**18
+SPENDER = to_checksum_address("0x" + "5e" * 20)
+
+
+def _token(chain: DeployedChain, contract: str) -> Any:
+    artifact = load_artifact(contract)
+    factory = chain.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    deployer = devnet_account(0).address
+    receipt = chain.w3.eth.wait_for_transaction_receipt(
+        factory.constructor("Staked Collateral", "STC", 18).transact({"from": deployer})
+    )
+    return chain.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+
+
+def _quote(chain: DeployedChain, token: str, borrower: str) -> QuoteView:
+    offer = {"borrower": borrower, "collateralAsset": token, "collateralAmount": str(COLLATERAL)}
+    return QuoteView(
+        "q", "r", "b", "p", "pool", chain.name, chain.chain_id, SPENDER, offer, "0x", "0x", {}, "0x", {}, "quoted",
+        datetime.now(UTC) + timedelta(hours=1), "0",
+    )  # fmt: skip
+
+
+def _permit(chain: DeployedChain, token: str, signer: LocalAccount, owner: str) -> CollateralPermit:
+    deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 3_600
+    domain = TokenDomain("Staked Collateral", "1", chain.chain_id, to_checksum_address(token))
+    signature = sign(
+        permit_typed_data(domain, Permit(to_checksum_address(owner), SPENDER, COLLATERAL, 0, deadline)), signer.key
+    )
+    return CollateralPermit(COLLATERAL, deadline, signature[64], signature[:32], signature[32:64])
+
+
+@pytest.mark.parametrize("contract", ["MockERC20", "MockLegacyPermitERC20"])
+def test_a_permit_is_checked_under_the_tokens_domain_separator(ethereum_local: DeployedChain, contract: str) -> None:
+    token = _token(ethereum_local, contract)
+    borrower, stranger = Account.create(), Account.create()
+    quote = _quote(ethereum_local, token.address, borrower.address)
+    w3 = AsyncWeb3(AsyncHTTPProvider(ethereum_local.devnet.rpc_url))
+
+    asyncio.run(check_permit(w3, quote, _permit(ethereum_local, token.address, borrower, borrower.address)))
+    with pytest.raises(InvalidPermit) as refused:
+        asyncio.run(check_permit(w3, quote, _permit(ethereum_local, token.address, stranger, borrower.address)))
+    assert refused.value.field == "permit.signature"
