@@ -19,7 +19,8 @@
                            one of its chains is not as configured (its RPC silent or serving another chain id)
 
 Keys: ``--account N`` (devnet account N) or ``--key-env VAR`` (a private key in that environment variable). With
-``CREDITMESH_ENVIRONMENT=production`` devnet keys and addresses are refused."""
+``CREDITMESH_ENVIRONMENT=production`` devnet keys and addresses are refused. How each chain is reached and checked
+before a command acts on it: ``api/cli/_admin_chains.py``."""
 
 from __future__ import annotations
 
@@ -31,16 +32,23 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
-from api.cli._common import devnet_index, local_rpc
-from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
+from api.cli._admin_chains import (
+    AdminSettings,
+    admin_settings,
+    chosen_chains,
+    connect_all,
+    governing,
+    opened,
+    production_guard_chains,
+)
+from api.cli._common import devnet_index
 from chain.deployment import DeploymentRecord
-from chain.errors import ChainError, ChainIdMismatch, ConfigurationError, RpcUnavailable
+from chain.errors import ChainError
 from chain.signers import DEVNET_ROLE_INDEX, LocalSigner, Role, Signer, devnet_account, is_production
 from chain.signers import production_guard as guard
 from chain.timelock import OperationState, describe_call
@@ -48,12 +56,10 @@ from chain.verification import CodeStatus, verify_record
 from contracts.deploy_config import DeployConfigError
 from contracts.governance import parameters
 from contracts.governance.catalog import CatalogError
-from contracts.governance.pools import with_registered_pools
 from contracts.governance.service import (
     CHAIN_FAILURES,
     CallsFor,
     ChainProposal,
-    Governance,
     GovernanceError,
     GovernedChain,
     describe_calls,
@@ -68,7 +74,6 @@ from contracts.governance.service import (
     save_signatures,
     sign_proposals,
 )
-from store.db import Database
 
 
 def _signer(args: argparse.Namespace, default_index: int | None) -> Signer:
@@ -85,132 +90,6 @@ def _signer(args: argparse.Namespace, default_index: int | None) -> Signer:
     return LocalSigner(devnet_account(index))
 
 
-class AdminSettings(BaseSettings):
-    """What ``creditmesh admin`` reads from ``CREDITMESH_*`` (the API's secrets are not needed to govern): where the
-    chains, their deployments records and the proposals database are; the guardian's key."""
-
-    # hide_input_in_errors: a refused value (a key, a URL with its password) is never printed back
-    model_config = SettingsConfigDict(env_prefix="CREDITMESH_", extra="ignore", hide_input_in_errors=True)
-
-    environment: Literal["local", "production"] = "local"  # as the API's: "Production" or "prod" is no local run
-    data_dir: Path = Path(".creditmesh")
-    database_url: str = ""
-    chains_file: Path | None = None
-    deployments_dir: Path | None = None
-    guardian_key: str | None = None
-
-    @property
-    def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'creditmesh.db').resolve()}"
-
-    @property
-    def resolved_deployments_dir(self) -> Path:
-        return self.deployments_dir or self.data_dir / "deployments"
-
-    def chains(self) -> list[ChainConfig]:
-        """The chains file's chains, or the three devnets on their ``make run`` ports."""
-        if self.chains_file is not None:
-            return list(ChainRegistry.from_file(self.chains_file))
-        return [ChainConfig(name=c.name, chain_id=c.chain_id, rpc_urls=[local_rpc(c.name)]) for c in LOCAL_CHAINS]
-
-
-def _chain_configs(args: argparse.Namespace, settings: AdminSettings) -> list[ChainConfig]:
-    registry = settings.chains()
-    if args.chains == "all":
-        return registry
-    wanted = args.chains.split(",")
-    unknown = sorted(set(wanted) - {chain.name for chain in registry})
-    if unknown:
-        raise SystemExit(f"unknown chain(s) {', '.join(unknown)}: {', '.join(c.name for c in registry)}")
-    return [chain for chain in registry if chain.name in wanted]
-
-
-def _settings(args: argparse.Namespace) -> AdminSettings:
-    overrides: dict[str, Any] = {}
-    if args.chains_file is not None:
-        overrides["chains_file"] = args.chains_file
-    if args.deployments_dir is not None:
-        overrides["deployments_dir"] = args.deployments_dir
-    if args.database_url is not None:
-        overrides["database_url"] = args.database_url
-    return AdminSettings(**overrides)
-
-
-@contextmanager
-def _governance(args: argparse.Namespace) -> Iterator[Governance]:
-    """Every chain of ``--chains``, refused before anything is read or sent if one is not as configured."""
-    connected = _connect_all(args)
-    for chain in connected.values():
-        if isinstance(chain, ChainError):
-            raise chain
-    with _opened(args, connected) as governance:
-        yield governance
-
-
-def _connect_all(args: argparse.Namespace) -> dict[str, GovernedChain | ChainError]:
-    """Each chain of ``--chains``, in the chains file's order: as ``_connect`` accepted it, or why it refused it."""
-    settings = _settings(args)
-    configs = _chain_configs(args, settings)
-    production_guard_chains(settings, configs)
-    connected: dict[str, GovernedChain | ChainError] = {}
-    for config in configs:
-        try:
-            connected[config.name] = _connect(config, settings.resolved_deployments_dir / f"{config.name}.json")
-        except ChainError as err:
-            connected[config.name] = err
-    return connected
-
-
-@contextmanager
-def _opened(args: argparse.Namespace, connected: dict[str, GovernedChain | ChainError]) -> Iterator[Governance]:
-    """Governance of the chains ``_connect`` accepted, recording in the admin database."""
-    chains = [chain for chain in connected.values() if isinstance(chain, GovernedChain)]
-    database = Database(_settings(args).resolved_database_url)
-    database.migrate()
-    try:
-        with Governance(chains, database) as governance:
-            yield governance
-    finally:
-        database.dispose()
-
-
-def _connect(config: ChainConfig, path: Path) -> GovernedChain:
-    """``config``'s chain with its deployments record, refused before anything is read or sent unless the record is
-    of the chain id the chains file names and the RPC serves that chain (ChainIdMismatch: an RPC URL of another
-    chain would act there and record it under this chain's name)."""
-    if not path.exists():
-        raise ConfigurationError(f"no deployments record for {config.name} at {path}: deploy first")
-    record = DeploymentRecord.load(path)
-    if record.chain_id != config.chain_id:
-        raise ConfigurationError(
-            f"the deployments record {path} is of chain id {record.chain_id}, the chains file's {config.name} "
-            f"of {config.chain_id}"
-        )
-    url = config.rpc_urls[0]
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
-    try:
-        actual = w3.eth.chain_id
-    except (OSError, Web3Exception) as err:  # requests' errors are OSErrors
-        raise RpcUnavailable(f"{config.name}: RPC {url} does not answer ({type(err).__name__})") from err
-    if actual != config.chain_id:
-        raise ChainIdMismatch(f"{url} (given for {config.name})", config.chain_id, actual)
-    try:
-        record = with_registered_pools(w3, record)  # pools registered after the deployment: governed too
-    except (OSError, Web3Exception, ValueError) as err:  # never a refusal: a pause must reach the recorded contracts
-        print(
-            f"warning: {config.name}: pools registered after the deployment not read ({type(err).__name__}: {err}); "
-            "governing the recorded contracts only",
-            file=sys.stderr,
-        )
-    return GovernedChain(config.name, w3, record)
-
-
-def production_guard_chains(settings: AdminSettings, configs: list[ChainConfig]) -> None:
-    """Every admin command, in production: a chains file, no devnet chain id or loopback RPC (issue 20's guard)."""
-    chains = [(c.name, c.chain_id, c.rpc_urls) for c in configs]
-    guard(environment=settings.environment, chains_file=settings.chains_file, chains=chains)
-
-
 def _say(chain: str, message: str) -> None:
     print(f"[{chain}] {message}", flush=True)
 
@@ -222,13 +101,13 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     from contracts.deploy import deploy_from_config
     from contracts.deploy_config import DEVNET_CONFIG, load_deploy_config, production_delay_refusal
 
-    settings = _settings(args)
+    settings = admin_settings(args)
     if args.config is None and is_production(settings.environment):
         raise SystemExit(
             "a production deploy needs --config FILE: the production profile's per-chain addresses and keys "
             "(contracts/config/production.example.toml); the default is the devnet profile, with mocks"
         )
-    configs = _chain_configs(args, settings)
+    configs = chosen_chains(args, settings)
     production_guard_chains(settings, configs)
     deployer = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
     mismatches = 0
@@ -253,7 +132,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    with _governance(args) as governance:
+    with governing(args) as governance:
         mismatches = sum(_report_checks(c.name, c.w3, c.record) for c in governance.chains.values())
         if mismatches:
             raise SystemExit(f"{mismatches} contract(s) do not match their artifacts")
@@ -269,7 +148,7 @@ def _report_checks(chain: str, w3: Web3, record: DeploymentRecord) -> int:
 
 
 def cmd_propose(args: argparse.Namespace) -> None:
-    with _governance(args) as governance:
+    with governing(args) as governance:
         chains = list(governance.chains.values())
         calls_for: CallsFor = args.build(args)
         if args.dry_run:
@@ -336,13 +215,13 @@ def cmd_sign(args: argparse.Namespace) -> None:
 
 def _local_records(args: argparse.Namespace, chains: list[str]) -> dict[str, DeploymentRecord]:
     """The deployments records at hand for ``chains`` (signing is off-line: an owner may have none)."""
-    directory = _settings(args).resolved_deployments_dir
+    directory = admin_settings(args).resolved_deployments_dir
     paths = {chain: directory / f"{chain}.json" for chain in chains}
     return {chain: DeploymentRecord.load(path) for chain, path in paths.items() if path.exists()}
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
-    with _governance(args) as governance:
+    with governing(args) as governance:
         proposals = load_proposals(args.proposal)
         signatures = [signature for path in args.signatures for signature in load_signatures(path)]
         with _each_sent(proposals):
@@ -357,7 +236,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    with _governance(args) as governance:
+    with governing(args) as governance:
         for name, chain in governance.chains.items():
             operations = governance.operations(name)
             shown = [op for op in operations if args.state is None or op.state.value == args.state]
@@ -379,7 +258,7 @@ def _operations(args: argparse.Namespace, chains: Iterable[str]) -> list[tuple[s
 
 
 def cmd_execute(args: argparse.Namespace) -> None:
-    with _governance(args) as governance:
+    with governing(args) as governance:
         sender = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
         for chain, operation_id in _operations(args, governance.chains):
             _say(chain, f"executed {operation_id}: tx {governance.execute(chain, operation_id, sender)}")
@@ -390,8 +269,8 @@ def cmd_cancel(args: argparse.Namespace) -> None:
         _cancel_via_safe(args)
         return
     canceller = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
-    connected = _connect_all(args)
-    with _opened(args, connected) as governance:
+    connected = connect_all(args)
+    with opened(args, connected) as governance:
         operations = dict(_operations(args, connected))
 
         def cancel(chain: str) -> None:
@@ -401,7 +280,7 @@ def cmd_cancel(args: argparse.Namespace) -> None:
 
 
 def _cancel_via_safe(args: argparse.Namespace) -> None:
-    with _governance(args) as governance:
+    with governing(args) as governance:
         proposals = [governance.prepare_cancel(chain, op) for chain, op in _operations(args, governance.chains)]
         out = args.out or Path(".creditmesh/proposals") / f"cancel-{secrets.token_hex(6)}.json"
         save_proposals(out, proposals)
@@ -417,8 +296,8 @@ def _nonce(proposal: ChainProposal) -> int:
 
 def cmd_pause(args: argparse.Namespace) -> None:
     guardian = _guardian(args)
-    connected = _connect_all(args)
-    with _opened(args, connected) as governance:
+    connected = connect_all(args)
+    with opened(args, connected) as governance:
 
         def pause(chain: str) -> None:
             outcome = governance.pause(chain, guardian, liquidations=args.liquidations, reason=args.reason)
@@ -435,7 +314,7 @@ def cmd_pause(args: argparse.Namespace) -> None:
 def _on_every_chain(action: str, chains: dict[str, GovernedChain | ChainError], act: Callable[[str], None]) -> None:
     """An emergency action on every chain whatever happens on the others (one RPC down, or the key without its role
     on one chain, must not leave the rest undone), each chain's outcome said; then exit non-zero naming each chain
-    that failed and why (a chain ``_connect`` refused has failed already)."""
+    that failed and why (a chain ``connect`` refused has failed already)."""
     failed = {}
     for chain, connected in chains.items():
         why = failure(chain, connected) if isinstance(connected, ChainError) else _attempt(chain, act)

@@ -2,19 +2,20 @@
 key, or as a Safe transaction its owners sign off-line and one of them submits), list, execute, cancel, and the
 guardian's immediate pause. Every proposal is simulated as the Timelock first (``eth_call``), on every chain,
 before any transaction is sent, and persisted (``store.governance``) as it moves; each call the guardian makes
-directly is persisted as a governance action (who, chain, contract, transaction, reason) once mined."""
+directly is persisted as a governance action (who, chain, contract, transaction, reason) once mined.
+
+Layout: private modules behind these public names — ``_errors`` (the error tree), ``_files`` (proposal and signature
+files), ``_safe_checks`` (the SafeTx a proposal file needs, rebuilt and compared before signing or sending); the
+chains, simulation, signing and the ``Governance`` that sends here."""
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception
@@ -42,7 +43,6 @@ from chain.timelock import (
     TimelockCall,
     TimelockOperation,
     cancel_call,
-    describe_call,
     execute_call,
     operation_state,
     read_operations,
@@ -50,42 +50,67 @@ from chain.timelock import (
     timelock_contract,
 )
 from chain.transactions import Call, Receipt
+from contracts.governance._errors import GovernanceError, OperationNotReady, ProposalRefused, SafeTransactionMismatch
+from contracts.governance._files import (
+    ChainProposal,
+    load_proposals,
+    load_signatures,
+    save_proposals,
+    save_signatures,
+)
+from contracts.governance._safe_checks import (
+    SAFE_KEY,
+    check_safe_transaction,
+    describe_calls,
+    expected_safe_transaction,
+)
 from contracts.governance.catalog import (
     PAUSABLE,
     CatalogError,
     GovernedCall,
     before_and_after,
     decode,
-    decode_unrecorded,
     encode,
     keys_matching,
 )
 from store.db import Database
 from store.governance import ActionRecord, ProposalRecord, SqlActionRepository, SqlProposalRepository
 
+__all__ = [
+    "CHAIN_FAILURES",
+    "REVERT_ARTIFACTS",
+    "SAFE_KEY",
+    "CallsFor",
+    "ChainProposal",
+    "DryRunLine",
+    "Governance",
+    "GovernanceError",
+    "GovernedChain",
+    "OperationNotReady",
+    "PauseOutcome",
+    "ProposalRefused",
+    "SafeTransactionMismatch",
+    "check_safe_transaction",
+    "describe_calls",
+    "dry_run",
+    "expected_safe_transaction",
+    "failure",
+    "fork_dry_run",
+    "load_proposals",
+    "load_signatures",
+    "prepare",
+    "production_guard",
+    "save_proposals",
+    "save_signatures",
+    "sign_proposals",
+    "simulate",
+]
+
 # the Timelock's errors, ours, and OpenZeppelin's our contracts inherit (Pausable's ExpectedPause / EnforcedPause,
 # AccessControl's, ERC-4626's): a refusal names the error, never its raw selector
 REVERT_ARTIFACTS = ("TimelockController", "Errors", "CreditAggregator", "CollateralManager", "LendingPool")
-SAFE_KEY = "Safe"
 
 log = logging.getLogger(__name__)
-
-
-class GovernanceError(Exception):
-    """Root of governance errors: what was refused, on which chain, and why."""
-
-
-class ProposalRefused(GovernanceError):
-    """A call would revert when the Timelock makes it (out of bounds, unknown pool, ...): nothing was sent."""
-
-
-class OperationNotReady(GovernanceError):
-    """Execute before the delay is over, or of an operation that is done, cancelled or unknown."""
-
-
-class SafeTransactionMismatch(GovernanceError):
-    """A proposal file whose Safe transaction is not the one that schedules (or cancels) the operation the file
-    shows: owners would sign, and ``submit`` send, something else than what they read."""
 
 
 def production_guard(addresses: Iterable[str]) -> None:
@@ -208,77 +233,6 @@ def fork_dry_run(chain: GovernedChain, calls: list[GovernedCall]) -> list[DryRun
         fork.stop()
 
 
-@dataclass
-class ChainProposal:
-    """One chain's part of a proposal: the Timelock operation, and the SafeTx that schedules it (Safe path)."""
-
-    chain_name: str
-    chain_id: int
-    timelock: ChecksumAddress
-    operation: TimelockOperation
-    delay: int
-    calls: list[str]
-    safe_tx: SafeTransaction | None = None
-    tx_hashes: dict[str, str] = field(default_factory=dict)
-    action: str = "schedule"  # what the SafeTx does to the operation: schedule it, or cancel it
-
-    @property
-    def operation_id(self) -> str:
-        return "0x" + self.operation.operation_id.hex()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "chain": self.chain_name,
-            "chainId": self.chain_id,
-            "timelock": self.timelock,
-            "operationId": self.operation_id,
-            "delay": self.delay,
-            "salt": "0x" + self.operation.salt.hex(),
-            "predecessor": "0x" + self.operation.predecessor.hex(),
-            "batch": self.operation.batch,
-            "calls": [
-                {"target": c.target, "value": c.value, "data": "0x" + c.data.hex(), "decoded": d}
-                for c, d in zip(self.operation.calls, self.calls, strict=True)
-            ],
-            "safeTx": None if self.safe_tx is None else self.safe_tx.to_json(),
-            "action": self.action,
-        }
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> ChainProposal:
-        operation = TimelockOperation(
-            calls=tuple(
-                TimelockCall(target=c["target"], data=bytes.fromhex(c["data"][2:]), value=int(c["value"]))
-                for c in raw["calls"]
-            ),
-            salt=bytes.fromhex(raw["salt"][2:]),
-            predecessor=bytes.fromhex(raw["predecessor"][2:]),
-            as_batch=bool(raw["batch"]),
-        )
-        return cls(
-            chain_name=raw["chain"],
-            chain_id=int(raw["chainId"]),
-            timelock=raw["timelock"],
-            operation=operation,
-            delay=int(raw["delay"]),
-            calls=[c["decoded"] for c in raw["calls"]],
-            safe_tx=None if raw.get("safeTx") is None else SafeTransaction.from_json(raw["safeTx"]),
-            action=str(raw.get("action", "schedule")),
-        )
-
-
-def save_proposals(path: Path, proposals: list[ChainProposal]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"proposals": [p.to_json() for p in proposals]}, indent=2) + "\n")
-
-
-def load_proposals(path: Path) -> list[ChainProposal]:
-    try:
-        return [ChainProposal.from_json(raw) for raw in json.loads(path.read_text())["proposals"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # also a file of another shape
-        raise GovernanceError(f"cannot read proposal file {path}: {err}") from err
-
-
 CallsFor = Callable[[GovernedChain], list[GovernedCall]]
 
 
@@ -315,66 +269,6 @@ def prepare(
     return proposals
 
 
-def expected_safe_transaction(proposal: ChainProposal, safe: ChecksumAddress, nonce: int) -> SafeTransaction:
-    """The SafeTx that does what ``proposal`` shows, rebuilt from it: a CALL of value 0 to its Timelock of
-    ``schedule`` / ``scheduleBatch`` of its operation with its delay (``cancel`` of its id for a cancellation), by
-    ``safe`` on the proposal's chain at ``nonce``."""
-    if proposal.action == "cancel":
-        call = cancel_call(proposal.timelock, proposal.operation.operation_id)
-    elif proposal.action == "schedule":
-        call = schedule_call(proposal.timelock, proposal.operation, proposal.delay)
-    else:
-        raise SafeTransactionMismatch(f"{proposal.chain_name}: unknown action {proposal.action!r}: schedule or cancel")
-    return SafeTransaction(safe=safe, chain_id=proposal.chain_id, to=proposal.timelock, data=call.data, nonce=nonce)
-
-
-def check_safe_transaction(proposal: ChainProposal, record: DeploymentRecord | None = None) -> SafeTransaction:
-    """The proposal's SafeTx, refused (SafeTransactionMismatch, naming each difference) unless it is the one its
-    operation needs at the nonce it records. With the chain's deployments record, the Timelock, the Safe, the chain id
-    and each call's decoding shown in the file are checked against it too (off-line, none of those can be)."""
-    found = proposal.safe_tx
-    if found is None:
-        raise GovernanceError(f"{proposal.chain_name}: the proposal has no Safe transaction")
-    safe = found.safe if record is None else record.address(SAFE_KEY)
-    expected = expected_safe_transaction(proposal, safe, found.nonce)
-    differences = [] if record is None else _record_differences(proposal, record)
-    for name in ("safe", "chain_id", "to", "value"):
-        if getattr(found, name) != getattr(expected, name):
-            differences.append(f"its {name} is {getattr(found, name)}, not {getattr(expected, name)}")
-    if found.data != expected.data:
-        differences.append(
-            f"its data is {describe_call(found.data)}, not {describe_call(expected.data)} (the proposal's calls, salt, "
-            "predecessor and delay)"
-        )
-    if differences:
-        raise SafeTransactionMismatch(
-            f"{proposal.chain_name}: the SafeTx is not the one that {proposal.action}s operation "
-            f"{proposal.operation_id}: {'; '.join(differences)}"
-        )
-    return found
-
-
-def _record_differences(proposal: ChainProposal, record: DeploymentRecord) -> list[str]:
-    differences = []
-    if proposal.chain_id != record.chain_id:
-        differences.append(
-            f"the proposal's chain id is {proposal.chain_id}, the deployments record's {record.chain_id}"
-        )
-    if proposal.timelock != record.address("Timelock"):
-        differences.append(f"the proposal's Timelock is {proposal.timelock}, not {record.address('Timelock')}")
-    for index, (shown, call) in enumerate(zip(proposal.calls, proposal.operation.calls, strict=True)):
-        if shown != decode(record, call):
-            differences.append(f"call {index} is shown as {shown}, its calldata is {decode(record, call)}")
-    return differences
-
-
-def describe_calls(proposal: ChainProposal, record: DeploymentRecord | None = None) -> list[str]:
-    """The proposal's calls decoded from their calldata (never the file's own text): by the deployments record when
-    there is one, else by our contracts' ABIs."""
-    calls = proposal.operation.calls
-    return [decode(record, call) for call in calls] if record else [decode_unrecorded(call) for call in calls]
-
-
 def sign_proposals(
     proposals: list[ChainProposal], owner: Signer, records: Mapping[str, DeploymentRecord] | None = None
 ) -> list[OwnerSignature]:
@@ -383,35 +277,6 @@ def sign_proposals(
     production_guard([owner.address])
     checked = [check_safe_transaction(p, (records or {}).get(p.chain_name)) for p in proposals]
     return [sign_safe_transaction(transaction, owner) for transaction in checked]
-
-
-def save_signatures(path: Path, signatures: list[OwnerSignature]) -> None:
-    document = [
-        {
-            "owner": s.owner,
-            "signature": "0x" + s.signature.hex(),
-            "safeTxHash": "0x" + s.transaction.safe_tx_hash.hex(),
-            "transaction": s.transaction.to_json(),
-        }
-        for s in signatures
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"signatures": document}, indent=2) + "\n")
-
-
-def load_signatures(path: Path) -> list[OwnerSignature]:
-    try:
-        raw = json.loads(path.read_text())["signatures"]
-        return [
-            OwnerSignature(
-                transaction=SafeTransaction.from_json(item["transaction"]),
-                owner=item["owner"],
-                signature=bytes.fromhex(item["signature"][2:]),
-            )
-            for item in raw
-        ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # also a file of another shape
-        raise GovernanceError(f"cannot read signature file {path}: {err}") from err
 
 
 @dataclass
