@@ -4,9 +4,10 @@ guardian's immediate pause. Every proposal is simulated as the Timelock first (`
 before any transaction is sent, and persisted (``store.governance``) as it moves; each call the guardian makes
 directly is persisted as a governance action (who, chain, contract, transaction, reason) once mined.
 
-Layout: private modules behind these public names — ``_errors`` (the error tree), ``_files`` (proposal and signature
-files), ``_safe_checks`` (the SafeTx a proposal file needs, rebuilt and compared before signing or sending); the
-chains, simulation, signing and the ``Governance`` that sends here."""
+Layout: private modules behind these public names — ``_errors`` (the error tree), ``_chains`` (one chain's deployed
+set), ``_simulation`` (each call made as the Timelock first; dry runs), ``_files`` (proposal and signature files),
+``_safe_checks`` (the SafeTx a proposal file needs, rebuilt and compared before signing or sending); preparing,
+signing and the ``Governance`` that sends and records here."""
 
 from __future__ import annotations
 
@@ -14,24 +15,18 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from web3 import Web3
-from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception
 from web3.types import Wei
 
-from chain.artifacts import load_artifact
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, GasEstimationFailed, TransactionReverted
-from chain.revert import decode_revert
 from chain.safe import (
     OwnerSignature,
     SafeTransaction,
     exec_transaction_call,
     pack_signatures,
     read_safe,
-    safe_contract,
     sign_safe_transaction,
 )
 from chain.sending import SyncSender
@@ -40,39 +35,32 @@ from chain.signers import production_guard as guard
 from chain.timelock import (
     OperationState,
     ScheduledOperation,
-    TimelockCall,
     TimelockOperation,
     cancel_call,
     execute_call,
     operation_state,
     read_operations,
     schedule_call,
-    timelock_contract,
 )
 from chain.transactions import Call, Receipt
+from contracts.governance._chains import GovernedChain
 from contracts.governance._errors import GovernanceError, OperationNotReady, ProposalRefused, SafeTransactionMismatch
-from contracts.governance._files import (
-    ChainProposal,
-    load_proposals,
-    load_signatures,
-    save_proposals,
-    save_signatures,
-)
+from contracts.governance._files import ChainProposal, load_proposals, load_signatures, save_proposals, save_signatures
 from contracts.governance._safe_checks import (
     SAFE_KEY,
     check_safe_transaction,
     describe_calls,
     expected_safe_transaction,
 )
-from contracts.governance.catalog import (
-    PAUSABLE,
-    CatalogError,
-    GovernedCall,
-    before_and_after,
-    decode,
-    encode,
-    keys_matching,
+from contracts.governance._simulation import (
+    REVERT_ARTIFACTS,
+    DryRunLine,
+    dry_run,
+    fork_dry_run,
+    revert_reason,
+    simulate,
 )
+from contracts.governance.catalog import PAUSABLE, CatalogError, GovernedCall, keys_matching
 from store.db import Database
 from store.governance import ActionRecord, ProposalRecord, SqlActionRepository, SqlProposalRepository
 
@@ -106,10 +94,6 @@ __all__ = [
     "simulate",
 ]
 
-# the Timelock's errors, ours, and OpenZeppelin's our contracts inherit (Pausable's ExpectedPause / EnforcedPause,
-# AccessControl's, ERC-4626's): a refusal names the error, never its raw selector
-REVERT_ARTIFACTS = ("TimelockController", "Errors", "CreditAggregator", "CollateralManager", "LendingPool")
-
 log = logging.getLogger(__name__)
 
 
@@ -117,120 +101,6 @@ def production_guard(addresses: Iterable[str]) -> None:
     """``chain.signers.production_guard`` for the accounts a governance command signs with or gives a role to:
     with ``CREDITMESH_ENVIRONMENT=production`` none may be one of anvil's public devnet accounts."""
     guard(role_holders={f"governance account #{n}": address for n, address in enumerate(addresses, 1)})
-
-
-@dataclass
-class GovernedChain:
-    """One chain's deployed set as governance reaches it."""
-
-    name: str
-    w3: Web3
-    record: DeploymentRecord
-
-    @property
-    def chain_id(self) -> int:
-        return self.record.chain_id
-
-    @property
-    def timelock(self) -> Contract:
-        return timelock_contract(self.w3, self.record.address("Timelock"))
-
-    @property
-    def timelock_block(self) -> int:
-        """The Timelock's deployment block: its events are read from there, not from genesis."""
-        return self.record.contracts["Timelock"].block
-
-    @property
-    def safe(self) -> Contract:
-        return safe_contract(self.w3, self.record.address(SAFE_KEY))
-
-    def contract(self, key: str) -> Contract:
-        deployed = self.record.contracts[key]
-        return self.w3.eth.contract(address=deployed.address, abi=load_artifact(deployed.artifact).abi)
-
-    def describe(self, call: TimelockCall) -> str:
-        return decode(self.record, call)
-
-
-def _revert_reason(err: Exception) -> str:
-    data = getattr(err, "data", None)
-    if isinstance(data, str):
-        decoded = decode_revert(data, REVERT_ARTIFACTS)
-        if decoded is not None:
-            return str(decoded)
-    if isinstance(err, GasEstimationFailed) and err.revert_data:
-        decoded = decode_revert(err.revert_data, REVERT_ARTIFACTS)
-        if decoded is not None:
-            return str(decoded)
-    return str(err)
-
-
-def simulate(chain: GovernedChain, calls: list[GovernedCall]) -> list[TimelockCall]:
-    """Each call made as the Timelock with ``eth_call`` against the chain's present state; the encoded calls, or
-    ProposalRefused naming the first that would revert and why."""
-    encoded = []
-    timelock = chain.record.address("Timelock")
-    for call in calls:
-        timelock_call = encode(chain.record, call)
-        try:
-            chain.w3.eth.call({"from": timelock, "to": timelock_call.target, "data": timelock_call.data})
-        except (ContractCustomError, ContractLogicError) as err:
-            raise ProposalRefused(
-                f"{chain.name}: {call.describe()} would revert as the Timelock: {_revert_reason(err)}"
-            ) from err
-        encoded.append(timelock_call)
-    return encoded
-
-
-@dataclass(frozen=True, slots=True)
-class DryRunLine:
-    chain: str
-    call: str
-    before: Any
-    after: Any
-
-
-def dry_run(chain: GovernedChain, calls: list[GovernedCall]) -> list[DryRunLine]:
-    """Simulate, then show what each call changes: the value read now and the value it sets."""
-    simulate(chain, calls)
-    lines = []
-    for call in calls:
-        values = before_and_after(chain.contract(call.key), call)
-        before, after = values if values is not None else ("-", "-")
-        lines.append(DryRunLine(chain.name, call.describe(), before, after))
-    return lines
-
-
-def fork_dry_run(chain: GovernedChain, calls: list[GovernedCall]) -> list[DryRunLine]:
-    """Make the calls as the Timelock on a local anvil fork of the chain (the chain itself is never touched) and
-    show each value before and after, read from the fork: what executing the proposal would really leave."""
-    from chain.config import LocalChain
-    from chain.devnet import start_devnet
-
-    simulate(chain, calls)
-    rpc = str(getattr(chain.w3.provider, "endpoint_uri", ""))
-    fork = start_devnet(LocalChain(name=f"{chain.name}-fork", chain_id=chain.chain_id, port=0), port=0, fork_url=rpc)
-    try:
-        w3 = Web3(Web3.HTTPProvider(fork.rpc_url, request_kwargs={"timeout": 30}))
-        forked = GovernedChain(chain.name, w3, chain.record)
-        timelock = chain.record.address("Timelock")
-        w3.provider.make_request("anvil_impersonateAccount", [timelock])  # type: ignore[arg-type]
-        w3.provider.make_request("anvil_setBalance", [timelock, hex(10**18)])  # type: ignore[arg-type]
-        befores = [before_and_after(forked.contract(call.key), call) for call in calls]
-        for call in calls:
-            encoded = encode(chain.record, call)
-            tx_hash = w3.eth.send_transaction({"from": timelock, "to": encoded.target, "data": encoded.data})
-            if w3.eth.wait_for_transaction_receipt(tx_hash)["status"] != 1:
-                raise ProposalRefused(f"{chain.name}: {call.describe()} reverted on a fork of the chain")
-        lines = []
-        for call, values in zip(calls, befores, strict=True):
-            after = before_and_after(forked.contract(call.key), call)
-            before_value = "-" if values is None else values[0]
-            after_value = "-" if after is None else after[0]
-            lines.append(DryRunLine(chain.name, call.describe(), before_value, after_value))
-        return lines
-    finally:
-        fork.stop()
 
 
 CallsFor = Callable[[GovernedChain], list[GovernedCall]]
@@ -341,7 +211,7 @@ class Governance:
         try:
             return self._sender(chain, signer).send(key, call)
         except (GasEstimationFailed, TransactionReverted) as err:
-            raise GovernanceError(f"{chain.name}: {action} reverted: {_revert_reason(err)}") from err
+            raise GovernanceError(f"{chain.name}: {action} reverted: {revert_reason(err)}") from err
 
     def _act(self, chain: GovernedChain, signer: Signer, key: str, function: str, reason: str | None) -> str:
         """Call ``function`` on the contract ``key`` directly (not through the Timelock) and persist it as a
@@ -460,7 +330,7 @@ class Governance:
         try:
             chain.w3.eth.call({"from": sender.address, "to": timelock, "data": call.data, "value": Wei(call.value)})
         except (ContractCustomError, ContractLogicError) as err:
-            return _revert_reason(err)
+            return revert_reason(err)
         return "nothing (the chain would accept it)"
 
     def prepare_cancel(self, chain_name: str, operation_id: str) -> ChainProposal:
