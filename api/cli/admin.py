@@ -11,7 +11,8 @@
   submit PROPOSAL SIG…     M of N owners' signatures → execTransaction on every chain (schedules the operation),
                            each SafeTx checked against its operation and the chain's deployments record first
   list                     the Timelock's operations per chain with their calls decoded and their state
-  execute / cancel         a ready operation (anyone executes); a pending one (a proposer cancels)
+  execute / cancel         a ready operation, on every chain where it is ready, each chain's outcome said (anyone
+                           executes); a pending one (a proposer cancels)
   pause                    the guardian pauses at once (``--liquidations``: liquidations only; ``--reason``),
                            each pause recorded as a governance action; unpausing is a proposal (``propose unpause``).
                            Pause and cancel by key try every chain, whatever fails on the others, and exit non-zero
@@ -60,6 +61,8 @@ from contracts.governance.service import (
     CHAIN_FAILURES,
     CallsFor,
     ChainProposal,
+    Execution,
+    ExecutionStatus,
     GovernanceError,
     GovernedChain,
     describe_calls,
@@ -258,10 +261,44 @@ def _operations(args: argparse.Namespace, chains: Iterable[str]) -> list[tuple[s
 
 
 def cmd_execute(args: argparse.Namespace) -> None:
+    """Each chain's operation executed where it is ready, whatever the others say: an id given is looked for on every
+    chain of ``--chains`` (it is scheduled on some only, or ready on one and pending on another); each chain's
+    outcome is said, then which chains have the operation. Non-zero exit when it executed on no chain, or failed on
+    one (reverted, or the RPC failed)."""
     with governing(args) as governance:
         sender = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
+        executions = []
         for chain, operation_id in _operations(args, governance.chains):
-            _say(chain, f"executed {operation_id}: tx {governance.execute(chain, operation_id, sender)}")
+            execution = governance.try_execute(chain, operation_id, sender)
+            executions.append(execution)
+            _say(chain, _executed(execution))
+    _report_executions(executions, by_id=args.proposal is None)
+
+
+def _executed(execution: Execution) -> str:
+    if execution.status is ExecutionStatus.EXECUTED:
+        return f"executed {execution.operation_id}: tx {execution.detail}"
+    if execution.status is ExecutionStatus.FAILED:
+        return f"execute FAILED: {execution.detail}"
+    return f"{execution.status.value}: {execution.detail}"
+
+
+def _report_executions(executions: list[Execution], *, by_id: bool) -> None:
+    """Say which chains have the operation (scheduled, in whatever state) and where it executed; refuse (exit 1) when
+    it failed on a chain or executed on none."""
+    found = [e.chain for e in executions if e.status is not ExecutionStatus.NOT_FOUND]
+    missing = [e.chain for e in executions if e.status is ExecutionStatus.NOT_FOUND]
+    executed = [e.chain for e in executions if e.status is ExecutionStatus.EXECUTED]
+    failed = [e for e in executions if e.status is ExecutionStatus.FAILED]
+    what = f"operation {executions[0].operation_id}" if by_id and executions else "the proposal's operations"
+    where = f"scheduled on {', '.join(found) or 'no chain'}" + (f" (not on {', '.join(missing)})" if missing else "")
+    print(f"{what}: {where}; executed on {', '.join(executed) or 'none'}", flush=True)
+    if failed:
+        reasons = "; ".join(f"{e.chain}: {e.detail}" for e in failed)
+        raise GovernanceError(f"execute failed on {len(failed)} of {len(executions)} chain(s) ({reasons})")
+    if not executed:
+        reasons = "; ".join(f"{e.chain}: {e.status.value}: {e.detail}" for e in executions)
+        raise GovernanceError(f"{what} executed on none of {len(executions)} chain(s) ({reasons})")
 
 
 def cmd_cancel(args: argparse.Namespace) -> None:
@@ -416,6 +453,16 @@ PROPOSALS: dict[str, tuple[str, Arguments, Callable[[argparse.Namespace], CallsF
 }
 
 
+EXECUTE_DESCRIPTION = (
+    "Execute a ready operation (anyone may). OPERATION_ID is looked for on every chain of --chains: an operation's id "
+    "differs per chain unless its targets' addresses do not, so it may be scheduled on some chains only, or be ready "
+    "on one and pending on another. Each chain's outcome is said (executed, not found, not ready, FAILED), then which "
+    "chains have the operation and where it executed. --proposal FILE executes each chain's own operation from the "
+    "proposal file. Exit status 1 when it executed on no chain, or failed on one (reverted, or its RPC failed); "
+    "0 when it executed somewhere and failed nowhere, even if other chains do not have it or it is not ready there."
+)
+
+
 def _guarded(calls: CallsFor, holder: str) -> CallsFor:
     production_guard([holder])
     return calls
@@ -481,11 +528,16 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     listing.add_argument("--state", choices=[s.value for s in OperationState if s is not OperationState.UNSET])
     listing.set_defaults(func=_run(cmd_list))
 
-    for name, command, summary in (
-        ("execute", cmd_execute, "execute a ready operation"),
-        ("cancel", cmd_cancel, "cancel a pending operation (--via safe: a SafeTx for the owners, else a key)"),
+    for name, command, summary, description in (
+        ("execute", cmd_execute, "execute an operation on every chain where it is ready", EXECUTE_DESCRIPTION),
+        (
+            "cancel",
+            cmd_cancel,
+            "cancel a pending operation (--via safe: a SafeTx for the owners, else a key)",
+            None,
+        ),
     ):
-        parser = sub.add_parser(name, help=summary)
+        parser = sub.add_parser(name, help=summary, description=description)
         if name == "cancel":
             parser.add_argument("--via", choices=("safe", "key"), default="key")
             parser.add_argument("--out", type=Path, default=None, help="cancellation file (Safe path)")

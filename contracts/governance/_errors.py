@@ -2,7 +2,8 @@
 
 GovernanceError                 what was refused, on which chain, and why
 ├── ProposalRefused             a call would revert as the Timelock: nothing was sent
-├── OperationNotReady           execute of an operation not ready (pending, done, cancelled, unknown)
+├── OperationNotReady           execute of an operation not ready (pending, done, cancelled)
+│   └── OperationNotFound       an operation id never scheduled on this chain's Timelock
 └── SafeTransactionMismatch     a proposal file's SafeTx is not the one its operation needs
 """
 
@@ -19,6 +20,11 @@ class ProposalRefused(GovernanceError):
 
 class OperationNotReady(GovernanceError):
     """Execute before the delay is over, or of an operation that is done, cancelled or unknown."""
+
+
+class OperationNotFound(OperationNotReady):
+    """An operation id that was never scheduled on this chain's Timelock (an operation's id differs per chain unless
+    its calls' targets do not)."""
 
 
 class SafeTransactionMismatch(GovernanceError):

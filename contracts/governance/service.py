@@ -15,6 +15,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception
 from web3.types import Wei
@@ -44,7 +45,13 @@ from chain.timelock import (
 )
 from chain.transactions import Call, Receipt
 from contracts.governance._chains import GovernedChain
-from contracts.governance._errors import GovernanceError, OperationNotReady, ProposalRefused, SafeTransactionMismatch
+from contracts.governance._errors import (
+    GovernanceError,
+    OperationNotFound,
+    OperationNotReady,
+    ProposalRefused,
+    SafeTransactionMismatch,
+)
 from contracts.governance._files import ChainProposal, load_proposals, load_signatures, save_proposals, save_signatures
 from contracts.governance._safe_checks import (
     SAFE_KEY,
@@ -71,9 +78,12 @@ __all__ = [
     "CallsFor",
     "ChainProposal",
     "DryRunLine",
+    "Execution",
+    "ExecutionStatus",
     "Governance",
     "GovernanceError",
     "GovernedChain",
+    "OperationNotFound",
     "OperationNotReady",
     "PauseOutcome",
     "ProposalRefused",
@@ -156,6 +166,25 @@ class PauseOutcome:
 
     sent: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+class ExecutionStatus(StrEnum):
+    """What ``execute`` did on one chain."""
+
+    EXECUTED = "executed"
+    NOT_FOUND = "not found"  # never scheduled on this chain's Timelock
+    NOT_READY = "not ready"  # pending (its delay not over), done or cancelled: nothing sent
+    FAILED = "failed"  # sent and reverted, or the RPC failed
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One chain's part of ``execute``: its status and the execute transaction, or why there is none."""
+
+    chain: str
+    operation_id: str
+    status: ExecutionStatus
+    detail: str
 
 
 # What one chain's part of a command may fail with, that must not stop the other chains' in an emergency: a refusal
@@ -324,6 +353,19 @@ class Governance:
         self._update(chain, scheduled, OperationState.DONE, "execute", tx_hash)
         return tx_hash
 
+    def try_execute(self, chain_name: str, operation_id: str, sender: Signer) -> Execution:
+        """``execute`` on one chain, its outcome returned rather than raised: an id may be scheduled on some chains
+        only, or be ready on one and pending on another, and each chain's part stands alone."""
+        try:
+            tx_hash = self.execute(chain_name, operation_id, sender)
+        except OperationNotFound as err:
+            return Execution(chain_name, operation_id, ExecutionStatus.NOT_FOUND, failure(chain_name, err))
+        except OperationNotReady as err:
+            return Execution(chain_name, operation_id, ExecutionStatus.NOT_READY, failure(chain_name, err))
+        except CHAIN_FAILURES as err:
+            return Execution(chain_name, operation_id, ExecutionStatus.FAILED, failure(chain_name, err))
+        return Execution(chain_name, operation_id, ExecutionStatus.EXECUTED, tx_hash)
+
     def _execute_revert(self, chain: GovernedChain, scheduled: ScheduledOperation, sender: Signer) -> str:
         timelock = chain.record.address("Timelock")
         call = execute_call(timelock, scheduled.operation)
@@ -388,7 +430,7 @@ class Governance:
         for scheduled in read_operations(chain.timelock, chain.timelock_block):
             if scheduled.operation_id == wanted:
                 return scheduled
-        raise OperationNotReady(f"{chain.name}: no operation {operation_id} was ever scheduled on its Timelock")
+        raise OperationNotFound(f"{chain.name}: no operation {operation_id} was ever scheduled on its Timelock")
 
     def operations(self, chain_name: str) -> list[ScheduledOperation]:
         chain = self.chain(chain_name)

@@ -16,7 +16,7 @@ from web3.types import RPCEndpoint
 from chain.revert import decode_revert
 from chain.timelock import read_operations, timelock_contract
 from tests.contracts.harness import BORROWERS, DEPLOYER, USDC, Harness, Reverted
-from tests.integration.governance.support import GUARDIAN, Admin, aggregator_paused
+from tests.integration.governance.support import GUARDIAN, Admin, aggregator_paused, grace_period
 from tests.support.pools import deploy_pool
 
 pytestmark = pytest.mark.integration
@@ -202,3 +202,64 @@ def test_the_timelock_is_read_in_ranges_an_rpc_allows(admin: Admin, monkeypatch:
     timelock = timelock_contract(w3, chain.record.address("Timelock"))
     listed = read_operations(timelock, chain.record.contracts["Timelock"].block)
     assert ("0x" + listed[-1].operation_id.hex(), listed[-1].state.value) == (scheduled.group(1), "pending")
+
+
+def test_execute_by_id_executes_where_the_operation_is_ready_and_says_where_it_is_not(admin: Admin) -> None:
+    """An id scheduled on ethereum-local (ready) and polygon-local (pending), never on arbitrum-local (its contracts
+    have other addresses, so the same proposal has another id there): `execute ID` over every chain stopped at the
+    first chain where it was not ready or not found, with exit status 1 whatever it had executed before."""
+    propose = ("propose", "grace-period", "3600", "--via", "key", "--salt", "0x" + "3c" * 32)
+    scheduled = re.search(r"scheduled (0x[0-9a-f]{64})", admin("--chains", "ethereum-local", *propose))
+    assert scheduled is not None
+    operation_id = scheduled.group(1)
+    admin.advance(3)
+    assert f"scheduled {operation_id}" in admin("--chains", "polygon-local", *propose)  # the same addresses there
+
+    out = admin("execute", operation_id)
+
+    assert re.search(rf"\[ethereum-local\] executed {operation_id}: tx 0x[0-9a-f]{{64}}", out)
+    assert f"[polygon-local] not ready: operation {operation_id} is pending until " in out
+    assert f"[arbitrum-local] not found: no operation {operation_id} was ever scheduled on its Timelock" in out
+    summary = f"operation {operation_id}: scheduled on ethereum-local, polygon-local (not on arbitrum-local); executed"
+    assert f"{summary} on ethereum-local" in out
+    grace = {name: grace_period(chain) for name, chain in admin.chains.items()}
+    assert grace == {"ethereum-local": 3600, "polygon-local": 7 * 86_400, "arbitrum-local": 7 * 86_400}
+
+    nowhere = admin.refused("execute", operation_id)  # done on one chain, pending on another: executed on none
+
+    assert nowhere.startswith(f"refused: operation {operation_id} executed on none of 3 chain(s) (ethereum-local: ")
+    assert f"ethereum-local: not ready: operation {operation_id} is done; executing now reverts with " in nowhere
+    assert f"; polygon-local: not ready: operation {operation_id} is pending until " in nowhere
+    assert "; arbitrum-local: not found: no operation " in nowhere
+    admin.advance(3)
+    out = admin("execute", operation_id)
+    assert re.search(rf"\[polygon-local\] executed {operation_id}: tx 0x", out)
+    assert f"{summary} on polygon-local" in out
+    assert grace_period(admin.chains["polygon-local"]) == 3600
+    assert {(row.chain_name, row.state) for row in admin.rows()} == {
+        ("ethereum-local", "done"),
+        ("polygon-local", "done"),
+    }
+
+
+def test_execute_by_id_exits_non_zero_when_executing_reverts_on_one_chain(admin: Admin) -> None:
+    """The same unpause scheduled on ethereum-local and polygon-local, where another operation has unpaused
+    polygon-local since: it executes on ethereum-local, reverts on polygon-local, and the exit status says so."""
+    both = ("--chains", "ethereum-local,polygon-local")
+    admin(*both, "pause")
+    proposed = admin(*both, "propose", "unpause", "--via", "key", "--salt", "0x" + "a1" * 32)
+    (operation_id,) = set(re.findall(r"scheduled (0x[0-9a-f]{64})", proposed))
+    other = admin("--chains", "polygon-local", "propose", "unpause", "--via", "key", "--salt", "0x" + "b2" * 32)
+    admin.advance(3)
+    admin("--chains", "polygon-local", "execute", re.findall(r"scheduled (0x[0-9a-f]{64})", other)[0])
+
+    with pytest.raises(SystemExit) as refused:
+        admin("execute", operation_id)
+    out = admin.capsys.readouterr()
+
+    assert refused.value.code == 1
+    assert re.search(rf"\[ethereum-local\] executed {operation_id}: tx 0x", out.out)
+    assert "[polygon-local] execute FAILED: execute reverted: ExpectedPause()" in out.out
+    assert f"[arbitrum-local] not found: no operation {operation_id}" in out.out
+    assert out.err == "refused: execute failed on 1 of 3 chain(s) (polygon-local: execute reverted: ExpectedPause())\n"
+    assert not aggregator_paused(admin.chains["ethereum-local"])
