@@ -1,7 +1,8 @@
 """``creditmesh admin …``: govern the deployed contracts on one chain or all (``--chains all``).
 
   deploy / verify          deploy a profile from its per-chain configuration file (default: the devnet profile;
-                           idempotent) and verify the runtime code at every recorded address
+                           idempotent; a re-run naming other role holders than the deployed contracts' is refused)
+                           and verify the runtime code at every recorded address
   propose KIND …           simulate as the Timelock on every chain, then schedule (``--via key``) or write the Safe
                            transactions to a proposal file for the owners (``--via safe``); ``--dry-run`` only shows
                            each value before and after
@@ -101,8 +102,11 @@ def _say(chain: str, message: str) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
+    """Every chain's configuration checked first (production's guards; on a chain already deployed, its role holders
+    against the deployed contracts': a re-run changes none), then each chain deployed or finished."""
     from contracts.deploy import deploy_from_config
     from contracts.deploy_config import DEVNET_CONFIG, load_deploy_config, production_delay_refusal
+    from contracts.deploy_roles import RoleHoldersDiffer, role_differences
 
     settings = admin_settings(args)
     if args.config is None and is_production(settings.environment):
@@ -113,7 +117,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     configs = chosen_chains(args, settings)
     production_guard_chains(settings, configs)
     deployer = _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER])
-    mismatches = 0
+    planned, differing = [], []
     for config in configs:
         chain_config = load_deploy_config(
             args.config or DEVNET_CONFIG, config.name, require_chain=args.config is not None
@@ -123,8 +127,21 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         if refusal is not None:
             raise SystemExit(refusal)
         path = settings.resolved_deployments_dir / f"{config.name}.json"
-        _say(config.name, f"deploying the {chain_config.profile} profile to {config.rpc_urls[0]} (record {path})")
         w3 = Web3(Web3.HTTPProvider(config.rpc_urls[0], request_kwargs={"timeout": 30}))
+        if path.exists():
+            for difference in role_differences(w3, DeploymentRecord.load(path), chain_config):
+                _say(config.name, f"DIFFERS {difference}")
+                differing.append(f"{config.name}: {difference.what}")
+        planned.append((config, chain_config, path, w3))
+    if differing:
+        raise RoleHoldersDiffer(
+            f"the configuration's role holders differ from the deployed contracts' ({'; '.join(differing)}): a re-run "
+            "of deploy changes no role holder, nothing was sent; change them through governance (each difference "
+            "above says how), then write the new holders into the configuration"
+        )
+    mismatches = 0
+    for config, chain_config, path, w3 in planned:
+        _say(config.name, f"deploying the {chain_config.profile} profile to {config.rpc_urls[0]} (record {path})")
         sent_before = w3.eth.get_transaction_count(deployer.address)
         record = deploy_from_config(config.name, config.chain_id, config.rpc_urls[0], chain_config, deployer, path)
         sent = w3.eth.get_transaction_count(deployer.address) - sent_before
@@ -481,7 +498,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     admin.add_argument("--database-url", default=None)
     sub = admin.add_subparsers(dest="admin_command", required=True)
 
-    deploy = sub.add_parser("deploy", help="deploy a profile from its configuration file (idempotent), verify code")
+    deploy = sub.add_parser(
+        "deploy", help="deploy a profile from its configuration file (idempotent: other role holders refused), verify"
+    )
     deploy.add_argument(
         "--config",
         type=Path,
