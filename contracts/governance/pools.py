@@ -16,21 +16,20 @@ from chain.deployment import DeployedContract, DeploymentRecord, registered_pool
 POOL_ARTIFACT = "LendingPool"
 LOG_RANGE = 10_000  # blocks an eth_getLogs spans here (what hosted RPC providers commonly allow)
 AGGREGATOR_KEY = "CreditAggregator"
+REGISTRATION_STEP = "register-pool-"  # contracts/deploy.py's step registering LendingPool:<asset>, with the asset
 
 
 def with_registered_pools(w3: Web3, record: DeploymentRecord) -> DeploymentRecord:
     """``record`` with every pool the aggregator registered that it does not list (a copy; the file is untouched).
-    The events are read only when the aggregator's ``poolCount`` says it registered more pools than the record lists
-    (the usual case reads one view per recorded pool), in ranges of ``LOG_RANGE`` blocks: an RPC provider limits
-    how many blocks one ``eth_getLogs`` may span."""
+    The events are read only when the aggregator's ``poolCount`` says it registered more pools than the recorded
+    deployment did (the usual case: that one view, on every admin command), in ranges of ``LOG_RANGE`` blocks: an RPC
+    provider limits how many blocks one ``eth_getLogs`` may span."""
     if AGGREGATOR_KEY not in record.contracts:
         return record
     deployed = record.contracts[AGGREGATOR_KEY]
     aggregator = w3.eth.contract(address=deployed.address, abi=load_artifact(deployed.artifact).abi)
     listed = {contract.address for contract in record.contracts.values()}
-    recorded = [c.address for c in record.contracts.values() if c.artifact == POOL_ARTIFACT]
-    registered = sum(1 for pool in recorded if aggregator.functions.poolId(pool).call() != 0)
-    if int(aggregator.functions.poolCount().call()) <= registered:
+    if int(aggregator.functions.poolCount().call()) <= _registered_by_deployment(record):
         return record
     added: dict[str, DeployedContract] = {}
     head = int(w3.eth.block_number)
@@ -46,3 +45,13 @@ def with_registered_pools(w3: Web3, record: DeploymentRecord) -> DeploymentRecor
                     block=int(log["blockNumber"]),
                 )
     return record.model_copy(update={"contracts": {**record.contracts, **added}}) if added else record
+
+
+def _registered_by_deployment(record: DeploymentRecord) -> int:
+    """How many of the record's pools its deployment registered, from its steps, not the chain (one ``poolId`` view
+    per pool on every admin command, before): ``contracts/deploy.py`` records ``register-pool-<asset>`` for the pool
+    ``LendingPool:<asset>`` once mined, and the aggregator never deregisters a pool. A step missing (a deployment
+    interrupted between the transaction and the record) only undercounts, so the events are read: never a pool
+    missed."""
+    pools = [key for key, contract in record.contracts.items() if contract.artifact == POOL_ARTIFACT]
+    return sum(1 for key in pools if f"{REGISTRATION_STEP}{key.partition(':')[2]}" in record.steps)

@@ -15,6 +15,7 @@ from web3.types import RPCEndpoint
 
 from chain.revert import decode_revert
 from chain.timelock import read_operations, timelock_contract
+from contracts.governance.pools import with_registered_pools
 from tests.contracts.harness import BORROWERS, DEPLOYER, USDC, Harness, Reverted
 from tests.integration.governance.support import GUARDIAN, Admin, aggregator_paused, grace_period
 from tests.support.pools import deploy_pool
@@ -263,3 +264,25 @@ def test_execute_by_id_exits_non_zero_when_executing_reverts_on_one_chain(admin:
     assert f"[arbitrum-local] not found: no operation {operation_id}" in out.out
     assert out.err == "refused: execute failed on 1 of 3 chain(s) (polygon-local: execute reverted: ExpectedPause())\n"
     assert not aggregator_paused(admin.chains["ethereum-local"])
+
+
+def test_the_registered_pools_cost_one_view_per_command_when_there_are_none_to_add(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every admin command read one poolId view per recorded pool besides poolCount: the deployment's own
+    registration steps say which recorded pools are registered (a pool is never deregistered)."""
+    chain = admin.chains["ethereum-local"]
+    w3 = Web3(Web3.HTTPProvider(chain.config.rpc_urls[0]))
+    requests: list[str] = []
+    make_request = w3.provider.make_request
+
+    def counted(method: RPCEndpoint, params: Any) -> Any:
+        requests.append(method)
+        return make_request(method, params)
+
+    monkeypatch.setattr(w3.provider, "make_request", counted)
+    assert with_registered_pools(w3, chain.record) is chain.record
+    assert [method for method in requests if method != "eth_chainId"] == ["eth_call"]  # poolCount
+    forgotten = chain.record.model_copy(update={"steps": [s for s in chain.record.steps if "register-pool" not in s]})
+    assert with_registered_pools(w3, forgotten) is forgotten  # a lost step: the events are read, nothing added
+    assert "eth_getLogs" in requests
