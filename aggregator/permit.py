@@ -13,6 +13,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_keys.exceptions import BadSignature
+from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 from web3 import AsyncWeb3
 from web3.exceptions import Web3Exception
@@ -77,14 +78,8 @@ async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralP
         nonce = int(await token.functions.nonces(owner).call())
     except (Web3Exception, ValueError) as err:
         raise InvalidPermit("permit", "the collateral token has no EIP-2612 permit: approve it instead") from err
-    try:
-        signer = Account.recover_message(
-            _permit_message(separator, Permit(owner, spender, permit.value, nonce, permit.deadline)),
-            vrs=(permit.v, permit.r, permit.s),
-        )
-    except (ValueError, BadSignature):
-        signer = None
-    if signer != owner:
+    signed = Permit(owner, spender, permit.value, nonce, permit.deadline)
+    if permit_signer(separator, signed, permit.v, permit.r, permit.s) != owner:
         raise InvalidPermit(
             "permit.signature",
             f"does not recover the borrower {owner} for the spender {spender} (the CreditAggregator), value "
@@ -92,13 +87,17 @@ async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralP
         )
 
 
-def _permit_message(separator: bytes, permit: Permit) -> SignableMessage:
-    """The EIP-712 message of ``permit`` under the token's own ``DOMAIN_SEPARATOR()``, which EIP-2612 requires of
-    every permit token (EIP-5267's ``eip712Domain()`` is newer: USDC's FiatToken and wstETH lack it). The struct's
-    hash does not depend on the domain, so it is taken from the typed data under a placeholder domain."""
+def permit_signer(separator: bytes, permit: Permit, v: int, r: bytes, s: bytes) -> ChecksumAddress | None:
+    """Who signed ``permit`` (v, r, s) under the token's own ``DOMAIN_SEPARATOR()``, which EIP-2612 requires of every
+    permit token (EIP-5267's ``eip712Domain()`` is newer: USDC's FiatToken and wstETH lack it); None when the
+    signature recovers no one. The struct's hash does not depend on the domain, so it is taken from the typed data
+    under a placeholder domain."""
     placeholder = TokenDomain("", "", 0, permit.spender)
     body = encode_typed_data(full_message=permit_typed_data(placeholder, permit)).body
-    return SignableMessage(b"\x01", separator, body)
+    try:
+        return to_checksum_address(Account.recover_message(SignableMessage(b"\x01", separator, body), vrs=(v, r, s)))
+    except (ValueError, BadSignature):
+        return None
 
 
 def _word(text: str, field: str) -> bytes:

@@ -35,7 +35,7 @@ from aggregator.errors import (
 )
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loans import LoanRecord, LoanScope, LoanStore
-from aggregator.permit import CollateralPermit
+from aggregator.permit import CollateralPermit, permit_signer
 from aggregator.platform import ChainRuntime
 from aggregator.receipts import ReceiptRecorder
 from chain.artifacts import load_artifact
@@ -46,8 +46,6 @@ from contracts.typed_data import (
     REPAY_ALL,
     Permit,
     Repayment,
-    TokenDomain,
-    permit_typed_data,
     recover,
     repayment_typed_data,
 )
@@ -105,7 +103,7 @@ class RepaymentService:
     ) -> None:
         self._loans, self._chains, self._assets, self._wait = loans, chains, assets, wait_seconds
         self._receipts = receipts
-        self._token_domains: dict[tuple[int, str], TokenDomain] = {}
+        self._separators: dict[tuple[int, str], bytes] = {}
 
     def _load(self, loan_id: str, borrower_id: str) -> LoanRecord:
         with self._loans.reading() as loans:
@@ -200,26 +198,26 @@ class RepaymentService:
             value, deadline, v, r, s = signed.permit.as_abi_tuple()
             if value < needed:
                 raise InvalidRepayment("permit.value", f"{value} base units do not cover the amount ({needed})")
-            domain = await self._token_domain(chain, token)
+            separator = await self._domain_separator(chain, token)
             nonce = int(await token.functions.nonces(borrower).call())
         except (Web3Exception, ValueError, OSError, TimeoutError) as err:
             raise ChainReadFailed(f"{chain.name}: reading the debt asset failed: {err}") from err
         permit = Permit(to_checksum_address(borrower), chain.aggregator().address, value, nonce, deadline)
-        try:
-            signer = recover(permit_typed_data(domain, permit), r + s + bytes([v]))
-        except (ValueError, TypeError) as err:  # eth-keys' BadSignature is a ValueError
-            raise InvalidRepayment("permit", f"does not verify: {err}") from err
-        if signer != borrower:
+        permit_by = permit_signer(separator, permit, v, r, s)
+        if permit_by is None:
+            raise InvalidRepayment("permit", "does not verify: the signature recovers no signer")
+        if permit_by != borrower:
             raise InvalidRepayment(
-                "permit", f"recovers {signer}, not the borrower, for the token's nonce {nonce} (already used?)"
+                "permit", f"recovers {permit_by}, not the borrower, for the token's nonce {nonce} (already used?)"
             )
 
-    async def _token_domain(self, chain: ChainRuntime, token: Any) -> TokenDomain:
+    async def _domain_separator(self, chain: ChainRuntime, token: Any) -> bytes:
+        """The debt asset's EIP-712 ``DOMAIN_SEPARATOR()`` (EIP-2612's, which older tokens without EIP-5267's
+        ``eip712Domain()`` have too), read once per chain and token."""
         key = (chain.chain_id, token.address)
-        if key not in self._token_domains:
-            _, name, version, chain_id, verifying, _, _ = await token.functions.eip712Domain().call()
-            self._token_domains[key] = TokenDomain(name, version, int(chain_id), to_checksum_address(verifying))
-        return self._token_domains[key]
+        if key not in self._separators:
+            self._separators[key] = bytes(await token.functions.DOMAIN_SEPARATOR().call())
+        return self._separators[key]
 
     async def _record(self, chain: ChainRuntime, tx_hash: str) -> list[ChainEvent]:
         """The receipt's events into the ledger now (the indexer applies the same facts again, idempotently)."""
