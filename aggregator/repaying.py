@@ -42,6 +42,7 @@ from chain.artifacts import load_artifact
 from chain.errors import ChainError, ConfirmationTimeout, GasEstimationFailed, TransactionReverted
 from chain.events import ChainEvent
 from chain.transactions import Call
+from compliance.tila.disclosure import single_payment_interest
 from contracts.typed_data import (
     REPAY_ALL,
     Permit,
@@ -61,6 +62,8 @@ class ChainReadFailed(ChainError):
 
 
 NO_PERMIT = (0, 0, 0, b"\x00" * 32, b"\x00" * 32)  # fails at the token: the allowance already in place pays
+#: LoanStatus.Active of contracts/interfaces/Types.sol (getLoan's status): only an active loan accrues interest
+ONCHAIN_ACTIVE = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,7 @@ class RepaymentService:
                 assert asset is not None  # _base_units refuses an asset we do not list
                 raise AmountOverOwed(signed.amount, asset.format(owed))
             borrower = to_checksum_address(loan.borrower_address or "")
-            needed = owed if amount == REPAY_ALL else amount
+            needed = max(owed, await owed_at(chain, onchain_id, signed.deadline)) if amount == REPAY_ALL else amount
             await self._check_consent(chain, loan, borrower, repayment, signed, needed)
         try:
             submission = await chain.transactions.submit(intent, call)
@@ -192,12 +195,14 @@ class RepaymentService:
                 allowance = int(await token.functions.allowance(borrower, chain.aggregator().address).call())
                 if allowance < needed:
                     raise InvalidRepayment(
-                        "permit", "required: the borrower's allowance to the CreditAggregator does not cover the amount"
+                        "permit",
+                        f"required: the borrower's allowance to the CreditAggregator ({allowance} base units) does not "
+                        f"cover {_what(repayment, needed)}",
                     )
                 return
             value, deadline, v, r, s = signed.permit.as_abi_tuple()
             if value < needed:
-                raise InvalidRepayment("permit.value", f"{value} base units do not cover the amount ({needed})")
+                raise InvalidRepayment("permit.value", f"{value} base units do not cover {_what(repayment, needed)}")
             separator = await self._domain_separator(chain, token)
             nonce = int(await token.functions.nonces(borrower).call())
         except (Web3Exception, ValueError, OSError, TimeoutError) as err:
@@ -292,6 +297,25 @@ async def amount_owed(chain: ChainRuntime, onchain_id: int) -> int:
     except (Web3Exception, ValueError, OSError, TimeoutError) as err:
         raise ChainReadFailed(f"{chain.name}: reading loan {onchain_id} failed: {err}") from err
     return int(principal) + int(interest)
+
+
+async def owed_at(chain: ChainRuntime, onchain_id: int, moment: int) -> int:
+    """What loan ``onchain_id`` will owe at unix time ``moment`` if nothing is paid before: ``getLoan``'s principal and
+    interest accrued as the contract accrues it (simple, per second, rounded up), so that a ``"max"`` repayment's
+    permit or allowance is known to cover whatever the contract pulls until the repayment's deadline."""
+    try:
+        loan = await chain.aggregator().functions.getLoan(onchain_id).call()
+    except (Web3Exception, ValueError, OSError, TimeoutError) as err:
+        raise ChainReadFailed(f"{chain.name}: reading loan {onchain_id} failed: {err}") from err
+    rate_bps, last_accrual, status, outstanding, accrued = (int(loan[i]) for i in (3, 5, 6, 7, 8))
+    running = single_payment_interest(outstanding, rate_bps, max(0, moment - last_accrual))
+    return outstanding + accrued + (running if status == ONCHAIN_ACTIVE else 0)
+
+
+def _what(repayment: Repayment, needed: int) -> str:
+    if repayment.amount == REPAY_ALL:
+        return f"what the loan will owe by the repayment's deadline ({needed}): cover it, or sign a nearer deadline"
+    return f"the amount ({needed})"
 
 
 async def _is_contract(chain: ChainRuntime, address: str) -> bool:

@@ -19,7 +19,7 @@ from eth_account.signers.local import LocalAccount
 
 from aggregator.offchain_payments import payment_ref_hash
 from api.journey import fund_on_devnets, journey
-from api.wallet import accept_quote, repay_loan, signed_repayment
+from api.wallet import accept_quote, repay_loan, sign_permit, signed_repayment
 from chain.signers import devnet_account
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
@@ -58,6 +58,12 @@ def _open_pool_loan(platform: RunningPlatform, chain: DeployedChain, wallet: Loc
         quote = next(q for q in response.json()["quotes"] if q["kind"] == "pool" and q["chain"] == CHAIN)
     loan = accept_quote(wallet, platform.api_url, key, quote["id"], chain.devnet.rpc_url)
     return str(loan["id"]), key
+
+
+def _owed_now(chain: DeployedChain, loan: dict[str, Any]) -> int:
+    """What the loan owes at the chain's latest block, in base units."""
+    principal, interest = chain.contract("CreditAggregator").functions.amountOwed(int(loan["onchain_loan_id"])).call()
+    return int(principal) + int(interest)
 
 
 def _onchain_repayments(chain: DeployedChain, loan_ref: int) -> list[dict[str, Any]]:
@@ -105,6 +111,14 @@ def test_a_borrower_without_eth_repays_and_closes_a_pool_loan(
         forged["permit"] = signed_repayment(Account.create(), loan, "1.00", rpc)["permit"]
         refused = client.post(f"/v1/loans/{loan_id}/repayments", json=forged)
         assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, "permit"), refused.text
+
+        # "max" pays what is owed when mined: a permit of only what is owed now would fall short a second later
+        short = signed_repayment(wallet, loan, "max", rpc)
+        usdc, owed = chain.record.address("USDC"), _owed_now(chain, loan)
+        short["permit"] = sign_permit(wallet, rpc, usdc, loan["contract"], owed, short["deadline"])
+        uncovered = client.post(f"/v1/loans/{loan_id}/repayments", json=short)
+        assert (uncovered.status_code, uncovered.json()["errors"][0]["field"]) == (422, "permit.value"), uncovered.text
+        assert "by the repayment's deadline" in uncovered.json()["errors"][0]["message"]
 
     closed = repay_loan(wallet, platform.api_url, key, loan_id, "max", rpc)
     assert (closed["status"], closed["closed"]) == ("confirmed", True), closed

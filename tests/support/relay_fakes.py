@@ -26,6 +26,7 @@ from store.chain import FAILED
 CHAIN_NAME, CHAIN_ID = "ethereum-local", 31337
 AGGREGATOR = to_checksum_address("0x" + "a0" * 20)
 TOKEN = to_checksum_address("0x" + "c0" * 20)
+ZERO = "0x" + "00" * 20
 USDC = 10**6
 ASSETS = AssetRegistry([Asset("USDC", 6, Decimal(1), {CHAIN_NAME: TOKEN})])
 #: an active 100 USDC loan on the fake chain, in the debt asset TOKEN; tests set whose it is and its on-chain id
@@ -123,6 +124,9 @@ class FakeChain:
     """What the services read of a ChainRuntime: name, id, the CreditAggregator, the debt asset, the senders."""
 
     owed: tuple[int, int] = (0, 0)  # amountOwed: principal, interest
+    #: getLoan's rate and last accrual: interest runs on from ``owed`` at ``rate_bps`` after ``accrued_at``
+    rate_bps: int = 0
+    accrued_at: int = 0
     allowance: int = 0
     transactions: FakeSender = field(default_factory=FakeSender)
     operator: FakeSender = field(default_factory=FakeSender)
@@ -130,7 +134,10 @@ class FakeChain:
     chain_id: int = CHAIN_ID
 
     def aggregator(self) -> FakeContract:
-        return FakeContract("CreditAggregator", AGGREGATOR, {"amountOwed": lambda _loan: self.owed})
+        principal, interest = self.owed
+        loan = (ZERO, ZERO, ZERO, self.rate_bps, 0, self.accrued_at, 1, principal, interest, ZERO, 0, 0)  # Active
+        reads = {"amountOwed": lambda _loan: self.owed, "getLoan": lambda _loan: loan}
+        return FakeContract("CreditAggregator", AGGREGATOR, reads)
 
     @property
     def aggregator_domain(self) -> Domain:

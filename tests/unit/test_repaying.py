@@ -97,6 +97,25 @@ async def test_max_pays_everything_owed_and_reports_the_close() -> None:
     assert outcome.outstanding_principal == 0
 
 
+async def test_max_must_be_covered_until_its_deadline_as_the_contract_accrues() -> None:
+    # 100 USDC at 10% from the deadline's year before: ten more USDC by the deadline, rounded up as the contract does
+    year_before = 2_000_000_000 - 365 * 86_400
+    covered = 100 * USDC + 10 * USDC + USDC
+    receipts = FakeReceipts()
+    short = FakeChain(owed=(100 * USDC, USDC), rate_bps=1_000, accrued_at=year_before, allowance=covered - 1)
+    with pytest.raises(InvalidRepayment, match=rf"by the repayment's deadline \({covered}\)"):
+        await _service(short, receipts).repay("alice", "l1", _signed(MAX))
+    assert short.transactions.submitted == [], "nothing is sent"
+
+    enough = FakeChain(owed=(100 * USDC, USDC), rate_bps=1_000, accrued_at=year_before, allowance=covered)
+    tx = "0x" + f"{1:064x}"
+    receipts.events[tx] = [
+        event("LoanRepaid", tx, loanId=5, interestPaid=USDC, principalPaid=100 * USDC, outstandingPrincipal=0),
+        event("LoanClosed", tx, loanId=5),
+    ]
+    assert (await _service(enough, receipts).repay("alice", "l1", _signed(MAX))).closed
+
+
 async def test_only_the_borrowers_own_pool_loan_on_a_configured_chain_takes_a_repayment() -> None:
     chain, receipts = FakeChain(owed=(USDC, 0), allowance=USDC), FakeReceipts()
     loans = (
