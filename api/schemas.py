@@ -287,8 +287,8 @@ class RepaymentIn(BaseModel):
     permit: PermitIn | None = Field(
         default=None,
         description="EIP-2612 permit of the debt asset to the loan's CreditAggregator, covering the amount (for "
-        '"max": what is owed now plus a margin for the interest until it is mined); without one, the allowance '
-        "already in place must cover it",
+        '"max": what the loan will owe at the deadline, interest accrued per second and rounded up); without one, '
+        "the allowance already in place must cover it",
     )
 
 
