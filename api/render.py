@@ -188,12 +188,19 @@ def _where(ref: ChainRef) -> ChainRefOut:
     )
 
 
-def loan_out(loan: LoanRecord, assets: AssetRegistry, past_due: Delinquency | None = None) -> LoanOut:
-    """A loan as lists show it: the ledger's record, without entries or live figures; ``past_due`` read when
-    listed."""
+def _debt_asset(loan: LoanRecord, assets: AssetRegistry) -> Asset | None:
+    """The loan's asset by its token on the loan's chain, else by the symbol the deployment record gave it: every
+    amount of one loan is rendered in the same units (base units only when neither is listed)."""
     asset = assets.by_address(loan.chain_name, loan.asset_address) if loan.asset_address else None
     if asset is None and loan.asset in assets.symbols():
         asset = assets.get(loan.asset)
+    return asset
+
+
+def loan_out(loan: LoanRecord, assets: AssetRegistry, past_due: Delinquency | None = None) -> LoanOut:
+    """A loan as lists show it: the ledger's record, without entries or live figures; ``past_due`` read when
+    listed."""
+    asset = _debt_asset(loan, assets)
     collateral = None
     if loan.collateral_asset is not None:
         collateral = _amount(assets, loan.chain_name, loan.collateral_asset, loan.collateral_amount or 0)
@@ -232,7 +239,7 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
     """One loan: the record, every repayment, collateral movement and liquidation, and live figures."""
     loan, entries = detail.loan, detail.entries
     out = loan_out(loan, assets)
-    asset = assets.by_address(loan.chain_name, loan.asset_address) if loan.asset_address else None
+    asset = _debt_asset(loan, assets)
     out.schedule = [_installment_out(i, asset) for i in detail.schedule]
     out.repayments = [
         RepaymentOut(
