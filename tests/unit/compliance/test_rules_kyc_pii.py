@@ -90,7 +90,7 @@ async def reviewed(provider: LocalKycProvider, profile: IdentityProfile, documen
 
 def test_rules_file_cites_a_statute_for_every_cap() -> None:
     rules = load_rules()
-    assert rules.label == "jurisdictions@2026-11-28"
+    assert rules.label == "jurisdictions@2026-11-29"
     caps = [cap for j in rules.jurisdictions.values() for cap in j.caps]
     assert caps
     assert all(cap.citation for cap in caps)
@@ -153,6 +153,37 @@ def test_requests_by_jurisdiction_and_product() -> None:
     assert [r.code for r in check_request(rules, "US-FL", Product.TRADITIONAL, Decimal("10"))] == [
         "amount.out-of-limits"
     ]
+
+
+@pytest.mark.parametrize(
+    ("code", "order"),
+    [
+        ("UA-43", "Executive Order 13685"),  # the Autonomous Republic of Crimea
+        ("UA-40", "Executive Order 13685"),  # the City of Sevastopol: the Crimea region too, coded apart by ISO 3166-2
+        ("UA-14", "Executive Order 14065"),  # so-called Donetsk People's Republic
+        ("UA-09", "Executive Order 14065"),  # so-called Luhansk People's Republic
+    ],
+)
+def test_every_embargoed_region_of_ukraine_is_prohibited(code: str, order: str) -> None:
+    """Executive Order 13685 embargoes the Crimea region of Ukraine, Sevastopol included; the 2026-11-28 rules
+    listed UA-43 but not UA-40, so a Sevastopol borrower was refused only as not served, and not at all at accept."""
+    rules = load_rules()
+    assert order in rules.prohibited[code]
+    (reason,) = check_request(rules, code, Product.TRADITIONAL, Decimal("5000"))
+    assert reason.code == "jurisdiction.prohibited"
+    assert reason.citation is not None
+    assert order in reason.citation
+    assert [r.code for r in check_request(rules, "UA-30", Product.TRADITIONAL, Decimal("5000"))] == [
+        "jurisdiction.not-served"  # Kyiv: not embargoed, not served
+    ]
+
+
+def test_a_sevastopol_borrower_is_refused_at_accept(service: ComplianceService) -> None:
+    """The accept re-screen checks only the prohibited list (a quote's jurisdiction passed the request's rules)."""
+    record = service.screen_acceptance(BorrowerFacts("b-1", "0x" + "12" * 20, "Jane Doe", "UA-40"), "q-1")
+    assert record.outcome is Outcome.DENY
+    assert [r.code for r in record.reasons] == ["jurisdiction.prohibited"]
+    assert record.versions["jurisdictions"] == "jurisdictions@2026-11-29"
 
 
 def test_usury_cap_drops_an_offer_with_its_reason(service: ComplianceService) -> None:
