@@ -109,6 +109,9 @@ def listed_parts(name: str, individual: bool | None = None) -> tuple[Part, ...]:
         individual = not any(is_legal_form(w) for w in words if w not in PARTICLES)
     if text.count(",") == 1 and individual:
         surname, given = ([w for w in WORD_SEPARATORS.split(side) if w] for side in text.split(","))
+        # a query loses its legal-form words (``spelling_key``): so does the surname, or "Ahmed Ag Albachar" could
+        # never give the AG of AG ALBACHAR, Ahmed (particles stay: optional; a surname of legal forms stays whole)
+        surname = [w for w in surname if w in PARTICLES or not is_legal_form(w)] or surname
         if surname and given:
             return tuple(_part(w, Role.SURNAME) for w in surname) + tuple(
                 _part(w, r) for w, r in zip(given, given_roles(given), strict=True)

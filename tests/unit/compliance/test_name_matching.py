@@ -3,6 +3,8 @@ held-out half, per kind; and the rules that make it precise, one example each.""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from compliance.sanctions.lists import NameList
@@ -29,6 +31,7 @@ from compliance.sanctions.sample import (
 from compliance.sanctions.screening import NAME_MATCH_THRESHOLD, SanctionsScreen
 
 pytestmark = pytest.mark.unit
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +119,25 @@ def test_dotted_legal_forms_are_one_word() -> None:
         Role.GIVEN,
         Role.MIDDLE,
     ]
+
+
+@pytest.mark.parametrize(
+    ("query", "listed"),
+    [
+        ("Houka Houka Ag Alhousseini", "AG ALHOUSSEINI, Houka Houka"),  # AG: "son of", and a German legal form
+        ("Ahmed Ag Albachar", "AG ALBACHAR, Ahmed"),
+        ("Salih the Mauritanian", "THE MAURITANIAN, Salih"),
+        ("Abu Jihad the Chechen", "THE CHECHEN, Abu Jihad"),
+    ],
+)
+def test_a_listed_surname_holding_a_legal_form_word_is_found_by_its_exact_name(
+    screen: SanctionsScreen, query: str, listed: str
+) -> None:
+    """A query loses its legal-form words (AG, THE…); a listed individual's surname kept them, so the listed party's
+    own name never gave them and scored 64 and under: screened clear. The surname drops them as the query does."""
+    (hit, *_) = screen.screen_name(query, NOW)
+    assert hit.listed_name == listed
+    assert hit.near_exact
 
 
 def test_near_exact_is_a_full_name(index: NameIndex, name_list: NameList) -> None:
