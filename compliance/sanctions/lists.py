@@ -3,8 +3,8 @@
 * ``ofac-digital-currency-addresses-YYYY-MM-DD.json``: every digital currency address on the SDN list; the EVM
   screen takes every ``0x`` key (ETH- and USDT-typed alike), lower-cased.
 * ``ofac-sdn-YYYY-MM-DD.csv``: the SDN list in OFAC's column order with no header row, ``-0-`` for empty, CRLF and a
-  trailing 0x1A byte; names are the SDN_Name column plus the ``a.k.a.``/``f.k.a.`` aliases in Remarks. Vessels and
-  aircraft are left out: borrowers are people and organizations.
+  trailing 0x1A byte; names are the SDN_Name column plus the ``a.k.a.``/``f.k.a.``/``n.k.a.`` aliases in Remarks.
+  Vessels and aircraft are left out: borrowers are people and organizations.
 
 Parsing is pure (bytes in, values out); ``load_newest`` is the file-system adapter that picks the newest file of each
 kind in a folder, so a newer list is deployed by dropping its file in, with no code change.
@@ -32,7 +32,10 @@ ADDRESS_FILE = re.compile(r"^ofac-digital-currency-addresses-(\d{4}-\d{2}-\d{2})
 NAME_FILE = re.compile(r"^ofac-sdn-(\d{4}-\d{2}-\d{2})\.csv$")
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "sanctions"
 EVM_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")  # lower-cased
-_ALIAS = re.compile(r"\b[af]\.k\.a\.,? '([^']+)'", re.IGNORECASE)
+# An alias in Remarks: ``a.k.a. 'NAME'`` (also known as), ``f.k.a.`` (formerly) or ``n.k.a.`` (now known as), any case,
+# dots optional. The name runs to the quote that ends the remark (before ``;`` or the final ``.``), not to the first
+# quote: names hold apostrophes (``'KATA'IB HIZBALLAH'``, ``''ABD AL-RAHMAN'``, ``'PEOPLE'S ARMY'``).
+_ALIAS = re.compile(r"\b[afn]\.?\s?k\.?\s?a\b\.?,?\s*'(.+?)'(?=\s*;|\.?\s*$|\.\s)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

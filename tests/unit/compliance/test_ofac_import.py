@@ -61,6 +61,18 @@ def _names(names: NameList) -> set[tuple[int, str, str | None]]:
     return {(n.ent_num, n.name, n.alias_of) for n in names.names}
 
 
+def test_now_known_as_aliases_are_kept_in_both_forms() -> None:
+    """ALT.CSV's alt_type and SDN.XML's aka type are a.k.a., f.k.a. or n.k.a.: every one is a name to screen (the
+    parsers keep them whatever the type; only the XML's "weak" category is left out)."""
+    alt = ALT.replace(b"\x1a", b'9002,104,"n.k.a.","HARBOUR TRADE FZE",-0-\r\n\x1a')
+    assert (9002, "HARBOUR TRADE FZE", "BLUE HARBOR SHIPPING LLC") in _names(
+        parse_csv_set(SDN, alt, ADD, date(2026, 11, 20))
+    )
+    nka = b"<aka><uid>104</uid><type>n.k.a.</type><category>strong</category><lastName>KOVAL</lastName></aka>"
+    xml = XML.replace(b"</akaList>", nka + b"</akaList>")
+    assert (9001, "KOVAL", "KOVALENKO, Dmytro Ivanovych") in _names(parse_xml(xml))
+
+
 def test_the_csv_set_gives_names_and_their_aliases_from_alt_csv() -> None:
     names = parse_csv_set(SDN, ALT, ADD, date(2026, 11, 20))
     assert _names(names) == {

@@ -57,6 +57,53 @@ def test_names_file_parsed_with_aliases(name_list: NameList) -> None:
     assert any(n.name == "BNC" and n.alias_of == "BANCO NACIONAL DE CUBA" for n in aliases)
 
 
+def _aliases(remarks: str) -> list[str]:
+    row = f'9001,"PRIMARY, Name",individual,"SDGT",-0-,-0-,-0-,-0-,-0-,-0-,-0-,"{remarks}"\r\n\x1a'
+    names = parse_name_list(row.encode(), "ofac-sdn-2026-01-01.csv", "2026-01-01").names
+    assert all(n.alias_of == "PRIMARY, Name" for n in names[1:])
+    return [n.name for n in names[1:]]
+
+
+def test_every_alias_form_in_remarks_is_read_to_its_closing_quote() -> None:
+    """a.k.a., f.k.a. and n.k.a. ("now known as": the shipped list's LGOK), any case, dots optional; a name runs to
+    the quote that ends its remark, apostrophes inside it kept (the first quote cut KATA'IB to KATA, and a name
+    opening with an apostrophe, ''ABD AL-RAHMAN', was lost)."""
+    remarks = (
+        "DOB 1960; POB Saint-Petersburg (F.K.A. Leningrad), Russia; a.k.a. 'ONE'; f.k.a. 'TWO'; n.k.a. 'THREE'; "
+        "A.K.A. 'FOUR'; N.K.A., 'FIVE'; aka 'SIX'; fka 'SEVEN'; nka 'EIGHT'; a.k.a. 'KATA'IB HIZBALLAH'; "
+        "a.k.a. ''ABD AL-RAHMAN'; a.k.a. ''FOOPIE''; a.k.a. 'ABU AL-WAFA''; Linked To: SOMEONE; n.k.a. 'LAST'."
+    )
+    assert _aliases(remarks) == [
+        "ONE",
+        "TWO",
+        "THREE",
+        "FOUR",
+        "FIVE",
+        "SIX",
+        "SEVEN",
+        "EIGHT",
+        "KATA'IB HIZBALLAH",
+        "'ABD AL-RAHMAN",
+        "'FOOPIE'",
+        "ABU AL-WAFA'",
+        "LAST",
+    ]
+    assert _aliases("a.k.a. 'PEOPLE'S ARMY'") == ["PEOPLE'S ARMY"]
+    assert _aliases("Linked To: SAKAN GENERAL TRADING; Website www.peykasa.ir.") == []
+
+
+def test_the_shipped_lists_now_known_as_and_apostrophe_aliases_are_screened(
+    name_list: NameList, screen: SanctionsScreen
+) -> None:
+    by_name = {n.name: n for n in name_list.names if n.alias_of is not None}
+    assert by_name["LGOK"].ent_num == 41920  # n.k.a. 'LGOK': LEBEDINSKIY GORNO OBOGATITELNIY KOMBINAT
+    assert by_name["KATA'IB HIZBALLAH FI AL-IRAQ"].ent_num == 11462
+    assert by_name["PEOPLE'S ARMY"].ent_num == 15588
+    assert "KATA" not in by_name
+    assert "PEOPLE" not in by_name
+    assert [hit.ent_num for hit in screen.screen_name("LGOK", NOW)][:1] == [41920]
+
+
 def test_alias_screened(screen: SanctionsScreen) -> None:
     hits = screen.screen_name("Abu Hafs, the Mauritanian", NOW)
     assert hits
