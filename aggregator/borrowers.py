@@ -43,8 +43,16 @@ class BorrowerFile:
     sanctions_reviews: tuple[PriorReview, ...] = ()  # reviewers' verdicts on past sanctions name hits
 
     def facts(self) -> BorrowerFacts:
-        """What compliance screens: wallet, name, jurisdiction and the sanctions verdicts already given."""
-        return BorrowerFacts(self.id, self.wallet, self.full_name, self.jurisdiction, self.sanctions_reviews)
+        """What compliance screens: wallet, name, jurisdiction and the sanctions verdicts already given (the date of
+        birth: with the name, the identity a verdict on a name not screened in Latin script is for)."""
+        return BorrowerFacts(
+            self.id,
+            self.wallet,
+            self.full_name,
+            self.jurisdiction,
+            self.sanctions_reviews,
+            None if self.identity is None else self.identity.date_of_birth,
+        )
 
     @property
     def full_name(self) -> str:

@@ -123,7 +123,7 @@ class QuotingRepository(Protocol):
         self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
     ) -> list[str]:
         """Store a refused request's screening records and open a sanctions review for each listed entry that held
-        or blocked them; returns the reviews' ids."""
+        or blocked them, and for a name they held as not screened in Latin script; returns the reviews' ids."""
         ...
 
 
@@ -172,7 +172,8 @@ class _Tables:
     risk_decisions: list[StoredDecision] = field(default_factory=list)
     decision_records: list[DecisionRecord] = field(default_factory=list)
     decision_requests: dict[str, str] = field(default_factory=dict)  # decision id → the credit request's id
-    reviews: dict[tuple[str, int], str] = field(default_factory=dict)  # (borrower, listed entry) → review id
+    # (borrower, listed entry — or the identity fingerprint of a name not screened) → review id
+    reviews: dict[tuple[str, int | str], str] = field(default_factory=dict)
     next_nonce: dict[OfferNonceKey, int] = field(default_factory=dict)
 
 
@@ -219,6 +220,12 @@ class InMemoryQuotingRepository:
             for hit, _outcome in record.name_hits:
                 review = self.tables.reviews.setdefault(
                     (borrower_id, hit.ent_num), f"review-{len(self.tables.reviews) + 1}"
+                )
+                if review not in opened:
+                    opened.append(review)
+            if record.unscreened_identity is not None:
+                review = self.tables.reviews.setdefault(
+                    (borrower_id, record.unscreened_identity), f"review-{len(self.tables.reviews) + 1}"
                 )
                 if review not in opened:
                     opened.append(review)

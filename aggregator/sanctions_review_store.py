@@ -11,23 +11,26 @@ from typing import Protocol
 
 from aggregator.snapshots import SnapshotUnitOfWork, rolled_back_on_exit
 from compliance.decisions import DecisionRepository, InMemoryDecisionRepository
-from compliance.sanctions.review import ReviewState, ReviewVerdict
+from compliance.sanctions.review import ReviewKind, ReviewState, ReviewVerdict
 
 
 @dataclass(frozen=True, slots=True)
 class SanctionsReview:
-    """One borrower's hit on one version of an SDN entry, held for a person (no personal data: the borrower by id)."""
+    """One borrower's hit on one version of an SDN entry, held for a person (no personal data: the borrower by id);
+    or (``kind`` name-not-screened) one identity of a borrower whose name could not be screened in Latin script:
+    no entry, no listed name and no score, and ``entry_fingerprint`` is the identity's fingerprint
+    (``compliance.sanctions.review.identity_fingerprint``)."""
 
     id: str
     borrower_id: str
-    ent_num: int
+    ent_num: int | None
     entry_fingerprint: str
     list_version: str  # the name list the hit was made with
-    listed_name: str  # the listed name (or alias) that scored best
-    primary_name: str
-    program: str
-    score: float
-    outcome: str  # possible-match or match
+    listed_name: str | None  # the listed name (or alias) that scored best
+    primary_name: str | None
+    program: str | None
+    score: float | None
+    outcome: str  # possible-match, match or not-screened
     state: str  # pending, cleared or confirmed
     decision_id: str  # the screening decision that opened it
     created_at: datetime
@@ -35,6 +38,7 @@ class SanctionsReview:
     note: str | None = None
     reviewed_at: datetime | None = None
     review_decision_id: str | None = None
+    kind: str = ReviewKind.SDN_ENTRY.value
 
 
 class SanctionsReviewRepository(Protocol):

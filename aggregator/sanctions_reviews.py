@@ -5,6 +5,10 @@ per SDN entry hit, in the unit of work that stores the screening decisions. An a
 borrower's name as screened now (unsealed from the identity), the entry's names and aliases, the score at the time
 and how the parts paired — and clears or confirms it; the verdict is a decision record of its own. A cleared entry
 is not held again for the borrower until OFAC changes the entry (``compliance.sanctions.review``).
+
+A name the screen could not spell in Latin letters opens a review too, of the borrower's identity rather than of an
+entry (``ReviewKind.NAME_NOT_SCREENED``): the reviewer reads the name as screened and clears or confirms it like any
+other review, and the verdict holds for that identity (name and date of birth) only.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from compliance import ComplianceService, DecisionRecord
 from compliance.decisions import DecisionKind, decide
 from compliance.jurisdiction import Reason
 from compliance.sanctions.lists import ListedName
-from compliance.sanctions.review import ReviewState, ReviewVerdict, ScreeningOutcome
+from compliance.sanctions.review import ReviewKind, ReviewState, ReviewVerdict, ScreeningOutcome
 from compliance.sanctions.screening import NameHit
-from compliance.service import NAME_MATCH, NAME_POSSIBLE_MATCH
+from compliance.service import NAME_MATCH, NAME_NOT_SCREENED, NAME_POSSIBLE_MATCH
 
 REVIEW_PENDING = "sanctions.review-pending"
 REVIEW_CONFIRMED = "sanctions.review-confirmed"
@@ -34,7 +38,7 @@ class ReviewEvidence:
     query: str | None  # the borrower's name as screened now; None once the identity is erased
     entry: tuple[ListedName, ...]  # the entry's names on the current list (primary first); empty when delisted
     current: NameHit | None  # the query against the entry on the current list: score and why
-    entry_changed: bool  # the entry on the current list differs from the one reviewed
+    entry_changed: bool  # the entry on the current list (a name not screened: the identity) differs from the reviewed
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,14 @@ def borrower_reasons(records: Sequence[DecisionRecord], review_ids: Iterable[str
                         REVIEW_PENDING,
                         f"held for a compliance review of a possible match on the OFAC sanctions list (review "
                         f"{reviews}); you can request credit again once a reviewer has cleared it",
+                    )
+                )
+            elif reason.code == NAME_NOT_SCREENED:
+                reasons.add(
+                    (
+                        NAME_NOT_SCREENED,
+                        f"{reason.message} (review {reviews}); you can request credit again once a reviewer has "
+                        "cleared it",
                     )
                 )
             elif reason.code == NAME_MATCH:
@@ -99,6 +111,13 @@ class SanctionsReviews:
         row = self._row(review_id)
         borrower = self._borrowers.load(row.borrower_id)
         query = borrower.full_name if borrower is not None and borrower.identity is not None else None
+        if row.ent_num is None:  # a name not screened: the identity reviewed, no entry to pair it with
+            current_identity = (
+                None
+                if borrower is None or borrower.identity is None
+                else self._compliance.identity_fingerprint(borrower.facts())
+            )
+            return ReviewEvidence(row, query, (), None, current_identity != row.entry_fingerprint)
         screen = self._compliance.screen
         entry = screen.entry(row.ent_num)
         current = screen.explain(query, row.ent_num) if query and entry else None
@@ -129,22 +148,21 @@ class SanctionsReviews:
         return decided
 
     def _verdict_record(self, row: SanctionsReview, verdict: ReviewVerdict) -> DecisionRecord:
-        inputs = {
-            "reviewId": row.id,
-            "entNum": row.ent_num,
-            "entryFingerprint": row.entry_fingerprint,
-            "listVersion": row.list_version,
-            "screeningDecisionId": row.decision_id,
-            "score": format(row.score, ".2f"),
-            "state": verdict.state.value,
-            "reviewer": verdict.reviewer,
-            "note": verdict.note,
-        }
-        deny = (
-            [Reason(REVIEW_CONFIRMED, f"a reviewer confirmed the match with SDN entry {row.ent_num} ({row.program})")]
-            if verdict.state is ReviewState.CONFIRMED
-            else []
-        )
+        inputs: dict[str, object] = {"reviewId": row.id}
+        if row.ent_num is None:  # a name not screened in Latin script: the verdict is on the identity screened
+            inputs |= {"kind": ReviewKind.NAME_NOT_SCREENED.value, "identityFingerprint": row.entry_fingerprint}
+            confirmed = (
+                "a reviewer found that the name, which could not be screened in Latin script, is a listed party's "
+                "(or cannot be told apart from one)"
+            )
+        else:
+            inputs |= {"entNum": row.ent_num, "entryFingerprint": row.entry_fingerprint}
+            confirmed = f"a reviewer confirmed the match with SDN entry {row.ent_num} ({row.program})"
+        inputs |= {"listVersion": row.list_version, "screeningDecisionId": row.decision_id}
+        if row.score is not None:
+            inputs["score"] = format(row.score, ".2f")
+        inputs |= {"state": verdict.state.value, "reviewer": verdict.reviewer, "note": verdict.note}
+        deny = [Reason(REVIEW_CONFIRMED, confirmed)] if verdict.state is ReviewState.CONFIRMED else []
         versions = {self._compliance.screen.names.version.name: row.list_version}
         # the reviewer's note is about the borrower: a personal input, hashed under the platform key
         return decide(
@@ -157,16 +175,30 @@ class SanctionsReviews:
             inputs_key=self._compliance.inputs_key,
         )
 
+    def _standing(self, borrower_id: str, rows: tuple[SanctionsReview, ...]) -> tuple[SanctionsReview, ...]:
+        """The reviews that bear on the borrower as identified now: a name-not-screened review of another identity
+        (the borrower verified again since) neither holds nor blocks."""
+        if all(r.ent_num is not None for r in rows):
+            return rows
+        borrower = self._borrowers.load(borrower_id)
+        current = (
+            None
+            if borrower is None or borrower.identity is None
+            else self._compliance.identity_fingerprint(borrower.facts())
+        )
+        return tuple(r for r in rows if r.ent_num is not None or r.entry_fingerprint == current)
+
     def status(self, borrower_id: str) -> ScreeningStatus:
         with self._store.unit_of_work() as uow:
             rows = tuple(uow.reviews.for_borrower(borrower_id))
+        standing = self._standing(borrower_id, rows)
         blocked = [
             r
-            for r in rows
+            for r in standing
             if r.state == ReviewState.CONFIRMED.value
             or (r.state == ReviewState.PENDING.value and r.outcome == ScreeningOutcome.MATCH.value)
         ]
-        pending = [r for r in rows if r.state == ReviewState.PENDING.value]
+        pending = [r for r in standing if r.state == ReviewState.PENDING.value]
         if blocked:
             ids = ", ".join(r.id for r in blocked)
             return ScreeningStatus(
@@ -176,10 +208,15 @@ class SanctionsReviews:
             )
         if pending:
             ids = ", ".join(r.id for r in pending)
+            why = (
+                "a possible match on the OFAC sanctions list is being reviewed"
+                if any(r.ent_num is not None for r in pending)
+                else "your name could not be screened in Latin script against the OFAC sanctions list and is being "
+                "reviewed"
+            )
             return ScreeningStatus(
                 "held-for-review",
-                f"a possible match on the OFAC sanctions list is being reviewed (review {ids}); you can request "
-                "credit again once a reviewer has cleared it",
+                f"{why} (review {ids}); you can request credit again once a reviewer has cleared it",
                 rows,
             )
         return ScreeningStatus("clear", None, rows)

@@ -417,15 +417,22 @@ class BorrowerMeOut(BaseModel):
 class SanctionsReviewOut(BaseModel):
     id: str
     borrower_id: str
-    ent_num: int
-    primary_name: str
-    listed_name: str
-    program: str
-    score: float = Field(description="the name screen's score (0–100) when the review was opened")
-    outcome: str = Field(description="possible-match (held) or match (blocked)")
+    kind: str = Field(
+        description="sdn-entry: a name hit on an SDN entry; name-not-screened: a name with letters outside the Latin "
+        "alphabet, which could not be screened, held for a person (no entry, listed name, program or score)"
+    )
+    ent_num: int | None = Field(description="the SDN entry; null for a name-not-screened review")
+    primary_name: str | None
+    listed_name: str | None
+    program: str | None
+    score: float | None = Field(description="the name screen's score (0–100) when the review was opened")
+    outcome: str = Field(description="possible-match (held), match (blocked) or not-screened (held)")
     state: str = Field(description="pending, cleared or confirmed")
     list_version: str
-    entry_fingerprint: str
+    entry_fingerprint: str = Field(
+        description="the SDN entry's fingerprint (its names, type and program); for a name-not-screened review, the "
+        "keyed fingerprint of the identity reviewed (name and date of birth): a verdict holds for it only"
+    )
     decision_id: str = Field(description="the screening decision record that opened the review")
     created_at: datetime
     reviewer: str | None = Field(description="who gave the verdict: the role and id of the API key it came with")
@@ -448,7 +455,10 @@ class SanctionsReviewEvidenceOut(BaseModel):
     current_score: float | None
     why: str | None = Field(description="which parts of the names paired, and how well")
     near_exact: bool | None
-    entry_changed: bool = Field(description="the entry on the current list differs from the one reviewed")
+    entry_changed: bool = Field(
+        description="the entry on the current list differs from the one reviewed; for a name-not-screened review, the "
+        "borrower's identity differs from (or no longer is) the one reviewed: a verdict would not apply to it"
+    )
 
 
 class SanctionsVerdictIn(BaseModel):

@@ -48,6 +48,9 @@ class DecisionRecord:
     # The name screen's standing hits with their outcomes, for the review queue; not part of the record's body
     # (the reasons already say which entries and scores), so never hashed or stored here.
     name_hits: tuple[tuple[NameHit, ScreeningOutcome], ...] = field(default=(), compare=False)
+    # The identity fingerprint of a name held as not screened in Latin script (``compliance.sanctions.review``), for
+    # the review queue likewise; the inputs hash covers the name it is made from.
+    unscreened_identity: str | None = field(default=None, compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -97,6 +100,7 @@ def decide(
     review_reasons: list[Reason] | None = None,
     pii_sealed: bytes | None = None,
     name_hits: tuple[tuple[NameHit, ScreeningOutcome], ...] = (),
+    unscreened_identity: str | None = None,
     inputs_key: bytes | None = None,
 ) -> DecisionRecord:
     """DENY when any reason denies, else REVIEW when a reason needs a person, else ALLOW. Inputs that cover personal
@@ -114,6 +118,7 @@ def decide(
         now,
         pii_sealed,
         name_hits,
+        unscreened_identity,
     )
 
 

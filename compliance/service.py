@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from compliance.decisions import DecisionKind, DecisionRecord, decide
@@ -15,7 +15,14 @@ from compliance.jurisdiction import JurisdictionRules, OfferCheck, Product, Reas
 from compliance.kyc import DEFAULT_TIER_LIMITS, KycStatus, TierLimits, tier_sufficient
 from compliance.pii import PiiVault
 from compliance.sanctions.names import unspelled_letters
-from compliance.sanctions.review import PriorReview, ScreeningOutcome, classify
+from compliance.sanctions.review import (
+    PriorReview,
+    ReviewState,
+    ScreeningOutcome,
+    classify,
+    identity_fingerprint,
+    identity_verdict,
+)
 from compliance.sanctions.screening import NameHit, SanctionsScreen, normalize_evm_address
 from compliance.tila.disclosure import Disclosure, LoanTerms
 from compliance.tila.recent import RecentDisclosures
@@ -33,6 +40,11 @@ _NOT_SCREENED = Reason(
     "the name has letters outside the Latin alphabet: it could not be screened in Latin script against the OFAC list "
     "(only its Latin letters were), so it is held for a manual review",
 )
+_NOT_SCREENED_CONFIRMED = Reason(
+    NAME_MATCH,
+    "a reviewer found that the name, which could not be screened in Latin script, is a listed party's (or cannot be "
+    "told apart from one)",
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,7 @@ class BorrowerFacts:
     full_name: str  # PII: screened, never stored in the clear
     jurisdiction: str  # "US-NY", "GB", ...
     sanctions_reviews: tuple[PriorReview, ...] = ()  # reviewers' verdicts on this borrower's past name hits
+    date_of_birth: date | None = None  # PII: with the name, the identity a name-not-screened review is about
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,7 @@ class _Sanctions:
     review: list[Reason]
     hits: tuple[tuple[NameHit, ScreeningOutcome], ...]
     versions: dict[str, str]  # the lists (and rules) this screening used
+    unscreened: str | None = None  # the identity fingerprint of a name not screened and not cleared: its review
 
 
 @dataclass(frozen=True)
@@ -127,15 +141,27 @@ class ComplianceService:
                 deny.append(Reason(NAME_MATCH, f"name matches {entry}"))
             else:
                 review.append(Reason(NAME_POSSIBLE_MATCH, f"name resembles {entry}"))
+        unscreened = None
         if unspelled_letters(borrower.full_name):
-            review.append(_NOT_SCREENED)
-        return _Sanctions(deny, review, screening.hits, {**screen.versions, "jurisdictions": self.rules.label})
+            fingerprint = self.identity_fingerprint(borrower)
+            verdict = identity_verdict(fingerprint, borrower.sanctions_reviews)
+            if verdict is ReviewState.CONFIRMED:
+                deny.append(_NOT_SCREENED_CONFIRMED)
+            elif verdict is not ReviewState.CLEARED:
+                review.append(_NOT_SCREENED)
+            unscreened = None if verdict is ReviewState.CLEARED else fingerprint
+        versions = {**screen.versions, "jurisdictions": self.rules.label}
+        return _Sanctions(deny, review, screening.hits, versions, unscreened)
+
+    def identity_fingerprint(self, borrower: BorrowerFacts) -> str:
+        """The fingerprint of the identity screened (``compliance.sanctions.review.identity_fingerprint``)."""
+        return identity_fingerprint(self.inputs_key, borrower.borrower_id, borrower.full_name, borrower.date_of_birth)
 
     @staticmethod
     def _reviews_input(borrower: BorrowerFacts) -> list[dict[str, object]]:
         return [
             {"entNum": r.ent_num, "entryFingerprint": r.entry_fingerprint, "state": r.state.value}
-            for r in sorted(borrower.sanctions_reviews, key=lambda r: r.ent_num)
+            for r in sorted(borrower.sanctions_reviews, key=lambda r: (r.ent_num is None, r.ent_num or 0))
         ]
 
     def _sealed(self, borrower: BorrowerFacts) -> bytes | None:
@@ -233,6 +259,7 @@ class ComplianceService:
                 review_reasons=list(sanctions.review),
                 pii_sealed=sealed,
                 name_hits=sanctions.hits,
+                unscreened_identity=sanctions.unscreened,
                 inputs_key=self.inputs_key,
             )
         return records
@@ -256,6 +283,7 @@ class ComplianceService:
             review_reasons=review,
             pii_sealed=self._sealed(borrower),
             name_hits=sanctions.hits,
+            unscreened_identity=sanctions.unscreened,
             inputs_key=self.inputs_key,
         )
 

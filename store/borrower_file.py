@@ -1,11 +1,13 @@
 """A borrower's file in ONE SQL statement: the account joined to its credit profile, its sealed identity, its latest
 KYC applicant and its decided sanctions reviews (one row per review, the rest repeated; one row when there is
-none). Read alone (``SqlBorrowerRepository.stored_file``) or behind the caller's API key (``read_caller``: the key
-and, for a borrower's key, its file — the request path's first read, where it was six ORM reads).
+none: its review columns are NULL). Read alone (``SqlBorrowerRepository.stored_file``) or behind the caller's API
+key (``read_caller``: the key and, for a borrower's key, its file — the request path's first read, where it was six
+ORM reads).
 
 SQLAlchemy Core on the tables' columns, built once: no ORM identity map, no statement built per call. It returns
 what the repositories' separate reads return (the integration test compares them on SQLite and PostgreSQL), the
-reviews in a fixed order (entry number, fingerprint) where the separate read had none."""
+reviews in a fixed order (entry number, fingerprint; the reviews of a name not screened, which have no entry,
+last) where the separate read had none."""
 
 from __future__ import annotations
 
@@ -89,7 +91,8 @@ def _with_file(accounts: Any) -> Any:
     )
 
 
-_REVIEW_ORDER = (_reviews.c.ent_num, _reviews.c.entry_fingerprint)
+# NULLs sort first on SQLite and last on PostgreSQL: the entry-less reviews go last on both by the test before
+_REVIEW_ORDER = (_reviews.c.ent_num.is_(None), _reviews.c.ent_num, _reviews.c.entry_fingerprint)
 FILE_BY_ID = (
     select(*_FILE_COLUMNS)
     .select_from(_with_file(_accounts))
@@ -160,7 +163,7 @@ def _stored_file(rows: Sequence[Row[Any, *tuple[Any, ...]]]) -> StoredFile | Non
     reviews = tuple(
         PriorReview(row.review_ent_num, row.review_fingerprint, ReviewState(row.review_state))
         for row in rows
-        if row.review_ent_num is not None
+        if row.review_state is not None  # an entry-less review (a name not screened) has no ent_num
     )
     profile = None if first.profile is None else CreditProfile.model_validate(first.profile)
     return StoredFile(account, profile, identity, kyc, reviews)

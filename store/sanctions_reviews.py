@@ -1,4 +1,6 @@
-"""Persistence for the sanctions review queue: one row per borrower and version of an SDN entry a name screen hit.
+"""Persistence for the sanctions review queue: one row per borrower and version of an SDN entry a name screen hit, and
+one per identity of a borrower whose name could not be screened in Latin script (no entry: ``ent_num`` NULL, the
+identity's keyed fingerprint in ``entry_fingerprint``).
 
 No personal data is stored here: the borrower is referenced by id and the query is read from the sealed identity
 when a reviewer looks. Rows become ``aggregator.sanctions_review_store.SanctionsReview`` values here and never leave
@@ -12,12 +14,19 @@ from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
 
-from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, and_, or_, select
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, and_, or_, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from aggregator.sanctions_review_store import SanctionsReview
 from compliance.decisions import DecisionRecord
-from compliance.sanctions.review import PriorReview, ReviewState, ReviewVerdict, ScreeningOutcome
+from compliance.sanctions.review import (
+    NOT_SCREENED_OUTCOME,
+    PriorReview,
+    ReviewKind,
+    ReviewState,
+    ReviewVerdict,
+    ScreeningOutcome,
+)
 from compliance.sanctions.screening import NameHit
 from store.base import Base
 from store.compliance import SqlDecisionRepository
@@ -30,18 +39,30 @@ class SanctionsReviewRow(Base):
     __table_args__ = (
         UniqueConstraint("borrower_id", "ent_num", "entry_fingerprint", name="uq_sanctions_reviews_entry"),
         Index("ix_sanctions_reviews_queue", "state", "created_at", "id"),
+        # one review per identity whose name was not screened (NULLs are distinct to the constraint above)
+        Index(
+            "uq_sanctions_reviews_identity",
+            "borrower_id",
+            "entry_fingerprint",
+            unique=True,
+            sqlite_where=text("ent_num IS NULL"),
+            postgresql_where=text("ent_num IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     borrower_id: Mapped[str] = mapped_column(String(64), index=True)
-    ent_num: Mapped[int] = mapped_column(Integer)
-    entry_fingerprint: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(  # sdn-entry or name-not-screened
+        String(24), default=ReviewKind.SDN_ENTRY.value, server_default=ReviewKind.SDN_ENTRY.value
+    )
+    ent_num: Mapped[int | None] = mapped_column(Integer, nullable=True)  # NULL: a name not screened
+    entry_fingerprint: Mapped[str] = mapped_column(String(64))  # the entry's, or the identity's
     list_version: Mapped[str] = mapped_column(String(128))  # the name list the hit was made with
-    listed_name: Mapped[str] = mapped_column(String(512))  # the listed name (or alias) that scored best
-    primary_name: Mapped[str] = mapped_column(String(512))
-    program: Mapped[str] = mapped_column(String(256))
-    score: Mapped[float] = mapped_column(Float)
-    outcome: Mapped[str] = mapped_column(String(16))  # possible-match or match
+    listed_name: Mapped[str | None] = mapped_column(String(512), nullable=True)  # the listed name that scored best
+    primary_name: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    program: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # possible-match, match or not-screened
     state: Mapped[str] = mapped_column(String(16))
     decision_id: Mapped[str] = mapped_column(String(36))  # the screening decision that opened it
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -63,7 +84,7 @@ class SqlSanctionsReviewRepository:
         self.session = session
 
     def prior_for(self, borrower_id: str) -> list[PriorReview]:
-        """The borrower's decided reviews (cleared or confirmed), one per entry version."""
+        """The borrower's decided reviews (cleared or confirmed), one per entry version or identity."""
         rows = self.session.scalars(
             select(SanctionsReviewRow).where(
                 SanctionsReviewRow.borrower_id == borrower_id, SanctionsReviewRow.state != ReviewState.PENDING.value
@@ -93,6 +114,7 @@ class SqlSanctionsReviewRepository:
         row = SanctionsReviewRow(
             id=str(uuid.uuid4()),
             borrower_id=borrower_id,
+            kind=ReviewKind.SDN_ENTRY.value,
             ent_num=hit.ent_num,
             entry_fingerprint=hit.entry_fingerprint,
             list_version=list_version,
@@ -101,6 +123,36 @@ class SqlSanctionsReviewRepository:
             program=hit.program[:256],
             score=hit.score,
             outcome=outcome.value,
+            state=ReviewState.PENDING.value,
+            decision_id=decision_id,
+            created_at=now,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return _review(row)
+
+    def open_unscreened(
+        self, borrower_id: str, fingerprint: str, decision_id: str, list_version: str, now: datetime
+    ) -> SanctionsReview:
+        """The review of this borrower's identity (``fingerprint``) whose name could not be screened, opened now
+        unless one exists (then it is returned)."""
+        existing = self.session.scalars(
+            select(SanctionsReviewRow).where(
+                SanctionsReviewRow.borrower_id == borrower_id,
+                SanctionsReviewRow.ent_num.is_(None),
+                SanctionsReviewRow.entry_fingerprint == fingerprint,
+            )
+        ).one_or_none()
+        if existing is not None:
+            return _review(existing)
+        row = SanctionsReviewRow(
+            id=str(uuid.uuid4()),
+            borrower_id=borrower_id,
+            kind=ReviewKind.NAME_NOT_SCREENED.value,
+            ent_num=None,
+            entry_fingerprint=fingerprint,
+            list_version=list_version,
+            outcome=NOT_SCREENED_OUTCOME,
             state=ReviewState.PENDING.value,
             decision_id=decision_id,
             created_at=now,
@@ -157,23 +209,29 @@ class SqlSanctionsReviewRepository:
 
 def record_screening(
     session: Session, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
-) -> dict[int, SanctionsReview]:
-    """Store screening decision records and open a review for each SDN entry that held or blocked them, in the
-    caller's unit of work (the credit request's refusal, the acceptance's re-screen)."""
+) -> dict[int | None, SanctionsReview]:
+    """Store screening decision records and open a review for each SDN entry that held or blocked them (and for a
+    name they held as not screened: key None), in the caller's unit of work (the credit request's refusal, the
+    acceptance's re-screen)."""
     SqlDecisionRepository(session).insert_all(records)  # Core INSERTs, run now: nothing is read back
     return open_reviews(session, records, borrower_id, list_version, now)
 
 
 def open_reviews(
     session: Session, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
-) -> dict[int, SanctionsReview]:
-    """One review per SDN entry that held or blocked these screening decisions (in the caller's unit of work)."""
+) -> dict[int | None, SanctionsReview]:
+    """One review per SDN entry that held or blocked these screening decisions, and one (key None) for the identity
+    whose name they held as not screened in Latin script (in the caller's unit of work)."""
     repository = SqlSanctionsReviewRepository(session)
-    opened: dict[int, SanctionsReview] = {}
+    opened: dict[int | None, SanctionsReview] = {}
     for record in records:
         for hit, outcome in record.name_hits:
             if hit.ent_num not in opened:
                 opened[hit.ent_num] = repository.open(borrower_id, hit, outcome, record.decision_id, list_version, now)
+        if record.unscreened_identity is not None and None not in opened:
+            opened[None] = repository.open_unscreened(
+                borrower_id, record.unscreened_identity, record.decision_id, list_version, now
+            )
     return opened
 
 

@@ -1,11 +1,16 @@
-"""``creditmesh sanctions …``: OFAC list updates.
+"""``creditmesh sanctions …``: OFAC list updates, and the sanctions review queue.
 
 ``creditmesh sanctions import --sdn SDN.CSV --alt ALT.CSV --add ADD.CSV --published 2026-11-20`` (or
 ``--xml SDN.XML``) validates the files as an operator downloads them from OFAC and stores the names, and the EVM
 digital currency addresses the same files list, as new list versions in the database, where every process of the
 platform reads them: screening uses the newest lists (these, or the shipped files if those are newer) — every running
 API process picks them up within ``CREDITMESH_SANCTIONS_RELOAD_SECONDS`` (5 s; ``api/sanctions_reload.py``), without
-a restart — and every decision records their versions."""
+a restart — and every decision records their versions.
+
+``creditmesh sanctions reviews [--state pending]`` lists the review queue, newest first, as the admin API does
+(``GET /v1/admin/sanctions-reviews``): name hits on SDN entries and names that could not be screened in Latin script
+(``name-not-screened``, no entry), by borrower id — no personal data. A verdict is given through the admin API
+(``POST /v1/admin/sanctions-reviews/{id}/clear`` or ``/confirm``), which records the admin key that gave it."""
 
 from __future__ import annotations
 
@@ -61,6 +66,37 @@ def cmd_import(args: argparse.Namespace) -> None:
         print(f"{verb} {addresses.version.label}: {len(addresses.entries):,} EVM addresses")
 
 
+def cmd_reviews(args: argparse.Namespace) -> None:
+    from api.settings import Settings
+    from compliance.sanctions.review import ReviewState
+    from store.db import Database
+    from store.sanctions_reviews import SqlSanctionsReviewRepository
+
+    url = args.database_url or Settings().resolved_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise SystemExit(f"no database at {url.removeprefix('sqlite:///')} (nothing was created)")
+    state = None if args.state == "all" else ReviewState(args.state)
+    database = Database(url)
+    database.migrate()
+    try:
+        with database.unit_of_work() as uow:
+            reviews = SqlSanctionsReviewRepository(uow.session).page(state, None, args.limit)
+    finally:
+        database.dispose()
+    for review in reviews:
+        what = (
+            "name not screened in Latin script"
+            if review.ent_num is None
+            else f"SDN entry {review.ent_num} {review.primary_name!r} ({review.program}) at {review.score:.0f}/100"
+        )
+        verdict = "" if review.reviewer is None else f" by {review.reviewer} at {review.reviewed_at:%Y-%m-%d %H:%M}"
+        print(
+            f"{review.id}  {review.created_at:%Y-%m-%d %H:%M}  {review.state}{verdict}  {review.kind}  "
+            f"borrower {review.borrower_id}: {what}, {review.outcome}"
+        )
+    print(f"{len(reviews)} review{'' if len(reviews) == 1 else 's'} ({args.state}, newest first, at most {args.limit})")
+
+
 def _published(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -81,3 +117,10 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     imported.add_argument("--xml", type=Path, help="SDN.XML instead of the CSV set")
     imported.add_argument("--database-url", default=None, help="default: CREDITMESH_DATABASE_URL or the local one")
     imported.set_defaults(func=cmd_import)
+    reviews = sanctions_commands.add_parser(
+        "reviews", help="list the sanctions review queue (verdicts are given through the admin API)"
+    )
+    reviews.add_argument("--state", choices=["pending", "cleared", "confirmed", "all"], default="pending")
+    reviews.add_argument("--limit", type=int, default=50, help="the newest reviews to list (default 50)")
+    reviews.add_argument("--database-url", default=None, help="default: CREDITMESH_DATABASE_URL or the local one")
+    reviews.set_defaults(func=cmd_reviews)

@@ -1,5 +1,6 @@
-"""The sanctions review queue (admins): possible and near-exact name matches held for a person, their evidence, and
-the verdict — clear (the borrower may request credit again) or confirm (blocked). Each verdict is a decision record."""
+"""The sanctions review queue (admins): possible and near-exact name matches held for a person, and names that could
+not be screened in Latin script, their evidence, and the verdict — clear (the borrower may request credit again) or
+confirm (blocked). Each verdict is a decision record."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def review_out(row: SanctionsReview) -> SanctionsReviewOut:
     return SanctionsReviewOut(
         id=row.id,
         borrower_id=row.borrower_id,
+        kind=row.kind,
         ent_num=row.ent_num,
         primary_name=row.primary_name,
         listed_name=row.listed_name,
@@ -96,7 +98,7 @@ async def clear_review(
     review_id: str, body: SanctionsVerdictIn, principal: AdminPrincipal, platform: PlatformDep
 ) -> SanctionsReviewOut:
     """Not the listed party: the borrower may request credit again, and is not held again for this entry until
-    OFAC changes it."""
+    OFAC changes it (for a name not screened in Latin script: while the borrower's identity stays the one reviewed)."""
     return await _decide(review_id, ReviewState.CLEARED, principal, platform, body)
 
 

@@ -8,15 +8,23 @@
 
 A clearance holds until OFAC changes the entry: a new list version with the entry unchanged keeps it; a changed entry
 (its names, type or program) opens a new review.
+
+A name the screen cannot spell in Latin letters (``unspelled_letters``) is held for a person too, with no SDN entry
+to review: its review is of the borrower's identity as screened (``identity_fingerprint``: the name and date of birth,
+keyed under the platform key). A verdict on it holds for that identity only; another name or date of birth (the
+borrower verified again) is screened — and, still unspelled, held — afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
+from compliance.canonical import canonical_json
 from compliance.errors import ComplianceInputError
 from compliance.sanctions.screening import NameHit
 
@@ -27,6 +35,14 @@ class ScreeningOutcome(StrEnum):
     MATCH = "match"
 
 
+class ReviewKind(StrEnum):
+    SDN_ENTRY = "sdn-entry"  # a name hit on one version of one SDN entry
+    NAME_NOT_SCREENED = "name-not-screened"  # a name the screen could not spell in Latin letters, for one identity
+
+
+NOT_SCREENED_OUTCOME = "not-screened"  # a name-not-screened review's outcome: held, as a possible match is
+
+
 class ReviewState(StrEnum):
     PENDING = "pending"
     CLEARED = "cleared"  # a reviewer found the borrower is not the listed party
@@ -35,11 +51,26 @@ class ReviewState(StrEnum):
 
 @dataclass(frozen=True)
 class PriorReview:
-    """What a reviewer decided about one borrower and one version of one SDN entry."""
+    """What a reviewer decided about one borrower and one version of one SDN entry — or, with no ``ent_num``, about
+    the borrower's identity whose name could not be screened (``entry_fingerprint`` is then its
+    ``identity_fingerprint``)."""
 
-    ent_num: int
+    ent_num: int | None
     entry_fingerprint: str
     state: ReviewState
+
+
+def identity_fingerprint(key: bytes, borrower_id: str, full_name: str, date_of_birth: date | None) -> str:
+    """HMAC-SHA256 (hex) under the platform key of the identity a name-not-screened review is about: the borrower,
+    the name exactly as screened and the date of birth. Stored in the clear in the review queue, it names no one; a
+    new name or date of birth makes another fingerprint, so a verdict never carries over to another identity."""
+    body = {"borrowerId": borrower_id, "fullName": full_name, "dateOfBirth": date_of_birth}
+    return hmac.new(key, b"creditmesh.name-not-screened/1\n" + canonical_json(body), hashlib.sha256).hexdigest()
+
+
+def identity_verdict(fingerprint: str, prior: Iterable[PriorReview]) -> ReviewState | None:
+    """The reviewer's verdict on the identity with this fingerprint (None: none given yet)."""
+    return next((p.state for p in prior if p.ent_num is None and p.entry_fingerprint == fingerprint), None)
 
 
 @dataclass(frozen=True)
@@ -65,7 +96,7 @@ def hit_outcome(hit: NameHit, prior: Mapping[int, PriorReview]) -> ScreeningOutc
 
 def classify(hits: Sequence[NameHit], prior: Iterable[PriorReview] = ()) -> NameScreening:
     """The outcome of a name screen given the borrower's past reviews (the worst outcome of any hit)."""
-    by_entry = {p.ent_num: p for p in prior}
+    by_entry = {p.ent_num: p for p in prior if p.ent_num is not None}
     standing: list[tuple[NameHit, ScreeningOutcome]] = []
     cleared: list[NameHit] = []
     for hit in hits:

@@ -247,15 +247,85 @@ def test_a_possible_name_match_is_held_then_cleared_by_an_admin(platform: Runnin
 
 
 def test_a_name_in_cyrillic_is_held_for_review_not_quoted(platform: RunningPlatform) -> None:
-    """Its spelling key is empty (no transliteration): once screened clear and quoted, now held for a person."""
+    """Its spelling key is empty (no transliteration): once screened clear and quoted, now held for a person — in
+    the admins' review queue, where a verdict releases it for the identity reviewed, and for no other."""
     key = platform.onboard(Account.create().address, kyc=passport_kyc("US-FL", first="Рамзан", last="Кадыров"))
     held = _post(platform, key)
     assert held.status_code == 403, held.text
     reasons = {reason["code"]: reason["message"] for reason in held.json()["reasons"]}
     assert "could not be screened in Latin script" in reasons["sanctions.name-not-screened"]
     with platform.client(key) as client:
-        borrower_id = client.get("/v1/borrowers/me").json()["id"]
+        me = client.get("/v1/borrowers/me").json()
+    borrower_id = me["id"]
     assert ("credit-request", "review") in _decisions(platform, borrower_id)
+    assert me["sanctions_screening"]["status"] == "held-for-review"
+    (review_ref,) = me["sanctions_screening"]["reviews"]
+    review_id = review_ref["id"]
+    assert f"(review {review_id})" in reasons["sanctions.name-not-screened"]
+
+    with platform.client(platform.admin_key) as admin:
+        pending = admin.get("/v1/admin/sanctions-reviews", params={"state": "pending", "limit": 200}).json()
+        (item,) = [item for item in pending["items"] if item["id"] == review_id]
+        evidence = admin.get(f"/v1/admin/sanctions-reviews/{review_id}").json()
+        cleared = admin.post(
+            f"/v1/admin/sanctions-reviews/{review_id}/clear", json={"note": "passport MRZ KADYROV RAMZAN, born 1985"}
+        )
+        again = admin.post(f"/v1/admin/sanctions-reviews/{review_id}/confirm", json={"note": "second thoughts"})
+        admin_keys = admin.get("/v1/api-keys", params={"role": "admin", "limit": 200}).json()["items"]
+    assert (item["kind"], item["ent_num"], item["outcome"], item["borrower_id"]) == (
+        "name-not-screened",
+        None,
+        "not-screened",
+        borrower_id,
+    )
+    assert (item["listed_name"], item["score"]) == (None, None)
+    assert (evidence["query"], evidence["entry"], evidence["entry_changed"]) == ("Рамзан Кадыров", [], False)
+    (bootstrap_key,) = [item for item in admin_keys if item["bootstrap"]]
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["state"] == "cleared"
+    assert cleared.json()["reviewer"] == f"admin:{bootstrap_key['id']}", "which admin's key gave the verdict"
+    assert cleared.json()["review_decision_id"]
+    assert again.status_code == 409
+
+    retried = _post(platform, key)
+    assert retried.status_code == 201, retried.text  # cleared: the request goes on to scoring and quotes
+    with platform.client(key) as client:
+        assert client.get("/v1/borrowers/me").json()["sanctions_screening"]["status"] == "clear"
+    assert ("sanctions-review", "allow") in _decisions(platform, borrower_id)
+
+    # verified again as another identity: the clearance was for the one reviewed and does not carry over
+    with platform.client(key) as client:
+        submitted = client.post("/v1/borrowers/me/kyc", json=passport_kyc("US-FL", first="Рамзан", last="Кадиров"))
+        assert submitted.status_code == 200, submitted.text
+        assert kyc_verdict(client, key)["state"] == "approved"
+    renamed = _post(platform, key)
+    assert renamed.status_code == 403, renamed.text
+    reasons = {reason["code"]: reason["message"] for reason in renamed.json()["reasons"]}
+    assert "sanctions.name-not-screened" in reasons
+    assert review_id not in reasons["sanctions.name-not-screened"]  # a new review, of the new identity
+    with platform.client(platform.admin_key) as admin:
+        evidence = admin.get(f"/v1/admin/sanctions-reviews/{review_id}").json()
+    assert evidence["entry_changed"] is True  # the identity reviewed is not the borrower's any more
+
+
+def test_a_confirmed_name_not_screened_blocks(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address, kyc=passport_kyc("US-FL", first="أيمن", last="الظواهري"))
+    assert _post(platform, key).status_code == 403
+    with platform.client(key) as client:
+        me = client.get("/v1/borrowers/me").json()
+    (review_ref,) = me["sanctions_screening"]["reviews"]
+    with platform.client(platform.admin_key) as admin:
+        confirmed = admin.post(
+            f"/v1/admin/sanctions-reviews/{review_ref['id']}/confirm", json={"note": "the listed party's passport"}
+        )
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["state"] == "confirmed"
+    blocked = _post(platform, key)
+    assert blocked.status_code == 403
+    assert "sanctions.name-match" in {reason["code"] for reason in blocked.json()["reasons"]}
+    with platform.client(key) as client:
+        assert client.get("/v1/borrowers/me").json()["sanctions_screening"]["status"] == "blocked"
+    assert ("sanctions-review", "deny") in _decisions(platform, me["id"])
 
 
 def test_a_confirmed_name_match_blocks_and_is_recorded(platform: RunningPlatform) -> None:

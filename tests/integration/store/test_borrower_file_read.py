@@ -88,11 +88,14 @@ def _random_files(database: Database, rng: random.Random, count: int) -> list[st
                     T0 + timedelta(hours=rng.randrange(1000), seconds=k),
                 )
                 kyc.save(status)
-            for ent_num in rng.sample(range(1, 50), rng.randrange(4)):
+            # entries, and now and then an identity whose name was not screened (no entry)
+            unscreened: list[int | None] = [None] * (rng.random() < 0.4)
+            for ent_num in [*rng.sample(range(1, 50), rng.randrange(4)), *unscreened]:
                 uow.session.add(
                     SanctionsReviewRow(
                         id=str(uuid.uuid4()),
                         borrower_id=borrower_id,
+                        kind="sdn-entry" if ent_num is not None else "name-not-screened",
                         ent_num=ent_num,
                         entry_fingerprint=rng.randbytes(8).hex(),
                         list_version="sdn-1",
@@ -117,7 +120,9 @@ def _separate_reads(database: Database, borrower_id: str) -> StoredFile | None:
         account = borrowers.account(borrower_id)
         if account is None:
             return None
-        reviews = sorted(borrowers.prior_reviews(borrower_id), key=lambda r: (r.ent_num, r.entry_fingerprint))
+        reviews = sorted(
+            borrowers.prior_reviews(borrower_id), key=lambda r: (r.ent_num is None, r.ent_num or 0, r.entry_fingerprint)
+        )
         return StoredFile(
             account,
             borrowers.profile(borrower_id),
@@ -140,7 +145,7 @@ def test_the_one_statement_reads_return_what_the_separate_reads_did(database: Da
     keys[issue_key(database, Role.BORROWER, "no-such-borrower", "test")] = None  # a key without an account
     keys[issue_key(database, Role.PROVIDER, ids[0], "test")] = None  # not a borrower's key: no file
     keys[issue_key(database, Role.ADMIN, None, "test")] = None
-    files = 0
+    files = unscreened = 0
     for file_id in [*ids, "no-such-borrower"]:
         expected = _separate_reads(database, file_id)
         with database.engine.connect() as connection:
@@ -148,7 +153,9 @@ def test_the_one_statement_reads_return_what_the_separate_reads_did(database: Da
         with database.unit_of_work() as uow:
             assert SqlBorrowerRepository(uow.session).stored_file(file_id) == expected
         files += expected is not None and expected.kyc is not None and len(expected.sanctions_reviews) > 1
+        unscreened += expected is not None and any(r.ent_num is None for r in expected.sanctions_reviews)
     assert files > 0  # some files had a KYC status and several decided reviews
+    assert unscreened > 0  # and some a verdict on a name not screened (no entry: read all the same)
     for key, borrower_id in keys.items():
         info = _key_info(database, key)
         assert info is not None

@@ -17,6 +17,7 @@ from compliance.decisions import DecisionKind, Outcome
 from compliance.jurisdiction import Product, load_rules
 from compliance.kyc import IdentityProfile, KycState, KycStatus, KycTier
 from compliance.sanctions.names import spelling_key, unspelled_letters
+from compliance.sanctions.review import PriorReview, ReviewState, identity_fingerprint
 from compliance.sanctions.screening import SanctionsScreen
 from compliance.service import NAME_MATCH, BorrowerFacts, ComplianceService
 from tests.support.quoting import SPEC, borrower_file, quoting_service, shipped_compliance
@@ -85,3 +86,69 @@ async def test_a_credit_request_in_another_script_is_refused_as_held_for_review(
         (DecisionKind.CREDIT_REQUEST, Outcome.REVIEW)
     }
     assert store.tables.requests == {}
+    (review,) = store.tables.reviews.values()  # a review to give a verdict on, not an SDN entry's
+    ((_code, message),) = refused.value.reasons
+    assert f"(review {review})" in message
+    fingerprint = next(r.unscreened_identity for r in store.tables.decision_records)
+    assert (held.id, fingerprint) in store.tables.reviews
+
+
+# --- a reviewer's verdict on a name not screened ---------------------------------------------------------------
+
+KADYROV = BorrowerFacts("b1", WALLET, "Рамзан Кадыров", "US-FL", date_of_birth=date(1976, 10, 5))
+
+
+def _verdict(service: ComplianceService, facts: BorrowerFacts, state: ReviewState) -> PriorReview:
+    return PriorReview(None, service.identity_fingerprint(facts), state)
+
+
+def test_the_held_identity_is_fingerprinted_under_the_platform_key(service: ComplianceService) -> None:
+    record = service.screen_acceptance(KADYROV, "quote-1")
+    assert record.unscreened_identity == identity_fingerprint(
+        bytes(range(32)), "b1", "Рамзан Кадыров", date(1976, 10, 5)
+    )
+    assert "Кадыров" not in record.unscreened_identity
+    assert identity_fingerprint(bytes(32), "b1", "Рамзан Кадыров", date(1976, 10, 5)) != record.unscreened_identity
+    assert _request(service, "Jane Doe")[0] is Outcome.ALLOW
+
+
+def test_a_cleared_identity_is_no_longer_held_at_request_or_accept(service: ComplianceService) -> None:
+    cleared = replace(KADYROV, sanctions_reviews=(_verdict(service, KADYROV, ReviewState.CLEARED),))
+    kyc = KycStatus("app-1", "b1", KycState.APPROVED, KycTier.ENHANCED, (), NOW)
+    request = service.screen_credit_request(cleared, Product.DEFI, Decimal("1000"), kyc)
+    assert (request.outcome, request.reasons, request.unscreened_identity) == (Outcome.ALLOW, (), None)
+    accept = service.screen_acceptance(cleared, "quote-1")
+    assert (accept.outcome, accept.unscreened_identity) == (Outcome.ALLOW, None)
+
+
+def test_a_confirmed_identity_is_refused(service: ComplianceService) -> None:
+    confirmed = replace(KADYROV, sanctions_reviews=(_verdict(service, KADYROV, ReviewState.CONFIRMED),))
+    record = service.screen_acceptance(confirmed, "quote-1")
+    assert record.outcome is Outcome.DENY
+    assert [r.code for r in record.reasons] == [NAME_MATCH]
+    assert record.unscreened_identity == service.identity_fingerprint(KADYROV)  # the review it refers to
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        replace(KADYROV, full_name="Рамзан Кадиров"),  # another name
+        replace(KADYROV, date_of_birth=date(1976, 10, 6)),  # another date of birth
+        replace(KADYROV, borrower_id="b2"),  # another borrower
+    ],
+)
+def test_a_clearance_does_not_carry_over_to_another_identity(
+    service: ComplianceService, changed: BorrowerFacts
+) -> None:
+    verdicts = (_verdict(service, KADYROV, ReviewState.CLEARED),)
+    record = service.screen_acceptance(replace(changed, sanctions_reviews=verdicts), "quote-1")
+    assert record.outcome is Outcome.REVIEW
+    assert [r.code for r in record.reasons] == [NAME_NOT_SCREENED]
+    assert record.unscreened_identity == service.identity_fingerprint(changed) != verdicts[0].entry_fingerprint
+
+
+def test_a_clearance_of_the_name_leaves_its_latin_letters_screened(service: ComplianceService) -> None:
+    mixed = BorrowerFacts("b1", WALLET, "Ayman al-Zawahiri أيمن الظواهري", "US-FL", date_of_birth=date(1951, 6, 19))
+    cleared = replace(mixed, sanctions_reviews=(_verdict(service, mixed, ReviewState.CLEARED),))
+    record = service.screen_acceptance(cleared, "quote-1")
+    assert [r.code for r in record.reasons] == [NAME_MATCH]  # the SDN entry's match stands

@@ -153,3 +153,64 @@ def test_the_evidence_is_the_name_as_screened_now_against_the_entry_on_the_curre
     assert (erased.query, erased.current) == (None, None)
     with pytest.raises(ReviewNotFound):
         queue.evidence("nope")
+
+
+# --- a name not screened in Latin script: a review of the borrower's identity, no SDN entry ----------------------
+
+CYRILLIC = IdentityProfile("Рамзан", "Кадыров", date(1976, 10, 5), "US-FL")
+
+
+def _unscreened(
+    service: ComplianceService, identity: IdentityProfile, n: int = 1, **changes: object
+) -> SanctionsReview:
+    file = BorrowerFile("b1", WALLET, "US-FL", identity, None, CreditProfile())  # type: ignore[arg-type]
+    fingerprint = service.identity_fingerprint(file.facts())
+    review = _review(n, ent_num=None, entry_fingerprint=fingerprint, listed_name=None, primary_name=None)
+    return replace(review, program=None, score=None, outcome="not-screened", kind="name-not-screened", **changes)  # type: ignore[arg-type]
+
+
+def _with_file(queue: SanctionsReviews, identity: IdentityProfile | None) -> None:
+    files: _Files = queue._borrowers  # type: ignore[assignment]
+    files.files["b1"] = BorrowerFile("b1", WALLET, "US-FL", identity, None, CreditProfile())  # type: ignore[arg-type]
+
+
+def test_a_name_not_screened_is_reviewed_as_the_identity_it_was_screened_with(service: ComplianceService) -> None:
+    review = _unscreened(service, CYRILLIC)
+    queue, store = _queue(service, review)
+    _with_file(queue, CYRILLIC)
+    evidence = queue.evidence("r1")
+    assert (evidence.query, evidence.entry, evidence.current, evidence.entry_changed) == (
+        "Рамзан Кадыров",
+        (),
+        None,
+        False,
+    )
+    held = queue.status("b1")
+    assert held.status == "held-for-review"
+    assert held.reason is not None
+    assert "could not be screened in Latin script" in held.reason
+    assert "review r1)" in held.reason
+
+    cleared = queue.decide("r1", ReviewState.CLEARED, "admin:key-1", "passport read: not a listed party")
+    assert (cleared.state, cleared.reviewer) == ("cleared", "admin:key-1")
+    record = store.tables.decisions.get(cleared.review_decision_id or "")
+    assert record is not None
+    assert (record.kind, record.subject_ref, record.outcome) == (DecisionKind.SANCTIONS_REVIEW, "b1", Outcome.ALLOW)
+    assert queue.status("b1").status == "clear"
+
+
+def test_a_confirmed_name_not_screened_blocks_that_identity_only(service: ComplianceService) -> None:
+    queue, store = _queue(service, _unscreened(service, CYRILLIC))
+    _with_file(queue, CYRILLIC)
+    confirmed = queue.decide("r1", ReviewState.CONFIRMED, "admin:key-1", "the listed party's passport")
+    denied = store.tables.decisions.get(confirmed.review_decision_id or "")
+    assert denied is not None
+    assert (denied.outcome, [r.code for r in denied.reasons]) == (Outcome.DENY, [REVIEW_CONFIRMED])
+    assert queue.status("b1").status == "blocked"
+
+    renamed = replace(CYRILLIC, last_name="Кадиров")  # verified again as someone else: another identity
+    _with_file(queue, renamed)
+    assert queue.status("b1").status == "clear"  # the verdict was on the other identity: nothing stands
+    assert queue.evidence("r1").entry_changed
+    _with_file(queue, None)  # erased
+    assert queue.evidence("r1").entry_changed
