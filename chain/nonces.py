@@ -266,14 +266,24 @@ class SqlNonceAllocator:
         return [outcomes.get(id(waiting), _refusal(waiting)) for waiting in batch]
 
     async def release(self, account: AccountRef, nonce: Nonce) -> None:
-        def work(repo: ChainRepository) -> None:
+        await self.release_with(account, nonce, lambda repo: True)
+
+    async def release_with(self, account: AccountRef, nonce: Nonce, write: Callable[[ChainRepository], bool]) -> bool:
+        """``write`` (failing the intent that held ``nonce``: ``store.chain.rejecting``) and, when it answers True,
+        ``release``, in one unit of work: a crash in between can leave neither a failed intent whose nonce is never
+        handed out again (a gap) nor a released nonce whose intent is still followed. Whether ``write`` wrote."""
+
+        def work(repo: ChainRepository) -> bool:
+            if not write(repo):
+                return False
             self._ensure(repo, account)
             row = repo.lock_nonce_row(account.chain_id, account.address)
             if nonce < row.next_nonce:
                 repo.add_gap(account.chain_id, account.address, nonce)
+            return True
 
         async with self._lock(account):
-            await self.store.run(self._forgetting(account, work))
+            return await self.store.run(self._forgetting(account, work))
 
     async def floor(self, account: AccountRef, chain_nonce: Nonce) -> None:
         def work(repo: ChainRepository) -> None:

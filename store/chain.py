@@ -13,7 +13,7 @@ loop and the group commit, ``run_batched``), and this module (``SqlChainStore``'
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,6 +84,7 @@ __all__ = [
     "IntentRecord",
     "MinedUpdate",
     "SqlChainStore",
+    "rejecting",
 ]
 
 
@@ -175,36 +176,58 @@ class SqlChainStore(UnitsOfWork):
         mined: Sequence[MinedUpdate],
         unmined: Sequence[str],
         outcomes: Sequence[tuple[str, str, str | None]],
-    ) -> None:
+        *,
+        owner: str,
+    ) -> set[str]:
         """What one round of a watcher saw, in one unit of work and in this order: the (intent key, tx hash) pairs a
         node accepted (as ``mark_sent``), the intents' blocks (``mined``), the intents a reorg took back to sent
         (``unmined``), and the (key, terminal status, error) triples that ended (the other attempts of an ended
         intent become replaced). An intent mined and ended in the same round is written once, its block and outcome
-        together."""
+        together. The blocks and outcomes are written only for the open intents ``owner`` holds (row-locked first, as
+        ``record_signed`` fences its writes): the keys left unwritten are returned — taken over by another manager,
+        whose word on them stands, where a stalled former owner's round wrote over it."""
 
-        def work(repo: ChainRepository) -> None:
-            ended = {key: (status, error) for key, status, error in outcomes}
+        def work(repo: ChainRepository) -> set[str]:
+            keys = {item.intent_key for item in mined} | set(unmined) | {key for key, _, _ in outcomes}
+            held = repo.held_open(keys, owner)
+            ended = {key: (status, error) for key, status, error in outcomes if key in held}
             _sent(repo, sent)
-            _mined(repo, mined, ended)
-            _unmined(repo, unmined)
-            _finished(repo, outcomes, {item.intent_key for item in mined})
+            _mined(repo, [item for item in mined if item.intent_key in held], ended)
+            _unmined(repo, [key for key in unmined if key in held])
+            _finished(repo, [o for o in outcomes if o[0] in held], {item.intent_key for item in mined})
+            return keys - held
 
         if sent or mined or unmined or outcomes:
-            await self.run(work)
+            return await self.run(work)
+        return set()
 
-    async def reject(self, key: str, tx_hash: str | None, error: str) -> None:
-        def work(repo: ChainRepository) -> None:
-            if tx_hash is not None:
-                repo.set_attempt_status([tx_hash], ATTEMPT_REJECTED)
-            repo.update_intent(key, status=FAILED, error=error[:2000])
-
-        await self.run(work)
+    async def reject(self, key: str, tx_hash: str | None, error: str, *, owner: str) -> bool:
+        """Fail the open intent ``key`` (its attempt ``tx_hash`` rejected) while ``owner`` holds it; False, nothing
+        written, once another manager took it over or it ended (``rejecting``)."""
+        return await self.run(rejecting(key, tx_hash, error, owner))
 
     async def open_intents(self, chain_id: int, sender: str) -> list[IntentRecord]:
         return await self.run(lambda repo: repo.open_intents(chain_id, sender))
 
     async def max_nonce(self, chain_id: int, sender: str) -> int | None:
         return await self.run(lambda repo: repo.max_nonce(chain_id, sender))
+
+
+def rejecting(key: str, tx_hash: str | None, error: str, owner: str) -> Callable[[ChainRepository], bool]:
+    """The unit of work that fails the open intent ``key`` for ``error``, its attempt ``tx_hash`` rejected, only while
+    ``owner`` holds it (its row locked first): True when written. A stalled former owner whose node refused, or whose
+    gas estimate failed, after another manager claimed the intent wrote it failed over the new owner's transaction.
+    ``SqlNonceAllocator.release_with`` runs it with the release of the intent's nonce."""
+
+    def work(repo: ChainRepository) -> bool:
+        if not repo.held_open([key], owner):
+            return False
+        if tx_hash is not None:
+            repo.set_attempt_status([tx_hash], ATTEMPT_REJECTED)
+        repo.update_intent(key, status=FAILED, error=error[:2000])
+        return True
+
+    return work
 
 
 def _sent(repo: ChainRepository, tx_hashes: Sequence[tuple[str, str]]) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from store.chain_records import AttemptRecord, IntentRecord, intent_record
 from store.chain_rows import (
+    BATCH_ROWS,
     DROPPED,
     FAILED,
     OPEN_STATUSES,
@@ -159,6 +160,25 @@ class ChainRepository:
             .with_for_update()
         ).all()
         return {str(key) for key, owner in rows if owners[str(key)] is None or owners[str(key)] == owner}
+
+    def held_open(self, keys: Iterable[str], owner: str) -> set[str]:
+        """Of ``keys``, the open intents ``owner`` holds; their rows stay locked to the end of the transaction
+        (PostgreSQL), so nobody claims them before the caller's writes commit."""
+        wanted = list(keys)
+        held: set[str] = set()
+        for start in range(0, len(wanted), BATCH_ROWS):
+            held.update(
+                self.session.scalars(
+                    select(ChainIntentRow.key)
+                    .where(
+                        ChainIntentRow.key.in_(wanted[start : start + BATCH_ROWS]),
+                        ChainIntentRow.owner == owner,
+                        ChainIntentRow.status.in_(OPEN_STATUSES),
+                    )
+                    .with_for_update()
+                )
+            )
+        return held
 
     def fence(self, keys: Sequence[str], owner: str, now: datetime) -> set[str]:
         """Of ``keys``, the open intents ``owner`` still holds under an unexpired lease, in one statement that also

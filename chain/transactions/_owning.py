@@ -10,7 +10,7 @@ from hexbytes import HexBytes
 
 from chain.transactions._claims import OpenLeases
 from chain.transactions._sending import _Sending
-from chain.transactions._tracked import _TakenOver, _Tracked
+from chain.transactions._tracked import _Tracked
 from chain.transactions._values import Submission
 from store.chain import ATTEMPT_MINED, ATTEMPT_SENT, MINED, IntentRecord
 
@@ -105,12 +105,3 @@ class _Owning(_Sending):
             following = len(self._tracked.keys() | self._submitting.keys())
             if leases.to_claim(self.account.chain_id, self.account.address, self.owner, following=following):
                 await self._claim_expired()
-
-    def _let_go(self, tracked: _Tracked) -> None:
-        """Stop following an intent another manager owns now; its waiters read its outcome from the store."""
-        self._untrack(tracked)
-        self._recheck.discard(tracked.key)
-        waiter = self._waiters.pop(tracked.key, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(_TakenOver(tracked.key))
-            waiter.exception()  # mark retrieved: the waiter may have given up already

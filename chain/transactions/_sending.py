@@ -26,7 +26,7 @@ from chain.transactions._core import _Core
 from chain.transactions._tracked import _KNOWN, _NONCE_USED, _UNDERPRICED, _Broadcast, _hex, _TakenOver, _Tracked
 from chain.transactions._values import Submission
 from chain.types import Nonce
-from store.chain import ATTEMPT_REJECTED, AttemptRecord, IntentRecord
+from store.chain import ATTEMPT_REJECTED, AttemptRecord, IntentRecord, rejecting
 
 log = logging.getLogger("chain.transactions")
 
@@ -55,8 +55,8 @@ class _Sending(_Core):
                 _, created = await self.store.create_intent(intent)
                 if not created:
                     raise IntentExists(f"intent {key!r} exists") from err
-            await self.store.reject(key, None, str(err))
-            self._settle(key, err)
+            if await self._fail(key, None, str(err), None):
+                self._settle(key, err)  # else taken over meanwhile: its new owner's outcome is in the store
             raise
         fresh = intent.nonce is None  # allocated here: no earlier attempt of ours can hold this nonce
         try:
@@ -67,7 +67,7 @@ class _Sending(_Core):
                 nonce = Nonce(intent.nonce) if intent.nonce is not None else await self._allocate(key)
                 tracked = await self._sign_and_track(key, to, data, intent.value, nonce, gas, fees, fresh=fresh)
         except _TakenOver:
-            return await self._taken_over_before_signing(key)
+            return await self._taken_over_meanwhile(key)
         if self._on_signed is not None:
             await self._on_signed(key)
         outcome = await self._send(tracked)
@@ -75,16 +75,17 @@ class _Sending(_Core):
             try:
                 tracked, outcome = await self._resend_after_resync(tracked, gas, fees)
             except _TakenOver:
-                return await self._taken_over_before_signing(key)
-        if outcome == _Broadcast.REJECTED:
-            error = self._settled.get(key)
-            assert isinstance(error, ChainError)
-            raise error
+                return await self._taken_over_meanwhile(key)
+        if outcome in (_Broadcast.REJECTED, _Broadcast.TAKEN_OVER):
+            error = self._settled.get(key)  # refused here, or by the watcher's broadcast of the same attempt first
+            if isinstance(error, ChainError):
+                raise error
+            return await self._taken_over_meanwhile(key)
         self._wake.set()
         return Submission(key, "sent" if not tracked.unsent else "signed", tracked.current.tx_hash, tracked.nonce)
 
-    async def _taken_over_before_signing(self, key: str) -> Submission:
-        log.warning("%s: intent %s was taken over by another manager before it was signed", self.client.name, key)
+    async def _taken_over_meanwhile(self, key: str) -> Submission:
+        log.warning("%s: intent %s was taken over by another manager before it was settled", self.client.name, key)
         stored = await self.store.get_intent(key)
         assert stored is not None
         return Submission(key, stored.status, stored.tx_hash, stored.nonce)
@@ -215,12 +216,37 @@ class _Sending(_Core):
             tracked.attempts.pop()
             tracked.accepted_at = tracked.sent_at = self._clock()
             return _Broadcast.UNDERPRICED
+        if not await self._fail(tracked.key, attempt.tx_hash, message, tracked.nonce):
+            log.warning("%s: refused %s was taken over by another manager", self.client.name, tracked.key)
+            self._let_go(tracked)
+            return _Broadcast.TAKEN_OVER
         rejected = TransactionRejected(f"{self.client.name} refused {tracked.key}: {message}", tracked.key)
-        await self.nonces.release(self.account, Nonce(tracked.nonce))
-        await self.store.reject(tracked.key, attempt.tx_hash, message)
         self._untrack(tracked)
         self._settle(tracked.key, rejected)
         return _Broadcast.REJECTED
+
+    async def _fail(self, key: str, tx_hash: str | None, error: str, nonce: int | None) -> bool:
+        """Store ``key`` failed and give its ``nonce`` back (None: it holds none) while this manager holds it: False,
+        nothing written, once another manager took it over (its writes decide now). On the SQL allocator of this
+        store the intent's write and the release are one unit of work."""
+        write = rejecting(key, tx_hash, error, self.owner)
+        if nonce is None:
+            return await self.store.run(write)
+        if isinstance(self.nonces, SqlNonceAllocator) and self.nonces.store is self.store:
+            return await self.nonces.release_with(self.account, Nonce(nonce), write)
+        if not await self.store.run(write):
+            return False
+        await self.nonces.release(self.account, Nonce(nonce))
+        return True
+
+    def _let_go(self, tracked: _Tracked) -> None:
+        """Stop following an intent another manager owns now; its waiters read its outcome from the store."""
+        self._untrack(tracked)
+        self._recheck.discard(tracked.key)
+        waiter = self._waiters.pop(tracked.key, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(_TakenOver(tracked.key))
+            waiter.exception()  # mark retrieved: the waiter may have given up already
 
     def _held(self, tracked: _Tracked, message: str) -> int:
         """A rebroadcast of an attempt a node accepted before was refused ("max fee per gas less than block base

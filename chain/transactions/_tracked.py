@@ -62,7 +62,7 @@ class _TakenOver(ChainError):
 
 
 class _Broadcast:
-    ACCEPTED, UNDERPRICED, NONCE_USED, REJECTED, UNAVAILABLE, HELD = range(6)
+    ACCEPTED, UNDERPRICED, NONCE_USED, REJECTED, UNAVAILABLE, HELD, TAKEN_OVER = range(7)
 
 
 _KNOWN = ("already known", "known transaction", "already imported", "already exists", "already in")

@@ -76,14 +76,20 @@ class _Watching(_Owning):
         failed is kept for the next (``self._round``), the queued sends put back."""
         sent, self._sent_queue = self._sent_queue, []
         try:
-            await self.store.record_round(sent, round_.mined, round_.unmined, round_.outcomes)
+            lost = await self.store.record_round(sent, round_.mined, round_.unmined, round_.outcomes, owner=self.owner)
         except BaseException:
             self._sent_queue[:0] = sent
             raise
         self._round = None
+        for key in lost:  # claimed by another manager while this one stalled: its findings are not this one's to write
+            tracked = self._tracked.get(key)
+            if tracked is not None:
+                log.warning("%s: intent %s was taken over by another manager", self.client.name, key)
+                self._let_go(tracked)
         for tracked, result in round_.settled:
-            self._untrack(tracked)
-            self._settle(tracked.key, result)
+            if tracked.key not in lost:
+                self._untrack(tracked)
+                self._settle(tracked.key, result)
 
     async def _broadcast_unsent(self) -> None:
         now = self._clock()

@@ -11,19 +11,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from web3 import Web3
 from web3.contract import Contract
 from web3.types import RPCEndpoint, RPCResponse
 
 from chain.client import ChainClient
 from chain.devnet import Devnet
-from chain.errors import TransactionReverted
+from chain.errors import GasEstimationFailed, TransactionReverted
 from chain.signers import Role, devnet_signer
 from chain.transactions import Call, LifecycleSettings, TransactionManager
-from store.chain import CONFIRMED, PENDING, SENT, IntentRecord, SqlChainStore
+from chain.types import Wei
+from store.chain import CONFIRMED, PENDING, SENT, IntentRecord, MinedUpdate, SqlChainStore
 from tests.integration.chain.support import TOKEN_ARTIFACTS, deploy_token, holder, manager, miner
 
 pytestmark = pytest.mark.integration
 
+_DEAD = Web3.to_checksum_address("0x000000000000000000000000000000000000dEaD")
 LEASE = 3.0  # seconds: the owners' claim_after (renewed every second; a stall of 2 s under load is tolerated)
 
 
@@ -176,6 +179,36 @@ async def test_claims_renewals_and_releases_on_the_store(pg_store: SqlChainStore
     assert await pg_store.renew_leases(1, record.sender, winner, lease) == {"k"}
 
 
+async def test_only_the_owner_writes_an_intent_s_end(pg_store: SqlChainStore) -> None:
+    """A stalled former owner can neither fail an intent another manager claimed (its node refusal, its failed gas
+    estimate) nor write its block or outcome from a round of its own; the owner can, once."""
+    record = IntentRecord(
+        key="ended",
+        chain_id=1,
+        sender="0x" + "11" * 20,
+        to_address=None,
+        data="0x",
+        value=0,
+        gas=21_000,
+        payload_hash="0x" + "00" * 32,
+        status=SENT,
+        owner="second",
+        lease_expires_at=datetime.now(UTC) + timedelta(seconds=30),
+    )
+    await pg_store.create_intent(record)
+    mined = MinedUpdate("ended", "0x" + "ab" * 32, 7, "0x" + "cd" * 32, 21_000, None, True)
+    assert not await pg_store.reject("ended", None, "refused", owner="first")
+    assert await pg_store.record_round([], [mined], [], [("ended", CONFIRMED, None)], owner="first") == {"ended"}
+    stored = await pg_store.get_intent("ended")
+    assert stored is not None
+    assert (stored.status, stored.block_number, stored.error) == (SENT, None, None)
+    assert await pg_store.record_round([], [mined], [], [("ended", CONFIRMED, None)], owner="second") == set()
+    assert not await pg_store.reject("ended", None, "refused", owner="second")  # ended: nothing to fail
+    stored = await pg_store.get_intent("ended")
+    assert stored is not None
+    assert (stored.status, stored.block_number, stored.error) == (CONFIRMED, 7, None)
+
+
 async def test_a_mined_intent_whose_owner_died_is_confirmed_by_the_claimant_without_a_resend(
     anvil: Devnet, client: ChainClient, pg_store: SqlChainStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,3 +267,34 @@ async def test_a_mined_intent_whose_owner_died_is_confirmed_by_the_claimant_with
         assert stored is not None
         assert (stored.status, stored.owner, len(stored.attempts)) == (status, "second", 1)
     assert int(await client.rpc("eth_getTransactionCount", devnet_signer(Role.DEPLOYER).address, "latest"), 16) == 3
+
+
+async def test_a_stalled_former_owner_cannot_fail_an_intent_another_manager_completed(
+    client: ChainClient, sqlite_store: SqlChainStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first owner stalls in the gas estimate past its lease; the second claims the intent and gets it
+    confirmed; the first's estimate then fails and it wrote the intent failed over the second's confirmation."""
+    reached, go = asyncio.Event(), asyncio.Event()
+
+    async def stalled_then_failing(to: str | None, data: bytes, value: int) -> int:
+        reached.set()
+        await go.wait()
+        raise GasEstimationFailed("gas estimate failed: the state moved on")
+
+    first = manager(client, sqlite_store)
+    first.owner = "first"
+    second = manager(client, sqlite_store)
+    second.owner = "second"
+    monkeypatch.setattr(first, "_estimate_gas", stalled_then_failing)
+    async with first, second:
+        submitted = asyncio.create_task(first.submit("contested", Call(to=_DEAD, value=Wei(1))))  # gas to estimate
+        await asyncio.wait_for(reached.wait(), 10)
+        await sqlite_store.release_leases(first.account.chain_id, first.account.address, "first")  # its lease ran out
+        receipt = await second.wait("contested", within=10)
+        go.set()
+        with pytest.raises(GasEstimationFailed):
+            await submitted
+    stored = await sqlite_store.get_intent("contested")
+    assert stored is not None
+    assert (stored.owner, stored.status, stored.error) == ("second", CONFIRMED, None)
+    assert stored.tx_hash == receipt.tx_hash
