@@ -14,7 +14,8 @@
   ≥ 12.5 %; whichever of the attempts is mined settles the intent. Rebroadcasts (every ``rebroadcast_after``) do not
   restart that clock: anvil can keep a transaction in its queue, never mined, while answering "already imported".
   A refused rebroadcast of an attempt a node once accepted never fails the intent nor releases its nonce (a pooled
-  transaction meets "max fee per gas less than block base fee" in a fee spike): it is followed on and bumped.
+  transaction meets "max fee per gas less than block base fee" in a fee spike): it is followed on and bumped. Nor
+  does a refusal of an attempt the node still holds (asked by hash first: its acceptance may never have been stored).
 * Mined transactions are found per block (``eth_getBlockReceipts``), not by polling one receipt per transaction,
   and confirmed once the block is N deep and still canonical (a reorg sends them back to "sent"). Blocks mined while
   the manager follows nothing are not read: the first broadcast after such a spell moves the scan to the head.

@@ -216,6 +216,19 @@ class _Sending(_Core):
             tracked.attempts.pop()
             tracked.accepted_at = tracked.sent_at = self._clock()
             return _Broadcast.UNDERPRICED
+        try:
+            held = await self._known_to_node(tracked)
+        except RpcUnavailable as err:  # undecided: broadcast again by the watcher, whose answer decides
+            self.last_error = str(err)[:300]
+            tracked.unsent = True
+            return _Broadcast.UNAVAILABLE
+        if held:
+            # A node holds it, pending or mined, though nobody recorded it accepted (its process died between the
+            # node's answer and the store's write): the refusal ("max fee per gas less than block base fee" in a fee
+            # spike) is no proof it never reached a mempool, and its nonce is not free.
+            tracked.accepted.add(attempt.tx_hash)
+            self._sent_queue.append((tracked.key, attempt.tx_hash))
+            return self._held(tracked, message)
         if not await self._fail(tracked.key, attempt.tx_hash, message, tracked.nonce):
             log.warning("%s: refused %s was taken over by another manager", self.client.name, tracked.key)
             self._let_go(tracked)
