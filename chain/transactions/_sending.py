@@ -4,6 +4,7 @@ the nonce resync when the node says a fresh nonce is used."""
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -24,11 +25,14 @@ from chain.fees import Fees
 from chain.nonces import IntentExists, SqlNonceAllocator
 from chain.transactions._core import _Core
 from chain.transactions._tracked import _KNOWN, _NONCE_USED, _UNDERPRICED, _Broadcast, _hex, _TakenOver, _Tracked
-from chain.transactions._values import Submission
+from chain.transactions._values import Call, Submission
 from chain.types import Nonce
-from store.chain import ATTEMPT_REJECTED, AttemptRecord, IntentRecord, rejecting
+from store.chain import ATTEMPT_REJECTED, PENDING, AttemptRecord, IntentRecord, rejecting
 
 log = logging.getLogger("chain.transactions")
+
+#: the key prefix of the zero-value transfers that fill a nonce a failed intent gave back (``_fill_gap``)
+GAP_FILLER = "nonce-gap:"
 
 #: an intent's ``to`` checksummed once per address (a Keccak-256 each), not once per signature
 _checksummed = lru_cache(maxsize=4096)(to_checksum_address)
@@ -55,8 +59,11 @@ class _Sending(_Core):
                 _, created = await self.store.create_intent(intent)
                 if not created:
                     raise IntentExists(f"intent {key!r} exists") from err
-            if await self._fail(key, None, str(err), None):
+            # A resumed intent may hold a nonce bound before its process died, never signed: given back and filled
+            if await self._fail(key, None, str(err), intent.nonce):
                 self._settle(key, err)  # else taken over meanwhile: its new owner's outcome is in the store
+                if intent.nonce is not None:
+                    await self._fill_gap(intent.nonce, key)
             raise
         fresh = intent.nonce is None  # allocated here: no earlier attempt of ours can hold this nonce
         try:
@@ -236,7 +243,47 @@ class _Sending(_Core):
         rejected = TransactionRejected(f"{self.client.name} refused {tracked.key}: {message}", tracked.key)
         self._untrack(tracked)
         self._settle(tracked.key, rejected)
+        await self._fill_gap(tracked.nonce, tracked.key)
         return _Broadcast.REJECTED
+
+    async def _fill_gap(self, nonce: int, failed: str) -> None:
+        """``nonce``, just given back by the intent ``failed``, holds back this account's later transactions the
+        node has queued behind it: send a zero-value transfer to the account itself in it now (the allocator hands
+        out released nonces first), as a relayer cancels a nonce, rather than leave them waiting for the next submit
+        (and fee-bumped for nothing meanwhile). Not when nothing later is followed: the next submit takes it. A
+        filler that fails (the account cannot pay for its gas either) is not filled again."""
+        if failed.startswith(GAP_FILLER) or not any(t.nonce > nonce for t in self._tracked.values()):
+            return
+        call = Call.transfer(self.account.address, 0)
+        filler = IntentRecord(
+            key=f"{GAP_FILLER}{self.account.chain_id}:{self.account.address}:{nonce}:{secrets.token_hex(4)}",
+            chain_id=self.account.chain_id,
+            sender=self.account.address,
+            to_address=call.to,
+            data="0x",
+            value=call.value,
+            gas=call.gas,
+            payload_hash=call.payload_hash(self.account.chain_id, self.account.address),
+            status=PENDING,
+            owner=self.owner,
+            lease_expires_at=datetime.now(UTC) + self._lease,
+        )
+        sql = isinstance(self.nonces, SqlNonceAllocator)
+        try:
+            if not sql:
+                await self.store.create_intent(filler)
+            sent = await self._prepare_and_send(filler, create=sql)
+        except ChainError as err:
+            log.warning("%s: nonce %s given back by %s is not filled: %s", self.client.name, nonce, failed, err)
+            return
+        log.info(
+            "%s: nonce %s given back by %s filled by %s (nonce %s)",
+            self.client.name,
+            nonce,
+            failed,
+            sent.intent_key,
+            sent.nonce,
+        )
 
     async def _fail(self, key: str, tx_hash: str | None, error: str, nonce: int | None) -> bool:
         """Store ``key`` failed and give its ``nonce`` back (None: it holds none) while this manager holds it: False,

@@ -31,6 +31,8 @@ class _Tracked:
     unsent: bool = True
     mined: MinedUpdate | None = None
     nonce_used_seen: bool = False
+    # the node's pending count when it last found this one stuck above it: it waits behind a missing nonce, unbumped
+    waits_behind: int | None = None
     broadcasting: bool = False  # a broadcast of the newest attempt is on its way: the watcher does not add another
     # The attempts a node has accepted (by hash), in this process or, for a resumed intent, as the store recorded: a
     # node's refusal of one of them again is no proof it never reached a mempool, so it never fails the intent.

@@ -247,6 +247,19 @@ class _Watching(_Owning):
         ]
         if not stuck:
             return
+        # One above the node's pending count waits behind a nonce the node has not got (given back by a refused
+        # intent and not yet filled, another process's not yet sent): a higher fee cannot get it mined. Asked again
+        # each round while it is stuck: the lower ones of a fee spike are bumped one after the other, not together.
+        pending = int(await self._rpc("eth_getTransactionCount", self.account.address, "pending"), 16)
+        for tracked in stuck:
+            if tracked.nonce > pending and tracked.waits_behind != pending:
+                log.warning(
+                    "%s: %s (nonce %s) waits behind nonce %s", self.client.name, tracked.key, tracked.nonce, pending
+                )
+            tracked.waits_behind = pending if tracked.nonce > pending else None
+        stuck = [t for t in stuck if t.waits_behind is None]
+        if not stuck:
+            return
         self._fees = None  # replacements price against the market now
         market = await self._market_fees()
         for tracked in sorted(stuck, key=lambda t: t.nonce):

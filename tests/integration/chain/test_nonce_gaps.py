@@ -1,19 +1,24 @@
-"""Nonces on a real anvil that must not be given back: a refused rebroadcast of a transaction the node holds keeps
-its nonce."""
+"""Nonce gaps on a real anvil: a nonce the node refused, or a resumed intent that can no longer be estimated, leaves
+the later transactions of the account queued on the node behind it. The manager fills such a nonce at once (a
+zero-value transfer to itself), and never fee-bumps a transaction that waits behind a missing nonce: a higher fee
+cannot get it mined, only the missing nonce can. And a refused rebroadcast of a transaction the node holds keeps its
+nonce."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from web3 import Web3
 from web3.types import RPCEndpoint
 
 from chain.client import ChainClient
+from chain.errors import GasEstimationFailed, TransactionRejected
 from chain.signers import Role, devnet_signer
 from chain.transactions import Call, LifecycleSettings, TransactionManager
-from store.chain import SqlChainStore
-from tests.integration.chain.support import manager
+from store.chain import PENDING, IntentRecord, SqlChainStore
+from tests.integration.chain.support import deploy_token, holder, manager
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +85,92 @@ async def test_a_resumed_transaction_the_node_holds_is_not_failed_by_a_refused_r
     finally:
         await client.rpc("evm_setAutomine", True)
         await dead.close()
+
+
+async def test_a_nonce_the_node_refused_is_filled_at_once_and_the_later_transactions_are_mined_unbumped(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    """Nonce 0 is signed and held back while nonces 1 and 2 reach the node (queued behind 0); the node then refuses
+    nonce 0 (insufficient funds). Its nonce was released and nothing sent under it until a later submit took it, so
+    1 and 2 waited, and were fee-bumped towards the cap for nothing."""
+    signed, go = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_unfunded(key: str) -> None:
+        if key == "unfunded":
+            signed.set()
+            await go.wait()
+
+    settings = LifecycleSettings(confirmations=1, poll_interval=0.05, stuck_after=1.0)
+    txs = TransactionManager(client, devnet_signer(Role.DEPLOYER), sqlite_store, settings=settings)
+    txs._on_signed = hold_the_unfunded
+    async with txs:
+        unfunded = asyncio.create_task(txs.submit("unfunded", Call.transfer(DEAD, 10**30)))
+        await asyncio.wait_for(signed.wait(), 10)
+        later = [await txs.submit(f"later:{i}", Call.transfer(DEAD, i)) for i in (1, 2)]
+        assert [s.nonce for s in later] == [1, 2]
+        assert await _count(client, "pending") == 0  # queued behind nonce 0
+        go.set()
+        with pytest.raises(TransactionRejected):
+            await unfunded
+        receipts = [await txs.wait(s.intent_key, within=3) for s in later]
+    assert [r.tx_hash for r in receipts] == [s.tx_hash for s in later]  # the first attempts: nothing bumped
+    for submission in later:
+        stored = await sqlite_store.get_intent(submission.intent_key)
+        assert stored is not None
+        assert len(stored.attempts) == 1
+    assert await _count(client) == 3  # nonce 0 used by the filler
+
+
+async def test_a_transaction_queued_behind_a_missing_nonce_is_not_fee_bumped(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    """A nonce taken and not yet sent (another process's, stalled) holds the next transaction in the node's queue:
+    replacing it with higher fees every ``stuck_after`` cannot get it mined and only raises what it will cost."""
+    async with manager(client, sqlite_store, stuck_after=0.2) as txs:
+        missing = await txs.nonces.allocate(txs.account, "elsewhere")  # nonce 0, sent by nobody yet
+        queued = await txs.submit("queued", Call.transfer(DEAD, 1))
+        assert queued.nonce == missing + 1
+        await asyncio.sleep(1.5)  # several stuck_after periods
+        stored = await sqlite_store.get_intent("queued")
+        assert stored is not None
+        assert len(stored.attempts) == 1, "a transaction queued behind a gap was fee-bumped"
+        filler = txs.signer.sign_transaction(
+            {"type": 2, "chainId": 31337, "nonce": missing, "gas": 21_000, "value": 0, "to": SENDER}
+            | {"maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}
+        )
+        await client.rpc("eth_sendRawTransaction", "0x" + filler.hex())
+        assert (await txs.wait("queued", within=5)).tx_hash == queued.tx_hash
+
+
+async def test_a_resumed_intent_whose_gas_estimate_fails_gives_back_its_bound_nonce(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    """A dead process bound nonce 1 to an intent and never signed it; when it is claimed, the call no longer passes
+    its gas estimate. The intent failed with the nonce still bound: a gap every later transaction waited behind."""
+    async with manager(client, sqlite_store) as txs:
+        token = await deploy_token(txs)  # nonce 0
+        call = Call.function(token, "transfer", holder(2), 10**18)  # the deployer holds no tokens: it cannot pass
+        orphan = IntentRecord(
+            key="orphan",
+            chain_id=txs.account.chain_id,
+            sender=SENDER,
+            to_address=call.to,
+            data="0x" + call.data.hex(),
+            value=0,
+            gas=None,
+            payload_hash=call.payload_hash(txs.account.chain_id, SENDER),
+            status=PENDING,
+            owner="dead-process",
+            lease_expires_at=datetime.now(UTC) - timedelta(minutes=5),
+        )
+        await sqlite_store.create_intent(orphan)
+        assert await txs.nonces.allocate(txs.account, "orphan") == 1  # bound, as the dead process left it
+        later = await txs.submit("later", Call.transfer(DEAD, 1))
+        assert later.nonce == 2
+        with pytest.raises(GasEstimationFailed):
+            await txs.wait("orphan", within=10)  # claimed and resumed here
+        assert (await txs.wait("later", within=5)).tx_hash == later.tx_hash
+    stored = await sqlite_store.get_intent("orphan")
+    assert stored is not None
+    assert stored.status == "failed"
+    assert await _count(client) == 3
