@@ -340,8 +340,12 @@ class RedisNonceAllocator:
     groups them into one row lock: hundreds of concurrent sends cost a few round trips and a few connections (one
     call per allocation would need a connection each, beyond redis-py's pool of 100).
 
-    The nonce is bound to its intent by the lifecycle right after allocation; a crash in between leaves a released
-    -less gap that ``TransactionManager.start`` closes (it floors at the chain's count and refills)."""
+    The nonce is bound to its intent by the lifecycle's write of the signed attempt, after the allocation: a nonce
+    allocated and never bound is lost — the process crashed or its submit was cancelled in between, the write failed,
+    or a script call timed out after Redis ran it (the whole group's nonces). Nothing hands it out again (``floor``
+    only raises the counter) and the account's later transactions wait on the node behind it, unbumped (a higher fee
+    cannot help them), until someone sends under it. The SQL allocator binds in the allocation's own transaction and
+    loses none; the platform uses it."""
 
     cross_process = True
     binds_intents = False
