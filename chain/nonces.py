@@ -81,6 +81,10 @@ class NonceAllocator(Protocol):
         """The chain has used every nonce below ``chain_nonce``: never hand those out again."""
         ...
 
+    async def handed_out(self, account: AccountRef) -> Nonce:
+        """The counter: every nonce below it has been handed out (some perhaps released since), none above."""
+        ...
+
 
 class LocalNonceAllocator:
     """In-process counters; correct within one process only. No awaits inside, so no lock is needed."""
@@ -103,6 +107,9 @@ class LocalNonceAllocator:
     async def release(self, account: AccountRef, nonce: Nonce) -> None:
         if nonce < self._next.get(account, 0):
             heapq.heappush(self._released.setdefault(account, []), nonce)
+
+    async def handed_out(self, account: AccountRef) -> Nonce:
+        return Nonce(self._next.get(account, 0))
 
     async def floor(self, account: AccountRef, chain_nonce: Nonce) -> None:
         self._next[account] = max(self._next.get(account, 0), chain_nonce)
@@ -295,6 +302,9 @@ class SqlNonceAllocator:
         async with self._lock(account):
             await self.store.run(self._forgetting(account, work))
 
+    async def handed_out(self, account: AccountRef) -> Nonce:
+        return Nonce(await self.store.run(lambda repo: repo.nonce_counter(account.chain_id, account.address)))
+
 
 def _refusal(waiting: _Waiting) -> ChainError:
     """Why ``waiting`` got no nonce: the intent it was to create exists, or its owner no longer holds it."""
@@ -324,6 +334,9 @@ _RELEASE = """
 local next = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) < next then redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1]) end
 return 0
+"""
+_COUNTER = """
+return tonumber(redis.call('GET', KEYS[1]) or '0')
 """
 _FLOOR = """
 local next = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -355,6 +368,7 @@ class RedisNonceAllocator:
         self._allocate: Any = redis.register_script(_ALLOCATE)
         self._release: Any = redis.register_script(_RELEASE)
         self._floor: Any = redis.register_script(_FLOOR)
+        self._counter: Any = redis.register_script(_COUNTER)
         self._locks: dict[AccountRef, asyncio.Lock] = {}
         self._waiting: dict[AccountRef, list[asyncio.Future[Nonce]]] = {}
 
@@ -395,3 +409,6 @@ class RedisNonceAllocator:
 
     async def floor(self, account: AccountRef, chain_nonce: Nonce) -> None:
         await self._run(self._floor, account, chain_nonce)
+
+    async def handed_out(self, account: AccountRef) -> Nonce:
+        return Nonce(int(await self._run(self._counter, account)))

@@ -308,6 +308,11 @@ class ChainRepository:
         except IntegrityError:
             pass
 
+    def nonce_counter(self, chain_id: int, address: str) -> int:
+        """The account's next never-handed-out nonce (0 before its first allocation); a plain read."""
+        row = self.session.get(ChainNonceRow, (chain_id, address))
+        return 0 if row is None else row.next_nonce
+
     def lock_nonce_row(self, chain_id: int, address: str) -> ChainNonceRow:
         row = self.session.scalars(
             select(ChainNonceRow)

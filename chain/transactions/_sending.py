@@ -12,6 +12,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
+from sqlalchemy.exc import SQLAlchemyError
 
 from chain.errors import (
     ChainError,
@@ -247,13 +248,21 @@ class _Sending(_Core):
         return _Broadcast.REJECTED
 
     async def _fill_gap(self, nonce: int, failed: str) -> None:
-        """``nonce``, just given back by the intent ``failed``, holds back this account's later transactions the
-        node has queued behind it: send a zero-value transfer to the account itself in it now (the allocator hands
-        out released nonces first), as a relayer cancels a nonce, rather than leave them waiting for the next submit
-        (and fee-bumped for nothing meanwhile). Not when nothing later is followed: the next submit takes it. A
-        filler that fails (the account cannot pay for its gas either) is not filled again."""
-        if failed.startswith(GAP_FILLER) or not any(t.nonce > nonce for t in self._tracked.values()):
+        """``nonce``, just given back by the intent ``failed``, holds back this account's later transactions (this
+        manager's or another's, the allocator's counter says whether any was handed out) that the node queues behind
+        it: send a zero-value transfer to the account itself in it now (the allocator hands out released nonces
+        first), as a relayer cancels a nonce, rather than leave them waiting for the next submit (and fee-bumped for
+        nothing meanwhile). Not when none is later: the next submit takes it. A filler that fails (the account cannot
+        pay for its gas either) is not filled again."""
+        if failed.startswith(GAP_FILLER):
             return
+        if not any(t.nonce > nonce for t in self._tracked.values()):
+            try:
+                if await self.nonces.handed_out(self.account) <= nonce + 1:
+                    return
+            except (ChainError, SQLAlchemyError) as err:
+                log.warning("%s: nonce %s given back by %s is not filled: %s", self.client.name, nonce, failed, err)
+                return
         call = Call.transfer(self.account.address, 0)
         filler = IntentRecord(
             key=f"{GAP_FILLER}{self.account.chain_id}:{self.account.address}:{nonce}:{secrets.token_hex(4)}",

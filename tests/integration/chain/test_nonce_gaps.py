@@ -121,6 +121,36 @@ async def test_a_nonce_the_node_refused_is_filled_at_once_and_the_later_transact
     assert await _count(client) == 3  # nonce 0 used by the filler
 
 
+async def test_a_refused_nonce_is_filled_for_the_later_transactions_of_another_manager(
+    client: ChainClient, pg_store: SqlChainStore
+) -> None:
+    """Two managers of one account on PostgreSQL (two processes): the first's nonce 0 is refused after the second's
+    1 and 2 reached the node. The first follows nothing later, so it left nonce 0 to the next submit of either."""
+    signed, go = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_unfunded(key: str) -> None:
+        if key == "unfunded":
+            signed.set()
+            await go.wait()
+
+    settings = LifecycleSettings(confirmations=1, poll_interval=0.05, stuck_after=1.0)
+    first = TransactionManager(
+        client, devnet_signer(Role.DEPLOYER), pg_store, settings=settings, on_signed=hold_the_unfunded, owner="first"
+    )
+    second = TransactionManager(client, devnet_signer(Role.DEPLOYER), pg_store, settings=settings, owner="second")
+    async with first, second:
+        unfunded = asyncio.create_task(first.submit("unfunded", Call.transfer(DEAD, 10**30)))
+        await asyncio.wait_for(signed.wait(), 10)
+        later = [await second.submit(f"later:{i}", Call.transfer(DEAD, i)) for i in (1, 2)]
+        assert [s.nonce for s in later] == [1, 2]
+        go.set()
+        with pytest.raises(TransactionRejected):
+            await unfunded
+        receipts = [await second.wait(s.intent_key, within=3) for s in later]
+    assert [r.tx_hash for r in receipts] == [s.tx_hash for s in later]
+    assert await _count(client) == 3
+
+
 async def test_a_transaction_queued_behind_a_missing_nonce_is_not_fee_bumped(
     client: ChainClient, sqlite_store: SqlChainStore
 ) -> None:

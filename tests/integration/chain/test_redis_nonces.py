@@ -80,6 +80,7 @@ async def _release_and_floor(one: RedisNonceAllocator, two: RedisNonceAllocator)
     await one.release(ACCOUNT, Nonce(9))  # never handed out: ignored
     assert await two.allocate(ACCOUNT, "b1") == 1
     assert await one.allocate(ACCOUNT, "a3") == 4
+    assert await two.handed_out(ACCOUNT) == 5  # released ones below the counter do not lower it
     other_chain = AccountRef(31338, ACCOUNT.address)
     assert await two.allocate(other_chain, "c0") == 0  # each (chain, account) has its own counter
     await two.release(ACCOUNT, Nonce(2))

@@ -36,6 +36,7 @@ async def test_released_nonces_are_reused_first_and_floor_drops_used_ones() -> N
     await allocator.release(ACCOUNT, Nonce(9))  # never handed out: ignored
     assert [await allocator.allocate(ACCOUNT, "a"), await allocator.allocate(ACCOUNT, "b")] == [1, 3]
     assert await allocator.allocate(ACCOUNT, "c") == 5
+    assert await allocator.handed_out(ACCOUNT) == 6
     await allocator.release(ACCOUNT, Nonce(2))
     await allocator.floor(ACCOUNT, Nonce(10))  # the chain has used 0..9
     assert await allocator.allocate(ACCOUNT, "d") == 10
