@@ -232,8 +232,8 @@ class _Sending(_Core):
             return _Broadcast.UNAVAILABLE
         if held:
             # A node holds it, pending or mined, though nobody recorded it accepted (its process died between the
-            # node's answer and the store's write): the refusal ("max fee per gas less than block base fee" in a fee
-            # spike) is no proof it never reached a mempool, and its nonce is not free.
+            # node's answer and the store's write): the refusal ("insufficient funds" since the balance fell, say)
+            # is no proof it never reached a mempool, and its nonce is not free.
             tracked.accepted.add(attempt.tx_hash)
             self._sent_queue.append((tracked.key, attempt.tx_hash))
             return self._held(tracked, message)
@@ -282,7 +282,7 @@ class _Sending(_Core):
             if not sql:
                 await self.store.create_intent(filler)
             sent = await self._prepare_and_send(filler, create=sql)
-        except ChainError as err:
+        except (ChainError, SQLAlchemyError) as err:  # the refusal's caller hears its own error, not the filler's
             log.warning("%s: nonce %s given back by %s is not filled: %s", self.client.name, nonce, failed, err)
             return
         log.info(
