@@ -4,16 +4,18 @@ lender's installment schedule (frequency, day count, odd first period, balloon),
 Pure: the offer, the asset and the quote's start in; ``LoanTerms`` (or a ``ComplianceInputError`` naming why the
 terms cannot be disclosed) out. ``schedule_mismatch`` compares the payments a lender computed itself with the
 disclosed ones: a disclosure must show what the lender will collect, so an offer whose payments differ is dropped,
-never disclosed with numbers of our own."""
+never disclosed with numbers of our own. ``schedule_past_maximum`` holds an amortizing offer to the longest
+schedule a consumer lender writes (``MAX_SCHEDULE_YEARS``): a longer one is dropped before it is disclosed."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from aggregator.assets import Asset
 from compliance import Disclosure, Frequency, InstallmentPlan, LoanTerms, SecurityInterest, installment_term_days
+from compliance.tila.apr import add_months
 from compliance.tila.schedule import DayCount
 from providers.models import InstallmentSchedule, ProviderOffer, RepaymentShape, ScheduledPayment
 
@@ -30,6 +32,15 @@ def installment_plan(offer: ProviderOffer, asset: Asset) -> InstallmentPlan | No
         first_payment=schedule.first_due,
         balloon=asset.from_base_units(schedule.balloon),
     )
+
+
+#: The longest repayment schedule an offer may have: 40 years, 480 monthly installments. It is the longest term a US
+#: consumer lender writes on the longest-lived consumer loan there is, a home loan: Fannie Mae's and Freddie Mac's
+#: Flex Modification and FHA's 40-year loan modification (HUD Mortgagee Letter 2023-06) extend a mortgage to 480
+#: months and no further, and Regulation Z's qualified mortgage stops at 30 years (12 CFR 1026.43(e)(2)(ii)). An
+#: installment loan for credit secured by a crypto asset has no reason to run longer; a schedule of 600 quarterly
+#: installments (150 years) is a lender's error, and disclosing it would promise the borrower payments for life.
+MAX_SCHEDULE_YEARS = 40
 
 
 def offer_terms(
@@ -57,6 +68,27 @@ def offer_terms(
         security_interest=collateral,
     )
     return offer, terms
+
+
+def schedule_past_maximum(offer: ProviderOffer, start: datetime) -> str | None:
+    """Why an amortizing offer's schedule is longer than ``MAX_SCHEDULE_YEARS``, or None (a single payment, or a
+    schedule within it). The regular schedule is measured — its installments at their frequency from the start — so an
+    odd first period (at most two periods: ``compliance``) does not push 480 monthly installments over; counted from
+    the dates alone, before the schedule is disclosed (a schedule that long may not even be disclosable)."""
+    if offer.repayment is not RepaymentShape.INSTALLMENTS:
+        return None
+    schedule = offer.schedule or InstallmentSchedule()
+    regular = InstallmentPlan(count=offer.installments, frequency=Frequency(schedule.frequency))
+    first = start.date()
+    limit = add_months(first, 12 * MAX_SCHEDULE_YEARS)
+    last: date = regular.due_dates(first)[-1]
+    if last <= limit:
+        return None
+    years = (last - first).days / 365.25
+    return (
+        f"the schedule of {offer.installments} {schedule.frequency} installments runs {years:.1f} years (to {last}), "
+        f"longer than the maximum of {MAX_SCHEDULE_YEARS} years ({12 * MAX_SCHEDULE_YEARS} monthly installments)"
+    )
 
 
 def schedule_mismatch(offer: ProviderOffer, disclosure: Disclosure, asset: Asset) -> str | None:

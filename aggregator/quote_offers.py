@@ -20,7 +20,7 @@ from aggregator.assets import Asset
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome
-from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch
+from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch, schedule_past_maximum
 from aggregator.platform import ChainRuntime
 from aggregator.quote_store import QuoteRecord
 from aggregator.ranking import RankedCandidate, rank
@@ -132,7 +132,11 @@ def _draft(
     now: datetime,
     collateral: SecurityInterest | None,
 ) -> Draft | str:
-    """One offer disclosed and checked: its draft, or why it is dropped."""
+    """One offer disclosed and checked: its draft, or why it is dropped (a schedule past the maximum term before its
+    disclosure is computed)."""
+    too_long = schedule_past_maximum(offer, now)
+    if too_long is not None:
+        return f"dropped: {too_long}"
     offer, terms = offer_terms(offer, valid.asset, now, collateral)  # an amortizing offer takes its schedule's term
     decision = compliance.check_offer(offer.provider_ref, terms, borrower.jurisdiction, covered)
     records.append(decision.record)

@@ -19,7 +19,13 @@ from aggregator.installments import (
     schedule_from_disclosure,
     total_of_payments,
 )
-from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch
+from aggregator.offer_terms import (
+    MAX_SCHEDULE_YEARS,
+    lender_schedule,
+    offer_terms,
+    schedule_mismatch,
+    schedule_past_maximum,
+)
 from compliance import ComplianceInputError, disclose
 from compliance.tila.apr import CashFlow, UnitPeriod, actuarial_apr, round_apr, unit_periods_between
 from providers.models import InstallmentSchedule, ProviderKind, ProviderOffer, RepaymentShape, ScheduledPayment
@@ -152,3 +158,24 @@ def test_a_single_payment_loan_is_one_installment_at_maturity() -> None:
 def test_the_stored_schedule_reads_back() -> None:
     schedule = InstallmentSchedule("weekly", payments=(ScheduledPayment(1, date(2026, 1, 22), 5),))
     assert InstallmentSchedule.from_document(json.loads(json.dumps(schedule.as_document()))) == schedule
+
+
+def test_a_schedule_of_forty_years_is_kept_and_one_installment_more_is_past_the_maximum() -> None:
+    """480 monthly installments (or 160 quarterly) are the longest schedule an offer may have; an odd first period
+    does not count against it."""
+    monthly = replace(OFFER, installments=480, schedule=InstallmentSchedule())
+    assert schedule_past_maximum(monthly, START) is None
+    quarterly = replace(OFFER, installments=160, schedule=InstallmentSchedule("quarterly"))
+    assert schedule_past_maximum(quarterly, START) is None
+    odd_first = InstallmentSchedule(first_due=date(2026, 3, 20))
+    assert schedule_past_maximum(replace(monthly, schedule=odd_first), START) is None
+    assert schedule_past_maximum(replace(OFFER, repayment=RepaymentShape.SINGLE, installments=1), START) is None
+
+    longer = schedule_past_maximum(replace(monthly, installments=481), START)
+    assert longer == (
+        "the schedule of 481 monthly installments runs 40.1 years (to 2066-02-15), longer than the maximum of "
+        f"{MAX_SCHEDULE_YEARS} years (480 monthly installments)"
+    )
+    wild = schedule_past_maximum(replace(quarterly, installments=600), START)
+    assert wild is not None
+    assert "600 quarterly installments runs 150.0 years (to 2176-01-15)" in wild

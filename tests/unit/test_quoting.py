@@ -256,17 +256,20 @@ async def test_an_mla_service_that_cannot_answer_holds_the_borrower_to_the_36_pe
     assert service_answers.asked == 2, "no identifier: the service is not asked"
 
 
-async def test_a_lenders_offer_that_cannot_be_disclosed_is_dropped_and_the_others_are_quoted(
-    compliance: ComplianceService,
+@pytest.mark.parametrize("rate_bps", [5_000, 100])
+async def test_an_offer_scheduled_past_the_maximum_term_is_dropped_and_the_others_are_quoted(
+    compliance: ComplianceService, rate_bps: int
 ) -> None:
-    """A protocol-valid amortizing offer (50%, 600 quarterly installments, actual/365) whose payments outgrow any
-    amount: its disclosure raised decimal.InvalidOperation out of the credit request, every borrower's, for as long
-    as that lender quoted. It is now that lender's offer dropped, named, and the other lenders' offers stand."""
+    """A protocol-valid amortizing offer of 600 quarterly installments (actual/365): 150 years. At 50% its payments
+    outgrew any amount, and its disclosure raised decimal.InvalidOperation out of the credit request, every
+    borrower's, for as long as that lender quoted (then it was dropped as "amounts too large"); at 1% it was disclosed
+    and quoted, a borrower offered payments for 150 years where no usury cap applies. Either is now dropped before
+    its disclosure, the outcome naming the maximum term, and the other lenders' offers stand."""
 
     def answer(request: httpx.Request) -> httpx.Response:
         offer = {
             "offer_ref": "wild-1",
-            "rate_bps": 5_000,
+            "rate_bps": rate_bps,
             "origination_fee": 0,
             "repayment": "installments",
             "installments": 600,
@@ -285,4 +288,6 @@ async def test_a_lenders_offer_that_cannot_be_disclosed_is_dropped_and_the_other
     assert len(quoted.quotes) == 5
     assert "wild" not in {q.provider_id for q in quoted.quotes}
     (outcome,) = [o for o in quoted.outcomes if o.provider_id == "wild"]
-    assert (outcome.outcome, outcome.detail) == ("dropped", "dropped: the terms cannot be disclosed: amounts too large")
+    assert outcome.outcome == "dropped"
+    assert outcome.detail.startswith("dropped: the schedule of 600 quarterly installments runs 150.0 years (to ")
+    assert outcome.detail.endswith("longer than the maximum of 40 years (480 monthly installments)")
