@@ -490,7 +490,7 @@ class AcceptanceService:
                 await self._cancel(quote, record, f"interrupted at {record.step}; nothing was sent")
             elif record.step is AcceptStep.CANCELLED:
                 await self._retry_cancellation(quote, record)
-            elif not is_done(record.step, record.kind):
+            elif not is_done(record.step, record.kind, record.lender_state):
                 # a bounded wait: one transaction that is not mined (its chain down, fees over the cap) must not
                 # hold the recovery of every other accept; it is claimed again once its lease runs out
                 await self._relay_and_record(quote, record, within=self._relay_timeout)

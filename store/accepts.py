@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from aggregator.accept_saga import (
     CANCEL_FAILED,
     FINAL,
+    FUND_REFUSED,
     POOL,
     AcceptRecord,
     AcceptStep,
@@ -315,10 +316,13 @@ class SqlAcceptRepository:
         return loan.id
 
     def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
+        # is_done's complement: a recorded traditional loan is unfinished until funded, unless its lender refused
+        # (fund-refused: an operator takes it up; the instruction is not sent again)
+        funding_owed = and_(AcceptRow.kind != POOL, func.coalesce(AcceptRow.lender_state, "") != FUND_REFUSED)
         unfinished = or_(
             and_(
                 AcceptRow.step.not_in([step.value for step in FINAL]),
-                or_(AcceptRow.step != AcceptStep.RECORDED.value, AcceptRow.kind != POOL),
+                or_(AcceptRow.step != AcceptStep.RECORDED.value, funding_owed),
             ),
             and_(AcceptRow.step == AcceptStep.CANCELLED.value, AcceptRow.lender_state == CANCEL_FAILED),
         )

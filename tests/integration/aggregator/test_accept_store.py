@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -113,3 +114,47 @@ def test_the_quote_and_its_accept_record_are_read_together_as_apart(database: Da
         assert locked is not None
         assert locked.status == "accepting"
         assert uow.accepts.quote_and_record(quote_id) == (locked, uow.accepts.record(quote_id)) == (locked, record)
+
+
+def test_a_loan_whose_lender_refused_to_fund_it_is_not_claimed_again(database: Database) -> None:
+    """A traditional accept left at ``recorded`` with ``fund-refused`` is done (an operator takes it up): the SQL
+    claim read it as unfinished, so recovery sent the refused funding instruction again every half lease, for ever.
+    One still owed its funding instruction is claimed as before."""
+    store = SqlAcceptStore(database)
+    records = {}
+    for lender_state in ("fund-refused", "reserved"):
+        quote_id = str(uuid.uuid4())
+        add_quote(
+            database,
+            borrower_address="0x" + quote_id[:8] * 5,
+            offer_digest="0x" + uuid.uuid4().hex * 2,
+            provider_id="sim-bank",
+            chain_name="ethereum-local",
+            chain_id=31337,
+            contract="0x" + "11" * 20,
+            status="offered",
+            quote_id=quote_id,
+        )
+        with store.unit_of_work() as uow:
+            quote = uow.accepts.quote(quote_id)
+            assert quote is not None
+            record = AcceptRecord(
+                quote_id=quote_id,
+                request_id=quote.request_id,
+                borrower_id=quote.borrower_id,
+                kind="traditional",
+                chain_name="ethereum-local",
+                attempt=1,
+                step=AcceptStep.SIMULATED,
+                owner="accept-dead",
+                lease_until=NOW,
+                updated_at=NOW,
+            )
+            uow.accepts.lock(quote, record)
+            assert uow.accepts.save(replace(record, step=AcceptStep.RECORDED, lender_state=lender_state))
+            uow.commit()
+        records[lender_state] = quote_id
+    with store.unit_of_work() as uow:
+        claimable = {record.quote_id for record in uow.accepts.claimable(NOW, limit=1_000)}
+    assert records["reserved"] in claimable
+    assert records["fund-refused"] not in claimable
