@@ -49,6 +49,9 @@ class AcceptStep(StrEnum):
 IN_FLIGHT = frozenset({AcceptStep.SUBMITTED, AcceptStep.MINED})
 FINAL = frozenset({AcceptStep.FUNDED, AcceptStep.CANCELLED, AcceptStep.FAILED})
 POOL, TRADITIONAL = "pool", "traditional"
+#: the status of a quote whose lender withdrew its offer (``offer.withdrawn``: ``aggregator.offer_events``): never
+#: accepted again, nor offered again when an accept of it that was under way is cancelled
+WITHDRAWN = "withdrawn"
 #: ``lender_state`` of a cancelled accept whose reservation the lender has not yet cancelled (an outage): recovery
 #: retries the cancellation until the lender takes it, and the quote is not accepted again meanwhile
 CANCEL_FAILED = "cancel-failed"
@@ -217,8 +220,9 @@ class AcceptRepository(Protocol):
         ...
 
     def release(self, record: AcceptRecord, now: datetime) -> None:
-        """The quote back to ``offered``, its request to ``quoted``, the superseded quotes that are still unexpired
-        back to ``offered``; ``record`` (cancelled) saved."""
+        """The quote back to ``offered`` (to ``withdrawn`` when its lender withdrew the offer meanwhile: an
+        ``offer.withdrawn`` webhook is stored for it), its request to ``quoted``, the superseded quotes that are still
+        unexpired back to ``offered``; ``record`` (cancelled) saved."""
         ...
 
     def record_loan(self, loan: LoanFacts, record: AcceptRecord) -> str | None:
@@ -282,6 +286,7 @@ class _Tables:
     records: dict[str, AcceptRecord] = field(default_factory=dict)
     loans: dict[str, LoanFacts] = field(default_factory=dict)  # loan id -> loan
     screenings: list[DecisionRecord] = field(default_factory=list)
+    withdrawals: set[tuple[str, str]] = field(default_factory=set)  # (provider id, offer ref) its lender withdrew
 
 
 class InMemoryAcceptRepository:
@@ -346,7 +351,8 @@ class InMemoryAcceptRepository:
 
     def release(self, record: AcceptRecord, now: datetime) -> None:
         quote = self.tables.quotes[record.quote_id]
-        self._set_quote(quote.id, "offered")
+        withdrawn = (quote.provider_id, str(quote.offer.get("providerRef"))) in self.tables.withdrawals
+        self._set_quote(quote.id, WITHDRAWN if withdrawn else "offered")
         self.tables.requests[quote.request_id] = "quoted"
         for other in list(self.tables.quotes.values()):
             if other.request_id == quote.request_id and other.status == "superseded" and other.expires_at > now:

@@ -57,6 +57,7 @@ from aggregator.accept_saga import (
     RESERVATION_DECLINED,
     RESERVATION_UNKNOWN,
     TRADITIONAL,
+    WITHDRAWN,
     AcceptRecord,
     AcceptStep,
     AcceptStore,
@@ -80,6 +81,7 @@ from aggregator.errors import (
     QuoteNotAcceptable,
     QuoteNotFound,
     QuoteSuperseded,
+    QuoteWithdrawn,
 )
 from aggregator.exposure import ExposureLimits, check_exposure
 from aggregator.loans import LoanRecord, LoanScope, LoanStore
@@ -230,6 +232,8 @@ class AcceptanceService:
             raise AcceptInProgress(quote.id, "this quote is being accepted")
         if quote.status == "superseded":
             raise QuoteSuperseded(quote.id)
+        if quote.status == WITHDRAWN:
+            raise QuoteWithdrawn(quote.id, quote.provider_id)
         if quote.status != "offered":
             raise QuoteNotAcceptable(quote.id, quote.status)
         if quote.expires_at <= self._clock():
@@ -263,6 +267,8 @@ class AcceptanceService:
                     raise QuoteSuperseded(quote.id) from None
                 if refused.status == "accepting":
                     raise AcceptInProgress(quote.id, "this quote is being accepted") from None
+                if refused.status == WITHDRAWN:  # by its lender since it was read
+                    raise QuoteWithdrawn(quote.id, quote.provider_id) from None
                 raise QuoteNotAcceptable(quote.id, refused.status) from None
             exposure = uow.accepts.exposure(quote.borrower_id, excluding_quote=quote.id)
             check_exposure(exposure, quote, account.kyc, self._limits, self._assets)

@@ -108,6 +108,18 @@ class QuoteSuperseded(QuoteNotAcceptable):
         self.status = "superseded"
 
 
+class QuoteWithdrawn(QuoteNotAcceptable):
+    """The quote's lender withdrew its offer (the Provider Quote Protocol's ``offer.withdrawn``): it cannot be
+    accepted any more."""
+
+    def __init__(self, quote_id: str, provider_id: str) -> None:
+        AggregatorError.__init__(
+            self,
+            f"quote {quote_id} was withdrawn by its lender {provider_id}: it cannot be accepted; request new quotes",
+        )
+        self.status = "withdrawn"
+
+
 class AcceptInProgress(AggregatorError):
     """The quote is being accepted (maybe by another process, maybe its transaction is still on its way)."""
 

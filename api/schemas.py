@@ -107,7 +107,10 @@ class QuoteOut(BaseModel):
     )
     disclosure: DisclosureOut
     expires_at: str
-    status: str = Field(description="offered, accepting, accepted or superseded (another quote of the request won)")
+    status: str = Field(
+        description="offered, accepting, accepted, superseded (another quote of the request won) or withdrawn (its "
+        "lender withdrew the offer: it cannot be accepted)"
+    )
     offer: dict[str, Any]
     offer_signature: str
     acceptance_typed_data: dict[str, Any] = Field(description="the EIP-712 document the borrower's wallet signs")

@@ -9,7 +9,12 @@ the lender's failure and writes no row. A body larger than ``MAX_WEBHOOK_BODY_BY
 computed (the router reads at most that much). Only a correctly signed webhook is the lender's: one whose body is not
 the schema is persisted as the provider's incident (still not a breaker failure: quoting is unaffected); the same
 ``event_id`` twice is refused by the store's unique key (409) — except ``payment.received``, whose effect is keyed by
-the lender's payment reference (``aggregator.offchain_payments``), so a repeat is answered as the first was."""
+the lender's payment reference (``aggregator.offchain_payments``), so a repeat is answered as the first was.
+
+What an event does to our records (``offer.withdrawn`` and ``offer.funding_failed``: ``aggregator.offer_events``) is
+the caller's ``effect``, run in the transaction that stores the event: an event is stored exactly when it took
+effect, in every process, and one whose effect refuses it for now (``WebhookRejected``) is not stored, so the
+lender's retry is a new event."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -31,6 +37,7 @@ from store.providers import ProviderRepository, ProviderWebhookEventRow
 
 if TYPE_CHECKING:
     import redis.asyncio
+    from sqlalchemy.orm import Session
 
     from providers.registry import ProviderRegistry
     from store.db import Database
@@ -41,6 +48,8 @@ EventType = Literal[
     "offer.status_changed", "offer.withdrawn", "offer.funded", "offer.funding_failed", "payment.received"
 ]
 PAYMENT_RECEIVED = "payment.received"
+OFFER_WITHDRAWN = "offer.withdrawn"
+OFFER_FUNDING_FAILED = "offer.funding_failed"
 #: a decimal amount in the asset's units, ASCII digits (as the API's amounts)
 AMOUNT_PATTERN = r"^[0-9]{1,30}(\.[0-9]{1,30})?$"
 #: the largest webhook body read (events are a few hundred bytes)
@@ -70,6 +79,17 @@ class WebhookEvent(BaseModel):
         if self.paid_in_full and self.type != PAYMENT_RECEIVED:
             raise ValueError("paid_in_full belongs to payment.received")
         return self
+
+
+#: what a verified event does to our records, given the session of the transaction that stores it: one word for the
+#: answer (``withdrawn``, ``funding-failed``, ``none``), or None for an event that does nothing here
+EventEffect = Callable[["Session", WebhookEvent], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedWebhook:
+    event: WebhookEvent
+    effect: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- refusals
@@ -162,7 +182,8 @@ async def receive_webhook(
     body: bytes,
     now: int | None = None,
     source: str = "unknown",
-) -> WebhookEvent:
+    effect: EventEffect | None = None,
+) -> ReceivedWebhook:
     limiter = registry.webhook_refusals
     provider = registry.get_provider(provider_id)
     guard = getattr(provider.inner, "webhook_guard", None)
@@ -185,7 +206,7 @@ async def receive_webhook(
         await registry.record_incident(provider_id, "webhook", reason)
         raise WebhookRejected(reason, 422) from err
 
-    def store() -> None:
+    def store() -> str | None:
         with database.unit_of_work() as uow:
             ProviderRepository(uow.session).add(
                 ProviderWebhookEventRow(
@@ -197,12 +218,15 @@ async def receive_webhook(
                     received_at=datetime.now(UTC),
                 )
             )
+            uow.session.flush()  # a replayed event_id is refused here, before its effect
+            done = None if effect is None else effect(uow.session, event)
             uow.commit()
+            return done
 
     try:
-        await asyncio.to_thread(store)
+        done = await asyncio.to_thread(store)
     except IntegrityError as err:
         if event.type == PAYMENT_RECEIVED:  # recorded once by its payment reference: the repeat is answered alike
-            return event
+            return ReceivedWebhook(event)
         raise WebhookRejected(f"webhook refused: replayed event {event.event_id}", 409) from err
-    return event
+    return ReceivedWebhook(event, done)

@@ -20,6 +20,7 @@ from aggregator.accept_saga import (
     FINAL,
     FUND_REFUSED,
     POOL,
+    WITHDRAWN,
     AcceptRecord,
     AcceptStep,
     Exposure,
@@ -33,6 +34,7 @@ from aggregator.loans import LoanRecord
 from aggregator.sanctions_reviews import borrower_reasons
 from compliance.audit import AuditKind
 from compliance.decisions import DecisionRecord
+from providers.webhooks import OFFER_WITHDRAWN
 from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
 from store.api import BorrowerRow
 from store.base import Base
@@ -40,6 +42,7 @@ from store.compliance import SqlAuditLog
 from store.db import Database
 from store.loan_ledger import apply_accepted_receipt
 from store.loans import loan_record
+from store.providers import ProviderWebhookEventRow
 from store.sanctions_reviews import record_screening
 from store.types import UtcDateTime
 
@@ -278,7 +281,11 @@ class SqlAcceptRepository:
             .where(CreditRequestRow.id == quote.request_id, CreditRequestRow.status == "accepting")
             .values(status="quoted")
         )
+        # back to offered first: the row lock taken, an offer.withdrawn stored since (aggregator.offer_events locks the
+        # quote before it reads its status) is read below, and one stored after finds the quote offered
         self._cas_quote(record.quote_id, "accepting", "offered")
+        if self._withdrawn_by_lender(quote):
+            self._cas_quote(record.quote_id, "offered", WITHDRAWN)
         self.session.execute(
             update(QuoteRow)
             .where(
@@ -289,6 +296,18 @@ class SqlAcceptRepository:
             .values(status="offered")
         )
         self.save(record)
+
+    def _withdrawn_by_lender(self, quote: QuoteRow) -> bool:
+        found = self.session.execute(
+            select(ProviderWebhookEventRow.id)
+            .where(
+                ProviderWebhookEventRow.provider_id == quote.provider_id,
+                ProviderWebhookEventRow.offer_ref == str(quote.offer.get("providerRef")),
+                ProviderWebhookEventRow.event_type == OFFER_WITHDRAWN,
+            )
+            .limit(1)
+        ).first()
+        return found is not None
 
     def record_screening(self, screening: Screening) -> None:
         record_screening(self.session, screening.records, screening.borrower_id, screening.list_version, screening.at)

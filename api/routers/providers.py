@@ -4,13 +4,16 @@ health and circuit-breaker state; providers post signed webhooks."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
+from aggregator import offer_events
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable
 from aggregator.receipts import LedgerReceipts
 from api.auth import Principal, Role, actor_of, issue_key, revoke_subject_keys
@@ -42,6 +45,7 @@ from providers.webhooks import (
     refuse_unauthenticated,
 )
 from store.loans import SqlLoanStore
+from store.offer_events import SqlOfferEventRepository
 from store.payments import SqlPaymentStore
 
 log = logging.getLogger(__name__)
@@ -258,7 +262,8 @@ async def provider_webhook(
     """Authenticated by the provider's HMAC signature, not by an API key. An unauthenticated refusal never counts
     against the provider (a correctly signed body that breaks the protocol is 422 and recorded as its incident);
     refusals are limited per client address (429 beyond), bodies to 64 KiB (413); an event id seen before is 409, and
-    so is a ``payment.received`` for a loan with nothing left to record (503 while its chain is unavailable)."""
+    so is a ``payment.received`` for a loan with nothing left to record (503 while its chain is unavailable). An
+    ``offer.withdrawn`` withdraws the offer's quotes (``aggregator.offer_events``; ``effect`` in the answer)."""
     registry = _registry(platform)
     source = client_address(request, platform.settings.trusted_proxy_networks) or "unknown"
     try:
@@ -266,7 +271,7 @@ async def provider_webhook(
         if body is None:
             reason = f"webhook refused: body larger than {MAX_WEBHOOK_BODY_BYTES} bytes"
             raise await refuse_unauthenticated(registry.webhook_refusals, source, provider_id, reason, 413)
-        event = await receive_webhook(
+        received = await receive_webhook(
             registry,
             platform.database,
             provider_id,
@@ -274,6 +279,7 @@ async def provider_webhook(
             x_creditmesh_signature,
             body,
             source=source,
+            effect=functools.partial(_offer_event, provider_id),
         )
     except UnknownProvider as err:
         raise HTTPException(404, str(err)) from err
@@ -282,9 +288,15 @@ async def provider_webhook(
         if err.status_code == 429:
             headers = {"Retry-After": str(registry.webhook_refusals.limits.window_seconds)}
         raise HTTPException(err.status_code, str(err), headers=headers) from err
+    event = received.event
     if event.type == PAYMENT_RECEIVED:
         return await _record_payment(platform, provider_id, event)
-    return {"accepted": event.event_id}
+    return {"accepted": event.event_id} | ({} if received.effect is None else {"effect": received.effect})
+
+
+def _offer_event(provider_id: str, session: Session, event: WebhookEvent) -> str | None:
+    """What an offer event does to its quotes, in the transaction storing it (``aggregator.offer_events``)."""
+    return offer_events.act(SqlOfferEventRepository(session), provider_id, event, datetime.now(UTC))
 
 
 async def _record_payment(platform: Platform, provider_id: str, event: WebhookEvent) -> dict[str, str]:

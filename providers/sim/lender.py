@@ -6,7 +6,8 @@ latency distribution, failure mode and pricing (``providers.sim.fleet``).
 many requests reached it (which is how the chaos tests count the trial calls a half-open breaker let through), and the
 loan events creditmesh posted to the lender's ``/v1/loan-events`` (its registered ``webhook_url``), once per id; and
 it reports a payment the borrower made to the lender: ``POST …/payments`` posts a signed ``payment.received`` webhook
-to the platform's URL it is given."""
+to the platform's URL it is given, and ``POST …/offer-events`` the lender's word about an offer (``offer.withdrawn``),
+its own state of the offer changed first, as a lender's would be."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ from providers.sim.pricing import price
 
 #: the loan events a simulated lender keeps (a bounded map: docs/security.md)
 MAX_LOAN_EVENTS = 10_000
+#: what an offer event makes of the offer at the lender (a funded offer stays funded)
+OFFER_EVENT_STATES = {"offer.withdrawn": "withdrawn"}
 #: how long past its expiry an offer nobody holds is still known (its reservation refused as expired); then it is
 #: forgotten (404), so a lender quoting for days keeps its live offers and its loans', not every offer it ever made
 FORGET_EXPIRED_AFTER_SECONDS = 300
@@ -61,6 +64,18 @@ class PaymentReport(BaseModel):
     amount: str = Field(description="decimal in the loan asset's units")
     event_id: str | None = Field(default=None, description="default: a new one per report")
     paid_in_full: bool = Field(default=False, description="the lender's books show the loan paid off with it")
+
+
+class OfferEventReport(BaseModel):
+    """The lender's word about one of its offers, to post to the platform. A withdrawal makes the offer ``withdrawn``
+    here first (unless it is funded: the event is still posted), so that a reservation or funding of it is refused
+    (410) as a lender that withdrew an offer refuses it."""
+
+    webhook_url: str = Field(description="the platform's POST /v1/providers/{provider_id}/webhooks")
+    offer_ref: str
+    type: Literal["offer.withdrawn"]
+    detail: str = ""
+    event_id: str | None = Field(default=None, description="default: a new one per report")
 
 
 class ReserveDelay(BaseModel):
@@ -241,6 +256,8 @@ def _phase(state: LenderState, phase: str, offer_ref: str, key: str, body: dict[
     if current is None:
         raise HTTPException(status_code=404, detail="unknown offer")
     target = _PHASE_TO[phase]
+    if current == "withdrawn":
+        raise HTTPException(status_code=410, detail=f"offer is withdrawn; cannot {phase}")
     if current != target:
         if current not in _PHASE_FROM[phase]:
             raise HTTPException(status_code=409, detail=f"offer is {current}; cannot {phase}")
@@ -308,6 +325,8 @@ def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | Non
         current = state.offers.get(offer_ref)
         if current is None:
             raise HTTPException(status_code=404, detail="unknown offer")
+        if current == "withdrawn":
+            raise HTTPException(status_code=410, detail="offer is withdrawn; cannot accept")
         if current == "offered" and (expired := _expired(state, offer_ref)) is not None:
             return {"status": "refused", "detail": f"{state.spec.lender_id} refuses {offer_ref}: {expired}"}
         if current != "offered" and not (current == "funded" and repeated):
@@ -375,6 +394,19 @@ def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | Non
     return router
 
 
+async def _post_signed(state: LenderState, url: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Post a webhook ``event`` signed with the lender's secret; the platform's status and answer."""
+    body = json.dumps(event).encode()
+    headers = signed_headers(state.spec.secret, int(time.time()), body) | {"Content-Type": "application/json"}
+    async with httpx.AsyncClient(timeout=180) as client:
+        answer = await client.post(url, content=body, headers=headers)
+    try:
+        answered: Any = answer.json()
+    except ValueError:
+        answered = answer.text
+    return {"event_id": event["event_id"], "status": answer.status_code, "answer": answered}
+
+
 def create_sim_app(
     lenders: list[SimLender], root_lender: str | None = None, clock: Callable[[], float] = time.time
 ) -> FastAPI:
@@ -436,15 +468,28 @@ def create_sim_app(
             "amount": report.amount,
             "occurred_at": datetime.now(UTC).isoformat(),
         } | ({"paid_in_full": True} if report.paid_in_full else {})
-        body = json.dumps(event).encode()
-        headers = signed_headers(state.spec.secret, int(time.time()), body) | {"Content-Type": "application/json"}
-        async with httpx.AsyncClient(timeout=180) as client:
-            answer = await client.post(report.webhook_url, content=body, headers=headers)
-        try:
-            answered: Any = answer.json()
-        except ValueError:
-            answered = answer.text
-        return {"event_id": event["event_id"], "status": answer.status_code, "answer": answered}
+        return await _post_signed(state, report.webhook_url, event)
+
+    @app.post("/control/lenders/{lender_id}/offer-events")
+    async def control_offer_event(lender_id: str, report: OfferEventReport) -> dict[str, Any]:
+        """Change the offer's state here as the event says, then post the event signed with the lender's secret; the
+        platform's answer is returned."""
+        state = states.get(lender_id)
+        if state is None:
+            raise HTTPException(status_code=404, detail=f"no simulated lender {lender_id!r}")
+        current = state.offers.get(report.offer_ref)
+        if current is not None and current != "funded":
+            state.offers[report.offer_ref] = OFFER_EVENT_STATES[report.type]
+        event = {
+            "protocol_version": "1",
+            "event_id": report.event_id or f"evt-{uuid.uuid4().hex}",
+            "type": report.type,
+            "offer_ref": report.offer_ref,
+            "state": state.offers.get(report.offer_ref, OFFER_EVENT_STATES[report.type]),
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "detail": report.detail,
+        }
+        return await _post_signed(state, report.webhook_url, event)
 
     @app.put("/control/lenders/{lender_id}/reserve-delay")
     async def control_reserve_delay(lender_id: str, delay: ReserveDelay) -> dict[str, Any]:

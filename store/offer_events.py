@@ -1,0 +1,51 @@
+"""``aggregator.offer_events``' repository over SQLAlchemy: a lender's offer events change quotes and accept records
+by compare-and-set, in the unit of work that stores the event, the offer's quote rows locked first (the lock order of
+an accept's: ``store.accepts``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from aggregator.accept_saga import WITHDRAWN, AcceptStep
+from aggregator.offer_events import OfferQuote
+from store.accepts import AcceptRow
+from store.aggregator import QuoteRow
+
+#: the quote statuses a withdrawal moves: an accept of the quote, or of another quote of its request, is not under way
+WITHDRAWABLE = ("offered", "superseded")
+
+
+class SqlOfferEventRepository:
+    """Never commits: the unit of work storing the event does."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def offer_quotes(self, provider_id: str, offer_ref: str) -> list[OfferQuote]:
+        quote_ids = list(
+            self.session.scalars(
+                select(QuoteRow.id)
+                .where(QuoteRow.provider_id == provider_id, QuoteRow.offer["providerRef"].as_string() == offer_ref)
+                .order_by(QuoteRow.id)
+                .with_for_update()
+            )
+        )
+        rows = self.session.execute(
+            select(
+                QuoteRow.id, QuoteRow.status, QuoteRow.kind, AcceptRow.step, AcceptRow.lender_state, AcceptRow.loan_id
+            )
+            .outerjoin(AcceptRow, AcceptRow.quote_id == QuoteRow.id)
+            .where(QuoteRow.id.in_(quote_ids))
+            .order_by(QuoteRow.id)
+        )
+        return [
+            OfferQuote(quote_id, status, kind, None if step is None else AcceptStep(step), lender_state, loan_id)
+            for quote_id, status, kind, step, lender_state, loan_id in rows
+        ]
+
+    def withdraw(self, quote_id: str) -> bool:
+        moved = self.session.execute(
+            update(QuoteRow).where(QuoteRow.id == quote_id, QuoteRow.status.in_(WITHDRAWABLE)).values(status=WITHDRAWN)
+        )
+        return bool(getattr(moved, "rowcount", 0) == 1)
