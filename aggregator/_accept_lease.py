@@ -97,6 +97,31 @@ class AcceptRecords:
         self.extended(record.quote_id, updated.lease_until)
         return updated
 
+    async def settle_funding(self, record: AcceptRecord, step: AcceptStep, **changes: Any) -> AcceptRecord:
+        """Persist the lender's answer to the funding instruction as ``step`` (fenced by the owner, as ``step``) unless
+        its funding is settled already — the lender's ``offer.funding_failed`` recorded first
+        (``aggregator.offer_events``), which stands: the record as it is then."""
+        if record.quote_id in self._lost:
+            raise LeaseLost(record.quote_id)
+        now = self._clock()
+        updated = advance(record, step, now, lease_until=now + self._lease, **changes)
+
+        def work() -> AcceptRecord:
+            with self._store.unit_of_work() as uow:
+                if uow.accepts.settle_funding(updated):
+                    uow.commit()
+                    return updated
+                current = uow.accepts.record(record.quote_id)
+                uow.commit()  # nothing was written: an UPDATE that matched no row, committed as such
+            if current is None or current.owner != record.owner:
+                raise LeaseLost(record.quote_id)
+            return current
+
+        settled = await self.run(work)
+        if settled is updated:
+            self.extended(record.quote_id, updated.lease_until)
+        return settled
+
     def extended(self, quote_id: str, lease_until: datetime) -> None:
         """Note a lease this process wrote (a step, the loan recorded)."""
         if quote_id in self._held:

@@ -64,6 +64,11 @@ RESERVATION_DECLINED = "declined"
 #: ``lender_state`` of a loan opened on-chain whose lender refused the funding instruction (a 404, 409 or 410, or
 #: an answer other than funded): logged as an error for an operator, not retried, and never recorded as funded
 FUND_REFUSED = "fund-refused"
+#: ``lender_state`` of a loan whose funding is settled, one way or the other: the lender's first answer stands (its
+#: answer to ``/fund`` or its ``offer.funding_failed``, whichever is recorded first: ``aggregator.offer_events``)
+FUNDING_SETTLED = ("funded", FUND_REFUSED)
+#: how a ``fund-refused`` accept's error says the lender itself reported the funding failed (``offer.funding_failed``)
+REPORTED_FUNDING_FAILURE = "reported that funding the loan failed: offer.funding_failed"
 
 
 def is_done(step: AcceptStep, kind: str, lender_state: str | None = None) -> bool:
@@ -75,6 +80,14 @@ def is_done(step: AcceptStep, kind: str, lender_state: str | None = None) -> boo
     if step is AcceptStep.RECORDED and lender_state == FUND_REFUSED:
         return True
     return step in FINAL or (step is AcceptStep.RECORDED and kind == POOL)
+
+
+def funding_failure(provider_id: str, error: str | None) -> str:
+    """What the borrower is told of a ``fund-refused`` accept: that its lender reported the funding failed, or refused
+    to fund the loan (the lender's own words stay in the record and the log, for an operator)."""
+    if error is not None and REPORTED_FUNDING_FAILURE in error:
+        return f"{provider_id} reported that funding the loan failed"
+    return f"{provider_id} refused to fund the loan"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +223,12 @@ class AcceptRepository(Protocol):
         another process took it over."""
         ...
 
+    def settle_funding(self, record: AcceptRecord) -> bool:
+        """``save`` the lender's answer to the funding instruction, unless the funding is settled already (its
+        ``lender_state`` one of ``FUNDING_SETTLED``: the lender's ``offer.funding_failed`` came first); False,
+        writing nothing, then or once another process took the accept over."""
+        ...
+
     def record_screening(self, screening: Screening) -> None:
         """Store the screening's decision records as ``ScreeningLog.record`` does, in this unit of work."""
         ...
@@ -336,6 +355,12 @@ class InMemoryAcceptRepository:
             return False
         self.tables.records[record.quote_id] = record
         return True
+
+    def settle_funding(self, record: AcceptRecord) -> bool:
+        current = self.tables.records.get(record.quote_id)
+        if current is not None and current.lender_state in FUNDING_SETTLED:
+            return False
+        return self.save(record)
 
     def record_screening(self, screening: Screening) -> None:
         self.tables.screenings.extend(screening.records)

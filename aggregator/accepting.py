@@ -67,6 +67,7 @@ from aggregator.accept_saga import (
     Screening,
     ScreeningLog,
     advance,
+    funding_failure,
     is_done,
 )
 from aggregator.assets import AssetRegistry
@@ -75,6 +76,7 @@ from aggregator.errors import (
     AcceptInProgress,
     ChainRejected,
     ComplianceDenied,
+    FundingFailed,
     LoanNotFound,
     ProviderRefused,
     QuoteExpired,
@@ -107,6 +109,16 @@ class Accepted:
     quote_id: str
     #: the loan as the accept recorded it (in the transaction that wrote it), when this accept recorded it
     loan: LoanRecord | None = None
+    #: why the loan's lender did not fund it (``fund-refused``), as the borrower is told: the accept failed
+    funding_failed: str | None = None
+
+
+def _accepted(quote: QuoteView, record: AcceptRecord, loan: LoanRecord | None = None) -> Accepted:
+    """The accept's answer once its loan is recorded (``record.loan_id`` set)."""
+    assert record.loan_id is not None
+    failed = record.lender_state == FUND_REFUSED and quote.kind == TRADITIONAL
+    reason = funding_failure(quote.provider_id, record.error) if failed else None
+    return Accepted(record.loan_id, quote.id, loan, reason)
 
 
 class AcceptanceService:
@@ -156,7 +168,7 @@ class AcceptanceService:
     ) -> Accepted:
         opening = await self._records.run(self._opening, account, quote_id, signature_hex, permit is None)
         if isinstance(opening, Accepted):
-            return opening
+            return _funded(opening)
         quote, previous, signature, screening = opening
         chain = self._chains[quote.chain_name]
         if screening is None:  # not signed by the borrower's key, or a permit to check: the chain is asked first
@@ -174,7 +186,7 @@ class AcceptanceService:
             taken = await self._records.run(self._taken_meanwhile, account.id, quote_id)
             if taken is None:
                 raise
-            return taken
+            return _funded(taken)
         record = await self._records.run(self._lock, account, quote, previous, screening)
         task = asyncio.create_task(self._drive_new(quote, record, call))
         self._driving[quote_id] = task
@@ -186,7 +198,7 @@ class AcceptanceService:
             raise AcceptInProgress(quote_id, "the openLoan transaction is not confirmed yet") from None
         if accepted is None:
             raise AcceptInProgress(quote_id, "another process is driving this accept")
-        return accepted
+        return _funded(accepted)
 
     def _opening(
         self, account: BorrowerFile, quote_id: str, signature_hex: str, plain: bool
@@ -196,10 +208,8 @@ class AcceptanceService:
         and there is no permit (``plain``) to check on the chain — the borrower re-screened. Returns the quote, its
         accept record, the signature and the screening (None when the chain must verify the acceptance first)."""
         quote, previous = self._load(account.id, quote_id)
-        if quote.status == "accepted":  # a repeated accept returns the loan it became
-            loan_id = previous.loan_id if previous is not None else None
-            if loan_id is not None:
-                return Accepted(loan_id=loan_id, quote_id=quote_id)
+        if quote.status == "accepted" and previous is not None and previous.loan_id is not None:
+            return _accepted(quote, previous)  # a repeated accept answers as the first: the loan, or its failure
         if previous is not None and previous.step is AcceptStep.CANCELLED and previous.lender_state == CANCEL_FAILED:
             # a second reservation would find the first still held: recovery cancels it first
             raise AcceptInProgress(quote_id, "the lender's reservation of the last attempt is still being cancelled")
@@ -222,7 +232,7 @@ class AcceptanceService:
         stands)."""
         quote, record = self._load(borrower_id, quote_id)
         if quote.status == "accepted" and record is not None and record.loan_id is not None:
-            return Accepted(loan_id=record.loan_id, quote_id=quote_id)
+            return _accepted(quote, record)
         if quote.status in ("accepting", "accepted"):
             raise AcceptInProgress(quote_id, "another accept of this quote took it meanwhile")
         return None
@@ -335,7 +345,7 @@ class AcceptanceService:
                 record = await self._fund(quote, record)
         except LeaseLost:
             return None
-        return None if record.loan_id is None else Accepted(record.loan_id, quote.id, loan)
+        return None if record.loan_id is None else _accepted(quote, record, loan)
 
     async def _await_mined(
         self, quote: QuoteView, record: AcceptRecord, submitted_here: bool, within: float | None = None
@@ -409,17 +419,31 @@ class AcceptanceService:
 
     async def _fund(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
         """Tell the lender to fund the loan now confirmed on-chain; a failure leaves the accept at 'recorded' for
-        recovery to retry (the instruction is idempotent under the same key)."""
+        recovery to retry (the instruction is idempotent under the same key). The answer is settled unless the
+        lender's ``offer.funding_failed`` was recorded first (``aggregator.offer_events``): that stands, and an answer
+        contradicting it is logged as an error for an operator."""
         try:
             await self._lender.fund(quote, record)
         except FundingRefused as err:  # answered: retrying the same instruction gets the same answer
             log.error("accept %s: loan %s opened on-chain, and %s", quote.id, record.loan_id, err)
-            return await self._step(record, AcceptStep.RECORDED, error=str(err), lender_state=FUND_REFUSED)
+            return await self._records.settle_funding(
+                record, AcceptStep.RECORDED, error=str(err), lender_state=FUND_REFUSED
+            )
         except (ProviderError, ProviderRefused) as err:
-            await self._step(record, AcceptStep.RECORDED, error=f"funding instruction not delivered: {err}")
             log.warning("accept %s: funding instruction not delivered: %s", quote.id, err)
-            return record
-        return await self._step(record, AcceptStep.FUNDED, lender_state="funded")
+            error = f"funding instruction not delivered: {err}"
+            return await self._records.settle_funding(record, AcceptStep.RECORDED, error=error)
+        settled = await self._records.settle_funding(record, AcceptStep.FUNDED, lender_state="funded")
+        if settled.step is not AcceptStep.FUNDED:
+            log.error(
+                "accept %s: %s answered the funding instruction of loan %s with funded after reporting that its "
+                "funding failed (%s): the report stands, an operator must reconcile them",
+                quote.id,
+                quote.provider_id,
+                record.loan_id,
+                settled.error,
+            )
+        return settled
 
     async def _cancel(self, quote: QuoteView, record: AcceptRecord, reason: str) -> None:
         """Back to offered: cancel a lender's reservation first (recorded), then release the quote."""
@@ -538,6 +562,13 @@ class AcceptanceService:
         if loan is None or not LoanScope(borrower_id=borrower_id).allows(loan):
             raise LoanNotFound(loan_id)
         return loan
+
+
+def _funded(accepted: Accepted) -> Accepted:
+    """The accept's answer to the borrower: its loan, or FundingFailed when the lender did not fund it."""
+    if accepted.funding_failed is not None:
+        raise FundingFailed(accepted.quote_id, accepted.loan_id, accepted.funding_failed)
+    return accepted
 
 
 def _reason(err: BaseException) -> str:

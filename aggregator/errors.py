@@ -60,6 +60,19 @@ class ProviderRefused(AggregatorError):
     """The lender declined to fund an accepted offer."""
 
 
+class FundingFailed(ProviderRefused):
+    """The accept's loan is open on-chain, and its lender did not fund it: it refused the funding instruction, or
+    reported that the funding failed (``offer.funding_failed``). The accept is recorded ``fund-refused`` for an
+    operator; ``reason`` is what the borrower is told (the lender's own words are kept for the operator)."""
+
+    def __init__(self, quote_id: str, loan_id: str, reason: str) -> None:
+        super().__init__(
+            f"the accept of quote {quote_id} failed: {reason}. The loan {loan_id} is open on-chain, your collateral "
+            "locked under it, and unfunded: an operator settles it with the lender"
+        )
+        self.quote_id, self.loan_id, self.reason = quote_id, loan_id, reason
+
+
 class LoanNotFound(AggregatorError):
     def __init__(self, loan_id: str) -> None:
         super().__init__(f"no loan {loan_id}")

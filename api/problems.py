@@ -19,6 +19,7 @@ from aggregator.errors import (
     ChainRejected,
     ComplianceDenied,
     ExposureLimitExceeded,
+    FundingFailed,
     InvalidAcceptance,
     InvalidCreditRequest,
     InvalidPermit,
@@ -75,6 +76,7 @@ _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     InvalidPermit: (422, "invalid-permit", "The collateral permit is invalid"),  # before its parent
     InvalidAcceptance: (422, "invalid-acceptance", "The acceptance signature does not verify"),
     ChainRejected: (422, "chain-rejected", "The chain refused the loan"),
+    FundingFailed: (409, "funding-failed", "The lender did not fund the loan"),  # before its parent
     ProviderRefused: (409, "provider-refused", "The lender did not fund the offer"),
     ComplianceDenied: (403, "compliance-denied", "Refused by compliance screening"),
     ReviewNotFound: (404, "sanctions-review-not-found", "Sanctions review not found"),
@@ -106,6 +108,8 @@ def install(app: FastAPI) -> None:
             extra["errors"] = [{"field": field, "message": str(exc)}]
         if isinstance(exc, InvalidRepayment):
             extra["errors"] = [{"field": exc.field, "message": exc.message}]
+        if isinstance(exc, FundingFailed):
+            extra |= {"quote_id": exc.quote_id, "loan_id": exc.loan_id}
         if isinstance(exc, AmountOverOwed):
             extra["owed_now"] = exc.owed
         if isinstance(exc, ExposureLimitExceeded):

@@ -19,6 +19,7 @@ from aggregator.accept_saga import (
     CANCEL_FAILED,
     FINAL,
     FUND_REFUSED,
+    FUNDING_SETTLED,
     POOL,
     WITHDRAWN,
     AcceptRecord,
@@ -158,6 +159,7 @@ _QUOTES_LOCKED = (
 _SAVE_RECORD = update(_ACCEPTS).where(
     _ACCEPTS.c.quote_id == bindparam("b_quote_id"), _ACCEPTS.c.owner == bindparam("b_owner")
 )
+_SETTLE_FUNDING = _SAVE_RECORD.where(func.coalesce(_ACCEPTS.c.lender_state, "").not_in(FUNDING_SETTLED))
 
 # the borrower's exposure: its row locked with what its loans still owe (one row with no loan when nothing is owed;
 # none when the borrower has no row), then its accepts in flight
@@ -261,6 +263,11 @@ class SqlAcceptRepository:
         # fenced on the owner: a process whose accept was taken over writes nothing
         params = _values(record) | {"b_quote_id": record.quote_id, "b_owner": record.owner}
         return bool(getattr(self.session.execute(_SAVE_RECORD, params), "rowcount", 0) == 1)
+
+    def settle_funding(self, record: AcceptRecord) -> bool:
+        # fenced on the owner, and on the funding not settled yet: the lender's offer.funding_failed may have come first
+        params = _values(record) | {"b_quote_id": record.quote_id, "b_owner": record.owner}
+        return bool(getattr(self.session.execute(_SETTLE_FUNDING, params), "rowcount", 0) == 1)
 
     def renew(self, quote_ids: Sequence[str], owner: str, lease_until: datetime) -> set[str]:
         if not quote_ids:

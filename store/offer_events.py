@@ -4,10 +4,12 @@ an accept's: ``store.accepts``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from datetime import datetime
+
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from aggregator.accept_saga import WITHDRAWN, AcceptStep
+from aggregator.accept_saga import FUND_REFUSED, FUNDING_SETTLED, TRADITIONAL, WITHDRAWN, AcceptStep
 from aggregator.offer_events import OfferQuote
 from store.accepts import AcceptRow
 from store.aggregator import QuoteRow
@@ -47,5 +49,18 @@ class SqlOfferEventRepository:
     def withdraw(self, quote_id: str) -> bool:
         moved = self.session.execute(
             update(QuoteRow).where(QuoteRow.id == quote_id, QuoteRow.status.in_(WITHDRAWABLE)).values(status=WITHDRAWN)
+        )
+        return bool(getattr(moved, "rowcount", 0) == 1)
+
+    def fail_funding(self, quote_id: str, error: str, now: datetime) -> bool:
+        moved = self.session.execute(
+            update(AcceptRow)
+            .where(
+                AcceptRow.quote_id == quote_id,
+                AcceptRow.step == AcceptStep.RECORDED.value,
+                AcceptRow.kind == TRADITIONAL,
+                func.coalesce(AcceptRow.lender_state, "").not_in(FUNDING_SETTLED),
+            )
+            .values(lender_state=FUND_REFUSED, error=error[:512], updated_at=now)
         )
         return bool(getattr(moved, "rowcount", 0) == 1)

@@ -263,7 +263,9 @@ async def provider_webhook(
     against the provider (a correctly signed body that breaks the protocol is 422 and recorded as its incident);
     refusals are limited per client address (429 beyond), bodies to 64 KiB (413); an event id seen before is 409, and
     so is a ``payment.received`` for a loan with nothing left to record (503 while its chain is unavailable). An
-    ``offer.withdrawn`` withdraws the offer's quotes (``aggregator.offer_events``; ``effect`` in the answer)."""
+    ``offer.withdrawn`` withdraws the offer's quotes, an ``offer.funding_failed`` fails the accept waiting on the
+    lender's funding (503 while the accept's loan is not open yet) (``aggregator.offer_events``; ``effect`` in the
+    answer)."""
     registry = _registry(platform)
     source = client_address(request, platform.settings.trusted_proxy_networks) or "unknown"
     try:
@@ -287,6 +289,8 @@ async def provider_webhook(
         headers = {"WWW-Authenticate": "HMAC"} if err.status_code == 401 else None
         if err.status_code == 429:
             headers = {"Retry-After": str(registry.webhook_refusals.limits.window_seconds)}
+        if err.status_code == 503:  # an offer event about an accept under way: not stored, to be sent again
+            headers = {"Retry-After": str(offer_events.UNDER_WAY_RETRY_SECONDS)}
         raise HTTPException(err.status_code, str(err), headers=headers) from err
     event = received.event
     if event.type == PAYMENT_RECEIVED:

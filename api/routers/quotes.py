@@ -31,7 +31,9 @@ async def get_quote(quote_id: str, principal: ReaderPrincipal, platform: Platfor
 async def accept_quote(quote_id: str, body: AcceptIn, borrower: CurrentBorrower, platform: PlatformDep) -> LoanOut:
     """Verify the acceptance, lock the quote (superseding the request's other quotes) and relay ``openLoan`` on
     the quote's chain — ``openLoanWithPermit`` when a collateral permit is given; returns the loan. A repeated
-    accept of an accepted quote returns the same loan; one still in progress answers 409."""
+    accept of an accepted quote returns the same loan; one still in progress answers 409, and so does one whose
+    lender did not fund the loan opened on-chain (``funding-failed``, naming the loan) or withdrew the offer
+    (``quote-withdrawn``)."""
     if len(body.signature) != EOA_SIGNATURE_LENGTH and not await _from_contract_wallet(platform, borrower.id, quote_id):
         raise InvalidAcceptance(f"signature has {(len(body.signature) - 2) // 2} bytes; a wallet key's has 65")
     permit = None

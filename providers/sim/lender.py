@@ -34,7 +34,7 @@ from providers.sim.pricing import price
 #: the loan events a simulated lender keeps (a bounded map: docs/security.md)
 MAX_LOAN_EVENTS = 10_000
 #: what an offer event makes of the offer at the lender (a funded offer stays funded)
-OFFER_EVENT_STATES = {"offer.withdrawn": "withdrawn"}
+OFFER_EVENT_STATES = {"offer.withdrawn": "withdrawn", "offer.funding_failed": "failed"}
 #: how long past its expiry an offer nobody holds is still known (its reservation refused as expired); then it is
 #: forgotten (404), so a lender quoting for days keeps its live offers and its loans', not every offer it ever made
 FORGET_EXPIRED_AFTER_SECONDS = 300
@@ -67,19 +67,26 @@ class PaymentReport(BaseModel):
 
 
 class OfferEventReport(BaseModel):
-    """The lender's word about one of its offers, to post to the platform. A withdrawal makes the offer ``withdrawn``
-    here first (unless it is funded: the event is still posted), so that a reservation or funding of it is refused
-    (410) as a lender that withdrew an offer refuses it."""
+    """The lender's word about one of its offers, to post to the platform. The offer takes the event's state here
+    first (unless it is funded: the event is still posted): ``withdrawn`` (a reservation or funding of it is then
+    refused, 410, as a lender that withdrew an offer refuses it) or ``failed`` (a funding instruction is then 409)."""
 
     webhook_url: str = Field(description="the platform's POST /v1/providers/{provider_id}/webhooks")
     offer_ref: str
-    type: Literal["offer.withdrawn"]
+    type: Literal["offer.withdrawn", "offer.funding_failed"]
     detail: str = ""
     event_id: str | None = Field(default=None, description="default: a new one per report")
 
 
 class ReserveDelay(BaseModel):
     seconds: float = Field(ge=0, le=60)
+
+
+class FundOutage(BaseModel):
+    """While ``status_code`` is set, every funding instruction is answered with it (the offer unchanged): a lender
+    that cannot take the instruction now."""
+
+    status_code: int | None = Field(default=None, ge=500, le=599)
 
 
 @dataclass
@@ -106,6 +113,7 @@ class LenderState:
     reserved: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the terms it was reserved on
     quoted: dict[str, dict[str, Any]] = field(default_factory=dict)  # offer_ref -> the terms it quoted
     reserve_delay: float = 0.0  # seconds a reservation takes (tests act on the chain in between)
+    fund_outage: int | None = None  # the status every funding instruction is answered with, while set
     loan_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id -> the loan event, first copy
     expiring: dict[str, float] = field(default_factory=dict)  # offer_ref -> its expiry (epoch s), in quoting order
     clock: Callable[[], float] = time.time
@@ -347,6 +355,9 @@ def _lender_routes(states: dict[str, LenderState], prefix: str, fixed: str | Non
         state = lender(lender_id)
         raw = await _verified(state, request, x_creditmesh_timestamp, x_creditmesh_signature)
         body = _for(json.loads(raw or b"{}"), phase, offer_ref)
+        if phase == "fund" and state.fund_outage is not None:
+            state.counts["fund"] += 1
+            raise HTTPException(status_code=state.fund_outage, detail="simulated outage of the funding desk")
         answer = _phase(state, phase, offer_ref, idempotency_key, body)
         if phase == "reserve":
             await asyncio.sleep(state.reserve_delay)
@@ -490,6 +501,14 @@ def create_sim_app(
             "detail": report.detail,
         }
         return await _post_signed(state, report.webhook_url, event)
+
+    @app.put("/control/lenders/{lender_id}/fund-outage")
+    async def control_fund_outage(lender_id: str, outage: FundOutage) -> dict[str, Any]:
+        state = states.get(lender_id)
+        if state is None:
+            raise HTTPException(status_code=404, detail=f"no simulated lender {lender_id!r}")
+        state.fund_outage = outage.status_code
+        return {"lender_id": lender_id, "fund_outage": outage.status_code}
 
     @app.put("/control/lenders/{lender_id}/reserve-delay")
     async def control_reserve_delay(lender_id: str, delay: ReserveDelay) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from aggregator.accept_saga import (
     CANCEL_FAILED,
     CANCEL_REFUSED,
     FUND_REFUSED,
+    REPORTED_FUNDING_FAILURE,
     RESERVATION_DECLINED,
     AcceptRecord,
     AcceptStep,
@@ -30,7 +31,7 @@ from aggregator.accept_saga import (
 from aggregator.accepting import RELAY_TIMEOUT, AcceptanceService
 from aggregator.assets import AssetRegistry
 from aggregator.borrowers import BorrowerFile
-from aggregator.errors import AcceptInProgress, ProviderRefused
+from aggregator.errors import AcceptInProgress, FundingFailed, ProviderRefused
 from aggregator.exposure import ExposureLimits
 from aggregator.loans import InMemoryLoanStore
 from aggregator.platform import ChainRuntime
@@ -398,3 +399,52 @@ async def test_one_accept_never_mined_does_not_hold_the_recovery_of_the_others()
     assert stuck.waits == [0.2]
     assert lender.cancels == [("ref-1", "q1:1")], "the cancellation owed was asked"
     assert store.tables.records["q-pool"].step is AcceptStep.SUBMITTED, "left for a later pass"
+
+
+class LenderReportingFailureMeanwhile:
+    """A lender whose ``offer.funding_failed`` is recorded (``aggregator.offer_events``' compare-and-set) while its
+    answer to the funding instruction is on its way, and which then answers it ``funded``."""
+
+    provider_id = "sim-bank"
+
+    def __init__(self, store: InMemoryAcceptStore) -> None:
+        self.store, self.asked = store, 0
+
+    async def fund(self, provider_ref: str, idempotency_key: str, chain_id: int, tx_hash: str) -> FundingResult:
+        self.asked += 1
+        current = self.store.tables.records["q1"]
+        error = f"sim-bank {REPORTED_FUNDING_FAILURE} (evt-1): the disbursement account was frozen"
+        self.store.tables.records["q1"] = replace(current, lender_state=FUND_REFUSED, error=error)
+        return FundingResult(self.provider_id, provider_ref, funded=True, detail="funded")
+
+
+async def test_the_lenders_report_of_a_failed_funding_stands_against_its_later_answer_and_fails_the_accept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The lender's offer.funding_failed is recorded while recovery's funding instruction is in flight, and the lender
+    then answers that instruction funded: the saga wrote 'funded' over the report (the borrower told nothing, the
+    loan counted funded). The first settlement now stands, the contradiction is logged for an operator, nothing is
+    sent again, and the borrower's accept answers the failure, naming the loan."""
+    store, clock = InMemoryAcceptStore(), Clock()
+    lender = LenderReportingFailureMeanwhile(store)
+    store.tables.quotes["q1"] = replace(_quote(), status="accepted")
+    store.tables.requests["r1"] = "accepted"
+    store.tables.records["q1"] = _left_by_a_dead_process(
+        AcceptStep.RECORDED, tx_hash="0x" + "ab" * 32, loan_id="loan-1", lender_state="reserved"
+    )
+    service = _service(store, cast(FlakyLender, lender), clock)
+    with caplog.at_level("ERROR", logger="aggregator.accepting"):
+        assert await service.resume_unfinished() == 1
+    record = _record(store)
+    assert (record.step, record.lender_state) == (AcceptStep.RECORDED, FUND_REFUSED)
+    assert "the disbursement account was frozen" in (record.error or "")
+    assert any("after reporting that its funding failed" in r.getMessage() for r in caplog.records)
+    clock.now += LEASE * 2
+    assert await service.resume_unfinished() == 0
+    assert lender.asked == 1
+
+    with pytest.raises(FundingFailed) as failed:
+        await service.accept(BORROWER, "q1", "0x" + "00" * 65)
+    assert (failed.value.quote_id, failed.value.loan_id) == ("q1", "loan-1")
+    assert failed.value.reason == "sim-bank reported that funding the loan failed"
+    assert "frozen" not in str(failed.value), "the lender's own words are for the operator"
