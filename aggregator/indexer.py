@@ -2,10 +2,11 @@
 ledger (``aggregator.ledger``) in step, in the same transaction as its checkpoint.
 
 Several processes may run it against one PostgreSQL: each chain is indexed by whoever holds its lease
-(``store.leases``, kind ``indexer``); the others wait and try again every ``ttl / 3``. The holder renews the lease
-every ``ttl / 3`` beside its reading, and every checkpoint transaction checks the lease's fencing token first, so a
-holder that lost its lease (it stalled past expiry and another took over) writes nothing. A holder that dies is
-replaced within ``ttl`` plus one retry pause. Contracts are those of the chain's deployment record (CreditAggregator,
+(``store.leases``, kind ``indexer``, held by ``aggregator.servicing.leased``); the others wait and try again every
+``ttl / 3``. The holder renews the lease every ``ttl / 3`` beside its reading, and every checkpoint transaction
+checks the lease's fencing token first, so a holder that lost its lease (it stalled past expiry and another took
+over) writes nothing. A holder that dies is replaced within ``ttl`` plus one retry pause; an outage of the database
+or the node is logged and waited out. Contracts are those of the chain's deployment record (CreditAggregator,
 CollateralManager, the LendingPools, CreditScoringOracle, the Timelock); a pool registered later is read from its
 ``PoolRegistered`` on — also the rest of the range that registers it (the reader backfills it before delivering the
 range) — and, after a restart, from the pools the chain facts show registered.
@@ -14,7 +15,6 @@ range) — and, after a restart, from the pools the chain facts show registered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -25,17 +25,14 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from aggregator.errors import AggregatorError
 from aggregator.ledger import LedgerChain, watched_contracts
+from aggregator.servicing.leased import Leader, run_leased
 from chain.client import ChainClient
 from chain.config import ChainConfig
 from chain.deployment import DeploymentRecord
-from chain.errors import ChainError
 from chain.events import ChainEvent, EventReader, WatchedContract
-from chain.waiting import wait_at_most
 from store.chain import SqlChainStore
 from store.db import Database
-from store.errors import DatabaseError
 from store.leases import Lease, LeaseLost, LeaseStore, SqlLeaseStore
 from store.loan_ledger import batch_writer, registered_pools
 
@@ -119,74 +116,38 @@ class ChainIndexer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Index while holding the lease, wait for it otherwise, until ``stop`` is set; the lease is released at
-        the end so that a successor need not wait for its expiry."""
-        retry = self.settings.ttl.total_seconds() / 3
-        try:
-            while not stop.is_set():
-                self.lease = await self.leases.acquire(LEASE_KIND, self.chain_id, self.holder, self.settings.ttl)
-                if self.lease is not None:
-                    log.info("indexer on chain %s: leader %s (token %s)", self.chain_id, self.holder, self.lease.token)
-                    await self._lead(stop, retry)
-                await wait_at_most(stop.wait(), retry)
-        finally:
-            if self.lease is not None:
-                with contextlib.suppress(LeaseLost):
-                    await self.leases.release(self.lease)
-                self.lease = None
-
-    async def _lead(self, stop: asyncio.Event, retry: float) -> None:
-        lost = asyncio.Event()
-        renewing = asyncio.create_task(self._renew(stop, lost, retry), name=f"indexer-lease-{self.chain_id}")
-        try:
-            await self._read(stop, lost)
-        except LeaseLost as err:
-            log.warning("indexer on chain %s: %s", self.chain_id, err)
-        finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, LeaseLost):
-                await renewing
-        if lost.is_set():
-            self.lease = None
-
-    async def _read(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
+        the end so that a successor need not wait for its expiry. An outage of the database or the node ends no
+        indexer (``aggregator.servicing.leased``)."""
         pause = self.settings.interval
         if pause is None:
             pause = min(2.0, self.client.config.block_time_seconds)
-        while not stop.is_set() and not lost.is_set():
-            try:
-                await self.poll()
-            except LeaseLost:
-                lost.set()
-                raise
-            except (ChainError, AggregatorError, DatabaseError, OSError) as err:
-                # an RPC or database outage, or facts the ledger refuses: logged, retried at the next poll
-                log.warning("indexer on chain %s: %s", self.chain_id, err)
-            await wait_at_most(_first(stop, lost), pause)
+        try:
+            await run_leased(
+                LEASE_KIND,
+                self.chain_id,
+                self.leases,
+                self.holder,
+                self.settings.ttl,
+                pause,
+                self._round,
+                stop,
+                label=f"indexer on chain {self.chain_id}",
+                stepped_down=self._step_down,
+            )
+        finally:
+            self.lease = None
 
-    async def _renew(self, stop: asyncio.Event, lost: asyncio.Event, every: float) -> None:
-        while not stop.is_set():
-            await asyncio.sleep(every)
-            assert self.lease is not None
-            try:
-                self.lease = await self.leases.renew(self.lease, self.settings.ttl)
-            except LeaseLost as err:
-                log.warning("indexer on chain %s: %s", self.chain_id, err)
-                lost.set()
-                return
+    async def _round(self, leader: Leader) -> None:
+        self.lease = leader.lease  # its token fences every checkpoint (a renewal keeps the token)
+        await self.poll()
+
+    async def _step_down(self) -> None:
+        self.lease = None
 
 
 def _pool(address: str) -> WatchedContract:
     pool = to_checksum_address(address)
     return WatchedContract(f"LendingPool@{pool}", pool, "LendingPool")
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
 
 
 async def index_to_head(
@@ -216,10 +177,3 @@ async def index_to_head(
                 return
     finally:
         await client.close()
-
-
-async def run_indexers(indexers: list[ChainIndexer], stop: asyncio.Event) -> None:
-    """One indexer per chain, concurrently, until ``stop`` is set."""
-    async with asyncio.TaskGroup() as group:
-        for indexer in indexers:
-            group.create_task(indexer.run(stop), name=f"indexer-{indexer.chain_id}")

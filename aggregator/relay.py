@@ -24,7 +24,6 @@ recipients' webhook settings and the lease's fence in one transaction per step);
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -44,10 +43,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from aggregator.event_destinations import Destination, EventDestinations, RecipientDirectory
 from aggregator.outbox import CANCELLED, DELIVERED, NO_DESTINATION, PENDING, Attempt, Delivery, OutboxStore
 from aggregator.retraction import compensate
-from chain.waiting import wait_at_most
+from aggregator.servicing.leased import OUTAGES, Leader, run_leased
 from providers._exceptions import ProviderError
 from providers.signing import signed_headers
-from store.errors import DatabaseError
 from store.leases import Lease, LeaseLost, LeaseStore
 
 log = logging.getLogger(__name__)
@@ -60,6 +58,8 @@ SEQUENCE_HEADER = "X-Creditmesh-Sequence"
 #: how much of a receiver's answer is read: its status is the answer; a longer body is left unread (the connection
 #: dropped), so an endless or huge answer costs the relay neither memory nor its time
 ANSWER_BYTES = 64 * 1024
+#: a send whose outcome cannot be written (the lease moved, the database is out of reach) stays pending
+NOT_RECORDED: tuple[type[Exception], ...] = (LeaseLost, *OUTAGES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,53 +182,31 @@ class OutboxRelay:
     # ------------------------------------------------------------------ the lease
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay while holding the lease, wait for it otherwise, until ``stop`` is set; released at the end."""
-        retry = self.settings.ttl.total_seconds() / 3
+        """Relay while holding the lease, wait for it otherwise, until ``stop`` is set; released at the end. An
+        outage of the database ends no relay (``aggregator.servicing.leased``)."""
         try:
-            while not stop.is_set():
-                self.lease = await self.leases.acquire(LEASE_KIND, DEPLOYMENT, self.holder, self.settings.ttl)
-                if self.lease is not None:
-                    log.info("outbox relay: leader %s (token %s)", self.holder, self.lease.token)
-                    await self._lead(stop, retry)
-                await wait_at_most(stop.wait(), retry)
+            await run_leased(
+                LEASE_KIND,
+                DEPLOYMENT,
+                self.leases,
+                self.holder,
+                self.settings.ttl,
+                self.settings.interval,
+                self._round,
+                stop,
+                label="outbox relay",
+                stepped_down=self._step_down,
+            )
         finally:
-            await self._drain()
-            if self.lease is not None:
-                with contextlib.suppress(LeaseLost):
-                    await self.leases.release(self.lease)
-                self.lease = None
+            await self._step_down()
 
-    async def _lead(self, stop: asyncio.Event, every: float) -> None:
-        lost = asyncio.Event()
-        renewing = asyncio.create_task(self._renew(stop, lost, every), name="outbox-relay-lease")
-        try:
-            while not stop.is_set() and not lost.is_set():
-                try:
-                    await self.round()
-                except LeaseLost:
-                    lost.set()
-                except (DatabaseError, OSError) as err:  # a database outage: logged, retried next round
-                    log.warning("outbox relay: %s", err)
-                await wait_at_most(stop.wait(), self.settings.interval)
-        finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, LeaseLost):
-                await renewing
-            await self._drain()
-        if lost.is_set():
-            log.warning("outbox relay: lease lost by %s", self.holder)
-            self.lease = None
+    async def _round(self, leader: Leader) -> None:
+        self.lease = leader.lease  # its token fences every write of the round (a renewal keeps the token)
+        await self.round()
 
-    async def _renew(self, stop: asyncio.Event, lost: asyncio.Event, every: float) -> None:
-        while not stop.is_set():
-            await asyncio.sleep(every)
-            assert self.lease is not None
-            try:
-                self.lease = await self.leases.renew(self.lease, self.settings.ttl)
-            except LeaseLost as err:
-                log.warning("outbox relay: %s", err)
-                lost.set()
-                return
+    async def _step_down(self) -> None:
+        await self._drain()
+        self.lease = None
 
     def _fence(self, uow: RelayUnitOfWork) -> None:
         if self.lease is None:
@@ -334,7 +312,7 @@ class OutboxRelay:
                 pass  # logged in attempts; due again after the round's backoff
         try:
             await asyncio.to_thread(self._record, send, attempts, delivered)
-        except LeaseLost as err:
+        except NOT_RECORDED as err:  # still pending: sent again by this holder's next round or its successor's
             log.warning("outbox relay: delivery %s not recorded: %s", send.delivery_id, err)
         if delivered or send.destination is None:
             self._signed_at.pop(send.delivery_id, None)

@@ -5,21 +5,24 @@ anchoring (``api.audit_jobs``: sealing every ``CREDITMESH_AUDIT_SEAL_SECONDS``, 
 ``CREDITMESH_AUDIT_ANCHOR_SECONDS`` with the audit anchor key, on every chain),
 the liquidation keeper (``aggregator.servicing.keeper``) and the default job (``aggregator.servicing.defaults``:
 past-due buckets, ``markDefault`` by the operator); each worker runs once (per chain) across processes under its
-lease."""
+lease, and each is supervised in its process (``supervise``): one that fails is logged and started again."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from functools import partial
 
 from aggregator.event_destinations import Destination, EventDestinations
-from aggregator.indexer import ChainIndexer, IndexerSettings, run_indexers
+from aggregator.indexer import ChainIndexer, IndexerSettings
 from aggregator.platform import ChainRuntime
 from aggregator.relay import OutboxRelay, RelaySettings
-from aggregator.servicing.defaults import DefaulterSettings, DefaultJob, run_default_jobs
-from aggregator.servicing.keeper import Keeper, KeeperSettings, run_keepers
+from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
+from aggregator.servicing.keeper import Keeper, KeeperSettings
 from api.audit_jobs import AnchorChain, run_anchoring
 from api.bootstrap import chain_registry, load_records
 from api.settings import Settings
@@ -28,6 +31,7 @@ from chain.errors import ChainIdMismatch, ConfigurationError
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role
 from chain.transactions import LifecycleSettings, TransactionManager
+from chain.waiting import wait_at_most
 from compliance.audit_anchor import AnchorContract, AnchorError
 from providers.destinations import DestinationGuard, lender_client
 from providers.secrets import SecretBox
@@ -129,51 +133,75 @@ def default_jobs(settings: Settings, database: Database, chains: dict[str, Chain
     return running
 
 
-def _report_end(task: asyncio.Task[None]) -> None:
-    """A worker that ends before the process stops it is a fault: say so at once, not at shutdown."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background worker %s stopped", task.get_name(), exc_info=task.exception())
+#: a failed worker's pauses before it is started again: the first, doubling up to the most
+FIRST_RESTART, MOST_RESTART = 1.0, 60.0
+
+
+async def supervise(
+    name: str,
+    work: Callable[[], Awaitable[None]],
+    stop: asyncio.Event,
+    *,
+    first: float = FIRST_RESTART,
+    most: float = MOST_RESTART,
+) -> None:
+    """Run ``work()`` until ``stop`` is set, starting it again when it fails or ends before: a fault is logged at
+    error level with its traceback, and the pause before the restart doubles from ``first`` up to ``most`` (back
+    to ``first`` after a run of ``most`` seconds or more). An outage is no fault: the workers wait it out
+    (``aggregator.servicing.leased``); this catches the rest, so that one bad round does not end a worker for
+    good."""
+    pause = first
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            await work()
+        except Exception:
+            log.exception("background worker %s failed; starting it again in %.1f s", name, pause)
+        else:
+            if stop.is_set():
+                return
+            log.error("background worker %s ended by itself; starting it again in %.1f s", name, pause)
+        if time.monotonic() - started >= most:
+            pause = first  # it ran a good while: a new fault, not the same one again
+        await wait_at_most(stop.wait(), pause)
+        pause = min(most, pause * 2)
 
 
 class Workers:
-    """The running background workers of one process; ``stop()`` ends them and releases their leases."""
+    """The running background workers of one process, each supervised (``supervise``: one per chain for the
+    per-chain workers); ``stop()`` ends them and releases their leases."""
 
     def __init__(self) -> None:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
+    def _start(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        self._tasks.append(asyncio.create_task(supervise(name, work, self._stop), name=name))
+
     def start(self, settings: Settings, database: Database, chains: dict[str, ChainRuntime]) -> Workers:
-        if "indexer" in enabled_workers(settings.workers):
-            task = asyncio.create_task(run_indexers(indexers(settings, database, chains), self._stop), name="indexers")
-            task.add_done_callback(_report_end)
-            self._tasks.append(task)
-        if "outbox" in enabled_workers(settings.workers):
-            task = asyncio.create_task(relay_events(settings, database, self._stop), name="outbox-relay")
-            task.add_done_callback(_report_end)
-            self._tasks.append(task)
-        if "audit" in enabled_workers(settings.workers):
+        enabled, stop = enabled_workers(settings.workers), self._stop
+        if "indexer" in enabled:
+            for indexer in indexers(settings, database, chains):
+                self._start(f"indexer-{indexer.chain_id}", partial(indexer.run, stop))
+        if "outbox" in enabled:
+            self._start("outbox-relay", partial(relay_events, settings, database, stop))
+        if "audit" in enabled:
             anchors = audit_anchor_chains(chains)
-            task = asyncio.create_task(
-                run_anchoring(
-                    database,
-                    anchors,
-                    self._stop,
-                    interval=settings.audit_anchor_seconds,
-                    seal_interval=settings.audit_seal_seconds,
-                ),
-                name="audit",
+            anchoring = partial(
+                run_anchoring,
+                database,
+                anchors,
+                stop,
+                interval=settings.audit_anchor_seconds,
+                seal_interval=settings.audit_seal_seconds,
             )
-            task.add_done_callback(_report_end)
-            self._tasks.append(task)
-        if "keeper" in enabled_workers(settings.workers):
-            task = asyncio.create_task(run_keepers(keepers(settings, database, chains), self._stop), name="keepers")
-            task.add_done_callback(_report_end)
-            self._tasks.append(task)
-        if "defaulter" in enabled_workers(settings.workers):
-            jobs = default_jobs(settings, database, chains)
-            task = asyncio.create_task(run_default_jobs(jobs, self._stop), name="defaulters")
-            task.add_done_callback(_report_end)
-            self._tasks.append(task)
+            self._start("audit", anchoring)
+        if "keeper" in enabled:
+            for keeper in keepers(settings, database, chains):
+                self._start(f"keeper-{keeper.chain_id}", partial(keeper.run, stop))
+        if "defaulter" in enabled:
+            for job in default_jobs(settings, database, chains):
+                self._start(f"defaulter-{job.chain_id}", partial(job.run, stop))
         return self
 
     @property
@@ -185,6 +213,13 @@ class Workers:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(task, return_exceptions=True)  # a fault was logged when it happened
+
+
+async def supervise_all(named: Sequence[tuple[str, Callable[[], Awaitable[None]]]], stop: asyncio.Event) -> None:
+    """``supervise`` each of ``named`` concurrently until ``stop`` is set (the one-worker commands)."""
+    async with asyncio.TaskGroup() as group:
+        for name, work in named:
+            group.create_task(supervise(name, work, stop), name=name)
 
 
 async def index_chains(settings: Settings, chain_names: list[str] | None, stop: asyncio.Event) -> None:
@@ -209,7 +244,7 @@ async def index_chains(settings: Settings, chain_names: list[str] | None, stop: 
                 )
             clients.append(await ChainClient(config).connect())
             running.append(ChainIndexer(clients[-1], records[config.name], database, settings=config_for))
-        await run_indexers(running, stop)
+        await supervise_all([(f"indexer-{i.chain_id}", partial(i.run, stop)) for i in running], stop)
     finally:
         for client in clients:
             await client.close()
@@ -221,7 +256,7 @@ async def relay_outbox(settings: Settings, stop: asyncio.Event) -> None:
     database = Database(settings.resolved_database_url)
     database.migrate()
     try:
-        await relay_events(settings, database, stop)
+        await supervise("outbox-relay", partial(relay_events, settings, database, stop), stop)
     finally:
         database.dispose()
 
@@ -265,7 +300,7 @@ async def keep_chains(settings: Settings, chain_names: list[str] | None, stop: a
             running.append(
                 Keeper(clients[-1], records[config.name], database, managers[-1], settings=keeper_settings(settings))
             )
-        await run_keepers(running, stop)
+        await supervise_all([(f"keeper-{k.chain_id}", partial(k.run, stop)) for k in running], stop)
     finally:
         for manager in managers:
             await manager.close()

@@ -245,9 +245,3 @@ def announce_past_due(
 
 def _rfc3339(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-async def run_default_jobs(jobs: Sequence[DefaultJob], stop: asyncio.Event) -> None:
-    async with asyncio.TaskGroup() as group:
-        for job in jobs:
-            group.create_task(job.run(stop), name=f"defaulter-{job.chain_id}")

@@ -454,10 +454,3 @@ class Keeper:
             raise ChainError(f"{key}: {err}") from err
         await apply_receipt(self.database, self.client.w3, self.record, self.chain_id, receipt.tx_hash)
         return receipt.tx_hash
-
-
-async def run_keepers(keepers: Sequence[Keeper], stop: asyncio.Event) -> None:
-    """One keeper per chain, concurrently, until ``stop`` is set."""
-    async with asyncio.TaskGroup() as group:
-        for keeper in keepers:
-            group.create_task(keeper.run(stop), name=f"keeper-{keeper.chain_id}")

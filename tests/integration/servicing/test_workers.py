@@ -43,7 +43,7 @@ async def test_keeper_and_defaulter_workers_run_under_their_leases(
                 await asyncio.sleep(0.2)
             assert {"keeper", "defaulter"} <= held
             await asyncio.sleep(0.5)  # a few rounds
-            assert sorted(workers.running) == ["defaulters", "keepers"]
+            assert sorted(workers.running) == [f"defaulter-{chain.chain_id}", f"keeper-{chain.chain_id}"]
         finally:
             await workers.stop()
         with servicing_db.unit_of_work() as uow:
