@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, and_, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from aggregator.servicing.repository import OpenLoan as OpenLoan
@@ -76,14 +77,17 @@ class SqlServicingRepository:
     def announce(self, loan_id: str, bucket: str, days_past_due: int, as_of: datetime) -> bool:
         """Record that ``loan_id`` entered ``bucket``; False when it was recorded before (by this or another
         process), so the caller writes its event only once."""
-        try:
-            with self.session.begin_nested():
-                self.session.add(
-                    PastDueNoticeRow(loan_id=loan_id, bucket=bucket, days_past_due=days_past_due, as_of=as_of)
-                )
-        except IntegrityError:
-            return False
-        return True
+        # INSERT … ON CONFLICT DO NOTHING rather than a savepoint around an INSERT: on SQLite, pysqlite opens the
+        # transaction only before DML, so a SAVEPOINT first in the unit of work opened it and its RELEASE committed
+        # the notice alone; a round that then failed kept the notice and lost its loan.past_due for good
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(PastDueNoticeRow)
+            .values(loan_id=loan_id, bucket=bucket, days_past_due=days_past_due, as_of=as_of)
+            .on_conflict_do_nothing(index_elements=["loan_id", "bucket"])
+            .returning(PastDueNoticeRow.bucket)  # a row when inserted (the driver's rowcount may read -1)
+        )
+        return self.session.execute(statement).first() is not None
 
     def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
         """The CollateralManager ``manager``'s ``CollateralClaimable`` facts not followed (in chain order) by a
