@@ -23,10 +23,13 @@ Each round also sweeps collateral left claimable: a close the platform did not s
 ``repay`` on-chain, a liquidation's remainder) whose push the collateral token refused leaves a ``CollateralClaimable``
 fact and nothing else claims it. For each such fact with no ``CollateralRemoved`` of the loan after it, the keeper
 simulates ``claimCollateral`` from its own account and, when it passes, sends it under the intent
-``claimCollateral:<chain id>:<loan id>`` — once per loan across keepers and restarts (a resumed intent is waited on,
-never sent again); the receipt's ``CollateralRemoved`` is applied to the ledger at once, which ends the sweep for that
-loan. A claim the token still refuses is left for a later round, and one the relayer is claiming already (after a
-close it relayed, ``aggregator.repaying.claim_collateral``) is left to it.
+``claimCollateral:<chain id>:<loan id>`` — once per attempt across keepers and restarts (a resumed intent is waited
+on, never sent again); the receipt's ``CollateralRemoved`` is applied to the ledger at once, which ends the sweep for
+that loan. A claim the token still refuses is left for a later round; one that reverted when mined (the token
+refused again between the simulation and the block) or was refused stays so under its key, and a later round, once
+its simulation passes again, sends the next attempt (``…:<loan id>:2`` and on, as the relayer's claims in
+``aggregator.repaying``), at most ``MAX_CLAIM_ATTEMPTS``. A loan the relayer is claiming already (after a close it
+relayed, ``aggregator.repaying.claim_collateral``: any of its attempts in flight) is left to it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from eth_utils.address import to_checksum_address
 from aggregator.indexer import default_holder
 from aggregator.ledger import LedgerChain
 from aggregator.receipts import apply_receipt
+from aggregator.repaying import CLAIM_FAILED, MAX_CLAIM_ATTEMPTS
 from aggregator.servicing.health import (
     BPS,
     Liquidation,
@@ -67,7 +71,7 @@ from chain.errors import ChainError, GasEstimationFailed, TransactionReverted
 from chain.relay import revert_of
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
-from store.chain import REVERTED, TERMINAL_STATUSES
+from store.chain import TERMINAL_STATUSES, IntentRecord
 from store.db import Database
 from store.leases import LeaseStore
 from store.servicing import SqlServicingStore
@@ -109,9 +113,10 @@ class RoundReport:
     unclaimed: dict[int, str] = field(default_factory=dict)  # loan ref → why its collateral was not claimed now
 
 
-def claim_intent_key(chain_id: int, loan_ref: int) -> str:
-    """One keeper ``claimCollateral`` per loan, ever: the key a second keeper (or a restart) finds taken."""
-    return f"claimCollateral:{chain_id}:{loan_ref}"
+def claim_intent_key(chain_id: int, loan_ref: int, attempt: int = 1) -> str:
+    """A keeper ``claimCollateral`` of a loan, one per attempt: the key a second keeper (or a restart) finds taken.
+    The first attempt's key has no number (as before attempts were counted)."""
+    return f"claimCollateral:{chain_id}:{loan_ref}" + ("" if attempt == 1 else f":{attempt}")
 
 
 def liquidation_intent_key(chain_id: int, loan_ref: int, block: int) -> str:
@@ -123,9 +128,9 @@ def liquidation_intent_prefix(chain_id: int) -> str:
     return f"liquidate:{chain_id}:"
 
 
-def relayed_claim_intent_key(chain_id: int, loan_ref: int) -> str:
-    """The relayer's claim after a close it relayed (``aggregator.repaying.claim_collateral``)."""
-    return f"claim-collateral:{chain_id}:{loan_ref}"
+def relayed_claim_intent_key(chain_id: int, loan_ref: int, attempt: int = 1) -> str:
+    """The relayer's claim after a close it relayed (``aggregator.repaying.claim_collateral``), per attempt."""
+    return f"claim-collateral:{chain_id}:{loan_ref}" + ("" if attempt == 1 else f":{attempt}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,18 +399,21 @@ class Keeper:
         )
 
     async def _claim(self, claimable: UnclaimedCollateral, report: RoundReport, leader: Leader | None) -> None:
-        """Send ``claimCollateral`` for a closed loan whose collateral the token refused to push, once per loan."""
+        """Send ``claimCollateral`` for a closed loan whose collateral the token refused to push: one attempt at a
+        time, each under its own intent, the next only after the last failed and once a simulation passes."""
         ref = claimable.loan_ref
-        key = claim_intent_key(self.chain_id, ref)
         call = Call.function(self._manager_abi, "claimCollateral", ref)
-        existing = await self.transactions.store.get_intent(key)
-        if existing is not None and existing.status == REVERTED:  # the token refused it at mining: not sent again
-            report.unclaimed[ref] = f"the claim {existing.tx_hash} reverted: {existing.error}"
+        key, existing = await self._claim_attempt(ref)
+        if key is None:
+            report.unclaimed[ref] = f"{MAX_CLAIM_ATTEMPTS} claims failed: not sent again"
+            if self._claim_refusals.get(ref) != report.unclaimed[ref]:  # said once, not every round
+                self._claim_refusals[ref] = report.unclaimed[ref]
+                log.error("keeper on chain %s: collateral of loan %s: %s", self.chain_id, ref, report.unclaimed[ref])
             return
-        if existing is None:  # simulate before the first send only: a resumed intent is already decided
-            relayed = await self.transactions.store.get_intent(relayed_claim_intent_key(self.chain_id, ref))
-            if relayed is not None and relayed.status not in TERMINAL_STATUSES:
-                report.unclaimed[ref] = f"the relayer's claim {relayed.key} is in flight"
+        if existing is None:  # simulate before an attempt's first send only: a resumed intent is already decided
+            relayed = await self._relayed_claim_in_flight(ref)
+            if relayed is not None:
+                report.unclaimed[ref] = f"the relayer's claim {relayed} is in flight"
                 return
             refused = await self._simulate(call)
             if refused is not None:
@@ -435,6 +443,26 @@ class Keeper:
             claimable.borrower,
             tx_hash,
         )
+
+    async def _claim_attempt(self, ref: int) -> tuple[str | None, IntentRecord | None]:
+        """The key of the claim attempt to send or resume, and its intent when it exists: the first attempt that did
+        not fail (a reverted, failed or dropped one stays so under its key); no key once every attempt failed."""
+        for attempt in range(1, MAX_CLAIM_ATTEMPTS + 1):
+            key = claim_intent_key(self.chain_id, ref, attempt)
+            existing = await self.transactions.store.get_intent(key)
+            if existing is None or existing.status not in CLAIM_FAILED:
+                return key, existing
+        return None, None
+
+    async def _relayed_claim_in_flight(self, ref: int) -> str | None:
+        """The key of the relayer's claim of ``ref`` that is in flight (any of its attempts), if one is."""
+        for attempt in range(1, MAX_CLAIM_ATTEMPTS + 1):
+            relayed = await self.transactions.store.get_intent(relayed_claim_intent_key(self.chain_id, ref, attempt))
+            if relayed is None:
+                return None  # its attempts are numbered in order: no later one either
+            if relayed.status not in TERMINAL_STATUSES:
+                return relayed.key
+        return None
 
     def _skip(self, report: RoundReport, ref: int, reason: str) -> None:
         report.skipped[ref] = reason

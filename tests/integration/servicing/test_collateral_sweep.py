@@ -6,6 +6,7 @@ keeper's, another's, and one that restarted after sending but before recording) 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +24,7 @@ from chain.client import ChainClient
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
 from chain.transactions import TransactionManager
-from store.chain import SqlChainStore
+from store.chain import REVERTED, SqlChainStore
 from store.db import Database
 from store.ledger import ChainFactRow, LoanCollateralMovementRow
 from tests.contracts.harness import DEPLOYER, USDC, WETH, Harness
@@ -66,10 +67,9 @@ def _blocking_collateral(harness: Harness) -> Any:
     return token
 
 
-async def test_a_direct_close_left_claimable_is_claimed_once_by_the_keeper(
-    own_chain: DeployedChain, servicing_db: Database, keepers: list[Keeper]
-) -> None:
-    harness = Harness(own_chain)
+def _closed_with_a_blocking_token(harness: Harness) -> tuple[LocalAccount, Any, int, int]:
+    """A loan closed by its borrower directly on-chain while its collateral token refused them: the borrower, the
+    token, the loan's id and the first block to index."""
     harness.set_weth_price(3_000)
     token = _blocking_collateral(harness)
     borrower: LocalAccount = Account.create()
@@ -84,6 +84,14 @@ async def test_a_direct_close_left_claimable_is_claimed_once_by_the_keeper(
     harness.send(token.functions.setBlocked(borrower.address, True), DEPLOYER)
     closed = harness.send(harness.aggregator.functions.close(loan_ref), borrower.address)  # not through the platform
     assert harness.manager.events.CollateralClaimable().process_receipt(closed, errors=DISCARD)
+    return borrower, token, loan_ref, first_block
+
+
+async def test_a_direct_close_left_claimable_is_claimed_once_by_the_keeper(
+    own_chain: DeployedChain, servicing_db: Database, keepers: list[Keeper]
+) -> None:
+    harness = Harness(own_chain)
+    borrower, token, loan_ref, first_block = _closed_with_a_blocking_token(harness)
     await index_to_head(own_chain.config, own_chain.record, servicing_db, first_block, reader="claim-sweep")
     nonce = harness.w3.eth.get_transaction_count(KEEPER.address)
 
@@ -115,3 +123,46 @@ async def test_a_direct_close_left_claimable_is_claimed_once_by_the_keeper(
     assert (await keepers[1].transactions.store.get_intent(claim_intent_key(own_chain.chain_id, loan_ref))) is not None
     assert harness.w3.eth.get_transaction_count(KEEPER.address) == nonce + 1
     assert (await keepers[1].run_round()).claimed == {}
+
+
+async def test_a_claim_that_reverted_is_sent_again_once_it_would_pass(
+    own_chain: DeployedChain, servicing_db: Database, keepers: list[Keeper]
+) -> None:
+    """The token let the borrower have it when the keeper simulated the claim and refused again before it was mined:
+    the claim reverted. Under the one fixed intent key per loan the keeper never claimed that collateral again; the
+    next round now sends the next attempt once its simulation passes."""
+    harness = Harness(own_chain)
+    borrower, token, loan_ref, first_block = _closed_with_a_blocking_token(harness)
+    await index_to_head(own_chain.config, own_chain.record, servicing_db, first_block, reader="claim-sweep-retry")
+    harness.send(token.functions.setBlocked(borrower.address, False), DEPLOYER)
+    keeper = keepers[0]
+    harness.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        before = harness.w3.eth.get_transaction_count(KEEPER.address, "pending")
+        sweeping = asyncio.create_task(keeper.run_round())
+        for _ in range(1_000):
+            if harness.w3.eth.get_transaction_count(KEEPER.address, "pending") > before:
+                break
+            await asyncio.sleep(0.01)
+        refuse = token.functions.setBlocked(borrower.address, True)  # ahead of the claim in the block: a higher tip
+        fees: Any = {"from": DEPLOYER.address, "maxPriorityFeePerGas": 50 * 10**9, "maxFeePerGas": 200 * 10**9}
+        refuse.transact(fees)
+        harness.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    finally:
+        harness.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    reverted = await sweeping
+    assert reverted.claimed == {}
+    assert loan_ref in reverted.unclaimed
+    first = await keeper.transactions.store.get_intent(claim_intent_key(own_chain.chain_id, loan_ref))
+    assert first is not None
+    assert first.status == REVERTED
+    assert token.functions.balanceOf(borrower.address).call() == 0
+
+    harness.send(token.functions.setBlocked(borrower.address, False), DEPLOYER)
+    claimed = await keepers[1].run_round()  # another keeper (or a restart) takes the next attempt as well
+    assert set(claimed.claimed) == {loan_ref}
+    assert token.functions.balanceOf(borrower.address).call() == WETH
+    second = await keeper.transactions.store.get_intent(claim_intent_key(own_chain.chain_id, loan_ref, 2))
+    assert second is not None
+    assert second.tx_hash == claimed.claimed[loan_ref]
+    assert (await keeper.run_round()).claimed == {}  # claimed: no third attempt
