@@ -8,7 +8,11 @@ the contract's rules in Python (``health``) and, for each loan in default or bel
 
 * liquidates it from the keeper account (``CREDITMESH_KEEPER_KEY``; the account holds the debt asset and has
   approved the CollateralManager), repaying up to the close factor's maximum — only after an ``eth_call``
-  simulation from the keeper says the call succeeds, and only while it still holds the lease;
+  simulation from the keeper says the call succeeds, only while it still holds the lease, and never while its last
+  liquidation of the loan is in flight: a loan's liquidations are numbered (the intent
+  ``liquidate:<chain id>:<loan id>:n<number>``), the next number taken only once the last one settled, so two
+  keepers (a stalled one and its successor) send at most one of them, and a loan still unhealthy after one
+  liquidation is liquidated again;
 * or, when it cannot liquidate now (liquidations paused, a price it may not use, a rule of the contract, the
   keeper's own balance), says why in the log and — for a pool loan — impairs it (``impair``), so that the pool
   counts the expected loss at once; it sends ``impair`` only when the pool's recorded impairment is off by more than
@@ -119,9 +123,10 @@ def claim_intent_key(chain_id: int, loan_ref: int, attempt: int = 1) -> str:
     return f"claimCollateral:{chain_id}:{loan_ref}" + ("" if attempt == 1 else f":{attempt}")
 
 
-def liquidation_intent_key(chain_id: int, loan_ref: int, block: int) -> str:
-    """A liquidation decided on the state read at ``block`` (a later block's is another liquidation)."""
-    return f"{liquidation_intent_prefix(chain_id)}{loan_ref}:{block}"
+def liquidation_intent_key(chain_id: int, loan_ref: int, number: int) -> str:
+    """The keeper's ``number``-th liquidation of a loan (1, 2, …): the next number is taken only once the last one
+    settled, so a loan has at most one liquidation in flight across keepers, however late one of them sends."""
+    return f"{liquidation_intent_prefix(chain_id)}{loan_ref}:n{number}"
 
 
 def liquidation_intent_prefix(chain_id: int) -> str:
@@ -225,8 +230,10 @@ class Keeper:
 
     async def _liquidations_in_flight(self) -> dict[int, str]:
         """The keeper's liquidations still open (sent, not settled): a loan whose liquidation was not confirmed in time
-        reads as liquidatable again while it waits, and a second liquidation under the next round's key would queue
-        behind the first and revert, or take more than the first left due."""
+        reads as liquidatable again while it waits, and a second liquidation would queue behind the first and revert,
+        or take more than the first left due. (Read once per round; ``_liquidation_key`` checks again before a send.)
+        Keys of either form: ``<loan>:n<number>``, and ``<loan>:<block>`` of the keepers before liquidations were
+        numbered."""
         prefix = liquidation_intent_prefix(self.chain_id)
         intents = await self.transactions.store.open_intents(self.chain_id, self.transactions.account.address)
         return {int(i.key.removeprefix(prefix).split(":")[0]): i.key for i in intents if i.key.startswith(prefix)}
@@ -350,9 +357,11 @@ class Keeper:
         refused = await self._simulate(call)
         if refused is not None:
             return f"simulation reverts: {refused}"
+        key, in_flight = await self._liquidation_key(loan.loan_ref)
+        if in_flight is not None:  # sent since this round read the keeper's open intents (by another keeper)
+            return f"its liquidation {in_flight} is not settled yet"
         if leader is not None:
             await leader.fence()
-        key = liquidation_intent_key(self.chain_id, loan.loan_ref, read.prices.block)
         tx_hash = await self._send(key, call)
         report.sent.append(Sent(loan.loan_ref, "liquidate", tx_hash, outcome))
         log.info(
@@ -372,6 +381,20 @@ class Keeper:
                 outcome.bad_debt,
             )
         return None
+
+    async def _liquidation_key(self, ref: int) -> tuple[str, str | None]:
+        """The key of the loan's next liquidation, and the key of its last one when that is still in flight (then
+        none may be sent). Two keepers that decide at once take the same key: the intent is created once, and the
+        other's call resumes it (or conflicts with it), never a second liquidation."""
+        number = 1
+        while True:
+            key = liquidation_intent_key(self.chain_id, ref, number)
+            existing = await self.transactions.store.get_intent(key)
+            if existing is None:
+                return key, None
+            if existing.status not in TERMINAL_STATUSES:
+                return key, key
+            number += 1
 
     async def _impair_if_off(
         self, loan: OpenLoan, position: Position, read: _Read, report: RoundReport, leader: Leader | None

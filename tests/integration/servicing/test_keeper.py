@@ -22,14 +22,14 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from aggregator.servicing.health import collateral_for_debt_down
-from aggregator.servicing.keeper import Keeper, KeeperSettings
+from aggregator.servicing.keeper import Keeper, KeeperSettings, liquidation_intent_key
 from api.bootstrap import write_chains_file
 from chain.client import ChainClient
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
 from chain.transactions import TransactionManager
 from store.aggregator import LoanRow
-from store.chain import SqlChainStore
+from store.chain import TERMINAL_STATUSES, SqlChainStore
 from store.db import Database
 from store.ledger import LoanLiquidationRow
 from tests.contracts.harness import DEPLOYER, GUARDIAN, USDC, WETH, Harness
@@ -87,6 +87,11 @@ async def keepers(own_chain: DeployedChain, servicing_db: Database) -> AsyncIter
 def _rpc(harness: Harness, method: str, params: list[object]) -> None:
     answer = harness.w3.provider.make_request(method, params)  # type: ignore[arg-type]
     assert "error" not in answer, answer
+
+
+async def _settled(transactions: TransactionManager, key: str) -> bool:
+    intent = await transactions.store.get_intent(key)
+    return intent is not None and intent.status in TERMINAL_STATUSES
 
 
 def _liquidations(harness: Harness, loan_ref: int) -> list[dict[str, object]]:
@@ -249,3 +254,53 @@ async def test_a_liquidation_not_confirmed_in_time_does_not_stop_the_round(
     # the next round, at a new block, sends no second liquidation under that block's key while the first waits
     assert again.sent == []
     assert all("is not settled yet" in again.skipped.get(ref, "") for ref in refs), again.skipped
+
+
+async def test_a_successor_that_missed_a_liquidation_in_flight_sends_no_second_one(
+    harness: Harness, keepers: list[Keeper], servicing_db: Database, own_chain: DeployedChain
+) -> None:
+    """A keeper stalled past its lease between its fence and recording its liquidation; its successor's round read
+    the open intents before that one was recorded. Keyed per block, the successor's liquidation of the same loan was
+    another intent, and the loan was liquidated twice in one round (two close-factor slices); keyed per loan, it
+    finds the first in flight and sends nothing. Once that one settled, the loan's next liquidation is the next
+    number."""
+    harness.set_weth_price(3_000)
+    ref = _open_loan(harness, servicing_db)
+    harness.set_weth_price(2_000)  # health 0.99
+    shared = keepers[0]
+    stalled, successor = (
+        Keeper(
+            shared.client,
+            own_chain.record,
+            servicing_db,
+            shared.transactions,
+            holder=holder,
+            settings=KeeperSettings(receipt_timeout=1.0),
+        )
+        for holder in ("keeper-stalled", "keeper-successor")
+    )
+
+    async def read_before_the_stalled_one_recorded() -> dict[int, str]:
+        return {}
+
+    successor._liquidations_in_flight = read_before_the_stalled_one_recorded  # type: ignore[method-assign]
+    _rpc(harness, "evm_setAutomine", [False])
+    try:
+        first = await stalled.run_round()
+        # a block without the liquidation (the base fee jumped above what it offers): the successor reads a new block
+        _rpc(harness, "anvil_setNextBlockBaseFeePerGas", [hex(10**15)])
+        _rpc(harness, "evm_mine", [])
+        second = await successor.run_round()
+    finally:
+        _rpc(harness, "anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+        _rpc(harness, "evm_setAutomine", [True])
+        _rpc(harness, "evm_mine", [])
+    assert "did not complete" in first.skipped.get(ref, ""), first.skipped
+    assert [sent for sent in second.sent if sent.loan_ref == ref] == []
+    assert "is not settled yet" in second.skipped.get(ref, ""), second.skipped
+    first_key = liquidation_intent_key(own_chain.chain_id, ref, 1)
+    async with asyncio.timeout(30):
+        while not await _settled(shared.transactions, first_key):  # noqa: ASYNC110 (an intent row, not an event)
+            await asyncio.sleep(0.1)
+    assert len(_liquidations(harness, ref)) == 1
+    assert await successor._liquidation_key(ref) == (liquidation_intent_key(own_chain.chain_id, ref, 2), None)
