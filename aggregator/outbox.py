@@ -50,8 +50,12 @@ _EVENT_IDS = uuid.UUID("0b7f1a52-3c7e-4f59-9d0e-5a3c2e8b6d41")
 #: a delivery's status: waiting to be sent (or sent again), received, no webhook URL any more, or called off because
 #: its event was retracted before it went out
 PENDING, DELIVERED, NO_DESTINATION, CANCELLED = "pending", "delivered", "no_destination", "cancelled"
+#: the attempts a delivery's log keeps, its newest (a receiver down for a month is retried thousands of times; the
+#: delivery keeps the count of them all and the last answer)
+ATTEMPT_LOG_ROWS = 50
 
 __all__ = [
+    "ATTEMPT_LOG_ROWS",
     "CANCELLED",
     "DELIVERED",
     "EVENT_TYPES",
@@ -202,7 +206,8 @@ class OutboxStore(Protocol):
         ...
 
     def add_attempts(self, delivery_id: int, attempts: Sequence[Attempt]) -> None:
-        """Log the attempts (the delivery's own counters are ``update_delivery``'s)."""
+        """Log the attempts, keeping the delivery's newest ``ATTEMPT_LOG_ROWS`` (its own counters are
+        ``update_delivery``'s)."""
         ...
 
 

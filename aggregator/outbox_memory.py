@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from aggregator.event_destinations import BorrowerWebhook, ProviderWebhook
-from aggregator.outbox import PENDING, Attempt, Delivery, EventLoan, OutboxEvent
+from aggregator.outbox import ATTEMPT_LOG_ROWS, PENDING, Attempt, Delivery, EventLoan, OutboxEvent
 from store.leases import Lease, LeaseLost
 
 
@@ -89,7 +89,9 @@ class InMemoryOutbox:
         self.deliveries_by_id[delivery.id] = replace(delivery)
 
     def add_attempts(self, delivery_id: int, attempts: Sequence[Attempt]) -> None:
-        self.attempts.setdefault(delivery_id, []).extend(attempts)
+        log = self.attempts.setdefault(delivery_id, [])
+        log.extend(attempts)
+        del log[:-ATTEMPT_LOG_ROWS]
 
 
 class InMemoryRecipients:

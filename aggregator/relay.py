@@ -7,8 +7,9 @@ loan's later event waits until its earlier one reached that recipient, while oth
 on. A send is a signed POST (HMAC-SHA256 over ``"{timestamp}.{body}"`` with the recipient's secret, as the Provider
 Quote Protocol signs its messages) through the SSRF guard, tried a few times at once (tenacity, exponential backoff
 with jitter); when those fail the delivery is due again after a backoff that doubles per round up to
-``max_backoff``, forever — an event is never dropped. Every attempt is logged (``outbox_attempts``) and the delivery
-row keeps its attempts, last status and error. Every write checks the lease's fencing token.
+``max_backoff``, forever — an event is never dropped. Every attempt is logged (``outbox_attempts``, the newest
+``ATTEMPT_LOG_ROWS`` of each delivery) and the delivery row keeps the count of its attempts, last status and error.
+Every write checks the lease's fencing token.
 
 A process killed between a ledger change and its delivery loses nothing: the event was committed with the change,
 and the next holder of the lease (this process restarted, or another) sends it. A receiver may therefore see an
@@ -310,11 +311,12 @@ class OutboxRelay:
                 delivered = True
             except DeliveryFailed:
                 pass  # logged in attempts; due again after the round's backoff
+        pending = True
         try:
-            await asyncio.to_thread(self._record, send, attempts, delivered)
+            pending = await asyncio.to_thread(self._record, send, attempts, delivered)
         except NOT_RECORDED as err:  # still pending: sent again by this holder's next round or its successor's
             log.warning("outbox relay: delivery %s not recorded: %s", send.delivery_id, err)
-        if delivered or send.destination is None:
+        if not pending:  # delivered, cancelled, without a destination: never signed again
             self._signed_at.pop(send.delivery_id, None)
 
     async def _timestamp(self, delivery_id: int) -> int:
@@ -359,17 +361,18 @@ class OutboxRelay:
             raise
         attempts.append(Attempt(at, status_code, None, int((time.monotonic() - started) * 1000)))
 
-    def _record(self, send: _Send, attempts: list[Attempt], delivered: bool) -> None:
+    def _record(self, send: _Send, attempts: list[Attempt], delivered: bool) -> bool:
+        """Log the send's attempts and settle its delivery; whether it is still pending (to be sent again)."""
         with self.store.unit_of_work() as uow:
             self._fence(uow)
             now = datetime.now(UTC)
             delivery = uow.outbox.delivery(send.delivery_id)
             if delivery is None:
-                return
+                return False
             # retracted (a reorg removed its fact) while this send was in flight, and it arrived: take it back too
             arrived_retracted = delivered and delivery.status == CANCELLED
             if delivery.status != PENDING and not arrived_retracted:
-                return
+                return False
             uow.outbox.add_attempts(delivery.id, attempts)
             settled = settle(delivery, send.destination, attempts, delivered, now, self.settings)
             uow.outbox.update_delivery(settled)
@@ -387,6 +390,7 @@ class OutboxRelay:
                     (settled.next_attempt_at - now).total_seconds(),
                 )
             uow.commit()
+            return settled.status == PENDING
 
 
 def settle(

@@ -6,7 +6,8 @@ of their delivery to webhooks.
 lock orders concurrent writers of one loan), a ``dedup_key`` unique per loan (a fact applied again, or a job that
 runs twice, writes no second event), and the body sent, fixed when written. ``dispatched_at`` is set when the relay
 has resolved the event's recipients into ``outbox_deliveries`` — one row per (event, recipient) with its status,
-attempts, next attempt and last error — and every attempt is logged in ``outbox_attempts``.
+attempts, next attempt and last error — and every attempt is logged in ``outbox_attempts`` (the newest
+``ATTEMPT_LOG_ROWS`` of each delivery: a receiver down for a month leaves no endless log; the delivery counts them).
 
 An event whose chain fact a reorg removed is *retracted* (``aggregator.retraction``): ``retracted_at`` is set, its
 deliveries still pending are ``cancelled``, and, when some recipient already had it, ``retracted_by`` names the
@@ -32,6 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    delete,
     or_,
     select,
     update,
@@ -41,11 +43,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 from sqlalchemy.sql.dml import Insert
 
+from aggregator.outbox import ATTEMPT_LOG_ROWS, Attempt, Delivery, EventLoan, OutboxEvent, loan_view
 from aggregator.outbox import CANCELLED as CANCELLED
 from aggregator.outbox import DELIVERED as DELIVERED
 from aggregator.outbox import NO_DESTINATION as NO_DESTINATION
 from aggregator.outbox import PENDING as PENDING
-from aggregator.outbox import Attempt, Delivery, EventLoan, OutboxEvent, loan_view
 from store.aggregator import LoanRow, QuoteRow
 from store.base import Base
 from store.types import UtcDateTime
@@ -406,4 +408,15 @@ class SqlOutboxStore:
                 duration_ms=attempt.duration_ms,
             )
             for attempt in attempts
+        )
+        newest = (
+            select(OutboxAttemptRow.id)
+            .where(OutboxAttemptRow.delivery_id == delivery_id)
+            .order_by(OutboxAttemptRow.id.desc())
+            .limit(ATTEMPT_LOG_ROWS)
+        )
+        self.session.execute(
+            delete(OutboxAttemptRow)
+            .where(OutboxAttemptRow.delivery_id == delivery_id, OutboxAttemptRow.id.not_in(newest))
+            .execution_options(synchronize_session=False)
         )

@@ -229,6 +229,29 @@ async def test_a_send_in_flight_when_its_event_is_retracted_is_taken_back_once_i
     assert gone.retracted_by is not None
 
 
+async def test_a_send_that_failed_while_its_event_was_retracted_leaves_no_signing_timestamp_behind() -> None:
+    """The relay remembers a pending delivery's last signing second (its next attempt signs a later one); a delivery
+    cancelled while its failing send was in flight is never sent again, and its entry is dropped (it stayed for the
+    life of the process)."""
+    events = InMemoryOutbox([LOAN])
+    repaid, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x03:1")
+    store = InMemoryRelayStore(events)
+    receivers = Receivers()
+    receivers.down.add("https://bank.test/events")
+    relay = await _relay(store, receivers)
+    try:
+        relay._dispatch()
+        (failing,) = relay._due(10)
+        await relay._send(failing)
+        assert set(relay._signed_at) == {failing.delivery_id}  # pending: its next attempt signs a later second
+        retract(events, repaid, None)
+        await relay._send(failing)  # it was on its way again when the event was retracted, and failed
+    finally:
+        await relay.http.aclose()
+    assert [d.status for d in events.deliveries(repaid.id)] == [CANCELLED]
+    assert relay._signed_at == {}
+
+
 async def test_a_relay_whose_lease_moved_on_records_nothing() -> None:
     events = InMemoryOutbox([LOAN])
     outbox.write(events, LOAN, event_type=outbox.LOAN_OPENED, payload={}, key="opened")

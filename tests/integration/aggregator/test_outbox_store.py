@@ -10,9 +10,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from aggregator import outbox
-from aggregator.outbox import DELIVERED, PENDING, Attempt, EventLoan, OutboxStore
+from aggregator.outbox import ATTEMPT_LOG_ROWS, DELIVERED, PENDING, Attempt, EventLoan, OutboxStore
 from aggregator.outbox_memory import InMemoryOutbox
 from store.base import Base
 from store.db import Database
@@ -86,3 +87,27 @@ def test_a_streams_later_delivery_waits_for_its_head_and_its_undispatched_events
     assert stored is not None
     assert (stored.status, stored.attempts, stored.delivered_at, stored.last_status_code) == (DELIVERED, 1, T0, 200)
     assert [(d.event_id, d.recipient) for d in events.due(T0, 10)] == [(a2.id, "provider:sim-bank")]
+
+
+def _attempt_log(events: OutboxStore, delivery_id: int) -> list[Attempt]:
+    if isinstance(events, InMemoryOutbox):
+        return events.attempts.get(delivery_id, [])
+    assert isinstance(events, SqlOutboxStore)
+    rows = events.session.scalars(
+        select(OutboxAttemptRow).where(OutboxAttemptRow.delivery_id == delivery_id).order_by(OutboxAttemptRow.id)
+    )
+    return [Attempt(row.attempted_at, row.status_code, row.error, row.duration_ms) for row in rows]
+
+
+def test_a_deliverys_attempt_log_keeps_its_newest_attempts(events: OutboxStore) -> None:
+    """A receiver down for a month is tried thousands of times: the log keeps each delivery's newest
+    ``ATTEMPT_LOG_ROWS`` attempts (the delivery row counts them all), and no other delivery's."""
+    a1, _ = outbox.write(events, A, event_type=outbox.LOAN_OPENED, payload={}, key="opened", occurred_at=T0)
+    events.add_deliveries([(a1.id, "provider:sim-bank"), (a1.id, "borrower:b1")], T0)
+    down, up = sorted(events.deliveries(a1.id), key=lambda d: d.recipient, reverse=True)
+    events.add_attempts(up.id, [Attempt(T0, 204, None, 5)])
+    tried = [Attempt(T0 + timedelta(minutes=n), 503, f"HTTP 503 ({n})", 10) for n in range(ATTEMPT_LOG_ROWS + 7)]
+    for start in range(0, len(tried), 3):  # a few attempts per round, as the relay logs them
+        events.add_attempts(down.id, tried[start : start + 3])
+    assert _attempt_log(events, down.id) == tried[-ATTEMPT_LOG_ROWS:]
+    assert _attempt_log(events, up.id) == [Attempt(T0, 204, None, 5)]
