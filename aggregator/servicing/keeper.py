@@ -18,9 +18,11 @@ the contract's rules in Python (``health``) and, for each loan in default or bel
   counts the expected loss at once; it sends ``impair`` only when the pool's recorded impairment is off by more than
   1% of the debt.
 
-A liquidation's receipt is applied to the ledger at once (the indexer applies the same confirmed events later,
-idempotently); bad debt written off (``BadDebtRecorded``, ``LoanWrittenOff``) is logged with its amount and kept as
-chain facts, and the loan becomes ``written_off``. A loan funded off-chain is liquidated the same way: the contract
+A round sends its liquidations first (within what the keeper holds of each debt asset, counting what the round
+spent already) and then waits for their receipts together, each for at most ``receipt_timeout``; a receipt is
+applied to the ledger at once (the indexer applies the same confirmed events later, idempotently); bad debt written
+off (``BadDebtRecorded``, ``LoanWrittenOff``) is logged with its amount and kept as chain facts, and the loan becomes
+``written_off``. A loan funded off-chain is liquidated the same way: the contract
 pays its provider's settlement address (``liquidationPayee``); without one the simulation refuses and it is logged.
 
 Each round also sweeps collateral left claimable: a close the platform did not send (the borrower's own ``close`` or
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -139,6 +142,23 @@ def relayed_claim_intent_key(chain_id: int, loan_ref: int, attempt: int = 1) -> 
 
 
 @dataclass(frozen=True, slots=True)
+class _Submitted:
+    """A liquidation a round sent, its receipt not waited for yet."""
+
+    loan_ref: int
+    key: str
+    outcome: Liquidation
+
+
+@dataclass
+class _Sends:
+    """What a round sent so far: its liquidations, and what they spend of the keeper's debt assets."""
+
+    liquidations: list[_Submitted] = field(default_factory=list)
+    spent: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
 class _Chain:
     """The contracts and accounts one keeper uses."""
 
@@ -218,12 +238,13 @@ class Keeper:
         block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
         number, timestamp = int(block["number"], 16), int(block["timestamp"], 16)
         read = replace(await self._read(loans, number, timestamp), in_flight=await self._liquidations_in_flight())
-        report = RoundReport(number, timestamp, read.paused)
+        report, sends = RoundReport(number, timestamp, read.paused), _Sends()
         for loan in loans:
             try:
-                await self._service(loan, read, report, leader)
-            except ChainError as err:  # reverted when mined, not confirmed in time: the other loans go on
+                await self._service(loan, read, report, leader, sends)
+            except ChainError as err:  # refused by the node, not confirmed in time: the other loans go on
                 self._skip(report, loan.loan_ref, f"its transaction did not complete: {err}")
+        await self._confirm_liquidations(sends.liquidations, report)
         for claimable in await asyncio.to_thread(self._unclaimed):
             await self._claim(claimable, report, leader)
         return report
@@ -314,7 +335,9 @@ class Keeper:
             bonus_bps=bonus,
         )
 
-    async def _service(self, loan: OpenLoan, read: _Read, report: RoundReport, leader: Leader | None) -> None:
+    async def _service(
+        self, loan: OpenLoan, read: _Read, report: RoundReport, leader: Leader | None, sends: _Sends
+    ) -> None:
         ref = loan.loan_ref
         position = self._position(loan, read)
         if isinstance(position, str):
@@ -324,7 +347,7 @@ class Keeper:
         report.health[ref] = assessment.health_factor
         if not liquidatable(position, assessment):
             return
-        reason = await self._try_liquidate(loan, position, read, report, leader)
+        reason = await self._try_liquidate(loan, position, read, leader, sends)
         if reason is None:
             return
         self._skip(report, ref, reason)
@@ -332,9 +355,10 @@ class Keeper:
             await self._impair_if_off(loan, position, read, report, leader)
 
     async def _try_liquidate(
-        self, loan: OpenLoan, position: Position, read: _Read, report: RoundReport, leader: Leader | None
+        self, loan: OpenLoan, position: Position, read: _Read, leader: Leader | None, sends: _Sends
     ) -> str | None:
-        """Liquidate ``loan`` now; None when sent, else why not."""
+        """Send the liquidation of ``loan`` now (its receipt is waited for with the round's others); None when sent,
+        else why not."""
         if read.paused:
             return "liquidations are paused (pauseLiquidations)"
         if loan.loan_ref in read.in_flight:
@@ -349,6 +373,7 @@ class Keeper:
             repay, outcome = smaller, liquidation(position, read.thresholds, smaller)  # the most it takes, no dust
         debt_asset = read.debts[loan.loan_ref][0]
         balance, allowance = read.balances.get(debt_asset, (0, 0))
+        balance, allowance = balance - sends.spent[debt_asset], allowance - sends.spent[debt_asset]  # this round's
         if min(balance, allowance) < repay:
             return (
                 f"the keeper {self.chain.keeper} holds {balance} and allows {allowance} of {debt_asset}, needs {repay}"
@@ -362,25 +387,42 @@ class Keeper:
             return f"its liquidation {in_flight} is not settled yet"
         if leader is not None:
             await leader.fence()
-        tx_hash = await self._send(key, call)
-        report.sent.append(Sent(loan.loan_ref, "liquidate", tx_hash, outcome))
-        log.info(
-            "keeper on chain %s: liquidated loan %s in %s: repaid %s, seized %s%s",
-            self.chain_id,
-            loan.loan_ref,
-            tx_hash,
-            outcome.debt_repaid,
-            outcome.collateral_seized,
-            f", bad debt written off {outcome.bad_debt}" if outcome.bad_debt else "",
-        )
-        if outcome.bad_debt:
-            log.warning(
-                "keeper on chain %s: loan %s ran out of collateral; %s of debt written off",
-                self.chain_id,
-                loan.loan_ref,
-                outcome.bad_debt,
-            )
+        try:
+            await self.transactions.submit(key, call)
+        except GasEstimationFailed as err:
+            raise ChainError(f"{key}: {err}") from err
+        sends.liquidations.append(_Submitted(loan.loan_ref, key, outcome))
+        sends.spent[debt_asset] += repay
         return None
+
+    async def _confirm_liquidations(self, submitted: Sequence[_Submitted], report: RoundReport) -> None:
+        """Wait for the round's liquidations together (each for at most ``receipt_timeout``), and apply each receipt
+        to the ledger."""
+        confirmed = await asyncio.gather(*(self._confirm(sent.key) for sent in submitted), return_exceptions=True)
+        for sent, tx_hash in zip(submitted, confirmed, strict=True):
+            if isinstance(tx_hash, ChainError):  # reverted when mined, not confirmed in time: said, resumed later
+                self._skip(report, sent.loan_ref, f"its transaction did not complete: {tx_hash}")
+                continue
+            if isinstance(tx_hash, BaseException):
+                raise tx_hash
+            outcome = sent.outcome
+            report.sent.append(Sent(sent.loan_ref, "liquidate", tx_hash, outcome))
+            log.info(
+                "keeper on chain %s: liquidated loan %s in %s: repaid %s, seized %s%s",
+                self.chain_id,
+                sent.loan_ref,
+                tx_hash,
+                outcome.debt_repaid,
+                outcome.collateral_seized,
+                f", bad debt written off {outcome.bad_debt}" if outcome.bad_debt else "",
+            )
+            if outcome.bad_debt:
+                log.warning(
+                    "keeper on chain %s: loan %s ran out of collateral; %s of debt written off",
+                    self.chain_id,
+                    sent.loan_ref,
+                    outcome.bad_debt,
+                )
 
     async def _liquidation_key(self, ref: int) -> tuple[str, str | None]:
         """The key of the loan's next liquidation, and the key of its last one when that is still in flight (then
@@ -500,8 +542,16 @@ class Keeper:
     async def _send(self, key: str, call: Call) -> str:
         """Send ``call`` under intent ``key`` (once per key), wait for it, and apply its events to the ledger."""
         try:
-            receipt = await self.transactions.submit_and_wait(key, call, within=self.settings.receipt_timeout)
-        except (GasEstimationFailed, TransactionReverted) as err:
+            await self.transactions.submit(key, call)
+        except GasEstimationFailed as err:
+            raise ChainError(f"{key}: {err}") from err
+        return await self._confirm(key)
+
+    async def _confirm(self, key: str) -> str:
+        """Wait for intent ``key``'s receipt (at most ``receipt_timeout``) and apply its events to the ledger."""
+        try:
+            receipt = await self.transactions.wait(key, within=self.settings.receipt_timeout)
+        except TransactionReverted as err:
             raise ChainError(f"{key}: {err}") from err
         await apply_receipt(self.database, self.client.w3, self.record, self.chain_id, receipt.tx_hash)
         return receipt.tx_hash

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -226,7 +227,8 @@ async def test_a_liquidation_not_confirmed_in_time_does_not_stop_the_round(
 ) -> None:
     """Two liquidatable loans and blocks that stop coming (anvil's automine off): the first liquidation is not
     confirmed within the keeper's wait, and the round still goes on to the second (it used to end at the first). The
-    next round sends neither again while they wait (it used to send a second liquidation of each)."""
+    next round sends neither again while they wait (it used to send a second liquidation of each). The round sends
+    both before it waits, and waits for them together (it used to wait a receipt timeout per liquidation)."""
     harness.set_weth_price(3_000)
     refs = [_open_loan(harness, servicing_db) for _ in range(2)]
     harness.set_weth_price(2_000)  # health 0.99 each
@@ -237,11 +239,13 @@ async def test_a_liquidation_not_confirmed_in_time_does_not_stop_the_round(
         servicing_db,
         shared.transactions,
         holder="keeper-impatient",
-        settings=KeeperSettings(receipt_timeout=1.0),
+        settings=KeeperSettings(receipt_timeout=2.0),
     )
     _rpc(harness, "evm_setAutomine", [False])
     try:
+        started = time.monotonic()
         report = await impatient.run_round()
+        took = time.monotonic() - started
         # a block without the two liquidations: the base fee jumped above what they offer (they wait in the pool)
         _rpc(harness, "anvil_setNextBlockBaseFeePerGas", [hex(10**15)])
         _rpc(harness, "evm_mine", [])
@@ -251,6 +255,8 @@ async def test_a_liquidation_not_confirmed_in_time_does_not_stop_the_round(
         _rpc(harness, "evm_setAutomine", [True])
         _rpc(harness, "evm_mine", [])
     assert all("did not complete" in report.skipped.get(ref, "") for ref in refs), report.skipped
+    # both sent first, then waited for together: one receipt timeout, not one per liquidation
+    assert took < 3.5, f"the round took {took:.1f} s"
     # the next round, at a new block, sends no second liquidation under that block's key while the first waits
     assert again.sent == []
     assert all("is not settled yet" in again.skipped.get(ref, "") for ref in refs), again.skipped
