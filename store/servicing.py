@@ -13,8 +13,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
+from aggregator.accept_saga import FUND_REFUSED
 from aggregator.servicing.repository import OpenLoan as OpenLoan
 from aggregator.servicing.repository import UnclaimedCollateral as UnclaimedCollateral
+from store.accepts import AcceptRow
 from store.aggregator import LoanRow, QuoteRow
 from store.base import Base
 from store.db import Database
@@ -45,8 +47,9 @@ class SqlServicingRepository:
 
     def open_loans(self, chain_id: int, aggregator: str) -> list[OpenLoan]:
         rows = self.session.execute(
-            select(LoanRow, QuoteRow.disclosure)
+            select(LoanRow, QuoteRow.disclosure, AcceptRow.lender_state)
             .outerjoin(QuoteRow, QuoteRow.id == LoanRow.quote_id)
+            .outerjoin(AcceptRow, AcceptRow.loan_id == LoanRow.id)
             .where(
                 LoanRow.chain_id == chain_id,
                 LoanRow.contract == aggregator,
@@ -67,8 +70,9 @@ class SqlServicingRepository:
                 outstanding_principal=int(row.outstanding_principal or 0),
                 repaid=int(row.interest_paid or 0) + int(row.principal_paid or 0),
                 disclosure=disclosure,
+                unfunded=row.pool is None and lender_state == FUND_REFUSED,
             )
-            for row, disclosure in rows
+            for row, disclosure, lender_state in rows
         ]
 
     def announced(self, loan_id: str) -> set[str]:

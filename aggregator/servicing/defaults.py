@@ -38,7 +38,7 @@ from aggregator.outbox import OutboxStore
 from aggregator.receipts import apply_receipt
 from aggregator.servicing.delinquency import Bucket, amortizing_schedule, delinquency, entered
 from aggregator.servicing.leased import Leader, run_leased
-from aggregator.servicing.repository import OpenLoan, ServicingRepository, ServicingStore
+from aggregator.servicing.repository import UNFUNDED, OpenLoan, ServicingRepository, ServicingStore, serviced
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
@@ -139,11 +139,14 @@ class DefaultJob:
         )
 
     async def run_round(self, leader: Leader | None = None) -> DefaultReport:
-        loans = await asyncio.to_thread(self._open_loans)
+        loans, unfunded = serviced(await asyncio.to_thread(self._open_loans))
         block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
         number, now = int(block["number"], 16), int(block["timestamp"], 16)
         grace, onchain = await self._read(loans, number)
         report = DefaultReport(number, now)
+        for loan in unfunded:
+            report.skipped[loan.loan_ref] = UNFUNDED
+            log.error("defaulter on chain %s: loan %s (%s): %s", self.chain_id, loan.loan_ref, loan.id, UNFUNDED)
         await asyncio.to_thread(self._announce, loans, onchain, now, report, leader)
         for loan in loans:
             state = onchain[loan.loan_ref]

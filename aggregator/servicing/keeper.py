@@ -70,7 +70,7 @@ from aggregator.servicing.health import (
 )
 from aggregator.servicing.leased import Leader, run_leased
 from aggregator.servicing.prices import Price, PriceBoard, PriceRefusal, read_prices
-from aggregator.servicing.repository import OpenLoan, ServicingStore, UnclaimedCollateral
+from aggregator.servicing.repository import UNFUNDED, OpenLoan, ServicingStore, UnclaimedCollateral, serviced
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
@@ -234,11 +234,13 @@ class Keeper:
     async def run_round(self, leader: Leader | None = None) -> RoundReport:
         """Read, assess and act once. ``leader``: the held lease, fenced before each transaction (None: tests and
         one-off runs that hold no lease)."""
-        loans = await asyncio.to_thread(self._open_loans)
+        loans, unfunded = serviced(await asyncio.to_thread(self._open_loans))
         block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
         number, timestamp = int(block["number"], 16), int(block["timestamp"], 16)
         read = replace(await self._read(loans, number, timestamp), in_flight=await self._liquidations_in_flight())
         report, sends = RoundReport(number, timestamp, read.paused), _Sends()
+        for loan in unfunded:
+            self._skip(report, loan.loan_ref, UNFUNDED)
         for loan in loans:
             try:
                 await self._service(loan, read, report, leader, sends)

@@ -34,6 +34,19 @@ class OpenLoan:
     repaid: int = 0  # all repaid so far, interest and principal (base units): what its installments are paid by
     #: the disclosure of the loan's quote (its installment schedule); None for a loan opened from an offer not ours
     disclosure: dict[str, Any] | None = None
+    #: its lender refused or reported failed the funding (the accept's ``fund-refused``): open on-chain, its
+    #: collateral locked, and the borrower never paid out
+    unfunded: bool = False
+
+
+#: why servicing leaves an unfunded loan alone: neither past due nor in default nor liquidated (its collateral would go
+#: to the lender that never paid the borrower); an operator settles it with the lender
+UNFUNDED = "its lender never funded it (fund-refused): not serviced; an operator settles it with the lender"
+
+
+def serviced(loans: Sequence[OpenLoan]) -> tuple[list[OpenLoan], list[OpenLoan]]:
+    """``loans`` split into those servicing acts on and the unfunded ones it leaves alone (``UNFUNDED``)."""
+    return [loan for loan in loans if not loan.unfunded], [loan for loan in loans if loan.unfunded]
 
 
 @dataclass(frozen=True, slots=True)

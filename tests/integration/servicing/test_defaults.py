@@ -7,14 +7,16 @@ settlement address (the devnet profile's, one per simulated lender)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
+from aggregator.accept_saga import FUND_REFUSED
 from aggregator.ledger import DEFAULTED
 from aggregator.loans import LoanScope, LoanService
 from aggregator.platform import ChainRuntime
@@ -25,6 +27,7 @@ from chain.client import ChainClient
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_account, devnet_signer
 from chain.transactions import TransactionManager
+from store.accepts import AcceptRow
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
@@ -167,3 +170,52 @@ async def test_a_defaulted_traditional_loan_is_liquidated_to_its_lenders_settlem
     assert sent.action == "liquidate"
     assert sent.outcome is not None
     assert int(harness.usdc.functions.balanceOf(settlement).call()) - before == sent.outcome.debt_repaid
+
+
+async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_nor_liquidated(
+    own_chain: DeployedChain, servicing_db: Database, jobs: list[DefaultJob]
+) -> None:
+    """The lender refused the funding instruction (or reported the funding failed): the loan is open on-chain with the
+    borrower's collateral locked and the borrower was never paid out. Marked in default, it would be liquidated to that
+    lender's settlement address (the test above); the default job and the keeper leave it alone and say why."""
+    harness = Harness(own_chain)
+    harness.set_weth_price(3_000)
+    borrower: LocalAccount = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, weth=WETH)
+    harness.approve_all(borrower.address)
+    loan_ref, receipt = harness.open_loan(borrower, pool=False, principal=1_000 * USDC, originationFee=0, term=TERM)
+    record_in_ledger(servicing_db, own_chain, receipt)
+    with servicing_db.unit_of_work() as uow:
+        loan_id = uow.session.scalars(select(LoanRow.id).where(LoanRow.onchain_loan_id == loan_ref)).one()
+        uow.session.add(_refused_accept(loan_id))
+        uow.commit()
+    _advance_to(harness, int(harness.loan(loan_ref)["maturity"]) + 8 * SECONDS_PER_DAY)
+
+    report = await jobs[0].run_round()
+    assert loan_ref not in report.defaulted
+    assert "never funded" in report.skipped[loan_ref]
+    assert harness.loan(loan_ref)["status"] == 1, "still active on-chain: not marked in default"
+    with servicing_db.unit_of_work() as uow:
+        events = uow.session.scalars(select(OutboxEventRow.event_type).where(OutboxEventRow.loan_id == loan_id))
+        assert "loan.past_due" not in set(events), "nobody is told a loan never paid out is past due"
+
+    harness.set_weth_price(100)  # the collateral under the debt: a funded loan would be liquidated now
+    keeper_tm = await TransactionManager(jobs[0].client, KEEPER, SqlChainStore(servicing_db.sessions)).start()
+    try:
+        keeper = await Keeper(jobs[0].client, own_chain.record, servicing_db, keeper_tm).run_round()
+    finally:
+        await keeper_tm.close()
+        harness.set_weth_price(3_000)
+    assert all(sent.loan_ref != loan_ref for sent in keeper.sent)
+    assert "never funded" in keeper.skipped[loan_ref]
+
+
+def _refused_accept(loan_id: str) -> AcceptRow:
+    """The accept of ``loan_id`` as the saga leaves it when the lender refuses to fund: recorded, fund-refused."""
+    now = datetime.now(UTC)
+    return AcceptRow(
+        quote_id=str(uuid.uuid4()), request_id=str(uuid.uuid4()), borrower_id=str(uuid.uuid4()), kind="traditional",
+        chain_name="ethereum-local", attempt=1, step="recorded", owner="gone", lease_until=now, updated_at=now,
+        error="the lender refused", loan_id=loan_id, lender_state=FUND_REFUSED,
+    )  # fmt: skip
