@@ -90,7 +90,7 @@ from aggregator.loans import LoanRecord, LoanScope, LoanStore
 from aggregator.permit import CollateralPermit, check_permit
 from aggregator.platform import ChainRuntime
 from aggregator.quoting import NO_IDENTITY
-from chain.errors import ChainError, IntentConflict
+from chain.errors import ChainError, IntentConflict, TransactionReverted
 from chain.transactions import Call
 from compliance import ComplianceService
 from providers.base import ProviderAdapter, ProviderError
@@ -370,7 +370,12 @@ class AcceptanceService:
                 await self._step(record, AcceptStep.FAILED, error=f"intent failed, offer nonce used: {err}")
                 raise AcceptInProgress(quote.id, "the offer was used on-chain by another transaction") from err
             await self._cancel(quote, record, _reason(err))
-            raise ChainRejected(str(err)) from err
+            if isinstance(err, TransactionReverted):
+                raise ChainRejected(str(err)) from err
+            # Refused by the node or dropped: the relayer's side (its funds, its fees), not the borrower's offer. A
+            # 503 that names no node message and is not kept for the Idempotency-Key: the quote is offered again.
+            log.error("accept of %s: the relayer's transaction did not go through: %s", quote.id, err)
+            raise
         return await loan_from_receipt(chain, quote, receipt)
 
     async def _record(

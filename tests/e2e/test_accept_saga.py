@@ -397,6 +397,38 @@ def test_an_accept_after_the_relayer_key_was_used_outside_the_platform_opens_its
     _assert_one_loan(platform, chain, account, key, request, quote)
 
 
+def test_a_relayer_the_node_refuses_is_a_503_not_kept_and_the_same_accept_succeeds_once_it_is_funded(
+    platform: RunningPlatform, chain: DeployedChain
+) -> None:
+    """The relayer has no ETH left: the node refuses its transaction. That is the platform's side, not the borrower's
+    offer: a 503 that names no node message, not kept for the Idempotency-Key, and the quote offered again; the same
+    request with the same key then opens the loan once the relayer is funded (it was a 422 replayed for 24 hours)."""
+    disarmed(platform)
+    account, key = _borrower(platform, chain)
+    request = _quotes(platform, key)
+    quote = _of_kind(request, "pool")
+    _approve(chain, account)
+    relayer = devnet_account(1).address
+    balance = chain.w3.eth.get_balance(relayer)
+    body = {"signature": sign_acceptance(account, quote["acceptance_typed_data"])}
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    chain.w3.provider.make_request("anvil_setBalance", [relayer, hex(10**9)])  # type: ignore[arg-type]
+    try:
+        with platform.client(key) as client:
+            refused = client.post(f"/v1/quotes/{quote['id']}/accept", json=body, headers=headers)
+    finally:
+        chain.w3.provider.make_request("anvil_setBalance", [relayer, hex(balance)])  # type: ignore[arg-type]
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"].endswith("/chain-unavailable")
+    assert "insufficient" not in refused.text.lower()
+    assert relayer.lower() not in refused.text.lower()
+    with platform.client(key) as client:
+        assert client.get(f"/v1/quotes/{quote['id']}").json()["status"] == "offered"
+        again = client.post(f"/v1/quotes/{quote['id']}/accept", json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    _assert_one_loan(platform, chain, account, key, request, quote)
+
+
 def _permit(chain: DeployedChain, account: LocalAccount, spender: str, **changes: Any) -> dict[str, Any]:
     deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 3_600
     terms = {"amount": COLLATERAL, "deadline": deadline} | changes
