@@ -233,6 +233,7 @@ class SqlNonceAllocator:
             held |= repo.fence([w.key for w in batch if w.owner == owner and w.intent is None], owner, now)
         bound = [w for w in batch if w.key in held and (w.intent is None or w.key in created)]
         free = repo.take_gaps(account.chain_id, account.address, len(bound))  # released nonces first, lowest first
+        given_back = set(free)  # where a call signed again can repeat the hash of an attempt the node refused
         outcomes: dict[int, tuple[Nonce, AttemptRecord | None] | BaseException] = {}
         for waiting in bound:
             if free:
@@ -269,7 +270,7 @@ class SqlNonceAllocator:
         # ones with their status and their attempts in one multi-row insert
         repo.update_intents(plain)
         repo.update_intents(signed)
-        repo.add_attempts(attempts)
+        repo.add_attempts(attempts, take_over=[a.tx_hash for _, a in attempts if a.nonce in given_back])
         return [outcomes.get(id(waiting), _refusal(waiting)) for waiting in batch]
 
     async def release(self, account: AccountRef, nonce: Nonce) -> None:

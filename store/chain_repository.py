@@ -72,8 +72,6 @@ class ChainRepository:
         )
 
     def add_attempt(self, intent_key: str, attempt: AttemptRecord) -> None:
-        """One signed attempt under its intent (a refused attempt of the same hash taken over: ``add_attempts``)."""
-        self._take_over_rejected([attempt.tx_hash])
         self.session.add(
             ChainAttemptRow(
                 tx_hash=attempt.tx_hash,
@@ -86,12 +84,6 @@ class ChainRepository:
                 status=attempt.status,
                 created_at=attempt.created_at,
             )
-        )
-
-    def _take_over_rejected(self, tx_hashes: list[str]) -> None:
-        table = cast(Table, ChainAttemptRow.__table__)
-        self.session.connection().execute(
-            delete(table).where(table.c.tx_hash.in_(tx_hashes), table.c.status == ATTEMPT_REJECTED)
         )
 
     def set_attempt_status(self, tx_hashes: Iterable[str], status: str) -> None:
@@ -223,14 +215,18 @@ class ChainRepository:
         )
         self.session.connection().execute(statement, [{f"b_{c}": v for c, v in row.items()} for row in values])
 
-    def add_attempts(self, attempts: Sequence[tuple[str, AttemptRecord]]) -> None:
-        """The signed attempts, each under its intent. The same call signed again at a nonce the node refused before
-        (given back), with the same fees, is the same bytes and hash as the refused attempt: that row, of a
-        transaction the node never took, is taken over by the new attempt (the hash is the table's key)."""
+    def add_attempts(self, attempts: Sequence[tuple[str, AttemptRecord]], take_over: Sequence[str] = ()) -> None:
+        """The signed attempts, each under its intent. ``take_over``: the hashes of those signed at a nonce given
+        back: the same call signed again there with the same fees is the same bytes and hash as the attempt the node
+        refused at it, and the hash is the table's key, so that row, of a transaction the node never took, is
+        replaced (one more statement, only then)."""
         if not attempts:
             return
         table = cast(Table, ChainAttemptRow.__table__)
-        self._take_over_rejected([a.tx_hash for _, a in attempts])
+        if take_over:
+            self.session.connection().execute(
+                delete(table).where(table.c.tx_hash.in_(list(take_over)), table.c.status == ATTEMPT_REJECTED)
+            )
         self.session.connection().execute(
             table.insert(),
             [
