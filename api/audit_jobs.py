@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -22,14 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from aggregator.servicing.leased import Leader, run_leased
 from chain.client import ChainClient
 from chain.transactions import TransactionManager
-from chain.waiting import wait_at_most
 from compliance.audit import Anchor, AuditEntry, VerifyReport, verify
 from compliance.audit_anchor import AnchorContract, anchor_head, read_anchors
 from store.compliance import SqlAuditLog
 from store.db import Database
-from store.leases import Lease, LeaseLost, SqlLeaseStore
+from store.leases import SqlLeaseStore
 from store.reconciliation_runs import SqlReconciliationRuns
 
 log = logging.getLogger(__name__)
@@ -99,26 +98,20 @@ async def run_anchoring(
     ttl: timedelta = timedelta(seconds=120),
 ) -> None:
     """While holding the ``audit-anchor`` lease, until ``stop``: seal every ``seal_interval`` seconds, and seal and
-    anchor every ``interval`` seconds (the first round anchors)."""
-    leases = SqlLeaseStore(database.sessions)
-    holder = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-    lease: Lease | None = None
+    anchor every ``interval`` seconds (the first round anchors). The lease loop is the other workers'
+    (``aggregator.servicing.leased.run_leased``): a database that does not answer is waited out, not the end of it."""
     anchored_at: float | None = None
-    while not stop.is_set():
-        lease = await leases.acquire(LEASE_KIND, LOG_CHAIN_ID, holder, ttl)
-        if lease is not None:
-            now = time.monotonic()
-            try:
-                if anchored_at is None or now - anchored_at >= interval:
-                    anchored_at = now
-                    await anchor(database, chains)
-                else:
-                    await asyncio.to_thread(seal, database)
-            except LeaseLost as err:
-                log.warning("audit anchoring: %s", err)
-            except Exception as err:  # a failed round is retried next interval; the log stays sealed locally
-                log.error("audit anchoring failed: %s", err, exc_info=err)
-        await wait_at_most(stop.wait(), min(interval, seal_interval))
-    if lease is not None:
-        with contextlib.suppress(LeaseLost):
-            await leases.release(lease)
+
+    async def round_(_: Leader) -> None:
+        nonlocal anchored_at
+        now = time.monotonic()
+        if anchored_at is None or now - anchored_at >= interval:
+            anchored_at = now
+            await anchor(database, chains)
+        else:
+            await asyncio.to_thread(seal, database)
+
+    holder = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+    leases = SqlLeaseStore(database.sessions)
+    every = min(interval, seal_interval)
+    await run_leased(LEASE_KIND, LOG_CHAIN_ID, leases, holder, ttl, every, round_, stop, label="audit anchoring")

@@ -1,11 +1,11 @@
 """The audit worker seals new entries about every second, between its anchoring rounds: an entry written after the
-first round (which anchors) is sealed long before the next anchoring is due."""
+first round (which anchors) is sealed long before the next anchoring is due, and a database outage is waited out."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from api.audit_jobs import run_anchoring
 from compliance.audit import AuditKind
 from store.compliance import SqlAuditLog
 from store.db import Database
+from tests.chaos.support import RestartablePostgres
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +64,29 @@ async def test_entries_are_sealed_every_second_between_anchors(database: Databas
     with database.unit_of_work() as uow:
         subjects = [entry.subject for entry in SqlAuditLog(uow.session).entries()]
     assert subjects == ["before-start", "after-the-first-round"]
+
+
+async def test_sealing_goes_on_after_the_database_was_down(tmp_path: Path) -> None:
+    """PostgreSQL stopped for longer than a lease renewal, then started again: the worker waits it out (it used to end
+    at the first failed lease read, and nothing was sealed or anchored again until the process restarted)."""
+    postgres = RestartablePostgres(tmp_path / "pg")
+    postgres.start()
+    database = Database(postgres.url)
+    database.migrate()
+    stop = asyncio.Event()
+    ttl = timedelta(seconds=1.5)
+    worker = asyncio.create_task(run_anchoring(database, [], stop, interval=3_600, seal_interval=0.1, ttl=ttl))
+    try:
+        _append(database, "before-the-outage")
+        assert await _sealed(database)
+        await asyncio.to_thread(postgres.stop)
+        await asyncio.sleep(2.5)  # every lease read and renewal fails meanwhile
+        await asyncio.to_thread(postgres.start)
+        assert not worker.done(), worker
+        await asyncio.to_thread(_append, database, "after-the-outage")
+        assert await _sealed(database), "sealed again once the database is back"
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 30)
+        database.dispose()
+        postgres.stop()
