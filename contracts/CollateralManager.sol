@@ -124,7 +124,9 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     /// @inheritdoc ICollateralManager
     function claimCollateral(uint256 loanId) external nonReentrant {
         (address borrower,,,, LoanStatus status,) = creditAggregator.debtOf(loanId);
-        if (status != LoanStatus.Repaid && status != LoanStatus.Liquidated) revert Errors.LoanNotClosed(loanId);
+        if (status != LoanStatus.Repaid && status != LoanStatus.Liquidated && status != LoanStatus.Cancelled) {
+            revert Errors.LoanNotClosed(loanId);
+        }
         Position storage position = _positions[loanId];
         (address asset, uint96 amount) = (position.asset, position.amount);
         if (amount == 0) revert Errors.NothingToClaim(loanId);

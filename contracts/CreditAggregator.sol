@@ -41,9 +41,11 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
     /// @notice The highest annual rate an offer may carry, basis points (1,000%).
     uint32 public constant MAX_RATE_BPS = 100_000;
 
-    /// @dev Kept only for a loan funded off-chain: its asset and the provider a liquidator pays.
+    /// @dev Kept only for a loan funded off-chain: its asset, whether anything was ever repaid on it (recorded by the
+    /// operator or by a liquidation: such a loan cannot be cancelled unfunded) and the provider a liquidator pays.
     struct OffchainFunding {
         address asset;
+        bool repaid; // packed with `asset`: written at opening at no extra cost
         bytes32 providerId;
     }
 
@@ -149,7 +151,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
             lastAccrual: uint40(block.timestamp),
             maxLtvBps: attestation.maxLtvBps
         });
-        if (fundingPool == 0) _offchain[loanId] = OffchainFunding(offer.asset, offer.providerId);
+        if (fundingPool == 0) _offchain[loanId] = OffchainFunding(offer.asset, false, offer.providerId);
         _emitOpened(loanId, offer, digest);
 
         IERC20(offer.collateralAsset).safeTransferFrom(offer.borrower, address(collateralManager), offer.collateralAmount);
@@ -314,11 +316,26 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         _accruingRateOfLiquidatable(loanId, loan); // active or in default: a late payment is recorded too
         if (loan.poolId != 0) revert Errors.NotTraditionalLoan(loanId);
         if (amount == 0) revert Errors.ZeroAmount();
+        _offchain[loanId].repaid = true;
         (,, bool closed) = _applyRepayment(loanId, loan, amount, msg.sender, paymentRef);
         if (closed) {
             loan.status = LoanStatus.Repaid;
             collateralManager.release(loanId, loan.borrower);
         }
+    }
+
+    /// @inheritdoc ICreditAggregator
+    /// @dev Emits `LoanCancelled` then `LoanClosed` (every ended loan closes), then releases the collateral. Interest
+    /// accrued on the principal never paid out is dropped with it: the borrower owes nothing.
+    function cancelUnfunded(uint256 loanId) external onlyRole(OPERATOR_ROLE) nonReentrant {
+        StoredLoan storage loan = _activeLoan(loanId);
+        if (loan.poolId != 0) revert Errors.NotTraditionalLoan(loanId);
+        if (_offchain[loanId].repaid) revert Errors.LoanHasRepayments(loanId);
+        loan.status = LoanStatus.Cancelled;
+        _store(loan, 0, 0);
+        emit LoanCancelled(loanId);
+        emit LoanClosed(loanId);
+        collateralManager.release(loanId, loan.borrower);
     }
 
     /// @inheritdoc ICreditAggregator
@@ -370,6 +387,7 @@ contract CreditAggregator is ICreditAggregator, AccessControl, EIP712, Pausable,
         uint32 accruingRate = _accruingRateOfLiquidatable(loanId, loan);
         address pool = _poolOf(loan);
         payee = pool == address(0) ? _settlementOf(loanId) : pool;
+        if (pool == address(0)) _offchain[loanId].repaid = true; // the lender was paid from its collateral
         (uint256 interestPaid, uint256 principalPaid, bool closed) = debtRepaid == 0
             ? (0, 0, false)
             : _applyRepayment(loanId, loan, debtRepaid, liquidator, bytes32(0));

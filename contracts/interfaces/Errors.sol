@@ -27,6 +27,7 @@ interface Errors {
     error NothingOwed(uint256 loanId);
     error ZeroAmount();
     error NotYetDefaultable(uint256 loanId, uint256 defaultableAt);
+    error LoanHasRepayments(uint256 loanId);
 
     // Pool
     error AssetMismatch(address expected, address given);

@@ -40,7 +40,7 @@ interface ICollateralManager {
     /// @notice Emitted when a closed loan's collateral could not be sent to its borrower and awaits `claimCollateral`.
     event CollateralClaimable(uint256 indexed loanId, address indexed borrower, address indexed asset, uint256 amount);
 
-    /// @notice Sends a repaid or liquidated loan's remaining collateral to its borrower. Anyone may call it.
+    /// @notice Sends a repaid, liquidated or cancelled loan's remaining collateral to its borrower. Anyone may call it.
     function claimCollateral(uint256 loanId) external;
 
     /// @notice Emitted when a collateral asset is frozen (no new positions) or unfrozen.

@@ -32,8 +32,12 @@ interface ICreditAggregator {
         bytes32 paymentRef
     );
     /// @notice Emitted when a loan closes: paid in full (its collateral released, or left for the borrower to claim
-    /// when the token refused the transfer), or written off after a liquidation took all its collateral.
+    /// when the token refused the transfer), written off after a liquidation took all its collateral, or cancelled
+    /// unfunded (after `LoanCancelled`).
     event LoanClosed(uint256 indexed loanId);
+    /// @notice Emitted when the operator cancels a loan funded off-chain that its lender never paid out
+    /// (`cancelUnfunded`), before `LoanClosed`: it ends with no debt and its collateral goes back to the borrower.
+    event LoanCancelled(uint256 indexed loanId);
     /// @notice Emitted when the operator marks a loan in default after maturity plus the grace period.
     event LoanDefaulted(uint256 indexed loanId, uint256 outstandingPrincipal, uint256 accruedInterest);
     /// @notice Emitted when the grace period changes (through governance). Seconds.
@@ -74,6 +78,12 @@ interface ICreditAggregator {
     /// @notice Records a repayment of an off-chain funded loan, active or in default, made outside the chain;
     /// paying everything releases the collateral. Operator only.
     function recordOffchainRepayment(uint256 loanId, uint256 amount, bytes32 paymentRef) external;
+
+    /// @notice Cancels an active loan funded off-chain (not a pool loan: `NotTraditionalLoan`) that its lender never
+    /// paid out, with nothing repaid on it (`LoanHasRepayments`: no repayment recorded, no liquidation): its debt is
+    /// dropped, it becomes `Cancelled` and its collateral is released to its borrower as a full repayment's is
+    /// (left claimable when the token refuses the transfer). Operator only; not paused.
+    function cancelUnfunded(uint256 loanId) external;
 
     /// @notice Marks a loan in default once `maturity + gracePeriod` has passed, and impairs a pool loan whose
     /// collateral no longer covers its debt. Operator only.

@@ -47,12 +47,15 @@ struct RiskAttestation {
 }
 
 /// @notice Lifecycle of a loan. `Repaid`: paid in full, collateral released (or waiting to be claimed).
+/// `Cancelled`: a loan funded off-chain whose lender never paid the principal out, ended by the operator
+/// (`cancelUnfunded`) with no debt, its collateral released like a repaid loan's. New values go at the end.
 enum LoanStatus {
     None,
     Active,
     Repaid,
     Defaulted,
-    Liquidated
+    Liquidated,
+    Cancelled
 }
 
 /// @notice A loan as the CreditAggregator reports it (`getLoan`): its current state. The terms fixed at opening
