@@ -12,10 +12,11 @@ consistent with each other:
   latest block: ``LoanOpened`` entries after the head block the batch reported are dropped, so the loans stay
   pinned to it; a block mined while the node answers the batch may add that block's transactions to ``tx_count``.
 * **loans**: ``LoanOpened`` of the CreditAggregator filtered by the borrower topic, from the aggregator's deployment
-  block; then ``LoanClosed``, ``LoanDefaulted`` and ``LoanWrittenOff`` filtered by those loan ids, and the
-  CollateralManager's ``LoanLiquidated`` likewise (``chain.logs.fetch_logs``, bounded adaptive ranges).
-  *defaulted* = marked in default or written off as bad debt; *repaid* = closed without default, write-off or any
-  liquidation (a loan a liquidator closed was not repaid by its borrower); *open* = neither closed nor defaulted.
+  block; then ``LoanClosed``, ``LoanDefaulted``, ``LoanWrittenOff`` and ``LoanCancelled`` filtered by those loan
+  ids, and the CollateralManager's ``LoanLiquidated`` likewise (``chain.logs.fetch_logs``, bounded adaptive ranges).
+  *defaulted* = marked in default or written off as bad debt; *repaid* = closed without default, write-off, any
+  liquidation (a loan a liquidator closed was not repaid by its borrower) or cancellation (a loan its lender never
+  funded, cancelled by the operator, was never owed); *open* = neither closed nor defaulted.
 * **min_health_factor_bps**: the lowest ``CollateralManager.healthFactor`` (18 decimals, rounded down to basis
   points) over the open loans, read as one JSON-RPC batch pinned to the head block; an open loan without debt is
   left out; None with no open loan.
@@ -65,7 +66,7 @@ NO_DEBT = 2**256 - 1  # what healthFactor answers for a loan without debt
 BPS = 10_000
 SECONDS_PER_DAY = 86_400
 LOAN_IDS_PER_QUERY = 100  # loan-id topics per eth_getLogs call; nodes cap the size of a filter
-OUTCOME_EVENTS = ("LoanClosed", "LoanDefaulted", "LoanWrittenOff")
+OUTCOME_EVENTS = ("LoanClosed", "LoanDefaulted", "LoanWrittenOff", "LoanCancelled")
 #: blocks the head may have moved since the chain's previous reading for the one-batch read to stay within one log
 #: range (past that the node may refuse the range: the two-round-trip read then halves it)
 HEAD_MARGIN_BLOCKS = 1_000
@@ -212,6 +213,7 @@ class ChainOnchainSource:
         closed: set[int] = set()
         defaulted: set[int] = set()
         liquidated: set[int] = set()
+        cancelled: set[int] = set()  # closed too, never funded: no repayment to credit
         for start in range(0, len(loan_ids), LOAN_IDS_PER_QUERY):
             chunk = loan_ids[start : start + LOAN_IDS_PER_QUERY]
             outcomes, liquidations = await asyncio.gather(
@@ -239,7 +241,8 @@ class ChainOnchainSource:
                 ),
             )
             for entry in outcomes:
-                (closed if entry.event == "LoanClosed" else defaulted).add(int(entry.args["loanId"]))
+                outcome = {"LoanClosed": closed, "LoanCancelled": cancelled}.get(entry.event, defaulted)
+                outcome.add(int(entry.args["loanId"]))
             liquidated.update(int(entry.args["loanId"]) for entry in liquidations)
         open_loans = [loan for loan in loan_ids if loan not in closed and loan not in defaulted]
         first_tx_timestamp = await self._first_tx_timestamp(client, wallet, head, tx_count)
@@ -249,7 +252,7 @@ class ChainOnchainSource:
             head_timestamp=head_timestamp,
             tx_count=tx_count,
             loans_opened=len(loan_ids),
-            loans_repaid=len(closed - defaulted - liquidated),
+            loans_repaid=len(closed - defaulted - liquidated - cancelled),
             loans_defaulted=len(defaulted),
             min_health_factor_bps=await self._min_health(client, manager, open_loans, head),
             first_tx_timestamp=first_tx_timestamp,

@@ -143,6 +143,23 @@ async def test_loans_on_three_chains_are_counted(devnet_chains: dict[str, Deploy
         assert [r.code for r in combine(features).declines] == ["R30"]  # the default declines
 
 
+async def test_a_loan_cancelled_unfunded_is_neither_repaid_nor_open(devnet_chains: dict[str, DeployedChain]) -> None:
+    """A loan its lender never funded, cancelled by the operator, closes (``LoanClosed`` after ``LoanCancelled``):
+    the borrower repaid nothing, so it earns no repaid-loan points; closed, it is not an open loan either."""
+    borrower: LocalAccount = Account.create()
+    with snapshots(devnet_chains):
+        ethereum = Harness(devnet_chains["ethereum-local"])
+        new_borrower(ethereum, borrower)
+        unfunded = ethereum.open_loan(borrower, pool=False)[0]
+        ethereum.send(ethereum.aggregator.functions.cancelUnfunded(unfunded), OPERATOR)
+        assert loan_fields(ethereum.aggregator, unfunded)["status"] == 5  # LoanStatus.Cancelled
+        async with source_over(devnet_chains) as source:
+            reading = await source.read(borrower.address)
+    chain = reading.readings["ethereum-local"]
+    assert (chain.loans_opened, chain.loans_repaid, chain.loans_defaulted) == (1, 0, 0)
+    assert chain.min_health_factor_bps is None  # no open loan
+
+
 async def test_a_chain_that_is_down_is_skipped_and_named(devnet_chains: dict[str, DeployedChain]) -> None:
     borrower: LocalAccount = Account.create()
     with snapshots(devnet_chains):
