@@ -30,6 +30,7 @@ from aggregator.errors import AggregatorError
 from aggregator.loan_events import LoanEvent, fact_event
 from aggregator.projection import (
     ACTIVE,
+    CANCELLED,
     DEFAULTED,
     LIQUIDATED,
     OURS,
@@ -55,6 +56,7 @@ from store.ledger import SOURCE_INDEXER, SOURCE_RECEIPT
 
 __all__ = [
     "ACTIVE",
+    "CANCELLED",
     "DEFAULTED",
     "LIQUIDATED",
     "OURS",

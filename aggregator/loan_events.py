@@ -1,10 +1,11 @@
 """Which loan event a chain fact makes (pure): ``LoanOpened`` → ``loan.opened``, ``LoanRepaid`` →
 ``loan.repayment``, ``LoanDefaulted`` → ``loan.defaulted``, ``LoanLiquidated`` → ``loan.liquidated``,
-``LoanClosed`` → ``loan.closed`` (its outcome: repaid or liquidated), ``LoanWrittenOff`` → ``loan.written_off``.
+``LoanCancelled`` → ``loan.cancelled``, ``LoanClosed`` → ``loan.closed`` (its outcome: repaid, liquidated or
+cancelled), ``LoanWrittenOff`` → ``loan.written_off``.
 
-The key names the fact for the outbox's deduplication: a loan opens, defaults, closes and is written off once, so
-those are keyed by the event alone (also when a reorg moves the transaction to another block); repayments and
-liquidations repeat, keyed by transaction and log index."""
+The key names the fact for the outbox's deduplication: a loan opens, defaults, is cancelled, closes and is written
+off once, so those are keyed by the event alone (also when a reorg moves the transaction to another block);
+repayments and liquidations repeat, keyed by transaction and log index."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aggregator.outbox import (
+    LOAN_CANCELLED,
     LOAN_CLOSED,
     LOAN_DEFAULTED,
     LOAN_LIQUIDATED,
@@ -124,6 +126,8 @@ def loan_event(
                 "collateral_seized": _units(args, "collateralSeized"),
             },
         )
+    if event == "LoanCancelled":  # its lender never funded it: no debt, the collateral back with the borrower
+        return LoanEvent(LOAN_CANCELLED, "cancelled", where)
     if event == "LoanClosed":
         return LoanEvent(LOAN_CLOSED, "closed", where | {"outcome": status_after})
     if event == "LoanWrittenOff":

@@ -33,6 +33,7 @@ LOAN_PAST_DUE = "loan.past_due"
 LOAN_DEFAULTED = "loan.defaulted"
 LOAN_LIQUIDATED = "loan.liquidated"
 LOAN_CLOSED = "loan.closed"
+LOAN_CANCELLED = "loan.cancelled"
 LOAN_WRITTEN_OFF = "loan.written_off"
 LOAN_EVENT_RETRACTED = "loan.event_retracted"
 EVENT_TYPES = (
@@ -44,6 +45,7 @@ EVENT_TYPES = (
     LOAN_CLOSED,
     LOAN_WRITTEN_OFF,
     LOAN_EVENT_RETRACTED,
+    LOAN_CANCELLED,
 )
 _EVENT_IDS = uuid.UUID("0b7f1a52-3c7e-4f59-9d0e-5a3c2e8b6d41")
 
@@ -59,6 +61,7 @@ __all__ = [
     "CANCELLED",
     "DELIVERED",
     "EVENT_TYPES",
+    "LOAN_CANCELLED",
     "LOAN_CLOSED",
     "LOAN_DEFAULTED",
     "LOAN_EVENT_RETRACTED",

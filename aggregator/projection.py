@@ -9,6 +9,8 @@ The loan's status follows the CreditAggregator's ``LoanStatus`` plus ``written_o
 * ``LoanClosed`` is an event, not a status: an active or defaulted loan closed by repayment becomes ``repaid``, or
   ``liquidated`` when a ``LoanLiquidated`` of the same transaction closed it; ``LoanWrittenOff`` (a liquidation that
   ran out of collateral) makes it ``written_off``.
+* ``LoanCancelled`` (the operator's ``cancelUnfunded`` of a loan its lender never funded) → ``cancelled``, no
+  principal outstanding; the ``LoanClosed`` after it in the same transaction leaves it ``cancelled``.
 * ``LoanDefaulted`` → ``defaulted``. ``CollateralAdded``/``CollateralRemoved`` move the collateral (the deposit at
   opening is already in ``LoanOpened``'s amount), and so does ``LoanLiquidated``'s ``collateralSeized``, which the
   CollateralManager hands the liquidator without a ``CollateralRemoved``. Every other event is kept as a fact only.
@@ -28,7 +30,8 @@ from chain.deployment import DeploymentRecord
 from chain.events import ChainEvent
 
 ACTIVE, REPAID, DEFAULTED, LIQUIDATED, WRITTEN_OFF = "active", "repaid", "defaulted", "liquidated", "written_off"
-STATUSES = (ACTIVE, REPAID, DEFAULTED, LIQUIDATED, WRITTEN_OFF)
+CANCELLED = "cancelled"  # ended unfunded by the operator: no debt, its collateral back with the borrower
+STATUSES = (ACTIVE, REPAID, DEFAULTED, LIQUIDATED, WRITTEN_OFF, CANCELLED)
 OURS = ("accepting", "accepted")  # quote statuses that mean an accept of ours holds the quote
 ZERO_ADDRESS = "0x" + "00" * 20
 _LOAN_IDS = uuid.UUID("6f1d3c0e-8a53-4d1e-9a51-2f7c1b0f3a11")
@@ -284,6 +287,8 @@ def moved(loan: LoanState, fact: Fact, *, liquidated_in_tx: bool = False) -> tup
         if status in (ACTIVE, DEFAULTED):
             status = LIQUIDATED if liquidated_in_tx else REPAID
         return replace(loan, closed_tx_hash=fact.tx_hash, status=status), None
+    if event == "LoanCancelled":
+        return replace(loan, status=CANCELLED, outstanding_principal=0), None
     if event == "LoanDefaulted":
         return replace(loan, status=DEFAULTED, outstanding_principal=fact.uint("outstandingPrincipal")), None
     if event == "LoanWrittenOff":

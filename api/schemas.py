@@ -212,7 +212,7 @@ class LiveFiguresOut(BaseModel):
 class LoanOut(BaseModel):
     id: str
     quote_id: str | None = Field(description="null for a loan opened on-chain from an offer we never made")
-    status: str = Field(description="active | repaid | defaulted | liquidated | written_off")
+    status: str = Field(description="active | repaid | defaulted | liquidated | written_off | cancelled")
     flags: list[str] = Field(
         default_factory=list,
         description="opened_outside_accept: opened on-chain without an accept of ours (never funded by a lender "

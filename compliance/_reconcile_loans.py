@@ -118,7 +118,7 @@ def match_earlier_loans(
             result.matched()
 
 
-_STATUS_EVENTS = ("LoanDefaulted", "LoanWrittenOff", "LoanClosed")
+_STATUS_EVENTS = ("LoanDefaulted", "LoanWrittenOff", "LoanCancelled", "LoanClosed")
 
 
 def _status_after(facts: list[Fact], status: str | None) -> str | None:
@@ -132,6 +132,8 @@ def _status_after(facts: list[Fact], status: str | None) -> str | None:
             status = "defaulted"
         elif fact.event == "LoanWrittenOff":
             status = "written_off"
+        elif fact.event == "LoanCancelled":  # before its LoanClosed, which leaves it cancelled
+            status = "cancelled"
         elif fact.event == "LoanClosed" and status in (None, "active", "defaulted"):
             status = "liquidated" if fact.tx_hash in liquidated_in else "repaid"
     return status
@@ -144,7 +146,7 @@ def _expected(loan: OpenedLoan) -> tuple[str, int, int]:
     for fact in loan.facts:
         if fact.event in ("LoanRepaid", "LoanDefaulted"):
             outstanding = fact.uint("outstandingPrincipal")
-        elif fact.event == "LoanWrittenOff":
+        elif fact.event in ("LoanWrittenOff", "LoanCancelled"):
             outstanding = 0
         elif fact.event == "LoanLiquidated":  # the seized collateral leaves with no CollateralRemoved of its own
             collateral = max(0, collateral - fact.uint("collateralSeized"))

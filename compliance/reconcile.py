@@ -18,7 +18,8 @@ chain fact                                             our record
                                                        an off-chain one (``paymentRef`` not zero): the lender's
                                                        payment record with that reference, its loan and amount
 ``CollateralAdded``/``Removed``, ``LoanLiquidated``    the ledger's movement / liquidation, amounts
-``LoanDefaulted``, ``LoanWrittenOff``, ``LoanClosed``  the loan's status
+``LoanDefaulted``, ``LoanWrittenOff``, ``LoanClosed``, the loan's status
+``LoanCancelled``
 Timelock ``CallScheduled``/``CallExecuted``/           the persisted governance proposal (operation id), its state
 ``Cancelled``
 ``Paused``/``LiquidationPauseChanged``,                the governance action persisted when our key sent it
@@ -144,7 +145,14 @@ def reconcile_chain(
             )
         elif fact.event == "LoanOpened" and fact.contract == "CreditAggregator":
             loans[fact.uint("loanId")] = OpenedLoan(fact)
-        elif fact.event in ("LoanRepaid", "LoanDefaulted", "LoanWrittenOff", "LoanClosed", *LOAN_MOVES[1:]):
+        elif fact.event in (
+            "LoanRepaid",
+            "LoanDefaulted",
+            "LoanWrittenOff",
+            "LoanCancelled",
+            "LoanClosed",
+            *LOAN_MOVES[1:],
+        ):
             if fact.contract in ("CreditAggregator", "CollateralManager"):
                 loan = loans.get(fact.uint("loanId"))
                 if loan is not None:

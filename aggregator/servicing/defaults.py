@@ -15,6 +15,14 @@ chain's clock, which is the one the contract judges by. Then, per loan:
   round, process or restart resumes the same transaction and never sends another; an ``eth_call`` simulation from the
   operator comes first. The receipt's ``LoanDefaulted`` is applied to the ledger at once (the indexer applies the
   same confirmed event later, idempotently); the ledger's change writes ``loan.defaulted``, not this job.
+* **unfunded**: a loan funded off-chain whose lender refused the funding instruction or reported it failed (the
+  accept's ``fund-refused``: ``OpenLoan.unfunded``) is neither announced past due nor marked in default; the operator
+  sends ``cancelUnfunded`` for it — once per loan, keyed, simulated and fenced as ``markDefault`` — which ends it on
+  chain with no debt and releases its collateral to the borrower. The receipt's ``LoanCancelled`` is applied to the
+  ledger at once (the loan becomes ``cancelled`` and leaves the open loans, so no later round sends anything); the
+  ledger's change writes ``loan.cancelled`` and ``loan.closed``. A loan the contract refuses to cancel (something was
+  repaid on it, or it was marked in default before it was known to be unfunded) is skipped and logged as an error
+  for an operator.
 
 The job reads and writes through a ``ServicingStore`` (``aggregator.servicing.repository``; SQL by default): the
 open loans, the announced buckets and the outbox, with the lease's fence, in one unit of work per round's writes.
@@ -89,12 +97,18 @@ class DefaultReport:
     buckets: dict[int, Bucket] = field(default_factory=dict)  # loan ref → bucket now
     announced: list[tuple[int, Bucket]] = field(default_factory=list)
     defaulted: dict[int, str] = field(default_factory=dict)  # loan ref → markDefault tx hash
+    cancelled: dict[int, str] = field(default_factory=dict)  # loan ref → cancelUnfunded tx hash
     skipped: dict[int, str] = field(default_factory=dict)
 
 
 def default_intent_key(chain_id: int, loan_ref: int) -> str:
     """One ``markDefault`` per loan, ever: the key a second sender finds already taken."""
     return f"markDefault:{chain_id}:{loan_ref}"
+
+
+def cancel_intent_key(chain_id: int, loan_ref: int) -> str:
+    """One ``cancelUnfunded`` per loan, ever: the key a second sender finds already taken."""
+    return f"cancelUnfunded:{chain_id}:{loan_ref}"
 
 
 class DefaultJob:
@@ -144,14 +158,13 @@ class DefaultJob:
         number, now = int(block["number"], 16), int(block["timestamp"], 16)
         grace, onchain = await self._read(loans, number)
         report = DefaultReport(number, now)
-        for loan in unfunded:
-            report.skipped[loan.loan_ref] = UNFUNDED
-            log.error("defaulter on chain %s: loan %s (%s): %s", self.chain_id, loan.loan_ref, loan.id, UNFUNDED)
         await asyncio.to_thread(self._announce, loans, onchain, now, report, leader)
         for loan in loans:
             state = onchain[loan.loan_ref]
             if state.status == ACTIVE and now > state.maturity + grace:
                 await self._mark_default(loan, report, leader)
+        for loan in unfunded:
+            await self._cancel_unfunded(loan, report, leader)
         return report
 
     def _open_loans(self) -> list[OpenLoan]:
@@ -185,28 +198,51 @@ class DefaultJob:
             uow.commit()
 
     async def _mark_default(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
-        call = Call.function(self._aggregator, "markDefault", loan.loan_ref)
         key = default_intent_key(self.chain_id, loan.loan_ref)
+        tx_hash = await self._send(loan, "markDefault", key, report, leader)
+        if tx_hash is not None:
+            report.defaulted[loan.loan_ref] = tx_hash
+            log.info("defaulter on chain %s: loan %s marked in default in %s", self.chain_id, loan.loan_ref, tx_hash)
+
+    async def _cancel_unfunded(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
+        """``cancelUnfunded`` of a loan its lender never funded: its collateral goes back to the borrower."""
+        key = cancel_intent_key(self.chain_id, loan.loan_ref)
+        tx_hash = await self._send(loan, "cancelUnfunded", key, report, leader)
+        if tx_hash is None:  # the contract refuses it, or it is not confirmed yet: an operator looks
+            report.skipped[loan.loan_ref] = f"{UNFUNDED}; not cancelled: {report.skipped[loan.loan_ref]}"
+            log.error("defaulter on chain %s: loan %s (%s): %s", self.chain_id, loan.loan_ref, loan.id,
+                      report.skipped[loan.loan_ref])  # fmt: skip
+            return
+        report.cancelled[loan.loan_ref] = tx_hash
+        log.info(
+            "defaulter on chain %s: loan %s (%s), never funded by its lender, cancelled in %s: collateral released",
+            self.chain_id, loan.loan_ref, loan.id, tx_hash,
+        )  # fmt: skip
+
+    async def _send(
+        self, loan: OpenLoan, function: str, key: str, report: DefaultReport, leader: Leader | None
+    ) -> str | None:
+        """The operator's ``function(loan)``, sent once under the intent ``key``: simulated before the first send,
+        fenced by the lease, its receipt applied to the ledger. Returns the transaction hash, or None with the
+        reason in ``report.skipped`` (a simulated revert, a refusal, or no receipt in time: resumed next round)."""
+        call = Call.function(self._aggregator, function, loan.loan_ref)
         existing = await self.operator.store.get_intent(key)
         if existing is None:  # simulate before the first send only: a resumed intent is already decided
             refused = await self._simulate(call)
             if refused is not None:
-                report.skipped[loan.loan_ref] = f"markDefault would revert: {refused}"
+                report.skipped[loan.loan_ref] = f"{function} would revert: {refused}"
                 log.warning("defaulter on chain %s: loan %s: %s", self.chain_id, loan.loan_ref, refused)
-                return
+                return None
         if leader is not None:
             await leader.fence()
         try:
             receipt = await self.operator.submit_and_wait(key, call, within=self.settings.receipt_timeout)
         except ChainError as err:  # refused, reverted, or not confirmed in time (resumed next round): the rest go on
             report.skipped[loan.loan_ref] = str(err)
-            log.warning("defaulter on chain %s: markDefault of loan %s: %s", self.chain_id, loan.loan_ref, err)
-            return
+            log.warning("defaulter on chain %s: %s of loan %s: %s", self.chain_id, function, loan.loan_ref, err)
+            return None
         await apply_receipt(self.database, self.client.w3, self.record, self.chain_id, receipt.tx_hash)
-        report.defaulted[loan.loan_ref] = receipt.tx_hash
-        log.info(
-            "defaulter on chain %s: loan %s marked in default in %s", self.chain_id, loan.loan_ref, receipt.tx_hash
-        )
+        return receipt.tx_hash
 
     async def _simulate(self, call: Call) -> str | None:
         assert call.to is not None

@@ -40,8 +40,11 @@ class OpenLoan:
 
 
 #: why servicing leaves an unfunded loan alone: neither past due nor in default nor liquidated (its collateral would go
-#: to the lender that never paid the borrower); an operator settles it with the lender
-UNFUNDED = "its lender never funded it (fund-refused): not serviced; an operator settles it with the lender"
+#: to the lender that never paid the borrower); the default job cancels it on-chain instead (``cancelUnfunded``)
+UNFUNDED = (
+    "its lender never funded it (fund-refused): not serviced; the default job cancels it on-chain (cancelUnfunded), "
+    "releasing its collateral to the borrower"
+)
 
 
 def serviced(loans: Sequence[OpenLoan]) -> tuple[list[OpenLoan], list[OpenLoan]]:

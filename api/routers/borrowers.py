@@ -157,8 +157,9 @@ class WebhookOut(BaseModel):
 @router.put("/me/webhook", response_model=WebhookOut)
 async def set_webhook(body: WebhookIn, borrower: CurrentBorrower, platform: PlatformDep) -> WebhookOut:
     """Where the borrower's loan events go (``loan.opened``, ``loan.repayment``, ``loan.past_due``,
-    ``loan.defaulted``, ``loan.liquidated``, ``loan.closed``, ``loan.written_off``, and ``loan.event_retracted`` when
-    a reorg removed a fact already reported): signed POSTs, delivered at least once, in order per
+    ``loan.defaulted``, ``loan.liquidated``, ``loan.cancelled`` (a loan its lender never funded, cancelled on-chain:
+    the collateral is back), ``loan.closed``, ``loan.written_off``, and ``loan.event_retracted`` when a reorg removed a
+    fact already reported): signed POSTs, delivered at least once, in order per
     loan (docs/provider-quote-protocol.yaml, "Loan events"). Answers a new signing secret, shown once."""
     try:
         check_url_shape(body.url)

@@ -16,6 +16,7 @@ from aggregator.ledger import SOURCE_RECEIPT, LedgerChain, loan_id_for, record_b
 from aggregator.ledger_memory import InMemoryLedger
 from aggregator.projection import (
     ACTIVE,
+    CANCELLED,
     LIQUIDATED,
     REPAID,
     CollateralEntry,
@@ -165,6 +166,27 @@ def test_a_loan_closed_in_its_liquidation_transaction_is_liquidated_and_collater
     assert ledger.loans[loan.id].collateral_amount == 10**18 + 5 - 4, "what the liquidator seized is gone"
     assert [type(e) for e in ledger.entries] == [CollateralEntry, CollateralEntry, LiquidationEntry, RepaymentEntry]
     assert _types(ledger)[-3:] == ["loan.liquidated", "loan.repayment", "loan.closed"]
+
+
+def test_a_loan_cancelled_unfunded_is_cancelled_owes_nothing_and_a_reorg_of_it_reopens_it() -> None:
+    """``cancelUnfunded`` emits ``LoanCancelled`` then ``LoanClosed`` in one transaction: the loan is ``cancelled``
+    (not ``repaid``), owes nothing, and its lender and borrower are told ``loan.cancelled`` then ``loan.closed``."""
+    ledger, loan = InMemoryLedger(), Loan()
+    opening = loan.opened()
+    tx, block = "0x" + "cc" * 32, loan.block + 1
+    cancelled = loan.event("LoanCancelled", tx=tx, block=block)
+    closed = replace(loan.event("LoanClosed", tx=tx, block=block), log_index=1)
+    record_events(ledger, CHAIN, [opening, closed, cancelled])  # applied in chain order whatever the order given
+    state = ledger.loans[loan.id]
+    assert (state.status, state.outstanding_principal, state.closed_tx_hash) == (CANCELLED, 0, tx)
+    assert _types(ledger) == ["loan.opened", "loan.cancelled", "loan.closed"]
+    assert ledger.published[-1][1].data["outcome"] == CANCELLED
+
+    hashes = {opening.block_number: opening.block_hash, block: "0x" + "ee" * 32}  # the cancellation's block replaced
+    record_batch(ledger, CHAIN, EventBatch(CHAIN.chain_id, opening.block_number, block, (), None, hashes))
+    state = ledger.loans[loan.id]
+    assert (state.status, state.outstanding_principal, state.closed_tx_hash) == (ACTIVE, PRINCIPAL, None)
+    assert len(ledger.retractions) == 2, "loan.cancelled and loan.closed retracted"
 
 
 def test_a_reorg_drops_the_removed_repayment_and_rebuilds_the_loan_from_what_is_left() -> None:

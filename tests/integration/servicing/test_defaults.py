@@ -2,7 +2,8 @@
 announced once), the operator's markDefault is sent once after maturity plus the grace period even with two jobs
 racing, the ledger follows the LoanDefaulted event, the loan reads 90+ days past due when the clock says so, and the
 keeper then liquidates the defaulted loan in full; a defaulted loan funded off-chain is liquidated to its lender's
-settlement address (the devnet profile's, one per simulated lender)."""
+settlement address (the devnet profile's, one per simulated lender); a loan its lender never funded is neither
+defaulted nor liquidated but cancelled once, its collateral back with the borrower, and reconciles clean."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from aggregator.accept_saga import FUND_REFUSED
-from aggregator.ledger import DEFAULTED
+from aggregator.ledger import CANCELLED, DEFAULTED
 from aggregator.loans import LoanScope, LoanService
 from aggregator.platform import ChainRuntime
 from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
@@ -27,6 +28,7 @@ from chain.client import ChainClient
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_account, devnet_signer
 from chain.transactions import TransactionManager
+from compliance.reconcile import Category
 from store.accepts import AcceptRow
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
@@ -36,6 +38,7 @@ from store.outbox import OutboxEventRow
 from tests.contracts.harness import USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
 from tests.support.devnet import DeployedChain
+from tests.support.reconcile import LoanMaker, index, reconciled
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -172,12 +175,13 @@ async def test_a_defaulted_traditional_loan_is_liquidated_to_its_lenders_settlem
     assert int(harness.usdc.functions.balanceOf(settlement).call()) - before == sent.outcome.debt_repaid
 
 
-async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_nor_liquidated(
+async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_nor_liquidated_but_cancelled(
     own_chain: DeployedChain, servicing_db: Database, jobs: list[DefaultJob]
 ) -> None:
     """The lender refused the funding instruction (or reported the funding failed): the loan is open on-chain with the
     borrower's collateral locked and the borrower was never paid out. Marked in default, it would be liquidated to that
-    lender's settlement address (the test above); the default job and the keeper leave it alone and say why."""
+    lender's settlement address (the test above); the keeper leaves it alone and says why, and the default job has
+    the operator cancel it once: the collateral is back in the borrower's wallet and the ledger shows it cancelled."""
     harness = Harness(own_chain)
     harness.set_weth_price(3_000)
     borrower: LocalAccount = Account.create()
@@ -190,15 +194,8 @@ async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_n
         loan_id = uow.session.scalars(select(LoanRow.id).where(LoanRow.onchain_loan_id == loan_ref)).one()
         uow.session.add(_refused_accept(loan_id))
         uow.commit()
+    assert int(harness.weth.functions.balanceOf(borrower.address).call()) == 0  # locked in the CollateralManager
     _advance_to(harness, int(harness.loan(loan_ref)["maturity"]) + 8 * SECONDS_PER_DAY)
-
-    report = await jobs[0].run_round()
-    assert loan_ref not in report.defaulted
-    assert "never funded" in report.skipped[loan_ref]
-    assert harness.loan(loan_ref)["status"] == 1, "still active on-chain: not marked in default"
-    with servicing_db.unit_of_work() as uow:
-        events = uow.session.scalars(select(OutboxEventRow.event_type).where(OutboxEventRow.loan_id == loan_id))
-        assert "loan.past_due" not in set(events), "nobody is told a loan never paid out is past due"
 
     harness.set_weth_price(100)  # the collateral under the debt: a funded loan would be liquidated now
     keeper_tm = await TransactionManager(jobs[0].client, KEEPER, SqlChainStore(servicing_db.sessions)).start()
@@ -209,6 +206,53 @@ async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_n
         harness.set_weth_price(3_000)
     assert all(sent.loan_ref != loan_ref for sent in keeper.sent)
     assert "never funded" in keeper.skipped[loan_ref]
+
+    nonce = harness.w3.eth.get_transaction_count(OPERATOR.address)
+    report = await jobs[0].run_round()
+    assert loan_ref not in report.defaulted
+    assert loan_ref not in report.buckets, "nobody is told a loan never paid out is past due"
+    assert loan_ref in report.cancelled, report.skipped.get(loan_ref)
+    assert harness.w3.eth.get_transaction_count(OPERATOR.address) == nonce + 1
+    onchain = harness.loan(loan_ref)
+    assert (onchain["status"], onchain["outstandingPrincipal"], onchain["collateralAmount"]) == (5, 0, 0)  # Cancelled
+    assert int(harness.weth.functions.balanceOf(borrower.address).call()) == WETH, "the collateral is back"
+    with servicing_db.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan_id)
+        assert row is not None
+        assert (row.status, row.outstanding_principal, row.collateral_amount) == (CANCELLED, 0, 0)
+        events = uow.session.scalars(
+            select(OutboxEventRow).where(OutboxEventRow.loan_id == loan_id).order_by(OutboxEventRow.sequence)
+        ).all()
+    assert [event.event_type for event in events] == ["loan.opened", "loan.cancelled", "loan.closed"]
+    assert events[-1].body["data"]["outcome"] == CANCELLED
+    assert events[-1].body["loan"]["status"] == CANCELLED
+
+    again = await asyncio.gather(jobs[0].run_round(), jobs[1].run_round())
+    assert all(loan_ref not in r.cancelled and loan_ref not in r.skipped for r in again), "no longer open"
+    assert harness.w3.eth.get_transaction_count(OPERATOR.address) == nonce + 1, "cancelUnfunded sent once"
+
+
+async def test_a_loan_cancelled_unfunded_reconciles_clean(
+    own_chain: DeployedChain, servicing_db: Database, jobs: list[DefaultJob]
+) -> None:
+    """Our quote and accept of a traditional loan the lender refused to fund, the ledger built by the indexer, the
+    default job's cancellation: the reconciler re-reads the chain and matches every fact, ``LoanCancelled`` too."""
+    maker = LoanMaker(own_chain, servicing_db)
+    maker.h.set_weth_price(3_000)
+    start = maker.head() + 1
+    loan = maker.open(0, lender=("sim-bank", "offer-never-funded"))
+    with servicing_db.unit_of_work() as uow:
+        accept = uow.session.scalars(select(AcceptRow).where(AcceptRow.loan_id == loan.loan_id)).one()
+        accept.lender_state = FUND_REFUSED
+        uow.commit()
+    await index(own_chain, servicing_db, start)
+
+    report = await jobs[0].run_round()
+    assert loan.onchain_id in report.cancelled, report.skipped.get(loan.onchain_id)
+    await index(own_chain, servicing_db, start)  # the indexer applies the confirmed events the receipt applied
+    result = await reconciled(own_chain, servicing_db, start)
+    assert result.items == [], result.items
+    assert result.counts[Category.MATCHED.value] >= 3  # opened, cancelled, closed
 
 
 def _refused_accept(loan_id: str) -> AcceptRow:
