@@ -1,0 +1,120 @@
+"""A loan its lender never funds, end to end: the borrower accepts the simulated bank's quote over HTTP, the loan
+opens on-chain with the borrower's WETH in the CollateralManager while the bank's funding desk is down, then the bank
+reports the funding failed (a signed ``offer.funding_failed`` webhook): the accept is ``fund-refused`` and answers 409
+``funding-failed`` naming the loan — and the API process's default job (``CREDITMESH_WORKERS=defaulter``) has the
+operator cancel the loan on-chain: the WETH is back in the borrower's wallet and the loan reads ``cancelled``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from api.wallet import sign_acceptance, sign_permit
+from tests.support.devnet import DeployedChain
+from tests.support.platform import RunningPlatform, running_platform
+
+pytestmark = pytest.mark.e2e
+
+CHAIN = "ethereum-local"
+WETH = 10**18
+REQUEST = {
+    "amount": "1000.00",
+    "asset": "USDC",
+    "term_days": 30,
+    "collateral": {"asset": "WETH", "amount": "1.0"},
+    "preferred_chains": [CHAIN],
+}
+
+
+@pytest.fixture(scope="module")
+def platform(
+    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningPlatform]:
+    """Its own platform: the default job runs in the API process, every half second."""
+    settings = {"CREDITMESH_DEFAULTER_INTERVAL_SECONDS": "0.5", "CREDITMESH_SERVICING_LEASE_SECONDS": "3"}
+    data_dir = tmp_path_factory.mktemp("unfunded")
+    with running_platform(devnet_chains, data_dir, workers="defaulter", settings=settings) as running:
+        yield running
+
+
+def _fund_outage(platform: RunningPlatform, status_code: int | None) -> None:
+    answer = httpx.put(
+        f"{platform.lender_url}/control/lenders/sim-bank/fund-outage", json={"status_code": status_code}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def _bank(platform: RunningPlatform) -> dict[str, Any]:
+    answer: dict[str, Any] = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=30).json()
+    return answer
+
+
+def _accept(platform: RunningPlatform, chain: DeployedChain, wallet: LocalAccount, key: str, quote_id: str) -> Any:
+    with platform.client(key) as client:
+        quote = client.get(f"/v1/quotes/{quote_id}").raise_for_status().json()
+        offer = quote["offer"]
+        permit = sign_permit(
+            wallet,
+            chain.devnet.rpc_url,
+            offer["collateralAsset"],
+            quote["contract"],
+            int(offer["collateralAmount"]),
+            int(offer["expiry"]),
+        )
+        body: dict[str, Any] = {"signature": sign_acceptance(wallet, quote["acceptance_typed_data"])}
+        return client.post(f"/v1/quotes/{quote_id}/accept", json=body | ({"permit": permit} if permit else {}))
+
+
+def test_a_loan_the_lender_refuses_to_fund_is_cancelled_and_the_collateral_returned(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    chain = devnet_chains[CHAIN]
+    weth, aggregator = chain.contract("WETH"), chain.contract("CreditAggregator")
+    wallet: LocalAccount = Account.create()
+    minted = weth.functions.mint(wallet.address, WETH).transact({"from": chain.w3.eth.accounts[0]})
+    assert chain.w3.eth.wait_for_transaction_receipt(minted)["status"] == 1
+    key = platform.onboard(wallet.address)
+    offers_before = set(_bank(platform)["offers"])
+    with platform.client(key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST)
+    assert response.status_code == 201, response.text
+    bank = next(q for q in response.json()["quotes"] if q["provider_id"] == "sim-bank")
+    (offer_ref,) = set(_bank(platform)["offers"]) - offers_before  # the bank's own reference of its offer
+
+    _fund_outage(platform, 503)  # the loan opens; the funding instruction is not delivered yet
+    try:
+        accepted = _accept(platform, chain, wallet, key, bank["id"])
+    finally:
+        _fund_outage(platform, None)
+    assert accepted.status_code == 201, accepted.text
+    loan_id = accepted.json()["id"]
+    assert int(weth.functions.balanceOf(wallet.address).call()) == 0, "the collateral is in the CollateralManager"
+    assert offer_ref in _bank(platform)["reserved"]
+    report = {
+        "webhook_url": f"{platform.api_url}/v1/providers/sim-bank/webhooks",
+        "offer_ref": offer_ref,
+        "type": "offer.funding_failed",
+        "detail": "the disbursement account was frozen",
+    }
+    posted = httpx.post(f"{platform.lender_url}/control/lenders/sim-bank/offer-events", json=report, timeout=180)
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["answer"]["effect"] == "funding-failed", posted.json()
+    with platform.client(key) as client:
+        loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
+    loan_ref = int(loan["onchain_loan_id"])
+
+    deadline = time.monotonic() + 90
+    while int(weth.functions.balanceOf(wallet.address).call()) != WETH:
+        assert time.monotonic() < deadline, "the default job never cancelled the unfunded loan"
+        time.sleep(0.5)
+    assert aggregator.functions.getLoan(loan_ref).call()[6] == 5  # LoanStatus.Cancelled
+    with platform.client(key) as client:
+        shown = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
+    assert shown["status"] == "cancelled"
+    assert shown["outstanding_principal"] == "0.00", "the borrower owes nothing"
