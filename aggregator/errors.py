@@ -149,6 +149,18 @@ class ExposureLimitExceeded(AggregatorError):
         self.limit, self.ceiling, self.after = limit, ceiling, after
 
 
+class ExposureUnvalued(AggregatorError):
+    """The borrower owes on a loan in an asset the platform does not list (a pool registered later, an asset taken
+    out of the settings): its open principal cannot be counted, so no accept can be checked against the limits."""
+
+    def __init__(self, asset: str) -> None:
+        super().__init__(
+            f"an open loan in {asset} cannot be valued (the platform does not list that asset): no loan can be "
+            "accepted until an operator lists it"
+        )
+        self.asset = asset
+
+
 class LoanNotRepayable(AggregatorError):
     """The loan takes no repayment through the platform now (repaid, liquidated, funded off-chain, …)."""
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from aggregator.accept_saga import Exposure, QuoteView
 from aggregator.assets import AssetRegistry
-from aggregator.errors import ExposureLimitExceeded
+from aggregator.errors import ExposureLimitExceeded, ExposureUnvalued
 from compliance import Product
 from compliance.kyc import DEFAULT_TIER_LIMITS, KycStatus, KycTier, TierLimits
 
@@ -22,7 +22,12 @@ class ExposureLimits:
 
 
 def open_principal(exposure: Exposure, assets: AssetRegistry) -> Decimal:
-    """Every asset lent is USD-pegged: the open principal in asset units, summed."""
+    """Every asset lent is USD-pegged: the open principal in asset units, summed. ExposureUnvalued for an asset the
+    registry does not list (the ledger names such a token by its address): left out, the sum would be too low."""
+    listed = set(assets.symbols())
+    unvalued = sorted(symbol for symbol, amount in exposure.by_asset.items() if amount and symbol not in listed)
+    if unvalued:
+        raise ExposureUnvalued(", ".join(unvalued))
     return sum((assets.get(symbol).from_base_units(amount) for symbol, amount in exposure.by_asset.items()), Decimal(0))
 
 

@@ -19,6 +19,7 @@ from aggregator.errors import (
     ChainRejected,
     ComplianceDenied,
     ExposureLimitExceeded,
+    ExposureUnvalued,
     FundingFailed,
     InvalidAcceptance,
     InvalidCreditRequest,
@@ -73,6 +74,7 @@ _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     QuoteNotAcceptable: (409, "quote-not-acceptable", "The quote cannot be accepted"),
     AcceptInProgress: (409, "accept-in-progress", "The quote is being accepted"),
     ExposureLimitExceeded: (409, "exposure-limit", "The loan would pass the borrower's exposure limit"),
+    ExposureUnvalued: (409, "exposure-unvalued", "The borrower's open loans cannot all be valued"),
     InvalidPermit: (422, "invalid-permit", "The collateral permit is invalid"),  # before its parent
     InvalidAcceptance: (422, "invalid-acceptance", "The acceptance signature does not verify"),
     ChainRejected: (422, "chain-rejected", "The chain refused the loan"),
