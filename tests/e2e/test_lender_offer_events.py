@@ -17,7 +17,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from api.wallet import sign_acceptance, sign_permit
+from tests.support.accepting import accept_with_permit
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
 from tests.support.saga import disarmed
@@ -79,25 +79,6 @@ def _borrower(platform: RunningPlatform, chain: DeployedChain) -> tuple[LocalAcc
     return wallet, platform.onboard(wallet.address)
 
 
-def _accept(
-    platform: RunningPlatform, chain: DeployedChain, wallet: LocalAccount, key: str, quote_id: str
-) -> httpx.Response:
-    """The borrower signs the acceptance and a permit of the collateral, and posts them (the answer as it is)."""
-    with platform.client(key) as client:
-        quote = client.get(f"/v1/quotes/{quote_id}").raise_for_status().json()
-        offer = quote["offer"]
-        permit = sign_permit(
-            wallet,
-            chain.devnet.rpc_url,
-            offer["collateralAsset"],
-            quote["contract"],
-            int(offer["collateralAmount"]),
-            int(offer["expiry"]),
-        )
-        body: dict[str, Any] = {"signature": sign_acceptance(wallet, quote["acceptance_typed_data"])}
-        return client.post(f"/v1/quotes/{quote_id}/accept", json=body | ({"permit": permit} if permit else {}))
-
-
 def test_an_offer_its_lender_withdraws_shows_withdrawn_and_is_refused_at_accept(
     platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
 ) -> None:
@@ -120,7 +101,7 @@ def test_an_offer_its_lender_withdraws_shows_withdrawn_and_is_refused_at_accept(
     assert listed["status"] == "quoted"
 
     reserves = _bank(platform)["requests"]["reserve"]
-    refused = _accept(platform, chain, wallet, key, bank["id"])
+    refused = accept_with_permit(platform, chain, wallet, key, bank["id"])
     assert refused.status_code == 409, refused.text
     assert refused.headers["content-type"].startswith(PROBLEM)
     problem = refused.json()
@@ -159,7 +140,7 @@ def test_a_funding_the_lender_reports_failed_fails_the_accept_waiting_on_it(
 
     _control(platform, "fund-outage", {"status_code": 503})
     try:
-        accepted = _accept(platform, chain, wallet, key, bank["id"])
+        accepted = accept_with_permit(platform, chain, wallet, key, bank["id"])
     finally:
         _control(platform, "fund-outage", {"status_code": None})
     assert accepted.status_code == 201, accepted.text  # the loan is open on-chain; its funding not delivered yet
@@ -168,7 +149,7 @@ def test_a_funding_the_lender_reports_failed_fails_the_accept_waiting_on_it(
 
     posted = _report(platform, offer_ref, "offer.funding_failed", "the disbursement account was frozen")
     assert posted["status"] == 202, posted
-    again = _accept(platform, chain, wallet, key, bank["id"])
+    again = accept_with_permit(platform, chain, wallet, key, bank["id"])
     assert again.status_code == 409, again.text
     assert again.headers["content-type"].startswith(PROBLEM)
     problem = again.json()
@@ -181,7 +162,7 @@ def test_a_funding_the_lender_reports_failed_fails_the_accept_waiting_on_it(
     repeated = _report(platform, offer_ref, "offer.funding_failed")
     assert (repeated["status"], repeated["answer"]["effect"]) == (202, "none"), "the accept failed once"
     funds = _bank(platform)["requests"]["fund"]
-    assert _accept(platform, chain, wallet, key, bank["id"]).status_code == 409
+    assert accept_with_permit(platform, chain, wallet, key, bank["id"]).status_code == 409
     assert _bank(platform)["requests"]["fund"] == funds, "a failed funding is not instructed again"
     with platform.client(key) as client:
         assert client.get(f"/v1/loans/{loan['id']}").json()["status"] == "active", "the chain's loan, as it is"
@@ -200,7 +181,7 @@ def test_a_failed_funding_reported_while_the_accept_reserves_is_sent_again_and_t
     _control(platform, "reserve-delay", {"seconds": 4})
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            accepting = pool.submit(_accept, platform, chain, wallet, key, bank["id"])
+            accepting = pool.submit(accept_with_permit, platform, chain, wallet, key, bank["id"])
             deadline = time.monotonic() + 60
             while offer_ref not in _reserved_refs(platform):
                 assert time.monotonic() < deadline, "the accept never reserved the offer"

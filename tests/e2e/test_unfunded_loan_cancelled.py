@@ -15,7 +15,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from api.wallet import sign_acceptance, sign_permit
+from tests.support.accepting import accept_with_permit
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform, running_platform
 
@@ -55,22 +55,6 @@ def _bank(platform: RunningPlatform) -> dict[str, Any]:
     return answer
 
 
-def _accept(platform: RunningPlatform, chain: DeployedChain, wallet: LocalAccount, key: str, quote_id: str) -> Any:
-    with platform.client(key) as client:
-        quote = client.get(f"/v1/quotes/{quote_id}").raise_for_status().json()
-        offer = quote["offer"]
-        permit = sign_permit(
-            wallet,
-            chain.devnet.rpc_url,
-            offer["collateralAsset"],
-            quote["contract"],
-            int(offer["collateralAmount"]),
-            int(offer["expiry"]),
-        )
-        body: dict[str, Any] = {"signature": sign_acceptance(wallet, quote["acceptance_typed_data"])}
-        return client.post(f"/v1/quotes/{quote_id}/accept", json=body | ({"permit": permit} if permit else {}))
-
-
 def test_a_loan_the_lender_refuses_to_fund_is_cancelled_and_the_collateral_returned(
     platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
 ) -> None:
@@ -89,7 +73,7 @@ def test_a_loan_the_lender_refuses_to_fund_is_cancelled_and_the_collateral_retur
 
     _fund_outage(platform, 503)  # the loan opens; the funding instruction is not delivered yet
     try:
-        accepted = _accept(platform, chain, wallet, key, bank["id"])
+        accepted = accept_with_permit(platform, chain, wallet, key, bank["id"])
     finally:
         _fund_outage(platform, None)
     assert accepted.status_code == 201, accepted.text
