@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, String, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Integer, String, Table, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -170,10 +170,13 @@ _LOCK_BORROWER_OWED = (
     .where(BorrowerRow.id == bindparam("borrower_id"))
     .with_for_update(of=BorrowerRow)
 )
+# an accept in flight whose loan the ledger has recorded already (the indexer ahead of the saga, or an accept that
+# failed after another transaction spent its offer) is counted once, as the loan
 _IN_FLIGHT = select(QuoteRow.disclosure, QuoteRow.offer).where(
     QuoteRow.borrower_id == bindparam("borrower_id"),
     QuoteRow.status == "accepting",
     QuoteRow.id != bindparam("excluding_quote"),
+    ~exists().where(LoanRow.quote_id == QuoteRow.id),
 )
 
 

@@ -75,6 +75,40 @@ def test_exposure_counts_what_is_still_owed_on_active_and_defaulted_loans(databa
     assert exposure.by_asset == {"USDC": (600 + 200 + 1_400) * USDC}
 
 
+def test_an_accept_in_flight_whose_loan_is_recorded_counts_once(database: Database) -> None:
+    """The ledger recorded the loan of a quote still 'accepting' (the indexer ahead of the saga, or an accept failed
+    after another transaction spent its offer): counted once, as the loan; it was counted as both, for good."""
+    quote_id, other_quote = str(uuid.uuid4()), str(uuid.uuid4())
+    borrower = _accepting(database, quote_id, 300 * USDC, None, "0x" + quote_id[:8] * 5)
+    _accepting(database, other_quote, 50 * USDC, borrower, "")
+    loan = _loan(borrower, "active", 300 * USDC, 250 * USDC)
+    loan.quote_id = quote_id
+    with database.unit_of_work() as uow:
+        uow.session.add(loan)
+        uow.commit()
+    with SqlAcceptStore(database).unit_of_work() as uow:
+        exposure = uow.accepts.exposure(borrower, excluding_quote="none")
+    assert exposure.by_asset == {"USDC": (250 + 50) * USDC}, "the loan's outstanding and the other accept in flight"
+
+
+def _accepting(database: Database, quote_id: str, principal: int, borrower_id: str | None, wallet: str) -> str:
+    """A pool quote of ``principal`` being accepted (of a new borrower with ``wallet`` unless ``borrower_id``)."""
+    return add_quote(
+        database,
+        borrower_address=wallet,
+        offer_digest="0x" + uuid.uuid4().hex * 2,
+        provider_id="pool:usdc",
+        chain_name="ethereum-local",
+        chain_id=31337,
+        contract="0x" + "11" * 20,
+        kind="pool",
+        offer={"principal": str(principal)},
+        borrower_id=borrower_id,
+        status="accepting",
+        quote_id=quote_id,
+    )
+
+
 def test_the_quote_and_its_accept_record_are_read_together_as_apart(database: Database) -> None:
     quote_id = str(uuid.uuid4())
     add_quote(
