@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         platform = await build_platform(settings or Settings())
         app.state.platform = platform
         app.state.tokens = tokens_from_settings(platform.settings)
-        workers = Workers().start(platform.settings, platform.database, platform.chains)
+        workers = Workers().start(platform.settings, platform.database, platform.chains, platform.providers)
         app.state.workers = workers
         # Every unfinished accept (its process died) is driven to its end: at start-up, then as leases run out.
         recovery = asyncio.create_task(platform.acceptance.run_recovery(), name="accept-recovery")

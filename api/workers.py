@@ -34,6 +34,8 @@ from chain.transactions import LifecycleSettings, TransactionManager
 from chain.waiting import wait_at_most
 from compliance.audit_anchor import AnchorContract, AnchorError
 from providers.destinations import DestinationGuard, lender_client
+from providers.models import FundingState
+from providers.registry import ProviderRegistry
 from providers.secrets import SecretBox
 from store.chain import SqlChainStore
 from store.db import Database
@@ -119,8 +121,16 @@ def keepers(settings: Settings, database: Database, chains: dict[str, ChainRunti
     return running
 
 
-def default_jobs(settings: Settings, database: Database, chains: dict[str, ChainRuntime]) -> list[DefaultJob]:
-    """A default job for each chain where this process has the operator's account (``CREDITMESH_OPERATOR_KEY``)."""
+def default_jobs(
+    settings: Settings,
+    database: Database,
+    chains: dict[str, ChainRuntime],
+    providers: ProviderRegistry | None = None,
+) -> list[DefaultJob]:
+    """A default job for each chain where this process has the operator's account (``CREDITMESH_OPERATOR_KEY``).
+    ``providers``: where the job asks a lender whether it funded a loan before it cancels it as unfunded (None: it
+    never cancels one, an operator does)."""
+    funding_of = None if providers is None else partial(lender_funding, providers)
     config = DefaulterSettings(
         ttl=timedelta(seconds=settings.servicing_lease_seconds), interval=settings.defaulter_interval_seconds
     )
@@ -129,8 +139,14 @@ def default_jobs(settings: Settings, database: Database, chains: dict[str, Chain
         if Role.OPERATOR not in chain.senders:
             log.warning("no default job on %s: set CREDITMESH_OPERATOR_KEY", chain.name)
             continue
-        running.append(DefaultJob(chain.client, chain.record, database, chain.operator, settings=config))
+        job = DefaultJob(chain.client, chain.record, database, chain.operator, settings=config, funding_of=funding_of)
+        running.append(job)
     return running
+
+
+async def lender_funding(providers: ProviderRegistry, provider_id: str, provider_ref: str) -> FundingState:
+    """The lender's own state of its offer ``provider_ref`` (``GET /v1/offers/{ref}``, through its breaker)."""
+    return (await providers.get_provider(provider_id).status(provider_ref)).state
 
 
 #: a failed worker's pauses before it is started again: the first, doubling up to the most
@@ -178,7 +194,13 @@ class Workers:
     def _start(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         self._tasks.append(asyncio.create_task(supervise(name, work, self._stop), name=name))
 
-    def start(self, settings: Settings, database: Database, chains: dict[str, ChainRuntime]) -> Workers:
+    def start(
+        self,
+        settings: Settings,
+        database: Database,
+        chains: dict[str, ChainRuntime],
+        providers: ProviderRegistry | None = None,
+    ) -> Workers:
         enabled, stop = enabled_workers(settings.workers), self._stop
         if "indexer" in enabled:
             for indexer in indexers(settings, database, chains):
@@ -200,7 +222,7 @@ class Workers:
             for keeper in keepers(settings, database, chains):
                 self._start(f"keeper-{keeper.chain_id}", partial(keeper.run, stop))
         if "defaulter" in enabled:
-            for job in default_jobs(settings, database, chains):
+            for job in default_jobs(settings, database, chains, providers):
                 self._start(f"defaulter-{job.chain_id}", partial(job.run, stop))
         return self
 

@@ -47,7 +47,7 @@ class SqlServicingRepository:
 
     def open_loans(self, chain_id: int, aggregator: str) -> list[OpenLoan]:
         rows = self.session.execute(
-            select(LoanRow, QuoteRow.disclosure, AcceptRow.lender_state)
+            select(LoanRow, QuoteRow.disclosure, QuoteRow.offer, AcceptRow.lender_state)
             .outerjoin(QuoteRow, QuoteRow.id == LoanRow.quote_id)
             .outerjoin(AcceptRow, AcceptRow.loan_id == LoanRow.id)
             .where(
@@ -71,8 +71,9 @@ class SqlServicingRepository:
                 repaid=int(row.interest_paid or 0) + int(row.principal_paid or 0),
                 disclosure=disclosure,
                 unfunded=row.pool is None and lender_state == FUND_REFUSED,
+                provider_ref=None if not offer or offer.get("providerRef") is None else str(offer["providerRef"]),
             )
-            for row, disclosure, lender_state in rows
+            for row, disclosure, offer, lender_state in rows
         ]
 
     def announced(self, loan_id: str) -> set[str]:

@@ -16,13 +16,14 @@ chain's clock, which is the one the contract judges by. Then, per loan:
   operator comes first. The receipt's ``LoanDefaulted`` is applied to the ledger at once (the indexer applies the
   same confirmed event later, idempotently); the ledger's change writes ``loan.defaulted``, not this job.
 * **unfunded**: a loan funded off-chain whose lender refused the funding instruction or reported it failed (the
-  accept's ``fund-refused``: ``OpenLoan.unfunded``) is neither announced past due nor marked in default; the operator
-  sends ``cancelUnfunded`` for it — once per loan, keyed, simulated and fenced as ``markDefault`` — which ends it on
-  chain with no debt and releases its collateral to the borrower. The receipt's ``LoanCancelled`` is applied to the
-  ledger at once (the loan becomes ``cancelled`` and leaves the open loans, so no later round sends anything); the
-  ledger's change writes ``loan.cancelled`` and ``loan.closed``. A loan the contract refuses to cancel (something was
-  repaid on it, or it was marked in default before it was known to be unfunded) is skipped and logged as an error
-  for an operator.
+  accept's ``fund-refused``: ``OpenLoan.unfunded``) is neither announced past due nor marked in default; once its
+  lender's own status of the offer (``funding_of``) says it was not funded, the operator sends ``cancelUnfunded`` for
+  it — once per loan, keyed, simulated and fenced as ``markDefault`` — which ends it on chain with no debt and
+  releases its collateral to the borrower. The receipt's ``LoanCancelled`` is applied to the ledger at once (the loan
+  becomes ``cancelled`` and leaves the open loans, so no later round sends anything); the ledger's change writes
+  ``loan.cancelled`` and ``loan.closed``. A loan its lender says it funded (or does not answer for), or one the
+  contract refuses to cancel (something was repaid on it, or it was marked in default before it was known to be
+  unfunded), is skipped and logged as an error for an operator.
 
 The job reads and writes through a ``ServicingStore`` (``aggregator.servicing.repository``; SQL by default): the
 open loans, the announced buckets and the outbox, with the lease's fence, in one unit of work per round's writes.
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +55,7 @@ from chain.errors import ChainError
 from chain.relay import revert_of
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
+from providers.models import FundingState
 from store.db import Database
 from store.leases import LeaseStore
 from store.servicing import SqlServicingStore
@@ -101,6 +103,14 @@ class DefaultReport:
     skipped: dict[int, str] = field(default_factory=dict)
 
 
+FundingOf = Callable[[str, str], Awaitable[FundingState]]
+"""The lender's own state of its offer (provider id, the lender's offer reference): Provider Quote Protocol
+``GET /v1/offers/{ref}``, through the provider registry."""
+
+#: the lender's states of an offer it did not fund, and will not: what lets the operator cancel an unfunded loan
+NOT_FUNDED = frozenset({FundingState.FAILED, FundingState.CANCELLED, FundingState.WITHDRAWN, FundingState.EXPIRED})
+
+
 def default_intent_key(chain_id: int, loan_ref: int) -> str:
     """One ``markDefault`` per loan, ever: the key a second sender finds already taken."""
     return f"markDefault:{chain_id}:{loan_ref}"
@@ -124,9 +134,11 @@ class DefaultJob:
         leases: LeaseStore | None = None,
         holder: str | None = None,
         settings: DefaulterSettings = DefaulterSettings(),
+        funding_of: FundingOf | None = None,
     ) -> None:
         self.client, self.record, self.database, self.operator = client, record, database, operator
         self.on_past_due = on_past_due
+        self.funding_of = funding_of
         self.store: ServicingStore = store or SqlServicingStore(database)
         self.leases: LeaseStore = leases or self.store.leases
         self.holder = holder or default_holder()
@@ -205,8 +217,18 @@ class DefaultJob:
             log.info("defaulter on chain %s: loan %s marked in default in %s", self.chain_id, loan.loan_ref, tx_hash)
 
     async def _cancel_unfunded(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
-        """``cancelUnfunded`` of a loan its lender never funded: its collateral goes back to the borrower."""
+        """``cancelUnfunded`` of a loan its lender never funded: its collateral goes back to the borrower. Sent only
+        once the lender's own status of the offer (``funding_of``) says it was not funded: a refusal of ``/fund`` may
+        be a lost answer's replay (a 409 for an offer funded meanwhile), and a report of a failed funding may be
+        followed by a payout; cancelling would leave the lender unsecured for a principal it paid out."""
         key = cancel_intent_key(self.chain_id, loan.loan_ref)
+        if await self.operator.store.get_intent(key) is None:  # a cancel already sent is resumed, not asked again
+            doubt = await self._lender_doubts(loan)
+            if doubt is not None:
+                report.skipped[loan.loan_ref] = f"{UNFUNDED}; not cancelled: {doubt}"
+                log.error("defaulter on chain %s: loan %s (%s): %s", self.chain_id, loan.loan_ref, loan.id,
+                          report.skipped[loan.loan_ref])  # fmt: skip
+                return
         tx_hash = await self._send(loan, "cancelUnfunded", key, report, leader)
         if tx_hash is None:  # the contract refuses it, or it is not confirmed yet: an operator looks
             report.skipped[loan.loan_ref] = f"{UNFUNDED}; not cancelled: {report.skipped[loan.loan_ref]}"
@@ -218,6 +240,18 @@ class DefaultJob:
             "defaulter on chain %s: loan %s (%s), never funded by its lender, cancelled in %s: collateral released",
             self.chain_id, loan.loan_ref, loan.id, tx_hash,
         )  # fmt: skip
+
+    async def _lender_doubts(self, loan: OpenLoan) -> str | None:
+        """None when the loan's lender says its offer was not funded; else why the loan is not cancelled now."""
+        if self.funding_of is None or loan.provider_id is None or loan.provider_ref is None:
+            return "no lender to confirm it was not funded: an operator settles it with the lender"
+        try:
+            state = await self.funding_of(loan.provider_id, loan.provider_ref)
+        except Exception as err:  # the lender's adapter, whatever it raises: asked again next round
+            return f"{loan.provider_id} did not say whether it funded the loan ({type(err).__name__}); asked again"
+        if state not in NOT_FUNDED:
+            return f"{loan.provider_id} says the offer is {state.value}: an operator settles it with the lender"
+        return None
 
     async def _send(
         self, loan: OpenLoan, function: str, key: str, report: DefaultReport, leader: Leader | None

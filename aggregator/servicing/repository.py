@@ -37,6 +37,8 @@ class OpenLoan:
     #: its lender refused or reported failed the funding (the accept's ``fund-refused``): open on-chain, its
     #: collateral locked, and the borrower never paid out
     unfunded: bool = False
+    #: the lender's own reference of the offer (``providerRef``), asked about before an unfunded loan is cancelled
+    provider_ref: str | None = None
 
 
 #: why servicing leaves an unfunded loan alone: neither past due nor in default nor liquidated (its collateral would go

@@ -29,6 +29,7 @@ from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_account, devnet_signer
 from chain.transactions import TransactionManager
 from compliance.reconcile import Category
+from providers.models import FundingState
 from store.accepts import AcceptRow
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
@@ -38,6 +39,7 @@ from store.outbox import OutboxEventRow
 from tests.contracts.harness import USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
 from tests.support.devnet import DeployedChain
+from tests.support.ledger_facts import add_quote
 from tests.support.reconcile import LoanMaker, index, reconciled
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -63,7 +65,18 @@ def one_day_loan(own_chain: DeployedChain, servicing_db: Database) -> tuple[int,
 
 
 @pytest.fixture
-async def jobs(own_chain: DeployedChain, servicing_db: Database) -> AsyncIterator[list[DefaultJob]]:
+def lender_says() -> dict[str, FundingState]:
+    """What the lender answers of its offers (by its reference) when the default job asks before cancelling."""
+    return {}
+
+
+@pytest.fixture
+async def jobs(
+    own_chain: DeployedChain, servicing_db: Database, lender_says: dict[str, FundingState]
+) -> AsyncIterator[list[DefaultJob]]:
+    async def funding_of(provider_id: str, provider_ref: str) -> FundingState:
+        return lender_says.get(provider_ref, FundingState.UNKNOWN)
+
     made: list[tuple[ChainClient, TransactionManager]] = []
     jobs = []
     for holder in ("defaulter-a", "defaulter-b"):
@@ -72,7 +85,17 @@ async def jobs(own_chain: DeployedChain, servicing_db: Database) -> AsyncIterato
         operator = await TransactionManager(client, OPERATOR, store, revert_artifacts=REVERT_ARTIFACTS).start()
         made.append((client, operator))
         settings = DefaulterSettings(ttl=timedelta(seconds=3), interval=0.2)
-        jobs.append(DefaultJob(client, own_chain.record, servicing_db, operator, holder=holder, settings=settings))
+        jobs.append(
+            DefaultJob(
+                client,
+                own_chain.record,
+                servicing_db,
+                operator,
+                holder=holder,
+                settings=settings,
+                funding_of=funding_of,
+            )
+        )
     yield jobs
     for client, operator in made:
         await operator.close()
@@ -176,12 +199,13 @@ async def test_a_defaulted_traditional_loan_is_liquidated_to_its_lenders_settlem
 
 
 async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_nor_liquidated_but_cancelled(
-    own_chain: DeployedChain, servicing_db: Database, jobs: list[DefaultJob]
+    own_chain: DeployedChain, servicing_db: Database, jobs: list[DefaultJob], lender_says: dict[str, FundingState]
 ) -> None:
     """The lender refused the funding instruction (or reported the funding failed): the loan is open on-chain with the
     borrower's collateral locked and the borrower was never paid out. Marked in default, it would be liquidated to that
     lender's settlement address (the test above); the keeper leaves it alone and says why, and the default job has
-    the operator cancel it once: the collateral is back in the borrower's wallet and the ledger shows it cancelled."""
+    the operator cancel it once the lender says it did not fund it (not while it says funded: a refusal may be a lost
+    answer's replay): the collateral is back in the borrower's wallet and the ledger shows it cancelled."""
     harness = Harness(own_chain)
     harness.set_weth_price(3_000)
     borrower: LocalAccount = Account.create()
@@ -190,8 +214,15 @@ async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_n
     harness.approve_all(borrower.address)
     loan_ref, receipt = harness.open_loan(borrower, pool=False, principal=1_000 * USDC, originationFee=0, term=TERM)
     record_in_ledger(servicing_db, own_chain, receipt)
+    offer_ref = f"never-funded-{loan_ref}"
     with servicing_db.unit_of_work() as uow:
-        loan_id = uow.session.scalars(select(LoanRow.id).where(LoanRow.onchain_loan_id == loan_ref)).one()
+        loan = uow.session.scalars(select(LoanRow).where(LoanRow.onchain_loan_id == loan_ref)).one()
+        loan_id, loan_borrower = loan.id, loan.borrower_id
+    quote_id = _quote_of(servicing_db, own_chain, offer_ref, loan_borrower)
+    with servicing_db.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan_id)
+        assert row is not None
+        row.quote_id, row.provider_id = quote_id, "sim-bank"  # as an accept of sim-bank's quote records it
         uow.session.add(_refused_accept(loan_id))
         uow.commit()
     assert int(harness.weth.functions.balanceOf(borrower.address).call()) == 0  # locked in the CollateralManager
@@ -208,6 +239,13 @@ async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_n
     assert "never funded" in keeper.skipped[loan_ref]
 
     nonce = harness.w3.eth.get_transaction_count(OPERATOR.address)
+    lender_says[offer_ref] = FundingState.FUNDED  # a lost answer's replay: the lender paid out after all
+    disputed = await jobs[0].run_round()
+    assert loan_ref not in disputed.cancelled
+    assert "sim-bank says the offer is funded" in disputed.skipped[loan_ref]
+    assert harness.w3.eth.get_transaction_count(OPERATOR.address) == nonce, "nothing sent"
+
+    lender_says[offer_ref] = FundingState.FAILED
     report = await jobs[0].run_round()
     assert loan_ref not in report.defaulted
     assert loan_ref not in report.buckets, "nobody is told a loan never paid out is past due"
@@ -233,7 +271,7 @@ async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_n
 
 
 async def test_a_loan_cancelled_unfunded_reconciles_clean(
-    own_chain: DeployedChain, servicing_db: Database, jobs: list[DefaultJob]
+    own_chain: DeployedChain, servicing_db: Database, jobs: list[DefaultJob], lender_says: dict[str, FundingState]
 ) -> None:
     """Our quote and accept of a traditional loan the lender refused to fund, the ledger built by the indexer, the
     default job's cancellation: the reconciler re-reads the chain and matches every fact, ``LoanCancelled`` too."""
@@ -247,12 +285,31 @@ async def test_a_loan_cancelled_unfunded_reconciles_clean(
         uow.commit()
     await index(own_chain, servicing_db, start)
 
+    lender_says["offer-never-funded"] = FundingState.FAILED
     report = await jobs[0].run_round()
     assert loan.onchain_id in report.cancelled, report.skipped.get(loan.onchain_id)
     await index(own_chain, servicing_db, start)  # the indexer applies the confirmed events the receipt applied
     result = await reconciled(own_chain, servicing_db, start)
     assert result.items == [], result.items
     assert result.counts[Category.MATCHED.value] >= 3  # opened, cancelled, closed
+
+
+def _quote_of(database: Database, chain: DeployedChain, offer_ref: str, borrower_id: str | None) -> str:
+    """A quote of sim-bank's offer ``offer_ref`` for the loan's borrower (its id)."""
+    quote_id = str(uuid.uuid4())
+    add_quote(
+        database,
+        borrower_address="",
+        borrower_id=borrower_id or None,
+        offer_digest="0x" + uuid.uuid4().hex * 2,
+        provider_id="sim-bank",
+        chain_name=chain.name,
+        chain_id=chain.chain_id,
+        contract=chain.record.address("CreditAggregator"),
+        offer={"providerRef": offer_ref},
+        quote_id=quote_id,
+    )
+    return quote_id
 
 
 def _refused_accept(loan_id: str) -> AcceptRow:
