@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from web3 import Web3
 
 from chain.client import ChainClient
+from chain.errors import TransactionRejected
 from chain.nonces import AccountRef, RedisNonceAllocator
 from chain.signers import Role, devnet_signer
 from chain.transactions import Call, LifecycleSettings, TransactionManager
@@ -24,6 +26,7 @@ from tests.integration.chain.support import chain_store, deploy_token, holder
 pytestmark = pytest.mark.integration
 
 ACCOUNT = AccountRef(31337, devnet_signer(Role.DEPLOYER).address)
+DEAD_ADDRESS = Web3.to_checksum_address("0x000000000000000000000000000000000000dEaD")
 
 
 @pytest.fixture
@@ -116,3 +119,34 @@ async def test_two_managers_with_their_own_stores_share_one_account_through_redi
     assert sorted(r.nonce for r in receipts) == list(range(1, 121))  # nonce 0 deployed the token
     assert {r.status for r in receipts} == {"confirmed"}
     assert int(await client.rpc("eth_getTransactionCount", signer.address, "latest"), 16) == 121
+
+
+async def test_the_same_call_again_at_a_nonce_the_node_refused_is_sent(
+    client: ChainClient, redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    """The node refuses a transfer (the account cannot pay for its gas) and its nonce goes back to Redis; the same
+    call under another intent takes that nonce with the same fees: the same bytes and hash as the refused attempt,
+    whose row was the table's key (a unique violation, the intent never sent, on the code before)."""
+    settings = LifecycleSettings(confirmations=1, poll_interval=0.05, stuck_after=60.0)
+    store, engine = chain_store(f"sqlite:///{tmp_path / 'refused.db'}")
+    signer = devnet_signer(Role.DEPLOYER)
+    call = Call.transfer(DEAD_ADDRESS, 1)
+    balance = await client.rpc("eth_getBalance", signer.address, "latest")
+    await client.rpc("evm_setAutomine", False)  # one base fee for both: the same fees signed twice
+    try:
+        async with Redis.from_url(redis_url) as redis:
+            allocator = RedisNonceAllocator(redis, prefix=prefix)
+            async with TransactionManager(client, signer, store, allocator, settings=settings) as txs:
+                await client.rpc("anvil_setBalance", signer.address, hex(1))
+                with pytest.raises(TransactionRejected):
+                    await txs.submit("refused", call)
+                await client.rpc("anvil_setBalance", signer.address, balance)
+                again = await txs.submit("again", call)
+                await client.rpc("evm_setAutomine", True)
+                await client.rpc("evm_mine")
+                receipt = await txs.wait("again", within=30)
+    finally:
+        await client.rpc("evm_setAutomine", True)
+        engine.dispose()
+    assert receipt.status == "confirmed"
+    assert receipt.tx_hash == again.tx_hash
