@@ -25,7 +25,7 @@ from aggregator.servicing.leased import Leader, run_leased
 from chain.client import ChainClient
 from chain.transactions import TransactionManager
 from compliance.audit import Anchor, AuditEntry, VerifyReport, verify
-from compliance.audit_anchor import AnchorContract, anchor_head, read_anchors
+from compliance.audit_anchor import AnchorContract, AnchorError, anchor_head, read_anchors
 from store.compliance import SqlAuditLog
 from store.db import Database
 from store.leases import SqlLeaseStore
@@ -107,7 +107,10 @@ async def run_anchoring(
         now = time.monotonic()
         if anchored_at is None or now - anchored_at >= interval:
             anchored_at = now
-            await anchor(database, chains)
+            try:
+                await anchor(database, chains)  # sealed first
+            except (AnchorError, ValueError) as err:  # a chain that refuses the anchor: the log is sealed still
+                log.error("audit anchoring failed: %s", err)
         else:
             await asyncio.to_thread(seal, database)
 

@@ -7,11 +7,15 @@ import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
+from eth_utils.address import to_checksum_address
 
-from api.audit_jobs import run_anchoring
+from api.audit_jobs import AnchorChain, run_anchoring
+from chain.client import ChainClient
 from compliance.audit import AuditKind
+from compliance.audit_anchor import AnchorContract
 from store.compliance import SqlAuditLog
 from store.db import Database
 from tests.chaos.support import RestartablePostgres
@@ -90,3 +94,22 @@ async def test_sealing_goes_on_after_the_database_was_down(tmp_path: Path) -> No
         await asyncio.wait_for(worker, 30)
         database.dispose()
         postgres.stop()
+
+
+async def test_a_chain_that_cannot_anchor_does_not_stop_the_sealing(database: Database) -> None:
+    """Anchoring fails every time on a chain (here: no audit anchor key's transactions there): the log is still
+    sealed every second between the anchoring rounds (the worker ended on it, and was started again a minute later
+    at most, anchoring first again, so sealing came once a minute)."""
+    contract = AnchorContract("nowhere", to_checksum_address("0x" + "ab" * 20), 0)
+    unanchorable = AnchorChain(cast(ChainClient, None), contract, transactions=None)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_anchoring(database, [unanchorable], stop, interval=3_600, seal_interval=0.1))
+    try:
+        _append(database, "first")
+        assert await _sealed(database)
+        _append(database, "second")
+        assert await _sealed(database, deadline=10.0), "sealed between anchorings"
+        assert not worker.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 30)
