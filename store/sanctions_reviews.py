@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, and_, or_, select, text
+from sqlalchemy import Float, Index, Integer, Select, String, Text, UniqueConstraint, and_, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from aggregator.sanctions_review_store import SanctionsReview
@@ -33,6 +36,9 @@ from store.compliance import SqlDecisionRepository
 from store.db import Database
 from store.types import UtcDateTime
 
+#: the rows of an identity whose name was not screened: no SDN entry
+_ENTRY_LESS = text("ent_num IS NULL")
+
 
 class SanctionsReviewRow(Base):
     __tablename__ = "sanctions_reviews"
@@ -45,8 +51,8 @@ class SanctionsReviewRow(Base):
             "borrower_id",
             "entry_fingerprint",
             unique=True,
-            sqlite_where=text("ent_num IS NULL"),
-            postgresql_where=text("ent_num IS NULL"),
+            sqlite_where=_ENTRY_LESS,
+            postgresql_where=_ENTRY_LESS,
         ),
     )
 
@@ -102,13 +108,12 @@ class SqlSanctionsReviewRepository:
         now: datetime,
     ) -> SanctionsReview:
         """The review of this borrower and entry version, opened now unless one exists (then it is returned)."""
-        existing = self.session.scalars(
-            select(SanctionsReviewRow).where(
-                SanctionsReviewRow.borrower_id == borrower_id,
-                SanctionsReviewRow.ent_num == hit.ent_num,
-                SanctionsReviewRow.entry_fingerprint == hit.entry_fingerprint,
-            )
-        ).one_or_none()
+        same = select(SanctionsReviewRow).where(
+            SanctionsReviewRow.borrower_id == borrower_id,
+            SanctionsReviewRow.ent_num == hit.ent_num,
+            SanctionsReviewRow.entry_fingerprint == hit.entry_fingerprint,
+        )
+        existing = self.session.scalars(same).one_or_none()
         if existing is not None:
             return _review(existing)
         row = SanctionsReviewRow(
@@ -127,22 +132,19 @@ class SqlSanctionsReviewRepository:
             decision_id=decision_id,
             created_at=now,
         )
-        self.session.add(row)
-        self.session.flush()
-        return _review(row)
+        return self._insert_once(row, same, ["borrower_id", "ent_num", "entry_fingerprint"], None)
 
     def open_unscreened(
         self, borrower_id: str, fingerprint: str, decision_id: str, list_version: str, now: datetime
     ) -> SanctionsReview:
         """The review of this borrower's identity (``fingerprint``) whose name could not be screened, opened now
         unless one exists (then it is returned)."""
-        existing = self.session.scalars(
-            select(SanctionsReviewRow).where(
-                SanctionsReviewRow.borrower_id == borrower_id,
-                SanctionsReviewRow.ent_num.is_(None),
-                SanctionsReviewRow.entry_fingerprint == fingerprint,
-            )
-        ).one_or_none()
+        same = select(SanctionsReviewRow).where(
+            SanctionsReviewRow.borrower_id == borrower_id,
+            SanctionsReviewRow.ent_num.is_(None),
+            SanctionsReviewRow.entry_fingerprint == fingerprint,
+        )
+        existing = self.session.scalars(same).one_or_none()
         if existing is not None:
             return _review(existing)
         row = SanctionsReviewRow(
@@ -157,9 +159,19 @@ class SqlSanctionsReviewRepository:
             decision_id=decision_id,
             created_at=now,
         )
-        self.session.add(row)
-        self.session.flush()
-        return _review(row)
+        return self._insert_once(row, same, ["borrower_id", "entry_fingerprint"], _ENTRY_LESS)
+
+    def _insert_once(
+        self, row: SanctionsReviewRow, same: Select[SanctionsReviewRow], key: list[str], where: Any
+    ) -> SanctionsReview:
+        """``row`` inserted, unless a screening of the same borrower and entry (or identity) at the same moment
+        inserted its own first: then that one (INSERT … ON CONFLICT DO NOTHING on ``key``, not a refused INSERT, a
+        500; not a savepoint either, which pysqlite would commit on its own)."""
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        values = {column.key: getattr(row, column.key) for column in SanctionsReviewRow.__table__.columns}
+        statement = insert(SanctionsReviewRow).values(**values)
+        self.session.execute(statement.on_conflict_do_nothing(index_elements=key, index_where=where))
+        return _review(self.session.scalars(same).one())
 
     def _row(self, review_id: str, *, for_update: bool = False) -> SanctionsReviewRow | None:
         statement = select(SanctionsReviewRow).where(SanctionsReviewRow.id == review_id)

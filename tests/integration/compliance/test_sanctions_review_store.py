@@ -4,7 +4,9 @@ same entry version (or identity) reuses it; verdicts come back as the borrower's
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -169,3 +171,29 @@ def test_the_cli_lists_the_queue_with_names_not_screened(tmp_path: Path, capsys:
     assert capsys.readouterr().out.splitlines() == ["0 reviews (cleared, newest first, at most 50)"]
     with pytest.raises(SystemExit, match="no database"):
         main(["sanctions", "reviews", "--database-url", f"sqlite:///{tmp_path / 'elsewhere.db'}"])
+
+
+def test_two_screenings_of_one_identity_at_once_share_one_review(
+    postgres_schema: Callable[[str], str],
+) -> None:
+    """A credit request and an accept re-screen the same identity at once: the second's INSERT waits for the first's
+    transaction and then finds its review (it was refused by the unique index, a 500, on the code before)."""
+    database = Database(postgres_schema("sanctions_review_race"))
+    database.migrate()
+    try:
+        with database.unit_of_work() as uow, ThreadPoolExecutor(max_workers=1) as pool:
+            opened = SqlSanctionsReviewRepository(uow.session).open_unscreened("b-9", "f" * 64, "d-1", "v1", NOW)
+            second = pool.submit(_open_unscreened, database, "d-2")
+            time.sleep(0.5)  # the second screening's INSERT waits on the first's uncommitted row
+            assert not second.done()
+            uow.commit()
+            assert second.result(timeout=30) == opened.id
+    finally:
+        database.dispose()
+
+
+def _open_unscreened(database: Database, decision_id: str) -> str:
+    with database.unit_of_work() as uow:
+        review = SqlSanctionsReviewRepository(uow.session).open_unscreened("b-9", "f" * 64, decision_id, "v1", NOW)
+        uow.commit()
+    return review.id
