@@ -215,16 +215,15 @@ class SqlChainStore(UnitsOfWork):
 
 def rejecting(key: str, tx_hash: str | None, error: str, owner: str) -> Callable[[ChainRepository], bool]:
     """The unit of work that fails the open intent ``key`` for ``error``, its attempt ``tx_hash`` rejected, only while
-    ``owner`` holds it (its row locked first): True when written. A stalled former owner whose node refused, or whose
-    gas estimate failed, after another manager claimed the intent wrote it failed over the new owner's transaction.
-    ``SqlNonceAllocator.release_with`` runs it with the release of the intent's nonce."""
+    ``owner`` holds it (judged by the UPDATE itself): True when written. A stalled former owner whose node refused, or
+    whose gas estimate failed, after another manager claimed the intent wrote it failed over the new owner's
+    transaction. ``SqlNonceAllocator.release_with`` runs it with the release of the intent's nonce."""
 
     def work(repo: ChainRepository) -> bool:
-        if not repo.held_open([key], owner):
+        if not repo.fail_held(key, owner, error):
             return False
         if tx_hash is not None:
             repo.set_attempt_status([tx_hash], ATTEMPT_REJECTED)
-        repo.update_intent(key, status=FAILED, error=error[:2000])
         return True
 
     return work

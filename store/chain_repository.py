@@ -181,6 +181,17 @@ class ChainRepository:
             )
         return held
 
+    def fail_held(self, key: str, owner: str, error: str) -> bool:
+        """Intent ``key`` failed with ``error`` if ``owner`` holds it open, in one UPDATE whose condition is judged
+        with the row written (a SELECT first locks nothing on SQLite, where a claim could come in between): whether it
+        was written."""
+        failed = self.session.execute(
+            update(ChainIntentRow)
+            .where(ChainIntentRow.key == key, ChainIntentRow.owner == owner, ChainIntentRow.status.in_(OPEN_STATUSES))
+            .values(status=FAILED, error=error[:2000], updated_at=utc_now())
+        )
+        return bool(getattr(failed, "rowcount", 0) == 1)
+
     def fence(self, keys: Sequence[str], owner: str, now: datetime) -> set[str]:
         """Of ``keys``, the open intents ``owner`` still holds under an unexpired lease, in one statement that also
         write-locks them to the end of the transaction (a row lock on PostgreSQL, the database's write lock on
