@@ -44,7 +44,13 @@ async def test_the_first_answer_comes_once_the_name_index_is_built(monkeypatch: 
     )
     settings = Settings(workers="none", sanctions_reload_seconds=0, providers_reload_seconds=0)
     platform = _Platform(
-        settings=settings, database=None, chains={}, acceptance=_Acceptance(), compliance=compliance, closed=False
+        settings=settings,
+        database=None,
+        chains={},
+        providers=None,
+        acceptance=_Acceptance(),
+        compliance=compliance,
+        closed=False,
     )
 
     async def built(_: Settings) -> Any:
