@@ -33,7 +33,9 @@ async def accept_quote(quote_id: str, body: AcceptIn, borrower: CurrentBorrower,
     the quote's chain — ``openLoanWithPermit`` when a collateral permit is given; returns the loan. A repeated
     accept of an accepted quote returns the same loan; one still in progress answers 409, and so does one whose
     lender did not fund the loan opened on-chain (``funding-failed``, naming the loan) or withdrew the offer
-    (``quote-withdrawn``)."""
+    (``quote-withdrawn``), or one of a borrower with an open loan in an asset the platform does not list
+    (``exposure-unvalued``). The chain reverting the loan answers 422 ``chain-rejected``; the node refusing or dropping
+    the relayer's transaction (its funds, its fees) answers 503 ``chain-unavailable``, the quote offered again."""
     if len(body.signature) != EOA_SIGNATURE_LENGTH and not await _from_contract_wallet(platform, borrower.id, quote_id):
         raise InvalidAcceptance(f"signature has {(len(body.signature) - 2) // 2} bytes; a wallet key's has 65")
     permit = None
