@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chain.client import ChainClient
@@ -19,9 +19,9 @@ from chain.signers import Signer
 from chain.transactions._broadcasts import Broadcasts
 from chain.transactions._settings import LifecycleSettings, default_owner
 from chain.transactions._tracked import _hex, _Round, _Tracked
-from chain.transactions._values import Receipt, Submission
+from chain.transactions._values import Call, Receipt, Submission
 from chain.types import Wei
-from store.chain import SqlChainStore
+from store.chain import PENDING, IntentRecord, SqlChainStore
 
 
 class _Core:
@@ -92,6 +92,22 @@ class _Core:
             fees = suggest_fees(next_base, tips, policy)
             self._fees = (self._clock(), fees)
             return fees
+
+    def _intent(self, key: str, call: Call) -> IntentRecord:
+        """A new intent ``key`` of ``call`` from this manager's account, this manager's under a fresh lease."""
+        return IntentRecord(
+            key=key,
+            chain_id=self.account.chain_id,
+            sender=self.account.address,
+            to_address=call.to,
+            data="0x" + call.data.hex(),
+            value=call.value,
+            gas=call.gas,
+            payload_hash=call.payload_hash(self.account.chain_id, self.account.address),
+            status=PENDING,
+            owner=self.owner,
+            lease_expires_at=datetime.now(UTC) + self._lease,
+        )
 
     def _decode(self, revert_data: object) -> str | None:
         if not isinstance(revert_data, str) or len(revert_data) < 10:

@@ -11,7 +11,7 @@ from chain.transactions._tracked import _TakenOver
 from chain.transactions._values import Call, Receipt, Submission, _receipt_or_raise
 from chain.transactions._watching import _Watching
 from chain.types import Nonce
-from store.chain import DROPPED, PENDING, TERMINAL_STATUSES, IntentRecord
+from store.chain import DROPPED, TERMINAL_STATUSES, IntentRecord
 
 #: the payload hash of a barred intent (``bar``): no call hashes to it
 BARRED_PAYLOAD = "0x" + "00" * 32
@@ -67,19 +67,7 @@ class TransactionManager(_Watching):
         IntentConflict, FeeCapExceeded. An RPC outage after signing does not raise: the watcher re-broadcasts."""
         if intent_key in self._submitting:
             return await asyncio.shield(self._submitting[intent_key])
-        record = IntentRecord(
-            key=intent_key,
-            chain_id=self.account.chain_id,
-            sender=self.account.address,
-            to_address=call.to,
-            data="0x" + call.data.hex(),
-            value=call.value,
-            gas=call.gas,
-            payload_hash=call.payload_hash(self.account.chain_id, self.account.address),
-            status=PENDING,
-            owner=self.owner,
-            lease_expires_at=datetime.now(UTC) + self._lease,
-        )
+        record = self._intent(intent_key, call)
         if record.gas is not None and isinstance(self.nonces, SqlNonceAllocator):
             task = asyncio.create_task(self._submit_new(record))  # intent, nonce and signed attempt in one unit of work
             self._submitting[intent_key] = task

@@ -28,7 +28,7 @@ from chain.transactions._core import _Core
 from chain.transactions._tracked import _KNOWN, _NONCE_USED, _UNDERPRICED, _Broadcast, _hex, _TakenOver, _Tracked
 from chain.transactions._values import Call, Submission
 from chain.types import Nonce
-from store.chain import ATTEMPT_REJECTED, PENDING, AttemptRecord, IntentRecord, rejecting
+from store.chain import ATTEMPT_REJECTED, AttemptRecord, IntentRecord, rejecting
 
 log = logging.getLogger("chain.transactions")
 
@@ -263,20 +263,8 @@ class _Sending(_Core):
             except (ChainError, SQLAlchemyError) as err:
                 log.warning("%s: nonce %s given back by %s is not filled: %s", self.client.name, nonce, failed, err)
                 return
-        call = Call.transfer(self.account.address, 0)
-        filler = IntentRecord(
-            key=f"{GAP_FILLER}{self.account.chain_id}:{self.account.address}:{nonce}:{secrets.token_hex(4)}",
-            chain_id=self.account.chain_id,
-            sender=self.account.address,
-            to_address=call.to,
-            data="0x",
-            value=call.value,
-            gas=call.gas,
-            payload_hash=call.payload_hash(self.account.chain_id, self.account.address),
-            status=PENDING,
-            owner=self.owner,
-            lease_expires_at=datetime.now(UTC) + self._lease,
-        )
+        key = f"{GAP_FILLER}{self.account.chain_id}:{self.account.address}:{nonce}:{secrets.token_hex(4)}"
+        filler = self._intent(key, Call.transfer(self.account.address, 0))
         sql = isinstance(self.nonces, SqlNonceAllocator)
         try:
             if not sql:
