@@ -257,6 +257,12 @@ MAX_CLAIM_ATTEMPTS = 5
 CLAIM_FAILED = (REVERTED, FAILED, DROPPED)
 
 
+def claim_intent_key(chain_id: int, onchain_id: int, attempt: int = 1) -> str:
+    """The relayer's ``claimCollateral`` of a loan, one intent per attempt (the first's key has no number); the keeper
+    reads them to leave a loan the relayer is claiming to it."""
+    return f"claim-collateral:{chain_id}:{onchain_id}" + ("" if attempt == 1 else f":{attempt}")
+
+
 async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) -> str | None:
     """Relay ``claimCollateral`` for a closed loan whose collateral the token refused to push to the borrower (it
     pays the borrower, whoever sends it); its transaction hash, or None when the claim would fail now (the token
@@ -275,7 +281,7 @@ async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) 
         # one intent per attempt: a claim that passed its simulation and then reverted (the token refused again
         # before it was mined) or was refused by the node stays so under its key, and a later call, once the claim
         # would pass, sends the next attempt (under one fixed key it answered the first attempt's failure for good)
-        intent = f"claim-collateral:{chain.chain_id}:{onchain_id}" + ("" if attempt == 1 else f":{attempt}")
+        intent = claim_intent_key(chain.chain_id, onchain_id, attempt)
         try:
             submission = await chain.transactions.submit(intent, call)
             if submission.status in CLAIM_FAILED:

@@ -14,12 +14,14 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    and_,
     bindparam,
     false,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from aggregator.quote_store import FIRST_OFFER_NONCE, OfferNonceKey
 from store.base import Base
@@ -79,6 +81,12 @@ class QuoteRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+def of_offer(provider_id: str, provider_ref: str) -> ColumnElement[bool]:
+    """The quotes of ``provider_id``'s offer ``provider_ref`` (the lender's own reference, kept in the quote's offer):
+    what a lender's webhook names."""
+    return and_(QuoteRow.provider_id == provider_id, QuoteRow.offer["providerRef"].as_string() == provider_ref)
 
 
 class LoanRow(Base):

@@ -21,7 +21,7 @@ from aggregator.loans import (
     LoanScope,
     Repayment,
 )
-from store.aggregator import LoanRow, QuoteRow
+from store.aggregator import LoanRow, QuoteRow, of_offer
 from store.db import Database
 from store.ledger import (
     ChainFactRow,
@@ -83,9 +83,7 @@ class SqlLoanRepository:
     def by_provider_ref(self, provider_id: str, provider_ref: str) -> LoanRecord | None:
         """The loan opened from ``provider_id``'s offer ``provider_ref`` (its own reference, in the quote's offer);
         ``AmbiguousOfferRef`` when the lender gave that reference to offers of more than one loan."""
-        quote_ids = select(QuoteRow.id).where(
-            QuoteRow.provider_id == provider_id, QuoteRow.offer["providerRef"].as_string() == provider_ref
-        )
+        quote_ids = select(QuoteRow.id).where(of_offer(provider_id, provider_ref))
         rows = self.session.scalars(select(LoanRow).where(LoanRow.quote_id.in_(quote_ids)).limit(2)).all()
         if len(rows) > 1:
             raise AmbiguousOfferRef(provider_id, provider_ref)

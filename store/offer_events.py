@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from aggregator.accept_saga import FUND_REFUSED, FUNDING_SETTLED, TRADITIONAL, WITHDRAWN, AcceptStep
 from aggregator.offer_events import OfferQuote
 from store.accepts import AcceptRow
-from store.aggregator import QuoteRow
+from store.aggregator import QuoteRow, of_offer
 
 #: the quote statuses a withdrawal moves: an accept of the quote, or of another quote of its request, is not under way
 WITHDRAWABLE = ("offered", "superseded")
@@ -27,10 +27,7 @@ class SqlOfferEventRepository:
     def offer_quotes(self, provider_id: str, offer_ref: str) -> list[OfferQuote]:
         quote_ids = list(
             self.session.scalars(
-                select(QuoteRow.id)
-                .where(QuoteRow.provider_id == provider_id, QuoteRow.offer["providerRef"].as_string() == offer_ref)
-                .order_by(QuoteRow.id)
-                .with_for_update()
+                select(QuoteRow.id).where(of_offer(provider_id, offer_ref)).order_by(QuoteRow.id).with_for_update()
             )
         )
         rows = self.session.execute(

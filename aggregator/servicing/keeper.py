@@ -54,6 +54,7 @@ from aggregator.indexer import default_holder
 from aggregator.ledger import LedgerChain
 from aggregator.receipts import apply_receipt
 from aggregator.repaying import CLAIM_FAILED, MAX_CLAIM_ATTEMPTS
+from aggregator.repaying import claim_intent_key as relayed_claim_key
 from aggregator.servicing.health import (
     BPS,
     Liquidation,
@@ -134,11 +135,6 @@ def liquidation_intent_key(chain_id: int, loan_ref: int, number: int) -> str:
 
 def liquidation_intent_prefix(chain_id: int) -> str:
     return f"liquidate:{chain_id}:"
-
-
-def relayed_claim_intent_key(chain_id: int, loan_ref: int, attempt: int = 1) -> str:
-    """The relayer's claim after a close it relayed (``aggregator.repaying.claim_collateral``), per attempt."""
-    return f"claim-collateral:{chain_id}:{loan_ref}" + ("" if attempt == 1 else f":{attempt}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,7 +520,7 @@ class Keeper:
     async def _relayed_claim_in_flight(self, ref: int) -> str | None:
         """The key of the relayer's claim of ``ref`` that is in flight (any of its attempts), if one is."""
         for attempt in range(1, MAX_CLAIM_ATTEMPTS + 1):
-            relayed = await self.transactions.store.get_intent(relayed_claim_intent_key(self.chain_id, ref, attempt))
+            relayed = await self.transactions.store.get_intent(relayed_claim_key(self.chain_id, ref, attempt))
             if relayed is None:
                 return None  # its attempts are numbered in order: no later one either
             if relayed.status not in TERMINAL_STATUSES:
