@@ -68,7 +68,8 @@ class FundingFailed(ProviderRefused):
     def __init__(self, quote_id: str, loan_id: str, reason: str) -> None:
         super().__init__(
             f"the accept of quote {quote_id} failed: {reason}. The loan {loan_id} is open on-chain, your collateral "
-            "locked under it, and unfunded: an operator settles it with the lender"
+            "locked under it, and unfunded: it is cancelled, your collateral released, once the lender confirms it did "
+            "not fund it, or an admin settles it with the lender"
         )
         self.quote_id, self.loan_id, self.reason = quote_id, loan_id, reason
 
@@ -166,6 +167,25 @@ class LoanNotRepayable(AggregatorError):
 
     def __init__(self, loan_id: str, reason: str) -> None:
         super().__init__(f"loan {loan_id} cannot be repaid here: {reason}")
+
+
+class LoanNotUnfunded(AggregatorError):
+    """An admin's funding settlement of a loan that is not open and unfunded (``aggregator.funding_settlement``)."""
+
+    def __init__(self, loan_id: str, reason: str) -> None:
+        super().__init__(f"loan {loan_id} has no funding to settle: {reason}")
+
+
+class LoanNotCancellable(AggregatorError):
+    """The CreditAggregator refuses ``cancelUnfunded`` of the loan (its simulation reverted, or it was refused)."""
+
+    def __init__(self, loan_ref: int, reason: str) -> None:
+        super().__init__(f"the chain refused to cancel loan {loan_ref}: {reason}")
+        self.reason = reason
+
+
+class OperatorUnavailable(AggregatorError):
+    """The operator's account (``CREDITMESH_OPERATOR_KEY``) is not configured for the chain in this process."""
 
 
 class InvalidRepayment(AggregatorError):

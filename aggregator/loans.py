@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Context, Decimal
+from enum import StrEnum
 from typing import Any, Protocol
 
 from web3.exceptions import Web3Exception
@@ -32,6 +33,21 @@ log = logging.getLogger(__name__)
 NO_DEBT = 2**256 - 1  # healthFactor's answer for a loan with nothing owed
 _UINT256 = Context(prec=78)  # every uint256 in full: a health factor read as a decimal is exact
 WAD = Decimal(10) ** 18
+
+
+#: why an unfunded loan's detail has no live figures (``LoanOut.live_error``)
+UNFUNDED_LIVE = "its lender never funded it: nothing is owed or past due; it is cancelled, or settled by an admin"
+
+
+class LoanFlag(StrEnum):
+    """A loan's flags, as ``LoanOut.flags`` shows them and ``GET /v1/loans?flag=`` selects by."""
+
+    #: opened on-chain without an accept of ours (never funded by a lender through us)
+    OPENED_OUTSIDE_ACCEPT = "opened_outside_accept"
+    #: from an offer that is not one of our quotes
+    NO_QUOTE = "no_quote"
+    #: its lender refused, or reported failed, the funding (``LoanRecord.unfunded``)
+    UNFUNDED = "unfunded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,17 @@ class LoanRecord:
     collateral_asset: str | None = None
     collateral_amount: int | None = None
     opened_outside_accept: bool = False
+    #: funded off-chain, and its lender refused the funding instruction or reported the funding failed (its accept's
+    #: ``fund-refused``): the borrower was never paid out, so it is not serviced (no days past due, no default); it
+    #: ends cancelled (its collateral back with the borrower) or, once an admin settles it as funded, is serviced
+    unfunded: bool = False
+
+    @property
+    def flags(self) -> list[LoanFlag]:
+        """What a reader should know of how the loan came to be, or why it is not serviced (``LoanFlag``)."""
+        flags = [LoanFlag.OPENED_OUTSIDE_ACCEPT] if self.opened_outside_accept else []
+        flags += [LoanFlag.NO_QUOTE] if self.quote_id is None else []
+        return flags + ([LoanFlag.UNFUNDED] if self.unfunded else [])
 
     @property
     def repaid(self) -> int:
@@ -154,8 +181,11 @@ class LoanRepository(Protocol):
         ``AmbiguousOfferRef`` when the lender gave that reference to offers of more than one loan."""
         ...
 
-    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:
-        """Up to ``limit`` loans in ``scope``, newest first (created_at, then id, descending), after ``after``."""
+    def page(
+        self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int, flag: LoanFlag | None = None
+    ) -> list[LoanRecord]:
+        """Up to ``limit`` loans in ``scope`` (and flagged ``flag``), newest first (created_at, then id, descending),
+        after ``after``."""
         ...
 
 
@@ -232,6 +262,8 @@ class LoanService:
         loan, entries, schedule = await asyncio.to_thread(self._load, loan_id, scope)
         if loan.status not in (ACTIVE, DEFAULTED) or loan.onchain_loan_id is None:
             return LoanDetail(loan, entries, None, schedule=schedule)
+        if loan.unfunded:  # owed on-chain, but the borrower was never paid out: nothing is due, so none is shown
+            return LoanDetail(loan, entries, None, UNFUNDED_LIVE, schedule)
         chain = self._chains.get(loan.chain_name)
         if chain is None:
             return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured", schedule)
@@ -252,6 +284,7 @@ class LoanService:
         for loan in loans:
             if (
                 loan.status in (ACTIVE, DEFAULTED)
+                and not loan.unfunded
                 and loan.onchain_loan_id is not None
                 and loan.chain_name in self._chains
             ):
@@ -283,9 +316,11 @@ class LoanService:
         with self._loans.reading() as loans:
             return loans.disclosures(quote_ids)
 
-    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:
+    def page(
+        self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int, flag: LoanFlag | None = None
+    ) -> list[LoanRecord]:
         with self._loans.reading() as loans:
-            return loans.page(scope, after, limit)
+            return loans.page(scope, after, limit, flag)
 
 
 async def read_live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
@@ -341,9 +376,11 @@ class InMemoryLoanRepository:
     def entries(self, loan_id: str) -> LoanEntries:
         return self._entries.get(loan_id, LoanEntries())
 
-    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:
+    def page(
+        self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int, flag: LoanFlag | None = None
+    ) -> list[LoanRecord]:
         newest_first = sorted(self.loans.values(), key=lambda loan: (loan.created_at, loan.id), reverse=True)
-        seen = [loan for loan in newest_first if scope.allows(loan)]
+        seen = [loan for loan in newest_first if scope.allows(loan) and (flag is None or flag in loan.flags)]
         if after is not None:
             seen = [loan for loan in seen if (loan.created_at, loan.id) < after]
         return seen[:limit]

@@ -67,6 +67,7 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "create_credit_request": (403, 429, 503),
     "accept_quote": (403, 409, 410, 503),
     "repay_loan": (409, 503),
+    "settle_funding": (404, 409, 503),
     "clear_review": (409,),
     "confirm_review": (409,),
     "register_provider": (409, 503),
@@ -91,6 +92,8 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
     ("accept_quote", 410): ("quote-expired", "The quote has expired"),
     ("accept_quote", 503): ("chain-unavailable", "The chain step did not complete"),
     ("repay_loan", 503): ("chain-unavailable", "The chain step did not complete"),
+    ("settle_funding", 409): ("loan-not-unfunded", "The loan has no funding to settle"),
+    ("settle_funding", 503): ("operator-unavailable", "The operator's account is not configured here"),
     ("readyz", 503): ("not-ready", "Not ready"),
 }
 

@@ -174,11 +174,6 @@ def _money(asset: Asset | None, base_units: int | None) -> str | None:
     return asset.format(base_units) if asset is not None else str(base_units)
 
 
-def _flags(loan: LoanRecord) -> list[str]:
-    flags = ["opened_outside_accept"] if loan.opened_outside_accept else []
-    return flags + (["no_quote"] if loan.quote_id is None else [])
-
-
 def _where(ref: ChainRef) -> ChainRefOut:
     return ChainRefOut(
         block_number=ref.block_number,
@@ -208,7 +203,7 @@ def loan_out(loan: LoanRecord, assets: AssetRegistry, past_due: Delinquency | No
         id=loan.id,
         quote_id=loan.quote_id,
         status=loan.status,
-        flags=_flags(loan),
+        flags=[flag.value for flag in loan.flags],
         provider_id=loan.provider_id,
         chain=loan.chain_name,
         chain_id=loan.chain_id,

@@ -216,7 +216,10 @@ class LoanOut(BaseModel):
     flags: list[str] = Field(
         default_factory=list,
         description="opened_outside_accept: opened on-chain without an accept of ours (never funded by a lender "
-        "through us); no_quote: from an offer that is not one of our quotes",
+        "through us); no_quote: from an offer that is not one of our quotes; unfunded: funded off-chain, and its "
+        "lender refused or reported failed the funding, so the borrower was never paid out: not serviced (no days "
+        "past due, no default, no live figures) until it is cancelled (its collateral released to the borrower) or an "
+        "admin settles it as funded",
     )
     provider_id: str | None
     chain: str
@@ -462,6 +465,30 @@ class SanctionsReviewEvidenceOut(BaseModel):
         description="the entry on the current list differs from the one reviewed; for a name-not-screened review, the "
         "borrower's identity differs from (or no longer is) the one reviewed: a verdict would not apply to it"
     )
+
+
+class FundingSettlementIn(BaseModel):
+    """An admin's settlement of an unfunded loan with its lender."""
+
+    funded: bool = Field(
+        description="true: the lender did pay the borrower out (the loan is serviced from now on); false: it did not "
+        "(the loan is cancelled on-chain and its collateral released to the borrower)"
+    )
+    note: str = Field(
+        min_length=1,
+        max_length=2000,
+        pattern=r"[^\s\x1c-\x1f]",
+        description="how it was settled with the lender (who confirmed what, when): kept in the audit log",
+    )
+
+
+class FundingSettlementOut(BaseModel):
+    outcome: str = Field(description="funded or not-funded")
+    transaction_hash: str | None = Field(
+        default=None, description="not-funded: the cancelUnfunded transaction, once mined (null while on its way)"
+    )
+    confirmed: bool = Field(description="funded: true; not-funded: whether the cancel is mined and recorded")
+    loan: LoanOut
 
 
 class SanctionsVerdictIn(BaseModel):

@@ -47,7 +47,7 @@ from contracts.typed_data import (
     offer_typed_data,
     risk_attestation_typed_data,
 )
-from store.accepts import AcceptRow
+from store.accept_rows import AcceptRow
 from store.aggregator import CreditRequestRow, QuoteRow
 from store.api import BorrowerRow
 from store.db import Database

@@ -37,6 +37,7 @@ class AuditKind(StrEnum):
     KEY_EXPIRY_SET = "key-expiry-set"
     PII_ERASURE = "pii-erasure"
     RECONCILIATION = "reconciliation"
+    FUNDING_SETTLEMENT = "funding-settlement"
 
 
 @dataclass(frozen=True, slots=True)

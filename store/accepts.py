@@ -10,10 +10,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, String, Table, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from aggregator.accept_saga import (
     CANCEL_FAILED,
@@ -36,39 +36,16 @@ from aggregator.sanctions_reviews import borrower_reasons
 from compliance.audit import AuditKind
 from compliance.decisions import DecisionRecord
 from providers.webhooks import OFFER_WITHDRAWN
+from store.accept_rows import AcceptRow
 from store.aggregator import CreditRequestRow, LoanRow, QuoteRow
 from store.api import BorrowerRow
-from store.base import Base
 from store.compliance import SqlAuditLog
 from store.db import Database
 from store.loan_ledger import apply_accepted_receipt
+from store.loans import COLUMNS as LOAN_COLUMNS
 from store.loans import loan_record
 from store.providers import ProviderWebhookEventRow
 from store.sanctions_reviews import record_screening
-from store.types import UtcDateTime
-
-
-class AcceptRow(Base):
-    """One accept of one quote; ``step`` is persisted before the next step starts; ``owner``/``lease_until`` say
-    which process drives it (a process that dies stops renewing, and another claims the row when it runs out)."""
-
-    __tablename__ = "accepts"
-
-    quote_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(36), index=True)
-    borrower_id: Mapped[str] = mapped_column(String(36), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    chain_name: Mapped[str] = mapped_column(String(64))
-    attempt: Mapped[int] = mapped_column(Integer)
-    step: Mapped[str] = mapped_column(String(16), index=True)
-    owner: Mapped[str] = mapped_column(String(64))
-    lease_until: Mapped[datetime] = mapped_column(UtcDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    error: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
-    loan_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    lender_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
-
 
 #: loan statuses whose outstanding principal is still owed: a defaulted loan is owed until it is liquidated or
 #: written off
@@ -143,7 +120,6 @@ _QUOTE_ACCEPTED = update(QuoteRow).where(QuoteRow.id == bindparam("quote_id")).v
 _REQUEST_ACCEPTED = (
     update(CreditRequestRow).where(CreditRequestRow.id == bindparam("request_id")).values(status="accepted")
 )
-_LOAN_FIELDS = tuple(LoanRecord.__dataclass_fields__)
 _REQUEST_ACCEPTING = (
     update(CreditRequestRow)
     .where(CreditRequestRow.id == bindparam("request_id"), CreditRequestRow.status == "quoted")
@@ -341,7 +317,7 @@ class SqlAcceptRepository:
             "txHash": loan.tx_hash,
         }
         SqlAuditLog(self.session).insert_all([(AuditKind.ACCEPT, record.borrower_id, data, datetime.now(UTC))])
-        self._recorded[loan.id] = LoanRecord(**{name: getattr(state, name) for name in _LOAN_FIELDS})
+        self._recorded[loan.id] = LoanRecord(**{name: getattr(state, name) for name in LOAN_COLUMNS})
         return loan.id
 
     def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:

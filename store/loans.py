@@ -8,19 +8,22 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
+from aggregator.accept_saga import FUND_REFUSED
 from aggregator.errors import AmbiguousOfferRef
 from aggregator.loans import (
     ChainRef,
     CollateralMovement,
     Liquidation,
     LoanEntries,
+    LoanFlag,
     LoanRecord,
     LoanScope,
     Repayment,
 )
+from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow, QuoteRow, of_offer
 from store.db import Database
 from store.ledger import (
@@ -31,11 +34,35 @@ from store.ledger import (
     SqlLedgerRepository,
 )
 
-_FIELDS = tuple(LoanRecord.__dataclass_fields__)
+#: the ``LoanRecord`` fields a ``loans`` row holds (``unfunded`` is its accept's)
+COLUMNS = tuple(name for name in LoanRecord.__dataclass_fields__ if name != "unfunded")
+
+#: a loan funded off-chain whose lender refused, or reported failed, the funding (its accept's ``fund-refused``)
+UNFUNDED: ColumnElement[bool] = and_(LoanRow.pool.is_(None), AcceptRow.lender_state == FUND_REFUSED)
+#: each ``LoanOut`` flag a list may be filtered by, as a condition on ``_with_funding``'s rows
+FLAGS: dict[LoanFlag, ColumnElement[bool]] = {
+    LoanFlag.UNFUNDED: UNFUNDED,
+    LoanFlag.OPENED_OUTSIDE_ACCEPT: LoanRow.opened_outside_accept.is_(True),
+    LoanFlag.NO_QUOTE: LoanRow.quote_id.is_(None),
+}
 
 
-def loan_record(row: LoanRow) -> LoanRecord:
-    return LoanRecord(**{name: getattr(row, name) for name in _FIELDS})
+def loan_columns(loan: LoanRecord) -> dict[str, Any]:
+    """The ``loans`` row's column values of ``loan``."""
+    return {name: getattr(loan, name) for name in COLUMNS}
+
+
+def loan_record(row: LoanRow, unfunded: bool = False) -> LoanRecord:
+    return LoanRecord(**{name: getattr(row, name) for name in COLUMNS}, unfunded=unfunded)
+
+
+def _with_funding() -> Select[LoanRow, str | None]:
+    """Loans with their accept's ``lender_state`` (None without an accept), which says whether one is unfunded."""
+    return select(LoanRow, AcceptRow.lender_state).outerjoin(AcceptRow, AcceptRow.quote_id == LoanRow.quote_id)
+
+
+def _funded_record(row: LoanRow, lender_state: str | None) -> LoanRecord:
+    return loan_record(row, unfunded=row.pool is None and lender_state == FUND_REFUSED)
 
 
 def _where(fact: ChainFactRow) -> ChainRef:
@@ -49,8 +76,8 @@ class SqlLoanRepository:
         self.session = session
 
     def get(self, loan_id: str) -> LoanRecord | None:
-        row = self.session.get(LoanRow, loan_id)
-        return None if row is None else loan_record(row)
+        found = self.session.execute(_with_funding().where(LoanRow.id == loan_id)).first()
+        return None if found is None else _funded_record(found[0], found[1])
 
     def entries(self, loan_id: str) -> LoanEntries:
         def rows(model: Any) -> list[Any]:
@@ -89,8 +116,12 @@ class SqlLoanRepository:
             raise AmbiguousOfferRef(provider_id, provider_ref)
         return loan_record(rows[0]) if rows else None
 
-    def page(self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int) -> list[LoanRecord]:
-        query = select(LoanRow)
+    def page(
+        self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int, flag: LoanFlag | None = None
+    ) -> list[LoanRecord]:
+        query = _with_funding()
+        if flag is not None:
+            query = query.where(FLAGS[flag])
         if scope.borrower_id is not None:
             query = query.where(LoanRow.borrower_id == scope.borrower_id)
         if scope.provider_id is not None:
@@ -101,7 +132,7 @@ class SqlLoanRepository:
                 or_(LoanRow.created_at < created_at, and_(LoanRow.created_at == created_at, LoanRow.id < loan_id))
             )
         newest_first = query.order_by(LoanRow.created_at.desc(), LoanRow.id.desc()).limit(limit)
-        return [loan_record(row) for row in self.session.scalars(newest_first)]
+        return [_funded_record(found[0], found[1]) for found in self.session.execute(newest_first)]
 
 
 class SqlLoanStore:

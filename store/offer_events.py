@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.accept_saga import FUND_REFUSED, FUNDING_SETTLED, TRADITIONAL, WITHDRAWN, AcceptStep
 from aggregator.offer_events import OfferQuote
-from store.accepts import AcceptRow
+from store.accept_rows import AcceptRow
 from store.aggregator import QuoteRow, of_offer
 
 #: the quote statuses a withdrawal moves: an accept of the quote, or of another quote of its request, is not under way

@@ -18,7 +18,7 @@ from compliance.reconcile import (
     Records,
     RepaymentIntent,
 )
-from store.accepts import AcceptRow
+from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow, QuoteRow
 from store.chain import CONFIRMED, ChainIntentRow
 from store.governance import GovernanceActionRow, GovernanceProposalRow

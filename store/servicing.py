@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 from aggregator.accept_saga import FUND_REFUSED
 from aggregator.servicing.repository import OpenLoan as OpenLoan
 from aggregator.servicing.repository import UnclaimedCollateral as UnclaimedCollateral
-from store.accepts import AcceptRow
+from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow, QuoteRow
 from store.base import Base
 from store.db import Database

@@ -41,6 +41,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from aggregator import outbox
+from aggregator.errors import LoanNotCancellable
 from aggregator.indexer import default_holder
 from aggregator.ledger import LedgerChain
 from aggregator.outbox import OutboxStore
@@ -51,7 +52,7 @@ from aggregator.servicing.repository import UNFUNDED, OpenLoan, ServicingReposit
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
-from chain.errors import ChainError
+from chain.errors import ChainError, ConfirmationTimeout
 from chain.relay import revert_of
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
@@ -101,6 +102,16 @@ class DefaultReport:
     defaulted: dict[int, str] = field(default_factory=dict)  # loan ref → markDefault tx hash
     cancelled: dict[int, str] = field(default_factory=dict)  # loan ref → cancelUnfunded tx hash
     skipped: dict[int, str] = field(default_factory=dict)
+    pending: set[int] = field(default_factory=set)  # loan refs whose transaction was sent and not confirmed in time
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    """An admin's ``cancelUnfunded`` (``DefaultJob.cancel``): its transaction once confirmed (and applied to the
+    ledger); ``confirmed`` False when it was sent and not confirmed within the wait (the default job resumes it)."""
+
+    tx_hash: str | None
+    confirmed: bool
 
 
 FundingOf = Callable[[str, str], Awaitable[FundingState]]
@@ -109,6 +120,10 @@ FundingOf = Callable[[str, str], Awaitable[FundingState]]
 
 #: the lender's states of an offer it did not fund, and will not: what lets the operator cancel an unfunded loan
 NOT_FUNDED = frozenset({FundingState.FAILED, FundingState.CANCELLED, FundingState.WITHDRAWN, FundingState.EXPIRED})
+
+
+#: where an admin records the settlement of an unfunded loan the job leaves (``aggregator.funding_settlement``)
+SETTLE = "POST /v1/loans/{id}/funding-settlement"
 
 
 def default_intent_key(chain_id: int, loan_ref: int) -> str:
@@ -211,7 +226,7 @@ class DefaultJob:
 
     async def _mark_default(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
         key = default_intent_key(self.chain_id, loan.loan_ref)
-        tx_hash = await self._send(loan, "markDefault", key, report, leader)
+        tx_hash = await self._send(loan.loan_ref, "markDefault", key, report, leader)
         if tx_hash is not None:
             report.defaulted[loan.loan_ref] = tx_hash
             log.info("defaulter on chain %s: loan %s marked in default in %s", self.chain_id, loan.loan_ref, tx_hash)
@@ -229,7 +244,7 @@ class DefaultJob:
                 log.error("defaulter on chain %s: loan %s (%s): %s", self.chain_id, loan.loan_ref, loan.id,
                           report.skipped[loan.loan_ref])  # fmt: skip
                 return
-        tx_hash = await self._send(loan, "cancelUnfunded", key, report, leader)
+        tx_hash = await self._send(loan.loan_ref, "cancelUnfunded", key, report, leader)
         if tx_hash is None:  # the contract refuses it, or it is not confirmed yet: an operator looks
             report.skipped[loan.loan_ref] = f"{UNFUNDED}; not cancelled: {report.skipped[loan.loan_ref]}"
             log.error("defaulter on chain %s: loan %s (%s): %s", self.chain_id, loan.loan_ref, loan.id,
@@ -244,36 +259,64 @@ class DefaultJob:
     async def _lender_doubts(self, loan: OpenLoan) -> str | None:
         """None when the loan's lender says its offer was not funded; else why the loan is not cancelled now."""
         if self.funding_of is None or loan.provider_id is None or loan.provider_ref is None:
-            return "no lender to confirm it was not funded: an operator settles it with the lender"
+            return f"no lender to confirm it was not funded: an admin settles it with the lender ({SETTLE})"
         try:
             state = await self.funding_of(loan.provider_id, loan.provider_ref)
         except Exception as err:  # the lender's adapter, whatever it raises: asked again next round
             return f"{loan.provider_id} did not say whether it funded the loan ({type(err).__name__}); asked again"
         if state not in NOT_FUNDED:
-            return f"{loan.provider_id} says the offer is {state.value}: an operator settles it with the lender"
+            return f"{loan.provider_id} says the offer is {state.value}: an admin settles it with the lender ({SETTLE})"
         return None
 
+    async def cancel(self, loan_ref: int, *, within: float | None = None) -> CancelOutcome:
+        """``cancelUnfunded(loan_ref)`` now, without asking the loan's lender: an admin settled with the lender that
+        it did not fund the loan (``aggregator.funding_settlement``). Sent under the job's own intent key, so it and
+        a round's cancel of the same loan are one transaction; simulated first, its receipt applied to the ledger.
+
+        Raises:
+            LoanNotCancellable: the contract refuses it (something was repaid on it, it is in default or closed), or
+                the node refused it.
+        """
+        report = DefaultReport(0, 0)
+        tx_hash = await self._send(loan_ref, "cancelUnfunded", cancel_intent_key(self.chain_id, loan_ref), report, None,
+                                   within=within)  # fmt: skip
+        if tx_hash is not None:
+            return CancelOutcome(tx_hash, confirmed=True)
+        if loan_ref in report.pending:
+            return CancelOutcome(None, confirmed=False)
+        raise LoanNotCancellable(loan_ref, report.skipped[loan_ref])
+
     async def _send(
-        self, loan: OpenLoan, function: str, key: str, report: DefaultReport, leader: Leader | None
+        self,
+        loan_ref: int,
+        function: str,
+        key: str,
+        report: DefaultReport,
+        leader: Leader | None,
+        within: float | None = None,
     ) -> str | None:
-        """The operator's ``function(loan)``, sent once under the intent ``key``: simulated before the first send,
-        fenced by the lease, its receipt applied to the ledger. Returns the transaction hash, or None with the
-        reason in ``report.skipped`` (a simulated revert, a refusal, or no receipt in time: resumed next round)."""
-        call = Call.function(self._aggregator, function, loan.loan_ref)
+        """The operator's ``function(loan_ref)``, sent once under the intent ``key``: simulated before the first
+        send, fenced by the lease, its receipt applied to the ledger. Returns the transaction hash, or None with the
+        reason in ``report.skipped`` (a simulated revert, a refusal, or no receipt within ``within``, by default the
+        settings' ``receipt_timeout``: resumed next round, and in ``report.pending``)."""
+        call = Call.function(self._aggregator, function, loan_ref)
         existing = await self.operator.store.get_intent(key)
         if existing is None:  # simulate before the first send only: a resumed intent is already decided
             refused = await self._simulate(call)
             if refused is not None:
-                report.skipped[loan.loan_ref] = f"{function} would revert: {refused}"
-                log.warning("defaulter on chain %s: loan %s: %s", self.chain_id, loan.loan_ref, refused)
+                report.skipped[loan_ref] = f"{function} would revert: {refused}"
+                log.warning("defaulter on chain %s: loan %s: %s", self.chain_id, loan_ref, refused)
                 return None
         if leader is not None:
             await leader.fence()
         try:
-            receipt = await self.operator.submit_and_wait(key, call, within=self.settings.receipt_timeout)
+            wait = self.settings.receipt_timeout if within is None else within
+            receipt = await self.operator.submit_and_wait(key, call, within=wait)
         except ChainError as err:  # refused, reverted, or not confirmed in time (resumed next round): the rest go on
-            report.skipped[loan.loan_ref] = str(err)
-            log.warning("defaulter on chain %s: %s of loan %s: %s", self.chain_id, function, loan.loan_ref, err)
+            report.skipped[loan_ref] = str(err)
+            if isinstance(err, ConfirmationTimeout):
+                report.pending.add(loan_ref)
+            log.warning("defaulter on chain %s: %s of loan %s: %s", self.chain_id, function, loan_ref, err)
             return None
         await apply_receipt(self.database, self.client.w3, self.record, self.chain_id, receipt.tx_hash)
         return receipt.tx_hash

@@ -1,24 +1,27 @@
 """Loans: the ledger's record, which follows the chain (``aggregator.ledger``), with live figures from the chain; a
-borrower's relayed repayment of a pool loan (``aggregator.repaying``)."""
+borrower's relayed repayment of a pool loan (``aggregator.repaying``); an admin's settlement of a loan its lender
+never funded (``aggregator.funding_settlement``)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from aggregator.errors import InvalidAcceptance, InvalidRepayment
-from aggregator.loans import LoanScope, LoanService
+from aggregator.funding_settlement import FundingSettlements
+from aggregator.loans import LoanFlag, LoanScope, LoanService
 from aggregator.permit import CollateralPermit
 from aggregator.receipts import LedgerReceipts
 from aggregator.repaying import RepaymentService, SignedRepayment
-from api.auth import Principal, Role
-from api.deps import CurrentBorrower, PlatformDep, require
+from api.auth import Principal, Role, actor_of
+from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep, require
 from api.idempotency import Idempotent
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
 from api.render import loan_detail_out, loan_out, repayment_out
-from api.schemas import LoanOut, RepaymentIn, RepaymentResultOut
+from api.schemas import FundingSettlementIn, FundingSettlementOut, LoanOut, RepaymentIn, RepaymentResultOut
+from store.funding_settlements import SqlFundingSettlementStore
 from store.loans import SqlLoanStore
 
 router = APIRouter(prefix="/v1/loans", tags=["loans"])
@@ -63,11 +66,14 @@ async def list_loans(
     loans: LoansDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
+    flag: Annotated[
+        LoanFlag | None, Query(description="only loans with this flag (e.g. unfunded: the lender never funded it)")
+    ] = None,
 ) -> Page[LoanOut]:
     """The caller's loans, newest first, a page at a time (`next` is the following page's URL, null at the end),
-    each open one with its days past due by its chain's clock now."""
+    each open one with its days past due by its chain's clock now (none for an unfunded one)."""
     after = decode_cursor(cursor)
-    rows = await asyncio.to_thread(loans.page, _scope(principal), after, limit + 1)
+    rows = await asyncio.to_thread(loans.page, _scope(principal), after, limit + 1, flag)
     past_due = await loans.delinquencies(rows[:limit])  # by each chain's clock, one batch per chain
     return page(
         request,
@@ -129,3 +135,43 @@ async def repay_loan(
         response.status_code = status.HTTP_202_ACCEPTED
     detail = await loans.detail(loan_id, LoanScope(borrower_id=borrower.id))
     return repayment_out(outcome, loan_detail_out(detail, platform.assets), platform.assets)
+
+
+@router.post(
+    "/{loan_id}/funding-settlement",
+    response_model=FundingSettlementOut,
+    responses={202: {"model": FundingSettlementOut, "description": "the cancel was sent, not mined within the wait"}},
+    dependencies=[Idempotent],
+)
+async def settle_funding(
+    loan_id: str,
+    body: FundingSettlementIn,
+    principal: AdminPrincipal,
+    platform: PlatformDep,
+    loans: LoansDep,
+    response: Response,
+) -> FundingSettlementOut:
+    """An admin's settlement of an **unfunded** loan (flag ``unfunded``: its lender refused, or reported failed, the
+    funding, and did not confirm it unfunded, so the default job left it), once settled with the lender.
+    ``funded: true`` — the lender did pay the borrower out: the loan is serviced from now on. ``funded: false`` —
+    the operator's account sends ``cancelUnfunded`` now, without asking the lender: the loan is ``cancelled`` and its
+    collateral released to the borrower (202 when not mined within the wait: the default job resumes it). Each is
+    an audit entry (``funding-settlement``) with the admin's key and note. Refusals as problems:
+    ``loan-not-unfunded`` (not an open unfunded loan, or a cancel of it already sent), ``loan-not-cancellable``
+    (the contract refuses: something was repaid on it, or it is in default), ``operator-unavailable``."""
+    settlements = FundingSettlements(
+        SqlFundingSettlementStore(platform.database),
+        platform.chains,
+        platform.database,
+        wait_seconds=platform.settings.accept_wait_seconds,
+    )
+    settled = await settlements.settle(loan_id, body.funded, actor_of(principal), body.note)
+    if not settled.confirmed:
+        response.status_code = status.HTTP_202_ACCEPTED
+    detail = await loans.detail(loan_id, LoanScope())
+    return FundingSettlementOut(
+        outcome=settled.outcome,
+        transaction_hash=settled.tx_hash,
+        confirmed=settled.confirmed,
+        loan=loan_detail_out(detail, platform.assets),
+    )

@@ -84,9 +84,10 @@ class ReserveDelay(BaseModel):
 
 class FundOutage(BaseModel):
     """While ``status_code`` is set, every funding instruction is answered with it (the offer unchanged): a lender
-    that cannot take the instruction now."""
+    that cannot take the instruction now (a 5xx), or that refuses it (404, 409, 410: the platform takes those as
+    final) while its own status of the offer still reads ``reserved``."""
 
-    status_code: int | None = Field(default=None, ge=500, le=599)
+    status_code: int | None = Field(default=None, ge=400, le=599)
 
 
 @dataclass

@@ -102,3 +102,62 @@ def test_a_loan_the_lender_refuses_to_fund_is_cancelled_and_the_collateral_retur
         shown = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
     assert shown["status"] == "cancelled"
     assert shown["outstanding_principal"] == "0.00", "the borrower owes nothing"
+
+
+def test_a_loan_its_lender_leaves_in_doubt_is_shown_unfunded_and_an_admin_cancels_it(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    """The bank refuses the funding instruction (409) but its own status of the offer stays ``reserved``, so the
+    default job does not cancel the loan. The borrower sees it flagged ``unfunded`` with nothing owed or past due, an
+    admin finds it by the flag, settles it with the bank and records it not funded: the operator cancels it now and
+    the WETH is back. A second settlement, and a borrower's, are refused."""
+    chain = devnet_chains[CHAIN]
+    weth = chain.contract("WETH")
+    wallet: LocalAccount = Account.create()
+    minted = weth.functions.mint(wallet.address, WETH).transact({"from": chain.w3.eth.accounts[0]})
+    assert chain.w3.eth.wait_for_transaction_receipt(minted)["status"] == 1
+    key = platform.onboard(wallet.address)
+    offers_before = set(_bank(platform)["offers"])
+    with platform.client(key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST)
+    assert response.status_code == 201, response.text
+    bank = next(q for q in response.json()["quotes"] if q["provider_id"] == "sim-bank")
+    (offer_ref,) = set(_bank(platform)["offers"]) - offers_before
+
+    _fund_outage(platform, 409)  # refused for good: the accept is fund-refused at once
+    try:
+        accepted = accept_with_permit(platform, chain, wallet, key, bank["id"])
+    finally:
+        _fund_outage(platform, None)
+    assert accepted.status_code == 409, accepted.text
+    assert accepted.json()["type"].endswith("/funding-failed")
+    loan_id = accepted.json()["loan_id"]
+    assert _bank(platform)["offers"][offer_ref] == "reserved", "the bank's own word: neither funded nor failed"
+
+    with platform.client(key) as client:
+        shown = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
+        listed = client.get("/v1/loans").raise_for_status().json()["items"]
+        refused = client.post(f"/v1/loans/{loan_id}/funding-settlement", json={"funded": False, "note": "mine"})
+    assert (shown["status"], shown["flags"]) == ("active", ["unfunded"])
+    assert (shown["live"], shown["days_past_due"]) == (None, None), "nothing is owed on a loan never paid out"
+    assert "never funded" in shown["live_error"]
+    assert [loan["days_past_due"] for loan in listed if loan["id"] == loan_id] == [None]
+    assert refused.status_code == 403, refused.text
+
+    time.sleep(2)  # a few of the default job's rounds: it asks the bank, which says reserved, and leaves the loan
+    assert int(weth.functions.balanceOf(wallet.address).call()) == 0, "not cancelled while the lender is in doubt"
+    with platform.client(platform.admin_key) as admin:
+        flagged = admin.get("/v1/loans", params={"flag": "unfunded", "limit": 100}).raise_for_status().json()
+        assert loan_id in [loan["id"] for loan in flagged["items"]]
+        assert all("unfunded" in loan["flags"] for loan in flagged["items"])
+        settled = admin.post(
+            f"/v1/loans/{loan_id}/funding-settlement",
+            json={"funded": False, "note": "sim-bank's desk confirmed by phone it never paid out"},
+        )
+        again = admin.post(f"/v1/loans/{loan_id}/funding-settlement", json={"funded": True, "note": "too late"})
+    assert settled.status_code == 200, settled.text
+    body = settled.json()
+    assert (body["outcome"], body["confirmed"], body["loan"]["status"]) == ("not-funded", True, "cancelled")
+    assert body["transaction_hash"].startswith("0x")
+    assert int(weth.functions.balanceOf(wallet.address).call()) == WETH, "the collateral is back"
+    assert (again.status_code, again.json()["type"].rsplit("/", 1)[-1]) == (409, "loan-not-unfunded"), again.text

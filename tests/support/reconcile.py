@@ -18,7 +18,7 @@ from api.reconcile_jobs import ReconciledChain, reconcile
 from chain.client import ChainClient
 from compliance.reconcile import ChainResult
 from contracts.typed_data import Domain, digest, offer_typed_data
-from store.accepts import AcceptRow
+from store.accept_rows import AcceptRow
 from store.aggregator import CreditRequestRow, QuoteRow
 from store.api import BorrowerRow
 from store.db import Database

@@ -14,10 +14,12 @@ import pytest
 from aggregator.errors import LoanNotFound
 from aggregator.loans import (
     NO_DEBT,
+    UNFUNDED_LIVE,
     ChainRef,
     InMemoryLoanStore,
     LiveFigures,
     LoanEntries,
+    LoanFlag,
     LoanRecord,
     LoanScope,
     LoanService,
@@ -90,6 +92,22 @@ async def test_live_figures_only_while_owed_and_the_record_answers_when_the_chai
     assert unreachable.live is None
     assert unreachable.live_error == "chain ethereum-local did not answer", "the node's own message is not shown"
     assert live.asked == [3], "a repaid loan is not read from the chain"
+
+
+async def test_an_unfunded_loan_shows_nothing_owed_or_past_due_and_is_listed_by_its_flag() -> None:
+    """Owed on-chain, but its lender never paid the borrower out: no live figures, no days past due, and the chain
+    is not asked; a list by the ``unfunded`` flag holds it alone."""
+    store, live = _store(), FakeChain()
+    store.loans["a1"] = replace(store.loans["a1"], unfunded=True, quote_id="q1")
+    loans = LoanService(store, {"ethereum-local": cast(ChainRuntime, object())}, live=live)
+    shown = await loans.detail("a1", LoanScope())
+    assert (shown.live, shown.live_error) == (None, UNFUNDED_LIVE)
+    assert shown.loan.flags == [LoanFlag.UNFUNDED]
+    assert live.asked == []
+    assert await loans.delinquencies([shown.loan]) == {}
+    assert [loan.id for loan in loans.page(LoanScope(), None, 10, LoanFlag.UNFUNDED)] == ["a1"]
+    assert [loan.id for loan in loans.page(LoanScope(borrower_id="bob"), None, 10, LoanFlag.UNFUNDED)] == []
+    assert [loan.id for loan in loans.page(LoanScope(), None, 10, LoanFlag.NO_QUOTE)] == ["a3", "a2", "b1"]
 
 
 def test_pages_are_newest_first_and_scoped() -> None:

@@ -31,7 +31,8 @@ from chain.client import ChainClient
 from chain.errors import IntentConflict
 from chain.transactions import Call
 from compliance import ComplianceService
-from store.accepts import AcceptRow, SqlAcceptStore
+from store.accept_rows import AcceptRow
+from store.accepts import SqlAcceptStore
 from store.aggregator import CreditRequestRow, QuoteRow
 from store.api import BorrowerRow
 from store.db import Database

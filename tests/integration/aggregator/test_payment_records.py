@@ -14,8 +14,8 @@ import pytest
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, InMemoryPaymentStore, PaymentStore, ReportedPayment
 from store.aggregator import LoanRow
 from store.db import Database
+from store.loans import loan_columns
 from store.payments import SqlPaymentStore
-from store.records import columns
 from tests.support.relay_fakes import CHAIN_ID, LOAN
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         database = Database(f"sqlite:///{tmp_path_factory.mktemp('payments') / 'payments.db'}")
     database.migrate()
     with database.unit_of_work() as uow:
-        uow.session.add(LoanRow(**columns(LOAN)))
+        uow.session.add(LoanRow(**loan_columns(LOAN)))
         uow.commit()
     yield SqlPaymentStore(database)
     database.dispose()

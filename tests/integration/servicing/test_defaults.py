@@ -30,7 +30,7 @@ from chain.signers import Role, devnet_account, devnet_signer
 from chain.transactions import TransactionManager
 from compliance.reconcile import Category
 from providers.models import FundingState
-from store.accepts import AcceptRow
+from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database

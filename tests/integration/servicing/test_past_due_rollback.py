@@ -15,8 +15,8 @@ from aggregator.servicing.defaults import DefaultReport, OnChainLoan, announce_p
 from aggregator.servicing.repository import OpenLoan
 from store.aggregator import LoanRow
 from store.db import Database
+from store.loans import loan_columns
 from store.outbox import OutboxEventRow
-from store.records import columns
 from store.servicing import PastDueNoticeRow, SqlServicingStore
 from tests.support.relay_fakes import LOAN
 
@@ -41,7 +41,7 @@ def database(
     database.migrate()
     with database.unit_of_work() as uow:
         uow.session.query(LoanRow).delete()  # a schema of a run before
-        uow.session.add(LoanRow(**columns(LOAN)))
+        uow.session.add(LoanRow(**loan_columns(LOAN)))
         uow.commit()
     try:
         yield database

@@ -1,0 +1,122 @@
+"""An admin's settlement of an unfunded loan: a loan funded off-chain whose lender refused the funding instruction or
+reported the funding failed (``LoanFlag.UNFUNDED``), which the default job cancels on its own only once the lender's
+own status of the offer says it was not funded (``aggregator.servicing.defaults``). What the job leaves — a lender
+that says it funded the loan, or does not answer — an admin settles with the lender, then records here:
+
+* **funded** — the lender did pay the borrower out: the accept becomes ``funded`` (a compare-and-set from
+  ``fund-refused``), so the loan is serviced from the next round on (days past due, default, liquidation). Refused
+  once a ``cancelUnfunded`` of the loan was sent.
+* **not funded** — the operator's account (``CREDITMESH_OPERATOR_KEY``) sends ``cancelUnfunded`` now, without asking
+  the lender, under the default job's own intent key (one transaction per loan, whoever sends it); its receipt's
+  ``LoanCancelled`` is applied to the ledger at once, so the loan is ``cancelled`` and its collateral is back with
+  the borrower. A cancel not confirmed within the wait goes on, and the default job resumes it.
+
+Each settlement is an audit entry (``funding-settlement``) naming the admin's key and the admin's note, written
+before anything is sent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from aggregator.errors import LoanNotFound, LoanNotUnfunded, OperatorUnavailable
+from aggregator.platform import ChainRuntime
+from aggregator.servicing.defaults import CancelOutcome, DefaultJob, cancel_intent_key
+from chain.errors import ConfigurationError
+from chain.transactions import TransactionManager
+from store.db import Database
+
+#: ``FundingSettlement.outcome`` values
+FUNDED, NOT_FUNDED = "funded", "not-funded"
+
+
+@dataclass(frozen=True, slots=True)
+class UnfundedLoan:
+    """An open loan its lender refused, or reported failed, the funding of."""
+
+    id: str
+    chain_name: str
+    chain_id: int
+    loan_ref: int  # the CreditAggregator's loan id
+
+
+@dataclass(frozen=True, slots=True)
+class FundingSettlement:
+    """What a settlement did: ``funded`` (serviced from now on), or ``not-funded`` with the ``cancelUnfunded``
+    transaction (``confirmed`` once its receipt is applied: the loan is cancelled)."""
+
+    loan_id: str
+    outcome: str
+    tx_hash: str | None = None
+    confirmed: bool = False
+
+
+class FundingSettlementStore(Protocol):
+    def unfunded(self, loan_id: str) -> UnfundedLoan | None:
+        """The loan when it is open and unfunded; None otherwise (no such loan, funded, a pool's, closed)."""
+        ...
+
+    def loan_exists(self, loan_id: str) -> bool: ...
+
+    def settle_funded(self, loan: UnfundedLoan, actor: str, note: str, now: datetime) -> bool:
+        """The loan's accept ``fund-refused`` → ``funded`` with the audit entry, in one transaction; False when it
+        moved meanwhile (settled, cancelled)."""
+        ...
+
+    def record_not_funded(self, loan: UnfundedLoan, actor: str, note: str, now: datetime) -> None:
+        """The audit entry of a settlement as not funded, committed before the cancel is sent."""
+        ...
+
+
+class FundingSettlements:
+    def __init__(
+        self,
+        store: FundingSettlementStore,
+        chains: Mapping[str, ChainRuntime],
+        database: Database,
+        *,
+        wait_seconds: float = 30.0,
+    ) -> None:
+        self._store, self._chains, self._database = store, chains, database
+        self._wait_seconds = wait_seconds
+
+    async def settle(self, loan_id: str, funded: bool, actor: str, note: str) -> FundingSettlement:
+        """Record the admin's settlement of the unfunded loan ``loan_id`` (the module's docstring).
+
+        Raises:
+            LoanNotFound: no such loan.
+            LoanNotUnfunded: the loan is not open and unfunded, or (funded) a ``cancelUnfunded`` of it was sent.
+            OperatorUnavailable: (not funded) no operator account for its chain in this process.
+            LoanNotCancellable: (not funded) the contract refuses to cancel it.
+        """
+        loan = await asyncio.to_thread(self._store.unfunded, loan_id)
+        if loan is None:
+            if not await asyncio.to_thread(self._store.loan_exists, loan_id):
+                raise LoanNotFound(loan_id)
+            raise LoanNotUnfunded(loan_id, "it is not an open loan its lender refused to fund")
+        chain = self._chains.get(loan.chain_name)
+        if chain is None:
+            raise LoanNotUnfunded(loan_id, f"its chain {loan.chain_name} is not configured here")
+        if funded:
+            return await self._funded(loan, chain.transactions, actor, note)
+        try:
+            operator = chain.operator
+        except ConfigurationError as err:  # nothing recorded, nothing sent
+            raise OperatorUnavailable(str(err)) from None
+        await asyncio.to_thread(self._store.record_not_funded, loan, actor, note, datetime.now(UTC))
+        job = DefaultJob(chain.client, chain.record, self._database, operator)
+        outcome: CancelOutcome = await job.cancel(loan.loan_ref, within=self._wait_seconds)
+        return FundingSettlement(loan.id, NOT_FUNDED, outcome.tx_hash, outcome.confirmed)
+
+    async def _funded(
+        self, loan: UnfundedLoan, intents: TransactionManager, actor: str, note: str
+    ) -> FundingSettlement:
+        # the intents' store is shared by every account's manager: the relayer's sees the operator's cancel
+        if await intents.store.get_intent(cancel_intent_key(loan.chain_id, loan.loan_ref)) is not None:
+            raise LoanNotUnfunded(loan.id, "a cancelUnfunded of it was sent: it is being cancelled")
+        if not await asyncio.to_thread(self._store.settle_funded, loan, actor, note, datetime.now(UTC)):
+            raise LoanNotUnfunded(loan.id, "it was settled or closed meanwhile")
+        return FundingSettlement(loan.id, FUNDED, confirmed=True)

@@ -1,0 +1,196 @@
+"""An admin's settlement of an unfunded loan on the package's own devnet and PostgreSQL: the loan its lender refused
+to fund reads ``unfunded`` (and is listed by the flag); settled funded, its accept is ``funded``, servicing takes it
+up and the audit log names the admin; settled not funded, the operator cancels it at once and the collateral is back;
+what is refused (no loan, a pool loan, a settled one, no operator account, a loan the contract will not cancel) is
+refused before anything is recorded or sent."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+
+from aggregator.accept_saga import FUND_REFUSED
+from aggregator.errors import LoanNotCancellable, LoanNotFound, LoanNotUnfunded, OperatorUnavailable
+from aggregator.funding_settlement import FUNDED, NOT_FUNDED, FundingSettlements
+from aggregator.ledger import CANCELLED
+from aggregator.loans import LoanFlag, LoanScope
+from aggregator.platform import ChainRuntime
+from aggregator.servicing.delinquency import SECONDS_PER_DAY
+from chain.client import ChainClient
+from chain.relay import REVERT_ARTIFACTS
+from chain.signers import DEVNET_ROLE_INDEX, Role, devnet_account, devnet_signer
+from chain.transactions import TransactionManager
+from store.accept_rows import AcceptRow
+from store.aggregator import LoanRow
+from store.chain import SqlChainStore
+from store.compliance import AuditEntryRow
+from store.db import Database
+from store.funding_settlements import SqlFundingSettlementStore
+from store.loans import SqlLoanStore
+from store.servicing import SqlServicingStore
+from tests.contracts.harness import USDC, WETH, Harness
+from tests.integration.servicing.conftest import record_in_ledger
+from tests.support.devnet import DeployedChain
+from tests.support.ledger_facts import add_quote
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+ADMIN = "admin:key-7"
+
+
+@pytest.fixture
+async def chain(own_chain: DeployedChain, servicing_db: Database) -> AsyncIterator[ChainRuntime]:
+    """The chain as an API process has it, with the operator's account."""
+    client = await ChainClient(own_chain.config).connect()
+    store = SqlChainStore(servicing_db.sessions)
+    relayer = await TransactionManager(client, devnet_signer(Role.RELAYER), store).start()
+    operator = await TransactionManager(
+        client, devnet_signer(Role.OPERATOR), store, revert_artifacts=REVERT_ARTIFACTS
+    ).start()
+    yield ChainRuntime(client, own_chain.record, relayer, senders={Role.OPERATOR: operator})
+    await operator.close()
+    await relayer.close()
+    await client.close()
+
+
+def _settlements(chain: ChainRuntime, database: Database) -> FundingSettlements:
+    return FundingSettlements(SqlFundingSettlementStore(database), {chain.name: chain}, database, wait_seconds=60)
+
+
+def _unfunded_loan(chain: DeployedChain, database: Database, *, pool: bool = False) -> tuple[int, str, LocalAccount]:
+    """A loan opened on-chain from sim-bank's quote whose funding instruction sim-bank refused (its accept
+    ``fund-refused``, as the saga leaves it): its on-chain id, its ledger id, the borrower."""
+    harness = Harness(chain)
+    harness.set_weth_price(3_000)
+    borrower: LocalAccount = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, weth=WETH)
+    harness.approve_all(borrower.address)
+    term = 30 * SECONDS_PER_DAY
+    loan_ref, receipt = harness.open_loan(borrower, pool=pool, principal=1_000 * USDC, originationFee=0, term=term)
+    record_in_ledger(database, chain, receipt)
+    quote_id, now = str(uuid.uuid4()), datetime.now(UTC)
+    with database.unit_of_work() as uow:
+        loan = uow.session.scalars(select(LoanRow).where(LoanRow.onchain_loan_id == loan_ref)).one()
+        loan_id, borrower_id = loan.id, loan.borrower_id
+    add_quote(
+        database, borrower_address=borrower.address, borrower_id=borrower_id, offer_digest="0x" + uuid.uuid4().hex * 2,
+        provider_id="sim-bank", chain_name=chain.name, chain_id=chain.chain_id,
+        contract=chain.record.address("CreditAggregator"), offer={"providerRef": f"ref-{loan_ref}"}, quote_id=quote_id,
+    )  # fmt: skip
+    with database.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan_id)
+        assert row is not None
+        row.quote_id, row.provider_id = quote_id, "sim-bank"
+        row.opened_outside_accept = False  # the accept opened it
+        accept = AcceptRow(
+            quote_id=quote_id, request_id=str(uuid.uuid4()), borrower_id=str(row.borrower_id), kind="traditional",
+            chain_name=chain.name, attempt=1, step="recorded", owner="gone", lease_until=now, updated_at=now,
+            error="sim-bank refused to fund the loan: 409", loan_id=loan_id, lender_state=FUND_REFUSED,
+        )  # fmt: skip
+        uow.session.add(accept)
+        uow.commit()
+    return loan_ref, loan_id, borrower
+
+
+def _settlement_entries(database: Database, loan_id: str) -> list[dict[str, object]]:
+    with database.unit_of_work() as uow:
+        rows = uow.session.scalars(
+            select(AuditEntryRow).where(AuditEntryRow.kind == "funding-settlement", AuditEntryRow.subject == loan_id)
+        ).all()
+        return [dict(row.data) for row in rows]
+
+
+async def test_an_unfunded_loan_settled_funded_is_serviced_from_then_on(
+    own_chain: DeployedChain, servicing_db: Database, chain: ChainRuntime
+) -> None:
+    loan_ref, loan_id, _ = _unfunded_loan(own_chain, servicing_db)
+    loans = SqlLoanStore(servicing_db)
+    with loans.reading() as reading:
+        shown = reading.get(loan_id)
+        flagged = [loan.id for loan in reading.page(LoanScope(), None, 500, LoanFlag.UNFUNDED)]
+    assert shown is not None
+    assert shown.flags == [LoanFlag.UNFUNDED]
+    assert loan_id in flagged
+    with SqlServicingStore(servicing_db).unit_of_work() as uow:
+        (open_loan,) = [loan for loan in uow.servicing.open_loans(chain.chain_id, chain.aggregator().address)
+                        if loan.id == loan_id]  # fmt: skip
+    assert open_loan.unfunded, "servicing leaves it alone"
+
+    settled = await _settlements(chain, servicing_db).settle(loan_id, True, ADMIN, "sim-bank's wire of the 20th")
+    assert (settled.outcome, settled.confirmed, settled.tx_hash) == (FUNDED, True, None)
+    with servicing_db.unit_of_work() as uow:
+        accept = uow.session.scalars(select(AcceptRow).where(AcceptRow.loan_id == loan_id)).one()
+        assert (accept.step, accept.lender_state) == ("funded", "funded")
+    with SqlServicingStore(servicing_db).unit_of_work() as uow:
+        (open_loan,) = [loan for loan in uow.servicing.open_loans(chain.chain_id, chain.aggregator().address)
+                        if loan.id == loan_id]  # fmt: skip
+    assert not open_loan.unfunded, "serviced from now on: past due, default, liquidation"
+    with loans.reading() as reading:
+        assert reading.get(loan_id).flags == []  # type: ignore[union-attr]
+        assert loan_id not in [loan.id for loan in reading.page(LoanScope(), None, 500, LoanFlag.UNFUNDED)]
+    (entry,) = _settlement_entries(servicing_db, loan_id)
+    assert entry == {
+        "loan": loan_id, "chainId": chain.chain_id, "loanRef": loan_ref, "outcome": FUNDED, "by": ADMIN,
+        "note": "sim-bank's wire of the 20th", "lenderSaid": "sim-bank refused to fund the loan: 409",
+    }  # fmt: skip
+
+    with pytest.raises(LoanNotUnfunded):
+        await _settlements(chain, servicing_db).settle(loan_id, False, ADMIN, "changed my mind")
+    assert len(_settlement_entries(servicing_db, loan_id)) == 1, "a refused settlement records nothing"
+
+
+async def test_an_unfunded_loan_settled_not_funded_is_cancelled_now_and_the_collateral_returned(
+    own_chain: DeployedChain, servicing_db: Database, chain: ChainRuntime
+) -> None:
+    loan_ref, loan_id, borrower = _unfunded_loan(own_chain, servicing_db)
+    harness = Harness(own_chain)
+    assert int(harness.weth.functions.balanceOf(borrower.address).call()) == 0
+
+    settled = await _settlements(chain, servicing_db).settle(loan_id, False, ADMIN, "sim-bank never paid out")
+    assert (settled.outcome, settled.confirmed) == (NOT_FUNDED, True)
+    assert settled.tx_hash is not None
+    assert harness.loan(loan_ref)["status"] == 5  # LoanStatus.Cancelled
+    assert int(harness.weth.functions.balanceOf(borrower.address).call()) == WETH, "the collateral is back"
+    with servicing_db.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan_id)
+        assert row is not None
+        assert (row.status, row.outstanding_principal) == (CANCELLED, 0)
+    assert [entry["outcome"] for entry in _settlement_entries(servicing_db, loan_id)] == [NOT_FUNDED]
+
+    with pytest.raises(LoanNotUnfunded):
+        await _settlements(chain, servicing_db).settle(loan_id, True, ADMIN, "too late: it is cancelled")
+
+
+async def test_what_cannot_be_settled_is_refused_before_anything_is_recorded_or_sent(
+    own_chain: DeployedChain, servicing_db: Database, chain: ChainRuntime
+) -> None:
+    harness = Harness(own_chain)
+    operator = devnet_signer(Role.OPERATOR).address
+    with pytest.raises(LoanNotFound):
+        await _settlements(chain, servicing_db).settle(str(uuid.uuid4()), False, ADMIN, "no such loan")
+
+    _, pool_loan, _ = _unfunded_loan(own_chain, servicing_db, pool=True)  # a pool's loan is funded on-chain
+    with pytest.raises(LoanNotUnfunded, match="not an open loan its lender refused to fund"):
+        await _settlements(chain, servicing_db).settle(pool_loan, False, ADMIN, "a pool loan")
+
+    loan_ref, loan_id, _ = _unfunded_loan(own_chain, servicing_db)
+    no_operator = ChainRuntime(chain.client, chain.record, chain.transactions)
+    with pytest.raises(OperatorUnavailable, match="CREDITMESH_OPERATOR_KEY"):
+        await _settlements(no_operator, servicing_db).settle(loan_id, False, ADMIN, "no operator here")
+    assert _settlement_entries(servicing_db, loan_id) == []
+
+    # in default before it was known unfunded: the contract will not cancel it (nothing is sent)
+    harness.advance(int(harness.loan(loan_ref)["maturity"]) - harness.now() + 8 * SECONDS_PER_DAY)
+    aggregator = harness.chain.contract("CreditAggregator")
+    harness.send(aggregator.functions.markDefault(loan_ref), devnet_account(DEVNET_ROLE_INDEX[Role.OPERATOR]))
+    nonce = harness.w3.eth.get_transaction_count(operator)
+    with pytest.raises(LoanNotCancellable, match="would revert"):
+        await _settlements(chain, servicing_db).settle(loan_id, False, ADMIN, "in default")
+    assert harness.w3.eth.get_transaction_count(operator) == nonce, "nothing sent"
