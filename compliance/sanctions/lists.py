@@ -36,6 +36,9 @@ EVM_ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")  # lower-cased
 # dots optional. The name runs to the quote that ends the remark (before ``;`` or the final ``.``), not to the first
 # quote: names hold apostrophes (``'KATA'IB HIZBALLAH'``, ``''ABD AL-RAHMAN'``, ``'PEOPLE'S ARMY'``).
 _ALIAS = re.compile(r"\b[afn]\.?\s?k\.?\s?a\b\.?,?\s*'(.+?)'(?=\s*;|\.?\s*$|\.\s)", re.IGNORECASE)
+# Two names in one remark, each quoted: ``a.k.a. 'ABU-AL-KARKH', 'Yusuf'`` (a quote, a comma, a quote). A comma with
+# no quote after it stays in the name (``'AL-DARDA', Abu'``: OFAC's "SURNAME, Given" with a stray quote).
+_ALIAS_SEPARATOR = re.compile(r"'\s*,\s*'")
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,9 @@ def parse_name_list(raw: bytes, source: str, published: str) -> NameList:
         ent_num = int(row[0])
         names.append(ListedName(ent_num, primary, kind, program, None))
         remarks = row[11].strip()
-        for alias in _ALIAS.findall("" if remarks == "-0-" else remarks):
-            names.append(ListedName(ent_num, alias.strip(), kind, program, primary))
+        for quoted in _ALIAS.findall("" if remarks == "-0-" else remarks):
+            for alias in _ALIAS_SEPARATOR.split(quoted):
+                names.append(ListedName(ent_num, alias.strip(), kind, program, primary))
     if not names:
         raise SanctionsListInvalid(f"{source}: no names")
     return NameList(_version(NAME_LIST, published, source, raw), tuple(names))

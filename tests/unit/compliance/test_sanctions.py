@@ -89,6 +89,9 @@ def test_every_alias_form_in_remarks_is_read_to_its_closing_quote() -> None:
         "LAST",
     ]
     assert _aliases("a.k.a. 'PEOPLE'S ARMY'") == ["PEOPLE'S ARMY"]
+    # two quoted names in one remark are two aliases; a comma with no quote after it is OFAC's "SURNAME, Given"
+    assert _aliases("a.k.a. 'ABU-AL-KARKH', 'Yusuf'.") == ["ABU-AL-KARKH", "Yusuf"]
+    assert _aliases("a.k.a. 'AL-DARDA', Abu'") == ["AL-DARDA', Abu"]
     assert _aliases("Linked To: SAKAN GENERAL TRADING; Website www.peykasa.ir.") == []
 
 
