@@ -237,14 +237,15 @@ class DefaultJob:
         be a lost answer's replay (a 409 for an offer funded meanwhile), and a report of a failed funding may be
         followed by a payout; cancelling would leave the lender unsecured for a principal it paid out."""
         key = cancel_intent_key(self.chain_id, loan.loan_ref)
-        if await self.operator.store.get_intent(key) is None:  # a cancel already sent is resumed, not asked again
+        sent = await self.operator.store.get_intent(key) is not None
+        if not sent:  # a cancel already sent is resumed, not asked again
             doubt = await self._lender_doubts(loan)
             if doubt is not None:
                 report.skipped[loan.loan_ref] = f"{UNFUNDED}; not cancelled: {doubt}"
                 log.error("defaulter on chain %s: loan %s (%s): %s", self.chain_id, loan.loan_ref, loan.id,
                           report.skipped[loan.loan_ref])  # fmt: skip
                 return
-        tx_hash = await self._send(loan.loan_ref, "cancelUnfunded", key, report, leader)
+        tx_hash = await self._send(loan.loan_ref, "cancelUnfunded", key, report, leader, sent=sent)
         if tx_hash is None:  # the contract refuses it, or it is not confirmed yet: an operator looks
             report.skipped[loan.loan_ref] = f"{UNFUNDED}; not cancelled: {report.skipped[loan.loan_ref]}"
             log.error("defaulter on chain %s: loan %s (%s): %s", self.chain_id, loan.loan_ref, loan.id,
@@ -294,14 +295,17 @@ class DefaultJob:
         report: DefaultReport,
         leader: Leader | None,
         within: float | None = None,
+        sent: bool | None = None,
     ) -> str | None:
         """The operator's ``function(loan_ref)``, sent once under the intent ``key``: simulated before the first
         send, fenced by the lease, its receipt applied to the ledger. Returns the transaction hash, or None with the
         reason in ``report.skipped`` (a simulated revert, a refusal, or no receipt within ``within``, by default the
-        settings' ``receipt_timeout``: resumed next round, and in ``report.pending``)."""
+        settings' ``receipt_timeout``: resumed next round, and in ``report.pending``). ``sent``: whether the intent
+        exists, when the caller has just read it (else it is read here)."""
         call = Call.function(self._aggregator, function, loan_ref)
-        existing = await self.operator.store.get_intent(key)
-        if existing is None:  # simulate before the first send only: a resumed intent is already decided
+        if sent is None:
+            sent = await self.operator.store.get_intent(key) is not None
+        if not sent:  # simulate before the first send only: a resumed intent is already decided
             refused = await self._simulate(call)
             if refused is not None:
                 report.skipped[loan_ref] = f"{function} would revert: {refused}"
