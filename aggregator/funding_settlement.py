@@ -12,7 +12,7 @@ that says it funded the loan, or does not answer — an admin settles with the l
   the borrower. A cancel not confirmed within the wait goes on, and the default job resumes it.
 
 Each settlement is an audit entry (``funding-settlement``) naming the admin's key and the admin's note, written
-before anything is sent."""
+before anything is sent; one the contract would refuse (its simulation reverts) is refused before it is recorded."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from aggregator.errors import LoanNotFound, LoanNotUnfunded, OperatorUnavailable
+from aggregator.errors import LoanNotCancellable, LoanNotFound, LoanNotUnfunded, OperatorUnavailable
 from aggregator.platform import ChainRuntime
 from aggregator.servicing.defaults import CancelOutcome, DefaultJob, cancel_intent_key
 from chain.errors import ConfigurationError
@@ -106,8 +106,11 @@ class FundingSettlements:
             operator = chain.operator
         except ConfigurationError as err:  # nothing recorded, nothing sent
             raise OperatorUnavailable(str(err)) from None
-        await asyncio.to_thread(self._store.record_not_funded, loan, actor, note, datetime.now(UTC))
         job = DefaultJob(chain.client, chain.record, self._database, operator)
+        refused = await job.cancel_refusal(loan.loan_ref)
+        if refused is not None:  # nothing recorded: the settlement did not happen
+            raise LoanNotCancellable(loan.loan_ref, f"cancelUnfunded would revert: {refused}")
+        await asyncio.to_thread(self._store.record_not_funded, loan, actor, note, datetime.now(UTC))
         outcome: CancelOutcome = await job.cancel(loan.loan_ref, within=self._wait_seconds)
         return FundingSettlement(loan.id, NOT_FUNDED, outcome.tx_hash, outcome.confirmed)
 

@@ -269,6 +269,13 @@ class DefaultJob:
             return f"{loan.provider_id} says the offer is {state.value}: an admin settles it with the lender ({SETTLE})"
         return None
 
+    async def cancel_refusal(self, loan_ref: int) -> str | None:
+        """Why the contract would refuse ``cancelUnfunded(loan_ref)`` now (its simulation's revert), or None: it
+        would not, or a cancel of the loan was sent already (it is resumed, not decided again)."""
+        if await self.operator.store.get_intent(cancel_intent_key(self.chain_id, loan_ref)) is not None:
+            return None
+        return await self._simulate(Call.function(self._aggregator, "cancelUnfunded", loan_ref))
+
     async def cancel(self, loan_ref: int, *, within: float | None = None) -> CancelOutcome:
         """``cancelUnfunded(loan_ref)`` now, without asking the loan's lender: an admin settled with the lender that
         it did not fund the loan (``aggregator.funding_settlement``). Sent under the job's own intent key, so it and

@@ -194,3 +194,4 @@ async def test_what_cannot_be_settled_is_refused_before_anything_is_recorded_or_
     with pytest.raises(LoanNotCancellable, match="would revert"):
         await _settlements(chain, servicing_db).settle(loan_id, False, ADMIN, "in default")
     assert harness.w3.eth.get_transaction_count(operator) == nonce, "nothing sent"
+    assert _settlement_entries(servicing_db, loan_id) == [], "nor recorded: it did not happen"
