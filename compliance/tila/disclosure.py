@@ -10,7 +10,8 @@ finance charge = principal + interest.
 * Equal installments (traditional lenders): ``compliance.tila.schedule.amortize`` under the plan's day count, to the
   cent, the last installment absorbing rounding.
 
-The APR is Appendix J's actuarial APR on the amount financed (advanced at the start) against the payments.
+The APR is Appendix J's actuarial APR on the amount financed (advanced at the start) against the payments: in the
+plan's unit-period for installments, in the term itself for one payment (a single payment, or one installment).
 ``Disclosure.terms_hash()`` (keccak256 of the RFC 8785 JSON) is the offer's on-chain ``termsHash``.
 """
 
@@ -359,8 +360,12 @@ class Disclosure:
 def _cash_flows(
     terms: LoanTerms, payments: list[ScheduledPayment], advance: Decimal
 ) -> tuple[list[CashFlow], list[CashFlow], Any]:
+    """The advance and the payments as Appendix J times them. A schedule of one payment — a single payment, or
+    ``repayment: installments`` with ``installments: 1`` — is a single advance repaid by a single payment: its own
+    term is the unit-period ((b)(5)(vi), (vii)), never the plan's frequency, whose whole periods would compound (one
+    payment 170 days out on a quarterly plan disclosed 35.78% where the rule gives 37.57%)."""
     start = terms.start.date()
-    if terms.installments is None:
+    if terms.installments is None or len(payments) == 1:
         t, f, per_year = single_payment_periods(start, payments[0].due)
         return [CashFlow(advance, 0)], [CashFlow(payments[0].amount, t, f)], per_year
     unit = _UNIT_OF[terms.installments.frequency]

@@ -37,8 +37,11 @@ pytestmark = pytest.mark.unit
 
 #: sha256 of every output below, as aggregator.quote_offers and compliance gave them at 7fa877d; taken again on
 #: 2026-11-28 when the disclosure gained the 12 CFR 1026.18(k)-(m) statements and the collateral (schema /2), which
-#: changes every document, so every termsHash, offer digest and signature (nothing else in the code changed with it)
-EXPECTED = "3721910706cbf3b0908556bf1b3a8d3d96b231a3efe961c9237eab0bb62798b9"
+#: changes every document, so every termsHash, offer digest and signature (nothing else in the code changed with it);
+#: and again on 2026-11-29 when a plan of one installment became a single advance repaid by a single payment for its
+#: APR (Appendix J (b)(5)(vi)/(vii)), which changes the APR, MAPR and decisions of the requests' one-installment
+#: offers only (8 disclosures of them here)
+EXPECTED = "3efe7044d50864120bf84c0478e6a792f1f8fa7d8c943d2dcedc51e159eab17a"
 CHAINS = ("ethereum-local", "polygon-local", "arbitrum-local")
 #: the rules the digest was taken under (a newer rules file changes the decision records' version, not the code)
 RULES = parse_rules((RULES_DIR / "jurisdictions-2026-11-01.json").read_bytes())
