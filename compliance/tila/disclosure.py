@@ -8,7 +8,7 @@ finance charge = principal + interest.
   it: ``interest = ceil(principal_base_units * rate_bps * term_seconds / (10_000 * 365 * 86_400))`` base units,
   rounded up (in the lender's favour, as on-chain). Repaid in one payment at maturity.
 * Equal installments (traditional lenders): ``compliance.tila.schedule.amortize`` under the plan's day count, to the
-  cent, the last installment absorbing rounding.
+  cent, the last installment absorbing rounding (refused where that would make it a balloon payment).
 
 The APR is Appendix J's actuarial APR on the amount financed (advanced at the start) against the payments: in the
 plan's unit-period for installments, in the term itself for one payment (a single payment, or one installment).

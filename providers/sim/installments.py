@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from compliance.errors import ComplianceInputError
 from compliance.tila.disclosure import Frequency, InstallmentPlan
 from compliance.tila.schedule import DayCount, amortize
 from providers.sim.fleet import InstallmentProduct
@@ -31,7 +32,10 @@ def installment_fields(
     start: date,
 ) -> dict[str, Any] | None:
     """The offer's ``repayment``, ``installments`` and ``schedule`` (Provider Quote Protocol), or None when the term
-    holds fewer than ``product.min_installments`` periods (the lender then offers a single payment)."""
+    holds fewer than ``product.min_installments`` periods or they cannot be scheduled by creditmesh's rounding policy
+    (docs/compliance.md: no equal installment on the cent repays the loan without a last one above twice it, a
+    balloon payment) — checked whether the lender sends its payments or not; the lender then offers a single
+    payment."""
     count = term_days // PERIOD_DAYS[product.frequency]
     if count < product.min_installments:
         return None
@@ -43,15 +47,16 @@ def installment_fields(
         "first_due": None if first_due is None else first_due.isoformat(),
         "balloon": balloon,
     }
-    if product.send_payments:
-        unit = Decimal(1).scaleb(-decimals)
-        plan = InstallmentPlan(
-            count, Frequency(product.frequency), DayCount(product.day_count), first_due, balloon * unit
-        )
-        quantum = Decimal(1).scaleb(-min(2, decimals))
+    unit = Decimal(1).scaleb(-decimals)
+    plan = InstallmentPlan(count, Frequency(product.frequency), DayCount(product.day_count), first_due, balloon * unit)
+    quantum = Decimal(1).scaleb(-min(2, decimals))
+    try:
         payments = amortize(
             principal * unit, rate_bps, start, plan.due_dates(start), plan.day_count, quantum, balloon=plan.balloon
         )
+    except ComplianceInputError:
+        return None  # terms creditmesh would refuse: a principal off the cent, or a last installment that is a balloon
+    if product.send_payments:
         schedule["payments"] = [
             {"number": p.number, "due": p.due.isoformat(), "amount": int(p.payment.scaleb(decimals))} for p in payments
         ]

@@ -291,3 +291,40 @@ async def test_an_offer_scheduled_past_the_maximum_term_is_dropped_and_the_other
     assert outcome.outcome == "dropped"
     assert outcome.detail.startswith("dropped: the schedule of 600 quarterly installments runs 150.0 years (to ")
     assert outcome.detail.endswith("longer than the maximum of 40 years (480 monthly installments)")
+
+
+async def test_equal_installments_that_would_end_in_a_balloon_are_dropped_and_the_others_are_quoted(
+    compliance: ComplianceService,
+) -> None:
+    """A protocol-valid offer of 600 biweekly installments (Actual/365, so the same from any start) of $1,500 at
+    18%: 10.52 every two weeks leaves 62.04 for the last installment, a balloon payment (more than twice a regular
+    one) that was disclosed and signed as `equal-installments/biweekly`; no regular installment within a cent of the
+    level payment does better. It is now dropped with the reason, the other lenders' offers quoted."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        offer = {
+            "offer_ref": "long-1",
+            "rate_bps": 1_800,
+            "origination_fee": 0,
+            "repayment": "installments",
+            "installments": 600,
+            "schedule": {"frequency": "biweekly", "day_count": "actual/365"},
+            "expires_at": (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
+        }
+        return httpx.Response(200, json={"protocol_version": "1", "offers": [offer]})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        registration = ProviderRegistration("long", "http", {"base_url": "https://long.example", "secret": "s" * 16})
+        long = HttpLenderAdapter.from_registration(registration, AdapterContext(client))
+        quoted = await quoting_service(InMemoryQuotingStore(), compliance, more=[long]).request_credit(
+            borrower_file(), SPEC
+        )
+    assert quoted.request.status == "quoted"
+    assert len(quoted.quotes) == 5
+    assert "long" not in {q.provider_id for q in quoted.quotes}
+    (outcome,) = [o for o in quoted.outcomes if o.provider_id == "long"]
+    assert outcome.outcome == "dropped"
+    assert outcome.detail.startswith(
+        "dropped: the terms cannot be disclosed: 1500.00 at 18% cannot be repaid in 600 equal installments on the "
+        "0.01: the nearest regular installment, 10.52, leaves 62.04 for the last one"
+    )

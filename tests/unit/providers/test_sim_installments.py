@@ -18,6 +18,7 @@ from providers.http_lender import HttpLenderAdapter
 from providers.models import Capabilities, Decline, InstallmentSchedule, ProviderOffer, RepaymentShape
 from providers.sim.fleet import FailureSpec, InstallmentProduct, SimLender
 from providers.sim.lender import create_sim_app
+from providers.sim.pricing import PricingSpec
 from tests.unit.providers.fakes import REQUEST
 
 pytestmark = pytest.mark.unit
@@ -65,6 +66,29 @@ async def test_the_lenders_own_payments_are_the_disclosed_ones(product: Installm
 async def test_a_term_too_short_for_two_installments_is_a_single_payment() -> None:
     _, offer = await _offer(SimLender(lender_id="amortizing", secret=SECRET, installments=InstallmentProduct()), 45)
     assert (offer.repayment, offer.schedule) == (RepaymentShape.SINGLE, None)
+
+
+async def test_installments_whose_last_one_would_be_a_balloon_are_offered_as_a_single_payment() -> None:
+    """520 weekly installments (Actual/365) of $1,500 at 28%: 8.58 a week leaves 22.35 for the last installment, a
+    balloon payment (more than twice a regular one). The lender offered them as equal installments with those
+    payments, and creditmesh disclosed them so; creditmesh now refuses such terms (docs/compliance.md, rounding
+    policy), and the lender, computing by the same policy, offers a single payment instead."""
+    weekly = InstallmentProduct(frequency="weekly", day_count="actual/365")
+    pricing = PricingSpec(grade_rate_bps={2: 2_800}, term_bps_per_30_days=0, max_term_days=3_650)
+    lender = SimLender(lender_id="amortizing", secret=SECRET, installments=weekly, pricing=pricing)
+    _, offer = await _offer(lender, 3_640)
+    assert (offer.repayment, offer.schedule, offer.rate_bps, offer.term_days) == (
+        RepaymentShape.SINGLE,
+        None,
+        2_800,
+        3_640,
+    )
+    _, offer = await _offer(
+        lender.model_copy(update={"pricing": pricing.model_copy(update={"grade_rate_bps": {2: 3_000}})}), 3_640
+    )
+    assert (offer.repayment, offer.installments) == (RepaymentShape.INSTALLMENTS, 520), "at 30% they can be scheduled"
+    offer, terms = offer_terms(offer, USDC, START)
+    assert schedule_mismatch(offer, disclose(terms), USDC) is None
 
 
 async def test_a_reservation_on_the_quoted_schedule_holds_and_one_on_another_is_refused() -> None:
