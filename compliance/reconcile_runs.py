@@ -71,14 +71,20 @@ def stored_digest(run: ReconciliationRun, items: Sequence[StoredDiscrepancy]) ->
 
 
 def run_tampering(
-    run: ReconciliationRun, items: Sequence[StoredDiscrepancy], audited: Mapping[str, Any] | None
+    run: ReconciliationRun | None, items: Sequence[StoredDiscrepancy], audited: Mapping[str, Any] | None
 ) -> list[str]:
-    """How a finished run as stored differs from the result it was audited with (``audited``: the data of its
-    ``reconciliation`` audit entry, None when the log has none); empty when it holds. A run still running or failed
-    has no result to check."""
-    if run.status != "done":
+    """How a run as stored differs from the result it was audited with (``audited``: the data of its
+    ``reconciliation`` audit entry, None when the log has none); empty when it holds. ``run`` None: the log records
+    a run that is not stored. A run the log does not record and that is not ``done`` (still running, or failed) has
+    no result to check; one the log records finished must still be stored ``done`` with that result — marked failed
+    or deleted, it would otherwise leave the check with its altered result."""
+    if run is None:
+        return ["the audit log records it finished, but no such run is stored (deleted)"]
+    if audited is None and run.status != "done":
         return []
     problems: list[str] = []
+    if run.status != "done":
+        problems.append(f"the audit log records it finished, but it is stored as {run.status} (altered)")
     if stored_digest(run, items) != run.digest:
         problems.append("its stored chain summaries and discrepancies do not hash to its digest (altered)")
     if audited is None:

@@ -82,8 +82,10 @@ class SqlReconciliationRuns:
             return _run(row), [_discrepancy(item) for item in items]
 
     def tampered(self) -> tuple[int, list[str]]:
-        """Every finished run checked against its digest and its ``reconciliation`` audit entry (sealed or not yet):
-        how many were checked, and ``reconciliation <id>: <problem>`` for each problem found."""
+        """Every run the audit log records (its ``reconciliation`` entries, sealed or not yet) and every finished
+        run, each checked against its digest and its entry: how many were checked, and ``reconciliation <id>:
+        <problem>`` for each problem found. Driven by the log as well as by the runs, so a run the log records that
+        is deleted, or stored as anything but ``done``, is reported rather than left out."""
         with self._db.read_only() as uow:
             session = uow.session
             repository = SqlReconciliationRepository(session)
@@ -91,15 +93,16 @@ class SqlReconciliationRuns:
                 row.subject: dict(row.data)
                 for row in session.scalars(select(AuditEntryRow).where(AuditEntryRow.kind == AuditKind.RECONCILIATION))
             }
-            runs = session.scalars(select(ReconciliationRunRow).where(ReconciliationRunRow.status == "done"))
-            checked, problems = 0, list[str]()
-            for row in runs:
+            done = select(ReconciliationRunRow.id).where(ReconciliationRunRow.status == "done")
+            run_ids = sorted(set(audited) | set(session.scalars(done)))
+            problems = list[str]()
+            for run_id in run_ids:
+                row = repository.get(run_id)
                 items = [
-                    _discrepancy(item) for item in repository.discrepancies(row.id, DiscrepancyFilter(), None, None)
+                    _discrepancy(item) for item in repository.discrepancies(run_id, DiscrepancyFilter(), None, None)
                 ]
-                checked += 1
                 problems.extend(
-                    f"reconciliation {row.id}: {problem}"
-                    for problem in run_tampering(_run(row), items, audited.get(row.id))
+                    f"reconciliation {run_id}: {problem}"
+                    for problem in run_tampering(None if row is None else _run(row), items, audited.get(run_id))
                 )
-            return checked, problems
+            return len(run_ids), problems

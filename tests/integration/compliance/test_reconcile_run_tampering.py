@@ -2,12 +2,14 @@
 check (``api.audit_jobs.verify_log``), on a real devnet and PostgreSQL: a run as stored verifies (its chain
 summaries and discrepancies, read back from the database, hash to its digest); a discrepancy deleted or reworded,
 or the run's digest rewritten to match, is reported by run — it went unnoticed, since nothing compared a stored run
-with its digest."""
+with its digest. A run the audit log records is checked even when it is stored as failed or deleted: either hid an
+altered result from the check, which looked only at runs stored as done."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import delete, update
@@ -15,7 +17,7 @@ from sqlalchemy import delete, update
 from api.audit_jobs import verify_log
 from compliance.reconcile_runs import stored_digest
 from store.aggregator import LoanRow
-from store.compliance import DiscrepancyRow, ReconciliationRunRow, SqlAuditLog
+from store.compliance import DiscrepancyRow, ReconciliationRunRow, SqlAuditLog, SqlReconciliationRepository
 from store.db import Database
 from store.reconciliation_runs import SqlReconciliationRuns
 from tests.support.devnet import DeployedChain
@@ -76,3 +78,66 @@ async def test_a_stored_run_altered_after_it_finished_is_reported(
     assert report.run_problems == (
         f"reconciliation {run_id}: its digest {forged} is not the audit log's {digest} (rewritten)",
     )
+
+
+async def _audited_run_with_a_discrepancy(database: Database, chain: DeployedChain) -> str:
+    """One sealed run of two loans, one recorded defaulted while active on-chain: its id."""
+    maker = LoanMaker(chain, database)
+    start = maker.head() + 1
+    loans = [maker.open(n) for n in range(2)]
+    await index(chain, database, start)
+    with database.unit_of_work() as uow:
+        uow.session.execute(update(LoanRow).where(LoanRow.id == loans[0].loan_id).values(status="defaulted"))
+        uow.commit()
+    result = await reconciled(chain, database, start)
+    assert [item.category.value for item in result.items] == ["status-mismatch"]
+    with database.unit_of_work() as uow:
+        SqlAuditLog(uow.session).seal()
+        uow.commit()
+        (run,) = uow.session.query(ReconciliationRunRow).all()
+        return run.id
+
+
+async def test_an_altered_run_marked_failed_or_deleted_is_still_reported(
+    database: Database, ethereum_local: DeployedChain
+) -> None:
+    run_id = await _audited_run_with_a_discrepancy(database, ethereum_local)
+    assert (await verify_log(database, [])).ok
+
+    with database.unit_of_work() as uow:  # its discrepancy taken out, and the run marked failed to hide it
+        uow.session.execute(delete(DiscrepancyRow).where(DiscrepancyRow.run_id == run_id))
+        uow.session.execute(
+            update(ReconciliationRunRow).where(ReconciliationRunRow.id == run_id).values(status="failed")
+        )
+        uow.commit()
+    report = await verify_log(database, [])
+    assert not report.ok
+    assert report.runs_checked == 1
+    assert report.run_problems == (
+        f"reconciliation {run_id}: the audit log records it finished, but it is stored as failed (altered)",
+        f"reconciliation {run_id}: its stored chain summaries and discrepancies do not hash to its digest (altered)",
+    )
+
+    with database.unit_of_work() as uow:  # the run deleted altogether (its discrepancies go with it)
+        uow.session.execute(delete(ReconciliationRunRow).where(ReconciliationRunRow.id == run_id))
+        uow.commit()
+    report = await verify_log(database, [])
+    assert not report.ok
+    assert report.runs_checked == 1
+    assert report.run_problems == (
+        f"reconciliation {run_id}: the audit log records it finished, but no such run is stored (deleted)",
+    )
+
+
+async def test_a_failed_run_the_log_does_not_record_is_not_reported(
+    database: Database, ethereum_local: DeployedChain
+) -> None:
+    await _audited_run_with_a_discrepancy(database, ethereum_local)
+    with database.unit_of_work() as uow:  # a run that failed on its own: no result, no audit entry
+        repository = SqlReconciliationRepository(uow.session)
+        repository.start("failed-run", "test", datetime.now(UTC))
+        repository.fail("failed-run", "ChainError: the node went away", datetime.now(UTC))
+        uow.commit()
+    report = await verify_log(database, [])
+    assert report.ok, report.run_problems
+    assert report.runs_checked == 1

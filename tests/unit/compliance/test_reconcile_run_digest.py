@@ -64,3 +64,14 @@ def test_a_reworded_discrepancy_a_rewritten_digest_or_a_missing_entry_is_reporte
     assert run_tampering(replace(run, counts={"matched": 4}), items, audited) == [
         "its counts per category are not the audit log's (altered)"
     ]
+
+
+def test_a_run_the_log_records_must_be_stored_done() -> None:
+    run, items, audited = _stored()
+    assert run_tampering(None, [], audited) == [
+        "the audit log records it finished, but no such run is stored (deleted)"
+    ]
+    assert run_tampering(replace(run, status="failed"), items, audited) == [
+        "the audit log records it finished, but it is stored as failed (altered)"
+    ]
+    assert run_tampering(replace(run, status="failed", digest=None), [], None) == []  # failed on its own
