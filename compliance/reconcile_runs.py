@@ -71,25 +71,33 @@ def stored_digest(run: ReconciliationRun, items: Sequence[StoredDiscrepancy]) ->
 
 
 def run_tampering(
-    run: ReconciliationRun | None, items: Sequence[StoredDiscrepancy], audited: Mapping[str, Any] | None
+    run: ReconciliationRun | None, items: Sequence[StoredDiscrepancy], entries: Sequence[Mapping[str, Any]]
 ) -> list[str]:
-    """How a run as stored differs from the result it was audited with (``audited``: the data of its
-    ``reconciliation`` audit entry, None when the log has none); empty when it holds. ``run`` None: the log records
-    a run that is not stored. A run the log does not record and that is not ``done`` (still running, or failed) has
-    no result to check; one the log records finished must still be stored ``done`` with that result — marked failed
-    or deleted, it would otherwise leave the check with its altered result."""
-    if run is None:
-        return ["the audit log records it finished, but no such run is stored (deleted)"]
-    if audited is None and run.status != "done":
-        return []
+    """How a run as stored differs from the result it was audited with (``entries``: the data of each of its
+    ``reconciliation`` audit entries in the log's order, none when the log has none); empty when it holds. ``run``
+    None: the log records a run that is not stored. A run the log does not record and that is not ``done`` (still
+    running, or failed) has no result to check; one the log records finished must still be stored ``done`` with that
+    result — marked failed or deleted, it would otherwise leave the check with its altered result. A run is finished
+    once, so it has one entry: a later one (written to match an altered result) is reported, and the run is checked
+    against the first."""
     problems: list[str] = []
+    if len(entries) > 1:
+        problems.append(
+            f"the audit log records it {len(entries)} times (a later entry written outside a run); checked against "
+            "the first"
+        )
+    if run is None:
+        return [*problems, "the audit log records it finished, but no such run is stored (deleted)"]
+    if not entries and run.status != "done":
+        return problems
     if run.status != "done":
         problems.append(f"the audit log records it finished, but it is stored as {run.status} (altered)")
     if stored_digest(run, items) != run.digest:
         problems.append("its stored chain summaries and discrepancies do not hash to its digest (altered)")
-    if audited is None:
+    if not entries:
         problems.append("no audit log entry records it (the entry deleted, or the run written outside a run)")
         return problems
+    audited = entries[0]
     if audited.get("digest") != run.digest:
         problems.append(f"its digest {run.digest} is not the audit log's {audited.get('digest')} (rewritten)")
     if dict(audited.get("counts", {})) != dict(run.counts):

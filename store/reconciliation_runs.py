@@ -5,6 +5,7 @@ found). Read only: nothing here commits."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -85,14 +86,19 @@ class SqlReconciliationRuns:
         """Every run the audit log records (its ``reconciliation`` entries, sealed or not yet) and every finished
         run, each checked against its digest and its entry: how many were checked, and ``reconciliation <id>:
         <problem>`` for each problem found. Driven by the log as well as by the runs, so a run the log records that
-        is deleted, or stored as anything but ``done``, is reported rather than left out."""
+        is deleted, or stored as anything but ``done``, is reported rather than left out; a run's entries are taken
+        in the log's order (sequence number, the unsealed after), so a second entry cannot stand in for the first."""
         with self._db.read_only() as uow:
             session = uow.session
             repository = SqlReconciliationRepository(session)
-            audited = {
-                row.subject: dict(row.data)
-                for row in session.scalars(select(AuditEntryRow).where(AuditEntryRow.kind == AuditKind.RECONCILIATION))
-            }
+            audited: dict[str, list[dict[str, Any]]] = {}
+            entries = session.scalars(
+                select(AuditEntryRow)
+                .where(AuditEntryRow.kind == AuditKind.RECONCILIATION)
+                .order_by(AuditEntryRow.seq.asc().nulls_last(), AuditEntryRow.id)  # the log's order, unsealed last
+            )
+            for entry in entries:
+                audited.setdefault(entry.subject, []).append(dict(entry.data))
             done = select(ReconciliationRunRow.id).where(ReconciliationRunRow.status == "done")
             run_ids = sorted(set(audited) | set(session.scalars(done)))
             problems = list[str]()
@@ -103,6 +109,6 @@ class SqlReconciliationRuns:
                 ]
                 problems.extend(
                     f"reconciliation {run_id}: {problem}"
-                    for problem in run_tampering(None if row is None else _run(row), items, audited.get(run_id))
+                    for problem in run_tampering(None if row is None else _run(row), items, audited.get(run_id, []))
                 )
             return len(run_ids), problems

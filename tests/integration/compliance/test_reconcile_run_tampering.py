@@ -12,18 +12,27 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from api.audit_jobs import verify_log
+from compliance.audit import AuditKind
 from compliance.reconcile_runs import stored_digest
 from store.aggregator import LoanRow
-from store.compliance import DiscrepancyRow, ReconciliationRunRow, SqlAuditLog, SqlReconciliationRepository
+from store.compliance import (
+    AuditEntryRow,
+    DiscrepancyRow,
+    ReconciliationRunRow,
+    SqlAuditLog,
+    SqlReconciliationRepository,
+)
 from store.db import Database
 from store.reconciliation_runs import SqlReconciliationRuns
 from tests.support.devnet import DeployedChain
 from tests.support.reconcile import LoanMaker, index, reconciled
 
 pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -141,3 +150,41 @@ async def test_a_failed_run_the_log_does_not_record_is_not_reported(
     report = await verify_log(database, [])
     assert report.ok, report.run_problems
     assert report.runs_checked == 1
+
+
+async def test_a_second_audit_entry_written_to_match_an_altered_run_does_not_stand_in_for_the_first(
+    database: Database, ethereum_local: DeployedChain
+) -> None:
+    run_id = await _audited_run_with_a_discrepancy(database, ethereum_local)
+    with database.unit_of_work() as uow:  # the discrepancy taken out, counts and summary made to agree with that
+        uow.session.execute(delete(DiscrepancyRow).where(DiscrepancyRow.run_id == run_id))
+        run = uow.session.get(ReconciliationRunRow, run_id)
+        assert run is not None
+        original = run.digest
+        run.counts = dict(run.counts) | {"status-mismatch": 0}
+        chains = [dict(chain) for chain in run.chains]
+        chains[0]["counts"] = dict(chains[0]["counts"]) | {"status-mismatch": 0}
+        run.chains = chains
+        uow.commit()
+    found = SqlReconciliationRuns(database).report(run_id)
+    assert found is not None
+    forged = stored_digest(*found)
+    with database.unit_of_work() as uow:  # the digest rewritten, and a second entry appended and sealed to match it
+        run = uow.session.get(ReconciliationRunRow, run_id)
+        assert run is not None
+        run.digest = forged
+        (entry,) = uow.session.scalars(select(AuditEntryRow).where(AuditEntryRow.subject == run_id))
+        log = SqlAuditLog(uow.session)
+        log.append(AuditKind.RECONCILIATION, run_id, dict(entry.data) | {"digest": forged, "counts": run.counts}, NOW)
+        uow.session.flush()
+        log.seal()
+        uow.commit()
+    report = await verify_log(database, [])
+    assert report.problems == ()  # the log itself holds: the entry was appended, not rewritten
+    assert not report.ok
+    assert report.run_problems == (
+        f"reconciliation {run_id}: the audit log records it 2 times (a later entry written outside a run); checked "
+        "against the first",
+        f"reconciliation {run_id}: its digest {forged} is not the audit log's {original} (rewritten)",
+        f"reconciliation {run_id}: its counts per category are not the audit log's (altered)",
+    )
