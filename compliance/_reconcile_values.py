@@ -171,9 +171,10 @@ class ChainScope:
     """One chain's reconciled block range and who may wire roles: the deployer up to ``wiring_until`` (the
     deployments record's handover to the Timelock; None when the record has none: then up to the deployer's own
     renounce of its admin role, if the run sees it) and the Timelock; ``full`` when the range starts at the
-    deployment (records outside a partial range are not judged); ``at_head`` when it ends at the chain's head as read:
-    only then are the records' present states (a loan's status, outstanding principal and collateral, a proposal's
-    state) judged, since a block after ``to_block`` may have changed them."""
+    deployment (records outside a partial range are not judged); ``at_head`` when it ends at the chain's confirmed
+    head as read (``compliance.reconcile_chain.confirmed_head``: the last block the indexer records): only then are
+    the records' present states (a loan's status, outstanding principal and collateral, a proposal's state) judged,
+    since a block after ``to_block`` may have changed them."""
 
     chain_name: str
     chain_id: int

@@ -66,6 +66,12 @@ class ChainRead:
         return [_fact(self.scope.chain_name, chain_id, self.decoder, self.names, entry) for entry in self.logs]
 
 
+def confirmed_head(head: int, confirmations: int) -> int:
+    """The last block the indexer records on a chain at ``head`` with ``confirmations``, as
+    ``chain.events.EventReader.poll`` takes it (a depth of 0 counts as 1: the head itself)."""
+    return max(0, head - max(1, confirmations) + 1)
+
+
 def reconciled_contracts(record: DeploymentRecord) -> list[WatchedContract]:
     return [
         WatchedContract(key, deployed.address, deployed.artifact)
@@ -110,9 +116,15 @@ async def read_chain(
     progress: Callable[[ChainScope, int], None] | None = None,
 ) -> ChainRead:
     """The logs of our contracts on ``client``'s chain in ``from_block`` (default: the deployment) ..
-    ``to_block`` (default: the head), pools registered later included, and the code findings."""
-    head = int(await client.rpc("eth_blockNumber"), 16)
-    scope = scope_for(record, from_block, head if to_block is None else min(to_block, head), head)
+    ``to_block`` (default: the confirmed head), pools registered later included, and the code findings.
+
+    A run ends at most at the chain's confirmed head — ``confirmations`` deep, the last block the indexer records
+    (``chain.events.EventReader``: head - confirmations + 1) — and is judged as at the head there: read to the raw
+    head, it reported the newest loans and repayments as not recorded on a chain with more than one confirmation, and
+    an incremental run (``--since-last``, which starts after the previous run's last block) never read again the
+    blocks that were unconfirmed when the previous run read them, so a reorg among them went unreconciled."""
+    confirmed = confirmed_head(int(await client.rpc("eth_blockNumber"), 16), client.config.confirmations)
+    scope = scope_for(record, from_block, confirmed if to_block is None else min(to_block, confirmed), confirmed)
     contracts = reconciled_contracts(record)
     decoder = EventDecoder(client.w3.codec)
     for contract in contracts:

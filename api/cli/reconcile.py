@@ -119,7 +119,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--from-block", type=_block, default=None, help="first block (default: the deployment)")
     start.add_argument("--since-last", action="store_true", help="from after the newest finished run's range")
-    parser.add_argument("--to-block", type=_block, default=None, help="last block (default: the head)")
+    parser.add_argument(
+        "--to-block", type=_block, default=None, help="last block (at most, and by default, the confirmed head)"
+    )
     parser.add_argument("--out", type=Path, default=Path(".creditmesh/reports"), help="where the reports go")
     parser.add_argument("--started-by", default=f"cli:{getpass.getuser()}", help="who runs it (stored on the run)")
     parser.set_defaults(func=cmd_reconcile)
