@@ -69,7 +69,9 @@ def match_loans(result: ChainResult, scope: ChainScope, loans: dict[int, OpenedL
             why = "no quote of ours" if digest not in records.our_offer_digests else "no accept of ours recorded it"
             result.add(item(scope, Category.OPENED_WITHOUT_ACCEPT, subject, "LoanOpened", why, opened, record.loan_id))
             continue
-        problems = _compare(record, loan, scope.at_head)
+        # the present state only when the record is still the run's last block's (the indexer may have recorded a
+        # repayment, a default or a liquidation after the run read the chain and before it read the records)
+        problems = _compare(record, loan, scope.at_head and record.as_of(scope.to_block))
         for category, detail in problems:
             result.add(item(scope, category, subject, "loan", detail, opened, record.loan_id))
         if not problems and not renumbered:
@@ -96,8 +98,8 @@ def match_earlier_loans(
     result: ChainResult, scope: ChainScope, earlier: dict[int, list[Fact]], records: Records
 ) -> None:
     """A partial run's loans opened before its range: the status their facts in the range leave (a default, a
-    write-off, a close) against the record's, when the range reaches the head. Left out, an incremental audit
-    (``--since-last``) never saw a default or a write-off the ledger missed."""
+    write-off, a close) against the record's, when the range reaches the head and the record holds no fact after it.
+    Left out, an incremental audit (``--since-last``) never saw a default or a write-off the ledger missed."""
     if not scope.at_head:
         return
     by_number = {r.onchain_loan_id: r for r in records.loans if r.onchain_loan_id is not None}
@@ -111,6 +113,8 @@ def match_earlier_loans(
         if record is None:
             detail = f"{last.event} of a loan opened before the range, which no loan record has"
             result.add(item(scope, Category.ONCHAIN_NOT_RECORDED, subject, str(last.event), detail, last))
+        elif not record.as_of(scope.to_block):  # recorded past the run's range: its status may be a later one
+            continue
         elif record.status != status:
             detail = f"status: recorded {record.status}, on-chain {status}"
             result.add(item(scope, Category.STATUS_MISMATCH, subject, "loan", detail, last, record.loan_id))

@@ -90,6 +90,13 @@ class LoanRecord:
     #: the accepted quote's offer as our quote signer signed it (``borrower``, ``rateBps``, ``term``, ...); empty
     #: when the quote holds none
     offer: Mapping[str, Any] = field(default_factory=dict)
+    #: the block of the newest chain fact the ledger holds for the loan, read with the record (None: none): a record
+    #: whose ledger holds a fact after the run's last block is in a later state than the run read
+    last_fact_block: int | None = None
+
+    def as_of(self, block: int) -> bool:
+        """Whether the record's present state is the state at ``block``: its ledger holds no fact after it."""
+        return self.last_fact_block is None or self.last_fact_block <= block
 
 
 @dataclass(frozen=True, slots=True)

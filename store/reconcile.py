@@ -27,7 +27,16 @@ from store.payments import SqlPaymentRecords
 
 
 def chain_records(session: Session, chain_id: int, aggregator: str) -> Records:
+    """What the platform holds for one chain. Each loan comes with the block of its newest ledger fact, read in the
+    same statement (one snapshot): a record that changed after the run's last block (the indexer goes on while the run
+    reads the chain) is known as such, rather than judged against the chain's older state."""
     accepted = set(session.scalars(select(AcceptRow.loan_id).where(AcceptRow.loan_id.is_not(None))))
+    last_facts = (
+        select(ChainFactRow.loan_ref, func.max(ChainFactRow.block_number).label("last_block"))
+        .where(ChainFactRow.chain_id == chain_id, ChainFactRow.loan_ref.is_not(None))
+        .group_by(ChainFactRow.loan_ref)
+        .subquery()
+    )
     loans = [
         LoanRecord(
             loan_id=row.id,
@@ -45,10 +54,12 @@ def chain_records(session: Session, chain_id: int, aggregator: str) -> Records:
             rate_bps=row.rate_bps,
             term_seconds=row.term_seconds,
             offer=dict(offer or {}),
+            last_fact_block=None if last_block is None else int(last_block),
         )
-        for row, offer in session.execute(
-            select(LoanRow, QuoteRow.offer)
+        for row, offer, last_block in session.execute(
+            select(LoanRow, QuoteRow.offer, last_facts.c.last_block)
             .outerjoin(QuoteRow, QuoteRow.id == LoanRow.quote_id)
+            .outerjoin(last_facts, last_facts.c.loan_ref == LoanRow.onchain_loan_id)
             .where(LoanRow.chain_id == chain_id, func.lower(LoanRow.contract) == aggregator.lower())
         )
     ]

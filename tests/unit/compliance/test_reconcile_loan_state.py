@@ -1,7 +1,8 @@
 """What reconciliation expects a loan record to say, recomputed from the loan's logs alone: the collateral a
 liquidation seized leaves with no ``CollateralRemoved`` of its own (the CollateralManager pays the liquidator in the
 same call), so the recomputation takes ``LoanLiquidated``'s ``collateralSeized`` off as the ledger does; a record
-that kept the whole collateral after a partial liquidation is a mismatch."""
+that kept the whole collateral after a partial liquidation is a mismatch. A record whose ledger holds a fact after the
+run's last block is not judged on its present status."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from compliance._reconcile_loans import OpenedLoan, _compare, _expected
-from compliance._reconcile_values import Category, Fact, LoanRecord
+from compliance._reconcile_loans import OpenedLoan, _compare, _expected, match_earlier_loans
+from compliance._reconcile_values import Category, ChainResult, ChainScope, Fact, LoanRecord, Records
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +59,24 @@ def test_a_record_that_kept_the_seized_collateral_is_a_mismatch() -> None:
 def _defaults() -> dict[str, Any]:
     """The record's other fields, as a loan record of ours has them."""
     return {"tx_hash": "0x01", "block_number": 10, "quote_id": "q1", "accepted": True}
+
+
+def test_a_loan_recorded_past_the_run_is_not_judged_on_its_present_status() -> None:
+    """A partial run's loan opened before its range, defaulted in it: a record that says repaid is a mismatch, unless
+    its ledger holds a fact after the run's last block (the run read the chain before the indexer recorded it)."""
+    scope = ChainScope("ethereum-local", 31337, 5, 20, "0x" + "99" * 20, "0x" + "33" * 20, full=False)
+    defaulted = {1: [_fact("LoanDefaulted", "0x03", loanId=1, outstandingPrincipal=PRINCIPAL)]}
+    fields: dict[str, Any] = {
+        "loan_id": "l1",
+        "onchain_loan_id": 1,
+        "offer_digest": "0x" + "ab" * 32,
+        "status": "repaid",
+        "principal": PRINCIPAL,
+        "outstanding_principal": 0,
+        "collateral_amount": 0,
+    }
+    for last_fact_block, expected in ((20, [Category.STATUS_MISMATCH]), (21, [])):
+        result = ChainResult(scope)
+        record = LoanRecord(**{**_defaults(), **fields, "last_fact_block": last_fact_block})
+        match_earlier_loans(result, scope, defaulted, Records(loans=[record]))
+        assert [item.category for item in result.items] == expected
