@@ -2,7 +2,8 @@
 ``compliance.audit_anchor`` talks to the chain, ``store.compliance.SqlAuditLog`` to the database):
 
 * ``seal`` — number and chain the entries written since the last seal, in one unit of work;
-* ``anchor`` — seal, then anchor the head on every given chain through its audit-anchor transaction manager;
+* ``anchor`` — seal, then anchor the head on every given chain through its audit-anchor transaction manager, each
+  chain on its own (one that fails is named, after the others are anchored);
 * ``verify`` — the sealed log against itself and against every anchor read back from every chain;
 * ``run_anchoring`` — the periodic worker, under one lease (kind ``audit-anchor``, chain id 0: the log is one across
   chains), so several processes anchor each head once: it seals every ``seal_interval`` (a second by default: an
@@ -23,6 +24,7 @@ from datetime import timedelta
 
 from aggregator.servicing.leased import Leader, run_leased
 from chain.client import ChainClient
+from chain.errors import ChainError
 from chain.transactions import TransactionManager
 from compliance.audit import Anchor, AuditEntry, VerifyReport, verify
 from compliance.audit_anchor import AnchorContract, AnchorError, anchor_head, read_anchors
@@ -56,16 +58,35 @@ def seal(database: Database) -> tuple[int, tuple[int, str] | None]:
     return sealed, head
 
 
+class AnchoringFailed(AnchorError):
+    """The head could not be anchored on some chains (``failed``: chain name → why); it was on the others
+    (``anchored``, as ``anchor`` returns them)."""
+
+    def __init__(self, anchored: dict[str, str | None], failed: dict[str, str]) -> None:
+        self.anchored, self.failed = anchored, failed
+        super().__init__("; ".join(f"{name}: {why}" for name, why in failed.items()))
+
+
 async def anchor(database: Database, chains: Sequence[AnchorChain]) -> dict[str, str | None]:
-    """Seal, then anchor the head on every chain; chain name → transaction hash (None: already anchored there)."""
+    """Seal, then anchor the head on every chain; chain name → transaction hash (None: already anchored there).
+    Each chain on its own: one whose anchor fails (refused, reverted, its node not answering) does not keep the head
+    off the chains after it; once every chain is tried, ``AnchoringFailed`` names each failure with what was
+    anchored."""
     _, head = await asyncio.to_thread(seal, database)
     if head is None:
         return {}
     done: dict[str, str | None] = {}
+    failed: dict[str, str] = {}
     for chain in chains:
+        name = chain.contract.chain_name
         if chain.transactions is None:
-            raise ValueError(f"{chain.contract.chain_name}: anchoring needs the audit anchor key's transactions")
-        done[chain.contract.chain_name] = await anchor_head(chain.transactions, chain.contract, head)
+            raise ValueError(f"{name}: anchoring needs the audit anchor key's transactions")
+        try:
+            done[name] = await anchor_head(chain.transactions, chain.contract, head)
+        except (AnchorError, ChainError) as err:
+            failed[name] = str(err)
+    if failed:
+        raise AnchoringFailed(done, failed)
     return done
 
 
@@ -109,7 +130,10 @@ async def run_anchoring(
             anchored_at = now
             try:
                 await anchor(database, chains)  # sealed first
-            except (AnchorError, ValueError) as err:  # a chain that refuses the anchor: the log is sealed still
+            except AnchoringFailed as err:  # a chain that refuses the anchor: the log is sealed, the others anchored
+                for name, why in err.failed.items():
+                    log.error("audit anchoring failed on %s: %s", name, why)
+            except ValueError as err:
                 log.error("audit anchoring failed: %s", err)
         else:
             await asyncio.to_thread(seal, database)

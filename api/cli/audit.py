@@ -2,7 +2,8 @@
 
 seal      number and chain the entries written since the last seal (the audit worker does this continuously)
 anchor    seal, then anchor the head on every chain (``--chains``) with the audit anchor key
-          (``CREDITMESH_AUDIT_ANCHOR_KEY``; devnet account 11 on local devnets)
+          (``CREDITMESH_AUDIT_ANCHOR_KEY``; devnet account 11 on local devnets), each chain on its own; exit status 1
+          naming each chain where it failed
 verify    walk the sealed log and name the first altered, inserted, deleted or reordered entry, then check it
           against every anchor on every chain (``--offline``: the log alone), then every finished reconciliation run
           against its digest and its audit entry; exit status 1 if anything fails"""
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from api.audit_jobs import AnchorChain, anchor, seal, verify_log
+from api.audit_jobs import AnchorChain, AnchoringFailed, anchor, seal, verify_log
 from api.bootstrap import chain_registry, load_records
 from api.settings import Settings
 from chain.client import ChainClient
@@ -98,16 +99,21 @@ def cmd_anchor(args: argparse.Namespace) -> None:
         async with _chains(settings, database, args.chains, _anchor_signer(settings)) as chains:
             return await anchor(database, chains)
 
+    failed: dict[str, str] = {}
     try:
         done = asyncio.run(main())
     except ConfigurationError as err:
         raise SystemExit(str(err)) from err
+    except AnchoringFailed as err:  # the other chains are anchored: say so, and which failed
+        done, failed = err.anchored, err.failed
     finally:
         database.dispose()
-    if not done:
+    if not done and not failed:
         print("the audit log is empty: nothing to anchor", flush=True)
     for chain_name, tx_hash in done.items():
         print(f"[{chain_name}] " + (f"anchored in {tx_hash}" if tx_hash else "already anchored"), flush=True)
+    if failed:
+        raise SystemExit("\n".join(f"[{chain_name}] not anchored: {why}" for chain_name, why in failed.items()))
 
 
 def cmd_verify(args: argparse.Namespace) -> None:

@@ -1,10 +1,12 @@
 """The audit log's head anchored on real devnets (the AuditAnchor deployed by the devnet profile): anchoring through
 the audit anchor key's transaction manager, only that key may anchor, and a log rewritten with recomputed hashes is
-caught by the anchors read back from two chains."""
+caught by the anchors read back from two chains; a chain that refuses the anchor does not keep it off the others."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -12,13 +14,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
-from api.audit_jobs import AnchorChain, anchor, seal, verify_log
+from api.audit_jobs import AnchorChain, AnchoringFailed, anchor, run_anchoring, seal, verify_log
 from chain.client import ChainClient
 from chain.signers import Role, Signer, devnet_signer
 from chain.transactions import TransactionManager
 from compliance.audit import AuditKind, PendingEntry
 from compliance.audit import seal as chain_entries
-from compliance.audit_anchor import AnchorContract, AnchorError, anchor_head
+from compliance.audit_anchor import AnchorContract, AnchorError, anchor_head, latest_anchor
 from store.chain import SqlChainStore
 from store.compliance import AuditEntryRow, AuditHeadRow, SqlAuditLog
 from store.db import Database
@@ -117,3 +119,37 @@ async def test_only_the_anchor_key_may_anchor(database: Database, two_chains: li
         assert chain.transactions is not None
         with pytest.raises(AnchorError, match="AccessControlUnauthorizedAccount"):
             await anchor_head(chain.transactions, chain.contract, head, within=30)
+
+
+async def test_a_chain_that_refuses_the_anchor_does_not_keep_it_off_the_others(
+    database: Database, two_chains: list[DeployedChain]
+) -> None:
+    """Polygon first, where the key lacks ANCHOR_ROLE (a rotated role, a key out of gas): the worker's round still
+    anchors the head on the chain after it, and names the one that failed. The first failure used to end the round,
+    so no chain after it was anchored at any interval."""
+    _append(database, 3)
+    ethereum, polygon = two_chains
+    async with (
+        _anchor_chains(database, [polygon], devnet_signer(Role.OPERATOR)) as refused,
+        _anchor_chains(database, [ethereum], devnet_signer(Role.AUDIT_ANCHOR)) as anchorable,
+    ):
+        stop = asyncio.Event()
+        worker = asyncio.create_task(
+            run_anchoring(database, [*refused, *anchorable], stop, interval=3_600, seal_interval=0.1)
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while await latest_anchor(anchorable[0].client, anchorable[0].contract) < 3:
+                assert time.monotonic() < deadline, "the head never anchored on the chain after the failing one"
+                assert not worker.done()
+                await asyncio.sleep(0.2)
+        finally:
+            stop.set()
+            await asyncio.wait_for(worker, 30)
+        assert await latest_anchor(refused[0].client, refused[0].contract) == 0
+
+        with pytest.raises(AnchoringFailed) as raised:  # on demand: every chain tried, each failure named
+            await anchor(database, [*refused, *anchorable])
+    assert raised.value.anchored == {"ethereum-local": None}  # anchored by the worker already
+    assert list(raised.value.failed) == ["polygon-local"]
+    assert "AccessControlUnauthorizedAccount" in raised.value.failed["polygon-local"]
