@@ -72,9 +72,13 @@ async def reconcile(
     run_id: str | None = None,
 ) -> RunOutcome:
     """One run over ``chains`` from ``from_block`` (default: each chain's deployment; ``since_last``: after the
-    newest finished run's range) to ``to_block`` (default: the head). A failure is stored on the run and raised."""
+    newest finished run's range) to ``to_block`` (default: the confirmed head). A failure is stored on the run and
+    raised; so is a chain given twice (``ValueError``)."""
     run: str = run_id if run_id is not None else await asyncio.to_thread(start_run, database, started_by)
     try:
+        names = [chain.record.chain_name for chain in chains]
+        if len(set(names)) != len(names):  # read and stored twice, its items doubled: refused, stored as failed
+            raise ValueError(f"a run reads each chain once; given {names}")
         starts = await asyncio.to_thread(last_blocks, database) if since_last else {}
         reads = await asyncio.gather(
             *(

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from api.deps import AuditorPrincipal, PlatformDep
 from api.idempotency import Idempotent
@@ -26,11 +26,21 @@ router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 
 
 class ReconciliationIn(BaseModel):
-    chains: list[str] | None = Field(default=None, description="chain names; null or absent: every chain")
+    chains: list[str] | None = Field(
+        default=None, min_length=1, description="chain names, each once; null or absent: every chain"
+    )
     from_block: NonNegativeJsonInteger | None = Field(
         default=None, description="first block; default: each chain's deployment"
     )
     since_last: StrictBool = Field(default=False, description="start after the newest finished run's range")
+
+    @field_validator("chains")
+    @classmethod
+    def _each_chain_once(cls, chains: list[str] | None) -> list[str] | None:
+        """A chain named twice would be read and stored twice in one run (its summary and discrepancies doubled)."""
+        if chains is not None and (repeated := sorted({name for name in chains if chains.count(name) > 1})):
+            raise ValueError(f"each chain once: {repeated} named more than once")
+        return chains
 
 
 class ReconciliationOut(BaseModel):
@@ -121,8 +131,9 @@ async def start_reconciliation(
     body: ReconciliationIn, request: Request, response: Response, principal: AuditorPrincipal, platform: PlatformDep
 ) -> ReconciliationOut:
     """Start a run over the chosen chains (all by default); it goes on in the background — poll the run, whose
-    status becomes `done` (or `failed`, with the error). 422 for a chain the platform does not serve."""
-    wanted = body.chains or list(platform.chains)
+    status becomes `done` (or `failed`, with the error). 422 for a chain the platform does not serve, a chain named
+    twice, or an empty list (null or absent: every chain)."""
+    wanted = list(platform.chains) if body.chains is None else body.chains
     unknown = sorted(set(wanted) - set(platform.chains))
     if unknown:
         raise HTTPException(

@@ -1,6 +1,7 @@
 """The auditor's reconciliation endpoints (in-process ASGI, real routers, PostgreSQL, a real devnet): an admin
 issues an auditor key (``/v1/api-keys``), the auditor starts a run, waits for it, lists runs, pages through the
-discrepancies filtered by category, and downloads the report in each format; a borrower's key is refused."""
+discrepancies filtered by category, and downloads the report in each format; a borrower's key is refused, and so
+is a chain named twice or an empty list of chains."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.auth import Role, ensure_bootstrap_admin, issue_key
+from api.reconcile_jobs import ReconciledChain, reconcile
 from api.routers import api_keys, reconciliations
 from api.settings import Settings
 from chain.client import ChainClient
@@ -117,3 +119,28 @@ async def test_an_auditor_runs_reads_pages_and_downloads(
     assert as_json["digest"] == run["digest"]
     missing = await client.get("/v1/reconciliations/nope/report", headers=auditor)
     assert missing.status_code == 404
+
+
+async def test_a_chain_named_twice_or_none_named_is_refused(
+    api: tuple[httpx.AsyncClient, Database, DeployedChain, ChainClient],
+) -> None:
+    """``{"chains": ["x", "x"]}`` ran the chain twice in one run: its summary and discrepancies stored twice (and
+    ``audit verify`` later reported the untouched run as altered, its summaries keyed by chain). ``[]`` ran every
+    chain, as null does; it is refused as naming none."""
+    client, database, chain, chain_client = api
+    for chains, why in (
+        ([chain.name, chain.name], f"each chain once: ['{chain.name}'] named more than once"),
+        ([], "at least 1 item"),
+    ):
+        refused = await client.post("/v1/reconciliations", json={"chains": chains})
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == problems.PROBLEM_JSON
+        assert why in refused.json()["detail"]
+    assert (await client.get("/v1/reconciliations")).json()["items"] == []  # no run started
+
+    twice = ReconciledChain(chain_client, chain.record)
+    with pytest.raises(ValueError, match="a run reads each chain once"):
+        await reconcile(database, [twice, twice], "test")
+    (failed,) = (await client.get("/v1/reconciliations")).json()["items"]
+    assert failed["status"] == "failed"
+    assert failed["chains"] == []
