@@ -98,8 +98,8 @@ def _log_entries(database: Database) -> tuple[list[AuditEntry], int, tuple[int, 
 
 
 async def verify_log(database: Database, chains: Sequence[AnchorChain]) -> VerifyReport:
-    """The sealed log checked against itself and against every anchor on every chain, then every finished
-    reconciliation run against its digest and its audit entry (read-only)."""
+    """The sealed log checked against itself and against every anchor on every chain, then every reconciliation run
+    the log records and every finished one against its digest and its first audit entry (read-only)."""
     entries, pending, sealed_head = await asyncio.to_thread(_log_entries, database)
     anchors: list[Anchor] = []
     for chain in chains:

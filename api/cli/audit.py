@@ -5,8 +5,9 @@ anchor    seal, then anchor the head on every chain (``--chains``) with the audi
           (``CREDITMESH_AUDIT_ANCHOR_KEY``; devnet account 11 on local devnets), each chain on its own; exit status 1
           naming each chain where it failed
 verify    walk the sealed log and name the first altered, inserted, deleted or reordered entry, then check it
-          against every anchor on every chain (``--offline``: the log alone), then every finished reconciliation run
-          against its digest and its audit entry; exit status 1 if anything fails"""
+          against every anchor on every chain (``--offline``: the log alone), then every reconciliation run the log
+          records and every finished one against its digest and its first audit entry; exit status 1 if anything
+          fails"""
 
 from __future__ import annotations
 
