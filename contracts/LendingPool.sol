@@ -22,7 +22,9 @@ import {PoolMath} from "./libraries/PoolMath.sol";
 /// of the interest accrued from that sum. Interest accrues rounded down here and rounded up per loan, so the pool
 /// never counts more than its loans owe it. Origination fees vest linearly (over the loan's term, pot-weighted as in
 /// Yearn v3's profit unlocking) and impaired loans' expected losses are counted out at once (Maple's impairment), so
-/// the share price neither jumps on a fee nor ignores a known loss. Pausing blocks only new borrowing; deposits and
+/// the share price neither jumps on a fee nor ignores a known loss; a fall in an impairment (a repayment, a price
+/// recovery, a loan closed) vests like a fee, over `IMPAIRMENT_REVERSAL_VESTING`, so it cannot be taken in one block
+/// either (deposit, lower the impairment, redeem). Pausing blocks only new borrowing; deposits and
 /// withdrawals never stop. Every mutating entry point is `nonReentrant` (OZ `ReentrancyGuardTransient`).
 contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
@@ -35,6 +37,15 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
     uint40 public constant MAX_TERM_LIMIT = 100 * 365 days;
     /// @notice A new pool's longest term (governance changes it with `setMaxTerm`): the platform quotes up to a year.
     uint40 public constant DEFAULT_MAX_TERM = 365 days;
+    /// @notice How long a fall in the impairments takes to reach `totalAssets`, seconds (pot-weighted, as fees vest).
+    uint40 public constant IMPAIRMENT_REVERSAL_VESTING = 7 days;
+
+    /// @dev An amount counted out of `totalAssets` and released linearly from `vestedAt` to `end`. One slot.
+    struct Vesting {
+        uint128 amount;
+        uint40 vestedAt;
+        uint40 end;
+    }
 
     address public immutable creditAggregator;
     /// @dev Extra decimals of the shares over the asset (OZ ERC-4626's virtual-shares defence against a first
@@ -60,10 +71,10 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
     uint40 public lastAccrual;
     /// @notice The longest term, seconds, of a loan the pool funds (set through governance).
     uint40 public maxTermSeconds;
-    // One slot: origination fees received and not yet earned, vesting linearly from `_feesVestedAt` to `_feesVestEnd`.
-    uint128 private _unvestedFees;
-    uint40 private _feesVestedAt;
-    uint40 private _feesVestEnd;
+    /// @dev Origination fees received and not yet earned.
+    Vesting private _fees;
+    /// @dev Falls in the impairments not yet credited to the lenders.
+    Vesting private _reversals;
     // One slot: losses written off so far, and the expected losses of impaired loans not yet realised.
     /// @notice Principal and interest written off so far.
     uint128 public realizedLosses;
@@ -126,7 +137,7 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
         _accrue();
         _totalBorrowed = borrowed + uint128(principal);
         issuanceRate += uint176(principal * rateBps);
-        if (originationFee > 0) _vestFee(originationFee, term);
+        if (originationFee > 0) _vest(_fees, originationFee, term);
         emit LoanFunded(loanId, receiver, principal, originationFee, rateBps);
         IERC20(asset()).safeTransfer(receiver, principal - originationFee);
     }
@@ -174,31 +185,43 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
     }
 
     /// @inheritdoc ILendingPool
+    /// @dev The impairment ends: as much of it as the lenders' assets fell by is realised, the rest (the loss came
+    /// out smaller than expected) vests.
     function onLoss(uint256 loanId, uint256 principalLost, uint256 interestLost, uint32 rateBps)
         external
         onlyCreditAggregator
         nonReentrant
     {
         _accrue();
+        uint256 assetsBefore = _lendersAssets();
         _totalBorrowed -= uint128(principalLost);
         issuanceRate -= uint176(principalLost * rateBps);
         _adjustmentOf(interestLost); // the reserves' part of the interest lost is lost with it
         _accountedInterest = uint128(PoolMath.saturatingSub(_accountedInterest, interestLost));
         realizedLosses += uint128(principalLost + interestLost);
-        _setImpairment(loanId, 0); // the expected loss is now realised
+        _setImpairment(loanId, 0, PoolMath.saturatingSub(assetsBefore, _lendersAssets()));
         emit LossRealized(loanId, principalLost, interestLost);
     }
 
     /// @inheritdoc ILendingPool
     function onImpairment(uint256 loanId, uint256 expectedLoss) external onlyCreditAggregator nonReentrant {
-        _setImpairment(loanId, expectedLoss);
+        _setImpairment(loanId, expectedLoss, 0);
     }
 
-    function _setImpairment(uint256 loanId, uint256 expectedLoss) private {
+    /// @dev A rise counts out of `totalAssets` at once, less what it takes back of the falls still vesting (they
+    /// were never counted in), so the share price never steps up here; a fall beyond `realized` (the part of it a
+    /// write-off took out of the lenders' assets) vests over `IMPAIRMENT_REVERSAL_VESTING`.
+    function _setImpairment(uint256 loanId, uint256 expectedLoss, uint256 realized) private {
         uint256 previous = impairmentOf[loanId];
         if (previous == expectedLoss) return;
         impairmentOf[loanId] = expectedLoss;
         totalImpairment = uint128(totalImpairment - previous + expectedLoss);
+        if (expectedLoss > previous) {
+            _unvest(_reversals, expectedLoss - previous);
+        } else {
+            uint256 reversal = PoolMath.saturatingSub(previous - expectedLoss, realized);
+            if (reversal > 0) _vest(_reversals, reversal, IMPAIRMENT_REVERSAL_VESTING);
+        }
         emit ImpairmentChanged(loanId, expectedLoss);
     }
 
@@ -213,7 +236,9 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
     ) private {
         if (lowersImpairment) {
             uint256 impairment = impairmentOf[loanId];
-            if (impairment > 0) _setImpairment(loanId, PoolMath.saturatingSub(impairment, principalPaid + interestPaid));
+            if (impairment > 0) {
+                _setImpairment(loanId, PoolMath.saturatingSub(impairment, principalPaid + interestPaid), 0);
+            }
         }
         _accrue();
         _totalBorrowed -= uint128(principalPaid);
@@ -228,16 +253,30 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
         emit LoanRepaymentReceived(loanId, principalPaid, interestPaid);
     }
 
-    /// @dev Adds `fee` to the fees vesting; the vesting end becomes the average of what was left to vest and the new
-    /// fee's term, weighted by amount (Yearn v3's profit unlocking), so the share price never steps up on a fee.
-    function _vestFee(uint256 fee, uint256 term) private {
-        uint256 left = unvestedFees();
-        uint256 end = _feesVestEnd;
+    /// @dev Adds `amount` (non-zero) to `pot`; the vesting end becomes the average of what was left to vest and
+    /// `term`, weighted by amount (Yearn v3's profit unlocking), so the share price never steps up on it.
+    function _vest(Vesting storage pot, uint256 amount, uint256 term) private {
+        uint256 left = _unvested(pot);
+        uint256 end = pot.end;
         uint256 remaining = end > block.timestamp ? end - block.timestamp : 0;
-        uint256 pot = left + fee;
-        uint256 duration = Math.mulDiv(1, left * remaining + fee * term, pot, Math.Rounding.Ceil);
-        (_unvestedFees, _feesVestedAt, _feesVestEnd) =
-            (SafeCast.toUint128(pot), uint40(block.timestamp), uint40(block.timestamp + duration));
+        uint256 total = left + amount;
+        uint256 duration = Math.mulDiv(1, left * remaining + amount * term, total, Math.Rounding.Ceil);
+        (pot.amount, pot.vestedAt, pot.end) =
+            (SafeCast.toUint128(total), uint40(block.timestamp), uint40(block.timestamp + duration));
+    }
+
+    /// @dev Takes up to `amount` out of what `pot` has left to vest; the rest keeps its end.
+    function _unvest(Vesting storage pot, uint256 amount) private {
+        uint256 left = _unvested(pot);
+        if (left == 0) return;
+        (pot.amount, pot.vestedAt) = (uint128(left - Math.min(left, amount)), uint40(block.timestamp));
+    }
+
+    /// @dev What `pot` has left to vest now, rounded up.
+    function _unvested(Vesting storage pot) private view returns (uint256) {
+        uint256 end = pot.end;
+        if (block.timestamp >= end) return 0;
+        return Math.mulDiv(pot.amount, end - block.timestamp, end - pot.vestedAt, Math.Rounding.Ceil);
     }
 
     /// @dev Takes out of `reserveShareAdjustment`, and returns, its part for `interest` of the interest accounted
@@ -294,20 +333,30 @@ contract LendingPool is ILendingPool, ERC4626, AccessControl, Pausable, Reentran
     }
 
     /// @inheritdoc ILendingPool
-    function unvestedFees() public view returns (uint256) {
-        uint256 end = _feesVestEnd;
-        if (block.timestamp >= end) return 0;
-        return Math.mulDiv(_unvestedFees, end - block.timestamp, end - _feesVestedAt, Math.Rounding.Ceil);
+    function unvestedFees() external view returns (uint256) {
+        return _unvested(_fees);
+    }
+
+    /// @inheritdoc ILendingPool
+    function unvestedImpairmentReversals() external view returns (uint256) {
+        return _unvested(_reversals);
     }
 
     /// @notice Cash less reserves, plus outstanding principal, plus the lenders' share of expected interest, less
-    /// the impaired loans' expected losses and the origination fees not yet vested.
+    /// the impaired loans' expected losses, the origination fees not yet vested and the falls in the impairments
+    /// not yet vested.
     function totalAssets() public view override returns (uint256) {
-        uint256 gross =
-            availableLiquidity() + _totalBorrowed + PoolMath.lenderShareDown(expectedInterest(), reserveFactorBps);
+        return PoolMath.saturatingSub(
+            _lendersAssets(), totalImpairment + _unvested(_fees) + _unvested(_reversals)
+        );
+    }
+
+    /// @dev Cash less reserves, plus outstanding principal, plus the lenders' share of expected interest (after
+    /// `reserveShareAdjustment`): the lenders' assets before impairments and vesting.
+    function _lendersAssets() private view returns (uint256 gross) {
+        gross = availableLiquidity() + _totalBorrowed + PoolMath.lenderShareDown(expectedInterest(), reserveFactorBps);
         int256 adjustment = reserveShareAdjustment;
         gross = adjustment >= 0 ? PoolMath.saturatingSub(gross, uint256(adjustment)) : gross + uint256(-adjustment);
-        return PoolMath.saturatingSub(gross, totalImpairment + unvestedFees());
     }
 
     /// @notice At most the cash on hand: lent principal comes back only as loans are repaid.

@@ -44,6 +44,12 @@ interface ILendingPool {
     /// @notice Origination fees received and not yet earned: counted out of `totalAssets`, released linearly.
     function unvestedFees() external view returns (uint256);
 
+    /// @notice Falls in the impairments (repayments, price recoveries, loans closed, a write-off smaller than the
+    /// loss expected) not yet credited to the lenders: counted out of `totalAssets`, released linearly over about
+    /// `IMPAIRMENT_REVERSAL_VESTING`; a rise in an impairment takes its amount back out of them before it lowers the
+    /// share price.
+    function unvestedImpairmentReversals() external view returns (uint256);
+
     /// @notice The longest term, seconds, of a loan the pool funds.
     function maxTermSeconds() external view returns (uint40);
 
@@ -65,7 +71,8 @@ interface ILendingPool {
 
     /// @notice Books a borrower's repayment of a loan at `rateBps` whose tokens the CreditAggregator has already
     /// moved into the pool: the principal leaves the pool's accrual, the interest's reserve share goes to reserves,
-    /// and the loan's impairment falls by what was paid. Only the CreditAggregator.
+    /// and the loan's impairment falls by what was paid (the fall vests: `unvestedImpairmentReversals`). Only the
+    /// CreditAggregator.
     function onRepaymentAtRate(uint256 loanId, uint256 principalPaid, uint256 interestPaid, uint32 rateBps)
         external;
 
@@ -77,14 +84,16 @@ interface ILendingPool {
     /// (the collateral that paid it is gone). Only the CreditAggregator.
     function onLiquidation(uint256 loanId, uint256 principalPaid, uint256 interestPaid, uint32 rateBps) external;
 
-    /// @notice Writes off a loan's remaining principal and interest and ends its impairment; `rateBps` is the rate
-    /// still accruing (zero for a loan already in default). Only the CreditAggregator.
+    /// @notice Writes off a loan's remaining principal and interest and ends its impairment (what the impairment
+    /// expected beyond the lenders' loss vests); `rateBps` is the rate still accruing (zero for a loan already in
+    /// default). Only the CreditAggregator.
     function onLoss(uint256 loanId, uint256 principalLost, uint256 interestLost, uint32 rateBps) external;
 
     /// @notice Emitted when a loan's impairment (its expected loss, counted out of `totalAssets`) changes.
     event ImpairmentChanged(uint256 indexed loanId, uint256 impairment);
 
-    /// @notice Sets a loan's impairment to `expectedLoss`. Only the CreditAggregator (`impair`, `markDefault`).
+    /// @notice Sets a loan's impairment to `expectedLoss`: a rise counts at once, a fall vests
+    /// (`unvestedImpairmentReversals`). Only the CreditAggregator (`impair`, `markDefault`, a loan closed).
     function onImpairment(uint256 loanId, uint256 expectedLoss) external;
 
     /// @notice Interest the pool's open loans owe it, accrued to now from the sum of their locked rates (rounded down).

@@ -3,7 +3,8 @@ every step, that token balances equal recorded totals, no debt is left without c
 equals the Python model to the wei, and the pool's books (impairments and unvested fees included) add up within a
 stated rounding bound; and per operation: no lender exits ahead of a recognised loss at a better price than one who
 stays (a liquidation after `impair` does not lower the share price), fee income never jumps in one block (opening
-a loan does not raise total assets), no withdrawal leaves a position's LTV above min(attested cap, asset limit),
+a loan does not raise total assets), nor does a fall in an impairment (`impair` and a repayment do not raise them:
+the fall vests), no withdrawal leaves a position's LTV above min(attested cap, asset limit),
 and a defaulted loan can always be repaid.
 
 Default run: at least 1,000 operations (``CREDITMESH_FUZZ_OPS``; ``make contracts-fuzz`` sets 10,000), in rounds of
@@ -112,6 +113,7 @@ class ContractMachine(RuleBasedStateMachine):
                 Read.of(h.usdc, "balanceOf", SETTLEMENT),
                 Read.of(h.pool, "totalImpairment"),
                 Read.of(h.pool, "unvestedFees"),
+                Read.of(h.pool, "unvestedImpairmentReversals"),
             ]
         return ContractMachine.totals_reads
 
@@ -254,11 +256,16 @@ class ContractMachine(RuleBasedStateMachine):
         if loan_id is None:
             return
         loan = self.loans[loan_id]
+        assets_before = self.h.pool.functions.totalAssets().call()
+        self.h.hold_time()
         receipt = self._do(
             "repay", self.h.aggregator.functions.repay(loan_id, max(1, loan.outstanding * share // 100)), BORROWERS[0]
         )
         assert receipt is not None or loan.status != DEFAULTED, "a defaulted loan could not be repaid"
         if receipt is not None:
+            # The impairment it lowers vests: a repayment does not raise total assets in its block (interest's
+            # rounding aside).
+            assert self.h.pool.functions.totalAssets().call() - assets_before < USDC // 100
             self._apply_repaid(receipt)
             self._apply_claimable(receipt)
 
@@ -355,8 +362,13 @@ class ContractMachine(RuleBasedStateMachine):
     @rule(index=st.integers(0, 50))
     def impair(self, index: int) -> None:
         loan_id = self._pick(index)
-        if loan_id is not None:
-            self._do("impair", self.h.aggregator.functions.impair(loan_id), BORROWERS[2])
+        if loan_id is None:
+            return
+        assets_before = self.h.pool.functions.totalAssets().call()
+        self.h.hold_time()
+        if self._do("impair", self.h.aggregator.functions.impair(loan_id), BORROWERS[2]) is not None:
+            # A rise counts at once, a fall vests: `impair` never raises total assets in its block.
+            assert self.h.pool.functions.totalAssets().call() <= assets_before
 
     @rule(index=st.integers(0, 50))
     def claim_collateral(self, index: int) -> None:
@@ -484,7 +496,7 @@ class ContractMachine(RuleBasedStateMachine):
                 pool_principal += principal
                 pool_interest += interest
         manager_weth, weth_config, borrowed, expected, cash, reserves, reserve_factor, total, settled = totals[:9]
-        total_impairment, unvested = totals[9:]
+        total_impairment, unvested, reversals = totals[9:]
         assert settled == self.settled
         assert manager_weth == held + self.claimable
         assert weth_config[4] == held + self.claimable
@@ -494,7 +506,7 @@ class ContractMachine(RuleBasedStateMachine):
         # and at most one wei per loan-accrual event plus one per loan less.
         assert expected <= pool_interest <= expected + self.accrual_events + len(self.loans) + 1
         gross = cash - reserves + pool_principal + expected * (10_000 - reserve_factor) // 10_000
-        assert total == max(0, gross - total_impairment - unvested)
+        assert total == max(0, gross - total_impairment - unvested - reversals)
 
 
 # ~1.5 minutes for the default 1,000 operations; a marker outranks --timeout, so the longer runs scale it here
