@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
@@ -13,7 +14,7 @@ import {AggregatorV3Interface} from "./interfaces/AggregatorV3Interface.sol";
 import {Errors} from "./interfaces/Errors.sol";
 import {ICollateralManager} from "./interfaces/ICollateralManager.sol";
 import {ICreditAggregator} from "./interfaces/ICreditAggregator.sol";
-import {LoanStatus} from "./interfaces/Types.sol";
+import {Loan, LoanStatus} from "./interfaces/Types.sol";
 import {CollateralMath} from "./libraries/CollateralMath.sol";
 
 /// @notice Holds each loan's collateral for the CreditAggregator, prices it with Chainlink-style feeds and
@@ -23,6 +24,8 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     using SafeERC20 for IERC20;
 
     bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
+    /// @dev The CreditAggregator's operator role: the account that cancels unfunded loans holds their liquidation.
+    bytes32 private constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     /// @notice Below this health factor a position may be liquidated in full (Aave: CLOSE_FACTOR_HF_THRESHOLD).
     uint256 public constant CLOSE_FACTOR_HF_THRESHOLD = 0.95e18;
     /// @notice Share of the debt one liquidation may repay above that health factor (Aave: 50%).
@@ -85,6 +88,8 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     mapping(address asset => CollateralConfig) private _configs;
     mapping(address asset => PriceSource) public priceSources;
     mapping(uint256 loanId => Position) private _positions;
+    /// @inheritdoc ICollateralManager
+    mapping(uint256 loanId => bool) public liquidationHeld;
 
     constructor(address admin, uint128 fullCloseValue_, uint128 minLeftoverValue_) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -216,6 +221,7 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
         returns (uint256 debtRepaid, uint256 collateralSeized)
     {
         if (liquidationsPaused) revert Errors.LiquidationsPaused();
+        if (liquidationHeld[loanId]) revert Errors.LiquidationHeld(loanId);
         if (repayAmount == 0) revert Errors.ZeroAmount();
         Position storage position = _positions[loanId];
         (address asset, uint96 held) = (position.asset, position.amount);
@@ -255,6 +261,30 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
         if (v.seized > 0) IERC20(asset).safeTransfer(msg.sender, v.seized);
         if (v.debtRepaid == v.debt) _release(loanId, v.borrower);
         return (v.debtRepaid, v.seized);
+    }
+
+    /// @inheritdoc ICollateralManager
+    /// @dev Adds no power: the same operator may cancel such a loan, which releases all its collateral.
+    function holdLiquidation(uint256 loanId) external {
+        _checkOperator();
+        Loan memory loan = creditAggregator.getLoan(loanId);
+        if (loan.pool != address(0)) revert Errors.NotTraditionalLoan(loanId);
+        if (loan.status != LoanStatus.Active) revert Errors.LoanNotActive(loanId);
+        liquidationHeld[loanId] = true;
+        emit LiquidationHoldChanged(loanId, true);
+    }
+
+    /// @inheritdoc ICollateralManager
+    function releaseLiquidationHold(uint256 loanId) external {
+        _checkOperator();
+        liquidationHeld[loanId] = false;
+        emit LiquidationHoldChanged(loanId, false);
+    }
+
+    function _checkOperator() private view {
+        if (!IAccessControl(address(creditAggregator)).hasRole(OPERATOR_ROLE, msg.sender)) {
+            revert AccessControlUnauthorizedAccount(msg.sender, OPERATOR_ROLE);
+        }
     }
 
     /// @dev Prices the loan: debt, values, health factor and the most one liquidation may repay.

@@ -61,6 +61,7 @@ interface Errors {
     error HealthyPosition(uint256 healthFactor);
     error MustNotLeaveDust(uint256 debtLeftValue, uint256 collateralLeftValue);
     error LiquidationsPaused();
+    error LiquidationHeld(uint256 loanId);
     error CreditAggregatorAlreadySet(address current);
     error NotBorrower(address caller, address borrower);
     error CollateralFrozen(address asset);

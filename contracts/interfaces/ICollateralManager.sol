@@ -73,8 +73,26 @@ interface ICollateralManager {
     /// by the caller (approved to this contract) to the loan's pool, or for a loan funded off-chain to its
     /// provider's settlement address, and sends the caller the collateral
     /// worth it plus the liquidation bonus. Close factor 50%, or 100% when the health factor is 0.95 or below, the
-    /// position is small, or the loan is in default; a partial liquidation may not leave dust.
+    /// position is small, or the loan is in default; a partial liquidation may not leave dust. Reverts with
+    /// `LiquidationHeld` while the operator holds the loan's liquidation (`holdLiquidation`).
     function liquidate(uint256 loanId, uint256 repayAmount) external returns (uint256 debtRepaid, uint256 collateralSeized);
+
+    /// @notice Emitted when the operator holds a loan's liquidation (`held`) or releases the hold.
+    event LiquidationHoldChanged(uint256 indexed loanId, bool held);
+
+    /// @notice Holds the liquidation of an active loan funded off-chain whose lender refused to pay the principal
+    /// out, until the operator cancels it (`CreditAggregator.cancelUnfunded`): a liquidation would pay the lender
+    /// that never lent from the borrower's collateral, and mark the loan repaid so that it could no longer be
+    /// cancelled. Only an account holding the CreditAggregator's `OPERATOR_ROLE` (the one that cancels); a pool loan
+    /// reverts with `NotTraditionalLoan`, a loan not active with `LoanNotActive`.
+    function holdLiquidation(uint256 loanId) external;
+
+    /// @notice Lifts a hold set by `holdLiquidation` (the lender paid out after all). Only an account holding the
+    /// CreditAggregator's `OPERATOR_ROLE`.
+    function releaseLiquidationHold(uint256 loanId) external;
+
+    /// @notice Whether the operator holds the loan's liquidation.
+    function liquidationHeld(uint256 loanId) external view returns (bool);
 
     /// @notice A loan's health factor, 18 decimals: collateral value times liquidation threshold over debt value.
     /// Reverts with `LoanNotActive` for a loan neither active nor in default (which always owes something).

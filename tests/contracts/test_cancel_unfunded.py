@@ -17,6 +17,7 @@ BORROWER = BORROWERS[0]
 OTHER = BORROWERS[1]
 LIQUIDATOR = BORROWERS[3]
 ACTIVE, REPAID, DEFAULTED, CANCELLED = 1, 2, 3, 5
+OPERATOR_ROLE = keccak(text="OPERATOR_ROLE")
 
 
 @pytest.fixture
@@ -132,3 +133,46 @@ def test_a_cancelled_loans_collateral_the_token_refuses_to_push_is_claimable(h: 
     h.send(token.functions.setBlocked(BORROWER.address, False), DEPLOYER)
     h.send(h.manager.functions.claimCollateral(loan_id), OTHER)  # a cancelled loan is closed: anyone may claim
     assert token.functions.balanceOf(BORROWER.address).call() == WETH
+
+
+def test_the_operator_holds_the_liquidation_of_an_unfunded_loan_until_it_is_cancelled(h: Harness) -> None:
+    # The audit's scenario: the lender refused to pay out (the accept is fund-refused), WETH dips to a health factor
+    # of 0.99 before the operator cancels; anyone liquidated, the lender that never lent was paid from the
+    # borrower's collateral and the liquidation's repaid flag made the cancellation revert LoanHasRepayments.
+    loan_id, _ = h.open_loan(BORROWER, pool=False, principal=2_000 * USDC, originationFee=0, rateBps=900)
+    receipt = h.send(h.manager.functions.holdLiquidation(loan_id), OPERATOR)
+    (held,) = h.manager.events.LiquidationHoldChanged().process_receipt(receipt, errors=DISCARD)
+    assert (held["args"]["loanId"], held["args"]["held"]) == (loan_id, True)
+    assert h.manager.functions.liquidationHeld(loan_id).call()
+    h.set_weth_price(2_400)
+    assert h.manager.functions.healthFactor(loan_id).call() < 10**18
+    error = h.revert_of(h.manager.functions.liquidate(loan_id, 10_000 * USDC), LIQUIDATOR)
+    assert (error.name, error.args) == ("LiquidationHeld", (loan_id,))
+
+    weth_before = h.weth.functions.balanceOf(BORROWER.address).call()
+    h.send(h.aggregator.functions.cancelUnfunded(loan_id), OPERATOR)
+    assert h.loan(loan_id)["status"] == CANCELLED
+    assert h.weth.functions.balanceOf(BORROWER.address).call() == weth_before + WETH  # all of it back
+
+
+def test_only_the_aggregators_operator_holds_only_an_active_traditional_loan_and_a_release_lifts_it(
+    h: Harness,
+) -> None:
+    loan_id, _ = h.open_loan(BORROWER, pool=False, principal=2_000 * USDC, originationFee=0, rateBps=900)
+    for call in (h.manager.functions.holdLiquidation(loan_id), h.manager.functions.releaseLiquidationHold(loan_id)):
+        error = h.revert_of(call, LIQUIDATOR)
+        assert (error.name, error.args) == ("AccessControlUnauthorizedAccount", (LIQUIDATOR.address, OPERATOR_ROLE))
+    pool_loan, _ = h.open_loan(BORROWER)  # funded in the same transaction: nothing to hold
+    error = h.revert_of(h.manager.functions.holdLiquidation(pool_loan), OPERATOR)
+    assert (error.name, error.args) == ("NotTraditionalLoan", (pool_loan,))
+    assert h.revert_of(h.manager.functions.holdLiquidation(999), OPERATOR).name == "LoanNotActive"
+
+    h.send(h.manager.functions.holdLiquidation(loan_id), OPERATOR)
+    # the lender paid out after all: the operator releases the hold and the loan is liquidatable again
+    receipt = h.send(h.manager.functions.releaseLiquidationHold(loan_id), OPERATOR)
+    (released,) = h.manager.events.LiquidationHoldChanged().process_receipt(receipt, errors=DISCARD)
+    assert (released["args"]["loanId"], released["args"]["held"]) == (loan_id, False)
+    assert not h.manager.functions.liquidationHeld(loan_id).call()
+    h.set_weth_price(2_400)
+    receipt = h.send(h.manager.functions.liquidate(loan_id, 10_000 * USDC), LIQUIDATOR)
+    assert h.manager.events.LoanLiquidated().process_receipt(receipt, errors=DISCARD)
