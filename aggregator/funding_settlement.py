@@ -3,7 +3,8 @@ reported the funding failed (``LoanFlag.UNFUNDED``), which the default job cance
 own status of the offer says it was not funded (``aggregator.servicing.defaults``). What the job leaves — a lender
 that says it funded the loan, or does not answer — an admin settles with the lender, then records here:
 
-* **funded** — the lender did pay the borrower out: the accept becomes ``funded`` (a compare-and-set from
+* **funded** — the lender did pay the borrower out: the default job's hold on its liquidation is released (by the
+  operator's account; only when it is held), then the accept becomes ``funded`` (a compare-and-set from
   ``fund-refused``), so the loan is serviced from the next round on (days past due, default, liquidation). Refused
   once a ``cancelUnfunded`` of the loan was sent.
 * **not funded** — the operator's account (``CREDITMESH_OPERATOR_KEY``) sends ``cancelUnfunded`` now, without asking
@@ -24,8 +25,8 @@ from typing import Protocol
 
 from aggregator.errors import LoanNotCancellable, LoanNotFound, LoanNotUnfunded, OperatorUnavailable
 from aggregator.platform import ChainRuntime
-from aggregator.servicing.defaults import CancelOutcome, DefaultJob, cancel_intent_key
-from chain.errors import ConfigurationError
+from aggregator.servicing.defaults import CancelOutcome, DefaultJob, cancel_intent_key, liquidation_held
+from chain.signers import Role
 from chain.transactions import TransactionManager
 from store.db import Database
 
@@ -100,12 +101,11 @@ class FundingSettlements:
         chain = self._chains.get(loan.chain_name)
         if chain is None:
             raise LoanNotUnfunded(loan_id, f"its chain {loan.chain_name} is not configured here")
+        operator = chain.senders.get(Role.OPERATOR)
         if funded:
-            return await self._funded(loan, chain.transactions, actor, note)
-        try:
-            operator = chain.operator
-        except ConfigurationError as err:  # nothing recorded, nothing sent
-            raise OperatorUnavailable(str(err)) from None
+            return await self._funded(loan, chain, operator, actor, note)
+        if operator is None:  # nothing recorded, nothing sent
+            raise OperatorUnavailable(f"no operator account on {chain.name}: set CREDITMESH_OPERATOR_KEY")
         job = DefaultJob(chain.client, chain.record, self._database, operator)
         refused = await job.cancel_refusal(loan.loan_ref)
         if refused is not None:  # nothing recorded: the settlement did not happen
@@ -115,11 +115,20 @@ class FundingSettlements:
         return FundingSettlement(loan.id, NOT_FUNDED, outcome.tx_hash, outcome.confirmed)
 
     async def _funded(
-        self, loan: UnfundedLoan, intents: TransactionManager, actor: str, note: str
+        self, loan: UnfundedLoan, chain: ChainRuntime, operator: TransactionManager | None, actor: str, note: str
     ) -> FundingSettlement:
         # the intents' store is shared by every account's manager: the relayer's sees the operator's cancel
-        if await intents.store.get_intent(cancel_intent_key(loan.chain_id, loan.loan_ref)) is not None:
+        if await chain.transactions.store.get_intent(cancel_intent_key(loan.chain_id, loan.loan_ref)) is not None:
             raise LoanNotUnfunded(loan.id, "a cancelUnfunded of it was sent: it is being cancelled")
+        # serviced from now on, so liquidated when unhealthy: the default job's hold on it is released first
+        if operator is not None:
+            job = DefaultJob(chain.client, chain.record, self._database, operator)
+            await job.release_hold(loan.loan_ref, within=self._wait_seconds)
+        elif await liquidation_held(chain.client, chain.record, loan.loan_ref):
+            raise OperatorUnavailable(
+                f"its liquidation is held, and only the operator releases it: no operator account on {chain.name}: "
+                "set CREDITMESH_OPERATOR_KEY"
+            )
         if not await asyncio.to_thread(self._store.settle_funded, loan, actor, note, datetime.now(UTC)):
             raise LoanNotUnfunded(loan.id, "it was settled or closed meanwhile")
         return FundingSettlement(loan.id, FUNDED, confirmed=True)

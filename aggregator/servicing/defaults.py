@@ -16,7 +16,9 @@ chain's clock, which is the one the contract judges by. Then, per loan:
   operator comes first. The receipt's ``LoanDefaulted`` is applied to the ledger at once (the indexer applies the
   same confirmed event later, idempotently); the ledger's change writes ``loan.defaulted``, not this job.
 * **unfunded**: a loan funded off-chain whose lender refused the funding instruction or reported it failed (the
-  accept's ``fund-refused``: ``OpenLoan.unfunded``) is neither announced past due nor marked in default; once its
+  accept's ``fund-refused``: ``OpenLoan.unfunded``) is neither announced past due nor marked in default, and the
+  operator holds its liquidation (``holdLiquidation`` on the CollateralManager, once per loan: ``liquidate`` is open
+  to anyone, and would pay the lender that never lent out of the borrower's collateral); once its
   lender's own status of the offer (``funding_of``) says it was not funded, the operator sends ``cancelUnfunded`` for
   it — once per loan, keyed, simulated and fenced as ``markDefault`` — which ends it on chain with no debt and
   releases its collateral to the borrower. The receipt's ``LoanCancelled`` is applied to the ledger at once (the loan
@@ -103,6 +105,7 @@ class DefaultReport:
     cancelled: dict[int, str] = field(default_factory=dict)  # loan ref → cancelUnfunded tx hash
     skipped: dict[int, str] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)  # loan refs whose transaction was sent and not confirmed in time
+    held: dict[int, str] = field(default_factory=dict)  # loan ref → holdLiquidation tx hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,16 @@ SETTLE = "POST /v1/loans/{id}/funding-settlement"
 def default_intent_key(chain_id: int, loan_ref: int) -> str:
     """One ``markDefault`` per loan, ever: the key a second sender finds already taken."""
     return f"markDefault:{chain_id}:{loan_ref}"
+
+
+def hold_intent_key(chain_id: int, loan_ref: int) -> str:
+    """One ``holdLiquidation`` per loan, ever."""
+    return f"holdLiquidation:{chain_id}:{loan_ref}"
+
+
+def release_intent_key(chain_id: int, loan_ref: int) -> str:
+    """One ``releaseLiquidationHold`` per loan, ever (a loan is settled funded once)."""
+    return f"releaseLiquidationHold:{chain_id}:{loan_ref}"
 
 
 def cancel_intent_key(chain_id: int, loan_ref: int) -> str:
@@ -161,6 +174,9 @@ class DefaultJob:
         self.ledger_chain = LedgerChain.from_record(record)
         self._aggregator: Any = client.w3.eth.contract(
             address=to_checksum_address(self.ledger_chain.aggregator), abi=load_artifact("CreditAggregator").abi
+        )
+        self._collateral: Any = client.w3.eth.contract(
+            address=record.address("CollateralManager"), abi=load_artifact("CollateralManager").abi
         )
 
     @property
@@ -239,6 +255,7 @@ class DefaultJob:
         key = cancel_intent_key(self.chain_id, loan.loan_ref)
         sent = await self.operator.store.get_intent(key) is not None
         if not sent:  # a cancel already sent is resumed, not asked again
+            await self._hold(loan, report, leader)
             doubt = await self._lender_doubts(loan)
             if doubt is not None:
                 report.skipped[loan.loan_ref] = f"{UNFUNDED}; not cancelled: {doubt}"
@@ -256,6 +273,40 @@ class DefaultJob:
             "defaulter on chain %s: loan %s (%s), never funded by its lender, cancelled in %s: collateral released",
             self.chain_id, loan.loan_ref, loan.id, tx_hash,
         )  # fmt: skip
+
+    async def _hold(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
+        """``holdLiquidation`` of an unfunded loan, once: until it is cancelled (or settled funded, which releases
+        the hold), nobody may liquidate it — the CollateralManager's ``liquidate`` is open to anyone, and its seized
+        collateral would pay the lender that never paid the borrower out. A hold the contract refuses (the loan is
+        in default already) or not confirmed yet is logged; the cancel goes on."""
+        key = hold_intent_key(self.chain_id, loan.loan_ref)
+        if await self.operator.store.get_intent(key) is not None:
+            return
+        scratch = DefaultReport(report.block, report.timestamp)
+        tx_hash = await self._send(loan.loan_ref, "holdLiquidation", key, scratch, leader, sent=False,
+                                   contract=self._collateral)  # fmt: skip
+        if tx_hash is None:
+            log.warning("defaulter on chain %s: loan %s (%s): liquidation not held: %s", self.chain_id,
+                        loan.loan_ref, loan.id, scratch.skipped.get(loan.loan_ref))  # fmt: skip
+            return
+        report.held[loan.loan_ref] = tx_hash
+        log.info("defaulter on chain %s: loan %s (%s), unfunded: liquidation held in %s", self.chain_id,
+                 loan.loan_ref, loan.id, tx_hash)  # fmt: skip
+
+    async def release_hold(self, loan_ref: int, *, within: float | None = None) -> None:
+        """``releaseLiquidationHold`` of a loan an admin settled as funded, when it is held: liquidations go on
+        (``aggregator.funding_settlement``).
+
+        Raises:
+            ChainError: the node refused the release, or it is not mined within the wait (it goes on).
+        """
+        if not await liquidation_held(self.client, self.record, loan_ref):
+            return
+        report = DefaultReport(0, 0)
+        key = release_intent_key(self.chain_id, loan_ref)
+        if await self._send(loan_ref, "releaseLiquidationHold", key, report, None, within=within,
+                            contract=self._collateral) is None:  # fmt: skip
+            raise ChainError(f"the liquidation hold of loan {loan_ref} was not released: {report.skipped[loan_ref]}")
 
     async def _lender_doubts(self, loan: OpenLoan) -> str | None:
         """None when the loan's lender says its offer was not funded; else why the loan is not cancelled now."""
@@ -303,13 +354,14 @@ class DefaultJob:
         leader: Leader | None,
         within: float | None = None,
         sent: bool | None = None,
+        contract: Any = None,
     ) -> str | None:
         """The operator's ``function(loan_ref)``, sent once under the intent ``key``: simulated before the first
         send, fenced by the lease, its receipt applied to the ledger. Returns the transaction hash, or None with the
         reason in ``report.skipped`` (a simulated revert, a refusal, or no receipt within ``within``, by default the
         settings' ``receipt_timeout``: resumed next round, and in ``report.pending``). ``sent``: whether the intent
         exists, when the caller has just read it (else it is read here)."""
-        call = Call.function(self._aggregator, function, loan_ref)
+        call = Call.function(self._aggregator if contract is None else contract, function, loan_ref)
         if sent is None:
             sent = await self.operator.store.get_intent(key) is not None
         if not sent:  # simulate before the first send only: a resumed intent is already decided
@@ -336,6 +388,13 @@ class DefaultJob:
         assert call.to is not None
         request = {"from": self.operator.signer.address, "to": call.to, "data": "0x" + call.data.hex()}
         return await revert_of(self.client.provider, request)
+
+
+async def liquidation_held(client: ChainClient, record: DeploymentRecord, loan_ref: int) -> bool:
+    """Whether the CollateralManager holds the loan's liquidation (``holdLiquidation``), at the latest block."""
+    manager = record.address("CollateralManager")
+    (held,) = await read_views(client.provider, [view("CollateralManager", "liquidationHeld").call(manager, loan_ref)])
+    return bool(held)
 
 
 def announce_past_due(

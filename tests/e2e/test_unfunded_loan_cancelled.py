@@ -144,7 +144,12 @@ def test_a_loan_its_lender_leaves_in_doubt_is_shown_unfunded_and_an_admin_cancel
     assert [loan["days_past_due"] for loan in listed if loan["id"] == loan_id] == [None]
     assert refused.status_code == 403, refused.text
 
-    time.sleep(2)  # a few of the default job's rounds: it asks the bank, which says reserved, and leaves the loan
+    manager, loan_ref = chain.contract("CollateralManager"), int(shown["onchain_loan_id"])
+    deadline = time.monotonic() + 30  # the default job's rounds: it holds the loan's liquidation, asks the bank
+    while not manager.functions.liquidationHeld(loan_ref).call():
+        assert time.monotonic() < deadline, "the default job never held the unfunded loan's liquidation"
+        time.sleep(0.5)
+    time.sleep(1)  # the bank says reserved: the loan is left to an admin
     assert int(weth.functions.balanceOf(wallet.address).call()) == 0, "not cancelled while the lender is in doubt"
     with platform.client(platform.admin_key) as admin:
         flagged = admin.get("/v1/loans", params={"flag": "unfunded", "limit": 100}).raise_for_status().json()

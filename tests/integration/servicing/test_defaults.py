@@ -243,7 +243,22 @@ async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_n
     disputed = await jobs[0].run_round()
     assert loan_ref not in disputed.cancelled
     assert "sim-bank says the offer is funded" in disputed.skipped[loan_ref]
-    assert harness.w3.eth.get_transaction_count(OPERATOR.address) == nonce, "nothing sent"
+    assert loan_ref in disputed.held, "its liquidation is held meanwhile: liquidate is open to anyone"
+    assert harness.w3.eth.get_transaction_count(OPERATOR.address) == nonce + 1, "the hold only"
+    manager = harness.chain.contract("CollateralManager")
+    assert manager.functions.liquidationHeld(loan_ref).call()
+    harness.set_weth_price(100)
+    stranger: LocalAccount = Account.create()
+    harness.impersonate(stranger.address)
+    harness.fund(stranger.address, usdc=2_000 * USDC)
+    harness.approve_all(stranger.address)
+    refused = harness.revert_of(manager.functions.liquidate(loan_ref, 2**256 - 1), stranger.address)
+    harness.set_weth_price(3_000)
+    assert refused.name == "LiquidationHeld", refused
+    second = await jobs[1].run_round()
+    assert loan_ref not in second.held
+    assert harness.w3.eth.get_transaction_count(OPERATOR.address) == nonce + 1, "held once"
+    nonce = harness.w3.eth.get_transaction_count(OPERATOR.address)
 
     lender_says[offer_ref] = FundingState.FAILED
     report = await jobs[0].run_round()

@@ -42,6 +42,7 @@ from tests.support.ledger_facts import add_quote
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 ADMIN = "admin:key-7"
+OPERATOR_ACCOUNT = devnet_account(DEVNET_ROLE_INDEX[Role.OPERATOR])
 
 
 @pytest.fixture
@@ -123,8 +124,17 @@ async def test_an_unfunded_loan_settled_funded_is_serviced_from_then_on(
                         if loan.id == loan_id]  # fmt: skip
     assert open_loan.unfunded, "servicing leaves it alone"
 
+    harness = Harness(own_chain)
+    manager = harness.chain.contract("CollateralManager")
+    harness.send(manager.functions.holdLiquidation(loan_ref), OPERATOR_ACCOUNT)  # as the default job holds it
+    assert manager.functions.liquidationHeld(loan_ref).call()
+    without_operator = ChainRuntime(chain.client, chain.record, chain.transactions)
+    with pytest.raises(OperatorUnavailable, match="liquidation is held"):
+        await _settlements(without_operator, servicing_db).settle(loan_id, True, ADMIN, "no operator here")
+
     settled = await _settlements(chain, servicing_db).settle(loan_id, True, ADMIN, "sim-bank's wire of the 20th")
     assert (settled.outcome, settled.confirmed, settled.tx_hash) == (FUNDED, True, None)
+    assert not manager.functions.liquidationHeld(loan_ref).call(), "serviced now: liquidated when unhealthy"
     with servicing_db.unit_of_work() as uow:
         accept = uow.session.scalars(select(AcceptRow).where(AcceptRow.loan_id == loan_id)).one()
         assert (accept.step, accept.lender_state) == ("funded", "funded")
@@ -189,7 +199,7 @@ async def test_what_cannot_be_settled_is_refused_before_anything_is_recorded_or_
     # in default before it was known unfunded: the contract will not cancel it (nothing is sent)
     harness.advance(int(harness.loan(loan_ref)["maturity"]) - harness.now() + 8 * SECONDS_PER_DAY)
     aggregator = harness.chain.contract("CreditAggregator")
-    harness.send(aggregator.functions.markDefault(loan_ref), devnet_account(DEVNET_ROLE_INDEX[Role.OPERATOR]))
+    harness.send(aggregator.functions.markDefault(loan_ref), OPERATOR_ACCOUNT)
     nonce = harness.w3.eth.get_transaction_count(operator)
     with pytest.raises(LoanNotCancellable, match="would revert"):
         await _settlements(chain, servicing_db).settle(loan_id, False, ADMIN, "in default")
