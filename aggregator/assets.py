@@ -1,15 +1,21 @@
 """Assets the platform lends and takes as collateral: symbol, decimals, per-chain token address, and the USD
-price used to value collateral (static on devnets; a price-feed source later)."""
+price used to value collateral (static on devnets; a price-feed source later).
+
+An asset has one number of decimals on every chain: a request's amount is converted to base units once and the same
+principal is offered on each chain, so the registry refuses a symbol whose tokens differ in decimals between chains
+(``AssetRegistry.from_listings``) rather than mint 10^12 times the amount on one of them."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, InvalidOperation
 
 from eth_typing import ChecksumAddress
 
-from aggregator.errors import InvalidCreditRequest
+from aggregator.errors import AssetListingConflict, InvalidCreditRequest
+from chain.deployment import TokenListing
 
 # The contracts store principal and collateral amounts as uint96 (CollateralManager, CreditAggregator).
 MAX_BASE_UNITS = 2**96 - 1
@@ -61,6 +67,26 @@ class AssetRegistry:
     def __init__(self, assets: list[Asset]) -> None:
         self._assets = {asset.symbol: asset for asset in assets}
 
+    @classmethod
+    def from_listings(
+        cls, listings: Mapping[str, Mapping[str, TokenListing]], usd_prices: Mapping[str, Decimal]
+    ) -> AssetRegistry:
+        """The assets of the chains' token listings (chain name → the platform's name for a token → its listing)
+        that have a USD price, each with its address per chain.
+
+        Raises ``AssetListingConflict`` when one asset has different decimals on two chains, or more decimals than
+        one whole unit fits the contracts' amounts."""
+        decimals: dict[str, dict[str, int]] = {}
+        addresses: dict[str, dict[str, ChecksumAddress]] = {}
+        for chain_name, listed in listings.items():
+            for symbol, listing in listed.items():
+                decimals.setdefault(symbol, {})[chain_name] = listing.decimals
+                addresses.setdefault(symbol, {})[chain_name] = listing.address
+        assets = []
+        for symbol in (symbol for symbol in decimals if symbol in usd_prices):
+            assets.append(Asset(symbol, _one_decimals(symbol, decimals[symbol]), usd_prices[symbol], addresses[symbol]))
+        return cls(assets)
+
     def get(self, symbol: str, field_name: str = "asset") -> Asset:
         try:
             return self._assets[symbol]
@@ -78,6 +104,25 @@ class AssetRegistry:
             (a for a in self._assets.values() if a.addresses.get(chain_name, "").lower() == wanted),
             None,
         )
+
+
+def _one_decimals(symbol: str, by_chain: Mapping[str, int]) -> int:
+    """The decimals ``symbol`` has on every chain, or why it cannot be lent or taken as one asset."""
+    found = set(by_chain.values())
+    if len(found) > 1:
+        per_chain = ", ".join(f"{decimals} on {chain}" for chain, decimals in sorted(by_chain.items()))
+        raise AssetListingConflict(
+            f"{symbol} has different decimals per chain ({per_chain}): a request's amount is converted to base units "
+            f"once for every chain, so {symbol} would be lent at the wrong size on some of them; serve the chains "
+            f"whose {symbol} differs from a platform of their own (a chains file without them)"
+        )
+    (decimals,) = found
+    if decimals >= len(str(MAX_BASE_UNITS)):
+        raise AssetListingConflict(
+            f"{symbol} has {decimals} decimals: one whole {symbol} is more base units than the contracts' amounts "
+            f"hold ({MAX_BASE_UNITS})"
+        )
+    return decimals
 
 
 def _repeat(atom: str, low: int, high: int) -> str:

@@ -17,6 +17,11 @@ class InvalidCreditRequest(AggregatorError):
         self.field, self.message = field, message
 
 
+class AssetListingConflict(AggregatorError):
+    """The chains' token listings cannot make one asset (a symbol with different decimals on two chains): the
+    platform refuses to start on them."""
+
+
 class QuoteNotFound(AggregatorError):
     def __init__(self, quote_id: str) -> None:
         super().__init__(f"no quote {quote_id}")

@@ -55,10 +55,7 @@ class LedgerChain:
 
     @classmethod
     def from_record(cls, record: DeploymentRecord) -> LedgerChain:
-        symbols = {}
-        for symbol in record.parameters.get("tokens", {}):
-            if symbol in record.contracts:
-                symbols[record.address(symbol).lower()] = symbol
+        symbols = {listing.address.lower(): symbol for symbol, listing in record.token_listings().items()}
         return cls(
             name=record.chain_name,
             chain_id=record.chain_id,

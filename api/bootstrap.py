@@ -14,8 +14,9 @@ import httpx
 import redis.asyncio
 
 from aggregator.accepting import AcceptanceService
-from aggregator.assets import Asset, AssetRegistry
+from aggregator.assets import AssetRegistry
 from aggregator.borrowers import BorrowerFiles, Borrowers
+from aggregator.errors import AssetListingConflict
 from aggregator.platform import SENDING_ROLES, ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
 from aggregator.sanctions_reviews import SanctionsReviews
@@ -125,19 +126,13 @@ def role_signers(settings: Settings) -> dict[Role, Signer]:
 
 
 def _assets(settings: Settings, records: dict[str, DeploymentRecord]) -> AssetRegistry:
-    decimals: dict[str, int] = {}
-    addresses: dict[str, dict[str, str]] = {}
-    for name, record in records.items():
-        for symbol, info in record.parameters.get("tokens", {}).items():
-            decimals[symbol] = int(info["decimals"])
-            addresses.setdefault(symbol, {})[name] = record.address(symbol)
-    return AssetRegistry(
-        [
-            Asset(symbol, decimals[symbol], settings.asset_prices_usd[symbol], addresses[symbol])  # type: ignore[arg-type]
-            for symbol in decimals
-            if symbol in settings.asset_prices_usd
-        ]
-    )
+    """The assets of the chains' deployment records that have a price, refused when a record does not list its
+    tokens' decimals or one symbol's decimals differ between chains (``AssetRegistry.from_listings``)."""
+    listings = {name: record.token_listings() for name, record in records.items()}
+    try:
+        return AssetRegistry.from_listings(listings, settings.asset_prices_usd)
+    except AssetListingConflict as err:
+        raise ConfigurationError(f"the deployments records' tokens cannot be served: {err}") from err
 
 
 def load_records(directory: Path, registry: ChainRegistry) -> dict[str, DeploymentRecord]:
@@ -162,6 +157,7 @@ async def build_platform(settings: Settings) -> Platform:
         log.warning("CREDITMESH_ADMIN_API_KEY changed: the previous bootstrap admin key is revoked (%s)", rotated)
     registry = chain_registry(settings)
     records = load_records(settings.resolved_deployments_dir, registry)
+    assets = _assets(settings, records)  # before any chain is connected: a record it refuses needs a re-run of deploy
     relayer = _signer(settings, settings.relayer_key, Role.RELAYER)
     chain_store = SqlChainStore(database.sessions)
     senders = role_signers(settings)
@@ -171,7 +167,6 @@ async def build_platform(settings: Settings) -> Platform:
         )
         for chain in registry
     }
-    assets = _assets(settings, records)
     # every lender call goes through the SSRF guard, connecting to the address it checked (providers.destinations)
     destinations = DestinationGuard(settings.resolved_outbound_allowed_networks)
     http = lender_client(destinations, max_connections=100)  # no cookies kept: lenders share hosts

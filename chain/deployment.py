@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from eth_typing import ChecksumAddress, HexStr
 from eth_utils.address import to_checksum_address
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import sessionmaker
 from web3 import Web3
@@ -59,6 +59,23 @@ class DeployedContract(BaseModel):
     compiler: dict[str, Any] = Field(default_factory=dict)
 
 
+#: the parameter listing the deployment's tokens: platform asset name → ``TokenListing`` (both profiles write it)
+TOKENS_PARAMETER = "tokens"
+#: a production record's configured token addresses alone, as written before the listings were recorded
+TOKEN_ADDRESSES_PARAMETER = "tokenAddresses"  # noqa: S105 - a parameter's name, not a secret
+
+
+class TokenListing(BaseModel):
+    """A token the deployment lists, under the platform's name for it (its key in the record's ``tokens``): the
+    token's own ``symbol()`` and ``decimals()`` as read when it was deployed or listed, and its address."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str
+    decimals: int = Field(ge=0, le=255)  # an ERC-20's uint8
+    address: ChecksumAddress
+
+
 class DeploymentRecord(BaseModel):
     """What is deployed on one chain, keyed by the recipe's names (``CreditAggregator``, ``USDC``, ...)."""
 
@@ -82,6 +99,35 @@ class DeploymentRecord(BaseModel):
         except KeyError:
             known = ", ".join(self.contracts) or "none"
             raise ConfigurationError(f"{key} is not deployed on {self.chain_name} (deployed: {known})") from None
+
+    def token_listings(self) -> dict[str, TokenListing]:
+        """The tokens listed on this chain, by the platform's name for each (``parameters["tokens"]``); a devnet
+        record written before a listing carried its address has it under the same key in ``contracts``.
+
+        Raises ``ConfigurationError`` for a record that lists token addresses but not their decimals (a production
+        record written before deployments recorded them), or a listing that cannot be read."""
+        listed = self.parameters.get(TOKENS_PARAMETER)
+        if listed is None:
+            if self.parameters.get(TOKEN_ADDRESSES_PARAMETER):
+                raise ConfigurationError(
+                    f"the deployments record of {self.chain_name} has its tokens' addresses "
+                    f"({TOKEN_ADDRESSES_PARAMETER}) but not their symbols and decimals ({TOKENS_PARAMETER}), which the "
+                    "platform needs to convert amounts: re-run `creditmesh admin deploy --config <your production "
+                    "file>` for this chain; on a finished deployment it sends nothing and records each token's "
+                    "decimals and symbol read from chain"
+                )
+            return {}
+        listings = {}
+        for name, entry in dict(listed).items():
+            try:
+                listings[name] = TokenListing.model_validate(
+                    {"address": self.address(name), **entry} if "address" not in entry else entry
+                )
+            except (ValidationError, TypeError) as err:
+                raise ConfigurationError(
+                    f"{self.chain_name}'s deployments record lists {name} unreadably: {err}"
+                ) from err
+        return listings
 
     @classmethod
     def load(cls, path: Path) -> DeploymentRecord:

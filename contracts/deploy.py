@@ -34,11 +34,12 @@ from eth_typing import ChecksumAddress
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from chain.deployment import Deployer, DeploymentRecord
+from chain.deployment import TOKENS_PARAMETER, Deployer, DeploymentRecord, TokenListing
 from chain.safe import deploy_safe
 from chain.signers import DEVNET_BORROWER_INDEXES, Role, Signer, devnet_account, devnet_signer
 from chain.verification import CodeCheck, verify_record
 from contracts.deploy_config import DEVNET_CONFIG, ChainDeployConfig, load_deploy_config
+from contracts.deploy_tokens import list_tokens
 
 
 class Profile(StrEnum):
@@ -163,6 +164,7 @@ def deploy_contract_set(
     rate_model: RateModel = RateModel(),
     funding: DevnetFunding | None = None,
     token_addresses: dict[str, ChecksumAddress] | None = None,
+    token_decimals: Mapping[str, int] | None = None,
     feed_addresses: dict[str, tuple[ChecksumAddress, int]] | None = None,
     grace_period: int = DEFAULT_GRACE_PERIOD_SECONDS,
     timelock_delay: int | None = None,
@@ -173,15 +175,20 @@ def deploy_contract_set(
 ) -> DeploymentRecord:
     """Deploy (or finish deploying) the contract set on ``deployer``'s chain and return its record.
 
-    ``feed_addresses`` (production): asset key → (USD feed address, heartbeat seconds). ``layer2``: the chain is an
-    L2 (its configuration says so), whose prices are used only while ``sequencer_feed`` (Chainlink's L2
-    sequencer-uptime feed; required in production, a mock on devnets) reports the sequencer up past the grace
-    period. ``settlement_addresses``: provider id (text, hashed to the on-chain bytes32) → the account a liquidator
-    of a loan that provider funded off-chain pays. ``feed_answers_usd`` (devnet): the mock feeds' first answers by
-    asset, USD (the platform's ``CREDITMESH_ASSET_PRICES_USD``); ``DEVNET_FEEDS``' otherwise."""
+    ``token_addresses`` (production): the platform's name for a token → its address; each is listed in the record's
+    ``tokens`` with the symbol and decimals read from chain, refused when they differ from ``token_decimals`` (the
+    decimals the configuration expects of a token, where it says). ``feed_addresses`` (production): asset key →
+    (USD feed address, heartbeat seconds). ``layer2``: the chain is an L2 (its configuration says so), whose prices
+    are used only while ``sequencer_feed`` (Chainlink's L2 sequencer-uptime feed; required in production, a mock on
+    devnets) reports the sequencer up past the grace period. ``settlement_addresses``: provider id (text, hashed to
+    the on-chain bytes32) → the account a liquidator of a loan that provider funded off-chain pays.
+    ``feed_answers_usd`` (devnet): the mock feeds' first answers by asset, USD (the platform's
+    ``CREDITMESH_ASSET_PRICES_USD``); ``DEVNET_FEEDS``' otherwise."""
     record = deployer.record
+    if profile is Profile.PRODUCTION:  # refused before anything is read or sent
+        _refuse_incomplete(token_addresses or {}, feed_addresses or {}, layer2, sequencer_feed)
     record.profile = profile.value
-    tokens = _tokens(deployer, profile, token_addresses or {})
+    tokens = _tokens(deployer, profile, token_addresses or {}, token_decimals or {})
     feeds = _feeds(deployer, profile, feed_addresses or {}, feed_answers_usd or {})
     sequencer = _sequencer_feed(deployer, profile, sequencer_feed) if layer2 else None
     delay = TIMELOCK_DELAY_SECONDS[profile.value] if timelock_delay is None else timelock_delay
@@ -195,7 +202,7 @@ def deploy_contract_set(
         pool = deployer.deploy(
             pool_key(asset),
             "LendingPool",
-            tokens[asset],
+            tokens[asset].address,
             f"creditmesh {asset} pool",
             f"cm{asset}",
             me,
@@ -211,7 +218,9 @@ def deploy_contract_set(
         deployer.step(f"register-pool-{asset}", "CreditAggregator", "registerPool", pool)
     deployer.step("manager-aggregator", "CollateralManager", "setCreditAggregator", aggregator)
     for asset, (feed, heartbeat) in feeds.items():
-        deployer.step(f"price-feed-{asset}", "CollateralManager", "setPriceFeed", tokens[asset], feed, heartbeat)
+        deployer.step(
+            f"price-feed-{asset}", "CollateralManager", "setPriceFeed", tokens[asset].address, feed, heartbeat
+        )
     if sequencer is not None:
         deployer.step(
             "sequencer-feed", "CollateralManager", "setSequencerFeed", sequencer, SEQUENCER_GRACE_PERIOD_SECONDS
@@ -221,12 +230,12 @@ def deploy_contract_set(
             "gracePeriodSeconds": SEQUENCER_GRACE_PERIOD_SECONDS,
         }
     for asset, params in COLLATERAL_ASSETS.items():
-        cap = params.supply_cap * 10 ** _token_decimals(deployer, tokens[asset])
+        cap = params.supply_cap * 10 ** tokens[asset].decimals
         deployer.step(
             f"collateral-{asset}",
             "CollateralManager",
             "setCollateralParameters",
-            tokens[asset],
+            tokens[asset].address,
             params.ltv_bps,
             params.liquidation_threshold_bps,
             params.liquidation_bonus_bps,
@@ -309,10 +318,6 @@ def _feeds(
     answers_usd: Mapping[str, Decimal],
 ) -> dict[str, tuple[ChecksumAddress, int]]:
     if profile is Profile.PRODUCTION:
-        needed = {*POOL_ASSETS, *COLLATERAL_ASSETS}
-        missing = sorted(needed - given.keys())
-        if missing:
-            raise ValueError(f"production profile needs price feeds for {', '.join(missing)}")
         return given
     feeds = {}
     for spec in DEVNET_FEEDS:
@@ -325,8 +330,7 @@ def _feeds(
 
 def _sequencer_feed(deployer: Deployer, profile: Profile, given: ChecksumAddress | None) -> ChecksumAddress:
     if profile is Profile.PRODUCTION:
-        if given is None:
-            raise ValueError("production profile on an L2 needs the sequencer-uptime feed (sequencer_feed)")
+        assert given is not None  # _refuse_incomplete
         return given
     # Answer 0: the sequencer is up; up since the epoch, so the grace period is long over.
     address = deployer.deploy("SequencerFeed", "MockPriceFeed", 0, 0)
@@ -334,34 +338,44 @@ def _sequencer_feed(deployer: Deployer, profile: Profile, given: ChecksumAddress
     return address
 
 
-def _token_decimals(deployer: Deployer, token: ChecksumAddress) -> int:
-    erc20_abi = [
-        {
-            "type": "function",
-            "name": "decimals",
-            "inputs": [],
-            "outputs": [{"name": "", "type": "uint8"}],
-            "stateMutability": "view",
-        }
-    ]
-    decimals: int = deployer.w3.eth.contract(address=token, abi=erc20_abi).functions.decimals().call()
-    return decimals
+def _refuse_incomplete(
+    tokens: Mapping[str, ChecksumAddress],
+    feeds: Mapping[str, tuple[ChecksumAddress, int]],
+    layer2: bool,
+    sequencer_feed: ChecksumAddress | None,
+) -> None:
+    """What a production deployment needs from its configuration, checked before anything is read or sent."""
+    missing = [asset for asset in (*POOL_ASSETS, *COLLATERAL_ASSETS) if asset not in tokens]
+    if missing:
+        raise ValueError(f"production profile needs token addresses for {', '.join(missing)}")
+    missing = sorted({*POOL_ASSETS, *COLLATERAL_ASSETS} - feeds.keys())
+    if missing:
+        raise ValueError(f"production profile needs price feeds for {', '.join(missing)}")
+    if layer2 and sequencer_feed is None:
+        raise ValueError("production profile on an L2 needs the sequencer-uptime feed (sequencer_feed)")
 
 
-def _tokens(deployer: Deployer, profile: Profile, given: dict[str, ChecksumAddress]) -> dict[str, ChecksumAddress]:
+def _tokens(
+    deployer: Deployer, profile: Profile, given: dict[str, ChecksumAddress], expected_decimals: Mapping[str, int]
+) -> dict[str, TokenListing]:
+    """The listed tokens, written to the record's ``tokens`` (and saved: a re-run of a finished deployment sends
+    nothing, and lists its tokens all the same): production's read from chain, devnet's mocks deployed."""
     if profile is Profile.PRODUCTION:
-        missing = [asset for asset in POOL_ASSETS if asset not in given]
-        if missing:
-            raise ValueError(f"production profile needs token addresses for {', '.join(missing)}")
-        return given
-    addresses = {}
-    for token in DEVNET_TOKENS:
-        addresses[token.key] = deployer.deploy(token.key, "MockERC20", token.name, token.symbol, token.decimals)
-        deployer.record.parameters.setdefault("tokens", {})[token.key] = {
-            "symbol": token.symbol,
-            "decimals": token.decimals,
+        listings = list_tokens(deployer.w3, given, expected_decimals)
+    else:
+        listings = {
+            token.key: TokenListing(
+                symbol=token.symbol,
+                decimals=token.decimals,
+                address=deployer.deploy(token.key, "MockERC20", token.name, token.symbol, token.decimals),
+            )
+            for token in DEVNET_TOKENS
         }
-    return addresses
+    deployer.record.parameters[TOKENS_PARAMETER] = {
+        name: listing.model_dump(mode="json") for name, listing in listings.items()
+    }
+    deployer.save()
+    return listings
 
 
 def _seed_devnet(deployer: Deployer, funding: DevnetFunding) -> None:
@@ -430,6 +444,10 @@ def deploy_from_config(
         record = DeploymentRecord.load(record_path)
     else:
         record = DeploymentRecord(chain_name=chain_name, chain_id=chain_id, profile=profile.value)
+    token_addresses = {asset: token.address for asset, token in config.tokens.items()}
+    token_decimals = {asset: token.decimals for asset, token in config.tokens.items() if token.decimals is not None}
+    if profile is Profile.PRODUCTION:
+        list_tokens(w3, token_addresses, token_decimals)  # a token that is not what its configuration says: none sent
     deployer = Deployer(w3, signer, record, record_path)
     safe = config.safe.address or deploy_safe(deployer, SAFE_KEY, config.safe.owners, config.safe.threshold)
     roles = RoleAddresses(
@@ -444,12 +462,12 @@ def deploy_from_config(
         keeper=config.roles.keeper,
     )
     if profile is Profile.PRODUCTION:
-        record.parameters["tokenAddresses"] = dict(config.tokens)
         return deploy_contract_set(
             deployer,
             profile,
             roles,
-            token_addresses=dict(config.tokens),
+            token_addresses=token_addresses,
+            token_decimals=token_decimals,
             feed_addresses={asset: (feed.address, feed.heartbeat) for asset, feed in config.price_feeds.items()},
             timelock_delay=config.timelock_delay_seconds,
             layer2=config.layer2,

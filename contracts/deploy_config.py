@@ -1,8 +1,9 @@
 """The per-chain configuration file of a deployment profile (``contracts/config/devnet.toml``, and a production
 file like ``contracts/config/production.example.toml``): timelock delay, the Safe (an address, or owners and a
-threshold to deploy one), role holders, and — in production — token and price-feed addresses. Top-level tables
-apply to every chain; ``[chains.<name>]`` overrides them. ``devnet:N`` names account N of anvil's development
-mnemonic. Validated when loaded (pydantic); addresses checksummed."""
+threshold to deploy one), role holders, and — in production — token addresses (each with the decimals the operator
+expects, optionally) and price-feed addresses. Top-level tables apply to every chain; ``[chains.<name>]`` overrides
+them. ``devnet:N`` names account N of anvil's development mnemonic. Validated when loaded (pydantic); addresses
+checksummed."""
 
 from __future__ import annotations
 
@@ -85,6 +86,22 @@ class RolesConfig(BaseModel):
         return tuple(_address(item) for item in value)
 
 
+class TokenConfig(BaseModel):
+    """An existing token the production profile lists: its address, and optionally the decimals the operator expects
+    it to have (the deploy refuses a token whose ``decimals()`` differ). Written as the address alone, or as
+    ``{ address = "0x…", decimals = 6 }``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: ChecksumAddress
+    decimals: int | None = Field(default=None, ge=0, le=255)
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _one(cls, value: Any) -> Any:
+        return _address(value)
+
+
 class FeedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -121,7 +138,7 @@ class ChainDeployConfig(BaseModel):
     timelock_delay_seconds: int = Field(ge=0)
     safe: SafeConfig
     roles: RolesConfig
-    tokens: dict[str, ChecksumAddress] = Field(default_factory=dict)
+    tokens: dict[str, TokenConfig] = Field(default_factory=dict)
     price_feeds: dict[str, FeedConfig] = Field(default_factory=dict)
     pool_liquidity: int = 1_000_000  # devnet: whole tokens the deployer deposits into each pool
     # An L2, whose prices hold only while its sequencer is up: production needs Chainlink's sequencer-uptime feed
@@ -150,7 +167,7 @@ class ChainDeployConfig(BaseModel):
     @field_validator("tokens", mode="before")
     @classmethod
     def _tokens(cls, value: Any) -> Any:
-        return {asset: _address(address) for asset, address in dict(value).items()}
+        return {asset: entry if isinstance(entry, dict) else {"address": entry} for asset, entry in dict(value).items()}
 
     def holders(self) -> dict[str, str]:
         """Every configured address by what it is (for the production guard)."""

@@ -17,7 +17,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from chain.artifacts import load_artifact
-from chain.deployment import DeploymentRecord
+from chain.deployment import TOKEN_ADDRESSES_PARAMETER, TOKENS_PARAMETER, DeploymentRecord
 from chain.timelock import TimelockCall
 
 # Role → the record keys of the contracts that hold it (a pattern may match several pools). A role is used only
@@ -190,10 +190,12 @@ def before_and_after(contract: Contract, call: GovernedCall) -> tuple[Any, Any] 
 
 
 def token_address(record: DeploymentRecord, asset: str) -> ChecksumAddress:
-    """A token by its record key (devnet mocks) or the ``tokens`` parameter (production)."""
+    """A token by its record key (devnet mocks), its listing in the ``tokens`` parameter, or — in a production
+    record written before the tokens were listed — the ``tokenAddresses`` parameter."""
     if asset in record.contracts:
         return record.contracts[asset].address
-    configured = record.parameters.get("tokenAddresses", {}).get(asset)
+    listed = record.parameters.get(TOKENS_PARAMETER, {}).get(asset, {}).get("address")
+    configured = listed or record.parameters.get(TOKEN_ADDRESSES_PARAMETER, {}).get(asset)
     if configured:
         return to_checksum_address(configured)
     raise CatalogError(f"unknown asset {asset!r} on {record.chain_name}")

@@ -54,7 +54,7 @@ def test_the_production_recipe_refuses_an_l2_without_a_sequencer_feed() -> None:
             deployer,
             Profile.PRODUCTION,
             roles,
-            token_addresses={"USDC": ADDRESS},
+            token_addresses={"USDC": ADDRESS, "WETH": ADDRESS},
             feed_addresses={"USDC": (ADDRESS, 86_400), "WETH": (ADDRESS, 3_600)},
             layer2=True,
         )

@@ -1,5 +1,6 @@
 """The production profile from its configuration file, on a fresh anvil: no mocks deployed by the recipe, the
-configured tokens, feeds, delay and role holders, a Safe from configured owners, and the deployer holding nothing."""
+configured tokens (listed with their symbols and decimals read from chain, refused when the decimals differ from the
+configuration's), feeds, delay and role holders, a Safe from configured owners, and the deployer holding nothing."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import pytest
 from web3 import Web3
 
 from chain.artifacts import load_artifact
-from chain.deployment import Deployer, DeploymentRecord
+from chain.deployment import DeploymentRecord
+from chain.errors import ConfigurationError
 from chain.safe import read_safe, safe_contract
 from chain.signers import Role, devnet_account, devnet_signer
 from chain.verification import CodeStatus, verify_record
 from contracts.deploy import ANCHOR_ROLE, DEFAULT_ADMIN_ROLE, GUARDIAN_ROLE, deploy_from_config
-from contracts.deploy_config import load_deploy_config
+from contracts.deploy_config import DeployConfigError, load_deploy_config
 from tests.integration.chain.support import fresh_anvil
+from tests.support.production import existing_tokens, production_config
 
 pytestmark = pytest.mark.integration
 
@@ -24,35 +27,10 @@ def test_the_production_profile_deploys_what_its_file_says(tmp_path: Path) -> No
     deployer = devnet_signer(Role.DEPLOYER)
     with fresh_anvil(chain_id=31338, name="polygon-local") as anvil:
         w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
-        # the chain's existing tokens and feeds (here: deployed first, as a real chain would already have them)
-        existing = Deployer(w3, deployer, DeploymentRecord(chain_name="pre", chain_id=31338, profile="pre"))
-        usdc = existing.deploy("USDC", "MockERC20", "USD Coin", "USDC", 6)
-        weth = existing.deploy("WETH", "MockERC20", "Wrapped Ether", "WETH", 18)
-        usdc_feed = existing.deploy("USDC-feed", "MockPriceFeed", 8, 10**8)
-        weth_feed = existing.deploy("WETH-feed", "MockPriceFeed", 8, 3_000 * 10**8)
-        existing.close()
+        existing = existing_tokens(w3, anvil.chain_id)
+        usdc, weth = existing.usdc, existing.weth
         guardian = devnet_account(17).address
-        config_file = tmp_path / "production.toml"
-        config_file.write_text(
-            f"""
-profile = "production"
-timelock_delay_seconds = 600
-[safe]
-owners = ["devnet:12", "devnet:13", "devnet:14"]
-threshold = 2
-[roles]
-relayer = "devnet:1"
-quote_signer = "devnet:2"
-risk_signer = "devnet:3"
-operator = "devnet:4"
-guardian = "{guardian}"
-audit_anchor = "devnet:11"
-[chains.polygon-local]
-tokens = {{ USDC = "{usdc}", WETH = "{weth}" }}
-price_feeds.USDC = {{ address = "{usdc_feed}", heartbeat = 86400 }}
-price_feeds.WETH = {{ address = "{weth_feed}", heartbeat = 3600 }}
-"""
-        )
+        config_file = production_config(tmp_path / "production.toml", "polygon-local", existing, guardian=guardian)
         config = load_deploy_config(config_file, "polygon-local")
 
         record = deploy_from_config(anvil.name, anvil.chain_id, anvil.rpc_url, config, deployer, tmp_path / "r.json")
@@ -80,3 +58,55 @@ price_feeds.WETH = {{ address = "{weth_feed}", heartbeat = 3600 }}
             assert contract.functions.hasRole(DEFAULT_ADMIN_ROLE, timelock.address).call()
             assert not contract.functions.hasRole(DEFAULT_ADMIN_ROLE, deployer.address).call()
         assert {check.status for check in verify_record(w3, record)} == {CodeStatus.VERIFIED}
+        # the tokens listed as the devnet lists its mocks: what the platform serves (api.bootstrap), read from chain
+        assert record.parameters["tokens"] == {
+            "USDC": {"symbol": "USDC", "decimals": 6, "address": usdc},
+            "WETH": {"symbol": "WETH", "decimals": 18, "address": weth},
+        }
+        assert DeploymentRecord.load(tmp_path / "r.json").token_listings() == record.token_listings()
+
+
+def test_a_token_whose_decimals_differ_from_its_configuration_is_refused_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    deployer = devnet_signer(Role.DEPLOYER)
+    with fresh_anvil(chain_id=31338, name="bsc") as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
+        existing = existing_tokens(w3, anvil.chain_id, usdc_decimals=18)  # as BSC's USDC
+        stated = f'{{ address = "{existing.usdc}", decimals = 6 }}'
+        config = load_deploy_config(production_config(tmp_path / "p.toml", "bsc", existing, usdc=stated), "bsc")
+        sent = w3.eth.get_transaction_count(deployer.address)
+
+        with pytest.raises(DeployConfigError, match=f"USDC at {existing.usdc} has 18 decimals .* not the 6"):
+            deploy_from_config(anvil.name, anvil.chain_id, anvil.rpc_url, config, deployer, tmp_path / "r.json")
+
+        assert w3.eth.get_transaction_count(deployer.address) == sent  # not even the Safe
+        assert not (tmp_path / "r.json").exists()
+
+
+def test_a_record_deployed_before_tokens_were_listed_gets_them_from_a_rerun_that_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    deployer = devnet_signer(Role.DEPLOYER)
+    with fresh_anvil(chain_id=31338, name="polygon-local") as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
+        existing = existing_tokens(w3, anvil.chain_id)
+        config = load_deploy_config(production_config(tmp_path / "p.toml", "polygon-local", existing), "polygon-local")
+        path = tmp_path / "r.json"
+        deploy_from_config(anvil.name, anvil.chain_id, anvil.rpc_url, config, deployer, path)
+        old = DeploymentRecord.load(path)  # as the production profile wrote it before: token addresses alone
+        old.parameters["tokenAddresses"] = {"USDC": existing.usdc, "WETH": existing.weth}
+        del old.parameters["tokens"]
+        old.save(path)
+        with pytest.raises(ConfigurationError, match="re-run `creditmesh admin deploy"):
+            DeploymentRecord.load(path).token_listings()
+        sent = w3.eth.get_transaction_count(deployer.address)
+
+        deploy_from_config(anvil.name, anvil.chain_id, anvil.rpc_url, config, deployer, path)
+
+        assert w3.eth.get_transaction_count(deployer.address) == sent
+        listed = DeploymentRecord.load(path).token_listings()
+        assert {name: (t.decimals, t.address) for name, t in listed.items()} == {
+            "USDC": (6, existing.usdc),
+            "WETH": (18, existing.weth),
+        }
