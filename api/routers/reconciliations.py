@@ -26,8 +26,8 @@ router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
 
 
 class ReconciliationIn(BaseModel):
-    chains: list[str] | None = Field(
-        default=None, min_length=1, description="chain names, each once; null or absent: every chain"
+    chains: Annotated[list[str], Field(min_length=1, json_schema_extra={"uniqueItems": True})] | None = Field(
+        default=None, description="chain names, each once; null or absent: every chain"
     )
     from_block: NonNegativeJsonInteger | None = Field(
         default=None, description="first block; default: each chain's deployment"
