@@ -129,6 +129,10 @@ def _assets(settings: Settings, records: dict[str, DeploymentRecord]) -> AssetRe
     """The assets of the chains' deployment records that have a price, refused when a record does not list its
     tokens' decimals or one symbol's decimals differ between chains (``AssetRegistry.from_listings``)."""
     listings = {name: record.token_listings() for name, record in records.items()}
+    unpriced = sorted({symbol for listed in listings.values() for symbol in listed} - set(settings.asset_prices_usd))
+    if unpriced:  # not lent nor taken as collateral: "unknown asset" to a borrower, so said once here
+        log.warning("listed in the deployments records but not served, no CREDITMESH_ASSET_PRICES_USD price: %s",
+                    ", ".join(unpriced))  # fmt: skip
     try:
         return AssetRegistry.from_listings(listings, settings.asset_prices_usd)
     except AssetListingConflict as err:

@@ -151,3 +151,14 @@ tokens = {{ USDC = {{ address = "{USDC_BSC.lower()}", decimals = 18 }}, WETH = "
     assert config.tokens["USDC"].decimals == 18
     assert config.tokens["WETH"].address == WETH
     assert config.tokens["WETH"].decimals is None
+
+
+def test_a_listed_token_without_a_price_is_not_served_and_start_up_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    dai = TokenListing(symbol="DAI", decimals=18, address=to_checksum_address("0x" + "44" * 20))
+    usdc = TokenListing(symbol="USDC", decimals=6, address=USDC_ETHEREUM)
+    with caplog.at_level("WARNING", logger="api.bootstrap"):
+        registry = _assets(SETTINGS, {"ethereum": _listed("ethereum", 1, USDC=usdc, DAI=dai)})
+    assert registry.symbols() == ["USDC"]
+    assert [r.getMessage() for r in caplog.records if "not served" in r.getMessage()] == [
+        "listed in the deployments records but not served, no CREDITMESH_ASSET_PRICES_USD price: DAI"
+    ]
