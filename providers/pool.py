@@ -1,8 +1,11 @@
 """The DeFi adapter: quotes from a LendingPool's on-chain views (ILendingPool): the model rate for the requested
 size plus the risk spread of the borrower's grade, if the pool has the liquidity and lends for the requested term
-(``maxTermSeconds``).
+(``maxTermSeconds``), and neither the pool nor its CreditAggregator is paused (``paused()``): a paused pool's
+``fundLoan`` and a paused aggregator's ``openLoan`` revert (``EnforcedPause``), so their offer could only fail after
+the borrower signed it. The pool declines, naming which one is paused.
 
-A quote reads its three views as pre-encoded ``eth_call``s in one JSON-RPC batch (``chain.views``): one round trip, no
+A quote reads its five views (the aggregator's ``paused()`` at the pool's ``creditAggregator``, an immutable read
+once) as pre-encoded ``eth_call``s in one JSON-RPC batch (``chain.views``): one round trip, no
 web3 contract object or selector worked out per call. They are read at the head block the credit request read for
 the pool's chain (its on-chain history, ``QuoteRequest.chain_heads``) and shared (``chain.views.BlockViews``): the
 requests that quote the same principal at the same block read the pool once. A pool's state cannot change within a
@@ -82,6 +85,7 @@ class PoolAdapter(ProviderAdapter):
         origination_fee_bps: int = 50,
         offer_ttl: timedelta = timedelta(minutes=10),
         provider_id: str | None = None,
+        aggregator_address: ChecksumAddress | None = None,
     ) -> None:
         self.provider_id = provider_id or f"pool:{chain}:{asset}"
         self.chain, self.asset, self.pool_address = chain, asset, pool_address
@@ -90,6 +94,11 @@ class PoolAdapter(ProviderAdapter):
         self._liquidity = view("LendingPool", "availableLiquidity")
         self._model_rate = view("LendingPool", "modelRateBps")
         self._max_term = view("LendingPool", "maxTermSeconds")
+        self._pool_paused = view("LendingPool", "paused")
+        self._aggregator_paused = view("CreditAggregator", "paused")
+        self._credit_aggregator = view("LendingPool", "creditAggregator")
+        #: the pool's CreditAggregator (immutable in the pool): read at the first quote, then kept
+        self.aggregator_address: str | None = aggregator_address
         self._spread = spread_bps
         self._fee_bps = origination_fee_bps
         self._ttl = offer_ttl
@@ -124,9 +133,15 @@ class PoolAdapter(ProviderAdapter):
         if request.chains and self.chain not in request.chains:
             return Decline(self.provider_id, f"chain {self.chain} not among the requested chains")
         try:
-            liquidity, model_rate, max_term = await self._state(request)
+            liquidity, model_rate, max_term, pool_paused, aggregator_paused = await self._state(request)
         except (ChainError, Web3Exception, OSError) as err:
             raise ProviderUnavailable(f"{self.provider_id}: cannot read the pool: {type(err).__name__}") from err
+        if pool_paused:
+            return Decline(self.provider_id, "the pool is paused by its guardian: it funds no loan until unpaused")
+        if aggregator_paused:
+            return Decline(
+                self.provider_id, f"the CreditAggregator on {self.chain} is paused: it opens no loan until unpaused"
+            )
         if request.term_days * 86_400 > int(max_term):
             return Decline(self.provider_id, f"term above the pool's maximum of {int(max_term) // 86_400} days")
         if int(liquidity) < request.principal:
@@ -150,10 +165,13 @@ class PoolAdapter(ProviderAdapter):
         ]
 
     async def _state(self, request: QuoteRequest) -> list[Any]:
-        """The pool's liquidity, model rate for the principal and maximum term: at the request's head block for the
-        chain, shared (``BlockViews``), else at ``latest``. A node that answers the pinned read with an error (a
-        load-balanced RPC whose backend has not seen that block yet, say) is asked at ``latest`` instead; a
-        transport failure is not asked again."""
+        """The pool's liquidity, model rate for the principal and maximum term, whether it is paused and whether its
+        CreditAggregator is: at the request's head block for the chain, shared (``BlockViews``), else at
+        ``latest``. A node that answers the pinned read with an error (a load-balanced RPC whose backend has not seen
+        that block yet, say) is asked at ``latest`` instead; a transport failure is not asked again."""
+        if self.aggregator_address is None:
+            (found,) = await read_views(self._provider, [self._credit_aggregator.call(self.pool_address)])
+            self.aggregator_address = to_checksum_address(found)
         head = request.head_of(self.chain)
         if head is not None:
             try:
@@ -169,6 +187,8 @@ class PoolAdapter(ProviderAdapter):
             self._liquidity.call(self.pool_address, block=block),
             self._model_rate.call(self.pool_address, request.principal, block=block),
             self._max_term.call(self.pool_address, block=block),
+            self._pool_paused.call(self.pool_address, block=block),
+            self._aggregator_paused.call(str(self.aggregator_address), block=block),
         ]
 
     async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
