@@ -15,18 +15,21 @@ from providers.resilience import deadline as remaining_time
 
 @dataclass
 class ProviderOutcome:
-    """``outcome`` is one of offered, declined, ineligible, failed, timeout, dropped (by compliance)."""
+    """``outcome`` is one of offered, declined, ineligible, failed, timeout, dropped (by compliance). ``chains``: the
+    chains the provider declared it lends on (``Capabilities.chains``; empty: any), where its offers are placed."""
 
     provider_id: str
     outcome: str
     detail: str
     latency_ms: int
     offers: list[ProviderOffer] = field(default_factory=list)
+    chains: frozenset[str] = frozenset()
 
 
 async def _ask(provider: ProviderAdapter, query: QuoteRequest) -> ProviderOutcome:
     started = time.perf_counter()
-    reason = provider.capabilities().accepts(query)
+    capabilities = provider.capabilities()
+    reason = capabilities.accepts(query)
     if reason is not None:
         return ProviderOutcome(provider.provider_id, "ineligible", reason, 0)
     try:
@@ -35,7 +38,8 @@ async def _ask(provider: ProviderAdapter, query: QuoteRequest) -> ProviderOutcom
         return ProviderOutcome(provider.provider_id, "failed", str(err), _ms(started))
     if isinstance(answer, Decline):
         return ProviderOutcome(provider.provider_id, "declined", answer.reason, _ms(started))
-    return ProviderOutcome(provider.provider_id, "offered", f"{len(answer)} offer(s)", _ms(started), list(answer))
+    offered = f"{len(answer)} offer(s)"
+    return ProviderOutcome(provider.provider_id, "offered", offered, _ms(started), list(answer), capabilities.chains)
 
 
 async def fan_out(

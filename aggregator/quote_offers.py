@@ -105,7 +105,9 @@ def disclose(
         kept = []
         for offer in outcome.offers:
             try:
-                draft = _draft(compliance, chains, borrower, valid, offer, records, covered, now, collateral)
+                draft = _draft(
+                    compliance, chains, borrower, valid, offer, records, covered, now, collateral, outcome.chains
+                )
             except (ComplianceInputError, InvalidCreditRequest) as err:  # a rate finer than a basis point, never
                 # rounded; a payment larger than the asset's largest amount
                 outcome.outcome, outcome.detail = "dropped", f"dropped: the terms cannot be disclosed: {err}"[:512]
@@ -131,12 +133,18 @@ def _draft(
     covered: bool,
     now: datetime,
     collateral: SecurityInterest | None,
+    served: frozenset[str] = frozenset(),
 ) -> Draft | str:
     """One offer disclosed and checked: its draft, or why it is dropped (a schedule past the maximum term before its
-    disclosure is computed)."""
+    disclosure is computed). A pool's offer is placed on its pool's chain; a traditional lender's on the first of the
+    requested chains among those it lends on (``served``; none declared: the first requested chain)."""
     too_long = schedule_past_maximum(offer, now)
     if too_long is not None:
         return f"dropped: {too_long}"
+    placed = offer.chain or next((name for name in valid.chains if not served or name in served), None)
+    if placed is None or placed not in valid.chains:
+        where = placed or ", ".join(sorted(served))
+        return f"dropped: offered on {where}, none of the requested chains"
     offer, terms = offer_terms(offer, valid.asset, now, collateral)  # an amortizing offer takes its schedule's term
     decision = compliance.check_offer(offer.provider_ref, terms, borrower.jurisdiction, covered)
     records.append(decision.record)
@@ -145,7 +153,7 @@ def _draft(
     mismatch = schedule_mismatch(offer, decision.disclosure, valid.asset)
     if mismatch is not None:
         return f"dropped: {mismatch}"
-    chain = chains[offer.chain] if offer.chain else chains[valid.chains[0]]
+    chain = chains[placed]
     lender = _lender_terms(offer) | {"schedule": lender_schedule(offer, decision.disclosure, valid.asset)}
     return Draft(offer, decision.disclosure, chain, lender, _disclosure_json(decision.disclosure))
 

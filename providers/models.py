@@ -152,6 +152,9 @@ class FundingResult:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
+    """What a provider lends. ``chains``: the chains its loans may be opened on (empty: any of the platform's); a
+    traditional lender's offer is signed on the first of the request's chains it lends on."""
+
     assets: frozenset[str]
     chains: frozenset[str] = frozenset()
     min_principal: int = 1
@@ -162,9 +165,12 @@ class Capabilities:
     jurisdictions: frozenset[str] = frozenset()
 
     def accepts(self, request: QuoteRequest) -> str | None:
-        """Why the provider cannot quote ``request``, or None when it can."""
+        """Why the provider cannot quote ``request``, or None when it can. A provider that declared ``chains`` is
+        asked only when one of them is among the request's (none declared: it lends on any chain)."""
         if request.asset not in self.assets:
             return f"asset {request.asset} not offered"
+        if self.chains and request.chains and self.chains.isdisjoint(request.chains):
+            return f"lends on {', '.join(sorted(self.chains))}, none of the requested chains"
         if not self.min_principal <= request.principal <= self.max_principal:
             return "amount out of range"
         if not self.min_term_days <= request.term_days <= self.max_term_days:

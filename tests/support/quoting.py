@@ -91,7 +91,7 @@ class FixedRateLender(ProviderAdapter):
         raise AssertionError("never registered: built by the test")
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(assets=frozenset({"USDC"}))
+        return Capabilities(assets=frozenset({"USDC"}), chains=frozenset({self._chain}) if self._chain else frozenset())
 
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
         return [
