@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -158,8 +159,11 @@ def _draft(
     return Draft(offer, decision.disclosure, chain, lender, _disclosure_json(decision.disclosure))
 
 
-def rank_drafts(valid: ValidRequest, drafts: list[Draft]) -> list[Draft]:
-    """The kept offers, best first (``aggregator.ranking``)."""
+def rank_drafts(
+    valid: ValidRequest, drafts: list[Draft], reliability: Mapping[str, float] | None = None
+) -> list[Draft]:
+    """The kept offers, best first (``aggregator.ranking``): ``reliability`` is each provider's recent success ratio,
+    which breaks ties of cost and APR (a provider not in it counts as reliable)."""
     candidates = [
         RankedCandidate(
             str(i),
@@ -169,7 +173,7 @@ def rank_drafts(valid: ValidRequest, drafts: list[Draft]) -> list[Draft]:
         )
         for i, d in enumerate(drafts)
     ]
-    return [drafts[int(candidate.key)] for candidate in rank(candidates, {})]
+    return [drafts[int(candidate.key)] for candidate in rank(candidates, reliability or {})]
 
 
 class QuoteSigning:

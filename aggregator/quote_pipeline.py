@@ -37,6 +37,7 @@ from compliance.mla import MlaQuery, MlaStatusCache
 from compliance.service import ScreenedRequest
 from providers.base import ProviderAdapter
 from providers.models import ProviderKind, QuoteRequest
+from providers.resilience import ResilientProvider
 from risk.onchain_source import ChainOnchainSource
 from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
 from risk.profile import CreditRequestFacts
@@ -271,10 +272,24 @@ class QuotePipeline:
             screening,
             offer_records,
             ahead,
+            self._reliability(drafts),
         )
         for outcome in quoted.outcomes:
             FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
         return quoted
+
+    def _reliability(self, drafts: list[Draft]) -> dict[str, float]:
+        """The recent success ratio of each provider with an offer (``HealthTracker.success_ratio``: this process's
+        window of its calls), which breaks ranking ties. Read on the event loop, where the calls are observed: the
+        ranking runs in a worker thread."""
+        offering = {draft.offer.provider_id for draft in drafts}
+        found = {}
+        for provider in self._providers:
+            if provider.provider_id in offering and isinstance(provider, ResilientProvider):
+                ratio = provider.tracker.success_ratio()
+                if ratio is not None:
+                    found[provider.provider_id] = ratio
+        return found
 
     def _validate(self, spec: CreditRequestSpec) -> ValidRequest:
         asset = self._assets.get(spec.asset, "asset")
@@ -342,6 +357,7 @@ class QuotePipeline:
         screening: ScreenedRequest | list[DecisionRecord],
         offer_records: list[DecisionRecord],
         reserved: dict[OfferNonceKey, int],
+        reliability: dict[str, float],
     ) -> QuotedRequest:
         """Rank the disclosed offers (``drafts``: disclosed as their providers answered, see ``request_credit``),
         reserve the offer nonces not ``reserved`` while they answered, sign, then in ONE unit of work write the
@@ -352,7 +368,7 @@ class QuotePipeline:
         now = request.created_at
         made = self._screening_records(screening) if isinstance(screening, ScreenedRequest) else screening
         records = made + offer_records
-        ranked = rank_drafts(valid, drafts) if drafts else []
+        ranked = rank_drafts(valid, drafts, reliability) if drafts else []
         if decision.approved:
             request = replace(request, status="quoted" if ranked else "no_offers")
         written = [OutcomeRecord(o.provider_id, o.outcome, o.detail[:512], o.latency_ms) for o in outcomes]

@@ -46,14 +46,24 @@ class HealthTracker:
     rejected: int = 0
     #: calls the caller stopped waiting for (cancelled, or ended by its deadline before the provider's own limit)
     cut_short: int = 0
+    #: the calls of the window that succeeded, kept as calls come and go (``success_ratio`` walks nothing)
+    window_successes: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.calls = deque(maxlen=self.window)
 
     def observe(self, latency_ms: float, ok: bool) -> None:
+        if self.calls and len(self.calls) == self.calls.maxlen and self.calls[0][1]:
+            self.window_successes -= 1  # the oldest call leaves the window
         self.calls.append((latency_ms, ok))
+        self.window_successes += 1 if ok and self.calls else 0
         self.total_calls += 1
         self.total_failures += 0 if ok else 1
+
+    def success_ratio(self) -> float | None:
+        """The share of the window's calls that succeeded, in [0, 1]; None before the first call. What ranking
+        breaks ties on (``aggregator.ranking``); O(1), safe to ask from the event loop on every request."""
+        return self.window_successes / len(self.calls) if self.calls else None
 
     def fail(self, operation: str, reason: str) -> None:
         self.failures.append(Failure(self.clock(), operation, reason[:300]))
