@@ -1,7 +1,9 @@
 """What one credit request runs, in order: validate, price the collateral, velocity, screening (beside the on-chain
-history), risk, then the fan-out to every eligible provider with one deadline — each answer's offers disclosed as it
-comes, the MLA status and the screening's records made meanwhile — and after the last answer the ranking, the offer
-nonces, the signatures and ONE write of the request, its outcomes, quotes and decision records.
+history and the collateral's terms on each chain), risk, the chains whose contracts would refuse the loan left out
+(``aggregator.collateral_limits``: the providers that lend only there are ineligible, the reason named), then the
+fan-out to every eligible provider with one deadline — each answer's offers disclosed as it comes, the MLA status
+and the screening's records made meanwhile — and after the last answer the ranking, the offer nonces, the
+signatures and ONE write of the request, its outcomes, quotes and decision records.
 
 ``aggregator.quoting.QuotingService`` is its public face; the offers' own steps (disclosure, ranking, signing) are
 ``aggregator.quote_offers``."""
@@ -21,6 +23,7 @@ from typing import Any, NoReturn
 
 from aggregator.assets import AssetRegistry, parse_amount
 from aggregator.borrowers import BorrowerFile
+from aggregator.collateral_limits import CollateralLimit, CollateralLimits
 from aggregator.early_disclosure import EarlyDisclosure
 from aggregator.errors import ComplianceDenied, InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome, fan_out
@@ -88,6 +91,7 @@ class QuotePipeline:
         mla: MlaStatusCache | None = None,
         onchain: ChainOnchainSource | None = None,
         pricer: FeedPricer | None = None,
+        collateral_limits: CollateralLimits | None = None,
     ) -> None:
         self._store, self._chains, self._assets = store, chains, assets
         self._providers, self._quote_signer, self._risk_signer = providers, quote_signer, risk_signer
@@ -95,6 +99,11 @@ class QuotePipeline:
         self._mla = mla
         self._onchain = onchain
         self._pricer = pricer  # the contracts' feeds; None: the assets' configured prices (unit tests)
+        # the collateral's terms on each chain (``aggregator.collateral_limits``): read wherever the prices are read
+        # from the chains' contracts (None for both: chains without contracts, the unit tests)
+        if collateral_limits is None and pricer is not None:
+            collateral_limits = CollateralLimits(chains)
+        self._limits = collateral_limits
         self._signing = QuoteSigning(chains, quote_signer, risk_signer, config.quote_ttl)
 
     async def request_credit(
@@ -118,6 +127,10 @@ class QuotePipeline:
         # worker thread (the name search is CPU work that would stall the event loop); a refusal's records are
         # written in a worker thread.
         history = asyncio.create_task(self._onchain.read(borrower.wallet)) if self._onchain is not None else None
+        # the collateral's terms on each chain (kept a few seconds: usually no read at all), beside the screening too
+        limits = (
+            asyncio.create_task(self._limits.read(valid.chains, valid.collateral)) if self._limits is not None else None
+        )
         try:
             screened = self._screen(borrower, valid.amount, cached_only=True)
             if screened is None:
@@ -128,9 +141,12 @@ class QuotePipeline:
         except BaseException:
             if history is not None:
                 history.cancel()
+            if limits is not None:
+                limits.cancel()
             raise
         request_id = str(uuid.uuid4())
         reading = await history if history is not None else None
+        chain_limits = await limits if limits is not None else {}
         decision = assess(
             borrower.profile,
             CreditRequestFacts(
@@ -154,7 +170,13 @@ class QuotePipeline:
         # where the nonces are at hand (reserved earlier in a block), neither: the records are made in the write
         sealing: asyncio.Future[tuple[list[DecisionRecord], dict[OfferNonceKey, int]]] | None = None
         at_hand: dict[OfferNonceKey, int] = {}
+        premade: list[ProviderOutcome] = []  # the providers left out for their chains' collateral limits
         if decision.approved and decision.grade is not None:
+            eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in screened.allowed]
+            refused = self._refused_chains(valid, decision, chain_limits)
+            if refused:
+                eligible, premade = _left_out(eligible, valid.chains, refused)
+                valid = replace(valid, chains=[name for name in valid.chains if name not in refused])
             query = QuoteRequest(
                 request_id=request_id,
                 asset=valid.asset.symbol,
@@ -175,7 +197,6 @@ class QuotePipeline:
                     (name, r.head_block) for name, r in (reading.readings if reading is not None else {}).items()
                 ),
             )
-            eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in screened.allowed]
             # Each answer's offers are disclosed as it comes, while the slower providers are still asked, and the
             # work that needs only the risk decision and the screening (its records and the nonces, in a worker
             # thread) is done at the first answer with offers (by then every request has left): after the last answer
@@ -235,6 +256,8 @@ class QuotePipeline:
                     self._covered_borrower(borrower, now, then=disclosing.covered),
                 )
                 drafts = disclosing.drafts(outcomes, covered, offer_records)
+                if premade:
+                    outcomes = sorted([*outcomes, *premade], key=lambda outcome: outcome.provider_id)
             except BaseException:
                 if sealing is not None:
                     sealing.cancel()
@@ -277,6 +300,29 @@ class QuotePipeline:
         for outcome in quoted.outcomes:
             FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
         return quoted
+
+    def _refused_chains(
+        self, valid: ValidRequest, decision: RiskDecision, limits: dict[str, CollateralLimit]
+    ) -> dict[str, str]:
+        """The request's chains whose contracts would refuse its loan (``CollateralLimit.refusal``: the collateral's
+        own LTV below the grade's, frozen or over its supply cap; the CreditAggregator paused), each with why."""
+        refused = {}
+        for name in valid.chains:
+            limit = limits.get(name)
+            reason = (
+                None
+                if limit is None
+                else limit.refusal(
+                    valid.collateral,
+                    valid.collateral_amount,
+                    valid.amount,
+                    valid.collateral_value,
+                    decision.max_ltv_bps,
+                )
+            )
+            if reason is not None:
+                refused[name] = reason
+        return refused
 
     def _reliability(self, drafts: list[Draft]) -> dict[str, float]:
         """The recent success ratio of each provider with an offer (``HealthTracker.success_ratio``: this process's
@@ -418,3 +464,24 @@ class QuotePipeline:
             reviews = uow.quoting.open_screening_reviews(records, borrower_id, version, datetime.now(UTC))
             uow.commit()
             return reviews
+
+
+def _left_out(
+    providers: list[ProviderAdapter], chains: Sequence[str], refused: dict[str, str]
+) -> tuple[list[ProviderAdapter], list[ProviderOutcome]]:
+    """``providers`` split into those to ask and the outcomes of those left out: a provider every requested chain of
+    which (its declared ones, or all) is ``refused`` is ineligible with the chains' reasons, never asked; one that
+    lends on none of the requested chains is ineligible as its capability check has it (``lends_elsewhere``)."""
+    asked, left = [], []
+    for provider in providers:
+        capabilities = provider.capabilities()
+        mine = [name for name in chains if not capabilities.chains or name in capabilities.chains]
+        if not mine:
+            reason = capabilities.lends_elsewhere(chains) or "none of the requested chains"
+        elif all(name in refused for name in mine):
+            reason = "; ".join(refused[name] for name in mine)[:512]
+        else:
+            asked.append(provider)
+            continue
+        left.append(ProviderOutcome(provider.provider_id, "ineligible", reason, 0))
+    return asked, left

@@ -6,7 +6,7 @@ asset."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -169,8 +169,10 @@ class Capabilities:
         asked only when one of them is among the request's (none declared: it lends on any chain)."""
         if request.asset not in self.assets:
             return f"asset {request.asset} not offered"
-        if self.chains and request.chains and self.chains.isdisjoint(request.chains):
-            return f"lends on {', '.join(sorted(self.chains))}, none of the requested chains"
+        if request.chains:
+            elsewhere = self.lends_elsewhere(request.chains)
+            if elsewhere is not None:
+                return elsewhere
         if not self.min_principal <= request.principal <= self.max_principal:
             return "amount out of range"
         if not self.min_term_days <= request.term_days <= self.max_term_days:
@@ -179,6 +181,12 @@ class Capabilities:
             return f"collateral {request.collateral_asset} not accepted"
         if self.jurisdictions and request.jurisdiction not in self.jurisdictions:
             return f"jurisdiction {request.jurisdiction} not served"
+        return None
+
+    def lends_elsewhere(self, chains: Sequence[str]) -> str | None:
+        """Why the provider cannot lend on any of ``chains``, or None when it lends on one of them (or on any)."""
+        if self.chains and self.chains.isdisjoint(chains):
+            return f"lends on {', '.join(sorted(self.chains))}, none of the requested chains"
         return None
 
     def as_document(self) -> dict[str, Any]:

@@ -202,13 +202,7 @@ def assess(
         if request.amount > terms.max_amount:
             declines.append(AMOUNT_OVER_LIMIT)
         if request.collateral_value is not None:
-            # a basis point under the grade's LTV: on-chain the debt is valued up, the collateral down, and the LTV
-            # rounded up to a whole point, so an amount at the exact limit can come out one point over the
-            # attestation and revert at the accept, after the borrower signed
-            with localcontext(_EXACT):
-                by_collateral = (request.collateral_value * (terms.max_ltv_bps - LTV_ROUNDING_BPS) / 10_000).quantize(
-                    Decimal("0.000001"), ROUND_DOWN
-                )
+            by_collateral = collateral_limit(request.collateral_value, terms.max_ltv_bps)
             limit = min(limit, by_collateral)
             if request.amount > by_collateral:
                 declines.append(INSUFFICIENT_COLLATERAL)
@@ -237,6 +231,15 @@ def assess(
         policy_version=policy.version,
         inputs_hash=inputs_hash(profile, request, onchain, card.version, policy.version, inputs_key),
     )
+
+
+def collateral_limit(collateral_value: Decimal, ltv_bps: int) -> Decimal:
+    """The largest amount ``collateral_value`` carries at ``ltv_bps``, to the millionth: a basis point under it.
+    On-chain the debt is valued up, the collateral down, and the LTV rounded up to a whole point, so an amount at the
+    exact limit can come out one point over the attestation (or the collateral asset's own LTV) and revert at the
+    accept, after the borrower signed."""
+    with localcontext(_EXACT):
+        return (collateral_value * (ltv_bps - LTV_ROUNDING_BPS) / 10_000).quantize(Decimal("0.000001"), ROUND_DOWN)
 
 
 def _dedupe(reasons: list[Reason]) -> list[Reason]:
