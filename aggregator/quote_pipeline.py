@@ -41,7 +41,7 @@ from compliance.service import ScreenedRequest
 from providers.base import ProviderAdapter
 from providers.models import ProviderKind, QuoteRequest
 from providers.resilience import ResilientProvider
-from risk.onchain_source import ChainOnchainSource
+from risk.onchain_source import ChainOnchainSource, OnchainReading
 from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
 from risk.profile import CreditRequestFacts
 from risk.repository import StoredDecision
@@ -106,6 +106,23 @@ class QuotePipeline:
         self._limits = collateral_limits
         self._signing = QuoteSigning(chains, quote_signer, risk_signer, config.quote_ttl)
 
+    async def _ledger_defaults(self, wallet: str, reading: OnchainReading | None) -> int:
+        """The defaults the ledger records of ``wallet`` on the chains whose history could not be read now (an
+        outage, a timeout): a skipped chain's history is missing, not clean, and a borrower whose one default is
+        there must not pass as a wallet without one. The ledger is the indexer's record of the same events, as
+        recent as its last confirmed block."""
+        if reading is None or not reading.skipped:
+            return 0
+        chain_ids = [self._chains[name].chain_id for name in reading.skipped if name in self._chains]
+        if not chain_ids:
+            return 0
+
+        def read() -> int:
+            with self._store.unit_of_work() as uow:
+                return uow.quoting.ledger_defaults(wallet, chain_ids)
+
+        return await asyncio.to_thread(read)
+
     async def request_credit(
         self, borrower: BorrowerFile, spec: CreditRequestSpec, client_ip: str | None = None, correlation_id: str = ""
     ) -> QuotedRequest:
@@ -146,6 +163,13 @@ class QuotePipeline:
             raise
         request_id = str(uuid.uuid4())
         reading = await history if history is not None else None
+        ledger_defaults = await self._ledger_defaults(borrower.wallet, reading)
+        if ledger_defaults:  # a chain not read now holds a default the ledger knows of: it is not missed
+            assert reading is not None
+            features = reading.features
+            reading = replace(
+                reading, features=replace(features, loans_defaulted=features.loans_defaulted + ledger_defaults)
+            )
         chain_limits = await limits if limits is not None else {}
         decision = assess(
             borrower.profile,
@@ -267,6 +291,8 @@ class QuotePipeline:
         if reading is not None:
             # chains whose history could not be read are named: their loans are missing, not clean
             risk["onchain_chains_skipped"] = reading.skipped
+            if reading.skipped:  # judged by what the ledger records of the wallet there instead
+                risk["onchain_ledger_defaults"] = ledger_defaults
         request = CreditRequestRecord(
             id=request_id,
             borrower_id=borrower.id,

@@ -126,6 +126,12 @@ class QuotingRepository(Protocol):
         or blocked them, and for a name they held as not screened in Latin script; returns the reviews' ids."""
         ...
 
+    def ledger_defaults(self, wallet: str, chain_ids: Sequence[int]) -> int:
+        """How many of ``wallet``'s loans on ``chain_ids`` the ledger shows marked in default or written off, now or
+        ever (a default later repaid counts, as the chains' own history counts it): what a chain whose history could
+        not be read is judged by."""
+        ...
+
 
 class QuotingUnitOfWork(Protocol):
     @property
@@ -175,6 +181,7 @@ class _Tables:
     # (borrower, listed entry — or the identity fingerprint of a name not screened) → review id
     reviews: dict[tuple[str, int | str], str] = field(default_factory=dict)
     next_nonce: dict[OfferNonceKey, int] = field(default_factory=dict)
+    ledger_defaults: dict[tuple[str, int], int] = field(default_factory=dict)  # (wallet, chain id) → defaults
 
 
 class InMemoryQuotingRepository:
@@ -187,6 +194,9 @@ class InMemoryQuotingRepository:
             reserved[key] = self.tables.next_nonce.get(key, FIRST_OFFER_NONCE)
             self.tables.next_nonce[key] = reserved[key] + 1
         return reserved
+
+    def ledger_defaults(self, wallet: str, chain_ids: Sequence[int]) -> int:
+        return sum(self.tables.ledger_defaults.get((wallet.lower(), chain_id), 0) for chain_id in chain_ids)
 
     def add_quoted(self, quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]) -> None:
         if quoted.request.id in self.tables.requests:

@@ -10,9 +10,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from aggregator.ledger import DEFAULTED, WRITTEN_OFF
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuoteRecord
 from compliance import DecisionRecord
 from risk.repository import StoredDecision
@@ -26,6 +27,7 @@ from store.aggregator import (
 from store.autocommit import autocommit_connection
 from store.compliance import AuditEntryRow, ComplianceDecisionRow, audit_columns, decision_rows
 from store.db import Database
+from store.ledger import ChainFactRow
 from store.prepared import PreparedInsert, as_one_statement, one_round_trip
 from store.records import columns, from_row
 from store.risk import RiskDecisionRow, risk_rows
@@ -123,6 +125,23 @@ class SqlQuotingRepository:
         reviews = record_screening(self.session, records, borrower_id, list_version, now)
         return [review.id for review in reviews.values()]
 
+    def ledger_defaults(self, wallet: str, chain_ids: Sequence[int]) -> int:
+        defaulted = exists().where(
+            ChainFactRow.chain_id == LoanRow.chain_id,
+            ChainFactRow.loan_ref == LoanRow.onchain_loan_id,
+            func.lower(ChainFactRow.address) == func.lower(LoanRow.contract),
+            ChainFactRow.event.in_(DEFAULT_EVENTS),
+        )
+        counted = select(func.count(LoanRow.id)).where(
+            LoanRow.chain_id.in_(list(chain_ids)),
+            func.lower(LoanRow.borrower_address) == wallet.lower(),
+            or_(LoanRow.status.in_((DEFAULTED, WRITTEN_OFF)), defaulted),
+        )
+        return int(self.session.execute(counted).scalar_one())
+
+
+#: the CreditAggregator's events of a loan marked in default or written off as bad debt
+DEFAULT_EVENTS = ("LoanDefaulted", "LoanWrittenOff")
 
 _record = from_row  # the name store.request_pages reads quote rows with
 

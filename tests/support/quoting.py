@@ -38,6 +38,7 @@ from providers.models import (
     QuoteRequest,
     RepaymentShape,
 )
+from risk.onchain_source import ChainOnchainSource
 from risk.profile import CreditProfile
 from risk.velocity import InMemoryVelocityStore
 
@@ -135,6 +136,7 @@ def quoting_service(
     compliance: ComplianceService,
     mla: MlaStatusCache | None = None,
     more: Sequence[ProviderAdapter] = (),
+    onchain: ChainOnchainSource | None = None,
 ) -> QuotingService:
     """A quoting service on two chains (their EIP-712 domains only, no RPC) with two banks and a pool per chain, and
     the ``more`` providers; ``mla``: the Military Lending Act status (None: never checked)."""
@@ -168,6 +170,7 @@ def quoting_service(
         velocity=InMemoryVelocityStore(),
         config=QuotingConfig(fanout_deadline=5.0),
         mla=mla,
+        onchain=onchain,
     )
 
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -30,6 +30,8 @@ from contracts.typed_data import Domain, digest, offer_typed_data, recover, risk
 from providers.base import AdapterContext, ProviderRegistration
 from providers.http_lender import HttpLenderAdapter
 from providers.models import ProviderKind, QuoteRequest
+from risk.onchain import OnchainFeatures
+from risk.onchain_source import ChainOnchainSource, OnchainReading
 from tests.support.quoting import (
     CHAINS,
     ORACLES,
@@ -328,3 +330,32 @@ async def test_equal_installments_that_would_end_in_a_balloon_are_dropped_and_th
         "dropped: the terms cannot be disclosed: 1500.00 at 18% cannot be repaid in 600 equal installments on the "
         "0.01: the nearest regular installment, 10.52, leaves 62.04 for the last one"
     )
+
+
+class _ChainsSkipped:
+    """The wallet's history as read now: a clean record where it was read, ``skipped`` chains not read at all."""
+
+    def __init__(self, skipped: dict[str, str]) -> None:
+        clean = OnchainFeatures(400, 50, 3, 3, 0, None, (31337,))
+        self.reading = OnchainReading(clean, {}, skipped)
+
+    async def read(self, wallet: str) -> OnchainReading:
+        return self.reading
+
+
+async def test_a_default_on_a_chain_not_read_now_is_taken_from_the_ledger(compliance: ComplianceService) -> None:
+    """polygon-local did not answer: its history is missing, not clean. The ledger records a default of the wallet
+    there, so the request is declined for it (R30), as it would be were the chain read."""
+    store = InMemoryQuotingStore()
+    store.tables.ledger_defaults[(borrower_file().wallet.lower(), 31338)] = 1
+    onchain = cast(ChainOnchainSource, _ChainsSkipped({"polygon-local": "timed out"}))
+    quoted = await quoting_service(store, compliance, onchain=onchain).request_credit(borrower_file(), SPEC)
+    assert quoted.request.status == "declined"
+    assert "R30" in [reason["code"] for reason in quoted.request.risk["reasons"]]
+    assert quoted.request.risk["onchain_chains_skipped"] == {"polygon-local": "timed out"}
+    assert quoted.request.risk["onchain_ledger_defaults"] == 1
+
+    store.tables.ledger_defaults.clear()  # nothing there: judged on the chains read
+    quoted = await quoting_service(store, compliance, onchain=onchain).request_credit(borrower_file(), SPEC)
+    assert quoted.request.status != "declined"
+    assert quoted.request.risk["onchain_ledger_defaults"] == 0
