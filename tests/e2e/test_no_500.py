@@ -78,7 +78,8 @@ def test_the_largest_collateral_an_amount_may_be_is_no_500(platform: RunningPlat
     with platform.client(borrower_key) as client:
         response = client.post("/v1/credit-requests", json=REQUEST | {"collateral": collateral})
     assert response.status_code == 201, response.text
-    assert response.json()["status"] in ("quoted", "declined")
+    # no_offers: every chain's collateral terms refuse it (USDC is no collateral there), each provider named
+    assert response.json()["status"] in ("quoted", "declined", "no_offers")
 
 
 def test_a_body_that_is_not_utf8_is_answered_like_broken_json(platform: RunningPlatform, borrower_key: str) -> None:
