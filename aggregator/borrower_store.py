@@ -34,17 +34,20 @@ class BorrowerAccount:
 
 @dataclass(frozen=True, slots=True)
 class SealedIdentity:
-    """A borrower's identity as stored: sealed under the subject's key, with its country in the clear."""
+    """A borrower's identity as stored: sealed under the subject's key, with its country in the clear, and the KYC
+    applicant it was submitted with (whose verdict, and no other applicant's, is the borrower's KYC status)."""
 
     country: str
     sealed: bytes
     updated_at: datetime
+    applicant_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StoredFile:
     """A borrower's file as stored, read at once: the account, the credit profile given (None: none yet), the sealed
-    identity, the latest KYC applicant and the decided sanctions reviews. ``BorrowerFiles.file_of`` opens it."""
+    identity, the KYC applicant it was submitted with (the current KYC status; None without an identity) and the
+    decided sanctions reviews. ``BorrowerFiles.file_of`` opens it."""
 
     account: BorrowerAccount
     profile: CreditProfile | None
@@ -179,11 +182,13 @@ class InMemoryBorrowerRepository:
         account = self.tables.accounts.get(borrower_id)
         if account is None:
             return None
+        identity = self.tables.identities.get(borrower_id)
+        current = None if identity is None or identity.applicant_id is None else identity.applicant_id
         return StoredFile(
             account,
             self.tables.profiles.get(borrower_id),
-            self.tables.identities.get(borrower_id),
-            InMemoryKycRepository(self.tables).latest_for_subject(borrower_id),
+            identity,
+            None if current is None else self.tables.applicants.get(current),
             tuple(self.tables.prior_reviews.get(borrower_id, [])),
         )
 

@@ -199,7 +199,9 @@ class BorrowerFiles:
         sealed = PiiVault(self._keys).encrypt(borrower_id, "identity", _identity_to_json(identity, military_id))
         with self._store.unit_of_work() as uow:
             before = uow.borrowers.identity(borrower_id)
-            uow.borrowers.put_identity(borrower_id, SealedIdentity(identity.country, sealed, applicant.updated_at))
+            # the identity names its applicant: that applicant's verdict, and no other's, is the borrower's KYC status
+            current = SealedIdentity(identity.country, sealed, applicant.updated_at, applicant.applicant_id)
+            uow.borrowers.put_identity(borrower_id, current)
             uow.kyc.save(applicant)
             uow.commit()
         return before
@@ -222,6 +224,11 @@ class BorrowerFiles:
     def apply_kyc_review(self, body: bytes, headers: Mapping[str, str], secret: bytes, now: datetime) -> KycStatus:
         """Apply a KYC provider's signed webhook: verified (signature, freshness, event id not seen before), for an
         applicant we created for the same subject. The only way a KYC tier is set.
+
+        The verdict is kept with its applicant; it is the borrower's KYC status only while that applicant is the one
+        the identity on file was submitted with (``SealedIdentity.applicant_id``). A late verdict on an applicant the
+        borrower has since replaced (a new ``POST /me/kyc`` with another identity) verified the identity submitted
+        then, not the one on file: it is recorded, and the file's status stays the current applicant's.
 
         Raises:
             WebhookRejected: the delivery does not verify, is a replay, or names an applicant we do not know.

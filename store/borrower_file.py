@@ -1,13 +1,13 @@
-"""A borrower's file in ONE SQL statement: the account joined to its credit profile, its sealed identity, its latest
-KYC applicant and its decided sanctions reviews (one row per review, the rest repeated; one row when there is
-none: its review columns are NULL). Read alone (``SqlBorrowerRepository.stored_file``) or behind the caller's API
-key (``read_caller``: the key and, for a borrower's key, its file — the request path's first read, where it was six
-ORM reads).
+"""A borrower's file in ONE SQL statement: the account joined to its credit profile, its sealed identity, the KYC
+applicant that identity was submitted with (its current KYC status) and its decided sanctions reviews (one row per
+review, the rest repeated; one row when there is none: its review columns are NULL). Read alone
+(``SqlBorrowerRepository.stored_file``) or behind the caller's API key (``read_caller``: the key and, for a
+borrower's key, its file — the request path's first read, where it was six ORM reads).
 
-SQLAlchemy Core on the tables' columns, built once: no ORM identity map, no statement built per call. It returns
-what the repositories' separate reads return (the integration test compares them on SQLite and PostgreSQL), the
-reviews in a fixed order (entry number, fingerprint; the reviews of a name not screened, which have no entry,
-last) where the separate read had none."""
+SQLAlchemy Core on the tables' columns, built once: no ORM identity map, no statement built per call. It returns what
+the repositories' separate reads return (the integration test compares them on SQLite and PostgreSQL), the reviews in a
+fixed order (entry number, fingerprint; the reviews of a name not screened, which have no entry, last) where the
+separate read had none."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ _accounts = BorrowerRow.__table__
 _profiles = CreditProfileRow.__table__
 _identities = BorrowerIdentityRow.__table__
 _applicants = KycApplicantRow.__table__
-_latest = KycApplicantRow.__table__.alias("latest_kyc")
+_current = KycApplicantRow.__table__.alias("current_kyc")
 _reviews = SanctionsReviewRow.__table__
 
 _KEY_COLUMNS = (
@@ -56,25 +56,16 @@ _FILE_COLUMNS = (
     _identities.c.country.label("identity_country"),
     _identities.c.sealed_identity,
     _identities.c.updated_at.label("identity_updated_at"),
-    _latest.c.applicant_id.label("kyc_applicant_id"),
-    _latest.c.subject_id.label("kyc_subject_id"),
-    _latest.c.state.label("kyc_state"),
-    _latest.c.tier.label("kyc_tier"),
-    _latest.c.reasons.label("kyc_reasons"),
-    _latest.c.updated_at.label("kyc_updated_at"),
+    _identities.c.applicant_id.label("identity_applicant_id"),
+    _current.c.applicant_id.label("kyc_applicant_id"),
+    _current.c.subject_id.label("kyc_subject_id"),
+    _current.c.state.label("kyc_state"),
+    _current.c.tier.label("kyc_tier"),
+    _current.c.reasons.label("kyc_reasons"),
+    _current.c.updated_at.label("kyc_updated_at"),
     _reviews.c.ent_num.label("review_ent_num"),
     _reviews.c.entry_fingerprint.label("review_fingerprint"),
     _reviews.c.state.label("review_state"),
-)
-# the subject's newest applicant, as ``SqlKycRepository.latest_for_subject`` picks it: of two updated at the same
-# instant, the greater applicant id (so both reads pick the same one, every time)
-_LATEST_APPLICANT = (
-    select(_applicants.c.applicant_id)
-    .where(_applicants.c.subject_id == _accounts.c.id)
-    .order_by(_applicants.c.updated_at.desc(), _applicants.c.applicant_id.desc())
-    .limit(1)
-    .correlate(_accounts)
-    .scalar_subquery()
 )
 
 
@@ -83,7 +74,12 @@ def _with_file(accounts: Any) -> Any:
     return (
         accounts.outerjoin(_profiles, _profiles.c.borrower_id == _accounts.c.id)
         .outerjoin(_identities, _identities.c.subject_id == _accounts.c.id)
-        .outerjoin(_latest, _latest.c.applicant_id == _LATEST_APPLICANT)
+        # the applicant the identity on file was submitted with, not the newest one: a verdict on an applicant the
+        # borrower has since replaced with another identity is kept, but is not the file's KYC status
+        .outerjoin(
+            _current,
+            and_(_current.c.applicant_id == _identities.c.applicant_id, _current.c.subject_id == _accounts.c.id),
+        )
         .outerjoin(
             _reviews,
             and_(_reviews.c.borrower_id == _accounts.c.id, _reviews.c.state != ReviewState.PENDING.value),
@@ -149,7 +145,9 @@ def _stored_file(rows: Sequence[Row[Any, *tuple[Any, ...]]]) -> StoredFile | Non
     )
     identity = None
     if first.identity_country is not None:
-        identity = SealedIdentity(first.identity_country, first.sealed_identity, first.identity_updated_at)
+        identity = SealedIdentity(
+            first.identity_country, first.sealed_identity, first.identity_updated_at, first.identity_applicant_id
+        )
     kyc = None
     if first.kyc_applicant_id is not None:
         kyc = KycStatus(

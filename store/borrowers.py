@@ -48,7 +48,7 @@ class SqlBorrowerRepository:
 
     def stored_file(self, borrower_id: str) -> StoredFile | None:
         """One statement (``store.borrower_file``) where ``account``, ``profile``, ``identity``, the KYC repository's
-        ``latest_for_subject`` and ``prior_reviews`` are five."""
+        ``get`` of the identity's applicant and ``prior_reviews`` are five."""
         return stored_file(self.session.connection(), borrower_id)
 
     def account_by_wallet(self, wallet_address: str) -> BorrowerAccount | None:
@@ -90,7 +90,9 @@ class SqlBorrowerRepository:
 
     def identity(self, borrower_id: str) -> SealedIdentity | None:
         row = self.session.get(BorrowerIdentityRow, borrower_id)
-        return None if row is None else SealedIdentity(row.country, row.sealed_identity, row.updated_at)
+        if row is None:
+            return None
+        return SealedIdentity(row.country, row.sealed_identity, row.updated_at, row.applicant_id)
 
     def put_identity(self, borrower_id: str, identity: SealedIdentity) -> None:
         row = self.session.get(BorrowerIdentityRow, borrower_id)
@@ -98,6 +100,7 @@ class SqlBorrowerRepository:
             row = BorrowerIdentityRow(subject_id=borrower_id)
             self.session.add(row)
         row.country, row.sealed_identity, row.updated_at = identity.country, identity.sealed, identity.updated_at
+        row.applicant_id = identity.applicant_id
 
     def remove_identity(self, borrower_id: str) -> None:
         self.session.execute(delete(BorrowerIdentityRow).where(BorrowerIdentityRow.subject_id == borrower_id))

@@ -256,6 +256,8 @@ class BorrowerIdentityRow(Base):
     country: Mapped[str] = mapped_column(String(8))
     sealed_identity: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # the KYC applicant this identity was submitted with: its verdict is the borrower's KYC status (null: none)
+    applicant_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditEntryRow(Base):

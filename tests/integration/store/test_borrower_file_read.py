@@ -1,7 +1,8 @@
 """The one-statement reads of the request path (``store.borrower_file``) return exactly what the separate ORM reads
-return, on SQLite and on real PostgreSQL: a borrower's file (account, credit profile, sealed identity, latest KYC
-applicant, decided sanctions reviews) alone, and behind an API key (by hash and by id) — for random files, keys of
-every role (a provider key whose subject id is a borrower's reads no file) and keys without an account."""
+return, on SQLite and on real PostgreSQL: a borrower's file (account, credit profile, sealed identity, the KYC
+applicant it was submitted with, decided sanctions reviews) alone, and behind an API key (by hash and by id) — for
+random files, keys of every role (a provider key whose subject id is a borrower's reads no file) and keys without an
+account."""
 
 from __future__ import annotations
 
@@ -72,10 +73,8 @@ def _random_files(database: Database, rng: random.Random, count: int) -> list[st
             if rng.random() < 0.6:
                 profile = CreditProfile.model_validate(rng.choice(PROFILES))
                 borrowers.save_profile(borrower_id, profile, T0)
-            if rng.random() < 0.6:
-                sealed = SealedIdentity(rng.choice(("US", "DE")), rng.randbytes(40), T0 + timedelta(minutes=n))
-                borrowers.put_identity(borrower_id, sealed)
-            for k in range(rng.randrange(4)):  # applicants at distinct times: "the latest" is one
+            applicants: list[str] = []
+            for k in range(rng.randrange(4)):
                 reasons = tuple(
                     Reason(f"kyc.r{r}", "a reason", rng.choice((None, "31 CFR 1020.220"))) for r in range(2)
                 )
@@ -88,6 +87,13 @@ def _random_files(database: Database, rng: random.Random, count: int) -> list[st
                     T0 + timedelta(hours=rng.randrange(1000), seconds=k),
                 )
                 kyc.save(status)
+                applicants.append(status.applicant_id)
+            if rng.random() < 0.6:  # submitted with one of the applicants (its status is the file's), or none
+                applicant_id = rng.choice([None, *applicants])
+                sealed = SealedIdentity(
+                    rng.choice(("US", "DE")), rng.randbytes(40), T0 + timedelta(minutes=n), applicant_id
+                )
+                borrowers.put_identity(borrower_id, sealed)
             # entries, and now and then an identity whose name was not screened (no entry)
             unscreened: list[int | None] = [None] * (rng.random() < 0.4)
             for ent_num in [*rng.sample(range(1, 50), rng.randrange(4)), *unscreened]:
@@ -123,13 +129,11 @@ def _separate_reads(database: Database, borrower_id: str) -> StoredFile | None:
         reviews = sorted(
             borrowers.prior_reviews(borrower_id), key=lambda r: (r.ent_num is None, r.ent_num or 0, r.entry_fingerprint)
         )
-        return StoredFile(
-            account,
-            borrowers.profile(borrower_id),
-            borrowers.identity(borrower_id),
-            SqlKycRepository(uow.session).latest_for_subject(borrower_id),
-            tuple(reviews),
-        )
+        identity = borrowers.identity(borrower_id)
+        kyc = None
+        if identity is not None and identity.applicant_id is not None:
+            kyc = SqlKycRepository(uow.session).get(identity.applicant_id)
+        return StoredFile(account, borrowers.profile(borrower_id), identity, kyc, tuple(reviews))
 
 
 def _key_info(database: Database, key: str) -> ApiKeyInfo | None:
@@ -176,23 +180,22 @@ def test_the_one_statement_reads_return_what_the_separate_reads_did(database: Da
     assert read_caller(database, key_id="key_unknown", with_file=True) is None
 
 
-def test_of_two_kyc_applicants_updated_at_once_both_reads_pick_the_greater_id(database: Database) -> None:
-    """A tie on ``updated_at`` is broken by the applicant id, the same way by both reads, whichever was saved first."""
+def test_the_kyc_status_read_is_the_identity_s_applicant_not_the_newest(database: Database) -> None:
+    """The file's KYC status is the verdict on the applicant the identity on file was submitted with: an older
+    applicant's verdict stored later (a late webhook) is kept but is not read as the file's status, by either read."""
+    borrower_id = "identity-applicant"
     with database.unit_of_work() as uow:
         borrowers, kyc = SqlBorrowerRepository(uow.session), SqlKycRepository(uow.session)
-        for n, order in enumerate(("ab", "ba", "bca", "cab")):
-            borrower_id = f"tied-{n}"
-            borrowers.add_account(BorrowerAccount(borrower_id, f"0x{n + 1:040x}", "US-CA", T0, None, None))
-            for letter in order:
-                state = KycState.APPROVED if letter == max(order) else KycState.REJECTED
-                kyc.save(KycStatus(f"{borrower_id}-{letter}", borrower_id, state, KycTier.BASIC, (), T0))
+        borrowers.add_account(BorrowerAccount(borrower_id, f"0x{77:040x}", "US-FL", T0, None, None))
+        kyc.save(KycStatus("first", borrower_id, KycState.APPROVED, KycTier.STANDARD, (), T0 + timedelta(hours=1)))
+        kyc.save(KycStatus("second", borrower_id, KycState.REJECTED, KycTier.NONE, (), T0))
+        borrowers.put_identity(borrower_id, SealedIdentity("US-FL", b"sealed", T0, "second"))
         uow.commit()
-    for n, order in enumerate(("ab", "ba", "bca", "cab")):
-        borrower_id = f"tied-{n}"
-        expected = _separate_reads(database, borrower_id)
-        assert expected is not None
-        assert expected.kyc is not None
-        assert expected.kyc.applicant_id == f"{borrower_id}-{max(order)}"
-        assert expected.kyc.state is KycState.APPROVED
-        with database.engine.connect() as connection:
-            assert stored_file(connection, borrower_id) == expected
+    expected = _separate_reads(database, borrower_id)
+    assert expected is not None
+    assert expected.kyc is not None
+    assert (expected.kyc.applicant_id, expected.kyc.state) == ("second", KycState.REJECTED)
+    with database.engine.connect() as connection:
+        assert stored_file(connection, borrower_id) == expected
+    with database.unit_of_work() as uow:
+        assert SqlBorrowerRepository(uow.session).stored_file(borrower_id) == expected
