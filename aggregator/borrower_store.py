@@ -105,6 +105,11 @@ class BorrowerRepository(Protocol):
         """When each of the borrower's loans was opened (kept 5 years under the Bank Secrecy Act)."""
         ...
 
+    def lock_for_erasure(self, borrower_id: str) -> None:
+        """Hold the borrower's account for an erasure until the unit of work ends: decisions about the borrower being
+        written are waited for (the retention check then sees them), and those begun later wait for the erasure."""
+        ...
+
     def erase(self, borrower_id: str) -> None:
         """Delete what is derived from the identity: the sealed identity and its country, the credit profile, the
         KYC applicants and their reasons."""
@@ -228,6 +233,9 @@ class InMemoryBorrowerRepository:
 
     def loan_openings(self, borrower_id: str) -> list[datetime]:
         return list(self.tables.loan_openings.get(borrower_id, []))
+
+    def lock_for_erasure(self, borrower_id: str) -> None:
+        """One process, one unit of work at a time: nothing to hold."""
 
     def erase(self, borrower_id: str) -> None:
         self.tables.identities.pop(borrower_id, None)

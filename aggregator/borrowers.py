@@ -136,8 +136,14 @@ class BorrowerFiles:
         the screened names in decision records — is unreadable from then on, backups included), then what is derived
         from the identity is deleted: the sealed identity and its country, the credit profile, the KYC applicants and
         their reasons. Decision records stay (their hashes still verify; their sealed PII cannot be opened). Deleted
-        rows are overwritten (SQLite ``secure_delete``) and the write-ahead log truncated."""
+        rows are overwritten (SQLite ``secure_delete``) and the write-ahead log truncated.
+
+        The account is held first (``lock_for_erasure``), so the retention check and the deletion are one step
+        against decisions being written about the borrower: a decision committed before is seen (and holds the
+        erasure), one written after finds the key gone and seals no name (``PiiVault.encrypt`` never creates a key
+        but for a new identity)."""
         with self._store.unit_of_work() as uow:
+            uow.borrowers.lock_for_erasure(borrower_id)
             holds = [
                 RetentionHold("Regulation B record retention (12 CFR 1002.12)", decided, REG_B_RETENTION)
                 for decided in uow.borrowers.decision_times(borrower_id)
@@ -196,7 +202,8 @@ class BorrowerFiles:
         self, borrower_id: str, identity: IdentityProfile, military_id: str | None, applicant: KycStatus
     ) -> SealedIdentity | None:
         """Store the applicant and the sealed identity; the identity stored before, if any."""
-        sealed = PiiVault(self._keys).encrypt(borrower_id, "identity", _identity_to_json(identity, military_id))
+        vault = PiiVault(self._keys)  # a new identity: the one seal that creates the subject's key when it has none
+        sealed = vault.encrypt(borrower_id, "identity", _identity_to_json(identity, military_id), create_key=True)
         with self._store.unit_of_work() as uow:
             before = uow.borrowers.identity(borrower_id)
             # the identity names its applicant: that applicant's verdict, and no other's, is the borrower's KYC status

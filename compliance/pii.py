@@ -90,12 +90,20 @@ class PiiVault:
     def __init__(self, keys: KeyProvider) -> None:
         self.keys = keys
 
-    def encrypt(self, subject_id: str, field: str, value: str) -> bytes:
-        """Sealed under the subject's data key, created on first use: one key-store read when the key exists (every
-        screening of a known borrower seals its name), a creation and a read when it does not."""
+    def encrypt(self, subject_id: str, field: str, value: str, *, create_key: bool = False) -> bytes:
+        """Sealed under the subject's data key: one key-store read when the key exists (every screening of a known
+        borrower seals its name). A missing key is created only with ``create_key`` — a new identity submitted —
+        and raises SubjectKeyMissing otherwise: a value sealed after an erasure (a screening begun before it) must
+        not get a fresh key that would open it again.
+
+        Raises:
+            SubjectKeyMissing: no key for the subject (never created, or erased) and ``create_key`` is not set.
+        """
         try:
             key = self.keys.data_key(subject_id)
         except SubjectKeyMissing:
+            if not create_key:
+                raise
             self.keys.create_key(subject_id)
             key = self.keys.data_key(subject_id)
         return seal(key, value.encode(), f"{subject_id}/{field}".encode())

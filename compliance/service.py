@@ -5,12 +5,14 @@ unit of work); a list too old to use raises ``SanctionsListStale`` (fail closed)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 from compliance.decisions import DecisionKind, DecisionRecord, decide
+from compliance.errors import SubjectKeyMissing
 from compliance.jurisdiction import JurisdictionRules, OfferCheck, Product, Reason, check_offer, check_request
 from compliance.kyc import DEFAULT_TIER_LIMITS, KycStatus, TierLimits, tier_sufficient
 from compliance.pii import PiiVault
@@ -26,6 +28,8 @@ from compliance.sanctions.review import (
 from compliance.sanctions.screening import NameHit, SanctionsScreen, normalize_evm_address
 from compliance.tila.disclosure import Disclosure, LoanTerms
 from compliance.tila.recent import RecentDisclosures
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 NAME_MATCH = "sanctions.name-match"
@@ -165,9 +169,15 @@ class ComplianceService:
         ]
 
     def _sealed(self, borrower: BorrowerFacts) -> bytes | None:
+        """The screened name sealed under the subject's key; None without a vault, or when the key is gone (the
+        borrower was erased after their file was read): the record then keeps no name, and no key is created."""
         if self.vault is None:
             return None
-        return self.vault.encrypt(borrower.borrower_id, "screened-name", borrower.full_name)
+        try:
+            return self.vault.encrypt(borrower.borrower_id, "screened-name", borrower.full_name)
+        except SubjectKeyMissing:
+            log.warning("borrower %s has no data key (erased): the decision record keeps no name", borrower.borrower_id)
+            return None
 
     def _inputs(self, borrower: BorrowerFacts) -> dict[str, object]:
         inputs: dict[str, object] = {

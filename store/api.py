@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, false, select
+from sqlalchemy import Boolean, String, false, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from compliance.audit import AuditKind
@@ -24,6 +24,22 @@ class BorrowerRow(Base):
     #: where the borrower's loan events go (signed with ``webhook_secret_sealed``, opened by providers.secrets)
     webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     webhook_secret_sealed: Mapped[str | None] = mapped_column(String(512), nullable=True)
+
+
+def lock_borrower(session: Session, borrower_id: str, *, exclusive: bool) -> None:
+    """Lock the borrower's account row until the caller's transaction ends, on PostgreSQL: ``exclusive`` (``FOR
+    UPDATE``) for an erasure, else ``FOR KEY SHARE`` for a decision written about the borrower — the lock a foreign
+    key to the row (a credit request's, a quote's, a loan's) takes anyway. An erasure thus waits for the decisions
+    being written, and they for it, so its retention check sees every decision committed before it. SQLite has one
+    writer at a time: an exclusive lock there is a write (an UPDATE that changes nothing), which takes the database's
+    write lock for the transaction, before the erasure reads anything; a shared one is nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        statement = select(BorrowerRow.id).where(BorrowerRow.id == borrower_id)
+        session.execute(statement.with_for_update(read=not exclusive, key_share=not exclusive))
+    elif exclusive:
+        session.execute(
+            update(BorrowerRow).where(BorrowerRow.id == borrower_id).values(jurisdiction=BorrowerRow.jurisdiction)
+        )
 
 
 class ApiKeyRow(Base):

@@ -17,7 +17,7 @@ from aggregator.errors import BorrowerAlreadyRegistered
 from compliance.sanctions.review import PriorReview
 from risk.profile import CreditProfile
 from store.aggregator import LoanRow
-from store.api import BorrowerRow
+from store.api import BorrowerRow, lock_borrower
 from store.borrower_file import stored_file
 from store.compliance import (
     BorrowerIdentityRow,
@@ -114,6 +114,9 @@ class SqlBorrowerRepository:
 
     def loan_openings(self, borrower_id: str) -> list[datetime]:
         return list(self.session.scalars(select(LoanRow.created_at).where(LoanRow.borrower_id == borrower_id)))
+
+    def lock_for_erasure(self, borrower_id: str) -> None:
+        lock_borrower(self.session, borrower_id, exclusive=True)
 
     def erase(self, borrower_id: str) -> None:
         self.session.execute(delete(BorrowerIdentityRow).where(BorrowerIdentityRow.subject_id == borrower_id))

@@ -31,6 +31,7 @@ from compliance.sanctions.review import (
     ScreeningOutcome,
 )
 from compliance.sanctions.screening import NameHit
+from store.api import lock_borrower
 from store.base import Base
 from store.compliance import SqlDecisionRepository
 from store.db import Database
@@ -225,6 +226,7 @@ def record_screening(
     """Store screening decision records and open a review for each SDN entry that held or blocked them (and for a
     name they held as not screened: key None), in the caller's unit of work (the credit request's refusal, the
     acceptance's re-screen)."""
+    lock_borrower(session, borrower_id, exclusive=False)  # an erasure of the borrower waits for these records
     SqlDecisionRepository(session).insert_all(records)  # Core INSERTs, run now: nothing is read back
     return open_reviews(session, records, borrower_id, list_version, now)
 

@@ -45,7 +45,7 @@ def test_decision_round_trip_and_erasure_keeps_hashes(database: Database, keys: 
     subject = f"b-{os.urandom(4).hex()}"
     with database.unit_of_work() as uow:
         vault = PiiVault(keys)
-        sealed = vault.encrypt(subject, "screened-name", "Jane Doe")
+        sealed = vault.encrypt(subject, "screened-name", "Jane Doe", create_key=True)
         inputs = {"borrowerId": subject, "amount": Decimal("1500.00")}
         record = decide(
             DecisionKind.CREDIT_REQUEST,

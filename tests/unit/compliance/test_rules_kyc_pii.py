@@ -412,6 +412,7 @@ def test_the_outcomes_from_a_cached_name_screening_are_the_screenings_and_none_b
 
 def test_erased_subject_unreadable_while_records_keep_verifying(screen: SanctionsScreen) -> None:
     keys = InMemoryKeyProvider()
+    keys.create_key("b-11")  # created when the borrower submitted their identity
     service = ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=INPUTS_KEY, vault=PiiVault(keys))
     borrower = BorrowerFacts("b-11", "0x" + "56" * 20, "Jane Doe", "US-FL")
     kyc = approved()
@@ -431,6 +432,11 @@ def test_erased_subject_unreadable_while_records_keep_verifying(screen: Sanction
     with pytest.raises(SubjectKeyMissing):
         vault.decrypt("b-11", "screened-name", record.pii_sealed)
     assert record.record_hash() == before
+    # a screening made after the erasure from a file read before it keeps no name, and creates no key
+    late = service.screen_credit_request(borrower, Product.DEFI, Decimal("500"), kyc)
+    assert late.pii_sealed is None
+    with pytest.raises(SubjectKeyMissing):
+        keys.data_key("b-11")
     inputs = {
         "borrowerId": "b-11",
         "wallet": "0x" + "56" * 20,
