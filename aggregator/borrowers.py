@@ -65,6 +65,10 @@ class Borrowers(Protocol):
 
     def load(self, borrower_id: str) -> BorrowerFile | None: ...
 
+    def stored(self, borrower_id: str) -> StoredFile | None:
+        """The file as stored, its identity still sealed (no key-store read): for what does not use the identity."""
+        ...
+
     def file_of(self, stored: StoredFile) -> BorrowerFile:
         """The file of one read with something else (the caller's API key: ``api.auth.authenticate_with_file``)."""
         ...
@@ -97,12 +101,20 @@ class BorrowerFiles:
         self._keys = keys
 
     def load(self, borrower_id: str) -> BorrowerFile | None:
-        with self._store.unit_of_work() as uow:
-            stored = uow.borrowers.stored_file(borrower_id)
+        stored = self.stored(borrower_id)
         return None if stored is None else self.file_of(stored)
 
+    def stored(self, borrower_id: str) -> StoredFile | None:
+        with self._store.unit_of_work() as uow:
+            return uow.borrowers.stored_file(borrower_id)
+
     def file_of(self, stored: StoredFile) -> BorrowerFile:
-        """The file as the services need it, from the file as stored: the identity unsealed (None once erased)."""
+        """The file as the services need it, from the file as stored: the identity unsealed (None once erased).
+
+        Raises:
+            PiiError: the key store failed (unreachable, throttled, or its master key changed): the identity cannot
+                be opened now, which is not an erasure.
+        """
         identity, military_id = None, None
         if stored.identity is not None:
             identity, military_id = self._unseal(PiiVault(self._keys), stored.account.id, stored.identity.sealed)

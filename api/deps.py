@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
+from aggregator.borrower_store import StoredFile
 from aggregator.borrowers import BorrowerFile
 from api.auth import KeyRejected, Principal, Role, authenticate_caller
 from api.bootstrap import Platform
@@ -101,25 +103,33 @@ def _credential(
     raise HTTPException(401, "missing X-API-Key header or Authorization: Bearer token", headers=_CHALLENGE)
 
 
-def _authenticated(platform: Platform, credential: _Credential, with_borrower_file: bool) -> _Caller:
-    """The caller's principal (blocking: reads its key); with ``with_borrower_file``, a borrower's file too, in the
-    same SQL statement as the key (``api.auth.authenticate_caller``) and the same worker thread."""
+class _FileUse(IntEnum):
+    """What a route takes of the borrower's file: nothing, the file as stored (the identity still sealed:
+    ``CurrentBorrowerAccount``), or the file with its identity opened (``CurrentBorrower``)."""
+
+    NONE = 0
+    STORED = 1
+    OPENED = 2
+
+
+def _authenticated(platform: Platform, credential: _Credential, file_use: _FileUse) -> _Caller:
+    """The caller's principal (blocking: reads its key); with ``file_use``, a borrower's file too, in the same SQL
+    statement as the key (``api.auth.authenticate_caller``) and the same worker thread — its identity opened (a
+    key-store read, which raises PiiError when the key store fails) only for a route that takes ``CurrentBorrower``."""
+    with_file = file_use is not _FileUse.NONE
     try:
         if credential.api_key is not None:
-            principal, stored = authenticate_caller(
-                platform.database, key=credential.api_key, with_file=with_borrower_file
-            )
+            principal, stored = authenticate_caller(platform.database, key=credential.api_key, with_file=with_file)
         else:
-            principal, stored = authenticate_caller(
-                platform.database, key_id=credential.key_id, with_file=with_borrower_file
-            )
+            principal, stored = authenticate_caller(platform.database, key_id=credential.key_id, with_file=with_file)
     except KeyRejected as err:  # unknown, revoked or expired
         challenge = _CHALLENGE if credential.api_key is not None else _BEARER_CHALLENGE
         raise HTTPException(401, str(err), headers=challenge) from err
     if credential.api_key is None and principal.role is not credential.role:
         raise HTTPException(401, "the token's role is not its key's", headers=_BEARER_CHALLENGE)
-    if with_borrower_file and principal.role is Role.BORROWER:
-        return _Caller(principal, True, None if stored is None else platform.borrowers.file_of(stored))
+    if with_file and principal.role is Role.BORROWER:
+        opened = None if stored is None or file_use is not _FileUse.OPENED else platform.borrowers.file_of(stored)
+        return _Caller(principal, True, stored, opened)
     return _Caller(principal)
 
 
@@ -127,7 +137,8 @@ def _authenticated(platform: Platform, credential: _Credential, with_borrower_fi
 class _Caller:
     principal: Principal
     loaded: bool = False
-    borrower_file: BorrowerFile | None = None
+    stored: StoredFile | None = None
+    borrower_file: BorrowerFile | None = None  # read with the key for a route that takes the opened file
 
 
 async def get_principal(
@@ -144,21 +155,28 @@ async def get_principal(
     one is declared by every route, often twice (a role guard and ``Idempotent``)."""
     platform, tokens = await get_platform(request), await get_tokens(request)
     credential = _credential(tokens, x_api_key, bearer, request.headers.get("authorization"))
-    caller = await asyncio.to_thread(_authenticated, platform, credential, _takes_borrower_file(request))
+    caller = await asyncio.to_thread(_authenticated, platform, credential, _file_use(request))
     if caller.loaded:
         setattr(request.state, _PRELOADED, caller)
     return caller.principal
 
 
-def _takes_borrower_file(request: Request) -> bool:
-    """Whether the request's route depends on ``get_borrower_file`` (its dependency tree walked once per route)."""
+def _file_use(request: Request) -> _FileUse:
+    """What the request's route takes of the borrower's file (its dependency tree walked once per route)."""
     dependant: Dependant | None = getattr(request.scope.get("route"), "dependant", None)
     if dependant is None:
-        return False
+        return _FileUse.NONE
     # keyed by id, the dependant kept in the value so that its id is not reused (routes are few and live long)
-    found = _ROUTES_TAKING_FILE.get(id(dependant))
+    found = _ROUTES_FILE_USE.get(id(dependant))
     if found is None:
-        found = _ROUTES_TAKING_FILE[id(dependant)] = (dependant, _depends_on(dependant, get_borrower_file))
+        use = (
+            _FileUse.OPENED
+            if _depends_on(dependant, get_borrower_file)
+            else _FileUse.STORED
+            if _depends_on(dependant, get_borrower_account)
+            else _FileUse.NONE
+        )
+        found = _ROUTES_FILE_USE[id(dependant)] = (dependant, use)
     return found[1]
 
 
@@ -166,7 +184,7 @@ def _depends_on(dependant: Dependant, call: object) -> bool:
     return any(sub.call is call or _depends_on(sub, call) for sub in dependant.dependencies)
 
 
-_ROUTES_TAKING_FILE: dict[int, tuple[Dependant, bool]] = {}
+_ROUTES_FILE_USE: dict[int, tuple[Dependant, _FileUse]] = {}
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -227,12 +245,18 @@ AuditorPrincipal = Annotated[Principal, require(Role.AUDITOR, Role.ADMIN)]
 
 
 async def get_borrower_file(request: Request, principal: CurrentPrincipal) -> BorrowerFile:
-    """The borrower's file: the one ``get_principal`` read with the caller's key (same hop), else read now. Only a
+    """The borrower's file with its identity opened, for the routes that use the identity (a credit request's and an
+    acceptance's screening): the one ``get_principal`` read with the caller's key (same hop), else read now. Only a
     borrower's (403 otherwise, as ``BorrowerPrincipal``'s guard answers), checked here rather than by a guard
-    dependency of its own (one dependency fewer to solve on every credit request)."""
+    dependency of its own (one dependency fewer to solve on every credit request). A key store that fails raises
+    PiiError (503 ``key-store-unavailable``)."""
     _allow(principal, _BORROWER_ONLY)
     caller: _Caller | None = getattr(request.state, _PRELOADED, None)
-    if caller is not None and caller.principal == principal:
+    if (
+        caller is not None
+        and caller.principal == principal
+        and (caller.stored is None or caller.borrower_file is not None)
+    ):
         account = caller.borrower_file
     else:
         platform = await get_platform(request)
@@ -242,8 +266,26 @@ async def get_borrower_file(request: Request, principal: CurrentPrincipal) -> Bo
     return account
 
 
+async def get_borrower_account(request: Request, principal: CurrentPrincipal) -> StoredFile:
+    """The borrower's file as stored — account, KYC status, credit profile; the identity left sealed — for the routes
+    that do not use the identity (the profile, KYC submission, webhooks, repayments), so that they never ask the key
+    store and keep working while it is down. Read as ``get_borrower_file`` reads it."""
+    _allow(principal, _BORROWER_ONLY)
+    caller: _Caller | None = getattr(request.state, _PRELOADED, None)
+    if caller is not None and caller.principal == principal:
+        stored = caller.stored
+    else:
+        platform = await get_platform(request)
+        stored = await asyncio.to_thread(platform.borrowers.stored, str(principal.subject_id))
+    if stored is None:
+        raise HTTPException(403, "this API key has no borrower account")
+    return stored
+
+
 setattr(get_borrower_file, _ROLES, _BORROWER_ONLY)
+setattr(get_borrower_account, _ROLES, _BORROWER_ONLY)
 CurrentBorrower = Annotated[BorrowerFile, Depends(get_borrower_file)]
+CurrentBorrowerAccount = Annotated[StoredFile, Depends(get_borrower_account)]
 
 
 def single_valued_query(request: Request) -> None:

@@ -63,7 +63,7 @@ _SLUGS = {401: "unauthorized", 403: "forbidden", 404: "not-found", 413: "payload
 # Statuses an operation can return beyond what its shape implies (auth, body, path parameters), by operation id.
 _EXTRA: dict[str, tuple[int, ...]] = {
     "register_borrower": (409,),
-    "erase_identity": (409,),
+    "erase_identity": (409, 503),  # 503: the key store did not destroy the key (key-store-unavailable)
     "create_credit_request": (403, 429, 503),
     "accept_quote": (403, 409, 410, 503),
     "repay_loan": (409, 503),
@@ -79,6 +79,10 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "get_webhook": (404,),  # no webhook URL is set  # the borrower or provider the key would act for is not registered
     "oauth_token": (400, 401, 503),
     "verify_identity": (503,),  # the KYC provider is down or answered something unusable (identity-unavailable)
+    # the borrower's identity is opened (a key-store read) to screen it, or to show it: 503 key-store-unavailable
+    # when the key store fails (also on create_credit_request, accept_quote and verify_identity above)
+    "me": (503,),  # the sanctions status of a name not screened compares the identity on file
+    "get_review": (503,),
 }
 
 # A problem the operation really answers with that status (its type and title), for its example; otherwise the
@@ -95,6 +99,9 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
     ("settle_funding", 409): ("loan-not-unfunded", "The loan has no funding to settle"),
     ("settle_funding", 503): ("operator-unavailable", "The operator's account is not configured here"),
     ("readyz", 503): ("not-ready", "Not ready"),
+    ("erase_identity", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
+    ("me", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
+    ("get_review", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
 }
 
 # Statuses whose answers may say when to ask again (the database or identity provider down, a rate limit), and
@@ -103,8 +110,8 @@ _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _NO_RETRY_AFTER = frozenset({("readyz", 503)})
 RETRY_AFTER_HEADER: dict[str, Any] = {
     "description": "seconds to wait before asking again (sent with 429, with a 503 of a part that comes back — "
-    "the database, the identity provider — and with the 409 of an Idempotency-Key whose first request is still "
-    "running)",
+    "the database, the identity provider, the key store — and with the 409 of an Idempotency-Key whose first "
+    "request is still running)",
     "required": False,
     "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }

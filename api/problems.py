@@ -44,7 +44,7 @@ from aggregator.errors import (
 from api.pagination import InvalidCursor
 from chain.errors import ChainError
 from compliance import ComplianceError, ComplianceInputError, ErasureRefused, SanctionsListInvalid, SanctionsListStale
-from compliance.errors import KycProviderError
+from compliance.errors import KycProviderError, PiiError
 from risk.errors import RiskError, VelocityLimitExceeded
 from risk.velocity import velocity_reason_code
 
@@ -62,6 +62,7 @@ DATABASE_UNAVAILABLE: tuple[type[sa_exc.SQLAlchemyError], ...] = (
 DATABASE_RETRY_AFTER_SECONDS = 5
 #: the identity provider (KYC) did not answer or answered something unusable: nothing was kept, ask again later
 IDENTITY_RETRY_AFTER_SECONDS = 30
+KEY_STORE_RETRY_AFTER_SECONDS = 30
 #: an accept still on its way (its transaction not yet confirmed): ask again, or GET the quote, this much later
 ACCEPT_RETRY_AFTER_SECONDS = 5
 
@@ -187,6 +188,23 @@ def install(app: FastAPI) -> None:
             request.url.path,
         )
         response.headers["Retry-After"] = str(IDENTITY_RETRY_AFTER_SECONDS)
+        return response
+
+    @app.exception_handler(PiiError)
+    async def _key_store_unavailable(request: Request, exc: PiiError) -> JSONResponse:
+        # The key store (KMS, or the SQL key store under CREDITMESH_PII_MASTER_KEY) could not hand out a subject's key:
+        # unreachable, throttled, or — an operator's error, logged loudly — a master key other than the one the keys
+        # were wrapped under. Only what opens or seals an identity meets it; ErasureRefused has its own answer.
+        log.error("key store failed during %s %s: %s", request.method, request.url.path, exc)
+        response = problem(
+            503,
+            "key-store-unavailable",
+            "The personal-data key store is unavailable",
+            "the key store holding the borrowers' data keys did not answer usably; nothing was recorded, ask again "
+            "shortly",
+            request.url.path,
+        )
+        response.headers["Retry-After"] = str(KEY_STORE_RETRY_AFTER_SECONDS)
         return response
 
     @app.exception_handler(BadSignature)

@@ -17,7 +17,7 @@ from aggregator.borrower_accounts import BorrowerAccounts
 from aggregator.errors import BorrowerAlreadyRegistered
 from aggregator.event_destinations import borrower_secret_subject
 from api.auth import Role, actor_of, issue
-from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep
+from api.deps import AdminPrincipal, CurrentBorrowerAccount, PlatformDep
 from api.idempotency import Idempotent
 from api.schemas import (
     IGNORED_DOCUMENT_CLAIMS,
@@ -78,16 +78,16 @@ async def register_borrower(body: BorrowerIn, principal: AdminPrincipal, platfor
 
 
 @router.get("/me", response_model=BorrowerMeOut)
-async def me(borrower: CurrentBorrower, platform: PlatformDep) -> BorrowerMeOut:
+async def me(borrower: CurrentBorrowerAccount, platform: PlatformDep) -> BorrowerMeOut:
     """The borrower's account, KYC status, credit profile and sanctions screening status (clear, held for review
     or blocked, with the reason and the review ids)."""
-    screening = await asyncio.to_thread(platform.sanctions_reviews.status, borrower.id)
+    screening = await asyncio.to_thread(platform.sanctions_reviews.status, borrower.account.id)
     return BorrowerMeOut(
-        id=borrower.id,
-        wallet_address=borrower.wallet,
-        jurisdiction=borrower.jurisdiction,
+        id=borrower.account.id,
+        wallet_address=to_checksum_address(borrower.account.wallet_address),
+        jurisdiction=borrower.account.jurisdiction,
         kyc=None if borrower.kyc is None else _kyc_out(borrower.kyc),
-        credit_profile=borrower.profile,
+        credit_profile=borrower.profile or CreditProfile(),
         sanctions_screening=SanctionsScreeningOut(
             status=screening.status,
             reason=screening.reason,
@@ -97,27 +97,29 @@ async def me(borrower: CurrentBorrower, platform: PlatformDep) -> BorrowerMeOut:
 
 
 @router.put("/me/credit-profile", response_model=CreditProfile)
-async def put_credit_profile(body: CreditProfile, borrower: CurrentBorrower, platform: PlatformDep) -> CreditProfile:
+async def put_credit_profile(
+    body: CreditProfile, borrower: CurrentBorrowerAccount, platform: PlatformDep
+) -> CreditProfile:
     """The answers a lender asks (balances, history, employment, housing …); any field may be left out (unknown)."""
-    await asyncio.to_thread(platform.borrowers.save_profile, borrower.id, body)
+    await asyncio.to_thread(platform.borrowers.save_profile, borrower.account.id, body)
     return body
 
 
 @router.post("/me/kyc", response_model=KycOut, dependencies=[Idempotent])
-async def verify_identity(body: KycIn, borrower: CurrentBorrower, platform: PlatformDep) -> KycOut:
+async def verify_identity(body: KycIn, borrower: CurrentBorrowerAccount, platform: PlatformDep) -> KycOut:
     """Identity and one document, sent to the KYC provider; the identity is stored encrypted. The answer is usually
     ``pending``: the provider's signed verdict (and with it the tier) arrives at ``POST /v1/kyc/webhooks`` moments
     later; read it at ``GET /v1/borrowers/me``."""
     identity = IdentityProfile(**body.identity.model_dump(exclude={"ssn_or_dod_id"}))
     document = IdentityDocument(**body.document.model_dump(exclude=IGNORED_DOCUMENT_CLAIMS))
     kyc = await platform.borrowers.verify_identity(
-        borrower.id, identity, document, platform.kyc, body.identity.ssn_or_dod_id
+        borrower.account.id, identity, document, platform.kyc, body.identity.ssn_or_dod_id
     )
     log.info(
         "KYC of %s %s (borrower %s): %s",
         Masked(identity.first_name),
         Masked(identity.last_name),
-        borrower.id,
+        borrower.account.id,
         kyc.state.value,
     )
     return _kyc_out(kyc)
@@ -155,7 +157,7 @@ class WebhookOut(BaseModel):
 
 
 @router.put("/me/webhook", response_model=WebhookOut)
-async def set_webhook(body: WebhookIn, borrower: CurrentBorrower, platform: PlatformDep) -> WebhookOut:
+async def set_webhook(body: WebhookIn, borrower: CurrentBorrowerAccount, platform: PlatformDep) -> WebhookOut:
     """Where the borrower's loan events go (``loan.opened``, ``loan.repayment``, ``loan.past_due``,
     ``loan.defaulted``, ``loan.liquidated``, ``loan.cancelled`` (a loan its lender never funded, cancelled on-chain:
     the collateral is back), ``loan.closed``, ``loan.written_off``, and ``loan.event_retracted`` when a reorg removed a
@@ -168,24 +170,24 @@ async def set_webhook(body: WebhookIn, borrower: CurrentBorrower, platform: Plat
         raise HTTPException(422, f"url: {err}") from err
     secret = "whsec_" + secrets.token_urlsafe(32)
     box = SecretBox.from_master_key(bytes.fromhex(platform.settings.pii_master_key))
-    sealed = base64.b64encode(box.seal(borrower_secret_subject(borrower.id), secret)).decode()
+    sealed = base64.b64encode(box.seal(borrower_secret_subject(borrower.account.id), secret)).decode()
 
-    await asyncio.to_thread(_accounts(platform).set_webhook, borrower.id, body.url, sealed)
+    await asyncio.to_thread(_accounts(platform).set_webhook, borrower.account.id, body.url, sealed)
     return WebhookOut(url=body.url, secret=secret)
 
 
 @router.get("/me/webhook", response_model=WebhookOut)
-async def get_webhook(borrower: CurrentBorrower, platform: PlatformDep) -> WebhookOut:
+async def get_webhook(borrower: CurrentBorrowerAccount, platform: PlatformDep) -> WebhookOut:
     """The borrower's webhook URL (its secret is never shown again); 404 when none is set."""
 
-    url = await asyncio.to_thread(_accounts(platform).webhook_url, borrower.id)
+    url = await asyncio.to_thread(_accounts(platform).webhook_url, borrower.account.id)
     if url is None:
         raise HTTPException(404, "no webhook URL is set")
     return WebhookOut(url=url)
 
 
 @router.delete("/me/webhook", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_webhook(borrower: CurrentBorrower, platform: PlatformDep) -> None:
+async def delete_webhook(borrower: CurrentBorrowerAccount, platform: PlatformDep) -> None:
     """No more loan events to the borrower (those not yet delivered are dropped as having no destination)."""
 
-    await asyncio.to_thread(_accounts(platform).set_webhook, borrower.id, None, None)
+    await asyncio.to_thread(_accounts(platform).set_webhook, borrower.account.id, None, None)

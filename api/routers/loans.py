@@ -16,7 +16,7 @@ from aggregator.permit import CollateralPermit
 from aggregator.receipts import LedgerReceipts
 from aggregator.repaying import RepaymentService, SignedRepayment
 from api.auth import Principal, Role, actor_of
-from api.deps import AdminPrincipal, CurrentBorrower, PlatformDep, require
+from api.deps import AdminPrincipal, CurrentBorrowerAccount, PlatformDep, require
 from api.idempotency import Idempotent
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
 from api.render import loan_detail_out, loan_out, repayment_out
@@ -103,7 +103,7 @@ async def get_loan(loan_id: str, principal: LoanReader, platform: PlatformDep, l
 async def repay_loan(
     loan_id: str,
     body: RepaymentIn,
-    borrower: CurrentBorrower,
+    borrower: CurrentBorrowerAccount,
     platform: PlatformDep,
     loans: LoansDep,
     repayments: RepaymentsDep,
@@ -130,10 +130,10 @@ async def repay_loan(
         field, _, message = str(err).partition(": ")
         raise InvalidRepayment(field, message) from None
     signed = SignedRepayment(body.amount, int(body.nonce), body.deadline, bytes.fromhex(body.signature[2:]), permit)
-    outcome = await repayments.repay(borrower.id, loan_id, signed)
+    outcome = await repayments.repay(borrower.account.id, loan_id, signed)
     if outcome.status != "confirmed":
         response.status_code = status.HTTP_202_ACCEPTED
-    detail = await loans.detail(loan_id, LoanScope(borrower_id=borrower.id))
+    detail = await loans.detail(loan_id, LoanScope(borrower_id=borrower.account.id))
     return repayment_out(outcome, loan_detail_out(detail, platform.assets), platform.assets)
 
 

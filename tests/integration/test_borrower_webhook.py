@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from aggregator.event_destinations import EventDestinations
 from api import problems
-from api.deps import get_borrower_file
+from api.deps import get_borrower_account
 from api.routers import borrowers as borrowers_router
 from api.settings import Settings
 from providers.secrets import SecretBox
@@ -42,7 +42,7 @@ async def test_a_borrower_sets_reads_and_deletes_its_webhook(tmp_path: Path) -> 
     problems.install(app)
     app.include_router(borrowers_router.router)
     app.state.platform = SimpleNamespace(database=database, settings=settings)
-    app.dependency_overrides[get_borrower_file] = lambda: SimpleNamespace(id=borrower_id)
+    app.dependency_overrides[get_borrower_account] = lambda: SimpleNamespace(account=SimpleNamespace(id=borrower_id))
     destinations = EventDestinations(SecretBox.from_master_key(bytes.fromhex(settings.pii_master_key)))
     recipient = f"borrower:{borrower_id}"
     try:
