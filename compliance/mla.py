@@ -1,10 +1,12 @@
 """Military Lending Act covered-borrower status, behind an interface shaped like the Department of Defense's MLA
 website (a query by name, date of birth and SSN or DoD ID as of a date; an answer with a certificate id), queried
 by an operator account (``compliance.identity_http.HttpMlaStatusProvider``; ``compliance.sim`` simulates it). The
-status is cached per borrower and day (``MlaStatusCache``, bounded) so the quote path asks at most once a day."""
+status is cached per borrower, day and identity (``MlaStatusCache``, bounded) so the quote path asks at most once a
+day for one identity."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -68,20 +70,29 @@ class LocalMlaStatusProvider:
         return MlaStatus(covered, query.as_of, f"local-mla-{query.as_of.isoformat()}-{self._issued:06d}")
 
 
+def identity_digest(query: MlaQuery) -> bytes:
+    """A digest of the identity ``query`` asks about (names, date of birth, SSN or DoD ID): what a cached status is
+    for, without keeping the identifier itself as a key."""
+    fields = (query.last_name, query.first_name, query.date_of_birth.isoformat(), query.ssn_or_dod_id)
+    return hashlib.sha256("\x1f".join(fields).encode()).digest()
+
+
 class MlaStatusCache:
-    """The status per borrower and day, the newest ``capacity`` kept (least recently used dropped first): one
-    query per borrower a day on the quote path. ``forget`` drops a borrower (erasure)."""
+    """The status per borrower, day and identity asked about, the newest ``capacity`` kept (least recently used
+    dropped first): one query per borrower a day on the quote path, and another as soon as the identity changes (a
+    servicemember who corrects a mistyped SSN with a new ``POST /me/kyc`` is asked about again, not left "not
+    covered" for the rest of the day). ``forget`` drops a borrower (erasure, a new identity)."""
 
     def __init__(self, provider: MlaStatusProvider, capacity: int = 10_000) -> None:
         self._provider = provider
         self._capacity = capacity
-        self._statuses: OrderedDict[tuple[str, date], MlaStatus] = OrderedDict()
+        self._statuses: OrderedDict[tuple[str, date, bytes], MlaStatus] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._statuses)
 
     async def status(self, borrower_id: str, query: MlaQuery, now: datetime) -> MlaStatus:
-        key = (borrower_id, query.as_of)
+        key = (borrower_id, query.as_of, identity_digest(query))
         cached = self._statuses.get(key)
         if cached is not None:
             self._statuses.move_to_end(key)

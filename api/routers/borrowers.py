@@ -115,6 +115,7 @@ async def verify_identity(body: KycIn, borrower: CurrentBorrowerAccount, platfor
     kyc = await platform.borrowers.verify_identity(
         borrower.account.id, identity, document, platform.kyc, body.identity.ssn_or_dod_id
     )
+    platform.mla.forget(borrower.account.id)  # statuses cached for the identity replaced: never asked for again
     log.info(
         "KYC of %s %s (borrower %s): %s",
         Masked(identity.first_name),

@@ -15,6 +15,7 @@ from api import idempotency, problems
 from api.routers import borrowers, kyc
 from api.settings import Settings
 from compliance.identity_http import HttpKycProvider
+from compliance.mla import LocalMlaStatusProvider, MlaStatusCache
 from providers.webhooks import MemoryRefusalLimiter, RefusalLimiter
 from store.borrowers import SqlBorrowerStore
 from store.db import Database
@@ -39,6 +40,7 @@ def kyc_app(
             f"http://127.0.0.1:{provider_port}/kyc", secret.encode(), httpx.AsyncClient(timeout=httpx.Timeout(5.0))
         ),
         settings=Settings(kyc_webhook_secret=secret),
+        mla=MlaStatusCache(LocalMlaStatusProvider()),  # forgotten for a borrower who submits a new identity
         providers=SimpleNamespace(webhook_refusals=refusals or MemoryRefusalLimiter()),  # shared with lenders'
     )
     return app
