@@ -44,6 +44,15 @@ class SealedIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class LoanOnFile:
+    """One of the borrower's loans as record retention sees it: when it opened, and when it closed (None: still open
+    — active or in default). The Bank Secrecy Act keeps the identity 5 years after the close."""
+
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredFile:
     """A borrower's file as stored, read at once: the account, the credit profile given (None: none yet), the sealed
     identity, the KYC applicant it was submitted with (the current KYC status; None without an identity) and the
@@ -101,8 +110,10 @@ class BorrowerRepository(Protocol):
         """When each compliance decision about the borrower was made (Regulation B keeps them 25 months)."""
         ...
 
-    def loan_openings(self, borrower_id: str) -> list[datetime]:
-        """When each of the borrower's loans was opened (kept 5 years under the Bank Secrecy Act)."""
+    def loans_on_file(self, borrower_id: str) -> list[LoanOnFile]:
+        """Each of the borrower's loans, open or closed, with when it closed (kept 5 years after, under the Bank
+        Secrecy Act): a repaid, liquidated, written-off or cancelled loan is closed at its newest chain fact (the
+        closing event, or a later one), an active or defaulted one is open."""
         ...
 
     def lock_for_erasure(self, borrower_id: str) -> None:
@@ -153,7 +164,7 @@ class _Tables:
     applicants: dict[str, KycStatus] = field(default_factory=dict)
     prior_reviews: dict[str, list[PriorReview]] = field(default_factory=dict)
     decision_times: dict[str, list[datetime]] = field(default_factory=dict)
-    loan_openings: dict[str, list[datetime]] = field(default_factory=dict)
+    loans: dict[str, list[LoanOnFile]] = field(default_factory=dict)
     audit: InMemoryAuditLog = field(default_factory=InMemoryAuditLog)
     replays: InMemoryReplayGuard = field(default_factory=InMemoryReplayGuard)
 
@@ -231,8 +242,8 @@ class InMemoryBorrowerRepository:
     def decision_times(self, borrower_id: str) -> list[datetime]:
         return list(self.tables.decision_times.get(borrower_id, []))
 
-    def loan_openings(self, borrower_id: str) -> list[datetime]:
-        return list(self.tables.loan_openings.get(borrower_id, []))
+    def loans_on_file(self, borrower_id: str) -> list[LoanOnFile]:
+        return list(self.tables.loans.get(borrower_id, []))
 
     def lock_for_erasure(self, borrower_id: str) -> None:
         """One process, one unit of work at a time: nothing to hold."""

@@ -142,7 +142,9 @@ class BorrowerFiles:
 
     def erase_identity(self, borrower_id: str, now: datetime) -> None:
         """Erase the borrower's personal data, unless a record-retention period still runs (ErasureRefused):
-        Regulation B keeps credit-decision records 25 months; loans are kept 5 years (BSA).
+        Regulation B keeps credit-decision records 25 months; the Bank Secrecy Act keeps the identity while any loan
+        is open (active or in default) and 5 years after each one closed (repaid, liquidated, written off,
+        cancelled).
 
         The subject's key is destroyed in the key store first (crypto-shredding: every sealed copy — the identity,
         the screened names in decision records — is unreadable from then on, backups included), then what is derived
@@ -160,8 +162,14 @@ class BorrowerFiles:
                 RetentionHold("Regulation B record retention (12 CFR 1002.12)", decided, REG_B_RETENTION)
                 for decided in uow.borrowers.decision_times(borrower_id)
             ] + [
-                RetentionHold("Bank Secrecy Act record retention (31 CFR 1010.430)", opened, BSA_RETENTION)
-                for opened in uow.borrowers.loan_openings(borrower_id)
+                # the identifying information is kept 5 years after the account closes, 31 CFR 1020.220(a)(3)(ii):
+                # none of it may go while a loan is open (since None), whenever it was opened
+                RetentionHold(
+                    "Bank Secrecy Act record retention (31 CFR 1020.220(a)(3)(ii)): 5 years after each loan closes",
+                    loan.closed_at,
+                    BSA_RETENTION,
+                )
+                for loan in uow.borrowers.loans_on_file(borrower_id)
             ]
             erase_subject(self._keys, borrower_id, holds, now)
             uow.borrowers.erase(borrower_id)

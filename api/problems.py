@@ -235,7 +235,7 @@ def install(app: FastAPI) -> None:
             "Erasure is refused during record retention",
             str(exc),
             request.url.path,
-            retain_until=exc.retain_until.isoformat(),
+            retain_until=None if exc.retain_until is None else exc.retain_until.isoformat(),  # None: a loan open
         )
 
     @app.exception_handler(ComplianceInputError)

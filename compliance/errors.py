@@ -75,11 +75,17 @@ class SubjectKeyMissing(PiiError):
 
 
 class ErasureRefused(PiiError):
-    def __init__(self, subject_id: str, retain_until: datetime, reason: str) -> None:
+    """``retain_until`` None: the record is still open (a loan not closed), and its period only starts when it
+    closes."""
+
+    def __init__(self, subject_id: str, retain_until: datetime | None, reason: str) -> None:
         self.subject_id = subject_id
         self.retain_until = retain_until
         self.reason = reason
-        super().__init__(f"erasure of subject {subject_id} refused until {retain_until.isoformat()}: {reason}")
+        if retain_until is None:
+            super().__init__(f"erasure of subject {subject_id} refused while a record is open: {reason}")
+        else:
+            super().__init__(f"erasure of subject {subject_id} refused until {retain_until.isoformat()}: {reason}")
 
 
 class DecisionIntegrityError(ComplianceError):

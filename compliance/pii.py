@@ -114,27 +114,33 @@ class PiiVault:
 
 @dataclass(frozen=True)
 class RetentionHold:
-    """A record of the subject that must be kept: why, and from when the period runs."""
+    """A record of the subject that must be kept: why, and from when the period runs (``since`` None: the record is
+    still open — a loan not closed — and its period has not begun)."""
 
     reason: str
-    since: datetime
+    since: datetime | None
     period: timedelta
 
     @property
-    def until(self) -> datetime:
-        return self.since + self.period
+    def until(self) -> datetime | None:
+        return None if self.since is None else self.since + self.period
 
 
 def erase_subject(keys: KeyProvider, subject_id: str, holds: Iterable[RetentionHold], now: datetime) -> None:
     """Crypto-shred the subject's PII by destroying its data key.
 
     Raises:
-        ErasureRefused: a retention period still runs; the error names the longest one and when it ends.
+        ErasureRefused: a record is still open (``retain_until`` None), or a retention period still runs (the
+            longest one, and when it ends).
     """
-    running = [h for h in holds if h.until > now]
+    holds = list(holds)
+    still_open = next((h for h in holds if h.since is None), None)
+    if still_open is not None:
+        raise ErasureRefused(subject_id, None, still_open.reason)
+    running = [(until, h) for h in holds if (until := h.until) is not None and until > now]
     if running:
-        latest = max(running, key=lambda h: h.until)
-        raise ErasureRefused(subject_id, latest.until, latest.reason)
+        until, latest = max(running, key=lambda held: held[0])
+        raise ErasureRefused(subject_id, until, latest.reason)
     keys.destroy_key(subject_id)
 
 

@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from aggregator.borrower_store import BorrowerAccount, SealedIdentity, StoredFile
+from aggregator.borrower_store import BorrowerAccount, LoanOnFile, SealedIdentity, StoredFile
 from aggregator.errors import BorrowerAlreadyRegistered
+from aggregator.projection import CANCELLED, LIQUIDATED, REPAID, WRITTEN_OFF
 from compliance.sanctions.review import PriorReview
 from risk.profile import CreditProfile
 from store.aggregator import LoanRow
@@ -28,8 +29,12 @@ from store.compliance import (
     SqlReplayGuard,
 )
 from store.db import Database
+from store.ledger import ChainFactRow
 from store.risk import CreditProfileRow
 from store.sanctions_reviews import SqlSanctionsReviewRepository
+
+#: the statuses of a loan that has ended (repaid, liquidated, written off, cancelled unfunded): its account is closed
+CLOSED_STATUSES = (REPAID, LIQUIDATED, WRITTEN_OFF, CANCELLED)
 
 
 def _account(row: BorrowerRow) -> BorrowerAccount:
@@ -112,8 +117,25 @@ class SqlBorrowerRepository:
         query = select(ComplianceDecisionRow.decided_at).where(ComplianceDecisionRow.subject_ref == borrower_id)
         return list(self.session.scalars(query))
 
-    def loan_openings(self, borrower_id: str) -> list[datetime]:
-        return list(self.session.scalars(select(LoanRow.created_at).where(LoanRow.borrower_id == borrower_id)))
+    def loans_on_file(self, borrower_id: str) -> list[LoanOnFile]:
+        """One statement: each loan with the time of its newest chain fact (its facts are the chain's events naming
+        its on-chain id, the ledger's ``loan_ref``). A closed loan closed at that fact — the closing event (
+        ``LoanClosed``, ``LoanCancelled``, ``LoanWrittenOff``) or one after it, never before — or, were none kept,
+        when its record was made."""
+        newest = func.max(ChainFactRow.recorded_at)
+        statement = (
+            select(LoanRow.status, LoanRow.created_at, newest)
+            .outerjoin(
+                ChainFactRow,
+                and_(ChainFactRow.chain_id == LoanRow.chain_id, ChainFactRow.loan_ref == LoanRow.onchain_loan_id),
+            )
+            .where(LoanRow.borrower_id == borrower_id)
+            .group_by(LoanRow.id, LoanRow.status, LoanRow.created_at)
+        )
+        return [
+            LoanOnFile(created_at, (last_fact or created_at) if status in CLOSED_STATUSES else None)
+            for status, created_at, last_fact in self.session.execute(statement)
+        ]
 
     def lock_for_erasure(self, borrower_id: str) -> None:
         lock_borrower(self.session, borrower_id, exclusive=True)

@@ -10,8 +10,8 @@ import pytest
 from eth_utils.address import to_checksum_address
 
 from aggregator.borrower_accounts import BorrowerAccounts
-from aggregator.borrower_store import InMemoryBorrowerStore
-from aggregator.borrowers import BorrowerFiles
+from aggregator.borrower_store import InMemoryBorrowerStore, LoanOnFile
+from aggregator.borrowers import BSA_RETENTION, BorrowerFiles
 from aggregator.errors import BorrowerAlreadyRegistered, BorrowerNotFound
 from compliance.audit import AuditKind
 from compliance.errors import ErasureRefused, KycProviderError, SubjectKeyMissing, WebhookRejected
@@ -137,15 +137,21 @@ async def test_erasure_waits_for_every_retention_period_then_shreds_and_deletes(
     files.save_profile(borrower_id, PROFILE)
     decided = datetime(2026, 1, 5, tzinfo=UTC)
     store.tables.decision_times[borrower_id] = [decided]
-    store.tables.loan_openings[borrower_id] = [decided + timedelta(days=30)]
+    opened = decided - timedelta(days=6 * 365)  # a long loan opened six years before: the opening counts for nothing
+    store.tables.loans[borrower_id] = [LoanOnFile(opened, None)]
     sealed = store.tables.identities[borrower_id].sealed
 
-    with pytest.raises(ErasureRefused, match="Bank Secrecy Act"):  # the longest hold is named
+    with pytest.raises(ErasureRefused, match="Bank Secrecy Act") as refused:  # open: refused, no end in sight
         files.erase_identity(borrower_id, decided + timedelta(days=800))
+    assert refused.value.retain_until is None
+    store.tables.loans[borrower_id] = [LoanOnFile(opened, decided + timedelta(days=30))]  # closed: 5 years from then
+    with pytest.raises(ErasureRefused, match="Bank Secrecy Act") as refused:  # the longest hold is named
+        files.erase_identity(borrower_id, decided + timedelta(days=800))
+    assert refused.value.retain_until == decided + timedelta(days=30) + BSA_RETENTION
     assert borrower_id in store.tables.identities, "refused: nothing deleted"
     assert store.flushes == 0
 
-    store.tables.loan_openings[borrower_id] = []
+    store.tables.loans[borrower_id] = []
     files.erase_identity(borrower_id, decided + timedelta(days=800))  # after Regulation B's 25 months
     assert (store.tables.identities, store.tables.profiles, store.tables.applicants) == ({}, {}, {})
     assert store.flushes == 1
