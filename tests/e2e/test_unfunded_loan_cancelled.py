@@ -55,13 +55,13 @@ def _bank(platform: RunningPlatform) -> dict[str, Any]:
     return answer
 
 
-def test_a_loan_the_lender_refuses_to_fund_is_cancelled_and_the_collateral_returned(
-    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
-) -> None:
-    chain = devnet_chains[CHAIN]
-    weth, aggregator = chain.contract("WETH"), chain.contract("CreditAggregator")
+def _quoted_by_the_bank(
+    platform: RunningPlatform, chain: DeployedChain
+) -> tuple[LocalAccount, str, dict[str, Any], str]:
+    """A new borrower holding 1 WETH, quoted by the simulated bank: its wallet, API key, the bank's quote and the
+    bank's own reference of its offer."""
     wallet: LocalAccount = Account.create()
-    minted = weth.functions.mint(wallet.address, WETH).transact({"from": chain.w3.eth.accounts[0]})
+    minted = chain.contract("WETH").functions.mint(wallet.address, WETH).transact({"from": chain.w3.eth.accounts[0]})
     assert chain.w3.eth.wait_for_transaction_receipt(minted)["status"] == 1
     key = platform.onboard(wallet.address)
     offers_before = set(_bank(platform)["offers"])
@@ -69,7 +69,16 @@ def test_a_loan_the_lender_refuses_to_fund_is_cancelled_and_the_collateral_retur
         response = client.post("/v1/credit-requests", json=REQUEST)
     assert response.status_code == 201, response.text
     bank = next(q for q in response.json()["quotes"] if q["provider_id"] == "sim-bank")
-    (offer_ref,) = set(_bank(platform)["offers"]) - offers_before  # the bank's own reference of its offer
+    (offer_ref,) = set(_bank(platform)["offers"]) - offers_before
+    return wallet, key, bank, offer_ref
+
+
+def test_a_loan_the_lender_refuses_to_fund_is_cancelled_and_the_collateral_returned(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    chain = devnet_chains[CHAIN]
+    weth, aggregator = chain.contract("WETH"), chain.contract("CreditAggregator")
+    wallet, key, bank, offer_ref = _quoted_by_the_bank(platform, chain)
 
     _fund_outage(platform, 503)  # the loan opens; the funding instruction is not delivered yet
     try:
@@ -113,16 +122,7 @@ def test_a_loan_its_lender_leaves_in_doubt_is_shown_unfunded_and_an_admin_cancel
     the WETH is back. A second settlement, and a borrower's, are refused."""
     chain = devnet_chains[CHAIN]
     weth = chain.contract("WETH")
-    wallet: LocalAccount = Account.create()
-    minted = weth.functions.mint(wallet.address, WETH).transact({"from": chain.w3.eth.accounts[0]})
-    assert chain.w3.eth.wait_for_transaction_receipt(minted)["status"] == 1
-    key = platform.onboard(wallet.address)
-    offers_before = set(_bank(platform)["offers"])
-    with platform.client(key) as client:
-        response = client.post("/v1/credit-requests", json=REQUEST)
-    assert response.status_code == 201, response.text
-    bank = next(q for q in response.json()["quotes"] if q["provider_id"] == "sim-bank")
-    (offer_ref,) = set(_bank(platform)["offers"]) - offers_before
+    wallet, key, bank, offer_ref = _quoted_by_the_bank(platform, chain)
 
     _fund_outage(platform, 409)  # refused for good: the accept is fund-refused at once
     try:
