@@ -455,8 +455,11 @@ class SqlReconciliationRepository:
         return run
 
     def fail(self, run_id: str, error: str, now: datetime) -> None:
+        """The run ``failed`` with ``error`` — only while it is running: a run that finished (``done``, its audit
+        entry written) is not turned into a failed one by a cancellation that came after (verify would call it
+        altered)."""
         run = self.session.get(ReconciliationRunRow, run_id)
-        if run is not None:
+        if run is not None and run.status == "running":
             run.status, run.finished_at, run.error = "failed", now, error[:512]
 
     def get(self, run_id: str) -> ReconciliationRunRow | None:

@@ -188,3 +188,20 @@ async def test_a_second_audit_entry_written_to_match_an_altered_run_does_not_sta
         f"reconciliation {run_id}: its digest {forged} is not the audit log's {original} (rewritten)",
         f"reconciliation {run_id}: its counts per category are not the audit log's (altered)",
     )
+
+
+async def test_a_run_cancelled_after_it_finished_stays_done_and_verifies(
+    database: Database, ethereum_local: DeployedChain
+) -> None:
+    """A run's task cancelled (a process stopping) just after its results and audit entry were committed marks it
+    failed: that must not turn a finished run into one verify calls altered."""
+    run_id = await _audited_run_with_a_discrepancy(database, ethereum_local)
+    with database.unit_of_work() as uow:
+        SqlReconciliationRepository(uow.session).fail(run_id, "CancelledError", datetime.now(UTC))
+        uow.commit()
+    with database.unit_of_work() as uow:
+        run = uow.session.get(ReconciliationRunRow, run_id)
+        assert run is not None
+        assert (run.status, run.error) == ("done", None)
+    report = await verify_log(database, [])
+    assert report.ok, report.run_problems
