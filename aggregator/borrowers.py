@@ -237,7 +237,9 @@ class BorrowerFiles:
         """Undo ``_store_applicant``: the applicant gone, the identity as it was (none, or the one stored before)."""
         with self._store.unit_of_work() as uow:
             uow.kyc.remove(applicant_id)
-            if uow.borrowers.identity(borrower_id) is not None:  # (erased meanwhile: nothing to put back)
+            on_file = uow.borrowers.identity(borrower_id)
+            # erased meanwhile: nothing to put back; replaced meanwhile by another submission: that one stays
+            if on_file is not None and on_file.applicant_id == applicant_id:
                 if before is None:
                     uow.borrowers.remove_identity(borrower_id)
                 else:

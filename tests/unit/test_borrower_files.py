@@ -107,6 +107,36 @@ async def test_a_provider_that_fails_leaves_the_kyc_status_and_identity_as_they_
     assert loaded.identity == IDENTITY
 
 
+async def test_a_failed_submission_does_not_undo_another_submitted_meanwhile(
+    store: InMemoryBorrowerStore, keys: InMemoryKeyProvider
+) -> None:
+    """Two KYC submissions at once: while the first one's session is being opened, the second stores its identity
+    and opens its own; the first then fails. Withdrawing the first must not put back the identity from before it over
+    the second's (whose verdict would then never be current)."""
+    files = BorrowerFiles(store, keys)
+    borrower_id = _registered(store)
+    await _verified(files, borrower_id)
+    second = IdentityProfile("Ada", "Lovelace", date(1985, 12, 10), "US-NY")
+    meanwhile = LocalKycProvider(SECRET)
+
+    class _RacedThenDown(LocalKycProvider):
+        async def submit_document(self, applicant_id: str, document: IdentityDocument, now: datetime) -> KycStatus:
+            await files.verify_identity(borrower_id, second, DOCUMENT, meanwhile)  # the other submission lands
+            raise KycProviderError("the identity provider did not answer")
+
+    with pytest.raises(KycProviderError):
+        await files.verify_identity(borrower_id, IDENTITY, DOCUMENT, _RacedThenDown(SECRET))
+    loaded = files.load(borrower_id)
+    assert loaded is not None
+    assert loaded.identity == second, "the second submission's identity stays on file"
+    body, headers = meanwhile.outbox[-1]
+    files.apply_kyc_review(body, headers, SECRET, datetime.now(UTC))
+    reloaded = files.load(borrower_id)
+    assert reloaded is not None
+    assert reloaded.kyc is not None
+    assert reloaded.kyc.applicant_id == store.tables.identities[borrower_id].applicant_id, "its verdict is current"
+
+
 async def test_a_kyc_webhook_is_applied_once_and_only_for_an_applicant_we_created(
     store: InMemoryBorrowerStore, keys: InMemoryKeyProvider
 ) -> None:
