@@ -189,6 +189,17 @@ class LoanNotCancellable(AggregatorError):
         self.reason = reason
 
 
+class HoldNotReleased(AggregatorError):
+    """A loan settled funded whose liquidation hold was not released within the wait: the settlement stands; asking
+    again releases it."""
+
+    def __init__(self, loan_id: str, reason: str) -> None:
+        super().__init__(
+            f"loan {loan_id} is settled funded, but its liquidation hold is not released yet ({reason}): post the "
+            "settlement again to release it"
+        )
+
+
 class OperatorUnavailable(AggregatorError):
     """The operator's account (``CREDITMESH_OPERATOR_KEY``) is not configured for the chain in this process."""
 

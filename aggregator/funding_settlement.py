@@ -3,10 +3,12 @@ reported the funding failed (``LoanFlag.UNFUNDED``), which the default job cance
 own status of the offer says it was not funded (``aggregator.servicing.defaults``). What the job leaves — a lender
 that says it funded the loan, or does not answer — an admin settles with the lender, then records here:
 
-* **funded** — the lender did pay the borrower out: the default job's hold on its liquidation is released (by the
-  operator's account; only when it is held), then the accept becomes ``funded`` (a compare-and-set from
-  ``fund-refused``), so the loan is serviced from the next round on (days past due, default, liquidation). Refused
-  once a ``cancelUnfunded`` of the loan was sent.
+* **funded** — the lender did pay the borrower out: the loan's cancel is barred (its intent key taken, so neither
+  the job nor an admin can send one after; refused when one was sent), and so is the default job's hold; the accept
+  becomes ``funded`` (a compare-and-set from ``fund-refused``) with the audit entry, so the loan is serviced from the
+  next round on (days past due, default, liquidation); then a hold the job had sent is released by the operator's
+  account (waited for first if on its way). A release not done within the wait is a 503 (``hold-not-released``):
+  the settlement stands, and asking again releases it.
 * **not funded** — the operator's account (``CREDITMESH_OPERATOR_KEY``) sends ``cancelUnfunded`` now, without asking
   the lender, under the default job's own intent key (one transaction per loan, whoever sends it); its receipt's
   ``LoanCancelled`` is applied to the ledger at once, so the loan is ``cancelled`` and its collateral is back with
@@ -23,11 +25,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from aggregator.errors import LoanNotCancellable, LoanNotFound, LoanNotUnfunded, OperatorUnavailable
+from aggregator.errors import (
+    HoldNotReleased,
+    LoanNotCancellable,
+    LoanNotFound,
+    LoanNotUnfunded,
+    OperatorUnavailable,
+)
 from aggregator.platform import ChainRuntime
-from aggregator.servicing.defaults import CancelOutcome, DefaultJob, cancel_intent_key, liquidation_held
+from aggregator.servicing.defaults import (
+    CancelOutcome,
+    DefaultJob,
+    cancel_intent_key,
+    hold_intent_key,
+    liquidation_held,
+)
+from chain.errors import ChainError
 from chain.signers import Role
-from chain.transactions import TransactionManager
+from chain.transactions import BARRED_PAYLOAD, TransactionManager
 from store.db import Database
 
 #: ``FundingSettlement.outcome`` values
@@ -62,6 +77,10 @@ class FundingSettlementStore(Protocol):
 
     def loan_exists(self, loan_id: str) -> bool: ...
 
+    def settled_funded(self, loan_id: str) -> UnfundedLoan | None:
+        """The loan when it is open, funded off-chain, and an admin settled it funded; None otherwise."""
+        ...
+
     def settle_funded(self, loan: UnfundedLoan, actor: str, note: str, now: datetime) -> bool:
         """The loan's accept ``fund-refused`` → ``funded`` with the audit entry, in one transaction; False when it
         moved meanwhile (settled, cancelled)."""
@@ -94,6 +113,10 @@ class FundingSettlements:
             LoanNotCancellable: (not funded) the contract refuses to cancel it.
         """
         loan = await asyncio.to_thread(self._store.unfunded, loan_id)
+        if loan is None and funded:  # settled funded before, its hold not released then: asking again releases it
+            again = await self._release_pending(loan_id)
+            if again is not None:
+                return again
         if loan is None:
             if not await asyncio.to_thread(self._store.loan_exists, loan_id):
                 raise LoanNotFound(loan_id)
@@ -117,18 +140,48 @@ class FundingSettlements:
     async def _funded(
         self, loan: UnfundedLoan, chain: ChainRuntime, operator: TransactionManager | None, actor: str, note: str
     ) -> FundingSettlement:
-        # the intents' store is shared by every account's manager: the relayer's sees the operator's cancel
-        if await chain.transactions.store.get_intent(cancel_intent_key(loan.chain_id, loan.loan_ref)) is not None:
-            raise LoanNotUnfunded(loan.id, "a cancelUnfunded of it was sent: it is being cancelled")
-        # serviced from now on, so liquidated when unhealthy: the default job's hold on it is released first
-        if operator is not None:
-            job = DefaultJob(chain.client, chain.record, self._database, operator)
-            await job.release_hold(loan.loan_ref, within=self._wait_seconds)
-        elif await liquidation_held(chain.client, chain.record, loan.loan_ref):
+        """Bar the loan's cancel (one insert of its intent key: a cancel sent already refuses the settlement, and none
+        can be sent after it), bar the default job's hold the same way, record the settlement, then release a hold the
+        job had sent. The intents' store is shared by every account's manager, so the relayer's bars them when this
+        process has no operator account — unless a hold is to be released."""
+        manager = operator if operator is not None else chain.transactions
+        hold = hold_intent_key(loan.chain_id, loan.loan_ref)
+        if operator is None and (
+            await manager.store.get_intent(hold) is not None
+            or await liquidation_held(chain.client, chain.record, loan.loan_ref)
+        ):
             raise OperatorUnavailable(
                 f"its liquidation is held, and only the operator releases it: no operator account on {chain.name}: "
                 "set CREDITMESH_OPERATOR_KEY"
             )
+        why = f"settled funded by {actor}"
+        aggregator, collateral = chain.record.address("CreditAggregator"), chain.record.address("CollateralManager")
+        if not await manager.bar(cancel_intent_key(loan.chain_id, loan.loan_ref), aggregator, why):
+            raise LoanNotUnfunded(loan.id, "a cancelUnfunded of it was sent: it is being cancelled")
+        await manager.bar(hold, collateral, why)  # False: the job sent one, released below
         if not await asyncio.to_thread(self._store.settle_funded, loan, actor, note, datetime.now(UTC)):
             raise LoanNotUnfunded(loan.id, "it was settled or closed meanwhile")
+        if operator is not None:  # serviced from now on, so liquidated when unhealthy: a hold goes
+            await self._release(loan, chain, operator)
+        return FundingSettlement(loan.id, FUNDED, confirmed=True)
+
+    async def _release(self, loan: UnfundedLoan, chain: ChainRuntime, operator: TransactionManager) -> None:
+        job = DefaultJob(chain.client, chain.record, self._database, operator)
+        try:
+            await job.release_hold(loan.loan_ref, within=self._wait_seconds)
+        except ChainError as err:
+            raise HoldNotReleased(loan.id, str(err)) from err
+
+    async def _release_pending(self, loan_id: str) -> FundingSettlement | None:
+        """A loan settled funded whose liquidation hold was not released then (the chain slow or down): released now,
+        nothing recorded again; None when the loan is no such loan."""
+        loan = await asyncio.to_thread(self._store.settled_funded, loan_id)
+        chain = None if loan is None else self._chains.get(loan.chain_name)
+        if loan is None or chain is None:
+            return None
+        operator = chain.senders.get(Role.OPERATOR)
+        hold = await chain.transactions.store.get_intent(hold_intent_key(loan.chain_id, loan.loan_ref))
+        if operator is None or hold is None or hold.payload_hash == BARRED_PAYLOAD:
+            return None
+        await self._release(loan, chain, operator)
         return FundingSettlement(loan.id, FUNDED, confirmed=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from aggregator.accept_saga import FUND_REFUSED, AcceptStep
@@ -13,7 +13,7 @@ from aggregator.funding_settlement import FUNDED, NOT_FUNDED, UnfundedLoan
 from compliance.audit import AuditKind
 from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow
-from store.compliance import SqlAuditLog
+from store.compliance import AuditEntryRow, SqlAuditLog
 from store.db import Database
 from store.loans import UNFUNDED
 from store.servicing import OPEN_STATUSES
@@ -33,6 +33,26 @@ class SqlFundingSettlementStore:
                     UNFUNDED,
                     LoanRow.status.in_(OPEN_STATUSES),
                     LoanRow.onchain_loan_id.is_not(None),
+                )
+            ).first()
+        if found is None:
+            return None
+        return UnfundedLoan(found.id, found.chain_name, found.chain_id, int(found.onchain_loan_id))
+
+    def settled_funded(self, loan_id: str) -> UnfundedLoan | None:
+        with self._db.unit_of_work() as uow:  # read only
+            found = uow.session.execute(
+                select(LoanRow.id, LoanRow.chain_name, LoanRow.chain_id, LoanRow.onchain_loan_id)
+                .join(AcceptRow, AcceptRow.quote_id == LoanRow.quote_id)
+                .where(
+                    LoanRow.id == loan_id,
+                    LoanRow.pool.is_(None),
+                    AcceptRow.lender_state == "funded",
+                    LoanRow.status.in_(OPEN_STATUSES),
+                    LoanRow.onchain_loan_id.is_not(None),
+                    exists().where(
+                        AuditEntryRow.subject == loan_id, AuditEntryRow.kind == AuditKind.FUNDING_SETTLEMENT
+                    ),
                 )
             ).first()
         if found is None:

@@ -54,7 +54,7 @@ from aggregator.servicing.repository import UNFUNDED, OpenLoan, ServicingReposit
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
-from chain.errors import ChainError, ConfirmationTimeout
+from chain.errors import ChainError, ConfirmationTimeout, TransactionReverted
 from chain.relay import revert_of
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
@@ -106,6 +106,7 @@ class DefaultReport:
     skipped: dict[int, str] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)  # loan refs whose transaction was sent and not confirmed in time
     held: dict[int, str] = field(default_factory=dict)  # loan ref → holdLiquidation tx hash
+    errors: dict[int, ChainError] = field(default_factory=dict)  # loan ref → what a send raised
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,12 +295,21 @@ class DefaultJob:
                  loan.loan_ref, loan.id, tx_hash)  # fmt: skip
 
     async def release_hold(self, loan_ref: int, *, within: float | None = None) -> None:
-        """``releaseLiquidationHold`` of a loan an admin settled as funded, when it is held: liquidations go on
-        (``aggregator.funding_settlement``).
+        """``releaseLiquidationHold`` of a loan an admin settled as funded: a hold still on its way is waited for
+        first (it would land after the release), then released when the CollateralManager holds the loan; liquidations
+        go on (``aggregator.funding_settlement``).
 
         Raises:
-            ChainError: the node refused the release, or it is not mined within the wait (it goes on).
+            ChainError: the hold is not mined, or the release not sent or mined, within the wait (asking again
+                resumes the same transactions).
         """
+        hold = hold_intent_key(self.chain_id, loan_ref)
+        try:
+            await self.operator.wait(hold, within)
+        except ConfirmationTimeout:
+            raise
+        except ChainError:  # the hold reverted, was refused or dropped: nothing held by it
+            pass
         if not await liquidation_held(self.client, self.record, loan_ref):
             return
         report = DefaultReport(0, 0)
@@ -333,8 +343,8 @@ class DefaultJob:
         a round's cancel of the same loan are one transaction; simulated first, its receipt applied to the ledger.
 
         Raises:
-            LoanNotCancellable: the contract refuses it (something was repaid on it, it is in default or closed), or
-                the node refused it.
+            LoanNotCancellable: the contract refuses it (something was repaid on it, it is in default or closed).
+            ChainError: the node refused or dropped it, or did not answer (asked again, the same intent resumes).
         """
         report = DefaultReport(0, 0)
         tx_hash = await self._send(loan_ref, "cancelUnfunded", cancel_intent_key(self.chain_id, loan_ref), report, None,
@@ -343,6 +353,9 @@ class DefaultJob:
             return CancelOutcome(tx_hash, confirmed=True)
         if loan_ref in report.pending:
             return CancelOutcome(None, confirmed=False)
+        failed = report.errors.get(loan_ref)
+        if failed is not None and not isinstance(failed, TransactionReverted):
+            raise failed  # the node refused or dropped it, or did not answer: not the contract's refusal (503)
         raise LoanNotCancellable(loan_ref, report.skipped[loan_ref])
 
     async def _send(
@@ -376,7 +389,7 @@ class DefaultJob:
             wait = self.settings.receipt_timeout if within is None else within
             receipt = await self.operator.submit_and_wait(key, call, within=wait)
         except ChainError as err:  # refused, reverted, or not confirmed in time (resumed next round): the rest go on
-            report.skipped[loan_ref] = str(err)
+            report.skipped[loan_ref], report.errors[loan_ref] = str(err), err
             if isinstance(err, ConfirmationTimeout):
                 report.pending.add(loan_ref)
             log.warning("defaulter on chain %s: %s of loan %s: %s", self.chain_id, function, loan_ref, err)

@@ -158,7 +158,8 @@ async def settle_funding(
     collateral released to the borrower (202 when not mined within the wait: the default job resumes it). Each is
     an audit entry (``funding-settlement``) with the admin's key and note. Refusals as problems:
     ``loan-not-unfunded`` (not an open unfunded loan, or a cancel of it already sent), ``loan-not-cancellable``
-    (the contract refuses: something was repaid on it, or it is in default), ``operator-unavailable``."""
+    (the contract refuses: something was repaid on it, or it is in default), ``operator-unavailable``,
+    ``hold-not-released`` (settled funded; the liquidation hold's release not mined within the wait: post again)."""
     settlements = FundingSettlements(
         SqlFundingSettlementStore(platform.database),
         platform.chains,

@@ -46,8 +46,16 @@ node's answers), ``_broadcasts`` (the signed attempts ready at one moment as one
 (state, RPC, fees), ``_sending``, ``_owning`` (leases), ``_watching``, ``_manager``.
 """
 
-from chain.transactions._manager import TransactionManager
+from chain.transactions._manager import BARRED_PAYLOAD, TransactionManager
 from chain.transactions._settings import LifecycleSettings, default_owner
 from chain.transactions._values import Call, Receipt, Submission
 
-__all__ = ["Call", "LifecycleSettings", "Receipt", "Submission", "TransactionManager", "default_owner"]
+__all__ = [
+    "BARRED_PAYLOAD",
+    "Call",
+    "LifecycleSettings",
+    "Receipt",
+    "Submission",
+    "TransactionManager",
+    "default_owner",
+]

@@ -16,16 +16,24 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from aggregator.accept_saga import FUND_REFUSED
-from aggregator.errors import LoanNotCancellable, LoanNotFound, LoanNotUnfunded, OperatorUnavailable
+from aggregator.errors import (
+    HoldNotReleased,
+    LoanNotCancellable,
+    LoanNotFound,
+    LoanNotUnfunded,
+    OperatorUnavailable,
+)
 from aggregator.funding_settlement import FUNDED, NOT_FUNDED, FundingSettlements
 from aggregator.ledger import CANCELLED
 from aggregator.loans import LoanFlag, LoanScope
 from aggregator.platform import ChainRuntime
+from aggregator.servicing.defaults import cancel_intent_key, hold_intent_key
 from aggregator.servicing.delinquency import SECONDS_PER_DAY
 from chain.client import ChainClient
+from chain.errors import IntentConflict
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import DEVNET_ROLE_INDEX, Role, devnet_account, devnet_signer
-from chain.transactions import TransactionManager
+from chain.transactions import Call, TransactionManager
 from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
@@ -126,13 +134,23 @@ async def test_an_unfunded_loan_settled_funded_is_serviced_from_then_on(
 
     harness = Harness(own_chain)
     manager = harness.chain.contract("CollateralManager")
-    harness.send(manager.functions.holdLiquidation(loan_ref), OPERATOR_ACCOUNT)  # as the default job holds it
+    hold = Call.function(chain.w3.eth.contract(address=manager.address, abi=manager.abi), "holdLiquidation", loan_ref)
+    await chain.operator.submit_and_wait(hold_intent_key(chain.chain_id, loan_ref), hold, within=30)  # as the job
     assert manager.functions.liquidationHeld(loan_ref).call()
     without_operator = ChainRuntime(chain.client, chain.record, chain.transactions)
     with pytest.raises(OperatorUnavailable, match="liquidation is held"):
         await _settlements(without_operator, servicing_db).settle(loan_id, True, ADMIN, "no operator here")
 
-    settled = await _settlements(chain, servicing_db).settle(loan_id, True, ADMIN, "sim-bank's wire of the 20th")
+    hurried = FundingSettlements(SqlFundingSettlementStore(servicing_db), {chain.name: chain}, servicing_db,
+                                 wait_seconds=1e-6)  # fmt: skip
+    with pytest.raises(HoldNotReleased, match="post the settlement again"):  # the release not mined within the wait
+        await hurried.settle(loan_id, True, ADMIN, "sim-bank's wire of the 20th")
+    assert len(_settlement_entries(servicing_db, loan_id)) == 1, "the settlement stands"
+    cancel = Call.function(chain.aggregator(), "cancelUnfunded", loan_ref)
+    with pytest.raises(IntentConflict):  # settled funded: no cancel can be sent from now on, by the job or an admin
+        await chain.operator.submit(cancel_intent_key(chain.chain_id, loan_ref), cancel)
+
+    settled = await _settlements(chain, servicing_db).settle(loan_id, True, ADMIN, "asked again: the hold goes")
     assert (settled.outcome, settled.confirmed, settled.tx_hash) == (FUNDED, True, None)
     assert not manager.functions.liquidationHeld(loan_ref).call(), "serviced now: liquidated when unhealthy"
     with servicing_db.unit_of_work() as uow:
@@ -153,7 +171,7 @@ async def test_an_unfunded_loan_settled_funded_is_serviced_from_then_on(
 
     with pytest.raises(LoanNotUnfunded):
         await _settlements(chain, servicing_db).settle(loan_id, False, ADMIN, "changed my mind")
-    assert len(_settlement_entries(servicing_db, loan_id)) == 1, "a refused settlement records nothing"
+    assert len(_settlement_entries(servicing_db, loan_id)) == 1, "recorded once: neither the retry nor a refusal"
 
 
 async def test_an_unfunded_loan_settled_not_funded_is_cancelled_now_and_the_collateral_returned(
