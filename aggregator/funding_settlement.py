@@ -109,8 +109,11 @@ class FundingSettlements:
         Raises:
             LoanNotFound: no such loan.
             LoanNotUnfunded: the loan is not open and unfunded, or (funded) a ``cancelUnfunded`` of it was sent.
-            OperatorUnavailable: (not funded) no operator account for its chain in this process.
+            OperatorUnavailable: no operator account for its chain in this process (not funded; or funded, when its
+                liquidation is held).
             LoanNotCancellable: (not funded) the contract refuses to cancel it.
+            HoldNotReleased: (funded) settled, but its liquidation hold's release is not mined within the wait.
+            ChainError: (not funded) the node refused, dropped or did not answer the cancel.
         """
         loan = await asyncio.to_thread(self._store.unfunded, loan_id)
         if loan is None and funded:  # settled funded before, its hold not released then: asking again releases it
