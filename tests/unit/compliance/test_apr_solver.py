@@ -10,9 +10,10 @@ from fractions import Fraction
 from unittest import mock
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from compliance.errors import ComplianceInputError
 from compliance.tila import disclosure as disclosure_module
 from compliance.tila.apr import CashFlow, actuarial_apr, round_apr, series, unit_period_rate
 from compliance.tila.disclosure import (
@@ -91,7 +92,10 @@ def test_agrees_with_the_old_solver_to_the_cent_on_random_offers(
     if plan is not None:
         term_days = installment_term_days(start, plan)
     terms = LoanTerms(principal, "USDC", 6, rate_bps, term_days, fee, start, installments=plan)
-    fast = disclose(terms)
+    try:
+        fast = disclose(terms)
+    except ComplianceInputError:  # terms no equal installment repays without a balloon (rounding policy 5): no APR
+        assume(False)
     with mock.patch.object(disclosure_module, "actuarial_apr", bisection_apr):
         slow = disclose(terms)
         slow_mapr = mapr_percent(terms)
