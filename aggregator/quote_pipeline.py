@@ -14,14 +14,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any, NoReturn
 
-from aggregator.assets import AssetRegistry, parse_amount
+from aggregator.assets import Asset, AssetRegistry, parse_amount
 from aggregator.borrowers import BorrowerFile
 from aggregator.collateral_limits import CollateralLimit, CollateralLimits
 from aggregator.early_disclosure import EarlyDisclosure
@@ -42,7 +42,7 @@ from providers.base import ProviderAdapter
 from providers.models import ProviderKind, QuoteRequest
 from providers.resilience import ResilientProvider
 from risk.onchain_source import ChainOnchainSource, OnchainReading
-from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
+from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess, collateral_limit
 from risk.profile import CreditRequestFacts
 from risk.repository import StoredDecision
 from risk.velocity import VelocityLimits, VelocityStore, check_velocity
@@ -148,6 +148,13 @@ class QuotePipeline:
         limits = (
             asyncio.create_task(self._limits.read(valid.chains, valid.collateral)) if self._limits is not None else None
         )
+        # and the collateral valued on each chain's own feeds, which its CollateralManager judges the loan's LTV by
+        # (the request was valued on the first chain's: another may price it lower); kept as the prices are
+        pricing = (
+            asyncio.create_task(self._pricer.priced_each(valid.chains, valid.asset, valid.collateral))
+            if self._pricer is not None and len(valid.chains) > 1
+            else None
+        )
         try:
             screened = self._screen(borrower, valid.amount, cached_only=True)
             if screened is None:
@@ -158,8 +165,9 @@ class QuotePipeline:
         except BaseException:
             if history is not None:
                 history.cancel()
-            if limits is not None:
-                limits.cancel()
+            for task in (limits, pricing):
+                if task is not None:
+                    task.cancel()
             raise
         request_id = str(uuid.uuid4())
         reading = await history if history is not None else None
@@ -171,6 +179,7 @@ class QuotePipeline:
                 reading, features=replace(features, loans_defaulted=features.loans_defaulted + ledger_defaults)
             )
         chain_limits = await limits if limits is not None else {}
+        chain_prices = await pricing if pricing is not None else {}
         decision = assess(
             borrower.profile,
             CreditRequestFacts(
@@ -197,7 +206,7 @@ class QuotePipeline:
         premade: list[ProviderOutcome] = []  # the providers left out for their chains' collateral limits
         if decision.approved and decision.grade is not None:
             eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in screened.allowed]
-            refused = self._refused_chains(valid, decision, chain_limits)
+            refused = self._refused_chains(valid, decision, chain_limits, chain_prices)
             if refused:
                 eligible, premade = _left_out(eligible, valid.chains, refused)
                 valid = replace(valid, chains=[name for name in valid.chains if name not in refused])
@@ -328,24 +337,36 @@ class QuotePipeline:
         return quoted
 
     def _refused_chains(
-        self, valid: ValidRequest, decision: RiskDecision, limits: dict[str, CollateralLimit]
+        self,
+        valid: ValidRequest,
+        decision: RiskDecision,
+        limits: dict[str, CollateralLimit],
+        prices: Mapping[str, tuple[Asset, ...] | str],
     ) -> dict[str, str]:
-        """The request's chains whose contracts would refuse its loan (``CollateralLimit.refusal``: the collateral's
-        own LTV below the grade's, frozen or over its supply cap; the CreditAggregator paused), each with why."""
+        """The request's chains whose contracts would refuse its loan, each with why: the collateral's own LTV below
+        the grade's, frozen or over its supply cap, the CreditAggregator paused (``CollateralLimit.refusal``); or the
+        loan above the LTV on that chain's own price of the collateral (``prices``: each chain's, when several are
+        asked), or that chain's feeds not pricing it now (its ``openPosition`` would refuse the stale price)."""
         refused = {}
         for name in valid.chains:
+            priced = prices.get(name)
+            if isinstance(priced, str):
+                refused[name] = f"the price feeds on {name} do not price the loan now ({priced})"
+                continue
+            on_chain = valid if priced is None else replace(valid, asset=priced[0], collateral=priced[1])
             limit = limits.get(name)
-            reason = (
-                None
-                if limit is None
-                else limit.refusal(
+            if limit is not None:
+                reason = limit.refusal(
                     valid.collateral,
                     valid.collateral_amount,
                     valid.amount,
-                    valid.collateral_value,
+                    on_chain.collateral_value,
                     decision.max_ltv_bps,
                 )
-            )
+            elif valid.amount > collateral_limit(on_chain.collateral_value, decision.max_ltv_bps):
+                reason = f"the amount is above the grade's loan-to-value limit on {name}'s price of the collateral"
+            else:
+                reason = None
             if reason is not None:
                 refused[name] = reason
         return refused

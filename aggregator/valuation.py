@@ -47,24 +47,39 @@ class FeedPricer:
         """``assets`` with their ``usd_price`` from the first of ``chain_names`` whose feeds price them all."""
         reasons = []
         for name in chain_names:
-            chain = self._chains.get(name)
-            if chain is None:
+            found = await self._priced_on(name, assets)
+            if isinstance(found, str):
+                reasons.append(found)
                 continue
-            try:
-                board = await self._board(chain, assets)
-            except ChainError as err:
-                reasons.append(f"{name}: {err}")
-                continue
-            found = [board.get(asset.addresses.get(name, "")) for asset in assets]
-            refused = [p for p in found if not isinstance(p, Price)]
-            if refused:
-                reasons.extend(f"{name}: {p.asset}: {p.reason}" for p in refused)
-                continue
-            return tuple(
-                replace(asset, usd_price=Decimal(price.usd) / USD_UNIT)  # type: ignore[union-attr]
-                for asset, price in zip(assets, found, strict=True)
-            )
+            if found is not None:
+                return found
         raise PricesUnavailable("no usable price feed for the collateral: " + ("; ".join(reasons) or "no chain"))
+
+    async def priced_each(self, chain_names: Sequence[str], *assets: Asset) -> dict[str, tuple[Asset, ...] | str]:
+        """``assets`` priced on each of ``chain_names`` (concurrently, each chain's prices kept as ``priced``
+        keeps them), or why that chain's feeds do not price them now: a loan is valued on the chain it opens on,
+        whose CollateralManager judges its LTV on its own feeds. Chains not configured here are left out."""
+        found = await asyncio.gather(*(self._priced_on(name, assets) for name in chain_names))
+        return {name: each for name, each in zip(chain_names, found, strict=True) if each is not None}
+
+    async def _priced_on(self, name: str, assets: Sequence[Asset]) -> tuple[Asset, ...] | str | None:
+        """``assets`` priced on chain ``name``; why not (a string) when its feeds do not price them all; None when
+        the chain is not configured here."""
+        chain = self._chains.get(name)
+        if chain is None:
+            return None
+        try:
+            board = await self._board(chain, assets)
+        except ChainError as err:
+            return f"{name}: {err}"
+        found = [board.get(asset.addresses.get(name, "")) for asset in assets]
+        refused = [p for p in found if not isinstance(p, Price)]
+        if refused:
+            return "; ".join(f"{name}: {p.asset}: {p.reason}" for p in refused)
+        return tuple(
+            replace(asset, usd_price=Decimal(price.usd) / USD_UNIT)  # type: ignore[union-attr]
+            for asset, price in zip(assets, found, strict=True)
+        )
 
     async def _board(self, chain: ChainRuntime, assets: Sequence[Asset]) -> PriceBoard:
         wanted = {asset.addresses.get(chain.name, "").lower() for asset in assets} - {""}

@@ -28,6 +28,7 @@ from providers.models import ProviderKind
 from risk.velocity import InMemoryVelocityStore
 from store.chain import SqlChainStore
 from store.db import Database
+from tests.contracts.harness import Harness
 from tests.support.devnet import DeployedChain
 from tests.support.quoting import (
     QUOTE_SIGNER,
@@ -204,3 +205,23 @@ async def test_the_limits_are_read_once_per_chain_and_kept_for_their_ttl(
     assert (await limits.read([ETHEREUM], weth))[ETHEREUM].ltv_bps == 8_000, "kept within the ttl"
     clock[0] = 5.0
     assert (await limits.read([ETHEREUM], weth))[ETHEREUM].ltv_bps == 4_500, "read again past it"
+
+
+async def test_each_chain_judges_the_loan_on_its_own_price_of_the_collateral(
+    chains: dict[str, DeployedChain], service: QuotingService
+) -> None:
+    """The request is valued on ethereum-local's feeds (WETH at 3,000: 1,500 USDC is 50% of 1 WETH), but
+    polygon-local's CollateralManager values the WETH on its own feeds (1,700: 88%, above the grade's 80%), so a
+    quote signed there would revert at the accept. polygon-local is left out with the reason; ethereum-local is
+    quoted, the bank's offer placed there."""
+    Harness(chains[POLYGON]).set_weth_price(1_700)
+
+    quoted = await service.request_credit(borrower_file(), SPEC)
+
+    assert quoted.request.status == "quoted"
+    placed = {(q.provider_id, q.chain_name) for q in quoted.quotes}
+    assert placed == {("bank", ETHEREUM), (f"pool:{ETHEREUM}", ETHEREUM)}
+    outcome, reason = _outcomes(quoted)[f"pool:{POLYGON}"]
+    assert outcome == "ineligible"
+    assert reason.startswith("the amount is above 80.00% of the collateral's value"), reason
+    assert POLYGON in reason
