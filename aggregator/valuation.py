@@ -56,11 +56,16 @@ class FeedPricer:
         raise PricesUnavailable("no usable price feed for the collateral: " + ("; ".join(reasons) or "no chain"))
 
     async def priced_each(self, chain_names: Sequence[str], *assets: Asset) -> dict[str, tuple[Asset, ...] | str]:
-        """``assets`` priced on each of ``chain_names`` (concurrently, each chain's prices kept as ``priced``
-        keeps them), or why that chain's feeds do not price them now: a loan is valued on the chain it opens on,
-        whose CollateralManager judges its LTV on its own feeds. Chains not configured here are left out."""
-        found = await asyncio.gather(*(self._priced_on(name, assets) for name in chain_names))
-        return {name: each for name, each in zip(chain_names, found, strict=True) if each is not None}
+        """``assets`` priced on each of ``chain_names``, or why that chain's feeds do not price them now: a loan is
+        valued on the chain it opens on, whose CollateralManager judges its LTV on its own feeds. Each chain's prices
+        are kept as ``priced`` keeps them (and read again ahead of their expiry in the background: under traffic no
+        read is waited for). Chains not configured here are left out."""
+        found = {}
+        for name in chain_names:  # one after another: kept prices answer at once, no task a chain
+            each = await self._priced_on(name, assets)
+            if each is not None:
+                found[name] = each
+        return found
 
     async def _priced_on(self, name: str, assets: Sequence[Asset]) -> tuple[Asset, ...] | str | None:
         """``assets`` priced on chain ``name``; why not (a string) when its feeds do not price them all; None when
