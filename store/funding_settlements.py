@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.orm import Session
 
 from aggregator.accept_saga import FUND_REFUSED, AcceptStep
@@ -24,35 +24,23 @@ class SqlFundingSettlementStore:
         self._db = database
 
     def unfunded(self, loan_id: str) -> UnfundedLoan | None:
-        with self._db.unit_of_work() as uow:  # read only
-            found = uow.session.execute(
-                select(LoanRow.id, LoanRow.chain_name, LoanRow.chain_id, LoanRow.onchain_loan_id)
-                .join(AcceptRow, AcceptRow.quote_id == LoanRow.quote_id)
-                .where(
-                    LoanRow.id == loan_id,
-                    UNFUNDED,
-                    LoanRow.status.in_(OPEN_STATUSES),
-                    LoanRow.onchain_loan_id.is_not(None),
-                )
-            ).first()
-        if found is None:
-            return None
-        return UnfundedLoan(found.id, found.chain_name, found.chain_id, int(found.onchain_loan_id))
+        return self._open_loan(loan_id, UNFUNDED)
 
     def settled_funded(self, loan_id: str) -> UnfundedLoan | None:
+        settled = exists().where(AuditEntryRow.subject == loan_id, AuditEntryRow.kind == AuditKind.FUNDING_SETTLEMENT)
+        return self._open_loan(loan_id, LoanRow.pool.is_(None), AcceptRow.lender_state == "funded", settled)
+
+    def _open_loan(self, loan_id: str, *conditions: ColumnElement[bool]) -> UnfundedLoan | None:
+        """The loan ``loan_id`` when it is open on-chain, its accept read with it, and it meets ``conditions``."""
         with self._db.unit_of_work() as uow:  # read only
             found = uow.session.execute(
                 select(LoanRow.id, LoanRow.chain_name, LoanRow.chain_id, LoanRow.onchain_loan_id)
                 .join(AcceptRow, AcceptRow.quote_id == LoanRow.quote_id)
                 .where(
                     LoanRow.id == loan_id,
-                    LoanRow.pool.is_(None),
-                    AcceptRow.lender_state == "funded",
                     LoanRow.status.in_(OPEN_STATUSES),
                     LoanRow.onchain_loan_id.is_not(None),
-                    exists().where(
-                        AuditEntryRow.subject == loan_id, AuditEntryRow.kind == AuditKind.FUNDING_SETTLEMENT
-                    ),
+                    *conditions,
                 )
             ).first()
         if found is None:

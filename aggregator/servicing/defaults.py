@@ -104,9 +104,8 @@ class DefaultReport:
     defaulted: dict[int, str] = field(default_factory=dict)  # loan ref → markDefault tx hash
     cancelled: dict[int, str] = field(default_factory=dict)  # loan ref → cancelUnfunded tx hash
     skipped: dict[int, str] = field(default_factory=dict)
-    pending: set[int] = field(default_factory=set)  # loan refs whose transaction was sent and not confirmed in time
     held: dict[int, str] = field(default_factory=dict)  # loan ref → holdLiquidation tx hash
-    errors: dict[int, ChainError] = field(default_factory=dict)  # loan ref → what a send raised
+    errors: dict[int, ChainError] = field(default_factory=dict)  # loan ref → what a send raised (a timeout: pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,9 +350,9 @@ class DefaultJob:
                                    within=within)  # fmt: skip
         if tx_hash is not None:
             return CancelOutcome(tx_hash, confirmed=True)
-        if loan_ref in report.pending:
-            return CancelOutcome(None, confirmed=False)
         failed = report.errors.get(loan_ref)
+        if isinstance(failed, ConfirmationTimeout):  # sent, not mined within the wait: the job resumes it
+            return CancelOutcome(None, confirmed=False)
         if failed is not None and not isinstance(failed, TransactionReverted):
             raise failed  # the node refused or dropped it, or did not answer: not the contract's refusal (503)
         raise LoanNotCancellable(loan_ref, report.skipped[loan_ref])
@@ -372,8 +371,8 @@ class DefaultJob:
         """The operator's ``function(loan_ref)``, sent once under the intent ``key``: simulated before the first
         send, fenced by the lease, its receipt applied to the ledger. Returns the transaction hash, or None with the
         reason in ``report.skipped`` (a simulated revert, a refusal, or no receipt within ``within``, by default the
-        settings' ``receipt_timeout``: resumed next round, and in ``report.pending``). ``sent``: whether the intent
-        exists, when the caller has just read it (else it is read here)."""
+        settings' ``receipt_timeout``: resumed next round); what a send raised is in ``report.errors``. ``sent``:
+        whether the intent exists, when the caller has just read it (else it is read here)."""
         call = Call.function(self._aggregator if contract is None else contract, function, loan_ref)
         if sent is None:
             sent = await self.operator.store.get_intent(key) is not None
@@ -390,8 +389,6 @@ class DefaultJob:
             receipt = await self.operator.submit_and_wait(key, call, within=wait)
         except ChainError as err:  # refused, reverted, or not confirmed in time (resumed next round): the rest go on
             report.skipped[loan_ref], report.errors[loan_ref] = str(err), err
-            if isinstance(err, ConfirmationTimeout):
-                report.pending.add(loan_ref)
             log.warning("defaulter on chain %s: %s of loan %s: %s", self.chain_id, function, loan_ref, err)
             return None
         await apply_receipt(self.database, self.client.w3, self.record, self.chain_id, receipt.tx_hash)
