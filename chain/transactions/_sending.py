@@ -85,14 +85,18 @@ class _Sending(_Core):
             except _TakenOver:
                 return await self._taken_over_meanwhile(key)
         if outcome in (_Broadcast.REJECTED, _Broadcast.TAKEN_OVER):
-            error = self._settled.get(key)  # refused here, or by the watcher's broadcast of the same attempt first
-            if isinstance(error, ChainError):
-                raise error
             return await self._taken_over_meanwhile(key)
         self._wake.set()
         return Submission(key, "sent" if not tracked.unsent else "signed", tracked.current.tx_hash, tracked.nonce)
 
     async def _taken_over_meanwhile(self, key: str) -> Submission:
+        """The submission of an intent this submit no longer drives: refused here — by this submit's broadcast, or
+        by the watcher's broadcast of the same signed attempt first (its nonce then filled, so this submit's own send
+        found the nonce used) — which the caller hears; else followed by another manager, whose outcome the store
+        holds."""
+        error = self._settled.get(key)
+        if isinstance(error, ChainError):
+            raise error
         log.warning("%s: intent %s was taken over by another manager before it was settled", self.client.name, key)
         stored = await self.store.get_intent(key)
         assert stored is not None

@@ -121,6 +121,38 @@ async def test_a_nonce_the_node_refused_is_filled_at_once_and_the_later_transact
     assert await _count(client) == 3  # nonce 0 used by the filler
 
 
+async def test_a_refusal_the_watcher_heard_first_reaches_the_submit(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    """The order a loaded machine gave the test above: the watcher broadcasts the signed, held nonce 0 before its
+    own submit does, hears the refusal and fills the nonce; the submit's send then finds nonce 0 used. Its caller
+    must hear the refusal all the same (it was told \"taken over by another manager\" and got no error)."""
+    signed, go = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_unfunded(key: str) -> None:
+        if key == "unfunded":
+            signed.set()
+            await go.wait()
+
+    settings = LifecycleSettings(confirmations=1, poll_interval=0.05, stuck_after=1.0)
+    txs = TransactionManager(client, devnet_signer(Role.DEPLOYER), sqlite_store, settings=settings)
+    txs._on_signed = hold_the_unfunded
+    async with txs:
+        unfunded = asyncio.create_task(txs.submit("unfunded", Call.transfer(DEAD, 10**30)))
+        await asyncio.wait_for(signed.wait(), 10)
+        later = [await txs.submit(f"later:{i}", Call.transfer(DEAD, i)) for i in (1, 2)]
+        for _ in range(200):  # the watcher broadcasts the held attempt, is refused, fills nonce 0: all three mined
+            if await _count(client) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert isinstance(txs._settled.get("unfunded"), TransactionRejected)
+        assert await _count(client) == 3, "nonce 0 filled before the submit sends"
+        go.set()
+        with pytest.raises(TransactionRejected):
+            await unfunded
+        assert [(await txs.wait(s.intent_key, within=3)).tx_hash for s in later] == [s.tx_hash for s in later]
+
+
 async def test_a_refused_nonce_is_filled_for_the_later_transactions_of_another_manager(
     client: ChainClient, pg_store: SqlChainStore
 ) -> None:
