@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
@@ -62,6 +63,7 @@ class QuoteRow(Base):
     """A signed, ranked quote: the EIP-712 offer, its disclosure and the quote signer's signature."""
 
     __tablename__ = "quotes"
+    __table_args__ = (Index("ix_quotes_provider_ref", "provider_id", "provider_ref"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("credit_requests.id"), index=True)
@@ -73,6 +75,9 @@ class QuoteRow(Base):
     contract: Mapped[str] = mapped_column(String(42))
     rank: Mapped[int] = mapped_column(Integer)
     offer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: the lender's own reference of the offer (``providerRef`` in ``offer``), a column of its own for the lookups
+    #: by it (``of_offer``): a lender's webhook and its off-chain payments name the offer this way
+    provider_ref: Mapped[str | None] = mapped_column(String(), nullable=True)
     offer_digest: Mapped[str] = mapped_column(String(66), unique=True)
     offer_signature: Mapped[str] = mapped_column(String(132))
     attestation: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -85,8 +90,14 @@ class QuoteRow(Base):
 
 def of_offer(provider_id: str, provider_ref: str) -> ColumnElement[bool]:
     """The quotes of ``provider_id``'s offer ``provider_ref`` (the lender's own reference, kept in the quote's offer):
-    what a lender's webhook names."""
-    return and_(QuoteRow.provider_id == provider_id, QuoteRow.offer["providerRef"].as_string() == provider_ref)
+    what a lender's webhook names (by the index ``ix_quotes_provider_ref``)."""
+    return and_(QuoteRow.provider_id == provider_id, QuoteRow.provider_ref == provider_ref)
+
+
+def provider_ref_of(offer: dict[str, Any]) -> str | None:
+    """The ``provider_ref`` column of a quote whose offer is ``offer``."""
+    reference = offer.get("providerRef")
+    return None if reference is None else str(reference)
 
 
 class LoanRow(Base):

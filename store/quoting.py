@@ -23,6 +23,7 @@ from store.aggregator import (
     ProviderOutcomeRow,
     QuoteRow,
     SqlOfferNonceRepository,
+    provider_ref_of,
 )
 from store.autocommit import autocommit_connection
 from store.compliance import AuditEntryRow, ComplianceDecisionRow, audit_columns, decision_rows
@@ -156,7 +157,7 @@ def _quoted_rows(
     inserts = [
         (_INSERT_REQUEST, [columns(quoted.request)]),
         (_INSERT_OUTCOMES, [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]),
-        (_INSERT_QUOTES, [columns(quote) for quote in quoted.quotes]),
+        (_INSERT_QUOTES, [columns(quote) | {"provider_ref": provider_ref_of(quote.offer)} for quote in quoted.quotes]),
         (_INSERT_RISK_DECISION, [risk]),
         (_INSERT_DECISIONS, decisions),
         (_INSERT_AUDIT_ENTRIES, [audit_columns(*audit) for audit in (risk_audit, *audits)]),

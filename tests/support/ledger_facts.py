@@ -9,7 +9,7 @@ from typing import Any
 
 from aggregator.ledger import LedgerChain, loan_id_for
 from chain.events import ChainEvent
-from store.aggregator import CreditRequestRow, QuoteRow
+from store.aggregator import CreditRequestRow, QuoteRow, provider_ref_of
 from store.api import BorrowerRow
 from store.db import Database
 
@@ -150,6 +150,7 @@ def add_quote(
                 contract=contract,
                 rank=1,
                 offer=offer or {},
+                provider_ref=provider_ref_of(offer or {}),
                 offer_digest=offer_digest,
                 offer_signature="0x",
                 attestation={},

@@ -19,7 +19,7 @@ from chain.client import ChainClient
 from compliance.reconcile import ChainResult
 from contracts.typed_data import Domain, digest, offer_typed_data
 from store.accept_rows import AcceptRow
-from store.aggregator import CreditRequestRow, QuoteRow
+from store.aggregator import CreditRequestRow, QuoteRow, provider_ref_of
 from store.api import BorrowerRow
 from store.db import Database
 from tests.contracts.harness import BORROWERS, RELAYER, USDC, WETH, Harness
@@ -134,6 +134,7 @@ class LoanMaker:
                     contract=self.h.aggregator.address,
                     rank=1,
                     offer=offer,
+                    provider_ref=provider_ref_of(offer),
                     offer_digest=offer_digest,
                     offer_signature="0x",
                     attestation={},
