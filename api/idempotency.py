@@ -9,6 +9,9 @@ opts in with ``dependencies=[Idempotent]``.
   true``), whatever happened since.
 * The same key with a different method, path or body: 422. The same key while its first request still runs: 409
   (``Retry-After``). A claim whose process died is taken over after :data:`LOCK`.
+* A key the database could not release or complete (PostgreSQL restarting: most likely the outage the request
+  itself failed on) does not hold the answer back: it is sent, and the key settled in the background once the
+  database is back (a retry meanwhile is 409 with ``Retry-After``).
 * Keys are kept :data:`TTL` (24 hours) in the database, so every process of the platform shares them. A stored
   response's body is sealed there (:class:`ResponseSeal`): some carry a secret shown once (an API key, a provider's
   key), which a database dump or replica must not give away.
@@ -21,6 +24,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -31,9 +35,10 @@ from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from api.deps import CurrentPrincipal, get_platform, route_admits
-from api.problems import problem
+from api.problems import DATABASE_UNAVAILABLE, problem
 from compliance.pii import seal, unseal
 from store.db import Database
 from store.idempotency import IdempotencyRepository, IdempotencyRow
@@ -44,6 +49,8 @@ TTL = timedelta(hours=24)
 #: how long a claim holds a key before another process may take it over: longer than any request runs (an accept
 #: waits at most 600 s for its transaction)
 LOCK = timedelta(minutes=11)
+#: the longest pause between attempts to settle a key while the database is away
+SETTLE_RETRY_MAX_WAIT_SECONDS = 5.0
 _SCOPE_KEY = "creditmesh.idempotency"
 _NOT_REPLAYED = {"content-length", "date", "server", "x-correlation-id"}
 
@@ -269,10 +276,7 @@ class IdempotencyMiddleware:
         finally:
             if slot.claim is not None and not slot.settled and slot.store is not None:
                 slot.settled = True
-                try:
-                    await asyncio.shield(asyncio.to_thread(slot.store.release, slot.claim))
-                except Exception:  # the key then waits out its lock; the original error matters more
-                    log.exception("could not release Idempotency-Key %r", slot.claim.key)
+                await asyncio.shield(_settle_key(slot.store.release, slot.claim))
 
 
 async def _settle(slot: _Slot) -> None:
@@ -284,7 +288,7 @@ async def _settle(slot: _Slot) -> None:
     # not an outcome (a 5xx, or an answer that says when to ask again: an accept in progress, a rate limit): the
     # key is released, so the same request asked again with it sees the outcome instead of this answer replayed
     if status >= 500 or any(name.lower() == b"retry-after" for name, _ in start.get("headers", [])):
-        await asyncio.to_thread(slot.store.release, slot.claim)
+        await _settle_key(slot.store.release, slot.claim)
         return
     headers = [
         (name.decode("latin-1"), value.decode("latin-1"))
@@ -292,7 +296,44 @@ async def _settle(slot: _Slot) -> None:
         if name.decode("latin-1").lower() not in _NOT_REPLAYED
     ]
     body = b"".join(m.get("body", b"") for m in slot.messages if m["type"] == "http.response.body")
-    await asyncio.to_thread(slot.store.complete, slot.claim, StoredResponse(status, headers, body))
+    complete = functools.partial(slot.store.complete, response=StoredResponse(status, headers, body))
+    await _settle_key(complete, slot.claim)
+
+
+#: the keys whose release or completion the database refused, settled again in the background
+_UNSETTLED: set[asyncio.Task[None]] = set()
+
+
+async def _settle_key(settle: Callable[[Claim], None], claim: Claim) -> None:
+    """``settle`` (the key's release, or its completion with the answer) now; when the database is down (the
+    request's own failure was most likely the same outage), the answer still goes out, and the key is settled again
+    in the background until the database is back, within half the key's lock: a retry meanwhile is told to ask again
+    (409 with Retry-After), never left waiting out the lock for a request that is over."""
+    try:
+        await asyncio.to_thread(settle, claim)
+    except DATABASE_UNAVAILABLE as err:
+        log.warning("Idempotency-Key %r not settled (%s); retrying while the database is away", claim.key, err)
+        task = asyncio.create_task(_settle_later(settle, claim))
+        _UNSETTLED.add(task)
+        task.add_done_callback(_UNSETTLED.discard)
+    except Exception:  # the key then waits out its lock; the answer matters more
+        log.exception("could not settle Idempotency-Key %r", claim.key)
+
+
+async def _settle_later(settle: Callable[[Claim], None], claim: Claim) -> None:
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(DATABASE_UNAVAILABLE),
+            wait=wait_exponential_jitter(multiplier=0.5, max=SETTLE_RETRY_MAX_WAIT_SECONDS),
+            stop=stop_after_delay(LOCK.total_seconds() / 2),
+            reraise=True,
+        ):
+            with attempt:
+                await asyncio.to_thread(settle, claim)
+    except Exception:
+        log.exception("gave up settling Idempotency-Key %r: it waits out its lock", claim.key)
+    else:
+        log.info("Idempotency-Key %r settled once the database was back", claim.key)
 
 
 def install(app: FastAPI) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, HTTPException
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from aggregator.errors import AcceptInProgress
 from api import idempotency, problems
@@ -296,3 +297,102 @@ async def test_every_process_shares_the_keys_through_postgresql(postgres_schema:
     finally:
         for database in databases:
             database.dispose()
+
+
+class _DatabaseAway:
+    """The key's store refusing as PostgreSQL does while it restarts (``OperationalError``), until ``back()``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.down = False
+        self.refused: list[str] = []
+        for name in ("release", "complete"):
+            monkeypatch.setattr(IdempotencyStore, name, self._refusing(name, getattr(IdempotencyStore, name)))
+
+    def _refusing(self, name: str, real: Callable[..., None]) -> Callable[..., None]:
+        def call(store: IdempotencyStore, *args: object, **kwargs: object) -> None:
+            if self.down:
+                self.refused.append(name)
+                raise OperationalError(name, {}, Exception("the database system is shutting down"))
+            real(store, *args, **kwargs)
+
+        return call
+
+
+async def _until_not_in_use(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    for _ in range(100):
+        response = await send()
+        if response.status_code != 409:
+            return response
+        assert response.headers["retry-after"] == "1"
+        await asyncio.sleep(0.1)
+    raise AssertionError("the key stayed in use")
+
+
+@on_loop
+async def test_a_keyed_request_caught_by_a_database_outage_is_answered_and_its_key_freed_once_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request fails on the outage and so does the key's release: the client still gets the 503 problem with
+    Retry-After (not a bare 500), and once the database is back the key is released in the background, so the
+    same request asked again runs (not a 409 for the key's 11-minute lock)."""
+    database = _sqlite(tmp_path)
+    away = _DatabaseAway(monkeypatch)
+    runs: list[int] = []
+    app = _app(database, Gate())
+    router = APIRouter()
+
+    @router.post("/write", status_code=201, dependencies=[Idempotent])
+    async def write(body: dict[str, int]) -> dict[str, int]:
+        runs.append(body["n"])
+        if len(runs) == 1:
+            away.down = True  # PostgreSQL goes away while the request runs (its key claimed before)
+            raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+        return body
+
+    app.include_router(router)
+    headers = {"Idempotency-Key": "k-outage"}
+    async with _client(app) as client:
+        first = await client.post("/write", json={"n": 1}, headers=headers)
+        assert first.status_code == 503, first.text
+        assert first.headers["content-type"] == "application/problem+json"
+        assert first.headers["retry-after"] == str(problems.DATABASE_RETRY_AFTER_SECONDS)
+        assert away.refused == ["release"]
+        away.down = False
+        again = await _until_not_in_use(lambda: client.post("/write", json={"n": 1}, headers=headers))
+        assert again.status_code == 201, again.text
+    assert runs == [1, 1]
+    database.dispose()
+
+
+@on_loop
+async def test_an_answer_the_database_could_not_store_is_sent_and_stored_once_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operation succeeded but the database went away before its answer was stored with the key: the client
+    gets the answer (a new borrower's API key is shown once), and a retry with the key, once the database is
+    back, replays it instead of registering again."""
+    database = _sqlite(tmp_path)
+    away = _DatabaseAway(monkeypatch)
+    wallet = "0x" + "ef" * 20
+    headers = {"Idempotency-Key": "k-complete"}
+    original = IdempotencyStore.complete
+
+    def going_away(store: IdempotencyStore, claim: Claim, response: StoredResponse) -> None:
+        if not away.refused:
+            away.down = True  # the borrower committed; the database goes before the answer is stored
+        original(store, claim, response)
+
+    monkeypatch.setattr(IdempotencyStore, "complete", going_away)
+    async with _client(_app(database, Gate())) as client:
+        first = await client.post("/v1/borrowers", json={"wallet_address": wallet}, headers=headers)
+        assert first.status_code == 201, first.text
+        assert away.refused == ["complete"]
+        away.down = False
+        again = await _until_not_in_use(
+            lambda: client.post("/v1/borrowers", json={"wallet_address": wallet}, headers=headers)
+        )
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert _count(database, BorrowerRow) == 1
+    database.dispose()
