@@ -26,7 +26,7 @@ from contracts.governance.catalog import (
     role_id,
     token_address,
 )
-from contracts.governance.pools import POOL_ARTIFACT
+from contracts.governance.pools import POOL_ARTIFACT, role_members
 from contracts.governance.service import CallsFor, GovernedChain, ProposalRefused
 
 DEFAULT_ADMIN_ROLE = b"\x00" * 32  # OpenZeppelin AccessControl's
@@ -90,8 +90,13 @@ def settlement_address(provider: str, account: str) -> CallsFor:
 
 def register_pool(pool: str) -> CallsFor:
     """``pool``: an address, or a pool key in the record (``LendingPool:USDC``) on each chain. Refused unless the
-    pool lends for this CreditAggregator and the Timelock administers it: a pool its deployer still administers
-    could have its parameters changed, or be unpaused, outside governance."""
+    pool lends for this CreditAggregator and the Timelock alone administers it: a pool whose deployer (or anyone
+    else) still holds ``DEFAULT_ADMIN_ROLE`` beside the Timelock could have its parameters changed, its reserves
+    withdrawn, or be unpaused, outside governance. Also refused while an account other than the Timelock and the
+    chain's guardians (holders of ``GUARDIAN_ROLE`` on the CreditAggregator) holds the pool's ``GUARDIAN_ROLE``:
+    it could pause the pool at will. The holders are the accounts the pool's ``RoleGranted`` events name that still
+    hold the role, read from the CreditAggregator's deployment block (a pool naming the aggregator is deployed after
+    it)."""
 
     def calls(chain: GovernedChain) -> list[GovernedCall]:
         address = chain.record.address(pool) if pool in chain.record.contracts else _address(pool)
@@ -104,10 +109,26 @@ def register_pool(pool: str) -> CallsFor:
             raise ProposalRefused(f"{chain.name}: {address} is not a LendingPool ({err})") from err
         if lends_for != aggregator:
             raise ProposalRefused(f"{chain.name}: pool {address} lends for {lends_for}, not the CreditAggregator")
-        if not governed:
+        since = chain.record.contracts["CreditAggregator"].block
+        admins = [account for account in role_members(lending_pool, DEFAULT_ADMIN_ROLE, since) if account != timelock]
+        if not governed or admins:
+            others = f" ({', '.join(admins)} also hold it)" if admins else ""
             raise ProposalRefused(
-                f"{chain.name}: the Timelock does not administer pool {address}: grant it DEFAULT_ADMIN_ROLE (and "
-                "the guardian GUARDIAN_ROLE) and renounce the deployer's before registering it"
+                f"{chain.name}: the Timelock does not administer pool {address} alone{others}: grant it "
+                "DEFAULT_ADMIN_ROLE (and the guardian GUARDIAN_ROLE) and renounce every other holder's (the "
+                "deployer's) before registering it"
+            )
+        guardian_role = role_id("GUARDIAN_ROLE")
+        guardians = chain.contract("CreditAggregator").functions.hasRole
+        strangers = [
+            account
+            for account in role_members(lending_pool, guardian_role, since)
+            if account != timelock and not guardians(guardian_role, account).call()
+        ]
+        if strangers:
+            raise ProposalRefused(
+                f"{chain.name}: {', '.join(strangers)} hold(s) GUARDIAN_ROLE on pool {address} and is not the "
+                "chain's guardian (it could pause the pool at will): revoke it before registering the pool"
             )
         return [GovernedCall("CreditAggregator", "registerPool", (address,))]
 

@@ -7,8 +7,10 @@ grants and the pool parameters reach it. Before, every admin command took its ta
 
 from __future__ import annotations
 
+from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 from web3 import Web3
+from web3.contract import Contract
 
 from chain.artifacts import load_artifact
 from chain.deployment import DeployedContract, DeploymentRecord, registered_pool_key
@@ -55,3 +57,19 @@ def _registered_by_deployment(record: DeploymentRecord) -> int:
     missed."""
     pools = [key for key, contract in record.contracts.items() if contract.artifact == POOL_ARTIFACT]
     return sum(1 for key in pools if f"{REGISTRATION_STEP}{key.partition(':')[2]}" in record.steps)
+
+
+def role_members(contract: Contract, role: bytes, from_block: int) -> list[ChecksumAddress]:
+    """Every account holding ``role`` on ``contract`` (an OpenZeppelin AccessControl, which does not enumerate its
+    members): each account a ``RoleGranted`` event for ``role`` names since ``from_block`` that ``hasRole`` still
+    says holds it (a grant revoked or renounced since is no longer a member), read in ranges of ``LOG_RANGE``
+    blocks."""
+    w3 = contract.w3
+    head, named = int(w3.eth.block_number), dict[ChecksumAddress, None]()
+    for start in range(from_block, head + 1, LOG_RANGE):
+        logs = contract.events.RoleGranted().get_logs(
+            from_block=start, to_block=min(start + LOG_RANGE - 1, head), argument_filters={"role": role}
+        )
+        for log in logs:
+            named[to_checksum_address(log["args"]["account"])] = None
+    return [account for account in named if contract.functions.hasRole(role, account).call()]

@@ -1,0 +1,45 @@
+"""``creditmesh admin`` refusing what would take a contract out of governance or out of service: a pool another
+account still administers, a rotation that revokes the holder it grants, a batch granting a devnet key in
+production, malformed operation ids and salts, and thresholds that would stop partial liquidations."""
+
+from __future__ import annotations
+
+import pytest
+from eth_utils.crypto import keccak
+
+from chain.signers import devnet_account
+from tests.contracts.harness import DEPLOYER, Harness
+from tests.integration.governance.support import GUARDIAN, Admin
+from tests.support.pools import deploy_pool
+
+pytestmark = pytest.mark.integration
+ADMIN_ROLE = b"\x00" * 32
+GUARDIAN_ROLE = keccak(text="GUARDIAN_ROLE")
+
+
+def test_a_pool_its_deployer_still_administers_beside_the_timelock_is_refused_registration(admin: Admin) -> None:
+    """Only the Timelock's DEFAULT_ADMIN_ROLE was checked: a pool whose deployer granted the Timelock the role and
+    kept its own was registered, and the deployer then unpaused it after the guardian's pause, outside governance."""
+    chain = admin.chains["ethereum-local"]
+    h = Harness(chain)
+    pool = deploy_pool(h)
+    h.send(pool.functions.grantRole(ADMIN_ROLE, h.timelock.address), DEPLOYER)
+    sent = chain.w3.eth.get_transaction_count(DEPLOYER.address)
+
+    refused = admin.refused("--chains", chain.name, "propose", "register-pool", pool.address, "--via", "key")
+
+    assert f"the Timelock does not administer pool {pool.address} alone ({DEPLOYER.address} also hold" in refused
+    assert chain.w3.eth.get_transaction_count(DEPLOYER.address) == sent
+    # a stranger's pause key is refused too; once the deployer renounced and the stranger's key is revoked, accepted
+    stranger = devnet_account(19).address
+    h.send(pool.functions.grantRole(GUARDIAN_ROLE, stranger), DEPLOYER)
+    h.send(pool.functions.grantRole(GUARDIAN_ROLE, GUARDIAN.address), DEPLOYER)
+    h.send(pool.functions.renounceRole(ADMIN_ROLE, DEPLOYER.address), DEPLOYER)
+    strangers = admin.refused("--chains", chain.name, "propose", "register-pool", pool.address, "--via", "key")
+    assert f"{stranger} hold(s) GUARDIAN_ROLE on pool {pool.address}" in strangers
+    assert GUARDIAN.address not in strangers, "the chain's guardian may hold the pool's pause key"
+    h.govern(pool, "revokeRole", GUARDIAN_ROLE, stranger)
+
+    proposed = admin("--chains", chain.name, "propose", "register-pool", pool.address, "--via", "key")
+
+    assert f"CreditAggregator.registerPool(pool={pool.address})" in proposed
