@@ -434,8 +434,8 @@ PROPOSALS: dict[str, tuple[str, Arguments, Callable[[argparse.Namespace], CallsF
     ),
     "settlement-address": (
         "CreditAggregator.setSettlementAddress(provider id or name, account)",
-        [("provider", {}), ("account", {})],
-        lambda a: _guarded(parameters.settlement_address(a.provider, a.account), a.account),
+        [("provider", {}), ("settlement_account", {"metavar": "account"})],  # not --account's dest (the key)
+        lambda a: _guarded(parameters.settlement_address(a.provider, a.settlement_account), a.settlement_account),
     ),
     "register-pool": (
         "CreditAggregator.registerPool(pool address or record key)",
