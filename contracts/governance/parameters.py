@@ -169,7 +169,14 @@ def revoke_role(role: str, account: str) -> CallsFor:
 
 
 def rotate_role(role: str, old: str, new: str) -> CallsFor:
-    """One batch: grant ``new`` on every contract with the role, then revoke ``old`` (never a gap without one)."""
+    """One batch: grant ``new`` on every contract with the role, then revoke ``old`` (never a gap without one).
+    Refused when ``old`` and ``new`` are one account (in any case): the grant changes nothing and the revocation
+    takes the role away, the guardian's pause key say."""
+    if _address(old) == _address(new):
+        raise CatalogError(
+            f"rotate {role}: the old and the new holder are the same account {_address(new)}: the batch would revoke "
+            "the role it grants (use revoke to remove a holder)"
+        )
     grant, revoke = grant_role(role, new), revoke_role(role, old)
     return lambda chain: [*grant(chain), *revoke(chain)]
 

@@ -43,3 +43,18 @@ def test_a_pool_its_deployer_still_administers_beside_the_timelock_is_refused_re
     proposed = admin("--chains", chain.name, "propose", "register-pool", pool.address, "--via", "key")
 
     assert f"CreditAggregator.registerPool(pool={pool.address})" in proposed
+
+
+def test_rotating_a_role_to_the_account_that_holds_it_is_refused(admin: Admin) -> None:
+    """`rotate guardian X x` (one account, another case) granted X then revoked it: executed, the guardian could no
+    longer pause."""
+    chain = admin.chains["ethereum-local"]
+    guardian = GUARDIAN.address
+    sent = chain.w3.eth.get_transaction_count(DEPLOYER.address)
+
+    refused = admin.refused("--chains", chain.name, "propose", "rotate", "guardian", guardian, guardian.lower())
+
+    assert f"the old and the new holder are the same account {guardian}" in refused
+    assert chain.w3.eth.get_transaction_count(DEPLOYER.address) == sent
+    assert admin.rows() == []
+    assert chain.contract("CreditAggregator").functions.hasRole(GUARDIAN_ROLE, guardian).call()
