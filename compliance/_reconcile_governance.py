@@ -78,27 +78,61 @@ def match_proposals(result: ChainResult, scope: ChainScope, timelock: dict[str, 
 
 def _recorded_otherwise(proposal: ProposalRecord, facts: list[Fact]) -> list[str]:
     """Where the proposal's record differs from the Timelock's events: a call scheduled (target, value, data, by its
-    index) other than the recorded one, or a schedule, execute or cancel transaction other than the recorded one."""
+    index) other than the recorded one, or a schedule, execute or cancel transaction other than the recorded one.
+
+    An operation cancelled and scheduled again (the same calls and salt: the same id) has a scheduling per round:
+    the last round's transactions are the record's ``schedule`` / ``execute`` / ``cancel``, each earlier round's
+    are kept numbered (``schedule.1``, ``cancel.1``, ...; ``store.governance``), and an earlier round's transaction
+    must be one of those. A record written before rounds were kept (its hashes merged into one set) has no numbered
+    ones: only its last round's transactions are compared then. Calls are compared in every round."""
     wrong = []
-    for fact in facts:
-        if fact.event == "CallScheduled":
-            index = fact.uint("index")
-            onchain = (str(fact.args.get("target", "")).lower(), fact.uint("value"), fact.hex("data"))
-            call = proposal.calls[index] if index < len(proposal.calls) else None
-            ours = (
-                None if call is None else (str(call["target"]).lower(), int(call["value"]), str(call["data"]).lower())
-            )
-            if ours != onchain:
-                wrong.append(f"call {index}: recorded {_call(ours)}, scheduled {_call(onchain)}")
-        action = _ACTION_OF[str(fact.event)]
-        recorded = proposal.tx_hashes.get(action)
-        if recorded is not None and recorded.lower() != fact.tx_hash.lower():
-            wrong.append(f"{action} transaction: recorded {recorded}, on-chain {fact.tx_hash}")
-    if len(proposal.calls) != len({f.uint("index") for f in facts if f.event == "CallScheduled"}) and any(
-        f.event == "CallScheduled" for f in facts
-    ):
+    rounds = _rounds(facts)
+    earlier = _earlier_hashes(proposal)
+    for number, round_facts in enumerate(rounds, 1):
+        last = number == len(rounds)
+        for fact in round_facts:
+            if fact.event == "CallScheduled":
+                wrong.extend(_call_differs(proposal, fact))
+            action = _ACTION_OF[str(fact.event)]
+            if last:
+                recorded = proposal.tx_hashes.get(action)
+                if recorded is not None and recorded.lower() != fact.tx_hash.lower():
+                    wrong.append(f"{action} transaction: recorded {recorded}, on-chain {fact.tx_hash}")
+            elif earlier and fact.tx_hash.lower() not in earlier.get(action, set()):
+                kept = ", ".join(sorted(earlier.get(action, ()))) or "none"
+                wrong.append(f"{action} transaction of an earlier scheduling: recorded {kept}, on-chain {fact.tx_hash}")
+    scheduled = [f for f in rounds[-1] if f.event == "CallScheduled"] if rounds else []
+    if scheduled and len(proposal.calls) != len({f.uint("index") for f in scheduled}):
         wrong.append(f"{len(proposal.calls)} calls recorded")
     return list(dict.fromkeys(wrong))
+
+
+def _rounds(facts: list[Fact]) -> list[list[Fact]]:
+    """The operation's facts in rounds, chain order: a ``CallScheduled`` after a ``Cancelled`` starts a new one."""
+    rounds: list[list[Fact]] = []
+    for fact in facts:
+        if not rounds or (fact.event == "CallScheduled" and rounds[-1][-1].event == "Cancelled"):
+            rounds.append([])
+        rounds[-1].append(fact)
+    return rounds
+
+
+def _earlier_hashes(proposal: ProposalRecord) -> dict[str, set[str]]:
+    """The transactions of the record's earlier rounds by action (``cancel.1`` → ``cancel``), lower case."""
+    earlier: dict[str, set[str]] = {}
+    for key, tx_hash in proposal.tx_hashes.items():
+        action, dot, _ = key.partition(".")
+        if dot:
+            earlier.setdefault(action, set()).add(tx_hash.lower())
+    return earlier
+
+
+def _call_differs(proposal: ProposalRecord, fact: Fact) -> list[str]:
+    index = fact.uint("index")
+    onchain = (str(fact.args.get("target", "")).lower(), fact.uint("value"), fact.hex("data"))
+    call = proposal.calls[index] if index < len(proposal.calls) else None
+    ours = None if call is None else (str(call["target"]).lower(), int(call["value"]), str(call["data"]).lower())
+    return [] if ours == onchain else [f"call {index}: recorded {_call(ours)}, scheduled {_call(onchain)}"]
 
 
 def _call(call: tuple[str, int, str] | None) -> str:

@@ -125,7 +125,7 @@ class RepaymentIntent:
 class ProposalRecord:
     operation_id: str
     state: str
-    tx_hashes: Mapping[str, str]  # schedule | execute | cancel → the transaction
+    tx_hashes: Mapping[str, str]  # schedule | execute | cancel → the transaction; earlier rounds: schedule.1, …
     calls: Sequence[Mapping[str, Any]] = ()  # {"target", "value", "data"} per call, in the operation's order
 
 

@@ -37,7 +37,9 @@ class GovernanceProposalRow(Base):
     proposer: Mapped[str] = mapped_column(String(42))
     safe_tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     state: Mapped[str] = mapped_column(String(16))
-    tx_hashes: Mapped[dict[str, str]] = mapped_column(JSON)  # action (schedule, execute, cancel) → tx hash
+    # action (schedule, execute, cancel) → tx hash, of the latest scheduling; an operation cancelled and scheduled
+    # again keeps each earlier scheduling's numbered: schedule.1, cancel.1 (the first), schedule.2, ...
+    tx_hashes: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -142,8 +144,9 @@ class SqlProposalRepository:
         return False
 
     def save(self, record: ProposalRecord) -> None:
-        """Insert the proposal, or update its state, transaction hashes and Safe hash (merged, never dropped); the
-        audit log records each save in the same transaction."""
+        """Insert the proposal, or update its state, transaction hashes and Safe hash (merged, never dropped: an
+        operation scheduled again after its cancellation keeps the earlier scheduling's transactions numbered,
+        ``_merged``); the audit log records each save in the same transaction."""
         now = datetime.now(UTC)
         self._audit(record, now)
         row = self._row(record.chain_id, record.timelock, record.operation_id)
@@ -152,7 +155,7 @@ class SqlProposalRepository:
             self.session.add(GovernanceProposalRow(**fresh, created_at=now, updated_at=now))
             return
         row.state = record.state
-        row.tx_hashes = {**row.tx_hashes, **record.tx_hashes}
+        row.tx_hashes = _merged(row.tx_hashes, record.tx_hashes)
         row.safe_tx_hash = record.safe_tx_hash or row.safe_tx_hash
         row.updated_at = now
 
@@ -165,6 +168,20 @@ class SqlProposalRepository:
         if chain_id is not None:
             query = query.where(GovernanceProposalRow.chain_id == chain_id)
         return [_proposal(row) for row in self.session.scalars(query)]
+
+
+def _merged(kept: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    """``new`` over ``kept``; when ``new`` schedules again (the same calls and salt after a cancellation: the same
+    operation id, another ``schedule`` transaction), ``kept``'s latest round is numbered first (``schedule.1``,
+    ``cancel.1``; the next round's ``.2``), so that its cancel is not taken for the new scheduling's and an auditor
+    keeps every scheduling and cancellation of the id. Merged into one set, the first round's cancel stood beside
+    the second scheduling, and reconciliation reported the operation as recorded otherwise."""
+    scheduled = new.get("schedule")
+    if scheduled is None or kept.get("schedule") in (None, scheduled):
+        return {**kept, **new}
+    number = 1 + sum(1 for key in kept if key.startswith("schedule."))
+    earlier = {f"{action}.{number}": tx for action, tx in kept.items() if "." not in action}
+    return {**{key: tx for key, tx in kept.items() if "." in key}, **earlier, **new}
 
 
 def _proposal(row: GovernanceProposalRow) -> ProposalRecord:

@@ -148,3 +148,53 @@ def test_without_a_recorded_handover_the_deployers_own_renounce_bounds_its_wirin
     ]
     result = reconcile_chain(SCOPE, facts, Records())
     assert [(item.category, item.tx_hash) for item in result.items] == [(Category.ONCHAIN_NOT_RECORDED, _tx(4))]
+
+
+def _scheduled(operation: str, tx: str, block: int, data: bytes) -> Fact:
+    return _fact(
+        "Timelock",
+        TIMELOCK,
+        "CallScheduled",
+        tx,
+        block,
+        id=bytes.fromhex(operation[2:]),
+        index=0,
+        target=AGGREGATOR,
+        value=0,
+        data=data,
+    )
+
+
+def test_an_operation_cancelled_and_scheduled_again_is_matched_round_by_round() -> None:
+    """The documented cancel-and-propose-again with the same salt: one id, two schedulings. Every CallScheduled was
+    compared with the single recorded schedule transaction (and the first round's cancel stood beside the second
+    scheduling), so the operation was reported as recorded otherwise. Each round's transactions are compared with
+    that round's record; a transaction no round records is still reported."""
+    operation = "0x" + "0d" * 32
+    data = bytes.fromhex("a3c8e0ad" + "00" * 31 + "02")
+    cancelled = _fact("Timelock", TIMELOCK, "Cancelled", _tx(21), 31, id=bytes.fromhex(operation[2:]))
+    facts = [_scheduled(operation, _tx(20), 30, data), cancelled, _scheduled(operation, _tx(22), 32, data)]
+    call = {"target": AGGREGATOR, "value": 0, "data": "0x" + data.hex(), "decoded": "setGracePeriod(2)"}
+    rounds = {"schedule": _tx(22), "schedule.1": _tx(20), "cancel.1": _tx(21)}
+
+    result = reconcile_chain(SCOPE, facts, Records(proposals=[ProposalRecord(operation, "pending", rounds, [call])]))
+
+    assert result.items == []
+    assert result.counts[Category.MATCHED.value] == 3
+    # a record kept before rounds were (its hashes merged): its last round's transactions are compared
+    merged = ProposalRecord(operation, "pending", {"schedule": _tx(22), "cancel": _tx(21)}, [call])
+    assert reconcile_chain(SCOPE, facts, Records(proposals=[merged])).items == []
+    # a real difference, in an earlier round or the last, is still reported
+    for wrong, expected in (
+        (rounds | {"schedule.1": _tx(99)}, f"schedule transaction of an earlier scheduling: recorded {_tx(99)}"),
+        (rounds | {"cancel.1": _tx(98)}, f"cancel transaction of an earlier scheduling: recorded {_tx(98)}"),
+        (rounds | {"schedule": _tx(97)}, f"schedule transaction: recorded {_tx(97)}, on-chain {_tx(22)}"),
+        ({"schedule": _tx(20), "cancel": _tx(21)}, f"schedule transaction: recorded {_tx(20)}, on-chain {_tx(22)}"),
+    ):
+        record = ProposalRecord(operation, "pending", wrong, [call])
+        (item,) = reconcile_chain(SCOPE, facts, Records(proposals=[record])).items
+        assert (item.category, item.subject) == (Category.PROPOSAL_MISMATCH, operation)
+        assert expected in item.detail
+    other_call = ProposalRecord(operation, "pending", rounds, [call | {"data": "0x" + "00" * 36}])
+    (item,) = reconcile_chain(SCOPE, facts, Records(proposals=[other_call])).items
+    assert "call 0: recorded" in item.detail
