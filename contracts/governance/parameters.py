@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from chain.artifacts import load_artifact
+from chain.signers import production_guard as guard
 from contracts.deploy import pool_key
 from contracts.governance.catalog import (
     PAUSABLE,
@@ -196,7 +197,10 @@ _BATCH = TypeAdapter(list[BatchEntry])
 
 def batch_file(path: Path) -> CallsFor:
     """A batch from a JSON file: ``[{"contract": "CreditAggregator", "function": "setGracePeriod", "args":
-    [86400]}, ...]`` (hex strings for bytes arguments)."""
+    [86400]}, ...]`` (hex strings for bytes arguments). In production every address among the calls' arguments is
+    checked as ``grant``, ``rotate`` and ``settlement-address`` check the holder they name
+    (``service.production_guard``): a batch may grant a role (``grantRole``'s account), set a settlement address,
+    or name any other holder, and none may be one of anvil's public devnet accounts."""
     try:
         entries = _BATCH.validate_json(path.read_bytes())
     except OSError as err:
@@ -207,7 +211,26 @@ def batch_file(path: Path) -> CallsFor:
     governed = [
         GovernedCall(entry.contract, entry.function, tuple(_argument(arg) for arg in entry.args)) for entry in entries
     ]
+    guard(
+        role_holders={
+            f"batch call {n} ({call.key}.{call.function}) argument {place}": address
+            for n, call in enumerate(governed, 1)
+            for place, address in _addresses(call.args)
+        }
+    )
     return lambda chain: list(governed)
+
+
+def _addresses(args: Any, at: str = "") -> list[tuple[str, str]]:
+    """(position, address) of every address among ``args``, in nested lists too (``2``, ``3.1``)."""
+    found = []
+    for n, value in enumerate(args, 1):
+        place = f"{at}{n}"
+        if isinstance(value, (list, tuple)):
+            found.extend(_addresses(value, f"{place}."))
+        elif isinstance(value, str) and is_address(value) and len(value) == 42:
+            found.append((place, to_checksum_address(value)))
+    return found
 
 
 def combine(*parts: CallsFor) -> CallsFor:

@@ -3,6 +3,8 @@ belongs, an entry that is no object) is refused naming the file, not a TypeError
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
 from pathlib import Path
 from typing import cast
@@ -10,7 +12,9 @@ from typing import cast
 import pytest
 from eth_utils.address import to_checksum_address
 
+from api.cli.admin import PROPOSALS
 from chain.safe import SafeError, SafeTransaction
+from chain.signers import ProductionProfileRefused, devnet_account
 from contracts.governance.catalog import CatalogError
 from contracts.governance.parameters import batch_file
 from contracts.governance.service import GovernanceError, GovernedChain, load_proposals, load_signatures
@@ -66,3 +70,32 @@ def test_a_safe_transaction_said_to_be_a_delegatecall_is_refused(tmp_path: Path)
     with pytest.raises(SafeError, match=r"operation 1: only a CALL \(0\) is signed"):
         SafeTransaction.from_json({**safe_tx, "operation": 1})
     assert SafeTransaction.from_json({**safe_tx, "operation": 0}) == SafeTransaction.from_json(safe_tx)
+
+
+def test_a_batch_naming_a_devnet_account_is_refused_in_production_as_grant_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`grant`, `rotate` and `settlement-address` refuse a devnet account as the new holder in production; a batch
+    file's grantRole of the same account was accepted (its arguments were never checked)."""
+    path = tmp_path / "batch.json"
+    devnet, real = devnet_account(7).address, to_checksum_address("0x" + "cd" * 20)
+    calls = [
+        {"contract": "CreditAggregator", "function": "setSettlementAddress", "args": ["0x" + "ab" * 32, real]},
+        {"contract": "CreditAggregator", "function": "grantRole", "args": ["0x" + "55" * 32, devnet.lower()]},
+        {"contract": "Safe", "function": "setOwners", "args": [[real, devnet]]},
+    ]
+    path.write_text(json.dumps(calls))
+    monkeypatch.setenv("CREDITMESH_ENVIRONMENT", "production")
+    grant = argparse.Namespace(role="guardian", holder=devnet)
+    with pytest.raises(ProductionProfileRefused, match=r"governance account #1 .* anvil's public devnet"):
+        PROPOSALS["grant"][2](grant)
+
+    with pytest.raises(ProductionProfileRefused) as refused:
+        PROPOSALS["batch"][2](argparse.Namespace(file=path))
+
+    problems = " ".join(refused.value.problems)
+    assert "batch call 2 (CreditAggregator.grantRole) argument 2" in problems
+    assert "batch call 3 (Safe.setOwners) argument 1.2" in problems
+    assert real not in problems
+    monkeypatch.setenv("CREDITMESH_ENVIRONMENT", "local")
+    assert len(batch_file(path)(cast(GovernedChain, None))) == 3
