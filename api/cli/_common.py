@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
-__all__ = ["API_PORT", "devnet_index", "local_rpc", "positive_number", "positive_seconds"]
+__all__ = ["API_PORT", "bytes32_hex", "devnet_index", "local_rpc", "positive_number", "positive_seconds"]
 
 API_PORT = 8000  # the API's port in `creditmesh run` and `creditmesh serve`
 
@@ -49,3 +50,12 @@ def devnet_index(text: str) -> int:
     if not text.isdigit() or int(text) >= DEVNET_ACCOUNTS:
         raise argparse.ArgumentTypeError(f"{text!r} is no devnet account: 0 to {DEVNET_ACCOUNTS - 1}")
     return int(text)
+
+
+def bytes32_hex(text: str) -> str:
+    """An operation id or a salt: ``0x`` and 64 hex digits (lower-cased). Another — an id cut short (``0x3f…``), a
+    word (``latest``), a digit that is not hex, or no ``0x`` (two digits were dropped as if it were there) — is
+    refused by the parser, naming it; ``bytes.fromhex`` ended such a command with a traceback."""
+    if not re.fullmatch(r"0x[0-9a-fA-F]{64}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 32 bytes of hex: 0x and 64 hex digits")
+    return text.lower()

@@ -48,7 +48,7 @@ from api.cli._admin_chains import (
     opened,
     production_guard_chains,
 )
-from api.cli._common import devnet_index
+from api.cli._common import bytes32_hex, devnet_index
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError
 from chain.signers import DEVNET_ROLE_INDEX, LocalSigner, Role, Signer, devnet_account, is_production
@@ -523,7 +523,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
             parser.add_argument(name, **options)
         parser.add_argument("--via", choices=("safe", "key"), default="safe", help="schedule from the Safe or a key")
         parser.add_argument("--out", type=Path, default=None, help="proposal file (Safe path)")
-        parser.add_argument("--salt", default=None, help="0x-prefixed 32 bytes (default: random)")
+        parser.add_argument(
+            "--salt", type=bytes32_hex, default=None, help="0x and 64 hex digits, 32 bytes (default: random)"
+        )
         parser.add_argument("--dry-run", action="store_true", help="simulate and show values before and after")
         parser.add_argument(
             "--fork", action="store_true", help="with --dry-run: execute on a local anvil fork, read the values after"
@@ -560,7 +562,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         if name == "cancel":
             parser.add_argument("--via", choices=("safe", "key"), default="key")
             parser.add_argument("--out", type=Path, default=None, help="cancellation file (Safe path)")
-        parser.add_argument("operation_id", nargs="?", default=None)
+        parser.add_argument("operation_id", nargs="?", type=bytes32_hex, default=None, help="0x and 64 hex digits")
         parser.add_argument("--proposal", type=Path, default=None, help="every chain's operation in this file")
         _key_options(parser)
         parser.set_defaults(func=_run(command))

@@ -12,6 +12,7 @@ signing and the ``Governance`` that sends and records here."""
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -426,7 +427,7 @@ class Governance:
                 uow.commit()
 
     def find(self, chain: GovernedChain, operation_id: str) -> ScheduledOperation:
-        wanted = bytes.fromhex(operation_id.removeprefix("0x"))
+        wanted = _operation_bytes(operation_id)
         for scheduled in read_operations(chain.timelock, chain.timelock_block):
             if scheduled.operation_id == wanted:
                 return scheduled
@@ -457,7 +458,7 @@ class Governance:
 
     def state(self, chain_name: str, operation_id: str) -> OperationState:
         chain = self.chain(chain_name)
-        return operation_state(chain.timelock, bytes.fromhex(operation_id.removeprefix("0x")))
+        return operation_state(chain.timelock, _operation_bytes(operation_id))
 
     # ------------------------------------------------------------------ guardian
 
@@ -483,3 +484,10 @@ class Governance:
             except CHAIN_FAILURES as err:
                 outcome.refused.append((what, failure(chain.name, err)))
         return outcome
+
+
+def _operation_bytes(operation_id: str) -> bytes:
+    """An operation id's 32 bytes; refused (``GovernanceError``) unless it is ``0x`` and 64 hex digits."""
+    if not re.fullmatch(r"0x[0-9a-fA-F]{64}", operation_id):
+        raise GovernanceError(f"{operation_id!r} is not an operation id: 0x and 64 hex digits")
+    return bytes.fromhex(operation_id[2:])

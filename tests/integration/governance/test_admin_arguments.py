@@ -10,6 +10,7 @@ import pytest
 from eth_utils.crypto import keccak
 
 from chain.signers import devnet_account
+from contracts.governance.service import Governance, GovernanceError, GovernedChain
 from tests.integration.governance.support import Admin
 
 pytestmark = pytest.mark.integration
@@ -31,3 +32,19 @@ def test_a_settlement_address_is_proposed_from_a_key(admin: Admin) -> None:
         assert f"CreditAggregator.setSettlementAddress(providerId={provider}, account={settlement})" in proposed
         assert re.search(r"scheduled 0x[0-9a-f]{64}: tx 0x[0-9a-f]{64}", proposed)
     assert [row.proposer for row in admin.rows()] == [devnet_account(0).address] * 2
+
+
+@pytest.mark.parametrize("operation_id", ["latest", "0x3f…", "0x" + "zz" * 32, "ab" * 32])
+def test_an_operation_id_that_is_not_32_bytes_of_hex_is_refused_not_a_traceback(
+    admin: Admin, operation_id: str
+) -> None:
+    """The parser refuses it on the command line; Governance.find refuses it too (a GovernanceError the command
+    ends with in one line) rather than bytes.fromhex's ValueError."""
+    chain = admin.chains["ethereum-local"]
+    with pytest.raises(SystemExit) as parsed:
+        admin("--chains", chain.name, "execute", operation_id)
+    assert parsed.value.code == 2
+    assert "is not 32 bytes of hex: 0x and 64 hex digits" in admin.capsys.readouterr().err
+    governed = GovernedChain(chain.name, chain.w3, chain.record)
+    with Governance([governed]) as governance, pytest.raises(GovernanceError, match="is not an operation id"):
+        governance.find(governed, operation_id)

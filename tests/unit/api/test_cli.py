@@ -215,3 +215,30 @@ def test_an_admin_command_whose_rpc_stops_answering_is_refused_in_one_line(capsy
     assert capsys.readouterr().err == (
         "refused: ConnectionError: HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded\n"
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["admin", "execute", "{}"],
+        ["admin", "cancel", "{}"],
+        ["admin", "propose", "grace-period", "3600", "--salt", "{}"],
+    ],
+)
+@pytest.mark.parametrize("value", ["0x3f…", "latest", "0x" + "zz" * 32, "0x3f", "ab" * 32, "0x" + "ab" * 33])
+def test_an_operation_id_or_salt_is_32_bytes_of_hex(
+    command: list[str], value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``execute 0x3f…``, ``execute latest`` and ``--salt 0xzz`` ended with bytes.fromhex's traceback; a salt without
+    0x lost its first two digits (taken for the 0x)."""
+    with pytest.raises(SystemExit) as refused:
+        build_parser(["admin"]).parse_args([part.replace("{}", value) for part in command])
+    assert refused.value.code == 2
+    assert f"{value!r} is not 32 bytes of hex: 0x and 64 hex digits" in capsys.readouterr().err
+
+
+def test_an_operation_id_and_a_salt_in_any_case_are_read_in_lower_case() -> None:
+    mixed = "0x" + "aB" * 32
+    parser = build_parser(["admin"])
+    assert parser.parse_args(["admin", "execute", mixed]).operation_id == mixed.lower()
+    assert parser.parse_args(["admin", "propose", "grace-period", "1", "--salt", mixed]).salt == mixed.lower()
