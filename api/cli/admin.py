@@ -168,6 +168,8 @@ def _report_checks(chain: str, w3: Web3, record: DeploymentRecord) -> int:
 
 
 def cmd_propose(args: argparse.Namespace) -> None:
+    if args.fork and not args.dry_run:  # it was ignored, and the proposal made for real
+        raise SystemExit("--fork goes with --dry-run only (it runs the dry run on a local fork): nothing was proposed")
     with governing(args) as governance:
         chains = list(governance.chains.values())
         calls_for: CallsFor = args.build(args)
@@ -241,8 +243,17 @@ def _local_records(args: argparse.Namespace, chains: list[str]) -> dict[str, Dep
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
+    """Every chain's SafeTx of the file; with ``--chains`` naming some chains, only theirs (the others' are left for
+    another submit, each said). A chain of the file the chains file does not know is refused with ``all``."""
     with governing(args) as governance:
         proposals = load_proposals(args.proposal)
+        if args.chains != "all":
+            for proposal in proposals:
+                if proposal.chain_name not in governance.chains:
+                    _say(proposal.chain_name, "not submitted: not among --chains")
+            proposals = [proposal for proposal in proposals if proposal.chain_name in governance.chains]
+            if not proposals:
+                raise GovernanceError(f"{args.proposal} has no proposal for --chains {args.chains}: nothing was sent")
         signatures = [signature for path in args.signatures for signature in load_signatures(path)]
         with _each_sent(proposals):
             governance.submit(proposals, signatures, _signer(args, DEVNET_ROLE_INDEX[Role.DEPLOYER]))
@@ -528,7 +539,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         )
         parser.add_argument("--dry-run", action="store_true", help="simulate and show values before and after")
         parser.add_argument(
-            "--fork", action="store_true", help="with --dry-run: execute on a local anvil fork, read the values after"
+            "--fork",
+            action="store_true",
+            help="with --dry-run only: execute on a local anvil fork, read the values after",
         )
         _key_options(parser)
         parser.set_defaults(func=_run(cmd_propose), build=build)

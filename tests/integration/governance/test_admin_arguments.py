@@ -9,9 +9,12 @@ import re
 import pytest
 from eth_utils.crypto import keccak
 
+from chain.safe import read_safe, safe_contract
 from chain.signers import devnet_account
 from contracts.governance.service import Governance, GovernanceError, GovernedChain
+from tests.contracts.harness import DEPLOYER
 from tests.integration.governance.support import Admin
+from tests.support.devnet import DeployedChain
 
 pytestmark = pytest.mark.integration
 
@@ -48,3 +51,46 @@ def test_an_operation_id_that_is_not_32_bytes_of_hex_is_refused_not_a_traceback(
     governed = GovernedChain(chain.name, chain.w3, chain.record)
     with Governance([governed]) as governance, pytest.raises(GovernanceError, match="is not an operation id"):
         governance.find(governed, operation_id)
+
+
+def test_fork_without_dry_run_is_refused_before_anything_is_proposed(admin: Admin) -> None:
+    """`--fork` alone was ignored: the proposal was made for real, on the chain."""
+    chain = admin.chains["ethereum-local"]
+    sent = chain.w3.eth.get_transaction_count(DEPLOYER.address)
+
+    with pytest.raises(SystemExit) as refused:
+        admin("--chains", chain.name, "propose", "grace-period", "3600", "--via", "key", "--fork")
+
+    assert "--fork goes with --dry-run only" in str(refused.value.code)
+    assert chain.w3.eth.get_transaction_count(DEPLOYER.address) == sent
+    assert "scheduled" not in admin.capsys.readouterr().out
+
+
+def test_a_proposal_file_is_submitted_on_the_chains_named(admin: Admin) -> None:
+    """A proposal for every chain submitted with --chains naming one was refused as a whole ("unknown chain")."""
+    proposal = admin.tmp / "grace.json"
+    admin("propose", "grace-period", "86400", "--out", str(proposal))
+    signatures = [str(admin.tmp / f"{owner}.json") for owner in (12, 13)]
+    for owner, path in zip((12, 13), signatures, strict=True):
+        admin("sign", str(proposal), "--account", str(owner), "--out", path)
+
+    out = admin("--chains", "polygon-local", "submit", str(proposal), *signatures)
+
+    assert re.findall(r"\[(\S+)\] Safe scheduled 0x[0-9a-f]{64}", out) == ["polygon-local"]
+    assert "[ethereum-local] not submitted: not among --chains" in out
+    assert {name: _safe_nonce(chain) for name, chain in admin.chains.items()} == {
+        "ethereum-local": 0,
+        "polygon-local": 1,
+        "arbitrum-local": 0,
+    }
+    rest = admin("--chains", "ethereum-local,arbitrum-local", "submit", str(proposal), *signatures)
+    assert sorted(re.findall(r"\[(\S+)\] Safe scheduled 0x[0-9a-f]{64}", rest)) == ["arbitrum-local", "ethereum-local"]
+    assert sorted(row.chain_name for row in admin.rows()) == ["arbitrum-local", "ethereum-local", "polygon-local"]
+    elsewhere = admin.tmp / "ethereum.json"
+    admin("--chains", "ethereum-local", "propose", "grace-period", "3600", "--out", str(elsewhere))
+    refused = admin.refused("--chains", "polygon-local", "submit", str(elsewhere), *signatures)
+    assert f"{elsewhere} has no proposal for --chains polygon-local: nothing was sent" in refused
+
+
+def _safe_nonce(chain: DeployedChain) -> int:
+    return read_safe(safe_contract(chain.w3, chain.record.address("Safe"))).nonce
