@@ -32,6 +32,9 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     uint256 public constant DEFAULT_CLOSE_FACTOR_BPS = 5_000;
     uint16 public constant MAX_LIQUIDATION_BONUS_BPS = 2_000;
     uint32 public constant MAX_HEARTBEAT = 7 days;
+    /// @notice The highest `fullCloseValue` governance may set: 1,000,000 USD (8 decimals). Above it, almost every
+    /// position could be closed in full by one liquidation at a health factor just below 1.
+    uint128 public constant MAX_FULL_CLOSE_VALUE = 1_000_000e8;
     uint256 private constant BPS = 10_000;
     uint256 private constant WAD = 1e18;
     uint8 private constant VALUE_DECIMALS = 8;
@@ -474,6 +477,10 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     }
 
     /// @notice Sets the full-close and minimum-leftover values (USD, 8 decimals). Admin (the timelock) only.
+    /// @dev `fullCloseValue_` at most `MAX_FULL_CLOSE_VALUE`, `minLeftoverValue_` at most half of it: a position
+    /// liquidated partially (debt and collateral each worth at least `fullCloseValue`) then always has a repayment
+    /// leaving at least `minLeftoverValue` of both — up to the 50% close factor for the debt — so
+    /// `MustNotLeaveDust` never makes it unliquidatable. `InvalidLiquidationThresholds` otherwise.
     function setLiquidationThresholds(uint128 fullCloseValue_, uint128 minLeftoverValue_)
         external
         onlyRole(DEFAULT_ADMIN_ROLE)
@@ -482,6 +489,9 @@ contract CollateralManager is ICollateralManager, AccessControl, Pausable, Reent
     }
 
     function _setLiquidationThresholds(uint128 fullCloseValue_, uint128 minLeftoverValue_) private {
+        if (fullCloseValue_ > MAX_FULL_CLOSE_VALUE || uint256(minLeftoverValue_) * 2 > fullCloseValue_) {
+            revert Errors.InvalidLiquidationThresholds(fullCloseValue_, minLeftoverValue_);
+        }
         (fullCloseValue, minLeftoverValue) = (fullCloseValue_, minLeftoverValue_);
         emit LiquidationThresholdsChanged(fullCloseValue_, minLeftoverValue_);
     }

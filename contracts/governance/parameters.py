@@ -2,7 +2,7 @@
 collateral parameters, the pool's rate model and reserve factor, the grace period, settlement addresses, pool
 registration, unpausing what is paused, and role grants, revocations and rotations (the new key granted before the
 old one is revoked, in one batch). Bounds are the contracts' own: ``service.simulate`` runs every call as the
-Timelock."""
+Timelock; the liquidation thresholds' are also checked here first, for a CollateralManager deployed without them."""
 
 from __future__ import annotations
 
@@ -59,9 +59,27 @@ def grace_period(seconds: int) -> CallsFor:
     return lambda chain: [GovernedCall("CreditAggregator", "setGracePeriod", (seconds,))]
 
 
+MAX_FULL_CLOSE_VALUE_USD8 = 1_000_000 * 10**8  # CollateralManager.MAX_FULL_CLOSE_VALUE
+
+
 def liquidation_thresholds(full_close_value_usd8: int, min_leftover_value_usd8: int) -> CallsFor:
     """The close-factor thresholds: below ``full_close_value`` a liquidation may close the whole debt; it may not
-    leave less than ``min_leftover_value`` (USD, 8 decimals)."""
+    leave less than ``min_leftover_value`` (USD, 8 decimals). Refused here, before any chain is asked, unless
+    ``0 <= min_leftover_value <= full_close_value / 2`` and ``full_close_value <= MAX_FULL_CLOSE_VALUE_USD8``, the
+    contract's own bounds (``InvalidLiquidationThresholds``), which a CollateralManager deployed before them lacks:
+    a larger leftover than half the full-close value left positions no partial liquidation could touch
+    (``MustNotLeaveDust``) and no full close was allowed for."""
+    if not 0 <= full_close_value_usd8 <= MAX_FULL_CLOSE_VALUE_USD8:
+        raise CatalogError(
+            f"full close value {full_close_value_usd8} is outside 0 to {MAX_FULL_CLOSE_VALUE_USD8} "
+            "(USD with 8 decimals: at most 1,000,000 USD)"
+        )
+    if not 0 <= 2 * min_leftover_value_usd8 <= full_close_value_usd8:
+        raise CatalogError(
+            f"min leftover value {min_leftover_value_usd8} is outside 0 to half the full close value "
+            f"({full_close_value_usd8 // 2}): a position liquidated partially must be able to keep that much of its "
+            "debt and collateral, or no liquidation could reduce it (MustNotLeaveDust)"
+        )
     args = (full_close_value_usd8, min_leftover_value_usd8)
     return lambda chain: [GovernedCall("CollateralManager", "setLiquidationThresholds", args)]
 

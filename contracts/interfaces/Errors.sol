@@ -57,6 +57,8 @@ interface Errors {
     error SupplyCapExceeded(address asset, uint256 supplyCap, uint256 totalAfter);
     error InvalidCollateralParameters(uint16 ltvBps, uint16 liquidationThresholdBps, uint16 liquidationBonusBps);
     error InvalidFeedParameters(address feed, uint32 heartbeat);
+    /// @dev fullCloseValue above MAX_FULL_CLOSE_VALUE, or minLeftoverValue above half of it.
+    error InvalidLiquidationThresholds(uint128 fullCloseValue, uint128 minLeftoverValue);
     error InsufficientCollateral(uint256 requested, uint256 available);
     error HealthyPosition(uint256 healthFactor);
     error MustNotLeaveDust(uint256 debtLeftValue, uint256 collateralLeftValue);

@@ -58,3 +58,33 @@ def test_rotating_a_role_to_the_account_that_holds_it_is_refused(admin: Admin) -
     assert chain.w3.eth.get_transaction_count(DEPLOYER.address) == sent
     assert admin.rows() == []
     assert chain.contract("CreditAggregator").functions.hasRole(GUARDIAN_ROLE, guardian).call()
+
+
+@pytest.mark.parametrize(
+    ("full_close", "min_leftover", "says"),
+    [
+        (0, 2**127, "min leftover value 170141183460469231731687303715884105728 is outside 0 to half the full close"),
+        (100_000_000_000, 200_000_000_000, "min leftover value 200000000000 is outside 0 to half the full close value"),
+        (10**14 + 1, 0, f"full close value {10**14 + 1} is outside 0 to 100000000000000"),
+    ],
+)
+def test_liquidation_thresholds_that_would_stop_partial_liquidations_are_refused_before_any_chain_is_asked(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch, full_close: int, min_leftover: int, says: str
+) -> None:
+    """`propose liquidation-thresholds 0 2^127` passed (a CollateralManager deployed before its bounds has none):
+    executed, a position over the full-close value could only be liquidated partially and every partial
+    liquidation reverted MustNotLeaveDust. Refused here before the simulation, for such a contract too."""
+
+    def never(*args: object) -> object:
+        raise AssertionError("the chain was asked")
+
+    monkeypatch.setattr("contracts.governance.service.simulate", never)
+    chain = admin.chains["ethereum-local"]
+    sent = chain.w3.eth.get_transaction_count(DEPLOYER.address)
+
+    refused = admin.refused(
+        "--chains", chain.name, "propose", "liquidation-thresholds", str(full_close), str(min_leftover), "--via", "key"
+    )
+
+    assert says in refused
+    assert chain.w3.eth.get_transaction_count(DEPLOYER.address) == sent
