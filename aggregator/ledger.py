@@ -17,6 +17,14 @@ also writes its loan event (``aggregator.loan_events``) to the outbox in the sam
 writes none, and a reorg's rebuild writes none (its facts' events were written). An event of a fact the reorg
 deleted that no remaining fact makes again is cancelled, or retracted with ``loan.event_retracted`` when a recipient
 had it (``aggregator.retraction``).
+
+Facts reach a loan out of chain order: a receipt's are applied at once, and the indexer later applies the confirmed
+events it has not seen — among them events of earlier blocks no receipt recorded (the borrower's own repayment from
+its wallet, a third party's liquidation, a ``markDefault`` whose receipt wait ran out), or a receipt is applied late
+(the default job resuming its ``markDefault`` after a repayment's receipt). A new fact older (block, log index) than
+a fact of its loan recorded before it is not applied on top: the loan is recomputed from all its facts in chain
+order (``projection.caught_up``), and the fact's event is written when it is still true of the loan
+(``loan_events.told_late``: not ``loan.defaulted`` of a loan closed since).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aggregator.errors import AggregatorError
-from aggregator.loan_events import LoanEvent, fact_event
+from aggregator.loan_events import LoanEvent, fact_event, told_late
 from aggregator.projection import (
     ACTIVE,
     CANCELLED,
@@ -42,6 +50,9 @@ from aggregator.projection import (
     LedgerChain,
     LoanState,
     QuoteLink,
+    Rebuilt,
+    caught_up,
+    chain_order,
     loan_id_for,
     moved,
     new_loan,
@@ -133,6 +144,11 @@ class LedgerRepository(Protocol):
         """One on-chain loan's facts from the given contracts, in chain order."""
         ...
 
+    def fact_places(self, chain_id: int, loan_ref: int, addresses: Iterable[str]) -> list[tuple[int, int, int]]:
+        """Where one on-chain loan's facts from the given contracts are: (fact id, block number, log index) each,
+        in no particular order (``loan_facts`` without the facts)."""
+        ...
+
     def loan(self, loan_id: str) -> LoanState | None: ...
 
     def loan_by_onchain_id(self, chain_id: int, contract: str, loan_ref: int) -> LoanState | None: ...
@@ -198,12 +214,15 @@ def record_events(
     """
     ordered = sorted(events, key=lambda e: (e.block_number, e.log_index))
     new = ledger.add_facts(ordered, source)
+    recorded = _Recorded(ledger, chain, new.values())
     for event in ordered:
         if not chain.moves_loans(event.address):
             continue
         fact_id = new.get((event.block_hash, event.tx_hash, event.log_index))
         if fact_id is not None:
-            _apply(ledger, chain, Fact.of_event(event, fact_id), via_accept=via_accept, now=now)
+            fact = Fact.of_event(event, fact_id)
+            _apply(ledger, chain, fact, recorded, via_accept=via_accept, now=now)
+            recorded.applied(fact)
         elif via_accept and event.event == "LoanOpened":
             _claim_for_accept(ledger, chain, int(event.args["loanId"]))
     return len(new)
@@ -249,6 +268,50 @@ def record_batch(ledger: LedgerRepository, chain: LedgerChain, batch: EventBatch
     return applied
 
 
+class _Recorded:
+    """One application's new facts, those applied so far, and the place of the newest fact each loan had before it:
+    whether a new fact comes after a later one of its loan, and the facts its loan is replayed from when it does.
+
+    A loan's places are read once per application, when its first new fact is applied — after the loan's record was
+    read ``FOR UPDATE``: a receipt's transaction applying later facts of the loan at the same time has committed
+    them by then (PostgreSQL), or has not begun to (it waits for this one, and applies its facts on top)."""
+
+    def __init__(self, ledger: LedgerRepository, chain: LedgerChain, new: Iterable[int]) -> None:
+        self._ledger, self._chain = ledger, chain
+        self._new = set(new)
+        self._done: set[int] = set()  # new facts applied (or kept as facts only) so far
+        self._newest: dict[int, tuple[int, int] | None] = {}  # loan ref → newest place of its facts recorded before
+
+    @property
+    def _contracts(self) -> tuple[str, str]:
+        return self._chain.aggregator, self._chain.collateral_manager
+
+    def late(self, fact: Fact) -> bool:
+        """Whether a fact of its loan recorded before this application comes after ``fact`` in chain order."""
+        if fact.loan_ref is None:
+            return False
+        if fact.loan_ref not in self._newest:
+            places = self._ledger.fact_places(self._chain.chain_id, fact.loan_ref, self._contracts)
+            before = [(number, index) for fact_id, number, index in places if fact_id not in self._new]
+            self._newest[fact.loan_ref] = max(before, default=None)
+        newest = self._newest[fact.loan_ref]
+        return newest is not None and newest > chain_order(fact)
+
+    def applied(self, fact: Fact) -> None:
+        self._done.add(fact.id)
+
+    def through(self, fact: Fact) -> list[Fact]:
+        """The facts of ``fact``'s loan as far as it is applied: those recorded before, those new here applied
+        already, and ``fact`` itself — in chain order (not the new ones still to come)."""
+        if fact.loan_ref is None:
+            return [fact]
+        return [
+            found
+            for found in self._ledger.loan_facts(self._chain.chain_id, fact.loan_ref, self._contracts)
+            if found.id not in self._new or found.id in self._done or found.id == fact.id
+        ]
+
+
 def _claim_for_accept(ledger: LedgerRepository, chain: LedgerChain, loan_ref: int) -> None:
     loan = ledger.loan_by_onchain_id(chain.chain_id, chain.aggregator, loan_ref)
     if loan is not None and loan.opened_outside_accept:
@@ -259,7 +322,15 @@ def _accepted(loan: LoanState) -> LoanState:
     return replace(loan, opened_outside_accept=False)
 
 
-def _apply(ledger: LedgerRepository, chain: LedgerChain, fact: Fact, *, via_accept: bool, now: datetime | None) -> None:
+def _apply(
+    ledger: LedgerRepository,
+    chain: LedgerChain,
+    fact: Fact,
+    recorded: _Recorded,
+    *,
+    via_accept: bool,
+    now: datetime | None,
+) -> None:
     if fact.event == "LoanOpened":
         loan = _open(ledger, chain, fact, via_accept=via_accept, now=now)
     else:
@@ -268,18 +339,26 @@ def _apply(ledger: LedgerRepository, chain: LedgerChain, fact: Fact, *, via_acce
         found = ledger.loan_by_onchain_id(chain.chain_id, chain.aggregator, fact.loan_ref)
         if found is None:  # its LoanOpened is not recorded (read from a later block on): a fact only
             return
-        liquidated = fact.event == "LoanClosed" and ledger.liquidated_in(found.id, fact.tx_hash)
-        loan, entry = moved(found, fact, liquidated_in_tx=liquidated)
+        loan = found
+    late = recorded.late(fact)
+    replayed = caught_up(loan, chain, recorded.through(fact)) if late else None
+    if replayed is not None and replayed.loan is not None:  # a later fact of it came first: replayed in order
+        _save_rebuilt(ledger, loan, replayed)
+        loan = replayed.loan
+    elif fact.event != "LoanOpened":
+        liquidated = fact.event == "LoanClosed" and ledger.liquidated_in(loan.id, fact.tx_hash)
+        loan, entry = moved(loan, fact, liquidated_in_tx=liquidated)
         ledger.save_loan(loan)
         if entry is not None:
             ledger.add_entry(entry)
-    _publish(ledger, loan, fact)
+    _publish(ledger, loan, fact, late=late)
 
 
-def _publish(ledger: LedgerRepository, loan: LoanState, fact: Fact) -> None:
-    """The fact's loan event, written to the outbox in the ledger's transaction."""
+def _publish(ledger: LedgerRepository, loan: LoanState, fact: Fact, *, late: bool = False) -> None:
+    """The fact's loan event, written to the outbox in the ledger's transaction; of a ``late`` fact (one applied
+    after a later fact of its loan), only an event still true of the loan (``told_late``)."""
     found = fact_event(fact, loan.status)
-    if found is not None:
+    if found is not None and (not late or told_late(found, loan.status)):
         ledger.publish(loan, found)
 
 
@@ -308,7 +387,11 @@ def _rebuild(ledger: LedgerRepository, chain: LedgerChain, loan: LoanState, *, r
     facts = ledger.loan_facts(
         chain.chain_id, int(loan.onchain_loan_id or 0), (chain.aggregator, chain.collateral_manager)
     )
-    result = rebuilt(loan, chain, facts, reopened=reopened)
+    _save_rebuilt(ledger, loan, rebuilt(loan, chain, facts, reopened=reopened))
+
+
+def _save_rebuilt(ledger: LedgerRepository, loan: LoanState, result: Rebuilt) -> None:
+    """``loan`` as ``result`` recomputed it, its entries with it (deleted when it is no loan any more)."""
     ledger.clear_entries(loan.id)
     if result.loan is None:
         ledger.delete_loan(loan.id)

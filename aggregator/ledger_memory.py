@@ -66,6 +66,9 @@ class InMemoryLedger:
         ]
         return sorted(found, key=lambda f: (f.block_number, f.log_index))
 
+    def fact_places(self, chain_id: int, loan_ref: int, addresses: Iterable[str]) -> list[tuple[int, int, int]]:
+        return [(fact.id, fact.block_number, fact.log_index) for fact in self.loan_facts(chain_id, loan_ref, addresses)]
+
     def loan(self, loan_id: str) -> LoanState | None:
         return self.loans.get(loan_id)
 

@@ -5,7 +5,12 @@ cancelled), ``LoanWrittenOff`` → ``loan.written_off``.
 
 The key names the fact for the outbox's deduplication: a loan opens, defaults, is cancelled, closes and is written
 off once, so those are keyed by the event alone (also when a reorg moves the transaction to another block);
-repayments and liquidations repeat, keyed by transaction and log index."""
+repayments and liquidations repeat, keyed by transaction and log index.
+
+A fact that arrives after a later fact of its loan (the indexer's confirmed event of a block before one a receipt
+recorded) still makes its event — it happened: a repayment is a ``loan.repayment``, a liquidation a
+``loan.liquidated`` — except ``loan.defaulted`` when the loan is not in default any more (``told_late``): its
+recipients already heard the loan closed, and a default after that would read as its state now."""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from aggregator.outbox import (
     LOAN_REPAYMENT,
     LOAN_WRITTEN_OFF,
 )
+from aggregator.projection import DEFAULTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,14 @@ class RecordedFact(Protocol):
     def log_index(self) -> int: ...
     @property
     def block_number(self) -> int: ...
+
+
+def told_late(event: LoanEvent, status_now: str) -> bool:
+    """Whether the loan event of a fact applied after a later fact of its loan is still told, the loan's status
+    now (replayed in chain order) being ``status_now``: every event is but ``loan.defaulted`` of a loan that left
+    default since (repaid, liquidated, written off). The fact stays recorded (a default counts in the borrower's
+    history, ``QuotingRepository.ledger_defaults``)."""
+    return event.event_type != LOAN_DEFAULTED or status_now == DEFAULTED
 
 
 def fact_event(fact: RecordedFact, status_after: str) -> LoanEvent | None:

@@ -1,5 +1,6 @@
 """How chain facts move a loan: pure functions over plain values (no session, no clock), used by the ledger
-(``aggregator.ledger``) for each new fact and to rebuild a loan from its facts after a reorg.
+(``aggregator.ledger``) for each new fact, and to rebuild a loan from its facts after a reorg or when a fact arrives
+after a later one of its loan (``caught_up``).
 
 The loan's status follows the CreditAggregator's ``LoanStatus`` plus ``written_off``:
 
@@ -314,6 +315,23 @@ class Rebuilt:
 
     loan: LoanState | None
     entries: tuple[Entry, ...] = ()
+
+
+def chain_order(fact: Fact) -> tuple[int, int]:
+    """A fact's place in its chain: block number, then log index (the order the chain applied it in)."""
+    return fact.block_number, fact.log_index
+
+
+def caught_up(loan: LoanState, chain: LedgerChain, facts: Sequence[Fact]) -> Rebuilt | None:
+    """``loan`` recomputed from ``facts`` (its loan's facts so far, in chain order) when one arrived after a later
+    fact of the loan was applied: a receipt's facts are applied at once, and the indexer's confirmed events of
+    earlier blocks no receipt recorded (the borrower's own repayment, a third party's liquidation, a
+    ``markDefault`` whose receipt was not applied) come after them. ``moved`` does not commute — a late
+    ``LoanDefaulted`` would make a closed loan ``defaulted``, a late ``LoanRepaid`` would set its block's outstanding
+    principal — so the loan is replayed in chain order (``rebuilt``). None when its opening is not among ``facts``
+    (nothing to replay from)."""
+    result = rebuilt(loan, chain, facts, reopened=False)
+    return result if result.loan is not None else None
 
 
 def rebuilt(loan: LoanState, chain: LedgerChain, facts: Sequence[Fact], *, reopened: bool) -> Rebuilt:

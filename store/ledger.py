@@ -211,6 +211,18 @@ class SqlLedgerRepository:
             )
         )
 
+    def fact_places(self, chain_id: int, loan_ref: int, addresses: Iterable[str]) -> list[tuple[int, int, int]]:
+        """(fact id, block number, log index) of one on-chain loan's facts from the given contracts (read by
+        ``ix_chain_facts_loan``; the arguments are not loaded), in no particular order."""
+        rows = self.session.execute(
+            select(ChainFactRow.id, ChainFactRow.block_number, ChainFactRow.log_index).where(
+                ChainFactRow.chain_id == chain_id,
+                ChainFactRow.loan_ref == loan_ref,
+                ChainFactRow.address.in_(list(addresses)),
+            )
+        )
+        return [(int(fact_id), int(number), int(index)) for fact_id, number, index in rows]
+
     def registered_pools(self, chain_id: int, aggregator: str) -> list[str]:
         """The pools that ``PoolRegistered`` facts of the CreditAggregator at ``aggregator`` name, oldest first."""
         args = self.session.scalars(

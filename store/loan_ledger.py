@@ -172,6 +172,9 @@ class SqlLedger:
     def loan_facts(self, chain_id: int, loan_ref: int, addresses: Iterable[str]) -> list[Fact]:
         return [_fact(row) for row in self._rows.loan_facts(chain_id, loan_ref, addresses)]
 
+    def fact_places(self, chain_id: int, loan_ref: int, addresses: Iterable[str]) -> list[tuple[int, int, int]]:
+        return self._rows.fact_places(chain_id, loan_ref, addresses)
+
     def _remember(self, loan: LoanState) -> LoanState:
         self._forget(loan.id)
         self._known[loan.id] = loan
