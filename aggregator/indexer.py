@@ -9,7 +9,9 @@ over) writes nothing. A holder that dies is replaced within ``ttl`` plus one ret
 or the node is logged and waited out. Contracts are those of the chain's deployment record (CreditAggregator,
 CollateralManager, the LendingPools, CreditScoringOracle, the Timelock); a pool registered later is read from its
 ``PoolRegistered`` on — also the rest of the range that registers it (the reader backfills it before delivering the
-range) — and, after a restart, from the pools the chain facts show registered.
+range) — and, at the start of each leadership, from the pools the chain facts show registered: a restart, or the
+lease back after another process led and recorded pools registered meanwhile (unwatched, their facts would be
+missing, and a re-read range would delete them as stale).
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ class ChainIndexer:
             fence=self._fence,
             discover=self._registered_pool,
         )
-        self._pools_loaded = False
+        self._pools_loaded_under: int | None = None  # the lease token the registered pools were read under
         self._write_batch = batch_writer(self.chain)
 
     @property
@@ -103,15 +105,18 @@ class ChainIndexer:
         return _pool(str(event.args["pool"]))
 
     def _load_registered_pools(self) -> None:
-        """The pools the chain facts show registered (a restart after a pool registered since the deployment)."""
+        """The pools the chain facts show registered (registered since the deployment, read by this process before
+        a restart or by another while it led)."""
         for pool in registered_pools(self.database, self.chain_id, self.chain.aggregator):
             self.reader.watch(_pool(pool))
 
     async def poll(self) -> int:
-        """One read under the held lease: everything confirmed since the checkpoint; the events delivered."""
-        if not self._pools_loaded:
+        """One read under the held lease: everything confirmed since the checkpoint; the events delivered. The
+        first of each leadership (a new lease token: every takeover moves it) reads the registered pools first."""
+        leadership = -1 if self.lease is None else self.lease.token
+        if self._pools_loaded_under != leadership:
             await asyncio.to_thread(self._load_registered_pools)
-            self._pools_loaded = True
+            self._pools_loaded_under = leadership
         return await self.reader.poll(writer=self._write_batch)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -143,6 +148,7 @@ class ChainIndexer:
 
     async def _step_down(self) -> None:
         self.lease = None
+        self._pools_loaded_under = None  # another process may register pools while it leads
 
 
 def _pool(address: str) -> WatchedContract:

@@ -302,3 +302,39 @@ async def test_a_pool_registered_inside_a_range_is_read_from_its_registration_an
     h.advance(1)
     await restarted.poll()
     assert "Deposit" in [f.event for f in _facts(database) if f.tx_hash == second]
+
+
+async def test_a_pool_registered_while_another_process_led_is_read_when_the_lease_comes_back(
+    ethereum_local: DeployedChain, client: ChainClient, database: Database
+) -> None:
+    """A leads, B takes the lease over and records a pool's registration and first deposit, A leads again: A reads
+    the pool's events from its first poll on (it read the registered pools only once, when it first led)."""
+    h = Harness(ethereum_local)
+    head = h.w3.eth.get_block("latest")
+    await SqlChainStore(database.sessions).run(
+        lambda repo: repo.set_checkpoint(h.chain.chain_id, READER, int(head["number"]), head["hash"].to_0x_hex())
+    )
+    first_leader = await _leading(client, ethereum_local.record, database)
+    h.advance(1)
+    await first_leader.poll()
+    await first_leader.leases.release(first_leader.lease)  # type: ignore[arg-type]
+
+    other = await _leading(client, ethereum_local.record, database)
+    pool = deploy_pool(h)
+    h.govern(h.aggregator, "registerPool", pool.address)
+    first = deposit(h, pool, 1_000 * USDC)
+    h.advance(1)
+    await other.poll()
+    assert "Deposit" in [f.event for f in _facts(database) if f.tx_hash == first]
+    await other.leases.release(other.lease)  # type: ignore[arg-type]
+
+    back = await first_leader.leases.acquire(
+        LEASE_KIND, first_leader.chain_id, first_leader.holder, timedelta(minutes=5)
+    )
+    assert back is not None
+    first_leader.lease = back
+    second = deposit(h, pool, 500 * USDC)
+    h.advance(1)
+    await first_leader.poll()
+    assert first_leader.reader.watches(pool.address)
+    assert "Deposit" in [f.event for f in _facts(database) if f.tx_hash == second]
