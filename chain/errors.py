@@ -23,6 +23,11 @@ class RpcUnavailable(ChainError):
     """No configured RPC URL of a chain answered."""
 
 
+class RpcRateLimited(RpcUnavailable):
+    """The node kept refusing a call for the caller's rate (its provider's rate limit), after a few paced tries: an
+    outage for now, the same call to be asked again later."""
+
+
 class ArtifactNotFound(ChainError):
     """A compiled contract artifact is missing: run `make compile` (scripts/setup.sh)."""
 

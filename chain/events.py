@@ -1,8 +1,11 @@
 """The event reader: contract events decoded with the artifacts' ABIs, delivered only once their block is
 ``confirmations`` deep, with reorgs traced back to the common ancestor and re-read.
 
-* ``eth_getLogs`` over adaptive block ranges: a range the node refuses (too many results, too wide, timed out)
-  is halved, a range that passes is doubled up to ``max_range``.
+* ``eth_getLogs`` over adaptive block ranges: a range the node refuses as too heavy (too many results, too wide,
+  timed out: ``chain.log_refusals``) is halved, a range that passes is doubled up to ``max_range``; a single block
+  refused for all the watched addresses at once is read one address at a time. A refusal for the provider's rate
+  limit is no reason to read less: the same range is asked again after a pause (``RATE_LIMIT_TRIES`` in all, the
+  pauses doubling, with jitter), then the poll fails with ``RpcRateLimited``, an outage its caller waits out.
 * Before a range is delivered its end block's hash is read before and after ``eth_getLogs``, and every log's
   block hash must match: a reorg during the read discards the range.
 * The checkpoint (block number and hash) and the hashes of recently delivered blocks are persisted per (chain,
@@ -35,13 +38,15 @@ from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from sqlalchemy.orm import Session
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 from web3._utils.events import get_event_data
 from web3.exceptions import Web3Exception
 from web3.types import EventData, FilterParams, LogReceipt
 
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
-from chain.errors import ChainError, RpcUnavailable
+from chain.errors import ChainError, RpcRateLimited, RpcUnavailable
+from chain.log_refusals import range_too_wide, rate_limited
 from chain.waiting import wait_at_most
 from store.chain import ChainRepository, SqlChainStore
 
@@ -106,7 +111,7 @@ Fence = Callable[[Session], None]
 Discover = Callable[[ChainEvent], WatchedContract | None]
 """The contract an event registers, whose events are to be read too (None for most events)."""
 
-_RANGE_REFUSALS = ("range", "limit", "too many", "exceed", "timeout", "response size")
+RATE_LIMIT_TRIES = 4  # eth_getLogs of one range refused for the provider's rate, before the poll fails
 
 
 class _RangeTooWide(Exception):
@@ -242,7 +247,10 @@ class EventReader:
         keep_hashes: int = 256,
         fence: Fence | None = None,
         discover: Discover | None = None,
+        rate_limit_pause: float = 1.0,
     ) -> None:
+        """``rate_limit_pause``: the first pause (seconds, with jitter) before asking again a range the provider
+        refused for its rate limit; it doubles per refusal, up to eight times itself."""
         self.client, self.store, self.reader = client, store, reader
         self.chain_id = client.config.chain_id
         self.contracts = list(contracts)
@@ -251,6 +259,7 @@ class EventReader:
         self.max_range, self.keep_hashes = max_range, keep_hashes
         self._range = max(1, min(initial_range, max_range))
         self.fence, self.discover = fence, discover
+        self.rate_limit_pause = rate_limit_pause
         self._decoder = EventDecoder(client.w3.codec)
         for contract in self.contracts:
             self._decoder.add(contract)
@@ -373,15 +382,52 @@ class EventReader:
         return batch, end_after, log_hashes
 
     async def _logs(self, from_block: int, to_block: int, addresses: list[ChecksumAddress]) -> list[LogReceipt]:
+        """The logs of ``addresses`` in the range; a single block refused as too heavy for them all at once (more
+        logs of ours than the node answers in one call) is read one address at a time, in log order, rather than
+        hold the chain's reading at that block for ever."""
+        try:
+            return await self._paced_logs(from_block, to_block, addresses)
+        except _RangeTooWide as err:
+            if from_block != to_block or len(addresses) < 2:
+                raise
+            log.warning(
+                "%s: eth_getLogs refused for block %s (%s): reading its %s addresses one at a time",
+                self.client.name,
+                from_block,
+                err,
+                len(addresses),
+            )
+        entries: list[LogReceipt] = []
+        for address in addresses:
+            entries += await self._paced_logs(from_block, to_block, [address])
+        return sorted(entries, key=lambda entry: int(entry["logIndex"]))
+
+    async def _paced_logs(self, from_block: int, to_block: int, addresses: list[ChecksumAddress]) -> list[LogReceipt]:
+        """One ``eth_getLogs``, asked again after a pause while the provider refuses it for its rate limit."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(RATE_LIMIT_TRIES),
+            wait=wait_random_exponential(multiplier=self.rate_limit_pause, max=8 * self.rate_limit_pause),
+            retry=retry_if_exception_type(RpcRateLimited),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._get_logs(from_block, to_block, addresses)
+        raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
+
+    async def _get_logs(self, from_block: int, to_block: int, addresses: list[ChecksumAddress]) -> list[LogReceipt]:
         params: FilterParams = {"fromBlock": from_block, "toBlock": to_block, "address": addresses}
         try:
             return list(await self.client.w3.eth.get_logs(params))
         except RpcUnavailable:
             raise
         except (Web3Exception, ValueError) as err:
-            if any(token in str(err).lower() for token in _RANGE_REFUSALS):
+            where = f"{self.client.name}: eth_getLogs {from_block}-{to_block}"
+            if rate_limited(err):
+                raise RpcRateLimited(f"{where} refused for the provider's rate limit: {err}") from err
+            if range_too_wide(err):
                 raise _RangeTooWide(str(err)) from err
-            raise ChainError(f"{self.client.name}: eth_getLogs {from_block}-{to_block} failed: {err}") from err
+            raise ChainError(f"{where} failed: {err}") from err
 
     async def _backfill(self, events: list[ChainEvent], to_block: int) -> list[LogReceipt]:
         """The logs, up to ``to_block``, of the contracts that ``events`` register and that are not watched yet,

@@ -2,11 +2,11 @@
 
 ``EventReader`` (``chain.events``) follows contracts continuously, with checkpoints and reorg handling; this is
 its small sibling for a single read on the request path (a wallet's loans, say): ``eth_getLogs`` filtered by
-event and indexed arguments, over block ranges of at most ``max_range`` blocks. A range the node refuses (too
-many results, range too wide, query timeout) is halved and retried, a range that passes lets the next one double
-again up to ``max_range``. Every ``eth_getLogs`` call has its own ``call_timeout``; a call that runs out of it, or a
-node that refuses even a single block, raises ``LogQueryError``. An outage raises the client's
-``RpcUnavailable``. Both are ``ChainError``\\ s.
+event and indexed arguments, over block ranges of at most ``max_range`` blocks. A range the node refuses as too
+heavy (too many results, range too wide, query timeout: ``chain.log_refusals``; a rate limit is not) is halved and
+retried, a range that passes lets the next one double again up to ``max_range``. Every ``eth_getLogs`` call has its
+own ``call_timeout``; a call that runs out of it, or a node that refuses even a single block, raises
+``LogQueryError``. An outage raises the client's ``RpcUnavailable``. Both are ``ChainError``\\ s.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from web3.types import FilterParams, LogReceipt
 
 from chain.client import ChainClient
 from chain.errors import ChainError, RpcUnavailable
+from chain.log_refusals import range_too_wide
 
 DEFAULT_MAX_RANGE = 10_000  # blocks; what common RPC providers accept per eth_getLogs call
 DEFAULT_CALL_TIMEOUT = 10.0  # seconds per eth_getLogs call
-_RANGE_REFUSALS = ("range", "limit", "too many", "exceed", "timeout", "response size")
 _STATIC_TOPIC_TYPES = ("address", "bool", "uint", "int", "bytes")
 
 
@@ -93,7 +93,7 @@ async def fetch_logs(
         except RpcUnavailable:
             raise
         except (ChainError, Web3Exception, ValueError) as err:  # the node's error answer
-            if span > 1 and any(token in str(err).lower() for token in _RANGE_REFUSALS):
+            if span > 1 and range_too_wide(err):
                 span = max(1, span // 2)
                 continue
             raise LogQueryError(f"{client.name}: eth_getLogs {start}-{end} failed: {err}") from err
@@ -174,7 +174,7 @@ async def fetch_raw_logs(
         except RpcUnavailable:
             raise
         except (Web3Exception, ValueError) as err:
-            if span > 1 and any(token in str(err).lower() for token in _RANGE_REFUSALS):
+            if span > 1 and range_too_wide(err):
                 span = max(1, span // 2)
                 continue
             raise LogQueryError(f"{client.name}: eth_getLogs {start}-{end} failed: {err}") from err

@@ -42,3 +42,18 @@ async def test_one_block_over_the_timeout_raises() -> None:
     client, _ = _client(slow_over=0)
     with pytest.raises(LogQueryError, match="took over"):
         await fetch_raw_logs(client, [ADDRESS], from_block=1, to_block=4, max_range=4, call_timeout=0.05)
+
+
+async def test_a_rate_limit_is_no_reason_to_halve_the_range() -> None:
+    """A provider's "rate limit exceeded" was taken for "range too wide": the range was halved down to one block
+    (a call each, hammering the provider) before the error came out."""
+    calls: list[tuple[int, int]] = []
+
+    async def get_logs(params: dict[str, Any]) -> list[dict[str, Any]]:
+        calls.append((int(params["fromBlock"]), int(params["toBlock"])))
+        raise ValueError({"code": -32005, "message": "rate limit exceeded"})
+
+    client = cast(ChainClient, SimpleNamespace(name="fake", w3=SimpleNamespace(eth=SimpleNamespace(get_logs=get_logs))))
+    with pytest.raises(LogQueryError, match="rate limit"):
+        await fetch_raw_logs(client, [ADDRESS], from_block=1, to_block=8, max_range=8, call_timeout=1.0)
+    assert calls == [(1, 8)]
