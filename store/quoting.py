@@ -147,6 +147,11 @@ DEFAULT_EVENTS = ("LoanDefaulted", "LoanWrittenOff")
 _record = from_row  # the name store.request_pages reads quote rows with
 
 
+def quote_columns(quote: QuoteRecord) -> dict[str, Any]:
+    """A quote's row: its record's fields and the lender's reference of its offer (``provider_ref``)."""
+    return columns(quote) | {"provider_ref": provider_ref_of(quote.offer)}
+
+
 def _quoted_rows(
     quoted: QuotedRequest, decision: StoredDecision, records: Sequence[DecisionRecord]
 ) -> list[tuple[PreparedInsert, list[dict[str, Any]]]]:
@@ -157,7 +162,7 @@ def _quoted_rows(
     inserts = [
         (_INSERT_REQUEST, [columns(quoted.request)]),
         (_INSERT_OUTCOMES, [columns(outcome) | {"request_id": request_id} for outcome in quoted.outcomes]),
-        (_INSERT_QUOTES, [columns(quote) | {"provider_ref": provider_ref_of(quote.offer)} for quote in quoted.quotes]),
+        (_INSERT_QUOTES, [quote_columns(quote) for quote in quoted.quotes]),
         (_INSERT_RISK_DECISION, [risk]),
         (_INSERT_DECISIONS, decisions),
         (_INSERT_AUDIT_ENTRIES, [audit_columns(*audit) for audit in (risk_audit, *audits)]),

@@ -58,6 +58,7 @@ from store.quoting import (
     OFFER_NONCE_BLOCK,
     SqlQuotingRepository,
     SqlQuotingStore,
+    quote_columns,
 )
 from store.records import columns
 from store.risk import RiskDecisionRow, risk_rows
@@ -77,7 +78,7 @@ def _orm_write(
     request_id = quoted.request.id
     session.execute(insert(CreditRequestRow), [columns(quoted.request)])
     session.execute(insert(ProviderOutcomeRow), [columns(o) | {"request_id": request_id} for o in quoted.outcomes])
-    session.execute(insert(QuoteRow), [columns(quote) for quote in quoted.quotes])
+    session.execute(insert(QuoteRow), [quote_columns(quote) for quote in quoted.quotes])
     risk, risk_audit = risk_rows(decision)
     session.execute(insert(RiskDecisionRow), [risk])
     session.execute(insert(AuditEntryRow), [audit_columns(*risk_audit)])
@@ -138,7 +139,7 @@ def _compare(old: Engine, new: Engine, written: tuple[Any, ...]) -> None:
     # every table went through its statement compiled once (store.prepared), none fell back to Core's execute
     for prepared, row in (
         (_INSERT_REQUEST, columns(quoted.request)),
-        (_INSERT_QUOTES, columns(quoted.quotes[0])),
+        (_INSERT_QUOTES, quote_columns(quoted.quotes[0])),
         (_INSERT_DECISIONS, decision_rows(records, quoted.request.id)[0][0]),
         (_INSERT_AUDIT_ENTRIES, audit_columns(*decision_rows(records, quoted.request.id)[1][0])),
     ):
