@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from aggregator.assets import AMOUNT_PATTERN
 from aggregator.quoting import MAX_TERM_DAYS, MIN_TERM_DAYS
 from api.input_types import JsonInteger, Rfc3339Date, Uint256Text
-from risk.profile import CreditProfile
+from risk.profile import GENERAL_PURPOSE, CreditProfile, RequestPurpose
 
 ZERO_ADDRESS = "0x" + "0" * 40
 # An EOA's signature is 65 bytes (r, s, v); a contract wallet's (ERC-1271) may be longer; at most 4 KiB here.
@@ -45,7 +45,7 @@ class CreditRequestIn(BaseModel):
     term_days: JsonInteger = Field(
         examples=[30], ge=MIN_TERM_DAYS, le=MAX_TERM_DAYS, description=f"{MIN_TERM_DAYS} to {MAX_TERM_DAYS}"
     )
-    purpose: str = Field(default="general", max_length=64)
+    purpose: RequestPurpose = Field(default=GENERAL_PURPOSE, examples=["used_car"])
     collateral: CollateralIn
     preferred_chains: list[str] = Field(default_factory=list, examples=[["polygon-local"]])
     credit_profile: CreditProfile | None = Field(

@@ -13,7 +13,7 @@ Mapping (docs/risk.md has the table):
 | ``checking`` | ``checking_account`` | ``"no_account"`` → none; balance < 0 → negative; < 200 → low; ≥ 200 → high |
 | request ``term_days`` | ``duration_months`` | ⌈days / 30⌉ |
 | ``credit_history`` | ``credit_history`` | same codes |
-| request ``purpose`` | ``purpose`` | same codes; anything else → ``other`` |
+| request ``purpose`` | ``purpose`` | ``purpose_code``; ``"general"`` (the default) → ``other``; else unknown |
 | request ``amount`` | ``credit_amount`` | amount × ``ProfileMapping.amount_to_model_units`` |
 | ``savings`` | ``savings`` | ``"no_account"`` → −1 (its own bin); < 100 → 0; < 500 → 1; < 1000 → 2; ≥ 1000 → 3 |
 | ``employment_years`` | ``employment`` | ``"unemployed"`` → 0; < 1 → 1; < 4 → 2; < 7 → 3; ≥ 7 → 4 |
@@ -100,6 +100,45 @@ class Purpose(StrEnum):
     RETRAINING = "retraining"
     BUSINESS = "business"
     OTHER = "other"
+
+
+#: the purpose of a request that states none (the API's default): the model's ``other`` category
+GENERAL_PURPOSE = "general"
+#: every purpose a credit request may state: the model's codes, and ``GENERAL_PURPOSE``
+PURPOSES: tuple[str, ...] = (*(purpose.value for purpose in Purpose), GENERAL_PURPOSE)
+
+
+def purpose_code(value: str) -> str | None:
+    """The purpose code ``value`` names, read without regard to case, surrounding blanks, or spaces and hyphens in
+    place of underscores ("Used car" is ``used_car``); None when it names none of ``PURPOSES``. The model scores
+    each code differently (education −47 points, used car +29), so a purpose it cannot read is refused at the API,
+    never scored as another one."""
+    code = re.sub(r"[\s-]+", "_", value.strip()).lower()
+    return code if code in PURPOSES else None
+
+
+def _known_purpose(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # the str schema refuses it
+    code = purpose_code(value)
+    if code is None:
+        raise ValueError(f"unknown purpose {value[:64]!r}; one of: {', '.join(PURPOSES)}")
+    return code
+
+
+#: a credit request's purpose at the API: one of ``PURPOSES`` (any case), read as its code
+RequestPurpose = Annotated[
+    str,
+    BeforeValidator(_known_purpose),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(PURPOSES),
+            "description": "what the credit is for, one of the scorecard's purposes (read without regard to case; "
+            '"general", the default, is scored as "other")',
+        }
+    ),
+]
 
 
 class Property(StrEnum):
@@ -201,12 +240,13 @@ def characteristics(
     if request.term_days <= 0 or request.amount <= 0:
         raise ProfileError("a credit request needs a positive amount and term")
     burden = installment_burden_pct(profile, request, mapping)
-    purpose = request.purpose if request.purpose in Purpose.__members__.values() else Purpose.OTHER
+    code = purpose_code(request.purpose)
+    purpose = Purpose.OTHER.value if code == GENERAL_PURPOSE else code  # an unknown purpose: its worst bin, named
     return {
         "checking_account": _checking(profile.checking, mapping),
         "duration_months": duration_months(request.term_days, mapping),
         "credit_history": None if profile.credit_history is None else profile.credit_history.value,
-        "purpose": str(purpose),
+        "purpose": purpose,
         "credit_amount": request.amount * mapping.amount_to_model_units,
         "savings": _savings(profile.savings, mapping),
         "employment": _employment(profile.employment_years, mapping),

@@ -12,7 +12,15 @@ from aggregator.quote_offers import ValidRequest
 from aggregator.servicing.health import value_down, value_up
 from risk.onchain import FRESH_WALLET, MAX_ADJUSTMENT, MIN_ADJUSTMENT, OnchainFeatures, combine
 from risk.policy import DEFAULT_POLICY, assess
-from risk.profile import CreditProfile, CreditRequestFacts, characteristics, installment_burden_pct
+from risk.profile import (
+    PURPOSES,
+    CreditProfile,
+    CreditRequestFacts,
+    Purpose,
+    characteristics,
+    installment_burden_pct,
+    purpose_code,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -61,8 +69,28 @@ def test_profile_maps_to_documented_characteristics() -> None:
     assert characteristics(CreditProfile(checking="no_account", savings="no_account"), REQUEST)["savings"] == -1
     assert characteristics(CreditProfile(employment_years="unemployed"), REQUEST)["employment"] == 0
     odd = CreditRequestFacts(amount=Decimal(1), asset="USDC", term_days=31, purpose="crypto_leverage")
-    assert characteristics(CreditProfile(), odd)["purpose"] == "other"
+    assert characteristics(CreditProfile(), odd)["purpose"] is None  # unknown to the model: its worst bin, named
     assert characteristics(CreditProfile(), odd)["duration_months"] == 2
+
+
+def test_a_purpose_is_read_as_its_code_whatever_its_spelling() -> None:
+    """The model scores education −47 and used car +29: "Education" or "Used car" scored as the model's ``other``
+    (−6) gave the borrower another grade, LTV and rate for the same purpose."""
+
+    def decided(purpose: str) -> tuple[int, int | None, tuple[str, ...]]:
+        decision = assess(STRONG, REQUEST.model_copy(update={"purpose": purpose}), SEASONED)
+        return decision.scorecard_score, decision.grade, decision.unknown
+
+    assert decided("Education") == decided("education") == decided(" EDUCATION ")
+    assert decided("Used car") == decided("used-car") == decided("used_car")
+    assert decided("used_car")[0] - decided("education")[0] == 29 + 47
+    assert decided("general") == decided("other")  # the API's default is the model's "other"
+    unknown = decided("school tuition")  # never from the API (refused there): the worst bin, and named
+    assert unknown[0] == decided("education")[0]
+    assert unknown[2] == ("purpose",)
+    assert purpose_code("Used car") == "used_car"
+    assert purpose_code("crypto") is None
+    assert set(PURPOSES) == {p.value for p in Purpose} | {"general"}
 
 
 def test_strong_profile_is_approved_with_grade_terms_and_reasons() -> None:

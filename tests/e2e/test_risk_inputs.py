@@ -1,0 +1,60 @@
+"""What a borrower sends risk, over HTTP: a purpose is read as the model's code whatever its spelling, and one the
+model cannot read is refused with the allowed values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from risk.profile import PURPOSES
+from tests.support.platform import RunningPlatform
+
+pytestmark = pytest.mark.e2e
+
+REQUEST: dict[str, Any] = {
+    "amount": "1500.00",
+    "asset": "USDC",
+    "term_days": 180,
+    "collateral": {"asset": "WETH", "amount": "2.0"},
+}
+#: a middling applicant whose grade the purpose moves (education −47 points, used car +29, "other" −6)
+PROFILE = {
+    "checking": "50",
+    "savings": "50",
+    "credit_history": "paid_duly_so_far",
+    "employment_years": "2",
+    "monthly_disposable_income": "2000",
+    "property": "car_or_other",
+    "other_installment_plans": "none",
+    "housing": "rent",
+}
+PROBLEM_JSON = "application/problem+json"
+
+
+def _terms(answer: dict[str, Any]) -> tuple[Any, ...]:
+    risk = answer["risk"]
+    return answer["status"], risk["score"], risk["grade"], risk["max_ltv_bps"], risk["spread_bps"]
+
+
+def test_a_purpose_is_scored_as_its_code_whatever_its_case(shared_platform: RunningPlatform) -> None:
+    key = shared_platform.onboard(Account.create().address, profile=PROFILE)
+    with shared_platform.client(key) as client:
+        answers = {
+            purpose: client.post("/v1/credit-requests", json=REQUEST | {"purpose": purpose})
+            for purpose in ("education", "Education", "Used car", "used_car")
+        }
+        unknown = client.post("/v1/credit-requests", json=REQUEST | {"purpose": "school tuition"})
+        general = client.post("/v1/credit-requests", json=REQUEST)
+    assert {purpose: answer.status_code for purpose, answer in answers.items()} == dict.fromkeys(answers, 201)
+    # "Education" was scored as the model's "other": grade C at 600 bps instead of education's D at 900
+    assert _terms(answers["Education"].json()) == _terms(answers["education"].json())
+    assert _terms(answers["Used car"].json()) == _terms(answers["used_car"].json())
+    assert answers["used_car"].json()["risk"]["score"] - answers["education"].json()["risk"]["score"] == 29 + 47
+    assert unknown.status_code == 422
+    assert unknown.headers["content-type"].startswith(PROBLEM_JSON)
+    assert "unknown purpose 'school tuition'" in unknown.json()["detail"]
+    assert all(purpose in unknown.json()["detail"] for purpose in PURPOSES)
+    assert general.status_code == 201, general.text  # the default, scored as the model's "other"
+    assert general.json()["risk"]["score"] - answers["education"].json()["risk"]["score"] == -6 + 47
