@@ -8,10 +8,15 @@ Features come through ``OnchainFeatureSource`` (in memory for tests, ``risk.onch
   costs ``WATCH_HEALTH_POINTS``;
 * each loan **repaid** in full adds ``POINTS_PER_REPAID_LOAN``, capped at ``MAX_REPAID_BONUS``;
 * a **thin wallet** (younger than ``THIN_WALLET_DAYS`` or with fewer than ``THIN_WALLET_TXS`` transactions on
-  every chain together) costs ``THIN_WALLET_POINTS`` and gives reason R32.
+  every chain together) costs ``THIN_WALLET_POINTS`` and gives reason R32. Only what was read says so: a wallet
+  whose age no chain could tell (a pruned node) is judged by its transactions alone, a contract wallet (whose nonce
+  counts the contracts it created, not its transactions) by its age alone, and a history not read in full (a chain
+  skipped: an outage) is never called thin, since what was not read is missing, not absent.
 
 The adjustment is bounded to [``MIN_ADJUSTMENT``, ``MAX_ADJUSTMENT``] points (a PDO is 40 points), so on-chain
-behaviour refines the scorecard but cannot outweigh it. No features (``None``) means no adjustment.
+behaviour refines the scorecard but cannot outweigh it. No features (``None``) means no adjustment, and so does a
+history no chain could be read for (``complete`` False, ``chain_ids`` empty): only a default the ledger knows of
+(``loans_defaulted``) still declines.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ class OnchainFeatures:
     loans_defaulted: int
     min_health_factor_bps: int | None  # lowest over open loans; None with no open loan
     chain_ids: tuple[int, ...] = field(default=())
+    #: every chain's history was read; False when a chain was skipped (an outage): its history is missing, not clean
+    complete: bool = True
+    #: the wallet holds code on a chain read (an ERC-1271 contract wallet): its nonce is not its transaction count
+    contract_wallet: bool = False
 
 
 class OnchainFeatureSource(Protocol):
@@ -73,7 +82,8 @@ FRESH_WALLET = OnchainFeatures(
 class OnchainAssessment:
     points: int
     declines: tuple[Reason, ...]
-    reasons: tuple[Reason, ...]  # non-declining reasons that held the score back
+    #: non-declining reasons that held the score back, each with the points it cost (for the adverse-action ranking)
+    reasons: tuple[tuple[Reason, int], ...]
 
 
 def combine(features: OnchainFeatures | None) -> OnchainAssessment:
@@ -81,7 +91,7 @@ def combine(features: OnchainFeatures | None) -> OnchainAssessment:
     if features is None:
         return OnchainAssessment(0, (), ())
     declines: list[Reason] = []
-    reasons: list[Reason] = []
+    reasons: list[tuple[Reason, int]] = []
     points = min(features.loans_repaid * POINTS_PER_REPAID_LOAN, MAX_REPAID_BONUS)
     if features.loans_defaulted > 0:
         declines.append(PRIOR_DEFAULT)
@@ -90,9 +100,20 @@ def combine(features: OnchainFeatures | None) -> OnchainAssessment:
         declines.append(COLLATERAL_HEALTH)
     elif health is not None and health < WATCH_HEALTH_BPS:
         points += WATCH_HEALTH_POINTS
-        reasons.append(COLLATERAL_HEALTH)
-    age = features.wallet_age_days
-    if (age is None or age < THIN_WALLET_DAYS) or features.tx_count < THIN_WALLET_TXS:
+        reasons.append((COLLATERAL_HEALTH, -WATCH_HEALTH_POINTS))
+    if thin_wallet(features):
         points += THIN_WALLET_POINTS
-        reasons.append(LIMITED_WALLET_HISTORY)
+        reasons.append((LIMITED_WALLET_HISTORY, -THIN_WALLET_POINTS))
     return OnchainAssessment(min(max(points, MIN_ADJUSTMENT), MAX_ADJUSTMENT), tuple(declines), tuple(reasons))
+
+
+def thin_wallet(features: OnchainFeatures) -> bool:
+    """Whether what was read shows a limited history (reason R32): a known age under ``THIN_WALLET_DAYS``, or fewer
+    than ``THIN_WALLET_TXS`` transactions from a wallet whose nonce counts them (not a contract wallet's). Never for a
+    history not read in full: a skipped chain may hold the rest of it, and R32 would then be untrue."""
+    if not features.complete:
+        return False
+    age = features.wallet_age_days
+    if age is not None and age < THIN_WALLET_DAYS:
+        return True
+    return not features.contract_wallet and features.tx_count < THIN_WALLET_TXS

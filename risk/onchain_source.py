@@ -4,9 +4,10 @@ Each chain is read concurrently and pinned to the head block it reports first, s
 consistent with each other:
 
 * **tx_count**: the wallet's nonce (``eth_getTransactionCount``) — transactions it sent (a contract wallet's nonce
-  counts the contracts it created, from 1).
-  It and the ``LoanOpened`` query below go to the node with the head block in ONE JSON-RPC batch (one round trip
-  per chain) once the chain's head is known to be within one log range of the aggregator's deployment (from the
+  counts the contracts it created, from 1: ``contract_wallet`` says so, from its code, ``eth_getCode``, read in the
+  same batch; an EIP-7702 delegation's code is an EOA's, whose nonce does count its transactions).
+  It, the code and the ``LoanOpened`` query below go to the node with the head block in ONE JSON-RPC batch (one round
+  trip per chain) once the chain's head is known to be within one log range of the aggregator's deployment (from the
   chain's previous reading; the first reading, and every reading of a chain whose node refused that batch once,
   reads the head first and then the two as a batch pinned to it). In the one batch both are read at the node's
   latest block: ``LoanOpened`` entries after the head block the batch reported are dropped, so the loans stay
@@ -26,15 +27,17 @@ consistent with each other:
   chain then does not date the wallet (the rest of its features still count). A wallet that never sent a
   transaction has no age there. Across chains the oldest age wins, measured to each chain's head block timestamp
   (no clock read).
-  ``date_wallets=False`` turns this off (age None, which ``risk.onchain.combine`` treats as a thin wallet).
+  ``date_wallets=False`` turns this off (age None: ``risk.onchain.combine`` then judges the wallet by its
+  transactions alone).
 
 **Failure rule.** Every RPC call has ``rpc_timeout`` and every chain ``chain_timeout`` as a whole. A chain that
 fails in any way (outage, timeout, a refused log range, a reverting view such as a stale price feed, a missing
 deployment) is skipped and named in ``OnchainReading.skipped`` and in a warning log; the features come from the
 chains that answered and ``OnchainFeatures.chain_ids`` lists exactly those, so a decision records what it saw.
 A skipped chain's history is missing, not clean: a caller that must not miss a default there should look at
-``skipped``. With every chain skipped the features are those of a wallet with no history anywhere
-(``chain_ids=()``), which ``combine`` scores as a thin wallet — never as a good one.
+``skipped``. With a chain skipped the features are not ``complete``: ``combine`` never calls such a history thin
+(reason R32, which would be untrue); with every chain skipped nothing was read (``chain_ids=()``) and the wallet gets
+no on-chain adjustment at all — never the points of a good one, nor a reason that was not established.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ OUTCOME_EVENTS = ("LoanClosed", "LoanDefaulted", "LoanWrittenOff", "LoanCancelle
 #: range (past that the node may refuse the range: the two-round-trip read then halves it)
 HEAD_MARGIN_BLOCKS = 1_000
 CHAIN_FAILURES: tuple[type[Exception], ...] = (ChainError, Web3Exception, TimeoutError)
+DELEGATION_PREFIX = "0xef0100"  # EIP-7702: an EOA's code pointing at the contract it delegates to
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,7 @@ class ChainReading:
     loans_defaulted: int
     min_health_factor_bps: int | None
     first_tx_timestamp: int | None  # None: never sent a transaction here, or the node keeps no history
+    contract: bool = False  # the wallet holds code here (not an EIP-7702 delegation): a contract wallet
 
     @property
     def wallet_age_days(self) -> int | None:
@@ -101,8 +106,9 @@ class OnchainReading:
     skipped: dict[str, str] = field(default_factory=dict)  # chain name → why it was skipped
 
 
-def merge(readings: Sequence[ChainReading]) -> OnchainFeatures:
-    """Sum the counts, keep the lowest health factor and the oldest age over the chains read."""
+def merge(readings: Sequence[ChainReading], skipped: int = 0) -> OnchainFeatures:
+    """Sum the counts, keep the lowest health factor and the oldest age over the chains read; ``complete`` when no
+    chain was ``skipped`` and at least one was read (without any, nothing is known of the wallet)."""
     healths = [r.min_health_factor_bps for r in readings if r.min_health_factor_bps is not None]
     ages = [age for r in readings if (age := r.wallet_age_days) is not None]
     return OnchainFeatures(
@@ -113,7 +119,17 @@ def merge(readings: Sequence[ChainReading]) -> OnchainFeatures:
         loans_defaulted=sum(r.loans_defaulted for r in readings),
         min_health_factor_bps=min(healths) if healths else None,
         chain_ids=tuple(sorted(r.chain_id for r in readings)),
+        complete=bool(readings) and not skipped,
+        contract_wallet=any(r.contract for r in readings),
     )
+
+
+def _holds_contract(code: object) -> bool:
+    """Whether an ``eth_getCode`` answer is a contract's code: not empty, and not an EIP-7702 delegation (``0xef0100``
+    and an address), which an EOA sets and whose nonce still counts its transactions."""
+    if not isinstance(code, str) or not code.startswith("0x"):
+        raise ChainError(f"unexpected JSON-RPC answer for eth_getCode: {code!r}"[:300])
+    return len(code) > 2 and not code.lower().startswith(DELEGATION_PREFIX)
 
 
 def _quantity(answer: object, name: str) -> int:
@@ -171,7 +187,7 @@ class ChainOnchainSource:
         outcomes = await asyncio.gather(*(self._read_or_skip(name, wallet) for name in names))
         readings = {name: out for name, out in zip(names, outcomes, strict=True) if isinstance(out, ChainReading)}
         skipped = {name: out for name, out in zip(names, outcomes, strict=True) if isinstance(out, str)}
-        return OnchainReading(merge(list(readings.values())), readings, skipped)
+        return OnchainReading(merge(list(readings.values()), len(skipped)), readings, skipped)
 
     async def _read_or_skip(self, name: str, wallet: ChecksumAddress) -> ChainReading | str:
         deadline = asyncio.timeout(self.chain_timeout)
@@ -202,11 +218,13 @@ class ChainOnchainSource:
         # turned into an AttributeDict)
         at_once = await self._head_nonce_and_loans(client, wallet, aggregator.address, aggregator.block)
         if at_once is not None:
-            head, head_timestamp, tx_count, opened = at_once
+            head, head_timestamp, (tx_count, contract, opened) = at_once
         else:
             head_block = await self._call(client.rpc("eth_getBlockByNumber", "latest", False))
             head, head_timestamp = _quantity(head_block, "number"), _quantity(head_block, "timestamp")
-            tx_count, opened = await self._nonce_and_loans(client, wallet, aggregator.address, aggregator.block, head)
+            tx_count, contract, opened = await self._nonce_and_loans(
+                client, wallet, aggregator.address, aggregator.block, head
+            )
         self._heads[client.config.chain_id] = head
         loan_ids = [int(entry.args["loanId"]) for entry in opened]
         first_loan_block = min((entry.block_number for entry in opened), default=head)
@@ -256,14 +274,16 @@ class ChainOnchainSource:
             loans_defaulted=len(defaulted),
             min_health_factor_bps=await self._min_health(client, manager, open_loans, head),
             first_tx_timestamp=first_tx_timestamp,
+            contract=contract,
         )
 
     async def _head_nonce_and_loans(
         self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int
-    ) -> tuple[int, int, int, list[DecodedLog]] | None:
-        """The head block (number, timestamp), the wallet's nonce and its ``LoanOpened`` events up to that block, in
-        ONE JSON-RPC batch; None (the caller reads them in two round trips) when the chain's head is not known yet,
-        was too far from the deployment for one log range, or the node refuses the batch or its range."""
+    ) -> tuple[int, int, tuple[int, bool, list[DecodedLog]]] | None:
+        """The head block (number, timestamp), the wallet's nonce, whether it holds code and its ``LoanOpened`` events
+        up to that block, in ONE JSON-RPC batch; None (the caller reads them in two round trips) when the chain's head
+        is not known yet, was too far from the deployment for one log range, or the node refuses the batch or its
+        range."""
         known = self._heads.get(client.config.chain_id)
         if known is None or client.config.chain_id in self._one_batch_refused:
             return None
@@ -273,10 +293,11 @@ class ChainOnchainSource:
         if loans is None:
             return None
         try:
-            head_block, nonce, entries = await self._call(
+            head_block, nonce, code, entries = await self._call(
                 client.batch(
                     ("eth_getBlockByNumber", ["latest", False]),
                     ("eth_getTransactionCount", [wallet, "latest"]),
+                    ("eth_getCode", [wallet, "latest"]),
                     ("eth_getLogs", [loans.params]),
                 )
             )
@@ -288,7 +309,8 @@ class ChainOnchainSource:
             return None
         head = _quantity(head_block, "number")
         opened = [entry for entry in loans.decode(entries) if entry.block_number <= head]
-        return head, _quantity(head_block, "timestamp"), _quantity({"nonce": nonce}, "nonce"), opened
+        wallet_state = (_quantity({"nonce": nonce}, "nonce"), _holds_contract(code), opened)
+        return head, _quantity(head_block, "timestamp"), wallet_state
 
     def _latest_loans_request(
         self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int, known: int
@@ -325,24 +347,29 @@ class ChainOnchainSource:
 
     async def _nonce_and_loans(
         self, client: ChainClient, wallet: ChecksumAddress, aggregator: ChecksumAddress, deployed: int, head: int
-    ) -> tuple[int, list[DecodedLog]]:
-        """The wallet's nonce and its ``LoanOpened`` events as of ``head``: one JSON-RPC batch (one round trip) when
-        the aggregator's blocks fit in one log range; otherwise, or when the node refuses the batch or the range,
-        two calls, the logs over ``fetch_logs``' adaptive ranges."""
+    ) -> tuple[int, bool, list[DecodedLog]]:
+        """The wallet's nonce, whether it holds code and its ``LoanOpened`` events as of ``head``: one JSON-RPC batch
+        (one round trip) when the aggregator's blocks fit in one log range; otherwise, or when the node refuses the
+        batch or the range, one call each, the logs over ``fetch_logs``' adaptive ranges."""
         loans = self._loans_request(client, wallet, aggregator, deployed, head)
         if loans is not None and head - deployed < self.max_log_range:
             nonce_call = ("eth_getTransactionCount", [wallet, hex(head)])
+            code_call = ("eth_getCode", [wallet, hex(head)])
             try:
-                nonce, entries = await self._call(client.batch(nonce_call, ("eth_getLogs", [loans.params])))
+                nonce, code, entries = await self._call(
+                    client.batch(nonce_call, code_call, ("eth_getLogs", [loans.params]))
+                )
             except RpcUnavailable:
                 raise
             except ChainError:  # an error answer (a refused range, say): asked again one call at a time
                 pass
             else:
-                return _quantity({"nonce": nonce}, "nonce"), loans.decode(entries)
-        tx_count = _quantity(
-            {"nonce": await self._call(client.rpc("eth_getTransactionCount", wallet, hex(head)))}, "nonce"
+                return _quantity({"nonce": nonce}, "nonce"), _holds_contract(code), loans.decode(entries)
+        nonce, code = await asyncio.gather(
+            self._call(client.rpc("eth_getTransactionCount", wallet, hex(head))),
+            self._call(client.rpc("eth_getCode", wallet, hex(head))),
         )
+        tx_count = _quantity({"nonce": nonce}, "nonce")
         opened = await fetch_logs(
             client,
             aggregator,
@@ -354,7 +381,7 @@ class ChainOnchainSource:
             max_range=self.max_log_range,
             call_timeout=self.rpc_timeout,
         )
-        return tx_count, opened
+        return tx_count, _holds_contract(code), opened
 
     async def _min_health(
         self, client: ChainClient, manager: ChecksumAddress, loans: Sequence[int], head: int

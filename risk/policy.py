@@ -7,10 +7,15 @@ Decline rules, in the order their reasons are listed:
 
 1. more than ``Policy.max_unknown`` characteristics unknown → R20 (incomplete application);
 2. a prior default with us, or an open loan below health 1.0 → R30 / R31 (``risk.onchain``);
-3. final score below the lowest grade's floor → R21 plus the score's principal reasons;
+3. final score below the lowest grade's floor → declined on the score's principal reasons (below);
 4. amount above the grade's maximum → R40; amount above ``collateral_value × max LTV`` → R41.
 
-Every decision, approved or not, carries up to four principal reasons (ECOA / Regulation B style).
+Every decision, approved or not, carries up to four principal reasons (ECOA / Regulation B style): the decline
+rules' reasons first (R20, R30, R31, R40, R41), then every factor that held the score back ranked by the points it
+cost — the characteristics (against their best bin), the unknown ones together (R20 naming them) and the on-chain
+reasons (R31's watch band, R32) alike. "Score below the minimum" (R21) is not a principal reason (Regulation B,
+comment 9(b)(2)-1: the notice names the factors that lowered the score, not the score): it is listed only in the
+unlikely case that no factor cost a point.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import rfc8785
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict
 
-from risk.onchain import OnchainFeatures, combine
+from risk.onchain import OnchainAssessment, OnchainFeatures, combine
 from risk.profile import DEFAULT_MAPPING, CreditProfile, CreditRequestFacts, ProfileMapping, characteristics
 from risk.reasons import (
     AMOUNT_OVER_LIMIT,
@@ -170,7 +175,18 @@ def _onchain_json(features: OnchainFeatures) -> dict[str, object]:
         "loans_defaulted": features.loans_defaulted,
         "min_health_factor_bps": features.min_health_factor_bps,
         "chain_ids": list(features.chain_ids),
-    }
+    } | _onchain_flags(features)
+
+
+def _onchain_flags(features: OnchainFeatures) -> dict[str, object]:
+    """The flags that change a decision, named only when set: the inputs hash of a decision without them is as it
+    was before they existed."""
+    flags: dict[str, object] = {}
+    if not features.complete:
+        flags["complete"] = False
+    if features.contract_wallet:
+        flags["contract_wallet"] = True
+    return flags
 
 
 def assess(
@@ -195,9 +211,7 @@ def assess(
     if len(scored.unknown) > policy.max_unknown:
         declines.append(unknown_reason(scored.unknown))
     declines.extend(onchain_view.declines)
-    if terms is None:
-        declines.append(SCORE_TOO_LOW)
-    else:
+    if terms is not None:
         limit = terms.max_amount
         if request.amount > terms.max_amount:
             declines.append(AMOUNT_OVER_LIMIT)
@@ -207,12 +221,9 @@ def assess(
             if request.amount > by_collateral:
                 declines.append(INSUFFICIENT_COLLATERAL)
 
-    score_reasons = [
-        CHARACTERISTIC_REASONS[name] for name, lost in scored.shortfalls if lost > 0 and name not in scored.unknown
-    ]
-    if scored.unknown and len(scored.unknown) <= policy.max_unknown:
-        score_reasons.insert(0, unknown_reason(scored.unknown))
-    reasons = _dedupe([*declines, *onchain_view.reasons, *score_reasons])[:MAX_REASONS]
+    reasons = _dedupe([*declines, *_factors(scored.shortfalls, scored.unknown, onchain_view, policy)])[:MAX_REASONS]
+    if not reasons and terms is None:  # no factor cost a point, and yet the score is below every grade
+        reasons = [SCORE_TOO_LOW]
     approved = not declines and terms is not None
     return RiskDecision(
         approved=approved,
@@ -240,6 +251,22 @@ def collateral_limit(collateral_value: Decimal, ltv_bps: int) -> Decimal:
     accept, after the borrower signed."""
     with localcontext(_EXACT):
         return (collateral_value * (ltv_bps - LTV_ROUNDING_BPS) / 10_000).quantize(Decimal("0.000001"), ROUND_DOWN)
+
+
+def _factors(
+    shortfalls: tuple[tuple[str, int], ...], unknown: tuple[str, ...], onchain: OnchainAssessment, policy: Policy
+) -> list[Reason]:
+    """Every reason that held the score back, the one that cost the most points first (ties in the order given: the
+    on-chain reasons, then the characteristics by name): the characteristics against their best bin, the unknown ones
+    as one reason naming them (when there are few enough to decide on) and the on-chain reasons."""
+    lost: list[tuple[Reason, int]] = list(onchain.reasons)
+    lost += [
+        (CHARACTERISTIC_REASONS[name], points) for name, points in shortfalls if points > 0 and name not in unknown
+    ]
+    if unknown and len(unknown) <= policy.max_unknown:
+        lost.append((unknown_reason(unknown), sum(points for name, points in shortfalls if name in unknown)))
+    lost.sort(key=lambda factor: -factor[1])  # stable: ties keep their order
+    return [reason for reason, _ in lost]
 
 
 def _dedupe(reasons: list[Reason]) -> list[Reason]:

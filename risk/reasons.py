@@ -1,8 +1,9 @@
 """Adverse-action reason codes (ECOA / Regulation B, 12 CFR 1002.9): the principal reasons behind a decision.
 
-Score reasons come from the characteristics on which the applicant lost the most points against that
-characteristic's best bin; rule reasons come from the policy's decline rules. A notice carries at most
-``MAX_REASONS`` (Regulation B's commentary treats more than four as unhelpful to the applicant).
+Score reasons come from the factors on which the applicant lost the most points — a characteristic against its
+best bin, an on-chain reason by what it cost — ranked together; rule reasons come from the policy's decline rules.
+A notice carries at most ``MAX_REASONS`` (Regulation B's commentary treats more than four as unhelpful to the
+applicant).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ CHARACTERISTIC_REASONS: dict[str, Reason] = {
 }
 
 INCOMPLETE_APPLICATION = Reason("R20", "Incomplete application: information needed to assess credit was not provided")
+#: not a principal reason (Regulation B, comment 9(b)(2)-1): listed only when no factor cost the score a point
 SCORE_TOO_LOW = Reason("R21", "Credit score below the minimum for this credit")
 PRIOR_DEFAULT = Reason("R30", "Default on a previous loan with us")
 COLLATERAL_HEALTH = Reason("R31", "Collateral on an existing loan with us is below the required level")

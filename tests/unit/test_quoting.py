@@ -31,7 +31,7 @@ from providers.base import AdapterContext, ProviderRegistration
 from providers.http_lender import HttpLenderAdapter
 from providers.models import ProviderKind, QuoteRequest
 from risk.onchain import OnchainFeatures
-from risk.onchain_source import ChainOnchainSource, OnchainReading
+from risk.onchain_source import ChainOnchainSource, OnchainReading, merge
 from tests.support.quoting import (
     CHAINS,
     ORACLES,
@@ -359,3 +359,21 @@ async def test_a_default_on_a_chain_not_read_now_is_taken_from_the_ledger(compli
     quoted = await quoting_service(store, compliance, onchain=onchain).request_credit(borrower_file(), SPEC)
     assert quoted.request.status != "declined"
     assert quoted.request.risk["onchain_ledger_defaults"] == 0
+
+
+async def test_every_chain_skipped_is_no_history_not_a_limited_one(compliance: ComplianceService) -> None:
+    """No chain answered (an RPC outage): the wallet's history is unread, not thin. The borrower is told no "limited
+    history" reason (R32) and loses no points for it; a default the ledger records on those chains still declines."""
+    store = InMemoryQuotingStore()
+    skipped = {"ethereum-local": "timed out", "polygon-local": "timed out"}
+    onchain = _ChainsSkipped(skipped)
+    onchain.reading = OnchainReading(merge([], len(skipped)), {}, skipped)
+    service = quoting_service(store, compliance, onchain=cast(ChainOnchainSource, onchain))
+    quoted = await service.request_credit(borrower_file(), SPEC)
+    assert quoted.request.risk["onchain_points"] == 0
+    assert "R32" not in [reason["code"] for reason in quoted.request.risk["reasons"]]
+    assert quoted.request.risk["onchain_chains_skipped"] == skipped
+    store.tables.ledger_defaults[(borrower_file().wallet.lower(), 31338)] = 1
+    quoted = await service.request_credit(borrower_file(), SPEC)
+    assert quoted.request.status == "declined"
+    assert "R30" in [reason["code"] for reason in quoted.request.risk["reasons"]]

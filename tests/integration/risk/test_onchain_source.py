@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -21,7 +22,7 @@ from chain.client import ChainClient
 from chain.config import ChainConfig
 from chain.devnet import LOOPBACK, free_port
 from chain.logs import LogQueryError, fetch_logs
-from risk.onchain import combine
+from risk.onchain import combine, thin_wallet
 from risk.onchain_source import HEALTH_FACTOR_ONE, ChainOnchainSource
 from tests.contracts.harness import OPERATOR, USDC, WETH, Harness, loan_fields
 from tests.support.devnet import DeployedChain
@@ -81,6 +82,37 @@ async def test_fresh_wallet_has_no_history_on_any_chain(devnet_chains: dict[str,
     assert reading.features.tx_count == 0
     assert reading.features.wallet_age_days is None
     assert reading.features.min_health_factor_bps is None
+    assert reading.features.complete
+    assert not reading.features.contract_wallet
+    assert [r.code for r, _ in combine(reading.features).reasons] == ["R32"]  # read everywhere: truly no history
+
+
+async def test_a_contract_wallet_is_told_apart_from_its_nonce(devnet_chains: dict[str, DeployedChain]) -> None:
+    """A contract wallet's nonce (1 from its creation) is not its transaction count: its code is read beside it."""
+    contract = devnet_chains["ethereum-local"].record.address("CollateralManager")  # any contract stands for one
+    async with source_over(devnet_chains) as source:
+        reading = await source.read(contract)
+    assert reading.skipped == {}
+    assert reading.readings["ethereum-local"].contract
+    assert reading.features.contract_wallet
+    assert reading.features.tx_count < 10
+    # judged by its age alone (dated from its creation): a year old, it is not a limited history whatever its nonce
+    assert not thin_wallet(replace(reading.features, wallet_age_days=365))
+    assert thin_wallet(replace(reading.features, wallet_age_days=365, contract_wallet=False))
+
+
+async def test_every_chain_down_is_no_history_read_not_a_thin_wallet(devnet_chains: dict[str, DeployedChain]) -> None:
+    """An RPC outage on every chain: nothing read, so no on-chain adjustment and no "limited history" reason."""
+    dead = {
+        name: chain.config.model_copy(update={"rpc_urls": [f"http://{LOOPBACK}:{free_port()}"]})
+        for name, chain in devnet_chains.items()
+    }
+    async with source_over(devnet_chains, dead) as source:
+        reading = await source.read(Account.create().address)
+    assert sorted(reading.skipped) == sorted(devnet_chains)
+    assert reading.features.chain_ids == ()
+    assert not reading.features.complete
+    assert (combine(reading.features).points, combine(reading.features).reasons) == (0, ())
 
 
 async def test_loans_on_three_chains_are_counted(devnet_chains: dict[str, DeployedChain]) -> None:
@@ -316,14 +348,15 @@ async def test_a_chain_s_nonce_and_loans_are_one_batch_and_a_refused_one_is_aske
     new_borrower(harness, borrower)
     harness.open_loan(borrower)
     readings = {}
-    at_once = ["eth_getBlockByNumber", "eth_getTransactionCount", "eth_getLogs"]
+    at_once = ["eth_getBlockByNumber", "eth_getTransactionCount", "eth_getCode", "eth_getLogs"]
     for cap in (10**9, 16):
         async with range_capped_proxy(ethereum_local.config.rpc_urls[0], max_blocks=cap) as (url, _, refused, posts):
             client = ChainClient(ethereum_local.config.model_copy(update={"rpc_urls": [url]}), timeout=10.0)
             try:
                 source = ChainOnchainSource({"ethereum-local": client}, {"ethereum-local": ethereum_local.record})
                 readings[cap] = await source.read_chain("ethereum-local", borrower.address)
-                assert ["eth_getTransactionCount", "eth_getLogs"] in posts  # the head first, then the batch
+                # the head first, then the batch
+                assert ["eth_getTransactionCount", "eth_getCode", "eth_getLogs"] in posts
                 assert at_once not in posts
                 posts.clear()
                 # the chain's head known: head, nonce and loans in ONE batch (refused past the cap: two round trips)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -10,7 +11,16 @@ import pytest
 from aggregator.assets import Asset
 from aggregator.quote_offers import ValidRequest
 from aggregator.servicing.health import value_down, value_up
-from risk.onchain import FRESH_WALLET, MAX_ADJUSTMENT, MIN_ADJUSTMENT, OnchainFeatures, combine
+from risk.onchain import (
+    FRESH_WALLET,
+    MAX_ADJUSTMENT,
+    MIN_ADJUSTMENT,
+    THIN_WALLET_POINTS,
+    OnchainAssessment,
+    OnchainFeatures,
+    combine,
+)
+from risk.onchain_source import ChainReading, merge
 from risk.policy import DEFAULT_POLICY, assess
 from risk.profile import (
     PURPOSES,
@@ -21,6 +31,8 @@ from risk.profile import (
     installment_burden_pct,
     purpose_code,
 )
+from risk.reasons import CHARACTERISTIC_REASONS
+from risk.scorecard import load_scorecard
 
 pytestmark = pytest.mark.unit
 
@@ -117,7 +129,7 @@ def test_scores_grades_and_declines_follow_the_profile() -> None:
     assert strong.score > weak.score
     assert strong.pd < weak.pd
     assert not weak.approved
-    assert weak.reasons[0].code == "R21"
+    assert weak.score < DEFAULT_POLICY.grades[-1].min_score
     assert {"R01", "R06"} <= {r.code for r in weak.reasons}
     middling = STRONG.model_copy(update={"checking": Decimal(50), "savings": Decimal(50)})
     assert strong.grade is not None
@@ -186,7 +198,7 @@ def test_a_collateral_worth_more_than_28_digits_hold_is_limited_not_an_error() -
 def test_onchain_combination_rule() -> None:
     assert combine(None).points == 0
     assert combine(SEASONED).points == 20
-    assert [r.code for r in combine(FRESH_WALLET).reasons] == ["R32"]
+    assert [(r.code, lost) for r, lost in combine(FRESH_WALLET).reasons] == [("R32", 20)]
     assert combine(FRESH_WALLET).points == -20
     assert [r.code for r in combine(OnchainFeatures(400, 50, 1, 0, 1, None)).declines] == ["R30"]
     assert [r.code for r in combine(OnchainFeatures(400, 50, 1, 0, 0, 9_999)).declines] == ["R31"]
@@ -229,3 +241,68 @@ def test_an_amount_at_the_collateral_limit_passes_the_contracts_ltv_check(usdc_f
         collateral_value = value_down(collateral, weth_feed, 10**18)
         ltv = -(-debt_value * 10_000 // collateral_value)
         assert ltv <= decision.max_ltv_bps, (weth_feed, collateral, decision.max_amount)
+
+
+def test_a_decline_for_the_score_names_the_factors_that_cost_the_most_never_the_score_itself() -> None:
+    """Regulation B (comment 9(b)(2)-1): "score below the minimum" is not a principal reason; the notice names the
+    factors, ranked by the points each cost, on-chain ones among them (R32 was listed ahead of any characteristic)."""
+    card = load_scorecard()
+    weak = assess(WEAK, REQUEST, FRESH_WALLET)
+    assert not weak.approved
+    assert "R21" not in [r.code for r in weak.reasons]
+    scored = card.score(characteristics(WEAK, REQUEST))
+    lost = [(CHARACTERISTIC_REASONS[name].code, points) for name, points in scored.shortfalls if points > 0]
+    lost.append(("R32", -THIN_WALLET_POINTS))
+    ranked = [code for code, _ in sorted(lost, key=lambda factor: -factor[1])]
+    assert [r.code for r in weak.reasons] == ranked[:4]
+    assert "R32" not in ranked[:4]  # 20 points: less than the four characteristics that cost the most
+    # a rule's reason still comes first; the factors after it
+    too_big = assess(WEAK, REQUEST.model_copy(update={"amount": Decimal(80_000)}), None)
+    assert "R21" not in [r.code for r in too_big.reasons]
+
+
+def test_a_history_not_read_gives_no_limited_history_reason_nor_points() -> None:
+    """An RPC outage on every chain read as a wallet with no history: −20 and R32 "Limited history of the wallet
+    used", an untrue adverse-action reason. Nothing read: no adjustment; a default the ledger knows still declines."""
+    nothing = merge([])
+    assert nothing.chain_ids == ()
+    assert not nothing.complete
+    assert combine(nothing) == OnchainAssessment(0, (), ())
+    assert assess(STRONG, REQUEST, nothing).reasons == assess(STRONG, REQUEST, None).reasons
+    assert assess(STRONG, REQUEST, nothing).score == assess(STRONG, REQUEST, None).score
+    assert [r.code for r in combine(replace(nothing, loans_defaulted=1)).declines] == ["R30"]
+    # one chain read, another skipped: what was read holds, but its thinness is not established
+    partly = merge([_reading(tx_count=2, first_tx_timestamp=NOW - 5 * DAY)], skipped=1)
+    assert not partly.complete
+    assert combine(partly).reasons == ()
+    assert combine(merge([_reading(tx_count=2, first_tx_timestamp=NOW - 5 * DAY)])).points == THIN_WALLET_POINTS
+
+
+def test_an_undated_wallet_with_many_transactions_is_not_limited_history() -> None:
+    """A pruned node cannot date the wallet (age None): 400 transactions are not a limited history."""
+    undated = merge([_reading(tx_count=400, first_tx_timestamp=None)])
+    assert undated.wallet_age_days is None
+    assert combine(undated).reasons == ()
+    assert combine(undated).points == 0
+    assert [r.code for r, _ in combine(merge([_reading(tx_count=3, first_tx_timestamp=None)])).reasons] == ["R32"]
+
+
+def test_a_contract_wallet_is_not_judged_by_its_nonce() -> None:
+    """An ERC-1271 wallet's nonce counts the contracts it created (1 from its creation), never its transactions."""
+    old_contract = merge([_reading(tx_count=1, first_tx_timestamp=NOW - 400 * DAY, contract=True)])
+    assert old_contract.contract_wallet
+    assert combine(old_contract).reasons == ()
+    assert combine(merge([_reading(tx_count=1, first_tx_timestamp=None, contract=True)])).reasons == ()
+    young = merge([_reading(tx_count=1, first_tx_timestamp=NOW - 5 * DAY, contract=True)])
+    assert [r.code for r, _ in combine(young).reasons] == ["R32"]  # its age still tells
+    eoa = merge([_reading(tx_count=1, first_tx_timestamp=NOW - 400 * DAY)])
+    assert [r.code for r, _ in combine(eoa).reasons] == ["R32"]
+    flagged = assess(STRONG, REQUEST, old_contract).inputs_hash
+    assert flagged != assess(STRONG, REQUEST, replace(old_contract, contract_wallet=False)).inputs_hash
+
+
+NOW, DAY = 1_800_000_000, 86_400
+
+
+def _reading(tx_count: int, first_tx_timestamp: int | None, contract: bool = False) -> ChainReading:
+    return ChainReading(31337, 10**6, NOW, tx_count, 0, 0, 0, None, first_tx_timestamp, contract)
