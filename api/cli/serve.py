@@ -7,9 +7,10 @@ keeper, relay and the rest, each once per chain under its lease anyway) and the 
 added to ``CREDITMESH_TRUSTED_PROXIES``). A process that exits is started again after a second (one that keeps
 failing at start-up less and less often, up to every 30 s), on its port again unless another process has taken the
 port meanwhile, else on another free port; the balancer sends it nothing until its ``/healthz`` answers. Several
-processes need a database they can share (PostgreSQL) and, for breaker state, rate limits and velocity shared across
-them, ``CREDITMESH_REDIS_URL``. The balancer listens first: on an address it cannot have, ``serve`` exits naming it
-and the cause, with no API process started."""
+processes need a database they can share (PostgreSQL) and ``CREDITMESH_REDIS_URL`` for the breaker state, rate
+limits and velocity counters they share: without either ``serve --processes N`` refuses to start (each process
+counting alone would let a borrower through N times the velocity limit). The balancer listens first: on an address
+it cannot have, ``serve`` exits naming it and the cause, with no API process started."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from api.cli._common import API_PORT
 
 if TYPE_CHECKING:
     from api.balancer import Backend, Balancer
+    from api.settings import Settings
 
 log = logging.getLogger("creditmesh.serve")
 
@@ -64,10 +66,26 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from api.settings import Settings
 
     settings = Settings()
-    if settings.resolved_database_url.startswith("sqlite"):
-        raise SystemExit("creditmesh serve --processes N needs a shared database: set CREDITMESH_DATABASE_URL")
+    refusal = shared_state_refusal(settings)
+    if refusal is not None:
+        raise SystemExit(refusal)
     configure_logging()
     asyncio.run(serve_processes(args.host, args.port, args.processes, answer_timeout(settings.accept_wait_seconds)))
+
+
+def shared_state_refusal(settings: Settings) -> str | None:
+    """Why N processes cannot run on ``settings``, or None: they need a database they can share and Redis for the
+    counters they share (velocity, rate limits, breakers). Without Redis each process would keep its own velocity
+    counters and admit N times the per-borrower, per-wallet and per-address limits."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        return "creditmesh serve --processes N needs a shared database: set CREDITMESH_DATABASE_URL"
+    if not settings.redis_url:
+        return (
+            "creditmesh serve --processes N needs Redis for the limits its processes share (velocity, rate limits, "
+            "circuit breakers; each process alone would admit N times a borrower's velocity limit): set "
+            "CREDITMESH_REDIS_URL"
+        )
+    return None
 
 
 def answer_timeout(accept_wait_seconds: float) -> float:
