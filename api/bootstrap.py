@@ -215,6 +215,7 @@ async def build_platform(settings: Settings) -> Platform:
         onchain=ChainOnchainSource(
             {name: runtime.client for name, runtime in chains.items()},
             {name: runtime.record for name, runtime in chains.items()},
+            usd_prices={symbol: assets.get(symbol).usd_price for symbol in assets.symbols()},
         ),
     )
     acceptance = AcceptanceService(

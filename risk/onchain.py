@@ -6,7 +6,9 @@ Features come through ``OnchainFeatureSource`` (in memory for tests, ``risk.onch
 * a prior **default** in our CreditAggregator on any chain is a decline rule (reason R30), not a score change;
 * an open loan whose **health factor** is below 1.0 is a decline rule (R31); below ``WATCH_HEALTH_BPS`` (1.2) it
   costs ``WATCH_HEALTH_POINTS``;
-* each loan **repaid** in full adds ``POINTS_PER_REPAID_LOAN``, capped at ``MAX_REPAID_BONUS``;
+* each loan **repaid** in full adds ``POINTS_PER_REPAID_LOAN``, capped at ``MAX_REPAID_BONUS``: a loan whose
+  principal was worth at least ``MIN_REPAID_PRINCIPAL_USD`` and that was outstanding at least ``MIN_REPAID_SECONDS``
+  (``risk.onchain_source`` counts only those: a few loans of a dollar repaid at once say nothing of a borrower);
 * a **thin wallet** (younger than ``THIN_WALLET_DAYS`` or with fewer than ``THIN_WALLET_TXS`` transactions on
   every chain together) costs ``THIN_WALLET_POINTS`` and gives reason R32. Only what was read says so: a wallet
   whose age no chain could tell (a pruned node) is judged by its transactions alone, a contract wallet (whose nonce
@@ -22,6 +24,7 @@ history no chain could be read for (``complete`` False, ``chain_ids`` empty): on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol
 
 from eth_typing import ChecksumAddress
@@ -33,6 +36,8 @@ WATCH_HEALTH_BPS = 12_000
 WATCH_HEALTH_POINTS = -30
 POINTS_PER_REPAID_LOAN = 10
 MAX_REPAID_BONUS = 30
+MIN_REPAID_PRINCIPAL_USD = Decimal(250)  # a repaid loan counts from this principal, valued in USD ...
+MIN_REPAID_SECONDS = 7 * 86_400  # ... held at least this long from its opening block to its closing one
 THIN_WALLET_DAYS = 90
 THIN_WALLET_TXS = 10
 THIN_WALLET_POINTS = -20
@@ -47,7 +52,7 @@ class OnchainFeatures:
     wallet_age_days: int | None  # None when no chain could date the wallet's first transaction
     tx_count: int
     loans_opened: int
-    loans_repaid: int  # closed in full
+    loans_repaid: int  # closed in full by the borrower, of a principal and a time outstanding that count
     loans_defaulted: int
     min_health_factor_bps: int | None  # lowest over open loans; None with no open loan
     chain_ids: tuple[int, ...] = field(default=())

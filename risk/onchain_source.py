@@ -17,7 +17,11 @@ consistent with each other:
   ids, and the CollateralManager's ``LoanLiquidated`` likewise (``chain.logs.fetch_logs``, bounded adaptive ranges).
   *defaulted* = marked in default or written off as bad debt; *repaid* = closed without default, write-off, any
   liquidation (a loan a liquidator closed was not repaid by its borrower) or cancellation (a loan its lender never
-  funded, cancelled by the operator, was never owed); *open* = neither closed nor defaulted.
+  funded, cancelled by the operator, was never owed), and only a loan that says something of the borrower: a
+  principal worth at least ``MIN_REPAID_PRINCIPAL_USD`` (``usd_prices``: the platform's price of the loan's asset)
+  held at least ``MIN_REPAID_SECONDS`` from its opening block to its closing one (the two blocks' timestamps, one
+  batch, remembered per loan) — three loans of 1 USDC repaid at once earned the whole repaid-loan bonus;
+  *open* = neither closed nor defaulted.
 * **min_health_factor_bps**: the lowest ``CollateralManager.healthFactor`` (18 decimals, rounded down to basis
   points) over the open loans, read as one JSON-RPC batch pinned to the head block; an open loan without debt is
   left out; None with no open loan.
@@ -47,6 +51,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import TypeVar
 
 from eth_typing import ChecksumAddress
@@ -55,10 +60,10 @@ from web3.exceptions import Web3Exception, Web3RPCError
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
-from chain.errors import ChainError, RpcUnavailable
+from chain.errors import ChainError, ConfigurationError, RpcUnavailable
 from chain.logs import DecodedLog, LogsRequest, fetch_logs, logs_request
 from chain.views import read_views, view
-from risk.onchain import OnchainFeatures
+from risk.onchain import MIN_REPAID_PRINCIPAL_USD, MIN_REPAID_SECONDS, OnchainFeatures
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +155,9 @@ class ChainOnchainSource:
         chain_timeout: seconds for everything read from one chain.
         max_log_range: blocks per ``eth_getLogs`` call at most (halved while the node refuses).
         date_wallets: whether to bisect the nonce for the wallet's age.
+        usd_prices: the USD price of a whole unit of each listed token, by the platform's name for it (a repaid
+            loan counts from ``MIN_REPAID_PRINCIPAL_USD``; a token without one never counts); None: every listed
+            token at one USD a unit (the devnets' stablecoins).
     """
 
     def __init__(
@@ -162,6 +170,7 @@ class ChainOnchainSource:
         max_log_range: int = 10_000,
         date_wallets: bool = True,
         first_tx_cache_size: int = 10_000,
+        usd_prices: Mapping[str, Decimal] | None = None,
     ) -> None:
         self._clients, self._records = dict(clients), dict(records)
         self.rpc_timeout, self.chain_timeout = rpc_timeout, chain_timeout
@@ -172,6 +181,9 @@ class ChainOnchainSource:
         self._heads: dict[int, int] = {}  # the head block of each chain's latest reading, by chain id
         self._one_batch_refused: set[int] = set()  # chains whose node refused the one-batch read
         self._cache_size = first_tx_cache_size
+        self._usd_prices = None if usd_prices is None else dict(usd_prices)
+        self._tokens: dict[str, dict[str, tuple[str, int]]] = {}  # chain name → token address → (name, decimals)
+        self._held_long: OrderedDict[tuple[int, int], bool] = OrderedDict()  # (chain id, loan id) → held long enough
         self._aggregator_abi = load_artifact("CreditAggregator").abi
         self._manager_abi = load_artifact("CollateralManager").abi
         self._has_health_view = any(
@@ -232,6 +244,7 @@ class ChainOnchainSource:
         defaulted: set[int] = set()
         liquidated: set[int] = set()
         cancelled: set[int] = set()  # closed too, never funded: no repayment to credit
+        closed_at: dict[int, int] = {}  # the block of each loan's LoanClosed
         for start in range(0, len(loan_ids), LOAN_IDS_PER_QUERY):
             chunk = loan_ids[start : start + LOAN_IDS_PER_QUERY]
             outcomes, liquidations = await asyncio.gather(
@@ -261,6 +274,8 @@ class ChainOnchainSource:
             for entry in outcomes:
                 outcome = {"LoanClosed": closed, "LoanCancelled": cancelled}.get(entry.event, defaulted)
                 outcome.add(int(entry.args["loanId"]))
+                if entry.event == "LoanClosed":
+                    closed_at[int(entry.args["loanId"])] = entry.block_number
             liquidated.update(int(entry.args["loanId"]) for entry in liquidations)
         open_loans = [loan for loan in loan_ids if loan not in closed and loan not in defaulted]
         first_tx_timestamp = await self._first_tx_timestamp(client, wallet, head, tx_count)
@@ -270,7 +285,13 @@ class ChainOnchainSource:
             head_timestamp=head_timestamp,
             tx_count=tx_count,
             loans_opened=len(loan_ids),
-            loans_repaid=len(closed - defaulted - liquidated - cancelled),
+            loans_repaid=await self._repaid_that_count(
+                client,
+                name,
+                {int(entry.args["loanId"]): entry for entry in opened},
+                closed_at,
+                closed - defaulted - liquidated - cancelled,
+            ),
             loans_defaulted=len(defaulted),
             min_health_factor_bps=await self._min_health(client, manager, open_loans, head),
             first_tx_timestamp=first_tx_timestamp,
@@ -382,6 +403,53 @@ class ChainOnchainSource:
             call_timeout=self.rpc_timeout,
         )
         return tx_count, _holds_contract(code), opened
+
+    async def _repaid_that_count(
+        self,
+        client: ChainClient,
+        name: str,
+        opened: Mapping[int, DecodedLog],
+        closed_at: Mapping[int, int],
+        repaid: set[int],
+    ) -> int:
+        """How many of the ``repaid`` loans count (see the module docstring): a principal worth at least
+        ``MIN_REPAID_PRINCIPAL_USD``, held at least ``MIN_REPAID_SECONDS`` (the timestamps of the blocks that opened
+        and closed it, read in batches and remembered per loan: they do not change)."""
+        chain_id = client.config.chain_id
+        large = [loan for loan in sorted(repaid) if self._principal_usd(name, opened[loan]) >= MIN_REPAID_PRINCIPAL_USD]
+        unread = [loan for loan in large if (chain_id, loan) not in self._held_long]
+        blocks = sorted({opened[loan].block_number for loan in unread} | {closed_at[loan] for loan in unread})
+        timestamps: dict[int, int] = {}
+        for start in range(0, len(blocks), LOAN_IDS_PER_QUERY):
+            chunk = blocks[start : start + LOAN_IDS_PER_QUERY]
+            found = await self._call(client.batch(*(("eth_getBlockByNumber", [hex(b), False]) for b in chunk)))
+            timestamps.update((b, _quantity(block, "timestamp")) for b, block in zip(chunk, found, strict=True))
+        for loan in unread:
+            held = timestamps[closed_at[loan]] - timestamps[opened[loan].block_number]
+            self._held_long[(chain_id, loan)] = held >= MIN_REPAID_SECONDS
+        while len(self._held_long) > self._cache_size:
+            self._held_long.popitem(last=False)
+        return sum(1 for loan in large if self._held_long.get((chain_id, loan), False))
+
+    def _principal_usd(self, name: str, loan: DecodedLog) -> Decimal:
+        """The loan's principal in USD (``usd_prices``); zero for a token the chain's record does not list, or
+        without a price."""
+        tokens = self._tokens.get(name)
+        if tokens is None:
+            try:
+                listings = self._records[name].token_listings()
+            except ConfigurationError as err:  # refused at start-up (api.bootstrap): no loan of this chain counts
+                log.warning("on-chain features: %s lists no readable tokens: %s", name, err)
+                listings = {}
+            tokens = self._tokens[name] = {
+                listing.address.lower(): (symbol, listing.decimals) for symbol, listing in listings.items()
+            }
+        token = tokens.get(str(loan.args["asset"]).lower())
+        if token is None:
+            return Decimal(0)
+        symbol, decimals = token
+        price = Decimal(1) if self._usd_prices is None else self._usd_prices.get(symbol, Decimal(0))
+        return Decimal(int(loan.args["principal"])).scaleb(-decimals) * price
 
     async def _min_health(
         self, client: ChainClient, manager: ChecksumAddress, loans: Sequence[int], head: int

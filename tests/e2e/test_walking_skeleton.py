@@ -16,6 +16,7 @@ from web3.logs import DISCARD
 from api.wallet import approve_collateral, sign_acceptance
 from chain.signers import devnet_account
 from contracts.typed_data import OFFER_FIELDS, Domain, Offer, offer_typed_data, recover
+from risk.onchain import THIN_WALLET_POINTS
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
 
@@ -290,7 +291,7 @@ def test_health_reports_every_chain_to_admins_only(platform: RunningPlatform, bo
     )
 
 
-def test_repaying_on_chain_improves_the_next_decision(
+def test_a_loan_repaid_at_once_earns_the_next_decision_nothing(
     platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
 ) -> None:
     wallet = devnet_account(8)
@@ -319,7 +320,10 @@ def test_repaying_on_chain_improves_the_next_decision(
 
     after = _request_as(platform, key, wallet, chain)
     assert after["risk"]["scorecard_score"] == before["risk"]["scorecard_score"]
-    assert after["risk"]["onchain_points"] > before["risk"]["onchain_points"], "a repaid loan earns points"
+    # repaid within a minute of its opening it says nothing of the borrower (MIN_REPAID_SECONDS; one held a week earns
+    # its points in tests/integration/risk/test_onchain_source.py, where the devnet's clock may move): three loans of
+    # a dollar repaid at once earned a decline the grade A. The wallet is younger than 90 days: limited history in both.
+    assert after["risk"]["onchain_points"] == before["risk"]["onchain_points"] == THIN_WALLET_POINTS
 
 
 def _sim_bank(platform: RunningPlatform) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from chain.client import ChainClient
 from chain.config import ChainConfig
 from chain.devnet import LOOPBACK, free_port
 from chain.logs import LogQueryError, fetch_logs
-from risk.onchain import combine, thin_wallet
+from risk.onchain import MIN_REPAID_SECONDS, combine, thin_wallet
 from risk.onchain_source import HEALTH_FACTOR_ONE, ChainOnchainSource
 from tests.contracts.harness import OPERATOR, USDC, WETH, Harness, loan_fields
 from tests.support.devnet import DeployedChain
@@ -124,6 +124,7 @@ async def test_loans_on_three_chains_are_counted(devnet_chains: dict[str, Deploy
         first_blocks = {h.chain.name: new_borrower(h, borrower) for h in (ethereum, polygon, arbitrum)}
         # ethereum-local: two loans, one repaid in full by its borrower.
         repaid, still_open = ethereum.open_loan(borrower)[0], ethereum.open_loan(borrower)[0]
+        ethereum.advance(8 * DAY)  # held long enough to count (MIN_REPAID_SECONDS)
         ethereum.send(ethereum.aggregator.functions.close(repaid), borrower.address)
         assert loan_fields(ethereum.aggregator, repaid)["status"] == 2  # LoanStatus.Repaid
         # polygon-local: one loan closed by a liquidator (not repaid by its borrower), one whose collateral then
@@ -190,6 +191,34 @@ async def test_a_loan_cancelled_unfunded_is_neither_repaid_nor_open(devnet_chain
     chain = reading.readings["ethereum-local"]
     assert (chain.loans_opened, chain.loans_repaid, chain.loans_defaulted) == (1, 0, 0)
     assert chain.min_health_factor_bps is None  # no open loan
+
+
+async def test_only_a_loan_of_some_size_held_some_time_counts_as_repaid(
+    devnet_chains: dict[str, DeployedChain],
+) -> None:
+    """Three loans of 1 USDC repaid at once earned the whole repaid-loan bonus (+30: a decline became grade A). A
+    repaid loan counts from MIN_REPAID_PRINCIPAL_USD held MIN_REPAID_SECONDS; closing it is still a loan repaid."""
+    borrower: LocalAccount = Account.create()
+    with snapshots(devnet_chains):
+        ethereum = Harness(devnet_chains["ethereum-local"])
+        new_borrower(ethereum, borrower)
+        tiny = [ethereum.open_loan(borrower, principal=1 * USDC, originationFee=0)[0] for _ in range(3)]
+        quick = ethereum.open_loan(borrower)[0]  # 1,500 USDC, repaid within the minute
+        for loan in [*tiny, quick]:
+            ethereum.send(ethereum.aggregator.functions.close(loan), borrower.address)
+        async with source_over(devnet_chains) as source:
+            farmed = await source.read(borrower.address)
+            held = ethereum.open_loan(borrower)[0]
+            small_held = ethereum.open_loan(borrower, principal=200 * USDC, originationFee=0)[0]
+            ethereum.advance(MIN_REPAID_SECONDS)
+            for loan in (held, small_held):
+                ethereum.send(ethereum.aggregator.functions.close(loan), borrower.address)
+            seasoned = await source.read(borrower.address)
+        assert all(loan_fields(ethereum.aggregator, loan)["status"] == 2 for loan in [*tiny, quick, held, small_held])
+    assert farmed.readings["ethereum-local"].loans_opened == 4
+    assert farmed.features.loans_repaid == 0
+    assert combine(farmed.features).points <= 0
+    assert seasoned.features.loans_repaid == 1  # 1,500 USDC held a week; 200 USDC is under the minimum
 
 
 async def test_a_chain_that_is_down_is_skipped_and_named(devnet_chains: dict[str, DeployedChain]) -> None:
