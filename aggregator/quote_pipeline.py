@@ -124,9 +124,18 @@ class QuotePipeline:
         return await asyncio.to_thread(read)
 
     async def request_credit(
-        self, borrower: BorrowerFile, spec: CreditRequestSpec, client_ip: str | None = None, correlation_id: str = ""
+        self,
+        borrower: BorrowerFile,
+        spec: CreditRequestSpec,
+        client_ip: str | None = None,
+        correlation_id: str = "",
+        before_write: Callable[[], None] | None = None,
     ) -> QuotedRequest:
-        """Validate, screen, score, fan out, disclose, sign and store; returns the credit request as written."""
+        """Validate, screen, score, fan out, disclose, sign and store; returns the credit request as written.
+
+        ``before_write`` (blocking) runs in the write's worker thread just before the request is written, and only
+        then: what it keeps (the borrower's new credit profile, ``api.routers.credit_requests``) is never kept for a
+        request refused by validation, velocity or screening, nor one that failed before its write."""
         valid = self._validate(spec)
         if self._pricer is not None:  # the collateral valued on the prices the CollateralManager will use
             asset, collateral = await self._pricer.priced(valid.chains, valid.asset, valid.collateral)
@@ -331,6 +340,7 @@ class QuotePipeline:
             offer_records,
             ahead,
             self._reliability(drafts),
+            before_write,
         )
         for outcome in quoted.outcomes:
             FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
@@ -451,6 +461,7 @@ class QuotePipeline:
         offer_records: list[DecisionRecord],
         reserved: dict[OfferNonceKey, int],
         reliability: dict[str, float],
+        before_write: Callable[[], None] | None = None,
     ) -> QuotedRequest:
         """Rank the disclosed offers (``drafts``: disclosed as their providers answered, see ``request_credit``),
         reserve the offer nonces not ``reserved`` while they answered, sign, then in ONE unit of work write the
@@ -469,6 +480,8 @@ class QuotePipeline:
             id=str(uuid.uuid4()), borrower_id=borrower.id, request_id=request.id, decision=decision, decided_at=now
         )
         keys = {draft.chain.name: self._nonce_key(draft.chain) for draft in ranked}  # each chain with quotes
+        if before_write is not None:
+            before_write()
         # the nonces reserved while the lenders answered (``reserved``), the others in the write
         with self._store.writing([key for key in keys.values() if key not in reserved]) as (uow, in_write):
             nonces = {name: reserved[key] if key in reserved else in_write[key] for name, key in keys.items()}

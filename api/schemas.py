@@ -49,7 +49,9 @@ class CreditRequestIn(BaseModel):
     collateral: CollateralIn
     preferred_chains: list[str] = Field(default_factory=list, examples=[["polygon-local"]])
     credit_profile: CreditProfile | None = Field(
-        default=None, description="updates the borrower's stored credit profile before scoring"
+        default=None,
+        description="scores this request and replaces the borrower's stored credit profile when the request is "
+        "written; a refused request (422, 429, 403) leaves the stored profile as it was",
     )
 
 

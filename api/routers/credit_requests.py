@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from functools import partial
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
@@ -42,8 +43,9 @@ async def create_credit_request(
     """Screen (KYC, sanctions, jurisdiction), score, and fan out to every eligible provider within one deadline;
     201 with the ranked, signed quotes, or with ``status: declined`` and the reasons of a risk decline (adverse-action
     notice). A borrower the screening refuses gets 403 ``compliance-denied`` with the reasons instead."""
-    if body.credit_profile is not None:
-        await asyncio.to_thread(platform.borrowers.save_profile, borrower.id, body.credit_profile)
+    keep_profile = None
+    if body.credit_profile is not None:  # scored now, kept only with the request (never by a refused one)
+        keep_profile = partial(platform.borrowers.save_profile, borrower.id, body.credit_profile)
         borrower = replace(borrower, profile=body.credit_profile)
     spec = CreditRequestSpec(
         amount=body.amount,
@@ -55,7 +57,7 @@ async def create_credit_request(
         preferred_chains=tuple(body.preferred_chains),
     )
     client_ip = client_address(request, platform.settings.trusted_proxy_networks)
-    quoted = await platform.quoting.request_credit(borrower, spec, client_ip, correlation_id.get())
+    quoted = await platform.quoting.request_credit(borrower, spec, client_ip, correlation_id.get(), keep_profile)
     # as written: a new request has no loan
     return _answer(credit_request_json(quoted, platform.assets), status.HTTP_201_CREATED)
 

@@ -58,3 +58,36 @@ def test_a_purpose_is_scored_as_its_code_whatever_its_case(shared_platform: Runn
     assert all(purpose in unknown.json()["detail"] for purpose in PURPOSES)
     assert general.status_code == 201, general.text  # the default, scored as the model's "other"
     assert general.json()["risk"]["score"] - answers["education"].json()["risk"]["score"] == -6 + 47
+
+
+def test_a_refused_request_keeps_the_stored_credit_profile(shared_platform: RunningPlatform) -> None:
+    """A request's ``credit_profile`` replaced the stored one before the request was checked: a 422 (an asset not
+    lent) or a 403 (screening) still overwrote it. It is kept only with a request that is written."""
+    key = shared_platform.onboard(Account.create().address, profile=PROFILE)
+    changed = PROFILE | {"checking": "no_account", "housing": "own"}
+    with shared_platform.client(key) as client:
+        before = client.get("/v1/borrowers/me").json()["credit_profile"]
+        invalid = client.post("/v1/credit-requests", json=REQUEST | {"asset": "WETH", "credit_profile": changed})
+        not_lent = client.get("/v1/borrowers/me").json()["credit_profile"]
+        written = client.post("/v1/credit-requests", json=REQUEST | {"credit_profile": changed})
+        after = client.get("/v1/borrowers/me").json()["credit_profile"]
+    assert invalid.status_code == 422, invalid.text
+    assert invalid.json()["type"].endswith("invalid-credit-request")
+    assert not_lent == before
+    assert before["checking"] == "50"
+    assert written.status_code == 201, written.text
+    assert (after["checking"], after["housing"]) == ("no_account", "own")
+
+
+def test_a_request_refused_by_screening_keeps_the_stored_credit_profile(shared_platform: RunningPlatform) -> None:
+    with shared_platform.client(shared_platform.admin_key) as admin:
+        registered = admin.post(
+            "/v1/borrowers", json={"wallet_address": Account.create().address, "jurisdiction": "US-FL"}
+        )
+    key = registered.json()["api_key"]  # no identity verified: refused by screening
+    with shared_platform.client(key) as client:
+        assert client.put("/v1/borrowers/me/credit-profile", json=PROFILE).status_code == 200
+        refused = client.post("/v1/credit-requests", json=REQUEST | {"credit_profile": {"checking": "no_account"}})
+        kept = client.get("/v1/borrowers/me").json()["credit_profile"]
+    assert refused.status_code == 403, refused.text
+    assert kept["checking"] == "50"
