@@ -19,6 +19,7 @@ from aggregator.borrowers import BorrowerFiles, Borrowers
 from aggregator.errors import AssetListingConflict
 from aggregator.platform import SENDING_ROLES, ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
+from aggregator.risk_gate import spreads_of
 from aggregator.sanctions_reviews import SanctionsReviews
 from aggregator.valuation import FeedPricer
 from api.auth import ensure_bootstrap_admin, lookup
@@ -174,19 +175,34 @@ async def build_platform(settings: Settings) -> Platform:
     # every lender call goes through the SSRF guard, connecting to the address it checked (providers.destinations)
     destinations = DestinationGuard(settings.resolved_outbound_allowed_networks)
     http = lender_client(destinations, max_connections=100)  # no cookies kept: lenders share hosts
-    providers = await build_providers(settings, chains, database, http, settings.redis_url, destinations=destinations)
+    limits = VelocityLimits(
+        window_seconds=settings.velocity_window_seconds,
+        per_borrower=settings.velocity_per_borrower,
+        per_wallet=settings.velocity_per_wallet,
+        per_ip=settings.velocity_per_ip,
+    )
+    quoting_config = QuotingConfig(
+        fanout_deadline=settings.fanout_deadline_seconds,
+        quote_ttl=timedelta(seconds=settings.quote_ttl_seconds),
+        velocity=limits,
+        inputs_key=bytes.fromhex(settings.inputs_hash_key),
+    )
+    # the pools' risk spread from the policy the requests are graded on (not risk's default policy)
+    providers = await build_providers(
+        settings,
+        chains,
+        database,
+        http,
+        settings.redis_url,
+        spread_for_grade=spreads_of(quoting_config.policy),
+        destinations=destinations,
+    )
     keys = key_store(settings)
     compliance = await asyncio.to_thread(_compliance, settings, database, keys)
     velocity: VelocityStore = (
         DegradableVelocityStore(RedisVelocityStore(async_redis(settings.redis_url)))
         if settings.redis_url
         else InMemoryVelocityStore()
-    )
-    limits = VelocityLimits(
-        window_seconds=settings.velocity_window_seconds,
-        per_borrower=settings.velocity_per_borrower,
-        per_wallet=settings.velocity_per_wallet,
-        per_ip=settings.velocity_per_ip,
     )
     # no cookies kept either: the KYC and MLA providers may share a host, and one's cookie would reach the other
     identity_http = LenderClient(timeout=httpx.Timeout(5.0), limits=httpx.Limits(max_connections=20))
@@ -204,12 +220,7 @@ async def build_platform(settings: Settings) -> Platform:
         risk_signer=_signer(settings, settings.risk_signer_key, Role.RISK_SIGNER),
         compliance=compliance,
         velocity=velocity,
-        config=QuotingConfig(
-            fanout_deadline=settings.fanout_deadline_seconds,
-            quote_ttl=timedelta(seconds=settings.quote_ttl_seconds),
-            velocity=limits,
-            inputs_key=bytes.fromhex(settings.inputs_hash_key),
-        ),
+        config=quoting_config,
         mla=mla,
         pricer=FeedPricer(chains),
         onchain=ChainOnchainSource(

@@ -5,7 +5,7 @@ Features come through ``OnchainFeatureSource`` (in memory for tests, ``risk.onch
 
 * a prior **default** in our CreditAggregator on any chain is a decline rule (reason R30), not a score change;
 * an open loan whose **health factor** is below 1.0 is a decline rule (R31); below ``WATCH_HEALTH_BPS`` (1.2) it
-  costs ``WATCH_HEALTH_POINTS``;
+  costs ``WATCH_HEALTH_POINTS`` and gives reason R33 (collateral close to the required level, not below it);
 * each loan **repaid** in full adds ``POINTS_PER_REPAID_LOAN``, capped at ``MAX_REPAID_BONUS``: a loan whose
   principal was worth at least ``MIN_REPAID_PRINCIPAL_USD`` and that was outstanding at least ``MIN_REPAID_SECONDS``
   (``risk.onchain_source`` counts only those: a few loans of a dollar repaid at once say nothing of a borrower);
@@ -29,7 +29,7 @@ from typing import Protocol
 
 from eth_typing import ChecksumAddress
 
-from risk.reasons import COLLATERAL_HEALTH, LIMITED_WALLET_HISTORY, PRIOR_DEFAULT, Reason
+from risk.reasons import COLLATERAL_HEALTH, COLLATERAL_NEAR_LIMIT, LIMITED_WALLET_HISTORY, PRIOR_DEFAULT, Reason
 
 HEALTHY_BPS = 10_000  # a health factor of 1.0
 WATCH_HEALTH_BPS = 12_000
@@ -105,7 +105,7 @@ def combine(features: OnchainFeatures | None) -> OnchainAssessment:
         declines.append(COLLATERAL_HEALTH)
     elif health is not None and health < WATCH_HEALTH_BPS:
         points += WATCH_HEALTH_POINTS
-        reasons.append((COLLATERAL_HEALTH, -WATCH_HEALTH_POINTS))
+        reasons.append((COLLATERAL_NEAR_LIMIT, -WATCH_HEALTH_POINTS))
     if thin_wallet(features):
         points += THIN_WALLET_POINTS
         reasons.append((LIMITED_WALLET_HISTORY, -THIN_WALLET_POINTS))

@@ -13,9 +13,9 @@ Decline rules, in the order their reasons are listed:
 Every decision, approved or not, carries up to four principal reasons (ECOA / Regulation B style): the decline
 rules' reasons first (R20, R30, R31, R40, R41), then every factor that held the score back ranked by the points it
 cost — the characteristics (against their best bin), the unknown ones together (R20 naming them) and the on-chain
-reasons (R31's watch band, R32) alike. "Score below the minimum" (R21) is not a principal reason (Regulation B,
-comment 9(b)(2)-1: the notice names the factors that lowered the score, not the score): it is listed only in the
-unlikely case that no factor cost a point.
+reasons (R33, the health factor's watch band, and R32) alike. "Score below the minimum" (R21) is not a principal
+reason (Regulation B, comment 9(b)(2)-1: the notice names the factors that lowered the score, not the score): it is
+listed only in the unlikely case that no factor cost a point.
 """
 
 from __future__ import annotations

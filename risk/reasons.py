@@ -39,6 +39,9 @@ INCOMPLETE_APPLICATION = Reason("R20", "Incomplete application: information need
 SCORE_TOO_LOW = Reason("R21", "Credit score below the minimum for this credit")
 PRIOR_DEFAULT = Reason("R30", "Default on a previous loan with us")
 COLLATERAL_HEALTH = Reason("R31", "Collateral on an existing loan with us is below the required level")
+#: an open loan's health factor at or above 1.0 but under the watch level (1.2): its collateral is not below the
+#: required level, only close to it (R31's wording would be untrue)
+COLLATERAL_NEAR_LIMIT = Reason("R33", "Collateral on an existing loan with us is close to the required level")
 LIMITED_WALLET_HISTORY = Reason("R32", "Limited history of the wallet used")
 AMOUNT_OVER_LIMIT = Reason("R40", "Amount requested exceeds the limit for the credit grade")
 INSUFFICIENT_COLLATERAL = Reason("R41", "Collateral insufficient for the amount requested")

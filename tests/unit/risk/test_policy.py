@@ -10,6 +10,7 @@ import pytest
 
 from aggregator.assets import Asset
 from aggregator.quote_offers import ValidRequest
+from aggregator.risk_gate import spread_for_grade, spreads_of
 from aggregator.servicing.health import value_down, value_up
 from risk.onchain import (
     FRESH_WALLET,
@@ -204,6 +205,10 @@ def test_onchain_combination_rule() -> None:
     assert [r.code for r in combine(OnchainFeatures(400, 50, 1, 0, 0, 9_999)).declines] == ["R31"]
     watch = combine(OnchainFeatures(400, 50, 1, 0, 0, 11_000))
     assert (watch.points, watch.declines) == (-30, ())
+    # a health factor of 1.1 is above the required level (1.0): R31's "below the required level" would be untrue
+    assert [(r.code, r.text) for r, _ in watch.reasons] == [
+        ("R33", "Collateral on an existing loan with us is close to the required level")
+    ]
     many = combine(OnchainFeatures(400, 50, 9, 9, 0, None))
     assert many.points == MAX_ADJUSTMENT
     worst = combine(OnchainFeatures(None, 0, 1, 0, 0, 11_000))
@@ -306,3 +311,17 @@ NOW, DAY = 1_800_000_000, 86_400
 
 def _reading(tx_count: int, first_tx_timestamp: int | None, contract: bool = False) -> ChainReading:
     return ChainReading(31337, 10**6, NOW, tx_count, 0, 0, 0, None, first_tx_timestamp, contract)
+
+
+def test_the_pools_spread_follows_the_policy_the_request_is_graded_on() -> None:
+    """The pools' spread came from DEFAULT_POLICY whatever policy graded the request (``QuotingConfig.policy``)."""
+    lender_own = DEFAULT_POLICY.__class__(
+        version="lender-policy",
+        grades=tuple(replace(terms, spread_bps=terms.spread_bps + 100) for terms in DEFAULT_POLICY.grades),
+    )
+    spreads = spreads_of(lender_own)
+    assert [spreads(terms.grade) for terms in DEFAULT_POLICY.grades] == [
+        terms.spread_bps + 100 for terms in DEFAULT_POLICY.grades
+    ]
+    assert spreads(9) == DEFAULT_POLICY.grades[-1].spread_bps + 100  # an unknown grade: the worst one's
+    assert spread_for_grade(1) == DEFAULT_POLICY.grades[0].spread_bps
