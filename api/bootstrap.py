@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,6 +75,8 @@ class Platform:
     compliance: ComplianceService
     #: ``/readyz``'s Redis client (None without ``CREDITMESH_REDIS_URL``): a small pool kept, not a connection per probe
     readiness_redis: redis.asyncio.Redis | None = None
+    #: the velocity counters the credit requests' limits share, also counting each borrower's KYC submissions
+    velocity: VelocityStore = field(default_factory=InMemoryVelocityStore)
 
     async def close(self) -> None:
         if self.readiness_redis is not None:
@@ -259,6 +261,7 @@ async def build_platform(settings: Settings) -> Platform:
         identity_http,
         compliance,
         async_redis(settings.redis_url, max_connections=READINESS_REDIS_CONNECTIONS) if settings.redis_url else None,
+        velocity,
     )
 
 

@@ -78,7 +78,8 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "issue_api_key": (404,),
     "get_webhook": (404,),  # no webhook URL is set  # the borrower or provider the key would act for is not registered
     "oauth_token": (400, 401, 503),
-    "verify_identity": (503,),  # the KYC provider is down or answered something unusable (identity-unavailable)
+    # 429: past the borrower's KYC submissions of the day; 503: the KYC provider is down or answered something unusable
+    "verify_identity": (429, 503),
     # the borrower's identity is opened (a key-store read) to screen it, or to show it: 503 key-store-unavailable
     # when the key store fails (also on create_credit_request, accept_quote and verify_identity above)
     "me": (503,),  # the sanctions status of a name not screened compares the identity on file
@@ -88,6 +89,7 @@ _EXTRA: dict[str, tuple[int, ...]] = {
 # A problem the operation really answers with that status (its type and title), for its example; otherwise the
 # status's generic one. api/problems.py and the routers send them.
 _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
+    ("verify_identity", 429): ("kyc-submission-limit", "Too many identity verifications"),
     ("verify_identity", 503): ("identity-unavailable", "The identity provider is unavailable"),
     ("create_credit_request", 403): ("compliance-denied", "Refused by compliance screening"),
     ("create_credit_request", 429): ("velocity-limit", "Too many credit requests"),

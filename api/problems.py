@@ -46,7 +46,7 @@ from api.pagination import InvalidCursor
 from chain.errors import ChainError
 from compliance import ComplianceError, ComplianceInputError, ErasureRefused, SanctionsListInvalid, SanctionsListStale
 from compliance.errors import KycProviderError, PiiError
-from risk.errors import RiskError, VelocityLimitExceeded
+from risk.errors import RiskError, SubmissionLimitExceeded, VelocityLimitExceeded
 from risk.velocity import velocity_reason_code
 
 PROBLEM_JSON = "application/problem+json"
@@ -256,6 +256,20 @@ def install(app: FastAPI) -> None:
             reason=velocity_reason_code(exc),
         )
         response.headers["Retry-After"] = "60"
+        return response
+
+    @app.exception_handler(SubmissionLimitExceeded)
+    async def _submissions(request: Request, exc: SubmissionLimitExceeded) -> JSONResponse:
+        response = problem(
+            429,
+            "kyc-submission-limit",
+            "Too many identity verifications",
+            str(exc),
+            request.url.path,
+            limit=exc.limit,
+            window_seconds=exc.window_seconds,
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.exception_handler(RiskError)

@@ -206,6 +206,12 @@ class Settings(BaseSettings):
     velocity_per_borrower: int = Field(default=5, gt=0)
     velocity_per_wallet: int = Field(default=5, gt=0)
     velocity_per_ip: int = Field(default=20, gt=0)
+    kyc_submissions_per_day: int = Field(
+        default=5,
+        gt=0,
+        description="identity verifications (POST /v1/borrowers/me/kyc) a borrower may submit in 24 hours: each "
+        "creates an applicant at the KYC provider, billed per applicant",
+    )
 
     @model_validator(mode="after")
     def _refuse_local_secrets_elsewhere(self) -> Settings:

@@ -24,3 +24,16 @@ class VelocityLimitExceeded(RiskError):
         self.key = key
         self.count = count
         self.limit = limit
+
+
+class SubmissionLimitExceeded(RiskError):
+    """A borrower submitted ``what`` more often than ``limit`` times in ``window_seconds``; ``retry_after``: the
+    seconds until one of the counted submissions leaves the window (at most the window)."""
+
+    def __init__(self, what: str, key: str, limit: int, window_seconds: int, retry_after: int) -> None:
+        super().__init__(f"at most {limit} {what} in {window_seconds} s for {key}; try again in {retry_after} s")
+        self.what = what
+        self.key = key
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.retry_after = retry_after

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
-from risk.errors import VelocityLimitExceeded
+from risk.errors import SubmissionLimitExceeded, VelocityLimitExceeded
 
 #: how long a wallet's claims are remembered after the last one (one identity per wallet within it)
 CLAIM_TTL_SECONDS = 90 * 86_400
@@ -321,3 +321,19 @@ async def check_velocity(
 def velocity_reason_code(error: VelocityLimitExceeded) -> str:
     """R51 for a wallet claimed by several identities, R50 for a too-frequent requester (``risk.reasons``)."""
     return "R51" if error.rule == "wallet_identities" else "R50"
+
+
+#: the window of ``check_kyc_submissions``: a day
+KYC_SUBMISSION_WINDOW_SECONDS = 86_400
+
+
+async def check_kyc_submissions(store: VelocityStore, borrower_id: str, limit: int, now: float) -> None:
+    """Raise ``SubmissionLimitExceeded`` if the borrower has submitted ``limit`` identity verifications in the last
+    day; else count this one. Each submission creates an applicant at the KYC provider, billed per applicant; a
+    refused one is not counted (nor is an ``Idempotency-Key`` replay, answered before the route runs)."""
+    window = KYC_SUBMISSION_WINDOW_SECONDS
+    key = f"kyc:{borrower_id}"
+    admission = await store.admit(VelocityRequest((key,), (limit,), window, None, borrower_id, 1), now)
+    if admission.refused_by is not None:
+        # the store does not say when the oldest counted submission leaves the window: at most a whole window
+        raise SubmissionLimitExceeded("identity verifications", f"borrower {borrower_id}", limit, window, window)

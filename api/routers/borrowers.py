@@ -7,6 +7,7 @@ import asyncio
 import base64
 import logging
 import secrets
+import time
 from datetime import UTC, datetime
 
 from eth_utils.address import to_checksum_address
@@ -35,6 +36,7 @@ from providers._exceptions import DestinationRefused
 from providers.destinations import DestinationGuard, check_url_shape
 from providers.secrets import SecretBox
 from risk.profile import CreditProfile
+from risk.velocity import check_kyc_submissions
 from store.borrowers import SqlBorrowerStore
 
 router = APIRouter(prefix="/v1/borrowers", tags=["borrowers"])
@@ -109,7 +111,11 @@ async def put_credit_profile(
 async def verify_identity(body: KycIn, borrower: CurrentBorrowerAccount, platform: PlatformDep) -> KycOut:
     """Identity and one document, sent to the KYC provider; the identity is stored encrypted. The answer is usually
     ``pending``: the provider's signed verdict (and with it the tier) arrives at ``POST /v1/kyc/webhooks`` moments
-    later; read it at ``GET /v1/borrowers/me``."""
+    later; read it at ``GET /v1/borrowers/me``. At most ``CREDITMESH_KYC_SUBMISSIONS_PER_DAY`` (5) submissions in
+    24 hours (each creates an applicant at the provider, billed per applicant): past it, 429 ``kyc-submission-limit``
+    with ``Retry-After``; an ``Idempotency-Key`` replay does not count."""
+    limit = platform.settings.kyc_submissions_per_day
+    await check_kyc_submissions(platform.velocity, borrower.account.id, limit, time.time())
     identity = IdentityProfile(**body.identity.model_dump(exclude={"ssn_or_dod_id"}))
     document = IdentityDocument(**body.document.model_dump(exclude=IGNORED_DOCUMENT_CLAIMS))
     kyc = await platform.borrowers.verify_identity(

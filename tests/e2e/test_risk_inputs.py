@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from api.demo import passport_kyc
 from risk.profile import PURPOSES
 from tests.support.platform import RunningPlatform
 
@@ -91,3 +92,26 @@ def test_a_request_refused_by_screening_keeps_the_stored_credit_profile(shared_p
         kept = client.get("/v1/borrowers/me").json()["credit_profile"]
     assert refused.status_code == 403, refused.text
     assert kept["checking"] == "50"
+
+
+def test_kyc_submissions_are_limited_per_borrower_and_a_replay_does_not_count(
+    shared_platform: RunningPlatform,
+) -> None:
+    """Every submission created an applicant at the KYC provider (billed per applicant), without limit. Five a day
+    (``CREDITMESH_KYC_SUBMISSIONS_PER_DAY``), the onboarding's included; an Idempotency-Key replay is not counted."""
+    key = shared_platform.onboard(Account.create().address)  # the first of the day
+    with shared_platform.client(key) as client:
+        answers = [client.post("/v1/borrowers/me/kyc", json=passport_kyc("US-FL")) for _ in range(3)]
+        keyed = {"Idempotency-Key": "kyc-fifth"}
+        fifth = client.post("/v1/borrowers/me/kyc", json=passport_kyc("US-FL"), headers=keyed)
+        sixth = client.post("/v1/borrowers/me/kyc", json=passport_kyc("US-FL"))
+        replayed = client.post("/v1/borrowers/me/kyc", json=passport_kyc("US-FL"), headers=keyed)
+    assert [answer.status_code for answer in [*answers, fifth]] == [200] * 4
+    assert sixth.status_code == 429, sixth.text
+    assert sixth.headers["content-type"].startswith(PROBLEM_JSON)
+    assert sixth.json()["type"].endswith("/kyc-submission-limit")
+    assert sixth.json()["title"] == "Too many identity verifications"
+    assert 0 < int(sixth.headers["Retry-After"]) <= 86_400
+    assert replayed.status_code == 200
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json() == fifth.json()

@@ -17,6 +17,7 @@ from api.settings import Settings
 from compliance.identity_http import HttpKycProvider
 from compliance.mla import LocalMlaStatusProvider, MlaStatusCache
 from providers.webhooks import MemoryRefusalLimiter, RefusalLimiter
+from risk.velocity import InMemoryVelocityStore
 from store.borrowers import SqlBorrowerStore
 from store.db import Database
 from store.keystore import SqlKeyStore
@@ -42,5 +43,6 @@ def kyc_app(
         settings=Settings(kyc_webhook_secret=secret),
         mla=MlaStatusCache(LocalMlaStatusProvider()),  # forgotten for a borrower who submits a new identity
         providers=SimpleNamespace(webhook_refusals=refusals or MemoryRefusalLimiter()),  # shared with lenders'
+        velocity=InMemoryVelocityStore(),  # counts each borrower's KYC submissions
     )
     return app

@@ -7,8 +7,14 @@ import random
 
 import pytest
 
-from risk.errors import VelocityLimitExceeded
-from risk.velocity import InMemoryVelocityStore, VelocityLimits, check_velocity
+from risk.errors import SubmissionLimitExceeded, VelocityLimitExceeded
+from risk.velocity import (
+    KYC_SUBMISSION_WINDOW_SECONDS,
+    InMemoryVelocityStore,
+    VelocityLimits,
+    check_kyc_submissions,
+    check_velocity,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -59,3 +65,19 @@ async def test_the_in_memory_window_counts_as_a_scan_of_its_events_does_with_the
             continue
         scanned = [t for t in scanned if t > now - 60] + [now]
         assert await store.hit("ip:a", now, 60) == len(scanned)
+
+
+async def test_kyc_submissions_are_limited_per_borrower_and_day_and_their_refusals_do_not_count() -> None:
+    """Each KYC submission creates an applicant at the provider (billed per applicant): at most ``limit`` a day."""
+    store = InMemoryVelocityStore()
+    for hour in range(5):
+        await check_kyc_submissions(store, "b1", 5, 1_000.0 + 3_600 * hour)
+    for _ in range(3):
+        with pytest.raises(SubmissionLimitExceeded) as stopped:
+            await check_kyc_submissions(store, "b1", 5, 20_000.0)
+        assert (stopped.value.limit, stopped.value.window_seconds) == (5, KYC_SUBMISSION_WINDOW_SECONDS)
+        assert 0 < stopped.value.retry_after <= KYC_SUBMISSION_WINDOW_SECONDS
+    await check_kyc_submissions(store, "b2", 5, 20_000.0)  # another borrower's own count
+    await check_kyc_submissions(store, "b1", 5, 1_000.0 + KYC_SUBMISSION_WINDOW_SECONDS)  # the first left the day
+    with pytest.raises(SubmissionLimitExceeded):
+        await check_kyc_submissions(store, "b1", 5, 1_001.0 + KYC_SUBMISSION_WINDOW_SECONDS)
