@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
+from aggregator.offer_checks import own_offers
 from providers.base import ProviderAdapter, ProviderError
 from providers.models import Decline, ProviderOffer, QuoteRequest
 from providers.resilience import deadline as remaining_time
@@ -15,8 +16,10 @@ from providers.resilience import deadline as remaining_time
 
 @dataclass
 class ProviderOutcome:
-    """``outcome`` is one of offered, declined, ineligible, failed, timeout, dropped (by compliance). ``chains``: the
-    chains the provider declared it lends on (``Capabilities.chains``; empty: any), where its offers are placed."""
+    """``outcome`` is one of offered, declined, ineligible, failed, timeout, dropped (every offer of it: not its own
+    offer for the request, ``aggregator.offer_checks``, or by disclosure and compliance); ``detail`` names the
+    reasons offers were dropped. ``chains``: the chains the provider declared it lends on (``Capabilities.chains``;
+    empty: any), where its offers are placed."""
 
     provider_id: str
     outcome: str
@@ -38,8 +41,11 @@ async def _ask(provider: ProviderAdapter, query: QuoteRequest) -> ProviderOutcom
         return ProviderOutcome(provider.provider_id, "failed", str(err), _ms(started))
     if isinstance(answer, Decline):
         return ProviderOutcome(provider.provider_id, "declined", answer.reason, _ms(started))
-    offered = f"{len(answer)} offer(s)"
-    return ProviderOutcome(provider.provider_id, "offered", offered, _ms(started), list(answer), capabilities.chains)
+    offers, dropped = own_offers(answer, provider.provider_id, provider.lending_pool(), query)
+    if dropped and not offers:
+        return ProviderOutcome(provider.provider_id, "dropped", "; ".join(dropped)[:512], _ms(started))
+    offered = "; ".join([f"{len(offers)} offer(s)", *dropped])[:512]
+    return ProviderOutcome(provider.provider_id, "offered", offered, _ms(started), offers, capabilities.chains)
 
 
 async def fan_out(

@@ -115,5 +115,11 @@ class ProviderAdapter(ABC):
     async def health(self) -> ProviderHealth:
         """Whether the provider answers now."""
 
+    def lending_pool(self) -> tuple[str, str] | None:
+        """The chain and address of the lending pool this provider's offers draw on, None for a lender (the
+        default): a pool offer (``ProviderKind.POOL``) is kept only when it names its provider's own pool, so an
+        adapter cannot send borrowers to a pool it does not stand for (``aggregator.offer_checks``)."""
+        return None
+
     async def check_destination(self) -> None:  # noqa: B027 - optional hook, nothing to check by default
         """Refuse, with ``InvalidRegistration``, a registration whose address the platform must not call."""

@@ -129,6 +129,9 @@ class PoolAdapter(ProviderAdapter):
     def capabilities(self) -> Capabilities:
         return Capabilities(assets=frozenset({self.asset}), chains=frozenset({self.chain}))
 
+    def lending_pool(self) -> tuple[str, str] | None:
+        return self.chain, self.pool_address
+
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
         if request.chains and self.chain not in request.chains:
             return Decline(self.provider_id, f"chain {self.chain} not among the requested chains")

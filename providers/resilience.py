@@ -111,6 +111,9 @@ class ResilientProvider(LenderPhases, ProviderAdapter):
     def capabilities(self) -> Capabilities:
         return self.inner.capabilities()
 
+    def lending_pool(self) -> tuple[str, str] | None:
+        return self.inner.lending_pool()
+
     def _end(self, budget: float) -> float:
         own = time.monotonic() + budget
         caller = current_deadline()

@@ -94,6 +94,11 @@ class FixedRateLender(ProviderAdapter):
     def capabilities(self) -> Capabilities:
         return Capabilities(assets=frozenset({"USDC"}), chains=frozenset({self._chain}) if self._chain else frozenset())
 
+    def lending_pool(self) -> tuple[str, str] | None:
+        if self._offer_kind is not ProviderKind.POOL or self._chain is None:
+            return None
+        return self._chain, _address(0xBEEF)
+
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
         return [
             ProviderOffer(

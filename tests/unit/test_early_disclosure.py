@@ -89,6 +89,9 @@ class _Lender:
     def capabilities(self) -> Capabilities:
         return Capabilities(assets=frozenset({"USDC"}))
 
+    def lending_pool(self) -> None:
+        return None
+
     async def quote(self, request: QuoteRequest) -> list[Any]:
         await asyncio.sleep(self.seconds)
         return []
