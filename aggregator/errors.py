@@ -128,13 +128,14 @@ class QuoteSuperseded(QuoteNotAcceptable):
 
 
 class QuoteWithdrawn(QuoteNotAcceptable):
-    """The quote's lender withdrew its offer (the Provider Quote Protocol's ``offer.withdrawn``): it cannot be
-    accepted any more."""
+    """The quote's lender withdrew its offer (the Provider Quote Protocol's ``offer.withdrawn``), or was deregistered:
+    it cannot be accepted any more."""
 
     def __init__(self, quote_id: str, provider_id: str) -> None:
         AggregatorError.__init__(
             self,
-            f"quote {quote_id} was withdrawn by its lender {provider_id}: it cannot be accepted; request new quotes",
+            f"quote {quote_id} was withdrawn by its lender {provider_id} (the offer withdrawn, or the lender "
+            "deregistered): it cannot be accepted; request new quotes",
         )
         self.status = "withdrawn"
 

@@ -47,6 +47,7 @@ from providers.webhooks import MemoryRefusalLimiter, RedisRefusalLimiter, Refusa
 from risk.redis_clients import async_redis
 from risk.shared_state import SharedStateHealth
 from store.autocommit import autocommit_session
+from store.offer_events import withdraw_quotes_of
 from store.providers import ProviderIncidentRow, ProviderRegistrationRow, ProviderRepository
 
 if TYPE_CHECKING:
@@ -117,8 +118,9 @@ class PluginLoader:
 
 
 def _fingerprint(row: ProviderRegistrationRow) -> str:
-    """What a provider is built from in its stored registration (its webhook URL is read by the relay itself)."""
-    built_from = [row.kind, row.config, row.capabilities, row.resilience]
+    """What a provider is built from in its stored registration, and whether it quotes (its webhook URL is read by
+    the relay itself)."""
+    built_from = [row.kind, row.config, row.capabilities, row.resilience, row.enabled]
     return json.dumps(built_from, sort_keys=True, separators=(",", ":"), default=str)
 
 
@@ -133,7 +135,9 @@ def registration_from_row(
 
 class ProviderRegistry(dict[str, ProviderAdapter]):
     """Every provider by id, each behind its resilience wrapper. A live mapping: a provider registered through the
-    API appears here and in ``adapters()`` (one list object, the same on every call) at once."""
+    API appears here and in ``adapters()`` (one list object, the same on every call) at once. A deregistered provider
+    stays in the mapping — its webhooks are verified, its loans' accepts funded or cancelled and their funding asked
+    — but not in ``adapters()``, the providers that quote (``deregistered``)."""
 
     def __init__(
         self,
@@ -159,6 +163,8 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         self._database = database
         self._adapters: list[ProviderAdapter] = []
         self._sources: dict[str, str] = {}
+        #: the providers registered through the API and deregistered since: kept, not quoting
+        self._deregistered: set[str] = set()
         #: what each registration from the API was built from (its stored row's fingerprint)
         self._stored: dict[str, str] = {}
         #: the registrations' change counter this registry follows (``sync_persisted``); -1: never read
@@ -181,6 +187,10 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
 
     def source(self, provider_id: str) -> str:
         return self._sources.get(provider_id, "unknown")
+
+    def deregistered(self, provider_id: str) -> bool:
+        """Whether ``provider_id`` was deregistered: it no longer quotes, and serves its existing loans only."""
+        return provider_id in self._deregistered
 
     async def health(self, provider_id: str, probe: bool = False) -> dict[str, Any]:
         report = await self.get_provider(provider_id).report(probe)
@@ -238,7 +248,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             raise InvalidRegistration("this registry has no database to persist registrations in")
         database = self._database
         async with self._lock:
-            if registration.provider_id in self:
+            if registration.provider_id in self and not self.deregistered(registration.provider_id):
                 raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
             adapter = self.build(registration)
             await adapter.check_destination()
@@ -280,20 +290,30 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     stored.append(row)
 
             await asyncio.to_thread(persist)
+            if registration.provider_id in self:  # deregistered: its new registration serves its loans from now on
+                self._remove(registration.provider_id)
             added = await self.add(registration, policy, source="api")
             # this process's next poll finds the row it built this from and leaves the provider as it is
             self._stored[registration.provider_id] = _fingerprint(stored[0])
             return added
 
-    async def deregister(self, provider_id: str, with_it: Callable[[Session], object] | None = None) -> None:
+    async def deregister(self, provider_id: str, with_it: Callable[[Session], object] | None = None) -> list[str]:
         """Take a provider registered through the API out of quoting, in this process at once and in every other
-        within ``CREDITMESH_PROVIDERS_RELOAD_SECONDS``: its registration is disabled, not deleted (its loans, quotes,
-        incidents and webhook events keep naming it; its loan events are no longer posted to it), and the same id
-        may be registered again. ``with_it`` runs in the transaction that disables it (its API keys revoked: both
-        or neither). ``UnknownProvider`` for one that is not registered through the API."""
+        within ``CREDITMESH_PROVIDERS_RELOAD_SECONDS``. Only quoting stops: its registration is kept, disabled, and so
+        is the provider in every process (``deregistered``), so its loans are serviced as before — its signed webhooks
+        (``payment.received``, ``offer.funding_failed``) are verified, an accept whose loan is open is funded or
+        cancelled, a loan's funding asked — and its loans, quotes, incidents and webhook events keep naming it; its
+        loan events are no longer posted to it. Its quotes still acceptable (``offered``, or ``superseded`` by an
+        accept under way) are withdrawn in the same transaction, and one being accepted goes to ``withdrawn`` if its
+        accept is cancelled (``store.accepts``). The same id may be registered again: the new registration (its URL
+        and secret) serves the old loans too; the withdrawn quotes stay withdrawn. ``with_it`` runs in the
+        transaction that disables it (its API keys revoked: all or none). ``UnknownProvider`` for one that is not
+        registered through the API, or deregistered already. Returns the ids of the quotes withdrawn."""
         if self._database is None:
             raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
         database = self._database
+        disabled: list[ProviderRegistrationRow] = []
+        withdrawn: list[str] = []
 
         def disable() -> None:
             with database.unit_of_work() as uow:
@@ -303,17 +323,21 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
                 row.enabled = False
                 repository.bump_version()
+                withdrawn.extend(withdraw_quotes_of(uow.session, provider_id, datetime.now(UTC)))
                 if with_it is not None:
                     with_it(uow.session)
                 uow.commit()
+                disabled.append(row)
 
         async with self._lock:
             if provider_id in self and self.source(provider_id) != "api":
                 raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
             await asyncio.to_thread(disable)
             if provider_id in self:
-                self._remove(provider_id)
-            self.load_errors.pop(provider_id, None)
+                self._set_quoting(provider_id, False)
+                # this process's next poll finds the row it changed and leaves the provider as it is
+                self._stored[provider_id] = _fingerprint(disabled[0])
+        return withdrawn
 
     async def set_webhook_url(self, provider_id: str, url: str | None) -> None:
         """Change (or with None remove) where a provider registered through the API gets its loan events; the
@@ -356,8 +380,9 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                 raise InvalidRegistration(f"{provider_id}: webhook_url refused: {err}") from err
 
     async def load_persisted(self) -> None:
-        """Add every enabled registration from the store. One that no longer loads (its plugin was uninstalled, its
-        chain is gone) is left out and reported in ``load_errors``; it does not stop the platform."""
+        """Add every registration from the store (a deregistered one kept out of quoting: ``deregister``). One that
+        no longer loads (its plugin was uninstalled, its chain is gone) is left out and reported in ``load_errors``;
+        it does not stop the platform."""
         if self._database is None:
             return
         database = self._database
@@ -365,7 +390,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         def read() -> tuple[int, list[ProviderRegistrationRow]]:
             with database.unit_of_work() as uow:
                 repository = ProviderRepository(uow.session)
-                rows = repository.registrations()
+                rows = repository.registrations(deregistered=True)
                 plaintext = [row for row in rows if isinstance(row.config.get("secret"), str)]
                 if plaintext and self.secrets is not None:
                     # rows persisted before secrets were sealed are sealed now
@@ -396,7 +421,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         def read() -> tuple[int, list[ProviderRegistrationRow]]:
             with database.unit_of_work() as uow:
                 repository = ProviderRepository(uow.session)
-                return repository.version(), repository.registrations()
+                return repository.version(), repository.registrations(deregistered=True)
 
         if await asyncio.to_thread(version) == self.version:
             return False
@@ -405,12 +430,12 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         return True
 
     async def _apply_stored(self, version: int, rows: list[ProviderRegistrationRow]) -> None:
-        """Make the registrations from the API those of ``rows`` (the enabled ones as of ``version``); under the
-        lock."""
+        """Make the registrations from the API those of ``rows`` as of ``version``: the enabled ones quoting, the
+        disabled ones kept out of quoting (``deregister``); under the lock."""
         wanted = {row.provider_id: row for row in rows}
         for provider_id in [p for p, source in self._sources.items() if source == "api" and p not in wanted]:
             self._remove(provider_id)
-            log.info("provider %s removed (its registration is gone or disabled)", provider_id)
+            log.info("provider %s removed (its registration is gone)", provider_id)
         for provider_id in [p for p in self.load_errors if p not in wanted]:
             del self.load_errors[provider_id]
         for row in rows:
@@ -431,13 +456,16 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                 log.error("provider %s not loaded: %s", row.provider_id, err)
             else:
                 self.load_errors.pop(row.provider_id, None)
+            if row.provider_id in self:
+                self._set_quoting(row.provider_id, row.enabled)
             self._stored[row.provider_id] = fingerprint
         self.version = version
 
     async def _replace(self, registration: ProviderRegistration, policy: ResiliencePolicy | None) -> None:
-        """Swap a listed provider for one built from its changed registration, at the same place in the list."""
+        """Swap a listed provider for one built from its changed registration, at the same place in the list (a
+        deregistered one's new adapter is left out of it)."""
         old = self[registration.provider_id]
-        index = self._adapters.index(old)
+        index = self._adapters.index(old) if old in self._adapters else None
         del self[registration.provider_id]
         try:
             new = await self.add(registration, policy, source="api")
@@ -445,11 +473,28 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             self[registration.provider_id] = old
             raise
         self._adapters.remove(new)
-        self._adapters[index] = new
+        if index is None:
+            self._deregistered.add(registration.provider_id)
+        else:
+            self._adapters[index] = new
+
+    def _set_quoting(self, provider_id: str, quoting: bool) -> None:
+        """Put a listed provider in ``adapters()`` (registered again) or take it out (deregistered)."""
+        adapter = self[provider_id]
+        if quoting:
+            self._deregistered.discard(provider_id)
+            if adapter not in self._adapters:
+                self._adapters.append(adapter)
+        else:
+            self._deregistered.add(provider_id)
+            if adapter in self._adapters:
+                self._adapters.remove(adapter)
 
     def _remove(self, provider_id: str) -> None:
         adapter = self.pop(provider_id)
-        self._adapters.remove(adapter)
+        if adapter in self._adapters:
+            self._adapters.remove(adapter)
+        self._deregistered.discard(provider_id)
         self._sources.pop(provider_id, None)
         self._stored.pop(provider_id, None)
 

@@ -44,7 +44,7 @@ from store.db import Database
 from store.loan_ledger import apply_accepted_receipt
 from store.loans import COLUMNS as LOAN_COLUMNS
 from store.loans import loan_record
-from store.providers import ProviderWebhookEventRow
+from store.providers import ProviderRegistrationRow, ProviderWebhookEventRow
 from store.sanctions_reviews import record_screening
 
 #: loan statuses whose outstanding principal is still owed: a defaulted loan is owed until it is liquidated or
@@ -284,6 +284,12 @@ class SqlAcceptRepository:
         self.save(record)
 
     def _withdrawn_by_lender(self, quote: QuoteRow) -> bool:
+        """Whether the quote's lender withdrew its offer (an ``offer.withdrawn`` stored), or was deregistered since
+        the quote was made (its registration disabled, or made again after the quote): either way the quote is not
+        offered again (``providers.registry.ProviderRegistry.deregister``)."""
+        registration = self.session.get(ProviderRegistrationRow, quote.provider_id)
+        if registration is not None and (not registration.enabled or registration.created_at > quote.created_at):
+            return True
         found = self.session.execute(
             select(ProviderWebhookEventRow.id)
             .where(

@@ -61,3 +61,18 @@ class SqlOfferEventRepository:
             .values(lender_state=FUND_REFUSED, error=error[:512], updated_at=now)
         )
         return bool(getattr(moved, "rowcount", 0) == 1)
+
+
+def withdraw_quotes_of(session: Session, provider_id: str, now: datetime) -> list[str]:
+    """Every unexpired quote of ``provider_id`` still acceptable (``offered``, or ``superseded`` by an accept under
+    way) → ``withdrawn``, in the caller's transaction: its provider is deregistered. The rows are locked in id order
+    first, as an offer event locks its offer's; returns their ids."""
+    acceptable = (QuoteRow.provider_id == provider_id, QuoteRow.status.in_(WITHDRAWABLE), QuoteRow.expires_at > now)
+    quote_ids = list(session.scalars(select(QuoteRow.id).where(*acceptable).order_by(QuoteRow.id).with_for_update()))
+    if quote_ids:
+        session.execute(
+            update(QuoteRow)
+            .where(QuoteRow.id.in_(quote_ids), QuoteRow.status.in_(WITHDRAWABLE))
+            .values(status=WITHDRAWN)
+        )
+    return quote_ids

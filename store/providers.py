@@ -79,8 +79,11 @@ class ProviderRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def registrations(self) -> list[ProviderRegistrationRow]:
-        query = select(ProviderRegistrationRow).where(ProviderRegistrationRow.enabled.is_(True))
+    def registrations(self, deregistered: bool = False) -> list[ProviderRegistrationRow]:
+        """The enabled registrations; with ``deregistered``, the disabled ones too (kept to serve their loans)."""
+        query = select(ProviderRegistrationRow)
+        if not deregistered:
+            query = query.where(ProviderRegistrationRow.enabled.is_(True))
         return list(self.session.scalars(query.order_by(ProviderRegistrationRow.provider_id)))
 
     def version(self) -> int:

@@ -139,6 +139,11 @@ class ListedProviderOut(BaseModel):
         "any kind) or deployment (a chain's deployed lending pool)"
     )
     breaker: str = Field(description="its circuit breaker's state: closed, open or half-open")
+    deregistered: bool = Field(
+        default=False,
+        description="deregistered (DELETE /v1/providers/{id}): it no longer quotes, and serves its existing loans "
+        "only (its webhooks, the funding of its accepted offers)",
+    )
 
 
 class ProvidersOut(BaseModel):
@@ -162,8 +167,9 @@ async def list_providers(
     ] = None,
     cursor: CursorParam = None,
 ) -> ProvidersOut:
-    """Every provider with its kind, source and breaker state, ordered by id; with ``limit``, a page at a time
-    (``next_cursor`` for the following page, null at the end). Without ``limit`` the whole list, as before paging."""
+    """Every provider with its kind, source and breaker state, ordered by id (the deregistered ones too, marked);
+    with ``limit``, a page at a time (``next_cursor`` for the following page, null at the end). Without ``limit``
+    the whole list, as before paging."""
     registry = _registry(platform)
     after = decode_key_cursor(PROVIDERS_CURSOR, cursor)
     remaining = [provider_id for provider_id in sorted(registry) if after is None or provider_id > after]
@@ -177,6 +183,7 @@ async def list_providers(
                 kind=provider.kind,
                 source=registry.source(provider_id),
                 breaker=await provider.breaker.state(),
+                deregistered=registry.deregistered(provider_id),
             )
         )
     next_cursor = encode_key_cursor(PROVIDERS_CURSOR, shown[-1]) if len(remaining) > len(shown) and shown else None
@@ -191,10 +198,14 @@ async def list_providers(
 
 @router.delete("/{provider_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def deregister_provider(provider_id: str, principal: AdminPrincipal, platform: PlatformDep) -> None:
-    """Stop quoting a provider registered through the API, in every API process within about a second. Its
-    registration is kept, disabled (its loans and records keep naming it; its loan events are no longer posted to
-    it), and its API keys are revoked (with them the tokens issued to them); the same id may be registered again,
-    with a new key. A provider from the settings or the deployment records is 404 here: it is configured there."""
+    """Stop quoting a provider registered through the API, in every API process within about a second; nothing
+    else stops. Its registration is kept, disabled, and the provider with it: its signed webhooks (``payment.received``,
+    ``offer.funding_failed`` …) are still verified and acted on, its accepted offers still funded or cancelled, and its
+    loans and records keep naming it (its loan events are no longer posted to it). Its quotes still acceptable are
+    withdrawn in the same transaction (an accept of one answers 409 ``quote-withdrawn``), and its API keys are revoked
+    (with them the tokens issued to them). The same id may be registered again, with a new key: the new registration
+    serves its existing loans too, and the withdrawn quotes stay withdrawn. A provider from the settings or the
+    deployment records is 404 here: it is configured there; so is one deregistered already."""
     revoked: list[str] = []
     actor, why = actor_of(principal), f"provider {provider_id} deregistered"
 
@@ -202,10 +213,12 @@ async def deregister_provider(provider_id: str, principal: AdminPrincipal, platf
         revoked.extend(revoke_subject_keys(session, Role.PROVIDER, provider_id, actor=actor, why=why))
 
     try:
-        await _registry(platform).deregister(provider_id, revoke)
+        withdrawn = await _registry(platform).deregister(provider_id, revoke)
     except UnknownProvider as err:
         raise HTTPException(404, str(err)) from err
-    log.info("provider %s deregistered; its API keys %s revoked", provider_id, revoked)
+    log.info(
+        "provider %s deregistered; its API keys %s revoked, %d quotes withdrawn", provider_id, revoked, len(withdrawn)
+    )
 
 
 @router.get("/{provider_id}/health")

@@ -1,7 +1,8 @@
 """Provider registrations shared by every process (one real PostgreSQL, two API processes' registries, each with its
 own engine and its own poll, a real simulated lender over HTTP): a lender an admin registers through one process's
 API is asked by the other's next fan-out within about a second, a registration changed in the store is rebuilt
-there, and one deregistered through the API leaves both; registered again, it comes back.
+there, and one deregistered through the API stops quoting in both (kept in both, to serve its loans); registered
+again, it quotes again.
 
 "Within about a second" is one poll interval (0.2 s here, ``CREDITMESH_PROVIDERS_RELOAD_SECONDS`` = 0.5 s by default)
 and one read: each change must be in place when the first poll that starts after it ends. That is asserted by
@@ -170,9 +171,10 @@ async def test_a_registration_through_one_process_is_quoted_by_another_within_a_
     removed_by_b = polls_b.next()
     refused = await api.get("/v1/providers/late-bank/health", headers=provider_key)
     assert refused.status_code == 401, "a deregistered provider's key is revoked with it"
-    assert "late-bank" not in a, "gone from the deregistering process at once"
-    assert _ids(a.adapters()) == []
+    assert _ids(a.adapters()) == [], "no longer quoting in the deregistering process at once"
+    assert a.deregistered("late-bank"), "kept there, to serve its loans"
     await polls_b.sees(removed_by_b, lambda: quoting_b == [], "the deregistration in process B")
+    assert b.deregistered("late-bank"), "kept in process B too"
     assert await fan_out(quoting_b, REQUEST, 0.5) == []
     again = await api.delete("/v1/providers/late-bank", headers=admin)
     assert again.status_code == 404
@@ -182,6 +184,9 @@ async def test_a_registration_through_one_process_is_quoted_by_another_within_a_
     assert back.status_code == 201, back.text
     await polls_b.sees(polls_b.next(), lambda: _ids(quoting_b) == ["late-bank"], "the registration again in B")
     assert b.get_provider("late-bank").policy.fail_max == 7, "registered again with the body's policy"
+    assert not a.deregistered("late-bank")
+    assert not b.deregistered("late-bank")
+    assert _ids(a.adapters()) == ["late-bank"]
 
 
 async def test_a_deregistration_whose_key_revocation_fails_leaves_both_in_place_and_a_retry_finishes_it(
@@ -205,12 +210,12 @@ async def test_a_deregistration_whose_key_revocation_fails_leaves_both_in_place_
     monkeypatch.setattr(where, failing_once)
     failed = await api.delete("/v1/providers/late-bank", headers=admin)
     assert failed.status_code == 503, failed.text
-    assert "late-bank" in a, "still quoted: nothing was written"
+    assert _ids(a.adapters()) == ["late-bank"], "still quoted: nothing was written"
     assert (await api.get("/v1/providers/late-bank/health", headers=provider_key)).status_code == 200
 
     retried = await api.delete("/v1/providers/late-bank", headers=admin)
     assert retried.status_code == 204, retried.text
-    assert "late-bank" not in a
+    assert _ids(a.adapters()) == []
     assert (await api.get("/v1/providers/late-bank/health", headers=provider_key)).status_code == 401
     database = a._database
     assert database is not None
