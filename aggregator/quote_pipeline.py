@@ -28,6 +28,7 @@ from aggregator.early_disclosure import EarlyDisclosure
 from aggregator.errors import ComplianceDenied, InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome, fan_out
 from aggregator.metrics import FANOUT_OUTCOMES
+from aggregator.offer_checks import installments_of
 from aggregator.platform import ChainRuntime
 from aggregator.quote_offers import Draft, QuoteSigning, ValidRequest, disclose, rank_drafts, risk_summary
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuotingStore
@@ -48,6 +49,9 @@ from risk.repository import StoredDecision
 from risk.velocity import VelocityLimits, VelocityStore, check_velocity
 
 MIN_TERM_DAYS, MAX_TERM_DAYS = 1, 365
+#: an answer with this many installments or more (its offers' together) is disclosed in a worker thread: ~20 ms of
+#: work on the event loop at most for the others (``aggregator.early_disclosure``)
+OFFLOAD_INSTALLMENTS = 200
 NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowers/me/kyc")
 log = logging.getLogger(__name__)
 PRODUCT_OF_KIND = {ProviderKind.TRADITIONAL.value: Product.TRADITIONAL, ProviderKind.POOL.value: Product.DEFI}
@@ -257,12 +261,11 @@ class QuotePipeline:
                     else:
                         unsigned.append(draft)
 
-            def disclose_and_sign(outcome: ProviderOutcome, found: list[DecisionRecord], covered: bool) -> list[Draft]:
-                drafts = disclose(self._compliance, self._chains, borrower, valid, [outcome], found, covered, now)
-                sign(drafts)
-                return drafts
+            def disclose_one(outcome: ProviderOutcome, found: list[DecisionRecord], covered: bool) -> list[Draft]:
+                # on the event loop, or in a worker thread for a heavy answer: the outcome and its records only
+                return disclose(self._compliance, self._chains, borrower, valid, [outcome], found, covered, now)
 
-            disclosing: EarlyDisclosure[Draft] = EarlyDisclosure(disclose_and_sign)
+            disclosing: EarlyDisclosure[Draft] = EarlyDisclosure(disclose_one, after=sign, offload=heavy_answer)
 
             def known(keys: dict[str, OfferNonceKey], ahead: dict[OfferNonceKey, int]) -> None:
                 nonces.update((name, ahead[key]) for name, key in keys.items() if key in ahead)
@@ -297,10 +300,12 @@ class QuotePipeline:
                     fan_out(eligible, query, self._config.fanout_deadline, on_answer=answered),
                     self._covered_borrower(borrower, now, then=disclosing.covered),
                 )
+                await disclosing.settled()
                 drafts = disclosing.drafts(outcomes, covered, offer_records)
                 if premade:
                     outcomes = sorted([*outcomes, *premade], key=lambda outcome: outcome.provider_id)
             except BaseException:
+                disclosing.cancel()
                 if sealing is not None:
                     sealing.cancel()
                 raise
@@ -524,6 +529,12 @@ class QuotePipeline:
             reviews = uow.quoting.open_screening_reviews(records, borrower_id, version, datetime.now(UTC))
             uow.commit()
             return reviews
+
+
+def heavy_answer(outcome: ProviderOutcome) -> bool:
+    """Whether disclosing ``outcome``'s offers is long work for the event loop (``OFFLOAD_INSTALLMENTS``): each
+    installment is a payment computed and checked, about 0.1 ms here."""
+    return sum(installments_of(offer) for offer in outcome.offers) >= OFFLOAD_INSTALLMENTS
 
 
 def _left_out(

@@ -6,6 +6,7 @@ answers."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, cast
 
 import pytest
@@ -108,3 +109,42 @@ async def test_fan_out_tells_each_answer_as_it_comes_and_not_the_late_ones() -> 
         ("late", "timeout"),
         ("slow", "offered"),
     ]
+
+
+async def test_a_heavy_answer_is_disclosed_in_a_worker_thread_and_its_drafts_kept_in_order() -> None:
+    loop_thread = threading.get_ident()
+    where: dict[str, int] = {}
+    signed: list[tuple[str, int]] = []
+
+    def disclose(outcome: ProviderOutcome, records: list[DecisionRecord], covered: bool) -> list[str]:
+        where[outcome.provider_id] = threading.get_ident()
+        return [f"draft:{outcome.provider_id}"]
+
+    def after(drafts: list[str]) -> None:  # signing: on the event loop, as each answer is disclosed
+        signed.extend((draft, threading.get_ident()) for draft in drafts)
+
+    disclosing: EarlyDisclosure[str] = EarlyDisclosure(
+        disclose, after=after, offload=lambda outcome: outcome.provider_id == "heavy"
+    )
+    heavy, light = _outcome("heavy"), _outcome("light")
+    disclosing.covered(False)
+    disclosing.answered(heavy)
+    disclosing.answered(light)
+    await disclosing.settled()
+    assert disclosing.drafts([heavy, light], False, []) == ["draft:heavy", "draft:light"]
+    assert where["light"] == loop_thread
+    assert where["heavy"] != loop_thread, "the heavy answer is not disclosed on the event loop"
+    assert sorted(signed) == [("draft:heavy", loop_thread), ("draft:light", loop_thread)]
+
+
+async def test_an_error_while_disclosing_in_a_worker_thread_is_raised_by_the_drafts() -> None:
+    def disclose(outcome: ProviderOutcome, records: list[DecisionRecord], covered: bool) -> list[str]:
+        raise RuntimeError(f"cannot disclose {outcome.provider_id}")
+
+    disclosing: EarlyDisclosure[str] = EarlyDisclosure(disclose, offload=lambda outcome: True)
+    disclosing.covered(False)
+    outcome = _outcome("a")
+    disclosing.answered(outcome)
+    await disclosing.settled()
+    with pytest.raises(RuntimeError, match="cannot disclose a"):
+        disclosing.drafts([outcome], False, [])
