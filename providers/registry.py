@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import IntegrityError
+
 from providers._exceptions import (
     AlreadyRegistered,
     DestinationRefused,
@@ -243,7 +245,8 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
     ) -> ResilientProvider:
         """A registration through the API: validated (plugin loaded and checked, configuration parsed, a pool must
         answer its views, the ``webhook_url`` its loan events go to is a public http(s) URL), then persisted and
-        listed. Raises ``InvalidRegistration`` saying what is wrong."""
+        listed. Raises ``InvalidRegistration`` saying what is wrong, ``AlreadyRegistered`` for an id registered and
+        not deregistered — in this process, or in another at the same moment (its row inserted first)."""
         if self._database is None:
             raise InvalidRegistration("this registry has no database to persist registrations in")
         database = self._database
@@ -289,7 +292,10 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     uow.commit()
                     stored.append(row)
 
-            await asyncio.to_thread(persist)
+            try:
+                await asyncio.to_thread(persist)
+            except IntegrityError as err:  # another process inserted its row after this one read none
+                raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered") from err
             if registration.provider_id in self:  # deregistered: its new registration serves its loans from now on
                 self._remove(registration.provider_id)
             added = await self.add(registration, policy, source="api")

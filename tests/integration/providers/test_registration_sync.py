@@ -223,3 +223,24 @@ async def test_a_deregistration_whose_key_revocation_fails_leaves_both_in_place_
         revoked = uow.session.scalars(select(AuditEntryRow).where(AuditEntryRow.kind == "key-revoked")).all()
         assert [(row.subject, row.data["why"]) for row in revoked] == [("late-bank", "provider late-bank deregistered")]
         assert str(revoked[0].data["by"]).startswith("admin:key_"), "the admin who deregistered it"
+
+
+async def test_two_processes_registering_one_provider_at_once_answer_201_and_409(
+    sim: str, processes: Processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both processes read no registration, then both insert one: the second insert's unique key refuses it. That
+    IntegrityError reached the admin as a 500; it is the 409 any second registration of the id is."""
+    api, _, b = processes
+    admin = {"X-API-Key": ADMIN}
+    assert b._database is not None
+    transport = httpx.ASGITransport(app=providers_api(b, b._database))
+    async with httpx.AsyncClient(transport=transport, base_url="http://b.test") as api_b:
+        first = await api.post("/v1/providers", json=registration(sim), headers=admin)
+        assert first.status_code == 201, first.text
+        # process B read the registrations before A's commit: it saw none
+        monkeypatch.setattr(ProviderRepository, "registration", lambda self, provider_id: None)
+        second = await api_b.post("/v1/providers", json=registration(sim), headers=admin)
+    assert second.status_code == 409, second.text
+    assert second.json()["detail"] == "provider 'late-bank' is already registered"
+    assert second.headers["content-type"].startswith("application/problem+json")
+    assert "late-bank" not in b, "the loser lists nothing it did not persist"
