@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,10 +65,13 @@ class BreakerStore(Protocol):
 
 
 class MemoryBreakerStore:
-    """State in this process. Operations run inline: they do no I/O and one event loop serializes them."""
+    """State in this process. Operations run inline: they do no I/O and one event loop serializes them. A trial slot
+    frees itself after its ``ttl`` as a Redis one does (``clock``: ``time.monotonic``), so a slot never released
+    cannot hold the breaker half-open for good."""
 
-    def __init__(self) -> None:
-        self._trials: dict[str, int] = {}
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._trials: dict[str, list[float]] = {}  # each taken slot's expiry, by breaker
         self._opened_at: dict[str, float] = {}
         self._transitions: dict[str, deque[Transition]] = {}
         self._lock = threading.Lock()
@@ -86,16 +90,24 @@ class MemoryBreakerStore:
         return None  # no fast path: the caller records through run()
 
     def take_trial(self, name: str, limit: int, ttl: float) -> bool:
-        if self._trials.get(name, 0) >= limit:
+        slots = self._live_trials(name)
+        if len(slots) >= limit:
             return False
-        self._trials[name] = self._trials.get(name, 0) + 1
+        slots.append(self._clock() + ttl)
         return True
 
     def release_trial(self, name: str) -> None:
-        self._trials[name] = max(0, self._trials.get(name, 0) - 1)
+        slots = self._live_trials(name)
+        if slots:
+            slots.remove(min(slots))
 
     def trials(self, name: str) -> int:
-        return self._trials.get(name, 0)
+        return len(self._live_trials(name))
+
+    def _live_trials(self, name: str) -> list[float]:
+        now = self._clock()
+        slots = self._trials[name] = [expiry for expiry in self._trials.get(name, ()) if expiry > now]
+        return slots
 
     def opened_at(self, name: str) -> float | None:
         return self._opened_at.get(name)

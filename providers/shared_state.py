@@ -135,6 +135,8 @@ class DegradableBreakerStore(_Either):
         super().__init__(health)
         self.shared, self.local = shared, local
         self._storages: dict[str, DegradableStorage] = {}
+        #: trial slots ``local`` granted while Redis was down and not released yet, by breaker: each is released there
+        self._local_trials: dict[str, int] = {}
 
     def storage(self, name: str) -> pybreaker.CircuitBreakerStorage:
         storage = DegradableStorage(lambda: self.shared.storage(name), self.local.storage(name), self.health)
@@ -206,11 +208,22 @@ class DegradableBreakerStore(_Either):
         return answer
 
     def take_trial(self, name: str, limit: int, ttl: float) -> bool:
-        return self.either(
-            lambda: self.shared.take_trial(name, limit, ttl), lambda: self.local.take_trial(name, limit, ttl)
-        )
+        def locally() -> bool:
+            taken = self.local.take_trial(name, limit, ttl)
+            if taken:
+                self._local_trials[name] = self._local_trials.get(name, 0) + 1
+            return taken
+
+        return self.either(lambda: self.shared.take_trial(name, limit, ttl), locally)
 
     def release_trial(self, name: str) -> None:
+        """Released in the store that granted the slot: a slot taken in memory while Redis was down, released in
+        Redis once it answered again, stayed taken in memory for good, and the next outage's breaker never left
+        half-open ("every trial call is taken")."""
+        if self._local_trials.get(name, 0) > 0:
+            self._local_trials[name] -= 1
+            self.local.release_trial(name)
+            return
         self.either(lambda: self.shared.release_trial(name), lambda: self.local.release_trial(name))
 
     def trials(self, name: str) -> int:

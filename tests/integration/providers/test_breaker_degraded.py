@@ -79,3 +79,55 @@ async def test_each_process_keeps_its_own_breaker_while_redis_is_down_and_shares
     finally:
         for store in stores:
             await store.aclose()
+
+
+async def test_a_trial_taken_while_redis_was_down_is_released_where_it_was_taken(
+    restartable_redis: RestartableRedis,
+) -> None:
+    """The trial slot a half-open breaker took in this process's memory during an outage was released in Redis once
+    Redis answered again: the memory kept it taken for good, and in the next outage the breaker stayed half-open,
+    refusing every call ("every trial call is taken"), however long the lender had been healthy."""
+    clock = ManualClock()
+    health = SharedStateHealth("provider breaker state", 5.0, clock)
+    local = MemoryBreakerStore()
+    store = DegradableBreakerStore(RedisBreakerStore.from_url(restartable_redis.url), local, health)
+    policy = ResiliencePolicy(fail_max=1, reset_timeout_seconds=10, half_open_max_calls=1)
+    lender = f"lender-{uuid.uuid4().hex[:8]}"
+    breaker = await AsyncBreaker(lender, policy, store, clock=clock).start()
+    try:
+        restartable_redis.stop()
+        await _fail(breaker)  # opens in this process's memory
+        clock.now += 11
+        trial = await breaker.admit()
+        assert local.trials(lender) == 1, "the trial slot is taken in memory"
+
+        restartable_redis.start()  # Redis answers again while the trial call is on its way
+        clock.now += 6
+        await breaker.record(trial, failed=False)
+        assert not health.degraded
+        assert local.trials(lender) == 0, "released in memory, where it was taken"
+
+        restartable_redis.stop()  # the next outage: the lender fails, the breaker opens in memory again
+        clock.now += 6
+        await _fail(breaker)
+        clock.now += 11
+        assert await _admitted(breaker), "a trial call again once the reset timeout has passed"
+        assert await breaker.state() == "closed"
+    finally:
+        restartable_redis.stop()  # (running or not) and up again for the next test
+        restartable_redis.start()
+        await store.aclose()
+
+
+def test_a_trial_slot_never_released_frees_itself_after_its_time() -> None:
+    clock = ManualClock()
+    store = MemoryBreakerStore(clock)
+    assert store.take_trial("acme", 1, 30.0)
+    assert not store.take_trial("acme", 1, 30.0), "one trial at a time"
+    clock.now = 29.0
+    assert store.trials("acme") == 1
+    clock.now = 30.5
+    assert store.trials("acme") == 0, "expired, as a Redis slot's key does"
+    assert store.take_trial("acme", 1, 30.0)
+    store.release_trial("acme")
+    assert store.trials("acme") == 0
