@@ -27,6 +27,8 @@ class ProviderOutcome:
     latency_ms: int
     offers: list[ProviderOffer] = field(default_factory=list)
     chains: frozenset[str] = frozenset()
+    #: why its offers not kept were dropped, each naming the offer (``detail`` lists them)
+    dropped: list[str] = field(default_factory=list)
 
 
 async def _ask(provider: ProviderAdapter, query: QuoteRequest) -> ProviderOutcome:
@@ -43,9 +45,9 @@ async def _ask(provider: ProviderAdapter, query: QuoteRequest) -> ProviderOutcom
         return ProviderOutcome(provider.provider_id, "declined", answer.reason, _ms(started))
     offers, dropped = own_offers(answer, provider.provider_id, provider.lending_pool(), query)
     if dropped and not offers:
-        return ProviderOutcome(provider.provider_id, "dropped", "; ".join(dropped)[:512], _ms(started))
+        return ProviderOutcome(provider.provider_id, "dropped", "; ".join(dropped)[:512], _ms(started), dropped=dropped)
     offered = "; ".join([f"{len(offers)} offer(s)", *dropped])[:512]
-    return ProviderOutcome(provider.provider_id, "offered", offered, _ms(started), offers, capabilities.chains)
+    return ProviderOutcome(provider.provider_id, "offered", offered, _ms(started), offers, capabilities.chains, dropped)
 
 
 async def fan_out(

@@ -99,11 +99,13 @@ def disclose(
 ) -> list[Draft]:
     """Disclose every offer (Regulation Z) and keep it only within the jurisdiction's usury caps. An offer whose terms
     cannot be disclosed is dropped, never the request: one lender's offer whose payments outgrow what an amount can
-    hold (a high rate over hundreds of installments) raised out of the whole credit request, every borrower's."""
+    hold (a high rate over hundreds of installments) raised out of the whole credit request, every borrower's. A
+    provider's outcome becomes ``dropped`` only when none of its offers is kept; otherwise its detail names the offers
+    dropped and why (one dropped offer marked the whole outcome dropped, though its other offers were quoted)."""
     drafts = []
     collateral = valid.security_interest
     for outcome in outcomes:
-        kept = []
+        kept, reasons = [], []
         for offer in outcome.offers:
             try:
                 draft = _draft(
@@ -111,17 +113,31 @@ def disclose(
                 )
             except (ComplianceInputError, InvalidCreditRequest) as err:  # a rate finer than a basis point, never
                 # rounded; a payment larger than the asset's largest amount
-                outcome.outcome, outcome.detail = "dropped", f"dropped: the terms cannot be disclosed: {err}"[:512]
-                continue
+                draft = f"dropped: the terms cannot be disclosed: {err}"
             except ArithmeticError:  # amounts past the disclosure's decimal precision
-                outcome.outcome, outcome.detail = "dropped", "dropped: the terms cannot be disclosed: amounts too large"
-                continue
+                draft = "dropped: the terms cannot be disclosed: amounts too large"
             if isinstance(draft, str):
-                outcome.outcome, outcome.detail = "dropped", draft[:512]
+                reasons.append((offer.provider_ref, draft))
                 continue
             kept.append(draft)
+        if reasons:
+            _note_dropped(outcome, len(kept), reasons)
         drafts += kept
     return drafts
+
+
+def _note_dropped(outcome: ProviderOutcome, kept: int, reasons: list[tuple[str, str]]) -> None:
+    """``outcome`` with its offers dropped in disclosure (``reasons``: each offer's reference and why): ``dropped``
+    with the reason when none is kept (each offer named when several were dropped), else still ``offered`` with the
+    kept count and every dropped offer named."""
+    named = [f"offer {ref[:64]!r} {reason}" for ref, reason in reasons]
+    outcome.dropped += named
+    if kept:
+        outcome.detail = "; ".join([f"{kept} offer(s)", *outcome.dropped])[:512]
+        return
+    outcome.outcome = "dropped"
+    alone = len(outcome.dropped) == 1
+    outcome.detail = (reasons[0][1] if alone else "; ".join(outcome.dropped))[:512]
 
 
 def _draft(

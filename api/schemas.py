@@ -57,8 +57,11 @@ class CreditRequestIn(BaseModel):
 
 class ProviderOutcomeOut(BaseModel):
     provider_id: str
-    outcome: str
-    detail: str
+    outcome: str = Field(
+        description="offered, declined, ineligible, failed, timeout, or dropped (none of its offers kept: each "
+        "dropped by disclosure or compliance, or not its own offer for the request)"
+    )
+    detail: str = Field(description="why; for offered, how many offers were kept and each offer dropped with why")
     latency_ms: int
 
 
