@@ -19,7 +19,7 @@ from chain.errors import ConfigurationError
 from chain.signers import loopback_host, production_guard
 from compliance.sim import DEFAULT_PORT as IDENTITY_SIM_PORT
 from compliance.sim import LOCAL_KYC_SECRET, LOCAL_MLA_SECRET
-from providers.destinations import LOOPBACK_NETWORKS, check_url_shape
+from providers.destinations import LOOPBACK_NETWORKS, check_https, check_url_shape
 from providers.policy import ResiliencePolicy
 
 LOCAL_ADMIN_KEY = "cm_admin_local_devnet_only"
@@ -299,9 +299,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_local_identity_providers(self) -> Settings:
-        """Production asks real identity providers: never the simulator's URLs, a loopback host or its secrets."""
+        """Production asks real identity providers: never the simulator's URLs, a loopback host or its secrets; and
+        its lenders over https:// only."""
         if self.environment != "production":
             return self
+        for lender in self.http_lenders:
+            for what, url in (("base_url", lender.base_url), ("webhook_url", lender.webhook_url)):
+                if url is not None:
+                    check_https(f"CREDITMESH_HTTP_LENDERS {lender.provider_id} {what}", url)
         for what, url in (("KYC", self.kyc_provider_url), ("MLA", self.mla_provider_url)):
             if url.startswith(LOCAL_IDENTITY_SIM_URL) or loopback_host(urlsplit(url).hostname or ""):
                 raise ValueError(f"the {what} provider is the local simulator ({url}); configure the real one")

@@ -16,6 +16,7 @@ import socket
 from collections.abc import Iterable
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Any
+from urllib.parse import urlsplit
 from urllib.request import Request
 
 import httpx
@@ -69,6 +70,17 @@ def check_url_shape(value: str) -> httpx.URL:
             f"has a host no DNS name can be: at most {MAX_HOST_NAME} characters, {MAX_HOST_LABEL} between dots"
         )
     return url
+
+
+def check_https(what: str, url: str) -> None:
+    """Refuse a plain ``http://`` lender URL (production): the quotes and the borrower's request data would cross
+    the network unencrypted, and an on-path attacker could answer for the lender (the HMAC signs the body, not the
+    connection)."""
+    if urlsplit(url).scheme.lower() != "https":
+        raise ValueError(
+            f"{what} must be an https:// URL in production (CREDITMESH_ENVIRONMENT=production), not {url!r}: plain "
+            "http:// carries the borrower's request data and the lender's offers unencrypted"
+        )
 
 
 class DestinationGuard:

@@ -36,7 +36,7 @@ from providers._exceptions import (
     ProviderUnavailable,
 )
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
-from providers.destinations import DestinationGuard, LenderClient, check_url_shape
+from providers.destinations import DestinationGuard, LenderClient, check_https, check_url_shape
 from providers.http_pool import AnswerTooLarge
 from providers.models import (
     Capabilities,
@@ -206,10 +206,12 @@ class HttpLenderAdapter(ProviderAdapter):
         timeout: float = 2.0,
         connect_timeout: float = 1.0,
         destinations: DestinationGuard | None = None,
+        https_only: bool = False,
     ) -> None:
         self.provider_id = provider_id
         self.base_url = base_url.rstrip("/")
         self._destinations = destinations
+        self._https_only = https_only
         self._secret = secret
         self._capabilities = capabilities
         self._client = client
@@ -240,10 +242,17 @@ class HttpLenderAdapter(ProviderAdapter):
             timeout=config.timeout_seconds,
             connect_timeout=config.connect_timeout_seconds,
             destinations=context.destinations,
+            https_only=context.https_only,
         )
 
     async def check_destination(self) -> None:
-        """Refuse a ``base_url`` whose host resolves to an address the platform must not call (at registration)."""
+        """Refuse a ``base_url`` whose host resolves to an address the platform must not call, or a plain
+        ``http://`` one in production (at registration)."""
+        if self._https_only:
+            try:
+                check_https("base_url", self.base_url)
+            except ValueError as err:
+                raise InvalidRegistration(f"{self.provider_id}: {err}") from err
         if self._destinations is not None:
             try:
                 await self._destinations.check(self.base_url)

@@ -29,7 +29,7 @@ from providers._exceptions import (
     UnknownProviderKind,
 )
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
-from providers.destinations import check_url_shape
+from providers.destinations import check_https, check_url_shape
 from providers.models import Capabilities
 from providers.policy import ResiliencePolicy
 from providers.resilience import (
@@ -373,12 +373,17 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         await asyncio.to_thread(store)
 
     async def check_webhook_url(self, provider_id: str, url: str) -> None:
-        """Refuse a webhook URL that is not plain ``http(s)://host[:port][/path]`` or whose host the SSRF guard
-        refuses (the relay checks it again on every delivery)."""
+        """Refuse a webhook URL that is not plain ``http(s)://host[:port][/path]`` (``https://`` in production) or
+        whose host the SSRF guard refuses (the relay checks it again on every delivery)."""
         try:
             check_url_shape(url)
         except ValueError as err:
             raise InvalidRegistration(f"{provider_id}: webhook_url {err}") from err
+        if self.context.https_only:
+            try:
+                check_https("webhook_url", url)
+            except ValueError as err:
+                raise InvalidRegistration(f"{provider_id}: {err}") from err
         if self.context.destinations is not None:
             try:
                 await self.context.destinations.check(url)
@@ -580,7 +585,13 @@ async def build_providers(
         store = DegradableBreakerStore(shared, MemoryBreakerStore(), SharedStateHealth("provider breaker state"))
     limiter_client = async_redis(redis_url) if redis_url else None
     registry = ProviderRegistry(
-        AdapterContext(http, {name: runtime.w3 for name, runtime in chains.items()}, spread_for_grade, destinations),
+        AdapterContext(
+            http,
+            {name: runtime.w3 for name, runtime in chains.items()},
+            spread_for_grade,
+            destinations,
+            https_only=settings.environment == "production",
+        ),
         plugins or PluginLoader(),
         store,
         _limiters(limiter_client),

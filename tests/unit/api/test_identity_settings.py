@@ -90,3 +90,18 @@ def test_a_shared_secret_shorter_than_16_characters_is_refused(field: str, secre
     with pytest.raises(ValidationError) as refused:
         Settings(**(PRODUCTION | {field: secret}))
     assert refused.value.errors()[0]["loc"] == (field,)
+
+
+@pytest.mark.parametrize(
+    ("lender", "what"),
+    [
+        ({"base_url": "http://lender.example/quotes"}, "base_url"),
+        ({"base_url": "https://lender.example/quotes", "webhook_url": "http://lender.example/events"}, "webhook_url"),
+    ],
+)
+def test_production_refuses_a_configured_lender_over_plain_http(lender: dict[str, str], what: str) -> None:
+    lenders = [{"provider_id": "bank", "secret": "a-real-lender-secret-of-32-chars!"} | lender]
+    with pytest.raises(ValidationError, match=f"CREDITMESH_HTTP_LENDERS bank {what} must be an https:// URL"):
+        Settings(**PRODUCTION | {"http_lenders": lenders})
+    https = [{"provider_id": "bank", "secret": "a-real-lender-secret-of-32-chars!", "base_url": "https://l.example"}]
+    assert Settings(**PRODUCTION | {"http_lenders": https}).http_lenders[0].base_url == "https://l.example"
