@@ -189,6 +189,10 @@ async def build_platform(settings: Settings) -> Platform:
         velocity=limits,
         inputs_key=bytes.fromhex(settings.inputs_hash_key),
     )
+    # a pool registered through the API must lend the token listed for its asset on its chain
+    tokens = {
+        name: {symbol: assets.get(symbol).addresses.get(name, "") for symbol in assets.symbols()} for name in chains
+    }
     # the pools' risk spread from the policy the requests are graded on (not risk's default policy)
     providers = await build_providers(
         settings,
@@ -198,6 +202,7 @@ async def build_platform(settings: Settings) -> Platform:
         settings.redis_url,
         spread_for_grade=spreads_of(quoting_config.policy),
         destinations=destinations,
+        tokens=tokens,
     )
     keys = key_store(settings)
     compliance = await asyncio.to_thread(_compliance, settings, database, keys)

@@ -56,13 +56,15 @@ class AdapterContext:
     """What an adapter may use to reach its provider: the shared HTTP client, a web3 client per chain, and the
     risk spread of a grade (pools add it to their model rate), and the guard that checks where an HTTP adapter may
     connect (``providers.destinations``; the platform's ``http`` client applies it to every call). ``https_only``
-    (production): a lender's URLs registered now must be ``https://``."""
+    (production): a lender's URLs registered now must be ``https://``. ``tokens``: each chain's listed token address
+    by asset symbol, which a pool registered for an asset must lend (None: not checked, as in unit tests)."""
 
     http: httpx.AsyncClient
     web3: Mapping[str, AsyncWeb3[AsyncBaseProvider]] = field(default_factory=dict)
     spread_for_grade: Callable[[int], int] = lambda grade: 0
     destinations: DestinationGuard | None = None
     https_only: bool = False
+    tokens: Mapping[str, Mapping[str, str]] | None = None
 
 
 class ProviderAdapter(ABC):

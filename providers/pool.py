@@ -97,6 +97,10 @@ class PoolAdapter(ProviderAdapter):
         self._pool_paused = view("LendingPool", "paused")
         self._aggregator_paused = view("CreditAggregator", "paused")
         self._credit_aggregator = view("LendingPool", "creditAggregator")
+        self._asset = view("LendingPool", "asset")
+        #: the token the platform lists for ``asset`` on ``chain``, which the pool must lend (None: not checked;
+        #: empty: not listed there)
+        self.listed_token: str | None = None
         #: the pool's CreditAggregator (immutable in the pool): read at the first quote, then kept
         self.aggregator_address: str | None = aggregator_address
         self._spread = spread_bps
@@ -115,7 +119,7 @@ class PoolAdapter(ProviderAdapter):
         if w3 is None:
             known = ", ".join(sorted(context.web3)) or "none"
             raise InvalidRegistration(f"{registration.provider_id}: unknown chain {config.chain!r}; known: {known}")
-        return cls(
+        pool = cls(
             config.chain,
             config.asset,
             to_checksum_address(config.address),
@@ -125,6 +129,31 @@ class PoolAdapter(ProviderAdapter):
             offer_ttl=timedelta(seconds=config.offer_ttl_seconds),
             provider_id=registration.provider_id,
         )
+        if context.tokens is not None:
+            pool.listed_token = context.tokens.get(config.chain, {}).get(config.asset, "")
+        return pool
+
+    async def check_destination(self) -> None:
+        """Refuse, at registration, a pool that does not lend its configured asset: its ``asset()`` must be the
+        token the platform lists for that asset on the pool's chain (``AdapterContext.tokens``). A WETH pool
+        registered as USDC would quote principals counted in USDC's decimals and fund the loan in WETH."""
+        if self.listed_token is None:
+            return
+        if not self.listed_token:
+            raise InvalidRegistration(
+                f"{self.provider_id}: {self.asset} is not listed on {self.chain}: no token to check the pool's against"
+            )
+        try:
+            (token,) = await read_views(self._provider, [self._asset.call(self.pool_address)])
+        except (ChainError, Web3Exception, OSError) as err:
+            raise InvalidRegistration(
+                f"{self.provider_id}: the pool does not answer its views (asset(): {type(err).__name__})"
+            ) from err
+        if str(token).lower() != self.listed_token.lower():
+            raise InvalidRegistration(
+                f"{self.provider_id}: the pool at {self.pool_address} on {self.chain} lends the token "
+                f"{to_checksum_address(token)}, not {self.asset} ({to_checksum_address(self.listed_token)} there)"
+            )
 
     def capabilities(self) -> Capabilities:
         return Capabilities(assets=frozenset({self.asset}), chains=frozenset({self.chain}))

@@ -569,10 +569,12 @@ async def build_providers(
     spread_for_grade: Callable[[int], int] | None = None,
     plugins: PluginLoader | None = None,
     destinations: DestinationGuard | None = None,
+    tokens: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ProviderRegistry:
     """Every provider of the platform, resilience-wrapped: the configured HTTP lenders, a pool per chain and asset
     in the deployment records, and the registrations persisted through the API. With ``redis_url``, breaker state
-    and rate limits are shared by every process."""
+    and rate limits are shared by every process. ``tokens``: each chain's listed token address by asset symbol (a
+    pool registered through the API must lend its asset's)."""
     from contracts.deploy import POOL_ASSETS, pool_key
 
     if spread_for_grade is None:
@@ -591,6 +593,7 @@ async def build_providers(
             spread_for_grade,
             destinations,
             https_only=settings.environment == "production",
+            tokens=tokens,
         ),
         plugins or PluginLoader(),
         store,

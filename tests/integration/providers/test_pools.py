@@ -14,6 +14,7 @@ from web3 import AsyncWeb3
 from web3.providers.async_base import AsyncBaseProvider
 from web3.providers.rpc import AsyncHTTPProvider
 
+from api.auth import Role, ensure_key
 from chain.artifacts import load_artifact
 from contracts.deploy import RateModel
 from providers._exceptions import InvalidRegistration
@@ -23,12 +24,14 @@ from providers.policy import ResiliencePolicy
 from providers.registry import PluginLoader, ProviderRegistry
 from providers.resilience import MemoryBreakerStore, MemoryRateLimiter
 from store.db import Database
+from tests.integration.providers.support import providers_api
 from tests.support.devnet import DeployedChain
 from tests.unit.providers.fakes import REQUEST
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 SPREAD_BPS = 300
+ADMIN = "cm_admin_pools"
 
 
 def _deploy_weth_pool(chain: DeployedChain, liquidity: int) -> str:
@@ -145,3 +148,38 @@ async def test_an_address_that_is_not_a_pool_is_refused(
             ProviderRegistration("pool-far", "pool", {"chain": "mainnet", "asset": "USDC", "address": not_a_pool})
         )
     assert "pool-bogus" not in registry
+
+
+async def test_a_pool_registered_for_an_asset_it_does_not_lend_is_refused_naming_both(
+    registry: ProviderRegistry, polygon: DeployedChain, tmp_path: Path
+) -> None:
+    """The WETH pool registered as the USDC pool was accepted: it answered its views, and its offers were quoted
+    as USDC principals (6 decimals) to be funded in WETH. The pool's ``asset()`` is now read at registration and
+    compared with the token listed for the asset on the pool's chain: a 422 naming both."""
+    weth_pool = _deploy_weth_pool(polygon, liquidity=10**18)
+    usdc, weth = polygon.record.address("USDC"), polygon.record.address("WETH")
+    registry.context = replace(registry.context, tokens={"polygon-local": {"USDC": usdc, "WETH": weth}})
+    database = registry._database
+    assert database is not None
+    ensure_key(database, ADMIN, Role.ADMIN, None, "test admin")
+    transport = httpx.ASGITransport(app=providers_api(registry, database))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as api:
+        body = {"provider_id": "pool-mislabelled", "kind": "pool", "config": {"chain": "polygon-local"}}
+        config = {"chain": "polygon-local", "address": weth_pool}
+        refused = await api.post(
+            "/v1/providers", json=body | {"config": config | {"asset": "USDC"}}, headers={"X-API-Key": ADMIN}
+        )
+        assert refused.status_code == 422, refused.text
+        detail = refused.json()["detail"]
+        where = f"pool-mislabelled: the pool at {weth_pool} on polygon-local"
+        assert detail == f"{where} lends the token {weth}, not USDC ({usdc} there)"
+        assert "pool-mislabelled" not in registry
+        unlisted = await api.post(
+            "/v1/providers", json=body | {"config": config | {"asset": "DAI"}}, headers={"X-API-Key": ADMIN}
+        )
+        assert unlisted.status_code == 422, unlisted.text
+        assert "DAI is not listed on polygon-local" in unlisted.json()["detail"]
+        created = await api.post(
+            "/v1/providers", json=body | {"config": config | {"asset": "WETH"}}, headers={"X-API-Key": ADMIN}
+        )
+        assert created.status_code == 201, created.text
