@@ -39,7 +39,7 @@ from providers.destinations import DestinationGuard, LenderClient, lender_client
 from providers.registry import ProviderRegistry, build_providers
 from risk.onchain_source import ChainOnchainSource
 from risk.redis_clients import async_redis
-from risk.shared_state import DegradableVelocityStore
+from risk.shared_state import DegradableVelocityStore, SharedStateHealth
 from risk.velocity import InMemoryVelocityStore, RedisVelocityStore, VelocityLimits, VelocityStore
 from store.accepts import SqlAcceptStore, SqlScreeningLog
 from store.borrowers import SqlBorrowerStore
@@ -75,6 +75,8 @@ class Platform:
     compliance: ComplianceService
     #: ``/readyz``'s Redis client (None without ``CREDITMESH_REDIS_URL``): a small pool kept, not a connection per probe
     readiness_redis: redis.asyncio.Redis | None = None
+    #: the state shared through Redis (velocity limits, providers' breakers and rate limits), for ``/readyz``
+    shared_state: tuple[SharedStateHealth, ...] = ()
     #: the velocity counters the credit requests' limits share, also counting each borrower's KYC submissions
     velocity: VelocityStore = field(default_factory=InMemoryVelocityStore)
 
@@ -266,7 +268,11 @@ async def build_platform(settings: Settings) -> Platform:
         identity_http,
         compliance,
         async_redis(settings.redis_url, max_connections=READINESS_REDIS_CONNECTIONS) if settings.redis_url else None,
-        velocity,
+        velocity=velocity,
+        shared_state=(
+            *providers.shared_state,
+            *([velocity.health] if isinstance(velocity, DegradableVelocityStore) else []),
+        ),
     )
 
 

@@ -96,7 +96,7 @@ async def measure(base: str, lenders: list[SimLender], redis_url: str, args: arg
         RedisBreakerStore.from_url(redis_url), MemoryBreakerStore(), SharedStateHealth("provider breaker state")
     )
     limiter_client = async_redis(redis_url)
-    limiter = _limiters(limiter_client)
+    limiter = _limiters(limiter_client, SharedStateHealth("provider rate limits"))
     counter = redis.Redis.from_url(redis_url)
     async with lender_http() as http:
         context = AdapterContext(http, {}, _spread, None)

@@ -174,6 +174,8 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         self._lock = asyncio.Lock()
         self.load_errors: dict[str, str] = {}
         self.on_close: list[Callable[[], Awaitable[None]]] = []
+        #: whether the breaker state and rate limits shared through Redis are served locally now (``/readyz``)
+        self.shared_state: tuple[SharedStateHealth, ...] = ()
 
     # ------------------------------------------------------------------ reading
 
@@ -539,10 +541,12 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             await close()
 
 
-def _limiters(redis_client: redis.asyncio.Redis | None) -> Callable[[ResiliencePolicy], RateLimiter]:
+def _limiters(
+    redis_client: redis.asyncio.Redis | None, health: SharedStateHealth
+) -> Callable[[ResiliencePolicy], RateLimiter]:
+    """``health`` is one per process: Redis is up or down for every provider's limiter."""
     if redis_client is None:
         return lambda policy: MemoryRateLimiter(policy.rate_per_second, policy.burst)
-    health = SharedStateHealth("provider rate limits")  # one per process: Redis is up or down for all of them
     buckets = RedisBuckets(redis_client)  # one per process: a request's lender calls take their tokens together
     return lambda policy: DegradableRateLimiter(
         RedisRateLimiter(redis_client, policy.rate_per_second, policy.burst, buckets),
@@ -582,9 +586,10 @@ async def build_providers(
 
         spread_for_grade = default_spread
     store: BreakerStore = MemoryBreakerStore()
+    shared_state = SharedStateHealth("provider breaker state"), SharedStateHealth("provider rate limits")
     if redis_url:  # shared while Redis answers, this process's own state while it does not
         shared = RedisBreakerStore.from_url(redis_url)
-        store = DegradableBreakerStore(shared, MemoryBreakerStore(), SharedStateHealth("provider breaker state"))
+        store = DegradableBreakerStore(shared, MemoryBreakerStore(), shared_state[0])
     limiter_client = async_redis(redis_url) if redis_url else None
     registry = ProviderRegistry(
         AdapterContext(
@@ -597,13 +602,15 @@ async def build_providers(
         ),
         plugins or PluginLoader(),
         store,
-        _limiters(limiter_client),
+        _limiters(limiter_client, shared_state[1]),
         policy_for(settings, ""),
         database,
         MemoryRefusalLimiter() if limiter_client is None else RedisRefusalLimiter(limiter_client),
         # the key store (issue 20 part B) will hold this key; until then it is derived from the master key
         SecretBox.from_master_key(bytes.fromhex(settings.pii_master_key)),
     )
+    if redis_url:
+        registry.shared_state = shared_state
     if limiter_client is not None:
         registry.on_close.append(limiter_client.aclose)
     for lender in settings.http_lenders:

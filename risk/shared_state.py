@@ -35,6 +35,11 @@ class SharedStateHealth:
     def degraded(self) -> bool:
         return self._retry_at is not None
 
+    def serving_locally(self) -> bool:
+        """Whether this process serves from its local state now: the shared store failed, and is not to be tried
+        again yet (after that, the next call finds out)."""
+        return self._retry_at is not None and self._clock() < self._retry_at
+
     def worth_trying(self) -> bool:
         return self._retry_at is None or self._clock() >= self._retry_at
 

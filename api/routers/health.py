@@ -94,16 +94,27 @@ def _sanctions(platform: Platform) -> str:
 
 
 async def _redis(platform: Platform) -> str:
+    """``redis_state``, and ``degraded`` too while any state shared through Redis (velocity limits, the providers'
+    breakers and rate limits) is served from this process's own: a Redis that takes the probe's write may still
+    refuse what they send (a script error), and it is the limits that are no longer shared."""
     if platform.readiness_redis is None:
         return "not configured"
-    return await redis_state(platform.readiness_redis)
+    state = await redis_state(platform.readiness_redis)
+    if any(shared.serving_locally() for shared in platform.shared_state):
+        return "degraded"
+    return state
+
+
+#: the key ``redis_state`` writes (with a short expiry): one for every process
+PROBE_KEY = "creditmesh:readyz"
 
 
 async def redis_state(client: Redis) -> str:
-    """``ok`` when ``client`` (the platform's kept pool: a probe opens no connection of its own) answers a PING
-    within the probe timeout, else ``degraded``."""
+    """``ok`` when ``client`` (the platform's kept pool: a probe opens no connection of its own) takes a write
+    within the probe timeout, else ``degraded``. A write, not a PING: a Redis at its memory limit (``noeviction``)
+    or a read-only replica after a failover answers a PING but refuses the counters' writes."""
     try:
-        await asyncio.wait_for(client.ping(), PROBE_TIMEOUT_SECONDS)
+        await asyncio.wait_for(client.set(PROBE_KEY, b"1", px=10_000), PROBE_TIMEOUT_SECONDS)
     except Exception:
         return "degraded"
     return "ok"
