@@ -8,16 +8,19 @@ breaker closed)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
 import pybreaker
+from redis.exceptions import LockError
 
 from providers.resilience import CLOSED, BreakerStore, MemoryBreakerStore, RateLimiter, Transition
 from risk.shared_state import SHARED_STATE_ERRORS, SharedStateHealth
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class DegradableRateLimiter:
@@ -153,6 +156,12 @@ class DegradableBreakerStore(_Either):
 
             try:
                 result = await self.shared.run(name, once)
+            except LockError as err:  # Redis answered: another process held the breaker's lock past the wait
+                if done:
+                    return done[0]  # its release failed: the lock had expired meanwhile
+                log.warning(
+                    "breaker %s: its Redis lock stayed busy (%s); this transition is this process's own", name, err
+                )
             except SHARED_STATE_ERRORS as err:
                 self.health.failed(err)
                 if done:

@@ -131,3 +131,29 @@ def test_a_trial_slot_never_released_frees_itself_after_its_time() -> None:
     assert store.take_trial("acme", 1, 30.0)
     store.release_trial("acme")
     assert store.trials("acme") == 0
+
+
+async def test_a_busy_breaker_lock_is_not_redis_down(restartable_redis: RestartableRedis) -> None:
+    """Another process holding a breaker's Redis lock past the wait raises redis-py's ``LockError`` (a
+    ``RedisError``): the transition is made in this process's memory, and the shared state is not called down —
+    every other breaker, rate limit and velocity counter of the process stays shared, and ``/readyz`` stays ready."""
+    health = SharedStateHealth("provider breaker state", 5.0, ManualClock())
+    shared = RedisBreakerStore.from_url(restartable_redis.url)
+    shared._lock_timeout = 0.2  # the wait for the lock, short for the test
+    store = DegradableBreakerStore(shared, MemoryBreakerStore(), health)
+    lender = f"lender-{uuid.uuid4().hex[:8]}"
+    holder = shared._redis.lock(shared._key(lender, "lock"), timeout=30)
+    assert holder.acquire(blocking=False)
+    try:
+        ran: list[str] = []
+
+        def transition() -> str:
+            ran.append("transition")
+            return "done"
+
+        assert await store.run(lender, transition) == "done"
+        assert ran == ["transition"], "run once, in this process's memory"
+        assert not health.degraded
+    finally:
+        holder.release()
+        await store.aclose()
