@@ -90,7 +90,7 @@ class EventDestinations:
             if subject in self.configured:
                 return self.configured[subject]
             registration = directory.provider(subject)
-            if registration is None or not registration.url or not registration.enabled:
+            if registration is None or not registration.url:  # deregistered: its loans' events still its
                 return None
             secret = self.secrets.open_config(registration.provider_id, registration.config).get("secret")
             if not isinstance(secret, str):
@@ -106,4 +106,6 @@ class EventDestinations:
 
 
 def _receives(registration: ProviderWebhook | None) -> bool:
-    return registration is not None and registration.enabled and bool(registration.url)
+    """Whether a provider gets its loans' events: a webhook URL is set. A deregistered provider (``enabled`` False)
+    no longer quotes, but its loans are still serviced, and it is still told what happens to them."""
+    return registration is not None and bool(registration.url)

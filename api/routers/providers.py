@@ -199,13 +199,14 @@ async def list_providers(
 @router.delete("/{provider_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def deregister_provider(provider_id: str, principal: AdminPrincipal, platform: PlatformDep) -> None:
     """Stop quoting a provider registered through the API, in every API process within about a second; nothing
-    else stops. Its registration is kept, disabled, and the provider with it: its signed webhooks (``payment.received``,
-    ``offer.funding_failed`` …) are still verified and acted on, its accepted offers still funded or cancelled, and its
-    loans and records keep naming it (its loan events are no longer posted to it). Its quotes still acceptable are
-    withdrawn in the same transaction (an accept of one answers 409 ``quote-withdrawn``), and its API keys are revoked
-    (with them the tokens issued to them). The same id may be registered again, with a new key: the new registration
-    serves its existing loans too, and the withdrawn quotes stay withdrawn. A provider from the settings or the
-    deployment records is 404 here: it is configured there; so is one deregistered already."""
+    else stops. Its registration is kept, disabled, and the provider with it: its signed webhooks
+    (``payment.received``, ``offer.funding_failed`` …) are still verified and acted on, its accepted offers still
+    funded or cancelled, and its loans and records keep naming it (their loan events are still posted to its webhook
+    URL). Its quotes still acceptable are withdrawn in the same transaction (an accept of one answers 409
+    ``quote-withdrawn``), and its API keys are revoked (with them the tokens issued to them). The same id may be
+    registered again, with a new key: the new registration serves its existing loans too, and the withdrawn quotes
+    stay withdrawn. A provider from the settings or the deployment records is 404 here: it is configured there; so is
+    one deregistered already."""
     revoked: list[str] = []
     actor, why = actor_of(principal), f"provider {provider_id} deregistered"
 

@@ -297,6 +297,7 @@ def test_a_loan_whose_opening_a_reorg_removed_has_its_past_due_notices_retracted
 
 
 def test_recipients_are_the_funding_provider_and_a_borrower_with_a_webhook_url() -> None:
+    """A deregistered provider (``off-bank``, no longer quoting) still services its loans and is told about them."""
     registered = ProviderWebhook("reg-bank", "https://reg.test/e", True, {"secret": "reg-secret"})
     disabled = ProviderWebhook("off-bank", "https://off.test/e", False, {"secret": "x"})
     directory = InMemoryRecipients([registered, disabled], [_borrower_webhook("https://b1.test/hook")])
@@ -310,8 +311,8 @@ def test_recipients_are_the_funding_provider_and_a_borrower_with_a_webhook_url()
 
     assert recipients("sim-bank", "b1") == ["provider:sim-bank", "borrower:b1"]
     assert recipients("reg-bank", "b2") == ["provider:reg-bank"]
-    assert recipients("off-bank", None) == []
+    assert recipients("off-bank", None) == ["provider:off-bank"]
     assert destinations.resolve(directory, "provider:reg-bank") == Destination("https://reg.test/e", "reg-secret")
     assert destinations.resolve(directory, "borrower:b1") == Destination("https://b1.test/hook", "borrower-secret")
-    assert destinations.resolve(directory, "provider:off-bank") is None
+    assert destinations.resolve(directory, "provider:off-bank") == Destination("https://off.test/e", "x")
     assert destinations.resolve(directory, "borrower:b2") is None
