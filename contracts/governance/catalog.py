@@ -15,6 +15,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import MismatchedABI, Web3ValidationError
 
 from chain.artifacts import load_artifact
 from chain.deployment import TOKEN_ADDRESSES_PARAMETER, TOKENS_PARAMETER, DeploymentRecord
@@ -98,8 +99,37 @@ def encode(record: DeploymentRecord, call: GovernedCall) -> TimelockCall:
         deployed = record.contracts[call.key]
     except KeyError:
         raise CatalogError(f"{call.key} is not deployed on {record.chain_name}") from None
-    data = _codec(deployed.artifact).encode_abi(call.function, list(call.args))
+    _check_integers(deployed.artifact, call)
+    try:
+        data = _codec(deployed.artifact).encode_abi(call.function, list(call.args))
+    except (MismatchedABI, Web3ValidationError) as err:
+        raise CatalogError(f"{call.key}.{call.function}{tuple(call.args)!r} does not fit its ABI: {err}") from err
     return TimelockCall(target=deployed.address, data=bytes.fromhex(data[2:]))
+
+
+def _check_integers(artifact: str, call: GovernedCall) -> None:
+    """An integer argument outside its ABI type's range, named with the range (web3 would only say that no
+    function matches the arguments)."""
+    candidates = [
+        item
+        for item in load_artifact(artifact).abi
+        if item.get("type") == "function"
+        and item.get("name") == call.function
+        and len(item.get("inputs", [])) == len(call.args)
+    ]
+    if len(candidates) != 1:
+        return  # no such function, or overloads: web3's own matching says what is wrong
+    for spec, value in zip(candidates[0]["inputs"], call.args, strict=True):
+        kind = str(spec.get("type", ""))
+        if isinstance(value, bool) or not isinstance(value, int) or not kind.startswith(("uint", "int")):
+            continue
+        bits = int(kind.removeprefix("u").removeprefix("int") or 256)
+        low, high = (0, 2**bits - 1) if kind.startswith("uint") else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        if not low <= value <= high:
+            raise CatalogError(
+                f"{call.key}.{call.function}: {spec.get('name') or 'an argument'} = {value} is outside {kind} "
+                f"({low} to {high})"
+            )
 
 
 def decode(record: DeploymentRecord, call: TimelockCall) -> str:

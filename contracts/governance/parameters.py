@@ -96,8 +96,15 @@ def price_feed(asset: str, feed: str, heartbeat: int) -> CallsFor:
 
 
 def provider_id(text: str) -> bytes:
-    """A provider id as the contracts hold it: 0x-prefixed 32 bytes, or keccak256 of the provider's name."""
-    if text.startswith("0x") and len(text) == 66:
+    """A provider id as the contracts hold it: 0x-prefixed 32 bytes, or keccak256 of the provider's name. Hex that
+    is not 32 bytes is refused, not hashed as a name: a pasted id missing a digit would otherwise point the setting
+    at a provider nobody is."""
+    if text.startswith("0x") and all(c in "0123456789abcdefABCDEF" for c in text[2:]):
+        if len(text) != 66:
+            raise CatalogError(
+                f"provider {text!r} looks like a hex provider id but is {(len(text) - 2) / 2:g} bytes, not 32: give "
+                "the id's 32 bytes (0x and 64 hex digits) or the provider's name"
+            )
         return bytes.fromhex(text[2:])
     return keccak(text=text)
 

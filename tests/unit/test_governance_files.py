@@ -11,12 +11,14 @@ from typing import cast
 
 import pytest
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from api.cli.admin import PROPOSALS
+from chain.deployment import DeployedContract, DeploymentRecord
 from chain.safe import SafeError, SafeTransaction
 from chain.signers import ProductionProfileRefused, devnet_account
-from contracts.governance.catalog import CatalogError
-from contracts.governance.parameters import batch_file
+from contracts.governance.catalog import CatalogError, GovernedCall, encode
+from contracts.governance.parameters import batch_file, provider_id
 from contracts.governance.service import GovernanceError, GovernedChain, load_proposals, load_signatures
 
 pytestmark = pytest.mark.unit
@@ -99,3 +101,37 @@ def test_a_batch_naming_a_devnet_account_is_refused_in_production_as_grant_is(
     assert real not in problems
     monkeypatch.setenv("CREDITMESH_ENVIRONMENT", "local")
     assert len(batch_file(path)(cast(GovernedChain, None))) == 3
+
+
+def _aggregator_record() -> DeploymentRecord:
+    deployed = DeployedContract(artifact="CreditAggregator", address="0x" + "44" * 20, tx_hash="0x", block=1)
+    return DeploymentRecord(
+        chain_name="ethereum-local", chain_id=31337, profile="local", contracts={"CreditAggregator": deployed}
+    )
+
+
+@pytest.mark.parametrize(
+    ("function", "args", "named"),
+    [
+        ("setGracePeriod", (-1,), "is outside uint"),
+        ("setGracePeriod", (2**256,), "is outside uint"),
+    ],
+)
+def test_an_integer_outside_its_abi_type_is_refused_naming_the_range(
+    function: str, args: tuple[int, ...], named: str
+) -> None:
+    """web3 only says no function matches the arguments; the proposal names the argument, its type and range."""
+    with pytest.raises(CatalogError, match=named) as refused:
+        encode(_aggregator_record(), GovernedCall("CreditAggregator", function, args))
+    assert str(args[0]) in str(refused.value)
+    assert encode(_aggregator_record(), GovernedCall("CreditAggregator", "setGracePeriod", (86_400,))).data
+
+
+def test_hex_that_is_not_32_bytes_is_refused_as_a_provider_id_not_hashed_as_a_name() -> None:
+    full = "0x" + "ab" * 32
+    assert provider_id(full) == bytes.fromhex("ab" * 32)
+    assert provider_id("sim-bank") == keccak(text="sim-bank")
+    with pytest.raises(CatalogError, match=r"31\.5 bytes, not 32"):
+        provider_id(full[:-1])  # a digit lost in the paste
+    with pytest.raises(CatalogError, match="1 bytes, not 32"):
+        provider_id("0x12")
