@@ -327,13 +327,24 @@ def velocity_reason_code(error: VelocityLimitExceeded) -> str:
 KYC_SUBMISSION_WINDOW_SECONDS = 86_400
 
 
+def _kyc_key(borrower_id: str) -> str:
+    return f"kyc:{borrower_id}"
+
+
 async def check_kyc_submissions(store: VelocityStore, borrower_id: str, limit: int, now: float) -> None:
     """Raise ``SubmissionLimitExceeded`` if the borrower has submitted ``limit`` identity verifications in the last
-    day; else count this one. Each submission creates an applicant at the KYC provider, billed per applicant; a
-    refused one is not counted (nor is an ``Idempotency-Key`` replay, answered before the route runs)."""
+    day, counting nothing: each submission creates an applicant at the KYC provider, billed per applicant, so only
+    one the provider took is counted (``record_kyc_submission``, after it answered). A refused submission, one the
+    provider did not take (an outage: 503 with Retry-After, which the borrower is told to retry) and an
+    ``Idempotency-Key`` replay (answered before the route runs) do not count. Concurrent submissions of one borrower
+    may each pass before any is counted: the limit bounds a borrower's day, not a burst."""
     window = KYC_SUBMISSION_WINDOW_SECONDS
-    key = f"kyc:{borrower_id}"
-    admission = await store.admit(VelocityRequest((key,), (limit,), window, None, borrower_id, 1), now)
-    if admission.refused_by is not None:
+    (count,) = await store.counts((_kyc_key(borrower_id),), now, window)
+    if count >= limit:
         # the store does not say when the oldest counted submission leaves the window: at most a whole window
         raise SubmissionLimitExceeded("identity verifications", f"borrower {borrower_id}", limit, window, window)
+
+
+async def record_kyc_submission(store: VelocityStore, borrower_id: str, now: float) -> None:
+    """Count one identity verification the KYC provider took (``check_kyc_submissions``)."""
+    await store.hits((_kyc_key(borrower_id),), now, KYC_SUBMISSION_WINDOW_SECONDS)

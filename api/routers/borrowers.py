@@ -36,7 +36,7 @@ from providers._exceptions import DestinationRefused
 from providers.destinations import DestinationGuard, check_url_shape
 from providers.secrets import SecretBox
 from risk.profile import CreditProfile
-from risk.velocity import check_kyc_submissions
+from risk.velocity import check_kyc_submissions, record_kyc_submission
 from store.borrowers import SqlBorrowerStore
 
 router = APIRouter(prefix="/v1/borrowers", tags=["borrowers"])
@@ -113,7 +113,8 @@ async def verify_identity(body: KycIn, borrower: CurrentBorrowerAccount, platfor
     ``pending``: the provider's signed verdict (and with it the tier) arrives at ``POST /v1/kyc/webhooks`` moments
     later; read it at ``GET /v1/borrowers/me``. At most ``CREDITMESH_KYC_SUBMISSIONS_PER_DAY`` (5) submissions in
     24 hours (each creates an applicant at the provider, billed per applicant): past it, 429 ``kyc-submission-limit``
-    with ``Retry-After``; an ``Idempotency-Key`` replay does not count."""
+    with ``Retry-After``; a submission the provider did not take (503) and an ``Idempotency-Key`` replay do not
+    count."""
     limit = platform.settings.kyc_submissions_per_day
     await check_kyc_submissions(platform.velocity, borrower.account.id, limit, time.time())
     identity = IdentityProfile(**body.identity.model_dump(exclude={"ssn_or_dod_id"}))
@@ -121,6 +122,7 @@ async def verify_identity(body: KycIn, borrower: CurrentBorrowerAccount, platfor
     kyc = await platform.borrowers.verify_identity(
         borrower.account.id, identity, document, platform.kyc, body.identity.ssn_or_dod_id
     )
+    await record_kyc_submission(platform.velocity, borrower.account.id, time.time())  # the provider took it
     platform.mla.forget(borrower.account.id)  # statuses cached for the identity replaced: never asked for again
     log.info(
         "KYC of %s %s (borrower %s): %s",

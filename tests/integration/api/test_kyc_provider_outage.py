@@ -102,6 +102,9 @@ def test_an_unavailable_identity_provider_is_a_503_and_nothing_is_kept(tmp_path:
         assert halfway.json()["type"] == problems.PROBLEM_BASE + "identity-unavailable"
         assert _kept(database, borrower_id) == verified  # the applicant withdrawn, the identity put back
 
+        # retried through the outage as the 503 says: no applicant made, none counted against the day's limit (5)
+        assert [submit(str(uuid.uuid4())).status_code for _ in range(4)] == [503] * 4
+
         with served(_identity_provider(api_url), provider_port):
             back = submit(retried)  # the 503 was not kept: the same key runs again
             assert back.status_code == 200, back.text

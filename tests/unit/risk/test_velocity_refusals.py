@@ -14,6 +14,7 @@ from risk.velocity import (
     VelocityLimits,
     check_kyc_submissions,
     check_velocity,
+    record_kyc_submission,
 )
 
 pytestmark = pytest.mark.unit
@@ -68,16 +69,24 @@ async def test_the_in_memory_window_counts_as_a_scan_of_its_events_does_with_the
 
 
 async def test_kyc_submissions_are_limited_per_borrower_and_day_and_their_refusals_do_not_count() -> None:
-    """Each KYC submission creates an applicant at the provider (billed per applicant): at most ``limit`` a day."""
+    """Each KYC submission the provider takes creates an applicant there (billed per applicant): at most ``limit`` a
+    day. A check counts nothing: a submission the provider did not take (an outage, retried) is never recorded."""
+
+    async def submitted(borrower: str, at: float) -> None:
+        await check_kyc_submissions(store, borrower, 5, at)
+        await record_kyc_submission(store, borrower, at)
+
     store = InMemoryVelocityStore()
+    for _ in range(20):  # the provider down: checked, answered 503, retried; nothing recorded
+        await check_kyc_submissions(store, "b1", 5, 900.0)
     for hour in range(5):
-        await check_kyc_submissions(store, "b1", 5, 1_000.0 + 3_600 * hour)
+        await submitted("b1", 1_000.0 + 3_600 * hour)
     for _ in range(3):
         with pytest.raises(SubmissionLimitExceeded) as stopped:
             await check_kyc_submissions(store, "b1", 5, 20_000.0)
         assert (stopped.value.limit, stopped.value.window_seconds) == (5, KYC_SUBMISSION_WINDOW_SECONDS)
         assert 0 < stopped.value.retry_after <= KYC_SUBMISSION_WINDOW_SECONDS
-    await check_kyc_submissions(store, "b2", 5, 20_000.0)  # another borrower's own count
-    await check_kyc_submissions(store, "b1", 5, 1_000.0 + KYC_SUBMISSION_WINDOW_SECONDS)  # the first left the day
+    await submitted("b2", 20_000.0)  # another borrower's own count
+    await submitted("b1", 1_000.0 + KYC_SUBMISSION_WINDOW_SECONDS)  # the first left the day
     with pytest.raises(SubmissionLimitExceeded):
         await check_kyc_submissions(store, "b1", 5, 1_001.0 + KYC_SUBMISSION_WINDOW_SECONDS)
