@@ -310,11 +310,12 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         within ``CREDITMESH_PROVIDERS_RELOAD_SECONDS``. Only quoting stops: its registration is kept, disabled, and so
         is the provider in every process (``deregistered``), so its loans are serviced as before — its signed webhooks
         (``payment.received``, ``offer.funding_failed``) are verified, an accept whose loan is open is funded or
-        cancelled, a loan's funding asked — and its loans, quotes, incidents and webhook events keep naming it; its
-        loan events are no longer posted to it. Its quotes still acceptable (``offered``, or ``superseded`` by an
-        accept under way) are withdrawn in the same transaction, and one being accepted goes to ``withdrawn`` if its
-        accept is cancelled (``store.accepts``). The same id may be registered again: the new registration (its URL
-        and secret) serves the old loans too; the withdrawn quotes stay withdrawn. ``with_it`` runs in the
+        cancelled, a loan's funding asked — and its loans, quotes, incidents and webhook events keep naming it, and
+        its loans' events are still posted to it. Its quotes still acceptable (``offered``, or ``superseded`` by an
+        accept under way) are withdrawn in the same transaction (one written later is refused at accept), and one
+        being accepted goes to ``withdrawn`` if its accept is cancelled (``store.accepts``). The same id may be
+        registered again: the new registration (its URL and secret) serves the old loans too; the withdrawn quotes
+        stay withdrawn. ``with_it`` runs in the
         transaction that disables it (its API keys revoked: all or none). ``UnknownProvider`` for one that is not
         registered through the API, or deregistered already. Returns the ids of the quotes withdrawn."""
         if self._database is None:

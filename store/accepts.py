@@ -220,6 +220,11 @@ class SqlAcceptRepository:
         if quote.id not in locked:
             current = self._status_of_quote(quote.id)
             raise LockRefused("superseded" if current == "superseded" else "status", current)
+        # a quote written after its lender was deregistered (a fan-out under way then, or a process yet to see it)
+        # was not withdrawn with the others: refused as they are (the unit of work is rolled back)
+        made = self.session.execute(select(QuoteRow.created_at).where(QuoteRow.id == quote.id)).scalar_one()
+        if self._lender_gone(quote.provider_id, made):
+            raise LockRefused("status", WITHDRAWN)
         # written whole, a cancelled accept retried included (same row, next attempt)
         self.session.execute(_UPSERT_RECORD[self.session.get_bind().dialect.name], _values(record))
 
@@ -283,12 +288,17 @@ class SqlAcceptRepository:
         )
         self.save(record)
 
+    def _lender_gone(self, provider_id: str, quote_made: datetime) -> bool:
+        """Whether the lender was deregistered since a quote made at ``quote_made``: its registration disabled, or
+        made again after the quote (``providers.registry.ProviderRegistry.deregister``)."""
+        registration = self.session.get(ProviderRegistrationRow, provider_id)
+        return registration is not None and (not registration.enabled or registration.created_at > quote_made)
+
     def _withdrawn_by_lender(self, quote: QuoteRow) -> bool:
         """Whether the quote's lender withdrew its offer (an ``offer.withdrawn`` stored), or was deregistered since
         the quote was made (its registration disabled, or made again after the quote): either way the quote is not
         offered again (``providers.registry.ProviderRegistry.deregister``)."""
-        registration = self.session.get(ProviderRegistrationRow, quote.provider_id)
-        if registration is not None and (not registration.enabled or registration.created_at > quote.created_at):
+        if self._lender_gone(quote.provider_id, quote.created_at):
             return True
         found = self.session.execute(
             select(ProviderWebhookEventRow.id)

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import update
 
 from aggregator._accept_lender import LenderPhases
-from aggregator.accept_saga import AcceptRecord, AcceptStep, QuoteView
+from aggregator.accept_saga import AcceptRecord, AcceptStep, LockRefused, QuoteView
 from api.auth import Role, ensure_key
 from api.workers import lender_funding
 from providers.destinations import PinnedTransport
@@ -78,6 +78,21 @@ def _quote(database: Database, provider_id: str, status: str) -> str:
     return quote_id
 
 
+def _record(quote: QuoteView, now: datetime) -> AcceptRecord:
+    return AcceptRecord(
+        quote_id=quote.id,
+        request_id=quote.request_id,
+        borrower_id=quote.borrower_id,
+        kind=quote.kind,
+        chain_name=quote.chain_name,
+        attempt=1,
+        step=AcceptStep.SIMULATED,
+        owner="accepting-process",
+        lease_until=now + timedelta(minutes=1),
+        updated_at=now,
+    )
+
+
 def _statuses(database: Database, *quote_ids: str) -> list[str]:
     with database.unit_of_work() as uow:
         return [uow.session.get(QuoteRow, quote_id).status for quote_id in quote_ids]  # type: ignore[union-attr]
@@ -118,6 +133,17 @@ async def test_a_deregistered_lender_stops_quoting_only(sim: str, database: Data
                 "offered",
             ], "its acceptable quotes withdrawn with the deregistration; an accept under way goes on"
             assert registry.adapters() == [], "it no longer quotes"
+
+            # a quote written after the deregistration (a fan-out under way then, a process yet to see it) is
+            # refused at accept as the withdrawn ones are
+            late = _quote(database, LENDER, "offered")
+            with SqlAcceptStore(database).unit_of_work() as uow:
+                late_view = uow.accepts.quote(late)
+                assert late_view is not None
+                with pytest.raises(LockRefused) as refused:
+                    uow.accepts.lock(late_view, _record(late_view, datetime.now(UTC)))
+            assert refused.value.status == "withdrawn"
+            assert _statuses(database, late) == ["offered"], "nothing written by the refused lock"
             listed = (await api.get("/v1/providers", headers=admin)).json()["providers"]
             assert [(p["provider_id"], p["deregistered"]) for p in listed] == [(LENDER, True)]
 
