@@ -2,9 +2,12 @@
 ``chain.logs``): the query was too heavy — a range too wide, too many results, a query timeout — and a smaller range
 may pass; or the caller went over its provider's rate limit, and the same query passes after a pause.
 
-Providers word both freely, and loosely: "limit exceeded" can be either, so neither is recognised by "limit" or
-"exceed" alone, but by phrases that belong to one. A rate limit is checked first ("too many requests" is one, "too
-many results" is not), also by its JSON-RPC code 429. An answer that is neither is a plain error of the query.
+Providers word both freely, and loosely: "limit exceeded" can be either. A rate limit is recognised first, by
+phrases that belong to one ("too many requests" is one, "too many results" is not) or its JSON-RPC code 429; any
+other answer with a word of a heavy query ("range", "limit", "exceed", "too many", "too large", "timeout" …) is too
+heavy — halving a range costs a few more calls, while missing a wording ("ranges over 10000 blocks are not
+supported", "query exceeds max results", "context deadline exceeded") stopped the reader at that block for good. An
+answer that is neither is a plain error of the query.
 """
 
 from __future__ import annotations
@@ -44,6 +47,14 @@ _TOO_HEAVY = (
     "response is too",
     "timeout",
     "timed out",
+    # the loose words: any other refusal that names them is taken as too heavy
+    "range",
+    "limit",
+    "exceed",
+    "too many",
+    "too large",
+    "max results",
+    "deadline",
 )
 RATE_LIMIT_CODE = 429  # the JSON-RPC error code some providers answer a rate limit with (HTTP's Too Many Requests)
 

@@ -34,6 +34,13 @@ TOO_HEAVY = [
     (-32000, "exceed maximum block range: 5000"),  # BSC
     (-32614, "eth_getLogs is limited to a 10,000 range"),  # QuickNode
     (-32000, "query timeout exceeded"),  # geth
+    # wordings no phrase above names, taken as too heavy by their loose words (a range halved is a few more calls;
+    # missed, the reader stops at that block for good)
+    (-32000, "context deadline exceeded"),
+    (-32600, "ranges over 10000 blocks are not supported on freetier"),
+    (-32005, "query exceeds max results 20000"),
+    (-32005, "request exceeds defined limit"),
+    (-32000, "backend response too large"),
 ]
 
 
