@@ -233,6 +233,11 @@ class HttpLenderAdapter(ProviderAdapter):
             config = HttpLenderConfig.model_validate(dict(registration.config))
         except ValidationError as err:
             raise InvalidRegistration(f"{registration.provider_id}: {_schema_reason(err)}") from err
+        if context.https_only:  # also a registration stored before production refused plain http: not loaded
+            try:
+                check_https("base_url", config.base_url)
+            except ValueError as err:
+                raise InvalidRegistration(f"{registration.provider_id}: {err}") from err
         return cls(
             registration.provider_id,
             config.base_url,

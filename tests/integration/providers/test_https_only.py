@@ -1,6 +1,7 @@
 """Production registers lenders over https:// only (``AdapterContext.https_only``, set when
 ``CREDITMESH_ENVIRONMENT=production``): a plain http:// ``base_url`` or ``webhook_url`` is a 422 naming the rule,
-through the API on a real database; local runs (devnets, tests) keep plain http:// on loopback."""
+through the API on a real database, and one stored before is not loaded there; local runs (devnets, tests) keep
+plain http:// on loopback."""
 
 from __future__ import annotations
 
@@ -83,5 +84,13 @@ async def test_local_runs_keep_plain_http(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
             body = _body("http://127.0.0.1:9/lenders/acme", "http://127.0.0.1:9/events")
             created = await client.post("/v1/providers", json=body, headers=ADMIN)
+        assert created.status_code == 201, created.text
+
+        # the same registration, stored before production refused plain http, is not loaded there: never called
+        production = stored_registry(database, http)
+        production.context = dataclasses.replace(production.context, https_only=True)
+        await production.load_persisted()
+        assert "acme" not in production
+        assert production.adapters() == []
+        assert "base_url must be an https:// URL in production" in production.load_errors["acme"]
     database.dispose()
-    assert created.status_code == 201, created.text
