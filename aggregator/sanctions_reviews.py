@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from aggregator.borrowers import Borrowers
 from aggregator.errors import ReviewAlreadyDecided, ReviewNotFound
@@ -25,11 +26,13 @@ from compliance.decisions import DecisionKind, decide
 from compliance.jurisdiction import Reason
 from compliance.sanctions.lists import ListedName
 from compliance.sanctions.review import ReviewKind, ReviewState, ReviewVerdict, ScreeningOutcome
-from compliance.sanctions.screening import NameHit
+from compliance.sanctions.screening import NameHit, normalize_evm_address
 from compliance.service import NAME_MATCH, NAME_NOT_SCREENED, NAME_POSSIBLE_MATCH
 
 REVIEW_PENDING = "sanctions.review-pending"
 REVIEW_CONFIRMED = "sanctions.review-confirmed"
+#: the decisions that screen a borrower's name and wallet against the OFAC lists
+SCREENING_KINDS = frozenset({DecisionKind.CREDIT_REQUEST, DecisionKind.ACCEPTANCE})
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,15 @@ class ReviewEvidence:
     entry_changed: bool  # the entry on the current list (a name not screened: the identity) differs from the reviewed
 
 
+#: what a borrower is told of their screening (``GET /v1/borrowers/me``'s ``sanctions_screening.status``)
+ScreeningState = Literal["not-yet-screened", "clear", "held-for-review", "blocked"]
+
+
 @dataclass(frozen=True)
 class ScreeningStatus:
     """What a borrower is told about their sanctions screening."""
 
-    status: str  # clear, held-for-review, blocked
+    status: ScreeningState
     reason: str | None
     reviews: tuple[SanctionsReview, ...]
 
@@ -188,9 +195,22 @@ class SanctionsReviews:
         )
         return tuple(r for r in rows if r.ent_num is not None or r.entry_fingerprint == current)
 
-    def status(self, borrower_id: str) -> ScreeningStatus:
+    def status(self, borrower_id: str, wallet: str) -> ScreeningStatus:
+        """What the borrower is told: blocked when ``wallet`` is on the current OFAC address list (it is refused on
+        every credit request, and no review is opened for it) or a name hit blocks; held for review while a review
+        stands; not yet screened before any credit request or acceptance screened the borrower; else clear."""
         with self._store.unit_of_work() as uow:
             rows = tuple(uow.reviews.for_borrower(borrower_id))
+            screened = bool(rows) or uow.decisions.any_of_kinds(borrower_id, SCREENING_KINDS)
+        # the list as loaded now, whatever its age: a listed wallet is refused however stale the list (fail closed)
+        listed = self._compliance.screen.addresses.lookup(normalize_evm_address(wallet))
+        if listed:
+            programs = ", ".join(sorted({entry.program for entry in listed}))
+            return ScreeningStatus(
+                "blocked",
+                f"your wallet is on the OFAC sanctions list ({programs}); credit cannot be offered to it",
+                rows,
+            )
         standing = self._standing(borrower_id, rows)
         blocked = [
             r
@@ -217,6 +237,13 @@ class SanctionsReviews:
             return ScreeningStatus(
                 "held-for-review",
                 f"{why} (review {ids}); you can request credit again once a reviewer has cleared it",
+                rows,
+            )
+        if not screened:
+            return ScreeningStatus(
+                "not-yet-screened",
+                "your name has not been screened against the OFAC sanctions list yet: it is at your first credit "
+                "request",
                 rows,
             )
         return ScreeningStatus("clear", None, rows)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from aggregator.assets import AMOUNT_PATTERN
 from aggregator.quoting import MAX_TERM_DAYS, MIN_TERM_DAYS
+from aggregator.sanctions_reviews import ScreeningState
 from api.input_types import JsonInteger, Rfc3339Date, Uint256Text
 from risk.profile import GENERAL_PURPOSE, CreditProfile, RequestPurpose
 
@@ -411,7 +412,11 @@ class ReviewRefOut(BaseModel):
 class SanctionsScreeningOut(BaseModel):
     """The borrower's own view of their sanctions screening: never the listed party's name."""
 
-    status: str = Field(description="clear, held-for-review or blocked")
+    status: ScreeningState = Field(
+        description="not-yet-screened (no credit request has screened the borrower yet), clear, held-for-review "
+        "(a possible name match or a name not screened in Latin script, being reviewed) or blocked (the wallet is on "
+        "the current OFAC address list, or the name matches a listed party)"
+    )
     reason: str | None
     reviews: list[ReviewRefOut]
 

@@ -5,7 +5,7 @@ need is sealed under the subject's key (``pii_sealed``), so erasure shreds it wh
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -129,6 +129,10 @@ class DecisionRepository(Protocol):
 
     def for_subject(self, subject_ref: str) -> list[DecisionRecord]: ...
 
+    def any_of_kinds(self, subject_ref: str, kinds: Collection[DecisionKind]) -> bool:
+        """Whether a decision of one of ``kinds`` was recorded about ``subject_ref``."""
+        ...
+
 
 class InMemoryDecisionRepository:
     def __init__(self) -> None:
@@ -142,3 +146,6 @@ class InMemoryDecisionRepository:
 
     def for_subject(self, subject_ref: str) -> list[DecisionRecord]:
         return [r for r in self.records.values() if r.subject_ref == subject_ref]
+
+    def any_of_kinds(self, subject_ref: str, kinds: Collection[DecisionKind]) -> bool:
+        return any(r.subject_ref == subject_ref and r.kind in kinds for r in self.records.values())

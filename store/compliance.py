@@ -7,7 +7,7 @@ Repositories take a Session and never commit; the unit of work does."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -180,6 +180,17 @@ class SqlDecisionRepository:
             .order_by(ComplianceDecisionRow.decided_at)
         )
         return [self._record(row) for row in rows]
+
+    def any_of_kinds(self, subject_ref: str, kinds: Collection[DecisionKind]) -> bool:
+        found = self.session.scalar(
+            select(ComplianceDecisionRow.decision_id)
+            .where(
+                ComplianceDecisionRow.subject_ref == subject_ref,
+                ComplianceDecisionRow.kind.in_([kind.value for kind in kinds]),
+            )
+            .limit(1)
+        )
+        return found is not None
 
 
 class SqlKycRepository:

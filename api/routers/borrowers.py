@@ -81,9 +81,11 @@ async def register_borrower(body: BorrowerIn, principal: AdminPrincipal, platfor
 
 @router.get("/me", response_model=BorrowerMeOut)
 async def me(borrower: CurrentBorrowerAccount, platform: PlatformDep) -> BorrowerMeOut:
-    """The borrower's account, KYC status, credit profile and sanctions screening status (clear, held for review
-    or blocked, with the reason and the review ids)."""
-    screening = await asyncio.to_thread(platform.sanctions_reviews.status, borrower.account.id)
+    """The borrower's account, KYC status, credit profile and sanctions screening status (not yet screened, clear,
+    held for review or blocked — a listed wallet too —, with the reason and the review ids)."""
+    screening = await asyncio.to_thread(
+        platform.sanctions_reviews.status, borrower.account.id, borrower.account.wallet_address
+    )
     return BorrowerMeOut(
         id=borrower.account.id,
         wallet_address=to_checksum_address(borrower.account.wallet_address),

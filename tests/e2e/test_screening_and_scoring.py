@@ -66,13 +66,29 @@ def test_a_sanctioned_wallet_is_refused_and_the_decision_recorded(platform: Runn
     # Registration stores the checksummed address; screening matches it against the list's lower-case keys
     # (every letter case is covered by the compliance unit tests).
     key = platform.onboard(to_checksum_address(LAZARUS_WALLET))
+    with platform.client(key) as client:
+        before = client.get("/v1/borrowers/me").json()["sanctions_screening"]
     response = _post(platform, key)
     assert response.status_code == 403
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "sanctions.address" in {reason["code"] for reason in response.json()["reasons"]}
     with platform.client(key) as client:
-        borrower_id = client.get("/v1/borrowers/me").json()["id"]
-    assert ("credit-request", "deny") in _decisions(platform, borrower_id)
+        me = client.get("/v1/borrowers/me").json()
+    assert ("credit-request", "deny") in _decisions(platform, me["id"])
+    # no review is opened for a listed wallet: the borrower is told blocked, and why, before and after a request
+    for screening in (before, me["sanctions_screening"]):
+        assert (screening["status"], screening["reviews"]) == ("blocked", [])
+        assert "wallet is on the OFAC sanctions list (DPRK3)" in screening["reason"]
+
+
+def test_a_borrower_reads_not_yet_screened_until_a_credit_request_screens_it(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address)
+    with platform.client(key) as client:
+        unscreened = client.get("/v1/borrowers/me").json()["sanctions_screening"]
+        assert (unscreened["status"], unscreened["reviews"]) == ("not-yet-screened", [])
+        assert _post(platform, key).status_code == 201
+        screening = client.get("/v1/borrowers/me").json()["sanctions_screening"]
+    assert screening == {"status": "clear", "reason": None, "reviews": []}
 
 
 def test_without_kyc_the_request_is_refused(platform: RunningPlatform) -> None:

@@ -224,3 +224,9 @@ def test_every_link_calls_an_operation_with_its_path_parameters_from_the_answer(
     assert repaid["201"]["links"] == repaid["202"]["links"]  # on every success answer: confirmed or submitted
     accepted = operations["create_credit_request"]["responses"]["201"]["links"]["AcceptBestQuote"]
     assert accepted == {"operationId": "accept_quote", "parameters": {"quote_id": "$response.body#/quotes/0/id"}}
+
+
+def test_the_sanctions_screening_status_is_an_enumeration_of_its_states(document: dict[str, Any]) -> None:
+    status = document["components"]["schemas"]["SanctionsScreeningOut"]["properties"]["status"]
+    assert status["enum"] == ["not-yet-screened", "clear", "held-for-review", "blocked"]
+    assert "not-yet-screened (no credit request" in status["description"]

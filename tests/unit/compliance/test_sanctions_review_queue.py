@@ -11,9 +11,9 @@ import pytest
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import ReviewAlreadyDecided, ReviewNotFound
 from aggregator.sanctions_review_store import InMemorySanctionsReviewStore, SanctionsReview
-from aggregator.sanctions_reviews import REVIEW_CONFIRMED, SanctionsReviews
-from compliance.decisions import DecisionKind, Outcome
-from compliance.jurisdiction import load_rules
+from aggregator.sanctions_reviews import REVIEW_CONFIRMED, SanctionsReviews, ScreeningStatus
+from compliance.decisions import DecisionKind, Outcome, decide
+from compliance.jurisdiction import Reason, load_rules
 from compliance.kyc import IdentityProfile
 from compliance.sanctions.review import ReviewState, ScreeningOutcome
 from compliance.sanctions.screening import SanctionsScreen
@@ -23,6 +23,7 @@ from risk.profile import CreditProfile
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 WALLET = "0x" + "11" * 20
+SANCTIONED = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"  # Lazarus Group (DPRK3) on the shipped address list
 HELD_NAME = IdentityProfile("Mazen", "Hussein", date(1985, 1, 1), "US-FL")
 
 
@@ -74,21 +75,55 @@ def _queue(
 
 def test_a_borrower_is_clear_held_or_blocked_by_its_reviews(service: ComplianceService) -> None:
     queue, _ = _queue(service, _review(1, state=ReviewState.CLEARED.value), _review(2, borrower_id="other"))
-    assert queue.status("b1").status == "clear"
-    assert queue.status("nobody").reviews == ()
+    assert queue.status("b1", WALLET).status == "clear"
+    assert queue.status("nobody", WALLET).reviews == ()
 
     queue, _ = _queue(service, _review(1), _review(2, state=ReviewState.CLEARED.value))
-    held = queue.status("b1")
+    held = queue.status("b1", WALLET)
     assert (held.status, [r.id for r in held.reviews]) == ("held-for-review", ["r2", "r1"])  # newest first
     assert held.reason is not None
     assert "review r1)" in held.reason
 
     pending_match = _review(3, outcome=ScreeningOutcome.MATCH.value)
     queue, _ = _queue(service, _review(1), pending_match, _review(4, state=ReviewState.CONFIRMED.value))
-    blocked = queue.status("b1")
+    blocked = queue.status("b1", WALLET)
     assert blocked.status == "blocked"
     assert blocked.reason is not None
     assert "review r3, r4)" in blocked.reason or "review r4, r3)" in blocked.reason
+
+
+def test_a_borrower_no_credit_request_screened_is_not_yet_screened_then_clear(service: ComplianceService) -> None:
+    queue, store = _queue(service)
+    unscreened = queue.status("b1", WALLET)
+    assert (unscreened.status, unscreened.reviews) == ("not-yet-screened", ())
+    assert unscreened.reason is not None
+    assert "first credit request" in unscreened.reason
+
+    store.tables.decisions.add(decide(DecisionKind.OFFER, "b1", {}, [], {}, NOW))  # not a screening
+    assert queue.status("b1", WALLET).status == "not-yet-screened"
+    store.tables.decisions.add(decide(DecisionKind.CREDIT_REQUEST, "b1", {}, [], {}, NOW))
+    assert queue.status("b1", WALLET) == ScreeningStatus("clear", None, ())
+    assert queue.status("b2", WALLET).status == "not-yet-screened"  # another borrower's screening
+
+
+@pytest.mark.parametrize("form", [SANCTIONED, SANCTIONED.lower()])
+def test_a_wallet_on_the_address_list_is_blocked_though_no_review_names_it(
+    service: ComplianceService, form: str
+) -> None:
+    # refused on every credit request (``sanctions.address``) without a review: before and after one, with a
+    # cleared name review, the borrower reads blocked with the reason
+    queue, store = _queue(service)
+    for _ in range(2):
+        blocked = queue.status("b1", form)
+        assert blocked.status == "blocked"
+        assert blocked.reason is not None
+        assert "wallet is on the OFAC sanctions list (DPRK3)" in blocked.reason
+        store.tables.decisions.add(
+            decide(DecisionKind.CREDIT_REQUEST, "b1", {}, [Reason("sanctions.address", "")], {}, NOW)
+        )
+    store.tables.reviews["r1"] = _review(1, state=ReviewState.CLEARED.value)
+    assert queue.status("b1", form).status == "blocked"
+    assert queue.status("b1", WALLET).status == "clear"
 
 
 def test_a_verdict_is_given_once_and_recorded_as_a_decision(service: ComplianceService) -> None:
@@ -185,7 +220,7 @@ def test_a_name_not_screened_is_reviewed_as_the_identity_it_was_screened_with(se
         None,
         False,
     )
-    held = queue.status("b1")
+    held = queue.status("b1", WALLET)
     assert held.status == "held-for-review"
     assert held.reason is not None
     assert "could not be screened in Latin script" in held.reason
@@ -196,7 +231,7 @@ def test_a_name_not_screened_is_reviewed_as_the_identity_it_was_screened_with(se
     record = store.tables.decisions.get(cleared.review_decision_id or "")
     assert record is not None
     assert (record.kind, record.subject_ref, record.outcome) == (DecisionKind.SANCTIONS_REVIEW, "b1", Outcome.ALLOW)
-    assert queue.status("b1").status == "clear"
+    assert queue.status("b1", WALLET).status == "clear"
 
 
 def test_a_confirmed_name_not_screened_blocks_that_identity_only(service: ComplianceService) -> None:
@@ -206,11 +241,11 @@ def test_a_confirmed_name_not_screened_blocks_that_identity_only(service: Compli
     denied = store.tables.decisions.get(confirmed.review_decision_id or "")
     assert denied is not None
     assert (denied.outcome, [r.code for r in denied.reasons]) == (Outcome.DENY, [REVIEW_CONFIRMED])
-    assert queue.status("b1").status == "blocked"
+    assert queue.status("b1", WALLET).status == "blocked"
 
     renamed = replace(CYRILLIC, last_name="Кадиров")  # verified again as someone else: another identity
     _with_file(queue, renamed)
-    assert queue.status("b1").status == "clear"  # the verdict was on the other identity: nothing stands
+    assert queue.status("b1", WALLET).status == "clear"  # the verdict was on the other identity: nothing stands
     assert queue.evidence("r1").entry_changed
     _with_file(queue, None)  # erased
     assert queue.evidence("r1").entry_changed
