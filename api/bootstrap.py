@@ -21,6 +21,7 @@ from aggregator.platform import SENDING_ROLES, ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
 from aggregator.risk_gate import spreads_of
 from aggregator.sanctions_reviews import SanctionsReviews
+from aggregator.token_domains import TokenDomains
 from aggregator.valuation import FeedPricer
 from api.auth import ensure_bootstrap_admin, lookup
 from api.settings import KMS_SCHEME, LOCAL_ADMIN_KEY, Settings
@@ -79,6 +80,8 @@ class Platform:
     shared_state: tuple[SharedStateHealth, ...] = ()
     #: the velocity counters the credit requests' limits share, also counting each borrower's KYC submissions
     velocity: VelocityStore = field(default_factory=InMemoryVelocityStore)
+    #: the assets' permit domains per chain, read from the tokens once (``GET /v1/platform``)
+    token_domains: TokenDomains = field(default_factory=TokenDomains)
 
     async def close(self) -> None:
         if self.readiness_redis is not None:

@@ -523,6 +523,12 @@ class AssetOut(BaseModel):
     symbol: str
     decimals: int
     addresses: dict[str, str] = Field(description="token address by chain name")
+    permit_domains: dict[str, dict[str, Any] | None] = Field(
+        description="by chain name, the token's EIP-712 domain (name, version, chainId, verifyingContract) under "
+        "which an EIP-2612 permit of it is signed, as the token answers eip712Domain() (or, for an older token, the "
+        "name and version whose hash is its DOMAIN_SEPARATOR()); null when the token has no permit (approve it "
+        "instead) or its chain did not answer"
+    )
 
 
 class PlatformOut(BaseModel):

@@ -81,8 +81,17 @@ def test_the_platform_lists_the_production_tokens_quotes_and_opens_the_loan_aske
             json={"amount": "1500", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1"}},
         )
     assets = {asset["symbol"]: asset for asset in document["assets"]}
-    assert assets["USDC"] == {"symbol": "USDC", "decimals": 6, "addresses": {chain.name: tokens.usdc}}
-    assert assets["WETH"] == {"symbol": "WETH", "decimals": 18, "addresses": {chain.name: tokens.weth}}
+    for symbol, decimals, address in (("USDC", 6, tokens.usdc), ("WETH", 18, tokens.weth)):
+        # the chain's own token, with the permit domain it answers (EIP-5267) for a wallet to sign permits under
+        erc20 = chain.w3.eth.contract(address=address, abi=load_artifact("MockERC20").abi)
+        _, name, version, chain_id, verifying, _, _ = erc20.functions.eip712Domain().call()
+        domain = {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying}
+        assert assets[symbol] == {
+            "symbol": symbol,
+            "decimals": decimals,
+            "addresses": {chain.name: address},
+            "permit_domains": {chain.name: domain},
+        }
     assert request.status_code == 201, request.text
     quote = next(q for q in request.json()["quotes"] if q["kind"] == "pool")
     assert quote["offer"]["asset"] == tokens.usdc

@@ -110,7 +110,8 @@ def test_a_client_verifies_a_quote_with_the_platform_document_alone(
     for name, deployed in devnet_chains.items():
         assert chains[name]["chain_id"] == deployed.config.chain_id
         assert chains[name]["contracts"]["CreditAggregator"] == deployed.record.address("CreditAggregator")
-    assert {k: v for k, v in _asset(document, "USDC").items() if k != "addresses"} == {"symbol": "USDC", "decimals": 6}
+    usdc = {k: v for k, v in _asset(document, "USDC").items() if k not in ("addresses", "permit_domains")}
+    assert usdc == {"symbol": "USDC", "decimals": 6}
     for quote in _request(platform, borrower_key)["quotes"]:
         domain = chains[quote["chain"]]["eip712_domain"]
         assert quote["acceptance_typed_data"]["domain"] == domain
@@ -118,6 +119,74 @@ def test_a_client_verifies_a_quote_with_the_platform_document_alone(
         typed = offer_typed_data(Domain(domain["chainId"], domain["verifyingContract"]), offer)
         signer = recover(typed, bytes.fromhex(quote["offer_signature"].removeprefix("0x")))
         assert signer == document["quote_signer"]
+
+
+def test_a_borrower_signs_the_collateral_permit_with_the_platform_document_alone(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    """The README's permit signing: the token's domain from ``GET /v1/platform``, its nonce from the token, signed
+    with eth-account, no approve: the loan opens."""
+    chain = devnet_chains["polygon-local"]
+    borrower = Account.create()
+    chain.w3.provider.make_request("anvil_setBalance", [borrower.address, hex(10**18)])  # type: ignore[arg-type]
+    weth = chain.contract("WETH")
+    weth.functions.mint(borrower.address, 10**18).transact({"from": devnet_account(0).address})
+    key = platform.onboard(borrower.address)
+    with platform.client(key) as client:
+        document = client.get("/v1/platform").json()
+    domains = _asset(document, "WETH")["permit_domains"]
+    for name, deployed in devnet_chains.items():
+        token = deployed.contract("WETH")
+        assert domains[name] == {
+            "name": token.functions.name().call(),
+            "version": "1",
+            "chainId": deployed.chain_id,
+            "verifyingContract": token.address,
+        }
+    quote = next(
+        q for q in _request(platform, key, preferred_chains=["polygon-local"])["quotes"] if q["kind"] == "pool"
+    )
+    permit = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Permit": [
+                {"name": "owner", "type": "address"},
+                {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "Permit",
+        "domain": domains["polygon-local"],
+        "message": {
+            "owner": borrower.address,
+            "spender": quote["contract"],
+            "value": int(quote["offer"]["collateralAmount"]),
+            "nonce": weth.functions.nonces(borrower.address).call(),
+            "deadline": int(quote["offer"]["expiry"]),
+        },
+    }
+    signed = Account.sign_typed_data(borrower.key, full_message=permit)
+    body = {
+        "signature": sign_acceptance(borrower, quote["acceptance_typed_data"]),
+        "permit": {
+            "value": str(quote["offer"]["collateralAmount"]),
+            "deadline": int(quote["offer"]["expiry"]),
+            "v": signed.v,
+            "r": "0x" + signed.r.to_bytes(32, "big").hex(),
+            "s": "0x" + signed.s.to_bytes(32, "big").hex(),
+        },
+    }
+    with platform.client(key) as client:
+        accepted = client.post(f"/v1/quotes/{quote['id']}/accept", json=body)
+    assert accepted.status_code == 201, accepted.text
+    assert weth.functions.balanceOf(borrower.address).call() == 0
 
 
 def _asset(document: dict[str, Any], symbol: str) -> dict[str, Any]:

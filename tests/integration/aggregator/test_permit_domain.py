@@ -1,6 +1,7 @@
 """The collateral permit's check on a real anvil, for a token with EIP-5267's ``eip712Domain()`` and for one without
 it (older permit tokens: USDC's FiatToken, wstETH): both are read by their ``DOMAIN_SEPARATOR()``, so the borrower's
-permit is taken from either, and a permit another key signed is refused from either."""
+permit is taken from either, and a permit another key signed is refused from either. The domain ``GET /v1/platform``
+lists for a token is read from either too, and a permit signed under it is taken."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from aggregator.accept_saga import QuoteView
 from aggregator.errors import InvalidPermit
 from aggregator.permit import CollateralPermit, check_permit
+from aggregator.token_domains import read_token_domain
 from chain.artifacts import load_artifact
 from chain.signers import devnet_account
 from contracts.typed_data import Permit, TokenDomain, permit_typed_data, sign
@@ -66,3 +68,27 @@ def test_a_permit_is_checked_under_the_tokens_domain_separator(ethereum_local: D
     with pytest.raises(InvalidPermit) as refused:
         asyncio.run(check_permit(w3, quote, _permit(ethereum_local, token.address, stranger, borrower.address)))
     assert refused.value.field == "permit.signature"
+
+
+@pytest.mark.parametrize("contract", ["MockERC20", "MockLegacyPermitERC20"])
+def test_the_listed_permit_domain_is_the_one_the_token_checks_permits_under(
+    ethereum_local: DeployedChain, contract: str
+) -> None:
+    token = _token(ethereum_local, contract)
+    borrower = Account.create()
+    w3 = AsyncWeb3(AsyncHTTPProvider(ethereum_local.devnet.rpc_url))
+    domain = asyncio.run(read_token_domain(w3, ethereum_local.chain_id, token.address))
+    assert domain == TokenDomain("Staked Collateral", "1", ethereum_local.chain_id, token.address)
+
+    deadline = int(ethereum_local.w3.eth.get_block("latest")["timestamp"]) + 3_600
+    document = permit_typed_data(domain, Permit(borrower.address, SPENDER, COLLATERAL, 0, deadline))
+    signed = Account.sign_typed_data(borrower.key, full_message=document)  # as a wallet signs it
+    permit = CollateralPermit(
+        COLLATERAL, deadline, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+    )
+    asyncio.run(check_permit(w3, _quote(ethereum_local, token.address, borrower.address), permit))
+
+
+def test_an_address_without_a_permit_token_lists_no_domain(ethereum_local: DeployedChain) -> None:
+    w3 = AsyncWeb3(AsyncHTTPProvider(ethereum_local.devnet.rpc_url))
+    assert asyncio.run(read_token_domain(w3, ethereum_local.chain_id, SPENDER)) is None  # no code there

@@ -1,0 +1,100 @@
+"""The EIP-712 domains of the assets' tokens, under which a borrower signs an EIP-2612 permit of the collateral (or
+of the debt asset, to repay): what ``GET /v1/platform`` lists per asset and chain, so that a wallet needs nothing
+but the API to sign one.
+
+A token is asked once per chain. EIP-5267's ``eip712Domain()`` names the domain; a token older than it (USDC's
+FiatToken, wstETH) has only EIP-2612's ``DOMAIN_SEPARATOR()``, which is matched against its ``name()`` with its
+``version()`` (or the versions such tokens use, "1" and "2"): a domain is listed only when it hashes to the separator
+the token checks permits under. A token that answers neither is listed without a domain (it has no permit: approve
+it instead); a chain that cannot be reached is asked again at the next read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from eth_abi.exceptions import DecodingError
+from eth_account.messages import encode_typed_data
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+from web3 import AsyncWeb3
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
+
+from aggregator.platform import ChainRuntime
+from chain.artifacts import load_artifact
+from contracts.typed_data import Permit, TokenDomain, permit_typed_data
+
+log = logging.getLogger(__name__)
+
+#: how long a discovery read waits for a token's answers before it lists the token without a domain this time
+READ_TIMEOUT_SECONDS = 5.0
+#: the versions pre-EIP-5267 permit tokens sign under, tried when the token has no ``version()``
+_LEGACY_VERSIONS = ("1", "2")
+_VERSION_ABI = [
+    {
+        "type": "function",
+        "name": "version",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"name": "", "type": "string"}],
+    }
+]
+#: what a token without the function answers: a revert, or no output to decode
+_ABSENT = (ContractLogicError, BadFunctionCallOutput, DecodingError)
+
+
+def domain_separator(domain: TokenDomain) -> bytes:
+    """The EIP-712 domain separator of ``domain`` (a permit's hash header: it does not depend on the permit)."""
+    placeholder = Permit(domain.verifying_contract, domain.verifying_contract, 0, 0, 0)
+    return bytes(encode_typed_data(full_message=permit_typed_data(domain, placeholder)).header)
+
+
+async def read_token_domain(w3: AsyncWeb3[Any], chain_id: int, token: ChecksumAddress) -> TokenDomain | None:
+    """``token``'s permit domain on the chain ``w3`` reaches, or None when it has no EIP-2612 permit.
+
+    Raises whatever the chain's client raises when the node cannot be reached (not an answer: ask again later)."""
+    erc20: Any = w3.eth.contract(address=token, abi=load_artifact("MockERC20").abi)
+    try:
+        _, name, version, chain_id, verifying, _, _ = await erc20.functions.eip712Domain().call()
+        return TokenDomain(str(name), str(version), int(chain_id), to_checksum_address(verifying))
+    except _ABSENT:
+        pass
+    try:
+        separator = bytes(await erc20.functions.DOMAIN_SEPARATOR().call())
+        name = str(await erc20.functions.name().call())
+    except _ABSENT:
+        return None
+    versions: tuple[str, ...] = _LEGACY_VERSIONS
+    with contextlib.suppress(*_ABSENT):
+        versions = (str(await w3.eth.contract(address=token, abi=_VERSION_ABI).functions.version().call()),)
+    for version in versions:
+        domain = TokenDomain(name, version, chain_id, token)
+        if domain_separator(domain) == separator:
+            return domain
+    return None
+
+
+class TokenDomains:
+    """Each token's permit domain per chain, read once (``read_token_domain``)."""
+
+    def __init__(self, timeout_seconds: float = READ_TIMEOUT_SECONDS) -> None:
+        self._known: dict[tuple[str, str], TokenDomain | None] = {}
+        self._timeout = timeout_seconds
+
+    async def domain(self, chain: ChainRuntime, token: ChecksumAddress) -> TokenDomain | None:
+        """``token``'s permit domain on ``chain``; None when it has none, or (not remembered) when the chain cannot
+        be reached now."""
+        key = (chain.name, token.lower())
+        if key not in self._known:
+            try:
+                self._known[key] = await asyncio.wait_for(
+                    read_token_domain(chain.w3, chain.chain_id, token), self._timeout
+                )
+            except Exception as err:  # the node is down or failing: no answer, not a token without a permit
+                log.warning(
+                    "permit domain of %s on %s not read (asked again at the next read): %r", token, chain.name, err
+                )
+                return None
+        return self._known[key]
