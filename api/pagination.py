@@ -1,6 +1,7 @@
 """Cursor pagination for every list of the API (DESIGN.md's convention): ``{"items": [...], "next": url | null}``,
 ``limit`` 1–200 (default 50), newest first, and an opaque cursor over (created_at, id) — stable while rows are
-added, since a page starts strictly after the last row the previous one showed."""
+added, since a page starts strictly after the last row the previous one showed. A list in another order has a
+cursor over its own key (``encode_key_cursor``: providers by id, a request's quotes by rank)."""
 
 from __future__ import annotations
 
@@ -87,8 +88,34 @@ def page(
     render: Callable[[R], T],
 ) -> Page[T]:
     """A page of ``rows`` fetched with ``limit + 1``: the extra row, if any, only says there is a next page."""
+    return page_by(request, rows, limit, lambda row: encode_cursor(*key(row)), render)
+
+
+def page_by(
+    request: Request, rows: Sequence[R], limit: int, cursor_of: Callable[[R], str], render: Callable[[R], T]
+) -> Page[T]:
+    """``page`` for a list with a cursor of its own (``cursor_of`` a row: the cursor of the page after it)."""
     shown = list(rows[:limit])
     next_url = None
     if len(rows) > limit and shown:
-        next_url = str(request.url.include_query_params(cursor=encode_cursor(*key(shown[-1])), limit=limit))
+        next_url = str(request.url.include_query_params(cursor=cursor_of(shown[-1]), limit=limit))
     return Page[T](items=[render(row) for row in shown], next=next_url)
+
+
+QUOTE_RANK_CURSOR = "quote-rank"
+
+
+def encode_rank_cursor(rank: int, row_id: str) -> str:
+    """A cursor over a request's quotes in rank order: the (rank, id) of the last quote shown."""
+    return encode_key_cursor(QUOTE_RANK_CURSOR, f"{rank}:{row_id}")
+
+
+def decode_rank_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """The (rank, id) a page of a request's quotes starts after; None for the first page."""
+    key = decode_key_cursor(QUOTE_RANK_CURSOR, cursor)
+    if key is None:
+        return None
+    rank, _, row_id = key.partition(":")
+    if not rank.isascii() or not rank.isdigit() or len(rank) > 9 or not row_id:
+        raise InvalidCursor(f"not a cursor of this list: {cursor!r:.80}")
+    return int(rank), row_id

@@ -1,5 +1,7 @@
-"""Pages of credit requests and of one request's quotes, for the API's lists (``api.pagination``): newest first,
-strictly after a (created_at, id) cursor, as ``aggregator.quote_store``'s records (read-only, no commit)."""
+"""Pages of credit requests and of one request's quotes, for the API's lists (``api.pagination``), as
+``aggregator.quote_store``'s records (read-only, no commit): requests newest first, strictly after a (created_at, id)
+cursor; a request's quotes in rank order (best first, as the request shows them: a request's quotes are made at one
+instant), strictly after a (rank, id) cursor."""
 
 from __future__ import annotations
 
@@ -15,9 +17,8 @@ from store.db import Database
 from store.quoting import _record
 
 
-def _after(
-    query: Select[Any], model: type[CreditRequestRow] | type[QuoteRow], after: tuple[datetime, str] | None
-) -> Select[Any]:
+def _after(query: Select[Any], after: tuple[datetime, str] | None) -> Select[Any]:
+    model = CreditRequestRow
     if after is not None:
         created_at, row_id = after
         query = query.where((model.created_at < created_at) | ((model.created_at == created_at) & (model.id < row_id)))
@@ -32,7 +33,7 @@ def request_page(
     query = select(CreditRequestRow)
     if borrower_id is not None:
         query = query.where(CreditRequestRow.borrower_id == borrower_id)
-    rows = list(session.scalars(_after(query, CreditRequestRow, after).limit(limit)))
+    rows = list(session.scalars(_after(query, after).limit(limit)))
     ids = [row.id for row in rows]
     quotes = list(session.scalars(select(QuoteRow).where(QuoteRow.request_id.in_(ids))))
     outcomes = list(
@@ -56,14 +57,18 @@ def request_page(
 
 
 def quote_page(
-    session: Session, request_id: str, borrower_id: str | None, after: tuple[datetime, str] | None, limit: int
+    session: Session, request_id: str, borrower_id: str | None, after: tuple[int, str] | None, limit: int
 ) -> tuple[CreditRequestRecord, list[QuoteRecord]] | None:
-    """A page of one credit request's quotes; None when there is no such request (or it is another borrower's)."""
+    """A page of one credit request's quotes by rank, best first; None when there is no such request (or it is
+    another borrower's)."""
     request = session.get(CreditRequestRow, request_id)
     if request is None or (borrower_id is not None and request.borrower_id != borrower_id):
         return None
     query = select(QuoteRow).where(QuoteRow.request_id == request_id)
-    rows = session.scalars(_after(query, QuoteRow, after).limit(limit))
+    if after is not None:
+        rank, quote_id = after
+        query = query.where((QuoteRow.rank > rank) | ((QuoteRow.rank == rank) & (QuoteRow.id > quote_id)))
+    rows = session.scalars(query.order_by(QuoteRow.rank, QuoteRow.id).limit(limit))
     return _record(CreditRequestRecord, request), [_record(QuoteRecord, row) for row in rows]
 
 
@@ -80,7 +85,7 @@ class SqlRequestPages:
             return request_page(uow.session, borrower_id, after, limit)
 
     def quotes(
-        self, request_id: str, borrower_id: str | None, after: tuple[datetime, str] | None, limit: int
+        self, request_id: str, borrower_id: str | None, after: tuple[int, str] | None, limit: int
     ) -> tuple[CreditRequestRecord, list[QuoteRecord]] | None:
         with self._db.unit_of_work() as uow:
             return quote_page(uow.session, request_id, borrower_id, after, limit)

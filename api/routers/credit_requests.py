@@ -14,7 +14,17 @@ from api.client import client_address
 from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.idempotency import Idempotent
 from api.logs import correlation_id
-from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
+from api.pagination import (
+    DEFAULT_LIMIT,
+    CursorParam,
+    Limit,
+    Page,
+    decode_cursor,
+    decode_rank_cursor,
+    encode_rank_cursor,
+    page,
+    page_by,
+)
 from api.render import credit_request_json, credit_request_out, quote_out
 from api.schemas import CreditRequestIn, CreditRequestOut, QuoteOut
 from store.request_pages import SqlRequestPages
@@ -105,12 +115,18 @@ async def list_quotes_of_request(
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Page[QuoteOut]:
-    """The quotes of one credit request, newest first, a page at a time (each with its rank)."""
-    after = decode_cursor(cursor)
+    """The quotes of one credit request in rank order (best first, as the request lists them), a page at a time."""
+    after = decode_rank_cursor(cursor)
 
     pages = SqlRequestPages(platform.database)
     found = await asyncio.to_thread(pages.quotes, request_id, _owner(principal), after, limit + 1)
     if found is None:
         raise HTTPException(404, f"no credit request {request_id}")
     owner, quotes = found
-    return page(request, quotes, limit, lambda q: (q.created_at, q.id), lambda q: quote_out(q, owner, platform.assets))
+    return page_by(
+        request,
+        quotes,
+        limit,
+        lambda q: encode_rank_cursor(q.rank, q.id),
+        lambda q: quote_out(q, owner, platform.assets),
+    )

@@ -3,6 +3,7 @@ all three devnets → accept with an EIP-712 signature → loan opened on that c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from web3.logs import DISCARD
 
+from api.pagination import encode_cursor
 from api.wallet import approve_collateral, sign_acceptance
 from chain.signers import devnet_account
 from contracts.typed_data import OFFER_FIELDS, Domain, Offer, offer_typed_data, recover
@@ -187,6 +189,26 @@ def test_a_borrower_signs_the_collateral_permit_with_the_platform_document_alone
         accepted = client.post(f"/v1/quotes/{quote['id']}/accept", json=body)
     assert accepted.status_code == 201, accepted.text
     assert weth.functions.balanceOf(borrower.address).call() == 0
+
+
+def test_a_requests_quotes_are_listed_in_rank_order_a_page_at_a_time(
+    platform: RunningPlatform, borrower_key: str
+) -> None:
+    created = _request(platform, borrower_key)
+    listed: list[dict[str, Any]] = []
+    url: str | None = f"/v1/credit-requests/{created['id']}/quotes?limit=3"
+    with platform.client(borrower_key) as client:
+        while url is not None:
+            response = client.get(url)
+            assert response.status_code == 200, response.text
+            listed += response.json()["items"]
+            url = response.json()["next"]
+        # a (created_at, id) cursor, as the other lists issue them, is not one of this list's
+        older = encode_cursor(datetime.now(UTC), created["quotes"][0]["id"])
+        foreign = client.get(f"/v1/credit-requests/{created['id']}/quotes?cursor={older}")
+    assert [q["rank"] for q in listed] == list(range(1, len(created["quotes"]) + 1))
+    assert [q["id"] for q in listed] == [q["id"] for q in created["quotes"]]
+    assert foreign.status_code == 400, foreign.text
 
 
 def _asset(document: dict[str, Any], symbol: str) -> dict[str, Any]:

@@ -10,7 +10,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from starlette.requests import Request
 
-from api.pagination import InvalidCursor, decode_cursor, encode_cursor, page
+from api.pagination import (
+    InvalidCursor,
+    decode_cursor,
+    decode_rank_cursor,
+    encode_cursor,
+    encode_key_cursor,
+    encode_rank_cursor,
+    page,
+)
 from api.workers import WORKERS, enabled_workers
 from chain.errors import ConfigurationError
 
@@ -50,6 +58,17 @@ _NO_UTC = [
 def test_a_cursor_we_did_not_issue_is_refused(bad: str) -> None:
     with pytest.raises(InvalidCursor):
         decode_cursor(bad)
+
+
+def test_a_rank_cursor_round_trips_and_refuses_another_lists() -> None:
+    cursor = encode_rank_cursor(12, "quote-1")
+    assert decode_rank_cursor(cursor) == (12, "quote-1")
+    assert decode_rank_cursor(None) is None
+    for bad in (encode_cursor(NOW, "quote-1"), encode_key_cursor("quote-rank", "x:quote-1"), "not-a-cursor"):
+        with pytest.raises(InvalidCursor):
+            decode_rank_cursor(bad)
+    with pytest.raises(InvalidCursor):
+        decode_rank_cursor(encode_key_cursor("quote-rank", "3"))  # no id
 
 
 def test_a_page_links_to_the_next_only_when_there_is_more() -> None:
