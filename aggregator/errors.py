@@ -28,8 +28,8 @@ class QuoteNotFound(AggregatorError):
 
 
 class QuoteExpired(AggregatorError):
-    def __init__(self, quote_id: str) -> None:
-        super().__init__(f"quote {quote_id} has expired: request new quotes")
+    def __init__(self, quote_id: str, why: str = "") -> None:
+        super().__init__(f"quote {quote_id} has expired{f' ({why})' if why else ''}: request new quotes")
 
 
 class QuoteNotAcceptable(AggregatorError):

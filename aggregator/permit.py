@@ -19,7 +19,7 @@ from web3 import AsyncWeb3
 from web3.exceptions import Web3Exception
 
 from aggregator.accept_saga import QuoteView
-from aggregator.errors import InvalidPermit
+from aggregator.errors import InvalidPermit, QuoteExpired
 from chain.artifacts import load_artifact
 from contracts.typed_data import Permit, TokenDomain, permit_typed_data
 
@@ -56,7 +56,9 @@ class CollateralPermit:
 
 
 async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralPermit) -> None:
-    """InvalidPermit unless ``permit`` lets the CreditAggregator take the quote's collateral from the borrower now.
+    """InvalidPermit unless ``permit`` lets the CreditAggregator take the quote's collateral from the borrower now;
+    QuoteExpired when the chain's latest block is already past the offer's expiry (the chain's clock ahead of ours:
+    the quote is expired where it would open, whatever its ``expires_at`` says here).
 
     An allowance already in place (an approve, or this permit front-run by someone who saw it) is enough: the
     contract ignores a permit that was used and relies on the allowance."""
@@ -66,6 +68,9 @@ async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralP
     if permit.value < needed:
         raise InvalidPermit("permit.value", f"{permit.value} is less than the collateral amount {needed}")
     now = int((await w3.eth.get_block("latest"))["timestamp"])
+    expiry = int(quote.offer.get("expiry") or 0)
+    if expiry and expiry <= now:  # the chain judges the offer by its own time, which may run ahead of ours
+        raise QuoteExpired(quote.id, f"it expired at {expiry} by {quote.chain_name}'s time, which is {now} now")
     if permit.deadline < now:
         raise InvalidPermit("permit.deadline", f"expired at {permit.deadline}; the chain's time is {now}")
     token: Any = w3.eth.contract(

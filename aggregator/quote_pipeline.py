@@ -1,6 +1,8 @@
 """What one credit request runs, in order: validate, price the collateral, velocity, screening (beside the on-chain
 history and the collateral's terms on each chain), risk, the chains whose contracts would refuse the loan left out
-(``aggregator.collateral_limits``: the providers that lend only there are ineligible, the reason named), then the
+(``aggregator.collateral_limits``: the providers that lend only there are ineligible, the reason named) and those whose
+clock runs ahead of ours by more than ``CHAIN_CLOCK_MARGIN`` of a quote's lifetime (an offer's expiry is judged by
+the chain's block time), then the
 fan-out to every eligible provider with one deadline — each answer's offers disclosed as it comes, the MLA status
 and the screening's records made meanwhile — and after the last answer the ranking, the offer nonces, the
 signatures and ONE write of the request, its outcomes, quotes and decision records.
@@ -55,6 +57,9 @@ OFFLOAD_INSTALLMENTS = 200
 NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowers/me/kyc")
 log = logging.getLogger(__name__)
 PRODUCT_OF_KIND = {ProviderKind.TRADITIONAL.value: Product.TRADITIONAL, ProviderKind.POOL.value: Product.DEFI}
+#: the share of a quote's lifetime a chain's latest block may be ahead of this platform's clock: a chain further
+#: ahead is left out of the request (its offers would expire early there, by its ``block.timestamp``)
+CHAIN_CLOCK_MARGIN = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +225,7 @@ class QuotePipeline:
         if decision.approved and decision.grade is not None:
             eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in screened.allowed]
             refused = self._refused_chains(valid, decision, chain_limits, chain_prices)
+            refused |= self._clocks_ahead(valid.chains, reading, now)
             if refused:
                 eligible, premade = _left_out(eligible, valid.chains, refused)
                 valid = replace(valid, chains=[name for name in valid.chains if name not in refused])
@@ -385,6 +391,23 @@ class QuotePipeline:
             if reason is not None:
                 refused[name] = reason
         return refused
+
+    def _clocks_ahead(self, chains: Sequence[str], reading: OnchainReading | None, now: datetime) -> dict[str, str]:
+        """The chains whose latest block (as the wallet's history was read at, this request) is past ``now`` by more
+        than ``CHAIN_CLOCK_MARGIN`` of the quote's lifetime, each with why: an offer's expiry is set by this clock
+        and judged by the chain's (``block.timestamp``), so there it would expire early — past the lifetime, before
+        it was made (a devnet whose time was moved on with ``evm_increaseTime``)."""
+        ttl = self._config.quote_ttl.total_seconds()
+        margin = ttl * CHAIN_CLOCK_MARGIN
+        ahead = {}
+        for name in chains:
+            chain = reading.readings.get(name) if reading is not None else None
+            if chain is not None and (lead := chain.head_timestamp - now.timestamp()) > margin:
+                ahead[name] = (
+                    f"{name}'s clock is ahead: its latest block is {lead:.0f} s past this platform's time (more than "
+                    f"{margin:.0f} s of a quote's {ttl:.0f} s): an offer there would expire early by the chain's time"
+                )
+        return ahead
 
     def _reliability(self, drafts: list[Draft]) -> dict[str, float]:
         """The recent success ratio of each provider with an offer (``HealthTracker.success_ratio``: this process's

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -31,7 +32,7 @@ from providers.base import AdapterContext, ProviderRegistration
 from providers.http_lender import HttpLenderAdapter
 from providers.models import ProviderKind, QuoteRequest
 from risk.onchain import OnchainFeatures
-from risk.onchain_source import ChainOnchainSource, OnchainReading, merge
+from risk.onchain_source import ChainOnchainSource, ChainReading, OnchainReading, merge
 from tests.support.quoting import (
     CHAINS,
     ORACLES,
@@ -377,3 +378,37 @@ async def test_every_chain_skipped_is_no_history_not_a_limited_one(compliance: C
     quoted = await service.request_credit(borrower_file(), SPEC)
     assert quoted.request.status == "declined"
     assert "R30" in [reason["code"] for reason in quoted.request.risk["reasons"]]
+
+
+class _ChainClocks:
+    """A clean history read on each chain at a head block of the given time (unix seconds)."""
+
+    def __init__(self, head_times: dict[str, float]) -> None:
+        clean = OnchainFeatures(400, 50, 3, 3, 0, None, (31337,))
+        readings = {
+            name: ChainReading(31337 + i, 100, int(at), 3, 0, 0, 0, None, None)
+            for i, (name, at) in enumerate(head_times.items())
+        }
+        self.reading = OnchainReading(clean, readings, {})
+
+    async def read(self, wallet: str) -> OnchainReading:
+        return self.reading
+
+
+async def test_a_chain_whose_clock_runs_ahead_is_left_out_naming_why(compliance: ComplianceService) -> None:
+    """An offer's expiry is set by this clock and judged by the chain's block time: on a chain a minute and more
+    ahead (a devnet moved on with evm_increaseTime), every quote of a 10-minute lifetime would expire early."""
+    now = time.time()
+    ahead = cast(ChainOnchainSource, _ChainClocks({"ethereum-local": now + 86_400, "polygon-local": now + 30}))
+    quoted = await quoting_service(InMemoryQuotingStore(), compliance, onchain=ahead).request_credit(
+        borrower_file(), SPEC
+    )
+    assert quoted.request.status == "quoted"
+    assert {q.chain_name for q in quoted.quotes} == {"polygon-local"}  # 30 s ahead: within the margin
+    assert all(q.expires_at <= datetime.now(UTC) + timedelta(minutes=10) for q in quoted.quotes)
+    (pool,) = [o for o in quoted.outcomes if o.provider_id == "pool:ethereum-local"]
+    assert pool.outcome == "ineligible"
+    assert pool.detail.startswith(
+        "ethereum-local's clock is ahead: its latest block is 86"
+    )  # 86,400 s, less the test's own time
+    assert "past this platform's time (more than 60 s of a quote's 600 s)" in pool.detail

@@ -16,7 +16,7 @@ from eth_utils.address import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from aggregator.accept_saga import QuoteView
-from aggregator.errors import InvalidPermit
+from aggregator.errors import InvalidPermit, QuoteExpired
 from aggregator.permit import CollateralPermit, check_permit
 from aggregator.token_domains import read_token_domain
 from chain.artifacts import load_artifact
@@ -40,8 +40,8 @@ def _token(chain: DeployedChain, contract: str) -> Any:
     return chain.w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
 
 
-def _quote(chain: DeployedChain, token: str, borrower: str) -> QuoteView:
-    offer = {"borrower": borrower, "collateralAsset": token, "collateralAmount": str(COLLATERAL)}
+def _quote(chain: DeployedChain, token: str, borrower: str, **offered: Any) -> QuoteView:
+    offer = {"borrower": borrower, "collateralAsset": token, "collateralAmount": str(COLLATERAL), **offered}
     return QuoteView(
         "q", "r", "b", "p", "pool", chain.name, chain.chain_id, SPENDER, offer, "0x", "0x", {}, "0x", {}, "quoted",
         datetime.now(UTC) + timedelta(hours=1), "0",
@@ -92,3 +92,21 @@ def test_the_listed_permit_domain_is_the_one_the_token_checks_permits_under(
 def test_an_address_without_a_permit_token_lists_no_domain(ethereum_local: DeployedChain) -> None:
     w3 = AsyncWeb3(AsyncHTTPProvider(ethereum_local.devnet.rpc_url))
     assert asyncio.run(read_token_domain(w3, ethereum_local.chain_id, SPENDER)) is None  # no code there
+
+
+def test_an_offer_past_its_expiry_by_the_chains_time_is_an_expired_quote_not_a_bad_permit(
+    ethereum_local: DeployedChain,
+) -> None:
+    """The chain judges the offer by its block time, which may run ahead of the platform's clock (a devnet moved on
+    with evm_increaseTime): the accept is told the quote expired there, not that the permit's deadline did."""
+    token = _token(ethereum_local, "MockERC20")
+    borrower = Account.create()
+    w3 = AsyncWeb3(AsyncHTTPProvider(ethereum_local.devnet.rpc_url))
+    chain_now = int(ethereum_local.w3.eth.get_block("latest")["timestamp"])
+    permit = _permit(ethereum_local, token.address, borrower, borrower.address)
+    expired = _quote(ethereum_local, token.address, borrower.address, expiry=str(chain_now))
+    with pytest.raises(QuoteExpired) as refused:
+        asyncio.run(check_permit(w3, expired, permit))
+    assert f"expired at {chain_now} by {ethereum_local.name}'s time" in str(refused.value)
+    live = _quote(ethereum_local, token.address, borrower.address, expiry=str(chain_now + 600))
+    asyncio.run(check_permit(w3, live, permit))
