@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3Exception
-from web3.types import Wei
+from web3.types import RPCEndpoint, Wei
 
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, GasEstimationFailed, TransactionReverted
@@ -32,7 +32,7 @@ from chain.safe import (
     sign_safe_transaction,
 )
 from chain.sending import SyncSender
-from chain.signers import Signer
+from chain.signers import DEVNET_CHAIN_IDS, Signer
 from chain.signers import production_guard as guard
 from chain.timelock import (
     OperationState,
@@ -341,6 +341,12 @@ class Governance:
         production_guard([sender.address])
         chain = self.chain(chain_name)
         scheduled = self.find(chain, operation_id)
+        if scheduled.state is OperationState.PENDING and chain.chain_id in DEVNET_CHAIN_IDS:
+            # anvil mines only on transactions and the Timelock judges by the latest block's time: on an idle
+            # devnet the delay may be over by the clock while no block says so. A block is mined first, as any
+            # transaction would mine one (a local devnet's chain id only: never a production chain)
+            chain.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+            scheduled = self.find(chain, operation_id)
         if scheduled.state is not OperationState.READY:
             now = int(chain.w3.eth.get_block("latest")["timestamp"])
             reason = self._execute_revert(chain, scheduled, sender)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 from eth_utils.crypto import keccak
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
+from web3.types import RPCEndpoint
 
 from chain.safe import SafeTransaction, read_safe, safe_contract, sign_safe_transaction
 from chain.signers import LocalSigner, devnet_account
@@ -40,7 +42,12 @@ def test_a_safe_proposal_is_signed_submitted_and_executed_on_every_chain(admin: 
     out = admin("submit", str(proposal), str(admin.tmp / "12.json"), str(admin.tmp / "14.json"))
 
     assert len(re.findall(r"Safe scheduled 0x[0-9a-f]{64}: tx 0x[0-9a-f]{64}", out)) == 3
-    # executing before the delay is over reverts on chain: refused with the Timelock's reason and the ready time
+    # executing before the delay is over reverts on chain: refused with the Timelock's reason and the ready time (on
+    # a devnet execute mines a block first: it is held a second past the scheduling, before the 2 s delay is over,
+    # however long the submit took)
+    for chain in admin.chains.values():
+        scheduled_at = int(chain.w3.eth.get_block("latest")["timestamp"])
+        chain.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [scheduled_at + 1])
     early = admin.refused("execute", "--proposal", str(proposal))
     assert "is pending until" in early
     assert "TimelockUnexpectedOperationState" in early
@@ -283,6 +290,20 @@ def test_an_operation_scheduled_again_after_its_cancellation_is_listed_once_and_
     assert "cancelled" not in listing
     admin("--chains", chain.name, "execute", operation_id.group(1))
     assert grace_period(chain) == 3600
+
+
+def test_execute_after_the_delay_on_an_idle_devnet_mines_a_block_and_executes(admin: Admin) -> None:
+    """anvil mines only on transactions and the Timelock judges by the latest block's time: once the delay was over
+    by the clock, `execute` on an idle devnet kept answering "not ready" (its latest block was the scheduling's)."""
+    chain = admin.chains["arbitrum-local"]
+    out = admin("--chains", chain.name, "propose", "grace-period", "7200", "--via", "key")
+    operation_id = re.findall(r"scheduled (0x[0-9a-f]{64})", out)[0]
+    time.sleep(3)  # the 2 s delay over by the clock; no block mined since the scheduling
+
+    out = admin("--chains", chain.name, "execute", operation_id)
+
+    assert re.search(rf"executed {operation_id}: tx 0x[0-9a-f]{{64}}", out), out
+    assert grace_period(chain) == 7200
 
 
 def test_unpause_proposes_only_the_paused_contracts_and_pausable_errors_decode(admin: Admin) -> None:
