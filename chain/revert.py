@@ -18,7 +18,18 @@ class DecodedError:
     args: tuple[Any, ...]
 
     def __str__(self) -> str:
-        return f"{self.name}({', '.join(map(str, self.args))})"
+        return f"{self.name}({', '.join(map(_shown, self.args))})"
+
+
+def _shown(arg: Any) -> str:
+    """An argument as a reader knows it: bytes (a bytes32 id, a bitmap) as 0x hex rather than Python's b'...'."""
+    if isinstance(arg, bytes):
+        return "0x" + arg.hex()
+    if isinstance(arg, tuple):
+        return f"({', '.join(map(_shown, arg))})"
+    if isinstance(arg, list):
+        return f"[{', '.join(map(_shown, arg))}]"
+    return str(arg)
 
 
 @cache
