@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aggregator.assets import amount_pattern
 from api.idempotency import REPLAYED_HEADER
-from api.problems import PROBLEM_BASE, PROBLEM_JSON, problem
+from api.problems import INVALID_REQUEST, PROBLEM_BASE, PROBLEM_JSON, problem
 
 API_KEY_SCHEME = "ApiKey"
 BEARER_SCHEME = "Bearer"
@@ -54,7 +54,7 @@ _TITLES = {
     409: "Conflict",
     410: "Gone",
     413: "The request body is too large",
-    422: "The request body is invalid",
+    422: INVALID_REQUEST,
     429: "Too many requests",
     503: "Service unavailable",  # /readyz: the database is down or a sanctions list is past its age
 }

@@ -51,6 +51,9 @@ from risk.velocity import velocity_reason_code
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://creditmesh.dev/problems/"
+#: the title of every ``validation-error``: a body field, a query or path parameter, a header (the detail and
+#: ``errors`` name which); one title per problem type, as RFC 9457 has it
+INVALID_REQUEST = "The request is invalid"
 FASTAPI_BODY_UNPARSED = "There was an error parsing the body"  # fastapi.routing's detail for an undecodable body
 #: what SQLAlchemy raises when the database is down, restarting, dropped the connection or has no connection free;
 #: the request's unit of work did not commit, so asking again (a POST with its Idempotency-Key) is safe
@@ -287,7 +290,7 @@ def install(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem(422, "validation-error", "The request body is invalid", detail, request.url.path, errors=errors)
+        return problem(422, "validation-error", INVALID_REQUEST, detail, request.url.path, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -295,9 +298,7 @@ def install(app: FastAPI) -> None:
             # FastAPI answers 400 for a body it cannot decode (not UTF-8) and 422 for broken JSON: one answer for both
             errors = [{"field": "body", "message": "not JSON in UTF-8"}]
             detail = "body: not JSON in UTF-8"
-            return problem(
-                422, "validation-error", "The request body is invalid", detail, request.url.path, errors=errors
-            )
+            return problem(422, "validation-error", INVALID_REQUEST, detail, request.url.path, errors=errors)
         slug = {401: "unauthorized", 403: "forbidden", 404: "not-found"}.get(exc.status_code, "http-error")
         response = problem(exc.status_code, slug, str(exc.detail), str(exc.detail), request.url.path)
         if exc.headers:

@@ -327,7 +327,29 @@ def test_bad_requests_get_problem_json_naming_the_field_and_write_nothing(
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert field in [error["field"] for error in response.json()["errors"]]
+    if response.json()["type"].endswith("/validation-error"):  # the schema's refusal, not the credit request's
+        assert response.json()["title"] == "The request is invalid"
     assert _count_requests(platform) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/credit-requests?limit=0", "query.limit"),
+        ("/v1/credit-requests?cursor=not%20a%20cursor", "query.cursor"),
+        ("/v1/loans?flag=bogus", "query.flag"),
+        ("/v1/credit-requests?limit=1&limit=2", "query.limit"),
+    ],
+)
+def test_a_bad_query_parameter_is_not_called_a_bad_body(
+    platform: RunningPlatform, borrower_key: str, path: str, field: str
+) -> None:
+    with platform.client(borrower_key) as client:
+        response = client.get(path)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert (problem["type"].rsplit("/", 1)[1], problem["title"]) == ("validation-error", "The request is invalid")
+    assert [error["field"] for error in problem["errors"]] == [field]
 
 
 def test_a_signature_that_does_not_verify_is_refused_and_nothing_happens_on_chain(
