@@ -150,9 +150,12 @@ def issue(
     *,
     actor: str | None = None,
 ) -> IssuedKey:
-    """A new random key for ``role`` (optionally expiring; an expiry already past issues it expired); the caller
-    shows ``key`` once. ``actor``: who issued it (``actor_of``), for the audit log."""
+    """A new random key for ``role`` (optionally expiring); the caller shows ``key`` once. ``actor``: who issued it
+    (``actor_of``), for the audit log. InvalidKeyRequest for an expiry already past: a key issued expired would
+    never authenticate (to end a key at once, revoke it)."""
     _check_request(role, subject_id)
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise InvalidKeyRequest(f"expires_at {expires_at.isoformat()} is already past: a key must expire later")
     key = f"cm_{role.value}_{secrets.token_urlsafe(24)}"
     row = _new_row(key, role, subject_id, label, expires_at, bootstrap=False)
     with database.unit_of_work() as uow:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from aggregator.borrower_accounts import BorrowerAccounts
 from api import auth
@@ -23,7 +23,18 @@ from store.borrowers import SqlBorrowerStore
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
 
-_EXPIRY = "RFC 3339 with a zone; a moment already past issues the key expired. Left out: lasts until revoked"
+_EXPIRY = "RFC 3339 with a zone, later than now (a moment already past: 422). Left out: lasts until revoked"
+
+
+def _later_than_now(moment: datetime | None) -> datetime | None:
+    """An issued key's expiry: a moment already past is refused (the key would never authenticate)."""
+    if moment is not None and moment <= datetime.now(UTC):
+        raise ValueError("already past: a new key must expire later (to end a key now, revoke it)")
+    return moment
+
+
+#: the expiry of a key being issued
+FutureExpiry = Annotated[AwareRfc3339DateTime | None, AfterValidator(_later_than_now)]
 
 
 class SubjectKeyIn(BaseModel):
@@ -34,7 +45,7 @@ class SubjectKeyIn(BaseModel):
     role: Literal[Role.BORROWER, Role.PROVIDER]
     subject_id: str = Field(min_length=1, max_length=64)
     label: str = Field(min_length=1, max_length=128, description="who or what holds the key")
-    expires_at: AwareRfc3339DateTime | None = Field(default=None, description=_EXPIRY)
+    expires_at: FutureExpiry = Field(default=None, description=_EXPIRY)
 
 
 class StaffKeyIn(BaseModel):
@@ -44,7 +55,7 @@ class StaffKeyIn(BaseModel):
 
     role: Literal[Role.ADMIN, Role.AUDITOR]
     label: str = Field(min_length=1, max_length=128, description="who or what holds the key")
-    expires_at: AwareRfc3339DateTime | None = Field(default=None, description=_EXPIRY)
+    expires_at: FutureExpiry = Field(default=None, description=_EXPIRY)
 
 
 ApiKeyIn = Annotated[SubjectKeyIn | StaffKeyIn, Field(discriminator="role")]
