@@ -21,6 +21,7 @@ from api.settings import Settings
 from chain.client import ChainClient
 from chain.errors import ChainError, ConfigurationError
 from compliance.reconcile import ChainScope
+from compliance.reconcile_chain import confirmed_head
 from compliance.reconcile_report import to_csv, to_html, to_json
 from store.db import Database
 
@@ -53,6 +54,21 @@ def _block(text: str) -> int:
     return number
 
 
+class PastTheHead(ValueError):
+    """``--from-block`` is past a chain's confirmed head: the range has no block to reconcile."""
+
+
+async def _refuse_past_the_head(clients: list[ChainClient], from_block: int) -> None:
+    """PastTheHead naming each chain whose confirmed head (the last block a run reads) is before ``from_block``."""
+    past = []
+    for client in clients:
+        confirmed = confirmed_head(int(await client.rpc("eth_blockNumber"), 16), client.config.confirmations)
+        if from_block > confirmed:
+            past.append(f"{client.config.name}'s confirmed head is {confirmed}")
+    if past:
+        raise PastTheHead(f"--from-block {from_block} is past the chain's head ({'; '.join(past)}): no block to read")
+
+
 def cmd_reconcile(args: argparse.Namespace) -> None:
     if args.from_block is not None and args.to_block is not None and args.from_block > args.to_block:
         raise SystemExit(f"--from-block {args.from_block} is after --to-block {args.to_block}: no block to reconcile")
@@ -79,6 +95,8 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
     async def main() -> str:
         clients = [await ChainClient(config).connect() for config in configs]
         try:
+            if args.from_block is not None:  # before a run is stored: a range past the head has no block to read
+                await _refuse_past_the_head(clients, args.from_block)
             chains = [ReconciledChain(client, records[client.config.name]) for client in clients]
             outcome = await reconcile(
                 database,
@@ -97,6 +115,8 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
     try:
         run_id = asyncio.run(main())
         report = load_report(database, run_id, {config.name: config.explorer_tx_url for config in registry})
+    except PastTheHead as err:
+        raise SystemExit(f"refused: {err}; nothing reconciled") from err
     except ChainError as err:
         raise SystemExit(f"reconciliation failed: {err}") from err
     finally:

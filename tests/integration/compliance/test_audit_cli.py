@@ -73,3 +73,35 @@ def test_reconcile_then_anchor_and_verify(
         assert "audit log verified" in out
     finally:
         database.dispose()
+
+
+def test_reconcile_from_a_block_past_the_head_is_refused_and_stores_no_run(
+    ethereum_local: DeployedChain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It reported "blocks 1200-55: 0 facts … 0 discrepancies" and exited 0: a clean audit of no block at all."""
+    chain = ethereum_local
+    url = f"sqlite:///{tmp_path / 'reconcile.db'}"
+    deployments = tmp_path / "deployments"
+    deployments.mkdir()
+    (deployments / f"{chain.name}.json").write_text(chain.record.model_dump_json())
+    chains_file = tmp_path / "chains.json"
+    chains_file.write_text(json.dumps([chain.config.model_dump()]))
+    monkeypatch.setenv("CREDITMESH_DATABASE_URL", url)
+    monkeypatch.setenv("CREDITMESH_CHAINS_FILE", str(chains_file))
+    monkeypatch.setenv("CREDITMESH_DEPLOYMENTS_DIR", str(deployments))
+    head = int(chain.w3.eth.block_number)
+    reports = tmp_path / "reports"
+
+    with pytest.raises(SystemExit) as refused:
+        main(["reconcile", "--from-block", str(head + 1_000), "--out", str(reports)])
+
+    said = str(refused.value.code)  # a message: the exit status is 1
+    assert f"--from-block {head + 1_000} is past the chain's head ({chain.name}'s confirmed head is " in said
+    assert said.endswith("nothing reconciled")
+    assert list(reports.glob("reconciliation-*")) == []
+    database = Database(url)
+    try:
+        with database.engine.connect() as connection:
+            assert connection.exec_driver_sql("select count(*) from reconciliation_runs").scalar_one() == 0
+    finally:
+        database.dispose()
