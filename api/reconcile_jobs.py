@@ -15,7 +15,7 @@ from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from compliance.audit import AuditKind
 from compliance.reconcile import ChainResult, ChainScope, reconcile_chain, result_digest
-from compliance.reconcile_chain import ChainRead, read_chain
+from compliance.reconcile_chain import ChainRead, confirmed_head, read_chain
 from compliance.reconcile_report import RunReport
 from store.compliance import SqlAuditLog, SqlReconciliationRepository
 from store.db import Database
@@ -58,6 +58,22 @@ def start_run(database: Database, started_by: str) -> str:
 def last_blocks(database: Database) -> dict[str, int]:
     with database.unit_of_work() as uow:
         return SqlReconciliationRepository(uow.session).last_ranges()
+
+
+class PastTheHead(ValueError):
+    """A run's ``from_block`` is past a chain's confirmed head: the range has no block to reconcile."""
+
+
+async def refuse_past_the_head(clients: Sequence[ChainClient], from_block: int) -> None:
+    """``PastTheHead`` naming each chain whose confirmed head (the last block a run reads) is before ``from_block``:
+    checked before a run is stored, which would otherwise report a range of no block as clean."""
+    past = []
+    for client in clients:
+        confirmed = confirmed_head(int(await client.rpc("eth_blockNumber"), 16), client.config.confirmations)
+        if from_block > confirmed:
+            past.append(f"{client.config.name}'s confirmed head is {confirmed}")
+    if past:
+        raise PastTheHead(f"from block {from_block} is past the chain's head ({'; '.join(past)}): no block to read")
 
 
 async def reconcile(

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from api.bootstrap import chain_registry, load_records
-from api.reconcile_jobs import ReconciledChain, load_report, reconcile
+from api.reconcile_jobs import PastTheHead, ReconciledChain, load_report, reconcile, refuse_past_the_head
 from api.settings import Settings
 from chain.client import ChainClient
 from chain.errors import ChainError, ConfigurationError
 from compliance.reconcile import ChainScope
-from compliance.reconcile_chain import confirmed_head
 from compliance.reconcile_report import to_csv, to_html, to_json
 from store.db import Database
 
@@ -54,21 +53,6 @@ def _block(text: str) -> int:
     return number
 
 
-class PastTheHead(ValueError):
-    """``--from-block`` is past a chain's confirmed head: the range has no block to reconcile."""
-
-
-async def _refuse_past_the_head(clients: list[ChainClient], from_block: int) -> None:
-    """PastTheHead naming each chain whose confirmed head (the last block a run reads) is before ``from_block``."""
-    past = []
-    for client in clients:
-        confirmed = confirmed_head(int(await client.rpc("eth_blockNumber"), 16), client.config.confirmations)
-        if from_block > confirmed:
-            past.append(f"{client.config.name}'s confirmed head is {confirmed}")
-    if past:
-        raise PastTheHead(f"--from-block {from_block} is past the chain's head ({'; '.join(past)}): no block to read")
-
-
 def cmd_reconcile(args: argparse.Namespace) -> None:
     if args.from_block is not None and args.to_block is not None and args.from_block > args.to_block:
         raise SystemExit(f"--from-block {args.from_block} is after --to-block {args.to_block}: no block to reconcile")
@@ -96,7 +80,7 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
         clients = [await ChainClient(config).connect() for config in configs]
         try:
             if args.from_block is not None:  # before a run is stored: a range past the head has no block to read
-                await _refuse_past_the_head(clients, args.from_block)
+                await refuse_past_the_head(clients, args.from_block)
             chains = [ReconciledChain(client, records[client.config.name]) for client in clients]
             outcome = await reconcile(
                 database,

@@ -15,7 +15,7 @@ from api.deps import AuditorPrincipal, PlatformDep
 from api.idempotency import Idempotent
 from api.input_types import NonNegativeJsonInteger
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
-from api.reconcile_jobs import ReconciledChain, load_report, reconcile, start_run
+from api.reconcile_jobs import PastTheHead, ReconciledChain, load_report, reconcile, refuse_past_the_head, start_run
 from compliance.reconcile import Category
 from compliance.reconcile_report import to_csv, to_html, to_json
 from compliance.reconcile_runs import ReconciliationRun, StoredDiscrepancy
@@ -132,7 +132,8 @@ async def start_reconciliation(
 ) -> ReconciliationOut:
     """Start a run over the chosen chains (all by default); it goes on in the background — poll the run, whose
     status becomes `done` (or `failed`, with the error). 422 for a chain the platform does not serve, a chain named
-    twice, or an empty list (null or absent: every chain)."""
+    twice, an empty list (null or absent: every chain), or a `from_block` past a chain's confirmed head (no block to
+    read: nothing is stored)."""
     wanted = list(platform.chains) if body.chains is None else body.chains
     unknown = sorted(set(wanted) - set(platform.chains))
     if unknown:
@@ -140,6 +141,11 @@ async def start_reconciliation(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown chains {unknown}; known: {list(platform.chains)}"
         )
     chains = [ReconciledChain(platform.chains[name].client, platform.chains[name].record) for name in wanted]
+    if body.from_block is not None and not body.since_last:  # before a run is stored: nothing to read is no run
+        try:
+            await refuse_past_the_head([chain.client for chain in chains], body.from_block)
+        except PastTheHead as err:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
     started_by = f"{principal.role.value}:{principal.key_id or principal.subject_id or 'unknown'}"
     run_id = await asyncio.to_thread(start_run, platform.database, started_by)
     task = asyncio.create_task(

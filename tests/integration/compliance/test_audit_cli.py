@@ -96,7 +96,7 @@ def test_reconcile_from_a_block_past_the_head_is_refused_and_stores_no_run(
         main(["reconcile", "--from-block", str(head + 1_000), "--out", str(reports)])
 
     said = str(refused.value.code)  # a message: the exit status is 1
-    assert f"--from-block {head + 1_000} is past the chain's head ({chain.name}'s confirmed head is " in said
+    assert f"from block {head + 1_000} is past the chain's head ({chain.name}'s confirmed head is " in said
     assert said.endswith("nothing reconciled")
     assert list(reports.glob("reconciliation-*")) == []
     database = Database(url)

@@ -144,3 +144,20 @@ async def test_a_chain_named_twice_or_none_named_is_refused(
     (failed,) = (await client.get("/v1/reconciliations")).json()["items"]
     assert failed["status"] == "failed"
     assert failed["chains"] == []
+
+
+async def test_a_start_past_the_confirmed_head_is_refused_and_no_run_stored(
+    api: tuple[httpx.AsyncClient, Database, DeployedChain, ChainClient],
+) -> None:
+    """A ``from_block`` no chain has reached read no block, and the run was stored and audited as clean: an auditor
+    who mistyped the start got a clean report of nothing. Refused as the CLI refuses it, before a run is stored."""
+    client, _database, chain, chain_client = api
+    head = int(await chain_client.rpc("eth_blockNumber"), 16)
+    refused = await client.post("/v1/reconciliations", json={"from_block": head + 1_000})
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == problems.PROBLEM_JSON
+    assert (
+        f"from block {head + 1_000} is past the chain's head ({chain.name}'s confirmed head is "
+        in (refused.json()["detail"])
+    )
+    assert (await client.get("/v1/reconciliations")).json()["items"] == []  # no run stored
