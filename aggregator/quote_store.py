@@ -179,7 +179,7 @@ class _Tables:
     decision_records: list[DecisionRecord] = field(default_factory=list)
     decision_requests: dict[str, str] = field(default_factory=dict)  # decision id → the credit request's id
     # (borrower, listed entry — or the identity fingerprint of a name not screened) → review id
-    reviews: dict[tuple[str, int | str], str] = field(default_factory=dict)
+    reviews: dict[tuple[str, int | str] | tuple[str, int, str | None], str] = field(default_factory=dict)
     next_nonce: dict[OfferNonceKey, int] = field(default_factory=dict)
     ledger_defaults: dict[tuple[str, int], int] = field(default_factory=dict)  # (wallet, chain id) → defaults
 
@@ -229,7 +229,7 @@ class InMemoryQuotingRepository:
         for record in records:
             for hit, _outcome in record.name_hits:
                 review = self.tables.reviews.setdefault(
-                    (borrower_id, hit.ent_num), f"review-{len(self.tables.reviews) + 1}"
+                    (borrower_id, hit.ent_num, record.screened_identity), f"review-{len(self.tables.reviews) + 1}"
                 )
                 if review not in opened:
                     opened.append(review)

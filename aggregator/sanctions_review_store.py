@@ -39,6 +39,9 @@ class SanctionsReview:
     reviewed_at: datetime | None = None
     review_decision_id: str | None = None
     kind: str = ReviewKind.SDN_ENTRY.value
+    # the identity reviewed (name and date of birth, keyed): a verdict bears on it only; None on reviews stored before
+    # reviews were tied to an identity
+    identity_fingerprint: str | None = None
 
 
 class SanctionsReviewRepository(Protocol):

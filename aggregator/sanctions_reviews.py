@@ -4,7 +4,8 @@ A credit request whose name screen holds (possible match) or blocks (near-exact 
 per SDN entry hit, in the unit of work that stores the screening decisions. An admin reads the evidence — the
 borrower's name as screened now (unsealed from the identity), the entry's names and aliases, the score at the time
 and how the parts paired — and clears or confirms it; the verdict is a decision record of its own. A cleared entry
-is not held again for the borrower until OFAC changes the entry (``compliance.sanctions.review``).
+is not held again for the borrower's identity (name and date of birth) until OFAC changes the entry or the borrower
+verifies another identity (``compliance.sanctions.review``).
 
 A name the screen could not spell in Latin letters opens a review too, of the borrower's identity rather than of an
 entry (``ReviewKind.NAME_NOT_SCREENED``): the reviewer reads the name as screened and clears or confirms it like any
@@ -41,7 +42,7 @@ class ReviewEvidence:
     query: str | None  # the borrower's name as screened now; None once the identity is erased
     entry: tuple[ListedName, ...]  # the entry's names on the current list (primary first); empty when delisted
     current: NameHit | None  # the query against the entry on the current list: score and why
-    entry_changed: bool  # the entry on the current list (a name not screened: the identity) differs from the reviewed
+    entry_changed: bool  # the entry on the current list, or the identity on file, differs from the reviewed
 
 
 #: what a borrower is told of their screening (``GET /v1/borrowers/me``'s ``sanctions_screening.status``)
@@ -128,7 +129,12 @@ class SanctionsReviews:
         screen = self._compliance.screen
         entry = screen.entry(row.ent_num)
         current = screen.explain(query, row.ent_num) if query and entry else None
-        changed = screen.names.entry_fingerprint(row.ent_num) != row.entry_fingerprint
+        identity = (
+            None if query is None or borrower is None else self._compliance.identity_fingerprint(borrower.facts())
+        )
+        changed = (
+            screen.names.entry_fingerprint(row.ent_num) != row.entry_fingerprint or identity != row.identity_fingerprint
+        )
         return ReviewEvidence(row, query, entry, current, changed)
 
     def decide(self, review_id: str, state: ReviewState, reviewer: str, note: str) -> SanctionsReview:
@@ -164,6 +170,8 @@ class SanctionsReviews:
             )
         else:
             inputs |= {"entNum": row.ent_num, "entryFingerprint": row.entry_fingerprint}
+            if row.identity_fingerprint is not None:
+                inputs["identityFingerprint"] = row.identity_fingerprint
             confirmed = f"a reviewer confirmed the match with SDN entry {row.ent_num} ({row.program})"
         inputs |= {"listVersion": row.list_version, "screeningDecisionId": row.decision_id}
         if row.score is not None:
@@ -183,9 +191,11 @@ class SanctionsReviews:
         )
 
     def _standing(self, borrower_id: str, rows: tuple[SanctionsReview, ...]) -> tuple[SanctionsReview, ...]:
-        """The reviews that bear on the borrower as identified now: a name-not-screened review of another identity
-        (the borrower verified again since) neither holds nor blocks."""
-        if all(r.ent_num is not None for r in rows):
+        """The reviews that bear on the borrower as identified now: a confirmed SDN entry whatever identity it was
+        given for (fail closed, as the screen does), else only the reviews of the identity on file — a review of
+        another identity (the borrower verified again since), or of none (stored before reviews were tied to an
+        identity), neither holds nor clears."""
+        if all(r.ent_num is not None and r.state == ReviewState.CONFIRMED.value for r in rows):
             return rows
         borrower = self._borrowers.load(borrower_id)
         current = (
@@ -193,7 +203,12 @@ class SanctionsReviews:
             if borrower is None or borrower.identity is None
             else self._compliance.identity_fingerprint(borrower.facts())
         )
-        return tuple(r for r in rows if r.ent_num is not None or r.entry_fingerprint == current)
+        return tuple(
+            r
+            for r in rows
+            if (r.ent_num is not None and r.state == ReviewState.CONFIRMED.value)
+            or (r.entry_fingerprint if r.ent_num is None else r.identity_fingerprint) == current
+        )
 
     def status(self, borrower_id: str, wallet: str) -> ScreeningStatus:
         """What the borrower is told: blocked when ``wallet`` is on the current OFAC address list (it is refused on

@@ -472,8 +472,8 @@ class SanctionsReviewEvidenceOut(BaseModel):
     why: str | None = Field(description="which parts of the names paired, and how well")
     near_exact: bool | None
     entry_changed: bool = Field(
-        description="the entry on the current list differs from the one reviewed; for a name-not-screened review, the "
-        "borrower's identity differs from (or no longer is) the one reviewed: a verdict would not apply to it"
+        description="the entry on the current list, or the borrower's identity (name and date of birth) on file, "
+        "differs from (or no longer is) the one reviewed: a verdict would not apply to it"
     )
 
 

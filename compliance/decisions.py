@@ -51,6 +51,9 @@ class DecisionRecord:
     # The identity fingerprint of a name held as not screened in Latin script (``compliance.sanctions.review``), for
     # the review queue likewise; the inputs hash covers the name it is made from.
     unscreened_identity: str | None = field(default=None, compare=False)
+    # The identity fingerprint of the name and date of birth screened: the identity the reviews of ``name_hits`` are
+    # about (a reviewer's clearance holds for it only); likewise for the review queue, never hashed or stored here.
+    screened_identity: str | None = field(default=None, compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -101,6 +104,7 @@ def decide(
     pii_sealed: bytes | None = None,
     name_hits: tuple[tuple[NameHit, ScreeningOutcome], ...] = (),
     unscreened_identity: str | None = None,
+    screened_identity: str | None = None,
     inputs_key: bytes | None = None,
 ) -> DecisionRecord:
     """DENY when any reason denies, else REVIEW when a reason needs a person, else ALLOW. Inputs that cover personal
@@ -119,6 +123,7 @@ def decide(
         pii_sealed,
         name_hits,
         unscreened_identity,
+        screened_identity,
     )
 
 

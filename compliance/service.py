@@ -68,6 +68,7 @@ class _Sanctions:
     hits: tuple[tuple[NameHit, ScreeningOutcome], ...]
     versions: dict[str, str]  # the lists (and rules) this screening used
     unscreened: str | None = None  # the identity fingerprint of a name not screened and not cleared: its review
+    identity: str | None = None  # the identity fingerprint of the name and date of birth screened: hits' reviews
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ class ComplianceService:
             deny.append(Reason("sanctions.address", f"wallet {hit.address} is on the OFAC SDN list ({programs})"))
         if names is None:
             names = screen.screen_name(borrower.full_name, now, limit=NAME_HITS)
-        screening = classify(names, borrower.sanctions_reviews)
+        identity = self.identity_fingerprint(borrower)  # a clearance holds for the identity it was given for only
+        screening = classify(names, borrower.sanctions_reviews, identity)
         for name_hit, outcome in screening.hits:
             entry = f"SDN entry {name_hit.ent_num} ({name_hit.program}) at {name_hit.score:.0f}/100"
             if outcome is ScreeningOutcome.MATCH:
@@ -147,7 +149,7 @@ class ComplianceService:
                 review.append(Reason(NAME_POSSIBLE_MATCH, f"name resembles {entry}"))
         unscreened = None
         if unspelled_letters(borrower.full_name):
-            fingerprint = self.identity_fingerprint(borrower)
+            fingerprint = identity
             verdict = identity_verdict(fingerprint, borrower.sanctions_reviews)
             if verdict is ReviewState.CONFIRMED:
                 deny.append(_NOT_SCREENED_CONFIRMED)
@@ -155,7 +157,7 @@ class ComplianceService:
                 review.append(_NOT_SCREENED)
             unscreened = None if verdict is ReviewState.CLEARED else fingerprint
         versions = {**screen.versions, "jurisdictions": self.rules.label}
-        return _Sanctions(deny, review, screening.hits, versions, unscreened)
+        return _Sanctions(deny, review, screening.hits, versions, unscreened, identity)
 
     def identity_fingerprint(self, borrower: BorrowerFacts) -> str:
         """The fingerprint of the identity screened (``compliance.sanctions.review.identity_fingerprint``)."""
@@ -270,6 +272,7 @@ class ComplianceService:
                 pii_sealed=sealed,
                 name_hits=sanctions.hits,
                 unscreened_identity=sanctions.unscreened,
+                screened_identity=sanctions.identity,
                 inputs_key=self.inputs_key,
             )
         return records
@@ -294,6 +297,7 @@ class ComplianceService:
             pii_sealed=self._sealed(borrower),
             name_hits=sanctions.hits,
             unscreened_identity=sanctions.unscreened,
+            screened_identity=sanctions.identity,
             inputs_key=self.inputs_key,
         )
 

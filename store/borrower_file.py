@@ -66,6 +66,7 @@ _FILE_COLUMNS = (
     _reviews.c.ent_num.label("review_ent_num"),
     _reviews.c.entry_fingerprint.label("review_fingerprint"),
     _reviews.c.state.label("review_state"),
+    _reviews.c.identity_fingerprint.label("review_identity"),
 )
 
 
@@ -88,7 +89,13 @@ def _with_file(accounts: Any) -> Any:
 
 
 # NULLs sort first on SQLite and last on PostgreSQL: the entry-less reviews go last on both by the test before
-_REVIEW_ORDER = (_reviews.c.ent_num.is_(None), _reviews.c.ent_num, _reviews.c.entry_fingerprint)
+_REVIEW_ORDER = (
+    _reviews.c.ent_num.is_(None),
+    _reviews.c.ent_num,
+    _reviews.c.entry_fingerprint,
+    _reviews.c.identity_fingerprint.is_(None),
+    _reviews.c.identity_fingerprint,
+)
 FILE_BY_ID = (
     select(*_FILE_COLUMNS)
     .select_from(_with_file(_accounts))
@@ -159,7 +166,7 @@ def _stored_file(rows: Sequence[Row[Any, *tuple[Any, ...]]]) -> StoredFile | Non
             first.kyc_updated_at,
         )
     reviews = tuple(
-        PriorReview(row.review_ent_num, row.review_fingerprint, ReviewState(row.review_state))
+        PriorReview(row.review_ent_num, row.review_fingerprint, ReviewState(row.review_state), row.review_identity)
         for row in rows
         if row.review_state is not None  # an entry-less review (a name not screened) has no ent_num
     )

@@ -1,6 +1,6 @@
-"""Persistence for the sanctions review queue: one row per borrower and version of an SDN entry a name screen hit, and
-one per identity of a borrower whose name could not be screened in Latin script (no entry: ``ent_num`` NULL, the
-identity's keyed fingerprint in ``entry_fingerprint``).
+"""Persistence for the sanctions review queue: one row per borrower identity (``identity_fingerprint``) and version of
+an SDN entry a name screen hit, and one per identity of a borrower whose name could not be screened in Latin script
+(no entry: ``ent_num`` NULL, the identity's keyed fingerprint in ``entry_fingerprint``).
 
 No personal data is stored here: the borrower is referenced by id and the query is read from the sealed identity
 when a reviewer looks. Rows become ``aggregator.sanctions_review_store.SanctionsReview`` values here and never leave
@@ -44,7 +44,9 @@ _ENTRY_LESS = text("ent_num IS NULL")
 class SanctionsReviewRow(Base):
     __tablename__ = "sanctions_reviews"
     __table_args__ = (
-        UniqueConstraint("borrower_id", "ent_num", "entry_fingerprint", name="uq_sanctions_reviews_entry"),
+        UniqueConstraint(
+            "borrower_id", "ent_num", "entry_fingerprint", "identity_fingerprint", name="uq_sanctions_reviews_entry"
+        ),
         Index("ix_sanctions_reviews_queue", "state", "created_at", "id"),
         # one review per identity whose name was not screened (NULLs are distinct to the constraint above)
         Index(
@@ -64,6 +66,9 @@ class SanctionsReviewRow(Base):
     )
     ent_num: Mapped[int | None] = mapped_column(Integer, nullable=True)  # NULL: a name not screened
     entry_fingerprint: Mapped[str] = mapped_column(String(64))  # the entry's, or the identity's
+    # the identity screened (name and date of birth, keyed): a verdict holds for it only; NULL on rows stored before
+    # reviews were tied to an identity (0033), whose clearances clear nothing
+    identity_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     list_version: Mapped[str] = mapped_column(String(128))  # the name list the hit was made with
     listed_name: Mapped[str | None] = mapped_column(String(512), nullable=True)  # the listed name that scored best
     primary_name: Mapped[str | None] = mapped_column(String(512), nullable=True)
@@ -91,13 +96,13 @@ class SqlSanctionsReviewRepository:
         self.session = session
 
     def prior_for(self, borrower_id: str) -> list[PriorReview]:
-        """The borrower's decided reviews (cleared or confirmed), one per entry version or identity."""
+        """The borrower's decided reviews (cleared or confirmed), one per entry version and identity, or identity."""
         rows = self.session.scalars(
             select(SanctionsReviewRow).where(
                 SanctionsReviewRow.borrower_id == borrower_id, SanctionsReviewRow.state != ReviewState.PENDING.value
             )
         )
-        return [PriorReview(r.ent_num, r.entry_fingerprint, ReviewState(r.state)) for r in rows]
+        return [PriorReview(r.ent_num, r.entry_fingerprint, ReviewState(r.state), r.identity_fingerprint) for r in rows]
 
     def open(
         self,
@@ -107,12 +112,15 @@ class SqlSanctionsReviewRepository:
         decision_id: str,
         list_version: str,
         now: datetime,
+        identity: str,
     ) -> SanctionsReview:
-        """The review of this borrower and entry version, opened now unless one exists (then it is returned)."""
+        """The review of this borrower's identity (``identity``: its ``identity_fingerprint``) and entry version,
+        opened now unless one exists (then it is returned)."""
         same = select(SanctionsReviewRow).where(
             SanctionsReviewRow.borrower_id == borrower_id,
             SanctionsReviewRow.ent_num == hit.ent_num,
             SanctionsReviewRow.entry_fingerprint == hit.entry_fingerprint,
+            SanctionsReviewRow.identity_fingerprint == identity,
         )
         existing = self.session.scalars(same).one_or_none()
         if existing is not None:
@@ -123,6 +131,7 @@ class SqlSanctionsReviewRepository:
             kind=ReviewKind.SDN_ENTRY.value,
             ent_num=hit.ent_num,
             entry_fingerprint=hit.entry_fingerprint,
+            identity_fingerprint=identity,
             list_version=list_version,
             listed_name=hit.listed_name[:512],
             primary_name=hit.primary_name[:512],
@@ -133,7 +142,9 @@ class SqlSanctionsReviewRepository:
             decision_id=decision_id,
             created_at=now,
         )
-        return self._insert_once(row, same, ["borrower_id", "ent_num", "entry_fingerprint"], None)
+        return self._insert_once(
+            row, same, ["borrower_id", "ent_num", "entry_fingerprint", "identity_fingerprint"], None
+        )
 
     def open_unscreened(
         self, borrower_id: str, fingerprint: str, decision_id: str, list_version: str, now: datetime
@@ -154,6 +165,7 @@ class SqlSanctionsReviewRepository:
             kind=ReviewKind.NAME_NOT_SCREENED.value,
             ent_num=None,
             entry_fingerprint=fingerprint,
+            identity_fingerprint=fingerprint,
             list_version=list_version,
             outcome=NOT_SCREENED_OUTCOME,
             state=ReviewState.PENDING.value,
@@ -234,14 +246,19 @@ def record_screening(
 def open_reviews(
     session: Session, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime
 ) -> dict[int | None, SanctionsReview]:
-    """One review per SDN entry that held or blocked these screening decisions, and one (key None) for the identity
-    whose name they held as not screened in Latin script (in the caller's unit of work)."""
+    """One review per SDN entry that held or blocked these screening decisions (for the identity they screened), and
+    one (key None) for the identity whose name they held as not screened in Latin script (in the caller's unit of
+    work)."""
     repository = SqlSanctionsReviewRepository(session)
     opened: dict[int | None, SanctionsReview] = {}
     for record in records:
         for hit, outcome in record.name_hits:
             if hit.ent_num not in opened:
-                opened[hit.ent_num] = repository.open(borrower_id, hit, outcome, record.decision_id, list_version, now)
+                if record.screened_identity is None:
+                    raise ValueError(f"decision {record.decision_id} has name hits but no screened identity")
+                opened[hit.ent_num] = repository.open(
+                    borrower_id, hit, outcome, record.decision_id, list_version, now, record.screened_identity
+                )
         if record.unscreened_identity is not None and None not in opened:
             opened[None] = repository.open_unscreened(
                 borrower_id, record.unscreened_identity, record.decision_id, list_version, now

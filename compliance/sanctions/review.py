@@ -1,13 +1,18 @@
 """The three outcomes of a name screen and the review of a possible match. Pure: hits and past reviews in, outcome out.
 
-* **clear**: no listed name reaches the threshold, or every entry that does was cleared for this borrower by a
-  reviewer for the same version of the entry (``entry_fingerprint``);
+* **clear**: no listed name reaches the threshold, or every entry that does was cleared by a reviewer for this
+  borrower's identity as screened now (``identity_fingerprint``: name and date of birth) and for the same version of
+  the entry (``entry_fingerprint``);
 * **possible match**: a hit at or above the threshold: the borrower is held until an admin reviews it;
 * **match**: a near-exact full name, an entry a reviewer confirmed for this borrower (or a listed wallet address,
   screened apart): blocked.
 
-A clearance holds until OFAC changes the entry: a new list version with the entry unchanged keeps it; a changed entry
-(its names, type or program) opens a new review.
+A clearance holds until OFAC changes the entry or the borrower changes identity: a new list version with the entry
+unchanged keeps it; a changed entry (its names, type, program or identifying remarks) opens a new review, and so does
+another name or date of birth on file (the borrower verified again): a reviewer who cleared "Mazen Hussein, born 1985"
+has not cleared "Mazen Ali Hussein, born 1982", so a near-exact hit on the new identity is a match again. A
+confirmation holds for the borrower whatever identity they verify with later (fail closed). Reviews stored before
+clearances were tied to an identity (no ``identity``) clear nothing: such a hit is held for review again.
 
 A name the screen cannot spell in Latin letters (``unspelled_letters``) is held for a person too, with no SDN entry
 to review: its review is of the borrower's identity as screened (``identity_fingerprint``: the name and date of birth,
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -51,19 +56,21 @@ class ReviewState(StrEnum):
 
 @dataclass(frozen=True)
 class PriorReview:
-    """What a reviewer decided about one borrower and one version of one SDN entry — or, with no ``ent_num``, about
-    the borrower's identity whose name could not be screened (``entry_fingerprint`` is then its
-    ``identity_fingerprint``)."""
+    """What a reviewer decided about one borrower's identity (``identity``: its ``identity_fingerprint``) and one
+    version of one SDN entry — or, with no ``ent_num``, about the borrower's identity whose name could not be screened
+    (``entry_fingerprint`` is then its ``identity_fingerprint`` too)."""
 
     ent_num: int | None
     entry_fingerprint: str
     state: ReviewState
+    identity: str | None = None  # None: a review stored before reviews were tied to an identity (clears nothing)
 
 
 def identity_fingerprint(key: bytes, borrower_id: str, full_name: str, date_of_birth: date | None) -> str:
-    """HMAC-SHA256 (hex) under the platform key of the identity a name-not-screened review is about: the borrower,
-    the name exactly as screened and the date of birth. Stored in the clear in the review queue, it names no one; a
-    new name or date of birth makes another fingerprint, so a verdict never carries over to another identity."""
+    """HMAC-SHA256 (hex) under the platform key of the identity a review is about (of an SDN entry hit, or of a name
+    not screened): the borrower, the name exactly as screened and the date of birth. Stored in the clear in the review
+    queue, it names no one; a new name or date of birth makes another fingerprint, so a verdict never carries over to
+    another identity."""
     body = {"borrowerId": borrower_id, "fullName": full_name, "dateOfBirth": date_of_birth}
     return hmac.new(key, b"creditmesh.name-not-screened/1\n" + canonical_json(body), hashlib.sha256).hexdigest()
 
@@ -77,30 +84,29 @@ def identity_verdict(fingerprint: str, prior: Iterable[PriorReview]) -> ReviewSt
 class NameScreening:
     outcome: ScreeningOutcome
     hits: tuple[tuple[NameHit, ScreeningOutcome], ...]  # the hits still standing, each with its own outcome
-    cleared: tuple[NameHit, ...]  # hits on entries a reviewer cleared for this borrower (not held again)
+    cleared: tuple[NameHit, ...]  # hits on entries a reviewer cleared for this identity (not held again)
 
 
-def _standing(hit: NameHit, prior: Mapping[int, PriorReview]) -> PriorReview | None:
-    review = prior.get(hit.ent_num)
-    return review if review is not None and review.entry_fingerprint == hit.entry_fingerprint else None
-
-
-def hit_outcome(hit: NameHit, prior: Mapping[int, PriorReview]) -> ScreeningOutcome:
-    review = _standing(hit, prior)
-    if review is not None and review.state is ReviewState.CLEARED:
-        return ScreeningOutcome.CLEAR
-    if hit.near_exact or (review is not None and review.state is ReviewState.CONFIRMED):
+def hit_outcome(hit: NameHit, prior: Iterable[PriorReview], identity: str | None) -> ScreeningOutcome:
+    """A hit's outcome given the borrower's verdicts on its entry version: confirmed (for any identity of the
+    borrower) is a match; cleared for ``identity``, the identity screened now, is clear; else a near-exact name is a
+    match and any other hit a possible match. A clearance of another identity (or of none) clears nothing."""
+    verdicts = [p for p in prior if p.ent_num == hit.ent_num and p.entry_fingerprint == hit.entry_fingerprint]
+    if any(p.state is ReviewState.CONFIRMED for p in verdicts):
         return ScreeningOutcome.MATCH
-    return ScreeningOutcome.POSSIBLE_MATCH
+    if identity is not None and any(p.state is ReviewState.CLEARED and p.identity == identity for p in verdicts):
+        return ScreeningOutcome.CLEAR
+    return ScreeningOutcome.MATCH if hit.near_exact else ScreeningOutcome.POSSIBLE_MATCH
 
 
-def classify(hits: Sequence[NameHit], prior: Iterable[PriorReview] = ()) -> NameScreening:
-    """The outcome of a name screen given the borrower's past reviews (the worst outcome of any hit)."""
-    by_entry = {p.ent_num: p for p in prior if p.ent_num is not None}
+def classify(hits: Sequence[NameHit], prior: Iterable[PriorReview] = (), identity: str | None = None) -> NameScreening:
+    """The outcome of a name screen of the identity ``identity`` (its ``identity_fingerprint``) given the borrower's
+    past reviews (the worst outcome of any hit)."""
+    by_entry = [p for p in prior if p.ent_num is not None]
     standing: list[tuple[NameHit, ScreeningOutcome]] = []
     cleared: list[NameHit] = []
     for hit in hits:
-        outcome = hit_outcome(hit, by_entry)
+        outcome = hit_outcome(hit, by_entry, identity)
         if outcome is ScreeningOutcome.CLEAR:
             cleared.append(hit)
         else:

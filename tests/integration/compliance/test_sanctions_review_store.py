@@ -58,9 +58,43 @@ def test_a_held_screening_opens_one_review_per_entry_once(tmp_path: Path) -> Non
             uow.commit()
         with database.unit_of_work() as uow:
             prior = SqlSanctionsReviewRepository(uow.session).prior_for("b-1")
-        assert prior == [PriorReview(review.ent_num, review.entry_fingerprint, ReviewState.CLEARED)]
+        assert prior == [
+            PriorReview(review.ent_num, review.entry_fingerprint, ReviewState.CLEARED, held.screened_identity)
+        ]
     finally:
         database.dispose()
+
+
+def test_an_entry_hit_on_another_identity_of_the_borrower_opens_its_own_review(database: Database) -> None:
+    """The borrower verified another name or date of birth since an entry was cleared: the hit on the new identity
+    is a review of its own (pending), the clearance stays with the identity it was given for."""
+    addresses, _ = load_newest()
+    screen = SanctionsScreen(addresses, parse_csv_set(SDN, ALT, ADD, date(2026, 11, 20)))
+    service = ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32)))
+    first = BorrowerFacts("b-1", "0x" + "12" * 20, "Dmitriy Kovalenko", "US-FL", date_of_birth=date(1990, 1, 1))
+    held = service.screen_acceptance(first, "quote-1")
+    with database.unit_of_work() as uow:
+        (review,) = record_screening(uow.session, [held], "b-1", screen.name_list_version, NOW).values()
+        SqlSanctionsReviewRepository(uow.session).record_verdict(
+            review.id, ReviewVerdict(review.id, ReviewState.CLEARED, "admin:k", "born 1990", NOW), "d-1"
+        )
+        uow.commit()
+    assert review.identity_fingerprint == held.screened_identity == service.identity_fingerprint(first)
+    with database.unit_of_work() as uow:
+        prior = tuple(SqlSanctionsReviewRepository(uow.session).prior_for("b-1"))
+        assert SqlBorrowerRepository(uow.session).prior_reviews("b-1") == list(prior)
+    assert service.screen_acceptance(replace(first, sanctions_reviews=prior), "quote-2").allowed
+
+    other = replace(first, date_of_birth=date(1971, 3, 4), sanctions_reviews=prior)  # verified again
+    again = service.screen_acceptance(other, "quote-3")
+    assert not again.allowed
+    with database.unit_of_work() as uow:
+        (reopened,) = record_screening(uow.session, [again], "b-1", screen.name_list_version, NOW).values()
+        uow.commit()
+    assert (reopened.ent_num, reopened.entry_fingerprint) == (review.ent_num, review.entry_fingerprint)
+    assert reopened.id != review.id
+    assert reopened.state == "pending"
+    assert reopened.identity_fingerprint == service.identity_fingerprint(other)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -114,7 +148,7 @@ def test_a_name_not_screened_opens_one_review_of_the_identity_and_its_verdict_is
     with database.unit_of_work() as uow:
         prior = SqlSanctionsReviewRepository(uow.session).prior_for("b-1")
         assert SqlBorrowerRepository(uow.session).prior_reviews("b-1") == prior
-    assert prior == [PriorReview(None, review.entry_fingerprint, ReviewState.CLEARED)]
+    assert prior == [PriorReview(None, review.entry_fingerprint, ReviewState.CLEARED, review.entry_fingerprint)]
     cleared = service.screen_acceptance(replace(kadyrov, sanctions_reviews=tuple(prior)), "quote-3")
     assert cleared.allowed
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -30,15 +30,31 @@ def test_no_hit_is_clear_a_hit_is_a_possible_match_a_near_exact_one_a_match() ->
 
 
 def test_a_cleared_entry_is_not_held_again_until_it_changes() -> None:
-    cleared = PriorReview(7, "f1", ReviewState.CLEARED)
-    assert classify([_hit()], [cleared]).outcome is ScreeningOutcome.CLEAR
-    assert classify([_hit()], [cleared]).cleared == (_hit(),)
-    assert classify([_hit(fingerprint="f2")], [cleared]).outcome is ScreeningOutcome.POSSIBLE_MATCH  # entry changed
-    assert classify([_hit(8)], [cleared]).outcome is ScreeningOutcome.POSSIBLE_MATCH  # another entry
+    cleared = PriorReview(7, "f1", ReviewState.CLEARED, "id-1")
+    assert classify([_hit()], [cleared], "id-1").outcome is ScreeningOutcome.CLEAR
+    assert classify([_hit()], [cleared], "id-1").cleared == (_hit(),)
+    assert classify([_hit(fingerprint="f2")], [cleared], "id-1").outcome is ScreeningOutcome.POSSIBLE_MATCH  # changed
+    assert classify([_hit(8)], [cleared], "id-1").outcome is ScreeningOutcome.POSSIBLE_MATCH  # another entry
 
 
-def test_a_confirmed_entry_blocks() -> None:
-    assert classify([_hit()], [PriorReview(7, "f1", ReviewState.CONFIRMED)]).outcome is ScreeningOutcome.MATCH
+def test_a_clearance_holds_for_the_identity_it_was_given_for_only() -> None:
+    cleared = PriorReview(7, "f1", ReviewState.CLEARED, "id-1")
+    assert classify([_hit()], [cleared], "id-2").outcome is ScreeningOutcome.POSSIBLE_MATCH  # verified again since
+    # a near-exact hit on another identity is a match, cleared entry or not
+    assert classify([_hit(near_exact=True)], [cleared], "id-2").outcome is ScreeningOutcome.MATCH
+    assert classify([_hit(near_exact=True)], [cleared], "id-1").outcome is ScreeningOutcome.CLEAR
+    # a clearance stored before reviews were tied to an identity clears nothing
+    legacy = PriorReview(7, "f1", ReviewState.CLEARED)
+    assert classify([_hit()], [legacy], "id-1").outcome is ScreeningOutcome.POSSIBLE_MATCH
+    assert classify([_hit()], [legacy]).outcome is ScreeningOutcome.POSSIBLE_MATCH
+
+
+def test_a_confirmed_entry_blocks_whatever_the_identity_and_other_verdicts() -> None:
+    confirmed = PriorReview(7, "f1", ReviewState.CONFIRMED, "id-1")
+    assert classify([_hit()], [confirmed], "id-1").outcome is ScreeningOutcome.MATCH
+    assert classify([_hit()], [confirmed], "id-2").outcome is ScreeningOutcome.MATCH
+    cleared_later = PriorReview(7, "f1", ReviewState.CLEARED, "id-2")
+    assert classify([_hit()], [cleared_later, confirmed], "id-2").outcome is ScreeningOutcome.MATCH
 
 
 def test_a_verdict_needs_a_note_and_a_decision() -> None:
@@ -63,10 +79,19 @@ def test_the_service_holds_blocks_and_honours_a_clearance(service: ComplianceSer
     assert hit.primary_name == "HUSSEIN, Mazen Ali"
     assert record.versions["ofac-sdn-names"] == screen.name_list_version
 
-    cleared = replace(held, sanctions_reviews=(PriorReview(hit.ent_num, hit.entry_fingerprint, ReviewState.CLEARED),))
+    assert record.screened_identity == service.identity_fingerprint(held)
+    verdict = PriorReview(hit.ent_num, hit.entry_fingerprint, ReviewState.CLEARED, record.screened_identity)
+    cleared = replace(held, sanctions_reviews=(verdict,))
     again = service.screen_acceptance(cleared, "quote-1")
     assert again.outcome is Outcome.ALLOW
     assert again.inputs_hash != record.inputs_hash  # the clearance is part of what the decision was made on
+
+    # the borrower verifies again as the listed party (its full name and date of birth): the clearance was not for it
+    listed = replace(cleared, full_name="Mazen Ali Hussein", date_of_birth=date(1982, 1, 1))
+    changed = service.screen_acceptance(listed, "quote-1")
+    assert changed.outcome is Outcome.DENY
+    assert "sanctions.name-match" in {r.code for r in changed.reasons}
+    assert changed.screened_identity != record.screened_identity
 
     exact = service.screen_acceptance(BorrowerFacts("b2", WALLET, "Mazen Ali Hussein", "US-FL"), "quote-2")
     assert exact.outcome is Outcome.DENY

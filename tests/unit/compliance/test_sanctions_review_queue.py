@@ -17,7 +17,7 @@ from compliance.jurisdiction import Reason, load_rules
 from compliance.kyc import IdentityProfile
 from compliance.sanctions.review import ReviewState, ScreeningOutcome
 from compliance.sanctions.screening import SanctionsScreen
-from compliance.service import BorrowerFacts, ComplianceService
+from compliance.service import ComplianceService
 from risk.profile import CreditProfile
 
 pytestmark = pytest.mark.unit
@@ -166,12 +166,20 @@ def test_a_verdict_is_given_once_and_recorded_as_a_decision(service: ComplianceS
 def test_the_evidence_is_the_name_as_screened_now_against_the_entry_on_the_current_list(
     service: ComplianceService,
 ) -> None:
-    held = service.screen_acceptance(BorrowerFacts("b1", WALLET, "Mazen Hussein", "US-FL"), "quote-1")
-    ((hit, outcome), *_) = held.name_hits
-    review = _review(1, ent_num=hit.ent_num, entry_fingerprint=hit.entry_fingerprint, outcome=outcome.value)
-    queue, _ = _queue(service, review, replace(review, id="r-old", entry_fingerprint="an older version"))
-    files: _Files = queue._borrowers  # type: ignore[assignment]
     file = BorrowerFile("b1", WALLET, "US-FL", HELD_NAME, None, CreditProfile())  # type: ignore[arg-type]
+    held = service.screen_acceptance(file.facts(), "quote-1")
+    ((hit, outcome), *_) = held.name_hits
+    review = _review(
+        1,
+        ent_num=hit.ent_num,
+        entry_fingerprint=hit.entry_fingerprint,
+        outcome=outcome.value,
+        identity_fingerprint=held.screened_identity,
+    )
+    older = replace(review, id="r-old", entry_fingerprint="an older version")
+    before = replace(review, id="r-before", identity_fingerprint="another identity of the borrower")
+    queue, _ = _queue(service, review, older, before)
+    files: _Files = queue._borrowers  # type: ignore[assignment]
     files.files["b1"] = file
 
     evidence = queue.evidence("r1")
@@ -182,6 +190,7 @@ def test_the_evidence_is_the_name_as_screened_now_against_the_entry_on_the_curre
     assert evidence.current.ent_num == hit.ent_num
     assert not evidence.entry_changed
     assert queue.evidence("r-old").entry_changed
+    assert queue.evidence("r-before").entry_changed  # the borrower verified another name or date of birth since
 
     files.files["b1"] = replace(file, identity=None)  # erased: no name to show
     erased = queue.evidence("r1")
