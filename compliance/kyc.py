@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from compliance.errors import KycProviderError, WebhookRejected
 from compliance.jurisdiction import Product, Reason
 from compliance.sanctions.names import spelling_key, unspelled_letters
+from compliance.sanctions.spelling import drop_invisible
 
 
 class KycTier(IntEnum):
@@ -110,14 +111,14 @@ def _age_on(born: date, day: date) -> int:
 def same_name(a: str, b: str) -> bool:
     """Whether two names are written alike: on their spelling keys (accents, case and punctuation aside) when every
     letter of both is spelt, else on their Unicode text, NFKC and case-folded (the keys of "Иван Петров" and "Рамзан
-    Кадыров" are both empty)."""
+    Кадыров" are both empty). Invisible format characters (a soft hyphen, a zero-width space) are not part of either."""
     if not unspelled_letters(a) and not unspelled_letters(b):
         return spelling_key(a) == spelling_key(b)
     return _unicode_words(a) == _unicode_words(b)
 
 
 def _unicode_words(name: str) -> list[str]:
-    return unicodedata.normalize("NFKC", name).casefold().split()
+    return unicodedata.normalize("NFKC", drop_invisible(name)).casefold().split()
 
 
 def check_document(

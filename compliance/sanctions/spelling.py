@@ -2,7 +2,9 @@
 ``S.A.``/``S.R.L.`` joined before a name is split, legal forms dropped (``spelling_key``); each word's *sound key*
 with the letter groups that romanizations alternate between folded together (``sound_word``), and its *skeleton*
 without inner vowels (``skeleton``). ``compliance.sanctions.names`` pairs names through these keys. Letters with no
-Latin spelling (Cyrillic, Arabic, CJK, …) do not survive into the keys: ``unspelled_letters`` finds them.
+Latin spelling (Cyrillic, Arabic, CJK, …) do not survive into the keys: ``unspelled_letters`` finds them. Invisible
+format characters (soft hyphen, zero-width space and joiners, word joiner, bidi marks…: ``drop_invisible``) are
+deleted first: they join the letters around them, never split a word ("Ma\u00addu\u00adro" is MADURO).
 """
 
 from __future__ import annotations
@@ -97,8 +99,21 @@ _DOUBLE = re.compile(r"([A-Z])\1+")
 _INNER_VOWELS = re.compile(r"(?<=.)[AIU]")
 
 
+# Not a format character (Cf) but as invisible: it only keeps combining marks apart
+_GRAPHEME_JOINER = "\u034f"
+
+
+def drop_invisible(text: str) -> str:
+    """``text`` without its invisible format characters (Unicode category Cf: U+00AD soft hyphen, U+200B zero-width
+    space, U+200C/U+200D zero-width (non-)joiner, U+2060 word joiner, U+FEFF, bidi marks…, and U+034F combining
+    grapheme joiner), which a reader does not see and which would otherwise split a word in two."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in text if ch != _GRAPHEME_JOINER and unicodedata.category(ch) != "Cf")
+
+
 def ascii_upper(name: str) -> str:
-    text = name.translate(_SPELLED)
+    text = drop_invisible(name).translate(_SPELLED)
     if not text.isascii():
         text = unicodedata.normalize("NFKD", text)
         text = "".join(ch for ch in text if not unicodedata.combining(ch))

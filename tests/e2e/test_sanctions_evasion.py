@@ -1,4 +1,5 @@
-"""Ways around the name screen, over HTTP: a reviewer's clearance carried over to another identity."""
+"""Ways around the name screen, over HTTP: a reviewer's clearance carried over to another identity, invisible
+characters inside a listed name."""
 
 from __future__ import annotations
 
@@ -62,3 +63,14 @@ def test_a_clearance_does_not_cover_the_listed_identity_the_borrower_verifies_la
     # as a borrower who never had a clearance is
     fresh = platform.onboard(Account.create().address, kyc=listed)
     assert _post(platform, fresh).status_code == 403
+
+
+def test_soft_hyphens_inside_a_listed_name_do_not_get_it_quoted(platform: RunningPlatform) -> None:
+    hidden = "\u00ad".join("Maduro") + " " + "\u00ad".join("Moros")  # shown as "Maduro Moros"
+    key = platform.onboard(
+        Account.create().address, kyc=_born(passport_kyc("US-FL", first="Nicolas", last=hidden), "1962-11-23")
+    )
+    refused = _post(platform, key)
+    assert refused.status_code == 403, refused.text
+    assert "sanctions.name-match" in {reason["code"] for reason in refused.json()["reasons"]}
+    assert _status(platform, key) == "blocked"
