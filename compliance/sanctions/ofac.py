@@ -18,7 +18,9 @@ fingerprint covers every input file); ``SanctionsListInvalid`` says what is wron
 Both forms also carry the digital currency addresses OFAC lists (SDN.CSV in an entry's Remarks, ``Digital Currency
 Address - ETH 0x…;``; SDN.XML as ``idList/id`` of that ``idType``): ``*_lists`` give the EVM ones (``0x`` and 40 hex
 digits, whatever the currency: ETH, USDT, USDC, ARB, BSC…) as an ``AddressList`` of the same version, so one import
-brings the wallet screen up to date with the name screen.
+brings the wallet screen up to date with the name screen. OFAC cuts SDN.CSV's Remarks at 1,000 characters: an entry
+with many wallets loses the ones past the cut (``compliance.sanctions.updates`` keeps them from the list in use), and
+an address cut in the middle ends the Remarks — it is skipped with a warning (``CsvImport.warnings``), not refused.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import hashlib
 import io
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 from xml.etree.ElementTree import Element
@@ -102,6 +105,16 @@ def parse_csv_set(sdn: bytes, alt: bytes | None, add: bytes | None, published: d
     return parse_csv_set_lists(sdn, alt, add, published)[0]
 
 
+@dataclass(frozen=True)
+class CsvImport:
+    """What an import of OFAC's files gives: the names, the EVM addresses (None: none listed), and what the operator
+    should be told (a truncated address skipped, …)."""
+
+    names: NameList
+    addresses: AddressList | None
+    warnings: tuple[str, ...] = ()
+
+
 def parse_csv_set_lists(
     sdn: bytes, alt: bytes | None, add: bytes | None, published: date
 ) -> tuple[NameList, AddressList | None]:
@@ -110,6 +123,31 @@ def parse_csv_set_lists(
     Raises:
         SanctionsListInvalid: as :func:`parse_csv_set`, or a ``0x`` address that is not 20 bytes of hex.
     """
+    parsed = parse_csv_set_import(sdn, alt, add, published)
+    return parsed.names, parsed.addresses
+
+
+def _cut_short(value: str, end: int, remarks: str) -> bool:
+    """Whether ``value``, a ``0x`` address found ending at ``end`` of ``remarks``, is one OFAC's 1,000-character cut
+    of the Remarks went through: hex, shorter than an address, and the last thing in them."""
+    body = value.lower().removeprefix("0x")
+    return (
+        value[:2].lower() == "0x"
+        and len(body) < 40
+        and all(ch in "0123456789abcdef" for ch in body)
+        and not remarks[end:].strip(" .;")
+    )
+
+
+def parse_csv_set_import(sdn: bytes, alt: bytes | None, add: bytes | None, published: date) -> CsvImport:
+    """:func:`parse_csv_set_lists` with what the operator should be told: an EVM address cut short by OFAC's cut of
+    the Remarks at 1,000 characters is skipped (the full address is in OFAC's address file and the list in use),
+    with a warning.
+
+    Raises:
+        SanctionsListInvalid: as :func:`parse_csv_set_lists` (an address malformed anywhere else).
+    """
+    warnings: list[str] = []
     found: list[FoundAddress] = []
     names: list[ListedName] = []
     kinds: dict[int, tuple[str, str, str]] = {}  # ent_num -> (primary name, individual/entity, program)
@@ -120,7 +158,14 @@ def parse_csv_set_lists(
         sdn_type = _value(row[2])
         kind = "individual" if sdn_type == "individual" else "entity"
         kinds[ent_num] = (row[1], sdn_type, _value(row[3]))
-        for currency, value in _REMARK_ADDRESS.findall(row[11]):
+        for match in _REMARK_ADDRESS.finditer(row[11]):
+            currency, value = match.groups()
+            if _cut_short(value, match.end(), row[11]):
+                warnings.append(
+                    f"SDN.CSV: ent_num {ent_num}'s Remarks end in a cut-short address {value!r} (OFAC cuts them at "
+                    f"{len(row[11]):,} characters): skipped"
+                )
+                continue
             found.append((value, currency, row[1], _value(row[3]), ent_num))
         if sdn_type in LEFT_OUT:
             continue
@@ -144,7 +189,7 @@ def parse_csv_set_lists(
         raise SanctionsListInvalid("SDN.CSV: no person or organization on the list")
     files = "SDN.CSV" + ("+ALT.CSV" if alt else "") + ("+ADD.CSV" if add else "")
     version = _version(published, f"ofac-import:{files}", _fingerprint(sdn, alt or b"", add or b""))
-    return NameList(version, tuple(names)), _address_list(found, version, "SDN.CSV")
+    return CsvImport(NameList(version, tuple(names)), _address_list(found, version, "SDN.CSV"), tuple(warnings))
 
 
 def _address_list(found: Iterable[FoundAddress], names: ListVersion, source: str) -> AddressList | None:

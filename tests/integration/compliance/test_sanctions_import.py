@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from api.cli import main
 from api.settings import Settings
 from compliance import BorrowerFacts
 from compliance.decisions import Outcome
+from compliance.sanctions.lists import SHIPPED_DIR, ListedName, load_newest
+from compliance.sanctions.ofac import parse_csv_set
 from store.db import Database
 from tests.unit.compliance.test_ofac_import import ADD, ALT, SDN
 
@@ -21,6 +24,12 @@ pytestmark = pytest.mark.integration
 
 #: listed in SDN.CSV's Remarks only (not in the shipped address file)
 LISTED_WALLET = "0x7F367cC41522cE07553e823bf3be79A889DEbe1B"
+#: wallets of SECONDEYE, SUEX and CHATEX past the 1,000 characters of their SDN.CSV Remarks
+SUEX_CHATEX_SECONDEYE = (
+    "0x1da5821544e25c636c1417ba96ade4cf6d2f9b5a",
+    "0x2f389ce8bd8ff92de3402ffce4691d17fc4f6535",
+    "0x67d40ee1a85bf4a4bb7ffae16de985e8427b6b45",
+)
 
 
 def _files(tmp_path: Path) -> list[str]:
@@ -121,3 +130,37 @@ def test_a_list_dated_after_today_a_bad_date_or_a_missing_file_is_refused_and_no
     with pytest.raises(SystemExit, match=r"No such file or directory: .*NOPE\.CSV"):
         main(["sanctions", "import", *missing])
     assert _screens_with_the_shipped_list(url, tmp_path), "nothing stored"
+
+
+def test_an_import_of_sdn_csv_keeps_the_wallets_its_remarks_are_cut_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OFAC cuts SDN.CSV's Remarks at 1,000 characters: SUEX, CHATEX and SECONDEYE list more wallets than fit. The
+    import of the 2024 SDN.CSV stored its 53 EVM addresses as the address list, in place of the 104 of the address
+    file in use, and those three wallets were screened clean; they are now kept, their entries being listed."""
+    sdn = tmp_path / "SDN.CSV"
+    sdn.write_bytes((SHIPPED_DIR / "ofac-sdn-2024-05-03.csv").read_bytes())
+    url = f"sqlite:///{tmp_path / 'creditmesh.db'}"
+    main(["sanctions", "import", "--sdn", str(sdn), "--published", "2026-11-20", "--database-url", url])
+    printed = capsys.readouterr().out
+    shipped, _ = load_newest()
+    listed = {str(n.ent_num) for n in screen_names(sdn)}
+    # the address file's EVM wallets of entries on this SDN.CSV (those listed after 2024 are not on it: they leave)
+    evm = {a for a, entries in shipped.entries.items() if a.startswith("0x") and any(e.uid in listed for e in entries)}
+    database = Database(url)
+    try:
+        compliance = _compliance(Settings(data_dir=tmp_path), database)
+    finally:
+        database.dispose()
+    screen = compliance.screen
+    assert screen.addresses.version.label.startswith("ofac-sdn-digital-currency-addresses@2026-11-20#")
+    for wallet in SUEX_CHATEX_SECONDEYE:
+        hit = screen.screen_address(wallet, datetime(2026, 11, 29, tzinfo=UTC))
+        assert hit is not None, wallet
+    assert set(screen.addresses.entries) >= evm
+    assert len(evm) > 53
+    assert f"53 from the files, {len(screen.addresses.entries) - 53} kept from the list in use" in printed
+
+
+def screen_names(sdn: Path) -> tuple[ListedName, ...]:
+    return parse_csv_set(sdn.read_bytes(), None, None, datetime(2026, 11, 20, tzinfo=UTC).date()).names
