@@ -4,7 +4,8 @@
 ``--xml SDN.XML``) validates the files as an operator downloads them from OFAC and stores the names, and the EVM
 digital currency addresses the same files list — merged with the address list in use: an address whose entry is still
 listed stays, as SDN.CSV's Remarks are cut at 1,000 characters (``compliance.sanctions.updates``; ``--force`` takes
-the files' lists as they are) — as new list versions in the database, where every process of the platform reads
+the files' lists as they are, and also accepts files with far fewer entries than the list in use, refused otherwise
+as a file cut short would be) — as new list versions in the database, where every process of the platform reads
 them: screening uses the newest lists (these, or the shipped files if those are newer) — every running
 API process picks them up within ``CREDITMESH_SANCTIONS_RELOAD_SECONDS`` (5 s; ``api/sanctions_reload.py``), without
 a restart — and every decision records their versions.
@@ -167,7 +168,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "--force",
         action="store_true",
         help="take the files' lists as they are: without it, the EVM addresses of the address list in use whose "
-        "entries are still listed are kept (SDN.CSV's Remarks, cut at 1,000 characters, miss some)",
+        "entries are still listed are kept (SDN.CSV's Remarks, cut at 1,000 characters, miss some), and files with "
+        "fewer than 90%% of the entries of the name list in use are refused (a file cut short)",
     )
     imported.add_argument("--database-url", default=None, help="default: CREDITMESH_DATABASE_URL or the local one")
     imported.set_defaults(func=cmd_import)

@@ -141,7 +141,11 @@ def parse_name_list(raw: bytes, source: str, published: str) -> NameList:
     """Names and remark aliases of an OFAC ``sdn.csv`` (no header; the 0x1A end-of-file byte is skipped)."""
     text = raw.decode("utf-8").rstrip("\x1a\r\n")
     names: list[ListedName] = []
-    for row in csv.reader(io.StringIO(text, newline="")):
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))  # a quoted field left open: cut short
+    except csv.Error as err:
+        raise SanctionsListInvalid(f"{source}: {err} (is the file cut short?)") from err
+    for row in rows:
         if not row:
             continue
         if len(row) != 12:

@@ -66,12 +66,16 @@ def _rows(raw: bytes, source: str, columns: int) -> Iterator[list[str]]:
     except UnicodeDecodeError:
         text = raw.decode("latin-1")  # OFAC's legacy files are not always UTF-8
     text = text.rstrip("\x1a\r\n")
-    for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
-        if not row:
-            continue
-        if len(row) != columns:
-            raise SanctionsListInvalid(f"{source} line {number}: {len(row)} columns, expected {columns}: {row[:2]}")
-        yield [cell.strip() for cell in row]
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)  # a quoted field left open (a file cut short)
+    try:
+        for number, row in enumerate(reader, start=1):
+            if not row:
+                continue
+            if len(row) != columns:
+                raise SanctionsListInvalid(f"{source} line {number}: {len(row)} columns, expected {columns}: {row[:2]}")
+            yield [cell.strip() for cell in row]
+    except csv.Error as err:
+        raise SanctionsListInvalid(f"{source} line {reader.line_num}: {err} (is the file cut short?)") from err
 
 
 def _value(cell: str) -> str:

@@ -2,7 +2,7 @@
 
 An import (``creditmesh sanctions import``) parses OFAC's files into a name list and an address list
 (``compliance.sanctions.ofac``); screening then uses them in place of the lists in use (the newest of the shipped or
-dropped-in files and the lists imported before). A well-formed import can lose what the lists in use have:
+dropped-in files and the lists imported before). Two ways a well-formed import loses what the lists in use have:
 
 * **Addresses.** SDN.CSV gives an entry's digital currency addresses only in its Remarks, which OFAC cuts at 1,000
   characters: an entry with many wallets (SUEX, CHATEX, SECONDEYE…) loses the ones past the cut (the 2024 CSV
@@ -10,9 +10,11 @@ dropped-in files and the lists imported before). A well-formed import can lose w
   address list in use: an address in use stays listed while any entry it is listed for (its ``uid``, OFAC's
   ent_num) is still on the imported SDN list; it leaves with its entry's delisting. An address OFAC removes from a
   still-listed entry stays listed (fail closed) until an import with ``force`` replaces the list whole.
+* **Entries.** A file cut short (a partial download) can still parse: an import whose entries fall below
+  ``MIN_KEPT_SHARE`` of the name list in use is refused, unless forced.
 
-``force`` (``--force`` on the command line) is the operator's override: the import's lists are taken as they are.
-Pure: lists in, lists out.
+``force`` (``--force`` on the command line) is the operator's override for both: the import's lists are taken as
+they are. Pure: lists in, lists out; ``SanctionsListInvalid`` says what was refused and why.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from compliance.errors import SanctionsListInvalid
 from compliance.sanctions.lists import AddressEntry, AddressList, NameList
+
+#: an import keeping fewer entries than this share of the name list in use is refused unless forced (OFAC's
+#: delistings between two lists are a few dozen entries of thousands)
+MIN_KEPT_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,23 @@ class PreparedImport:
 
 def entries(names: NameList) -> int:
     return len({n.ent_num for n in names.names})
+
+
+def check_entries(names: NameList, in_use: NameList | None, force: bool) -> None:
+    """Refuse ``names`` when it holds far fewer entries than ``in_use`` (a file cut short), unless ``force``.
+
+    Raises:
+        SanctionsListInvalid: fewer than ``MIN_KEPT_SHARE`` of the entries in use, not forced.
+    """
+    if force or in_use is None:
+        return
+    new, old = entries(names), entries(in_use)
+    if new < MIN_KEPT_SHARE * old:
+        raise SanctionsListInvalid(
+            f"the files hold {new:,} entries, the list in use ({in_use.version.label}) {old:,}: fewer than "
+            f"{MIN_KEPT_SHARE:.0%} of them, as a file cut short would; download the files again, or give --force if "
+            "OFAC really delisted that many"
+        )
 
 
 def merge_addresses(
@@ -66,8 +90,13 @@ def prepare_import(
     *,
     force: bool = False,
 ) -> PreparedImport:
-    """What an import stores: its names, and its addresses merged with the address list in use (as given when
-    ``force``)."""
+    """What an import stores: its names, checked against the name list in use, and its addresses merged with the
+    address list in use (both as given when ``force``).
+
+    Raises:
+        SanctionsListInvalid: the import holds far fewer entries than the list in use, not forced.
+    """
+    check_entries(names, in_use_names, force)
     imported = 0 if addresses is None else len(addresses.entries)
     if force:
         return PreparedImport(names, addresses, imported, 0)

@@ -171,7 +171,7 @@ def test_a_list_imported_while_the_api_runs_is_screened_with_within_seconds(
                 "--database-url",
                 platform.database_url,
             ]
-        )
+        )  # _files gives --force: three entries in place of the shipped 13,738
         deadline = time.monotonic() + 30
         while (label := admin.get("/health").json()["lists"]["ofac-sdn-names"]) == before:
             assert time.monotonic() < deadline, "the running API did not pick up the imported list"

@@ -35,7 +35,8 @@ SUEX_CHATEX_SECONDEYE = (
 def _files(tmp_path: Path) -> list[str]:
     for name, raw in (("SDN.CSV", SDN), ("ALT.CSV", ALT), ("ADD.CSV", ADD)):
         (tmp_path / name).write_bytes(raw)
-    return ["--sdn", str(tmp_path / "SDN.CSV"), "--alt", str(tmp_path / "ALT.CSV"), "--add", str(tmp_path / "ADD.CSV")]
+    files = ["--sdn", str(tmp_path / "SDN.CSV"), "--alt", str(tmp_path / "ALT.CSV"), "--add", str(tmp_path / "ADD.CSV")]
+    return [*files, "--force"]  # three entries in place of the shipped list's 13,738: the operator's override
 
 
 def _import_and_screen(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,3 +165,25 @@ def test_an_import_of_sdn_csv_keeps_the_wallets_its_remarks_are_cut_before(
 
 def screen_names(sdn: Path) -> tuple[ListedName, ...]:
     return parse_csv_set(sdn.read_bytes(), None, None, datetime(2026, 11, 20, tzinfo=UTC).date()).names
+
+
+def test_a_file_cut_short_or_far_shorter_than_the_list_in_use_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first 200 KB of SDN.CSV, cut in a quoted field, imported as 1,211 entries (of 13,738) and became the list
+    every process screens with. A quoted field left open is now an error, and so are far fewer entries than the list
+    in use, unless forced."""
+    full = (SHIPPED_DIR / "ofac-sdn-2024-05-03.csv").read_bytes()
+    url = f"sqlite:///{tmp_path / 'creditmesh.db'}"
+    cut = tmp_path / "SDN.CSV"
+    cut.write_bytes(full[:200_000])
+    with pytest.raises(SystemExit, match=r"refused: SDN\.CSV line \d+: .*cut short"):
+        main(["sanctions", "import", "--sdn", str(cut), "--published", "2026-11-20", "--database-url", url])
+    rows = full.split(b"\r\n")
+    cut.write_bytes(b"\r\n".join(rows[:1211]) + b"\r\n")  # cut at a row's end: well-formed, but far too short
+    with pytest.raises(SystemExit, match=r"entries, the list in use .* 13,738: fewer than 90%"):
+        main(["sanctions", "import", "--sdn", str(cut), "--published", "2026-11-20", "--database-url", url])
+    assert _screens_with_the_shipped_list(url, tmp_path)
+    main(["sanctions", "import", "--sdn", str(cut), "--published", "2026-11-20", "--database-url", url, "--force"])
+    assert "stored ofac-sdn-names@2026-11-20#" in capsys.readouterr().out
+    assert not _screens_with_the_shipped_list(url, tmp_path)
