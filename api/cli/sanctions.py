@@ -68,7 +68,13 @@ def cmd_import(args: argparse.Namespace) -> None:
         database.dispose()
     entries = len({n.ent_num for n in names.names})
     verb = "stored" if stored else "already stored"
-    print(f"{verb} {names.version.label}: {entries:,} entries, {len(names.names):,} names ({names.version.source})")
+    aliases = sum(1 for n in names.names if n.alias_of)
+    print(
+        f"{verb} {names.version.label}: {entries:,} entries, {len(names.names):,} names of which {aliases:,} aliases "
+        f"({names.version.source}{'' if args.xml or args.alt else '; aliases from the Remarks: give --alt ALT.CSV'})"
+    )
+    if not aliases:
+        print("WARNING: no alias at all: names are screened on their primary names only (give --alt ALT.CSV)")
     addresses = prepared.addresses
     if addresses is None:
         print("no EVM digital currency address in these files: the address list in use stays")
@@ -160,7 +166,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "import", help="validate OFAC's SDN files and store their names and EVM addresses as new list versions"
     )
     imported.add_argument("--sdn", type=Path, help="SDN.CSV")
-    imported.add_argument("--alt", type=Path, help="ALT.CSV: the aliases")
+    imported.add_argument(
+        "--alt",
+        type=Path,
+        help="ALT.CSV: the aliases (without it, the a.k.a.s in SDN.CSV's Remarks, which may miss some)",
+    )
     imported.add_argument("--add", type=Path, help="ADD.CSV: the addresses (checked against SDN.CSV)")
     imported.add_argument("--published", help="the CSV set's publication date, YYYY-MM-DD (the XML carries its own)")
     imported.add_argument("--xml", type=Path, help="SDN.XML instead of the CSV set")

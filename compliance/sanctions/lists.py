@@ -137,6 +137,16 @@ def parse_address_list(raw: bytes, source: str) -> AddressList:
     return AddressList(_version(ADDRESS_LIST, listed, source, raw), MappingProxyType(entries))
 
 
+def remark_aliases(remarks: str) -> list[str]:
+    """The ``a.k.a.``/``f.k.a.``/``n.k.a.`` names in an SDN.CSV Remarks cell."""
+    text = remarks.strip()
+    return [
+        alias.strip()
+        for quoted in _ALIAS.findall("" if text == "-0-" else text)
+        for alias in _ALIAS_SEPARATOR.split(quoted)
+    ]
+
+
 def parse_name_list(raw: bytes, source: str, published: str) -> NameList:
     """Names and remark aliases of an OFAC ``sdn.csv`` (no header; the 0x1A end-of-file byte is skipped)."""
     text = raw.decode("utf-8").rstrip("\x1a\r\n")
@@ -158,10 +168,7 @@ def parse_name_list(raw: bytes, source: str, published: str) -> NameList:
         program = row[3].strip()
         ent_num = int(row[0])
         names.append(ListedName(ent_num, primary, kind, program, None))
-        remarks = row[11].strip()
-        for quoted in _ALIAS.findall("" if remarks == "-0-" else remarks):
-            for alias in _ALIAS_SEPARATOR.split(quoted):
-                names.append(ListedName(ent_num, alias.strip(), kind, program, primary))
+        names.extend(ListedName(ent_num, alias, kind, program, primary) for alias in remark_aliases(row[11]))
     if not names:
         raise SanctionsListInvalid(f"{source}: no names")
     return NameList(_version(NAME_LIST, published, source, raw), tuple(names))

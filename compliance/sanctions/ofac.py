@@ -5,9 +5,10 @@ Two forms (https://ofac.treasury.gov/sanctions-list-service):
 * the legacy CSV set, no header rows, ``-0-`` for empty, CRLF and a trailing 0x1A byte:
   ``SDN.CSV`` (ent_num, SDN_Name, SDN_Type, Program, Title, Call_Sign, Vess_type, Tonnage, GRT, Vess_flag,
   Vess_owner, Remarks), ``ALT.CSV`` (ent_num, alt_num, alt_type, alt_name, alt_remarks) — the aliases, the proper
-  source rather than the Remarks column — and ``ADD.CSV`` (ent_num, add_num, address, city/state/postal code,
-  country, add_remarks), checked to refer to listed entries. The CSV set carries no publication date: the operator
-  gives it.
+  source rather than the Remarks column (without ALT.CSV, the Remarks' ``a.k.a.`` names are read, as for the
+  shipped file: cut at 1,000 characters, they may miss some) — and ``ADD.CSV`` (ent_num, add_num, address,
+  city/state/postal code, country, add_remarks), checked to refer to listed entries. The CSV set carries no
+  publication date: the operator gives it.
 * ``SDN.XML``: ``sdnEntry`` elements (uid, lastName, firstName, sdnType, programList, akaList); the publication date
   from ``publshInformation/Publish_Date``; the record count is checked. "Weak" a.k.a.s (OFAC: too broad to screen
   on their own) are left out.
@@ -48,6 +49,7 @@ from compliance.sanctions.lists import (
     ListedName,
     ListVersion,
     NameList,
+    remark_aliases,
 )
 
 SDN_COLUMNS, ALT_COLUMNS, ADD_COLUMNS = 12, 5, 6
@@ -176,6 +178,8 @@ def parse_csv_set_import(sdn: bytes, alt: bytes | None, add: bytes | None, publi
         if not row[1]:
             raise SanctionsListInvalid(f"SDN.CSV: ent_num {ent_num} has no name")
         names.append(ListedName(ent_num, row[1], kind, _value(row[3]), None))
+        if alt is None:  # no ALT.CSV: the aliases from the Remarks, as the shipped file's loader reads them
+            names.extend(ListedName(ent_num, a, kind, _value(row[3]), row[1]) for a in remark_aliases(row[11]))
     for row in _rows(alt or b"", "ALT.CSV", ALT_COLUMNS):
         ent_num = _ent_num(row[0], "ALT.CSV")
         if ent_num not in kinds:
@@ -191,6 +195,10 @@ def parse_csv_set_import(sdn: bytes, alt: bytes | None, add: bytes | None, publi
             raise SanctionsListInvalid(f"ADD.CSV: address {row[1]} refers to ent_num {ent_num}, not on SDN.CSV")
     if len({n.ent_num for n in names}) < MIN_ENTRIES:
         raise SanctionsListInvalid("SDN.CSV: no person or organization on the list")
+    if not any(n.alias_of for n in names):
+        warnings.append(
+            "no alias on the list (neither ALT.CSV nor a.k.a.s in the Remarks): only primary names are screened"
+        )
     files = "SDN.CSV" + ("+ALT.CSV" if alt else "") + ("+ADD.CSV" if add else "")
     version = _version(published, f"ofac-import:{files}", _fingerprint(sdn, alt or b"", add or b""))
     return CsvImport(NameList(version, tuple(names)), _address_list(found, version, "SDN.CSV"), tuple(warnings))

@@ -187,3 +187,26 @@ def test_a_file_cut_short_or_far_shorter_than_the_list_in_use_is_refused(
     main(["sanctions", "import", "--sdn", str(cut), "--published", "2026-11-20", "--database-url", url, "--force"])
     assert "stored ofac-sdn-names@2026-11-20#" in capsys.readouterr().out
     assert not _screens_with_the_shipped_list(url, tmp_path)
+
+
+def test_without_alt_csv_the_aliases_come_from_the_remarks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Imported without --alt, SDN.CSV gave no alias at all (3,604 in the shipped loader's reading of the Remarks):
+    "Hidden Cobra" no longer hit LAZARUS GROUP."""
+    sdn = tmp_path / "SDN.CSV"
+    sdn.write_bytes((SHIPPED_DIR / "ofac-sdn-2024-05-03.csv").read_bytes())
+    url = f"sqlite:///{tmp_path / 'creditmesh.db'}"
+    main(["sanctions", "import", "--sdn", str(sdn), "--published", "2026-11-20", "--database-url", url])
+    printed = capsys.readouterr().out
+    database = Database(url)
+    try:
+        screen = _compliance(Settings(data_dir=tmp_path), database).screen
+    finally:
+        database.dispose()
+    assert screen.names.version.label.startswith("ofac-sdn-names@2026-11-20#")
+    (hit,) = screen.screen_name("Hidden Cobra", datetime(2026, 11, 29, tzinfo=UTC), limit=1)
+    assert hit.primary_name == "LAZARUS GROUP"
+    _, shipped = load_newest()
+    aliases = sum(1 for n in shipped.names if n.alias_of)
+    assert sum(1 for n in screen.names.names if n.alias_of) == aliases
+    assert f"of which {aliases:,} aliases" in printed
+    assert "aliases from the Remarks" in printed
