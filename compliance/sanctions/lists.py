@@ -112,14 +112,35 @@ def _version(name: str, published: str, source: str, raw: bytes) -> ListVersion:
     return ListVersion(name, day, source, hashlib.sha256(raw).hexdigest())
 
 
+def _check_counts(metadata: dict[str, Any], addresses: dict[str, Any], source: str) -> None:
+    """The file holds as many addresses and entries as its metadata says (a file cut short, or edited, does not)."""
+    counts = {
+        "totalAddresses": len(addresses),
+        "totalEntries": sum(len(r.get("entries") or []) for r in addresses.values() if isinstance(r, dict)),
+    }
+    for field, held in counts.items():
+        declared = metadata.get(field)
+        if not isinstance(declared, int) or declared != held:
+            raise SanctionsListInvalid(f"{source}: metadata.{field} says {declared!r}, the file holds {held}")
+    records = metadata.get("sdnRecordCount")
+    if not isinstance(records, int) or records <= 0:
+        raise SanctionsListInvalid(f"{source}: metadata.sdnRecordCount {records!r} is not a count of SDN records")
+
+
 def parse_address_list(raw: bytes, source: str) -> AddressList:
-    """The EVM addresses of an OFAC digital-currency address file (the ``metadata.sdnListDate`` dates it)."""
+    """The EVM addresses of an OFAC digital-currency address file (the ``metadata.sdnListDate`` dates it; its
+    ``totalAddresses`` and ``totalEntries`` must be what the file holds, and every address must have an entry).
+
+    Raises:
+        SanctionsListInvalid: not such a file, counts that do not match, an address with no entry or malformed.
+    """
     try:
         document: dict[str, Any] = json.loads(raw)
         listed = datetime.strptime(document["metadata"]["sdnListDate"], "%m/%d/%Y").date().isoformat()
         addresses: dict[str, Any] = document["addresses"]
     except (ValueError, KeyError, TypeError) as err:
         raise SanctionsListInvalid(f"{source}: not an OFAC digital currency address file: {err}") from err
+    _check_counts(document["metadata"], addresses, source)
     entries: dict[str, tuple[AddressEntry, ...]] = {}
     for key, record in addresses.items():
         address = key.strip().lower()
@@ -127,6 +148,8 @@ def parse_address_list(raw: bytes, source: str) -> AddressList:
             continue
         if not EVM_ADDRESS.match(address):
             raise SanctionsListInvalid(f"{source}: malformed EVM address {key!r}")
+        if not record.get("entries"):  # an address listed for no one would be stored as empty: not listed
+            raise SanctionsListInvalid(f"{source}: EVM address {key!r} has no entry")
         currency = str(record.get("type", "")).rsplit("-", 1)[-1].strip()
         entries[address] = tuple(
             AddressEntry(address, str(e.get("entity", "")), str(e.get("program", "")), str(e.get("uid", "")), currency)

@@ -138,6 +138,8 @@ def test_newer_file_loads_without_code_change(tmp_path: Path) -> None:
     document["metadata"]["sdnListDate"] = "11/20/2026"
     new_address = "0x" + "ab" * 20
     document["addresses"][new_address] = {"type": "Digital Currency Address - ETH", "entries": [{"entity": "NEW"}]}
+    document["metadata"]["totalAddresses"] += 1  # the counts are checked against the file
+    document["metadata"]["totalEntries"] += 1
     (tmp_path / "ofac-digital-currency-addresses-2026-11-20.json").write_text(json.dumps(document))
     addresses, names = load_newest(tmp_path)
     assert addresses.version.published == datetime(2026, 11, 20, tzinfo=UTC)
