@@ -554,7 +554,7 @@ class AcceptanceService:
             self._compliance.screen_acceptance(borrower.facts(), quote.id),
             self._compliance.screen_collateral_source(str(quote.offer["borrower"]), quote.chain_id),
         )
-        screening = Screening(records, borrower.id, self._compliance.screen.name_list_version, self._clock())
+        screening = Screening(records, borrower.id, self._compliance.screened_list_version(records), self._clock())
         if all(record.allowed for record in records):
             return screening
         refused = self._screenings.record(records, borrower.id, screening.list_version, screening.at)

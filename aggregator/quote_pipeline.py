@@ -548,7 +548,7 @@ class QuotePipeline:
     def _store_refusal(self, records: list[DecisionRecord], borrower_id: str) -> list[str]:
         """The refused request's decision records, and a sanctions review for each SDN entry that held it."""
         with self._store.unit_of_work() as uow:
-            version = self._compliance.screen.name_list_version
+            version = self._compliance.screened_list_version(records)
             reviews = uow.quoting.open_screening_reviews(records, borrower_id, version, datetime.now(UTC))
             uow.commit()
             return reviews

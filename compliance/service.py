@@ -159,6 +159,12 @@ class ComplianceService:
         versions = {**screen.versions, "jurisdictions": self.rules.label}
         return _Sanctions(deny, review, screening.hits, versions, unscreened, identity)
 
+    def screened_list_version(self, records: Iterable[DecisionRecord]) -> str:
+        """The name list version the screening ``records`` were made with (the screen in use now only when none
+        records one): a review opened from them names the list that made the hit, not one loaded since."""
+        name_list = self.screen.names.version.name
+        return next((r.versions[name_list] for r in records if name_list in r.versions), self.screen.name_list_version)
+
     def identity_fingerprint(self, borrower: BorrowerFacts) -> str:
         """The fingerprint of the identity screened (``compliance.sanctions.review.identity_fingerprint``)."""
         return identity_fingerprint(self.inputs_key, borrower.borrower_id, borrower.full_name, borrower.date_of_birth)
@@ -304,7 +310,8 @@ class ComplianceService:
     def screen_collateral_source(self, address: str, chain_id: int) -> DecisionRecord:
         """The on-chain address the collateral comes from (a permit owner or transfer sender)."""
         now = self.clock()
-        hit = self.screen.screen_address(address, now)
+        screen = self.screen  # one list version per decision, also when a newer one is loaded meanwhile
+        hit = screen.screen_address(address, now)
         lower = normalize_evm_address(address)
         deny = (
             []
@@ -316,7 +323,7 @@ class ComplianceService:
             lower,
             {"address": lower, "chainId": chain_id},
             deny,
-            {self.screen.addresses.version.name: self.screen.addresses.version.label},
+            {screen.addresses.version.name: screen.addresses.version.label},
             now,
         )
 

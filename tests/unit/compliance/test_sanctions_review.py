@@ -10,9 +10,11 @@ import pytest
 from compliance.decisions import Outcome
 from compliance.errors import ComplianceInputError
 from compliance.jurisdiction import load_rules
+from compliance.sanctions.ofac import parse_csv_set
 from compliance.sanctions.review import PriorReview, ReviewState, ReviewVerdict, ScreeningOutcome, classify
 from compliance.sanctions.screening import NameHit, SanctionsScreen
 from compliance.service import BorrowerFacts, ComplianceService
+from tests.unit.compliance.test_ofac_import import ADD, ALT, SDN
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -96,3 +98,11 @@ def test_the_service_holds_blocks_and_honours_a_clearance(service: ComplianceSer
     exact = service.screen_acceptance(BorrowerFacts("b2", WALLET, "Mazen Ali Hussein", "US-FL"), "quote-2")
     assert exact.outcome is Outcome.DENY
     assert "sanctions.name-match" in {r.code for r in exact.reasons}
+
+
+def test_a_review_names_the_list_version_that_made_the_hit_not_one_loaded_since(screen: SanctionsScreen) -> None:
+    service = ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32)))
+    held = service.screen_acceptance(BorrowerFacts("b1", WALLET, "Mazen Hussein", "US-FL"), "quote-1")
+    service.screen = screen.with_names(parse_csv_set(SDN, ALT, ADD, date(2026, 11, 20)))  # a reload meanwhile
+    assert service.screened_list_version([held]) == screen.name_list_version != service.screen.name_list_version
+    assert service.screened_list_version([]) == service.screen.name_list_version
