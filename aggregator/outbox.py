@@ -199,9 +199,10 @@ class OutboxStore(Protocol):
 
     def delivery(self, delivery_id: int) -> Delivery | None: ...
 
-    def due(self, now: datetime, limit: int) -> list[Delivery]:
+    def due(self, now: datetime, limit: int, per_recipient: int | None = None) -> list[Delivery]:
         """Pending deliveries due by ``now`` that head their (loan, recipient) stream: no earlier event of the loan
-        is pending for that recipient or waiting to be dispatched. Soonest due first."""
+        is pending for that recipient or waiting to be dispatched. Soonest due first, at most ``per_recipient`` of
+        each recipient (its soonest), so a recipient with many overdue heads leaves room for every other one."""
         ...
 
     def update_delivery(self, delivery: Delivery) -> None:

@@ -6,6 +6,7 @@ ordering rules — ``due`` heads each (loan, recipient) stream), ``InMemoryRecip
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -73,7 +74,7 @@ class InMemoryOutbox:
     def delivery(self, delivery_id: int) -> Delivery | None:
         return self.deliveries_by_id.get(delivery_id)
 
-    def due(self, now: datetime, limit: int) -> list[Delivery]:
+    def due(self, now: datetime, limit: int, per_recipient: int | None = None) -> list[Delivery]:
         pending = [d for d in self.deliveries_by_id.values() if d.status == PENDING]
         undispatched = [e for e in self.events_by_id.values() if e.dispatched_at is None]
 
@@ -82,8 +83,19 @@ class InMemoryOutbox:
                 e.loan_id == d.loan_id and e.recipient == d.recipient and e.sequence < d.sequence for e in pending
             ) and not any(e.loan_id == d.loan_id and e.sequence < d.sequence for e in undispatched)
 
-        ready = [d for d in pending if d.next_attempt_at <= now and heads_its_stream(d)]
-        return sorted(ready, key=lambda d: (d.next_attempt_at, d.id))[:limit]
+        ready = sorted(
+            (d for d in pending if d.next_attempt_at <= now and heads_its_stream(d)),
+            key=lambda d: (d.next_attempt_at, d.id),
+        )
+        if per_recipient is not None:  # each recipient's soonest per_recipient only
+            place: Counter[str] = Counter()
+            shares = []
+            for delivery in ready:
+                place[delivery.recipient] += 1
+                if place[delivery.recipient] <= per_recipient:
+                    shares.append(delivery)
+            ready = shares
+        return ready[:limit]
 
     def update_delivery(self, delivery: Delivery) -> None:
         self.deliveries_by_id[delivery.id] = replace(delivery)

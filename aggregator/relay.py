@@ -4,11 +4,13 @@ One relay runs per deployment across processes, under the lease ``outbox_relay``
 Each round it (1) *dispatches* new events: resolves their recipients (``aggregator.event_destinations``) into
 delivery rows, and (2) sends every delivery that is due and heads its stream — the (loan, recipient) pair: a
 loan's later event waits until its earlier one reached that recipient, while other loans and other recipients go
-on. A send is a signed POST (HMAC-SHA256 over ``"{timestamp}.{body}"`` with the recipient's secret, as the Provider
-Quote Protocol signs its messages) through the SSRF guard, tried a few times at once (tenacity, exponential backoff
-with jitter); when those fail the delivery is due again after a backoff that doubles per round up to
-``max_backoff``, forever — an event is never dropped. Every attempt is logged (``outbox_attempts``, the newest
-``ATTEMPT_LOG_ROWS`` of each delivery) and the delivery row keeps the count of its attempts, last status and error.
+on (a round's batch holds at most ``per_recipient`` of each recipient's heads, so a lender with thousands of
+overdue loans leaves room for everyone else). A send is a signed POST (HMAC-SHA256 over ``"{timestamp}.{body}"``
+with the recipient's secret, as the Provider Quote Protocol signs its messages) through the SSRF guard, tried a
+few times at once (tenacity, exponential backoff with jitter); when those fail the delivery is due again after a
+backoff that doubles per round up to ``max_backoff``, forever — an event is never dropped. Every attempt is logged
+(``outbox_attempts``, the newest ``ATTEMPT_LOG_ROWS`` of each delivery) and the delivery row keeps the count of its
+attempts, last status and error.
 Every write checks the lease's fencing token.
 
 A process killed between a ledger change and its delivery loses nothing: the event was committed with the change,
@@ -269,7 +271,9 @@ class OutboxRelay:
     def _due(self, limit: int) -> list[_Send]:
         with self.store.unit_of_work() as uow:
             sends = []
-            for delivery in uow.outbox.due(datetime.now(UTC), limit):
+            # a recipient's share only: one that cannot take more than per_recipient sends at once never fills
+            # the batch and leaves every other recipient out of it
+            for delivery in uow.outbox.due(datetime.now(UTC), limit, self.settings.per_recipient):
                 event = uow.outbox.event(delivery.event_id)
                 if event is None:
                     continue

@@ -34,6 +34,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     or_,
     select,
     update,
@@ -188,10 +189,12 @@ class SqlOutboxRepository:
         )
         return list(self.session.scalars(query))
 
-    def due(self, now: datetime, limit: int) -> Sequence[OutboxDeliveryRow]:
+    def due(self, now: datetime, limit: int, per_recipient: int | None = None) -> Sequence[OutboxDeliveryRow]:
         """Pending deliveries due now that head their (loan, recipient) stream: no earlier event of the loan is
         still pending for that recipient and none is waiting to be dispatched, so each stream is delivered in order
-        and one receiver that fails holds back only its own loans."""
+        and one receiver that fails holds back only its own loans. At most ``per_recipient`` of each recipient (its
+        soonest due, ``ROW_NUMBER()`` over the recipient's heads): a lender with thousands of overdue heads fills no
+        more of the ``limit`` than it can be sent at once, and every other recipient is in the batch too."""
         earlier = aliased(OutboxDeliveryRow)
         blocked = (
             select(earlier.id)
@@ -216,17 +219,22 @@ class SqlOutboxRepository:
             )
             .exists()
         )
-        query = (
-            select(OutboxDeliveryRow)
+        soonest = (OutboxDeliveryRow.next_attempt_at, OutboxDeliveryRow.id)
+        place = func.row_number().over(partition_by=OutboxDeliveryRow.recipient, order_by=soonest).label("place")
+        heads = (
+            select(OutboxDeliveryRow, place)
             .where(
                 OutboxDeliveryRow.status == PENDING,
                 OutboxDeliveryRow.next_attempt_at <= now,
                 ~blocked,
                 ~undispatched,
             )
-            .order_by(OutboxDeliveryRow.next_attempt_at, OutboxDeliveryRow.id)
-            .limit(limit)
+            .subquery("heads")
         )
+        head = aliased(OutboxDeliveryRow, heads)
+        query = select(head).order_by(head.next_attempt_at, head.id).limit(limit)
+        if per_recipient is not None:
+            query = query.where(heads.c.place <= per_recipient)
         return list(self.session.scalars(query))
 
     def deliveries(self, event_id: str) -> list[OutboxDeliveryRow]:
@@ -384,8 +392,8 @@ class SqlOutboxStore:
         row = self._deliveries.get(delivery_id) or self.session.get(OutboxDeliveryRow, delivery_id)
         return None if row is None else self._delivery_value(row)
 
-    def due(self, now: datetime, limit: int) -> list[Delivery]:
-        rows = self._rows.due(now, limit)
+    def due(self, now: datetime, limit: int, per_recipient: int | None = None) -> list[Delivery]:
+        rows = self._rows.due(now, limit, per_recipient)
         wanted = {row.event_id for row in rows} - set(self._events)
         if wanted:  # their events in one query: the relay reads each due delivery's body next
             for event in self.session.scalars(select(OutboxEventRow).where(OutboxEventRow.id.in_(wanted))):

@@ -1,6 +1,6 @@
 """A webhook receiver on loopback for the loan events the outbox relay sends: it verifies each message's HMAC
 signature as a lender would, records what arrived (a duplicate too: the test decides what a duplicate is), and can
-be down (its port closed), answer an error for a while, or answer a body that trickles or never ends."""
+be down (its port closed), answer an error for a while, answer late, or answer a body that trickles or never ends."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ class EventReceiver:
         #: (bytes, 0) as fast as the socket takes them; ``answered_bytes`` counts what left before the relay let go
         self.answer_body: tuple[int, float] | None = None
         self.answered_bytes = 0
+        #: seconds taken to answer what was recorded (a receiver slower than the relay's timeout keeps the event)
+        self.answer_after = 0.0
         self._guard = ReplayGuard(secret)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -60,12 +62,13 @@ class EventReceiver:
                     self.headers.get("X-Creditmesh-Event-Id", ""),
                 )
                 size, pause = receiver.answer_body if status == 200 and receiver.answer_body else (0, 0.0)
-                self.send_response(status)
-                self.send_header("Content-Length", str(size))
-                self.end_headers()
-                self.wfile.flush()
+                time.sleep(receiver.answer_after)
                 step = 1 if pause else 64 * 1024
                 try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(size))
+                    self.end_headers()
+                    self.wfile.flush()
                     for start in range(0, size, step):
                         chunk = b"x" * min(step, size - start)
                         self.wfile.write(chunk)

@@ -111,3 +111,33 @@ def test_a_deliverys_attempt_log_keeps_its_newest_attempts(events: OutboxStore) 
         events.add_attempts(down.id, tried[start : start + 3])
     assert _attempt_log(events, down.id) == tried[-ATTEMPT_LOG_ROWS:]
     assert _attempt_log(events, up.id) == [Attempt(T0, 204, None, 5)]
+
+
+def test_a_batch_holds_each_recipients_share_however_many_heads_one_of_them_has(events: OutboxStore) -> None:
+    """A lender whose webhook hangs has every loan's head overdue: the batch takes its soonest ``per_recipient``
+    heads only, and the other recipients' heads — due later — are in it too (each stream still at its head)."""
+    slow = [EventLoan(f"slow-{n}", "slow-bank", None, {"loan_id": f"slow-{n}"}) for n in range(6)]
+    ok = EventLoan("ok-1", "ok-bank", "b1", {"loan_id": "ok-1"})
+    written = [
+        outbox.write(events, loan, event_type=outbox.LOAN_OPENED, payload={}, key="opened", occurred_at=T0)[0]
+        for loan in [*slow, ok]
+    ]
+    later, _ = outbox.write(events, ok, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x1:1", occurred_at=T0)
+    for n, event in enumerate([*written, later]):
+        recipients = [f"provider:{event.provider_id}"] + (
+            [f"borrower:{event.borrower_id}"] if event.borrower_id else []
+        )
+        events.add_deliveries([(event.id, recipient) for recipient in recipients], T0 + timedelta(seconds=n))
+        events.update_event(replace(event, dispatched_at=T0))
+    now = T0 + timedelta(minutes=1)
+    assert [(d.recipient, d.loan_id) for d in events.due(now, 4)] == [
+        ("provider:slow-bank", f"slow-{n}") for n in range(4)
+    ]
+    shares = [(d.recipient, d.loan_id, d.sequence) for d in events.due(now, 4, per_recipient=2)]
+    assert shares == [
+        ("provider:slow-bank", "slow-0", 1),
+        ("provider:slow-bank", "slow-1", 1),
+        ("provider:ok-bank", "ok-1", 1),
+        ("borrower:b1", "ok-1", 1),
+    ]
+    assert len(events.due(now, 100, per_recipient=3)) == 3 + 2  # ok-1's repayment waits behind its opening
