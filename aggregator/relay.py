@@ -270,17 +270,19 @@ class OutboxRelay:
 
     def _due(self, limit: int) -> list[_Send]:
         with self.store.unit_of_work() as uow:
+            now = datetime.now(UTC)
             sends = []
+            held: dict[str, tuple[str, list[Delivery]]] = {}  # recipient → why, and its deliveries held
             # a recipient's share only: one that cannot take more than per_recipient sends at once never fills
             # the batch and leaves every other recipient out of it
-            for delivery in uow.outbox.due(datetime.now(UTC), limit, self.settings.per_recipient):
+            for delivery in uow.outbox.due(now, limit, self.settings.per_recipient):
                 event = uow.outbox.event(delivery.event_id)
                 if event is None:
                     continue
                 try:
                     destination = self.destinations.resolve(uow.recipients, delivery.recipient)
-                except ProviderError as err:  # its secret does not open: kept pending, said loudly
-                    log.error("outbox relay: delivery %s to %s held: %s", delivery.id, delivery.recipient, err)
+                except ProviderError as err:  # its secret does not open (or it has none): held, not sent
+                    held.setdefault(delivery.recipient, (str(err), []))[1].append(delivery)
                     continue
                 sends.append(
                     _Send(
@@ -293,7 +295,29 @@ class OutboxRelay:
                         destination,
                     )
                 )
+            if held:
+                self._hold(uow, held, now)
             return sends
+
+    def _hold(self, uow: RelayUnitOfWork, held: Mapping[str, tuple[str, list[Delivery]]], now: datetime) -> None:
+        """Put deliveries that cannot be signed (their recipient's secret does not open, or it has none) back by
+        ``max_backoff``, with the reason as their last error (``GET /v1/loans/{id}/events`` shows it): left at the
+        head of the due query they would come back every round and, with enough of them, take every batch. Still
+        pending: sent once the secret is put right. Said once per recipient and hold, not every round."""
+        self._fence(uow)
+        until = now + timedelta(seconds=self.settings.max_backoff)
+        for recipient, (reason, deliveries) in held.items():
+            error = f"held: {reason}"[:512]
+            for delivery in deliveries:
+                uow.outbox.update_delivery(replace(delivery, next_attempt_at=until, last_error=error))
+            log.error(
+                "outbox relay: %d deliveries to %s held for %.0f s: %s",
+                len(deliveries),
+                recipient,
+                self.settings.max_backoff,
+                reason,
+            )
+        uow.commit()
 
     async def _send(self, send: _Send) -> None:
         attempts: list[Attempt] = []

@@ -352,14 +352,18 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         """Change (or with None remove) where a provider registered through the API gets its loan events; the
         relay reads it on every delivery, so pending events go to the new URL. ``UnknownProvider`` for a provider
         that was not registered through the API (one from the settings is configured there), raised before the URL
-        is looked at: an unknown provider's URL is never resolved."""
+        is looked at: an unknown provider's URL is never resolved. ``InvalidRegistration`` for a URL of a provider
+        whose registration has no HMAC secret to sign its events with (a pool registered without one), as
+        ``register`` refuses it: the relay could never send them."""
         if self._database is None:
             raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
         database = self._database
 
-        def registered() -> bool:
+        def registered() -> Mapping[str, Any] | None:
+            """The registration's configuration, its secret opened; None for no registration."""
             with database.unit_of_work() as uow:
-                return ProviderRepository(uow.session).registration(provider_id) is not None
+                row = ProviderRepository(uow.session).registration(provider_id)
+                return None if row is None else registration_from_row(row, self.secrets)[0].config
 
         def store() -> None:
             with database.unit_of_work() as uow:
@@ -369,10 +373,16 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                 row.webhook_url = url
                 uow.commit()
 
-        if not await asyncio.to_thread(registered):
+        config = await asyncio.to_thread(registered)
+        if config is None:
             raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
         if url is not None:
             await self.check_webhook_url(provider_id, url)
+            if not isinstance(config.get("secret"), str):
+                raise InvalidRegistration(
+                    f"{provider_id}: a webhook_url needs the HMAC secret its events are signed with; its "
+                    "registration has none"
+                )
         await asyncio.to_thread(store)
 
     async def check_webhook_url(self, provider_id: str, url: str) -> None:

@@ -252,7 +252,8 @@ async def set_loan_events_webhook(
     provider_id: str, body: LoanEventsWebhookIn, principal: ProviderOrAdmin, platform: PlatformDep
 ) -> LoanEventsWebhookIn:
     """Where the provider's loan events go from now on (signed with its HMAC secret; events still pending go there
-    too). A provider's key changes its own only; a provider configured in the settings is changed there (404)."""
+    too). A provider's key changes its own only; a provider configured in the settings is changed there (404); a
+    registration without an HMAC secret (a pool registered without one) cannot have a URL (422)."""
     registry = _registry(platform)
     if principal.role is Role.PROVIDER and principal.subject_id != provider_id:
         raise HTTPException(404, f"no provider {provider_id!r}")

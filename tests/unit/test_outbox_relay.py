@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -205,6 +206,40 @@ async def test_the_relay_sends_each_stream_in_order_and_a_receiver_down_holds_ba
     assert to_borrower[0].next_attempt_at > datetime.now(UTC)
     assert all(e.dispatched_at is not None for e in events.events_by_id.values())
     assert len(events.attempts[to_borrower[0].id]) == 1
+
+
+async def test_deliveries_that_cannot_be_signed_are_held_back_said_once_and_leave_the_batch_to_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A provider with a webhook URL and no HMAC secret (or one that does not open): its deliveries were skipped
+    untouched every round, stayed the soonest due, and — 200 of them — took every batch for good. Now each is put
+    back by ``max_backoff`` with the reason as its last error (the loan's events show it), still pending, and the
+    relay says so once per recipient and hold, not every round."""
+    pool = [EventLoan(f"pool-{n}", "pool-1", None, {"loan_id": f"pool-{n}"}) for n in range(3)]
+    events = InMemoryOutbox([*pool, OTHER])
+    for loan in [*pool, OTHER]:
+        outbox.write(events, loan, event_type=outbox.LOAN_OPENED, payload={}, key="opened")
+    no_secret = ProviderWebhook("pool-1", "https://pool.test/events", True, {"address": "0xabc"})
+    store = InMemoryRelayStore(events, InMemoryRecipients([no_secret]))
+    receivers = Receivers()
+    relay = await _relay(store, receivers)
+    try:
+        with caplog.at_level(logging.ERROR, logger="aggregator.relay"):
+            started = datetime.now(UTC)
+            assert await _round(relay) == 1  # loan-2's opening to sim-bank
+            assert await _round(relay) == 0
+    finally:
+        await relay.http.aclose()
+    assert receivers.got == [("https://bank.test/events", "loan.opened", 1)]
+    held = [d for loan in pool for e in events.events(loan.loan_id) for d in events.deliveries(e.id)]
+    assert [(d.recipient, d.status, d.attempts) for d in held] == [("provider:pool-1", PENDING, 0)] * 3
+    assert {d.last_error for d in held} == {"held: pool-1: no HMAC secret to sign its loan events with"}
+    assert all(d.next_attempt_at >= started + timedelta(seconds=FAST.max_backoff) for d in held)
+    said = [r.getMessage() for r in caplog.records if "held" in r.getMessage()]
+    assert said == [
+        "outbox relay: 3 deliveries to provider:pool-1 held for 30 s: pool-1: no HMAC secret to sign its loan events "
+        "with"
+    ]
 
 
 async def test_a_send_in_flight_when_its_event_is_retracted_is_taken_back_once_it_arrives() -> None:

@@ -24,6 +24,7 @@ from providers.policy import ResiliencePolicy
 from providers.registry import PluginLoader, ProviderRegistry
 from providers.resilience import MemoryBreakerStore, MemoryRateLimiter
 from store.db import Database
+from store.providers import ProviderRepository
 from tests.integration.providers.support import providers_api
 from tests.support.devnet import DeployedChain
 from tests.unit.providers.fakes import REQUEST
@@ -183,3 +184,34 @@ async def test_a_pool_registered_for_an_asset_it_does_not_lend_is_refused_naming
             "/v1/providers", json=body | {"config": config | {"asset": "WETH"}}, headers={"X-API-Key": ADMIN}
         )
         assert created.status_code == 201, created.text
+
+
+async def test_a_pool_registered_without_an_hmac_secret_cannot_set_a_loan_events_webhook(
+    registry: ProviderRegistry, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    """A pool needs no secret to quote, and registering one with a ``webhook_url`` and no secret is refused; but its
+    own key could then set a loan-events webhook URL anyway, which the relay could never sign for: each of its
+    events held at the head of the relay's queue, and enough of them stopped every other recipient's. The URL is
+    now refused (422) as the registration refuses it; removing it stays allowed."""
+    database = registry._database
+    assert database is not None
+    ensure_key(database, ADMIN, Role.ADMIN, None, "test admin")
+    pool = devnet_chains["ethereum-local"].record.address("LendingPool:USDC")
+    transport = httpx.ASGITransport(app=providers_api(registry, database))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as api:
+        config = {"chain": "ethereum-local", "asset": "USDC", "address": str(pool)}
+        body = {"provider_id": "pool-quiet", "kind": "pool", "config": config}
+        created = await api.post("/v1/providers", json=body, headers={"X-API-Key": ADMIN})
+        assert created.status_code == 201, created.text
+        own = {"X-API-Key": created.json()["api_key"]}
+        path = "/v1/providers/pool-quiet/loan-events-webhook"
+        refused = await api.put(path, json={"url": "https://pool-quiet.example/events"}, headers=own)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"] == (
+            "pool-quiet: a webhook_url needs the HMAC secret its events are signed with; its registration has none"
+        )
+        assert (await api.put(path, json={"url": None}, headers=own)).status_code == 200
+    with database.unit_of_work() as uow:
+        stored = ProviderRepository(uow.session).registration("pool-quiet")
+        assert stored is not None
+        assert stored.webhook_url is None
