@@ -172,6 +172,11 @@ class OutboxStore(Protocol):
 
     def event_by_key(self, loan_id: str, dedup_key: str) -> OutboxEvent | None: ...
 
+    def lock_event(self, event_id: str) -> OutboxEvent | None:
+        """The event as committed, its row locked until the transaction ends: a retraction and the relay's dispatch
+        of the event (``undispatched`` locks the rows it reads) take turns, so each sees what the other wrote."""
+        ...
+
     def written_before(self, loan_id: str, dedup_key: str, event_id: str) -> tuple[OutboxEvent | None, bool]:
         """``event_by_key`` and whether an event ``event_id`` exists (under another key: retracted), in one read."""
         ...
@@ -187,7 +192,8 @@ class OutboxStore(Protocol):
         ...
 
     def undispatched(self, limit: int) -> list[OutboxEvent]:
-        """Events whose recipients are not resolved yet, oldest first (each loan's in its order)."""
+        """Events whose recipients are not resolved yet, oldest first (each loan's in its order), their rows locked
+        until the transaction ends (``lock_event``)."""
         ...
 
     def add_deliveries(self, pending: Sequence[tuple[str, str]], now: datetime) -> None:

@@ -40,6 +40,9 @@ class InMemoryOutbox:
     def event_by_key(self, loan_id: str, dedup_key: str) -> OutboxEvent | None:
         return next((e for e in self.events_by_id.values() if e.loan_id == loan_id and e.dedup_key == dedup_key), None)
 
+    def lock_event(self, event_id: str) -> OutboxEvent | None:
+        return self.event(event_id)  # one thread, writes at once: nothing to wait for
+
     def written_before(self, loan_id: str, dedup_key: str, event_id: str) -> tuple[OutboxEvent | None, bool]:
         return self.event_by_key(loan_id, dedup_key), event_id in self.events_by_id
 

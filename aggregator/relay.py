@@ -44,8 +44,17 @@ import rfc8785
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from aggregator.event_destinations import Destination, EventDestinations, RecipientDirectory
-from aggregator.outbox import CANCELLED, DELIVERED, NO_DESTINATION, PENDING, Attempt, Delivery, OutboxStore
-from aggregator.retraction import compensate
+from aggregator.outbox import (
+    CANCELLED,
+    DELIVERED,
+    NO_DESTINATION,
+    PENDING,
+    Attempt,
+    Delivery,
+    OutboxEvent,
+    OutboxStore,
+)
+from aggregator.retraction import RETRACTED, compensate
 from aggregator.servicing.leased import OUTAGES, Leader, run_leased
 from providers._exceptions import ProviderError
 from providers.signing import signed_headers
@@ -273,11 +282,15 @@ class OutboxRelay:
             now = datetime.now(UTC)
             sends = []
             held: dict[str, tuple[str, list[Delivery]]] = {}  # recipient → why, and its deliveries held
+            withdrawn: list[tuple[OutboxEvent, Delivery]] = []
             # a recipient's share only: one that cannot take more than per_recipient sends at once never fills
             # the batch and leaves every other recipient out of it
             for delivery in uow.outbox.due(now, limit, self.settings.per_recipient):
                 event = uow.outbox.event(delivery.event_id)
                 if event is None:
+                    continue
+                if event.retracted_at is not None:  # made after its retraction looked (a race): never sent now
+                    withdrawn.append((event, delivery))
                     continue
                 try:
                     destination = self.destinations.resolve(uow.recipients, delivery.recipient)
@@ -295,8 +308,11 @@ class OutboxRelay:
                         destination,
                     )
                 )
-            if held:
+            if held or withdrawn:
+                self._fence(uow)
                 self._hold(uow, held, now)
+                self._withdraw(uow, withdrawn)
+                uow.commit()
             return sends
 
     def _hold(self, uow: RelayUnitOfWork, held: Mapping[str, tuple[str, list[Delivery]]], now: datetime) -> None:
@@ -304,7 +320,6 @@ class OutboxRelay:
         ``max_backoff``, with the reason as their last error (``GET /v1/loans/{id}/events`` shows it): left at the
         head of the due query they would come back every round and, with enough of them, take every batch. Still
         pending: sent once the secret is put right. Said once per recipient and hold, not every round."""
-        self._fence(uow)
         until = now + timedelta(seconds=self.settings.max_backoff)
         for recipient, (reason, deliveries) in held.items():
             error = f"held: {reason}"[:512]
@@ -317,7 +332,15 @@ class OutboxRelay:
                 self.settings.max_backoff,
                 reason,
             )
-        uow.commit()
+
+    def _withdraw(self, uow: RelayUnitOfWork, withdrawn: Sequence[tuple[OutboxEvent, Delivery]]) -> None:
+        """Cancel pending deliveries of retracted events — made by a dispatch its retraction did not see — and take
+        the event back from a recipient that may have had it (an attempt was made)."""
+        for event, delivery in withdrawn:
+            log.warning("outbox relay: delivery %s of retracted event %s cancelled", delivery.id, event.id)
+            uow.outbox.update_delivery(replace(delivery, status=CANCELLED, last_error=RETRACTED))
+            if delivery.attempts > 0:
+                compensate(uow.outbox, event, [delivery.recipient])
 
     async def _send(self, send: _Send) -> None:
         attempts: list[Attempt] = []
@@ -397,15 +420,18 @@ class OutboxRelay:
             delivery = uow.outbox.delivery(send.delivery_id)
             if delivery is None:
                 return False
-            # retracted (a reorg removed its fact) while this send was in flight, and it arrived: take it back too
-            arrived_retracted = delivered and delivery.status == CANCELLED
+            event = uow.outbox.event(delivery.event_id)
+            # retracted (a reorg removed its fact) while this send was in flight — its delivery cancelled, or made
+            # after the retraction looked — and it arrived: take it back too
+            stray = delivery.status == PENDING and event is not None and event.retracted_at is not None
+            retracted = delivery.status == CANCELLED or stray
+            arrived_retracted = delivered and retracted
             if delivery.status != PENDING and not arrived_retracted:
                 return False
             uow.outbox.add_attempts(delivery.id, attempts)
             settled = settle(delivery, send.destination, attempts, delivered, now, self.settings)
             uow.outbox.update_delivery(settled)
             if arrived_retracted:
-                event = uow.outbox.event(delivery.event_id)
                 assert event is not None
                 compensate(uow.outbox, event, [delivery.recipient])
             elif settled.status == PENDING:

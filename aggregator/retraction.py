@@ -39,6 +39,8 @@ from aggregator.outbox import CANCELLED, DELIVERED, PENDING, EventLoan, OutboxEv
 from aggregator.projection import Fact, LedgerChain, LoanState
 
 REASON_REORG = "reorg"
+#: the last error of a delivery cancelled because its event was retracted
+RETRACTED = "retracted: a reorg removed the block of its fact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +126,17 @@ def _made_now(ledger: LoanFacts, chain: LedgerChain, loan_id: str) -> set[str]:
 def retract(events: OutboxStore, event: OutboxEvent, fact: RemovedFact | None) -> OutboxEvent:
     """Cancel what is not delivered of ``event``; tell the recipients that had it, or may have: a delivery still
     pending after an attempt (its answer lost, a timeout, say) may have been processed. Returns the event
-    retracted."""
+    retracted.
+
+    The event's row is locked first: a relay dispatching it at this moment has it locked until its deliveries are
+    committed, and they are read (and cancelled) only then — without the lock this read none, the relay's insert
+    came after, and a retracted event was delivered with nothing to take it back."""
+    event = events.lock_event(event.id) or event
     now = datetime.now(UTC)
     had_it = []
     for delivery in events.deliveries(event.id):
         if delivery.status == PENDING:
-            reason = "retracted: a reorg removed the block of its fact"
-            events.update_delivery(replace(delivery, status=CANCELLED, last_error=reason))
+            events.update_delivery(replace(delivery, status=CANCELLED, last_error=RETRACTED))
             if delivery.attempts > 0:
                 had_it.append(delivery.recipient)
         elif delivery.status == DELIVERED:

@@ -180,14 +180,27 @@ class SqlOutboxRepository:
         return list(self.session.scalars(query.order_by(OutboxEventRow.sequence)))
 
     def undispatched(self, limit: int) -> list[OutboxEventRow]:
-        """Events whose recipients are not resolved yet, oldest first (each loan's in its order)."""
+        """Events whose recipients are not resolved yet, oldest first (each loan's in its order), locked (``FOR
+        UPDATE``; SQLite has one writer at a time anyway) until the relay's dispatch commits: a retraction of one
+        of them waits, then sees its deliveries and cancels them."""
         query = (
             select(OutboxEventRow)
             .where(OutboxEventRow.dispatched_at.is_(None))
             .order_by(OutboxEventRow.occurred_at, OutboxEventRow.loan_id, OutboxEventRow.sequence)
             .limit(limit)
+            .with_for_update()
         )
         return list(self.session.scalars(query))
+
+    def lock_event(self, event_id: str) -> OutboxEventRow | None:
+        """The event re-read (over what the session holds) with its row locked until the transaction ends."""
+        query = (
+            select(OutboxEventRow)
+            .where(OutboxEventRow.id == event_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return self.session.scalars(query).one_or_none()
 
     def due(self, now: datetime, limit: int, per_recipient: int | None = None) -> Sequence[OutboxDeliveryRow]:
         """Pending deliveries due now that head their (loan, recipient) stream: no earlier event of the loan is
@@ -321,6 +334,10 @@ class SqlOutboxStore:
     def event(self, event_id: str) -> OutboxEvent | None:
         row = self._event_row(event_id)
         return None if row is None else _event(row)
+
+    def lock_event(self, event_id: str) -> OutboxEvent | None:
+        row = self._rows.lock_event(event_id)
+        return None if row is None else self._event_value(row)
 
     def event_by_key(self, loan_id: str, dedup_key: str) -> OutboxEvent | None:
         event_id = self._rows.event_by_key(loan_id, dedup_key)

@@ -264,6 +264,41 @@ async def test_a_send_in_flight_when_its_event_is_retracted_is_taken_back_once_i
     assert gone.retracted_by is not None
 
 
+async def test_deliveries_a_retraction_did_not_see_are_cancelled_or_taken_back() -> None:
+    """A dispatch racing a retraction can make deliveries of an event after the retraction looked for them (the SQL
+    store's row locks serialize the two; this is the backstop): such a delivery is cancelled instead of sent, one
+    already tried is taken back, and one whose send was in flight and arrived is taken back too."""
+    events = InMemoryOutbox([LOAN, OTHER])
+    repaid, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x04:1")
+    opened, _ = outbox.write(events, OTHER, event_type=outbox.LOAN_OPENED, payload={}, key="opened")
+    store = InMemoryRelayStore(events)
+    receivers = Receivers()
+    relay = await _relay(store, receivers)
+    try:
+        retract(events, repaid, None)  # no deliveries yet: nothing to cancel, nobody to tell
+        events.add_deliveries([(repaid.id, "provider:sim-bank"), (repaid.id, "borrower:b1")], datetime.now(UTC))
+        (tried,) = [d for d in events.deliveries(repaid.id) if d.recipient == "borrower:b1"]
+        events.update_delivery(replace(tried, attempts=1, last_error="ReadTimeout"))  # it may have arrived
+        relay._dispatch()
+        sends = relay._due(10)
+        assert [s.event_id for s in sends] == [opened.id]
+        # the opening's send is in flight when a retraction that does not see its delivery lands
+        events.update_event(replace(events.event(opened.id) or opened, retracted_at=T0))
+        await relay._send(sends[0])
+        await _round(relay)
+    finally:
+        await relay.http.aclose()
+    assert {d.recipient: (d.status, d.last_error) for d in events.deliveries(repaid.id)} == {
+        "provider:sim-bank": (CANCELLED, "retracted: a reorg removed the block of its fact"),
+        "borrower:b1": (CANCELLED, "retracted: a reorg removed the block of its fact"),
+    }
+    taken_back = [e for e in events.events_by_id.values() if e.event_type == outbox.LOAN_EVENT_RETRACTED]
+    assert sorted(
+        (e.body["data"]["retracted_event_id"], d.recipient) for e in taken_back for d in events.deliveries(e.id)
+    ) == sorted([(repaid.id, "borrower:b1"), (opened.id, "provider:sim-bank")])
+    assert [(t, s) for _, t, s in receivers.got] == [("loan.opened", 1), ("loan.event_retracted", 2)]
+
+
 async def test_a_send_that_failed_while_its_event_was_retracted_leaves_no_signing_timestamp_behind() -> None:
     """The relay remembers a pending delivery's last signing second (its next attempt signs a later one); a delivery
     cancelled while its failing send was in flight is never sent again, and its entry is dropped (it stayed for the
