@@ -16,8 +16,10 @@ Every write checks the lease's fencing token.
 A process killed between a ledger change and its delivery loses nothing: the event was committed with the change,
 and the next holder of the lease (this process restarted, or another) sends it. A receiver may therefore see an
 event twice (it was delivered but the answer was lost): it deduplicates on ``event_id``. A delivery cancelled because
-a reorg retracted its event (``aggregator.retraction``) is not sent; one that was in flight then and arrived is
-recorded as delivered and its recipient gets the ``loan.event_retracted`` too.
+a reorg retracted its event (``aggregator.retraction``) is not sent; one that was in flight then is settled when
+its send ends — delivered, or cancelled with its attempts logged — and when it arrived or may have (an answer that
+came after the timeout), its recipient gets the ``loan.event_retracted`` too. Until then it still holds its stream
+back: the loan's next event to that recipient is not sent while it is in flight.
 
 The relay works on plain values through a ``RelayStore`` (``store.relay.SqlRelayStore``: the outbox, the
 recipients' webhook settings and the lease's fence in one transaction per step); what it decides — which sends start
@@ -106,6 +108,7 @@ class DeliveryFailed(Exception):
 class _Send:
     delivery_id: int
     recipient: str
+    loan_id: str
     event_id: str
     event_type: str
     sequence: int
@@ -188,7 +191,7 @@ class OutboxRelay:
         self.holder = holder or default_holder()
         self.lease: Lease | None = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
-        self._recipient_of: dict[int, str] = {}  # in-flight delivery id → its recipient
+        self._stream_of: dict[int, tuple[str, str]] = {}  # in-flight delivery id → its (loan, recipient) stream
         self._signed_at: dict[int, int] = {}  # delivery id → its last attempt's signing timestamp
 
     # ------------------------------------------------------------------ the lease
@@ -231,7 +234,7 @@ class OutboxRelay:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
-        self._recipient_of.clear()
+        self._stream_of.clear()
 
     # ------------------------------------------------------------------ one round
 
@@ -244,12 +247,22 @@ class OutboxRelay:
         # a send that finishes while the query runs was in flight when it started: its row may still read pending
         inflight = set(self._inflight)
         due = await asyncio.to_thread(self._due, self.settings.batch)
-        fresh = [s for s in due if s.delivery_id not in inflight and s.delivery_id not in self._inflight]
-        sends = pick(fresh, Counter(self._recipient_of.values()), room, self.settings.per_recipient)
+        # nor one of a stream with a send in flight: its head, cancelled by a retraction meanwhile, no longer holds
+        # the stream back in the database, but it may still arrive, and what follows must arrive after it
+        streams = set(self._stream_of.values())
+        fresh = [
+            s
+            for s in due
+            if s.delivery_id not in inflight
+            and s.delivery_id not in self._inflight
+            and (s.loan_id, s.recipient) not in streams
+        ]
+        busy = Counter(recipient for _, recipient in self._stream_of.values())
+        sends = pick(fresh, busy, room, self.settings.per_recipient)
         for send in sends:
             task = asyncio.create_task(self._send(send), name=f"outbox-delivery-{send.delivery_id}")
             self._inflight[send.delivery_id] = task
-            self._recipient_of[send.delivery_id] = send.recipient
+            self._stream_of[send.delivery_id] = (send.loan_id, send.recipient)
             task.add_done_callback(self._done)
         return len(sends)
 
@@ -257,7 +270,7 @@ class OutboxRelay:
         for key, running in list(self._inflight.items()):
             if running is task:
                 del self._inflight[key]
-                self._recipient_of.pop(key, None)
+                self._stream_of.pop(key, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("outbox relay: a delivery failed unexpectedly", exc_info=task.exception())
 
@@ -301,6 +314,7 @@ class OutboxRelay:
                     _Send(
                         delivery.id,
                         delivery.recipient,
+                        delivery.loan_id,
                         event.id,
                         event.event_type,
                         event.sequence,
@@ -413,7 +427,12 @@ class OutboxRelay:
         attempts.append(Attempt(at, status_code, None, int((time.monotonic() - started) * 1000)))
 
     def _record(self, send: _Send, attempts: list[Attempt], delivered: bool) -> bool:
-        """Log the send's attempts and settle its delivery; whether it is still pending (to be sent again)."""
+        """Log the send's attempts and settle its delivery; whether it is still pending (to be sent again).
+
+        A send whose event was retracted while it was in flight (its delivery cancelled, or made after the
+        retraction looked) is settled here: delivered, or cancelled with its attempts counted; and when it arrived
+        or may have — any attempt was made: an answer after the timeout or lost on the way still stored the event —
+        its recipient gets the ``loan.event_retracted`` too."""
         with self.store.unit_of_work() as uow:
             self._fence(uow)
             now = datetime.now(UTC)
@@ -421,17 +440,17 @@ class OutboxRelay:
             if delivery is None:
                 return False
             event = uow.outbox.event(delivery.event_id)
-            # retracted (a reorg removed its fact) while this send was in flight — its delivery cancelled, or made
-            # after the retraction looked — and it arrived: take it back too
             stray = delivery.status == PENDING and event is not None and event.retracted_at is not None
-            retracted = delivery.status == CANCELLED or stray
-            arrived_retracted = delivered and retracted
-            if delivery.status != PENDING and not arrived_retracted:
+            withdrawn = delivery.status == CANCELLED or stray
+            if delivery.status != PENDING and not withdrawn:
                 return False
             uow.outbox.add_attempts(delivery.id, attempts)
             settled = settle(delivery, send.destination, attempts, delivered, now, self.settings)
+            if withdrawn and not delivered:
+                settled = replace(settled, status=CANCELLED, next_attempt_at=delivery.next_attempt_at)
+                settled = replace(settled, last_error=RETRACTED)
             uow.outbox.update_delivery(settled)
-            if arrived_retracted:
+            if withdrawn and (delivered or attempts):
                 assert event is not None
                 compensate(uow.outbox, event, [delivery.recipient])
             elif settled.status == PENDING:

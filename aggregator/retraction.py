@@ -17,10 +17,11 @@ loan that does not exist.
 A retracted event gives up its key: when the transaction is mined again later (in a block beyond the reorg's range),
 its fact makes a new event, with a new id, delivered as any other.
 
-A delivery in flight while its event is retracted may still reach its recipient: the relay then records it as
-delivered and adds that recipient to the retraction (``compensate``), so what a recipient was told is always taken
-back. The retraction's ``loan`` is the loan as the ledger has it after the reorg, or — when its opening was removed
-and the record is gone — as the retracted event showed it.
+A delivery in flight while its event is retracted may still reach its recipient: when its send ends and it arrived,
+or may have (the answer came after the relay's timeout), the relay adds that recipient to the retraction
+(``compensate``), so what a recipient was told is always taken back. The retraction's ``loan`` is the loan as the
+ledger has it after the reorg, or — when its opening was removed and the record is gone — as the retracted event
+showed it.
 
 All of it works on plain values through the outbox's store (``aggregator.outbox.OutboxStore``) and the ledger's
 reads (``LoanFacts``), both in the indexer's (or the relay's) transaction.

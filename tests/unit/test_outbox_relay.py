@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -297,6 +298,85 @@ async def test_deliveries_a_retraction_did_not_see_are_cancelled_or_taken_back()
         (e.body["data"]["retracted_event_id"], d.recipient) for e in taken_back for d in events.deliveries(e.id)
     ) == sorted([(repaid.id, "borrower:b1"), (opened.id, "provider:sim-bank")])
     assert [(t, s) for _, t, s in receivers.got] == [("loan.opened", 1), ("loan.event_retracted", 2)]
+
+
+async def _relay_to(
+    events: InMemoryOutbox, handle: Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
+) -> OutboxRelay:
+    """A relay to one lender's receiver, ``handle``, with ``tries`` 1 and a 0.3 s timeout."""
+    store = InMemoryRelayStore(events)
+    destinations = EventDestinations(BOX, {"sim-bank": Destination("https://bank.test/events", "bank-secret")})
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    relay = OutboxRelay(store, destinations, http, settings=replace(FAST, timeout=0.3), holder="relay-a")
+    relay.lease = await store.leases.acquire(LEASE_KIND, DEPLOYMENT, relay.holder, FAST.ttl)
+    return relay
+
+
+async def test_a_send_retracted_in_flight_whose_answer_comes_after_the_timeout_is_taken_back() -> None:
+    """The lender stores the event and answers after the relay's timeout, while a reorg retracts it: the first
+    attempt was in flight (no attempt counted yet), so the retraction told nobody, and the relay, seeing a failed
+    send of a cancelled delivery, dropped it — the lender kept a retracted event for good. The attempt is now logged
+    and the lender gets ``loan.event_retracted`` (it may have stored the event: the answer was only late)."""
+    got: list[str] = []
+    retracted: list[str] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        got.append(body["type"])
+        if body["type"] == outbox.LOAN_REPAYMENT:
+            retract(events, events.event(body["event_id"]) or repaid, None)  # the reorg, as it is received
+            retracted.append(body["event_id"])
+            await asyncio.sleep(1)  # answered after the relay's timeout
+        return httpx.Response(204)
+
+    events = InMemoryOutbox([LOAN])
+    relay = await _relay_to(events, handle)
+    repaid, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x05:1")
+    try:
+        for _ in range(3):
+            await _round(relay)
+    finally:
+        await relay.http.aclose()
+    assert retracted == [repaid.id]
+    assert got == [outbox.LOAN_REPAYMENT, outbox.LOAN_EVENT_RETRACTED]
+    (delivery,) = events.deliveries(repaid.id)
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (
+        CANCELLED,
+        1,
+        "retracted: a reorg removed the block of its fact",
+    )
+    assert [a.error for a in events.attempts[delivery.id]] == ["no answer within 0.3 s"]
+    gone = events.event(repaid.id)
+    assert gone is not None
+    assert gone.retracted_by is not None
+
+
+async def test_a_stream_waits_for_its_send_in_flight_even_once_a_retraction_cancelled_it() -> None:
+    """A cancelled delivery no longer holds its stream back in the outbox, so the loan's next event went out while
+    the retracted one was still in flight, and the lender got them out of order (2 before 1). The relay now holds
+    a stream back while it has a send of it in flight: 1, then 2, then the retraction of 1."""
+    got: list[tuple[int, str]] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["sequence"] == 1:
+            await asyncio.sleep(0.2)  # a slow but successful receiver (within the timeout)
+        got.append((body["sequence"], body["type"]))
+        return httpx.Response(204)
+
+    events = InMemoryOutbox([LOAN])
+    relay = await _relay_to(events, handle)
+    first, _ = outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x01:1")
+    try:
+        assert await relay.round() == 1  # the first repayment in flight
+        retract(events, first, None)  # cancelled: no attempt counted yet, nobody told
+        outbox.write(events, LOAN, event_type=outbox.LOAN_REPAYMENT, payload={}, key="0x09:1")
+        assert await relay.round() == 0  # the second waits behind the send in flight
+        for _ in range(3):
+            await _round(relay)
+    finally:
+        await relay.http.aclose()
+    assert got == [(1, "loan.repayment"), (2, "loan.repayment"), (3, "loan.event_retracted")]
 
 
 async def test_a_send_that_failed_while_its_event_was_retracted_leaves_no_signing_timestamp_behind() -> None:

@@ -4,8 +4,10 @@ the deliveries it made, so the retracted event is never sent."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
@@ -16,6 +18,7 @@ from aggregator.event_destinations import Destination, EventDestinations, Recipi
 from aggregator.outbox import OutboxEvent
 from aggregator.relay import DEPLOYMENT, LEASE_KIND, OutboxRelay, RelaySettings
 from aggregator.retraction import retract
+from chain.events import ChainEvent
 from providers.destinations import DestinationGuard, PinnedTransport
 from providers.secrets import SecretBox
 from store.db import Database
@@ -38,6 +41,12 @@ def database(postgres_schema: Callable[[str], str]) -> Iterator[Database]:
     db.migrate()
     yield db
     db.dispose()
+
+
+def _apply(database: Database, facts: list[ChainEvent]) -> None:
+    with database.unit_of_work() as uow:
+        apply_events(uow.session, CHAIN, facts)
+        uow.commit()
 
 
 def _retract(database: Database, event_id: str) -> None:
@@ -75,9 +84,7 @@ async def test_a_retraction_racing_the_relays_dispatch_cancels_what_the_dispatch
     receiver = EventReceiver(SECRET).start()
     loan = LoanFacts(loan_ref=7_001)
     loan.quoted_by(database, LENDER)
-    with database.unit_of_work() as uow:
-        apply_events(uow.session, CHAIN, [loan.opened(), loan.repaid(1_000, 400_000_000, 600_000_000)])
-        uow.commit()
+    _apply(database, [loan.opened(), loan.repaid(1_000, 400_000_000, 600_000_000)])
     with database.unit_of_work() as uow:
         query = select(OutboxEventRow.id).where(OutboxEventRow.loan_id == loan.loan_id, OutboxEventRow.sequence == 2)
         repayment = uow.session.scalars(query).one()
@@ -86,7 +93,8 @@ async def test_a_retraction_racing_the_relays_dispatch_cancels_what_the_dispatch
     try:
         async with httpx.AsyncClient(transport=PinnedTransport(DestinationGuard(["127.0.0.0/8"]))) as http:
             relay = OutboxRelay(store, destinations, http, settings=FAST)
-            relay.lease = await store.leases.acquire(LEASE_KIND, DEPLOYMENT, relay.holder, FAST.ttl)
+            relay.lease = lease = await store.leases.acquire(LEASE_KIND, DEPLOYMENT, relay.holder, FAST.ttl)
+            assert lease is not None
             relay._dispatch()
             assert destinations.retraction is not None
             destinations.retraction.join()  # the retraction is done before anything is sent
@@ -94,6 +102,7 @@ async def test_a_retraction_racing_the_relays_dispatch_cancels_what_the_dispatch
                 await relay.round()
                 for task in list(relay._inflight.values()):
                     await task
+            await store.leases.release(lease)
     finally:
         receiver.stop()
     assert [(event.type, event.sequence) for event in receiver.events()] == [("loan.opened", 1)]
@@ -104,3 +113,59 @@ async def test_a_retraction_racing_the_relays_dispatch_cancels_what_the_dispatch
         assert event.retracted_at is not None
         assert event.retracted_by is None  # nobody had it: nothing to take back
     assert destinations.waited_for_the_dispatch, "the retraction did not wait for the dispatch's lock"
+
+
+async def test_a_send_in_flight_when_its_event_is_retracted_is_taken_back_though_its_answer_came_late(
+    database: Database,
+) -> None:
+    """The lender stores the repayment and answers after the relay's timeout; a reorg retracts it meanwhile, while
+    the first attempt is in flight (no attempt counted: the retraction tells nobody). Before, the relay saw a failed
+    send of a cancelled delivery and dropped it: the lender kept a retracted repayment with no
+    ``loan.event_retracted``. Now the attempt is logged and the lender is told."""
+    receiver = EventReceiver(SECRET).start()
+    loan = LoanFacts(loan_ref=7_002)
+    loan.quoted_by(database, LENDER)
+    destinations = EventDestinations(BOX, {LENDER: Destination(receiver.url, SECRET)})
+    store = SqlRelayStore(database)
+
+    async def settle(relay: OutboxRelay) -> None:
+        await relay.round()
+        for task in list(relay._inflight.values()):
+            await task
+
+    try:
+        async with httpx.AsyncClient(transport=PinnedTransport(DestinationGuard(["127.0.0.0/8"]))) as http:
+            relay = OutboxRelay(store, destinations, http, settings=replace(FAST, timeout=1))
+            relay.lease = lease = await store.leases.acquire(LEASE_KIND, DEPLOYMENT, relay.holder, FAST.ttl)
+            assert lease is not None
+            await asyncio.to_thread(_apply, database, [loan.opened()])
+            await settle(relay)
+            receiver.answer_after = 2.5  # stores what it gets, answers after the relay gave up
+            await asyncio.to_thread(_apply, database, [loan.repaid(1_000, 400_000_000, 600_000_000)])
+            assert await relay.round() == 1
+            async with asyncio.timeout(10):
+                while True:  # until the lender has it (and is taking its time to answer)
+                    if len(receiver.events()) == 2:
+                        break
+                    await asyncio.sleep(0.05)
+            (repayment,) = [e.event_id for e in receiver.events() if e.type == "loan.repayment"]
+            await asyncio.to_thread(_retract, database, repayment)  # the reorg, while the answer is awaited
+            receiver.answer_after = 0
+            for task in list(relay._inflight.values()):
+                await task
+            for _ in range(3):
+                await settle(relay)
+            await store.leases.release(lease)
+    finally:
+        receiver.stop()
+    assert [(e.type, e.sequence) for e in receiver.events()] == [
+        ("loan.opened", 1),
+        ("loan.repayment", 2),
+        ("loan.event_retracted", 3),
+    ]
+    assert receiver.events()[2].body["data"]["retracted_event_id"] == repayment
+    with database.unit_of_work() as uow:
+        event = uow.session.get_one(OutboxEventRow, repayment)
+        (delivery,) = uow.session.scalars(select(OutboxDeliveryRow).where(OutboxDeliveryRow.event_id == repayment))
+        assert (delivery.status, delivery.attempts) == (CANCELLED, 1)
+        assert event.retracted_by is not None
