@@ -181,8 +181,8 @@ class OutboxStore(Protocol):
         """``event_by_key`` and whether an event ``event_id`` exists (under another key: retracted), in one read."""
         ...
 
-    def events(self, loan_id: str) -> list[OutboxEvent]:
-        """The loan's events in its order."""
+    def events(self, loan_id: str, after: int = 0, limit: int | None = None) -> list[OutboxEvent]:
+        """The loan's events in its order: those numbered after ``after``, at most ``limit`` of them (None: all)."""
         ...
 
     def add_event(self, event: OutboxEvent) -> None: ...
@@ -418,8 +418,15 @@ class EventLog:
     retracted_by: str | None = None  # the loan.event_retracted that said so to those who had it
 
 
-def event_log(outbox: OutboxStore, loan_id: str, recipients: Callable[[str], bool] = lambda _: True) -> list[EventLog]:
-    """The loan's events in order, each with its deliveries to the recipients ``recipients`` lets through."""
+def event_log(
+    outbox: OutboxStore,
+    loan_id: str,
+    recipients: Callable[[str], bool] = lambda _: True,
+    after: int = 0,
+    limit: int | None = None,
+) -> list[EventLog]:
+    """The loan's events in order (numbered after ``after``, at most ``limit``), each with its deliveries to the
+    recipients ``recipients`` lets through."""
     return [
         EventLog(
             event.id,
@@ -442,5 +449,5 @@ def event_log(outbox: OutboxStore, loan_id: str, recipients: Callable[[str], boo
             event.retracted_at,
             event.retracted_by,
         )
-        for event in outbox.events(loan_id)
+        for event in outbox.events(loan_id, after, limit)
     ]

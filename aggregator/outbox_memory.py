@@ -46,8 +46,9 @@ class InMemoryOutbox:
     def written_before(self, loan_id: str, dedup_key: str, event_id: str) -> tuple[OutboxEvent | None, bool]:
         return self.event_by_key(loan_id, dedup_key), event_id in self.events_by_id
 
-    def events(self, loan_id: str) -> list[OutboxEvent]:
-        return sorted((e for e in self.events_by_id.values() if e.loan_id == loan_id), key=lambda e: e.sequence)
+    def events(self, loan_id: str, after: int = 0, limit: int | None = None) -> list[OutboxEvent]:
+        found = (e for e in self.events_by_id.values() if e.loan_id == loan_id and e.sequence > after)
+        return sorted(found, key=lambda e: e.sequence)[:limit]
 
     def add_event(self, event: OutboxEvent) -> None:
         if event.id in self.events_by_id:

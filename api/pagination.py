@@ -102,6 +102,24 @@ def page_by(
     return Page[T](items=[render(row) for row in shown], next=next_url)
 
 
+LOAN_EVENT_CURSOR = "loan-event"
+
+
+def encode_sequence_cursor(sequence: int) -> str:
+    """A cursor over a loan's events in their order: the sequence of the last event shown."""
+    return encode_key_cursor(LOAN_EVENT_CURSOR, str(sequence))
+
+
+def decode_sequence_cursor(cursor: str | None) -> int:
+    """The sequence a page of a loan's events starts after; 0 for the first page."""
+    key = decode_key_cursor(LOAN_EVENT_CURSOR, cursor)
+    if key is None:
+        return 0
+    if not key.isascii() or not key.isdigit() or len(key) > 9:
+        raise InvalidCursor(f"not a cursor of this list: {cursor!r:.80}")
+    return int(key)
+
+
 QUOTE_RANK_CURSOR = "quote-rank"
 
 

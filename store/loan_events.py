@@ -16,11 +16,13 @@ class SqlLoanEventLog:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def for_loan(self, loan_id: str, scope: LoanScope, recipients: Callable[[str], bool]) -> list[EventLog] | None:
-        """The loan's events, each with its deliveries to the recipients ``recipients`` lets through; None for no such
-        loan, or one outside ``scope`` (the same answer)."""
+    def for_loan(
+        self, loan_id: str, scope: LoanScope, recipients: Callable[[str], bool], after: int = 0, limit: int = 50
+    ) -> list[EventLog] | None:
+        """The loan's events numbered after ``after`` (at most ``limit``), each with its deliveries to the recipients
+        ``recipients`` lets through; None for no such loan, or one outside ``scope`` (the same answer)."""
         with self._db.unit_of_work() as uow:  # read only: nothing to commit
             loan = SqlLoanRepository(uow.session).get(loan_id)
             if loan is None or not scope.allows(loan):
                 return None
-            return event_log(SqlOutboxStore(uow.session), loan_id, recipients)
+            return event_log(SqlOutboxStore(uow.session), loan_id, recipients, after, limit)

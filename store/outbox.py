@@ -175,9 +175,9 @@ class SqlOutboxRepository:
             select(OutboxEventRow.id).where(OutboxEventRow.loan_id == loan_id, OutboxEventRow.dedup_key == dedup_key)
         ).one_or_none()
 
-    def events(self, loan_id: str) -> list[OutboxEventRow]:
-        query = select(OutboxEventRow).where(OutboxEventRow.loan_id == loan_id)
-        return list(self.session.scalars(query.order_by(OutboxEventRow.sequence)))
+    def events(self, loan_id: str, after: int = 0, limit: int | None = None) -> list[OutboxEventRow]:
+        query = select(OutboxEventRow).where(OutboxEventRow.loan_id == loan_id, OutboxEventRow.sequence > after)
+        return list(self.session.scalars(query.order_by(OutboxEventRow.sequence).limit(limit)))
 
     def undispatched(self, limit: int) -> list[OutboxEventRow]:
         """Events whose recipients are not resolved yet, oldest first (each loan's in its order), locked (``FOR
@@ -349,8 +349,8 @@ class SqlOutboxStore:
         keyed = next((e for e in rows if e.loan_id == loan_id and e.dedup_key == dedup_key), None)
         return keyed, any(e.id == event_id for e in rows)
 
-    def events(self, loan_id: str) -> list[OutboxEvent]:
-        return [self._event_value(row) for row in self._rows.events(loan_id)]
+    def events(self, loan_id: str, after: int = 0, limit: int | None = None) -> list[OutboxEvent]:
+        return [self._event_value(row) for row in self._rows.events(loan_id, after, limit)]
 
     def add_event(self, event: OutboxEvent) -> None:
         """One INSERT (Core: no ORM row to flush; read back as a row only if asked for again in this session)."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from aggregator.outbox import EventLog
 from api.auth import Principal, Role
 from api.deps import PlatformDep
+from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_sequence_cursor, encode_sequence_cursor, page_by
 from api.routers.loans import LoanReader, _scope
 from store.loan_events import SqlLoanEventLog
 
@@ -46,7 +47,7 @@ class LoanEventOut(BaseModel):
 
 class LoanEventsOut(BaseModel):
     items: list[LoanEventOut]
-    next: str | None = None
+    next: str | None = Field(default=None, description="the URL of the next page; null on the last")
 
 
 def _own_recipient(principal: Principal) -> str | None:
@@ -70,13 +71,25 @@ def _out(event: EventLog) -> LoanEventOut:
 
 
 @router.get("/{loan_id}/events", response_model=LoanEventsOut)
-async def loan_events(loan_id: str, principal: LoanReader, platform: PlatformDep) -> LoanEventsOut:
-    """The loan's events (``loan.opened``, ``loan.repayment`` …) in its order, each with its webhook deliveries:
-    status, attempts, the last answer's status and error, when it is tried next or was delivered."""
+async def loan_events(
+    request: Request,
+    loan_id: str,
+    principal: LoanReader,
+    platform: PlatformDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> LoanEventsOut:
+    """The loan's events (``loan.opened``, ``loan.repayment`` …) in its order, oldest first, a page at a time
+    (``next`` is the following page's URL, null at the end), each with its webhook deliveries: status, attempts,
+    the last answer's status and error, when it is tried next or was delivered."""
     scope, own = _scope(principal), _own_recipient(principal)
+    after = decode_sequence_cursor(cursor)
 
     log = SqlLoanEventLog(platform.database)
-    events = await asyncio.to_thread(log.for_loan, loan_id, scope, lambda recipient: own is None or recipient == own)
+    events = await asyncio.to_thread(
+        log.for_loan, loan_id, scope, lambda recipient: own is None or recipient == own, after, limit + 1
+    )
     if events is None:
         raise HTTPException(404, f"no loan {loan_id}")
-    return LoanEventsOut(items=[_out(event) for event in events])
+    shown = page_by(request, events, limit, lambda event: encode_sequence_cursor(event.sequence), _out)
+    return LoanEventsOut(items=shown.items, next=shown.next)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from api import problems
 from api.auth import Principal, Role
 from api.deps import get_principal
+from api.pagination import encode_key_cursor
 from api.routers import loan_events
 from store.db import Database
 from store.loan_ledger import apply_events
@@ -82,5 +83,46 @@ async def test_the_event_log_shows_each_reader_its_own_deliveries(tmp_path: Path
             stranger = await read(Principal(Role.BORROWER, "someone-else"))
             assert stranger.status_code == 404
             assert stranger.headers["content-type"].startswith("application/problem+json")
+    finally:
+        database.dispose()
+
+
+async def test_the_event_log_comes_a_page_at_a_time_in_the_loans_order(tmp_path: Path) -> None:
+    """It was the whole log at once with ``next`` always null; now pages of ``limit`` (1–200, default 50) events
+    in the loan's order, ``next`` the following page's URL until the last page."""
+    database = Database(f"sqlite:///{tmp_path / 'events.db'}")
+    database.migrate()
+    loan = LoanFacts(loan_ref=12)
+    loan.quoted_by(database, "sim-bank")
+    with database.unit_of_work() as uow:
+        apply_events(uow.session, CHAIN, [loan.opened(), loan.repaid(5, 10**8, 0), loan.repaid(6, 10**8, 0)])
+        apply_events(uow.session, CHAIN, [loan.repaid(7, 8 * 10**8, 0), loan.closed()])
+        uow.commit()
+    app = FastAPI()
+    problems.install(app)
+    app.include_router(loan_events.router)
+    app.state.platform = SimpleNamespace(database=database)
+    app.dependency_overrides[get_principal] = lambda: Principal(Role.PROVIDER, "sim-bank")
+    path = f"/v1/loans/{loan.loan_id}/events"
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+            pages, url = [], f"{path}?limit=2"
+            while url:
+                answer = await client.get(url)
+                assert answer.status_code == 200, answer.text
+                pages.append([(e["sequence"], e["type"]) for e in answer.json()["items"]])
+                url = answer.json()["next"]
+            assert pages == [
+                [(1, "loan.opened"), (2, "loan.repayment")],
+                [(3, "loan.repayment"), (4, "loan.repayment")],
+                [(5, "loan.closed")],
+            ]
+            whole = (await client.get(path)).json()
+            assert (len(whole["items"]), whole["next"]) == (5, None)
+            for limit in (0, 201):
+                assert (await client.get(f"{path}?limit={limit}")).status_code == 422
+            forged = await client.get(f"{path}?cursor={encode_key_cursor('quote-rank', '1:x')}")
+            assert forged.status_code == 400
+            assert forged.headers["content-type"].startswith("application/problem+json")
     finally:
         database.dispose()

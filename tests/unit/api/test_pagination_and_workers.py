@@ -14,9 +14,11 @@ from api.pagination import (
     InvalidCursor,
     decode_cursor,
     decode_rank_cursor,
+    decode_sequence_cursor,
     encode_cursor,
     encode_key_cursor,
     encode_rank_cursor,
+    encode_sequence_cursor,
     page,
 )
 from api.workers import WORKERS, enabled_workers
@@ -69,6 +71,14 @@ def test_a_rank_cursor_round_trips_and_refuses_another_lists() -> None:
             decode_rank_cursor(bad)
     with pytest.raises(InvalidCursor):
         decode_rank_cursor(encode_key_cursor("quote-rank", "3"))  # no id
+
+
+def test_a_loan_event_cursor_round_trips_and_refuses_another_lists() -> None:
+    assert decode_sequence_cursor(encode_sequence_cursor(37)) == 37
+    assert decode_sequence_cursor(None) == 0
+    for bad in (encode_rank_cursor(1, "q"), encode_key_cursor("loan-event", "-1"), encode_key_cursor("loan-event", "")):
+        with pytest.raises(InvalidCursor):
+            decode_sequence_cursor(bad)
 
 
 def test_a_page_links_to_the_next_only_when_there_is_more() -> None:
