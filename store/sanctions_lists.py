@@ -27,7 +27,8 @@ class SanctionsNameListRow(Base):
     source: Mapped[str] = mapped_column(String(128))
     sha256: Mapped[str] = mapped_column(String(64))
     entries: Mapped[int] = mapped_column(Integer)
-    names: Mapped[list[list[Any]]] = mapped_column(JSON)  # [ent_num, name, sdn_type, program, alias_of]
+    # [ent_num, name, sdn_type, program, alias_of, remarks] (a list stored before remarks were kept: five items)
+    names: Mapped[list[list[Any]]] = mapped_column(JSON)
     imported_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
@@ -60,7 +61,7 @@ class SqlSanctionsListRepository:
                 source=names.version.source,
                 sha256=names.version.sha256,
                 entries=len({n.ent_num for n in names.names}),
-                names=[[n.ent_num, n.name, n.sdn_type, n.program, n.alias_of] for n in names.names],
+                names=[[n.ent_num, n.name, n.sdn_type, n.program, n.alias_of, n.remarks] for n in names.names],
                 imported_at=now,
             )
         )
@@ -76,7 +77,11 @@ class SqlSanctionsListRepository:
         row = self.session.scalars(newest).one_or_none()
         if row is None:
             return None
-        names = tuple(ListedName(int(e), str(n), str(t), str(p), a) for e, n, t, p, a in row.names)
+        # a list stored before identifying remarks were kept has none: its entries keep the fingerprints they had
+        names = tuple(
+            ListedName(int(e), str(n), str(t), str(p), a, str(remarks[0]) if remarks else "")
+            for e, n, t, p, a, *remarks in row.names
+        )
         return NameList(_version(row), names)
 
     def add_addresses(self, addresses: AddressList, now: datetime) -> bool:

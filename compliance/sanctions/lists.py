@@ -3,7 +3,8 @@
 * ``ofac-digital-currency-addresses-YYYY-MM-DD.json``: every digital currency address on the SDN list; the EVM
   screen takes every ``0x`` key (ETH- and USDT-typed alike), lower-cased.
 * ``ofac-sdn-YYYY-MM-DD.csv``: the SDN list in OFAC's column order with no header row, ``-0-`` for empty, CRLF and a
-  trailing 0x1A byte; names are the SDN_Name column plus the ``a.k.a.``/``f.k.a.``/``n.k.a.`` aliases in Remarks.
+  trailing 0x1A byte; names are the SDN_Name column plus the ``a.k.a.``/``f.k.a.``/``n.k.a.`` aliases in Remarks,
+  and each entry keeps its identifying remarks (date and place of birth, nationality, identity documents…).
   Vessels and aircraft are left out: borrowers are people and organizations.
 
 Parsing is pure (bytes in, values out); ``load_newest`` is the file-system adapter that picks the newest file of each
@@ -17,6 +18,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -39,6 +41,19 @@ _ALIAS = re.compile(r"\b[afn]\.?\s?k\.?\s?a\b\.?,?\s*'(.+?)'(?=\s*;|\.?\s*$|\.\s
 # Two names in one remark, each quoted: ``a.k.a. 'ABU-AL-KARKH', 'Yusuf'`` (a quote, a comma, a quote). A comma with
 # no quote after it stays in the name (``'AL-DARDA', Abu'``: OFAC's "SURNAME, Given" with a stray quote).
 _ALIAS_SEPARATOR = re.compile(r"'\s*,\s*'")
+# A remark that identifies the listed party, what a reviewer compares a borrower with: date and place of birth,
+# nationality, citizenship, gender, an organization's establishment date (``alt.`` ones too)…
+_PERSONAL_REMARK = re.compile(r"^(?:DOB|POB|nationality|citizen|Gender|Organization Established Date)\b", re.IGNORECASE)
+# … or an identity document or register number, by the words of its label (the text before its first word holding a
+# digit, and before any colon): ``Passport A123 (Iran)``, ``National ID No. 1234``, ``Tax ID No.``, ``C.U.R.P.``,
+# ``NIT #``, ``Registration Number``, ``Unified Social Credit Code``, ``SWIFT/BIC``…; not a phone, fax or gazette.
+_DOCUMENT_LABEL = re.compile(
+    r"\b(?:No\b|Numero|Number|ID\b|Identification|Passport|Licen[cs]e|Certificate|Card|Code|Cedula|Credencial|"
+    r"Cartilla|SSN|FEIN|BIK|Regist|C\.U\.R\.P|R\.F\.C|D\.N\.I)|#|SWIFT/BIC",
+    re.IGNORECASE,
+)
+_NOT_AN_IDENTIFIER = re.compile(r"\b(?:Phone|Telephone|Fax|Gazette|Email|Website)\b", re.IGNORECASE)
+_NOT_A_REMARK = re.compile(r"^(?:[afn]\.?\s?k\.?\s?a\b|Digital Currency Address)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,9 @@ class ListedName:
     sdn_type: str  # "individual" or "entity"
     program: str
     alias_of: str | None  # the primary SDN name when this is an alias
+    # the entry's identifying remarks (``identifying_remarks``: "DOB 01 Jan 1966; POB Damascus, Syria; …"), the same
+    # on each of its names; "" when it has none (or the list was stored before they were kept)
+    remarks: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,9 +116,14 @@ class NameList:
         return self._entries.get(ent_num, ())
 
     def entry_fingerprint(self, ent_num: int) -> str:
-        """sha256 of the entry's names, type and program: the same across list versions until OFAC changes the
-        entry (a cleared review holds until then)."""
-        body = "\n".join(f"{n.name}|{n.sdn_type}|{n.program}|{n.alias_of or ''}" for n in self.entry(ent_num))
+        """sha256 of the entry's names, type, program and identifying remarks: the same across list versions until
+        OFAC changes the entry (a cleared review holds until then) — a date of birth added or changed changes it. An
+        entry with no identifying remarks has the fingerprint of its names, type and program alone, as before they
+        were kept."""
+        names = self.entry(ent_num)
+        body = "\n".join(f"{n.name}|{n.sdn_type}|{n.program}|{n.alias_of or ''}" for n in names)
+        if names and names[0].remarks:
+            body += f"\nremarks|{names[0].remarks}"
         return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
@@ -170,8 +193,38 @@ def remark_aliases(remarks: str) -> list[str]:
     ]
 
 
+def is_identifying(remark: str) -> bool:
+    """Whether one remark (``DOB 1966``, ``alt. Passport A123 (Iran)``, ``Linked To: …``) identifies the listed
+    party: a date or place of birth, nationality, citizenship, gender, establishment date, or an identity document or
+    register number — not an alias, a wallet, a link to another entry or a note on the sanctions."""
+    bare = re.sub(r"^alt\.\s*", "", remark.strip(), flags=re.IGNORECASE)
+    if not bare or _NOT_A_REMARK.match(bare):
+        return False
+    if _PERSONAL_REMARK.match(bare):
+        return True
+    label = []
+    for word in bare.split(":", 1)[0].split():
+        if any(ch.isdigit() for ch in word):
+            break
+        label.append(word)
+    text = " ".join(label)
+    return bool(_DOCUMENT_LABEL.search(text)) and not _NOT_AN_IDENTIFIER.search(text)
+
+
+def identifying_remarks(remarks: Iterable[str] | str) -> str:
+    """The remarks that identify the listed party (``is_identifying``), in their order, spaces collapsed and a final
+    period dropped, joined by ``"; "``: what a reviewer clears a borrower on, and part of the entry's fingerprint.
+    ``remarks``: an SDN.CSV Remarks cell (remarks separated by ``;``; ``-0-`` for none) or the remarks one by one."""
+    if isinstance(remarks, str):
+        text = remarks.strip()
+        remarks = [] if text == "-0-" else text.split(";")
+    kept = (" ".join(remark.split()).rstrip(".").rstrip() for remark in remarks)
+    return "; ".join(remark for remark in kept if is_identifying(remark))
+
+
 def parse_name_list(raw: bytes, source: str, published: str) -> NameList:
-    """Names and remark aliases of an OFAC ``sdn.csv`` (no header; the 0x1A end-of-file byte is skipped)."""
+    """Names, remark aliases and identifying remarks of an OFAC ``sdn.csv`` (no header; the 0x1A end-of-file byte is
+    skipped)."""
     text = raw.decode("utf-8").rstrip("\x1a\r\n")
     names: list[ListedName] = []
     try:
@@ -190,8 +243,9 @@ def parse_name_list(raw: bytes, source: str, published: str) -> NameList:
         primary = row[1].strip()
         program = row[3].strip()
         ent_num = int(row[0])
-        names.append(ListedName(ent_num, primary, kind, program, None))
-        names.extend(ListedName(ent_num, alias, kind, program, primary) for alias in remark_aliases(row[11]))
+        remarks = identifying_remarks(row[11])
+        names.append(ListedName(ent_num, primary, kind, program, None, remarks))
+        names.extend(ListedName(ent_num, alias, kind, program, primary, remarks) for alias in remark_aliases(row[11]))
     if not names:
         raise SanctionsListInvalid(f"{source}: no names")
     return NameList(_version(NAME_LIST, published, source, raw), tuple(names))

@@ -9,12 +9,15 @@ Two forms (https://ofac.treasury.gov/sanctions-list-service):
   shipped file: cut at 1,000 characters, they may miss some) — and ``ADD.CSV`` (ent_num, add_num, address,
   city/state/postal code, country, add_remarks), checked to refer to listed entries. The CSV set carries no
   publication date: the operator gives it.
-* ``SDN.XML``: ``sdnEntry`` elements (uid, lastName, firstName, sdnType, programList, akaList); the publication date
+* ``SDN.XML``: ``sdnEntry`` elements (uid, lastName, firstName, sdnType, programList, akaList, and the identifiers:
+  dateOfBirthList, placeOfBirthList, nationalityList, citizenshipList, idList); the publication date
   from ``publshInformation/Publish_Date``; the record count is checked. "Weak" a.k.a.s (OFAC: too broad to screen
   on their own) are left out.
 
-Vessels and aircraft are left out, as for the shipped list. Pure: bytes in, a ``NameList`` out (its version's
-fingerprint covers every input file); ``SanctionsListInvalid`` says what is wrong.
+Each entry keeps its identifying remarks (``compliance.sanctions.lists.identifying_remarks``: date and place of
+birth, nationality, identity documents…; from SDN.CSV's Remarks, or SDN.XML's identifiers written the same way),
+part of its fingerprint. Vessels and aircraft are left out, as for the shipped list. Pure: bytes in, a ``NameList``
+out (its version's fingerprint covers every input file); ``SanctionsListInvalid`` says what is wrong.
 
 Both forms also carry the digital currency addresses OFAC lists (SDN.CSV in an entry's Remarks, ``Digital Currency
 Address - ETH 0x…;``; SDN.XML as ``idList/id`` of that ``idType``): ``*_lists`` give the EVM ones (``0x`` and 40 hex
@@ -49,6 +52,7 @@ from compliance.sanctions.lists import (
     ListedName,
     ListVersion,
     NameList,
+    identifying_remarks,
     remark_aliases,
 )
 
@@ -156,14 +160,15 @@ def parse_csv_set_import(sdn: bytes, alt: bytes | None, add: bytes | None, publi
     warnings: list[str] = []
     found: list[FoundAddress] = []
     names: list[ListedName] = []
-    kinds: dict[int, tuple[str, str, str]] = {}  # ent_num -> (primary name, individual/entity, program)
+    kinds: dict[int, tuple[str, str, str, str]] = {}  # ent_num -> (primary name, type, program, identifying remarks)
     for row in _rows(sdn, "SDN.CSV", SDN_COLUMNS):
         ent_num = _ent_num(row[0], "SDN.CSV")
         if ent_num in kinds:
             raise SanctionsListInvalid(f"SDN.CSV: ent_num {ent_num} appears twice")
         sdn_type = _value(row[2])
         kind = "individual" if sdn_type == "individual" else "entity"
-        kinds[ent_num] = (row[1], sdn_type, _value(row[3]))
+        remarks = identifying_remarks(row[11])
+        kinds[ent_num] = (row[1], sdn_type, _value(row[3]), remarks)
         for match in _REMARK_ADDRESS.finditer(row[11]):
             currency, value = match.groups()
             if _cut_short(value, match.end(), row[11]):
@@ -177,18 +182,18 @@ def parse_csv_set_import(sdn: bytes, alt: bytes | None, add: bytes | None, publi
             continue
         if not row[1]:
             raise SanctionsListInvalid(f"SDN.CSV: ent_num {ent_num} has no name")
-        names.append(ListedName(ent_num, row[1], kind, _value(row[3]), None))
+        names.append(ListedName(ent_num, row[1], kind, _value(row[3]), None, remarks))
         if alt is None:  # no ALT.CSV: the aliases from the Remarks, as the shipped file's loader reads them
-            names.extend(ListedName(ent_num, a, kind, _value(row[3]), row[1]) for a in remark_aliases(row[11]))
+            names.extend(ListedName(ent_num, a, kind, _value(row[3]), row[1], remarks) for a in remark_aliases(row[11]))
     for row in _rows(alt or b"", "ALT.CSV", ALT_COLUMNS):
         ent_num = _ent_num(row[0], "ALT.CSV")
         if ent_num not in kinds:
             raise SanctionsListInvalid(f"ALT.CSV: alias {row[1]} refers to ent_num {ent_num}, not on SDN.CSV")
-        primary, sdn_type, program = kinds[ent_num]
+        primary, sdn_type, program, remarks = kinds[ent_num]
         if sdn_type in LEFT_OUT or not _value(row[3]):
             continue
         kind = "individual" if sdn_type == "individual" else "entity"
-        names.append(ListedName(ent_num, _value(row[3]), kind, program, primary))
+        names.append(ListedName(ent_num, _value(row[3]), kind, program, primary, remarks))
     for row in _rows(add or b"", "ADD.CSV", ADD_COLUMNS):
         ent_num = _ent_num(row[0], "ADD.CSV")
         if ent_num not in kinds:
@@ -237,6 +242,27 @@ def _text(element: Element, name: str) -> str:
 def _person_name(element: Element) -> str:
     last, first = _text(element, "lastName"), _text(element, "firstName")
     return f"{last}, {first}" if first else last
+
+
+def _xml_remarks(entry: Element) -> Iterator[str]:
+    """An sdnEntry's dates and places of birth, nationalities, citizenships and ids, written as SDN.CSV's Remarks
+    write them (``DOB 01 Jan 1966``, ``alt. POB …``, ``nationality Syria``, ``citizen Syria``, ``Passport N123
+    (Syria)``); ``identifying_remarks`` keeps the identifying ones."""
+    lists = (
+        ("dateOfBirthList", "dateOfBirthItem", "dateOfBirth", "DOB"),
+        ("placeOfBirthList", "placeOfBirthItem", "placeOfBirth", "POB"),
+        ("nationalityList", "nationality", "country", "nationality"),
+        ("citizenshipList", "citizenship", "country", "citizen"),
+    )
+    for list_name, item_name, value_name, label in lists:
+        for item in _child(entry, list_name) or []:
+            if _local(item) == item_name and _text(item, value_name):
+                alt = "" if _text(item, "mainEntry").lower() in ("", "true") else "alt. "
+                yield f"{alt}{label} {_text(item, value_name)}"
+    for listed in _child(entry, "idList") or []:
+        if _local(listed) == "id" and _text(listed, "idType") and _text(listed, "idNumber"):
+            country = _text(listed, "idCountry")
+            yield f"{_text(listed, 'idType')} {_text(listed, 'idNumber')}" + (f" ({country})" if country else "")
 
 
 def parse_xml(raw: bytes) -> NameList:
@@ -289,10 +315,11 @@ def parse_xml_lists(raw: bytes) -> tuple[NameList, AddressList | None]:
         if sdn_type in LEFT_OUT:
             continue
         kind = "individual" if sdn_type == "individual" else "entity"
-        names.append(ListedName(int(uid), primary, kind, program, None))
+        remarks = identifying_remarks(_xml_remarks(entry))
+        names.append(ListedName(int(uid), primary, kind, program, None, remarks))
         for aka in _child(entry, "akaList") or []:
             if _local(aka) == "aka" and _text(aka, "category").lower() != "weak" and _text(aka, "lastName"):
-                names.append(ListedName(int(uid), _person_name(aka), kind, program, primary))
+                names.append(ListedName(int(uid), _person_name(aka), kind, program, primary, remarks))
     if len({n.ent_num for n in names}) < MIN_ENTRIES:
         raise SanctionsListInvalid("SDN.XML: no person or organization on the list")
     version = _version(published, "ofac-import:SDN.XML", _fingerprint(raw))

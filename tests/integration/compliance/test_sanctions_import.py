@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from compliance.decisions import Outcome
 from compliance.sanctions.lists import SHIPPED_DIR, ListedName, load_newest
 from compliance.sanctions.ofac import parse_csv_set
 from store.db import Database
+from store.sanctions_lists import SanctionsNameListRow, SqlSanctionsListRepository
 from tests.unit.compliance.test_ofac_import import ADD, ALT, SDN
 
 pytestmark = pytest.mark.integration
@@ -210,3 +211,40 @@ def test_without_alt_csv_the_aliases_come_from_the_remarks(tmp_path: Path, capsy
     assert sum(1 for n in screen.names.names if n.alias_of) == aliases
     assert f"of which {aliases:,} aliases" in printed
     assert "aliases from the Remarks" in printed
+
+
+def _stored_remarks(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["sanctions", "import", *_files(tmp_path), "--published", "2026-11-20", "--database-url", url])
+    capsys.readouterr()
+    imported = parse_csv_set(SDN, ALT, ADD, date(2026, 11, 20))
+    database = Database(url)
+    try:
+        with database.unit_of_work() as uow:
+            stored = SqlSanctionsListRepository(uow.session).newest()
+            assert stored is not None
+            assert {n.remarks for n in stored.entry(9001)} == {"DOB 01 Jan 1970"}  # the name and its alias
+            assert stored.entry_fingerprint(9001) == imported.entry_fingerprint(9001)
+            # a list stored before the remarks were kept (five items a name) loads without them
+            row = uow.session.get(SanctionsNameListRow, stored.version.label)
+            assert row is not None
+            row.names = [names[:5] for names in row.names]
+            uow.session.flush()
+            uow.session.expire_all()
+            older = SqlSanctionsListRepository(uow.session).newest()
+            assert older is not None
+            assert {n.remarks for n in older.names} == {""}
+            assert older.entry_fingerprint(9001) != imported.entry_fingerprint(9001)
+    finally:
+        database.dispose()
+
+
+def test_an_imported_entry_keeps_its_identifying_remarks_on_sqlite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _stored_remarks(f"sqlite:///{tmp_path / 'creditmesh.db'}", tmp_path, capsys)
+
+
+def test_an_imported_entry_keeps_its_identifying_remarks_on_postgresql(
+    postgres_schema: Callable[[str], str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _stored_remarks(postgres_schema("sanctions_remarks"), tmp_path, capsys)
