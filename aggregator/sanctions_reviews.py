@@ -190,19 +190,20 @@ class SanctionsReviews:
             inputs_key=self._compliance.inputs_key,
         )
 
-    def _standing(self, borrower_id: str, rows: tuple[SanctionsReview, ...]) -> tuple[SanctionsReview, ...]:
-        """The reviews that bear on the borrower as identified now: a confirmed SDN entry whatever identity it was
-        given for (fail closed, as the screen does), else only the reviews of the identity on file — a review of
-        another identity (the borrower verified again since), or of none (stored before reviews were tied to an
-        identity), neither holds nor clears."""
-        if all(r.ent_num is not None and r.state == ReviewState.CONFIRMED.value for r in rows):
-            return rows
+    def _identity_on_file(self, borrower_id: str) -> str | None:
+        """The fingerprint of the borrower's identity on file (None: no account, or no identity: never verified or
+        erased)."""
         borrower = self._borrowers.load(borrower_id)
-        current = (
-            None
-            if borrower is None or borrower.identity is None
-            else self._compliance.identity_fingerprint(borrower.facts())
-        )
+        if borrower is None or borrower.identity is None:
+            return None
+        return self._compliance.identity_fingerprint(borrower.facts())
+
+    @staticmethod
+    def _standing(rows: tuple[SanctionsReview, ...], current: str | None) -> tuple[SanctionsReview, ...]:
+        """The reviews that bear on the borrower as identified now (``current``: the identity on file): a confirmed
+        SDN entry whatever identity it was given for (fail closed, as the screen does), else only the reviews of the
+        identity on file — a review of another identity (the borrower verified again since), or of none (stored
+        before reviews were tied to an identity), neither holds nor clears."""
         return tuple(
             r
             for r in rows
@@ -210,13 +211,30 @@ class SanctionsReviews:
             or (r.entry_fingerprint if r.ent_num is None else r.identity_fingerprint) == current
         )
 
+    @staticmethod
+    def _screened(identities: set[str | None], rows: tuple[SanctionsReview, ...], current: str | None) -> bool:
+        """Whether a screening covered the identity on file, ``current`` (``identities``: those the borrower's
+        screening decisions record; ``rows``: the borrower's reviews, each opened by a screening of its identity).
+        Decisions record the identity they screened since migration 0034, so once one does, the identities they name
+        decide: an identity verified since (``POST /me/kyc``) was not screened yet, whatever the clocks of the
+        processes that stored it and the decisions. Decisions recorded before name none: while a borrower has only
+        such, any counts, as before (which identity they screened is not known); so does any decision or review for
+        a borrower with no identity on file."""
+        if current is None:
+            return bool(identities or rows)
+        if any((r.entry_fingerprint if r.ent_num is None else r.identity_fingerprint) == current for r in rows):
+            return True
+        return current in identities if identities - {None} else bool(identities)
+
     def status(self, borrower_id: str, wallet: str) -> ScreeningStatus:
         """What the borrower is told: blocked when ``wallet`` is on the current OFAC address list (it is refused on
         every credit request, and no review is opened for it) or a name hit blocks; held for review while a review
-        stands; not yet screened before any credit request or acceptance screened the borrower; else clear."""
+        stands; not yet screened before a credit request or acceptance screened the identity on file (the borrower's
+        first, or the first since they verified another identity); else clear."""
+        current = self._identity_on_file(borrower_id)
         with self._store.unit_of_work() as uow:
             rows = tuple(uow.reviews.for_borrower(borrower_id))
-            screened = bool(rows) or uow.decisions.any_of_kinds(borrower_id, SCREENING_KINDS)
+            identities = uow.decisions.screened_identities(borrower_id, SCREENING_KINDS)
         # the list as loaded now, whatever its age: a listed wallet is refused however stale the list (fail closed)
         listed = self._compliance.screen.addresses.lookup(normalize_evm_address(wallet))
         if listed:
@@ -226,7 +244,7 @@ class SanctionsReviews:
                 f"your wallet is on the OFAC sanctions list ({programs}); credit cannot be offered to it",
                 rows,
             )
-        standing = self._standing(borrower_id, rows)
+        standing = self._standing(rows, current)
         blocked = [
             r
             for r in standing
@@ -254,11 +272,13 @@ class SanctionsReviews:
                 f"{why} (review {ids}); you can request credit again once a reviewer has cleared it",
                 rows,
             )
-        if not screened:
-            return ScreeningStatus(
-                "not-yet-screened",
-                "your name has not been screened against the OFAC sanctions list yet: it is at your first credit "
-                "request",
-                rows,
+        if not self._screened(identities, rows, current):
+            reason = (
+                "the name and date of birth you verified last have not been screened against the OFAC sanctions list "
+                "yet: they are at your next credit request"
+                if identities or rows
+                else "your name has not been screened against the OFAC sanctions list yet: it is at your first credit "
+                "request"
             )
+            return ScreeningStatus("not-yet-screened", reason, rows)
         return ScreeningStatus("clear", None, rows)

@@ -413,7 +413,8 @@ class SanctionsScreeningOut(BaseModel):
     """The borrower's own view of their sanctions screening: never the listed party's name."""
 
     status: ScreeningState = Field(
-        description="not-yet-screened (no credit request has screened the borrower yet), clear, held-for-review "
+        description="not-yet-screened (no credit request has screened the borrower's identity on file yet: their "
+        "first, or the first since they verified another name or date of birth), clear, held-for-review "
         "(a possible name match or a name not screened in Latin script, being reviewed) or blocked (the wallet is on "
         "the current OFAC address list, or the name matches a listed party)"
     )

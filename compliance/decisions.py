@@ -52,7 +52,8 @@ class DecisionRecord:
     # the review queue likewise; the inputs hash covers the name it is made from.
     unscreened_identity: str | None = field(default=None, compare=False)
     # The identity fingerprint of the name and date of birth screened: the identity the reviews of ``name_hits`` are
-    # about (a reviewer's clearance holds for it only); likewise for the review queue, never hashed or stored here.
+    # about (a reviewer's clearance holds for it only), and the one the borrower's screening status reads as screened.
+    # Stored beside the record (``compliance_decisions.screened_identity``), never in its hashed body.
     screened_identity: str | None = field(default=None, compare=False)
 
     @property
@@ -134,8 +135,9 @@ class DecisionRepository(Protocol):
 
     def for_subject(self, subject_ref: str) -> list[DecisionRecord]: ...
 
-    def any_of_kinds(self, subject_ref: str, kinds: Collection[DecisionKind]) -> bool:
-        """Whether a decision of one of ``kinds`` was recorded about ``subject_ref``."""
+    def screened_identities(self, subject_ref: str, kinds: Collection[DecisionKind]) -> set[str | None]:
+        """The identities (``screened_identity``) the decisions of ``kinds`` about ``subject_ref`` screened: empty
+        when none was recorded; None for a decision that records none (recorded before they were kept)."""
         ...
 
 
@@ -152,5 +154,5 @@ class InMemoryDecisionRepository:
     def for_subject(self, subject_ref: str) -> list[DecisionRecord]:
         return [r for r in self.records.values() if r.subject_ref == subject_ref]
 
-    def any_of_kinds(self, subject_ref: str, kinds: Collection[DecisionKind]) -> bool:
-        return any(r.subject_ref == subject_ref and r.kind in kinds for r in self.records.values())
+    def screened_identities(self, subject_ref: str, kinds: Collection[DecisionKind]) -> set[str | None]:
+        return {r.screened_identity for r in self.records.values() if r.subject_ref == subject_ref and r.kind in kinds}

@@ -62,6 +62,10 @@ class ComplianceDecisionRow(Base):
     # the credit request the decision was made for (its screening and its offers' checks); null for the others and
     # for decisions recorded before it was kept
     request_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    # a screening decision's screened identity (``DecisionRecord.screened_identity``: the keyed fingerprint of the
+    # borrower id, name and date of birth screened), kept beside the record, not in its hashed body; null for other
+    # decisions and for those recorded before it was kept (migration 0034)
+    screened_identity: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_compliance_decisions_decided_at_decision_id", "decided_at", "decision_id"),)
 
@@ -105,6 +109,7 @@ def _decision_columns(record: DecisionRecord, record_hash: str, request_id: str 
         "record_hash": record_hash,
         "decided_at": record.decided_at,
         "pii_sealed": record.pii_sealed,
+        "screened_identity": record.screened_identity,
     }
 
 
@@ -163,6 +168,7 @@ class SqlDecisionRepository:
             row.inputs_hash,
             row.decided_at,
             row.pii_sealed,
+            screened_identity=row.screened_identity,
         )
 
     def get(self, decision_id: str) -> DecisionRecord | None:
@@ -181,16 +187,16 @@ class SqlDecisionRepository:
         )
         return [self._record(row) for row in rows]
 
-    def any_of_kinds(self, subject_ref: str, kinds: Collection[DecisionKind]) -> bool:
-        found = self.session.scalar(
-            select(ComplianceDecisionRow.decision_id)
+    def screened_identities(self, subject_ref: str, kinds: Collection[DecisionKind]) -> set[str | None]:
+        found = self.session.scalars(
+            select(ComplianceDecisionRow.screened_identity)
             .where(
                 ComplianceDecisionRow.subject_ref == subject_ref,
                 ComplianceDecisionRow.kind.in_([kind.value for kind in kinds]),
             )
-            .limit(1)
+            .distinct()
         )
-        return found is not None
+        return set(found)
 
 
 class SqlKycRepository:

@@ -91,6 +91,26 @@ def test_a_borrower_reads_not_yet_screened_until_a_credit_request_screens_it(pla
     assert screening == {"status": "clear", "reason": None, "reviews": []}
 
 
+def test_an_identity_verified_again_reads_not_yet_screened_until_a_credit_request_screens_it(
+    platform: RunningPlatform,
+) -> None:
+    """Re-verified with another name (POST /me/kyc), the borrower read "clear" though no screening had seen the new
+    name; a screening decision now keeps the identity it screened."""
+    key = platform.onboard(Account.create().address, kyc=passport_kyc("US-FL", first="Ada", last="Lovelace"))
+    assert _post(platform, key).status_code == 201
+    with platform.client(key) as client:
+        assert client.get("/v1/borrowers/me").json()["sanctions_screening"]["status"] == "clear"
+        submitted = client.post("/v1/borrowers/me/kyc", json=passport_kyc("US-FL", first="Ada", last="Byron"))
+        assert submitted.status_code == 200, submitted.text
+        assert kyc_verdict(client, key)["state"] == "approved"
+        renamed = client.get("/v1/borrowers/me").json()["sanctions_screening"]
+        assert (renamed["status"], renamed["reviews"]) == ("not-yet-screened", [])
+        assert "verified last" in renamed["reason"]
+    assert _post(platform, key).status_code == 201
+    with platform.client(key) as client:
+        assert client.get("/v1/borrowers/me").json()["sanctions_screening"]["status"] == "clear"
+
+
 def test_without_kyc_the_request_is_refused(platform: RunningPlatform) -> None:
     with platform.client(platform.admin_key) as admin:
         key = admin.post("/v1/borrowers", json={"wallet_address": Account.create().address, "jurisdiction": "US-FL"})

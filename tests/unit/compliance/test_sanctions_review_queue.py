@@ -106,6 +106,44 @@ def test_a_borrower_no_credit_request_screened_is_not_yet_screened_then_clear(se
     assert queue.status("b2", WALLET).status == "not-yet-screened"  # another borrower's screening
 
 
+def test_an_identity_verified_since_the_last_screening_is_not_yet_screened(service: ComplianceService) -> None:
+    """The borrower re-verifies (POST /me/kyc) with another name or date of birth: no screening decision covered it
+    until the next credit request screens it, whatever the decisions' times; a screening records its identity."""
+    queue, store = _queue(service)
+    verified = replace(HELD_NAME, first_name="Jane", last_name="Roe")
+    _with_file(queue, verified)
+    screened = service.screen_acceptance(_file(verified).facts(), "quote-1")
+    assert screened.outcome is Outcome.ALLOW
+    assert screened.screened_identity == service.identity_fingerprint(_file(verified).facts())
+    store.tables.decisions.add(screened)
+    assert queue.status("b1", WALLET).status == "clear"
+
+    reverified = replace(verified, date_of_birth=date(1990, 5, 5))
+    _with_file(queue, reverified)
+    unscreened = queue.status("b1", WALLET)
+    assert unscreened.status == "not-yet-screened"
+    assert unscreened.reason is not None
+    assert "verified last" in unscreened.reason
+    store.tables.decisions.add(replace(screened, decided_at=NOW + timedelta(days=1)))  # later, the old identity
+    assert queue.status("b1", WALLET).status == "not-yet-screened"
+
+    store.tables.decisions.add(service.screen_acceptance(_file(reverified).facts(), "quote-2"))  # the next one
+    assert queue.status("b1", WALLET).status == "clear"
+    _with_file(queue, HELD_NAME)  # an identity no screening covered
+    assert queue.status("b1", WALLET).status == "not-yet-screened"
+
+
+def test_decisions_recorded_before_they_named_an_identity_count_until_one_does(service: ComplianceService) -> None:
+    """A decision recorded before 0034 names no identity: while the borrower has only such, it counts as before; the
+    first one naming an identity decides from then on."""
+    queue, store = _queue(service)
+    _with_file(queue, HELD_NAME)
+    store.tables.decisions.add(decide(DecisionKind.CREDIT_REQUEST, "b1", {}, [], {}, NOW))  # no identity recorded
+    assert queue.status("b1", WALLET).status == "clear"
+    store.tables.decisions.add(decide(DecisionKind.ACCEPTANCE, "b1", {}, [], {}, NOW, screened_identity="another"))
+    assert queue.status("b1", WALLET).status == "not-yet-screened"
+
+
 @pytest.mark.parametrize("form", [SANCTIONED, SANCTIONED.lower()])
 def test_a_wallet_on_the_address_list_is_blocked_though_no_review_names_it(
     service: ComplianceService, form: str
@@ -213,9 +251,13 @@ def _unscreened(
     return replace(review, program=None, score=None, outcome="not-screened", kind="name-not-screened", **changes)  # type: ignore[arg-type]
 
 
+def _file(identity: IdentityProfile | None) -> BorrowerFile:
+    return BorrowerFile("b1", WALLET, "US-FL", identity, None, CreditProfile())  # type: ignore[arg-type]
+
+
 def _with_file(queue: SanctionsReviews, identity: IdentityProfile | None) -> None:
     files: _Files = queue._borrowers  # type: ignore[assignment]
-    files.files["b1"] = BorrowerFile("b1", WALLET, "US-FL", identity, None, CreditProfile())  # type: ignore[arg-type]
+    files.files["b1"] = _file(identity)
 
 
 def test_a_name_not_screened_is_reviewed_as_the_identity_it_was_screened_with(service: ComplianceService) -> None:
@@ -254,7 +296,8 @@ def test_a_confirmed_name_not_screened_blocks_that_identity_only(service: Compli
 
     renamed = replace(CYRILLIC, last_name="Кадиров")  # verified again as someone else: another identity
     _with_file(queue, renamed)
-    assert queue.status("b1", WALLET).status == "clear"  # the verdict was on the other identity: nothing stands
+    # the verdict was on the other identity: nothing stands, and no screening has covered this one yet
+    assert queue.status("b1", WALLET).status == "not-yet-screened"
     assert queue.evidence("r1").entry_changed
     _with_file(queue, None)  # erased
     assert queue.evidence("r1").entry_changed
