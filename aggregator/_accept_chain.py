@@ -27,6 +27,7 @@ from chain.errors import ChainError, TransactionDropped, TransactionRejected, Tr
 from chain.events import EventDecoder
 from chain.relay import estimate_gas
 from chain.transactions import Call, Receipt
+from contracts.typed_data import UNRECOVERABLE
 
 #: an intent that ended so can no longer be mined
 TERMINAL_CHAIN_ERRORS = (TransactionReverted, TransactionRejected, TransactionDropped)
@@ -47,12 +48,14 @@ def signed_by_borrower(quote: QuoteView, signature: bytes) -> bool:
     chain); False sends the accept to ``verify_acceptance``, which asks for the borrower's code."""
     try:
         return bool(_acceptance_signer(quote, signature) == quote.offer["borrower"])
-    except ValueError:
+    except UNRECOVERABLE:
         return False
 
 
 def _acceptance_signer(quote: QuoteView, signature: bytes) -> str:
-    """The address whose key signed the EIP-712 acceptance of ``quote`` (ValueError: a malformed signature)."""
+    """The address whose key signed the EIP-712 acceptance of ``quote`` (``UNRECOVERABLE``: no key's signature)."""
+    if len(signature) != 65:
+        raise ValueError(f"{len(signature)} bytes: a key's signature has 65")
     document = encode_typed_data(full_message=acceptance_document(quote))
     return str(Account.recover_message(document, signature=signature))
 
@@ -64,10 +67,10 @@ async def verify_acceptance(chain: ChainRuntime, quote: QuoteView, signature: by
     borrower = quote.offer["borrower"]
     try:
         signer = _acceptance_signer(quote, signature)
-    except ValueError as err:
+    except UNRECOVERABLE as err:
         if await chain.w3.eth.get_code(borrower):
             return
-        raise InvalidAcceptance(f"acceptance signature is malformed: {err}") from err
+        raise InvalidAcceptance(f"acceptance signature recovers no signer: {err}") from err
     if signer != borrower and not await chain.w3.eth.get_code(borrower):
         raise InvalidAcceptance(f"acceptance is signed by {signer}, not by the borrower {borrower}")
 

@@ -45,6 +45,7 @@ from chain.transactions import Call
 from compliance.tila.disclosure import single_payment_interest
 from contracts.typed_data import (
     REPAY_ALL,
+    UNRECOVERABLE,
     Permit,
     Repayment,
     recover,
@@ -181,10 +182,13 @@ class RepaymentService:
         needed: int,
     ) -> None:
         if len(signed.signature) == 65:
+            signer: str
             try:
                 signer = recover(repayment_typed_data(chain.aggregator_domain, repayment), signed.signature)
-            except ValueError as err:  # a v byte that is no recovery id, an s out of range
-                raise InvalidRepayment("signature", f"recovers no signer: {err}") from err
+            except UNRECOVERABLE as err:  # no key's signature: an ERC-1271 wallet's is the contract's to judge
+                if not await _is_contract(chain, borrower):
+                    raise InvalidRepayment("signature", f"recovers no signer: {err}") from err
+                signer = borrower
             if signer != borrower and not await _is_contract(chain, borrower):
                 raise InvalidRepayment("signature", f"recovers {signer}, not the loan's borrower {borrower}")
         token: Any = chain.w3.eth.contract(

@@ -12,8 +12,10 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
+from eth_keys.exceptions import BadSignature
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
+from eth_utils.exceptions import ValidationError
 
 from chain.eip712 import typed_data_digest
 
@@ -291,6 +293,12 @@ def sign(typed_data: dict[str, Any], private_key: bytes | str) -> bytes:
     """A 65-byte ``r ‖ s ‖ v`` signature over the typed data with a local key."""
     signed = Account.sign_message(_signable(typed_data), private_key)
     return bytes(signed.signature)
+
+
+#: what recovering a signature raises for one no key made: a v byte that is no recovery id, an s out of range
+#: (``ValueError``), r or s zero (``BadSignature``), a length other than 65 bytes (eth-utils' ``ValidationError``) —
+#: all signatures an ERC-1271 wallet may send (a Safe's of several owners, its approved-hash form)
+UNRECOVERABLE = (ValueError, BadSignature, ValidationError)
 
 
 def recover(typed_data: dict[str, Any], signature: bytes) -> ChecksumAddress:

@@ -266,3 +266,20 @@ def test_an_acceptance_is_taken_as_the_borrowers_without_the_chain_only_when_its
     assert signed_by_borrower(quote, bytes.fromhex(sign_acceptance(borrower, document).removeprefix("0x")))
     assert not signed_by_borrower(quote, bytes.fromhex(sign_acceptance(stranger, document).removeprefix("0x")))
     assert not signed_by_borrower(quote, b"\x01" * 65)  # malformed: left to verify_acceptance and the chain
+
+
+async def test_a_contract_wallets_signature_no_key_made_is_left_to_the_chain_never_a_500() -> None:
+    """A Safe of two owners signs with 130 bytes, and its approved-hash form is 65 bytes with r and s zero: eth-account
+    raises its own errors for both (not ValueError), which escaped as a bare 500. Such a signature is no key's: not
+    the borrower's key, left to the contract (ERC-1271) when the borrower's address holds code, refused when not."""
+    borrower = Account.create()
+    quote = _quote(borrower.address)
+    own = bytes.fromhex(sign_acceptance(borrower, acceptance_document(quote)).removeprefix("0x"))
+    two_owners, approved_hash = own + own, bytes(64) + b"\x01"
+    for signature in (two_owners, approved_hash):
+        assert not signed_by_borrower(quote, signature)
+        wallet = CodeCounter(code=b"\x60\x80")
+        await verify_acceptance(cast(ChainRuntime, wallet), quote, signature)
+        assert wallet.asked == 1
+        with pytest.raises(InvalidAcceptance, match="recovers no signer"):
+            await verify_acceptance(cast(ChainRuntime, CodeCounter()), quote, signature)

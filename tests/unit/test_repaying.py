@@ -179,3 +179,14 @@ async def test_a_repayment_not_mined_within_the_wait_is_answered_as_submitted() 
     outcome = await _service(chain, receipts).repay("alice", "l1", _signed("1"))
     assert (outcome.status, outcome.tx_hash) == ("submitted", "0x" + f"{1:064x}")
     assert receipts.recorded == []  # the ledger records it from the chain when it is mined
+
+
+async def test_a_repayment_signature_no_key_made_is_refused_as_a_repayment_and_left_to_a_contract_wallet() -> None:
+    """r and s zero (eth-keys' BadSignature, not a ValueError) escaped to the acceptance's handler: a 422 titled
+    "The acceptance signature does not verify" for a repayment. It is the repayment's invalid signature now, and a
+    contract wallet's (ERC-1271, an approved-hash signature) is the contract's to judge."""
+    chain, receipts = FakeChain(owed=(5 * USDC, 0), allowance=5 * USDC), FakeReceipts()
+    zeros = replace(_signed("1"), signature=bytes(64) + b"\x1b")
+    with pytest.raises(InvalidRepayment, match="recovers no signer"):
+        await _service(chain, receipts).repay("alice", "l1", zeros)
+    assert chain.transactions.sent == {}
