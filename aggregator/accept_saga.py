@@ -212,6 +212,11 @@ class AcceptRepository(Protocol):
         supersede the request's other offered quotes and write ``record``; LockRefused if any CAS fails."""
         ...
 
+    def withdraw(self, quote_id: str) -> None:
+        """The quote ``offered`` → ``withdrawn``: its lender left before it could be accepted (``lock`` refused it
+        as withdrawn, and its unit of work was rolled back)."""
+        ...
+
     def exposure(self, borrower_id: str, excluding_quote: str) -> Exposure:
         """Open principal of the borrower: outstanding principal of its active and defaulted loans, plus accepts
         in flight (locks the borrower's row on PostgreSQL, so exposure checks of one borrower run one at a
@@ -338,6 +343,10 @@ class InMemoryAcceptRepository:
             if other.request_id == quote.request_id and other.id != quote.id and other.status == "offered":
                 self._set_quote(other.id, "superseded")
         self.tables.records[quote.id] = record
+
+    def withdraw(self, quote_id: str) -> None:
+        if self.tables.quotes[quote_id].status == "offered":
+            self._set_quote(quote_id, WITHDRAWN)
 
     def exposure(self, borrower_id: str, excluding_quote: str) -> Exposure:
         totals: dict[str, int] = {}

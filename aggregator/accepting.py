@@ -277,7 +277,8 @@ class AcceptanceService:
                     raise QuoteSuperseded(quote.id) from None
                 if refused.status == "accepting":
                     raise AcceptInProgress(quote.id, "this quote is being accepted") from None
-                if refused.status == WITHDRAWN:  # by its lender since it was read
+                if refused.status == WITHDRAWN:  # by its lender since it was read, or its lender left
+                    self._withdraw(quote.id)
                     raise QuoteWithdrawn(quote.id, quote.provider_id) from None
                 raise QuoteNotAcceptable(quote.id, refused.status) from None
             exposure = uow.accepts.exposure(quote.borrower_id, excluding_quote=quote.id)
@@ -285,6 +286,13 @@ class AcceptanceService:
             uow.accepts.record_screening(screening)
             uow.commit()
         return record
+
+    def _withdraw(self, quote_id: str) -> None:
+        """Show a quote the lock refused as withdrawn so (a quote written after its lender was deregistered, which
+        the deregistration could not withdraw): ``offered`` no longer, never ranked for an accept again."""
+        with self._store.unit_of_work() as uow:
+            uow.accepts.withdraw(quote_id)
+            uow.commit()
 
     async def _drive_new(self, quote: QuoteView, record: AcceptRecord, call: Call) -> Accepted | None:
         # the lock persisted the screening and the simulation's outcome with it

@@ -228,6 +228,9 @@ class SqlAcceptRepository:
         # written whole, a cancelled accept retried included (same row, next attempt)
         self.session.execute(_UPSERT_RECORD[self.session.get_bind().dialect.name], _values(record))
 
+    def withdraw(self, quote_id: str) -> None:
+        self._cas_quote(quote_id, "offered", WITHDRAWN)
+
     def exposure(self, borrower_id: str, excluding_quote: str) -> Exposure:
         # Lock the borrower's row: two accepts of one borrower's different requests check exposure one at a time
         # (its loans read in the same statement).

@@ -144,6 +144,10 @@ async def test_a_deregistered_lender_stops_quoting_only(sim: str, database: Data
                     uow.accepts.lock(late_view, _record(late_view, datetime.now(UTC)))
             assert refused.value.status == "withdrawn"
             assert _statuses(database, late) == ["offered"], "nothing written by the refused lock"
+            with SqlAcceptStore(database).unit_of_work() as uow:  # what the accept does next, then answers 409
+                uow.accepts.withdraw(late)
+                uow.commit()
+            assert _statuses(database, late) == ["withdrawn"], "shown withdrawn, no longer offered"
             listed = (await api.get("/v1/providers", headers=admin)).json()["providers"]
             assert [(p["provider_id"], p["deregistered"]) for p in listed] == [(LENDER, True)]
 
