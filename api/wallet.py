@@ -6,7 +6,7 @@ a permit the borrower needs no ETH for gas: the platform relays ``openLoanWithPe
 from __future__ import annotations
 
 import time
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -22,6 +22,10 @@ from contracts.typed_data import REPAY_ALL, Domain, Repayment
 #: a "max" repayment's permit covers what is owed now plus this share (basis points) for the interest until it is
 #: mined; what is left of it stays as an allowance only a signed Repayment can spend
 MAX_PERMIT_MARGIN_BPS = 100
+#: how long an accept or a repayment is waited for: the API waits up to ``CREDITMESH_ACCEPT_WAIT_SECONDS`` (at most
+#: 600) for the chain to confirm before it answers, so a shorter wait here reported an accept still under way as an
+#: API that cannot be reached
+API_WAIT_SECONDS = 630.0
 
 
 def sign_acceptance(account: LocalAccount, document: dict[str, Any]) -> str:
@@ -71,7 +75,7 @@ def accept_quote(account: LocalAccount, api_url: str, api_key: str, quote_id: st
     """Fetch the quote, sign a permit of its collateral to the CreditAggregator (or approve it, for a token without
     permit), sign the acceptance and post both."""
     headers = {"X-API-Key": api_key}
-    with httpx.Client(base_url=api_url, headers=headers, timeout=60) as client:
+    with httpx.Client(base_url=api_url, headers=headers, timeout=API_WAIT_SECONDS) as client:
         quote = client.get(f"/v1/quotes/{quote_id}").raise_for_status().json()
         offer = quote["offer"]
         token, amount = offer["collateralAsset"], int(offer["collateralAmount"])
@@ -88,6 +92,17 @@ def accept_quote(account: LocalAccount, api_url: str, api_key: str, quote_id: st
         return body
 
 
+def _amount(text: str) -> Decimal:
+    """A repayment's amount as typed (``100.50``); ``SystemExit`` with one line for anything else."""
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise SystemExit(f"{text!r} is not an amount: a decimal like 100.50, or max") from None
+    if not amount.is_finite() or amount <= 0:
+        raise SystemExit(f"{text!r} is not an amount: a decimal above 0, like 100.50, or max")
+    return amount
+
+
 def _next_repayment_nonce(aggregator: Any, borrower: str, loan_ref: int) -> int:
     """The first unused nonce of ``loan_ref``'s word (nonce = loan id × 256 + k): a loan's repayments share one
     bitmap word, so only its first costs a fresh storage slot."""
@@ -102,6 +117,8 @@ def signed_repayment(account: LocalAccount, loan: dict[str, Any], amount: str, r
     """The body of ``POST /v1/loans/{id}/repayments`` for ``loan`` (as ``GET /v1/loans/{id}`` shows it): a signed
     ``Repayment`` of ``amount`` (decimal in the loan asset's units, or ``"max"``) and a permit of the debt asset
     covering it (for ``"max"``: what is owed now plus ``MAX_PERMIT_MARGIN_BPS``)."""
+    if amount != "max":
+        _amount(amount)  # refused before any chain is asked
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     contract = to_checksum_address(loan["contract"])
     aggregator = w3.eth.contract(address=contract, abi=load_artifact("CreditAggregator").abi)
@@ -113,7 +130,7 @@ def signed_repayment(account: LocalAccount, loan: dict[str, Any], amount: str, r
         owed = principal + interest
         signed_amount, allowance = REPAY_ALL, owed + owed * MAX_PERMIT_MARGIN_BPS // 10_000 + 1
     else:
-        scaled = Decimal(amount) * 10 ** int(erc20.functions.decimals().call())
+        scaled = _amount(amount) * 10 ** int(erc20.functions.decimals().call())
         if scaled != scaled.to_integral_value():
             raise SystemExit(f"{amount} has more decimals than the loan's asset")
         signed_amount = allowance = int(scaled)
@@ -133,7 +150,7 @@ def repay_loan(
 ) -> dict[str, Any]:
     """Sign a repayment of ``amount`` and a permit (``signed_repayment``) and post them: the platform relays
     ``repayWithPermit``, the borrower pays no gas."""
-    with httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=180) as client:
+    with httpx.Client(base_url=api_url, headers={"X-API-Key": api_key}, timeout=API_WAIT_SECONDS) as client:
         loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
         response = client.post(f"/v1/loans/{loan_id}/repayments", json=signed_repayment(account, loan, amount, rpc_url))
         body: dict[str, Any] = response.json()

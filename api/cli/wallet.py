@@ -23,6 +23,11 @@ def cmd_wallet(args: argparse.Namespace) -> None:
         _wallet(args)
     except httpx.HTTPStatusError as err:
         raise SystemExit(f"{err.request.method} {err.request.url}: {_problem(err.response)}") from err
+    except httpx.ReadTimeout as err:  # the request reached the API, which is still at it (a chain slow to confirm)
+        raise SystemExit(
+            f"the API at {args.api_url} did not answer in time: what was asked may still be under way; look at the "
+            "quote or loan before asking again"
+        ) from err
     except httpx.TransportError as err:
         raise SystemExit(f"cannot reach the API at {args.api_url}: {err or type(err).__name__}") from err
     except (ChainError, Web3Exception, OSError, ValueError, KeyError) as err:

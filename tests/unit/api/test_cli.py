@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from eth_account import Account
 
 from api.cli import admin, build_parser, main, run, serve, wallet
 from api.local_platform import ServicePortTaken
 from api.settings import Settings
+from api.wallet import signed_repayment
 from chain.signers import LocalSigner
 
 pytestmark = pytest.mark.unit
@@ -242,3 +244,12 @@ def test_an_operation_id_and_a_salt_in_any_case_are_read_in_lower_case() -> None
     parser = build_parser(["admin"])
     assert parser.parse_args(["admin", "execute", mixed]).operation_id == mixed.lower()
     assert parser.parse_args(["admin", "propose", "grace-period", "1", "--salt", mixed]).salt == mixed.lower()
+
+
+@pytest.mark.parametrize("amount", ["1,5", "abc", "0", "-2", "NaN", "Infinity"])
+def test_a_repayment_amount_that_is_no_amount_is_one_line_before_any_chain_is_asked(amount: str) -> None:
+    """``Decimal("1,5")`` raised InvalidOperation (an ArithmeticError the command does not catch): a traceback."""
+    account = Account.create()
+    loan = {"contract": "0x" + "11" * 20, "onchain_loan_id": "1", "chain_id": 31337}
+    with pytest.raises(SystemExit, match="is not an amount"):
+        signed_repayment(account, loan, amount, "http://127.0.0.1:9")  # nothing listens: never asked
