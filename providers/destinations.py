@@ -73,13 +73,13 @@ def check_url_shape(value: str) -> httpx.URL:
 
 
 def check_https(what: str, url: str) -> None:
-    """Refuse a plain ``http://`` lender URL (production): the quotes and the borrower's request data would cross
-    the network unencrypted, and an on-path attacker could answer for the lender (the HMAC signs the body, not the
-    connection)."""
+    """Refuse a plain ``http://`` URL the platform sends to (production): a lender's (the quotes and the borrower's
+    request data would cross the network unencrypted, and an on-path attacker could answer for the lender: the HMAC
+    signs the body, not the connection) or a webhook's (a borrower's loans and payments, readable on the path)."""
     if urlsplit(url).scheme.lower() != "https":
         raise ValueError(
             f"{what} must be an https:// URL in production (CREDITMESH_ENVIRONMENT=production), not {url!r}: plain "
-            "http:// carries the borrower's request data and the lender's offers unencrypted"
+            "http:// carries what is sent to it unencrypted"
         )
 
 

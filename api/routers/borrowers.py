@@ -33,7 +33,7 @@ from api.schemas import (
 from compliance.kyc import IdentityDocument, IdentityProfile, KycStatus
 from compliance.pii import Masked
 from providers._exceptions import DestinationRefused
-from providers.destinations import DestinationGuard, check_url_shape
+from providers.destinations import DestinationGuard, check_https, check_url_shape
 from providers.secrets import SecretBox
 from risk.profile import CreditProfile
 from risk.velocity import check_kyc_submissions, record_kyc_submission
@@ -173,9 +173,12 @@ async def set_webhook(body: WebhookIn, borrower: CurrentBorrowerAccount, platfor
     ``loan.defaulted``, ``loan.liquidated``, ``loan.cancelled`` (a loan its lender never funded, cancelled on-chain:
     the collateral is back), ``loan.closed``, ``loan.written_off``, and ``loan.event_retracted`` when a reorg removed a
     fact already reported): signed POSTs, delivered at least once, in order per
-    loan (docs/provider-quote-protocol.yaml, "Loan events"). Answers a new signing secret, shown once."""
+    loan (docs/provider-quote-protocol.yaml, "Loan events"). Answers a new signing secret, shown once. In production
+    the URL must be https://."""
     try:
         check_url_shape(body.url)
+        if platform.settings.environment == "production":
+            check_https("url", body.url)
         await DestinationGuard(platform.settings.resolved_outbound_allowed_networks).check(body.url)
     except (ValueError, DestinationRefused) as err:
         raise HTTPException(422, f"url: {err}") from err

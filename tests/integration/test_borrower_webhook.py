@@ -76,3 +76,36 @@ async def test_a_borrower_sets_reads_and_deletes_its_webhook(tmp_path: Path) -> 
                 assert destinations.resolve(SqlRecipientDirectory(uow.session), recipient) is None
     finally:
         database.dispose()
+
+
+async def test_production_takes_a_borrowers_webhook_on_https_only(tmp_path: Path) -> None:
+    """A borrower's loan events name its loans and payments: in production a plain http:// URL is refused (422), as
+    lenders' URLs are; an https:// one passes that rule."""
+    database = Database(f"sqlite:///{tmp_path / 'borrowers.db'}")
+    database.migrate()
+    borrower_id = str(uuid.uuid4())
+    with database.unit_of_work() as uow:
+        uow.session.add(
+            BorrowerRow(
+                id=borrower_id, wallet_address="0x" + "13" * 20, jurisdiction="US-NY", created_at=datetime.now(UTC)
+            )
+        )
+        uow.commit()
+    settings = Settings().model_copy(update={"environment": "production"})
+    app = FastAPI()
+    problems.install(app)
+    app.include_router(borrowers_router.router)
+    app.state.platform = SimpleNamespace(database=database, settings=settings)
+    app.dependency_overrides[get_borrower_account] = lambda: SimpleNamespace(account=SimpleNamespace(id=borrower_id))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+            refused = await client.put("/v1/borrowers/me/webhook", json={"url": "http://127.0.0.1:8999/loan-events"})
+            assert refused.status_code == 422, refused.text
+            assert "must be an https:// URL in production" in refused.json()["detail"]
+            # https:// passes the rule and reaches the address guard (production allows no loopback)
+            guarded = await client.put("/v1/borrowers/me/webhook", json={"url": "https://127.0.0.1:8999/loan-events"})
+            assert guarded.status_code == 422, guarded.text
+            assert "https://" not in guarded.json()["detail"]
+            assert "loopback" in guarded.json()["detail"]
+    finally:
+        database.dispose()
