@@ -18,6 +18,7 @@ from api.deps import AdminPrincipal, PlatformDep
 from api.idempotency import Idempotent
 from api.input_types import AwareRfc3339DateTime
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
+from providers.registry import ProviderRegistry
 from store.borrowers import SqlBorrowerStore
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
@@ -106,6 +107,10 @@ def _check_subject(platform: Platform, role: Role, subject_id: str | None) -> No
         raise UnknownSubject(f"no borrower {subject_id!r}")
     if role is Role.PROVIDER and subject_id not in platform.providers:
         raise UnknownSubject(f"no provider {subject_id!r}")
+    registry = platform.providers
+    if role is Role.PROVIDER and isinstance(registry, ProviderRegistry) and registry.deregistered(subject_id):
+        # its keys were revoked with the deregistration: a new one comes with registering it again
+        raise UnknownSubject(f"provider {subject_id!r} was deregistered: register it again (POST /v1/providers)")
 
 
 class UnknownSubject(auth.ApiKeyError):

@@ -21,6 +21,7 @@ from sqlalchemy import update
 from aggregator._accept_lender import LenderPhases
 from aggregator.accept_saga import AcceptRecord, AcceptStep, LockRefused, QuoteView
 from api.auth import Role, ensure_key
+from api.routers import api_keys
 from api.workers import lender_funding
 from providers.destinations import PinnedTransport
 from providers.models import FundingState
@@ -108,6 +109,7 @@ async def test_a_deregistered_lender_stops_quoting_only(sim: str, database: Data
     async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
         registry = stored_registry(database, http)
         app = providers_api(registry, database)
+        app.include_router(api_keys.router)
         app.state.platform.chains, app.state.platform.assets = {}, None
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as api:
             created = await api.post("/v1/providers", json=registration(sim), headers=admin)
@@ -133,6 +135,12 @@ async def test_a_deregistered_lender_stops_quoting_only(sim: str, database: Data
                 "offered",
             ], "its acceptable quotes withdrawn with the deregistration; an accept under way goes on"
             assert registry.adapters() == [], "it no longer quotes"
+            # its keys were revoked with it: none is issued to it again until it is registered again
+            issued = await api.post(
+                "/v1/api-keys", json={"role": "provider", "subject_id": LENDER, "label": "again"}, headers=admin
+            )
+            assert issued.status_code == 404, issued.text
+            assert "was deregistered: register it again" in issued.json()["detail"]
 
             # a quote written after the deregistration (a fan-out under way then, a process yet to see it) is
             # refused at accept as the withdrawn ones are
