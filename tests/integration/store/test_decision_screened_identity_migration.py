@@ -4,19 +4,16 @@ through the ORM and the credit request's bulk insert alike, outside the hashed b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from compliance.decisions import DecisionKind, decide
 from store.compliance import SqlDecisionRepository
-from store.db import MIGRATIONS_DIR, Database
+from store.db import Database
+from tests.support.migrations import upgrade
 
 pytestmark = pytest.mark.integration
 
@@ -24,24 +21,10 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 SCREENING = (DecisionKind.CREDIT_REQUEST, DecisionKind.ACCEPTANCE)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'creditmesh.db'}")
-    else:
-        schema: Callable[[str], str] = request.getfixturevalue("postgres_schema")
-        database = Database(schema("decision_screened_identity"))
-    yield database
-    database.dispose()
-
-
 def test_a_screening_decision_keeps_the_identity_it_screened_outside_its_hash(fresh: Database) -> None:
     before = decide(DecisionKind.CREDIT_REQUEST, "b-1", {"fullName": "Jane Roe"}, [], {"rules": "1"}, AT)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with fresh.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0033_review_hit_identity")
+        upgrade(connection, "0033_review_hit_identity")
         connection.execute(
             text(
                 "INSERT INTO compliance_decisions (decision_id, kind, subject_ref, outcome, reasons, versions, "
@@ -50,7 +33,7 @@ def test_a_screening_decision_keeps_the_identity_it_screened_outside_its_hash(fr
             ),
             {"id": before.decision_id, "inputs": before.inputs_hash, "record": before.record_hash(), "at": AT},
         )
-        command.upgrade(config, "head")
+        upgrade(connection, "head")
 
     screened = decide(DecisionKind.ACCEPTANCE, "b-1", {}, [], {}, AT, screened_identity="a" * 64)
     bulk = decide(DecisionKind.CREDIT_REQUEST, "b-1", {}, [], {}, AT, screened_identity="b" * 64)

@@ -4,32 +4,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import select, text
 
 from store.aggregator import QuoteRow, of_offer
-from store.db import MIGRATIONS_DIR, Database
+from store.db import Database
+from tests.support.migrations import upgrade
 
 pytestmark = pytest.mark.integration
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'creditmesh.db'}")
-    else:
-        schema: Callable[[str], str] = request.getfixturevalue("postgres_schema")
-        database = Database(schema("quote_provider_ref"))
-    yield database
-    database.dispose()
 
 
 def _insert_quote(connection: object, quote_id: str, provider_id: str, offer: dict[str, object]) -> None:
@@ -52,11 +38,8 @@ def _insert_quote(connection: object, quote_id: str, provider_id: str, offer: di
 
 
 def test_quotes_stored_before_0032_are_found_by_their_lender_s_reference(fresh: Database) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with fresh.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0031_identity_kyc_applicant")
+        upgrade(connection, "0031_identity_kyc_applicant")
         connection.execute(
             text(
                 "INSERT INTO borrowers (id, wallet_address, jurisdiction, created_at) "

@@ -5,33 +5,19 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from compliance.sanctions.review import PriorReview, ReviewState
-from store.db import MIGRATIONS_DIR, Database
+from store.db import Database
 from store.sanctions_reviews import SqlSanctionsReviewRepository
+from tests.support.migrations import upgrade
 
 pytestmark = pytest.mark.integration
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'creditmesh.db'}")
-    else:
-        schema: Callable[[str], str] = request.getfixturevalue("postgres_schema")
-        database = Database(schema("review_hit_identity"))
-    yield database
-    database.dispose()
 
 
 def _insert(connection: object, review_id: str, ent_num: int | None, fingerprint: str, state: str) -> None:
@@ -53,15 +39,12 @@ def _insert(connection: object, review_id: str, ent_num: int | None, fingerprint
 
 
 def test_reviews_stored_before_0033_keep_no_identity_and_clear_nothing(fresh: Database) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with fresh.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0032_quote_provider_ref")
+        upgrade(connection, "0032_quote_provider_ref")
         _insert(connection, "r-cleared", 7, "f7", "cleared")
         _insert(connection, "r-confirmed", 8, "f8", "confirmed")
         _insert(connection, "r-identity", None, "i" * 64, "cleared")
-        command.upgrade(config, "head")
+        upgrade(connection, "head")
         _insert(connection, "r-pending", 7, "f7", "pending")  # no identity either: the old key would refuse it
         connection.execute(text("UPDATE sanctions_reviews SET identity_fingerprint = 'new' WHERE id = 'r-pending'"))
     with fresh.unit_of_work() as uow:
