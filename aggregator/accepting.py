@@ -170,7 +170,9 @@ class AcceptanceService:
         if isinstance(opening, Accepted):
             return _funded(opening)
         quote, previous, signature, screening = opening
-        chain = self._chains[quote.chain_name]
+        chain = self._chains.get(quote.chain_name)
+        if chain is None:  # quoted on a chain the platform no longer serves (the chains file changed since)
+            raise QuoteNotAcceptable(quote.id, f"on {quote.chain_name}, a chain this platform no longer serves,")
         if screening is None:  # not signed by the borrower's key, or a permit to check: the chain is asked first
             await verify_acceptance(chain, quote, signature)
             if permit is not None:  # refused here, naming what is wrong, rather than by the chain after the lock

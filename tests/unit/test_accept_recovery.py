@@ -31,7 +31,7 @@ from aggregator.accept_saga import (
 from aggregator.accepting import RELAY_TIMEOUT, AcceptanceService
 from aggregator.assets import AssetRegistry
 from aggregator.borrowers import BorrowerFile
-from aggregator.errors import AcceptInProgress, FundingFailed, ProviderRefused
+from aggregator.errors import AcceptInProgress, FundingFailed, ProviderRefused, QuoteNotAcceptable
 from aggregator.exposure import ExposureLimits
 from aggregator.loans import InMemoryLoanStore
 from aggregator.platform import ChainRuntime
@@ -448,3 +448,32 @@ async def test_the_lenders_report_of_a_failed_funding_stands_against_its_later_a
     assert (failed.value.quote_id, failed.value.loan_id) == ("q1", "loan-1")
     assert failed.value.reason == "sim-bank reported that funding the loan failed"
     assert "frozen" not in str(failed.value), "the lender's own words are for the operator"
+
+
+async def test_a_quote_on_a_chain_no_longer_served_is_refused_not_a_500() -> None:
+    """A quote made before the chains file dropped its chain: the accept looked the chain up by name (KeyError, a
+    bare 500); it is a quote that cannot be accepted (409), and nothing is locked."""
+    store, clock = InMemoryAcceptStore(), Clock()
+    signed_offer = {  # every field the acceptance's typed data names
+        "providerId": "0x" + "11" * 32,
+        "pool": "0x" + "22" * 20,
+        "borrower": "0x" + "12" * 20,
+        "asset": "0x" + "33" * 20,
+        "principal": "100000000",
+        "rateBps": 900,
+        "term": 2_592_000,
+        "originationFee": "0",
+        "collateralAsset": "0x" + "44" * 20,
+        "collateralAmount": str(10**17),
+        "chainId": 31337,
+        "termsHash": "0x" + "55" * 32,
+        "expiry": 2_000_000_000,
+        "nonce": "7",
+    }
+    quote = replace(_quote(), offer=_quote().offer | signed_offer)
+    store.tables.requests["r1"] = "quoted"
+    store.tables.quotes[quote.id] = quote
+    with pytest.raises(QuoteNotAcceptable, match="a chain this platform no longer serves"):
+        await _service(store, FlakyLender(outages=0), clock).accept(BORROWER, "q1", "0x" + "00" * 65)
+    assert store.tables.quotes["q1"].status == "offered"
+    assert store.tables.records == {}
