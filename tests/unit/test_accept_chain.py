@@ -28,6 +28,7 @@ from chain.artifacts import load_artifact
 from chain.events import EventDecoder, WatchedContract
 from chain.transactions import Call
 from contracts.typed_data import OFFER_FIELDS, RISK_ATTESTATION_FIELDS
+from tests.support.offers import offer_fields
 
 pytestmark = pytest.mark.unit
 
@@ -153,22 +154,7 @@ class CodeCounter:
 
 
 def _quote(borrower: str) -> QuoteView:
-    offer = {
-        "providerId": "0x" + "11" * 32,
-        "pool": "0x" + "22" * 20,
-        "borrower": borrower,
-        "asset": "0x" + "33" * 20,
-        "principal": "100000000",
-        "rateBps": 900,
-        "term": 2_592_000,
-        "originationFee": "0",
-        "collateralAsset": "0x" + "44" * 20,
-        "collateralAmount": str(10**17),
-        "chainId": 31337,
-        "termsHash": "0x" + "55" * 32,
-        "expiry": 2_000_000_000,
-        "nonce": "7",
-    }
+    offer = offer_fields(borrower)
     return cast(
         QuoteView,
         SimpleNamespace(offer=offer, chain_id=31337, contract="0x" + "66" * 20, expires_at=None),

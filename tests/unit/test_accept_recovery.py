@@ -42,6 +42,7 @@ from compliance import ComplianceService
 from providers._exceptions import ProviderServerError
 from providers.base import ProviderAdapter
 from providers.models import FundingResult
+from tests.support.offers import offer_fields
 
 pytestmark = pytest.mark.unit
 
@@ -454,22 +455,7 @@ async def test_a_quote_on_a_chain_no_longer_served_is_refused_not_a_500() -> Non
     """A quote made before the chains file dropped its chain: the accept looked the chain up by name (KeyError, a
     bare 500); it is a quote that cannot be accepted (409), and nothing is locked."""
     store, clock = InMemoryAcceptStore(), Clock()
-    signed_offer = {  # every field the acceptance's typed data names
-        "providerId": "0x" + "11" * 32,
-        "pool": "0x" + "22" * 20,
-        "borrower": "0x" + "12" * 20,
-        "asset": "0x" + "33" * 20,
-        "principal": "100000000",
-        "rateBps": 900,
-        "term": 2_592_000,
-        "originationFee": "0",
-        "collateralAsset": "0x" + "44" * 20,
-        "collateralAmount": str(10**17),
-        "chainId": 31337,
-        "termsHash": "0x" + "55" * 32,
-        "expiry": 2_000_000_000,
-        "nonce": "7",
-    }
+    signed_offer = offer_fields("0x" + "12" * 20)  # every field the acceptance's typed data names
     quote = replace(_quote(), offer=_quote().offer | signed_offer)
     store.tables.requests["r1"] = "quoted"
     store.tables.quotes[quote.id] = quote
