@@ -36,8 +36,9 @@ from compliance.kms import KmsKeyStore
 from compliance.kyc import KycProvider
 from compliance.mla import MlaStatusCache
 from compliance.pii import KeyProvider, PiiVault
+from providers.assembly import build_providers
 from providers.destinations import DestinationGuard, LenderClient, lender_client
-from providers.registry import ProviderRegistry, build_providers
+from providers.registry import ProviderRegistry
 from risk.onchain_source import ChainOnchainSource
 from risk.redis_clients import async_redis
 from risk.shared_state import DegradableVelocityStore, SharedStateHealth

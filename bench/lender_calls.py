@@ -11,7 +11,7 @@ calls three ways on the same client, built as ``api.bootstrap`` builds it (``ben
   path to the lender, without the adapter's request building, answer parsing and checks) and read;
 * **adapter**: ten ``HttpLenderAdapter.quote`` at once (what ``bench/baseline_app.py`` does per request);
 * **platform**: ``aggregator.fanout.fan_out`` over the ten adapters wrapped in ``ResilientProvider``, breaker state
-  and rate limits in Redis as ``providers.registry.build_providers`` makes them (degradable stores, one bucket batch
+  and rate limits in Redis as ``providers.assembly.build_providers`` makes them (degradable stores, one bucket batch
   per process), under the fan-out's 2 s deadline.
 
 The three alternate in short slices (A B C, C B A, …) so all see the same machine; a slice's figure is this
@@ -41,11 +41,11 @@ import redis.asyncio.connection
 from aggregator.fanout import fan_out
 from bench.baseline_app import lender_http
 from chain.devnet import free_port
+from providers.assembly import limiters
 from providers.base import AdapterContext, ProviderRegistration
 from providers.http_lender import MAX_RESPONSE_BYTES, PROTOCOL_HEADER, PROTOCOL_VERSION, HttpLenderAdapter
 from providers.models import Capabilities, QuoteRequest
 from providers.policy import ResiliencePolicy
-from providers.registry import _limiters
 from providers.resilience import AsyncBreaker, MemoryBreakerStore, RedisBreakerStore, ResilientProvider
 from providers.shared_state import DegradableBreakerStore
 from providers.signing import signed_headers
@@ -96,7 +96,7 @@ async def measure(base: str, lenders: list[SimLender], redis_url: str, args: arg
         RedisBreakerStore.from_url(redis_url), MemoryBreakerStore(), SharedStateHealth("provider breaker state")
     )
     limiter_client = async_redis(redis_url)
-    limiter = _limiters(limiter_client, SharedStateHealth("provider rate limits"))
+    limiter = limiters(limiter_client, SharedStateHealth("provider rate limits"))
     counter = redis.Redis.from_url(redis_url)
     async with lender_http() as http:
         context = AdapterContext(http, {}, _spread, None)

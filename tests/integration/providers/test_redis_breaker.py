@@ -18,8 +18,8 @@ import redis.asyncio
 
 from api.settings import HttpLenderSetting, Settings
 from providers._exceptions import CircuitOpen, ProviderUnavailable, RateLimited
+from providers.assembly import build_providers
 from providers.policy import ResiliencePolicy
-from providers.registry import build_providers
 from providers.resilience import AsyncBreaker, RedisBreakerStore, RedisRateLimiter
 from store.db import Database
 from tests.integration.providers.breaker_worker import POLICY
