@@ -17,7 +17,7 @@ interface with an in-memory fake; the SQL side is ``store.accepts``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -255,9 +255,13 @@ class AcceptRepository(Protocol):
         accept over."""
         ...
 
-    def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
+    def claimable(self, now: datetime, limit: int, chains: Collection[str]) -> list[AcceptRecord]:
         """Unfinished accepts whose lease has run out (``is_done`` false: a cancellation still owed to a lender
-        included)."""
+        included), but those whose transaction is in flight on a chain not in ``chains``."""
+        ...
+
+    def in_flight_chains(self) -> set[str]:
+        """The chains of every accept whose transaction is in flight, leased or not."""
         ...
 
     def claim(self, record: AcceptRecord, owner: str, lease_until: datetime, now: datetime) -> AcceptRecord | None:
@@ -407,13 +411,18 @@ class InMemoryAcceptRepository:
         self.tables.records[record.quote_id] = replace(record, loan_id=existing)
         return existing
 
-    def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
+    def claimable(self, now: datetime, limit: int, chains: Collection[str]) -> list[AcceptRecord]:
         found = [
             r
             for r in self.tables.records.values()
-            if not is_done(r.step, r.kind, r.lender_state) and r.lease_until <= now
+            if not is_done(r.step, r.kind, r.lender_state)
+            and r.lease_until <= now
+            and (r.step not in IN_FLIGHT or r.chain_name in chains)
         ]
         return sorted(found, key=lambda r: r.updated_at)[:limit]
+
+    def in_flight_chains(self) -> set[str]:
+        return {r.chain_name for r in self.tables.records.values() if r.step in IN_FLIGHT}
 
     def claim(self, record: AcceptRecord, owner: str, lease_until: datetime, now: datetime) -> AcceptRecord | None:
         current = self.tables.records.get(record.quote_id)

@@ -503,6 +503,8 @@ class AcceptanceService:
     async def run_recovery(self, every: float | None = None) -> None:
         """Drive unfinished accepts now and then every ``every`` seconds (a lease that runs out later is found)."""
         interval = every if every is not None else max(1.0, self._lease.total_seconds() / 2)
+        with contextlib.suppress(Exception):  # a report only: the database may be down at start
+            await self.report_stranded()
         while True:
             try:
                 await self.resume_unfinished()
@@ -510,10 +512,28 @@ class AcceptanceService:
                 log.exception("driving unfinished accepts failed; retrying in %.0f s", interval)
             await asyncio.sleep(interval)
 
+    async def report_stranded(self) -> list[str]:
+        """Accepts whose transaction is in flight on a chain this platform no longer serves (the chains file dropped
+        it meanwhile) are not driven — only that chain can say whether the loan opened — and are logged for the
+        operator, who serves the chain again until they end. Returns the chains named."""
+
+        def read() -> set[str]:
+            with self._store.unit_of_work() as uow:
+                return uow.accepts.in_flight_chains()
+
+        stranded = sorted(await self._records.run(read) - set(self._chains))
+        for name in stranded:
+            log.warning(
+                "accepts in flight on chain %r, which this platform no longer serves, are left as they are: serve "
+                "the chain again until they end",
+                name,
+            )
+        return stranded
+
     def _claim_next(self) -> tuple[AcceptRecord, QuoteView] | None:
         now = self._clock()
         with self._store.unit_of_work() as uow:
-            for candidate in uow.accepts.claimable(now, limit=10):
+            for candidate in uow.accepts.claimable(now, limit=10, chains=self._chains.keys()):
                 if candidate.quote_id in self._driving:
                     continue
                 claimed = uow.accepts.claim(candidate, self.owner, now + self._lease, now)

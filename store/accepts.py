@@ -4,7 +4,7 @@ win."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from aggregator.accept_saga import (
     FINAL,
     FUND_REFUSED,
     FUNDING_SETTLED,
+    IN_FLIGHT,
     POOL,
     WITHDRAWN,
     AcceptRecord,
@@ -102,6 +103,19 @@ def _view(row: QuoteRow, risk: dict[str, Any]) -> QuoteView:
 
 
 _ACCEPTS = cast(Table, AcceptRow.__table__)
+#: is_done's complement: a recorded traditional loan is unfinished until funded, unless its lender refused
+#: (fund-refused: an operator takes it up; the instruction is not sent again)
+_STEPS_IN_FLIGHT = [step.value for step in IN_FLIGHT]
+_UNFINISHED = or_(
+    and_(
+        AcceptRow.step.not_in([step.value for step in FINAL]),
+        or_(
+            AcceptRow.step != AcceptStep.RECORDED.value,
+            and_(AcceptRow.kind != POOL, func.coalesce(AcceptRow.lender_state, "") != FUND_REFUSED),
+        ),
+    ),
+    and_(AcceptRow.step == AcceptStep.CANCELLED.value, AcceptRow.lender_state == CANCEL_FAILED),
+)
 _QUOTES = cast(Table, QuoteRow.__table__)
 #: the quote as the accept sees it (``QuoteView`` but its request's risk) and its accept record, if any: one read
 _VIEW_COLUMNS = tuple(name for name in QuoteView.__dataclass_fields__ if name != "risk_max_amount")
@@ -339,24 +353,23 @@ class SqlAcceptRepository:
         self._recorded[loan.id] = LoanRecord(**{name: getattr(state, name) for name in LOAN_COLUMNS})
         return loan.id
 
-    def claimable(self, now: datetime, limit: int) -> list[AcceptRecord]:
-        # is_done's complement: a recorded traditional loan is unfinished until funded, unless its lender refused
-        # (fund-refused: an operator takes it up; the instruction is not sent again)
-        funding_owed = and_(AcceptRow.kind != POOL, func.coalesce(AcceptRow.lender_state, "") != FUND_REFUSED)
-        unfinished = or_(
-            and_(
-                AcceptRow.step.not_in([step.value for step in FINAL]),
-                or_(AcceptRow.step != AcceptStep.RECORDED.value, funding_owed),
-            ),
-            and_(AcceptRow.step == AcceptStep.CANCELLED.value, AcceptRow.lender_state == CANCEL_FAILED),
-        )
+    def claimable(self, now: datetime, limit: int, chains: Collection[str]) -> list[AcceptRecord]:
         rows = self.session.scalars(
             select(AcceptRow)
-            .where(unfinished, AcceptRow.lease_until <= now)
+            .where(
+                _UNFINISHED,
+                AcceptRow.lease_until <= now,
+                or_(AcceptRow.step.not_in(_STEPS_IN_FLIGHT), AcceptRow.chain_name.in_(list(chains))),
+            )
             .order_by(AcceptRow.updated_at)
             .limit(limit)
         )
         return [_record(row) for row in rows]
+
+    def in_flight_chains(self) -> set[str]:
+        return set(
+            self.session.scalars(select(AcceptRow.chain_name).where(AcceptRow.step.in_(_STEPS_IN_FLIGHT)).distinct())
+        )
 
     def claim(self, record: AcceptRecord, owner: str, lease_until: datetime, now: datetime) -> AcceptRecord | None:
         result = self.session.execute(

@@ -463,3 +463,18 @@ async def test_a_quote_on_a_chain_no_longer_served_is_refused_not_a_500() -> Non
         await _service(store, FlakyLender(outages=0), clock).accept(BORROWER, "q1", "0x" + "00" * 65)
     assert store.tables.quotes["q1"].status == "offered"
     assert store.tables.records == {}
+
+
+async def test_an_accept_in_flight_on_a_chain_no_longer_served_is_left_for_the_operator() -> None:
+    """The chains file dropped the chain while the accept's transaction was in flight there: recovery looked the
+    chain up by name (KeyError, every pass). It is left as it is (only that chain can settle it) and reported."""
+    store, clock = InMemoryAcceptStore(), Clock()
+    quote = replace(_quote(), chain_name="dropped-local")
+    store.tables.requests["r1"] = "accepting"
+    store.tables.quotes[quote.id] = quote
+    store.tables.records["q1"] = replace(_left_by_a_dead_process(AcceptStep.SUBMITTED), chain_name="dropped-local")
+    service = _service(store, FlakyLender(outages=0), clock)
+    assert await service.resume_unfinished() == 0
+    assert _record(store).step is AcceptStep.SUBMITTED
+    assert _record(store).owner == "dead-process", "not claimed"
+    assert await service.report_stranded() == ["dropped-local"]

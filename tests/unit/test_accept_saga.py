@@ -122,9 +122,9 @@ def test_a_claim_is_won_once_and_only_after_the_lease_ran_out() -> None:
         uow.accepts.lock(_quote("q1"), _record("q1", lease=timedelta(seconds=5)))
         uow.commit()
     with store.unit_of_work() as uow:
-        assert uow.accepts.claimable(NOW, 10) == []
+        assert uow.accepts.claimable(NOW, 10, chains=["ethereum-local"]) == []
         later = NOW + timedelta(seconds=6)
-        (found,) = uow.accepts.claimable(later, 10)
+        (found,) = uow.accepts.claimable(later, 10, chains=["ethereum-local"])
         first = uow.accepts.claim(found, "p2", later + timedelta(seconds=30), later)
         second = uow.accepts.claim(found, "p3", later + timedelta(seconds=30), later)
         uow.commit()

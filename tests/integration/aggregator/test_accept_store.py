@@ -150,45 +150,67 @@ def test_the_quote_and_its_accept_record_are_read_together_as_apart(database: Da
         assert uow.accepts.quote_and_record(quote_id) == (locked, uow.accepts.record(quote_id)) == (locked, record)
 
 
+def _left_at(
+    database: Database, step: AcceptStep, chain_name: str = "ethereum-local", lender_state: str | None = None
+) -> str:
+    """A traditional accept of a new quote on ``chain_name`` left at ``step`` by a dead process; its quote id."""
+    store = SqlAcceptStore(database)
+    quote_id = str(uuid.uuid4())
+    add_quote(
+        database,
+        borrower_address="0x" + quote_id[:8] * 5,
+        offer_digest="0x" + uuid.uuid4().hex * 2,
+        provider_id="sim-bank",
+        chain_name=chain_name,
+        chain_id=31337,
+        contract="0x" + "11" * 20,
+        status="offered",
+        quote_id=quote_id,
+    )
+    with store.unit_of_work() as uow:
+        quote = uow.accepts.quote(quote_id)
+        assert quote is not None
+        record = AcceptRecord(
+            quote_id=quote_id,
+            request_id=quote.request_id,
+            borrower_id=quote.borrower_id,
+            kind="traditional",
+            chain_name=chain_name,
+            attempt=1,
+            step=AcceptStep.SIMULATED,
+            owner="accept-dead",
+            lease_until=NOW,
+            updated_at=NOW,
+        )
+        uow.accepts.lock(quote, record)
+        assert uow.accepts.save(replace(record, step=step, lender_state=lender_state))
+        uow.commit()
+    return quote_id
+
+
 def test_a_loan_whose_lender_refused_to_fund_it_is_not_claimed_again(database: Database) -> None:
     """A traditional accept left at ``recorded`` with ``fund-refused`` is done (an operator takes it up): the SQL
     claim read it as unfinished, so recovery sent the refused funding instruction again every half lease, for ever.
     One still owed its funding instruction is claimed as before."""
-    store = SqlAcceptStore(database)
-    records = {}
-    for lender_state in ("fund-refused", "reserved"):
-        quote_id = str(uuid.uuid4())
-        add_quote(
-            database,
-            borrower_address="0x" + quote_id[:8] * 5,
-            offer_digest="0x" + uuid.uuid4().hex * 2,
-            provider_id="sim-bank",
-            chain_name="ethereum-local",
-            chain_id=31337,
-            contract="0x" + "11" * 20,
-            status="offered",
-            quote_id=quote_id,
-        )
-        with store.unit_of_work() as uow:
-            quote = uow.accepts.quote(quote_id)
-            assert quote is not None
-            record = AcceptRecord(
-                quote_id=quote_id,
-                request_id=quote.request_id,
-                borrower_id=quote.borrower_id,
-                kind="traditional",
-                chain_name="ethereum-local",
-                attempt=1,
-                step=AcceptStep.SIMULATED,
-                owner="accept-dead",
-                lease_until=NOW,
-                updated_at=NOW,
-            )
-            uow.accepts.lock(quote, record)
-            assert uow.accepts.save(replace(record, step=AcceptStep.RECORDED, lender_state=lender_state))
-            uow.commit()
-        records[lender_state] = quote_id
-    with store.unit_of_work() as uow:
-        claimable = {record.quote_id for record in uow.accepts.claimable(NOW, limit=1_000)}
+    records = {
+        state: _left_at(database, AcceptStep.RECORDED, lender_state=state) for state in ("fund-refused", "reserved")
+    }
+    with SqlAcceptStore(database).unit_of_work() as uow:
+        claimable = {record.quote_id for record in uow.accepts.claimable(NOW, limit=1_000, chains=["ethereum-local"])}
     assert records["reserved"] in claimable
     assert records["fund-refused"] not in claimable
+
+
+def test_an_accept_in_flight_on_a_chain_no_longer_served_is_left_and_reported(database: Database) -> None:
+    """The chains file dropped a chain while an accept's transaction was in flight there: recovery claimed it and
+    looked the chain up by name (KeyError, every pass, ending the pass before the accepts behind it). It is left (only
+    that chain can settle it) and reported; one that sent nothing there is still cancelled, and the served chains'
+    accepts are claimed as before."""
+    in_flight = _left_at(database, AcceptStep.SUBMITTED, chain_name="dropped-local")
+    sent_nothing = _left_at(database, AcceptStep.RESERVED, chain_name="dropped-local", lender_state="reserved")
+    served = _left_at(database, AcceptStep.SUBMITTED)
+    with SqlAcceptStore(database).unit_of_work() as uow:
+        claimable = {record.quote_id for record in uow.accepts.claimable(NOW, limit=1_000, chains=["ethereum-local"])}
+        assert uow.accepts.in_flight_chains() >= {"dropped-local", "ethereum-local"}
+    assert {served, sent_nothing} <= claimable
+    assert in_flight not in claimable
