@@ -48,6 +48,7 @@ from api.cli._admin_chains import (
     opened,
     production_guard_chains,
 )
+from api.cli._admin_proposals import PROPOSALS
 from api.cli._common import bytes32_hex, devnet_index
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError
@@ -56,7 +57,6 @@ from chain.signers import production_guard as guard
 from chain.timelock import OperationState, describe_call
 from chain.verification import CodeStatus, verify_record
 from contracts.deploy_config import DeployConfigError
-from contracts.governance import parameters
 from contracts.governance.catalog import CatalogError
 from contracts.governance.service import (
     CHAIN_FAILURES,
@@ -73,7 +73,6 @@ from contracts.governance.service import (
     load_proposals,
     load_signatures,
     prepare,
-    production_guard,
     save_proposals,
     save_signatures,
     sign_proposals,
@@ -409,78 +408,6 @@ def _guardian(args: argparse.Namespace) -> Signer:
 
 # ---------------------------------------------------------------------------------------------- parser
 
-Arguments = list[tuple[str, dict[str, Any]]]
-INT: dict[str, Any] = {"type": int}
-# kind → (help, its arguments, the proposal it builds)
-PROPOSALS: dict[str, tuple[str, Arguments, Callable[[argparse.Namespace], CallsFor]]] = {
-    "grace-period": (
-        "CreditAggregator.setGracePeriod(seconds)",
-        [("seconds", INT)],
-        lambda a: parameters.grace_period(a.seconds),
-    ),
-    "reserve-factor": (
-        "LendingPool:ASSET.setReserveFactor(bps)",
-        [("asset", {}), ("bps", INT)],
-        lambda a: parameters.reserve_factor(a.asset, a.bps),
-    ),
-    "rate-model": (
-        "LendingPool:ASSET.setRateModel(base, slope1, slope2, optimal), basis points",
-        [("asset", {}), ("base", INT), ("slope1", INT), ("slope2", INT), ("optimal", INT)],
-        lambda a: parameters.rate_model(a.asset, a.base, a.slope1, a.slope2, a.optimal),
-    ),
-    "collateral": (
-        "CollateralManager.setCollateralParameters(token, ltv, threshold, bonus, supply cap in whole tokens)",
-        [("asset", {}), ("ltv", INT), ("threshold", INT), ("bonus", INT), ("supply_cap", INT)],
-        lambda a: parameters.collateral_parameters(a.asset, a.ltv, a.threshold, a.bonus, a.supply_cap),
-    ),
-    "liquidation-thresholds": (
-        "CollateralManager.setLiquidationThresholds(full close value, min leftover value), USD with 8 decimals",
-        [("full_close_value", INT), ("min_leftover_value", INT)],
-        lambda a: parameters.liquidation_thresholds(a.full_close_value, a.min_leftover_value),
-    ),
-    "price-feed": (
-        "CollateralManager.setPriceFeed(token, feed, heartbeat seconds)",
-        [("asset", {}), ("feed", {}), ("heartbeat", INT)],
-        lambda a: parameters.price_feed(a.asset, a.feed, a.heartbeat),
-    ),
-    "settlement-address": (
-        "CreditAggregator.setSettlementAddress(provider id or name, account)",
-        [("provider", {}), ("settlement_account", {"metavar": "account"})],  # not --account's dest (the key)
-        lambda a: _guarded(parameters.settlement_address(a.provider, a.settlement_account), a.settlement_account),
-    ),
-    "register-pool": (
-        "CreditAggregator.registerPool(pool address or record key)",
-        [("pool", {})],
-        lambda a: parameters.register_pool(a.pool),
-    ),
-    "unpause": (
-        "unpause every contract that is paused (--liquidations: liquidations only)",
-        [("--liquidations", {"action": "store_true"})],
-        lambda a: parameters.unpause(liquidations=a.liquidations),
-    ),
-    "grant": (
-        "grantRole on every contract with the role",
-        [("role", {}), ("holder", {})],
-        lambda a: _guarded(parameters.grant_role(a.role, a.holder), a.holder),
-    ),
-    "revoke": (
-        "revokeRole on every contract with the role",
-        [("role", {}), ("holder", {})],
-        lambda a: parameters.revoke_role(a.role, a.holder),
-    ),
-    "rotate": (
-        "one batch: grant the new holder on every contract with the role, then revoke the old",
-        [("role", {}), ("old", {}), ("new", {})],
-        lambda a: _guarded(parameters.rotate_role(a.role, a.old, a.new), a.new),
-    ),
-    "batch": (
-        "calls from a JSON file: [{contract, function, args}, ...]",
-        [("file", {"type": Path})],
-        lambda a: parameters.batch_file(a.file),
-    ),
-}
-
-
 EXECUTE_DESCRIPTION = (
     "Execute a ready operation (anyone may). OPERATION_ID is looked for on every chain of --chains: an operation's id "
     "differs per chain unless its targets' addresses do not, so it may be scheduled on some chains only, or be ready "
@@ -489,11 +416,6 @@ EXECUTE_DESCRIPTION = (
     "proposal file. Exit status 1 when it executed on no chain, or failed on one (reverted, or its RPC failed); "
     "0 when it executed somewhere and failed nowhere, even if other chains do not have it or it is not ready there."
 )
-
-
-def _guarded(calls: CallsFor, holder: str) -> CallsFor:
-    production_guard([holder])
-    return calls
 
 
 def _key_options(parser: argparse.ArgumentParser) -> None:

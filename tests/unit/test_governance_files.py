@@ -13,7 +13,7 @@ import pytest
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from api.cli.admin import PROPOSALS
+from api.cli._admin_proposals import PROPOSALS
 from chain.deployment import DeployedContract, DeploymentRecord
 from chain.safe import SafeError, SafeTransaction
 from chain.signers import ProductionProfileRefused, devnet_account
