@@ -124,7 +124,12 @@ def _match_and_store(
             reconcile_chain(
                 read.scope,
                 read.facts(),
-                chain_records(uow.session, chain.record.chain_id, chain.record.address("CreditAggregator")),
+                chain_records(
+                    uow.session,
+                    chain.record.chain_id,
+                    chain.record.address("CreditAggregator"),
+                    chain.record.address("CollateralManager"),
+                ),
                 read.code,
             )
             for chain, read in zip(chains, reads, strict=True)

@@ -119,15 +119,20 @@ class SqlBorrowerRepository:
 
     def loans_on_file(self, borrower_id: str) -> list[LoanOnFile]:
         """One statement: each loan with the time of its newest chain fact (its facts are the chain's events naming
-        its on-chain id, the ledger's ``loan_ref``). A closed loan closed at that fact — the closing event (
-        ``LoanClosed``, ``LoanCancelled``, ``LoanWrittenOff``) or one after it, never before — or, were none kept,
-        when its record was made."""
+        its on-chain id, the ledger's ``loan_ref``, emitted by its own CreditAggregator: another deployment's loan of
+        the same number is another loan). A closed loan closed at that fact — the closing event (``LoanClosed``,
+        ``LoanCancelled``, ``LoanWrittenOff``, all the aggregator's) or one after it, never before — or, were none
+        kept, when its record was made."""
         newest = func.max(ChainFactRow.recorded_at)
         statement = (
             select(LoanRow.status, LoanRow.created_at, newest)
             .outerjoin(
                 ChainFactRow,
-                and_(ChainFactRow.chain_id == LoanRow.chain_id, ChainFactRow.loan_ref == LoanRow.onchain_loan_id),
+                and_(
+                    ChainFactRow.chain_id == LoanRow.chain_id,
+                    ChainFactRow.loan_ref == LoanRow.onchain_loan_id,
+                    func.lower(ChainFactRow.address) == func.lower(LoanRow.contract),
+                ),
             )
             .where(LoanRow.borrower_id == borrower_id)
             .group_by(LoanRow.id, LoanRow.status, LoanRow.created_at)

@@ -26,14 +26,20 @@ from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidatio
 from store.payments import SqlPaymentRecords
 
 
-def chain_records(session: Session, chain_id: int, aggregator: str) -> Records:
-    """What the platform holds for one chain. Each loan comes with the block of its newest ledger fact, read in the
-    same statement (one snapshot): a record that changed after the run's last block (the indexer goes on while the run
-    reads the chain) is known as such, rather than judged against the chain's older state."""
+def chain_records(session: Session, chain_id: int, aggregator: str, collateral_manager: str) -> Records:
+    """What the platform holds for one chain's CreditAggregator at ``aggregator``. Each loan comes with the block of
+    its newest ledger fact (of that aggregator or its CollateralManager: another deployment's loan of the same number
+    is another loan), read in the same statement (one snapshot): a record that changed after the run's last block
+    (the indexer goes on while the run reads the chain) is known as such, rather than judged against the chain's older
+    state."""
     accepted = set(session.scalars(select(AcceptRow.loan_id).where(AcceptRow.loan_id.is_not(None))))
     last_facts = (
         select(ChainFactRow.loan_ref, func.max(ChainFactRow.block_number).label("last_block"))
-        .where(ChainFactRow.chain_id == chain_id, ChainFactRow.loan_ref.is_not(None))
+        .where(
+            ChainFactRow.chain_id == chain_id,
+            ChainFactRow.loan_ref.is_not(None),
+            func.lower(ChainFactRow.address).in_([aggregator.lower(), collateral_manager.lower()]),
+        )
         .group_by(ChainFactRow.loan_ref)
         .subquery()
     )

@@ -51,7 +51,12 @@ async def test_a_repayment_recorded_while_the_run_reads_is_not_a_mismatch(
         maker.repay(repaid, 2 * USDC)  # a borrower repays while the run goes on
         await index(chain, database, start)  # and the indexer records it before the run reads our records
         with database.unit_of_work() as uow:
-            records = chain_records(uow.session, chain.chain_id, chain.record.address("CreditAggregator"))
+            records = chain_records(
+                uow.session,
+                chain.chain_id,
+                chain.record.address("CreditAggregator"),
+                chain.record.address("CollateralManager"),
+            )
         result = reconcile_chain(read.scope, read.facts(), records, read.code)
     finally:
         await client.close()
