@@ -1,33 +1,8 @@
-"""Reconciliation of repayments the platform relayed (their confirmed intents) and of the lenders' off-chain
-payments (by ``paymentRef``) with the chain's ``LoanRepaid``."""
+"""Reconciliation of the lenders' off-chain payments (by ``paymentRef``) with the chain's ``LoanRepaid``."""
 
 from __future__ import annotations
 
 from compliance._reconcile_values import Category, ChainResult, ChainScope, Fact, Records, in_scope, item
-
-
-def match_repayment_intents(result: ChainResult, scope: ChainScope, facts: list[Fact], records: Records) -> None:
-    """Each repayment the platform relayed and saw confirmed has its ``LoanRepaid`` in that transaction."""
-    repaid_in = {fact.tx_hash.lower() for fact in facts if fact.event == "LoanRepaid"}
-    for intent in records.repayment_intents:
-        if not in_scope(scope, intent.block_number):
-            continue
-        if intent.tx_hash.lower() in repaid_in:
-            result.matched()
-        else:
-            result.add(
-                item(
-                    scope,
-                    Category.RECORDED_NOT_ONCHAIN,
-                    intent.key,
-                    "repayment intent",
-                    f"relayed and recorded confirmed in {intent.tx_hash} (block {intent.block_number}); the "
-                    "chain has no LoanRepaid in it (never mined there, or reorged away)",
-                    None,
-                    intent.key,
-                )
-            )
-
 
 ZERO_REF = "0x" + "00" * 32
 

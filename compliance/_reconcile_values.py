@@ -113,8 +113,10 @@ class EntryRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class RepaymentIntent:
-    """A repayment the platform relayed (its transaction intent, ``repay:…``) and saw confirmed."""
+class RelayedIntent:
+    """A transaction the platform sent as its own and saw confirmed, by its intent's key: a borrower's repayment it
+    relayed (``repay:…``) or the operator's ``markDefault``, ``cancelUnfunded``, ``holdLiquidation`` or
+    ``releaseLiquidationHold`` of a loan (``markDefault:<chain id>:<loan id>`` …)."""
 
     key: str
     tx_hash: str
@@ -168,7 +170,7 @@ class Records:
     entries: Sequence[EntryRecord] = ()
     proposals: Sequence[ProposalRecord] = ()
     our_offer_digests: frozenset[str] = frozenset()
-    repayment_intents: Sequence[RepaymentIntent] = ()
+    relayed_intents: Sequence[RelayedIntent] = ()
     actions: Sequence[ActionRecord] = ()
     payments: Sequence[PaymentRecord] = ()
 

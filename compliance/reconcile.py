@@ -18,8 +18,10 @@ chain fact                                             our record
                                                        an off-chain one (``paymentRef`` not zero): the lender's
                                                        payment record with that reference, its loan and amount
 ``CollateralAdded``/``Removed``, ``LoanLiquidated``    the ledger's movement / liquidation, amounts
-``LoanDefaulted``, ``LoanWrittenOff``, ``LoanClosed``, the loan's status
-``LoanCancelled``
+``LoanDefaulted``, ``LoanWrittenOff``, ``LoanClosed``, the loan's status; a ``markDefault`` or ``cancelUnfunded`` the
+``LoanCancelled``                                      operator sent: its confirmed intent (its transaction)
+``LiquidationHoldChanged``                             the operator's ``holdLiquidation``/``releaseLiquidationHold``
+                                                       intent of that loan, confirmed in its transaction
 Timelock ``CallScheduled``/``CallExecuted``/           the persisted governance proposal (operation id), its state
 ``Cancelled``
 ``Paused``/``LiquidationPauseChanged``,                the governance action persisted when our key sent it
@@ -39,8 +41,9 @@ ABI of the contract at that address) or unknown code at one of our addresses. Ev
 pool accounting) is counted as seen, not matched.
 
 Layout: private modules behind these public names — ``_reconcile_values`` (the facts, records, scope, items and
-result), ``_reconcile_loans`` (loans, ledger entries, pool flows), ``_reconcile_payments`` (relayed repayments, the
-lenders' off-chain payments), ``_reconcile_governance`` (Timelock operations, direct role changes and pauses);
+result), ``_reconcile_loans`` (loans, ledger entries, pool flows), ``_reconcile_payments`` (the lenders' off-chain
+payments), ``_reconcile_relayed`` (the transactions we sent as our own: relayed repayments, the operator's defaults,
+cancellations and liquidation holds), ``_reconcile_governance`` (Timelock operations, direct role changes and pauses);
 ``reconcile_chain`` here sorts one chain's facts and hands each matcher its share.
 """
 
@@ -57,7 +60,8 @@ from compliance._reconcile_loans import (
     match_entries,
     match_loans,
 )
-from compliance._reconcile_payments import ZERO_REF, match_payments, match_repayment_intents
+from compliance._reconcile_payments import ZERO_REF, match_payments
+from compliance._reconcile_relayed import match_liquidation_holds, match_relayed_intents
 from compliance._reconcile_values import (
     DETAIL_CHARS,
     DISCREPANCIES,
@@ -81,7 +85,7 @@ from compliance._reconcile_values import (
     PoolFlow,
     ProposalRecord,
     Records,
-    RepaymentIntent,
+    RelayedIntent,
     result_digest,
 )
 
@@ -109,7 +113,7 @@ __all__ = [
     "PoolFlow",
     "ProposalRecord",
     "Records",
-    "RepaymentIntent",
+    "RelayedIntent",
     "reconcile_chain",
     "result_digest",
 ]
@@ -170,7 +174,8 @@ def reconcile_chain(
     match_loans(result, scope, loans, records)
     match_earlier_loans(result, scope, earlier, records)
     match_entries(result, scope, onchain_entries, records)
-    match_repayment_intents(result, scope, ordered, records)
+    match_relayed_intents(result, scope, ordered, records)
+    match_liquidation_holds(result, scope, ordered, records)
     match_payments(result, scope, ordered, records)
     match_proposals(result, scope, timelock, records)
     executed_in = {f.tx_hash.lower() for facts in timelock.values() for f in facts if f.event == "CallExecuted"}

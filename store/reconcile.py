@@ -1,14 +1,16 @@
 """What the platform holds for one chain, read for the reconciler (``compliance.reconcile.Records``): the loans with
 whether an accept of ours recorded them and their quote's signed offer, our quotes' offer digests, the ledger's
-entries with the transaction and log each claims, the repayments the platform relayed (their confirmed ``repay:``
-intents), the governance proposals and the governance calls our keys sent directly (the guardian's pauses), the
-lenders' reported payments. Reads only, in the caller's session."""
+entries with the transaction and log each claims, the transactions the platform sent as its own (their confirmed
+intents: relayed repayments, the operator's defaults, cancellations and liquidation holds), the governance proposals
+and the governance calls our keys sent directly (the guardian's pauses), the lenders' reported payments. Reads only,
+in the caller's session."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from compliance._reconcile_relayed import RELAYED_PREFIXES
 from compliance.reconcile import (
     ActionRecord,
     EntryRecord,
@@ -16,7 +18,7 @@ from compliance.reconcile import (
     PaymentRecord,
     ProposalRecord,
     Records,
-    RepaymentIntent,
+    RelayedIntent,
 )
 from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow, QuoteRow
@@ -88,17 +90,17 @@ def chain_records(session: Session, chain_id: int, aggregator: str, collateral_m
     )
 
 
-def _intents(session: Session, chain_id: int) -> list[RepaymentIntent]:
-    """The borrowers' repayments the platform relayed (``aggregator.repaying``'s ``repay:`` intents) and saw
-    confirmed."""
+def _intents(session: Session, chain_id: int) -> list[RelayedIntent]:
+    """The transactions the platform sent as its own and saw confirmed: the borrowers' repayments it relayed
+    (``aggregator.repaying``'s ``repay:`` intents) and the operator's loan actions (``aggregator.servicing``)."""
     rows = session.execute(
         select(ChainIntentRow.key, ChainIntentRow.tx_hash, ChainIntentRow.block_number).where(
             ChainIntentRow.chain_id == chain_id,
-            ChainIntentRow.key.startswith("repay:"),
+            or_(*(ChainIntentRow.key.startswith(prefix) for prefix in RELAYED_PREFIXES)),
             ChainIntentRow.status == CONFIRMED,
         )
     )
-    return [RepaymentIntent(key, str(tx_hash), block) for key, tx_hash, block in rows if tx_hash]
+    return [RelayedIntent(key, str(tx_hash), block) for key, tx_hash, block in rows if tx_hash]
 
 
 def _entries(session: Session, chain_id: int) -> list[EntryRecord]:

@@ -1,0 +1,77 @@
+"""The transactions the platform sent as its own, reconciled on facts and records given directly: each confirmed
+intent's transaction has its event for the loan its key names (a repayment's ``LoanRepaid``, a ``markDefault``'s
+``LoanDefaulted``, a ``cancelUnfunded``'s ``LoanCancelled``, a hold's or release's ``LiquidationHoldChanged`` with its
+flag); a ``LiquidationHoldChanged`` no intent of ours made is reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from compliance.reconcile import Category, ChainScope, Fact, Records, RelayedIntent, reconcile_chain
+
+pytestmark = pytest.mark.unit
+
+AGGREGATOR, MANAGER, TIMELOCK = "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
+SCOPE = ChainScope("ethereum-local", 31337, 1, 100, "0x" + "99" * 20, TIMELOCK)
+TX = ["0x" + f"{n:02x}" * 32 for n in range(10)]
+
+
+def _fact(event: str, tx: str, **args: Any) -> Fact:
+    contract, address = ("CollateralManager", MANAGER) if event == "LiquidationHoldChanged" else (
+        "CreditAggregator", AGGREGATOR)  # fmt: skip
+    return Fact("ethereum-local", contract, address, event, args, 10, tx, 0)
+
+
+def _found(facts: list[Fact], intents: list[RelayedIntent], what: str) -> list[tuple[str, str]]:
+    """The items of the run about ``what`` (an intent's kind, or an event)."""
+    result = reconcile_chain(SCOPE, facts, Records(relayed_intents=intents))
+    return [(item.category.value, item.subject) for item in result.items if item.what.endswith(what)]
+
+
+def test_each_intent_is_matched_with_the_event_of_its_loan_in_its_transaction() -> None:
+    facts = [
+        _fact("LoanRepaid", TX[1], loanId=4, paymentRef=bytes(32)),
+        _fact("LoanDefaulted", TX[2], loanId=5),
+        _fact("LoanCancelled", TX[3], loanId=6),
+        _fact("LiquidationHoldChanged", TX[4], loanId=6, held=True),
+        _fact("LiquidationHoldChanged", TX[5], loanId=7, held=False),
+    ]
+    intents = [
+        RelayedIntent("repay:31337:0xabc", TX[1], 10),
+        RelayedIntent("markDefault:31337:5", TX[2], 10),
+        RelayedIntent("cancelUnfunded:31337:6", TX[3], 10),
+        RelayedIntent("holdLiquidation:31337:6", TX[4], 10),
+        RelayedIntent("releaseLiquidationHold:31337:7", TX[5], 10),
+    ]
+    result = reconcile_chain(SCOPE, facts, Records(relayed_intents=intents))
+    assert [item for item in result.items if item.what.endswith(("intent", "LiquidationHoldChanged"))] == []
+    assert result.counts[Category.MATCHED.value] == 5  # (the loans themselves are not in these records)
+
+
+def test_an_intent_whose_transaction_lacks_its_event_is_reported() -> None:
+    facts = [
+        _fact("LoanDefaulted", TX[2], loanId=9),  # another loan's default
+        _fact("LiquidationHoldChanged", TX[4], loanId=6, held=False),  # a release, not the hold
+    ]
+    intents = [
+        RelayedIntent("markDefault:31337:5", TX[2], 10),
+        RelayedIntent("holdLiquidation:31337:6", TX[4], 10),
+        RelayedIntent("cancelUnfunded:31337:8", TX[6], 10),  # nothing at all in its transaction
+        RelayedIntent("cancelUnfunded:31337:8", TX[7], 500),  # outside the run's range: not judged
+    ]
+    assert _found(facts, intents, "intent") == [
+        ("recorded-not-on-chain", "markDefault:31337:5"),
+        ("recorded-not-on-chain", "holdLiquidation:31337:6"),
+        ("recorded-not-on-chain", "cancelUnfunded:31337:8"),
+    ]
+
+
+def test_a_liquidation_hold_no_intent_of_ours_made_is_reported() -> None:
+    facts = [
+        _fact("LiquidationHoldChanged", TX[4], loanId=6, held=True),
+        _fact("LiquidationHoldChanged", TX[8], loanId=3, held=True),
+    ]
+    intents = [RelayedIntent("holdLiquidation:31337:6", TX[4], 10)]
+    assert _found(facts, intents, "LiquidationHoldChanged") == [("on-chain-not-recorded", "loan 3")]
