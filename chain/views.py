@@ -1,14 +1,15 @@
 """Contract views read as pre-encoded ``eth_call``s: the selector and ABI types of a view are worked out once per
 (artifact, function) and the answer decoded with eth-abi, so the request path builds no web3 contract object and
-recomputes no selector per call; several views go to a node as one JSON-RPC batch (``read_views``). ``BlockViews``
-shares the answers of views pinned to a block number between the callers that ask the same calls at the same block."""
+recomputes no selector per call; several views go to a node as one JSON-RPC batch (``read_views``; more than
+``VIEW_BATCH_LIMIT`` as several, read at one block). ``BlockViews`` shares the answers of views pinned to a block
+number between the callers that ask the same calls at the same block."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache, partial
 from typing import Any
 
@@ -92,10 +93,49 @@ def view(artifact: str, name: str) -> View:
     raise ChainError(f"{artifact} has no function {name}")
 
 
-async def read_views(provider: AsyncBaseProvider, calls: Sequence[ViewCall]) -> list[Any]:
-    """The decoded answers of ``calls``, sent as one JSON-RPC batch; a revert or error answer raises ChainError."""
+#: the most calls ``read_views`` puts in one JSON-RPC batch: nodes cap a batch's size (geth's
+#: ``--rpc.batch-request-limit`` is 1,000 by default, and hosted nodes cap lower or the same), and one past the cap is
+#: refused whole, so a worklist that grew past it (the default job's ``getLoan`` per open loan) would fail every round
+VIEW_BATCH_LIMIT = 100
+
+#: how many of a read's batches are in flight at once
+VIEW_BATCH_CONCURRENCY = 4
+
+
+async def read_views(
+    provider: AsyncBaseProvider, calls: Sequence[ViewCall], *, batch_limit: int = VIEW_BATCH_LIMIT
+) -> list[Any]:
+    """The decoded answers of ``calls``, sent as JSON-RPC batches of at most ``batch_limit`` calls (one batch when
+    they fit); a revert or error answer raises ChainError. Split, the read stays one snapshot: calls at ``latest``
+    are pinned to the head's number, read first (calls pinned to a number already, as servicing's are, need no read).
+    """
     if not calls:
         return []
+    if batch_limit < 1:
+        raise ValueError(f"batch_limit must be at least 1, not {batch_limit}")
+    if len(calls) <= batch_limit:
+        return await _read_batch(provider, calls)
+    if any(call.block == "latest" for call in calls):
+        head = await _head(provider)
+        calls = [replace(call, block=head) if call.block == "latest" else call for call in calls]
+    gate = asyncio.Semaphore(VIEW_BATCH_CONCURRENCY)
+
+    async def read(part: Sequence[ViewCall]) -> list[Any]:
+        async with gate:
+            return await _read_batch(provider, part)
+
+    parts = [calls[start : start + batch_limit] for start in range(0, len(calls), batch_limit)]
+    return [answer for answers in await asyncio.gather(*(read(part) for part in parts)) for answer in answers]
+
+
+async def _head(provider: AsyncBaseProvider) -> int:
+    answer: Any = await provider.make_request(RPCEndpoint("eth_blockNumber"), [])
+    if "error" in answer:
+        raise ChainError(f"eth_blockNumber failed: {answer['error']}")
+    return int(str(answer["result"]), 16)
+
+
+async def _read_batch(provider: AsyncBaseProvider, calls: Sequence[ViewCall]) -> list[Any]:
     answers: Any = await provider.make_batch_request([call.request() for call in calls])
     if not isinstance(answers, list):
         raise ChainError(f"the node refused a batch of {len(calls)} views: {answers.get('error')}")

@@ -2,8 +2,8 @@
 ``CREDITMESH_WORKERS`` names it.
 
 Every round it reads each open loan's maturity, status and outstanding principal from the CreditAggregator
-(``getLoan``, one JSON-RPC batch at a pinned block, with the contract's ``gracePeriod``) and the block's time — the
-chain's clock, which is the one the contract judges by. Then, per loan:
+(``getLoan``, at a pinned block, with the contract's ``gracePeriod``; ``read_views`` splits the calls into batches a
+node takes) and the block's time — the chain's clock, which is the one the contract judges by. Then, per loan:
 
 * **past due**: the loan's days past due (``delinquency``: by maturity, and by its installment schedule when it
   amortizes — the schedule disclosed with its quote, covered by all the ledger shows repaid, interest and
