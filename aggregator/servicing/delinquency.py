@@ -5,10 +5,12 @@ second after it, while anything is owed, it is past due, and each day begun coun
 day 1). Buckets are the standard ones: current, 1–29, 30–59, 60–89, 90+.
 
 An amortizing loan (a schedule of more than one installment, the one disclosed with its quote:
-``aggregator.installments``) is also due per installment: its days past due are those of the oldest installment all
-that was repaid so far (interest and principal) does not cover (``installments.days_past_due``, whole days by the UTC
-date of the chain's clock: the day after a due date is day 1), and never fewer than the days since maturity while
-anything is owed.
+``aggregator.installments``) is judged by its schedule's due dates alone: its days past due are those of the oldest
+installment all that was repaid so far (interest and principal) does not cover (``installments.days_past_due``, whole
+days by the UTC date of the chain's clock: the day after a due date is day 1), and never fewer than the days since
+its last due date while anything is owed. Not by the chain's maturity: that is the opening's second plus the term's
+whole days, so from the opening's time of day on the last due date it was a day past, while the borrower still had
+the rest of that day to pay the last installment. The maturity (with the grace period) only decides ``markDefault``.
 A loan without a schedule, or with one payment, is judged by its maturity alone.
 """
 
@@ -81,12 +83,15 @@ def delinquency(
     schedule: Sequence[DueInstallment] = (),
     paid: int = 0,
 ) -> Delinquency:
-    """Days past due at block time ``now``: by the installment ``schedule`` when it has more than one payment
-    (``paid``: all repaid so far, interest and principal, base units), and by ``maturity`` in any case."""
-    days = days_past_due(maturity, now, owed)
-    if owed and len(schedule) > 1:
+    """Days past due at block time ``now``: by the installment ``schedule``'s due dates when it has more than one
+    payment (``paid``: all repaid so far, interest and principal, base units; never fewer than the days since the last
+    due date while anything is owed), else by ``maturity``."""
+    if not owed or len(schedule) <= 1:
+        days = days_past_due(maturity, now, owed)
+    else:
         today = datetime.fromtimestamp(now, UTC).date()
-        days = max(days, installments.days_past_due(schedule, paid, today))
+        since_last = max(0, (today - schedule[-1].due).days)
+        days = max(since_last, installments.days_past_due(schedule, paid, today))
     return Delinquency(days, bucket_of(days), now)
 
 

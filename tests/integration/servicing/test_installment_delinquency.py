@@ -2,18 +2,22 @@
 monthly installments (the schedule disclosed with its quote); five days after the first installment fell due with
 nothing repaid, the loans list, the loan's view and the default job all put it 1–29 days past due by the schedule,
 while its maturity is eleven months away. Paid in full on its due date, the same installment leaves the loan current,
-though the chain's per-second accrual over a 31-day month credited less principal than the schedule shows."""
+though the chain's per-second accrual over a 31-day month credited less principal than the schedule shows. And the last
+installment is due all its due date, though the chain's maturity falls at the opening's time of day on it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
+from aggregator.installments import schedule_from_disclosure
 from aggregator.loans import LoanScope, LoanService
 from aggregator.platform import ChainRuntime
 from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
@@ -22,6 +26,8 @@ from chain.client import ChainClient
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
 from chain.transactions import TransactionManager
+from compliance import InstallmentPlan, LoanTerms, installment_term_days
+from compliance.tila.disclosure import disclose
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
@@ -170,3 +176,82 @@ async def test_an_installment_paid_in_full_on_its_due_date_leaves_the_loan_curre
     report = await job.run_round()
     assert report.buckets[loan_ref] is Bucket.CURRENT
     assert all(ref != loan_ref for ref, _ in report.announced)  # the devnet's other loans are past due by now
+
+
+def _at_hour(day: date, hour: int) -> int:
+    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp()) + hour * 3_600
+
+
+async def test_the_last_installment_is_not_past_due_on_its_due_date_after_the_opening_s_time_of_day(
+    own_chain: DeployedChain, servicing_db: Database, job: DefaultJob
+) -> None:
+    """Three monthly installments disclosed by ``compliance.disclose`` for a loan opened at 09:00 UTC: on-chain it
+    matures at 09:00 of the last due date (opening + the term's whole days). The first two are paid on their due dates;
+    at 10:00 of the last due date the last installment is due that day, not late: the loans list, the loan's view and
+    the default job see the loan current, and no ``loan.past_due`` goes to its lender and borrower. The next day it is
+    1 day past due."""
+    harness = Harness(own_chain)
+    harness.set_weth_price(3_000)
+    open_day = datetime.fromtimestamp(harness.now(), UTC).date() + timedelta(days=2)
+    harness.advance(_at_hour(open_day, 9) - harness.now())
+    start = datetime.fromtimestamp(harness.now(), UTC)
+    plan = InstallmentPlan(count=3)
+    term_days = installment_term_days(start, plan)
+    terms = LoanTerms(Decimal("1200.00"), "USDC", 6, 900, term_days, Decimal(0), start, installments=plan)
+    disclosure = json.loads(disclose(terms).to_canonical_json())
+    schedule = schedule_from_disclosure(disclosure)
+
+    borrower: LocalAccount = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, weth=WETH)
+    harness.approve_all(borrower.address)
+    offer = harness.offer(borrower.address, pool=False, principal=PRINCIPAL, originationFee=0,
+                          term=term_days * SECONDS_PER_DAY, rateBps=900)  # fmt: skip
+    digest = "0x" + harness.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
+    receipt = harness.send(harness.aggregator.functions.openLoan(*harness.open_args(offer, borrower.key)), RELAYER)
+    add_quote(servicing_db, borrower_address=borrower.address, offer_digest=digest, provider_id="sim-bank",
+              chain_name=harness.chain.name, chain_id=harness.chain.chain_id, contract=harness.aggregator.address,
+              disclosure=disclosure)  # fmt: skip
+    record_in_ledger(servicing_db, own_chain, receipt)
+    with servicing_db.unit_of_work() as uow:
+        opened = uow.session.scalars(select(LoanRow).where(LoanRow.offer_digest == digest)).one()
+        loan_id, loan_ref = opened.id, int(opened.onchain_loan_id or 0)
+    maturity = datetime.fromtimestamp(int(harness.loan(loan_ref)["maturity"]), UTC)
+    assert (maturity.date(), maturity.hour) == (schedule[-1].due, 9)
+
+    for number, installment in enumerate(schedule[:2], start=1):  # paid at 08:00 on their due dates
+        harness.advance(_at_hour(installment.due, 8) - harness.now())
+        paid = harness.send(
+            harness.aggregator.functions.recordOffchainRepayment(loan_ref, installment.amount, bytes([number]) * 32),
+            OPERATOR,
+        )
+        record_in_ledger(servicing_db, own_chain, paid)
+
+    harness.advance(_at_hour(schedule[-1].due, 10) - harness.now())  # an hour past the chain's maturity
+    with servicing_db.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan_id)
+        assert row is not None
+        record = loan_record(row)
+    runtime = ChainRuntime(job.client, own_chain.record, job.operator)
+    service = LoanService(SqlLoanStore(servicing_db), {own_chain.name: runtime})
+    listed = await service.delinquencies([record])
+    assert (listed[loan_id].days_past_due, listed[loan_id].bucket) == (0, Bucket.CURRENT)
+    detail = await service.detail(loan_id, LoanScope())
+    assert detail.live is not None
+    assert detail.live.delinquency.bucket is Bucket.CURRENT
+    report = await job.run_round()
+    assert report.buckets[loan_ref] is Bucket.CURRENT
+    assert all(ref != loan_ref for ref, _ in report.announced)
+    assert loan_ref not in report.defaulted
+
+    harness.advance(_at_hour(schedule[-1].due + timedelta(days=1), 1) - harness.now())  # the last one still unpaid
+    report = await job.run_round()
+    assert report.buckets[loan_ref] is Bucket.DPD_1_29
+    assert (loan_ref, Bucket.DPD_1_29) in report.announced
+    with servicing_db.unit_of_work() as uow:
+        (event,) = uow.session.scalars(
+            select(OutboxEventRow).where(
+                OutboxEventRow.loan_id == loan_id, OutboxEventRow.event_type == "loan.past_due"
+            )
+        ).all()
+    assert (event.body["data"]["bucket"], event.body["data"]["days_past_due"]) == ("1-29", 1)

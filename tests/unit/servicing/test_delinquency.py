@@ -1,5 +1,6 @@
-"""Days past due and buckets: begun days since maturity while something is owed; for an amortizing loan also the days
-since its oldest installment the principal repaid does not cover."""
+"""Days past due and buckets: begun days since maturity while something is owed; for an amortizing loan the days since
+its oldest installment all repaid does not cover, by its due dates (never fewer than since the last one), not by the
+chain's maturity."""
 
 from __future__ import annotations
 
@@ -109,11 +110,30 @@ def test_an_installment_paid_in_full_is_paid_however_the_chain_split_it() -> Non
     assert (found.days_past_due, found.bucket) == (0, Bucket.CURRENT)
 
 
-def test_an_amortizing_loan_is_never_judged_less_past_due_than_its_maturity() -> None:
-    # every installment paid but something still owed after maturity: days since maturity, as for a single payment
+def test_an_amortizing_loan_is_never_judged_less_past_due_than_its_last_due_date() -> None:
+    # every installment paid but something still owed after the last due date (2027-04-01): the days since that date
     now = END + 10 * SECONDS_PER_DAY + 1
-    assert delinquency(END, now, True, SCHEDULE, paid=306 * 10**6).days_past_due == 11
+    assert delinquency(END, now, True, SCHEDULE, paid=306 * 10**6).days_past_due == 10
     assert delinquency(END, now, False, SCHEDULE).days_past_due == 0  # nothing owed
+
+
+@pytest.mark.parametrize(
+    ("now", "days", "bucket"),
+    [
+        (_at(date(2027, 4, 1), 10 * 3600), 0, Bucket.CURRENT),  # an hour past the chain's maturity second
+        (_at(date(2027, 4, 1), SECONDS_PER_DAY - 1), 0, Bucket.CURRENT),  # the due date's last second
+        (_at(date(2027, 4, 2)), 1, Bucket.DPD_1_29),  # the day after the last due date is day 1
+    ],
+)
+def test_the_last_installment_is_due_all_its_due_date_whatever_the_chain_maturity(
+    now: int, days: int, bucket: Bucket
+) -> None:
+    """A loan opened at 09:00 matures on-chain at 09:00 of its last due date (opening + the term's whole days); with
+    the first two installments paid, the last is due that whole day, as disclosed, not from the opening's time of day.
+    """
+    maturity = _at(date(2027, 4, 1), 9 * 3600)
+    found = delinquency(maturity, now, True, SCHEDULE, paid=HUNDRED_3 + HUNDRED_2)
+    assert (found.days_past_due, found.bucket) == (days, bucket)
 
 
 def test_a_single_payment_schedule_is_judged_by_maturity_alone() -> None:
