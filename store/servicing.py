@@ -1,6 +1,7 @@
 """What servicing reads and writes: the open loans of a chain (the keeper's and the default job's worklist), the
-past-due buckets already announced per loan (``loan.past_due`` goes out once per bucket entered), and the closed
-loans whose collateral still waits for ``claimCollateral`` (the keeper's claim sweep, from chain facts)."""
+past-due buckets already announced per loan in its current late period (``loan.past_due`` goes out once per bucket
+entered; the rows go when the loan is current again), and the closed loans whose collateral still waits for
+``claimCollateral`` (the keeper's claim sweep, from chain facts)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, and_, or_, select
+from sqlalchemy import ForeignKey, String, and_, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
@@ -29,7 +30,8 @@ OPEN_STATUSES = ("active", "defaulted")
 
 
 class PastDueNoticeRow(Base):
-    """A past-due bucket a loan entered, announced once (``loan.past_due`` written to the outbox with it)."""
+    """A past-due bucket a loan entered in its current late period, announced once (``loan.past_due`` written to the
+    outbox with it); deleted when the loan is current again, so that its next late period is announced too."""
 
     __tablename__ = "loan_past_due_notices"
 
@@ -93,6 +95,10 @@ class SqlServicingRepository:
             .returning(PastDueNoticeRow.bucket)  # a row when inserted (the driver's rowcount may read -1)
         )
         return self.session.execute(statement).first() is not None
+
+    def clear(self, loan_id: str) -> None:
+        """Forget the buckets ``loan_id`` was announced in: it is current again (its late period is over)."""
+        self.session.execute(delete(PastDueNoticeRow).where(PastDueNoticeRow.loan_id == loan_id))
 
     def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
         """The CollateralManager ``manager``'s ``CollateralClaimable`` facts not followed (in chain order) by a

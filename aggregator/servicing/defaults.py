@@ -8,8 +8,10 @@ node takes) and the block's time — the chain's clock, which is the one the con
 * **past due**: the loan's days past due (``delinquency``: by maturity, and by its installment schedule when it
   amortizes — the schedule disclosed with its quote, covered by all the ledger shows repaid, interest and
   principal) put it in a bucket;
-  each bucket it enters is recorded once (``loan_past_due_notices``) and announced as ``loan.past_due`` in the same
-  transaction (``on_past_due``, by default the outbox's ``append``, keyed by the bucket);
+  each bucket it enters in a late period is recorded once (``loan_past_due_notices``) and announced as
+  ``loan.past_due`` in the same transaction (``on_past_due``, by default the outbox's ``append``, keyed by the bucket
+  and the due date the period is counted from); a loan found current again has its notices deleted, so its next late
+  period is announced from its first bucket;
 * **default**: once the block time is past maturity plus the grace period, the operator (``OPERATOR_ROLE``,
   ``CREDITMESH_OPERATOR_KEY``) sends ``markDefault`` — once per loan: the intent is keyed by the loan, so a second
   round, process or restart resumes the same transaction and never sends another; an ``eth_call`` simulation from the
@@ -73,10 +75,12 @@ PastDueSink = Callable[[OutboxStore, str, dict[str, Any]], None]
 
 
 def write_past_due(events: OutboxStore, loan_id: str, payload: dict[str, Any]) -> None:
-    """``loan.past_due`` to the outbox, once per loan and bucket (the bucket is the event's key)."""
+    """``loan.past_due`` to the outbox, once per loan, late period and bucket: the event's key is the bucket and the
+    due date the period's days are counted from (``since``), so a notice written again is the same event."""
     loan = events.loan(loan_id)
     if loan is not None:
-        outbox.write(events, loan, event_type=outbox.LOAN_PAST_DUE, payload=payload, key=str(payload["bucket"]))
+        key = str(payload["bucket"]) if payload.get("since") is None else f"{payload['bucket']}@{payload['since']}"
+        outbox.write(events, loan, event_type=outbox.LOAN_PAST_DUE, payload=payload, key=key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,8 +420,10 @@ def announce_past_due(
     report: DefaultReport,
     on_past_due: PastDueSink = write_past_due,
 ) -> None:
-    """Each loan's days past due at the block time ``now`` (by maturity, and by its schedule when it amortizes);
-    every bucket it entered that was not announced yet is recorded and announced through ``on_past_due``, once."""
+    """Each loan's days past due at the block time ``now`` (by maturity, or by its schedule when it amortizes);
+    every bucket it entered in its late period that was not announced yet is recorded and announced through
+    ``on_past_due``, once. A loan found current has its late period's buckets forgotten (``clear``): a borrower who
+    caught up and fell behind again is told of the new late period from its first bucket, not only from 30 days."""
     as_of = datetime.fromtimestamp(now, UTC)
     for loan in loans:
         state = onchain[loan.loan_ref]
@@ -426,6 +432,10 @@ def announce_past_due(
         found = delinquency(state.maturity, now, owed, schedule, paid=loan.repaid)
         report.buckets[loan.loan_ref] = found.bucket
         known = servicing.announced(loan.id)
+        if found.bucket is Bucket.CURRENT:
+            if known:
+                servicing.clear(loan.id)
+            continue
         for bucket in entered(found.bucket):
             if bucket.value in known or not servicing.announce(loan.id, bucket.value, found.days_past_due, as_of):
                 continue
@@ -434,6 +444,7 @@ def announce_past_due(
                 "bucket": bucket.value,
                 "days_past_due": found.days_past_due,
                 "maturity": _rfc3339(datetime.fromtimestamp(state.maturity, UTC)),
+                "since": None if found.since is None else found.since.isoformat(),
                 "as_of": _rfc3339(as_of),
             }
             on_past_due(events, loan.id, payload)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -41,11 +41,13 @@ BUCKET_ORDER = tuple(Bucket)
 
 @dataclass(frozen=True, slots=True)
 class Delinquency:
-    """Days past due as of block time ``as_of`` (seconds), and their bucket."""
+    """Days past due as of block time ``as_of`` (seconds), and their bucket; ``since``: the due date they are counted
+    from (the oldest unpaid installment's, the last due date, or the maturity's date), None when current."""
 
     days_past_due: int
     bucket: Bucket
     as_of: int
+    since: date | None = None
 
 
 def days_past_due(maturity: int, now: int, owed: bool) -> int:
@@ -88,11 +90,13 @@ def delinquency(
     due date while anything is owed), else by ``maturity``."""
     if not owed or len(schedule) <= 1:
         days = days_past_due(maturity, now, owed)
+        since = datetime.fromtimestamp(maturity, UTC).date() if days else None
     else:
         today = datetime.fromtimestamp(now, UTC).date()
         since_last = max(0, (today - schedule[-1].due).days)
         days = max(since_last, installments.days_past_due(schedule, paid, today))
-    return Delinquency(days, bucket_of(days), now)
+        since = today - timedelta(days=days) if days else None
+    return Delinquency(days, bucket_of(days), now, since)
 
 
 def entered(bucket: Bucket) -> tuple[Bucket, ...]:

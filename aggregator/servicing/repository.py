@@ -1,5 +1,6 @@
 """What servicing reads and writes, as plain values: each chain's open loans (the keeper's and the default job's
-worklist), the past-due buckets already announced per loan (``loan.past_due`` goes out once per bucket entered), and
+worklist), the past-due buckets already announced per loan in its current late period (``loan.past_due`` goes out
+once per bucket entered; forgotten when the loan is current again, so a later late period is announced too), and
 the closed loans whose collateral still waits for ``claimCollateral`` (the keeper's claim sweep).
 
 ``ServicingStore`` opens a unit of work holding the servicing repository, the outbox (a bucket's notice and its
@@ -75,12 +76,17 @@ class ServicingRepository(Protocol):
         ...
 
     def announced(self, loan_id: str) -> set[str]:
-        """The past-due buckets the loan entered and was announced in."""
+        """The past-due buckets the loan entered and was announced in, in its current late period."""
         ...
 
     def announce(self, loan_id: str, bucket: str, days_past_due: int, as_of: datetime) -> bool:
         """Record that ``loan_id`` entered ``bucket``; False when it was recorded before (by this or another
         process), so the caller writes its event only once."""
+        ...
+
+    def clear(self, loan_id: str) -> None:
+        """Forget the buckets ``loan_id`` was announced in: it is current again, its late period over, and the next
+        one is announced afresh (``loan.past_due`` keyed by the period's first due date, so not written twice)."""
         ...
 
     def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
@@ -132,6 +138,10 @@ class InMemoryServicing:
             return False
         self.notices[(loan_id, bucket)] = (days_past_due, as_of)
         return True
+
+    def clear(self, loan_id: str) -> None:
+        for key in [key for key in self.notices if key[0] == loan_id]:
+            del self.notices[key]
 
     def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
         return list(self.unclaimed.get(chain_id, []))

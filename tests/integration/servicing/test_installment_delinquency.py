@@ -33,6 +33,7 @@ from store.chain import SqlChainStore
 from store.db import Database
 from store.loans import SqlLoanStore, loan_record
 from store.outbox import OutboxEventRow
+from store.servicing import PastDueNoticeRow
 from tests.contracts.harness import OPERATOR, RELAYER, USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
 from tests.support.devnet import DeployedChain
@@ -255,3 +256,47 @@ async def test_the_last_installment_is_not_past_due_on_its_due_date_after_the_op
             )
         ).all()
     assert (event.body["data"]["bucket"], event.body["data"]["days_past_due"]) == ("1-29", 1)
+
+
+async def test_a_second_late_period_gets_its_own_past_due_notice(
+    own_chain: DeployedChain, servicing_db: Database, job: DefaultJob
+) -> None:
+    """Installment 1 missed (1-29 announced), then paid (current: the notices of that late period are deleted),
+    installment 2 paid on time, installment 3 missed: the default job announces 1-29 again at once, counted from
+    installment 3's due date, instead of saying nothing until the loan reached 30 days."""
+    harness, loan, opened = _open_amortizing_loan(servicing_db, own_chain, first_due_days=30)
+    loan_ref = int(loan.onchain_loan_id or 0)
+    due = [opened + timedelta(days=30 * n) for n in (1, 2, 3)]
+
+    def pay(number: int) -> None:
+        call = harness.aggregator.functions.recordOffchainRepayment(loan_ref, 109 * USDC, bytes([number]) * 32)
+        record_in_ledger(servicing_db, own_chain, harness.send(call, OPERATOR))
+
+    harness.advance(_at_noon(due[0] + timedelta(days=4)) - harness.now())
+    assert (loan_ref, Bucket.DPD_1_29) in (await job.run_round()).announced
+    pay(1)
+    harness.advance(SECONDS_PER_DAY)
+    report = await job.run_round()
+    assert report.buckets[loan_ref] is Bucket.CURRENT
+    with servicing_db.unit_of_work() as uow:
+        assert uow.session.scalars(select(PastDueNoticeRow).where(PastDueNoticeRow.loan_id == loan.id)).all() == []
+    harness.advance(_at_noon(due[1]) - harness.now())
+    pay(2)
+    harness.advance(_at_noon(due[2] + timedelta(days=3)) - harness.now())
+    report = await job.run_round()
+    assert report.buckets[loan_ref] is Bucket.DPD_1_29
+    assert (loan_ref, Bucket.DPD_1_29) in report.announced
+    assert all(ref != loan_ref for ref, _ in (await job.run_round()).announced), "announced once in the period"
+
+    with servicing_db.unit_of_work() as uow:
+        events = uow.session.scalars(
+            select(OutboxEventRow)
+            .where(OutboxEventRow.loan_id == loan.id, OutboxEventRow.event_type == "loan.past_due")
+            .order_by(OutboxEventRow.sequence)
+        ).all()
+        notices = uow.session.scalars(select(PastDueNoticeRow).where(PastDueNoticeRow.loan_id == loan.id)).all()
+    assert [(e.body["data"]["bucket"], e.body["data"]["days_past_due"], e.body["data"]["since"]) for e in events] == [
+        ("1-29", 4, due[0].isoformat()),
+        ("1-29", 3, due[2].isoformat()),
+    ]
+    assert [(n.bucket, n.days_past_due) for n in notices] == [("1-29", 3)], "only the late period under way"
