@@ -12,6 +12,10 @@ node takes) and the block's time — the chain's clock, which is the one the con
   ``loan.past_due`` in the same transaction (``on_past_due``, by default the outbox's ``append``, keyed by the bucket
   and the due date the period is counted from); a loan found current again has its notices deleted, so its next late
   period is announced from its first bucket;
+* **paid as disclosed**: a loan whose repayments reached its disclosed total of payments by its last due date, and
+  owes on-chain only the few cents of interest accrued between the maturity second and the payment that day
+  (``delinquency.paid_as_disclosed``), is current: neither announced past due nor marked in default
+  (``DefaultReport.paid_as_disclosed``);
 * **default**: once the block time is past maturity plus the grace period, the operator (``OPERATOR_ROLE``,
   ``CREDITMESH_OPERATOR_KEY``) sends ``markDefault`` — once per loan: the intent is keyed by the loan, so a second
   round, process or restart resumes the same transaction and never sends another; an ``eth_call`` simulation from the
@@ -50,7 +54,14 @@ from aggregator.indexer import default_holder
 from aggregator.ledger import LedgerChain
 from aggregator.outbox import OutboxStore
 from aggregator.receipts import apply_receipt
-from aggregator.servicing.delinquency import Bucket, amortizing_schedule, delinquency, entered
+from aggregator.servicing.delinquency import (
+    Bucket,
+    Delinquency,
+    amortizing_schedule,
+    delinquency,
+    entered,
+    paid_as_disclosed,
+)
 from aggregator.servicing.leased import Leader, run_leased
 from aggregator.servicing.repository import UNFUNDED, OpenLoan, ServicingRepository, ServicingStore, serviced
 from chain.artifacts import load_artifact
@@ -97,6 +108,7 @@ class OnChainLoan:
     maturity: int
     status: int
     outstanding_principal: int
+    rate_bps: int = 0
 
 
 @dataclass
@@ -110,6 +122,9 @@ class DefaultReport:
     skipped: dict[int, str] = field(default_factory=dict)
     held: dict[int, str] = field(default_factory=dict)  # loan ref → holdLiquidation tx hash
     errors: dict[int, ChainError] = field(default_factory=dict)  # loan ref → what a send raised (a timeout: pending)
+    #: loan ref → the principal remainder still owed on-chain by a loan paid as disclosed (neither past due nor
+    #: marked in default: ``delinquency.paid_as_disclosed``)
+    paid_as_disclosed: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +223,11 @@ class DefaultJob:
         await asyncio.to_thread(self._announce, loans, onchain, now, report, leader)
         for loan in loans:
             state = onchain[loan.loan_ref]
-            if state.status == ACTIVE and now > state.maturity + grace:
+            if (
+                state.status == ACTIVE
+                and now > state.maturity + grace
+                and loan.loan_ref not in report.paid_as_disclosed
+            ):
                 await self._mark_default(loan, report, leader)
         for loan in unfunded:
             await self._cancel_unfunded(loan, report, leader)
@@ -226,7 +245,7 @@ class DefaultJob:
         onchain = {}
         for loan, fields in zip(loans, answers[1:], strict=True):
             # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, outstandingPrincipal, ...
-            onchain[loan.loan_ref] = OnChainLoan(int(fields[4]), int(fields[6]), int(fields[7]))
+            onchain[loan.loan_ref] = OnChainLoan(int(fields[4]), int(fields[6]), int(fields[7]), int(fields[3]))
         return int(answers[0]), onchain
 
     def _announce(
@@ -430,6 +449,11 @@ def announce_past_due(
         owed = state.outstanding_principal > 0
         schedule = amortizing_schedule(loan.disclosure)
         found = delinquency(state.maturity, now, owed, schedule, paid=loan.repaid)
+        if found.bucket is not Bucket.CURRENT and paid_as_disclosed(
+            loan.disclosure, loan.repaid, state.outstanding_principal, state.maturity, state.rate_bps
+        ):
+            report.paid_as_disclosed[loan.loan_ref] = state.outstanding_principal
+            found = Delinquency(0, Bucket.CURRENT, now)
         report.buckets[loan.loan_ref] = found.bucket
         known = servicing.announced(loan.id)
         if found.bucket is Bucket.CURRENT:

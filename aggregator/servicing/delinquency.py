@@ -12,18 +12,30 @@ its last due date while anything is owed. Not by the chain's maturity: that is t
 whole days, so from the opening's time of day on the last due date it was a day past, while the borrower still had
 the rest of that day to pay the last installment. The maturity (with the grace period) only decides ``markDefault``.
 A loan without a schedule, or with one payment, is judged by its maturity alone.
+
+**Paid as disclosed** (``paid_as_disclosed``). The disclosure tells a borrower to pay its total of payments by its due
+date; the contract charges interest per second to the second of payment, and its maturity is the opening's time of
+day on the due date. A borrower who pays the disclosed amount later that same day (at 15:00 for a loan opened at
+09:00) pays the interest the disclosure counted up to the maturity second, and the interest since is left owed as a
+principal remainder of a few cents: the loan stays open on-chain. Such a loan — all it repaid at least the disclosed
+total of payments, and the principal it still owes no more than the interest its principal accrues from the maturity
+to the end of the last due date (UTC) — was paid as disclosed, on time: servicing neither announces it past due nor
+marks it in default. A borrower who paid the same amount a day late owes more than that and is past due as before.
+The remainder stays owed on-chain (no one but a payer can close a loan, and the contract forgives nothing), and
+paying it releases the collateral.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
 from aggregator import installments
 from aggregator.installments import DueInstallment
+from compliance.tila.disclosure import single_payment_interest
 
 SECONDS_PER_DAY = 86_400
 
@@ -97,6 +109,24 @@ def delinquency(
         days = max(since_last, installments.days_past_due(schedule, paid, today))
         since = today - timedelta(days=days) if days else None
     return Delinquency(days, bucket_of(days), now, since)
+
+
+def paid_as_disclosed(
+    disclosure: Mapping[str, Any] | None, paid: int, principal_owed: int, maturity: int, rate_bps: int
+) -> bool:
+    """Whether a loan was paid as its quote disclosed, by the last due date (see the module docstring): ``paid`` (all
+    repaid, interest and principal, base units) reached the disclosure's total of payments, and the principal still
+    owed on-chain is no more than the interest the disclosed principal accrues at ``rate_bps`` from ``maturity`` to
+    the end of the last due date — the most that paying the disclosed amount on that date can leave. False without a
+    disclosed schedule (a loan opened from an offer we never quoted)."""
+    if not disclosure or not disclosure.get("payments"):
+        return False
+    schedule = installments.schedule_from_disclosure(disclosure)
+    if paid < installments.total_of_payments(schedule):
+        return False
+    day_ends = int(datetime.combine(schedule[-1].due + timedelta(days=1), time.min, UTC).timestamp())
+    principal = sum(installment.principal for installment in schedule)
+    return principal_owed <= single_payment_interest(principal, rate_bps, max(0, day_ends - maturity))
 
 
 def entered(bucket: Bucket) -> tuple[Bucket, ...]:

@@ -17,7 +17,9 @@ from aggregator.servicing.delinquency import (
     days_past_due,
     delinquency,
     entered,
+    paid_as_disclosed,
 )
+from compliance.tila.disclosure import single_payment_interest
 
 pytestmark = pytest.mark.unit
 
@@ -140,3 +142,52 @@ def test_a_single_payment_schedule_is_judged_by_maturity_alone() -> None:
     single = (DueInstallment(1, date(2027, 2, 1), 103 * 10**6, HUNDRED, 3 * 10**6),)
     found = delinquency(END, _at(date(2027, 3, 5)), True, single)
     assert (found.days_past_due, found.bucket) == (0, Bucket.CURRENT)
+
+
+# A single payment of 1,500.00 USDC at 9% for 30 days, opened at 09:00 UTC on 2027-01-01: due 2027-01-31, which is
+# also the day the chain's maturity falls on, at 09:00.
+OPENED = int(datetime(2027, 1, 1, 9, tzinfo=UTC).timestamp())
+SINGLE_MATURITY = OPENED + 30 * SECONDS_PER_DAY
+PRINCIPAL = 1_500 * 10**6
+DISCLOSED_INTEREST = single_payment_interest(PRINCIPAL, 900, 30 * SECONDS_PER_DAY)
+SINGLE: dict[str, object] = {
+    "assetDecimals": 6,
+    "payments": [{"number": 1, "due": "2027-01-31", "amount": f"{(PRINCIPAL + DISCLOSED_INTEREST) / 10**6:.6f}",
+                  "principal": "1500.00", "interest": f"{DISCLOSED_INTEREST / 10**6:.6f}"}],
+}  # fmt: skip
+
+
+def _remainder_after_paying_the_disclosed_amount_at(moment: int) -> int:
+    """The principal the chain still has owed after the disclosed amount is paid at ``moment``: interest first, to
+    the second."""
+    interest = single_payment_interest(PRINCIPAL, 900, moment - OPENED)
+    return PRINCIPAL - (PRINCIPAL + DISCLOSED_INTEREST - interest)
+
+
+@pytest.mark.parametrize(
+    ("paid_at", "expected"),
+    [
+        (int(datetime(2027, 1, 31, 15, tzinfo=UTC).timestamp()), True),  # later on the due date: a few cents left
+        (int(datetime(2027, 2, 1, tzinfo=UTC).timestamp()) - 1, True),  # the due date's last second
+        (int(datetime(2027, 2, 1, 0, 30, tzinfo=UTC).timestamp()), False),  # the day after: late, past due
+        (int(datetime(2027, 2, 5, tzinfo=UTC).timestamp()), False),
+    ],
+)
+def test_the_disclosed_amount_paid_by_the_end_of_the_due_date_is_paid_as_disclosed(
+    paid_at: int, expected: bool
+) -> None:
+    remainder = _remainder_after_paying_the_disclosed_amount_at(paid_at)
+    assert remainder > 0
+    total = PRINCIPAL + DISCLOSED_INTEREST
+    assert paid_as_disclosed(SINGLE, total, remainder, SINGLE_MATURITY, 900) is expected
+    # the figure of the audit: paid at 15:00 for a loan opened at 09:00 leaves 0.092466 USDC
+    if paid_at == int(datetime(2027, 1, 31, 15, tzinfo=UTC).timestamp()):
+        assert remainder == 92_466
+
+
+def test_less_than_the_disclosed_total_or_no_disclosure_is_not_paid_as_disclosed() -> None:
+    total = PRINCIPAL + DISCLOSED_INTEREST
+    assert not paid_as_disclosed(SINGLE, total - 1, 1, SINGLE_MATURITY, 900), "a unit short of the disclosed total"
+    assert not paid_as_disclosed(None, total, 1, SINGLE_MATURITY, 900)
+    assert not paid_as_disclosed({"asset": "USDC"}, total, 1, SINGLE_MATURITY, 900)
+    assert paid_as_disclosed(SINGLE, total, 0, SINGLE_MATURITY, 900)
