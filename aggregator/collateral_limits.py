@@ -10,7 +10,14 @@ One JSON-RPC batch per chain (the two views), the chains read concurrently, the 
 (chain, collateral asset) as the quote path keeps the feeds' prices (``aggregator.valuation``): under traffic a
 request reads nothing. What is kept may be up to ``ttl`` old: a change of the asset's terms or a pause is seen by the
 requests after it; ``openPosition`` checks again at the accept. A chain whose node cannot be read is not refused here
-(its limits are unknown, the request is quoted there on the grade's LTV as before)."""
+(its limits are unknown, the request is quoted there on the grade's LTV as before).
+
+The LTV limit holds for the loan's debt, not only its principal: the CollateralManager's health factor counts the
+principal and the interest accrued on it, so a loan whose principal alone sat at the limit fell below a health factor
+of 1 before it was due, prices unchanged (grade A: 79.99% against WETH's 82.5% liquidation threshold, a 365-day loan
+at 7.10% on day 165), and was liquidated. Each offer is held to its chain's ``DebtCeiling``: the largest debt its
+schedule reaches (``largest_debt``) must be within the limit, or the offer is dropped with the collateral that would
+carry it named."""
 
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from eth_utils.address import to_checksum_address
 from web3.exceptions import Web3Exception
@@ -28,6 +35,7 @@ from aggregator.assets import Asset
 from aggregator.platform import ChainRuntime
 from chain.errors import ChainError
 from chain.views import read_views, view
+from compliance import Disclosure
 from risk.policy import collateral_limit
 
 log = logging.getLogger(__name__)
@@ -68,6 +76,60 @@ class CollateralLimit:
                 f" {self.chain} (the grade allows {_percent(grade_ltv_bps)})"
             )
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class DebtCeiling:
+    """The largest debt (in the loan asset's units) one chain's contracts let the request's collateral carry: its
+    value on that chain's feeds at the lower of the grade's LTV and the asset's (``ltv_bps``), a basis point under it
+    (``risk.policy.collateral_limit``)."""
+
+    chain: str
+    ltv_bps: int
+    amount: Decimal
+
+    @classmethod
+    def on(
+        cls, chain: str, collateral_value: Decimal, grade_ltv_bps: int, limit: CollateralLimit | None
+    ) -> DebtCeiling:
+        """``chain``'s ceiling for collateral worth ``collateral_value`` there; ``limit`` None: the grade's LTV only."""
+        ltv_bps = grade_ltv_bps if limit is None else min(grade_ltv_bps, limit.ltv_bps)
+        return cls(chain, ltv_bps, collateral_limit(collateral_value, ltv_bps))
+
+    def refusal(self, debt: Decimal, asset: Asset, collateral: Asset, collateral_amount: int) -> str | None:
+        """Why a loan whose debt reaches ``debt`` (``largest_debt``) on ``collateral_amount`` of ``collateral``
+        cannot be quoted on this chain, or None: its health factor would fall below 1 before it is due at today's
+        prices. Names the collateral that would carry that debt, rounded up to a ten-thousandth of a unit."""
+        if debt <= self.amount:
+            return None
+        carries = ""
+        if self.amount > 0:
+            needed = collateral.from_base_units(collateral_amount) * debt / self.amount
+            quantum = Decimal(1).scaleb(-min(4, collateral.decimals))
+            carries = f"; {needed.quantize(quantum, ROUND_CEILING)} {collateral.symbol} would carry it"
+        return (
+            f"the debt its schedule reaches, {_cents(debt, ROUND_CEILING)} {asset.symbol} (principal and interest), is"
+            f" above {_percent(self.ltv_bps)} of the collateral's value on {self.chain}"
+            f" ({_cents(self.amount, ROUND_FLOOR)} {asset.symbol}): the loan could be liquidated before it is due at"
+            f" today's prices{carries}"
+        )
+
+
+def largest_debt(disclosure: Disclosure) -> Decimal:
+    """The most a loan's debt — the principal outstanding and the interest accrued on it, as the CollateralManager's
+    health factor counts it — reaches while its disclosed schedule is kept: just before each payment falls due, the
+    principal then outstanding plus the interest that payment carries (for a single payment, everything owed at
+    maturity). Interest accrues on-chain per second on a 365-day year; an installment schedule's own day count may
+    differ from it by a day's interest, which the gap between the LTV and the liquidation threshold covers."""
+    outstanding, largest = disclosure.principal, Decimal(0)
+    for payment in disclosure.payments:
+        largest = max(largest, outstanding + payment.interest)
+        outstanding -= payment.principal
+    return largest
+
+
+def _cents(amount: Decimal, rounding: str) -> str:
+    return f"{amount.quantize(Decimal('0.01'), rounding):f}"
 
 
 def _percent(bps: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -19,6 +19,7 @@ from eth_hash.auto import keccak
 
 from aggregator.assets import Asset
 from aggregator.borrowers import BorrowerFile
+from aggregator.collateral_limits import DebtCeiling, largest_debt
 from aggregator.errors import InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome
 from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch, schedule_past_maximum
@@ -38,13 +39,16 @@ SECONDS_PER_DAY = 86_400
 
 @dataclass(frozen=True, slots=True)
 class ValidRequest:
-    """A credit request validated: its asset and collateral (priced), amounts in base units, the chains asked."""
+    """A credit request validated: its asset and collateral (priced), amounts in base units, the chains asked; once
+    they are known, the largest debt the collateral carries on each (``debt_ceilings``: an offer whose schedule's
+    debt goes past its chain's is dropped in disclosure)."""
 
     asset: Asset
     principal: int
     collateral: Asset
     collateral_amount: int
     chains: list[str]
+    debt_ceilings: Mapping[str, DebtCeiling] = field(default_factory=dict)
 
     @property
     def amount(self) -> Decimal:
@@ -153,8 +157,9 @@ def _draft(
     served: frozenset[str] = frozenset(),
 ) -> Draft | str:
     """One offer disclosed and checked: its draft, or why it is dropped (a schedule past the maximum term before its
-    disclosure is computed). A pool's offer is placed on its pool's chain; a traditional lender's on the first of the
-    requested chains among those it lends on (``served``; none declared: the first requested chain)."""
+    disclosure is computed; a debt its collateral does not carry on its chain, ``DebtCeiling``). A pool's offer is
+    placed on its pool's chain; a traditional lender's on the first of the requested chains among those it lends on
+    (``served``; none declared: the first requested chain)."""
     too_long = schedule_past_maximum(offer, now)
     if too_long is not None:
         return f"dropped: {too_long}"
@@ -170,6 +175,12 @@ def _draft(
     mismatch = schedule_mismatch(offer, decision.disclosure, valid.asset)
     if mismatch is not None:
         return f"dropped: {mismatch}"
+    ceiling = valid.debt_ceilings.get(placed)
+    if ceiling is not None:
+        debt = largest_debt(decision.disclosure)
+        uncovered = ceiling.refusal(debt, valid.asset, valid.collateral, valid.collateral_amount)
+        if uncovered is not None:
+            return f"dropped: {uncovered}"
     chain = chains[placed]
     lender = _lender_terms(offer) | {"schedule": lender_schedule(offer, decision.disclosure, valid.asset)}
     return Draft(offer, decision.disclosure, chain, lender, _disclosure_json(decision.disclosure))

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 from aggregator.assets import Asset, AssetRegistry, parse_amount
 from aggregator.borrowers import BorrowerFile
-from aggregator.collateral_limits import CollateralLimit, CollateralLimits
+from aggregator.collateral_limits import CollateralLimit, CollateralLimits, DebtCeiling
 from aggregator.early_disclosure import EarlyDisclosure
 from aggregator.errors import ComplianceDenied, InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome, fan_out
@@ -229,6 +229,9 @@ class QuotePipeline:
             if refused:
                 eligible, premade = _left_out(eligible, valid.chains, refused)
                 valid = replace(valid, chains=[name for name in valid.chains if name not in refused])
+            # each offer's debt (its rate and term: the principal with the interest its schedule accrues) is held to
+            # its chain's ceiling in disclosure: the health factor counts the interest too
+            valid = replace(valid, debt_ceilings=self._debt_ceilings(valid, decision, chain_limits, chain_prices))
             query = QuoteRequest(
                 request_id=request_id,
                 asset=valid.asset.symbol,
@@ -391,6 +394,24 @@ class QuotePipeline:
             if reason is not None:
                 refused[name] = reason
         return refused
+
+    def _debt_ceilings(
+        self,
+        valid: ValidRequest,
+        decision: RiskDecision,
+        limits: dict[str, CollateralLimit],
+        prices: Mapping[str, tuple[Asset, ...] | str],
+    ) -> dict[str, DebtCeiling]:
+        """The largest debt the collateral carries on each of the request's chains, on that chain's own price of it
+        (``prices`` as ``_refused_chains`` reads them) at the lower of the grade's LTV and the asset's there."""
+        ceilings = {}
+        for name in valid.chains:
+            priced = prices.get(name)
+            if isinstance(priced, str):  # refused: not priced there now
+                continue
+            on_chain = valid if priced is None else replace(valid, asset=priced[0], collateral=priced[1])
+            ceilings[name] = DebtCeiling.on(name, on_chain.collateral_value, decision.max_ltv_bps, limits.get(name))
+        return ceilings
 
     def _clocks_ahead(self, chains: Sequence[str], reading: OnchainReading | None, now: datetime) -> dict[str, str]:
         """The chains whose latest block (as the wallet's history was read at, this request) is past ``now`` by more

@@ -2,8 +2,10 @@
 in the CollateralManager (when governance set it below the grade's), its frozen flag and supply cap, and the
 CreditAggregator's pause are read at quote time (one batch per chain, kept a few seconds), and a chain that would
 refuse the loan at the accept (``LtvAboveCollateralLimit``, ``CollateralFrozen``, ``SupplyCapExceeded``,
-``EnforcedPause``) is left out, its providers ineligible with the reason named; the other chains are quoted. On two
-anvil devnets with the contract set deployed, their feeds pricing the collateral."""
+``EnforcedPause``) is left out, its providers ineligible with the reason named; the other chains are quoted. An offer
+is quoted only when the collateral carries the debt its schedule reaches (principal and interest) within the LTV: the
+health factor counts the interest. On two anvil devnets with the contract set deployed, their feeds pricing the
+collateral."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from web3.exceptions import ContractCustomError
 
 from aggregator.assets import Asset, AssetRegistry
@@ -28,7 +31,7 @@ from providers.models import ProviderKind
 from risk.velocity import InMemoryVelocityStore
 from store.chain import SqlChainStore
 from store.db import Database
-from tests.contracts.harness import Harness
+from tests.contracts.harness import DEPLOYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
 from tests.support.quoting import (
     QUOTE_SIGNER,
@@ -225,3 +228,56 @@ async def test_each_chain_judges_the_loan_on_its_own_price_of_the_collateral(
     assert outcome == "ineligible"
     assert reason.startswith("the amount is above 80.00% of the collateral's value"), reason
     assert POLYGON in reason
+
+
+async def test_an_offer_is_quoted_only_when_the_collateral_carries_its_debt_at_maturity(
+    chains: dict[str, DeployedChain], service: QuotingService
+) -> None:
+    """1 WETH at 3,000 for a year, grade A (80%): 2,390 USDC is within the LTV as a principal, but at the bank's 9%
+    and the pool's 8% its debt at maturity is past 79.99% of the collateral's value, and both offers are dropped;
+    2,150 USDC at 9% stays within it and is quoted. On the chain, the two loans at 9% held at unchanged prices: the
+    dropped one's health factor falls below 1 (liquidatable) months before it is due, the quoted one's never does."""
+    ethereum = chains[ETHEREUM]
+    at_limit = replace(SPEC, amount="2390.00", term_days=365, preferred_chains=(ETHEREUM,))
+
+    quoted = await service.request_credit(borrower_file(), at_limit)
+
+    assert quoted.request.status == "no_offers"
+    outcomes = _outcomes(quoted)
+    for provider in ("bank", f"pool:{ETHEREUM}"):
+        outcome, reason = outcomes[provider]
+        assert outcome == "dropped"
+        assert reason.startswith("dropped: the debt its schedule reaches, "), reason
+        assert f"is above 80.00% of the collateral's value on {ETHEREUM} (2399.70 USDC)" in reason
+    assert outcomes["bank"][1].startswith("dropped: the debt its schedule reaches, 2605.10 USDC")
+
+    within = await service.request_credit(borrower_file(), replace(at_limit, amount="2150.00"))
+    assert within.request.status == "quoted"
+    assert {q.provider_id for q in within.quotes} == {"bank", f"pool:{ETHEREUM}"}
+
+    harness = Harness(ethereum)
+    borrower = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, weth=2 * WETH)
+    harness.approve_all(borrower.address)
+    loans = {
+        amount: harness.open_loan(
+            borrower,
+            pool=False,
+            principal=amount * USDC,
+            originationFee=0,
+            rateBps=900,
+            term=365 * 86_400,
+            attestation={"grade": 1, "maxLtvBps": 8_000},
+        )[0]
+        for amount in (2_390, 2_150)
+    }
+    lowest = {amount: 2**256 - 1 for amount in loans}  # health factors, 18 decimals
+    for _ in range(73):  # a year, five days at a time, the feeds kept fresh at the same prices
+        harness.advance(5 * 86_400 - 60)
+        harness.set_weth_price(3_000)
+        harness.send(harness.usdc_feed.functions.setAnswer(10**8), DEPLOYER)
+        for amount, loan_id in loans.items():
+            lowest[amount] = min(lowest[amount], harness.manager.functions.healthFactor(loan_id).call())
+    assert lowest[2_390] < 10**18, "the loan quoted before would have been liquidated before it was due"
+    assert lowest[2_150] > 10**18
