@@ -13,12 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Context, Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from web3.exceptions import Web3Exception
+from eth_utils.address import to_checksum_address
+from web3.exceptions import ContractLogicError, Web3Exception
 
 from aggregator.errors import LoanNotFound
 from aggregator.installments import DueInstallment, schedule_from_disclosure
@@ -27,6 +28,7 @@ from aggregator.platform import ChainRuntime
 from aggregator.servicing.delinquency import Delinquency, amortizing_schedule, delinquency
 from chain.artifacts import load_artifact
 from chain.errors import ChainError
+from chain.revert import decode_revert
 from chain.views import read_views, view
 
 log = logging.getLogger(__name__)
@@ -196,7 +198,8 @@ class LoanStore(Protocol):
 @dataclass(frozen=True, slots=True)
 class LiveFigures:
     """Read from the chain at ``block``: what the borrower owes now and the position's health factor (18 decimals
-    on-chain; None with no debt)."""
+    on-chain; None with no debt, or when the CollateralManager does not price the position now: ``health_error``
+    says why)."""
 
     block: int
     principal_owed: int
@@ -208,6 +211,8 @@ class LiveFigures:
     #: principal (the ledger's), for days past due
     schedule: tuple[DueInstallment, ...] = ()
     paid: int = 0
+    #: why ``health_factor`` is None while something is owed: the price feeds do not price the position now
+    health_error: str | None = None
 
     @property
     def total_owed(self) -> int:
@@ -324,8 +329,10 @@ class LoanService:
 
 
 async def read_live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
-    """``amountOwed``, ``healthFactor`` and the maturity at one pinned block, so the figures agree with each other
-    and with that block's time."""
+    """``amountOwed``, the maturity and ``healthFactor`` at one pinned block, so the figures agree with each other
+    and with that block's time. The health factor is read on its own: the CollateralManager reverts it while its
+    feeds do not price the position (a stale price, the sequencer down), and what is owed and past due is still
+    shown then, the health factor None with why (``LiveFigures.health_error``)."""
     header: Any = await chain.w3.eth.get_block("latest")
     block, block_time = int(header["number"]), int(header["timestamp"])
     manager: Any = chain.w3.eth.contract(
@@ -333,11 +340,37 @@ async def read_live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
     )
     try:
         principal, interest = await chain.aggregator().functions.amountOwed(loan_ref).call(block_identifier=block)
-        factor = int(await manager.functions.healthFactor(loan_ref).call(block_identifier=block))
         maturity = int((await chain.aggregator().functions.getLoan(loan_ref).call(block_identifier=block))[4])
-    except (Web3Exception, ValueError, OSError, TimeoutError) as err:  # a revert (a stale price), a node failing
+        try:
+            factor, unpriced = (
+                health_factor(await manager.functions.healthFactor(loan_ref).call(block_identifier=block)),
+                None,
+            )
+        except ContractLogicError as err:  # a revert: the feeds do not price the position at this block
+            factor, unpriced = None, unpriced_reason(err.data)
+    except (Web3Exception, ValueError, OSError, TimeoutError) as err:  # a node failing
         raise ChainError(f"{chain.name}: reading loan {loan_ref} failed: {err}") from err
-    return LiveFigures(int(block), int(principal), int(interest), health_factor(factor), maturity, block_time)
+    return LiveFigures(int(block), int(principal), int(interest), factor, maturity, block_time, health_error=unpriced)
+
+
+def unpriced_reason(revert_data: object) -> str:
+    """Why the CollateralManager does not price a position now, from its revert (``healthFactor``'s): the same
+    revert stops a liquidation, so none can happen until the feeds price it again."""
+    decoded = decode_revert(revert_data)
+    name = decoded.name if decoded is not None else None
+    if name == "StalePrice":
+        feed, updated_at, _now = decoded.args  # type: ignore[union-attr]
+        since = datetime.fromtimestamp(int(updated_at), UTC).isoformat().replace("+00:00", "Z")
+        why = f"a price feed ({to_checksum_address(feed)}) is stale, last updated {since}"
+    elif name == "SequencerDown":
+        why = "the chain's sequencer is down"
+    elif name == "SequencerGracePeriodNotOver":
+        why = "the chain's sequencer is back up, within its grace period"
+    elif name in ("InvalidPrice", "NoPriceFeed"):
+        why = f"a price feed cannot be used ({decoded})"
+    else:
+        why = f"the CollateralManager refused to price it ({decoded or 'reverted'})"
+    return f"{why}: the position is not priced now, so it cannot be liquidated until the feeds price it again"
 
 
 def health_factor(wad: int) -> Decimal | None:

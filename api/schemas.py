@@ -205,7 +205,15 @@ class LiveFiguresOut(BaseModel):
     principal_owed: str
     interest_owed: str
     total_owed: str
-    health_factor: str | None = Field(description="collateral value × liquidation threshold ÷ debt; null: no debt")
+    health_factor: str | None = Field(
+        description="collateral value × liquidation threshold ÷ debt; null: no debt, or the price feeds do not price "
+        "the position now (health_factor_error says why)"
+    )
+    health_factor_error: str | None = Field(
+        default=None,
+        description="why health_factor is null while something is owed: the CollateralManager's price feeds do not "
+        "price the position now (a stale price, the sequencer down); nothing can be liquidated until they do",
+    )
     maturity: str | None = Field(default=None, description="when the loan falls due (RFC 3339, the contract's)")
     days_past_due: int = Field(
         default=0,

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import cast
 
 import pytest
+from eth_utils.crypto import keccak
 
 from aggregator.errors import LoanNotFound
 from aggregator.loans import (
@@ -25,6 +26,7 @@ from aggregator.loans import (
     LoanService,
     Repayment,
     health_factor,
+    unpriced_reason,
 )
 from aggregator.platform import ChainRuntime
 from aggregator.servicing.delinquency import Bucket
@@ -161,3 +163,12 @@ def test_a_health_factor_is_read_exactly_whatever_its_size() -> None:
     assert health_factor(largest) == Decimal(f"{largest // 10**18}.{largest % 10**18:018d}")
     shown = health_factor_text(cast(Decimal, health_factor(largest)))
     assert shown == f"{largest // 10**18}.{largest % 10**18:018d}"[:-14]
+
+
+def test_why_a_position_is_not_priced_is_named_from_the_managers_revert() -> None:
+    sequencer_down = "0x" + keccak(text="SequencerDown()")[:4].hex()
+    assert unpriced_reason(sequencer_down) == (
+        "the chain's sequencer is down: the position is not priced now, so it cannot be liquidated until the feeds "
+        "price it again"
+    )
+    assert unpriced_reason("0xdeadbeef").startswith("the CollateralManager refused to price it (reverted)")
