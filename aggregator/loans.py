@@ -33,6 +33,7 @@ from chain.views import read_views, view
 
 log = logging.getLogger(__name__)
 NO_DEBT = 2**256 - 1  # healthFactor's answer for a loan with nothing owed
+DEFAULTED_STATUS = 3  # LoanStatus.Defaulted (None, Active, Repaid, Defaulted, ...)
 _UINT256 = Context(prec=78)  # every uint256 in full: a health factor read as a decimal is exact
 WAD = Decimal(10) ** 18
 
@@ -213,6 +214,19 @@ class LiveFigures:
     paid: int = 0
     #: why ``health_factor`` is None while something is owed: the price feeds do not price the position now
     health_error: str | None = None
+    #: the loan is in default (``LoanStatus.Defaulted``): anyone may liquidate it in full, whatever its health factor
+    defaulted: bool = False
+    #: the operator holds its liquidation (a loan funded off-chain awaiting its funding), or the guardian paused all
+    liquidation_held: bool = False
+    liquidations_paused: bool = False
+
+    @property
+    def liquidatable(self) -> bool:
+        """Whether ``CollateralManager.liquidate`` would take the position at ``block``: in default or below a health
+        factor of 1, its liquidation neither held nor paused, and its feeds pricing it (a revert stops both)."""
+        if self.liquidation_held or self.liquidations_paused or self.health_error is not None or not self.total_owed:
+            return False
+        return self.defaulted or (self.health_factor is not None and self.health_factor < 1)
 
     @property
     def total_owed(self) -> int:
@@ -329,10 +343,11 @@ class LoanService:
 
 
 async def read_live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
-    """``amountOwed``, the maturity and ``healthFactor`` at one pinned block, so the figures agree with each other
-    and with that block's time. The health factor is read on its own: the CollateralManager reverts it while its
-    feeds do not price the position (a stale price, the sequencer down), and what is owed and past due is still
-    shown then, the health factor None with why (``LiveFigures.health_error``)."""
+    """``amountOwed``, the loan's maturity and status, whether its liquidation is held or paused, and
+    ``healthFactor`` at one pinned block, so the figures agree with each other and with that block's time. The health
+    factor is read on its own: the CollateralManager reverts it while its feeds do not price the position (a stale
+    price, the sequencer down), and what is owed and past due is still shown then, the health factor None with why
+    (``LiveFigures.health_error``)."""
     header: Any = await chain.w3.eth.get_block("latest")
     block, block_time = int(header["number"]), int(header["timestamp"])
     manager: Any = chain.w3.eth.contract(
@@ -340,7 +355,11 @@ async def read_live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
     )
     try:
         principal, interest = await chain.aggregator().functions.amountOwed(loan_ref).call(block_identifier=block)
-        maturity = int((await chain.aggregator().functions.getLoan(loan_ref).call(block_identifier=block))[4])
+        loan = await chain.aggregator().functions.getLoan(loan_ref).call(block_identifier=block)
+        # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, ...
+        maturity, defaulted = int(loan[4]), int(loan[6]) == DEFAULTED_STATUS
+        held = bool(await manager.functions.liquidationHeld(loan_ref).call(block_identifier=block))
+        paused = bool(await manager.functions.liquidationsPaused().call(block_identifier=block))
         try:
             factor, unpriced = (
                 health_factor(await manager.functions.healthFactor(loan_ref).call(block_identifier=block)),
@@ -350,7 +369,18 @@ async def read_live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
             factor, unpriced = None, unpriced_reason(err.data)
     except (Web3Exception, ValueError, OSError, TimeoutError) as err:  # a node failing
         raise ChainError(f"{chain.name}: reading loan {loan_ref} failed: {err}") from err
-    return LiveFigures(int(block), int(principal), int(interest), factor, maturity, block_time, health_error=unpriced)
+    return LiveFigures(
+        int(block),
+        int(principal),
+        int(interest),
+        factor,
+        maturity,
+        block_time,
+        health_error=unpriced,
+        defaulted=defaulted,
+        liquidation_held=held,
+        liquidations_paused=paused,
+    )
 
 
 def unpriced_reason(revert_data: object) -> str:

@@ -274,6 +274,7 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
             total_owed=_money(asset, live.total_owed) or "",
             health_factor=None if live.health_factor is None else health_factor_text(live.health_factor),
             health_factor_error=live.health_error,
+            liquidatable=live.liquidatable,
             maturity=datetime.fromtimestamp(live.maturity, UTC).isoformat().replace("+00:00", "Z")
             if live.maturity
             else None,

@@ -214,6 +214,12 @@ class LiveFiguresOut(BaseModel):
         description="why health_factor is null while something is owed: the CollateralManager's price feeds do not "
         "price the position now (a stale price, the sequencer down); nothing can be liquidated until they do",
     )
+    liquidatable: bool = Field(
+        default=False,
+        description="whether anyone may liquidate the position now (CollateralManager.liquidate): in default — in "
+        "full, whatever health_factor says — or below a health factor of 1; false while its liquidation is held or "
+        "paused, or its price feeds do not price it (health_factor_error)",
+    )
     maturity: str | None = Field(default=None, description="when the loan falls due (RFC 3339, the contract's)")
     days_past_due: int = Field(
         default=0,

@@ -2,7 +2,8 @@
 contract set deployed. The CollateralManager's ``healthFactor`` reverts while its feeds do not price the position (a
 stale price, the sequencer down): what is owed and past due is still shown then, the health factor null with why.
 Before, the three views were read in one ``try`` and a stale feed dropped the whole live section, the borrower told
-the chain "did not answer"."""
+the chain "did not answer". ``liquidatable`` says whether ``liquidate`` would take the position: a defaulted loan
+shows a health factor above 1 though anyone may liquidate it in full."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from aggregator.platform import ChainRuntime
 from api.render import loan_detail_out
 from chain.artifacts import load_artifact
 from chain.deployment import DeploymentRecord
-from tests.contracts.harness import DEPLOYER, USDC, WETH, Harness
+from tests.contracts.harness import DEPLOYER, GUARDIAN, OPERATOR, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -71,12 +72,17 @@ def _assets(chain: DeployedChain) -> AssetRegistry:
     )
 
 
-def _open(harness: Harness) -> int:
+def _open(harness: Harness, **changes: Any) -> int:
     borrower = Account.create()
     harness.impersonate(borrower.address)
     harness.fund(borrower.address, weth=WETH)
     harness.approve_all(borrower.address)
-    return harness.open_loan(borrower)[0]
+    return harness.open_loan(borrower, **changes)[0]
+
+
+def _fresh_feeds(harness: Harness, weth_usd: int = 3_000) -> None:
+    harness.set_weth_price(weth_usd)
+    harness.send(harness.usdc_feed.functions.setAnswer(10**8), DEPLOYER)
 
 
 async def test_a_stale_price_leaves_the_health_factor_out_and_shows_what_is_owed(
@@ -114,3 +120,57 @@ async def test_a_stale_price_leaves_the_health_factor_out_and_shows_what_is_owed
     assert shown.live.health_factor is None
     assert shown.live.health_factor_error == live.health_error
     assert shown.live.days_past_due == 0
+
+
+async def test_a_defaulted_loan_is_liquidatable_whatever_its_health_factor_until_liquidations_are_paused(
+    ethereum_local: DeployedChain, runtime: _Runtime
+) -> None:
+    harness = Harness(ethereum_local)
+    loan_ref = _open(harness, term=86_400)
+    service = _service(ethereum_local, runtime, loan_ref)
+    active = await service.detail("l1", LoanScope(borrower_id="alice"))
+    assert active.live is not None
+    assert active.live.liquidatable is False, "healthy and not yet due"
+
+    harness.advance(86_400 + harness.aggregator.functions.gracePeriod().call() + 10)
+    _fresh_feeds(harness)
+    harness.send(harness.aggregator.functions.markDefault(loan_ref), OPERATOR)
+
+    detail = await service.detail("l1", LoanScope(borrower_id="alice"))
+
+    live = detail.live
+    assert live is not None
+    assert live.health_factor is not None
+    assert live.health_factor > 1
+    assert live.liquidatable is True
+    shown = loan_detail_out(detail, _assets(ethereum_local)).live
+    assert shown is not None
+    assert shown.liquidatable is True
+    harness.fund(DEPLOYER.address, usdc=10 * USDC)
+    harness.send(harness.usdc.functions.approve(harness.manager.address, 10 * USDC), DEPLOYER)
+    harness.manager.functions.liquidate(loan_ref, 10 * USDC).call({"from": DEPLOYER.address})  # it would go through
+
+    harness.send(harness.manager.functions.pauseLiquidations(), GUARDIAN)
+    paused = await service.detail("l1", LoanScope(borrower_id="alice"))
+    assert paused.live is not None
+    assert paused.live.liquidatable is False
+
+
+async def test_a_position_below_one_is_liquidatable_unless_its_liquidation_is_held(
+    ethereum_local: DeployedChain, runtime: _Runtime
+) -> None:
+    harness = Harness(ethereum_local)
+    loan_ref = _open(harness, pool=False)  # funded off-chain: the operator may hold its liquidation
+    service = _service(ethereum_local, runtime, loan_ref)
+    _fresh_feeds(harness, weth_usd=1_700)  # 1,500 USDC on 1 WETH at 1,700: past the 82.5% threshold
+
+    below = await service.detail("l1", LoanScope(borrower_id="alice"))
+    assert below.live is not None
+    assert below.live.health_factor is not None
+    assert below.live.health_factor < 1
+    assert below.live.liquidatable is True
+
+    harness.send(harness.manager.functions.holdLiquidation(loan_ref), OPERATOR)
+    held = await service.detail("l1", LoanScope(borrower_id="alice"))
+    assert held.live is not None
+    assert held.live.liquidatable is False
