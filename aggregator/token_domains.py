@@ -5,8 +5,12 @@ but the API to sign one.
 A token is asked once per chain. EIP-5267's ``eip712Domain()`` names the domain; a token older than it (USDC's
 FiatToken, wstETH) has only EIP-2612's ``DOMAIN_SEPARATOR()``, which is matched against its ``name()`` with its
 ``version()`` (or the versions such tokens use, "1" and "2"): a domain is listed only when it hashes to the separator
-the token checks permits under. A token that answers neither is listed without a domain (it has no permit: approve
-it instead); a chain that cannot be reached is asked again at the next read."""
+the token checks permits under. That holds for an EIP-5267 token too: its ``fields`` bitmap must name exactly the four
+fields a permit's domain here carries (0x0f: name, version, chain id, verifying contract) and the domain must hash to
+its ``DOMAIN_SEPARATOR()`` — a token whose domain leaves out the version or adds a salt was listed with a four-field
+domain it does not check permits under, and the borrower's permit was then refused or silently ignored. A token that
+answers neither is listed without a domain (it has no permit: approve it instead); a chain that cannot be reached is
+asked again at the next read."""
 
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ _VERSION_ABI = [
         "outputs": [{"name": "", "type": "string"}],
     }
 ]
+#: EIP-5267's ``fields`` of a domain of name, version, chain id and verifying contract: the only one a permit here uses
+FOUR_FIELDS = b"\x0f"
 #: what a token without the function answers: a revert, or no output to decode
 _ABSENT = (ContractLogicError, BadFunctionCallOutput, DecodingError)
 
@@ -56,13 +62,14 @@ async def read_token_domain(w3: AsyncWeb3[Any], chain_id: int, token: ChecksumAd
 
     Raises whatever the chain's client raises when the node cannot be reached (not an answer: ask again later)."""
     erc20: Any = w3.eth.contract(address=token, abi=load_artifact("MockERC20").abi)
-    try:
-        _, name, version, chain_id, verifying, _, _ = await erc20.functions.eip712Domain().call()
-        return TokenDomain(str(name), str(version), int(chain_id), to_checksum_address(verifying))
-    except _ABSENT:
-        pass
+    reported: tuple[Any, ...] | None = None
+    with contextlib.suppress(*_ABSENT):
+        reported = tuple(await erc20.functions.eip712Domain().call())
     try:
         separator = bytes(await erc20.functions.DOMAIN_SEPARATOR().call())
+        if reported is not None:  # EIP-5267 names the domain: listed only if the token checks permits under it
+            fields, name, version, domain_chain_id, verifying, _salt, _extensions = reported
+            return eip5267_domain(bytes(fields), str(name), str(version), int(domain_chain_id), verifying, separator)
         name = str(await erc20.functions.name().call())
     except _ABSENT:
         return None
@@ -74,6 +81,19 @@ async def read_token_domain(w3: AsyncWeb3[Any], chain_id: int, token: ChecksumAd
         if domain_separator(domain) == separator:
             return domain
     return None
+
+
+def eip5267_domain(
+    fields: bytes, name: str, version: str, chain_id: int, verifying_contract: str, separator: bytes
+) -> TokenDomain | None:
+    """The permit domain an EIP-5267 ``eip712Domain()`` reports, or None when a permit signed under it would not be
+    the token's: ``fields`` other than name, version, chain id and verifying contract (``FOUR_FIELDS``: a domain
+    without a version or with a salt has another separator), or a domain that does not hash to the token's
+    ``DOMAIN_SEPARATOR()`` (``separator``)."""
+    if fields != FOUR_FIELDS:
+        return None
+    domain = TokenDomain(name, version, chain_id, to_checksum_address(verifying_contract))
+    return domain if domain_separator(domain) == separator else None
 
 
 class TokenDomains:

@@ -541,7 +541,8 @@ class AssetOut(BaseModel):
     permit_domains: dict[str, dict[str, Any] | None] = Field(
         description="by chain name, the token's EIP-712 domain (name, version, chainId, verifyingContract) under "
         "which an EIP-2612 permit of it is signed, as the token answers eip712Domain() (or, for an older token, the "
-        "name and version whose hash is its DOMAIN_SEPARATOR()); null when the token has no permit (approve it "
+        "name and version whose hash is its DOMAIN_SEPARATOR()), always one that hashes to its DOMAIN_SEPARATOR(); "
+        "null when the token has no permit, its domain is not those four fields (a salt, no version: approve it "
         "instead) or its chain did not answer"
     )
 

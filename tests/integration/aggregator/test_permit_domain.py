@@ -1,7 +1,9 @@
 """The collateral permit's check on a real anvil, for a token with EIP-5267's ``eip712Domain()`` and for one without
 it (older permit tokens: USDC's FiatToken, wstETH): both are read by their ``DOMAIN_SEPARATOR()``, so the borrower's
 permit is taken from either, and a permit another key signed is refused from either. The domain ``GET /v1/platform``
-lists for a token is read from either too, and a permit signed under it is taken."""
+lists for a token is read from either too, and a permit signed under it is taken; a token whose EIP-5267 domain is
+not the four fields a permit's domain here has (a salt added) lists none, rather than one it does not check permits
+under."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import ContractCustomError
 
 from aggregator.accept_saga import QuoteView
 from aggregator.errors import InvalidPermit, QuoteExpired
 from aggregator.permit import CollateralPermit, check_permit
-from aggregator.token_domains import read_token_domain
+from aggregator.token_domains import domain_separator, read_token_domain
 from chain.artifacts import load_artifact
 from chain.signers import devnet_account
 from contracts.typed_data import Permit, TokenDomain, permit_typed_data, sign
@@ -87,6 +90,26 @@ def test_the_listed_permit_domain_is_the_one_the_token_checks_permits_under(
         COLLATERAL, deadline, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
     )
     asyncio.run(check_permit(w3, _quote(ethereum_local, token.address, borrower.address), permit))
+
+
+def test_a_token_whose_domain_adds_a_salt_lists_no_domain(ethereum_local: DeployedChain) -> None:
+    """MockSaltedDomainERC20 reports EIP-5267 fields 0x1f (a salt beside name, version, chain id and contract) and
+    checks permits under that domain. The four-field domain built from its ``eip712Domain()`` was listed before; a
+    permit a wallet signs under it is refused by the token (the accept's permit then failed, or was ignored while an
+    allowance stood), so no domain is listed: the borrower approves instead."""
+    token = _token(ethereum_local, "MockSaltedDomainERC20")
+    borrower = Account.create()
+    four_fields = TokenDomain("Staked Collateral", "1", ethereum_local.chain_id, token.address)
+    assert token.functions.eip712Domain().call()[0] == b"\x1f"
+    assert domain_separator(four_fields) != bytes(token.functions.DOMAIN_SEPARATOR().call())
+    permit = _permit(ethereum_local, token.address, borrower, borrower.address)  # under the four-field domain
+    with pytest.raises(ContractCustomError):  # ERC2612InvalidSigner
+        token.functions.permit(
+            borrower.address, SPENDER, COLLATERAL, permit.deadline, permit.v, permit.r, permit.s
+        ).call()
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(ethereum_local.devnet.rpc_url))
+    assert asyncio.run(read_token_domain(w3, ethereum_local.chain_id, token.address)) is None
 
 
 def test_an_address_without_a_permit_token_lists_no_domain(ethereum_local: DeployedChain) -> None:
