@@ -34,6 +34,7 @@ from chain.views import read_views, view
 log = logging.getLogger(__name__)
 NO_DEBT = 2**256 - 1  # healthFactor's answer for a loan with nothing owed
 DEFAULTED_STATUS = 3  # LoanStatus.Defaulted (None, Active, Repaid, Defaulted, ...)
+USD_UNIT = Decimal(10) ** 8  # the CollateralManager's prices: USD with 8 decimals
 _UINT256 = Context(prec=78)  # every uint256 in full: a health factor read as a decimal is exact
 WAD = Decimal(10) ** 18
 
@@ -219,6 +220,10 @@ class LiveFigures:
     #: the operator holds its liquidation (a loan funded off-chain awaiting its funding), or the guardian paused all
     liquidation_held: bool = False
     liquidations_paused: bool = False
+    #: the collateral asset's liquidation threshold (basis points), and the collateral's USD price at which the health
+    #: factor falls to 1, the debt as it is (None without debt or while the position is not priced)
+    liquidation_threshold_bps: int | None = None
+    liquidation_price: Decimal | None = None
 
     @property
     def liquidatable(self) -> bool:
@@ -353,34 +358,56 @@ async def read_live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
     manager: Any = chain.w3.eth.contract(
         address=chain.record.address("CollateralManager"), abi=load_artifact("CollateralManager").abi
     )
+    loans, positions = chain.aggregator().functions, manager.functions
     try:
-        principal, interest = await chain.aggregator().functions.amountOwed(loan_ref).call(block_identifier=block)
-        loan = await chain.aggregator().functions.getLoan(loan_ref).call(block_identifier=block)
+        (principal, interest), loan, held, paused, (asset, _held) = await asyncio.gather(
+            loans.amountOwed(loan_ref).call(block_identifier=block),
+            loans.getLoan(loan_ref).call(block_identifier=block),
+            positions.liquidationHeld(loan_ref).call(block_identifier=block),
+            positions.liquidationsPaused().call(block_identifier=block),
+            positions.collateralOf(loan_ref).call(block_identifier=block),
+        )
         # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, ...
         maturity, defaulted = int(loan[4]), int(loan[6]) == DEFAULTED_STATUS
-        held = bool(await manager.functions.liquidationHeld(loan_ref).call(block_identifier=block))
-        paused = bool(await manager.functions.liquidationsPaused().call(block_identifier=block))
-        try:
-            factor, unpriced = (
-                health_factor(await manager.functions.healthFactor(loan_ref).call(block_identifier=block)),
-                None,
-            )
-        except ContractLogicError as err:  # a revert: the feeds do not price the position at this block
-            factor, unpriced = None, unpriced_reason(err.data)
+        # CollateralConfig: ltvBps, liquidationThresholdBps, ...; the price and the health factor revert together
+        answers: tuple[Any, ...] = await asyncio.gather(
+            positions.collateralConfig(asset).call(block_identifier=block),
+            positions.healthFactor(loan_ref).call(block_identifier=block),
+            positions.priceOf(asset).call(block_identifier=block),
+            return_exceptions=True,
+        )
+        failed = [a for a in answers if isinstance(a, BaseException) and not isinstance(a, ContractLogicError)]
+        if failed:
+            raise failed[0]
     except (Web3Exception, ValueError, OSError, TimeoutError) as err:  # a node failing
         raise ChainError(f"{chain.name}: reading loan {loan_ref} failed: {err}") from err
+    config, wad, price = answers
+    reverted = next((a for a in answers if isinstance(a, ContractLogicError)), None)
+    unpriced = None if reverted is None else unpriced_reason(reverted.data)
     return LiveFigures(
         int(block),
         int(principal),
         int(interest),
-        factor,
+        None if unpriced else health_factor(int(wad)),
         maturity,
         block_time,
         health_error=unpriced,
         defaulted=defaulted,
-        liquidation_held=held,
-        liquidations_paused=paused,
+        liquidation_held=bool(held),
+        liquidations_paused=bool(paused),
+        liquidation_threshold_bps=None if isinstance(config, BaseException) else int(config[1]),
+        liquidation_price=None if unpriced else liquidation_price(int(price), int(wad)),
     )
+
+
+def liquidation_price(collateral_price: int, wad: int) -> Decimal | None:
+    """The collateral's USD price at which the health factor ``wad`` (18 decimals) falls to 1, the debt and its price
+    as they are: the health factor is the collateral's value × threshold ÷ debt, so proportional to its price (from the
+    price ``priceOf`` answers, USD with 8 decimals). A little above the exact point, never below (the health factor is
+    rounded down); None without debt."""
+    if wad in (0, NO_DEBT):
+        return None
+    return _UINT256.divide(Decimal(collateral_price) * WAD, Decimal(wad) * USD_UNIT)
 
 
 def unpriced_reason(revert_data: object) -> str:

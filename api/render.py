@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Context, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Context, Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -35,6 +35,7 @@ from contracts.typed_data import OFFER_FIELDS, Acceptance, Domain, Offer, accept
 
 HEALTH = Decimal("0.0001")  # the health factor shown to four places, rounded down (towards liquidation)
 _WIDE = Context(prec=100)  # room for a uint256 health factor and its four places
+CENT = Decimal("0.01")
 
 
 @lru_cache(maxsize=4096)
@@ -275,6 +276,8 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
             health_factor=None if live.health_factor is None else health_factor_text(live.health_factor),
             health_factor_error=live.health_error,
             liquidatable=live.liquidatable,
+            liquidation_threshold_bps=live.liquidation_threshold_bps,
+            liquidation_price_usd=None if live.liquidation_price is None else usd_up(live.liquidation_price),
             maturity=datetime.fromtimestamp(live.maturity, UTC).isoformat().replace("+00:00", "Z")
             if live.maturity
             else None,
@@ -284,6 +287,11 @@ def loan_detail_out(detail: LoanDetail, assets: AssetRegistry) -> LoanOut:
         out.days_past_due, out.delinquency_bucket = live.delinquency.days_past_due, live.delinquency.bucket.value
     out.live_error = detail.live_error
     return out
+
+
+def usd_up(amount: Decimal) -> str:
+    """A USD amount to the cent, rounded up."""
+    return format(amount.quantize(CENT, rounding=ROUND_CEILING, context=_WIDE), "f")
 
 
 def health_factor_text(factor: Decimal) -> str:

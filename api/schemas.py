@@ -214,6 +214,17 @@ class LiveFiguresOut(BaseModel):
         description="why health_factor is null while something is owed: the CollateralManager's price feeds do not "
         "price the position now (a stale price, the sequencer down); nothing can be liquidated until they do",
     )
+    liquidation_threshold_bps: int | None = Field(
+        default=None,
+        description="the collateral asset's liquidation threshold on the loan's chain (basis points): the health "
+        "factor is the collateral's value × this ÷ the debt",
+    )
+    liquidation_price_usd: str | None = Field(
+        default=None,
+        description="the collateral's USD price (the CollateralManager's feeds, to the cent, rounded up) at which the "
+        "health factor falls to 1 with the debt as it is now — interest accrued later raises it; null without debt or "
+        "while the position is not priced",
+    )
     liquidatable: bool = Field(
         default=False,
         description="whether anyone may liquidate the position now (CollateralManager.liquidate): in default — in "

@@ -174,3 +174,37 @@ async def test_a_position_below_one_is_liquidatable_unless_its_liquidation_is_he
     held = await service.detail("l1", LoanScope(borrower_id="alice"))
     assert held.live is not None
     assert held.live.liquidatable is False
+
+
+async def test_the_liquidation_price_is_where_the_health_factor_reaches_one(
+    ethereum_local: DeployedChain, runtime: _Runtime
+) -> None:
+    """1,500 USDC on 1 WETH, WETH's liquidation threshold 82.5%: liquidated below 1,500 ÷ 0.825 = 1,818.18 USD a
+    WETH (to the cent, up: 1,818.19). At that price the position still holds; a cent under it, it is liquidatable."""
+    harness = Harness(ethereum_local)
+    loan_ref = _open(harness)
+    service = _service(ethereum_local, runtime, loan_ref)
+    assets = _assets(ethereum_local)
+
+    shown = loan_detail_out(await service.detail("l1", LoanScope(borrower_id="alice")), assets).live
+    assert shown is not None
+    assert shown.liquidation_threshold_bps == 8_250
+    assert shown.liquidation_price_usd == "1818.19"
+
+    harness.send(harness.weth_feed.functions.setAnswer(181_819 * 10**6), DEPLOYER)
+    at = await service.detail("l1", LoanScope(borrower_id="alice"))
+    assert at.live is not None
+    assert at.live.health_factor is not None
+    assert at.live.health_factor >= 1
+    assert at.live.liquidatable is False
+    harness.send(harness.weth_feed.functions.setAnswer(181_818 * 10**6), DEPLOYER)
+    under = await service.detail("l1", LoanScope(borrower_id="alice"))
+    assert under.live is not None
+    assert under.live.liquidatable is True
+
+    now = harness.now()
+    harness.send(harness.weth_feed.functions.setTimes(now - 7_200, now - 7_200), DEPLOYER)
+    stale = loan_detail_out(await service.detail("l1", LoanScope(borrower_id="alice")), assets).live
+    assert stale is not None
+    assert stale.liquidation_price_usd is None
+    assert stale.liquidation_threshold_bps == 8_250
