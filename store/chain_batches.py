@@ -167,7 +167,8 @@ def record_signed_batch(
         [{"key": key, "status": SIGNED if replaces is None else SENT, "nonce": a.nonce} for key, a, replaces in written]
     )
     # a first attempt here (the Local and Redis allocators', a resumed intent's) may be signed at a nonce given back,
-    # where the same call repeats the hash of the attempt the node refused (``add_attempts``): one DELETE a batch
-    first = [attempt.tx_hash for _, attempt, replaces in written if replaces is None]
-    repo.add_attempts([(key, attempt) for key, attempt, _ in written], take_over=first)
+    # where the same call repeats the hash of the attempt the node refused, and a fee bump the node refused (the
+    # account short of funds for it) is signed again as the same bytes while the market has not moved
+    # (``add_attempts``): one DELETE a batch
+    repo.add_attempts([(key, attempt) for key, attempt, _ in written], take_over=[a.tx_hash for _, a, _ in written])
     return [key in held for key, _, _, _ in items]

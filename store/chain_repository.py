@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -86,12 +86,14 @@ class ChainRepository:
             )
         )
 
-    def set_attempt_status(self, tx_hashes: Iterable[str], status: str) -> None:
+    def set_attempt_status(self, tx_hashes: Iterable[str], status: str, *, only_from: str | None = None) -> None:
+        """The attempts' status; with ``only_from``, only of those whose status is that now."""
         hashes = list(tx_hashes)
         if hashes:
-            self.session.execute(
-                update(ChainAttemptRow).where(ChainAttemptRow.tx_hash.in_(hashes)).values(status=status)
-            )
+            where: list[ColumnElement[bool]] = [ChainAttemptRow.tx_hash.in_(hashes)]
+            if only_from is not None:
+                where.append(ChainAttemptRow.status == only_from)
+            self.session.execute(update(ChainAttemptRow).where(*where).values(status=status))
 
     def open_intents(self, chain_id: int, sender: str) -> list[IntentRecord]:
         rows = self.session.scalars(
@@ -227,10 +229,11 @@ class ChainRepository:
         self.session.connection().execute(statement, [{f"b_{c}": v for c, v in row.items()} for row in values])
 
     def add_attempts(self, attempts: Sequence[tuple[str, AttemptRecord]], take_over: Sequence[str] = ()) -> None:
-        """The signed attempts, each under its intent. ``take_over``: the hashes of those signed at a nonce given
-        back: the same call signed again there with the same fees is the same bytes and hash as the attempt the node
-        refused at it, and the hash is the table's key, so that row, of a transaction the node never took, is
-        replaced (one more statement, only then)."""
+        """The signed attempts, each under its intent. ``take_over``: the hashes of those that may repeat an attempt
+        the node refused — a first attempt signed at a nonce given back (the same call with the same fees there), a
+        fee bump signed again after the node refused it (the same bump while the market has not moved) — which are
+        the same bytes and hash, and the hash is the table's key, so that row, of a transaction the node never took,
+        is replaced (one more statement, only then)."""
         if not attempts:
             return
         table = cast(Table, ChainAttemptRow.__table__)

@@ -13,6 +13,8 @@
   ``stuck_after`` seconds after a node first accepted it is replaced at the same nonce with both fees raised by
   ≥ 12.5 %; whichever of the attempts is mined settles the intent. Rebroadcasts (every ``rebroadcast_after``) do not
   restart that clock: anvil can keep a transaction in its queue, never mined, while answering "already imported".
+  A bump the node refuses (the account short of funds for it) is recorded rejected and tried again after another
+  ``stuck_after``, as are all bumps while the base fee is above the cap; one intent's failed bump stops no other's.
   A refused rebroadcast of an attempt a node once accepted never fails the intent nor releases its nonce (a pooled
   transaction meets "max fee per gas less than block base fee" in a fee spike): it is followed on and bumped. Nor
   does a refusal of an attempt the node still holds (asked by hash first: its acceptance may never have been stored).

@@ -28,7 +28,7 @@ from chain.transactions._core import _Core
 from chain.transactions._tracked import _KNOWN, _NONCE_USED, _UNDERPRICED, _Broadcast, _hex, _TakenOver, _Tracked
 from chain.transactions._values import Call, Submission
 from chain.types import Nonce
-from store.chain import ATTEMPT_REJECTED, AttemptRecord, IntentRecord, rejecting
+from store.chain import ATTEMPT_REJECTED, ATTEMPT_SIGNED, AttemptRecord, IntentRecord, rejecting
 
 log = logging.getLogger("chain.transactions")
 
@@ -223,10 +223,18 @@ class _Sending(_Core):
             tracked.unsent = False  # an earlier attempt is still pending; bump again later
             return _Broadcast.UNDERPRICED
         if len(tracked.attempts) > 1:
-            # A replacement was refused; the earlier attempt stands.
-            log.warning("replacement of %s refused: %s", tracked.key, message)
+            # A replacement was refused ("insufficient funds" for the bump of an account that could pay for the
+            # original, say); the earlier attempt stands, bumped again after another ``stuck_after``. The refused one
+            # is recorded rejected: the same bump signed again while the market has not moved is the same bytes and
+            # hash, whose write takes its row over (it left the row signed, and that write failed every round).
+            self.last_error = f"replacement of {tracked.key} refused: {message}"[:300]
+            log.warning("%s: %s", self.client.name, self.last_error)
             tracked.attempts.pop()
+            self._by_hash.pop(attempt.tx_hash, None)
             tracked.accepted_at = tracked.sent_at = self._clock()
+            await self.store.run(
+                lambda repo: repo.set_attempt_status([attempt.tx_hash], ATTEMPT_REJECTED, only_from=ATTEMPT_SIGNED)
+            )
             return _Broadcast.UNDERPRICED
         try:
             held = await self._known_to_node(tracked)

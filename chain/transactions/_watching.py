@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_utils.address import to_checksum_address
+from sqlalchemy.exc import SQLAlchemyError
 
 from chain.errors import ChainError, FeeCapExceeded, TransactionDropped, TransactionReverted
-from chain.fees import replacement_fees
+from chain.fees import Fees, replacement_fees
 from chain.transactions._owning import _Owning
 from chain.transactions._tracked import _hex, _Round, _Tracked
 from chain.transactions._values import _receipt
@@ -36,7 +37,8 @@ class _Watching(_Owning):
             except ChainError as err:
                 self.last_error = str(err)[:300]
                 log.warning("transaction watcher on %s: %s", self.client.name, err)
-            except Exception:  # the watcher must outlive any one bad tick; the error is logged with its trace
+            except Exception as err:  # the watcher must outlive any one bad tick; the error is logged with its trace
+                self.last_error = f"{type(err).__name__}: {err}"[:300]
                 log.exception("transaction watcher on %s failed a tick", self.client.name)
             # nothing followed, nothing being sent: sleep until a submission or a claim wakes the watcher
             busy = self._tracked or self._submitting or self._sent_queue
@@ -261,25 +263,41 @@ class _Watching(_Owning):
         if not stuck:
             return
         self._fees = None  # replacements price against the market now
-        market = await self._market_fees()
+        try:
+            market = await self._market_fees()
+        except FeeCapExceeded as err:  # the base fee above the cap: no bump now, nor for another stuck_after
+            self.last_error = f"cannot replace stuck transactions: {err}"[:300]
+            log.warning("%s: %s", self.client.name, self.last_error)
+            for tracked in stuck:
+                tracked.sent_at = now
+            return
         for tracked in sorted(stuck, key=lambda t: t.nonce):
             try:
-                fees = replacement_fees(tracked.fees, market, self.fee_policy)
-            except FeeCapExceeded as err:
-                log.warning("cannot replace %s: %s", tracked.key, err)
+                await self._replace(tracked, market, now)
+            except (ChainError, SQLAlchemyError) as err:  # this intent's failure: the others are replaced all the same
+                self.last_error = f"replacing {tracked.key}: {type(err).__name__}: {err}"[:300]
+                log.warning("%s: %s", self.client.name, self.last_error)
                 tracked.sent_at = now  # tried again after another stuck_after
-                continue
-            attempt = self._sign(tracked.to, tracked.data, tracked.value, tracked.nonce, tracked.current.gas, fees)
-            if not await self.store.record_signed(
-                tracked.key, attempt, replaces=tracked.current.tx_hash, owner=self.owner
-            ):
-                log.warning("%s: stuck %s was taken over by another manager", self.client.name, tracked.key)
-                self._let_go(tracked)
-                continue
-            stuck_since, tracked.sent_at = tracked.sent_at, None  # the replacement's clock starts when it is accepted
-            tracked.attempts.append(attempt)
-            self._by_hash[attempt.tx_hash] = tracked.key
-            log.info("replacing stuck %s at nonce %s with %s", tracked.key, tracked.nonce, attempt.tx_hash)
+
+    async def _replace(self, tracked: _Tracked, market: Fees, now: float) -> None:
+        """Sign, record and broadcast a fee bump of the stuck ``tracked``."""
+        try:
+            fees = replacement_fees(tracked.fees, market, self.fee_policy)
+        except FeeCapExceeded as err:
+            log.warning("cannot replace %s: %s", tracked.key, err)
+            tracked.sent_at = now  # tried again after another stuck_after
+            return
+        attempt = self._sign(tracked.to, tracked.data, tracked.value, tracked.nonce, tracked.current.gas, fees)
+        if not await self.store.record_signed(tracked.key, attempt, replaces=tracked.current.tx_hash, owner=self.owner):
+            log.warning("%s: stuck %s was taken over by another manager", self.client.name, tracked.key)
+            self._let_go(tracked)
+            return
+        stuck_since, tracked.sent_at = tracked.sent_at, None  # the replacement's clock starts when it is accepted
+        tracked.attempts.append(attempt)
+        self._by_hash[attempt.tx_hash] = tracked.key
+        log.info("replacing stuck %s at nonce %s with %s", tracked.key, tracked.nonce, attempt.tx_hash)
+        try:
             await self._send(tracked)
+        finally:
             if tracked.sent_at is None:  # not accepted (underpriced, node away): still stuck since then
                 tracked.sent_at = stuck_since
