@@ -77,8 +77,10 @@ class NonceAllocator(Protocol):
         """``nonce`` will not reach the chain: hand it out again first."""
         ...
 
-    async def floor(self, account: AccountRef, chain_nonce: Nonce) -> None:
-        """The chain has used every nonce below ``chain_nonce``: never hand those out again."""
+    async def floor(self, account: AccountRef, chain_nonce: Nonce, *, handed_out: Nonce | None = None) -> None:
+        """The chain has used every nonce below ``chain_nonce``: never hand those out again. ``handed_out``: raise
+        the counter to it too (the nonces the store's intents hold) while keeping the released nonces from
+        ``chain_nonce`` up: the chain has not used them, and a later transaction the node queues waits for one."""
         ...
 
     async def handed_out(self, account: AccountRef) -> Nonce:
@@ -111,8 +113,8 @@ class LocalNonceAllocator:
     async def handed_out(self, account: AccountRef) -> Nonce:
         return Nonce(self._next.get(account, 0))
 
-    async def floor(self, account: AccountRef, chain_nonce: Nonce) -> None:
-        self._next[account] = max(self._next.get(account, 0), chain_nonce)
+    async def floor(self, account: AccountRef, chain_nonce: Nonce, *, handed_out: Nonce | None = None) -> None:
+        self._next[account] = max(self._next.get(account, 0), chain_nonce, handed_out or 0)
         kept = [n for n in self._released.get(account, []) if n >= chain_nonce]
         heapq.heapify(kept)
         self._released[account] = kept
@@ -293,11 +295,11 @@ class SqlNonceAllocator:
         async with self._lock(account):
             return await self.store.run(self._forgetting(account, work))
 
-    async def floor(self, account: AccountRef, chain_nonce: Nonce) -> None:
+    async def floor(self, account: AccountRef, chain_nonce: Nonce, *, handed_out: Nonce | None = None) -> None:
         def work(repo: ChainRepository) -> None:
             self._ensure(repo, account)
             row = repo.lock_nonce_row(account.chain_id, account.address)
-            row.next_nonce = max(row.next_nonce, chain_nonce)
+            row.next_nonce = max(row.next_nonce, chain_nonce, handed_out or 0)
             repo.drop_gaps_below(account.chain_id, account.address, chain_nonce)
 
         async with self._lock(account):
@@ -305,6 +307,10 @@ class SqlNonceAllocator:
 
     async def handed_out(self, account: AccountRef) -> Nonce:
         return Nonce(await self.store.run(lambda repo: repo.nonce_counter(account.chain_id, account.address)))
+
+    async def released(self, account: AccountRef) -> list[Nonce]:
+        """The nonces released and not handed out again, lowest first."""
+        return [Nonce(n) for n in await self.store.run(lambda repo: repo.gaps(account.chain_id, account.address))]
 
 
 def _refusal(waiting: _Waiting) -> ChainError:
@@ -339,9 +345,10 @@ return 0
 _COUNTER = """
 return tonumber(redis.call('GET', KEYS[1]) or '0')
 """
+# ARGV[1] = the nonce below which released ones are dropped, ARGV[2] = the counter's floor (at least ARGV[1])
 _FLOOR = """
 local next = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > next then redis.call('SET', KEYS[1], ARGV[1]) end
+if tonumber(ARGV[2]) > next then redis.call('SET', KEYS[1], ARGV[2]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
 return 0
 """
@@ -408,8 +415,8 @@ class RedisNonceAllocator:
     async def release(self, account: AccountRef, nonce: Nonce) -> None:
         await self._run(self._release, account, nonce)
 
-    async def floor(self, account: AccountRef, chain_nonce: Nonce) -> None:
-        await self._run(self._floor, account, chain_nonce)
+    async def floor(self, account: AccountRef, chain_nonce: Nonce, *, handed_out: Nonce | None = None) -> None:
+        await self._run(self._floor, account, chain_nonce, max(chain_nonce, handed_out or 0))
 
     async def handed_out(self, account: AccountRef) -> Nonce:
         return Nonce(int(await self._run(self._counter, account)))

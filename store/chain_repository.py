@@ -366,6 +366,17 @@ class ChainRepository:
             )
         return gaps
 
+    def gaps(self, chain_id: int, address: str) -> list[int]:
+        """The released nonces, lowest first (left where they are)."""
+        return [
+            int(n)
+            for n in self.session.scalars(
+                select(ChainNonceGapRow.nonce)
+                .where(ChainNonceGapRow.chain_id == chain_id, ChainNonceGapRow.address == address)
+                .order_by(ChainNonceGapRow.nonce)
+            )
+        ]
+
     def add_gap(self, chain_id: int, address: str, nonce: int) -> None:
         self.session.merge(ChainNonceGapRow(chain_id=chain_id, address=address, nonce=nonce))
 

@@ -20,7 +20,8 @@
   does a refusal of an attempt the node still holds (asked by hash first: its acceptance may never have been stored).
   A transaction above the node's pending count waits behind a missing nonce and is not bumped. A nonce given back
   (a refusal; a resumed intent's bound nonce whose gas estimate fails) below a later nonce handed out (to this
-  manager or another) is filled at once by a zero-value transfer to the account itself (``_Sending._fill_gap``).
+  manager or another) is filled at once by a zero-value transfer to the account itself (``_Sending._fill_gap``),
+  and at start-up when an earlier process released it and stopped before filling it.
 * Mined transactions are found per block (``eth_getBlockReceipts``), not by polling one receipt per transaction,
   and confirmed once the block is N deep and still canonical (a reorg sends them back to "sent"). Blocks mined while
   the manager follows nothing are not read: the first broadcast after such a spell moves the scan to the head.

@@ -27,17 +27,23 @@ class TransactionManager(_Watching):
 
     async def start(self) -> TransactionManager:
         """Check the chain, floor the nonce counter at the chain's count, claim and resume the open intents no live
-        manager owns, start watching."""
+        manager owns, start watching, fill the released nonces a later transaction waits behind."""
         await self.client.connect()
         pending_count = int(await self._rpc("eth_getTransactionCount", self.account.address, "pending"), 16)
         persisted = await self.store.max_nonce(self.account.chain_id, self.account.address)
-        floor = pending_count if self.nonces.cross_process else max(pending_count, (persisted or -1) + 1)
-        await self.nonces.floor(self.account, Nonce(floor))
+        # Within one process, the counter also goes above the nonces the store's intents hold; the released nonces
+        # are dropped only below the chain's count, which has not passed one a later intent waits behind on the node
+        # (released by a process that died before it filled it): dropped, it was never sent, nor anything after it.
+        handed_out = None if self.nonces.cross_process else Nonce((persisted or -1) + 1)
+        await self.nonces.floor(self.account, Nonce(pending_count), handed_out=handed_out)
         self._scanned = int(await self._rpc("eth_blockNumber"), 16)
         await self._claim_expired()
         self._renewed_at = self._clock()
         self._watcher = asyncio.create_task(self._watch(), name=f"tx-watcher-{self.client.name}")
         self._lease_keeper = asyncio.create_task(self._keep_leases(), name=f"tx-leases-{self.client.name}")
+        if isinstance(self.nonces, SqlNonceAllocator):
+            for nonce in await self.nonces.released(self.account):
+                await self._fill_gap(nonce, "an earlier process")
         return self
 
     async def close(self) -> None:

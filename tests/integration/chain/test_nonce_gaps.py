@@ -183,6 +183,44 @@ async def test_a_refused_nonce_is_filled_for_the_later_transactions_of_another_m
     assert await _count(client) == 3
 
 
+@pytest.mark.parametrize("store_name", ["sqlite_store", "pg_store"])
+async def test_a_nonce_its_process_released_and_died_before_filling_is_filled_at_the_restart(
+    client: ChainClient, store_name: str, request: pytest.FixtureRequest
+) -> None:
+    """Nonce 0 is refused after nonce 1 reached the node (queued behind it), and the process stops between the
+    release and the filler. On SQLite the restart floored the counter above the highest nonce an intent holds and
+    dropped every released nonce below that floor, nonce 0 with them: never sent again, and nonce 1 and every later
+    transaction waited on the node for ever. Kept (on PostgreSQL too), it waited for the next submit."""
+    store: SqlChainStore = request.getfixturevalue(store_name)
+    signed, go = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_unfunded(key: str) -> None:
+        if key == "unfunded":
+            signed.set()
+            await go.wait()
+
+    async def stopped_before_filling(nonce: int, failed: str) -> None:
+        return None
+
+    settings = LifecycleSettings(confirmations=1, poll_interval=0.05)
+    first = TransactionManager(
+        client, devnet_signer(Role.DEPLOYER), store, settings=settings, on_signed=hold_the_unfunded, owner="first"
+    )
+    first._fill_gap = stopped_before_filling  # type: ignore[method-assign]
+    async with first:
+        unfunded = asyncio.create_task(first.submit("unfunded", Call.transfer(DEAD, 10**30)))
+        await asyncio.wait_for(signed.wait(), 10)
+        later = await first.submit("later", Call.transfer(DEAD, 1))
+        assert later.nonce == 1
+        go.set()
+        with pytest.raises(TransactionRejected):
+            await unfunded
+        assert await _count(client, "pending") == 0  # nonce 1 queued behind the released nonce 0
+    async with manager(client, store) as restarted:  # on the same database; nothing new is submitted
+        assert (await restarted.wait("later", within=10)).tx_hash == later.tx_hash
+    assert await _count(client) == 2  # nonce 0 filled
+
+
 async def test_a_transaction_queued_behind_a_missing_nonce_is_not_fee_bumped(
     client: ChainClient, sqlite_store: SqlChainStore
 ) -> None:

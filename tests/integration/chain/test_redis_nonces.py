@@ -91,6 +91,9 @@ async def _release_and_floor(one: RedisNonceAllocator, two: RedisNonceAllocator)
     assert await two.allocate(ACCOUNT, "b2") == 10
     await two.floor(ACCOUNT, Nonce(5))  # a lower floor never lowers the counter
     assert await one.allocate(ACCOUNT, "a4") == 11
+    await one.release(ACCOUNT, Nonce(11))
+    await two.floor(ACCOUNT, Nonce(11), handed_out=Nonce(15))  # the counter jumps; released 11 is kept
+    assert [await one.allocate(ACCOUNT, f"a{i}") for i in (5, 6)] == [11, 15]
 
 
 async def test_two_managers_with_their_own_stores_share_one_account_through_redis(

@@ -40,6 +40,9 @@ async def test_released_nonces_are_reused_first_and_floor_drops_used_ones() -> N
     await allocator.release(ACCOUNT, Nonce(2))
     await allocator.floor(ACCOUNT, Nonce(10))  # the chain has used 0..9
     assert await allocator.allocate(ACCOUNT, "d") == 10
+    await allocator.release(ACCOUNT, Nonce(10))
+    await allocator.floor(ACCOUNT, Nonce(10), handed_out=Nonce(14))  # handed out up to 13; the chain has not used 10
+    assert [await allocator.allocate(ACCOUNT, f"e{i}") for i in range(2)] == [10, 14]
 
 
 def test_payload_hash_distinguishes_every_field() -> None:
