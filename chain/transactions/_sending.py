@@ -221,6 +221,8 @@ class _Sending(_Core):
             return self._held(tracked, message)
         if len(tracked.attempts) > 1 and any(token in message for token in _UNDERPRICED):
             tracked.unsent = False  # an earlier attempt is still pending; bump again later
+            if tracked.sent_at is None:  # resumed: the node holds a pricier one, whose bump's clock starts now
+                tracked.accepted_at = tracked.sent_at = self._clock()
             return _Broadcast.UNDERPRICED
         if len(tracked.attempts) > 1:
             # A replacement was refused ("insufficient funds" for the bump of an account that could pay for the

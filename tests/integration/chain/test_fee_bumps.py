@@ -1,5 +1,5 @@
-"""Fee bumps the node refuses, or that cannot be recorded, on a real anvil: the intent is bumped again later, and one
-intent's failure does not hold back the others' bumps nor the watcher's rounds."""
+"""Fee bumps the node refuses, or that cannot be recorded, on a real anvil: the intent is bumped again later (a
+resumed one too), and one intent's failure does not hold back the others' bumps nor the watcher's rounds."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from sqlalchemy.exc import OperationalError
 from web3 import Web3
 
 from chain.client import ChainClient
+from chain.fees import Fees
 from chain.signers import Role, devnet_signer
 from chain.transactions import Call
+from chain.types import Wei
 from store.chain import AttemptRecord, IntentRecord, SqlChainStore
 from tests.integration.chain.support import manager
 
@@ -142,3 +144,34 @@ async def test_a_base_fee_above_the_cap_postpones_the_bumps_by_stuck_after_not_b
             await client.rpc("evm_setAutomine", True)
         await client.rpc("evm_mine")
         assert (await txs.wait("over-the-cap", within=10)).nonce == sent.nonce  # the original or, once priced, a bump
+
+
+async def test_a_resumed_intent_whose_bump_the_node_calls_underpriced_is_bumped_again(
+    client: ChainClient, sqlite_store: SqlChainStore
+) -> None:
+    """A claimant resumes an intent whose newest attempt the node calls underpriced: the node holds a pricier one
+    under its nonce (a bump the node refused as underpriced is kept, signed, for the next bump to go above it; here
+    one signed below the original stands for it). That answer to the first broadcast left the resumed intent without
+    the clocks a first acceptance sets: never broadcast again nor bumped, it held back every later transaction."""
+    async with manager(client, sqlite_store, stuck_after=60.0) as first:
+        await client.rpc("evm_setAutomine", False)
+        try:
+            sent = await first.submit("resumed", Call.transfer(DEAD, 1))
+            original = (await _stored(sqlite_store, "resumed")).attempts[0]
+            fees = Fees(Wei(original.max_fee_per_gas - 1), Wei(original.max_priority_fee_per_gas - 1))
+            low = first._sign(DEAD, b"", 1, original.nonce, original.gas, fees)
+            assert await sqlite_store.record_signed("resumed", low, replaces=sent.tx_hash, owner=first.owner)
+        except BaseException:
+            await client.rpc("evm_setAutomine", True)
+            raise
+    try:
+        async with manager(client, sqlite_store, stuck_after=0.5) as claimant:  # claims it at start
+            await _until(lambda: _attempts(sqlite_store, "resumed", 3))
+            bump = (await _stored(sqlite_store, "resumed")).attempts[2]
+            await _until(lambda: _has(client, bump.tx_hash))
+            await client.rpc("evm_setAutomine", True)
+            await client.rpc("evm_mine")
+            receipt = await claimant.wait("resumed", within=10)
+    finally:
+        await client.rpc("evm_setAutomine", True)
+    assert receipt.tx_hash not in (sent.tx_hash, low.tx_hash)
