@@ -25,7 +25,7 @@ from aggregator.errors import LoanNotFound
 from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.platform import ChainRuntime
-from aggregator.servicing.delinquency import Delinquency, amortizing_schedule, delinquency
+from aggregator.servicing.delinquency import Delinquency, judged
 from chain.artifacts import load_artifact
 from chain.errors import ChainError
 from chain.revert import decode_revert
@@ -213,6 +213,7 @@ class LiveFigures:
     #: principal (the ledger's), for days past due
     schedule: tuple[DueInstallment, ...] = ()
     paid: int = 0
+    rate_bps: int = 0  # the loan's, for the interest a payment on the last due date leaves (paid as disclosed)
     #: why ``health_factor`` is None while something is owed: the price feeds do not price the position now
     health_error: str | None = None
     #: the loan is in default (``LoanStatus.Defaulted``): anyone may liquidate it in full, whatever its health factor
@@ -240,8 +241,17 @@ class LiveFigures:
     @property
     def delinquency(self) -> Delinquency:
         """Days past due now (since maturity while anything is owed, and for an amortizing loan since its oldest
-        installment not covered by what was repaid) and their bucket."""
-        return delinquency(self.maturity, self.block_time, self.total_owed > 0, self.schedule, paid=self.paid)
+        installment not covered by what was repaid) and their bucket; current when paid as disclosed, as servicing
+        judges it (``aggregator.servicing.delinquency.judged``)."""
+        return judged(
+            self.maturity,
+            self.block_time,
+            self.total_owed > 0,
+            self.schedule,
+            self.paid,
+            self.principal_owed,
+            self.rate_bps,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +303,7 @@ class LoanService:
             return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured", schedule)
         try:
             live = await self._live(chain, loan.onchain_loan_id)
-            live = replace(live, schedule=schedule, paid=loan.repaid)
+            live = replace(live, schedule=schedule, paid=loan.repaid, rate_bps=loan.rate_bps or 0)
         except ChainError as err:  # the record still answers while the chain does not
             # the node's own message names its URL (an RPC provider's key in its path): logged, never shown
             log.warning("live figures of loan %s: chain %s did not answer: %s", loan.id, loan.chain_name, err)
@@ -331,9 +341,12 @@ class LoanService:
                 continue
             for row, fields in zip(rows, answers, strict=True):
                 # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, outstandingPrincipal, ...
-                schedule = amortizing_schedule(disclosures.get(row.quote_id or ""))
-                owed = int(fields[7]) > 0
-                found[row.id] = delinquency(int(fields[4]), now, owed, schedule, row.repaid)
+                disclosure = disclosures.get(row.quote_id or "")
+                schedule = schedule_from_disclosure(disclosure) if disclosure and disclosure.get("payments") else ()
+                principal_owed = int(fields[7])
+                found[row.id] = judged(
+                    int(fields[4]), now, principal_owed > 0, schedule, row.repaid, principal_owed, int(fields[3])
+                )
         return found
 
     def _disclosures(self, quote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

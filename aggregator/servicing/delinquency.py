@@ -122,11 +122,35 @@ def paid_as_disclosed(
     if not disclosure or not disclosure.get("payments"):
         return False
     schedule = installments.schedule_from_disclosure(disclosure)
-    if paid < installments.total_of_payments(schedule):
+    return paid_on_schedule(schedule, paid, principal_owed, maturity, rate_bps)
+
+
+def paid_on_schedule(
+    schedule: Sequence[DueInstallment], paid: int, principal_owed: int, maturity: int, rate_bps: int
+) -> bool:
+    """``paid_as_disclosed`` of the disclosure's ``schedule`` (False when it is empty)."""
+    if not schedule or paid < installments.total_of_payments(schedule):
         return False
     day_ends = int(datetime.combine(schedule[-1].due + timedelta(days=1), time.min, UTC).timestamp())
     principal = sum(installment.principal for installment in schedule)
     return principal_owed <= single_payment_interest(principal, rate_bps, max(0, day_ends - maturity))
+
+
+def judged(
+    maturity: int,
+    now: int,
+    owed: bool,
+    schedule: Sequence[DueInstallment],
+    paid: int,
+    principal_owed: int,
+    rate_bps: int,
+) -> Delinquency:
+    """``delinquency`` of a loan with its disclosed ``schedule`` (all of it: judged by it when it amortizes), current
+    when it was paid as disclosed (``paid_on_schedule``): what the loans API shows, as servicing judges it."""
+    found = delinquency(maturity, now, owed, tuple(schedule) if len(schedule) > 1 else (), paid=paid)
+    if found.bucket is Bucket.CURRENT or not paid_on_schedule(schedule, paid, principal_owed, maturity, rate_bps):
+        return found
+    return Delinquency(0, Bucket.CURRENT, now)
 
 
 def entered(bucket: Bucket) -> tuple[Bucket, ...]:

@@ -18,6 +18,8 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from aggregator.installments import DueInstallment, schedule_from_disclosure
+from aggregator.loans import LoanScope, LoanService
+from aggregator.platform import ChainRuntime
 from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
 from aggregator.servicing.delinquency import Bucket
 from chain.client import ChainClient
@@ -29,6 +31,7 @@ from compliance.tila.disclosure import disclose
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
+from store.loans import SqlLoanStore, loan_record
 from store.outbox import OutboxEventRow
 from tests.contracts.harness import RELAYER, USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
@@ -107,6 +110,18 @@ async def test_the_disclosed_payment_on_the_due_date_is_neither_past_due_nor_def
     pay(late)  # the same amount a day late
 
     harness.advance(_at_hour(due + timedelta(days=8), 12) - harness.now())  # past maturity plus the grace
+    # the loans API judges them as servicing does: GET /v1/loans' read and GET /v1/loans/{id}'s
+    service = LoanService(SqlLoanStore(servicing_db), {own_chain.name: ChainRuntime(job.client, own_chain.record,
+                                                                                    job.operator)})  # fmt: skip
+    with servicing_db.unit_of_work() as uow:
+        rows = [uow.session.get(LoanRow, loan[2]) for loan in (on_time, late)]
+        listed = await service.delinquencies([loan_record(row) for row in rows if row is not None])
+    assert (listed[on_time[2]].bucket, listed[late[2]].bucket) == (Bucket.CURRENT, Bucket.DPD_1_29)
+    detail = await service.detail(on_time[2], LoanScope())
+    assert detail.live is not None
+    assert detail.live.delinquency.bucket is Bucket.CURRENT
+    assert detail.live.principal_owed == remainder, "the remainder is still shown as owed"
+
     report = await job.run_round()
 
     assert report.buckets[on_time[1]] is Bucket.CURRENT
