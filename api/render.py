@@ -31,7 +31,7 @@ from api.schemas import (
     RepaymentOut,
     RepaymentResultOut,
 )
-from contracts.typed_data import OFFER_FIELDS, Acceptance, Domain, Offer, acceptance_typed_data
+from contracts.typed_data import OFFER_FIELDS, TEXT_INTEGER_TYPES, Domain, acceptance_json_typed_data
 
 HEALTH = Decimal("0.0001")  # the health factor shown to four places, rounded down (towards liquidation)
 _WIDE = Context(prec=100)  # room for a uint256 health factor and its four places
@@ -44,22 +44,31 @@ def _checksummed(address: str) -> ChecksumAddress:
 
 
 def _offer_value(kind: str, value: Any) -> Any:
-    """A stored offer field as the acceptance document shows it: what ``aggregator.offers`` reads it as, with its
-    bytes written back as 0x-hex (lower case)."""
+    """A stored offer field as the API shows it: what ``aggregator.offers`` reads it as, with its bytes written back
+    as 0x-hex (lower case) and a uint256 as a decimal string (``TEXT_INTEGER_TYPES``)."""
     if kind == "bytes32":
         return "0x" + bytes.fromhex(str(value).removeprefix("0x")).hex()
     if kind == "address":
         return _checksummed(value)
+    if kind in TEXT_INTEGER_TYPES:
+        return str(int(value))
     return int(value)
 
 
-def acceptance_json(row: QuoteRecord) -> dict[str, Any]:
-    """``aggregator.offers.acceptance_document(row)`` — the EIP-712 acceptance the borrower's wallet signs — with its
-    bytes as 0x-hex, built by the same ``acceptance_typed_data`` from the stored offer's JSON values directly: the
-    document used to be built with bytes and walked to write them back as hex, a third of rendering a quote (a unit
-    test compares the two)."""
-    offer = Offer.from_message({f["name"]: _offer_value(f["type"], row.offer[f["name"]]) for f in OFFER_FIELDS})
-    return acceptance_typed_data(Domain(row.chain_id, _checksummed(row.contract)), Acceptance(offer, offer.expiry))
+def offer_json(row: QuoteRecord) -> dict[str, Any]:
+    """The signed EIP-712 offer of a stored quote as JSON values (``OfferOut``'s fields, in its order): the quote's
+    ``offer``, and the offer in its ``acceptance_typed_data``."""
+    return {f["name"]: _offer_value(f["type"], row.offer[f["name"]]) for f in OFFER_FIELDS}
+
+
+def acceptance_json(row: QuoteRecord, offer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``aggregator.offers.acceptance_document(row)`` — the EIP-712 acceptance the borrower's wallet signs — as JSON
+    values (bytes as 0x-hex, each uint256 a decimal string, which a JavaScript wallet reads exactly), built from the
+    stored offer's JSON values directly (``offer``: ``offer_json(row)`` when already rendered): the document used to
+    be built with bytes and walked to write them back as hex, a third of rendering a quote (a unit test compares the
+    two digests)."""
+    offer = offer_json(row) if offer is None else offer
+    return acceptance_json_typed_data(Domain(row.chain_id, _checksummed(row.contract)), offer)
 
 
 def disclosure_fields(stored: dict[str, Any]) -> dict[str, Any]:
@@ -81,15 +90,12 @@ def disclosure_out(stored: dict[str, Any]) -> DisclosureOut:
     return DisclosureOut.model_validate(disclosure_fields(stored))
 
 
-#: what the quote keeps for the lender's accept, not part of the signed EIP-712 offer
-LENDER_ONLY = frozenset({"providerRef", "repayment", "installments", "schedule"})
-
-
 def quote_fields(row: QuoteRecord, request: CreditRequestRecord, assets: AssetRegistry) -> dict[str, Any]:
     """``QuoteOut``'s fields in its order, nested models as their fields, each value of the type the model's
     validation keeps (str, int, plain dicts and lists): ``quote_out`` validates them into the model, and
     ``credit_request_json`` writes them as JSON directly, the same bytes (tests/unit/api/test_render_json.py)."""
     asset = assets.get(request.asset)
+    offer = offer_json(row)  # the signed fields only: the lender's own terms (its reference, repayment) stay ours
     return {
         "id": row.id,
         "rank": row.rank,
@@ -108,9 +114,9 @@ def quote_fields(row: QuoteRecord, request: CreditRequestRecord, assets: AssetRe
         "disclosure": disclosure_fields(row.disclosure),
         "expires_at": row.expires_at.isoformat().replace("+00:00", "Z"),
         "status": row.status,
-        "offer": {k: v for k, v in row.offer.items() if k not in LENDER_ONLY},
+        "offer": offer,
         "offer_signature": row.offer_signature,
-        "acceptance_typed_data": acceptance_json(row),
+        "acceptance_typed_data": acceptance_json(row, offer),
     }
 
 

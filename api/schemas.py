@@ -12,6 +12,7 @@ from aggregator.assets import AMOUNT_PATTERN
 from aggregator.quoting import MAX_TERM_DAYS, MIN_TERM_DAYS
 from aggregator.sanctions_reviews import ScreeningState
 from api.input_types import JsonInteger, Rfc3339Date, Uint256Text
+from api.offer_schemas import AcceptanceTypedDataOut, OfferOut
 from risk.profile import GENERAL_PURPOSE, CreditProfile, RequestPurpose
 
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -117,9 +118,11 @@ class QuoteOut(BaseModel):
         description="offered, accepting, accepted, superseded (another quote of the request won) or withdrawn (its "
         "lender withdrew the offer: it cannot be accepted)"
     )
-    offer: dict[str, Any]
+    offer: OfferOut = Field(description="the signed EIP-712 offer; each uint256 a decimal string")
     offer_signature: str
-    acceptance_typed_data: dict[str, Any] = Field(description="the EIP-712 document the borrower's wallet signs")
+    acceptance_typed_data: AcceptanceTypedDataOut = Field(
+        description="the EIP-712 document the borrower's wallet signs, as it stands (each uint256 a decimal string)"
+    )
 
 
 class CreditRequestOut(BaseModel):

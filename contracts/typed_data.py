@@ -2,7 +2,8 @@
 
 Domain: name ``creditmesh``, version ``1``, the chain id and the verifying contract. ``Offer``, ``Acceptance`` and
 ``Repayment`` are verified by the CreditAggregator, ``RiskAttestation`` by the CreditScoringOracle.
-Units follow the contracts: token base units, annual rate in basis points, seconds.
+Units follow the contracts: token base units, annual rate in basis points, seconds. As JSON (what the API hands a
+client to sign) a ``uint256`` is a decimal string (``TEXT_INTEGER_TYPES``), bytes are 0x-hex.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ PERMIT_FIELDS: list[dict[str, str]] = [
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
+#: the integer types written as decimal strings in JSON: JavaScript's ``JSON.parse`` reads every number as a double,
+#: exact to 2^53 only, and 1 WETH is 10^18 base units: a browser wallet signed the rounded amount (the acceptance
+#: then refused) and ethers refused to encode it. Every EIP-712 encoder takes a decimal string for a uintN (ethers,
+#: viem, ``eth_signTypedData_v4``, eth-account). The smaller ones (a rate in basis points, seconds) stay numbers: the
+#: platform keeps them below 2^53.
+TEXT_INTEGER_TYPES = frozenset({"uint256", "int256"})
 _EIP712_DOMAIN_FIELDS = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
@@ -231,6 +238,17 @@ def offer_typed_data(domain: Domain, offer: Offer) -> dict[str, Any]:
 
 def acceptance_typed_data(domain: Domain, acceptance: Acceptance) -> dict[str, Any]:
     """The full EIP-712 document for an acceptance: what a borrower's wallet signs."""
+    return _acceptance_document(domain, acceptance.as_message())
+
+
+def acceptance_json_typed_data(domain: Domain, offer: dict[str, Any]) -> dict[str, Any]:
+    """``acceptance_typed_data`` of an offer given as its JSON values (bytes as 0x-hex, each of
+    ``TEXT_INTEGER_TYPES`` as a decimal string), valid until the offer expires: the document the API hands the
+    borrower's wallet, the same digest."""
+    return _acceptance_document(domain, {"offer": offer, "deadline": offer["expiry"]})
+
+
+def _acceptance_document(domain: Domain, message: dict[str, Any]) -> dict[str, Any]:
     return {
         "types": {
             "EIP712Domain": _EIP712_DOMAIN_FIELDS,
@@ -239,7 +257,7 @@ def acceptance_typed_data(domain: Domain, acceptance: Acceptance) -> dict[str, A
         },
         "primaryType": "Acceptance",
         "domain": domain.as_dict(),
-        "message": acceptance.as_message(),
+        "message": message,
     }
 
 

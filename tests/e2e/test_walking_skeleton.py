@@ -20,6 +20,7 @@ from chain.signers import devnet_account
 from contracts.typed_data import OFFER_FIELDS, Domain, Offer, offer_typed_data, recover
 from risk.onchain import THIN_WALLET_POINTS
 from tests.support.devnet import DeployedChain
+from tests.support.javascript_json import javascript_loads, unsafe_integers
 from tests.support.platform import RunningPlatform
 
 pytestmark = pytest.mark.e2e
@@ -189,6 +190,36 @@ def test_a_borrower_signs_the_collateral_permit_with_the_platform_document_alone
         accepted = client.post(f"/v1/quotes/{quote['id']}/accept", json=body)
     assert accepted.status_code == 201, accepted.text
     assert weth.functions.balanceOf(borrower.address).call() == 0
+
+
+def test_a_javascript_wallet_signs_the_acceptance_as_json_parse_reads_it(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    """A browser wallet reads the quote with ``JSON.parse`` (every number a double) and signs its
+    ``acceptance_typed_data`` as it stands: collateral of 1.234567890123456789 WETH, which no double holds in base
+    units, is signed exactly and the loan opens (it was signed rounded, and refused with a 422)."""
+    chain = devnet_chains["polygon-local"]
+    borrower = Account.create()
+    chain.w3.provider.make_request("anvil_setBalance", [borrower.address, hex(10**18)])  # type: ignore[arg-type]
+    chain.contract("WETH").functions.mint(borrower.address, 2 * 10**18).transact({"from": devnet_account(0).address})
+    key = platform.onboard(borrower.address)
+    collateral = {"asset": "WETH", "amount": "1.234567890123456789"}
+    created = _request(platform, key, collateral=collateral, preferred_chains=["polygon-local"])
+    quote_id = next(q["id"] for q in created["quotes"] if q["kind"] == "pool")
+    with platform.client(key) as client:
+        answer = client.get(f"/v1/quotes/{quote_id}")
+    assert answer.status_code == 200, answer.text
+    assert unsafe_integers(answer.content) == []
+    quote = javascript_loads(answer.content)
+    assert quote["offer"]["collateralAmount"] == "1234567890123456789"
+    approve_collateral(borrower, chain.devnet.rpc_url, quote["offer"]["collateralAsset"], quote["contract"], 2 * 10**18)
+    with platform.client(key) as client:
+        accepted = client.post(
+            f"/v1/quotes/{quote_id}/accept",
+            json={"signature": sign_acceptance(borrower, quote["acceptance_typed_data"])},
+        )
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["collateral"]["base_units"] == "1234567890123456789"
 
 
 def test_a_requests_quotes_are_listed_in_rank_order_a_page_at_a_time(

@@ -230,3 +230,22 @@ def test_the_sanctions_screening_status_is_an_enumeration_of_its_states(document
     status = document["components"]["schemas"]["SanctionsScreeningOut"]["properties"]["status"]
     assert status["enum"] == ["not-yet-screened", "clear", "held-for-review", "blocked"]
     assert "not-yet-screened (no credit request" in status["description"]
+
+
+def test_a_quotes_signed_documents_carry_each_uint256_as_a_string(document: dict[str, Any]) -> None:
+    """A generated client reads the offer and the acceptance's message as strings where a JSON number would lose
+    digits in JavaScript (1 WETH is 10^18 base units), and numbers only where 2^53 bounds them."""
+    schemas = document["components"]["schemas"]
+    quote = schemas["QuoteOut"]["properties"]
+    assert quote["offer"]["$ref"] == "#/components/schemas/OfferOut"
+    assert quote["acceptance_typed_data"]["$ref"] == "#/components/schemas/AcceptanceTypedDataOut"
+    offer = schemas["OfferOut"]["properties"]
+    for name in ("principal", "originationFee", "collateralAmount", "chainId", "nonce"):
+        assert offer[name]["type"] == "string", name
+        assert re.fullmatch(offer[name]["pattern"], str(2**256 - 1)), name
+        assert not re.fullmatch(offer[name]["pattern"], "1e18"), name
+    for name in ("rateBps", "term", "expiry"):
+        assert offer[name]["type"] == "integer", name
+        assert offer[name]["maximum"] <= 2**53, name
+    message = schemas["AcceptanceTypedDataOut"]["properties"]["message"]["$ref"].rsplit("/", 1)[1]
+    assert schemas[message]["properties"]["offer"]["$ref"] == "#/components/schemas/OfferOut"

@@ -1,6 +1,7 @@
 """The acceptance document rendered from a stored quote's JSON (``api.render.acceptance_json``) is the one
-``aggregator.offers.acceptance_document`` builds, with its bytes as 0x-hex, on random stored offers (hex in either
-case, addresses checksummed or lower case, amounts as ints or decimal strings)."""
+``aggregator.offers.acceptance_document`` builds, with its bytes as 0x-hex and each uint256 a decimal string, and has
+its digest, on random stored offers (hex in either case, addresses checksummed or lower case, amounts as ints or
+decimal strings)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,24 @@ from eth_utils.address import to_checksum_address
 from aggregator.offers import acceptance_document
 from aggregator.quote_store import QuoteRecord
 from api.render import acceptance_json
-from contracts.typed_data import OFFER_FIELDS
+from contracts.typed_data import OFFER_FIELDS, TEXT_INTEGER_TYPES, digest
 
 pytestmark = pytest.mark.unit
 
 
-def _hex_bytes(value: object) -> object:
-    """The rendering before: every bytes value of the document (nested) as 0x-hex."""
+_TEXT_FIELDS = {f["name"] for f in OFFER_FIELDS if f["type"] in TEXT_INTEGER_TYPES}
+
+
+def _as_json(value: object, in_offer: bool = False) -> object:
+    """Every bytes value of the document (nested) as 0x-hex, each uint256 of the offer as a decimal string (the
+    domain's chain id stays a number)."""
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if isinstance(value, dict):
-        return {key: _hex_bytes(item) for key, item in value.items()}
+        return {
+            key: str(item) if in_offer and key in _TEXT_FIELDS else _as_json(item, key == "offer")
+            for key, item in value.items()
+        }
     return value
 
 
@@ -71,8 +79,10 @@ def test_the_acceptance_rendered_from_json_is_the_documents() -> None:
     for _ in range(200):
         quote = _quote(rng)
         document = acceptance_document(quote)
-        expected = {key: value if key == "types" else _hex_bytes(value) for key, value in document.items()}
-        assert acceptance_json(quote) == expected
+        expected = {key: value if key == "types" else _as_json(value) for key, value in document.items()}
+        rendered = acceptance_json(quote)
+        assert rendered == expected
+        assert digest(rendered) == digest(document)
 
 
 def test_a_stored_offer_that_is_not_hex_is_refused_as_before() -> None:
