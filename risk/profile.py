@@ -32,7 +32,7 @@ from decimal import ROUND_CEILING, Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge
+from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from risk.errors import ProfileError
@@ -79,6 +79,12 @@ _POSITIVE = _decimal({"exclusiveMinimum": 0}, _POSITIVE_STRING)
 AnyDecimal = Annotated[Decimal, _ANY[0], _ANY[1]]
 NonNegativeDecimal = Annotated[Decimal, _NON_NEGATIVE[0], Field(ge=0), _NON_NEGATIVE[1]]
 PositiveDecimal = Annotated[Decimal, _POSITIVE[0], Field(gt=0), _POSITIVE[1]]
+
+
+#: the most credits a profile may say the borrower has running: far past any applicant's, and a bound the canonical
+#: JSON of the decision's inputs (RFC 8785, numbers as doubles) holds exactly. Unbounded, 2^53 + 1 was stored and
+#: every credit request of the borrower then failed when its inputs were hashed.
+MAX_EXISTING_CREDITS = 1_000
 
 
 class CreditHistory(StrEnum):
@@ -177,8 +183,27 @@ class CreditProfile(BaseModel):
     other_installment_plans: InstallmentPlans | None = None
     housing: Housing | None = None
     existing_credits: (
-        Annotated[int, BeforeValidator(_no_bool), Ge(0), WithJsonSchema({"type": "integer", "minimum": 0})] | None
-    ) = Field(None, description="collected, not used by scorecard-v1")
+        Annotated[
+            int,
+            BeforeValidator(_no_bool),
+            Ge(0),
+            Le(MAX_EXISTING_CREDITS),
+            WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_EXISTING_CREDITS}),
+        ]
+        | None
+    ) = Field(
+        None, description=f"credits running now, 0 to {MAX_EXISTING_CREDITS}; collected, not used by scorecard-v1"
+    )
+
+    @classmethod
+    def stored(cls, document: dict[str, Any]) -> CreditProfile:
+        """A profile as stored: one saved before ``existing_credits`` was bounded may hold a count past
+        ``MAX_EXISTING_CREDITS``, read as unknown (scorecard-v1 does not use it) rather than refusing the borrower's
+        every read and credit request."""
+        credits = document.get("existing_credits")
+        if isinstance(credits, int) and not 0 <= credits <= MAX_EXISTING_CREDITS:
+            document = document | {"existing_credits": None}
+        return cls.model_validate(document)
 
 
 class CreditRequestFacts(BaseModel):

@@ -170,5 +170,5 @@ def _stored_file(rows: Sequence[Row[Any, *tuple[Any, ...]]]) -> StoredFile | Non
         for row in rows
         if row.review_state is not None  # an entry-less review (a name not screened) has no ent_num
     )
-    profile = None if first.profile is None else CreditProfile.model_validate(first.profile)
+    profile = None if first.profile is None else CreditProfile.stored(first.profile)
     return StoredFile(account, profile, identity, kyc, reviews)

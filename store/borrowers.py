@@ -83,7 +83,7 @@ class SqlBorrowerRepository:
 
     def profile(self, borrower_id: str) -> CreditProfile | None:
         row = self.session.get(CreditProfileRow, borrower_id)
-        return None if row is None else CreditProfile.model_validate(row.profile)
+        return None if row is None else CreditProfile.stored(row.profile)
 
     def save_profile(self, borrower_id: str, profile: CreditProfile, now: datetime) -> None:
         row = self.session.get(CreditProfileRow, borrower_id)

@@ -3,13 +3,16 @@ model cannot read is refused with the allowed values."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from eth_account import Account
 
 from api.demo import passport_kyc
-from risk.profile import PURPOSES
+from risk.profile import MAX_EXISTING_CREDITS, PURPOSES
 from tests.support.platform import RunningPlatform
 
 pytestmark = pytest.mark.e2e
@@ -78,6 +81,46 @@ def test_a_refused_request_keeps_the_stored_credit_profile(shared_platform: Runn
     assert before["checking"] == "50"
     assert written.status_code == 201, written.text
     assert (after["checking"], after["housing"]) == ("no_account", "own")
+
+
+def test_a_count_of_credits_past_its_bound_is_refused_and_never_stored(shared_platform: RunningPlatform) -> None:
+    """``existing_credits`` of 2^53 + 1 was stored (200), and every credit request of the borrower was then a
+    text/plain 500 (its inputs could not be hashed as RFC 8785 JSON), and so was a request carrying it inline. Both
+    are a 422 naming the field now; a profile stored so before reads the count as unknown, and is scored."""
+    key = shared_platform.onboard(Account.create().address, profile=PROFILE)
+    huge = PROFILE | {"existing_credits": 9007199254740993}
+    with shared_platform.client(key) as client:
+        stored = client.put("/v1/borrowers/me/credit-profile", json=huge)
+        inline = client.post("/v1/credit-requests", json=REQUEST | {"credit_profile": huge})
+        me = client.get("/v1/borrowers/me").json()
+        at_bound = client.post(
+            "/v1/credit-requests",
+            json=REQUEST | {"credit_profile": PROFILE | {"existing_credits": MAX_EXISTING_CREDITS}},
+        )
+    for refused, field in ((stored, "existing_credits"), (inline, "credit_profile.existing_credits")):
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith(PROBLEM_JSON)
+        assert refused.json()["errors"] == [
+            {"field": field, "message": f"Input should be less than or equal to {MAX_EXISTING_CREDITS}"}
+        ]
+    assert me["credit_profile"]["existing_credits"] is None
+    assert at_bound.status_code == 201, at_bound.text
+
+    # a profile stored before the bound, as it was written
+    engine = sa.create_engine(f"sqlite:///{Path(shared_platform.data_dir) / 'creditmesh.db'}")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("update credit_profiles set profile = :profile where borrower_id = :borrower"),
+            {"profile": json.dumps(huge), "borrower": me["id"]},
+        )
+    engine.dispose()
+    with shared_platform.client(key) as client:
+        read = client.get("/v1/borrowers/me")
+        scored = client.post("/v1/credit-requests", json=REQUEST)
+    assert read.status_code == 200, read.text
+    profile = read.json()["credit_profile"]
+    assert (profile["checking"], profile["housing"], profile["existing_credits"]) == ("50", "rent", None)
+    assert scored.status_code == 201, scored.text
 
 
 def test_a_request_refused_by_screening_keeps_the_stored_credit_profile(shared_platform: RunningPlatform) -> None:

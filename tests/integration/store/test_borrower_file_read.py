@@ -19,13 +19,14 @@ from api.auth import ApiKeyInfo, Role, hash_key, issue_key
 from compliance.jurisdiction import Reason
 from compliance.kyc import KycState, KycStatus, KycTier
 from compliance.sanctions.review import ReviewState
-from risk.profile import CreditProfile
+from risk.profile import CreditProfile, Housing
 from store.api import ApiKeyRepository
 from store.base import Base
 from store.borrower_file import read_caller, stored_file
 from store.borrowers import SqlBorrowerRepository
 from store.compliance import SqlKycRepository
 from store.db import Database
+from store.risk import CreditProfileRow
 from store.sanctions_reviews import SanctionsReviewRow
 
 pytestmark = pytest.mark.integration
@@ -199,3 +200,25 @@ def test_the_kyc_status_read_is_the_identity_s_applicant_not_the_newest(database
         assert stored_file(connection, borrower_id) == expected
     with database.unit_of_work() as uow:
         assert SqlBorrowerRepository(uow.session).stored_file(borrower_id) == expected
+
+
+def test_a_profile_stored_with_a_count_past_today_s_bound_is_read_with_it_unknown(database: Database) -> None:
+    """A profile saved before ``existing_credits`` was bounded (2^53 + 1 credits, stored as is) is read by both
+    reads with the count unknown: the borrower's file still loads and its credit requests are still scored."""
+    borrower_id = "unbounded-credits"
+    with database.unit_of_work() as uow:
+        SqlBorrowerRepository(uow.session).add_account(
+            BorrowerAccount(borrower_id, f"0x{78:040x}", "US-FL", T0, None, None)
+        )
+        stored = {"housing": "own", "existing_credits": 2**53 + 1}
+        uow.session.add(CreditProfileRow(borrower_id=borrower_id, profile=stored, updated_at=T0))
+        uow.commit()
+    with database.unit_of_work() as uow:
+        borrowers = SqlBorrowerRepository(uow.session)
+        assert uow.session.get_one(CreditProfileRow, borrower_id).profile == stored  # kept exactly as stored
+        assert borrowers.profile(borrower_id) == CreditProfile(housing=Housing.OWN)
+        file = borrowers.stored_file(borrower_id)
+    with database.engine.connect() as connection:
+        assert stored_file(connection, borrower_id) == file
+    assert file is not None
+    assert file.profile == CreditProfile(housing=Housing.OWN)
