@@ -72,6 +72,10 @@ T = TypeVar("T")
 HEALTH_FACTOR_ONE = 10**18  # CollateralManager.healthFactor is scaled by 1e18
 NO_DEBT = 2**256 - 1  # what healthFactor answers for a loan without debt
 BPS = 10_000
+#: the highest health factor recorded (basis points: 100,000×): only a factor near 1 changes a decision, and the
+#: decision's inputs are hashed as canonical JSON (RFC 8785), whose integers stop at 2**53 — a loan of one base unit of
+#: debt against much collateral has a factor far past it, and every credit request of its borrower failed
+MAX_HEALTH_FACTOR_BPS = 10**9
 SECONDS_PER_DAY = 86_400
 LOAN_IDS_PER_QUERY = 100  # loan-id topics per eth_getLogs call; nodes cap the size of a filter
 OUTCOME_EVENTS = ("LoanClosed", "LoanDefaulted", "LoanWrittenOff", "LoanCancelled")
@@ -460,8 +464,7 @@ class ChainOnchainSource:
         factors = await self._call(
             read_views(client.provider, [health.call(manager, loan, block=head) for loan in loans])
         )
-        in_debt = [int(factor) for factor in factors if int(factor) != NO_DEBT]
-        return min(factor * BPS // HEALTH_FACTOR_ONE for factor in in_debt) if in_debt else None
+        return lowest_health_bps([int(factor) for factor in factors])
 
     async def _first_tx_timestamp(
         self, client: ChainClient, wallet: ChecksumAddress, head: int, nonce: int
@@ -497,3 +500,12 @@ class ChainOnchainSource:
     async def _call(self, call: Awaitable[T]) -> T:
         async with asyncio.timeout(self.rpc_timeout):
             return await call
+
+
+def lowest_health_bps(factors: Sequence[int]) -> int | None:
+    """The lowest of ``healthFactor`` answers (18 decimals) in basis points, rounded down and at most
+    ``MAX_HEALTH_FACTOR_BPS``; None when no loan is in debt (``NO_DEBT``)."""
+    in_debt = [factor for factor in factors if factor != NO_DEBT]
+    if not in_debt:
+        return None
+    return min(min(in_debt) * BPS // HEALTH_FACTOR_ONE, MAX_HEALTH_FACTOR_BPS)
