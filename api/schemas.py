@@ -349,6 +349,10 @@ class RepaymentResultOut(BaseModel):
     loan: LoanOut
 
 
+# An ISO 3166 code, a country ("GB") or a subdivision ("US-NY"), any case: stored upper case
+JURISDICTION_PATTERN = r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$"
+
+
 class BorrowerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     wallet_address: str = Field(
@@ -359,7 +363,7 @@ class BorrowerIn(BaseModel):
     jurisdiction: str = Field(
         default="US-NY",
         max_length=8,
-        pattern=r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$",
+        pattern=JURISDICTION_PATTERN,
         description='ISO 3166 code, "US-NY" style for states',
     )
     credit_profile: CreditProfile | None = None
@@ -385,12 +389,22 @@ class IdentityIn(BaseModel):
     first_name: str = Field(min_length=1, max_length=100)
     last_name: str = Field(min_length=1, max_length=100)
     date_of_birth: Rfc3339Date
-    country: str = Field(min_length=2, max_length=8, description='residence, "US-NY" style for US states')
+    country: str = Field(
+        max_length=8,
+        pattern=JURISDICTION_PATTERN,
+        description='residence: an ISO 3166 code, "US-NY" style for US states, as the account\'s jurisdiction is '
+        "written (any case; stored upper case)",
+    )
     ssn_or_dod_id: str | None = Field(
         default=None,
         pattern=r"^[0-9]{9,10}$",
         description="for the Military Lending Act status check; stored encrypted, never returned",
     )
+
+    @field_validator("country")
+    @classmethod
+    def _upper_case(cls, country: str) -> str:
+        return country.upper()
 
 
 class DocumentIn(BaseModel):

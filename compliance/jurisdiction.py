@@ -80,7 +80,8 @@ class JurisdictionRules:
     label: str = field(default="")
 
     def age_of_majority(self, code: str) -> int:
-        found = self.jurisdictions.get(code.upper())
+        """The age of majority of ``code`` (any case, blanks around it ignored); the default for a code not listed."""
+        found = self.jurisdictions.get(code.strip().upper())
         return found.age_of_majority if found else self.default_age_of_majority
 
 

@@ -24,6 +24,7 @@ from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
+from compliance.eligibility import age_on
 from compliance.errors import KycProviderError, WebhookRejected
 from compliance.jurisdiction import Product, Reason
 from compliance.sanctions.names import spelling_key, unspelled_letters
@@ -104,10 +105,6 @@ class KycStatus:
     updated_at: datetime
 
 
-def _age_on(born: date, day: date) -> int:
-    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
-
-
 def same_name(a: str, b: str) -> bool:
     """Whether two names are written alike: on their spelling keys (accents, case and punctuation aside) when every
     letter of both is spelt, else on their Unicode text, NFKC and case-folded (the keys of "Иван Петров" and "Рамзан
@@ -136,7 +133,7 @@ def check_document(
         reasons.append(Reason("kyc.name-mismatch", "the name on the document differs from the profile"))
     if document.date_of_birth != profile.date_of_birth:
         reasons.append(Reason("kyc.dob-mismatch", "the date of birth on the document differs from the profile"))
-    if _age_on(document.date_of_birth, today) < age_of_majority:
+    if age_on(document.date_of_birth, today) < age_of_majority:
         reasons.append(Reason("kyc.under-age", f"the applicant is under the age of majority ({age_of_majority})"))
     return reasons
 

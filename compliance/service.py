@@ -12,6 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from compliance.decisions import DecisionKind, DecisionRecord, decide
+from compliance.eligibility import check_age
 from compliance.errors import SubjectKeyMissing
 from compliance.jurisdiction import JurisdictionRules, OfferCheck, Product, Reason, check_offer, check_request
 from compliance.kyc import DEFAULT_TIER_LIMITS, KycStatus, TierLimits, tier_sufficient
@@ -202,7 +203,8 @@ class ComplianceService:
         self, borrower: BorrowerFacts, product: Product, amount: Decimal, kyc: KycStatus | None
     ) -> DecisionRecord:
         """KYC tier sufficient for the amount and product, borrower and wallet not sanctioned, jurisdiction allows
-        the product and amount. Raises SanctionsListStale (fail closed), ComplianceInputError for bad input."""
+        the product and amount, the borrower of age in it. Raises SanctionsListStale (fail closed),
+        ComplianceInputError for bad input."""
         return self.screen_credit_request_products(borrower, (product,), amount, kyc)[product]
 
     def screen_credit_request_products(
@@ -242,11 +244,13 @@ class ComplianceService:
         sanctions: _Sanctions | None = None,
     ) -> ScreenedRequest:
         sanctions = self._sanctions(borrower, now) if sanctions is None else sanctions
+        identity = self._identity(borrower, now)
         deny = {
             product: [
                 *sanctions.deny,
                 *check_request(self.rules, borrower.jurisdiction, product, amount),
                 *tier_sufficient(kyc, amount, product, self.tier_limits),
+                *identity,
             ]
             for product in products
         }
@@ -283,14 +287,21 @@ class ComplianceService:
             )
         return records
 
+    def _identity(self, borrower: BorrowerFacts, now: datetime) -> list[Reason]:
+        """The identity on file against the account (``compliance.eligibility``): the borrower of age in the
+        account's jurisdiction, whatever the KYC provider checked it against."""
+        return check_age(self.rules, borrower.jurisdiction, borrower.date_of_birth, now.date())
+
     def screen_acceptance(self, borrower: BorrowerFacts, quote_id: str) -> DecisionRecord:
-        """Re-screen at accept with the lists current now: the wallet and name, and the jurisdiction."""
+        """Re-screen at accept with the lists current now: the wallet and name, the jurisdiction, and the identity on
+        file against the account (of age there)."""
         now = self.clock()
         sanctions = self._sanctions(borrower, now)
         deny, review = list(sanctions.deny), sanctions.review
         code = borrower.jurisdiction.upper()
         if code in self.rules.prohibited or code.split("-", 1)[0] in self.rules.prohibited:
             deny.append(Reason("jurisdiction.prohibited", f"{code} is comprehensively sanctioned"))
+        deny.extend(self._identity(borrower, now))
         inputs = {**self._inputs(borrower), "quoteId": quote_id}
         return decide(
             DecisionKind.ACCEPTANCE,

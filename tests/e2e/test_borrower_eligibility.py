@@ -1,0 +1,100 @@
+"""Who may borrow on an account, over HTTP with the simulated KYC provider: the identity the provider verified
+against the account it borrows on (of age in the account's jurisdiction), whatever the borrower typed."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from api.demo import DEMO_PROFILE, kyc_verdict, passport_kyc
+from tests.support.platform import RunningPlatform
+
+pytestmark = pytest.mark.e2e
+
+REQUEST: dict[str, Any] = {
+    "amount": "1500.00",
+    "asset": "USDC",
+    "term_days": 30,
+    "purpose": "business",
+    "collateral": {"asset": "WETH", "amount": "2.0"},
+}
+
+
+@pytest.fixture(scope="module")
+def platform(shared_platform: RunningPlatform) -> RunningPlatform:
+    """The e2e package's platform with default settings (``tests/e2e/conftest.py``)."""
+    return shared_platform
+
+
+def _born(years_ago: int) -> str:
+    today = date.today()
+    return today.replace(year=today.year - years_ago, day=min(today.day, 28)).isoformat()
+
+
+def _kyc(country: str, born: str = "1985-12-10") -> dict[str, Any]:
+    submission = passport_kyc(country)
+    for part in ("identity", "document"):
+        submission[part]["date_of_birth"] = born
+    return submission
+
+
+def _register(platform: RunningPlatform, jurisdiction: str) -> str:
+    with platform.client(platform.admin_key) as admin:
+        registered = admin.post(
+            "/v1/borrowers", json={"wallet_address": Account.create().address, "jurisdiction": jurisdiction}
+        )
+    assert registered.status_code == 201, registered.text
+    key: str = registered.json()["api_key"]
+    with platform.client(key) as client:
+        assert client.put("/v1/borrowers/me/credit-profile", json=DEMO_PROFILE).status_code == 200
+    return key
+
+
+def _verified(platform: RunningPlatform, key: str, submission: dict[str, Any]) -> dict[str, Any]:
+    """The provider's verdict on ``submission``."""
+    with platform.client(key) as client:
+        submitted = client.post("/v1/borrowers/me/kyc", json=submission)
+        assert submitted.status_code == 200, submitted.text
+        return kyc_verdict(client, key)
+
+
+def _request(platform: RunningPlatform, key: str) -> Any:
+    with platform.client(key) as client:
+        return client.post("/v1/credit-requests", json=REQUEST)
+
+
+def _codes(response: Any) -> set[str]:
+    return {reason["code"] for reason in response.json().get("reasons", [])}
+
+
+def test_a_borrower_under_age_in_the_accounts_state_is_refused_whatever_country_they_typed(
+    platform: RunningPlatform,
+) -> None:
+    """A 19-year-old on a Mississippi account (majority at 21) typed Florida (18) as their country: the provider
+    approved them by Florida's age, and they were quoted; the platform now checks the account's state."""
+    key = _register(platform, "US-MS")
+    verdict = _verified(platform, key, _kyc("US-FL", _born(19)))
+    assert verdict["state"] == "approved"  # the provider checks the country it was given
+    refused = _request(platform, key)
+    assert refused.status_code == 403, refused.text
+    assert "kyc.under-age" in _codes(refused)
+    assert any("US-MS (21)" in reason["message"] for reason in refused.json()["reasons"])
+
+
+@pytest.mark.parametrize("country", ["US-MS ", " US-MS", "US_MS", "USMS"])
+def test_an_identity_country_not_written_as_a_code_is_refused(platform: RunningPlatform, country: str) -> None:
+    """A code written "US-MS " was one the rules did not list: the provider checked the default age, 18."""
+    key = _register(platform, "US-MS")
+    with platform.client(key) as client:
+        refused = client.post("/v1/borrowers/me/kyc", json=_kyc(country, _born(19)))
+        assert refused.status_code == 422, refused.text
+        assert client.get("/v1/borrowers/me").json()["kyc"] is None  # nothing went to the provider
+
+
+def test_an_identity_country_in_lower_case_is_the_code(platform: RunningPlatform) -> None:
+    key = _register(platform, "US-MS")
+    verdict = _verified(platform, key, _kyc("us-ms", _born(19)))
+    assert (verdict["state"], [r["code"] for r in verdict["reasons"]]) == ("rejected", ["kyc.under-age"])
