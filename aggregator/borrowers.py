@@ -43,8 +43,9 @@ class BorrowerFile:
     sanctions_reviews: tuple[PriorReview, ...] = ()  # reviewers' verdicts on past sanctions name hits
 
     def facts(self) -> BorrowerFacts:
-        """What compliance screens: wallet, name, jurisdiction and the sanctions verdicts already given (the date of
-        birth: with the name, the identity a verdict on a name not screened in Latin script is for)."""
+        """What compliance screens: wallet, name, jurisdiction and the sanctions verdicts already given, the date of
+        birth (with the name, the identity a verdict on a name not screened in Latin script is for; the age of
+        majority) and the identity's country of residence."""
         return BorrowerFacts(
             self.id,
             self.wallet,
@@ -52,6 +53,7 @@ class BorrowerFile:
             self.jurisdiction,
             self.sanctions_reviews,
             None if self.identity is None else self.identity.date_of_birth,
+            None if self.identity is None else self.identity.country,
         )
 
     @property

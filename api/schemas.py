@@ -393,7 +393,9 @@ class IdentityIn(BaseModel):
         max_length=8,
         pattern=JURISDICTION_PATTERN,
         description='residence: an ISO 3166 code, "US-NY" style for US states, as the account\'s jurisdiction is '
-        "written (any case; stored upper case)",
+        "written (any case; stored upper case). Screened at every credit request and accept: a prohibited "
+        "jurisdiction, or one that is not the account's (the same code, or a subdivision of an account's country), "
+        "is refused (403 jurisdiction.prohibited, jurisdiction.residence-mismatch)",
     )
     ssn_or_dod_id: str | None = Field(
         default=None,

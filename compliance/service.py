@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from compliance.decisions import DecisionKind, DecisionRecord, decide
-from compliance.eligibility import check_age
+from compliance.eligibility import check_age, check_residence, normalize_code
 from compliance.errors import SubjectKeyMissing
 from compliance.jurisdiction import JurisdictionRules, OfferCheck, Product, Reason, check_offer, check_request
 from compliance.kyc import DEFAULT_TIER_LIMITS, KycStatus, TierLimits, tier_sufficient
@@ -60,6 +60,7 @@ class BorrowerFacts:
     jurisdiction: str  # "US-NY", "GB", ...
     sanctions_reviews: tuple[PriorReview, ...] = ()  # reviewers' verdicts on this borrower's past name hits
     date_of_birth: date | None = None  # PII: with the name, the identity a name-not-screened review is about
+    residence: str | None = None  # the verified identity's country of residence ("US-FL"); None without an identity
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,8 @@ class ComplianceService:
             "fullName": borrower.full_name,
             "jurisdiction": borrower.jurisdiction.upper(),
         }
+        if borrower.residence is not None:  # the identity's, screened against the account's jurisdiction
+            inputs["residence"] = normalize_code(borrower.residence)
         if borrower.sanctions_reviews:
             inputs["sanctionsReviews"] = self._reviews_input(borrower)
         return inputs
@@ -203,7 +206,7 @@ class ComplianceService:
         self, borrower: BorrowerFacts, product: Product, amount: Decimal, kyc: KycStatus | None
     ) -> DecisionRecord:
         """KYC tier sufficient for the amount and product, borrower and wallet not sanctioned, jurisdiction allows
-        the product and amount, the borrower of age in it. Raises SanctionsListStale (fail closed),
+        the product and amount, the borrower resident and of age in it. Raises SanctionsListStale (fail closed),
         ComplianceInputError for bad input."""
         return self.screen_credit_request_products(borrower, (product,), amount, kyc)[product]
 
@@ -289,12 +292,16 @@ class ComplianceService:
 
     def _identity(self, borrower: BorrowerFacts, now: datetime) -> list[Reason]:
         """The identity on file against the account (``compliance.eligibility``): the borrower of age in the
-        account's jurisdiction, whatever the KYC provider checked it against."""
-        return check_age(self.rules, borrower.jurisdiction, borrower.date_of_birth, now.date())
+        account's jurisdiction, whatever the KYC provider checked it against, and resident there, not in a prohibited
+        jurisdiction."""
+        return [
+            *check_residence(self.rules, borrower.jurisdiction, borrower.residence),
+            *check_age(self.rules, borrower.jurisdiction, borrower.date_of_birth, now.date()),
+        ]
 
     def screen_acceptance(self, borrower: BorrowerFacts, quote_id: str) -> DecisionRecord:
         """Re-screen at accept with the lists current now: the wallet and name, the jurisdiction, and the identity on
-        file against the account (of age there)."""
+        file against the account (resident there, of age there)."""
         now = self.clock()
         sanctions = self._sanctions(borrower, now)
         deny, review = list(sanctions.deny), sanctions.review

@@ -1,5 +1,6 @@
 """Who may borrow on an account, over HTTP with the simulated KYC provider: the identity the provider verified
-against the account it borrows on (of age in the account's jurisdiction), whatever the borrower typed."""
+against the account it borrows on (of age in the account's jurisdiction, resident there and not in a prohibited
+jurisdiction), at the credit request and again at accept, whatever the borrower typed."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from datetime import date
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from api.demo import DEMO_PROFILE, kyc_verdict, passport_kyc
+from api.wallet import sign_acceptance
 from tests.support.platform import RunningPlatform
 
 pytestmark = pytest.mark.e2e
@@ -41,10 +45,10 @@ def _kyc(country: str, born: str = "1985-12-10") -> dict[str, Any]:
     return submission
 
 
-def _register(platform: RunningPlatform, jurisdiction: str) -> str:
+def _register(platform: RunningPlatform, jurisdiction: str, wallet: str | None = None) -> str:
     with platform.client(platform.admin_key) as admin:
         registered = admin.post(
-            "/v1/borrowers", json={"wallet_address": Account.create().address, "jurisdiction": jurisdiction}
+            "/v1/borrowers", json={"wallet_address": wallet or Account.create().address, "jurisdiction": jurisdiction}
         )
     assert registered.status_code == 201, registered.text
     key: str = registered.json()["api_key"]
@@ -68,6 +72,36 @@ def _request(platform: RunningPlatform, key: str) -> Any:
 
 def _codes(response: Any) -> set[str]:
     return {reason["code"] for reason in response.json().get("reasons", [])}
+
+
+def _decisions(platform: RunningPlatform, key: str) -> list[tuple[str, str]]:
+    """The borrower's compliance decisions, (kind, outcome) in the order they were made."""
+    with platform.client(key) as client:
+        subject = client.get("/v1/borrowers/me").json()["id"]
+    engine = sa.create_engine(f"sqlite:///{platform.data_dir / 'creditmesh.db'}")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("select kind, outcome from compliance_decisions where subject_ref = :s order by decided_at"),
+            {"s": subject},
+        ).all()
+    engine.dispose()
+    return [(str(kind), str(outcome)) for kind, outcome in rows]
+
+
+def _quoted(platform: RunningPlatform, wallet: LocalAccount) -> tuple[str, dict[str, Any]]:
+    """A verified Florida borrower of ``wallet`` with a quote: their key and the quote."""
+    key = _register(platform, "US-FL", wallet.address)
+    assert _verified(platform, key, _kyc("US-FL"))["state"] == "approved"
+    quoted = _request(platform, key)
+    assert quoted.status_code == 201, quoted.text
+    return key, quoted.json()["quotes"][0]
+
+
+def _accept(platform: RunningPlatform, key: str, wallet: LocalAccount, quote: dict[str, Any]) -> Any:
+    """Accept ``quote``, signed by ``wallet``: screened before anything is asked of the chain."""
+    signature = sign_acceptance(wallet, quote["acceptance_typed_data"])
+    with platform.client(key) as client:
+        return client.post(f"/v1/quotes/{quote['id']}/accept", json={"signature": signature})
 
 
 def test_a_borrower_under_age_in_the_accounts_state_is_refused_whatever_country_they_typed(
@@ -98,3 +132,37 @@ def test_an_identity_country_in_lower_case_is_the_code(platform: RunningPlatform
     key = _register(platform, "US-MS")
     verdict = _verified(platform, key, _kyc("us-ms", _born(19)))
     assert (verdict["state"], [r["code"] for r in verdict["reasons"]]) == ("rejected", ["kyc.under-age"])
+
+
+@pytest.mark.parametrize(
+    ("country", "codes"),
+    [
+        ("IR", {"jurisdiction.prohibited", "jurisdiction.residence-mismatch"}),
+        ("US-NY", {"jurisdiction.residence-mismatch"}),
+        ("US", {"jurisdiction.residence-mismatch"}),
+    ],
+)
+def test_a_borrower_resident_elsewhere_than_the_account_is_refused(
+    platform: RunningPlatform, country: str, codes: set[str]
+) -> None:
+    """A Florida account whose verified identity lives in Iran (or New York, whose caps are lower) was quoted: the
+    identity's country was stored and read by nothing."""
+    key = _register(platform, "US-FL")
+    assert _verified(platform, key, _kyc(country))["state"] == "approved"
+    refused = _request(platform, key)
+    assert refused.status_code == 403, refused.text
+    assert _codes(refused) == codes
+    decided = _decisions(platform, key)
+    assert decided
+    assert set(decided) == {("credit-request", "deny")}  # one record per product, each a recorded denial
+
+
+def test_an_identity_replaced_by_another_states_after_the_quote_is_refused_at_accept(platform: RunningPlatform) -> None:
+    wallet = Account.create()
+    key, quote = _quoted(platform, wallet)
+    assert _verified(platform, key, _kyc("US-NY"))["state"] == "approved"
+    refused = _accept(platform, key, wallet, quote)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["type"].endswith("compliance-denied")
+    assert _codes(refused) == {"jurisdiction.residence-mismatch"}
+    assert ("acceptance", "deny") in _decisions(platform, key)

@@ -1,15 +1,17 @@
 """The identity on file against the account it borrows on (``compliance.eligibility``), checked by the platform at
-quote and at accept: the age of majority of the account's jurisdiction, not of the country the borrower typed."""
+quote and at accept: the age of majority of the account's jurisdiction, not of the country the borrower typed, and the
+identity's country of residence (not prohibited, and the account's)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
 from compliance.decisions import Outcome
-from compliance.eligibility import age_on, check_age, normalize_code
+from compliance.eligibility import age_on, check_age, check_residence, normalize_code, residence_agrees
 from compliance.jurisdiction import Product, load_rules
 from compliance.kyc import KycState, KycStatus, KycTier
 from compliance.sanctions.screening import SanctionsScreen
@@ -76,3 +78,50 @@ def test_an_accept_of_a_borrower_under_age_in_the_accounts_jurisdiction_is_denie
     record = service.screen_acceptance(minor, "q-1")
     assert record.outcome is Outcome.DENY
     assert [r.code for r in record.reasons] == ["kyc.under-age"]
+
+
+@pytest.mark.parametrize(
+    ("jurisdiction", "residence", "agrees"),
+    [
+        ("US-FL", "US-FL", True),
+        ("US-FL", " us-fl ", True),  # an identity stored before codes were checked
+        ("GB", "GB", True),
+        ("GB", "GB-LND", True),  # a whole-country account covers its subdivisions
+        ("US-FL", "US", False),  # the account's state is not the one verified
+        ("US-FL", "US-NY", False),
+        ("US-FL", "IR", False),
+        ("GB", "GBR", False),
+        ("GB", "DE-BE", False),
+    ],
+)
+def test_the_residence_agrees_with_the_account_when_the_accounts_rules_cover_it(
+    jurisdiction: str, residence: str, agrees: bool
+) -> None:
+    assert residence_agrees(jurisdiction, residence) is agrees
+
+
+def test_a_resident_of_a_prohibited_jurisdiction_is_refused_with_its_citation() -> None:
+    rules = load_rules()
+    prohibited, mismatch = check_residence(rules, "US-FL", "ir")
+    assert (prohibited.code, mismatch.code) == ("jurisdiction.prohibited", "jurisdiction.residence-mismatch")
+    assert "IR" in prohibited.message
+    assert prohibited.citation == rules.prohibited["IR"]
+    (crimea, _) = check_residence(rules, "US-FL", "UA-43")  # its code listed, not its country's
+    assert crimea.code == "jurisdiction.prohibited"
+    assert [r.code for r in check_residence(rules, "US-FL", "US-NY")] == ["jurisdiction.residence-mismatch"]
+    assert check_residence(rules, "US-FL", "US-FL") == check_residence(rules, "US-FL", None) == []
+
+
+@pytest.mark.parametrize("residence", ["IR", "US-NY"])
+def test_a_credit_request_and_an_accept_of_a_resident_elsewhere_are_denied(
+    service: ComplianceService, residence: str
+) -> None:
+    elsewhere = BorrowerFacts("b-1", WALLET, "Jane Doe", "US-FL", date_of_birth=date(1985, 12, 10), residence=residence)
+    quoted = service.screen_credit_request(elsewhere, Product.DEFI, Decimal("1500"), APPROVED)
+    accepted = service.screen_acceptance(elsewhere, "q-1")
+    for record in (quoted, accepted):
+        assert record.outcome is Outcome.DENY
+        assert "jurisdiction.residence-mismatch" in [r.code for r in record.reasons]
+    at_home = replace(elsewhere, residence="US-FL")
+    assert service.screen_credit_request(at_home, Product.DEFI, Decimal("1500"), APPROVED).allowed
+    assert service.screen_acceptance(at_home, "q-1").allowed
