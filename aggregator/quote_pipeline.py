@@ -39,7 +39,7 @@ from aggregator.valuation import FeedPricer
 from chain.signers import Signer
 from compliance import ComplianceService, DecisionRecord, Product
 from compliance.errors import KycProviderError
-from compliance.mla import MlaQuery, MlaStatusCache
+from compliance.mla import MlaStatusCache, mla_queries
 from compliance.service import ScreenedRequest
 from providers.base import ProviderAdapter
 from providers.models import ProviderKind, QuoteRequest
@@ -552,16 +552,18 @@ class QuotePipeline:
     async def _mla_covered(self, borrower: BorrowerFile, now: datetime) -> bool:
         """Military Lending Act status from the MLA provider as of today (cached per borrower and day). Without an
         SSN or DoD ID on file the status cannot be checked and the borrower is treated as not covered (no MLA safe
-        harbour is claimed). When the service cannot answer, the borrower is treated as covered: the 36% MAPR cap
-        then applies, which never harms a borrower."""
+        harbour is claimed). The service is asked about the name normalized and in its Latin spelling
+        (``compliance.mla.mla_queries``): covered when either answer says so. When the service cannot answer, the
+        borrower is treated as covered: the 36% MAPR cap then applies, which never harms a borrower."""
         if self._mla is None or borrower.identity is None or not borrower.military_id:
             return False
         identity = borrower.identity
-        query = MlaQuery(
+        queries = mla_queries(
             identity.last_name, identity.first_name, identity.date_of_birth, borrower.military_id, now.date()
         )
-        try:
-            return (await self._mla.status(borrower.id, query, now)).covered
+        try:  # each spelling the service may hold (``compliance.mla``): covered when any answer says so
+            statuses = await asyncio.gather(*(self._mla.status(borrower.id, query, now) for query in queries))
+            return any(status.covered for status in statuses)
         except KycProviderError as err:
             log.warning("MLA status unavailable, the MLA cap applies: %s", err, extra={"borrower_id": borrower.id})
             return True

@@ -13,6 +13,7 @@ from aggregator.quoting import MAX_TERM_DAYS, MIN_TERM_DAYS
 from aggregator.sanctions_reviews import ScreeningState
 from api.input_types import JsonInteger, Rfc3339Date, Uint256Text
 from api.offer_schemas import AcceptanceTypedDataOut, OfferOut
+from compliance.mla import normalize_name
 from risk.profile import GENERAL_PURPOSE, CreditProfile, RequestPurpose
 
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -407,6 +408,13 @@ class IdentityIn(BaseModel):
     @classmethod
     def _upper_case(cls, country: str) -> str:
         return country.upper()
+
+    @field_validator("first_name", "last_name")
+    @classmethod
+    def _normalized(cls, name: str) -> str:
+        """Kept, screened and asked about (the MLA status) as ``compliance.mla.normalize_name`` writes it: NFKC, no
+        blanks around it ("Hopper " is "Hopper"); a name of blanks only stays as given (the provider refuses it)."""
+        return normalize_name(name) or name
 
 
 class DocumentIn(BaseModel):

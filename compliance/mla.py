@@ -2,16 +2,25 @@
 website (a query by name, date of birth and SSN or DoD ID as of a date; an answer with a certificate id), queried
 by an operator account (``compliance.identity_http.HttpMlaStatusProvider``; ``compliance.sim`` simulates it). The
 status is cached per borrower, day and identity (``MlaStatusCache``, bounded) so the quote path asks at most once a
-day for one identity."""
+day for one identity.
+
+The service matches the last name as its records spell it, while the KYC provider accepts an identity whose name is
+the document's with accents, case, spacing and punctuation aside (``compliance.kyc.same_name``): a servicemember
+whose identity says "Höpper", or "Hopper " with a blank, was answered "not covered". ``mla_queries`` asks in each
+spelling the service may hold — the name normalized (``normalize_name``) and its Latin spelling, accents dropped —
+and the borrower is covered when any answer says so (the cap never harms a borrower)."""
 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
+
+from compliance.sanctions.spelling import drop_invisible, latin_spelling
 
 
 @dataclass(frozen=True)
@@ -45,8 +54,27 @@ class CoveredPeriod:
     end: date | None = None  # active duty (plus 365 days after, per the DoD's rule) until this date
 
 
+def normalize_name(name: str) -> str:
+    """A name as the platform keeps and asks about it: NFKC, invisible format characters dropped, blanks around it
+    dropped and runs of blanks inside it one space ("Hopper ", "Hop\u00adper", "Ｈｏｐｐｅｒ" → "Hopper")."""
+    return " ".join(unicodedata.normalize("NFKC", drop_invisible(name)).split())
+
+
+def mla_queries(
+    last_name: str, first_name: str, date_of_birth: date, ssn_or_dod_id: str, as_of: date
+) -> tuple[MlaQuery, ...]:
+    """The queries a borrower's covered status takes: the names normalized, and their Latin spelling (accents
+    dropped, ß/Ø/Ł… spelled out) when it differs — the service holds one of them, and a borrower either answers
+    covered for is covered."""
+    names = [(normalize_name(last_name), normalize_name(first_name))]
+    names.append((latin_spelling(names[0][0]), latin_spelling(names[0][1])))
+    return tuple(MlaQuery(last, first, date_of_birth, ssn_or_dod_id, as_of) for last, first in dict.fromkeys(names))
+
+
 def covered_on(periods: Iterable[CoveredPeriod], query: MlaQuery) -> bool:
-    """The simulated service's rule: a period matching last name, date of birth and id covers ``query.as_of``."""
+    """The simulated service's rule: a period matching last name, date of birth and id covers ``query.as_of``. The
+    last name is matched case aside only — as strictly as the DoD's service, which knows nothing of the spellings
+    the KYC provider accepted (the platform asks in each: ``mla_queries``)."""
     return any(
         p.last_name.casefold() == query.last_name.casefold()
         and p.date_of_birth == query.date_of_birth

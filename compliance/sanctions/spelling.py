@@ -112,12 +112,19 @@ def drop_invisible(text: str) -> str:
     return "".join(ch for ch in text if ch != _GRAPHEME_JOINER and unicodedata.category(ch) != "Cf")
 
 
-def ascii_upper(name: str) -> str:
+def latin_spelling(name: str) -> str:
+    """``name`` in Latin letters where it has a spelling in them: invisible characters dropped, accents dropped, and
+    ß, Æ, Ø, Ł… spelled out ("Höpper" → "Hopper", "Łukasz" → "Lukasz"); case and punctuation kept, other scripts
+    kept as they are (there is no transliteration)."""
     text = drop_invisible(name).translate(_SPELLED)
     if not text.isascii():
         text = unicodedata.normalize("NFKD", text)
         text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.upper().replace("&", " AND ")
+    return text
+
+
+def ascii_upper(name: str) -> str:
+    text = latin_spelling(name).upper().replace("&", " AND ")
     return _DOTTED.sub(lambda m: m.group(0).replace(".", "") + " ", text)
 
 

@@ -215,8 +215,14 @@ def test_logs_are_json_with_the_correlation_id_and_no_identity(platform: Running
     assert "Lovelace" not in text
 
 
-def test_a_covered_servicemember_gets_no_offer_above_the_mla_36_percent_mapr(platform: RunningPlatform) -> None:
+@pytest.mark.parametrize("last_name", ["Hopper", "Hopper ", "Höpper", "HOPPER"])
+def test_a_covered_servicemember_gets_no_offer_above_the_mla_36_percent_mapr(
+    platform: RunningPlatform, last_name: str
+) -> None:
+    """Whatever spelling of the name on their passport the KYC provider accepted: "Hopper " (a blank) and "Höpper"
+    were asked about as typed, answered "not covered" by the DoD's service, which lists "Hopper", and quoted at 59%."""
     covered_kyc = passport_kyc("US-FL", first="Grace", last="Hopper")
+    covered_kyc["identity"]["last_name"] = last_name
     covered_kyc["identity"]["ssn_or_dod_id"] = COVERED_SERVICEMEMBER["ssn_or_dod_id"]
     covered = platform.onboard(Account.create().address, kyc=covered_kyc)
     civilian = platform.onboard(Account.create().address, kyc=passport_kyc("US-FL", first="Grace", last="Hopper"))

@@ -26,7 +26,7 @@ from compliance import ComplianceService
 from compliance.decisions import DecisionKind, Outcome
 from compliance.errors import KycProviderError
 from compliance.kyc import IdentityProfile
-from compliance.mla import MlaQuery, MlaStatus, MlaStatusCache
+from compliance.mla import CoveredPeriod, LocalMlaStatusProvider, MlaQuery, MlaStatus, MlaStatusCache
 from contracts.typed_data import Domain, digest, offer_typed_data, recover, risk_attestation_typed_data
 from providers.base import AdapterContext, ProviderRegistration
 from providers.http_lender import HttpLenderAdapter
@@ -257,6 +257,24 @@ async def test_an_mla_service_that_cannot_answer_holds_the_borrower_to_the_36_pe
     ).request_credit(replace(borrower_file(), id="b3", military_id=None), spec)
     assert len(unchecked.quotes) == 5
     assert service_answers.asked == 2, "no identifier: the service is not asked"
+
+
+@pytest.mark.parametrize("last_name", ["Lovelace", "Lovelace ", "Lövelace", "Ｌｏｖｅｌａｃｅ", "Love\u00adlace"])
+async def test_a_covered_borrower_is_held_to_the_36_percent_mapr_whatever_spelling_the_kyc_accepted(
+    compliance: ComplianceService, last_name: str
+) -> None:
+    """The DoD's service lists "Lovelace" and matches the name as spelt; the KYC provider accepts an identity whose
+    name is the passport's with accents, blanks and width aside. The borrower was asked about as typed — "not
+    covered" — and offered every MAPR above 36%; the service is now asked in each spelling it may hold."""
+    file = borrower_file()
+    assert file.identity is not None
+    period = CoveredPeriod("Lovelace", file.identity.date_of_birth, "1234567890", date(2020, 1, 1))
+    servicemember = replace(file, military_id="1234567890", identity=replace(file.identity, last_name=last_name))
+    quoted = await quoting_service(
+        InMemoryQuotingStore(), compliance, MlaStatusCache(LocalMlaStatusProvider([period]))
+    ).request_credit(servicemember, replace(SPEC, term_days=10))
+    assert quoted.request.status == "no_offers"
+    assert quoted.quotes == [], "every offer is over the MLA's 36% MAPR"
 
 
 @pytest.mark.parametrize("rate_bps", [5_000, 100])
