@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +28,7 @@ from compliance.pii import KeyProvider, PiiVault, RetentionHold, erase_subject
 from compliance.sanctions.review import PriorReview
 from risk.profile import CreditProfile
 
+log = logging.getLogger(__name__)
 REG_B_RETENTION = timedelta(days=25 * 30 + 10)  # 25 months, rounded up
 BSA_RETENTION = timedelta(days=5 * 366)
 
@@ -261,14 +263,31 @@ class BorrowerFiles:
         borrower has since replaced (a new ``POST /me/kyc`` with another identity) verified the identity submitted
         then, not the one on file: it is recorded, and the file's status stays the current applicant's.
 
+        A verdict reached before the one stored for its applicant (``KycReview.older_than``: a late redelivery of
+        an approval after a re-review rejected the applicant) is taken — its event id remembered, the delivery
+        answered 2xx so the provider stops retrying — and ignored, logged; the answer is the status stored.
+
         Raises:
-            WebhookRejected: the delivery does not verify, is a replay, or names an applicant we do not know.
+            WebhookRejected: the delivery does not verify, is a replay, names an applicant we do not know, or dates
+                its verdict ahead of now.
         """
         with self._store.unit_of_work() as uow:
-            review = review_of(verify_webhook(body, headers, secret, now, uow.replays))
+            review = review_of(verify_webhook(body, headers, secret, now, uow.replays), now)
             known = uow.kyc.get(review.applicant_id)
             if known is None or known.subject_id != review.subject_id:
                 raise WebhookRejected(f"unknown applicant {review.applicant_id}")
+            if review.older_than(known):
+                uow.commit()  # the event id: a redelivery of it is a replay
+                log.warning(
+                    "KYC verdict %s on applicant %s ignored: reviewed at %s, before the %s verdict stored (reviewed "
+                    "at %s)",
+                    review.event_id,
+                    review.applicant_id,
+                    review.reviewed_at,
+                    known.state.value,
+                    known.reviewed_at,
+                )
+                return known
             status = review.status(now)
             uow.kyc.save(status)
             uow.commit()

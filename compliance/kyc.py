@@ -7,6 +7,11 @@ Webhook signature (the same shape as the common providers'): header ``X-Creditme
 v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>``; the JSON body carries a unique ``eventId``. A delivery is refused
 when the signature does not verify, its timestamp is outside the tolerance, or its event id was already seen. The
 adapter signs its own API requests the same way, so the provider can authenticate the platform.
+
+A verdict carries the time the provider reached it, ``reviewedAt`` (RFC 3339 with its zone; the signature's ``t`` is
+the delivery's, renewed at every retry): a verdict reached before the one stored for its applicant is a late
+redelivery, taken (answered 2xx, so the provider stops retrying) and ignored. One without ``reviewedAt`` counts as
+reached when it is received (the last delivered wins, as before the field).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
@@ -103,6 +108,7 @@ class KycStatus:
     tier: KycTier
     reasons: tuple[Reason, ...]
     updated_at: datetime
+    reviewed_at: datetime | None = None  # when the provider reviewed it (its verdict's reviewedAt, else received)
 
 
 def same_name(a: str, b: str) -> bool:
@@ -173,12 +179,21 @@ class KycReview:
     state: KycState
     tier: KycTier
     reasons: tuple[Reason, ...]
+    reviewed_at: datetime | None = None  # the payload's reviewedAt: when the provider reached this verdict
 
     def status(self, now: datetime) -> KycStatus:
-        return KycStatus(self.applicant_id, self.subject_id, self.state, self.tier, self.reasons, now)
+        """The applicant's status once this verdict is applied at ``now`` (reviewed then, when it says no time)."""
+        reviewed = now if self.reviewed_at is None else self.reviewed_at
+        return KycStatus(self.applicant_id, self.subject_id, self.state, self.tier, self.reasons, now, reviewed)
+
+    def older_than(self, stored: KycStatus) -> bool:
+        """Whether this verdict was reached before the one ``stored`` for its applicant: a late redelivery (a
+        provider retries for a while) that must not overwrite a later re-review. A verdict without a review time
+        counts as reached when received, so it is never older: the last delivered wins, as it always did."""
+        return self.reviewed_at is not None and stored.reviewed_at is not None and self.reviewed_at < stored.reviewed_at
 
     def payload(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "eventId": self.event_id,
             "type": "applicantReviewed",
             "applicantId": self.applicant_id,
@@ -187,14 +202,42 @@ class KycReview:
             "tier": int(self.tier),
             "reasons": [{"code": r.code, "message": r.message} for r in self.reasons],
         }
+        if self.reviewed_at is not None:
+            body["reviewedAt"] = self.reviewed_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return body
 
 
-def review_of(payload: Mapping[str, Any]) -> KycReview:
-    """The review a verified webhook payload carries.
+def _review_time(payload: Mapping[str, Any], now: datetime, tolerance: timedelta) -> datetime | None:
+    """The payload's ``reviewedAt`` (RFC 3339 with its zone), None when it has none.
 
     Raises:
-        WebhookRejected: the payload is not an ``applicantReviewed`` event of the expected shape.
+        WebhookRejected: not such a moment, or later than ``now`` by more than ``tolerance`` (a verdict dated ahead
+            would outrank every later one).
     """
+    raw = payload.get("reviewedAt")
+    if raw is None:
+        return None
+    try:
+        reviewed = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        reviewed = None
+    if reviewed is None or reviewed.tzinfo is None or reviewed.utcoffset() is None:
+        raise WebhookRejected("reviewedAt is not an RFC 3339 date-time with its zone")
+    if reviewed - now > tolerance:
+        raise WebhookRejected("reviewedAt is in the future")
+    return reviewed.astimezone(UTC)
+
+
+def review_of(
+    payload: Mapping[str, Any], now: datetime | None = None, tolerance: timedelta = timedelta(minutes=5)
+) -> KycReview:
+    """The review a verified webhook payload carries, received at ``now`` (its ``reviewedAt`` checked against it).
+
+    Raises:
+        WebhookRejected: the payload is not an ``applicantReviewed`` event of the expected shape, or its
+            ``reviewedAt`` is not a moment with a zone or lies ahead of ``now`` by more than ``tolerance``.
+    """
+    reviewed = _review_time(payload, datetime.now(UTC) if now is None else now, tolerance)
     try:
         if payload["type"] != "applicantReviewed":
             raise WebhookRejected(f"unexpected event type {payload['type']!r}")
@@ -202,7 +245,13 @@ def review_of(payload: Mapping[str, Any]) -> KycReview:
         tier = KycTier(int(payload["tier"]))
         reasons = tuple(Reason(str(r["code"]), str(r["message"])) for r in payload.get("reasons", ()))
         review = KycReview(
-            str(payload["eventId"]), str(payload["applicantId"]), str(payload["externalUserId"]), state, tier, reasons
+            str(payload["eventId"]),
+            str(payload["applicantId"]),
+            str(payload["externalUserId"]),
+            state,
+            tier,
+            reasons,
+            reviewed,
         )
     except (KeyError, ValueError, TypeError) as err:
         raise WebhookRejected("the payload is not an applicant review") from err
@@ -225,14 +274,17 @@ def simulated_review(
     document: IdentityDocument,
     today: date,
     age_of_majority: int,
+    reviewed_at: datetime | None = None,
 ) -> KycReview:
     """What the simulated provider (and the in-process fake) decides: ``check_document``'s rules, then the tier by
-    ``SIMULATED_TIER_BY_PREFIX``."""
+    ``SIMULATED_TIER_BY_PREFIX``; ``reviewed_at`` is the verdict's review time."""
     reasons = check_document(profile, document, today, age_of_majority)
     if reasons:
-        return KycReview(event_id, applicant_id, subject_id, KycState.REJECTED, KycTier.NONE, tuple(reasons))
+        return KycReview(
+            event_id, applicant_id, subject_id, KycState.REJECTED, KycTier.NONE, tuple(reasons), reviewed_at
+        )
     tier = SIMULATED_TIER_BY_PREFIX.get(document.number.strip()[:1].upper(), KycTier.STANDARD)
-    return KycReview(event_id, applicant_id, subject_id, KycState.APPROVED, tier, ())
+    return KycReview(event_id, applicant_id, subject_id, KycState.APPROVED, tier, (), reviewed_at)
 
 
 class LocalKycProvider:
@@ -260,7 +312,9 @@ class LocalKycProvider:
             raise KycProviderError(f"unknown applicant {applicant_id}")
         subject_id, profile = self._applicants[applicant_id]
         age = self._ages.get(profile.country.upper(), 18)
-        review = simulated_review(str(uuid.uuid4()), subject_id, applicant_id, profile, document, now.date(), age)
+        review = simulated_review(
+            str(uuid.uuid4()), subject_id, applicant_id, profile, document, now.date(), age, reviewed_at=now
+        )
         body = json.dumps(review.payload(), sort_keys=True).encode()
         self.outbox.append((body, sign_webhook(body, self._secret, now)))
         return KycStatus(applicant_id, subject_id, KycState.PENDING, KycTier.NONE, (), now)

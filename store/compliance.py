@@ -79,6 +79,8 @@ class KycApplicantRow(Base):
     tier: Mapped[int] = mapped_column(Integer)
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # when the provider reached the verdict stored (its reviewedAt, else when received); NULL while pending
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class WebhookDeliveryRow(Base):
@@ -212,6 +214,7 @@ class SqlKycRepository:
         row.tier = int(status.tier)
         row.reasons = _reasons_out(status.reasons)
         row.updated_at = status.updated_at
+        row.reviewed_at = status.reviewed_at
 
     def remove(self, applicant_id: str) -> None:
         """Forget an applicant whose verification session never opened."""
@@ -240,6 +243,7 @@ class SqlKycRepository:
             KycTier(row.tier),
             _reasons_in(row.reasons),
             row.updated_at,
+            row.reviewed_at,
         )
 
 

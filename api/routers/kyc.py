@@ -30,7 +30,8 @@ KYC_PROVIDER = "the KYC provider"  # what a refusal's log line names in place of
 @router.post("/webhooks", status_code=status.HTTP_204_NO_CONTENT)
 async def kyc_webhook(request: Request, platform: PlatformDep) -> None:
     """An ``applicantReviewed`` event from the KYC provider, signed with ``X-Creditmesh-Signature``
-    (``t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``); each event id is taken once. A refusal
+    (``t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``); each event id is taken once. A verdict dated
+    (``reviewedAt``) before the one stored for its applicant is taken (204) and ignored. A refusal
     (401; 413 for a body over 64 KiB) counts toward its source address's limit, shared with the lenders' webhooks
     (20 a minute): past it, 429 with ``Retry-After``."""
     limiter = platform.providers.webhook_refusals
@@ -44,7 +45,7 @@ async def kyc_webhook(request: Request, platform: PlatformDep) -> None:
         review = await asyncio.to_thread(platform.borrowers.apply_kyc_review, body, headers, secret, datetime.now(UTC))
     except WebhookRejected as err:
         await _refuse(limiter, source, f"webhook refused: {err}", status.HTTP_401_UNAUTHORIZED)
-    log.info("KYC review applied", extra={"applicant_id": review.applicant_id, "state": review.state.value})
+    log.info("KYC review taken", extra={"applicant_id": review.applicant_id, "state": review.state.value})
 
 
 async def _refuse(limiter: RefusalLimiter, source: str, reason: str, status_code: int) -> NoReturn:

@@ -2,7 +2,8 @@
 
 KYC under ``/kyc``: ``POST /applicants`` → ``POST /applicants/{id}/verifications`` (answers PENDING at once), then the
 verdict (``compliance.kyc.simulated_review``: deterministic for test identities) is POSTed as a signed
-``applicantReviewed`` webhook to the platform's webhook URL, retried with backoff until it is taken. MLA under
+``applicantReviewed`` webhook, dated by its ``reviewedAt``, to the platform's webhook URL, retried with backoff until
+it is taken. MLA under
 ``/mla``: ``POST /status`` answers from covered periods given at start (``compliance.mla.covered_on``). Requests
 must carry the platform's signature. Applicants are kept in a bounded map (the oldest forgotten)."""
 
@@ -156,7 +157,9 @@ def create_identity_app(config: IdentitySimConfig, rules: JurisdictionRules | No
         )
         now = datetime.now(UTC)
         age = ages.age_of_majority(profile.country)
-        review = simulated_review(str(uuid.uuid4()), subject_id, applicant_id, profile, document, now.date(), age)
+        review = simulated_review(
+            str(uuid.uuid4()), subject_id, applicant_id, profile, document, now.date(), age, reviewed_at=now
+        )
         background.add_task(deliver, review)
         return {"applicantId": applicant_id, "externalUserId": subject_id, "reviewStatus": "pending"}
 

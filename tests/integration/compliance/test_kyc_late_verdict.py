@@ -1,12 +1,15 @@
 """A KYC verdict sets the borrower's status only for the identity it verified, on SQLite and real PostgreSQL: a
 borrower who submits a genuine document and then, before its verdict, a second identity that does not pass, is not
 approved under the second identity when the first verdict lands late (it is kept with its applicant, not made
-current); the verdict on the identity on file is."""
+current); the verdict on the identity on file is. And of two verdicts on one applicant, the one the provider reached
+last stands, whichever is delivered last (``reviewedAt``)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +20,16 @@ from sqlalchemy import text
 
 from aggregator.borrower_accounts import BorrowerAccounts
 from aggregator.borrowers import BorrowerFiles
-from compliance.kyc import IdentityDocument, IdentityProfile, KycState, KycTier, LocalKycProvider
+from compliance.kyc import (
+    IdentityDocument,
+    IdentityProfile,
+    KycReview,
+    KycState,
+    KycTier,
+    LocalKycProvider,
+    review_of,
+    sign_webhook,
+)
 from store.borrowers import SqlBorrowerStore
 from store.compliance import SqlKycRepository
 from store.db import MIGRATIONS_DIR, Database
@@ -147,3 +159,64 @@ def test_the_migration_ties_an_identity_on_file_to_its_subject_s_newest_applican
         rows = connection.execute(text("SELECT subject_id, applicant_id FROM compliance_identities")).all()
     tied: dict[str, str | None] = {subject: applicant for subject, applicant in rows}
     assert tied == {"b-1": "a-new", "b-2": None}
+
+
+async def test_a_verdict_reached_before_the_one_stored_is_ignored(files: tuple[BorrowerFiles, Database]) -> None:
+    borrower_files, database = files
+    borrower_id = BorrowerAccounts(SqlBorrowerStore(database)).register("0x" + "ef" * 20, "us-fl").id
+    kyc = LocalKycProvider(SECRET)
+    applicant = await borrower_files.verify_identity(borrower_id, GENUINE, GENUINE_DOCUMENT, kyc)
+    approval = review_of(json.loads(kyc.outbox[0][0]))
+    assert approval.reviewed_at is not None
+    # the provider's re-review, reached 30 s after the approval and delivered first
+    rejection = replace(
+        approval,
+        event_id="re-review",
+        state=KycState.REJECTED,
+        tier=KycTier.NONE,
+        reviewed_at=approval.reviewed_at + timedelta(seconds=30),
+    )
+    now = datetime.now(UTC)
+
+    def deliver(review: KycReview, at: datetime) -> None:
+        body = json.dumps(review.payload()).encode()
+        borrower_files.apply_kyc_review(body, sign_webhook(body, SECRET, at), SECRET, at)
+
+    deliver(rejection, now + timedelta(seconds=1))
+    deliver(approval, now + timedelta(seconds=2))  # held up in transit, retried
+    file = borrower_files.load(borrower_id)
+    assert file is not None
+    assert file.kyc is not None
+    assert (file.kyc.applicant_id, file.kyc.state, file.kyc.tier) == (
+        applicant.applicant_id,
+        KycState.REJECTED,
+        KycTier.NONE,
+    )
+    with database.unit_of_work() as uow:
+        stored = SqlKycRepository(uow.session).get(applicant.applicant_id)
+    assert stored is not None
+    assert stored.reviewed_at == rejection.reviewed_at
+
+
+def test_the_migration_dates_the_verdicts_stored_before_when_they_were_received(fresh: Database) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    with fresh.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0034_decision_screened_identity")
+        for applicant, state in (("a-approved", "approved"), ("a-pending", "pending")):
+            connection.execute(
+                text(
+                    "INSERT INTO compliance_kyc_applicants (applicant_id, subject_id, state, tier, reasons, "
+                    "updated_at) VALUES (:applicant, 'b-1', :state, 0, '[]', :at)"
+                ),
+                {"applicant": applicant, "state": state, "at": t0},
+            )
+    fresh.migrate()
+    with fresh.unit_of_work() as uow:
+        repository = SqlKycRepository(uow.session)
+        approved, pending = repository.get("a-approved"), repository.get("a-pending")
+    assert approved is not None
+    assert pending is not None
+    assert (approved.reviewed_at, pending.reviewed_at) == (t0, None)
