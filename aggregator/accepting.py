@@ -85,14 +85,14 @@ from aggregator.errors import (
     QuoteSuperseded,
     QuoteWithdrawn,
 )
-from aggregator.exposure import ExposureLimits, check_exposure
+from aggregator.exposure import PRODUCT_OF_KIND, ExposureLimits, check_exposure
 from aggregator.loans import LoanRecord, LoanScope, LoanStore
 from aggregator.permit import CollateralPermit, check_permit
 from aggregator.platform import ChainRuntime
 from aggregator.quoting import NO_IDENTITY
 from chain.errors import ChainError, IntentConflict, TransactionReverted
 from chain.transactions import Call
-from compliance import ComplianceService
+from compliance import ComplianceService, Product
 from providers.base import ProviderAdapter, ProviderError
 
 log = logging.getLogger(__name__)
@@ -576,12 +576,16 @@ class AcceptanceService:
     # ------------------------------------------------------------------ checks
 
     def _screen(self, borrower: BorrowerFile, quote: QuoteView) -> Screening:
-        """Re-screen the borrower with today's lists, and the address the collateral comes from. A refusal is
-        recorded at once (a transaction of its own) and raised; an allowance is recorded with the lock."""
+        """Re-screen the borrower with today's lists and KYC status, and the address the collateral comes from. A
+        refusal is recorded at once (a transaction of its own) and raised; an allowance is recorded with the lock."""
         if borrower.identity is None:
             raise ComplianceDenied("the acceptance", [NO_IDENTITY])
+        product = PRODUCT_OF_KIND.get(quote.kind, Product.DEFI)
+        amount = self._assets.get(quote.asset).from_base_units(quote.principal)
         records = (
-            self._compliance.screen_acceptance(borrower.facts(), quote.id),
+            self._compliance.screen_acceptance(
+                borrower.facts(), quote.id, kyc=borrower.kyc, product=product, amount=amount
+            ),
             self._compliance.screen_collateral_source(str(quote.offer["borrower"]), quote.chain_id),
         )
         screening = Screening(records, borrower.id, self._compliance.screened_list_version(records), self._clock())

@@ -18,6 +18,7 @@ rounds alternating with this tree's, each on a fresh schema of one PostgreSQL:
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,13 @@ def _round(url: str, schema: str, accepts: int) -> dict[str, Any]:
     database.migrate()
     compliance = shipped_compliance()
     borrower = borrower_file()
+    screen_acceptance = compliance.screen_acceptance
+    # a tree from before the accept re-checked the KYC status (--before) takes the borrower and the quote id only
+    kyc_facts: dict[str, Any] = {}
+    if "kyc" in inspect.signature(screen_acceptance).parameters:
+        from compliance import Product
+
+        kyc_facts = {"kyc": borrower.kyc, "product": Product.DEFI, "amount": Decimal("100")}
     store = SqlAcceptStore(database)
     statements = [0]
 
@@ -166,7 +175,7 @@ def _round(url: str, schema: str, accepts: int) -> dict[str, Any]:
 
         quote, _ = measured("load", load) if n >= 5 else load()
         records = (
-            compliance.screen_acceptance(borrower.facts(), quote.id),
+            screen_acceptance(borrower.facts(), quote.id, **kyc_facts),
             compliance.screen_collateral_source(str(quote.offer["borrower"]), quote.chain_id),
         )
         now = datetime.now(UTC)

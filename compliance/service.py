@@ -299,17 +299,30 @@ class ComplianceService:
             *check_age(self.rules, borrower.jurisdiction, borrower.date_of_birth, now.date()),
         ]
 
-    def screen_acceptance(self, borrower: BorrowerFacts, quote_id: str) -> DecisionRecord:
-        """Re-screen at accept with the lists current now: the wallet and name, the jurisdiction, and the identity on
-        file against the account (resident there, of age there)."""
+    def screen_acceptance(
+        self, borrower: BorrowerFacts, quote_id: str, *, kyc: KycStatus | None, product: Product, amount: Decimal
+    ) -> DecisionRecord:
+        """Re-screen at accept with the lists current now: the wallet and name, the jurisdiction, the identity on
+        file against the account (resident there, of age there), and the KYC status on file now — approved, at the
+        tier the quote's ``amount`` of ``product`` needs (``kyc.not-approved`` for a verification rejected, or
+        replaced by one still pending, since the quote; ``kyc.tier-too-low``)."""
         now = self.clock()
         sanctions = self._sanctions(borrower, now)
         deny, review = list(sanctions.deny), sanctions.review
         code = borrower.jurisdiction.upper()
         if code in self.rules.prohibited or code.split("-", 1)[0] in self.rules.prohibited:
             deny.append(Reason("jurisdiction.prohibited", f"{code} is comprehensively sanctioned"))
+        deny.extend(tier_sufficient(kyc, amount, product, self.tier_limits))
         deny.extend(self._identity(borrower, now))
-        inputs = {**self._inputs(borrower), "quoteId": quote_id}
+        inputs = {
+            **self._inputs(borrower),
+            "quoteId": quote_id,
+            "product": product.value,
+            "amount": amount,
+            "kyc": None
+            if kyc is None
+            else {"applicantId": kyc.applicant_id, "state": kyc.state.value, "tier": int(kyc.tier)},
+        }
         return decide(
             DecisionKind.ACCEPTANCE,
             borrower.borrower_id,

@@ -166,3 +166,19 @@ def test_an_identity_replaced_by_another_states_after_the_quote_is_refused_at_ac
     assert refused.json()["type"].endswith("compliance-denied")
     assert _codes(refused) == {"jurisdiction.residence-mismatch"}
     assert ("acceptance", "deny") in _decisions(platform, key)
+
+
+def test_a_verification_rejected_after_the_quote_is_refused_at_accept_and_recorded(platform: RunningPlatform) -> None:
+    """Re-verified with an expired passport after the quote, the borrower's KYC is rejected: the accept was refused
+    only by the exposure check (409 exposure-limit, the KYC tier's ceiling at NONE) inside the lock, whose rollback
+    took the refusal's record with it. It is now the re-screen's: 403 kyc.not-approved, a recorded denial."""
+    wallet = Account.create()
+    key, quote = _quoted(platform, wallet)
+    expired = _kyc("US-FL")
+    expired["document"]["expires_on"] = "2020-01-01"
+    assert _verified(platform, key, expired)["state"] == "rejected"
+    refused = _accept(platform, key, wallet, quote)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["type"].endswith("compliance-denied")
+    assert _codes(refused) == {"kyc.not-approved"}
+    assert _decisions(platform, key)[-1] == ("acceptance", "deny")

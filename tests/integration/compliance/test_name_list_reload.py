@@ -18,6 +18,7 @@ from compliance import BorrowerFacts, ComplianceService
 from compliance.decisions import Outcome
 from store.db import Database
 from tests.integration.compliance.test_sanctions_import import LISTED_WALLET, _files
+from tests.support.screening import screen_accept
 
 pytestmark = pytest.mark.integration
 
@@ -65,12 +66,12 @@ async def test_every_process_screens_with_a_newly_imported_list_within_seconds(t
         for compliance in processes:
             label = compliance.screen.name_list_version
             assert label.startswith("ofac-sdn-names@2026-11-20#")
-            record = compliance.screen_acceptance(LISTED_ALIAS, "q-1")
+            record = screen_accept(compliance, LISTED_ALIAS, "q-1")
             assert record.outcome is Outcome.DENY
             assert record.versions["ofac-sdn-names"] == label, "the decision names the list it used"
             addresses = compliance.screen.addresses.version.label
             assert addresses.startswith("ofac-sdn-digital-currency-addresses@2026-11-20#")
-            wallet = compliance.screen_acceptance(BorrowerFacts("b-2", LISTED_WALLET, "Jane Roe", "US-FL"), "q-2")
+            wallet = screen_accept(compliance, BorrowerFacts("b-2", LISTED_WALLET, "Jane Roe", "US-FL"), "q-2")
             assert wallet.outcome is Outcome.DENY, "the import's wallets, without a restart"
             assert wallet.versions["ofac-sdn-digital-currency-addresses"] == addresses
         assert not reloaders[0].check(), "the list in use is not loaded again"

@@ -19,6 +19,7 @@ from compliance.sanctions.lists import SHIPPED_DIR, ListedName, load_newest
 from compliance.sanctions.ofac import parse_csv_set
 from store.db import Database
 from store.sanctions_lists import SanctionsNameListRow, SqlSanctionsListRepository
+from tests.support.screening import screen_accept
 from tests.unit.compliance.test_ofac_import import ADD, ALT, SDN
 
 pytestmark = pytest.mark.integration
@@ -57,16 +58,16 @@ def _import_and_screen(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
         database.dispose()
     label = compliance.screen.name_list_version
     assert label.startswith("ofac-sdn-names@2026-11-20#")  # newer than the shipped 2024 file
-    record = compliance.screen_acceptance(
-        BorrowerFacts("b-1", "0x" + "12" * 20, "Dmitriy Ivanovich Kovalenko", "US-FL"), "quote-1"
+    record = screen_accept(
+        compliance, BorrowerFacts("b-1", "0x" + "12" * 20, "Dmitriy Ivanovich Kovalenko", "US-FL"), "quote-1"
     )  # an ALT.CSV alias, in full
     assert record.outcome is Outcome.DENY
     assert "sanctions.name-match" in {r.code for r in record.reasons}
     assert record.versions["ofac-sdn-names"] == label
-    clear = compliance.screen_acceptance(BorrowerFacts("b-2", "0x" + "12" * 20, "Mazen Hussein", "US-FL"), "q-2")
+    clear = screen_accept(compliance, BorrowerFacts("b-2", "0x" + "12" * 20, "Mazen Hussein", "US-FL"), "q-2")
     assert clear.outcome is Outcome.ALLOW  # the shipped list is no longer the one screened with
     # the wallets the same files list: the import's address list, not the shipped 2026-08-20 file
-    wallet = compliance.screen_acceptance(BorrowerFacts("b-3", LISTED_WALLET, "Jane Roe", "US-FL"), "q-3")
+    wallet = screen_accept(compliance, BorrowerFacts("b-3", LISTED_WALLET, "Jane Roe", "US-FL"), "q-3")
     assert wallet.outcome is Outcome.DENY
     assert "sanctions.address" in {r.code for r in wallet.reasons}
     assert wallet.versions["ofac-sdn-digital-currency-addresses"].startswith(

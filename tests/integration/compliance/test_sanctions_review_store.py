@@ -24,6 +24,7 @@ from store.borrowers import SqlBorrowerRepository
 from store.compliance import SqlDecisionRepository
 from store.db import Database
 from store.sanctions_reviews import SanctionsReviewRow, SqlSanctionsReviewRepository, record_screening
+from tests.support.screening import screen_accept
 from tests.unit.compliance.test_ofac_import import ADD, ALT, SDN
 
 pytestmark = pytest.mark.integration
@@ -34,14 +35,14 @@ def test_a_held_screening_opens_one_review_per_entry_once(tmp_path: Path) -> Non
     addresses, _ = load_newest()
     screen = SanctionsScreen(addresses, parse_csv_set(SDN, ALT, ADD, date(2026, 11, 20)))  # a small list: quick
     service = ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32)))
-    held = service.screen_acceptance(BorrowerFacts("b-1", "0x" + "12" * 20, "Dmitriy Kovalenko", "US-FL"), "quote-1")
+    held = screen_accept(service, BorrowerFacts("b-1", "0x" + "12" * 20, "Dmitriy Kovalenko", "US-FL"), "quote-1")
     database = Database(f"sqlite:///{tmp_path / 'reviews.db'}")
     database.migrate()
     try:
         with database.unit_of_work() as uow:
             first = record_screening(uow.session, [held], "b-1", screen.name_list_version, NOW)
             uow.commit()
-        again = service.screen_acceptance(BorrowerFacts("b-1", "0x" + "12" * 20, "Dmitriy Kovalenko", "US-FL"), "q-2")
+        again = screen_accept(service, BorrowerFacts("b-1", "0x" + "12" * 20, "Dmitriy Kovalenko", "US-FL"), "q-2")
         with database.unit_of_work() as uow:
             second = record_screening(uow.session, [again], "b-1", screen.name_list_version, NOW)
             uow.commit()
@@ -72,7 +73,7 @@ def test_an_entry_hit_on_another_identity_of_the_borrower_opens_its_own_review(d
     screen = SanctionsScreen(addresses, parse_csv_set(SDN, ALT, ADD, date(2026, 11, 20)))
     service = ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32)))
     first = BorrowerFacts("b-1", "0x" + "12" * 20, "Dmitriy Kovalenko", "US-FL", date_of_birth=date(1990, 1, 1))
-    held = service.screen_acceptance(first, "quote-1")
+    held = screen_accept(service, first, "quote-1")
     with database.unit_of_work() as uow:
         (review,) = record_screening(uow.session, [held], "b-1", screen.name_list_version, NOW).values()
         SqlSanctionsReviewRepository(uow.session).record_verdict(
@@ -83,10 +84,10 @@ def test_an_entry_hit_on_another_identity_of_the_borrower_opens_its_own_review(d
     with database.unit_of_work() as uow:
         prior = tuple(SqlSanctionsReviewRepository(uow.session).prior_for("b-1"))
         assert SqlBorrowerRepository(uow.session).prior_reviews("b-1") == list(prior)
-    assert service.screen_acceptance(replace(first, sanctions_reviews=prior), "quote-2").allowed
+    assert screen_accept(service, replace(first, sanctions_reviews=prior), "quote-2").allowed
 
     other = replace(first, date_of_birth=date(1971, 3, 4), sanctions_reviews=prior)  # verified again
-    again = service.screen_acceptance(other, "quote-3")
+    again = screen_accept(service, other, "quote-3")
     assert not again.allowed
     with database.unit_of_work() as uow:
         (reopened,) = record_screening(uow.session, [again], "b-1", screen.name_list_version, NOW).values()
@@ -119,9 +120,9 @@ def test_a_name_not_screened_opens_one_review_of_the_identity_and_its_verdict_is
     screen = SanctionsScreen(addresses, parse_csv_set(SDN, ALT, ADD, date(2026, 11, 20)))
     service = ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32)))
     kadyrov = BorrowerFacts("b-1", "0x" + "12" * 20, "Рамзан Кадыров", "US-FL", date_of_birth=date(1976, 10, 5))
-    held = service.screen_acceptance(kadyrov, "quote-1")
+    held = screen_accept(service, kadyrov, "quote-1")
     reasons = SqlScreeningLog(database).record([held], "b-1", screen.name_list_version, NOW)
-    again = service.screen_acceptance(kadyrov, "quote-2")
+    again = screen_accept(service, kadyrov, "quote-2")
     with database.unit_of_work() as uow:
         second = record_screening(uow.session, [again], "b-1", screen.name_list_version, NOW)
         uow.commit()
@@ -149,11 +150,11 @@ def test_a_name_not_screened_opens_one_review_of_the_identity_and_its_verdict_is
         prior = SqlSanctionsReviewRepository(uow.session).prior_for("b-1")
         assert SqlBorrowerRepository(uow.session).prior_reviews("b-1") == prior
     assert prior == [PriorReview(None, review.entry_fingerprint, ReviewState.CLEARED, review.entry_fingerprint)]
-    cleared = service.screen_acceptance(replace(kadyrov, sanctions_reviews=tuple(prior)), "quote-3")
+    cleared = screen_accept(service, replace(kadyrov, sanctions_reviews=tuple(prior)), "quote-3")
     assert cleared.allowed
 
     renamed = replace(kadyrov, full_name="Рамзан Кадиров", sanctions_reviews=tuple(prior))  # verified again
-    held_again = service.screen_acceptance(renamed, "quote-4")
+    held_again = screen_accept(service, renamed, "quote-4")
     assert not held_again.allowed
     with database.unit_of_work() as uow:
         opened = record_screening(uow.session, [held_again], "b-1", screen.name_list_version, NOW)
@@ -188,7 +189,7 @@ def test_the_cli_lists_the_queue_with_names_not_screened(tmp_path: Path, capsys:
     database.migrate()
     try:
         for borrower_id, name in (("b-1", "Dmitriy Kovalenko"), ("b-2", "Рамзан Кадыров")):
-            held = service.screen_acceptance(BorrowerFacts(borrower_id, "0x" + "12" * 20, name, "US-FL"), "q")
+            held = screen_accept(service, BorrowerFacts(borrower_id, "0x" + "12" * 20, name, "US-FL"), "q")
             SqlScreeningLog(database).record([held], borrower_id, screen.name_list_version, NOW)
     finally:
         database.dispose()

@@ -16,6 +16,7 @@ from compliance.jurisdiction import Product, load_rules
 from compliance.kyc import KycState, KycStatus, KycTier
 from compliance.sanctions.screening import SanctionsScreen
 from compliance.service import BorrowerFacts, ComplianceService
+from tests.support.screening import screen_accept
 
 pytestmark = pytest.mark.unit
 
@@ -75,7 +76,7 @@ def test_a_credit_request_of_a_borrower_under_age_in_the_accounts_jurisdiction_i
 
 def test_an_accept_of_a_borrower_under_age_in_the_accounts_jurisdiction_is_denied(service: ComplianceService) -> None:
     minor = BorrowerFacts("b-1", WALLET, "Jane Doe", "US-MS", date_of_birth=NINETEEN)
-    record = service.screen_acceptance(minor, "q-1")
+    record = screen_accept(service, minor, "q-1")
     assert record.outcome is Outcome.DENY
     assert [r.code for r in record.reasons] == ["kyc.under-age"]
 
@@ -118,10 +119,30 @@ def test_a_credit_request_and_an_accept_of_a_resident_elsewhere_are_denied(
 ) -> None:
     elsewhere = BorrowerFacts("b-1", WALLET, "Jane Doe", "US-FL", date_of_birth=date(1985, 12, 10), residence=residence)
     quoted = service.screen_credit_request(elsewhere, Product.DEFI, Decimal("1500"), APPROVED)
-    accepted = service.screen_acceptance(elsewhere, "q-1")
+    accepted = screen_accept(service, elsewhere, "q-1")
     for record in (quoted, accepted):
         assert record.outcome is Outcome.DENY
         assert "jurisdiction.residence-mismatch" in [r.code for r in record.reasons]
     at_home = replace(elsewhere, residence="US-FL")
     assert service.screen_credit_request(at_home, Product.DEFI, Decimal("1500"), APPROVED).allowed
-    assert service.screen_acceptance(at_home, "q-1").allowed
+    assert screen_accept(service, at_home, "q-1").allowed
+
+
+@pytest.mark.parametrize(
+    ("kyc", "code"),
+    [
+        (None, "kyc.not-approved"),
+        (replace(APPROVED, state=KycState.REJECTED, tier=KycTier.NONE), "kyc.not-approved"),
+        (replace(APPROVED, state=KycState.PENDING, tier=KycTier.NONE), "kyc.not-approved"),  # another identity, pending
+        (replace(APPROVED, tier=KycTier.BASIC), "kyc.tier-too-low"),  # BASIC covers 2,500 of DeFi
+    ],
+)
+def test_an_accept_without_an_approved_kyc_at_the_quotes_tier_is_denied(
+    service: ComplianceService, kyc: KycStatus | None, code: str
+) -> None:
+    borrower = BorrowerFacts("b-1", WALLET, "Jane Doe", "US-FL", date_of_birth=date(1985, 12, 10), residence="US-FL")
+    record = service.screen_acceptance(borrower, "q-1", kyc=kyc, product=Product.DEFI, amount=Decimal("3000"))
+    assert record.outcome is Outcome.DENY
+    assert [r.code for r in record.reasons] == [code]
+    approved = service.screen_acceptance(borrower, "q-1", kyc=APPROVED, product=Product.DEFI, amount=Decimal("3000"))
+    assert approved.allowed

@@ -23,6 +23,7 @@ from compliance.sanctions.review import PriorReview, ReviewState
 from compliance.sanctions.screening import SanctionsScreen
 from compliance.service import ComplianceService
 from risk.profile import CreditProfile
+from tests.support.screening import screen_accept
 from tests.unit.compliance.test_ofac_import import ADD, ALT, SDN, XML
 
 pytestmark = pytest.mark.unit
@@ -97,7 +98,7 @@ def test_a_changed_date_of_birth_changes_the_entry_fingerprint_a_link_does_not()
 
 
 def _screening(service: ComplianceService, file: BorrowerFile, reviews: tuple[PriorReview, ...] = ()) -> Outcome:
-    return service.screen_acceptance(replace(file.facts(), sanctions_reviews=reviews), "quote-1").outcome
+    return screen_accept(service, replace(file.facts(), sanctions_reviews=reviews), "quote-1").outcome
 
 
 def test_an_update_of_the_listed_date_of_birth_reopens_a_clearance_and_its_evidence_shows_it(
@@ -109,7 +110,7 @@ def test_an_update_of_the_listed_date_of_birth_reopens_a_clearance_and_its_evide
     screen = SanctionsScreen(shipped_lists[0], names)
     service = ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32)))
     file = BorrowerFile("b1", WALLET, "US-FL", BORROWER, None, CreditProfile())  # type: ignore[arg-type]
-    held = service.screen_acceptance(file.facts(), "quote-1")
+    held = screen_accept(service, file.facts(), "quote-1")
     ((hit, outcome),) = held.name_hits
     assert hit.ent_num == KOVALENKO
     cleared = PriorReview(hit.ent_num, hit.entry_fingerprint, ReviewState.CLEARED, held.screened_identity)

@@ -21,6 +21,7 @@ from compliance.sanctions.review import PriorReview, ReviewState, identity_finge
 from compliance.sanctions.screening import SanctionsScreen
 from compliance.service import NAME_MATCH, BorrowerFacts, ComplianceService
 from tests.support.quoting import SPEC, borrower_file, quoting_service, shipped_compliance
+from tests.support.screening import screen_accept
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -59,7 +60,7 @@ def test_a_name_in_another_script_is_held_for_review_not_allowed(service: Compli
     assert codes == [NAME_NOT_SCREENED]
     assert "could not be screened in Latin script" in messages[0]
     assert not set(unspelled_letters(name).lower()) & set(messages[0].lower())  # kept in the clear: no letter of it
-    record = service.screen_acceptance(BorrowerFacts("b1", WALLET, name, "US-FL"), "quote-1")
+    record = screen_accept(service, BorrowerFacts("b1", WALLET, name, "US-FL"), "quote-1")
     assert record.outcome is Outcome.REVIEW  # the re-screen at acceptance holds too
 
 
@@ -103,7 +104,7 @@ def _verdict(service: ComplianceService, facts: BorrowerFacts, state: ReviewStat
 
 
 def test_the_held_identity_is_fingerprinted_under_the_platform_key(service: ComplianceService) -> None:
-    record = service.screen_acceptance(KADYROV, "quote-1")
+    record = screen_accept(service, KADYROV, "quote-1")
     assert record.unscreened_identity == identity_fingerprint(
         bytes(range(32)), "b1", "Рамзан Кадыров", date(1976, 10, 5)
     )
@@ -117,13 +118,13 @@ def test_a_cleared_identity_is_no_longer_held_at_request_or_accept(service: Comp
     kyc = KycStatus("app-1", "b1", KycState.APPROVED, KycTier.ENHANCED, (), NOW)
     request = service.screen_credit_request(cleared, Product.DEFI, Decimal("1000"), kyc)
     assert (request.outcome, request.reasons, request.unscreened_identity) == (Outcome.ALLOW, (), None)
-    accept = service.screen_acceptance(cleared, "quote-1")
+    accept = screen_accept(service, cleared, "quote-1")
     assert (accept.outcome, accept.unscreened_identity) == (Outcome.ALLOW, None)
 
 
 def test_a_confirmed_identity_is_refused(service: ComplianceService) -> None:
     confirmed = replace(KADYROV, sanctions_reviews=(_verdict(service, KADYROV, ReviewState.CONFIRMED),))
-    record = service.screen_acceptance(confirmed, "quote-1")
+    record = screen_accept(service, confirmed, "quote-1")
     assert record.outcome is Outcome.DENY
     assert [r.code for r in record.reasons] == [NAME_MATCH]
     assert record.unscreened_identity == service.identity_fingerprint(KADYROV)  # the review it refers to
@@ -141,7 +142,7 @@ def test_a_clearance_does_not_carry_over_to_another_identity(
     service: ComplianceService, changed: BorrowerFacts
 ) -> None:
     verdicts = (_verdict(service, KADYROV, ReviewState.CLEARED),)
-    record = service.screen_acceptance(replace(changed, sanctions_reviews=verdicts), "quote-1")
+    record = screen_accept(service, replace(changed, sanctions_reviews=verdicts), "quote-1")
     assert record.outcome is Outcome.REVIEW
     assert [r.code for r in record.reasons] == [NAME_NOT_SCREENED]
     assert record.unscreened_identity == service.identity_fingerprint(changed) != verdicts[0].entry_fingerprint
@@ -150,5 +151,5 @@ def test_a_clearance_does_not_carry_over_to_another_identity(
 def test_a_clearance_of_the_name_leaves_its_latin_letters_screened(service: ComplianceService) -> None:
     mixed = BorrowerFacts("b1", WALLET, "Ayman al-Zawahiri أيمن الظواهري", "US-FL", date_of_birth=date(1951, 6, 19))
     cleared = replace(mixed, sanctions_reviews=(_verdict(service, mixed, ReviewState.CLEARED),))
-    record = service.screen_acceptance(cleared, "quote-1")
+    record = screen_accept(service, cleared, "quote-1")
     assert [r.code for r in record.reasons] == [NAME_MATCH]  # the SDN entry's match stands

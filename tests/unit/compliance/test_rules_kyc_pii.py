@@ -50,6 +50,7 @@ from compliance.pii import (
 from compliance.sanctions.screening import SanctionsScreen
 from compliance.service import BorrowerFacts, ComplianceService
 from compliance.tila.disclosure import LoanTerms, MaprCharge, MaprChargeKind, disclose
+from tests.support.screening import screen_accept
 
 pytestmark = pytest.mark.unit
 
@@ -180,7 +181,7 @@ def test_every_embargoed_region_of_ukraine_is_prohibited(code: str, order: str) 
 
 def test_a_sevastopol_borrower_is_refused_at_accept(service: ComplianceService) -> None:
     """The accept re-screen checks only the prohibited list (a quote's jurisdiction passed the request's rules)."""
-    record = service.screen_acceptance(BorrowerFacts("b-1", "0x" + "12" * 20, "Jane Doe", "UA-40"), "q-1")
+    record = screen_accept(service, BorrowerFacts("b-1", "0x" + "12" * 20, "Jane Doe", "UA-40"), "q-1")
     assert record.outcome is Outcome.DENY
     assert [r.code for r in record.reasons] == ["jurisdiction.prohibited"]
     assert record.versions["jurisdictions"] == "jurisdictions@2026-11-29"
@@ -338,7 +339,7 @@ def test_sanctioned_wallet_blocked_at_request_and_at_accept(service: ComplianceS
     request = service.screen_credit_request(borrower, Product.DEFI, Decimal("1000"), approved())
     assert request.outcome is Outcome.DENY
     assert "sanctions.address" in [r.code for r in request.reasons]
-    accept = service.screen_acceptance(borrower, "q-1")
+    accept = screen_accept(service, borrower, "q-1")
     assert accept.outcome is Outcome.DENY
     assert "ofac-sdn-digital-currency-addresses" in accept.versions
     assert not service.screen_collateral_source(form, 31337).allowed

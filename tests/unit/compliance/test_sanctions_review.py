@@ -14,6 +14,7 @@ from compliance.sanctions.ofac import parse_csv_set
 from compliance.sanctions.review import PriorReview, ReviewState, ReviewVerdict, ScreeningOutcome, classify
 from compliance.sanctions.screening import NameHit, SanctionsScreen
 from compliance.service import BorrowerFacts, ComplianceService
+from tests.support.screening import screen_accept
 from tests.unit.compliance.test_ofac_import import ADD, ALT, SDN
 
 pytestmark = pytest.mark.unit
@@ -73,7 +74,7 @@ def service(screen: SanctionsScreen) -> ComplianceService:
 
 def test_the_service_holds_blocks_and_honours_a_clearance(service: ComplianceService, screen: SanctionsScreen) -> None:
     held = BorrowerFacts("b1", WALLET, "Mazen Hussein", "US-FL")
-    record = service.screen_acceptance(held, "quote-1")
+    record = screen_accept(service, held, "quote-1")
     assert record.outcome is Outcome.REVIEW
     assert "sanctions.name-possible-match" in {r.code for r in record.reasons}
     hit, outcome = record.name_hits[0]
@@ -84,25 +85,25 @@ def test_the_service_holds_blocks_and_honours_a_clearance(service: ComplianceSer
     assert record.screened_identity == service.identity_fingerprint(held)
     verdict = PriorReview(hit.ent_num, hit.entry_fingerprint, ReviewState.CLEARED, record.screened_identity)
     cleared = replace(held, sanctions_reviews=(verdict,))
-    again = service.screen_acceptance(cleared, "quote-1")
+    again = screen_accept(service, cleared, "quote-1")
     assert again.outcome is Outcome.ALLOW
     assert again.inputs_hash != record.inputs_hash  # the clearance is part of what the decision was made on
 
     # the borrower verifies again as the listed party (its full name and date of birth): the clearance was not for it
     listed = replace(cleared, full_name="Mazen Ali Hussein", date_of_birth=date(1982, 1, 1))
-    changed = service.screen_acceptance(listed, "quote-1")
+    changed = screen_accept(service, listed, "quote-1")
     assert changed.outcome is Outcome.DENY
     assert "sanctions.name-match" in {r.code for r in changed.reasons}
     assert changed.screened_identity != record.screened_identity
 
-    exact = service.screen_acceptance(BorrowerFacts("b2", WALLET, "Mazen Ali Hussein", "US-FL"), "quote-2")
+    exact = screen_accept(service, BorrowerFacts("b2", WALLET, "Mazen Ali Hussein", "US-FL"), "quote-2")
     assert exact.outcome is Outcome.DENY
     assert "sanctions.name-match" in {r.code for r in exact.reasons}
 
 
 def test_a_review_names_the_list_version_that_made_the_hit_not_one_loaded_since(screen: SanctionsScreen) -> None:
     service = ComplianceService(screen, load_rules(), clock=lambda: NOW, inputs_key=bytes(range(32)))
-    held = service.screen_acceptance(BorrowerFacts("b1", WALLET, "Mazen Hussein", "US-FL"), "quote-1")
+    held = screen_accept(service, BorrowerFacts("b1", WALLET, "Mazen Hussein", "US-FL"), "quote-1")
     service.screen = screen.with_names(parse_csv_set(SDN, ALT, ADD, date(2026, 11, 20)))  # a reload meanwhile
     assert service.screened_list_version([held]) == screen.name_list_version != service.screen.name_list_version
     assert service.screened_list_version([]) == service.screen.name_list_version

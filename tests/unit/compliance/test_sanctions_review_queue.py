@@ -19,6 +19,7 @@ from compliance.sanctions.review import ReviewState, ScreeningOutcome
 from compliance.sanctions.screening import SanctionsScreen
 from compliance.service import ComplianceService
 from risk.profile import CreditProfile
+from tests.support.screening import screen_accept
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -112,7 +113,7 @@ def test_an_identity_verified_since_the_last_screening_is_not_yet_screened(servi
     queue, store = _queue(service)
     verified = replace(HELD_NAME, first_name="Jane", last_name="Roe")
     _with_file(queue, verified)
-    screened = service.screen_acceptance(_file(verified).facts(), "quote-1")
+    screened = screen_accept(service, _file(verified).facts(), "quote-1")
     assert screened.outcome is Outcome.ALLOW
     assert screened.screened_identity == service.identity_fingerprint(_file(verified).facts())
     store.tables.decisions.add(screened)
@@ -127,7 +128,7 @@ def test_an_identity_verified_since_the_last_screening_is_not_yet_screened(servi
     store.tables.decisions.add(replace(screened, decided_at=NOW + timedelta(days=1)))  # later, the old identity
     assert queue.status("b1", WALLET).status == "not-yet-screened"
 
-    store.tables.decisions.add(service.screen_acceptance(_file(reverified).facts(), "quote-2"))  # the next one
+    store.tables.decisions.add(screen_accept(service, _file(reverified).facts(), "quote-2"))  # the next one
     assert queue.status("b1", WALLET).status == "clear"
     _with_file(queue, HELD_NAME)  # an identity no screening covered
     assert queue.status("b1", WALLET).status == "not-yet-screened"
@@ -205,7 +206,7 @@ def test_the_evidence_is_the_name_as_screened_now_against_the_entry_on_the_curre
     service: ComplianceService,
 ) -> None:
     file = BorrowerFile("b1", WALLET, "US-FL", HELD_NAME, None, CreditProfile())  # type: ignore[arg-type]
-    held = service.screen_acceptance(file.facts(), "quote-1")
+    held = screen_accept(service, file.facts(), "quote-1")
     ((hit, outcome), *_) = held.name_hits
     review = _review(
         1,
