@@ -179,7 +179,7 @@ class Capabilities:
             return "term out of range"
         if self.collateral_assets and request.collateral_asset not in self.collateral_assets:
             return f"collateral {request.collateral_asset} not accepted"
-        if self.jurisdictions and request.jurisdiction not in self.jurisdictions:
+        if self.jurisdictions and request.jurisdiction.upper() not in self.jurisdictions:
             return f"jurisdiction {request.jurisdiction} not served"
         return None
 
@@ -213,7 +213,8 @@ class Capabilities:
             min_term_days=int(document.get("min_term_days", defaults.min_term_days)),
             max_term_days=int(document.get("max_term_days", defaults.max_term_days)),
             collateral_assets=frozenset(document.get("collateral_assets", ())),
-            jurisdictions=frozenset(document.get("jurisdictions", ())),
+            # upper case, as a borrower's (a registration stored before read "us-ny", and never matched a request)
+            jurisdictions=frozenset(str(code).strip().upper() for code in document.get("jurisdictions", ())),
         )
 
 

@@ -24,6 +24,7 @@ from api.deps import AdminPrincipal, PlatformDep, require
 from api.idempotency import Idempotent
 from api.input_types import JsonInteger, json_number
 from api.pagination import MAX_LIMIT, CursorParam, decode_key_cursor, encode_key_cursor
+from api.schemas import JURISDICTION_PATTERN
 from providers import policy
 from providers._exceptions import (
     AlreadyRegistered,
@@ -67,7 +68,16 @@ class CapabilitiesIn(BaseModel):
     min_term_days: JsonInteger = Field(default=1, ge=1)
     max_term_days: JsonInteger = Field(default=3_650, ge=1)
     collateral_assets: list[str] = Field(default_factory=list)
-    jurisdictions: list[str] = Field(default_factory=list)
+    jurisdictions: list[Annotated[str, Field(max_length=8, pattern=JURISDICTION_PATTERN)]] = Field(
+        default_factory=list,
+        description='ISO 3166 codes of the borrowers\' jurisdictions it lends in, "US-NY" style for states (any case; '
+        "kept upper case, as a borrower's is); none: every jurisdiction",
+    )
+
+    @field_validator("jurisdictions")
+    @classmethod
+    def _upper_case(cls, codes: list[str]) -> list[str]:
+        return [code.upper() for code in codes]
 
 
 # The settings' policy as a registration gives it: JSON numbers only ("fail_max": true was read as 1 and "1.5" as
