@@ -3,7 +3,9 @@ uvicorn process per loopback port), each request handed to the next healthy proc
 
 HTTP/1.1-aware, with connections kept alive on both sides: it reads each request's head, appends the client's
 address to ``X-Forwarded-For`` (the API processes trust the loopback balancer for it, ``CREDITMESH_TRUSTED_PROXIES``,
-so per-address velocity limits still see each client and not the balancer), drops the hop-by-hop headers
+so per-address velocity limits still see each client and not the balancer), keeps ``X-Forwarded-Proto`` only from a
+client among the trusted proxies (the API processes believe the balancer's, and build their links with it), drops the
+hop-by-hop headers
 (``Connection``, ``Keep-Alive``), and sends the request on an idle connection to the chosen process left open by an
 earlier request, or a new one. The body and the answer are copied as bytes, framed by ``Content-Length`` or chunked
 encoding (an answer framed by neither ends with its connection, which is then not kept). A client's keep-alive
@@ -36,7 +38,10 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from api.client import IpNetwork, in_networks
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +69,11 @@ class _Closed(Exception):
     """A connection ended, or sent something that is not HTTP/1.x framing, in the middle of a message."""
 
 
-def forwarded_head(head: bytes, client: str) -> bytes:
+def forwarded_head(head: bytes, client: str, trusted: bool = False) -> bytes:
     """The request head ``head`` (through its blank line) with ``client`` appended to ``X-Forwarded-For`` (one header,
-    any the client sent kept to its left), without the hop-by-hop headers (``Connection``, ``Keep-Alive``) and
-    without ``Expect: 100-continue`` (the balancer answers it)."""
+    any the client sent kept to its left), without the hop-by-hop headers (``Connection``, ``Keep-Alive``), without
+    ``Expect: 100-continue`` (the balancer answers it) and, unless the client is a ``trusted`` proxy, without
+    ``X-Forwarded-Proto`` (anyone could write it; the API processes would build their links with it)."""
     request_line, *lines = head.removesuffix(b"\r\n\r\n").split(b"\r\n")
     forwarded: list[bytes] = []
     kept = []
@@ -76,6 +82,8 @@ def forwarded_head(head: bytes, client: str) -> bytes:
         lowered = name.strip().lower()
         if lowered == b"x-forwarded-for":
             forwarded.append(value.strip())
+        elif lowered == b"x-forwarded-proto" and not trusted:
+            continue
         elif lowered not in _HOP_BY_HOP and not (lowered == b"expect" and value.strip().lower() == b"100-continue"):
             kept.append(line)
     chain = b", ".join([*forwarded, client.encode()])
@@ -233,13 +241,17 @@ class Balancer:
         connect_timeout: float = 2.0,
         answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
         client_timeout: float = HEAD_TIMEOUT_SECONDS,
+        trusted_proxies: Sequence[IpNetwork] = (),
     ) -> None:
+        """``trusted_proxies``: the reverse proxies in front of the balancer (``CREDITMESH_TRUSTED_PROXIES``), whose
+        ``X-Forwarded-Proto`` is passed on."""
         if not backends:
             raise ValueError("a balancer needs at least one backend")
         self.backends = backends
         self._turn = itertools.count()
         self._health_path, self._probe_seconds, self._connect_timeout = health_path, probe_seconds, connect_timeout
         self._answer_timeout, self._client_timeout = answer_timeout, client_timeout
+        self._trusted_proxies = tuple(trusted_proxies)
         self._server: asyncio.Server | None = None
         self._prober: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -340,6 +352,7 @@ class Balancer:
         connection."""
         peer = client_writer.get_extra_info("peername")
         client = str(peer[0]) if isinstance(peer, tuple) else "unknown"
+        trusted = in_networks(client, self._trusted_proxies)
         while True:
             try:
                 async with asyncio.timeout(self._client_timeout):  # (wait_for would make a task per request)
@@ -351,7 +364,7 @@ class Balancer:
                 client_writer.write(_bad_request(framing_error))  # sent on, it could be read as two requests
                 await client_writer.drain()
                 return
-            if not await self._exchange(request, forwarded_head(head, client), client_reader, client_writer):
+            if not await self._exchange(request, forwarded_head(head, client, trusted), client_reader, client_writer):
                 return
             if not request.http11 or b"close" in request.tokens(b"connection"):
                 return

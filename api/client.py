@@ -23,6 +23,12 @@ def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
         return None
 
 
+def in_networks(host: str, networks: Sequence[IpNetwork]) -> bool:
+    """Whether ``host`` is an address in one of ``networks`` (a name, or no address at all: never)."""
+    address = _address(host)
+    return address is not None and any(address in network for network in networks)
+
+
 def client_address(request: Request, trusted_proxies: Sequence[IpNetwork]) -> str | None:
     peer = _address(request.client.host) if request.client else None
     if peer is None:

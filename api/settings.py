@@ -174,7 +174,8 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="CIDR networks of the reverse proxies in front of the API: only a request from one of them has "
-        "its X-Forwarded-For read for the client address (velocity, refused webhooks); none by default",
+        "its X-Forwarded-For read for the client address (velocity, refused webhooks) and its X-Forwarded-Proto for "
+        "the scheme of the links the API builds (next pages, redirects); none by default",
     )
     workers: str = Field(
         default="",

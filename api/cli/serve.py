@@ -3,8 +3,10 @@
 
 With N processes the first runs the background workers (``CREDITMESH_WORKERS``, ``all`` unless set; the indexer,
 keeper, relay and the rest, each once per chain under its lease anyway) and the others none; each answers with an
-``X-Creditmesh-Process`` header naming it (``api-1`` …) and trusts the balancer's ``X-Forwarded-For`` (loopback is
-added to ``CREDITMESH_TRUSTED_PROXIES``). A process that exits is started again after a second (one that keeps
+``X-Creditmesh-Process`` header naming it (``api-1`` …) and trusts the balancer's ``X-Forwarded-For`` and
+``X-Forwarded-Proto`` (loopback is added to ``CREDITMESH_TRUSTED_PROXIES``; the balancer passes a client's
+``X-Forwarded-Proto`` on only from a trusted proxy).
+A process that exits is started again after a second (one that keeps
 failing at start-up less and less often, up to every 30 s), on its port again unless another process has taken the
 port meanwhile, else on another free port; the balancer sends it nothing until its ``/healthz`` answers. Several
 processes need a database they can share (PostgreSQL) and ``CREDITMESH_REDIS_URL`` for the breaker state, rate
@@ -23,12 +25,14 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from api.cli._common import API_PORT
 
 if TYPE_CHECKING:
     from api.balancer import Backend, Balancer
+    from api.client import IpNetwork
     from api.settings import Settings
 
 log = logging.getLogger("creditmesh.serve")
@@ -55,7 +59,23 @@ def _serve(port: int, host: str) -> None:
     configure_logging()
     # access_log off: at log level "warning" uvicorn's access lines (INFO) are never written anyway, but uvicorn builds
     # each line's arguments before the logger drops it; the API logs its own line per request (api.logs)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        **proxy_options(settings),
+    )
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy-header options: ``X-Forwarded-Proto`` (the scheme of the links the API builds: a page's
+    ``next``, a redirect's ``Location``) and ``X-Forwarded-For`` believed from ``CREDITMESH_TRUSTED_PROXIES`` only,
+    CIDR networks as uvicorn reads them. uvicorn's own default trusts 127.0.0.1 alone, so behind a proxy elsewhere
+    (an ingress, compose's nginx) every link said http:// and a client following one sent its API key in clear."""
+    return {"proxy_headers": True, "forwarded_allow_ips": [str(net) for net in settings.trusted_proxy_networks]}
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -70,7 +90,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if refusal is not None:
         raise SystemExit(refusal)
     configure_logging()
-    asyncio.run(serve_processes(args.host, args.port, args.processes, answer_timeout(settings.accept_wait_seconds)))
+    asyncio.run(
+        serve_processes(
+            args.host,
+            args.port,
+            args.processes,
+            answer_timeout(settings.accept_wait_seconds),
+            settings.trusted_proxy_networks,
+        )
+    )
 
 
 def shared_state_refusal(settings: Settings) -> str | None:
@@ -161,9 +189,16 @@ async def _supervise(index: int, backend: Backend, balancer: Balancer, stop: asy
             balancer.move(backend, port)
 
 
-async def serve_processes(host: str, port: int, processes: int, answer_timeout: float | None = None) -> None:
+async def serve_processes(
+    host: str,
+    port: int,
+    processes: int,
+    answer_timeout: float | None = None,
+    trusted_proxies: Sequence[IpNetwork] = (),
+) -> None:
     """N API processes behind the balancer on ``host:port`` until SIGINT or SIGTERM; the balancer answers 504 for a
-    process that has not answered within ``answer_timeout`` seconds (the balancer's default when None)."""
+    process that has not answered within ``answer_timeout`` seconds (the balancer's default when None) and passes
+    ``X-Forwarded-Proto`` on from ``trusted_proxies`` only."""
     from api.balancer import ANSWER_TIMEOUT_SECONDS, Backend, Balancer
     from chain.devnet import free_port
 
@@ -173,7 +208,11 @@ async def serve_processes(host: str, port: int, processes: int, answer_timeout: 
         loop.add_signal_handler(stop_signal, stop.set)
     # each kept from other processes' choices of a free port until its API process binds it
     backends = [Backend("127.0.0.1", free_port()) for _ in range(processes)]
-    balancer = Balancer(backends, answer_timeout=answer_timeout or ANSWER_TIMEOUT_SECONDS)
+    balancer = Balancer(
+        backends,
+        answer_timeout=answer_timeout or ANSWER_TIMEOUT_SECONDS,
+        trusted_proxies=trusted_proxies,
+    )
     try:
         await balancer.start(host, port)
     except OSError as err:  # its address taken, not this machine's or no address at all: no API process is started

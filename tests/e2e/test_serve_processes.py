@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 
 from api.local_platform import _process_name_of, _serve_children
 from api.settings import Settings
@@ -49,7 +50,8 @@ def two_processes(
             devnet_chains,
             tmp_path_factory.mktemp("two-processes"),
             database_url=postgres_schema("serve_processes"),
-            settings={"CREDITMESH_REDIS_URL": redis_url},
+            # a reverse proxy at 127.0.0.2 in front of the balancer
+            settings={"CREDITMESH_REDIS_URL": redis_url, "CREDITMESH_TRUSTED_PROXIES": '["127.0.0.2/32"]'},
             processes=2,
         ) as platform,
     ):
@@ -198,3 +200,20 @@ def test_a_process_killed_is_started_again_on_another_port_when_its_own_was_take
     finally:
         stop.set()
         listener.close()
+
+
+def test_links_carry_the_scheme_of_a_trusted_proxy_through_the_balancer_and_of_no_one_else(
+    two_processes: tuple[RunningPlatform, str],
+) -> None:
+    platform, _ = two_processes
+    for _ in range(2):  # two borrowers, each with an API key: the key list has a second page at limit=1
+        _call(platform, "POST", "/v1/borrowers", platform.admin_key, {"wallet_address": Account.create().address})
+    https = {"X-API-Key": platform.admin_key, "X-Forwarded-Proto": "https"}
+    for source, scheme in (("127.0.0.2", "https://"), ("127.0.0.1", "http://")):
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(base_url=platform.api_url, headers=https, transport=transport, timeout=60) as client:
+            for _ in range(2):  # each process in turn
+                page = client.get("/v1/api-keys", params={"limit": 1})
+                assert page.status_code == 200, page.text
+                assert page.json()["next"].startswith(scheme), (source, page.json())
+                assert client.get("/v1/loans/").headers["location"].startswith(scheme), source

@@ -156,6 +156,9 @@ def test_the_request_head_carries_the_client_without_hop_by_hop_headers_and_each
     assert (
         forwarded_head(head, "10.0.0.7") == b"POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.7\r\n\r\n"
     )
+    proto = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\r\n"
+    assert b"X-Forwarded-Proto: https" in forwarded_head(proto, "10.0.0.7", trusted=True)  # a proxy's scheme, kept
+    assert b"forwarded-proto" not in forwarded_head(proto, "203.0.113.9").lower()  # anyone else's: not passed on
     first = process_env(0, {"CREDITMESH_TRUSTED_PROXIES": '["10.0.0.0/8"]'})
     second = process_env(1, {"CREDITMESH_WORKERS": "indexer"})
     assert (first["CREDITMESH_WORKERS"], second["CREDITMESH_WORKERS"]) == ("all", "none")

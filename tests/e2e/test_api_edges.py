@@ -1,0 +1,64 @@
+"""The public API's edges as a client meets them over real HTTP, on a platform of its own (it registers lenders as an
+admin) behind a reverse proxy at 127.0.0.2 (``CREDITMESH_TRUSTED_PROXIES``): the links it builds carry the proxy's
+scheme, refusals are problems of fixed types, and what the document calls invalid is refused, not ignored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+
+from tests.support.devnet import DeployedChain
+from tests.support.platform import RunningPlatform, running_platform
+
+pytestmark = pytest.mark.e2e
+
+PROXY, STRANGER = "127.0.0.2", "127.0.0.3"
+PROBLEMS = "https://creditmesh.dev/problems/"
+
+
+@pytest.fixture(scope="module")
+def platform(
+    devnet_chains: dict[str, DeployedChain], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningPlatform]:
+    settings = {"CREDITMESH_TRUSTED_PROXIES": json.dumps([f"{PROXY}/32"])}
+    with running_platform(devnet_chains, tmp_path_factory.mktemp("api-edges"), settings=settings) as running:
+        for _ in range(2):  # two borrowers (each with an API key): the key list has a second page at limit=1
+            _admin(running).post("/v1/borrowers", json={"wallet_address": Account.create().address})
+        yield running
+
+
+def _admin(platform: RunningPlatform, source: str = "127.0.0.1") -> httpx.Client:
+    """An admin's client whose connections come from ``source`` (a loopback address: a proxy, or anyone)."""
+    return httpx.Client(
+        base_url=platform.api_url,
+        headers={"X-API-Key": platform.admin_key},
+        transport=httpx.HTTPTransport(local_address=source),
+        timeout=60,
+    )
+
+
+def _problem(answer: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = answer.json()
+    assert body["type"] == PROBLEMS + slug, body
+    return body
+
+
+def test_links_carry_the_trusted_proxys_scheme_and_nobody_elses(platform: RunningPlatform) -> None:
+    https = {"X-Forwarded-Proto": "https"}
+    with _admin(platform, PROXY) as proxy, _admin(platform, STRANGER) as stranger:
+        page = proxy.get("/v1/api-keys", params={"limit": 1}, headers=https)
+        assert page.status_code == 200, page.text
+        assert page.json()["next"].startswith("https://"), page.json()
+        redirected = proxy.get("/v1/loans/", headers=https)
+        assert redirected.status_code == 307
+        assert redirected.headers["location"].startswith("https://")
+        # a client that is no proxy of ours chooses no scheme (nor address) of its own
+        assert stranger.get("/v1/api-keys", params={"limit": 1}, headers=https).json()["next"].startswith("http://")
+        assert stranger.get("/v1/loans/", headers=https).headers["location"].startswith("http://")
