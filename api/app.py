@@ -33,6 +33,7 @@ from api.routers import (
 from api.routers import platform as discovery
 from api.sanctions_reload import SanctionsListReloader, warm_name_index
 from api.settings import Settings
+from api.unexpected import UnexpectedErrors
 from api.workers import Workers
 from providers.registry_sync import follow_registrations
 
@@ -84,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(single_valued_query)],
     )
     problems.install(app)
-    idempotency.install(app)  # the innermost middleware: it stores what the handlers answered
+    app.add_middleware(UnexpectedErrors)  # the innermost: every other middleware sees its 500 problem as an answer
+    idempotency.install(app)  # inside the others: it stores what the handlers answered
     logs.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_REQUEST_BYTES)
     app.add_middleware(metrics.RequestMetrics)

@@ -15,8 +15,8 @@ from api.problems import PROBLEM_BASE, PROBLEM_JSON
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised into the app by the capped ``receive``: the middleware answers 413 (``api.unexpected`` lets it by)."""
 
 
 class BodyLimit:
@@ -44,7 +44,7 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     too_large = True
-                    raise _TooLarge
+                    raise BodyTooLarge
             return message
 
         async def watched(message: Message) -> None:
@@ -60,7 +60,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted, watched)
-        except _TooLarge:
+        except BodyTooLarge:
             if started:
                 raise
             await self._refuse(scope, send)

@@ -84,6 +84,8 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     # when the key store fails (also on create_credit_request, accept_quote and verify_identity above)
     "me": (503,),  # the sanctions status of a name not screened compares the identity on file
     "get_review": (503,),
+    # 503: a chain's confirmed head could not be read (chain-unavailable)
+    "start_reconciliation": (503,),
 }
 
 # A problem the operation really answers with that status (its type and title), for its example; otherwise the
@@ -104,6 +106,7 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
     ("erase_identity", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
     ("me", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
     ("get_review", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
+    ("start_reconciliation", 503): ("chain-unavailable", "The chain step did not complete"),
 }
 
 # Statuses whose answers may say when to ask again (the database or identity provider down, a rate limit), and
@@ -111,9 +114,9 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _NO_RETRY_AFTER = frozenset({("readyz", 503)})
 RETRY_AFTER_HEADER: dict[str, Any] = {
-    "description": "seconds to wait before asking again (sent with 429, with a 503 of a part that comes back — "
-    "the database, the identity provider, the key store — and with the 409 of an Idempotency-Key whose first "
-    "request is still running)",
+    "description": "seconds to wait before asking again (sent with every 429 and 503 — the database, a chain, the "
+    "identity provider, the key store, a sanctions list, the price feeds — and with the 409 of an Idempotency-Key "
+    "whose first request is still running or of an accept in progress)",
     "required": False,
     "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }

@@ -69,6 +69,13 @@ IDENTITY_RETRY_AFTER_SECONDS = 30
 KEY_STORE_RETRY_AFTER_SECONDS = 30
 #: an accept still on its way (its transaction not yet confirmed): ask again, or GET the quote, this much later
 ACCEPT_RETRY_AFTER_SECONDS = 5
+#: a chain step that did not complete (an RPC outage, a dropped transaction): the saga carries on meanwhile
+CHAIN_RETRY_AFTER_SECONDS = 5
+#: a sanctions list past its age: screening resumes once an operator imports a fresh one (each process reloads it)
+SANCTIONS_RETRY_AFTER_SECONDS = 60
+#: a part that comes back on its own (the keeper releases a liquidation hold, the price feeds answer again) or once
+#: an operator acts (the operator's account configured): the 503s of the platform's own parts say this much
+SERVICE_RETRY_AFTER_SECONDS = 30
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +110,16 @@ _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
 }
 
 
-def problem(status: int, slug: str, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, slug: str, title: str, detail: str, instance: str, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
+    """The problem+json answer; ``retry_after`` (seconds) as its ``Retry-After`` header: every 503 of a part that
+    comes back and every 429 says when to ask again (only ``/readyz``'s 503 does not: a probe asks on its own)."""
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail, "instance": instance}
-    return JSONResponse(body | extra, status_code=status, media_type=PROBLEM_JSON)
+    response = JSONResponse(body | extra, status_code=status, media_type=PROBLEM_JSON)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def install(app: FastAPI) -> None:
@@ -130,10 +144,11 @@ def install(app: FastAPI) -> None:
             extra |= {"limit": exc.limit, "limit_amount": str(exc.ceiling), "open_principal_after": str(exc.after)}
         if isinstance(exc, ComplianceDenied):
             extra["reasons"] = [{"code": code, "message": message} for code, message in exc.reasons]
-        response = problem(status, slug, title, str(exc), request.url.path, **extra)
-        if isinstance(exc, AcceptInProgress):  # not an outcome: the same accept asked again later will have one
-            response.headers["Retry-After"] = str(ACCEPT_RETRY_AFTER_SECONDS)
-        return response
+        # an accept in progress is not an outcome: the same accept asked again later will have one
+        retry_after = ACCEPT_RETRY_AFTER_SECONDS if isinstance(exc, AcceptInProgress) else None
+        if status == 503:
+            retry_after = SERVICE_RETRY_AFTER_SECONDS
+        return problem(status, slug, title, str(exc), request.url.path, retry_after, **extra)
 
     @app.exception_handler(ChainError)
     async def _chain(request: Request, exc: ChainError) -> JSONResponse:
@@ -146,21 +161,21 @@ def install(app: FastAPI) -> None:
             "The chain step did not complete",
             f"{type(exc).__name__}: the chain did not complete the step; ask again shortly",
             request.url.path,
+            CHAIN_RETRY_AFTER_SECONDS,
         )
 
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # The message is not shown (it names the database host); the log keeps the cause.
         log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
-        response = problem(
+        return problem(
             503,
             "database-unavailable",
             "The database is unavailable",
             "the database did not answer; ask again shortly (a POST with the same Idempotency-Key, so that "
             "nothing it already recorded is done twice)",
             request.url.path,
+            DATABASE_RETRY_AFTER_SECONDS,
         )
-        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
-        return response
 
     for error in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error, _database_unavailable)
@@ -184,16 +199,15 @@ def install(app: FastAPI) -> None:
         # The message is not shown (it names the provider's URL); the log keeps it. Nothing was kept of the request
         # (BorrowerFiles.verify_identity withdraws the applicant), so asking again is safe.
         log.warning("identity provider unavailable during %s %s: %s", request.method, request.url.path, exc)
-        response = problem(
+        return problem(
             503,
             "identity-unavailable",
             "The identity provider is unavailable",
             "the identity-verification provider did not answer usably; nothing was recorded, ask again shortly "
             "(a POST with the same Idempotency-Key)",
             request.url.path,
+            IDENTITY_RETRY_AFTER_SECONDS,
         )
-        response.headers["Retry-After"] = str(IDENTITY_RETRY_AFTER_SECONDS)
-        return response
 
     @app.exception_handler(PiiError)
     async def _key_store_unavailable(request: Request, exc: PiiError) -> JSONResponse:
@@ -201,16 +215,15 @@ def install(app: FastAPI) -> None:
         # unreachable, throttled, or — an operator's error, logged loudly — a master key other than the one the keys
         # were wrapped under. Only what opens or seals an identity meets it; ErasureRefused has its own answer.
         log.error("key store failed during %s %s: %s", request.method, request.url.path, exc)
-        response = problem(
+        return problem(
             503,
             "key-store-unavailable",
             "The personal-data key store is unavailable",
             "the key store holding the borrowers' data keys did not answer usably; nothing was recorded, ask again "
             "shortly",
             request.url.path,
+            KEY_STORE_RETRY_AFTER_SECONDS,
         )
-        response.headers["Retry-After"] = str(KEY_STORE_RETRY_AFTER_SECONDS)
-        return response
 
     @app.exception_handler(BadSignature)
     async def _bad_signature(request: Request, exc: BadSignature) -> JSONResponse:
@@ -229,7 +242,12 @@ def install(app: FastAPI) -> None:
     async def _stale(request: Request, exc: ComplianceError) -> JSONResponse:
         # Fail closed: no request is screened against a list older than its configured maximum age.
         return problem(
-            503, "sanctions-list-unavailable", "Sanctions screening is unavailable", str(exc), request.url.path
+            503,
+            "sanctions-list-unavailable",
+            "Sanctions screening is unavailable",
+            str(exc),
+            request.url.path,
+            SANCTIONS_RETRY_AFTER_SECONDS,
         )
 
     @app.exception_handler(ErasureRefused)
@@ -249,31 +267,29 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(VelocityLimitExceeded)
     async def _velocity(request: Request, exc: VelocityLimitExceeded) -> JSONResponse:
-        response = problem(
+        return problem(
             429,
             "velocity-limit",
             "Too many credit requests",
             str(exc),
             request.url.path,
+            60,
             rule=exc.rule,
             reason=velocity_reason_code(exc),
         )
-        response.headers["Retry-After"] = "60"
-        return response
 
     @app.exception_handler(SubmissionLimitExceeded)
     async def _submissions(request: Request, exc: SubmissionLimitExceeded) -> JSONResponse:
-        response = problem(
+        return problem(
             429,
             "kyc-submission-limit",
             "Too many identity verifications",
             str(exc),
             request.url.path,
+            exc.retry_after,
             limit=exc.limit,
             window_seconds=exc.window_seconds,
         )
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
 
     @app.exception_handler(RiskError)
     async def _risk(request: Request, exc: RiskError) -> JSONResponse:
@@ -303,4 +319,6 @@ def install(app: FastAPI) -> None:
         response = problem(exc.status_code, slug, str(exc.detail), str(exc.detail), request.url.path)
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code in (429, 503) and "retry-after" not in response.headers:
+            response.headers["Retry-After"] = str(SERVICE_RETRY_AFTER_SECONDS)
         return response

@@ -14,6 +14,7 @@ from functools import cache, lru_cache, partial
 from typing import Any
 
 from eth_abi.abi import decode, encode
+from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from web3.providers.async_base import AsyncBaseProvider
 from web3.types import RPCEndpoint
@@ -106,9 +107,9 @@ async def read_views(
     provider: AsyncBaseProvider, calls: Sequence[ViewCall], *, batch_limit: int = VIEW_BATCH_LIMIT
 ) -> list[Any]:
     """The decoded answers of ``calls``, sent as JSON-RPC batches of at most ``batch_limit`` calls (one batch when
-    they fit); a revert or error answer raises ChainError. Split, the read stays one snapshot: calls at ``latest``
-    are pinned to the head's number, read first (calls pinned to a number already, as servicing's are, need no read).
-    """
+    they fit); a revert or error answer raises ChainError, and so does an answer that is no value of the view's types
+    (the empty answer of an address with no code). Split, the read stays one snapshot: calls at ``latest`` are pinned
+    to the head's number, read first (calls pinned to a number already, as servicing's are, need no read)."""
     if not calls:
         return []
     if batch_limit < 1:
@@ -145,7 +146,10 @@ async def _read_batch(provider: AsyncBaseProvider, calls: Sequence[ViewCall]) ->
     for call, answer in zip(calls, answers, strict=True):
         if "error" in answer:
             raise ChainError(f"{call.view.name} on {call.address} failed: {answer['error']}")
-        decoded.append(call.view.decode(str(answer["result"])))
+        try:
+            decoded.append(call.view.decode(str(answer["result"])))
+        except DecodingError as err:  # "0x" from an address with no code: no answer of the view's type
+            raise ChainError(f"{call.view.name} on {call.address}: no answer of its type (no contract there?)") from err
     return decoded
 
 

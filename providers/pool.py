@@ -89,7 +89,7 @@ class PoolAdapter(ProviderAdapter):
     ) -> None:
         self.provider_id = provider_id or f"pool:{chain}:{asset}"
         self.chain, self.asset, self.pool_address = chain, asset, pool_address
-        self._provider = w3.provider
+        self._w3, self._provider = w3, w3.provider
         self._at_block = BlockViews(w3.provider)
         self._liquidity = view("LendingPool", "availableLiquidity")
         self._model_rate = view("LendingPool", "modelRateBps")
@@ -143,6 +143,14 @@ class PoolAdapter(ProviderAdapter):
             raise InvalidRegistration(
                 f"{self.provider_id}: {self.asset} is not listed on {self.chain}: no token to check the pool's against"
             )
+        try:
+            code = await self._w3.eth.get_code(self.pool_address)
+        except (ChainError, Web3Exception, OSError) as err:
+            raise InvalidRegistration(
+                f"{self.provider_id}: cannot read the code at {self.pool_address} on {self.chain}: {type(err).__name__}"
+            ) from err
+        if not code:  # its views would answer nothing to decode (the zero address, an account, a typo)
+            raise InvalidRegistration(f"{self.provider_id}: no contract at {self.pool_address} on {self.chain}")
         try:
             (token,) = await read_views(self._provider, [self._asset.call(self.pool_address)])
         except (ChainError, Web3Exception, OSError) as err:

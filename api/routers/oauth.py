@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from api.auth import KeyRejected, client_credentials
 from api.deps import PlatformDep, get_tokens
 from api.oauth import InvalidScope, TokenService
-from api.problems import problem
+from api.problems import SERVICE_RETRY_AFTER_SECONDS, problem
 from chain.errors import ConfigurationError
 
 router = APIRouter(tags=["oauth"])
@@ -63,6 +63,7 @@ def _oauth_error(request: Request, status: int, error: str, description: str) ->
         error,
         description,
         request.url.path,
+        SERVICE_RETRY_AFTER_SECONDS if status == 503 else None,
         error=error,
         error_description=description,
     )

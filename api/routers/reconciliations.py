@@ -133,7 +133,7 @@ async def start_reconciliation(
     """Start a run over the chosen chains (all by default); it goes on in the background — poll the run, whose
     status becomes `done` (or `failed`, with the error). 422 for a chain the platform does not serve, a chain named
     twice, an empty list (null or absent: every chain), or a `from_block` past a chain's confirmed head (no block to
-    read: nothing is stored)."""
+    read: nothing is stored); 503 `chain-unavailable` (with `Retry-After`) when a chain's head cannot be read."""
     wanted = list(platform.chains) if body.chains is None else body.chains
     unknown = sorted(set(wanted) - set(platform.chains))
     if unknown:

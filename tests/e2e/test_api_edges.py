@@ -5,6 +5,7 @@ scheme, refusals are problems of fixed types, and what the document calls invali
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,3 +63,19 @@ def test_links_carry_the_trusted_proxys_scheme_and_nobody_elses(platform: Runnin
         # a client that is no proxy of ours chooses no scheme (nor address) of its own
         assert stranger.get("/v1/api-keys", params={"limit": 1}, headers=https).json()["next"].startswith("http://")
         assert stranger.get("/v1/loans/", headers=https).headers["location"].startswith("http://")
+
+
+@pytest.mark.parametrize("address", ["0x" + "00" * 20, "0x" + "12" * 20])
+def test_a_pool_at_an_address_with_no_contract_is_a_422_naming_it(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain], address: str
+) -> None:
+    chain = next(iter(devnet_chains))
+    registration = {
+        "provider_id": f"no-pool-{secrets.token_hex(4)}",
+        "kind": "pool",
+        "config": {"chain": chain, "asset": "USDC", "address": address},
+    }
+    with _admin(platform) as admin:
+        body = _problem(admin.post("/v1/providers", json=registration), 422, "http-error")
+    assert "no contract at" in body["detail"]
+    assert address[2:].lower() in body["detail"].lower()

@@ -249,3 +249,14 @@ def test_a_quotes_signed_documents_carry_each_uint256_as_a_string(document: dict
         assert offer[name]["maximum"] <= 2**53, name
     message = schemas["AcceptanceTypedDataOut"]["properties"]["message"]["$ref"].rsplit("/", 1)[1]
     assert schemas[message]["properties"]["offer"]["$ref"] == "#/components/schemas/OfferOut"
+
+
+def test_every_429_and_503_documents_retry_after_and_a_reconciliation_its_chain_unavailable(
+    document: dict[str, Any],
+) -> None:
+    for path, method, operation in _operations(document):
+        for status in ("429", "503"):
+            if status in operation["responses"] and path != "/readyz":  # a probe asks on its own schedule
+                assert "Retry-After" in operation["responses"][status].get("headers", {}), f"{method} {path} {status}"
+    unavailable = document["paths"]["/v1/reconciliations"]["post"]["responses"]["503"]
+    assert unavailable["content"][PROBLEM_JSON]["example"]["type"].endswith("/chain-unavailable")
