@@ -14,8 +14,10 @@ from fastapi_standalone_docs import StandaloneDocs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aggregator.assets import amount_pattern
+from api import refusals
 from api.idempotency import REPLAYED_HEADER
 from api.problems import INVALID_REQUEST, PROBLEM_BASE, PROBLEM_JSON, problem
+from api.refusals import GENERIC
 
 API_KEY_SCHEME = "ApiKey"
 BEARER_SCHEME = "Bearer"
@@ -46,19 +48,26 @@ TAGS: list[dict[str, str]] = [
     {"name": "health", "description": "Audience: operators and load balancers."},
 ]
 
-_TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    409: "Conflict",
-    410: "Gone",
-    413: "The request body is too large",
-    422: INVALID_REQUEST,
-    429: "Too many requests",
-    503: "Service unavailable",  # /readyz: the database is down or a sanctions list is past its age
+#: each status's example problem when the operation has none of its own: the generic problem api.problems answers
+#: for it (api.refusals.GENERIC), and for 422 the validation error every operation with input can answer
+_GENERIC = GENERIC | {422: ("validation-error", INVALID_REQUEST)}
+_IN_USE = ("idempotency-key-in-use", "The request is already being processed")  # api.idempotency's
+_INVALID_CURSOR = ("invalid-cursor", "The page cursor is invalid")  # api.problems'
+#: a 404's problem by the path parameter naming what was not found
+_NOT_FOUND = {
+    "loan_id": ("loan-not-found", "Loan not found"),
+    "quote_id": ("quote-not-found", "Quote not found"),
+    "review_id": ("sanctions-review-not-found", "Sanctions review not found"),
+} | {
+    parameter: (kind.slug, kind.title)
+    for parameter, kind in (
+        ("request_id", refusals.CREDIT_REQUEST_NOT_FOUND),
+        ("run_id", refusals.RECONCILIATION_NOT_FOUND),
+        ("provider_id", refusals.PROVIDER_NOT_FOUND),
+        ("borrower_id", refusals.BORROWER_NOT_FOUND),
+        ("key_id", refusals.API_KEY_NOT_FOUND),
+    )
 }
-_SLUGS = {401: "unauthorized", 403: "forbidden", 404: "not-found", 413: "payload-too-large", 422: "validation-error"}
 
 # Statuses an operation can return beyond what its shape implies (auth, body, path parameters), by operation id.
 _EXTRA: dict[str, tuple[int, ...]] = {
@@ -107,6 +116,16 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
     ("me", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
     ("get_review", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
     ("start_reconciliation", 503): ("chain-unavailable", "The chain step did not complete"),
+} | {
+    (operation, kind.status): (kind.slug, kind.title)
+    for operation, kind in (
+        ("register_borrower", refusals.WALLET_REGISTERED),
+        ("register_provider", refusals.PROVIDER_REGISTERED),
+        ("register_provider", refusals.PROVIDER_REGISTRY_UNAVAILABLE),
+        ("get_webhook", refusals.WEBHOOK_NOT_SET),
+        ("issue_api_key", refusals.KEY_SUBJECT_NOT_FOUND),
+        ("set_api_key_expiry", refusals.API_KEY_REVOKED),
+    )
 }
 
 # Statuses whose answers may say when to ask again (the database or identity provider down, a rate limit), and
@@ -186,8 +205,17 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def _problem_response(status: int, path: str, operation_id: str = "", idempotent: bool = False) -> dict[str, Any]:
-    slug, title = _EXAMPLES.get((operation_id, status)) or (_SLUGS.get(status, "http-error"), _TITLES[status])
+def _problem_response(
+    status: int, path: str, operation_id: str = "", idempotent: bool = False, paged: bool = False
+) -> dict[str, Any]:
+    named = re.findall(r"\{(\w+)\}", path)
+    slug, title = (
+        _EXAMPLES.get((operation_id, status))
+        or (_NOT_FOUND.get(named[-1]) if status == 404 and named else None)
+        or (_IN_USE if idempotent and status == 409 else None)
+        or (_INVALID_CURSOR if paged and status == 400 else None)
+        or _GENERIC[status]
+    )
     example: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
         "title": title,
@@ -198,7 +226,7 @@ def _problem_response(status: int, path: str, operation_id: str = "", idempotent
     if status == 422:
         example["errors"] = [{"field": "term_days", "message": "Input should be greater than or equal to 1"}]
     response: dict[str, Any] = {
-        "description": _TITLES[status],
+        "description": _GENERIC[status][1],
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}},
     }
     retry_after = status in _RETRY_AFTER_STATUSES or (idempotent and status == 409)
@@ -254,8 +282,10 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path, item in schema.get("paths", {}).items():
         for operation in item.values():
             operation_id, idempotent = operation.get("operationId", ""), _idempotent(operation)
+            paged = any(p.get("in") == "query" and p.get("name") == "cursor" for p in operation.get("parameters", []))
             for status in _statuses(operation):
-                operation["responses"][str(status)] = _problem_response(status, path, operation_id, idempotent)
+                response = _problem_response(status, path, operation_id, idempotent, paged)
+                operation["responses"][str(status)] = response
             links = LINKS.get(operation_id, {})
             for status, response in operation["responses"].items():
                 if idempotent and status.startswith("2"):
@@ -296,7 +326,7 @@ class AllowedMethods:
         response = (
             Response(status_code=204, headers={"Allow": ", ".join(allowed)})
             if allowed is not None
-            else problem(404, "not-found", "Not Found", f"no resource at {path}", path)
+            else problem(404, "not-found", GENERIC[404][1], f"no resource at {path}", path)
         )
         await response(scope, receive, send)
 

@@ -43,6 +43,7 @@ from aggregator.errors import (
     ReviewNotFound,
 )
 from api.pagination import InvalidCursor
+from api.refusals import Refusal, generic
 from chain.errors import ChainError
 from compliance import ComplianceError, ComplianceInputError, ErasureRefused, SanctionsListInvalid, SanctionsListStale
 from compliance.errors import KycProviderError, PiiError
@@ -315,8 +316,10 @@ def install(app: FastAPI) -> None:
             errors = [{"field": "body", "message": "not JSON in UTF-8"}]
             detail = "body: not JSON in UTF-8"
             return problem(422, "validation-error", INVALID_REQUEST, detail, request.url.path, errors=errors)
-        slug = {401: "unauthorized", 403: "forbidden", 404: "not-found"}.get(exc.status_code, "http-error")
-        response = problem(exc.status_code, slug, str(exc.detail), str(exc.detail), request.url.path)
+        # a type and a title per condition (RFC 9457): a router's refusal names its own, any other HTTPException (a
+        # 401, a webhook's refusal, Starlette's 404 and 405) its status's; the detail says the specifics
+        slug, title = (exc.kind.slug, exc.kind.title) if isinstance(exc, Refusal) else generic(exc.status_code)
+        response = problem(exc.status_code, slug, title, str(exc.detail), request.url.path)
         if exc.headers:
             response.headers.update(exc.headers)
         if exc.status_code in (429, 503) and "retry-after" not in response.headers:

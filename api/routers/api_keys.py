@@ -7,11 +7,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from aggregator.borrower_accounts import BorrowerAccounts
-from api import auth
+from api import auth, refusals
 from api.auth import ApiKeyInfo, KeyRevoked, Role, UnknownKeyId
 from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
@@ -117,12 +117,14 @@ class UnknownSubject(auth.ApiKeyError):
     """The borrower or provider a key would act for is not registered (a 404)."""
 
 
-def _refused(err: auth.ApiKeyError) -> HTTPException:
-    if isinstance(err, UnknownKeyId | UnknownSubject):
-        return HTTPException(404, str(err))
+def _refused(err: auth.ApiKeyError) -> refusals.Refusal:
+    if isinstance(err, UnknownKeyId):
+        return refusals.API_KEY_NOT_FOUND(str(err))
+    if isinstance(err, UnknownSubject):
+        return refusals.KEY_SUBJECT_NOT_FOUND(str(err))
     if isinstance(err, KeyRevoked):
-        return HTTPException(409, str(err))
-    return HTTPException(422, str(err))
+        return refusals.API_KEY_REVOKED(str(err))
+    return refusals.INVALID_KEY_REQUEST(str(err))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=IssuedKeyOut, dependencies=[Idempotent])

@@ -11,12 +11,13 @@ import time
 from datetime import UTC, datetime
 
 from eth_utils.address import to_checksum_address
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.borrower_accounts import BorrowerAccounts
 from aggregator.errors import BorrowerAlreadyRegistered
 from aggregator.event_destinations import borrower_secret_subject
+from api import refusals
 from api.auth import Role, actor_of, issue
 from api.deps import AdminPrincipal, CurrentBorrowerAccount, PlatformDep
 from api.idempotency import Idempotent
@@ -64,7 +65,7 @@ async def register_borrower(body: BorrowerIn, principal: AdminPrincipal, platfor
         try:
             account = _accounts(platform).register(wallet, body.jurisdiction)
         except BorrowerAlreadyRegistered as err:
-            raise HTTPException(409, str(err)) from err
+            raise refusals.WALLET_REGISTERED(str(err)) from err
         if body.credit_profile is not None:
             platform.borrowers.save_profile(account.id, body.credit_profile)
         issued = issue(platform.database, Role.BORROWER, account.id, f"borrower {wallet}", actor=actor_of(principal))
@@ -145,7 +146,7 @@ async def erase_identity(borrower_id: str, _: AdminPrincipal, platform: Platform
 
     def erase() -> None:
         if not _accounts(platform).exists(borrower_id):
-            raise HTTPException(404, f"no borrower {borrower_id}")
+            raise refusals.BORROWER_NOT_FOUND(f"no borrower {borrower_id}")
         platform.borrowers.erase_identity(borrower_id, datetime.now(UTC))
 
     await asyncio.to_thread(erase)
@@ -181,7 +182,7 @@ async def set_webhook(body: WebhookIn, borrower: CurrentBorrowerAccount, platfor
             check_https("url", body.url)
         await DestinationGuard(platform.settings.resolved_outbound_allowed_networks).check(body.url)
     except (ValueError, DestinationRefused) as err:
-        raise HTTPException(422, f"url: {err}") from err
+        raise refusals.WEBHOOK_URL_REFUSED(f"url: {err}") from err
     secret = "whsec_" + secrets.token_urlsafe(32)
     box = SecretBox.from_master_key(bytes.fromhex(platform.settings.pii_master_key))
     sealed = base64.b64encode(box.seal(borrower_secret_subject(borrower.account.id), secret)).decode()
@@ -196,7 +197,7 @@ async def get_webhook(borrower: CurrentBorrowerAccount, platform: PlatformDep) -
 
     url = await asyncio.to_thread(_accounts(platform).webhook_url, borrower.account.id)
     if url is None:
-        raise HTTPException(404, "no webhook URL is set")
+        raise refusals.WEBHOOK_NOT_SET("no webhook URL is set")
     return WebhookOut(url=url)
 
 

@@ -6,9 +6,10 @@ import asyncio
 from dataclasses import replace
 from functools import partial
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from aggregator.quoting import CreditRequestSpec
+from api import refusals
 from api.auth import Principal
 from api.client import client_address
 from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
@@ -41,7 +42,7 @@ def _answer(content: bytes, status_code: int = status.HTTP_200_OK) -> Response:
 def _load(platform: PlatformDep, request_id: str, borrower_id: str | None) -> Response:
     found = platform.quoting.find_request(request_id)
     if found is None or (borrower_id is not None and found[0].request.borrower_id != borrower_id):
-        raise HTTPException(404, f"no credit request {request_id}")
+        raise refusals.CREDIT_REQUEST_NOT_FOUND(f"no credit request {request_id}")
     quoted, loan_id = found
     return _answer(credit_request_json(quoted, platform.assets, loan_id))
 
@@ -121,7 +122,7 @@ async def list_quotes_of_request(
     pages = SqlRequestPages(platform.database)
     found = await asyncio.to_thread(pages.quotes, request_id, _owner(principal), after, limit + 1)
     if found is None:
-        raise HTTPException(404, f"no credit request {request_id}")
+        raise refusals.CREDIT_REQUEST_NOT_FOUND(f"no credit request {request_id}")
     owner, quotes = found
     return page_by(
         request,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from aggregator.errors import LoanNotFound
 from aggregator.outbox import EventLog
 from api.auth import Principal, Role
 from api.deps import PlatformDep
@@ -90,6 +91,6 @@ async def loan_events(
         log.for_loan, loan_id, scope, lambda recipient: own is None or recipient == own, after, limit + 1
     )
     if events is None:
-        raise HTTPException(404, f"no loan {loan_id}")
+        raise LoanNotFound(loan_id)
     shown = page_by(request, events, limit, lambda event: encode_sequence_cursor(event.sequence), _out)
     return LoanEventsOut(items=shown.items, next=shown.next)

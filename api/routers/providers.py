@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from aggregator import offer_events
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable
 from aggregator.receipts import LedgerReceipts
+from api import refusals
 from api.auth import Principal, Role, actor_of, issue_key, revoke_subject_keys
 from api.body_limit import capped_body
 from api.bootstrap import Platform
@@ -121,7 +122,7 @@ class RegistrationOut(BaseModel):
 def _registry(platform: Platform) -> ProviderRegistry:
     registry = platform.providers
     if not isinstance(registry, ProviderRegistry):
-        raise HTTPException(503, "the provider registry is not available")
+        raise refusals.PROVIDER_REGISTRY_UNAVAILABLE("the provider registry is not available")
     return registry
 
 
@@ -133,9 +134,9 @@ async def register_provider(body: RegistrationIn, principal: AdminPrincipal, pla
     try:
         provider = await registry.register(registration, body.resilience, body.webhook_url)
     except AlreadyRegistered as err:
-        raise HTTPException(409, str(err)) from err
+        raise refusals.PROVIDER_REGISTERED(str(err)) from err
     except (InvalidRegistration, InvalidPlugin, UnknownProviderKind) as err:
-        raise HTTPException(422, str(err)) from err
+        raise refusals.INVALID_REGISTRATION(str(err)) from err
     label, actor = f"provider {provider.provider_id}", actor_of(principal)
     key = await asyncio.to_thread(issue_key, platform.database, Role.PROVIDER, provider.provider_id, label, actor=actor)
     return RegistrationOut(provider_id=provider.provider_id, kind=body.kind, source="api", api_key=key)
@@ -226,7 +227,7 @@ async def deregister_provider(provider_id: str, principal: AdminPrincipal, platf
     try:
         withdrawn = await _registry(platform).deregister(provider_id, revoke)
     except UnknownProvider as err:
-        raise HTTPException(404, str(err)) from err
+        raise refusals.PROVIDER_NOT_FOUND(str(err)) from err
     log.info(
         "provider %s deregistered; its API keys %s revoked, %d quotes withdrawn", provider_id, revoked, len(withdrawn)
     )
@@ -240,11 +241,11 @@ async def provider_health(
     key sees only its own provider."""
     registry = _registry(platform)
     if principal.role is Role.PROVIDER and principal.subject_id != provider_id:
-        raise HTTPException(404, f"no provider {provider_id!r}")
+        raise refusals.PROVIDER_NOT_FOUND(f"no provider {provider_id!r}")
     try:
         return await registry.health(provider_id, probe=probe)
     except UnknownProvider as err:
-        raise HTTPException(404, f"no provider {provider_id!r}") from err
+        raise refusals.PROVIDER_NOT_FOUND(f"no provider {provider_id!r}") from err
 
 
 class LoanEventsWebhookIn(BaseModel):
@@ -266,13 +267,13 @@ async def set_loan_events_webhook(
     registration without an HMAC secret (a pool registered without one) cannot have a URL (422)."""
     registry = _registry(platform)
     if principal.role is Role.PROVIDER and principal.subject_id != provider_id:
-        raise HTTPException(404, f"no provider {provider_id!r}")
+        raise refusals.PROVIDER_NOT_FOUND(f"no provider {provider_id!r}")
     try:
         await registry.set_webhook_url(provider_id, body.url)
     except UnknownProvider as err:
-        raise HTTPException(404, str(err)) from err
+        raise refusals.PROVIDER_NOT_FOUND(str(err)) from err
     except InvalidRegistration as err:
-        raise HTTPException(422, str(err)) from err
+        raise refusals.WEBHOOK_URL_REFUSED(str(err)) from err
     return body
 
 
@@ -309,7 +310,7 @@ async def provider_webhook(
             effect=functools.partial(_offer_event, provider_id),
         )
     except UnknownProvider as err:
-        raise HTTPException(404, str(err)) from err
+        raise refusals.PROVIDER_NOT_FOUND(str(err)) from err
     except WebhookRejected as err:
         headers = {"WWW-Authenticate": "HMAC"} if err.status_code == 401 else None
         if err.status_code == 429:

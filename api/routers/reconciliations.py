@@ -8,9 +8,10 @@ import asyncio
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field, StrictBool, field_validator
 
+from api import refusals
 from api.deps import AuditorPrincipal, PlatformDep
 from api.idempotency import Idempotent
 from api.input_types import NonNegativeJsonInteger
@@ -112,7 +113,7 @@ def _discrepancy_out(row: StoredDiscrepancy) -> DiscrepancyOut:
 def _get_run(platform: Any, run_id: str) -> ReconciliationRun:
     run = SqlReconciliationRuns(platform.database).get(run_id)
     if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no reconciliation {run_id}")
+        raise refusals.RECONCILIATION_NOT_FOUND(f"no reconciliation {run_id}")
     return run
 
 
@@ -137,15 +138,13 @@ async def start_reconciliation(
     wanted = list(platform.chains) if body.chains is None else body.chains
     unknown = sorted(set(wanted) - set(platform.chains))
     if unknown:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown chains {unknown}; known: {list(platform.chains)}"
-        )
+        raise refusals.UNKNOWN_CHAIN(f"unknown chains {unknown}; known: {list(platform.chains)}")
     chains = [ReconciledChain(platform.chains[name].client, platform.chains[name].record) for name in wanted]
     if body.from_block is not None and not body.since_last:  # before a run is stored: nothing to read is no run
         try:
             await refuse_past_the_head([chain.client for chain in chains], body.from_block)
         except PastTheHead as err:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+            raise refusals.FROM_BLOCK_PAST_HEAD(str(err)) from err
     started_by = f"{principal.role.value}:{principal.key_id or principal.subject_id or 'unknown'}"
     run_id = await asyncio.to_thread(start_run, platform.database, started_by)
     task = asyncio.create_task(
@@ -220,7 +219,7 @@ async def download_report(
     explorers = {name: chain.config.explorer_tx_url for name, chain in platform.chains.items()}
     report = await asyncio.to_thread(load_report, platform.database, run_id, explorers)
     if report is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no reconciliation {run_id}")
+        raise refusals.RECONCILIATION_NOT_FOUND(f"no reconciliation {run_id}")
     render = {ReportFormat.JSON: to_json, ReportFormat.CSV: to_csv, ReportFormat.HTML: to_html}[format]
     filename = f"reconciliation-{run_id}.{format.value}"
     return Response(

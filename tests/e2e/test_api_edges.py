@@ -76,6 +76,49 @@ def test_a_pool_at_an_address_with_no_contract_is_a_422_naming_it(
         "config": {"chain": chain, "asset": "USDC", "address": address},
     }
     with _admin(platform) as admin:
-        body = _problem(admin.post("/v1/providers", json=registration), 422, "http-error")
+        body = _problem(admin.post("/v1/providers", json=registration), 422, "invalid-registration")
+    assert body["title"] == "The provider registration is invalid"
     assert "no contract at" in body["detail"]
     assert address[2:].lower() in body["detail"].lower()
+
+
+def test_each_refusal_has_a_fixed_type_and_title_and_its_detail_the_specifics(platform: RunningPlatform) -> None:
+    wallet = Account.create().address
+    with _admin(platform) as admin:
+        loan = _problem(admin.get("/v1/loans/nope"), 404, "loan-not-found")
+        events = _problem(admin.get("/v1/loans/nope/events"), 404, "loan-not-found")
+        assert loan["title"] == events["title"] == "Loan not found"
+        assert "nope" in events["detail"]
+        cursor = _problem(
+            admin.get("/v1/admin/sanctions-reviews", params={"cursor": "bm90LWEtY3Vyc29y"}), 400, "invalid-cursor"
+        )
+        assert cursor["title"] == "The page cursor is invalid"
+        registered = admin.post("/v1/borrowers", json={"wallet_address": wallet})
+        assert registered.status_code == 201, registered.text
+        twice = [
+            _problem(admin.post("/v1/borrowers", json={"wallet_address": w}), 409, "wallet-already-registered")
+            for w in (wallet, wallet.lower())
+        ]
+        assert {problem["title"] for problem in twice} == {"The wallet is already a borrower's"}
+        chain = _problem(admin.post("/v1/reconciliations", json={"chains": ["moon-local"]}), 422, "unknown-chain")
+        assert (chain["title"], "moon-local" in chain["detail"]) == ("The chain is not served here", True)
+        kinds = [
+            _problem(
+                admin.post("/v1/providers", json={"provider_id": f"odd-{kind}", "kind": kind, "config": {}}),
+                422,
+                "invalid-registration",
+            )
+            for kind in ("no-such-kind", "http")
+        ]
+        assert {problem["title"] for problem in kinds} == {"The provider registration is invalid"}
+        assert "no-such-kind" in kinds[0]["detail"]
+    borrower = {"X-API-Key": registered.json()["api_key"]}
+    with httpx.Client(base_url=platform.api_url, headers=borrower, timeout=60) as client:
+        refused = _problem(
+            client.put("/v1/borrowers/me/webhook", json={"url": "http://169.254.169.254/"}), 422, "webhook-url-refused"
+        )
+        assert (refused["title"], refused["detail"].startswith("url: ")) == ("The webhook URL is refused", True)
+        _problem(client.get("/v1/borrowers/me/webhook"), 404, "webhook-not-set")
+    unauthorized = _problem(httpx.get(f"{platform.api_url}/v1/loans", timeout=60), 401, "unauthorized")
+    assert unauthorized["title"] == "Unauthorized"
+    assert "X-API-Key" in unauthorized["detail"]

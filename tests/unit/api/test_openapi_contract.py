@@ -260,3 +260,20 @@ def test_every_429_and_503_documents_retry_after_and_a_reconciliation_its_chain_
                 assert "Retry-After" in operation["responses"][status].get("headers", {}), f"{method} {path} {status}"
     unavailable = document["paths"]["/v1/reconciliations"]["post"]["responses"]["503"]
     assert unavailable["content"][PROBLEM_JSON]["example"]["type"].endswith("/chain-unavailable")
+
+
+def test_the_documented_examples_are_the_problems_the_api_sends(document: dict[str, Any]) -> None:
+    def example(path: str, method: str, status: str) -> tuple[str, str]:
+        shown = document["paths"][path][method]["responses"][status]["content"][PROBLEM_JSON]["example"]
+        return shown["type"].rsplit("/", 1)[1], shown["title"]
+
+    assert example("/v1/borrowers", "post", "413") == ("body-too-large", "Request body too large")  # api.body_limit
+    assert example("/v1/loans/{loan_id}/events", "get", "404") == ("loan-not-found", "Loan not found")
+    assert example("/v1/loans", "get", "400") == ("invalid-cursor", "The page cursor is invalid")
+    assert example("/v1/borrowers", "post", "409")[0] == "wallet-already-registered"
+    assert example("/v1/providers", "post", "409")[0] == "provider-already-registered"
+    for path, method, operation in _operations(document):
+        for status, response in operation["responses"].items():
+            if not status.startswith("2"):
+                shown = response["content"][PROBLEM_JSON]["example"]["type"]
+                assert not shown.endswith("/http-error"), f"{method} {path} {status}"

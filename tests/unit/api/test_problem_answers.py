@@ -68,8 +68,8 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         ("operator", 503, "operator-unavailable"),
         ("hold", 503, "hold-not-released"),
         ("prices", 503, "prices-unavailable"),
-        ("http-503", 503, "http-error"),
-        ("http-429", 429, "http-error"),
+        ("http-503", 503, "service-unavailable"),
+        ("http-429", 429, "too-many-requests"),
     ],
 )
 async def test_every_503_and_429_says_when_to_ask_again(
