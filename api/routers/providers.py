@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.orm import Session
 
 from aggregator import offer_events
 from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable
+from aggregator.quote_pipeline import MAX_TERM_DAYS
 from aggregator.receipts import LedgerReceipts
 from api import refusals
 from api.auth import Principal, Role, actor_of, issue_key, revoke_subject_keys
@@ -58,16 +60,21 @@ ProviderOrAdmin = Annotated[Principal, require(Role.PROVIDER, Role.ADMIN)]
 
 
 class CapabilitiesIn(BaseModel):
-    """What the provider lends. Amounts are integer base units of the asset, as decimal strings."""
+    """What the provider lends. Amounts are integer base units of the asset, as decimal strings. Capabilities no
+    request can meet are refused (422 naming the field): a minimum above its maximum, a minimum term longer than any
+    credit request's (365 days), an asset, collateral asset or chain the platform does not have. Jurisdictions are
+    ISO 3166 codes ("US-NY" style), compared upper-cased as a borrower's are."""
 
     model_config = ConfigDict(extra="forbid")
 
-    assets: list[str] = Field(min_length=1)
-    chains: list[str] = Field(default_factory=list)
+    assets: list[str] = Field(min_length=1, description="symbols of the platform's assets (GET /v1/platform)")
+    chains: list[str] = Field(default_factory=list, description="the platform's chain names; empty: any")
     min_principal: str = Field(default="1", pattern=r"^[0-9]{1,78}$")
-    max_principal: str = Field(default=str(2**255), pattern=r"^[0-9]{1,78}$")
-    min_term_days: JsonInteger = Field(default=1, ge=1)
-    max_term_days: JsonInteger = Field(default=3_650, ge=1)
+    max_principal: str = Field(
+        default=str(2**255), pattern=r"^[0-9]{1,78}$", description="at least min_principal, below 2^256"
+    )
+    min_term_days: JsonInteger = Field(default=1, ge=1, le=MAX_TERM_DAYS)
+    max_term_days: JsonInteger = Field(default=3_650, ge=1, le=3_650, description="at least min_term_days")
     collateral_assets: list[str] = Field(default_factory=list)
     jurisdictions: list[Annotated[str, Field(max_length=8, pattern=JURISDICTION_PATTERN)]] = Field(
         default_factory=list,
@@ -79,6 +86,38 @@ class CapabilitiesIn(BaseModel):
     @classmethod
     def _upper_case(cls, codes: list[str]) -> list[str]:
         return [code.upper() for code in codes]
+
+    @field_validator("max_principal")
+    @classmethod
+    def _principal_range(cls, value: str, info: ValidationInfo) -> str:
+        if int(value) >= 2**256:
+            raise ValueError("must be below 2^256")
+        low = info.data.get("min_principal")
+        if low is not None and int(value) < int(low):
+            raise ValueError(f"below min_principal {low}: no amount is in range")
+        return value
+
+    @field_validator("max_term_days")
+    @classmethod
+    def _term_range(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_term_days")
+        if low is not None and value < low:
+            raise ValueError(f"below min_term_days {low}: no term is in range")
+        return value
+
+    def unknown_to(self, platform: Platform) -> list[tuple[str, str]]:
+        """(field, message) for each asset, collateral asset or chain ``platform`` does not have."""
+        known_assets, known_chains = set(platform.assets.symbols()), set(platform.chains)
+        refused = []
+        for field, values, known in (
+            ("assets", self.assets, known_assets),
+            ("collateral_assets", self.collateral_assets, known_assets),
+            ("chains", self.chains, known_chains),
+        ):
+            for index, value in enumerate(values):
+                if value not in known:
+                    refused.append((f"{field}.{index}", f"{value!r} is not one of {', '.join(sorted(known))}"))
+        return refused
 
 
 # The settings' policy as a registration gives it: JSON numbers only ("fail_max": true was read as 1 and "1.5" as
@@ -129,6 +168,13 @@ def _registry(platform: Platform) -> ProviderRegistry:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RegistrationOut, dependencies=[Idempotent])
 async def register_provider(body: RegistrationIn, principal: AdminPrincipal, platform: PlatformDep) -> RegistrationOut:
     registry = _registry(platform)
+    if body.capabilities is not None and (unknown := body.capabilities.unknown_to(platform)):
+        raise RequestValidationError(
+            [
+                {"type": "value_error", "loc": ("body", "capabilities", *field.split(".")), "msg": message}
+                for field, message in unknown
+            ]
+        )
     capabilities = None if body.capabilities is None else Capabilities.from_document(body.capabilities.model_dump())
     registration = ProviderRegistration(body.provider_id, body.kind, body.config, capabilities)
     try:

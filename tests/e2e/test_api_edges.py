@@ -122,3 +122,30 @@ def test_each_refusal_has_a_fixed_type_and_title_and_its_detail_the_specifics(pl
     unauthorized = _problem(httpx.get(f"{platform.api_url}/v1/loans", timeout=60), 401, "unauthorized")
     assert unauthorized["title"] == "Unauthorized"
     assert "X-API-Key" in unauthorized["detail"]
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "field"),
+    [
+        ({"assets": ["USDC"], "min_principal": "5000", "max_principal": "100"}, "capabilities.max_principal"),
+        ({"assets": ["DOGE"]}, "capabilities.assets.0"),
+        ({"assets": ["USDC"], "collateral_assets": ["WETH", "PEPE"]}, "capabilities.collateral_assets.1"),
+        ({"assets": ["USDC"], "chains": ["moon-local"]}, "capabilities.chains.0"),
+        ({"assets": ["USDC"], "min_term_days": 10**20}, "capabilities.min_term_days"),
+        ({"assets": ["USDC"], "min_term_days": 90, "max_term_days": 30}, "capabilities.max_term_days"),
+        ({"assets": ["USDC"], "jurisdictions": ["New York"]}, "capabilities.jurisdictions.0"),
+    ],
+)
+def test_capabilities_no_request_can_meet_are_refused_naming_the_field(
+    platform: RunningPlatform, capabilities: dict[str, Any], field: str
+) -> None:
+    registration = {
+        "provider_id": f"odd-bank-{secrets.token_hex(4)}",
+        "config": {"base_url": f"{platform.lender_url}/lenders/sim-bank", "secret": "s" * 32},
+        "capabilities": capabilities,
+    }
+    with _admin(platform) as admin:
+        refused = _problem(admin.post("/v1/providers", json=registration), 422, "validation-error")
+        assert [error["field"] for error in refused["errors"]] == [field]
+        listed = {provider["provider_id"] for provider in admin.get("/v1/providers").json()["providers"]}
+    assert registration["provider_id"] not in listed

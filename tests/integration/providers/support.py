@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from aggregator.assets import Asset, AssetRegistry
 from api import problems
 from api.routers import providers as providers_router
 from api.settings import Settings
@@ -119,7 +121,12 @@ def providers_api(registry: ProviderRegistry, database: Database) -> FastAPI:
     app = FastAPI()
     problems.install(app)
     app.include_router(providers_router.router)
-    app.state.platform = SimpleNamespace(providers=registry, database=database, settings=Settings())
+    # the assets and chains a registration's capabilities may name
+    assets = AssetRegistry([Asset("USDC", 6, Decimal(1)), Asset("WETH", 18, Decimal(3_000))])
+    chains = dict.fromkeys(("ethereum-local", "polygon-local", "arbitrum-local"))
+    app.state.platform = SimpleNamespace(
+        providers=registry, database=database, settings=Settings(), assets=assets, chains=chains
+    )
     return app
 
 

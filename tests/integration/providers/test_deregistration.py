@@ -110,7 +110,6 @@ async def test_a_deregistered_lender_stops_quoting_only(sim: str, database: Data
         registry = stored_registry(database, http)
         app = providers_api(registry, database)
         app.include_router(api_keys.router)
-        app.state.platform.chains, app.state.platform.assets = {}, None
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as api:
             created = await api.post("/v1/providers", json=registration(sim), headers=admin)
             assert created.status_code == 201, created.text
