@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from api import idempotency, logs, metrics, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
-from api.deps import single_valued_query
+from api.deps import declared_query_only, single_valued_query
 from api.heap import freeze_long_lived
 from api.oauth import tokens_from_settings
 from api.process_name import ProcessName
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # stable operation ids for generated clients: the handler's name (unique across the routers)
         generate_unique_id_function=lambda route: route.name,
-        dependencies=[Depends(single_valued_query)],
+        dependencies=[Depends(single_valued_query), Depends(declared_query_only)],
     )
     problems.install(app)
     app.add_middleware(UnexpectedErrors)  # the innermost: every other middleware sees its 500 problem as an answer

@@ -301,3 +301,39 @@ def single_valued_query(request: Request) -> None:
             for name in repeated
         ]
     )
+
+
+def _declared_query(dependant: Dependant) -> frozenset[str]:
+    """The query parameters ``dependant`` and its sub-dependencies declare (by the name a client sends)."""
+    names = {field.alias for field in dependant.query_params}
+    for sub_dependant in dependant.dependencies:
+        names |= _declared_query(sub_dependant)
+    return frozenset(names)
+
+
+_DECLARED_QUERY: dict[int, frozenset[str]] = {}
+
+
+def declared_query_only(request: Request) -> None:
+    """A query parameter the operation does not take is a 422 naming it, not ignored: ``GET /v1/loans?flags=unfunded``
+    answered every loan, ``/v1/decisions?borrower=x`` (for ``borrower_id``) every decision, as if filtered."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if not isinstance(dependant, Dependant) or not request.query_params:
+        return
+    declared = _DECLARED_QUERY.get(id(dependant))
+    if declared is None:
+        declared = _DECLARED_QUERY[id(dependant)] = _declared_query(dependant)
+    unknown = sorted({name for name in request.query_params if name not in declared})
+    if unknown:
+        takes = ", ".join(sorted(declared)) or "none"
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", name),
+                    "msg": f"not a parameter of this operation (it takes: {takes})",
+                }
+                for name in unknown
+            ]
+        )

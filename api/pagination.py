@@ -1,7 +1,8 @@
 """Cursor pagination for every list of the API (DESIGN.md's convention): ``{"items": [...], "next": url | null}``,
 ``limit`` 1–200 (default 50), newest first, and an opaque cursor over (created_at, id) — stable while rows are
 added, since a page starts strictly after the last row the previous one showed. A list in another order has a
-cursor over its own key (``encode_key_cursor``: providers by id, a request's quotes by rank)."""
+cursor over its own key (``encode_key_cursor``: providers by id, a request's quotes by rank). Every cursor names its
+list: one of another list is refused (400 ``invalid-cursor``), never read as a position in this one."""
 
 from __future__ import annotations
 
@@ -42,22 +43,25 @@ class Page(BaseModel, Generic[T]):
     next: str | None
 
 
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), row_id], separators=(",", ":")).encode()
+def encode_cursor(kind: str, created_at: datetime, row_id: str) -> str:
+    """A cursor of the ``kind`` list (newest first) after the row (``created_at``, ``row_id``)."""
+    raw = json.dumps([kind, created_at.isoformat(), row_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    """(created_at, id) of the row a page starts after; None for the first page."""
+def decode_cursor(kind: str, cursor: str | None) -> tuple[datetime, str] | None:
+    """(created_at, id) of the row a page of the ``kind`` list starts after; None for the first page."""
     if cursor is None:
         return None
     try:
-        created_at, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        named, created_at, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         moment = in_utc_range(datetime.fromisoformat(created_at))
     except (ValueError, TypeError) as err:
         raise InvalidCursor(f"not a cursor of this API: {cursor[:80]!r}") from err
     if moment.tzinfo is None or not isinstance(row_id, str):
         raise InvalidCursor(f"not a cursor of this API: {cursor[:80]!r}")
+    if named != kind:
+        raise InvalidCursor(f"not a cursor of this list: {cursor[:80]!r}")
     return moment, row_id
 
 
@@ -82,13 +86,15 @@ def decode_key_cursor(kind: str, cursor: str | None) -> str | None:
 
 def page(
     request: Request,
+    kind: str,
     rows: Sequence[R],
     limit: int,
     key: Callable[[R], tuple[datetime, str]],
     render: Callable[[R], T],
 ) -> Page[T]:
-    """A page of ``rows`` fetched with ``limit + 1``: the extra row, if any, only says there is a next page."""
-    return page_by(request, rows, limit, lambda row: encode_cursor(*key(row)), render)
+    """A page of the ``kind`` list's ``rows`` fetched with ``limit + 1``: the extra row, if any, only says there is a
+    next page."""
+    return page_by(request, rows, limit, lambda row: encode_cursor(kind, *key(row)), render)
 
 
 def page_by(

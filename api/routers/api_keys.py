@@ -22,6 +22,7 @@ from providers.registry import ProviderRegistry
 from store.borrowers import SqlBorrowerStore
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+API_KEYS_CURSOR = "api-keys"  # its cursors name it (another list's is refused)
 
 
 _EXPIRY = "RFC 3339 with a zone, later than now (a moment already past: 422). Left out: lasts until revoked"
@@ -156,9 +157,9 @@ async def list_api_keys(
     cursor: CursorParam = None,
 ) -> Page[ApiKeyOut]:
     """Every key (never the key itself), newest first, a page at a time; ``role`` narrows to one role."""
-    after = decode_cursor(cursor)
+    after = decode_cursor(API_KEYS_CURSOR, cursor)
     rows = await asyncio.to_thread(auth.list_keys, platform.database, after, limit + 1, role, include_revoked)
-    return page(request, rows, limit, lambda info: (info.created_at, info.key_id), _out)
+    return page(request, API_KEYS_CURSOR, rows, limit, lambda info: (info.created_at, info.key_id), _out)
 
 
 @router.get("/{key_id}", response_model=ApiKeyOut)

@@ -31,6 +31,7 @@ from api.schemas import CreditRequestIn, CreditRequestOut, QuoteOut
 from store.request_pages import SqlRequestPages
 
 router = APIRouter(prefix="/v1/credit-requests", tags=["credit requests"])
+CREDIT_REQUESTS_CURSOR = "credit-requests"  # its cursors name it (another list's is refused)
 
 
 def _answer(content: bytes, status_code: int = status.HTTP_200_OK) -> Response:
@@ -94,12 +95,13 @@ async def list_credit_requests(
 ) -> Page[CreditRequestOut]:
     """The caller's credit requests (a borrower's own; every one for admins and auditors), newest first, a page at a
     time, each with its quotes and provider outcomes."""
-    after = decode_cursor(cursor)
+    after = decode_cursor(CREDIT_REQUESTS_CURSOR, cursor)
 
     pages = SqlRequestPages(platform.database)
     rows = await asyncio.to_thread(pages.requests, _owner(principal), after, limit + 1)
     return page(
         request,
+        CREDIT_REQUESTS_CURSOR,
         rows,
         limit,
         lambda row: (row[0].request.created_at, row[0].request.id),

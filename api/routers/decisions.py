@@ -21,6 +21,7 @@ from compliance.decisions import DecisionKind, Outcome
 from store.decision_list import RISK_KIND, DecisionFilter, ListedDecision, SqlDecisions
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
+DECISIONS_CURSOR = "decisions"  # its cursors name it (another list's is refused)
 
 DecisionKindName = StrEnum(  # type: ignore[misc]
     "DecisionKindName", {"RISK": RISK_KIND} | {kind.name: kind.value for kind in DecisionKind}
@@ -102,7 +103,7 @@ async def list_decisions(
         decided_after=_utc(decided_after),
         decided_before=_utc(decided_before),
     )
-    after = decode_cursor(cursor)
+    after = decode_cursor(DECISIONS_CURSOR, cursor)
 
     rows = await asyncio.to_thread(SqlDecisions(platform.database).page, filters, after, limit + 1)
-    return page(request, rows, limit, lambda row: (row.decided_at, row.id), _out)
+    return page(request, DECISIONS_CURSOR, rows, limit, lambda row: (row.decided_at, row.id), _out)

@@ -25,6 +25,7 @@ from store.funding_settlements import SqlFundingSettlementStore
 from store.loans import SqlLoanStore
 
 router = APIRouter(prefix="/v1/loans", tags=["loans"])
+LOANS_CURSOR = "loans"  # its cursors name it (another list's is refused)
 
 LoanReader = Annotated[Principal, require(Role.BORROWER, Role.PROVIDER, Role.ADMIN, Role.AUDITOR)]
 
@@ -72,11 +73,12 @@ async def list_loans(
 ) -> Page[LoanOut]:
     """The caller's loans, newest first, a page at a time (`next` is the following page's URL, null at the end),
     each open one with its days past due by its chain's clock now (none for an unfunded one)."""
-    after = decode_cursor(cursor)
+    after = decode_cursor(LOANS_CURSOR, cursor)
     rows = await asyncio.to_thread(loans.page, _scope(principal), after, limit + 1, flag)
     past_due = await loans.delinquencies(rows[:limit])  # by each chain's clock, one batch per chain
     return page(
         request,
+        LOANS_CURSOR,
         rows,
         limit,
         lambda row: (row.created_at, row.id),

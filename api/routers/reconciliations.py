@@ -24,6 +24,7 @@ from store.compliance import DiscrepancyFilter
 from store.reconciliation_runs import SqlReconciliationRuns
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"])
+RUNS_CURSOR, DISCREPANCIES_CURSOR = "reconciliations", "discrepancies"  # each list's cursors name it
 
 
 class ReconciliationIn(BaseModel):
@@ -170,11 +171,11 @@ async def list_reconciliations(
     cursor: CursorParam = None,
 ) -> Page[ReconciliationOut]:
     """Every run, newest first, a page at a time."""
-    after = decode_cursor(cursor)
+    after = decode_cursor(RUNS_CURSOR, cursor)
 
     # a report read: the read-only URL when one is set
     found = await asyncio.to_thread(SqlReconciliationRuns(platform.database).page, after, limit + 1)
-    return page(request, found, limit, lambda row: (row.created_at, row.id), _out)
+    return page(request, RUNS_CURSOR, found, limit, lambda row: (row.created_at, row.id), _out)
 
 
 @router.get("/{run_id}", response_model=ReconciliationOut)
@@ -196,12 +197,12 @@ async def list_discrepancies(
 ) -> Page[DiscrepancyOut]:
     """The run's discrepancies in the order found, filtered by chain and category, a page at a time."""
     run = await asyncio.to_thread(_get_run, platform, run_id)
-    after = decode_cursor(cursor)
+    after = decode_cursor(DISCREPANCIES_CURSOR, cursor)
     wanted = DiscrepancyFilter(chain, None if category is None else category.value)
 
     runs = SqlReconciliationRuns(platform.database)
     found = await asyncio.to_thread(runs.discrepancies, run.id, wanted, after, limit + 1)
-    return page(request, found, limit, lambda row: (row.created_at, row.id), _discrepancy_out)
+    return page(request, DISCREPANCIES_CURSOR, found, limit, lambda row: (row.created_at, row.id), _discrepancy_out)
 
 
 @router.get(

@@ -19,6 +19,7 @@ from api.schemas import ListedNameOut, SanctionsReviewEvidenceOut, SanctionsRevi
 from compliance.sanctions.review import ReviewState
 
 router = APIRouter(prefix="/v1/admin/sanctions-reviews", tags=["sanctions reviews"])
+SANCTIONS_REVIEWS_CURSOR = "sanctions-reviews"  # its cursors name it (another list's is refused)
 
 
 def review_out(row: SanctionsReview) -> SanctionsReviewOut:
@@ -70,9 +71,11 @@ async def list_reviews(
     cursor: CursorParam = None,
 ) -> Page[SanctionsReviewOut]:
     """The review queue, newest first (``state=pending`` for the work still to do)."""
-    after = decode_cursor(cursor)  # one this API did not issue: 400 invalid-cursor, as on every list
+    after = decode_cursor(
+        SANCTIONS_REVIEWS_CURSOR, cursor
+    )  # one this API did not issue: 400 invalid-cursor, as on every list
     rows = await asyncio.to_thread(platform.sanctions_reviews.page, state, after, limit + 1)
-    return page(request, rows, limit, lambda r: (r.created_at, r.id), review_out)
+    return page(request, SANCTIONS_REVIEWS_CURSOR, rows, limit, lambda r: (r.created_at, r.id), review_out)
 
 
 @router.get("/{review_id}", response_model=SanctionsReviewEvidenceOut)

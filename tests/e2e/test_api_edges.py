@@ -149,3 +149,25 @@ def test_capabilities_no_request_can_meet_are_refused_naming_the_field(
         assert [error["field"] for error in refused["errors"]] == [field]
         listed = {provider["provider_id"] for provider in admin.get("/v1/providers").json()["providers"]}
     assert registration["provider_id"] not in listed
+
+
+def test_a_query_parameter_the_operation_does_not_take_is_refused_not_ignored(platform: RunningPlatform) -> None:
+    with _admin(platform) as admin:
+        for path, params in (
+            ("/v1/loans", {"flags": "unfunded"}),  # the filter is "flag": every loan was answered
+            ("/v1/decisions", {"borrower": "xyz"}),  # the filter is "borrower_id"
+            ("/healthz", {"verbose": "1"}),
+        ):
+            refused = _problem(admin.get(path, params=params), 422, "validation-error")
+            assert [error["field"] for error in refused["errors"]] == [f"query.{next(iter(params))}"], path
+        assert admin.get("/v1/loans", params={"flag": "unfunded", "limit": 5}).status_code == 200
+
+
+def test_a_cursor_of_another_list_is_refused(platform: RunningPlatform) -> None:
+    with _admin(platform) as admin:
+        keys = admin.get("/v1/api-keys", params={"limit": 1}).json()
+        cursor = httpx.URL(keys["next"]).params["cursor"]
+        assert admin.get("/v1/api-keys", params={"limit": 1, "cursor": cursor}).status_code == 200
+        for path in ("/v1/loans", "/v1/decisions", "/v1/credit-requests", "/v1/admin/sanctions-reviews"):
+            refused = _problem(admin.get(path, params={"cursor": cursor}), 400, "invalid-cursor")
+            assert "not a cursor of this list" in refused["detail"], path

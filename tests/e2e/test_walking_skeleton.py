@@ -235,7 +235,7 @@ def test_a_requests_quotes_are_listed_in_rank_order_a_page_at_a_time(
             listed += response.json()["items"]
             url = response.json()["next"]
         # a (created_at, id) cursor, as the other lists issue them, is not one of this list's
-        older = encode_cursor(datetime.now(UTC), created["quotes"][0]["id"])
+        older = encode_cursor("credit-requests", datetime.now(UTC), created["quotes"][0]["id"])
         foreign = client.get(f"/v1/credit-requests/{created['id']}/quotes?cursor={older}")
     assert [q["rank"] for q in listed] == list(range(1, len(created["quotes"]) + 1))
     assert [q["id"] for q in listed] == [q["id"] for q in created["quotes"]]

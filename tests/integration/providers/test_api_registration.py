@@ -195,7 +195,9 @@ async def test_a_provider_key_sees_only_its_own_health(
     assert [p["provider_id"] for p in second["providers"]] == ["other-bank"]
     assert second["next_cursor"] is None
     assert (await client.get(first["next"], headers=admin)).json()["providers"] == second["providers"]
-    foreign = await client.get("/v1/providers", params={"cursor": encode_cursor(datetime.now(UTC), "x")}, headers=admin)
+    foreign = await client.get(
+        "/v1/providers", params={"cursor": encode_cursor("loans", datetime.now(UTC), "x")}, headers=admin
+    )
     assert foreign.status_code == 400
     probed = await client.get("/v1/providers/late-bank/health?probe=true", headers={"X-API-Key": key})
     assert probed.json()["probe"] == {"healthy": True, "detail": "HTTP 200"}
