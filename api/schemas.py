@@ -531,9 +531,12 @@ class SanctionsReviewEvidenceOut(BaseModel):
 
 
 class FundingSettlementIn(BaseModel):
-    """An admin's settlement of an unfunded loan with its lender."""
+    """An admin's settlement of an unfunded loan with its lender. ``funded`` decides whether the loan is cancelled
+    on-chain: a JSON boolean only (``"false"`` or ``0`` is refused, never read as one), and no field beside the two."""
 
-    funded: bool = Field(
+    model_config = ConfigDict(extra="forbid")
+
+    funded: StrictBool = Field(
         description="true: the lender did pay the borrower out (the loan is serviced from now on); false: it did not "
         "(the loan is cancelled on-chain and its collateral released to the borrower)"
     )
@@ -555,6 +558,8 @@ class FundingSettlementOut(BaseModel):
 
 
 class SanctionsVerdictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     note: str = Field(
         min_length=1,
         max_length=2000,

@@ -171,3 +171,24 @@ def test_a_cursor_of_another_list_is_refused(platform: RunningPlatform) -> None:
         for path in ("/v1/loans", "/v1/decisions", "/v1/credit-requests", "/v1/admin/sanctions-reviews"):
             refused = _problem(admin.get(path, params={"cursor": cursor}), 400, "invalid-cursor")
             assert "not a cursor of this list" in refused["detail"], path
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/loans/nope/funding-settlement", {"funded": "false", "note": "settled by phone"}, "funded"),
+        ("/v1/loans/nope/funding-settlement", {"funded": 0, "note": "settled by phone"}, "funded"),
+        ("/v1/loans/nope/funding-settlement", {"funded": False, "note": "by phone", "cancel": True}, "cancel"),
+        ("/v1/admin/sanctions-reviews/nope/clear", {"note": "dates of birth differ", "verdict": "clear"}, "verdict"),
+    ],
+)
+def test_a_settlement_or_verdict_takes_a_json_boolean_and_nothing_beside_its_fields(
+    platform: RunningPlatform, path: str, body: dict[str, Any], field: str
+) -> None:
+    with _admin(platform) as admin:
+        refused = _problem(admin.post(path, json=body), 422, "validation-error")
+        assert [error["field"] for error in refused["errors"]] == [field]
+        well_formed = {name: value for name, value in body.items() if name in {"funded", "note"}} | (
+            {"funded": False} if "funded" in body else {}
+        )
+        assert admin.post(path, json=well_formed).status_code == 404  # the same body, well formed: no such loan
