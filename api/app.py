@@ -12,6 +12,7 @@ from api import idempotency, logs, metrics, openapi, problems
 from api.body_limit import MAX_REQUEST_BYTES, BodyLimit
 from api.bootstrap import build_platform
 from api.deps import declared_query_only, single_valued_query
+from api.head import HeadAsGet
 from api.heap import freeze_long_lived
 from api.oauth import tokens_from_settings
 from api.process_name import ProcessName
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(single_valued_query), Depends(declared_query_only)],
     )
     problems.install(app)
+    app.add_middleware(HeadAsGet)  # HEAD wherever GET: the routes see GET, the middlewares outside HEAD
     app.add_middleware(UnexpectedErrors)  # the innermost: every other middleware sees its 500 problem as an answer
     idempotency.install(app)  # inside the others: it stores what the handlers answered
     logs.install(app)

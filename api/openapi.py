@@ -300,7 +300,8 @@ def document(app: FastAPI) -> dict[str, Any]:
 
 class AllowedMethods:
     """``OPTIONS`` on a path answers 204 with every method the document lists for it (Starlette names only the
-    first route's, so ``OPTIONS /v1/providers`` said ``POST`` although ``GET`` exists); 404 problem for no path."""
+    first route's, so ``OPTIONS /v1/providers`` said ``POST`` although ``GET`` exists), and ``HEAD`` with ``GET``
+    (``api.head``); 404 problem for no path."""
 
     def __init__(self, app: ASGIApp, api: FastAPI) -> None:
         self._app, self._api = app, api
@@ -315,7 +316,7 @@ class AllowedMethods:
         methods = {method for pattern, listed in self._paths if pattern.fullmatch(path) for method in listed}
         if not methods:
             return None
-        return sorted(methods | {"OPTIONS"})
+        return sorted(methods | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set()))  # api.head
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "OPTIONS":

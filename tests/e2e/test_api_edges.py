@@ -192,3 +192,14 @@ def test_a_settlement_or_verdict_takes_a_json_boolean_and_nothing_beside_its_fie
             {"funded": False} if "funded" in body else {}
         )
         assert admin.post(path, json=well_formed).status_code == 404  # the same body, well formed: no such loan
+
+
+def test_head_is_answered_wherever_get_is_with_its_headers_and_no_body(platform: RunningPlatform) -> None:
+    with _admin(platform) as admin:
+        for path in ("/healthz", "/v1/loans", "/v1/platform", "/v1/api-keys?limit=1"):
+            got, head = admin.get(path), admin.head(path)
+            assert (head.status_code, got.status_code) == (200, 200), path
+            assert head.content == b"", path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+        assert admin.head("/v1/loans/nope").status_code == 404
+        assert admin.head("/v1/quotes/some-quote/accept").status_code == 405  # POST only: no GET, no HEAD

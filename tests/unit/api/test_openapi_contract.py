@@ -104,7 +104,7 @@ def test_every_bound_is_written_in_json_schema_terms(document: dict[str, Any]) -
 async def test_options_lists_every_method_of_the_path(client: httpx.AsyncClient) -> None:
     providers = await client.options("/v1/providers")
     assert providers.status_code == 204
-    assert set(providers.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
+    assert set(providers.headers["allow"].split(", ")) == {"GET", "HEAD", "POST", "OPTIONS"}
     accept = await client.options("/v1/quotes/some-quote/accept")
     assert set(accept.headers["allow"].split(", ")) == {"POST", "OPTIONS"}
     nowhere = await client.options("/v1/nowhere")
