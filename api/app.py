@@ -79,7 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Ask for credit once; get ranked, signed, comparable quotes from HTTP lenders and DeFi pools; "
         "accept one with a wallet signature and get a loan enforced on-chain. Every operation that creates or moves "
         "something takes an optional `Idempotency-Key` header (listed among its parameters): a retry with the same "
-        "key and body replays the first response (kept 24 hours; 5xx answers are not kept).",
+        "key and body replays the first response (kept 24 hours; 5xx answers and 422 validation errors, which changed "
+        "nothing, are not kept: the corrected request may reuse the key).",
         lifespan=lifespan,
         # stable operation ids for generated clients: the handler's name (unique across the routers)
         generate_unique_id_function=lambda route: route.name,

@@ -2,8 +2,10 @@
 opts in with ``dependencies=[Idempotent]``.
 
 * The first request with a key claims it for the client (the API key's role and subject) and runs; its response is
-  stored with the key, unless it is a 5xx, an answer with ``Retry-After`` (409 ``accept-in-progress``, a 429) or the
-  request never finished (an error, a cancelled connection): then the key is released, so a retry runs again and
+  stored with the key, unless it is a 5xx, an answer with ``Retry-After`` (409 ``accept-in-progress``, a 429), a
+  refusal that changed nothing (422 ``validation-error``: the draft lets a server keep no failed request, and a
+  request refused before anything ran must not use the key up, so its corrected body is not "another request") or
+  the request never finished (an error, a cancelled connection): then the key is released, so a retry runs again and
   sees what the first attempt did (the accept saga's outcome, say).
 * The same key with the same method, path and body later: the stored response, replayed (``Idempotent-Replayed:
   true``), whatever happened since.
@@ -38,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from api.deps import CurrentPrincipal, get_platform, route_admits
-from api.problems import DATABASE_UNAVAILABLE, problem
+from api.problems import DATABASE_UNAVAILABLE, NOTHING_DONE, problem
 from compliance.pii import seal, unseal
 from store.db import Database
 from store.idempotency import IdempotencyRepository, IdempotencyRow
@@ -214,8 +216,8 @@ async def idempotency(
             max_length=257,
             pattern=r'^"?[!#-~]{1,255}"?$',
             description="optional: a unique value (a UUID) per operation; a retry with the same key and body gets "
-            "the first response back (kept 24 hours; 5xx answers, those with Retry-After and a caller the "
-            "operation's role refuses are not kept), another "
+            "the first response back (kept 24 hours; 5xx answers, those with Retry-After, a 422 validation-error "
+            "and a caller the operation's role refuses are not kept), another "
             "body with it is refused "
             "(422), a retry while the first is still running too (409)",
         ),
@@ -267,7 +269,7 @@ class IdempotencyMiddleware:
                 return
             slot.messages.append(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                await _settle(slot)
+                await _settle(slot, bool(scope.get(NOTHING_DONE)))
                 for buffered in slot.messages:
                     await send(buffered)
 
@@ -279,15 +281,17 @@ class IdempotencyMiddleware:
                 await asyncio.shield(_settle_key(slot.store.release, slot.claim))
 
 
-async def _settle(slot: _Slot) -> None:
+async def _settle(slot: _Slot, nothing_done: bool = False) -> None:
     assert slot.claim is not None
     assert slot.store is not None
     slot.settled = True
     start = slot.messages[0]
     status = int(start["status"])
-    # not an outcome (a 5xx, or an answer that says when to ask again: an accept in progress, a rate limit): the
-    # key is released, so the same request asked again with it sees the outcome instead of this answer replayed
-    if status >= 500 or any(name.lower() == b"retry-after" for name, _ in start.get("headers", [])):
+    # not an outcome (a 5xx, or an answer that says when to ask again: an accept in progress, a rate limit), or a
+    # refusal that changed nothing (``nothing_done``: a validation error): the key is released, so the same key
+    # asked again runs the request (corrected) instead of replaying this answer or calling the body another request
+    retry_later = any(name.lower() == b"retry-after" for name, _ in start.get("headers", []))
+    if status >= 500 or retry_later or nothing_done:
         await _settle_key(slot.store.release, slot.claim)
         return
     headers = [

@@ -56,6 +56,9 @@ PROBLEM_BASE = "https://creditmesh.dev/problems/"
 #: ``errors`` name which); one title per problem type, as RFC 9457 has it
 INVALID_REQUEST = "The request is invalid"
 FASTAPI_BODY_UNPARSED = "There was an error parsing the body"  # fastapi.routing's detail for an undecodable body
+#: set in a request's scope when its answer is a refusal that changed nothing (a validation error): the idempotency
+#: middleware then releases the request's key instead of keeping the refusal (api.idempotency)
+NOTHING_DONE = "creditmesh.nothing-done"
 #: what SQLAlchemy raises when the database is down, restarting, dropped the connection or has no connection free;
 #: the request's unit of work did not commit, so asking again (a POST with its Idempotency-Key) is safe
 DATABASE_UNAVAILABLE: tuple[type[sa_exc.SQLAlchemyError], ...] = (
@@ -307,6 +310,7 @@ def install(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        request.scope[NOTHING_DONE] = True
         return problem(422, "validation-error", INVALID_REQUEST, detail, request.url.path, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
@@ -315,6 +319,7 @@ def install(app: FastAPI) -> None:
             # FastAPI answers 400 for a body it cannot decode (not UTF-8) and 422 for broken JSON: one answer for both
             errors = [{"field": "body", "message": "not JSON in UTF-8"}]
             detail = "body: not JSON in UTF-8"
+            request.scope[NOTHING_DONE] = True
             return problem(422, "validation-error", INVALID_REQUEST, detail, request.url.path, errors=errors)
         # a type and a title per condition (RFC 9457): a router's refusal names its own, any other HTTPException (a
         # 401, a webhook's refusal, Starlette's 404 and 405) its status's; the detail says the specifics

@@ -203,3 +203,16 @@ def test_head_is_answered_wherever_get_is_with_its_headers_and_no_body(platform:
             assert head.headers["content-type"] == got.headers["content-type"], path
         assert admin.head("/v1/loans/nope").status_code == 404
         assert admin.head("/v1/quotes/some-quote/accept").status_code == 405  # POST only: no GET, no HEAD
+
+
+def test_a_request_refused_by_validation_does_not_use_its_idempotency_key_up(platform: RunningPlatform) -> None:
+    key = {"Idempotency-Key": secrets.token_hex(16)}
+    wallet = Account.create().address
+    with _admin(platform) as admin:
+        _problem(
+            admin.post("/v1/borrowers", json={"wallet_address": wallet[:-1]}, headers=key), 422, "validation-error"
+        )
+        corrected = admin.post("/v1/borrowers", json={"wallet_address": wallet}, headers=key)
+        assert corrected.status_code == 201, corrected.text  # not 422 idempotency-key-reused
+        replayed = admin.post("/v1/borrowers", json={"wallet_address": wallet}, headers=key)
+        assert (replayed.json(), replayed.headers["idempotent-replayed"]) == (corrected.json(), "true")

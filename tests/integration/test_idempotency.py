@@ -1,8 +1,8 @@
 """Idempotency-Key (issue 17, the IETF draft's semantics) through real routers in-process, on a real database: a
 retry with the same key and body replays the stored response (the borrower registered once); another body with the
-key is 422; a duplicate while the first still runs is 409; 5xx answers, answers with Retry-After and requests that
-never finished are not stored; keys are kept 24 hours, per client, and shared by every process through the database
-(PostgreSQL)."""
+key is 422; a duplicate while the first still runs is 409; 5xx answers, answers with Retry-After, validation errors
+(which changed nothing: the corrected request may use the key) and requests that never finished are not stored; keys
+are kept 24 hours, per client, and shared by every process through the database (PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -142,14 +142,25 @@ async def test_a_retry_replays_the_first_response_and_another_body_is_refused(tm
         for _ in range(2):
             plain = await client.post("/v1/api-keys", json={"role": "auditor", "label": "no key"})
             assert plain.status_code == 201
-        # a stored 4xx is replayed too: the retry of a refused request is refused the same way
-        bad = {"Idempotency-Key": "bad-body"}
-        refused = await client.post("/v1/api-keys", json={"role": "auditor"}, headers=bad)
-        assert refused.status_code == 422
-        replayed = await client.post("/v1/api-keys", json={"role": "auditor"}, headers=bad)
+        # a refusal of what the operation did is a 4xx stored and replayed: the retry is refused the same way
+        taken = {"Idempotency-Key": "wallet-taken"}
+        refused = await client.post("/v1/borrowers", json={"wallet_address": wallet}, headers=taken)
+        assert refused.status_code == 409
+        replayed = await client.post("/v1/borrowers", json={"wallet_address": wallet}, headers=taken)
         assert replayed.json() == refused.json()
         assert replayed.headers["idempotent-replayed"] == "true"
-    assert _count(database, ApiKeyRow) == 4  # the bootstrap key, the borrower's and the two without a key
+        # a validation error changed nothing: it is not kept, and the corrected request runs with the same key
+        bad = {"Idempotency-Key": "bad-body"}
+        for _ in range(2):
+            invalid = await client.post("/v1/api-keys", json={"role": "auditor"}, headers=bad)
+            assert invalid.status_code == 422
+            assert invalid.json()["type"].endswith("/validation-error")
+            assert "idempotent-replayed" not in invalid.headers
+        corrected = await client.post("/v1/api-keys", json={"role": "auditor", "label": "fixed"}, headers=bad)
+        assert corrected.status_code == 201, corrected.text
+        again = await client.post("/v1/api-keys", json={"role": "auditor", "label": "fixed"}, headers=bad)
+        assert (again.json(), again.headers["idempotent-replayed"]) == (corrected.json(), "true")
+    assert _count(database, ApiKeyRow) == 5  # the bootstrap key, the borrower's, the two without a key, the fixed one
     database.dispose()
 
 
