@@ -24,6 +24,7 @@ from sqlalchemy.orm import sessionmaker
 from web3 import Web3
 from web3.contract import Contract
 from web3.datastructures import AttributeDict
+from web3.exceptions import BlockNotFound
 from web3.types import TxReceipt
 
 from chain.artifacts import PROJECT_ROOT, Artifact, load_artifact
@@ -83,7 +84,9 @@ class DeploymentRecord(BaseModel):
     chain_id: int
     profile: str
     source_commit: str = "unknown"
-    genesis_hash: str = ""  # block 0 of the chain deployed to: a restarted devnet is another chain
+    #: the genesis block of the chain deployed to, as its block 1 names it (``chain_genesis_hash``): a restarted
+    #: devnet is another chain, one restarted on its kept state is the same
+    genesis_hash: str = ""
     deployed_at: str = ""
     contracts: dict[str, DeployedContract] = Field(default_factory=dict)
     steps: list[str] = Field(default_factory=list)
@@ -143,6 +146,24 @@ class DeploymentRecord(BaseModel):
         tmp.replace(path)
 
 
+def chain_genesis_hash(w3: Web3) -> str:
+    """The hash of ``w3``'s chain's genesis block as its block 1 names it (block 1's parent hash), or block 0's own
+    while there is no block 1.
+
+    Not block 0's own hash once there is a block 1: anvil (1.7.1) started on a kept ``--state`` file writes another
+    genesis block, stamped with that start's time, into it at every start, and answers for block 0 with any of the
+    copies; the blocks after it keep their hashes, block 1's parent hash among them (the genesis it was built on).
+    On any other chain the two are the same block. (A kept chain of block 0 alone builds its block 1 on the copy it
+    answers for block 0, so a record stamped before its first transaction names the same genesis.)"""
+    try:
+        first = w3.eth.get_block(1)
+    except BlockNotFound:
+        genesis = w3.eth.get_block(0)["hash"]
+        assert genesis is not None
+        return genesis.to_0x_hex()
+    return first["parentHash"].to_0x_hex()
+
+
 def source_commit() -> str:
     try:
         out = subprocess.run(
@@ -163,8 +184,9 @@ class Deployer:
     ``step:<chain id>:<name>``, persisted before anything is signed in ``<record_path>.<genesis>.intents.db`` (a
     temporary file when there is no record path), so a run killed at any point resumes the same intents on the
     next run and never deploys a contract twice. An intent that failed (reverted, refused) is retried on the next
-    run as ``<key>:retry-<n>``. The intents file is named after the chain's genesis block, so a restarted devnet
-    never resumes another chain's transactions.
+    run as ``<key>:retry-<n>``. The intents file is named after the chain's genesis block (``chain_genesis_hash``), so
+    a restarted devnet never resumes another chain's transactions, and one restarted on its kept state resumes its
+    own.
 
     ``close()`` (or ``with Deployer(...)``) stops the thread; a Deployer dropped without it is closed when it is
     garbage collected. ``config`` (the chain's registry entry: confirmations, fee cap) and ``store`` (e.g. the
@@ -188,9 +210,7 @@ class Deployer:
         if actual != record.chain_id:
             raise ChainIdMismatch(str(w3.provider), record.chain_id, actual)
         self.w3, self.signer, self.record, self.record_path = w3, signer, record, record_path
-        genesis = w3.eth.get_block(0)["hash"]
-        assert genesis is not None
-        genesis_hash = genesis.to_0x_hex()
+        genesis_hash = chain_genesis_hash(w3)
         if record.genesis_hash and record.genesis_hash != genesis_hash:
             raise ConfigurationError(
                 f"deployments record {record_path or '(in memory)'} was made on another {record.chain_name} "

@@ -68,6 +68,40 @@ def test_a_devnet_with_a_state_directory_keeps_its_chain_across_restarts(tmp_pat
         again.stop()
 
 
+def test_a_kept_chain_is_its_records_chain_at_every_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """anvil writes another genesis block, stamped with the start's time, into a kept state file at every start and
+    answers for block 0 with any of the copies: the deployments record, stamped with block 0's hash, used to be
+    refused as another chain's at the first restart where block 0 was another copy, leaving only `creditmesh reset`
+    (every loan, key and record gone). The chain is known by the genesis its block 1 was built on. Restarted at
+    least three times, and until block 0 has been another copy at least once."""
+    data, chain = tmp_path / "data", CHAIN.model_copy(update={"port": free_port()})
+    for module in (api.local_platform, api.cli.run):
+        monkeypatch.setattr(module, "LOCAL_CHAINS", (chain,))
+    deployer = devnet_account(0).address
+    with local_chains(data / "deployments", state_dir=data / "devnets") as first:
+        deployed = first.deployments[chain.name]
+        w3 = Web3(Web3.HTTPProvider(first.devnets[0].rpc_url))
+        sent, head, first_block = w3.eth.get_transaction_count(deployer), w3.eth.block_number, w3.eth.get_block(1)
+    restarts, another_block_0 = 0, 0
+    while restarts < 3 or (another_block_0 == 0 and restarts < 12):
+        time.sleep(1.1)  # another second: another genesis block in the state file
+        with local_chains(data / "deployments", state_dir=data / "devnets") as again:
+            restarts += 1
+            kept = again.deployments[chain.name]
+            w3 = Web3(Web3.HTTPProvider(again.devnets[0].rpc_url))
+            assert (kept.genesis_hash, kept.contracts, kept.steps) == (
+                deployed.genesis_hash,
+                deployed.contracts,
+                deployed.steps,
+            )
+            assert (w3.eth.get_transaction_count(deployer), w3.eth.block_number) == (sent, head)  # nothing redeployed
+            assert w3.eth.get_block(1)["hash"] == first_block["hash"]
+            another_block_0 += w3.eth.get_block(0)["hash"] != first_block["parentHash"]
+    assert another_block_0, f"block 0 was its first copy at each of {restarts} restarts: nothing was tested"
+    assert deployed.genesis_hash == first_block["parentHash"].to_0x_hex()
+    assert len(list((data / "deployments").glob("*.intents.db"))) == 1  # the deployment's intents: one chain's
+
+
 def test_reset_forgets_the_local_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "data"
     kept = [
