@@ -3,7 +3,8 @@ every ``CREDITMESH_*`` variable they set must be a field of ``api.settings.Setti
 unknown one silently), and the settings each process would start with — secrets filled with fresh strong values —
 must pass ``Settings``' own production validation (which refuses any required secret left at its local default).
 The commands, ports and probes must agree with the CLI and the health endpoints, and nginx's wait for an answer with
-the API's longest own wait (an accept's)."""
+the API's longest own wait (an accept's). The one-off commands (compose services under a profile, Kubernetes
+CronJobs: the sanctions import a first deployment needs before the API can be ready) are checked the same way."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ class Process:
     args: list[str]
     env: dict[str, str]
     files: dict[str, str]  # path inside the container → content, for the mounted files the manifests provide
-    port: int
+    port: int | None  # the port it serves and is probed on; None: a one-off command (a sanctions import)
+    ready: str | None = None  # the path its readiness is probed on (compose: its healthcheck)
+    mounts: tuple[str, ...] = ()  # the directories mounted into the container
 
 
 def secret_value(name: str) -> str:
@@ -87,67 +90,117 @@ def _env_file() -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
+def _compose_services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
+    return {name: service for name, service in services.items() if "creditmesh" in service.get("image", "")}
+
+
+def _compose_process(name: str, service: dict[str, Any], env_file: dict[str, str]) -> Process:
+    env = {key: _interpolate(str(value), env_file) for key, value in service["environment"].items()}
+    mounts = [volume.split(":") for volume in service["volumes"]]
+    files = {
+        f"{target}/{path.relative_to(DEPLOY / source).as_posix()}": path.read_text()
+        for source, target, *_ in mounts
+        for path in (DEPLOY / source).rglob("*")
+        if path.is_file()
+    }
+    port, ready = None, None
+    if "healthcheck" in service:
+        probe = service["healthcheck"]["test"][-1].split("127.0.0.1:")[1]
+        port, ready = int(probe.split("/")[0]), "/" + probe.split("/", 1)[1].split("'")[0]
+    targets = tuple(target for _, target, *_ in mounts)
+    return Process(f"compose {name}", service["command"], env, files, port, ready, targets)
+
+
 def compose_processes() -> dict[str, Process]:
-    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    """The services `up` starts, each serving and probed."""
     env_file = _env_file()
-    found = {}
-    for name, service in compose["services"].items():
-        if "creditmesh" not in service.get("image", ""):
-            continue
-        env = {key: _interpolate(str(value), env_file) for key, value in service["environment"].items()}
-        mounts = [volume.split(":") for volume in service["volumes"]]
-        files = {
-            f"{target}/{path.relative_to(DEPLOY / source).as_posix()}": path.read_text()
-            for source, target, *_ in mounts
-            for path in (DEPLOY / source).rglob("*")
-            if path.is_file()
-        }
-        port = int(service["healthcheck"]["test"][-1].split("127.0.0.1:")[1].split("/")[0])
-        assert "/readyz" in service["healthcheck"]["test"][-1]
-        found[name] = Process(f"compose {name}", service["command"], env, files, port)
-    return found
+    return {
+        name: _compose_process(name, service, env_file)
+        for name, service in _compose_services().items()
+        if not service.get("profiles")
+    }
+
+
+def compose_one_offs() -> dict[str, Process]:
+    """The services `up` leaves out (a profile), each run as `docker compose run --rm <name>`."""
+    env_file = _env_file()
+    return {
+        name: _compose_process(name, service, env_file)
+        for name, service in _compose_services().items()
+        if service.get("profiles")
+    }
 
 
 def _kubernetes_documents() -> list[dict[str, Any]]:
     return [document for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")) for document in _load(path)]
 
 
+def _pod_process(where: str, pod: dict[str, Any], config_maps: dict[str, dict[str, str]]) -> Process:
+    (container,) = pod["containers"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(config_maps[source["configMapRef"]["name"]])
+    for entry in container["env"]:
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+            continue
+        ref = entry["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == ("creditmesh-secrets", entry["name"]), entry
+        if not ref.get("optional"):
+            env[entry["name"]] = secret_value(entry["name"])
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    files = {}
+    for mount in container["volumeMounts"]:
+        config_map = volumes[mount["name"]].get("configMap")
+        if config_map and config_map["name"] in config_maps:  # creditmesh-deployments: the operator's records
+            for key, content in config_maps[config_map["name"]].items():
+                files[f"{mount['mountPath']}/{key}"] = content
+    mounts = tuple(mount["mountPath"] for mount in container["volumeMounts"])
+    if "readinessProbe" not in container:
+        return Process(where, container["args"], env, files, None, None, mounts)
+    (port,) = container["ports"]
+    ready = container["readinessProbe"]["httpGet"]
+    assert ready["port"] == port["name"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    return Process(where, container["args"], env, files, port["containerPort"], ready["path"], mounts)
+
+
+def _config_maps(documents: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    return {d["metadata"]["name"]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
+
+
 def kubernetes_processes() -> dict[str, Process]:
+    """The Deployments' containers, each serving and probed."""
     documents = _kubernetes_documents()
-    config_maps = {d["metadata"]["name"]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
-    found = {}
-    for deployment in (d for d in documents if d["kind"] == "Deployment"):
-        pod = deployment["spec"]["template"]["spec"]
-        (container,) = pod["containers"]
-        env: dict[str, str] = {}
-        for source in container.get("envFrom", []):
-            env.update(config_maps[source["configMapRef"]["name"]])
-        for entry in container["env"]:
-            if "value" in entry:
-                env[entry["name"]] = entry["value"]
-                continue
-            ref = entry["valueFrom"]["secretKeyRef"]
-            assert (ref["name"], ref["key"]) == ("creditmesh-secrets", entry["name"]), entry
-            if not ref.get("optional"):
-                env[entry["name"]] = secret_value(entry["name"])
-        volumes = {v["name"]: v for v in pod["volumes"]}
-        files = {}
-        for mount in container["volumeMounts"]:
-            config_map = volumes[mount["name"]].get("configMap")
-            if config_map and config_map["name"] in config_maps:  # creditmesh-deployments: the operator's records
-                for key, content in config_maps[config_map["name"]].items():
-                    files[f"{mount['mountPath']}/{key}"] = content
-        (port,) = container["ports"]
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
-        found[deployment["metadata"]["name"]] = Process(
-            f"kubernetes {deployment['metadata']['name']}", container["args"], env, files, port["containerPort"]
+    return {
+        d["metadata"]["name"]: _pod_process(
+            f"kubernetes {d['metadata']['name']}", d["spec"]["template"]["spec"], _config_maps(documents)
         )
-    return found
+        for d in documents
+        if d["kind"] == "Deployment"
+    }
+
+
+def _cron_jobs() -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in _kubernetes_documents() if d["kind"] == "CronJob"}
+
+
+def kubernetes_one_offs() -> dict[str, Process]:
+    """The CronJobs' containers (each also run at once with `kubectl create job --from=cronjob/<name>`)."""
+    config_maps = _config_maps(_kubernetes_documents())
+    return {
+        name: _pod_process(f"kubernetes {name}", job["spec"]["jobTemplate"]["spec"]["template"]["spec"], config_maps)
+        for name, job in _cron_jobs().items()
+    }
+
+
+def serving_processes() -> list[Process]:
+    return [*compose_processes().values(), *kubernetes_processes().values()]
 
 
 def all_processes() -> list[Process]:
-    return [*compose_processes().values(), *kubernetes_processes().values()]
+    return [*serving_processes(), *compose_one_offs().values(), *kubernetes_one_offs().values()]
 
 
 @pytest.mark.parametrize("process", all_processes(), ids=lambda p: p.where)
@@ -197,7 +250,7 @@ def test_api_replicas_run_no_workers_and_one_service_runs_them_all(processes: An
             assert {f"{PREFIX}KEEPER_KEY", f"{PREFIX}AUDIT_ANCHOR_KEY"} <= set(found[name].env), name
 
 
-@pytest.mark.parametrize("process", all_processes(), ids=lambda p: p.where)
+@pytest.mark.parametrize("process", serving_processes(), ids=lambda p: p.where)
 def test_the_command_is_the_cli_serving_on_the_probed_port(process: Process) -> None:
     args = build_parser().parse_args(process.args)
     assert (args.command, args.host, args.port) == ("serve", "0.0.0.0", process.port)  # noqa: S104 - in a container
@@ -243,3 +296,60 @@ def test_nginx_waits_for_an_answer_past_an_accept_s_own_wait() -> None:
     accept_wait = float(api.env.get(name, Settings.model_fields["accept_wait_seconds"].default))
     (read_timeout,) = re.findall(r"proxy_read_timeout (\d+)s;", (DEPLOY / "nginx.conf").read_text())
     assert float(read_timeout) >= answer_timeout(accept_wait), f"nginx gives up before an accept's {accept_wait:g} s"
+
+
+@pytest.mark.parametrize(
+    ("serving", "one_offs"), [(compose_processes, compose_one_offs), (kubernetes_processes, kubernetes_one_offs)]
+)
+def test_only_the_api_waits_for_sanctions_lists_in_date_and_a_one_off_imports_them(serving: Any, one_offs: Any) -> None:
+    """/readyz is 503 while a sanctions list is past its maximum age (14 days here), and the image ships older lists:
+    a fresh deployment never became ready — compose never started the API (it waited for the workers' /readyz) nor
+    the balancer, and no pod was Ready — until someone ran `creditmesh sanctions import`, which neither the manifests
+    nor the README said, nor how in a container. The API must not quote on stale lists (its readiness is /readyz);
+    the workers screen no one (theirs is /healthz); and each form has the import, run like the manifests' others."""
+    processes: dict[str, Process] = serving()
+    for name, process in processes.items():
+        assert process.ready == ("/readyz" if name.endswith("api") else "/healthz"), process.where
+    assert all(int(p.env[f"{PREFIX}SANCTIONS_NAME_LIST_MAX_AGE_DAYS"]) <= 31 for p in processes.values())
+
+    (importer,) = one_offs().values()
+    args = build_parser().parse_args(importer.args)
+    assert (args.command, args.sanctions_command, args.sdn) == ("sanctions", "import", None)
+    assert args.xml.parent.as_posix() in importer.mounts, f"{importer.where}: {args.xml} is not in a mounted directory"
+    api = next(p for name, p in processes.items() if name.endswith("api"))
+    settings = {n for n in api.env if n.startswith(PREFIX)} - {f"{PREFIX}WORKERS"}
+    assert {n for n in importer.env if n.startswith(PREFIX)} == settings, "the import stores where the API reads"
+
+
+def test_compose_s_first_steps_import_the_lists_before_up() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    service = compose["services"]["sanctions-import"]
+    assert service["profiles"], "not started by `up`: a one-off"
+    (source,) = [v.split(":")[0] for v in service["volumes"] if v.split(":")[1] == "/import"]
+    assert (DEPLOY / source).is_dir(), f"{source}, where the operator puts SDN.XML, is not in deploy/"
+    xml = build_parser().parse_args(service["command"]).xml
+    assert xml.parent.as_posix() == "/import"
+    steps = [line.removeprefix("#").strip() for line in (DEPLOY / "docker-compose.yml").read_text().splitlines()]
+    download = next(
+        i
+        for i, line in enumerate(steps)
+        if line.startswith("curl ") and f"deploy/{source.removeprefix('./')}/{xml.name} " in line
+    )
+    run = next(
+        i for i, line in enumerate(steps) if line.startswith("docker compose") and "run --rm sanctions-import" in line
+    )
+    up = next(i for i, line in enumerate(steps) if line.startswith("docker compose") and " up -d" in line)
+    assert download < run < up
+
+
+def test_kubernetes_fetches_the_lists_for_its_import_and_says_how_to_run_it_at_once() -> None:
+    (name, job), (importer,) = *_cron_jobs().items(), kubernetes_one_offs().values()
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (download,) = pod["initContainers"]
+    xml = build_parser().parse_args(importer.args).xml
+    assert download["command"][-1] == xml.as_posix()
+    (shared,) = [m["name"] for m in download["volumeMounts"] if m["mountPath"] == xml.parent.as_posix()]
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == shared)
+    assert download["command"][-2].startswith("https://")
+    manifest = next(p for p in (DEPLOY / "kubernetes").glob("*.yaml") if f"name: {name}\n" in p.read_text())
+    assert f"kubectl create job --from=cronjob/{name} " in manifest.read_text()
