@@ -209,7 +209,10 @@ def _new_borrower_key(api_url: str, admin_key: str, wallet: str, settings: Setti
 
 
 def _print_example(port: int, api_key: str, wallet: str, admin_key: str) -> None:
+    """How to use the running platform; the wallet commands name the API's URL when it is not their default port (they
+    went to port 8000 after ``run --port N``: to nothing, or to another server there)."""
     url = f"http://127.0.0.1:{port}"
+    at = "" if port == API_PORT else f" --api-url {url}"
     print(
         f"""
 creditmesh is up: {url}  (OpenAPI: {url}/docs)
@@ -225,14 +228,14 @@ profile on file), API key:
     | tee /tmp/quotes.json | python3 -m json.tool | head -60
 
 2. Accept the best quote (signs a collateral permit and the EIP-712 acceptance with the devnet key, posts them):
-  uv run creditmesh wallet accept --account 6 --api-key $CM_KEY \\
+  uv run creditmesh wallet accept --account 6 --api-key $CM_KEY{at} \\
     --quote-id $(python3 -c "import json;print(json.load(open('/tmp/quotes.json'))['quotes'][0]['id'])")
 
 3. See the loan and its on-chain record: GET {url}/v1/loans/<loan id> with the same X-API-Key.
 
 4. Repay part, then everything (signs a Repayment and a USDC permit; the platform relays, no gas):
-  uv run creditmesh wallet repay --account 6 --api-key $CM_KEY --loan-id <loan id> --amount 100.00
-  uv run creditmesh wallet repay --account 6 --api-key $CM_KEY --loan-id <loan id> --amount max
+  uv run creditmesh wallet repay --account 6 --api-key $CM_KEY{at} --loan-id <loan id> --amount 100.00
+  uv run creditmesh wallet repay --account 6 --api-key $CM_KEY{at} --loan-id <loan id> --amount max
 Ctrl-C stops everything; the next `make run` carries on with these chains, loans and keys (`make reset` starts
 over).""",
         flush=True,

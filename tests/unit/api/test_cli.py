@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import socket
 from pathlib import Path
 
@@ -253,3 +255,17 @@ def test_a_repayment_amount_that_is_no_amount_is_one_line_before_any_chain_is_as
     loan = {"contract": "0x" + "11" * 20, "onchain_loan_id": "1", "chain_id": 31337}
     with pytest.raises(SystemExit, match="is not an amount"):
         signed_repayment(account, loan, amount, "http://127.0.0.1:9")  # nothing listens: never asked
+
+
+@pytest.mark.parametrize("port", [8000, 9001])
+def test_the_wallet_commands_run_prints_go_to_the_api_it_started(port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """After ``run --port 9001`` the printed ``wallet accept`` and ``repay`` went to the wallet's default, port 8000:
+    to nothing, or to another server there."""
+    run._print_example(port, "cm_demo", "0x" + "11" * 20, "cm_admin")
+    printed = capsys.readouterr().out.replace("\\\n", " ")
+    commands = [line.split("creditmesh ", 1)[1] for line in printed.splitlines() if "creditmesh wallet" in line]
+    assert [command.split()[1] for command in commands] == ["accept", "repay", "repay"]
+    for command in commands:
+        filled = re.sub(r"\$\(python3 .*\)$", "q1", command).replace("<loan id>", "l1").replace("$CM_KEY", "cm_demo")
+        args = build_parser().parse_args(shlex.split(filled))
+        assert args.api_url == f"http://127.0.0.1:{port}", command
