@@ -6,7 +6,7 @@ a permit the borrower needs no ETH for gas: the platform relays ``openLoanWithPe
 from __future__ import annotations
 
 import time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -15,6 +15,8 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
+from aggregator.assets import Asset, parse_amount
+from aggregator.errors import InvalidCreditRequest
 from chain.artifacts import load_artifact
 from contracts import typed_data
 from contracts.typed_data import REPAY_ALL, Domain, Repayment
@@ -93,14 +95,22 @@ def accept_quote(account: LocalAccount, api_url: str, api_key: str, quote_id: st
 
 
 def _amount(text: str) -> Decimal:
-    """A repayment's amount as typed (``100.50``); ``SystemExit`` with one line for anything else."""
+    """A repayment's amount as typed (``100.50``), as the API takes one (``aggregator.assets.parse_amount``: ASCII
+    digits with an optional fraction, above 0; no sign, no exponent); ``SystemExit`` with one line for anything else.
+    """
     try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise SystemExit(f"{text!r} is not an amount: a decimal like 100.50, or max") from None
-    if not amount.is_finite() or amount <= 0:
-        raise SystemExit(f"{text!r} is not an amount: a decimal above 0, like 100.50, or max")
-    return amount
+        return parse_amount(text, "amount")
+    except InvalidCreditRequest:
+        raise SystemExit(f"{text!r} is not an amount: a decimal above 0 like 100.50, or max") from None
+
+
+def _base_units(text: str, symbol: str, decimals: int) -> int:
+    """``text`` in base units of the loan's asset, within what the contracts hold (``Asset.to_base_units``, as the
+    API converts it); ``SystemExit`` with one line for more decimals than the asset has, or an amount too large."""
+    try:
+        return Asset(symbol, decimals, Decimal(0)).to_base_units(_amount(text), "amount")
+    except InvalidCreditRequest as err:
+        raise SystemExit(f"{text} is refused: {err.message}") from None
 
 
 def _next_repayment_nonce(aggregator: Any, borrower: str, loan_ref: int) -> int:
@@ -130,10 +140,8 @@ def signed_repayment(account: LocalAccount, loan: dict[str, Any], amount: str, r
         owed = principal + interest
         signed_amount, allowance = REPAY_ALL, owed + owed * MAX_PERMIT_MARGIN_BPS // 10_000 + 1
     else:
-        scaled = _amount(amount) * 10 ** int(erc20.functions.decimals().call())
-        if scaled != scaled.to_integral_value():
-            raise SystemExit(f"{amount} has more decimals than the loan's asset")
-        signed_amount = allowance = int(scaled)
+        decimals, symbol = int(erc20.functions.decimals().call()), str(erc20.functions.symbol().call())
+        signed_amount = allowance = _base_units(amount, symbol, decimals)
     deadline = int(time.time()) + 3_600
     nonce = _next_repayment_nonce(aggregator, account.address, loan_ref)
     repayment = Repayment(loan_ref, signed_amount, nonce, deadline)

@@ -8,16 +8,31 @@ import math
 import re
 from collections.abc import Callable
 
-__all__ = ["API_PORT", "bytes32_hex", "devnet_index", "local_rpc", "positive_number", "positive_seconds"]
+__all__ = [
+    "API_PORT",
+    "bytes32_hex",
+    "devnet_index",
+    "local_rpc",
+    "positive_number",
+    "positive_seconds",
+    "tcp_port",
+]
 
 API_PORT = 8000  # the API's port in `creditmesh run` and `creditmesh serve`
 
 
 def local_rpc(chain_name: str) -> str:
-    """The RPC URL of a local devnet on its fixed ``make run`` port."""
+    """The RPC URL of a local devnet on its fixed ``make run`` port; ``ConfigurationError`` for a chain that is not
+    one of them (a bare ``next()`` ended the command in a ``StopIteration`` traceback)."""
     from chain.config import LOCAL_CHAINS
+    from chain.errors import ConfigurationError
 
-    port = next(chain.port for chain in LOCAL_CHAINS if chain.name == chain_name)
+    port = next((chain.port for chain in LOCAL_CHAINS if chain.name == chain_name), None)
+    if port is None:
+        local = ", ".join(chain.name for chain in LOCAL_CHAINS)
+        raise ConfigurationError(
+            f"{chain_name} is not a local devnet ({local}): give --chains-file, the chains file naming its RPC URL"
+        )
     return f"http://127.0.0.1:{port}"
 
 
@@ -49,6 +64,13 @@ def devnet_index(text: str) -> int:
 
     if not text.isdigit() or int(text) >= DEVNET_ACCOUNTS:
         raise argparse.ArgumentTypeError(f"{text!r} is no devnet account: 0 to {DEVNET_ACCOUNTS - 1}")
+    return int(text)
+
+
+def tcp_port(text: str) -> int:
+    """A ``--port``: 1 to 65535 (70000 ended ``creditmesh run`` in an OverflowError traceback from the socket)."""
+    if not text.isdigit() or not 0 < int(text) < 2**16:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port: 1 to 65535")
     return int(text)
 
 

@@ -23,7 +23,7 @@ from api.audit_jobs import AnchorChain, AnchoringFailed, anchor, seal, verify_lo
 from api.bootstrap import chain_registry, load_records
 from api.settings import Settings
 from chain.client import ChainClient
-from chain.errors import ConfigurationError
+from chain.errors import ConfigurationError, RpcUnavailable
 from chain.signers import LocalSigner, Role, Signer, devnet_signer
 from chain.transactions import TransactionManager
 from compliance.audit_anchor import AnchorContract
@@ -66,7 +66,12 @@ async def _chains(
     opened: list[AnchorChain] = []
     try:
         for config in configs:
-            client = await ChainClient(config).connect()
+            client = ChainClient(config)
+            try:
+                await client.connect()
+            except RpcUnavailable as err:
+                await client.close()
+                raise RpcUnavailable(f"cannot reach {config.name}: {err}") from err
             transactions = None
             if signer is not None:
                 store = SqlChainStore(database.sessions)
@@ -80,6 +85,14 @@ async def _chains(
             if chain.transactions is not None:
                 await chain.transactions.close()
             await chain.client.close()
+
+
+def _unreachable(command: str, err: RpcUnavailable) -> str:
+    """One line for a chain that does not answer (a traceback before), with the ways on."""
+    return (
+        f"audit {command}: {err}; start it, or leave it out with --chains NAME … "
+        "(`audit verify --offline` checks the log alone)"
+    )
 
 
 def cmd_seal(args: argparse.Namespace) -> None:
@@ -105,6 +118,8 @@ def cmd_anchor(args: argparse.Namespace) -> None:
         done = asyncio.run(main())
     except ConfigurationError as err:
         raise SystemExit(str(err)) from err
+    except RpcUnavailable as err:  # before anything was anchored: a chain down at the start
+        raise SystemExit(_unreachable("anchor", err)) from err
     except AnchoringFailed as err:  # the other chains are anchored: say so, and which failed
         done, failed = err.anchored, err.failed
     finally:
@@ -131,6 +146,8 @@ def cmd_verify(args: argparse.Namespace) -> None:
         report = asyncio.run(main())
     except ConfigurationError as err:
         raise SystemExit(str(err)) from err
+    except RpcUnavailable as err:
+        raise SystemExit(_unreachable("verify", err)) from err
     finally:
         database.dispose()
     print(

@@ -19,7 +19,7 @@ import httpx
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from api.cli._common import API_PORT, local_rpc
+from api.cli._common import API_PORT, local_rpc, tcp_port
 from api.demo import onboard
 from api.journey import fund_on_devnets, journey
 from api.local_platform import ServicePorts, ServicePortTaken, local_chains, platform_services, read_fleet
@@ -54,6 +54,13 @@ def _start(args: argparse.Namespace, settings: Settings) -> None:
     print("creditmesh: " + ("the chains, records and keys of the last run, kept" if kept else "a fresh platform"))
     try:
         _run(args, settings, state_dir)
+    except KeyboardInterrupt:  # Ctrl-C before the platform was up (after it, the signal is waited for, not raised)
+        print(
+            "\ncreditmesh: stopped (Ctrl-C) while starting; what was done is kept, the next run carries on",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(130) from None
     except DevnetPortTaken as err:  # the message, not a traceback: the usual cause is a run still going elsewhere
         _refused(f"{err} (is another `creditmesh run` still running?)", err)
     except ServicePortTaken as err:  # e.g. a development server on 8000, which would answer for the API
@@ -116,9 +123,27 @@ def _show_journey(api_url: str, admin_key: str) -> None:
     and 50 USDC), so the demo borrower below starts fresh and a kept platform shows it again."""
     account: LocalAccount = Account.create()
     print(f"\nA borrower's journey (a new wallet {account.address} without ETH: the platform relays everything):")
-    fund_on_devnets(api_url, admin_key, local_rpc, account.address)
-    key = onboard(api_url, admin_key, account.address)
-    journey(api_url, key, account, local_rpc, lambda line: print(f"  {line}", flush=True))
+    reached: list[str] = []
+
+    def say(line: str) -> None:
+        reached.append(" ".join(line.split()))
+        print(f"  {line}", flush=True)
+
+    try:
+        fund_on_devnets(api_url, admin_key, local_rpc, account.address)
+        key = onboard(api_url, admin_key, account.address)
+        journey(api_url, key, account, local_rpc, say)
+    except KeyboardInterrupt:
+        # the wallet's key lived in this process alone: what it holds on the kept chains stays there, unreachable
+        after = f"after step {reached[-1]!r}" if reached else "before its first step"
+        print(
+            f"\ncreditmesh: the journey was stopped {after}. Its wallet {account.address} (a throwaway: its key was "
+            "not kept) is left with what it holds on these devnets, a loan it opened too, and a request, accept or "
+            "repayment under way may still complete; the next run's journey uses a new wallet.",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise
 
 
 def _local_files(settings: Settings) -> list[Path]:
@@ -246,7 +271,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     run = commands.add_parser(
         "run", help="the whole platform locally: devnets, contracts, simulated lenders and identity providers, API"
     )
-    run.add_argument("--port", type=int, default=API_PORT)
+    run.add_argument("--port", type=tcp_port, default=API_PORT)
     run.add_argument(
         "--fleet",
         type=Path,

@@ -28,7 +28,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from api.cli._common import API_PORT
+from api.cli._common import API_PORT, tcp_port
 
 if TYPE_CHECKING:
     from api.balancer import Backend, Balancer
@@ -237,7 +237,7 @@ async def serve_processes(
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     serve = commands.add_parser("serve", help="the API only, configured by CREDITMESH_* variables")
-    serve.add_argument("--port", type=int, default=API_PORT)
+    serve.add_argument("--port", type=tcp_port, default=API_PORT)
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container: deploy/, README)"
     )

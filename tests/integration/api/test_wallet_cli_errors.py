@@ -3,6 +3,7 @@ a traceback."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,24 @@ def test_the_wallet_says_in_one_line_when_the_api_is_down_or_refuses(tmp_path: P
         main(["wallet", "repay", "--loan-id", "l9", "--amount", "1", "--api-key", "k", "--api-url", url])
     with pytest.raises(SystemExit, match=r"wallet sign: .*No such file"):
         main(["wallet", "sign", str(tmp_path / "missing.json")])
+
+
+def test_a_quote_or_loan_on_a_chain_that_is_not_a_local_devnet_needs_the_chains_file() -> None:
+    """Without ``--chains-file`` the wallet looks a chain's RPC URL up among the local devnets: a bare ``next()``
+    ended ``accept`` and ``repay`` of a quote or loan on any other chain in a StopIteration traceback."""
+    app = FastAPI()
+
+    @app.get("/v1/quotes/{quote_id}")
+    async def quote(quote_id: str) -> dict[str, str]:
+        return {"id": quote_id, "chain": "ethereum"}
+
+    @app.get("/v1/loans/{loan_id}")
+    async def loan(loan_id: str) -> dict[str, str]:
+        return {"id": loan_id, "chain": "arbitrum"}
+
+    hint = "is not a local devnet (ethereum-local, polygon-local, arbitrum-local): give --chains-file"
+    with served(app, free_port()) as url:
+        with pytest.raises(SystemExit, match=f"^wallet accept: ethereum {re.escape(hint)}"):
+            main(["wallet", "accept", "--quote-id", "q1", "--api-key", "k", "--api-url", url])
+        with pytest.raises(SystemExit, match=f"^wallet repay: arbitrum {re.escape(hint)}"):
+            main(["wallet", "repay", "--loan-id", "l1", "--amount", "1", "--api-key", "k", "--api-url", url])

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from api.cli import main
+from chain.config import ChainConfig
+from chain.deployment import DeployedContract, DeploymentRecord
+from chain.devnet import free_port
+from chain.signers import devnet_account
 from store.db import Database
 from tests.support.devnet import DeployedChain
 from tests.support.reconcile import LoanMaker
@@ -105,3 +109,37 @@ def test_reconcile_from_a_block_past_the_head_is_refused_and_stores_no_run(
             assert connection.exec_driver_sql("select count(*) from reconciliation_runs").scalar_one() == 0
     finally:
         database.dispose()
+
+
+@pytest.mark.parametrize("command", ["anchor", "verify"])
+def test_audit_against_a_chain_that_does_not_answer_says_so_in_one_line(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the chains stopped, ``audit anchor`` and ``audit verify`` ended in an RpcUnavailable traceback."""
+    database_path = tmp_path / "creditmesh.db"
+    database = Database(f"sqlite:///{database_path}")
+    database.migrate()
+    database.dispose()
+    down = ChainConfig(
+        name="ethereum-local", chain_id=31337, rpc_urls=[f"http://127.0.0.1:{free_port()}"], block_time_seconds=1.0
+    )
+    chains_file = tmp_path / "chains.json"
+    chains_file.write_text(json.dumps([down.model_dump(mode="json")]))
+    anchor = DeployedContract(
+        artifact="AuditAnchor", address=devnet_account(19).address, tx_hash="0x" + "ab" * 32, block=1
+    )
+    record = DeploymentRecord(
+        chain_name=down.name, chain_id=down.chain_id, profile="devnet", contracts={"AuditAnchor": anchor}
+    )
+    record.save(tmp_path / "deployments" / f"{down.name}.json")
+    monkeypatch.setenv("CREDITMESH_DATABASE_URL", f"sqlite:///{database_path}")
+    monkeypatch.setenv("CREDITMESH_CHAINS_FILE", str(chains_file))
+    monkeypatch.setenv("CREDITMESH_DEPLOYMENTS_DIR", str(tmp_path / "deployments"))
+
+    with pytest.raises(SystemExit) as ended:
+        main(["audit", command])
+    said = str(ended.value.code)
+    assert said.startswith(f"audit {command}: cannot reach ethereum-local: no RPC URL of chain 31337 answered"), said
+    assert said.endswith("(`audit verify --offline` checks the log alone)")
+    assert "\n" not in said
+    assert "Traceback" not in capsys.readouterr().err

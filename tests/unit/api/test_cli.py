@@ -7,11 +7,13 @@ import re
 import shlex
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from eth_account import Account
 
+from api import wallet as wallet_amounts
 from api.cli import admin, build_parser, main, run, serve, wallet
 from api.local_platform import ServicePortTaken
 from api.settings import Settings
@@ -248,9 +250,11 @@ def test_an_operation_id_and_a_salt_in_any_case_are_read_in_lower_case() -> None
     assert parser.parse_args(["admin", "propose", "grace-period", "1", "--salt", mixed]).salt == mixed.lower()
 
 
-@pytest.mark.parametrize("amount", ["1,5", "abc", "0", "-2", "NaN", "Infinity"])
+@pytest.mark.parametrize("amount", ["1,5", "abc", "0", "-2", "NaN", "Infinity", "1e400", "1E2", "+5", " 5", "٣"])
 def test_a_repayment_amount_that_is_no_amount_is_one_line_before_any_chain_is_asked(amount: str) -> None:
-    """``Decimal("1,5")`` raised InvalidOperation (an ArithmeticError the command does not catch): a traceback."""
+    """``Decimal("1,5")`` raised InvalidOperation (an ArithmeticError the command does not catch): a traceback; and
+    ``1e400`` passed, to end in eth_abi's ValueOutOfBounds. An amount is what the API takes: ASCII digits, an
+    optional fraction."""
     account = Account.create()
     loan = {"contract": "0x" + "11" * 20, "onchain_loan_id": "1", "chain_id": 31337}
     with pytest.raises(SystemExit, match="is not an amount"):
@@ -269,3 +273,72 @@ def test_the_wallet_commands_run_prints_go_to_the_api_it_started(port: int, caps
         filled = re.sub(r"\$\(python3 .*\)$", "q1", command).replace("<loan id>", "l1").replace("$CM_KEY", "cm_demo")
         args = build_parser().parse_args(shlex.split(filled))
         assert args.api_url == f"http://127.0.0.1:{port}", command
+
+
+@pytest.mark.parametrize(
+    ("amount", "said"),
+    [
+        ("1" * 30, "1" * 30 + " is refused: larger than the largest USDC amount, 79228162514264337593543.950335"),
+        ("1.0000001", "1.0000001 is refused: USDC has 6 decimals"),
+    ],
+)
+def test_a_repayment_amount_the_contracts_cannot_hold_is_one_line(amount: str, said: str) -> None:
+    with pytest.raises(SystemExit) as refused:
+        wallet_amounts._base_units(amount, "USDC", 6)
+    assert refused.value.code == said
+    assert wallet_amounts._base_units("100.500000", "USDC", 6) == 100_500_000
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+@pytest.mark.parametrize("port", ["70000", "65536", "0", "-1", "80a"])
+def test_a_port_is_one_a_socket_can_take(
+    command: str, port: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``run --port 70000`` ended in an OverflowError traceback from the socket; now the parser refuses it."""
+    monkeypatch.setenv("CREDITMESH_DATA_DIR", str(tmp_path))
+    with pytest.raises(SystemExit) as refused:
+        main([command, "--port", port])
+    assert refused.value.code == 2
+    assert f"argument --port: '{port}' is not a TCP port: 1 to 65535" in capsys.readouterr().err
+    assert build_parser().parse_args([command, "--port", "65535"]).port == 65535
+
+
+def test_ctrl_c_while_starting_is_one_line_and_says_what_is_kept(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Ctrl-C before the platform was up (chains starting, contracts deploying, the journey) was a long traceback."""
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "_run", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        run._start(argparse.Namespace(reset=False), Settings(data_dir=tmp_path))
+    assert stopped.value.code == 130
+    said = capsys.readouterr().err
+    assert said.strip() == "creditmesh: stopped (Ctrl-C) while starting; what was done is kept, the next run carries on"
+
+
+@pytest.mark.parametrize(
+    ("steps", "after"), [(0, "before its first step"), (2, "after step '2. accept loan L1 opened'")]
+)
+def test_ctrl_c_during_the_journey_names_the_throwaway_wallet_and_where_it_stopped(
+    steps: int, after: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The journey's wallet is new each run and its key is never kept: stopped half-way, it leaves a loan open that
+    nobody can repay, and nothing said so."""
+    wallets = []
+
+    def journey(api_url: str, key: str, account: Any, rpc_for: Any, say: Any) -> None:
+        wallets.append(account.address)
+        for line in ["1. request  1,500 USDC", "2. accept   loan L1 opened"][:steps]:
+            say(line)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "fund_on_devnets", lambda *_: None)
+    monkeypatch.setattr(run, "onboard", lambda *_: "cm_key")
+    monkeypatch.setattr(run, "journey", journey)
+    with pytest.raises(KeyboardInterrupt):  # on to _start, which ends the run
+        run._show_journey("http://127.0.0.1:9", "cm_admin")
+    said = capsys.readouterr().err
+    assert f"the journey was stopped {after}. Its wallet {wallets[0]} (a throwaway: its key was not kept)" in said
