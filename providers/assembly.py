@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from aggregator.platform import ChainRuntime
     from api.settings import Settings
+    from chain.deployment import DeploymentRecord
     from providers.destinations import DestinationGuard
     from store.db import Database
 
@@ -75,8 +76,6 @@ async def build_providers(
     in the deployment records, and the registrations persisted through the API. With ``redis_url``, breaker state
     and rate limits are shared by every process. ``tokens``: each chain's listed token address by asset symbol (a
     pool registered through the API must lend its asset's)."""
-    from contracts.deploy import POOL_ASSETS, pool_key
-
     if spread_for_grade is None:
         from aggregator.risk_gate import spread_for_grade as default_spread
 
@@ -115,12 +114,35 @@ async def build_providers(
             lender.provider_id, "http", config, Capabilities(assets=frozenset(lender.assets))
         )
         await registry.add(registration, policy_for(settings, lender.provider_id), source="settings")
-    for runtime in chains.values():
-        for asset in POOL_ASSETS:
-            if pool_key(asset) in runtime.record.contracts:
-                provider_id = f"pool:{runtime.name}:{asset}"
-                config = {"chain": runtime.name, "asset": asset, "address": runtime.record.address(pool_key(asset))}
-                registration = ProviderRegistration(provider_id, "pool", config)
-                await registry.add(registration, policy_for(settings, provider_id), source="deployment")
+    for provider_id, pool in deployed_pools({name: runtime.record for name, runtime in chains.items()}).items():
+        registration = ProviderRegistration(provider_id, "pool", pool)
+        await registry.add(registration, policy_for(settings, provider_id), source="deployment")
     await registry.load_persisted()
     return registry
+
+
+def deployed_pools(records: Mapping[str, DeploymentRecord]) -> dict[str, dict[str, str]]:
+    """A pool provider (its id → its configuration) per chain and asset whose pool the deployment records hold."""
+    from contracts.deploy import POOL_ASSETS, pool_key
+
+    return {
+        f"pool:{name}:{asset}": {"chain": name, "asset": asset, "address": record.address(pool_key(asset))}
+        for name, record in records.items()
+        for asset in POOL_ASSETS
+        if pool_key(asset) in record.contracts
+    }
+
+
+def provider_ids(
+    settings: Settings, records: Mapping[str, DeploymentRecord], database: Database
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The ids of every provider ``build_providers`` assembles from these settings, records and stored registrations,
+    and of those among them deregistered (kept to serve their loans) — read without building any: for what needs
+    to know the providers without the platform (``creditmesh keys issue``)."""
+    from store.providers import ProviderRepository
+
+    with database.unit_of_work() as uow:
+        stored = ProviderRepository(uow.session).registrations(deregistered=True)
+    configured = {lender.provider_id for lender in settings.http_lenders} | set(deployed_pools(records))
+    known = configured | {row.provider_id for row in stored}
+    return frozenset(known), frozenset(row.provider_id for row in stored if not row.enabled)

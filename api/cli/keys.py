@@ -13,9 +13,12 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.cli._common import positive_number
+
+if TYPE_CHECKING:
+    from api.key_subjects import KeySubjects
 
 
 @contextmanager
@@ -74,11 +77,16 @@ CLI_ACTOR = "cli:creditmesh keys"
 
 def cmd_issue(args: argparse.Namespace) -> None:
     from api import auth
+    from api.key_subjects import UnknownSubject, check_subject
 
     role = auth.Role(args.role)
+    if role in auth.SUBJECT_ROLES and args.subject is None:
+        raise SystemExit(f"refused: a {role.value} key acts for a {role.value}: give --subject (its id)")
     with _database(args) as database:
-        if role is auth.Role.BORROWER and args.subject is not None and not _borrower_exists(database, args.subject):
-            raise SystemExit(f"refused: no borrower {args.subject!r} (as POST /v1/api-keys answers 404)")
+        try:
+            check_subject(_subjects(database, role), role, args.subject)
+        except UnknownSubject as err:
+            raise SystemExit(f"refused: {err} (as POST /v1/api-keys answers 404)") from err
         try:
             issued = auth.issue(
                 database,
@@ -92,6 +100,35 @@ def cmd_issue(args: argparse.Namespace) -> None:
             raise SystemExit(f"refused: {err}") from err
     print(issued.key)
     print(f"id {issued.info.key_id} (the key above is shown once; only its hash is stored)")
+
+
+def _subjects(database: Any, role: Any) -> KeySubjects:
+    """Who a key may act for, as the platform would know them: its borrowers; for a provider key, the providers of
+    the settings, the deployment records and the stored registrations (``providers.assembly.provider_ids``)."""
+    from api import auth
+    from api.key_subjects import KeySubjects
+
+    def borrower_exists(borrower_id: str) -> bool:
+        return _borrower_exists(database, borrower_id)
+
+    if role is not auth.Role.PROVIDER:
+        return KeySubjects(borrower_exists, frozenset(), lambda _: False)
+    known, deregistered = _providers(database)
+    return KeySubjects(borrower_exists, known, deregistered.__contains__)
+
+
+def _providers(database: Any) -> tuple[frozenset[str], frozenset[str]]:
+    from api.bootstrap import chain_registry, load_records
+    from api.settings import Settings
+    from chain.errors import ConfigurationError
+    from providers.assembly import provider_ids
+
+    settings = Settings()
+    try:
+        records = load_records(settings.resolved_deployments_dir, chain_registry(settings))
+    except ConfigurationError:  # not deployed yet: no pool provider; the configured and registered ones all the same
+        records = {}
+    return provider_ids(settings, records, database)
 
 
 def _borrower_exists(database: Any, borrower_id: str) -> bool:

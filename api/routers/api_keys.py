@@ -17,6 +17,7 @@ from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
 from api.idempotency import Idempotent
 from api.input_types import AwareRfc3339DateTime
+from api.key_subjects import KeySubjects, UnknownSubject, check_subject
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
 from providers.registry import ProviderRegistry
 from store.borrowers import SqlBorrowerStore
@@ -101,21 +102,11 @@ def _out(info: ApiKeyInfo) -> ApiKeyOut:
     )
 
 
-def _check_subject(platform: Platform, role: Role, subject_id: str | None) -> None:
-    if subject_id is None:
-        return
-    if role is Role.BORROWER and not BorrowerAccounts(SqlBorrowerStore(platform.database)).exists(subject_id):
-        raise UnknownSubject(f"no borrower {subject_id!r}")
-    if role is Role.PROVIDER and subject_id not in platform.providers:
-        raise UnknownSubject(f"no provider {subject_id!r}")
+def _subjects(platform: Platform) -> KeySubjects:
+    """Who a key may act for on the running platform: its borrowers, its provider registry as it is now."""
     registry = platform.providers
-    if role is Role.PROVIDER and isinstance(registry, ProviderRegistry) and registry.deregistered(subject_id):
-        # its keys were revoked with the deregistration: a new one comes with registering it again
-        raise UnknownSubject(f"provider {subject_id!r} was deregistered: register it again (POST /v1/providers)")
-
-
-class UnknownSubject(auth.ApiKeyError):
-    """The borrower or provider a key would act for is not registered (a 404)."""
+    deregistered = registry.deregistered if isinstance(registry, ProviderRegistry) else lambda _: False
+    return KeySubjects(BorrowerAccounts(SqlBorrowerStore(platform.database)).exists, registry, deregistered)
 
 
 def _refused(err: auth.ApiKeyError) -> refusals.Refusal:
@@ -135,7 +126,7 @@ async def issue_api_key(body: ApiKeyIn, principal: AdminPrincipal, platform: Pla
     subject = body.subject_id if isinstance(body, SubjectKeyIn) else None
 
     def issue() -> auth.IssuedKey:
-        _check_subject(platform, Role(body.role), subject)
+        check_subject(_subjects(platform), Role(body.role), subject)
         actor = auth.actor_of(principal)
         return auth.issue(platform.database, Role(body.role), subject, body.label, body.expires_at, actor=actor)
 

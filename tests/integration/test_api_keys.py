@@ -5,6 +5,7 @@ previous bootstrap key; keys issued before key management keep working; ``credit
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -25,9 +26,12 @@ from api.cli import main as cli
 from api.deps import AdminPrincipal, AuditorPrincipal, BorrowerPrincipal, require
 from api.routers import api_keys
 from api.settings import Settings
+from chain.config import ChainConfig
+from chain.deployment import DeployedContract, DeploymentRecord
 from store.api import ApiKeyRepository, BorrowerRow
 from store.compliance import AuditEntryRow
 from store.db import MIGRATIONS_DIR, Database
+from store.providers import ProviderRegistrationRow
 
 pytestmark = pytest.mark.integration
 on_loop = pytest.mark.asyncio(loop_scope="session")
@@ -345,6 +349,9 @@ def test_the_keys_command_issues_lists_expires_and_revokes(tmp_path: Path, capsy
         (["--role", "auditor", "--expires-at", "garbage"], "is not an RFC 3339 moment"),  # was a ValueError
         (["--role", "auditor", "--label", "x" * 129], "a label is 1 to 128 characters"),
         (["--role", "borrower", "--subject", "nobody"], "no borrower 'nobody'"),  # the API answers 404
+        (["--role", "provider", "--subject", "nope"], "no provider 'nope'"),  # issued before; the API answers 404
+        (["--role", "provider", "--subject", "gone-bank"], "provider 'gone-bank' was deregistered"),  # the API: 404
+        (["--role", "borrower"], "a borrower key acts for a borrower: give --subject"),  # said "give subject_id"
         (["--role", "auditor", "--expires-at", "2001-01-01T00:00:00Z"], "is already past"),  # the API answers 422
     ],
 )
@@ -352,6 +359,7 @@ def test_the_keys_command_refuses_what_the_api_refuses_and_issues_nothing(
     arguments: list[str], refused: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
+    _deregistered_provider(url, "gone-bank")
     with pytest.raises(SystemExit) as exited:
         cli(["keys", "issue", *arguments, "--database-url", url])
     said = f"{exited.value.code} {capsys.readouterr().err}"  # argparse prints its refusal and exits 2
@@ -362,3 +370,54 @@ def test_the_keys_command_refuses_what_the_api_refuses_and_issues_nothing(
         assert list_keys(database, None, 10, None) == [], "nothing issued"
     finally:
         database.dispose()
+
+
+def _deregistered_provider(url: str, provider_id: str) -> None:
+    """A provider registered through the API and deregistered since: its row kept, disabled."""
+    database = Database(url)
+    database.migrate()
+    try:
+        with database.unit_of_work() as uow:
+            uow.session.add(
+                ProviderRegistrationRow(
+                    provider_id=provider_id, kind="http", config={}, enabled=False, created_at=datetime.now(UTC)
+                )
+            )
+            uow.commit()
+    finally:
+        database.dispose()
+
+
+def test_the_keys_command_issues_a_provider_key_for_a_provider_the_platform_knows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same providers as the API's: the configured HTTP lenders, the deployed pools and the registrations."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("CREDITMESH_DATA_DIR", str(tmp_path / "nothing-deployed"))
+    lender = {"provider_id": "bank-a", "base_url": "http://127.0.0.1:9", "secret": "bank-a-webhook-secret-0123456789"}
+    monkeypatch.setenv("CREDITMESH_HTTP_LENDERS", json.dumps([lender]))
+    cli(["keys", "issue", "--role", "provider", "--subject", "bank-a", "--database-url", url])
+    key, _ = capsys.readouterr().out.splitlines()
+    database = Database(url)
+    try:
+        principal = lookup(database, key)
+        assert principal is not None
+        assert (principal.role, principal.subject_id) == (Role.PROVIDER, "bank-a")
+    finally:
+        database.dispose()
+    with pytest.raises(SystemExit, match="no provider 'pool:ethereum-local:USDC'"):  # nothing deployed yet
+        cli(["keys", "issue", "--role", "provider", "--subject", "pool:ethereum-local:USDC", "--database-url", url])
+    with pytest.raises(SystemExit, match="no provider 'sim-bank'"):  # the default lenders are not configured here
+        cli(["keys", "issue", "--role", "provider", "--subject", "sim-bank", "--database-url", url])
+
+    chain = ChainConfig(name="ethereum-local", chain_id=31337, rpc_urls=["http://127.0.0.1:9"], block_time_seconds=1)
+    (tmp_path / "chains.json").write_text(json.dumps([chain.model_dump(mode="json")]))
+    pool = DeployedContract(artifact="LendingPool", address="0x" + "11" * 20, tx_hash="0x" + "22" * 32, block=1)
+    record = DeploymentRecord(
+        chain_name=chain.name, chain_id=31337, profile="devnet", contracts={"LendingPool:USDC": pool}
+    )
+    record.save(tmp_path / "deployments" / f"{chain.name}.json")
+    monkeypatch.setenv("CREDITMESH_CHAINS_FILE", str(tmp_path / "chains.json"))
+    monkeypatch.setenv("CREDITMESH_DEPLOYMENTS_DIR", str(tmp_path / "deployments"))
+    cli(["keys", "issue", "--role", "provider", "--subject", "pool:ethereum-local:USDC", "--database-url", url])
+    assert capsys.readouterr().out.startswith("cm_provider_")
