@@ -16,6 +16,10 @@ help:
 setup:
 	@bash scripts/setup.sh
 
+.PHONY: setup-tests
+setup-tests: setup  ## the set-up, then Debian's chromium, which only the tests open (after: one apt-get at a time)
+	@bash scripts/setup.sh browser
+
 compile: setup
 
 run: setup  ## keeps the chains, the database and the keys of the last run (in .creditmesh/)
@@ -44,7 +48,7 @@ lint-checks:
 # TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= 2
 test: python-env
-	@$(MAKE) --no-print-directory -j 2 --output-sync=target setup lint-checks
+	@$(MAKE) --no-print-directory -j 2 --output-sync=target setup-tests lint-checks
 	$(UV_RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 
 unit: setup

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh machine with only PyPI, npm and Debian's packages reachable:
 # node toolchain (solc-js, anvil, OpenZeppelin), the Python environment (uv.lock), the native-style solc shim
-# registered with py-solc-x, `ape compile`, and the exported ABI + bytecode in artifacts/; Debian's chromium for the
-# browser tests.
+# registered with py-solc-x, `ape compile`, and the exported ABI + bytecode in artifacts/.
 #
 # `scripts/setup.sh python` does the Python environment alone (uv, uv.lock, the project's .pyc): what ruff and mypy
 # need. `make test` runs them beside the rest of the set-up (the contracts' compile takes a core for about a minute).
+# `scripts/setup.sh browser` installs Debian's chromium, which only the tests open (the reconciliation report in a
+# real browser): `make test` asks for it, `make run` does not. Debian's packages are installed as root, or through
+# sudo when it needs no password; otherwise the browser is left out with a notice (that test fails without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,14 +34,45 @@ python_environment() {
   .venv/bin/python -m compileall -q -j 0 $(.venv/bin/python -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]))') bench
 }
 
-if [ "${1:-}" = python ]; then
-  python_environment
-  exit 0
-fi
+# How Debian's packages are installed here (into APT): as root, or through sudo when it asks for no password; status
+# 1 for anyone else, who cannot.
+apt_as() {
+  if [ "$(id -u)" = 0 ]; then
+    APT=(apt-get)
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    APT=(sudo -n apt-get)
+  else
+    return 1
+  fi
+}
+
+apt_install() { "${APT[@]}" update -qq && "${APT[@]}" install -y -qq "$@" >/dev/null; }
+
+# Headless Chromium for the tests that open the reconciliation report in a real browser (Playwright from PyPI drives
+# Debian's browser: `playwright install` cannot download its own here). Nothing else uses it.
+browser() {
+  command -v chromium >/dev/null && return 0
+  if ! apt_as; then
+    log "NOTICE: chromium is not installed, and installing it needs root: the test that opens the reconciliation"
+    log "        report in a browser will fail without it (\`sudo apt-get install chromium\`)"
+    return 0
+  fi
+  log "installing chromium from Debian (the browser the report test opens)"
+  apt_install --no-install-recommends chromium
+}
+
+case "${1:-}" in
+  python) python_environment; exit 0 ;;
+  browser) browser; exit 0 ;;
+esac
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  if ! apt_as; then
+    log "node and npm are not installed, and installing them needs root: \`sudo apt-get install nodejs npm\`"
+    exit 1
+  fi
   log "installing node and npm from Debian"
-  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  apt_install nodejs npm
 fi
 
 stamp=node_modules/.creditmesh-lock
@@ -50,13 +83,6 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 
 python_environment
-
-# Headless Chromium for the tests that open the reconciliation report in a real browser (Playwright from PyPI drives
-# Debian's browser: `playwright install` cannot download its own here).
-if ! command -v chromium >/dev/null; then
-  log "installing chromium from Debian"
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
-fi
 
 mkdir -p .toolchain/bin .toolchain/solcx
 sed "s#__SOLCJS_PATH__#$ROOT/node_modules/solc#" scripts/toolchain/solc-shim.js > .toolchain/bin/solc.tmp
