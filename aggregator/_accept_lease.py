@@ -16,12 +16,12 @@ import contextlib
 import contextvars
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from aggregator.accept_saga import AcceptRecord, AcceptStep, AcceptStore, AcceptUnitOfWork, advance
+from aggregator.accept_saga import AcceptRecord, AcceptStep, AcceptStore, AcceptUnitOfWork, QuoteView, advance
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,31 @@ class AcceptRecords:
         """Let the accepts' threads end once their work is done (a platform closing; nothing new is started)."""
         self._renewals.shutdown(wait=False)
         self._work.shutdown(wait=False)
+
+    def claim_next(self, driving: Collection[str], chains: Collection[str]) -> tuple[AcceptRecord, QuoteView] | None:
+        """Claim one unfinished accept whose lease ran out (not one this process drives, nor one in flight on a chain
+        not in ``chains``), with its quote; None when there is none to claim."""
+        now = self._clock()
+        with self._store.unit_of_work() as uow:
+            for candidate in uow.accepts.claimable(now, limit=10, chains=chains):
+                if candidate.quote_id in driving:
+                    continue
+                claimed = uow.accepts.claim(candidate, self.owner, now + self._lease, now)
+                if claimed is not None:
+                    quote = uow.accepts.quote(claimed.quote_id)
+                    assert quote is not None
+                    uow.commit()
+                    return claimed, quote
+            # nothing claimed: a claim that lost its race sent an UPDATE that matched no row, which the unit of work
+            # counts as a write and would end by ROLLBACK, at which psycopg forgets the pooled connection's prepared
+            # statements (store.db.UnitOfWork); it changed nothing, so COMMIT
+            uow.commit()
+        return None
+
+    def in_flight_chains(self) -> set[str]:
+        """The chains of every accept whose transaction is in flight."""
+        with self._store.unit_of_work() as uow:
+            return uow.accepts.in_flight_chains()
 
     def current(self, quote_id: str) -> AcceptRecord | None:
         with self._store.unit_of_work() as uow:

@@ -491,7 +491,7 @@ class AcceptanceService:
         """Claim (one row at a time) and drive every unfinished accept whose lease ran out; returns how many."""
         driven = 0
         while driven < limit:
-            claimed = await self._records.run(self._claim_next)
+            claimed = await self._records.run(self._records.claim_next, self._driving.keys(), self._chains.keys())
             if claimed is None:
                 return driven
             record, quote = claimed
@@ -516,12 +516,7 @@ class AcceptanceService:
         """Accepts whose transaction is in flight on a chain this platform no longer serves (the chains file dropped
         it meanwhile) are not driven — only that chain can say whether the loan opened — and are logged for the
         operator, who serves the chain again until they end. Returns the chains named."""
-
-        def read() -> set[str]:
-            with self._store.unit_of_work() as uow:
-                return uow.accepts.in_flight_chains()
-
-        stranded = sorted(await self._records.run(read) - set(self._chains))
+        stranded = sorted(await self._records.run(self._records.in_flight_chains) - set(self._chains))
         for name in stranded:
             log.warning(
                 "accepts in flight on chain %r, which this platform no longer serves, are left as they are: serve "
@@ -529,24 +524,6 @@ class AcceptanceService:
                 name,
             )
         return stranded
-
-    def _claim_next(self) -> tuple[AcceptRecord, QuoteView] | None:
-        now = self._clock()
-        with self._store.unit_of_work() as uow:
-            for candidate in uow.accepts.claimable(now, limit=10, chains=self._chains.keys()):
-                if candidate.quote_id in self._driving:
-                    continue
-                claimed = uow.accepts.claim(candidate, self.owner, now + self._lease, now)
-                if claimed is not None:
-                    quote = uow.accepts.quote(claimed.quote_id)
-                    assert quote is not None
-                    uow.commit()
-                    return claimed, quote
-            # nothing claimed: a claim that lost its race sent an UPDATE that matched no row, which the unit of work
-            # counts as a write and would end by ROLLBACK, at which psycopg forgets the pooled connection's prepared
-            # statements (store.db.UnitOfWork); it changed nothing, so COMMIT
-            uow.commit()
-        return None
 
     async def _resume(self, quote: QuoteView, record: AcceptRecord) -> None:
         log.info("resuming accept of quote %s at step %s", quote.id, record.step)
