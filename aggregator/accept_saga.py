@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from aggregator.loans import LoanRecord
+from aggregator.owed import Exposure
 from aggregator.projection import ACTIVE
 from aggregator.snapshots import SnapshotUnitOfWork, rolled_back_on_exit
 from compliance.decisions import DecisionRecord
@@ -177,14 +178,6 @@ class Screening:
     borrower_id: str
     list_version: str
     at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    """The borrower's open principal per asset symbol (base units): what is still owed on active and defaulted
-    loans (a default does not cancel the debt) plus the accepts in flight."""
-
-    by_asset: dict[str, int] = field(default_factory=dict)
 
 
 class LockRefused(Exception):

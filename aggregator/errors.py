@@ -149,23 +149,30 @@ class AcceptInProgress(AggregatorError):
 
 
 class ExposureLimitExceeded(AggregatorError):
-    """The borrower's open principal with this loan would pass ``limit`` (named: risk's or the KYC tier's)."""
+    """The borrower's open principal with this loan would pass ``limit`` (named: risk's or the KYC tier's); ``owed``:
+    the open principal without it. ``request_id``: the credit request this refused at quote time, recorded declined
+    (``aggregator.quote_exposure``); None at accept."""
 
-    def __init__(self, limit: str, ceiling: Decimal, after: Decimal) -> None:
-        super().__init__(f"open principal would be {after} with this loan, above the {limit} limit of {ceiling}")
-        self.limit, self.ceiling, self.after = limit, ceiling, after
+    def __init__(self, limit: str, ceiling: Decimal, after: Decimal, owed: Decimal) -> None:
+        super().__init__(
+            f"open principal would be {after} with this loan ({owed} open now), above the {limit} limit of {ceiling}"
+        )
+        self.limit, self.ceiling, self.after, self.owed = limit, ceiling, after, owed
+        self.request_id: str | None = None
 
 
 class ExposureUnvalued(AggregatorError):
     """The borrower owes on a loan in an asset the platform does not list (a pool registered later, an asset taken
-    out of the settings): its open principal cannot be counted, so no accept can be checked against the limits."""
+    out of the settings): its open principal cannot be counted, so no credit request nor accept can be checked against
+    the limits."""
 
     def __init__(self, asset: str) -> None:
         super().__init__(
             f"an open loan in {asset} cannot be valued (the platform does not list that asset): no loan can be "
-            "accepted until an operator lists it"
+            "quoted or accepted until an operator lists it"
         )
         self.asset = asset
+        self.request_id: str | None = None  # as ``ExposureLimitExceeded``'s
 
 
 class LoanNotRepayable(AggregatorError):

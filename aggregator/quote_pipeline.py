@@ -1,11 +1,12 @@
 """What one credit request runs, in order: validate, price the collateral, velocity, screening (beside the on-chain
-history and the collateral's terms on each chain), risk, the chains whose contracts would refuse the loan left out
-(``aggregator.collateral_limits``: the providers that lend only there are ineligible, the reason named) and those whose
-clock runs ahead of ours by more than ``CHAIN_CLOCK_MARGIN`` of a quote's lifetime (an offer's expiry is judged by
-the chain's block time), then the
-fan-out to every eligible provider with one deadline — each answer's offers disclosed as it comes, the MLA status
-and the screening's records made meanwhile — and after the last answer the ranking, the offer nonces, the
-signatures and ONE write of the request, its outcomes, quotes and decision records.
+history, the collateral's terms on each chain and the borrower's open principal), risk, the borrower's exposure
+(``aggregator.quote_exposure``: a request no accept could take refused, recorded declined; the providers of a product
+past its KYC tier's ceiling left out), the chains whose contracts would refuse the loan left out
+(``aggregator.collateral_limits``: the providers that lend only there are ineligible, the reason named) and those
+whose clock runs ahead of ours (``aggregator.quote_chains``), then the fan-out to every eligible provider with one
+deadline — each answer's offers disclosed as it comes, the MLA status and the screening's records made meanwhile —
+and after the last answer the ranking, the offer nonces, the signatures and ONE write of the request, its outcomes,
+quotes and decision records.
 
 ``aggregator.quoting.QuotingService`` is its public face; the offers' own steps (disclosure, ranking, signing) are
 ``aggregator.quote_offers``."""
@@ -16,22 +17,25 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any, NoReturn
 
-from aggregator.assets import Asset, AssetRegistry, parse_amount
+from aggregator.assets import AssetRegistry, parse_amount
 from aggregator.borrowers import BorrowerFile
-from aggregator.collateral_limits import CollateralLimit, CollateralLimits, DebtCeiling
+from aggregator.collateral_limits import CollateralLimits
 from aggregator.early_disclosure import EarlyDisclosure
-from aggregator.errors import ComplianceDenied, InvalidCreditRequest
+from aggregator.errors import ComplianceDenied, ExposureLimitExceeded, ExposureUnvalued, InvalidCreditRequest
+from aggregator.exposure import ExposureLimits
 from aggregator.fanout import ProviderOutcome, fan_out
 from aggregator.metrics import FANOUT_OUTCOMES
 from aggregator.offer_checks import installments_of
 from aggregator.platform import ChainRuntime
+from aggregator.quote_chains import clocks_ahead, debt_ceilings, left_out, refused_chains
+from aggregator.quote_exposure import ExposureRefusal, refusal_summary, split_by_exposure
 from aggregator.quote_offers import Draft, QuoteSigning, ValidRequest, disclose, rank_drafts, risk_summary
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuotingStore
 from aggregator.sanctions_reviews import borrower_reasons
@@ -45,7 +49,7 @@ from providers.base import ProviderAdapter
 from providers.models import ProviderKind, QuoteRequest
 from providers.resilience import ResilientProvider
 from risk.onchain_source import ChainOnchainSource, OnchainReading
-from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess, collateral_limit
+from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
 from risk.profile import CreditRequestFacts
 from risk.repository import StoredDecision
 from risk.velocity import VelocityLimits, VelocityStore, check_velocity
@@ -57,9 +61,6 @@ OFFLOAD_INSTALLMENTS = 200
 NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowers/me/kyc")
 log = logging.getLogger(__name__)
 PRODUCT_OF_KIND = {ProviderKind.TRADITIONAL.value: Product.TRADITIONAL, ProviderKind.POOL.value: Product.DEFI}
-#: the share of a quote's lifetime a chain's latest block may be ahead of this platform's clock: a chain further
-#: ahead is left out of the request (its offers would expire early there, by its ``block.timestamp``)
-CHAIN_CLOCK_MARGIN = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class QuotePipeline:
             collateral_limits = CollateralLimits(chains)
         self._limits = collateral_limits
         self._signing = QuoteSigning(chains, quote_signer, risk_signer, config.quote_ttl)
+        self._exposure_limits = ExposureLimits(tier_limits=compliance.tier_limits)  # the accept's (its default)
 
     async def _ledger_defaults(self, wallet: str, reading: OnchainReading | None) -> int:
         """The defaults the ledger records of ``wallet`` on the chains whose history could not be read now (an
@@ -144,7 +146,8 @@ class QuotePipeline:
 
         ``before_write`` (blocking) runs in the write's worker thread just before the request is written, and only
         then: what it keeps (the borrower's new credit profile, ``api.routers.credit_requests``) is never kept for a
-        request refused by validation, velocity or screening, nor one that failed before its write."""
+        request refused by validation, velocity or screening, nor one that failed before its write. A request refused
+        for the borrower's exposure is written (declined, with its risk decision) before its refusal is raised."""
         valid = self._validate(spec)
         if self._pricer is not None:  # the collateral valued on the prices the CollateralManager will use
             asset, collateral = await self._pricer.priced(valid.chains, valid.asset, valid.collateral)
@@ -162,6 +165,8 @@ class QuotePipeline:
         # worker thread (the name search is CPU work that would stall the event loop); a refusal's records are
         # written in a worker thread.
         history = asyncio.create_task(self._onchain.read(borrower.wallet)) if self._onchain is not None else None
+        # the borrower's open principal (no lock: the accept counts again under it), a worker thread's read
+        owing = asyncio.create_task(asyncio.to_thread(self._store.open_principal, borrower.id))
         # the collateral's terms on each chain (kept a few seconds: usually no read at all), beside the screening too
         limits = (
             asyncio.create_task(self._limits.read(valid.chains, valid.collateral)) if self._limits is not None else None
@@ -183,7 +188,7 @@ class QuotePipeline:
         except BaseException:
             if history is not None:
                 history.cancel()
-            for task in (limits, pricing):
+            for task in (limits, pricing, owing):
                 if task is not None:
                     task.cancel()
             raise
@@ -198,6 +203,7 @@ class QuotePipeline:
             )
         chain_limits = await limits if limits is not None else {}
         chain_prices = await pricing if pricing is not None else {}
+        exposure = await owing
         decision = assess(
             borrower.profile,
             CreditRequestFacts(
@@ -221,17 +227,33 @@ class QuotePipeline:
         # where the nonces are at hand (reserved earlier in a block), neither: the records are made in the write
         sealing: asyncio.Future[tuple[list[DecisionRecord], dict[OfferNonceKey, int]]] | None = None
         at_hand: dict[OfferNonceKey, int] = {}
-        premade: list[ProviderOutcome] = []  # the providers left out for their chains' collateral limits
+        premade: list[ProviderOutcome] = []  # the providers left out: their products' exposure, their chains' limits
+        refusal: ExposureRefusal | None = None
+        owed: Decimal | None = None  # the open principal, once counted
         if decision.approved and decision.grade is not None:
             eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in screened.allowed]
-            refused = self._refused_chains(valid, decision, chain_limits, chain_prices)
-            refused |= self._clocks_ahead(valid.chains, reading, now)
+            try:
+                owed, eligible, premade = split_by_exposure(
+                    eligible,
+                    exposure,
+                    valid.amount,
+                    decision.max_amount,
+                    borrower.kyc,
+                    self._exposure_limits,
+                    self._assets,
+                )
+            except (ExposureLimitExceeded, ExposureUnvalued) as refused_by:
+                refusal = refused_by
+        if decision.approved and decision.grade is not None and refusal is None:
+            refused = refused_chains(valid, decision, chain_limits, chain_prices)
+            refused |= clocks_ahead(valid.chains, reading, now, self._config.quote_ttl)
             if refused:
-                eligible, premade = _left_out(eligible, valid.chains, refused)
+                eligible, on_refused_chains = left_out(eligible, valid.chains, refused)
+                premade += on_refused_chains
                 valid = replace(valid, chains=[name for name in valid.chains if name not in refused])
             # each offer's debt (its rate and term: the principal with the interest its schedule accrues) is held to
             # its chain's ceiling in disclosure: the health factor counts the interest too
-            valid = replace(valid, debt_ceilings=self._debt_ceilings(valid, decision, chain_limits, chain_prices))
+            valid = replace(valid, debt_ceilings=debt_ceilings(valid, decision, chain_limits, chain_prices))
             query = QuoteRequest(
                 request_id=request_id,
                 asset=valid.asset.symbol,
@@ -320,6 +342,10 @@ class QuotePipeline:
                 raise
         if risk is None:
             risk = risk_summary(decision)
+        if refusal is not None:  # answered with the accept's problem, and recorded as the request's decline
+            risk["exposure"] = refusal_summary(refusal)
+        elif owed is not None:  # what the request was quoted under
+            risk["exposure"] = {"open_principal": str(owed)}
         if reading is not None:
             # chains whose history could not be read are named: their loans are missing, not clean
             risk["onchain_chains_skipped"] = reading.skipped
@@ -335,7 +361,8 @@ class QuotePipeline:
             collateral_asset=valid.collateral.symbol,
             collateral_amount=valid.collateral.format(valid.collateral_amount),
             preferred_chains=list(spec.preferred_chains),
-            status="declined",
+            # declined by risk or for the exposure; a quoted one without a ranked offer is written no_offers
+            status="quoted" if decision.approved and refusal is None else "declined",
             risk=risk,
             created_at=now,
         )
@@ -358,77 +385,10 @@ class QuotePipeline:
         )
         for outcome in quoted.outcomes:
             FANOUT_OUTCOMES.labels(outcome.provider_id, outcome.outcome).inc()
+        if refusal is not None:
+            refusal.request_id = request.id
+            raise refusal
         return quoted
-
-    def _refused_chains(
-        self,
-        valid: ValidRequest,
-        decision: RiskDecision,
-        limits: dict[str, CollateralLimit],
-        prices: Mapping[str, tuple[Asset, ...] | str],
-    ) -> dict[str, str]:
-        """The request's chains whose contracts would refuse its loan, each with why: the collateral's own LTV below
-        the grade's, frozen or over its supply cap, the CreditAggregator paused (``CollateralLimit.refusal``); or the
-        loan above the LTV on that chain's own price of the collateral (``prices``: each chain's, when several are
-        asked), or that chain's feeds not pricing it now (its ``openPosition`` would refuse the stale price)."""
-        refused = {}
-        for name in valid.chains:
-            priced = prices.get(name)
-            if isinstance(priced, str):
-                refused[name] = f"the price feeds on {name} do not price the loan now ({priced})"
-                continue
-            on_chain = valid if priced is None else replace(valid, asset=priced[0], collateral=priced[1])
-            limit = limits.get(name)
-            if limit is not None:
-                reason = limit.refusal(
-                    valid.collateral,
-                    valid.collateral_amount,
-                    valid.amount,
-                    on_chain.collateral_value,
-                    decision.max_ltv_bps,
-                )
-            elif valid.amount > collateral_limit(on_chain.collateral_value, decision.max_ltv_bps):
-                reason = f"the amount is above the grade's loan-to-value limit on {name}'s price of the collateral"
-            else:
-                reason = None
-            if reason is not None:
-                refused[name] = reason
-        return refused
-
-    def _debt_ceilings(
-        self,
-        valid: ValidRequest,
-        decision: RiskDecision,
-        limits: dict[str, CollateralLimit],
-        prices: Mapping[str, tuple[Asset, ...] | str],
-    ) -> dict[str, DebtCeiling]:
-        """The largest debt the collateral carries on each of the request's chains, on that chain's own price of it
-        (``prices`` as ``_refused_chains`` reads them) at the lower of the grade's LTV and the asset's there."""
-        ceilings = {}
-        for name in valid.chains:
-            priced = prices.get(name)
-            if isinstance(priced, str):  # refused: not priced there now
-                continue
-            on_chain = valid if priced is None else replace(valid, asset=priced[0], collateral=priced[1])
-            ceilings[name] = DebtCeiling.on(name, on_chain.collateral_value, decision.max_ltv_bps, limits.get(name))
-        return ceilings
-
-    def _clocks_ahead(self, chains: Sequence[str], reading: OnchainReading | None, now: datetime) -> dict[str, str]:
-        """The chains whose latest block (as the wallet's history was read at, this request) is past ``now`` by more
-        than ``CHAIN_CLOCK_MARGIN`` of the quote's lifetime, each with why: an offer's expiry is set by this clock
-        and judged by the chain's (``block.timestamp``), so there it would expire early — past the lifetime, before
-        it was made (a devnet whose time was moved on with ``evm_increaseTime``)."""
-        ttl = self._config.quote_ttl.total_seconds()
-        margin = ttl * CHAIN_CLOCK_MARGIN
-        ahead = {}
-        for name in chains:
-            chain = reading.readings.get(name) if reading is not None else None
-            if chain is not None and (lead := chain.head_timestamp - now.timestamp()) > margin:
-                ahead[name] = (
-                    f"{name}'s clock is ahead: its latest block is {lead:.0f} s past this platform's time (more than "
-                    f"{margin:.0f} s of a quote's {ttl:.0f} s): an offer there would expire early by the chain's time"
-                )
-        return ahead
 
     def _reliability(self, drafts: list[Draft]) -> dict[str, float]:
         """The recent success ratio of each provider with an offer (``HealthTracker.success_ratio``: this process's
@@ -522,8 +482,8 @@ class QuotePipeline:
         made = self._screening_records(screening) if isinstance(screening, ScreenedRequest) else screening
         records = made + offer_records
         ranked = rank_drafts(valid, drafts, reliability) if drafts else []
-        if decision.approved:
-            request = replace(request, status="quoted" if ranked else "no_offers")
+        if request.status == "quoted" and not ranked:
+            request = replace(request, status="no_offers")
         written = [OutcomeRecord(o.provider_id, o.outcome, o.detail[:512], o.latency_ms) for o in outcomes]
         stored = StoredDecision(
             id=str(uuid.uuid4()), borrower_id=borrower.id, request_id=request.id, decision=decision, decided_at=now
@@ -581,24 +541,3 @@ def heavy_answer(outcome: ProviderOutcome) -> bool:
     """Whether disclosing ``outcome``'s offers is long work for the event loop (``OFFLOAD_INSTALLMENTS``): each
     installment is a payment computed and checked, about 0.1 ms here."""
     return sum(installments_of(offer) for offer in outcome.offers) >= OFFLOAD_INSTALLMENTS
-
-
-def _left_out(
-    providers: list[ProviderAdapter], chains: Sequence[str], refused: dict[str, str]
-) -> tuple[list[ProviderAdapter], list[ProviderOutcome]]:
-    """``providers`` split into those to ask and the outcomes of those left out: a provider every requested chain of
-    which (its declared ones, or all) is ``refused`` is ineligible with the chains' reasons, never asked; one that
-    lends on none of the requested chains is ineligible as its capability check has it (``lends_elsewhere``)."""
-    asked, left = [], []
-    for provider in providers:
-        capabilities = provider.capabilities()
-        mine = [name for name in chains if not capabilities.chains or name in capabilities.chains]
-        if not mine:
-            reason = capabilities.lends_elsewhere(chains) or "none of the requested chains"
-        elif all(name in refused for name in mine):
-            reason = "; ".join(refused[name] for name in mine)[:512]
-        else:
-            asked.append(provider)
-            continue
-        left.append(ProviderOutcome(provider.provider_id, "ineligible", reason, 0))
-    return asked, left

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from aggregator.owed import Exposure
 from aggregator.snapshots import SnapshotUnitOfWork, rolled_back_on_exit
 from compliance import DecisionRecord
 from risk.repository import StoredDecision
@@ -168,6 +169,13 @@ class QuotingStore(Protocol):
         then ask ``reserve_ahead`` (in a worker thread), which reserves more (see ``store.quoting``)."""
         ...
 
+    def open_principal(self, borrower_id: str) -> Exposure:
+        """The borrower's open principal as the accept counts it (``AcceptRepository.exposure``: what is still owed
+        on its active and defaulted loans, and its accepts in flight), read as one snapshot outside any unit of work
+        and locking nothing (blocking): what a credit request is quoted under (``aggregator.quote_exposure``); its
+        accept counts again, under the borrower's lock."""
+        ...
+
 
 # ---------------------------------------------------------------------------------------------- in-memory fake
 
@@ -182,6 +190,7 @@ class _Tables:
     reviews: dict[tuple[str, int | str] | tuple[str, int, str | None], str] = field(default_factory=dict)
     next_nonce: dict[OfferNonceKey, int] = field(default_factory=dict)
     ledger_defaults: dict[tuple[str, int], int] = field(default_factory=dict)  # (wallet, chain id) → defaults
+    owed: dict[str, dict[str, int]] = field(default_factory=dict)  # borrower → open principal per asset (base units)
 
 
 class InMemoryQuotingRepository:
@@ -269,3 +278,6 @@ class InMemoryQuotingStore:
 
     def nonces_at_hand(self, nonce_keys: Iterable[OfferNonceKey]) -> dict[OfferNonceKey, int] | None:
         return None  # reserved inside the write
+
+    def open_principal(self, borrower_id: str) -> Exposure:
+        return Exposure(dict(self.tables.owed.get(borrower_id, {})))

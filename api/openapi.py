@@ -73,7 +73,7 @@ _NOT_FOUND = {
 _EXTRA: dict[str, tuple[int, ...]] = {
     "register_borrower": (409,),
     "erase_identity": (409, 503),  # 503: the key store did not destroy the key (key-store-unavailable)
-    "create_credit_request": (403, 429, 503),
+    "create_credit_request": (403, 409, 429, 503),  # 409: past the borrower's exposure limit (exposure-limit)
     "accept_quote": (403, 409, 410, 503),
     "repay_loan": (409, 503),
     "settle_funding": (404, 409, 503),
@@ -103,6 +103,7 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
     ("verify_identity", 429): ("kyc-submission-limit", "Too many identity verifications"),
     ("verify_identity", 503): ("identity-unavailable", "The identity provider is unavailable"),
     ("create_credit_request", 403): ("compliance-denied", "Refused by compliance screening"),
+    ("create_credit_request", 409): ("exposure-limit", "The loan would pass the borrower's exposure limit"),
     ("create_credit_request", 429): ("velocity-limit", "Too many credit requests"),
     ("create_credit_request", 503): ("sanctions-list-unavailable", "Sanctions screening is unavailable"),
     ("accept_quote", 409): ("quote-superseded", "Another quote of this credit request is accepted"),

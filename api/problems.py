@@ -145,7 +145,14 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, AmountOverOwed):
             extra["owed_now"] = exc.owed
         if isinstance(exc, ExposureLimitExceeded):
-            extra |= {"limit": exc.limit, "limit_amount": str(exc.ceiling), "open_principal_after": str(exc.after)}
+            extra |= {
+                "limit": exc.limit,
+                "limit_amount": str(exc.ceiling),
+                "open_principal": str(exc.owed),
+                "open_principal_after": str(exc.after),
+            }
+        if isinstance(exc, ExposureLimitExceeded | ExposureUnvalued) and exc.request_id is not None:
+            extra["request_id"] = exc.request_id  # a credit request refused at quote time, recorded declined
         if isinstance(exc, ComplianceDenied):
             extra["reasons"] = [{"code": code, "message": message} for code, message in exc.reasons]
         # an accept in progress is not an outcome: the same accept asked again later will have one

@@ -10,7 +10,22 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -25,7 +40,6 @@ from aggregator.accept_saga import (
     WITHDRAWN,
     AcceptRecord,
     AcceptStep,
-    Exposure,
     LoanFacts,
     LockRefused,
     QuoteView,
@@ -33,6 +47,7 @@ from aggregator.accept_saga import (
 )
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loans import LoanRecord
+from aggregator.owed import Exposure
 from aggregator.sanctions_reviews import borrower_reasons
 from compliance.audit import AuditKind
 from compliance.decisions import DecisionRecord
@@ -162,12 +177,38 @@ _LOCK_BORROWER_OWED = (
 )
 # an accept in flight whose loan the ledger has recorded already (the indexer ahead of the saga, or an accept that
 # failed after another transaction spent its offer) is counted once, as the loan
-_IN_FLIGHT = select(QuoteRow.disclosure, QuoteRow.offer).where(
+_ACCEPTING = and_(
     QuoteRow.borrower_id == bindparam("borrower_id"),
     QuoteRow.status == "accepting",
-    QuoteRow.id != bindparam("excluding_quote"),
     ~exists().where(LoanRow.quote_id == QuoteRow.id),
 )
+_IN_FLIGHT = select(QuoteRow.disclosure, QuoteRow.offer).where(_ACCEPTING, QuoteRow.id != bindparam("excluding_quote"))
+# the same open principal read as ONE statement locking nothing (one snapshot, one round trip), for a credit request
+# (``open_principal``): its loans owing (no disclosure, no offer), then its accepts in flight (no loan columns)
+_OPEN_PRINCIPAL = union_all(
+    select(
+        LoanRow.asset,
+        LoanRow.outstanding_principal,
+        LoanRow.principal,
+        type_coerce(null(), JSON).label("disclosure"),
+        type_coerce(null(), JSON).label("offer"),
+    ).where(LoanRow.borrower_id == bindparam("borrower_id"), LoanRow.status.in_(OWING)),
+    select(null(), null(), null(), QuoteRow.disclosure, QuoteRow.offer).where(_ACCEPTING),
+)
+
+
+def open_principal(connection: Connection, borrower_id: str) -> Exposure:
+    """The borrower's open principal as ``SqlAcceptRepository.exposure`` counts it, in one statement on
+    ``connection`` without its lock: what a credit request is quoted under (``aggregator.quote_exposure``)."""
+    totals: dict[str, int] = {}
+    for asset, outstanding, principal, disclosure, offer in connection.execute(
+        _OPEN_PRINCIPAL, {"borrower_id": borrower_id}
+    ):
+        owed = principal if outstanding is None else outstanding  # a loan owing
+        if disclosure is not None:  # an accept in flight
+            asset, owed = str(disclosure["asset"]), int(offer["principal"])
+        totals[asset] = totals.get(asset, 0) + int(owed)
+    return Exposure(totals)
 
 
 def _upsert_record(insert: Any) -> Any:

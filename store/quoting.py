@@ -14,9 +14,11 @@ from sqlalchemy import Engine, Table, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from aggregator.ledger import DEFAULTED, WRITTEN_OFF
+from aggregator.owed import Exposure
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuoteRecord
 from compliance import DecisionRecord
 from risk.repository import StoredDecision
+from store.accepts import open_principal
 from store.aggregator import (
     CreditRequestRow,
     LoanRow,
@@ -256,6 +258,11 @@ class SqlQuotingStore:
             if any(not self._at_hand.get(key) for key in keys):
                 return None
             return self._take(keys)
+
+    def open_principal(self, borrower_id: str) -> Exposure:
+        # one statement is its own transaction: read in autocommit, one round trip (store.autocommit)
+        with autocommit_connection(self._db.engine) as connection:
+            return open_principal(connection, borrower_id)
 
     def _take(self, keys: Sequence[OfferNonceKey]) -> dict[OfferNonceKey, int]:
         """The next nonce at hand of each key that has one (the caller holds ``_held``)."""

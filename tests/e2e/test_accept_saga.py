@@ -288,6 +288,8 @@ def test_two_quotes_of_one_request_accepted_at_once_give_one_loan_and_the_exposu
     account, key = _borrower(platform, chain)
     request = _quotes(platform, key, amount="1500.00")
     (nonce,) = {int(q["offer"]["nonce"]) for q in request["quotes"]}  # one offer nonce per request and chain
+    # quoted while nothing is open: its accept meets the loan opened since (the quote does not hold the limit)
+    second = _quotes(platform, key, amount="1500.00")
     _approve(chain, account, 2 * COLLATERAL)
     answers: list[httpx.Response | None] = []
     racers = [
@@ -313,8 +315,8 @@ def test_two_quotes_of_one_request_accepted_at_once_give_one_loan_and_the_exposu
     assert late.status_code == 409
     assert late.json()["type"].endswith("/quote-superseded")
 
-    # A second request of 1,500 USDC passes what risk approved (2,400 for this profile): refused, the limit named.
-    second = _quotes(platform, key, amount="1500.00")
+    # The second request of 1,500 USDC, quoted before the loan opened, now passes what risk approved (2,400 for this
+    # profile): its accept is refused, the limit named.
     refused_by_limit = _accept(platform, key, account, _of_kind(second, "pool"))
     assert refused_by_limit is not None
     assert refused_by_limit.status_code == 409
@@ -326,6 +328,11 @@ def test_two_quotes_of_one_request_accepted_at_once_give_one_loan_and_the_exposu
         shown = client.get(f"/v1/credit-requests/{second['id']}").json()
     assert shown["status"] == "quoted", "a refused accept leaves the request as it was"
     assert {q["status"] for q in shown["quotes"]} == {"offered"}
+    # asked now, a third is refused before any lender is asked: no offer it could not accept is shown
+    with platform.client(key) as client:
+        third = client.post("/v1/credit-requests", json=REQUEST | {"amount": "1500.00", "preferred_chains": [CHAIN]})
+    assert third.status_code == 409, third.text
+    assert (third.json()["limit"], third.json()["open_principal"]) == ("risk.max_amount", "1500.000000")
 
 
 # ---------------------------------------------------------------------------------------------- many at once

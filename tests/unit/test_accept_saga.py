@@ -16,7 +16,6 @@ from aggregator.accept_saga import (
     AcceptRecord,
     AcceptStep,
     AcceptStore,
-    Exposure,
     InMemoryAcceptStore,
     LoanFacts,
     LockRefused,
@@ -26,6 +25,7 @@ from aggregator.accept_saga import (
 from aggregator.assets import Asset, AssetRegistry
 from aggregator.errors import ExposureLimitExceeded, ExposureUnvalued
 from aggregator.exposure import ExposureLimits, check_exposure, tier_ceiling
+from aggregator.owed import Exposure
 from api import problems
 from compliance import Product
 from compliance.kyc import DEFAULT_TIER_LIMITS, KycState, KycStatus, KycTier

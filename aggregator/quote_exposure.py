@@ -1,0 +1,72 @@
+"""A credit request's exposure before its lenders are asked, so that what a borrower is quoted is what they may
+accept: the borrower's open principal (``QuotingStore.open_principal``: every chain and lender, the accepts in flight,
+read without a lock while the borrower is screened) with the amount asked for, against the risk decision's
+``max_amount`` and the KYC tier's ceiling of each product (``aggregator.exposure.exposure_at_quote``).
+
+A request past risk's limit, or past the ceiling of every product its lenders offer, is refused with the accept's
+problem (409 ``exposure-limit``; 409 ``exposure-unvalued`` when an open loan is in an asset the platform does not
+list): recorded as a declined request — its risk decision, the screening's records, and in its ``risk`` the
+refusal (``refusal_summary``) — as a risk decline is, and never fanned out. The providers of a product past its
+ceiling are left out, ``ineligible`` with the ceiling named (``split_by_exposure``). The accept checks again, under
+the borrower's lock (``aggregator.exposure.check_exposure``): a loan may open between the quote and the accept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from aggregator.assets import AssetRegistry
+from aggregator.errors import ExposureLimitExceeded, ExposureUnvalued
+from aggregator.exposure import PRODUCT_OF_KIND, ExposureLimits, exposure_at_quote, open_principal
+from aggregator.fanout import ProviderOutcome
+from aggregator.owed import Exposure
+from compliance.kyc import KycStatus
+from providers.base import ProviderAdapter
+
+#: what refuses a credit request for the borrower's exposure
+ExposureRefusal = ExposureLimitExceeded | ExposureUnvalued
+
+
+def split_by_exposure(
+    providers: Sequence[ProviderAdapter],
+    exposure: Exposure,
+    amount: Decimal,
+    risk_limit: Decimal,
+    kyc: KycStatus | None,
+    limits: ExposureLimits,
+    assets: AssetRegistry,
+) -> tuple[Decimal, list[ProviderAdapter], list[ProviderOutcome]]:
+    """The open principal, and ``providers`` split into those to ask and the outcomes of those left out: a provider
+    whose product's KYC-tier ceiling the open principal with ``amount`` would pass is ``ineligible``, the ceiling
+    named. Raises ``ExposureRefusal`` when no accept could take the request: past ``risk_limit`` (risk's
+    ``max_amount``), past every product's ceiling, or an open loan that cannot be valued."""
+    owed = open_principal(exposure, assets)
+    products = {PRODUCT_OF_KIND[provider.kind] for provider in providers if provider.kind in PRODUCT_OF_KIND}
+    passed = exposure_at_quote(owed, amount, risk_limit, kyc, products, limits)
+    asked, left = [], []
+    for provider in providers:
+        product = PRODUCT_OF_KIND.get(provider.kind)
+        refusal = passed.get(product) if product is not None else None
+        if refusal is None:
+            asked.append(provider)
+        else:
+            assert product is not None
+            reason = f"{product.value} loans: {refusal}"[:512]
+            left.append(ProviderOutcome(provider.provider_id, "ineligible", reason, 0))
+    return owed, asked, left
+
+
+def refusal_summary(refusal: ExposureRefusal) -> dict[str, Any]:
+    """What a refused request records in its ``risk`` (``exposure``): the problem it was answered with, and for a
+    limit its figures as the problem names them."""
+    if isinstance(refusal, ExposureUnvalued):
+        return {"refused": "exposure-unvalued", "detail": str(refusal)}
+    return {
+        "refused": "exposure-limit",
+        "detail": str(refusal),
+        "limit": refusal.limit,
+        "limit_amount": str(refusal.ceiling),
+        "open_principal": str(refusal.owed),
+        "open_principal_after": str(refusal.after),
+    }

@@ -1,0 +1,135 @@
+"""The open principal a credit request is quoted under (``SqlQuotingStore.open_principal``), on SQLite and PostgreSQL:
+what the accept's locked read counts (``SqlAcceptRepository.exposure``) — still owed on active and defaulted loans,
+accepts in flight, an accept whose loan is recorded counted once — read in one statement that takes no lock, so a
+credit request does not wait on an accept of the same borrower holding its row."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+
+from store.accepts import SqlAcceptStore
+from store.aggregator import LoanRow
+from store.db import Database
+from store.quoting import SqlQuotingStore
+from tests.support.ledger_facts import add_quote
+
+pytestmark = pytest.mark.integration
+
+USDC = 10**6
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_schema: Callable[[str], str]
+) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('open-principal') / 'open_principal.db'}"
+    else:
+        url = postgres_schema("open_principal")
+    db = Database(url)
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+def _quote(database: Database, principal: int, borrower_id: str | None, status: str = "accepting") -> tuple[str, str]:
+    """A pool quote of ``principal`` USDC at ``status`` (a new borrower's unless ``borrower_id``): (borrower, quote)."""
+    quote_id = str(uuid.uuid4())
+    borrower = add_quote(
+        database,
+        borrower_address="0x" + quote_id.replace("-", "")[:20] * 2,
+        offer_digest="0x" + uuid.uuid4().hex * 2,
+        provider_id="pool:usdc",
+        chain_name="ethereum-local",
+        chain_id=31337,
+        contract="0x" + "11" * 20,
+        kind="pool",
+        offer={"principal": str(principal * USDC)},
+        borrower_id=borrower_id,
+        status=status,
+        quote_id=quote_id,
+    )
+    return borrower, quote_id
+
+
+def _loan(
+    borrower_id: str, status: str, principal: int, outstanding: int | None, quote_id: str | None = None
+) -> LoanRow:
+    return LoanRow(
+        id=str(uuid.uuid4()),
+        borrower_id=borrower_id,
+        quote_id=quote_id,
+        chain_name="ethereum-local",
+        chain_id=31337,
+        contract="0x" + "11" * 20,
+        status=status,
+        asset="USDC",
+        principal=principal * USDC,
+        outstanding_principal=None if outstanding is None else outstanding * USDC,
+        offer_digest="0x" + uuid.uuid4().hex * 2,
+        created_at=NOW,
+    )
+
+
+def test_the_quote_time_read_counts_what_the_accepts_locked_read_counts(database: Database) -> None:
+    borrower, recorded = _quote(database, 300, None)  # being accepted, its loan recorded already: counted once
+    _quote(database, 50, borrower)  # another accept in flight
+    _quote(database, 900, borrower, status="offered")  # only offered: owes nothing
+    other, _ = _quote(database, 700, None)
+    with database.unit_of_work() as uow:
+        uow.session.add_all(
+            [
+                _loan(borrower, "active", 300, 250, quote_id=recorded),
+                _loan(borrower, "active", 1_000, 600),
+                _loan(borrower, "active", 200, None),  # recorded from the receipt, before any repayment
+                _loan(borrower, "defaulted", 1_500, 1_400),
+                _loan(borrower, "repaid", 5_000, 0),
+                _loan(borrower, "liquidated", 5_000, 0),
+                _loan(borrower, "written_off", 5_000, 0),
+                _loan(other, "defaulted", 9_000, 9_000),
+            ]
+        )
+        uow.commit()
+    quoting = SqlQuotingStore(database)
+    with SqlAcceptStore(database).unit_of_work() as uow:
+        locked = uow.accepts.exposure(borrower, excluding_quote="none")
+    assert locked.by_asset == {"USDC": (250 + 50 + 600 + 200 + 1_400) * USDC}
+    assert quoting.open_principal(borrower) == locked
+    assert quoting.open_principal(other).by_asset == {"USDC": (9_000 + 700) * USDC}
+    assert quoting.open_principal(str(uuid.uuid4())).by_asset == {}, "a borrower with nothing open"
+
+
+def test_the_quote_time_read_does_not_wait_on_an_accept_holding_the_borrowers_row(
+    postgres_schema: Callable[[str], str],
+) -> None:
+    """On PostgreSQL, where an accept locks the borrower's row (SQLite takes one writer at a time, and no row locks):
+    the read answers while the lock is held; waiting on it, it would not answer before the holder let go."""
+    database = Database(postgres_schema("open_principal_unlocked"))
+    database.migrate()
+    borrower, _ = _quote(database, 100, None)
+    holding, release = threading.Event(), threading.Event()
+
+    def accept() -> None:
+        with SqlAcceptStore(database).unit_of_work() as uow:
+            uow.accepts.exposure(borrower, excluding_quote="none")  # the borrower's row locked till the end
+            holding.set()
+            release.wait(60)
+
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(accept)
+        try:
+            assert holding.wait(30)
+            read = pool.submit(SqlQuotingStore(database).open_principal, borrower)
+            assert read.result(timeout=30).by_asset == {"USDC": 100 * USDC}
+            assert not held.done(), "the row was still locked when the read answered"
+        finally:
+            release.set()
+        held.result(timeout=30)
+    database.dispose()
