@@ -4,16 +4,23 @@ its own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from web3 import Web3
 
+from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
+from chain.client import ChainClient
 from chain.config import LOCAL_CHAINS
 from chain.devnet import start_devnet
+from chain.relay import REVERT_ARTIFACTS
+from chain.signers import Role, devnet_signer
+from chain.transactions import TransactionManager
 from contracts.deploy import deploy_to_devnet
+from store.chain import SqlChainStore
 from store.db import Database
 from tests.support.devnet import DeployedChain
 
@@ -49,3 +56,21 @@ def record_in_ledger(database: Database, chain: DeployedChain, receipt: Any) -> 
     with database.unit_of_work() as uow:
         apply_events(uow.session, LedgerChain.from_record(chain.record), events)
         uow.commit()
+
+
+@pytest.fixture
+async def job(
+    own_chain: DeployedChain, servicing_db: Database, request: pytest.FixtureRequest
+) -> AsyncIterator[DefaultJob]:
+    """The package chain's default job with the operator's account, its lease held briefly (3 s) and its rounds run
+    by the test (``run_round``); its holder named after the test's module."""
+    client = await ChainClient(own_chain.config).connect()
+    store = SqlChainStore(servicing_db.sessions)
+    operator = await TransactionManager(
+        client, devnet_signer(Role.OPERATOR), store, revert_artifacts=REVERT_ARTIFACTS
+    ).start()
+    settings = DefaulterSettings(ttl=timedelta(seconds=3), interval=0.2)
+    holder = request.module.__name__.rsplit(".", 1)[-1]
+    yield DefaultJob(client, own_chain.record, servicing_db, operator, holder=holder, settings=settings)
+    await operator.close()
+    await client.close()

@@ -8,7 +8,6 @@ day after the due date leaves more than that: that loan is announced past due an
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -20,16 +19,11 @@ from sqlalchemy import select
 from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.loans import LoanScope, LoanService
 from aggregator.platform import ChainRuntime
-from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
+from aggregator.servicing.defaults import DefaultJob
 from aggregator.servicing.delinquency import Bucket
-from chain.client import ChainClient
-from chain.relay import REVERT_ARTIFACTS
-from chain.signers import Role, devnet_signer
-from chain.transactions import TransactionManager
 from compliance import LoanTerms
 from compliance.tila.disclosure import disclose
 from store.aggregator import LoanRow
-from store.chain import SqlChainStore
 from store.db import Database
 from store.loans import SqlLoanStore, loan_record
 from store.outbox import OutboxEventRow
@@ -41,19 +35,6 @@ from tests.support.ledger_facts import add_quote
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 ACTIVE, DEFAULTED = 1, 3  # LoanStatus
-
-
-@pytest.fixture
-async def job(own_chain: DeployedChain, servicing_db: Database) -> AsyncIterator[DefaultJob]:
-    client = await ChainClient(own_chain.config).connect()
-    store = SqlChainStore(servicing_db.sessions)
-    operator = await TransactionManager(
-        client, devnet_signer(Role.OPERATOR), store, revert_artifacts=REVERT_ARTIFACTS
-    ).start()
-    settings = DefaulterSettings(ttl=timedelta(seconds=3), interval=0.2)
-    yield DefaultJob(client, own_chain.record, servicing_db, operator, holder="paid-as-disclosed", settings=settings)
-    await operator.close()
-    await client.close()
 
 
 def _at_hour(day: date, hour: int) -> int:
