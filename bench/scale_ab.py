@@ -51,7 +51,8 @@ from bench.local_stack import ADMIN_KEY, bench_stack
 from bench.meters import cpu_seconds
 from bench.output import stem, write
 from bench.quote_path import _lender_latencies, _machine
-from bench.scale import Level, _fleet, _last_outcome, _level, _outcomes_since, _warm
+from bench.scale import _fleet, _last_outcome, _level, _outcomes_since, _warm
+from bench.scale_report import Level
 from chain.devnet import free_port
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 

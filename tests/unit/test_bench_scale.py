@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.scale import Level, Result, summary, table
+from bench.scale_report import Level, Result, summary, table
 
 pytestmark = pytest.mark.unit
 

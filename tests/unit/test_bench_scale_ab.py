@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.scale import Level
 from bench.scale_ab import Result, Slice, order, plot, summary, table
+from bench.scale_report import Level
 
 pytestmark = pytest.mark.unit
 
