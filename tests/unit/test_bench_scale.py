@@ -67,3 +67,16 @@ def test_the_table_prints_them_beside_the_goals() -> None:
     assert "throughput 52.8 vs baseline 88.0 req/s = 60% of baseline (met: >= 60%)" in printed
     assert "CPU a credit request under load 16.0 ms = 4.0x the baseline's 4.0 ms" in printed
     assert "sequential p50 14.5 ms above the baseline's" in printed
+
+
+def test_a_level_with_requests_not_answered_meets_no_goal() -> None:
+    result = _result()
+    loaded = result.levels[3]
+    loaded.errors, loaded.statuses = 40, {"201": 100, "503": 40}
+    loaded.requests_per_second = 120.0  # fast because it refused: above the baseline's 88
+    found = summary(result)["by_processes"]["1"]
+    assert found["throughput_of_baseline"] > 1
+    assert found["throughput_met"] is False
+    printed = table(result)
+    assert "of baseline (NOT met: >= 60%)" in printed
+    assert "platform concurrency 10: 40 of 140 requests not answered 201" in printed
