@@ -2,7 +2,9 @@
 HTTP calls the platform makes to its lenders — one signed Provider Quote Protocol call to each lender, all at once,
 through the platform's own HTTP adapter on the platform's own lender client — and nothing else: no authentication,
 screening, risk, pools, signing of offers, database or audit. What the platform adds on top of the lender calls is
-measured against it.
+measured against it. It answers 201 only when every lender call returned; when one failed it answers 502 (the load
+client counts it as an error, never as a request served): until 2026-11-29 it answered 201 whatever number of lender
+calls had succeeded, so a baseline losing lender calls under load would have been counted as serving faster.
 
 The client is built as ``api.bootstrap`` builds the platform's (:func:`lender_http`): ``providers.destinations.
 lender_client`` — every destination checked by the SSRF guard, aiohttp's pool and parser under httpx's interface
@@ -32,7 +34,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 
 from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard, LenderClient, lender_client
 from providers.http_lender import HttpLenderAdapter
@@ -82,7 +84,10 @@ def create_app(lenders: list[dict[str, Any]]) -> FastAPI:
             jurisdiction="US-FL",
         )
         answers = await asyncio.gather(*(adapter.quote(query) for adapter in adapters), return_exceptions=True)
-        return {"quotes": sum(1 for answer in answers if not isinstance(answer, BaseException))}
+        failed = [f"{type(answer).__name__}: {answer}" for answer in answers if isinstance(answer, BaseException)]
+        if failed:  # answered only when every lender was: a request with a lender left out did less work
+            raise HTTPException(502, f"{len(failed)} of {len(adapters)} lender calls failed: {failed[0][:200]}")
+        return {"quotes": len(answers)}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -15,6 +15,8 @@ GOAL_P99_X = 1.3
 GOAL_THROUGHPUT = 0.60
 GOAL_LOANS = 0.50
 GOAL_RSS_MB = 250.0
+#: the provider outcome of a lender call that returned offers (``provider_outcomes.outcome``)
+OFFERED = "offered"
 
 
 @dataclass
@@ -80,10 +82,17 @@ def _met(ok: bool) -> str:
 
 def faults(level: Level) -> list[str]:
     """Why ``level``'s figures cannot meet a goal, whatever their value: requests not answered 201 (the load client
-    counts only answers in latencies and throughput, so a level with failures measured less than it was asked)."""
-    if not level.errors:
-        return []
-    return [f"{level.errors} of {level.requests + level.errors} requests not answered 201 {level.statuses}"]
+    counts only answers in latencies and throughput, so a level with failures measured less than it was asked), and
+    for the platform, lender calls whose stored outcome is not ``offered`` (every simulated lender offers: a request
+    that left one out — breaker open, deadline, error — did less work than the baseline, which answers only when all
+    ten calls returned)."""
+    found = []
+    if level.errors:
+        found.append(f"{level.errors} of {level.requests + level.errors} requests not answered 201 {level.statuses}")
+    others = {kind: count for kind, count in level.outcomes.items() if kind != OFFERED}
+    if others:
+        found.append(f"{sum(others.values())} of {sum(level.outcomes.values())} provider outcomes not offered {others}")
+    return found
 
 
 def summary(result: Result) -> dict[str, Any]:

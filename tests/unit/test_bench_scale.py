@@ -80,3 +80,16 @@ def test_a_level_with_requests_not_answered_meets_no_goal() -> None:
     printed = table(result)
     assert "of baseline (NOT met: >= 60%)" in printed
     assert "platform concurrency 10: 40 of 140 requests not answered 201" in printed
+
+
+def test_a_platform_level_whose_lenders_did_not_all_offer_meets_no_goal() -> None:
+    result = _result()
+    sequential = result.levels[2]
+    sequential.p50_x_lender, sequential.p99_x_lender = 1.05, 1.2  # within both latency goals…
+    sequential.outcomes = {"offered": 990, "failed: breaker open": 10}  # …because ten lender calls were skipped
+    found = summary(result)["by_processes"]["1"]
+    assert found["p50_met"] is False
+    assert found["p99_met"] is False
+    assert "platform concurrency 1: 10 of 1000 provider outcomes not offered" in table(result)
+    sequential.outcomes = {"offered": 1000}
+    assert summary(result)["by_processes"]["1"]["p50_met"] is True
