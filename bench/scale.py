@@ -22,7 +22,8 @@ balancer (``python -m api.balancer``) — each n measured against the same datab
    the baseline's), with the CPU each app's processes, the simulated lenders, the balancer and this load client
    spent per request;
 3. at n = N, accepted loans per second end to end through the balancer against raw presigned ``openLoan``
-   transactions to the same devnet (``bench/scale_loans.py``);
+   transactions to the same devnet, as ``bench/scale_loans.py`` measures them (two accepts first, not measured, then
+   ``--loan-rounds`` rounds of ``--loans``, each followed by raw batches; each side the median of its rounds);
 4. each API process's resident memory (``/proc/PID/status`` VmRSS) once up and warm, and its peak, sampled every
    0.25 s under the load.
 
@@ -57,10 +58,10 @@ from api.demo import onboard
 from api.local_platform import ApiService, api_service, wait_http
 from bench.baseline_app import LENDERS_VARIABLE
 from bench.local_stack import ADMIN_KEY, BenchStack, bench_stack
-from bench.meters import Meters, cpu_seconds, cpu_total
+from bench.meters import cpu_seconds, cpu_total
 from bench.output import stem, write
 from bench.quote_path import _lender_latencies, _load, _machine
-from bench.scale_loans import LoansResult, measure, prepare
+from bench.scale_loans import LoansResult, warm_and_measure
 from bench.scale_report import Level, Result, plot, summary, table
 from chain.devnet import free_port
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
@@ -332,19 +333,20 @@ def run(args: argparse.Namespace) -> Result:
 
 def _loans(args: argparse.Namespace, started: BenchStack, api: ApiService) -> LoansResult | None:
     """Accepted loans per second through ``api`` against raw presigned sends (None when it cannot be measured: the
-    latency and throughput levels are still worth reporting). Metered as ``bench/scale_loans.py`` meters them: the
-    platform settles before each timed window and is paused while the raw batches run."""
+    latency and throughput levels are still worth reporting), measured as ``bench/scale_loans.py`` measures them
+    (``warm_and_measure``): ``--loan-warm`` accepts first, not measured, then ``--loan-rounds`` rounds of ``--loans``
+    accepts at once, each followed by raw batches; each side's rate the median of its rounds. The platform settles
+    before each timed window and is paused while the raw batches run."""
     devnet = next(d for d in started.chains.devnets if d.name == LOAN_CHAIN)
     record = started.chains.deployments[LOAN_CHAIN]
-    names = dict(api.pids) | ({"balancer": api.process.pid} if len(api.pids) > 1 else {})
-    meters = Meters(names, devnet.process.pid, started.postgres_data_dir, started.database_url)
     try:
-        borrowers = prepare([api.url], ADMIN_KEY, devnet.rpc_url, record, LOAN_CHAIN, args.loans)
-        loans = measure([api.url], borrowers, devnet.rpc_url, record, meters)
+        loans = warm_and_measure(
+            started, api, devnet, record, LOAN_CHAIN, loans=args.loans, rounds=args.loan_rounds, warm=args.loan_warm
+        )
     except RuntimeError as err:
         print(f"  loans: not measured: {err}", flush=True)
         return None
-    print(f"  loans: {loans.accepted}/{loans.loans} accepted, {loans.api_loans_per_second}/s", flush=True)
+    print(f"  loans: {loans.accepted}/{loans.loans} accepted, median {loans.api_loans_per_second}/s", flush=True)
     return loans
 
 
@@ -378,7 +380,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=100.0, help="every simulated lender's fixed latency L")
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per level")
     parser.add_argument("--concurrency", type=int, default=10, help="borrowers per process in the throughput level")
-    parser.add_argument("--loans", type=int, default=40, help="loans accepted at once end to end (0: skip)")
+    parser.add_argument("--loans", type=int, default=40, help="loans accepted at once per round end to end (0: skip)")
+    parser.add_argument("--loan-rounds", type=int, default=3, help="rounds of accepts (the rate: their median)")
+    parser.add_argument("--loan-warm", type=int, default=2, help="accepts made first, not measured")
     parser.add_argument("--label", default="this tree")
     parser.add_argument("--py-spy", default=None, help="a py-spy executable: profile api-1 at N processes under load")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")

@@ -434,29 +434,51 @@ def _one_run(
     number: int,
     counter: RpcCounter | None,
 ) -> LoansResult:
-    borrowers = prepare([api.url], ADMIN_KEY, devnet.rpc_url, record, args.chain, args.warm + args.loans * args.rounds)
-    if args.warm:  # the process's first accepts build what later ones reuse: not measured
-        asyncio.run(_accept_all([api.url], borrowers[: args.warm]))
-    names = dict(api.pids)
-    if len(names) > 1:
-        names["balancer"] = api.process.pid
-    meters = Meters(names, devnet.process.pid, started.postgres_data_dir, started.database_url)
     profile: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
     if args.py_spy and number == args.runs - 1:
         first = next(iter(api.pids.values()))
         stem = f"{output_stem(NAME, args.label)}-{args.py_spy_mode}"
         profile = functools.partial(_py_spy, args, first, stem, started.data_dir)
-    return measure(
-        [api.url],
-        borrowers[args.warm :],
-        devnet.rpc_url,
+    return warm_and_measure(
+        started,
+        api,
+        devnet,
         record,
-        meters,
-        profile,
-        args.rounds,
-        args.raw_batches,
-        counter,
+        args.chain,
+        loans=args.loans,
+        rounds=args.rounds,
+        warm=args.warm,
+        raw_batches=args.raw_batches,
+        profile=profile,
+        counter=counter,
     )
+
+
+def warm_and_measure(
+    started: BenchStack,
+    api: ApiService,
+    devnet: Devnet,
+    record: DeploymentRecord,
+    chain: str,
+    *,
+    loans: int,
+    rounds: int,
+    warm: int,
+    raw_batches: int = RAW_BATCHES,
+    profile: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+    counter: RpcCounter | None = None,
+) -> LoansResult:
+    """One run through ``api`` (``bench.scale`` measures its loans with it too): ``warm`` accepts first, not measured
+    (a process's first accepts build what later ones reuse: the first of a cold process took ~1.2 s), then ``rounds``
+    rounds of ``loans`` accepts at once, each followed by ``raw_batches`` raw batches (``measure``), metered."""
+    borrowers = prepare([api.url], ADMIN_KEY, devnet.rpc_url, record, chain, warm + loans * rounds)
+    if warm:
+        asyncio.run(_accept_all([api.url], borrowers[:warm]))
+    names = dict(api.pids)
+    if len(names) > 1:
+        names["balancer"] = api.process.pid
+    meters = Meters(names, devnet.process.pid, started.postgres_data_dir, started.database_url)
+    return measure([api.url], borrowers[warm:], devnet.rpc_url, record, meters, profile, rounds, raw_batches, counter)
 
 
 def _line(loans: LoansResult) -> str:

@@ -197,8 +197,9 @@ def table(result: Result) -> str:
     if result.loans is not None:
         loans = result.loans
         lines.append(
-            f"loans: {loans.accepted}/{loans.loans} accepted in {loans.api_seconds} s = {loans.api_loans_per_second}/s "
-            f"over {result.processes} processes; raw presigned openLoan {loans.raw_loans_per_second}/s; ratio "
+            f"loans: {loans.accepted}/{loans.loans} accepted in {loans.api_seconds} s, median of "
+            f"{len(loans.api_rounds)} rounds {loans.api_loans_per_second}/s over {result.processes} processes; raw "
+            f"presigned openLoan median of {len(loans.raw_rounds)} batches {loans.raw_loans_per_second}/s; ratio "
             f"{loans.ratio:.2f} ({_met(ratios['loans_met'])}: >= {GOAL_LOANS:.0%}, every accept answered); answers "
             f"{loans.statuses}"
         )
