@@ -16,7 +16,8 @@ balancer (``python -m api.balancer``) — each n measured against the same datab
 
 1. each lender's own latency, measured directly through the platform's HTTP adapter on the platform's lender client
    (once): the slowest one's p50 is the unit every latency is divided by;
-2. the platform and the baseline side by side, each through its one URL, with ``bench/quote_path.py``'s load client:
+2. the platform and the baseline side by side, each through its one URL, with ``bench/quote_path.py``'s load client,
+   each concurrency's two levels back to back in alternating order (``interleaved``):
    credit requests one at a time for ``--seconds`` (latency p50/p95/p99 as a multiple of the slowest lender), then
    ``--concurrency`` borrowers per process for ``--seconds`` (requests per second; the platform's as a fraction of
    the baseline's), with the CPU each app's processes, the simulated lenders, the balancer and this load client
@@ -45,7 +46,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from functools import partial
@@ -71,6 +72,9 @@ REPO = Path(__file__).resolve().parent.parent
 REQUEST = {"amount": "1500.00", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1.0"}}
 LOAN_CHAIN = "ethereum-local"
 
+
+#: one side of the comparison: its name ("platform" or "baseline"), its URL, its processes and its balancer's pid
+_Side = tuple[str, str, list[int], int | None]
 
 #: the results' file names: scale-LABEL.json, .png, .profile.txt
 NAME = "scale"
@@ -198,6 +202,16 @@ def _level(
     return level
 
 
+def interleaved(concurrencies: Sequence[int], sides: Sequence[_Side]) -> Iterator[tuple[int, _Side]]:
+    """Each concurrency's levels of both sides back to back, the order alternating (platform, baseline at the first
+    concurrency; baseline, platform at the next …), so that the two sides of each ratio are measured next to each
+    other on a shared machine, and neither is always first. (``bench/scale_ab.py`` alternates short slices within a
+    level; here each level is one window, so that its percentiles are over one run of the load client.)"""
+    for step, concurrency in enumerate(concurrencies):
+        for side in sides if step % 2 == 0 else list(reversed(sides)):
+            yield concurrency, side
+
+
 def _outcome_kind(outcome: str, detail: str) -> str:
     """``failed`` split by why (the provider's name and the numbers left out of its detail): breaker open, rate
     limited, no time left before the deadline, an error…; every other outcome as it is."""
@@ -286,30 +300,30 @@ def run(args: argparse.Namespace) -> Result:
                     api_pids = list(api_names.values())
                     baseline_url, baseline_balancer = balanced
                     api_balancer = api.process.pid if n > 1 else None  # the supervisor runs the balancer
-                    for app, url, pids, balancer_pid in (
+                    sides = [
                         ("platform", api.url, api_pids, api_balancer),
                         ("baseline", baseline_url, baseline_pids, baseline_balancer),
-                    ):
-                        for concurrency in (1, args.concurrency * n):
-                            profiled = app == "platform" and n == counts[-1] and concurrency > 1
-                            last = _last_outcome(database) if app == "platform" else 0
-                            with _profile(args, pids[0], data_dir, enabled=profiled):
-                                level = _level(
-                                    app,
-                                    n,
-                                    url,
-                                    pids[:n],
-                                    lender_pid,
-                                    key,
-                                    concurrency,
-                                    args.seconds,
-                                    slowest,
-                                    balancer_pid,
-                                )
-                            if app == "platform":
-                                level.outcomes = _outcomes_since(database, last)
-                                print(f"    provider outcomes: {level.outcomes}", flush=True)
-                            levels.append(level)
+                    ]
+                    for concurrency, (app, url, pids, balancer_pid) in interleaved((1, args.concurrency * n), sides):
+                        profiled = app == "platform" and n == counts[-1] and concurrency > 1
+                        last = _last_outcome(database) if app == "platform" else 0
+                        with _profile(args, pids[0], data_dir, enabled=profiled):
+                            level = _level(
+                                app,
+                                n,
+                                url,
+                                pids[:n],
+                                lender_pid,
+                                key,
+                                concurrency,
+                                args.seconds,
+                                slowest,
+                                balancer_pid,
+                            )
+                        if app == "platform":
+                            level.outcomes = _outcomes_since(database, last)
+                            print(f"    provider outcomes: {level.outcomes}", flush=True)
+                        levels.append(level)
                     if n == counts[-1] and args.loans > 0:
                         loans = _loans(args, started, api)
                 peak |= sampler.peak_mb()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench.scale import interleaved
 from bench.scale_report import Level, Result, summary, table
 
 pytestmark = pytest.mark.unit
@@ -93,3 +94,17 @@ def test_a_platform_level_whose_lenders_did_not_all_offer_meets_no_goal() -> Non
     assert "platform concurrency 1: 10 of 1000 provider outcomes not offered" in table(result)
     sequential.outcomes = {"offered": 1000}
     assert summary(result)["by_processes"]["1"]["p50_met"] is True
+
+
+def test_the_two_sides_of_each_ratio_are_measured_back_to_back_in_alternating_order() -> None:
+    platform = ("platform", "http://platform", [1], None)
+    baseline = ("baseline", "http://baseline", [2], None)
+    order = [(concurrency, side[0]) for concurrency, side in interleaved((1, 10, 20), [platform, baseline])]
+    assert order == [
+        (1, "platform"),
+        (1, "baseline"),
+        (10, "baseline"),
+        (10, "platform"),
+        (20, "platform"),
+        (20, "baseline"),
+    ]
