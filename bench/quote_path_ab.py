@@ -8,17 +8,21 @@ tree measured 19-29 ms of CPU a request within ten minutes at a load average of 
 (``bench/quote_path.py``'s: three devnets, the simulated lenders at L = 100 ms, the identity providers, one API
 process each, SQLite, no background workers) are up at once, and the load goes to one, then the other, in short
 slices (A B, B A, A B …), so both see the same machine. Each slice's figure is the API process's own CPU time
-(``/proc``) over the credit requests it answered; the table gives every slice and the medians, and B / A."""
+(``/proc``) over the credit requests it answered; the table gives every slice and the medians, and B / A. Writes
+them as JSON with a plot of every slice to ``--out`` (``quote_path_ab-LABEL.json``/``.png``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,8 +30,12 @@ from api.demo import onboard
 from api.local_platform import PlatformServices, ServicePorts, local_chains, platform_services
 from bench.local_stack import ADMIN_KEY, platform_env
 from bench.meters import cpu_seconds
-from bench.quote_path import REQUEST, _fleet_document
+from bench.output import stem, write
+from bench.quote_path import REPO, REQUEST, _fleet_document
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
+
+#: the results' file names: quote_path_ab-LABEL.json, .png
+NAME = "quote_path_ab"
 
 
 def _start(stack: ExitStack, code: Path, latency_ms: float) -> tuple[PlatformServices, str]:
@@ -75,8 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slices", type=int, default=8, help="slices per tree")
     parser.add_argument("--seconds", type=float, default=6.0, help="one slice's length")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="the simulated lenders' fixed latency")
+    parser.add_argument("--label", default="this run")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     trees = [args.a.resolve(), args.b.resolve()]
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     with ExitStack() as stack:
         platforms = [_start(stack, tree, args.latency_ms) for tree in trees]
         figures: list[list[float]] = [[], []]
@@ -87,12 +98,59 @@ def main(argv: list[str] | None = None) -> None:
                 answered = asyncio.run(_slice(platform.api_url, key, args.concurrency, args.seconds))
                 figures[index].append(1000 * (cpu_seconds(platform.api_pid) - before) / answered)
             print(f"slice {number + 1}: A {figures[0][-1]:.1f}, B {figures[1][-1]:.1f} ms of CPU a request", flush=True)
-    a, b = statistics.median(figures[0]), statistics.median(figures[1])
-    lower = sum(y < x for x, y in zip(figures[0], figures[1], strict=True))
+    document = summary(args, trees, figures, load_at_start)
     print(
-        f"concurrency {args.concurrency}, median of {args.slices} slices: A ({trees[0]}) {a:.1f} ms, "
-        f"B ({trees[1]}) {b:.1f} ms of CPU a credit request; B / A {b / a:.3f}; B lower in {lower} of {args.slices}"
+        f"concurrency {args.concurrency}, median of {args.slices} slices: A ({trees[0]}) {document['a_median_ms']:.1f} "
+        f"ms, B ({trees[1]}) {document['b_median_ms']:.1f} ms of CPU a credit request; B / A "
+        f"{document['b_over_a']:.3f}; B lower in {document['b_lower_in']} of {args.slices}"
     )
+    write(args.out, stem(NAME, args.label), document, partial(plot, document))
+
+
+def summary(
+    args: argparse.Namespace, trees: list[Path], figures: list[list[float]], load_at_start: list[float]
+) -> dict[str, Any]:
+    """The run as JSON: its settings, every slice's CPU a request of each tree, their medians, B / A."""
+    a, b = statistics.median(figures[0]), statistics.median(figures[1])
+    return {
+        "label": args.label,
+        "a": str(trees[0]),
+        "b": str(trees[1]),
+        "concurrency": args.concurrency,
+        "slices": args.slices,
+        "seconds_per_slice": args.seconds,
+        "latency_ms": args.latency_ms,
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "a_cpu_ms_per_request": [round(x, 2) for x in figures[0]],
+        "b_cpu_ms_per_request": [round(x, 2) for x in figures[1]],
+        "a_median_ms": round(a, 2),
+        "b_median_ms": round(b, 2),
+        "b_over_a": round(b / a, 3),
+        "b_lower_in": sum(y < x for x, y in zip(figures[0], figures[1], strict=True)),
+    }
+
+
+def plot(document: dict[str, Any], path: Path) -> None:
+    """Each slice's CPU a credit request of A and B, their medians dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for tree, color in (("a", "tab:blue"), ("b", "tab:orange")):
+        values = document[f"{tree}_cpu_ms_per_request"]
+        axes.plot(range(1, len(values) + 1), values, "-o", color=color, label=f"{tree.upper()}: {document[tree]}")
+        axes.axhline(document[f"{tree}_median_ms"], color=color, linestyle="--", linewidth=0.8)
+    axes.set(
+        title=f"API CPU ms a credit request, concurrency {document['concurrency']} (B / A {document['b_over_a']})",
+        xlabel="slice",
+        ylabel="ms",
+    )
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
