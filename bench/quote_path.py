@@ -13,8 +13,9 @@ tree, e.g. an older commit, to measure before and after on the same machine). Th
 
 1. the slowest lender's own latency, measured directly (a signed Provider Quote Protocol call per lender, through the
    same HTTP adapter the platform uses, sequentially): the baseline every latency is divided by;
-2. credit requests at concurrency 1, 10 and 30 for ``--seconds`` each: latency p50/p95/p99 (also as a multiple of
-   the slowest lender), requests per second, and the API process's CPU milliseconds per request;
+2. credit requests at concurrency 1, 10 and 30 for ``--seconds`` each (concurrency 1 for ``--sequential-seconds``,
+   twice as long unless given): latency p50/p95/p99 (also as a multiple of the slowest lender, each with the number
+   of samples it rests on), requests per second, and the API process's CPU milliseconds per request;
 3. a burst at concurrency 30 for ``--burst-seconds``, then the health check: every RPC breaker closed, and one
    request gets a pool quote on every chain and the borrower's on-chain history from every chain (checked at once,
    and again after the provider breakers' reset timeout).
@@ -130,7 +131,8 @@ def _profile(args: argparse.Namespace, pid: int, concurrency: int) -> subprocess
         return None
     args.out.mkdir(parents=True, exist_ok=True)
     output = _profile_path(args, concurrency)
-    command = [args.py_spy, "record", "--pid", str(pid), "--duration", str(int(args.seconds)), "--format", "raw"]
+    seconds = str(int(level_seconds(args, concurrency)))
+    command = [args.py_spy, "record", "--pid", str(pid), "--duration", seconds, "--format", "raw"]
     command += ["--gil", "--output", str(output), "--nonblocking"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL)
 
@@ -229,6 +231,27 @@ async def _load(
     )
 
 
+def level_seconds(args: argparse.Namespace, concurrency: int) -> float:
+    """How long a level's load runs: ``--seconds``, and the sequential level (concurrency 1, ~9 requests a second at
+    L = 100 ms) ``--sequential-seconds`` — twice ``--seconds`` unless given — so that its p99 is not one sample's."""
+    if concurrency > 1:
+        return float(args.seconds)
+    return float(args.sequential_seconds if args.sequential_seconds is not None else 2 * args.seconds)
+
+
+def percentile_samples(requests: int) -> str:
+    """What a level's percentiles rest on: ``requests`` samples, and which of them the p99 is (nearest rank, as
+    ``_percentile`` takes it) — from fewer than 100 samples the p99 is one of the few highest, not a tail."""
+    if requests == 0:
+        return "no samples: no percentile"
+    rank = requests - min(requests - 1, max(0, round(0.99 * (requests - 1))))
+    return f"p50/p95/p99 over {requests} samples (the p99 is the {_ordinal(rank)} highest)"
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 def _idle_cpu_rate(api_pid: int, seconds: float) -> float:
     """The API process's CPU milliseconds per second with no request (its background pollers)."""
     before, started = cpu_seconds(api_pid), time.perf_counter()
@@ -311,7 +334,14 @@ def _measure(args: argparse.Namespace, platform: PlatformServices, fleet: list[S
 
         profiled = concurrency in args.profile_concurrency
         level = asyncio.run(
-            _load(api_url, key, concurrency, args.seconds, api_pid, start_profiler if profiled else lambda: None)
+            _load(
+                api_url,
+                key,
+                concurrency,
+                level_seconds(args, concurrency),
+                api_pid,
+                start_profiler if profiled else lambda: None,
+            )
         )
         for profiler in profilers:
             profiler.wait(timeout=60)
@@ -351,6 +381,7 @@ def _table(result: Result, baseline: dict[str, Any] | None) -> str:
             f"{level.p99_ms:>8} {level.p50_x_lender:>7} {level.p95_x_lender:>7} {level.p99_x_lender:>7} "
             f"{level.requests_per_second:>7} {level.cpu_ms_per_request:>10} {level.cpu_ms_per_request_net:>11}"
             + ("  (burst)" if level is result.burst else "")
+            + f"  {percentile_samples(level.requests)}"
         )
     if result.after_burst and result.after_reset:
         for name, check in (("at once", result.after_burst), ("after the reset timeout", result.after_reset)):
@@ -431,6 +462,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency-ms", type=float, default=100.0, help="every simulated lender's fixed latency L")
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per concurrency level")
+    parser.add_argument(
+        "--sequential-seconds",
+        type=float,
+        default=None,
+        help="load time of the sequential level (concurrency 1); twice --seconds unless given",
+    )
     parser.add_argument("--burst-seconds", type=float, default=40.0, help="the burst at concurrency 30 (0: none)")
     parser.add_argument("--provider-reset-seconds", type=float, default=11.0, help="wait before the second check")
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="idle CPU measured for this long first")

@@ -18,7 +18,8 @@ balancer (``python -m api.balancer``) — each n measured against the same datab
    (once): the slowest one's p50 is the unit every latency is divided by;
 2. the platform and the baseline side by side, each through its one URL, with ``bench/quote_path.py``'s load client,
    each concurrency's two levels back to back in alternating order (``interleaved``):
-   credit requests one at a time for ``--seconds`` (latency p50/p95/p99 as a multiple of the slowest lender), then
+   credit requests one at a time for ``--sequential-seconds`` (twice ``--seconds`` unless given; latency p50/p95/p99
+   as a multiple of the slowest lender, with the samples each rests on), then
    ``--concurrency`` borrowers per process for ``--seconds`` (requests per second; the platform's as a fraction of
    the baseline's), with the CPU each app's processes, the simulated lenders, the balancer and this load client
    spent per request;
@@ -61,7 +62,7 @@ from bench.baseline_app import LENDERS_VARIABLE
 from bench.local_stack import ADMIN_KEY, BenchStack, bench_stack
 from bench.meters import cpu_seconds, cpu_total
 from bench.output import stem, write
-from bench.quote_path import _lender_latencies, _load, _machine
+from bench.quote_path import _lender_latencies, _load, _machine, level_seconds
 from bench.scale_loans import LoansResult, warm_and_measure
 from bench.scale_report import Level, Result, plot, summary, table
 from chain.devnet import free_port
@@ -316,7 +317,7 @@ def run(args: argparse.Namespace) -> Result:
                                 lender_pid,
                                 key,
                                 concurrency,
-                                args.seconds,
+                                level_seconds(args, concurrency),
                                 slowest,
                                 balancer_pid,
                             )
@@ -393,6 +394,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lenders", type=int, default=10, help="simulated lenders, each asked once per request")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="every simulated lender's fixed latency L")
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per level")
+    parser.add_argument(
+        "--sequential-seconds",
+        type=float,
+        default=None,
+        help="load time of the one-at-a-time levels; twice --seconds unless given (their p99 over more samples)",
+    )
     parser.add_argument("--concurrency", type=int, default=10, help="borrowers per process in the throughput level")
     parser.add_argument("--loans", type=int, default=40, help="loans accepted at once per round end to end (0: skip)")
     parser.add_argument("--loan-rounds", type=int, default=3, help="rounds of accepts (the rate: their median)")

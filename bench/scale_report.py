@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.quote_path import percentile_samples
 from bench.scale_loans import LoansResult
 
 GOAL_P50_X = 1.10
@@ -161,6 +162,9 @@ def table(result: Result) -> str:
             f"{level.lenders_cpu_ms_per_request:>11} {level.balancer_cpu_ms_per_request:>12} "
             f"{level.client_cpu_ms_per_request:>10}"
         )
+    for level in result.levels:
+        if level.concurrency == 1:
+            lines.append(f"{level.app} x{level.processes} one at a time: {percentile_samples(level.requests)}")
     for level in result.levels:
         if level.outcomes:
             asked = sum(level.outcomes.values())

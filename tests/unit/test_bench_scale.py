@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
+from bench.quote_path import level_seconds, percentile_samples
 from bench.scale import interleaved
 from bench.scale_report import Level, Result, summary, table
 
@@ -108,3 +111,17 @@ def test_the_two_sides_of_each_ratio_are_measured_back_to_back_in_alternating_or
         (20, "platform"),
         (20, "baseline"),
     ]
+
+
+def test_each_one_at_a_time_level_says_how_many_samples_its_percentiles_rest_on() -> None:
+    printed = table(_result())  # 100 answered requests a level
+    assert "platform x1 one at a time: p50/p95/p99 over 100 samples (the p99 is the 2nd highest)" in printed
+    assert percentile_samples(40) == "p50/p95/p99 over 40 samples (the p99 is the 1st highest)"
+    assert percentile_samples(1000) == "p50/p95/p99 over 1000 samples (the p99 is the 11th highest)"
+
+
+def test_the_one_at_a_time_level_runs_twice_as_long_unless_told() -> None:
+    args = argparse.Namespace(seconds=10.0, sequential_seconds=None)
+    assert (level_seconds(args, 1), level_seconds(args, 10)) == (20.0, 10.0)
+    args.sequential_seconds = 30.0
+    assert level_seconds(args, 1) == 30.0
