@@ -27,7 +27,8 @@ balancer (``python -m api.balancer``) — each n measured against the same datab
    transactions to the same devnet, as ``bench/scale_loans.py`` measures them (two accepts first, not measured, then
    ``--loan-rounds`` rounds of ``--loans``, each followed by raw batches; each side the median of its rounds);
 4. each API process's resident memory (``/proc/PID/status`` VmRSS) once up and warm, and its peak, sampled every
-   0.25 s under the load.
+   0.25 s under the load; the same of ``creditmesh serve --processes n``'s supervisor (it runs the balancer) and of
+   each baseline process (warm too: its first two requests answered before the idle reading).
 
 Prints a table, writes JSON and a PNG plot to ``--out`` (``scale-LABEL.json``/``.png``). Goals: p50 <= 1.10x and
 p99 <= 1.3x the slowest lender; throughput >= 60% of the baseline and growing with N; loans/s >= 50% of raw;
@@ -64,7 +65,7 @@ from bench.meters import cpu_seconds, cpu_total
 from bench.output import stem, write
 from bench.quote_path import _lender_latencies, _load, _machine, level_seconds
 from bench.scale_loans import LoansResult, warm_and_measure
-from bench.scale_report import Level, Result, plot, summary, table
+from bench.scale_report import RSS_INTERVAL_SECONDS, Level, Result, plot, summary, table
 from chain.devnet import free_port
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 from providers.sim.fleet import LatencySpec, SimLender, http_lender_settings
@@ -84,7 +85,7 @@ NAME = "scale"
 class RssSampler:
     """Each process's peak resident set size, sampled from /proc in a thread."""
 
-    def __init__(self, pids: dict[str, int], interval: float = 0.25) -> None:
+    def __init__(self, pids: dict[str, int], interval: float = RSS_INTERVAL_SECONDS) -> None:
         self.pids = pids
         self._interval = interval
         self.peak_kb: dict[str, int] = dict.fromkeys(pids, 0)
@@ -260,6 +261,14 @@ def _warm(api: ApiService, key: str) -> None:
             httpx.post(f"{url}/v1/credit-requests", json=REQUEST, headers={"X-API-Key": key}, timeout=600)
 
 
+def _warm_baselines(ports: list[int]) -> None:
+    """Two credit requests to each baseline process directly (its lender client's pool opened, its first requests'
+    lazy work done), so that its idle memory is read warm, as the API processes' is (``_warm``)."""
+    for port in ports:
+        for _ in range(2):
+            httpx.post(f"http://127.0.0.1:{port}/v1/credit-requests", json=REQUEST, timeout=600)
+
+
 def run(args: argparse.Namespace) -> Result:
     counts = args.levels or list(range(1, args.processes + 1))
     if max(counts) > args.processes:
@@ -281,6 +290,7 @@ def run(args: argparse.Namespace) -> Result:
         baseline_env = dict(os.environ) | {LENDERS_VARIABLE: json.dumps(lenders_env)}
         baseline_pids = stack.enter_context(_processes("baseline", baselines, baseline_env, data_dir))
         baseline_names = {f"baseline-{n + 1}": pid for n, pid in enumerate(baseline_pids)}
+        _warm_baselines(baseline_ports)
         idle = {name: round(_rss_kb(pid) / 1024, 1) for name, pid in baseline_names.items()}
         peak: dict[str, float] = {}
         baseline_sampler = stack.enter_context(RssSampler(baseline_names))
@@ -296,9 +306,11 @@ def run(args: argparse.Namespace) -> Result:
                     key = onboard(api.url, ADMIN_KEY, devnet_account(DEVNET_BORROWER_INDEXES[0]).address)
                 _warm(api, key)
                 api_names = {f"{name} (N={n})": pid for name, pid in api.pids.items()}
+                if n > 1:  # creditmesh serve --processes n: its supervisor runs the balancer in front of them
+                    api_names[f"supervisor (N={n})"] = api.process.pid
                 idle |= {name: round(_rss_kb(pid) / 1024, 1) for name, pid in api_names.items()}
                 with RssSampler(api_names) as sampler, _balanced(baseline_ports[:n], data_dir) as balanced:
-                    api_pids = list(api_names.values())
+                    api_pids = list(api.pids.values())
                     baseline_url, baseline_balancer = balanced
                     api_balancer = api.process.pid if n > 1 else None  # the supervisor runs the balancer
                     sides = [

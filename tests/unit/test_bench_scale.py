@@ -125,3 +125,13 @@ def test_the_one_at_a_time_level_runs_twice_as_long_unless_told() -> None:
     assert (level_seconds(args, 1), level_seconds(args, 10)) == (20.0, 10.0)
     args.sequential_seconds = 30.0
     assert level_seconds(args, 1) == 30.0
+
+
+def test_the_supervisor_is_sampled_against_the_memory_goal_and_the_interval_is_printed() -> None:
+    result = _result()
+    result.peak_rss_mb |= {"supervisor (N=2)": 262.0}
+    result.idle_rss_mb |= {"supervisor (N=2)": 80.0}
+    assert summary(result)["peak_supervisor_rss_mb"] == 262.0
+    printed = table(result)
+    assert "RSS MB idle (warm) -> peak (read every 0.25 s): " in printed
+    assert "supervisor (N=2) 80.0 -> 262.0 (NOT met: every API process and supervisor <= 250 MB)" in printed
