@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from compliance._reconcile_values import Category, ChainResult, ChainScope, Fact, Records, in_scope, item
 
 HOLD_EVENT = "LiquidationHoldChanged"
+HOLD_INTENTS = ("holdLiquidation:", "releaseLiquidationHold:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +65,15 @@ def match_relayed_intents(result: ChainResult, scope: ChainScope, facts: list[Fa
 
 
 def match_liquidation_holds(result: ChainResult, scope: ChainScope, facts: list[Fact], records: Records) -> None:
-    """Each ``LiquidationHoldChanged`` was made by a hold or release intent of ours (its transaction)."""
-    ours = {
-        intent.tx_hash.lower()
-        for intent in records.relayed_intents
-        if intent.key.startswith(("holdLiquidation:", "releaseLiquidationHold:"))
-    }
+    """Each ``LiquidationHoldChanged`` was made by a hold or release of ours: a transaction signed for one of its
+    intents (``Records.hold_transactions``: any attempt, the intent confirmed or not yet — the run reads to the
+    confirmed head, which the transaction manager may not have marked confirmed yet)."""
+    ours = {tx_hash.lower() for tx_hash in records.hold_transactions}
     for fact in facts:
         if fact.event != HOLD_EVENT or fact.contract != "CollateralManager":
             continue
         if fact.tx_hash.lower() in ours:
-            continue  # matched once, from the intent's side
+            continue  # matched from the intent's side once its intent is confirmed
         what = "held" if _held(fact) else "released"
         detail = (
             f"loan {fact.uint('loanId')}'s liquidation {what} in a transaction no intent of ours sent: the operator's "

@@ -173,6 +173,9 @@ class Records:
     relayed_intents: Sequence[RelayedIntent] = ()
     actions: Sequence[ActionRecord] = ()
     payments: Sequence[PaymentRecord] = ()
+    #: every transaction the platform signed for a liquidation hold or release (any attempt, whatever its intent's
+    #: state: one mined but not yet confirmed when the run reads is ours too)
+    hold_transactions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from compliance._reconcile_relayed import RELAYED_PREFIXES
+from compliance._reconcile_relayed import HOLD_INTENTS, RELAYED_PREFIXES
 from compliance.reconcile import (
     ActionRecord,
     EntryRecord,
@@ -22,7 +22,7 @@ from compliance.reconcile import (
 )
 from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow, QuoteRow
-from store.chain import CONFIRMED, ChainIntentRow
+from store.chain_rows import CONFIRMED, ChainAttemptRow, ChainIntentRow
 from store.governance import GovernanceActionRow, GovernanceProposalRow
 from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
 from store.payments import SqlPaymentRecords
@@ -84,23 +84,41 @@ def chain_records(session: Session, chain_id: int, aggregator: str, collateral_m
         _entries(session, chain_id),
         _proposals(session, chain_id),
         digests,
-        _intents(session, chain_id),
+        _intents(session, chain_id, (aggregator, collateral_manager)),
         _actions(session, chain_id),
         _payments(session, chain_id),
+        _hold_transactions(session, chain_id, collateral_manager),
     )
 
 
-def _intents(session: Session, chain_id: int) -> list[RelayedIntent]:
-    """The transactions the platform sent as its own and saw confirmed: the borrowers' repayments it relayed
-    (``aggregator.repaying``'s ``repay:`` intents) and the operator's loan actions (``aggregator.servicing``)."""
+def _intents(session: Session, chain_id: int, contracts: tuple[str, str]) -> list[RelayedIntent]:
+    """The transactions the platform sent as its own to ``contracts`` (this deployment's CreditAggregator and
+    CollateralManager: another deployment's intents on the chain are not this one's) and saw confirmed: the
+    borrowers' repayments it relayed (``aggregator.repaying``'s ``repay:`` intents) and the operator's loan actions
+    (``aggregator.servicing``)."""
     rows = session.execute(
         select(ChainIntentRow.key, ChainIntentRow.tx_hash, ChainIntentRow.block_number).where(
             ChainIntentRow.chain_id == chain_id,
             or_(*(ChainIntentRow.key.startswith(prefix) for prefix in RELAYED_PREFIXES)),
+            func.lower(ChainIntentRow.to_address).in_([address.lower() for address in contracts]),
             ChainIntentRow.status == CONFIRMED,
         )
     )
     return [RelayedIntent(key, str(tx_hash), block) for key, tx_hash, block in rows if tx_hash]
+
+
+def _hold_transactions(session: Session, chain_id: int, collateral_manager: str) -> frozenset[str]:
+    """Every transaction signed for a liquidation hold or release of ours on this CollateralManager."""
+    rows = session.scalars(
+        select(ChainAttemptRow.tx_hash)
+        .join(ChainIntentRow, ChainIntentRow.key == ChainAttemptRow.intent_key)
+        .where(
+            ChainIntentRow.chain_id == chain_id,
+            or_(*(ChainIntentRow.key.startswith(prefix) for prefix in HOLD_INTENTS)),
+            func.lower(ChainIntentRow.to_address) == collateral_manager.lower(),
+        )
+    )
+    return frozenset(str(tx_hash) for tx_hash in rows)
 
 
 def _entries(session: Session, chain_id: int) -> list[EntryRecord]:

@@ -24,9 +24,11 @@ def _fact(event: str, tx: str, **args: Any) -> Fact:
     return Fact("ethereum-local", contract, address, event, args, 10, tx, 0)
 
 
-def _found(facts: list[Fact], intents: list[RelayedIntent], what: str) -> list[tuple[str, str]]:
-    """The items of the run about ``what`` (an intent's kind, or an event)."""
-    result = reconcile_chain(SCOPE, facts, Records(relayed_intents=intents))
+def _found(
+    facts: list[Fact], intents: list[RelayedIntent], what: str, holds: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """The items of the run about ``what`` (an intent's kind, or an event); ``holds``: the hold transactions of ours."""
+    result = reconcile_chain(SCOPE, facts, Records(relayed_intents=intents, hold_transactions=holds))
     return [(item.category.value, item.subject) for item in result.items if item.what.endswith(what)]
 
 
@@ -45,7 +47,7 @@ def test_each_intent_is_matched_with_the_event_of_its_loan_in_its_transaction() 
         RelayedIntent("holdLiquidation:31337:6", TX[4], 10),
         RelayedIntent("releaseLiquidationHold:31337:7", TX[5], 10),
     ]
-    result = reconcile_chain(SCOPE, facts, Records(relayed_intents=intents))
+    result = reconcile_chain(SCOPE, facts, Records(relayed_intents=intents, hold_transactions=frozenset(TX[4:6])))
     assert [item for item in result.items if item.what.endswith(("intent", "LiquidationHoldChanged"))] == []
     assert result.counts[Category.MATCHED.value] == 5  # (the loans themselves are not in these records)
 
@@ -74,4 +76,13 @@ def test_a_liquidation_hold_no_intent_of_ours_made_is_reported() -> None:
         _fact("LiquidationHoldChanged", TX[8], loanId=3, held=True),
     ]
     intents = [RelayedIntent("holdLiquidation:31337:6", TX[4], 10)]
-    assert _found(facts, intents, "LiquidationHoldChanged") == [("on-chain-not-recorded", "loan 3")]
+    holds = frozenset({TX[4].upper().replace("0X", "0x")})  # the case of a hash does not matter
+    assert _found(facts, intents, "LiquidationHoldChanged", holds) == [("on-chain-not-recorded", "loan 3")]
+
+
+def test_a_hold_of_ours_not_yet_confirmed_is_not_reported_as_someone_elses() -> None:
+    """The run reads to the confirmed head, which the operator's transaction manager may not have marked confirmed
+    yet (its next round, or its process stopped): the hold's transaction is ours all the same."""
+    facts = [_fact("LiquidationHoldChanged", TX[4], loanId=6, held=True)]
+    assert _found(facts, [], "LiquidationHoldChanged", frozenset({TX[4]})) == []
+    assert _found(facts, [], "LiquidationHoldChanged") == [("on-chain-not-recorded", "loan 6")]
