@@ -1,7 +1,7 @@
 """Reading loans: the ledger's record (``aggregator.ledger``) of one loan with its entries, plus live figures read
 from its chain at the time of asking (amount owed now from ``amountOwed``, the health factor from the
-CollateralManager, days past due by the chain's clock from the loan's maturity, or its installment schedule when it
-amortizes); and a reader's loans, newest first, a page at a time.
+CollateralManager, days past due by the chain's clock from the due dates disclosed with its quote, or from its
+maturity without them); and a reader's loans, newest first, a page at a time.
 
 The records are plain values read through a small repository interface (``LoanStore``): the SQL implementation is
 ``store.loans``; ``InMemoryLoanStore`` is the fake for unit tests."""
@@ -209,7 +209,7 @@ class LiveFigures:
     health_factor: Decimal | None
     maturity: int = 0  # seconds, the contract's
     block_time: int = 0  # the block's timestamp: the chain's clock, which the contract judges by
-    #: the loan's installments (judged by when more than one: an amortizing loan) and all repaid so far, interest and
+    #: the loan's disclosed installments (one or several: judged by their due dates) and all repaid so far, interest and
     #: principal (the ledger's), for days past due
     schedule: tuple[DueInstallment, ...] = ()
     paid: int = 0
@@ -240,9 +240,10 @@ class LiveFigures:
 
     @property
     def delinquency(self) -> Delinquency:
-        """Days past due now (since maturity while anything is owed, and for an amortizing loan since its oldest
-        installment not covered by what was repaid) and their bucket; current when paid as disclosed, as servicing
-        judges it (``aggregator.servicing.delinquency.judged``)."""
+        """Days past due now (since its oldest disclosed installment not covered by what was repaid, never fewer than
+        since its last due date while anything is owed; since maturity without a disclosed schedule) and their
+        bucket; current when paid as disclosed, as servicing judges it (``aggregator.servicing.delinquency.judged``).
+        """
         return judged(
             self.maturity,
             self.block_time,

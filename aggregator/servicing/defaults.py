@@ -5,9 +5,9 @@ Every round it reads each open loan's maturity, status and outstanding principal
 (``getLoan``, at a pinned block, with the contract's ``gracePeriod``; ``read_views`` splits the calls into batches a
 node takes) and the block's time — the chain's clock, which is the one the contract judges by. Then, per loan:
 
-* **past due**: the loan's days past due (``delinquency``: by maturity, and by its installment schedule when it
-  amortizes — the schedule disclosed with its quote, covered by all the ledger shows repaid, interest and
-  principal) put it in a bucket;
+* **past due**: the loan's days past due (``delinquency``: by the due dates disclosed with its quote, one payment or
+  several, covered by all the ledger shows repaid, interest and principal; by its maturity without a disclosed
+  schedule) put it in a bucket;
   each bucket it enters in a late period is recorded once (``loan_past_due_notices``) and announced as
   ``loan.past_due`` in the same transaction (``on_past_due``, by default the outbox's ``append``, keyed by the bucket
   and the due date the period is counted from); a loan found current again has its notices deleted, so its next late
@@ -16,11 +16,13 @@ node takes) and the block's time — the chain's clock, which is the one the con
   owes on-chain only the few cents of interest accrued between the maturity second and the payment that day
   (``delinquency.paid_as_disclosed``), is current: neither announced past due nor marked in default
   (``DefaultReport.paid_as_disclosed``);
-* **default**: once the block time is past maturity plus the grace period, the operator (``OPERATOR_ROLE``,
-  ``CREDITMESH_OPERATOR_KEY``) sends ``markDefault`` — once per loan: the intent is keyed by the loan, so a second
-  round, process or restart resumes the same transaction and never sends another; an ``eth_call`` simulation from the
-  operator comes first. The receipt's ``LoanDefaulted`` is applied to the ledger at once (the indexer applies the
-  same confirmed event later, idempotently); the ledger's change writes ``loan.defaulted``, not this job.
+* **default**: once the block time is past maturity plus the grace period and the loan is past due by its due dates
+  (``delinquency.defaultable``: never while it is current, within its last due date or paid as disclosed), the
+  operator (``OPERATOR_ROLE``, ``CREDITMESH_OPERATOR_KEY``) sends ``markDefault`` — once per loan: the intent is
+  keyed by the loan, so a second round, process or restart resumes the same transaction and never sends another; an
+  ``eth_call`` simulation from the operator comes first. The receipt's ``LoanDefaulted`` is applied to the ledger at
+  once (the indexer applies the same confirmed event later, idempotently); the ledger's change writes
+  ``loan.defaulted``, not this job.
 * **unfunded**: a loan funded off-chain whose lender refused the funding instruction or reported it failed (the
   accept's ``fund-refused``: ``OpenLoan.unfunded``) is neither announced past due nor marked in default, and the
   operator holds its liquidation (``holdLiquidation`` on the CollateralManager, once per loan: ``liquidate`` is open
@@ -57,8 +59,9 @@ from aggregator.receipts import apply_receipt
 from aggregator.servicing.delinquency import (
     Bucket,
     Delinquency,
-    amortizing_schedule,
+    defaultable,
     delinquency,
+    disclosed_schedule,
     entered,
     paid_as_disclosed,
 )
@@ -223,11 +226,8 @@ class DefaultJob:
         await asyncio.to_thread(self._announce, loans, onchain, now, report, leader)
         for loan in loans:
             state = onchain[loan.loan_ref]
-            if (
-                state.status == ACTIVE
-                and now > state.maturity + grace
-                and loan.loan_ref not in report.paid_as_disclosed
-            ):
+            judged_now = Delinquency(0, report.buckets[loan.loan_ref], now)
+            if state.status == ACTIVE and defaultable(state.maturity, grace, now, judged_now):
                 await self._mark_default(loan, report, leader)
         for loan in unfunded:
             await self._cancel_unfunded(loan, report, leader)
@@ -439,7 +439,7 @@ def announce_past_due(
     report: DefaultReport,
     on_past_due: PastDueSink = write_past_due,
 ) -> None:
-    """Each loan's days past due at the block time ``now`` (by maturity, or by its schedule when it amortizes);
+    """Each loan's days past due at the block time ``now`` (by its disclosed due dates, or by maturity without them);
     every bucket it entered in its late period that was not announced yet is recorded and announced through
     ``on_past_due``, once. A loan found current has its late period's buckets forgotten (``clear``): a borrower who
     caught up and fell behind again is told of the new late period from its first bucket, not only from 30 days."""
@@ -447,7 +447,7 @@ def announce_past_due(
     for loan in loans:
         state = onchain[loan.loan_ref]
         owed = state.outstanding_principal > 0
-        schedule = amortizing_schedule(loan.disclosure)
+        schedule = disclosed_schedule(loan.disclosure)
         found = delinquency(state.maturity, now, owed, schedule, paid=loan.repaid)
         if found.bucket is not Bucket.CURRENT and paid_as_disclosed(
             loan.disclosure, loan.repaid, state.outstanding_principal, state.maturity, state.rate_bps

@@ -1,17 +1,17 @@
 """Days past due and their buckets, computed when read (never stored as truth: DESIGN.md, "Ledger status").
 
-A single-payment loan is due at its maturity (opening block time + term, the contract's ``maturity``): from the first
-second after it, while anything is owed, it is past due, and each day begun counts (the day after the due date is
-day 1). Buckets are the standard ones: current, 1–29, 30–59, 60–89, 90+.
-
-An amortizing loan (a schedule of more than one installment, the one disclosed with its quote:
-``aggregator.installments``) is judged by its schedule's due dates alone: its days past due are those of the oldest
-installment all that was repaid so far (interest and principal) does not cover (``installments.days_past_due``, whole
-days by the UTC date of the chain's clock: the day after a due date is day 1), and never fewer than the days since
-its last due date while anything is owed. Not by the chain's maturity: that is the opening's second plus the term's
-whole days, so from the opening's time of day on the last due date it was a day past, while the borrower still had
-the rest of that day to pay the last installment. The maturity (with the grace period) only decides ``markDefault``.
-A loan without a schedule, or with one payment, is judged by its maturity alone.
+A loan whose quote disclosed its payments (``aggregator.installments``: one or several) is judged by the disclosed
+due dates alone: its days past due are those of the oldest installment all that was repaid so far (interest and
+principal) does not cover (``installments.days_past_due``, whole days by the UTC date of the chain's clock: the day
+after a due date is day 1), and never fewer than the days since its last due date while anything is owed. Not by the
+chain's maturity: that is the opening's second plus the term's whole days, so from the opening's time of day on the
+last due date it was a day past, while the borrower still had the rest of that day (UTC) to pay, as disclosed. A
+single payment is due all its disclosed due date too: a loan opened at 09:00 is not past due at 12:00 on it (judged by
+the maturity, it was, and ``loan.past_due`` went out). The maturity (with the grace period) only decides
+``markDefault``, and that only once the loan is past due by its due dates (``defaultable``). A loan without a
+disclosed schedule (opened from an offer we never quoted, or a quote stored before schedules were disclosed) is due
+at its maturity: from the first second after it, while anything is owed, it is past due, and each day begun counts.
+Buckets are the standard ones: current, 1–29, 30–59, 60–89, 90+.
 
 **Paid as disclosed** (``paid_as_disclosed``). The disclosure tells a borrower to pay its total of payments by its due
 date; the contract charges interest per second to the second of payment, and its maturity is the opening's time of
@@ -81,13 +81,12 @@ def bucket_of(days: int) -> Bucket:
     return Bucket.DPD_90_PLUS
 
 
-def amortizing_schedule(disclosure: Mapping[str, Any] | None) -> tuple[DueInstallment, ...]:
-    """The installments of a loan's quote disclosure when there are several; () for a single payment or no
-    disclosure (a loan opened from an offer we never quoted, or a quote stored before schedules were disclosed)."""
+def disclosed_schedule(disclosure: Mapping[str, Any] | None) -> tuple[DueInstallment, ...]:
+    """The installments of a loan's quote disclosure, in due order (one for a single payment); () without a
+    disclosure (a loan opened from an offer we never quoted) or with one stored before schedules were disclosed."""
     if not disclosure or not disclosure.get("payments"):
         return ()
-    schedule = installments.schedule_from_disclosure(disclosure)
-    return schedule if len(schedule) > 1 else ()
+    return installments.schedule_from_disclosure(disclosure)
 
 
 def delinquency(
@@ -97,10 +96,10 @@ def delinquency(
     schedule: Sequence[DueInstallment] = (),
     paid: int = 0,
 ) -> Delinquency:
-    """Days past due at block time ``now``: by the installment ``schedule``'s due dates when it has more than one
-    payment (``paid``: all repaid so far, interest and principal, base units; never fewer than the days since the last
-    due date while anything is owed), else by ``maturity``."""
-    if not owed or len(schedule) <= 1:
+    """Days past due at block time ``now``: by the disclosed ``schedule``'s due dates, one payment or several
+    (``paid``: all repaid so far, interest and principal, base units; never fewer than the days since the last due
+    date while anything is owed), else (no schedule) by ``maturity``."""
+    if not owed or not schedule:
         days = days_past_due(maturity, now, owed)
         since = datetime.fromtimestamp(maturity, UTC).date() if days else None
     else:
@@ -145,12 +144,20 @@ def judged(
     principal_owed: int,
     rate_bps: int,
 ) -> Delinquency:
-    """``delinquency`` of a loan with its disclosed ``schedule`` (all of it: judged by it when it amortizes), current
-    when it was paid as disclosed (``paid_on_schedule``): what the loans API shows, as servicing judges it."""
-    found = delinquency(maturity, now, owed, tuple(schedule) if len(schedule) > 1 else (), paid=paid)
+    """``delinquency`` of a loan with its disclosed ``schedule`` (judged by its due dates), current when it was paid
+    as disclosed (``paid_on_schedule``): what the loans API shows, as servicing judges it."""
+    found = delinquency(maturity, now, owed, schedule, paid=paid)
     if found.bucket is Bucket.CURRENT or not paid_on_schedule(schedule, paid, principal_owed, maturity, rate_bps):
         return found
     return Delinquency(0, Bucket.CURRENT, now)
+
+
+def defaultable(maturity: int, grace: int, now: int, judged_now: Delinquency) -> bool:
+    """Whether the default job marks an active loan in default at block time ``now``: the contract allows it only
+    after ``maturity`` plus the ``grace`` period (seconds), and servicing sends it only while the loan is past due as
+    judged now (``judged``): never while it is current — within its last due date (UTC), which may end after the
+    maturity plus a short grace period, or paid as disclosed."""
+    return now > maturity + grace and judged_now.bucket is not Bucket.CURRENT
 
 
 def entered(bucket: Bucket) -> tuple[Bucket, ...]:

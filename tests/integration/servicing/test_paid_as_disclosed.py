@@ -3,7 +3,8 @@ payment ``compliance.disclose`` discloses (principal plus interest to the quote'
 disclosed due date, at 15:00 for a loan opened at 09:00. On-chain the loan matured at 09:00 and kept accruing, so a
 principal remainder of a few cents is left and the loan stays active. Eight days later — past maturity plus the
 seven days' grace — the default job neither announces it past due nor marks it in default. The same amount paid the
-day after the due date leaves more than that: that loan is announced past due and marked in default, as before."""
+day after the due date leaves more than that: that loan is announced past due and marked in default, as before. And a
+single payment is due all its disclosed due date: a round three hours past the maturity second finds it current."""
 
 from __future__ import annotations
 
@@ -124,3 +125,54 @@ async def test_the_disclosed_payment_on_the_due_date_is_neither_past_due_nor_def
     assert "loan.defaulted" not in events
 
     assert (await job.run_round()).paid_as_disclosed == {on_time[1]: remainder}, "and every round after"
+
+
+async def test_a_single_payment_is_not_past_due_on_its_due_date_after_the_maturity_second(
+    own_chain: DeployedChain, servicing_db: Database, job: DefaultJob
+) -> None:
+    """Opened at 09:00, the loan matures on-chain at 09:00 of its disclosed due date; a round at 12:00 that day
+    finds it current (the borrower has the rest of the day, UTC, to pay), announces nothing and marks nothing; the
+    first round after midnight finds it 1 day past due, counted from the due date."""
+    harness = Harness(own_chain)
+    harness.set_weth_price(3_000)
+    open_day = datetime.fromtimestamp(harness.now(), UTC).date() + timedelta(days=2)
+    harness.advance(_at_hour(open_day, 9) - harness.now())
+    _, ref, loan_id, payment = _open_pool_loan(harness, servicing_db)
+    maturity = int(harness.loan(ref)["maturity"])
+    assert _at_hour(payment.due, 9) <= maturity < _at_hour(payment.due, 10), "the maturity: 09:00 on the due date"
+    service = LoanService(SqlLoanStore(servicing_db), {own_chain.name: ChainRuntime(job.client, own_chain.record,
+                                                                                    job.operator)})  # fmt: skip
+
+    def past_due_events() -> list[dict[str, object]]:
+        with servicing_db.unit_of_work() as uow:
+            rows = uow.session.scalars(
+                select(OutboxEventRow).where(
+                    OutboxEventRow.loan_id == loan_id, OutboxEventRow.event_type == "loan.past_due"
+                )
+            ).all()
+            return [dict(row.body["data"]) for row in rows]
+
+    harness.advance(_at_hour(payment.due, 12) - harness.now())  # three hours past the maturity second
+    assert maturity < harness.now() < _at_hour(payment.due + timedelta(days=1), 0)
+    noon = await job.run_round()
+    assert noon.buckets[ref] is Bucket.CURRENT
+    assert all(loan != ref for loan, _ in noon.announced)
+    assert ref not in noon.defaulted
+    assert past_due_events() == []
+    with servicing_db.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan_id)
+        assert row is not None
+        record = loan_record(row)
+    assert (await service.delinquencies([record]))[loan_id].bucket is Bucket.CURRENT
+    detail = await service.detail(loan_id, LoanScope())
+    assert detail.live is not None
+    assert detail.live.delinquency.bucket is Bucket.CURRENT
+
+    harness.advance(_at_hour(payment.due + timedelta(days=1), 0) + 30 - harness.now())  # just after midnight
+    after = await job.run_round()
+    assert after.buckets[ref] is Bucket.DPD_1_29
+    assert (ref, Bucket.DPD_1_29) in after.announced
+    assert ref not in after.defaulted  # the grace period is seven days
+    (notice,) = past_due_events()
+    assert (notice["bucket"], notice["days_past_due"], notice["since"]) == ("1-29", 1, payment.due.isoformat())
+    assert (await service.delinquencies([record]))[loan_id].days_past_due == 1

@@ -12,10 +12,12 @@ from aggregator.installments import DueInstallment
 from aggregator.servicing.delinquency import (
     SECONDS_PER_DAY,
     Bucket,
-    amortizing_schedule,
+    Delinquency,
     bucket_of,
     days_past_due,
+    defaultable,
     delinquency,
+    disclosed_schedule,
     entered,
     paid_as_disclosed,
 )
@@ -63,7 +65,7 @@ PAYMENTS = [
     {"number": 2, "due": "2027-03-01", "amount": "102.00", "principal": "100.00", "interest": "2.00"},
 ]
 DISCLOSURE: dict[str, object] = {"assetDecimals": 6, "payments": PAYMENTS}
-SCHEDULE = amortizing_schedule(DISCLOSURE)
+SCHEDULE = disclosed_schedule(DISCLOSURE)
 END = int(datetime(2027, 4, 1, tzinfo=UTC).timestamp())
 HUNDRED = 100_000_000
 
@@ -72,12 +74,12 @@ def _at(day: date, seconds: int = 12 * 3600) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) + seconds
 
 
-def test_an_amortizing_schedule_is_read_in_due_order_and_a_single_payment_is_none() -> None:
+def test_a_disclosed_schedule_is_read_in_due_order_a_single_payment_too() -> None:
     assert [(i.number, i.principal) for i in SCHEDULE] == [(1, HUNDRED), (2, HUNDRED), (3, HUNDRED)]
     one = {"assetDecimals": 6, "payments": PAYMENTS[:1]}
-    assert amortizing_schedule(one) == ()
-    assert amortizing_schedule(None) == ()
-    assert amortizing_schedule({"asset": "USDC"}) == ()  # a disclosure stored before schedules
+    assert [(i.number, i.due) for i in disclosed_schedule(one)] == [(3, date(2027, 4, 1))]
+    assert disclosed_schedule(None) == ()
+    assert disclosed_schedule({"asset": "USDC"}) == ()  # a disclosure stored before schedules
 
 
 HUNDRED_3, HUNDRED_2 = 103_000_000, 102_000_000  # the first and second installments' amounts
@@ -138,10 +140,44 @@ def test_the_last_installment_is_due_all_its_due_date_whatever_the_chain_maturit
     assert (found.days_past_due, found.bucket) == (days, bucket)
 
 
-def test_a_single_payment_schedule_is_judged_by_maturity_alone() -> None:
+@pytest.mark.parametrize(
+    ("now", "days", "since"),
+    [
+        (_at(date(2027, 2, 1), 9 * 3600 + 1), 0, None),  # a second past the chain's maturity (opened at 09:00)
+        (_at(date(2027, 2, 1), 12 * 3600), 0, None),  # noon on the due date: the audit's round
+        (_at(date(2027, 2, 1), SECONDS_PER_DAY - 1), 0, None),  # the due date's last second
+        (_at(date(2027, 2, 2), 0), 1, date(2027, 2, 1)),  # midnight after it (UTC): day 1
+        (_at(date(2027, 3, 5)), 32, date(2027, 2, 1)),
+    ],
+)
+def test_a_single_payment_is_due_all_its_disclosed_due_date(now: int, days: int, since: date | None) -> None:
+    """A single payment disclosed due 2027-02-01 by a loan opened at 09:00, its chain maturity 09:00 that day: past
+    due from the day after the due date (UTC), as an installment is, not from the maturity second."""
     single = (DueInstallment(1, date(2027, 2, 1), 103 * 10**6, HUNDRED, 3 * 10**6),)
-    found = delinquency(END, _at(date(2027, 3, 5)), True, single)
-    assert (found.days_past_due, found.bucket) == (0, Bucket.CURRENT)
+    maturity = _at(date(2027, 2, 1), 9 * 3600)
+    found = delinquency(maturity, now, True, single)
+    assert (found.days_past_due, found.bucket, found.since) == (days, bucket_of(days), since)
+    assert delinquency(maturity, now, False, single).bucket is Bucket.CURRENT  # nothing owed
+
+
+def test_without_a_disclosed_schedule_a_loan_is_due_at_its_maturity() -> None:
+    found = delinquency(MATURITY, MATURITY + 1, True, ())
+    assert (found.days_past_due, found.since) == (1, datetime.fromtimestamp(MATURITY, UTC).date())
+
+
+@pytest.mark.parametrize(
+    ("now", "bucket", "expected"),
+    [
+        (MATURITY + 7 * SECONDS_PER_DAY, Bucket.DPD_1_29, False),  # maturity plus the grace itself: not yet
+        (MATURITY + 7 * SECONDS_PER_DAY + 1, Bucket.DPD_1_29, True),
+        (MATURITY + 7 * SECONDS_PER_DAY + 1, Bucket.CURRENT, False),  # judged current (its due date, paid as disclosed)
+        (MATURITY + 90 * SECONDS_PER_DAY, Bucket.CURRENT, False),
+    ],
+)
+def test_a_loan_is_marked_in_default_past_the_grace_only_while_past_due(
+    now: int, bucket: Bucket, expected: bool
+) -> None:
+    assert defaultable(MATURITY, 7 * SECONDS_PER_DAY, now, Delinquency(0, bucket, now)) is expected
 
 
 # A single payment of 1,500.00 USDC at 9% for 30 days, opened at 09:00 UTC on 2027-01-01: due 2027-01-31, which is
