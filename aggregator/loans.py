@@ -25,7 +25,15 @@ from aggregator.errors import LoanNotFound
 from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.platform import ChainRuntime
-from aggregator.servicing.delinquency import Delinquency, judged
+from aggregator.servicing.delinquency import (
+    Delinquency,
+    Payment,
+    delinquency,
+    disclosed_schedule,
+    judged,
+    may_be_paid_as_disclosed,
+)
+from aggregator.servicing.payment_times import RecordedRepayment, dated
 from chain.artifacts import load_artifact
 from chain.errors import ChainError
 from chain.revert import decode_revert
@@ -180,6 +188,11 @@ class LoanRepository(Protocol):
         """The disclosures of these quotes (one query for a list's page), by quote id."""
         ...
 
+    def repayments(self, loan_ids: Sequence[str]) -> dict[str, list[RecordedRepayment]]:
+        """The repayments the ledger recorded of these loans (one query for a list's page), in chain order, by loan
+        id."""
+        ...
+
     def by_provider_ref(self, provider_id: str, provider_ref: str) -> LoanRecord | None:
         """The loan opened from ``provider_id``'s offer ``provider_ref`` (its own reference, in the quote's offer);
         ``AmbiguousOfferRef`` when the lender gave that reference to offers of more than one loan."""
@@ -213,7 +226,8 @@ class LiveFigures:
     #: principal (the ledger's), for days past due
     schedule: tuple[DueInstallment, ...] = ()
     paid: int = 0
-    rate_bps: int = 0  # the loan's, for the interest a payment on the last due date leaves (paid as disclosed)
+    #: the loan's repayments with their blocks' times, read when they may make it paid as disclosed (else None)
+    payments: tuple[Payment, ...] | None = None
     #: why ``health_factor`` is None while something is owed: the price feeds do not price the position now
     health_error: str | None = None
     #: the loan is in default (``LoanStatus.Defaulted``): anyone may liquidate it in full, whatever its health factor
@@ -250,8 +264,7 @@ class LiveFigures:
             self.total_owed > 0,
             self.schedule,
             self.paid,
-            self.principal_owed,
-            self.rate_bps,
+            self.payments,
         )
 
 
@@ -304,7 +317,12 @@ class LoanService:
             return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured", schedule)
         try:
             live = await self._live(chain, loan.onchain_loan_id)
-            live = replace(live, schedule=schedule, paid=loan.repaid, rate_bps=loan.rate_bps or 0)
+            live = replace(live, schedule=schedule, paid=loan.repaid)
+            found = delinquency(live.maturity, live.block_time, live.total_owed > 0, schedule, paid=loan.repaid)
+            if may_be_paid_as_disclosed(found, schedule, loan.repaid):
+                repaid = [RecordedRepayment(r.where.block_hash, r.interest_paid + r.principal_paid)
+                          for r in entries.repayments]  # fmt: skip
+                live = replace(live, payments=(await dated(chain.client, {loan.id: repaid}))[loan.id])
         except ChainError as err:  # the record still answers while the chain does not
             # the node's own message names its URL (an RPC provider's key in its path): logged, never shown
             log.warning("live figures of loan %s: chain %s did not answer: %s", loan.id, loan.chain_name, err)
@@ -337,18 +355,30 @@ class LoanService:
                 answers = await read_views(
                     chain.client.provider, [get_loan.call(aggregator, row.onchain_loan_id, block=block) for row in rows]
                 )
+                # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, outstandingPrincipal, ...
+                judging = [
+                    (row, int(fields[4]), int(fields[7]) > 0, disclosed_schedule(disclosures.get(row.quote_id or "")))
+                    for row, fields in zip(rows, answers, strict=True)
+                ]
+                candidates = [
+                    row.id
+                    for row, maturity, owed, schedule in judging
+                    if may_be_paid_as_disclosed(
+                        delinquency(maturity, now, owed, schedule, row.repaid), schedule, row.repaid
+                    )
+                ]
+                repaid = await asyncio.to_thread(self._repayments, candidates) if candidates else {}
+                payments = await dated(chain.client, repaid) if repaid else {}
             except (ChainError, OSError, TimeoutError) as err:
                 log.warning("days past due on %s not read: %s", name, err)
                 continue
-            for row, fields in zip(rows, answers, strict=True):
-                # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, outstandingPrincipal, ...
-                disclosure = disclosures.get(row.quote_id or "")
-                schedule = schedule_from_disclosure(disclosure) if disclosure and disclosure.get("payments") else ()
-                principal_owed = int(fields[7])
-                found[row.id] = judged(
-                    int(fields[4]), now, principal_owed > 0, schedule, row.repaid, principal_owed, int(fields[3])
-                )
+            for row, maturity, owed, schedule in judging:
+                found[row.id] = judged(maturity, now, owed, schedule, row.repaid, payments.get(row.id))
         return found
+
+    def _repayments(self, loan_ids: Sequence[str]) -> dict[str, list[RecordedRepayment]]:
+        with self._loans.reading() as loans:
+            return loans.repayments(loan_ids)
 
     def _disclosures(self, quote_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self._loans.reading() as loans:
@@ -479,6 +509,15 @@ class InMemoryLoanRepository:
 
     def entries(self, loan_id: str) -> LoanEntries:
         return self._entries.get(loan_id, LoanEntries())
+
+    def repayments(self, loan_ids: Sequence[str]) -> dict[str, list[RecordedRepayment]]:
+        return {
+            loan_id: [
+                RecordedRepayment(r.where.block_hash, r.interest_paid + r.principal_paid)
+                for r in self.entries(loan_id).repayments
+            ]
+            for loan_id in loan_ids
+        }
 
     def page(
         self, scope: LoanScope, after: tuple[datetime, str] | None, limit: int, flag: LoanFlag | None = None

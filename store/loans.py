@@ -23,6 +23,7 @@ from aggregator.loans import (
     LoanScope,
     Repayment,
 )
+from aggregator.servicing.payment_times import RecordedRepayment
 from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow, QuoteRow, of_offer
 from store.db import Database
@@ -33,6 +34,7 @@ from store.ledger import (
     LoanRepaymentRow,
     SqlLedgerRepository,
 )
+from store.servicing import recorded_repayments
 
 #: the ``LoanRecord`` fields a ``loans`` row holds (``unfunded`` is its accept's)
 COLUMNS = tuple(name for name in LoanRecord.__dataclass_fields__ if name != "unfunded")
@@ -98,6 +100,10 @@ class SqlLoanRepository:
             [CollateralMovement(m.direction, m.account, m.asset, m.amount, facts[m.fact_id]) for m in movements],
             [Liquidation(q.liquidator, q.debt_repaid, q.collateral_seized, facts[q.fact_id]) for q in liquidations],
         )
+
+    def repayments(self, loan_ids: Sequence[str]) -> dict[str, list[RecordedRepayment]]:
+        """The repayments the ledger recorded of these loans, in chain order, by loan id (one query)."""
+        return recorded_repayments(self.session, loan_ids)
 
     def disclosure(self, quote_id: str) -> dict[str, Any] | None:
         quote = self.session.get(QuoteRow, quote_id)

@@ -5,7 +5,7 @@ entered; the rows go when the loan is current again), and the closed loans whose
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from aggregator.accept_saga import FUND_REFUSED
+from aggregator.servicing.payment_times import RecordedRepayment
 from aggregator.servicing.repository import OpenLoan as OpenLoan
 from aggregator.servicing.repository import UnclaimedCollateral as UnclaimedCollateral
 from store.accept_rows import AcceptRow
@@ -22,7 +23,7 @@ from store.aggregator import LoanRow, QuoteRow
 from store.base import Base
 from store.db import Database
 from store.leases import Lease, SqlLeaseStore, fence
-from store.ledger import ChainFactRow
+from store.ledger import ChainFactRow, LoanRepaymentRow
 from store.outbox import SqlOutboxStore
 from store.types import UtcDateTime
 
@@ -39,6 +40,22 @@ class PastDueNoticeRow(Base):
     bucket: Mapped[str] = mapped_column(String(8), primary_key=True)
     days_past_due: Mapped[int] = mapped_column()
     as_of: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+def recorded_repayments(session: Session, loan_ids: Sequence[str]) -> dict[str, list[RecordedRepayment]]:
+    """The repayments (``LoanRepaid`` facts) the ledger recorded of these loans, each with its fact's block, in chain
+    order, by loan id: one query."""
+    found: dict[str, list[RecordedRepayment]] = {loan_id: [] for loan_id in loan_ids}
+    rows = session.execute(
+        select(LoanRepaymentRow.loan_id, LoanRepaymentRow.interest_paid, LoanRepaymentRow.principal_paid,
+               ChainFactRow.block_hash)
+        .join(ChainFactRow, ChainFactRow.id == LoanRepaymentRow.fact_id)
+        .where(LoanRepaymentRow.loan_id.in_(list(loan_ids)))
+        .order_by(ChainFactRow.block_number, ChainFactRow.log_index)
+    )  # fmt: skip
+    for loan_id, interest, principal, block_hash in rows:
+        found[loan_id].append(RecordedRepayment(block_hash, int(interest) + int(principal)))
+    return found
 
 
 class SqlServicingRepository:
@@ -99,6 +116,10 @@ class SqlServicingRepository:
     def clear(self, loan_id: str) -> None:
         """Forget the buckets ``loan_id`` was announced in: it is current again (its late period is over)."""
         self.session.execute(delete(PastDueNoticeRow).where(PastDueNoticeRow.loan_id == loan_id))
+
+    def repayments(self, loan_ids: Sequence[str]) -> dict[str, list[RecordedRepayment]]:
+        """The repayments the ledger recorded of these loans, in chain order, by loan id (one query)."""
+        return recorded_repayments(self.session, loan_ids)
 
     def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
         """The CollateralManager ``manager``'s ``CollateralClaimable`` facts not followed (in chain order) by a

@@ -12,10 +12,10 @@ node takes) and the block's time — the chain's clock, which is the one the con
   ``loan.past_due`` in the same transaction (``on_past_due``, by default the outbox's ``append``, keyed by the bucket
   and the due date the period is counted from); a loan found current again has its notices deleted, so its next late
   period is announced from its first bucket;
-* **paid as disclosed**: a loan whose repayments reached its disclosed total of payments by its last due date, and
-  owes on-chain only the few cents of interest accrued between the maturity second and the payment that day
-  (``delinquency.paid_as_disclosed``), is current: neither announced past due nor marked in default
-  (``DefaultReport.paid_as_disclosed``);
+* **paid as disclosed**: a loan whose repayments reached each installment's disclosed amount (with those before it)
+  by the end of its due date, UTC, by their blocks' times (``delinquency.paid_as_disclosed``; the times read from
+  the node for the loans it can change: ``payment_times``), is current whatever remainder the contract's per-second
+  accrual left owed: neither announced past due nor marked in default (``DefaultReport.paid_as_disclosed``);
 * **default**: once the block time is past maturity plus the grace period and the loan is past due by its due dates
   (``delinquency.defaultable``: never while it is current, within its last due date or paid as disclosed), the
   operator (``OPERATOR_ROLE``, ``CREDITMESH_OPERATOR_KEY``) sends ``markDefault`` — once per loan: the intent is
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,13 +59,16 @@ from aggregator.receipts import apply_receipt
 from aggregator.servicing.delinquency import (
     Bucket,
     Delinquency,
+    Payment,
     defaultable,
     delinquency,
     disclosed_schedule,
     entered,
+    may_be_paid_as_disclosed,
     paid_as_disclosed,
 )
 from aggregator.servicing.leased import Leader, run_leased
+from aggregator.servicing.payment_times import RecordedRepayment, dated
 from aggregator.servicing.repository import UNFUNDED, OpenLoan, ServicingRepository, ServicingStore, serviced
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
@@ -222,8 +225,9 @@ class DefaultJob:
         block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
         number, now = int(block["number"], 16), int(block["timestamp"], 16)
         grace, onchain = await self._read(loans, number)
+        payments = await self._payment_times(loans, onchain, now)
         report = DefaultReport(number, now)
-        await asyncio.to_thread(self._announce, loans, onchain, now, report, leader)
+        await asyncio.to_thread(self._announce, loans, onchain, now, report, leader, payments)
         for loan in loans:
             state = onchain[loan.loan_ref]
             judged_now = Delinquency(0, report.buckets[loan.loan_ref], now)
@@ -248,6 +252,26 @@ class DefaultJob:
             onchain[loan.loan_ref] = OnChainLoan(int(fields[4]), int(fields[6]), int(fields[7]), int(fields[3]))
         return int(answers[0]), onchain
 
+    async def _payment_times(
+        self, loans: Sequence[OpenLoan], onchain: dict[int, OnChainLoan], now: int
+    ) -> dict[str, tuple[Payment, ...]]:
+        """The dated repayments of the loans that may have been paid as disclosed (past due by their due dates, all
+        they repaid at least the disclosed total of payments): the ledger's repayments, their blocks' times read from
+        the node."""
+        candidates = []
+        for loan in loans:
+            state, schedule = onchain[loan.loan_ref], disclosed_schedule(loan.disclosure)
+            found = delinquency(state.maturity, now, state.outstanding_principal > 0, schedule, paid=loan.repaid)
+            if may_be_paid_as_disclosed(found, schedule, loan.repaid):
+                candidates.append(loan.id)
+        if not candidates:
+            return {}
+        return await dated(self.client, await asyncio.to_thread(self._repayments, candidates))
+
+    def _repayments(self, loan_ids: Sequence[str]) -> dict[str, list[RecordedRepayment]]:
+        with self.store.unit_of_work() as uow:
+            return uow.servicing.repayments(loan_ids)
+
     def _announce(
         self,
         loans: Sequence[OpenLoan],
@@ -255,12 +279,13 @@ class DefaultJob:
         now: int,
         report: DefaultReport,
         leader: Leader | None,
+        payments: Mapping[str, Sequence[Payment]],
     ) -> None:
         """Record (and announce through ``on_past_due``) each bucket a loan entered, once, in one transaction."""
         with self.store.unit_of_work() as uow:
             if leader is not None:
                 uow.fence(leader.lease)
-            announce_past_due(uow.servicing, uow.outbox, loans, onchain, now, report, self.on_past_due)
+            announce_past_due(uow.servicing, uow.outbox, loans, onchain, now, report, self.on_past_due, payments)
             uow.commit()
 
     async def _mark_default(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
@@ -438,8 +463,10 @@ def announce_past_due(
     now: int,
     report: DefaultReport,
     on_past_due: PastDueSink = write_past_due,
+    payments: Mapping[str, Sequence[Payment]] | None = None,
 ) -> None:
-    """Each loan's days past due at the block time ``now`` (by its disclosed due dates, or by maturity without them);
+    """Each loan's days past due at the block time ``now`` (by its disclosed due dates, or by maturity without them;
+    current when paid as disclosed, by the times of its ``payments``, by loan id: ``delinquency.paid_as_disclosed``);
     every bucket it entered in its late period that was not announced yet is recorded and announced through
     ``on_past_due``, once. A loan found current has its late period's buckets forgotten (``clear``): a borrower who
     caught up and fell behind again is told of the new late period from its first bucket, not only from 30 days."""
@@ -449,8 +476,8 @@ def announce_past_due(
         owed = state.outstanding_principal > 0
         schedule = disclosed_schedule(loan.disclosure)
         found = delinquency(state.maturity, now, owed, schedule, paid=loan.repaid)
-        if found.bucket is not Bucket.CURRENT and paid_as_disclosed(
-            loan.disclosure, loan.repaid, state.outstanding_principal, state.maturity, state.rate_bps
+        if may_be_paid_as_disclosed(found, schedule, loan.repaid) and paid_as_disclosed(
+            schedule, (payments or {}).get(loan.id)
         ):
             report.paid_as_disclosed[loan.loan_ref] = state.outstanding_principal
             found = Delinquency(0, Bucket.CURRENT, now)

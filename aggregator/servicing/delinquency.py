@@ -13,16 +13,22 @@ disclosed schedule (opened from an offer we never quoted, or a quote stored befo
 at its maturity: from the first second after it, while anything is owed, it is past due, and each day begun counts.
 Buckets are the standard ones: current, 1–29, 30–59, 60–89, 90+.
 
-**Paid as disclosed** (``paid_as_disclosed``). The disclosure tells a borrower to pay its total of payments by its due
-date; the contract charges interest per second to the second of payment, and its maturity is the opening's time of
-day on the due date. A borrower who pays the disclosed amount later that same day (at 15:00 for a loan opened at
-09:00) pays the interest the disclosure counted up to the maturity second, and the interest since is left owed as a
-principal remainder of a few cents: the loan stays open on-chain. Such a loan — all it repaid at least the disclosed
-total of payments, and the principal it still owes no more than the interest its principal accrues from the maturity
-to the end of the last due date (UTC) — was paid as disclosed, on time: servicing neither announces it past due nor
-marks it in default. A borrower who paid the same amount a day late owes more than that and is past due as before.
-The remainder stays owed on-chain (no one but a payer can close a loan, and the contract forgives nothing), and
-paying it releases the collateral.
+**Paid as disclosed** (``paid_as_disclosed``), judged by when the payments were made, not by what is left. The
+disclosure tells a borrower to pay each installment's amount by its due date; the contract charges interest per second
+(actual/365, rounded up) to the second of each payment, while the schedule's interest follows its own day count
+(30/360 by default), and the maturity is the opening's time of day on the last due date. So a borrower who paid every
+installment's disclosed amount on its due date still owes on-chain a principal remainder — from cents to a few units,
+depending on the times of day, the months' lengths and the day count — and the loan stays open past its last due
+date. A loan is paid as disclosed when, for every installment, all repaid in blocks timed (the chain's clock) before
+00:00:00 UTC of the day after its due date reached the disclosed amounts of that installment and those before it: each
+installment paid in full by the end of its due date, UTC. Such a loan is current, whatever remainder its on-chain
+arithmetic left: servicing neither announces it past due nor marks it in default. One installment short at the end of
+its due date, by a unit or a day, and the rule does not apply: the loan is judged by its due dates, and after its last
+one it is past due while anything is owed (the remainder is then what the borrower owes, interest for the delay with
+it), and defaulted after maturity plus the grace period. The remainder of a loan paid as disclosed stays owed on-chain
+(the contract forgives nothing, and only a payer closes a loan); paying it releases the collateral. The ledger keeps
+each repayment's block, not its time: the times are read from the node (``payment_times``) for the loans the rule can
+change — those past due by their due dates that repaid at least the disclosed total of payments.
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ from typing import Any
 
 from aggregator import installments
 from aggregator.installments import DueInstallment
-from compliance.tila.disclosure import single_payment_interest
 
 SECONDS_PER_DAY = 86_400
 
@@ -110,29 +115,40 @@ def delinquency(
     return Delinquency(days, bucket_of(days), now, since)
 
 
-def paid_as_disclosed(
-    disclosure: Mapping[str, Any] | None, paid: int, principal_owed: int, maturity: int, rate_bps: int
-) -> bool:
-    """Whether a loan was paid as its quote disclosed, by the last due date (see the module docstring): ``paid`` (all
-    repaid, interest and principal, base units) reached the disclosure's total of payments, and the principal still
-    owed on-chain is no more than the interest the disclosed principal accrues at ``rate_bps`` from ``maturity`` to
-    the end of the last due date — the most that paying the disclosed amount on that date can leave. False without a
-    disclosed schedule (a loan opened from an offer we never quoted)."""
-    if not disclosure or not disclosure.get("payments"):
-        return False
-    schedule = installments.schedule_from_disclosure(disclosure)
-    return paid_on_schedule(schedule, paid, principal_owed, maturity, rate_bps)
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A repayment as the chain dated it: its block's time (seconds) and all it paid, interest and principal (base
+    units)."""
+
+    at: int
+    amount: int
 
 
-def paid_on_schedule(
-    schedule: Sequence[DueInstallment], paid: int, principal_owed: int, maturity: int, rate_bps: int
-) -> bool:
-    """``paid_as_disclosed`` of the disclosure's ``schedule`` (False when it is empty)."""
-    if not schedule or paid < installments.total_of_payments(schedule):
+def day_end(day: date) -> int:
+    """00:00:00 UTC of the day after ``day`` (seconds): a payment is made on ``day`` when its block is timed before."""
+    return int(datetime.combine(day + timedelta(days=1), time.min, UTC).timestamp())
+
+
+def may_be_paid_as_disclosed(found: Delinquency, schedule: Sequence[DueInstallment], paid: int) -> bool:
+    """Whether ``paid_as_disclosed`` can make a loan judged ``found`` by its disclosed ``schedule`` current: it is
+    past due, and all it repaid (``paid``) reached the disclosed total of payments. Only such a loan's payment times
+    are read."""
+    return found.bucket is not Bucket.CURRENT and bool(schedule) and paid >= installments.total_of_payments(schedule)
+
+
+def paid_as_disclosed(schedule: Sequence[DueInstallment], payments: Sequence[Payment] | None) -> bool:
+    """Whether each installment of the disclosed ``schedule``, with those before it, was repaid by the end of its
+    due date (UTC: by ``payments`` in blocks timed before ``day_end`` of it; see the module docstring). False without
+    a schedule (a loan opened from an offer we never quoted) or without the payments' times (None: not read)."""
+    if not schedule or payments is None:
         return False
-    day_ends = int(datetime.combine(schedule[-1].due + timedelta(days=1), time.min, UTC).timestamp())
-    principal = sum(installment.principal for installment in schedule)
-    return principal_owed <= single_payment_interest(principal, rate_bps, max(0, day_ends - maturity))
+    due = 0
+    for installment in schedule:
+        due += installment.amount
+        deadline = day_end(installment.due)
+        if sum(payment.amount for payment in payments if payment.at < deadline) < due:
+            return False
+    return True
 
 
 def judged(
@@ -141,13 +157,13 @@ def judged(
     owed: bool,
     schedule: Sequence[DueInstallment],
     paid: int,
-    principal_owed: int,
-    rate_bps: int,
+    payments: Sequence[Payment] | None = None,
 ) -> Delinquency:
     """``delinquency`` of a loan with its disclosed ``schedule`` (judged by its due dates), current when it was paid
-    as disclosed (``paid_on_schedule``): what the loans API shows, as servicing judges it."""
+    as disclosed (``paid_as_disclosed``, by the times of its ``payments``: None when they were not read, as for a loan
+    ``may_be_paid_as_disclosed`` rules out): what the loans API shows, as servicing judges it."""
     found = delinquency(maturity, now, owed, schedule, paid=paid)
-    if found.bucket is Bucket.CURRENT or not paid_on_schedule(schedule, paid, principal_owed, maturity, rate_bps):
+    if not may_be_paid_as_disclosed(found, schedule, paid) or not paid_as_disclosed(schedule, payments):
         return found
     return Delinquency(0, Bucket.CURRENT, now)
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from aggregator.outbox import OutboxStore
 from aggregator.outbox_memory import InMemoryLeases, InMemoryOutbox
+from aggregator.servicing.payment_times import RecordedRepayment
 from store.leases import Lease, LeaseStore
 
 
@@ -89,6 +90,10 @@ class ServicingRepository(Protocol):
         one is announced afresh (``loan.past_due`` keyed by the period's first due date, so not written twice)."""
         ...
 
+    def repayments(self, loan_ids: Sequence[str]) -> dict[str, list[RecordedRepayment]]:
+        """The repayments the ledger recorded of these loans, in chain order, by loan id (one query)."""
+        ...
+
     def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
         """The CollateralManager ``manager``'s ``CollateralClaimable`` facts not followed (in chain order) by a
         ``CollateralRemoved`` of the same loan, oldest first."""
@@ -126,6 +131,7 @@ class InMemoryServicing:
     loans: dict[int, list[OpenLoan]] = field(default_factory=dict)  # chain id → its open loans
     notices: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)  # (loan, bucket) → dpd, as of
     unclaimed: dict[int, list[UnclaimedCollateral]] = field(default_factory=dict)  # chain id → claimable
+    paid_in: dict[str, list[RecordedRepayment]] = field(default_factory=dict)  # loan id → its repayments
 
     def open_loans(self, chain_id: int, aggregator: str) -> list[OpenLoan]:
         return sorted(self.loans.get(chain_id, []), key=lambda loan: loan.loan_ref)
@@ -142,6 +148,9 @@ class InMemoryServicing:
     def clear(self, loan_id: str) -> None:
         for key in [key for key in self.notices if key[0] == loan_id]:
             del self.notices[key]
+
+    def repayments(self, loan_ids: Sequence[str]) -> dict[str, list[RecordedRepayment]]:
+        return {loan_id: list(self.paid_in.get(loan_id, [])) for loan_id in loan_ids}
 
     def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
         return list(self.unclaimed.get(chain_id, []))

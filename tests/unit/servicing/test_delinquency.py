@@ -13,12 +13,14 @@ from aggregator.servicing.delinquency import (
     SECONDS_PER_DAY,
     Bucket,
     Delinquency,
+    Payment,
     bucket_of,
     days_past_due,
     defaultable,
     delinquency,
     disclosed_schedule,
     entered,
+    judged,
     paid_as_disclosed,
 )
 from compliance.tila.disclosure import single_payment_interest
@@ -205,7 +207,7 @@ def _remainder_after_paying_the_disclosed_amount_at(moment: int) -> int:
     [
         (int(datetime(2027, 1, 31, 15, tzinfo=UTC).timestamp()), True),  # later on the due date: a few cents left
         (int(datetime(2027, 2, 1, tzinfo=UTC).timestamp()) - 1, True),  # the due date's last second
-        (int(datetime(2027, 2, 1, 0, 30, tzinfo=UTC).timestamp()), False),  # the day after: late, past due
+        (int(datetime(2027, 2, 1, tzinfo=UTC).timestamp()), False),  # midnight after it (UTC): a day late
         (int(datetime(2027, 2, 5, tzinfo=UTC).timestamp()), False),
     ],
 )
@@ -215,15 +217,23 @@ def test_the_disclosed_amount_paid_by_the_end_of_the_due_date_is_paid_as_disclos
     remainder = _remainder_after_paying_the_disclosed_amount_at(paid_at)
     assert remainder > 0
     total = PRINCIPAL + DISCLOSED_INTEREST
-    assert paid_as_disclosed(SINGLE, total, remainder, SINGLE_MATURITY, 900) is expected
+    schedule = disclosed_schedule(SINGLE)
+    assert paid_as_disclosed(schedule, [Payment(paid_at, total)]) is expected
+    now = SINGLE_MATURITY + 8 * SECONDS_PER_DAY  # past the grace: current, or past due since the due date
+    found = judged(SINGLE_MATURITY, now, True, schedule, total, [Payment(paid_at, total)])
+    assert (found.bucket is Bucket.CURRENT) is expected
+    assert found.days_past_due == (0 if expected else 8)
     # the figure of the audit: paid at 15:00 for a loan opened at 09:00 leaves 0.092466 USDC
     if paid_at == int(datetime(2027, 1, 31, 15, tzinfo=UTC).timestamp()):
         assert remainder == 92_466
 
 
 def test_less_than_the_disclosed_total_or_no_disclosure_is_not_paid_as_disclosed() -> None:
-    total = PRINCIPAL + DISCLOSED_INTEREST
-    assert not paid_as_disclosed(SINGLE, total - 1, 1, SINGLE_MATURITY, 900), "a unit short of the disclosed total"
-    assert not paid_as_disclosed(None, total, 1, SINGLE_MATURITY, 900)
-    assert not paid_as_disclosed({"asset": "USDC"}, total, 1, SINGLE_MATURITY, 900)
-    assert paid_as_disclosed(SINGLE, total, 0, SINGLE_MATURITY, 900)
+    total, on_time = PRINCIPAL + DISCLOSED_INTEREST, int(datetime(2027, 1, 31, 15, tzinfo=UTC).timestamp())
+    schedule = disclosed_schedule(SINGLE)
+    assert not paid_as_disclosed(schedule, [Payment(on_time, total - 1)]), "a unit short of the disclosed total"
+    assert paid_as_disclosed(schedule, [Payment(on_time - SECONDS_PER_DAY, total - 1), Payment(on_time, 1)])
+    assert not paid_as_disclosed((), [Payment(on_time, total)])  # no disclosure
+    assert not paid_as_disclosed(schedule, None), "payment times not read"
+    late = SINGLE_MATURITY + 8 * SECONDS_PER_DAY
+    assert judged(SINGLE_MATURITY, late, True, schedule, total - 1, [Payment(on_time, total)]).days_past_due == 8
