@@ -114,7 +114,6 @@ class OnChainLoan:
     maturity: int
     status: int
     outstanding_principal: int
-    rate_bps: int = 0
 
 
 @dataclass
@@ -249,7 +248,7 @@ class DefaultJob:
         onchain = {}
         for loan, fields in zip(loans, answers[1:], strict=True):
             # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, outstandingPrincipal, ...
-            onchain[loan.loan_ref] = OnChainLoan(int(fields[4]), int(fields[6]), int(fields[7]), int(fields[3]))
+            onchain[loan.loan_ref] = OnChainLoan(int(fields[4]), int(fields[6]), int(fields[7]))
         return int(answers[0]), onchain
 
     async def _payment_times(

@@ -149,9 +149,7 @@ def test_the_audits_on_time_payer_of_three_installments_is_current() -> None:
     maturity = opened + 90 * SECONDS_PER_DAY
     loan = OpenLoan("L3", 3, "active", "pool", None, None, None, remainder,
                     repaid=sum(p.amount for p in payments), disclosure=disclosure)  # fmt: skip
-    report = _round(
-        InMemoryServicing(), loan, OnChainLoan(maturity, 1, remainder, RATE), maturity + GRACE + 1, payments
-    )
+    report = _round(InMemoryServicing(), loan, OnChainLoan(maturity, 1, remainder), maturity + GRACE + 1, payments)
     assert report.buckets == {3: Bucket.CURRENT}
     assert report.paid_as_disclosed == {3: remainder}
     assert report.announced == []
@@ -172,13 +170,13 @@ def test_the_audits_payer_21_days_late_is_past_due_and_keeps_its_notice() -> Non
     servicing = InMemoryServicing()
     before = OpenLoan("L12", 12, "active", "pool", None, None, None, 10**9,
                       repaid=sum(p.amount for p in payments[:-1]), disclosure=disclosure)  # fmt: skip
-    first = _round(servicing, before, OnChainLoan(maturity, 1, 10**9, RATE), maturity + 15 * SECONDS_PER_DAY,
+    first = _round(servicing, before, OnChainLoan(maturity, 1, 10**9), maturity + 15 * SECONDS_PER_DAY,
                    payments[:-1])  # fmt: skip
     assert first.announced == [(12, Bucket.DPD_1_29)]
     after = OpenLoan("L12", 12, "active", "pool", None, None, None, remainder,
                      repaid=sum(p.amount for p in payments), disclosure=disclosure)  # fmt: skip
     now = times[-1] + 9 * SECONDS_PER_DAY
-    report = _round(servicing, after, OnChainLoan(maturity, 1, remainder, RATE), now, payments)
+    report = _round(servicing, after, OnChainLoan(maturity, 1, remainder), now, payments)
     assert report.buckets == {12: Bucket.DPD_30_59}
     assert report.paid_as_disclosed == {}
     assert servicing.announced("L12") == {"1-29", "30-59"}, "the late period's notices are kept"
