@@ -5,14 +5,17 @@ read without a lock while the borrower is screened) with the amount asked for, a
 
 A request past risk's limit, or past the ceiling of every product its lenders offer, is refused with the accept's
 problem (409 ``exposure-limit``; 409 ``exposure-unvalued`` when an open loan is in an asset the platform does not
-list): recorded as a declined request — its risk decision, the screening's records, and in its ``risk`` the
-refusal (``refusal_summary``) — as a risk decline is, and never fanned out. The providers of a product past its
+list): recorded as a declined request — its risk decision as ``assess`` made it, the screening's records, a
+credit-request decision record denying it for the exposure (``refusal_record``: reason R42 or R43, the open principal
+and the limit named), and in its ``risk`` the refusal (``refused_risk``: ``approved`` false, the refusal's reason) —
+and never fanned out. The providers of a product past its
 ceiling are left out, ``ineligible`` with the ceiling named (``split_by_exposure``). The accept checks again, under
 the borrower's lock (``aggregator.exposure.check_exposure``): a loan may open between the quote and the accept."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,8 +24,12 @@ from aggregator.errors import ExposureLimitExceeded, ExposureUnvalued
 from aggregator.exposure import PRODUCT_OF_KIND, ExposureLimits, exposure_at_quote, open_principal
 from aggregator.fanout import ProviderOutcome
 from aggregator.owed import Exposure
+from compliance.decisions import DecisionKind, DecisionRecord, decide
+from compliance.jurisdiction import Reason
 from compliance.kyc import KycStatus
 from providers.base import ProviderAdapter
+from risk.policy import RiskDecision
+from risk.reasons import EXCESSIVE_OBLIGATIONS, UNVALUED_OBLIGATIONS
 
 #: what refuses a credit request for the borrower's exposure
 ExposureRefusal = ExposureLimitExceeded | ExposureUnvalued
@@ -70,3 +77,52 @@ def refusal_summary(refusal: ExposureRefusal) -> dict[str, Any]:
         "open_principal": str(refusal.owed),
         "open_principal_after": str(refusal.after),
     }
+
+
+def refusal_reason(refusal: ExposureRefusal) -> Reason:
+    """The adverse-action reason of a refusal (R42 past a limit, R43 an open loan not valued), its message naming the
+    figures as the problem does."""
+    reason = UNVALUED_OBLIGATIONS if isinstance(refusal, ExposureUnvalued) else EXCESSIVE_OBLIGATIONS
+    return Reason(reason.code, f"{reason.text}: {refusal}")
+
+
+def refused_risk(risk: dict[str, Any], refusal: ExposureRefusal) -> dict[str, Any]:
+    """The refused request's ``risk``: not approved, for the refusal's reason (the scoring's reasons did not decline
+    it). The scoring decision stays as ``assess`` made it, signed and stored (``decision_hash`` and ``inputs_hash``
+    name it): its verdict and reasons are kept under ``assessed``; the refusal's figures under ``exposure``."""
+    reason = refusal_reason(refusal)
+    return risk | {
+        "approved": False,
+        "reasons": [{"code": reason.code, "text": reason.message}],
+        "assessed": {"approved": risk["approved"], "reasons": risk["reasons"]},
+        "exposure": refusal_summary(refusal),
+    }
+
+
+def refusal_record(
+    refusal: ExposureRefusal,
+    borrower_id: str,
+    request_id: str,
+    amount: Decimal,
+    decision: RiskDecision,
+    now: datetime,
+    inputs_key: bytes | None,
+) -> DecisionRecord:
+    """The credit-request decision record denying the request for the exposure, so that the decisions list shows
+    the request refused and why: its inputs the request, the amount asked for, the scoring decision it was refused
+    after and the refusal's figures (about the borrower: hashed under ``inputs_key``)."""
+    inputs: dict[str, Any] = {
+        "requestId": request_id,
+        "amount": amount,
+        "riskDecisionHash": "0x" + decision.decision_hash().hex(),
+        "exposure": refusal_summary(refusal),
+    }
+    return decide(
+        DecisionKind.CREDIT_REQUEST,
+        borrower_id,
+        inputs,
+        [refusal_reason(refusal)],
+        {"policy": decision.policy_version},
+        now,
+        inputs_key=inputs_key,
+    )

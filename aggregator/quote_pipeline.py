@@ -35,7 +35,7 @@ from aggregator.metrics import FANOUT_OUTCOMES
 from aggregator.offer_checks import installments_of
 from aggregator.platform import ChainRuntime
 from aggregator.quote_chains import clocks_ahead, debt_ceilings, left_out, refused_chains
-from aggregator.quote_exposure import ExposureRefusal, refusal_summary, split_by_exposure
+from aggregator.quote_exposure import ExposureRefusal, refusal_record, refused_risk, split_by_exposure
 from aggregator.quote_offers import Draft, QuoteSigning, ValidRequest, disclose, rank_drafts, risk_summary
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuotingStore
 from aggregator.sanctions_reviews import borrower_reasons
@@ -343,7 +343,13 @@ class QuotePipeline:
         if risk is None:
             risk = risk_summary(decision)
         if refusal is not None:  # answered with the accept's problem, and recorded as the request's decline
-            risk["exposure"] = refusal_summary(refusal)
+            risk = refused_risk(risk, refusal)
+            # with a record denying it, written after the screening's (no offer was asked for)
+            offer_records.append(
+                refusal_record(
+                    refusal, borrower.id, request_id, valid.amount, decision, now, self._compliance.inputs_key
+                )
+            )
         elif owed is not None:  # what the request was quoted under
             risk["exposure"] = {"open_principal": str(owed)}
         if reading is not None:

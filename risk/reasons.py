@@ -47,6 +47,11 @@ AMOUNT_OVER_LIMIT = Reason("R40", "Amount requested exceeds the limit for the cr
 INSUFFICIENT_COLLATERAL = Reason("R41", "Collateral insufficient for the amount requested")
 TOO_MANY_REQUESTS = Reason("R50", "Too many credit applications in a short period")
 WALLET_CLAIMED = Reason("R51", "Unable to verify ownership of the wallet")
+#: a request refused for the borrower's exposure (``aggregator.quote_exposure``): what it already owes with the amount
+#: asked for passes a limit — risk's ``max_amount`` or the KYC tier's ceiling — whatever the score
+EXCESSIVE_OBLIGATIONS = Reason("R42", "Existing credit obligations too high for the amount requested")
+#: an open loan in an asset the platform does not list: what the borrower owes cannot be counted
+UNVALUED_OBLIGATIONS = Reason("R43", "Unable to value existing credit obligations")
 
 
 def unknown_reason(names: tuple[str, ...]) -> Reason:

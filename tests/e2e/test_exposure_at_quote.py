@@ -1,8 +1,9 @@
 """What a borrower is quoted is what they may accept, over real HTTP with the simulated bank and the pools on anvil:
 a borrower with an open loan asking for more than risk's limit leaves room for is refused at once (409
-``exposure-limit``, the open principal and the limit named), no lender asked and no quote stored; within the limit it
-is quoted and the accept opens the loan. A borrower whose KYC tier caps what it may owe for a traditional loan is
-quoted only the pools' offers once its open loan and the amount pass that cap."""
+``exposure-limit``, the open principal and the limit named), no lender asked and no quote stored, the request
+recorded declined and a decision denying it listed; within the limit it is quoted and the accept opens the loan. A
+borrower whose KYC tier caps what it may owe for a traditional loan is quoted only the pools' offers once its open
+loan and the amount pass that cap."""
 
 from __future__ import annotations
 
@@ -126,6 +127,23 @@ def test_a_borrower_asking_past_its_limit_with_a_loan_open_is_refused_at_once_an
     assert (declined["status"], declined["quotes"], declined["provider_outcomes"]) == ("declined", [], [])
     assert declined["risk"]["max_amount"] == problem["limit_amount"]
     assert declined["risk"]["exposure"]["refused"] == "exposure-limit"
+    # declined for the exposure, not approved: the reason on record is the refusal's, the scoring's kept apart
+    assert declined["risk"]["approved"] is False
+    assert [r["code"] for r in declined["risk"]["reasons"]] == ["R42"]
+    assert declined["risk"]["assessed"]["approved"] is True
+    # and the decisions list shows the request denied and why, beside the scoring decision that approved it
+    with platform.client(platform.admin_key) as admin:
+        listed = admin.get("/v1/decisions", params={"request_id": problem["request_id"]}).json()["items"]
+    outcomes = sorted((d["kind"], d["outcome"]) for d in listed)
+    assert outcomes == [
+        ("credit-request", "allow"),
+        ("credit-request", "allow"),
+        ("credit-request", "deny"),
+        ("risk", "allow"),
+    ]
+    (denial,) = [d for d in listed if d["outcome"] == "deny"]
+    assert [r["code"] for r in denial["reasons"]] == ["R42"]
+    assert "(1000.000000 open now), above the risk.max_amount limit" in denial["reasons"][0]["message"]
 
     within = _quoted(platform, key, "500.00")  # 1,500 owed with it
     assert within["risk"]["exposure"] == {"open_principal": "1000.000000"}

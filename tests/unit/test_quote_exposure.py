@@ -22,7 +22,7 @@ from aggregator.quote_exposure import split_by_exposure
 from aggregator.quote_store import InMemoryQuotingStore
 from api import problems
 from compliance import ComplianceService, Product
-from compliance.decisions import DecisionKind
+from compliance.decisions import DecisionKind, Outcome
 from compliance.kyc import KycState, KycStatus, KycTier
 from providers.models import Decline, ProviderKind, ProviderOffer, QuoteRequest
 from tests.support.quoting import SPEC, FixedRateLender, borrower_file, quoting_service, shipped_compliance
@@ -152,7 +152,14 @@ async def test_a_request_no_accept_could_take_is_refused_before_the_lenders_and_
     declined = store.tables.requests[request_id]
     assert declined.request.status == "declined"
     assert (declined.quotes, declined.outcomes) == ([], [])
-    assert declined.request.risk["approved"] is True  # risk's decision, as it was made
+    # not approved, for the exposure: the scoring's verdict (which approved) kept under ``assessed``
+    risk = declined.request.risk
+    assert risk["approved"] is False
+    assert risk["reasons"] == [
+        {"code": "R42", "text": f"Existing credit obligations too high for the amount requested: {refused.value}"}
+    ]
+    assert risk["assessed"] == {"approved": True, "reasons": within.request.risk["reasons"]}
+    assert risk["decision_hash"] == "0x" + store.tables.risk_decisions[-1].decision.decision_hash().hex()
     assert declined.request.risk["exposure"] == {
         "refused": "exposure-limit",
         "detail": str(refused.value),
@@ -161,11 +168,17 @@ async def test_a_request_no_accept_could_take_is_refused_before_the_lenders_and_
         "open_principal": "1000.000000",
         "open_principal_after": "2500.000000",
     }
-    # recorded as a decision is: its risk decision and its screening's records, each for this request
+    # recorded as a decision is: its risk decision (as ``assess`` made it), its screening's records and a record
+    # denying it for the exposure, each for this request
     assert store.tables.risk_decisions[-1].request_id == request_id
-    screened = [r for r, on in store.tables.decision_requests.items() if on == request_id]
-    kinds = {r.kind for r in store.tables.decision_records if r.decision_id in screened}
-    assert kinds == {DecisionKind.CREDIT_REQUEST}
+    assert store.tables.risk_decisions[-1].decision.approved
+    made = [r for r, on in store.tables.decision_requests.items() if on == request_id]
+    records = [r for r in store.tables.decision_records if r.decision_id in made]
+    assert {r.kind for r in records} == {DecisionKind.CREDIT_REQUEST}
+    (denied,) = [r for r in records if r.outcome is Outcome.DENY]
+    assert (denied.subject_ref, [r.code for r in denied.reasons]) == ("b1", ["R42"])
+    assert "(1000.000000 open now), above the risk.max_amount limit" in denied.reasons[0].message
+    assert [r.outcome for r in records].count(Outcome.ALLOW) == 2  # the screening's, one per product
 
     # the problem the accept answers with, naming the request
     app = FastAPI()
