@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from compliance.jurisdiction import JurisdictionRules, Reason
+from compliance.jurisdiction import JurisdictionRules, Reason, covers
 
 UNDER_AGE = "kyc.under-age"
 PROHIBITED = "jurisdiction.prohibited"
@@ -43,9 +43,8 @@ def check_age(rules: JurisdictionRules, jurisdiction: str, date_of_birth: date |
 
 def residence_agrees(jurisdiction: str, residence: str) -> bool:
     """Whether an identity resident in ``residence`` may borrow on an account of ``jurisdiction`` (the module's
-    docstring says when)."""
-    account, lives = normalize_code(jurisdiction), normalize_code(residence)
-    return lives == account or ("-" not in account and lives.split("-", 1)[0] == account)
+    docstring says when): the account's code covers the residence (``compliance.jurisdiction.covers``)."""
+    return covers(jurisdiction, residence)
 
 
 def check_residence(rules: JurisdictionRules, jurisdiction: str, residence: str | None) -> list[Reason]:

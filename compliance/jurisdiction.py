@@ -84,6 +84,21 @@ class JurisdictionRules:
         found = self.jurisdictions.get(code.strip().upper())
         return found.age_of_majority if found else self.default_age_of_majority
 
+    def knows(self, code: str) -> bool:
+        """Whether ``code`` (any case, blanks around it ignored) is a jurisdiction the rules serve or the country of
+        one ("US" for "US-FL"): a code that can name where a borrower the platform serves lives."""
+        return any(covers(code, served) for served in self.jurisdictions)
+
+
+def covers(code: str, jurisdiction: str) -> bool:
+    """Whether the ISO 3166 ``code`` covers ``jurisdiction`` (either in any case, blanks around them ignored): the
+    same code, or ``code`` a whole country and ``jurisdiction`` that country or one of its subdivisions ("US" covers
+    "US-FL"; "US-FL" covers neither "US" nor "US-NY"). What a lender's jurisdictions serve
+    (``providers.models.Capabilities.accepts``) and where an identity may reside for an account
+    (``compliance.eligibility.residence_agrees``) both read it so."""
+    wide, narrow = code.strip().upper(), jurisdiction.strip().upper()
+    return narrow == wide or ("-" not in wide and narrow.split("-", 1)[0] == wide)
+
 
 def _decimal(value: Any, where: str) -> Decimal:
     try:

@@ -12,6 +12,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from compliance.jurisdiction import covers
+
 #: what a correlation id may be: anything else from a caller is replaced, never forwarded to a lender or logged raw
 CORRELATION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
@@ -179,9 +181,16 @@ class Capabilities:
             return "term out of range"
         if self.collateral_assets and request.collateral_asset not in self.collateral_assets:
             return f"collateral {request.collateral_asset} not accepted"
-        if self.jurisdictions and request.jurisdiction.upper() not in self.jurisdictions:
+        if self.jurisdictions and not self.serves(request.jurisdiction):
             return f"jurisdiction {request.jurisdiction} not served"
         return None
+
+    def serves(self, jurisdiction: str) -> bool:
+        """Whether one of ``jurisdictions`` covers the borrower's ``jurisdiction``: the same code, or its country
+        ("US" serves "US-FL": ``compliance.jurisdiction.covers``)."""
+        return jurisdiction.upper() in self.jurisdictions or any(
+            covers(code, jurisdiction) for code in self.jurisdictions
+        )
 
     def lends_elsewhere(self, chains: Sequence[str]) -> str | None:
         """Why the provider cannot lend on any of ``chains``, or None when it lends on one of them (or on any)."""

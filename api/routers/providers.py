@@ -28,6 +28,7 @@ from api.idempotency import Idempotent
 from api.input_types import JsonInteger, json_number
 from api.pagination import MAX_LIMIT, CursorParam, decode_key_cursor, encode_key_cursor
 from api.schemas import JURISDICTION_PATTERN
+from compliance.jurisdiction import JurisdictionRules
 from providers import policy
 from providers._exceptions import (
     AlreadyRegistered,
@@ -62,8 +63,9 @@ ProviderOrAdmin = Annotated[Principal, require(Role.PROVIDER, Role.ADMIN)]
 class CapabilitiesIn(BaseModel):
     """What the provider lends. Amounts are integer base units of the asset, as decimal strings. Capabilities no
     request can meet are refused (422 naming the field): a minimum above its maximum, a minimum term longer than any
-    credit request's (365 days), an asset, collateral asset or chain the platform does not have. Jurisdictions are
-    ISO 3166 codes ("US-NY" style), compared upper-cased as a borrower's are."""
+    credit request's (365 days), an asset, collateral asset or chain the platform does not have, a jurisdiction its
+    rules do not know. Jurisdictions are ISO 3166 codes ("US-NY" style), compared upper-cased as a borrower's are; a
+    country's code covers its subdivisions ("US" lends to a "US-FL" borrower)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -78,8 +80,9 @@ class CapabilitiesIn(BaseModel):
     collateral_assets: list[str] = Field(default_factory=list)
     jurisdictions: list[Annotated[str, Field(max_length=8, pattern=JURISDICTION_PATTERN)]] = Field(
         default_factory=list,
-        description='ISO 3166 codes of the borrowers\' jurisdictions it lends in, "US-NY" style for states (any case; '
-        "kept upper case, as a borrower's is); none: every jurisdiction",
+        description='ISO 3166 codes of the borrowers\' jurisdictions it lends in: "US-NY" style for states, a '
+        "country's code (\"US\") for all its subdivisions (any case; kept upper case, as a borrower's is); each "
+        "one the platform's rules serve or the country of one; none: every jurisdiction",
     )
 
     @field_validator("jurisdictions")
@@ -106,7 +109,9 @@ class CapabilitiesIn(BaseModel):
         return value
 
     def unknown_to(self, platform: Platform) -> list[tuple[str, str]]:
-        """(field, message) for each asset, collateral asset or chain ``platform`` does not have."""
+        """(field, message) for each asset, collateral asset or chain ``platform`` does not have, and each
+        jurisdiction its rules do not know (``JurisdictionRules.knows``: neither a jurisdiction served nor the
+        country of one — no borrower could ever be in it)."""
         known_assets, known_chains = set(platform.assets.symbols()), set(platform.chains)
         refused = []
         for field, values, known in (
@@ -117,7 +122,20 @@ class CapabilitiesIn(BaseModel):
             for index, value in enumerate(values):
                 if value not in known:
                     refused.append((f"{field}.{index}", f"{value!r} is not one of {', '.join(sorted(known))}"))
-        return refused
+        return refused + self._unknown_jurisdictions(platform.compliance.rules) if self.jurisdictions else refused
+
+    def _unknown_jurisdictions(self, rules: JurisdictionRules) -> list[tuple[str, str]]:
+        served = sorted(rules.jurisdictions)
+        countries = sorted({code.split("-", 1)[0] for code in served} - set(served))
+        return [
+            (
+                f"jurisdictions.{index}",
+                f"{code!r} is not a jurisdiction the platform serves: one of {', '.join(served)}, or a country whose "
+                f"code covers its subdivisions ({', '.join(countries)})",
+            )
+            for index, code in enumerate(self.jurisdictions)
+            if not rules.knows(code)
+        ]
 
 
 # The settings' policy as a registration gives it: JSON numbers only ("fail_max": true was read as 1 and "1.5" as

@@ -134,6 +134,7 @@ def test_each_refusal_has_a_fixed_type_and_title_and_its_detail_the_specifics(pl
         ({"assets": ["USDC"], "min_term_days": 10**20}, "capabilities.min_term_days"),
         ({"assets": ["USDC"], "min_term_days": 90, "max_term_days": 30}, "capabilities.max_term_days"),
         ({"assets": ["USDC"], "jurisdictions": ["New York"]}, "capabilities.jurisdictions.0"),
+        ({"assets": ["USDC"], "jurisdictions": ["US", "ZZ"]}, "capabilities.jurisdictions.1"),  # no country's code
     ],
 )
 def test_capabilities_no_request_can_meet_are_refused_naming_the_field(

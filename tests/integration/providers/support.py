@@ -23,6 +23,7 @@ from api import problems
 from api.routers import providers as providers_router
 from api.settings import Settings
 from chain.devnet import free_port
+from compliance import load_rules
 from providers.base import AdapterContext, ProviderRegistration
 from providers.destinations import LOOPBACK_NETWORKS, DestinationGuard
 from providers.models import Capabilities
@@ -124,8 +125,10 @@ def providers_api(registry: ProviderRegistry, database: Database) -> FastAPI:
     # the assets and chains a registration's capabilities may name
     assets = AssetRegistry([Asset("USDC", 6, Decimal(1)), Asset("WETH", 18, Decimal(3_000))])
     chains = dict.fromkeys(("ethereum-local", "polygon-local", "arbitrum-local"))
+    # and the jurisdictions: the shipped rules
+    compliance = SimpleNamespace(rules=load_rules())
     app.state.platform = SimpleNamespace(
-        providers=registry, database=database, settings=Settings(), assets=assets, chains=chains
+        providers=registry, database=database, settings=Settings(), assets=assets, chains=chains, compliance=compliance
     )
     return app
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,37 @@ async def test_registration_refusals_say_what_is_wrong(
         assert refused.status_code == 422, internal
         assert "base_url" in refused.json()["detail"]
     assert sorted(registry) == ["late-bank"], "nothing half-registered"
+
+
+async def test_a_lender_registered_for_a_country_is_asked_for_its_states_and_an_unknown_code_is_refused(
+    sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
+) -> None:
+    client, registry, _ = setup
+    admin = {"X-API-Key": ADMIN}
+    capabilities = {"assets": ["USDC"], "max_term_days": 365}
+    for codes, field in ((["US-NY", "zz"], "1"), (["US-CA"], "0")):  # ZZ is no country; US-CA is not served
+        refused = await client.post(
+            "/v1/providers",
+            json=registration(sim, capabilities=capabilities | {"jurisdictions": codes}),
+            headers=admin,
+        )
+        assert refused.status_code == 422, refused.text
+        (error,) = refused.json()["errors"]
+        assert error["field"] == f"capabilities.jurisdictions.{field}"
+        assert "is not a jurisdiction the platform serves" in error["message"]
+        assert "US-FL" in error["message"]
+        assert "(US)" in error["message"]
+    assert list(registry) == [], "nothing registered"
+
+    created = await client.post(
+        "/v1/providers", json=registration(sim, capabilities=capabilities | {"jurisdictions": ["us"]}), headers=admin
+    )
+    assert created.status_code == 201, created.text
+    for jurisdiction in ("US-FL", "US"):  # the country's code covers its states
+        outcomes = await fan_out(registry.adapters(), replace(REQUEST, jurisdiction=jurisdiction), 0.5)
+        assert [(o.provider_id, o.outcome) for o in outcomes] == [("late-bank", "offered")], jurisdiction
+    (elsewhere,) = await fan_out(registry.adapters(), replace(REQUEST, jurisdiction="GB"), 0.5)
+    assert (elsewhere.outcome, elsewhere.detail) == ("ineligible", "jurisdiction GB not served")
 
 
 async def test_a_registration_names_the_webhook_url_its_loan_events_go_to(
