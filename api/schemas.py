@@ -394,9 +394,10 @@ class IdentityIn(BaseModel):
         max_length=8,
         pattern=JURISDICTION_PATTERN,
         description='residence: an ISO 3166 code, "US-NY" style for US states, as the account\'s jurisdiction is '
-        "written (any case; stored upper case). Screened at every credit request and accept: a prohibited "
-        "jurisdiction, or one that is not the account's (the same code, or a subdivision of an account's country), "
-        "is refused (403 jurisdiction.prohibited, jurisdiction.residence-mismatch)",
+        "written (any case; stored upper case): the account's jurisdiction, or a subdivision of an account's "
+        'country ("GB-LND" on a "GB" account), else 422 before the provider is asked. Screened at every credit '
+        "request and accept: a prohibited jurisdiction, or one that is not the account's, is refused (403 "
+        "jurisdiction.prohibited, jurisdiction.residence-mismatch)",
     )
     ssn_or_dod_id: str | None = Field(
         default=None,

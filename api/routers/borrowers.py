@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.borrower_accounts import BorrowerAccounts
@@ -31,6 +32,7 @@ from api.schemas import (
     ReviewRefOut,
     SanctionsScreeningOut,
 )
+from compliance.eligibility import normalize_code, residence_agrees
 from compliance.kyc import IdentityDocument, IdentityProfile, KycStatus
 from compliance.pii import Masked
 from providers._exceptions import DestinationRefused
@@ -117,7 +119,10 @@ async def verify_identity(body: KycIn, borrower: CurrentBorrowerAccount, platfor
     later; read it at ``GET /v1/borrowers/me``. At most ``CREDITMESH_KYC_SUBMISSIONS_PER_DAY`` (5) submissions in
     24 hours (each creates an applicant at the provider, billed per applicant): past it, 429 ``kyc-submission-limit``
     with ``Retry-After``; a submission the provider did not take (503) and an ``Idempotency-Key`` replay do not
-    count."""
+    count. An identity resident elsewhere than the account's jurisdiction (``residence_agrees``: the same code, or a
+    subdivision of an account's country) is 422 naming ``identity.country`` before the provider is asked, and does
+    not count: every credit request would refuse it (403 ``jurisdiction.residence-mismatch``)."""
+    refuse_other_residence(borrower.account.jurisdiction, body.identity.country)
     limit = platform.settings.kyc_submissions_per_day
     await check_kyc_submissions(platform.velocity, borrower.account.id, limit, time.time())
     identity = IdentityProfile(**body.identity.model_dump(exclude={"ssn_or_dod_id"}))
@@ -135,6 +140,21 @@ async def verify_identity(body: KycIn, borrower: CurrentBorrowerAccount, platfor
         kyc.state.value,
     )
     return _kyc_out(kyc)
+
+
+def refuse_other_residence(jurisdiction: str, country: str) -> None:
+    """422 naming ``identity.country`` unless an identity resident in ``country`` may borrow on an account of
+    ``jurisdiction`` (``compliance.eligibility.residence_agrees``): the provider would verify it, and the platform
+    refuse every credit request and accept of it."""
+    if residence_agrees(jurisdiction, country):
+        return
+    account = normalize_code(jurisdiction)
+    within = "" if "-" in account else f" or one of its subdivisions ({account}-…)"
+    message = (
+        f"{country} is not the account's jurisdiction: the identity's country of residence must be {account}{within}; "
+        "verify an identity resident there, or ask for an account in your jurisdiction"
+    )
+    raise RequestValidationError([{"type": "value_error", "loc": ("body", "identity", "country"), "msg": message}])
 
 
 @router.delete("/{borrower_id}/identity", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,6 +1,7 @@
 """Who may borrow on an account, over HTTP with the simulated KYC provider: the identity the provider verified
 against the account it borrows on (of age in the account's jurisdiction, resident there and not in a prohibited
-jurisdiction), at the credit request and again at accept, whatever the borrower typed."""
+jurisdiction), at the credit request and again at accept, whatever the borrower typed; an identity resident
+elsewhere than the account is refused when submitted, before the provider is asked."""
 
 from __future__ import annotations
 
@@ -104,14 +105,36 @@ def _accept(platform: RunningPlatform, key: str, wallet: LocalAccount, quote: di
         return client.post(f"/v1/quotes/{quote['id']}/accept", json={"signature": signature})
 
 
+def _moved(platform: RunningPlatform, key: str, jurisdiction: str) -> None:
+    """The account's jurisdiction written as ``jurisdiction`` in the database: the borrower's identity, verified for
+    the account as it was, now resident elsewhere than the account — what an identity stored before submissions were
+    checked against the account is, and no submission can make any more."""
+    with platform.client(key) as client:
+        subject = client.get("/v1/borrowers/me").json()["id"]
+    engine = sa.create_engine(f"sqlite:///{platform.data_dir / 'creditmesh.db'}")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("update borrowers set jurisdiction = :j where id = :id"), {"j": jurisdiction, "id": subject}
+        )
+    engine.dispose()
+
+
 def test_a_borrower_under_age_in_the_accounts_state_is_refused_whatever_country_they_typed(
     platform: RunningPlatform,
 ) -> None:
     """A 19-year-old on a Mississippi account (majority at 21) typed Florida (18) as their country: the provider
-    approved them by Florida's age, and they were quoted; the platform now checks the account's state."""
+    approved them by Florida's age, and they were quoted; the platform now checks the account's state. Such a
+    submission is now refused before the provider is asked (422 identity.country); an identity stored so before is
+    refused at the credit request, by the account's age of majority."""
     key = _register(platform, "US-MS")
+    with platform.client(key) as client:
+        typed = client.post("/v1/borrowers/me/kyc", json=_kyc("US-FL", _born(19)))
+        assert typed.status_code == 422, typed.text
+        assert [error["field"] for error in typed.json()["errors"]] == ["identity.country"]
+    key = _register(platform, "US-FL")
     verdict = _verified(platform, key, _kyc("US-FL", _born(19)))
     assert verdict["state"] == "approved"  # the provider checks the country it was given
+    _moved(platform, key, "US-MS")
     refused = _request(platform, key)
     assert refused.status_code == 403, refused.text
     assert "kyc.under-age" in _codes(refused)
@@ -134,33 +157,51 @@ def test_an_identity_country_in_lower_case_is_the_code(platform: RunningPlatform
     assert (verdict["state"], [r["code"] for r in verdict["reasons"]]) == ("rejected", ["kyc.under-age"])
 
 
-@pytest.mark.parametrize(
-    ("country", "codes"),
-    [
-        ("IR", {"jurisdiction.prohibited", "jurisdiction.residence-mismatch"}),
-        ("US-NY", {"jurisdiction.residence-mismatch"}),
-        ("US", {"jurisdiction.residence-mismatch"}),
-    ],
-)
-def test_a_borrower_resident_elsewhere_than_the_account_is_refused(
-    platform: RunningPlatform, country: str, codes: set[str]
-) -> None:
-    """A Florida account whose verified identity lives in Iran (or New York, whose caps are lower) was quoted: the
-    identity's country was stored and read by nothing."""
+def test_an_identity_resident_elsewhere_than_the_account_is_refused_at_submission(platform: RunningPlatform) -> None:
+    """A Florida account verified with an identity resident in "US" (or New York, whose caps are lower, or Iran) was
+    approved by the provider and then refused at every credit request (403 jurisdiction.residence-mismatch): it is now
+    refused when submitted, before the provider is asked, and not counted against the submissions a day."""
     key = _register(platform, "US-FL")
-    assert _verified(platform, key, _kyc(country))["state"] == "approved"
+    with platform.client(key) as client:
+        for country in ("US", "us-ny", "IR", "US", "US-NY", "IR"):  # more than the 5 submissions a day
+            refused = client.post("/v1/borrowers/me/kyc", json=_kyc(country))
+            assert refused.status_code == 422, refused.text
+            (error,) = refused.json()["errors"]
+            assert error["field"] == "identity.country"
+            assert error["message"].startswith(f"{country.upper()} is not the account's jurisdiction")
+            assert "must be US-FL;" in error["message"]
+        assert client.get("/v1/borrowers/me").json()["kyc"] is None  # nothing went to the provider
+    assert _verified(platform, key, _kyc("US-FL"))["state"] == "approved"  # none of them counted
+    assert _request(platform, key).status_code == 201
+
+
+def test_a_subdivision_of_an_accounts_country_is_taken(platform: RunningPlatform) -> None:
+    key = _register(platform, "GB")
+    assert _verified(platform, key, _kyc("GB-LND"))["state"] == "approved"
+
+
+def test_an_identity_stored_resident_elsewhere_than_the_account_is_refused_at_the_credit_request(
+    platform: RunningPlatform,
+) -> None:
+    """An identity resident in "US" stored for a Florida account before submissions were checked: refused with the
+    reason at every credit request (docs/compliance.md: the borrower verifies again), a recorded denial."""
+    key = _register(platform, "US")
+    assert _verified(platform, key, _kyc("US"))["state"] == "approved"
+    _moved(platform, key, "US-FL")
     refused = _request(platform, key)
     assert refused.status_code == 403, refused.text
-    assert _codes(refused) == codes
+    assert _codes(refused) == {"jurisdiction.residence-mismatch"}
     decided = _decisions(platform, key)
     assert decided
     assert set(decided) == {("credit-request", "deny")}  # one record per product, each a recorded denial
+    assert _verified(platform, key, _kyc("US-FL"))["state"] == "approved"  # verified again: quoted
+    assert _request(platform, key).status_code == 201
 
 
-def test_an_identity_replaced_by_another_states_after_the_quote_is_refused_at_accept(platform: RunningPlatform) -> None:
+def test_an_identity_resident_elsewhere_than_the_account_at_accept_is_refused(platform: RunningPlatform) -> None:
     wallet = Account.create()
     key, quote = _quoted(platform, wallet)
-    assert _verified(platform, key, _kyc("US-NY"))["state"] == "approved"
+    _moved(platform, key, "US-NY")  # the Florida identity is not the New York account's
     refused = _accept(platform, key, wallet, quote)
     assert refused.status_code == 403, refused.text
     assert refused.json()["type"].endswith("compliance-denied")

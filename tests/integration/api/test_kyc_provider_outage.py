@@ -64,7 +64,7 @@ def test_an_unavailable_identity_provider_is_a_503_and_nothing_is_kept(tmp_path:
     ensure_bootstrap_admin(database, ADMIN)
     provider_port, api_port = free_port(), free_port()
     app = kyc_app(database, tmp_path, provider_port, KYC_SECRET)
-    submission = passport_kyc("US-FL")
+    submission = passport_kyc("US-NY")  # the account's jurisdiction (the default)
 
     with served(app, api_port) as api_url, httpx.Client(base_url=api_url, timeout=30) as client:
         registered = client.post("/v1/borrowers", headers={"X-API-Key": ADMIN}, json={"wallet_address": WALLET})

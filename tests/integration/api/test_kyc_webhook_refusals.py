@@ -69,7 +69,7 @@ def test_refused_kyc_webhooks_are_limited_per_address_and_the_providers_verdict_
 
         config = IdentitySimConfig(KYC_SECRET.encode(), f"{api_url}/v1/kyc/webhooks", b"unused")
         with served(create_identity_app(config), provider_port):
-            submitted = client.post("/v1/borrowers/me/kyc", headers={"X-API-Key": key}, json=passport_kyc("US-FL"))
+            submitted = client.post("/v1/borrowers/me/kyc", headers={"X-API-Key": key}, json=passport_kyc("US-NY"))
             assert submitted.status_code == 200, submitted.text
             deadline = time.monotonic() + 30  # the provider's signed verdict, from 127.0.0.1 as the forgeries were
             while _state(database, borrower_id) is not KycState.APPROVED:
