@@ -63,7 +63,11 @@ class QuoteRow(Base):
     """A signed, ranked quote: the EIP-712 offer, its disclosure and the quote signer's signature."""
 
     __tablename__ = "quotes"
-    __table_args__ = (Index("ix_quotes_provider_ref", "provider_id", "provider_ref"),)
+    __table_args__ = (
+        Index("ix_quotes_provider_ref", "provider_id", "provider_ref"),
+        # a borrower's accepts in flight (its quotes ``accepting``), read by every credit request's exposure check
+        Index("ix_quotes_borrower_status", "borrower_id", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     request_id: Mapped[str] = mapped_column(ForeignKey("credit_requests.id"), index=True)
