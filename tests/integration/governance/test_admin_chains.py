@@ -214,6 +214,16 @@ def test_execute_by_id_executes_where_the_operation_is_ready_and_says_where_it_i
     assert scheduled is not None
     operation_id = scheduled.group(1)
     admin.advance(3)
+    # polygon-local's Timelock delay an hour (its own updateDelay, the chain reverted after the test): its operation
+    # stays pending however long the commands take — with the devnets' 2 s, a loaded machine's command took longer
+    polygon = admin.chains["polygon-local"]
+    timelock = polygon.record.address("Timelock")
+    polygon.w3.provider.make_request(RPCEndpoint("anvil_impersonateAccount"), [timelock])
+    polygon.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [timelock, hex(10**18)])
+    polygon.w3.eth.wait_for_transaction_receipt(
+        polygon.contract("Timelock").functions.updateDelay(3_600).transact({"from": timelock})
+    )
+    polygon.w3.provider.make_request(RPCEndpoint("anvil_stopImpersonatingAccount"), [timelock])
     assert f"scheduled {operation_id}" in admin("--chains", "polygon-local", *propose)  # the same addresses there
 
     out = admin("execute", operation_id)
@@ -232,7 +242,7 @@ def test_execute_by_id_executes_where_the_operation_is_ready_and_says_where_it_i
     assert f"ethereum-local: not ready: operation {operation_id} is done; executing now reverts with " in nowhere
     assert f"; polygon-local: not ready: operation {operation_id} is pending until " in nowhere
     assert "; arbitrum-local: not found: no operation " in nowhere
-    admin.advance(3)
+    admin.advance(3_601)
     out = admin("execute", operation_id)
     assert re.search(rf"\[polygon-local\] executed {operation_id}: tx 0x", out)
     assert f"{summary} on polygon-local" in out
