@@ -53,6 +53,11 @@ TAGS: list[dict[str, str]] = [
 _GENERIC = GENERIC | {422: ("validation-error", INVALID_REQUEST)}
 _IN_USE = ("idempotency-key-in-use", "The request is already being processed")  # api.idempotency's
 _INVALID_CURSOR = ("invalid-cursor", "The page cursor is invalid")  # api.problems'
+_DATABASE_DOWN = ("database-unavailable", "The database is unavailable")  # api.problems'
+#: the operations a caller without credentials may call that still read or write the database (the webhook's event
+#: recorded, the token's API key looked up); every authenticated operation reads it too (its caller's key): each of
+#: them can answer 503 ``database-unavailable`` while the database does not answer
+_PUBLIC_READING_DATABASE = frozenset({"provider_webhook", "kyc_webhook", "oauth_token"})
 #: a 404's problem by the path parameter naming what was not found
 _NOT_FOUND = {
     "loan_id": ("loan-not-found", "Loan not found"),
@@ -207,7 +212,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 
 def _problem_response(
-    status: int, path: str, operation_id: str = "", idempotent: bool = False, paged: bool = False
+    status: int,
+    path: str,
+    operation_id: str = "",
+    idempotent: bool = False,
+    paged: bool = False,
+    reads_database: bool = False,
 ) -> dict[str, Any]:
     named = re.findall(r"\{(\w+)\}", path)
     slug, title = (
@@ -215,6 +225,7 @@ def _problem_response(
         or (_NOT_FOUND.get(named[-1]) if status == 404 and named else None)
         or (_IN_USE if idempotent and status == 409 else None)
         or (_INVALID_CURSOR if paged and status == 400 else None)
+        or (_DATABASE_DOWN if reads_database and status == 503 else None)
         or _GENERIC[status]
     )
     example: dict[str, Any] = {
@@ -226,8 +237,11 @@ def _problem_response(
     }
     if status == 422:
         example["errors"] = [{"field": "term_days", "message": "Input should be greater than or equal to 1"}]
+    description = _GENERIC[status][1]
+    if status == 503 and reads_database and slug != _DATABASE_DOWN[0]:  # the example shows the operation's own
+        description += f" ({slug}; or {_DATABASE_DOWN[0]} while the database does not answer)"
     response: dict[str, Any] = {
-        "description": _GENERIC[status][1],
+        "description": description,
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}},
     }
     retry_after = status in _RETRY_AFTER_STATUSES or (idempotent and status == 409)
@@ -242,8 +256,16 @@ def _idempotent(operation: dict[str, Any]) -> bool:
     return any(p.get("in") == "header" and p.get("name") == "Idempotency-Key" for p in parameters)
 
 
+def _reads_database(operation: dict[str, Any]) -> bool:
+    """Whether the operation reads or writes the database, so that it answers 503 ``database-unavailable`` while
+    the database does not answer (api.problems): every authenticated one, and the public ones that record."""
+    return bool(operation.get("security")) or operation.get("operationId") in _PUBLIC_READING_DATABASE
+
+
 def _statuses(operation: dict[str, Any]) -> set[int]:
     statuses = set(_EXTRA.get(operation.get("operationId", ""), ()))
+    if _reads_database(operation):
+        statuses.add(503)
     if "422" in operation["responses"]:  # FastAPI's own, as application/json: replaced by the problem
         statuses.add(422)
     if operation.get("security"):
@@ -285,7 +307,7 @@ def document(app: FastAPI) -> dict[str, Any]:
             operation_id, idempotent = operation.get("operationId", ""), _idempotent(operation)
             paged = any(p.get("in") == "query" and p.get("name") == "cursor" for p in operation.get("parameters", []))
             for status in _statuses(operation):
-                response = _problem_response(status, path, operation_id, idempotent, paged)
+                response = _problem_response(status, path, operation_id, idempotent, paged, _reads_database(operation))
                 operation["responses"][str(status)] = response
             links = LINKS.get(operation_id, {})
             for status, response in operation["responses"].items():

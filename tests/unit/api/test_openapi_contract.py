@@ -277,3 +277,28 @@ def test_the_documented_examples_are_the_problems_the_api_sends(document: dict[s
             if not status.startswith("2"):
                 shown = response["content"][PROBLEM_JSON]["example"]["type"]
                 assert not shown.endswith("/http-error"), f"{method} {path} {status}"
+
+
+def test_every_operation_that_reads_the_database_documents_its_outage(document: dict[str, Any]) -> None:
+    """Every authenticated operation reads its caller's key, and the public webhooks and token endpoint record or
+    look up: each answers 503 ``database-unavailable`` with Retry-After while the database does not answer
+    (api/problems.py; tests/chaos/test_outages.py), and says so — as its example, or beside its own 503's example.
+    The probes that read no database (liveness, metrics, the signing keys) do not list it."""
+    database_free = {"/healthz", "/metrics", "/.well-known/jwks.json"}
+    for path, method, operation in _operations(document):
+        unavailable = operation["responses"].get("503")
+        if path in database_free:
+            assert unavailable is None, f"{method} {path}"
+            continue
+        if path == "/readyz":  # reports the database's state as not-ready
+            continue
+        assert unavailable is not None, f"{method} {path} does not document the database's outage"
+        assert "Retry-After" in unavailable["headers"], f"{method} {path}"
+        shown = unavailable["content"][PROBLEM_JSON]["example"]["type"].rsplit("/", 1)[1]
+        assert shown == "database-unavailable" or "database-unavailable" in unavailable["description"], (
+            f"{method} {path}: {shown}, {unavailable['description']}"
+        )
+    loans = document["paths"]["/v1/loans"]["get"]["responses"]["503"]["content"][PROBLEM_JSON]["example"]
+    assert (loans["type"].rsplit("/", 1)[1], loans["title"]) == ("database-unavailable", "The database is unavailable")
+    accept = document["paths"]["/v1/quotes/{quote_id}/accept"]["post"]["responses"]["503"]
+    assert "chain-unavailable; or database-unavailable" in accept["description"]
