@@ -33,6 +33,7 @@ from aggregator.exposure import ExposureLimits
 from aggregator.fanout import ProviderOutcome, fan_out
 from aggregator.metrics import FANOUT_OUTCOMES
 from aggregator.offer_checks import installments_of
+from aggregator.owed import Exposure
 from aggregator.platform import ChainRuntime
 from aggregator.quote_chains import clocks_ahead, debt_ceilings, left_out, refused_chains
 from aggregator.quote_exposure import ExposureRefusal, refusal_record, refused_risk, split_by_exposure
@@ -141,13 +142,16 @@ class QuotePipeline:
         client_ip: str | None = None,
         correlation_id: str = "",
         before_write: Callable[[], None] | None = None,
+        exposure: Exposure | None = None,
     ) -> QuotedRequest:
         """Validate, screen, score, fan out, disclose, sign and store; returns the credit request as written.
 
         ``before_write`` (blocking) runs in the write's worker thread just before the request is written, and only
         then: what it keeps (the borrower's new credit profile, ``api.routers.credit_requests``) is never kept for a
         request refused by validation, velocity or screening, nor one that failed before its write. A request refused
-        for the borrower's exposure is written (declined, with its risk decision) before its refusal is raised."""
+        for the borrower's exposure is written (declined, with its risk decision) before its refusal is raised.
+        ``exposure``: the borrower's open principal when the caller read it already (``QuotingService.open_principal``,
+        in the API's hop that read the caller); without it, it is read here beside the screening."""
         valid = self._validate(spec)
         if self._pricer is not None:  # the collateral valued on the prices the CollateralManager will use
             asset, collateral = await self._pricer.priced(valid.chains, valid.asset, valid.collateral)
@@ -165,8 +169,13 @@ class QuotePipeline:
         # worker thread (the name search is CPU work that would stall the event loop); a refusal's records are
         # written in a worker thread.
         history = asyncio.create_task(self._onchain.read(borrower.wallet)) if self._onchain is not None else None
-        # the borrower's open principal (no lock: the accept counts again under it), a worker thread's read
-        owing = asyncio.create_task(asyncio.to_thread(self._store.open_principal, borrower.id))
+        # the borrower's open principal (no lock: the accept counts again under it), a worker thread's read unless
+        # the caller read it already
+        owing = (
+            asyncio.create_task(asyncio.to_thread(self._store.open_principal, borrower.id))
+            if exposure is None
+            else None
+        )
         # the collateral's terms on each chain (kept a few seconds: usually no read at all), beside the screening too
         limits = (
             asyncio.create_task(self._limits.read(valid.chains, valid.collateral)) if self._limits is not None else None
@@ -203,7 +212,9 @@ class QuotePipeline:
             )
         chain_limits = await limits if limits is not None else {}
         chain_prices = await pricing if pricing is not None else {}
-        exposure = await owing
+        if owing is not None:
+            exposure = await owing
+        assert exposure is not None
         decision = assess(
             borrower.profile,
             CreditRequestFacts(

@@ -9,6 +9,7 @@ offers' disclosure, ranking and signing ``aggregator.quote_offers``."""
 
 from __future__ import annotations
 
+from aggregator.owed import Exposure
 from aggregator.quote_offers import risk_summary
 from aggregator.quote_pipeline import (
     MAX_TERM_DAYS,
@@ -51,6 +52,12 @@ class QuotingService(QuotePipeline):
         return str(self._risk_signer.address)
 
     # ------------------------------------------------------------------ reads
+
+    def open_principal(self, borrower_id: str) -> Exposure:
+        """The borrower's open principal as a credit request is quoted under (blocking, no lock:
+        ``QuotingStore.open_principal``): read by the API in the worker-thread hop that reads the caller's key and
+        file (``api.deps.get_borrower_exposure``), and given to ``request_credit``."""
+        return self._store.open_principal(borrower_id)
 
     def find_request(self, request_id: str) -> tuple[QuotedRequest, str | None] | None:
         """A stored credit request, and the loan opened from one of its quotes if any."""

@@ -15,6 +15,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 
 from aggregator.borrower_store import StoredFile
 from aggregator.borrowers import BorrowerFile
+from aggregator.owed import Exposure
 from api.auth import KeyRejected, Principal, Role, authenticate_caller
 from api.bootstrap import Platform
 from api.oauth import TokenService
@@ -112,10 +113,21 @@ class _FileUse(IntEnum):
     OPENED = 2
 
 
-def _authenticated(platform: Platform, credential: _Credential, file_use: _FileUse) -> _Caller:
-    """The caller's principal (blocking: reads its key); with ``file_use``, a borrower's file too, in the same SQL
+@dataclass(frozen=True, slots=True)
+class _RouteReads:
+    """What a route takes with its caller, read in the worker-thread hop that reads the caller's key: the borrower's
+    file (``file``), and the borrower's open principal (``exposure``: a route taking ``BorrowerExposure``)."""
+
+    file: _FileUse = _FileUse.NONE
+    exposure: bool = False
+
+
+def _authenticated(platform: Platform, credential: _Credential, reads: _RouteReads) -> _Caller:
+    """The caller's principal (blocking: reads its key); with ``reads.file``, a borrower's file too, in the same SQL
     statement as the key (``api.auth.authenticate_caller``) and the same worker thread — its identity opened (a
-    key-store read, which raises PiiError when the key store fails) only for a route that takes ``CurrentBorrower``."""
+    key-store read, which raises PiiError when the key store fails) only for a route that takes ``CurrentBorrower``
+    — and with ``reads.exposure`` the borrower's open principal after it (one hop a credit request fewer)."""
+    file_use = reads.file
     with_file = file_use is not _FileUse.NONE
     try:
         if credential.api_key is not None:
@@ -129,7 +141,8 @@ def _authenticated(platform: Platform, credential: _Credential, file_use: _FileU
         raise HTTPException(401, "the token's role is not its key's", headers=_BEARER_CHALLENGE)
     if with_file and principal.role is Role.BORROWER:
         opened = None if stored is None or file_use is not _FileUse.OPENED else platform.borrowers.file_of(stored)
-        return _Caller(principal, True, stored, opened)
+        owing = platform.quoting.open_principal(opened.id) if opened is not None and reads.exposure else None
+        return _Caller(principal, True, stored, opened, owing)
     return _Caller(principal)
 
 
@@ -139,6 +152,7 @@ class _Caller:
     loaded: bool = False
     stored: StoredFile | None = None
     borrower_file: BorrowerFile | None = None  # read with the key for a route that takes the opened file
+    exposure: Exposure | None = None  # the borrower's open principal, for a route that takes it
 
 
 async def get_principal(
@@ -155,19 +169,20 @@ async def get_principal(
     one is declared by every route, often twice (a role guard and ``Idempotent``)."""
     platform, tokens = await get_platform(request), await get_tokens(request)
     credential = _credential(tokens, x_api_key, bearer, request.headers.get("authorization"))
-    caller = await asyncio.to_thread(_authenticated, platform, credential, _file_use(request))
+    caller = await asyncio.to_thread(_authenticated, platform, credential, _route_reads(request))
     if caller.loaded:
         setattr(request.state, _PRELOADED, caller)
     return caller.principal
 
 
-def _file_use(request: Request) -> _FileUse:
-    """What the request's route takes of the borrower's file (its dependency tree walked once per route)."""
+def _route_reads(request: Request) -> _RouteReads:
+    """What the request's route takes of the borrower's file and exposure (its dependency tree walked once per
+    route)."""
     dependant: Dependant | None = getattr(request.scope.get("route"), "dependant", None)
     if dependant is None:
-        return _FileUse.NONE
+        return _RouteReads()
     # keyed by id, the dependant kept in the value so that its id is not reused (routes are few and live long)
-    found = _ROUTES_FILE_USE.get(id(dependant))
+    found = _ROUTES_READS.get(id(dependant))
     if found is None:
         use = (
             _FileUse.OPENED
@@ -176,7 +191,8 @@ def _file_use(request: Request) -> _FileUse:
             if _depends_on(dependant, get_borrower_account)
             else _FileUse.NONE
         )
-        found = _ROUTES_FILE_USE[id(dependant)] = (dependant, use)
+        reads = _RouteReads(use, _depends_on(dependant, get_borrower_exposure))
+        found = _ROUTES_READS[id(dependant)] = (dependant, reads)
     return found[1]
 
 
@@ -184,7 +200,7 @@ def _depends_on(dependant: Dependant, call: object) -> bool:
     return any(sub.call is call or _depends_on(sub, call) for sub in dependant.dependencies)
 
 
-_ROUTES_FILE_USE: dict[int, tuple[Dependant, _FileUse]] = {}
+_ROUTES_READS: dict[int, tuple[Dependant, _RouteReads]] = {}
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -282,10 +298,22 @@ async def get_borrower_account(request: Request, principal: CurrentPrincipal) ->
     return stored
 
 
+async def get_borrower_exposure(request: Request, borrower: CurrentBorrower) -> Exposure:
+    """The borrower's open principal (``QuotingService.open_principal``, no lock: the accept counts again under it)
+    for a credit request's exposure check: the one ``get_principal`` read in the hop that read the caller's key and
+    file, else read now."""
+    caller: _Caller | None = getattr(request.state, _PRELOADED, None)
+    if caller is not None and caller.exposure is not None and caller.borrower_file == borrower:
+        return caller.exposure
+    platform = await get_platform(request)
+    return await asyncio.to_thread(platform.quoting.open_principal, borrower.id)
+
+
 setattr(get_borrower_file, _ROLES, _BORROWER_ONLY)
 setattr(get_borrower_account, _ROLES, _BORROWER_ONLY)
 CurrentBorrower = Annotated[BorrowerFile, Depends(get_borrower_file)]
 CurrentBorrowerAccount = Annotated[StoredFile, Depends(get_borrower_account)]
+BorrowerExposure = Annotated[Exposure, Depends(get_borrower_exposure)]
 
 
 def single_valued_query(request: Request) -> None:

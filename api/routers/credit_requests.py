@@ -12,7 +12,7 @@ from aggregator.quoting import CreditRequestSpec
 from api import refusals
 from api.auth import Principal
 from api.client import client_address
-from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
+from api.deps import BorrowerExposure, CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.idempotency import Idempotent
 from api.logs import correlation_id
 from api.pagination import (
@@ -50,7 +50,11 @@ def _load(platform: PlatformDep, request_id: str, borrower_id: str | None) -> Re
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CreditRequestOut, dependencies=[Idempotent])
 async def create_credit_request(
-    body: CreditRequestIn, borrower: CurrentBorrower, platform: PlatformDep, request: Request
+    body: CreditRequestIn,
+    borrower: CurrentBorrower,
+    exposure: BorrowerExposure,
+    platform: PlatformDep,
+    request: Request,
 ) -> Response:
     """Screen (KYC, sanctions, jurisdiction), score, and fan out to every eligible provider within one deadline;
     201 with the ranked, signed quotes, or with ``status: declined`` and the reasons of a risk decline (adverse-action
@@ -69,7 +73,9 @@ async def create_credit_request(
         preferred_chains=tuple(body.preferred_chains),
     )
     client_ip = client_address(request, platform.settings.trusted_proxy_networks)
-    quoted = await platform.quoting.request_credit(borrower, spec, client_ip, correlation_id.get(), keep_profile)
+    quoted = await platform.quoting.request_credit(
+        borrower, spec, client_ip, correlation_id.get(), keep_profile, exposure
+    )
     # as written: a new request has no loan
     return _answer(credit_request_json(quoted, platform.assets), status.HTTP_201_CREATED)
 

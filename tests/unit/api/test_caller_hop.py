@@ -17,8 +17,9 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import event
 
 from aggregator.borrower_store import StoredFile
+from aggregator.owed import Exposure
 from api.auth import Role, issue_key
-from api.deps import CurrentBorrower, CurrentPrincipal, get_principal
+from api.deps import BorrowerExposure, CurrentBorrower, CurrentPrincipal, get_principal
 from store.api import BorrowerRow
 from store.base import Base
 from store.db import Database
@@ -49,14 +50,30 @@ def database(tmp_path: Path) -> Iterator[Database]:
     database.dispose()
 
 
-def _app(database: Database, borrowers: _Borrowers) -> FastAPI:
+class _Quoting:
+    """The borrowers' open principal, each read recorded (``QuotingService.open_principal``)."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    def open_principal(self, borrower_id: str) -> Exposure:
+        self.reads.append(borrower_id)
+        return Exposure({"USDC": 250_000_000})
+
+
+def _app(database: Database, borrowers: _Borrowers, quoting: _Quoting | None = None) -> FastAPI:
     app = FastAPI()
-    app.state.platform = SimpleNamespace(database=database, borrowers=borrowers)
+    app.state.platform = SimpleNamespace(database=database, borrowers=borrowers, quoting=quoting or _Quoting())
 
     # the credit-request route's shape: a route-level dependency on the principal, then the borrower's file
     @app.post("/file", dependencies=[Depends(get_principal)])
     async def file(borrower: CurrentBorrower) -> str:
         return str(borrower.id)
+
+    # the credit request's: the file and the borrower's open principal for its exposure check
+    @app.post("/exposure", dependencies=[Depends(get_principal)])
+    async def exposure(borrower: CurrentBorrower, owed: BorrowerExposure) -> dict[str, int]:
+        return dict(owed.by_asset) | {"file": int(borrower.id == "b-1")}
 
     @app.get("/who")
     async def who(principal: CurrentPrincipal) -> str:
@@ -122,3 +139,21 @@ async def test_the_refusals_are_unchanged(database: Database, monkeypatch: pytes
     assert response.status_code == 401
     assert hops == 1
     assert borrowers.loads == []  # b-2's key joined no account: nothing to open
+
+
+async def test_a_credit_requests_exposure_is_read_in_the_same_hop_as_the_key_and_file(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    borrowers, quoting = _Borrowers(), _Quoting()
+    app = _app(database, borrowers, quoting)
+    key = issue_key(database, Role.BORROWER, "b-1", "test")
+    response, hops = await _call(app, "POST", "/exposure", key, monkeypatch)
+    assert response.json() == {"USDC": 250_000_000, "file": 1}
+    assert hops == 1  # the key, the file and the open principal: one worker-thread hop
+    assert quoting.reads == ["b-1"]
+    response, hops = await _call(app, "POST", "/file", key, monkeypatch)  # a route that does not take it
+    assert (response.json(), hops, quoting.reads) == ("b-1", 1, ["b-1"])
+    admin = issue_key(database, Role.ADMIN, None, "test")
+    response, _ = await _call(app, "POST", "/exposure", admin, monkeypatch)
+    assert response.status_code == 403
+    assert quoting.reads == ["b-1"]  # nothing read for a caller the route refuses
