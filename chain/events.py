@@ -16,7 +16,9 @@
   whose lease moved to another process writes nothing.
 * When the checkpoint's hash is no longer canonical, the reader walks back its stored hashes to the newest block
   still canonical (the common ancestor), reports a ``ReorgReport`` to the handler (which undoes what it derived
-  from blocks above the ancestor), records the reorg, and re-reads from there.
+  from blocks above the ancestor), records the reorg, and re-reads from there. A node whose head is below the
+  checkpoint is behind (waited for) when its block at the newest stored height at or below its head has the stored
+  hash, and on a shorter branch (a reorg, rolled back the same way) when it has another.
 * A ``discover`` hook names the contracts an event registers (a LendingPool's ``PoolRegistered``): they are watched
   from then on, and their logs from the registering block to the end of the range being read are read before the
   range is delivered, so nothing of theirs in a range already being read is missed.
@@ -298,16 +300,8 @@ class EventReader:
         checkpoint = await self._checkpoint()
         if checkpoint is not None:
             current = await self._block_hash(checkpoint[0])
-            if current is None:
-                # the node has not reached the checkpoint (an endpoint behind the one that served it): nothing to
-                # deliver from it yet, and no reorg, which a block under another hash would be
-                log.warning(
-                    "%s: the node is at block %s, behind the checkpoint %s; waiting",
-                    self.client.name,
-                    head,
-                    checkpoint[0],
-                )
-                return 0
+            if current is None and not await self._forked_below(checkpoint[0], head):
+                return 0  # a node behind the one that served the checkpoint: waited for
             if current != checkpoint[1]:
                 checkpoint = await self._roll_back(checkpoint, safe, handler, writer)
         next_block = self.start_block if checkpoint is None else checkpoint[0] + 1
@@ -453,6 +447,42 @@ class EventReader:
 
     def _decode(self, entry: LogReceipt) -> ChainEvent | None:
         return self._decoder.decode(self.chain_id, entry)
+
+    async def _forked_below(self, checkpoint_block: int, head: int) -> bool:
+        """Whether a node with no block at the checkpoint (its head below it) is on another branch than the one
+        delivered, rather than behind on the same one.
+
+        Either is possible: an endpoint behind the one that served the checkpoint has not reached it yet, and a
+        reorg onto a shorter branch (or onto one not grown as long yet) has dropped it. A block's hash commits to
+        all its ancestors, so the newest stored hash at or below the node's head decides. Under another hash on
+        the node, the delivered blocks from there on are not on its chain: a reorg (``_roll_back`` walks down the
+        stored hashes to the common ancestor). Under the stored hash, the node has the delivered chain up to that
+        block and is taken to lag behind: waited for, as rolling back would retract facts it has merely not
+        reached. The stored hashes are the last block of every delivered range and each block with events, of the
+        newest ``keep_hashes`` blocks; a steady reader stores about every block, one per poll. With none at or
+        below the head (a node further behind than the oldest), or no block there on the node (a failover
+        provider that took the head from an endpoint further on), nothing tells the two apart and the node is
+        waited for; so is a branch that leaves the delivered one above the newest stored block at or below the
+        head. Such a reorg is seen once the new branch passes the checkpoint's height, as before."""
+        known = await self.store.run(lambda repo: repo.block_hashes(self.chain_id, self.reader))
+        stored = next(((number, block_hash) for number, block_hash in known if number <= head), None)
+        current = None if stored is None else await self._block_hash(stored[0])
+        if stored is None or current is None or current == stored[1]:
+            log.warning(
+                "%s: the node is at block %s, behind the checkpoint %s; waiting",
+                self.client.name,
+                head,
+                checkpoint_block,
+            )
+            return False
+        log.warning(
+            "%s: the node is at block %s, below the checkpoint %s, and its block %s is not the one delivered: a reorg",
+            self.client.name,
+            head,
+            checkpoint_block,
+            stored[0],
+        )
+        return True
 
     async def _roll_back(
         self, checkpoint: tuple[int, str], safe: int, handler: EventHandler | None, writer: BatchWriter | None
