@@ -22,7 +22,7 @@ from eth_utils.address import to_checksum_address
 from aggregator.borrower_store import BorrowerStore, SealedIdentity, StoredFile
 from compliance import BorrowerFacts
 from compliance.audit import AuditKind
-from compliance.errors import KycProviderError, SubjectKeyMissing, WebhookRejected
+from compliance.errors import KycProviderError, SubjectKeyMissing, UnusableKycEvent
 from compliance.kyc import IdentityDocument, IdentityProfile, KycProvider, KycStatus, review_of, verify_webhook
 from compliance.pii import KeyProvider, PiiVault, RetentionHold, erase_subject
 from compliance.sanctions.review import PriorReview
@@ -268,14 +268,15 @@ class BorrowerFiles:
         answered 2xx so the provider stops retrying — and ignored, logged; the answer is the status stored.
 
         Raises:
-            WebhookRejected: the delivery does not verify, is a replay, names an applicant we do not know, or dates
-                its verdict ahead of now.
+            WebhookRejected: the delivery does not verify or is a replay; ``UnusableKycEvent`` (one of them) when it
+                verifies but names an applicant we do not know, is not an applicant review, or dates its verdict
+                ahead of now.
         """
         with self._store.unit_of_work() as uow:
             review = review_of(verify_webhook(body, headers, secret, now, uow.replays), now)
             known = uow.kyc.get(review.applicant_id)
             if known is None or known.subject_id != review.subject_id:
-                raise WebhookRejected(f"unknown applicant {review.applicant_id}")
+                raise UnusableKycEvent(f"unknown applicant {review.applicant_id}")
             if review.older_than(known):
                 uow.commit()  # the event id: a redelivery of it is a replay
                 log.warning(

@@ -87,7 +87,7 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "register_provider": (409, 503),
     "provider_webhook": (401, 409, 413, 429, 503),  # 409: a replayed event id, or a payment with nothing to record
     "readyz": (503,),
-    "kyc_webhook": (401, 413, 429),
+    "kyc_webhook": (401, 413, 422, 429),  # 422: an event that verifies and cannot be applied (kyc-event-unusable)
     "set_api_key_expiry": (409,),
     "issue_api_key": (404,),
     "get_webhook": (404,),  # no webhook URL is set  # the borrower or provider the key would act for is not registered
@@ -129,6 +129,7 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
         ("register_provider", refusals.PROVIDER_REGISTERED),
         ("register_provider", refusals.PROVIDER_REGISTRY_UNAVAILABLE),
         ("get_webhook", refusals.WEBHOOK_NOT_SET),
+        ("kyc_webhook", refusals.KYC_EVENT_UNUSABLE),
         ("issue_api_key", refusals.KEY_SUBJECT_NOT_FOUND),
         ("set_api_key_expiry", refusals.API_KEY_REVOKED),
     )

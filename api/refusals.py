@@ -65,6 +65,7 @@ WALLET_REGISTERED = ProblemType(409, "wallet-already-registered", "The wallet is
 BORROWER_NOT_FOUND = ProblemType(404, "borrower-not-found", "Borrower not found")
 WEBHOOK_URL_REFUSED = ProblemType(422, "webhook-url-refused", "The webhook URL is refused")
 WEBHOOK_NOT_SET = ProblemType(404, "webhook-not-set", "No webhook URL is set")
+KYC_EVENT_UNUSABLE = ProblemType(422, "kyc-event-unusable", "The KYC event cannot be applied")
 CREDIT_REQUEST_NOT_FOUND = ProblemType(404, "credit-request-not-found", "Credit request not found")
 RECONCILIATION_NOT_FOUND = ProblemType(404, "reconciliation-not-found", "Reconciliation not found")
 UNKNOWN_CHAIN = ProblemType(422, "unknown-chain", "The chain is not served here")

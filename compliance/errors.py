@@ -66,6 +66,12 @@ class WebhookRejected(KycError):
     """A KYC webhook was refused: bad signature, stale timestamp, or a delivery already seen."""
 
 
+class UnusableKycEvent(WebhookRejected):
+    """A KYC webhook that verifies (signed with the provider's secret, fresh, not seen before) but cannot be applied:
+    not an applicant review of the expected shape, a ``reviewedAt`` that is no moment or lies ahead, or an applicant
+    we do not know. The provider sent it: not an unauthenticated refusal."""
+
+
 class PiiError(ComplianceError):
     """PII could not be protected or read."""
 

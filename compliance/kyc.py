@@ -30,7 +30,7 @@ from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
 from compliance.eligibility import age_on
-from compliance.errors import KycProviderError, WebhookRejected
+from compliance.errors import KycProviderError, UnusableKycEvent, WebhookRejected
 from compliance.jurisdiction import Product, Reason
 from compliance.sanctions.names import spelling_key, unspelled_letters
 from compliance.sanctions.spelling import drop_invisible
@@ -211,7 +211,7 @@ def _review_time(payload: Mapping[str, Any], now: datetime, tolerance: timedelta
     """The payload's ``reviewedAt`` (RFC 3339 with its zone), None when it has none.
 
     Raises:
-        WebhookRejected: not such a moment, or later than ``now`` by more than ``tolerance`` (a verdict dated ahead
+        UnusableKycEvent: not such a moment, or later than ``now`` by more than ``tolerance`` (a verdict dated ahead
             would outrank every later one).
     """
     raw = payload.get("reviewedAt")
@@ -222,9 +222,9 @@ def _review_time(payload: Mapping[str, Any], now: datetime, tolerance: timedelta
     except ValueError:
         reviewed = None
     if reviewed is None or reviewed.tzinfo is None or reviewed.utcoffset() is None:
-        raise WebhookRejected("reviewedAt is not an RFC 3339 date-time with its zone")
+        raise UnusableKycEvent("reviewedAt is not an RFC 3339 date-time with its zone")
     if reviewed - now > tolerance:
-        raise WebhookRejected("reviewedAt is in the future")
+        raise UnusableKycEvent("reviewedAt is in the future")
     return reviewed.astimezone(UTC)
 
 
@@ -234,13 +234,13 @@ def review_of(
     """The review a verified webhook payload carries, received at ``now`` (its ``reviewedAt`` checked against it).
 
     Raises:
-        WebhookRejected: the payload is not an ``applicantReviewed`` event of the expected shape, or its
+        UnusableKycEvent: the payload is not an ``applicantReviewed`` event of the expected shape, or its
             ``reviewedAt`` is not a moment with a zone or lies ahead of ``now`` by more than ``tolerance``.
     """
     reviewed = _review_time(payload, datetime.now(UTC) if now is None else now, tolerance)
     try:
         if payload["type"] != "applicantReviewed":
-            raise WebhookRejected(f"unexpected event type {payload['type']!r}")
+            raise UnusableKycEvent(f"unexpected event type {payload['type']!r}")
         state = KycState(payload["state"])
         tier = KycTier(int(payload["tier"]))
         reasons = tuple(Reason(str(r["code"]), str(r["message"])) for r in payload.get("reasons", ()))
@@ -254,9 +254,9 @@ def review_of(
             reviewed,
         )
     except (KeyError, ValueError, TypeError) as err:
-        raise WebhookRejected("the payload is not an applicant review") from err
+        raise UnusableKycEvent("the payload is not an applicant review") from err
     if state is not KycState.APPROVED and tier is not KycTier.NONE:
-        raise WebhookRejected("a tier without an approval")
+        raise UnusableKycEvent("a tier without an approval")
     return review
 
 

@@ -15,10 +15,11 @@ from typing import NoReturn
 
 from fastapi import APIRouter, HTTPException, Request, status
 
+from api import refusals
 from api.body_limit import capped_body
 from api.client import client_address
 from api.deps import PlatformDep
-from compliance.errors import WebhookRejected
+from compliance.errors import UnusableKycEvent, WebhookRejected
 from providers.webhooks import RefusalLimiter, refuse_unauthenticated
 
 router = APIRouter(prefix="/v1/kyc", tags=["kyc"])
@@ -31,9 +32,10 @@ KYC_PROVIDER = "the KYC provider"  # what a refusal's log line names in place of
 async def kyc_webhook(request: Request, platform: PlatformDep) -> None:
     """An ``applicantReviewed`` event from the KYC provider, signed with ``X-Creditmesh-Signature``
     (``t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``); each event id is taken once. A verdict dated
-    (``reviewedAt``) before the one stored for its applicant is taken (204) and ignored. A refusal
-    (401; 413 for a body over 64 KiB) counts toward its source address's limit, shared with the lenders' webhooks
-    (20 a minute): past it, 429 with ``Retry-After``."""
+    (``reviewedAt``) before the one stored for its applicant is taken (204) and ignored. An event that verifies but
+    cannot be applied (an applicant we do not know, not an applicant review, a ``reviewedAt`` ahead of now) is 422
+    ``kyc-event-unusable``, not counted against anyone. A refusal (401; 413 for a body over 64 KiB) counts toward its
+    source address's limit, shared with the lenders' webhooks (20 a minute): past it, 429 with ``Retry-After``."""
     limiter = platform.providers.webhook_refusals
     source = client_address(request, platform.settings.trusted_proxy_networks) or "unknown"
     body = await capped_body(request, MAX_WEBHOOK_BYTES)
@@ -43,6 +45,9 @@ async def kyc_webhook(request: Request, platform: PlatformDep) -> None:
     headers = dict(request.headers)
     try:
         review = await asyncio.to_thread(platform.borrowers.apply_kyc_review, body, headers, secret, datetime.now(UTC))
+    except UnusableKycEvent as err:  # the provider's own event: answered, not counted against its address
+        log.warning("KYC event not applied: %s", err)
+        raise refusals.KYC_EVENT_UNUSABLE(f"the event verifies but cannot be applied: {err}") from err
     except WebhookRejected as err:
         await _refuse(limiter, source, f"webhook refused: {err}", status.HTTP_401_UNAUTHORIZED)
     log.info("KYC review taken", extra={"applicant_id": review.applicant_id, "state": review.state.value})

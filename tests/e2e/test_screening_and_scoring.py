@@ -447,6 +447,6 @@ def test_only_the_providers_signed_webhook_sets_a_tier(platform: RunningPlatform
     assert _kyc_of(platform, key)["tier"] == "ENHANCED"
     assert httpx.post(url, content=body, headers=signed).status_code == 401, "a replayed delivery is refused"
     elsewhere = json.dumps(review | {"eventId": str(uuid.uuid4()), "applicantId": "sim-unknown"}).encode()
-    assert (
-        httpx.post(url, content=elsewhere, headers=sign_webhook(elsewhere, KYC_SECRET.encode(), now)).status_code == 401
-    )
+    misdirected = httpx.post(url, content=elsewhere, headers=sign_webhook(elsewhere, KYC_SECRET.encode(), now))
+    assert misdirected.status_code == 422, "signed, but naming an applicant never created: not applied"
+    assert _kyc_of(platform, key)["tier"] == "ENHANCED"

@@ -91,9 +91,11 @@ def test_an_older_verdict_delivered_late_does_not_overwrite_a_newer_one(tmp_path
             assert first.reviewed_at is not None, "the simulated provider dates its verdict"
 
             ahead = _verdict(first, KycState.APPROVED, KycTier.ENHANCED, now + timedelta(hours=1))
-            assert _deliver(client, ahead).status_code == 401, "a verdict dated ahead would outrank every later one"
+            # signed by the provider, but not applied: a verdict dated ahead would outrank every later one (422: the
+            # provider's own event, not a refusal of its signature)
+            assert _deliver(client, ahead).status_code == 422
             naive = _verdict(first, KycState.APPROVED, KycTier.ENHANCED, None) | {"reviewedAt": "2026-11-29T08:00:00"}
-            assert _deliver(client, naive).status_code == 401
+            assert _deliver(client, naive).status_code == 422
 
             # a verdict without reviewedAt counts as reached when received: the last delivered wins, as before
             assert _deliver(client, _verdict(first, KycState.APPROVED, KycTier.BASIC, None)).status_code == 204

@@ -1,4 +1,5 @@
-"""Refused KYC webhooks count toward their source address's refusal limit, the limiter the lenders' webhooks use
+"""Refused KYC webhooks count toward their source address's refusal limit (an event the provider signed that cannot
+be applied is a 422 that does not count), the limiter the lenders' webhooks use
 (``ProviderRegistry.webhook_refusals``): past it the address's refusals are 429 with ``Retry-After``, another address
 is untouched, and the identity provider's own signed verdict from the address past its limit is still applied (the
 route verifies before it refuses). Served over real HTTP with the simulated identity provider, whose verdict comes
@@ -55,6 +56,19 @@ def test_refused_kyc_webhooks_are_limited_per_address_and_the_providers_verdict_
         registered = client.post("/v1/borrowers", headers={"X-API-Key": ADMIN}, json={"wallet_address": WALLET})
         assert registered.status_code == 201, registered.text
         borrower_id, key = registered.json()["id"], registered.json()["api_key"]
+
+        # the provider's own signature on events it cannot mean (an applicant never created, a verdict dated ahead):
+        # 422, never a 401 inviting it to doubt its secret, and never counted toward its address's limit
+        unknown = json.dumps(review | {"externalUserId": borrower_id, "tier": 3, "reasons": []}).encode()
+        ahead = json.loads(unknown) | {"eventId": str(uuid.uuid4()), "reviewedAt": "2999-01-01T00:00:00Z"}
+        for body in (unknown, json.dumps(ahead).encode()) * 2:
+            unusable = client.post(
+                "/v1/kyc/webhooks", content=body, headers=sign_webhook(body, KYC_SECRET.encode(), datetime.now(UTC))
+            )
+            assert unusable.status_code == 422, unusable.text
+            assert unusable.json()["type"].endswith("/kyc-event-unusable")
+        assert "unknown applicant guessed" in unusable.json()["detail"] or "reviewedAt" in unusable.json()["detail"]
+        assert _state(database, borrower_id) is None
 
         answers = [client.post("/v1/kyc/webhooks", content=forged_body, headers=forged) for _ in range(4)]
         assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
