@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import scale, scale_loans
+from bench import _loan_rounds, scale
 
 pytestmark = pytest.mark.unit
 
@@ -33,10 +33,10 @@ def test_the_loans_are_warmed_up_then_measured_in_rounds(monkeypatch: pytest.Mon
         calls["measured"] = (borrowers, rounds)
         return loans
 
-    for module in (scale_loans, scale):  # the names as bench.scale may have imported them
-        monkeypatch.setattr(module, "prepare", prepare, raising=False)
-        monkeypatch.setattr(module, "measure", measure, raising=False)
-    monkeypatch.setattr(scale_loans, "_accept_all", accept_all)
+    # where warm_and_measure (bench.scale_loans's, from bench._loan_rounds) looks them up
+    monkeypatch.setattr(_loan_rounds, "prepare", prepare)
+    monkeypatch.setattr(_loan_rounds, "measure", measure)
+    monkeypatch.setattr(_loan_rounds, "_accept_all", accept_all)
     devnet = SimpleNamespace(name=scale.LOAN_CHAIN, rpc_url="http://127.0.0.1:1", process=SimpleNamespace(pid=1))
     chains = SimpleNamespace(devnets=[devnet], deployments={scale.LOAN_CHAIN: object()})
     started = SimpleNamespace(chains=chains, postgres_data_dir=None, database_url="sqlite://")
