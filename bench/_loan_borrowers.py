@@ -25,6 +25,8 @@ QUOTE_ATTEMPTS = 5
 
 @dataclass(frozen=True, slots=True)
 class Borrower:
+    """A borrower ready to accept: its wallet, its API key and the pool quote it holds."""
+
     account: LocalAccount
     key: str
     quote: dict[str, Any]

@@ -71,8 +71,12 @@ GOAL_RPS_AT_10 = 25.0
 ANSWERED = "201"
 
 
-@dataclass
-class Level:
+@dataclass(kw_only=True)
+class LoadLevel:
+    """One level of the load client (``_load``): ``concurrency`` borrowers sending credit requests for ``seconds``.
+    Only answered requests (201) count in ``requests``, the latencies, the requests per second and the CPU per
+    request; every other status counts in ``errors`` and ``statuses``. ``bench/scale.py``'s levels add to it."""
+
     concurrency: int
     requests: int
     errors: int
@@ -81,11 +85,19 @@ class Level:
     p95_ms: float
     p99_ms: float
     requests_per_second: float
+    #: the measured app's CPU milliseconds per answered request
     cpu_ms_per_request: float
+    #: the latencies as a multiple of the slowest lender's own p50, measured in the same run
     p50_x_lender: float
     p95_x_lender: float
     p99_x_lender: float
     statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class Level(LoadLevel):
+    """A level against the one API process, its CPU also net of what the process spends idle."""
+
     #: CPU per request less what the idle process spends in the same time (its pollers: provider registrations,
     #: sanctions lists), measured before the levels
     cpu_ms_per_request_net: float = 0.0
@@ -100,12 +112,20 @@ class HealthCheck:
 
 
 @dataclass
-class Result:
+class LenderRun:
+    """A run against simulated lenders at the fixed latency ``latency_ms``: each lender's own p50, measured directly
+    (``_lender_latencies``), the slowest the unit of every ``x_lender``; on ``machine`` (``_machine``), which may be
+    shared with other work. ``bench/scale.py``'s and ``bench/scale_ab.py``'s results add to it."""
+
     label: str
     latency_ms: float
     machine: dict[str, Any]
     slowest_lender_p50_ms: float
     lender_p50_ms: dict[str, float]
+
+
+@dataclass
+class Result(LenderRun):
     levels: list[Level]
     idle_cpu_ms_per_second: float = 0.0
     #: the profiled levels' shares by part of the request (``bench.profile_shares``), by concurrency

@@ -52,7 +52,7 @@ from bench.meters import cpu_seconds
 from bench.output import stem, write
 from bench.quote_path import _lender_latencies, _machine
 from bench.scale import _fleet, _last_outcome, _level, _outcomes_since, _warm
-from bench.scale_report import Level
+from bench.scale_report import FleetRun, Level
 from chain.devnet import free_port
 from chain.signers import DEVNET_BORROWER_INDEXES, devnet_account
 
@@ -93,22 +93,15 @@ class Slice:
 
 
 @dataclass
-class Result:
-    label: str
+class Result(FleetRun):
     #: "A"/"B" -> the tree's path and commit
     trees: dict[str, str]
     alembic_head: str
-    latency_ms: float
-    lenders: int
     seconds: float
     slices_per_tree: int
-    machine: dict[str, Any]
-    slowest_lender_p50_ms: float
-    lender_p50_ms: dict[str, float]
     slices: list[Slice]
     #: offer nonces drawn twice over the run's quotes (two trees on one counter that do not agree): must be 0
     duplicate_offer_nonces: int
-    load_average_at_end: list[float]
 
 
 def alembic_head(tree: Path) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.quote_path import percentile_samples
+from bench.quote_path import LenderRun, LoadLevel, percentile_samples
 from bench.scale_loans import LoansResult
 
 GOAL_P50_X = 1.10
@@ -22,53 +22,42 @@ RSS_INTERVAL_SECONDS = 0.25
 OFFERED = "offered"
 
 
-@dataclass
-class Level:
+@dataclass(kw_only=True)
+class Level(LoadLevel):
     """One load level against one app: ``concurrency`` borrowers over ``processes`` processes."""
 
     app: str
     processes: int
-    concurrency: int
-    requests: int
-    errors: int
-    seconds: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    p50_x_lender: float
-    p95_x_lender: float
-    p99_x_lender: float
-    requests_per_second: float
-    cpu_ms_per_request: float
     #: the simulated lenders' process (all ten lenders): under load it competes for the same two cores
     lenders_cpu_ms_per_request: float
     #: the balancer in front of n >= 2 processes (``creditmesh serve``'s supervisor, or ``python -m api.balancer``)
     balancer_cpu_ms_per_request: float = 0.0
     #: this process, the load client (one process for every level: whether the harness itself is the bottleneck)
     client_cpu_ms_per_request: float = 0.0
-    statuses: dict[str, int] = field(default_factory=dict)
     #: the platform's stored provider outcomes of the level's requests, by kind (``_outcome_kind``)
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
-class Result:
-    label: str
-    latency_ms: float
+class FleetRun(LenderRun):
+    """A run of ``bench/scale.py`` or ``bench/scale_ab.py``: against a fleet of ``lenders`` simulated lenders (the
+    same fixed latency each), with the machine's load average at its end beside the one at its start."""
+
     lenders: int
+    load_average_at_end: list[float]
+
+
+@dataclass
+class Result(FleetRun):
     #: N: the platform measured as 1, 2 … N processes
     processes: int
     concurrency_per_process: int
-    machine: dict[str, Any]
-    slowest_lender_p50_ms: float
-    lender_p50_ms: dict[str, float]
     levels: list[Level]
     loans: LoansResult | None
     #: each process's peak under the load ("api-2 (N=3)": the second API process when 3 ran)
     peak_rss_mb: dict[str, float]
     #: each process's resident memory once up and warm (its first two credit requests answered), before the load
     idle_rss_mb: dict[str, float]
-    load_average_at_end: list[float]
     #: the peaks above are the highest of readings this far apart
     rss_interval_seconds: float = RSS_INTERVAL_SECONDS
 
