@@ -7,6 +7,7 @@ from functools import cache
 from typing import Any
 
 from eth_abi.abi import decode
+from eth_abi.exceptions import DecodingError
 from eth_utils.crypto import keccak
 
 from chain.artifacts import load_artifact
@@ -50,9 +51,14 @@ def _abi_type(arg: dict[str, Any]) -> str:
 
 
 def decode_revert(data: object, artifacts: tuple[str, ...] = ("Errors",)) -> DecodedError | None:
-    """The custom error in ``data`` (``0x`` + selector + args), or None when no artifact declares it."""
+    """The custom error in ``data`` (``0x`` + selector + args), or None when no artifact declares it — or when one
+    does but the arguments do not decode as its types (short, badly padded): never eth_abi's DecodingError, which is
+    no ValueError and escaped every caller."""
     if isinstance(data, str):
-        raw = bytes.fromhex(data.removeprefix("0x"))
+        try:
+            raw = bytes.fromhex(data.removeprefix("0x"))
+        except ValueError:
+            return None
     elif isinstance(data, bytes):
         raw = data
     else:
@@ -61,5 +67,8 @@ def decode_revert(data: object, artifacts: tuple[str, ...] = ("Errors",)) -> Dec
         found = _errors_by_selector(artifact).get(raw[:4])
         if found is not None:
             name, types = found
-            return DecodedError(name, tuple(decode(types, raw[4:])))
+            try:
+                return DecodedError(name, tuple(decode(types, raw[4:])))
+            except DecodingError:
+                return None
     return None
