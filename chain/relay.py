@@ -1,5 +1,6 @@
-"""Simulating a contract call before committing to it: ``eth_call`` as the sender, a revert decoded to its custom
-error. Sending goes through ``chain.transactions.TransactionManager``.
+"""Simulating a contract call before committing to it: ``eth_call`` as the sender, a revert decoded to its error (ours,
+``Error(string)`` or ``Panic(uint256)``; else the node's message). Sending goes through
+``chain.transactions.TransactionManager``.
 
 The call is pinned to the head block read just before it, and a revert is trusted only if the head has not moved
 meanwhile: anvil can run an ``eth_call`` for the head with that block's environment but the state of a block mined
@@ -91,16 +92,29 @@ async def _raw_call_at_head(provider: Any, request: dict[str, str]) -> None:
     error = answer.get("error")
     if error is None:
         return
-    data = error.get("data") if isinstance(error, dict) else None
-    decoded = decode_revert(data, REVERT_ARTIFACTS)
-    reason = str(decoded) if decoded is not None else str(error)
+    reason = _reason(error)
     if (await provider.make_request("eth_blockNumber", []))["result"] != head:
         raise _RevertedWhileHeadMoved(reason)
     raise TransactionReverted(reason)
 
 
+def _reason(error: object) -> str:
+    """A JSON-RPC error's revert as a reader takes it: its data decoded (our contracts' errors, ``Error(string)``,
+    ``Panic(uint256)``), else the node's own message (``execution reverted`` for a bare ``revert()``), never the
+    error object's Python repr."""
+    if not isinstance(error, dict):
+        return str(error)
+    decoded = decode_revert(error.get("data"), REVERT_ARTIFACTS)
+    if decoded is not None:
+        return str(decoded)
+    message = error.get("message")
+    return message if isinstance(message, str) and message else "execution reverted"
+
+
 def _reverted(err: ContractLogicError) -> TransactionReverted:
+    decoded = decode_revert(err.data, REVERT_ARTIFACTS)
+    if decoded is not None:
+        return TransactionReverted(str(decoded), revert_data=str(err.data))
     if isinstance(err, ContractCustomError):
-        decoded = decode_revert(err.data, REVERT_ARTIFACTS)
-        return TransactionReverted(str(decoded) if decoded else f"custom error {err.data}", revert_data=str(err.data))
-    return TransactionReverted(f"reverted: {err.message}", revert_data=str(err.data))
+        return TransactionReverted(f"custom error {err.data}", revert_data=str(err.data))
+    return TransactionReverted(err.message or "execution reverted", revert_data=str(err.data))
