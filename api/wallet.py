@@ -6,11 +6,15 @@ a permit the borrower needs no ETH for gas: the platform relays ``openLoanWithPe
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import httpx
+from eth_abi.exceptions import EncodingError
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.exceptions import Web3Exception
@@ -30,9 +34,116 @@ MAX_PERMIT_MARGIN_BPS = 100
 API_WAIT_SECONDS = 630.0
 
 
+class SigningRefused(ValueError):
+    """A document the wallet does not sign: not a creditmesh acceptance as the API hands one (malformed, another
+    EIP-712 document such as a permit), one whose domain names another chain or contract than its quote, or a quote
+    whose chain the RPC given does not serve. Nothing was signed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptanceToSign:
+    """What an acceptance binds the borrower to, read from its EIP-712 document before it is signed (base units)."""
+
+    chain_id: int
+    contract: ChecksumAddress
+    asset: ChecksumAddress
+    principal: int
+    collateral_asset: ChecksumAddress
+    collateral_amount: int
+
+    def __str__(self) -> str:
+        return (
+            f"an acceptance on chain {self.chain_id} for contract {self.contract}: principal {self.principal} base "
+            f"units of {self.asset}, collateral {self.collateral_amount} base units of {self.collateral_asset}"
+        )
+
+
+def acceptance_to_sign(document: object) -> AcceptanceToSign:
+    """What the acceptance ``document`` (a quote's ``acceptance_typed_data``) binds its signer to; SigningRefused,
+    naming what is wrong, for anything that is not a creditmesh acceptance: a JSON list or string, a document without
+    its ``domain``, ``types``, ``primaryType`` or ``message``, another primary type or types, another domain."""
+    if not isinstance(document, dict):
+        raise SigningRefused(f"the document is a JSON {type(document).__name__}, not an EIP-712 object")
+    missing = [key for key in ("domain", "types", "primaryType", "message") if key not in document]
+    if missing:
+        raise SigningRefused(f"the document has no {', '.join(missing)}: it is not EIP-712 typed data")
+    if document["primaryType"] != "Acceptance" or document["types"] != typed_data.ACCEPTANCE_TYPES:
+        raise SigningRefused(
+            f"the document is {document['primaryType']!r} typed data, not a creditmesh Acceptance: the wallet signs a "
+            "quote's acceptance_typed_data only"
+        )
+    domain, message = document["domain"], document["message"]
+    ours = (typed_data.DOMAIN_NAME, typed_data.DOMAIN_VERSION)
+    if not isinstance(domain, dict) or (domain.get("name"), domain.get("version")) != ours:
+        raise SigningRefused(f"the acceptance's domain is not creditmesh's (name, version {ours}): {domain}")
+    offer = message.get("offer") if isinstance(message, dict) else None
+    if not isinstance(offer, dict):
+        raise SigningRefused("the acceptance's message has no offer")
+    try:
+        read = AcceptanceToSign(
+            int(domain["chainId"]),
+            to_checksum_address(domain["verifyingContract"]),
+            to_checksum_address(offer["asset"]),
+            int(offer["principal"]),
+            to_checksum_address(offer["collateralAsset"]),
+            int(offer["collateralAmount"]),
+        )
+        offered_on = int(offer["chainId"])
+    except KeyError as err:
+        raise SigningRefused(f"the acceptance has no {err}") from None
+    except (TypeError, ValueError) as err:
+        raise SigningRefused(f"the acceptance does not read: {err}") from None
+    if offered_on != read.chain_id:
+        raise SigningRefused(f"the acceptance's offer is for chain {offered_on}, its domain for chain {read.chain_id}")
+    return read
+
+
+def acceptance_in(document: object) -> tuple[dict[str, Any], AcceptanceToSign]:
+    """The acceptance to sign in ``document`` — a quote's ``acceptance_typed_data``, or the whole quote as
+    ``GET /v1/quotes/{id}`` answers it (its acceptance then checked against its chain id and contract) — and what it
+    binds its signer to; SigningRefused for anything else."""
+    if isinstance(document, dict) and "acceptance_typed_data" in document:
+        acceptance = acceptance_to_sign(document["acceptance_typed_data"])
+        check_quote_domain(document, acceptance)
+        return document["acceptance_typed_data"], acceptance
+    acceptance = acceptance_to_sign(document)
+    assert isinstance(document, dict)  # acceptance_to_sign refuses anything else
+    return document, acceptance
+
+
+def check_quote_domain(quote: dict[str, Any], acceptance: AcceptanceToSign) -> None:
+    """SigningRefused unless the acceptance's EIP-712 domain names the quote's chain id and contract: a signature
+    under another domain is one for another chain or contract than the quote the borrower means to accept."""
+    if acceptance.chain_id != quote.get("chain_id"):
+        raise SigningRefused(
+            f"quote {quote.get('id')}'s acceptance is for chain {acceptance.chain_id}, the quote is on "
+            f"{quote.get('chain')} (chain {quote.get('chain_id')}): not signed"
+        )
+    if acceptance.contract.lower() != str(quote.get("contract")).lower():
+        raise SigningRefused(
+            f"quote {quote.get('id')}'s acceptance is for contract {acceptance.contract}, the quote's contract is "
+            f"{quote.get('contract')}: not signed"
+        )
+
+
+def check_rpc_chain(rpc_url: str, quote: dict[str, Any]) -> None:
+    """SigningRefused unless ``rpc_url`` serves the quote's chain id: the permit's token nonce and domain, or the
+    approval, would be another chain's."""
+    served = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30})).eth.chain_id
+    if served != quote.get("chain_id"):
+        raise SigningRefused(
+            f"the RPC {rpc_url} serves chain {served}, not {quote.get('chain')} (chain {quote.get('chain_id')}) of "
+            f"quote {quote.get('id')}: nothing signed; give that chain's RPC URL (--chains-file)"
+        )
+
+
 def sign_acceptance(account: LocalAccount, document: dict[str, Any]) -> str:
-    """The 0x signature of a quote's ``acceptance_typed_data``."""
-    return "0x" + typed_data.sign(document, account.key).hex()
+    """The 0x signature of a quote's ``acceptance_typed_data``; SigningRefused when a value does not encode as its
+    EIP-712 type."""
+    try:
+        return "0x" + typed_data.sign(document, account.key).hex()
+    except (ValueError, TypeError, EncodingError) as err:
+        raise SigningRefused(f"the typed data does not encode: {err}") from None
 
 
 def approve_collateral(account: LocalAccount, rpc_url: str, token: str, spender: str, amount: int) -> str:
@@ -73,12 +184,25 @@ def sign_permit(
     }
 
 
-def accept_quote(account: LocalAccount, api_url: str, api_key: str, quote_id: str, rpc_url: str) -> dict[str, Any]:
+def accept_quote(
+    account: LocalAccount,
+    api_url: str,
+    api_key: str,
+    quote_id: str,
+    rpc_url: str,
+    show: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
     """Fetch the quote, sign a permit of its collateral to the CreditAggregator (or approve it, for a token without
-    permit), sign the acceptance and post both."""
+    permit), sign the acceptance and post both. Before anything is signed: SigningRefused unless the acceptance is
+    one (``acceptance_to_sign``) for the quote's chain id and contract and ``rpc_url`` serves that chain; what is
+    about to be signed told to ``show``."""
     headers = {"X-API-Key": api_key}
     with httpx.Client(base_url=api_url, headers=headers, timeout=API_WAIT_SECONDS) as client:
         quote = client.get(f"/v1/quotes/{quote_id}").raise_for_status().json()
+        acceptance = acceptance_to_sign(quote.get("acceptance_typed_data"))
+        check_quote_domain(quote, acceptance)
+        check_rpc_chain(rpc_url, quote)
+        show(f"signing {acceptance} — quote {quote_id}: {_quoted_terms(quote)}")
         offer = quote["offer"]
         token, amount = offer["collateralAsset"], int(offer["collateralAmount"])
         deadline = int(offer["expiry"]) if offer.get("expiry") else int(time.time()) + 3_600
@@ -92,6 +216,15 @@ def accept_quote(account: LocalAccount, api_url: str, api_key: str, quote_id: st
         if response.status_code >= 400:
             raise SystemExit(f"accept failed ({response.status_code}): {body.get('detail')}")
         return body
+
+
+def _quoted_terms(quote: dict[str, Any]) -> str:
+    """The quote's terms as the API states them: ``1500.00 USDC for 30 days on ethereum-local against 1.0 WETH``."""
+    collateral = quote.get("collateral") or {}
+    return (
+        f"{quote.get('principal')} {quote.get('asset')} for {quote.get('term_days')} days on {quote.get('chain')} "
+        f"against {collateral.get('amount')} {collateral.get('asset')}"
+    )
 
 
 def _amount(text: str) -> Decimal:

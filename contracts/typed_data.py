@@ -248,13 +248,17 @@ def acceptance_json_typed_data(domain: Domain, offer: dict[str, Any]) -> dict[st
     return _acceptance_document(domain, {"offer": offer, "deadline": offer["expiry"]})
 
 
+#: an acceptance document's ``types``, as the API hands them (the wallet signs no other)
+ACCEPTANCE_TYPES: dict[str, list[dict[str, str]]] = {
+    "EIP712Domain": _EIP712_DOMAIN_FIELDS,
+    "Acceptance": ACCEPTANCE_FIELDS,
+    "Offer": OFFER_FIELDS,
+}
+
+
 def _acceptance_document(domain: Domain, message: dict[str, Any]) -> dict[str, Any]:
     return {
-        "types": {
-            "EIP712Domain": _EIP712_DOMAIN_FIELDS,
-            "Acceptance": ACCEPTANCE_FIELDS,
-            "Offer": OFFER_FIELDS,
-        },
+        "types": dict(ACCEPTANCE_TYPES),
         "primaryType": "Acceptance",
         "domain": domain.as_dict(),
         "message": message,

@@ -44,6 +44,20 @@ def _problem(response: httpx.Response) -> str:
     return f"{response.status_code} {response.reason_phrase}" + (f": {said}" if said else "")
 
 
+def _document(source: str) -> object:
+    """The JSON document in file ``source`` (``-``: standard input); ValueError naming it when it is not JSON."""
+    text = Path(source).read_text() if source != "-" else sys.stdin.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{'standard input' if source == '-' else source} is not JSON: {err}") from None
+
+
+def _tell(args: argparse.Namespace, said: str) -> None:
+    """What is about to be signed, on standard error: standard output carries the signature or the loan."""
+    print(f"wallet {args.wallet_command}: {said}", file=sys.stderr)
+
+
 def _wallet(args: argparse.Namespace) -> None:
     from api import wallet
     from chain.config import ChainRegistry
@@ -52,8 +66,9 @@ def _wallet(args: argparse.Namespace) -> None:
     if args.wallet_command == "address":
         print(account.address)
     elif args.wallet_command == "sign":
-        document = json.loads(Path(args.typed_data).read_text() if args.typed_data != "-" else sys.stdin.read())
-        print(wallet.sign_acceptance(account, document.get("acceptance_typed_data", document)))
+        document, acceptance = wallet.acceptance_in(_document(args.typed_data))
+        _tell(args, f"signing {acceptance}")
+        print(wallet.sign_acceptance(account, document))
     elif args.wallet_command == "accept":
         headers = {"X-API-Key": args.api_key}
         quote = (
@@ -63,7 +78,10 @@ def _wallet(args: argparse.Namespace) -> None:
         )
         registry = ChainRegistry.from_file(args.chains_file) if args.chains_file else None
         rpc = registry.by_name(quote["chain"]).rpc_urls[0] if registry else local_rpc(quote["chain"])
-        print(json.dumps(wallet.accept_quote(account, args.api_url, args.api_key, args.quote_id, rpc), indent=2))
+        accepted = wallet.accept_quote(
+            account, args.api_url, args.api_key, args.quote_id, rpc, show=lambda said: _tell(args, said)
+        )
+        print(json.dumps(accepted, indent=2))
     elif args.wallet_command == "repay":
         loan = (
             httpx.get(f"{args.api_url}/v1/loans/{args.loan_id}", headers={"X-API-Key": args.api_key}, timeout=30)
