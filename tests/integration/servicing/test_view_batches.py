@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
@@ -90,59 +91,62 @@ def loan_refs(own_chain: DeployedChain, servicing_db: Database) -> list[int]:
     return refs
 
 
+@dataclass(frozen=True)
+class CappedNode:
+    """A client through ``batch_capped_proxy`` and the sizes of the batches the proxy passed on and refused."""
+
+    client: ChainClient
+    database: Database
+    passed: list[int]
+    refused: list[int]
+
+    def transactions(self, role: Role) -> TransactionManager:
+        """``role``'s transaction manager over the capped client (``async with`` starts and closes it)."""
+        store = SqlChainStore(self.database.sessions)
+        return TransactionManager(self.client, devnet_signer(role), store, revert_artifacts=REVERT_ARTIFACTS)
+
+    def assert_read_within_the_cap(self, calls: int) -> None:
+        """At least ``calls`` reads went through, every batch within the cap and none refused."""
+        assert self.refused == [], "no batch past the node's cap was sent"
+        assert sum(self.passed) >= calls
+        assert max(self.passed) <= VIEW_BATCH_LIMIT
+
+
 @pytest.fixture
-async def capped_client(own_chain: DeployedChain) -> AsyncIterator[tuple[ChainClient, list[int], list[int]]]:
+async def capped(own_chain: DeployedChain, servicing_db: Database) -> AsyncIterator[CappedNode]:
     async with batch_capped_proxy(own_chain.config.rpc_urls[0], VIEW_BATCH_LIMIT) as (url, passed, refused):
         client = await ChainClient(own_chain.config.model_copy(update={"rpc_urls": [url]})).connect()
         try:
-            yield client, passed, refused
+            yield CappedNode(client, servicing_db, passed, refused)
         finally:
             await client.close()
 
 
 async def test_the_default_job_reads_more_loans_than_a_batch_holds(
-    own_chain: DeployedChain,
-    servicing_db: Database,
-    loan_refs: list[int],
-    capped_client: tuple[ChainClient, list[int], list[int]],
+    own_chain: DeployedChain, loan_refs: list[int], capped: CappedNode
 ) -> None:
-    client, passed, refused = capped_client
-    operator = await TransactionManager(
-        client, devnet_signer(Role.OPERATOR), SqlChainStore(servicing_db.sessions), revert_artifacts=REVERT_ARTIFACTS
-    ).start()
-    try:
-        settings = DefaulterSettings(ttl=timedelta(seconds=3), interval=0.2)
-        job = DefaultJob(client, own_chain.record, servicing_db, operator, holder="batches", settings=settings)
+    settings = DefaulterSettings(ttl=timedelta(seconds=3), interval=0.2)
+    async with capped.transactions(Role.OPERATOR) as operator:
+        job = DefaultJob(
+            capped.client, own_chain.record, capped.database, operator, holder="batches", settings=settings
+        )
         report = await job.run_round()
-    finally:
-        await operator.close()
     assert report.buckets == {ref: Bucket.CURRENT for ref in loan_refs}
     assert not report.defaulted
     assert not report.errors
-    assert refused == [], "no batch past the node's cap was sent"
-    assert sum(passed) >= LOANS + 1
-    assert max(passed) <= VIEW_BATCH_LIMIT
+    capped.assert_read_within_the_cap(LOANS + 1)
 
 
 async def test_the_keeper_reads_more_loans_than_a_batch_holds(
-    own_chain: DeployedChain,
-    servicing_db: Database,
-    loan_refs: list[int],
-    capped_client: tuple[ChainClient, list[int], list[int]],
+    own_chain: DeployedChain, loan_refs: list[int], capped: CappedNode
 ) -> None:
-    client, passed, refused = capped_client
-    transactions = await TransactionManager(
-        client, devnet_signer(Role.KEEPER), SqlChainStore(servicing_db.sessions), revert_artifacts=REVERT_ARTIFACTS
-    ).start()
-    try:
-        settings = KeeperSettings(ttl=timedelta(seconds=3), interval=0.2)
-        keeper = Keeper(client, own_chain.record, servicing_db, transactions, holder="batches", settings=settings)
+    settings = KeeperSettings(ttl=timedelta(seconds=3), interval=0.2)
+    async with capped.transactions(Role.KEEPER) as transactions:
+        keeper = Keeper(
+            capped.client, own_chain.record, capped.database, transactions, holder="batches", settings=settings
+        )
         report = await keeper.run_round()
-    finally:
-        await transactions.close()
     assert set(report.health) == set(loan_refs)
     assert all(health > 10**18 for health in report.health.values()), "100 USDC against 0.1 WETH at 3,000: healthy"
     assert report.sent == []
-    assert refused == [], "no batch past the node's cap was sent"
-    assert sum(passed) >= 2 * LOANS + 3
-    assert max(passed) <= VIEW_BATCH_LIMIT
+    capped.assert_read_within_the_cap(2 * LOANS + 3)
