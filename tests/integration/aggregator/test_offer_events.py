@@ -29,7 +29,7 @@ from store.aggregator import QuoteRow
 from store.db import Database
 from store.offer_events import SqlOfferEventRepository
 from store.providers import ProviderWebhookEventRow
-from tests.support.ledger_facts import add_quote
+from tests.support.ledger_facts import lock_accept, new_quote
 
 pytestmark = pytest.mark.integration
 
@@ -48,17 +48,9 @@ def database(postgres_schema: Callable[[str], str]) -> Iterator[Database]:
 def _request_with_two_quotes(database: Database) -> tuple[str, str]:
     """A credit request quoted by the bank (its offer ``ref-<quote id>``) and by a pool: (bank quote, pool quote)."""
     bank = str(uuid.uuid4())
-    borrower_id = add_quote(
-        database,
-        borrower_address="0x" + bank[:8] * 5,
-        offer_digest="0x" + uuid.uuid4().hex * 2,
-        provider_id=BANK,
-        chain_name="ethereum-local",
-        chain_id=31337,
-        contract="0x" + "11" * 20,
-        status="offered",
-        quote_id=bank,
-        offer={"providerRef": f"ref-{bank}", "principal": "1000000000", "nonce": 1, "borrower": "0x" + "22" * 20},
+    offer = {"providerRef": f"ref-{bank}", "principal": "1000000000", "nonce": 1, "borrower": "0x" + "22" * 20}
+    borrower_id, _ = new_quote(
+        database, status="offered", provider_id=BANK, kind="traditional", offer=offer, quote_id=bank
     )
     pool = str(uuid.uuid4())
     with database.unit_of_work() as uow:
@@ -125,28 +117,6 @@ def _status(database: Database, quote_id: str) -> str:
         return row.status
 
 
-def _lock(store: SqlAcceptStore, quote_id: str) -> AcceptRecord:
-    """The quote locked for an accept, as ``AcceptanceService._lock`` does (the request's other quotes superseded)."""
-    with store.unit_of_work() as uow:
-        quote = uow.accepts.quote(quote_id)
-        assert quote is not None
-        record = AcceptRecord(
-            quote_id=quote_id,
-            request_id=quote.request_id,
-            borrower_id=quote.borrower_id,
-            kind=quote.kind,
-            chain_name=quote.chain_name,
-            attempt=1,
-            step=AcceptStep.SIMULATED,
-            owner="accept-1",
-            lease_until=NOW,
-            updated_at=NOW,
-        )
-        uow.accepts.lock(quote, record)
-        uow.commit()
-    return record
-
-
 def _cancel(store: SqlAcceptStore, record: AcceptRecord) -> None:
     """The accept cancelled (nothing was sent): ``AcceptRepository.release``."""
     with store.unit_of_work() as uow:
@@ -160,11 +130,11 @@ def test_an_offered_quote_the_lender_withdraws_cannot_be_locked(database: Databa
     assert (_status(database, bank), _status(database, pool)) == ("withdrawn", "offered")
     store = SqlAcceptStore(database)
     with pytest.raises(LockRefused) as refused:
-        _lock(store, bank)
+        lock_accept(store, bank, NOW)
     assert refused.value.status == "withdrawn"
     assert _withdraw(database, f"ref-{bank}") == "none", "a repeat (a new event id) changes nothing"
     assert (_status(database, bank), _status(database, pool)) == ("withdrawn", "offered")
-    _lock(store, pool)  # the other lenders' quotes stand
+    lock_accept(store, pool, NOW)  # the other lenders' quotes stand
 
 
 def test_a_superseded_quote_the_lender_withdraws_is_not_offered_again_when_the_other_accept_is_cancelled(
@@ -172,7 +142,7 @@ def test_a_superseded_quote_the_lender_withdraws_is_not_offered_again_when_the_o
 ) -> None:
     bank, pool = _request_with_two_quotes(database)
     store = SqlAcceptStore(database)
-    accepting = _lock(store, pool)
+    accepting = lock_accept(store, pool, NOW)
     assert _status(database, bank) == "superseded"
     assert _withdraw(database, f"ref-{bank}") == "withdrawn"
     _cancel(store, accepting)
@@ -184,13 +154,13 @@ def test_a_quote_being_accepted_is_left_to_the_accept_and_withdrawn_if_it_is_can
     instruction decides it); when that accept is cancelled, the quote goes to withdrawn, not back to offered."""
     bank, pool = _request_with_two_quotes(database)
     store = SqlAcceptStore(database)
-    accepting = _lock(store, bank)
+    accepting = lock_accept(store, bank, NOW)
     assert _withdraw(database, f"ref-{bank}") == "none"
     assert (_status(database, bank), _status(database, pool)) == ("accepting", "superseded")
     _cancel(store, accepting)
     assert (_status(database, bank), _status(database, pool)) == ("withdrawn", "offered")
     with pytest.raises(LockRefused):
-        _lock(store, bank)
+        lock_accept(store, bank, NOW)
 
 
 def _at(store: SqlAcceptStore, record: AcceptRecord, step: AcceptStep, **changes: object) -> AcceptRecord:
@@ -225,7 +195,7 @@ def test_a_failed_funding_fails_the_accept_waiting_on_it_once_and_the_sagas_answ
 ) -> None:
     bank, _ = _request_with_two_quotes(database)
     store = SqlAcceptStore(database)
-    recorded = _at(store, _lock(store, bank), AcceptStep.RECORDED, loan_id="loan-1", lender_state="reserved")
+    recorded = _at(store, lock_accept(store, bank, NOW), AcceptStep.RECORDED, loan_id="loan-1", lender_state="reserved")
     assert _post(database, f"ref-{bank}", "offer.funding_failed") == "funding-failed"
     failed = _record(store, bank)
     assert (failed.step, failed.lender_state, failed.owner) == (AcceptStep.RECORDED, FUND_REFUSED, "accept-1")
@@ -243,7 +213,7 @@ def test_a_failed_funding_fails_the_accept_waiting_on_it_once_and_the_sagas_answ
 def test_a_failed_funding_reported_after_the_lender_funded_changes_nothing(database: Database) -> None:
     bank, _ = _request_with_two_quotes(database)
     store = SqlAcceptStore(database)
-    recorded = _at(store, _lock(store, bank), AcceptStep.RECORDED, loan_id="loan-2", lender_state="reserved")
+    recorded = _at(store, lock_accept(store, bank, NOW), AcceptStep.RECORDED, loan_id="loan-2", lender_state="reserved")
     assert _settle(store, advance(recorded, AcceptStep.FUNDED, NOW, lender_state="funded"))
     assert _post(database, f"ref-{bank}", "offer.funding_failed") == "none"
     assert (_record(store, bank).step, _record(store, bank).lender_state) == (AcceptStep.FUNDED, "funded")
@@ -254,7 +224,7 @@ def test_a_failed_funding_reported_while_the_accept_is_under_way_is_refused_for_
 ) -> None:
     bank, _ = _request_with_two_quotes(database)
     store = SqlAcceptStore(database)
-    submitted = _at(store, _lock(store, bank), AcceptStep.SUBMITTED, lender_state="reserved")
+    submitted = _at(store, lock_accept(store, bank, NOW), AcceptStep.SUBMITTED, lender_state="reserved")
     with pytest.raises(WebhookRejected) as refused:
         _post(database, f"ref-{bank}", "offer.funding_failed")
     assert refused.value.status_code == 503

@@ -9,20 +9,17 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import pytest
 
 from store.accepts import _OPEN_PRINCIPAL, SqlAcceptStore
-from store.aggregator import LoanRow
 from store.db import Database
 from store.quoting import SqlQuotingStore
-from tests.support.ledger_facts import add_quote
+from tests.support.ledger_facts import add_loans, loan_row, loans_in_every_status, new_quote
 
 pytestmark = pytest.mark.integration
 
 USDC = 10**6
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -39,64 +36,14 @@ def database(
     db.dispose()
 
 
-def _quote(database: Database, principal: int, borrower_id: str | None, status: str = "accepting") -> tuple[str, str]:
-    """A pool quote of ``principal`` USDC at ``status`` (a new borrower's unless ``borrower_id``): (borrower, quote)."""
-    quote_id = str(uuid.uuid4())
-    borrower = add_quote(
-        database,
-        borrower_address="0x" + quote_id.replace("-", "")[:20] * 2,
-        offer_digest="0x" + uuid.uuid4().hex * 2,
-        provider_id="pool:usdc",
-        chain_name="ethereum-local",
-        chain_id=31337,
-        contract="0x" + "11" * 20,
-        kind="pool",
-        offer={"principal": str(principal * USDC)},
-        borrower_id=borrower_id,
-        status=status,
-        quote_id=quote_id,
-    )
-    return borrower, quote_id
-
-
-def _loan(
-    borrower_id: str, status: str, principal: int, outstanding: int | None, quote_id: str | None = None
-) -> LoanRow:
-    return LoanRow(
-        id=str(uuid.uuid4()),
-        borrower_id=borrower_id,
-        quote_id=quote_id,
-        chain_name="ethereum-local",
-        chain_id=31337,
-        contract="0x" + "11" * 20,
-        status=status,
-        asset="USDC",
-        principal=principal * USDC,
-        outstanding_principal=None if outstanding is None else outstanding * USDC,
-        offer_digest="0x" + uuid.uuid4().hex * 2,
-        created_at=NOW,
-    )
-
-
 def test_the_quote_time_read_counts_what_the_accepts_locked_read_counts(database: Database) -> None:
-    borrower, recorded = _quote(database, 300, None)  # being accepted, its loan recorded already: counted once
-    _quote(database, 50, borrower)  # another accept in flight
-    _quote(database, 900, borrower, status="offered")  # only offered: owes nothing
-    other, _ = _quote(database, 700, None)
-    with database.unit_of_work() as uow:
-        uow.session.add_all(
-            [
-                _loan(borrower, "active", 300, 250, quote_id=recorded),
-                _loan(borrower, "active", 1_000, 600),
-                _loan(borrower, "active", 200, None),  # recorded from the receipt, before any repayment
-                _loan(borrower, "defaulted", 1_500, 1_400),
-                _loan(borrower, "repaid", 5_000, 0),
-                _loan(borrower, "liquidated", 5_000, 0),
-                _loan(borrower, "written_off", 5_000, 0),
-                _loan(other, "defaulted", 9_000, 9_000),
-            ]
-        )
-        uow.commit()
+    # being accepted, its loan recorded already: counted once
+    borrower, recorded = new_quote(database, status="accepting", principal=300 * USDC)
+    new_quote(database, status="accepting", principal=50 * USDC, borrower_id=borrower)  # another accept in flight
+    new_quote(database, status="offered", principal=900 * USDC, borrower_id=borrower)  # only offered: owes nothing
+    other, _ = new_quote(database, status="accepting", principal=700 * USDC)
+    recorded_loan = loan_row(borrower, "active", 300 * USDC, 250 * USDC, quote_id=recorded)
+    add_loans(database, [recorded_loan, *loans_in_every_status(borrower, other)])  # 600 + 200 + 1,400 owed
     quoting = SqlQuotingStore(database)
     with SqlAcceptStore(database).unit_of_work() as uow:
         locked = uow.accepts.exposure(borrower, excluding_quote="none")
@@ -113,7 +60,7 @@ def test_the_quote_time_read_does_not_wait_on_an_accept_holding_the_borrowers_ro
     the read answers while the lock is held; waiting on it, it would not answer before the holder let go."""
     database = Database(postgres_schema("open_principal_unlocked"))
     database.migrate()
-    borrower, _ = _quote(database, 100, None)
+    borrower, _ = new_quote(database, status="accepting", principal=100 * USDC)
     holding, release = threading.Event(), threading.Event()
 
     def accept() -> None:
