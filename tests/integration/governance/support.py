@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
+from web3.types import RPCEndpoint
 
 from api.bootstrap import write_chains_file
 from api.cli import main
@@ -55,6 +56,19 @@ class Admin:
     def advance(self, seconds: int) -> None:
         for chain in self.chains.values():
             Harness(chain).advance(seconds)
+
+    def hold_pending(self, name: str, delay: int = 3_600) -> None:
+        """Chain ``name``'s Timelock takes ``delay`` seconds from now on (its own ``updateDelay``, impersonated; the
+        chain is reverted after the test): an operation scheduled there stays pending however long the commands take.
+        With the devnets' 2 s, a test that expects one pending fails when a loaded machine's commands take longer."""
+        chain = self.chains[name]
+        timelock = chain.record.address("Timelock")
+        chain.w3.provider.make_request(RPCEndpoint("anvil_impersonateAccount"), [timelock])
+        chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [timelock, hex(10**18)])
+        chain.w3.eth.wait_for_transaction_receipt(
+            chain.contract("Timelock").functions.updateDelay(delay).transact({"from": timelock})
+        )
+        chain.w3.provider.make_request(RPCEndpoint("anvil_stopImpersonatingAccount"), [timelock])
 
     def rows(self) -> list[GovernanceProposalRow]:
         engine = create_engine(f"sqlite:///{self.tmp / 'admin.db'}")

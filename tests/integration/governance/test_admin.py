@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -299,7 +298,8 @@ def test_execute_after_the_delay_on_an_idle_devnet_mines_a_block_and_executes(ad
     chain = admin.chains["arbitrum-local"]
     out = admin("--chains", chain.name, "propose", "grace-period", "7200", "--via", "key")
     operation_id = re.findall(r"scheduled (0x[0-9a-f]{64})", out)[0]
-    time.sleep(3)  # the 2 s delay over by the clock; no block mined since the scheduling
+    # the 2 s delay over by the chain's clock (moved on 3 s, not waited for by the wall clock); no block mined since
+    chain.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [3])
 
     out = admin("--chains", chain.name, "execute", operation_id)
 
