@@ -64,8 +64,8 @@ from aggregator.servicing.delinquency import (
     delinquency,
     disclosed_schedule,
     entered,
+    judged,
     may_be_paid_as_disclosed,
-    paid_as_disclosed,
 )
 from aggregator.servicing.leased import Leader, run_leased
 from aggregator.servicing.payment_times import RecordedRepayment, dated
@@ -464,8 +464,8 @@ def announce_past_due(
     on_past_due: PastDueSink = write_past_due,
     payments: Mapping[str, Sequence[Payment]] | None = None,
 ) -> None:
-    """Each loan's days past due at the block time ``now`` (by its disclosed due dates, or by maturity without them;
-    current when paid as disclosed, by the times of its ``payments``, by loan id: ``delinquency.paid_as_disclosed``);
+    """Each loan's days past due at the block time ``now`` as ``delinquency.judged`` judges it (by its disclosed due
+    dates, or by maturity without them; current when paid as disclosed, by the times of its ``payments``, by loan id);
     every bucket it entered in its late period that was not announced yet is recorded and announced through
     ``on_past_due``, once. A loan found current has its late period's buckets forgotten (``clear``): a borrower who
     caught up and fell behind again is told of the new late period from its first bucket, not only from 30 days."""
@@ -473,13 +473,10 @@ def announce_past_due(
     for loan in loans:
         state = onchain[loan.loan_ref]
         owed = state.outstanding_principal > 0
-        schedule = disclosed_schedule(loan.disclosure)
-        found = delinquency(state.maturity, now, owed, schedule, paid=loan.repaid)
-        if may_be_paid_as_disclosed(found, schedule, loan.repaid) and paid_as_disclosed(
-            schedule, (payments or {}).get(loan.id)
-        ):
+        schedule, dated_payments = disclosed_schedule(loan.disclosure), (payments or {}).get(loan.id)
+        found = judged(state.maturity, now, owed, schedule, loan.repaid, dated_payments)
+        if found.paid_as_disclosed:
             report.paid_as_disclosed[loan.loan_ref] = state.outstanding_principal
-            found = Delinquency(0, Bucket.CURRENT, now)
         report.buckets[loan.loan_ref] = found.bucket
         known = servicing.announced(loan.id)
         if found.bucket is Bucket.CURRENT:

@@ -59,12 +59,14 @@ BUCKET_ORDER = tuple(Bucket)
 @dataclass(frozen=True, slots=True)
 class Delinquency:
     """Days past due as of block time ``as_of`` (seconds), and their bucket; ``since``: the due date they are counted
-    from (the oldest unpaid installment's, the last due date, or the maturity's date), None when current."""
+    from (the oldest unpaid installment's, the last due date, or the maturity's date), None when current;
+    ``paid_as_disclosed``: current only by that rule (``judged``), past due by the due dates alone."""
 
     days_past_due: int
     bucket: Bucket
     as_of: int
     since: date | None = None
+    paid_as_disclosed: bool = False
 
 
 def days_past_due(maturity: int, now: int, owed: bool) -> int:
@@ -161,11 +163,12 @@ def judged(
 ) -> Delinquency:
     """``delinquency`` of a loan with its disclosed ``schedule`` (judged by its due dates), current when it was paid
     as disclosed (``paid_as_disclosed``, by the times of its ``payments``: None when they were not read, as for a loan
-    ``may_be_paid_as_disclosed`` rules out): what the loans API shows, as servicing judges it."""
+    ``may_be_paid_as_disclosed`` rules out; the result says so): the one judgement the loans API shows and the
+    default job announces and defaults by."""
     found = delinquency(maturity, now, owed, schedule, paid=paid)
     if not may_be_paid_as_disclosed(found, schedule, paid) or not paid_as_disclosed(schedule, payments):
         return found
-    return Delinquency(0, Bucket.CURRENT, now)
+    return Delinquency(0, Bucket.CURRENT, now, paid_as_disclosed=True)
 
 
 def defaultable(maturity: int, grace: int, now: int, judged_now: Delinquency) -> bool:

@@ -181,3 +181,33 @@ def test_the_audits_payer_21_days_late_is_past_due_and_keeps_its_notice() -> Non
     assert report.paid_as_disclosed == {}
     assert servicing.announced("L12") == {"1-29", "30-59"}, "the late period's notices are kept"
     assert (datetime.fromtimestamp(now, UTC).date() - timedelta(days=30)) == schedule[-1].due
+
+
+@pytest.mark.parametrize(("days_late", "least"), [(0, 200), (1, 0)])
+def test_the_default_job_announces_by_the_judgement_the_loans_api_shows(days_late: int, least: int) -> None:
+    """One rule, applied once: over the scan's schedules, each installment paid on its due date (or the last a day
+    late), on the last due date, the day after it, past the grace period and 40 days on, a round records the bucket
+    ``judged`` gives (what the loans API shows), and counts the loan paid as disclosed (its remainder in
+    ``DefaultReport.paid_as_disclosed``) exactly when ``judged`` made it current by that rule: an on-time payer with a
+    remainder, from the day after its last due date. The round applied its own copy of the rule, which a change to
+    either would have set apart."""
+    by_the_rule = 0
+    for ref, (start, term, disclosure) in enumerate(SCHEDULES):
+        schedule = disclosed_schedule(disclosure)
+        opened, hour = int(start.timestamp()), start.hour * 3600
+        times = [max(opened, _on(i.due, hour)) for i in schedule]
+        times[-1] += days_late * SECONDS_PER_DAY
+        payments, remainder = _repay(opened, schedule, times)
+        paid, last_due = sum(p.amount for p in payments), _on(schedule[-1].due, 0)
+        maturity = opened + term * SECONDS_PER_DAY
+        loan = OpenLoan(f"L{ref}", ref, "active", "pool", None, None, None, remainder, repaid=paid,
+                        disclosure=disclosure)  # fmt: skip
+        for now in (last_due, last_due + SECONDS_PER_DAY, maturity + GRACE + 1, maturity + 40 * SECONDS_PER_DAY):
+            found = judged(maturity, now, remainder > 0, schedule, paid, payments)
+            report = _round(InMemoryServicing(), loan, OnChainLoan(maturity, 1, remainder), now, payments)
+            assert report.buckets == {ref: found.bucket}, (start, term, now)
+            assert report.paid_as_disclosed == ({ref: remainder} if found.paid_as_disclosed else {}), (start, term, now)
+            on_time = days_late == 0 and remainder > 0 and now >= last_due + SECONDS_PER_DAY
+            assert found.paid_as_disclosed is on_time, (start, term, now)
+            by_the_rule += found.paid_as_disclosed
+    assert by_the_rule >= least
