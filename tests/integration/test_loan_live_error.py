@@ -18,7 +18,7 @@ from web3 import AsyncWeb3
 from aggregator.loans import InMemoryLoanStore, LoanRecord, LoanScope, LoanService
 from aggregator.platform import ChainRuntime
 from chain.client import FailoverProvider
-from chain.devnet import LOOPBACK, free_port
+from tests.support.served import posts_served
 
 pytestmark = pytest.mark.integration
 
@@ -35,16 +35,8 @@ async def refusing_node() -> AsyncIterator[str]:
         error = {"code": -32000, "message": f"internal error (project {KEY})"}
         return web.json_response({"jsonrpc": "2.0", "id": call["id"], "error": error})
 
-    app = web.Application()
-    app.router.add_post("/v3/{key}", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
-    try:
-        yield f"http://{LOOPBACK}:{port}/v3/{KEY}"
-    finally:
-        await runner.cleanup()
+    async with posts_served(refuse, "/v3/{key}") as url:
+        yield f"{url}/v3/{KEY}"
 
 
 async def test_the_live_error_names_the_chain_and_not_the_node(caplog: pytest.LogCaptureFixture) -> None:

@@ -15,12 +15,13 @@ import pytest
 from aiohttp import web
 
 from chain.client import ChainClient
-from chain.devnet import LOOPBACK, Devnet, free_port
+from chain.devnet import Devnet
 from chain.errors import RpcRateLimited
 from chain.events import RATE_LIMIT_TRIES, EventReader, WatchedContract
 from chain.transactions import Call
 from store.chain import SqlChainStore
 from tests.integration.chain.support import deploy_token, holder, manager
+from tests.support.served import posts_served
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +51,10 @@ async def refusing_proxy(upstream: str, refuse: Refusal) -> AsyncIterator[tuple[
         async with session.post(upstream, json=call) as forwarded:
             return web.json_response(await forwarded.json())
 
-    app = web.Application()
-    app.router.add_post("/", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
     try:
-        yield f"http://{LOOPBACK}:{port}/", asked
+        async with posts_served(answer) as url:
+            yield f"{url}/", asked
     finally:
-        await runner.cleanup()
         await session.close()
 
 

@@ -26,6 +26,7 @@ from risk.onchain import MIN_REPAID_SECONDS, combine, thin_wallet
 from risk.onchain_source import HEALTH_FACTOR_ONE, ChainOnchainSource
 from tests.contracts.harness import OPERATOR, USDC, WETH, Harness, loan_fields
 from tests.support.devnet import DeployedChain
+from tests.support.served import posts_served
 
 pytestmark = pytest.mark.integration
 
@@ -302,16 +303,10 @@ async def range_capped_proxy(
             text=json.dumps(answers if isinstance(body, list) else answers[0]), content_type="application/json"
         )
 
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
     try:
-        yield f"http://{LOOPBACK}:{port}", passed, refused, posts
+        async with posts_served(handle) as url:
+            yield url, passed, refused, posts
     finally:
-        await runner.cleanup()
         await session.close()
 
 

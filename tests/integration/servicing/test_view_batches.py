@@ -23,7 +23,6 @@ from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
 from aggregator.servicing.delinquency import Bucket
 from aggregator.servicing.keeper import Keeper, KeeperSettings
 from chain.client import ChainClient
-from chain.devnet import LOOPBACK, free_port
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
 from chain.transactions import TransactionManager
@@ -33,6 +32,7 @@ from store.db import Database
 from tests.contracts.harness import USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
 from tests.support.devnet import DeployedChain
+from tests.support.served import posts_served
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -59,16 +59,10 @@ async def batch_capped_proxy(upstream: str, cap: int) -> AsyncIterator[tuple[str
         async with session.post(upstream, json=body) as answered:
             return web.Response(text=await answered.text(), content_type="application/json")
 
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
     try:
-        yield f"http://{LOOPBACK}:{port}", passed, refused
+        async with posts_served(handle) as url:
+            yield url, passed, refused
     finally:
-        await runner.cleanup()
         await session.close()
 
 
