@@ -148,7 +148,8 @@ class FundingSettlements:
         job had sent. The intents' store is shared by every account's manager, so the relayer's bars them when this
         process has no operator account — unless a hold is to be released."""
         manager = operator if operator is not None else chain.transactions
-        hold = hold_intent_key(loan.chain_id, loan.loan_ref)
+        aggregator, collateral = chain.record.address("CreditAggregator"), chain.record.address("CollateralManager")
+        hold = hold_intent_key(loan.chain_id, collateral, loan.loan_ref)
         if operator is None and (
             await manager.store.get_intent(hold) is not None
             or await liquidation_held(chain.client, chain.record, loan.loan_ref)
@@ -158,8 +159,7 @@ class FundingSettlements:
                 "set CREDITMESH_OPERATOR_KEY"
             )
         why = f"settled funded by {actor}"
-        aggregator, collateral = chain.record.address("CreditAggregator"), chain.record.address("CollateralManager")
-        if not await manager.bar(cancel_intent_key(loan.chain_id, loan.loan_ref), aggregator, why):
+        if not await manager.bar(cancel_intent_key(loan.chain_id, aggregator, loan.loan_ref), aggregator, why):
             raise LoanNotUnfunded(loan.id, "a cancelUnfunded of it was sent: it is being cancelled")
         await manager.bar(hold, collateral, why)  # False: the job sent one, released below
         if not await asyncio.to_thread(self._store.settle_funded, loan, actor, note, datetime.now(UTC)):
@@ -183,7 +183,8 @@ class FundingSettlements:
         if loan is None or chain is None:
             return None
         operator = chain.senders.get(Role.OPERATOR)
-        hold = await chain.transactions.store.get_intent(hold_intent_key(loan.chain_id, loan.loan_ref))
+        collateral = chain.record.address("CollateralManager")
+        hold = await chain.transactions.store.get_intent(hold_intent_key(loan.chain_id, collateral, loan.loan_ref))
         if operator is None or hold is None or hold.payload_hash == BARRED_PAYLOAD:
             return None
         await self._release(loan, chain, operator)

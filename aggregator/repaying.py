@@ -261,10 +261,12 @@ MAX_CLAIM_ATTEMPTS = 5
 CLAIM_FAILED = (REVERTED, FAILED, DROPPED)
 
 
-def claim_intent_key(chain_id: int, onchain_id: int, attempt: int = 1) -> str:
+def claim_intent_key(chain_id: int, collateral_manager: str, onchain_id: int, attempt: int = 1) -> str:
     """The relayer's ``claimCollateral`` of a loan, one intent per attempt (the first's key has no number); the keeper
-    reads them to leave a loan the relayer is claiming to it."""
-    return f"claim-collateral:{chain_id}:{onchain_id}" + ("" if attempt == 1 else f":{attempt}")
+    reads them to leave a loan the relayer is claiming to it. A loan is named by its CollateralManager (the intent's
+    ``to``, checksummed) and its id: a later deployment's loan of the same id is another loan."""
+    manager = to_checksum_address(collateral_manager)
+    return f"claim-collateral:{chain_id}:{manager}:{onchain_id}" + ("" if attempt == 1 else f":{attempt}")
 
 
 async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) -> str | None:
@@ -285,7 +287,7 @@ async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) 
         # one intent per attempt: a claim that passed its simulation and then reverted (the token refused again
         # before it was mined) or was refused by the node stays so under its key, and a later call, once the claim
         # would pass, sends the next attempt (under one fixed key it answered the first attempt's failure for good)
-        intent = claim_intent_key(chain.chain_id, onchain_id, attempt)
+        intent = claim_intent_key(chain.chain_id, manager.address, onchain_id, attempt)
         try:
             submission = await chain.transactions.submit(intent, call)
             if submission.status in CLAIM_FAILED:

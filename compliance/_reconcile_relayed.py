@@ -91,11 +91,11 @@ def _is_effect(fact: Fact, effect: Effect, loan_ref: int | None) -> bool:
 
 
 def _loan_ref(kind: str, rest: str) -> int | None:
-    """The on-chain loan id an operator's intent key names (``<chain id>:<loan id>``); None for a repayment's (keyed
-    by its calldata)."""
+    """The on-chain loan id an operator's intent key names (``<chain id>:<contract>:<loan id>``:
+    ``aggregator.servicing.defaults``); None for a repayment's (keyed by its calldata)."""
     if kind == "repay":
         return None
-    _, _, loan_ref = rest.partition(":")
+    _, _, loan_ref = rest.rpartition(":")
     return int(loan_ref) if loan_ref.isdigit() else None
 
 

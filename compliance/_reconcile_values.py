@@ -116,7 +116,7 @@ class EntryRecord:
 class RelayedIntent:
     """A transaction the platform sent as its own and saw confirmed, by its intent's key: a borrower's repayment it
     relayed (``repay:…``) or the operator's ``markDefault``, ``cancelUnfunded``, ``holdLiquidation`` or
-    ``releaseLiquidationHold`` of a loan (``markDefault:<chain id>:<loan id>`` …)."""
+    ``releaseLiquidationHold`` of a loan (``markDefault:<chain id>:<CreditAggregator>:<loan id>`` …)."""
 
     key: str
     tx_hash: str

@@ -19,10 +19,10 @@ node takes) and the block's time — the chain's clock, which is the one the con
 * **default**: once the block time is past maturity plus the grace period and the loan is past due by its due dates
   (``delinquency.defaultable``: never while it is current, within its last due date or paid as disclosed), the
   operator (``OPERATOR_ROLE``, ``CREDITMESH_OPERATOR_KEY``) sends ``markDefault`` — once per loan: the intent is
-  keyed by the loan, so a second round, process or restart resumes the same transaction and never sends another; an
-  ``eth_call`` simulation from the operator comes first. The receipt's ``LoanDefaulted`` is applied to the ledger at
-  once (the indexer applies the same confirmed event later, idempotently); the ledger's change writes
-  ``loan.defaulted``, not this job.
+  keyed by the loan (its CreditAggregator and its id there: ``default_intent_key``), so a second round, process or
+  restart resumes the same transaction and never sends another; an ``eth_call`` simulation from the operator comes
+  first. The receipt's ``LoanDefaulted`` is applied to the ledger at once (the indexer applies the same confirmed
+  event later, idempotently); the ledger's change writes ``loan.defaulted``, not this job.
 * **unfunded**: a loan funded off-chain whose lender refused the funding instruction or reported it failed (the
   accept's ``fund-refused``: ``OpenLoan.unfunded``) is neither announced past due nor marked in default, and the
   operator holds its liquidation (``holdLiquidation`` on the CollateralManager, once per loan: ``liquidate`` is open
@@ -153,24 +153,26 @@ NOT_FUNDED = frozenset({FundingState.FAILED, FundingState.CANCELLED, FundingStat
 SETTLE = "POST /v1/loans/{id}/funding-settlement"
 
 
-def default_intent_key(chain_id: int, loan_ref: int) -> str:
-    """One ``markDefault`` per loan, ever: the key a second sender finds already taken."""
-    return f"markDefault:{chain_id}:{loan_ref}"
+def default_intent_key(chain_id: int, aggregator: str, loan_ref: int) -> str:
+    """One ``markDefault`` per loan, ever: the key a second sender finds already taken. A loan is named by its
+    CreditAggregator (the intent's ``to``, checksummed) and its id there: a later deployment on the chain numbers
+    its loans from 1 again, and its loan 1 is not the earlier deployment's."""
+    return f"markDefault:{chain_id}:{to_checksum_address(aggregator)}:{loan_ref}"
 
 
-def hold_intent_key(chain_id: int, loan_ref: int) -> str:
-    """One ``holdLiquidation`` per loan, ever."""
-    return f"holdLiquidation:{chain_id}:{loan_ref}"
+def hold_intent_key(chain_id: int, collateral_manager: str, loan_ref: int) -> str:
+    """One ``holdLiquidation`` per loan, ever (named by the CollateralManager it is sent to)."""
+    return f"holdLiquidation:{chain_id}:{to_checksum_address(collateral_manager)}:{loan_ref}"
 
 
-def release_intent_key(chain_id: int, loan_ref: int) -> str:
+def release_intent_key(chain_id: int, collateral_manager: str, loan_ref: int) -> str:
     """One ``releaseLiquidationHold`` per loan, ever (a loan is settled funded once)."""
-    return f"releaseLiquidationHold:{chain_id}:{loan_ref}"
+    return f"releaseLiquidationHold:{chain_id}:{to_checksum_address(collateral_manager)}:{loan_ref}"
 
 
-def cancel_intent_key(chain_id: int, loan_ref: int) -> str:
+def cancel_intent_key(chain_id: int, aggregator: str, loan_ref: int) -> str:
     """One ``cancelUnfunded`` per loan, ever: the key a second sender finds already taken."""
-    return f"cancelUnfunded:{chain_id}:{loan_ref}"
+    return f"cancelUnfunded:{chain_id}:{to_checksum_address(aggregator)}:{loan_ref}"
 
 
 class DefaultJob:
@@ -288,7 +290,7 @@ class DefaultJob:
             uow.commit()
 
     async def _mark_default(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
-        key = default_intent_key(self.chain_id, loan.loan_ref)
+        key = default_intent_key(self.chain_id, self._aggregator.address, loan.loan_ref)
         tx_hash = await self._send(loan.loan_ref, "markDefault", key, report, leader)
         if tx_hash is not None:
             report.defaulted[loan.loan_ref] = tx_hash
@@ -299,7 +301,7 @@ class DefaultJob:
         once the lender's own status of the offer (``funding_of``) says it was not funded: a refusal of ``/fund`` may
         be a lost answer's replay (a 409 for an offer funded meanwhile), and a report of a failed funding may be
         followed by a payout; cancelling would leave the lender unsecured for a principal it paid out."""
-        key = cancel_intent_key(self.chain_id, loan.loan_ref)
+        key = cancel_intent_key(self.chain_id, self._aggregator.address, loan.loan_ref)
         sent = await self.operator.store.get_intent(key) is not None
         if not sent:  # a cancel already sent is resumed, not asked again
             await self._hold(loan, report, leader)
@@ -326,7 +328,7 @@ class DefaultJob:
         the hold), nobody may liquidate it — the CollateralManager's ``liquidate`` is open to anyone, and its seized
         collateral would pay the lender that never paid the borrower out. A hold the contract refuses (the loan is
         in default already) or not confirmed yet is logged; the cancel goes on."""
-        key = hold_intent_key(self.chain_id, loan.loan_ref)
+        key = hold_intent_key(self.chain_id, self._collateral.address, loan.loan_ref)
         if await self.operator.store.get_intent(key) is not None:
             return
         scratch = DefaultReport(report.block, report.timestamp)
@@ -349,7 +351,7 @@ class DefaultJob:
             ChainError: the hold is not mined, or the release not sent or mined, within the wait (asking again
                 resumes the same transactions).
         """
-        hold = hold_intent_key(self.chain_id, loan_ref)
+        hold = hold_intent_key(self.chain_id, self._collateral.address, loan_ref)
         try:
             await self.operator.wait(hold, within)
         except ConfirmationTimeout:
@@ -359,7 +361,7 @@ class DefaultJob:
         if not await liquidation_held(self.client, self.record, loan_ref):
             return
         report = DefaultReport(0, 0)
-        key = release_intent_key(self.chain_id, loan_ref)
+        key = release_intent_key(self.chain_id, self._collateral.address, loan_ref)
         if await self._send(loan_ref, "releaseLiquidationHold", key, report, None, within=within,
                             contract=self._collateral) is None:  # fmt: skip
             raise ChainError(f"the liquidation hold of loan {loan_ref} was not released: {report.skipped[loan_ref]}")
@@ -379,7 +381,8 @@ class DefaultJob:
     async def cancel_refusal(self, loan_ref: int) -> str | None:
         """Why the contract would refuse ``cancelUnfunded(loan_ref)`` now (its simulation's revert), or None: it
         would not, or a cancel of the loan was sent already (it is resumed, not decided again)."""
-        if await self.operator.store.get_intent(cancel_intent_key(self.chain_id, loan_ref)) is not None:
+        key = cancel_intent_key(self.chain_id, self._aggregator.address, loan_ref)
+        if await self.operator.store.get_intent(key) is not None:
             return None
         return await self._simulate(Call.function(self._aggregator, "cancelUnfunded", loan_ref))
 
@@ -392,9 +395,8 @@ class DefaultJob:
             LoanNotCancellable: the contract refuses it (something was repaid on it, it is in default or closed).
             ChainError: the node refused or dropped it, or did not answer (asked again, the same intent resumes).
         """
-        report = DefaultReport(0, 0)
-        tx_hash = await self._send(loan_ref, "cancelUnfunded", cancel_intent_key(self.chain_id, loan_ref), report, None,
-                                   within=within)  # fmt: skip
+        report, key = DefaultReport(0, 0), cancel_intent_key(self.chain_id, self._aggregator.address, loan_ref)
+        tx_hash = await self._send(loan_ref, "cancelUnfunded", key, report, None, within=within)
         if tx_hash is not None:
             return CancelOutcome(tx_hash, confirmed=True)
         failed = report.errors.get(loan_ref)

@@ -10,9 +10,9 @@ the contract's rules in Python (``health``) and, for each loan in default or bel
   approved the CollateralManager), repaying up to the close factor's maximum — only after an ``eth_call``
   simulation from the keeper says the call succeeds, only while it still holds the lease, and never while its last
   liquidation of the loan is in flight: a loan's liquidations are numbered (the intent
-  ``liquidate:<chain id>:<loan id>:n<number>``), the next number taken only once the last one settled, so two
-  keepers (a stalled one and its successor) send at most one of them, and a loan still unhealthy after one
-  liquidation is liquidated again;
+  ``liquidate:<chain id>:<CollateralManager>:<loan id>:n<number>``), the next number taken only once the last one
+  settled, so two keepers (a stalled one and its successor) send at most one of them, and a loan still unhealthy
+  after one liquidation is liquidated again;
 * or, when it cannot liquidate now (liquidations paused, a price it may not use, a rule of the contract, the
   keeper's own balance), says why in the log and — for a pool loan — impairs it (``impair``), so that the pool
   counts the expected loss at once; it sends ``impair`` only when the pool's recorded impairment is off by more than
@@ -29,13 +29,13 @@ Each round also sweeps collateral left claimable: a close the platform did not s
 ``repay`` on-chain, a liquidation's remainder) whose push the collateral token refused leaves a ``CollateralClaimable``
 fact and nothing else claims it. For each such fact with no ``CollateralRemoved`` of the loan after it, the keeper
 simulates ``claimCollateral`` from its own account and, when it passes, sends it under the intent
-``claimCollateral:<chain id>:<loan id>`` — once per attempt across keepers and restarts (a resumed intent is waited
-on, never sent again); the receipt's ``CollateralRemoved`` is applied to the ledger at once, which ends the sweep for
-that loan. A claim the token still refuses is left for a later round; one that reverted when mined (the token
-refused again between the simulation and the block) or was refused stays so under its key, and a later round, once
-its simulation passes again, sends the next attempt (``…:<loan id>:2`` and on, as the relayer's claims in
-``aggregator.repaying``), at most ``MAX_CLAIM_ATTEMPTS``. A loan the relayer is claiming already (after a close it
-relayed, ``aggregator.repaying.claim_collateral``: any of its attempts in flight) is left to it.
+``claimCollateral:<chain id>:<CollateralManager>:<loan id>`` — once per attempt across keepers and restarts (a resumed
+intent is waited on, never sent again); the receipt's ``CollateralRemoved`` is applied to the ledger at once, which
+ends the sweep for that loan. A claim the token still refuses is left for a later round; one that reverted when
+mined (the token refused again between the simulation and the block) or was refused stays so under its key, and a
+later round, once its simulation passes again, sends the next attempt (``…:<loan id>:2`` and on, as the relayer's
+claims in ``aggregator.repaying``), at most ``MAX_CLAIM_ATTEMPTS``. A loan the relayer is claiming already (after a
+close it relayed, ``aggregator.repaying.claim_collateral``: any of its attempts in flight) is left to it.
 """
 
 from __future__ import annotations
@@ -121,20 +121,24 @@ class RoundReport:
     unclaimed: dict[int, str] = field(default_factory=dict)  # loan ref → why its collateral was not claimed now
 
 
-def claim_intent_key(chain_id: int, loan_ref: int, attempt: int = 1) -> str:
+def claim_intent_key(chain_id: int, collateral_manager: str, loan_ref: int, attempt: int = 1) -> str:
     """A keeper ``claimCollateral`` of a loan, one per attempt: the key a second keeper (or a restart) finds taken.
-    The first attempt's key has no number (as before attempts were counted)."""
-    return f"claimCollateral:{chain_id}:{loan_ref}" + ("" if attempt == 1 else f":{attempt}")
+    The first attempt's key has no number (as before attempts were counted). A loan is named by its
+    CollateralManager (the intent's ``to``, checksummed) and its id: a later deployment's loan of the same id is
+    another loan."""
+    manager = to_checksum_address(collateral_manager)
+    return f"claimCollateral:{chain_id}:{manager}:{loan_ref}" + ("" if attempt == 1 else f":{attempt}")
 
 
-def liquidation_intent_key(chain_id: int, loan_ref: int, number: int) -> str:
+def liquidation_intent_key(chain_id: int, collateral_manager: str, loan_ref: int, number: int) -> str:
     """The keeper's ``number``-th liquidation of a loan (1, 2, …): the next number is taken only once the last one
     settled, so a loan has at most one liquidation in flight across keepers, however late one of them sends."""
-    return f"{liquidation_intent_prefix(chain_id)}{loan_ref}:n{number}"
+    return f"{liquidation_intent_prefix(chain_id, collateral_manager)}{loan_ref}:n{number}"
 
 
-def liquidation_intent_prefix(chain_id: int) -> str:
-    return f"liquidate:{chain_id}:"
+def liquidation_intent_prefix(chain_id: int, collateral_manager: str) -> str:
+    """What every liquidation key of the CollateralManager's loans starts with."""
+    return f"liquidate:{chain_id}:{to_checksum_address(collateral_manager)}:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +257,7 @@ class Keeper:
         or take more than the first left due. (Read once per round; ``_liquidation_key`` checks again before a send.)
         Keys of either form: ``<loan>:n<number>``, and ``<loan>:<block>`` of the keepers before liquidations were
         numbered."""
-        prefix = liquidation_intent_prefix(self.chain_id)
+        prefix = liquidation_intent_prefix(self.chain_id, self.chain.manager)
         intents = await self.transactions.store.open_intents(self.chain_id, self.transactions.account.address)
         return {int(i.key.removeprefix(prefix).split(":")[0]): i.key for i in intents if i.key.startswith(prefix)}
 
@@ -428,7 +432,7 @@ class Keeper:
         other's call resumes it (or conflicts with it), never a second liquidation."""
         number = 1
         while True:
-            key = liquidation_intent_key(self.chain_id, ref, number)
+            key = liquidation_intent_key(self.chain_id, self.chain.manager, ref, number)
             existing = await self.transactions.store.get_intent(key)
             if existing is None:
                 return key, None
@@ -511,7 +515,7 @@ class Keeper:
         """The key of the claim attempt to send or resume, and its intent when it exists: the first attempt that did
         not fail (a reverted, failed or dropped one stays so under its key); no key once every attempt failed."""
         for attempt in range(1, MAX_CLAIM_ATTEMPTS + 1):
-            key = claim_intent_key(self.chain_id, ref, attempt)
+            key = claim_intent_key(self.chain_id, self.chain.manager, ref, attempt)
             existing = await self.transactions.store.get_intent(key)
             if existing is None or existing.status not in CLAIM_FAILED:
                 return key, existing
@@ -520,7 +524,8 @@ class Keeper:
     async def _relayed_claim_in_flight(self, ref: int) -> str | None:
         """The key of the relayer's claim of ``ref`` that is in flight (any of its attempts), if one is."""
         for attempt in range(1, MAX_CLAIM_ATTEMPTS + 1):
-            relayed = await self.transactions.store.get_intent(relayed_claim_key(self.chain_id, ref, attempt))
+            key = relayed_claim_key(self.chain_id, self.chain.manager, ref, attempt)
+            relayed = await self.transactions.store.get_intent(key)
             if relayed is None:
                 return None  # its attempts are numbered in order: no later one either
             if relayed.status not in TERMINAL_STATUSES:

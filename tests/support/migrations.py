@@ -15,3 +15,11 @@ def upgrade(connection: Connection, revision: str) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+
+
+def downgrade(connection: Connection, revision: str) -> None:
+    """The schema on ``connection`` (in its transaction) downgraded to ``revision``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import update
 
-from aggregator.servicing.defaults import hold_intent_key
+from aggregator.servicing.defaults import default_intent_key, hold_intent_key
 from chain.client import ChainClient
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
@@ -54,7 +54,7 @@ async def test_a_liquidation_hold_is_matched_with_the_operators_intent(
     ).start()
     try:
         for loan in (ours, unconfirmed):
-            key = hold_intent_key(chain.chain_id, loan.onchain_id)
+            key = hold_intent_key(chain.chain_id, manager.address, loan.onchain_id)
             data = bytes.fromhex(manager.encode_abi("holdLiquidation", [loan.onchain_id])[2:])
             receipt = await operator.submit_and_wait(key, Call(manager.address, data), within=60)
             assert receipt.status == "confirmed"
@@ -67,14 +67,15 @@ async def test_a_liquidation_hold_is_matched_with_the_operators_intent(
         # mined, not yet marked confirmed when the run reads (the manager's next round, or its process stopped)
         uow.session.execute(
             update(ChainIntentRow)
-            .where(ChainIntentRow.key == hold_intent_key(chain.chain_id, unconfirmed.onchain_id))
+            .where(ChainIntentRow.key == hold_intent_key(chain.chain_id, manager.address, unconfirmed.onchain_id))
             .values(status="mined")
         )
         # another deployment's confirmed default of its loan of the same number, in the run's range
-        other = hold_intent_key(chain.chain_id, ours.onchain_id).replace("holdLiquidation", "markDefault")
+        other_aggregator = "0x" + "0d" * 20
+        other = default_intent_key(chain.chain_id, other_aggregator, ours.onchain_id)
         now = datetime.now(UTC)
         uow.session.add(
-            ChainIntentRow(key=other, chain_id=chain.chain_id, sender=OPERATOR.address, to_address="0x" + "0d" * 20,
+            ChainIntentRow(key=other, chain_id=chain.chain_id, sender=OPERATOR.address, to_address=other_aggregator,
                            data="0x", value=0, payload_hash="0x" + "00" * 32, status="confirmed", nonce=0,
                            tx_hash="0x" + "0e" * 32, block_number=maker.head(), created_at=now, updated_at=now)
         )  # fmt: skip

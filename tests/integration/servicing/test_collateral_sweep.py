@@ -120,7 +120,8 @@ async def test_a_direct_close_left_claimable_is_claimed_once_by_the_keeper(
         uow.commit()
     resumed = await keepers[1].run_round()
     assert resumed.claimed == {loan_ref: claimed.claimed[loan_ref]}  # the same transaction, recorded now
-    assert (await keepers[1].transactions.store.get_intent(claim_intent_key(own_chain.chain_id, loan_ref))) is not None
+    key = claim_intent_key(own_chain.chain_id, keepers[1].chain.manager, loan_ref)
+    assert (await keepers[1].transactions.store.get_intent(key)) is not None
     assert harness.w3.eth.get_transaction_count(KEEPER.address) == nonce + 1
     assert (await keepers[1].run_round()).claimed == {}
 
@@ -153,7 +154,9 @@ async def test_a_claim_that_reverted_is_sent_again_once_it_would_pass(
     reverted = await sweeping
     assert reverted.claimed == {}
     assert loan_ref in reverted.unclaimed
-    first = await keeper.transactions.store.get_intent(claim_intent_key(own_chain.chain_id, loan_ref))
+    first = await keeper.transactions.store.get_intent(
+        claim_intent_key(own_chain.chain_id, keeper.chain.manager, loan_ref)
+    )
     assert first is not None
     assert first.status == REVERTED
     assert token.functions.balanceOf(borrower.address).call() == 0
@@ -162,7 +165,9 @@ async def test_a_claim_that_reverted_is_sent_again_once_it_would_pass(
     claimed = await keepers[1].run_round()  # another keeper (or a restart) takes the next attempt as well
     assert set(claimed.claimed) == {loan_ref}
     assert token.functions.balanceOf(borrower.address).call() == WETH
-    second = await keeper.transactions.store.get_intent(claim_intent_key(own_chain.chain_id, loan_ref, 2))
+    second = await keeper.transactions.store.get_intent(
+        claim_intent_key(own_chain.chain_id, keeper.chain.manager, loan_ref, 2)
+    )
     assert second is not None
     assert second.tx_hash == claimed.claimed[loan_ref]
     assert (await keeper.run_round()).claimed == {}  # claimed: no third attempt

@@ -135,7 +135,8 @@ async def test_an_unfunded_loan_settled_funded_is_serviced_from_then_on(
     harness = Harness(own_chain)
     manager = harness.chain.contract("CollateralManager")
     hold = Call.function(chain.w3.eth.contract(address=manager.address, abi=manager.abi), "holdLiquidation", loan_ref)
-    await chain.operator.submit_and_wait(hold_intent_key(chain.chain_id, loan_ref), hold, within=30)  # as the job
+    hold_key = hold_intent_key(chain.chain_id, manager.address, loan_ref)
+    await chain.operator.submit_and_wait(hold_key, hold, within=30)  # as the job
     assert manager.functions.liquidationHeld(loan_ref).call()
     without_operator = ChainRuntime(chain.client, chain.record, chain.transactions)
     with pytest.raises(OperatorUnavailable, match="liquidation is held"):
@@ -148,7 +149,7 @@ async def test_an_unfunded_loan_settled_funded_is_serviced_from_then_on(
     assert len(_settlement_entries(servicing_db, loan_id)) == 1, "the settlement stands"
     cancel = Call.function(chain.aggregator(), "cancelUnfunded", loan_ref)
     with pytest.raises(IntentConflict):  # settled funded: no cancel can be sent from now on, by the job or an admin
-        await chain.operator.submit(cancel_intent_key(chain.chain_id, loan_ref), cancel)
+        await chain.operator.submit(cancel_intent_key(chain.chain_id, chain.aggregator().address, loan_ref), cancel)
 
     settled = await _settlements(chain, servicing_db).settle(loan_id, True, ADMIN, "asked again: the hold goes")
     assert (settled.outcome, settled.confirmed, settled.tx_hash) == (FUNDED, True, None)

@@ -320,9 +320,12 @@ async def test_a_successor_that_missed_a_liquidation_in_flight_sends_no_second_o
     assert "did not complete" in first.skipped.get(ref, ""), first.skipped
     assert [sent for sent in second.sent if sent.loan_ref == ref] == []
     assert "is not settled yet" in second.skipped.get(ref, ""), second.skipped
-    first_key = liquidation_intent_key(own_chain.chain_id, ref, 1)
+    first_key = liquidation_intent_key(own_chain.chain_id, successor.chain.manager, ref, 1)
     async with asyncio.timeout(30):
         while not await _settled(shared.transactions, first_key):  # noqa: ASYNC110 (an intent row, not an event)
             await asyncio.sleep(0.1)
     assert len(_liquidations(harness, ref)) == 1
-    assert await successor._liquidation_key(ref) == (liquidation_intent_key(own_chain.chain_id, ref, 2), None)
+    assert await successor._liquidation_key(ref) == (
+        liquidation_intent_key(own_chain.chain_id, successor.chain.manager, ref, 2),
+        None,
+    )

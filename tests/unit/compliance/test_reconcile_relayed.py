@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from aggregator.servicing.defaults import cancel_intent_key, default_intent_key, hold_intent_key, release_intent_key
 from compliance.reconcile import Category, ChainScope, Fact, Records, RelayedIntent, reconcile_chain
 
 pytestmark = pytest.mark.unit
@@ -16,6 +17,10 @@ pytestmark = pytest.mark.unit
 AGGREGATOR, MANAGER, TIMELOCK = "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
 SCOPE = ChainScope("ethereum-local", 31337, 1, 100, "0x" + "99" * 20, TIMELOCK)
 TX = ["0x" + f"{n:02x}" * 32 for n in range(10)]
+# the operator's intents of loans 5 to 8, keyed as the default job keys them (by contract and loan id)
+DEFAULT_5, CANCEL_6, CANCEL_8 = (default_intent_key(31337, AGGREGATOR, 5), cancel_intent_key(31337, AGGREGATOR, 6),
+                                 cancel_intent_key(31337, AGGREGATOR, 8))  # fmt: skip
+HOLD_6, RELEASE_7 = hold_intent_key(31337, MANAGER, 6), release_intent_key(31337, MANAGER, 7)
 
 
 def _fact(event: str, tx: str, **args: Any) -> Fact:
@@ -42,10 +47,10 @@ def test_each_intent_is_matched_with_the_event_of_its_loan_in_its_transaction() 
     ]
     intents = [
         RelayedIntent("repay:31337:0xabc", TX[1], 10),
-        RelayedIntent("markDefault:31337:5", TX[2], 10),
-        RelayedIntent("cancelUnfunded:31337:6", TX[3], 10),
-        RelayedIntent("holdLiquidation:31337:6", TX[4], 10),
-        RelayedIntent("releaseLiquidationHold:31337:7", TX[5], 10),
+        RelayedIntent(DEFAULT_5, TX[2], 10),
+        RelayedIntent(CANCEL_6, TX[3], 10),
+        RelayedIntent(HOLD_6, TX[4], 10),
+        RelayedIntent(RELEASE_7, TX[5], 10),
     ]
     result = reconcile_chain(SCOPE, facts, Records(relayed_intents=intents, hold_transactions=frozenset(TX[4:6])))
     assert [item for item in result.items if item.what.endswith(("intent", "LiquidationHoldChanged"))] == []
@@ -58,15 +63,15 @@ def test_an_intent_whose_transaction_lacks_its_event_is_reported() -> None:
         _fact("LiquidationHoldChanged", TX[4], loanId=6, held=False),  # a release, not the hold
     ]
     intents = [
-        RelayedIntent("markDefault:31337:5", TX[2], 10),
-        RelayedIntent("holdLiquidation:31337:6", TX[4], 10),
-        RelayedIntent("cancelUnfunded:31337:8", TX[6], 10),  # nothing at all in its transaction
-        RelayedIntent("cancelUnfunded:31337:8", TX[7], 500),  # outside the run's range: not judged
+        RelayedIntent(DEFAULT_5, TX[2], 10),
+        RelayedIntent(HOLD_6, TX[4], 10),
+        RelayedIntent(CANCEL_8, TX[6], 10),  # nothing at all in its transaction
+        RelayedIntent(CANCEL_8, TX[7], 500),  # outside the run's range: not judged
     ]
     assert _found(facts, intents, "intent") == [
-        ("recorded-not-on-chain", "markDefault:31337:5"),
-        ("recorded-not-on-chain", "holdLiquidation:31337:6"),
-        ("recorded-not-on-chain", "cancelUnfunded:31337:8"),
+        ("recorded-not-on-chain", DEFAULT_5),
+        ("recorded-not-on-chain", HOLD_6),
+        ("recorded-not-on-chain", CANCEL_8),
     ]
 
 
@@ -75,7 +80,7 @@ def test_a_liquidation_hold_no_intent_of_ours_made_is_reported() -> None:
         _fact("LiquidationHoldChanged", TX[4], loanId=6, held=True),
         _fact("LiquidationHoldChanged", TX[8], loanId=3, held=True),
     ]
-    intents = [RelayedIntent("holdLiquidation:31337:6", TX[4], 10)]
+    intents = [RelayedIntent(HOLD_6, TX[4], 10)]
     holds = frozenset({TX[4].upper().replace("0X", "0x")})  # the case of a hash does not matter
     assert _found(facts, intents, "LiquidationHoldChanged", holds) == [("on-chain-not-recorded", "loan 3")]
 
