@@ -32,7 +32,7 @@ from aggregator.errors import (
     LoanNotUnfunded,
     OperatorUnavailable,
 )
-from aggregator.platform import ChainRuntime
+from aggregator.platform import ChainRuntime, earlier_deployment
 from aggregator.servicing.defaults import (
     CancelOutcome,
     DefaultJob,
@@ -57,6 +57,7 @@ class UnfundedLoan:
     chain_name: str
     chain_id: int
     loan_ref: int  # the CreditAggregator's loan id
+    contract: str  # the CreditAggregator's address
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,8 @@ class FundingSettlements:
 
         Raises:
             LoanNotFound: no such loan.
-            LoanNotUnfunded: the loan is not open and unfunded, or (funded) a ``cancelUnfunded`` of it was sent.
+            LoanNotUnfunded: the loan is not open and unfunded, or (funded) a ``cancelUnfunded`` of it was sent, or
+                it is a loan of an earlier deployment of the chain's contracts (``platform.earlier_deployment``).
             OperatorUnavailable: no operator account for its chain in this process (not funded; or funded, when its
                 liquidation is held).
             LoanNotCancellable: (not funded) the contract refuses to cancel it.
@@ -127,6 +129,9 @@ class FundingSettlements:
         chain = self._chains.get(loan.chain_name)
         if chain is None:
             raise LoanNotUnfunded(loan_id, f"its chain {loan.chain_name} is not configured here")
+        earlier = earlier_deployment(chain, loan.contract)
+        if earlier is not None:  # cancelled, barred or released there, it would be the newest's loan of the same id
+            raise LoanNotUnfunded(loan_id, earlier)
         operator = chain.senders.get(Role.OPERATOR)
         if funded:
             return await self._funded(loan, chain, operator, actor, note)
@@ -180,7 +185,7 @@ class FundingSettlements:
         nothing recorded again; None when the loan is no such loan."""
         loan = await asyncio.to_thread(self._store.settled_funded, loan_id)
         chain = None if loan is None else self._chains.get(loan.chain_name)
-        if loan is None or chain is None:
+        if loan is None or chain is None or earlier_deployment(chain, loan.contract) is not None:
             return None
         operator = chain.senders.get(Role.OPERATOR)
         collateral = chain.record.address("CollateralManager")

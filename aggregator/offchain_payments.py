@@ -43,7 +43,7 @@ from aggregator.installments import schedule_from_disclosure, total_of_payments
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loans import LoanRecord, LoanStore
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, PaymentStore, ReportedPayment
-from aggregator.platform import ChainRuntime
+from aggregator.platform import ChainRuntime, earlier_deployment
 from aggregator.receipts import ReceiptRecorder
 from aggregator.repaying import amount_owed, claim_collateral
 from chain.errors import (
@@ -190,6 +190,9 @@ class OffchainPayments:
         chain = self._chains.get(loan.chain_name)
         if chain is None:
             raise PaymentNotRecordable(f"loan {loan.id} is on {loan.chain_name}, not configured here", 409)
+        earlier = earlier_deployment(chain, loan.contract)
+        if earlier is not None:  # recorded on the newest deployment, it would be that one's loan of the same id
+            raise PaymentNotRecordable(f"loan {loan.id}: {earlier}", 409)
         asset = self._assets.by_address(loan.chain_name, loan.asset_address or "")
         if asset is None:
             raise PaymentNotRecordable(f"loan {loan.id}'s asset is not one the platform lists", 409)

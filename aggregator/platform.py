@@ -127,6 +127,20 @@ class ChainRuntime:
         await self.client.close()
 
 
+def earlier_deployment(chain: ChainRuntime, contract: str) -> str | None:
+    """Why a loan of the CreditAggregator at ``contract`` is neither read nor acted on through ``chain``, or None
+    when ``contract`` is the chain's CreditAggregator. Contracts are not upgradeable: a new version is a new
+    deployment on the chain, whose loans are numbered from 1 again, and the chain's deployment record names only the
+    newest; a call for an earlier deployment's loan would reach the newest's loan of the same id."""
+    current = chain.aggregator().address
+    if contract.lower() == str(current).lower():
+        return None
+    return (
+        f"it is a loan of an earlier deployment of the contracts on {chain.name} (CreditAggregator {contract}); "
+        f"the platform services the one its deployment record names ({current})"
+    )
+
+
 async def connect_chain(
     config: ChainConfig,
     record: DeploymentRecord,

@@ -3,12 +3,13 @@ for the allowance, an EIP-2612 permit of the debt asset; the platform's relayer 
 borrower needs no ETH. The record follows from the receipt's ``LoanRepaid`` (and ``LoanClosed``) through the
 ledger's idempotent ``record_events``, which the indexer repeats later.
 
-Checked before anything is sent, each refusal naming its field: the loan is the caller's, a pool loan, active or in
-default; the amount is positive and at most what is owed now (``"max"`` pays everything owed when mined and closes
-the loan); the repayment's signature recovers the borrower (a contract wallet's is left to the chain's ERC-1271
-check); the permit recovers the borrower under the token's own domain with its current nonce and covers the
-amount, or, without a permit, the allowance already does. The transaction's intent key is the hash of its calldata:
-the same signed repayment posted twice is one transaction.
+Checked before anything is sent, each refusal naming its field: the loan is the caller's, a pool loan of the
+CreditAggregator the chain's deployment record names (not an earlier deployment's: ``platform.earlier_deployment``),
+active or in default; the amount is positive and at most what is owed now (``"max"`` pays everything owed when
+mined and closes the loan); the repayment's signature recovers the borrower (a contract wallet's is left to the
+chain's ERC-1271 check); the permit recovers the borrower under the token's own domain with its current nonce and
+covers the amount, or, without a permit, the allowance already does. The transaction's intent key is the hash of
+its calldata: the same signed repayment posted twice is one transaction.
 
 After ``LoanClosed`` the collateral is back: the contract pushes it; when the token refused the push
 (``CollateralClaimable``) the relayer sends ``claimCollateral``."""
@@ -36,7 +37,7 @@ from aggregator.errors import (
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loans import LoanRecord, LoanScope, LoanStore
 from aggregator.permit import CollateralPermit, permit_signer
-from aggregator.platform import ChainRuntime
+from aggregator.platform import ChainRuntime, earlier_deployment
 from aggregator.receipts import ReceiptRecorder
 from chain.artifacts import load_artifact
 from chain.errors import ChainError, ConfirmationTimeout, GasEstimationFailed, TransactionReverted
@@ -129,6 +130,9 @@ class RepaymentService:
         chain = self._chains.get(loan.chain_name)
         if chain is None or loan.onchain_loan_id is None:
             raise LoanNotRepayable(loan.id, f"it is not on a chain configured here ({loan.chain_name})")
+        earlier = earlier_deployment(chain, loan.contract)
+        if earlier is not None:  # relayed to the newest deployment, it would repay that one's loan of the same id
+            raise LoanNotRepayable(loan.id, earlier)
         if not loan.pool:
             raise LoanNotRepayable(loan.id, "it was funded by a lender off-chain: pay the lender, who reports it")
         asset = self._assets.by_address(loan.chain_name, loan.asset_address or "")

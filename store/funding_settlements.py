@@ -34,7 +34,7 @@ class SqlFundingSettlementStore:
         """The loan ``loan_id`` when it is open on-chain, its accept read with it, and it meets ``conditions``."""
         with self._db.unit_of_work() as uow:  # read only
             found = uow.session.execute(
-                select(LoanRow.id, LoanRow.chain_name, LoanRow.chain_id, LoanRow.onchain_loan_id)
+                select(LoanRow.id, LoanRow.chain_name, LoanRow.chain_id, LoanRow.onchain_loan_id, LoanRow.contract)
                 .join(AcceptRow, AcceptRow.quote_id == LoanRow.quote_id)
                 .where(
                     LoanRow.id == loan_id,
@@ -45,7 +45,7 @@ class SqlFundingSettlementStore:
             ).first()
         if found is None:
             return None
-        return UnfundedLoan(found.id, found.chain_name, found.chain_id, int(found.onchain_loan_id))
+        return UnfundedLoan(found.id, found.chain_name, found.chain_id, int(found.onchain_loan_id), found.contract)
 
     def loan_exists(self, loan_id: str) -> bool:
         with self._db.unit_of_work() as uow:

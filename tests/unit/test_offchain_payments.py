@@ -107,6 +107,8 @@ async def test_a_payment_the_chain_refuses_is_kept_as_refused() -> None:
         ("offer-unknown", "1", 404, "no loan of sim-bank's offer offer-unknown"),
         ("offer-pool", "1", 409, "pool loan"),
         ("offer-far", "1", 409, "not configured here"),
+        # recorded on the chain's newest CreditAggregator, it would be that one's loan 9
+        ("offer-earlier", "1", 409, "earlier deployment of the contracts on ethereum-local"),
         ("offer-foreign-asset", "1", 409, "asset is not one the platform lists"),
         ("offer-repaid", "1", 409, "is repaid: nothing is left to record"),
         ("offer-unopened", "1", 404, "no loan"),
@@ -121,6 +123,7 @@ async def test_a_payment_that_cannot_be_recorded_is_refused_with_the_webhooks_st
         ("offer-1", LOAN),
         ("offer-pool", replace(LOAN, id="pool", pool="0x" + "d0" * 20)),
         ("offer-far", replace(LOAN, id="far", chain_name="elsewhere")),
+        ("offer-earlier", replace(LOAN, id="earlier", contract="0x" + "a1" * 20)),
         ("offer-foreign-asset", replace(LOAN, id="foreign", asset_address="0x" + "ee" * 20)),
         ("offer-repaid", replace(LOAN, id="repaid", status="repaid")),
         ("offer-unopened", replace(LOAN, id="unopened", onchain_loan_id=None)),

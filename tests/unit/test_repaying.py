@@ -123,6 +123,7 @@ async def test_only_the_borrowers_own_pool_loan_on_a_configured_chain_takes_a_re
         replace(LOAN, id="bank", pool=None),
         replace(LOAN, id="far", chain_name="elsewhere"),
         replace(LOAN, id="repaid", status="repaid"),
+        replace(LOAN, id="earlier", contract="0x" + "a1" * 20),  # relayed, it would repay the newest's loan 5
     )
     service = _service(chain, receipts, *loans)
     with pytest.raises(LoanNotFound):
@@ -135,6 +136,8 @@ async def test_only_the_borrowers_own_pool_loan_on_a_configured_chain_takes_a_re
         await service.repay("alice", "far", _signed("1"))
     with pytest.raises(LoanNotRepayable, match="it is repaid"):
         await service.repay("alice", "repaid", _signed("1"))
+    with pytest.raises(LoanNotRepayable, match="earlier deployment of the contracts on ethereum-local"):
+        await service.repay("alice", "earlier", _signed("1"))
     assert chain.transactions.sent == {}
 
 

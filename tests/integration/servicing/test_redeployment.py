@@ -1,11 +1,15 @@
 """A second deployment of the contract set on a chain (contracts are not upgradeable: a new version is a new
 deployment) numbers its loans from 1 again. Its loan 1 is serviced as its own: marked in default and liquidated
 although loan 1 of the first deployment was marked in default and liquidated before — the operator's and the
-keeper's intents name the contract they call, so the first deployment's intents do not stand for the second's."""
+keeper's intents name the contract they call, so the first deployment's intents do not stand for the second's. Once
+the chain's deployment record names the new deployment, an admin's funding settlement of the old deployment's loan
+is refused: sent through the record's contracts, it would cancel the new deployment's loan of the same id."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import pytest
 from eth_account import Account
@@ -13,8 +17,12 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import func
 from web3 import Web3
 
+from aggregator.accept_saga import FUND_REFUSED
+from aggregator.errors import LoanNotUnfunded
+from aggregator.funding_settlement import FundingSettlements
 from aggregator.ledger import DEFAULTED
-from aggregator.servicing.defaults import DefaultJob, default_intent_key
+from aggregator.platform import ChainRuntime
+from aggregator.servicing.defaults import DefaultJob, cancel_intent_key, default_intent_key
 from aggregator.servicing.delinquency import SECONDS_PER_DAY
 from aggregator.servicing.keeper import Keeper, liquidation_intent_key
 from chain.client import ChainClient
@@ -24,12 +32,16 @@ from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
 from chain.transactions import TransactionManager
 from contracts.deploy import deploy_to_devnet
+from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
+from store.compliance import AuditEntryRow
 from store.db import Database
+from store.funding_settlements import SqlFundingSettlementStore
 from tests.contracts.harness import USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
 from tests.support.devnet import DeployedChain
+from tests.support.ledger_facts import add_quote
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -64,15 +76,18 @@ async def operator(
     await client.close()
 
 
-def _one_day_loan(chain: DeployedChain, database: Database) -> tuple[int, str]:
-    """A one-day pool loan on ``chain``'s deployment, in the ledger: its on-chain id and ledger id."""
+def _one_day_loan(chain: DeployedChain, database: Database, *, pool: bool = True) -> tuple[int, str]:
+    """A one-day loan on ``chain``'s deployment (a pool's, or sim-bank's funded off-chain), in the ledger: its
+    on-chain id and ledger id."""
     harness = Harness(chain)
     harness.set_weth_price(3_000)
     borrower: LocalAccount = Account.create()
     harness.impersonate(borrower.address)
     harness.fund(borrower.address, weth=WETH)
     harness.approve_all(borrower.address)
-    loan_ref, receipt = harness.open_loan(borrower, principal=1_000 * USDC, originationFee=0, term=SECONDS_PER_DAY)
+    loan_ref, receipt = harness.open_loan(
+        borrower, pool=pool, principal=1_000 * USDC, originationFee=0, term=SECONDS_PER_DAY
+    )
     record_in_ledger(database, chain, receipt)
     with database.unit_of_work() as uow:
         (loan_id,) = uow.session.query(LoanRow.id).filter(
@@ -126,3 +141,53 @@ async def test_loan_1_of_a_new_deployment_is_defaulted_and_liquidated_after_loan
         assert marked.to_address == aggregator
         assert liquidated is not None
         assert liquidated.to_address == manager
+
+
+def _refused_by_its_lender(chain: DeployedChain, database: Database, loan_id: str) -> None:
+    """The loan's quote from sim-bank and its accept, which sim-bank refused to fund (``fund-refused``)."""
+    quote_id, now = str(uuid.uuid4()), datetime.now(UTC)
+    with database.unit_of_work() as uow:
+        loan = uow.session.get(LoanRow, loan_id)
+        assert loan is not None
+        borrower_id, borrower = loan.borrower_id, str(loan.borrower_address)
+    borrower_id = add_quote(
+        database, borrower_address=borrower, borrower_id=borrower_id, offer_digest="0x" + uuid.uuid4().hex * 2,
+        provider_id="sim-bank", chain_name=chain.name, chain_id=chain.chain_id,
+        contract=chain.record.address("CreditAggregator"), offer={"providerRef": f"ref-{uuid.uuid4()}"},
+        quote_id=quote_id,
+    )  # fmt: skip
+    with database.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan_id)
+        assert row is not None
+        row.quote_id, row.provider_id, row.opened_outside_accept = quote_id, "sim-bank", False
+        uow.session.add(
+            AcceptRow(
+                quote_id=quote_id, request_id=str(uuid.uuid4()), borrower_id=borrower_id, kind="traditional",
+                chain_name=chain.name, attempt=1, step="recorded", owner="gone", lease_until=now, updated_at=now,
+                error="sim-bank refused to fund the loan: 409", loan_id=loan_id, lender_state=FUND_REFUSED,
+            )
+        )  # fmt: skip
+        uow.commit()
+
+
+async def test_a_settlement_of_the_old_deployments_loan_is_refused_not_sent_to_the_new_ones_loan(
+    deployments: tuple[DeployedChain, DeployedChain], servicing_db: Database, operator: TransactionManager
+) -> None:
+    old, new = deployments
+    old_ref, old_id = _one_day_loan(old, servicing_db, pool=False)
+    new_ref, _ = _one_day_loan(new, servicing_db, pool=False)  # funded by its lender: cancelUnfunded would pass
+    assert old_ref == new_ref
+    _refused_by_its_lender(old, servicing_db, old_id)
+    # the platform's process after the upgrade: the chain's deployment record names the new deployment
+    chain = ChainRuntime(operator.client, new.record, operator, senders={Role.OPERATOR: operator})
+    settlements = FundingSettlements(SqlFundingSettlementStore(servicing_db), {new.name: chain}, servicing_db)
+
+    for funded in (False, True):
+        with pytest.raises(LoanNotUnfunded, match="earlier deployment of the contracts"):
+            await settlements.settle(old_id, funded, "admin:key-7", "sim-bank says it never wired it")
+    assert Harness(new).loan(new_ref)["status"] == 1  # LoanStatus.Active: the new deployment's loan untouched
+    assert Harness(old).loan(old_ref)["status"] == 1
+    assert await operator.store.get_intent(cancel_intent_key(new.chain_id, new.record.address("CreditAggregator"),
+                                                             new_ref)) is None  # fmt: skip
+    with servicing_db.unit_of_work() as uow:
+        assert uow.session.query(AuditEntryRow).filter(AuditEntryRow.subject == old_id).count() == 0
