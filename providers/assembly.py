@@ -94,6 +94,11 @@ async def build_providers(
             destinations,
             https_only=settings.environment == "production",
             tokens=tokens,
+            aggregators={
+                name: runtime.record.address("CreditAggregator")
+                for name, runtime in chains.items()
+                if "CreditAggregator" in runtime.record.contracts
+            },
         ),
         plugins or PluginLoader(),
         store,

@@ -57,7 +57,10 @@ class AdapterContext:
     risk spread of a grade (pools add it to their model rate), and the guard that checks where an HTTP adapter may
     connect (``providers.destinations``; the platform's ``http`` client applies it to every call). ``https_only``
     (production): a lender's URLs registered now must be ``https://``. ``tokens``: each chain's listed token address
-    by asset symbol, which a pool registered for an asset must lend (None: not checked, as in unit tests)."""
+    by asset symbol, which a pool registered for an asset must lend (None: not checked, as in unit tests).
+    ``aggregators``: each chain's CreditAggregator address, which a pool must lend for and be registered with
+    (``poolId``) to be registered, and whose ``poolId`` and ``paused()`` its quotes read (None: not checked; the
+    pool's own ``creditAggregator()`` is read)."""
 
     http: httpx.AsyncClient
     web3: Mapping[str, AsyncWeb3[AsyncBaseProvider]] = field(default_factory=dict)
@@ -65,6 +68,7 @@ class AdapterContext:
     destinations: DestinationGuard | None = None
     https_only: bool = False
     tokens: Mapping[str, Mapping[str, str]] | None = None
+    aggregators: Mapping[str, str] | None = None
 
 
 class ProviderAdapter(ABC):

@@ -1,11 +1,17 @@
 """The DeFi adapter: quotes from a LendingPool's on-chain views (ILendingPool): the model rate for the requested
 size plus the risk spread of the borrower's grade, if the pool has the liquidity and lends for the requested term
-(``maxTermSeconds``), and neither the pool nor its CreditAggregator is paused (``paused()``): a paused pool's
-``fundLoan`` and a paused aggregator's ``openLoan`` revert (``EnforcedPause``), so their offer could only fail after
-the borrower signed it. The pool declines, naming which one is paused.
+(``maxTermSeconds``), the chain's CreditAggregator has it registered (``poolId(pool)`` not 0) and neither the pool
+nor that aggregator is paused (``paused()``): an offer naming an unregistered pool reverts in ``openLoan``
+(``UnknownPool``), a paused pool's ``fundLoan`` and a paused aggregator's ``openLoan`` revert (``EnforcedPause``), so
+their offer could only fail after the borrower signed it. The pool declines, naming which it is.
 
-A quote reads its five views (the aggregator's ``paused()`` at the pool's ``creditAggregator``, an immutable read
-once) as pre-encoded ``eth_call``s in one JSON-RPC batch (``chain.views``): one round trip, no
+A pool registered through the API must lend for the chain's CreditAggregator and be registered with it already
+(``check_destination``): its ``creditAggregator()`` and the aggregator's ``poolId(pool)`` are read then, and a pool
+the Timelock has not registered yet (``creditmesh admin propose register-pool`` pending, or refused) is a 422.
+
+A quote reads its six views (the aggregator's ``poolId(pool)`` and ``paused()`` at the chain's CreditAggregator —
+``AdapterContext.aggregators``; without it, the pool's ``creditAggregator``, an immutable read once) as pre-encoded
+``eth_call``s in one JSON-RPC batch (``chain.views``): one round trip, no
 web3 contract object or selector worked out per call. They are read at the head block the credit request read for
 the pool's chain (its on-chain history, ``QuoteRequest.chain_heads``) and shared (``chain.views.BlockViews``): the
 requests that quote the same principal at the same block read the pool once. A pool's state cannot change within a
@@ -96,13 +102,17 @@ class PoolAdapter(ProviderAdapter):
         self._max_term = view("LendingPool", "maxTermSeconds")
         self._pool_paused = view("LendingPool", "paused")
         self._aggregator_paused = view("CreditAggregator", "paused")
+        self._pool_id = view("CreditAggregator", "poolId")
         self._credit_aggregator = view("LendingPool", "creditAggregator")
         self._asset = view("LendingPool", "asset")
         #: the token the platform lists for ``asset`` on ``chain``, which the pool must lend (None: not checked;
         #: empty: not listed there)
         self.listed_token: str | None = None
-        #: the pool's CreditAggregator (immutable in the pool): read at the first quote, then kept
+        #: the chain's CreditAggregator, which opens the pool's loans: the pool must lend for it and be registered
+        #: with it (None: not known here; the pool's own ``creditAggregator()``, immutable, read at the first quote)
         self.aggregator_address: str | None = aggregator_address
+        #: whether ``aggregator_address`` is the chain's, given (checked at registration), not read from the pool
+        self._aggregator_given = aggregator_address is not None
         self._spread = spread_bps
         self._fee_bps = origination_fee_bps
         self._ttl = offer_ttl
@@ -128,6 +138,7 @@ class PoolAdapter(ProviderAdapter):
             origination_fee_bps=config.origination_fee_bps,
             offer_ttl=timedelta(seconds=config.offer_ttl_seconds),
             provider_id=registration.provider_id,
+            aggregator_address=_chain_aggregator(context, config.chain),
         )
         if context.tokens is not None:
             pool.listed_token = context.tokens.get(config.chain, {}).get(config.asset, "")
@@ -136,10 +147,13 @@ class PoolAdapter(ProviderAdapter):
     async def check_destination(self) -> None:
         """Refuse, at registration, a pool that does not lend its configured asset: its ``asset()`` must be the
         token the platform lists for that asset on the pool's chain (``AdapterContext.tokens``). A WETH pool
-        registered as USDC would quote principals counted in USDC's decimals and fund the loan in WETH."""
-        if self.listed_token is None:
+        registered as USDC would quote principals counted in USDC's decimals and fund the loan in WETH. Refuse too
+        a pool that does not lend for the chain's CreditAggregator (``creditAggregator()``) or that it has not
+        registered (``poolId(pool)`` 0: the Timelock's ``registerPool`` not executed yet, or never proposed): its
+        offers were ranked and signed, and every accept then failed on-chain (``UnknownPool``)."""
+        if self.listed_token is None and not self._aggregator_given:
             return
-        if not self.listed_token:
+        if self.listed_token is not None and not self.listed_token:
             raise InvalidRegistration(
                 f"{self.provider_id}: {self.asset} is not listed on {self.chain}: no token to check the pool's against"
             )
@@ -151,16 +165,43 @@ class PoolAdapter(ProviderAdapter):
             ) from err
         if not code:  # its views would answer nothing to decode (the zero address, an account, a typo)
             raise InvalidRegistration(f"{self.provider_id}: no contract at {self.pool_address} on {self.chain}")
+        calls = [self._asset.call(self.pool_address), self._credit_aggregator.call(self.pool_address)]
         try:
-            (token,) = await read_views(self._provider, [self._asset.call(self.pool_address)])
+            token, lends_for = await read_views(self._provider, calls)
         except (ChainError, Web3Exception, OSError) as err:
             raise InvalidRegistration(
-                f"{self.provider_id}: the pool does not answer its views (asset(): {type(err).__name__})"
+                f"{self.provider_id}: the pool does not answer its views (asset(), creditAggregator(): "
+                f"{type(err).__name__})"
             ) from err
-        if str(token).lower() != self.listed_token.lower():
+        if self.listed_token is not None and str(token).lower() != self.listed_token.lower():
             raise InvalidRegistration(
                 f"{self.provider_id}: the pool at {self.pool_address} on {self.chain} lends the token "
                 f"{to_checksum_address(token)}, not {self.asset} ({to_checksum_address(self.listed_token)} there)"
+            )
+        if self._aggregator_given:
+            await self._check_registered(to_checksum_address(lends_for))
+
+    async def _check_registered(self, lends_for: ChecksumAddress) -> None:
+        """Refuse a pool that lends for another CreditAggregator than the chain's, or that the chain's has not
+        registered (``poolId``)."""
+        aggregator = to_checksum_address(str(self.aggregator_address))
+        where = f"{self.provider_id}: the pool at {self.pool_address} on {self.chain}"
+        if lends_for != aggregator:
+            raise InvalidRegistration(
+                f"{where} lends for the CreditAggregator {lends_for}, not {self.chain}'s ({aggregator}): its loans "
+                "could never be opened"
+            )
+        try:
+            (pool_id,) = await read_views(self._provider, [self._pool_id.call(aggregator, self.pool_address)])
+        except (ChainError, Web3Exception, OSError) as err:
+            raise InvalidRegistration(
+                f"{where}: cannot read its poolId at the CreditAggregator: {type(err).__name__}"
+            ) from err
+        if int(pool_id) == 0:
+            raise InvalidRegistration(
+                f"{where} is not registered with the CreditAggregator ({aggregator}: poolId 0): every accept of its "
+                "offers would be refused on-chain (UnknownPool). Register it through governance first (creditmesh "
+                "admin propose register-pool), then here once the Timelock has executed it"
             )
 
     def capabilities(self) -> Capabilities:
@@ -173,9 +214,15 @@ class PoolAdapter(ProviderAdapter):
         if request.chains and self.chain not in request.chains:
             return Decline(self.provider_id, f"chain {self.chain} not among the requested chains")
         try:
-            liquidity, model_rate, max_term, pool_paused, aggregator_paused = await self._state(request)
+            liquidity, model_rate, max_term, pool_paused, aggregator_paused, pool_id = await self._state(request)
         except (ChainError, Web3Exception, OSError) as err:
             raise ProviderUnavailable(f"{self.provider_id}: cannot read the pool: {type(err).__name__}") from err
+        if int(pool_id) == 0:  # removed by governance, or never registered (a registration stored unchecked)
+            return Decline(
+                self.provider_id,
+                f"the pool is not registered with the CreditAggregator on {self.chain}: openLoan would refuse its "
+                "offer (UnknownPool)",
+            )
         if pool_paused:
             return Decline(self.provider_id, "the pool is paused by its guardian: it funds no loan until unpaused")
         if aggregator_paused:
@@ -205,10 +252,11 @@ class PoolAdapter(ProviderAdapter):
         ]
 
     async def _state(self, request: QuoteRequest) -> list[Any]:
-        """The pool's liquidity, model rate for the principal and maximum term, whether it is paused and whether its
-        CreditAggregator is: at the request's head block for the chain, shared (``BlockViews``), else at
-        ``latest``. A node that answers the pinned read with an error (a load-balanced RPC whose backend has not seen
-        that block yet, say) is asked at ``latest`` instead; a transport failure is not asked again."""
+        """The pool's liquidity, model rate for the principal and maximum term, whether it is paused, whether its
+        CreditAggregator is and its id there (``poolId``; 0: not registered): at the request's head block for the
+        chain, shared (``BlockViews``), else at ``latest``. A node that answers the pinned read with an error (a
+        load-balanced RPC whose backend has not seen that block yet, say) is asked at ``latest`` instead; a
+        transport failure is not asked again."""
         if self.aggregator_address is None:
             (found,) = await read_views(self._provider, [self._credit_aggregator.call(self.pool_address)])
             self.aggregator_address = to_checksum_address(found)
@@ -229,6 +277,7 @@ class PoolAdapter(ProviderAdapter):
             self._max_term.call(self.pool_address, block=block),
             self._pool_paused.call(self.pool_address, block=block),
             self._aggregator_paused.call(str(self.aggregator_address), block=block),
+            self._pool_id.call(str(self.aggregator_address), self.pool_address, block=block),
         ]
 
     async def accept(self, offer: ProviderOffer, idempotency_key: str) -> FundingResult:
@@ -245,3 +294,9 @@ class PoolAdapter(ProviderAdapter):
         except (ChainError, Web3Exception, OSError) as err:
             return ProviderHealth(self.provider_id, False, type(err).__name__)
         return ProviderHealth(self.provider_id, True, extra={"availableLiquidity": str(liquidity)})
+
+
+def _chain_aggregator(context: AdapterContext, chain: str) -> ChecksumAddress | None:
+    """The CreditAggregator of ``chain`` the context names (None: not known)."""
+    address = (context.aggregators or {}).get(chain)
+    return None if not address else to_checksum_address(address)

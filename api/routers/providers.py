@@ -149,7 +149,8 @@ class ResiliencePolicy(policy.ResiliencePolicy):
 
 class RegistrationIn(BaseModel):
     """``kind`` names an adapter entry point: ``http`` (config: base_url, secret, timeout_seconds), ``pool``
-    (config: chain, asset, address) or an installed plugin (its own config)."""
+    (config: chain, asset, address — a LendingPool of that asset lending for the chain's CreditAggregator, which
+    has registered it through governance: 422 otherwise) or an installed plugin (its own config)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -43,6 +43,19 @@ class DeployedChain:
         deployed = self.record.contracts[key]
         return self.w3.eth.contract(address=deployed.address, abi=load_artifact(deployed.artifact).abi)
 
+    def register_pool(self, pool: str) -> int:
+        """``CreditAggregator.registerPool(pool)`` as the Timelock's executed operation calls it (the Timelock
+        impersonated), unless it is registered already; the pool's id. A pool the aggregator has not registered is
+        declined by its adapter and refused at registration through the API (``UnknownPool`` at every accept)."""
+        aggregator = self.contract("CreditAggregator")
+        if aggregator.functions.poolId(pool).call() == 0:
+            timelock = self.record.address("Timelock")
+            self.w3.provider.make_request(RPCEndpoint("anvil_impersonateAccount"), [timelock])
+            self.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [timelock, hex(10**18)])
+            tx = aggregator.functions.registerPool(pool).transact({"from": timelock})
+            self.w3.eth.wait_for_transaction_receipt(tx)
+        return int(aggregator.functions.poolId(pool).call())
+
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Revert the chain to its present state afterwards."""

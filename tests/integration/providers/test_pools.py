@@ -36,7 +36,8 @@ ADMIN = "cm_admin_pools"
 
 
 def _deploy_weth_pool(chain: DeployedChain, liquidity: int) -> str:
-    """A second LendingPool, of WETH, lending for at most 90 days, funded with ``liquidity`` by a devnet account."""
+    """A second LendingPool, of WETH, lending for at most 90 days, funded with ``liquidity`` by a devnet account and
+    registered with the chain's CreditAggregator (by the Timelock)."""
     w3 = chain.w3
     owner = w3.eth.accounts[0]
     artifact = load_artifact("LendingPool")
@@ -63,6 +64,7 @@ def _deploy_weth_pool(chain: DeployedChain, liquidity: int) -> str:
     w3.eth.wait_for_transaction_receipt(token.functions.mint(owner, liquidity).transact({"from": owner}))
     w3.eth.wait_for_transaction_receipt(token.functions.approve(pool, liquidity).transact({"from": owner}))
     w3.eth.wait_for_transaction_receipt(vault.functions.deposit(liquidity, owner).transact({"from": owner}))
+    chain.register_pool(pool)
     return pool
 
 
