@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
@@ -92,9 +93,12 @@ class PoolAdapter(ProviderAdapter):
         offer_ttl: timedelta = timedelta(minutes=10),
         provider_id: str | None = None,
         aggregator_address: ChecksumAddress | None = None,
+        capabilities: Capabilities | None = None,
     ) -> None:
         self.provider_id = provider_id or f"pool:{chain}:{asset}"
         self.chain, self.asset, self.pool_address = chain, asset, pool_address
+        #: whom it lends to: its registration's capabilities within its own asset and chain (``pool_capabilities``)
+        self._capabilities = capabilities or Capabilities(assets=frozenset({asset}), chains=frozenset({chain}))
         self._w3, self._provider = w3, w3.provider
         self._at_block = BlockViews(w3.provider)
         self._liquidity = view("LendingPool", "availableLiquidity")
@@ -139,6 +143,7 @@ class PoolAdapter(ProviderAdapter):
             offer_ttl=timedelta(seconds=config.offer_ttl_seconds),
             provider_id=registration.provider_id,
             aggregator_address=_chain_aggregator(context, config.chain),
+            capabilities=pool_capabilities(registration, config.asset, config.chain),
         )
         if context.tokens is not None:
             pool.listed_token = context.tokens.get(config.chain, {}).get(config.asset, "")
@@ -205,7 +210,7 @@ class PoolAdapter(ProviderAdapter):
             )
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(assets=frozenset({self.asset}), chains=frozenset({self.chain}))
+        return self._capabilities
 
     def lending_pool(self) -> tuple[str, str] | None:
         return self.chain, self.pool_address
@@ -300,3 +305,27 @@ def _chain_aggregator(context: AdapterContext, chain: str) -> ChecksumAddress | 
     """The CreditAggregator of ``chain`` the context names (None: not known)."""
     address = (context.aggregators or {}).get(chain)
     return None if not address else to_checksum_address(address)
+
+
+def pool_capabilities(registration: ProviderRegistration, asset: str, chain: str) -> Capabilities:
+    """Whom a pool of ``asset`` on ``chain`` lends to: its registration's capabilities (amounts, terms, collateral,
+    jurisdictions), checked before it is asked as an HTTP lender's are (``Capabilities.accepts``: ``ineligible``
+    with the reason), within its own asset and chain; none given: any request for its asset on its chain. They were
+    stored and ignored: a pool an admin limited to New York borrowers and 100 USDC was offered to a Florida borrower
+    for 1,500. ``InvalidRegistration`` for capabilities that leave out the pool's asset or chain: it could lend to
+    no one."""
+    given = registration.capabilities
+    own = Capabilities(assets=frozenset({asset}), chains=frozenset({chain}))
+    if given is None:
+        return own
+    if asset not in given.assets:
+        raise InvalidRegistration(
+            f"{registration.provider_id}: capabilities.assets ({', '.join(sorted(given.assets))}) leave out the "
+            f"pool's asset {asset}"
+        )
+    if given.chains and chain not in given.chains:
+        raise InvalidRegistration(
+            f"{registration.provider_id}: capabilities.chains ({', '.join(sorted(given.chains))}) leave out the "
+            f"pool's chain {chain}"
+        )
+    return replace(given, assets=own.assets, chains=own.chains)

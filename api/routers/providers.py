@@ -65,7 +65,8 @@ class CapabilitiesIn(BaseModel):
     request can meet are refused (422 naming the field): a minimum above its maximum, a minimum term longer than any
     credit request's (365 days), an asset, collateral asset or chain the platform does not have, a jurisdiction its
     rules do not know. Jurisdictions are ISO 3166 codes ("US-NY" style), compared upper-cased as a borrower's are; a
-    country's code covers its subdivisions ("US" lends to a "US-FL" borrower)."""
+    country's code covers its subdivisions ("US" lends to a "US-FL" borrower). A pool's apply within its own asset
+    and chain (capabilities leaving either out are refused)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -158,3 +158,37 @@ def test_a_pool_the_credit_aggregator_has_not_registered_is_refused_and_one_remo
         _set_pool_id(chain, slot, pool_id)
     reason = f"the pool is not registered with the CreditAggregator on {CHAIN}: openLoan would refuse its offer"
     assert outcome == ("declined", f"{reason} (UnknownPool)", False)
+
+
+def test_a_pools_capabilities_decide_whom_it_is_asked_for_as_a_lenders_do(
+    shared_platform: RunningPlatform, chain: DeployedChain, pool: str, admin: Any
+) -> None:
+    """The capabilities of a pool's registration were validated and stored, then ignored: a pool an admin limited to
+    New York borrowers, at most 100 USDC against USDC, was offered to a Florida borrower for 1,500 against WETH.
+    They now decide whether it is asked, as an HTTP lender's do (``ineligible`` with the same reasons), within its
+    own asset and chain: capabilities leaving those out are a 422."""
+    chain.register_pool(pool)
+    limited = {
+        "assets": ["USDC"],
+        "jurisdictions": ["US-TX"],
+        "max_principal": str(1_000 * 10**6),
+        "collateral_assets": ["WETH"],
+    }
+    created = admin.post("/v1/providers", json=_registration("e2e-limited", pool, capabilities=limited))
+    assert created.status_code == 201, created.text
+    florida = _outcomes(shared_platform, chain, "US-FL", amount="500.00")
+    assert florida["e2e-limited"] == ("ineligible", "jurisdiction US-FL not served", False)
+    assert florida[f"pool:{CHAIN}:USDC"][0] == "offered", "the deployment's pool is asked as before"
+    texas = _outcomes(shared_platform, chain, "US-TX", amount="500.00")
+    assert texas["e2e-limited"] == ("offered", "1 offer(s)", True)
+    too_much = _outcomes(shared_platform, chain, "US-TX")
+    assert too_much["e2e-limited"] == ("ineligible", "amount out of range", False)
+
+    for field, values, detail in (
+        ("assets", ["WETH"], "capabilities.assets (WETH) leave out the pool's asset USDC"),
+        ("chains", ["polygon-local"], f"capabilities.chains (polygon-local) leave out the pool's chain {CHAIN}"),
+    ):
+        body = _registration(f"e2e-{field}", pool, capabilities={"assets": ["USDC"]} | {field: values})
+        refused = admin.post("/v1/providers", json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"] == f"e2e-{field}: {detail}"
