@@ -135,6 +135,13 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
     )
 }
 
+# Other problems an operation answers with a status beside its example's (_EXAMPLES), named in that answer's
+# description.
+_ALSO: dict[tuple[str, int], str] = {
+    ("register_provider", 409): f"{refusals.POOL_ALREADY_SERVED.slug} when another provider that quotes stands for "
+    "the pool",
+}
+
 # Statuses whose answers may say when to ask again (the database or identity provider down, a rate limit), and
 # the operations whose answer of that status never does (readiness: a probe asks on its own schedule).
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
@@ -239,6 +246,8 @@ def _problem_response(
     if status == 422:
         example["errors"] = [{"field": "term_days", "message": "Input should be greater than or equal to 1"}]
     description = _GENERIC[status][1]
+    if also := _ALSO.get((operation_id, status)):
+        description += f" ({slug}; or {also})"
     if status == 503 and reads_database and slug != _DATABASE_DOWN[0]:  # the example shows the operation's own
         description += f" ({slug}; or {_DATABASE_DOWN[0]} while the database does not answer)"
     response: dict[str, Any] = {

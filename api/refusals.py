@@ -59,6 +59,7 @@ PROVIDER_REGISTRY_UNAVAILABLE = ProblemType(
     503, "provider-registry-unavailable", "The provider registry is unavailable"
 )
 PROVIDER_REGISTERED = ProblemType(409, "provider-already-registered", "The provider is already registered")
+POOL_ALREADY_SERVED = ProblemType(409, "pool-already-served", "The pool is already served by another provider")
 INVALID_REGISTRATION = ProblemType(422, "invalid-registration", "The provider registration is invalid")
 PROVIDER_NOT_FOUND = ProblemType(404, "provider-not-found", "Provider not found")
 WALLET_REGISTERED = ProblemType(409, "wallet-already-registered", "The wallet is already a borrower's")

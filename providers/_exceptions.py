@@ -120,5 +120,9 @@ class AlreadyRegistered(InvalidRegistration):
     pass
 
 
+class PoolAlreadyServed(InvalidRegistration):
+    """A pool registration whose pool (chain, address) a provider that quotes already stands for."""
+
+
 class UnknownProvider(RegistryError):
     pass

@@ -25,6 +25,7 @@ from providers._exceptions import (
     DestinationRefused,
     InvalidPlugin,
     InvalidRegistration,
+    PoolAlreadyServed,
     UnknownProvider,
     UnknownProviderKind,
 )
@@ -114,6 +115,14 @@ def _fingerprint(row: ProviderRegistrationRow) -> str:
     the relay itself)."""
     built_from = [row.kind, row.config, row.capabilities, row.resilience, row.enabled]
     return json.dumps(built_from, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _stored_pool(row: ProviderRegistrationRow) -> tuple[str, str] | None:
+    """The pool (chain, address) a stored ``pool`` registration stands for; None for another kind's."""
+    chain, address = row.config.get("chain"), row.config.get("address")
+    if row.kind != "pool" or not isinstance(chain, str) or not isinstance(address, str):
+        return None
+    return chain, address
 
 
 def registration_from_row(
@@ -238,7 +247,8 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         """A registration through the API: validated (plugin loaded and checked, configuration parsed, a pool must
         answer its views, the ``webhook_url`` its loan events go to is a public http(s) URL), then persisted and
         listed. Raises ``InvalidRegistration`` saying what is wrong, ``AlreadyRegistered`` for an id registered and
-        not deregistered — in this process, or in another at the same moment (its row inserted first)."""
+        not deregistered — in this process, or in another at the same moment (its row inserted first) —, and
+        ``PoolAlreadyServed`` for a pool another provider that quotes stands for (``_check_pool_unserved``)."""
         if self._database is None:
             raise InvalidRegistration("this registry has no database to persist registrations in")
         database = self._database
@@ -246,6 +256,10 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             if registration.provider_id in self and not self.deregistered(registration.provider_id):
                 raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
             adapter = self.build(registration)
+            pool = adapter.lending_pool()
+            if pool is not None:
+                quoting = [(other.provider_id, other.lending_pool()) for other in self._adapters]
+                self._check_pool_unserved(registration.provider_id, pool, quoting)
             await adapter.check_destination()
             if webhook_url is not None:
                 await self.check_webhook_url(registration.provider_id, webhook_url)
@@ -265,9 +279,15 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             def persist() -> None:
                 with database.unit_of_work() as uow:
                     repository = ProviderRepository(uow.session)
+                    # first: the counter's row lock orders this against another process's registration (no unique
+                    # index holds a pool's address: its stored registrations are read under that lock instead)
+                    repository.bump_version()
                     existing = repository.registration(registration.provider_id)
                     if existing is not None and existing.enabled:
                         raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
+                    if pool is not None:
+                        others = [(other.provider_id, _stored_pool(other)) for other in repository.registrations()]
+                        self._check_pool_unserved(registration.provider_id, pool, others)
                     row = existing or ProviderRegistrationRow(provider_id=registration.provider_id)
                     row.kind = registration.kind
                     row.config = self._at_rest(registration.provider_id, registration.config)
@@ -280,7 +300,6 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     row.webhook_url = webhook_url
                     if existing is None:  # a deregistered provider registered again takes its old row back
                         repository.add(row)
-                    repository.bump_version()
                     uow.commit()
                     stored.append(row)
 
@@ -294,6 +313,22 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             # this process's next poll finds the row it built this from and leaves the provider as it is
             self._stored[registration.provider_id] = _fingerprint(stored[0])
             return added
+
+    def _check_pool_unserved(
+        self, provider_id: str, pool: tuple[str, str], serving: Iterable[tuple[str, tuple[str, str] | None]]
+    ) -> None:
+        """``PoolAlreadyServed`` when one of ``serving`` (provider id, its pool) other than ``provider_id`` stands for
+        ``pool`` (chain, address): the same pool registered under a second id had its offers quoted twice. Asked of
+        the providers that quote here (from the deployment records or the API) and of the enabled registrations
+        stored by every process; a deregistered provider does not count: it no longer quotes."""
+        wanted = (pool[0], pool[1].lower())
+        for other_id, other_pool in serving:
+            if other_id != provider_id and other_pool and (other_pool[0], other_pool[1].lower()) == wanted:
+                how = "from the deployment records" if self.source(other_id) == "deployment" else "deregister it first"
+                raise PoolAlreadyServed(
+                    f"{provider_id}: the pool at {pool[1]} on {pool[0]} is already served by provider {other_id!r} "
+                    f"({how})"
+                )
 
     async def deregister(self, provider_id: str, with_it: Callable[[Session], object] | None = None) -> list[str]:
         """Take a provider registered through the API out of quoting, in this process at once and in every other

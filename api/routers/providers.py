@@ -34,6 +34,7 @@ from providers._exceptions import (
     AlreadyRegistered,
     InvalidPlugin,
     InvalidRegistration,
+    PoolAlreadyServed,
     UnknownProvider,
     UnknownProviderKind,
     WebhookRejected,
@@ -151,7 +152,8 @@ class ResiliencePolicy(policy.ResiliencePolicy):
 class RegistrationIn(BaseModel):
     """``kind`` names an adapter entry point: ``http`` (config: base_url, secret, timeout_seconds), ``pool``
     (config: chain, asset, address — a LendingPool of that asset lending for the chain's CreditAggregator, which
-    has registered it through governance: 422 otherwise) or an installed plugin (its own config)."""
+    has registered it through governance: 422 otherwise; one no other provider that quotes stands for: 409
+    pool-already-served otherwise) or an installed plugin (its own config)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -201,6 +203,8 @@ async def register_provider(body: RegistrationIn, principal: AdminPrincipal, pla
         provider = await registry.register(registration, body.resilience, body.webhook_url)
     except AlreadyRegistered as err:
         raise refusals.PROVIDER_REGISTERED(str(err)) from err
+    except PoolAlreadyServed as err:
+        raise refusals.POOL_ALREADY_SERVED(str(err)) from err
     except (InvalidRegistration, InvalidPlugin, UnknownProviderKind) as err:
         raise refusals.INVALID_REGISTRATION(str(err)) from err
     label, actor = f"provider {provider.provider_id}", actor_of(principal)

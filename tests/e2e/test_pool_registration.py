@@ -1,6 +1,8 @@
 """A pool registered for quoting through the API, against the platform's running processes and the session's devnets:
 it must be a pool the chain's CreditAggregator has registered (an offer naming any other pool is refused at every
-accept: ``UnknownPool``), and one no longer registered there is declined at quote time, the reason named."""
+accept: ``UnknownPool``), and one no longer registered there is declined at quote time, the reason named; its
+registration's capabilities decide whom it is asked for, as a lender's do; and a pool another provider quotes for
+is not registered twice."""
 
 from __future__ import annotations
 
@@ -192,3 +194,33 @@ def test_a_pools_capabilities_decide_whom_it_is_asked_for_as_a_lenders_do(
         refused = admin.post("/v1/providers", json=body)
         assert refused.status_code == 422, refused.text
         assert refused.json()["detail"] == f"e2e-{field}: {detail}"
+
+
+def test_a_pool_another_provider_serves_is_refused_until_that_one_is_deregistered(
+    shared_platform: RunningPlatform, chain: DeployedChain, pool: str, admin: Any
+) -> None:
+    """The same pool registered again under another provider id was quoted twice, each quote signed for the same
+    liquidity. A pool that a provider from the deployment records or the API quotes for is a 409 now (whatever the
+    address's case); a deregistered provider's pool may be registered again."""
+    deployed = chain.record.address("LendingPool:USDC")
+    twice = admin.post("/v1/providers", json=_registration("e2e-deployed-again", deployed))
+    assert twice.status_code == 409, twice.text
+    assert twice.json()["type"] == PROBLEMS + "pool-already-served"
+    assert twice.json()["title"] == "The pool is already served by another provider"
+    assert twice.json()["detail"] == (
+        f"e2e-deployed-again: the pool at {deployed} on {CHAIN} is already served by provider "
+        f"'pool:{CHAIN}:USDC' (from the deployment records)"
+    )
+
+    chain.register_pool(pool)
+    first = admin.post("/v1/providers", json=_registration("e2e-first", pool))
+    assert first.status_code == 201, first.text
+    second = admin.post("/v1/providers", json=_registration("e2e-second", pool.lower()))
+    assert second.status_code == 409, second.text
+    assert second.json()["detail"].endswith("is already served by provider 'e2e-first' (deregister it first)")
+    assert admin.delete("/v1/providers/e2e-first").status_code == 204
+    again = admin.post("/v1/providers", json=_registration("e2e-second", pool.lower()))
+    assert again.status_code == 201, again.text
+    quoted = _outcomes(shared_platform, chain, "US-FL")
+    assert quoted["e2e-second"][0] == "offered"
+    assert "e2e-first" not in quoted, "deregistered: not asked"

@@ -17,7 +17,7 @@ from web3.providers.rpc import AsyncHTTPProvider
 from api.auth import Role, ensure_key
 from chain.artifacts import load_artifact
 from contracts.deploy import RateModel
-from providers._exceptions import InvalidRegistration
+from providers._exceptions import InvalidRegistration, PoolAlreadyServed
 from providers.base import AdapterContext, ProviderRegistration
 from providers.models import Decline
 from providers.policy import ResiliencePolicy
@@ -217,3 +217,28 @@ async def test_a_pool_registered_without_an_hmac_secret_cannot_set_a_loan_events
         stored = ProviderRepository(uow.session).registration("pool-quiet")
         assert stored is not None
         assert stored.webhook_url is None
+
+
+async def test_a_pool_another_process_registered_is_refused_before_this_one_has_read_it(
+    registry: ProviderRegistry, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    """Two API processes on one database: the second, which has not polled the registrations yet, is refused the pool
+    the first registered under another id (the stored enabled registrations are read under the version row's
+    lock); once the first is deregistered, it may."""
+    other = ProviderRegistry(
+        registry.context,
+        PluginLoader(),
+        MemoryBreakerStore(),
+        lambda p: MemoryRateLimiter(p.rate_per_second, p.burst),
+        ResiliencePolicy(),
+        registry._database,
+    )
+    address = devnet_chains["ethereum-local"].record.address("LendingPool:USDC")
+    config = {"chain": "ethereum-local", "asset": "USDC", "address": address}
+    await registry.register(ProviderRegistration("pool-here", "pool", config))
+    with pytest.raises(PoolAlreadyServed, match="is already served by provider 'pool-here' \\(deregister it first\\)"):
+        await other.register(ProviderRegistration("pool-there", "pool", config))
+    assert "pool-there" not in other
+    await registry.deregister("pool-here")
+    await other.register(ProviderRegistration("pool-there", "pool", config))
+    assert "pool-there" in other

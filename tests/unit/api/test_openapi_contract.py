@@ -272,6 +272,11 @@ def test_the_documented_examples_are_the_problems_the_api_sends(document: dict[s
     assert example("/v1/loans", "get", "400") == ("invalid-cursor", "The page cursor is invalid")
     assert example("/v1/borrowers", "post", "409")[0] == "wallet-already-registered"
     assert example("/v1/providers", "post", "409")[0] == "provider-already-registered"
+    conflict = document["paths"]["/v1/providers"]["post"]["responses"]["409"]["description"]
+    assert conflict == (
+        "Conflict (provider-already-registered; or pool-already-served when another provider that quotes stands "
+        "for the pool)"
+    )
     for path, method, operation in _operations(document):
         for status, response in operation["responses"].items():
             if not status.startswith("2"):
