@@ -13,11 +13,22 @@ On-chain, ``paymentRef`` is keccak256 of ``"{provider_id}:{payment_ref}"`` (the 
 
 **Paid in full.** The lender's schedule (disclosed with the quote, in its own day count) is the borrower's contract;
 the chain accrues simple interest per second over a 365-day year, from when each payment is recorded. The two differ
-by cents, so a borrower who made every disclosed payment could still owe a remainder on-chain, and the loan would
-never close and be marked in default after maturity. A payment the lender reports as paying the loan in full
-(``paid_in_full``: a payoff, early or final), or the one that brings its reported payments for the loan to the
-disclosed total of payments (``totalOfPayments``), is therefore sent as what the loan owes on-chain, plus a day's
-interest for the time until it is mined (the contract applies no more than is owed), and the loan closes. The amount
+by cents, so a borrower who made every disclosed payment on time could still owe a remainder on-chain, and the loan
+would never close and be marked in default after maturity. A payment the lender reports as paying the loan in full
+(``paid_in_full``: a payoff, early or final, by its books) is therefore sent as what the loan owes on-chain, plus a
+day's interest for the time until it is mined (the contract applies no more than is owed), and the loan closes: the
+lender, whose money the loan is, says nothing more is owed. So is the one that brings its reported payments for the
+loan to the disclosed total of payments (``totalOfPayments``) when the loan was **paid as disclosed**, judged as
+servicing judges it (``delinquency.paid_as_disclosed``): each installment's disclosed amount, with those before it,
+paid before 00:00 UTC of the day after its due date — by when the lender says each payment was made (the webhook's
+``occurred_at``, kept with the webhook event that first reported it; when it was accepted for a payment reported
+otherwise), not by when it was recorded on-chain — or when what it leaves owed on-chain is at most a day's interest
+on what the loan owes at its rate (``SHORTFALL_DAYS``: a payment the lender dates a few hours past the end of its due
+date, UTC, in its own time zone). Any other such payment — the disclosed total paid late — is sent as reported: the
+interest that went on accruing on what was unpaid (the disclosure promises it, with no late charge) stays owed, the
+loan stays open and past due as servicing judges it (by its due dates and its repayments' blocks), and the lender
+reports the rest when it is paid. Before, the payment completing the total closed the loan however late it came: a
+borrower paying 180 days late had all the late interest recorded as repaid and the collateral released. The amount
 sent is kept with the payment (``recorded_amount``), decided once with its first report, so a repeated report sends
 the same transaction. The lender could close the loan as well by reporting a larger amount: the flag trusts it with
 nothing more.
@@ -32,20 +43,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from weakref import WeakValueDictionary
 
 from eth_utils.crypto import keccak
 
 from aggregator.assets import AssetRegistry, parse_amount
 from aggregator.errors import AggregatorError, AmbiguousOfferRef, InvalidCreditRequest
-from aggregator.installments import schedule_from_disclosure, total_of_payments
+from aggregator.installments import DueInstallment, schedule_from_disclosure, total_of_payments
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loans import LoanRecord, LoanStore
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, PaymentStore, ReportedPayment
 from aggregator.platform import ChainRuntime, earlier_deployment
 from aggregator.receipts import ReceiptRecorder
 from aggregator.repaying import amount_owed, claim_collateral
+from aggregator.servicing.delinquency import Payment, paid_as_disclosed
 from chain.errors import (
     ConfirmationTimeout,
     GasEstimationFailed,
@@ -96,10 +110,43 @@ def _deciding(loan_id: str) -> asyncio.Lock:
     return lock
 
 
+#: a payment completing the disclosed total late still closes the loan when it leaves owed at most this many days'
+#: interest on what the loan owes (the lender dated it past midnight UTC of its due date, in its own time zone)
+SHORTFALL_DAYS = 1
+
+
 def closing_amount(owed: int, rate_bps: int) -> int:
     """What to send so that a loan owing ``owed`` now closes when mined within a day: ``owed`` plus a day's interest
     on it at ``rate_bps`` as the contract accrues it (on the principal alone, so this is never short)."""
     return owed + single_payment_interest(owed, rate_bps, SECONDS_PER_DAY)
+
+
+def completes_total(schedule: Sequence[DueInstallment], reported: Sequence[Payment], amount: int) -> bool:
+    """Whether a payment of ``amount`` brings the lender's ``reported`` payments of a loan to the total of payments
+    of its disclosed ``schedule`` (never without one)."""
+    return bool(schedule) and sum(p.amount for p in reported) + amount >= total_of_payments(schedule)
+
+
+def closes_loan(
+    schedule: Sequence[DueInstallment], payments: Sequence[Payment], owed: int, amount: int, rate_bps: int
+) -> bool:
+    """Whether the payment of ``amount`` completing the disclosed total is sent as paying the loan in full (see the
+    module docstring): the loan was paid as disclosed by the lender's dates of its ``payments`` (this one with
+    them), or what this one leaves of ``owed`` on-chain is at most ``SHORTFALL_DAYS``' interest on it at
+    ``rate_bps``."""
+    shortfall = single_payment_interest(owed, rate_bps, SHORTFALL_DAYS * SECONDS_PER_DAY)
+    return paid_as_disclosed(schedule, payments) or owed - amount <= shortfall
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """What a payment's decision reads besides the payments kept: the loan's disclosed schedule (() without one) and
+    rate, the lender's ``paid_in_full``, and when it says the payment was made (``occurred``, unix seconds)."""
+
+    schedule: tuple[DueInstallment, ...]
+    rate_bps: int
+    paid_in_full: bool
+    occurred: int
 
 
 class OffchainPayments:
@@ -116,9 +163,8 @@ class OffchainPayments:
         self._loans, self._payments, self._chains, self._assets = loans, payments, chains, assets
         self._receipts, self._wait = receipts, wait_seconds
 
-    def _loan(self, provider_id: str, offer_ref: str) -> tuple[LoanRecord, int | None]:
-        """The loan of the lender's offer, and the total of payments disclosed with its quote (base units; None
-        without a disclosed schedule)."""
+    def _loan(self, provider_id: str, offer_ref: str) -> tuple[LoanRecord, tuple[DueInstallment, ...]]:
+        """The loan of the lender's offer, and the schedule disclosed with its quote (() without one)."""
         with self._loans.reading() as loans:
             try:
                 loan = loans.by_provider_ref(provider_id, offer_ref)
@@ -128,43 +174,48 @@ class OffchainPayments:
                 raise PaymentNotRecordable(f"no loan of {provider_id}'s offer {offer_ref}", 404)
             disclosure = None if loan.quote_id is None else loans.disclosure(loan.quote_id)
         if not disclosure or not disclosure.get("payments"):
-            return loan, None
-        return loan, total_of_payments(schedule_from_disclosure(disclosure))
+            return loan, ()
+        return loan, schedule_from_disclosure(disclosure)
 
     def _decide_and_accept(
-        self, payment: ReportedPayment, total: int | None, paid_in_full: bool, closing: int | None
+        self, decision: _Decision, payment: ReportedPayment, owed: int | None
     ) -> ReportedPayment | None:
         """In one transaction holding the loan's row: the payment as kept with its first report, or else decided
-        (sent as ``closing`` when it pays the loan in full: see the module docstring) and kept; None, keeping
-        nothing, when it pays the loan in full and ``closing`` was not read."""
+        (sent as closing the loan when it pays it in full: see the module docstring) and kept; None, keeping
+        nothing, when it may pay the loan in full and what the loan ``owed`` was not read."""
         with self._payments.unit_of_work() as uow:
             uow.payments.hold_loan(payment.loan_id)
             kept = uow.payments.kept(payment.chain_id, payment.onchain_loan_id, payment.reference)
             if kept is not None:
                 return kept
-            reported = uow.payments.reported_total(payment.chain_id, payment.onchain_loan_id)
-            if paid_in_full or (total is not None and reported + payment.amount >= total):
-                if closing is None:
+            reported = uow.payments.reported(payment.chain_id, payment.onchain_loan_id)
+            if decision.paid_in_full or completes_total(decision.schedule, reported, payment.amount):
+                if owed is None:
                     return None
-                if closing > payment.amount:
-                    payment = replace(payment, recorded_amount=closing)
+                dated = [*reported, Payment(decision.occurred, payment.amount)]
+                if decision.paid_in_full or closes_loan(
+                    decision.schedule, dated, owed, payment.amount, decision.rate_bps
+                ):
+                    closing = closing_amount(owed, decision.rate_bps)
+                    if closing > payment.amount:
+                        payment = replace(payment, recorded_amount=closing)
             kept = uow.payments.accept(payment)
             uow.commit()
         return kept
 
     async def _decided(
-        self, chain: ChainRuntime, loan: LoanRecord, payment: ReportedPayment, total: int | None, paid_in_full: bool
+        self, chain: ChainRuntime, loan: LoanRecord, payment: ReportedPayment, decision: _Decision
     ) -> ReportedPayment:
         """The payment as kept: decided and kept now, or as its first report was (see the module docstring). What
-        the loan owes is read only for a payment that pays it in full, outside the transaction, which then runs a
-        second time with it."""
+        the loan owes is read only for a payment that may pay it in full, outside the transaction, which then runs
+        a second time with it."""
         async with _deciding(loan.id):
-            kept = await asyncio.to_thread(self._decide_and_accept, payment, total, paid_in_full, None)
+            kept = await asyncio.to_thread(self._decide_and_accept, decision, payment, None)
             if kept is not None:
                 return kept
-            closing = closing_amount(await amount_owed(chain, payment.onchain_loan_id), loan.rate_bps or 0)
-            kept = await asyncio.to_thread(self._decide_and_accept, payment, total, paid_in_full, closing)
-            assert kept is not None  # with the closing amount read, the payment is always kept
+            owed = await amount_owed(chain, payment.onchain_loan_id)
+            kept = await asyncio.to_thread(self._decide_and_accept, decision, payment, owed)
+            assert kept is not None  # with what the loan owes read, the payment is always kept
             return kept
 
     def _settle(self, payment: ReportedPayment, status: str, tx_hash: str | None, block: int | None) -> None:
@@ -181,10 +232,13 @@ class OffchainPayments:
         event_id: str | None = None,
         *,
         paid_in_full: bool = False,
+        occurred_at: datetime | None = None,
     ) -> RecordedPayment:
         """Keep the payment as reported, send ``recordOffchainRepayment`` once per (loan, payment reference) and
-        record its receipt. ``paid_in_full``: the lender's books show the loan paid off with this payment."""
-        loan, total = await asyncio.to_thread(self._loan, provider_id, offer_ref)
+        record its receipt. ``paid_in_full``: the lender's books show the loan paid off with this payment;
+        ``occurred_at``: when the lender says the borrower made it (the webhook's; now when not said, UTC when it
+        names no offset)."""
+        loan, schedule = await asyncio.to_thread(self._loan, provider_id, offer_ref)
         if loan.pool:
             raise PaymentNotRecordable(f"loan {loan.id} is a pool loan: its repayments are made on-chain", 409)
         chain = self._chains.get(loan.chain_name)
@@ -209,7 +263,11 @@ class OffchainPayments:
         reported = ReportedPayment(
             provider_id, payment_ref, "0x" + reference.hex(), loan.id, chain.chain_id, onchain_id, base_units, event_id
         )
-        payment = await self._decided(chain, loan, reported, total, paid_in_full)
+        occurred = occurred_at or datetime.now(UTC)
+        if occurred.tzinfo is None:
+            occurred = occurred.replace(tzinfo=UTC)
+        decision = _Decision(schedule, loan.rate_bps or 0, paid_in_full, int(occurred.timestamp()))
+        payment = await self._decided(chain, loan, reported, decision)
         call = Call.function(chain.aggregator(), "recordOffchainRepayment", onchain_id, payment.sent_amount, reference)
         try:
             submission = await operator.submit(intent, call)

@@ -4,16 +4,21 @@ platform accepted (the lender's reference, the loan, the amount in base units), 
 ``LoanRepaid`` against, by reference. ``store.payments`` is the SQL implementation; ``InMemoryPaymentStore`` is the
 fake for unit tests.
 
-A payment that brings the lender's payments for a loan to the total of payments disclosed with its quote is recorded
-on-chain as paying the loan in full (``recorded_amount``, larger than ``amount`` when the chain's per-second interest
-came to more than the lender's schedule: ``aggregator.offchain_payments``)."""
+A payment that brings the lender's payments for a loan to the total of payments disclosed with its quote, all of them
+made by their due dates (or short by no more than a day's interest), is recorded on-chain as paying the loan in full
+(``recorded_amount``, larger than ``amount`` when the chain's per-second interest came to more than the lender's
+schedule: ``aggregator.offchain_payments``). When each payment was made is what the lender said: the ``occurred_at``
+of the webhook that first reported it (``store.payments`` reads it from the stored webhook event), or when it was
+accepted for a payment not reported by a webhook."""
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Protocol
 
+from aggregator.servicing.delinquency import Payment
 from aggregator.snapshots import SnapshotUnitOfWork, rolled_back_on_exit
 
 ACCEPTED, RECORDED, REFUSED = "accepted", "recorded", "refused"
@@ -61,9 +66,10 @@ class PaymentRecords(Protocol):
         processes (nothing to hold in one process's memory)."""
         ...
 
-    def reported_total(self, chain_id: int, onchain_loan_id: int) -> int:
-        """The sum of the loan's payments as the lenders reported them (base units), those the chain refused left
-        out."""
+    def reported(self, chain_id: int, onchain_loan_id: int) -> list[Payment]:
+        """The loan's payments as the lenders reported them, in the order they were accepted, those the chain
+        refused left out: each one's amount (base units) and when the lender said it was made (``at``, unix
+        seconds: the ``occurred_at`` of the webhook that first reported it, else when it was accepted)."""
         ...
 
     def settle(
@@ -96,6 +102,10 @@ class PaymentStore(Protocol):
 @dataclass
 class _Tables:
     payments: list[ReportedPayment] = field(default_factory=list)
+    #: the webhooks' ``occurred_at`` by (provider, event id), as ``provider_webhook_events`` keeps them
+    occurred: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    #: when each payment was accepted, by (chain, loan, reference)
+    accepted: dict[tuple[int, int, str], datetime] = field(default_factory=dict)
 
 
 class InMemoryPaymentRecords:
@@ -106,6 +116,7 @@ class InMemoryPaymentRecords:
         kept = self.kept(*_key(payment))
         if kept is None:
             self.tables.payments.append(payment)
+            self.tables.accepted[_key(payment)] = datetime.now(UTC)
         return kept or payment
 
     def hold_loan(self, loan_id: str) -> None:
@@ -114,12 +125,16 @@ class InMemoryPaymentRecords:
     def kept(self, chain_id: int, onchain_loan_id: int, reference: str) -> ReportedPayment | None:
         return next((p for p in self.tables.payments if _key(p) == (chain_id, onchain_loan_id, reference)), None)
 
-    def reported_total(self, chain_id: int, onchain_loan_id: int) -> int:
-        return sum(
-            p.amount
+    def reported(self, chain_id: int, onchain_loan_id: int) -> list[Payment]:
+        return [
+            Payment(int(self._occurred(p).timestamp()), p.amount)
             for p in self.tables.payments
             if (p.chain_id, p.onchain_loan_id) == (chain_id, onchain_loan_id) and p.status != REFUSED
-        )
+        ]
+
+    def _occurred(self, payment: ReportedPayment) -> datetime:
+        said = None if payment.event_id is None else self.tables.occurred.get((payment.provider_id, payment.event_id))
+        return said or self.tables.accepted[_key(payment)]
 
     def settle(
         self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None

@@ -1,11 +1,14 @@
 """``aggregator.payment_records``' interface over SQLAlchemy: the lenders' reported payments, written before the
-operator sends ``recordOffchainRepayment`` and settled with its transaction."""
+operator sends ``recordOffchainRepayment`` and settled with its transaction. When a payment was made is read from the
+webhook that first reported it (``provider_webhook_events``, stored before the payment is decided): its
+``occurred_at``, as the lender sent it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, ForeignKey, Integer, String, UniqueConstraint, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -13,9 +16,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from aggregator.payment_records import REFUSED, ReportedPayment
+from aggregator.servicing.delinquency import Payment
 from store.aggregator import LoanRow
 from store.base import Base
 from store.db import Database
+from store.providers import ProviderWebhookEventRow
 from store.records import columns, from_row
 from store.types import Uint256, UtcDateTime
 
@@ -81,13 +86,19 @@ class SqlPaymentRecords:
         ).one_or_none()
         return None if row is None else from_row(ReportedPayment, row)
 
-    def reported_total(self, chain_id: int, onchain_loan_id: int) -> int:
-        amounts = self.session.scalars(
-            select(OffchainPaymentRow.amount).where(
-                *self._where(chain_id, onchain_loan_id), OffchainPaymentRow.status != REFUSED
+    def reported(self, chain_id: int, onchain_loan_id: int) -> list[Payment]:
+        event = ProviderWebhookEventRow
+        rows = self.session.execute(
+            select(OffchainPaymentRow.amount, OffchainPaymentRow.received_at, event.payload)
+            .outerjoin(
+                event,
+                (event.provider_id == OffchainPaymentRow.provider_id) & (event.event_id == OffchainPaymentRow.event_id),
             )
+            .where(*self._where(chain_id, onchain_loan_id), OffchainPaymentRow.status != REFUSED)
+            .order_by(OffchainPaymentRow.id)
         )
-        return sum(int(amount) for amount in amounts)  # summed here: a Uint256 column is text on SQLite
+        # the amount made an int here: a Uint256 column is text on SQLite
+        return [Payment(_occurred(payload, received_at), int(amount)) for amount, received_at, payload in rows]
 
     def settle(
         self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None
@@ -107,6 +118,16 @@ class SqlPaymentRecords:
             select(OffchainPaymentRow).where(OffchainPaymentRow.chain_id == chain_id).order_by(OffchainPaymentRow.id)
         )
         return [from_row(ReportedPayment, row) for row in rows]
+
+
+def _occurred(payload: dict[str, Any] | None, received_at: datetime) -> int:
+    """When the lender said the payment was made (unix seconds): its webhook's ``occurred_at`` (UTC when it names no
+    offset), else when the payment was accepted."""
+    said = None if payload is None else payload.get("occurred_at")
+    if not isinstance(said, str):
+        return int(received_at.timestamp())
+    at = datetime.fromisoformat(said)
+    return int((at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp())
 
 
 class SqlPaymentUnitOfWork:

@@ -419,6 +419,7 @@ async def _record_payment(platform: Platform, provider_id: str, event: WebhookEv
             event.amount,
             event_id=event.event_id,
             paid_in_full=event.paid_in_full,
+            occurred_at=event.occurred_at,
         )
     except PaymentNotRecordable as err:
         raise HTTPException(err.status, str(err)) from err

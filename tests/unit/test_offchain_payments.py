@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -296,3 +297,60 @@ async def test_two_last_payments_reported_at_once_are_decided_one_after_the_othe
     )
     decided = sorted((p.payment_ref, p.recorded_amount) for p in payments.tables.payments)
     assert [amount is not None for _, amount in decided].count(True) == 1, decided
+
+
+def _at(moment: str) -> datetime:
+    return datetime.fromisoformat(moment)
+
+
+@pytest.mark.parametrize(
+    ("second_paid", "owed", "closes", "why"),
+    [
+        ("2027-02-01T23:59:59+00:00", (50 * USDC, 2_000_000), True, "on its due date, UTC: paid as disclosed"),
+        ("2027-02-01T20:00:00-05:00", (50 * USDC, 2_000_000), False, "01:00 UTC the day after, 1.50 short"),
+        ("2027-02-02T05:00:00+00:00", (50 * USDC, 510_000), True, "5 hours late, 0.01 short: within a day's interest"),
+        ("2027-08-01T12:00:00+00:00", (50 * USDC, 3_000_000), False, "the disclosed total paid 181 days late"),
+    ],
+)
+async def test_the_payment_completing_the_disclosed_total_closes_the_loan_only_when_paid_as_disclosed(
+    second_paid: str, owed: tuple[int, int], closes: bool, why: str
+) -> None:
+    """The lender's dates (``occurred_at``) decide: the disclosed total paid late is sent as reported, and the
+    interest the chain went on charging on what was unpaid stays owed (before, the loan was closed with it and the
+    collateral released, however late). A shortfall of at most a day's interest at the loan's rate still closes it."""
+    service, chain, payments, _ = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    chain.owed = (51 * USDC, 0)
+    await service.record("sim-bank", "offer-1", "pay-1", "51.00", occurred_at=_at("2027-01-01T10:00:00+00:00"))
+    chain.owed = owed
+    await service.record("sim-bank", "offer-1", "pay-2", "50.50", occurred_at=_at(second_paid))
+
+    sent = _amount_sent(chain.operator.submitted[-1][1])
+    closing = closing_amount(sum(owed), 1_200)
+    assert (sent, payments.tables.payments[-1].recorded_amount) == (
+        (closing, closing) if closes else (50_500_000, None)
+    ), why
+
+
+async def test_an_earlier_installment_paid_late_by_its_webhooks_date_leaves_the_remainder_owed() -> None:
+    """The first installment's date is its webhook's ``occurred_at`` (kept with the event that reported it): paid a
+    month late, the loan was not paid as disclosed though the last installment came on time."""
+    service, chain, payments, _ = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    payments.tables.occurred[("sim-bank", "evt-1")] = _at("2027-01-31T09:00:00+00:00")  # due 2027-01-01
+    chain.owed = (51 * USDC, 0)
+    await service.record("sim-bank", "offer-1", "pay-1", "51.00", event_id="evt-1")
+    chain.owed = (50 * USDC, 1_200_000)
+    await service.record("sim-bank", "offer-1", "pay-2", "50.50", occurred_at=_at("2027-02-01T09:00:00+00:00"))
+    assert _amount_sent(chain.operator.submitted[-1][1]) == 50_500_000
+    assert payments.tables.payments[-1].recorded_amount is None
+
+
+async def test_a_late_payoff_the_lender_reports_paid_in_full_still_closes_the_loan() -> None:
+    """``paid_in_full`` is the lender's word that nothing more is owed (the loan is its money): it closes the loan
+    whenever the payment was made."""
+    service, chain, payments, _ = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    chain.owed = (100 * USDC, 9 * USDC)
+    late = _at("2027-09-01T12:00:00+00:00")
+    await service.record("sim-bank", "offer-1", "payoff", "101.50", paid_in_full=True, occurred_at=late)
+    closing = closing_amount(109 * USDC, 1_200)
+    assert _amount_sent(chain.operator.submitted[-1][1]) == closing
+    assert payments.tables.payments[-1].recorded_amount == closing

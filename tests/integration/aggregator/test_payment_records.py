@@ -1,24 +1,31 @@
 """The lenders' payment records, one conformance test for both implementations of ``PaymentStore``: the SQL one (on
 real PostgreSQL and SQLite, with the loan its foreign key names) and the in-memory fake the unit tests use. The first
 report of a (chain, loan, reference) stands, a settlement changes only its own record, a unit of work left without
-its commit keeps nothing, and a chain's records come back in the order they were accepted."""
+its commit keeps nothing, a chain's records come back in the order they were accepted, and a loan's reported
+payments are dated by the webhook that first reported each (its ``occurred_at``), else by when they were accepted."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, InMemoryPaymentStore, PaymentStore, ReportedPayment
+from aggregator.servicing.delinquency import Payment
 from store.aggregator import LoanRow
 from store.db import Database
 from store.loans import loan_columns
 from store.payments import SqlPaymentStore
+from store.providers import ProviderWebhookEventRow
 from tests.support.relay_fakes import CHAIN_ID, LOAN
 
 pytestmark = pytest.mark.integration
+
+#: each SQL store's database, for what the webhook side writes (``provider_webhook_events``)
+_DATABASES: dict[int, Database] = {}
 
 FIRST = ReportedPayment("sim-bank", "pay-1", "0x" + "01" * 32, LOAN.id, CHAIN_ID, 9, 25, "evt-1")
 SECOND = replace(FIRST, payment_ref="pay-2", reference="0x" + "02" * 32, amount=5, event_id="evt-2")
@@ -39,7 +46,9 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     with database.unit_of_work() as uow:
         uow.session.add(LoanRow(**loan_columns(LOAN)))
         uow.commit()
-    yield SqlPaymentStore(database)
+    store = SqlPaymentStore(database)
+    _DATABASES[id(store)] = database
+    yield store
     database.dispose()
 
 
@@ -75,3 +84,44 @@ def test_a_unit_of_work_left_without_its_commit_keeps_nothing(store: PaymentStor
         uow.payments.accept(unsaved)
         assert uow.payments.for_chain(unsaved.chain_id) == [unsaved]  # seen inside its own unit of work
     assert _chain(store, unsaved.chain_id) == []
+
+
+def _webhook(store: PaymentStore, provider_id: str, event_id: str, occurred_at: datetime) -> None:
+    """The webhook that reported a payment, stored as ``providers.webhooks`` stores it (or in the fake's tables)."""
+    if isinstance(store, InMemoryPaymentStore):
+        store.tables.occurred[(provider_id, event_id)] = occurred_at
+        return
+    event = {"event_id": event_id, "type": "payment.received", "occurred_at": occurred_at.isoformat()}
+    with _DATABASES[id(store)].unit_of_work() as uow:
+        uow.session.add(
+            ProviderWebhookEventRow(
+                provider_id=provider_id,
+                event_id=event_id,
+                event_type="payment.received",
+                offer_ref="offer-1",
+                payload=event,
+                received_at=datetime.now(UTC),
+            )
+        )
+        uow.commit()
+
+
+def test_a_loans_reported_payments_are_dated_by_the_webhook_that_reported_each(store: PaymentStore) -> None:
+    chain_id = CHAIN_ID + 3
+    paid = datetime(2027, 1, 1, 23, 59, 59, tzinfo=UTC)
+    _webhook(store, "sim-bank", "evt-dated-1", paid)
+    _webhook(store, "other-bank", "evt-dated-2", datetime(2020, 1, 1, tzinfo=UTC))  # another lender's event id
+    dated = replace(FIRST, chain_id=chain_id, event_id="evt-dated-1")
+    undated = replace(SECOND, chain_id=chain_id, event_id="evt-dated-2")
+    refused = replace(SECOND, chain_id=chain_id, reference="0x" + "03" * 32, event_id=None)
+    before = int(datetime.now(UTC).timestamp())
+    with store.unit_of_work() as uow:
+        for payment in (dated, undated, refused):
+            uow.payments.accept(payment)
+        uow.payments.settle(chain_id, 9, refused.reference, REFUSED, None, None)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        first, second = uow.payments.reported(chain_id, 9)
+    assert first == Payment(int(paid.timestamp()), 25), "its webhook's occurred_at"
+    assert second.amount == 5
+    assert before - 1 <= second.at <= int(datetime.now(UTC).timestamp()) + 1, "no webhook of its lender: accepted"
