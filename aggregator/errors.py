@@ -212,6 +212,13 @@ class OperatorUnavailable(AggregatorError):
     """The operator's account (``CREDITMESH_OPERATOR_KEY``) is not configured for the chain in this process."""
 
 
+class PaymentNotSent(AggregatorError):
+    """A lender's reported payment is kept, but the operator's transaction recording it was not taken for now (the
+    node refused it — the operator's account out of gas — or dropped it, or the fee market is above the chain's cap):
+    nothing was mined, and the same report sent again is sent under a new attempt (``aggregator.offchain_payments``).
+    """
+
+
 class InvalidRepayment(AggregatorError):
     """A repayment's input is refused before anything is sent; ``field`` names it (amount, signature, permit)."""
 

@@ -2,6 +2,11 @@
 webhook (its own payment reference, the amount in the loan asset's units, the offer it funded); the operator account
 (``OPERATOR_ROLE``, its own transaction manager) sends ``recordOffchainRepayment`` under an intent keyed by the
 chain, the loan and that reference, so a webhook repeated, with the same or another event id, sends nothing twice.
+One intent per attempt (``record_intent_key``), as ``repaying.claim_collateral`` does: a transaction the node did not
+take for now (refused — the operator's account out of gas — or dropped, or fees above the cap) leaves the payment
+accepted, answered ``PaymentNotSent`` (503, report it again), and its next report is sent under the next attempt's
+key; a revert settles it refused, and every report of it after is answered 409 without sending. Under one fixed key,
+a payment the node once refused was refused for good, and the lender's retries got the same 409 for ever.
 A payment reported after default is recorded too (the contract takes it on a defaulted loan). The record follows from
 the receipt's ``LoanRepaid`` (and ``LoanClosed`` when it is paid in full) through the ledger's ``record_events``.
 Before anything is sent, the accepted payment is kept as the lender reported it (reference, loan,
@@ -51,7 +56,7 @@ from weakref import WeakValueDictionary
 from eth_utils.crypto import keccak
 
 from aggregator.assets import AssetRegistry, parse_amount
-from aggregator.errors import AggregatorError, AmbiguousOfferRef, InvalidCreditRequest
+from aggregator.errors import AggregatorError, AmbiguousOfferRef, InvalidCreditRequest, PaymentNotSent
 from aggregator.installments import DueInstallment, schedule_from_disclosure, total_of_payments
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loans import LoanRecord, LoanStore
@@ -62,6 +67,7 @@ from aggregator.repaying import amount_owed, claim_collateral
 from aggregator.servicing.delinquency import Payment, paid_as_disclosed
 from chain.errors import (
     ConfirmationTimeout,
+    FeeCapExceeded,
     GasEstimationFailed,
     TransactionDropped,
     TransactionRejected,
@@ -69,6 +75,7 @@ from chain.errors import (
 )
 from chain.transactions import Call
 from compliance.tila.disclosure import SECONDS_PER_DAY, single_payment_interest
+from store.chain import DROPPED, FAILED, SqlChainStore
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +104,26 @@ class RecordedPayment:
 def payment_ref_hash(provider_id: str, payment_ref: str) -> bytes:
     """The on-chain ``paymentRef`` of a lender's payment reference."""
     return keccak(text=f"{provider_id}:{payment_ref}")
+
+
+def record_intent_key(chain_id: int, onchain_id: int, reference: bytes, attempt: int = 1) -> str:
+    """The operator's ``recordOffchainRepayment`` of a payment, one intent per attempt (the first's key has no
+    number)."""
+    return f"offchain-repayment:{chain_id}:{onchain_id}:0x{reference.hex()}" + ("" if attempt == 1 else f":{attempt}")
+
+
+async def _attempt(store: SqlChainStore, chain_id: int, onchain_id: int, reference: bytes) -> tuple[str, str | None]:
+    """The intent a payment is sent under now: the first attempt whose intent is not failed or dropped (none yet,
+    in flight, mined, or reverted); with why the chain refused the payment when it did (the error of that reverted
+    intent, else of the failed one before it). A failed intent of a payment not refused was not taken for now (the
+    node refused it, the fees were above the cap): one is never sent again under its key, so the next attempt is."""
+    attempt, refusal = 1, None
+    while True:
+        key = record_intent_key(chain_id, onchain_id, reference, attempt)
+        stored = await store.get_intent(key)
+        if stored is None or stored.status not in (FAILED, DROPPED):
+            return key, refusal if stored is None else stored.error
+        attempt, refusal = attempt + 1, stored.error
 
 
 #: one payment decision at a time per loan in this process (``OffchainPayments._decided``)
@@ -256,9 +283,9 @@ class OffchainPayments:
             raise PaymentNotRecordable(f"amount: {err.message}", 422) from None
         onchain_id = int(loan.onchain_loan_id or 0)
         reference = payment_ref_hash(provider_id, payment_ref)
-        intent = f"offchain-repayment:{chain.chain_id}:{onchain_id}:0x{reference.hex()}"
         operator = chain.operator
-        if await operator.store.get_intent(intent) is None and loan.status not in (ACTIVE, DEFAULTED):
+        first = record_intent_key(chain.chain_id, onchain_id, reference)
+        if await operator.store.get_intent(first) is None and loan.status not in (ACTIVE, DEFAULTED):
             raise PaymentNotRecordable(f"loan {loan.id} is {loan.status}: nothing is left to record", 409)
         reported = ReportedPayment(
             provider_id, payment_ref, "0x" + reference.hex(), loan.id, chain.chain_id, onchain_id, base_units, event_id
@@ -268,6 +295,9 @@ class OffchainPayments:
             occurred = occurred.replace(tzinfo=UTC)
         decision = _Decision(schedule, loan.rate_bps or 0, paid_in_full, int(occurred.timestamp()))
         payment = await self._decided(chain, loan, reported, decision)
+        intent, refusal = await _attempt(operator.store, chain.chain_id, onchain_id, reference)
+        if payment.status == REFUSED:  # for good, here or in another process: no attempt is sent again
+            raise PaymentNotRecordable(f"the chain refused the payment's record: {refusal}", 409)
         call = Call.function(chain.aggregator(), "recordOffchainRepayment", onchain_id, payment.sent_amount, reference)
         try:
             submission = await operator.submit(intent, call)
@@ -275,11 +305,16 @@ class OffchainPayments:
         except ConfirmationTimeout:
             await asyncio.to_thread(self._settle, payment, ACCEPTED, submission.tx_hash, None)
             return RecordedPayment(loan.id, "submitted", submission.tx_hash)
-        except (GasEstimationFailed, TransactionReverted, TransactionRejected, TransactionDropped) as err:
-            # for good: the intent is failed under this payment reference, and a retry of it, here or in another
-            # process (which finds the failed intent: TransactionRejected), is answered the same
+        except (GasEstimationFailed, TransactionReverted) as err:  # the contract refuses it: settled refused
             await asyncio.to_thread(self._settle, payment, REFUSED, None, None)
             raise PaymentNotRecordable(f"the chain refused the payment's record: {err}", 409) from err
+        except (TransactionRejected, TransactionDropped, FeeCapExceeded) as err:
+            # nothing mined, for now: the payment stays accepted, and its next report is the next attempt
+            log.warning("payment %s of loan %s not sent under %s: %s", payment_ref, loan.id, intent, err)
+            raise PaymentNotSent(
+                f"the operator's transaction recording payment {payment_ref} was not taken by {chain.name} "
+                f"({type(err).__name__}); the payment is kept: report it again"
+            ) from err
         await asyncio.to_thread(self._settle, payment, RECORDED, receipt.tx_hash, receipt.block_number)
         return await self._recorded(chain, loan.id, onchain_id, receipt.tx_hash)
 

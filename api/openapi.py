@@ -85,7 +85,9 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "clear_review": (409,),
     "confirm_review": (409,),
     "register_provider": (409, 503),
-    "provider_webhook": (401, 409, 413, 429, 503),  # 409: a replayed event id, or a payment with nothing to record
+    # 409: a replayed event id, or a payment with nothing to record (or refused by the chain for good); 503: a payment
+    # kept whose record the node did not take for now (payment-not-sent), or an offer event about an accept under way
+    "provider_webhook": (401, 409, 413, 429, 503),
     "readyz": (503,),
     "kyc_webhook": (401, 413, 422, 429),  # 422: an event that verifies and cannot be applied (kyc-event-unusable)
     "set_api_key_expiry": (409,),
@@ -117,6 +119,7 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
     ("repay_loan", 503): ("chain-unavailable", "The chain step did not complete"),
     ("settle_funding", 409): ("loan-not-unfunded", "The loan has no funding to settle"),
     ("settle_funding", 503): ("operator-unavailable", "The operator's account is not configured here"),
+    ("provider_webhook", 503): ("payment-not-sent", "The payment's record was not sent yet"),
     ("readyz", 503): ("not-ready", "Not ready"),
     ("erase_identity", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
     ("me", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),

@@ -358,7 +358,9 @@ async def provider_webhook(
     """Authenticated by the provider's HMAC signature, not by an API key. An unauthenticated refusal never counts
     against the provider (a correctly signed body that breaks the protocol is 422 and recorded as its incident);
     refusals are limited per client address (429 beyond), bodies to 64 KiB (413); an event id seen before is 409, and
-    so is a ``payment.received`` for a loan with nothing left to record (503 while its chain is unavailable). An
+    so is a ``payment.received`` for a loan with nothing left to record or one the contract refused (503 while its
+    chain is unavailable, and ``payment-not-sent`` when the payment is kept but the node did not take the operator's
+    transaction for now: reported again, it is sent under a new attempt). An
     ``offer.withdrawn`` withdraws the offer's quotes, an ``offer.funding_failed`` fails the accept waiting on the
     lender's funding (503 while the accept's loan is not open yet) (``aggregator.offer_events``; ``effect`` in the
     answer)."""

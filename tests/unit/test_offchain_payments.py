@@ -15,12 +15,26 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from aggregator.errors import PaymentNotSent
 from aggregator.loans import InMemoryLoanStore, LoanRecord
-from aggregator.offchain_payments import OffchainPayments, PaymentNotRecordable, closing_amount, payment_ref_hash
+from aggregator.offchain_payments import (
+    OffchainPayments,
+    PaymentNotRecordable,
+    closing_amount,
+    payment_ref_hash,
+    record_intent_key,
+)
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, InMemoryPaymentStore, ReportedPayment
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
-from chain.errors import ConfirmationTimeout, TransactionReverted
+from chain.errors import (
+    ChainError,
+    ConfirmationTimeout,
+    FeeCapExceeded,
+    GasEstimationFailed,
+    TransactionRejected,
+    TransactionReverted,
+)
 from chain.signers import LocalSigner
 from chain.transactions import Call, TransactionManager
 from store.chain import SqlChainStore
@@ -354,3 +368,44 @@ async def test_a_late_payoff_the_lender_reports_paid_in_full_still_closes_the_lo
     closing = closing_amount(109 * USDC, 1_200)
     assert _amount_sent(chain.operator.submitted[-1][1]) == closing
     assert payments.tables.payments[-1].recorded_amount == closing
+
+
+@pytest.mark.parametrize(
+    "not_taken",
+    [
+        TransactionRejected("insufficient funds for gas * price + value", "offchain-repayment"),
+        FeeCapExceeded("the market asks 900 gwei, above the 100 gwei cap"),
+    ],
+)
+async def test_a_payment_the_node_did_not_take_is_kept_and_sent_again_under_a_new_attempt(
+    not_taken: ChainError,
+) -> None:
+    """The operator's account out of gas: the node refuses the transaction, nothing is mined. Before, the payment was
+    settled refused under an intent key that never changes, a 409, and its retry the same 409 for ever. Now it stays
+    accepted, the answer is 503 (report it again), and the retry is sent under the next attempt's intent."""
+    service, chain, payments, receipts = _setup()
+    sent = "0x" + f"{2:064x}"  # the fake's second intent: the first was kept failed
+    receipts.events[sent] = [event("LoanRepaid", sent, loanId=9, interestPaid=0, principalPaid=25 * USDC)]
+    chain.operator.refuse = not_taken
+    with pytest.raises(PaymentNotSent, match=f"not taken by {CHAIN_NAME}"):
+        await service.record("sim-bank", "offer-1", "pay-1", "25.00", event_id="evt-1")
+    assert [p.status for p in payments.tables.payments] == [ACCEPTED]
+
+    chain.operator.refuse = None  # the operator's account topped up
+    again = await service.record("sim-bank", "offer-1", "pay-1", "25.00", event_id="evt-2")
+    assert (again.status, again.principal_paid) == ("confirmed", 25 * USDC)
+    first = record_intent_key(CHAIN_ID, 9, payment_ref_hash("sim-bank", "pay-1"))
+    assert [key for key, _ in chain.operator.submitted] == [first, first + ":2"]
+    assert [(p.status, p.tx_hash) for p in payments.tables.payments] == [(RECORDED, sent)]
+
+
+async def test_a_payment_the_contract_refused_is_not_sent_again() -> None:
+    """A revert is final: the retry is answered 409 with the refusal, and no attempt is sent again."""
+    service, chain, payments, _ = _setup()
+    chain.operator.refuse = GasEstimationFailed("execution reverted: LoanNotActive()")
+    for _ in range(2):
+        with pytest.raises(PaymentNotRecordable, match="LoanNotActive") as refused:
+            await service.record("sim-bank", "offer-1", "pay-1", "25.00")
+        assert refused.value.status == 409
+    assert len(chain.operator.submitted) == 1
+    assert [p.status for p in payments.tables.payments] == [REFUSED]

@@ -1,7 +1,9 @@
 """A traditional lender's ``payment.received`` through the real webhook (the providers router in-process, the signed
 body verified with the lender's secret) recorded by the operator on a real devnet, with the payments kept in SQLite:
 the disclosed total of payments closes the loan when it was paid by its due date as the lender dates it, and paid
-180 days late it is recorded as reported, leaving the interest that went on accruing owed and the collateral held."""
+180 days late it is recorded as reported, leaving the interest that went on accruing owed and the collateral held; a
+payment the node does not take for now (the operator's account out of gas) is kept, answered 503, and recorded when
+reported again."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.payments import OffchainPaymentRow
-from tests.contracts.harness import BORROWERS, RELAYER, USDC, Harness
+from tests.contracts.harness import BORROWERS, OPERATOR, RELAYER, USDC, Harness
 from tests.integration.aggregator.test_offchain_payments import _apply
 from tests.integration.providers.support import SECRET, http_registry
 from tests.support.devnet import DeployedChain
@@ -191,3 +193,30 @@ async def test_the_disclosed_total_paid_on_its_due_date_closes_the_loan(lent: Le
     assert h.loan(lent.loan_ref)["status"] == REPAID
     assert _ledger_status(lent) == "repaid"
     assert _collateral_back(lent) > held
+
+
+async def test_a_payment_the_operator_could_not_pay_gas_for_is_recorded_when_reported_again(lent: Lent) -> None:
+    """The operator's account out of gas: the node refuses its transaction. Before, the payment was refused for
+    good (409, its intent failed under a key that never changes), and the lender's retry got the same 409 for ever
+    while the borrower's payment was never recorded. Now: 503 with Retry-After, the payment kept, and the retry,
+    once the account is topped up, recorded under the next attempt."""
+    h, w3 = lent.h, lent.h.w3
+    balance = w3.eth.get_balance(OPERATOR.address)
+    w3.provider.make_request("anvil_setBalance", [OPERATOR.address, "0x0"])  # type: ignore[arg-type]
+    try:
+        refused = await _report(lent, "evt-1", "pay-1", "100.00", datetime.now(UTC))
+    finally:
+        w3.provider.make_request("anvil_setBalance", [OPERATOR.address, hex(balance)])  # type: ignore[arg-type]
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == str(problems.SERVICE_RETRY_AFTER_SECONDS)
+    assert refused.json()["type"].endswith("/payment-not-sent")
+    assert _kept(lent) == [(100 * USDC, None, "accepted")], "kept, to be sent again"
+    assert h.loan(lent.loan_ref)["outstandingPrincipal"] == PRINCIPAL
+
+    again = await _report(lent, "evt-1", "pay-1", "100.00", datetime.now(UTC))  # the same event, sent again
+    assert again.status_code == 202, again.text
+    assert again.json()["status"] == "confirmed"
+    assert _kept(lent) == [(100 * USDC, None, "recorded")]
+    principal, _ = h.aggregator.functions.amountOwed(lent.loan_ref).call()
+    assert PRINCIPAL - 100 * USDC <= principal < PRINCIPAL, "recorded: interest first, then principal"
+    assert h.loan(lent.loan_ref)["status"] == ACTIVE

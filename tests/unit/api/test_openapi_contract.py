@@ -193,6 +193,9 @@ def test_examples_and_headers_are_what_the_operations_send(document: dict[str, A
     assert example_type(accept, "post", 503) == "chain-unavailable"
     assert example_type("/v1/credit-requests", "post", 403) == "compliance-denied"
     assert example_type("/readyz", "get", 503) == "not-ready"
+    webhook = "/v1/providers/{provider_id}/webhooks"
+    assert example_type(webhook, "post", 503) == "payment-not-sent", "a payment kept, its record not sent yet"
+    assert "Retry-After" in answer(webhook, "post", 503)["headers"]
     assert "Retry-After" not in answer("/readyz", "get", 503).get("headers", {})
     assert "Retry-After" in answer(accept, "post", 409)["headers"]
     assert "Idempotent-Replayed" in answer(accept, "post", 201)["headers"]
