@@ -3,9 +3,11 @@
 Failover is a transport concern, so it lives in the provider layer as web3.py puts HTTP, IPC and WebSocket there:
 ``FailoverProvider`` holds one ``Endpoint`` per RPC URL, each behind its own circuit breaker; a request
 goes to the URL that answered last and moves on to the next when the transport fails (refused, reset, timed out,
-HTTP 5xx). JSON-RPC error answers (a revert, "nonce too low") are answers, not outages: they neither trip a breaker
-nor fail over. Every URL is asked ``eth_chainId`` before its first use and refused for good when it serves another
-chain. Health (head block, lag, last error per URL) is kept for the API and metrics.
+HTTP 5xx) or the URL answers with something that is not a JSON-RPC answer (an HTML page, an empty or truncated body,
+JSON of another shape, though HTTP 200: ``RpcBadAnswer``, counted by its breaker as an outage is). JSON-RPC error
+answers (a revert, "nonce too low") are answers, not outages: they neither trip a breaker nor fail over. Every URL is
+asked ``eth_chainId`` before its first use and refused for good when it serves another chain. Health (head block,
+lag, last error per URL) is kept for the API and metrics.
 
 **Cancellation.** An endpoint posts the JSON-RPC body on its own pooled aiohttp session, not through web3's
 ``AsyncHTTPProvider``: web3 7.16 guards its session cache with a process-wide ``threading.Lock`` taken in a worker
@@ -40,13 +42,16 @@ from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from chain.config import ChainConfig
-from chain.errors import ChainError, ChainIdMismatch, RpcUnavailable
+from chain.errors import ChainError, ChainIdMismatch, RpcBadAnswer, RpcUnavailable
 from chain.types import BlockNumber, ChainId
 
 log = logging.getLogger(__name__)
 
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError, OSError)
+#: what makes a URL fail over: its transport failed, or it answered with something that is not a JSON-RPC answer
+URL_FAILURES: tuple[type[BaseException], ...] = (*TRANSPORT_ERRORS, RpcBadAnswer)
 NOT_FAILED_OVER = frozenset({"eth_sendTransaction"})
+CHAIN_ID_REQUEST = json.dumps({"jsonrpc": "2.0", "method": "eth_chainId", "params": [], "id": 0}).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +78,17 @@ class ChainHealth:
 
 
 class Endpoint:
-    """One RPC URL: its pooled HTTP session, its circuit breaker, and what it last did."""
+    """One RPC URL of chain ``chain_id``: its pooled HTTP session, its circuit breaker, whether it serves that chain
+    (``verified``: None until asked; False with ``refusal`` for good), and what it last did."""
 
-    def __init__(self, url: str, *, timeout: float, fail_max: int, reset_timeout: float) -> None:
+    def __init__(self, url: str, chain_id: int, *, timeout: float, fail_max: int, reset_timeout: float) -> None:
         self.url = url
+        self.chain_id = chain_id
         self.timeout = timeout
-        self.breaker = pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout, name=url)
+        # a refusal is judged by ``refusal``, not the breaker: the URL is never asked again either way
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=fail_max, reset_timeout=reset_timeout, name=url, exclude=[ChainIdMismatch]
+        )
         self.verified: bool | None = None
         self.refusal: ChainIdMismatch | None = None
         self.last_error: str | None = None
@@ -86,7 +96,7 @@ class Endpoint:
         self.last_ok_at: float | None = None
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
-        self._exchanges: set[asyncio.Task[bytes]] = set()  # running exchanges, kept referenced until they end
+        self._exchanges: set[asyncio.Task[Any]] = set()  # running exchanges, kept referenced until they end
 
     def _session_here(self) -> aiohttp.ClientSession:
         """One pooled keep-alive session per event loop (web3's default opens a TCP connection per request)."""
@@ -110,27 +120,47 @@ class Endpoint:
             last_ok_at=self.last_ok_at,
         )
 
-    async def post(self, body: bytes, *, bypass_breaker: bool = False) -> bytes:
-        """POST one JSON-RPC body (a request or a batch) and return the raw answer.
+    async def post(self, body: bytes, *, bypass_breaker: bool = False) -> Any:
+        """POST one JSON-RPC body (a request or a batch) and return the answer, decoded (``answer_of``).
 
         The exchange runs as its own task, shielded from the caller: cancelling the caller (a fan-out or chain
         deadline) stops the wait but not the exchange, which ends within ``timeout`` and is judged by the breaker on
-        what the endpoint did. Transport failures and the endpoint's own timeout count against the breaker."""
+        what the endpoint did. Transport failures, the endpoint's own timeout and an answer that is not a JSON-RPC
+        answer (``RpcBadAnswer``) count against the breaker. The node's chain id is asked first, in the same breaker
+        call, when it was never asked (``ChainIdMismatch`` when it serves another chain)."""
         exchange = asyncio.ensure_future(self._exchange(body, bypass_breaker))
         self._exchanges.add(exchange)
         exchange.add_done_callback(self._forget)
         return await asyncio.shield(exchange)
 
-    def _forget(self, exchange: asyncio.Task[bytes]) -> None:
+    def _forget(self, exchange: asyncio.Task[Any]) -> None:
         self._exchanges.discard(exchange)
         if not exchange.cancelled():
             exchange.exception()  # an abandoned exchange's error was counted by the breaker: mark it retrieved
 
-    async def _exchange(self, body: bytes, bypass_breaker: bool) -> bytes:
+    async def _exchange(self, body: bytes, bypass_breaker: bool) -> Any:
         if bypass_breaker:
-            return await self._send(body)
+            return await self._checked(body)
         with self.breaker.calling():
-            return await self._send(body)
+            return await self._checked(body)
+
+    async def _checked(self, body: bytes) -> Any:
+        if not self.verified:
+            await self._check_chain_id()
+        batch = body[:1] == b"["  # the provider's encoders: a batch is a JSON list, a request an object
+        return answer_of(await self._send(body), self.url, batch=batch)
+
+    async def _check_chain_id(self) -> None:
+        answer = answer_of(await self._send(CHAIN_ID_REQUEST), self.url, batch=False)
+        try:
+            actual = int(str(answer["result"]), 16)
+        except (KeyError, ValueError) as err:
+            raise RpcBadAnswer(f"RPC {self.url} did not answer eth_chainId: {answer.get('error')}") from err
+        if actual != self.chain_id:
+            self.verified = False
+            self.refusal = ChainIdMismatch(self.url, self.chain_id, actual)
+            raise self.refusal
+        self.verified = True
 
     async def _send(self, body: bytes) -> bytes:
         session = self._session_here()
@@ -152,6 +182,32 @@ class Endpoint:
             await session.close()  # a session of a loop that has ended went with its loop
 
 
+def answer_of(raw: bytes, url: str, *, batch: bool) -> Any:
+    """``raw`` decoded when it is a JSON-RPC answer: to a request, an object with ``jsonrpc``, ``id`` and ``result``
+    or ``error``; to a batch, a list of those, or one error object (a node that refuses the batch). Anything else
+    (not JSON, not UTF-8, empty, truncated, another shape) raises ``RpcBadAnswer`` naming the URL and the answer's
+    first bytes."""
+    try:
+        answer = json.loads(raw)
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        raise RpcBadAnswer(f"RPC {url} answered with no JSON: {_opening(raw)}") from err
+    if batch and isinstance(answer, list) and all(_is_answer(item) for item in answer):
+        return answer
+    if _is_answer(answer) and (not batch or "error" in answer):
+        return answer
+    raise RpcBadAnswer(f"RPC {url} answered with JSON that is not a JSON-RPC answer: {_opening(raw)}")
+
+
+def _is_answer(item: Any) -> bool:
+    return isinstance(item, dict) and "jsonrpc" in item and "id" in item and ("result" in item or "error" in item)
+
+
+def _opening(raw: bytes) -> str:
+    if not raw:
+        return "an empty body"
+    return repr(raw[:80]) + (f" ({len(raw)} bytes)" if len(raw) > 80 else "")
+
+
 class FailoverProvider(AsyncJSONBaseProvider):
     """An async provider over several RPC URLs of one chain (see the module docstring)."""
 
@@ -169,7 +225,9 @@ class FailoverProvider(AsyncJSONBaseProvider):
         if not urls:
             raise ChainError("a chain needs at least one RPC URL")
         self.chain_id = chain_id
-        self.endpoints = [Endpoint(u, timeout=timeout, fail_max=fail_max, reset_timeout=reset_timeout) for u in urls]
+        self.endpoints = [
+            Endpoint(u, chain_id, timeout=timeout, fail_max=fail_max, reset_timeout=reset_timeout) for u in urls
+        ]
         self._active = 0
         self._clock = clock
 
@@ -179,18 +237,6 @@ class FailoverProvider(AsyncJSONBaseProvider):
     @property
     def active_url(self) -> str:
         return self.endpoints[self._active].url
-
-    async def _verify(self, endpoint: Endpoint) -> None:
-        raw = await endpoint.post(self.encode_rpc_request(RPCEndpoint("eth_chainId"), []))
-        answer = self.decode_rpc_response(raw)
-        if "result" not in answer:
-            raise ChainError(f"RPC {endpoint.url} did not answer eth_chainId: {answer.get('error')}")
-        actual = int(str(answer["result"]), 16)
-        if actual != self.chain_id:
-            endpoint.verified = False
-            endpoint.refusal = ChainIdMismatch(endpoint.url, self.chain_id, actual)
-            raise endpoint.refusal
-        endpoint.verified = True
 
     def encode_rpc_request(self, method: RPCEndpoint, params: Any) -> bytes:
         """web3's request (``form_request``: the same fields and ids) encoded by the standard library's JSON encoder
@@ -206,8 +252,7 @@ class FailoverProvider(AsyncJSONBaseProvider):
 
     async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         body = self.encode_rpc_request(method, params)
-        raw = await self._post(body, str(method), failover=method not in NOT_FAILED_OVER)
-        return self.decode_rpc_response(raw)
+        return cast(RPCResponse, await self._post(body, str(method), failover=method not in NOT_FAILED_OVER))
 
     async def make_batch_request(self, requests: list[tuple[RPCEndpoint, Any]]) -> list[RPCResponse] | RPCResponse:
         """Several requests as one JSON-RPC batch, failed over as a whole; answers in request order (a node that
@@ -217,13 +262,12 @@ class FailoverProvider(AsyncJSONBaseProvider):
         refused = [str(method) for method, _ in requests if method in NOT_FAILED_OVER]
         if refused:
             raise ChainError(f"{refused[0]} is never sent in a batch")
-        raw = await self._post(self.encode_batch_rpc_request(requests), f"batch of {len(requests)}", failover=True)
-        answer: Any = self.decode_rpc_response(raw)
+        answer = await self._post(self.encode_batch_rpc_request(requests), f"batch of {len(requests)}", failover=True)
         if not isinstance(answer, list):
             return cast(RPCResponse, answer)
         return sorted(answer, key=lambda response: int(response.get("id") or 0))
 
-    async def _post(self, body: bytes, what: str, *, failover: bool) -> bytes:
+    async def _post(self, body: bytes, what: str, *, failover: bool) -> Any:
         attempts = len(self.endpoints) if failover else 1
         last_error: BaseException | None = None
         refusals: list[ChainIdMismatch] = []
@@ -238,9 +282,7 @@ class FailoverProvider(AsyncJSONBaseProvider):
                 refusals.append(endpoint.refusal)
                 continue
             try:
-                if not endpoint.verified:
-                    await self._verify(endpoint)
-                raw = await endpoint.post(body)
+                answer = await endpoint.post(body)
             except ChainIdMismatch as err:
                 refusals.append(err)
                 self._note_error(endpoint, err)
@@ -249,27 +291,30 @@ class FailoverProvider(AsyncJSONBaseProvider):
                 last_error = err
                 skipped_open.append(endpoint)
                 continue
-            except TRANSPORT_ERRORS as err:
+            except URL_FAILURES as err:
                 last_error = err
                 self._note_error(endpoint, err)
                 log.warning("rpc %s failed for %s: %r; failing over", endpoint.url, what, err)
                 continue
             endpoint.last_ok_at = self._clock()
             self._active = index
-            return raw
+            return answer
         if skipped_open and len(skipped_open) + len(refusals) == len(self.endpoints) and attempts > 1:
             # Every usable URL's breaker is open: one last-resort try of the URL that answered last, so that a
             # burst of timeouts does not shut the chain off for a whole reset period.
             endpoint = self.endpoints[self._active] if self.endpoints[self._active] in skipped_open else skipped_open[0]
             try:
-                raw = await endpoint.post(body, bypass_breaker=True)
-            except TRANSPORT_ERRORS as err:
+                answer = await endpoint.post(body, bypass_breaker=True)
+            except ChainIdMismatch as err:
+                refusals.append(err)
+                self._note_error(endpoint, err)
+            except URL_FAILURES as err:
                 last_error = err
                 self._note_error(endpoint, err)
             else:
                 endpoint.last_ok_at = self._clock()
-                return raw
-        if refusals and last_error is None:
+                return answer
+        if refusals and (last_error is None or len(refusals) == len(self.endpoints)):
             raise refusals[0]
         raise RpcUnavailable(
             f"no RPC URL of chain {self.chain_id} answered {what}: {last_error!r}"

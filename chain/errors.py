@@ -23,6 +23,12 @@ class RpcUnavailable(ChainError):
     """No configured RPC URL of a chain answered."""
 
 
+class RpcBadAnswer(ChainError):
+    """An RPC URL answered (HTTP 200) with something that is not a JSON-RPC answer: an HTML error page, an empty or
+    truncated body, JSON of another shape. The URL's failure, counted and failed over as a transport failure is;
+    raised to callers only inside ``RpcUnavailable`` (its cause)."""
+
+
 class RpcRateLimited(RpcUnavailable):
     """The node kept refusing a call for the caller's rate (its provider's rate limit), after a few paced tries: an
     outage for now, the same call to be asked again later."""

@@ -1,5 +1,6 @@
 """ChainOnchainSource on the three real devnets: loans opened, repaid and defaulted per chain, health, nonce, age,
-and chains that are down or hang skipped by name; chain.logs.fetch_logs halving ranges a node refuses."""
+and chains that are down, hang or answer garbage skipped by name; chain.logs.fetch_logs halving ranges a node
+refuses."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from chain.logs import LogQueryError, fetch_logs
 from risk.onchain import MIN_REPAID_SECONDS, combine, thin_wallet
 from risk.onchain_source import HEALTH_FACTOR_ONE, ChainOnchainSource
 from tests.contracts.harness import OPERATOR, USDC, WETH, Harness, loan_fields
+from tests.support.bad_rpc import bad_rpc
 from tests.support.devnet import DeployedChain
 from tests.support.served import posts_served
 
@@ -236,6 +238,27 @@ async def test_a_chain_that_is_down_is_skipped_and_named(devnet_chains: dict[str
     assert "RpcUnavailable" in reading.skipped["arbitrum-local"]
     assert reading.features.chain_ids == (31337, 31338)
     assert (reading.features.loans_opened, reading.features.tx_count) == (1, 6)
+
+
+async def test_a_chain_whose_rpc_answers_garbage_is_skipped_and_named(
+    devnet_chains: dict[str, DeployedChain],
+) -> None:
+    """An RPC answering HTTP 200 with an HTML page (a gateway in front of a sick node): a chain with no other URL is
+    skipped and named, a chain with a healthy second URL is read through it, and the rest are read as ever."""
+    polygon, arbitrum = devnet_chains["polygon-local"].config, devnet_chains["arbitrum-local"].config
+    async with bad_rpc(polygon.chain_id) as sick, bad_rpc(arbitrum.chain_id) as sick_first:
+        overrides = {
+            "polygon-local": polygon.model_copy(update={"rpc_urls": [sick.url]}),
+            "arbitrum-local": arbitrum.model_copy(update={"rpc_urls": [sick_first.url, *arbitrum.rpc_urls]}),
+        }
+        async with source_over(devnet_chains, overrides) as source:
+            reading = await source.read(Account.create().address)
+    assert list(reading.skipped) == ["polygon-local"]
+    assert "RpcUnavailable" in reading.skipped["polygon-local"]
+    assert "RpcBadAnswer" in reading.skipped["polygon-local"]
+    assert sorted(reading.readings) == ["arbitrum-local", "ethereum-local"]
+    assert reading.features.chain_ids == (31337, 31339)
+    assert sick_first.asked[0] == "eth_chainId"
 
 
 async def test_a_chain_that_hangs_is_skipped_within_its_deadline(devnet_chains: dict[str, DeployedChain]) -> None:

@@ -1,0 +1,67 @@
+"""Clients against URLs that answer HTTP 200 with something that is not a JSON-RPC answer (a stub on a loopback port
+beside a real anvil): the URL's failure, counted by its breaker and failed over; a chain whose every URL answers so
+is ``RpcUnavailable``."""
+
+from __future__ import annotations
+
+import pytest
+
+from chain.client import ChainClient
+from chain.config import ChainConfig
+from chain.devnet import Devnet
+from chain.errors import RpcBadAnswer, RpcUnavailable
+from tests.support.bad_rpc import BAD_BODIES, bad_rpc
+
+pytestmark = pytest.mark.integration
+
+CHAIN_ID = 31337
+
+
+@pytest.mark.parametrize("body", list(BAD_BODIES))
+async def test_a_url_answering_garbage_fails_over_to_the_next(anvil: Devnet, body: str) -> None:
+    async with bad_rpc(CHAIN_ID, BAD_BODIES[body]) as stub:
+        config = ChainConfig(name="ethereum-local", chain_id=CHAIN_ID, rpc_urls=[stub.url, anvil.rpc_url])
+        client = ChainClient(config, timeout=2.0, fail_max=3)
+        try:
+            await client.rpc("evm_mine")  # the anvil's head is 1; the stub never answers a block number
+            assert await client.head() == 1
+            garbage, node = client.provider.endpoints
+            assert stub.asked == ["eth_chainId", "evm_mine"]  # asked once, then never again: the anvil answers
+            assert client.provider.active_url == anvil.rpc_url
+            assert garbage.breaker.fail_counter == 1
+            assert garbage.last_error is not None
+            assert garbage.last_error.startswith("RpcBadAnswer: ")
+            assert node.last_ok_at is not None
+            assert node.last_error is None
+        finally:
+            await client.close()
+
+
+@pytest.mark.parametrize("body", ["html", "truncated", "not JSON-RPC"])
+async def test_a_batch_answered_with_garbage_fails_over_to_the_next(anvil: Devnet, body: str) -> None:
+    async with bad_rpc(CHAIN_ID, BAD_BODIES[body]) as stub:
+        config = ChainConfig(name="ethereum-local", chain_id=CHAIN_ID, rpc_urls=[stub.url, anvil.rpc_url])
+        client = ChainClient(config, timeout=2.0)
+        try:
+            assert await client.batch(("eth_chainId", []), ("eth_blockNumber", [])) == [hex(CHAIN_ID), "0x0"]
+            assert stub.asked == ["eth_chainId", "batch"]
+            assert client.provider.endpoints[0].breaker.fail_counter == 1
+        finally:
+            await client.close()
+
+
+async def test_a_chain_whose_every_url_answers_garbage_is_unavailable() -> None:
+    async with bad_rpc(CHAIN_ID) as first, bad_rpc(CHAIN_ID, BAD_BODIES["empty"]) as second:
+        config = ChainConfig(name="ethereum-local", chain_id=CHAIN_ID, rpc_urls=[first.url, second.url])
+        client = ChainClient(config, timeout=2.0, fail_max=2)
+        try:
+            with pytest.raises(RpcUnavailable) as caught:
+                await client.head()
+            assert isinstance(caught.value.__cause__, RpcBadAnswer)
+            assert "an empty body" in str(caught.value)
+            with pytest.raises(RpcUnavailable):
+                await client.head()  # the second failure of each URL opens its breaker
+            assert [e.breaker.current_state for e in client.provider.endpoints] == ["open", "open"]
+            assert ["RpcBadAnswer" in str(e.last_error) for e in client.provider.endpoints] == [True, True]
+        finally:
+            await client.close()
