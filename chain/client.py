@@ -380,7 +380,11 @@ class ChainClient:
         return self
 
     async def head(self) -> BlockNumber:
-        return BlockNumber(await self.w3.eth.block_number)
+        """The node's head block number; ChainError when it answers ``eth_blockNumber`` with something else."""
+        number: Any = await self.w3.eth.block_number
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise ChainError(f"{self.name} answered eth_blockNumber with {number!r:.80}")
+        return BlockNumber(number)
 
     async def rpc(self, method: str, *params: Any) -> Any:
         """A raw JSON-RPC call (devnet methods, ``eth_feeHistory`` …); an error answer raises ChainError."""
@@ -404,16 +408,23 @@ class ChainClient:
             results.append(answer.get("result"))
         return results
 
-    async def health(self) -> ChainHealth:
+    async def health(self, within: float | None = None) -> ChainHealth:
+        """The chain's head block and its lag, read now (within ``within`` seconds when given), and each URL's state.
+        Never raises for what the chain answered: an outage, a refused URL, a bad answer, a block of another shape or
+        no answer in time is reported as not healthy with the error."""
         head: int | None = None
         lag: float | None = None
         try:
-            block = await self.w3.eth.get_block("latest")
-            head = int(block["number"] or 0)
-            lag = max(0.0, self._clock() - float(block["timestamp"]))
-            self._last_error = None
+            async with asyncio.timeout(within):
+                block = await self.w3.eth.get_block("latest")
+            number, lag = int(block["number"]), max(0.0, self._clock() - float(block["timestamp"]))
+            head, self._last_error = number, None
+        except TimeoutError as err:
+            self._last_error = f"no answer within {within} s" if not str(err) else f"TimeoutError: {err}"[:300]
         except ChainError as err:
             self._last_error = str(err)[:300]
+        except Exception as err:  # web3's BlockNotFound, a block without a number: what one chain answered, reported
+            self._last_error = f"{type(err).__name__}: {err}"[:300]
         return ChainHealth(
             chain=self.name,
             chain_id=self.config.chain_id,

@@ -1,20 +1,30 @@
 """Clients against URLs that answer HTTP 200 with something that is not a JSON-RPC answer (a stub on a loopback port
 beside a real anvil): the URL's failure, counted by its breaker and failed over; a chain whose every URL answers so
-is ``RpcUnavailable``."""
+is ``RpcUnavailable``; health reports it and never raises."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from chain.client import ChainClient
 from chain.config import ChainConfig
 from chain.devnet import Devnet
-from chain.errors import RpcBadAnswer, RpcUnavailable
-from tests.support.bad_rpc import BAD_BODIES, bad_rpc
+from chain.errors import ChainError, RpcBadAnswer, RpcUnavailable
+from tests.support.bad_rpc import BAD_BODIES, Answer, bad_rpc
 
 pytestmark = pytest.mark.integration
 
 CHAIN_ID = 31337
+
+
+def _null(request: dict[str, Any]) -> Any:
+    return {"jsonrpc": "2.0", "id": request["id"], "result": None}
+
+
+def _malformed(request: dict[str, Any]) -> Any:
+    return {"jsonrpc": "2.0", "id": request["id"], "result": {"number": "zz", "timestamp": "0x1"}}
 
 
 @pytest.mark.parametrize("body", list(BAD_BODIES))
@@ -63,5 +73,31 @@ async def test_a_chain_whose_every_url_answers_garbage_is_unavailable() -> None:
                 await client.head()  # the second failure of each URL opens its breaker
             assert [e.breaker.current_state for e in client.provider.endpoints] == ["open", "open"]
             assert ["RpcBadAnswer" in str(e.last_error) for e in client.provider.endpoints] == [True, True]
+        finally:
+            await client.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (BAD_BODIES["html"], "RpcBadAnswer"),
+        (BAD_BODIES["empty"], "an empty body"),
+        (_null, "BlockNotFound"),
+        (_malformed, "ValueError"),
+    ],
+    ids=["html", "empty", "null block", "malformed block"],
+)
+async def test_health_reports_a_chain_that_answers_badly(answer: Answer, error: str) -> None:
+    async with bad_rpc(CHAIN_ID, answer) as stub:
+        client = ChainClient(ChainConfig(name="ethereum-local", chain_id=CHAIN_ID, rpc_urls=[stub.url]), timeout=2.0)
+        try:
+            health = await client.health()
+            assert not health.healthy
+            assert health.head_block is None
+            assert health.lag_seconds is None
+            assert health.last_error is not None
+            assert error in health.last_error
+            with pytest.raises(ChainError):  # nor is a block number of another shape taken for one
+                await client.head()
         finally:
             await client.close()
