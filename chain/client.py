@@ -6,8 +6,9 @@ goes to the URL that answered last and moves on to the next when the transport f
 HTTP 5xx) or the URL answers with something that is not a JSON-RPC answer (an HTML page, an empty or truncated body,
 JSON of another shape, though HTTP 200: ``RpcBadAnswer``, counted by its breaker as an outage is). JSON-RPC error
 answers (a revert, "nonce too low") are answers, not outages: they neither trip a breaker nor fail over. Every URL is
-asked ``eth_chainId`` before its first use and refused for good when it serves another chain. Health (head block,
-lag, last error per URL) is kept for the API and metrics.
+asked ``eth_chainId`` before its first use and again before its next use after it failed (a transport failure, a bad
+answer, its breaker open: the node may have been restarted as another chain), and refused for good when it serves
+another chain. Health (head block, lag, last error per URL) is kept for the API and metrics.
 
 **Cancellation.** An endpoint posts the JSON-RPC body on its own pooled aiohttp session, not through web3's
 ``AsyncHTTPProvider``: web3 7.16 guards its session cache with a process-wide ``threading.Lock`` taken in a worker
@@ -79,7 +80,8 @@ class ChainHealth:
 
 class Endpoint:
     """One RPC URL of chain ``chain_id``: its pooled HTTP session, its circuit breaker, whether it serves that chain
-    (``verified``: None until asked; False with ``refusal`` for good), and what it last did."""
+    (``verified``: None until asked, and again once the URL failed; False with ``refusal`` for good), and what it
+    last did."""
 
     def __init__(self, url: str, chain_id: int, *, timeout: float, fail_max: int, reset_timeout: float) -> None:
         self.url = url
@@ -127,7 +129,7 @@ class Endpoint:
         deadline) stops the wait but not the exchange, which ends within ``timeout`` and is judged by the breaker on
         what the endpoint did. Transport failures, the endpoint's own timeout and an answer that is not a JSON-RPC
         answer (``RpcBadAnswer``) count against the breaker. The node's chain id is asked first, in the same breaker
-        call, when it was never asked (``ChainIdMismatch`` when it serves another chain)."""
+        call, when it was never asked or the URL failed since (``ChainIdMismatch`` when it serves another chain)."""
         exchange = asyncio.ensure_future(self._exchange(body, bypass_breaker))
         self._exchanges.add(exchange)
         exchange.add_done_callback(self._forget)
@@ -139,10 +141,17 @@ class Endpoint:
             exchange.exception()  # an abandoned exchange's error was counted by the breaker: mark it retrieved
 
     async def _exchange(self, body: bytes, bypass_breaker: bool) -> Any:
-        if bypass_breaker:
-            return await self._checked(body)
-        with self.breaker.calling():
-            return await self._checked(body)
+        try:
+            if bypass_breaker:
+                return await self._checked(body)
+            with self.breaker.calling():
+                return await self._checked(body)
+        except ChainIdMismatch:
+            raise
+        except Exception:  # failed, or its breaker is open: a node restarted as another chain must be refused
+            if self.verified:
+                self.verified = None
+            raise
 
     async def _checked(self, body: bytes) -> Any:
         if not self.verified:

@@ -1,6 +1,6 @@
 """Clients against URLs that answer HTTP 200 with something that is not a JSON-RPC answer (a stub on a loopback port
 beside a real anvil): the URL's failure, counted by its breaker and failed over; a chain whose every URL answers so
-is ``RpcUnavailable``; health reports it and never raises."""
+is ``RpcUnavailable``; health reports it and never raises; a node restarted as another chain is refused."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from chain.client import ChainClient
-from chain.config import ChainConfig
-from chain.devnet import Devnet
-from chain.errors import ChainError, RpcBadAnswer, RpcUnavailable
+from chain.config import ChainConfig, LocalChain
+from chain.devnet import Devnet, free_port, start_devnet
+from chain.errors import ChainError, ChainIdMismatch, RpcBadAnswer, RpcUnavailable
 from tests.support.bad_rpc import BAD_BODIES, Answer, bad_rpc
 
 pytestmark = pytest.mark.integration
@@ -101,3 +101,30 @@ async def test_health_reports_a_chain_that_answers_badly(answer: Answer, error: 
                 await client.head()
         finally:
             await client.close()
+
+
+async def test_a_node_restarted_as_another_chain_is_refused() -> None:
+    port = free_port()
+    first = start_devnet(LocalChain(name="ethereum-local", chain_id=CHAIN_ID, port=port), port=port)
+    client = await ChainClient(first.config(), timeout=2.0).connect()
+    second: Devnet | None = None
+    try:
+        assert await client.head() == 0
+        first.stop()
+        with pytest.raises(RpcUnavailable):
+            await client.head()
+        assert free_port(again=port) == port
+        second = start_devnet(LocalChain(name="ethereum-local", chain_id=1, port=port), port=port)
+        with pytest.raises(ChainIdMismatch) as caught:
+            await client.head()  # checked again before its first use since it failed: never read
+        assert (caught.value.expected, caught.value.actual) == (CHAIN_ID, 1)
+        health = await client.health()
+        assert not health.healthy
+        assert health.endpoints[0].chain_id_ok is False
+        assert health.last_error is not None
+        assert "serves chain id 1" in health.last_error
+    finally:
+        await client.close()
+        first.stop()
+        if second is not None:
+            second.stop()
