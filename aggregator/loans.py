@@ -24,7 +24,7 @@ from web3.exceptions import ContractLogicError, Web3Exception
 from aggregator.errors import LoanNotFound
 from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.ledger import ACTIVE, DEFAULTED
-from aggregator.platform import ChainRuntime
+from aggregator.platform import ChainRuntime, earlier_deployment
 from aggregator.servicing.delinquency import (
     Delinquency,
     Payment,
@@ -315,6 +315,9 @@ class LoanService:
         chain = self._chains.get(loan.chain_name)
         if chain is None:
             return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured", schedule)
+        earlier = earlier_deployment(chain, loan.contract)
+        if earlier is not None:  # the chain's contracts are a newer deployment's: its loan of this id is another loan
+            return LoanDetail(loan, entries, None, f"no live figures: {earlier}", schedule)
         try:
             live = await self._live(chain, loan.onchain_loan_id)
             live = replace(live, schedule=schedule, paid=loan.repaid)
@@ -332,7 +335,8 @@ class LoanService:
     async def delinquencies(self, loans: Sequence[LoanRecord]) -> dict[str, Delinquency]:
         """Days past due of the open ones among ``loans`` (a list's page), by each chain's clock: one JSON-RPC batch of
         ``getLoan`` per chain at its latest block. A chain that does not answer leaves its loans out. Amortizing loans
-        are judged by their schedules too: their quotes' disclosures are read in one query for the page."""
+        are judged by their schedules too: their quotes' disclosures are read in one query for the page. A loan of an
+        earlier deployment of a chain's contracts is left out (its id names another loan at the newest)."""
         by_chain: dict[str, list[LoanRecord]] = {}
         for loan in loans:
             if (
@@ -340,6 +344,7 @@ class LoanService:
                 and not loan.unfunded
                 and loan.onchain_loan_id is not None
                 and loan.chain_name in self._chains
+                and earlier_deployment(self._chains[loan.chain_name], loan.contract) is None
             ):
                 by_chain.setdefault(loan.chain_name, []).append(loan)
         quote_ids = [row.quote_id for rows in by_chain.values() for row in rows if row.quote_id is not None]

@@ -48,7 +48,8 @@ async def test_the_live_error_names_the_chain_and_not_the_node(caplog: pytest.Lo
     store.loans = {"l0": replace(loan, borrower_id="alice", onchain_loan_id=1)}
     async with refusing_node() as url:
         provider = FailoverProvider([url], 31337)
-        chain = SimpleNamespace(name="ethereum-local", w3=AsyncWeb3(provider))
+        aggregator = SimpleNamespace(address=loan.contract)  # the loan's deployment: the newest
+        chain = SimpleNamespace(name="ethereum-local", w3=AsyncWeb3(provider), aggregator=lambda: aggregator)
         service = LoanService(store, {"ethereum-local": cast(ChainRuntime, chain)})
         try:
             with caplog.at_level(logging.WARNING, logger="aggregator.loans"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import cast
 
 import pytest
@@ -37,6 +38,10 @@ pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LOAN = LoanRecord("l0", "ethereum-local", 31337, "0x" + "11" * 20, "active", "USDC", 10**9, "0x" + "ab" * 32, NOW)
+#: the chain the loans are on, its CreditAggregator the loans' (live figures come from the fake reader)
+_CHAIN = cast(
+    ChainRuntime, SimpleNamespace(name="ethereum-local", aggregator=lambda: SimpleNamespace(address=LOAN.contract))
+)
 WHERE = ChainRef(7, "0x" + "cd" * 32, "0x" + "ef" * 32, 0)
 
 
@@ -67,7 +72,7 @@ class FakeChain:
 
 
 def _service(live: FakeChain) -> LoanService:
-    return LoanService(_store(), {"ethereum-local": cast(ChainRuntime, object())}, live=live)
+    return LoanService(_store(), {"ethereum-local": _CHAIN}, live=live)
 
 
 async def test_a_loan_is_shown_with_its_entries_and_live_figures_only_to_whom_it_belongs() -> None:
@@ -101,7 +106,7 @@ async def test_an_unfunded_loan_shows_nothing_owed_or_past_due_and_is_listed_by_
     is not asked; a list by the ``unfunded`` flag holds it alone."""
     store, live = _store(), FakeChain()
     store.loans["a1"] = replace(store.loans["a1"], unfunded=True, quote_id="q1")
-    loans = LoanService(store, {"ethereum-local": cast(ChainRuntime, object())}, live=live)
+    loans = LoanService(store, {"ethereum-local": _CHAIN}, live=live)
     shown = await loans.detail("a1", LoanScope())
     assert (shown.live, shown.live_error) == (None, UNFUNDED_LIVE)
     assert shown.loan.flags == [LoanFlag.UNFUNDED]
@@ -110,6 +115,22 @@ async def test_an_unfunded_loan_shows_nothing_owed_or_past_due_and_is_listed_by_
     assert [loan.id for loan in loans.page(LoanScope(), None, 10, LoanFlag.UNFUNDED)] == ["a1"]
     assert [loan.id for loan in loans.page(LoanScope(borrower_id="bob"), None, 10, LoanFlag.UNFUNDED)] == []
     assert [loan.id for loan in loans.page(LoanScope(), None, 10, LoanFlag.NO_QUOTE)] == ["a3", "a2", "b1"]
+
+
+async def test_a_loan_of_an_earlier_deployment_shows_no_other_loans_figures() -> None:
+    """The chain's deployment record names a newer CreditAggregator, whose loans are numbered from 1 again: a loan of
+    the earlier one is shown without live figures, the reason named, and no days past due (the chain is not asked
+    for the newer deployment's loan of the same id)."""
+    store, live = _store(), FakeChain()
+    store.loans["a1"] = replace(store.loans["a1"], contract="0x" + "22" * 20)
+    loans = LoanService(store, {"ethereum-local": _CHAIN}, live=live)
+    shown = await loans.detail("a1", LoanScope())
+    assert shown.live is None
+    assert shown.live_error is not None
+    assert "earlier deployment" in shown.live_error
+    assert "0x" + "22" * 20 in shown.live_error
+    assert live.asked == []
+    assert await loans.delinquencies([shown.loan]) == {}
 
 
 def test_pages_are_newest_first_and_scoped() -> None:
@@ -143,9 +164,7 @@ async def test_an_amortizing_loan_is_past_due_by_its_disclosed_schedule_and_what
     async def live(chain: ChainRuntime, loan_ref: int) -> LiveFigures:
         return LiveFigures(100, 905, 12, Decimal("1.5"), maturity=maturity, block_time=five_days_late)
 
-    detail = await LoanService(store, {"ethereum-local": cast(ChainRuntime, object())}, live=live).detail(
-        "a1", LoanScope()
-    )
+    detail = await LoanService(store, {"ethereum-local": _CHAIN}, live=live).detail("a1", LoanScope())
     assert [i.number for i in detail.schedule] == [1, 2]
     assert detail.live is not None
     assert (detail.live.paid, len(detail.live.schedule)) == (515, 2)
