@@ -246,9 +246,9 @@ def _problem_response(
         "detail": title,
         "instance": path,
     }
-    if status == 422:
+    if slug == _GENERIC[422][0]:  # a validation error names its fields; an operation's own 422 problem does not
         example["errors"] = [{"field": "term_days", "message": "Input should be greater than or equal to 1"}]
-    description = _GENERIC[status][1]
+    description = title if status == 422 and slug != _GENERIC[422][0] else _GENERIC[status][1]
     if also := _ALSO.get((operation_id, status)):
         description += f" ({slug}; or {also})"
     if status == 503 and reads_database and slug != _DATABASE_DOWN[0]:  # the example shows the operation's own

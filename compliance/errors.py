@@ -10,6 +10,7 @@ ComplianceError
 ├── KycError
 │   ├── KycProviderError          the provider failed or answered something unusable
 │   └── WebhookRejected           bad signature, stale timestamp or a replayed delivery
+│       └── UnusableKycEvent      verifies, but cannot be applied (an unknown applicant, not a review)
 ├── PiiError
 │   ├── SubjectKeyMissing         the subject's key is gone (erased) or never existed
 │   └── ErasureRefused            a retention period still applies

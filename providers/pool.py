@@ -112,6 +112,9 @@ class PoolAdapter(ProviderAdapter):
         #: the token the platform lists for ``asset`` on ``chain``, which the pool must lend (None: not checked;
         #: empty: not listed there)
         self.listed_token: str | None = None
+        #: why the registration's capabilities cannot serve this pool (refused at registration; a stored one loads
+        #: within the pool's own asset and chain, with a warning)
+        self.capability_conflict: str | None = None
         #: the chain's CreditAggregator, which opens the pool's loans: the pool must lend for it and be registered
         #: with it (None: not known here; the pool's own ``creditAggregator()``, immutable, read at the first quote)
         self.aggregator_address: str | None = aggregator_address
@@ -147,6 +150,9 @@ class PoolAdapter(ProviderAdapter):
         )
         if context.tokens is not None:
             pool.listed_token = context.tokens.get(config.chain, {}).get(config.asset, "")
+        pool.capability_conflict = capability_conflict(registration, config.asset, config.chain)
+        if pool.capability_conflict is not None:
+            log.warning("%s (its own asset and chain are kept)", pool.capability_conflict)
         return pool
 
     async def check_destination(self) -> None:
@@ -156,6 +162,8 @@ class PoolAdapter(ProviderAdapter):
         a pool that does not lend for the chain's CreditAggregator (``creditAggregator()``) or that it has not
         registered (``poolId(pool)`` 0: the Timelock's ``registerPool`` not executed yet, or never proposed): its
         offers were ranked and signed, and every accept then failed on-chain (``UnknownPool``)."""
+        if self.capability_conflict is not None:
+            raise InvalidRegistration(self.capability_conflict)
         if self.listed_token is None and not self._aggregator_given:
             return
         if self.listed_token is not None and not self.listed_token:
@@ -312,20 +320,25 @@ def pool_capabilities(registration: ProviderRegistration, asset: str, chain: str
     jurisdictions), checked before it is asked as an HTTP lender's are (``Capabilities.accepts``: ``ineligible``
     with the reason), within its own asset and chain; none given: any request for its asset on its chain. They were
     stored and ignored: a pool an admin limited to New York borrowers and 100 USDC was offered to a Florida borrower
-    for 1,500. ``InvalidRegistration`` for capabilities that leave out the pool's asset or chain: it could lend to
-    no one."""
-    given = registration.capabilities
+    for 1,500. Capabilities that leave out the pool's asset or chain are refused at registration
+    (``capability_conflict``, ``check_destination``); one stored before that was checked keeps its pool's own."""
     own = Capabilities(assets=frozenset({asset}), chains=frozenset({chain}))
-    if given is None:
-        return own
-    if asset not in given.assets:
-        raise InvalidRegistration(
+    given = registration.capabilities
+    return own if given is None else replace(given, assets=own.assets, chains=own.chains)
+
+
+def capability_conflict(registration: ProviderRegistration, asset: str, chain: str) -> str | None:
+    """Why the registration's capabilities could lend to no one through a pool of ``asset`` on ``chain`` (they leave
+    out its asset or its chain), or None."""
+    given = registration.capabilities
+    if given is not None and asset not in given.assets:
+        return (
             f"{registration.provider_id}: capabilities.assets ({', '.join(sorted(given.assets))}) leave out the "
             f"pool's asset {asset}"
         )
-    if given.chains and chain not in given.chains:
-        raise InvalidRegistration(
+    if given is not None and given.chains and chain not in given.chains:
+        return (
             f"{registration.provider_id}: capabilities.chains ({', '.join(sorted(given.chains))}) leave out the "
             f"pool's chain {chain}"
         )
-    return replace(given, assets=own.assets, chains=own.chains)
+    return None

@@ -256,11 +256,11 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             if registration.provider_id in self and not self.deregistered(registration.provider_id):
                 raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
             adapter = self.build(registration)
+            await adapter.check_destination()  # what is wrong with the registration itself first (422), then clashes
             pool = adapter.lending_pool()
             if pool is not None:
                 quoting = [(other.provider_id, other.lending_pool()) for other in self._adapters]
                 self._check_pool_unserved(registration.provider_id, pool, quoting)
-            await adapter.check_destination()
             if webhook_url is not None:
                 await self.check_webhook_url(registration.provider_id, webhook_url)
                 if not isinstance(registration.config.get("secret"), str):

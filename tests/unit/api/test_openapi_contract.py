@@ -310,3 +310,15 @@ def test_every_operation_that_reads_the_database_documents_its_outage(document: 
     assert (loans["type"].rsplit("/", 1)[1], loans["title"]) == ("database-unavailable", "The database is unavailable")
     accept = document["paths"]["/v1/quotes/{quote_id}/accept"]["post"]["responses"]["503"]
     assert "chain-unavailable; or database-unavailable" in accept["description"]
+
+
+def test_an_operations_own_422_problem_is_shown_without_a_validation_errors_list(document: dict[str, Any]) -> None:
+    """The KYC webhook's 422 is only ever ``kyc-event-unusable`` (an event the provider signed that cannot be
+    applied), which names no fields; a validation error's example lists them."""
+    unusable = document["paths"]["/v1/kyc/webhooks"]["post"]["responses"]["422"]
+    example = unusable["content"][PROBLEM_JSON]["example"]
+    assert example["type"].endswith("/kyc-event-unusable")
+    assert "errors" not in example
+    assert unusable["description"] == "The KYC event cannot be applied"
+    invalid = document["paths"]["/v1/credit-requests"]["post"]["responses"]["422"]["content"][PROBLEM_JSON]
+    assert invalid["example"]["errors"][0]["field"] == "term_days"
