@@ -70,6 +70,9 @@ FUND_REFUSED = "fund-refused"
 FUNDING_SETTLED = ("funded", FUND_REFUSED)
 #: how a ``fund-refused`` accept's error says the lender itself reported the funding failed (``offer.funding_failed``)
 REPORTED_FUNDING_FAILURE = "reported that funding the loan failed: offer.funding_failed"
+#: how a ``fund-refused`` accept's error says the funding instruction was never delivered within the funding window
+#: (``aggregator.accepting``: recovery stops sending it, and the loan is settled as one its lender refused)
+UNDELIVERED_FUNDING = "funding instruction not delivered within the funding window"
 
 
 def is_done(step: AcceptStep, kind: str, lender_state: str | None = None) -> bool:
@@ -84,11 +87,22 @@ def is_done(step: AcceptStep, kind: str, lender_state: str | None = None) -> boo
 
 
 def funding_failure(provider_id: str, error: str | None) -> str:
-    """What the borrower is told of a ``fund-refused`` accept: that its lender reported the funding failed, or refused
-    to fund the loan (the lender's own words stay in the record and the log, for an operator)."""
+    """What the borrower is told of a ``fund-refused`` accept: that its lender reported the funding failed, refused
+    to fund the loan, or never took the funding instruction within the funding window (the lender's own words stay in
+    the record and the log, for an operator)."""
     if error is not None and REPORTED_FUNDING_FAILURE in error:
         return f"{provider_id} reported that funding the loan failed"
+    if error is not None and error.startswith(UNDELIVERED_FUNDING):
+        return f"{provider_id} did not take the instruction to fund the loan within the funding window"
     return f"{provider_id} refused to fund the loan"
+
+
+def funding_pending(kind: str, step: AcceptStep | str | None, lender_state: str | None) -> bool:
+    """Whether a traditional lender's loan is open on-chain with its funding not yet settled: the accept is
+    ``recorded`` and the lender has neither answered the funding instruction (``funded``, ``fund-refused``) nor
+    reported the funding failed — the instruction is on its way, or was not delivered (a lender outage) and recovery
+    sends it again. The borrower may not have been paid out, so servicing protects it as an unfunded loan."""
+    return kind == TRADITIONAL and step == AcceptStep.RECORDED and lender_state not in FUNDING_SETTLED
 
 
 @dataclass(frozen=True, slots=True)

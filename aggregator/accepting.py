@@ -57,6 +57,7 @@ from aggregator.accept_saga import (
     RESERVATION_DECLINED,
     RESERVATION_UNKNOWN,
     TRADITIONAL,
+    UNDELIVERED_FUNDING,
     WITHDRAWN,
     AcceptRecord,
     AcceptStep,
@@ -68,6 +69,7 @@ from aggregator.accept_saga import (
     ScreeningLog,
     advance,
     funding_failure,
+    funding_pending,
     is_done,
 )
 from aggregator.assets import AssetRegistry
@@ -99,6 +101,8 @@ log = logging.getLogger(__name__)
 
 RELAY_TIMEOUT = 120.0  # seconds to confirmation before the accept answers "in progress" (the saga carries on)
 DEFAULT_LEASE = timedelta(seconds=30)
+#: how long an undelivered funding instruction is sent again before the loan is settled as unfunded (docs/servicing.md)
+FUNDING_WINDOW = timedelta(hours=24)
 KILL_POINTS = frozenset({"locked", "screened", "simulated", "reserved", "submitted", "sent", "mined", "recorded"})
 __all__ = ["DEFAULT_LEASE", "KILL_POINTS", "LENDER_ATTEMPTS", "LENDER_BACKOFF", "RELAY_TIMEOUT", "AcceptanceService"]
 
@@ -114,10 +118,13 @@ class Accepted:
 
 
 def _accepted(quote: QuoteView, record: AcceptRecord, loan: LoanRecord | None = None) -> Accepted:
-    """The accept's answer once its loan is recorded (``record.loan_id`` set)."""
+    """The accept's answer once its loan is recorded (``record.loan_id`` set): the loan flagged ``funding_pending``
+    while its lender has not answered the funding instruction (not delivered yet: recovery sends it again)."""
     assert record.loan_id is not None
     failed = record.lender_state == FUND_REFUSED and quote.kind == TRADITIONAL
     reason = funding_failure(quote.provider_id, record.error) if failed else None
+    if loan is not None:
+        loan = replace(loan, funding_pending=funding_pending(quote.kind, record.step, record.lender_state))
     return Accepted(record.loan_id, quote.id, loan, reason)
 
 
@@ -140,6 +147,7 @@ class AcceptanceService:
         kill_at: str = "",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lender_backoff: float = LENDER_BACKOFF,
+        funding_window: timedelta = FUNDING_WINDOW,
     ) -> None:
         if kill_at and kill_at not in KILL_POINTS:
             raise ValueError(f"unknown kill point {kill_at!r}; known: {', '.join(sorted(KILL_POINTS))}")
@@ -148,7 +156,7 @@ class AcceptanceService:
         self._compliance, self._assets = compliance, assets
         self._limits = limits or ExposureLimits(tier_limits=compliance.tier_limits)
         self._lease, self._relay_timeout, self._kill_at, self._clock = lease, relay_timeout, kill_at, clock
-        self._lender = LenderPhases(providers, lender_backoff)
+        self._lender, self._funding_window = LenderPhases(providers, lender_backoff), funding_window
         self.owner = f"accept-{uuid.uuid4().hex[:16]}"
         self._records = AcceptRecords(store, self.owner, lease, clock)
         self._driving: dict[str, asyncio.Task[Accepted | None]] = {}
@@ -434,7 +442,9 @@ class AcceptanceService:
 
     async def _fund(self, quote: QuoteView, record: AcceptRecord) -> AcceptRecord:
         """Tell the lender to fund the loan now confirmed on-chain; a failure leaves the accept at 'recorded' for
-        recovery to retry (the instruction is idempotent under the same key). The answer is settled unless the
+        recovery to retry (the instruction is idempotent under the same key) until the funding window has passed
+        since the loan was recorded: then it is settled ``fund-refused`` (``UNDELIVERED_FUNDING``), never sent again,
+        and the loan is unfunded, cancelled or settled by an admin as any other. The answer is settled unless the
         lender's ``offer.funding_failed`` was recorded first (``aggregator.offer_events``): that stands, and an answer
         contradicting it is logged as an error for an operator."""
         try:
@@ -445,6 +455,12 @@ class AcceptanceService:
                 record, AcceptStep.RECORDED, error=str(err), lender_state=FUND_REFUSED
             )
         except (ProviderError, ProviderRefused) as err:
+            if await asyncio.to_thread(self._past_funding_window, record):
+                log.error("accept %s: loan %s: %s: %s", quote.id, record.loan_id, UNDELIVERED_FUNDING, err)
+                error = f"{UNDELIVERED_FUNDING} ({self._funding_window}): {err}"
+                return await self._records.settle_funding(
+                    record, AcceptStep.RECORDED, error=error[:500], lender_state=FUND_REFUSED
+                )
             log.warning("accept %s: funding instruction not delivered: %s", quote.id, err)
             error = f"funding instruction not delivered: {err}"
             return await self._records.settle_funding(record, AcceptStep.RECORDED, error=error)
@@ -459,6 +475,12 @@ class AcceptanceService:
                 settled.error,
             )
         return settled
+
+    def _past_funding_window(self, record: AcceptRecord) -> bool:
+        """Whether the funding window has passed since the accept's loan was recorded."""
+        with self._loans.reading() as loans:
+            loan = None if record.loan_id is None else loans.get(record.loan_id)
+        return loan is not None and self._clock() - loan.created_at >= self._funding_window
 
     async def _cancel(self, quote: QuoteView, record: AcceptRecord, reason: str) -> None:
         """Back to offered: cancel a lender's reservation first (recorded), then release the quote."""

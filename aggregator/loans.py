@@ -49,6 +49,11 @@ WAD = Decimal(10) ** 18
 
 #: why an unfunded loan's detail has no live figures (``LoanOut.live_error``)
 UNFUNDED_LIVE = "its lender never funded it: nothing is owed or past due; it is cancelled, or settled by an admin"
+#: why a loan whose funding is not confirmed yet has no live figures (``LoanOut.live_error``)
+FUNDING_PENDING_LIVE = (
+    "its lender has not confirmed funding it yet (the funding instruction is sent again until it is delivered): not "
+    "serviced meanwhile, neither past due nor liquidated"
+)
 
 
 class LoanFlag(StrEnum):
@@ -60,6 +65,8 @@ class LoanFlag(StrEnum):
     NO_QUOTE = "no_quote"
     #: its lender refused, or reported failed, the funding (``LoanRecord.unfunded``)
     UNFUNDED = "unfunded"
+    #: its lender has not answered the funding instruction yet (``LoanRecord.funding_pending``)
+    FUNDING_PENDING = "funding_pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +106,18 @@ class LoanRecord:
     #: ``fund-refused``): the borrower was never paid out, so it is not serviced (no days past due, no default); it
     #: ends cancelled (its collateral back with the borrower) or, once an admin settles it as funded, is serviced
     unfunded: bool = False
+    #: funded off-chain, and its lender has not answered the funding instruction yet (its accept ``recorded``, the
+    #: lender state neither ``funded`` nor ``fund-refused``: ``accept_saga.funding_pending``) — sent again by recovery
+    #: after an outage: the borrower may not have been paid out, so it is not serviced either until it is funded (or
+    #: becomes unfunded, past the funding window)
+    funding_pending: bool = False
 
     @property
     def flags(self) -> list[LoanFlag]:
         """What a reader should know of how the loan came to be, or why it is not serviced (``LoanFlag``)."""
         flags = [LoanFlag.OPENED_OUTSIDE_ACCEPT] if self.opened_outside_accept else []
         flags += [LoanFlag.NO_QUOTE] if self.quote_id is None else []
+        flags += [LoanFlag.FUNDING_PENDING] if self.funding_pending else []
         return flags + ([LoanFlag.UNFUNDED] if self.unfunded else [])
 
     @property
@@ -312,6 +325,8 @@ class LoanService:
             return LoanDetail(loan, entries, None, schedule=schedule)
         if loan.unfunded:  # owed on-chain, but the borrower was never paid out: nothing is due, so none is shown
             return LoanDetail(loan, entries, None, UNFUNDED_LIVE, schedule)
+        if loan.funding_pending:  # the borrower may not have been paid out yet: not serviced, so not shown due
+            return LoanDetail(loan, entries, None, FUNDING_PENDING_LIVE, schedule)
         chain = self._chains.get(loan.chain_name)
         if chain is None:
             return LoanDetail(loan, entries, None, f"chain {loan.chain_name} is not configured", schedule)
@@ -342,6 +357,7 @@ class LoanService:
             if (
                 loan.status in (ACTIVE, DEFAULTED)
                 and not loan.unfunded
+                and not loan.funding_pending
                 and loan.onchain_loan_id is not None
                 and loan.chain_name in self._chains
                 and earlier_deployment(self._chains[loan.chain_name], loan.contract) is None

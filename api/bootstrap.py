@@ -253,6 +253,7 @@ async def build_platform(settings: Settings) -> Platform:
         lease=timedelta(seconds=settings.accept_lease_seconds),
         relay_timeout=settings.accept_wait_seconds,
         kill_at=settings.test_accept_kill_point,
+        funding_window=timedelta(seconds=settings.funding_window_seconds),
     )
     borrowers = BorrowerFiles(SqlBorrowerStore(database), keys)
     reviews = SanctionsReviews(SqlSanctionsReviewStore(database), borrowers, compliance)

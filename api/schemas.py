@@ -254,7 +254,10 @@ class LoanOut(BaseModel):
         "through us); no_quote: from an offer that is not one of our quotes; unfunded: funded off-chain, and its "
         "lender refused or reported failed the funding, so the borrower was never paid out: not serviced (no days "
         "past due, no default, no live figures) until it is cancelled (its collateral released to the borrower) or an "
-        "admin settles it as funded",
+        "admin settles it as funded; funding_pending: funded off-chain, and its lender has not answered the funding "
+        "instruction yet (not delivered: sent again until it is, within the funding window), so the borrower may not "
+        "have been paid out: not serviced either (no days past due, no default, no live figures, its liquidation "
+        "held) until the lender funds it, or it becomes unfunded past the window",
     )
     provider_id: str | None
     chain: str

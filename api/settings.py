@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     accept_lease_seconds: float = Field(default=30.0, gt=0.5, le=600)
     #: seconds a POST /accept waits for confirmation before answering 409 "in progress" (the saga carries on)
     accept_wait_seconds: float = Field(default=120.0, gt=0, le=600)
+    #: how long after a loan funded off-chain opens its undelivered funding instruction is sent again; past it the
+    #: loan is unfunded (``fund-refused``): cancelled once its lender confirms it, or settled by an admin
+    funding_window_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     #: test hook: the API process SIGKILLs itself at this named point of the accept saga (empty: never)
     test_accept_kill_point: str = ""
     asset_prices_usd: dict[str, Decimal] = Field(

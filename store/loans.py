@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from aggregator.accept_saga import FUND_REFUSED
+from aggregator.accept_saga import FUND_REFUSED, FUNDING_SETTLED, TRADITIONAL, AcceptStep, funding_pending
 from aggregator.errors import AmbiguousOfferRef
 from aggregator.loans import (
     ChainRef,
@@ -36,14 +36,21 @@ from store.ledger import (
 )
 from store.servicing import recorded_repayments
 
-#: the ``LoanRecord`` fields a ``loans`` row holds (``unfunded`` is its accept's)
-COLUMNS = tuple(name for name in LoanRecord.__dataclass_fields__ if name != "unfunded")
+#: the ``LoanRecord`` fields a ``loans`` row holds (``unfunded`` and ``funding_pending`` are its accept's)
+COLUMNS = tuple(name for name in LoanRecord.__dataclass_fields__ if name not in ("unfunded", "funding_pending"))
 
 #: a loan funded off-chain whose lender refused, or reported failed, the funding (its accept's ``fund-refused``)
 UNFUNDED: ColumnElement[bool] = and_(LoanRow.pool.is_(None), AcceptRow.lender_state == FUND_REFUSED)
+#: a loan funded off-chain whose lender has not answered the funding instruction yet (``accept_saga.funding_pending``)
+FUNDING_PENDING: ColumnElement[bool] = and_(
+    LoanRow.pool.is_(None),
+    AcceptRow.step == AcceptStep.RECORDED.value,
+    func.coalesce(AcceptRow.lender_state, "").not_in(FUNDING_SETTLED),
+)
 #: each ``LoanOut`` flag a list may be filtered by, as a condition on ``_with_funding``'s rows
 FLAGS: dict[LoanFlag, ColumnElement[bool]] = {
     LoanFlag.UNFUNDED: UNFUNDED,
+    LoanFlag.FUNDING_PENDING: FUNDING_PENDING,
     LoanFlag.OPENED_OUTSIDE_ACCEPT: LoanRow.opened_outside_accept.is_(True),
     LoanFlag.NO_QUOTE: LoanRow.quote_id.is_(None),
 }
@@ -54,17 +61,22 @@ def loan_columns(loan: LoanRecord) -> dict[str, Any]:
     return {name: getattr(loan, name) for name in COLUMNS}
 
 
-def loan_record(row: LoanRow, unfunded: bool = False) -> LoanRecord:
-    return LoanRecord(**{name: getattr(row, name) for name in COLUMNS}, unfunded=unfunded)
+def loan_record(row: LoanRow, unfunded: bool = False, pending: bool = False) -> LoanRecord:
+    return LoanRecord(**{name: getattr(row, name) for name in COLUMNS}, unfunded=unfunded, funding_pending=pending)
 
 
-def _with_funding() -> Select[LoanRow, str | None]:
-    """Loans with their accept's ``lender_state`` (None without an accept), which says whether one is unfunded."""
-    return select(LoanRow, AcceptRow.lender_state).outerjoin(AcceptRow, AcceptRow.quote_id == LoanRow.quote_id)
+def _with_funding() -> Select[LoanRow, str | None, str | None]:
+    """Loans with their accept's ``lender_state`` and ``step`` (None without an accept), which say whether one is
+    unfunded or its funding pending."""
+    return select(LoanRow, AcceptRow.lender_state, AcceptRow.step).outerjoin(
+        AcceptRow, AcceptRow.quote_id == LoanRow.quote_id
+    )
 
 
-def _funded_record(row: LoanRow, lender_state: str | None) -> LoanRecord:
-    return loan_record(row, unfunded=row.pool is None and lender_state == FUND_REFUSED)
+def _funded_record(row: LoanRow, lender_state: str | None, step: str | None) -> LoanRecord:
+    off_chain = row.pool is None
+    pending = off_chain and funding_pending(TRADITIONAL, step, lender_state)
+    return loan_record(row, unfunded=off_chain and lender_state == FUND_REFUSED, pending=pending)
 
 
 def _where(fact: ChainFactRow) -> ChainRef:
@@ -79,7 +91,7 @@ class SqlLoanRepository:
 
     def get(self, loan_id: str) -> LoanRecord | None:
         found = self.session.execute(_with_funding().where(LoanRow.id == loan_id)).first()
-        return None if found is None else _funded_record(found[0], found[1])
+        return None if found is None else _funded_record(*found)
 
     def entries(self, loan_id: str) -> LoanEntries:
         def rows(model: Any) -> list[Any]:
@@ -138,7 +150,7 @@ class SqlLoanRepository:
                 or_(LoanRow.created_at < created_at, and_(LoanRow.created_at == created_at, LoanRow.id < loan_id))
             )
         newest_first = query.order_by(LoanRow.created_at.desc(), LoanRow.id.desc()).limit(limit)
-        return [_funded_record(found[0], found[1]) for found in self.session.execute(newest_first)]
+        return [_funded_record(*found) for found in self.session.execute(newest_first)]
 
 
 class SqlLoanStore:

@@ -14,13 +14,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
-from aggregator.accept_saga import FUND_REFUSED
+from aggregator.accept_saga import FUND_REFUSED, TRADITIONAL, funding_pending
 from aggregator.servicing.payment_times import RecordedRepayment
 from aggregator.servicing.repository import OpenLoan as OpenLoan
 from aggregator.servicing.repository import UnclaimedCollateral as UnclaimedCollateral
+from chain.transactions import BARRED_PAYLOAD
 from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow, QuoteRow
 from store.base import Base
+from store.chain_rows import DROPPED, FAILED, REVERTED, ChainIntentRow
 from store.db import Database
 from store.leases import Lease, SqlLeaseStore, fence
 from store.ledger import ChainFactRow, LoanRepaymentRow
@@ -66,7 +68,7 @@ class SqlServicingRepository:
 
     def open_loans(self, chain_id: int, aggregator: str) -> list[OpenLoan]:
         rows = self.session.execute(
-            select(LoanRow, QuoteRow.disclosure, QuoteRow.offer, AcceptRow.lender_state)
+            select(LoanRow, QuoteRow.disclosure, QuoteRow.offer, AcceptRow.lender_state, AcceptRow.step)
             .outerjoin(QuoteRow, QuoteRow.id == LoanRow.quote_id)
             .outerjoin(AcceptRow, AcceptRow.loan_id == LoanRow.id)
             .where(
@@ -90,9 +92,10 @@ class SqlServicingRepository:
                 repaid=int(row.interest_paid or 0) + int(row.principal_paid or 0),
                 disclosure=disclosure,
                 unfunded=row.pool is None and lender_state == FUND_REFUSED,
+                funding_pending=row.pool is None and funding_pending(TRADITIONAL, step, lender_state),
                 provider_ref=None if not offer or offer.get("providerRef") is None else str(offer["providerRef"]),
             )
-            for row, disclosure, offer, lender_state in rows
+            for row, disclosure, offer, lender_state, step in rows
         ]
 
     def announced(self, loan_id: str) -> set[str]:
@@ -161,6 +164,29 @@ class SqlServicingRepository:
             )
             for row in rows
         ]
+
+    def held_loans(self, chain_id: int, manager: str) -> set[int]:
+        """Loans held by the default job's ``holdLiquidation`` intents on ``manager`` (keyed
+        ``holdLiquidation:<chain id>:<manager>:<loan id>``) with no ``releaseLiquidationHold`` intent of the same
+        loan."""
+        held_prefix = f"holdLiquidation:{chain_id}:{manager}:"
+        released = {
+            key.rsplit(":", 1)[1]
+            for key in self.session.scalars(
+                select(ChainIntentRow.key).where(
+                    ChainIntentRow.key.startswith(f"releaseLiquidationHold:{chain_id}:{manager}:", autoescape=True)
+                )
+            )
+        }
+        holds = self.session.scalars(
+            select(ChainIntentRow.key).where(
+                ChainIntentRow.key.startswith(held_prefix, autoescape=True),
+                ChainIntentRow.payload_hash != BARRED_PAYLOAD,
+                ChainIntentRow.status.not_in((REVERTED, FAILED, DROPPED)),
+            )
+        )
+        loan_ids = (key.rsplit(":", 1)[1] for key in holds)
+        return {int(loan_id) for loan_id in loan_ids if loan_id.isdigit() and loan_id not in released}
 
 
 class SqlServicingUnitOfWork:

@@ -34,6 +34,13 @@ node takes) and the block's time — the chain's clock, which is the one the con
   ``loan.cancelled`` and ``loan.closed``. A loan its lender says it funded (or does not answer for), or one the
   contract refuses to cancel (something was repaid on it, or it was marked in default before it was known to be
   unfunded), is skipped and logged as an error for an operator.
+* **funding pending**: a loan funded off-chain whose lender has not answered the funding instruction yet (the accept
+  ``recorded``, neither ``funded`` nor ``fund-refused``: ``OpenLoan.funding_pending``; after a lender outage recovery
+  sends it again) is left alone as an unfunded one — neither announced past due nor marked in default — and its
+  liquidation is held the same way (the same intent: one hold per loan, ever); nothing is cancelled, since the lender
+  may yet fund it. Once its lender answers ``funded`` the loan is serviced, and the job releases the hold it placed
+  (``releaseLiquidationHold``, one per loan, ever: ``held_loans``). Past the funding window the accept gives up
+  (``fund-refused``: ``aggregator.accepting``) and the loan is unfunded, as above.
 
 The job reads and writes through a ``ServicingStore`` (``aggregator.servicing.repository``; SQL by default): the
 open loans, the announced buckets and the outbox, with the lease's fence, in one unit of work per round's writes.
@@ -69,7 +76,14 @@ from aggregator.servicing.delinquency import (
 )
 from aggregator.servicing.leased import Leader, run_leased
 from aggregator.servicing.payment_times import RecordedRepayment, dated
-from aggregator.servicing.repository import UNFUNDED, OpenLoan, ServicingRepository, ServicingStore, serviced
+from aggregator.servicing.repository import (
+    UNFUNDED,
+    OpenLoan,
+    ServicingRepository,
+    ServicingStore,
+    left_alone,
+    serviced,
+)
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
@@ -126,6 +140,7 @@ class DefaultReport:
     cancelled: dict[int, str] = field(default_factory=dict)  # loan ref → cancelUnfunded tx hash
     skipped: dict[int, str] = field(default_factory=dict)
     held: dict[int, str] = field(default_factory=dict)  # loan ref → holdLiquidation tx hash
+    released: list[int] = field(default_factory=list)  # loans now funded whose hold was released (or not held)
     errors: dict[int, ChainError] = field(default_factory=dict)  # loan ref → what a send raised (a timeout: pending)
     #: loan ref → the principal remainder still owed on-chain by a loan paid as disclosed (neither past due nor
     #: marked in default: ``delinquency.paid_as_disclosed``)
@@ -222,7 +237,7 @@ class DefaultJob:
         )
 
     async def run_round(self, leader: Leader | None = None) -> DefaultReport:
-        loans, unfunded = serviced(await asyncio.to_thread(self._open_loans))
+        loans, unserviced = serviced(await asyncio.to_thread(self._open_loans))
         block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
         number, now = int(block["number"], 16), int(block["timestamp"], 16)
         grace, onchain = await self._read(loans, number)
@@ -234,8 +249,12 @@ class DefaultJob:
             judged_now = Delinquency(0, report.buckets[loan.loan_ref], now)
             if state.status == ACTIVE and defaultable(state.maturity, grace, now, judged_now):
                 await self._mark_default(loan, report, leader)
-        for loan in unfunded:
-            await self._cancel_unfunded(loan, report, leader)
+        for loan in unserviced:
+            if loan.unfunded:
+                await self._cancel_unfunded(loan, report, leader)
+            else:  # its funding pending: held until its lender answers, never cancelled meanwhile
+                await self._hold(loan, report, leader)
+        await self._release_funded(loans, report, leader)
         return report
 
     def _open_loans(self) -> list[OpenLoan]:
@@ -324,10 +343,10 @@ class DefaultJob:
         )  # fmt: skip
 
     async def _hold(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
-        """``holdLiquidation`` of an unfunded loan, once: until it is cancelled (or settled funded, which releases
-        the hold), nobody may liquidate it — the CollateralManager's ``liquidate`` is open to anyone, and its seized
-        collateral would pay the lender that never paid the borrower out. A hold the contract refuses (the loan is
-        in default already) or not confirmed yet is logged; the cancel goes on."""
+        """``holdLiquidation`` of an unfunded loan or one whose funding is pending, once: until it is cancelled (or
+        funded, which releases the hold), nobody may liquidate it — the CollateralManager's ``liquidate`` is open to
+        anyone, and its seized collateral would pay the lender that may never have paid the borrower out. A hold the
+        contract refuses (the loan is in default already) or not confirmed yet is logged; the cancel goes on."""
         key = hold_intent_key(self.chain_id, self._collateral.address, loan.loan_ref)
         if await self.operator.store.get_intent(key) is not None:
             return
@@ -339,13 +358,37 @@ class DefaultJob:
                         loan.loan_ref, loan.id, scratch.skipped.get(loan.loan_ref))  # fmt: skip
             return
         report.held[loan.loan_ref] = tx_hash
-        log.info("defaulter on chain %s: loan %s (%s), unfunded: liquidation held in %s", self.chain_id,
-                 loan.loan_ref, loan.id, tx_hash)  # fmt: skip
+        log.info("defaulter on chain %s: loan %s (%s): %s: liquidation held in %s", self.chain_id, loan.loan_ref,
+                 loan.id, left_alone(loan), tx_hash)  # fmt: skip
 
-    async def release_hold(self, loan_ref: int, *, within: float | None = None) -> None:
-        """``releaseLiquidationHold`` of a loan an admin settled as funded: a hold still on its way is waited for
-        first (it would land after the release), then released when the CollateralManager holds the loan; liquidations
-        go on (``aggregator.funding_settlement``).
+    async def _release_funded(self, loans: Sequence[OpenLoan], report: DefaultReport, leader: Leader | None) -> None:
+        """``releaseLiquidationHold`` of each loan the job held while its funding was pending (or unfunded) and
+        whose lender has funded it since (serviced now: ``loans``): it is liquidated like any other from now on. A
+        release not done in time is logged and tried again next round."""
+        held = await asyncio.to_thread(self._held_loans)
+        for loan in loans:
+            if loan.pool is not None or loan.loan_ref not in held:
+                continue
+            try:
+                await self.release_hold(loan.loan_ref, within=self.settings.receipt_timeout, leader=leader)
+            except ChainError as err:
+                report.skipped[loan.loan_ref] = f"funded; its liquidation hold not released yet: {err}"
+                log.warning("defaulter on chain %s: loan %s (%s): %s", self.chain_id, loan.loan_ref, loan.id,
+                            report.skipped[loan.loan_ref])  # fmt: skip
+                continue
+            report.released.append(loan.loan_ref)
+            log.info("defaulter on chain %s: loan %s (%s) funded: its liquidation hold released", self.chain_id,
+                     loan.loan_ref, loan.id)  # fmt: skip
+
+    def _held_loans(self) -> set[int]:
+        with self.store.unit_of_work() as uow:
+            return uow.servicing.held_loans(self.chain_id, self._collateral.address)
+
+    async def release_hold(self, loan_ref: int, *, within: float | None = None, leader: Leader | None = None) -> None:
+        """``releaseLiquidationHold`` of a loan now funded — an admin settled it as funded
+        (``aggregator.funding_settlement``), or its lender answered the funding instruction at last: a hold still on
+        its way is waited for first (it would land after the release), then released when the CollateralManager holds
+        the loan; liquidations go on. ``leader``: the job's lease, fenced before the send.
 
         Raises:
             ChainError: the hold is not mined, or the release not sent or mined, within the wait (asking again
@@ -362,7 +405,7 @@ class DefaultJob:
             return
         report = DefaultReport(0, 0)
         key = release_intent_key(self.chain_id, self._collateral.address, loan_ref)
-        if await self._send(loan_ref, "releaseLiquidationHold", key, report, None, within=within,
+        if await self._send(loan_ref, "releaseLiquidationHold", key, report, leader, within=within,
                             contract=self._collateral) is None:  # fmt: skip
             raise ChainError(f"the liquidation hold of loan {loan_ref} was not released: {report.skipped[loan_ref]}")
 

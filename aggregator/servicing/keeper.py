@@ -24,6 +24,8 @@ applied to the ledger at once (the indexer applies the same confirmed events lat
 off (``BadDebtRecorded``, ``LoanWrittenOff``) is logged with its amount and kept as chain facts, and the loan becomes
 ``written_off``. A loan funded off-chain is liquidated the same way: the contract
 pays its provider's settlement address (``liquidationPayee``); without one the simulation refuses and it is logged.
+One whose lender never funded it (unfunded) or has not confirmed funding it yet (its funding pending) is skipped:
+its collateral would pay a lender that may never have paid the borrower out (``repository.left_alone``).
 
 Each round also sweeps collateral left claimable: a close the platform did not send (the borrower's own ``close`` or
 ``repay`` on-chain, a liquidation's remainder) whose push the collateral token refused leaves a ``CollateralClaimable``
@@ -71,7 +73,7 @@ from aggregator.servicing.health import (
 )
 from aggregator.servicing.leased import Leader, run_leased
 from aggregator.servicing.prices import Price, PriceBoard, PriceRefusal, read_prices
-from aggregator.servicing.repository import UNFUNDED, OpenLoan, ServicingStore, UnclaimedCollateral, serviced
+from aggregator.servicing.repository import OpenLoan, ServicingStore, UnclaimedCollateral, left_alone, serviced
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
@@ -234,13 +236,13 @@ class Keeper:
     async def run_round(self, leader: Leader | None = None) -> RoundReport:
         """Read, assess and act once. ``leader``: the held lease, fenced before each transaction (None: tests and
         one-off runs that hold no lease)."""
-        loans, unfunded = serviced(await asyncio.to_thread(self._open_loans))
+        loans, unserviced = serviced(await asyncio.to_thread(self._open_loans))
         block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
         number, timestamp = int(block["number"], 16), int(block["timestamp"], 16)
         read = replace(await self._read(loans, number, timestamp), in_flight=await self._liquidations_in_flight())
         report, sends = RoundReport(number, timestamp, read.paused), _Sends()
-        for loan in unfunded:
-            self._skip(report, loan.loan_ref, UNFUNDED)
+        for loan in unserviced:  # unfunded, or its funding pending: its collateral is not the lender's to take
+            self._skip(report, loan.loan_ref, str(left_alone(loan)))
         for loan in loans:
             try:
                 await self._service(loan, read, report, leader, sends)

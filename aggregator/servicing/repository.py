@@ -39,6 +39,9 @@ class OpenLoan:
     #: its lender refused or reported failed the funding (the accept's ``fund-refused``): open on-chain, its
     #: collateral locked, and the borrower never paid out
     unfunded: bool = False
+    #: its lender has not answered the funding instruction yet (``accept_saga.funding_pending``: not delivered, sent
+    #: again by recovery): the borrower may not have been paid out
+    funding_pending: bool = False
     #: the lender's own reference of the offer (``providerRef``), asked about before an unfunded loan is cancelled
     provider_ref: str | None = None
 
@@ -51,9 +54,25 @@ UNFUNDED = (
 )
 
 
+#: why servicing leaves a loan whose funding is not confirmed yet alone, as an unfunded one; the default job holds
+#: its liquidation (released once its lender confirms the funding) and cancels nothing: recovery still instructs it
+FUNDING_PENDING = (
+    "its lender has not confirmed funding it (the funding instruction not delivered yet): not serviced; its "
+    "liquidation held until it is funded, or it becomes unfunded past the funding window"
+)
+
+
+def left_alone(loan: OpenLoan) -> str | None:
+    """Why servicing leaves ``loan`` alone (``UNFUNDED``, ``FUNDING_PENDING``), or None: it is serviced."""
+    if loan.unfunded:
+        return UNFUNDED
+    return FUNDING_PENDING if loan.funding_pending else None
+
+
 def serviced(loans: Sequence[OpenLoan]) -> tuple[list[OpenLoan], list[OpenLoan]]:
-    """``loans`` split into those servicing acts on and the unfunded ones it leaves alone (``UNFUNDED``)."""
-    return [loan for loan in loans if not loan.unfunded], [loan for loan in loans if loan.unfunded]
+    """``loans`` split into those servicing acts on and those it leaves alone: unfunded, or their funding pending
+    (``left_alone``)."""
+    return [loan for loan in loans if left_alone(loan) is None], [loan for loan in loans if left_alone(loan)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +118,12 @@ class ServicingRepository(Protocol):
         ``CollateralRemoved`` of the same loan, oldest first."""
         ...
 
+    def held_loans(self, chain_id: int, manager: str) -> set[int]:
+        """The loans (on-chain ids) whose liquidation the default job held on the CollateralManager ``manager`` — a
+        ``holdLiquidation`` intent sent, not barred, reverted nor dropped — and nobody has released since (no
+        ``releaseLiquidationHold`` intent): one query."""
+        ...
+
 
 class ServicingUnitOfWork(Protocol):
     @property
@@ -132,6 +157,7 @@ class InMemoryServicing:
     notices: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)  # (loan, bucket) → dpd, as of
     unclaimed: dict[int, list[UnclaimedCollateral]] = field(default_factory=dict)  # chain id → claimable
     paid_in: dict[str, list[RecordedRepayment]] = field(default_factory=dict)  # loan id → its repayments
+    held: dict[int, set[int]] = field(default_factory=dict)  # chain id → loans whose liquidation is held
 
     def open_loans(self, chain_id: int, aggregator: str) -> list[OpenLoan]:
         return sorted(self.loans.get(chain_id, []), key=lambda loan: loan.loan_ref)
@@ -154,6 +180,9 @@ class InMemoryServicing:
 
     def unclaimed_collateral(self, chain_id: int, manager: str) -> list[UnclaimedCollateral]:
         return list(self.unclaimed.get(chain_id, []))
+
+    def held_loans(self, chain_id: int, manager: str) -> set[int]:
+        return set(self.held.get(chain_id, set()))
 
 
 @dataclass

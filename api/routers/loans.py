@@ -68,11 +68,16 @@ async def list_loans(
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
     flag: Annotated[
-        LoanFlag | None, Query(description="only loans with this flag (e.g. unfunded: the lender never funded it)")
+        LoanFlag | None,
+        Query(
+            description="only loans with this flag (e.g. unfunded: the lender never funded it; funding_pending: the "
+            "lender has not confirmed funding it yet)"
+        ),
     ] = None,
 ) -> Page[LoanOut]:
     """The caller's loans, newest first, a page at a time (`next` is the following page's URL, null at the end),
-    each open one with its days past due by its chain's clock now (none for an unfunded one)."""
+    each open one with its days past due by its chain's clock now (none for an unfunded one, or one whose funding is
+    pending)."""
     after = decode_cursor(LOANS_CURSOR, cursor)
     rows = await asyncio.to_thread(loans.page, _scope(principal), after, limit + 1, flag)
     past_due = await loans.delinquencies(rows[:limit])  # by each chain's clock, one batch per chain
