@@ -67,12 +67,13 @@ async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralP
     needed = int(quote.offer["collateralAmount"])
     if permit.value < needed:
         raise InvalidPermit("permit.value", f"{permit.value} is less than the collateral amount {needed}")
-    now = int((await w3.eth.get_block("latest"))["timestamp"])
+    now = await chain_time(w3)
     expiry = int(quote.offer.get("expiry") or 0)
     if expiry and expiry <= now:  # the chain judges the offer by its own time, which may run ahead of ours
         raise QuoteExpired(quote.id, f"it expired at {expiry} by {quote.chain_name}'s time, which is {now} now")
-    if permit.deadline < now:
-        raise InvalidPermit("permit.deadline", f"expired at {permit.deadline}; the chain's time is {now}")
+    passed = deadline_passed(permit.deadline, now)
+    if passed is not None:
+        raise InvalidPermit("permit.deadline", passed)
     token: Any = w3.eth.contract(
         address=to_checksum_address(quote.offer["collateralAsset"]), abi=load_artifact("MockERC20").abi
     )
@@ -90,6 +91,18 @@ async def check_permit(w3: AsyncWeb3[Any], quote: QuoteView, permit: CollateralP
             f"does not recover the borrower {owner} for the spender {spender} (the CreditAggregator), value "
             f"{permit.value}, nonce {nonce} and deadline {permit.deadline}",
         )
+
+
+async def chain_time(w3: AsyncWeb3[Any]) -> int:
+    """The chain's time: its latest block's timestamp, by which the contracts judge a deadline (a devnet moved on
+    with ``evm_increaseTime`` runs ahead of this computer's clock)."""
+    return int((await w3.eth.get_block("latest"))["timestamp"])
+
+
+def deadline_passed(deadline: int, now: int) -> str | None:
+    """Why a signed document whose ``deadline`` the chain checks (a permit's, a repayment's) would be refused at the
+    chain's time ``now``, or None while it holds."""
+    return f"expired at {deadline}; the chain's time is {now}" if deadline < now else None
 
 
 def permit_signer(separator: bytes, permit: Permit, v: int, r: bytes, s: bytes) -> ChecksumAddress | None:

@@ -7,8 +7,10 @@ Checked before anything is sent, each refusal naming its field: the loan is the 
 CreditAggregator the chain's deployment record names (not an earlier deployment's: ``platform.earlier_deployment``),
 active or in default; the amount is positive and at most what is owed now (``"max"`` pays everything owed when
 mined and closes the loan); the repayment's signature recovers the borrower (a contract wallet's is left to the
-chain's ERC-1271 check); the permit recovers the borrower under the token's own domain with its current nonce and
-covers the amount, or, without a permit, the allowance already does. The transaction's intent key is the hash of
+chain's ERC-1271 check); the repayment's deadline has not passed by the chain's time (its latest block's, which
+a devnet moved on runs ahead of ours); the permit recovers the borrower under the token's own domain with its current
+nonce, covers the amount and has not expired by the chain's time, or, without a permit, the allowance already covers
+the amount. The transaction's intent key is the hash of
 its calldata: the same signed repayment posted twice is one transaction.
 
 After ``LoanClosed`` the collateral is back: the contract pushes it; when the token refused the push
@@ -36,7 +38,7 @@ from aggregator.errors import (
 )
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loans import LoanRecord, LoanScope, LoanStore
-from aggregator.permit import CollateralPermit, permit_signer
+from aggregator.permit import CollateralPermit, chain_time, deadline_passed, permit_signer
 from aggregator.platform import ChainRuntime, earlier_deployment
 from aggregator.receipts import ReceiptRecorder
 from chain.artifacts import load_artifact
@@ -185,6 +187,13 @@ class RepaymentService:
         signed: SignedRepayment,
         needed: int,
     ) -> None:
+        try:
+            now = await chain_time(chain.w3)
+        except (Web3Exception, ValueError, OSError, TimeoutError) as err:
+            raise ChainReadFailed(f"{chain.name}: reading the latest block failed: {err}") from err
+        passed = deadline_passed(signed.deadline, now)  # the contract's RepaymentExpired once it is sent
+        if passed is not None:
+            raise InvalidRepayment("deadline", f"{passed}: sign a new repayment")
         if len(signed.signature) == 65:
             signer: str
             try:
@@ -211,6 +220,9 @@ class RepaymentService:
             value, deadline, v, r, s = signed.permit.as_abi_tuple()
             if value < needed:
                 raise InvalidRepayment("permit.value", f"{value} base units do not cover {_what(repayment, needed)}")
+            passed = deadline_passed(deadline, now)  # the token refuses it: the contract goes on without it
+            if passed is not None:
+                raise InvalidRepayment("permit.deadline", f"{passed}: sign a new permit")
             separator = await self._domain_separator(chain, token)
             nonce = int(await token.functions.nonces(borrower).call())
         except (Web3Exception, ValueError, OSError, TimeoutError) as err:

@@ -121,8 +121,8 @@ async def repay_loan(
     the loan after it with the amount owed now. The same signed repayment posted again is the same transaction
     (its intent is keyed by the calldata; the contract uses each repayment nonce once). Refusals as problems:
     ``amount-over-owed`` (with ``owed_now``), ``loan-not-repayable`` (not active or in default, funded off-chain),
-    ``invalid-repayment`` (a signature or permit that does not verify, no allowance), ``repayment-rejected`` (the
-    chain's simulation reverted)."""
+    ``invalid-repayment`` (a signature or permit that does not verify, no allowance, a repayment or permit whose
+    deadline the chain's time has passed), ``repayment-rejected`` (the chain's simulation reverted)."""
     # Without an Idempotency-Key too, the calldata-keyed intent makes a repeated post of one signed repayment one
     # transaction.
     try:

@@ -1,7 +1,8 @@
 """In-process fakes of what the relayed-payment services (``aggregator.repaying``, ``aggregator.offchain_payments``)
 use of a chain, for unit tests of their logic: a sender that keeps intents by key (as the transaction manager does:
 the same intent twice is one transaction), the contract reads they make (``amountOwed``, the debt asset's
-allowance), and a receipt recorder answering the events a test gives it. Calldata is encoded with the real ABIs."""
+allowance, the latest block's time), and a receipt recorder answering the events a test gives it. Calldata is
+encoded with the real ABIs."""
 
 from __future__ import annotations
 
@@ -128,6 +129,7 @@ class FakeChain:
     rate_bps: int = 0
     accrued_at: int = 0
     allowance: int = 0
+    now: int = 1_900_000_000  # the latest block's timestamp
     transactions: FakeSender = field(default_factory=FakeSender)
     operator: FakeSender = field(default_factory=FakeSender)
     name: str = CHAIN_NAME
@@ -153,6 +155,9 @@ class FakeChain:
 
             async def get_code(self, address: str) -> bytes:
                 return b""  # an externally owned account
+
+            async def get_block(self, block: str) -> dict[str, int]:
+                return {"timestamp": chain.now}
 
         class _W3:
             eth = _Eth()

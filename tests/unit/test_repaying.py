@@ -12,6 +12,7 @@ from eth_account import Account
 
 from aggregator.errors import AmountOverOwed, InvalidRepayment, LoanNotFound, LoanNotRepayable, RepaymentRejected
 from aggregator.loans import InMemoryLoanStore, LoanRecord
+from aggregator.permit import CollateralPermit
 from aggregator.repaying import MAX, RepaymentService, SignedRepayment
 from chain.errors import ConfirmationTimeout, GasEstimationFailed
 from contracts.typed_data import REPAY_ALL, Repayment, repayment_typed_data
@@ -192,4 +193,18 @@ async def test_a_repayment_signature_no_key_made_is_refused_as_a_repayment_and_l
     zeros = replace(_signed("1"), signature=bytes(64) + b"\x1b")
     with pytest.raises(InvalidRepayment, match="recovers no signer"):
         await _service(chain, receipts).repay("alice", "l1", zeros)
+    assert chain.transactions.sent == {}
+
+
+async def test_a_repayment_or_permit_past_its_deadline_by_the_chains_time_is_refused_naming_it() -> None:
+    """The chain's time, not this computer's, judges a deadline: a devnet moved on runs ahead."""
+    chain, receipts = FakeChain(owed=(5 * USDC, 0), allowance=5 * USDC, now=2_000_000_001), FakeReceipts()
+    with pytest.raises(InvalidRepayment, match="expired at 2000000000; the chain's time is 2000000001") as late:
+        await _service(chain, receipts).repay("alice", "l1", _signed("1"))
+    assert late.value.field == "deadline"
+    chain.now = 1_900_000_000
+    permit = CollateralPermit(USDC, 1_899_999_999, 27, b"\x01" * 32, b"\x01" * 32)
+    with pytest.raises(InvalidRepayment, match="expired at 1899999999; the chain's time is 1900000000") as stale:
+        await _service(chain, receipts).repay("alice", "l1", replace(_signed("1"), permit=permit))
+    assert stale.value.field == "permit.deadline"
     assert chain.transactions.sent == {}

@@ -1,0 +1,97 @@
+"""A relayed repayment refused before anything is sent, over real HTTP against the session's devnets: a repayment
+or a permit whose deadline the chain's time has passed is refused naming the field, not sent to be refused by the
+chain as an allowance it does not have."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+
+from api.wallet import sign_permit, signed_repayment
+from contracts import typed_data
+from contracts.typed_data import Domain, Repayment
+from tests.e2e.test_repayments import CHAIN, PROBLEM, _mint, _open_pool_loan
+from tests.support.devnet import DeployedChain
+from tests.support.platform import RunningPlatform
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def platform(shared_platform: RunningPlatform) -> RunningPlatform:
+    """The e2e package's platform with default settings (``tests/e2e/conftest.py``)."""
+    return shared_platform
+
+
+@pytest.fixture(scope="module")
+def borrower(platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]) -> tuple[LocalAccount, str, str]:
+    """A borrower without ETH with an open pool loan of 1,000 USDC and USDC to repay it: wallet, loan id, API key.
+    The module's tests are refused or repay a little of it."""
+    chain = devnet_chains[CHAIN]
+    wallet: LocalAccount = Account.create()
+    _mint(chain, "WETH", wallet.address, 2 * 10**18)
+    _mint(chain, "USDC", wallet.address, 50 * 10**6)
+    loan_id, key = _open_pool_loan(platform, chain, wallet)
+    return wallet, loan_id, key
+
+
+def _chain_time(chain: DeployedChain) -> int:
+    return int(chain.w3.eth.get_block("latest")["timestamp"])
+
+
+def _relayer(platform: RunningPlatform, key: str) -> ChecksumAddress:
+    """The platform's relayer on the chain, as ``GET /v1/platform`` names it."""
+    with platform.client(key) as client:
+        chains = client.get("/v1/platform").raise_for_status().json()["chains"]
+    return to_checksum_address(next(c["relayer"] for c in chains if c["name"] == CHAIN))
+
+
+def _resigned(wallet: LocalAccount, loan: dict[str, Any], body: dict[str, Any], **changes: int) -> dict[str, Any]:
+    """``body`` (of a repayment of ``body["amount"]`` USDC) signed again with another ``nonce`` or ``deadline``."""
+    terms = {"nonce": int(body["nonce"]), "deadline": int(body["deadline"])} | changes
+    amount = typed_data.REPAY_ALL if body["amount"] == "max" else int(Decimal(body["amount"]) * 10**6)
+    repayment = Repayment(int(loan["onchain_loan_id"]), amount, terms["nonce"], terms["deadline"])
+    document = typed_data.repayment_typed_data(Domain(int(loan["chain_id"]), loan["contract"]), repayment)
+    signature = typed_data.sign(document, wallet.key)
+    return body | {"nonce": str(terms["nonce"]), "deadline": terms["deadline"], "signature": "0x" + signature.hex()}
+
+
+def _refusal(response: Any) -> tuple[int, str, str, str]:
+    problem = response.json()
+    error = (problem.get("errors") or [{}])[0]
+    return response.status_code, problem["type"].rsplit("/", 1)[1], error.get("field", ""), error.get("message", "")
+
+
+def test_an_expired_repayment_or_permit_is_refused_naming_it_before_anything_is_sent(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain], borrower: tuple[LocalAccount, str, str]
+) -> None:
+    """The permit's deadline was read and never compared with the chain's time: the repayment was sent, and the
+    borrower told "the chain refused the repayment: ERC20InsufficientAllowance(…)"; a repayment past its own deadline
+    was told the simulation's RepaymentExpired."""
+    chain = devnet_chains[CHAIN]
+    rpc, usdc = chain.devnet.rpc_url, chain.record.address("USDC")
+    wallet, loan_id, key = borrower
+    relayer = _relayer(platform, key)
+    sent_before = chain.w3.eth.get_transaction_count(relayer)
+    with platform.client(key) as client:
+        loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
+        body = signed_repayment(wallet, loan, "1.00", rpc)
+        past = _chain_time(chain) - 100
+        stale_permit = body | {"permit": sign_permit(wallet, rpc, usdc, loan["contract"], 10**6, past)}
+        refused = client.post(f"/v1/loans/{loan_id}/repayments", json=stale_permit)
+        assert refused.headers["content-type"] == PROBLEM
+        status, kind, field, message = _refusal(refused)
+        assert (status, kind, field) == (422, "invalid-repayment", "permit.deadline"), refused.text
+        assert message.startswith(f"expired at {past}; the chain's time is "), message
+
+        late = client.post(f"/v1/loans/{loan_id}/repayments", json=_resigned(wallet, loan, body, deadline=past))
+        status, kind, field, message = _refusal(late)
+        assert (status, kind, field) == (422, "invalid-repayment", "deadline"), late.text
+        assert message.startswith(f"expired at {past}; the chain's time is "), message
+    assert chain.w3.eth.get_transaction_count(relayer) == sent_before, "nothing was sent"
