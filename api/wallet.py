@@ -5,7 +5,6 @@ a permit the borrower needs no ETH for gas: the platform relays ``openLoanWithPe
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,10 +27,17 @@ from contracts.typed_data import REPAY_ALL, Domain, Repayment
 #: a "max" repayment's permit covers what is owed now plus this share (basis points) for the interest until it is
 #: mined; what is left of it stays as an allowance only a signed Repayment can spend
 MAX_PERMIT_MARGIN_BPS = 100
+#: how long a signed repayment and its permit (and an accept's permit, for an offer without an expiry) hold, from the
+#: chain's time: its latest block's, which a devnet moved on with ``evm_increaseTime`` runs ahead of this computer's
+SIGNATURE_LIFETIME_SECONDS = 3_600
 #: how long an accept or a repayment is waited for: the API waits up to ``CREDITMESH_ACCEPT_WAIT_SECONDS`` (at most
 #: 600) for the chain to confirm before it answers, so a shorter wait here reported an accept still under way as an
 #: API that cannot be reached
 API_WAIT_SECONDS = 630.0
+
+
+def _web3(rpc_url: str) -> Web3:
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
 
 
 class SigningRefused(ValueError):
@@ -129,7 +135,7 @@ def check_quote_domain(quote: dict[str, Any], acceptance: AcceptanceToSign) -> N
 def check_rpc_chain(rpc_url: str, quote: dict[str, Any]) -> None:
     """SigningRefused unless ``rpc_url`` serves the quote's chain id: the permit's token nonce and domain, or the
     approval, would be another chain's."""
-    served = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30})).eth.chain_id
+    served = _web3(rpc_url).eth.chain_id
     if served != quote.get("chain_id"):
         raise SigningRefused(
             f"the RPC {rpc_url} serves chain {served}, not {quote.get('chain')} (chain {quote.get('chain_id')}) of "
@@ -148,7 +154,7 @@ def sign_acceptance(account: LocalAccount, document: dict[str, Any]) -> str:
 
 def approve_collateral(account: LocalAccount, rpc_url: str, token: str, spender: str, amount: int) -> str:
     """ERC-20 approve from the devnet account; returns the transaction hash."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    w3 = _web3(rpc_url)
     erc20 = w3.eth.contract(address=to_checksum_address(token), abi=load_artifact("MockERC20").abi)
     tx = erc20.functions.approve(to_checksum_address(spender), amount).build_transaction(
         {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending")}
@@ -163,7 +169,7 @@ def sign_permit(
 ) -> dict[str, Any] | None:
     """An EIP-2612 permit of ``amount`` to ``spender`` as the API takes it, or None when the token has no permit
     (it does not answer EIP-5267's ``eip712Domain()`` and ``nonces``)."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    w3 = _web3(rpc_url)
     erc20 = w3.eth.contract(address=to_checksum_address(token), abi=load_artifact("MockERC20").abi)
     try:
         _, name, version, chain_id, verifying, _, _ = erc20.functions.eip712Domain().call()
@@ -205,7 +211,7 @@ def accept_quote(
         show(f"signing {acceptance} — quote {quote_id}: {_quoted_terms(quote)}")
         offer = quote["offer"]
         token, amount = offer["collateralAsset"], int(offer["collateralAmount"])
-        deadline = int(offer["expiry"]) if offer.get("expiry") else int(time.time()) + 3_600
+        deadline = int(offer["expiry"]) if offer.get("expiry") else _signature_deadline(_web3(rpc_url))
         permit = sign_permit(account, rpc_url, token, quote["contract"], amount, deadline)
         if permit is None:
             approve_collateral(account, rpc_url, token, quote["contract"], amount)
@@ -246,6 +252,12 @@ def _base_units(text: str, symbol: str, decimals: int) -> int:
         raise SystemExit(f"{text} is refused: {err.message}") from None
 
 
+def _signature_deadline(w3: Web3) -> int:
+    """A deadline ``SIGNATURE_LIFETIME_SECONDS`` after the chain's time (its latest block's): the contract and the
+    token judge it by that, and on a devnet moved on a deadline from this computer's clock had passed there already."""
+    return int(w3.eth.get_block("latest")["timestamp"]) + SIGNATURE_LIFETIME_SECONDS
+
+
 def _next_repayment_nonce(aggregator: Any, borrower: str, loan_ref: int) -> int:
     """The first unused nonce of ``loan_ref``'s word (nonce = loan id × 256 + k): a loan's repayments share one
     bitmap word, so only its first costs a fresh storage slot."""
@@ -262,7 +274,7 @@ def signed_repayment(account: LocalAccount, loan: dict[str, Any], amount: str, r
     covering it (for ``"max"``: what is owed now plus ``MAX_PERMIT_MARGIN_BPS``)."""
     if amount != "max":
         _amount(amount)  # refused before any chain is asked
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    w3 = _web3(rpc_url)
     contract = to_checksum_address(loan["contract"])
     aggregator = w3.eth.contract(address=contract, abi=load_artifact("CreditAggregator").abi)
     loan_ref = int(loan["onchain_loan_id"])
@@ -275,7 +287,7 @@ def signed_repayment(account: LocalAccount, loan: dict[str, Any], amount: str, r
     else:
         decimals, symbol = int(erc20.functions.decimals().call()), str(erc20.functions.symbol().call())
         signed_amount = allowance = _base_units(amount, symbol, decimals)
-    deadline = int(time.time()) + 3_600
+    deadline = _signature_deadline(w3)
     nonce = _next_repayment_nonce(aggregator, account.address, loan_ref)
     repayment = Repayment(loan_ref, signed_amount, nonce, deadline)
     signature = typed_data.sign(

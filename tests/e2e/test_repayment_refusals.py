@@ -1,9 +1,11 @@
-"""A relayed repayment refused before anything is sent, over real HTTP against the session's devnets: a repayment
-or a permit whose deadline the chain's time has passed is refused naming the field, not sent to be refused by the
-chain as an allowance it does not have."""
+"""Relayed repayments over real HTTP against the session's devnets: a repayment or a permit whose deadline the
+chain's time has passed is refused naming the field, not sent to be refused by the chain as an allowance it does not
+have; ``wallet repay`` signs its deadlines by the chain's time, so it repays on a devnet whose clock was moved on."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 
-from api.wallet import sign_permit, signed_repayment
+from api.wallet import repay_loan, sign_permit, signed_repayment
 from contracts import typed_data
 from contracts.typed_data import Domain, Repayment
 from tests.e2e.test_repayments import CHAIN, PROBLEM, _mint, _open_pool_loan
@@ -95,3 +97,41 @@ def test_an_expired_repayment_or_permit_is_refused_naming_it_before_anything_is_
         assert (status, kind, field) == (422, "invalid-repayment", "deadline"), late.text
         assert message.startswith(f"expired at {past}; the chain's time is "), message
     assert chain.w3.eth.get_transaction_count(relayer) == sent_before, "nothing was sent"
+
+
+@contextmanager
+def _clock_moved_on(chain: DeployedChain, relayer: ChecksumAddress, seconds: int) -> Iterator[None]:
+    """The chain's clock ``seconds`` ahead for the block; then the chain back as it was — the session's other tests
+    quote on it, and a chain whose clock runs ahead is left out of quotes — mined past every block of the block, as
+    after a reorganisation (``tests/e2e/test_pool_registration.py``), with the relayer's transaction count where the
+    platform's nonce allocator left it."""
+    rpc = chain.w3.provider.make_request
+    snapshot = rpc("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    try:
+        rpc("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        rpc("evm_mine", [])  # type: ignore[arg-type]
+        yield
+    finally:
+        reached, sent = chain.w3.eth.block_number, chain.w3.eth.get_transaction_count(relayer, "pending")
+        rpc("evm_revert", [snapshot])  # type: ignore[arg-type]
+        rpc("anvil_setNonce", [relayer, hex(sent)])  # type: ignore[arg-type]
+        rpc("anvil_mine", [hex(reached - chain.w3.eth.block_number + 1)])  # type: ignore[arg-type]
+
+
+def test_wallet_repay_signs_its_deadlines_by_the_chains_time_on_a_devnet_moved_on(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain], borrower: tuple[LocalAccount, str, str]
+) -> None:
+    """The wallet signed the repayment and its permit until an hour after this computer's time: on a devnet moved on
+    by more (``evm_increaseTime``) that had passed by the chain's, and every ``wallet repay`` was refused."""
+    chain = devnet_chains[CHAIN]
+    rpc = chain.devnet.rpc_url
+    wallet, loan_id, key = borrower
+    with _clock_moved_on(chain, _relayer(platform, key), 10 * 86_400):
+        repaid = repay_loan(wallet, platform.api_url, key, loan_id, "1.00", rpc)
+        assert (repaid["status"], Decimal(repaid["interest_paid"]) + Decimal(repaid["principal_paid"])) == (
+            "confirmed",
+            Decimal(1),
+        )
+        body = signed_repayment(wallet, repaid["loan"], "max", rpc)
+        now = _chain_time(chain)
+        assert now < body["deadline"] == body["permit"]["deadline"] <= now + 3_600
