@@ -11,7 +11,8 @@ chain's ERC-1271 check); the repayment's deadline has not passed by the chain's 
 a devnet moved on runs ahead of ours); the permit recovers the borrower under the token's own domain with its current
 nonce, covers the amount and has not expired by the chain's time, or, without a permit, the allowance already covers
 the amount. The transaction's intent key is the hash of
-its calldata: the same signed repayment posted twice is one transaction.
+its calldata: the same signed repayment posted twice is one transaction; one refused before it was sent, or whose
+transaction was dropped, stays so (``repayment-rejected``: sign a new repayment).
 
 After ``LoanClosed`` the collateral is back: the contract pushes it; when the token refused the push
 (``CollateralClaimable``) the relayer sends ``claimCollateral``."""
@@ -42,7 +43,13 @@ from aggregator.permit import CollateralPermit, chain_time, deadline_passed, per
 from aggregator.platform import ChainRuntime, earlier_deployment
 from aggregator.receipts import ReceiptRecorder
 from chain.artifacts import load_artifact
-from chain.errors import ChainError, ConfirmationTimeout, GasEstimationFailed, TransactionReverted
+from chain.errors import (
+    ChainError,
+    ConfirmationTimeout,
+    GasEstimationFailed,
+    TransactionDropped,
+    TransactionReverted,
+)
 from chain.events import ChainEvent
 from chain.transactions import Call
 from compliance.tila.disclosure import single_payment_interest
@@ -65,6 +72,12 @@ class ChainReadFailed(ChainError):
     """A read the repayment's checks needed failed (a node down or answering nonsense)."""
 
 
+#: a repayment whose transaction was dropped (another transaction of the relayer took its nonce): nothing of it was
+#: mined, and the same signed repayment is the same transaction, dropped for good
+DROPPED_REPAYMENT = (
+    "its transaction was dropped before it was mined (nothing was paid): sign a new repayment (another nonce) and "
+    "post it"
+)
 NO_PERMIT = (0, 0, 0, b"\x00" * 32, b"\x00" * 32)  # fails at the token: the allowance already in place pays
 #: LoanStatus.Active of contracts/interfaces/Types.sol (getLoan's status): only an active loan accrues interest
 ONCHAIN_ACTIVE = 1
@@ -141,19 +154,15 @@ class RepaymentService:
         onchain_id = int(loan.onchain_loan_id)
         amount = REPAY_ALL if signed.amount == MAX else _base_units(signed.amount, asset)
         repayment = Repayment(onchain_id, amount, signed.nonce, signed.deadline)
-        call = Call.function(
-            chain.aggregator(),
-            "repayWithPermit",
-            repayment.as_abi_tuple(),
-            signed.signature,
-            signed.permit.as_abi_tuple() if signed.permit else NO_PERMIT,
-        )
-        intent = f"repay:{chain.chain_id}:0x{keccak(call.data).hex()}"
+        call = repayment_call(chain.aggregator(), repayment, signed)
+        intent = repayment_intent_key(chain.chain_id, call)
         # The same signed repayment again (a retry): its transaction's outcome, not the checks of a new one (its
         # permit's token nonce is used up by now).
         existing = await chain.transactions.store.get_intent(intent)
         if existing is not None and existing.status == FAILED:  # refused by simulation: nothing was sent
             raise RepaymentRejected(existing.error or "refused before it was sent; sign a new repayment")
+        if existing is not None and existing.status == DROPPED:  # its calldata is that transaction's for good
+            raise RepaymentRejected(DROPPED_REPAYMENT)
         if existing is None:
             if loan.status not in (ACTIVE, DEFAULTED):
                 raise LoanNotRepayable(loan.id, f"it is {loan.status}")
@@ -175,6 +184,8 @@ class RepaymentService:
             raise RepaymentRejected(err.decoded or str(err)) from err
         except TransactionReverted as err:
             raise RepaymentRejected(str(err)) from err
+        except TransactionDropped as err:
+            raise RepaymentRejected(DROPPED_REPAYMENT) from err
         events = await self._record(chain, receipt.tx_hash)
         return await self._outcome(chain, loan.id, onchain_id, receipt.tx_hash, receipt.block_number, events)
 
@@ -270,6 +281,19 @@ class RepaymentService:
             closed,
             claim,
         )
+
+
+def repayment_call(aggregator: Any, repayment: Repayment, signed: SignedRepayment) -> Call:
+    """The relayer's ``repayWithPermit`` of ``repayment`` with the borrower's signature and permit (``NO_PERMIT``
+    without one)."""
+    permit = signed.permit.as_abi_tuple() if signed.permit else NO_PERMIT
+    return Call.function(aggregator, "repayWithPermit", repayment.as_abi_tuple(), signed.signature, permit)
+
+
+def repayment_intent_key(chain_id: int, call: Call) -> str:
+    """A repayment's intent: the hash of its calldata, so that the same signed repayment posted twice is one
+    transaction (and one the relayer dropped stays dropped: a new repayment is another calldata)."""
+    return f"repay:{chain_id}:0x{keccak(call.data).hex()}"
 
 
 #: the attempts at one loan's collateral claim, each its own intent (a failed one is never sent again)

@@ -122,7 +122,8 @@ async def repay_loan(
     (its intent is keyed by the calldata; the contract uses each repayment nonce once). Refusals as problems:
     ``amount-over-owed`` (with ``owed_now``), ``loan-not-repayable`` (not active or in default, funded off-chain),
     ``invalid-repayment`` (a signature or permit that does not verify, no allowance, a repayment or permit whose
-    deadline the chain's time has passed), ``repayment-rejected`` (the chain's simulation reverted)."""
+    deadline the chain's time has passed), ``repayment-rejected`` (the chain's simulation reverted, or the relayer's
+    transaction was dropped: sign a new repayment)."""
     # Without an Idempotency-Key too, the calldata-keyed intent makes a repeated post of one signed repayment one
     # transaction.
     try:

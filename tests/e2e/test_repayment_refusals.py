@@ -1,9 +1,11 @@
 """Relayed repayments over real HTTP against the session's devnets: a repayment or a permit whose deadline the
 chain's time has passed is refused naming the field, not sent to be refused by the chain as an allowance it does not
-have; ``wallet repay`` signs its deadlines by the chain's time, so it repays on a devnet whose clock was moved on."""
+have; ``wallet repay`` signs its deadlines by the chain's time, so it repays on a devnet whose clock was moved on; a
+signed repayment whose transaction the relayer dropped is answered to be signed anew, not "ask again shortly"."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -15,9 +17,13 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 
+from aggregator.permit import CollateralPermit
+from aggregator.repaying import SignedRepayment, repayment_call, repayment_intent_key
 from api.wallet import repay_loan, sign_permit, signed_repayment
 from contracts import typed_data
 from contracts.typed_data import Domain, Repayment
+from store.chain import DROPPED, IntentRecord, SqlChainStore
+from store.db import Database
 from tests.e2e.test_repayments import CHAIN, PROBLEM, _mint, _open_pool_loan
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
@@ -135,3 +141,67 @@ def test_wallet_repay_signs_its_deadlines_by_the_chains_time_on_a_devnet_moved_o
         body = signed_repayment(wallet, repaid["loan"], "max", rpc)
         now = _chain_time(chain)
         assert now < body["deadline"] == body["permit"]["deadline"] <= now + 3_600
+
+
+def _drop(platform: RunningPlatform, chain: DeployedChain, relayer: ChecksumAddress, body: dict[str, Any]) -> None:
+    """Store the relayer's transaction of the signed repayment ``body`` (of 1 USDC) as the transaction manager leaves
+    one that was dropped: its nonce taken by another transaction of the relayer, nothing of it mined."""
+    permit = body["permit"]
+    signed = SignedRepayment(
+        body["amount"],
+        int(body["nonce"]),
+        int(body["deadline"]),
+        bytes.fromhex(body["signature"][2:]),
+        CollateralPermit.parse(permit["value"], permit["deadline"], permit["v"], permit["r"], permit["s"]),
+    )
+    loan_ref = int(body["onchain_loan_id"])
+    call = repayment_call(
+        chain.contract("CreditAggregator"), Repayment(loan_ref, 10**6, signed.nonce, signed.deadline), signed
+    )
+    dropped = IntentRecord(
+        key=repayment_intent_key(chain.chain_id, call),
+        chain_id=chain.chain_id,
+        sender=relayer,
+        to_address=call.to,
+        data="0x" + call.data.hex(),
+        value=0,
+        gas=None,
+        payload_hash=call.payload_hash(chain.chain_id, relayer),
+        status=DROPPED,
+        error="nonce used by another transaction",
+    )
+    database = Database(platform.database_url or f"sqlite:///{(platform.data_dir / 'creditmesh.db').resolve()}")
+    try:
+        _, created = asyncio.run(SqlChainStore(database.sessions).create_intent(dropped))
+    finally:
+        database.engine.dispose()
+    assert created
+
+
+def test_a_repayment_whose_transaction_was_dropped_is_answered_to_be_signed_anew(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain], borrower: tuple[LocalAccount, str, str]
+) -> None:
+    """Posting a signed repayment again after its transaction was dropped answered 503 "ask again shortly" for ever:
+    the stored intent skipped the checks and its wait raised the drop, a chain outage to the API. It is the same
+    calldata, dropped for good: the borrower is told to sign a new repayment, which goes through."""
+    chain = devnet_chains[CHAIN]
+    rpc = chain.devnet.rpc_url
+    wallet, loan_id, key = borrower
+    relayer = _relayer(platform, key)
+    with platform.client(key) as client:
+        loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
+        body = signed_repayment(wallet, loan, "1.00", rpc)
+        _drop(platform, chain, relayer, body | {"onchain_loan_id": loan["onchain_loan_id"]})
+        sent_before = chain.w3.eth.get_transaction_count(relayer)
+
+        again = client.post(f"/v1/loans/{loan_id}/repayments", json=body)
+        status, kind, _, _ = _refusal(again)
+        assert (status, kind) == (422, "repayment-rejected"), again.text
+        assert "dropped before it was mined (nothing was paid): sign a new repayment" in again.json()["detail"]
+        assert "repay:" not in again.text, "the platform's intent key is not the borrower's business"
+        assert chain.w3.eth.get_transaction_count(relayer) == sent_before, "nothing was sent"
+
+        anew = client.post(
+            f"/v1/loans/{loan_id}/repayments", json=_resigned(wallet, loan, body, nonce=int(body["nonce"]) + 1)
+        )
+        assert anew.status_code == 201, anew.text

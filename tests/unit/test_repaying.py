@@ -14,9 +14,9 @@ from aggregator.errors import AmountOverOwed, InvalidRepayment, LoanNotFound, Lo
 from aggregator.loans import InMemoryLoanStore, LoanRecord
 from aggregator.permit import CollateralPermit
 from aggregator.repaying import MAX, RepaymentService, SignedRepayment
-from chain.errors import ConfirmationTimeout, GasEstimationFailed
+from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionDropped
 from contracts.typed_data import REPAY_ALL, Repayment, repayment_typed_data
-from store.chain import FAILED
+from store.chain import DROPPED, FAILED
 from tests.support.relay_fakes import (
     AGGREGATOR,
     ASSETS,
@@ -208,3 +208,20 @@ async def test_a_repayment_or_permit_past_its_deadline_by_the_chains_time_is_ref
         await _service(chain, receipts).repay("alice", "l1", replace(_signed("1"), permit=permit))
     assert stale.value.field == "permit.deadline"
     assert chain.transactions.sent == {}
+
+
+async def test_a_repayment_whose_transaction_was_dropped_is_answered_to_be_signed_anew() -> None:
+    """A dropped transaction (its nonce taken by another of the relayer's) answered 503 "ask again shortly", and so
+    did every post of the same signed repayment after it: it is the same calldata, dropped for good."""
+    chain, receipts = FakeChain(owed=(5 * USDC, 0), allowance=5 * USDC), FakeReceipts()
+    service, signed = _service(chain, receipts), _signed("1")
+    chain.transactions.outcome = TransactionDropped("repay:31337:0xabc: nonce 4 taken", "repay:31337:0xabc")
+    with pytest.raises(RepaymentRejected, match=r"dropped before it was mined .*: sign a new repayment") as dropped:
+        await service.repay("alice", "l1", signed)
+    assert "repay:" not in str(dropped.value)
+    [(_, sent)] = chain.transactions.sent.values()
+    sent.status, chain.transactions.outcome = DROPPED, None
+    with pytest.raises(RepaymentRejected, match="sign a new repayment"):
+        await service.repay("alice", "l1", signed)
+    assert len(chain.transactions.submitted) == 1, "not submitted again"
+    assert receipts.recorded == []
