@@ -244,7 +244,11 @@ class RepaymentService:
             raise InvalidRepayment("permit", "does not verify: the signature recovers no signer")
         if permit_by != borrower:
             raise InvalidRepayment(
-                "permit", f"recovers {permit_by}, not the borrower, for the token's nonce {nonce} (already used?)"
+                "permit",
+                f"recovers {permit_by}, not the borrower, under the token's DOMAIN_SEPARATOR() with its nonce {nonce}: "
+                "sign it under the domain GET /v1/platform lists for the token (assets[].permit_domains; for a token "
+                "listed without one, approve the amount instead of a permit) with that nonce (a permit used already "
+                "has an older one)",
             )
 
     async def _domain_separator(self, chain: ChainRuntime, token: Any) -> bytes:

@@ -23,7 +23,7 @@ from eth_abi.exceptions import DecodingError
 from eth_account.messages import encode_typed_data
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
-from web3 import AsyncWeb3
+from web3 import AsyncWeb3, Web3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from aggregator.platform import ChainRuntime
@@ -67,17 +67,54 @@ async def read_token_domain(w3: AsyncWeb3[Any], chain_id: int, token: ChecksumAd
         reported = tuple(await erc20.functions.eip712Domain().call())
     try:
         separator = bytes(await erc20.functions.DOMAIN_SEPARATOR().call())
-        if reported is not None:  # EIP-5267 names the domain: listed only if the token checks permits under it
-            fields, name, version, domain_chain_id, verifying, _salt, _extensions = reported
-            return eip5267_domain(bytes(fields), str(name), str(version), int(domain_chain_id), verifying, separator)
-        name = str(await erc20.functions.name().call())
+        name = None if reported is not None else str(await erc20.functions.name().call())
     except _ABSENT:
         return None
-    versions: tuple[str, ...] = _LEGACY_VERSIONS
+    version = None
+    if reported is None:
+        with contextlib.suppress(*_ABSENT):
+            version = str(await w3.eth.contract(address=token, abi=_VERSION_ABI).functions.version().call())
+    return answered_domain(chain_id, token, separator, reported, name, version)
+
+
+def read_token_domain_now(w3: Web3, token: ChecksumAddress) -> TokenDomain | None:
+    """``read_token_domain`` over a synchronous client (the devnet wallet's, ``api.wallet``): the same questions, so
+    a wallet signs a permit under the domain ``GET /v1/platform`` lists for the token."""
+    erc20: Any = w3.eth.contract(address=token, abi=load_artifact("MockERC20").abi)
+    reported: tuple[Any, ...] | None = None
     with contextlib.suppress(*_ABSENT):
-        versions = (str(await w3.eth.contract(address=token, abi=_VERSION_ABI).functions.version().call()),)
-    for version in versions:
-        domain = TokenDomain(name, version, chain_id, token)
+        reported = tuple(erc20.functions.eip712Domain().call())
+    try:
+        separator = bytes(erc20.functions.DOMAIN_SEPARATOR().call())
+        name = None if reported is not None else str(erc20.functions.name().call())
+    except _ABSENT:
+        return None
+    version = None
+    if reported is None:
+        with contextlib.suppress(*_ABSENT):
+            version = str(w3.eth.contract(address=token, abi=_VERSION_ABI).functions.version().call())
+    return answered_domain(int(w3.eth.chain_id), token, separator, reported, name, version)
+
+
+def answered_domain(
+    chain_id: int,
+    token: ChecksumAddress,
+    separator: bytes,
+    reported: tuple[Any, ...] | None,
+    name: str | None,
+    version: str | None,
+) -> TokenDomain | None:
+    """The permit domain of ``token`` from its answers — its ``DOMAIN_SEPARATOR()``, its EIP-5267 ``eip712Domain()``
+    (``reported``, None when it has none) or else its ``name()`` and ``version()`` (None when it has none: the
+    versions older tokens use are tried) — or None when none of them hashes to the separator."""
+    if reported is not None:  # EIP-5267 names the domain: listed only if the token checks permits under it
+        fields, reported_name, reported_version, domain_chain_id, verifying, _salt, _extensions = reported
+        return eip5267_domain(
+            bytes(fields), str(reported_name), str(reported_version), int(domain_chain_id), verifying, separator
+        )
+    assert name is not None  # asked whenever the token reports no domain
+    for candidate in _LEGACY_VERSIONS if version is None else (version,):
+        domain = TokenDomain(name, candidate, chain_id, token)
         if domain_separator(domain) == separator:
             return domain
     return None

@@ -1,6 +1,7 @@
 """Borrower-side wallet helpers for devnets: sign an EIP-2612 permit for the collateral (or, for a token without
 permit, approve it), and sign an acceptance with a devnet key, so that the README's example is copy-paste; sign a
-repayment and a permit of the debt asset. A real borrower signs the same EIP-712 documents in their own wallet. With
+repayment and a permit of the debt asset (or approve it), each permit under the token's domain as ``GET /v1/platform``
+lists it. A real borrower signs the same EIP-712 documents in their own wallet. With
 a permit the borrower needs no ETH for gas: the platform relays ``openLoanWithPermit`` and ``repayWithPermit``."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from web3.exceptions import Web3Exception
 
 from aggregator.assets import Asset, parse_amount
 from aggregator.errors import InvalidCreditRequest
+from aggregator.token_domains import read_token_domain_now
 from chain.artifacts import load_artifact
 from contracts import typed_data
 from contracts.typed_data import REPAY_ALL, Domain, Repayment
@@ -167,18 +169,22 @@ def approve_collateral(account: LocalAccount, rpc_url: str, token: str, spender:
 def sign_permit(
     account: LocalAccount, rpc_url: str, token: str, spender: str, amount: int, deadline: int
 ) -> dict[str, Any] | None:
-    """An EIP-2612 permit of ``amount`` to ``spender`` as the API takes it, or None when the token has no permit
-    (it does not answer EIP-5267's ``eip712Domain()`` and ``nonces``)."""
+    """An EIP-2612 permit of ``amount`` to ``spender`` as the API takes it, signed under the token's permit domain as
+    ``GET /v1/platform`` lists it (``aggregator.token_domains``: the domain that hashes to the token's
+    ``DOMAIN_SEPARATOR()``, an EIP-5267 token's or an older one's such as USDC's FiatToken); None when the token has
+    none the platform checks a permit under (no permit, or a domain of other fields, such as a salted one)."""
     w3 = _web3(rpc_url)
-    erc20 = w3.eth.contract(address=to_checksum_address(token), abi=load_artifact("MockERC20").abi)
+    address = to_checksum_address(token)
+    domain = read_token_domain_now(w3, address)
+    if domain is None:
+        return None
+    erc20 = w3.eth.contract(address=address, abi=load_artifact("MockERC20").abi)
     try:
-        _, name, version, chain_id, verifying, _, _ = erc20.functions.eip712Domain().call()
         nonce = erc20.functions.nonces(account.address).call()
     except (Web3Exception, ValueError):
         return None
     document = typed_data.permit_typed_data(
-        typed_data.TokenDomain(name, version, int(chain_id), to_checksum_address(verifying)),
-        typed_data.Permit(account.address, to_checksum_address(spender), amount, int(nonce), deadline),
+        domain, typed_data.Permit(account.address, to_checksum_address(spender), amount, int(nonce), deadline)
     )
     signature = typed_data.sign(document, account.key)
     return {
@@ -188,6 +194,19 @@ def sign_permit(
         "r": "0x" + signature[:32].hex(),
         "s": "0x" + signature[32:64].hex(),
     }
+
+
+def permit_or_approve(
+    account: LocalAccount, rpc_url: str, token: str, spender: str, amount: int, deadline: int
+) -> dict[str, Any] | None:
+    """What lets ``spender`` (the CreditAggregator) take ``amount`` of ``token`` for an accept's collateral or a
+    repayment: a permit to post with it (``sign_permit``), or, for a token without one the platform checks, None
+    once the account has approved ``amount`` itself (a transaction it pays gas for) — the platform then relies on the
+    allowance."""
+    permit = sign_permit(account, rpc_url, token, spender, amount, deadline)
+    if permit is None:
+        approve_collateral(account, rpc_url, token, spender, amount)
+    return permit
 
 
 def accept_quote(
@@ -212,9 +231,7 @@ def accept_quote(
         offer = quote["offer"]
         token, amount = offer["collateralAsset"], int(offer["collateralAmount"])
         deadline = int(offer["expiry"]) if offer.get("expiry") else _signature_deadline(_web3(rpc_url))
-        permit = sign_permit(account, rpc_url, token, quote["contract"], amount, deadline)
-        if permit is None:
-            approve_collateral(account, rpc_url, token, quote["contract"], amount)
+        permit = permit_or_approve(account, rpc_url, token, quote["contract"], amount, deadline)
         signature = sign_acceptance(account, quote["acceptance_typed_data"])
         body_in: dict[str, Any] = {"signature": signature} | ({"permit": permit} if permit else {})
         response = client.post(f"/v1/quotes/{quote_id}/accept", json=body_in)
@@ -271,7 +288,9 @@ def _next_repayment_nonce(aggregator: Any, borrower: str, loan_ref: int) -> int:
 def signed_repayment(account: LocalAccount, loan: dict[str, Any], amount: str, rpc_url: str) -> dict[str, Any]:
     """The body of ``POST /v1/loans/{id}/repayments`` for ``loan`` (as ``GET /v1/loans/{id}`` shows it): a signed
     ``Repayment`` of ``amount`` (decimal in the loan asset's units, or ``"max"``) and a permit of the debt asset
-    covering it (for ``"max"``: what is owed now plus ``MAX_PERMIT_MARGIN_BPS``)."""
+    covering it (for ``"max"``: what is owed now plus ``MAX_PERMIT_MARGIN_BPS``) — or, for a debt asset without a
+    permit the platform checks, that allowance approved from the account (``permit_or_approve``, as an accept's
+    collateral is) and no permit."""
     if amount != "max":
         _amount(amount)  # refused before any chain is asked
     w3 = _web3(rpc_url)
@@ -293,7 +312,7 @@ def signed_repayment(account: LocalAccount, loan: dict[str, Any], amount: str, r
     signature = typed_data.sign(
         typed_data.repayment_typed_data(Domain(int(loan["chain_id"]), contract), repayment), account.key
     )
-    permit = sign_permit(account, rpc_url, token, contract, allowance, deadline)
+    permit = permit_or_approve(account, rpc_url, token, contract, allowance, deadline)
     body: dict[str, Any] = {"amount": amount, "nonce": str(nonce), "deadline": deadline}
     return body | {"signature": "0x" + signature.hex()} | ({"permit": permit} if permit else {})
 
