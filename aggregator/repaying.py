@@ -14,6 +14,11 @@ the amount. The transaction's intent key is the hash of
 its calldata: the same signed repayment posted twice is one transaction; one refused before it was sent, or whose
 transaction was dropped, stays so (``repayment-rejected``: sign a new repayment).
 
+Repayments of one loan are taken one at a time in a process, each from its checks to its recorded outcome: one
+racing another is checked after it, so a loan the first closed is refused here (``loan-not-repayable``), and a refusal
+of the chain's that says the same (``LoanNotActive``, ``NothingOwed``: a repayment sent by another process, a
+liquidation mined first) is answered so too.
+
 After ``LoanClosed`` the collateral is back: the contract pushes it; when the token refused the push
 (``CollateralClaimable``) the relayer sends ``claimCollateral``."""
 
@@ -23,6 +28,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakValueDictionary
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -138,8 +144,11 @@ class RepaymentService:
         Raises:
             LoanNotFound, LoanNotRepayable, InvalidRepayment, AmountOverOwed, RepaymentRejected; ChainError when
             the chain does not answer (the API's 503)."""
-        loan = await asyncio.to_thread(self._load, loan_id, borrower_id)
-        return await self._repay(loan, signed)
+        # One at a time per loan, from the checks to the recorded outcome: a second repayment racing the first is
+        # checked against what the first left (a closed loan refused here), not sent to revert at the relayer's cost.
+        async with _repaying(loan_id):
+            loan = await asyncio.to_thread(self._load, loan_id, borrower_id)
+            return await self._repay(loan, signed)
 
     async def _repay(self, loan: LoanRecord, signed: SignedRepayment) -> RepaymentOutcome:
         chain = self._chains.get(loan.chain_name)
@@ -160,7 +169,7 @@ class RepaymentService:
         # permit's token nonce is used up by now).
         existing = await chain.transactions.store.get_intent(intent)
         if existing is not None and existing.status == FAILED:  # refused by simulation: nothing was sent
-            raise RepaymentRejected(existing.error or "refused before it was sent; sign a new repayment")
+            raise _refused(loan.id, intent, existing.error or "refused before it was sent; sign a new repayment")
         if existing is not None and existing.status == DROPPED:  # its calldata is that transaction's for good
             raise RepaymentRejected(DROPPED_REPAYMENT)
         if existing is None:
@@ -181,9 +190,9 @@ class RepaymentService:
         except ConfirmationTimeout:
             return RepaymentOutcome(loan.id, "submitted", submission.tx_hash)
         except GasEstimationFailed as err:
-            raise RepaymentRejected(err.decoded or str(err)) from err
+            raise _refused(loan.id, intent, err.decoded or str(err)) from err
         except TransactionReverted as err:
-            raise RepaymentRejected(str(err)) from err
+            raise _refused(loan.id, intent, str(err)) from err
         except TransactionDropped as err:
             raise RepaymentRejected(DROPPED_REPAYMENT) from err
         events = await self._record(chain, receipt.tx_hash)
@@ -285,6 +294,32 @@ class RepaymentService:
             closed,
             claim,
         )
+
+
+#: one repayment at a time per loan in this process (``RepaymentService.repay``)
+_REPAYING_LOCKS: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+#: the CreditAggregator's refusals of a repayment of a loan that takes none any more (a repayment, a close or a
+#: liquidation mined first): the API's 409 ``loan-not-repayable``, not a repayment to sign again
+NOT_REPAYABLE_ERRORS = ("LoanNotActive(", "NothingOwed(")
+
+
+def _repaying(loan_id: str) -> asyncio.Lock:
+    lock = _REPAYING_LOCKS.get(loan_id)
+    if lock is None:
+        lock = _REPAYING_LOCKS[loan_id] = asyncio.Lock()
+    return lock
+
+
+def _refused(loan_id: str, intent: str, reason: str) -> LoanNotRepayable | RepaymentRejected:
+    """What the borrower is told of the chain's refusal ``reason`` (a simulation's, a mined revert's): the loan takes
+    no repayment for the errors of ``NOT_REPAYABLE_ERRORS``, else the repayment was rejected. The platform's intent
+    key, which a mined revert's message starts with, is no business of the borrower's."""
+    told = reason.replace(intent, "its transaction")
+    if any(error in told for error in NOT_REPAYABLE_ERRORS):
+        return LoanNotRepayable(
+            loan_id, f"the chain takes no repayment of it now ({told}): a repayment, close or liquidation came first"
+        )
+    return RepaymentRejected(told)
 
 
 def repayment_call(aggregator: Any, repayment: Repayment, signed: SignedRepayment) -> Call:

@@ -120,7 +120,8 @@ async def repay_loan(
     record it from its receipt's ``LoanRepaid``; answers the split (interest first), whether it closed the loan and
     the loan after it with the amount owed now. The same signed repayment posted again is the same transaction
     (its intent is keyed by the calldata; the contract uses each repayment nonce once). Refusals as problems:
-    ``amount-over-owed`` (with ``owed_now``), ``loan-not-repayable`` (not active or in default, funded off-chain),
+    ``amount-over-owed`` (with ``owed_now``), ``loan-not-repayable`` (not active or in default, funded off-chain,
+    closed by a repayment taken before it: one loan's repayments are taken one at a time),
     ``invalid-repayment`` (a signature or permit that does not verify, no allowance, a repayment or permit whose
     deadline the chain's time has passed), ``repayment-rejected`` (the chain's simulation reverted, or the relayer's
     transaction was dropped: sign a new repayment)."""

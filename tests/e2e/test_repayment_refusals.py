@@ -1,11 +1,14 @@
 """Relayed repayments over real HTTP against the session's devnets: a repayment or a permit whose deadline the
 chain's time has passed is refused naming the field, not sent to be refused by the chain as an allowance it does not
 have; ``wallet repay`` signs its deadlines by the chain's time, so it repays on a devnet whose clock was moved on; a
-signed repayment whose transaction the relayer dropped is answered to be signed anew, not "ask again shortly"."""
+signed repayment whose transaction the relayer dropped is answered to be signed anew, not "ask again shortly"; of two
+repayments of everything posted at once, the second is refused as the loan not repayable, nothing of it sent."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -24,7 +27,7 @@ from contracts import typed_data
 from contracts.typed_data import Domain, Repayment
 from store.chain import DROPPED, IntentRecord, SqlChainStore
 from store.db import Database
-from tests.e2e.test_repayments import CHAIN, PROBLEM, _mint, _open_pool_loan
+from tests.e2e.test_repayments import CHAIN, PROBLEM, _mint, _onchain_repayments, _open_pool_loan
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
 
@@ -205,3 +208,56 @@ def test_a_repayment_whose_transaction_was_dropped_is_answered_to_be_signed_anew
             f"/v1/loans/{loan_id}/repayments", json=_resigned(wallet, loan, body, nonce=int(body["nonce"]) + 1)
         )
         assert anew.status_code == 201, anew.text
+
+
+def test_of_two_repayments_of_everything_posted_at_once_the_second_is_refused_and_never_sent(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    """Both were checked before either was sent, so both were sent: the second reverted LoanNotActive at the relayer's
+    cost, and the borrower read "the chain refused the repayment: repay:31337:0x… reverted in block …" — the
+    platform's intent key. The second is now checked once the first is recorded."""
+    chain = devnet_chains[CHAIN]
+    rpc = chain.devnet.rpc_url
+    wallet: LocalAccount = Account.create()
+    _mint(chain, "WETH", wallet.address, 2 * 10**18)
+    _mint(chain, "USDC", wallet.address, 50 * 10**6)
+    loan_id, key = _open_pool_loan(platform, chain, wallet)
+    relayer = _relayer(platform, key)
+    with platform.client(key) as client:
+        loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
+    first = signed_repayment(wallet, loan, "max", rpc)
+    second = _resigned(wallet, loan, first, nonce=int(first["nonce"]) + 1)
+    sent_before = chain.w3.eth.get_transaction_count(relayer)
+    answers: dict[str, Any] = {}
+
+    def post(name: str, body: dict[str, Any]) -> None:
+        with platform.client(key) as client:
+            answers[name] = client.post(f"/v1/loans/{loan_id}/repayments", json=body)
+
+    posts = [threading.Thread(target=post, args=item) for item in (("first", first), ("second", second))]
+    rpc_call = chain.w3.provider.make_request
+    rpc_call("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:  # the first in the node's pool, not mined: the second is posted while it is under way
+        for thread in posts:
+            thread.start()
+        _wait_for_pending(chain, relayer, sent_before + 2, within=2.0)  # a second is never sent now: 2 s spent
+    finally:
+        rpc_call("evm_setAutomine", [True])  # type: ignore[arg-type]
+        rpc_call("evm_mine", [])  # type: ignore[arg-type]
+    for thread in posts:
+        thread.join()
+
+    closed, refused = sorted(answers.values(), key=lambda response: response.status_code)
+    assert (closed.status_code, closed.json().get("closed")) == (201, True), closed.text
+    status, kind, _, _ = _refusal(refused)
+    assert (status, kind) == (409, "loan-not-repayable"), refused.text
+    assert "repay:" not in refused.text, "the platform's intent key is not the borrower's business"
+    assert chain.w3.eth.get_transaction_count(relayer) == sent_before + 1, "the second was never sent"
+    assert len(_onchain_repayments(chain, int(loan["onchain_loan_id"]))) == 1
+
+
+def _wait_for_pending(chain: DeployedChain, sender: ChecksumAddress, count: int, within: float) -> None:
+    """Until ``sender`` has ``count`` transactions with those in the node's pool, or ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while chain.w3.eth.get_transaction_count(sender, "pending") < count and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -13,8 +13,8 @@ from eth_account import Account
 from aggregator.errors import AmountOverOwed, InvalidRepayment, LoanNotFound, LoanNotRepayable, RepaymentRejected
 from aggregator.loans import InMemoryLoanStore, LoanRecord
 from aggregator.permit import CollateralPermit
-from aggregator.repaying import MAX, RepaymentService, SignedRepayment
-from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionDropped
+from aggregator.repaying import MAX, RepaymentService, SignedRepayment, repayment_call, repayment_intent_key
+from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionDropped, TransactionReverted
 from contracts.typed_data import REPAY_ALL, Repayment, repayment_typed_data
 from store.chain import DROPPED, FAILED
 from tests.support.relay_fakes import (
@@ -225,3 +225,33 @@ async def test_a_repayment_whose_transaction_was_dropped_is_answered_to_be_signe
         await service.repay("alice", "l1", signed)
     assert len(chain.transactions.submitted) == 1, "not submitted again"
     assert receipts.recorded == []
+
+
+async def test_a_loan_the_chain_no_longer_repays_is_not_repayable_and_the_intent_key_is_never_told() -> None:
+    """A repayment racing another (sent by another process) reverted LoanNotActive, answered 422 "the chain refused
+    the repayment: repay:31337:0x… reverted in block 56: LoanNotActive(1)", the platform's intent key in it."""
+    chain, receipts = FakeChain(owed=(5 * USDC, 0), allowance=5 * USDC), FakeReceipts()
+    service = _service(chain, receipts)
+    signed, other = _signed("1"), _signed("1", nonce=2)
+    intent, other_intent = _intent_of(chain, signed), _intent_of(chain, other)
+    chain.transactions.outcome = TransactionReverted(f"{intent} reverted in block 56: LoanNotActive(5)", "0x01")
+    with pytest.raises(LoanNotRepayable, match=r"its transaction reverted in block 56: LoanNotActive\(5\)") as closed:
+        await service.repay("alice", "l1", signed)
+    assert intent not in str(closed.value)
+    chain.transactions.outcome = TransactionReverted(f"{other_intent} reverted in block 57: RepaymentNonceUsed(x)")
+    with pytest.raises(RepaymentRejected, match=r"its transaction reverted in block 57") as rejected:
+        await service.repay("alice", "l1", other)
+    assert "repay:" not in str(rejected.value)
+    message = "gas estimate failed on ethereum-local: execution reverted [NothingOwed(5)]"  # as the manager words it
+    chain.transactions.refuse = GasEstimationFailed(message, decoded="NothingOwed(5)")
+    with pytest.raises(LoanNotRepayable, match=r"NothingOwed\(5\)"):
+        await service.repay("alice", "l1", _signed("1", nonce=3))
+    chain.transactions.refuse = None
+    with pytest.raises(LoanNotRepayable, match=r"NothingOwed\(5\)"):  # the stored refusal, answered the same
+        await service.repay("alice", "l1", _signed("1", nonce=3))
+
+
+def _intent_of(chain: FakeChain, signed: SignedRepayment) -> str:
+    """The intent key the service sends a signed repayment of 1 USDC under."""
+    call = repayment_call(chain.aggregator(), Repayment(5, USDC, signed.nonce, signed.deadline), signed)
+    return repayment_intent_key(CHAIN_ID, call)
