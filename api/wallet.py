@@ -16,6 +16,7 @@ from eth_abi.exceptions import EncodingError
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
+from eth_utils.exceptions import ValidationError
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
@@ -84,6 +85,8 @@ def acceptance_to_sign(document: object) -> AcceptanceToSign:
     ours = (typed_data.DOMAIN_NAME, typed_data.DOMAIN_VERSION)
     if not isinstance(domain, dict) or (domain.get("name"), domain.get("version")) != ours:
         raise SigningRefused(f"the acceptance's domain is not creditmesh's (name, version {ours}): {domain}")
+    if set(domain) - _DOMAIN_FIELDS:  # a salt or another field would sign under another separator
+        raise SigningRefused(f"the acceptance's domain has the fields {sorted(domain)}, not {sorted(_DOMAIN_FIELDS)}")
     offer = message.get("offer") if isinstance(message, dict) else None
     if not isinstance(offer, dict):
         raise SigningRefused("the acceptance's message has no offer")
@@ -103,7 +106,17 @@ def acceptance_to_sign(document: object) -> AcceptanceToSign:
         raise SigningRefused(f"the acceptance does not read: {err}") from None
     if offered_on != read.chain_id:
         raise SigningRefused(f"the acceptance's offer is for chain {offered_on}, its domain for chain {read.chain_id}")
+    try:  # it encodes as its EIP-712 types now, before any permit, approval or signature is made for it
+        typed_data.digest(document)
+    except _NOT_ENCODED as err:
+        raise SigningRefused(f"the typed data does not encode: {err}") from None
     return read
+
+
+#: an acceptance domain's fields (``contracts.typed_data.Domain``)
+_DOMAIN_FIELDS = frozenset({"name", "version", "chainId", "verifyingContract"})
+#: what encoding typed data raises for a value that is not its type (eth-utils' ValidationError for the domain)
+_NOT_ENCODED = (ValueError, TypeError, EncodingError, ValidationError)
 
 
 def acceptance_in(document: object) -> tuple[dict[str, Any], AcceptanceToSign]:
@@ -150,7 +163,7 @@ def sign_acceptance(account: LocalAccount, document: dict[str, Any]) -> str:
     EIP-712 type."""
     try:
         return "0x" + typed_data.sign(document, account.key).hex()
-    except (ValueError, TypeError, EncodingError) as err:
+    except _NOT_ENCODED as err:
         raise SigningRefused(f"the typed data does not encode: {err}") from None
 
 

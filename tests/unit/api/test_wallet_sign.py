@@ -17,7 +17,7 @@ import pytest
 from eth_utils.address import to_checksum_address
 
 from api.cli import main
-from api.wallet import sign_acceptance
+from api.wallet import SigningRefused, acceptance_to_sign, sign_acceptance
 from contracts import typed_data
 from contracts.typed_data import Permit, TokenDomain
 from tests.support.acceptances import AGGREGATOR, BORROWER, USDC, WETH, acceptance
@@ -103,6 +103,10 @@ REFUSED = [
         f"quote q1's acceptance is for contract {to_checksum_address('0x' + '55' * 20)}, the quote's contract is "
         f"{AGGREGATOR}: not signed",
     ),
+    (
+        acceptance() | {"domain": acceptance()["domain"] | {"salt": "0x" + "00" * 32}},
+        re.escape("the acceptance's domain has the fields ['chainId', 'name', 'salt', 'verifyingContract', 'version']"),
+    ),
 ]
 
 
@@ -124,6 +128,7 @@ REFUSED = [
         "rate-out-of-range",
         "quote-on-another-chain",
         "quote-of-another-contract",
+        "domain-with-a-salt",
     ],
 )
 def test_anything_but_a_creditmesh_acceptance_is_one_line_and_nothing_signed(
@@ -148,3 +153,13 @@ def test_a_json_list_on_stdin_exits_1_with_one_line_not_a_traceback() -> None:
     )
     assert (ran.returncode, ran.stdout) == (1, "")
     assert ran.stderr == "wallet sign: the document is a JSON list, not an EIP-712 object\n"
+
+
+def test_an_acceptance_that_does_not_encode_is_refused_before_anything_is_signed_for_it() -> None:
+    """``wallet accept`` checks the acceptance (``acceptance_to_sign``) before it signs the collateral's permit or
+    sends its approval: a value that does not encode as its EIP-712 type is refused there, not after an approval
+    was mined for a quote never accepted."""
+    document = acceptance()
+    document["message"]["offer"]["rateBps"] = "5%"
+    with pytest.raises(SigningRefused, match="the typed data does not encode"):
+        acceptance_to_sign(document)
