@@ -16,8 +16,8 @@ and the offer nonce is still unused on-chain.
 
 The service drives the steps; beside it, private modules hold the parts: ``_accept_chain`` (the acceptance checked,
 the ``openLoan`` call built and simulated, the loan read from its receipt), ``_accept_lender`` (a traditional
-lender's reserve, fund and cancel) and ``_accept_lease`` (each step persisted, fenced by the owner, the lease
-renewed)."""
+lender's reserve, fund and cancel), ``_accept_lease`` (each step persisted, fenced by the owner, the lease
+renewed) and ``_accept_answer`` (what the borrower is answered)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ import os
 import signal
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from aggregator._accept_answer import Accepted, accepted_answer, funded_or_failed
 from aggregator._accept_chain import (
     TERMINAL_CHAIN_ERRORS,
     bar_unsent,
@@ -68,8 +69,6 @@ from aggregator.accept_saga import (
     Screening,
     ScreeningLog,
     advance,
-    funding_failure,
-    funding_pending,
     is_done,
 )
 from aggregator.assets import AssetRegistry
@@ -78,7 +77,6 @@ from aggregator.errors import (
     AcceptInProgress,
     ChainRejected,
     ComplianceDenied,
-    FundingFailed,
     LoanNotFound,
     ProviderRefused,
     QuoteExpired,
@@ -104,28 +102,15 @@ DEFAULT_LEASE = timedelta(seconds=30)
 #: how long an undelivered funding instruction is sent again before the loan is settled as unfunded (docs/servicing.md)
 FUNDING_WINDOW = timedelta(hours=24)
 KILL_POINTS = frozenset({"locked", "screened", "simulated", "reserved", "submitted", "sent", "mined", "recorded"})
-__all__ = ["DEFAULT_LEASE", "KILL_POINTS", "LENDER_ATTEMPTS", "LENDER_BACKOFF", "RELAY_TIMEOUT", "AcceptanceService"]
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    loan_id: str
-    quote_id: str
-    #: the loan as the accept recorded it (in the transaction that wrote it), when this accept recorded it
-    loan: LoanRecord | None = None
-    #: why the loan's lender did not fund it (``fund-refused``), as the borrower is told: the accept failed
-    funding_failed: str | None = None
-
-
-def _accepted(quote: QuoteView, record: AcceptRecord, loan: LoanRecord | None = None) -> Accepted:
-    """The accept's answer once its loan is recorded (``record.loan_id`` set): the loan flagged ``funding_pending``
-    while its lender has not answered the funding instruction (not delivered yet: recovery sends it again)."""
-    assert record.loan_id is not None
-    failed = record.lender_state == FUND_REFUSED and quote.kind == TRADITIONAL
-    reason = funding_failure(quote.provider_id, record.error) if failed else None
-    if loan is not None:
-        loan = replace(loan, funding_pending=funding_pending(quote.kind, record.step, record.lender_state))
-    return Accepted(record.loan_id, quote.id, loan, reason)
+__all__ = [
+    "DEFAULT_LEASE",
+    "KILL_POINTS",
+    "LENDER_ATTEMPTS",
+    "LENDER_BACKOFF",
+    "RELAY_TIMEOUT",
+    "AcceptanceService",
+    "Accepted",
+]
 
 
 class AcceptanceService:
@@ -176,7 +161,7 @@ class AcceptanceService:
     ) -> Accepted:
         opening = await self._records.run(self._opening, account, quote_id, signature_hex, permit is None)
         if isinstance(opening, Accepted):
-            return _funded(opening)
+            return funded_or_failed(opening)
         quote, previous, signature, screening = opening
         chain = self._chains.get(quote.chain_name)
         if chain is None:  # quoted on a chain the platform no longer serves (the chains file changed since)
@@ -196,7 +181,7 @@ class AcceptanceService:
             taken = await self._records.run(self._taken_meanwhile, account.id, quote_id)
             if taken is None:
                 raise
-            return _funded(taken)
+            return funded_or_failed(taken)
         record = await self._records.run(self._lock, account, quote, previous, screening)
         task = asyncio.create_task(self._drive_new(quote, record, call))
         self._driving[quote_id] = task
@@ -208,7 +193,7 @@ class AcceptanceService:
             raise AcceptInProgress(quote_id, "the openLoan transaction is not confirmed yet") from None
         if accepted is None:
             raise AcceptInProgress(quote_id, "another process is driving this accept")
-        return _funded(accepted)
+        return funded_or_failed(accepted)
 
     def _opening(
         self, account: BorrowerFile, quote_id: str, signature_hex: str, plain: bool
@@ -219,7 +204,7 @@ class AcceptanceService:
         accept record, the signature and the screening (None when the chain must verify the acceptance first)."""
         quote, previous = self._load(account.id, quote_id)
         if quote.status == "accepted" and previous is not None and previous.loan_id is not None:
-            return _accepted(quote, previous)  # a repeated accept answers as the first: the loan, or its failure
+            return accepted_answer(quote, previous)  # a repeated accept answers as the first: the loan, or its failure
         if previous is not None and previous.step is AcceptStep.CANCELLED and previous.lender_state == CANCEL_FAILED:
             # a second reservation would find the first still held: recovery cancels it first
             raise AcceptInProgress(quote_id, "the lender's reservation of the last attempt is still being cancelled")
@@ -242,7 +227,7 @@ class AcceptanceService:
         stands)."""
         quote, record = self._load(borrower_id, quote_id)
         if quote.status == "accepted" and record is not None and record.loan_id is not None:
-            return _accepted(quote, record)
+            return accepted_answer(quote, record)
         if quote.status in ("accepting", "accepted"):
             raise AcceptInProgress(quote_id, "another accept of this quote took it meanwhile")
         return None
@@ -363,7 +348,7 @@ class AcceptanceService:
                 record = await self._fund(quote, record)
         except LeaseLost:
             return None
-        return None if record.loan_id is None else _accepted(quote, record, loan)
+        return None if record.loan_id is None else accepted_answer(quote, record, loan)
 
     async def _await_mined(
         self, quote: QuoteView, record: AcceptRecord, submitted_here: bool, within: float | None = None
@@ -600,13 +585,6 @@ class AcceptanceService:
         if loan is None or not LoanScope(borrower_id=borrower_id).allows(loan):
             raise LoanNotFound(loan_id)
         return loan
-
-
-def _funded(accepted: Accepted) -> Accepted:
-    """The accept's answer to the borrower: its loan, or FundingFailed when the lender did not fund it."""
-    if accepted.funding_failed is not None:
-        raise FundingFailed(accepted.quote_id, accepted.loan_id, accepted.funding_failed)
-    return accepted
 
 
 def _reason(err: BaseException) -> str:
