@@ -11,7 +11,11 @@ A payment reported after default is recorded too (the contract takes it on a def
 the receipt's ``LoanRepaid`` (and ``LoanClosed`` when it is paid in full) through the ledger's ``record_events``.
 Before anything is sent, the accepted payment is kept as the lender reported it (reference, loan,
 amount in base units; ``aggregator.payment_records``), then settled with the transaction or as refused: the record
-the reconciler matches the off-chain ``LoanRepaid`` against.
+the reconciler matches the off-chain ``LoanRepaid`` against. A payment is its loan's — kept and counted by the
+platform's loan id, and naming the loan's CreditAggregator — not the chain's loan number's: a new deployment of the
+contracts numbers its loans from 1 again. Until 2026-11-29 (migration 0038) the new deployment's loan 9 was credited
+with the earlier deployment's loan 9's payments: its first installment "completed" the disclosed total, was sent as
+paying it in full, and the loan closed with its collateral released.
 
 On-chain, ``paymentRef`` is keccak256 of ``"{provider_id}:{payment_ref}"`` (the lender's reference is free text up to
 128 characters; the hash ties it to the lender).
@@ -212,10 +216,10 @@ class OffchainPayments:
         nothing, when it may pay the loan in full and what the loan ``owed`` was not read."""
         with self._payments.unit_of_work() as uow:
             uow.payments.hold_loan(payment.loan_id)
-            kept = uow.payments.kept(payment.chain_id, payment.onchain_loan_id, payment.reference)
+            kept = uow.payments.kept(payment.loan_id, payment.reference)
             if kept is not None:
                 return kept
-            reported = uow.payments.reported(payment.chain_id, payment.onchain_loan_id)
+            reported = uow.payments.reported(payment.loan_id)
             if decision.paid_in_full or completes_total(decision.schedule, reported, payment.amount):
                 if owed is None:
                     return None
@@ -247,7 +251,7 @@ class OffchainPayments:
 
     def _settle(self, payment: ReportedPayment, status: str, tx_hash: str | None, block: int | None) -> None:
         with self._payments.unit_of_work() as uow:
-            uow.payments.settle(payment.chain_id, payment.onchain_loan_id, payment.reference, status, tx_hash, block)
+            uow.payments.settle(payment.loan_id, payment.reference, status, tx_hash, block)
             uow.commit()
 
     async def record(
@@ -288,7 +292,15 @@ class OffchainPayments:
         if await operator.store.get_intent(first) is None and loan.status not in (ACTIVE, DEFAULTED):
             raise PaymentNotRecordable(f"loan {loan.id} is {loan.status}: nothing is left to record", 409)
         reported = ReportedPayment(
-            provider_id, payment_ref, "0x" + reference.hex(), loan.id, chain.chain_id, onchain_id, base_units, event_id
+            provider_id,
+            payment_ref,
+            "0x" + reference.hex(),
+            loan.id,
+            chain.chain_id,
+            loan.contract,
+            onchain_id,
+            base_units,
+            event_id,
         )
         occurred = occurred_at or datetime.now(UTC)
         if occurred.tzinfo is None:

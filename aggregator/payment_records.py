@@ -1,8 +1,10 @@
 """The lenders' reported payments and the small interface they are kept through: each ``payment.received`` the
 platform accepted (the lender's reference, the loan, the amount in base units), written before the operator sends
 ``recordOffchainRepayment`` and settled with its transaction — the record the reconciler matches an off-chain
-``LoanRepaid`` against, by reference. ``store.payments`` is the SQL implementation; ``InMemoryPaymentStore`` is the
-fake for unit tests.
+``LoanRepaid`` against, by reference. A payment is the loan's (the platform's loan id, which names the chain, the
+CreditAggregator and its loan number), never the chain's loan number alone: a new deployment of the contracts numbers
+its loans from 1 again, and its loan 1 is not the earlier deployment's. ``store.payments`` is the SQL implementation;
+``InMemoryPaymentStore`` is the fake for unit tests.
 
 A payment that brings the lender's payments for a loan to the total of payments disclosed with its quote, all of them
 made by their due dates (or short by no more than a day's interest), is recorded on-chain as paying the loan in full
@@ -33,6 +35,7 @@ class ReportedPayment:
     reference: str
     loan_id: str
     chain_id: int
+    contract: str  # the loan's CreditAggregator
     onchain_loan_id: int
     amount: int
     event_id: str | None = None
@@ -53,12 +56,12 @@ class PaymentRecords(Protocol):
     """The payment records inside one unit of work (which commits; this never does)."""
 
     def accept(self, payment: ReportedPayment) -> ReportedPayment:
-        """Record the payment unless its (chain, loan, reference) is already recorded: the first report stands,
-        as the operator's intent sends it once. Returns the payment as kept (the first report)."""
+        """Record the payment unless its (loan, reference) is already recorded: the first report stands, as the
+        operator's intent sends it once. Returns the payment as kept (the first report)."""
         ...
 
-    def kept(self, chain_id: int, onchain_loan_id: int, reference: str) -> ReportedPayment | None:
-        """The payment kept under (chain, loan, reference), if any."""
+    def kept(self, loan_id: str, reference: str) -> ReportedPayment | None:
+        """The payment of the loan kept under ``reference``, if any."""
         ...
 
     def hold_loan(self, loan_id: str) -> None:
@@ -66,20 +69,19 @@ class PaymentRecords(Protocol):
         processes (nothing to hold in one process's memory)."""
         ...
 
-    def reported(self, chain_id: int, onchain_loan_id: int) -> list[Payment]:
+    def reported(self, loan_id: str) -> list[Payment]:
         """The loan's payments as the lenders reported them, in the order they were accepted, those the chain
         refused left out: each one's amount (base units) and when the lender said it was made (``at``, unix
         seconds: the ``occurred_at`` of the webhook that first reported it, else when it was accepted)."""
         ...
 
-    def settle(
-        self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None
-    ) -> None:
+    def settle(self, loan_id: str, reference: str, status: str, tx_hash: str | None, block: int | None) -> None:
         """The outcome of the operator's transaction: ``recorded`` in ``tx_hash`` at ``block``, or ``refused``."""
         ...
 
-    def for_chain(self, chain_id: int) -> list[ReportedPayment]:
-        """The chain's payments in the order they were accepted."""
+    def for_aggregator(self, chain_id: int, aggregator: str) -> list[ReportedPayment]:
+        """The payments of the loans of the chain's CreditAggregator at ``aggregator`` (one deployment), in the order
+        they were accepted."""
         ...
 
 
@@ -104,8 +106,8 @@ class _Tables:
     payments: list[ReportedPayment] = field(default_factory=list)
     #: the webhooks' ``occurred_at`` by (provider, event id), as ``provider_webhook_events`` keeps them
     occurred: dict[tuple[str, str], datetime] = field(default_factory=dict)
-    #: when each payment was accepted, by (chain, loan, reference)
-    accepted: dict[tuple[int, int, str], datetime] = field(default_factory=dict)
+    #: when each payment was accepted, by (loan, reference)
+    accepted: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
 
 class InMemoryPaymentRecords:
@@ -122,36 +124,32 @@ class InMemoryPaymentRecords:
     def hold_loan(self, loan_id: str) -> None:
         return None
 
-    def kept(self, chain_id: int, onchain_loan_id: int, reference: str) -> ReportedPayment | None:
-        return next((p for p in self.tables.payments if _key(p) == (chain_id, onchain_loan_id, reference)), None)
+    def kept(self, loan_id: str, reference: str) -> ReportedPayment | None:
+        return next((p for p in self.tables.payments if _key(p) == (loan_id, reference)), None)
 
-    def reported(self, chain_id: int, onchain_loan_id: int) -> list[Payment]:
+    def reported(self, loan_id: str) -> list[Payment]:
         return [
             Payment(int(self._occurred(p).timestamp()), p.amount)
             for p in self.tables.payments
-            if (p.chain_id, p.onchain_loan_id) == (chain_id, onchain_loan_id) and p.status != REFUSED
+            if p.loan_id == loan_id and p.status != REFUSED
         ]
 
     def _occurred(self, payment: ReportedPayment) -> datetime:
         said = None if payment.event_id is None else self.tables.occurred.get((payment.provider_id, payment.event_id))
         return said or self.tables.accepted[_key(payment)]
 
-    def settle(
-        self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None
-    ) -> None:
+    def settle(self, loan_id: str, reference: str, status: str, tx_hash: str | None, block: int | None) -> None:
         self.tables.payments = [
-            replace(p, status=status, tx_hash=tx_hash, block_number=block)
-            if _key(p) == (chain_id, onchain_loan_id, reference)
-            else p
+            replace(p, status=status, tx_hash=tx_hash, block_number=block) if _key(p) == (loan_id, reference) else p
             for p in self.tables.payments
         ]
 
-    def for_chain(self, chain_id: int) -> list[ReportedPayment]:
-        return [p for p in self.tables.payments if p.chain_id == chain_id]
+    def for_aggregator(self, chain_id: int, aggregator: str) -> list[ReportedPayment]:
+        return [p for p in self.tables.payments if (p.chain_id, p.contract.lower()) == (chain_id, aggregator.lower())]
 
 
-def _key(payment: ReportedPayment) -> tuple[int, int, str]:
-    return payment.chain_id, payment.onchain_loan_id, payment.reference
+def _key(payment: ReportedPayment) -> tuple[str, str]:
+    return payment.loan_id, payment.reference
 
 
 class InMemoryPaymentUnitOfWork(SnapshotUnitOfWork):

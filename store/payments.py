@@ -1,7 +1,8 @@
 """``aggregator.payment_records``' interface over SQLAlchemy: the lenders' reported payments, written before the
 operator sends ``recordOffchainRepayment`` and settled with its transaction. When a payment was made is read from the
 webhook that first reported it (``provider_webhook_events``, stored before the payment is decided): its
-``occurred_at``, as the lender sent it."""
+``occurred_at``, as the lender sent it. A payment is keyed by its loan (the platform's loan id) and reference, and
+names the loan's CreditAggregator: the chain's loan number alone is another deployment's loan too (0038)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, ForeignKey, Integer, String, UniqueConstraint, select, update
+from sqlalchemy import BigInteger, ColumnElement, ForeignKey, Integer, String, UniqueConstraint, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -26,10 +27,10 @@ from store.types import Uint256, UtcDateTime
 
 
 class OffchainPaymentRow(Base):
-    """One lender payment per (chain, loan, on-chain reference); a repeated report keeps the first."""
+    """One lender payment per (loan, on-chain reference); a repeated report keeps the first."""
 
     __tablename__ = "offchain_payments"
-    __table_args__ = (UniqueConstraint("chain_id", "onchain_loan_id", "reference"),)
+    __table_args__ = (UniqueConstraint("loan_id", "reference"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider_id: Mapped[str] = mapped_column(String(64))
@@ -38,6 +39,7 @@ class OffchainPaymentRow(Base):
     event_id: Mapped[str | None] = mapped_column(String(128), nullable=True)  # the webhook that first reported it
     loan_id: Mapped[str] = mapped_column(ForeignKey("loans.id", ondelete="CASCADE"), index=True)
     chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))  # the loan's CreditAggregator, as the loan names it (0038)
     onchain_loan_id: Mapped[int] = mapped_column(BigInteger)
     amount: Mapped[int] = mapped_column(Uint256())  # as reported, in the loan asset's base units
     status: Mapped[str] = mapped_column(String(16))  # accepted | recorded | refused
@@ -64,29 +66,25 @@ class SqlPaymentRecords:
         statement = (
             insert(OffchainPaymentRow)
             .values(**columns(payment), received_at=now, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["chain_id", "onchain_loan_id", "reference"])
+            .on_conflict_do_nothing(index_elements=["loan_id", "reference"])
         )
         self.session.execute(statement)
-        kept = self.kept(payment.chain_id, payment.onchain_loan_id, payment.reference)
+        kept = self.kept(payment.loan_id, payment.reference)
         assert kept is not None  # inserted, or there before
         return kept
 
-    def _where(self, chain_id: int, onchain_loan_id: int) -> tuple[ColumnElement[bool], ...]:
-        return (OffchainPaymentRow.chain_id == chain_id, OffchainPaymentRow.onchain_loan_id == onchain_loan_id)
+    def _where(self, loan_id: str, reference: str) -> tuple[ColumnElement[bool], ...]:
+        return (OffchainPaymentRow.loan_id == loan_id, OffchainPaymentRow.reference == reference)
 
     def hold_loan(self, loan_id: str) -> None:
         # FOR UPDATE on PostgreSQL (nothing on SQLite, where the caller's lock serializes the one process)
         self.session.execute(select(LoanRow.id).where(LoanRow.id == loan_id).with_for_update())
 
-    def kept(self, chain_id: int, onchain_loan_id: int, reference: str) -> ReportedPayment | None:
-        row = self.session.scalars(
-            select(OffchainPaymentRow).where(
-                *self._where(chain_id, onchain_loan_id), OffchainPaymentRow.reference == reference
-            )
-        ).one_or_none()
+    def kept(self, loan_id: str, reference: str) -> ReportedPayment | None:
+        row = self.session.scalars(select(OffchainPaymentRow).where(*self._where(loan_id, reference))).one_or_none()
         return None if row is None else from_row(ReportedPayment, row)
 
-    def reported(self, chain_id: int, onchain_loan_id: int) -> list[Payment]:
+    def reported(self, loan_id: str) -> list[Payment]:
         event = ProviderWebhookEventRow
         rows = self.session.execute(
             select(OffchainPaymentRow.amount, OffchainPaymentRow.received_at, event.payload)
@@ -94,28 +92,26 @@ class SqlPaymentRecords:
                 event,
                 (event.provider_id == OffchainPaymentRow.provider_id) & (event.event_id == OffchainPaymentRow.event_id),
             )
-            .where(*self._where(chain_id, onchain_loan_id), OffchainPaymentRow.status != REFUSED)
+            .where(OffchainPaymentRow.loan_id == loan_id, OffchainPaymentRow.status != REFUSED)
             .order_by(OffchainPaymentRow.id)
         )
         # the amount made an int here: a Uint256 column is text on SQLite
         return [Payment(_occurred(payload, received_at), int(amount)) for amount, received_at, payload in rows]
 
-    def settle(
-        self, chain_id: int, onchain_loan_id: int, reference: str, status: str, tx_hash: str | None, block: int | None
-    ) -> None:
+    def settle(self, loan_id: str, reference: str, status: str, tx_hash: str | None, block: int | None) -> None:
         self.session.execute(
             update(OffchainPaymentRow)
-            .where(
-                OffchainPaymentRow.chain_id == chain_id,
-                OffchainPaymentRow.onchain_loan_id == onchain_loan_id,
-                OffchainPaymentRow.reference == reference,
-            )
+            .where(*self._where(loan_id, reference))
             .values(status=status, tx_hash=tx_hash, block_number=block, updated_at=datetime.now(UTC))
         )
 
-    def for_chain(self, chain_id: int) -> list[ReportedPayment]:
+    def for_aggregator(self, chain_id: int, aggregator: str) -> list[ReportedPayment]:
         rows = self.session.scalars(
-            select(OffchainPaymentRow).where(OffchainPaymentRow.chain_id == chain_id).order_by(OffchainPaymentRow.id)
+            select(OffchainPaymentRow)
+            .where(
+                OffchainPaymentRow.chain_id == chain_id, func.lower(OffchainPaymentRow.contract) == aggregator.lower()
+            )
+            .order_by(OffchainPaymentRow.id)
         )
         return [from_row(ReportedPayment, row) for row in rows]
 

@@ -86,7 +86,7 @@ def chain_records(session: Session, chain_id: int, aggregator: str, collateral_m
         digests,
         _intents(session, chain_id, (aggregator, collateral_manager)),
         _actions(session, chain_id),
-        _payments(session, chain_id),
+        _payments(session, chain_id, aggregator),
         _hold_transactions(session, chain_id, collateral_manager),
     )
 
@@ -170,10 +170,10 @@ def _actions(session: Session, chain_id: int) -> list[ActionRecord]:
     return [ActionRecord(row.action, row.address, row.sender, row.tx_hash, row.block_number) for row in rows]
 
 
-def _payments(session: Session, chain_id: int) -> list[PaymentRecord]:
+def _payments(session: Session, chain_id: int, aggregator: str) -> list[PaymentRecord]:
     return [
         PaymentRecord(
             p.reference, p.onchain_loan_id, p.amount, p.loan_id, p.status, p.tx_hash, p.block_number, p.recorded_amount
         )
-        for p in SqlPaymentRecords(session).for_chain(chain_id)
+        for p in SqlPaymentRecords(session).for_aggregator(chain_id, aggregator)
     ]

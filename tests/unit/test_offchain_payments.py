@@ -93,7 +93,9 @@ async def test_a_payment_is_kept_recorded_once_on_chain_and_settled() -> None:
     assert chain.transactions.sent == {}, "the operator's account records it, not the relayer's"
     # the first report stands, settled with its transaction
     assert payments.tables.payments == [
-        ReportedPayment("sim-bank", "pay-1", reference, "l1", CHAIN_ID, 9, 25 * USDC, "evt-1", RECORDED, TX, 7)
+        ReportedPayment(
+            "sim-bank", "pay-1", reference, "l1", CHAIN_ID, AGGREGATOR, 9, 25 * USDC, "evt-1", RECORDED, TX, 7
+        )
     ]
 
 

@@ -1,8 +1,9 @@
 """The lenders' payment records, one conformance test for both implementations of ``PaymentStore``: the SQL one (on
-real PostgreSQL and SQLite, with the loan its foreign key names) and the in-memory fake the unit tests use. The first
-report of a (chain, loan, reference) stands, a settlement changes only its own record, a unit of work left without
-its commit keeps nothing, a chain's records come back in the order they were accepted, and a loan's reported
-payments are dated by the webhook that first reported each (its ``occurred_at``), else by when they were accepted."""
+real PostgreSQL and SQLite, with the loans its foreign key names) and the in-memory fake the unit tests use. The
+first report of a (loan, reference) stands, a settlement changes only its own record, a unit of work left without
+its commit keeps nothing, a deployment's records come back in the order they were accepted, a loan's payments are
+its own and not another deployment's loan of the same number, and a loan's reported payments are dated by the
+webhook that first reported each (its ``occurred_at``), else by when they were accepted."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from aggregator.loans import LoanRecord
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, InMemoryPaymentStore, PaymentStore, ReportedPayment
 from aggregator.servicing.delinquency import Payment
 from store.aggregator import LoanRow
@@ -20,16 +22,32 @@ from store.db import Database
 from store.loans import loan_columns
 from store.payments import SqlPaymentStore
 from store.providers import ProviderWebhookEventRow
-from tests.support.relay_fakes import CHAIN_ID, LOAN
+from tests.support.relay_fakes import AGGREGATOR, CHAIN_ID, LOAN
 
 pytestmark = pytest.mark.integration
 
 #: each SQL store's database, for what the webhook side writes (``provider_webhook_events``)
 _DATABASES: dict[int, Database] = {}
+#: an earlier deployment's CreditAggregator on the chain
+EARLIER = "0x" + "a1" * 20
 
-FIRST = ReportedPayment("sim-bank", "pay-1", "0x" + "01" * 32, LOAN.id, CHAIN_ID, 9, 25, "evt-1")
+
+def _loan(loan_id: str, number: int, contract: str = AGGREGATOR, chain_id: int = CHAIN_ID) -> LoanRecord:
+    digest = "0x" + uuid.uuid5(uuid.NAMESPACE_URL, loan_id).hex * 2
+    return replace(LOAN, id=loan_id, chain_id=chain_id, contract=contract, onchain_loan_id=number, offer_digest=digest)
+
+
+#: the loans of the module's tests, each test's its own: two chains, and two deployments' loan 9 on one chain
+LOANS = {
+    "l1": _loan("l1", 9, EARLIER),
+    "elsewhere": _loan("elsewhere", 9, chain_id=CHAIN_ID + 1),
+    "unsaved": _loan("unsaved", 10),
+    "dated": _loan("dated", 11),
+    "l1-new": _loan("l1-new", 9),
+}
+FIRST = ReportedPayment("sim-bank", "pay-1", "0x" + "01" * 32, "l1", CHAIN_ID, EARLIER, 9, 25, "evt-1")
 SECOND = replace(FIRST, payment_ref="pay-2", reference="0x" + "02" * 32, amount=5, event_id="evt-2")
-ELSEWHERE = replace(FIRST, chain_id=CHAIN_ID + 1)
+ELSEWHERE = replace(FIRST, loan_id="elsewhere", chain_id=CHAIN_ID + 1, contract=AGGREGATOR)
 
 
 @pytest.fixture(scope="module", params=["postgresql", "sqlite", "in-memory"])
@@ -44,7 +62,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         database = Database(f"sqlite:///{tmp_path_factory.mktemp('payments') / 'payments.db'}")
     database.migrate()
     with database.unit_of_work() as uow:
-        uow.session.add(LoanRow(**loan_columns(LOAN)))
+        uow.session.add_all(LoanRow(**loan_columns(loan)) for loan in LOANS.values())
         uow.commit()
     store = SqlPaymentStore(database)
     _DATABASES[id(store)] = database
@@ -52,9 +70,9 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     database.dispose()
 
 
-def _chain(store: PaymentStore, chain_id: int = CHAIN_ID) -> list[ReportedPayment]:
+def _chain(store: PaymentStore, chain_id: int = CHAIN_ID, aggregator: str = EARLIER) -> list[ReportedPayment]:
     with store.unit_of_work() as uow:
-        return uow.payments.for_chain(chain_id)
+        return uow.payments.for_aggregator(chain_id, aggregator)
 
 
 def test_the_first_report_stands_and_each_settles_alone(store: PaymentStore) -> None:
@@ -65,25 +83,41 @@ def test_the_first_report_stands_and_each_settles_alone(store: PaymentStore) -> 
         uow.payments.accept(ELSEWHERE)
         uow.commit()
     assert _chain(store) == [FIRST, SECOND]
-    assert _chain(store, CHAIN_ID + 1) == [ELSEWHERE]
+    assert _chain(store, CHAIN_ID + 1, AGGREGATOR.lower()) == [ELSEWHERE]
 
     with store.unit_of_work() as uow:
-        uow.payments.settle(CHAIN_ID, 9, FIRST.reference, RECORDED, "0x" + "aa" * 32, 70)
-        uow.payments.settle(CHAIN_ID, 9, SECOND.reference, REFUSED, None, None)
+        uow.payments.settle("l1", FIRST.reference, RECORDED, "0x" + "aa" * 32, 70)
+        uow.payments.settle("l1", SECOND.reference, REFUSED, None, None)
         uow.commit()
     assert _chain(store) == [
         replace(FIRST, status=RECORDED, tx_hash="0x" + "aa" * 32, block_number=70),
         replace(SECOND, status=REFUSED),
     ]
-    assert [p.status for p in _chain(store, CHAIN_ID + 1)] == [ACCEPTED]
+    assert [p.status for p in _chain(store, CHAIN_ID + 1, AGGREGATOR)] == [ACCEPTED]
+
+
+def test_a_new_deployments_loan_of_the_same_number_has_payments_of_its_own(store: PaymentStore) -> None:
+    """The new deployment's loan 9 and its lender's reference ``pay-1`` reused: before, keyed by (chain, loan
+    number, reference), it was the earlier deployment's loan 9's payment (the new one never kept), and the new loan's
+    payments counted the earlier one's towards its disclosed total."""
+    new = replace(FIRST, loan_id="l1-new", contract=AGGREGATOR, amount=40, event_id="evt-new")
+    with store.unit_of_work() as uow:
+        uow.payments.accept(FIRST)  # the earlier deployment's loan 9 (kept there already by the test above)
+        kept = uow.payments.accept(new)
+        assert (kept, uow.payments.kept("l1-new", FIRST.reference)) == (new, new)
+        assert [p.amount for p in uow.payments.reported("l1-new")] == [40]
+        uow.commit()
+    assert _chain(store, CHAIN_ID, AGGREGATOR) == [new]
+    assert {p.loan_id for p in _chain(store)} == {"l1"}, "the earlier deployment's are its loan 9's only"
 
 
 def test_a_unit_of_work_left_without_its_commit_keeps_nothing(store: PaymentStore) -> None:
-    unsaved = replace(FIRST, chain_id=CHAIN_ID + 2)
+    unsaved = replace(FIRST, loan_id="unsaved", contract=AGGREGATOR, onchain_loan_id=10)
     with store.unit_of_work() as uow:
         uow.payments.accept(unsaved)
-        assert uow.payments.for_chain(unsaved.chain_id) == [unsaved]  # seen inside its own unit of work
-    assert _chain(store, unsaved.chain_id) == []
+        assert uow.payments.kept("unsaved", FIRST.reference) == unsaved  # seen inside its own unit of work
+    with store.unit_of_work() as uow:
+        assert uow.payments.kept("unsaved", FIRST.reference) is None
 
 
 def _webhook(store: PaymentStore, provider_id: str, event_id: str, occurred_at: datetime) -> None:
@@ -107,21 +141,21 @@ def _webhook(store: PaymentStore, provider_id: str, event_id: str, occurred_at: 
 
 
 def test_a_loans_reported_payments_are_dated_by_the_webhook_that_reported_each(store: PaymentStore) -> None:
-    chain_id = CHAIN_ID + 3
     paid = datetime(2027, 1, 1, 23, 59, 59, tzinfo=UTC)
     _webhook(store, "sim-bank", "evt-dated-1", paid)
     _webhook(store, "other-bank", "evt-dated-2", datetime(2020, 1, 1, tzinfo=UTC))  # another lender's event id
-    dated = replace(FIRST, chain_id=chain_id, event_id="evt-dated-1")
-    undated = replace(SECOND, chain_id=chain_id, event_id="evt-dated-2")
-    refused = replace(SECOND, chain_id=chain_id, reference="0x" + "03" * 32, event_id=None)
+    one, two = (replace(p, loan_id="dated", contract=AGGREGATOR, onchain_loan_id=11) for p in (FIRST, SECOND))
+    dated = replace(one, event_id="evt-dated-1")
+    undated = replace(two, event_id="evt-dated-2")
+    refused = replace(two, reference="0x" + "03" * 32, event_id=None)
     before = int(datetime.now(UTC).timestamp())
     with store.unit_of_work() as uow:
         for payment in (dated, undated, refused):
             uow.payments.accept(payment)
-        uow.payments.settle(chain_id, 9, refused.reference, REFUSED, None, None)
+        uow.payments.settle("dated", refused.reference, REFUSED, None, None)
         uow.commit()
     with store.unit_of_work() as uow:
-        first, second = uow.payments.reported(chain_id, 9)
+        first, second = uow.payments.reported("dated")
     assert first == Payment(int(paid.timestamp()), 25), "its webhook's occurred_at"
     assert second.amount == 5
     assert before - 1 <= second.at <= int(datetime.now(UTC).timestamp()) + 1, "no webhook of its lender: accepted"

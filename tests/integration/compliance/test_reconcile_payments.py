@@ -99,6 +99,7 @@ async def test_offchain_repayments_are_matched_by_reference_with_the_lenders_pay
                 never,
                 open_.loan_id,
                 chain.chain_id,
+                chain.record.address("CreditAggregator"),
                 open_.onchain_id,
                 1 * USDC,
                 status=RECORDED,

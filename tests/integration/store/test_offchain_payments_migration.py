@@ -1,0 +1,72 @@
+"""Migration 0038 on SQLite and PostgreSQL: the lenders' payments kept before it name their loan's CreditAggregator
+(from the loan's row) and are unique by (loan, reference), so that a new deployment's loan 9 takes a reference the
+earlier deployment's loan 9 was paid under; the downgrade gives the old key back, and refuses while two
+deployments' loans of one number hold payments of one reference."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Connection, insert, text
+
+from store.aggregator import LoanRow
+from store.db import Database
+from store.loans import loan_columns
+from tests.support.migrations import downgrade, upgrade
+from tests.support.relay_fakes import LOAN
+
+pytestmark = pytest.mark.integration
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+EARLIER, NEWER = "0x610178dA211FEF7D417bC0e6FeD39F05609AD788", "0xFD471836031dc5108809D173A067e8486B9047A3"
+#: loan 9 of the earlier deployment and of the newer one on the same chain
+LOANS = (
+    replace(LOAN, id="l-earlier", contract=EARLIER, onchain_loan_id=9, offer_digest="0x" + "01" * 32),
+    replace(LOAN, id="l-newer", contract=NEWER, onchain_loan_id=9, offer_digest="0x" + "02" * 32),
+)
+REF_A, REF_B = "0x" + "aa" * 32, "0x" + "bb" * 32
+
+
+def _insert_payment(connection: Connection, loan_id: str, reference: str, contract: str | None = None) -> None:
+    """A payment row of loan 9 as the schema of the revision at hand has it (``contract`` from 0038 on)."""
+    columns = "provider_id, payment_ref, reference, loan_id, chain_id, onchain_loan_id, amount, status, received_at, "
+    values = "'sim-bank', :ref, :ref, :loan, :chain, 9, '25000000', 'recorded', :at, "
+    if contract is not None:
+        columns, values = columns + "contract, ", values + ":contract, "
+    connection.execute(
+        text(f"INSERT INTO offchain_payments ({columns}updated_at) VALUES ({values}:at)"),  # noqa: S608 (constants)
+        {"ref": reference, "loan": loan_id, "chain": LOAN.chain_id, "at": AT, "contract": contract},
+    )
+
+
+def _payments(database: Database) -> set[tuple[str, str, str]]:
+    with database.engine.connect() as connection:
+        rows = connection.execute(text("SELECT loan_id, reference, contract FROM offchain_payments"))
+        return {(str(loan), str(reference), str(contract)) for loan, reference, contract in rows}
+
+
+def test_payments_kept_before_0038_name_their_loans_contract_and_are_unique_by_loan(fresh: Database) -> None:
+    with fresh.engine.begin() as connection:
+        upgrade(connection, "0037_intent_keys_name_contract")
+        for loan in LOANS:
+            connection.execute(insert(LoanRow).values(**loan_columns(loan)))
+        _insert_payment(connection, "l-earlier", REF_A)
+        _insert_payment(connection, "l-newer", REF_B)
+
+    fresh.migrate()
+    assert _payments(fresh) == {("l-earlier", REF_A, EARLIER), ("l-newer", REF_B, NEWER)}
+    with fresh.engine.begin() as connection:  # the newer loan 9 paid under the reference of the earlier's payment
+        _insert_payment(connection, "l-newer", REF_A, NEWER)
+    with pytest.raises(Exception, match=r"(?i)unique"), fresh.engine.begin() as connection:
+        _insert_payment(connection, "l-newer", REF_A, NEWER)  # one payment per (loan, reference)
+
+    with pytest.raises(RuntimeError, match="cannot downgrade below 0038"), fresh.engine.begin() as connection:
+        downgrade(connection, "0037_intent_keys_name_contract")
+    with fresh.engine.begin() as connection:
+        connection.execute(text("DELETE FROM offchain_payments WHERE loan_id = 'l-newer' AND reference = :ref"),
+                           {"ref": REF_A})  # fmt: skip
+        downgrade(connection, "0037_intent_keys_name_contract")
+    with pytest.raises(Exception, match=r"(?i)unique"), fresh.engine.begin() as connection:
+        _insert_payment(connection, "l-newer", REF_A)  # the old key: (chain, loan number, reference)
