@@ -1,14 +1,17 @@
 """A traditional lender's received payment, recorded on-chain: the lender reports it with a signed ``payment.received``
 webhook (its own payment reference, the amount in the loan asset's units, the offer it funded); the operator account
 (``OPERATOR_ROLE``, its own transaction manager) sends ``recordOffchainRepayment`` under an intent keyed by the
-chain, the loan and that reference, so a webhook repeated, with the same or another event id, sends nothing twice.
-One intent per attempt (``record_intent_key``), as ``repaying.claim_collateral`` does: a transaction the node did not
-take for now (refused — the operator's account out of gas — or dropped, or fees above the cap) leaves the payment
-accepted, answered ``PaymentNotSent`` (503, report it again), and its next report is sent under the next attempt's
-key; a revert settles it refused, and every report of it after is answered 409 without sending. Under one fixed key,
-a payment the node once refused was refused for good, and the lender's retries got the same 409 for ever.
-A payment reported after default is recorded too (the contract takes it on a defaulted loan). The record follows from
-the receipt's ``LoanRepaid`` (and ``LoanClosed`` when it is paid in full) through the ledger's ``record_events``.
+chain, the CreditAggregator, the loan and that reference, so a webhook repeated, with the same or another event id,
+sends nothing twice, and a later deployment's loan of the same number is sent its own (until 0038 the key named no
+contract, and a lender's reference reused for it found the earlier loan's intent: answered with that transaction,
+nothing sent). One intent per attempt (``record_intent_key``), as ``repaying.claim_collateral`` does: a transaction
+the node did not take for now (refused — the operator's account out of gas — or dropped, or fees above the cap)
+leaves the payment accepted, answered ``PaymentNotSent`` (503, report it again), and its next report is sent under
+the next attempt's key; a revert settles it refused, and every report of it after is answered 409 without sending.
+Under one fixed key, a payment the node once refused was refused for good, and the lender's retries got the same 409
+for ever. A payment reported after default is recorded too (the contract takes it on a defaulted loan). The record
+follows from the receipt's ``LoanRepaid`` (and ``LoanClosed`` when it is paid in full) through the ledger's
+``record_events``.
 Before anything is sent, the accepted payment is kept as the lender reported it (reference, loan,
 amount in base units; ``aggregator.payment_records``), then settled with the transaction or as refused: the record
 the reconciler matches the off-chain ``LoanRepaid`` against. A payment is its loan's — kept and counted by the
@@ -57,6 +60,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from weakref import WeakValueDictionary
 
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from aggregator.assets import AssetRegistry, parse_amount
@@ -110,20 +114,24 @@ def payment_ref_hash(provider_id: str, payment_ref: str) -> bytes:
     return keccak(text=f"{provider_id}:{payment_ref}")
 
 
-def record_intent_key(chain_id: int, onchain_id: int, reference: bytes, attempt: int = 1) -> str:
-    """The operator's ``recordOffchainRepayment`` of a payment, one intent per attempt (the first's key has no
-    number)."""
-    return f"offchain-repayment:{chain_id}:{onchain_id}:0x{reference.hex()}" + ("" if attempt == 1 else f":{attempt}")
+def record_intent_key(chain_id: int, aggregator: str, onchain_id: int, reference: bytes, attempt: int = 1) -> str:
+    """The operator's ``recordOffchainRepayment`` of a payment to the loan ``onchain_id`` of the CreditAggregator at
+    ``aggregator``, one intent per attempt (the first's key has no number). It names the contract, as the servicing
+    intents of a loan do (``aggregator.servicing.defaults``): a later deployment numbers its loans from 1 again."""
+    prefix = f"offchain-repayment:{chain_id}:{to_checksum_address(aggregator)}:{onchain_id}"
+    return f"{prefix}:0x{reference.hex()}" + ("" if attempt == 1 else f":{attempt}")
 
 
-async def _attempt(store: SqlChainStore, chain_id: int, onchain_id: int, reference: bytes) -> tuple[str, str | None]:
+async def _attempt(
+    store: SqlChainStore, chain_id: int, aggregator: str, onchain_id: int, reference: bytes
+) -> tuple[str, str | None]:
     """The intent a payment is sent under now: the first attempt whose intent is not failed or dropped (none yet,
     in flight, mined, or reverted); with why the chain refused the payment when it did (the error of that reverted
     intent, else of the failed one before it). A failed intent of a payment not refused was not taken for now (the
     node refused it, the fees were above the cap): one is never sent again under its key, so the next attempt is."""
     attempt, refusal = 1, None
     while True:
-        key = record_intent_key(chain_id, onchain_id, reference, attempt)
+        key = record_intent_key(chain_id, aggregator, onchain_id, reference, attempt)
         stored = await store.get_intent(key)
         if stored is None or stored.status not in (FAILED, DROPPED):
             return key, refusal if stored is None else stored.error
@@ -288,7 +296,7 @@ class OffchainPayments:
         onchain_id = int(loan.onchain_loan_id or 0)
         reference = payment_ref_hash(provider_id, payment_ref)
         operator = chain.operator
-        first = record_intent_key(chain.chain_id, onchain_id, reference)
+        first = record_intent_key(chain.chain_id, loan.contract, onchain_id, reference)
         if await operator.store.get_intent(first) is None and loan.status not in (ACTIVE, DEFAULTED):
             raise PaymentNotRecordable(f"loan {loan.id} is {loan.status}: nothing is left to record", 409)
         reported = ReportedPayment(
@@ -307,7 +315,7 @@ class OffchainPayments:
             occurred = occurred.replace(tzinfo=UTC)
         decision = _Decision(schedule, loan.rate_bps or 0, paid_in_full, int(occurred.timestamp()))
         payment = await self._decided(chain, loan, reported, decision)
-        intent, refusal = await _attempt(operator.store, chain.chain_id, onchain_id, reference)
+        intent, refusal = await _attempt(operator.store, chain.chain_id, loan.contract, onchain_id, reference)
         if payment.status == REFUSED:  # for good, here or in another process: no attempt is sent again
             raise PaymentNotRecordable(f"the chain refused the payment's record: {refusal}", 409)
         call = Call.function(chain.aggregator(), "recordOffchainRepayment", onchain_id, payment.sent_amount, reference)

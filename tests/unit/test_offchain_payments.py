@@ -88,7 +88,7 @@ async def test_a_payment_is_kept_recorded_once_on_chain_and_settled() -> None:
     )
     reference = "0x" + payment_ref_hash("sim-bank", "pay-1").hex()
     [(intent, (call, _))] = chain.operator.sent.items()
-    assert intent == f"offchain-repayment:{CHAIN_ID}:9:{reference}"
+    assert intent == f"offchain-repayment:{CHAIN_ID}:{AGGREGATOR}:9:{reference}"
     assert call.to == AGGREGATOR
     assert chain.transactions.sent == {}, "the operator's account records it, not the relayer's"
     # the first report stands, settled with its transaction
@@ -396,7 +396,7 @@ async def test_a_payment_the_node_did_not_take_is_kept_and_sent_again_under_a_ne
     chain.operator.refuse = None  # the operator's account topped up
     again = await service.record("sim-bank", "offer-1", "pay-1", "25.00", event_id="evt-2")
     assert (again.status, again.principal_paid) == ("confirmed", 25 * USDC)
-    first = record_intent_key(CHAIN_ID, 9, payment_ref_hash("sim-bank", "pay-1"))
+    first = record_intent_key(CHAIN_ID, AGGREGATOR, 9, payment_ref_hash("sim-bank", "pay-1"))
     assert [key for key, _ in chain.operator.submitted] == [first, first + ":2"]
     assert [(p.status, p.tx_hash) for p in payments.tables.payments] == [(RECORDED, sent)]
 

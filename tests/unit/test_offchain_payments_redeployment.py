@@ -7,11 +7,21 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from eth_utils.address import to_checksum_address
 
 from aggregator.loans import InMemoryLoanStore
-from aggregator.offchain_payments import OffchainPayments
+from aggregator.offchain_payments import OffchainPayments, payment_ref_hash, record_intent_key
 from aggregator.payment_records import InMemoryPaymentStore
-from tests.support.relay_fakes import AGGREGATOR, ASSETS, CHAIN_NAME, USDC, FakeChain, FakeReceipts, event
+from tests.support.relay_fakes import (
+    AGGREGATOR,
+    ASSETS,
+    CHAIN_ID,
+    CHAIN_NAME,
+    USDC,
+    FakeChain,
+    FakeReceipts,
+    event,
+)
 from tests.unit.test_offchain_payments import SCHEDULED, SCHEDULED_LOAN, _amount_sent
 
 pytestmark = pytest.mark.unit
@@ -62,3 +72,27 @@ async def test_a_new_deployments_loan_is_not_closed_by_the_earlier_deployments_p
         AGGREGATOR,
         None,
     )
+
+
+async def test_a_reference_reused_for_the_new_deployments_loan_is_sent_to_it() -> None:
+    """sim-bank names its first payment of each loan "pay-1". Under a key of (chain, loan number, reference) the new
+    deployment's loan 9 found the earlier loan 9's payment and intent: answered confirmed with the earlier
+    transaction, nothing sent (with the real transaction manager, an IntentConflict: a 503 for ever)."""
+    service, chain, payments, _, receipts = _redeployed()
+    _mined(receipts, 1, 2)
+    chain.owed = (100 * USDC, 0)
+    earlier = await service.record("sim-bank", "offer-earlier", "pay-1", "25.00")
+    chain.address = AGGREGATOR
+
+    new = await service.record("sim-bank", "offer-new", "pay-1", "40.00")
+    reference = payment_ref_hash("sim-bank", "pay-1")
+    assert new.tx_hash != earlier.tx_hash, "the new loan's payment is sent, not answered with the earlier one"
+    assert [(key, _amount_sent(call)) for key, call in chain.operator.submitted] == [
+        (record_intent_key(CHAIN_ID, EARLIER, 9, reference), 25 * USDC),
+        (record_intent_key(CHAIN_ID, AGGREGATOR, 9, reference), 40 * USDC),
+    ]
+    assert [call.to for call, _ in chain.operator.sent.values()] == [to_checksum_address(EARLIER), AGGREGATOR]
+    assert [(p.loan_id, p.amount, p.tx_hash) for p in payments.tables.payments] == [
+        ("l-earlier", 25 * USDC, earlier.tx_hash),
+        ("l-new", 40 * USDC, new.tx_hash),
+    ]

@@ -4,17 +4,26 @@ again, and its loan N was credited with the earlier deployment's loan N's paymen
 "completed" the disclosed total and was sent as paying the loan in full, which closed it and released its collateral
 — and a lender's reference reused for it found the earlier loan's payment (answered with that one's transaction,
 never sent). Each payment now names its loan's CreditAggregator (``contract``, filled from the loan's) and is unique
-by (loan, reference).
+by (loan, reference). The operator's ``recordOffchainRepayment`` intents were keyed
+``offchain-repayment:<chain id>:<loan id>:<reference>[:<attempt>]`` and are keyed
+``offchain-repayment:<chain id>:<CreditAggregator>:<loan id>:<reference>[:<attempt>]`` now, the contract being the
+intent's ``to`` (checksummed), as 0037 did for the servicing intents: the intents stored under the old keys, and
+their signed attempts, are rekeyed from each intent's stored ``to_address``, so a payment in flight at the upgrade is
+found under its new key and never sent again.
 
 The downgrade refuses when two deployments' loans of one number hold payments of one reference (the old key cannot
-hold both): wind them down first.
+hold both): wind them down first. It drops the contract from the intents' keys again; where two deployments' intents
+would take the same old key, the earliest keeps it and the others stay as they are (0037's downgrade).
 
 Revision ID: 0038_offchain_payments_contract
 Revises: 0037_intent_keys_name_contract
 """
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from alembic import op
+from eth_utils.address import to_checksum_address
 
 revision = "0038_offchain_payments_contract"
 down_revision = "0037_intent_keys_name_contract"
@@ -31,6 +40,80 @@ payments = sa.table(
     sa.column("contract", sa.String),
 )
 loans = sa.table("loans", sa.column("id", sa.String), sa.column("contract", sa.String))
+intents = sa.table(
+    "chain_intents",
+    sa.column("key", sa.String),
+    sa.column("to_address", sa.String),
+    sa.column("created_at", sa.String),
+)
+attempts = sa.table("chain_tx_attempts", sa.column("intent_key", sa.String))
+KIND = "offchain-repayment"
+BATCH = 500
+
+
+def _payment_intents(bind: sa.Connection) -> list[tuple[str, str | None]]:
+    """Every ``offchain-repayment`` intent (key, to_address), the earliest first."""
+    rows = bind.execute(
+        sa.select(intents.c.key, intents.c.to_address)
+        .where(intents.c.key.startswith(f"{KIND}:"))
+        .order_by(intents.c.created_at, intents.c.key)
+    )
+    return [(str(key), to) for key, to in rows]
+
+
+def _parts(key: str) -> tuple[str, str] | None:
+    """A key's chain id and the rest (the loan id and what follows it, or the contract first)."""
+    _, _, rest = key.partition(":")
+    chain_id, colon, rest = rest.partition(":")
+    return (chain_id, rest) if colon and rest else None
+
+
+def _names_contract(rest: str) -> bool:
+    """Whether what follows ``offchain-repayment:<chain id>:`` in a key starts with a contract's address."""
+    address, colon, _ = rest.partition(":")
+    return bool(colon) and len(address) == 42 and address[:2].lower() == "0x"
+
+
+def _rekey(bind: sa.Connection, renames: Sequence[tuple[str, str]]) -> None:
+    """Each intent and its attempts from its old key to its new one."""
+    for start in range(0, len(renames), BATCH):
+        batch = [{"old_key": old, "new_key": new} for old, new in renames[start : start + BATCH]]
+        bind.execute(
+            intents.update().where(intents.c.key == sa.bindparam("old_key")).values(key=sa.bindparam("new_key")),
+            batch,
+        )
+        bind.execute(
+            attempts.update()
+            .where(attempts.c.intent_key == sa.bindparam("old_key"))
+            .values(intent_key=sa.bindparam("new_key")),
+            batch,
+        )
+
+
+def _upgraded(rows: Sequence[tuple[str, str | None]]) -> list[tuple[str, str]]:
+    renames = []
+    for key, to in rows:
+        parts = _parts(key)
+        if parts is None or to is None or _names_contract(parts[1]):
+            continue
+        chain_id, rest = parts
+        renames.append((key, f"{KIND}:{chain_id}:{to_checksum_address(to)}:{rest}"))
+    return renames
+
+
+def _downgraded(rows: Sequence[tuple[str, str | None]]) -> list[tuple[str, str]]:
+    taken = {key for key, _ in rows}
+    renames = []
+    for key, _ in rows:
+        parts = _parts(key)
+        if parts is None or not _names_contract(parts[1]):
+            continue
+        chain_id, rest = parts
+        old = f"{KIND}:{chain_id}:{rest.partition(':')[2]}"
+        if old not in taken:  # another deployment's intent of the same loan id has it: this one stays
+            taken.add(old)
+            renames.append((key, old))
+    return renames
 
 
 def upgrade() -> None:
@@ -46,6 +129,8 @@ def upgrade() -> None:
         batch.alter_column("contract", existing_type=sa.String(length=42), nullable=False)
         batch.drop_constraint("uq_offchain_payments_chain_id", type_="unique")
         batch.create_unique_constraint(op.f("uq_offchain_payments_loan_id"), ["loan_id", "reference"])
+    bind = op.get_bind()
+    _rekey(bind, _upgraded(_payment_intents(bind)))
 
 
 def _shared_references(bind: sa.Connection) -> list[tuple[int, int, str]]:
@@ -59,7 +144,8 @@ def _shared_references(bind: sa.Connection) -> list[tuple[int, int, str]]:
 
 
 def downgrade() -> None:
-    shared = _shared_references(op.get_bind())
+    bind = op.get_bind()
+    shared = _shared_references(bind)
     if shared:
         raise RuntimeError(
             "cannot downgrade below 0038: payments of loans of two deployments share (chain id, loan number, "
@@ -71,3 +157,4 @@ def downgrade() -> None:
             op.f("uq_offchain_payments_chain_id"), ["chain_id", "onchain_loan_id", "reference"]
         )
         batch.drop_column("contract")
+    _rekey(bind, _downgraded(_payment_intents(bind)))

@@ -3,13 +3,17 @@ deployment) numbers its loans from 1 again. Its loan 1 is serviced as its own: m
 although loan 1 of the first deployment was marked in default and liquidated before — the operator's and the
 keeper's intents name the contract they call, so the first deployment's intents do not stand for the second's. Once
 the chain's deployment record names the new deployment, an admin's funding settlement of the old deployment's loan
-is refused: sent through the record's contracts, it would cancel the new deployment's loan of the same id."""
+is refused: sent through the record's contracts, it would cancel the new deployment's loan of the same id. A lender's
+payments of the new deployment's loan are its own, under its lender's references even when they were the earlier
+loan's too."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -18,10 +22,13 @@ from sqlalchemy import func
 from web3 import Web3
 
 from aggregator.accept_saga import FUND_REFUSED
+from aggregator.assets import Asset, AssetRegistry
 from aggregator.errors import LoanNotUnfunded
 from aggregator.funding_settlement import FundingSettlements
 from aggregator.ledger import DEFAULTED
+from aggregator.offchain_payments import OffchainPayments, payment_ref_hash, record_intent_key
 from aggregator.platform import ChainRuntime
+from aggregator.receipts import LedgerReceipts
 from aggregator.servicing.defaults import DefaultJob, cancel_intent_key, default_intent_key
 from aggregator.servicing.delinquency import SECONDS_PER_DAY
 from aggregator.servicing.keeper import Keeper, liquidation_intent_key
@@ -38,6 +45,8 @@ from store.chain import SqlChainStore
 from store.compliance import AuditEntryRow
 from store.db import Database
 from store.funding_settlements import SqlFundingSettlementStore
+from store.loans import SqlLoanStore
+from store.payments import SqlPaymentStore
 from tests.contracts.harness import USDC, WETH, Harness
 from tests.integration.servicing.conftest import record_in_ledger
 from tests.support.devnet import DeployedChain
@@ -191,3 +200,78 @@ async def test_a_settlement_of_the_old_deployments_loan_is_refused_not_sent_to_t
                                                              new_ref)) is None  # fmt: skip
     with servicing_db.unit_of_work() as uow:
         assert uow.session.query(AuditEntryRow).filter(AuditEntryRow.subject == old_id).count() == 0
+
+
+#: sim-bank's schedule of the new deployment's loan: two installments, 1,000.50 USDC in all
+SCHEDULE = {
+    "assetDecimals": 6,
+    "payments": [
+        {"number": 1, "due": "2030-01-01", "amount": "500.25", "principal": "500.00", "interest": "0.25"},
+        {"number": 2, "due": "2030-02-01", "amount": "500.25", "principal": "500.00", "interest": "0.25"},
+    ],
+}
+
+
+def _lenders_loan(chain: DeployedChain, database: Database, loan_id: str, offer_ref: str, **quote: Any) -> None:
+    """The loan as sim-bank's, opened from our quote of its offer ``offer_ref`` (what its webhooks name)."""
+    quote_id = str(uuid.uuid4())
+    with database.unit_of_work() as uow:
+        loan = uow.session.get(LoanRow, loan_id)
+        assert loan is not None
+        borrower_id, borrower = loan.borrower_id, str(loan.borrower_address)
+    add_quote(
+        database, borrower_address=borrower, borrower_id=borrower_id, offer_digest="0x" + uuid.uuid4().hex * 2,
+        provider_id="sim-bank", chain_name=chain.name, chain_id=chain.chain_id,
+        contract=chain.record.address("CreditAggregator"), offer={"providerRef": offer_ref}, quote_id=quote_id, **quote,
+    )  # fmt: skip
+    with database.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan_id)
+        assert row is not None
+        row.quote_id, row.provider_id = quote_id, "sim-bank"
+        uow.commit()
+
+
+def _payments(chain: DeployedChain, database: Database, operator: TransactionManager) -> OffchainPayments:
+    """The platform's off-chain payments with the chain's deployment record naming ``chain``'s deployment."""
+    runtime = ChainRuntime(operator.client, chain.record, operator, senders={Role.OPERATOR: operator})
+    assets = AssetRegistry([Asset("USDC", 6, Decimal(1), {chain.name: Harness(chain).usdc.address})])
+    stores = SqlLoanStore(database), SqlPaymentStore(database)
+    return OffchainPayments(*stores, {chain.name: runtime}, assets, LedgerReceipts(database), wait_seconds=60)
+
+
+async def test_the_new_deployments_loan_is_paid_its_own_payments_under_a_reused_reference(
+    deployments: tuple[DeployedChain, DeployedChain], servicing_db: Database, operator: TransactionManager
+) -> None:
+    """sim-bank reports "pay-1" and "pay-2" for each of its loans. The earlier deployment's loan N was paid 300 under
+    "pay-1"; after the switch the new deployment's loan N's "pay-1" (its first installment) found that payment and
+    its intent (an IntentConflict: 503 for ever, nothing sent), and the earlier loan's 300 counted towards the new
+    loan's disclosed total (1,000.50), so its second payment was sent as paying it in full and the loan closed."""
+    old, new = deployments
+    old_ref, old_id = _one_day_loan(old, servicing_db, pool=False)
+    new_ref, new_id = _one_day_loan(new, servicing_db, pool=False)
+    assert old_ref == new_ref
+    _lenders_loan(old, servicing_db, old_id, "old-offer")
+    _lenders_loan(new, servicing_db, new_id, "new-offer", disclosure=SCHEDULE)
+    earlier = await _payments(old, servicing_db, operator).record("sim-bank", "old-offer", "pay-1", "300.00")
+
+    payments = _payments(new, servicing_db, operator)  # the deployment record names the new deployment
+    first = await payments.record("sim-bank", "new-offer", "pay-1", "400.00")
+    second = await payments.record("sim-bank", "new-offer", "pay-2", "500.00")  # 900: short of 1,000.50
+
+    assert first.status == second.status == "confirmed"
+    assert len({earlier.tx_hash, first.tx_hash, second.tx_hash}) == 3
+    assert (first.interest_paid + first.principal_paid, second.interest_paid + second.principal_paid) == (
+        400 * USDC,
+        500 * USDC,
+    ), "each sent as reported"
+    assert not second.closed
+    on_chain = Harness(new).loan(new_ref)
+    assert (on_chain["status"], on_chain["outstandingPrincipal"] > 0) == (1, True)  # Active: the rest is owed
+    assert earlier.interest_paid + earlier.principal_paid == 300 * USDC
+    assert Harness(old).loan(old_ref)["outstandingPrincipal"] == 1_000 * USDC - earlier.principal_paid
+    aggregator = new.record.address("CreditAggregator")
+    intent = await operator.store.get_intent(
+        record_intent_key(new.chain_id, aggregator, new_ref, payment_ref_hash("sim-bank", "pay-1"))
+    )
+    assert intent is not None
+    assert (intent.to_address, intent.tx_hash) == (aggregator, first.tx_hash)

@@ -1,23 +1,27 @@
 """Migration 0038 on SQLite and PostgreSQL: the lenders' payments kept before it name their loan's CreditAggregator
 (from the loan's row) and are unique by (loan, reference), so that a new deployment's loan 9 takes a reference the
 earlier deployment's loan 9 was paid under; the downgrade gives the old key back, and refuses while two
-deployments' loans of one number hold payments of one reference."""
+deployments' loans of one number hold payments of one reference. The operator's ``offchain-repayment`` intents and
+their signed attempts are rekeyed to keys naming the CreditAggregator each was sent to, and back on the downgrade."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Connection, insert, text
 
+from aggregator.offchain_payments import record_intent_key
 from store.aggregator import LoanRow
+from store.chain import SqlChainStore
 from store.db import Database
 from store.loans import loan_columns
 from tests.support.migrations import downgrade, upgrade
 from tests.support.relay_fakes import LOAN
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 EARLIER, NEWER = "0x610178dA211FEF7D417bC0e6FeD39F05609AD788", "0xFD471836031dc5108809D173A067e8486B9047A3"
@@ -70,3 +74,71 @@ def test_payments_kept_before_0038_name_their_loans_contract_and_are_unique_by_l
         downgrade(connection, "0037_intent_keys_name_contract")
     with pytest.raises(Exception, match=r"(?i)unique"), fresh.engine.begin() as connection:
         _insert_payment(connection, "l-newer", REF_A)  # the old key: (chain, loan number, reference)
+
+
+#: the operator's off-chain repayment intents before 0038 → (to_address as stored, status, key after 0038)
+INTENTS = {
+    f"offchain-repayment:31337:9:{REF_A}": (
+        EARLIER,
+        "confirmed",
+        record_intent_key(31337, EARLIER, 9, bytes(32 * [0xAA])),
+    ),
+    # stored lower-case, its second attempt in flight at the upgrade: found under its new key and resumed, not resent
+    f"offchain-repayment:31337:9:{REF_B}:2": (
+        NEWER.lower(),
+        "sent",
+        record_intent_key(31337, NEWER, 9, bytes(32 * [0xBB]), 2),
+    ),
+}
+OTHER = "markDefault:31337:" + EARLIER + ":9"  # of no off-chain repayment: left alone
+
+
+def _insert_intent(connection: Connection, key: str, to: str, status: str, at: datetime) -> None:
+    connection.execute(
+        text(
+            "INSERT INTO chain_intents (key, chain_id, sender, to_address, data, value, payload_hash, status, nonce, "
+            "created_at, updated_at) VALUES (:key, 31337, :sender, :to, '0x', '0', :hash, :status, 7, :at, :at)"
+        ),
+        {"key": key, "sender": "0x" + "0a" * 20, "to": to, "hash": "0x" + "00" * 32, "status": status, "at": at},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO chain_tx_attempts (tx_hash, intent_key, nonce, max_fee_per_gas, max_priority_fee_per_gas, "
+            "gas, raw, status, created_at) VALUES (:tx, :key, 7, '1', '1', 21000, '0x', 'sent', :at)"
+        ),
+        {"tx": "0x" + uuid.uuid5(uuid.NAMESPACE_URL, key).hex * 2, "key": key, "at": at},
+    )
+
+
+def _keys(database: Database) -> tuple[set[str], set[str]]:
+    """The intents' keys, and the intent keys of the signed attempts."""
+    with database.engine.connect() as connection:
+        keys = set(connection.execute(text("SELECT key FROM chain_intents")).scalars())
+        signed = set(connection.execute(text("SELECT intent_key FROM chain_tx_attempts")).scalars())
+    return keys, signed
+
+
+async def test_off_chain_repayment_intents_stored_before_0038_are_found_under_keys_naming_their_contract(
+    fresh: Database,
+) -> None:
+    with fresh.engine.begin() as connection:
+        upgrade(connection, "0037_intent_keys_name_contract")
+        for number, (key, (to, status, _)) in enumerate(INTENTS.items()):
+            _insert_intent(connection, key, to, status, AT + timedelta(seconds=number))
+        _insert_intent(connection, OTHER, EARLIER, "confirmed", AT)
+
+    fresh.migrate()
+    renamed = {new for *_, new in INTENTS.values()}
+    assert _keys(fresh) == (renamed | {OTHER}, renamed | {OTHER})
+    in_flight = await SqlChainStore(fresh.sessions).get_intent(
+        record_intent_key(31337, NEWER, 9, bytes(32 * [0xBB]), 2)
+    )
+    assert in_flight is not None
+    assert in_flight.status == "sent"
+
+    # the new deployment's loan 9 paid under REF_A after the upgrade: the downgrade cannot give it the old key
+    newer_a = record_intent_key(31337, NEWER, 9, bytes(32 * [0xAA]))
+    with fresh.engine.begin() as connection:
+        _insert_intent(connection, newer_a, NEWER, "confirmed", AT + timedelta(days=1))
+        downgrade(connection, "0037_intent_keys_name_contract")
+    assert _keys(fresh) == (set(INTENTS) | {OTHER, newer_a}, set(INTENTS) | {OTHER, newer_a})
