@@ -40,16 +40,20 @@ date, UTC, in its own time zone). Any other such payment — the disclosed total
 interest that went on accruing on what was unpaid (the disclosure promises it, with no late charge) stays owed, the
 loan stays open and past due as servicing judges it (by its due dates and its repayments' blocks), and the lender
 reports the rest when it is paid. Before, the payment completing the total closed the loan however late it came: a
-borrower paying 180 days late had all the late interest recorded as repaid and the collateral released. The amount
-sent is kept with the payment (``recorded_amount``), decided once with its first report, so a repeated report sends
-the same transaction. The lender could close the loan as well by reporting a larger amount: the flag trusts it with
-nothing more.
+borrower paying 180 days late had all the late interest recorded as repaid and the collateral released. The
+decision is kept with the payment (``closes_loan``), decided once with its first report; the amount is not: each
+attempt is sent as what the loan owes when it is sent, plus a day's interest, and kept as ``recorded_amount`` before
+it is sent, while a repeated report of an attempt sent already sends the same transaction (its amount read from its
+intent). Until 2026-11-29 the amount worked out at the first report was sent by every attempt: a payoff retried days
+later, after the node did not take the first (503), was those days' interest short, and the loan stayed open. The
+lender could close the loan as well by reporting a larger amount: the flag trusts it with nothing more.
 
 The decision reads what the lenders reported for the loan so far, so two payments of one loan are decided one after
 the other: in one transaction holding the loan's row (``PaymentRecords.hold_loan``: ``FOR UPDATE`` on PostgreSQL,
 across processes) and, within a process, under the loan's lock (SQLite does not serialize a read before a write).
 Decided side by side, two last payments could each see the other missing and neither close the loan. What the loan
-owes is read before, so that no transaction waits on the chain."""
+owes is read before, so that no transaction waits on the chain. The loan's lock is held on until the attempt's intent
+is created (sent), so that two reports of one payment in a process do not each work out an amount for one attempt."""
 
 from __future__ import annotations
 
@@ -122,9 +126,24 @@ def record_intent_key(chain_id: int, aggregator: str, onchain_id: int, reference
     return f"{prefix}:0x{reference.hex()}" + ("" if attempt == 1 else f":{attempt}")
 
 
-async def _attempt(
-    store: SqlChainStore, chain_id: int, aggregator: str, onchain_id: int, reference: bytes
-) -> tuple[str, str | None]:
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """The intent a payment is sent under now (``key``); the amount it was sent with when it exists (``sent``: in
+    flight, mined or reverted), else None; why the chain refused the payment when it did (``refusal``)."""
+
+    key: str
+    sent: int | None
+    refusal: str | None
+
+
+def _amount_of(calldata: str) -> int:
+    """The ``amount`` of a ``recordOffchainRepayment(loanId, amount, paymentRef)`` call's data: the second of its
+    three static arguments, after the 4-byte selector."""
+    data = bytes.fromhex(calldata.removeprefix("0x"))
+    return int.from_bytes(data[36:68], "big")
+
+
+async def _attempt(store: SqlChainStore, chain_id: int, aggregator: str, onchain_id: int, reference: bytes) -> _Attempt:
     """The intent a payment is sent under now: the first attempt whose intent is not failed or dropped (none yet,
     in flight, mined, or reverted); with why the chain refused the payment when it did (the error of that reverted
     intent, else of the failed one before it). A failed intent of a payment not refused was not taken for now (the
@@ -133,12 +152,14 @@ async def _attempt(
     while True:
         key = record_intent_key(chain_id, aggregator, onchain_id, reference, attempt)
         stored = await store.get_intent(key)
-        if stored is None or stored.status not in (FAILED, DROPPED):
-            return key, refusal if stored is None else stored.error
+        if stored is None:
+            return _Attempt(key, None, refusal)
+        if stored.status not in (FAILED, DROPPED):
+            return _Attempt(key, _amount_of(stored.data), stored.error)
         attempt, refusal = attempt + 1, stored.error
 
 
-#: one payment decision at a time per loan in this process (``OffchainPayments._decided``)
+#: one payment decision and send at a time per loan in this process (``OffchainPayments.record``)
 _DECIDING_LOCKS: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
 
 
@@ -175,6 +196,13 @@ def closes_loan(
     ``rate_bps``."""
     shortfall = single_payment_interest(owed, rate_bps, SHORTFALL_DAYS * SECONDS_PER_DAY)
     return paid_as_disclosed(schedule, payments) or owed - amount <= shortfall
+
+
+def _closing(payment: ReportedPayment, owed: int, rate_bps: int) -> ReportedPayment:
+    """The payment closing the loan sent as ``closing_amount`` of what it ``owed``, when that is more than the
+    lender reported."""
+    closing = closing_amount(owed, rate_bps)
+    return replace(payment, recorded_amount=closing) if closing > payment.amount else payment
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,27 +263,48 @@ class OffchainPayments:
                 if decision.paid_in_full or closes_loan(
                     decision.schedule, dated, owed, payment.amount, decision.rate_bps
                 ):
-                    closing = closing_amount(owed, decision.rate_bps)
-                    if closing > payment.amount:
-                        payment = replace(payment, recorded_amount=closing)
+                    payment = _closing(replace(payment, closes_loan=True), owed, decision.rate_bps)
             kept = uow.payments.accept(payment)
             uow.commit()
         return kept
 
     async def _decided(
-        self, chain: ChainRuntime, loan: LoanRecord, payment: ReportedPayment, decision: _Decision
+        self, chain: ChainRuntime, payment: ReportedPayment, decision: _Decision
+    ) -> tuple[ReportedPayment, int | None]:
+        """The payment as kept: decided and kept now, or as its first report was (see the module docstring); with
+        what the loan owes when it was read for the decision now. What the loan owes is read only for a payment that
+        may pay it in full, outside the transaction, which then runs a second time with it. The caller holds the
+        loan's lock."""
+        kept = await asyncio.to_thread(self._decide_and_accept, decision, payment, None)
+        if kept is not None:
+            return kept, None
+        owed = await amount_owed(chain, payment.onchain_loan_id)
+        kept = await asyncio.to_thread(self._decide_and_accept, decision, payment, owed)
+        assert kept is not None  # with what the loan owes read, the payment is always kept
+        return kept, owed
+
+    async def _sent_as(
+        self, chain: ChainRuntime, payment: ReportedPayment, attempt: _Attempt, owed: int | None, rate_bps: int
     ) -> ReportedPayment:
-        """The payment as kept: decided and kept now, or as its first report was (see the module docstring). What
-        the loan owes is read only for a payment that may pay it in full, outside the transaction, which then runs
-        a second time with it."""
-        async with _deciding(loan.id):
-            kept = await asyncio.to_thread(self._decide_and_accept, decision, payment, None)
-            if kept is not None:
-                return kept
-            owed = await amount_owed(chain, payment.onchain_loan_id)
-            kept = await asyncio.to_thread(self._decide_and_accept, decision, payment, owed)
-            assert kept is not None  # with what the loan owes read, the payment is always kept
-            return kept
+        """The payment with the amount its attempt is sent with, kept (``recorded_amount``) before it is sent: what
+        the attempt's intent was sent with when it exists (the same call again); else, for a payment that closes the
+        loan, what the loan owes now plus a day's interest (``owed`` when just read for the decision, else read now:
+        a retry days after the first report owes the interest of those days too); else the amount reported."""
+        if attempt.sent is not None:
+            sending = replace(payment, recorded_amount=None if attempt.sent == payment.amount else attempt.sent)
+        elif payment.closes_loan:
+            owed = await amount_owed(chain, payment.onchain_loan_id) if owed is None else owed
+            sending = _closing(replace(payment, recorded_amount=None), owed, rate_bps)
+        else:
+            sending = payment
+        if sending.recorded_amount != payment.recorded_amount:
+            await asyncio.to_thread(self._send_as, sending)
+        return sending
+
+    def _send_as(self, payment: ReportedPayment) -> None:
+        with self._payments.unit_of_work() as uow:
+            uow.payments.send_as(payment.loan_id, payment.reference, payment.recorded_amount)
+            uow.commit()
 
     def _settle(self, payment: ReportedPayment, status: str, tx_hash: str | None, block: int | None) -> None:
         with self._payments.unit_of_work() as uow:
@@ -314,13 +363,19 @@ class OffchainPayments:
         if occurred.tzinfo is None:
             occurred = occurred.replace(tzinfo=UTC)
         decision = _Decision(schedule, loan.rate_bps or 0, paid_in_full, int(occurred.timestamp()))
-        payment = await self._decided(chain, loan, reported, decision)
-        intent, refusal = await _attempt(operator.store, chain.chain_id, loan.contract, onchain_id, reference)
-        if payment.status == REFUSED:  # for good, here or in another process: no attempt is sent again
-            raise PaymentNotRecordable(f"the chain refused the payment's record: {refusal}", 409)
-        call = Call.function(chain.aggregator(), "recordOffchainRepayment", onchain_id, payment.sent_amount, reference)
         try:
-            submission = await operator.submit(intent, call)
+            # decided, and its attempt's amount worked out and sent, one report of the loan at a time here
+            async with _deciding(loan.id):
+                payment, owed = await self._decided(chain, reported, decision)
+                attempt = await _attempt(operator.store, chain.chain_id, loan.contract, onchain_id, reference)
+                intent = attempt.key
+                if payment.status == REFUSED:  # for good, here or in another process: no attempt is sent again
+                    raise PaymentNotRecordable(f"the chain refused the payment's record: {attempt.refusal}", 409)
+                payment = await self._sent_as(chain, payment, attempt, owed, decision.rate_bps)
+                call = Call.function(
+                    chain.aggregator(), "recordOffchainRepayment", onchain_id, payment.sent_amount, reference
+                )
+                submission = await operator.submit(intent, call)
             receipt = await operator.wait(intent, within=self._wait)
         except ConfirmationTimeout:
             await asyncio.to_thread(self._settle, payment, ACCEPTED, submission.tx_hash, None)

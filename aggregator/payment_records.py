@@ -42,9 +42,11 @@ class ReportedPayment:
     status: str = ACCEPTED
     tx_hash: str | None = None
     block_number: int | None = None
-    #: the amount sent in ``recordOffchainRepayment`` when it is not ``amount``: the payment completing the
-    #: disclosed total of payments, sent as what the loan owed on-chain (the contract applies no more than that)
+    #: the amount sent in ``recordOffchainRepayment`` when it is not ``amount``: the payment closing the loan, sent
+    #: as what the loan owed on-chain when its latest attempt was sent (the contract applies no more than that)
     recorded_amount: int | None = None
+    #: decided with the first report: the payment pays the loan in full (each attempt is sent as what it owes then)
+    closes_loan: bool = False
 
     @property
     def sent_amount(self) -> int:
@@ -73,6 +75,10 @@ class PaymentRecords(Protocol):
         """The loan's payments as the lenders reported them, in the order they were accepted, those the chain
         refused left out: each one's amount (base units) and when the lender said it was made (``at``, unix
         seconds: the ``occurred_at`` of the webhook that first reported it, else when it was accepted)."""
+        ...
+
+    def send_as(self, loan_id: str, reference: str, recorded_amount: int | None) -> None:
+        """The amount the payment's attempt is sent with, kept before it is sent (None: the amount reported)."""
         ...
 
     def settle(self, loan_id: str, reference: str, status: str, tx_hash: str | None, block: int | None) -> None:
@@ -137,6 +143,12 @@ class InMemoryPaymentRecords:
     def _occurred(self, payment: ReportedPayment) -> datetime:
         said = None if payment.event_id is None else self.tables.occurred.get((payment.provider_id, payment.event_id))
         return said or self.tables.accepted[_key(payment)]
+
+    def send_as(self, loan_id: str, reference: str, recorded_amount: int | None) -> None:
+        self.tables.payments = [
+            replace(p, recorded_amount=recorded_amount) if _key(p) == (loan_id, reference) else p
+            for p in self.tables.payments
+        ]
 
     def settle(self, loan_id: str, reference: str, status: str, tx_hash: str | None, block: int | None) -> None:
         self.tables.payments = [

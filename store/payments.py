@@ -11,7 +11,18 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, ForeignKey, Integer, String, UniqueConstraint, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -45,8 +56,10 @@ class OffchainPaymentRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # accepted | recorded | refused
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    # sent on-chain instead of amount: the payment completing the disclosed total of payments (0027)
+    # sent on-chain instead of amount by the latest attempt: the payment closing the loan (0027)
     recorded_amount: Mapped[int | None] = mapped_column(Uint256(), nullable=True)
+    # the payment pays the loan in full: each attempt is sent as what the loan owes then (0038)
+    closes_loan: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -97,6 +110,13 @@ class SqlPaymentRecords:
         )
         # the amount made an int here: a Uint256 column is text on SQLite
         return [Payment(_occurred(payload, received_at), int(amount)) for amount, received_at, payload in rows]
+
+    def send_as(self, loan_id: str, reference: str, recorded_amount: int | None) -> None:
+        self.session.execute(
+            update(OffchainPaymentRow)
+            .where(*self._where(loan_id, reference))
+            .values(recorded_amount=recorded_amount, updated_at=datetime.now(UTC))
+        )
 
     def settle(self, loan_id: str, reference: str, status: str, tx_hash: str | None, block: int | None) -> None:
         self.session.execute(

@@ -51,6 +51,7 @@ class Sent:
     block_number: int = 0
     status: str = "confirmed"
     error: str | None = None
+    data: str = "0x"  # the call's, as the intent keeps it
 
 
 @dataclass
@@ -75,10 +76,10 @@ class FakeSender:
     async def submit(self, key: str, call: Call) -> Sent:
         self.submitted.append((key, call))
         if self.refuse is not None and key not in self.sent:
-            self.sent[key] = (call, Sent("", status=FAILED, error=str(self.refuse)))
+            self.sent[key] = (call, Sent("", status=FAILED, error=str(self.refuse), data="0x" + call.data.hex()))
             raise self.refuse
         if key not in self.sent:
-            self.sent[key] = (call, Sent("0x" + f"{len(self.sent) + 1:064x}"))
+            self.sent[key] = (call, Sent("0x" + f"{len(self.sent) + 1:064x}", data="0x" + call.data.hex()))
         return self.sent[key][1]
 
     async def wait(self, key: str, within: float) -> Sent:

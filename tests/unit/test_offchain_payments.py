@@ -411,3 +411,35 @@ async def test_a_payment_the_contract_refused_is_not_sent_again() -> None:
         assert refused.value.status == 409
     assert len(chain.operator.submitted) == 1
     assert [p.status for p in payments.tables.payments] == [REFUSED]
+
+
+async def test_a_payoff_retried_days_later_is_sent_as_what_the_loan_owes_then() -> None:
+    """The last installment completes the disclosed total on time, but the operator's account is out of gas (503).
+    Topped up ten days later, the lender's retry was sent with the amount worked out at the first report: ten days of
+    interest short, the loan stayed open and went past due. The decision is kept, not the amount: each new attempt
+    is sent as what the loan owes when it is sent; a repeat of an attempt sent already sends the same call."""
+    service, chain, payments, receipts = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    for n in (1, 3):
+        receipts.events["0x" + f"{n:064x}"] = [
+            event("LoanRepaid", "0x" + f"{n:064x}", loanId=9, interestPaid=0, principalPaid=USDC)
+        ]
+    chain.owed = (50 * USDC, 500_000)
+    await service.record("sim-bank", "offer-1", "pay-1", "51.00")
+    chain.owed = (50 * USDC, 680_000)
+    chain.operator.refuse = TransactionRejected("insufficient funds for gas * price + value", "offchain-repayment")
+    with pytest.raises(PaymentNotSent):
+        await service.record("sim-bank", "offer-1", "pay-2", "50.50")
+    chain.operator.refuse = None
+    ten_days_later = (50 * USDC, 680_000 + 164_384)  # ten days more at 12% on 50.00
+    chain.owed = ten_days_later
+    await service.record("sim-bank", "offer-1", "pay-2", "50.50")
+    chain.owed = (50 * USDC, 700_000 + 164_384)  # a day later still: the repeat is the same transaction
+    await service.record("sim-bank", "offer-1", "pay-2", "50.50")
+
+    first, retried = closing_amount(50_680_000, 1_200), closing_amount(sum(ten_days_later), 1_200)
+    assert [_amount_sent(call) for _, call in chain.operator.submitted] == [51 * USDC, first, retried, retried]
+    assert retried >= sum(ten_days_later)
+    assert [(p.payment_ref, p.closes_loan, p.recorded_amount, p.status) for p in payments.tables.payments] == [
+        ("pay-1", False, None, RECORDED),
+        ("pay-2", True, retried, RECORDED),
+    ]

@@ -11,6 +11,11 @@ intent's ``to`` (checksummed), as 0037 did for the servicing intents: the intent
 their signed attempts, are rekeyed from each intent's stored ``to_address``, so a payment in flight at the upgrade is
 found under its new key and never sent again.
 
+A payment that pays the loan in full was sent with the amount worked out at its first report, which every later
+attempt sent again: a payoff retried days later (after the node did not take the operator's transaction) left those
+days' interest owed and the loan open. The decision is kept now (``closes_loan``: those sent with a
+``recorded_amount`` before), and each new attempt is sent as what the loan owes when it is sent.
+
 The downgrade refuses when two deployments' loans of one number hold payments of one reference (the old key cannot
 hold both): wind them down first. It drops the contract from the intents' keys again; where two deployments' intents
 would take the same old key, the earliest keeps it and the others stay as they are (0037's downgrade).
@@ -38,6 +43,8 @@ payments = sa.table(
     sa.column("onchain_loan_id", sa.BigInteger),
     sa.column("reference", sa.String),
     sa.column("contract", sa.String),
+    sa.column("recorded_amount", sa.String),
+    sa.column("closes_loan", sa.Boolean),
 )
 loans = sa.table("loans", sa.column("id", sa.String), sa.column("contract", sa.String))
 intents = sa.table(
@@ -119,12 +126,15 @@ def _downgraded(rows: Sequence[tuple[str, str | None]]) -> list[tuple[str, str]]
 def upgrade() -> None:
     with op.batch_alter_table("offchain_payments") as batch:
         batch.add_column(sa.Column("contract", sa.String(length=42), nullable=True))
+        batch.add_column(sa.Column("closes_loan", sa.Boolean(), server_default=sa.false(), nullable=False))
     # every payment has its loan (a foreign key, deleted with it)
     op.execute(
         payments.update().values(
             contract=sa.select(loans.c.contract).where(loans.c.id == payments.c.loan_id).scalar_subquery()
         )
     )
+    # the payments closing their loan so far: those sent as what the loan owed, more than reported
+    op.execute(payments.update().where(payments.c.recorded_amount.is_not(None)).values(closes_loan=True))
     with op.batch_alter_table("offchain_payments") as batch:
         batch.alter_column("contract", existing_type=sa.String(length=42), nullable=False)
         batch.drop_constraint("uq_offchain_payments_chain_id", type_="unique")
@@ -157,4 +167,5 @@ def downgrade() -> None:
             op.f("uq_offchain_payments_chain_id"), ["chain_id", "onchain_loan_id", "reference"]
         )
         batch.drop_column("contract")
+        batch.drop_column("closes_loan")
     _rekey(bind, _downgraded(_payment_intents(bind)))

@@ -44,6 +44,7 @@ LOANS = {
     "unsaved": _loan("unsaved", 10),
     "dated": _loan("dated", 11),
     "l1-new": _loan("l1-new", 9),
+    "payoff": _loan("payoff", 12),
 }
 FIRST = ReportedPayment("sim-bank", "pay-1", "0x" + "01" * 32, "l1", CHAIN_ID, EARLIER, 9, 25, "evt-1")
 SECOND = replace(FIRST, payment_ref="pay-2", reference="0x" + "02" * 32, amount=5, event_id="evt-2")
@@ -159,3 +160,20 @@ def test_a_loans_reported_payments_are_dated_by_the_webhook_that_reported_each(s
     assert first == Payment(int(paid.timestamp()), 25), "its webhook's occurred_at"
     assert second.amount == 5
     assert before - 1 <= second.at <= int(datetime.now(UTC).timestamp()) + 1, "no webhook of its lender: accepted"
+
+
+def test_a_payoff_keeps_its_decision_and_the_amount_of_its_latest_attempt(store: PaymentStore) -> None:
+    """``closes_loan`` is kept with the first report; ``send_as`` keeps the amount each new attempt is sent with."""
+    payoff = replace(
+        FIRST, loan_id="payoff", contract=AGGREGATOR, onchain_loan_id=12, recorded_amount=30, closes_loan=True
+    )
+    with store.unit_of_work() as uow:
+        uow.payments.accept(payoff)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        uow.payments.send_as("payoff", FIRST.reference, 31)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        kept = uow.payments.kept("payoff", FIRST.reference)
+    assert kept == replace(payoff, recorded_amount=31)
+    assert (kept.closes_loan, kept.sent_amount) == (True, 31)

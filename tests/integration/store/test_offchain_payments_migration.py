@@ -1,8 +1,9 @@
 """Migration 0038 on SQLite and PostgreSQL: the lenders' payments kept before it name their loan's CreditAggregator
-(from the loan's row) and are unique by (loan, reference), so that a new deployment's loan 9 takes a reference the
-earlier deployment's loan 9 was paid under; the downgrade gives the old key back, and refuses while two
-deployments' loans of one number hold payments of one reference. The operator's ``offchain-repayment`` intents and
-their signed attempts are rekeyed to keys naming the CreditAggregator each was sent to, and back on the downgrade."""
+(from the loan's row), those sent as what the loan owed are kept as closing it (``closes_loan``), and they are
+unique by (loan, reference), so that a new deployment's loan 9 takes a reference the earlier deployment's loan 9 was
+paid under; the downgrade gives the old key back, and refuses while two deployments' loans of one number hold
+payments of one reference. The operator's ``offchain-repayment`` intents and their signed attempts are rekeyed to
+keys naming the CreditAggregator each was sent to, and back on the downgrade."""
 
 from __future__ import annotations
 
@@ -33,22 +34,33 @@ LOANS = (
 REF_A, REF_B = "0x" + "aa" * 32, "0x" + "bb" * 32
 
 
-def _insert_payment(connection: Connection, loan_id: str, reference: str, contract: str | None = None) -> None:
-    """A payment row of loan 9 as the schema of the revision at hand has it (``contract`` from 0038 on)."""
-    columns = "provider_id, payment_ref, reference, loan_id, chain_id, onchain_loan_id, amount, status, received_at, "
-    values = "'sim-bank', :ref, :ref, :loan, :chain, 9, '25000000', 'recorded', :at, "
+def _insert_payment(
+    connection: Connection, loan_id: str, reference: str, contract: str | None = None, recorded: str | None = None
+) -> None:
+    """A payment row of loan 9 as the schema of the revision at hand has it (``contract`` from 0038 on), sent as
+    ``recorded`` when it is not the amount reported."""
+    columns = "provider_id, payment_ref, reference, loan_id, chain_id, onchain_loan_id, amount, recorded_amount, "
+    columns += "status, received_at, "
+    values = "'sim-bank', :ref, :ref, :loan, :chain, 9, '25000000', :recorded, 'recorded', :at, "
     if contract is not None:
         columns, values = columns + "contract, ", values + ":contract, "
     connection.execute(
         text(f"INSERT INTO offchain_payments ({columns}updated_at) VALUES ({values}:at)"),  # noqa: S608 (constants)
-        {"ref": reference, "loan": loan_id, "chain": LOAN.chain_id, "at": AT, "contract": contract},
+        {
+            "ref": reference,
+            "loan": loan_id,
+            "chain": LOAN.chain_id,
+            "at": AT,
+            "contract": contract,
+            "recorded": recorded,
+        },
     )
 
 
-def _payments(database: Database) -> set[tuple[str, str, str]]:
+def _payments(database: Database) -> set[tuple[str, str, str, bool]]:
     with database.engine.connect() as connection:
-        rows = connection.execute(text("SELECT loan_id, reference, contract FROM offchain_payments"))
-        return {(str(loan), str(reference), str(contract)) for loan, reference, contract in rows}
+        rows = connection.execute(text("SELECT loan_id, reference, contract, closes_loan FROM offchain_payments"))
+        return {(str(loan), str(reference), str(contract), bool(closes)) for loan, reference, contract, closes in rows}
 
 
 def test_payments_kept_before_0038_name_their_loans_contract_and_are_unique_by_loan(fresh: Database) -> None:
@@ -57,10 +69,10 @@ def test_payments_kept_before_0038_name_their_loans_contract_and_are_unique_by_l
         for loan in LOANS:
             connection.execute(insert(LoanRow).values(**loan_columns(loan)))
         _insert_payment(connection, "l-earlier", REF_A)
-        _insert_payment(connection, "l-newer", REF_B)
+        _insert_payment(connection, "l-newer", REF_B, recorded="25100000")  # sent as what the loan owed: a payoff
 
     fresh.migrate()
-    assert _payments(fresh) == {("l-earlier", REF_A, EARLIER), ("l-newer", REF_B, NEWER)}
+    assert _payments(fresh) == {("l-earlier", REF_A, EARLIER, False), ("l-newer", REF_B, NEWER, True)}
     with fresh.engine.begin() as connection:  # the newer loan 9 paid under the reference of the earlier's payment
         _insert_payment(connection, "l-newer", REF_A, NEWER)
     with pytest.raises(Exception, match=r"(?i)unique"), fresh.engine.begin() as connection:
