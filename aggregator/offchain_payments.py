@@ -5,9 +5,11 @@ chain, the CreditAggregator, the loan and that reference, so a webhook repeated,
 sends nothing twice, and a later deployment's loan of the same number is sent its own (until 0038 the key named no
 contract, and a lender's reference reused for it found the earlier loan's intent: answered with that transaction,
 nothing sent). One intent per attempt (``record_intent_key``), as ``repaying.claim_collateral`` does: a transaction
-the node did not take for now (refused — the operator's account out of gas — or dropped, or fees above the cap)
-leaves the payment accepted, answered ``PaymentNotSent`` (503, report it again), and its next report is sent under
-the next attempt's key; a revert settles it refused, and every report of it after is answered 409 without sending.
+the node did not take for now (refused — the operator's account out of gas — or dropped, or fees above the cap, or a
+gas estimate that failed without a revert: a provider's rate limit, its internal error) leaves the payment accepted,
+answered ``PaymentNotSent`` (503, report it again), and its next report is sent under the next attempt's key; a
+revert (the estimate's revert data or "execution reverted", or a mined status 0) settles it refused, and every report
+of it after is answered 409 without sending. Until 2026-11-29 any failed estimate settled it refused for good.
 Under one fixed key, a payment the node once refused was refused for good, and the lender's retries got the same 409
 for ever. A payment reported after default is recorded too (the contract takes it on a defaulted loan). The record
 follows from the receipt's ``LoanRepaid`` (and ``LoanClosed`` when it is paid in full) through the ledger's
@@ -78,6 +80,7 @@ from aggregator.receipts import ReceiptRecorder
 from aggregator.repaying import amount_owed, claim_collateral
 from aggregator.servicing.delinquency import Payment, paid_as_disclosed
 from chain.errors import (
+    ChainError,
     ConfirmationTimeout,
     FeeCapExceeded,
     GasEstimationFailed,
@@ -157,6 +160,16 @@ async def _attempt(store: SqlChainStore, chain_id: int, aggregator: str, onchain
         if stored.status not in (FAILED, DROPPED):
             return _Attempt(key, _amount_of(stored.data), stored.error)
         attempt, refusal = attempt + 1, stored.error
+
+
+def _not_sent(chain: ChainRuntime, loan_id: str, payment_ref: str, intent: str, err: ChainError) -> PaymentNotSent:
+    """Nothing mined, for now (the node did not take the transaction, or could not estimate it for another reason
+    than a revert): the payment stays accepted, and its next report is the next attempt."""
+    log.warning("payment %s of loan %s not sent under %s: %s", payment_ref, loan_id, intent, err)
+    return PaymentNotSent(
+        f"the operator's transaction recording payment {payment_ref} was not taken by {chain.name} "
+        f"({type(err).__name__}); the payment is kept: report it again"
+    )
 
 
 #: one payment decision and send at a time per loan in this process (``OffchainPayments.record``)
@@ -380,16 +393,13 @@ class OffchainPayments:
         except ConfirmationTimeout:
             await asyncio.to_thread(self._settle, payment, ACCEPTED, submission.tx_hash, None)
             return RecordedPayment(loan.id, "submitted", submission.tx_hash)
-        except (GasEstimationFailed, TransactionReverted) as err:  # the contract refuses it: settled refused
-            await asyncio.to_thread(self._settle, payment, REFUSED, None, None)
+        except (GasEstimationFailed, TransactionReverted) as err:
+            if isinstance(err, GasEstimationFailed) and not err.reverts:  # a rate limit, the node's internal error
+                raise _not_sent(chain, loan.id, payment_ref, intent, err) from err
+            await asyncio.to_thread(self._settle, payment, REFUSED, None, None)  # the contract refuses it
             raise PaymentNotRecordable(f"the chain refused the payment's record: {err}", 409) from err
         except (TransactionRejected, TransactionDropped, FeeCapExceeded) as err:
-            # nothing mined, for now: the payment stays accepted, and its next report is the next attempt
-            log.warning("payment %s of loan %s not sent under %s: %s", payment_ref, loan.id, intent, err)
-            raise PaymentNotSent(
-                f"the operator's transaction recording payment {payment_ref} was not taken by {chain.name} "
-                f"({type(err).__name__}); the payment is kept: report it again"
-            ) from err
+            raise _not_sent(chain, loan.id, payment_ref, intent, err) from err
         await asyncio.to_thread(self._settle, payment, RECORDED, receipt.tx_hash, receipt.block_number)
         return await self._recorded(chain, loan.id, onchain_id, receipt.tx_hash)
 

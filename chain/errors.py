@@ -62,6 +62,14 @@ class GasEstimationFailed(TransactionReverted):
         super().__init__(message, revert_data=revert_data)
         self.decoded = decoded
 
+    @property
+    def reverts(self) -> bool:
+        """Whether the node said the call reverts — revert data, or an "execution reverted" message — rather than
+        that it could not estimate it for another reason (a provider's rate limit, an internal error), which says
+        nothing of what the contract would do."""
+        data = self.revert_data
+        return (data is not None and data.startswith("0x")) or "execution reverted" in str(self).lower()
+
 
 class TransactionRejected(ChainError):
     """The node refused a signed transaction outright (insufficient funds, fee below the floor, ...): it never

@@ -262,20 +262,24 @@ async def test_a_payoff_the_lender_reports_paid_in_full_is_sent_as_what_the_loan
 
 
 class _RefusingNode:
-    """A node whose gas estimation reverts (the loan no longer takes payments)."""
+    """A node whose gas estimation fails: with ``answer``'s error, by default a revert (the loan no longer takes
+    payments)."""
+
+    def __init__(self, error: dict[str, Any] | None = None) -> None:
+        self.error = error or {"code": 3, "message": "execution reverted: LoanNotActive()"}
 
     async def make_request(self, method: str, params: Any) -> dict[str, Any]:
         assert method == "eth_estimateGas"
-        return {"error": {"code": 3, "message": "execution reverted: LoanNotActive()"}}
+        return {"error": self.error}
 
 
 OPERATOR_KEY = Account.create()
 
 
-def _operator(store: SqlChainStore) -> TransactionManager:
-    """One process's operator: a real transaction manager on the shared intent store, in front of ``_RefusingNode``."""
+def _operator(store: SqlChainStore, node: _RefusingNode | None = None) -> TransactionManager:
+    """One process's operator: a real transaction manager on the shared intent store, in front of ``node``."""
     config = SimpleNamespace(chain_id=CHAIN_ID, block_time_seconds=1, confirmations=1, max_fee_gwei=100)
-    client = SimpleNamespace(config=config, name=CHAIN_NAME, provider=_RefusingNode())
+    client = SimpleNamespace(config=config, name=CHAIN_NAME, provider=node or _RefusingNode())
     return TransactionManager(cast(ChainClient, client), LocalSigner(OPERATOR_KEY), store)
 
 
@@ -377,6 +381,8 @@ async def test_a_late_payoff_the_lender_reports_paid_in_full_still_closes_the_lo
     [
         TransactionRejected("insufficient funds for gas * price + value", "offchain-repayment"),
         FeeCapExceeded("the market asks 900 gwei, above the 100 gwei cap"),
+        # a gas estimate the provider did not answer: no revert data, no "execution reverted"
+        GasEstimationFailed("gas estimate failed on ethereum-local: rate limit exceeded"),
     ],
 )
 async def test_a_payment_the_node_did_not_take_is_kept_and_sent_again_under_a_new_attempt(
@@ -443,3 +449,40 @@ async def test_a_payoff_retried_days_later_is_sent_as_what_the_loan_owes_then() 
         ("pay-1", False, None, RECORDED),
         ("pay-2", True, retried, RECORDED),
     ]
+
+
+@pytest.mark.parametrize(
+    ("error", "refused"),
+    [
+        ({"code": -32005, "message": "rate limit exceeded"}, False),
+        ({"code": -32603, "message": "internal error"}, False),
+        ({"code": 3, "message": "execution reverted: LoanNotActive()"}, True),
+        ({"code": -32000, "message": "execution reverted"}, True),  # a revert without a reason
+        ({"code": 3, "message": "VM Exception while processing transaction", "data": "0x0d2d5a3f"}, True),
+    ],
+)
+async def test_only_a_gas_estimate_that_reverts_refuses_the_payment_for_good(
+    tmp_path: Path, error: dict[str, Any], refused: bool
+) -> None:
+    """Any failed gas estimate settled the payment refused, for good: a provider's rate limit or internal error too,
+    and the lender's every retry was answered 409. Only the node's word that the call reverts (revert data, or
+    "execution reverted") is final; otherwise the payment is kept, 503, and the next report is the next attempt."""
+    database = Database(f"sqlite:///{tmp_path / 'chain.db'}")
+    database.migrate()
+    service, chain, payments, _ = _setup()
+    node = _RefusingNode(error)
+    chain.operator = cast(Any, _operator(SqlChainStore(database.sessions), node))
+    try:
+        if refused:
+            with pytest.raises(PaymentNotRecordable, match="the chain refused") as answer:
+                await service.record("sim-bank", "offer-1", "pay-1", "25.00")
+            assert answer.value.status == 409
+        else:
+            with pytest.raises(PaymentNotSent, match="GasEstimationFailed"):
+                await service.record("sim-bank", "offer-1", "pay-1", "25.00")
+            node.error = {"code": 3, "message": "execution reverted: LoanNotActive()"}
+            with pytest.raises(PaymentNotRecordable, match="LoanNotActive"):  # the next attempt is sent, and judged
+                await service.record("sim-bank", "offer-1", "pay-1", "25.00")
+    finally:
+        database.dispose()
+    assert [p.status for p in payments.tables.payments] == [REFUSED]
