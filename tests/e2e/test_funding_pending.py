@@ -132,6 +132,7 @@ def test_a_loan_whose_funding_is_not_delivered_is_flagged_and_held_until_the_len
     assert int(chain.contract("WETH").functions.balanceOf(wallet.address).call()) == 0, "still the loan's"
 
 
+@pytest.mark.slow  # waits out the 30 s window; the default run holds the rule in tests/unit/test_accept_recovery.py
 def test_a_loan_whose_funding_is_not_delivered_within_the_window_is_unfunded_and_settled_by_an_admin(
     platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
 ) -> None:

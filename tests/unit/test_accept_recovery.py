@@ -20,6 +20,7 @@ from aggregator.accept_saga import (
     FUND_REFUSED,
     REPORTED_FUNDING_FAILURE,
     RESERVATION_DECLINED,
+    UNDELIVERED_FUNDING,
     AcceptRecord,
     AcceptStep,
     InMemoryAcceptRepository,
@@ -27,13 +28,14 @@ from aggregator.accept_saga import (
     InMemoryAcceptUnitOfWork,
     InMemoryScreeningLog,
     QuoteView,
+    funding_pending,
 )
-from aggregator.accepting import RELAY_TIMEOUT, AcceptanceService
+from aggregator.accepting import FUNDING_WINDOW, RELAY_TIMEOUT, AcceptanceService
 from aggregator.assets import AssetRegistry
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import AcceptInProgress, FundingFailed, ProviderRefused, QuoteNotAcceptable
 from aggregator.exposure import ExposureLimits
-from aggregator.loans import InMemoryLoanStore
+from aggregator.loans import InMemoryLoanStore, LoanRecord
 from aggregator.platform import ChainRuntime
 from aggregator.snapshots import rolled_back_on_exit
 from chain.errors import ConfirmationTimeout
@@ -144,6 +146,7 @@ def _service(
     clock: Clock,
     chains: dict[str, ChainRuntime] | None = None,
     relay_timeout: float = RELAY_TIMEOUT,
+    loans: InMemoryLoanStore | None = None,
 ) -> AcceptanceService:
     # Recovery of an accept that sent nothing touches neither the chains nor compliance.
     return AcceptanceService(
@@ -152,7 +155,7 @@ def _service(
         cast(dict[str, ProviderAdapter], {"sim-bank": lender}),
         cast(ComplianceService, None),
         AssetRegistry([]),
-        loans=InMemoryLoanStore(),
+        loans=loans or InMemoryLoanStore(),
         screenings=InMemoryScreeningLog(),
         limits=ExposureLimits(),
         lease=LEASE,
@@ -478,3 +481,46 @@ async def test_an_accept_in_flight_on_a_chain_no_longer_served_is_left_for_the_o
     assert _record(store).step is AcceptStep.SUBMITTED
     assert _record(store).owner == "dead-process", "not claimed"
     assert await service.report_stranded() == ["dropped-local"]
+
+
+class DownFundingDesk:
+    """A lender whose funding desk answers 503 to every funding instruction."""
+
+    provider_id = "sim-bank"
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def fund(self, provider_ref: str, idempotency_key: str, chain_id: int, tx_hash: str) -> FundingResult:
+        self.asked += 1
+        raise ProviderServerError("sim-bank answered 503", 503)
+
+
+async def test_a_funding_instruction_undelivered_past_the_funding_window_is_settled_refused() -> None:
+    """Within the funding window an undelivered instruction leaves the accept recorded (``funding_pending``) and is
+    sent again; once the window has passed since the loan was recorded, the next failure settles it ``fund-refused``
+    (``UNDELIVERED_FUNDING``): the loan is unfunded, and nothing is sent again."""
+    store, lender, clock, loans = InMemoryAcceptStore(), DownFundingDesk(), Clock(), InMemoryLoanStore()
+    quote = _quote()
+    store.tables.quotes[quote.id] = quote
+    store.tables.requests["r1"] = "accepted"
+    store.tables.records["q1"] = _left_by_a_dead_process(
+        AcceptStep.RECORDED, tx_hash="0x" + "ab" * 32, loan_id="loan-1", lender_state="reserved"
+    )
+    loans.loans["loan-1"] = LoanRecord(
+        "loan-1", "ethereum-local", 31337, quote.contract, "active", "USDC", 10**9, quote.offer_digest, START
+    )
+    service = _service(store, cast(FlakyLender, lender), clock, loans=loans)
+    assert await service.resume_unfinished() == 1
+    record = _record(store)
+    assert (record.step, record.lender_state) == (AcceptStep.RECORDED, "reserved")
+    assert funding_pending(quote.kind, record.step, record.lender_state)
+    clock.now = START + FUNDING_WINDOW + LEASE  # the window has passed since the loan was recorded
+    assert await service.resume_unfinished() == 1
+    record = _record(store)
+    assert (record.step, record.lender_state) == (AcceptStep.RECORDED, FUND_REFUSED)
+    assert UNDELIVERED_FUNDING in (record.error or "")
+    assert not funding_pending(quote.kind, record.step, record.lender_state)
+    clock.now += LEASE * 2
+    assert await service.resume_unfinished() == 0, "unfunded now: the instruction is not sent again"
+    assert lender.asked == 2
