@@ -23,6 +23,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 from aggregator.errors import (
@@ -37,6 +38,7 @@ from aggregator.servicing.defaults import (
     CancelOutcome,
     DefaultJob,
     cancel_intent_key,
+    current_attempt,
     hold_intent_key,
     liquidation_held,
 )
@@ -166,7 +168,10 @@ class FundingSettlements:
         why = f"settled funded by {actor}"
         if not await manager.bar(cancel_intent_key(loan.chain_id, aggregator, loan.loan_ref), aggregator, why):
             raise LoanNotUnfunded(loan.id, "a cancelUnfunded of it was sent: it is being cancelled")
-        await manager.bar(hold, collateral, why)  # False: the job sent one, released below
+        # the job's next hold attempt is barred (those before it refused, dropped or reverted: nothing held by them)
+        holds = partial(hold_intent_key, loan.chain_id, collateral, loan.loan_ref)
+        attempt, _ = await current_attempt(manager.store, holds)
+        await manager.bar(attempt, collateral, why)  # False: the job sent one, released below
         if not await asyncio.to_thread(self._store.settle_funded, loan, actor, note, datetime.now(UTC)):
             raise LoanNotUnfunded(loan.id, "it was settled or closed meanwhile")
         if operator is not None:  # serviced from now on, so liquidated when unhealthy: a hold goes

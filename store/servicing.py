@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, and_, delete, or_, select
+from sqlalchemy import ColumnElement, ForeignKey, String, and_, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
@@ -167,26 +167,22 @@ class SqlServicingRepository:
 
     def held_loans(self, chain_id: int, manager: str) -> set[int]:
         """Loans held by the default job's ``holdLiquidation`` intents on ``manager`` (keyed
-        ``holdLiquidation:<chain id>:<manager>:<loan id>``) with no ``releaseLiquidationHold`` intent of the same
-        loan."""
-        held_prefix = f"holdLiquidation:{chain_id}:{manager}:"
-        released = {
-            key.rsplit(":", 1)[1]
-            for key in self.session.scalars(
-                select(ChainIntentRow.key).where(
-                    ChainIntentRow.key.startswith(f"releaseLiquidationHold:{chain_id}:{manager}:", autoescape=True)
-                )
-            )
-        }
-        holds = self.session.scalars(
-            select(ChainIntentRow.key).where(
-                ChainIntentRow.key.startswith(held_prefix, autoescape=True),
-                ChainIntentRow.payload_hash != BARRED_PAYLOAD,
-                ChainIntentRow.status.not_in((REVERTED, FAILED, DROPPED)),
-            )
+        ``holdLiquidation:<chain id>:<manager>:<loan id>``, a later attempt ``:<n>`` after it) — an attempt in flight
+        or confirmed, not barred — with no ``releaseLiquidationHold`` attempt of the same loan in flight or confirmed:
+        a release the node refused or dropped, or that reverted, released nothing, and the loan is released again."""
+        taken = ChainIntentRow.status.not_in((REVERTED, FAILED, DROPPED))
+        released = self._loans_of(f"releaseLiquidationHold:{chain_id}:{manager}:", taken)
+        held = self._loans_of(f"holdLiquidation:{chain_id}:{manager}:", taken,
+                              ChainIntentRow.payload_hash != BARRED_PAYLOAD)  # fmt: skip
+        return held - released
+
+    def _loans_of(self, prefix: str, *where: ColumnElement[bool]) -> set[int]:
+        """The loan ids the intents keyed ``<prefix><loan id>[:<attempt>]`` that match ``where`` name."""
+        keys = self.session.scalars(
+            select(ChainIntentRow.key).where(ChainIntentRow.key.startswith(prefix, autoescape=True), *where)
         )
-        loan_ids = (key.rsplit(":", 1)[1] for key in holds)
-        return {int(loan_id) for loan_id in loan_ids if loan_id.isdigit() and loan_id not in released}
+        loan_ids = (key[len(prefix) :].split(":", 1)[0] for key in keys)
+        return {int(loan_id) for loan_id in loan_ids if loan_id.isdigit()}
 
 
 class SqlServicingUnitOfWork:

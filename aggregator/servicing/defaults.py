@@ -25,8 +25,8 @@ node takes) and the block's time — the chain's clock, which is the one the con
   event later, idempotently); the ledger's change writes ``loan.defaulted``, not this job.
 * **unfunded**: a loan funded off-chain whose lender refused the funding instruction or reported it failed (the
   accept's ``fund-refused``: ``OpenLoan.unfunded``) is neither announced past due nor marked in default, and the
-  operator holds its liquidation (``holdLiquidation`` on the CollateralManager, once per loan: ``liquidate`` is open
-  to anyone, and would pay the lender that never lent out of the borrower's collateral); once its
+  operator holds its liquidation (``holdLiquidation`` on the CollateralManager, held once per loan: ``liquidate`` is
+  open to anyone, and would pay the lender that never lent out of the borrower's collateral); once its
   lender's own status of the offer (``funding_of``) says it was not funded, the operator sends ``cancelUnfunded`` for
   it — once per loan, keyed, simulated and fenced as ``markDefault`` — which ends it on chain with no debt and
   releases its collateral to the borrower. The receipt's ``LoanCancelled`` is applied to the ledger at once (the loan
@@ -37,10 +37,20 @@ node takes) and the block's time — the chain's clock, which is the one the con
 * **funding pending**: a loan funded off-chain whose lender has not answered the funding instruction yet (the accept
   ``recorded``, neither ``funded`` nor ``fund-refused``: ``OpenLoan.funding_pending``; after a lender outage recovery
   sends it again) is left alone as an unfunded one — neither announced past due nor marked in default — and its
-  liquidation is held the same way (the same intent: one hold per loan, ever); nothing is cancelled, since the lender
-  may yet fund it. Once its lender answers ``funded`` the loan is serviced, and the job releases the hold it placed
-  (``releaseLiquidationHold``, one per loan, ever: ``held_loans``). Past the funding window the accept gives up
-  (``fund-refused``: ``aggregator.accepting``) and the loan is unfunded, as above.
+  liquidation is held the same way (the same intents); nothing is cancelled, since the lender may yet fund it. Once
+  its lender answers ``funded`` the loan is serviced, and the job releases the hold it placed
+  (``releaseLiquidationHold``: ``held_loans``). Past the funding window the accept gives up (``fund-refused``:
+  ``aggregator.accepting``) and the loan is unfunded, as above.
+
+A hold and its release are each sent under one intent per attempt (``hold_intent_key``, ``release_intent_key``: the
+first's key has no number, ``:2``, ``:3`` … after it; ``current_attempt``), as ``repaying.claim_collateral`` does: an
+attempt the node did not take (refused — the operator's account out of gas — or dropped) or that reverted is never
+sent again under its key, so the next round sends the next attempt. A hold or release counts as done only while its
+attempt is in flight or confirmed. Until 2026-11-29 each had one key per loan, ever, and any intent under it counted:
+a release the node refused once was never tried again — the job took the loan as released, an admin's
+settle-as-funded failed for ever, and ``liquidate`` reverted ``LiquidationHeld`` for everyone: an underwater loan
+nobody could liquidate; and a hold refused once left a loan whose funding was pending open to anyone's
+``liquidate``.
 
 The job reads and writes through a ``ServicingStore`` (``aggregator.servicing.repository``; SQL by default): the
 open loans, the announced buckets and the outbox, with the lease's fence, in one unit of work per round's writes.
@@ -53,6 +63,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -89,9 +100,11 @@ from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, ConfirmationTimeout, TransactionReverted
 from chain.relay import revert_of
-from chain.transactions import Call, TransactionManager
+from chain.transactions import BARRED_PAYLOAD, Call, TransactionManager
 from chain.views import read_views, view
 from providers.models import FundingState
+from store.chain import DROPPED, FAILED, REVERTED, IntentRecord, SqlChainStore
+from store.chain_repository import ChainRepository
 from store.db import Database
 from store.leases import LeaseStore
 from store.servicing import SqlServicingStore
@@ -175,14 +188,42 @@ def default_intent_key(chain_id: int, aggregator: str, loan_ref: int) -> str:
     return f"markDefault:{chain_id}:{to_checksum_address(aggregator)}:{loan_ref}"
 
 
-def hold_intent_key(chain_id: int, collateral_manager: str, loan_ref: int) -> str:
-    """One ``holdLiquidation`` per loan, ever (named by the CollateralManager it is sent to)."""
-    return f"holdLiquidation:{chain_id}:{to_checksum_address(collateral_manager)}:{loan_ref}"
+def hold_intent_key(chain_id: int, collateral_manager: str, loan_ref: int, attempt: int = 1) -> str:
+    """A loan's ``holdLiquidation`` (named by the CollateralManager it is sent to), one intent per attempt: the
+    first's key has no number (the key of every hold sent before attempts were numbered), a later one ``:<n>``."""
+    key = f"holdLiquidation:{chain_id}:{to_checksum_address(collateral_manager)}:{loan_ref}"
+    return key + ("" if attempt == 1 else f":{attempt}")
 
 
-def release_intent_key(chain_id: int, collateral_manager: str, loan_ref: int) -> str:
-    """One ``releaseLiquidationHold`` per loan, ever (a loan is settled funded once)."""
-    return f"releaseLiquidationHold:{chain_id}:{to_checksum_address(collateral_manager)}:{loan_ref}"
+def release_intent_key(chain_id: int, collateral_manager: str, loan_ref: int, attempt: int = 1) -> str:
+    """A loan's ``releaseLiquidationHold``, one intent per attempt, numbered as ``hold_intent_key``'s."""
+    key = f"releaseLiquidationHold:{chain_id}:{to_checksum_address(collateral_manager)}:{loan_ref}"
+    return key + ("" if attempt == 1 else f":{attempt}")
+
+
+#: an attempt at a hold or a release that holds or releases nothing: the node refused it, it was dropped, or it
+#: reverted. It is never sent again under its key: the next attempt is
+NOT_TAKEN = (FAILED, DROPPED, REVERTED)
+ATTEMPTS_READ = 16  # the attempts' intents read in one query
+
+
+async def current_attempt(store: SqlChainStore, key_of: Callable[[int], str]) -> tuple[str, IntentRecord | None]:
+    """The attempt a loan's hold or release (``key_of(n)``: its n-th attempt's key) is sent or resumed under now,
+    with its intent: the first one not refused, dropped nor reverted (``NOT_TAKEN``) — none yet (None: the next to
+    send), in flight or confirmed — or barred (an admin settled the loan funded: nothing is sent under it)."""
+    first = 1
+    while True:
+        keys = [key_of(n) for n in range(first, first + ATTEMPTS_READ)]
+
+        def read(repo: ChainRepository, keys: list[str] = keys) -> list[IntentRecord]:
+            return repo.intents(keys)
+
+        stored = {intent.key: intent for intent in await store.run(read)}
+        for key in keys:
+            intent = stored.get(key)
+            if intent is None or intent.status not in NOT_TAKEN or intent.payload_hash == BARRED_PAYLOAD:
+                return key, intent
+        first += ATTEMPTS_READ
 
 
 def cancel_intent_key(chain_id: int, aggregator: str, loan_ref: int) -> str:
@@ -345,10 +386,14 @@ class DefaultJob:
     async def _hold(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
         """``holdLiquidation`` of an unfunded loan or one whose funding is pending, once: until it is cancelled (or
         funded, which releases the hold), nobody may liquidate it — the CollateralManager's ``liquidate`` is open to
-        anyone, and its seized collateral would pay the lender that may never have paid the borrower out. A hold the
-        contract refuses (the loan is in default already) or not confirmed yet is logged; the cancel goes on."""
-        key = hold_intent_key(self.chain_id, self._collateral.address, loan.loan_ref)
-        if await self.operator.store.get_intent(key) is not None:
+        anyone, and its seized collateral would pay the lender that may never have paid the borrower out. Sent unless
+        an attempt is in flight, confirmed or barred (``current_attempt``): one the node refused or dropped, or that
+        reverted, is followed by the next. A hold the contract refuses (the loan is in default already) or not
+        confirmed yet is logged; the cancel goes on."""
+        key, sent = await current_attempt(
+            self.operator.store, partial(hold_intent_key, self.chain_id, self._collateral.address, loan.loan_ref)
+        )
+        if sent is not None:
             return
         scratch = DefaultReport(report.block, report.timestamp)
         tx_hash = await self._send(loan.loan_ref, "holdLiquidation", key, scratch, leader, sent=False,
@@ -364,7 +409,7 @@ class DefaultJob:
     async def _release_funded(self, loans: Sequence[OpenLoan], report: DefaultReport, leader: Leader | None) -> None:
         """``releaseLiquidationHold`` of each loan the job held while its funding was pending (or unfunded) and
         whose lender has funded it since (serviced now: ``loans``): it is liquidated like any other from now on. A
-        release not done in time is logged and tried again next round."""
+        release not done in time, or not taken (refused, dropped, reverted), is logged and tried again next round."""
         held = await asyncio.to_thread(self._held_loans)
         for loan in loans:
             if loan.pool is not None or loan.loan_ref not in held:
@@ -388,25 +433,29 @@ class DefaultJob:
         """``releaseLiquidationHold`` of a loan now funded — an admin settled it as funded
         (``aggregator.funding_settlement``), or its lender answered the funding instruction at last: a hold still on
         its way is waited for first (it would land after the release), then released when the CollateralManager holds
-        the loan; liquidations go on. ``leader``: the job's lease, fenced before the send.
+        the loan; liquidations go on. A release in flight or confirmed is resumed, else the next attempt is sent
+        (``current_attempt``): one the node refused or dropped, or that reverted, released nothing. ``leader``: the
+        job's lease, fenced before the send.
 
         Raises:
             ChainError: the hold is not mined, or the release not sent or mined, within the wait (asking again
-                resumes the same transactions).
+                resumes the same transactions, or sends the next attempt of a release not taken).
         """
-        hold = hold_intent_key(self.chain_id, self._collateral.address, loan_ref)
+        store, manager = self.operator.store, self._collateral.address
+        hold, held = await current_attempt(store, partial(hold_intent_key, self.chain_id, manager, loan_ref))
         try:
-            await self.operator.wait(hold, within)
+            if held is not None:  # else every hold sent was refused, dropped or reverted: nothing held by them
+                await self.operator.wait(hold, within)
         except ConfirmationTimeout:
             raise
-        except ChainError:  # the hold reverted, was refused or dropped: nothing held by it
+        except ChainError:  # the hold was barred: nothing held by it
             pass
         if not await liquidation_held(self.client, self.record, loan_ref):
             return
         report = DefaultReport(0, 0)
-        key = release_intent_key(self.chain_id, self._collateral.address, loan_ref)
+        key, sent = await current_attempt(store, partial(release_intent_key, self.chain_id, manager, loan_ref))
         if await self._send(loan_ref, "releaseLiquidationHold", key, report, leader, within=within,
-                            contract=self._collateral) is None:  # fmt: skip
+                            sent=sent is not None, contract=self._collateral) is None:  # fmt: skip
             raise ChainError(f"the liquidation hold of loan {loan_ref} was not released: {report.skipped[loan_ref]}")
 
     async def _lender_doubts(self, loan: OpenLoan) -> str | None:

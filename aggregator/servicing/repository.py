@@ -120,8 +120,9 @@ class ServicingRepository(Protocol):
 
     def held_loans(self, chain_id: int, manager: str) -> set[int]:
         """The loans (on-chain ids) whose liquidation the default job held on the CollateralManager ``manager`` — a
-        ``holdLiquidation`` intent sent, not barred, reverted nor dropped — and nobody has released since (no
-        ``releaseLiquidationHold`` intent): one query."""
+        ``holdLiquidation`` attempt sent, not barred, refused, reverted nor dropped — and nobody has released since
+        (no ``releaseLiquidationHold`` attempt in flight or confirmed: one refused, dropped or reverted released
+        nothing)."""
         ...
 
 

@@ -3,29 +3,35 @@
 past its maturity plus the grace period and under water, it is neither announced past due nor marked in default
 nor liquidated by the keeper, its liquidation is held on-chain (a stranger's ``liquidate`` reverts), nothing is
 cancelled, and it reads flagged ``funding_pending`` with no live figures. Once the lender answers ``funded`` the
-default job releases the hold it placed — once — and services the loan like any other."""
+default job releases the hold it placed — once — and services the loan like any other. A hold or a release the node
+refused (the operator's account out of gas) is sent again, as its next attempt, until one is taken."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
+from web3.types import RPCEndpoint
 
 from aggregator.accept_saga import AcceptStep
 from aggregator.loans import FUNDING_PENDING_LIVE, LoanFlag, LoanScope, LoanService
 from aggregator.platform import ChainRuntime
-from aggregator.servicing.defaults import DefaultJob
+from aggregator.servicing.defaults import DefaultJob, hold_intent_key, release_intent_key
 from aggregator.servicing.delinquency import SECONDS_PER_DAY
 from aggregator.servicing.keeper import Keeper
+from chain.errors import ChainError
 from chain.signers import Role, devnet_signer
 from chain.transactions import TransactionManager
 from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow
-from store.chain import SqlChainStore
+from store.chain import CONFIRMED, FAILED, SqlChainStore
 from store.db import Database
 from store.loans import SqlLoanStore
 from store.outbox import OutboxEventRow
@@ -145,3 +151,79 @@ async def test_a_loan_whose_funding_instruction_was_not_delivered_is_held_not_se
     with servicing_db.unit_of_work() as uow:
         events = uow.session.scalars(select(OutboxEventRow.event_type).where(OutboxEventRow.loan_id == loan_id)).all()
     assert events.count("loan.past_due") == 1, events
+
+
+@contextmanager
+def _out_of_gas(chain: DeployedChain, account: str) -> Iterator[None]:
+    """The operator's account emptied (the node refuses its transactions), then topped up again."""
+    balance = chain.w3.eth.get_balance(account)  # type: ignore[arg-type]
+    chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account, hex(0)])
+    try:
+        yield
+    finally:
+        chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account, hex(balance)])
+
+
+async def _status(job: DefaultJob, key: str) -> str | None:
+    intent = await job.operator.store.get_intent(key)
+    return None if intent is None else intent.status
+
+
+async def test_a_release_the_node_refused_is_sent_again_by_the_next_round_and_by_an_admin(
+    own_chain: DeployedChain, servicing_db: Database, job: DefaultJob
+) -> None:
+    """The loan funded at last, the job's release refused (the operator's account out of gas): before, any release
+    intent counted as released, so no round tried again, and an admin's settle-as-funded met the same failed intent
+    for ever — ``liquidate`` reverted ``LiquidationHeld`` for everyone, an underwater loan nobody could liquidate. Now
+    each round, and an admin's release, sends the next attempt until one is taken; then nothing more is sent."""
+    harness = Harness(own_chain)
+    harness.set_weth_price(3_000)
+    loan_ref, _, quote_id = _undelivered_loan(harness, own_chain, servicing_db)
+    manager = own_chain.contract("CollateralManager")
+    assert loan_ref in (await job.run_round()).held
+    with servicing_db.unit_of_work() as uow:  # the lender funded it
+        accept = uow.session.get(AcceptRow, quote_id)
+        assert accept is not None
+        accept.step, accept.lender_state = AcceptStep.FUNDED.value, "funded"
+        uow.commit()
+    release = partial(release_intent_key, own_chain.chain_id, manager.address, loan_ref)
+
+    with _out_of_gas(own_chain, job.operator.account.address):
+        refused = await job.run_round()
+        assert loan_ref not in refused.released
+        assert "not released yet" in refused.skipped[loan_ref]
+        with pytest.raises(ChainError, match="not released"):  # an admin's settle-as-funded, the same moment
+            await job.release_hold(loan_ref, within=10)
+    assert manager.functions.liquidationHeld(loan_ref).call(), "nothing released yet"
+
+    topped_up = await job.run_round()
+    assert topped_up.released == [loan_ref], topped_up.skipped.get(loan_ref)
+    assert not manager.functions.liquidationHeld(loan_ref).call(), "liquidated like any loan from now on"
+    assert [await _status(job, release(n)) for n in (1, 2, 3)] == [FAILED, FAILED, CONFIRMED]
+    assert loan_ref not in (await job.run_round()).released, "released once"
+    await job.release_hold(loan_ref, within=10)  # an admin asking again: nothing held, nothing sent
+    assert await _status(job, release(4)) is None
+
+
+async def test_a_hold_the_node_refused_is_sent_again_by_the_next_round(
+    own_chain: DeployedChain, servicing_db: Database, job: DefaultJob
+) -> None:
+    """The job's hold of a loan whose funding is pending refused (the operator's account out of gas): before, the
+    failed intent counted as sent, and the loan stayed open to anyone's ``liquidate`` for as long as its funding was
+    pending. Now the next round sends the next attempt; a hold taken is not sent again."""
+    harness = Harness(own_chain)
+    harness.set_weth_price(3_000)
+    loan_ref, _, _ = _undelivered_loan(harness, own_chain, servicing_db)
+    manager = own_chain.contract("CollateralManager")
+    hold = partial(hold_intent_key, own_chain.chain_id, manager.address, loan_ref)
+
+    with _out_of_gas(own_chain, job.operator.account.address):
+        assert loan_ref not in (await job.run_round()).held
+    assert not manager.functions.liquidationHeld(loan_ref).call()
+
+    held = await job.run_round()
+    assert loan_ref in held.held, held.skipped.get(loan_ref)
+    assert manager.functions.liquidationHeld(loan_ref).call()
+    assert [await _status(job, hold(n)) for n in (1, 2)] == [FAILED, CONFIRMED]
+    assert loan_ref not in (await job.run_round()).held, "held once"
+    assert await _status(job, hold(3)) is None

@@ -91,3 +91,18 @@ def test_a_hold_of_ours_not_yet_confirmed_is_not_reported_as_someone_elses() -> 
     facts = [_fact("LiquidationHoldChanged", TX[4], loanId=6, held=True)]
     assert _found(facts, [], "LiquidationHoldChanged", frozenset({TX[4]})) == []
     assert _found(facts, [], "LiquidationHoldChanged") == [("on-chain-not-recorded", "loan 6")]
+
+
+def test_a_later_attempt_at_a_hold_or_release_is_matched_with_the_event_of_its_loan() -> None:
+    """A hold or release the node refused is sent again under its next attempt's key (``:<n>`` after the loan id):
+    the loan is the id before it, not the attempt's number."""
+    release_7, hold_6 = release_intent_key(31337, MANAGER, 7, attempt=2), hold_intent_key(31337, MANAGER, 6, attempt=3)
+    assert (release_7, hold_6) == (RELEASE_7 + ":2", HOLD_6 + ":3")
+    facts = [
+        _fact("LiquidationHoldChanged", TX[4], loanId=6, held=True),
+        _fact("LiquidationHoldChanged", TX[5], loanId=7, held=False),
+        _fact("LiquidationHoldChanged", TX[6], loanId=2, held=False),  # the attempt's number, not its loan
+    ]
+    intents = [RelayedIntent(hold_6, TX[4], 10), RelayedIntent(release_7, TX[5], 10),
+               RelayedIntent(RELEASE_7 + ":2", TX[6], 10)]  # fmt: skip
+    assert _found(facts, intents, "intent", frozenset(TX[4:7])) == [("recorded-not-on-chain", RELEASE_7 + ":2")]
