@@ -55,7 +55,11 @@ the other: in one transaction holding the loan's row (``PaymentRecords.hold_loan
 across processes) and, within a process, under the loan's lock (SQLite does not serialize a read before a write).
 Decided side by side, two last payments could each see the other missing and neither close the loan. What the loan
 owes is read before, so that no transaction waits on the chain. The loan's lock is held on until the attempt's intent
-is created (sent), so that two reports of one payment in a process do not each work out an amount for one attempt."""
+is created (sent), so that two reports of one payment in a process do not each work out an amount for one attempt.
+Two processes (API replicas) may each work one out: the second to send the attempt meets the first's intent under its
+key (``IntentConflict``), keeps the amount that one was sent with as ``recorded_amount`` and follows its transaction.
+Until 2026-11-29 it kept its own amount, never sent, and answered 503: the record the reconciler matches the
+``LoanRepaid`` against named an amount the chain never recorded."""
 
 from __future__ import annotations
 
@@ -84,11 +88,12 @@ from chain.errors import (
     ConfirmationTimeout,
     FeeCapExceeded,
     GasEstimationFailed,
+    IntentConflict,
     TransactionDropped,
     TransactionRejected,
     TransactionReverted,
 )
-from chain.transactions import Call
+from chain.transactions import Call, Submission
 from compliance.tila.disclosure import SECONDS_PER_DAY, single_payment_interest
 from store.chain import DROPPED, FAILED, SqlChainStore
 
@@ -160,6 +165,14 @@ async def _attempt(store: SqlChainStore, chain_id: int, aggregator: str, onchain
         if stored.status not in (FAILED, DROPPED):
             return _Attempt(key, _amount_of(stored.data), stored.error)
         attempt, refusal = attempt + 1, stored.error
+
+
+def _record_call(chain: ChainRuntime, payment: ReportedPayment) -> Call:
+    """``recordOffchainRepayment`` of ``payment`` with the amount it is sent with."""
+    reference = bytes.fromhex(payment.reference.removeprefix("0x"))
+    return Call.function(
+        chain.aggregator(), "recordOffchainRepayment", payment.onchain_loan_id, payment.sent_amount, reference
+    )
 
 
 def _not_sent(chain: ChainRuntime, loan_id: str, payment_ref: str, intent: str, err: ChainError) -> PaymentNotSent:
@@ -314,6 +327,21 @@ class OffchainPayments:
             await asyncio.to_thread(self._send_as, sending)
         return sending
 
+    async def _submit(
+        self, chain: ChainRuntime, payment: ReportedPayment, intent: str
+    ) -> tuple[ReportedPayment, Submission]:
+        """Send ``payment``'s attempt ``intent`` with the amount kept for it. Another process may have sent the same
+        attempt a moment before with another amount (a payoff's, worked out from what the loan owed then), which the
+        transaction manager answers with ``IntentConflict``: then the amount that attempt was sent with is kept
+        instead — the one the chain records, not one never sent — and its transaction is followed."""
+        try:
+            return payment, await chain.operator.submit(intent, _record_call(chain, payment))
+        except IntentConflict:
+            stored = await chain.operator.store.get_intent(intent)
+            assert stored is not None  # the conflict is with the intent stored under the key
+            payment = await self._sent_as(chain, payment, _Attempt(intent, _amount_of(stored.data), None), None, 0)
+            return payment, await chain.operator.submit(intent, _record_call(chain, payment))
+
     def _send_as(self, payment: ReportedPayment) -> None:
         with self._payments.unit_of_work() as uow:
             uow.payments.send_as(payment.loan_id, payment.reference, payment.recorded_amount)
@@ -385,10 +413,7 @@ class OffchainPayments:
                 if payment.status == REFUSED:  # for good, here or in another process: no attempt is sent again
                     raise PaymentNotRecordable(f"the chain refused the payment's record: {attempt.refusal}", 409)
                 payment = await self._sent_as(chain, payment, attempt, owed, decision.rate_bps)
-                call = Call.function(
-                    chain.aggregator(), "recordOffchainRepayment", onchain_id, payment.sent_amount, reference
-                )
-                submission = await operator.submit(intent, call)
+                payment, submission = await self._submit(chain, payment, intent)
             receipt = await operator.wait(intent, within=self._wait)
         except ConfirmationTimeout:
             await asyncio.to_thread(self._settle, payment, ACCEPTED, submission.tx_hash, None)

@@ -5,7 +5,7 @@ recordable (and the webhook's status for the others), the payment kept as report
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,6 +32,7 @@ from chain.errors import (
     ConfirmationTimeout,
     FeeCapExceeded,
     GasEstimationFailed,
+    IntentConflict,
     TransactionRejected,
     TransactionReverted,
 )
@@ -47,6 +48,8 @@ from tests.support.relay_fakes import (
     USDC,
     FakeChain,
     FakeReceipts,
+    FakeSender,
+    Sent,
     event,
 )
 from tests.support.relay_fakes import LOAN as BASE_LOAN
@@ -486,3 +489,41 @@ async def test_only_a_gas_estimate_that_reverts_refuses_the_payment_for_good(
     finally:
         database.dispose()
     assert [p.status for p in payments.tables.payments] == [REFUSED]
+
+
+@dataclass
+class _RacedOperator(FakeSender):
+    """The operator of this process, raced by another replica's: the other sends each new intent first, with
+    ``theirs`` as the amount (what it worked out from what the loan owed a moment before); a call of another amount
+    under the key then meets ``IntentConflict``, as the transaction manager answers it."""
+
+    theirs: int = 0
+
+    async def submit(self, key: str, call: Call) -> Sent:
+        if key not in self.sent:
+            data = call.data[:36] + self.theirs.to_bytes(32, "big") + call.data[68:]  # (loanId, amount, paymentRef)
+            self.sent[key] = (
+                replace(call, data=data),
+                Sent("0x" + f"{len(self.sent) + 1:064x}", data="0x" + data.hex()),
+            )
+        if self.sent[key][0] != call:
+            self.submitted.append((key, call))
+            raise IntentConflict(key)
+        return await super().submit(key, call)
+
+
+async def test_a_payoff_sent_first_by_another_replica_is_kept_with_the_amount_it_was_sent_with() -> None:
+    """Two replicas report one payoff at once: each works out what the loan owes plus a day's interest, a moment
+    apart, and keeps it before sending. The first's transaction is the attempt's; the second met IntentConflict and
+    answered 503, its own amount kept — a ``recorded_amount`` the chain never recorded. Now it keeps the amount the
+    attempt was sent with and answers from that transaction."""
+    service, chain, payments, receipts = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    chain.owed = (60 * USDC, 400_000)
+    ours, theirs = closing_amount(60_400_000, 1_200), closing_amount(60_399_000, 1_200)
+    chain.operator = _RacedOperator(theirs=theirs)
+    receipts.events[TX] = [event("LoanRepaid", TX, loanId=9, interestPaid=400_000, principalPaid=60 * USDC)]
+
+    recorded = await service.record("sim-bank", "offer-1", "payoff", "60.00", paid_in_full=True)
+    assert (recorded.status, recorded.tx_hash, recorded.principal_paid) == ("confirmed", TX, 60 * USDC)
+    assert [_amount_sent(call) for _, call in chain.operator.submitted] == [ours, theirs]
+    assert [(p.recorded_amount, p.status, p.tx_hash) for p in payments.tables.payments] == [(theirs, RECORDED, TX)]
