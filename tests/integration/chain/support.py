@@ -1,4 +1,5 @@
-"""Helpers for the chain layer's integration tests: fresh anvils, a store, a token, a miner, a TCP proxy."""
+"""Helpers for the chain layer's integration tests: fresh anvils, a node behind one, a store, a token, a miner, an
+event collector, a TCP proxy."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from chain.client import ChainClient
 from chain.config import LocalChain
 from chain.devnet import LOOPBACK, Devnet, free_port, start_devnet
 from chain.errors import ChainError
+from chain.events import EventBatch, EventReader, WatchedContract
 from chain.signers import Role, devnet_signer
 from chain.transactions import Call, LifecycleSettings, TransactionManager
 from store.base import Base
@@ -36,6 +38,21 @@ def fresh_anvil(chain_id: int = 31337, name: str = "ethereum-local") -> Iterator
         yield devnet
     finally:
         devnet.stop()
+
+
+@asynccontextmanager
+async def node_behind(anvil: Devnet) -> AsyncIterator[ChainClient]:
+    """A client of a second node forked from ``anvil`` at its head now: the same blocks up to there, none of those
+    mined on ``anvil`` after (an endpoint behind the one a checkpoint is read from)."""
+    behind = start_devnet(LocalChain(name=anvil.name, chain_id=anvil.chain_id, port=0), port=0, fork_url=anvil.rpc_url)
+    try:
+        lagging = await ChainClient(behind.config(), timeout=5.0).connect()
+        try:
+            yield lagging
+        finally:
+            await lagging.close()
+    finally:
+        behind.stop()
 
 
 def chain_store(url: str) -> tuple[SqlChainStore, Engine]:
@@ -99,6 +116,35 @@ async def deploy_token(txs: TransactionManager, key: str = "token") -> Contract:
 def holder(index: int) -> str:
     """A deterministic recipient address per index (mints to distinct holders make every call distinct)."""
     return Web3.to_checksum_address(f"0x{index + 1:040x}")
+
+
+class Collector:
+    """An event reader's handler keeping every batch it is given."""
+
+    def __init__(self) -> None:
+        self.batches: list[EventBatch] = []
+
+    async def __call__(self, batch: EventBatch) -> None:
+        self.batches.append(batch)
+
+    @property
+    def mints(self) -> list[int]:
+        return [int(e.args["value"]) for b in self.batches for e in b.events if e.event == "Transfer"]
+
+    @property
+    def tx_hashes(self) -> set[str]:
+        return {e.tx_hash for b in self.batches for e in b.events}
+
+
+async def assert_waited_for(node: ChainClient, store: SqlChainStore, contract: WatchedContract) -> None:
+    """A reader of ``contract`` on ``node``, a node below the stored checkpoint on its branch, delivers nothing and
+    rolls nothing back: it waits for the node."""
+    seen = Collector()
+    follower = EventReader(node, store, [contract], confirmations=1)
+    assert await follower.poll(seen) == 0
+    assert follower.reorgs == []
+    assert seen.batches == []
+    assert await store.run(lambda repo: repo.reorgs(node.config.chain_id)) == []
 
 
 class TcpProxy:

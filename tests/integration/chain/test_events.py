@@ -7,30 +7,21 @@ import asyncio
 import pytest
 
 from chain.client import ChainClient
-from chain.config import LocalChain
-from chain.devnet import Devnet, start_devnet
-from chain.events import EventBatch, EventReader, WatchedContract, read_chains
+from chain.devnet import Devnet
+from chain.events import EventReader, WatchedContract, read_chains
 from chain.transactions import Call, TransactionManager
 from store.chain import SqlChainStore
-from tests.integration.chain.support import deploy_token, fresh_anvil, holder, manager
+from tests.integration.chain.support import (
+    Collector,
+    assert_waited_for,
+    deploy_token,
+    fresh_anvil,
+    holder,
+    manager,
+    node_behind,
+)
 
 pytestmark = pytest.mark.integration
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.batches: list[EventBatch] = []
-
-    async def __call__(self, batch: EventBatch) -> None:
-        self.batches.append(batch)
-
-    @property
-    def mints(self) -> list[int]:
-        return [int(e.args["value"]) for b in self.batches for e in b.events if e.event == "Transfer"]
-
-    @property
-    def tx_hashes(self) -> set[str]:
-        return {e.tx_hash for b in self.batches for e in b.events}
 
 
 async def _setup(client: ChainClient, txs: TransactionManager, mints: int) -> tuple[WatchedContract, dict[int, str]]:
@@ -135,8 +126,7 @@ async def test_a_node_behind_the_checkpoint_is_waited_for_not_taken_for_a_reorg(
     hash and rolled back, a reorg that retracted every event above the node's head."""
     async with manager(client, sqlite_store) as txs:
         token = await deploy_token(txs)
-        behind = start_devnet(LocalChain(name="ethereum-local", chain_id=31337, port=0), port=0, fork_url=anvil.rpc_url)
-        try:
+        async with node_behind(anvil) as lagging:
             for value in (1, 2, 3):  # blocks the lagging node does not have
                 await txs.submit_and_wait(f"mint:{value}", Call.function(token, "mint", holder(0), value))
             contract = WatchedContract("token", token.address, "MockERC20")
@@ -144,16 +134,5 @@ async def test_a_node_behind_the_checkpoint_is_waited_for_not_taken_for_a_reorg(
             first = Collector()
             await reader.poll(first)
             assert first.mints == [1, 2, 3]
-            lagging = await ChainClient(behind.config(), timeout=5.0).connect()
-            try:
-                seen = Collector()
-                follower = EventReader(lagging, sqlite_store, [contract], confirmations=1)
-                assert await follower.poll(seen) == 0
-                assert follower.reorgs == []
-                assert seen.batches == []
-            finally:
-                await lagging.close()
-        finally:
-            behind.stop()
-    assert await sqlite_store.run(lambda repo: repo.reorgs(client.config.chain_id)) == []
+            await assert_waited_for(lagging, sqlite_store, contract)
     assert await reader.poll(Collector()) == 0, "the checkpoint stands where the primary left it"

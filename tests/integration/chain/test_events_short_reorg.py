@@ -7,13 +7,11 @@ import pytest
 from web3.contract import Contract
 
 from chain.client import ChainClient
-from chain.config import LocalChain
-from chain.devnet import Devnet, start_devnet
+from chain.devnet import Devnet
 from chain.events import EventReader, WatchedContract
 from chain.transactions import Call, TransactionManager
 from store.chain import SqlChainStore
-from tests.integration.chain.support import deploy_token, holder, manager
-from tests.integration.chain.test_events import Collector
+from tests.integration.chain.support import Collector, assert_waited_for, deploy_token, holder, manager, node_behind
 
 pytestmark = pytest.mark.integration
 
@@ -75,8 +73,7 @@ async def test_a_node_behind_on_the_delivered_branch_is_waited_for(
         reader = EventReader(client, sqlite_store, [contract], confirmations=1)
         first = Collector()
         await reader.poll(first)  # checkpoint 3, its hash stored
-        behind = start_devnet(LocalChain(name="ethereum-local", chain_id=31337, port=0), port=0, fork_url=anvil.rpc_url)
-        try:
+        async with node_behind(anvil) as lagging:
             await _mint(txs, token, 3, 4)  # blocks 4 and 5: the lagging node has not got them
             await reader.poll(first)
             assert first.mints == [1, 2, 3, 4]
@@ -84,20 +81,8 @@ async def test_a_node_behind_on_the_delivered_branch_is_waited_for(
             assert checkpoint is not None
             assert checkpoint[0] == 5
             stored = await sqlite_store.run(lambda repo: repo.block_hashes(client.config.chain_id, "default"))
-            lagging = await ChainClient(behind.config(), timeout=5.0).connect()
-            try:
-                lag_head = int(await lagging.rpc("eth_blockNumber"), 16)
-                assert lag_head == 3
-                assert (3, (await lagging.rpc("eth_getBlockByNumber", "0x3", False))["hash"]) in stored
-                seen = Collector()
-                follower = EventReader(lagging, sqlite_store, [contract], confirmations=1)
-                assert await follower.poll(seen) == 0
-                assert follower.reorgs == []
-                assert seen.batches == []
-            finally:
-                await lagging.close()
-        finally:
-            behind.stop()
-    assert await sqlite_store.run(lambda repo: repo.reorgs(client.config.chain_id)) == []
+            assert int(await lagging.rpc("eth_blockNumber"), 16) == 3
+            assert (3, (await lagging.rpc("eth_getBlockByNumber", "0x3", False))["hash"]) in stored
+            await assert_waited_for(lagging, sqlite_store, contract)
     assert await sqlite_store.run(lambda repo: repo.checkpoint(client.config.chain_id, "default")) == checkpoint
     assert await reader.poll(Collector()) == 0, "the checkpoint stands where the primary left it"
