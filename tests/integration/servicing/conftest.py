@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
@@ -22,6 +24,7 @@ from chain.transactions import TransactionManager
 from contracts.deploy import deploy_to_devnet
 from store.chain import SqlChainStore
 from store.db import Database
+from tests.contracts.harness import WETH, Harness
 from tests.support.devnet import DeployedChain
 
 
@@ -56,6 +59,18 @@ def record_in_ledger(database: Database, chain: DeployedChain, receipt: Any) -> 
     with database.unit_of_work() as uow:
         apply_events(uow.session, LedgerChain.from_record(chain.record), events)
         uow.commit()
+
+
+def borrower_with_collateral(chain: DeployedChain) -> tuple[Harness, LocalAccount]:
+    """A harness on ``chain`` with WETH priced at $3,000, and a new borrower (impersonated, with gas) holding 1 WETH,
+    its tokens approved to the CreditAggregator, the CollateralManager and the pool: ready to open a loan."""
+    harness = Harness(chain)
+    harness.set_weth_price(3_000)
+    borrower: LocalAccount = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, weth=WETH)
+    harness.approve_all(borrower.address)
+    return harness, borrower
 
 
 @pytest.fixture

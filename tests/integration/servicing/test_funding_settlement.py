@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
@@ -43,7 +42,7 @@ from store.funding_settlements import SqlFundingSettlementStore
 from store.loans import SqlLoanStore
 from store.servicing import SqlServicingStore
 from tests.contracts.harness import USDC, WETH, Harness
-from tests.integration.servicing.conftest import record_in_ledger
+from tests.integration.servicing.conftest import borrower_with_collateral, record_in_ledger
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote
 
@@ -75,12 +74,7 @@ def _settlements(chain: ChainRuntime, database: Database) -> FundingSettlements:
 def _unfunded_loan(chain: DeployedChain, database: Database, *, pool: bool = False) -> tuple[int, str, LocalAccount]:
     """A loan opened on-chain from sim-bank's quote whose funding instruction sim-bank refused (its accept
     ``fund-refused``, as the saga leaves it): its on-chain id, its ledger id, the borrower."""
-    harness = Harness(chain)
-    harness.set_weth_price(3_000)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=WETH)
-    harness.approve_all(borrower.address)
+    harness, borrower = borrower_with_collateral(chain)
     term = 30 * SECONDS_PER_DAY
     loan_ref, receipt = harness.open_loan(borrower, pool=pool, principal=1_000 * USDC, originationFee=0, term=term)
     record_in_ledger(database, chain, receipt)

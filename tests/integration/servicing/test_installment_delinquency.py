@@ -29,7 +29,7 @@ from store.loans import SqlLoanStore, loan_record
 from store.outbox import OutboxEventRow
 from store.servicing import PastDueNoticeRow
 from tests.contracts.harness import OPERATOR, RELAYER, USDC, WETH, Harness
-from tests.integration.servicing.conftest import record_in_ledger
+from tests.integration.servicing.conftest import borrower_with_collateral, record_in_ledger
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote
 
@@ -72,12 +72,7 @@ def _open_amortizing_loan(
     database: Database, chain: DeployedChain, first_due_days: int
 ) -> tuple[Harness, LoanRow, date]:
     """A 1,200 USDC loan at 9% for a year, quoted by us with the twelve installments of ``_disclosure``."""
-    harness = Harness(chain)
-    harness.set_weth_price(3_000)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=WETH)
-    harness.approve_all(borrower.address)
+    harness, borrower = borrower_with_collateral(chain)
     offer = harness.offer(borrower.address, pool=False, principal=PRINCIPAL, originationFee=0, term=TERM, rateBps=900)
     digest = "0x" + harness.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
     receipt = harness.send(harness.aggregator.functions.openLoan(*harness.open_args(offer, borrower.key)), RELAYER)

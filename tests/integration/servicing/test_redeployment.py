@@ -16,8 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from sqlalchemy import func
 from web3 import Web3
 
@@ -47,8 +45,8 @@ from store.db import Database
 from store.funding_settlements import SqlFundingSettlementStore
 from store.loans import SqlLoanStore
 from store.payments import SqlPaymentStore
-from tests.contracts.harness import USDC, WETH, Harness
-from tests.integration.servicing.conftest import record_in_ledger
+from tests.contracts.harness import USDC, Harness
+from tests.integration.servicing.conftest import borrower_with_collateral, record_in_ledger
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote
 
@@ -88,12 +86,7 @@ async def operator(
 def _one_day_loan(chain: DeployedChain, database: Database, *, pool: bool = True) -> tuple[int, str]:
     """A one-day loan on ``chain``'s deployment (a pool's, or sim-bank's funded off-chain), in the ledger: its
     on-chain id and ledger id."""
-    harness = Harness(chain)
-    harness.set_weth_price(3_000)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=WETH)
-    harness.approve_all(borrower.address)
+    harness, borrower = borrower_with_collateral(chain)
     loan_ref, receipt = harness.open_loan(
         borrower, pool=pool, principal=1_000 * USDC, originationFee=0, term=SECONDS_PER_DAY
     )
