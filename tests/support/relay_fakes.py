@@ -1,12 +1,12 @@
 """In-process fakes of what the relayed-payment services (``aggregator.repaying``, ``aggregator.offchain_payments``)
 use of a chain, for unit tests of their logic: a sender that keeps intents by key (as the transaction manager does:
 the same intent twice is one transaction), the contract reads they make (``amountOwed``, the debt asset's
-allowance, the latest block's time), and a receipt recorder answering the events a test gives it. Calldata is
-encoded with the real ABIs."""
+allowance, the latest block's time), and a receipt recorder answering the events a test gives it; and the off-chain
+payment service built on them and the in-memory stores. Calldata is encoded with the real ABIs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -15,7 +15,9 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 
 from aggregator.assets import Asset, AssetRegistry
-from aggregator.loans import LoanRecord
+from aggregator.loans import InMemoryLoanStore, LoanRecord
+from aggregator.offchain_payments import OffchainPayments
+from aggregator.payment_records import InMemoryPaymentStore
 from aggregator.platform import ChainRuntime
 from chain.artifacts import load_artifact
 from chain.errors import ChainError
@@ -43,6 +45,8 @@ LOAN = LoanRecord(
     datetime(2026, 11, 26, tzinfo=UTC),
     asset_address=TOKEN,
 )
+#: LOAN as sim-bank's, its loan 9 on-chain: the loan a lender reports payments of
+LENDER_LOAN = replace(LOAN, provider_id="sim-bank", onchain_loan_id=9)
 
 
 @dataclass
@@ -184,3 +188,23 @@ class FakeReceipts:
 
 def event(name: str, tx_hash: str, **args: Any) -> ChainEvent:
     return ChainEvent(CHAIN_ID, "CreditAggregator", AGGREGATOR, name, args, 7, "0x" + "bb" * 32, tx_hash, 0)
+
+
+def offchain_payments(
+    *loans: tuple[str, LoanRecord],
+    disclosures: dict[str, dict[str, Any]] | None = None,
+    chain: FakeChain | None = None,
+    loan_store: InMemoryLoanStore | None = None,
+) -> tuple[OffchainPayments, FakeChain, InMemoryPaymentStore, FakeReceipts]:
+    """The off-chain payment service on in-memory stores and ``chain`` (a new FakeChain unless given): each (offer
+    reference, loan) its lender's in ``loan_store`` (a new one unless given; LENDER_LOAN as offer-1 when no loan
+    is), ``disclosures`` by quote id. The service, the chain, the payment store and the receipt recorder."""
+    loan_store = InMemoryLoanStore() if loan_store is None else loan_store
+    loan_store.disclosures.update(disclosures or {})
+    for offer_ref, loan in loans or (("offer-1", LENDER_LOAN),):
+        loan_store.loans[loan.id] = loan
+        loan_store.provider_refs[(loan.provider_id or "", offer_ref)] = loan.id
+    chain = FakeChain() if chain is None else chain
+    payments, receipts = InMemoryPaymentStore(), FakeReceipts()
+    service = OffchainPayments(loan_store, payments, {CHAIN_NAME: chain.runtime()}, ASSETS, receipts, wait_seconds=1)
+    return service, chain, payments, receipts

@@ -16,15 +16,14 @@ from eth_account import Account
 from web3 import Web3
 
 from aggregator.errors import PaymentNotSent
-from aggregator.loans import InMemoryLoanStore, LoanRecord
+from aggregator.loans import LoanRecord
 from aggregator.offchain_payments import (
-    OffchainPayments,
     PaymentNotRecordable,
     closing_amount,
     payment_ref_hash,
     record_intent_key,
 )
-from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, InMemoryPaymentStore, ReportedPayment
+from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, ReportedPayment
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.errors import (
@@ -42,39 +41,23 @@ from store.chain import SqlChainStore
 from store.db import Database
 from tests.support.relay_fakes import (
     AGGREGATOR,
-    ASSETS,
     CHAIN_ID,
     CHAIN_NAME,
     USDC,
-    FakeChain,
-    FakeReceipts,
     FakeSender,
     Sent,
     event,
+    offchain_payments,
 )
-from tests.support.relay_fakes import LOAN as BASE_LOAN
+from tests.support.relay_fakes import LENDER_LOAN as LOAN
 
 pytestmark = pytest.mark.unit
 
-LOAN = replace(BASE_LOAN, provider_id="sim-bank", onchain_loan_id=9)
 TX = "0x" + f"{1:064x}"
 
 
-def _setup(
-    *loans: tuple[str, LoanRecord], disclosures: dict[str, dict[str, Any]] | None = None
-) -> tuple[OffchainPayments, FakeChain, InMemoryPaymentStore, FakeReceipts]:
-    loans_store = InMemoryLoanStore()
-    loans_store.disclosures.update(disclosures or {})
-    for offer_ref, loan in loans or (("offer-1", LOAN),):
-        loans_store.loans[loan.id] = loan
-        loans_store.provider_refs[(loan.provider_id or "", offer_ref)] = loan.id
-    chain, payments, receipts = FakeChain(), InMemoryPaymentStore(), FakeReceipts()
-    service = OffchainPayments(loans_store, payments, {CHAIN_NAME: chain.runtime()}, ASSETS, receipts, wait_seconds=1)
-    return service, chain, payments, receipts
-
-
 async def test_a_payment_is_kept_recorded_once_on_chain_and_settled() -> None:
-    service, chain, payments, receipts = _setup()
+    service, chain, payments, receipts = offchain_payments()
     receipts.events[TX] = [
         event("LoanRepaid", TX, loanId=9, interestPaid=USDC, principalPaid=24 * USDC, outstandingPrincipal=76 * USDC)
     ]
@@ -103,7 +86,7 @@ async def test_a_payment_is_kept_recorded_once_on_chain_and_settled() -> None:
 
 
 async def test_a_payment_not_mined_within_the_wait_stays_accepted_with_its_transaction() -> None:
-    service, chain, payments, _ = _setup()
+    service, chain, payments, _ = offchain_payments()
     chain.operator.outcome = ConfirmationTimeout("offchain-repayment", 1)
     recorded = await service.record("sim-bank", "offer-1", "pay-1", "1")
     assert (recorded.status, recorded.tx_hash) == ("submitted", TX)
@@ -112,7 +95,7 @@ async def test_a_payment_not_mined_within_the_wait_stays_accepted_with_its_trans
 
 
 async def test_a_payment_the_chain_refuses_is_kept_as_refused() -> None:
-    service, chain, payments, receipts = _setup()
+    service, chain, payments, receipts = offchain_payments()
     chain.operator.outcome = TransactionReverted("execution reverted: LoanNotActive()")
     with pytest.raises(PaymentNotRecordable, match="LoanNotActive") as refused:
         await service.record("sim-bank", "offer-1", "pay-1", "1")
@@ -139,7 +122,7 @@ async def test_a_payment_the_chain_refuses_is_kept_as_refused() -> None:
 async def test_a_payment_that_cannot_be_recorded_is_refused_with_the_webhooks_status(
     offer_ref: str, amount: str, status: int, message: str
 ) -> None:
-    service, chain, payments, _ = _setup(
+    service, chain, payments, _ = offchain_payments(
         ("offer-1", LOAN),
         ("offer-pool", replace(LOAN, id="pool", pool="0x" + "d0" * 20)),
         ("offer-far", replace(LOAN, id="far", chain_name="elsewhere")),
@@ -177,7 +160,7 @@ async def test_the_payment_completing_the_disclosed_total_is_sent_as_what_the_lo
     """The lender reports both installments as scheduled; the chain's per-second interest left 50.68 owed when the
     second (50.50) arrives, so it is sent as 50.68 plus a day's interest at 12% and the loan closes. A repeated
     report sends the same call, whatever the chain owes by then."""
-    service, chain, payments, receipts = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    service, chain, payments, receipts = offchain_payments(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
     receipts.events["0x" + f"{1:064x}"] = [
         event("LoanRepaid", "0x" + f"{1:064x}", loanId=9, interestPaid=USDC, principalPaid=50 * USDC)
     ]
@@ -215,7 +198,7 @@ async def test_the_payment_completing_the_disclosed_total_is_sent_as_what_the_lo
 async def test_a_payment_is_sent_as_reported_unless_it_completes_a_disclosed_total_short_on_chain(
     loan: LoanRecord, disclosures: dict[str, dict[str, Any]], owed: tuple[int, int], why: str
 ) -> None:
-    service, chain, payments, receipts = _setup(("offer-1", loan), disclosures=disclosures)
+    service, chain, payments, receipts = offchain_payments(("offer-1", loan), disclosures=disclosures)
     receipts.events["0x" + f"{1:064x}"] = [
         event("LoanRepaid", "0x" + f"{1:064x}", loanId=9, interestPaid=0, principalPaid=USDC)
     ]
@@ -230,7 +213,7 @@ async def test_a_payment_is_sent_as_reported_unless_it_completes_a_disclosed_tot
 async def test_a_repeated_report_with_another_amount_sends_the_first_reports_call() -> None:
     """The first report stands: the same reference reported again with another amount is the same transaction
     (before, it was a call of another payload under the same intent key, which the transaction manager refuses)."""
-    service, chain, _, receipts = _setup()
+    service, chain, _, receipts = offchain_payments()
     receipts.events["0x" + f"{1:064x}"] = [
         event("LoanRepaid", "0x" + f"{1:064x}", loanId=9, interestPaid=0, principalPaid=USDC)
     ]
@@ -242,7 +225,7 @@ async def test_a_repeated_report_with_another_amount_sends_the_first_reports_cal
 async def test_a_confirmed_payment_whose_receipt_was_not_read_is_answered_confirmed() -> None:
     """No LoanRepaid in the events read from the receipt (its logs not decoded here): ``next()`` without a default
     raised StopIteration inside the coroutine, a RuntimeError and a 500 for a payment the chain had recorded."""
-    service, _, payments, _ = _setup()
+    service, _, payments, _ = offchain_payments()
     recorded = await service.record("sim-bank", "offer-1", "pay-1", "25.00")
     assert (recorded.status, recorded.tx_hash, recorded.closed) == ("confirmed", "0x" + f"{1:064x}", False)
     assert [p.status for p in payments.tables.payments] == [RECORDED]
@@ -251,7 +234,7 @@ async def test_a_confirmed_payment_whose_receipt_was_not_read_is_answered_confir
 async def test_a_payoff_the_lender_reports_paid_in_full_is_sent_as_what_the_loan_owes() -> None:
     """An early payoff under the lender's terms: 60.00, where the chain owes 60.40. Without the flag it is sent as
     reported and leaves 0.40 owed for ever; with it, as what the loan owes plus a day's interest."""
-    service, chain, payments, receipts = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    service, chain, payments, receipts = offchain_payments(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
     for n in (1, 2):
         receipts.events["0x" + f"{n:064x}"] = [
             event("LoanRepaid", "0x" + f"{n:064x}", loanId=9, interestPaid=0, principalPaid=USDC)
@@ -293,7 +276,7 @@ async def test_a_payment_the_chain_refused_is_a_409_to_the_retry_in_another_proc
     database = Database(f"sqlite:///{tmp_path / 'chain.db'}")
     database.migrate()
     store = SqlChainStore(database.sessions)
-    service, chain, payments, _ = _setup()
+    service, chain, payments, _ = offchain_payments()
     try:
         for process in (1, 2):
             chain.operator = cast(Any, _operator(store))
@@ -309,7 +292,7 @@ async def test_two_last_payments_reported_at_once_are_decided_one_after_the_othe
     """Both installments reported at the same moment, each short of the 101.50 total alone: decided side by side,
     each saw the other missing and neither was sent as paying the loan in full, which then never closed. Decided one
     after the other, the second one pays it in full."""
-    service, chain, payments, receipts = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    service, chain, payments, receipts = offchain_payments(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
     for n in (1, 2):
         receipts.events["0x" + f"{n:064x}"] = [
             event("LoanRepaid", "0x" + f"{n:064x}", loanId=9, interestPaid=0, principalPaid=USDC)
@@ -341,7 +324,7 @@ async def test_the_payment_completing_the_disclosed_total_closes_the_loan_only_w
     """The lender's dates (``occurred_at``) decide: the disclosed total paid late is sent as reported, and the
     interest the chain went on charging on what was unpaid stays owed (before, the loan was closed with it and the
     collateral released, however late). A shortfall of at most a day's interest at the loan's rate still closes it."""
-    service, chain, payments, _ = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    service, chain, payments, _ = offchain_payments(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
     chain.owed = (51 * USDC, 0)
     await service.record("sim-bank", "offer-1", "pay-1", "51.00", occurred_at=_at("2027-01-01T10:00:00+00:00"))
     chain.owed = owed
@@ -357,7 +340,7 @@ async def test_the_payment_completing_the_disclosed_total_closes_the_loan_only_w
 async def test_an_earlier_installment_paid_late_by_its_webhooks_date_leaves_the_remainder_owed() -> None:
     """The first installment's date is its webhook's ``occurred_at`` (kept with the event that reported it): paid a
     month late, the loan was not paid as disclosed though the last installment came on time."""
-    service, chain, payments, _ = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    service, chain, payments, _ = offchain_payments(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
     payments.tables.occurred[("sim-bank", "evt-1")] = _at("2027-01-31T09:00:00+00:00")  # due 2027-01-01
     chain.owed = (51 * USDC, 0)
     await service.record("sim-bank", "offer-1", "pay-1", "51.00", event_id="evt-1")
@@ -370,7 +353,7 @@ async def test_an_earlier_installment_paid_late_by_its_webhooks_date_leaves_the_
 async def test_a_late_payoff_the_lender_reports_paid_in_full_still_closes_the_loan() -> None:
     """``paid_in_full`` is the lender's word that nothing more is owed (the loan is its money): it closes the loan
     whenever the payment was made."""
-    service, chain, payments, _ = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    service, chain, payments, _ = offchain_payments(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
     chain.owed = (100 * USDC, 9 * USDC)
     late = _at("2027-09-01T12:00:00+00:00")
     await service.record("sim-bank", "offer-1", "payoff", "101.50", paid_in_full=True, occurred_at=late)
@@ -394,7 +377,7 @@ async def test_a_payment_the_node_did_not_take_is_kept_and_sent_again_under_a_ne
     """The operator's account out of gas: the node refuses the transaction, nothing is mined. Before, the payment was
     settled refused under an intent key that never changes, a 409, and its retry the same 409 for ever. Now it stays
     accepted, the answer is 503 (report it again), and the retry is sent under the next attempt's intent."""
-    service, chain, payments, receipts = _setup()
+    service, chain, payments, receipts = offchain_payments()
     sent = "0x" + f"{2:064x}"  # the fake's second intent: the first was kept failed
     receipts.events[sent] = [event("LoanRepaid", sent, loanId=9, interestPaid=0, principalPaid=25 * USDC)]
     chain.operator.refuse = not_taken
@@ -412,7 +395,7 @@ async def test_a_payment_the_node_did_not_take_is_kept_and_sent_again_under_a_ne
 
 async def test_a_payment_the_contract_refused_is_not_sent_again() -> None:
     """A revert is final: the retry is answered 409 with the refusal, and no attempt is sent again."""
-    service, chain, payments, _ = _setup()
+    service, chain, payments, _ = offchain_payments()
     chain.operator.refuse = GasEstimationFailed("execution reverted: LoanNotActive()")
     for _ in range(2):
         with pytest.raises(PaymentNotRecordable, match="LoanNotActive") as refused:
@@ -427,7 +410,7 @@ async def test_a_payoff_retried_days_later_is_sent_as_what_the_loan_owes_then() 
     Topped up ten days later, the lender's retry was sent with the amount worked out at the first report: ten days of
     interest short, the loan stayed open and went past due. The decision is kept, not the amount: each new attempt
     is sent as what the loan owes when it is sent; a repeat of an attempt sent already sends the same call."""
-    service, chain, payments, receipts = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    service, chain, payments, receipts = offchain_payments(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
     for n in (1, 3):
         receipts.events["0x" + f"{n:064x}"] = [
             event("LoanRepaid", "0x" + f"{n:064x}", loanId=9, interestPaid=0, principalPaid=USDC)
@@ -472,7 +455,7 @@ async def test_only_a_gas_estimate_that_reverts_refuses_the_payment_for_good(
     "execution reverted") is final; otherwise the payment is kept, 503, and the next report is the next attempt."""
     database = Database(f"sqlite:///{tmp_path / 'chain.db'}")
     database.migrate()
-    service, chain, payments, _ = _setup()
+    service, chain, payments, _ = offchain_payments()
     node = _RefusingNode(error)
     chain.operator = cast(Any, _operator(SqlChainStore(database.sessions), node))
     try:
@@ -517,7 +500,7 @@ async def test_a_payoff_sent_first_by_another_replica_is_kept_with_the_amount_it
     apart, and keeps it before sending. The first's transaction is the attempt's; the second met IntentConflict and
     answered 503, its own amount kept — a ``recorded_amount`` the chain never recorded. Now it keeps the amount the
     attempt was sent with and answers from that transaction."""
-    service, chain, payments, receipts = _setup(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    service, chain, payments, receipts = offchain_payments(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
     chain.owed = (60 * USDC, 400_000)
     ours, theirs = closing_amount(60_400_000, 1_200), closing_amount(60_399_000, 1_200)
     chain.operator = _RacedOperator(theirs=theirs)

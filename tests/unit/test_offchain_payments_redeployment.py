@@ -14,13 +14,12 @@ from aggregator.offchain_payments import OffchainPayments, payment_ref_hash, rec
 from aggregator.payment_records import InMemoryPaymentStore
 from tests.support.relay_fakes import (
     AGGREGATOR,
-    ASSETS,
     CHAIN_ID,
-    CHAIN_NAME,
     USDC,
     FakeChain,
     FakeReceipts,
     event,
+    offchain_payments,
 )
 from tests.unit.test_offchain_payments import SCHEDULED, SCHEDULED_LOAN, _amount_sent
 
@@ -36,12 +35,13 @@ def _redeployed() -> tuple[OffchainPayments, FakeChain, InMemoryPaymentStore, In
     """sim-bank's loan 9 of the earlier deployment (offer-earlier) and of the new one (offer-new), each with the
     two-installment schedule; the chain's deployment record names the earlier deployment until a test redeploys."""
     loans = InMemoryLoanStore()
-    loans.disclosures.update({"q1": SCHEDULED, "q2": SCHEDULED})
-    for offer_ref, loan in (("offer-earlier", EARLIER_LOAN), ("offer-new", NEW_LOAN)):
-        loans.loans[loan.id] = loan
-        loans.provider_refs[("sim-bank", offer_ref)] = loan.id
-    chain, payments, receipts = FakeChain(address=EARLIER), InMemoryPaymentStore(), FakeReceipts()
-    service = OffchainPayments(loans, payments, {CHAIN_NAME: chain.runtime()}, ASSETS, receipts, wait_seconds=1)
+    service, chain, payments, receipts = offchain_payments(
+        ("offer-earlier", EARLIER_LOAN),
+        ("offer-new", NEW_LOAN),
+        disclosures={"q1": SCHEDULED, "q2": SCHEDULED},
+        chain=FakeChain(address=EARLIER),
+        loan_store=loans,
+    )
     return service, chain, payments, loans, receipts
 
 
