@@ -13,27 +13,17 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from tests.support.accepting import accept_with_permit
+from tests.support.accepting import WETH, accept_with_permit, fund_outage, quoted_by_the_bank, sim_bank
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform, running_platform
 
 pytestmark = pytest.mark.e2e
 
 CHAIN = "ethereum-local"
-WETH = 10**18
 WINDOW = 30
-REQUEST = {
-    "amount": "1000.00",
-    "asset": "USDC",
-    "term_days": 30,
-    "collateral": {"asset": "WETH", "amount": "1.0"},
-    "preferred_chains": [CHAIN],
-}
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +42,6 @@ def platform(
         yield running
 
 
-def _fund_outage(platform: RunningPlatform, status_code: int | None) -> None:
-    answer = httpx.put(
-        f"{platform.lender_url}/control/lenders/sim-bank/fund-outage", json={"status_code": status_code}, timeout=30
-    )
-    assert answer.status_code == 200, answer.text
-
-
-def _bank(platform: RunningPlatform) -> dict[str, Any]:
-    answer: dict[str, Any] = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=30).json()
-    return answer
-
-
 def _until(what: str, check: Callable[[], bool], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -76,17 +54,8 @@ def _accepted_while_the_desk_is_down(
 ) -> tuple[LocalAccount, str, str, dict[str, Any]]:
     """A new borrower holding 1 WETH accepts the bank's quote while its funding desk answers 503 (left so): its
     wallet, API key, the bank's reference of the offer and the accept's answer (the loan)."""
-    wallet: LocalAccount = Account.create()
-    minted = chain.contract("WETH").functions.mint(wallet.address, WETH).transact({"from": chain.w3.eth.accounts[0]})
-    assert chain.w3.eth.wait_for_transaction_receipt(minted)["status"] == 1
-    key = platform.onboard(wallet.address)
-    offers_before = set(_bank(platform)["offers"])
-    with platform.client(key) as client:
-        response = client.post("/v1/credit-requests", json=REQUEST)
-    assert response.status_code == 201, response.text
-    bank = next(q for q in response.json()["quotes"] if q["provider_id"] == "sim-bank")
-    (offer_ref,) = set(_bank(platform)["offers"]) - offers_before
-    _fund_outage(platform, 503)
+    wallet, key, bank, offer_ref = quoted_by_the_bank(platform, chain)
+    fund_outage(platform, 503)
     accepted = accept_with_permit(platform, chain, wallet, key, bank["id"])
     assert accepted.status_code == 201, accepted.text
     assert int(chain.contract("WETH").functions.balanceOf(wallet.address).call()) == 0, "locked on-chain"
@@ -108,7 +77,7 @@ def test_a_loan_whose_funding_is_not_delivered_is_flagged_and_held_until_the_len
         wallet, key, offer_ref, accepted = _accepted_while_the_desk_is_down(platform, chain)
         loan_id, loan_ref = accepted["id"], int(accepted["onchain_loan_id"])
         assert accepted["flags"] == ["funding_pending"], "the borrower can tell it was not paid out yet"
-        assert _bank(platform)["offers"][offer_ref] == "reserved", "the bank was not told to fund it"
+        assert sim_bank(platform)["offers"][offer_ref] == "reserved", "the bank was not told to fund it"
         shown = _loan(platform, key, loan_id)
         assert (shown["flags"], shown["live"], shown["days_past_due"]) == (["funding_pending"], None, None)
         assert "not confirmed funding" in shown["live_error"]
@@ -121,9 +90,9 @@ def test_a_loan_whose_funding_is_not_delivered_is_flagged_and_held_until_the_len
             "the default job never held the loan's liquidation", manager.functions.liquidationHeld(loan_ref).call, 30
         )
     finally:
-        _fund_outage(platform, None)  # the desk is back: recovery delivers the funding instruction
+        fund_outage(platform, None)  # the desk is back: recovery delivers the funding instruction
 
-    _until("recovery never had the bank fund the loan", lambda: _bank(platform)["offers"][offer_ref] == "funded", 60)
+    _until("recovery never had the bank fund the loan", lambda: sim_bank(platform)["offers"][offer_ref] == "funded", 60)
     _until("the loan never read funded", lambda: _loan(platform, key, loan_id)["flags"] == [], 30)
     _until("the hold was never released", lambda: not manager.functions.liquidationHeld(loan_ref).call(), 30)
     shown = _loan(platform, key, loan_id)
@@ -151,7 +120,7 @@ def test_a_loan_whose_funding_is_not_delivered_within_the_window_is_unfunded_and
             WINDOW + 60,
         )
         assert manager.functions.liquidationHeld(loan_ref).call(), "still held: the bank says reserved"
-        assert _bank(platform)["offers"][offer_ref] == "reserved"
+        assert sim_bank(platform)["offers"][offer_ref] == "reserved"
         with platform.client(platform.admin_key) as admin:
             flagged = admin.get("/v1/loans", params={"flag": "unfunded"}).raise_for_status().json()["items"]
             settled = admin.post(
@@ -159,7 +128,7 @@ def test_a_loan_whose_funding_is_not_delivered_within_the_window_is_unfunded_and
                 json={"funded": False, "note": "sim-bank's desk was down for the whole window; it never paid out"},
             )
     finally:
-        _fund_outage(platform, None)
+        fund_outage(platform, None)
     assert loan_id in [loan["id"] for loan in flagged]
     assert settled.status_code == 200, settled.text
     assert (settled.json()["outcome"], settled.json()["loan"]["status"]) == ("not-funded", "cancelled")

@@ -17,7 +17,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from tests.support.accepting import accept_with_permit
+from tests.support.accepting import accept_with_permit, credit_request, sim_bank
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
 from tests.support.saga import disarmed
@@ -25,13 +25,6 @@ from tests.support.saga import disarmed
 pytestmark = pytest.mark.e2e
 
 CHAIN = "ethereum-local"
-REQUEST = {
-    "amount": "1000.00",
-    "asset": "USDC",
-    "term_days": 30,
-    "collateral": {"asset": "WETH", "amount": "1.0"},
-    "preferred_chains": [CHAIN],
-}
 PROBLEM = "application/problem+json"
 
 
@@ -39,11 +32,6 @@ PROBLEM = "application/problem+json"
 def platform(shared_platform: RunningPlatform) -> RunningPlatform:
     """The e2e package's platform with default settings (``tests/e2e/conftest.py``)."""
     return shared_platform
-
-
-def _bank(platform: RunningPlatform) -> dict[str, Any]:
-    answer: dict[str, Any] = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=30).json()
-    return answer
 
 
 def _report(platform: RunningPlatform, offer_ref: str, event_type: str, detail: str = "") -> dict[str, Any]:
@@ -62,11 +50,11 @@ def _report(platform: RunningPlatform, offer_ref: str, event_type: str, detail: 
 def _quoted(platform: RunningPlatform, key: str) -> tuple[dict[str, Any], str]:
     """A credit request's answer and the offer the simulated bank made for it (its reference, which only the lender
     and the platform know)."""
-    before = set(_bank(platform)["offers"])
+    before = set(sim_bank(platform)["offers"])
     with platform.client(key) as client:
-        response = client.post("/v1/credit-requests", json=REQUEST)
+        response = client.post("/v1/credit-requests", json=credit_request(CHAIN))
     assert response.status_code == 201, response.text
-    (offer_ref,) = set(_bank(platform)["offers"]) - before
+    (offer_ref,) = set(sim_bank(platform)["offers"]) - before
     return response.json(), offer_ref
 
 
@@ -95,19 +83,19 @@ def test_an_offer_its_lender_withdraws_shows_withdrawn_and_is_refused_at_accept(
         assert client.get(f"/v1/quotes/{bank['id']}").json()["status"] == "withdrawn"
         listed = client.get(f"/v1/credit-requests/{request['id']}").json()
     assert posted["answer"] == {"accepted": posted["event_id"], "effect": "withdrawn"}
-    assert _bank(platform)["offers"][offer_ref] == "withdrawn"
+    assert sim_bank(platform)["offers"][offer_ref] == "withdrawn"
     statuses = {q["id"]: q["status"] for q in listed["quotes"]}
     assert statuses == {bank["id"]: "withdrawn"} | dict.fromkeys(others, "offered")
     assert listed["status"] == "quoted"
 
-    reserves = _bank(platform)["requests"]["reserve"]
+    reserves = sim_bank(platform)["requests"]["reserve"]
     refused = accept_with_permit(platform, chain, wallet, key, bank["id"])
     assert refused.status_code == 409, refused.text
     assert refused.headers["content-type"].startswith(PROBLEM)
     problem = refused.json()
     assert problem["type"].endswith("/quote-withdrawn")
     assert "withdrawn by its lender sim-bank" in problem["detail"]
-    assert _bank(platform)["requests"]["reserve"] == reserves, "the lender is not asked to reserve a withdrawn offer"
+    assert sim_bank(platform)["requests"]["reserve"] == reserves, "the lender is not asked to reserve a withdrawn offer"
 
     again = _report(platform, offer_ref, "offer.withdrawn")
     assert (again["status"], again["answer"]["effect"]) == (202, "none"), "a repeat with a new event id changes nothing"
@@ -119,7 +107,7 @@ def _control(platform: RunningPlatform, what: str, body: dict[str, Any]) -> None
 
 
 def _reserved_refs(platform: RunningPlatform) -> set[str]:
-    return set(_bank(platform)["reserved"])
+    return set(sim_bank(platform)["reserved"])
 
 
 def test_a_funding_the_lender_reports_failed_fails_the_accept_waiting_on_it(
@@ -161,9 +149,9 @@ def test_a_funding_the_lender_reports_failed_fails_the_accept_waiting_on_it(
 
     repeated = _report(platform, offer_ref, "offer.funding_failed")
     assert (repeated["status"], repeated["answer"]["effect"]) == (202, "none"), "the accept failed once"
-    funds = _bank(platform)["requests"]["fund"]
+    funds = sim_bank(platform)["requests"]["fund"]
     assert accept_with_permit(platform, chain, wallet, key, bank["id"]).status_code == 409
-    assert _bank(platform)["requests"]["fund"] == funds, "a failed funding is not instructed again"
+    assert sim_bank(platform)["requests"]["fund"] == funds, "a failed funding is not instructed again"
     with platform.client(key) as client:
         assert client.get(f"/v1/loans/{loan['id']}").json()["status"] == "active", "the chain's loan, as it is"
 

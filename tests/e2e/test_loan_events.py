@@ -21,6 +21,7 @@ from chain.devnet import free_port
 from chain.signers import devnet_account
 from store.db import Database
 from store.outbox import OutboxDeliveryRow, OutboxEventRow
+from tests.support.accepting import credit_request
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
 from tests.support.receiver import EventReceiver, Received
@@ -32,13 +33,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DEPLOYER = devnet_account(0)
 CHAIN = "ethereum-local"
-REQUEST = {
-    "amount": "1000.00",
-    "asset": "USDC",
-    "term_days": 30,
-    "collateral": {"asset": "WETH", "amount": "1.0"},
-    "preferred_chains": [CHAIN],
-}
 
 
 def _mint(chain: DeployedChain, token: str, to: str, amount: int) -> None:
@@ -90,7 +84,7 @@ def test_a_borrower_hears_of_its_loan_also_across_an_api_killed_before_delivery(
         answer = client.put("/v1/borrowers/me/webhook", json={"url": f"http://127.0.0.1:{port}/events"})
         assert answer.status_code == 200, answer.text
         receiver = EventReceiver(answer.json()["secret"], port).start()
-        response = client.post("/v1/credit-requests", json=REQUEST)
+        response = client.post("/v1/credit-requests", json=credit_request(CHAIN))
         assert response.status_code == 201, response.text
         quote = next(q for q in response.json()["quotes"] if q["kind"] == "pool" and q["chain"] == CHAIN)
     database = Database(platform.database_url)

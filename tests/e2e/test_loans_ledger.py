@@ -21,6 +21,7 @@ from aggregator.offers import acceptance_for, attestation_from_row
 from api.wallet import approve_collateral, sign_acceptance
 from chain.signers import devnet_account
 from store.aggregator import QuoteRow
+from tests.support.accepting import credit_request
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
 from tests.support.saga import disarmed
@@ -29,13 +30,6 @@ pytestmark = pytest.mark.e2e
 
 DEPLOYER, RELAYER = devnet_account(0), devnet_account(1)
 CHAIN = "ethereum-local"
-REQUEST = {
-    "amount": "1000.00",
-    "asset": "USDC",
-    "term_days": 30,
-    "collateral": {"asset": "WETH", "amount": "1.0"},
-    "preferred_chains": [CHAIN],
-}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +62,7 @@ def _send(chain: DeployedChain, call: Any, sender: LocalAccount) -> Any:
 
 
 def _pool_quote(client: httpx.Client) -> dict[str, Any]:
-    response = client.post("/v1/credit-requests", json=REQUEST)
+    response = client.post("/v1/credit-requests", json=credit_request(CHAIN))
     assert response.status_code == 201, response.text
     return next(q for q in response.json()["quotes"] if q["kind"] == "pool" and q["chain"] == CHAIN)
 

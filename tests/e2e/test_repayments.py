@@ -21,6 +21,7 @@ from aggregator.offchain_payments import payment_ref_hash
 from api.journey import fund_on_devnets, journey
 from api.wallet import accept_quote, repay_loan, sign_permit, signed_repayment
 from chain.signers import devnet_account
+from tests.support.accepting import credit_request
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
 
@@ -28,13 +29,6 @@ pytestmark = pytest.mark.e2e
 
 DEPLOYER = devnet_account(0)
 CHAIN = "ethereum-local"
-REQUEST = {
-    "amount": "1000.00",
-    "asset": "USDC",
-    "term_days": 30,
-    "collateral": {"asset": "WETH", "amount": "1.0"},
-    "preferred_chains": [CHAIN],
-}
 PROBLEM = "application/problem+json"
 
 
@@ -53,7 +47,7 @@ def _open_pool_loan(platform: RunningPlatform, chain: DeployedChain, wallet: Loc
     """A pool loan accepted with a collateral permit (no ETH spent); its id and the borrower's API key."""
     key = platform.onboard(wallet.address)
     with platform.client(key) as client:
-        response = client.post("/v1/credit-requests", json=REQUEST)
+        response = client.post("/v1/credit-requests", json=credit_request(CHAIN))
         assert response.status_code == 201, response.text
         quote = next(q for q in response.json()["quotes"] if q["kind"] == "pool" and q["chain"] == CHAIN)
     loan = accept_quote(wallet, platform.api_url, key, quote["id"], chain.devnet.rpc_url)
@@ -179,7 +173,7 @@ def test_a_lenders_payment_reported_twice_is_recorded_once_and_its_payoff_closes
     _mint(chain, "WETH", wallet.address, 10**18)
     key = platform.onboard(wallet.address)
     with platform.client(key) as client:
-        response = client.post("/v1/credit-requests", json=REQUEST)
+        response = client.post("/v1/credit-requests", json=credit_request(CHAIN))
         assert response.status_code == 201, response.text
         quote = next(q for q in response.json()["quotes"] if q["kind"] == "traditional" and q["chain"] == CHAIN)
     # the simulated bank serves the other tests sharing this platform too: the offer this accept reserved

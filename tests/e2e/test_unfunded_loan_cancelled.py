@@ -8,28 +8,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 
-from tests.support.accepting import accept_with_permit
+from tests.support.accepting import WETH, accept_with_permit, fund_outage, quoted_by_the_bank, sim_bank
 from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform, running_platform
 
 pytestmark = pytest.mark.e2e
 
 CHAIN = "ethereum-local"
-WETH = 10**18
-REQUEST = {
-    "amount": "1000.00",
-    "asset": "USDC",
-    "term_days": 30,
-    "collateral": {"asset": "WETH", "amount": "1.0"},
-    "preferred_chains": [CHAIN],
-}
 
 
 @pytest.fixture(scope="module")
@@ -43,52 +32,22 @@ def platform(
         yield running
 
 
-def _fund_outage(platform: RunningPlatform, status_code: int | None) -> None:
-    answer = httpx.put(
-        f"{platform.lender_url}/control/lenders/sim-bank/fund-outage", json={"status_code": status_code}, timeout=30
-    )
-    assert answer.status_code == 200, answer.text
-
-
-def _bank(platform: RunningPlatform) -> dict[str, Any]:
-    answer: dict[str, Any] = httpx.get(f"{platform.lender_url}/control/lenders/sim-bank", timeout=30).json()
-    return answer
-
-
-def _quoted_by_the_bank(
-    platform: RunningPlatform, chain: DeployedChain
-) -> tuple[LocalAccount, str, dict[str, Any], str]:
-    """A new borrower holding 1 WETH, quoted by the simulated bank: its wallet, API key, the bank's quote and the
-    bank's own reference of its offer."""
-    wallet: LocalAccount = Account.create()
-    minted = chain.contract("WETH").functions.mint(wallet.address, WETH).transact({"from": chain.w3.eth.accounts[0]})
-    assert chain.w3.eth.wait_for_transaction_receipt(minted)["status"] == 1
-    key = platform.onboard(wallet.address)
-    offers_before = set(_bank(platform)["offers"])
-    with platform.client(key) as client:
-        response = client.post("/v1/credit-requests", json=REQUEST)
-    assert response.status_code == 201, response.text
-    bank = next(q for q in response.json()["quotes"] if q["provider_id"] == "sim-bank")
-    (offer_ref,) = set(_bank(platform)["offers"]) - offers_before
-    return wallet, key, bank, offer_ref
-
-
 def test_a_loan_the_lender_refuses_to_fund_is_cancelled_and_the_collateral_returned(
     platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
 ) -> None:
     chain = devnet_chains[CHAIN]
     weth, aggregator = chain.contract("WETH"), chain.contract("CreditAggregator")
-    wallet, key, bank, offer_ref = _quoted_by_the_bank(platform, chain)
+    wallet, key, bank, offer_ref = quoted_by_the_bank(platform, chain)
 
-    _fund_outage(platform, 503)  # the loan opens; the funding instruction is not delivered yet
+    fund_outage(platform, 503)  # the loan opens; the funding instruction is not delivered yet
     try:
         accepted = accept_with_permit(platform, chain, wallet, key, bank["id"])
     finally:
-        _fund_outage(platform, None)
+        fund_outage(platform, None)
     assert accepted.status_code == 201, accepted.text
     loan_id = accepted.json()["id"]
     assert int(weth.functions.balanceOf(wallet.address).call()) == 0, "the collateral is in the CollateralManager"
-    assert offer_ref in _bank(platform)["reserved"]
+    assert offer_ref in sim_bank(platform)["reserved"]
     report = {
         "webhook_url": f"{platform.api_url}/v1/providers/sim-bank/webhooks",
         "offer_ref": offer_ref,
@@ -122,17 +81,17 @@ def test_a_loan_its_lender_leaves_in_doubt_is_shown_unfunded_and_an_admin_cancel
     the WETH is back. A second settlement, and a borrower's, are refused."""
     chain = devnet_chains[CHAIN]
     weth = chain.contract("WETH")
-    wallet, key, bank, offer_ref = _quoted_by_the_bank(platform, chain)
+    wallet, key, bank, offer_ref = quoted_by_the_bank(platform, chain)
 
-    _fund_outage(platform, 409)  # refused for good: the accept is fund-refused at once
+    fund_outage(platform, 409)  # refused for good: the accept is fund-refused at once
     try:
         accepted = accept_with_permit(platform, chain, wallet, key, bank["id"])
     finally:
-        _fund_outage(platform, None)
+        fund_outage(platform, None)
     assert accepted.status_code == 409, accepted.text
     assert accepted.json()["type"].endswith("/funding-failed")
     loan_id = accepted.json()["loan_id"]
-    assert _bank(platform)["offers"][offer_ref] == "reserved", "the bank's own word: neither funded nor failed"
+    assert sim_bank(platform)["offers"][offer_ref] == "reserved", "the bank's own word: neither funded nor failed"
 
     with platform.client(key) as client:
         shown = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
