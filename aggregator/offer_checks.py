@@ -20,8 +20,9 @@ def offer_mismatch(
     offer: ProviderOffer, provider_id: str, lending_pool: tuple[str, str] | None, query: QuoteRequest
 ) -> str | None:
     """Why ``offer`` is not ``provider_id``'s own offer for ``query``, or None when it is: it names that provider,
-    the asset, principal and term asked (an amortizing offer's term becomes its schedule's only after this), and a
-    pool offer names the provider's own pool (``lending_pool``: chain, address; ``ProviderAdapter.lending_pool``) —
+    the asset, principal and term asked (an amortizing offer's term becomes its schedule's only after this: its
+    schedule is held to the term asked in disclosure, ``aggregator.offer_terms.schedule_past_term``), and a pool
+    offer names the provider's own pool (``lending_pool``: chain, address; ``ProviderAdapter.lending_pool``) —
     a lender's offer is never a pool offer, nor a pool's a lender's."""
     if offer.provider_id != provider_id:
         return f"the offer names provider {offer.provider_id!r}, not {provider_id!r}"

@@ -5,12 +5,13 @@ Pure: the offer, the asset and the quote's start in; ``LoanTerms`` (or a ``Compl
 terms cannot be disclosed) out. ``schedule_mismatch`` compares the payments a lender computed itself with the
 disclosed ones: a disclosure must show what the lender will collect, so an offer whose payments differ is dropped,
 never disclosed with numbers of our own. ``schedule_past_maximum`` holds an amortizing offer to the longest
-schedule a consumer lender writes (``MAX_SCHEDULE_YEARS``): a longer one is dropped before it is disclosed."""
+schedule a consumer lender writes (``MAX_SCHEDULE_YEARS``), and ``schedule_past_term`` to the term the borrower asked
+for (``TERM_ALLOWANCE_DAYS`` past it at most): a longer one is dropped before it is disclosed."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aggregator.assets import Asset
@@ -88,6 +89,49 @@ def schedule_past_maximum(offer: ProviderOffer, start: datetime) -> str | None:
     return (
         f"the schedule of {offer.installments} {schedule.frequency} installments runs {years:.1f} years (to {last}), "
         f"longer than the maximum of {MAX_SCHEDULE_YEARS} years ({12 * MAX_SCHEDULE_YEARS} monthly installments)"
+    )
+
+
+#: How many days past the term asked an amortizing offer's last due date may fall: a week, the calendar's rounding of
+#: whole periods. A lender fits whole periods into the term counting a month as 30 days, half a month as 15 and a
+#: quarter as 91 (``providers.sim.installments``), and the calendar's run longer: twelve monthly installments for 365
+#: days end 366 days on (from 1 March 2023), eleven for 330 days 337 days on (from 29 February 2024, a month-end
+#: series: to 31 January), 23 semimonthly ones for 345 days 352 days on (from 14 February 2024). Seven days holds every
+#: such schedule from any start (``tests/unit/test_offer_schedule_term.py``). More is another term: a monthly,
+#: semimonthly, biweekly or quarterly schedule one installment longer than the term holds ends past it (only a weekly
+#: one, a week longer, is within it).
+TERM_ALLOWANCE_DAYS = 7
+
+
+def schedule_past_term(offer: ProviderOffer, start: datetime, asked_days: int) -> str | None:
+    """Why an amortizing offer's schedule from ``start`` runs past the term the borrower asked for (``asked_days``,
+    ``TERM_ALLOWANCE_DAYS`` allowed), or None (a single payment, whose term is the one asked, or a schedule within it).
+
+    The schedule's last due date becomes the offer's term (``offer_terms``): the term disclosed, signed on-chain and
+    repaid. A lender answering a 30-day request with 36 monthly installments had its loan signed for 1,096 days — past
+    the platform's longest term (``aggregator.quote_pipeline.MAX_TERM_DAYS``, 365 days), on a term risk never scored
+    (it scores the term asked) and that Regulation B counts as a counteroffer (12 CFR 1002.2(c)(1)(i)), which nothing
+    recorded. Such an offer is dropped before it is disclosed. Every term asked is within ``MAX_TERM_DAYS``, so no
+    schedule kept ends more than the allowance past it. The schedule is measured as it is signed: its due dates from
+    the start, an odd first period included.
+
+    Raises:
+        ComplianceInputError: a schedule that cannot be dated (a first payment not after the start, or more than two
+            periods after it), as ``offer_terms`` would raise.
+    """
+    if offer.repayment is not RepaymentShape.INSTALLMENTS:
+        return None
+    schedule = offer.schedule or InstallmentSchedule()
+    plan = InstallmentPlan(
+        count=offer.installments, frequency=Frequency(schedule.frequency), first_payment=schedule.first_due
+    )
+    days = installment_term_days(start, plan)
+    if days <= asked_days + TERM_ALLOWANCE_DAYS:
+        return None
+    last = start.date() + timedelta(days=days)
+    return (
+        f"the schedule of {offer.installments} {schedule.frequency} installments runs {days:,} days (to {last}), "
+        f"longer than the {asked_days}-day term asked ({TERM_ALLOWANCE_DAYS} days allowed past it for the calendar)"
     )
 
 

@@ -22,7 +22,13 @@ from aggregator.borrowers import BorrowerFile
 from aggregator.collateral_limits import DebtCeiling, largest_debt
 from aggregator.errors import InvalidCreditRequest
 from aggregator.fanout import ProviderOutcome
-from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch, schedule_past_maximum
+from aggregator.offer_terms import (
+    lender_schedule,
+    offer_terms,
+    schedule_mismatch,
+    schedule_past_maximum,
+    schedule_past_term,
+)
 from aggregator.platform import ChainRuntime
 from aggregator.quote_store import QuoteRecord
 from aggregator.ranking import RankedCandidate, rank
@@ -156,11 +162,13 @@ def _draft(
     collateral: SecurityInterest | None,
     served: frozenset[str] = frozenset(),
 ) -> Draft | str:
-    """One offer disclosed and checked: its draft, or why it is dropped (a schedule past the maximum term before its
-    disclosure is computed; a debt its collateral does not carry on its chain, ``DebtCeiling``). A pool's offer is
-    placed on its pool's chain; a traditional lender's on the first of the requested chains among those it lends on
-    (``served``; none declared: the first requested chain)."""
-    too_long = schedule_past_maximum(offer, now)
+    """One offer disclosed and checked: its draft, or why it is dropped (a schedule past the maximum term or past the
+    term asked before its disclosure is computed; a debt its collateral does not carry on its chain, ``DebtCeiling``).
+    A pool's offer is placed on its pool's chain; a traditional lender's on the first of the requested chains among
+    those it lends on (``served``; none declared: the first requested chain)."""
+    # the offer's term is still the one asked here (``offer_checks.offer_mismatch``): ``offer_terms`` below makes it
+    # the schedule's, so the schedule is held to the term asked first
+    too_long = schedule_past_maximum(offer, now) or schedule_past_term(offer, now, offer.term_days)
     if too_long is not None:
         return f"dropped: {too_long}"
     placed = offer.chain or next((name for name in valid.chains if not served or name in served), None)

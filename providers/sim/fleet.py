@@ -77,9 +77,10 @@ class FailureSpec(BaseModel):
 
 class InstallmentProduct(BaseModel):
     """An amortizing product: equal installments at ``frequency`` across the requested term (as many whole periods
-    as fit, at least ``min_installments``, else the lender offers a single payment), interest under ``day_count``;
-    ``first_due_days`` after the start makes an odd first period; ``balloon_bps`` of the principal is left for the
-    last payment. With ``send_payments`` the lender sends the payments it computed (creditmesh checks them)."""
+    as fit after the first, at least ``min_installments``, else the lender offers a single payment), interest under
+    ``day_count``; ``first_due_days`` after the start makes an odd first period; ``balloon_bps`` of the principal is
+    left for the last payment. With ``send_payments`` the lender sends the payments it computed (creditmesh checks
+    them)."""
 
     model_config = ConfigDict(extra="forbid")
 

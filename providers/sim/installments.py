@@ -35,8 +35,12 @@ def installment_fields(
     holds fewer than ``product.min_installments`` periods or they cannot be scheduled by creditmesh's rounding policy
     (docs/compliance.md: no equal installment on the cent repays the loan without a last one above twice it, a
     balloon payment) — checked whether the lender sends its payments or not; the lender then offers a single
-    payment."""
-    count = term_days // PERIOD_DAYS[product.frequency]
+    payment. The periods are counted after an odd first period: the last due date falls within the term (give or
+    take the calendar's longer months: ``aggregator.offer_terms.TERM_ALLOWANCE_DAYS``), else creditmesh drops the
+    offer as one for another term."""
+    period = PERIOD_DAYS[product.frequency]
+    first_days = period if product.first_due_days is None else product.first_due_days
+    count = 1 + (term_days - first_days) // period if term_days >= first_days else 0
     if count < product.min_installments:
         return None
     first_due = None if product.first_due_days is None else start + timedelta(days=product.first_due_days)

@@ -41,7 +41,7 @@ PRODUCT = InstallmentProduct(frequency="monthly", first_due_days=45, balloon_bps
 REQUEST = {
     "amount": "1200.00",
     "asset": "USDC",
-    "term_days": 120,
+    "term_days": 135,  # the first installment 45 days out and three whole months after it: the schedule's term
     "collateral": {"asset": "WETH", "amount": "1.0"},
     "preferred_chains": [CHAIN],
 }

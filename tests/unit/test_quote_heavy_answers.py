@@ -21,8 +21,12 @@ from tests.support.quoting import SPEC, FixedRateLender, borrower_file, quoting_
 pytestmark = pytest.mark.unit
 
 
+#: a year's request: an offer may have as many installments as fit in the term asked (52 weekly ones in 365 days)
+YEAR = replace(SPEC, term_days=365)
+
+
 class Amortizing(FixedRateLender):
-    """Each offer repaid in ``installments`` monthly installments."""
+    """Each offer repaid in ``installments`` weekly installments."""
 
     def __init__(self, provider_id: str, rates: list[int], installments: int) -> None:
         super().__init__(provider_id, ProviderKind.TRADITIONAL, rates)
@@ -31,7 +35,7 @@ class Amortizing(FixedRateLender):
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
         offers = await super().quote(request)
         assert isinstance(offers, list)
-        schedule = InstallmentSchedule(frequency="monthly")
+        schedule = InstallmentSchedule(frequency="weekly")
         shape = RepaymentShape.INSTALLMENTS
         return [replace(o, repayment=shape, installments=self._installments, schedule=schedule) for o in offers]
 
@@ -53,25 +57,25 @@ async def test_a_heavy_answer_is_disclosed_off_the_event_loop(
         return real(*args)
 
     monkeypatch.setattr(quote_pipeline, "disclose", spied)
-    heavy = Amortizing("heavy", [900 + i for i in range(5)], 60)  # 300 installments
+    heavy = Amortizing("heavy", [900 + i for i in range(6)], 52)  # 312 installments
     service = quoting_service(InMemoryQuotingStore(), compliance, more=[heavy])
-    quoted = await service.request_credit(borrower_file(), SPEC)
+    quoted = await service.request_credit(borrower_file(), YEAR)
 
     loop = threading.get_ident()
     assert threads["bank"] == {loop}, "a light answer is disclosed on the event loop, as it comes"
     assert loop not in threads["heavy"], "the heavy answer is disclosed in a worker thread"
     assert sorted(q.offer["providerRef"] for q in quoted.quotes if q.provider_id == "heavy") == [
-        f"heavy-{900 + i}" for i in range(5)
+        f"heavy-{900 + i}" for i in range(6)
     ], "its offers disclosed, ranked and signed all the same"
     assert all(q.offer_signature.startswith("0x") for q in quoted.quotes)
 
 
 async def test_installments_past_the_answers_maximum_are_dropped_and_named(compliance: ComplianceService) -> None:
-    per_offer = 120
+    per_offer = 52
     fitting = MAX_INSTALLMENTS_PER_ANSWER // per_offer
     heavy = Amortizing("heavy", [900 + i for i in range(fitting + 2)], per_offer)
     quoted = await quoting_service(InMemoryQuotingStore(), compliance, more=[heavy]).request_credit(
-        borrower_file(), SPEC
+        borrower_file(), YEAR
     )
 
     kept = sorted(q.offer["providerRef"] for q in quoted.quotes if q.provider_id == "heavy")

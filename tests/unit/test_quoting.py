@@ -320,7 +320,10 @@ async def test_equal_installments_that_would_end_in_a_balloon_are_dropped_and_th
     """A protocol-valid offer of 600 biweekly installments (Actual/365, so the same from any start) of $1,500 at
     18%: 10.52 every two weeks leaves 62.04 for the last installment, a balloon payment (more than twice a regular
     one) that was disclosed and signed as `equal-installments/biweekly`; no regular installment within a cent of the
-    level payment does better. It is now dropped with the reason, the other lenders' offers quoted."""
+    level payment does better. It was then dropped with that reason, the other lenders' offers quoted; it is now
+    dropped before its disclosure, its schedule (8,400 days) being no term a borrower asks for (at most 365 days,
+    ``aggregator.offer_terms.schedule_past_term``). The balloon rule is checked on this schedule itself in
+    tests/unit/compliance/test_schedule_no_hidden_balloon.py ("1500-18pct-600-biweekly")."""
 
     def answer(request: httpx.Request) -> httpx.Response:
         offer = {
@@ -345,9 +348,8 @@ async def test_equal_installments_that_would_end_in_a_balloon_are_dropped_and_th
     assert "long" not in {q.provider_id for q in quoted.quotes}
     (outcome,) = [o for o in quoted.outcomes if o.provider_id == "long"]
     assert outcome.outcome == "dropped"
-    assert outcome.detail.startswith(
-        "dropped: the terms cannot be disclosed: 1500.00 at 18% cannot be repaid in 600 equal installments on the "
-        "0.01: the nearest regular installment, 10.52, leaves 62.04 for the last one"
+    assert outcome.detail.startswith("dropped: the schedule of 600 biweekly installments runs 8,400 days (to "), (
+        "its term, before the disclosure that would find the balloon"
     )
 
 

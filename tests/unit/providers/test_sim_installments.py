@@ -1,6 +1,7 @@
 """The simulated amortizing lender and the Provider Quote Protocol adapter against each other (in process, over
 httpx's ASGI transport): the payments the lender computes itself are exactly the ones creditmesh discloses, for
-every shape; a reservation on other terms than quoted is refused; a lender off by a cent is caught."""
+every shape, its schedule within the term asked (an odd first period included); a reservation on other terms than
+quoted is refused; a lender off by a cent is caught."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from aggregator.assets import Asset
-from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch
+from aggregator.offer_terms import lender_schedule, offer_terms, schedule_mismatch, schedule_past_term
 from compliance import disclose
 from providers.http_lender import HttpLenderAdapter
 from providers.models import Capabilities, Decline, InstallmentSchedule, ProviderOffer, RepaymentShape
@@ -57,6 +58,7 @@ async def test_the_lenders_own_payments_are_the_disclosed_ones(product: Installm
     assert offer.repayment is RepaymentShape.INSTALLMENTS
     assert offer.schedule is not None
     assert len(offer.schedule.payments) == offer.installments
+    assert schedule_past_term(offer, START, 365) is None, "the schedule ends within the term asked"
     offer, terms = offer_terms(offer, USDC, START)
     disclosure = disclose(terms)
     assert schedule_mismatch(offer, disclosure, USDC) is None
