@@ -12,6 +12,7 @@ from aggregator.offer_checks import own_offers
 from providers.base import ProviderAdapter, ProviderError
 from providers.models import Decline, ProviderOffer, QuoteRequest
 from providers.resilience import deadline as remaining_time
+from risk.reasons import Reason
 
 
 @dataclass
@@ -29,6 +30,10 @@ class ProviderOutcome:
     chains: frozenset[str] = frozenset()
     #: why its offers not kept were dropped, each naming the offer (``detail`` lists them)
     dropped: list[str] = field(default_factory=list)
+    #: the adverse-action reasons the borrower's own request held its offers back for (a usury cap, the collateral's
+    #: terms, the exposure, the screening), each naming the case; none: the lender's own doing (declined, late,
+    #: failed, offers not its own) — ``aggregator.quote_adverse``
+    adverse: list[Reason] = field(default_factory=list)
 
 
 async def _ask(provider: ProviderAdapter, query: QuoteRequest) -> ProviderOutcome:

@@ -7,17 +7,19 @@ carries (``debt_ceilings``). Pure: ``aggregator.quote_pipeline`` reads the figur
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from aggregator.assets import Asset
 from aggregator.collateral_limits import CollateralLimit, DebtCeiling
 from aggregator.fanout import ProviderOutcome
+from aggregator.quote_adverse import case
 from aggregator.quote_offers import ValidRequest
 from providers.base import ProviderAdapter
 from risk.onchain_source import OnchainReading
 from risk.policy import RiskDecision, collateral_limit
+from risk.reasons import COLLATERAL_NOT_ACCEPTED
 
 #: the share of a quote's lifetime a chain's latest block may be ahead of this platform's clock: a chain further
 #: ahead is left out of the request (its offers would expire early there, by its ``block.timestamp``)
@@ -98,21 +100,29 @@ def clocks_ahead(
 
 
 def left_out(
-    providers: list[ProviderAdapter], chains: Sequence[str], refused: dict[str, str]
+    providers: list[ProviderAdapter],
+    chains: Sequence[str],
+    refused: dict[str, str],
+    by_collateral: Collection[str] = (),
 ) -> tuple[list[ProviderAdapter], list[ProviderOutcome]]:
     """``providers`` split into those to ask and the outcomes of those left out: a provider every requested chain of
     which (its declared ones, or all) is ``refused`` is ineligible with the chains' reasons, never asked; one that
-    lends on none of the requested chains is ineligible as its capability check has it (``lends_elsewhere``)."""
+    lends on none of the requested chains is ineligible as its capability check has it (``lends_elsewhere``). A
+    provider left out on a chain refused for the collateral's terms (``by_collateral``, ``refused_chains``) is so for
+    the borrower's request: its outcome's adverse-action reason is R45, naming the first such chain's reason."""
     asked, left = [], []
     for provider in providers:
         capabilities = provider.capabilities()
         mine = [name for name in chains if not capabilities.chains or name in capabilities.chains]
+        adverse = []
         if not mine:
             reason = capabilities.lends_elsewhere(chains) or "none of the requested chains"
         elif all(name in refused for name in mine):
             reason = "; ".join(refused[name] for name in mine)[:512]
+            collateral = [refused[name] for name in mine if name in by_collateral]
+            adverse = [case(COLLATERAL_NOT_ACCEPTED, collateral[0])] if collateral else []
         else:
             asked.append(provider)
             continue
-        left.append(ProviderOutcome(provider.provider_id, "ineligible", reason, 0))
+        left.append(ProviderOutcome(provider.provider_id, "ineligible", reason, 0, adverse=adverse))
     return asked, left

@@ -24,6 +24,7 @@ from aggregator.errors import ExposureLimitExceeded, ExposureUnvalued
 from aggregator.exposure import PRODUCT_OF_KIND, ExposureLimits, exposure_at_quote, open_principal
 from aggregator.fanout import ProviderOutcome
 from aggregator.owed import Exposure
+from aggregator.quote_adverse import case
 from compliance.decisions import DecisionKind, DecisionRecord, decide
 from compliance.jurisdiction import Reason
 from compliance.kyc import KycStatus
@@ -60,7 +61,8 @@ def split_by_exposure(
         else:
             assert product is not None
             reason = f"{product.value} loans: {refusal}"[:512]
-            left.append(ProviderOutcome(provider.provider_id, "ineligible", reason, 0))
+            adverse = [case(EXCESSIVE_OBLIGATIONS, reason)]
+            left.append(ProviderOutcome(provider.provider_id, "ineligible", reason, 0, adverse=adverse))
     return owed, asked, left
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -30,15 +30,19 @@ from aggregator.offer_terms import (
     schedule_past_term,
 )
 from aggregator.platform import ChainRuntime
+from aggregator.quote_adverse import case
 from aggregator.quote_store import QuoteRecord
 from aggregator.ranking import RankedCandidate, rank
 from chain.signers import Signer
-from compliance import ComplianceService, DecisionRecord, Disclosure, SecurityInterest
+from compliance import ComplianceService, DecisionRecord, Disclosure, SecurityInterest, random_ids
+from compliance.decisions import Outcome
 from compliance.errors import ComplianceInputError
+from compliance.jurisdiction import Reason as ComplianceReason
 from contracts.typed_data import ZERO_ADDRESS, Offer, RiskAttestation, offer_typed_data
 from contracts.typed_data import risk_attestation_typed_data as attestation_document
 from providers.models import ProviderKind, ProviderOffer
 from risk.policy import RiskDecision
+from risk.reasons import COLLATERAL_NOT_ACCEPTED, RATE_OVER_LEGAL_LIMIT, Reason
 
 SECONDS_PER_DAY = 86_400
 
@@ -97,6 +101,15 @@ class Draft:
     signed: SignedOffer | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """Why an offer is not kept (``why``: its outcome's words), and the adverse-action reason when the borrower's
+    request decided it (a usury cap, the collateral's debt ceiling); None when the offer itself is at fault."""
+
+    why: str
+    adverse: Reason | None = None
+
+
 def disclose(
     compliance: ComplianceService,
     chains: dict[str, ChainRuntime],
@@ -123,15 +136,19 @@ def disclose(
                 )
             except (ComplianceInputError, InvalidCreditRequest) as err:  # a rate finer than a basis point, never
                 # rounded; a payment larger than the asset's largest amount
-                draft = f"dropped: the terms cannot be disclosed: {err}"
+                draft = Dropped(f"dropped: the terms cannot be disclosed: {err}")
             except ArithmeticError:  # amounts past the disclosure's decimal precision
-                draft = "dropped: the terms cannot be disclosed: amounts too large"
-            if isinstance(draft, str):
-                reasons.append((offer.provider_ref, draft))
+                draft = Dropped("dropped: the terms cannot be disclosed: amounts too large")
+            if isinstance(draft, Dropped):
+                reasons.append((offer.provider_ref, draft.why))
+                if draft.adverse is not None and draft.adverse.code not in {r.code for r in outcome.adverse}:
+                    outcome.adverse.append(draft.adverse)
                 continue
             kept.append(draft)
         if reasons:
             _note_dropped(outcome, len(kept), reasons)
+        if kept:  # an offer kept: no reason held this provider back
+            outcome.adverse.clear()
         drafts += kept
     return drafts
 
@@ -161,37 +178,54 @@ def _draft(
     now: datetime,
     collateral: SecurityInterest | None,
     served: frozenset[str] = frozenset(),
-) -> Draft | str:
+) -> Draft | Dropped:
     """One offer disclosed and checked: its draft, or why it is dropped (a schedule past the maximum term or past the
     term asked before its disclosure is computed; a debt its collateral does not carry on its chain, ``DebtCeiling``).
     A pool's offer is placed on its pool's chain; a traditional lender's on the first of the requested chains among
-    those it lends on (``served``; none declared: the first requested chain)."""
+    those it lends on (``served``; none declared: the first requested chain). Its compliance decision record is kept
+    after its last check: ``allow`` for a kept offer, and for one the checks after compliance's drop, a ``deny``
+    naming why (``_dropped_after``) — an allow was recorded for offers never quoted."""
     # the offer's term is still the one asked here (``offer_checks.offer_mismatch``): ``offer_terms`` below makes it
     # the schedule's, so the schedule is held to the term asked first
     too_long = schedule_past_maximum(offer, now) or schedule_past_term(offer, now, offer.term_days)
     if too_long is not None:
-        return f"dropped: {too_long}"
+        return Dropped(f"dropped: {too_long}")
     placed = offer.chain or next((name for name in valid.chains if not served or name in served), None)
     if placed is None or placed not in valid.chains:
         where = placed or ", ".join(sorted(served))
-        return f"dropped: offered on {where}, none of the requested chains"
+        return Dropped(f"dropped: offered on {where}, none of the requested chains")
     offer, terms = offer_terms(offer, valid.asset, now, collateral)  # an amortizing offer takes its schedule's term
     decision = compliance.check_offer(offer.provider_ref, terms, borrower.jurisdiction, covered)
-    records.append(decision.record)
     if not decision.kept:
-        return "dropped by compliance: " + "; ".join(r.message for r in decision.check.reasons)
+        records.append(decision.record)
+        capped = "; ".join(r.message for r in decision.check.reasons)
+        return Dropped(f"dropped by compliance: {capped}", case(RATE_OVER_LEGAL_LIMIT, capped))
     mismatch = schedule_mismatch(offer, decision.disclosure, valid.asset)
     if mismatch is not None:
-        return f"dropped: {mismatch}"
+        records.append(_dropped_after(decision.record, "offer.schedule-mismatch", mismatch))
+        return Dropped(f"dropped: {mismatch}")
     ceiling = valid.debt_ceilings.get(placed)
     if ceiling is not None:
         debt = largest_debt(decision.disclosure)
         uncovered = ceiling.refusal(debt, valid.asset, valid.collateral, valid.collateral_amount)
         if uncovered is not None:
-            return f"dropped: {uncovered}"
+            records.append(_dropped_after(decision.record, "offer.collateral-ceiling", uncovered))
+            return Dropped(f"dropped: {uncovered}", case(COLLATERAL_NOT_ACCEPTED, uncovered))
+    records.append(decision.record)
     chain = chains[placed]
     lender = _lender_terms(offer) | {"schedule": lender_schedule(offer, decision.disclosure, valid.asset)}
     return Draft(offer, decision.disclosure, chain, lender, _disclosure_json(decision.disclosure))
+
+
+def _dropped_after(record: DecisionRecord, code: str, why: str) -> DecisionRecord:
+    """The offer's decision record when a check after compliance's drops it: compliance's ``record`` (its inputs,
+    versions and time) as a ``deny`` of its own for ``why``."""
+    return replace(
+        record,
+        decision_id=str(random_ids.uuid4()),
+        outcome=Outcome.DENY,
+        reasons=(*record.reasons, ComplianceReason(code, why[:512])),
+    )
 
 
 def rank_drafts(

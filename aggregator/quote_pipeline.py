@@ -35,6 +35,7 @@ from aggregator.metrics import FANOUT_OUTCOMES
 from aggregator.offer_checks import installments_of
 from aggregator.owed import Exposure
 from aggregator.platform import ChainRuntime
+from aggregator.quote_adverse import no_offer_reasons, no_offers_record, no_offers_risk
 from aggregator.quote_chains import clocks_ahead, debt_ceilings, left_out, refused_chains
 from aggregator.quote_exposure import ExposureRefusal, refusal_record, refused_risk, split_by_exposure
 from aggregator.quote_offers import Draft, QuoteSigning, ValidRequest, disclose, rank_drafts, risk_summary
@@ -256,10 +257,10 @@ class QuotePipeline:
             except (ExposureLimitExceeded, ExposureUnvalued) as refused_by:
                 refusal = refused_by
         if decision.approved and decision.grade is not None and refusal is None:
-            refused = refused_chains(valid, decision, chain_limits, chain_prices)
-            refused |= clocks_ahead(valid.chains, reading, now, self._config.quote_ttl)
+            by_collateral = refused_chains(valid, decision, chain_limits, chain_prices)
+            refused = by_collateral | clocks_ahead(valid.chains, reading, now, self._config.quote_ttl)
             if refused:
-                eligible, on_refused_chains = left_out(eligible, valid.chains, refused)
+                eligible, on_refused_chains = left_out(eligible, valid.chains, refused, by_collateral)
                 premade += on_refused_chains
                 valid = replace(valid, chains=[name for name in valid.chains if name not in refused])
             # each offer's debt (its rate and term: the principal with the interest its schedule accrues) is held to
@@ -353,6 +354,23 @@ class QuotePipeline:
                 raise
         if risk is None:
             risk = risk_summary(decision)
+        # approved, and no offer kept (``aggregator.quote_adverse``): an adverse action, answered and recorded as one
+        no_offers = decision.approved and refusal is None and not drafts
+        if no_offers:
+            reasons = no_offer_reasons(outcomes)
+            risk = no_offers_risk(risk, reasons)
+            offer_records.append(  # after the offers' records: the request's decision, made on them
+                no_offers_record(
+                    reasons,
+                    outcomes,
+                    borrower.id,
+                    request_id,
+                    valid.amount,
+                    decision,
+                    now,
+                    self._compliance.inputs_key,
+                )
+            )
         if refusal is not None:  # answered with the accept's problem, and recorded as the request's decline
             risk = refused_risk(risk, refusal)
             # with a record denying it, written after the screening's (no offer was asked for)
@@ -378,8 +396,8 @@ class QuotePipeline:
             collateral_asset=valid.collateral.symbol,
             collateral_amount=valid.collateral.format(valid.collateral_amount),
             preferred_chains=list(spec.preferred_chains),
-            # declined by risk or for the exposure; a quoted one without a ranked offer is written no_offers
-            status="quoted" if decision.approved and refusal is None else "declined",
+            # declined by risk or for the exposure; an approved one without an offer kept is no_offers
+            status="no_offers" if no_offers else "quoted" if decision.approved and refusal is None else "declined",
             risk=risk,
             created_at=now,
         )
@@ -499,8 +517,6 @@ class QuotePipeline:
         made = self._screening_records(screening) if isinstance(screening, ScreenedRequest) else screening
         records = made + offer_records
         ranked = rank_drafts(valid, drafts, reliability) if drafts else []
-        if request.status == "quoted" and not ranked:
-            request = replace(request, status="no_offers")
         written = [OutcomeRecord(o.provider_id, o.outcome, o.detail[:512], o.latency_ms) for o in outcomes]
         stored = StoredDecision(
             id=str(uuid.uuid4()), borrower_id=borrower.id, request_id=request.id, decision=decision, decided_at=now

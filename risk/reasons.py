@@ -52,6 +52,16 @@ WALLET_CLAIMED = Reason("R51", "Unable to verify ownership of the wallet")
 EXCESSIVE_OBLIGATIONS = Reason("R42", "Existing credit obligations too high for the amount requested")
 #: an open loan in an asset the platform does not list: what the borrower owes cannot be counted
 UNVALUED_OBLIGATIONS = Reason("R43", "Unable to value existing credit obligations")
+# A request risk approved that ends with no offer (``aggregator.quote_adverse``): what held back each lender's offer,
+# each reason's text followed by the first case's specifics.
+#: every offer of a lender above a usury cap of the borrower's jurisdiction, or the MLA's 36% MAPR
+RATE_OVER_LEGAL_LIMIT = Reason("R44", "Rates offered exceed the legal limit on rates for this credit")
+#: the collateral's terms on the chains asked (its LTV, supply cap, price) do not carry the amount
+COLLATERAL_NOT_ACCEPTED = Reason("R45", "Collateral not accepted for the amount requested on the networks requested")
+#: a lender declined, did not answer in time, failed, or made no offer the platform could quote
+NO_LENDER_OFFER = Reason("R46", "No lender offered credit on the terms requested")
+#: a product the screening denied (its KYC tier, the jurisdiction): its lenders were not asked
+PRODUCT_NOT_AVAILABLE = Reason("R47", "Not eligible for this type of credit")
 
 
 def unknown_reason(names: tuple[str, ...]) -> Reason:

@@ -142,9 +142,11 @@ def quoting_service(
     mla: MlaStatusCache | None = None,
     more: Sequence[ProviderAdapter] = (),
     onchain: ChainOnchainSource | None = None,
+    lenders: Sequence[ProviderAdapter] | None = None,
 ) -> QuotingService:
     """A quoting service on two chains (their EIP-712 domains only, no RPC) with two banks and a pool per chain, and
-    the ``more`` providers; ``mla``: the Military Lending Act status (None: never checked)."""
+    the ``more`` providers (``lenders``: these instead of all of them); ``mla``: the Military Lending Act status
+    (None: never checked)."""
     chains = {
         name: _Chain(
             name,
@@ -164,6 +166,8 @@ def quoting_service(
         ),
         *more,
     ]
+    if lenders is not None:
+        providers = list(lenders)
     return QuotingService(
         store,
         cast(dict[str, ChainRuntime], chains),

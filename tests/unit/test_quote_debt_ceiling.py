@@ -96,11 +96,18 @@ async def test_a_principal_at_the_limit_is_quoted_for_no_term_that_accrues_inter
     compliance: ComplianceService,
 ) -> None:
     """The audit's loan: principal at 79.97% of the collateral's value, a year: every offer's interest takes the debt
-    past the limit, so none is quoted (the risk decision itself, on the principal, still approves)."""
+    past the limit, so none is quoted (the risk decision itself, on the principal, still approves: the request is
+    declined for the collateral, R45, its scoring's verdict under ``assessed``)."""
     service = quoting_service(InMemoryQuotingStore(), compliance)
     quoted = await service.request_credit(borrower_file(), replace(SPEC, amount="2399.00", term_days=365))
 
-    assert quoted.request.risk["approved"] is True
+    assert quoted.request.risk["assessed"]["approved"] is True
     assert quoted.request.status == "no_offers"
     assert quoted.quotes == []
     assert {o.outcome for o in quoted.outcomes} == {"dropped"}
+    assert quoted.request.risk["approved"] is False
+    (reason,) = quoted.request.risk["reasons"]
+    assert reason["code"] == "R45"
+    assert reason["text"].startswith(
+        "Collateral not accepted for the amount requested on the networks requested: the debt its schedule reaches"
+    )

@@ -170,6 +170,20 @@ async def test_frozen_or_capped_collateral_and_a_paused_aggregator_leave_the_cha
     assert outcomes[f"pool:{POLYGON}"] == ("ineligible", capped)
     assert outcomes["bank"] == ("ineligible", f"{frozen}; {capped}")
     assert outcomes["pool:arbitrum-local"] == ("ineligible", "lends on arbitrum-local, none of the requested chains")
+    # declined for the collateral (``aggregator.quote_adverse``): its terms first, then the lender on another chain
+    risk = quoted.request.risk
+    assert (risk["approved"], risk["assessed"]["approved"]) == (False, True)
+    assert risk["reasons"] == [
+        {
+            "code": "R45",
+            "text": f"Collateral not accepted for the amount requested on the networks requested: {frozen}",
+        },
+        {
+            "code": "R46",
+            "text": "No lender offered credit on the terms requested: pool:arbitrum-local ineligible: lends on "
+            "arbitrum-local, none of the requested chains",
+        },
+    ]
 
 
 async def test_a_paused_credit_aggregator_leaves_its_chain_out_for_every_lender(

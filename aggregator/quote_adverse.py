@@ -1,0 +1,109 @@
+"""A credit request risk approved that ends with no offer (``no_offers``) is an adverse action (ECOA / Regulation B,
+12 CFR 1002.9): the borrower asked for credit and got none. It is answered and recorded as one — its ``risk`` not
+approved, for the reasons that held the offers back (``no_offers_risk``), and a credit-request decision record
+denying it (``no_offers_record``), as a request refused for the borrower's exposure is
+(``aggregator.quote_exposure``).
+
+The reasons are those of the providers' outcomes (``ProviderOutcome.adverse``, each naming its first case): R47 a
+product the screening denied, R42 a product past its KYC tier's ceiling, R45 the collateral's terms on the chains
+asked, R44 a usury cap (or the MLA's 36% MAPR) every offer was above, and R46 when a lender declined, did not answer,
+failed or made no offer the platform could quote — in that order, one per code, at most ``MAX_REASONS``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from aggregator.fanout import ProviderOutcome
+from compliance.decisions import DecisionKind, DecisionRecord, decide
+from compliance.jurisdiction import Reason as ComplianceReason
+from risk.policy import RiskDecision
+from risk.reasons import (
+    COLLATERAL_NOT_ACCEPTED,
+    EXCESSIVE_OBLIGATIONS,
+    MAX_REASONS,
+    NO_LENDER_OFFER,
+    PRODUCT_NOT_AVAILABLE,
+    RATE_OVER_LEGAL_LIMIT,
+    Reason,
+)
+
+#: the order the reasons are listed in: the screening's, then the request's own limits, then the lenders'
+ORDER = tuple(
+    reason.code
+    for reason in (
+        PRODUCT_NOT_AVAILABLE,
+        EXCESSIVE_OBLIGATIONS,
+        COLLATERAL_NOT_ACCEPTED,
+        RATE_OVER_LEGAL_LIMIT,
+        NO_LENDER_OFFER,
+    )
+)
+
+
+def case(reason: Reason, detail: str) -> Reason:
+    """``reason`` naming its case (``detail``): a provider outcome's adverse-action reason."""
+    return Reason(reason.code, f"{reason.text}: {detail}"[:512])
+
+
+def no_offer_reasons(outcomes: Sequence[ProviderOutcome]) -> list[Reason]:
+    """Why no offer was kept: each outcome's adverse-action reasons, R46 for one with none (its lender's own doing)
+    or when no provider was asked at all; one per code (its first case), in ``ORDER``, at most ``MAX_REASONS``."""
+    found: dict[str, Reason] = {}
+    for outcome in outcomes:
+        for reason in outcome.adverse or [case(NO_LENDER_OFFER, _lenders_own(outcome))]:
+            found.setdefault(reason.code, reason)
+    if not found:
+        found[NO_LENDER_OFFER.code] = case(NO_LENDER_OFFER, "no lender lends on these terms")
+    return sorted(found.values(), key=lambda reason: ORDER.index(reason.code))[:MAX_REASONS]
+
+
+def no_offers_risk(risk: dict[str, Any], reasons: Sequence[Reason]) -> dict[str, Any]:
+    """The ``no_offers`` request's ``risk``: not approved, for ``reasons`` (the scoring's did not decide it). The
+    scoring decision stays as ``assess`` made it, signed and stored (``decision_hash`` and ``inputs_hash`` name it):
+    its verdict and reasons are kept under ``assessed``."""
+    return risk | {
+        "approved": False,
+        "reasons": [{"code": reason.code, "text": reason.text} for reason in reasons],
+        "assessed": {"approved": risk["approved"], "reasons": risk["reasons"]},
+    }
+
+
+def no_offers_record(
+    reasons: Sequence[Reason],
+    outcomes: Sequence[ProviderOutcome],
+    borrower_id: str,
+    request_id: str,
+    amount: Decimal,
+    decision: RiskDecision,
+    now: datetime,
+    inputs_key: bytes | None,
+) -> DecisionRecord:
+    """The credit-request decision record denying the request for ``reasons``, so that the decisions list shows it
+    refused and why: its inputs the request, the amount asked for, the scoring decision it was approved by and each
+    provider's outcome (about the borrower: hashed under ``inputs_key``)."""
+    inputs: dict[str, Any] = {
+        "requestId": request_id,
+        "amount": amount,
+        "riskDecisionHash": "0x" + decision.decision_hash().hex(),
+        "outcomes": {outcome.provider_id: outcome.outcome for outcome in outcomes},
+    }
+    return decide(
+        DecisionKind.CREDIT_REQUEST,
+        borrower_id,
+        inputs,
+        [ComplianceReason(reason.code, reason.text) for reason in reasons],
+        {"policy": decision.policy_version},
+        now,
+        inputs_key=inputs_key,
+    )
+
+
+def _lenders_own(outcome: ProviderOutcome) -> str:
+    """The case of an outcome its lender decided: a decline or an ineligibility with its reason (the lender's words,
+    or its capabilities'), a timeout, a failure or offers not its own by the outcome alone (a failure's detail is the
+    platform's diagnosis, not the borrower's)."""
+    named = f"{outcome.provider_id} {outcome.outcome}"
+    return f"{named}: {outcome.detail}" if outcome.outcome in ("declined", "ineligible") else named
