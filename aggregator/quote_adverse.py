@@ -11,14 +11,17 @@ failed or made no offer the platform could quote — in that order, one per code
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from aggregator.exposure import PRODUCT_OF_KIND
 from aggregator.fanout import ProviderOutcome
+from compliance import Product
 from compliance.decisions import DecisionKind, DecisionRecord, decide
 from compliance.jurisdiction import Reason as ComplianceReason
+from providers.base import ProviderAdapter
 from risk.policy import RiskDecision
 from risk.reasons import (
     COLLATERAL_NOT_ACCEPTED,
@@ -46,6 +49,30 @@ ORDER = tuple(
 def case(reason: Reason, detail: str) -> Reason:
     """``reason`` naming its case (``detail``): a provider outcome's adverse-action reason."""
     return Reason(reason.code, f"{reason.text}: {detail}"[:512])
+
+
+def split_by_screening(
+    providers: Sequence[ProviderAdapter],
+    allowed: Collection[Product],
+    deny: Mapping[Product, Sequence[ComplianceReason]],
+) -> tuple[list[ProviderAdapter], list[ProviderOutcome]]:
+    """``providers`` split into those of a product the screening ``allowed`` and the outcomes of the others: each
+    ``ineligible`` naming its product and the screening's reasons (``deny``: by product), its adverse-action reason
+    R47. The providers of a denied product were left out without a trace."""
+    asked, left = [], []
+    for provider in providers:
+        product = PRODUCT_OF_KIND.get(provider.kind)
+        if product in allowed:
+            asked.append(provider)
+            continue
+        if product is None:
+            left.append(ProviderOutcome(provider.provider_id, "ineligible", f"{provider.kind} is no product", 0))
+            continue
+        why = "; ".join(r.message for r in deny.get(product, ())) or "the screening did not allow it"
+        reason = f"{product.value} loans: {why}"
+        adverse = [case(PRODUCT_NOT_AVAILABLE, reason)]
+        left.append(ProviderOutcome(provider.provider_id, "ineligible", reason[:512], 0, adverse=adverse))
+    return asked, left
 
 
 def no_offer_reasons(outcomes: Sequence[ProviderOutcome]) -> list[Reason]:

@@ -1,12 +1,13 @@
 """What one credit request runs, in order: validate, price the collateral, velocity, screening (beside the on-chain
-history, the collateral's terms on each chain and the borrower's open principal), risk, the borrower's exposure
+history, the collateral's terms on each chain and the borrower's open principal), risk, the providers of a product
+the screening denied left out (``ineligible``, its reasons named: ``aggregator.quote_adverse``), the borrower's exposure
 (``aggregator.quote_exposure``: a request no accept could take refused, recorded declined; the providers of a product
 past its KYC tier's ceiling left out), the chains whose contracts would refuse the loan left out
 (``aggregator.collateral_limits``: the providers that lend only there are ineligible, the reason named) and those
 whose clock runs ahead of ours (``aggregator.quote_chains``), then the fan-out to every eligible provider with one
 deadline — each answer's offers disclosed as it comes, the MLA status and the screening's records made meanwhile —
 and after the last answer the ranking, the offer nonces, the signatures and ONE write of the request, its outcomes,
-quotes and decision records.
+quotes and decision records (an approved request with no offer kept: an adverse action, ``aggregator.quote_adverse``).
 
 ``aggregator.quoting.QuotingService`` is its public face; the offers' own steps (disclosure, ranking, signing) are
 ``aggregator.quote_offers``."""
@@ -35,7 +36,7 @@ from aggregator.metrics import FANOUT_OUTCOMES
 from aggregator.offer_checks import installments_of
 from aggregator.owed import Exposure
 from aggregator.platform import ChainRuntime
-from aggregator.quote_adverse import no_offer_reasons, no_offers_record, no_offers_risk
+from aggregator.quote_adverse import no_offer_reasons, no_offers_record, no_offers_risk, split_by_screening
 from aggregator.quote_chains import clocks_ahead, debt_ceilings, left_out, refused_chains
 from aggregator.quote_exposure import ExposureRefusal, refusal_record, refused_risk, split_by_exposure
 from aggregator.quote_offers import Draft, QuoteSigning, ValidRequest, disclose, rank_drafts, risk_summary
@@ -48,7 +49,7 @@ from compliance.errors import KycProviderError
 from compliance.mla import MlaStatusCache, mla_queries
 from compliance.service import ScreenedRequest
 from providers.base import ProviderAdapter
-from providers.models import ProviderKind, QuoteRequest
+from providers.models import QuoteRequest
 from providers.resilience import ResilientProvider
 from risk.onchain_source import ChainOnchainSource, OnchainReading
 from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
@@ -62,7 +63,6 @@ MIN_TERM_DAYS, MAX_TERM_DAYS = 1, 365
 OFFLOAD_INSTALLMENTS = 200
 NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowers/me/kyc")
 log = logging.getLogger(__name__)
-PRODUCT_OF_KIND = {ProviderKind.TRADITIONAL.value: Product.TRADITIONAL, ProviderKind.POOL.value: Product.DEFI}
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,13 +239,15 @@ class QuotePipeline:
         # where the nonces are at hand (reserved earlier in a block), neither: the records are made in the write
         sealing: asyncio.Future[tuple[list[DecisionRecord], dict[OfferNonceKey, int]]] | None = None
         at_hand: dict[OfferNonceKey, int] = {}
-        premade: list[ProviderOutcome] = []  # the providers left out: their products' exposure, their chains' limits
+        premade: list[ProviderOutcome] = []  # the providers left out: their products' screening and exposure, their
+        # chains' limits
         refusal: ExposureRefusal | None = None
         owed: Decimal | None = None  # the open principal, once counted
         if decision.approved and decision.grade is not None:
-            eligible = [p for p in self._providers if PRODUCT_OF_KIND.get(p.kind) in screened.allowed]
+            # the providers of a product the screening denied are left out, named
+            eligible, premade = split_by_screening(self._providers, screened.allowed, screened.deny)
             try:
-                owed, eligible, premade = split_by_exposure(
+                owed, eligible, over = split_by_exposure(
                     eligible,
                     exposure,
                     valid.amount,
@@ -254,6 +256,7 @@ class QuotePipeline:
                     self._exposure_limits,
                     self._assets,
                 )
+                premade += over
             except (ExposureLimitExceeded, ExposureUnvalued) as refused_by:
                 refusal = refused_by
         if decision.approved and decision.grade is not None and refusal is None:

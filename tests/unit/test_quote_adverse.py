@@ -7,13 +7,14 @@ in-memory store (real compliance and signers, in-process lenders)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
 from aggregator.quote_store import InMemoryQuotingStore
 from compliance import ComplianceService
 from compliance.decisions import DecisionKind, DecisionRecord, Outcome
+from compliance.kyc import KycState, KycStatus, KycTier
 from providers.models import (
     Decline,
     InstallmentSchedule,
@@ -155,3 +156,35 @@ async def test_an_offer_dropped_after_compliance_kept_it_is_recorded_denied_not_
     # the lender's own doing: no reason of the borrower's request
     assert [r["code"] for r in quoted.request.risk["reasons"]] == ["R46"]
     assert quoted.request.risk["reasons"][0]["text"].endswith(": bank dropped")
+
+
+async def test_the_lenders_of_a_product_the_screening_denies_are_named_ineligible_with_its_reason(
+    compliance: ComplianceService,
+) -> None:
+    """A BASIC-tier borrower asking 1,500 USDC: traditional loans need STANDARD, so the banks are not asked. They
+    were left out of the outcomes without a trace; each is now ``ineligible`` naming the screening's reason."""
+    basic = replace(
+        borrower_file(), kyc=KycStatus("applicant-1", "b1", KycState.APPROVED, KycTier.BASIC, (), datetime.now(UTC))
+    )
+    quoted = await quoting_service(InMemoryQuotingStore(), compliance).request_credit(basic, SPEC)
+
+    assert quoted.request.status == "quoted"
+    assert {q.kind for q in quoted.quotes} == {"pool"}
+    outcomes = {o.provider_id: (o.outcome, o.detail) for o in quoted.outcomes}
+    tier = "traditional loans: KYC tier BASIC is below the STANDARD this amount needs"
+    assert outcomes["bank"] == outcomes["fintech"] == ("ineligible", tier)
+    assert {outcomes[p][0] for p in ("pool:ethereum-local", "pool:polygon-local")} == {"offered"}
+
+    # and when the pool's offer is over the cap: declined for both, the screening's reason first
+    store = InMemoryQuotingStore()
+    service = quoting_service(store, compliance, lenders=OVER_THE_CAP)
+    none = await service.request_credit(basic, SPEC)
+    assert none.request.status == "no_offers"
+    assert [(r["code"], r["text"]) for r in none.request.risk["reasons"]] == [
+        ("R47", f"Not eligible for this type of credit: {tier}"),
+        (
+            "R44",
+            "Rates offered exceed the legal limit on rates for this credit: nominal-rate 19.00% exceeds the 18% "
+            "cap of Florida",
+        ),
+    ]
