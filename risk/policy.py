@@ -16,6 +16,14 @@ cost — the characteristics (against their best bin), the unknown ones together
 reasons (R33, the health factor's watch band, and R32) alike. "Score below the minimum" (R21) is not a principal
 reason (Regulation B, comment 9(b)(2)-1: the notice names the factors that lowered the score, not the score): it is
 listed only in the unlikely case that no factor cost a point.
+
+A decline by a rule (1, 2 or 4) carries the rules' reasons alone unless a better grade would have approved the
+request (``_score_decided``): the factors are principal reasons only when the score decided the outcome. So a
+prior default (R30) or an incomplete application (R20) is declined for that alone, whatever the score; an amount
+above the grade's maximum (R40) or its collateral's limit (R41) lists the factors too only when some better grade's
+maximum and LTV would carry it (a grade-E borrower asking 3,000 that grade C would lend), not when no grade would
+(a grade-A borrower, or an amount above every grade's maximum). A request declined on its score (3) has no rule
+reason: its factors are its reasons.
 """
 
 from __future__ import annotations
@@ -221,7 +229,10 @@ def assess(
             if request.amount > by_collateral:
                 declines.append(INSUFFICIENT_COLLATERAL)
 
-    reasons = _dedupe([*declines, *_factors(scored.shortfalls, scored.unknown, onchain_view, policy)])[:MAX_REASONS]
+    factors = _factors(scored.shortfalls, scored.unknown, onchain_view, policy)
+    if declines and not _score_decided(declines, terms, request, policy):
+        factors = []  # the rules decided: the factors did not
+    reasons = _dedupe([*declines, *factors])[:MAX_REASONS]
     if not reasons and terms is None:  # no factor cost a point, and yet the score is below every grade
         reasons = [SCORE_TOO_LOW]
     approved = not declines and terms is not None
@@ -241,6 +252,25 @@ def assess(
         model_version=card.version,
         policy_version=policy.version,
         inputs_hash=inputs_hash(profile, request, onchain, card.version, policy.version, inputs_key),
+    )
+
+
+def _score_decided(
+    declines: list[Reason], terms: GradeTerms | None, request: CreditRequestFacts, policy: Policy
+) -> bool:
+    """Whether a better score would have changed the outcome of a request the rules declined (``declines``): only
+    the amount rules (R40, R41) depend on the grade, and only a better grade than ``terms`` (any, below every grade)
+    whose maximum and collateral limit carry the amount would have approved it."""
+    if any(reason not in (AMOUNT_OVER_LIMIT, INSUFFICIENT_COLLATERAL) for reason in declines):
+        return False
+    better = [grade for grade in policy.grades if terms is None or grade.grade < terms.grade]
+    return any(
+        request.amount <= grade.max_amount
+        and (
+            request.collateral_value is None
+            or request.amount <= collateral_limit(request.collateral_value, grade.max_ltv_bps)
+        )
+        for grade in better
     )
 
 

@@ -188,3 +188,19 @@ async def test_the_lenders_of_a_product_the_screening_denies_are_named_ineligibl
             "cap of Florida",
         ),
     ]
+
+
+async def test_a_grade_a_request_declined_for_its_collateral_names_the_collateral_alone(
+    compliance: ComplianceService,
+) -> None:
+    """2,500 USDC on 1 WETH (3,000): above grade A's 80%, the best LTV there is. The decline listed R04 and R08 too,
+    factors no better score could have overcome."""
+    store = InMemoryQuotingStore()
+    service = quoting_service(store, compliance)
+    declined = await service.request_credit(borrower_file(), replace(SPEC, amount="2500.00"))
+
+    assert declined.request.status == "declined"
+    assert declined.request.risk["reasons"] == [
+        {"code": "R41", "text": "Collateral insufficient for the amount requested"}
+    ]
+    assert [r.code for r in store.tables.risk_decisions[-1].decision.reasons] == ["R41"]

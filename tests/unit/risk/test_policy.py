@@ -187,6 +187,27 @@ def test_amount_and_collateral_limits_decline_with_their_reasons() -> None:
     assert enough.max_amount == Decimal("3999.5")  # 79.99 % of 5000: a point under the grade's 80 % (rounding)
 
 
+def test_a_decline_by_a_rule_lists_the_factors_only_when_a_better_grade_would_have_approved() -> None:
+    """A grade-A borrower declined for thin collateral (R41) was told its purpose and installment (R02, R01, R03…)
+    held it back, though no grade lends more against that collateral: the rules' reasons alone decided it."""
+    thin = assess(STRONG, REQUEST.model_copy(update={"collateral_value": Decimal(3000)}), None)
+    assert (thin.approved, [r.code for r in thin.reasons]) == (False, ["R41"])
+    above_every_grade = assess(STRONG, REQUEST.model_copy(update={"amount": Decimal(80_000)}), None)
+    assert [r.code for r in above_every_grade.reasons] == ["R40"]
+    defaulted = assess(STRONG, REQUEST, OnchainFeatures(400, 50, 1, 0, 1, None))
+    assert [r.code for r in defaulted.reasons] == ["R30"]
+    # a grade-C borrower: grade A's 80% would carry 3,000 on 4,000 (C's 60% does not), and A's or B's maximum 20,000
+    middling = STRONG.model_copy(update={"checking": Decimal(-50), "savings": Decimal(20)})
+    assert assess(middling, REQUEST, None).grade_letter == "C"
+    carried = assess(middling, REQUEST.model_copy(update={"collateral_value": Decimal(4000)}), None)
+    assert [r.code for r in carried.reasons] == ["R41", "R01", "R06", "R02"]
+    bigger = assess(middling, REQUEST.model_copy(update={"amount": Decimal(20_000)}), None)
+    assert [r.code for r in bigger.reasons][:2] == ["R40", "R01"]
+    # approvals and score declines keep their factors
+    assert [r.code for r in assess(STRONG, REQUEST, None).reasons] == ["R02", "R01", "R03"]
+    assert [r.code for r in assess(WEAK, REQUEST, None).reasons] == ["R01", "R06", "R02", "R07"]
+
+
 def test_a_collateral_worth_more_than_28_digits_hold_is_limited_not_an_error() -> None:
     """2^96 - 1 base units of a 6-decimal collateral (the most an amount may be), valued 1:1: ``quantize`` to the
     millionth raised InvalidOperation in the default context (a 500 at the API, found by ``make fuzz-api``)."""
