@@ -29,9 +29,13 @@ from compliance.sanctions.lists import ListedName
 from compliance.sanctions.review import ReviewKind, ReviewState, ReviewVerdict, ScreeningOutcome
 from compliance.sanctions.screening import NameHit, normalize_evm_address
 from compliance.service import NAME_MATCH, NAME_NOT_SCREENED, NAME_POSSIBLE_MATCH
+from risk.reasons import MAX_REASONS
 
 REVIEW_PENDING = "sanctions.review-pending"
 REVIEW_CONFIRMED = "sanctions.review-confirmed"
+#: the order a refused borrower is told the screening's reasons in, by code prefix: the sanctions lists, where the
+#: platform lends, the age of majority, the amounts it lends, then the KYC tier (which the borrower may raise)
+TOLD_FIRST = ("sanctions.", "jurisdiction.", "kyc.under-age", "amount.", "kyc.")
 #: the decisions that screen a borrower's name and wallet against the OFAC lists
 SCREENING_KINDS = frozenset({DecisionKind.CREDIT_REQUEST, DecisionKind.ACCEPTANCE})
 
@@ -60,13 +64,15 @@ class ScreeningStatus:
 
 def borrower_reasons(records: Sequence[DecisionRecord], review_ids: Iterable[str]) -> list[tuple[str, str]]:
     """The reasons a refused borrower sees: a name hit is told as a review (held or blocked) with its id, without
-    the listed party's name; every other reason as recorded."""
-    reasons: set[tuple[str, str]] = set()
+    the listed party's name; every other reason as recorded. Each once, in a fixed order (``TOLD_FIRST``: what no
+    borrower can change before what they can), the records' order within a kind, and at most ``MAX_REASONS``: they
+    were a set sorted by code, as many as there were, and an under-age borrower read its KYC tier before its age."""
+    reasons: dict[tuple[str, str], None] = {}  # insertion-ordered, each once
     reviews = ", ".join(sorted(review_ids))
     for record in records:
         for reason in record.reasons:
             if reason.code == NAME_POSSIBLE_MATCH:
-                reasons.add(
+                reasons.setdefault(
                     (
                         REVIEW_PENDING,
                         f"held for a compliance review of a possible match on the OFAC sanctions list (review "
@@ -74,7 +80,7 @@ def borrower_reasons(records: Sequence[DecisionRecord], review_ids: Iterable[str
                     )
                 )
             elif reason.code == NAME_NOT_SCREENED:
-                reasons.add(
+                reasons.setdefault(
                     (
                         NAME_NOT_SCREENED,
                         f"{reason.message} (review {reviews}); you can request credit again once a reviewer has "
@@ -82,7 +88,7 @@ def borrower_reasons(records: Sequence[DecisionRecord], review_ids: Iterable[str
                     )
                 )
             elif reason.code == NAME_MATCH:
-                reasons.add(
+                reasons.setdefault(
                     (
                         NAME_MATCH,
                         f"refused: the name matches an entry on the OFAC sanctions list (review {reviews}); "
@@ -90,8 +96,14 @@ def borrower_reasons(records: Sequence[DecisionRecord], review_ids: Iterable[str
                     )
                 )
             else:
-                reasons.add((reason.code, reason.message))
-    return sorted(reasons)
+                reasons.setdefault((reason.code, reason.message))
+    told = sorted(reasons, key=lambda reason: _told_rank(reason[0]))  # stable: the records' order within a kind
+    return told[:MAX_REASONS]
+
+
+def _told_rank(code: str) -> int:
+    """Where a reason of ``code`` comes in what a refused borrower is told (``TOLD_FIRST``; others last)."""
+    return next((rank for rank, prefix in enumerate(TOLD_FIRST) if code.startswith(prefix)), len(TOLD_FIRST))
 
 
 class SanctionsReviews:

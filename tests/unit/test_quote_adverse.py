@@ -10,11 +10,13 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
+from eth_utils.address import to_checksum_address
 
+from aggregator.errors import ComplianceDenied
 from aggregator.quote_store import InMemoryQuotingStore
 from compliance import ComplianceService
 from compliance.decisions import DecisionKind, DecisionRecord, Outcome
-from compliance.kyc import KycState, KycStatus, KycTier
+from compliance.kyc import IdentityProfile, KycState, KycStatus, KycTier
 from providers.models import (
     Decline,
     InstallmentSchedule,
@@ -204,3 +206,30 @@ async def test_a_grade_a_request_declined_for_its_collateral_names_the_collatera
         {"code": "R41", "text": "Collateral insufficient for the amount requested"}
     ]
     assert [r.code for r in store.tables.risk_decisions[-1].decision.reasons] == ["R41"]
+
+
+async def test_a_refused_borrower_is_told_at_most_four_reasons_what_it_cannot_change_first(
+    compliance: ComplianceService,
+) -> None:
+    """A listed wallet, a name held for review, an Arkansas borrower (no DeFi credit there) under age and below the
+    KYC tier the amount needs: five reasons, told sorted by code (the KYC tier before the age) and all of them."""
+    listed = to_checksum_address("0x098b716b8aaf21512996dc57eb0615e2383e2f96")  # on the shipped OFAC address list
+    refused_file = replace(
+        borrower_file(),
+        jurisdiction="US-AR",
+        wallet=listed,
+        identity=IdentityProfile("Mazen", "Hussein", date(2012, 12, 10), "US-AR"),
+        kyc=KycStatus("applicant-1", "b1", KycState.APPROVED, KycTier.BASIC, (), datetime.now(UTC)),
+    )
+    with pytest.raises(ComplianceDenied) as refused:
+        await quoting_service(InMemoryQuotingStore(), compliance).request_credit(
+            refused_file, replace(SPEC, amount="3000.00")
+        )
+
+    assert [code for code, _ in refused.value.reasons] == [
+        "sanctions.address",
+        "sanctions.review-pending",
+        "jurisdiction.product-not-offered",
+        "kyc.under-age",
+    ]
+    assert refused.value.reasons[3][1] == "the borrower is under the age of majority in US-AR (18)"
