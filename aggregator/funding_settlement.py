@@ -34,14 +34,8 @@ from aggregator.errors import (
     OperatorUnavailable,
 )
 from aggregator.platform import ChainRuntime, earlier_deployment
-from aggregator.servicing.defaults import (
-    CancelOutcome,
-    DefaultJob,
-    cancel_intent_key,
-    current_attempt,
-    hold_intent_key,
-    liquidation_held,
-)
+from aggregator.servicing.defaults import CancelOutcome, DefaultJob, liquidation_held
+from aggregator.servicing.intent_keys import cancel_intent_key, current_attempt, hold_intent_key
 from chain.errors import ChainError
 from chain.signers import Role
 from chain.transactions import BARRED_PAYLOAD, TransactionManager

@@ -85,6 +85,13 @@ from aggregator.servicing.delinquency import (
     judged,
     may_be_paid_as_disclosed,
 )
+from aggregator.servicing.intent_keys import (
+    cancel_intent_key,
+    current_attempt,
+    default_intent_key,
+    hold_intent_key,
+    release_intent_key,
+)
 from aggregator.servicing.leased import Leader, run_leased
 from aggregator.servicing.payment_times import RecordedRepayment, dated
 from aggregator.servicing.repository import (
@@ -100,14 +107,34 @@ from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, ConfirmationTimeout, TransactionReverted
 from chain.relay import revert_of
-from chain.transactions import BARRED_PAYLOAD, Call, TransactionManager
+from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
 from providers.models import FundingState
-from store.chain import DROPPED, FAILED, REVERTED, IntentRecord, SqlChainStore
-from store.chain_repository import ChainRepository
 from store.db import Database
 from store.leases import LeaseStore
 from store.servicing import SqlServicingStore
+
+__all__ = [  # the intents' keys kept importable from here, where they were defined before ``intent_keys``
+    "ACTIVE",
+    "LEASE_KIND",
+    "NOT_FUNDED",
+    "SETTLE",
+    "CancelOutcome",
+    "DefaultJob",
+    "DefaultReport",
+    "DefaulterSettings",
+    "FundingOf",
+    "OnChainLoan",
+    "PastDueSink",
+    "announce_past_due",
+    "cancel_intent_key",
+    "current_attempt",
+    "default_intent_key",
+    "hold_intent_key",
+    "liquidation_held",
+    "release_intent_key",
+    "write_past_due",
+]
 
 log = logging.getLogger(__name__)
 
@@ -179,56 +206,6 @@ NOT_FUNDED = frozenset({FundingState.FAILED, FundingState.CANCELLED, FundingStat
 
 #: where an admin records the settlement of an unfunded loan the job leaves (``aggregator.funding_settlement``)
 SETTLE = "POST /v1/loans/{id}/funding-settlement"
-
-
-def default_intent_key(chain_id: int, aggregator: str, loan_ref: int) -> str:
-    """One ``markDefault`` per loan, ever: the key a second sender finds already taken. A loan is named by its
-    CreditAggregator (the intent's ``to``, checksummed) and its id there: a later deployment on the chain numbers
-    its loans from 1 again, and its loan 1 is not the earlier deployment's."""
-    return f"markDefault:{chain_id}:{to_checksum_address(aggregator)}:{loan_ref}"
-
-
-def hold_intent_key(chain_id: int, collateral_manager: str, loan_ref: int, attempt: int = 1) -> str:
-    """A loan's ``holdLiquidation`` (named by the CollateralManager it is sent to), one intent per attempt: the
-    first's key has no number (the key of every hold sent before attempts were numbered), a later one ``:<n>``."""
-    key = f"holdLiquidation:{chain_id}:{to_checksum_address(collateral_manager)}:{loan_ref}"
-    return key + ("" if attempt == 1 else f":{attempt}")
-
-
-def release_intent_key(chain_id: int, collateral_manager: str, loan_ref: int, attempt: int = 1) -> str:
-    """A loan's ``releaseLiquidationHold``, one intent per attempt, numbered as ``hold_intent_key``'s."""
-    key = f"releaseLiquidationHold:{chain_id}:{to_checksum_address(collateral_manager)}:{loan_ref}"
-    return key + ("" if attempt == 1 else f":{attempt}")
-
-
-#: an attempt at a hold or a release that holds or releases nothing: the node refused it, it was dropped, or it
-#: reverted. It is never sent again under its key: the next attempt is
-NOT_TAKEN = (FAILED, DROPPED, REVERTED)
-ATTEMPTS_READ = 16  # the attempts' intents read in one query
-
-
-async def current_attempt(store: SqlChainStore, key_of: Callable[[int], str]) -> tuple[str, IntentRecord | None]:
-    """The attempt a loan's hold or release (``key_of(n)``: its n-th attempt's key) is sent or resumed under now,
-    with its intent: the first one not refused, dropped nor reverted (``NOT_TAKEN``) — none yet (None: the next to
-    send), in flight or confirmed — or barred (an admin settled the loan funded: nothing is sent under it)."""
-    first = 1
-    while True:
-        keys = [key_of(n) for n in range(first, first + ATTEMPTS_READ)]
-
-        def read(repo: ChainRepository, keys: list[str] = keys) -> list[IntentRecord]:
-            return repo.intents(keys)
-
-        stored = {intent.key: intent for intent in await store.run(read)}
-        for key in keys:
-            intent = stored.get(key)
-            if intent is None or intent.status not in NOT_TAKEN or intent.payload_hash == BARRED_PAYLOAD:
-                return key, intent
-        first += ATTEMPTS_READ
-
-
-def cancel_intent_key(chain_id: int, aggregator: str, loan_ref: int) -> str:
-    """One ``cancelUnfunded`` per loan, ever: the key a second sender finds already taken."""
-    return f"cancelUnfunded:{chain_id}:{to_checksum_address(aggregator)}:{loan_ref}"
 
 
 class DefaultJob:
