@@ -3,14 +3,15 @@ reported the funding failed (``LoanFlag.UNFUNDED``), which the default job cance
 own status of the offer says it was not funded (``aggregator.servicing.defaults``). What the job leaves — a lender
 that says it funded the loan, or does not answer — an admin settles with the lender, then records here:
 
-* **funded** — the lender did pay the borrower out: the loan's cancel is barred (its intent key taken, so neither
-  the job nor an admin can send one after; refused when one was sent), and so is the default job's hold; the accept
-  becomes ``funded`` (a compare-and-set from ``fund-refused``) with the audit entry, so the loan is serviced from the
-  next round on (days past due, default, liquidation); then a hold the job had sent is released by the operator's
-  account (waited for first if on its way). A release not done within the wait is a 503 (``hold-not-released``):
-  the settlement stands, and asking again releases it.
+* **funded** — the lender did pay the borrower out: the loan's cancel is barred (its next attempt's intent key
+  taken, so neither the job nor an admin can send one after; refused when one is in flight or confirmed), and so is
+  the default job's hold; the accept becomes ``funded`` (a compare-and-set from ``fund-refused``) with the audit
+  entry, so the loan is serviced from the next round on (days past due, default, liquidation); then a hold the job
+  had sent is released by the operator's account (waited for first if on its way). A release not done within the
+  wait is a 503 (``hold-not-released``): the settlement stands, and asking again releases it.
 * **not funded** — the operator's account (``CREDITMESH_OPERATOR_KEY``) sends ``cancelUnfunded`` now, without asking
-  the lender, under the default job's own intent key (one transaction per loan, whoever sends it); its receipt's
+  the lender, under the default job's own intent key (one transaction per attempt, whoever sends it; an attempt the
+  node refused or dropped is followed by the next, simulated first, when asked again); its receipt's
   ``LoanCancelled`` is applied to the ledger at once, so the loan is ``cancelled`` and its collateral is back with
   the borrower. A cancel not confirmed within the wait goes on, and the default job resumes it.
 
@@ -105,8 +106,9 @@ class FundingSettlements:
 
         Raises:
             LoanNotFound: no such loan.
-            LoanNotUnfunded: the loan is not open and unfunded, or (funded) a ``cancelUnfunded`` of it was sent, or
-                it is a loan of an earlier deployment of the chain's contracts (``platform.earlier_deployment``).
+            LoanNotUnfunded: the loan is not open and unfunded, or (funded) a ``cancelUnfunded`` of it is in flight
+                or confirmed, or it is a loan of an earlier deployment of the chain's contracts
+                (``platform.earlier_deployment``).
             OperatorUnavailable: no operator account for its chain in this process (not funded; or funded, when its
                 liquidation is held).
             LoanNotCancellable: (not funded) the contract refuses to cancel it.
@@ -144,10 +146,10 @@ class FundingSettlements:
     async def _funded(
         self, loan: UnfundedLoan, chain: ChainRuntime, operator: TransactionManager | None, actor: str, note: str
     ) -> FundingSettlement:
-        """Bar the loan's cancel (one insert of its intent key: a cancel sent already refuses the settlement, and none
-        can be sent after it), bar the default job's hold the same way, record the settlement, then release a hold the
-        job had sent. The intents' store is shared by every account's manager, so the relayer's bars them when this
-        process has no operator account — unless a hold is to be released."""
+        """Bar the loan's cancel (one insert of its next attempt's intent key: a cancel in flight or confirmed
+        refuses the settlement, and none can be sent after it), bar the default job's hold the same way, record the
+        settlement, then release a hold the job had sent. The intents' store is shared by every account's manager,
+        so the relayer's bars them when this process has no operator account — unless a hold is to be released."""
         manager = operator if operator is not None else chain.transactions
         aggregator, collateral = chain.record.address("CreditAggregator"), chain.record.address("CollateralManager")
         hold = hold_intent_key(loan.chain_id, collateral, loan.loan_ref)
@@ -160,7 +162,10 @@ class FundingSettlements:
                 "set CREDITMESH_OPERATOR_KEY"
             )
         why = f"settled funded by {actor}"
-        if not await manager.bar(cancel_intent_key(loan.chain_id, aggregator, loan.loan_ref), aggregator, why):
+        # the next cancel attempt is barred (those before it refused, dropped or reverted: nothing cancelled by them)
+        cancels = partial(cancel_intent_key, loan.chain_id, aggregator, loan.loan_ref)
+        cancel, _ = await current_attempt(manager.store, cancels)
+        if not await manager.bar(cancel, aggregator, why):
             raise LoanNotUnfunded(loan.id, "a cancelUnfunded of it was sent: it is being cancelled")
         # the job's next hold attempt is barred (those before it refused, dropped or reverted: nothing held by them)
         holds = partial(hold_intent_key, loan.chain_id, collateral, loan.loan_ref)

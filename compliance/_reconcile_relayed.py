@@ -4,7 +4,7 @@ must have made, and of the liquidation holds on-chain with the operator's transa
 Each confirmed intent's transaction has its event: a relayed repayment a ``LoanRepaid``; the operator's
 ``markDefault`` a ``LoanDefaulted``, ``cancelUnfunded`` a ``LoanCancelled``, ``holdLiquidation`` a
 ``LiquidationHoldChanged(held=true)`` and ``releaseLiquidationHold`` one with ``held=false`` — each of the loan its
-key names (a hold or release has one intent per attempt, each naming the loan). Only the CreditAggregator's
+key names (each of the operator's has one intent per attempt, each naming the loan). Only the CreditAggregator's
 operator may hold a loan's liquidation, and the platform holds one only as an intent of its own
 (``aggregator.servicing.defaults``): a ``LiquidationHoldChanged`` in any other transaction is the operator's key used
 outside the platform, and a loan whose liquidation nobody may take."""
@@ -92,9 +92,8 @@ def _is_effect(fact: Fact, effect: Effect, loan_ref: int | None) -> bool:
 
 
 def _loan_ref(kind: str, rest: str) -> int | None:
-    """The on-chain loan id an operator's intent key names (``<chain id>:<contract>:<loan id>``, a hold's or
-    release's later attempt ``:<n>`` after it: ``aggregator.servicing.defaults``); None for a repayment's (keyed by
-    its calldata)."""
+    """The on-chain loan id an operator's intent key names (``<chain id>:<contract>:<loan id>``, a later attempt's
+    ``:<n>`` after it: ``aggregator.servicing.intent_keys``); None for a repayment's (keyed by its calldata)."""
     if kind == "repay":
         return None
     parts = rest.split(":")

@@ -18,11 +18,12 @@ node takes) and the block's time — the chain's clock, which is the one the con
   accrual left owed: neither announced past due nor marked in default (``DefaultReport.paid_as_disclosed``);
 * **default**: once the block time is past maturity plus the grace period and the loan is past due by its due dates
   (``delinquency.defaultable``: never while it is current, within its last due date or paid as disclosed), the
-  operator (``OPERATOR_ROLE``, ``CREDITMESH_OPERATOR_KEY``) sends ``markDefault`` — once per loan: the intent is
+  operator (``OPERATOR_ROLE``, ``CREDITMESH_OPERATOR_KEY``) sends ``markDefault`` — once per loan: its intent is
   keyed by the loan (its CreditAggregator and its id there: ``default_intent_key``), so a second round, process or
-  restart resumes the same transaction and never sends another; an ``eth_call`` simulation from the operator comes
-  first. The receipt's ``LoanDefaulted`` is applied to the ledger at once (the indexer applies the same confirmed
-  event later, idempotently); the ledger's change writes ``loan.defaulted``, not this job.
+  restart resumes the same transaction and never sends another (one the node did not take is followed by the next
+  attempt, below); an ``eth_call`` simulation from the operator comes before each attempt's send. The receipt's
+  ``LoanDefaulted`` is applied to the ledger at once (the indexer applies the same confirmed event later,
+  idempotently); the ledger's change writes ``loan.defaulted``, not this job.
 * **unfunded**: a loan funded off-chain whose lender refused the funding instruction or reported it failed (the
   accept's ``fund-refused``: ``OpenLoan.unfunded``) is neither announced past due nor marked in default, and the
   operator holds its liquidation (``holdLiquidation`` on the CollateralManager, held once per loan: ``liquidate`` is
@@ -42,15 +43,17 @@ node takes) and the block's time — the chain's clock, which is the one the con
   (``releaseLiquidationHold``: ``held_loans``). Past the funding window the accept gives up (``fund-refused``:
   ``aggregator.accepting``) and the loan is unfunded, as above.
 
-A hold and its release are each sent under one intent per attempt (``hold_intent_key``, ``release_intent_key``: the
-first's key has no number, ``:2``, ``:3`` … after it; ``current_attempt``), as ``repaying.claim_collateral`` does: an
-attempt the node did not take (refused — the operator's account out of gas — or dropped) or that reverted is never
-sent again under its key, so the next round sends the next attempt. A hold or release counts as done only while its
-attempt is in flight or confirmed. Until 2026-11-29 each had one key per loan, ever, and any intent under it counted:
-a release the node refused once was never tried again — the job took the loan as released, an admin's
+Each of the operator's intents of a loan — ``markDefault``, ``cancelUnfunded``, a hold and its release — is sent
+under one intent per attempt (``aggregator.servicing.intent_keys``: the first's key has no number, ``:2``, ``:3`` …
+after it; ``current_attempt``), as ``repaying.claim_collateral`` does: an attempt the node did not take (refused —
+the operator's account out of gas — or dropped) or that reverted is never sent again under its key, so the next
+round (or an admin's settlement) sends the next attempt, simulated first. A hold or release counts as done only
+while its attempt is in flight or confirmed. Until 2026-11-29 each had one key per loan, ever, and any intent under
+it counted: a release the node refused once was never tried again — the job took the loan as released, an admin's
 settle-as-funded failed for ever, and ``liquidate`` reverted ``LiquidationHeld`` for everyone: an underwater loan
-nobody could liquidate; and a hold refused once left a loan whose funding was pending open to anyone's
-``liquidate``.
+nobody could liquidate; a hold refused once left a loan whose funding was pending open to anyone's ``liquidate``; a
+``markDefault`` refused once was never sent again (the loan never in default: its lender could never recover through
+liquidation); and a ``cancelUnfunded`` refused once failed for ever, the job's and an admin's alike.
 
 The job reads and writes through a ``ServicingStore`` (``aggregator.servicing.repository``; SQL by default): the
 open loans, the announced buckets and the outbox, with the lease's fence, in one unit of work per round's writes.
@@ -327,8 +330,10 @@ class DefaultJob:
             uow.commit()
 
     async def _mark_default(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
-        key = default_intent_key(self.chain_id, self._aggregator.address, loan.loan_ref)
-        tx_hash = await self._send(loan.loan_ref, "markDefault", key, report, leader)
+        """``markDefault`` of a loan past its maturity plus the grace period: its attempt in flight resumed, else
+        the next sent (simulated first): one the node refused or dropped, or that reverted, marked nothing."""
+        key, sent = await self._attempt(default_intent_key, loan.loan_ref)
+        tx_hash = await self._send(loan.loan_ref, "markDefault", key, report, leader, sent=sent)
         if tx_hash is not None:
             report.defaulted[loan.loan_ref] = tx_hash
             log.info("defaulter on chain %s: loan %s marked in default in %s", self.chain_id, loan.loan_ref, tx_hash)
@@ -338,9 +343,8 @@ class DefaultJob:
         once the lender's own status of the offer (``funding_of``) says it was not funded: a refusal of ``/fund`` may
         be a lost answer's replay (a 409 for an offer funded meanwhile), and a report of a failed funding may be
         followed by a payout; cancelling would leave the lender unsecured for a principal it paid out."""
-        key = cancel_intent_key(self.chain_id, self._aggregator.address, loan.loan_ref)
-        sent = await self.operator.store.get_intent(key) is not None
-        if not sent:  # a cancel already sent is resumed, not asked again
+        key, sent = await self._attempt(cancel_intent_key, loan.loan_ref)
+        if not sent:  # a cancel in flight is resumed, not asked again; the next after one not taken is decided anew
             await self._hold(loan, report, leader)
             doubt = await self._lender_doubts(loan)
             if doubt is not None:
@@ -449,9 +453,10 @@ class DefaultJob:
 
     async def cancel_refusal(self, loan_ref: int) -> str | None:
         """Why the contract would refuse ``cancelUnfunded(loan_ref)`` now (its simulation's revert), or None: it
-        would not, or a cancel of the loan was sent already (it is resumed, not decided again)."""
-        key = cancel_intent_key(self.chain_id, self._aggregator.address, loan_ref)
-        if await self.operator.store.get_intent(key) is not None:
+        would not, or a cancel of the loan is in flight or confirmed (it is resumed, not decided again; one the node
+        refused or dropped, or that reverted, is followed by the next attempt, decided anew)."""
+        _, sent = await self._attempt(cancel_intent_key, loan_ref)
+        if sent:
             return None
         return await self._simulate(Call.function(self._aggregator, "cancelUnfunded", loan_ref))
 
@@ -462,10 +467,11 @@ class DefaultJob:
 
         Raises:
             LoanNotCancellable: the contract refuses it (something was repaid on it, it is in default or closed).
-            ChainError: the node refused or dropped it, or did not answer (asked again, the same intent resumes).
+            ChainError: the node refused or dropped it (asked again, the next attempt is sent), or did not answer
+                (asked again, the same intent resumes).
         """
-        report, key = DefaultReport(0, 0), cancel_intent_key(self.chain_id, self._aggregator.address, loan_ref)
-        tx_hash = await self._send(loan_ref, "cancelUnfunded", key, report, None, within=within)
+        report, (key, sent) = DefaultReport(0, 0), await self._attempt(cancel_intent_key, loan_ref)
+        tx_hash = await self._send(loan_ref, "cancelUnfunded", key, report, None, within=within, sent=sent)
         if tx_hash is not None:
             return CancelOutcome(tx_hash, confirmed=True)
         failed = report.errors.get(loan_ref)
@@ -474,6 +480,14 @@ class DefaultJob:
         if failed is not None and not isinstance(failed, TransactionReverted):
             raise failed  # the node refused or dropped it, or did not answer: not the contract's refusal (503)
         raise LoanNotCancellable(loan_ref, report.skipped[loan_ref])
+
+    async def _attempt(self, key_of: Callable[[int, str, int, int], str], loan_ref: int) -> tuple[str, bool]:
+        """The key of the attempt at the operator's ``markDefault`` or ``cancelUnfunded`` of ``loan_ref`` (``key_of``:
+        ``default_intent_key`` or ``cancel_intent_key``) to resume or send now, and whether it was sent (or barred):
+        the first not refused, dropped nor reverted (``current_attempt``)."""
+        attempts = partial(key_of, self.chain_id, self._aggregator.address, loan_ref)
+        key, intent = await current_attempt(self.operator.store, attempts)
+        return key, intent is not None
 
     async def _send(
         self,

@@ -3,11 +3,14 @@ the CreditAggregator, ``holdLiquidation`` and ``releaseLiquidationHold`` on the 
 kind, the chain, the contract it calls (its ``to``, checksummed: a later deployment on the chain numbers its loans
 from 1 again, and its loan 1 is not the earlier deployment's) and the loan's id there.
 
-A hold and a release are sent under one intent per attempt: the first's key has no number (the key of every one sent
-before attempts were numbered, so none is rekeyed), a later one ``:<n>`` after the loan's id — as
-``repaying.claim_collateral`` and the keeper's claims do. An attempt the node did not take (refused — the operator's
-account out of gas — or dropped) or that reverted did nothing and is never sent again under its key (the transaction
-manager answers its terminal state for ever): ``current_attempt`` finds the one to resume or send."""
+Each is sent under one intent per attempt: the first's key has no number (the key of every intent sent before
+attempts were numbered, so none is rekeyed), a later one ``:<n>`` after the loan's id — as ``repaying.claim_collateral``
+and the keeper's claims do. An attempt the node did not take (refused — the operator's account out of gas — or
+dropped) or that reverted did nothing and is never sent again under its key (the transaction manager answers its
+terminal state for ever): ``current_attempt`` finds the one to resume or send. Until 2026-11-29 ``markDefault`` and
+``cancelUnfunded`` had one key per loan, ever: a ``markDefault`` refused once was never sent again — the loan was
+never marked in default and its lender could never recover through liquidation — and a ``cancelUnfunded`` refused
+once failed for ever, the job's and an admin's settle-not-funded alike."""
 
 from __future__ import annotations
 
@@ -31,15 +34,16 @@ def _key(function: str, chain_id: int, contract: str, loan_ref: int, attempt: in
     return key + ("" if attempt == 1 else f":{attempt}")
 
 
-def default_intent_key(chain_id: int, aggregator: str, loan_ref: int) -> str:
-    """One ``markDefault`` per loan, ever (named by its CreditAggregator): the key a second sender finds already
-    taken."""
-    return _key("markDefault", chain_id, aggregator, loan_ref, 1)
+def default_intent_key(chain_id: int, aggregator: str, loan_ref: int, attempt: int = 1) -> str:
+    """A loan's ``markDefault`` (named by its CreditAggregator), one intent per attempt: the key a second sender of
+    the same attempt finds already taken."""
+    return _key("markDefault", chain_id, aggregator, loan_ref, attempt)
 
 
-def cancel_intent_key(chain_id: int, aggregator: str, loan_ref: int) -> str:
-    """One ``cancelUnfunded`` per loan, ever: the key a second sender finds already taken."""
-    return _key("cancelUnfunded", chain_id, aggregator, loan_ref, 1)
+def cancel_intent_key(chain_id: int, aggregator: str, loan_ref: int, attempt: int = 1) -> str:
+    """A loan's ``cancelUnfunded``, one intent per attempt, numbered as ``default_intent_key``'s; an admin's
+    settle-as-funded bars the next attempt (``aggregator.funding_settlement``)."""
+    return _key("cancelUnfunded", chain_id, aggregator, loan_ref, attempt)
 
 
 def hold_intent_key(chain_id: int, collateral_manager: str, loan_ref: int, attempt: int = 1) -> str:
@@ -53,9 +57,9 @@ def release_intent_key(chain_id: int, collateral_manager: str, loan_ref: int, at
 
 
 async def current_attempt(store: SqlChainStore, key_of: Callable[[int], str]) -> tuple[str, IntentRecord | None]:
-    """The attempt a loan's hold or release (``key_of(n)``: its n-th attempt's key) is sent or resumed under now,
-    with its intent: the first one not refused, dropped nor reverted (``NOT_TAKEN``) — none yet (None: the next to
-    send), in flight or confirmed — or barred (an admin settled the loan funded: nothing is sent under it)."""
+    """The attempt an operator's intent of a loan (``key_of(n)``: its n-th attempt's key) is sent or resumed under
+    now, with its intent: the first one not refused, dropped nor reverted (``NOT_TAKEN``) — none yet (None: the next
+    to send), in flight or confirmed — or barred (an admin settled the loan funded: nothing is sent under it)."""
     first = 1
     while True:
         keys = [key_of(n) for n in range(first, first + ATTEMPTS_READ)]

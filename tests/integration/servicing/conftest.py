@@ -4,17 +4,23 @@ its own."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import timedelta
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
 from web3 import Web3
+from web3.types import RPCEndpoint
 
+from aggregator.accept_saga import FUND_REFUSED
 from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
+from aggregator.servicing.delinquency import SECONDS_PER_DAY
 from chain.client import ChainClient
 from chain.config import LOCAL_CHAINS
 from chain.devnet import start_devnet
@@ -22,10 +28,13 @@ from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
 from chain.transactions import TransactionManager
 from contracts.deploy import deploy_to_devnet
+from store.accept_rows import AcceptRow
+from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
-from tests.contracts.harness import WETH, Harness
+from tests.contracts.harness import USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
+from tests.support.ledger_facts import add_quote
 
 
 @pytest.fixture(scope="package")
@@ -89,3 +98,51 @@ async def job(
     yield DefaultJob(client, own_chain.record, servicing_db, operator, holder=holder, settings=settings)
     await operator.close()
     await client.close()
+
+
+def unfunded_loan(chain: DeployedChain, database: Database, *, pool: bool = False) -> tuple[int, str, LocalAccount]:
+    """A loan opened on-chain from sim-bank's quote whose funding instruction sim-bank refused (its accept
+    ``fund-refused``, as the saga leaves it): its on-chain id, its ledger id, the borrower."""
+    harness, borrower = borrower_with_collateral(chain)
+    term = 30 * SECONDS_PER_DAY
+    loan_ref, receipt = harness.open_loan(borrower, pool=pool, principal=1_000 * USDC, originationFee=0, term=term)
+    record_in_ledger(database, chain, receipt)
+    quote_id, now = str(uuid.uuid4()), datetime.now(UTC)
+    with database.unit_of_work() as uow:
+        loan = uow.session.scalars(select(LoanRow).where(LoanRow.onchain_loan_id == loan_ref)).one()
+        loan_id, borrower_id = loan.id, loan.borrower_id
+    add_quote(
+        database, borrower_address=borrower.address, borrower_id=borrower_id, offer_digest="0x" + uuid.uuid4().hex * 2,
+        provider_id="sim-bank", chain_name=chain.name, chain_id=chain.chain_id,
+        contract=chain.record.address("CreditAggregator"), offer={"providerRef": f"ref-{loan_ref}"}, quote_id=quote_id,
+    )  # fmt: skip
+    with database.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan_id)
+        assert row is not None
+        row.quote_id, row.provider_id = quote_id, "sim-bank"
+        row.opened_outside_accept = False  # the accept opened it
+        accept = AcceptRow(
+            quote_id=quote_id, request_id=str(uuid.uuid4()), borrower_id=str(row.borrower_id), kind="traditional",
+            chain_name=chain.name, attempt=1, step="recorded", owner="gone", lease_until=now, updated_at=now,
+            error="sim-bank refused to fund the loan: 409", loan_id=loan_id, lender_state=FUND_REFUSED,
+        )  # fmt: skip
+        uow.session.add(accept)
+        uow.commit()
+    return loan_ref, loan_id, borrower
+
+
+@contextmanager
+def out_of_gas(chain: DeployedChain, account: str) -> Iterator[None]:
+    """The operator's account emptied (the node refuses its transactions), then topped up again."""
+    balance = chain.w3.eth.get_balance(account)  # type: ignore[arg-type]
+    chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account, hex(0)])
+    try:
+        yield
+    finally:
+        chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account, hex(balance)])
+
+
+async def intent_status(sender: TransactionManager, key: str) -> str | None:
+    """The status of the intent ``key`` (None: none stored under it)."""
+    intent = await sender.store.get_intent(key)
+    return None if intent is None else intent.status

@@ -9,8 +9,6 @@ refused (the operator's account out of gas) is sent again, as its next attempt, 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 
@@ -18,7 +16,6 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
-from web3.types import RPCEndpoint
 
 from aggregator.accept_saga import AcceptStep
 from aggregator.loans import FUNDING_PENDING_LIVE, LoanFlag, LoanScope, LoanService
@@ -36,7 +33,7 @@ from store.db import Database
 from store.loans import SqlLoanStore
 from store.outbox import OutboxEventRow
 from tests.contracts.harness import USDC, WETH, Harness
-from tests.integration.servicing.conftest import record_in_ledger
+from tests.integration.servicing.conftest import intent_status, out_of_gas, record_in_ledger
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote
 
@@ -153,22 +150,6 @@ async def test_a_loan_whose_funding_instruction_was_not_delivered_is_held_not_se
     assert events.count("loan.past_due") == 1, events
 
 
-@contextmanager
-def _out_of_gas(chain: DeployedChain, account: str) -> Iterator[None]:
-    """The operator's account emptied (the node refuses its transactions), then topped up again."""
-    balance = chain.w3.eth.get_balance(account)  # type: ignore[arg-type]
-    chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account, hex(0)])
-    try:
-        yield
-    finally:
-        chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account, hex(balance)])
-
-
-async def _status(job: DefaultJob, key: str) -> str | None:
-    intent = await job.operator.store.get_intent(key)
-    return None if intent is None else intent.status
-
-
 async def test_a_release_the_node_refused_is_sent_again_by_the_next_round_and_by_an_admin(
     own_chain: DeployedChain, servicing_db: Database, job: DefaultJob
 ) -> None:
@@ -188,7 +169,7 @@ async def test_a_release_the_node_refused_is_sent_again_by_the_next_round_and_by
         uow.commit()
     release = partial(release_intent_key, own_chain.chain_id, manager.address, loan_ref)
 
-    with _out_of_gas(own_chain, job.operator.account.address):
+    with out_of_gas(own_chain, job.operator.account.address):
         refused = await job.run_round()
         assert loan_ref not in refused.released
         assert "not released yet" in refused.skipped[loan_ref]
@@ -199,10 +180,10 @@ async def test_a_release_the_node_refused_is_sent_again_by_the_next_round_and_by
     topped_up = await job.run_round()
     assert topped_up.released == [loan_ref], topped_up.skipped.get(loan_ref)
     assert not manager.functions.liquidationHeld(loan_ref).call(), "liquidated like any loan from now on"
-    assert [await _status(job, release(n)) for n in (1, 2, 3)] == [FAILED, FAILED, CONFIRMED]
+    assert [await intent_status(job.operator, release(n)) for n in (1, 2, 3)] == [FAILED, FAILED, CONFIRMED]
     assert loan_ref not in (await job.run_round()).released, "released once"
     await job.release_hold(loan_ref, within=10)  # an admin asking again: nothing held, nothing sent
-    assert await _status(job, release(4)) is None
+    assert await intent_status(job.operator, release(4)) is None
 
 
 async def test_a_hold_the_node_refused_is_sent_again_by_the_next_round(
@@ -217,13 +198,13 @@ async def test_a_hold_the_node_refused_is_sent_again_by_the_next_round(
     manager = own_chain.contract("CollateralManager")
     hold = partial(hold_intent_key, own_chain.chain_id, manager.address, loan_ref)
 
-    with _out_of_gas(own_chain, job.operator.account.address):
+    with out_of_gas(own_chain, job.operator.account.address):
         assert loan_ref not in (await job.run_round()).held
     assert not manager.functions.liquidationHeld(loan_ref).call()
 
     held = await job.run_round()
     assert loan_ref in held.held, held.skipped.get(loan_ref)
     assert manager.functions.liquidationHeld(loan_ref).call()
-    assert [await _status(job, hold(n)) for n in (1, 2)] == [FAILED, CONFIRMED]
+    assert [await intent_status(job.operator, hold(n)) for n in (1, 2)] == [FAILED, CONFIRMED]
     assert loan_ref not in (await job.run_round()).held, "held once"
-    assert await _status(job, hold(3)) is None
+    assert await intent_status(job.operator, hold(3)) is None

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
-from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
-from aggregator.accept_saga import FUND_REFUSED
 from aggregator.errors import (
     HoldNotReleased,
     LoanNotCancellable,
@@ -41,10 +38,9 @@ from store.db import Database
 from store.funding_settlements import SqlFundingSettlementStore
 from store.loans import SqlLoanStore
 from store.servicing import SqlServicingStore
-from tests.contracts.harness import USDC, WETH, Harness
-from tests.integration.servicing.conftest import borrower_with_collateral, record_in_ledger
+from tests.contracts.harness import WETH, Harness
+from tests.integration.servicing.conftest import unfunded_loan
 from tests.support.devnet import DeployedChain
-from tests.support.ledger_facts import add_quote
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -71,37 +67,6 @@ def _settlements(chain: ChainRuntime, database: Database) -> FundingSettlements:
     return FundingSettlements(SqlFundingSettlementStore(database), {chain.name: chain}, database, wait_seconds=60)
 
 
-def _unfunded_loan(chain: DeployedChain, database: Database, *, pool: bool = False) -> tuple[int, str, LocalAccount]:
-    """A loan opened on-chain from sim-bank's quote whose funding instruction sim-bank refused (its accept
-    ``fund-refused``, as the saga leaves it): its on-chain id, its ledger id, the borrower."""
-    harness, borrower = borrower_with_collateral(chain)
-    term = 30 * SECONDS_PER_DAY
-    loan_ref, receipt = harness.open_loan(borrower, pool=pool, principal=1_000 * USDC, originationFee=0, term=term)
-    record_in_ledger(database, chain, receipt)
-    quote_id, now = str(uuid.uuid4()), datetime.now(UTC)
-    with database.unit_of_work() as uow:
-        loan = uow.session.scalars(select(LoanRow).where(LoanRow.onchain_loan_id == loan_ref)).one()
-        loan_id, borrower_id = loan.id, loan.borrower_id
-    add_quote(
-        database, borrower_address=borrower.address, borrower_id=borrower_id, offer_digest="0x" + uuid.uuid4().hex * 2,
-        provider_id="sim-bank", chain_name=chain.name, chain_id=chain.chain_id,
-        contract=chain.record.address("CreditAggregator"), offer={"providerRef": f"ref-{loan_ref}"}, quote_id=quote_id,
-    )  # fmt: skip
-    with database.unit_of_work() as uow:
-        row = uow.session.get(LoanRow, loan_id)
-        assert row is not None
-        row.quote_id, row.provider_id = quote_id, "sim-bank"
-        row.opened_outside_accept = False  # the accept opened it
-        accept = AcceptRow(
-            quote_id=quote_id, request_id=str(uuid.uuid4()), borrower_id=str(row.borrower_id), kind="traditional",
-            chain_name=chain.name, attempt=1, step="recorded", owner="gone", lease_until=now, updated_at=now,
-            error="sim-bank refused to fund the loan: 409", loan_id=loan_id, lender_state=FUND_REFUSED,
-        )  # fmt: skip
-        uow.session.add(accept)
-        uow.commit()
-    return loan_ref, loan_id, borrower
-
-
 def _settlement_entries(database: Database, loan_id: str) -> list[dict[str, object]]:
     with database.unit_of_work() as uow:
         rows = uow.session.scalars(
@@ -113,7 +78,7 @@ def _settlement_entries(database: Database, loan_id: str) -> list[dict[str, obje
 async def test_an_unfunded_loan_settled_funded_is_serviced_from_then_on(
     own_chain: DeployedChain, servicing_db: Database, chain: ChainRuntime
 ) -> None:
-    loan_ref, loan_id, _ = _unfunded_loan(own_chain, servicing_db)
+    loan_ref, loan_id, _ = unfunded_loan(own_chain, servicing_db)
     loans = SqlLoanStore(servicing_db)
     with loans.reading() as reading:
         shown = reading.get(loan_id)
@@ -172,7 +137,7 @@ async def test_an_unfunded_loan_settled_funded_is_serviced_from_then_on(
 async def test_an_unfunded_loan_settled_not_funded_is_cancelled_now_and_the_collateral_returned(
     own_chain: DeployedChain, servicing_db: Database, chain: ChainRuntime
 ) -> None:
-    loan_ref, loan_id, borrower = _unfunded_loan(own_chain, servicing_db)
+    loan_ref, loan_id, borrower = unfunded_loan(own_chain, servicing_db)
     harness = Harness(own_chain)
     assert int(harness.weth.functions.balanceOf(borrower.address).call()) == 0
 
@@ -199,11 +164,11 @@ async def test_what_cannot_be_settled_is_refused_before_anything_is_recorded_or_
     with pytest.raises(LoanNotFound):
         await _settlements(chain, servicing_db).settle(str(uuid.uuid4()), False, ADMIN, "no such loan")
 
-    _, pool_loan, _ = _unfunded_loan(own_chain, servicing_db, pool=True)  # a pool's loan is funded on-chain
+    _, pool_loan, _ = unfunded_loan(own_chain, servicing_db, pool=True)  # a pool's loan is funded on-chain
     with pytest.raises(LoanNotUnfunded, match="not an open loan its lender refused to fund"):
         await _settlements(chain, servicing_db).settle(pool_loan, False, ADMIN, "a pool loan")
 
-    loan_ref, loan_id, _ = _unfunded_loan(own_chain, servicing_db)
+    loan_ref, loan_id, _ = unfunded_loan(own_chain, servicing_db)
     no_operator = ChainRuntime(chain.client, chain.record, chain.transactions)
     with pytest.raises(OperatorUnavailable, match="CREDITMESH_OPERATOR_KEY"):
         await _settlements(no_operator, servicing_db).settle(loan_id, False, ADMIN, "no operator here")

@@ -106,3 +106,19 @@ def test_a_later_attempt_at_a_hold_or_release_is_matched_with_the_event_of_its_l
     intents = [RelayedIntent(hold_6, TX[4], 10), RelayedIntent(release_7, TX[5], 10),
                RelayedIntent(RELEASE_7 + ":2", TX[6], 10)]  # fmt: skip
     assert _found(facts, intents, "intent", frozenset(TX[4:7])) == [("recorded-not-on-chain", RELEASE_7 + ":2")]
+
+
+def test_a_later_attempt_at_a_default_or_cancel_is_matched_with_the_event_of_its_loan() -> None:
+    """A ``markDefault`` or ``cancelUnfunded`` the node refused is sent again under its next attempt's key, numbered as
+    a hold's: the loan is the id before the number; an attempt whose transaction has another loan's event is
+    reported."""
+    default_5, cancel_6 = default_intent_key(31337, AGGREGATOR, 5, 2), cancel_intent_key(31337, AGGREGATOR, 6, 4)
+    assert (default_5, cancel_6) == (DEFAULT_5 + ":2", CANCEL_6 + ":4")
+    facts = [
+        _fact("LoanDefaulted", TX[1], loanId=5),
+        _fact("LoanCancelled", TX[2], loanId=6),
+        _fact("LoanCancelled", TX[3], loanId=4),  # the attempt's number, not its loan
+    ]
+    intents = [RelayedIntent(default_5, TX[1], 10), RelayedIntent(cancel_6, TX[2], 10),
+               RelayedIntent(CANCEL_8 + ":4", TX[3], 10)]  # fmt: skip
+    assert _found(facts, intents, "intent") == [("recorded-not-on-chain", CANCEL_8 + ":4")]
