@@ -111,17 +111,36 @@ def no_offers_record(
     """The credit-request decision record denying the request for ``reasons``, so that the decisions list shows it
     refused and why: its inputs the request, the amount asked for, the scoring decision it was approved by and each
     provider's outcome (about the borrower: hashed under ``inputs_key``)."""
+    shown = {"outcomes": {outcome.provider_id: outcome.outcome for outcome in outcomes}}
+    compliance_reasons = [ComplianceReason(reason.code, reason.text) for reason in reasons]
+    return request_denial(compliance_reasons, shown, borrower_id, request_id, amount, decision, now, inputs_key)
+
+
+def request_denial(
+    reasons: Sequence[ComplianceReason],
+    why: Mapping[str, Any],
+    borrower_id: str,
+    request_id: str,
+    amount: Decimal,
+    decision: RiskDecision,
+    now: datetime,
+    inputs_key: bytes | None,
+) -> DecisionRecord:
+    """A credit-request decision record denying request ``request_id`` after the scoring ``decision`` (an adverse
+    action the scoring did not decide: no offer, the borrower's exposure): its inputs the request, the amount asked
+    for, the decision's hash and ``why`` (about the borrower: hashed under ``inputs_key``), its reasons
+    ``reasons``."""
     inputs: dict[str, Any] = {
         "requestId": request_id,
         "amount": amount,
         "riskDecisionHash": "0x" + decision.decision_hash().hex(),
-        "outcomes": {outcome.provider_id: outcome.outcome for outcome in outcomes},
+        **why,
     }
     return decide(
         DecisionKind.CREDIT_REQUEST,
         borrower_id,
         inputs,
-        [ComplianceReason(reason.code, reason.text) for reason in reasons],
+        list(reasons),
         {"policy": decision.policy_version},
         now,
         inputs_key=inputs_key,

@@ -24,8 +24,8 @@ from aggregator.errors import ExposureLimitExceeded, ExposureUnvalued
 from aggregator.exposure import PRODUCT_OF_KIND, ExposureLimits, exposure_at_quote, open_principal
 from aggregator.fanout import ProviderOutcome
 from aggregator.owed import Exposure
-from aggregator.quote_adverse import case
-from compliance.decisions import DecisionKind, DecisionRecord, decide
+from aggregator.quote_adverse import case, request_denial
+from compliance.decisions import DecisionRecord
 from compliance.jurisdiction import Reason
 from compliance.kyc import KycStatus
 from providers.base import ProviderAdapter
@@ -113,18 +113,5 @@ def refusal_record(
     """The credit-request decision record denying the request for the exposure, so that the decisions list shows
     the request refused and why: its inputs the request, the amount asked for, the scoring decision it was refused
     after and the refusal's figures (about the borrower: hashed under ``inputs_key``)."""
-    inputs: dict[str, Any] = {
-        "requestId": request_id,
-        "amount": amount,
-        "riskDecisionHash": "0x" + decision.decision_hash().hex(),
-        "exposure": refusal_summary(refusal),
-    }
-    return decide(
-        DecisionKind.CREDIT_REQUEST,
-        borrower_id,
-        inputs,
-        [refusal_reason(refusal)],
-        {"policy": decision.policy_version},
-        now,
-        inputs_key=inputs_key,
-    )
+    why = {"exposure": refusal_summary(refusal)}
+    return request_denial([refusal_reason(refusal)], why, borrower_id, request_id, amount, decision, now, inputs_key)
