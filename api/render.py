@@ -17,20 +17,17 @@ from aggregator.loans import ChainRef, LoanDetail, LoanRecord
 from aggregator.quote_store import CreditRequestRecord, QuotedRequest, QuoteRecord
 from aggregator.repaying import RepaymentOutcome
 from aggregator.servicing.delinquency import Delinquency
-from api.schemas import (
+from api.loan_schemas import (
     AmountOut,
     ChainRefOut,
     CollateralMovementOut,
-    CreditRequestOut,
-    DisclosureOut,
-    InstallmentOut,
     LiquidationOut,
     LiveFiguresOut,
     LoanOut,
-    QuoteOut,
     RepaymentOut,
     RepaymentResultOut,
 )
+from api.schemas import CreditRequestOut, DisclosureOut, InstallmentOut, QuoteOut
 from contracts.typed_data import OFFER_FIELDS, TEXT_INTEGER_TYPES, Domain, acceptance_json_typed_data
 
 HEALTH = Decimal("0.0001")  # the health factor shown to four places, rounded down (towards liquidation)

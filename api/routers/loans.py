@@ -18,9 +18,9 @@ from aggregator.repaying import RepaymentService, SignedRepayment
 from api.auth import Principal, Role, actor_of
 from api.deps import AdminPrincipal, CurrentBorrowerAccount, PlatformDep, require
 from api.idempotency import Idempotent
+from api.loan_schemas import FundingSettlementIn, FundingSettlementOut, LoanOut, RepaymentIn, RepaymentResultOut
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
 from api.render import loan_detail_out, loan_out, repayment_out
-from api.schemas import FundingSettlementIn, FundingSettlementOut, LoanOut, RepaymentIn, RepaymentResultOut
 from store.funding_settlements import SqlFundingSettlementStore
 from store.loans import SqlLoanStore
 

@@ -11,8 +11,9 @@ from aggregator.permit import CollateralPermit
 from api.bootstrap import Platform
 from api.deps import CurrentBorrower, PlatformDep, ReaderPrincipal
 from api.idempotency import Idempotent
+from api.loan_schemas import LoanOut
 from api.render import loan_out, quote_out
-from api.schemas import EOA_SIGNATURE_LENGTH, AcceptIn, LoanOut, QuoteOut
+from api.schemas import EOA_SIGNATURE_LENGTH, AcceptIn, QuoteOut
 
 router = APIRouter(prefix="/v1/quotes", tags=["quotes"])
 

@@ -11,8 +11,9 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from api.input_types import AwareRfc3339DateTime, JsonInteger, Rfc3339Date, Rfc3339DateTime
+from api.loan_schemas import RepaymentIn
 from api.routers.providers import RegistrationIn
-from api.schemas import PermitIn, RepaymentIn
+from api.schemas import PermitIn
 from providers.policy import ResiliencePolicy
 
 pytestmark = pytest.mark.unit
