@@ -68,7 +68,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from weakref import WeakValueDictionary
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -77,6 +76,7 @@ from aggregator.assets import AssetRegistry, parse_amount
 from aggregator.errors import AggregatorError, AmbiguousOfferRef, InvalidCreditRequest, PaymentNotSent
 from aggregator.installments import DueInstallment, schedule_from_disclosure, total_of_payments
 from aggregator.ledger import ACTIVE, DEFAULTED
+from aggregator.loan_locks import LoanLocks
 from aggregator.loans import LoanRecord, LoanStore
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, PaymentStore, ReportedPayment
 from aggregator.platform import ChainRuntime, earlier_deployment
@@ -186,14 +186,7 @@ def _not_sent(chain: ChainRuntime, loan_id: str, payment_ref: str, intent: str, 
 
 
 #: one payment decision and send at a time per loan in this process (``OffchainPayments.record``)
-_DECIDING_LOCKS: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
-
-
-def _deciding(loan_id: str) -> asyncio.Lock:
-    lock = _DECIDING_LOCKS.get(loan_id)
-    if lock is None:
-        lock = _DECIDING_LOCKS[loan_id] = asyncio.Lock()
-    return lock
+_deciding = LoanLocks()
 
 
 #: a payment completing the disclosed total late still closes the loan when it leaves owed at most this many days'

@@ -88,12 +88,17 @@ def no_offer_reasons(outcomes: Sequence[ProviderOutcome]) -> list[Reason]:
 
 
 def no_offers_risk(risk: dict[str, Any], reasons: Sequence[Reason]) -> dict[str, Any]:
-    """The ``no_offers`` request's ``risk``: not approved, for ``reasons`` (the scoring's did not decide it). The
-    scoring decision stays as ``assess`` made it, signed and stored (``decision_hash`` and ``inputs_hash`` name it):
-    its verdict and reasons are kept under ``assessed``."""
+    """The ``no_offers`` request's ``risk``: denied for ``reasons`` (``denied_risk``)."""
+    return denied_risk(risk, [(reason.code, reason.text) for reason in reasons])
+
+
+def denied_risk(risk: dict[str, Any], reasons: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """A request's ``risk`` once it is denied after the scoring approved it (no offer, the borrower's exposure):
+    not approved, for ``reasons`` ((code, text) each). The scoring decision stays as ``assess`` made it, signed and
+    stored (``decision_hash`` and ``inputs_hash`` name it): its verdict and reasons are kept under ``assessed``."""
     return risk | {
         "approved": False,
-        "reasons": [{"code": reason.code, "text": reason.text} for reason in reasons],
+        "reasons": [{"code": code, "text": text} for code, text in reasons],
         "assessed": {"approved": risk["approved"], "reasons": risk["reasons"]},
     }
 

@@ -24,7 +24,7 @@ from aggregator.errors import ExposureLimitExceeded, ExposureUnvalued
 from aggregator.exposure import PRODUCT_OF_KIND, ExposureLimits, exposure_at_quote, open_principal
 from aggregator.fanout import ProviderOutcome
 from aggregator.owed import Exposure
-from aggregator.quote_adverse import case, request_denial
+from aggregator.quote_adverse import case, denied_risk, request_denial
 from compliance.decisions import DecisionRecord
 from compliance.jurisdiction import Reason
 from compliance.kyc import KycStatus
@@ -89,16 +89,10 @@ def refusal_reason(refusal: ExposureRefusal) -> Reason:
 
 
 def refused_risk(risk: dict[str, Any], refusal: ExposureRefusal) -> dict[str, Any]:
-    """The refused request's ``risk``: not approved, for the refusal's reason (the scoring's reasons did not decline
-    it). The scoring decision stays as ``assess`` made it, signed and stored (``decision_hash`` and ``inputs_hash``
-    name it): its verdict and reasons are kept under ``assessed``; the refusal's figures under ``exposure``."""
+    """The refused request's ``risk``: denied for the refusal's reason (``quote_adverse.denied_risk``: the scoring's
+    verdict kept under ``assessed``), the refusal's figures under ``exposure``."""
     reason = refusal_reason(refusal)
-    return risk | {
-        "approved": False,
-        "reasons": [{"code": reason.code, "text": reason.message}],
-        "assessed": {"approved": risk["approved"], "reasons": risk["reasons"]},
-        "exposure": refusal_summary(refusal),
-    }
+    return denied_risk(risk, [(reason.code, reason.message)]) | {"exposure": refusal_summary(refusal)}
 
 
 def refusal_record(

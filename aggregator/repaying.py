@@ -28,7 +28,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
-from weakref import WeakValueDictionary
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -44,6 +43,7 @@ from aggregator.errors import (
     RepaymentRejected,
 )
 from aggregator.ledger import ACTIVE, DEFAULTED
+from aggregator.loan_locks import LoanLocks
 from aggregator.loans import LoanRecord, LoanScope, LoanStore
 from aggregator.permit import CollateralPermit, chain_time, deadline_passed, permit_signer
 from aggregator.platform import ChainRuntime, earlier_deployment
@@ -297,17 +297,10 @@ class RepaymentService:
 
 
 #: one repayment at a time per loan in this process (``RepaymentService.repay``)
-_REPAYING_LOCKS: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+_repaying = LoanLocks()
 #: the CreditAggregator's refusals of a repayment of a loan that takes none any more (a repayment, a close or a
 #: liquidation mined first): the API's 409 ``loan-not-repayable``, not a repayment to sign again
 NOT_REPAYABLE_ERRORS = ("LoanNotActive(", "NothingOwed(")
-
-
-def _repaying(loan_id: str) -> asyncio.Lock:
-    lock = _REPAYING_LOCKS.get(loan_id)
-    if lock is None:
-        lock = _REPAYING_LOCKS[loan_id] = asyncio.Lock()
-    return lock
 
 
 def _refused(loan_id: str, intent: str, reason: str) -> LoanNotRepayable | RepaymentRejected:
