@@ -10,8 +10,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 
 from aggregator.platform import connect_chain
 from api.settings import HttpLenderSetting, Settings
@@ -20,8 +18,8 @@ from chain.signers import Role, devnet_signer
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
-from tests.contracts.harness import RELAYER, USDC, WETH, Harness
-from tests.integration.servicing.conftest import record_in_ledger
+from tests.contracts.harness import RELAYER, USDC
+from tests.integration.servicing.conftest import borrower_with_collateral, record_in_ledger
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote
 from tests.support.receiver import EventReceiver
@@ -35,12 +33,7 @@ DAY = 86_400
 async def test_a_loan_past_maturity_and_grace_reaches_its_lender_as_loan_defaulted_over_http(
     own_chain: DeployedChain, servicing_db: Database, tmp_path: Path
 ) -> None:
-    harness = Harness(own_chain)
-    harness.set_weth_price(3_000)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=WETH)
-    harness.approve_all(borrower.address)
+    harness, borrower = borrower_with_collateral(own_chain)
     offer = harness.offer(borrower.address, pool=False, principal=1_000 * USDC, originationFee=0, term=DAY)
     digest = "0x" + harness.aggregator.functions.offerDigest(offer.as_abi_tuple()).call().hex()
     add_quote(  # our quote of the offer, from the lender: the loan opened from it is the lender's

@@ -37,7 +37,7 @@ from store.db import Database
 from store.loans import SqlLoanStore
 from store.outbox import OutboxEventRow
 from tests.contracts.harness import USDC, WETH, Harness
-from tests.integration.servicing.conftest import record_in_ledger
+from tests.integration.servicing.conftest import borrower_with_collateral, record_in_ledger
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote
 from tests.support.reconcile import LoanMaker, index, reconciled
@@ -51,12 +51,7 @@ TERM = SECONDS_PER_DAY
 @pytest.fixture(scope="module")
 def one_day_loan(own_chain: DeployedChain, servicing_db: Database) -> tuple[int, str, int]:
     """A one-day pool loan; its ledger id and maturity."""
-    harness = Harness(own_chain)
-    harness.set_weth_price(3_000)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=WETH)
-    harness.approve_all(borrower.address)
+    harness, borrower = borrower_with_collateral(own_chain)
     loan_ref, receipt = harness.open_loan(borrower, principal=1_000 * USDC, originationFee=0, term=TERM)
     record_in_ledger(servicing_db, own_chain, receipt)
     with servicing_db.unit_of_work() as uow:
@@ -173,12 +168,7 @@ async def test_past_due_then_default_once_then_90_plus(
 async def test_a_defaulted_traditional_loan_is_liquidated_to_its_lenders_settlement_address(
     own_chain: DeployedChain, servicing_db: Database, jobs: list[DefaultJob]
 ) -> None:
-    harness = Harness(own_chain)
-    harness.set_weth_price(3_000)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=WETH)
-    harness.approve_all(borrower.address)
+    harness, borrower = borrower_with_collateral(own_chain)
     loan_ref, receipt = harness.open_loan(borrower, pool=False, principal=1_000 * USDC, originationFee=0, term=TERM)
     record_in_ledger(servicing_db, own_chain, receipt)  # funded off-chain by sim-bank (the harness's provider id)
     _advance_to(harness, int(harness.loan(loan_ref)["maturity"]) + 8 * SECONDS_PER_DAY)
@@ -206,12 +196,7 @@ async def test_a_traditional_loan_its_lender_never_funded_is_neither_defaulted_n
     lender's settlement address (the test above); the keeper leaves it alone and says why, and the default job has
     the operator cancel it once the lender says it did not fund it (not while it says funded: a refusal may be a lost
     answer's replay): the collateral is back in the borrower's wallet and the ledger shows it cancelled."""
-    harness = Harness(own_chain)
-    harness.set_weth_price(3_000)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=WETH)
-    harness.approve_all(borrower.address)
+    harness, borrower = borrower_with_collateral(own_chain)
     loan_ref, receipt = harness.open_loan(borrower, pool=False, principal=1_000 * USDC, originationFee=0, term=TERM)
     record_in_ledger(servicing_db, own_chain, receipt)
     offer_ref = f"never-funded-{loan_ref}"

@@ -10,8 +10,6 @@ from __future__ import annotations
 from functools import partial
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from aggregator.funding_settlement import FUNDED, NOT_FUNDED, FundingSettlements
@@ -28,7 +26,13 @@ from store.chain import CONFIRMED, DROPPED, FAILED
 from store.db import Database
 from store.funding_settlements import SqlFundingSettlementStore
 from tests.contracts.harness import USDC, WETH, Harness
-from tests.integration.servicing.conftest import intent_status, out_of_gas, record_in_ledger, unfunded_loan
+from tests.integration.servicing.conftest import (
+    borrower_with_collateral,
+    intent_status,
+    out_of_gas,
+    record_in_ledger,
+    unfunded_loan,
+)
 from tests.support.devnet import DeployedChain
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -77,12 +81,7 @@ async def test_a_mark_default_the_node_refused_is_sent_again_by_the_next_round(
     """A loan past its maturity plus the grace period, its ``markDefault`` refused by the node: before, the next
     round resumed the failed intent (TransactionRejected, every round) and the loan was never marked in default.
     Now the next round sends the next attempt, simulated first; once it is taken, nothing more is sent."""
-    harness = Harness(own_chain)
-    harness.set_weth_price(3_000)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=WETH)
-    harness.approve_all(borrower.address)
+    harness, borrower = borrower_with_collateral(own_chain)
     loan_ref, receipt = harness.open_loan(borrower, principal=1_000 * USDC, originationFee=0, term=SECONDS_PER_DAY)
     record_in_ledger(servicing_db, own_chain, receipt)
     with servicing_db.unit_of_work() as uow:
