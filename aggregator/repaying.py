@@ -14,10 +14,14 @@ the amount. The transaction's intent key is the hash of
 its calldata: the same signed repayment posted twice is one transaction; one refused before it was sent, or whose
 transaction was dropped, stays so (``repayment-rejected``: sign a new repayment).
 
-Repayments of one loan are taken one at a time in a process, each from its checks to its recorded outcome: one
-racing another is checked after it, so a loan the first closed is refused here (``loan-not-repayable``), and a refusal
-of the chain's that says the same (``LoanNotActive``, ``NothingOwed``: a repayment sent by another process, a
-liquidation mined first) is answered so too.
+Repayments of one loan are taken one at a time, each from its checks to its recorded outcome, in a process and across
+the platform's processes (the loan's claim, ``aggregator.loan_locks.LoanClaims``, a lease in the database): one
+racing another is checked after it, so a loan the first closed is refused here (``loan-not-repayable``), never sent;
+one that waited longer than the repayment's wait for another process's is refused so too (post it again), and a
+refusal of the chain's that says the same (``LoanNotActive``, ``NothingOwed``: the borrower's own repayment, a
+liquidation mined first) is answered so too. Until 2026-11-29 the claim was the process's lock alone: two API
+processes each checked a ``"max"`` repayment before either was sent, and the relayer sent both, the second to revert
+at its cost (its borrower told ``repayment-rejected`` when both were mined in one block).
 
 After ``LoanClosed`` the collateral is back: the contract pushes it; when the token refused the push
 (``CollateralClaimable``) the relayer sends ``claimCollateral``."""
@@ -43,7 +47,7 @@ from aggregator.errors import (
     RepaymentRejected,
 )
 from aggregator.ledger import ACTIVE, DEFAULTED
-from aggregator.loan_locks import LoanLocks
+from aggregator.loan_locks import LoanBusy, LoanClaims, LoanLocks
 from aggregator.loans import LoanRecord, LoanScope, LoanStore
 from aggregator.permit import CollateralPermit, chain_time, deadline_passed, permit_signer
 from aggregator.platform import ChainRuntime, earlier_deployment
@@ -68,6 +72,7 @@ from contracts.typed_data import (
     repayment_typed_data,
 )
 from store.chain import DROPPED, FAILED, REVERTED
+from store.leases import LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +131,13 @@ class RepaymentService:
         receipts: ReceiptRecorder,
         *,
         wait_seconds: float = 120.0,
+        leases: LeaseStore | None = None,
     ) -> None:
+        """``leases``: where a loan's claim is taken across processes (the database's; None: in this process only,
+        for in-memory stores). Another process's claim is waited for up to ``wait_seconds``."""
         self._loans, self._chains, self._assets, self._wait = loans, chains, assets, wait_seconds
         self._receipts = receipts
+        self._claims = LoanClaims("repayment", _repaying, leases, patience=wait_seconds)
         self._separators: dict[tuple[int, str], bytes] = {}
 
     def _load(self, loan_id: str, borrower_id: str) -> LoanRecord:
@@ -144,11 +153,18 @@ class RepaymentService:
         Raises:
             LoanNotFound, LoanNotRepayable, InvalidRepayment, AmountOverOwed, RepaymentRejected; ChainError when
             the chain does not answer (the API's 503)."""
-        # One at a time per loan, from the checks to the recorded outcome: a second repayment racing the first is
-        # checked against what the first left (a closed loan refused here), not sent to revert at the relayer's cost.
-        async with _repaying(loan_id):
-            loan = await asyncio.to_thread(self._load, loan_id, borrower_id)
-            return await self._repay(loan, signed)
+        # One at a time per loan, from the checks to the recorded outcome, across processes: a second repayment
+        # racing the first is checked against what the first left (a closed loan refused here), not sent to revert
+        # at the relayer's cost.
+        await asyncio.to_thread(self._load, loan_id, borrower_id)  # another's loan: 404, its claim never touched
+        try:
+            async with self._claims.hold(loan_id):
+                loan = await asyncio.to_thread(self._load, loan_id, borrower_id)
+                return await self._repay(loan, signed)
+        except LoanBusy as err:
+            raise LoanNotRepayable(
+                loan_id, "another repayment of it is still being sent: post this one again once that one is recorded"
+            ) from err
 
     async def _repay(self, loan: LoanRecord, signed: SignedRepayment) -> RepaymentOutcome:
         chain = self._chains.get(loan.chain_name)
@@ -296,7 +312,7 @@ class RepaymentService:
         )
 
 
-#: one repayment at a time per loan in this process (``RepaymentService.repay``)
+#: one repayment at a time per loan in this process, the fast path of its claim (``RepaymentService.repay``)
 _repaying = LoanLocks()
 #: the CreditAggregator's refusals of a repayment of a loan that takes none any more (a repayment, a close or a
 #: liquidation mined first): the API's 409 ``loan-not-repayable``, not a repayment to sign again

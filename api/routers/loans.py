@@ -22,6 +22,7 @@ from api.loan_schemas import FundingSettlementIn, FundingSettlementOut, LoanOut,
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, Page, decode_cursor, page
 from api.render import loan_detail_out, loan_out, repayment_out
 from store.funding_settlements import SqlFundingSettlementStore
+from store.leases import SqlLeaseStore
 from store.loans import SqlLoanStore
 
 router = APIRouter(prefix="/v1/loans", tags=["loans"])
@@ -44,6 +45,7 @@ async def get_repayments(platform: PlatformDep) -> RepaymentService:
         platform.assets,
         LedgerReceipts(platform.database),
         wait_seconds=platform.settings.accept_wait_seconds,
+        leases=SqlLeaseStore(platform.database.sessions),  # a loan's repayments one at a time across processes
     )
 
 
