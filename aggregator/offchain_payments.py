@@ -52,13 +52,17 @@ lender could close the loan as well by reporting a larger amount: the flag trust
 
 The decision reads what the lenders reported for the loan so far, so two payments of one loan are decided one after
 the other: in one transaction holding the loan's row (``PaymentRecords.hold_loan``: ``FOR UPDATE`` on PostgreSQL,
-across processes) and, within a process, under the loan's lock (SQLite does not serialize a read before a write).
-Decided side by side, two last payments could each see the other missing and neither close the loan. What the loan
-owes is read before, so that no transaction waits on the chain. The loan's lock is held on until the attempt's intent
-is created (sent), so that two reports of one payment in a process do not each work out an amount for one attempt.
-Two processes (API replicas) may each work one out: the second to send the attempt meets the first's intent under its
-key (``IntentConflict``), keeps the amount that one was sent with as ``recorded_amount`` and follows its transaction.
-Until 2026-11-29 it kept its own amount, never sent, and answered 503: the record the reconciler matches the
+across processes) and under the loan's claim (``aggregator.loan_locks.LoanClaims``: its lock in the process — SQLite
+does not serialize a read before a write — and a lease in the database across processes). Decided side by side, two
+last payments could each see the other missing and neither close the loan. What the loan owes is read before, so
+that no transaction waits on the chain. The claim is held on until the attempt's intent is created (sent), so that two
+reports of one payment, in one process or two, do not each work out an amount for one attempt: the second finds the
+attempt in flight and follows its transaction. A report that waited for another process's claim longer than the wait
+is answered ``PaymentNotSent`` (503, report it again), nothing sent. Should two still meet (a claim outlived by a
+stalled holder), the second to send the attempt meets the first's intent under its key (``IntentConflict``), keeps the
+amount that one was sent with as ``recorded_amount`` and follows its transaction. Until 2026-11-29 the claim was the
+process's lock alone, so two processes (API replicas) each worked out an amount and relied on that conflict; and
+before that the second kept its own amount, never sent, and answered 503: the record the reconciler matches the
 ``LoanRepaid`` against named an amount the chain never recorded."""
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ from aggregator.assets import AssetRegistry, parse_amount
 from aggregator.errors import AggregatorError, AmbiguousOfferRef, InvalidCreditRequest, PaymentNotSent
 from aggregator.installments import DueInstallment, schedule_from_disclosure, total_of_payments
 from aggregator.ledger import ACTIVE, DEFAULTED
-from aggregator.loan_locks import LoanLocks
+from aggregator.loan_locks import LoanBusy, LoanClaims, LoanLocks
 from aggregator.loans import LoanRecord, LoanStore
 from aggregator.payment_records import ACCEPTED, RECORDED, REFUSED, PaymentStore, ReportedPayment
 from aggregator.platform import ChainRuntime, earlier_deployment
@@ -96,6 +100,7 @@ from chain.errors import (
 from chain.transactions import Call, Submission
 from compliance.tila.disclosure import SECONDS_PER_DAY, single_payment_interest
 from store.chain import DROPPED, FAILED, SqlChainStore
+from store.leases import LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +190,8 @@ def _not_sent(chain: ChainRuntime, loan_id: str, payment_ref: str, intent: str, 
     )
 
 
-#: one payment decision and send at a time per loan in this process (``OffchainPayments.record``)
+#: one payment decision and send at a time per loan in this process, the fast path of its claim
+#: (``OffchainPayments.record``)
 _deciding = LoanLocks()
 
 
@@ -245,9 +251,13 @@ class OffchainPayments:
         receipts: ReceiptRecorder,
         *,
         wait_seconds: float = 30,
+        leases: LeaseStore | None = None,
     ) -> None:
+        """``leases``: where a loan's claim is taken across processes (the database's; None: in this process only,
+        for in-memory stores). Another process's claim is waited for up to ``wait_seconds``."""
         self._loans, self._payments, self._chains, self._assets = loans, payments, chains, assets
         self._receipts, self._wait = receipts, wait_seconds
+        self._claims = LoanClaims("offchain-payment", _deciding, leases, patience=wait_seconds)
 
     def _loan(self, provider_id: str, offer_ref: str) -> tuple[LoanRecord, tuple[DueInstallment, ...]]:
         """The loan of the lender's offer, and the schedule disclosed with its quote (() without one)."""
@@ -398,8 +408,8 @@ class OffchainPayments:
             occurred = occurred.replace(tzinfo=UTC)
         decision = _Decision(schedule, loan.rate_bps or 0, paid_in_full, int(occurred.timestamp()))
         try:
-            # decided, and its attempt's amount worked out and sent, one report of the loan at a time here
-            async with _deciding(loan.id):
+            # decided, and its attempt's amount worked out and sent, one report of the loan at a time, across processes
+            async with self._claims.hold(loan.id):
                 payment, owed = await self._decided(chain, reported, decision)
                 attempt = await _attempt(operator.store, chain.chain_id, loan.contract, onchain_id, reference)
                 intent = attempt.key
@@ -408,6 +418,11 @@ class OffchainPayments:
                 payment = await self._sent_as(chain, payment, attempt, owed, decision.rate_bps)
                 payment, submission = await self._submit(chain, payment, intent)
             receipt = await operator.wait(intent, within=self._wait)
+        except LoanBusy as err:  # nothing decided or sent: the lender's retry is
+            raise PaymentNotSent(
+                f"another payment of loan {loan.id} is being sent by another of the platform's processes; the payment "
+                f"{payment_ref} was not sent: report it again"
+            ) from err
         except ConfirmationTimeout:
             await asyncio.to_thread(self._settle, payment, ACCEPTED, submission.tx_hash, None)
             return RecordedPayment(loan.id, "submitted", submission.tx_hash)

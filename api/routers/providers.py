@@ -50,6 +50,7 @@ from providers.webhooks import (
     receive_webhook,
     refuse_unauthenticated,
 )
+from store.leases import SqlLeaseStore
 from store.loans import SqlLoanStore
 from store.offer_events import SqlOfferEventRepository
 from store.payments import SqlPaymentStore
@@ -412,6 +413,7 @@ async def _record_payment(platform: Platform, provider_id: str, event: WebhookEv
         platform.assets,
         LedgerReceipts(platform.database),
         wait_seconds=platform.settings.accept_wait_seconds,
+        leases=SqlLeaseStore(platform.database.sessions),  # a loan's payments one at a time across processes
     )
     try:
         recorded = await payments.record(

@@ -25,6 +25,7 @@ from chain.events import ChainEvent
 from chain.transactions import Call
 from contracts.typed_data import Domain
 from store.chain import FAILED
+from store.leases import LeaseStore
 
 CHAIN_NAME, CHAIN_ID = "ethereum-local", 31337
 AGGREGATOR = to_checksum_address("0x" + "a0" * 20)
@@ -195,10 +196,12 @@ def offchain_payments(
     disclosures: dict[str, dict[str, Any]] | None = None,
     chain: FakeChain | None = None,
     loan_store: InMemoryLoanStore | None = None,
+    leases: LeaseStore | None = None,
 ) -> tuple[OffchainPayments, FakeChain, InMemoryPaymentStore, FakeReceipts]:
     """The off-chain payment service on in-memory stores and ``chain`` (a new FakeChain unless given): each (offer
     reference, loan) its lender's in ``loan_store`` (a new one unless given; LENDER_LOAN as offer-1 when no loan
-    is), ``disclosures`` by quote id. The service, the chain, the payment store and the receipt recorder."""
+    is), ``disclosures`` by quote id, a loan's claims taken in ``leases`` when given. The service, the chain, the
+    payment store and the receipt recorder."""
     loan_store = InMemoryLoanStore() if loan_store is None else loan_store
     loan_store.disclosures.update(disclosures or {})
     for offer_ref, loan in loans or (("offer-1", LENDER_LOAN),):
@@ -206,5 +209,6 @@ def offchain_payments(
         loan_store.provider_refs[(loan.provider_id or "", offer_ref)] = loan.id
     chain = FakeChain() if chain is None else chain
     payments, receipts = InMemoryPaymentStore(), FakeReceipts()
-    service = OffchainPayments(loan_store, payments, {CHAIN_NAME: chain.runtime()}, ASSETS, receipts, wait_seconds=1)
+    runtimes = {CHAIN_NAME: chain.runtime()}
+    service = OffchainPayments(loan_store, payments, runtimes, ASSETS, receipts, wait_seconds=1, leases=leases)
     return service, chain, payments, receipts
