@@ -1,6 +1,7 @@
 """Three API processes on one PostgreSQL and one Redis, credit requests and accepts spread over them at once:
 every accepted quote is one loan (on-chain and in the database), the same quote accepted through two processes at
-once opens it once, and the relayer's nonces on every chain follow each other with no gap and no repeat.
+once opens it once, and the relayer's nonces on every chain follow each other with no gap and no repeat; a loan
+repaid through two processes at once is sent one transaction.
 
 The default run holds a short load (30 credit requests, 9 quotes accepted through two processes each); the issue's
 full load (300 credit requests, 100 accepts) is ``slow``."""
@@ -8,13 +9,17 @@ full load (300 credit requests, 100 accepts) is ``slow``."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
+from api.wallet import signed_repayment
 from chain.signers import Role, devnet_signer
 from tests.chaos.support import (
     REQUEST,
@@ -27,6 +32,8 @@ from tests.chaos.support import (
     pool_quote,
     settled,
 )
+from tests.e2e.test_repayment_refusals import _refusal, _resigned, _wait_for_pending
+from tests.e2e.test_repayments import CHAIN, _mint, _onchain_repayments, _open_pool_loan
 from tests.support.cluster import ApiCluster, StartCluster
 from tests.support.devnet import DeployedChain
 
@@ -110,3 +117,57 @@ def test_requests_and_accepts_spread_over_three_processes_give_one_loan_per_acce
     for chain in chains:
         first_block, first_nonce = start[chain.name]
         assert_no_nonce_gap_or_repeat(chain, first_block, first_nonce)
+
+
+def test_two_processes_repaying_one_loan_at_once_send_one_transaction(
+    cluster: ApiCluster, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    """A ``"max"`` repayment of one loan posted to two processes at once: the relayer sends one transaction, the loan
+    closes, and the other post is answered 409 ``loan-not-repayable`` without a transaction of its own. Until
+    2026-11-29 a loan's repayments were one at a time only within a process: each process checked its repayment
+    before the other's was mined, the relayer sent both, and the second reverted at its cost — both mined in one
+    block, its borrower was told 422 ``repayment-rejected`` (sign a new one) of a loan already repaid. The loan's
+    claim is now a lease in the database (``aggregator.loan_locks.LoanClaims``)."""
+    chain = devnet_chains[CHAIN]
+    wallet: LocalAccount = Account.create()
+    _mint(chain, "WETH", wallet.address, 2 * 10**18)
+    _mint(chain, "USDC", wallet.address, 50 * 10**6)
+    loan_id, key = _open_pool_loan(cluster.platform, chain, wallet)
+    relayer = devnet_signer(Role.RELAYER).address
+    with cluster.client(0, key) as client:
+        loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
+    first = signed_repayment(wallet, loan, "max", chain.devnet.rpc_url)
+    bodies = {0: first, 1: _resigned(wallet, loan, first, nonce=int(first["nonce"]) + 1)}
+    sent_before = chain.w3.eth.get_transaction_count(relayer)
+    answers: dict[int, httpx.Response] = {}
+
+    def post(process: int) -> None:
+        with cluster.client(process, key) as client:
+            answers[process] = client.post(f"/v1/loans/{loan_id}/repayments", json=bodies[process], timeout=300)
+
+    posts = [threading.Thread(target=post, args=(process,)) for process in bodies]
+    rpc_call: Any = chain.w3.provider.make_request
+    rpc_call("evm_setAutomine", [False])
+    try:  # the first sent waits in the node's pool, not mined: the other process's is posted while it is under way
+        for thread in posts:
+            thread.start()
+        _wait_for_pending(chain, relayer, sent_before + 1, within=120.0)
+        _wait_for_pending(chain, relayer, sent_before + 2, within=10.0)  # the old code's second is sent by now
+        pending = chain.w3.eth.get_transaction_count(relayer, "pending")
+    finally:
+        rpc_call("evm_setAutomine", [True])
+        rpc_call("evm_mine", [])
+    for thread in posts:
+        thread.join()
+
+    told = {process: (answer.status_code, answer.text) for process, answer in answers.items()}
+    assert pending == sent_before + 1, f"sent {pending - sent_before} transactions; the borrower was told {told}"
+    closed, refused = sorted(answers.values(), key=lambda answer: answer.status_code)
+    assert (closed.status_code, closed.json().get("closed")) == (201, True), told
+    status, kind, _, _ = _refusal(refused)
+    assert (status, kind) == (409, "loan-not-repayable"), told
+    assert "repay:" not in refused.text, "the platform's intent key is not the borrower's business"
+    assert chain.w3.eth.get_transaction_count(relayer) == sent_before + 1, "the second was never sent"
+    assert len(_onchain_repayments(chain, int(loan["onchain_loan_id"]))) == 1
+    with cluster.client(0, key) as client:
+        assert client.get(f"/v1/loans/{loan_id}").raise_for_status().json()["status"] == "repaid"
