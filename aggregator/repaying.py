@@ -61,6 +61,7 @@ from chain.errors import (
     TransactionReverted,
 )
 from chain.events import ChainEvent
+from chain.relay import revert_of
 from chain.transactions import Call
 from compliance.tila.disclosure import single_payment_interest
 from contracts.typed_data import (
@@ -208,7 +209,7 @@ class RepaymentService:
         except GasEstimationFailed as err:
             raise _refused(loan.id, intent, err.decoded or str(err)) from err
         except TransactionReverted as err:
-            raise _refused(loan.id, intent, str(err)) from err
+            raise _refused(loan.id, intent, await _why_reverted(chain, call, err)) from err
         except TransactionDropped as err:
             raise RepaymentRejected(DROPPED_REPAYMENT) from err
         events = await self._record(chain, receipt.tx_hash)
@@ -329,6 +330,20 @@ def _refused(loan_id: str, intent: str, reason: str) -> LoanNotRepayable | Repay
             loan_id, f"the chain takes no repayment of it now ({told}): a repayment, close or liquidation came first"
         )
     return RepaymentRejected(told)
+
+
+async def _why_reverted(chain: ChainRuntime, call: Call, reverted: TransactionReverted) -> str:
+    """Why a mined repayment reverted, as the chain says now: a mined revert carries no reason, so the same call is
+    simulated at the head — a loan that a transaction mined before it closed (the borrower's own repayment, a
+    liquidation) says ``LoanNotActive``, the 409 ``loan-not-repayable``, not a repayment to sign again. The revert's
+    own message when the simulation passes now or cannot be run."""
+    assert call.to is not None
+    request = {"from": chain.relayer, "to": call.to, "data": "0x" + call.data.hex()}
+    try:
+        now = await revert_of(chain.client.provider, request)
+    except (ChainError, KeyError):  # no answer, or an answer without a result: the revert's own message
+        now = None
+    return f"{reverted} ({now})" if now else str(reverted)
 
 
 def repayment_call(aggregator: Any, repayment: Repayment, signed: SignedRepayment) -> Call:

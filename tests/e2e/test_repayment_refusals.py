@@ -2,7 +2,8 @@
 chain's time has passed is refused naming the field, not sent to be refused by the chain as an allowance it does not
 have; ``wallet repay`` signs its deadlines by the chain's time, so it repays on a devnet whose clock was moved on; a
 signed repayment whose transaction the relayer dropped is answered to be signed anew, not "ask again shortly"; of two
-repayments of everything posted at once, the second is refused as the loan not repayable, nothing of it sent."""
+repayments of everything posted at once, the second is refused as the loan not repayable, nothing of it sent; a
+relayed repayment reverted because the borrower's own repayment closed the loan first is that too."""
 
 from __future__ import annotations
 
@@ -261,3 +262,59 @@ def _wait_for_pending(chain: DeployedChain, sender: ChecksumAddress, count: int,
     deadline = time.monotonic() + within
     while chain.w3.eth.get_transaction_count(sender, "pending") < count and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def test_a_relayed_repayment_reverted_by_the_borrowers_own_repayment_mined_first_is_loan_not_repayable(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    """The borrower repaid the loan from their own wallet in the block that mined the relayed repayment, ahead of it
+    (a higher tip): the relayed one reverted, and the borrower was told 422 ``repayment-rejected``, "its transaction
+    reverted in block N" — sign a new repayment, of a loan already repaid. A mined revert carries no reason; the call
+    simulated again says ``LoanNotActive``: 409 ``loan-not-repayable``."""
+    chain = devnet_chains[CHAIN]
+    wallet: LocalAccount = Account.create()
+    _mint(chain, "WETH", wallet.address, 2 * 10**18)
+    _mint(chain, "USDC", wallet.address, 50 * 10**6)
+    loan_id, key = _open_pool_loan(platform, chain, wallet)
+    relayer = _relayer(platform, key)
+    with platform.client(key) as client:
+        loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
+    relayed = signed_repayment(wallet, loan, "max", chain.devnet.rpc_url)
+    rpc_call: Any = chain.w3.provider.make_request
+    rpc_call("anvil_setBalance", [wallet.address, hex(10**18)])
+    sent_before = chain.w3.eth.get_transaction_count(relayer)
+    answers: list[Any] = []
+
+    def post() -> None:
+        with platform.client(key) as client:
+            answers.append(client.post(f"/v1/loans/{loan_id}/repayments", json=relayed))
+
+    poster = threading.Thread(target=post)
+    rpc_call("evm_setAutomine", [False])
+    try:  # the relayed repayment waits in the node's pool; the borrower's own goes ahead of it in the same block
+        poster.start()
+        _wait_for_pending(chain, relayer, sent_before + 1, within=120.0)
+        assert chain.w3.eth.get_transaction_count(relayer, "pending") == sent_before + 1, "the relayed one was sent"
+        own: list[Any] = [
+            chain.contract("USDC").functions.approve(loan["contract"], 2**256 - 1),
+            chain.contract("CreditAggregator").functions.repay(int(loan["onchain_loan_id"]), 2**256 - 1),
+        ]
+        for call in own:
+            nonce = chain.w3.eth.get_transaction_count(wallet.address, "pending")
+            transaction = call.build_transaction(
+                {"from": wallet.address, "nonce": nonce, "gas": 500_000, "maxFeePerGas": 10**12}
+                | {"maxPriorityFeePerGas": 10**11}  # a higher tip than the relayer's: mined first
+            )
+            chain.w3.eth.send_raw_transaction(wallet.sign_transaction(dict(transaction)).raw_transaction)
+    finally:
+        rpc_call("evm_setAutomine", [True])
+        rpc_call("evm_mine", [])
+    poster.join()
+
+    (answer,) = answers
+    status, kind, _, _ = _refusal(answer)
+    assert (status, kind) == (409, "loan-not-repayable"), answer.text
+    assert "LoanNotActive" in answer.json()["detail"], answer.text
+    assert "repay:" not in answer.text, "the platform's intent key is not the borrower's business"
+    repaid = _onchain_repayments(chain, int(loan["onchain_loan_id"]))
+    assert [event["payer"] for event in repaid] == [wallet.address], "the borrower's own repayment closed it"
