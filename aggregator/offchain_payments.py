@@ -40,15 +40,16 @@ otherwise), not by when it was recorded on-chain — or when what it leaves owed
 on what the loan owes at its rate (``SHORTFALL_DAYS``: a payment the lender dates a few hours past the end of its due
 date, UTC, in its own time zone). Any other such payment — the disclosed total paid late — is sent as reported: the
 interest that went on accruing on what was unpaid (the disclosure promises it, with no late charge) stays owed, the
-loan stays open and past due as servicing judges it (by its due dates and its repayments' blocks), and the lender
-reports the rest when it is paid. Before, the payment completing the total closed the loan however late it came: a
-borrower paying 180 days late had all the late interest recorded as repaid and the collateral released. The
-decision is kept with the payment (``closes_loan``), decided once with its first report; the amount is not: each
-attempt is sent as what the loan owes when it is sent, plus a day's interest, and kept as ``recorded_amount`` before
-it is sent, while a repeated report of an attempt sent already sends the same transaction (its amount read from its
-intent). Until 2026-11-29 the amount worked out at the first report was sent by every attempt: a payoff retried days
-later, after the node did not take the first (503), was those days' interest short, and the loan stayed open. The
-lender could close the loan as well by reporting a larger amount: the flag trusts it with nothing more.
+loan stays open and past due as servicing judges it (by its due dates and these same dates of its payments:
+``servicing.payment_times``), and the lender reports the rest when it is paid. Before, the payment completing the
+total closed the loan however late it came: a borrower paying 180 days late had all the late interest recorded as
+repaid and the collateral released. The decision is kept with the payment (``closes_loan``), decided once with its
+first report; the amount is not: each attempt is sent as what the loan owes when it is sent, plus a day's interest,
+and kept as ``recorded_amount`` before it is sent, while a repeated report of an attempt sent already sends the same
+transaction (its amount read from its intent). Until 2026-11-29 the amount worked out at the first report was sent by
+every attempt: a payoff retried days later, after the node did not take the first (503), was those days' interest
+short, and the loan stayed open. The lender could close the loan as well by reporting a larger amount: the flag trusts
+it with nothing more.
 
 The decision reads what the lenders reported for the loan so far, so two payments of one loan are decided one after
 the other: in one transaction holding the loan's row (``PaymentRecords.hold_loan``: ``FOR UPDATE`` on PostgreSQL,

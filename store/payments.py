@@ -109,7 +109,7 @@ class SqlPaymentRecords:
             .order_by(OffchainPaymentRow.id)
         )
         # the amount made an int here: a Uint256 column is text on SQLite
-        return [Payment(_occurred(payload, received_at), int(amount)) for amount, received_at, payload in rows]
+        return [Payment(said_made_at(payload, received_at), int(amount)) for amount, received_at, payload in rows]
 
     def send_as(self, loan_id: str, reference: str, recorded_amount: int | None) -> None:
         self.session.execute(
@@ -136,9 +136,10 @@ class SqlPaymentRecords:
         return [from_row(ReportedPayment, row) for row in rows]
 
 
-def _occurred(payload: dict[str, Any] | None, received_at: datetime) -> int:
+def said_made_at(payload: dict[str, Any] | None, received_at: datetime) -> int:
     """When the lender said the payment was made (unix seconds): its webhook's ``occurred_at`` (UTC when it names no
-    offset), else when the payment was accepted."""
+    offset), else when the payment was accepted. The one date the closing rule (``reported``) and servicing
+    (``store.servicing.recorded_repayments``) judge a lender's payment by."""
     said = None if payload is None else payload.get("occurred_at")
     if not isinstance(said, str):
         return int(received_at.timestamp())

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from aggregator.accept_saga import FUND_REFUSED, TRADITIONAL, funding_pending
+from aggregator.payment_records import REFUSED
 from aggregator.servicing.payment_times import RecordedRepayment
 from aggregator.servicing.repository import OpenLoan as OpenLoan
 from aggregator.servicing.repository import UnclaimedCollateral as UnclaimedCollateral
@@ -27,6 +28,8 @@ from store.db import Database
 from store.leases import Lease, SqlLeaseStore, fence
 from store.ledger import ChainFactRow, LoanRepaymentRow
 from store.outbox import SqlOutboxStore
+from store.payments import OffchainPaymentRow, said_made_at
+from store.providers import ProviderWebhookEventRow
 from store.types import UtcDateTime
 
 OPEN_STATUSES = ("active", "defaulted")
@@ -46,17 +49,24 @@ class PastDueNoticeRow(Base):
 
 def recorded_repayments(session: Session, loan_ids: Sequence[str]) -> dict[str, list[RecordedRepayment]]:
     """The repayments (``LoanRepaid`` facts) the ledger recorded of these loans, each with its fact's block, in chain
-    order, by loan id: one query."""
+    order, by loan id: one query. A repayment the operator recorded for a lender's payment (its ``paymentRef`` is a
+    payment of the loan kept in ``offchain_payments``, not refused) carries when the lender said it was made, as the
+    closing rule reads it (``store.payments.said_made_at``)."""
     found: dict[str, list[RecordedRepayment]] = {loan_id: [] for loan_id in loan_ids}
+    paid, event = OffchainPaymentRow, ProviderWebhookEventRow
     rows = session.execute(
         select(LoanRepaymentRow.loan_id, LoanRepaymentRow.interest_paid, LoanRepaymentRow.principal_paid,
-               ChainFactRow.block_hash)
+               ChainFactRow.block_hash, paid.id, paid.received_at, event.payload)
         .join(ChainFactRow, ChainFactRow.id == LoanRepaymentRow.fact_id)
+        .outerjoin(paid, (paid.loan_id == LoanRepaymentRow.loan_id) & (paid.reference == LoanRepaymentRow.payment_ref)
+                   & (paid.status != REFUSED))
+        .outerjoin(event, (event.provider_id == paid.provider_id) & (event.event_id == paid.event_id))
         .where(LoanRepaymentRow.loan_id.in_(list(loan_ids)))
         .order_by(ChainFactRow.block_number, ChainFactRow.log_index)
     )  # fmt: skip
-    for loan_id, interest, principal, block_hash in rows:
-        found[loan_id].append(RecordedRepayment(block_hash, int(interest) + int(principal)))
+    for loan_id, interest, principal, block_hash, payment, received_at, payload in rows:
+        said = None if payment is None else said_made_at(payload, received_at)
+        found[loan_id].append(RecordedRepayment(block_hash, int(interest) + int(principal), said))
     return found
 
 

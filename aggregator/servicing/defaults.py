@@ -13,8 +13,8 @@ node takes) and the block's time — the chain's clock, which is the one the con
   and the due date the period is counted from); a loan found current again has its notices deleted, so its next late
   period is announced from its first bucket;
 * **paid as disclosed**: a loan whose repayments reached each installment's disclosed amount (with those before it)
-  by the end of its due date, UTC, by their blocks' times (``delinquency.paid_as_disclosed``; the times read from
-  the node for the loans it can change: ``payment_times``), is current whatever remainder the contract's per-second
+  by the end of its due date, UTC, by their blocks' times — a lender's payment by its lender's date, never after its
+  block (``delinquency.paid_as_disclosed``, ``payment_times``) — is current whatever remainder the contract's per-second
   accrual left owed: neither announced past due nor marked in default (``DefaultReport.paid_as_disclosed``);
 * **default**: once the block time is past maturity plus the grace period and the loan is past due by its due dates
   (``delinquency.defaultable``: never while it is current, within its last due date or paid as disclosed), the

@@ -28,7 +28,9 @@ one it is past due while anything is owed (the remainder is then what the borrow
 it), and defaulted after maturity plus the grace period. The remainder of a loan paid as disclosed stays owed on-chain
 (the contract forgives nothing, and only a payer closes a loan); paying it releases the collateral. The ledger keeps
 each repayment's block, not its time: the times are read from the node (``payment_times``) for the loans the rule can
-change — those past due by their due dates that repaid at least the disclosed total of payments.
+change — those past due by their due dates that repaid at least the disclosed total of payments; a lender's payment
+the operator recorded is dated when the lender said it was made, never after its block, as the closing rule of
+``aggregator.offchain_payments`` dates it.
 """
 
 from __future__ import annotations
