@@ -105,6 +105,22 @@ class ChainRepository:
         ).all()
         return self._with_attempts(rows)
 
+    def latest_failed(self, chain_id: int, sender: str, after: datetime, limit: int = 20) -> list[IntentRecord]:
+        """The sender's intents the node refused (``failed``) updated after ``after``, newest first, at most
+        ``limit``."""
+        rows = self.session.scalars(
+            select(ChainIntentRow)
+            .where(
+                ChainIntentRow.chain_id == chain_id,
+                ChainIntentRow.status == FAILED,
+                ChainIntentRow.sender == sender,
+                ChainIntentRow.updated_at > after,
+            )
+            .order_by(ChainIntentRow.updated_at.desc())
+            .limit(limit)
+        ).all()
+        return self._with_attempts(rows)
+
     def intents(self, keys: Sequence[str]) -> list[IntentRecord]:
         if not keys:
             return []

@@ -55,6 +55,12 @@ nobody could liquidate; a hold refused once left a loan whose funding was pendin
 ``markDefault`` refused once was never sent again (the loan never in default: its lender could never recover through
 liquidation); and a ``cancelUnfunded`` refused once failed for ever, the job's and an admin's alike.
 
+While the operator's account cannot pay for gas (the node refuses its sends for their funds), a loan's next attempt
+is deferred, the pause doubling per refusal up to ``DefaulterSettings.most_pause``, and once a round had one refused
+the rest of it sends none; the account's balance put back is used by the next round. One error is logged naming the
+account and chain, a gauge and a counter say it, and the admins' ``/health`` shows it (``operator_funds``). Before
+(fixed 2026-11-29) every round left one more failed attempt per loan and action, without end.
+
 The job reads and writes through a ``ServicingStore`` (``aggregator.servicing.repository``; SQL by default): the
 open loans, the announced buckets and the outbox, with the lease's fence, in one unit of work per round's writes.
 """
@@ -65,17 +71,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from aggregator import outbox
 from aggregator.errors import LoanNotCancellable
 from aggregator.indexer import default_holder
 from aggregator.ledger import LedgerChain
-from aggregator.outbox import OutboxStore
 from aggregator.receipts import apply_receipt
 from aggregator.servicing.delinquency import (
     Bucket,
@@ -84,11 +88,10 @@ from aggregator.servicing.delinquency import (
     defaultable,
     delinquency,
     disclosed_schedule,
-    entered,
-    judged,
     may_be_paid_as_disclosed,
 )
 from aggregator.servicing.intent_keys import (
+    attempt_history,
     cancel_intent_key,
     current_attempt,
     default_intent_key,
@@ -96,11 +99,12 @@ from aggregator.servicing.intent_keys import (
     release_intent_key,
 )
 from aggregator.servicing.leased import Leader, run_leased
+from aggregator.servicing.operator_funds import OperatorFunds
+from aggregator.servicing.past_due import OnChainLoan, PastDueSink, announce_past_due, write_past_due
 from aggregator.servicing.payment_times import RecordedRepayment, dated
 from aggregator.servicing.repository import (
     UNFUNDED,
     OpenLoan,
-    ServicingRepository,
     ServicingStore,
     left_alone,
     serviced,
@@ -113,6 +117,7 @@ from chain.relay import revert_of
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
 from providers.models import FundingState
+from store.chain import IntentRecord
 from store.db import Database
 from store.leases import LeaseStore
 from store.servicing import SqlServicingStore
@@ -144,33 +149,15 @@ log = logging.getLogger(__name__)
 LEASE_KIND = "defaulter"
 ACTIVE = 1  # LoanStatus.Active in the contracts' enum
 
-PastDueSink = Callable[[OutboxStore, str, dict[str, Any]], None]
-"""Writes ``loan.past_due`` for a loan (its ledger id) to the outbox in the caller's transaction."""
-
-
-def write_past_due(events: OutboxStore, loan_id: str, payload: dict[str, Any]) -> None:
-    """``loan.past_due`` to the outbox, once per loan, late period and bucket: the event's key is the bucket and the
-    due date the period's days are counted from (``since``), so a notice written again is the same event."""
-    loan = events.loan(loan_id)
-    if loan is not None:
-        key = str(payload["bucket"]) if payload.get("since") is None else f"{payload['bucket']}@{payload['since']}"
-        outbox.write(events, loan, event_type=outbox.LOAN_PAST_DUE, payload=payload, key=key)
-
 
 @dataclass(frozen=True, slots=True)
 class DefaulterSettings:
     ttl: timedelta = timedelta(seconds=15)
     interval: float = 30.0
     receipt_timeout: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class OnChainLoan:
-    """``getLoan``'s fields this job needs."""
-
-    maturity: int
-    status: int
-    outstanding_principal: int
+    #: the pause after an attempt refused for the operator's account's funds, doubling per refusal up to the most
+    first_pause: float = 60.0
+    most_pause: float = 3_600.0
 
 
 @dataclass
@@ -185,6 +172,8 @@ class DefaultReport:
     held: dict[int, str] = field(default_factory=dict)  # loan ref → holdLiquidation tx hash
     released: list[int] = field(default_factory=list)  # loans now funded whose hold was released (or not held)
     errors: dict[int, ChainError] = field(default_factory=dict)  # loan ref → what a send raised (a timeout: pending)
+    #: loan ref → why its next attempt was not sent this round (the operator's account cannot pay: ``operator_funds``)
+    deferred: dict[int, str] = field(default_factory=dict)
     #: loan ref → the principal remainder still owed on-chain by a loan paid as disclosed (neither past due nor
     #: marked in default: ``delinquency.paid_as_disclosed``)
     paid_as_disclosed: dict[int, int] = field(default_factory=dict)
@@ -240,6 +229,7 @@ class DefaultJob:
         self._collateral: Any = client.w3.eth.contract(
             address=record.address("CollateralManager"), abi=load_artifact("CollateralManager").abi
         )
+        self.funds = OperatorFunds(client, operator, settings.first_pause, settings.most_pause)
 
     @property
     def chain_id(self) -> int:
@@ -258,6 +248,7 @@ class DefaultJob:
         )
 
     async def run_round(self, leader: Leader | None = None) -> DefaultReport:
+        self.funds.new_round()
         loans, unserviced = serviced(await asyncio.to_thread(self._open_loans))
         block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
         number, now = int(block["number"], 16), int(block["timestamp"], 16)
@@ -276,7 +267,21 @@ class DefaultJob:
             else:  # its funding pending: held until its lender answers, never cancelled meanwhile
                 await self._hold(loan, report, leader)
         await self._release_funded(loans, report, leader)
+        await self.funds.end_round()
         return report
+
+    async def _round_attempt(
+        self, function: str, key_of: Callable[..., str], contract: str, loan_ref: int, report: DefaultReport
+    ) -> tuple[str, IntentRecord | None] | None:
+        """``current_attempt`` of a round's ``function`` of ``loan_ref`` (on ``contract``), or None with the reason
+        in ``report.deferred``: a new attempt the operator's account cannot pay for now (``operator_funds``)."""
+        key, intent, earlier = await attempt_history(self.operator.store, partial(key_of, self.chain_id, contract,
+                                                                                   loan_ref))  # fmt: skip
+        deferred = None if intent is not None else await self.funds.deferral(function, earlier)
+        if deferred is not None:
+            report.deferred[loan_ref] = deferred
+            return None
+        return key, intent
 
     def _open_loans(self) -> list[OpenLoan]:
         with self.store.unit_of_work() as uow:
@@ -332,8 +337,11 @@ class DefaultJob:
     async def _mark_default(self, loan: OpenLoan, report: DefaultReport, leader: Leader | None) -> None:
         """``markDefault`` of a loan past its maturity plus the grace period: its attempt in flight resumed, else
         the next sent (simulated first): one the node refused or dropped, or that reverted, marked nothing."""
-        key, sent = await self._attempt(default_intent_key, loan.loan_ref)
-        tx_hash = await self._send(loan.loan_ref, "markDefault", key, report, leader, sent=sent)
+        found = await self._round_attempt("markDefault", default_intent_key, self._aggregator.address, loan.loan_ref,
+                                          report)  # fmt: skip
+        if found is None:
+            return
+        tx_hash = await self._send(loan.loan_ref, "markDefault", found[0], report, leader, sent=found[1] is not None)
         if tx_hash is not None:
             report.defaulted[loan.loan_ref] = tx_hash
             log.info("defaulter on chain %s: loan %s marked in default in %s", self.chain_id, loan.loan_ref, tx_hash)
@@ -343,7 +351,12 @@ class DefaultJob:
         once the lender's own status of the offer (``funding_of``) says it was not funded: a refusal of ``/fund`` may
         be a lost answer's replay (a 409 for an offer funded meanwhile), and a report of a failed funding may be
         followed by a payout; cancelling would leave the lender unsecured for a principal it paid out."""
-        key, sent = await self._attempt(cancel_intent_key, loan.loan_ref)
+        found = await self._round_attempt("cancelUnfunded", cancel_intent_key, self._aggregator.address,
+                                          loan.loan_ref, report)  # fmt: skip
+        if found is None:
+            await self._hold(loan, report, leader)
+            return
+        key, sent = found[0], found[1] is not None
         if not sent:  # a cancel in flight is resumed, not asked again; the next after one not taken is decided anew
             await self._hold(loan, report, leader)
             doubt = await self._lender_doubts(loan)
@@ -371,12 +384,11 @@ class DefaultJob:
         an attempt is in flight, confirmed or barred (``current_attempt``): one the node refused or dropped, or that
         reverted, is followed by the next. A hold the contract refuses (the loan is in default already) or not
         confirmed yet is logged; the cancel goes on."""
-        key, sent = await current_attempt(
-            self.operator.store, partial(hold_intent_key, self.chain_id, self._collateral.address, loan.loan_ref)
-        )
-        if sent is not None:
+        found = await self._round_attempt("holdLiquidation", hold_intent_key, self._collateral.address,
+                                          loan.loan_ref, report)  # fmt: skip
+        if found is None or found[1] is not None:
             return
-        scratch = DefaultReport(report.block, report.timestamp)
+        key, scratch = found[0], DefaultReport(report.block, report.timestamp)
         tx_hash = await self._send(loan.loan_ref, "holdLiquidation", key, scratch, leader, sent=False,
                                    contract=self._collateral)  # fmt: skip
         if tx_hash is None:
@@ -394,6 +406,9 @@ class DefaultJob:
         held = await asyncio.to_thread(self._held_loans)
         for loan in loans:
             if loan.pool is not None or loan.loan_ref not in held:
+                continue
+            release = ("releaseLiquidationHold", release_intent_key, self._collateral.address, loan.loan_ref, report)
+            if await self._round_attempt(*release) is None:
                 continue
             try:
                 await self.release_hold(loan.loan_ref, within=self.settings.receipt_timeout, leader=leader)
@@ -521,6 +536,7 @@ class DefaultJob:
             receipt = await self.operator.submit_and_wait(key, call, within=wait)
         except ChainError as err:  # refused, reverted, or not confirmed in time (resumed next round): the rest go on
             report.skipped[loan_ref], report.errors[loan_ref] = str(err), err
+            self.funds.saw(err)
             log.warning("defaulter on chain %s: %s of loan %s: %s", self.chain_id, function, loan_ref, err)
             return None
         await apply_receipt(self.database, self.client.w3, self.record, self.chain_id, receipt.tx_hash)
@@ -537,50 +553,3 @@ async def liquidation_held(client: ChainClient, record: DeploymentRecord, loan_r
     manager = record.address("CollateralManager")
     (held,) = await read_views(client.provider, [view("CollateralManager", "liquidationHeld").call(manager, loan_ref)])
     return bool(held)
-
-
-def announce_past_due(
-    servicing: ServicingRepository,
-    events: OutboxStore,
-    loans: Sequence[OpenLoan],
-    onchain: dict[int, OnChainLoan],
-    now: int,
-    report: DefaultReport,
-    on_past_due: PastDueSink = write_past_due,
-    payments: Mapping[str, Sequence[Payment]] | None = None,
-) -> None:
-    """Each loan's days past due at the block time ``now`` as ``delinquency.judged`` judges it (by its disclosed due
-    dates, or by maturity without them; current when paid as disclosed, by the times of its ``payments``, by loan id);
-    every bucket it entered in its late period that was not announced yet is recorded and announced through
-    ``on_past_due``, once. A loan found current has its late period's buckets forgotten (``clear``): a borrower who
-    caught up and fell behind again is told of the new late period from its first bucket, not only from 30 days."""
-    as_of = datetime.fromtimestamp(now, UTC)
-    for loan in loans:
-        state = onchain[loan.loan_ref]
-        owed = state.outstanding_principal > 0
-        schedule, dated_payments = disclosed_schedule(loan.disclosure), (payments or {}).get(loan.id)
-        found = judged(state.maturity, now, owed, schedule, loan.repaid, dated_payments)
-        if found.paid_as_disclosed:
-            report.paid_as_disclosed[loan.loan_ref] = state.outstanding_principal
-        report.buckets[loan.loan_ref] = found.bucket
-        known = servicing.announced(loan.id)
-        if found.bucket is Bucket.CURRENT:
-            if known:
-                servicing.clear(loan.id)
-            continue
-        for bucket in entered(found.bucket):
-            if bucket.value in known or not servicing.announce(loan.id, bucket.value, found.days_past_due, as_of):
-                continue
-            report.announced.append((loan.loan_ref, bucket))
-            payload = {
-                "bucket": bucket.value,
-                "days_past_due": found.days_past_due,
-                "maturity": _rfc3339(datetime.fromtimestamp(state.maturity, UTC)),
-                "since": None if found.since is None else found.since.isoformat(),
-                "as_of": _rfc3339(as_of),
-            }
-            on_past_due(events, loan.id, payload)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -60,7 +60,16 @@ async def current_attempt(store: SqlChainStore, key_of: Callable[[int], str]) ->
     """The attempt an operator's intent of a loan (``key_of(n)``: its n-th attempt's key) is sent or resumed under
     now, with its intent: the first one not refused, dropped nor reverted (``NOT_TAKEN``) — none yet (None: the next
     to send), in flight or confirmed — or barred (an admin settled the loan funded: nothing is sent under it)."""
-    first = 1
+    key, intent, _ = await attempt_history(store, key_of)
+    return key, intent
+
+
+async def attempt_history(
+    store: SqlChainStore, key_of: Callable[[int], str]
+) -> tuple[str, IntentRecord | None, tuple[IntentRecord, ...]]:
+    """``current_attempt``, with the attempts before it, in order: each refused, dropped or reverted (what the
+    default job backs off by while the operator's account cannot pay: ``operator_funds``)."""
+    first, earlier = 1, list[IntentRecord]()
     while True:
         keys = [key_of(n) for n in range(first, first + ATTEMPTS_READ)]
 
@@ -71,5 +80,6 @@ async def current_attempt(store: SqlChainStore, key_of: Callable[[int], str]) ->
         for key in keys:
             intent = stored.get(key)
             if intent is None or intent.status not in NOT_TAKEN or intent.payload_hash == BARRED_PAYLOAD:
-                return key, intent
+                return key, intent, tuple(earlier)
+            earlier.append(intent)
         first += ATTEMPTS_READ

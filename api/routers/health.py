@@ -2,8 +2,9 @@
 (``/readyz``: 503 only when the database is down or a sanctions list is past its age; Redis and each chain's RPC
 reported ``degraded`` with 200, so one dead chain never takes every process out of a load balancer), and the admins'
 per-chain health
-(``/health``: head block, lag, last error and each RPC URL's breaker). ``/health`` is not public: hosted RPC URLs
-usually carry an API key, and last errors describe the infrastructure."""
+(``/health``: head block, lag, last error and each RPC URL's breaker, and the operator's account: ``degraded`` while
+it cannot pay for the default job's transactions). ``/health`` is not public: hosted RPC URLs usually carry an API
+key, and last errors describe the infrastructure."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
+from aggregator.servicing.operator_funds import operator_state
 from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
 from api.problems import problem
+from chain.signers import Role
 
 PROBE_TIMEOUT_SECONDS = 3.0
 
@@ -32,15 +35,19 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/health")
 async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
-    """Per-chain health for admins: head block, lag, last error and each RPC URL with its breaker; the versions of
-    the sanctions lists and jurisdiction rules in use. Chains are asked concurrently, each within the probe timeout:
-    a chain that answers badly or not in time is shown not ok with its error, beside the others."""
+    """Per-chain health for admins: head block, lag, last error and each RPC URL with its breaker, and where this
+    process has the operator's key its account (``operator``: ``degraded`` while the node refused its transactions
+    for its funds and its balance still cannot pay for them: the default job defers its ``markDefault``,
+    ``cancelUnfunded``, holds and releases meanwhile); the versions of the sanctions lists and jurisdiction rules in
+    use. Chains are asked concurrently, each within the probe timeout: a chain that answers badly or not in time is
+    shown not ok with its error, beside the others."""
     names = list(platform.chains)
     statuses = await asyncio.gather(
         *(platform.chains[name].client.health(within=PROBE_TIMEOUT_SECONDS) for name in names)
     )
+    operators = await asyncio.gather(*(_operator(platform.chains[name]) for name in names))
     chains: dict[str, Any] = {}
-    for name, status in zip(names, statuses, strict=True):
+    for name, status, operator in zip(names, statuses, operators, strict=True):
         chains[name] = {
             "chain_id": status.chain_id,
             "ok": status.healthy,
@@ -49,11 +56,27 @@ async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
             "last_error": status.last_error,
             "rpc": [{"url": endpoint.url, "breaker": endpoint.breaker} for endpoint in status.endpoints],
         }
+        if operator is not None:
+            chains[name]["operator"] = operator
+    healthy = all(c["ok"] and c.get("operator", {}).get("status", "ok") == "ok" for c in chains.values())
     return {
-        "status": "ok" if all(c["ok"] for c in chains.values()) else "degraded",
+        "status": "ok" if healthy else "degraded",
         "chains": chains,
         "lists": platform.compliance.versions(),  # the sanctions lists and rules this process screens with now
     }
+
+
+async def _operator(chain: Any) -> dict[str, Any] | None:
+    """The operator's account of ``chain`` (``operator_funds.operator_state``), within the probe timeout; None
+    where this process has no operator key."""
+    operator = getattr(chain, "senders", {}).get(Role.OPERATOR)
+    if operator is None:
+        return None
+    try:
+        state = await asyncio.wait_for(operator_state(chain.client, operator), PROBE_TIMEOUT_SECONDS)
+    except Exception as err:  # the store or the node did not answer in time: said, not raised
+        return {"address": operator.account.address, "status": "unknown", "detail": type(err).__name__}
+    return state.as_json()
 
 
 @router.get("/readyz")
