@@ -177,10 +177,12 @@ class Endpoint:
             try:
                 async with session.post(self.url, data=body) as response:
                     return await response.read()
-            except aiohttp.ServerDisconnectedError:
-                # A pooled keep-alive connection the server had closed: one fresh connection, same URL.
-                async with session.post(self.url, data=body) as response:
-                    return await response.read()
+            except aiohttp.ClientError as err:
+                if not _closed_under_it(err):
+                    raise
+            # A pooled keep-alive connection the server had closed (a node restarted): one fresh connection, same URL.
+            async with session.post(self.url, data=body) as response:
+                return await response.read()
 
     async def close(self) -> None:
         """Close the session; exchanges still running end with it."""
@@ -189,6 +191,15 @@ class Endpoint:
         session, self._session = self._session, None
         if session is not None and not session.closed and self._session_loop is asyncio.get_running_loop():
             await session.close()  # a session of a loop that has ended went with its loop
+
+
+def _closed_under_it(err: aiohttp.ClientError) -> bool:
+    """Whether ``err`` says the pooled connection a request went out on had been closed by the server: it
+    disconnected before answering, or the request could not be written to a connection closing under it (aiohttp's
+    "Can not write request body", caused by "Cannot write to closing transport": nothing reached the node)."""
+    return isinstance(err, aiohttp.ServerDisconnectedError) or (
+        isinstance(err, aiohttp.ClientOSError) and isinstance(err.__cause__, aiohttp.ClientConnectionResetError)
+    )
 
 
 def answer_of(raw: bytes, url: str, *, batch: bool) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chain.client import ChainClient
-from chain.config import ChainConfig
-from chain.devnet import Devnet, free_port
+from chain.config import ChainConfig, LocalChain
+from chain.devnet import Devnet, free_port, start_devnet
 from chain.errors import ChainIdMismatch, RpcUnavailable
 from tests.integration.chain.support import TcpProxy
 
@@ -56,3 +56,28 @@ async def test_fails_over_to_the_second_url_and_back(anvil: Devnet) -> None:
         await client.close()
         await first.cut()
         await second.cut()
+
+
+async def test_a_node_restarted_on_its_port_answers_the_next_request() -> None:
+    """The pooled keep-alive connection to the node before its restart is found closing as the next request is
+    written (aiohttp's "Can not write request body", nothing sent): that request failed, counted against the URL's
+    breaker, and a chain of one URL answered it with RpcUnavailable. Now it goes out once more on a fresh
+    connection."""
+    port = free_port()
+    first = start_devnet(LocalChain(name="ethereum-local", chain_id=31337, port=port), port=port)
+    client = await ChainClient(first.config(), timeout=2.0).connect()
+    second: Devnet | None = None
+    try:
+        assert await client.head() == 0
+        first.stop()
+        assert free_port(again=port) == port
+        second = start_devnet(LocalChain(name="ethereum-local", chain_id=31337, port=port), port=port)
+        assert await client.head() == 0
+        endpoint = client.provider.endpoints[0]
+        assert endpoint.last_error is None
+        assert endpoint.breaker.fail_counter == 0
+    finally:
+        await client.close()
+        first.stop()
+        if second is not None:
+            second.stop()
