@@ -7,8 +7,10 @@ HTTP 5xx) or the URL answers with something that is not a JSON-RPC answer (an HT
 JSON of another shape, though HTTP 200: ``RpcBadAnswer``, counted by its breaker as an outage is). JSON-RPC error
 answers (a revert, "nonce too low") are answers, not outages: they neither trip a breaker nor fail over. Every URL is
 asked ``eth_chainId`` before its first use and again before its next use after it failed (a transport failure, a bad
-answer, its breaker open: the node may have been restarted as another chain), and refused for good when it serves
-another chain. Health (head block, lag, last error per URL) is kept for the API and metrics.
+answer, its breaker open: the node may have been restarted as another chain). A URL that serves another chain is
+refused, and asked again on the first request after ``recheck_after`` seconds (the operator may have fixed the node):
+used again once it answers the configured chain id. Health (head block, lag, last error per URL) is kept for the API
+and metrics.
 
 **Cancellation.** An endpoint posts the JSON-RPC body on its own pooled aiohttp session, not through web3's
 ``AsyncHTTPProvider``: web3 7.16 guards its session cache with a process-wide ``threading.Lock`` taken in a worker
@@ -80,19 +82,32 @@ class ChainHealth:
 
 class Endpoint:
     """One RPC URL of chain ``chain_id``: its pooled HTTP session, its circuit breaker, whether it serves that chain
-    (``verified``: None until asked, and again once the URL failed; False with ``refusal`` for good), and what it
-    last did."""
+    (``verified``: None until asked, and again once the URL failed; False with ``refusal`` when it serves another,
+    until it is asked again ``recheck_after`` seconds after that answer, by ``clock``), and what it last did."""
 
-    def __init__(self, url: str, chain_id: int, *, timeout: float, fail_max: int, reset_timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        chain_id: int,
+        *,
+        timeout: float,
+        fail_max: int,
+        reset_timeout: float,
+        recheck_after: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.url = url
         self.chain_id = chain_id
         self.timeout = timeout
-        # a refusal is judged by ``refusal``, not the breaker: the URL is never asked again either way
+        # a refusal is judged by ``refusal``, not the breaker: a URL of another chain is not down
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max, reset_timeout=reset_timeout, name=url, exclude=[ChainIdMismatch]
         )
+        self.recheck_after = recheck_after
+        self._clock = clock
         self.verified: bool | None = None
         self.refusal: ChainIdMismatch | None = None
+        self.checked_at: float | None = None  # when it last answered eth_chainId (by ``clock``)
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.last_ok_at: float | None = None
@@ -111,6 +126,13 @@ class Endpoint:
                 headers={"Content-Type": "application/json"},
             )
         return self._session
+
+    def refused(self) -> ChainIdMismatch | None:
+        """The URL's refusal while it stands: it answered another chain id less than ``recheck_after`` seconds ago.
+        After that it is asked again on its next use (a node restarted as the right chain is used again)."""
+        if self.refusal is None or self.checked_at is None:
+            return self.refusal
+        return self.refusal if self._clock() - self.checked_at < self.recheck_after else None
 
     def health(self) -> EndpointHealth:
         return EndpointHealth(
@@ -165,11 +187,12 @@ class Endpoint:
             actual = int(str(answer["result"]), 16)
         except (KeyError, ValueError) as err:
             raise RpcBadAnswer(f"RPC {self.url} did not answer eth_chainId: {answer.get('error')}") from err
+        self.checked_at = self._clock()
         if actual != self.chain_id:
             self.verified = False
             self.refusal = ChainIdMismatch(self.url, self.chain_id, actual)
             raise self.refusal
-        self.verified = True
+        self.verified, self.refusal = True, None
 
     async def _send(self, body: bytes) -> bytes:
         session = self._session_here()
@@ -239,6 +262,7 @@ class FailoverProvider(AsyncJSONBaseProvider):
         timeout: float = 10.0,
         fail_max: int = 3,
         reset_timeout: float = 5.0,
+        recheck_after: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
@@ -246,7 +270,16 @@ class FailoverProvider(AsyncJSONBaseProvider):
             raise ChainError("a chain needs at least one RPC URL")
         self.chain_id = chain_id
         self.endpoints = [
-            Endpoint(u, chain_id, timeout=timeout, fail_max=fail_max, reset_timeout=reset_timeout) for u in urls
+            Endpoint(
+                url,
+                chain_id,
+                timeout=timeout,
+                fail_max=fail_max,
+                reset_timeout=reset_timeout,
+                recheck_after=recheck_after,
+                clock=clock,
+            )
+            for url in urls
         ]
         self._active = 0
         self._clock = clock
@@ -298,8 +331,9 @@ class FailoverProvider(AsyncJSONBaseProvider):
         for step in range(attempts):
             index = (start + step) % len(self.endpoints)
             endpoint = self.endpoints[index]
-            if endpoint.refusal is not None:
-                refusals.append(endpoint.refusal)
+            refusal = endpoint.refused()
+            if refusal is not None:
+                refusals.append(refusal)
                 continue
             try:
                 answer = await endpoint.post(body)
@@ -372,8 +406,11 @@ class ChainClient:
         timeout: float = 10.0,
         fail_max: int = 3,
         reset_timeout: float = 5.0,
+        recheck_after: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``recheck_after``: seconds after which a URL refused for serving another chain is asked its chain id
+        again."""
         self.config = config
         self.chain_id = ChainId(config.chain_id)
         self.provider = FailoverProvider(
@@ -382,6 +419,7 @@ class ChainClient:
             timeout=timeout,
             fail_max=fail_max,
             reset_timeout=reset_timeout,
+            recheck_after=recheck_after,
             clock=clock,
         )
         self.w3: AsyncWeb3[Any] = AsyncWeb3(self.provider, middleware=[])
