@@ -6,8 +6,10 @@ goes to the URL that answered last and moves on to the next when the transport f
 HTTP 5xx) or the URL answers with something that is not a JSON-RPC answer (an HTML page, an empty or truncated body,
 JSON of another shape, though HTTP 200: ``RpcBadAnswer``, counted by its breaker as an outage is). JSON-RPC error
 answers (a revert, "nonce too low") are answers, not outages: they neither trip a breaker nor fail over. Every URL is
-asked ``eth_chainId`` before its first use and again before its next use after it failed (a transport failure, a bad
-answer, its breaker open: the node may have been restarted as another chain). A URL that serves another chain is
+asked ``eth_chainId`` before its first use, again before its next use after it failed (a transport failure, a bad
+answer, its breaker open: the node may have been restarted as another chain), and again on its first use
+``recheck_after`` seconds after its last answer (a node restarted as another chain between two requests fails
+none: its keep-alive connection is replaced unseen). A URL that serves another chain is
 refused, and asked again on the first request after ``recheck_after`` seconds (the operator may have fixed the node):
 used again once it answers the configured chain id. Health (head block, lag, last error per URL) is kept for the API
 and metrics.
@@ -82,8 +84,9 @@ class ChainHealth:
 
 class Endpoint:
     """One RPC URL of chain ``chain_id``: its pooled HTTP session, its circuit breaker, whether it serves that chain
-    (``verified``: None until asked, and again once the URL failed; False with ``refusal`` when it serves another,
-    until it is asked again ``recheck_after`` seconds after that answer, by ``clock``), and what it last did."""
+    (``verified``: None until asked, and again once the URL failed; False with ``refusal`` when it serves another;
+    asked again on its first use ``recheck_after`` seconds after its last answer, by ``clock``), and what it last
+    did."""
 
     def __init__(
         self,
@@ -151,7 +154,8 @@ class Endpoint:
         deadline) stops the wait but not the exchange, which ends within ``timeout`` and is judged by the breaker on
         what the endpoint did. Transport failures, the endpoint's own timeout and an answer that is not a JSON-RPC
         answer (``RpcBadAnswer``) count against the breaker. The node's chain id is asked first, in the same breaker
-        call, when it was never asked or the URL failed since (``ChainIdMismatch`` when it serves another chain)."""
+        call, when it was never asked, the URL failed since, or its last answer is ``recheck_after`` seconds old
+        (``ChainIdMismatch`` when it serves another chain)."""
         exchange = asyncio.ensure_future(self._exchange(body, bypass_breaker))
         self._exchanges.add(exchange)
         exchange.add_done_callback(self._forget)
@@ -176,7 +180,7 @@ class Endpoint:
             raise
 
     async def _checked(self, body: bytes) -> Any:
-        if not self.verified:
+        if not self.verified or self._clock() - (self.checked_at or 0.0) >= self.recheck_after:
             await self._check_chain_id()
         batch = body[:1] == b"["  # the provider's encoders: a batch is a JSON list, a request an object
         return answer_of(await self._send(body), self.url, batch=batch)
@@ -409,8 +413,8 @@ class ChainClient:
         recheck_after: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``recheck_after``: seconds after which a URL refused for serving another chain is asked its chain id
-        again."""
+        """``recheck_after``: seconds after which a URL's chain id is asked again on its next use (a URL refused for
+        serving another chain, and one verified: it may have been restarted as another chain since)."""
         self.config = config
         self.chain_id = ChainId(config.chain_id)
         self.provider = FailoverProvider(

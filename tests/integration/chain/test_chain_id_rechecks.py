@@ -1,5 +1,6 @@
-"""A URL's chain id asked again: a URL refused for serving another chain is used again once the operator fixed the
-node, after ``recheck_after`` seconds (real anvils restarted on the same port, the client's clock stepped)."""
+"""A URL's chain id asked again after ``recheck_after`` seconds: a URL refused for serving another chain is used again
+once the operator fixed the node, and a node restarted as another chain between two requests is refused (real anvils
+restarted on the same port, the client's clock stepped)."""
 
 from __future__ import annotations
 
@@ -83,5 +84,30 @@ async def test_a_url_still_serving_another_chain_stays_refused_after_the_recheck
                 await client.head()  # asked again: still chain 1
             assert caught.value.actual == 1
             assert client.provider.endpoints[0].checked_at == clock.now
+    finally:
+        await client.close()
+
+
+async def test_a_node_restarted_as_another_chain_between_two_requests_is_refused() -> None:
+    """The node was restarted as chain 1 between two requests and no request failed (its keep-alive connection was
+    replaced unseen): chain 1 was read as chain 31337 for as long as it ran. Now a URL's chain id is asked again on
+    its first use ``recheck_after`` seconds after its last answer."""
+    port, clock = free_port(), SteppedClock()
+    client = _client(port, clock)
+    try:
+        with anvil_on(port, CHAIN_ID):
+            await client.connect()
+            checked_at = client.provider.endpoints[0].checked_at
+            clock.now += RECHECK_AFTER / 2
+            assert await client.head() == 0
+            assert client.provider.endpoints[0].checked_at == checked_at, "not asked again within recheck_after"
+        with anvil_on(port, 1):
+            clock.now += RECHECK_AFTER / 2
+            with pytest.raises(ChainIdMismatch) as caught:
+                await client.head()
+            assert (caught.value.expected, caught.value.actual) == (CHAIN_ID, 1)
+            health = await client.health()
+            assert not health.healthy
+            assert health.endpoints[0].chain_id_ok is False
     finally:
         await client.close()
