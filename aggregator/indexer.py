@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,6 +28,7 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
+from aggregator.errors import AggregatorError
 from aggregator.ledger import LedgerChain, watched_contracts
 from aggregator.servicing.leased import Leader, run_leased
 from chain.client import ChainClient
@@ -42,6 +44,13 @@ log = logging.getLogger(__name__)
 
 LEASE_KIND = "indexer"
 READER = "indexer"
+CATCH_UP_PAUSE = 0.25  # seconds between two polls of index_to_head that moved nothing
+
+
+class CatchUpStalled(AggregatorError):
+    """``index_to_head`` read no further for its ``stalled_after`` seconds: the node serves no block up to the head
+    it gave (a node, or a balancer's backend, behind the one that answered the head), or it stands below the
+    checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +166,19 @@ def _pool(address: str) -> WatchedContract:
 
 
 async def index_to_head(
-    config: ChainConfig, record: DeploymentRecord, database: Database, from_block: int, *, reader: str
+    config: ChainConfig,
+    record: DeploymentRecord,
+    database: Database,
+    from_block: int,
+    *,
+    reader: str,
+    stalled_after: float = 30.0,
 ) -> None:
     """The ledger of one chain from ``from_block`` to the head it has now, by the indexer's own path (facts, ledger
     and checkpoint in one transaction per range) but without a lease: for a one-off catch-up of a database no
-    indexer runs on, such as a benchmark's or a test's. ``reader`` names its checkpoint."""
+    indexer runs on, such as a benchmark's or a test's. ``reader`` names its checkpoint. A poll that moves the
+    checkpoint no further is followed by a pause, and ``stalled_after`` seconds without the checkpoint moving raise
+    ``CatchUpStalled`` (a node behind the head it gave was polled at once, for ever)."""
     client = await ChainClient(config).connect()
     try:
         ledger_chain = LedgerChain.from_record(record)
@@ -176,10 +193,18 @@ async def index_to_head(
         )
 
         head = int(await client.rpc("eth_blockNumber"), 16)
-        while True:
+        reached, since = from_block - 1, time.monotonic()
+        while reached < head:
             await events.poll(writer=batch_writer(ledger_chain))
             checkpoint = await events.store.run(lambda repo: repo.checkpoint(events.chain_id, reader))
-            if checkpoint is not None and checkpoint[0] >= head:
-                return
+            if checkpoint is not None and checkpoint[0] > reached:
+                reached, since = checkpoint[0], time.monotonic()
+                continue
+            if time.monotonic() - since >= stalled_after:
+                raise CatchUpStalled(
+                    f"{config.name}: indexing {reader!r} to block {head} read nothing past block {reached} for "
+                    f"{stalled_after} s: the node serves no block up to the head it gave (a node behind another?)"
+                )
+            await asyncio.sleep(CATCH_UP_PAUSE)
     finally:
         await client.close()
