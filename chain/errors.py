@@ -64,11 +64,27 @@ class GasEstimationFailed(TransactionReverted):
 
     @property
     def reverts(self) -> bool:
-        """Whether the node said the call reverts — revert data, or an "execution reverted" message — rather than
-        that it could not estimate it for another reason (a provider's rate limit, an internal error), which says
-        nothing of what the contract would do."""
-        data = self.revert_data
-        return (data is not None and data.startswith("0x")) or "execution reverted" in str(self).lower()
+        """Whether the node said the call reverts rather than that it could not estimate it for another reason (a
+        provider's rate limit, an internal error, the sender short of funds for the fee, the call out of gas at the
+        node's cap), which says nothing of what the contract would do. A revert is said by revert data (``0x…``: geth,
+        erigon, anvil, besu, nethermind), by data ``Reverted 0x…`` (openethereum's and older nethermind's "VM
+        execution error."), or by a message only a revert gets (``REVERT_MESSAGES``). Not by anvil's "EVM error …",
+        which names funds problems too (``LackOfFundForMaxFee``), nor by old geth's "gas required exceeds allowance
+        or always failing transaction", said of an out-of-gas call as well."""
+        data = (self.revert_data or "").lower()
+        message = str(self).lower()
+        return data.startswith(("0x", "reverted")) or any(said in message for said in REVERT_MESSAGES)
+
+
+#: eth_estimateGas error messages that say the call reverts, lower-cased: geth, erigon, anvil, besu and nethermind
+#: ("execution reverted"; erigon said it with no data, code -32000, for a revert without data), ganache and hardhat
+#: ("VM Exception while processing transaction: revert …" / "… reverted with reason string …", "Transaction reverted
+#: without a reason string")
+REVERT_MESSAGES = (
+    "execution reverted",
+    "vm exception while processing transaction: revert",
+    "transaction reverted",
+)
 
 
 class TransactionRejected(ChainError):
