@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +39,7 @@ from aggregator.quote_adverse import no_offer_reasons, no_offers_record, no_offe
 from aggregator.quote_chains import clocks_ahead, debt_ceilings, left_out, refused_chains
 from aggregator.quote_exposure import ExposureRefusal, refusal_record, refused_risk, split_by_exposure
 from aggregator.quote_offers import Draft, QuoteSigning, ValidRequest, disclose, rank_drafts, risk_summary
+from aggregator.quote_refusals import NO_IDENTITY, VelocityCheck, admit_request, asked_terms
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuotingStore
 from aggregator.sanctions_reviews import borrower_reasons
 from aggregator.valuation import FeedPricer
@@ -55,13 +55,12 @@ from risk.onchain_source import ChainOnchainSource, OnchainReading
 from risk.policy import DEFAULT_POLICY, Policy, RiskDecision, assess
 from risk.profile import CreditRequestFacts
 from risk.repository import StoredDecision
-from risk.velocity import VelocityLimits, VelocityStore, check_velocity
+from risk.velocity import VelocityLimits, VelocityStore
 
 MIN_TERM_DAYS, MAX_TERM_DAYS = 1, 365
 #: an answer with this many installments or more (its offers' together) is disclosed in a worker thread: ~20 ms of
 #: work on the event loop at most for the others (``aggregator.early_disclosure``)
 OFFLOAD_INSTALLMENTS = 200
-NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowers/me/kyc")
 log = logging.getLogger(__name__)
 
 
@@ -157,14 +156,10 @@ class QuotePipeline:
         if self._pricer is not None:  # the collateral valued on the prices the CollateralManager will use
             asset, collateral = await self._pricer.priced(valid.chains, valid.asset, valid.collateral)
             valid = replace(valid, asset=asset, collateral=collateral)
-        await check_velocity(
-            self._velocity,
-            self._config.velocity,
-            borrower_id=borrower.id,
-            wallet=borrower.wallet,
-            ip=client_ip,
-            now=time.time(),
-        )
+        asked = asked_terms(valid.asset.format(valid.principal), valid.asset.symbol, spec.term_days)
+        # velocity, then an identity on file: a refusal here is kept as a decision record (``quote_refusals``)
+        velocity = VelocityCheck(self._velocity, self._config.velocity, client_ip, self._compliance.inputs_key)
+        await admit_request(self._store, velocity, borrower, asked)
         # The on-chain history is read while the borrower is screened: on the event loop when the name's screening is
         # cached (no name search: no worker-thread hop, whose two wake-ups cost more than the screening), else in a
         # worker thread (the name search is CPU work that would stall the event loop); a refusal's records are

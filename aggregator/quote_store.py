@@ -127,6 +127,11 @@ class QuotingRepository(Protocol):
         or blocked them, and for a name they held as not screened in Latin script; returns the reviews' ids."""
         ...
 
+    def add_refusal(self, record: DecisionRecord, borrower_id: str) -> None:
+        """Store the decision record of a credit request refused before it was scored, and so never written (a
+        velocity stop, no identity on file: ``aggregator.quote_refusals``), with its audit entry."""
+        ...
+
     def ledger_defaults(self, wallet: str, chain_ids: Sequence[int]) -> int:
         """How many of ``wallet``'s loans on ``chain_ids`` the ledger shows marked in default or written off, now or
         ever (a default later repaid counts, as the chains' own history counts it): what a chain whose history could
@@ -229,6 +234,9 @@ class InMemoryQuotingRepository:
         self.tables.decision_records.extend(records)
         if request_id is not None:
             self.tables.decision_requests.update((record.decision_id, request_id) for record in records)
+
+    def add_refusal(self, record: DecisionRecord, borrower_id: str) -> None:
+        self.add_decision_records([record])
 
     def open_screening_reviews(
         self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime

@@ -14,11 +14,11 @@ from aggregator.quote_offers import risk_summary
 from aggregator.quote_pipeline import (
     MAX_TERM_DAYS,
     MIN_TERM_DAYS,
-    NO_IDENTITY,
     CreditRequestSpec,
     QuotePipeline,
     QuotingConfig,
 )
+from aggregator.quote_refusals import NO_IDENTITY
 from aggregator.quote_store import CreditRequestRecord, QuotedRequest, QuoteRecord
 
 __all__ = [

@@ -27,8 +27,9 @@ from store.aggregator import (
     SqlOfferNonceRepository,
     provider_ref_of,
 )
+from store.api import lock_borrower
 from store.autocommit import autocommit_connection
-from store.compliance import AuditEntryRow, ComplianceDecisionRow, audit_columns, decision_rows
+from store.compliance import AuditEntryRow, ComplianceDecisionRow, SqlDecisionRepository, audit_columns, decision_rows
 from store.db import Database
 from store.ledger import ChainFactRow
 from store.prepared import PreparedInsert, as_one_statement, one_round_trip
@@ -120,6 +121,11 @@ class SqlQuotingRepository:
         request = self.session.get(CreditRequestRow, row.request_id)
         assert request is not None  # a foreign key
         return from_row(QuoteRecord, row), from_row(CreditRequestRecord, request)
+
+    def add_refusal(self, record: DecisionRecord, borrower_id: str) -> None:
+        self.send_staged()
+        lock_borrower(self.session, borrower_id, exclusive=False)  # an erasure of the borrower waits for it
+        SqlDecisionRepository(self.session).insert_all([record])
 
     def open_screening_reviews(
         self, records: Sequence[DecisionRecord], borrower_id: str, list_version: str, now: datetime

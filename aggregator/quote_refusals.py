@@ -1,0 +1,138 @@
+"""What a refused credit request leaves behind besides its answer, so that an examiner can list every refusal
+(ECOA / Regulation B, 12 CFR 1002.9 and its record retention, 1002.12): a request refused before it is scored, and so
+never written as a request — a velocity stop (``risk.velocity``: 429 ``velocity-limit``, R50 or R51) or a borrower
+with no identity on file (403 ``compliance-denied``, ``kyc.not-approved``) — gets a ``credit-request`` decision
+record denying it (``velocity_record``, ``unidentified_record``), about the borrower, with no request id. Its inputs
+(the terms asked and the rule that stopped it) are hashed under the platform key. Until 2026-11-29 neither left a
+trace.
+
+The per-IP limit is a platform rate limit, not a decision about the applicant (the address may be shared by many):
+its stop is recorded too, under its own code ``velocity.ip`` rather than an adverse-action reason."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aggregator.borrowers import BorrowerFile
+from aggregator.errors import ComplianceDenied
+from aggregator.quote_store import QuotingStore
+from compliance.decisions import DecisionKind, DecisionRecord, decide
+from compliance.jurisdiction import Reason
+from risk.errors import VelocityLimitExceeded
+from risk.reasons import TOO_MANY_REQUESTS, WALLET_CLAIMED
+from risk.velocity import VelocityLimits, VelocityStore, check_velocity
+
+#: the 403 a borrower with no identity on file gets (``aggregator.quote_pipeline``, ``aggregator.accepting``)
+NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowers/me/kyc")
+#: the per-IP limit's stop: a platform rate limit on the client's network, not about the applicant
+IP_RATE_LIMIT = Reason("velocity.ip", "Too many credit requests from the client's network in a short period")
+
+
+@dataclass(frozen=True, slots=True)
+class VelocityCheck:
+    """What ``admit_request`` counts a request on: the counters, the limits, the client's address (None: unknown, no
+    per-IP limit) and the platform key a refusal's inputs are hashed under."""
+
+    store: VelocityStore
+    limits: VelocityLimits
+    client_ip: str | None
+    inputs_key: bytes | None
+
+
+async def admit_request(
+    store: QuotingStore, velocity: VelocityCheck, borrower: BorrowerFile, asked: Mapping[str, Any]
+) -> None:
+    """The steps before a request is screened and scored: the velocity rules (``check_velocity``: it is counted
+    unless refused), then an identity on file. A refusal's decision record is kept (a worker thread's write) before
+    it is raised: ``VelocityLimitExceeded`` (429) or ``ComplianceDenied`` with ``NO_IDENTITY`` (403)."""
+    try:
+        await check_velocity(
+            velocity.store,
+            velocity.limits,
+            borrower_id=borrower.id,
+            wallet=borrower.wallet,
+            ip=velocity.client_ip,
+            now=time.time(),
+        )
+    except VelocityLimitExceeded as stop:
+        now = datetime.now(UTC)
+        await _keep(
+            store, borrower.id, velocity_record(stop, velocity.limits, borrower.id, asked, now, velocity.inputs_key)
+        )
+        raise
+    if borrower.identity is None:
+        now = datetime.now(UTC)
+        await _keep(store, borrower.id, unidentified_record(borrower.id, asked, now, velocity.inputs_key))
+        raise ComplianceDenied("the credit request", [NO_IDENTITY])
+
+
+async def _keep(store: QuotingStore, borrower_id: str, record: DecisionRecord) -> None:
+    """Write ``record`` in its own unit of work, in a worker thread."""
+
+    def write() -> None:
+        with store.unit_of_work() as uow:
+            uow.quoting.add_refusal(record, borrower_id)
+            uow.commit()
+
+    await asyncio.to_thread(write)
+
+
+def asked_terms(amount: str, asset: str, term_days: int) -> dict[str, Any]:
+    """The terms a request asked for, as a refusal's record keeps them (hashed) and its notice states them."""
+    return {"amount": amount, "asset": asset, "termDays": term_days}
+
+
+def velocity_reason(stop: VelocityLimitExceeded) -> Reason:
+    """R51 for a wallet claimed by several identities, R50 for a borrower's or wallet's requests too frequent,
+    ``IP_RATE_LIMIT`` for the client's network's: each naming the rule's count and limit (never its key: a wallet or
+    an address, personal data a record's reasons would keep in the clear)."""
+    if stop.rule == "ip":
+        base = IP_RATE_LIMIT
+    else:
+        found = WALLET_CLAIMED if stop.rule == "wallet_identities" else TOO_MANY_REQUESTS
+        base = Reason(found.code, found.text)
+    return Reason(base.code, f"{base.message} ({stop.rule}: {stop.count}, limit {stop.limit})")
+
+
+def velocity_record(
+    stop: VelocityLimitExceeded,
+    limits: VelocityLimits,
+    borrower_id: str,
+    asked: Mapping[str, Any],
+    now: datetime,
+    inputs_key: bytes | None,
+) -> DecisionRecord:
+    """The ``credit-request`` record denying a request a velocity rule stopped: its inputs the terms asked and the
+    rule (its key — the borrower, wallet or network — count and limit), its version the limits in force."""
+    inputs = {**asked, "velocity": {"rule": stop.rule, "key": stop.key, "count": stop.count, "limit": stop.limit}}
+    versions = {"velocity": f"{stop.rule}<={stop.limit}/{limits.window_seconds}s"}
+    return decide(
+        DecisionKind.CREDIT_REQUEST,
+        borrower_id,
+        inputs,
+        [velocity_reason(stop)],
+        versions,
+        now,
+        inputs_key=inputs_key,
+    )
+
+
+def unidentified_record(
+    borrower_id: str, asked: Mapping[str, Any], now: datetime, inputs_key: bytes | None
+) -> DecisionRecord:
+    """The ``credit-request`` record denying a request of a borrower with no identity on file (an incomplete
+    application: the 403 says what is missing), its reason the 403's."""
+    return decide(
+        DecisionKind.CREDIT_REQUEST,
+        borrower_id,
+        {**asked, "identity": None},
+        [Reason(*NO_IDENTITY)],
+        {"kyc": "identity-on-file"},
+        now,
+        inputs_key=inputs_key,
+    )

@@ -1,0 +1,84 @@
+"""A credit request refused before it is scored leaves a ``credit-request`` decision record denying it
+(``aggregator.quote_refusals.admit_request``): each velocity rule under its own reason (R50, R51, and ``velocity.ip``
+for the per-IP rate limit, which is not about the applicant), never naming the wallet or the address in the clear;
+a borrower with no identity on file under the 403's reason. Before, neither left a record. On the in-memory store."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from aggregator.errors import ComplianceDenied
+from aggregator.quote_refusals import NO_IDENTITY, VelocityCheck, admit_request, asked_terms
+from aggregator.quote_store import InMemoryQuotingStore
+from compliance.decisions import DecisionKind, Outcome
+from risk.errors import VelocityLimitExceeded
+from risk.velocity import InMemoryVelocityStore, VelocityLimits
+from tests.support.quoting import WALLET, borrower_file
+
+pytestmark = pytest.mark.unit
+
+ASKED = asked_terms("1500.00", "USDC", 30)
+CLIENT = "203.0.113.7"
+
+
+async def _refused(store: InMemoryQuotingStore, check: VelocityCheck, borrower_id: str = "b1") -> Exception:
+    with pytest.raises((VelocityLimitExceeded, ComplianceDenied)) as refused:
+        await admit_request(store, check, replace(borrower_file(), id=borrower_id), ASKED)
+    return refused.value
+
+
+@pytest.mark.parametrize(
+    ("limits", "borrowers", "code", "message"),
+    [
+        (
+            VelocityLimits(per_borrower=1),
+            ("b1", "b1"),
+            "R50",
+            "Too many credit applications in a short period (borrower: 2, limit 1)",
+        ),
+        (
+            VelocityLimits(per_borrower=9, per_ip=1),
+            ("b1", "b1"),
+            "velocity.ip",
+            "Too many credit requests from the client's network in a short period (ip: 2, limit 1)",
+        ),
+        (
+            VelocityLimits(),
+            ("b1", "b2"),  # a second identity claiming the wallet
+            "R51",
+            "Unable to verify ownership of the wallet (wallet_identities: 2, limit 1)",
+        ),
+    ],
+)
+async def test_a_velocity_stop_is_recorded_denied_under_its_rule(
+    limits: VelocityLimits, borrowers: tuple[str, str], code: str, message: str
+) -> None:
+    store = InMemoryQuotingStore()
+    check = VelocityCheck(InMemoryVelocityStore(), limits, CLIENT, bytes(32))
+    first, second = borrowers
+    await admit_request(store, check, replace(borrower_file(), id=first), ASKED)
+    assert store.tables.decision_records == []  # an admitted request records nothing here
+
+    assert isinstance(await _refused(store, check, second), VelocityLimitExceeded)
+
+    (record,) = store.tables.decision_records
+    assert (record.kind, record.outcome, record.subject_ref) == (DecisionKind.CREDIT_REQUEST, Outcome.DENY, second)
+    assert [(reason.code, reason.message) for reason in record.reasons] == [(code, message)]
+    for personal in (CLIENT, WALLET.lower()):
+        assert personal not in repr(record.body())
+    assert store.tables.decision_requests == {}  # no request was written: none is named
+
+
+async def test_a_borrower_with_no_identity_on_file_is_refused_and_recorded() -> None:
+    store = InMemoryQuotingStore()
+    check = VelocityCheck(InMemoryVelocityStore(), VelocityLimits(), CLIENT, bytes(32))
+
+    with pytest.raises(ComplianceDenied) as refused:
+        await admit_request(store, check, replace(borrower_file(), identity=None), ASKED)
+
+    assert refused.value.reasons == [NO_IDENTITY]
+    (record,) = store.tables.decision_records
+    assert (record.kind, record.outcome, record.subject_ref) == (DecisionKind.CREDIT_REQUEST, Outcome.DENY, "b1")
+    assert [(reason.code, reason.message) for reason in record.reasons] == [NO_IDENTITY]
