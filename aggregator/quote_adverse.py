@@ -112,13 +112,14 @@ def no_offers_record(
     decision: RiskDecision,
     now: datetime,
     inputs_key: bytes | None,
+    notice: Mapping[str, Any] | None = None,
 ) -> DecisionRecord:
     """The credit-request decision record denying the request for ``reasons``, so that the decisions list shows it
     refused and why: its inputs the request, the amount asked for, the scoring decision it was approved by and each
-    provider's outcome (about the borrower: hashed under ``inputs_key``)."""
+    provider's outcome (about the borrower: hashed under ``inputs_key``), and the adverse-action ``notice`` given."""
     shown = {"outcomes": {outcome.provider_id: outcome.outcome for outcome in outcomes}}
     compliance_reasons = [ComplianceReason(reason.code, reason.text) for reason in reasons]
-    return request_denial(compliance_reasons, shown, borrower_id, request_id, amount, decision, now, inputs_key)
+    return request_denial(compliance_reasons, shown, borrower_id, request_id, amount, decision, now, inputs_key, notice)
 
 
 def request_denial(
@@ -130,17 +131,20 @@ def request_denial(
     decision: RiskDecision,
     now: datetime,
     inputs_key: bytes | None,
+    notice: Mapping[str, Any] | None = None,
 ) -> DecisionRecord:
     """A credit-request decision record denying request ``request_id`` after the scoring ``decision`` (an adverse
     action the scoring did not decide: no offer, the borrower's exposure): its inputs the request, the amount asked
-    for, the decision's hash and ``why`` (about the borrower: hashed under ``inputs_key``), its reasons
-    ``reasons``."""
+    for, the decision's hash, ``why`` and the adverse-action ``notice`` the borrower was given (about the borrower:
+    hashed under ``inputs_key``, so the record commits to the notice the request keeps), its reasons ``reasons``."""
     inputs: dict[str, Any] = {
         "requestId": request_id,
         "amount": amount,
         "riskDecisionHash": "0x" + decision.decision_hash().hex(),
         **why,
     }
+    if notice is not None:
+        inputs["adverseActionNotice"] = dict(notice)
     return decide(
         DecisionKind.CREDIT_REQUEST,
         borrower_id,

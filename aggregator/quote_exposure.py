@@ -14,7 +14,7 @@ the borrower's lock (``aggregator.exposure.check_exposure``): a loan may open be
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -103,9 +103,11 @@ def refusal_record(
     decision: RiskDecision,
     now: datetime,
     inputs_key: bytes | None,
+    notice: Mapping[str, Any] | None = None,
 ) -> DecisionRecord:
     """The credit-request decision record denying the request for the exposure, so that the decisions list shows
     the request refused and why: its inputs the request, the amount asked for, the scoring decision it was refused
-    after and the refusal's figures (about the borrower: hashed under ``inputs_key``)."""
+    after, the refusal's figures and the adverse-action ``notice`` (about the borrower: hashed under ``inputs_key``)."""
     why = {"exposure": refusal_summary(refusal)}
-    return request_denial([refusal_reason(refusal)], why, borrower_id, request_id, amount, decision, now, inputs_key)
+    reasons = [refusal_reason(refusal)]
+    return request_denial(reasons, why, borrower_id, request_id, amount, decision, now, inputs_key, notice)

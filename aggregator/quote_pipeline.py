@@ -39,12 +39,13 @@ from aggregator.quote_adverse import no_offer_reasons, no_offers_record, no_offe
 from aggregator.quote_chains import clocks_ahead, debt_ceilings, left_out, refused_chains
 from aggregator.quote_exposure import ExposureRefusal, refusal_record, refused_risk, split_by_exposure
 from aggregator.quote_offers import Draft, QuoteSigning, ValidRequest, disclose, rank_drafts, risk_summary
-from aggregator.quote_refusals import NO_IDENTITY, VelocityCheck, admit_request, asked_terms
+from aggregator.quote_refusals import NO_IDENTITY, VelocityCheck, admit_request, asked_terms, request_notice
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuotingStore
 from aggregator.sanctions_reviews import borrower_reasons
 from aggregator.valuation import FeedPricer
 from chain.signers import Signer
 from compliance import ComplianceService, DecisionRecord, Product
+from compliance.adverse_action import LOCAL_NOTICE_PARTIES, NoticeParties
 from compliance.errors import KycProviderError
 from compliance.mla import MlaStatusCache, mla_queries
 from compliance.service import ScreenedRequest
@@ -83,6 +84,7 @@ class QuotingConfig:
     velocity: VelocityLimits = field(default_factory=VelocityLimits)
     policy: Policy = DEFAULT_POLICY
     inputs_key: bytes | None = None  # the platform key risk's inputs hash (over the credit profile) is HMAC'd under
+    notice: NoticeParties = LOCAL_NOTICE_PARTIES  # who a refused request's adverse-action notice names
 
 
 class QuotePipeline:
@@ -354,31 +356,28 @@ class QuotePipeline:
             risk = risk_summary(decision)
         # approved, and no offer kept (``aggregator.quote_adverse``): an adverse action, answered and recorded as one
         no_offers = decision.approved and refusal is None and not drafts
+        reasons = no_offer_reasons(outcomes) if no_offers else []
         if no_offers:
-            reasons = no_offer_reasons(outcomes)
             risk = no_offers_risk(risk, reasons)
-            offer_records.append(  # after the offers' records: the request's decision, made on them
-                no_offers_record(
-                    reasons,
-                    outcomes,
-                    borrower.id,
-                    request_id,
-                    valid.amount,
-                    decision,
-                    now,
-                    self._compliance.inputs_key,
-                )
-            )
         if refusal is not None:  # answered with the accept's problem, and recorded as the request's decline
             risk = refused_risk(risk, refusal)
-            # with a record denying it, written after the screening's (no offer was asked for)
-            offer_records.append(
-                refusal_record(
-                    refusal, borrower.id, request_id, valid.amount, decision, now, self._compliance.inputs_key
-                )
-            )
         elif owed is not None:  # what the request was quoted under
             risk["exposure"] = {"open_principal": str(owed)}
+        notice = None
+        if not risk["approved"]:  # declined, refused or no_offers: the notice 12 CFR 1002.9(a)(2) requires
+            terms = f"{asked['amount']} {asked['asset']} for {spec.term_days} days"
+            notice = request_notice(self._config.notice, terms, risk["reasons"], outcomes, now)
+            risk["adverse_action_notice"] = notice
+        key = self._compliance.inputs_key
+        if no_offers:  # after the offers' records: the request's decision, made on them
+            record = no_offers_record(
+                reasons, outcomes, borrower.id, request_id, valid.amount, decision, now, key, notice
+            )
+            offer_records.append(record)
+        if refusal is not None:  # with a record denying it, written after the screening's (no offer was asked for)
+            offer_records.append(
+                refusal_record(refusal, borrower.id, request_id, valid.amount, decision, now, key, notice)
+            )
         if reading is not None:
             # chains whose history could not be read are named: their loans are missing, not clean
             risk["onchain_chains_skipped"] = reading.skipped

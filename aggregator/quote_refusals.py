@@ -1,10 +1,14 @@
 """What a refused credit request leaves behind besides its answer, so that an examiner can list every refusal
-(ECOA / Regulation B, 12 CFR 1002.9 and its record retention, 1002.12): a request refused before it is scored, and so
-never written as a request — a velocity stop (``risk.velocity``: 429 ``velocity-limit``, R50 or R51) or a borrower
-with no identity on file (403 ``compliance-denied``, ``kyc.not-approved``) — gets a ``credit-request`` decision
-record denying it (``velocity_record``, ``unidentified_record``), about the borrower, with no request id. Its inputs
-(the terms asked and the rule that stopped it) are hashed under the platform key. Until 2026-11-29 neither left a
-trace.
+(ECOA / Regulation B, 12 CFR 1002.9 and its record retention, 1002.12) and the borrower is told what 1002.9(a)(2)
+requires:
+
+- a request refused before it is scored, and so never written as a request — a velocity stop (``risk.velocity``: 429
+  ``velocity-limit``, R50 or R51) or a borrower with no identity on file (403 ``compliance-denied``,
+  ``kyc.not-approved``) — gets a ``credit-request`` decision record denying it (``velocity_record``,
+  ``unidentified_record``), about the borrower, with no request id. Its inputs (the terms asked and the rule that
+  stopped it) are hashed under the platform key. Until 2026-11-29 neither left a trace;
+- a request written with ``risk.approved`` false (declined by the scoring, refused for the borrower's exposure, or
+  ``no_offers``) carries the adverse-action notice (``request_notice``: ``compliance.adverse_action``).
 
 The per-IP limit is a platform rate limit, not a decision about the applicant (the address may be shared by many):
 its stop is recorded too, under its own code ``velocity.ip`` rather than an adverse-action reason."""
@@ -13,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import ComplianceDenied
+from aggregator.fanout import ProviderOutcome
 from aggregator.quote_store import QuotingStore
+from compliance.adverse_action import Considered, NoticeParties, adverse_action_notice
 from compliance.decisions import DecisionKind, DecisionRecord, decide
 from compliance.jurisdiction import Reason
 from risk.errors import VelocityLimitExceeded
@@ -136,3 +142,18 @@ def unidentified_record(
         now,
         inputs_key=inputs_key,
     )
+
+
+def request_notice(
+    parties: NoticeParties,
+    asked: str,
+    reasons: Sequence[Mapping[str, str]],
+    outcomes: Sequence[ProviderOutcome],
+    now: datetime,
+) -> dict[str, Any]:
+    """The adverse-action notice of a request written not approved: its ``risk.reasons`` as the specific reasons,
+    given for the platform and for every lender considered (``outcomes``: none when the scoring or the borrower's
+    exposure refused it before any lender was asked)."""
+    lenders = [Considered(outcome.provider_id, outcome.outcome) for outcome in outcomes]
+    specific = [(reason["code"], reason["text"]) for reason in reasons]
+    return adverse_action_notice(parties, asked, lenders, specific, now)

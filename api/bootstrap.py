@@ -194,6 +194,7 @@ async def build_platform(settings: Settings) -> Platform:
         quote_ttl=timedelta(seconds=settings.quote_ttl_seconds),
         velocity=limits,
         inputs_key=bytes.fromhex(settings.inputs_hash_key),
+        notice=settings.notice_parties,
     )
     # a pool registered through the API must lend the token listed for its asset on its chain
     tokens = {

@@ -11,15 +11,18 @@ from typing import Any
 from fastapi import FastAPI, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi_standalone_docs import StandaloneDocs
+from pydantic.json_schema import models_json_schema
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aggregator.assets import amount_pattern
 from api import refusals
 from api.idempotency import REPLAYED_HEADER
+from api.notice_schemas import AdverseActionNoticeOut
 from api.problems import INVALID_REQUEST, PROBLEM_BASE, PROBLEM_JSON, problem
 from api.refusals import GENERIC
 
 API_KEY_SCHEME = "ApiKey"
+REF_TEMPLATE = "#/components/schemas/{model}"
 BEARER_SCHEME = "Bearer"
 
 TAGS: list[dict[str, str]] = [
@@ -309,6 +312,7 @@ def document(app: FastAPI) -> dict[str, Any]:
     components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     for unused in ("HTTPValidationError", "ValidationError"):
         components["schemas"].pop(unused, None)
+    _adverse_action_notice(components["schemas"])
     schemes = components.setdefault("securitySchemes", {})
     schemes[BEARER_SCHEME] = schemes.get(BEARER_SCHEME, {}) | {
         "type": "http",
@@ -332,6 +336,19 @@ def document(app: FastAPI) -> dict[str, Any]:
                         for name, (target, parameter, pointer) in links.items()
                     }
     return schema
+
+
+def _adverse_action_notice(schemas: dict[str, Any]) -> None:
+    """``CreditRequestOut.risk`` is free-form (the answer is written as plain JSON: ``api.render``): its
+    ``adverse_action_notice`` is documented by ``AdverseActionNoticeOut`` and the models it holds."""
+    if "CreditRequestOut" not in schemas:
+        return
+    _, found = models_json_schema([(AdverseActionNoticeOut, "serialization")], ref_template=REF_TEMPLATE)
+    schemas.update(found["$defs"])
+    risk = schemas["CreditRequestOut"]["properties"]["risk"]
+    risk.setdefault("properties", {})["adverse_action_notice"] = {
+        "$ref": REF_TEMPLATE.format(model="AdverseActionNoticeOut")
+    }
 
 
 class AllowedMethods:

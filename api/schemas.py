@@ -130,7 +130,11 @@ class CreditRequestOut(BaseModel):
     id: str
     status: str = Field(description="quoted, accepting, accepted, declined or no_offers")
     loan_id: str | None = Field(default=None, description="the loan this request became, once accepted")
-    risk: dict[str, Any]
+    risk: dict[str, Any] = Field(
+        description="the risk decision as the borrower is told it: approved, score, grade, limits, reasons (the "
+        "adverse-action reason codes); when approved is false (declined, refused for the exposure, no_offers) also "
+        "adverse_action_notice (AdverseActionNoticeOut)"
+    )
     quotes: list[QuoteOut]
     provider_outcomes: list[ProviderOutcomeOut]
 

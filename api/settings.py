@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from chain.config import LOCAL_CHAINS, ChainRegistry
 from chain.errors import ConfigurationError
 from chain.signers import loopback_host, production_guard
+from compliance.adverse_action import FTC, LOCAL_CREDITOR, NoticeParties, Party
 from compliance.sim import DEFAULT_PORT as IDENTITY_SIM_PORT
 from compliance.sim import LOCAL_KYC_SECRET, LOCAL_MLA_SECRET
 from providers.destinations import LOOPBACK_NETWORKS, check_https, check_url_shape
@@ -216,6 +217,28 @@ class Settings(BaseSettings):
         description="identity verifications (POST /v1/borrowers/me/kyc) a borrower may submit in 24 hours: each "
         "creates an applicant at the KYC provider, billed per applicant",
     )
+    # the parties of the adverse-action notices (12 CFR 1002.9(a)(2)) a refused credit request is given
+    creditor_name: str = Field(
+        default=LOCAL_CREDITOR.name,
+        min_length=1,
+        max_length=200,
+        description="the platform's legal name: the creditor giving the adverse-action notices (for itself and the "
+        "lenders considered); the default says it is not configured",
+    )
+    creditor_address: str = Field(
+        default=LOCAL_CREDITOR.address,
+        min_length=1,
+        max_length=400,
+        description="the platform's postal address, printed on the adverse-action notices",
+    )
+    ecoa_agency_name: str = Field(
+        default=FTC.name,
+        min_length=1,
+        max_length=200,
+        description="the federal agency that administers ECOA compliance concerning the creditor (Regulation B, "
+        "Appendix A), named in the adverse-action notices; default: the Federal Trade Commission",
+    )
+    ecoa_agency_address: str = Field(default=FTC.address, min_length=1, max_length=400)
 
     @model_validator(mode="after")
     def _refuse_local_secrets_elsewhere(self) -> Settings:
@@ -290,6 +313,13 @@ class Settings(BaseSettings):
         for network in value or ():
             ipaddress.ip_network(network, strict=False)
         return value
+
+    @property
+    def notice_parties(self) -> NoticeParties:
+        """Who the adverse-action notices name (``compliance.adverse_action``)."""
+        return NoticeParties(
+            Party(self.creditor_name, self.creditor_address), Party(self.ecoa_agency_name, self.ecoa_agency_address)
+        )
 
     @property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

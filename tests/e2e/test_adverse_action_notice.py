@@ -1,7 +1,12 @@
 """A refused credit request, over real HTTP against the platform's processes (ECOA / Regulation B, 12 CFR 1002.9):
-a request refused before it is scored — a borrower with no identity on file (403) or one past a velocity limit (429)
-— leaves a ``credit-request`` decision record denying it, listed by ``GET /v1/decisions``. Before, neither left any
-trace, so an examiner could not list every refusal."""
+
+- a request answered with ``risk.approved`` false — declined by the scoring, or ``no_offers`` — carries the
+  adverse-action notice 1002.9(a)(2) requires (``risk.adverse_action_notice``): the action taken, the creditor's name
+  and address, the lenders considered, the specific reasons, and the ECOA statement with the agency's name and
+  address; kept with the request (GET answers it again). Before, only the reason codes were given;
+- a request refused before it is scored — a borrower with no identity on file (403) or one past a velocity limit
+  (429) — leaves a ``credit-request`` decision record denying it, listed by ``GET /v1/decisions``. Before, neither
+  left any trace, so an examiner could not list every refusal."""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from api.notice_schemas import AdverseActionNoticeOut
+from compliance.adverse_action import ECOA_STATEMENT, FTC, LOCAL_CREDITOR
 from tests.support.platform import RunningPlatform
 
 pytestmark = pytest.mark.e2e
@@ -21,12 +28,52 @@ REQUEST: dict[str, Any] = {
     "purpose": "business",
     "collateral": {"asset": "WETH", "amount": "2.0"},
 }
+#: the facts 1002.9(b)(1)'s statement must carry
+ECOA_BASES = (
+    "race",
+    "color",
+    "religion",
+    "national origin",
+    "sex",
+    "marital status",
+    "age",
+    "public assistance",
+    "Consumer Credit Protection Act",
+)
 
 
 @pytest.fixture(scope="module")
 def platform(shared_platform: RunningPlatform) -> RunningPlatform:
-    """The e2e package's platform with default settings (``tests/e2e/conftest.py``)."""
+    """The e2e package's platform with default settings (``tests/e2e/conftest.py``): the local notice parties."""
     return shared_platform
+
+
+def _post(platform: RunningPlatform, key: str, **changes: Any) -> dict[str, Any]:
+    with platform.client(key) as client:
+        response = client.post("/v1/credit-requests", json=REQUEST | changes)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _notice(platform: RunningPlatform, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer's notice, typed as the OpenAPI document has it, and the same when the request is read again."""
+    risk = body["risk"]
+    assert risk["approved"] is False
+    notice: dict[str, Any] = risk["adverse_action_notice"]
+    AdverseActionNoticeOut.model_validate(notice)
+    with platform.client(key) as client:
+        again = client.get(f"/v1/credit-requests/{body['id']}").json()
+    assert again["risk"]["adverse_action_notice"] == notice
+    assert notice["action_taken"] == "credit denied"
+    assert notice["creditor"] == {"name": LOCAL_CREDITOR.name, "address": LOCAL_CREDITOR.address}
+    assert notice["agency"] == {"name": FTC.name, "address": FTC.address}
+    assert notice["ecoa_notice"] == ECOA_STATEMENT
+    assert all(basis in ECOA_STATEMENT for basis in ECOA_BASES)
+    assert notice["reasons"] == risk["reasons"]
+    assert 1 <= len(notice["reasons"]) <= 4
+    assert "1500.00 USDC for 30 days was denied" in notice["statement"]
+    return notice
 
 
 def _refusals(platform: RunningPlatform, borrower_id: str) -> list[dict[str, Any]]:
@@ -39,6 +86,36 @@ def _refusals(platform: RunningPlatform, borrower_id: str) -> list[dict[str, Any
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
+
+
+def test_a_declined_request_carries_the_notice_for_the_platform_alone(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address, profile={})
+
+    body = _post(platform, key)
+
+    assert body["status"] == "declined"
+    notice = _notice(platform, key, body)
+    assert "R20" in {reason["code"] for reason in notice["reasons"]}
+    assert notice["lenders"] == []  # the scoring declined it: no lender was asked
+    assert "gives this notice for itself;" in notice["statement"]
+
+
+def test_a_no_offers_request_carries_the_notice_naming_every_lender_considered(platform: RunningPlatform) -> None:
+    key = platform.onboard(Account.create().address)
+    quoted = _post(platform, key)
+    assert quoted["status"] == "quoted"
+    assert "adverse_action_notice" not in quoted["risk"]  # only a request not approved has one
+
+    # USDC is no collateral on any chain: every chain's terms refuse it, and no lender's offer survives (R45)
+    body = _post(platform, key, collateral={"asset": "USDC", "amount": "3000.00"})
+
+    assert body["status"] == "no_offers"
+    notice = _notice(platform, key, body)
+    assert "R45" in {reason["code"] for reason in notice["reasons"]}
+    outcomes = {(o["provider_id"], o["outcome"]) for o in body["provider_outcomes"]}
+    assert {(lender["provider_id"], lender["outcome"]) for lender in notice["lenders"]} == outcomes
+    assert "sim-bank" in {lender["provider_id"] for lender in notice["lenders"]}
+    assert "the lenders named" in notice["statement"]
 
 
 def test_refusals_before_scoring_leave_a_record_an_examiner_lists(platform: RunningPlatform) -> None:

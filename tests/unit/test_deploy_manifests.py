@@ -23,6 +23,7 @@ from api.cli import build_parser
 from api.cli.serve import answer_timeout
 from api.settings import ROLE_KEY_FIELDS, Settings
 from api.workers import WORKERS, enabled_workers
+from compliance.adverse_action import LOCAL_CREDITOR
 
 pytestmark = pytest.mark.unit
 
@@ -235,6 +236,10 @@ def test_production_settings_are_complete_and_accepted(
     assert settings.redis_url, "breaker state, rate limits and velocity are shared through Redis"
     assert settings.key_store_url, "the default key store is a file inside one container"
     assert {field for field in ("relayer_key", "quote_signer_key", "risk_signer_key") if getattr(settings, field)}
+    # the adverse-action notices name the creditor (12 CFR 1002.9(a)(2)), never the local runs' placeholder
+    assert settings.creditor_name != LOCAL_CREDITOR.name
+    assert settings.creditor_address != LOCAL_CREDITOR.address
+    assert {f"{PREFIX}ECOA_AGENCY_NAME", f"{PREFIX}ECOA_AGENCY_ADDRESS"} <= set(env), "the agency is the creditor's own"
 
 
 @pytest.mark.parametrize("processes", [compose_processes, kubernetes_processes], ids=["compose", "kubernetes"])

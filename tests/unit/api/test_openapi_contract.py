@@ -322,3 +322,23 @@ def test_an_operations_own_422_problem_is_shown_without_a_validation_errors_list
     assert unusable["description"] == "The KYC event cannot be applied"
     invalid = document["paths"]["/v1/credit-requests"]["post"]["responses"]["422"]["content"][PROBLEM_JSON]
     assert invalid["example"]["errors"][0]["field"] == "term_days"
+
+
+def test_a_credit_request_s_risk_documents_its_adverse_action_notice(document: dict[str, Any]) -> None:
+    """``risk`` is free-form JSON; the notice a request not approved carries in it is typed (12 CFR 1002.9(a)(2))."""
+    schemas = document["components"]["schemas"]
+    risk = schemas["CreditRequestOut"]["properties"]["risk"]
+    assert risk["properties"]["adverse_action_notice"] == {"$ref": "#/components/schemas/AdverseActionNoticeOut"}
+    notice = schemas["AdverseActionNoticeOut"]
+    assert set(notice["required"]) == {
+        "action_taken",
+        "statement",
+        "creditor",
+        "lenders",
+        "reasons",
+        "ecoa_notice",
+        "agency",
+        "given_at",
+    }
+    assert notice["properties"]["creditor"]["$ref"] == "#/components/schemas/NoticePartyOut"
+    assert set(schemas["NoticePartyOut"]["required"]) == {"name", "address"}

@@ -1,0 +1,50 @@
+"""The adverse-action notice a credit request not approved carries in its ``risk`` (``risk.adverse_action_notice``:
+``compliance.adverse_action``). The answer is written as plain JSON (``api.render``), so these models document it in
+the OpenAPI document (``api.openapi``) and let a client, or a test, read it typed."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class NoticePartyOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    address: str = Field(description="postal address")
+
+
+class NoticeLenderOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: str
+    outcome: str = Field(description="its provider outcome for the request (declined, ineligible, dropped …)")
+
+
+class NoticeReasonOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="the adverse-action reason code (docs/risk.md)")
+    text: str
+
+
+class AdverseActionNoticeOut(BaseModel):
+    """The notice 12 CFR 1002.9(a)(2) requires, given by the platform for itself and the lenders considered
+    (1002.9(g)): the action taken, the creditor's name and address, the specific reasons, and the ECOA statement of
+    1002.9(b)(1) with the agency that administers compliance concerning the creditor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action_taken: Literal["credit denied"]
+    statement: str = Field(description="the action taken on the credit asked for, and for whom the notice is given")
+    creditor: NoticePartyOut = Field(description="the platform: it gives the notice; write to it at this address")
+    lenders: list[NoticeLenderOut] = Field(
+        description="the lenders whose products were considered, each its outcome; empty when the platform's own "
+        "scoring or limits refused the request before any lender was asked"
+    )
+    reasons: list[NoticeReasonOut] = Field(description="the specific reasons, at most four (risk.reasons)")
+    ecoa_notice: str = Field(description="the Equal Credit Opportunity Act statement (12 CFR 1002.9(b)(1))")
+    agency: NoticePartyOut = Field(description="the federal agency that administers ECOA compliance for the creditor")
+    given_at: str = Field(description="RFC 3339 UTC")

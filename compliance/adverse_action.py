@@ -1,0 +1,90 @@
+"""The adverse-action notice a borrower refused credit is given (ECOA / Regulation B, 12 CFR 1002.9(a)(2)): a
+statement of the action taken, the name and address of the creditor, the ECOA statement of 1002.9(b)(1) with the
+name and address of the federal agency that administers compliance concerning the creditor, and the statement of
+specific reasons (the adverse-action reason codes, at most four).
+
+The platform gives the notice: for itself when its own scoring or limits refused the request, and also for the
+lenders whose products were considered when none of them offered credit (1002.9(g): one notice given through a third
+party names each creditor it is given for). Pure: the parties come from the settings, the clock from the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+#: the ECOA statement of 1002.9(b)(1) in our words (the facts it must carry: the bases, then the agency named after it)
+ECOA_STATEMENT = (
+    "The federal Equal Credit Opportunity Act prohibits creditors from discriminating against credit applicants on "
+    "the basis of race, color, religion, national origin, sex, marital status or age (provided the applicant has the "
+    "capacity to enter into a binding contract); because all or part of the applicant's income derives from any "
+    "public assistance program; or because the applicant has in good faith exercised any right under the Consumer "
+    "Credit Protection Act. The federal agency that administers compliance with this law concerning this creditor "
+    "is named below."
+)
+#: the action a notice states: every refusal the platform answers with a notice is a denial of the credit asked for
+CREDIT_DENIED = "credit denied"
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A name and a postal address, as a notice prints them."""
+
+    name: str
+    address: str
+
+    def fields(self) -> dict[str, str]:
+        return {"name": self.name, "address": self.address}
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeParties:
+    """Who a notice names: the platform (``creditor``: it gives the notice, and its address is where the borrower
+    writes) and the federal agency that administers ECOA compliance concerning it (``agency``)."""
+
+    creditor: Party
+    agency: Party
+
+
+#: the local runs' creditor: refused outside them (``api.settings``), where the notice must name the real one
+LOCAL_CREDITOR = Party(
+    "creditmesh (local development)",
+    "no address configured: set CREDITMESH_CREDITOR_NAME and CREDITMESH_CREDITOR_ADDRESS",
+)
+#: Regulation B Appendix A's agency for a creditor no other agency listed there supervises: the local runs' default;
+#: outside them the operator names the agency concerning the creditor (``CREDITMESH_ECOA_AGENCY_*``)
+FTC = Party("Federal Trade Commission", "Consumer Response Center, Washington, DC 20580")
+LOCAL_NOTICE_PARTIES = NoticeParties(LOCAL_CREDITOR, FTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Considered:
+    """A lender whose product was considered for the request, and what came of it (its provider outcome)."""
+
+    provider_id: str
+    outcome: str
+
+
+def adverse_action_notice(
+    parties: NoticeParties,
+    asked: str,
+    lenders: Sequence[Considered],
+    reasons: Sequence[tuple[str, str]],
+    given_at: datetime,
+) -> dict[str, Any]:
+    """The notice of a request for ``asked`` (e.g. "1500.00 USDC for 30 days") denied for ``reasons`` ((code, text)
+    each, the principal reasons, at most four), given by the platform for itself and for ``lenders`` (empty when no
+    lender was asked: the platform's own scoring or limits refused it)."""
+    on_behalf = "itself" if not lenders else "itself and the lenders named, whose products were considered"
+    return {
+        "action_taken": CREDIT_DENIED,
+        "statement": f"Your request for credit of {asked} was denied. {parties.creditor.name} gives this notice for "
+        f"{on_behalf}; the specific reasons are listed.",
+        "creditor": parties.creditor.fields(),
+        "lenders": [{"provider_id": lender.provider_id, "outcome": lender.outcome} for lender in lenders],
+        "reasons": [{"code": code, "text": text} for code, text in reasons],
+        "ecoa_notice": ECOA_STATEMENT,
+        "agency": parties.agency.fields(),
+        "given_at": given_at.isoformat().replace("+00:00", "Z"),
+    }
