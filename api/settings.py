@@ -348,6 +348,11 @@ class Settings(BaseSettings):
             raise ValueError("set CREDITMESH_MLA_PROVIDER_SECRET in production (the simulator's is public)")
         if self.inputs_hash_key == LOCAL_INPUTS_HASH_KEY:
             raise ValueError("set CREDITMESH_INPUTS_HASH_KEY in production (the local one is public)")
+        if LOCAL_CREDITOR.name == self.creditor_name or LOCAL_CREDITOR.address == self.creditor_address:
+            raise ValueError(
+                "set CREDITMESH_CREDITOR_NAME and CREDITMESH_CREDITOR_ADDRESS in production: every adverse-action "
+                "notice names the creditor giving it and where to write (12 CFR 1002.9(a)(2))"
+            )
         if self.resolved_key_store_url == self.resolved_database_url:
             raise ValueError("CREDITMESH_KEY_STORE_URL must not be the platform database: keys live apart from it")
         return self

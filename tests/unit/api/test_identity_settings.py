@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from api.settings import LOCAL_ADMIN_KEY, Settings
+from compliance.adverse_action import LOCAL_CREDITOR
 
 pytestmark = pytest.mark.unit
 
@@ -28,6 +29,8 @@ PRODUCTION: dict[str, Any] = {
     "mla_provider_url": "https://mla.example/api",
     "mla_provider_secret": "a-real-mla-secret",
     "inputs_hash_key": "cd" * 32,
+    "creditor_name": "Example Credit Platform, Inc.",
+    "creditor_address": "1 Main Street, Springfield, IL 62701",
     "database_url": "postgresql://db.internal/creditmesh",
     "key_store_url": "kms://eu-west-1",
     "sanctions_name_list_max_age_days": 7,
@@ -66,6 +69,8 @@ def test_production_with_real_identity_providers_starts() -> None:
         ({"mla_provider_secret": "mla-operator-local-secret"}, "MLA_PROVIDER_SECRET"),
         ({"kyc_webhook_secret": "kyc-webhook-local-secret"}, "KYC_WEBHOOK_SECRET"),
         ({"inputs_hash_key": "00" * 31 + "02"}, "INPUTS_HASH_KEY"),
+        ({"creditor_name": "creditmesh (local development)"}, "CREDITOR_NAME and CREDITMESH_CREDITOR_ADDRESS"),
+        ({"creditor_address": LOCAL_CREDITOR.address}, "CREDITOR_NAME and CREDITMESH_CREDITOR_ADDRESS"),
         ({"key_store_url": "postgresql://db.internal/creditmesh"}, "must not be the platform database"),
     ],
 )
