@@ -5,7 +5,8 @@ requires:
 - a request refused before it is scored, and so never written as a request — a velocity stop (``risk.velocity``: 429
   ``velocity-limit``, R50 or R51) or a borrower with no identity on file (403 ``compliance-denied``,
   ``kyc.not-approved``) — gets a ``credit-request`` decision record denying it (``velocity_record``,
-  ``unidentified_record``), about the borrower, with no request id. Its inputs (the terms asked and the rule that
+  ``unidentified_record``), about the borrower, with no request id: a velocity stop once per rule and borrower in the
+  velocity window (the refusals after it, of the same limit still reached, repeat it). Its inputs (the terms asked and the rule that
   stopped it) are hashed under the platform key. Until 2026-11-29 neither left a trace;
 - a request written with ``risk.approved`` false (declined by the scoring, refused for the borrower's exposure, or
   ``no_offers``) carries the adverse-action notice (``request_notice``: ``compliance.adverse_action``).
@@ -66,15 +67,23 @@ async def admit_request(
             now=time.time(),
         )
     except VelocityLimitExceeded as stop:
-        now = datetime.now(UTC)
-        await _keep(
-            store, borrower.id, velocity_record(stop, velocity.limits, borrower.id, asked, now, velocity.inputs_key)
-        )
+        if await _first_in_window(velocity, borrower.id, stop):
+            now = datetime.now(UTC)
+            record = velocity_record(stop, velocity.limits, borrower.id, asked, now, velocity.inputs_key)
+            await _keep(store, borrower.id, record)
         raise
     if borrower.identity is None:
         now = datetime.now(UTC)
         await _keep(store, borrower.id, unidentified_record(borrower.id, asked, now, velocity.inputs_key))
         raise ComplianceDenied("the credit request", [NO_IDENTITY])
+
+
+async def _first_in_window(velocity: VelocityCheck, borrower_id: str, stop: VelocityLimitExceeded) -> bool:
+    """Whether ``stop`` is the borrower's first by its rule in the velocity window: only that one is recorded. A
+    borrower who keeps asking past a limit is refused each time, and each refusal would otherwise be a database write
+    where the limit cost one counter's round trip (a flood of refused requests turned into a flood of writes)."""
+    key = f"velocity-refusal:{stop.rule}:{borrower_id}"
+    return await velocity.store.hit(key, time.time(), velocity.limits.window_seconds) == 1
 
 
 async def _keep(store: QuotingStore, borrower_id: str, record: DecisionRecord) -> None:

@@ -120,7 +120,8 @@ def test_a_no_offers_request_carries_the_notice_naming_every_lender_considered(p
 
 def test_refusals_before_scoring_leave_a_record_an_examiner_lists(platform: RunningPlatform) -> None:
     """A borrower registered without KYC: each request is 403 (its velocity counted first), until the 26th is past
-    the platform's limit of 25 an hour (``tests.support.platform``) and is 429: each left a record."""
+    the platform's limit of 25 an hour (``tests.support.platform``) and is 429: each 403 left a record, and the velocity
+stop one, however often it is met again in the window."""
     with platform.client(platform.admin_key) as admin:
         registered = admin.post(
             "/v1/borrowers", json={"wallet_address": Account.create().address, "jurisdiction": "US-FL"}
@@ -136,8 +137,8 @@ def test_refusals_before_scoring_leave_a_record_an_examiner_lists(platform: Runn
     refusals = _refusals(platform, borrower_id)
     codes = [reason["code"] for refusal in refusals for reason in refusal["reasons"]]
     assert codes.count("kyc.not-approved") == 25
-    assert codes.count("R50") == 2
-    assert len(refusals) == 27
+    assert codes.count("R50") == 1, "a velocity stop is recorded once in its window, not once per refused request"
+    assert len(refusals) == 26
     assert all(refusal["subject_ref"] == borrower_id and refusal["request_id"] is None for refusal in refusals)
     velocity = next(refusal for refusal in refusals if refusal["reasons"][0]["code"] == "R50")
     assert (

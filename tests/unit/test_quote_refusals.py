@@ -71,6 +71,21 @@ async def test_a_velocity_stop_is_recorded_denied_under_its_rule(
     assert store.tables.decision_requests == {}  # no request was written: none is named
 
 
+async def test_a_velocity_stop_met_again_in_its_window_is_refused_each_time_and_recorded_once() -> None:
+    """Each refusal was a database write where the limit cost a counter's round trip: a borrower asking on past a
+    limit turned a flood of refused requests into a flood of writes. Another rule's stop is recorded on its own."""
+    store = InMemoryQuotingStore()
+    check = VelocityCheck(InMemoryVelocityStore(), VelocityLimits(per_borrower=1), CLIENT, bytes(32))
+    await admit_request(store, check, borrower_file(), ASKED)
+
+    refusals = [await _refused(store, check) for _ in range(5)]
+
+    assert all(isinstance(refusal, VelocityLimitExceeded) for refusal in refusals)
+    assert [record.reasons[0].code for record in store.tables.decision_records] == ["R50"]
+    assert isinstance(await _refused(store, check, "b2"), VelocityLimitExceeded)  # R51: the wallet's second identity
+    assert [record.reasons[0].code for record in store.tables.decision_records] == ["R50", "R51"]
+
+
 async def test_a_borrower_with_no_identity_on_file_is_refused_and_recorded() -> None:
     store = InMemoryQuotingStore()
     check = VelocityCheck(InMemoryVelocityStore(), VelocityLimits(), CLIENT, bytes(32))
