@@ -6,8 +6,8 @@ requires:
   ``velocity-limit``, R50 or R51) or a borrower with no identity on file (403 ``compliance-denied``,
   ``kyc.not-approved``) — gets a ``credit-request`` decision record denying it (``velocity_record``,
   ``unidentified_record``), about the borrower, with no request id: a velocity stop once per rule and borrower in the
-  velocity window (the refusals after it, of the same limit still reached, repeat it). Its inputs (the terms asked and the rule that
-  stopped it) are hashed under the platform key. Until 2026-11-29 neither left a trace;
+  velocity window (the refusals after it, of the same limit still reached, repeat it). Its inputs (the terms asked
+  and the rule that stopped it) are hashed under the platform key. Until 2026-11-29 neither left a trace;
 - a request written with ``risk.approved`` false (declined by the scoring, refused for the borrower's exposure, or
   ``no_offers``) carries the adverse-action notice (``request_notice``: ``compliance.adverse_action``).
 

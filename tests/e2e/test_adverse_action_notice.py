@@ -120,8 +120,8 @@ def test_a_no_offers_request_carries_the_notice_naming_every_lender_considered(p
 
 def test_refusals_before_scoring_leave_a_record_an_examiner_lists(platform: RunningPlatform) -> None:
     """A borrower registered without KYC: each request is 403 (its velocity counted first), until the 26th is past
-    the platform's limit of 25 an hour (``tests.support.platform``) and is 429: each 403 left a record, and the velocity
-stop one, however often it is met again in the window."""
+    the platform's limit of 25 an hour (``tests.support.platform``) and is 429: each 403 left a record, and the
+    velocity stop one, however often it is met again in the window."""
     with platform.client(platform.admin_key) as admin:
         registered = admin.post(
             "/v1/borrowers", json={"wallet_address": Account.create().address, "jurisdiction": "US-FL"}
