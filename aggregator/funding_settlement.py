@@ -154,7 +154,7 @@ class FundingSettlements:
         aggregator, collateral = chain.record.address("CreditAggregator"), chain.record.address("CollateralManager")
         hold = hold_intent_key(loan.chain_id, collateral, loan.loan_ref)
         if operator is None and (
-            await manager.store.get_intent(hold) is not None
+            await manager.store.attempts(hold)  # any attempt (a missing number is no end: see current_attempt)
             or await liquidation_held(chain.client, chain.record, loan.loan_ref)
         ):
             raise OperatorUnavailable(
@@ -193,8 +193,8 @@ class FundingSettlements:
             return None
         operator = chain.senders.get(Role.OPERATOR)
         collateral = chain.record.address("CollateralManager")
-        hold = await chain.transactions.store.get_intent(hold_intent_key(loan.chain_id, collateral, loan.loan_ref))
-        if operator is None or hold is None or hold.payload_hash == BARRED_PAYLOAD:
+        holds = await chain.transactions.store.attempts(hold_intent_key(loan.chain_id, collateral, loan.loan_ref))
+        if operator is None or all(hold.payload_hash == BARRED_PAYLOAD for _, hold in holds):
             return None
         await self._release(loan, chain, operator)
         return FundingSettlement(loan.id, FUNDED, confirmed=True)

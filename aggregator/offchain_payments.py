@@ -158,19 +158,23 @@ def _amount_of(calldata: str) -> int:
 
 
 async def _attempt(store: SqlChainStore, chain_id: int, aggregator: str, onchain_id: int, reference: bytes) -> _Attempt:
-    """The intent a payment is sent under now: the first attempt whose intent is not failed or dropped (none yet,
-    in flight, mined, or reverted); with why the chain refused the payment when it did (the error of that reverted
-    intent, else of the failed one before it). A failed intent of a payment not refused was not taken for now (the
-    node refused it, the fees were above the cap): one is never sent again under its key, so the next attempt is."""
-    attempt, refusal = 1, None
-    while True:
-        key = record_intent_key(chain_id, aggregator, onchain_id, reference, attempt)
-        stored = await store.get_intent(key)
-        if stored is None:
-            return _Attempt(key, None, refusal)
-        if stored.status not in (FAILED, DROPPED):
-            return _Attempt(key, _amount_of(stored.data), stored.error)
-        attempt, refusal = attempt + 1, stored.error
+    """The intent a payment is sent under now: the first attempt stored whose intent is not failed or dropped (in
+    flight, mined, or reverted), else the one after the last attempt stored (the first when none is); with why the
+    chain refused the payment when it did (the error of that reverted intent, else of the last failed one before
+    it). A failed intent of a payment not refused was not taken for now (the node refused it, the fees were above
+    the cap): one is never sent again under its key, so the next attempt is. Every attempt stored is read, not each
+    number up to the first missing one: a payment's attempts can start past 1 under a contract (the code before
+    0038 sent an earlier deployment's loan's later attempt to the later deployment, and 0038 rekeyed it by that
+    contract). Until 2026-11-29 such a gap read as nothing sent, and a repeated report sent the payment again: the
+    contract credited it twice (it does not refuse a ``paymentRef`` it recorded)."""
+    first, refusal = record_intent_key(chain_id, aggregator, onchain_id, reference), None
+    stored = await store.attempts(first)
+    for _, intent in stored:
+        if intent.status not in (FAILED, DROPPED):
+            return _Attempt(intent.key, _amount_of(intent.data), intent.error)
+        refusal = intent.error
+    following = stored[-1][0] + 1 if stored else 1
+    return _Attempt(record_intent_key(chain_id, aggregator, onchain_id, reference, following), None, refusal)
 
 
 def _record_call(chain: ChainRuntime, payment: ReportedPayment) -> Call:
@@ -391,7 +395,7 @@ class OffchainPayments:
         reference = payment_ref_hash(provider_id, payment_ref)
         operator = chain.operator
         first = record_intent_key(chain.chain_id, loan.contract, onchain_id, reference)
-        if await operator.store.get_intent(first) is None and loan.status not in (ACTIVE, DEFAULTED):
+        if not await operator.store.attempts(first) and loan.status not in (ACTIVE, DEFAULTED):
             raise PaymentNotRecordable(f"loan {loan.id} is {loan.status}: nothing is left to record", 409)
         reported = ReportedPayment(
             provider_id,

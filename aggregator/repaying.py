@@ -386,7 +386,7 @@ async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) 
         log.warning("claimCollateral of loan %s on %s would fail now: %s", onchain_id, chain.name, err)
         return None
     call = Call.function(manager, "claimCollateral", onchain_id)
-    for attempt in range(1, MAX_CLAIM_ATTEMPTS + 1):
+    for attempt in range(await _claim_from(chain, manager.address, onchain_id), MAX_CLAIM_ATTEMPTS + 1):
         # one intent per attempt: a claim that passed its simulation and then reverted (the token refused again
         # before it was mined) or was refused by the node stays so under its key, and a later call, once the claim
         # would pass, sends the next attempt (under one fixed key it answered the first attempt's failure for good)
@@ -401,8 +401,18 @@ async def claim_collateral(chain: ChainRuntime, onchain_id: int, within: float) 
         except ChainError as err:
             log.warning("claimCollateral of loan %s on %s failed: %s", onchain_id, chain.name, err)
             return None
-    log.error("claimCollateral of loan %s on %s failed %s times: not sent again", onchain_id, chain.name, attempt)
+    log.error("claimCollateral of loan %s on %s: its attempts up to %s failed, none sent again", onchain_id,
+              chain.name, MAX_CLAIM_ATTEMPTS)  # fmt: skip
     return None
+
+
+async def _claim_from(chain: ChainRuntime, manager: str, onchain_id: int) -> int:
+    """The number of the relayer's claim attempt to resume or send first: the first stored that did not fail, else
+    the one after the last stored. Every attempt stored is read: a missing number is no end (0037 rekeyed each
+    attempt by the CollateralManager it was sent to, whose attempts of a loan can then start past 1)."""
+    stored = await chain.transactions.store.attempts(claim_intent_key(chain.chain_id, manager, onchain_id))
+    taken = [number for number, intent in stored if intent.status not in CLAIM_FAILED]
+    return taken[0] if taken else (stored[-1][0] + 1 if stored else 1)
 
 
 async def amount_owed(chain: ChainRuntime, onchain_id: int) -> int:

@@ -206,6 +206,15 @@ class SqlChainStore(UnitsOfWork):
         written, once another manager took it over or it ended (``rejecting``)."""
         return await self.run(rejecting(key, tx_hash, error, owner))
 
+    async def attempts(self, first: str) -> list[tuple[int, IntentRecord]]:
+        """Every stored attempt of an intent sent one intent per attempt, by number: the first keyed ``first``, the
+        n-th ``<first>:<n>`` (``ChainRepository.numbered_intents``: a missing number is no end)."""
+        return await self.run(lambda repo: repo.numbered_intents(f"{first}:", first))
+
+    async def numbered_intents(self, stem: str) -> list[tuple[int, IntentRecord]]:
+        """The intents keyed ``<stem><n>`` by number (``ChainRepository.numbered_intents``)."""
+        return await self.run(lambda repo: repo.numbered_intents(stem))
+
     async def open_intents(self, chain_id: int, sender: str) -> list[IntentRecord]:
         return await self.run(lambda repo: repo.open_intents(chain_id, sender))
 

@@ -126,6 +126,24 @@ class ChainRepository:
             return []
         return self._with_attempts(self.session.scalars(select(ChainIntentRow).where(ChainIntentRow.key.in_(keys))))
 
+    def numbered_intents(self, stem: str, unnumbered: str | None = None) -> list[tuple[int, IntentRecord]]:
+        """The intents keyed ``<stem><n>`` (``n`` a number from 2; from 1 without ``unnumbered``), and the one keyed
+        ``unnumbered`` as number 1, by number: every one stored, read by the key's prefix, not one key after the
+        other up to the first missing. The numbers can have gaps — 0037 and 0038 rekeyed each attempt by the
+        contract it was sent to, and the code before them sent a later attempt of an earlier deployment's loan to
+        a later deployment, which holds that attempt and not the ones before it — and a gap is no end."""
+        named = ChainIntentRow.key.startswith(stem, autoescape=True)
+        if unnumbered is not None:
+            named = or_(ChainIntentRow.key == unnumbered, named)
+        numbered: list[tuple[int, IntentRecord]] = []
+        for intent in self._with_attempts(self.session.scalars(select(ChainIntentRow).where(named))):
+            suffix = intent.key.removeprefix(stem)
+            if intent.key == unnumbered:
+                numbered.append((1, intent))
+            elif suffix.isascii() and suffix.isdigit() and int(suffix) >= (1 if unnumbered is None else 2):
+                numbered.append((int(suffix), intent))
+        return sorted(numbered, key=lambda pair: pair[0])
+
     def _with_attempts(self, rows: Iterable[ChainIntentRow]) -> list[IntentRecord]:
         rows = list(rows)
         if not rows:

@@ -20,12 +20,10 @@ from eth_utils.address import to_checksum_address
 
 from chain.transactions import BARRED_PAYLOAD
 from store.chain import DROPPED, FAILED, REVERTED, IntentRecord, SqlChainStore
-from store.chain_repository import ChainRepository
 
 #: an attempt that did nothing: the node refused it, it was dropped, or it reverted. It is never sent again under its
 #: key: the next attempt is
 NOT_TAKEN = (FAILED, DROPPED, REVERTED)
-ATTEMPTS_READ = 16  # the attempts' intents read in one query
 
 
 def _key(function: str, chain_id: int, contract: str, loan_ref: int, attempt: int) -> str:
@@ -58,8 +56,12 @@ def release_intent_key(chain_id: int, collateral_manager: str, loan_ref: int, at
 
 async def current_attempt(store: SqlChainStore, key_of: Callable[[int], str]) -> tuple[str, IntentRecord | None]:
     """The attempt an operator's intent of a loan (``key_of(n)``: its n-th attempt's key) is sent or resumed under
-    now, with its intent: the first one not refused, dropped nor reverted (``NOT_TAKEN``) — none yet (None: the next
-    to send), in flight or confirmed — or barred (an admin settled the loan funded: nothing is sent under it)."""
+    now, with its intent: the first one stored not refused, dropped nor reverted (``NOT_TAKEN``) — in flight or
+    confirmed — or barred (an admin settled the loan funded: nothing is sent under it); else the one after the last
+    stored (None: the next to send). Every attempt stored is read, not each number up to the first missing one: the
+    code before 0037 sent a later attempt of an earlier deployment's loan to the later deployment's contract, and
+    0037 rekeyed it by that contract, whose attempts of the loan then start past 1. Until 2026-11-29 that gap read as
+    nothing sent, and a second ``markDefault``, hold or release of the loan was sent over the one in flight."""
     key, intent, _ = await attempt_history(store, key_of)
     return key, intent
 
@@ -69,17 +71,10 @@ async def attempt_history(
 ) -> tuple[str, IntentRecord | None, tuple[IntentRecord, ...]]:
     """``current_attempt``, with the attempts before it, in order: each refused, dropped or reverted (what the
     default job backs off by while the operator's account cannot pay: ``operator_funds``)."""
-    first, earlier = 1, list[IntentRecord]()
-    while True:
-        keys = [key_of(n) for n in range(first, first + ATTEMPTS_READ)]
-
-        def read(repo: ChainRepository, keys: list[str] = keys) -> list[IntentRecord]:
-            return repo.intents(keys)
-
-        stored = {intent.key: intent for intent in await store.run(read)}
-        for key in keys:
-            intent = stored.get(key)
-            if intent is None or intent.status not in NOT_TAKEN or intent.payload_hash == BARRED_PAYLOAD:
-                return key, intent, tuple(earlier)
-            earlier.append(intent)
-        first += ATTEMPTS_READ
+    stored = await store.attempts(key_of(1))
+    earlier = list[IntentRecord]()
+    for _, intent in stored:
+        if intent.status not in NOT_TAKEN or intent.payload_hash == BARRED_PAYLOAD:
+            return intent.key, intent, tuple(earlier)
+        earlier.append(intent)
+    return key_of(stored[-1][0] + 1 if stored else 1), None, tuple(earlier)

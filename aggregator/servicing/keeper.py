@@ -431,16 +431,15 @@ class Keeper:
     async def _liquidation_key(self, ref: int) -> tuple[str, str | None]:
         """The key of the loan's next liquidation, and the key of its last one when that is still in flight (then
         none may be sent). Two keepers that decide at once take the same key: the intent is created once, and the
-        other's call resumes it (or conflicts with it), never a second liquidation."""
-        number = 1
-        while True:
-            key = liquidation_intent_key(self.chain_id, self.chain.manager, ref, number)
-            existing = await self.transactions.store.get_intent(key)
-            if existing is None:
-                return key, None
+        other's call resumes it (or conflicts with it), never a second liquidation. Every numbered liquidation
+        stored is read (a missing number is no end: 0037 rekeyed each by the CollateralManager it was sent to)."""
+        stem = f"{liquidation_intent_prefix(self.chain_id, self.chain.manager)}{ref}:n"
+        stored = await self.transactions.store.numbered_intents(stem)
+        for _, existing in stored:
             if existing.status not in TERMINAL_STATUSES:
-                return key, key
-            number += 1
+                return existing.key, existing.key
+        number = stored[-1][0] + 1 if stored else 1
+        return liquidation_intent_key(self.chain_id, self.chain.manager, ref, number), None
 
     async def _impair_if_off(
         self, loan: OpenLoan, position: Position, read: _Read, report: RoundReport, leader: Leader | None
@@ -514,25 +513,23 @@ class Keeper:
         )
 
     async def _claim_attempt(self, ref: int) -> tuple[str | None, IntentRecord | None]:
-        """The key of the claim attempt to send or resume, and its intent when it exists: the first attempt that did
-        not fail (a reverted, failed or dropped one stays so under its key); no key once every attempt failed."""
-        for attempt in range(1, MAX_CLAIM_ATTEMPTS + 1):
-            key = claim_intent_key(self.chain_id, self.chain.manager, ref, attempt)
-            existing = await self.transactions.store.get_intent(key)
-            if existing is None or existing.status not in CLAIM_FAILED:
-                return key, existing
-        return None, None
+        """The key of the claim attempt to send or resume, and its intent when it exists: the first attempt stored
+        that did not fail (a reverted, failed or dropped one stays so under its key), else the one after the last
+        stored; no key past ``MAX_CLAIM_ATTEMPTS``. Every attempt stored is read: a missing number is no end (0037
+        rekeyed each attempt by the CollateralManager it was sent to)."""
+        stored = await self.transactions.store.attempts(claim_intent_key(self.chain_id, self.chain.manager, ref))
+        for _, existing in stored:
+            if existing.status not in CLAIM_FAILED:
+                return existing.key, existing
+        attempt = stored[-1][0] + 1 if stored else 1
+        if attempt > MAX_CLAIM_ATTEMPTS:
+            return None, None
+        return claim_intent_key(self.chain_id, self.chain.manager, ref, attempt), None
 
     async def _relayed_claim_in_flight(self, ref: int) -> str | None:
-        """The key of the relayer's claim of ``ref`` that is in flight (any of its attempts), if one is."""
-        for attempt in range(1, MAX_CLAIM_ATTEMPTS + 1):
-            key = relayed_claim_key(self.chain_id, self.chain.manager, ref, attempt)
-            relayed = await self.transactions.store.get_intent(key)
-            if relayed is None:
-                return None  # its attempts are numbered in order: no later one either
-            if relayed.status not in TERMINAL_STATUSES:
-                return relayed.key
-        return None
+        """The key of the relayer's claim of ``ref`` that is in flight (any of its attempts stored), if one is."""
+        stored = await self.transactions.store.attempts(relayed_claim_key(self.chain_id, self.chain.manager, ref))
+        return next((relayed.key for _, relayed in stored if relayed.status not in TERMINAL_STATUSES), None)
 
     def _skip(self, report: RoundReport, ref: int, reason: str) -> None:
         report.skipped[ref] = reason

@@ -57,6 +57,7 @@ class Sent:
     status: str = "confirmed"
     error: str | None = None
     data: str = "0x"  # the call's, as the intent keeps it
+    key: str = ""  # the intent's
 
 
 @dataclass
@@ -78,13 +79,23 @@ class FakeSender:
     async def get_intent(self, key: str) -> Sent | None:
         return self.sent[key][1] if key in self.sent else None
 
+    async def attempts(self, first: str) -> list[tuple[int, Sent]]:
+        """Every intent kept of ``first``'s attempts by number, as ``SqlChainStore.attempts`` reads them."""
+        numbered = [(1, sent) for key, (_, sent) in self.sent.items() if key == first]
+        for key, (_, sent) in self.sent.items():
+            suffix = key.removeprefix(f"{first}:")
+            if key.startswith(f"{first}:") and suffix.isdigit():
+                numbered.append((int(suffix), sent))
+        return sorted(numbered, key=lambda pair: pair[0])
+
     async def submit(self, key: str, call: Call) -> Sent:
         self.submitted.append((key, call))
+        data = "0x" + call.data.hex()
         if self.refuse is not None and key not in self.sent:
-            self.sent[key] = (call, Sent("", status=FAILED, error=str(self.refuse), data="0x" + call.data.hex()))
+            self.sent[key] = (call, Sent("", status=FAILED, error=str(self.refuse), data=data, key=key))
             raise self.refuse
         if key not in self.sent:
-            self.sent[key] = (call, Sent("0x" + f"{len(self.sent) + 1:064x}", data="0x" + call.data.hex()))
+            self.sent[key] = (call, Sent("0x" + f"{len(self.sent) + 1:064x}", data=data, key=key))
         return self.sent[key][1]
 
     async def wait(self, key: str, within: float) -> Sent:

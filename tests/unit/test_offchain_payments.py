@@ -487,7 +487,7 @@ class _RacedOperator(FakeSender):
             data = call.data[:36] + self.theirs.to_bytes(32, "big") + call.data[68:]  # (loanId, amount, paymentRef)
             self.sent[key] = (
                 replace(call, data=data),
-                Sent("0x" + f"{len(self.sent) + 1:064x}", data="0x" + data.hex()),
+                Sent("0x" + f"{len(self.sent) + 1:064x}", data="0x" + data.hex(), key=key),
             )
         if self.sent[key][0] != call:
             self.submitted.append((key, call))

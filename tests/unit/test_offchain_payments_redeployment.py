@@ -11,13 +11,15 @@ from eth_utils.address import to_checksum_address
 
 from aggregator.loans import InMemoryLoanStore
 from aggregator.offchain_payments import OffchainPayments, payment_ref_hash, record_intent_key
-from aggregator.payment_records import InMemoryPaymentStore
+from aggregator.payment_records import RECORDED, InMemoryPaymentStore
+from chain.transactions import Call
 from tests.support.relay_fakes import (
     AGGREGATOR,
     CHAIN_ID,
     USDC,
     FakeChain,
     FakeReceipts,
+    Sent,
     event,
     offchain_payments,
 )
@@ -96,3 +98,30 @@ async def test_a_reference_reused_for_the_new_deployments_loan_is_sent_to_it() -
         ("l-earlier", 25 * USDC, earlier.tx_hash),
         ("l-new", 40 * USDC, new.tx_hash),
     ]
+
+
+@pytest.mark.parametrize("status", ["active", "repaid"])
+async def test_a_payment_whose_attempts_under_the_new_contract_start_past_the_first_is_not_sent_again(
+    status: str,
+) -> None:
+    """Before 0038 a payment's intents were keyed by (chain, loan number, reference): the earlier deployment's loan
+    9's "pay-1", its first attempt not taken, was sent again as attempt 2 to the CreditAggregator of the day — the new
+    deployment's, whose loan 9 it paid — and 0038 rekeyed each attempt by its contract: the new one holds attempt 2
+    and no attempt 1. The lender's webhook repeated for the new loan's "pay-1" read the missing attempt 1 as nothing
+    sent and sent the payment again (credited twice: the contract does not refuse a ``paymentRef`` it recorded), or,
+    once attempt 2 had closed the loan, was refused with "nothing is left to record". It follows attempt 2's
+    transaction now."""
+    service, chain, payments, loans, receipts = _redeployed()
+    loans.loans["l-new"] = replace(NEW_LOAN, status=status)
+    chain.address = AGGREGATOR
+    reference = payment_ref_hash("sim-bank", "pay-1")
+    second = record_intent_key(CHAIN_ID, AGGREGATOR, 9, reference, 2)
+    call = Call.function(chain.aggregator(), "recordOffchainRepayment", 9, 25 * USDC, reference)
+    tx = "0x" + "22" * 32
+    chain.operator.sent[second] = (call, Sent(tx, data="0x" + call.data.hex(), key=second))
+    receipts.events[tx] = [event("LoanRepaid", tx, loanId=9, interestPaid=0, principalPaid=25 * USDC)]
+
+    recorded = await service.record("sim-bank", "offer-new", "pay-1", "25.00")
+    assert (recorded.status, recorded.tx_hash, recorded.principal_paid) == ("confirmed", tx, 25 * USDC)
+    assert [key for key, _ in chain.operator.submitted] == [second], "no second transaction"
+    assert [(p.loan_id, p.status, p.tx_hash) for p in payments.tables.payments] == [("l-new", RECORDED, tx)]

@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Connection, insert, text
 
-from aggregator.offchain_payments import record_intent_key
+from aggregator.offchain_payments import _attempt, record_intent_key
+from chain.transactions import Call
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
 from store.loans import loan_columns
 from tests.support.migrations import downgrade, upgrade
-from tests.support.relay_fakes import LOAN
+from tests.support.relay_fakes import LOAN, FakeContract
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -105,14 +106,15 @@ INTENTS = {
 OTHER = "markDefault:31337:" + EARLIER + ":9"  # of no off-chain repayment: left alone
 
 
-def _insert_intent(connection: Connection, key: str, to: str, status: str, at: datetime) -> None:
+def _insert_intent(connection: Connection, key: str, to: str, status: str, at: datetime, data: str = "0x") -> None:
     connection.execute(
         text(
             "INSERT INTO chain_intents (key, chain_id, sender, to_address, data, value, payload_hash, status, nonce, "
-            "created_at, updated_at) VALUES (:key, 31337, :sender, :to, '0x', '0', :hash, :status, 7, :at, :at)"
+            "created_at, updated_at) VALUES (:key, 31337, :sender, :to, :data, '0', :hash, :status, 7, :at, :at)"
         ),
-        {"key": key, "sender": "0x" + "0a" * 20, "to": to, "hash": "0x" + "00" * 32, "status": status, "at": at},
-    )
+        {"key": key, "sender": "0x" + "0a" * 20, "to": to, "data": data, "hash": "0x" + "11" * 32, "status": status,
+         "at": at},
+    )  # fmt: skip
     connection.execute(
         text(
             "INSERT INTO chain_tx_attempts (tx_hash, intent_key, nonce, max_fee_per_gas, max_priority_fee_per_gas, "
@@ -120,6 +122,12 @@ def _insert_intent(connection: Connection, key: str, to: str, status: str, at: d
         ),
         {"tx": "0x" + uuid.uuid5(uuid.NAMESPACE_URL, key).hex * 2, "key": key, "at": at},
     )
+
+
+def _recording(reference: bytes, amount: int) -> str:
+    """The data of the operator's ``recordOffchainRepayment`` of loan 9."""
+    aggregator = FakeContract("CreditAggregator", NEWER, {})
+    return "0x" + Call.function(aggregator, "recordOffchainRepayment", 9, amount, reference).data.hex()
 
 
 def _keys(database: Database) -> tuple[set[str], set[str]]:
@@ -154,3 +162,26 @@ async def test_off_chain_repayment_intents_stored_before_0038_are_found_under_ke
         _insert_intent(connection, newer_a, NEWER, "confirmed", AT + timedelta(days=1))
         downgrade(connection, "0037_intent_keys_name_contract")
     assert _keys(fresh) == (set(INTENTS) | {OTHER, newer_a}, set(INTENTS) | {OTHER, newer_a})
+
+
+async def test_a_payments_attempt_the_old_code_sent_to_the_new_contract_is_found_after_0038(fresh: Database) -> None:
+    """Before 0038 the earlier deployment's loan 9's payment under REF_A, its first attempt not taken, was sent again
+    as attempt 2 to the CreditAggregator of the day (the newer one, whose loan 9 it paid); 0038 rekeys each attempt by
+    the contract it was sent to, so the newer contract holds attempt 2 and no attempt 1. The newer loan's payment of
+    that reference read the missing attempt 1 as nothing sent, and its repeated webhook sent it again: credited twice.
+    The attempt to follow is the one stored, with the amount it was sent with."""
+    reference = bytes(32 * [0xAA])
+    sent = _recording(reference, 25_000_000)
+    with fresh.engine.begin() as connection:
+        upgrade(connection, "0037_intent_keys_name_contract")
+        for loan in LOANS:
+            connection.execute(insert(LoanRow).values(**loan_columns(loan)))
+        _insert_payment(connection, "l-earlier", REF_A)  # the one row the old code kept, settled by attempt 2
+        _insert_intent(connection, f"offchain-repayment:31337:9:{REF_A}", EARLIER, "failed", AT, sent)
+        _insert_intent(connection, f"offchain-repayment:31337:9:{REF_A}:2", NEWER, "confirmed", AT + timedelta(1), sent)
+
+    fresh.migrate()
+    attempt = await _attempt(SqlChainStore(fresh.sessions), 31337, NEWER, 9, reference)
+    assert (attempt.key, attempt.sent) == (record_intent_key(31337, NEWER, 9, reference, 2), 25_000_000)
+    earlier = await _attempt(SqlChainStore(fresh.sessions), 31337, EARLIER, 9, reference)
+    assert (earlier.key, earlier.sent) == (record_intent_key(31337, EARLIER, 9, reference, 2), None)
