@@ -48,8 +48,11 @@ first report; the amount is not: each attempt is sent as what the loan owes when
 and kept as ``recorded_amount`` before it is sent, while a repeated report of an attempt sent already sends the same
 transaction (its amount read from its intent). Until 2026-11-29 the amount worked out at the first report was sent by
 every attempt: a payoff retried days later, after the node did not take the first (503), was those days' interest
-short, and the loan stayed open. The lender could close the loan as well by reporting a larger amount: the flag trusts
-it with nothing more.
+short, and the loan stayed open. A payment kept accepted as not closing the loan, no attempt of it taken, is decided
+again on its next report, as a first report is: 0038 kept as closing only the payments the code before it sent with a
+``recorded_amount``, and that code kept none for a payoff reported with at least what the loan owed (until 2026-11-29
+its retry was sent as reported, and the loan stayed open). The lender could close the loan as well by reporting a
+larger amount: the flag trusts it with nothing more.
 
 The decision reads what the lenders reported for the loan so far, so two payments of one loan are decided one after
 the other: in one transaction holding the loan's row (``PaymentRecords.hold_loan``: ``FOR UPDATE`` on PostgreSQL,
@@ -246,6 +249,20 @@ class _Decision:
     occurred: int
 
 
+def _closes(
+    decision: _Decision, reported: Sequence[Payment], amount: int, occurred: int, owed: int | None
+) -> bool | None:
+    """Whether the payment of ``amount`` the lender says was made at ``occurred`` (unix seconds), after its
+    ``reported`` payments of the loan, is sent as paying the loan in full (see the module docstring); None when it
+    may and what the loan ``owed`` was not read."""
+    if not (decision.paid_in_full or completes_total(decision.schedule, reported, amount)):
+        return False
+    if owed is None:
+        return None
+    dated = [*reported, Payment(occurred, amount)]
+    return decision.paid_in_full or closes_loan(decision.schedule, dated, owed, amount, decision.rate_bps)
+
+
 class OffchainPayments:
     def __init__(
         self,
@@ -279,41 +296,53 @@ class OffchainPayments:
         return loan, schedule_from_disclosure(disclosure)
 
     def _decide_and_accept(
-        self, decision: _Decision, payment: ReportedPayment, owed: int | None
+        self, decision: _Decision, payment: ReportedPayment, owed: int | None, undecided: bool
     ) -> ReportedPayment | None:
         """In one transaction holding the loan's row: the payment as kept with its first report, or else decided
         (sent as closing the loan when it pays it in full: see the module docstring) and kept; None, keeping
-        nothing, when it may pay the loan in full and what the loan ``owed`` was not read."""
+        nothing, when it may pay the loan in full and what the loan ``owed`` was not read. ``undecided``: no attempt
+        of the payment was taken (none stored, or each failed or dropped): a payment kept accepted and not closing
+        the loan is decided again, as its first report was, and kept as closing it when it does (see
+        ``_decided``)."""
         with self._payments.unit_of_work() as uow:
             uow.payments.hold_loan(payment.loan_id)
             kept = uow.payments.kept(payment.loan_id, payment.reference)
-            if kept is not None:
+            if kept is None:
+                reported, occurred = uow.payments.reported(payment.loan_id), decision.occurred
+            elif undecided and kept.status == ACCEPTED and not kept.closes_loan:
+                *reported, own = uow.payments.reported(payment.loan_id, through=kept.reference)
+                payment, occurred = kept, own.at
+            else:
                 return kept
-            reported = uow.payments.reported(payment.loan_id)
-            if decision.paid_in_full or completes_total(decision.schedule, reported, payment.amount):
-                if owed is None:
-                    return None
-                dated = [*reported, Payment(decision.occurred, payment.amount)]
-                if decision.paid_in_full or closes_loan(
-                    decision.schedule, dated, owed, payment.amount, decision.rate_bps
-                ):
+            closes = _closes(decision, reported, payment.amount, occurred, owed)
+            if closes is None:
+                return None
+            if kept is None:
+                if closes:
+                    assert owed is not None  # read: closing is decided by what the loan owes
                     payment = _closing(replace(payment, closes_loan=True), owed, decision.rate_bps)
-            kept = uow.payments.accept(payment)
+                kept = uow.payments.accept(payment)
+            elif closes:
+                uow.payments.closes(kept.loan_id, kept.reference)
+                kept = replace(kept, closes_loan=True)
             uow.commit()
         return kept
 
     async def _decided(
-        self, chain: ChainRuntime, payment: ReportedPayment, decision: _Decision
+        self, chain: ChainRuntime, payment: ReportedPayment, decision: _Decision, undecided: bool
     ) -> tuple[ReportedPayment, int | None]:
         """The payment as kept: decided and kept now, or as its first report was (see the module docstring); with
         what the loan owes when it was read for the decision now. What the loan owes is read only for a payment that
         may pay it in full, outside the transaction, which then runs a second time with it. The caller holds the
-        loan's lock."""
-        kept = await asyncio.to_thread(self._decide_and_accept, decision, payment, None)
+        loan's lock. ``undecided`` (no attempt of it taken): a payment kept accepted as not closing the loan is
+        decided again — 0038 kept as closing only the payments the code before it sent with a ``recorded_amount``,
+        and that code decided a payoff reported with at least what the loan owed as closing it with none: its retry
+        was sent as the amount reported, days of interest short, and the loan stayed open."""
+        kept = await asyncio.to_thread(self._decide_and_accept, decision, payment, None, undecided)
         if kept is not None:
             return kept, None
         owed = await amount_owed(chain, payment.onchain_loan_id)
-        kept = await asyncio.to_thread(self._decide_and_accept, decision, payment, owed)
+        kept = await asyncio.to_thread(self._decide_and_accept, decision, payment, owed, undecided)
         assert kept is not None  # with what the loan owes read, the payment is always kept
         return kept, owed
 
@@ -415,8 +444,8 @@ class OffchainPayments:
         try:
             # decided, and its attempt's amount worked out and sent, one report of the loan at a time, across processes
             async with self._claims.hold(loan.id):
-                payment, owed = await self._decided(chain, reported, decision)
                 attempt = await _attempt(operator.store, chain.chain_id, loan.contract, onchain_id, reference)
+                payment, owed = await self._decided(chain, reported, decision, undecided=attempt.sent is None)
                 intent = attempt.key
                 if payment.status == REFUSED:  # for good, here or in another process: no attempt is sent again
                     raise PaymentNotRecordable(f"the chain refused the payment's record: {attempt.refusal}", 409)

@@ -71,10 +71,16 @@ class PaymentRecords(Protocol):
         processes (nothing to hold in one process's memory)."""
         ...
 
-    def reported(self, loan_id: str) -> list[Payment]:
+    def reported(self, loan_id: str, through: str | None = None) -> list[Payment]:
         """The loan's payments as the lenders reported them, in the order they were accepted, those the chain
         refused left out: each one's amount (base units) and when the lender said it was made (``at``, unix
-        seconds: the ``occurred_at`` of the webhook that first reported it, else when it was accepted)."""
+        seconds: the ``occurred_at`` of the webhook that first reported it, else when it was accepted). With
+        ``through``, those up to the payment kept under that reference, it the last."""
+        ...
+
+    def closes(self, loan_id: str, reference: str) -> None:
+        """The payment kept under ``reference`` pays the loan in full (``closes_loan``), decided again after its
+        first report (``aggregator.offchain_payments``)."""
         ...
 
     def send_as(self, loan_id: str, reference: str, recorded_amount: int | None) -> None:
@@ -133,11 +139,18 @@ class InMemoryPaymentRecords:
     def kept(self, loan_id: str, reference: str) -> ReportedPayment | None:
         return next((p for p in self.tables.payments if _key(p) == (loan_id, reference)), None)
 
-    def reported(self, loan_id: str) -> list[Payment]:
-        return [
-            Payment(int(self._occurred(p).timestamp()), p.amount)
-            for p in self.tables.payments
-            if p.loan_id == loan_id and p.status != REFUSED
+    def reported(self, loan_id: str, through: str | None = None) -> list[Payment]:
+        payments = []
+        for p in self.tables.payments:
+            if p.loan_id == loan_id and p.status != REFUSED:
+                payments.append(Payment(int(self._occurred(p).timestamp()), p.amount))
+            if _key(p) == (loan_id, through):
+                break
+        return payments
+
+    def closes(self, loan_id: str, reference: str) -> None:
+        self.tables.payments = [
+            replace(p, closes_loan=True) if _key(p) == (loan_id, reference) else p for p in self.tables.payments
         ]
 
     def _occurred(self, payment: ReportedPayment) -> datetime:

@@ -97,19 +97,30 @@ class SqlPaymentRecords:
         row = self.session.scalars(select(OffchainPaymentRow).where(*self._where(loan_id, reference))).one_or_none()
         return None if row is None else from_row(ReportedPayment, row)
 
-    def reported(self, loan_id: str) -> list[Payment]:
+    def reported(self, loan_id: str, through: str | None = None) -> list[Payment]:
         event = ProviderWebhookEventRow
+        where = [OffchainPaymentRow.loan_id == loan_id, OffchainPaymentRow.status != REFUSED]
+        if through is not None:
+            last = select(OffchainPaymentRow.id).where(*self._where(loan_id, through)).scalar_subquery()
+            where.append(OffchainPaymentRow.id <= last)
         rows = self.session.execute(
             select(OffchainPaymentRow.amount, OffchainPaymentRow.received_at, event.payload)
             .outerjoin(
                 event,
                 (event.provider_id == OffchainPaymentRow.provider_id) & (event.event_id == OffchainPaymentRow.event_id),
             )
-            .where(OffchainPaymentRow.loan_id == loan_id, OffchainPaymentRow.status != REFUSED)
+            .where(*where)
             .order_by(OffchainPaymentRow.id)
         )
         # the amount made an int here: a Uint256 column is text on SQLite
         return [Payment(said_made_at(payload, received_at), int(amount)) for amount, received_at, payload in rows]
+
+    def closes(self, loan_id: str, reference: str) -> None:
+        self.session.execute(
+            update(OffchainPaymentRow)
+            .where(*self._where(loan_id, reference))
+            .values(closes_loan=True, updated_at=datetime.now(UTC))
+        )
 
     def send_as(self, loan_id: str, reference: str, recorded_amount: int | None) -> None:
         self.session.execute(

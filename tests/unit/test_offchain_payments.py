@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -37,7 +37,7 @@ from chain.errors import (
 )
 from chain.signers import LocalSigner
 from chain.transactions import Call, TransactionManager
-from store.chain import SqlChainStore
+from store.chain import FAILED, SqlChainStore
 from store.db import Database
 from tests.support.relay_fakes import (
     AGGREGATOR,
@@ -434,6 +434,31 @@ async def test_a_payoff_retried_days_later_is_sent_as_what_the_loan_owes_then() 
     assert [(p.payment_ref, p.closes_loan, p.recorded_amount, p.status) for p in payments.tables.payments] == [
         ("pay-1", False, None, RECORDED),
         ("pay-2", True, retried, RECORDED),
+    ]
+
+
+async def test_a_payoff_kept_before_0038_without_a_recorded_amount_is_decided_again_on_its_retry() -> None:
+    """The code before 0038 decided a payoff reported with at least what the loan owed as closing it, and kept no
+    ``recorded_amount`` for it (the amount reported covered it); 0038 kept as closing only the payments with one. The
+    payoff's first attempt not taken, its retry ten days later was sent as the amount reported: ten days of interest
+    short, the loan left open. A payment still accepted with no attempt taken is decided again, as a first report."""
+    service, chain, payments, receipts = offchain_payments(("offer-1", SCHEDULED_LOAN), disclosures={"q1": SCHEDULED})
+    reference = payment_ref_hash("sim-bank", "payoff")
+    kept = ReportedPayment("sim-bank", "payoff", "0x" + reference.hex(), "l1", CHAIN_ID, AGGREGATOR, 9, 101 * USDC)
+    payments.tables.payments.append(kept)  # as 0038 left it: accepted, closes_loan false, no recorded_amount
+    payments.tables.accepted[("l1", kept.reference)] = datetime.now(UTC)
+    first = record_intent_key(CHAIN_ID, AGGREGATOR, 9, reference)
+    call = Call.function(chain.aggregator(), "recordOffchainRepayment", 9, 101 * USDC, reference)
+    chain.operator.sent[first] = (call, Sent("", status=FAILED, error="insufficient funds", key=first))
+    tx = "0x" + f"{2:064x}"
+    receipts.events[tx] = [event("LoanRepaid", tx, loanId=9, interestPaid=USDC, principalPaid=100 * USDC)]
+    chain.owed = (100 * USDC, 1_400_000)  # ten days on: 101.40 owed, more than the 101.00 reported
+
+    await service.record("sim-bank", "offer-1", "payoff", "101.00", paid_in_full=True)
+    closing = closing_amount(101_400_000, 1_200)
+    assert [(key, _amount_sent(call)) for key, call in chain.operator.submitted] == [(f"{first}:2", closing)]
+    assert [(p.closes_loan, p.recorded_amount, p.status) for p in payments.tables.payments] == [
+        (True, closing, RECORDED)
     ]
 
 

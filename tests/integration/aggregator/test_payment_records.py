@@ -45,6 +45,7 @@ LOANS = {
     "dated": _loan("dated", 11),
     "l1-new": _loan("l1-new", 9),
     "payoff": _loan("payoff", 12),
+    "redecided": _loan("redecided", 13),
 }
 FIRST = ReportedPayment("sim-bank", "pay-1", "0x" + "01" * 32, "l1", CHAIN_ID, EARLIER, 9, 25, "evt-1")
 SECOND = replace(FIRST, payment_ref="pay-2", reference="0x" + "02" * 32, amount=5, event_id="evt-2")
@@ -177,3 +178,25 @@ def test_a_payoff_keeps_its_decision_and_the_amount_of_its_latest_attempt(store:
         kept = uow.payments.kept("payoff", FIRST.reference)
     assert kept == replace(payoff, recorded_amount=31)
     assert (kept.closes_loan, kept.sent_amount) == (True, 31)
+
+
+def test_a_payment_decided_again_reads_the_payments_through_it_and_is_kept_closing(store: PaymentStore) -> None:
+    """A payment kept accepted as not closing the loan, no attempt of it taken, is decided again on its retry
+    (``aggregator.offchain_payments``): by the loan's payments up to it (``through``), then kept as closing it."""
+    one, two, three = (
+        replace(p, loan_id="redecided", contract=AGGREGATOR, onchain_loan_id=13, event_id=None)
+        for p in (FIRST, SECOND, replace(SECOND, reference="0x" + "04" * 32, amount=7))
+    )
+    with store.unit_of_work() as uow:
+        for payment in (one, two, three):
+            uow.payments.accept(payment)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert [p.amount for p in uow.payments.reported("redecided", through=two.reference)] == [25, 5]
+        assert [p.amount for p in uow.payments.reported("redecided", through=one.reference)] == [25]
+        assert [p.amount for p in uow.payments.reported("redecided")] == [25, 5, 7]
+        uow.payments.closes("redecided", two.reference)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        kept = [uow.payments.kept("redecided", p.reference) for p in (one, two, three)]
+    assert [p.closes_loan for p in kept if p is not None] == [False, True, False]
