@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
     func,
     select,
     update,
@@ -59,7 +60,7 @@ class OffchainPaymentRow(Base):
     # sent on-chain instead of amount by the latest attempt: the payment closing the loan (0027)
     recorded_amount: Mapped[int | None] = mapped_column(Uint256(), nullable=True)
     # the payment pays the loan in full: each attempt is sent as what the loan owes then (0038)
-    closes_loan: Mapped[bool] = mapped_column(Boolean, default=False)
+    closes_loan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

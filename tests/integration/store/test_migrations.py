@@ -1,4 +1,5 @@
-"""One linear Alembic history builds exactly the schema the models declare, on SQLite and on PostgreSQL."""
+"""One linear Alembic history builds exactly the schema the models declare, on SQLite and on PostgreSQL: its tables,
+columns, indexes and constraints, and each column's type and server default."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def _diff(database: Database) -> list[object]:
     database.migrate()
     database.migrate()  # idempotent
     with database.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "compare_server_default": True})
         return list(compare_metadata(context, Base.metadata))
 
 
