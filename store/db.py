@@ -5,6 +5,7 @@ SQLite under ``./.creditmesh/`` is the local default and serves one process; Pos
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -17,6 +18,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: the advisory lock's first key while a process migrates (the second: the schema's name hashed)
@@ -118,6 +121,59 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten with zeros, not left in free pages
     cursor.close()
+
+
+class ForeignKeysBroken(RuntimeError):
+    """A migration on SQLite left rows whose foreign key names no row (``PRAGMA foreign_key_check``): it is rolled
+    back."""
+
+
+#: ``ConnectionPoolEntry.info``'s flag: a SQLite connection whose foreign keys a migration turned off, turned on
+#: again when it goes back to the pool (the pragma is a no-op until the migration's transaction ends)
+_FOREIGN_KEYS_OFF = "creditmesh.foreign_keys_off"
+
+
+def _foreign_keys_back_on(dbapi_connection: Any, record: Any) -> None:
+    if record.info.pop(_FOREIGN_KEYS_OFF, False) and dbapi_connection is not None:
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+
+def _foreign_keys_on(connection: Connection) -> bool:
+    return bool(connection.exec_driver_sql("PRAGMA foreign_keys").scalar())
+
+
+@contextmanager
+def foreign_keys_checked_after(connection: Connection) -> Iterator[None]:
+    """On SQLite, the foreign keys off while migrations run on ``connection`` (elsewhere nothing): a migration that
+    rebuilds a parent table in batch mode (copy, ``DROP TABLE``, rename) otherwise had the drop's implicit
+    ``DELETE`` fire its children's ``ON DELETE`` actions — 0022's downgrade deleted every outbox delivery — or fail
+    (0032's, on a loan of a quote). ``PRAGMA foreign_key_check`` runs after them, and any row it reports raises
+    ``ForeignKeysBroken`` (the caller's transaction rolls back). The pragma is a no-op inside a transaction that has
+    written already (a test's rows before its migration): then the keys stay on, as before. They are on again once
+    the transaction ends, when the connection goes back to the pool. The transaction is begun here, before the
+    migrations' first statement, so that their DDL is in it too (pysqlite begins one only before a DML statement)."""
+    if connection.dialect.name != "sqlite" or not _foreign_keys_on(connection):
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    if _foreign_keys_on(connection):  # inside a transaction that wrote: enforced throughout, nothing to check
+        log.warning("migrations on SQLite run with the foreign keys on: a transaction was open before them")
+        yield
+        return
+    if not event.contains(connection.engine.pool, "checkin", _foreign_keys_back_on):
+        event.listen(connection.engine.pool, "checkin", _foreign_keys_back_on)
+    connection.info[_FOREIGN_KEYS_OFF] = True
+    if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        # pysqlite begins a transaction only before a DML statement, and a batch rebuild's CREATE TABLE came
+        # before it: a failed migration was rolled back around its `_alembic_tmp_` table, left for the next to fail on
+        connection.exec_driver_sql("BEGIN")
+    yield
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        rows = ", ".join(f"{table} row {rowid} → {parent}" for table, rowid, parent, _ in broken[:10])
+        raise ForeignKeysBroken(
+            f"the migration left {len(broken)} row(s) whose foreign key names no row ({rows}): rolled back"
+        )
 
 
 def migrate(engine: Engine) -> None:
