@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.base import Base
@@ -36,6 +36,9 @@ class ChainIntentRow(Base):
     """One thing the platform wants done on chain, keyed by the caller's idempotency key."""
 
     __tablename__ = "chain_intents"
+    # a read by the key's prefix (every attempt of an intent, ``numbered_intents``): on PostgreSQL under a collation
+    # other than C only a ``text_pattern_ops`` index serves ``LIKE 'prefix%'`` (migration 0039)
+    __table_args__ = (Index("ix_chain_intents_key_prefix", "key", postgresql_ops={"key": "text_pattern_ops"}),)
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     chain_id: Mapped[int] = mapped_column(BigInteger, index=True)
