@@ -11,8 +11,9 @@ requires:
 - a request written with ``risk.approved`` false (declined by the scoring, refused for the borrower's exposure, or
   ``no_offers``) carries the adverse-action notice (``request_notice``: ``compliance.adverse_action``).
 
-The per-IP limit is a platform rate limit, not a decision about the applicant (the address may be shared by many):
-its stop is recorded too, under its own code ``velocity.ip`` rather than an adverse-action reason."""
+The per-IP limit's stop is not recorded: it is a platform rate limit on the client's network, which many may share,
+not a decision about the applicant, and a record about the borrower would hold their identity's erasure for the 25
+months of Regulation B's retention."""
 
 from __future__ import annotations
 
@@ -36,8 +37,6 @@ from risk.velocity import VelocityLimits, VelocityStore, check_velocity
 
 #: the 403 a borrower with no identity on file gets (``aggregator.quote_pipeline``, ``aggregator.accepting``)
 NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowers/me/kyc")
-#: the per-IP limit's stop: a platform rate limit on the client's network, not about the applicant
-IP_RATE_LIMIT = Reason("velocity.ip", "Too many credit requests from the client's network in a short period")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +66,7 @@ async def admit_request(
             now=time.time(),
         )
     except VelocityLimitExceeded as stop:
-        if await _first_in_window(velocity, borrower.id, stop):
+        if stop.rule != "ip" and await _first_in_window(velocity, borrower.id, stop):
             now = datetime.now(UTC)
             record = velocity_record(stop, velocity.limits, borrower.id, asked, now, velocity.inputs_key)
             await _keep(store, borrower.id, record)
@@ -82,8 +81,11 @@ async def _first_in_window(velocity: VelocityCheck, borrower_id: str, stop: Velo
     """Whether ``stop`` is the borrower's first by its rule in the velocity window: only that one is recorded. A
     borrower who keeps asking past a limit is refused each time, and each refusal would otherwise be a database write
     where the limit cost one counter's round trip (a flood of refused requests turned into a flood of writes)."""
-    key = f"velocity-refusal:{stop.rule}:{borrower_id}"
-    return await velocity.store.hit(key, time.time(), velocity.limits.window_seconds) == 1
+    key, now, window = f"velocity-refusal:{stop.rule}:{borrower_id}", time.time(), velocity.limits.window_seconds
+    if await velocity.store.count(key, now, window) > 0:
+        return False
+    await velocity.store.hit(key, now, window)  # the one mark of the window: the refusals after it add none
+    return True
 
 
 async def _keep(store: QuotingStore, borrower_id: str, record: DecisionRecord) -> None:
@@ -103,15 +105,11 @@ def asked_terms(amount: str, asset: str, term_days: int) -> dict[str, Any]:
 
 
 def velocity_reason(stop: VelocityLimitExceeded) -> Reason:
-    """R51 for a wallet claimed by several identities, R50 for a borrower's or wallet's requests too frequent,
-    ``IP_RATE_LIMIT`` for the client's network's: each naming the rule's count and limit (never its key: a wallet or
-    an address, personal data a record's reasons would keep in the clear)."""
-    if stop.rule == "ip":
-        base = IP_RATE_LIMIT
-    else:
-        found = WALLET_CLAIMED if stop.rule == "wallet_identities" else TOO_MANY_REQUESTS
-        base = Reason(found.code, found.text)
-    return Reason(base.code, f"{base.message} ({stop.rule}: {stop.count}, limit {stop.limit})")
+    """R51 for a wallet claimed by several identities, R50 for a borrower's or wallet's requests too frequent: each
+    naming the rule's count and limit (never its key: a wallet, personal data a record's reasons would keep in the
+    clear)."""
+    found = WALLET_CLAIMED if stop.rule == "wallet_identities" else TOO_MANY_REQUESTS
+    return Reason(found.code, f"{found.text} ({stop.rule}: {stop.count}, limit {stop.limit})")
 
 
 def velocity_record(

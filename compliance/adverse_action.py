@@ -54,7 +54,7 @@ LOCAL_CREDITOR = Party(
 )
 #: Regulation B Appendix A's agency for a creditor no other agency listed there supervises: the local runs' default;
 #: outside them the operator names the agency concerning the creditor (``CREDITMESH_ECOA_AGENCY_*``)
-FTC = Party("Federal Trade Commission", "Consumer Response Center, Washington, DC 20580")
+FTC = Party("Federal Trade Commission", "Consumer Response Center, 600 Pennsylvania Avenue NW, Washington, DC 20580")
 LOCAL_NOTICE_PARTIES = NoticeParties(LOCAL_CREDITOR, FTC)
 
 

@@ -1,6 +1,6 @@
 """A credit request refused before it is scored leaves a ``credit-request`` decision record denying it
-(``aggregator.quote_refusals.admit_request``): each velocity rule under its own reason (R50, R51, and ``velocity.ip``
-for the per-IP rate limit, which is not about the applicant), never naming the wallet or the address in the clear;
+(``aggregator.quote_refusals.admit_request``): each velocity rule about the applicant under its own reason (R50,
+R51; the per-IP rate limit, which is not about the applicant, is not recorded), never naming the wallet in the clear;
 a borrower with no identity on file under the 403's reason. Before, neither left a record. On the in-memory store."""
 
 from __future__ import annotations
@@ -37,12 +37,6 @@ async def _refused(store: InMemoryQuotingStore, check: VelocityCheck, borrower_i
             ("b1", "b1"),
             "R50",
             "Too many credit applications in a short period (borrower: 2, limit 1)",
-        ),
-        (
-            VelocityLimits(per_borrower=9, per_ip=1),
-            ("b1", "b1"),
-            "velocity.ip",
-            "Too many credit requests from the client's network in a short period (ip: 2, limit 1)",
         ),
         (
             VelocityLimits(),
@@ -84,6 +78,40 @@ async def test_a_velocity_stop_met_again_in_its_window_is_refused_each_time_and_
     assert [record.reasons[0].code for record in store.tables.decision_records] == ["R50"]
     assert isinstance(await _refused(store, check, "b2"), VelocityLimitExceeded)  # R51: the wallet's second identity
     assert [record.reasons[0].code for record in store.tables.decision_records] == ["R50", "R51"]
+
+
+async def test_the_per_ip_rate_limit_refuses_and_records_nothing() -> None:
+    store = InMemoryQuotingStore()
+    check = VelocityCheck(InMemoryVelocityStore(), VelocityLimits(per_borrower=9, per_ip=1), CLIENT, bytes(32))
+    await admit_request(store, check, borrower_file(), ASKED)
+
+    refused = await _refused(store, check)
+
+    assert isinstance(refused, VelocityLimitExceeded)
+    assert refused.rule == "ip"
+    assert store.tables.decision_records == []
+
+
+async def test_a_velocity_stop_after_the_window_of_the_last_recorded_is_recorded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A borrower asking every ten minutes past a limit of one an hour: each stop of a later window is recorded,
+    however often the borrower was refused in between (the window's mark is set once, not renewed per refusal)."""
+    clock = [1_000_000.0]
+    monkeypatch.setattr("aggregator.quote_refusals.time.time", lambda: clock[0])
+    store = InMemoryQuotingStore()
+    check = VelocityCheck(InMemoryVelocityStore(), VelocityLimits(per_borrower=1), CLIENT, bytes(32))
+    answers = []
+    for _ in range(19):  # three hours
+        try:
+            await admit_request(store, check, borrower_file(), ASKED)
+            answers.append("admitted")
+        except VelocityLimitExceeded:
+            answers.append("429")
+        clock[0] += 600
+
+    assert answers == (["admitted"] + ["429"] * 5) * 3 + ["admitted"]
+    assert [record.reasons[0].code for record in store.tables.decision_records] == ["R50"] * 3
 
 
 async def test_a_borrower_with_no_identity_on_file_is_refused_and_recorded() -> None:
