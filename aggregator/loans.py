@@ -338,9 +338,9 @@ class LoanService:
             live = replace(live, schedule=schedule, paid=loan.repaid)
             found = delinquency(live.maturity, live.block_time, live.total_owed > 0, schedule, paid=loan.repaid)
             if may_be_paid_as_disclosed(found, schedule, loan.repaid):
-                repaid = [RecordedRepayment(r.where.block_hash, r.interest_paid + r.principal_paid)
-                          for r in entries.repayments]  # fmt: skip
-                live = replace(live, payments=(await dated(chain.client, {loan.id: repaid}))[loan.id])
+                # dated as the list and the default job date them: a lender's payment by when it said it was made
+                repaid = await asyncio.to_thread(self._repayments, [loan.id])
+                live = replace(live, payments=(await dated(chain.client, repaid))[loan.id])
         except ChainError as err:  # the record still answers while the chain does not
             # the node's own message names its URL (an RPC provider's key in its path): logged, never shown
             log.warning("live figures of loan %s: chain %s did not answer: %s", loan.id, loan.chain_name, err)

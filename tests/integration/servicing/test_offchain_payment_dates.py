@@ -26,7 +26,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 
 from aggregator.installments import DueInstallment, schedule_from_disclosure
-from aggregator.loans import LoanService
+from aggregator.loans import LoanScope, LoanService
 from aggregator.offchain_payments import payment_ref_hash
 from aggregator.payment_records import RECORDED, ReportedPayment
 from aggregator.platform import ChainRuntime
@@ -147,6 +147,10 @@ async def test_servicing_dates_a_lender_s_payment_as_the_closing_rule_does(
     assert [listed[loan.loan_id].bucket for loan in (reported_late, late, future_dated)] == [
         Bucket.CURRENT, Bucket.DPD_1_29, Bucket.CURRENT
     ]  # fmt: skip
+    detailed = [await service.detail(loan.loan_id, LoanScope()) for loan in (reported_late, late, future_dated)]
+    assert [detail.live.delinquency.bucket if detail.live else None for detail in detailed] == [
+        Bucket.CURRENT, Bucket.DPD_1_29, Bucket.CURRENT
+    ], "the loan's own page judges it as the list does"  # fmt: skip
 
     report = await job.run_round()
 
