@@ -3,10 +3,12 @@ its time, so the times are read from the node — ``eth_getBlockByHash`` of the 
 at most ``BATCH`` (a node's ``--rpc.batch-request-limit``) — and kept per block hash (a hash names one block, whose
 time never changes). Read only for the loans whose judgement they can change (``delinquency.may_be_paid_as_disclosed``).
 
-A lender's payment the operator recorded (``recordOffchainRepayment``) is dated as the closing rule dates it
+A lender's payment the operator recorded (``recordOffchainRepayment``) is dated by what the closing rule reads
 (``aggregator.offchain_payments``): when the lender said it was made (its ``payment.received``'s ``occurred_at``,
-else when it was accepted), never later than its record's block — a payment cannot have been made after the chain
-recorded it (an ``occurred_at`` in the lender's local time sent without an offset is read as UTC, hours late).
+else when it was accepted), but never later than its record's block — a payment cannot have been made after the
+chain recorded it (an ``occurred_at`` in the lender's local time sent without an offset is read as UTC, hours late).
+The closing rule decides before the record exists and takes a later ``occurred_at`` as said: the two differ only for
+a date after the record, and its one day's allowance covers a few hours' offset.
 Until 2026-11-29 it was dated by its block alone: a payment made on its due date and reported after midnight UTC
 was a day late to servicing — the loan announced past due and marked in default after the grace period — while the
 closing rule had judged it on time.
