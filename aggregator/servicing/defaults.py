@@ -58,7 +58,7 @@ liquidation); and a ``cancelUnfunded`` refused once failed for ever, the job's a
 While the operator's account cannot pay for gas (the node refuses its sends for their funds), a loan's next attempt
 is deferred, the pause doubling per refusal up to ``DefaulterSettings.most_pause``, and once a round had one refused
 the rest of it sends none; the account's balance put back is used by the next round. One error is logged naming the
-account and chain, a gauge and a counter say it, and the admins' ``/health`` shows it (``operator_funds``). Before
+account and chain, a gauge and a counter say it, and the admins' ``/health`` shows it (``sender_funds``). Before
 (fixed 2026-11-29) every round left one more failed attempt per loan and action, without end.
 
 The job reads and writes through a ``ServicingStore`` (``aggregator.servicing.repository``; SQL by default): the
@@ -99,7 +99,6 @@ from aggregator.servicing.intent_keys import (
     release_intent_key,
 )
 from aggregator.servicing.leased import Leader, run_leased
-from aggregator.servicing.operator_funds import OperatorFunds
 from aggregator.servicing.past_due import OnChainLoan, PastDueSink, announce_past_due, write_past_due
 from aggregator.servicing.payment_times import RecordedRepayment, dated
 from aggregator.servicing.repository import (
@@ -109,11 +108,13 @@ from aggregator.servicing.repository import (
     left_alone,
     serviced,
 )
+from aggregator.servicing.sender_funds import SenderFunds
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, ConfirmationTimeout, TransactionReverted
 from chain.relay import revert_of
+from chain.signers import Role
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
 from providers.models import FundingState
@@ -172,7 +173,7 @@ class DefaultReport:
     held: dict[int, str] = field(default_factory=dict)  # loan ref → holdLiquidation tx hash
     released: list[int] = field(default_factory=list)  # loans now funded whose hold was released (or not held)
     errors: dict[int, ChainError] = field(default_factory=dict)  # loan ref → what a send raised (a timeout: pending)
-    #: loan ref → why its next attempt was not sent this round (the operator's account cannot pay: ``operator_funds``)
+    #: loan ref → why its next attempt was not sent this round (the operator's account cannot pay: ``sender_funds``)
     deferred: dict[int, str] = field(default_factory=dict)
     #: loan ref → the principal remainder still owed on-chain by a loan paid as disclosed (neither past due nor
     #: marked in default: ``delinquency.paid_as_disclosed``)
@@ -229,7 +230,10 @@ class DefaultJob:
         self._collateral: Any = client.w3.eth.contract(
             address=record.address("CollateralManager"), abi=load_artifact("CollateralManager").abi
         )
-        self.funds = OperatorFunds(client, operator, settings.first_pause, settings.most_pause)
+        self.funds = SenderFunds(
+            client, operator, settings.first_pause, settings.most_pause, role=Role.OPERATOR, job="defaulter",
+            sends="markDefault, cancelUnfunded, hold and release attempts",
+        )  # fmt: skip
 
     @property
     def chain_id(self) -> int:
@@ -274,7 +278,7 @@ class DefaultJob:
         self, function: str, key_of: Callable[..., str], contract: str, loan_ref: int, report: DefaultReport
     ) -> tuple[str, IntentRecord | None] | None:
         """``current_attempt`` of a round's ``function`` of ``loan_ref`` (on ``contract``), or None with the reason
-        in ``report.deferred``: a new attempt the operator's account cannot pay for now (``operator_funds``)."""
+        in ``report.deferred``: a new attempt the operator's account cannot pay for now (``sender_funds``)."""
         key, intent, earlier = await attempt_history(self.operator.store, partial(key_of, self.chain_id, contract,
                                                                                    loan_ref))  # fmt: skip
         deferred = None if intent is not None else await self.funds.deferral(function, earlier)

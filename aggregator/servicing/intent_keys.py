@@ -70,7 +70,7 @@ async def attempt_history(
     store: SqlChainStore, key_of: Callable[[int], str]
 ) -> tuple[str, IntentRecord | None, tuple[IntentRecord, ...]]:
     """``current_attempt``, with the attempts before it, in order: each refused, dropped or reverted (what the
-    default job backs off by while the operator's account cannot pay: ``operator_funds``)."""
+    default job backs off by while the operator's account cannot pay: ``sender_funds``)."""
     stored = await store.attempts(key_of(1))
     earlier = list[IntentRecord]()
     for _, intent in stored:

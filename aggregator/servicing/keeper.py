@@ -38,6 +38,12 @@ mined (the token refused again between the simulation and the block) or was refu
 later round, once its simulation passes again, sends the next attempt (``…:<loan id>:2`` and on, as the relayer's
 claims in ``aggregator.repaying``), at most ``MAX_CLAIM_ATTEMPTS``. A loan the relayer is claiming already (after a
 close it relayed, ``aggregator.repaying.claim_collateral``: any of its attempts in flight) is left to it.
+
+While the keeper's account cannot pay for gas (the node refuses its sends for their funds), a loan's next liquidation,
+impairment or claim is deferred as the default job's are (``sender_funds``: the pause doubling per refusal up to
+``KeeperSettings.most_pause``, none more in a round once one was refused, funds put back used by the next round), and
+it is said once: an error naming the account and chain, a gauge, a counter and the admins' ``/health``. Before (fixed
+2026-11-29) every round left one more failed liquidation per loan, without end.
 """
 
 from __future__ import annotations
@@ -74,11 +80,13 @@ from aggregator.servicing.health import (
 from aggregator.servicing.leased import Leader, run_leased
 from aggregator.servicing.prices import Price, PriceBoard, PriceRefusal, read_prices
 from aggregator.servicing.repository import OpenLoan, ServicingStore, UnclaimedCollateral, left_alone, serviced
+from aggregator.servicing.sender_funds import SenderFunds
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
 from chain.errors import ChainError, GasEstimationFailed, TransactionReverted
 from chain.relay import revert_of
+from chain.signers import Role
 from chain.transactions import Call, TransactionManager
 from chain.views import read_views, view
 from store.chain import TERMINAL_STATUSES, IntentRecord
@@ -99,6 +107,9 @@ class KeeperSettings:
     interval: float = 5.0  # seconds between rounds
     margin_bps: int = 10  # over the close factor's cap, for interest accrued before mining (the contract caps it)
     receipt_timeout: float = 60.0
+    #: the pause after an attempt refused for the keeper's account's funds, doubling per refusal up to the most
+    first_pause: float = 60.0
+    most_pause: float = 3_600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +226,10 @@ class Keeper:
             address=to_checksum_address(self.chain.aggregator), abi=load_artifact("CreditAggregator").abi
         )
         self._claim_refusals: dict[int, str] = {}  # loan ref → why its claim was last refused (logged once)
+        self.funds = SenderFunds(
+            client, transactions, settings.first_pause, settings.most_pause, role=Role.KEEPER, job="keeper",
+            sends="liquidations, impairments and collateral claims",
+        )  # fmt: skip
 
     @property
     def chain_id(self) -> int:
@@ -236,6 +251,7 @@ class Keeper:
     async def run_round(self, leader: Leader | None = None) -> RoundReport:
         """Read, assess and act once. ``leader``: the held lease, fenced before each transaction (None: tests and
         one-off runs that hold no lease)."""
+        self.funds.new_round()
         loans, unserviced = serviced(await asyncio.to_thread(self._open_loans))
         block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
         number, timestamp = int(block["number"], 16), int(block["timestamp"], 16)
@@ -247,10 +263,12 @@ class Keeper:
             try:
                 await self._service(loan, read, report, leader, sends)
             except ChainError as err:  # refused by the node, not confirmed in time: the other loans go on
+                self.funds.saw(err)
                 self._skip(report, loan.loan_ref, f"its transaction did not complete: {err}")
         await self._confirm_liquidations(sends.liquidations, report)
         for claimable in await asyncio.to_thread(self._unclaimed):
             await self._claim(claimable, report, leader)
+        await self.funds.end_round()
         return report
 
     async def _liquidations_in_flight(self) -> dict[int, str]:
@@ -386,9 +404,12 @@ class Keeper:
         refused = await self._simulate(call)
         if refused is not None:
             return f"simulation reverts: {refused}"
-        key, in_flight = await self._liquidation_key(loan.loan_ref)
+        key, in_flight, earlier = await self._liquidation_key(loan.loan_ref)
         if in_flight is not None:  # sent since this round read the keeper's open intents (by another keeper)
             return f"its liquidation {in_flight} is not settled yet"
+        deferred = await self.funds.deferral("liquidate", earlier)
+        if deferred is not None:  # the keeper's account cannot pay for gas now (``sender_funds``)
+            return deferred
         if leader is not None:
             await leader.fence()
         try:
@@ -428,18 +449,20 @@ class Keeper:
                     outcome.bad_debt,
                 )
 
-    async def _liquidation_key(self, ref: int) -> tuple[str, str | None]:
-        """The key of the loan's next liquidation, and the key of its last one when that is still in flight (then
-        none may be sent). Two keepers that decide at once take the same key: the intent is created once, and the
-        other's call resumes it (or conflicts with it), never a second liquidation. Every numbered liquidation
-        stored is read (a missing number is no end: 0037 rekeyed each by the CollateralManager it was sent to)."""
+    async def _liquidation_key(self, ref: int) -> tuple[str, str | None, tuple[IntentRecord, ...]]:
+        """The key of the loan's next liquidation, the key of its last one when that is still in flight (then none
+        may be sent), and the liquidations settled before it, in order (what a round backs off by while the keeper's
+        account cannot pay: ``sender_funds``). Two keepers that decide at once take the same key: the intent is
+        created once, and the other's call resumes it (or conflicts with it), never a second liquidation. Every
+        numbered liquidation stored is read (a missing number is no end: 0037 rekeyed each by the CollateralManager it
+        was sent to)."""
         stem = f"{liquidation_intent_prefix(self.chain_id, self.chain.manager)}{ref}:n"
         stored = await self.transactions.store.numbered_intents(stem)
         for _, existing in stored:
             if existing.status not in TERMINAL_STATUSES:
-                return existing.key, existing.key
+                return existing.key, existing.key, ()
         number = stored[-1][0] + 1 if stored else 1
-        return liquidation_intent_key(self.chain_id, self.chain.manager, ref, number), None
+        return liquidation_intent_key(self.chain_id, self.chain.manager, ref, number), None, tuple(i for _, i in stored)
 
     async def _impair_if_off(
         self, loan: OpenLoan, position: Position, read: _Read, report: RoundReport, leader: Leader | None
@@ -452,6 +475,10 @@ class Keeper:
         refused = await self._simulate(call)
         if refused is not None:
             log.warning("keeper on chain %s: cannot impair loan %s: %s", self.chain_id, loan.loan_ref, refused)
+            return
+        deferred = await self.funds.deferral("impair", ())  # keyed by the block read: no earlier attempts to count
+        if deferred is not None:
+            report.skipped[loan.loan_ref] += f"; {deferred}"
             return
         if leader is not None:
             await leader.fence()
@@ -471,7 +498,7 @@ class Keeper:
         time, each under its own intent, the next only after the last failed and once a simulation passes."""
         ref = claimable.loan_ref
         call = Call.function(self._manager_abi, "claimCollateral", ref)
-        key, existing = await self._claim_attempt(ref)
+        key, existing, earlier = await self._claim_attempt(ref)
         if key is None:
             report.unclaimed[ref] = f"{MAX_CLAIM_ATTEMPTS} claims failed: not sent again"
             if self._claim_refusals.get(ref) != report.unclaimed[ref]:  # said once, not every round
@@ -492,11 +519,16 @@ class Keeper:
                         "keeper on chain %s: collateral of loan %s not claimable now: %s", self.chain_id, ref, refused
                     )
                 return
+            deferred = await self.funds.deferral("claimCollateral", earlier)
+            if deferred is not None:  # the keeper's account cannot pay for gas now (``sender_funds``)
+                report.unclaimed[ref] = deferred
+                return
         if leader is not None:
             await leader.fence()
         try:
             tx_hash = await self._send(key, call)
         except ChainError as err:
+            self.funds.saw(err)
             report.unclaimed[ref] = str(err)
             log.warning("keeper on chain %s: claimCollateral of loan %s: %s", self.chain_id, ref, err)
             return
@@ -512,19 +544,20 @@ class Keeper:
             tx_hash,
         )
 
-    async def _claim_attempt(self, ref: int) -> tuple[str | None, IntentRecord | None]:
-        """The key of the claim attempt to send or resume, and its intent when it exists: the first attempt stored
-        that did not fail (a reverted, failed or dropped one stays so under its key), else the one after the last
-        stored; no key past ``MAX_CLAIM_ATTEMPTS``. Every attempt stored is read: a missing number is no end (0037
-        rekeyed each attempt by the CollateralManager it was sent to)."""
+    async def _claim_attempt(self, ref: int) -> tuple[str | None, IntentRecord | None, tuple[IntentRecord, ...]]:
+        """The key of the claim attempt to send or resume, its intent when it exists, and the failed attempts before
+        it, in order: the first attempt stored that did not fail (a reverted, failed or dropped one stays so under
+        its key), else the one after the last stored; no key past ``MAX_CLAIM_ATTEMPTS``. Every attempt stored is
+        read: a missing number is no end (0037 rekeyed each attempt by the CollateralManager it was sent to)."""
         stored = await self.transactions.store.attempts(claim_intent_key(self.chain_id, self.chain.manager, ref))
         for _, existing in stored:
             if existing.status not in CLAIM_FAILED:
-                return existing.key, existing
+                return existing.key, existing, ()
+        earlier = tuple(intent for _, intent in stored)
         attempt = stored[-1][0] + 1 if stored else 1
         if attempt > MAX_CLAIM_ATTEMPTS:
-            return None, None
-        return claim_intent_key(self.chain_id, self.chain.manager, ref, attempt), None
+            return None, None, earlier
+        return claim_intent_key(self.chain_id, self.chain.manager, ref, attempt), None, earlier
 
     async def _relayed_claim_in_flight(self, ref: int) -> str | None:
         """The key of the relayer's claim of ``ref`` that is in flight (any of its attempts stored), if one is."""

@@ -2,9 +2,9 @@
 (``/readyz``: 503 only when the database is down or a sanctions list is past its age; Redis and each chain's RPC
 reported ``degraded`` with 200, so one dead chain never takes every process out of a load balancer), and the admins'
 per-chain health
-(``/health``: head block, lag, last error and each RPC URL's breaker, and the operator's account: ``degraded`` while
-it cannot pay for the default job's transactions). ``/health`` is not public: hosted RPC URLs usually carry an API
-key, and last errors describe the infrastructure."""
+(``/health``: head block, lag, last error and each RPC URL's breaker, and the operator's and the keeper's accounts:
+``degraded`` while one cannot pay for its servicing job's transactions). ``/health`` is not public: hosted RPC URLs
+usually carry an API key, and last errors describe the infrastructure."""
 
 from __future__ import annotations
 
@@ -16,13 +16,16 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
-from aggregator.servicing.operator_funds import operator_state
+from aggregator.servicing.sender_funds import sender_state
 from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
 from api.problems import problem
 from chain.signers import Role
+from chain.transactions import TransactionManager
 
 PROBE_TIMEOUT_SECONDS = 3.0
+#: the roles whose accounts a servicing job sends from, each shown under its name where this process has its key
+SERVICING = (Role.OPERATOR, Role.KEEPER)
 
 router = APIRouter(tags=["health"])
 
@@ -36,18 +39,19 @@ async def healthz() -> dict[str, str]:
 @router.get("/health")
 async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
     """Per-chain health for admins: head block, lag, last error and each RPC URL with its breaker, and where this
-    process has the operator's key its account (``operator``: ``degraded`` while the node refused its transactions
-    for its funds and its balance still cannot pay for them: the default job defers its ``markDefault``,
-    ``cancelUnfunded``, holds and releases meanwhile); the versions of the sanctions lists and jurisdiction rules in
-    use. Chains are asked concurrently, each within the probe timeout: a chain that answers badly or not in time is
-    shown not ok with its error, beside the others."""
+    process has the operator's or the keeper's key that account (``operator``, ``keeper``: ``degraded`` while the node
+    refused its transactions for its funds and its balance still cannot pay for them: the default job defers its
+    ``markDefault``, ``cancelUnfunded``, holds and releases meanwhile, the keeper its liquidations, impairments and
+    collateral claims); the versions of the sanctions lists and jurisdiction rules in use. Chains are asked
+    concurrently, each within the probe timeout: a chain that answers badly or not in time is shown not ok with its
+    error, beside the others."""
     names = list(platform.chains)
     statuses = await asyncio.gather(
         *(platform.chains[name].client.health(within=PROBE_TIMEOUT_SECONDS) for name in names)
     )
-    operators = await asyncio.gather(*(_operator(platform.chains[name]) for name in names))
+    accounts = await asyncio.gather(*(_senders(platform.chains[name]) for name in names))
     chains: dict[str, Any] = {}
-    for name, status, operator in zip(names, statuses, operators, strict=True):
+    for name, status, sending in zip(names, statuses, accounts, strict=True):
         chains[name] = {
             "chain_id": status.chain_id,
             "ok": status.healthy,
@@ -56,9 +60,9 @@ async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
             "last_error": status.last_error,
             "rpc": [{"url": endpoint.url, "breaker": endpoint.breaker} for endpoint in status.endpoints],
         }
-        if operator is not None:
-            chains[name]["operator"] = operator
-    healthy = all(c["ok"] and c.get("operator", {}).get("status", "ok") == "ok" for c in chains.values())
+        chains[name].update(sending)
+    accounts_ok = (c.get(role.value, {}).get("status", "ok") == "ok" for c in chains.values() for role in SERVICING)
+    healthy = all(c["ok"] for c in chains.values()) and all(accounts_ok)
     return {
         "status": "ok" if healthy else "degraded",
         "chains": chains,
@@ -66,16 +70,20 @@ async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
     }
 
 
-async def _operator(chain: Any) -> dict[str, Any] | None:
-    """The operator's account of ``chain`` (``operator_funds.operator_state``), within the probe timeout; None
-    where this process has no operator key."""
-    operator = getattr(chain, "senders", {}).get(Role.OPERATOR)
-    if operator is None:
-        return None
+async def _senders(chain: Any) -> dict[str, dict[str, Any]]:
+    """The servicing roles' accounts of ``chain`` by role (``operator``, ``keeper``), each where this process has
+    its key."""
+    held = [role for role in SERVICING if role in getattr(chain, "senders", {})]
+    states = await asyncio.gather(*(_sender(chain, chain.senders[role]) for role in held))
+    return {role.value: state for role, state in zip(held, states, strict=True)}
+
+
+async def _sender(chain: Any, sender: TransactionManager) -> dict[str, Any]:
+    """The account of ``sender`` on ``chain`` (``sender_funds.sender_state``), within the probe timeout."""
     try:
-        state = await asyncio.wait_for(operator_state(chain.client, operator), PROBE_TIMEOUT_SECONDS)
+        state = await asyncio.wait_for(sender_state(chain.client, sender), PROBE_TIMEOUT_SECONDS)
     except Exception as err:  # the store or the node did not answer in time: said, not raised
-        return {"address": operator.account.address, "status": "unknown", "detail": type(err).__name__}
+        return {"address": sender.account.address, "status": "unknown", "detail": type(err).__name__}
     return state.as_json()
 
 

@@ -9,18 +9,28 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from fastapi import FastAPI
 from sqlalchemy import select
 from web3 import Web3
+from web3.logs import DISCARD
 from web3.types import RPCEndpoint
 
 from aggregator.accept_saga import FUND_REFUSED
 from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
 from aggregator.servicing.delinquency import SECONDS_PER_DAY
+from api import problems
+from api.auth import Principal
+from api.auth import Role as ApiRole
+from api.deps import get_principal
+from api.routers import health
+from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.config import LOCAL_CHAINS
 from chain.devnet import start_devnet
@@ -32,7 +42,7 @@ from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
-from tests.contracts.harness import USDC, WETH, Harness
+from tests.contracts.harness import DEPLOYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
 from tests.support.ledger_facts import add_quote
 
@@ -133,7 +143,8 @@ def unfunded_loan(chain: DeployedChain, database: Database, *, pool: bool = Fals
 
 @contextmanager
 def out_of_gas(chain: DeployedChain, account: str) -> Iterator[None]:
-    """The operator's account emptied (the node refuses its transactions), then topped up again."""
+    """A sending account (the operator's, the keeper's) emptied (the node refuses its transactions), then topped up
+    again."""
     balance = chain.w3.eth.get_balance(account)  # type: ignore[arg-type]
     chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account, hex(0)])
     try:
@@ -146,3 +157,53 @@ async def intent_status(sender: TransactionManager, key: str) -> str | None:
     """The status of the intent ``key`` (None: none stored under it)."""
     intent = await sender.store.get_intent(key)
     return None if intent is None else intent.status
+
+
+def blocking_collateral(harness: Harness) -> Any:
+    """A collateral token that can refuse transfers to an account (``setBlocked``), priced like WETH."""
+    artifact = load_artifact("MockBlockingERC20")
+    factory = harness.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    deployed = harness.w3.eth.wait_for_transaction_receipt(
+        factory.constructor("Blocking", "BLK", 18).transact({"from": DEPLOYER.address})
+    )
+    token = harness.w3.eth.contract(address=deployed["contractAddress"], abi=artifact.abi)
+    timelock = harness.timelock.address
+    harness.impersonate(timelock)
+    harness.send(harness.manager.functions.setPriceFeed(token.address, harness.weth_feed.address, 3_600), timelock)
+    harness.send(harness.manager.functions.setCollateralParameters(token.address, 8_000, 8_250, 500, 10**24), timelock)
+    return token
+
+
+def closed_with_a_blocking_token(harness: Harness) -> tuple[LocalAccount, Any, int, int]:
+    """A loan closed by its borrower directly on-chain while its collateral token refused them: the borrower, the
+    token, the loan's id and the first block to index."""
+    harness.set_weth_price(3_000)
+    token = blocking_collateral(harness)
+    borrower: LocalAccount = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, usdc=100 * USDC)  # the interest and the fee, beyond the proceeds
+    harness.approve_all(borrower.address)
+    harness.send(token.functions.mint(borrower.address, WETH), DEPLOYER)
+    harness.send(token.functions.approve(harness.aggregator.address, WETH), borrower.address)
+    first_block = harness.w3.eth.block_number + 1
+    loan_ref, _ = harness.open_loan(borrower, collateralAsset=token.address, collateralAmount=WETH)
+
+    harness.send(token.functions.setBlocked(borrower.address, True), DEPLOYER)
+    closed = harness.send(harness.aggregator.functions.close(loan_ref), borrower.address)  # not through the platform
+    assert harness.manager.events.CollateralClaimable().process_receipt(closed, errors=DISCARD)
+    return borrower, token, loan_ref, first_block
+
+
+async def admin_health(client: ChainClient, senders: dict[Role, TransactionManager]) -> dict[str, Any]:
+    """``GET /health`` as an admin, over ``client`` and the accounts of ``senders`` (a process's keys by role)."""
+    app = FastAPI()
+    problems.install(app)
+    app.include_router(health.router)
+    chain = SimpleNamespace(client=client, senders=senders)
+    app.state.platform = SimpleNamespace(chains={"servicing": chain}, compliance=SimpleNamespace(versions=lambda: {}))
+    app.dependency_overrides[get_principal] = lambda: Principal(ApiRole.ADMIN, None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as http:
+        response = await http.get("/health")
+    assert response.status_code == 200
+    page: dict[str, Any] = response.json()
+    return page

@@ -11,15 +11,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from sqlalchemy import delete, select
-from web3.logs import DISCARD
 
 from aggregator.indexer import index_to_head
 from aggregator.servicing.keeper import Keeper, claim_intent_key
-from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
@@ -27,7 +23,8 @@ from chain.transactions import TransactionManager
 from store.chain import REVERTED, SqlChainStore
 from store.db import Database
 from store.ledger import ChainFactRow, LoanCollateralMovementRow
-from tests.contracts.harness import DEPLOYER, USDC, WETH, Harness
+from tests.contracts.harness import DEPLOYER, WETH, Harness
+from tests.integration.servicing.conftest import closed_with_a_blocking_token
 from tests.support.devnet import DeployedChain
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -52,46 +49,11 @@ async def keepers(own_chain: DeployedChain, servicing_db: Database) -> AsyncIter
         await client.close()
 
 
-def _blocking_collateral(harness: Harness) -> Any:
-    """A collateral token that can refuse transfers to an account (``setBlocked``), priced like WETH."""
-    artifact = load_artifact("MockBlockingERC20")
-    factory = harness.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-    deployed = harness.w3.eth.wait_for_transaction_receipt(
-        factory.constructor("Blocking", "BLK", 18).transact({"from": DEPLOYER.address})
-    )
-    token = harness.w3.eth.contract(address=deployed["contractAddress"], abi=artifact.abi)
-    timelock = harness.timelock.address
-    harness.impersonate(timelock)
-    harness.send(harness.manager.functions.setPriceFeed(token.address, harness.weth_feed.address, 3_600), timelock)
-    harness.send(harness.manager.functions.setCollateralParameters(token.address, 8_000, 8_250, 500, 10**24), timelock)
-    return token
-
-
-def _closed_with_a_blocking_token(harness: Harness) -> tuple[LocalAccount, Any, int, int]:
-    """A loan closed by its borrower directly on-chain while its collateral token refused them: the borrower, the
-    token, the loan's id and the first block to index."""
-    harness.set_weth_price(3_000)
-    token = _blocking_collateral(harness)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, usdc=100 * USDC)  # the interest and the fee, beyond the proceeds
-    harness.approve_all(borrower.address)
-    harness.send(token.functions.mint(borrower.address, WETH), DEPLOYER)
-    harness.send(token.functions.approve(harness.aggregator.address, WETH), borrower.address)
-    first_block = harness.w3.eth.block_number + 1
-    loan_ref, _ = harness.open_loan(borrower, collateralAsset=token.address, collateralAmount=WETH)
-
-    harness.send(token.functions.setBlocked(borrower.address, True), DEPLOYER)
-    closed = harness.send(harness.aggregator.functions.close(loan_ref), borrower.address)  # not through the platform
-    assert harness.manager.events.CollateralClaimable().process_receipt(closed, errors=DISCARD)
-    return borrower, token, loan_ref, first_block
-
-
 async def test_a_direct_close_left_claimable_is_claimed_once_by_the_keeper(
     own_chain: DeployedChain, servicing_db: Database, keepers: list[Keeper]
 ) -> None:
     harness = Harness(own_chain)
-    borrower, token, loan_ref, first_block = _closed_with_a_blocking_token(harness)
+    borrower, token, loan_ref, first_block = closed_with_a_blocking_token(harness)
     await index_to_head(own_chain.config, own_chain.record, servicing_db, first_block, reader="claim-sweep")
     nonce = harness.w3.eth.get_transaction_count(KEEPER.address)
 
@@ -133,7 +95,7 @@ async def test_a_claim_that_reverted_is_sent_again_once_it_would_pass(
     the claim reverted. Under the one fixed intent key per loan the keeper never claimed that collateral again; the
     next round now sends the next attempt once its simulation passes."""
     harness = Harness(own_chain)
-    borrower, token, loan_ref, first_block = _closed_with_a_blocking_token(harness)
+    borrower, token, loan_ref, first_block = closed_with_a_blocking_token(harness)
     await index_to_head(own_chain.config, own_chain.record, servicing_db, first_block, reader="claim-sweep-retry")
     harness.send(token.functions.setBlocked(borrower.address, False), DEPLOYER)
     keeper = keepers[0]

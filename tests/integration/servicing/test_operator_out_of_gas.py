@@ -11,28 +11,21 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from aggregator.servicing.defaults import DefaultJob, default_intent_key
 from aggregator.servicing.delinquency import SECONDS_PER_DAY
-from api import problems
-from api.auth import Principal
-from api.auth import Role as ApiRole
-from api.deps import get_principal
-from api.routers import health
 from chain.signers import Role
 from store.aggregator import LoanRow
 from store.chain import CONFIRMED, FAILED
 from store.db import Database
 from tests.contracts.harness import USDC
 from tests.integration.servicing.conftest import (
+    admin_health,
     borrower_with_collateral,
     intent_status,
     out_of_gas,
@@ -57,21 +50,11 @@ def _past_grace_loan(chain: DeployedChain, database: Database) -> int:
 
 async def _admin_health(job: DefaultJob) -> dict[str, Any]:
     """``GET /health`` as an admin, over the job's chain client and its operator's account."""
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(health.router)
-    chain = SimpleNamespace(client=job.client, senders={Role.OPERATOR: job.operator})
-    app.state.platform = SimpleNamespace(chains={"servicing": chain}, compliance=SimpleNamespace(versions=lambda: {}))
-    app.dependency_overrides[get_principal] = lambda: Principal(ApiRole.ADMIN, None)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as http:
-        response = await http.get("/health")
-    assert response.status_code == 200
-    page: dict[str, Any] = response.json()
-    return page
+    return await admin_health(job.client, {Role.OPERATOR: job.operator})
 
 
 def _unfunded_gauge(job: DefaultJob) -> float | None:
-    return REGISTRY.get_sample_value("creditmesh_operator_unfunded", {"chain": str(job.chain_id)})
+    return REGISTRY.get_sample_value("creditmesh_operator_unfunded", {"chain": str(job.chain_id), "role": "operator"})
 
 
 async def test_rounds_back_off_while_the_operator_cannot_pay_and_resume_once_it_is_funded(
@@ -84,7 +67,7 @@ async def test_rounds_back_off_while_the_operator_cannot_pay_and_resume_once_it_
     marks = {ref: partial(default_intent_key, own_chain.chain_id, aggregator, ref) for ref in loans}
     account = job.operator.account.address
 
-    with out_of_gas(own_chain, account), caplog.at_level(logging.ERROR, "aggregator.servicing.operator_funds"):
+    with out_of_gas(own_chain, account), caplog.at_level(logging.ERROR, "aggregator.servicing.sender_funds"):
         reports = [await job.run_round() for _ in range(ROUNDS)]
         starved = await _admin_health(job)
         refused = [await intent_status(job.operator, marks[ref](1)) for ref in loans]

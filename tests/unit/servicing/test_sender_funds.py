@@ -1,4 +1,4 @@
-"""``operator_funds``' rules alone: which refusals are the account's funds, the pause between attempts, and how many
+"""``sender_funds``' rules alone: which refusals are the account's funds, the pause between attempts, and how many
 refusals in a row a loan's action has behind it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aggregator.servicing.operator_funds import cost, funds_message, pause, refusals_in_a_row, refused_for_funds
+from aggregator.servicing.sender_funds import cost, funds_message, pause, refusals_in_a_row, refused_for_funds
 from store.chain import DROPPED, FAILED, REVERTED, AttemptRecord, IntentRecord
 
 pytestmark = pytest.mark.unit

@@ -1,25 +1,28 @@
-"""The operator's account out of gas, as the default job (``aggregator.servicing.defaults``) meets it: the node
-refuses its ``markDefault``, ``cancelUnfunded``, ``holdLiquidation`` and ``releaseLiquidationHold`` outright
-("insufficient funds": ``TransactionRejected``, the intent ``failed``). Each is sent under one intent per attempt
-(``intent_keys``), so an account left empty would leave one more failed attempt per loan and action every round,
-without end, and say nothing more than a warning per send.
+"""A servicing job's sending account out of gas: the operator's, as the default job (``aggregator.servicing.
+defaults``) meets it, and the keeper's, as the liquidation keeper (``aggregator.servicing.keeper``) does. The node
+refuses their sends outright ("insufficient funds": ``TransactionRejected``, the intent ``failed``) — the operator's
+``markDefault``, ``cancelUnfunded``, ``holdLiquidation`` and ``releaseLiquidationHold``, the keeper's liquidations,
+impairments and collateral claims. Each is sent under one intent per attempt (``intent_keys``; the keeper's numbered
+liquidations and claims), so an account left empty would leave one more failed attempt per loan and action every
+round, without end, and say nothing more than a warning per send.
 
 So a round backs off. The next attempt of a loan's action whose attempts before it were refused for the account's
 funds (``refused_for_funds``; the latest ``n`` of them in a row) is deferred while the latest is younger than
 ``pause(n)`` — ``first`` seconds, doubling per refusal, at most ``most`` — unless the account can pay for that refused
 transaction now (its balance at least its gas times its fee cap, plus its value: ``cost``): funds put back are used by
 the next round. Within a round, once the node refused one send for the account's funds, every later new attempt is
-deferred (``OperatorFunds.refused_now``), and so is a loan's first attempt in the rounds after, while the account
+deferred (``SenderFunds.refused_now``), and so is a loan's first attempt in the rounds after, while the account
 stays starved, its balance has not grown and its last refusal is younger than ``most``: a round leaves at most one
 failed attempt, and a loan's attempts grow as the logarithm of the outage, then one per ``most``. An attempt resumed
 (in flight) is never deferred.
 
 The alert: a round that deferred an attempt or had one refused for the account's funds finds the account starved.
-The first such round logs one error naming the account and the chain; the gauge ``creditmesh_operator_unfunded``
-(by chain id) is 1 while it lasts, and ``creditmesh_servicing_deferred_attempts`` counts the attempts deferred (by
-chain id and function). The first round with neither logs that the account pays again and sets the gauge to 0. The
-admins' ``GET /health`` asks the store and the node itself (``operator_state``), so that every process answers alike.
-Before (fixed 2026-11-29) each round sent one more attempt per loan, each refused, for as long as the account stayed
+The first such round logs one error naming the account, its role and the chain; the gauge
+``creditmesh_operator_unfunded`` (by chain id and role: ``operator``, ``keeper``) is 1 while it lasts, and
+``creditmesh_servicing_deferred_attempts`` counts the attempts deferred (by chain id, role and function). The first
+round with neither logs that the account pays again and sets the gauge to 0. The admins' ``GET /health`` asks the
+store and the node itself (``sender_state``), so that every process answers alike. Before (fixed 2026-11-29, the
+keeper's the same day) each round sent one more attempt per loan, each refused, for as long as the account stayed
 empty.
 """
 
@@ -36,6 +39,7 @@ from prometheus_client import Counter, Gauge
 
 from chain.client import ChainClient
 from chain.errors import ChainError, TransactionRejected
+from chain.signers import Role
 from chain.transactions import TransactionManager
 from store.chain import FAILED, IntentRecord
 
@@ -46,13 +50,14 @@ FUNDS_REFUSALS = ("insufficient funds", "insufficient balance", "gas required ex
 
 STARVED = Gauge(
     "creditmesh_operator_unfunded",
-    "1 while the default job finds the operator's account unable to pay for gas, by chain id",
-    ["chain"],
+    "1 while a servicing job finds its sending account unable to pay for gas, by chain id and role (operator: the "
+    "default job's; keeper)",
+    ["chain", "role"],
 )
 DEFERRED = Counter(
     "creditmesh_servicing_deferred_attempts",
-    "The operator's servicing attempts deferred while its account could not pay for gas, by chain id and function",
-    ["chain", "function"],
+    "Servicing attempts deferred while their sending account could not pay for gas, by chain id, role and function",
+    ["chain", "role", "function"],
 )
 
 
@@ -91,13 +96,18 @@ def refusals_in_a_row(earlier: Sequence[IntentRecord]) -> int:
     return count
 
 
-class OperatorFunds:
-    """The default job's view of its operator's account, round by round (``new_round``, ``deferral``, ``saw``,
-    ``end_round``)."""
+class SenderFunds:
+    """A servicing job's view of its sending account, round by round (``new_round``, ``deferral``, ``saw``,
+    ``end_round``): ``role`` the account's (``operator``, ``keeper``), ``job`` how the job names itself in its log
+    lines (``defaulter``, ``keeper``), ``sends`` what of the job's it defers (said in the alert)."""
 
-    def __init__(self, client: ChainClient, operator: TransactionManager, first: float, most: float) -> None:
-        self.client, self.operator, self.first, self.most = client, operator, first, most
-        self.chain = str(operator.account.chain_id)
+    def __init__(
+        self, client: ChainClient, sender: TransactionManager, first: float, most: float, *, role: Role, job: str,
+        sends: str,
+    ) -> None:  # fmt: skip
+        self.client, self.sender, self.first, self.most = client, sender, first, most
+        self.role, self.job, self.sends = role.value, job, sends
+        self.chain = str(sender.account.chain_id)
         self.starved = False
         self.starved_balance = 0  # the balance when the account was last found starved
         self.refused_at = 0.0  # when a send was last refused for its funds (monotonic seconds)
@@ -105,7 +115,7 @@ class OperatorFunds:
 
     @property
     def address(self) -> str:
-        return str(self.operator.account.address)
+        return str(self.sender.account.address)
 
     def new_round(self) -> None:
         self._balance: int | None = None
@@ -113,16 +123,24 @@ class OperatorFunds:
         self.deferred = 0
 
     async def balance(self) -> int:
-        """The account's balance at the latest block, read once per round."""
+        """The account's balance at the latest block, read once per round.
+
+        Raises:
+            ChainError: the node did not answer.
+        """
         if self._balance is None:
             self._balance = int(await self.client.rpc("eth_getBalance", self.address, "latest"), 16)
         return self._balance
 
     async def deferral(self, function: str, earlier: Sequence[IntentRecord]) -> str | None:
         """Why the next attempt of ``function`` after ``earlier`` (the attempts not taken before it, in order) is
-        deferred this round, or None: it is sent."""
+        deferred this round, or None: it is sent.
+
+        Raises:
+            ChainError: the account's balance was needed and the node did not answer.
+        """
         if self.refused_now:
-            reason = "the node refused an operator transaction this round for the account's funds"
+            reason = f"the node refused a {self.role} transaction this round for the account's funds"
         else:
             refusals = refusals_in_a_row(earlier)
             if refusals == 0:
@@ -141,8 +159,8 @@ class OperatorFunds:
                     return None
                 reason = f"{refusals} attempt(s) refused for the account's funds; the next after {wait:.0f} s"
         self.deferred += 1
-        DEFERRED.labels(self.chain, function).inc()
-        return f"{function} deferred: the operator's account {self.address} cannot pay for gas ({reason})"
+        DEFERRED.labels(self.chain, self.role, function).inc()
+        return f"{function} deferred: the {self.role}'s account {self.address} cannot pay for gas ({reason})"
 
     def saw(self, err: ChainError) -> None:
         """A send of this round raised ``err``: a refusal for the account's funds defers the round's later ones."""
@@ -152,30 +170,31 @@ class OperatorFunds:
     async def end_round(self) -> None:
         """The alert: the gauge, and one log line each time the account starts or stops failing to pay."""
         starved = self.refused_now or self.deferred > 0
-        STARVED.labels(self.chain).set(1 if starved else 0)
+        STARVED.labels(self.chain, self.role).set(1 if starved else 0)
         if starved:
             try:
                 self.starved_balance = await self.balance()
             except ChainError as err:  # kept as it was: asked again next round
-                log.warning("defaulter on chain %s: the operator's balance not read: %s", self.chain, err)
+                log.warning("%s on chain %s: the %s's balance not read: %s", self.job, self.chain, self.role, err)
         if starved and not self.starved:
             log.error(
-                "defaulter on chain %s: the operator's account %s cannot pay for gas (balance %s wei): its "
-                "markDefault, cancelUnfunded, hold and release attempts are deferred until it is funded",
-                self.chain, self.address, self.starved_balance,
+                "%s on chain %s: the %s's account %s cannot pay for gas (balance %s wei): its %s are deferred until "
+                "it is funded",
+                self.job, self.chain, self.role, self.address, self.starved_balance, self.sends,
             )  # fmt: skip
         elif self.starved and not starved:
-            log.info("defaulter on chain %s: the operator's account %s pays for gas again", self.chain, self.address)
+            log.info("%s on chain %s: the %s's account %s pays for gas again", self.job, self.chain, self.role,
+                     self.address)  # fmt: skip
         self.starved = starved
 
 
-#: how far back ``GET /health`` looks for a refusal: twice the default job's longest pause between attempts
+#: how far back ``GET /health`` looks for a refusal: twice the servicing jobs' longest pause between attempts
 HEALTH_WINDOW = timedelta(hours=2)
 
 
 @dataclass(frozen=True, slots=True)
-class OperatorState:
-    """The operator's account on one chain as ``GET /health`` shows it: ``degraded`` while its latest transaction
+class SenderState:
+    """A sending role's account on one chain as ``GET /health`` shows it: ``degraded`` while its latest transaction
     refused for its funds (within ``since``) costs more than its balance now."""
 
     address: str
@@ -186,23 +205,24 @@ class OperatorState:
         return {"address": self.address, "status": self.status, "detail": self.detail}
 
 
-async def operator_state(
-    client: ChainClient, operator: TransactionManager, since: timedelta = HEALTH_WINDOW
-) -> OperatorState:
-    """The operator's account as the store and the node show it now, whichever process runs the default job.
+async def sender_state(
+    client: ChainClient, sender: TransactionManager, since: timedelta = HEALTH_WINDOW
+) -> SenderState:
+    """The account of ``sender`` (the operator's, the keeper's) as the store and the node show it now, whichever
+    process runs its job.
 
     Raises:
         ChainError: the node did not answer.
     """
-    account = operator.account
+    account = sender.account
     after = datetime.now(UTC) - since
-    refused = await operator.store.run(lambda repo: repo.latest_failed(account.chain_id, account.address, after))
+    refused = await sender.store.run(lambda repo: repo.latest_failed(account.chain_id, account.address, after))
     refused = [intent for intent in refused if refused_for_funds(intent)]
     if not refused:
-        return OperatorState(account.address, "ok")
+        return SenderState(account.address, "ok")
     balance = int(await client.rpc("eth_getBalance", account.address, "latest"), 16)
     needed = cost(refused[0])
     if balance >= (1 if needed is None else needed):
-        return OperatorState(account.address, "ok")
+        return SenderState(account.address, "ok")
     detail = f"cannot pay for gas: balance {balance} wei; {refused[0].key} refused: {refused[0].error}"
-    return OperatorState(account.address, "degraded", detail[:300])
+    return SenderState(account.address, "degraded", detail[:300])

@@ -1,0 +1,138 @@
+"""The keeper's account out of gas over several rounds, on the package's own devnet with the ledger on PostgreSQL: a
+loan under water the keeper would liquidate, and a closed loan's collateral left claimable, wait while the account
+is empty (``anvil_setBalance`` to 0). The first round has the liquidation refused and defers the claim; the next
+rounds send nothing — no failed intent more, however many rounds — and it is said once: an error naming
+the account and the chain, the gauge ``creditmesh_operator_unfunded{role="keeper"}``, and the admins' ``GET /health``
+showing the keeper ``degraded``. Once the account is funded again, the next round liquidates the loan and claims the
+collateral, and the alert clears. Before, every round (every 5 s by default) left one more failed liquidation per
+loan, without end."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+
+from aggregator.indexer import index_to_head
+from aggregator.servicing.keeper import Keeper, claim_intent_key, liquidation_intent_key
+from chain.client import ChainClient
+from chain.relay import REVERT_ARTIFACTS
+from chain.signers import Role, devnet_signer
+from chain.transactions import TransactionManager
+from store.chain import CONFIRMED, FAILED, SqlChainStore
+from store.chain_rows import ChainIntentRow
+from store.db import Database
+from tests.contracts.harness import DEPLOYER, USDC, WETH, Harness
+from tests.integration.servicing.conftest import (
+    admin_health,
+    closed_with_a_blocking_token,
+    intent_status,
+    out_of_gas,
+    record_in_ledger,
+)
+from tests.support.devnet import DeployedChain
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+KEEPER = devnet_signer(Role.KEEPER)
+ROUNDS = 5
+
+
+@pytest.fixture
+async def keeper(own_chain: DeployedChain, servicing_db: Database) -> AsyncIterator[Keeper]:
+    """The package chain's keeper with the keeper's account, its settings the defaults (a minute's first pause)."""
+    client = await ChainClient(own_chain.config).connect()
+    store = SqlChainStore(servicing_db.sessions)
+    transactions = await TransactionManager(client, KEEPER, store, revert_artifacts=REVERT_ARTIFACTS).start()
+    yield Keeper(client, own_chain.record, servicing_db, transactions, holder="keeper-out-of-gas")
+    await transactions.close()
+    await client.close()
+
+
+def _under_water(harness: Harness, database: Database) -> int:
+    """5,000 USDC against 3 WETH at $3,000 (recorded in the ledger), WETH then moved to $2,000: health 0.99."""
+    harness.set_weth_price(3_000)
+    borrower: LocalAccount = Account.create()
+    harness.impersonate(borrower.address)
+    harness.fund(borrower.address, weth=3 * WETH)
+    harness.approve_all(borrower.address)
+    loan_ref, receipt = harness.open_loan(
+        borrower, principal=5_000 * USDC, originationFee=50 * USDC, collateralAmount=3 * WETH
+    )
+    record_in_ledger(database, harness.chain, receipt)
+    harness.set_weth_price(2_000)
+    return int(loan_ref)
+
+
+async def _claimable(own_chain: DeployedChain, database: Database, reader: str) -> int:
+    """A loan its borrower closed on-chain while its collateral token refused them, indexed, the token willing now:
+    its collateral is the keeper's to claim."""
+    harness = Harness(own_chain)
+    borrower, token, loan_ref, first_block = closed_with_a_blocking_token(harness)
+    await index_to_head(own_chain.config, own_chain.record, database, first_block, reader=reader)
+    harness.send(token.functions.setBlocked(borrower.address, False), DEPLOYER)
+    return loan_ref
+
+
+def _failed(database: Database) -> int:
+    """How many of the keeper's intents the node refused, ever."""
+    with database.unit_of_work() as uow:
+        query = select(func.count()).where(ChainIntentRow.sender == KEEPER.address, ChainIntentRow.status == FAILED)
+        return int(uow.session.scalar(query) or 0)
+
+
+def _starved_gauge(keeper: Keeper) -> float | None:
+    labels = {"chain": str(keeper.chain_id), "role": "keeper"}
+    return REGISTRY.get_sample_value("creditmesh_operator_unfunded", labels)
+
+
+async def test_rounds_back_off_while_the_keeper_cannot_pay_and_liquidate_once_it_is_funded(
+    own_chain: DeployedChain, servicing_db: Database, keeper: Keeper, caplog: pytest.LogCaptureFixture
+) -> None:
+    claimed_ref = await _claimable(own_chain, servicing_db, "keeper-out-of-gas")
+    harness = Harness(own_chain)
+    loan_ref = _under_water(harness, servicing_db)
+    liquidations = [liquidation_intent_key(own_chain.chain_id, keeper.chain.manager, loan_ref, n) for n in (1, 2)]
+    claims = [claim_intent_key(own_chain.chain_id, keeper.chain.manager, claimed_ref, n) for n in (1, 2)]
+    failed_before = _failed(servicing_db)
+
+    with out_of_gas(own_chain, KEEPER.address), caplog.at_level(logging.ERROR, "aggregator.servicing.sender_funds"):
+        reports = [await keeper.run_round() for _ in range(ROUNDS)]
+        starved = await admin_health(keeper.client, {Role.KEEPER: keeper.transactions})
+        liquidated = [await intent_status(keeper.transactions, key) for key in liquidations]
+        claimed = [await intent_status(keeper.transactions, key) for key in claims]
+
+    assert liquidated == [FAILED, None], "one liquidation refused, none more in the rounds after"
+    assert claimed == [None, None], "the claim deferred in the round that had the liquidation refused, and after"
+    assert _failed(servicing_db) - failed_before == 1, "one failed intent over all the rounds"
+    assert all(report.sent == [] and report.claimed == {} for report in reports)
+    assert "insufficient funds" in reports[0].skipped[loan_ref]
+    for report in reports[1:]:
+        assert "liquidate deferred" in report.skipped[loan_ref]
+        assert KEEPER.address in report.skipped[loan_ref]
+    assert all("claimCollateral deferred" in report.unclaimed[claimed_ref] for report in reports)
+    alerts = [r for r in caplog.records if r.levelno == logging.ERROR and "cannot pay for gas" in r.getMessage()]
+    assert len(alerts) == 1, "said once, not every round"
+    assert KEEPER.address in alerts[0].getMessage()
+    assert str(keeper.chain_id) in alerts[0].getMessage()
+    assert _starved_gauge(keeper) == 1
+    assert starved["status"] == "degraded"
+    assert starved["chains"]["servicing"]["ok"] is True, "the chain's RPC is fine: the keeper's account is not"
+    account = starved["chains"]["servicing"]["keeper"]
+    assert (account["address"], account["status"]) == (KEEPER.address, "degraded")
+    assert "insufficient funds" in account["detail"]
+    assert "operator" not in starved["chains"]["servicing"], "this process has no operator key"
+
+    funded = await keeper.run_round()  # the account funded again: its balance pays for what was refused
+    assert [(sent.loan_ref, sent.action) for sent in funded.sent] == [(loan_ref, "liquidate")], funded.skipped
+    assert set(funded.claimed) == {claimed_ref}, funded.unclaimed
+    assert [await intent_status(keeper.transactions, key) for key in liquidations] == [FAILED, CONFIRMED]
+    assert await intent_status(keeper.transactions, claims[0]) == CONFIRMED
+    assert _starved_gauge(keeper) == 0
+    healthy = await admin_health(keeper.client, {Role.KEEPER: keeper.transactions})
+    assert (healthy["status"], healthy["chains"]["servicing"]["keeper"]["status"]) == ("ok", "ok")
