@@ -36,14 +36,15 @@ intent is waited on, never sent again); the receipt's ``CollateralRemoved`` is a
 ends the sweep for that loan. A claim the token still refuses is left for a later round; one that reverted when
 mined (the token refused again between the simulation and the block) or was refused stays so under its key, and a
 later round, once its simulation passes again, sends the next attempt (``…:<loan id>:2`` and on, as the relayer's
-claims in ``aggregator.repaying``), at most ``MAX_CLAIM_ATTEMPTS``. A loan the relayer is claiming already (after a
-close it relayed, ``aggregator.repaying.claim_collateral``: any of its attempts in flight) is left to it.
+claims in ``aggregator.repaying``), at most ``MAX_CLAIM_ATTEMPTS`` (those the node refused for the keeper's funds not
+counted). A loan the relayer is claiming already (after a close it relayed, ``aggregator.repaying.claim_collateral``:
+any of its attempts in flight) is left to it.
 
 While the keeper's account cannot pay for gas (the node refuses its sends for their funds), a loan's next liquidation,
 impairment or claim is deferred as the default job's are (``sender_funds``: the pause doubling per refusal up to
 ``KeeperSettings.most_pause``, none more in a round once one was refused, funds put back used by the next round), and
 it is said once: an error naming the account and chain, a gauge, a counter and the admins' ``/health``. Before (fixed
-2026-11-29) every round left one more failed liquidation per loan, without end.
+2026-11-29) every round left one more failed liquidation per loan, and five rounds ended a loan's collateral sweep.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ from aggregator.servicing.health import (
 from aggregator.servicing.leased import Leader, run_leased
 from aggregator.servicing.prices import Price, PriceBoard, PriceRefusal, read_prices
 from aggregator.servicing.repository import OpenLoan, ServicingStore, UnclaimedCollateral, left_alone, serviced
-from aggregator.servicing.sender_funds import SenderFunds
+from aggregator.servicing.sender_funds import SenderFunds, refused_for_funds
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
@@ -547,15 +548,17 @@ class Keeper:
     async def _claim_attempt(self, ref: int) -> tuple[str | None, IntentRecord | None, tuple[IntentRecord, ...]]:
         """The key of the claim attempt to send or resume, its intent when it exists, and the failed attempts before
         it, in order: the first attempt stored that did not fail (a reverted, failed or dropped one stays so under
-        its key), else the one after the last stored; no key past ``MAX_CLAIM_ATTEMPTS``. Every attempt stored is
-        read: a missing number is no end (0037 rekeyed each attempt by the CollateralManager it was sent to)."""
+        its key), else the one after the last stored; no key once ``MAX_CLAIM_ATTEMPTS`` failed, not counting those
+        the node refused for the keeper's funds (they never reached the token: until 2026-11-29 five rounds of an
+        empty account ended the sweep of the loan for good). Every attempt stored is read: a missing number is no
+        end (0037 rekeyed each attempt by the CollateralManager it was sent to)."""
         stored = await self.transactions.store.attempts(claim_intent_key(self.chain_id, self.chain.manager, ref))
         for _, existing in stored:
             if existing.status not in CLAIM_FAILED:
                 return existing.key, existing, ()
         earlier = tuple(intent for _, intent in stored)
         attempt = stored[-1][0] + 1 if stored else 1
-        if attempt > MAX_CLAIM_ATTEMPTS:
+        if attempt - sum(refused_for_funds(intent) for intent in earlier) > MAX_CLAIM_ATTEMPTS:
             return None, None, earlier
         return claim_intent_key(self.chain_id, self.chain.manager, ref, attempt), None, earlier
 

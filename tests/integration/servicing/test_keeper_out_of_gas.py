@@ -5,20 +5,22 @@ rounds send nothing — no failed intent more, however many rounds — and it is
 the account and the chain, the gauge ``creditmesh_operator_unfunded{role="keeper"}``, and the admins' ``GET /health``
 showing the keeper ``degraded``. Once the account is funded again, the next round liquidates the loan and claims the
 collateral, and the alert clears. Before, every round (every 5 s by default) left one more failed liquidation per
-loan, without end."""
+loan, without end, and the fifth claim refused for the account's funds ended the loan's collateral sweep for good."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from aggregator.indexer import index_to_head
+from aggregator.repaying import MAX_CLAIM_ATTEMPTS
 from aggregator.servicing.keeper import Keeper, claim_intent_key, liquidation_intent_key
 from chain.client import ChainClient
 from chain.relay import REVERT_ARTIFACTS
@@ -136,3 +138,29 @@ async def test_rounds_back_off_while_the_keeper_cannot_pay_and_liquidate_once_it
     assert _starved_gauge(keeper) == 0
     healthy = await admin_health(keeper.client, {Role.KEEPER: keeper.transactions})
     assert (healthy["status"], healthy["chains"]["servicing"]["keeper"]["status"]) == ("ok", "ok")
+
+
+async def test_claims_refused_for_the_keeper_s_funds_do_not_use_up_its_attempts(
+    own_chain: DeployedChain, servicing_db: Database, keeper: Keeper
+) -> None:
+    """More refusals than ``MAX_CLAIM_ATTEMPTS`` over a long outage (each round's pause run out: the refused
+    intents dated back past it) leave the claim to be sent once the account is funded: a refusal for the account's
+    funds never reached the token. Before, the fifth ended the keeper's sweep of the loan, whatever came after."""
+    loan_ref = await _claimable(own_chain, servicing_db, "keeper-claim-attempts")
+    refusals = MAX_CLAIM_ATTEMPTS + 2
+    with out_of_gas(own_chain, KEEPER.address):
+        for _ in range(refusals):
+            report = await keeper.run_round()
+            assert "insufficient funds" in report.unclaimed[loan_ref]
+            with servicing_db.unit_of_work() as uow:  # two hours on: past the longest pause
+                uow.session.execute(
+                    update(ChainIntentRow)
+                    .where(ChainIntentRow.sender == KEEPER.address, ChainIntentRow.status == FAILED)
+                    .values(updated_at=datetime.now(UTC) - timedelta(hours=2))
+                )
+                uow.commit()
+
+    funded = await keeper.run_round()
+    assert set(funded.claimed) == {loan_ref}, funded.unclaimed
+    key = claim_intent_key(own_chain.chain_id, keeper.chain.manager, loan_ref, refusals + 1)
+    assert await intent_status(keeper.transactions, key) == CONFIRMED
