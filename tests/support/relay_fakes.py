@@ -29,6 +29,7 @@ from store.leases import LeaseStore
 
 CHAIN_NAME, CHAIN_ID = "ethereum-local", 31337
 AGGREGATOR = to_checksum_address("0x" + "a0" * 20)
+RELAYER = to_checksum_address("0x" + "e0" * 20)
 TOKEN = to_checksum_address("0x" + "c0" * 20)
 ZERO = "0x" + "00" * 20
 USDC = 10**6
@@ -152,6 +153,21 @@ class FakeChain:
     name: str = CHAIN_NAME
     chain_id: int = CHAIN_ID
     address: str = AGGREGATOR  # the CreditAggregator the chain's deployment record names (a test redeploys it)
+    relayer: str = RELAYER
+
+    @property
+    def client(self) -> Any:
+        """The node a mined revert's call is simulated again on (``repaying._why_reverted``): it passes at the head
+        now, so the revert's own message is what the borrower is told."""
+
+        class _Node:
+            async def make_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+                return {"jsonrpc": "2.0", "id": 1, "result": "0x7" if method == "eth_blockNumber" else "0x"}
+
+        class _Client:
+            provider = _Node()
+
+        return _Client()
 
     def aggregator(self) -> FakeContract:
         principal, interest = self.owed
