@@ -182,6 +182,16 @@ class LoanNotRepayable(AggregatorError):
         super().__init__(f"loan {loan_id} cannot be repaid here: {reason}")
 
 
+class RepaymentInProgress(AggregatorError):
+    """Another repayment of the loan is under way (another process taking it): nothing of this one was checked or
+    sent, and the same signed repayment posted again later is (the API's 409 ``repayment-in-progress`` with
+    ``Retry-After``, released by the idempotency middleware: not an outcome)."""
+
+    def __init__(self, loan_id: str, detail: str) -> None:
+        super().__init__(f"another repayment of loan {loan_id} is under way: {detail}")
+        self.loan_id = loan_id
+
+
 class LoanNotUnfunded(AggregatorError):
     """An admin's funding settlement of a loan that is not open and unfunded (``aggregator.funding_settlement``)."""
 

@@ -17,9 +17,11 @@ transaction was dropped, stays so (``repayment-rejected``: sign a new repayment)
 Repayments of one loan are taken one at a time, each from its checks to its recorded outcome, in a process and across
 the platform's processes (the loan's claim, ``aggregator.loan_locks.LoanClaims``, a lease in the database): one
 racing another is checked after it, so a loan the first closed is refused here (``loan-not-repayable``), never sent;
-one that waited longer than the repayment's wait for another process's is refused so too (post it again), and a
-refusal of the chain's that says the same (``LoanNotActive``, ``NothingOwed``: the borrower's own repayment, a
-liquidation mined first) is answered so too. Until 2026-11-29 the claim was the process's lock alone: two API
+one that waited longer than the repayment's wait for another process's is ``repayment-in-progress`` (409 with
+``Retry-After``: nothing of it sent, the same repayment posted again later is taken; it was ``loan-not-repayable``,
+which the idempotency middleware kept and replayed for the key's day and clients read as final); a refusal of the
+chain's that says the loan is closed (``LoanNotActive``, ``NothingOwed``: the borrower's own repayment, a liquidation
+mined first) is ``loan-not-repayable`` too. Until 2026-11-29 the claim was the process's lock alone: two API
 processes each checked a ``"max"`` repayment before either was sent, and the relayer sent both, the second to revert
 at its cost (its borrower told ``repayment-rejected`` when both were mined in one block).
 
@@ -44,6 +46,7 @@ from aggregator.errors import (
     InvalidRepayment,
     LoanNotFound,
     LoanNotRepayable,
+    RepaymentInProgress,
     RepaymentRejected,
 )
 from aggregator.ledger import ACTIVE, DEFAULTED
@@ -152,8 +155,8 @@ class RepaymentService:
         """Check, relay ``repayWithPermit`` and record what its receipt shows (see the module docstring).
 
         Raises:
-            LoanNotFound, LoanNotRepayable, InvalidRepayment, AmountOverOwed, RepaymentRejected; ChainError when
-            the chain does not answer (the API's 503)."""
+            LoanNotFound, LoanNotRepayable, RepaymentInProgress, InvalidRepayment, AmountOverOwed,
+            RepaymentRejected; ChainError when the chain does not answer (the API's 503)."""
         # One at a time per loan, from the checks to the recorded outcome, across processes: a second repayment
         # racing the first is checked against what the first left (a closed loan refused here), not sent to revert
         # at the relayer's cost.
@@ -162,9 +165,11 @@ class RepaymentService:
             async with self._claims.hold(loan_id):
                 loan = await asyncio.to_thread(self._load, loan_id, borrower_id)
                 return await self._repay(loan, signed)
-        except LoanBusy as err:
-            raise LoanNotRepayable(
-                loan_id, "another repayment of it is still being sent: post this one again once that one is recorded"
+        except LoanBusy as err:  # nothing of this one checked or sent: the same repayment posted later is
+            raise RepaymentInProgress(
+                loan_id,
+                "another of the platform's processes is still sending one; nothing of this one was sent: post it "
+                "again shortly",
             ) from err
 
     async def _repay(self, loan: LoanRecord, signed: SignedRepayment) -> RepaymentOutcome:

@@ -2,11 +2,11 @@
 opts in with ``dependencies=[Idempotent]``.
 
 * The first request with a key claims it for the client (the API key's role and subject) and runs; its response is
-  stored with the key, unless it is a 5xx, an answer with ``Retry-After`` (409 ``accept-in-progress``, a 429), a
-  refusal that changed nothing (422 ``validation-error``: the draft lets a server keep no failed request, and a
-  request refused before anything ran must not use the key up, so its corrected body is not "another request") or
-  the request never finished (an error, a cancelled connection): then the key is released, so a retry runs again and
-  sees what the first attempt did (the accept saga's outcome, say).
+  stored with the key, unless it is a 5xx, an answer with ``Retry-After`` (409 ``accept-in-progress`` or
+  ``repayment-in-progress``, a 429), a refusal that changed nothing (422 ``validation-error``: the draft lets a server
+  keep no failed request, and a request refused before anything ran must not use the key up, so its corrected body
+  is not "another request") or the request never finished (an error, a cancelled connection): then the key is
+  released, so a retry runs again and sees what the first attempt did (the accept saga's outcome, say).
 * The same key with the same method, path and body later: the stored response, replayed (``Idempotent-Replayed:
   true``), whatever happened since.
 * The same key with a different method, path or body: 422. The same key while its first request still runs: 409
@@ -287,9 +287,10 @@ async def _settle(slot: _Slot, nothing_done: bool = False) -> None:
     slot.settled = True
     start = slot.messages[0]
     status = int(start["status"])
-    # not an outcome (a 5xx, or an answer that says when to ask again: an accept in progress, a rate limit), or a
-    # refusal that changed nothing (``nothing_done``: a validation error): the key is released, so the same key
-    # asked again runs the request (corrected) instead of replaying this answer or calling the body another request
+    # not an outcome (a 5xx, or an answer that says when to ask again: an accept or a repayment in progress, a rate
+    # limit), or a refusal that changed nothing (``nothing_done``: a validation error): the key is released, so the
+    # same key asked again runs the request (corrected) instead of replaying this answer or calling the body another
+    # request
     retry_later = any(name.lower() == b"retry-after" for name, _ in start.get("headers", []))
     if status >= 500 or retry_later or nothing_done:
         await _settle_key(slot.store.release, slot.claim)

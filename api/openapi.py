@@ -146,6 +146,8 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
 _ALSO: dict[tuple[str, int], str] = {
     ("register_provider", 409): f"{refusals.POOL_ALREADY_SERVED.slug} when another provider that quotes stands for "
     "the pool",
+    ("repay_loan", 409): "loan-not-repayable when the loan takes no repayment; or repayment-in-progress, with "
+    "Retry-After, while another repayment of the loan is under way",
 }
 
 # Statuses whose answers may say when to ask again (the database or identity provider down, a rate limit), and
@@ -155,7 +157,7 @@ _NO_RETRY_AFTER = frozenset({("readyz", 503)})
 RETRY_AFTER_HEADER: dict[str, Any] = {
     "description": "seconds to wait before asking again (sent with every 429 and 503 — the database, a chain, the "
     "identity provider, the key store, a sanctions list, the price feeds — and with the 409 of an Idempotency-Key "
-    "whose first request is still running or of an accept in progress)",
+    "whose first request is still running, of an accept in progress or of another repayment of the loan under way)",
     "required": False,
     "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }

@@ -39,6 +39,7 @@ from aggregator.errors import (
     QuoteNotFound,
     QuoteSuperseded,
     QuoteWithdrawn,
+    RepaymentInProgress,
     RepaymentRejected,
     ReviewAlreadyDecided,
     ReviewNotFound,
@@ -74,6 +75,8 @@ IDENTITY_RETRY_AFTER_SECONDS = 30
 KEY_STORE_RETRY_AFTER_SECONDS = 30
 #: an accept still on its way (its transaction not yet confirmed): ask again, or GET the quote, this much later
 ACCEPT_RETRY_AFTER_SECONDS = 5
+#: another repayment of the loan under way (another process sending one): post the repayment again this much later
+REPAYMENT_RETRY_AFTER_SECONDS = 5
 #: a chain step that did not complete (an RPC outage, a dropped transaction): the saga carries on meanwhile
 CHAIN_RETRY_AFTER_SECONDS = 5
 #: a sanctions list past its age: screening resumes once an operator imports a fresh one (each process reloads it)
@@ -104,6 +107,7 @@ _STATUS: dict[type[AggregatorError], tuple[int, str, str]] = {
     ReviewNotFound: (404, "sanctions-review-not-found", "Sanctions review not found"),
     ReviewAlreadyDecided: (409, "sanctions-review-decided", "The sanctions review was already decided"),
     LoanNotRepayable: (409, "loan-not-repayable", "The loan takes no repayment here"),
+    RepaymentInProgress: (409, "repayment-in-progress", "Another repayment of the loan is under way"),
     LoanNotUnfunded: (409, "loan-not-unfunded", "The loan has no funding to settle"),
     LoanNotCancellable: (409, "loan-not-cancellable", "The chain refused to cancel the loan"),
     OperatorUnavailable: (503, "operator-unavailable", "The operator's account is not configured here"),
@@ -157,8 +161,10 @@ def install(app: FastAPI) -> None:
             extra["request_id"] = exc.request_id  # a credit request refused at quote time, recorded declined
         if isinstance(exc, ComplianceDenied):
             extra["reasons"] = [{"code": code, "message": message} for code, message in exc.reasons]
-        # an accept in progress is not an outcome: the same accept asked again later will have one
+        # an accept or another repayment in progress is not an outcome: the same request asked again later has one
         retry_after = ACCEPT_RETRY_AFTER_SECONDS if isinstance(exc, AcceptInProgress) else None
+        if isinstance(exc, RepaymentInProgress):
+            retry_after = REPAYMENT_RETRY_AFTER_SECONDS
         if status == 503:
             retry_after = SERVICE_RETRY_AFTER_SECONDS
         return problem(status, slug, title, str(exc), request.url.path, retry_after, **extra)

@@ -5,13 +5,22 @@ transaction for the same signed repayment posted twice, and the outcome read fro
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from eth_account import Account
 
-from aggregator.errors import AmountOverOwed, InvalidRepayment, LoanNotFound, LoanNotRepayable, RepaymentRejected
+from aggregator.errors import (
+    AmountOverOwed,
+    InvalidRepayment,
+    LoanNotFound,
+    LoanNotRepayable,
+    RepaymentInProgress,
+    RepaymentRejected,
+)
 from aggregator.loans import InMemoryLoanStore, LoanRecord
+from aggregator.outbox_memory import InMemoryLeases
 from aggregator.permit import CollateralPermit
 from aggregator.repaying import MAX, RepaymentService, SignedRepayment, repayment_call, repayment_intent_key
 from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionDropped, TransactionReverted
@@ -45,10 +54,14 @@ def _signed(amount: str, *, signer: object = BORROWER, nonce: int = 1) -> Signed
     return SignedRepayment(amount, nonce, 2_000_000_000, bytes(signature), None)
 
 
-def _service(chain: FakeChain, receipts: FakeReceipts, *loans: LoanRecord) -> RepaymentService:
+def _service(
+    chain: FakeChain, receipts: FakeReceipts, *loans: LoanRecord, leases: InMemoryLeases | None = None
+) -> RepaymentService:
+    """The service on ``loans`` (LOAN unless given), a loan's claims taken in ``leases`` when given (another
+    process's claim waited for up to the service's wait, a second)."""
     store = InMemoryLoanStore()
     store.loans = {loan.id: loan for loan in loans or (LOAN,)}
-    return RepaymentService(store, {CHAIN_NAME: chain.runtime()}, ASSETS, receipts, wait_seconds=1)
+    return RepaymentService(store, {CHAIN_NAME: chain.runtime()}, ASSETS, receipts, wait_seconds=1, leases=leases)
 
 
 async def test_a_repayment_is_relayed_once_and_answered_from_its_receipt() -> None:
@@ -255,3 +268,24 @@ def _intent_of(chain: FakeChain, signed: SignedRepayment) -> str:
     """The intent key the service sends a signed repayment of 1 USDC under."""
     call = repayment_call(chain.aggregator(), Repayment(5, USDC, signed.nonce, signed.deadline), signed)
     return repayment_intent_key(CHAIN_ID, call)
+
+
+async def test_a_repayment_another_process_holds_the_loan_past_the_wait_for_is_in_progress_to_post_again() -> None:
+    """Another process held the loan's claim for all of the wait: answered 409 ``loan-not-repayable`` ("the loan
+    takes no repayment here") without Retry-After, which the idempotency middleware kept — the same key replayed it
+    for a day — and clients read as final. Nothing of it was sent: it is a repayment in progress, posted again once
+    the other is done."""
+    chain, receipts, leases = FakeChain(owed=(5 * USDC, 0), allowance=5 * USDC), FakeReceipts(), InMemoryLeases()
+    service, signed = _service(chain, receipts, leases=leases), _signed("1")
+    other = await leases.acquire(f"repayment:{LOAN.id}", 0, "repayment-of-another-process", timedelta(seconds=30))
+    assert other is not None
+    with pytest.raises(RepaymentInProgress, match="another of the platform's processes is still sending one") as busy:
+        await service.repay("alice", "l1", signed)
+    assert not isinstance(busy.value, LoanNotRepayable)
+    assert chain.transactions.submitted == [], "nothing was sent"
+    await leases.release(other)
+    tx = "0x" + f"{1:064x}"
+    receipts.events[tx] = [
+        event("LoanRepaid", tx, loanId=5, interestPaid=0, principalPaid=USDC, outstandingPrincipal=0)
+    ]
+    assert (await service.repay("alice", "l1", signed)).status == "confirmed", "the same repayment posted again"

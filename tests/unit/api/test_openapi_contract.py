@@ -198,6 +198,9 @@ def test_examples_and_headers_are_what_the_operations_send(document: dict[str, A
     assert "Retry-After" in answer(webhook, "post", 503)["headers"]
     assert "Retry-After" not in answer("/readyz", "get", 503).get("headers", {})
     assert "Retry-After" in answer(accept, "post", 409)["headers"]
+    repaying = answer("/v1/loans/{loan_id}/repayments", "post", 409)
+    assert "Retry-After" in repaying["headers"]
+    assert "repayment-in-progress, with Retry-After, while another repayment" in repaying["description"]
     assert "Idempotent-Replayed" in answer(accept, "post", 201)["headers"]
     assert "Idempotent-Replayed" not in answer("/v1/quotes/{quote_id}", "get", 200).get("headers", {})
     assert "Location" in answer("/v1/reconciliations", "post", 202)["headers"]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException, Request
 
-from aggregator.errors import HoldNotReleased, OperatorUnavailable, PricesUnavailable
+from aggregator.errors import HoldNotReleased, OperatorUnavailable, PricesUnavailable, RepaymentInProgress
 from api import logs, problems
 from api.body_limit import BodyLimit
 from api.unexpected import UnexpectedErrors
@@ -30,6 +30,7 @@ _RAISED: dict[str, Exception] = {
     "prices": PricesUnavailable("no feed answers"),
     "http-503": HTTPException(503, "the provider registry is not available"),
     "http-429": HTTPException(429, "slow down"),
+    "repaying": RepaymentInProgress("loan-1", "another of the platform's processes is still sending one"),
     "bug": RuntimeError(SECRET),
 }
 
@@ -81,6 +82,16 @@ async def test_every_503_and_429_says_when_to_ask_again(
     assert answer.json()["type"] == f"https://creditmesh.dev/problems/{slug}"
     assert answer.headers["retry-after"].isdigit()
     assert int(answer.headers["retry-after"]) > 0
+
+
+async def test_a_repayment_in_progress_is_a_409_that_says_when_to_post_it_again(client: httpx.AsyncClient) -> None:
+    """Another repayment of the loan under way was 409 ``loan-not-repayable`` without Retry-After: final to a client,
+    and kept by the idempotency middleware (which releases a key only on a 5xx or an answer with Retry-After)."""
+    answer = await client.post("/raise/repaying")
+    assert answer.status_code == 409
+    assert answer.json()["type"] == "https://creditmesh.dev/problems/repayment-in-progress"
+    assert answer.json()["title"] == "Another repayment of the loan is under way"
+    assert answer.headers["retry-after"] == str(problems.REPAYMENT_RETRY_AFTER_SECONDS)
 
 
 async def test_an_unmapped_error_is_a_500_problem_with_the_correlation_id_and_nothing_of_the_error(
