@@ -183,9 +183,10 @@ class LoanNotRepayable(AggregatorError):
 
 
 class RepaymentInProgress(AggregatorError):
-    """Another repayment of the loan is under way (another process taking it): nothing of this one was checked or
-    sent, and the same signed repayment posted again later is (the API's 409 ``repayment-in-progress`` with
-    ``Retry-After``, released by the idempotency middleware: not an outcome)."""
+    """Another repayment of the loan is under way (another process taking it, or its transaction sent and not yet
+    confirmed): nothing of this one was checked or sent, and the same signed repayment posted again later is (the
+    API's 409 ``repayment-in-progress`` with ``Retry-After``, released by the idempotency middleware: not an
+    outcome)."""
 
     def __init__(self, loan_id: str, detail: str) -> None:
         super().__init__(f"another repayment of loan {loan_id} is under way: {detail}")

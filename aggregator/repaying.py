@@ -23,7 +23,12 @@ which the idempotency middleware kept and replayed for the key's day and clients
 chain's that says the loan is closed (``LoanNotActive``, ``NothingOwed``: the borrower's own repayment, a liquidation
 mined first) is ``loan-not-repayable`` too. Until 2026-11-29 the claim was the process's lock alone: two API
 processes each checked a ``"max"`` repayment before either was sent, and the relayer sent both, the second to revert
-at its cost (its borrower told ``repayment-rejected`` when both were mined in one block).
+at its cost (its borrower told ``repayment-rejected`` when both were mined in one block). A repayment answered
+``submitted`` (not confirmed within the wait) gives the claim up with its transaction on its way: until that
+transaction is confirmed or ends, a new repayment of the loan is ``repayment-in-progress`` too, nothing of it sent
+(``repayment_under_way``, read under the claim); the same signed repayment posted again follows its transaction.
+Until 2026-11-29 the new one was checked against the loan as it was before the first was mined, and a second
+``"max"`` was sent to revert at the relayer's cost.
 
 After ``LoanClosed`` the collateral is back: the contract pushes it; when the token refused the push
 (``CollateralClaimable``) the relayer sends ``claimCollateral``."""
@@ -33,10 +38,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from aggregator.assets import Asset, AssetRegistry, parse_amount
@@ -197,6 +205,12 @@ class RepaymentService:
         if existing is None:
             if loan.status not in (ACTIVE, DEFAULTED):
                 raise LoanNotRepayable(loan.id, f"it is {loan.status}")
+            if await repayment_under_way(chain, onchain_id):  # checked now, it would be against the loan before it
+                raise RepaymentInProgress(
+                    loan.id,
+                    "its transaction is sent and not yet confirmed; nothing of this one was sent: post it again once "
+                    "that one is (GET the loan to follow it)",
+                )
             owed = await amount_owed(chain, onchain_id)
             if owed == 0:
                 raise LoanNotRepayable(loan.id, "nothing is owed")
@@ -418,6 +432,34 @@ async def _claim_from(chain: ChainRuntime, manager: str, onchain_id: int) -> int
     stored = await chain.transactions.store.attempts(claim_intent_key(chain.chain_id, manager, onchain_id))
     taken = [number for number, intent in stored if intent.status not in CLAIM_FAILED]
     return taken[0] if taken else (stored[-1][0] + 1 if stored else 1)
+
+
+async def repayment_under_way(chain: ChainRuntime, onchain_id: int) -> bool:
+    """Whether the relayer has a repayment of loan ``onchain_id`` of the chain's CreditAggregator still on its way: an
+    open ``repay:<chain id>:`` intent (not yet confirmed, reverted, failed or dropped) to that contract whose calldata
+    repays that loan. Read under the loan's claim, before a new repayment is checked and sent: one answered
+    ``submitted`` gave the claim up with its transaction in flight, and the next, checked against the loan as it was
+    before that one is mined (a second ``"max"``), was sent to revert at the relayer's cost."""
+    aggregator = chain.aggregator().address.lower()
+    for intent in await chain.transactions.store.open_keyed(f"repay:{chain.chain_id}:"):
+        if (intent.to_address or "").lower() == aggregator and repaid_loan(intent.data) == onchain_id:
+            return True
+    return False
+
+
+@cache
+def _aggregator_abi() -> Any:
+    return Web3().eth.contract(abi=load_artifact("CreditAggregator").abi)
+
+
+def repaid_loan(data: str) -> int | None:
+    """The loan id a ``repayWithPermit`` calldata (hex) repays (its ``Repayment``'s ``loanId``); None for calldata
+    of anything else."""
+    try:
+        function, arguments = _aggregator_abi().decode_function_input(data)
+    except (ValueError, DecodingError):
+        return None
+    return int(arguments["repayment"]["loanId"]) if function.fn_name == "repayWithPermit" else None
 
 
 async def amount_owed(chain: ChainRuntime, onchain_id: int) -> int:

@@ -218,6 +218,11 @@ class SqlChainStore(UnitsOfWork):
     async def open_intents(self, chain_id: int, sender: str) -> list[IntentRecord]:
         return await self.run(lambda repo: repo.open_intents(chain_id, sender))
 
+    async def open_keyed(self, prefix: str) -> list[IntentRecord]:
+        """The open intents whose key starts with ``prefix`` (``ChainRepository.open_keyed``): a relayer's
+        repayments still on their way, say (``aggregator.repaying.repayment_under_way``)."""
+        return await self.run(lambda repo: repo.open_keyed(prefix))
+
     async def max_nonce(self, chain_id: int, sender: str) -> int | None:
         return await self.run(lambda repo: repo.max_nonce(chain_id, sender))
 

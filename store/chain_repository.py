@@ -105,6 +105,13 @@ class ChainRepository:
         ).all()
         return self._with_attempts(rows)
 
+    def open_keyed(self, prefix: str) -> list[IntentRecord]:
+        """The open intents (pending, signed, sent, mined: not yet confirmed or ended) whose key starts with
+        ``prefix``, read by the key's prefix (0039's index) and the status."""
+        named = ChainIntentRow.key.startswith(prefix, autoescape=True)
+        rows = self.session.scalars(select(ChainIntentRow).where(named, ChainIntentRow.status.in_(OPEN_STATUSES)))
+        return self._with_attempts(rows)
+
     def latest_failed(self, chain_id: int, sender: str, after: datetime, limit: int = 20) -> list[IntentRecord]:
         """The sender's intents the node refused (``failed``) updated after ``after``, newest first, at most
         ``limit``."""

@@ -125,9 +125,9 @@ async def repay_loan(
     ``amount-over-owed`` (with ``owed_now``), ``loan-not-repayable`` (not active or in default, funded off-chain,
     closed by a repayment taken before it: one loan's repayments are taken one at a time),
     ``repayment-in-progress`` (409 with ``Retry-After``: another repayment of the loan is under way, in another of
-    the platform's processes; nothing of this one was sent: post it again then), ``invalid-repayment`` (a signature
-    or permit that does not verify, no allowance, a repayment or permit whose deadline the chain's time has passed),
-    ``repayment-rejected`` (the chain's simulation reverted, or the relayer's
+    the platform's processes or answered 202 and not yet confirmed; nothing of this one was sent: post it again),
+    ``invalid-repayment`` (a signature or permit that does not verify, no allowance, a repayment or permit whose
+    deadline the chain's time has passed), ``repayment-rejected`` (the chain's simulation reverted, or the relayer's
     transaction was dropped: sign a new repayment)."""
     # Without an Idempotency-Key too, the calldata-keyed intent makes a repeated post of one signed repayment one
     # transaction.

@@ -20,11 +20,11 @@ from aggregator.offchain_payments import OffchainPayments
 from aggregator.payment_records import InMemoryPaymentStore
 from aggregator.platform import ChainRuntime
 from chain.artifacts import load_artifact
-from chain.errors import ChainError
+from chain.errors import ChainError, ConfirmationTimeout, TransactionDropped, TransactionReverted
 from chain.events import ChainEvent
 from chain.transactions import Call
 from contracts.typed_data import Domain
-from store.chain import FAILED
+from store.chain import CONFIRMED, DROPPED, FAILED, OPEN_STATUSES, REVERTED, SENT
 from store.leases import LeaseStore
 
 CHAIN_NAME, CHAIN_ID = "ethereum-local", 31337
@@ -59,13 +59,14 @@ class Sent:
     error: str | None = None
     data: str = "0x"  # the call's, as the intent keeps it
     key: str = ""  # the intent's
+    to_address: str | None = None  # the call's
 
 
 @dataclass
 class FakeSender:
     """A transaction manager: ``submit`` sends an intent once (or raises ``refuse``, keeping the intent failed, as a
     refused simulation does); ``wait`` raises ``outcome`` when set (a timeout, a revert), else answers the mined
-    receipt."""
+    receipt. An intent a wait timed out on stays open (sent) until a test settles it; a revert or a drop ends it."""
 
     sent: dict[str, tuple[Call, Sent]] = field(default_factory=dict)
     submitted: list[tuple[str, Call]] = field(default_factory=list)  # every submit's (key, call), repeats too
@@ -80,6 +81,10 @@ class FakeSender:
     async def get_intent(self, key: str) -> Sent | None:
         return self.sent[key][1] if key in self.sent else None
 
+    async def open_keyed(self, prefix: str) -> list[Sent]:
+        """The open intents keyed ``prefix…``, as ``SqlChainStore.open_keyed`` reads them."""
+        return [sent for key, (_, sent) in self.sent.items() if key.startswith(prefix) and sent.status in OPEN_STATUSES]
+
     async def attempts(self, first: str) -> list[tuple[int, Sent]]:
         """Every intent kept of ``first``'s attempts by number, as ``SqlChainStore.attempts`` reads them."""
         numbered = [(1, sent) for key, (_, sent) in self.sent.items() if key == first]
@@ -93,17 +98,25 @@ class FakeSender:
         self.submitted.append((key, call))
         data = "0x" + call.data.hex()
         if self.refuse is not None and key not in self.sent:
-            self.sent[key] = (call, Sent("", status=FAILED, error=str(self.refuse), data=data, key=key))
+            self.sent[key] = (
+                call,
+                Sent("", status=FAILED, error=str(self.refuse), data=data, key=key, to_address=call.to),
+            )
             raise self.refuse
         if key not in self.sent:
-            self.sent[key] = (call, Sent("0x" + f"{len(self.sent) + 1:064x}", data=data, key=key))
+            self.sent[key] = (call, Sent("0x" + f"{len(self.sent) + 1:064x}", data=data, key=key, to_address=call.to))
         return self.sent[key][1]
 
     async def wait(self, key: str, within: float) -> Sent:
         if self.outcome is not None:
+            sent = self.sent[key][1]
+            if isinstance(self.outcome, ConfirmationTimeout):
+                sent.status = SENT
+            elif isinstance(self.outcome, TransactionReverted | TransactionDropped):
+                sent.status = REVERTED if isinstance(self.outcome, TransactionReverted) else DROPPED
             raise self.outcome
         mined = self.sent[key][1]
-        mined.block_number = self.block
+        mined.block_number, mined.status = self.block, CONFIRMED
         return mined
 
 

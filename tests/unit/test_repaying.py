@@ -25,7 +25,7 @@ from aggregator.permit import CollateralPermit
 from aggregator.repaying import MAX, RepaymentService, SignedRepayment, repayment_call, repayment_intent_key
 from chain.errors import ConfirmationTimeout, GasEstimationFailed, TransactionDropped, TransactionReverted
 from contracts.typed_data import REPAY_ALL, Repayment, repayment_typed_data
-from store.chain import DROPPED, FAILED
+from store.chain import DROPPED, FAILED, SENT
 from tests.support.relay_fakes import (
     AGGREGATOR,
     ASSETS,
@@ -289,3 +289,48 @@ async def test_a_repayment_another_process_holds_the_loan_past_the_wait_for_is_i
         event("LoanRepaid", tx, loanId=5, interestPaid=0, principalPaid=USDC, outstandingPrincipal=0)
     ]
     assert (await service.repay("alice", "l1", signed)).status == "confirmed", "the same repayment posted again"
+
+
+async def test_a_new_repayment_while_one_answered_submitted_is_on_its_way_is_in_progress_and_never_sent() -> None:
+    """A repayment not confirmed within the wait (202 ``submitted``) gave the loan's claim up with its transaction in
+    flight: the next was checked against the loan as it was before that one is mined and sent — a second ``"max"``
+    reverted at the relayer's cost. Until the first is confirmed or ends, a new one is a repayment in progress,
+    nothing of it sent; the same signed repayment posted again follows its own transaction."""
+    chain, receipts = FakeChain(owed=(5 * USDC, 0), allowance=5 * USDC), FakeReceipts()
+    service, first = _service(chain, receipts), _signed(MAX)
+    chain.transactions.outcome = ConfirmationTimeout("repay", 1)
+    submitted = await service.repay("alice", "l1", first)
+    assert submitted.status == "submitted"
+    chain.transactions.outcome = None
+    with pytest.raises(RepaymentInProgress, match="its transaction is sent and not yet confirmed") as busy:
+        await service.repay("alice", "l1", _signed(MAX, nonce=2))
+    assert "repay:" not in str(busy.value), "the platform's intent key is not the borrower's business"
+    assert len(chain.transactions.submitted) == 1, "the second was never sent"
+
+    tx = submitted.tx_hash or ""
+    receipts.events[tx] = [
+        event("LoanRepaid", tx, loanId=5, interestPaid=0, principalPaid=5 * USDC, outstandingPrincipal=0),
+        event("LoanClosed", tx, loanId=5),
+    ]
+    assert (await service.repay("alice", "l1", first)).closed, "the first posted again: its transaction's outcome"
+    chain.owed = (0, 0)  # mined: the next is checked against the loan the first left
+    with pytest.raises(LoanNotRepayable, match="nothing is owed"):
+        await service.repay("alice", "l1", _signed(MAX, nonce=2))
+    assert len(chain.transactions.sent) == 1
+
+
+async def test_only_an_open_repayment_of_the_same_loan_of_the_same_contract_holds_a_new_one_up() -> None:
+    """The relayer's open repayments of another loan, or of an earlier deployment's loan of the same id, hold nothing
+    up: a repayment's loan is read from its calldata and contract."""
+    chain, receipts = FakeChain(owed=(5 * USDC, 0), allowance=5 * USDC), FakeReceipts()
+    signed = _signed("1")
+    earlier = FakeChain(address="0x" + "a1" * 20).aggregator()
+    for contract, loan_ref in ((chain.aggregator(), 6), (earlier, 5)):
+        call = repayment_call(contract, Repayment(loan_ref, USDC, 9, signed.deadline), signed)
+        (await chain.transactions.submit(repayment_intent_key(CHAIN_ID, call), call)).status = SENT
+    tx = "0x" + f"{3:064x}"
+    receipts.events[tx] = [
+        event("LoanRepaid", tx, loanId=5, interestPaid=0, principalPaid=USDC, outstandingPrincipal=0)
+    ]
+    assert (await _service(chain, receipts).repay("alice", "l1", signed)).status == "confirmed"
+    assert len(chain.transactions.sent) == 3
