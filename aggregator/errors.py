@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 
 class AggregatorError(Exception):
@@ -85,11 +86,13 @@ class LoanNotFound(AggregatorError):
 
 
 class ComplianceDenied(AggregatorError):
-    """Compliance refused the request or the acceptance; ``reasons`` are (code, message) pairs, recorded."""
+    """Compliance refused the request or the acceptance; ``reasons`` are (code, message) pairs, recorded.
+    ``notice``: the adverse-action notice its answer carries (a credit request the screening allowed no product of:
+    ``aggregator.quote_pipeline``); None otherwise."""
 
-    def __init__(self, stage: str, reasons: list[tuple[str, str]]) -> None:
+    def __init__(self, stage: str, reasons: list[tuple[str, str]], notice: dict[str, Any] | None = None) -> None:
         super().__init__(f"{stage} refused by compliance: " + "; ".join(message for _, message in reasons))
-        self.stage, self.reasons = stage, reasons
+        self.stage, self.reasons, self.notice = stage, reasons, notice
 
 
 class ReviewNotFound(AggregatorError):

@@ -39,7 +39,15 @@ from aggregator.quote_adverse import no_offer_reasons, no_offers_record, no_offe
 from aggregator.quote_chains import clocks_ahead, debt_ceilings, left_out, refused_chains
 from aggregator.quote_exposure import ExposureRefusal, refusal_record, refused_risk, split_by_exposure
 from aggregator.quote_offers import Draft, QuoteSigning, ValidRequest, disclose, rank_drafts, risk_summary
-from aggregator.quote_refusals import NO_IDENTITY, VelocityCheck, admit_request, asked_terms, request_notice
+from aggregator.quote_refusals import (
+    NO_IDENTITY,
+    VelocityCheck,
+    admit_request,
+    asked_terms,
+    asked_text,
+    refusal_notice,
+    request_notice,
+)
 from aggregator.quote_store import CreditRequestRecord, OfferNonceKey, OutcomeRecord, QuotedRequest, QuotingStore
 from aggregator.sanctions_reviews import borrower_reasons
 from aggregator.valuation import FeedPricer
@@ -160,7 +168,9 @@ class QuotePipeline:
             valid = replace(valid, asset=asset, collateral=collateral)
         asked = asked_terms(valid.asset.format(valid.principal), valid.asset.symbol, spec.term_days)
         # velocity, then an identity on file: a refusal here is kept as a decision record (``quote_refusals``)
-        velocity = VelocityCheck(self._velocity, self._config.velocity, client_ip, self._compliance.inputs_key)
+        velocity = VelocityCheck(
+            self._velocity, self._config.velocity, client_ip, self._compliance.inputs_key, self._config.notice
+        )
         await admit_request(self._store, velocity, borrower, asked)
         # The on-chain history is read while the borrower is screened: on the event loop when the name's screening is
         # cached (no name search: no worker-thread hop, whose two wake-ups cost more than the screening), else in a
@@ -191,7 +201,7 @@ class QuotePipeline:
                 screened = await asyncio.to_thread(self._screen, borrower, valid.amount)
             assert screened is not None
             if not screened.allowed:
-                await asyncio.to_thread(self._refuse, borrower, screened)
+                await asyncio.to_thread(self._refuse, borrower, screened, asked)
         except BaseException:
             if history is not None:
                 history.cancel()
@@ -365,8 +375,7 @@ class QuotePipeline:
             risk["exposure"] = {"open_principal": str(owed)}
         notice = None
         if not risk["approved"]:  # declined, refused or no_offers: the notice 12 CFR 1002.9(a)(2) requires
-            terms = f"{asked['amount']} {asked['asset']} for {spec.term_days} days"
-            notice = request_notice(self._config.notice, terms, risk["reasons"], outcomes, now)
+            notice = request_notice(self._config.notice, asked_text(asked), risk["reasons"], outcomes, now)
             risk["adverse_action_notice"] = notice
         key = self._compliance.inputs_key
         if no_offers:  # after the offers' records: the request's decision, made on them
@@ -466,11 +475,14 @@ class QuotePipeline:
             return self._compliance.screen_credit_request_outcomes_if_cached(facts, Product, amount, kyc)
         return self._compliance.screen_credit_request_outcomes(facts, Product, amount, kyc)
 
-    def _refuse(self, borrower: BorrowerFile, screened: ScreenedRequest) -> NoReturn:
-        """No product is allowed: the screening's records are made and kept, and the request refused (blocking)."""
+    def _refuse(self, borrower: BorrowerFile, screened: ScreenedRequest, asked: dict[str, Any]) -> NoReturn:
+        """No product is allowed: the screening's records are made and kept, and the request for ``asked`` refused
+        (blocking) with its adverse-action notice, whose reasons are exactly the 403's (``refusal_notice``)."""
         records = self._screening_records(screened)
         reviews = self._store_refusal(records, borrower.id)
-        raise ComplianceDenied("the credit request", borrower_reasons(records, reviews))
+        reasons = borrower_reasons(records, reviews)
+        notice = refusal_notice(self._config.notice, asked, reasons, datetime.now(UTC))
+        raise ComplianceDenied("the credit request", reasons, notice)
 
     def _screening_records(self, screened: ScreenedRequest) -> list[DecisionRecord]:
         """The screening's decision records, one per product, hashed (blocking: seals the name)."""

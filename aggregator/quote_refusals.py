@@ -9,11 +9,15 @@ requires:
   velocity window (the refusals after it, of the same limit still reached, repeat it). Its inputs (the terms asked
   and the rule that stopped it) are hashed under the platform key. Until 2026-11-29 neither left a trace;
 - a request written with ``risk.approved`` false (declined by the scoring, refused for the borrower's exposure, or
-  ``no_offers``) carries the adverse-action notice (``request_notice``: ``compliance.adverse_action``).
+  ``no_offers``) carries the adverse-action notice (``request_notice``: ``compliance.adverse_action``); a request
+  denied before it is written — a velocity stop about the applicant (R50, R51) or a screening that allows no product
+  (403 ``compliance-denied``) — carries it in its problem (``refusal_notice``: for the platform alone, its reasons
+  exactly the problem's). Until 2026-11-29 those had none.
 
-The per-IP limit's stop is not recorded: it is a platform rate limit on the client's network, which many may share,
-not a decision about the applicant, and a record about the borrower would hold their identity's erasure for the 25
-months of Regulation B's retention."""
+The per-IP limit's stop is not recorded and its 429 carries no notice: it is a platform rate limit on the client's
+network, which many may share, not a decision about the applicant, and a record about the borrower would hold their
+identity's erasure for the 25 months of Regulation B's retention. Nor does the 403 of a borrower with no identity on
+file carry a notice: an incomplete application (1002.9(c)), whose answer says what is missing."""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from aggregator.borrowers import BorrowerFile
 from aggregator.errors import ComplianceDenied
 from aggregator.fanout import ProviderOutcome
 from aggregator.quote_store import QuotingStore
-from compliance.adverse_action import Considered, NoticeParties, adverse_action_notice
+from compliance.adverse_action import LOCAL_NOTICE_PARTIES, Considered, NoticeParties, adverse_action_notice
 from compliance.decisions import DecisionKind, DecisionRecord, decide
 from compliance.jurisdiction import Reason
 from risk.errors import VelocityLimitExceeded
@@ -42,12 +46,13 @@ NO_IDENTITY = ("kyc.not-approved", "verify your identity first: POST /v1/borrowe
 @dataclass(frozen=True, slots=True)
 class VelocityCheck:
     """What ``admit_request`` counts a request on: the counters, the limits, the client's address (None: unknown, no
-    per-IP limit) and the platform key a refusal's inputs are hashed under."""
+    per-IP limit), the platform key a refusal's inputs are hashed under and who a stop's notice names."""
 
     store: VelocityStore
     limits: VelocityLimits
     client_ip: str | None
     inputs_key: bytes | None
+    parties: NoticeParties = LOCAL_NOTICE_PARTIES
 
 
 async def admit_request(
@@ -55,7 +60,8 @@ async def admit_request(
 ) -> None:
     """The steps before a request is screened and scored: the velocity rules (``check_velocity``: it is counted
     unless refused), then an identity on file. A refusal's decision record is kept (a worker thread's write) before
-    it is raised: ``VelocityLimitExceeded`` (429) or ``ComplianceDenied`` with ``NO_IDENTITY`` (403)."""
+    it is raised: ``VelocityLimitExceeded`` (429; a stop about the applicant, R50 or R51, with its adverse-action
+    notice) or ``ComplianceDenied`` with ``NO_IDENTITY`` (403)."""
     try:
         await check_velocity(
             velocity.store,
@@ -66,10 +72,13 @@ async def admit_request(
             now=time.time(),
         )
     except VelocityLimitExceeded as stop:
-        if stop.rule != "ip" and await _first_in_window(velocity, borrower.id, stop):
+        if stop.rule != "ip":  # a credit decision about the applicant: the per-IP limit is the platform's own
             now = datetime.now(UTC)
-            record = velocity_record(stop, velocity.limits, borrower.id, asked, now, velocity.inputs_key)
-            await _keep(store, borrower.id, record)
+            reason = velocity_reason(stop)  # the 429's ``reason``, named with its count and limit
+            stop.notice = refusal_notice(velocity.parties, asked, [(reason.code, reason.message)], now)
+            if await _first_in_window(velocity, borrower.id, stop):
+                record = velocity_record(stop, velocity.limits, borrower.id, asked, now, velocity.inputs_key)
+                await _keep(store, borrower.id, record)
         raise
     if borrower.identity is None:
         now = datetime.now(UTC)
@@ -102,6 +111,11 @@ async def _keep(store: QuotingStore, borrower_id: str, record: DecisionRecord) -
 def asked_terms(amount: str, asset: str, term_days: int) -> dict[str, Any]:
     """The terms a request asked for, as a refusal's record keeps them (hashed) and its notice states them."""
     return {"amount": amount, "asset": asset, "termDays": term_days}
+
+
+def asked_text(asked: Mapping[str, Any]) -> str:
+    """The credit ``asked`` for (``asked_terms``) as a notice states it: "1500.00 USDC for 30 days"."""
+    return f"{asked['amount']} {asked['asset']} for {asked['termDays']} days"
 
 
 def velocity_reason(stop: VelocityLimitExceeded) -> Reason:
@@ -164,3 +178,13 @@ def request_notice(
     lenders = [Considered(outcome.provider_id, outcome.outcome) for outcome in outcomes]
     specific = [(reason["code"], reason["text"]) for reason in reasons]
     return adverse_action_notice(parties, asked, lenders, specific, now)
+
+
+def refusal_notice(
+    parties: NoticeParties, asked: Mapping[str, Any], reasons: Sequence[tuple[str, str]], now: datetime
+) -> dict[str, Any]:
+    """The adverse-action notice of a request denied before it is written (a velocity stop about the applicant, a
+    screening that allows no product), for ``asked`` (``asked_terms``): given by the platform alone (no lender was
+    asked), its specific reasons exactly ``reasons``, the (code, message) pairs its problem gives — never more: a
+    sanctions hit is told in the notice as the 403 tells it (``aggregator.sanctions_reviews.borrower_reasons``)."""
+    return adverse_action_notice(parties, asked_text(asked), [], reasons, now)

@@ -1,6 +1,8 @@
 """The adverse-action notice a credit request not approved carries in its ``risk`` (``risk.adverse_action_notice``:
-``compliance.adverse_action``). The answer is written as plain JSON (``api.render``), so these models document it in
-the OpenAPI document (``api.openapi``) and let a client, or a test, read it typed."""
+``compliance.adverse_action``), and a credit request denied before it is written in its problem (403
+``compliance-denied`` of the screening, 429 ``velocity-limit`` R50/R51: ``adverse_action_notice``). The answers are
+written as plain JSON (``api.render``, ``api.problems``), so these models document it in the OpenAPI document
+(``api.openapi``) and let a client, or a test, read it typed."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ class NoticeLenderOut(BaseModel):
 class NoticeReasonOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(description="the adverse-action reason code (docs/risk.md)")
+    code: str = Field(description="the adverse-action reason code (docs/risk.md), or the screening's code")
     text: str
 
 
@@ -42,9 +44,12 @@ class AdverseActionNoticeOut(BaseModel):
     creditor: NoticePartyOut = Field(description="the platform: it gives the notice; write to it at this address")
     lenders: list[NoticeLenderOut] = Field(
         description="the lenders whose products were considered, each its outcome; empty when the platform's own "
-        "scoring or limits refused the request before any lender was asked"
+        "scoring, screening or limits refused the request before any lender was asked"
     )
-    reasons: list[NoticeReasonOut] = Field(description="the specific reasons, at most four (risk.reasons)")
+    reasons: list[NoticeReasonOut] = Field(
+        description="the specific reasons, at most four: risk.reasons, or the problem's reasons (a screening's "
+        "403 reasons; a velocity stop's R50/R51)"
+    )
     ecoa_notice: str = Field(description="the Equal Credit Opportunity Act statement (12 CFR 1002.9(b)(1))")
     agency: NoticePartyOut = Field(description="the federal agency that administers ECOA compliance for the creditor")
     given_at: str = Field(description="RFC 3339 UTC")

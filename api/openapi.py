@@ -141,6 +141,28 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
     )
 }
 
+# The problems of an operation that may carry an adverse-action notice (``adverse_action_notice``: a credit request
+# denied before it is written, ``aggregator.quote_refusals``): documented as ``CreditRequestRefusal``, a ``Problem``
+# with that member; the condition that carries it, named in the answer's description.
+_WITH_NOTICE: dict[tuple[str, int], str] = {
+    ("create_credit_request", 403): "compliance-denied by the screening carries adverse_action_notice, its reasons "
+    "the problem's (not kyc.not-approved: an incomplete application)",
+    ("create_credit_request", 429): "velocity-limit with reason R50 or R51 (rule borrower, wallet or "
+    "wallet_identities) carries adverse_action_notice; the per-IP limit's (rule ip) does not",
+}
+REFUSAL_SCHEMA: dict[str, Any] = {
+    "title": "CreditRequestRefusal",
+    "description": "a credit request's problem: a credit denial before the request is written carries the "
+    "adverse-action notice 12 CFR 1002.9(a)(2) requires",
+    "allOf": [
+        {"$ref": REF_TEMPLATE.format(model="Problem")},
+        {
+            "type": "object",
+            "properties": {"adverse_action_notice": {"$ref": REF_TEMPLATE.format(model="AdverseActionNoticeOut")}},
+        },
+    ],
+}
+
 # Other problems an operation answers with a status beside its example's (_EXAMPLES), named in that answer's
 # description.
 _ALSO: dict[tuple[str, int], str] = {
@@ -327,6 +349,11 @@ def document(app: FastAPI) -> dict[str, Any]:
             paged = any(p.get("in") == "query" and p.get("name") == "cursor" for p in operation.get("parameters", []))
             for status in _statuses(operation):
                 response = _problem_response(status, path, operation_id, idempotent, paged, _reads_database(operation))
+                if notice := _WITH_NOTICE.get((operation_id, status)):
+                    response["description"] += f"; {notice}"
+                    response["content"][PROBLEM_JSON]["schema"] = {
+                        "$ref": REF_TEMPLATE.format(model=REFUSAL_SCHEMA["title"])
+                    }
                 operation["responses"][str(status)] = response
             links = LINKS.get(operation_id, {})
             for status, response in operation["responses"].items():
@@ -342,11 +369,13 @@ def document(app: FastAPI) -> dict[str, Any]:
 
 def _adverse_action_notice(schemas: dict[str, Any]) -> None:
     """``CreditRequestOut.risk`` is free-form (the answer is written as plain JSON: ``api.render``): its
-    ``adverse_action_notice`` is documented by ``AdverseActionNoticeOut`` and the models it holds."""
+    ``adverse_action_notice`` is documented by ``AdverseActionNoticeOut`` and the models it holds; so is the one of
+    a credit request's problem (``CreditRequestRefusal``)."""
     if "CreditRequestOut" not in schemas:
         return
     _, found = models_json_schema([(AdverseActionNoticeOut, "serialization")], ref_template=REF_TEMPLATE)
     schemas.update(found["$defs"])
+    schemas[REFUSAL_SCHEMA["title"]] = REFUSAL_SCHEMA
     risk = schemas["CreditRequestOut"]["properties"]["risk"]
     risk.setdefault("properties", {})["adverse_action_notice"] = {
         "$ref": REF_TEMPLATE.format(model="AdverseActionNoticeOut")

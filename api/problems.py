@@ -161,6 +161,8 @@ def install(app: FastAPI) -> None:
             extra["request_id"] = exc.request_id  # a credit request refused at quote time, recorded declined
         if isinstance(exc, ComplianceDenied):
             extra["reasons"] = [{"code": code, "message": message} for code, message in exc.reasons]
+            if exc.notice is not None:  # a credit request the screening allowed no product of: a credit denial
+                extra["adverse_action_notice"] = exc.notice
         # an accept or another repayment in progress is not an outcome: the same request asked again later has one
         retry_after = ACCEPT_RETRY_AFTER_SECONDS if isinstance(exc, AcceptInProgress) else None
         if isinstance(exc, RepaymentInProgress):
@@ -286,6 +288,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(VelocityLimitExceeded)
     async def _velocity(request: Request, exc: VelocityLimitExceeded) -> JSONResponse:
+        # a stop about the applicant (R50, R51) is a credit denial: its notice; the per-IP limit's has none
+        notice = {} if exc.notice is None else {"adverse_action_notice": exc.notice}
         return problem(
             429,
             "velocity-limit",
@@ -295,6 +299,7 @@ def install(app: FastAPI) -> None:
             60,
             rule=exc.rule,
             reason=velocity_reason_code(exc),
+            **notice,
         )
 
     @app.exception_handler(SubmissionLimitExceeded)

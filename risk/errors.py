@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RiskError(Exception):
     """Anything ``risk/`` refuses to do."""
@@ -16,7 +18,9 @@ class ProfileError(RiskError):
 
 
 class VelocityLimitExceeded(RiskError):
-    """A velocity or fraud rule stops the request; ``rule`` names it, ``reason`` is the adverse-action code."""
+    """A velocity or fraud rule stops the request; ``rule`` names it, ``reason`` is the adverse-action code.
+    ``notice``: the adverse-action notice its answer carries, once the credit request's caller has given it (a stop
+    about the applicant: ``aggregator.quote_refusals``); None for the per-IP limit."""
 
     def __init__(self, rule: str, key: str, count: int, limit: int) -> None:
         super().__init__(f"velocity rule {rule!r} exceeded for {key}: {count} > {limit}")
@@ -24,6 +28,7 @@ class VelocityLimitExceeded(RiskError):
         self.key = key
         self.count = count
         self.limit = limit
+        self.notice: dict[str, Any] | None = None
 
 
 class SubmissionLimitExceeded(RiskError):

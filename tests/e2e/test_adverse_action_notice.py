@@ -6,7 +6,10 @@
   address; kept with the request (GET answers it again). Before, only the reason codes were given;
 - a request refused before it is scored — a borrower with no identity on file (403) or one past a velocity limit
   (429) — leaves a ``credit-request`` decision record denying it, listed by ``GET /v1/decisions``. Before, neither
-  left any trace, so an examiner could not list every refusal."""
+  left any trace, so an examiner could not list every refusal;
+- a credit denial never written as a request — a screening that allows no product (403 ``compliance-denied``) or a
+  velocity stop about the applicant (429 ``velocity-limit``, R50) — carries the notice in its problem
+  (``adverse_action_notice``), its reasons exactly the problem's. Before, neither problem had a notice."""
 
 from __future__ import annotations
 
@@ -61,19 +64,25 @@ def _notice(platform: RunningPlatform, key: str, body: dict[str, Any]) -> dict[s
     risk = body["risk"]
     assert risk["approved"] is False
     notice: dict[str, Any] = risk["adverse_action_notice"]
-    AdverseActionNoticeOut.model_validate(notice)
     with platform.client(key) as client:
         again = client.get(f"/v1/credit-requests/{body['id']}").json()
     assert again["risk"]["adverse_action_notice"] == notice
+    assert notice["reasons"] == risk["reasons"]
+    _parts(notice)
+    return notice
+
+
+def _parts(notice: dict[str, Any]) -> None:
+    """What every notice carries, wherever it is given: the parties, the ECOA statement, the terms asked, one to four
+    reasons."""
+    AdverseActionNoticeOut.model_validate(notice)
     assert notice["action_taken"] == "credit denied"
     assert notice["creditor"] == {"name": LOCAL_CREDITOR.name, "address": LOCAL_CREDITOR.address}
     assert notice["agency"] == {"name": FTC.name, "address": FTC.address}
     assert notice["ecoa_notice"] == ECOA_STATEMENT
     assert all(basis in ECOA_STATEMENT for basis in ECOA_BASES)
-    assert notice["reasons"] == risk["reasons"]
     assert 1 <= len(notice["reasons"]) <= 4
     assert "1500.00 USDC for 30 days was denied" in notice["statement"]
-    return notice
 
 
 def _refusals(platform: RunningPlatform, borrower_id: str) -> list[dict[str, Any]]:
@@ -145,3 +154,52 @@ def test_refusals_before_scoring_leave_a_record_an_examiner_lists(platform: Runn
         velocity["reasons"][0]["message"] == "Too many credit applications in a short period (borrower: 26, limit 25)"
     )
     assert velocity["versions"] == {"velocity": "borrower<=25/3600s"}
+
+
+def test_a_request_the_screening_denies_carries_the_notice_in_its_problem(platform: RunningPlatform) -> None:
+    """5.00 USDC is below every product's smallest amount: the screening allows no product and the request is 403
+    ``compliance-denied`` — a credit denial no request is written for. Its problem carries the notice, given by the
+    platform alone, its reasons exactly the 403's (a screening hit is told no more than the 403 tells it)."""
+    key = platform.onboard(Account.create().address)
+    with platform.client(key) as client:
+        refused = client.post("/v1/credit-requests", json=REQUEST | {"amount": "5.00"})
+
+    assert refused.status_code == 403, refused.text
+    problem = refused.json()
+    assert problem["type"].endswith("/compliance-denied")
+    notice = problem["adverse_action_notice"]
+    _parts(notice | {"statement": notice["statement"].replace("5.00 USDC", "1500.00 USDC")})
+    assert "Your request for credit of 5.00 USDC for 30 days was denied." in notice["statement"]
+    assert "gives this notice for itself;" in notice["statement"]
+    assert notice["lenders"] == []  # no lender was asked
+    assert [(r["code"], r["text"]) for r in notice["reasons"]] == [
+        (r["code"], r["message"]) for r in problem["reasons"]
+    ]
+    assert "amount.out-of-limits" in {reason["code"] for reason in notice["reasons"]}
+
+
+def test_a_velocity_stop_carries_the_notice_in_its_problem(platform: RunningPlatform) -> None:
+    """The borrower's 26th request in the hour is past the platform's limit of 25 (R50, about the applicant): its 429
+    carries the notice for the platform alone, its reason the 429's. The 403s before it (no identity on file: an
+    incomplete application, whose answer says what is missing) carry none."""
+    with platform.client(platform.admin_key) as admin:
+        registered = admin.post(
+            "/v1/borrowers", json={"wallet_address": Account.create().address, "jurisdiction": "US-FL"}
+        )
+    key = registered.json()["api_key"]
+
+    with platform.client(key) as client:
+        incomplete = [client.post("/v1/credit-requests", json=REQUEST) for _ in range(25)]
+        stopped = client.post("/v1/credit-requests", json=REQUEST)
+
+    assert [response.status_code for response in incomplete] == [403] * 25
+    assert all("adverse_action_notice" not in response.json() for response in incomplete)
+    assert stopped.status_code == 429, stopped.text
+    problem = stopped.json()
+    assert (problem["rule"], problem["reason"]) == ("borrower", "R50")
+    notice = problem["adverse_action_notice"]
+    _parts(notice)
+    assert notice["lenders"] == []
+    assert notice["reasons"] == [
+        {"code": "R50", "text": "Too many credit applications in a short period (borrower: 26, limit 25)"}
+    ]

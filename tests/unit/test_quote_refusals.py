@@ -1,7 +1,9 @@
 """A credit request refused before it is scored leaves a ``credit-request`` decision record denying it
 (``aggregator.quote_refusals.admit_request``): each velocity rule about the applicant under its own reason (R50,
 R51; the per-IP rate limit, which is not about the applicant, is not recorded), never naming the wallet in the clear;
-a borrower with no identity on file under the 403's reason. Before, neither left a record. On the in-memory store."""
+a borrower with no identity on file under the 403's reason. Before, neither left a record. A stop about the applicant
+(R50, R51) carries its adverse-action notice; the per-IP limit's and the no-identity 403 do not. On the in-memory
+store."""
 
 from __future__ import annotations
 
@@ -55,8 +57,14 @@ async def test_a_velocity_stop_is_recorded_denied_under_its_rule(
     await admit_request(store, check, replace(borrower_file(), id=first), ASKED)
     assert store.tables.decision_records == []  # an admitted request records nothing here
 
-    assert isinstance(await _refused(store, check, second), VelocityLimitExceeded)
+    stop = await _refused(store, check, second)
+    assert isinstance(stop, VelocityLimitExceeded)
 
+    # a stop about the applicant carries its adverse-action notice, its reason the record's
+    assert stop.notice is not None
+    assert stop.notice["reasons"] == [{"code": code, "text": message}]
+    assert stop.notice["lenders"] == []
+    assert "1500.00 USDC for 30 days was denied" in stop.notice["statement"]
     (record,) = store.tables.decision_records
     assert (record.kind, record.outcome, record.subject_ref) == (DecisionKind.CREDIT_REQUEST, Outcome.DENY, second)
     assert [(reason.code, reason.message) for reason in record.reasons] == [(code, message)]
@@ -89,6 +97,7 @@ async def test_the_per_ip_rate_limit_refuses_and_records_nothing() -> None:
 
     assert isinstance(refused, VelocityLimitExceeded)
     assert refused.rule == "ip"
+    assert refused.notice is None, "the platform's rate limit on a network is no credit decision: no notice"
     assert store.tables.decision_records == []
 
 
@@ -122,6 +131,7 @@ async def test_a_borrower_with_no_identity_on_file_is_refused_and_recorded() -> 
         await admit_request(store, check, replace(borrower_file(), identity=None), ASKED)
 
     assert refused.value.reasons == [NO_IDENTITY]
+    assert refused.value.notice is None  # an incomplete application: the 403 says what is missing
     (record,) = store.tables.decision_records
     assert (record.kind, record.outcome, record.subject_ref) == (DecisionKind.CREDIT_REQUEST, Outcome.DENY, "b1")
     assert [(reason.code, reason.message) for reason in record.reasons] == [NO_IDENTITY]

@@ -42,7 +42,9 @@ def test_every_error_status_is_a_problem_with_a_schema_and_an_example(document: 
         for status, response in errors.items():
             assert list(response["content"]) == [PROBLEM_JSON], f"{method} {path} {status}"
             media = response["content"][PROBLEM_JSON]
-            assert media["schema"] == {"$ref": "#/components/schemas/Problem"}
+            refusal = path == "/v1/credit-requests" and method == "post" and status in {"403", "429"}
+            problem = "CreditRequestRefusal" if refusal else "Problem"  # a Problem with the adverse-action notice
+            assert media["schema"] == {"$ref": f"#/components/schemas/{problem}"}, f"{method} {path} {status}"
             assert media["example"]["status"] == int(status)
     accept = document["paths"]["/v1/quotes/{quote_id}/accept"]["post"]["responses"]
     assert {"401", "403", "404", "409", "410", "413", "422", "503"} <= set(accept)
@@ -345,3 +347,18 @@ def test_a_credit_request_s_risk_documents_its_adverse_action_notice(document: d
     }
     assert notice["properties"]["creditor"]["$ref"] == "#/components/schemas/NoticePartyOut"
     assert set(schemas["NoticePartyOut"]["required"]) == {"name", "address"}
+
+
+def test_a_credit_request_s_refusals_document_their_adverse_action_notice(document: dict[str, Any]) -> None:
+    """A credit denial never written as a request (the screening's 403, a velocity stop's 429 about the applicant)
+    carries the notice in its problem: documented as a Problem with ``adverse_action_notice``."""
+    refusal = document["components"]["schemas"]["CreditRequestRefusal"]
+    assert refusal["allOf"][0] == {"$ref": "#/components/schemas/Problem"}
+    notice = refusal["allOf"][1]["properties"]["adverse_action_notice"]
+    assert notice == {"$ref": "#/components/schemas/AdverseActionNoticeOut"}
+    responses = document["paths"]["/v1/credit-requests"]["post"]["responses"]
+    assert "adverse_action_notice" in responses["403"]["description"]
+    assert "adverse_action_notice" in responses["429"]["description"]
+    assert "(rule ip) does not" in responses["429"]["description"]
+    accept = document["paths"]["/v1/quotes/{quote_id}/accept"]["post"]["responses"]["403"]
+    assert accept["content"][PROBLEM_JSON]["schema"] == {"$ref": "#/components/schemas/Problem"}
