@@ -80,11 +80,18 @@ def no_offer_reasons(outcomes: Sequence[ProviderOutcome]) -> list[Reason]:
     or when no provider was asked at all; one per code (its first case), in ``ORDER``, at most ``MAX_REASONS``."""
     found: dict[str, Reason] = {}
     for outcome in outcomes:
-        for reason in outcome.adverse or [case(NO_LENDER_OFFER, _lenders_own(outcome))]:
+        for reason in lender_reasons(outcome):
             found.setdefault(reason.code, reason)
     if not found:
         found[NO_LENDER_OFFER.code] = case(NO_LENDER_OFFER, "no lender lends on these terms")
     return sorted(found.values(), key=lambda reason: ORDER.index(reason.code))[:MAX_REASONS]
+
+
+def lender_reasons(outcome: ProviderOutcome) -> list[Reason]:
+    """Why ``outcome``'s lender offered no credit the platform could quote, its own principal reasons (each naming its
+    case, in ``ORDER``, at most ``MAX_REASONS``): its adverse-action reasons, or R46 when it was its own doing."""
+    found = outcome.adverse or [case(NO_LENDER_OFFER, _lenders_own(outcome))]
+    return sorted(found, key=lambda reason: ORDER.index(reason.code))[:MAX_REASONS]
 
 
 def no_offers_risk(risk: dict[str, Any], reasons: Sequence[Reason]) -> dict[str, Any]:

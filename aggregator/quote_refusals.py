@@ -9,10 +9,10 @@ requires:
   velocity window (the refusals after it, of the same limit still reached, repeat it). Its inputs (the terms asked
   and the rule that stopped it) are hashed under the platform key. Until 2026-11-29 neither left a trace;
 - a request written with ``risk.approved`` false (declined by the scoring, refused for the borrower's exposure, or
-  ``no_offers``) carries the adverse-action notice (``request_notice``: ``compliance.adverse_action``); a request
-  denied before it is written — a velocity stop about the applicant (R50, R51) or a screening that allows no product
-  (403 ``compliance-denied``) — carries it in its problem (``refusal_notice``: for the platform alone, its reasons
-  exactly the problem's). Until 2026-11-29 those had none.
+  ``no_offers``) carries the adverse-action notice (``request_notice``: ``compliance.adverse_action``), each lender
+  considered with its own reasons; a request denied before it is written — a velocity stop about the applicant (R50,
+  R51) or a screening that allows no product (403 ``compliance-denied``) — carries it in its problem
+  (``refusal_notice``: for the platform alone, its reasons exactly the problem's). Until 2026-11-29 those had none.
 
 The per-IP limit's stop is not recorded and its 429 carries no notice: it is a platform rate limit on the client's
 network, which many may share, not a decision about the applicant, and a record about the borrower would hold their
@@ -31,6 +31,7 @@ from typing import Any
 from aggregator.borrowers import BorrowerFile
 from aggregator.errors import ComplianceDenied
 from aggregator.fanout import ProviderOutcome
+from aggregator.quote_adverse import lender_reasons
 from aggregator.quote_store import QuotingStore
 from compliance.adverse_action import LOCAL_NOTICE_PARTIES, Considered, NoticeParties, adverse_action_notice
 from compliance.decisions import DecisionKind, DecisionRecord, decide
@@ -174,8 +175,12 @@ def request_notice(
 ) -> dict[str, Any]:
     """The adverse-action notice of a request written not approved: its ``risk.reasons`` as the specific reasons,
     given for the platform and for every lender considered (``outcomes``: none when the scoring or the borrower's
-    exposure refused it before any lender was asked)."""
-    lenders = [Considered(outcome.provider_id, outcome.outcome) for outcome in outcomes]
+    exposure refused it before any lender was asked), each with its own reasons (``lender_reasons``: the platform's
+    are the first case of each code across the lenders, a lender's are its own cases)."""
+    lenders = [
+        Considered(outcome.provider_id, outcome.outcome, tuple((r.code, r.text) for r in lender_reasons(outcome)))
+        for outcome in outcomes
+    ]
     specific = [(reason["code"], reason["text"]) for reason in reasons]
     return adverse_action_notice(parties, asked, lenders, specific, now)
 

@@ -2,7 +2,8 @@
 ``compliance.adverse_action``), and a credit request denied before it is written in its problem (403
 ``compliance-denied`` of the screening, 429 ``velocity-limit`` R50/R51: ``adverse_action_notice``). The answers are
 written as plain JSON (``api.render``, ``api.problems``), so these models document it in the OpenAPI document
-(``api.openapi``) and let a client, or a test, read it typed."""
+(``api.openapi``) and let a client, or a test, read it typed. A notice given before 2026-11-29, kept with its
+request, has no ``right_to_reasons`` and no lender's ``reasons``: both are optional here."""
 
 from __future__ import annotations
 
@@ -18,13 +19,6 @@ class NoticePartyOut(BaseModel):
     address: str = Field(description="postal address")
 
 
-class NoticeLenderOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    provider_id: str
-    outcome: str = Field(description="its provider outcome for the request (declined, ineligible, dropped …)")
-
-
 class NoticeReasonOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -32,10 +26,22 @@ class NoticeReasonOut(BaseModel):
     text: str
 
 
+class NoticeLenderOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: str
+    outcome: str = Field(description="its provider outcome for the request (declined, ineligible, dropped …)")
+    reasons: list[NoticeReasonOut] = Field(
+        default_factory=list,
+        description="this lender's own principal reasons, each naming its case, at most four (12 CFR 1002.9(g))",
+    )
+
+
 class AdverseActionNoticeOut(BaseModel):
     """The notice 12 CFR 1002.9(a)(2) requires, given by the platform for itself and the lenders considered
-    (1002.9(g)): the action taken, the creditor's name and address, the specific reasons, and the ECOA statement of
-    1002.9(b)(1) with the agency that administers compliance concerning the creditor."""
+    (1002.9(g)), each with its own reasons: the action taken, the creditor's name and address, the specific reasons,
+    the right to a statement of reasons and whom to ask, and the ECOA statement of 1002.9(b)(1) with the agency that
+    administers compliance concerning the creditor."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -43,12 +49,17 @@ class AdverseActionNoticeOut(BaseModel):
     statement: str = Field(description="the action taken on the credit asked for, and for whom the notice is given")
     creditor: NoticePartyOut = Field(description="the platform: it gives the notice; write to it at this address")
     lenders: list[NoticeLenderOut] = Field(
-        description="the lenders whose products were considered, each its outcome; empty when the platform's own "
-        "scoring, screening or limits refused the request before any lender was asked"
+        description="the lenders whose products were considered, each its outcome and its own reasons; empty when "
+        "the platform's own scoring, screening or limits refused the request before any lender was asked"
     )
     reasons: list[NoticeReasonOut] = Field(
         description="the specific reasons, at most four: risk.reasons, or the problem's reasons (a screening's "
         "403 reasons; a velocity stop's R50/R51)"
+    )
+    right_to_reasons: str | None = Field(
+        None,
+        description="the applicant's right to a statement of each creditor's specific reasons within 30 days, "
+        "asked within 60 days, and whom to ask (12 CFR 1002.9(a)(2)(ii))",
     )
     ecoa_notice: str = Field(description="the Equal Credit Opportunity Act statement (12 CFR 1002.9(b)(1))")
     agency: NoticePartyOut = Field(description="the federal agency that administers ECOA compliance for the creditor")

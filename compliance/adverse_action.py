@@ -1,11 +1,13 @@
 """The adverse-action notice a borrower refused credit is given (ECOA / Regulation B, 12 CFR 1002.9(a)(2)): a
 statement of the action taken, the name and address of the creditor, the ECOA statement of 1002.9(b)(1) with the
 name and address of the federal agency that administers compliance concerning the creditor, and the statement of
-specific reasons (the adverse-action reason codes, at most four).
+specific reasons (the adverse-action reason codes, at most four), and the applicant's right to ask each creditor
+for a statement of its specific reasons (1002.9(a)(2)(ii)) with whom to ask.
 
-The platform gives the notice: for itself when its own scoring or limits refused the request, and also for the
-lenders whose products were considered when none of them offered credit (1002.9(g): one notice given through a third
-party names each creditor it is given for). Pure: the parties come from the settings, the clock from the caller."""
+The platform gives the notice: for itself when its own scoring, screening or limits refused the request, and also for
+the lenders whose products were considered when none of them offered credit (1002.9(g): one notice given through a
+third party names each creditor it is given for, with that creditor's own principal reasons). Pure: the parties come
+from the settings, the clock from the caller."""
 
 from __future__ import annotations
 
@@ -60,10 +62,25 @@ LOCAL_NOTICE_PARTIES = NoticeParties(LOCAL_CREDITOR, FTC)
 
 @dataclass(frozen=True, slots=True)
 class Considered:
-    """A lender whose product was considered for the request, and what came of it (its provider outcome)."""
+    """A lender whose product was considered for the request, what came of it (its provider outcome) and why it
+    offered no credit (``reasons``: (code, text) each, its own principal reasons, at most four)."""
 
     provider_id: str
     outcome: str
+    reasons: tuple[tuple[str, str], ...] = ()
+
+    def fields(self) -> dict[str, Any]:
+        return {"provider_id": self.provider_id, "outcome": self.outcome, "reasons": _reasons(self.reasons)}
+
+
+def right_to_reasons(creditor: Party) -> str:
+    """The disclosure of 1002.9(a)(2)(ii) in our words: the applicant may ask for a statement of the specific reasons
+    of every creditor the notice is given for, within 60 days of it, and is answered within 30 days; whom to ask."""
+    return (
+        "You have the right to a statement of the specific reasons for this denial from each creditor this notice is "
+        "given for. Ask within 60 days of this notice, writing to "
+        f"{creditor.name}, {creditor.address}; the statement will be given to you within 30 days of your asking."
+    )
 
 
 def adverse_action_notice(
@@ -74,17 +91,22 @@ def adverse_action_notice(
     given_at: datetime,
 ) -> dict[str, Any]:
     """The notice of a request for ``asked`` (e.g. "1500.00 USDC for 30 days") denied for ``reasons`` ((code, text)
-    each, the principal reasons, at most four), given by the platform for itself and for ``lenders`` (empty when no
-    lender was asked: the platform's own scoring or limits refused it)."""
+    each, the principal reasons, at most four), given by the platform for itself and for ``lenders``, each with its
+    own reasons (empty when no lender was asked: the platform's own scoring, screening or limits refused it)."""
     on_behalf = "itself" if not lenders else "itself and the lenders named, whose products were considered"
     return {
         "action_taken": CREDIT_DENIED,
         "statement": f"Your request for credit of {asked} was denied. {parties.creditor.name} gives this notice for "
         f"{on_behalf}; the specific reasons are listed.",
         "creditor": parties.creditor.fields(),
-        "lenders": [{"provider_id": lender.provider_id, "outcome": lender.outcome} for lender in lenders],
-        "reasons": [{"code": code, "text": text} for code, text in reasons],
+        "lenders": [lender.fields() for lender in lenders],
+        "reasons": _reasons(reasons),
+        "right_to_reasons": right_to_reasons(parties.creditor),
         "ecoa_notice": ECOA_STATEMENT,
         "agency": parties.agency.fields(),
         "given_at": given_at.isoformat().replace("+00:00", "Z"),
     }
+
+
+def _reasons(reasons: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"code": code, "text": text} for code, text in reasons]

@@ -9,7 +9,9 @@
   left any trace, so an examiner could not list every refusal;
 - a credit denial never written as a request — a screening that allows no product (403 ``compliance-denied``) or a
   velocity stop about the applicant (429 ``velocity-limit``, R50) — carries the notice in its problem
-  (``adverse_action_notice``), its reasons exactly the problem's. Before, neither problem had a notice."""
+  (``adverse_action_notice``), its reasons exactly the problem's; and a ``no_offers`` notice gives each lender its own
+  reasons (1002.9(g)) and the right to a statement of reasons (1002.9(a)(2)(ii)). Before, neither problem had a
+  notice, and a lender was named only with its outcome word."""
 
 from __future__ import annotations
 
@@ -74,7 +76,7 @@ def _notice(platform: RunningPlatform, key: str, body: dict[str, Any]) -> dict[s
 
 def _parts(notice: dict[str, Any]) -> None:
     """What every notice carries, wherever it is given: the parties, the ECOA statement, the terms asked, one to four
-    reasons."""
+    reasons, and the right to a statement of reasons with whom to ask."""
     AdverseActionNoticeOut.model_validate(notice)
     assert notice["action_taken"] == "credit denied"
     assert notice["creditor"] == {"name": LOCAL_CREDITOR.name, "address": LOCAL_CREDITOR.address}
@@ -83,6 +85,9 @@ def _parts(notice: dict[str, Any]) -> None:
     assert all(basis in ECOA_STATEMENT for basis in ECOA_BASES)
     assert 1 <= len(notice["reasons"]) <= 4
     assert "1500.00 USDC for 30 days was denied" in notice["statement"]
+    right = notice["right_to_reasons"]
+    for part in ("within 60 days", "within 30 days", LOCAL_CREDITOR.name, LOCAL_CREDITOR.address):
+        assert part in right
 
 
 def _refusals(platform: RunningPlatform, borrower_id: str) -> list[dict[str, Any]]:
@@ -125,6 +130,16 @@ def test_a_no_offers_request_carries_the_notice_naming_every_lender_considered(p
     assert {(lender["provider_id"], lender["outcome"]) for lender in notice["lenders"]} == outcomes
     assert "sim-bank" in {lender["provider_id"] for lender in notice["lenders"]}
     assert "the lenders named" in notice["statement"]
+    # each lender with its own principal reasons (1002.9(g)), not the platform's first case of each code: every pool
+    # lends on one chain, and its reason names that chain (the notice's own reasons name only one of them)
+    for lender in notice["lenders"]:
+        assert 1 <= len(lender["reasons"]) <= 4, lender
+        assert all(reason["code"] == "R45" for reason in lender["reasons"]), lender
+        if lender["provider_id"].startswith("pool:"):
+            chain = lender["provider_id"].split(":")[1]
+            assert lender["reasons"][0]["text"].endswith(f"USDC is not accepted as collateral on {chain}"), lender
+    own = {lender["reasons"][0]["text"] for lender in notice["lenders"]}
+    assert len(own) >= 3 > len(notice["reasons"])
 
 
 def test_refusals_before_scoring_leave_a_record_an_examiner_lists(platform: RunningPlatform) -> None:

@@ -115,6 +115,14 @@ async def test_lenders_that_decline_or_fail_are_a_reason_of_their_own_after_the_
     assert reasons[1]["text"] == (
         "No lender offered credit on the terms requested: fintech declined: outside our appetite"
     )
+    # the notice names each lender with its own reasons (12 CFR 1002.9(g)), not the platform's merged ones
+    cap = "Rates offered exceed the legal limit on rates for this credit: nominal-rate"
+    lenders = {lender["provider_id"]: lender for lender in quoted.request.risk["adverse_action_notice"]["lenders"]}
+    assert lenders["fintech"]["outcome"] == "declined"
+    assert lenders["fintech"]["reasons"] == [reasons[1]]
+    for over in ("bank", "pool:ethereum-local"):
+        assert [reason["code"] for reason in lenders[over]["reasons"]] == ["R44"], over
+        assert lenders[over]["reasons"][0]["text"].startswith(cap), over
 
 
 async def test_every_lender_declining_is_an_adverse_action_too(compliance: ComplianceService) -> None:

@@ -347,6 +347,9 @@ def test_a_credit_request_s_risk_documents_its_adverse_action_notice(document: d
     }
     assert notice["properties"]["creditor"]["$ref"] == "#/components/schemas/NoticePartyOut"
     assert set(schemas["NoticePartyOut"]["required"]) == {"name", "address"}
+    assert "right_to_reasons" in notice["properties"]  # optional: a notice kept from before 2026-11-29 has none
+    lender = schemas["NoticeLenderOut"]["properties"]
+    assert lender["reasons"]["items"] == {"$ref": "#/components/schemas/NoticeReasonOut"}
 
 
 def test_a_credit_request_s_refusals_document_their_adverse_action_notice(document: dict[str, Any]) -> None:
