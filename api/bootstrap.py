@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import redis.asyncio
 from aggregator.accepting import AcceptanceService
 from aggregator.assets import AssetRegistry
 from aggregator.borrowers import BorrowerFiles, Borrowers
+from aggregator.earlier_deployments import UnservicedLoans
 from aggregator.errors import AssetListingConflict
 from aggregator.platform import SENDING_ROLES, ChainRuntime, connect_chain
 from aggregator.quoting import QuotingConfig, QuotingService
@@ -83,6 +85,8 @@ class Platform:
     velocity: VelocityStore = field(default_factory=InMemoryVelocityStore)
     #: the assets' permit domains per chain, read from the tokens once (``GET /v1/platform``)
     token_domains: TokenDomains = field(default_factory=TokenDomains)
+    #: the open loans of earlier deployments of each chain's contracts, not serviced (``GET /health``); None: not read
+    unserviced_loans: UnservicedLoans | None = None
 
     async def close(self) -> None:
         if self.readiness_redis is not None:
@@ -148,6 +152,16 @@ def _assets(settings: Settings, records: dict[str, DeploymentRecord]) -> AssetRe
         raise ConfigurationError(f"the deployments records' tokens cannot be served: {err}") from err
 
 
+def report_unserviced_loans(database: Database, records: Iterable[DeploymentRecord]) -> UnservicedLoans:
+    """At a process's start: one error per chain of ``records`` whose ledger has open loans of an earlier deployment
+    of its contracts, which no worker services, and the gauge ``creditmesh_unserviced_loans``
+    (``aggregator.earlier_deployments``); said, never refused: the newest deployment is served. The reader, for
+    ``GET /health``."""
+    unserviced = UnservicedLoans(SqlLoanStore(database).open_loans_of_other_contracts)
+    unserviced.report_at_start(records)
+    return unserviced
+
+
 def load_records(directory: Path, registry: ChainRegistry) -> dict[str, DeploymentRecord]:
     records = {}
     for chain in registry:
@@ -171,6 +185,7 @@ async def build_platform(settings: Settings) -> Platform:
     registry = chain_registry(settings)
     records = load_records(settings.resolved_deployments_dir, registry)
     assets = _assets(settings, records)  # before any chain is connected: a record it refuses needs a re-run of deploy
+    unserviced = report_unserviced_loans(database, records.values())
     relayer = _signer(settings, settings.relayer_key, Role.RELAYER)
     chain_store = SqlChainStore(database.sessions)
     senders = role_signers(settings)
@@ -275,6 +290,7 @@ async def build_platform(settings: Settings) -> Platform:
         compliance,
         async_redis(settings.redis_url, max_connections=READINESS_REDIS_CONNECTIONS) if settings.redis_url else None,
         velocity=velocity,
+        unserviced_loans=unserviced,
         shared_state=(
             *providers.shared_state,
             *([velocity.health] if isinstance(velocity, DegradableVelocityStore) else []),

@@ -24,7 +24,7 @@ from aggregator.relay import OutboxRelay, RelaySettings
 from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
 from aggregator.servicing.keeper import Keeper, KeeperSettings
 from api.audit_jobs import AnchorChain, run_anchoring
-from api.bootstrap import chain_registry, load_records
+from api.bootstrap import chain_registry, load_records, report_unserviced_loans
 from api.settings import Settings
 from chain.client import ChainClient
 from chain.errors import ChainIdMismatch, ConfigurationError
@@ -255,6 +255,7 @@ async def index_chains(settings: Settings, chain_names: list[str] | None, stop: 
     records = load_records(settings.resolved_deployments_dir, registry)
     database = Database(settings.resolved_database_url)
     database.migrate()
+    report_unserviced_loans(database, (records[config.name] for config in configs))
     clients: list[ChainClient] = []
     try:
         config_for = IndexerSettings(ttl=timedelta(seconds=settings.indexer_lease_seconds))
@@ -299,6 +300,7 @@ async def keep_chains(settings: Settings, chain_names: list[str] | None, stop: a
     records = load_records(settings.resolved_deployments_dir, registry)
     database = Database(settings.resolved_database_url)
     database.migrate()
+    report_unserviced_loans(database, (records[config.name] for config in configs))
     store = SqlChainStore(database.sessions)
     clients: list[ChainClient] = []
     managers: list[TransactionManager] = []

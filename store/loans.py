@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from aggregator.accept_saga import FUND_REFUSED, FUNDING_SETTLED, TRADITIONAL, AcceptStep, funding_pending
@@ -34,7 +34,7 @@ from store.ledger import (
     LoanRepaymentRow,
     SqlLedgerRepository,
 )
-from store.servicing import recorded_repayments
+from store.servicing import OPEN_STATUSES, recorded_repayments
 
 #: the ``LoanRecord`` fields a ``loans`` row holds (``unfunded`` and ``funding_pending`` are its accept's)
 COLUMNS = tuple(name for name in LoanRecord.__dataclass_fields__ if name not in ("unfunded", "funding_pending"))
@@ -152,6 +152,27 @@ class SqlLoanRepository:
         newest_first = query.order_by(LoanRow.created_at.desc(), LoanRow.id.desc()).limit(limit)
         return [_funded_record(*found) for found in self.session.execute(newest_first)]
 
+    def open_loans_of_other_contracts(self, chain_id: int, aggregator: str) -> dict[str, int]:
+        """How many loans the ledger shows open (active or in default, servicing's ``OPEN_STATUSES``) on chain
+        ``chain_id`` of each CreditAggregator other than ``aggregator`` (as the ledger writes it: the deployment
+        record's checksummed address, which servicing's worklist matches exactly): the loans no worker services.
+
+        "Other" is two ranges, each its own query, not ``!=``: each is a range scan of the unique index on
+        (chain_id, contract, …) on PostgreSQL and SQLite alike, so the count reads only the earlier deployments'
+        loans, never the current deployment's (``!=``, or the two ranges OR-ed on SQLite, read every loan of the
+        chain)."""
+        ranges = (LoanRow.contract < aggregator, LoanRow.contract > aggregator)
+        counts = union_all(
+            *(
+                select(LoanRow.contract.label("contract"), func.count().label("loans"))
+                .where(LoanRow.chain_id == chain_id, other, LoanRow.status.in_(OPEN_STATUSES))
+                .group_by(LoanRow.contract)
+                for other in ranges
+            )
+        ).subquery()
+        rows = self.session.execute(select(counts.c.contract, counts.c.loans).order_by(counts.c.contract))
+        return {str(contract): int(loans) for contract, loans in rows}
+
 
 class SqlLoanStore:
     def __init__(self, database: Database) -> None:
@@ -161,3 +182,8 @@ class SqlLoanStore:
     def reading(self) -> Iterator[SqlLoanRepository]:
         with self._db.unit_of_work() as uow:  # read only: nothing to commit
             yield SqlLoanRepository(uow.session)
+
+    def open_loans_of_other_contracts(self, chain_id: int, aggregator: str) -> dict[str, int]:
+        """``SqlLoanRepository.open_loans_of_other_contracts`` in a unit of work of its own."""
+        with self.reading() as loans:
+            return loans.open_loans_of_other_contracts(chain_id, aggregator)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from api.bootstrap import chain_registry, load_records
+from api.bootstrap import chain_registry, load_records, report_unserviced_loans
 from api.reconcile_jobs import PastTheHead, ReconciledChain, load_report, reconcile, refuse_past_the_head
 from api.settings import Settings
 from chain.client import ChainClient
@@ -75,6 +75,7 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
         raise SystemExit(str(err)) from err
     database = Database(settings.resolved_database_url)
     database.migrate()
+    report_unserviced_loans(database, (records[config.name] for config in configs))  # not reconciled: said
 
     async def main() -> str:
         clients = [await ChainClient(config).connect() for config in configs]

@@ -2,8 +2,10 @@
 (``/readyz``: 503 only when the database is down or a sanctions list is past its age; Redis and each chain's RPC
 reported ``degraded`` with 200, so one dead chain never takes every process out of a load balancer), and the admins'
 per-chain health
-(``/health``: head block, lag, last error and each RPC URL's breaker, and the operator's and the keeper's accounts:
-``degraded`` while one cannot pay for its servicing job's transactions). ``/health`` is not public: hosted RPC URLs
+(``/health``: head block, lag, last error and each RPC URL's breaker, the operator's and the keeper's accounts:
+``degraded`` while one cannot pay for its servicing job's transactions, and the ledger's open loans of an earlier
+deployment of the contracts: ``degraded`` while there are any, as nothing services them). ``/health`` is not public:
+hosted RPC URLs
 usually carry an API key, and last errors describe the infrastructure."""
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
+from aggregator.earlier_deployments import UnservicedLoans
 from aggregator.servicing.sender_funds import sender_state
 from api.bootstrap import Platform
 from api.deps import AdminPrincipal, PlatformDep
@@ -42,16 +45,20 @@ async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
     process has the operator's or the keeper's key that account (``operator``, ``keeper``: ``degraded`` while the node
     refused its transactions for its funds and its balance still cannot pay for them: the default job defers its
     ``markDefault``, ``cancelUnfunded``, holds and releases meanwhile, the keeper its liquidations, impairments and
-    collateral claims); the versions of the sanctions lists and jurisdiction rules in use. Chains are asked
-    concurrently, each within the probe timeout: a chain that answers badly or not in time is shown not ok with its
-    error, beside the others."""
+    collateral claims), and the loans the ledger shows open of an earlier CreditAggregator than the chain's
+    deployment record names (``earlier_deployment_loans``: their ``count``, by ``contracts``; ``degraded`` while there
+    are any: nothing services them; read from the database at the request); the versions of the sanctions lists and
+    jurisdiction rules in use. Chains and every entry are asked concurrently, each within the probe timeout: a chain
+    that answers badly or not in time is shown not ok with its error, beside the others."""
     names = list(platform.chains)
-    statuses = await asyncio.gather(
-        *(platform.chains[name].client.health(within=PROBE_TIMEOUT_SECONDS) for name in names)
+    unserviced = getattr(platform, "unserviced_loans", None)
+    statuses, accounts, earlier = await asyncio.gather(
+        asyncio.gather(*(platform.chains[name].client.health(within=PROBE_TIMEOUT_SECONDS) for name in names)),
+        asyncio.gather(*(_senders(platform.chains[name]) for name in names)),
+        asyncio.gather(*(_earlier_deployment_loans(unserviced, platform.chains[name]) for name in names)),
     )
-    accounts = await asyncio.gather(*(_senders(platform.chains[name]) for name in names))
     chains: dict[str, Any] = {}
-    for name, status, sending in zip(names, statuses, accounts, strict=True):
+    for name, status, sending, loans in zip(names, statuses, accounts, earlier, strict=True):
         chains[name] = {
             "chain_id": status.chain_id,
             "ok": status.healthy,
@@ -61,13 +68,32 @@ async def health(_: AdminPrincipal, platform: PlatformDep) -> dict[str, Any]:
             "rpc": [{"url": endpoint.url, "breaker": endpoint.breaker} for endpoint in status.endpoints],
         }
         chains[name].update(sending)
-    accounts_ok = (c.get(role.value, {}).get("status", "ok") == "ok" for c in chains.values() for role in SERVICING)
-    healthy = all(c["ok"] for c in chains.values()) and all(accounts_ok)
+        if loans is not None:
+            chains[name]["earlier_deployment_loans"] = loans
+    entries = [*(role.value for role in SERVICING), "earlier_deployment_loans"]
+    healthy = all(c["ok"] and all(_ok(c, entry) for entry in entries) for c in chains.values())
     return {
         "status": "ok" if healthy else "degraded",
         "chains": chains,
         "lists": platform.compliance.versions(),  # the sanctions lists and rules this process screens with now
     }
+
+
+def _ok(chain: dict[str, Any], entry: str) -> bool:
+    """Whether ``chain``'s ``entry`` (an account, the earlier deployments' loans) is ``ok``, or not shown."""
+    return bool(chain.get(entry, {}).get("status", "ok") == "ok")
+
+
+async def _earlier_deployment_loans(unserviced: UnservicedLoans | None, chain: Any) -> dict[str, Any] | None:
+    """The open loans of earlier deployments on ``chain`` (``UnservicedLoans.read``: one indexed query), within the
+    probe timeout; None where this process does not read them."""
+    if unserviced is None:
+        return None
+    try:
+        found = await asyncio.wait_for(asyncio.to_thread(unserviced.read, chain.record), PROBE_TIMEOUT_SECONDS)
+    except Exception as err:  # the database did not answer in time: said, not raised
+        return {"count": None, "contracts": {}, "status": "unknown", "detail": type(err).__name__}
+    return found.as_json()
 
 
 async def _senders(chain: Any) -> dict[str, dict[str, Any]]:
