@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections import deque
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pybreaker
+from redis.exceptions import LockError, LockNotOwnedError
 
 from providers._batching import TurnBatch
 from providers.breaker_storage import RaisingRedisStorage
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
 KEY_PREFIX = "creditmesh:provider"
@@ -206,10 +209,20 @@ class RedisBreakerStore:
         await self._settles.drain()  # this process's successes first: a failure after them counts from them
 
         def locked() -> T:
-            with self._redis.lock(
+            lock = self._redis.lock(
                 self._key(name, "lock"), timeout=self._lock_timeout, blocking_timeout=self._lock_timeout
-            ):
+            )
+            if not lock.acquire():
+                raise LockError(f"the breaker lock of {name} was not acquired within {self._lock_timeout} s")
+            try:
                 return operation()
+            finally:
+                try:
+                    lock.release()
+                except LockNotOwnedError:  # the operation outlived the lock (a starved thread): it is done all the same
+                    log.warning(
+                        "the breaker lock of %s expired before it was released (%s s)", name, self._lock_timeout
+                    )
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, locked)
 

@@ -21,6 +21,7 @@ from providers._exceptions import CircuitOpen, ProviderUnavailable, RateLimited
 from providers.assembly import build_providers
 from providers.policy import ResiliencePolicy
 from providers.resilience import AsyncBreaker, RedisBreakerStore, RedisRateLimiter
+from risk.redis_clients import async_redis, sync_redis
 from store.db import Database
 from tests.integration.providers.breaker_worker import POLICY
 from tests.integration.providers.support import SECRET
@@ -132,3 +133,18 @@ async def test_platforms_built_on_one_redis_share_each_providers_breaker(redis_u
             await first.close()
             await second.close()
     database.dispose()
+
+
+async def test_an_operation_that_outlives_the_breaker_lock_still_answers(redis_url: str) -> None:
+    """A state change ran in a worker thread starved for longer than the lock's timeout (a loaded machine): the lock
+    expired under it, its release raised redis-py's LockNotOwnedError, and the call that changed the state failed with
+    it — a Redis "error" the change had not had. The change is done: its answer stands, the expiry is logged."""
+    store = RedisBreakerStore(sync_redis(redis_url), async_redis(redis_url), lock_timeout=0.2)
+    name = f"starved-{uuid.uuid4().hex[:8]}"
+
+    def slow() -> str:
+        threading.Event().wait(0.5)  # longer than the lock lives
+        return "changed"
+
+    assert await store.run(name, slow) == "changed"
+    assert await store.run(name, lambda: "again") == "again", "the lock is free for the next change"
