@@ -16,8 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 
 from api.wallet import signed_repayment
 from chain.signers import Role, devnet_signer
@@ -32,8 +30,8 @@ from tests.chaos.support import (
     pool_quote,
     settled,
 )
-from tests.e2e.test_repayment_refusals import _refusal, _resigned, _wait_for_pending
-from tests.e2e.test_repayments import CHAIN, _mint, _onchain_repayments, _open_pool_loan
+from tests.e2e.test_repayment_refusals import _refusal, _resigned, _wait_for_pending, new_pool_loan
+from tests.e2e.test_repayments import CHAIN, _onchain_repayments
 from tests.support.cluster import ApiCluster, StartCluster
 from tests.support.devnet import DeployedChain
 
@@ -129,10 +127,7 @@ def test_two_processes_repaying_one_loan_at_once_send_one_transaction(
     block, its borrower was told 422 ``repayment-rejected`` (sign a new one) of a loan already repaid. The loan's
     claim is now a lease in the database (``aggregator.loan_locks.LoanClaims``)."""
     chain = devnet_chains[CHAIN]
-    wallet: LocalAccount = Account.create()
-    _mint(chain, "WETH", wallet.address, 2 * 10**18)
-    _mint(chain, "USDC", wallet.address, 50 * 10**6)
-    loan_id, key = _open_pool_loan(cluster.platform, chain, wallet)
+    wallet, loan_id, key = new_pool_loan(cluster.platform, chain)
     relayer = devnet_signer(Role.RELAYER).address
     with cluster.client(0, key) as client:
         loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()

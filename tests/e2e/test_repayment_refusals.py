@@ -45,7 +45,13 @@ def platform(shared_platform: RunningPlatform) -> RunningPlatform:
 def borrower(platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]) -> tuple[LocalAccount, str, str]:
     """A borrower without ETH with an open pool loan of 1,000 USDC and USDC to repay it: wallet, loan id, API key.
     The module's tests are refused or repay a little of it."""
-    chain = devnet_chains[CHAIN]
+    wallet, loan_id, key = new_pool_loan(platform, devnet_chains[CHAIN])
+    return wallet, loan_id, key
+
+
+def new_pool_loan(platform: RunningPlatform, chain: DeployedChain) -> tuple[LocalAccount, str, str]:
+    """A new borrower without ETH with an open pool loan of 1,000 USDC and USDC to repay it: its wallet, the loan's
+    id and the borrower's API key."""
     wallet: LocalAccount = Account.create()
     _mint(chain, "WETH", wallet.address, 2 * 10**18)
     _mint(chain, "USDC", wallet.address, 50 * 10**6)
@@ -219,10 +225,7 @@ def test_of_two_repayments_of_everything_posted_at_once_the_second_is_refused_an
     platform's intent key. The second is now checked once the first is recorded."""
     chain = devnet_chains[CHAIN]
     rpc = chain.devnet.rpc_url
-    wallet: LocalAccount = Account.create()
-    _mint(chain, "WETH", wallet.address, 2 * 10**18)
-    _mint(chain, "USDC", wallet.address, 50 * 10**6)
-    loan_id, key = _open_pool_loan(platform, chain, wallet)
+    wallet, loan_id, key = new_pool_loan(platform, chain)
     relayer = _relayer(platform, key)
     with platform.client(key) as client:
         loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()
@@ -272,10 +275,7 @@ def test_a_relayed_repayment_reverted_by_the_borrowers_own_repayment_mined_first
     reverted in block N" — sign a new repayment, of a loan already repaid. A mined revert carries no reason; the call
     simulated again says ``LoanNotActive``: 409 ``loan-not-repayable``."""
     chain = devnet_chains[CHAIN]
-    wallet: LocalAccount = Account.create()
-    _mint(chain, "WETH", wallet.address, 2 * 10**18)
-    _mint(chain, "USDC", wallet.address, 50 * 10**6)
-    loan_id, key = _open_pool_loan(platform, chain, wallet)
+    wallet, loan_id, key = new_pool_loan(platform, chain)
     relayer = _relayer(platform, key)
     with platform.client(key) as client:
         loan = client.get(f"/v1/loans/{loan_id}").raise_for_status().json()

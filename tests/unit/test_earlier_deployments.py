@@ -7,21 +7,16 @@ from __future__ import annotations
 import logging
 import time
 from types import SimpleNamespace
-from typing import Any
 
-import httpx
 import pytest
 from eth_utils.address import to_checksum_address
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from aggregator.earlier_deployments import UnservicedLoans
-from api import problems
-from api.auth import Principal, Role
-from api.deps import get_principal
 from api.routers import health
 from chain.client import ChainHealth
 from chain.deployment import DeploymentRecord
+from tests.support.health_page import admin_health_page
 
 SERVED = to_checksum_address("0x" + "ab" * 20)
 EARLIER = ("0x" + "11" * 20, "0x" + "22" * 20)
@@ -77,19 +72,6 @@ class _Client:
         return ChainHealth("ethereum-local", 31337, True, 7, 1.0, None, ())
 
 
-async def _admin_health(platform: Any) -> dict[str, Any]:
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(health.router)
-    app.state.platform = platform
-    app.dependency_overrides[get_principal] = lambda: Principal(Role.ADMIN, None)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as http:
-        response = await http.get("/health")
-    assert response.status_code == 200
-    page: dict[str, Any] = response.json()
-    return page
-
-
 async def test_health_shows_the_count_and_a_database_that_does_not_answer_in_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -107,12 +89,12 @@ async def test_health_shows_the_count_and_a_database_that_does_not_answer_in_tim
         compliance=SimpleNamespace(versions=lambda: {}),
         unserviced_loans=UnservicedLoans(count),
     )
-    degraded = await _admin_health(platform)
+    degraded = await admin_health_page(platform)
     counts.clear()
-    ok = await _admin_health(platform)
+    ok = await admin_health_page(platform)
     counts["hang"] = 1
     started = time.monotonic()
-    unknown = await _admin_health(platform)
+    unknown = await admin_health_page(platform)
     elapsed = time.monotonic() - started
 
     entry = degraded["chains"]["ethereum-local"]["earlier_deployment_loans"]

@@ -12,11 +12,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from fastapi import FastAPI
 from sqlalchemy import select
 from web3 import Web3
 from web3.logs import DISCARD
@@ -25,11 +23,6 @@ from web3.types import RPCEndpoint
 from aggregator.accept_saga import FUND_REFUSED
 from aggregator.servicing.defaults import DefaulterSettings, DefaultJob
 from aggregator.servicing.delinquency import SECONDS_PER_DAY
-from api import problems
-from api.auth import Principal
-from api.auth import Role as ApiRole
-from api.deps import get_principal
-from api.routers import health
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.config import LOCAL_CHAINS
@@ -44,6 +37,7 @@ from store.chain import SqlChainStore
 from store.db import Database
 from tests.contracts.harness import DEPLOYER, USDC, WETH, Harness
 from tests.support.devnet import DeployedChain
+from tests.support.health_page import admin_health_page
 from tests.support.ledger_facts import add_quote
 
 
@@ -196,14 +190,7 @@ def closed_with_a_blocking_token(harness: Harness) -> tuple[LocalAccount, Any, i
 
 async def admin_health(client: ChainClient, senders: dict[Role, TransactionManager]) -> dict[str, Any]:
     """``GET /health`` as an admin, over ``client`` and the accounts of ``senders`` (a process's keys by role)."""
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(health.router)
     chain = SimpleNamespace(client=client, senders=senders)
-    app.state.platform = SimpleNamespace(chains={"servicing": chain}, compliance=SimpleNamespace(versions=lambda: {}))
-    app.dependency_overrides[get_principal] = lambda: Principal(ApiRole.ADMIN, None)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as http:
-        response = await http.get("/health")
-    assert response.status_code == 200
-    page: dict[str, Any] = response.json()
-    return page
+    return await admin_health_page(
+        SimpleNamespace(chains={"servicing": chain}, compliance=SimpleNamespace(versions=lambda: {}))
+    )
