@@ -439,10 +439,13 @@ async def repayment_under_way(chain: ChainRuntime, onchain_id: int) -> bool:
     open ``repay:<chain id>:`` intent (not yet confirmed, reverted, failed or dropped) to that contract whose calldata
     repays that loan. Read under the loan's claim, before a new repayment is checked and sent: one answered
     ``submitted`` gave the claim up with its transaction in flight, and the next, checked against the loan as it was
-    before that one is mined (a second ``"max"``), was sent to revert at the relayer's cost."""
-    aggregator = chain.aggregator().address.lower()
+    before that one is mined (a second ``"max"``), was sent to revert at the relayer's cost. Only the relayer's own
+    intents count: one an earlier relayer key left open (the key rotated) is followed by no transaction manager, and
+    would hold the loan's repayments up for good."""
+    aggregator, relayer = chain.aggregator().address.lower(), chain.relayer.lower()
     for intent in await chain.transactions.store.open_keyed(f"repay:{chain.chain_id}:"):
-        if (intent.to_address or "").lower() == aggregator and repaid_loan(intent.data) == onchain_id:
+        ours = intent.sender.lower() == relayer and (intent.to_address or "").lower() == aggregator
+        if ours and repaid_loan(intent.data) == onchain_id:
             return True
     return False
 

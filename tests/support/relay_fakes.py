@@ -60,6 +60,7 @@ class Sent:
     data: str = "0x"  # the call's, as the intent keeps it
     key: str = ""  # the intent's
     to_address: str | None = None  # the call's
+    sender: str = RELAYER  # the account sending it
 
 
 @dataclass

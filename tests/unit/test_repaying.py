@@ -319,6 +319,22 @@ async def test_a_new_repayment_while_one_answered_submitted_is_on_its_way_is_in_
     assert len(chain.transactions.sent) == 1
 
 
+async def test_an_open_repayment_an_earlier_relayer_key_left_holds_nothing_up() -> None:
+    """The relayer's key rotated with a repayment of the loan still open under the old one: no transaction manager
+    follows another sender's intents, so it would stay open, and every repayment of the loan was refused
+    ``repayment-in-progress`` for good (review C)."""
+    chain, receipts = FakeChain(owed=(5 * USDC, 0), allowance=5 * USDC), FakeReceipts()
+    signed = _signed("1")
+    left = repayment_call(chain.aggregator(), Repayment(5, USDC, 9, signed.deadline), signed)
+    orphan = await chain.transactions.submit(repayment_intent_key(CHAIN_ID, left), left)
+    orphan.status, orphan.sender = SENT, "0x" + "0e" * 20
+    tx = "0x" + f"{2:064x}"
+    receipts.events[tx] = [
+        event("LoanRepaid", tx, loanId=5, interestPaid=0, principalPaid=USDC, outstandingPrincipal=0)
+    ]
+    assert (await _service(chain, receipts).repay("alice", "l1", signed)).status == "confirmed"
+
+
 async def test_only_an_open_repayment_of_the_same_loan_of_the_same_contract_holds_a_new_one_up() -> None:
     """The relayer's open repayments of another loan, or of an earlier deployment's loan of the same id, hold nothing
     up: a repayment's loan is read from its calldata and contract."""
