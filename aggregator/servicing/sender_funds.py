@@ -12,9 +12,11 @@ funds (``refused_for_funds``; the latest ``n`` of them in a row) is deferred whi
 transaction now (its balance at least its gas times its fee cap, plus its value: ``cost``): funds put back are used by
 the next round. Within a round, once the node refused one send for the account's funds, every later new attempt is
 deferred (``SenderFunds.refused_now``), and so is a loan's first attempt in the rounds after, while the account
-stays starved, its balance has not grown and its last refusal is younger than ``most``: a round leaves at most one
-failed attempt, and a loan's attempts grow as the logarithm of the outage, then one per ``most``. An attempt resumed
-(in flight) is never deferred.
+stays starved, its balance has not grown and its last refusal is younger than ``first``: a round leaves at most one
+failed attempt, a first attempt goes out as the account's probe at most once per ``first`` (so a keeper that can pay
+again — fees fell, a retry went through — holds a new liquidation back for ``first`` at most, not ``most``), and a
+loan's attempts grow as the logarithm of the outage, then one per ``most``. An attempt resumed (in flight) is never
+deferred.
 
 The alert: a round that deferred an attempt or had one refused for the account's funds finds the account starved.
 The first such round logs one error naming the account, its role and the chain; the gauge
@@ -144,10 +146,12 @@ class SenderFunds:
         else:
             refusals = refusals_in_a_row(earlier)
             if refusals == 0:
-                lately = time.monotonic() - self.refused_at < self.most
+                # a first attempt waits out only the first pause after the account's last refusal: then it is sent as
+                # the probe of whether the account pays now (fees fall; a retry paid meanwhile), not held for an hour
+                lately = time.monotonic() - self.refused_at < self.first
                 if not self.starved or not lately or await self.balance() > self.starved_balance:
                     return None
-                reason = "it could not last round, and its balance has not grown"
+                reason = f"it could not {self.first:.0f} s ago or less, and its balance has not grown"
             else:
                 latest = earlier[-1]
                 needed = cost(latest)

@@ -3,11 +3,21 @@ refusals in a row a loan's action has behind it."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
-from aggregator.servicing.sender_funds import cost, funds_message, pause, refusals_in_a_row, refused_for_funds
+from aggregator.servicing.sender_funds import (
+    SenderFunds,
+    cost,
+    funds_message,
+    pause,
+    refusals_in_a_row,
+    refused_for_funds,
+)
+from chain.signers import Role
 from store.chain import DROPPED, FAILED, REVERTED, AttemptRecord, IntentRecord
 
 pytestmark = pytest.mark.unit
@@ -43,3 +53,29 @@ def test_refusals_are_counted_back_from_the_latest_attempt() -> None:
 def test_the_cost_of_a_refused_attempt_is_its_gas_at_its_fee_cap() -> None:
     assert cost(_intent(FAILED, NODE_SAYS, gas=100_000, fee=2_000_000_000)) == 200_000_000_000_000
     assert cost(_intent(FAILED, NODE_SAYS)) is None
+
+
+class _Node:
+    """``ChainClient.rpc`` answering ``eth_getBalance`` with ``balance``."""
+
+    def __init__(self, balance: int) -> None:
+        self.balance = balance
+
+    async def rpc(self, method: str, *_: object) -> str:
+        assert method == "eth_getBalance"
+        return hex(self.balance)
+
+
+async def test_a_first_attempt_waits_out_only_the_first_pause_after_the_account_s_last_refusal() -> None:
+    """A keeper found starved by a refusal at a fee spike, its balance not grown since (it paid a retry, or fees fell
+    and it can pay now): a new underwater loan's first liquidation was held back for the hour after the refusal
+    (review C reproduced it: 61 minutes). It waits out the first pause only, then goes out as the account's probe."""
+    sender = SimpleNamespace(account=SimpleNamespace(chain_id=31337, address="0x" + "ab" * 20))
+    funds = SenderFunds(_Node(10**15), sender, 60, 3_600, role=Role.KEEPER, job="keeper", sends="liquidations")  # type: ignore[arg-type]
+    funds.starved, funds.starved_balance = True, 10**15
+
+    funds.refused_at = time.monotonic() - 10
+    assert await funds.deferral("liquidate", ()) is not None, "within the first pause: held back"
+    funds.new_round()
+    funds.refused_at = time.monotonic() - 61
+    assert await funds.deferral("liquidate", ()) is None, "past the first pause: sent, the account's probe"
