@@ -78,7 +78,9 @@ async def admit_request(
             reason = velocity_reason(stop)  # the 429's ``reason``, named with its count and limit
             stop.notice = refusal_notice(velocity.parties, asked, [(reason.code, reason.message)], now)
             if await _first_in_window(velocity, borrower.id, stop):
-                record = velocity_record(stop, velocity.limits, borrower.id, asked, now, velocity.inputs_key)
+                record = velocity_record(
+                    stop, velocity.limits, borrower.id, asked, now, velocity.inputs_key, stop.notice
+                )
                 await _keep(store, borrower.id, record)
         raise
     if borrower.identity is None:
@@ -134,10 +136,14 @@ def velocity_record(
     asked: Mapping[str, Any],
     now: datetime,
     inputs_key: bytes | None,
+    notice: Mapping[str, Any] | None = None,
 ) -> DecisionRecord:
-    """The ``credit-request`` record denying a request a velocity rule stopped: its inputs the terms asked and the
-    rule (its key — the borrower, wallet or network — count and limit), its version the limits in force."""
+    """The ``credit-request`` record denying a request a velocity rule stopped: its inputs the terms asked, the rule
+    (its key — the borrower or wallet — count and limit) and the adverse-action notice its 429 gave (so the record
+    commits to the notice, as a refused request's does: 12 CFR 1002.12(b)), its version the limits in force."""
     inputs = {**asked, "velocity": {"rule": stop.rule, "key": stop.key, "count": stop.count, "limit": stop.limit}}
+    if notice is not None:
+        inputs["adverseActionNotice"] = dict(notice)
     versions = {"velocity": f"{stop.rule}<={stop.limit}/{limits.window_seconds}s"}
     return decide(
         DecisionKind.CREDIT_REQUEST,

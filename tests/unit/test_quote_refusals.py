@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from aggregator.errors import ComplianceDenied
-from aggregator.quote_refusals import NO_IDENTITY, VelocityCheck, admit_request, asked_terms
+from aggregator.quote_refusals import NO_IDENTITY, VelocityCheck, admit_request, asked_terms, velocity_record
 from aggregator.quote_store import InMemoryQuotingStore
 from compliance.decisions import DecisionKind, Outcome
 from risk.errors import VelocityLimitExceeded
@@ -68,6 +68,10 @@ async def test_a_velocity_stop_is_recorded_denied_under_its_rule(
     (record,) = store.tables.decision_records
     assert (record.kind, record.outcome, record.subject_ref) == (DecisionKind.CREDIT_REQUEST, Outcome.DENY, second)
     assert [(reason.code, reason.message) for reason in record.reasons] == [(code, message)]
+    # the record commits to the notice the 429 gave (Regulation B keeps the notification): its hash among the inputs
+    given = velocity_record(stop, limits, second, ASKED, record.decided_at, bytes(32), stop.notice)
+    untold = velocity_record(stop, limits, second, ASKED, record.decided_at, bytes(32))
+    assert record.inputs_hash == given.inputs_hash != untold.inputs_hash
     for personal in (CLIENT, WALLET.lower()):
         assert personal not in repr(record.body())
     assert store.tables.decision_requests == {}  # no request was written: none is named
