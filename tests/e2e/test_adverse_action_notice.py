@@ -22,17 +22,11 @@ from eth_account import Account
 
 from api.notice_schemas import AdverseActionNoticeOut
 from compliance.adverse_action import ECOA_STATEMENT, FTC, LOCAL_CREDITOR
+from tests.e2e.test_screening_and_scoring import REQUEST
 from tests.support.platform import RunningPlatform
 
 pytestmark = pytest.mark.e2e
 
-REQUEST: dict[str, Any] = {
-    "amount": "1500.00",
-    "asset": "USDC",
-    "term_days": 30,
-    "purpose": "business",
-    "collateral": {"asset": "WETH", "amount": "2.0"},
-}
 #: the facts 1002.9(b)(1)'s statement must carry
 ECOA_BASES = (
     "race",

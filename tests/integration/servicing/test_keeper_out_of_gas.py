@@ -14,8 +14,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 
@@ -29,14 +27,14 @@ from chain.transactions import TransactionManager
 from store.chain import CONFIRMED, FAILED, SqlChainStore
 from store.chain_rows import ChainIntentRow
 from store.db import Database
-from tests.contracts.harness import DEPLOYER, USDC, WETH, Harness
+from tests.contracts.harness import DEPLOYER, Harness
 from tests.integration.servicing.conftest import (
     admin_health,
     closed_with_a_blocking_token,
     intent_status,
     out_of_gas,
-    record_in_ledger,
 )
+from tests.integration.servicing.test_keeper import _open_loan
 from tests.support.devnet import DeployedChain
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -59,16 +57,9 @@ async def keeper(own_chain: DeployedChain, servicing_db: Database) -> AsyncItera
 def _under_water(harness: Harness, database: Database) -> int:
     """5,000 USDC against 3 WETH at $3,000 (recorded in the ledger), WETH then moved to $2,000: health 0.99."""
     harness.set_weth_price(3_000)
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=3 * WETH)
-    harness.approve_all(borrower.address)
-    loan_ref, receipt = harness.open_loan(
-        borrower, principal=5_000 * USDC, originationFee=50 * USDC, collateralAmount=3 * WETH
-    )
-    record_in_ledger(database, harness.chain, receipt)
+    loan_ref = _open_loan(harness, database)
     harness.set_weth_price(2_000)
-    return int(loan_ref)
+    return loan_ref
 
 
 async def _claimable(own_chain: DeployedChain, database: Database, reader: str) -> int:
