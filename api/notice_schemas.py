@@ -17,6 +17,11 @@ class NoticePartyOut(BaseModel):
 
     name: str
     address: str = Field(description="postal address")
+    telephone: str | None = Field(
+        None,
+        description="the creditor's telephone number: with its name and address, whom to ask for the statement of "
+        "specific reasons (12 CFR 1002.9(a)(2)(ii)); absent for the agency, and in a notice given before it was",
+    )
 
 
 class NoticeReasonOut(BaseModel):

@@ -231,6 +231,13 @@ class Settings(BaseSettings):
         max_length=400,
         description="the platform's postal address, printed on the adverse-action notices",
     )
+    creditor_telephone: str = Field(
+        default=LOCAL_CREDITOR.telephone or "",
+        min_length=1,
+        max_length=80,
+        description="the platform's telephone number, printed on the adverse-action notices as where to ask for the "
+        "statement of specific reasons with its name and address (12 CFR 1002.9(a)(2)(ii))",
+    )
     ecoa_agency_name: str = Field(
         default=FTC.name,
         min_length=1,
@@ -317,9 +324,12 @@ class Settings(BaseSettings):
     @property
     def notice_parties(self) -> NoticeParties:
         """Who the adverse-action notices name (``compliance.adverse_action``)."""
-        return NoticeParties(
-            Party(self.creditor_name, self.creditor_address), Party(self.ecoa_agency_name, self.ecoa_agency_address)
-        )
+        return NoticeParties(self.creditor_party, Party(self.ecoa_agency_name, self.ecoa_agency_address))
+
+    @property
+    def creditor_party(self) -> Party:
+        """The platform as the notices name it: it gives them, and is where to ask for a statement of reasons."""
+        return Party(self.creditor_name, self.creditor_address, self.creditor_telephone)
 
     @property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -348,10 +358,15 @@ class Settings(BaseSettings):
             raise ValueError("set CREDITMESH_MLA_PROVIDER_SECRET in production (the simulator's is public)")
         if self.inputs_hash_key == LOCAL_INPUTS_HASH_KEY:
             raise ValueError("set CREDITMESH_INPUTS_HASH_KEY in production (the local one is public)")
-        if LOCAL_CREDITOR.name == self.creditor_name or LOCAL_CREDITOR.address == self.creditor_address:
+        if (
+            LOCAL_CREDITOR.name == self.creditor_name
+            or LOCAL_CREDITOR.address == self.creditor_address
+            or LOCAL_CREDITOR.telephone == self.creditor_telephone
+        ):
             raise ValueError(
-                "set CREDITMESH_CREDITOR_NAME and CREDITMESH_CREDITOR_ADDRESS in production: every adverse-action "
-                "notice names the creditor giving it and where to write (12 CFR 1002.9(a)(2))"
+                "set CREDITMESH_CREDITOR_NAME, CREDITMESH_CREDITOR_ADDRESS and CREDITMESH_CREDITOR_TELEPHONE in "
+                "production: every adverse-action notice names the creditor giving it, where to write and whom to call "
+                "for the statement of reasons (12 CFR 1002.9(a)(2))"
             )
         if self.resolved_key_store_url == self.resolved_database_url:
             raise ValueError("CREDITMESH_KEY_STORE_URL must not be the platform database: keys live apart from it")

@@ -2,7 +2,8 @@
 statement of the action taken, the name and address of the creditor, the ECOA statement of 1002.9(b)(1) with the
 name and address of the federal agency that administers compliance concerning the creditor, and the statement of
 specific reasons (the adverse-action reason codes, at most four), and the applicant's right to ask each creditor
-for a statement of its specific reasons (1002.9(a)(2)(ii)) with whom to ask.
+for a statement of its specific reasons (1002.9(a)(2)(ii)) with whom to ask: the platform's name, address and
+telephone number.
 
 The platform gives the notice: for itself when its own scoring, screening or limits refused the request, and also for
 the lenders whose products were considered when none of them offered credit (1002.9(g): one notice given through a
@@ -31,13 +32,16 @@ CREDIT_DENIED = "credit denied"
 
 @dataclass(frozen=True, slots=True)
 class Party:
-    """A name and a postal address, as a notice prints them."""
+    """A name and a postal address, as a notice prints them, and a telephone number where one is given (the
+    creditor's: where to ask for a statement of reasons, 1002.9(a)(2)(ii))."""
 
     name: str
     address: str
+    telephone: str | None = None
 
     def fields(self) -> dict[str, str]:
-        return {"name": self.name, "address": self.address}
+        named = {"name": self.name, "address": self.address}
+        return named if self.telephone is None else named | {"telephone": self.telephone}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,7 @@ class NoticeParties:
 LOCAL_CREDITOR = Party(
     "creditmesh (local development)",
     "no address configured: set CREDITMESH_CREDITOR_NAME and CREDITMESH_CREDITOR_ADDRESS",
+    "no telephone configured: set CREDITMESH_CREDITOR_TELEPHONE",
 )
 #: Regulation B Appendix A's agency for a creditor no other agency listed there supervises: the local runs' default;
 #: outside them the operator names the agency concerning the creditor (``CREDITMESH_ECOA_AGENCY_*``)
@@ -75,11 +80,14 @@ class Considered:
 
 def right_to_reasons(creditor: Party) -> str:
     """The disclosure of 1002.9(a)(2)(ii) in our words: the applicant may ask for a statement of the specific reasons
-    of every creditor the notice is given for, within 60 days of it, and is answered within 30 days; whom to ask."""
+    of every creditor the notice is given for, within 60 days of it, and is answered within 30 days; whom to ask:
+    the name, address and telephone number of ``creditor``."""
+    calling = "" if creditor.telephone is None else f", or calling {creditor.telephone}"
     return (
         "You have the right to a statement of the specific reasons for this denial from each creditor this notice is "
         "given for. Ask within 60 days of this notice, writing to "
-        f"{creditor.name}, {creditor.address}; the statement will be given to you within 30 days of your asking."
+        f"{creditor.name}, {creditor.address}{calling}; the statement will be given to you within 30 days of your "
+        "asking."
     )
 
 

@@ -73,14 +73,18 @@ def _parts(notice: dict[str, Any]) -> None:
     reasons, and the right to a statement of reasons with whom to ask."""
     AdverseActionNoticeOut.model_validate(notice)
     assert notice["action_taken"] == "credit denied"
-    assert notice["creditor"] == {"name": LOCAL_CREDITOR.name, "address": LOCAL_CREDITOR.address}
+    assert notice["creditor"] == {
+        "name": LOCAL_CREDITOR.name,
+        "address": LOCAL_CREDITOR.address,
+        "telephone": LOCAL_CREDITOR.telephone,  # whom to call for the statement of reasons (1002.9(a)(2)(ii))
+    }
     assert notice["agency"] == {"name": FTC.name, "address": FTC.address}
     assert notice["ecoa_notice"] == ECOA_STATEMENT
     assert all(basis in ECOA_STATEMENT for basis in ECOA_BASES)
     assert 1 <= len(notice["reasons"]) <= 4
     assert "1500.00 USDC for 30 days was denied" in notice["statement"]
     right = notice["right_to_reasons"]
-    for part in ("within 60 days", "within 30 days", LOCAL_CREDITOR.name, LOCAL_CREDITOR.address):
+    for part in ("within 60 days", "within 30 days", LOCAL_CREDITOR.name, LOCAL_CREDITOR.address, "or calling"):
         assert part in right
 
 

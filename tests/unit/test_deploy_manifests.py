@@ -64,6 +64,8 @@ def secret_value(name: str) -> str:
     if field == "http_lenders":
         secret = secrets.token_urlsafe(32)
         return json.dumps([{"provider_id": "bank-a", "base_url": "https://pqp.bank-a.example", "secret": secret}])
+    if field == "creditor_telephone":
+        return f"+1 202 555 0{secrets.randbelow(1000):03d}"
     if field.endswith("_provider_url"):
         return f"https://{field.removesuffix('_provider_url')}.example.com/v1"
     return secrets.token_urlsafe(32)
@@ -239,6 +241,7 @@ def test_production_settings_are_complete_and_accepted(
     # the adverse-action notices name the creditor (12 CFR 1002.9(a)(2)), never the local runs' placeholder
     assert settings.creditor_name != LOCAL_CREDITOR.name
     assert settings.creditor_address != LOCAL_CREDITOR.address
+    assert settings.creditor_telephone != LOCAL_CREDITOR.telephone  # whom to call for the statement of reasons
     assert {f"{PREFIX}ECOA_AGENCY_NAME", f"{PREFIX}ECOA_AGENCY_ADDRESS"} <= set(env), "the agency is the creditor's own"
 
 

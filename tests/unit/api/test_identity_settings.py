@@ -29,8 +29,9 @@ PRODUCTION: dict[str, Any] = {
     "mla_provider_url": "https://mla.example/api",
     "mla_provider_secret": "a-real-mla-secret",
     "inputs_hash_key": "cd" * 32,
-    "creditor_name": "Example Credit Platform, Inc.",
+    "creditor_name": "Prairie State Credit Platform, Inc.",
     "creditor_address": "1 Main Street, Springfield, IL 62701",
+    "creditor_telephone": "+1 217 555 0142",
     "database_url": "postgresql://db.internal/creditmesh",
     "key_store_url": "kms://eu-west-1",
     "sanctions_name_list_max_age_days": 7,
@@ -69,8 +70,10 @@ def test_production_with_real_identity_providers_starts() -> None:
         ({"mla_provider_secret": "mla-operator-local-secret"}, "MLA_PROVIDER_SECRET"),
         ({"kyc_webhook_secret": "kyc-webhook-local-secret"}, "KYC_WEBHOOK_SECRET"),
         ({"inputs_hash_key": "00" * 31 + "02"}, "INPUTS_HASH_KEY"),
-        ({"creditor_name": "creditmesh (local development)"}, "CREDITOR_NAME and CREDITMESH_CREDITOR_ADDRESS"),
-        ({"creditor_address": LOCAL_CREDITOR.address}, "CREDITOR_NAME and CREDITMESH_CREDITOR_ADDRESS"),
+        ({"creditor_name": "creditmesh (local development)"}, "CREDITOR_NAME, CREDITMESH_CREDITOR_ADDRESS and"),
+        ({"creditor_address": LOCAL_CREDITOR.address}, "CREDITOR_NAME, CREDITMESH_CREDITOR_ADDRESS and"),
+        # where to ask for the statement of reasons is a telephone number too (12 CFR 1002.9(a)(2)(ii))
+        ({"creditor_telephone": LOCAL_CREDITOR.telephone}, "CREDITMESH_CREDITOR_TELEPHONE in production"),
         ({"key_store_url": "postgresql://db.internal/creditmesh"}, "must not be the platform database"),
     ],
 )

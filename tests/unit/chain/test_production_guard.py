@@ -134,8 +134,9 @@ def _production(tmp_path: Path, **changes: object) -> Settings:
         "mla_provider_secret": secrets.token_urlsafe(32),
         "inputs_hash_key": secrets.token_hex(32),
         "key_store_url": "kms://eu-west-1",
-        "creditor_name": "Example Credit Platform, Inc.",  # named by every adverse-action notice
+        "creditor_name": "Prairie State Credit Platform, Inc.",  # named by every adverse-action notice
         "creditor_address": "1 Main Street, Springfield, IL 62701",
+        "creditor_telephone": "+1 217 555 0142",
     }
     return Settings(**(values | changes))  # type: ignore[arg-type]
 
