@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from chain.config import LOCAL_CHAINS, ChainRegistry
 from chain.errors import ConfigurationError
 from chain.signers import loopback_host, production_guard
-from compliance.adverse_action import FTC, LOCAL_CREDITOR, NoticeParties, Party
+from compliance.adverse_action import FTC, LOCAL_CREDITOR, MANIFEST_PLACEHOLDER_CREDITOR, NoticeParties, Party
 from compliance.sim import DEFAULT_PORT as IDENTITY_SIM_PORT
 from compliance.sim import LOCAL_KYC_SECRET, LOCAL_MLA_SECRET
 from providers.destinations import LOOPBACK_NETWORKS, check_https, check_url_shape
@@ -81,6 +81,17 @@ def _default_sim_lenders() -> list[HttpLenderSetting]:
         HttpLenderSetting.model_validate(entry)
         for entry in http_lender_settings(f"http://127.0.0.1:{DEFAULT_PORT}", DEFAULT_FLEET)
     ]
+
+
+def _placeholder_creditor_setting(creditor: Party) -> tuple[str, str] | None:
+    """The first creditor setting (``CREDITMESH_CREDITOR_NAME``, ``…_ADDRESS``, ``…_TELEPHONE``) left at the
+    deployment manifests' placeholder (``MANIFEST_PLACEHOLDER_CREDITOR``), with its value: an operator who deployed
+    the manifest unedited would give borrowers notices naming a company that does not exist. None when none is."""
+    for part in ("name", "address", "telephone"):
+        value = getattr(creditor, part)
+        if value == getattr(MANIFEST_PLACEHOLDER_CREDITOR, part):
+            return f"CREDITMESH_CREDITOR_{part.upper()}", value
+    return None
 
 
 #: the oldest a sanctions list (names, addresses) may be in production, days (OFAC publishes changes weekly or more)
@@ -367,6 +378,13 @@ class Settings(BaseSettings):
                 "set CREDITMESH_CREDITOR_NAME, CREDITMESH_CREDITOR_ADDRESS and CREDITMESH_CREDITOR_TELEPHONE in "
                 "production: every adverse-action notice names the creditor giving it, where to write and whom to call "
                 "for the statement of reasons (12 CFR 1002.9(a)(2))"
+            )
+        placeholder = _placeholder_creditor_setting(self.creditor_party)
+        if placeholder is not None:
+            raise ValueError(
+                f"{placeholder[0]} is the deployment manifests' placeholder {placeholder[1]!r} "
+                "(deploy/kubernetes/configmap.yaml): set your own legal name, postal address and telephone number "
+                "there before deploying; every adverse-action notice names them (12 CFR 1002.9(a)(2))"
             )
         if self.resolved_key_store_url == self.resolved_database_url:
             raise ValueError("CREDITMESH_KEY_STORE_URL must not be the platform database: keys live apart from it")

@@ -59,6 +59,11 @@ LOCAL_CREDITOR = Party(
     "no address configured: set CREDITMESH_CREDITOR_NAME and CREDITMESH_CREDITOR_ADDRESS",
     "no telephone configured: set CREDITMESH_CREDITOR_TELEPHONE",
 )
+#: the creditor deploy/kubernetes/configmap.yaml ships with, for the operator to replace: refused in production as the
+#: local one is (``api.settings``; tests/unit/test_deploy_manifests.py checks the manifest holds exactly these)
+MANIFEST_PLACEHOLDER_CREDITOR = Party(
+    "Example Credit Platform, Inc.", "1 Example Street, Suite 100, Springfield, ST 00000", "+1 555 555 0100"
+)
 #: Regulation B Appendix A's agency for a creditor no other agency listed there supervises: the local runs' default;
 #: outside them the operator names the agency concerning the creditor (``CREDITMESH_ECOA_AGENCY_*``)
 FTC = Party("Federal Trade Commission", "Consumer Response Center, 600 Pennsylvania Avenue NW, Washington, DC 20580")

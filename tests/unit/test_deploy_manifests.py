@@ -12,18 +12,19 @@ import json
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from api.cli import build_parser
 from api.cli.serve import answer_timeout
 from api.settings import ROLE_KEY_FIELDS, Settings
 from api.workers import WORKERS, enabled_workers
-from compliance.adverse_action import LOCAL_CREDITOR
+from compliance.adverse_action import LOCAL_CREDITOR, MANIFEST_PLACEHOLDER_CREDITOR
 
 pytestmark = pytest.mark.unit
 
@@ -69,6 +70,41 @@ def secret_value(name: str) -> str:
     if field.endswith("_provider_url"):
         return f"https://{field.removesuffix('_provider_url')}.example.com/v1"
     return secrets.token_urlsafe(32)
+
+
+#: the creditor settings the manifests may ship as placeholders (``MANIFEST_PLACEHOLDER_CREDITOR``), which production
+#: refuses: what the operator replaces with its own before deploying
+PLACEHOLDERS: dict[str, str] = {
+    f"{PREFIX}CREDITOR_NAME": MANIFEST_PLACEHOLDER_CREDITOR.name,
+    f"{PREFIX}CREDITOR_ADDRESS": MANIFEST_PLACEHOLDER_CREDITOR.address,
+    f"{PREFIX}CREDITOR_TELEPHONE": MANIFEST_PLACEHOLDER_CREDITOR.telephone or "",
+}
+OPERATOR_CREDITOR = {
+    f"{PREFIX}CREDITOR_NAME": "Prairie State Credit Platform, Inc.",
+    f"{PREFIX}CREDITOR_ADDRESS": "1 Main Street, Springfield, IL 62701",
+    f"{PREFIX}CREDITOR_TELEPHONE": "+1 217 555 0142",
+}
+
+
+def edited_by_the_operator(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with each placeholder creditor setting replaced by the operator's own, as the manifest asks."""
+    return {name: OPERATOR_CREDITOR[name] if PLACEHOLDERS.get(name) == value else value for name, value in env.items()}
+
+
+def _production_env(process: Process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The process's environment as this machine's: its chains file written under ``tmp_path``, no other
+    ``CREDITMESH_*`` variable set."""
+    env = dict(process.env)
+    chains_file = env[f"{PREFIX}CHAINS_FILE"]
+    assert chains_file in process.files, f"{process.where}: the chains file {chains_file} is not mounted"
+    local_chains = tmp_path / "chains.json"
+    local_chains.write_text(process.files[chains_file])
+    env[f"{PREFIX}CHAINS_FILE"] = str(local_chains)
+    for name in [n for n in os.environ if n.startswith(PREFIX)]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
@@ -219,17 +255,9 @@ def test_production_settings_are_complete_and_accepted(
     process: Process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The process's own validation passes in production: every required secret set (none at its local default),
-    a chains file of non-devnet chains, real identity providers; and what several processes need to share."""
-    env = dict(process.env)
-    chains_file = env[f"{PREFIX}CHAINS_FILE"]
-    assert chains_file in process.files, f"{process.where}: the chains file {chains_file} is not mounted"
-    local_chains = tmp_path / "chains.json"
-    local_chains.write_text(process.files[chains_file])
-    env[f"{PREFIX}CHAINS_FILE"] = str(local_chains)
-    for name in [n for n in os.environ if n.startswith(PREFIX)]:
-        monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    a chains file of non-devnet chains, real identity providers; and what several processes need to share. The
+    placeholder creditor a manifest ships is the operator's to replace (``edited_by_the_operator``)."""
+    env = _production_env(replace(process, env=edited_by_the_operator(process.env)), tmp_path, monkeypatch)
 
     settings = Settings()
 
@@ -243,6 +271,31 @@ def test_production_settings_are_complete_and_accepted(
     assert settings.creditor_address != LOCAL_CREDITOR.address
     assert settings.creditor_telephone != LOCAL_CREDITOR.telephone  # whom to call for the statement of reasons
     assert {f"{PREFIX}ECOA_AGENCY_NAME", f"{PREFIX}ECOA_AGENCY_ADDRESS"} <= set(env), "the agency is the creditor's own"
+
+
+@pytest.mark.parametrize("process", kubernetes_processes().values(), ids=lambda p: p.where)
+def test_production_refuses_the_configmap_s_placeholder_creditor_unedited(
+    process: Process, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The configmap ships a made-up creditor ("Example Credit Platform, Inc.") for the operator to replace, and
+    production started on it: an operator who deployed it unedited gave borrowers notices naming a company that does
+    not exist. The manifest holds exactly the placeholders production refuses, and is refused with a message naming
+    the setting, the value and where it is."""
+    shipped = {name: process.env.get(name) for name in PLACEHOLDERS}
+    assert shipped == PLACEHOLDERS, "the configmap's creditor and MANIFEST_PLACEHOLDER_CREDITOR must be the same"
+    _production_env(process, tmp_path, monkeypatch)
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    message = str(refused.value)
+    assert f"{PREFIX}CREDITOR_NAME is the deployment manifests' placeholder 'Example Credit Platform, Inc.'" in message
+    assert "deploy/kubernetes/configmap.yaml" in message
+    for name, placeholder in PLACEHOLDERS.items():  # each one left alone is refused too
+        for setting, own in OPERATOR_CREDITOR.items():
+            monkeypatch.setenv(setting, placeholder if setting == name else own)
+        with pytest.raises(ValidationError, match=f"{name} is the deployment manifests' placeholder"):
+            Settings()
 
 
 @pytest.mark.parametrize("processes", [compose_processes, kubernetes_processes], ids=["compose", "kubernetes"])
