@@ -148,7 +148,9 @@ _WITH_NOTICE: dict[tuple[str, int], str] = {
     ("create_credit_request", 403): "compliance-denied by the screening carries adverse_action_notice, its reasons "
     "the problem's (not kyc.not-approved: an incomplete application)",
     ("create_credit_request", 429): "velocity-limit with reason R50 or R51 (rule borrower, wallet or "
-    "wallet_identities) carries adverse_action_notice; the per-IP limit's (rule ip) does not",
+    "wallet_identities) carries adverse_action_notice; the per-IP limit's (rule ip) does not: titled \"Too many "
+    "requests from this network\", a rate limit of the platform on the client's address, not a credit decision, it "
+    "carries no reason code (no reason member) and no notice",
 }
 REFUSAL_SCHEMA: dict[str, Any] = {
     "title": "CreditRequestRefusal",

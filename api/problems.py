@@ -132,6 +132,30 @@ def problem(
     return response
 
 
+#: the title of a velocity stop about the applicant (R50, R51) and of the per-IP limit's 429
+VELOCITY_TITLE, NETWORK_RATE_LIMIT_TITLE = "Too many credit requests", "Too many requests from this network"
+VELOCITY_RETRY_AFTER_SECONDS = 60
+
+
+def _network_rate_limit(request: Request, exc: VelocityLimitExceeded) -> JSONResponse:
+    """The per-IP limit's 429: a rate limit of the platform on the client's network address, which many may share —
+    not a decision about the applicant, so no adverse-action reason code (its answer said R50, "Too many credit
+    applications in a short period", an applicant's reason), no notice and no record
+    (``aggregator.quote_refusals``). Same ``velocity-limit`` type, ``rule`` and ``Retry-After`` as before; the
+    detail does not name the address."""
+    return problem(
+        429,
+        "velocity-limit",
+        NETWORK_RATE_LIMIT_TITLE,
+        f"too many credit requests from this network address in the velocity window ({exc.count}, limit "
+        f"{exc.limit}): a rate limit of the platform, not a decision about your application; ask again after "
+        "Retry-After",
+        request.url.path,
+        VELOCITY_RETRY_AFTER_SECONDS,
+        rule=exc.rule,
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(AggregatorError)
     async def _aggregator(request: Request, exc: AggregatorError) -> JSONResponse:
@@ -288,15 +312,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(VelocityLimitExceeded)
     async def _velocity(request: Request, exc: VelocityLimitExceeded) -> JSONResponse:
-        # a stop about the applicant (R50, R51) is a credit denial: its notice; the per-IP limit's has none
+        if exc.rule == "ip":
+            return _network_rate_limit(request, exc)
+        # a stop about the applicant (R50, R51) is a credit denial: its reason code and its notice
         notice = {} if exc.notice is None else {"adverse_action_notice": exc.notice}
         return problem(
             429,
             "velocity-limit",
-            "Too many credit requests",
+            VELOCITY_TITLE,
             str(exc),
             request.url.path,
-            60,
+            VELOCITY_RETRY_AFTER_SECONDS,
             rule=exc.rule,
             reason=velocity_reason_code(exc),
             **notice,

@@ -319,7 +319,9 @@ async def check_velocity(
 
 
 def velocity_reason_code(error: VelocityLimitExceeded) -> str:
-    """R51 for a wallet claimed by several identities, R50 for a too-frequent requester (``risk.reasons``)."""
+    """R51 for a wallet claimed by several identities, R50 for a too-frequent requester (``risk.reasons``): the
+    stops about the applicant. The per-IP limit's stop is none (a rate limit of the platform: its 429 has no reason
+    code, ``api.problems``)."""
     return "R51" if error.rule == "wallet_identities" else "R50"
 
 

@@ -17,6 +17,7 @@ from api.body_limit import BodyLimit
 from api.unexpected import UnexpectedErrors
 from chain.errors import ChainError, RpcUnavailable
 from compliance import SanctionsListStale
+from risk.errors import VelocityLimitExceeded
 
 pytestmark = pytest.mark.unit
 
@@ -31,6 +32,8 @@ _RAISED: dict[str, Exception] = {
     "http-503": HTTPException(503, "the provider registry is not available"),
     "http-429": HTTPException(429, "slow down"),
     "repaying": RepaymentInProgress("loan-1", "another of the platform's processes is still sending one"),
+    "per-ip": VelocityLimitExceeded("ip", "ip:198.51.100.7", 21, 20),
+    "per-borrower": VelocityLimitExceeded("borrower", "borrower:b-1", 26, 25),
     "bug": RuntimeError(SECRET),
 }
 
@@ -71,6 +74,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         ("prices", 503, "prices-unavailable"),
         ("http-503", 503, "service-unavailable"),
         ("http-429", 429, "too-many-requests"),
+        ("per-ip", 429, "velocity-limit"),
     ],
 )
 async def test_every_503_and_429_says_when_to_ask_again(
@@ -92,6 +96,28 @@ async def test_a_repayment_in_progress_is_a_409_that_says_when_to_post_it_again(
     assert answer.json()["type"] == "https://creditmesh.dev/problems/repayment-in-progress"
     assert answer.json()["title"] == "Another repayment of the loan is under way"
     assert answer.headers["retry-after"] == str(problems.REPAYMENT_RETRY_AFTER_SECONDS)
+
+
+async def test_the_per_ip_limit_s_429_carries_no_adverse_action_reason_code(client: httpx.AsyncClient) -> None:
+    """The per-IP limit is a platform rate limit on a network address many may share, not a credit decision (no
+    record, no notice: ``aggregator.quote_refusals``); its 429 said ``reason`` R50, an adverse-action reason about the
+    applicant ("Too many credit applications in a short period"). It keeps its type, rule and Retry-After; a stop
+    about the applicant keeps its reason code."""
+    answer = await client.post("/raise/per-ip")
+
+    assert answer.status_code == 429
+    body = answer.json()
+    assert (body["type"], body["rule"]) == ("https://creditmesh.dev/problems/velocity-limit", "ip")
+    assert "reason" not in body
+    assert "adverse_action_notice" not in body
+    assert body["title"] == "Too many requests from this network"
+    assert "not a decision about your application" in body["detail"]
+    assert "198.51.100.7" not in answer.text
+    assert answer.headers["retry-after"] == "60"
+
+    applicant = (await client.post("/raise/per-borrower")).json()
+    assert (applicant["rule"], applicant["reason"]) == ("borrower", "R50")
+    assert applicant["title"] == "Too many credit requests"
 
 
 async def test_an_unmapped_error_is_a_500_problem_with_the_correlation_id_and_nothing_of_the_error(
