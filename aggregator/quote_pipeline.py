@@ -375,7 +375,9 @@ class QuotePipeline:
             risk["exposure"] = {"open_principal": str(owed)}
         notice = None
         if not risk["approved"]:  # declined, refused or no_offers: the notice 12 CFR 1002.9(a)(2) requires
-            notice = request_notice(self._config.notice, asked_text(asked), risk["reasons"], outcomes, now)
+            notice = request_notice(
+                self._config.notice, asked_text(asked), risk["reasons"], outcomes, now, self._providers
+            )
             risk["adverse_action_notice"] = notice
         key = self._compliance.inputs_key
         if no_offers:  # after the offers' records: the request's decision, made on them

@@ -36,6 +36,7 @@ from aggregator.quote_store import QuotingStore
 from compliance.adverse_action import LOCAL_NOTICE_PARTIES, Considered, NoticeParties, adverse_action_notice
 from compliance.decisions import DecisionKind, DecisionRecord, decide
 from compliance.jurisdiction import Reason
+from providers.base import ProviderAdapter
 from risk.errors import VelocityLimitExceeded
 from risk.reasons import TOO_MANY_REQUESTS, WALLET_CLAIMED
 from risk.velocity import VelocityLimits, VelocityStore, check_velocity
@@ -178,17 +179,28 @@ def request_notice(
     reasons: Sequence[Mapping[str, str]],
     outcomes: Sequence[ProviderOutcome],
     now: datetime,
+    providers: Sequence[ProviderAdapter] = (),
 ) -> dict[str, Any]:
     """The adverse-action notice of a request written not approved: its ``risk.reasons`` as the specific reasons,
     given for the platform and for every lender considered (``outcomes``: none when the scoring or the borrower's
     exposure refused it before any lender was asked), each with its own reasons (``lender_reasons``: the platform's
-    are the first case of each code across the lenders, a lender's are its own cases)."""
-    lenders = [
-        Considered(outcome.provider_id, outcome.outcome, tuple((r.code, r.text) for r in lender_reasons(outcome)))
-        for outcome in outcomes
-    ]
+    are the first case of each code across the lenders, a lender's are its own cases) and who it is, from its
+    provider among ``providers`` (``considered``)."""
+    by_id = {provider.provider_id: provider for provider in providers}
+    lenders = [considered(outcome, by_id.get(outcome.provider_id)) for outcome in outcomes]
     specific = [(reason["code"], reason["text"]) for reason in reasons]
     return adverse_action_notice(parties, asked, lenders, specific, now)
+
+
+def considered(outcome: ProviderOutcome, provider: ProviderAdapter | None) -> Considered:
+    """``outcome``'s lender as a notice lists it (1002.9(g)): its outcome, its own reasons and its identity — the
+    DeFi pool its provider stands for (its chain and contract), else the creditor its registration names (legal name
+    and postal address), else none on file (a registration made before they were asked for; a provider no longer
+    listed)."""
+    reasons = tuple((reason.code, reason.text) for reason in lender_reasons(outcome))
+    if provider is None:
+        return Considered(outcome.provider_id, outcome.outcome, reasons)
+    return Considered(outcome.provider_id, outcome.outcome, reasons, provider.creditor(), provider.lending_pool())
 
 
 def refusal_notice(

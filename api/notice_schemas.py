@@ -3,7 +3,9 @@
 ``compliance-denied`` of the screening, 429 ``velocity-limit`` R50/R51: ``adverse_action_notice``). The answers are
 written as plain JSON (``api.render``, ``api.problems``), so these models document it in the OpenAPI document
 (``api.openapi``) and let a client, or a test, read it typed. A notice given before 2026-11-29, kept with its
-request, has no ``right_to_reasons`` and no lender's ``reasons``: both are optional here."""
+request, has no ``right_to_reasons`` and no lender's ``reasons``, and one given before its creditor's ``telephone`` and
+each lender's identity (``identity``, ``legal_name``, ``address``, ``pool``, ``identity_note``) has none of them: all
+are optional here."""
 
 from __future__ import annotations
 
@@ -31,7 +33,17 @@ class NoticeReasonOut(BaseModel):
     text: str
 
 
+class NoticePoolOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chain: str = Field(description="the chain's name (GET /v1/platform)")
+    contract: str = Field(description="the LendingPool contract's address")
+
+
 class NoticeLenderOut(BaseModel):
+    """A lender considered, and who it is (12 CFR 1002.9(g): a notice given for several creditors discloses each
+    one's identity). The identity members are absent from a notice given before they were."""
+
     model_config = ConfigDict(extra="forbid")
 
     provider_id: str
@@ -39,6 +51,20 @@ class NoticeLenderOut(BaseModel):
     reasons: list[NoticeReasonOut] = Field(
         default_factory=list,
         description="this lender's own principal reasons, each naming its case, at most four (12 CFR 1002.9(g))",
+    )
+    identity: Literal["registered", "pool", "not-on-file"] | None = Field(
+        None,
+        description="registered: legal_name and address are the creditor's, as its registration gives them; pool: a "
+        "DeFi lending pool, no legal person (pool names its contract and chain; the platform arranges its loans); "
+        "not-on-file: its registration gives no legal name (made before they were asked for)",
+    )
+    legal_name: str | None = Field(None, description="the creditor's legal name; null for a pool or none on file")
+    address: str | None = Field(None, description="the creditor's postal address; null with legal_name")
+    pool: NoticePoolOut | None = Field(None, description="the lending pool's contract and chain; null for a lender")
+    identity_note: str | None = Field(
+        None,
+        description="for a pool or a lender with no legal name on file, what it is and whom to ask (the platform); "
+        "null for a registered lender",
     )
 
 

@@ -64,6 +64,10 @@ class HttpLenderSetting(BaseModel):
     timeout_seconds: float = 1.5
     #: where its loan events go (signed with ``secret``); None: it gets none
     webhook_url: str | None = None
+    #: the creditor it lends as, named by the adverse-action notices given for it (12 CFR 1002.9(g)): both or neither
+    #: (neither: none on file, refused in production)
+    legal_name: str | None = Field(default=None, min_length=1, max_length=200)
+    address: str | None = Field(default=None, min_length=1, max_length=400, description="postal address")
 
     @field_validator("webhook_url")
     @classmethod
@@ -71,6 +75,18 @@ class HttpLenderSetting(BaseModel):
         if value is not None:
             check_url_shape(value)
         return value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> HttpLenderSetting:
+        if (self.legal_name is None) != (self.address is None):
+            raise ValueError(f"{self.provider_id}: give both legal_name and address, or neither")
+        return self
+
+    @property
+    def creditor(self) -> Party | None:
+        if self.legal_name is None or self.address is None:
+            return None
+        return Party(self.legal_name, self.address)
 
 
 def _default_sim_lenders() -> list[HttpLenderSetting]:
@@ -362,6 +378,11 @@ class Settings(BaseSettings):
             for what, url in (("base_url", lender.base_url), ("webhook_url", lender.webhook_url)):
                 if url is not None:
                     check_https(f"CREDITMESH_HTTP_LENDERS {lender.provider_id} {what}", url)
+            if lender.creditor is None:
+                raise ValueError(
+                    f"CREDITMESH_HTTP_LENDERS {lender.provider_id}: give its legal_name and address in production: "
+                    "every adverse-action notice given for it names them (12 CFR 1002.9(g))"
+                )
         for what, url in (("KYC", self.kyc_provider_url), ("MLA", self.mla_provider_url)):
             if url.startswith(LOCAL_IDENTITY_SIM_URL) or loopback_host(urlsplit(url).hostname or ""):
                 raise ValueError(f"the {what} provider is the local simulator ({url}); configure the real one")

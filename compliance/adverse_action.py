@@ -7,8 +7,10 @@ telephone number.
 
 The platform gives the notice: for itself when its own scoring, screening or limits refused the request, and also for
 the lenders whose products were considered when none of them offered credit (1002.9(g): one notice given through a
-third party names each creditor it is given for, with that creditor's own principal reasons). Pure: the parties come
-from the settings, the clock from the caller."""
+third party discloses the identity of each creditor it is given for, with that creditor's own principal reasons):
+each lender by the legal name and postal address its registration gives, a DeFi pool by its contract and chain (no
+legal person: the platform arranges its loans), and a lender registered before legal names were asked for is said
+to have none on file. Pure: the parties come from the settings and the registry, the clock from the caller."""
 
 from __future__ import annotations
 
@@ -70,17 +72,60 @@ FTC = Party("Federal Trade Commission", "Consumer Response Center, 600 Pennsylva
 LOCAL_NOTICE_PARTIES = NoticeParties(LOCAL_CREDITOR, FTC)
 
 
+#: how a notice identifies a lender considered (``Considered.identity``)
+REGISTERED, POOL, NOT_ON_FILE = "registered", "pool", "not-on-file"
+
+
 @dataclass(frozen=True, slots=True)
 class Considered:
     """A lender whose product was considered for the request, what came of it (its provider outcome) and why it
-    offered no credit (``reasons``: (code, text) each, its own principal reasons, at most four)."""
+    offered no credit (``reasons``: (code, text) each, its own principal reasons, at most four), and who it is
+    (1002.9(g)): ``creditor``, the legal name and postal address its registration gives; or ``pool``, the (chain,
+    contract address) of the DeFi lending pool it stands for, which is no legal person; neither: a lender registered
+    before legal names were asked for, whose identity is not on file."""
 
     provider_id: str
     outcome: str
     reasons: tuple[tuple[str, str], ...] = ()
+    creditor: Party | None = None
+    pool: tuple[str, str] | None = None
 
-    def fields(self) -> dict[str, Any]:
-        return {"provider_id": self.provider_id, "outcome": self.outcome, "reasons": _reasons(self.reasons)}
+    @property
+    def identity(self) -> str:
+        if self.pool is not None:
+            return POOL
+        return NOT_ON_FILE if self.creditor is None else REGISTERED
+
+    def fields(self, platform: Party) -> dict[str, Any]:
+        """Its part of the notice ``platform`` gives: the outcome and reasons, then who it is — ``identity``
+        (registered, pool or not-on-file), its ``legal_name`` and ``address`` (null for a pool and for none on file),
+        the ``pool`` contract and chain, and an ``identity_note`` saying what a lender without a legal name is and
+        whom to ask (null for a registered one)."""
+        return {
+            "provider_id": self.provider_id,
+            "outcome": self.outcome,
+            "reasons": _reasons(self.reasons),
+            "identity": self.identity,
+            "legal_name": None if self.creditor is None else self.creditor.name,
+            "address": None if self.creditor is None else self.creditor.address,
+            "pool": None if self.pool is None else {"chain": self.pool[0], "contract": self.pool[1]},
+            "identity_note": self._note(platform),
+        }
+
+    def _note(self, platform: Party) -> str | None:
+        """What a lender without a legal name and address on file is, and whom to ask about it."""
+        if self.pool is not None:
+            chain, contract = self.pool
+            return (
+                f"a DeFi lending pool, not a legal person: the LendingPool contract {contract} on {chain}, whose loans "
+                f"{platform.name} arranges; ask {platform.name} about it"
+            )
+        if self.creditor is None:
+            return (
+                "its legal name and postal address are not on file (its registration gives none: one made before they "
+                f"were asked for); ask {platform.name} for them"
+            )
+        return None
 
 
 def right_to_reasons(creditor: Party) -> str:
@@ -112,7 +157,7 @@ def adverse_action_notice(
         "statement": f"Your request for credit of {asked} was denied. {parties.creditor.name} gives this notice for "
         f"{on_behalf}; the specific reasons are listed.",
         "creditor": parties.creditor.fields(),
-        "lenders": [lender.fields() for lender in lenders],
+        "lenders": [lender.fields(parties.creditor) for lender in lenders],
         "reasons": _reasons(reasons),
         "right_to_reasons": right_to_reasons(parties.creditor),
         "ecoa_notice": ECOA_STATEMENT,

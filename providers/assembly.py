@@ -93,6 +93,7 @@ async def build_providers(
             spread_for_grade,
             destinations,
             https_only=settings.environment == "production",
+            creditor_required=settings.environment == "production",
             tokens=tokens,
             aggregators={
                 name: runtime.record.address("CreditAggregator")
@@ -116,7 +117,7 @@ async def build_providers(
     for lender in settings.http_lenders:
         config = {"base_url": lender.base_url, "secret": lender.secret, "timeout_seconds": lender.timeout_seconds}
         registration = ProviderRegistration(
-            lender.provider_id, "http", config, Capabilities(assets=frozenset(lender.assets))
+            lender.provider_id, "http", config, Capabilities(assets=frozenset(lender.assets)), lender.creditor
         )
         await registry.add(registration, policy_for(settings, lender.provider_id), source="settings")
     for provider_id, pool in deployed_pools({name: runtime.record for name, runtime in chains.items()}).items():

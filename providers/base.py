@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
+from compliance.adverse_action import Party
 from providers._exceptions import ProviderError, ProviderProtocolError
 from providers.models import (
     Capabilities,
@@ -43,12 +44,15 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class ProviderRegistration:
     """What is persisted for one provider: its id, the entry-point name of its adapter (``kind``), the adapter's own
-    configuration, and what it lends (None: the adapter says)."""
+    configuration, what it lends (None: the adapter says), and the creditor it lends as: its legal name and postal
+    address, which the adverse-action notices given for it name (12 CFR 1002.9(g); None: none on file — a pool, a
+    registration made before they were asked for, or a local one without them)."""
 
     provider_id: str
     kind: str
     config: Mapping[str, Any] = field(default_factory=dict)
     capabilities: Capabilities | None = None
+    creditor: Party | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,8 @@ class AdapterContext:
     by asset symbol, which a pool registered for an asset must lend (None: not checked, as in unit tests).
     ``aggregators``: each chain's CreditAggregator address, which a pool must lend for and be registered with
     (``poolId``) to be registered, and whose ``poolId`` and ``paused()`` its quotes read (None: not checked; the
-    pool's own ``creditAggregator()`` is read)."""
+    pool's own ``creditAggregator()`` is read). ``creditor_required`` (production): a lender registered now must give
+    its legal name and postal address (``ProviderRegistration.creditor``)."""
 
     http: httpx.AsyncClient
     web3: Mapping[str, AsyncWeb3[AsyncBaseProvider]] = field(default_factory=dict)
@@ -69,6 +74,7 @@ class AdapterContext:
     https_only: bool = False
     tokens: Mapping[str, Mapping[str, str]] | None = None
     aggregators: Mapping[str, str] | None = None
+    creditor_required: bool = False
 
 
 class ProviderAdapter(ABC):
@@ -127,6 +133,11 @@ class ProviderAdapter(ABC):
         """The chain and address of the lending pool this provider's offers draw on, None for a lender (the
         default): a pool offer (``ProviderKind.POOL``) is kept only when it names its provider's own pool, so an
         adapter cannot send borrowers to a pool it does not stand for (``aggregator.offer_checks``)."""
+        return None
+
+    def creditor(self) -> Party | None:
+        """The legal name and postal address of the creditor this provider lends as, as its registration gives them
+        (the adverse-action notices given for it name them); None (the default): none on file."""
         return None
 
     async def check_destination(self) -> None:  # noqa: B027 - optional hook, nothing to check by default

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
+from compliance.adverse_action import Party
 from providers._exceptions import (
     AlreadyRegistered,
     DestinationRefused,
@@ -111,9 +112,17 @@ class PluginLoader:
 
 
 def _fingerprint(row: ProviderRegistrationRow) -> str:
-    """What a provider is built from in its stored registration, and whether it quotes (its webhook URL is read by
-    the relay itself)."""
-    built_from = [row.kind, row.config, row.capabilities, row.resilience, row.enabled]
+    """What a provider is built from in its stored registration (its creditor's legal name and address too: the
+    notices given for it name them), and whether it quotes (its webhook URL is read by the relay itself)."""
+    built_from = [
+        row.kind,
+        row.config,
+        row.capabilities,
+        row.resilience,
+        row.enabled,
+        row.legal_name,
+        row.postal_address,
+    ]
     return json.dumps(built_from, sort_keys=True, separators=(",", ":"), default=str)
 
 
@@ -131,7 +140,10 @@ def registration_from_row(
     capabilities = None if row.capabilities is None else Capabilities.from_document(row.capabilities)
     policy = None if row.resilience is None else ResiliencePolicy.model_validate(row.resilience)
     config = dict(row.config) if secrets is None else secrets.open_config(row.provider_id, row.config)
-    return ProviderRegistration(row.provider_id, row.kind, config, capabilities), policy
+    creditor = None  # a registration stored before 0040, or made without them: none on file
+    if row.legal_name is not None and row.postal_address is not None:
+        creditor = Party(row.legal_name, row.postal_address)
+    return ProviderRegistration(row.provider_id, row.kind, config, capabilities, creditor), policy
 
 
 class ProviderRegistry(dict[str, ProviderAdapter]):
@@ -232,7 +244,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             # a registration's own policy still gets the platform's fan-out deadline as its quote budget
             chosen = policy.model_copy(update={"quote_budget_seconds": self.default_policy.quote_budget_seconds})
         breaker = await AsyncBreaker(registration.provider_id, chosen, self.store).start()
-        wrapped = ResilientProvider(adapter, chosen, breaker, self._limiter(chosen))
+        wrapped = ResilientProvider(adapter, chosen, breaker, self._limiter(chosen), creditor=registration.creditor)
         self[registration.provider_id] = wrapped
         self._adapters.append(wrapped)
         self._sources[registration.provider_id] = source
@@ -258,6 +270,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             adapter = self.build(registration)
             await adapter.check_destination()  # what is wrong with the registration itself first (422), then clashes
             pool = adapter.lending_pool()
+            self._check_creditor(registration, pool)
             if pool is not None:
                 quoting = [(other.provider_id, other.lending_pool()) for other in self._adapters]
                 self._check_pool_unserved(registration.provider_id, pool, quoting)
@@ -298,6 +311,9 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     row.enabled = True
                     row.created_at = datetime.now(UTC)
                     row.webhook_url = webhook_url
+                    creditor = registration.creditor
+                    row.legal_name = None if creditor is None else creditor.name
+                    row.postal_address = None if creditor is None else creditor.address
                     if existing is None:  # a deregistered provider registered again takes its old row back
                         repository.add(row)
                     uow.commit()
@@ -313,6 +329,23 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             # this process's next poll finds the row it built this from and leaves the provider as it is
             self._stored[registration.provider_id] = _fingerprint(stored[0])
             return added
+
+    def _check_creditor(self, registration: ProviderRegistration, pool: tuple[str, str] | None) -> None:
+        """``InvalidRegistration`` for a pool given a legal name (a LendingPool contract is no legal person: its
+        notices name the contract and its chain) and, in production (``creditor_required``), for a lender given
+        none: every adverse-action notice given for a lender names its legal name and postal address (12 CFR
+        1002.9(g)), and a provider id is not a creditor's identity."""
+        provider_id = registration.provider_id
+        if pool is not None and registration.creditor is not None:
+            raise InvalidRegistration(
+                f"{provider_id}: a lending pool is no legal person: give it no legal_name or address (its "
+                "adverse-action notices name its contract and chain)"
+            )
+        if pool is None and registration.creditor is None and self.context.creditor_required:
+            raise InvalidRegistration(
+                f"{provider_id}: give the lender's legal_name and postal address: in production every adverse-action "
+                "notice given for it names them (12 CFR 1002.9(g))"
+            )
 
     def _check_pool_unserved(
         self, provider_id: str, pool: tuple[str, str], serving: Iterable[tuple[str, tuple[str, str] | None]]

@@ -18,6 +18,7 @@ from typing import Any, Self, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.stop import stop_base
 
+from compliance.adverse_action import Party
 from providers._breaker import AsyncBreaker, BreakerSnapshot, Permit
 from providers._breaker_stores import (
     CLOSED,
@@ -94,8 +95,10 @@ class ResilientProvider(LenderPhases, ProviderAdapter):
         breaker: AsyncBreaker,
         limiter: RateLimiter,
         clock: Callable[[], float] = time.time,
+        creditor: Party | None = None,
     ) -> None:
         self.inner = inner
+        self._creditor = creditor  # its registration's; None: the adapter's own (``creditor``)
         self.provider_id = inner.provider_id
         self.kind = inner.kind
         self.policy = policy
@@ -113,6 +116,9 @@ class ResilientProvider(LenderPhases, ProviderAdapter):
 
     def lending_pool(self) -> tuple[str, str] | None:
         return self.inner.lending_pool()
+
+    def creditor(self) -> Party | None:
+        return self._creditor or self.inner.creditor()
 
     def _end(self, budget: float) -> float:
         own = time.monotonic() + budget

@@ -16,7 +16,8 @@ from store.types import UtcDateTime
 class ProviderRegistrationRow(Base):
     """One provider registered through the API: ``kind`` names its adapter's entry point (``http``, ``pool`` or a
     plugin), ``config`` is that adapter's configuration (for ``http`` the HMAC secret is sealed as ``secret_sealed``
-    by ``providers.secrets.SecretBox``, never stored in plaintext)."""
+    by ``providers.secrets.SecretBox``, never stored in plaintext), ``legal_name`` and ``postal_address`` the
+    creditor it lends as."""
 
     __tablename__ = "provider_registrations"
 
@@ -29,6 +30,10 @@ class ProviderRegistrationRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     #: where the loan events of the loans this provider funds go (signed with its HMAC secret)
     webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    #: the creditor it lends as, named by the adverse-action notices given for it (12 CFR 1002.9(g)); both null for a
+    #: pool, a registration made before they were asked for (migration 0040), or a local one without them
+    legal_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    postal_address: Mapped[str | None] = mapped_column(String(400), nullable=True)
 
 
 class ProviderRegistryVersionRow(Base):

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.orm import Session
 
 from aggregator import offer_events
@@ -28,6 +28,7 @@ from api.idempotency import Idempotent
 from api.input_types import JsonInteger, json_number
 from api.pagination import MAX_LIMIT, CursorParam, decode_key_cursor, encode_key_cursor
 from api.schemas import JURISDICTION_PATTERN
+from compliance.adverse_action import Party
 from compliance.jurisdiction import JurisdictionRules
 from providers import policy
 from providers._exceptions import (
@@ -141,6 +142,13 @@ class CapabilitiesIn(BaseModel):
         ]
 
 
+LEGAL_NAME = (
+    "the legal name of the creditor the lender lends as, named in every adverse-action notice given for it (12 CFR "
+    "1002.9(g)); null: none on file (a pool, or a lender registered before legal names were asked for)"
+)
+ADDRESS = "that creditor's postal address; null with legal_name"
+
+
 # The settings' policy as a registration gives it: JSON numbers only ("fail_max": true was read as 1 and "1.5" as
 # 1.5; the settings' own model still reads numbers from environment strings). Its name and description are the
 # document's schema, as before.
@@ -154,7 +162,10 @@ class RegistrationIn(BaseModel):
     """``kind`` names an adapter entry point: ``http`` (config: base_url, secret, timeout_seconds), ``pool``
     (config: chain, asset, address — a LendingPool of that asset lending for the chain's CreditAggregator, which
     has registered it through governance: 422 otherwise; one no other provider that quotes stands for: 409
-    pool-already-served otherwise) or an installed plugin (its own config)."""
+    pool-already-served otherwise) or an installed plugin (its own config). A lender gives the creditor it lends as
+    (``legal_name`` and ``address``, both or neither; required in production), which every adverse-action notice
+    given for it names (12 CFR 1002.9(g)); a pool gives neither (no legal person: its notices name its contract and
+    chain)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -169,12 +180,26 @@ class RegistrationIn(BaseModel):
         description="where the loan events of the loans this provider funds are posted (loan.opened, "
         "loan.repayment …; signed with its HMAC secret): an http(s) URL whose host is public",
     )
+    legal_name: str | None = Field(default=None, min_length=1, max_length=200, description=LEGAL_NAME)
+    address: str | None = Field(default=None, min_length=1, max_length=400, description=ADDRESS)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> RegistrationIn:
+        if (self.legal_name is None) != (self.address is None):
+            raise ValueError("give both legal_name and address (the creditor a notice names), or neither")
+        return self
+
+    @property
+    def creditor(self) -> Party | None:
+        return None if self.legal_name is None or self.address is None else Party(self.legal_name, self.address)
 
 
 class RegistrationOut(BaseModel):
     provider_id: str
     kind: str
     source: str
+    legal_name: str | None = Field(default=None, description=LEGAL_NAME)
+    address: str | None = Field(default=None, description=ADDRESS)
     api_key: str = Field(
         description="the provider's own API key (shown once): it reads the provider's health, the loans it funded "
         "and their events, and sets its loan-events webhook"
@@ -199,7 +224,7 @@ async def register_provider(body: RegistrationIn, principal: AdminPrincipal, pla
             ]
         )
     capabilities = None if body.capabilities is None else Capabilities.from_document(body.capabilities.model_dump())
-    registration = ProviderRegistration(body.provider_id, body.kind, body.config, capabilities)
+    registration = ProviderRegistration(body.provider_id, body.kind, body.config, capabilities, body.creditor)
     try:
         provider = await registry.register(registration, body.resilience, body.webhook_url)
     except AlreadyRegistered as err:
@@ -210,7 +235,14 @@ async def register_provider(body: RegistrationIn, principal: AdminPrincipal, pla
         raise refusals.INVALID_REGISTRATION(str(err)) from err
     label, actor = f"provider {provider.provider_id}", actor_of(principal)
     key = await asyncio.to_thread(issue_key, platform.database, Role.PROVIDER, provider.provider_id, label, actor=actor)
-    return RegistrationOut(provider_id=provider.provider_id, kind=body.kind, source="api", api_key=key)
+    return RegistrationOut(
+        provider_id=provider.provider_id,
+        kind=body.kind,
+        source="api",
+        legal_name=body.legal_name,
+        address=body.address,
+        api_key=key,
+    )
 
 
 class ListedProviderOut(BaseModel):
@@ -221,6 +253,8 @@ class ListedProviderOut(BaseModel):
         "any kind) or deployment (a chain's deployed lending pool)"
     )
     breaker: str = Field(description="its circuit breaker's state: closed, open or half-open")
+    legal_name: str | None = Field(default=None, description=LEGAL_NAME)
+    address: str | None = Field(default=None, description=ADDRESS)
     deregistered: bool = Field(
         default=False,
         description="deregistered (DELETE /v1/providers/{id}): it no longer quotes, and serves its existing loans "
@@ -259,12 +293,15 @@ async def list_providers(
     listed = []
     for provider_id in shown:
         provider = registry.get_provider(provider_id)
+        creditor = provider.creditor()
         listed.append(
             ListedProviderOut(
                 provider_id=provider_id,
                 kind=provider.kind,
                 source=registry.source(provider_id),
                 breaker=await provider.breaker.state(),
+                legal_name=None if creditor is None else creditor.name,
+                address=None if creditor is None else creditor.address,
                 deregistered=registry.deregistered(provider_id),
             )
         )

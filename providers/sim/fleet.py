@@ -103,10 +103,18 @@ class SimLender(BaseModel):
     installments: InstallmentProduct | None = Field(default=None, description="None: single payment at maturity")
     offer_ttl_seconds: int = Field(default=900, ge=1)
     seed: int = 0
+    #: the creditor it lends as (made up: a simulated lender), which the platform's notices name; None: none on file
+    legal_name: str | None = Field(default=None, min_length=1, max_length=200)
+    address: str | None = Field(default=None, min_length=1, max_length=400)
 
 
 DEFAULT_FLEET: tuple[SimLender, ...] = (
-    SimLender(lender_id="sim-bank", latency=LatencySpec(distribution="lognormal", ms=25, sigma=0.3)),
+    SimLender(
+        lender_id="sim-bank",
+        latency=LatencySpec(distribution="lognormal", ms=25, sigma=0.3),
+        legal_name="Simulated Bank, N.A. (a simulated lender)",
+        address="100 Devnet Avenue, Localhost, ST 00001 (not a real address)",
+    ),
     SimLender(
         lender_id="sim-credit-union",
         latency=LatencySpec(distribution="uniform", low_ms=30, high_ms=80),
@@ -117,6 +125,8 @@ DEFAULT_FLEET: tuple[SimLender, ...] = (
             worst_grade=4,
         ),
         seed=1,
+        legal_name="Simulated Federal Credit Union (a simulated lender)",
+        address="200 Devnet Avenue, Localhost, ST 00001 (not a real address)",
     ),
     SimLender(
         lender_id="sim-fintech",
@@ -129,6 +139,8 @@ DEFAULT_FLEET: tuple[SimLender, ...] = (
         ),
         installments=InstallmentProduct(),  # monthly installments when the term holds two months or more
         seed=2,
+        legal_name="Simulated Fintech Lending, Inc. (a simulated lender)",
+        address="300 Devnet Avenue, Localhost, ST 00001 (not a real address)",
     ),
 )
 
@@ -140,7 +152,7 @@ def lender_url(base_url: str, lender_id: str) -> str:
 
 def http_lender_settings(base_url: str, lenders: tuple[SimLender, ...] | list[SimLender]) -> list[dict[str, object]]:
     """``CREDITMESH_HTTP_LENDERS`` entries for these lenders served at ``base_url`` (their loan events go to the
-    simulator too)."""
+    simulator too), each with its made-up legal name and address where it has them."""
     return [
         {
             "provider_id": lender.lender_id,
@@ -148,5 +160,6 @@ def http_lender_settings(base_url: str, lenders: tuple[SimLender, ...] | list[Si
             "secret": lender.secret,
             "webhook_url": f"{lender_url(base_url, lender.lender_id)}/v1/loan-events",
         }
+        | ({} if lender.legal_name is None else {"legal_name": lender.legal_name, "address": lender.address})
         for lender in lenders
     ]

@@ -22,10 +22,16 @@ from eth_account import Account
 
 from api.notice_schemas import AdverseActionNoticeOut
 from compliance.adverse_action import ECOA_STATEMENT, FTC, LOCAL_CREDITOR
+from contracts.deploy import pool_key
+from providers.sim.fleet import DEFAULT_FLEET
 from tests.e2e.test_screening_and_scoring import REQUEST
+from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform
 
 pytestmark = pytest.mark.e2e
+
+#: the simulated bank the platform asks (``tests.support.platform``): its made-up creditor is `make run`'s
+SIM_BANK = DEFAULT_FLEET[0]
 
 #: the facts 1002.9(b)(1)'s statement must carry
 ECOA_BASES = (
@@ -112,7 +118,9 @@ def test_a_declined_request_carries_the_notice_for_the_platform_alone(platform: 
     assert "gives this notice for itself;" in notice["statement"]
 
 
-def test_a_no_offers_request_carries_the_notice_naming_every_lender_considered(platform: RunningPlatform) -> None:
+def test_a_no_offers_request_carries_the_notice_naming_every_lender_considered(
+    platform: RunningPlatform, devnet_chains: dict[str, DeployedChain]
+) -> None:
     key = platform.onboard(Account.create().address)
     quoted = _post(platform, key)
     assert quoted["status"] == "quoted"
@@ -138,6 +146,23 @@ def test_a_no_offers_request_carries_the_notice_naming_every_lender_considered(p
             assert lender["reasons"][0]["text"].endswith(f"USDC is not accepted as collateral on {chain}"), lender
     own = {lender["reasons"][0]["text"] for lender in notice["lenders"]}
     assert len(own) >= 3 > len(notice["reasons"])
+    # and who each is (1002.9(g)): the simulated bank by the made-up legal name and address it registers with, each
+    # pool (no legal person) by its contract and chain
+    lenders = {lender["provider_id"]: lender for lender in notice["lenders"]}
+    bank = lenders["sim-bank"]
+    assert (bank["identity"], bank["legal_name"], bank["address"]) == (
+        "registered",
+        SIM_BANK.legal_name,
+        SIM_BANK.address,
+    )
+    pools = [lender for lender in notice["lenders"] if lender["provider_id"].startswith("pool:")]
+    assert pools
+    for pool in pools:
+        _, chain, asset = pool["provider_id"].split(":")
+        contract = str(devnet_chains[chain].record.address(pool_key(asset)))
+        assert (pool["identity"], pool["legal_name"]) == ("pool", None), pool
+        assert pool["pool"] == {"chain": chain, "contract": contract}, pool
+        assert f"{contract} on {chain}" in pool["identity_note"]
 
 
 def test_refusals_before_scoring_leave_a_record_an_examiner_lists(platform: RunningPlatform) -> None:

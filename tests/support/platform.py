@@ -21,7 +21,7 @@ from api.bootstrap import write_chains_file
 from api.demo import DEMO_PROFILE, onboard
 from chain.devnet import free_port
 from chain.signers import Role, devnet_signer
-from providers.sim.fleet import SimLender, http_lender_settings
+from providers.sim.fleet import DEFAULT_FLEET, SimLender, http_lender_settings
 from store.aggregator import OfferNonceRow
 from store.db import Database
 from tests.support.devnet import DeployedChain
@@ -143,7 +143,9 @@ def running_platform(
     for chain in chains.values():
         chain.record.save(deployments / f"{chain.name}.json")
     lender_url = f"http://127.0.0.1:{lender_port}"  # the simulated lenders' server, each under /lenders/{id}
-    fleet = fleet or [SimLender(lender_id="sim-bank", secret=LENDER_SECRET)]
+    # the one simulated bank registers with the made-up legal name and address `make run`'s has
+    named = {"legal_name": DEFAULT_FLEET[0].legal_name, "address": DEFAULT_FLEET[0].address}
+    fleet = fleet or [SimLender(lender_id="sim-bank", secret=LENDER_SECRET, **named)]
     fleet_file = data_dir / "lenders.json"
     fleet_file.write_text(json.dumps([lender.model_dump(mode="json") for lender in fleet]))
     covered_file = data_dir / "mla-covered.json"

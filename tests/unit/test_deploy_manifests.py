@@ -64,7 +64,9 @@ def secret_value(name: str) -> str:
         return "kms://eu-west-1"
     if field == "http_lenders":
         secret = secrets.token_urlsafe(32)
-        return json.dumps([{"provider_id": "bank-a", "base_url": "https://pqp.bank-a.example", "secret": secret}])
+        bank = {"provider_id": "bank-a", "base_url": "https://pqp.bank-a.example", "secret": secret}
+        # the creditor it lends as, which production asks of every lender (its notices name it)
+        return json.dumps([bank | {"legal_name": "Bank A, N.A.", "address": "1 Bank Street, Springfield, IL 62701"}])
     if field == "creditor_telephone":
         return f"+1 202 555 0{secrets.randbelow(1000):03d}"
     if field.endswith("_provider_url"):

@@ -15,6 +15,7 @@ from eth_utils.address import to_checksum_address
 from aggregator.errors import ComplianceDenied
 from aggregator.quote_store import InMemoryQuotingStore
 from compliance import ComplianceService
+from compliance.adverse_action import Party
 from compliance.decisions import DecisionKind, DecisionRecord, Outcome
 from compliance.kyc import IdentityProfile, KycState, KycStatus, KycTier
 from providers.models import (
@@ -42,9 +43,16 @@ def compliance() -> ComplianceService:
     return shipped_compliance()
 
 
+#: the creditor the declining lender's registration names
+FINTECH = Party("Example Fintech Lending, Inc.", "3 Market Street, Springfield, IL 62701")
+
+
 class _Declining(FixedRateLender):
     async def quote(self, request: QuoteRequest) -> list[ProviderOffer] | Decline:
         return Decline(self.provider_id, "outside our appetite")
+
+    def creditor(self) -> Party | None:
+        return FINTECH
 
 
 class _WrongPayments(FixedRateLender):
@@ -123,6 +131,17 @@ async def test_lenders_that_decline_or_fail_are_a_reason_of_their_own_after_the_
     for over in ("bank", "pool:ethereum-local"):
         assert [reason["code"] for reason in lenders[over]["reasons"]] == ["R44"], over
         assert lenders[over]["reasons"][0]["text"].startswith(cap), over
+    # and who each is (1002.9(g)): a provider id is no creditor's identity
+    assert (lenders["fintech"]["identity"], lenders["fintech"]["legal_name"]) == ("registered", FINTECH.name)
+    assert (lenders["fintech"]["address"], lenders["fintech"]["identity_note"]) == (FINTECH.address, None)
+    pool = lenders["pool:ethereum-local"]
+    assert (pool["identity"], pool["legal_name"], pool["address"]) == ("pool", None, None)
+    assert pool["pool"] == {"chain": "ethereum-local", "contract": to_checksum_address(f"0x{0xBEEF:040x}")}
+    assert f"{pool['pool']['contract']} on ethereum-local" in pool["identity_note"]
+    assert "creditmesh (local development) arranges" in pool["identity_note"]
+    unnamed = lenders["bank"]  # its registration gives no legal name: said so, not left out
+    assert (unnamed["identity"], unnamed["legal_name"], unnamed["address"]) == ("not-on-file", None, None)
+    assert unnamed["identity_note"].startswith("its legal name and postal address are not on file")
 
 
 async def test_every_lender_declining_is_an_adverse_action_too(compliance: ComplianceService) -> None:

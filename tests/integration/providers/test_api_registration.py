@@ -20,6 +20,7 @@ import pytest
 from aggregator.fanout import fan_out
 from api.auth import Role, ensure_key, issue_key
 from api.pagination import encode_cursor
+from compliance.adverse_action import Party
 from providers.destinations import PinnedTransport
 from providers.registry import ProviderRegistry
 from providers.signing import signed_headers
@@ -155,6 +156,43 @@ async def test_a_lender_registered_for_a_country_is_asked_for_its_states_and_an_
         assert [(o.provider_id, o.outcome) for o in outcomes] == [("late-bank", "offered")], jurisdiction
     (elsewhere,) = await fan_out(registry.adapters(), replace(REQUEST, jurisdiction="GB"), 0.5)
     assert (elsewhere.outcome, elsewhere.detail) == ("ineligible", "jurisdiction GB not served")
+
+
+async def test_a_registration_names_the_creditor_the_lender_lends_as_and_a_restart_loads_it(
+    sim: str, setup: tuple[httpx.AsyncClient, ProviderRegistry, Database]
+) -> None:
+    """A provider id is not a creditor's identity (12 CFR 1002.9(g)): a lender's registration gives its legal name and
+    postal address, which the admin API answers and lists, the store keeps and a restarted registry loads (the notices
+    given for it name them). Both or neither: one alone is 422. Locally a registration may give neither (listed
+    null: none on file)."""
+    client, registry, database = setup
+    admin = {"X-API-Key": ADMIN}
+    named = {"legal_name": "Late Bank, N.A.", "address": "4 Harbour Road, Springfield, IL 62701"}
+    half = await client.post("/v1/providers", json=registration(sim, legal_name="Late Bank, N.A."), headers=admin)
+    assert half.status_code == 422, half.text
+    assert "give both legal_name and address" in half.text
+    assert list(registry) == []
+
+    created = await client.post("/v1/providers", json=registration(sim, **named), headers=admin)
+    assert created.status_code == 201, created.text
+    assert {key: created.json()[key] for key in named} == named
+    unnamed = await client.post("/v1/providers", json=registration(sim, provider_id="plain-bank"), headers=admin)
+    assert unnamed.status_code == 201, unnamed.text
+    listed = (await client.get("/v1/providers", headers=admin)).json()["providers"]
+    assert [(p["provider_id"], p["legal_name"], p["address"]) for p in listed] == [
+        ("late-bank", named["legal_name"], named["address"]),
+        ("plain-bank", None, None),
+    ]
+    with database.unit_of_work() as uow:
+        stored = ProviderRepository(uow.session).registration("late-bank")
+        assert stored is not None
+        assert (stored.legal_name, stored.postal_address) == (named["legal_name"], named["address"])
+
+    async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
+        restarted = stored_registry(database, http)
+        await restarted.load_persisted()
+        assert restarted.get_provider("late-bank").creditor() == Party(named["legal_name"], named["address"])
+        assert restarted.get_provider("plain-bank").creditor() is None
 
 
 async def test_a_registration_names_the_webhook_url_its_loan_events_go_to(

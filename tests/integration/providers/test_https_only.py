@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from api.auth import Role, ensure_key
+from compliance.adverse_action import Party
 from providers.destinations import PinnedTransport
 from providers.registry import ProviderRegistry
 from store.db import Database
@@ -31,7 +32,8 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Provider
     ensure_key(database, ADMIN["X-API-Key"], Role.ADMIN, None, "test admin")
     async with httpx.AsyncClient(transport=PinnedTransport(GUARD)) as http:
         registry = stored_registry(database, http)
-        registry.context = dataclasses.replace(registry.context, https_only=True)  # what production builds
+        # what production builds
+        registry.context = dataclasses.replace(registry.context, https_only=True, creditor_required=True)
         transport = httpx.ASGITransport(app=providers_api(registry, database))
         async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
             yield client, registry
@@ -45,6 +47,8 @@ def _body(base_url: str, webhook_url: str | None = None) -> dict[str, object]:
         "config": {"base_url": base_url, "secret": SECRET},
         "capabilities": {"assets": ["USDC"]},
         "webhook_url": webhook_url,
+        "legal_name": "Acme Lending, Inc.",
+        "address": "5 Acme Road, Springfield, IL 62701",
     }
 
 
@@ -72,6 +76,25 @@ async def test_production_refuses_a_plain_http_webhook_url(api: tuple[httpx.Asyn
     )
     assert changed.status_code == 422, changed.text
     assert "webhook_url must be an https:// URL in production" in changed.json()["detail"]
+
+
+async def test_production_refuses_a_lender_without_its_legal_name_and_address(
+    api: tuple[httpx.AsyncClient, ProviderRegistry],
+) -> None:
+    """Every adverse-action notice given for a lender names the creditor it lends as (12 CFR 1002.9(g)): in
+    production a lender registered now must give its legal name and postal address (422 naming them otherwise)."""
+    client, registry = api
+    unnamed = {key: value for key, value in _body(HTTPS_LENDER).items() if key not in {"legal_name", "address"}}
+    refused = await client.post("/v1/providers", json=unnamed, headers=ADMIN)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == (
+        "acme: give the lender's legal_name and postal address: in production every adverse-action notice given for "
+        "it names them (12 CFR 1002.9(g))"
+    )
+    assert "acme" not in registry
+    created = await client.post("/v1/providers", json=_body(HTTPS_LENDER), headers=ADMIN)
+    assert created.status_code == 201, created.text
+    assert registry.get_provider("acme").creditor() == Party("Acme Lending, Inc.", "5 Acme Road, Springfield, IL 62701")
 
 
 async def test_local_runs_keep_plain_http(tmp_path: Path) -> None:

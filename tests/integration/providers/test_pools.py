@@ -219,6 +219,30 @@ async def test_a_pool_registered_without_an_hmac_secret_cannot_set_a_loan_events
         assert stored.webhook_url is None
 
 
+async def test_a_pool_is_registered_without_a_legal_name_its_notices_name_its_contract(
+    registry: ProviderRegistry, devnet_chains: dict[str, DeployedChain]
+) -> None:
+    """A LendingPool contract is no legal person: a pool registered with a legal name is refused (422), and one
+    registered without is listed with none; its notices name its contract and chain (``lending_pool``)."""
+    database = registry._database
+    assert database is not None
+    ensure_key(database, ADMIN, Role.ADMIN, None, "test admin")
+    pool = devnet_chains["ethereum-local"].record.address("LendingPool:USDC")
+    transport = httpx.ASGITransport(app=providers_api(registry, database))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as api:
+        config = {"chain": "ethereum-local", "asset": "USDC", "address": str(pool)}
+        body = {"provider_id": "pool-named", "kind": "pool", "config": config}
+        named = body | {"legal_name": "Pool Operator LLC", "address": "6 Pool Lane"}
+        refused = await api.post("/v1/providers", json=named, headers={"X-API-Key": ADMIN})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"].startswith("pool-named: a lending pool is no legal person")
+        created = await api.post("/v1/providers", json=body, headers={"X-API-Key": ADMIN})
+        assert created.status_code == 201, created.text
+    provider = registry.get_provider("pool-named")
+    assert provider.creditor() is None
+    assert provider.lending_pool() == ("ethereum-local", str(pool))
+
+
 async def test_a_pool_another_process_registered_is_refused_before_this_one_has_read_it(
     registry: ProviderRegistry, devnet_chains: dict[str, DeployedChain]
 ) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from aggregator.fanout import fan_out
 from api.auth import Role, ensure_key, revoke_subject_keys
+from compliance.adverse_action import Party
 from providers.base import ProviderAdapter
 from providers.destinations import PinnedTransport
 from providers.registry import ProviderRegistry
@@ -136,10 +137,13 @@ async def test_a_registration_through_one_process_is_quoted_by_another_within_a_
     polls_a, polls_b = _Polls.of(a, monkeypatch), _Polls.of(b, monkeypatch)
     quoting_b = b.adapters()  # what process B's QuotingService holds: the same live list
     admin = {"X-API-Key": ADMIN}
-    body = registration(sim, resilience={"fail_max": 7, "quote_attempts": 1})
+    named = {"legal_name": "Late Bank, N.A.", "address": "4 Harbour Road, Springfield, IL 62701"}
+    body = registration(sim, resilience={"fail_max": 7, "quote_attempts": 1}, **named)
     created = await api.post("/v1/providers", json=body, headers=admin)
     assert created.status_code == 201, created.text
     await polls_b.sees(polls_b.next(), lambda: _ids(quoting_b) == ["late-bank"], "the registration in process B")
+    # the creditor its notices name, in every process (12 CFR 1002.9(g))
+    assert b.get_provider("late-bank").creditor() == Party(named["legal_name"], named["address"])
     outcomes = await fan_out(quoting_b, REQUEST, 1.0)
     assert [(o.provider_id, o.outcome) for o in outcomes] == [("late-bank", "offered")], "B opens the sealed secret"
     assert b.source("late-bank") == "api"
@@ -162,6 +166,23 @@ async def test_a_registration_through_one_process_is_quoted_by_another_within_a_
     await polls_b.sees(next_b, lambda: b.get_provider("late-bank").policy.fail_max == 3, "the change in B")
     await polls_a.sees(next_a, lambda: a.get_provider("late-bank").policy.fail_max == 3, "the change in A")
     assert _ids(quoting_b) == ["late-bank"]
+    assert quoting_b[0] is b.get_provider("late-bank")
+
+    # so is a change of its creditor alone: every process's notices name the new one
+    def rename() -> None:
+        with b._database.unit_of_work() as uow:  # type: ignore[union-attr]
+            repository = ProviderRepository(uow.session)
+            row = repository.registration("late-bank")
+            assert row is not None
+            row.legal_name, row.postal_address = "Late Bank & Trust, N.A.", "5 Harbour Road"
+            repository.bump_version()
+            uow.commit()
+
+    await asyncio.to_thread(rename)
+    renamed = Party("Late Bank & Trust, N.A.", "5 Harbour Road")
+    next_b, next_a = polls_b.next(), polls_a.next()
+    await polls_b.sees(next_b, lambda: b.get_provider("late-bank").creditor() == renamed, "the new creditor in B")
+    await polls_a.sees(next_a, lambda: a.get_provider("late-bank").creditor() == renamed, "the new creditor in A")
     assert quoting_b[0] is b.get_provider("late-bank")
 
     provider_key = {"X-API-Key": created.json()["api_key"]}

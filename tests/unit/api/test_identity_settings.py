@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from api.settings import LOCAL_ADMIN_KEY, Settings
-from compliance.adverse_action import LOCAL_CREDITOR
+from compliance.adverse_action import LOCAL_CREDITOR, Party
 
 pytestmark = pytest.mark.unit
 
@@ -100,6 +100,16 @@ def test_a_shared_secret_shorter_than_16_characters_is_refused(field: str, secre
     assert refused.value.errors()[0]["loc"] == (field,)
 
 
+#: a lender configured in the settings, as production needs it (its creditor named)
+BANK = {
+    "provider_id": "bank",
+    "secret": "a-real-lender-secret-of-32-chars!",
+    "base_url": "https://lender.example/quotes",
+    "legal_name": "First Example Bank, N.A.",
+    "address": "2 Bank Plaza, Springfield, IL 62701",
+}
+
+
 @pytest.mark.parametrize(
     ("lender", "what"),
     [
@@ -108,8 +118,34 @@ def test_a_shared_secret_shorter_than_16_characters_is_refused(field: str, secre
     ],
 )
 def test_production_refuses_a_configured_lender_over_plain_http(lender: dict[str, str], what: str) -> None:
-    lenders = [{"provider_id": "bank", "secret": "a-real-lender-secret-of-32-chars!"} | lender]
+    lenders = [BANK | lender]
     with pytest.raises(ValidationError, match=f"CREDITMESH_HTTP_LENDERS bank {what} must be an https:// URL"):
         Settings(**PRODUCTION | {"http_lenders": lenders})
-    https = [{"provider_id": "bank", "secret": "a-real-lender-secret-of-32-chars!", "base_url": "https://l.example"}]
+    https = [BANK | {"base_url": "https://l.example"}]
     assert Settings(**PRODUCTION | {"http_lenders": https}).http_lenders[0].base_url == "https://l.example"
+
+
+def test_production_refuses_a_configured_lender_without_its_legal_name_and_address() -> None:
+    """Every adverse-action notice given for a lender names the creditor it lends as (12 CFR 1002.9(g)): a lender
+    configured in production without its legal name and postal address is refused; locally it is none on file; a
+    legal name without an address is refused everywhere."""
+    unnamed = {key: value for key, value in BANK.items() if key not in {"legal_name", "address"}}
+    with pytest.raises(ValidationError, match="CREDITMESH_HTTP_LENDERS bank: give its legal_name and address"):
+        Settings(**PRODUCTION | {"http_lenders": [unnamed]})
+    assert Settings(**PRODUCTION | {"http_lenders": [BANK]}).http_lenders[0].creditor == Party(
+        "First Example Bank, N.A.", "2 Bank Plaza, Springfield, IL 62701"
+    )
+    assert Settings(_env_file=None, http_lenders=[unnamed]).http_lenders[0].creditor is None
+    with pytest.raises(ValidationError, match="bank: give both legal_name and address, or neither"):
+        Settings(_env_file=None, http_lenders=[unnamed | {"legal_name": "First Example Bank, N.A."}])
+
+
+def test_the_simulated_lenders_register_with_their_made_up_legal_names() -> None:
+    """`make run`'s simulated lenders (the settings' default, ``providers.sim.fleet``) name the creditor each lends as,
+    made up, as a real lender's registration must in production: the notices name them, not their provider ids."""
+    lenders = Settings(_env_file=None).http_lenders
+    assert [lender.provider_id for lender in lenders] == ["sim-bank", "sim-credit-union", "sim-fintech"]
+    for lender in lenders:
+        assert lender.creditor is not None, lender.provider_id
+        assert "(a simulated lender)" in lender.creditor.name
+        assert "(not a real address)" in lender.creditor.address

@@ -350,6 +350,13 @@ def test_a_credit_request_s_risk_documents_its_adverse_action_notice(document: d
     assert "right_to_reasons" in notice["properties"]  # optional: a notice kept from before 2026-11-29 has none
     lender = schemas["NoticeLenderOut"]["properties"]
     assert lender["reasons"]["items"] == {"$ref": "#/components/schemas/NoticeReasonOut"}
+    # who each lender is (12 CFR 1002.9(g)), and whom to call (1002.9(a)(2)(ii)): optional, a notice kept from before
+    # has neither; the admin API registers and lists a lender's legal name and address
+    assert {"identity", "legal_name", "address", "pool", "identity_note"} <= set(lender)
+    assert set(schemas["NoticePoolOut"]["required"]) == {"chain", "contract"}
+    assert "telephone" in schemas["NoticePartyOut"]["properties"]
+    for model in ("RegistrationIn", "RegistrationOut", "ListedProviderOut"):
+        assert {"legal_name", "address"} <= set(schemas[model]["properties"]), model
 
 
 def test_a_credit_request_s_refusals_document_their_adverse_action_notice(document: dict[str, Any]) -> None:
