@@ -3,6 +3,7 @@ stuck transaction at the same nonce. Pure functions over integers (wei); the RPC
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -70,6 +71,35 @@ def suggest_fees(next_base_fee: Wei, recent_tips: Sequence[Wei], policy: FeePoli
     tip = min(max(_median(recent_tips), policy.min_priority_fee), policy.max_priority_fee)
     max_fee = min(policy.base_fee_multiplier * next_base_fee + tip, policy.max_fee_per_gas)
     return Fees(max_fee_per_gas=Wei(max_fee), max_priority_fee_per_gas=Wei(min(tip, max_fee)))
+
+
+#: what a node says at ``eth_estimateGas`` when the call needs more gas than it lets the estimate try, lower-cased:
+#: geth "gas required exceeds allowance (N)", anvil "Out of gas: gas required exceeds allowance: N", geth before 1.9
+#: "gas required exceeds allowance (N) or always failing transaction"
+ALLOWANCE_EXCEEDED = "gas required exceeds allowance"
+_ALLOWANCE = re.compile(r"gas required exceeds allowance\W{0,3}(\d+)", re.IGNORECASE)
+
+
+def gas_allowed(message: str) -> int | None:
+    """The gas the node let an estimate try, as its "gas required exceeds allowance" ``message`` names it (None: it
+    names none)."""
+    named = _ALLOWANCE.search(message)
+    return int(named.group(1)) if named else None
+
+
+def short_of_funds(message: str, balance: Wei, gas_cap: int, max_fee_per_gas: Wei, value: Wei) -> bool:
+    """Whether a node's "gas required exceeds allowance" at ``eth_estimateGas`` (``message``) says the sender's
+    balance ran out, not the node's gas cap. Nodes say it of both: an estimate tries at most the block gas limit (or
+    the node's RPC gas cap) and, when it carries a fee, at most what the balance less the value buys at that fee — so
+    a call that runs out of gas whatever it is given and an account that cannot pay read alike. The balance is what
+    stopped it only when it cannot buy one gas more than the node allowed (the gas the message names, else
+    ``gas_cap``, the block gas limit) at ``max_fee_per_gas``, the fee the transaction would pay. Any other message:
+    False."""
+    if ALLOWANCE_EXCEEDED not in message.lower():
+        return False
+    named = gas_allowed(message)
+    allowed = gas_cap if named is None else named
+    return balance - value < (allowed + 1) * max_fee_per_gas
 
 
 def bumped(value: int) -> int:

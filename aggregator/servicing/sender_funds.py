@@ -1,10 +1,11 @@
 """A servicing job's sending account out of gas: the operator's, as the default job (``aggregator.servicing.
 defaults``) meets it, and the keeper's, as the liquidation keeper (``aggregator.servicing.keeper``) does. The node
-refuses their sends outright ("insufficient funds": ``TransactionRejected``, the intent ``failed``) — the operator's
-``markDefault``, ``cancelUnfunded``, ``holdLiquidation`` and ``releaseLiquidationHold``, the keeper's liquidations,
-impairments and collateral claims. Each is sent under one intent per attempt (``intent_keys``; the keeper's numbered
-liquidations and claims), so an account left empty would leave one more failed attempt per loan and action every
-round, without end, and say nothing more than a warning per send.
+refuses their sends outright ("insufficient funds": ``TransactionRejected``, or ``GasEstimationFailed`` at the gas
+estimate; the intent ``failed``) — the operator's ``markDefault``, ``cancelUnfunded``, ``holdLiquidation`` and
+``releaseLiquidationHold``, the keeper's liquidations, impairments and collateral claims. Each is sent under one
+intent per attempt (``intent_keys``; the keeper's numbered liquidations and claims), so an account left empty would
+leave one more failed attempt per loan and action every round, without end, and say nothing more than a warning per
+send.
 
 So a round backs off. The next attempt of a loan's action whose attempts before it were refused for the account's
 funds (``refused_for_funds``; the latest ``n`` of them in a row) is deferred while the latest is younger than
@@ -40,15 +41,20 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from chain.client import ChainClient
-from chain.errors import ChainError, TransactionRejected
+from chain.errors import ChainError, GasEstimationFailed, TransactionRejected
 from chain.signers import Role
 from chain.transactions import TransactionManager
 from store.chain import FAILED, IntentRecord
 
 log = logging.getLogger(__name__)
 
-#: what a node says when the sending account cannot pay for a transaction (geth, anvil, erigon, nethermind)
-FUNDS_REFUSALS = ("insufficient funds", "insufficient balance", "gas required exceeds allowance")
+#: what a node says when the sending account cannot pay for a transaction (geth, anvil, erigon, nethermind). Not its
+#: "gas required exceeds allowance" as it stands: a node says that at ``eth_estimateGas`` of a call that needs more gas
+#: than the block holds too, whatever the account's balance; the transaction manager stores it followed by which it
+#: was ("insufficient funds: …" only when the balance could not buy more gas than the node allowed:
+#: ``chain.fees.short_of_funds``). Before (fixed 2026-11-29, later that day) every such refusal counted as the
+#: account's funds: the keeper's claims of a loan were sent again past ``MAX_CLAIM_ATTEMPTS``.
+FUNDS_REFUSALS = ("insufficient funds", "insufficient balance")
 
 STARVED = Gauge(
     "creditmesh_operator_unfunded",
@@ -167,8 +173,14 @@ class SenderFunds:
         return f"{function} deferred: the {self.role}'s account {self.address} cannot pay for gas ({reason})"
 
     def saw(self, err: ChainError) -> None:
-        """A send of this round raised ``err``: a refusal for the account's funds defers the round's later ones."""
-        if isinstance(err, TransactionRejected) and funds_message(str(err)):
+        """A send of this round raised ``err``: a refusal for the account's funds — by the node at the send, or at
+        the gas estimate (``err`` or what it was raised from) unless that said the call reverts — defers the round's
+        later ones."""
+        estimate = err if isinstance(err, GasEstimationFailed) else err.__cause__
+        refused = isinstance(err, TransactionRejected) or (
+            isinstance(estimate, GasEstimationFailed) and not estimate.reverts
+        )
+        if refused and funds_message(str(err)):
             self.refused_now, self.refused_at = True, time.monotonic()
 
     async def end_round(self) -> None:

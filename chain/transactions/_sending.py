@@ -22,12 +22,12 @@ from chain.errors import (
     RpcUnavailable,
     TransactionRejected,
 )
-from chain.fees import Fees
+from chain.fees import ALLOWANCE_EXCEEDED, Fees, gas_allowed, short_of_funds
 from chain.nonces import IntentExists, SqlNonceAllocator
 from chain.transactions._core import _Core
 from chain.transactions._tracked import _KNOWN, _NONCE_USED, _UNDERPRICED, _Broadcast, _hex, _TakenOver, _Tracked
 from chain.transactions._values import Call, Submission
-from chain.types import Nonce
+from chain.types import Nonce, Wei
 from store.chain import ATTEMPT_REJECTED, ATTEMPT_SIGNED, AttemptRecord, IntentRecord, rejecting
 
 log = logging.getLogger("chain.transactions")
@@ -55,7 +55,8 @@ class _Sending(_Core):
         try:
             gas = intent.gas if intent.gas is not None else await self._estimate_gas(to, data, intent.value)
             fees = await self._market_fees()
-        except (GasEstimationFailed, FeeCapExceeded) as err:
+        except (GasEstimationFailed, FeeCapExceeded) as caught:
+            err = await self._whose_limit(caught, intent.value) if isinstance(caught, GasEstimationFailed) else caught
             if create:  # the intent is stored failed, as when it was created first
                 _, created = await self.store.create_intent(intent)
                 if not created:
@@ -65,7 +66,9 @@ class _Sending(_Core):
                 self._settle(key, err)  # else taken over meanwhile: its new owner's outcome is in the store
                 if intent.nonce is not None:
                     await self._fill_gap(intent.nonce, key)
-            raise
+            if err is caught:
+                raise
+            raise err from caught
         fresh = intent.nonce is None  # allocated here: no earlier attempt of ours can hold this nonce
         try:
             if fresh and isinstance(self.nonces, SqlNonceAllocator):
@@ -340,6 +343,31 @@ class _Sending(_Core):
         if tracked.sent_at is None:
             tracked.sent_at = tracked.accepted_at
         self._sent_queue.append((tracked.key, tracked.current.tx_hash))
+
+    async def _whose_limit(self, err: GasEstimationFailed, value: int) -> GasEstimationFailed:
+        """``err`` as it is stored and raised: a "gas required exceeds allowance" (said both of a sender that cannot
+        pay and of a call that needs more gas than the node allows) followed by which it was, from the account's
+        balance now and the fee its transaction would pay (``short_of_funds``) — "insufficient funds: …" or "not
+        the sender's funds: …" — so that a reader of the stored intent tells them apart, after a restart too. Left as
+        the node said it when the node does not answer (read then as not the sender's funds)."""
+        message = str(err)
+        if ALLOWANCE_EXCEEDED not in message.lower():
+            return err
+        try:
+            balance = Wei(int(await self._rpc("eth_getBalance", self.account.address, "latest"), 16))
+            fee = (await self._market_fees()).max_fee_per_gas
+            allowed = gas_allowed(message)
+            if allowed is None:  # old geth names no gas: it tried the block gas limit
+                allowed = int((await self._rpc("eth_getBlockByNumber", "latest", False))["gasLimit"], 16)
+        except ChainError as unread:
+            log.warning("%s: whose limit %r met is not known: %s", self.client.name, message, unread)
+            return err
+        bought = f"a balance of {balance} wei buys {{}} the {allowed} gas allowed at {fee} wei per gas"
+        if short_of_funds(message, balance, allowed, fee, Wei(value)):
+            said = "insufficient funds: " + bought.format("no more than")
+        else:
+            said = f"not the sender's funds: {bought.format('more than')}; the call needs more gas than the node allows"
+        return GasEstimationFailed(f"{message} ({said})", revert_data=err.revert_data, decoded=err.decoded)
 
     async def _estimate_gas(self, to: str | None, data: bytes, value: int) -> int:
         params: dict[str, Any] = {"from": self.account.address, "data": "0x" + data.hex(), "value": _hex(value)}

@@ -14,16 +14,20 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from eth_utils.address import to_checksum_address
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
+from web3.types import RPCEndpoint
 
 from aggregator.indexer import index_to_head
 from aggregator.repaying import MAX_CLAIM_ATTEMPTS
 from aggregator.servicing.keeper import Keeper, claim_intent_key, liquidation_intent_key
 from chain.client import ChainClient
+from chain.errors import GasEstimationFailed
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
-from chain.transactions import TransactionManager
+from chain.transactions import Call, TransactionManager
+from chain.types import Wei
 from store.chain import CONFIRMED, FAILED, SqlChainStore
 from store.chain_rows import ChainIntentRow
 from store.db import Database
@@ -155,3 +159,65 @@ async def test_claims_refused_for_the_keeper_s_funds_do_not_use_up_its_attempts(
     assert set(funded.claimed) == {loan_ref}, funded.unclaimed
     key = claim_intent_key(own_chain.chain_id, keeper.chain.manager, loan_ref, refusals + 1)
     assert await intent_status(keeper.transactions, key) == CONFIRMED
+
+
+#: runtime code that runs out of gas whatever it is given (JUMPDEST PUSH1 0 JUMP): anvil refuses its estimate with
+#: "Out of gas: gas required exceeds allowance: <the block gas limit>", from any account
+GAS_SINK = "0x5b600056"
+
+
+async def test_claims_refused_at_the_estimate_for_a_call_out_of_gas_count_and_the_keeper_is_not_starved(
+    own_chain: DeployedChain, servicing_db: Database, keeper: Keeper
+) -> None:
+    """The keeper's account holds plenty of ETH, and the node refused its claim attempts at ``eth_estimateGas`` with
+    "gas required exceeds allowance" because the call needs more gas than a block holds. Our contracts cannot be made
+    to run out of gas at anvil's cap (a token that burns the gas makes ``claimCollateral`` revert instead), so each
+    attempt is the keeper's real send of a call that does, stored under the claim's key, as the keeper reads it.
+    They count: after ``MAX_CLAIM_ATTEMPTS`` the sweep stops, and the account is not said to be unable to pay. Before,
+    each was taken for a refusal for the keeper's funds, not counted, and the claims were sent on past their
+    attempts."""
+    loan_ref = await _claimable(own_chain, servicing_db, "keeper-gas-cap")
+    sink = Call(to=to_checksum_address("0x" + "5e" * 20))
+    own_chain.w3.provider.make_request(RPCEndpoint("anvil_setCode"), [sink.to, GAS_SINK])
+    keys = [claim_intent_key(own_chain.chain_id, keeper.chain.manager, loan_ref, n) for n in range(1, 7)]
+    for key in keys[:MAX_CLAIM_ATTEMPTS]:
+        with pytest.raises(GasEstimationFailed, match="gas required exceeds allowance"):
+            await keeper.transactions.submit(key, sink)
+
+    report = await keeper.run_round()
+
+    assert report.unclaimed[loan_ref] == f"{MAX_CLAIM_ATTEMPTS} claims failed: not sent again", report.claimed
+    assert await intent_status(keeper.transactions, keys[MAX_CLAIM_ATTEMPTS]) is None
+    stored = await keeper.transactions.store.get_intent(keys[0])
+    assert stored is not None
+    assert "not the sender's funds" in str(stored.error), stored.error
+    assert "insufficient funds" not in str(stored.error)
+    assert _starved_gauge(keeper) == 0
+    healthy = await admin_health(keeper.client, {Role.KEEPER: keeper.transactions})
+    assert healthy["chains"]["servicing"]["keeper"]["status"] == "ok"
+
+
+async def test_anvil_s_allowance_exceeded_is_the_funds_of_an_account_that_cannot_buy_more_gas(
+    own_chain: DeployedChain,
+) -> None:
+    """What anvil says of the keeper's account estimating a call that runs out of gas, with the fee its transaction
+    would pay: short of funds while its balance buys no more gas than anvil allowed, not once it is funded."""
+    from chain.fees import short_of_funds  # the classification this file's first tests predate
+
+    sink = to_checksum_address("0x" + "5f" * 20)
+    own_chain.w3.provider.make_request(RPCEndpoint("anvil_setCode"), [sink, GAS_SINK])
+    fee, cap = 2 * 10**9, int(own_chain.w3.eth.get_block("latest")["gasLimit"])
+    request = {"from": KEEPER.address, "to": sink, "maxFeePerGas": hex(fee), "maxPriorityFeePerGas": hex(fee)}
+
+    def refusal() -> tuple[str, Wei]:
+        answer = own_chain.w3.provider.make_request(RPCEndpoint("eth_estimateGas"), [request])
+        return answer["error"]["message"], Wei(own_chain.w3.eth.get_balance(KEEPER.address))
+
+    with out_of_gas(own_chain, KEEPER.address):
+        own_chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [KEEPER.address, hex(10**15)])
+        starved, balance = refusal()
+        assert "gas required exceeds allowance: 500000" in starved, "what 10**15 wei buys at 2 gwei"
+        assert short_of_funds(starved, balance, cap, Wei(fee), Wei(0))
+    funded, balance = refusal()
+    assert f"gas required exceeds allowance: {cap}" in funded, "the block gas limit: the call's own need"
+    assert not short_of_funds(funded, balance, cap, Wei(fee), Wei(0))

@@ -17,6 +17,7 @@ from aggregator.servicing.sender_funds import (
     refusals_in_a_row,
     refused_for_funds,
 )
+from chain.errors import ChainError, GasEstimationFailed
 from chain.signers import Role
 from store.chain import DROPPED, FAILED, REVERTED, AttemptRecord, IntentRecord
 
@@ -37,6 +38,23 @@ def test_only_a_refusal_for_the_account_s_funds_counts() -> None:
     assert refused_for_funds(_intent(FAILED, NODE_SAYS))
     assert not refused_for_funds(_intent(FAILED, "max fee per gas less than block base fee"))
     assert not refused_for_funds(_intent(REVERTED, NODE_SAYS)), "a revert is the contract's answer"
+
+
+def test_a_gas_allowance_exceeded_counts_only_where_the_transaction_manager_found_the_balance_short() -> None:
+    """A node says "gas required exceeds allowance" of an account that cannot pay and of a call that needs more gas
+    than a block holds: the transaction manager stores which it was after it (``chain.fees.short_of_funds``), and
+    only the first is the account's funds — after a restart too, read from the stored intent."""
+    node = "gas estimate failed on ethereum-local: Out of gas: gas required exceeds allowance: 30000000"
+    bought = "a balance of 10000000000000000000000 wei buys {} the 30000000 gas allowed at 2000000000 wei per gas"
+    out_of_gas = (
+        f"{node} (not the sender's funds: {bought.format('more than')}; the call needs more gas than the node allows)"
+    )
+    starved = f"{node} (insufficient funds: {bought.format('no more than')})"
+    assert not refused_for_funds(_intent(FAILED, node)), "as the node said it: not known to be the account's funds"
+    assert not refused_for_funds(_intent(FAILED, out_of_gas))
+    assert refused_for_funds(_intent(FAILED, starved))
+    assert refusals_in_a_row([_intent(FAILED, starved), _intent(FAILED, out_of_gas)]) == 0
+    assert refusals_in_a_row([_intent(FAILED, out_of_gas), _intent(FAILED, starved)]) == 1
 
 
 def test_the_pause_doubles_per_refusal_up_to_the_most() -> None:
@@ -79,3 +97,23 @@ async def test_a_first_attempt_waits_out_only_the_first_pause_after_the_account_
     funds.new_round()
     funds.refused_at = time.monotonic() - 61
     assert await funds.deferral("liquidate", ()) is None, "past the first pause: sent, the account's probe"
+
+
+def test_a_round_stops_sending_after_a_funds_refusal_at_the_estimate_and_not_after_a_call_out_of_gas() -> None:
+    """The keeper raises a ``ChainError`` from the manager's ``GasEstimationFailed``: the round's later sends wait
+    when the estimate found the account short, not when the call needed more gas than the node allows, nor when it
+    reverts (a token's "insufficient balance" is the contract's answer)."""
+    sender = SimpleNamespace(account=SimpleNamespace(chain_id=31337, address="0x" + "ab" * 20))
+    node = "gas estimate failed on ethereum-local: Out of gas: gas required exceeds allowance: 30000000"
+    for said, refused in [
+        (f"{node} (insufficient funds: a balance of 1 wei buys no more than the 30000000 gas allowed)", True),
+        (f"{node} (not the sender's funds: a balance of 9 wei buys more than the 30000000 gas allowed)", False),
+        ("gas estimate failed on ethereum-local: execution reverted: insufficient balance", False),
+    ]:
+        funds = SenderFunds(_Node(0), sender, 60, 3_600, role=Role.KEEPER, job="keeper", sends="claims")  # type: ignore[arg-type]
+        estimate = GasEstimationFailed(said)
+        try:
+            raise ChainError(f"claimCollateral:1: {estimate}") from estimate
+        except ChainError as err:
+            funds.saw(err)
+        assert funds.refused_now is refused, said
