@@ -20,7 +20,9 @@ from sqlalchemy import func, select, update
 from web3.types import RPCEndpoint
 
 from aggregator.indexer import index_to_head
-from aggregator.repaying import MAX_CLAIM_ATTEMPTS
+from aggregator.platform import connect_chain
+from aggregator.repaying import MAX_CLAIM_ATTEMPTS, claim_collateral
+from aggregator.repaying import claim_intent_key as relayed_claim_key
 from aggregator.servicing.keeper import Keeper, claim_intent_key, liquidation_intent_key
 from chain.client import ChainClient
 from chain.errors import GasEstimationFailed
@@ -221,3 +223,27 @@ async def test_anvil_s_allowance_exceeded_is_the_funds_of_an_account_that_cannot
     funded, balance = refusal()
     assert f"gas required exceeds allowance: {cap}" in funded, "the block gas limit: the call's own need"
     assert not short_of_funds(funded, balance, cap, Wei(fee), Wei(0))
+
+
+async def test_a_claim_the_relayer_gave_up_for_its_funds_is_swept_by_the_keeper(
+    own_chain: DeployedChain, servicing_db: Database, keeper: Keeper
+) -> None:
+    """The relayer's claim after a close (``repaying.claim_collateral``) counts the attempts the node refused for the
+    relayer's funds towards its five and then stops; the keeper's sweep, which leaves a loan to the relayer only while
+    one of its attempts is in flight, claims the collateral for the borrower."""
+    loan_ref = await _claimable(own_chain, servicing_db, "relayer-gave-up")
+    relayer = devnet_signer(Role.RELAYER)
+    runtime = await connect_chain(own_chain.config, own_chain.record, relayer, SqlChainStore(servicing_db.sessions))
+    try:
+        with out_of_gas(own_chain, relayer.address):
+            for _ in range(MAX_CLAIM_ATTEMPTS + 1):
+                assert await claim_collateral(runtime, loan_ref, 5) is None
+        assert await claim_collateral(runtime, loan_ref, 5) is None, "its five spent: not sent, though funded"
+    finally:
+        await runtime.close()
+    relayed = relayed_claim_key(own_chain.chain_id, keeper.chain.manager, loan_ref, MAX_CLAIM_ATTEMPTS)
+    assert await intent_status(keeper.transactions, relayed) == FAILED
+
+    report = await keeper.run_round()
+
+    assert set(report.claimed) == {loan_ref}, report.unclaimed
