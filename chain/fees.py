@@ -91,13 +91,15 @@ def short_of_funds(message: str, balance: Wei, gas_cap: int, max_fee_per_gas: We
     """Whether a node's "gas required exceeds allowance" at ``eth_estimateGas`` (``message``) says the sender's
     balance ran out, not the node's gas cap. Nodes say it of both: an estimate tries at most the block gas limit (or
     the node's RPC gas cap) and, when it carries a fee, at most what the balance less the value buys at that fee — so
-    a call that runs out of gas whatever it is given and an account that cannot pay read alike. The balance is what
+    a call that runs out of gas whatever it is given and an account that cannot pay read alike. An allowance of at
+    least ``gas_cap`` (the block gas limit) is the block's: no balance sends that call. Otherwise the balance is what
     stopped it only when it cannot buy one gas more than the node allowed (the gas the message names, else
-    ``gas_cap``, the block gas limit) at ``max_fee_per_gas``, the fee the transaction would pay. Any other message:
-    False."""
+    ``gas_cap``) at ``max_fee_per_gas``, the fee the transaction would pay. Any other message: False."""
     if ALLOWANCE_EXCEEDED not in message.lower():
         return False
     named = gas_allowed(message)
+    if named is not None and named >= gas_cap:
+        return False
     allowed = gas_cap if named is None else named
     return balance - value < (allowed + 1) * max_fee_per_gas
 

@@ -356,17 +356,22 @@ class _Sending(_Core):
         try:
             balance = Wei(int(await self._rpc("eth_getBalance", self.account.address, "latest"), 16))
             fee = (await self._market_fees()).max_fee_per_gas
-            allowed = gas_allowed(message)
-            if allowed is None:  # old geth names no gas: it tried the block gas limit
-                allowed = int((await self._rpc("eth_getBlockByNumber", "latest", False))["gasLimit"], 16)
+            block_gas = int((await self._rpc("eth_getBlockByNumber", "latest", False))["gasLimit"], 16)
         except ChainError as unread:
             log.warning("%s: whose limit %r met is not known: %s", self.client.name, message, unread)
             return err
-        bought = f"a balance of {balance} wei buys {{}} the {allowed} gas allowed at {fee} wei per gas"
-        if short_of_funds(message, balance, allowed, fee, Wei(value)):
-            said = "insufficient funds: " + bought.format("no more than")
+        named = gas_allowed(message)
+        allowed = block_gas if named is None else named  # old geth names no gas: it tried the block gas limit
+        if short_of_funds(message, balance, block_gas, fee, Wei(value)):
+            said = (
+                f"insufficient funds: a balance of {balance} wei buys no more than the {allowed} gas allowed at {fee} "
+                "wei per gas"
+            )
         else:
-            said = f"not the sender's funds: {bought.format('more than')}; the call needs more gas than the node allows"
+            said = (
+                f"not the sender's funds: the call needs more than the {allowed} gas the node allows (the block gas "
+                f"limit is {block_gas}; the balance {balance} wei)"
+            )
         return GasEstimationFailed(f"{message} ({said})", revert_data=err.revert_data, decoded=err.decoded)
 
     async def _estimate_gas(self, to: str | None, data: bytes, value: int) -> int:

@@ -71,7 +71,8 @@ def test_an_allowance_exceeded_is_the_sender_s_funds_only_when_its_balance_bough
     assert gas_allowed("gas required exceeds allowance or always failing transaction") is None
     assert not short_of_funds(OUT_OF_GAS, rich, 30_000_000, fee, Wei(0)), "the call needs more than a block holds"
     assert short_of_funds(POOR, Wei(10**15), 30_000_000, fee, Wei(0)), "10**15 wei buys 500,000 gas at 2 gwei"
-    assert short_of_funds(OUT_OF_GAS, Wei(10**15), 30_000_000, fee, Wei(0)), "its balance buys less than the cap"
+    assert not short_of_funds(OUT_OF_GAS, Wei(10**15), 30_000_000, fee, Wei(0)), "the block's gas: not the balance's"
+    assert not short_of_funds(OUT_OF_GAS, Wei(0), 30_000_000, fee, Wei(0)), "no balance sends a call past the block"
     assert short_of_funds(POOR, Wei(10**15 + 2 * GWEI), 30_000_000, fee, Wei(2 * GWEI)), "the value is not gas"
     assert not short_of_funds(POOR, Wei(10**15 + 2 * GWEI), 30_000_000, fee, Wei(0)), "it buys one gas more"
     old_geth = "gas required exceeds allowance or always failing transaction"
