@@ -14,6 +14,12 @@ refused, and asked again on the first request after ``recheck_after`` seconds (t
 used again once it answers the configured chain id. Health (head block, lag, last error per URL) is kept for the API
 and metrics.
 
+**Probes.** ``ChainClient.health`` reads the head block through ``ProbeProvider``, a view of the same URLs, sessions
+and chain-id checks whose requests pass every URL's breaker by: a probe's failure is not counted in the breaker real
+traffic uses (a flood of public ``/readyz`` calls against a rate-limited RPC plan opened every chain's breakers, and
+borrowers lost every pool quote), nor is a probe refused by an open breaker (it says whether the node answers now).
+A probe does not move the active URL either; what it met is kept as the URL's last error, for ``/health``.
+
 **Cancellation.** An endpoint posts the JSON-RPC body on its own pooled aiohttp session, not through web3's
 ``AsyncHTTPProvider``: web3 7.16 guards its session cache with a process-wide ``threading.Lock`` taken in a worker
 thread, and a call cancelled while waiting for it leaves the lock held for ever (web3.py #3867), which wedged every
@@ -324,7 +330,9 @@ class FailoverProvider(AsyncJSONBaseProvider):
             return cast(RPCResponse, answer)
         return sorted(answer, key=lambda response: int(response.get("id") or 0))
 
-    async def _post(self, body: bytes, what: str, *, failover: bool) -> Any:
+    async def _post(self, body: bytes, what: str, *, failover: bool, probe: bool = False) -> Any:
+        """``body`` sent to the URLs in turn from the active one (only to it without ``failover``); a ``probe``
+        passes every breaker by (neither counted in one nor refused by it) and leaves the active URL where it is."""
         attempts = len(self.endpoints) if failover else 1
         last_error: BaseException | None = None
         refusals: list[ChainIdMismatch] = []
@@ -340,7 +348,7 @@ class FailoverProvider(AsyncJSONBaseProvider):
                 refusals.append(refusal)
                 continue
             try:
-                answer = await endpoint.post(body)
+                answer = await endpoint.post(body, bypass_breaker=probe)
             except ChainIdMismatch as err:
                 refusals.append(err)
                 self._note_error(endpoint, err)
@@ -355,7 +363,8 @@ class FailoverProvider(AsyncJSONBaseProvider):
                 log.warning("rpc %s failed for %s: %r; failing over", endpoint.url, what, err)
                 continue
             endpoint.last_ok_at = self._clock()
-            self._active = index
+            if not probe:
+                self._active = index
             return answer
         if skipped_open and len(skipped_open) + len(refusals) == len(self.endpoints) and attempts > 1:
             # Every usable URL's breaker is open: one last-resort try of the URL that answered last, so that a
@@ -397,6 +406,19 @@ class FailoverProvider(AsyncJSONBaseProvider):
             await endpoint.close()
 
 
+class ProbeProvider(AsyncJSONBaseProvider):
+    """Health probes over ``failover``'s URLs (see the module docstring): its requests fail over as the request path's
+    do, but pass every URL's breaker by and leave the active URL where it is."""
+
+    def __init__(self, failover: FailoverProvider) -> None:
+        super().__init__()
+        self._failover = failover
+
+    async def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        body = self._failover.encode_rpc_request(method, params)
+        return cast(RPCResponse, await self._failover._post(body, str(method), failover=True, probe=True))
+
+
 class ChainClient:
     """The request-path client of one chain: ``w3`` is an ``AsyncWeb3`` over a ``FailoverProvider``.
 
@@ -427,6 +449,8 @@ class ChainClient:
             clock=clock,
         )
         self.w3: AsyncWeb3[Any] = AsyncWeb3(self.provider, middleware=[])
+        #: the head block's reads of ``health``: not counted in (nor refused by) the breakers ``w3`` goes through
+        self._probe_w3: AsyncWeb3[Any] = AsyncWeb3(ProbeProvider(self.provider), middleware=[])
         self._clock = clock
         self._last_error: str | None = None
 
@@ -471,14 +495,15 @@ class ChainClient:
         return results
 
     async def health(self, within: float | None = None) -> ChainHealth:
-        """The chain's head block and its lag, read now (within ``within`` seconds when given), and each URL's state.
-        Never raises for what the chain answered: an outage, a refused URL, a bad answer, a block of another shape or
-        no answer in time is reported as not healthy with the error."""
+        """The chain's head block and its lag, read now (within ``within`` seconds when given) past the URLs' breakers
+        (``ProbeProvider``: a failed read opens none, an open one refuses none), and each URL's state. Never raises
+        for what the chain answered: an outage, a refused URL, a bad answer, a block of another shape or no answer in
+        time is reported as not healthy with the error."""
         head: int | None = None
         lag: float | None = None
         try:
             async with asyncio.timeout(within):
-                block = await self.w3.eth.get_block("latest")
+                block = await self._probe_w3.eth.get_block("latest")
             number, lag = int(block["number"]), max(0.0, self._clock() - float(block["timestamp"]))
             head, self._last_error = number, None
         except TimeoutError as err:

@@ -81,3 +81,32 @@ async def test_a_node_restarted_on_its_port_answers_the_next_request() -> None:
         first.stop()
         if second is not None:
             second.stop()
+
+
+async def test_a_health_probe_neither_counts_in_nor_is_refused_by_the_breaker_real_traffic_uses(anvil: Devnet) -> None:
+    """``health`` (behind the public ``/readyz`` and the admins' ``/health``) read the head block through the same
+    breakers as the request path: probes failing against a node that refuses them (an RPC plan's 429s, an outage)
+    opened the breaker, and borrowers' reads were refused for its reset period; and while real traffic had it open,
+    the probe was refused too and called a node that answers down. Now a probe passes the breaker by."""
+    proxy = await TcpProxy(anvil.port).start()
+    config = ChainConfig(name="ethereum-local", chain_id=31337, rpc_urls=[proxy.url])
+    client = await ChainClient(config, timeout=2.0, fail_max=3, reset_timeout=60.0).connect()
+    breaker = client.provider.endpoints[0].breaker
+    try:
+        await proxy.cut()
+        for _ in range(5):
+            assert not (await client.health()).healthy
+        assert (breaker.current_state, breaker.fail_counter) == ("closed", 0)
+        assert client.provider.endpoints[0].last_error is not None  # what the probe met, for /health
+        for _ in range(3):  # real traffic fails: its breaker opens
+            with pytest.raises(RpcUnavailable):
+                await client.head()
+        assert breaker.current_state == "open"
+        await proxy.restore()
+        health = await client.health()
+        assert health.healthy, health.last_error
+        assert health.head_block == 0
+        assert breaker.current_state == "open"  # the probe's answer neither closes it
+    finally:
+        await client.close()
+        await proxy.cut()
