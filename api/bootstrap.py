@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis.asyncio
@@ -26,6 +27,7 @@ from aggregator.sanctions_reviews import SanctionsReviews
 from aggregator.token_domains import TokenDomains
 from aggregator.valuation import FeedPricer
 from api.auth import ensure_bootstrap_admin, lookup
+from api.readiness import READINESS_CACHE_SECONDS, SharedProbe
 from api.settings import KMS_SCHEME, LOCAL_ADMIN_KEY, Settings
 from chain.config import LOCAL_CHAINS, ChainConfig, ChainRegistry
 from chain.deployment import DeploymentRecord
@@ -57,7 +59,8 @@ from store.sanctions_reviews import SqlSanctionsReviewStore
 
 log = logging.getLogger(__name__)
 
-#: connections of ``/readyz``'s Redis client: a probe is one PING, and probes come a few a second at most
+#: connections of ``/readyz``'s Redis client: a probe is one short write, made at most once per
+#: ``CREDITMESH_READINESS_CACHE_SECONDS`` (``Platform.readiness``)
 READINESS_REDIS_CONNECTIONS = 2
 
 
@@ -81,6 +84,8 @@ class Platform:
     readiness_redis: redis.asyncio.Redis | None = None
     #: the state shared through Redis (velocity limits, providers' breakers and rate limits), for ``/readyz``
     shared_state: tuple[SharedStateHealth, ...] = ()
+    #: ``/readyz``'s probe, shared by simultaneous callers and reused for ``CREDITMESH_READINESS_CACHE_SECONDS``
+    readiness: SharedProbe[dict[str, Any]] = field(default_factory=lambda: SharedProbe(READINESS_CACHE_SECONDS))
     #: the velocity counters the credit requests' limits share, also counting each borrower's KYC submissions
     velocity: VelocityStore = field(default_factory=InMemoryVelocityStore)
     #: the assets' permit domains per chain, read from the tokens once (``GET /v1/platform``)
@@ -291,6 +296,7 @@ async def build_platform(settings: Settings) -> Platform:
         async_redis(settings.redis_url, max_connections=READINESS_REDIS_CONNECTIONS) if settings.redis_url else None,
         velocity=velocity,
         unserviced_loans=unserviced,
+        readiness=SharedProbe(settings.readiness_cache_seconds),
         shared_state=(
             *providers.shared_state,
             *([velocity.health] if isinstance(velocity, DegradableVelocityStore) else []),

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
+from api.readiness import READINESS_CACHE_SECONDS
 from chain.config import LOCAL_CHAINS, ChainRegistry
 from chain.errors import ConfigurationError
 from chain.signers import loopback_host, production_guard
@@ -195,6 +196,9 @@ class Settings(BaseSettings):
     sanctions_reload_seconds: float = Field(default=5.0, ge=0, le=3_600)
     #: this API process's name in the X-Creditmesh-Process response header ("" = no header); serve --processes sets it
     process_name: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9._-]*$")
+    #: how long /readyz answers from its last probe of the database, Redis and the chains (0: probes again for every
+    #: call, though simultaneous calls still share one probe)
+    readiness_cache_seconds: float = Field(default=READINESS_CACHE_SECONDS, ge=0, le=60)
     #: how often each process polls the provider registrations' change counter (0: only at start-up)
     providers_reload_seconds: float = Field(default=0.5, ge=0, le=60)
     outbound_allowed_networks: list[str] | None = Field(

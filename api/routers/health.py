@@ -1,12 +1,14 @@
 """Health: a public liveness probe (``/healthz``) that says nothing but "alive", a public readiness probe
 (``/readyz``: 503 only when the database is down or a sanctions list is past its age; Redis and each chain's RPC
-reported ``degraded`` with 200, so one dead chain never takes every process out of a load balancer), and the admins'
-per-chain health
+reported ``degraded`` with 200, so one dead chain never takes every process out of a load balancer; answered from a
+shared probe run at most about once per ``CREDITMESH_READINESS_CACHE_SECONDS``, so anyone's flood of calls is no
+flood of RPC calls), and the admins' per-chain health
 (``/health``: head block, lag, last error and each RPC URL's breaker, the operator's and the keeper's accounts:
 ``degraded`` while one cannot pay for its servicing job's transactions, and the ledger's open loans of an earlier
 deployment of the contracts: ``degraded`` while there are any, as nothing services them). ``/health`` is not public:
 hosted RPC URLs
-usually carry an API key, and last errors describe the infrastructure."""
+usually carry an API key, and last errors describe the infrastructure. Both read the chains' head blocks past the
+RPC circuit breakers (``ChainClient.health``): a failing probe never opens a breaker real traffic uses."""
 
 from __future__ import annotations
 
@@ -117,22 +119,31 @@ async def _sender(chain: Any, sender: TransactionManager) -> dict[str, Any]:
 async def readyz(platform: PlatformDep) -> JSONResponse:
     """Ready to serve: 503 naming the failing part only when the database does not answer or a sanctions list is
     older than its maximum age (nothing could be screened); Redis and each chain's RPC are reported ``degraded`` with
-    200. Names only parts, never URLs or errors (no key needed)."""
-    database, sanctions = await asyncio.gather(_database(platform), asyncio.to_thread(_sanctions, platform))
-    chain_names = list(platform.chains)
-    states = await asyncio.gather(_redis(platform), *(_chain(platform, name) for name in chain_names))
-    checks: dict[str, Any] = {
-        "database": database,
-        "sanctions_lists": sanctions,
-        "redis": states[0],
-        "chains": dict(zip(chain_names, states[1:], strict=True)),
-    }
+    200. Names only parts, never URLs or errors (no key needed). Answered from the platform's shared probe
+    (``api.readiness``): one run for every caller at a time, its result reused for
+    ``CREDITMESH_READINESS_CACHE_SECONDS``, so callers, however many, never make more than about one read of each part
+    per that interval."""
+    checks = await platform.readiness.result(lambda: _checks(platform))
     failing = [part for part in ("database", "sanctions_lists") if checks[part] != "ok"]
     if failing:
         detail = "not ready: " + ", ".join(f"{part} {checks[part]}" for part in failing)
         return problem(503, "not-ready", "Not ready", detail, "/readyz", failing=failing, checks=checks)
     degraded = checks["redis"] == "degraded" or "degraded" in checks["chains"].values()
     return JSONResponse({"status": "degraded" if degraded else "ready", "checks": checks})
+
+
+async def _checks(platform: Platform) -> dict[str, Any]:
+    """Every part's state, read now: the database, the sanctions lists' ages, Redis and each chain's head block
+    (``ChainClient.health``: past the RPC breakers, so a failing probe opens none real traffic uses)."""
+    database, sanctions = await asyncio.gather(_database(platform), asyncio.to_thread(_sanctions, platform))
+    chain_names = list(platform.chains)
+    states = await asyncio.gather(_redis(platform), *(_chain(platform, name) for name in chain_names))
+    return {
+        "database": database,
+        "sanctions_lists": sanctions,
+        "redis": states[0],
+        "chains": dict(zip(chain_names, states[1:], strict=True)),
+    }
 
 
 async def _database(platform: Platform) -> str:
@@ -166,7 +177,8 @@ async def _redis(platform: Platform) -> str:
     return state
 
 
-#: the key ``redis_state`` writes (with a short expiry): one for every process
+#: the key ``redis_state`` writes (with a short expiry): one for every process, written at most once per
+#: ``CREDITMESH_READINESS_CACHE_SECONDS`` by each (``/readyz`` answers from its shared probe)
 PROBE_KEY = "creditmesh:readyz"
 
 
@@ -183,7 +195,7 @@ async def redis_state(client: Redis) -> str:
 
 async def _chain(platform: Platform, name: str) -> str:
     try:
-        status = await asyncio.wait_for(platform.chains[name].client.health(), PROBE_TIMEOUT_SECONDS)
+        status = await platform.chains[name].client.health(within=PROBE_TIMEOUT_SECONDS)
     except Exception:
         return "degraded"
     return "ok" if status.healthy else "degraded"
