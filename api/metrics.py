@@ -1,6 +1,7 @@
 """``/metrics`` in the Prometheus text format (prometheus-client): HTTP requests and their latency by route template
 and status, the aggregator's fan-out outcomes per provider, and each chain RPC endpoint's circuit breaker. The
-endpoint is public like ``/healthz`` (scrapers carry no key); no label carries a URL, a key or an id."""
+endpoint is public like ``/healthz`` (scrapers carry no key); no label carries a URL, a key or an id, nor anything a
+client chose freely (a route template, not its path; a standard method or ``other``)."""
 
 from __future__ import annotations
 
@@ -25,12 +26,16 @@ LATENCY = Histogram(
     "creditmesh_http_request_seconds", "HTTP request latency by method and route template", ["method", "route"]
 )
 BREAKER_STATES = ("closed", "half-open", "open")
+#: the methods counted under their own name: any other (a server may pass made-up ones on) is counted as ``other``,
+#: so a client cannot add a series per method it makes up
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 
 router = APIRouter(tags=["health"])
 
 
 class RequestMetrics:
-    """Counts every HTTP answer by its route's template (``/v1/quotes/{quote_id}``), never the raw path."""
+    """Counts every HTTP answer by its route's template (``/v1/quotes/{quote_id}``), never the raw path, and its
+    method when standard (``other`` else)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -45,8 +50,9 @@ class RequestMetrics:
             nonlocal recorded
             recorded = True
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in STANDARD_METHODS else "other"
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(time.perf_counter() - started)
 
         async def send_status(message: Message) -> None:
             nonlocal status
