@@ -19,7 +19,7 @@ import json
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, NamedTuple, Self
+from typing import Any, Literal, NamedTuple, Self
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -138,7 +138,9 @@ class _WireOffer(BaseModel):
 
 
 class _WireQuoteResponse(BaseModel):
-    protocol_version: str
+    # only the version we speak: any other is refused by the schema, whose reason never quotes it (a lender's text
+    # in a refusal's detail reached the borrower, in provider_outcomes[].detail)
+    protocol_version: Literal["1"]
     offers: list[_WireOffer] = Field(min_length=1, max_length=20)
 
 
@@ -376,29 +378,29 @@ class HttpLenderAdapter(ProviderAdapter):
             raise ProviderProtocolError(
                 f"{self.provider_id}: body violates the protocol: {_schema_reason(err)}"
             ) from err
-        if parsed.protocol_version != PROTOCOL_VERSION:
-            raise ProviderProtocolError(f"{self.provider_id}: protocol version {parsed.protocol_version!r} is not 1")
         now = datetime.now(UTC)
         offers = []
-        for wire in parsed.offers:
+        # An offer is named by its place in the answer, never by its offer_ref: the lender's own text (128 characters
+        # of its choosing) would reach the borrower in provider_outcomes[].detail.
+        for place, wire in enumerate(parsed.offers, start=1):
             if wire.expires_at.tzinfo is None:
-                raise ProviderProtocolError(f"{self.provider_id}: offer {wire.offer_ref} expiry has no time zone")
+                raise ProviderProtocolError(f"{self.provider_id}: offer {place} expiry has no time zone")
             if wire.expires_at <= now:
                 raise ProviderProtocolError(
-                    f"{self.provider_id}: offer {wire.offer_ref} expired at {wire.expires_at.isoformat()}"
+                    f"{self.provider_id}: offer {place} expired at {wire.expires_at.isoformat()}"
                 )
             if wire.origination_fee >= request.principal:
-                raise ProviderProtocolError(f"{self.provider_id}: offer {wire.offer_ref} fee not below principal")
+                raise ProviderProtocolError(f"{self.provider_id}: offer {place} fee not below principal")
             rate_bps = wire.whole_rate_bps()
             if rate_bps is None:
                 raise ProviderProtocolError(
-                    f"{self.provider_id}: offer {wire.offer_ref} rate {wire.rate_bps} bps is finer than a basis "
+                    f"{self.provider_id}: offer {place} rate {wire.rate_bps} bps is finer than a basis "
                     "point: an offer carries whole basis points on-chain (uint32); refused, not rounded"
                 )
             schedule = wire.installment_schedule()
             if schedule is not None and schedule.payments and len(schedule.payments) != wire.installments:
                 raise ProviderProtocolError(
-                    f"{self.provider_id}: offer {wire.offer_ref} lists {len(schedule.payments)} payments for "
+                    f"{self.provider_id}: offer {place} lists {len(schedule.payments)} payments for "
                     f"{wire.installments} installments"
                 )
             offers.append(

@@ -209,6 +209,30 @@ async def test_answers_outside_the_protocol_are_refused_with_the_reason(
         await _adapter(lambda request: answer).quote(REQUEST)
 
 
+#: a lender's own words, written to reach a borrower through an error's detail
+LENDER_TEXT = "URGENT-your-application-is-on-hold.call-555-0100.creditmesh-verify.example"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"protocol_version": f"URGENT: your application is on hold, call {LENDER_TEXT}", "offers": [_offer()]},
+        {"protocol_version": "1", "offers": [_offer(offer_ref=LENDER_TEXT, expires_at="2020-01-01T00:00:00Z")]},
+        {"protocol_version": "1", "offers": [_offer(offer_ref=LENDER_TEXT, rate_bps=948.22)]},
+        {"protocol_version": "1", "offers": [_offer(offer_ref=LENDER_TEXT, **THREE_MONTHLY | {"installments": 4})]},
+    ],
+    ids=["protocol-version", "expired", "sub-basis-point-rate", "payments-not-installments"],
+)
+async def test_a_refused_answer_never_quotes_the_lenders_text(answer: dict[str, Any]) -> None:
+    """A refusal's reason becomes ``provider_outcomes[].detail``, which the borrower reads: it named the lender's
+    ``protocol_version`` (any string, quoted) and ``offer_ref`` as sent. Only the supported version is taken, and an
+    offer is named by its place in the answer."""
+    with pytest.raises(ProviderProtocolError) as refused:
+        await _adapter(lambda request: httpx.Response(200, json=answer)).quote(REQUEST)
+    assert LENDER_TEXT not in str(refused.value)
+    assert "URGENT" not in str(refused.value)
+
+
 @pytest.mark.parametrize(
     ("exception", "error"),
     [(httpx.ReadTimeout("slow"), ProviderTimeout), (httpx.ConnectError("refused"), ProviderUnavailable)],
