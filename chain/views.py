@@ -104,18 +104,24 @@ VIEW_BATCH_CONCURRENCY = 4
 
 
 async def read_views(
-    provider: AsyncBaseProvider, calls: Sequence[ViewCall], *, batch_limit: int = VIEW_BATCH_LIMIT
+    provider: AsyncBaseProvider,
+    calls: Sequence[ViewCall],
+    *,
+    batch_limit: int = VIEW_BATCH_LIMIT,
+    each: bool = False,
 ) -> list[Any]:
     """The decoded answers of ``calls``, sent as JSON-RPC batches of at most ``batch_limit`` calls (one batch when
     they fit); a revert or error answer raises ChainError, and so does an answer that is no value of the view's types
-    (the empty answer of an address with no code). Split, the read stays one snapshot: calls at ``latest`` are pinned
-    to the head's number, read first (calls pinned to a number already, as servicing's are, need no read)."""
+    (the empty answer of an address with no code) — unless ``each``: then that call's ChainError is its answer, and
+    the others are read (a batch the node refuses whole still raises). Split, the read stays one snapshot: calls at
+    ``latest`` are pinned to the head's number, read first (calls pinned to a number already, as servicing's are,
+    need no read)."""
     if not calls:
         return []
     if batch_limit < 1:
         raise ValueError(f"batch_limit must be at least 1, not {batch_limit}")
     if len(calls) <= batch_limit:
-        return await _read_batch(provider, calls)
+        return await _read_batch(provider, calls, each)
     if any(call.block == "latest" for call in calls):
         head = await _head(provider)
         calls = [replace(call, block=head) if call.block == "latest" else call for call in calls]
@@ -123,7 +129,7 @@ async def read_views(
 
     async def read(part: Sequence[ViewCall]) -> list[Any]:
         async with gate:
-            return await _read_batch(provider, part)
+            return await _read_batch(provider, part, each)
 
     parts = [calls[start : start + batch_limit] for start in range(0, len(calls), batch_limit)]
     return [answer for answers in await asyncio.gather(*(read(part) for part in parts)) for answer in answers]
@@ -136,7 +142,7 @@ async def _head(provider: AsyncBaseProvider) -> int:
     return int(str(answer["result"]), 16)
 
 
-async def _read_batch(provider: AsyncBaseProvider, calls: Sequence[ViewCall]) -> list[Any]:
+async def _read_batch(provider: AsyncBaseProvider, calls: Sequence[ViewCall], each: bool = False) -> list[Any]:
     answers: Any = await provider.make_batch_request([call.request() for call in calls])
     if not isinstance(answers, list):
         raise ChainError(f"the node refused a batch of {len(calls)} views: {answers.get('error')}")
@@ -144,13 +150,22 @@ async def _read_batch(provider: AsyncBaseProvider, calls: Sequence[ViewCall]) ->
         raise ChainError(f"the node answered {len(answers)} of a batch of {len(calls)} views")
     decoded = []
     for call, answer in zip(calls, answers, strict=True):
-        if "error" in answer:
-            raise ChainError(f"{call.view.name} on {call.address} failed: {answer['error']}")
         try:
-            decoded.append(call.view.decode(str(answer["result"])))
-        except DecodingError as err:  # "0x" from an address with no code: no answer of the view's type
-            raise ChainError(f"{call.view.name} on {call.address}: no answer of its type (no contract there?)") from err
+            decoded.append(_answer(call, answer))
+        except ChainError as err:
+            if not each:
+                raise
+            decoded.append(err)
     return decoded
+
+
+def _answer(call: ViewCall, answer: Any) -> Any:
+    if "error" in answer:
+        raise ChainError(f"{call.view.name} on {call.address} failed: {answer['error']}")
+    try:
+        return call.view.decode(str(answer["result"]))
+    except DecodingError as err:  # "0x" from an address with no code: no answer of the view's type
+        raise ChainError(f"{call.view.name} on {call.address}: no answer of its type (no contract there?)") from err
 
 
 class BlockViews:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, ForeignKey, String, and_, delete, or_, select
+from sqlalchemy import ColumnElement, ForeignKey, Row, String, and_, delete, or_, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
@@ -31,6 +32,7 @@ from store.outbox import SqlOutboxStore
 from store.payments import OffchainPaymentRow, said_made_at
 from store.providers import ProviderWebhookEventRow
 from store.types import UtcDateTime
+from store.unreadable import UnreadableRow, rows_each
 
 OPEN_STATUSES = ("active", "defaulted")
 
@@ -70,6 +72,26 @@ def recorded_repayments(session: Session, loan_ids: Sequence[str]) -> dict[str, 
     return found
 
 
+def _open_loan(found: Row[LoanRow, Any, Any, str | None, str | None]) -> OpenLoan:
+    """A readable worklist row: the loan, its quote's disclosure and offer, its accept's lender state and step."""
+    row, disclosure, offer, lender_state, step = found
+    return OpenLoan(
+        id=row.id,
+        loan_ref=int(row.onchain_loan_id or 0),
+        status=row.status,
+        pool=row.pool,
+        provider_id=row.provider_id,
+        asset_address=row.asset_address,
+        collateral_asset=row.collateral_asset,
+        outstanding_principal=int(row.outstanding_principal or 0),
+        repaid=int(row.interest_paid or 0) + int(row.principal_paid or 0),
+        disclosure=disclosure,
+        unfunded=row.pool is None and lender_state == FUND_REFUSED,
+        funding_pending=row.pool is None and funding_pending(TRADITIONAL, step, lender_state),
+        provider_ref=None if not offer or offer.get("providerRef") is None else str(offer["providerRef"]),
+    )
+
+
 class SqlServicingRepository:
     """``aggregator.servicing.repository.ServicingRepository`` in the caller's session; never commits."""
 
@@ -77,7 +99,7 @@ class SqlServicingRepository:
         self.session = session
 
     def open_loans(self, chain_id: int, aggregator: str) -> list[OpenLoan]:
-        rows = self.session.execute(
+        query = (
             select(LoanRow, QuoteRow.disclosure, QuoteRow.offer, AcceptRow.lender_state, AcceptRow.step)
             .outerjoin(QuoteRow, QuoteRow.id == LoanRow.quote_id)
             .outerjoin(AcceptRow, AcceptRow.loan_id == LoanRow.id)
@@ -90,23 +112,15 @@ class SqlServicingRepository:
             .order_by(LoanRow.onchain_loan_id)
         )
         return [
-            OpenLoan(
-                id=row.id,
-                loan_ref=int(row.onchain_loan_id or 0),
-                status=row.status,
-                pool=row.pool,
-                provider_id=row.provider_id,
-                asset_address=row.asset_address,
-                collateral_asset=row.collateral_asset,
-                outstanding_principal=int(row.outstanding_principal or 0),
-                repaid=int(row.interest_paid or 0) + int(row.principal_paid or 0),
-                disclosure=disclosure,
-                unfunded=row.pool is None and lender_state == FUND_REFUSED,
-                funding_pending=row.pool is None and funding_pending(TRADITIONAL, step, lender_state),
-                provider_ref=None if not offer or offer.get("providerRef") is None else str(offer["providerRef"]),
-            )
-            for row, disclosure, offer, lender_state, step in rows
+            self._unreadable(found) if isinstance(found, UnreadableRow) else _open_loan(found)
+            for found in rows_each(self.session, query, LoanRow.id)
         ]
+
+    def _unreadable(self, found: UnreadableRow) -> OpenLoan:
+        """A loan whose row does not read, with its on-chain id when that column alone reads (else 0)."""
+        raw = self.session.scalar(select(type_coerce(LoanRow.onchain_loan_id, String)).where(LoanRow.id == found.key))
+        ref = int(raw) if raw is not None and raw.isascii() and raw.isdigit() else 0
+        return OpenLoan(found.key, ref, "", None, None, None, None, 0, unreadable=found.reason)
 
     def announced(self, loan_id: str) -> set[str]:
         return set(self.session.scalars(select(PastDueNoticeRow.bucket).where(PastDueNoticeRow.loan_id == loan_id)))

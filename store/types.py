@@ -10,6 +10,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 
+class UnreadableValue(ValueError):
+    """A value stored in a column that its type cannot read back (a uint256 column holding ``'1.5e9'``, written
+    around the application): the row it is in cannot be read, the others can (``store.unreadable``)."""
+
+
 class Uint256(TypeDecorator[int]):
     """A non-negative integer up to 2**256 - 1 (token base units), stored as its decimal string so that every
     database keeps it exactly (SQLite has no exact 256-bit numeric)."""
@@ -25,7 +30,12 @@ class Uint256(TypeDecorator[int]):
         return str(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
-        return None if value is None else int(value)
+        if value is None:
+            return None
+        text = str(value)
+        if not (text.isascii() and text.isdigit()) or len(text) > 78:  # int() takes " 7", "-1", "1_0" too
+            raise UnreadableValue(f"{text!r} is stored where a uint256 belongs (base units, decimal digits only)")
+        return int(text)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -106,9 +106,11 @@ from aggregator.servicing.repository import (
     OpenLoan,
     ServicingStore,
     left_alone,
+    readable,
     serviced,
 )
 from aggregator.servicing.sender_funds import SenderFunds
+from aggregator.servicing.unserviceable import Unserviceable
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
@@ -178,6 +180,9 @@ class DefaultReport:
     #: loan ref → the principal remainder still owed on-chain by a loan paid as disclosed (neither past due nor
     #: marked in default: ``delinquency.paid_as_disclosed``)
     paid_as_disclosed: dict[int, int] = field(default_factory=dict)
+    #: loan id → why the round could not read the loan (its ledger row, or its ``getLoan``): skipped, said once and
+    #: counted (``unserviceable``), the other loans served
+    unserviceable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +239,7 @@ class DefaultJob:
             client, operator, settings.first_pause, settings.most_pause, role=Role.OPERATOR, job="defaulter",
             sends="markDefault, cancelUnfunded, hold and release attempts",
         )  # fmt: skip
+        self.unserviceable = Unserviceable(log, LEASE_KIND, self.ledger_chain.chain_id)
 
     @property
     def chain_id(self) -> int:
@@ -253,15 +259,24 @@ class DefaultJob:
 
     async def run_round(self, leader: Leader | None = None) -> DefaultReport:
         self.funds.new_round()
-        loans, unserviced = serviced(await asyncio.to_thread(self._open_loans))
+        self.unserviceable.new_round()
+        loans, unreadable = readable(await asyncio.to_thread(self._open_loans))
         block = await self.client.rpc("eth_getBlockByNumber", "latest", False)
         number, now = int(block["number"], 16), int(block["timestamp"], 16)
-        grace, onchain = await self._read(loans, number)
-        payments = await self._payment_times(loans, onchain, now)
         report = DefaultReport(number, now)
-        await asyncio.to_thread(self._announce, loans, onchain, now, report, leader, payments)
+        for loan in unreadable:
+            self._unserviceable(report, loan, f"its ledger row cannot be read: {loan.unreadable}")
+        grace, onchain = await self._read(loans, number)
         for loan in loans:
-            state = onchain[loan.loan_ref]
+            if isinstance(onchain[loan.loan_ref], ChainError):
+                self._unserviceable(report, loan, f"its getLoan cannot be read: {onchain[loan.loan_ref]}")
+        loans = [loan for loan in loans if not isinstance(onchain[loan.loan_ref], ChainError)]
+        read = {ref: state for ref, state in onchain.items() if isinstance(state, OnChainLoan)}
+        loans, unserviced = serviced(loans)
+        payments = await self._payment_times(loans, read, now)
+        await asyncio.to_thread(self._announce, loans, read, now, report, leader, payments)
+        for loan in loans:
+            state = read[loan.loan_ref]
             judged_now = Delinquency(0, report.buckets[loan.loan_ref], now)
             if state.status == ACTIVE and defaultable(state.maturity, grace, now, judged_now):
                 await self._mark_default(loan, report, leader)
@@ -272,7 +287,15 @@ class DefaultJob:
                 await self._hold(loan, report, leader)
         await self._release_funded(loans, report, leader)
         await self.funds.end_round()
+        self.unserviceable.end_round()
         return report
+
+    def _unserviceable(self, report: DefaultReport, loan: OpenLoan, reason: str) -> None:
+        """Skip ``loan``, which the round cannot read: said once (not every round), counted."""
+        report.unserviceable[loan.id] = reason
+        if loan.loan_ref:
+            report.skipped[loan.loan_ref] = reason
+        self.unserviceable.skip(f"{loan.id} (on-chain id {loan.loan_ref or 'unknown'})", reason)
 
     async def _round_attempt(
         self, function: str, key_of: Callable[..., str], contract: str, loan_ref: int, report: DefaultReport
@@ -291,15 +314,23 @@ class DefaultJob:
         with self.store.unit_of_work() as uow:
             return uow.servicing.open_loans(self.chain_id, self.ledger_chain.aggregator)
 
-    async def _read(self, loans: Sequence[OpenLoan], block: int) -> tuple[int, dict[int, OnChainLoan]]:
+    async def _read(self, loans: Sequence[OpenLoan], block: int) -> tuple[int, dict[int, OnChainLoan | ChainError]]:
+        """The contract's grace period (the round fails without it) and each loan's state, or why it cannot be read
+        (the others are read all the same)."""
         aggregator = self.ledger_chain.aggregator
         calls = [view("CreditAggregator", "gracePeriod").call(aggregator, block=block)]
         calls += [view("CreditAggregator", "getLoan").call(aggregator, loan.loan_ref, block=block) for loan in loans]
-        answers = await read_views(self.client.provider, calls)
-        onchain = {}
+        answers = await read_views(self.client.provider, calls, each=True)
+        if isinstance(answers[0], ChainError):
+            raise answers[0]
+        onchain: dict[int, OnChainLoan | ChainError] = {}
         for loan, fields in zip(loans, answers[1:], strict=True):
             # Loan: borrower, pool, asset, rateBps, maturity, lastAccrual, status, outstandingPrincipal, ...
-            onchain[loan.loan_ref] = OnChainLoan(int(fields[4]), int(fields[6]), int(fields[7]))
+            onchain[loan.loan_ref] = (
+                fields
+                if isinstance(fields, ChainError)
+                else OnChainLoan(int(fields[4]), int(fields[6]), int(fields[7]))
+            )
         return int(answers[0]), onchain
 
     async def _payment_times(

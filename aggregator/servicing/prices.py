@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 from web3.providers.async_base import AsyncBaseProvider
 
+from chain.errors import ChainError
 from chain.views import read_views, view
 
 VALUE_DECIMALS = 8  # the CollateralManager's USD values
@@ -147,14 +148,22 @@ async def read_prices(
     has_sequencer = sequencer_feed.lower() != ZERO_ADDRESS
     if has_sequencer:
         calls.append(round_view.call(sequencer_feed, block=block))
-    rounds = await read_views(provider, calls)
-    by_feed = {feed: RoundData(int(r[1]), int(r[2]), int(r[3])) for feed, r in zip(feeds, rounds, strict=False)}
+    rounds = await read_views(provider, calls, each=True)  # a feed with no contract refuses its assets' prices only
+    by_feed = {
+        feed: r if isinstance(r, ChainError) else RoundData(int(r[1]), int(r[2]), int(r[3]))
+        for feed, r in zip(feeds, rounds, strict=False)
+    }
     sequencer = None
     if has_sequencer:
         seq = rounds[-1]
+        if isinstance(seq, ChainError):  # every price of the chain hangs on it: the round cannot judge any
+            raise seq
         sequencer = Sequencer(sequencer_feed, grace, int(seq[1]), int(seq[2]))
     prices: dict[str, Price | PriceRefusal] = {}
     for asset, found in sources.items():
         data = by_feed.get(found.feed) if found is not None else None
+        if isinstance(data, ChainError):
+            prices[asset] = PriceRefusal(asset, f"its feed answers nothing usable: {data}")
+            continue
         prices[asset] = usable_price(asset, found, data, timestamp, sequencer)
     return PriceBoard(block, timestamp, prices)

@@ -44,6 +44,9 @@ class OpenLoan:
     funding_pending: bool = False
     #: the lender's own reference of the offer (``providerRef``), asked about before an unfunded loan is cancelled
     provider_ref: str | None = None
+    #: why its ledger row cannot be read (a value its column's type cannot read back: ``store.unreadable``), or None;
+    #: only ``id`` (and ``loan_ref`` when that column reads, else 0) is known of such a loan, and servicing skips it
+    unreadable: str | None = None
 
 
 #: why servicing leaves an unfunded loan alone: neither past due nor in default nor liquidated (its collateral would go
@@ -63,10 +66,19 @@ FUNDING_PENDING = (
 
 
 def left_alone(loan: OpenLoan) -> str | None:
-    """Why servicing leaves ``loan`` alone (``UNFUNDED``, ``FUNDING_PENDING``), or None: it is serviced."""
+    """Why servicing leaves ``loan`` alone (``UNFUNDED``, ``FUNDING_PENDING``, its row unreadable), or None: it is
+    serviced."""
+    if loan.unreadable is not None:
+        return f"its ledger row cannot be read: {loan.unreadable}"
     if loan.unfunded:
         return UNFUNDED
     return FUNDING_PENDING if loan.funding_pending else None
+
+
+def readable(loans: Sequence[OpenLoan]) -> tuple[list[OpenLoan], list[OpenLoan]]:
+    """``loans`` split into those whose ledger rows read and those that cannot be read (``OpenLoan.unreadable``):
+    servicing skips the latter, names each once and counts them (``unserviceable``), and goes on with the others."""
+    return [loan for loan in loans if loan.unreadable is None], [loan for loan in loans if loan.unreadable is not None]
 
 
 def serviced(loans: Sequence[OpenLoan]) -> tuple[list[OpenLoan], list[OpenLoan]]:

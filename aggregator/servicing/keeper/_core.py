@@ -14,8 +14,9 @@ from aggregator.ledger import LedgerChain
 from aggregator.receipts import apply_receipt
 from aggregator.servicing.keeper._report import RoundReport
 from aggregator.servicing.keeper._settings import KeeperSettings
-from aggregator.servicing.repository import ServicingStore
+from aggregator.servicing.repository import OpenLoan, ServicingStore
 from aggregator.servicing.sender_funds import SenderFunds
+from aggregator.servicing.unserviceable import Unserviceable
 from chain.artifacts import load_artifact
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
@@ -72,6 +73,7 @@ class _Core:
             address=to_checksum_address(self.chain.aggregator), abi=load_artifact("CreditAggregator").abi
         )
         self._claim_refusals: dict[int, str] = {}  # loan ref → why its claim was last refused (logged once)
+        self.unserviceable = Unserviceable(log, "keeper", self.ledger_chain.chain_id)
         self.funds = SenderFunds(
             client, transactions, settings.first_pause, settings.most_pause, role=Role.KEEPER, job="keeper",
             sends="liquidations, impairments and collateral claims",
@@ -80,6 +82,13 @@ class _Core:
     @property
     def chain_id(self) -> int:
         return self.ledger_chain.chain_id
+
+    def _unserviceable(self, report: RoundReport, loan: OpenLoan, reason: str) -> None:
+        """Skip ``loan``, which the round cannot read or price: said once (not every round), counted."""
+        report.unserviceable[loan.id] = reason
+        if loan.loan_ref:
+            report.skipped[loan.loan_ref] = reason
+        self.unserviceable.skip(f"{loan.id} (on-chain id {loan.loan_ref or 'unknown'})", reason)
 
     def _skip(self, report: RoundReport, ref: int, reason: str) -> None:
         report.skipped[ref] = reason

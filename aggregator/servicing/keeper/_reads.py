@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_utils.address import to_checksum_address
 
@@ -12,6 +13,7 @@ from aggregator.servicing.health import Position, Thresholds
 from aggregator.servicing.keeper._core import _Core
 from aggregator.servicing.prices import Price, PriceBoard, PriceRefusal, read_prices
 from aggregator.servicing.repository import OpenLoan, UnclaimedCollateral
+from chain.errors import ChainError
 from chain.views import read_views, view
 
 DEFAULTED = 3  # LoanStatus.Defaulted in the contracts' enum (None, Active, Repaid, Defaulted, Liquidated)
@@ -31,6 +33,16 @@ class _Read:
     prices: PriceBoard
     #: loan ref → the key of its liquidation sent in an earlier round and not yet settled (not confirmed in time)
     in_flight: dict[int, str] = field(default_factory=dict)
+    #: loan ref → why the chain answered nothing usable for it (its debt or collateral asset has no contract, a view
+    #: of it reverted): skipped, the other loans serviced (``unserviceable``)
+    unreadable: dict[int, str] = field(default_factory=dict)
+
+
+def _must(answer: Any) -> Any:
+    """An answer the round cannot go on without (the CollateralManager's own settings): its failure fails the round."""
+    if isinstance(answer, ChainError):
+        raise answer
+    return answer
 
 
 class _Reading(_Core):
@@ -67,25 +79,54 @@ class _Reading(_Core):
             token = to_checksum_address(asset)
             calls.append(view("MockERC20", "balanceOf").call(token, self.chain.keeper, block=block))
             calls.append(view("MockERC20", "allowance").call(token, self.chain.keeper, manager, block=block))
-        answers = iter(await read_views(provider, calls))
-        paused, full_close, min_leftover = bool(next(answers)), int(next(answers)), int(next(answers))
-        debts = {}
+        answers = iter(await read_views(provider, calls, each=True))
+        paused, full_close, min_leftover = (_must(next(answers)) for _ in range(3))  # the chain's own: no round
+        unreadable: dict[int, str] = {}
+        debts, collateral = {}, {}
         for loan in loans:
-            _, asset, principal, interest, status, _ = next(answers)
+            debt = next(answers)
+            if isinstance(debt, ChainError):
+                unreadable.setdefault(loan.loan_ref, f"its debt cannot be read: {debt}")
+                continue
+            _, asset, principal, interest, status, _ = debt
             debts[loan.loan_ref] = (str(asset).lower(), int(principal), int(interest), int(status))
-        collateral = {}
         for loan in loans:
-            asset, amount = next(answers)
-            collateral[loan.loan_ref] = (str(asset).lower(), int(amount))
-        configs = {}
+            held = next(answers)
+            if isinstance(held, ChainError):
+                unreadable.setdefault(loan.loan_ref, f"its collateral cannot be read: {held}")
+                continue
+            collateral[loan.loan_ref] = (str(held[0]).lower(), int(held[1]))
+        configs, broken_assets = {}, {}
         for asset in collateral_assets:
-            _ltv, threshold, bonus, *_ = next(answers)
+            config = next(answers)
+            if isinstance(config, ChainError):
+                broken_assets[asset] = f"collateral asset {asset}'s configuration cannot be read: {config}"
+                continue
+            _ltv, threshold, bonus, *_ = config
             configs[asset] = (int(threshold), int(bonus))
-        impairments = {loan.loan_ref: int(next(answers)) for loan in pool_loans}
-        balances = {asset: (int(next(answers)), int(next(answers))) for asset in debt_assets}
+        impairments = {}
+        for loan in pool_loans:
+            impairment = next(answers)
+            if isinstance(impairment, ChainError):
+                unreadable.setdefault(loan.loan_ref, f"its impairment cannot be read: {impairment}")
+                continue
+            impairments[loan.loan_ref] = int(impairment)
+        balances = {}
+        for asset in debt_assets:
+            balance, allowance = next(answers), next(answers)
+            failed = next((answer for answer in (balance, allowance) if isinstance(answer, ChainError)), None)
+            if failed is not None:  # no token there (an address with no code), or one that reverts
+                broken_assets[asset] = f"debt asset {asset} answers no balance: {failed}"
+                continue
+            balances[asset] = (int(balance), int(allowance))
+        for loan in loans:
+            for asset in ((loan.asset_address or "").lower(), (loan.collateral_asset or "").lower()):
+                if asset in broken_assets:
+                    unreadable.setdefault(loan.loan_ref, broken_assets[asset])
         prices = await read_prices(provider, manager, [*collateral_assets, *debt_assets], block, timestamp)
+        thresholds = Thresholds(int(full_close), int(min_leftover))
         return _Read(
-            paused, Thresholds(full_close, min_leftover), debts, collateral, configs, impairments, balances, prices
+            bool(paused), thresholds, debts, collateral, configs, impairments, balances, prices, unreadable=unreadable
         )
 
     def _position(self, loan: OpenLoan, read: _Read) -> Position | str:

@@ -27,3 +27,5 @@ class RoundReport:
     skipped: dict[int, str] = field(default_factory=dict)
     claimed: dict[int, str] = field(default_factory=dict)  # loan ref → claimCollateral tx hash
     unclaimed: dict[int, str] = field(default_factory=dict)  # loan ref → why its collateral was not claimed now
+    #: loan id → why the round could not read or price the loan (``unserviceable``: said once, counted, skipped)
+    unserviceable: dict[str, str] = field(default_factory=dict)
