@@ -85,6 +85,17 @@ class LoanNotFound(AggregatorError):
         super().__init__(f"no loan {loan_id}")
 
 
+class LoanRecordUnreadable(AggregatorError):
+    """The loan's ledger row holds a value its column cannot read back (written around the application): an
+    operator corrects the row. ``borrower_id`` and ``provider_id`` are the row's (they read), so that a reader outside
+    the loan's scope is told it is not found, as for any other loan."""
+
+    def __init__(self, loan_id: str, reason: str, borrower_id: str | None, provider_id: str | None) -> None:
+        super().__init__(f"the record of loan {loan_id} cannot be read ({reason}); the operators are told")
+        self.loan_id, self.reason = loan_id, reason
+        self.borrower_id, self.provider_id = borrower_id, provider_id
+
+
 class ComplianceDenied(AggregatorError):
     """Compliance refused the request or the acceptance; ``reasons`` are (code, message) pairs, recorded.
     ``notice``: the adverse-action notice its answer carries (a credit request the screening allowed no product of:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from eth_utils.address import to_checksum_address
 from web3.exceptions import ContractLogicError, Web3Exception
 
-from aggregator.errors import LoanNotFound
+from aggregator.errors import LoanNotFound, LoanRecordUnreadable
 from aggregator.installments import DueInstallment, schedule_from_disclosure
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.platform import ChainRuntime, earlier_deployment
@@ -181,9 +181,13 @@ class LoanScope:
     provider_id: str | None = None
 
     def allows(self, loan: LoanRecord) -> bool:
-        if self.borrower_id is not None and loan.borrower_id != self.borrower_id:
+        return self.owns(loan.borrower_id, loan.provider_id)
+
+    def owns(self, borrower_id: str | None, provider_id: str | None) -> bool:
+        """Whether a loan of this borrower, funded by this provider, is in scope."""
+        if self.borrower_id is not None and borrower_id != self.borrower_id:
             return False
-        return self.provider_id is None or loan.provider_id == self.provider_id
+        return self.provider_id is None or provider_id == self.provider_id
 
 
 class LoanRepository(Protocol):
@@ -295,21 +299,33 @@ LiveReader = Callable[[ChainRuntime, int], Awaitable[LiveFigures]]
 """What the borrower owes now on (chain, on-chain loan id): ``read_live`` asks the chain; unit tests pass a fake."""
 
 
+@contextmanager
+def _in_scope(scope: LoanScope) -> Iterator[None]:
+    """A loan whose record cannot be read is not found for a reader outside its scope, as any other loan."""
+    try:
+        yield
+    except LoanRecordUnreadable as err:
+        if not scope.owns(err.borrower_id, err.provider_id):
+            raise LoanNotFound(err.loan_id) from None
+        raise
+
+
 class LoanService:
     def __init__(self, loans: LoanStore, chains: dict[str, ChainRuntime], live: LiveReader | None = None) -> None:
         self._loans, self._chains = loans, chains
         self._live = live or read_live
 
     def get(self, loan_id: str, scope: LoanScope) -> LoanRecord:
-        """The loan's record; LoanNotFound outside ``scope`` as for an unknown id."""
-        with self._loans.reading() as loans:
+        """The loan's record; LoanNotFound outside ``scope`` as for an unknown id; LoanRecordUnreadable when its
+        row cannot be read (503)."""
+        with self._loans.reading() as loans, _in_scope(scope):
             loan = loans.get(loan_id)
         if loan is None or not scope.allows(loan):
             raise LoanNotFound(loan_id)
         return loan
 
     def _load(self, loan_id: str, scope: LoanScope) -> tuple[LoanRecord, LoanEntries, tuple[DueInstallment, ...]]:
-        with self._loans.reading() as loans:
+        with self._loans.reading() as loans, _in_scope(scope):
             loan = loans.get(loan_id)
             if loan is None or not scope.allows(loan):
                 raise LoanNotFound(loan_id)

@@ -105,6 +105,8 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "get_review": (503,),
     # 503: a chain's confirmed head could not be read (chain-unavailable)
     "start_reconciliation": (503,),
+    # 503: the loan's ledger row holds a value that cannot be read back (loan-record-unreadable)
+    "get_loan": (503,),
 }
 
 # A problem the operation really answers with that status (its type and title), for its example; otherwise the
@@ -128,6 +130,7 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
     ("me", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
     ("get_review", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
     ("start_reconciliation", 503): ("chain-unavailable", "The chain step did not complete"),
+    ("get_loan", 503): ("loan-record-unreadable", "The loan's record cannot be read"),
 } | {
     (operation, kind.status): (kind.slug, kind.title)
     for operation, kind in (

@@ -3,6 +3,7 @@ never leave ``store``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -12,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from aggregator.accept_saga import FUND_REFUSED, FUNDING_SETTLED, TRADITIONAL, AcceptStep, funding_pending
-from aggregator.errors import AmbiguousOfferRef
+from aggregator.errors import AmbiguousOfferRef, LoanRecordUnreadable
 from aggregator.loans import (
     ChainRef,
     CollateralMovement,
@@ -35,6 +36,10 @@ from store.ledger import (
     SqlLedgerRepository,
 )
 from store.servicing import OPEN_STATUSES, recorded_repayments
+from store.types import UnreadableValue
+from store.unreadable import UnreadableRow, rows_each
+
+log = logging.getLogger(__name__)
 
 #: the ``LoanRecord`` fields a ``loans`` row holds (``unfunded`` and ``funding_pending`` are its accept's)
 COLUMNS = tuple(name for name in LoanRecord.__dataclass_fields__ if name not in ("unfunded", "funding_pending"))
@@ -90,10 +95,28 @@ class SqlLoanRepository:
         self.session = session
 
     def get(self, loan_id: str) -> LoanRecord | None:
-        found = self.session.execute(_with_funding().where(LoanRow.id == loan_id)).first()
+        """The loan's record; ``LoanRecordUnreadable`` when its row holds a value that cannot be read back."""
+        try:
+            found = self.session.execute(_with_funding().where(LoanRow.id == loan_id)).first()
+        except UnreadableValue as err:
+            raise self._unreadable(loan_id, err) from err
         return None if found is None else _funded_record(*found)
 
+    def _unreadable(self, loan_id: str, err: UnreadableValue) -> LoanRecordUnreadable:
+        log.error("loan %s: its ledger row cannot be read: %s", loan_id, err)
+        owners = self.session.execute(
+            select(LoanRow.borrower_id, LoanRow.provider_id).where(LoanRow.id == loan_id)
+        ).first()
+        borrower_id, provider_id = owners if owners is not None else (None, None)
+        return LoanRecordUnreadable(loan_id, str(err), borrower_id, provider_id)
+
     def entries(self, loan_id: str) -> LoanEntries:
+        try:
+            return self._entries(loan_id)
+        except UnreadableValue as err:  # a ledger entry of the loan holds it
+            raise self._unreadable(loan_id, err) from err
+
+    def _entries(self, loan_id: str) -> LoanEntries:
         def rows(model: Any) -> list[Any]:
             return list(self.session.scalars(select(model).where(model.loan_id == loan_id).order_by(model.fact_id)))
 
@@ -150,7 +173,14 @@ class SqlLoanRepository:
                 or_(LoanRow.created_at < created_at, and_(LoanRow.created_at == created_at, LoanRow.id < loan_id))
             )
         newest_first = query.order_by(LoanRow.created_at.desc(), LoanRow.id.desc()).limit(limit)
-        return [_funded_record(*found) for found in self.session.execute(newest_first)]
+        records = []
+        for found in rows_each(self.session, newest_first, LoanRow.id):
+            if isinstance(found, UnreadableRow):  # left out of the list, said for an operator: the others are listed
+                log.error("loan %s left out of a list of loans: its ledger row cannot be read: %s", found.key,
+                          found.reason)  # fmt: skip
+                continue
+            records.append(_funded_record(*found))
+        return records
 
     def open_loans_of_other_contracts(self, chain_id: int, aggregator: str) -> dict[str, int]:
         """How many loans the ledger shows open (active or in default, servicing's ``OPEN_STATUSES``) on chain
