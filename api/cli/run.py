@@ -107,6 +107,7 @@ def _run(args: argparse.Namespace, settings: Settings, state_dir: Path) -> None:
             aggregator = chains.deployments[devnet.name].address("CreditAggregator")
             print(f"  {devnet.name:15} chain id {devnet.chain_id}  {devnet.rpc_url}  CreditAggregator {aggregator}")
         with platform_services(ports, fleet_file=args.fleet) as services:
+            require_live_admin_key(services.api_url, settings.admin_api_key)  # the journey and demo key need it
             if args.journey:
                 _show_journey(services.api_url, settings.admin_api_key)
             borrower = devnet_account(DEVNET_BORROWER_INDEXES[0])
@@ -116,6 +117,29 @@ def _run(args: argparse.Namespace, settings: Settings, state_dir: Path) -> None:
             stop_signals = {signal.SIGINT, signal.SIGTERM}
             signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
             signal.sigwait(stop_signals)
+
+
+def require_live_admin_key(api_url: str, admin_key: str) -> None:
+    """Stop the run with one line saying what to do (exit 1, the services stopped on the way out) when the API does
+    not take ``CREDITMESH_ADMIN_API_KEY`` as an admin's: the journey and the demo borrower's key are made with it.
+    Before (fixed 2026-11-29) a bootstrap key an admin had revoked stopped the run with a traceback (a 401 of
+    ``GET /v1/platform`` in the journey), and only a JSON log line said why."""
+    answer = httpx.get(f"{api_url}/v1/api-keys", params={"limit": 1}, headers={"X-API-Key": admin_key}, timeout=30)
+    if answer.status_code not in (401, 403):
+        answer.raise_for_status()  # anything else is no answer about the key: as any failure of the run
+        return
+    try:
+        detail = str(answer.json().get("detail", ""))
+    except ValueError:
+        detail = answer.text[:200]
+    what = "is not a live API key here" if answer.status_code == 401 else "is not an admin's key"
+    _refused(
+        f"CREDITMESH_ADMIN_API_KEY {what} (the API answered {answer.status_code}: {detail}); an admin may have "
+        "revoked it, and a revoked bootstrap key stays revoked. Set CREDITMESH_ADMIN_API_KEY to a live admin key (one "
+        "an admin issued with POST /v1/api-keys), or to a new value, which becomes the bootstrap admin key, and run "
+        "again",
+        PermissionError(detail),
+    )
 
 
 def _show_journey(api_url: str, admin_key: str) -> None:
