@@ -169,6 +169,7 @@ def _report_checks(chain: str, w3: Web3, record: DeploymentRecord) -> int:
 def cmd_propose(args: argparse.Namespace) -> None:
     if args.fork and not args.dry_run:  # it was ignored, and the proposal made for real
         raise SystemExit("--fork goes with --dry-run only (it runs the dry run on a local fork): nothing was proposed")
+    _refuse_unwritten_out(args, "proposal", "nothing was proposed")
     with governing(args) as governance:
         chains = list(governance.chains.values())
         calls_for: CallsFor = args.build(args)
@@ -328,7 +329,24 @@ def _report_executions(executions: list[Execution], *, by_id: bool) -> None:
         raise GovernanceError(f"{what} executed on none of {len(executions)} chain(s) ({reasons})")
 
 
+def _refuse_unwritten_out(args: argparse.Namespace, what: str, nothing_done: str) -> None:
+    """Refuse ``--out`` where no file would be written (before 2026-11-29 it was ignored, silently): the Safe path
+    alone writes one — the SafeTxs the owners sign — while ``--via key`` sends from the key and a dry run sends
+    nothing; each prints its operation ids, which ``execute`` takes."""
+    if args.out is None:
+        return
+    if args.via == "key":
+        raise SystemExit(
+            f"--out {args.out} is the {what} file of the Safe path (--via safe: the SafeTxs the owners sign); "
+            f"--via key sends from the key and writes no file, and prints each chain's operation id (`creditmesh "
+            f"admin execute 0x…` takes it): drop --out, or use --via safe; {nothing_done}"
+        )
+    if getattr(args, "dry_run", False):
+        raise SystemExit(f"--out {args.out}: a dry run writes no {what} file; drop --out or --dry-run; {nothing_done}")
+
+
 def cmd_cancel(args: argparse.Namespace) -> None:
+    _refuse_unwritten_out(args, "cancellation", "nothing was cancelled")
     if args.via == "safe":
         _cancel_via_safe(args)
         return
@@ -455,7 +473,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         for name, options in arguments:
             parser.add_argument(name, **options)
         parser.add_argument("--via", choices=("safe", "key"), default="safe", help="schedule from the Safe or a key")
-        parser.add_argument("--out", type=Path, default=None, help="proposal file (Safe path)")
+        parser.add_argument(
+            "--out", type=Path, default=None, help="proposal file (--via safe only; refused with --via key, --dry-run)"
+        )
         parser.add_argument(
             "--salt", type=bytes32_hex, default=None, help="0x and 64 hex digits, 32 bytes (default: random)"
         )
@@ -496,7 +516,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         parser = sub.add_parser(name, help=summary, description=description)
         if name == "cancel":
             parser.add_argument("--via", choices=("safe", "key"), default="key")
-            parser.add_argument("--out", type=Path, default=None, help="cancellation file (Safe path)")
+            parser.add_argument(
+                "--out", type=Path, default=None, help="cancellation file (--via safe only; refused with --via key)"
+            )
         parser.add_argument("operation_id", nargs="?", type=bytes32_hex, default=None, help="0x and 64 hex digits")
         parser.add_argument("--proposal", type=Path, default=None, help="every chain's operation in this file")
         _key_options(parser)

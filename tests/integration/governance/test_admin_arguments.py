@@ -1,6 +1,6 @@
 """What ``creditmesh admin`` makes of its arguments: a settlement address proposed from a key, operation ids and
-salts that are not 32 bytes of hex, ``--fork`` without ``--dry-run``, and a proposal file submitted on some of its
-chains."""
+salts that are not 32 bytes of hex, ``--fork`` without ``--dry-run``, ``--out`` where no file is written, and a
+proposal file submitted on some of its chains."""
 
 from __future__ import annotations
 
@@ -64,6 +64,32 @@ def test_fork_without_dry_run_is_refused_before_anything_is_proposed(admin: Admi
     assert "--fork goes with --dry-run only" in str(refused.value.code)
     assert chain.w3.eth.get_transaction_count(DEPLOYER.address) == sent
     assert "scheduled" not in admin.capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("command", "refusal"),
+    [
+        (("propose", "grace-period", "3600", "--via", "key"), "--via key sends from the key and writes no file"),
+        (("propose", "grace-period", "3600", "--dry-run"), "a dry run writes no proposal file"),
+        (("cancel", "0x" + "ab" * 32, "--via", "key"), "--via key sends from the key and writes no file"),
+    ],
+)
+def test_out_where_no_file_is_written_is_refused_before_anything_is_sent(
+    admin: Admin, command: tuple[str, ...], refusal: str
+) -> None:
+    """`propose … --via key --out FILE` scheduled the operation and wrote no file, silently (so did `cancel --via key`
+    and a dry run): --out is the Safe path's file."""
+    chain = admin.chains["ethereum-local"]
+    sent = chain.w3.eth.get_transaction_count(DEPLOYER.address)
+    out = admin.tmp / "never.json"
+
+    with pytest.raises(SystemExit) as refused:
+        admin("--chains", chain.name, *command, "--out", str(out))
+
+    assert refusal in str(refused.value.code)
+    assert f"--out {out}" in str(refused.value.code)
+    assert chain.w3.eth.get_transaction_count(DEPLOYER.address) == sent
+    assert not out.exists()
 
 
 def test_a_proposal_file_is_submitted_on_the_chains_named(admin: Admin) -> None:
