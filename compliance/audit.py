@@ -38,6 +38,9 @@ class AuditKind(StrEnum):
     PII_ERASURE = "pii-erasure"
     RECONCILIATION = "reconciliation"
     FUNDING_SETTLEMENT = "funding-settlement"
+    PROVIDER_REGISTERED = "provider-registered"
+    PROVIDER_CHANGED = "provider-changed"
+    PROVIDER_DEREGISTERED = "provider-deregistered"
 
 
 @dataclass(frozen=True, slots=True)

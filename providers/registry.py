@@ -255,6 +255,8 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         registration: ProviderRegistration,
         policy: ResiliencePolicy | None = None,
         webhook_url: str | None = None,
+        *,
+        actor: str | None = None,
     ) -> ResilientProvider:
         """A registration through the API: validated (plugin loaded and checked, configuration parsed, a pool must
         answer its views, the ``webhook_url`` its loan events go to is a public http(s) URL), then persisted and
@@ -316,6 +318,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     row.postal_address = None if creditor is None else creditor.address
                     if existing is None:  # a deregistered provider registered again takes its old row back
                         repository.add(row)
+                    repository.registered(row, again=existing is not None, actor=actor)  # audited with it
                     uow.commit()
                     stored.append(row)
 
@@ -363,7 +366,9 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     f"({how})"
                 )
 
-    async def deregister(self, provider_id: str, with_it: Callable[[Session], object] | None = None) -> list[str]:
+    async def deregister(
+        self, provider_id: str, with_it: Callable[[Session], object] | None = None, *, actor: str | None = None
+    ) -> list[str]:
         """Take a provider registered through the API out of quoting, in this process at once and in every other
         within ``CREDITMESH_PROVIDERS_RELOAD_SECONDS``. Only quoting stops: its registration is kept, disabled, and so
         is the provider in every process (``deregistered``), so its loans are serviced as before — its signed webhooks
@@ -390,7 +395,9 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
                 row.enabled = False
                 repository.bump_version()
-                withdrawn.extend(withdraw_quotes_of(uow.session, provider_id, datetime.now(UTC)))
+                now = datetime.now(UTC)
+                withdrawn.extend(withdraw_quotes_of(uow.session, provider_id, now))
+                repository.deregistered(row, len(withdrawn), now, actor)
                 if with_it is not None:
                     with_it(uow.session)
                 uow.commit()
@@ -406,7 +413,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                 self._stored[provider_id] = _fingerprint(disabled[0])
         return withdrawn
 
-    async def set_webhook_url(self, provider_id: str, url: str | None) -> None:
+    async def set_webhook_url(self, provider_id: str, url: str | None, *, actor: str | None = None) -> None:
         """Change (or with None remove) where a provider registered through the API gets its loan events; the
         relay reads it on every delivery, so pending events go to the new URL. ``UnknownProvider`` for a provider
         that was not registered through the API (one from the settings is configured there), raised before the URL
@@ -428,7 +435,9 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                 row = ProviderRepository(uow.session).registration(provider_id)
                 if row is None:  # deleted while its URL was checked
                     raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
-                row.webhook_url = url
+                before, row.webhook_url = row.webhook_url, url
+                if before != url:
+                    ProviderRepository(uow.session).webhook_changed(row, before, datetime.now(UTC), actor)
                 uow.commit()
 
         config = await asyncio.to_thread(registered)

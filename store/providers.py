@@ -3,13 +3,17 @@ incidents (a webhook refused for a bad signature, a replay or a bad body) with t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Table, UniqueConstraint, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from compliance.audit import AuditKind
 from store.base import Base
+from store.compliance import SqlAuditLog
 from store.types import UtcDateTime
 
 
@@ -78,6 +82,35 @@ _VERSION_TABLE = cast(Table, ProviderRegistryVersionRow.__table__)
 _VERSION = select(_VERSION_TABLE.c.version).where(_VERSION_TABLE.c.id == 1)
 
 
+#: what a configuration field's name says holds a secret: left out of audit entries (a lender's HMAC ``secret``, sealed
+#: at rest as ``secret_sealed``, and any credential a plugin's configuration names so)
+_SECRET_WORDS = ("secret", "password", "token", "credential", "api_key", "apikey", "private")
+
+
+def audit_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` as an audit entry keeps it: each field whose name says it holds a secret left out (named in
+    ``withheld``), a URL's user information and query left out (``audit_url``)."""
+    kept: dict[str, Any] = {}
+    withheld = []
+    for name, value in config.items():
+        if any(word in name.lower() for word in _SECRET_WORDS):
+            withheld.append(name)
+        else:
+            kept[name] = audit_url(value) if isinstance(value, str) and "://" in value else value
+    return kept | ({"withheld": sorted(withheld)} if withheld else {})
+
+
+def audit_url(url: str | None) -> str | None:
+    """``url`` without its user information and query (either may carry a credential): scheme, host, port, path."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + ("?…" if parts.query else "")
+
+
 class ProviderRepository:
     """Reads and adds rows in the caller's unit of work; never commits."""
 
@@ -108,6 +141,42 @@ class ProviderRepository:
 
     def registration(self, provider_id: str) -> ProviderRegistrationRow | None:
         return self.session.get(ProviderRegistrationRow, provider_id)
+
+    def registered(self, row: ProviderRegistrationRow, again: bool, actor: str | None) -> None:
+        """The audit entry of ``row``'s registration (``again``: of an id deregistered before), in the caller's
+        transaction: what it was registered with and by whom, never its secret (``audit_config``)."""
+        data = {
+            "providerId": row.provider_id,
+            "kind": row.kind,
+            "config": audit_config(row.config),
+            "capabilities": row.capabilities,
+            "resilience": row.resilience,
+            "webhookUrl": audit_url(row.webhook_url),
+            "legalName": row.legal_name,
+            "postalAddress": row.postal_address,
+            "registeredAgain": again,
+            "by": actor,
+        }
+        SqlAuditLog(self.session).append(AuditKind.PROVIDER_REGISTERED, row.provider_id, data, row.created_at)
+
+    def webhook_changed(
+        self, row: ProviderRegistrationRow, before: str | None, at: datetime, actor: str | None
+    ) -> None:
+        """The audit entry of a change of ``row``'s loan-events webhook URL (from ``before``), and by whom."""
+        data = {
+            "providerId": row.provider_id,
+            "changed": "webhookUrl",
+            "from": audit_url(before),
+            "to": audit_url(row.webhook_url),
+            "by": actor,
+        }
+        SqlAuditLog(self.session).append(AuditKind.PROVIDER_CHANGED, row.provider_id, data, at)
+
+    def deregistered(self, row: ProviderRegistrationRow, withdrawn: int, at: datetime, actor: str | None) -> None:
+        """The audit entry of ``row``'s deregistration: by whom and how many of its quotes were withdrawn with it (its
+        keys' revocations have entries of their own)."""
+        data = {"providerId": row.provider_id, "kind": row.kind, "quotesWithdrawn": withdrawn, "by": actor}
+        SqlAuditLog(self.session).append(AuditKind.PROVIDER_DEREGISTERED, row.provider_id, data, at)
 
     def add(self, row: ProviderRegistrationRow | ProviderWebhookEventRow | ProviderIncidentRow) -> None:
         self.session.add(row)

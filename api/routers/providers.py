@@ -226,7 +226,7 @@ async def register_provider(body: RegistrationIn, principal: AdminPrincipal, pla
     capabilities = None if body.capabilities is None else Capabilities.from_document(body.capabilities.model_dump())
     registration = ProviderRegistration(body.provider_id, body.kind, body.config, capabilities, body.creditor)
     try:
-        provider = await registry.register(registration, body.resilience, body.webhook_url)
+        provider = await registry.register(registration, body.resilience, body.webhook_url, actor=actor_of(principal))
     except AlreadyRegistered as err:
         raise refusals.PROVIDER_REGISTERED(str(err)) from err
     except PoolAlreadyServed as err:
@@ -333,7 +333,7 @@ async def deregister_provider(provider_id: str, principal: AdminPrincipal, platf
         revoked.extend(revoke_subject_keys(session, Role.PROVIDER, provider_id, actor=actor, why=why))
 
     try:
-        withdrawn = await _registry(platform).deregister(provider_id, revoke)
+        withdrawn = await _registry(platform).deregister(provider_id, revoke, actor=actor)
     except UnknownProvider as err:
         raise refusals.PROVIDER_NOT_FOUND(str(err)) from err
     log.info(
@@ -377,7 +377,7 @@ async def set_loan_events_webhook(
     if principal.role is Role.PROVIDER and principal.subject_id != provider_id:
         raise refusals.PROVIDER_NOT_FOUND(f"no provider {provider_id!r}")
     try:
-        await registry.set_webhook_url(provider_id, body.url)
+        await registry.set_webhook_url(provider_id, body.url, actor=actor_of(principal))
     except UnknownProvider as err:
         raise refusals.PROVIDER_NOT_FOUND(str(err)) from err
     except InvalidRegistration as err:
