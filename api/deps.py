@@ -75,12 +75,14 @@ def _credential(
     ``HTTPBearer`` without ``auto_error`` reads a token-less ``Bearer`` or another scheme as no header at all.
 
     An API key beside a bearer token is refused, even when both are valid: the platform never picks which of two
-    identities acts. An ``Authorization`` of another scheme (a gateway's ``Basic``) beside an API key is not ours and
-    is left alone; without a key it is named in the refusal."""
+    identities acts. So is an API key beside an ``Authorization`` of any other form (another scheme, none, an empty
+    one): a credential the platform does not read is not left to ride beside one it does (before 2026-11-29 another
+    scheme beside a key was left alone, as a gateway's ``Basic``, though the document declares ``Authorization`` as
+    the bearer token alone); without a key another scheme is named in the refusal."""
     scheme, token = get_authorization_scheme_param(authorization)  # as HTTPBearer itself reads the header
     if scheme.lower() == "bearer" and not token:
         raise HTTPException(401, "the Authorization: Bearer header carries no token", headers=_BEARER_CHALLENGE)
-    if x_api_key and bearer is not None:
+    if x_api_key and (bearer is not None or authorization is not None):
         raise HTTPException(
             401, "send one credential, X-API-Key or Authorization: Bearer, not both", headers=_CHALLENGE
         )

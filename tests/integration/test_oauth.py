@@ -195,9 +195,13 @@ async def test_a_request_carries_one_credential_and_a_malformed_one_is_named(
             assert tokenless.json()["detail"] == "the Authorization: Bearer header carries no token"
             assert 'error="invalid_token"' in tokenless.headers["www-authenticate"]
 
-    # another scheme is a gateway's, left alone beside a key; alone, it is named
-    gateway = {"authorization": "Basic " + base64.b64encode(b"gateway:secret").decode()}
-    assert (await client.get("/probe/admin", headers=key | gateway)).status_code == 200
+    # beside a key, any other Authorization is refused as a second credential (a gateway's Basic, a bare word, an
+    # empty one); alone, another scheme is named
+    gateway = "Basic " + base64.b64encode(b"gateway:secret").decode()
+    for other in (gateway, "K:|wsMX6=1ruvq2N", ""):
+        beside = await client.get("/probe/admin", headers=key | {"authorization": other})
+        assert beside.status_code == 401, other
+        assert beside.json()["detail"] == "send one credential, X-API-Key or Authorization: Bearer, not both"
     for scheme in ("Basic", "Token", "Digest"):
         alone = await client.get("/probe/admin", headers={"authorization": f"{scheme} abc"})
         assert alone.status_code == 401
