@@ -3,6 +3,7 @@ recomputed from the loan's facts), each ledger entry with its log, and the pools
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from compliance._reconcile_values import (
@@ -17,6 +18,7 @@ from compliance._reconcile_values import (
     in_scope,
     item,
 )
+from compliance.canonical import keccak256
 
 
 @dataclass
@@ -185,6 +187,23 @@ def _compare(record: LoanRecord, loan: OpenedLoan, at_head: bool = True) -> list
         )
     if record.status != status:
         problems.append((Category.STATUS_MISMATCH, f"status: recorded {record.status}, on-chain {status}"))
+    problems.extend(_paid_otherwise(record, loan))
+    return problems
+
+
+def _paid_otherwise(record: LoanRecord, loan: OpenedLoan) -> list[tuple[Category, str]]:
+    """The record's paid totals against the sum of its ``LoanRepaid`` events (a liquidation's debt repaid is not
+    in them: the aggregator's settlement of it emits its own ``LoanRepaid``). What servicing reads as paid."""
+    repaid = [fact for fact in loan.facts if fact.event == "LoanRepaid"]
+    problems: list[tuple[Category, str]] = []
+    for name, recorded, arg in (
+        ("interest paid", record.interest_paid, "interestPaid"),
+        ("principal paid", record.principal_paid, "principalPaid"),
+    ):
+        onchain = sum(fact.uint(arg) for fact in repaid)
+        if recorded is not None and recorded != onchain:
+            detail = f"{name}: recorded {recorded}, on-chain {onchain} (the sum of its {len(repaid)} LoanRepaid)"
+            problems.append((Category.AMOUNT_MISMATCH, detail))
     return problems
 
 
@@ -193,25 +212,60 @@ _TERMS = (
     ("borrower", "borrower", "borrower", Category.BORROWER_MISMATCH, "borrower", ""),
     ("rateBps", "rate_bps", "rateBps", Category.RATE_MISMATCH, "rate", " bps"),
     ("term", "term_seconds", "term", Category.TERM_MISMATCH, "term", " s"),
+    ("originationFee", "origination_fee", "originationFee", Category.AMOUNT_MISMATCH, "origination fee", ""),
+    ("asset", "asset_address", "asset", Category.FIELD_MISMATCH, "asset", ""),
+    ("collateralAsset", "collateral_asset", "collateralAsset", Category.FIELD_MISMATCH, "collateral asset", ""),
+    ("termsHash", "terms_hash", "termsHash", Category.FIELD_MISMATCH, "terms hash", ""),
+    ("pool", None, "pool", Category.FIELD_MISMATCH, "pool", ""),
+    ("providerId", None, "providerId", Category.FIELD_MISMATCH, "provider id", ""),
 )
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 def _terms_otherwise(record: LoanRecord, opened: Fact) -> list[tuple[Category, str]]:
-    """Who borrows, at what rate and for how long, as the loan record and our accepted quote's offer say them
-    otherwise than the ``LoanOpened``: one problem per field and source (a field either does not hold is not
-    compared)."""
+    """What the loan record and our accepted quote's offer say otherwise than the ``LoanOpened`` (who borrows, at
+    what rate and for how long, from which pool or provider, in which assets, the fee, the disclosure's hash, who
+    funds it): one problem per field and source (a field either does not hold is not compared)."""
     problems: list[tuple[Category, str]] = []
-    for arg, field_name, offer_key, category, name, unit in _TERMS:
+    recorded_by_arg = _recorded_terms(record)
+    for arg, _, offer_key, category, name, unit in _TERMS:
         if arg not in opened.args:
             continue
-        onchain = _term(opened.args[arg])
-        recorded, offered = getattr(record, field_name), record.offer.get(offer_key)
-        if recorded is not None and _term(recorded) != onchain:
-            problems.append((category, f"{name}: recorded {recorded}{unit}, on-chain {opened.args[arg]}{unit}"))
+        onchain_value = _onchain(opened.args[arg])
+        onchain = _term(onchain_value)
+        recorded, offered = recorded_by_arg.get(arg, (None, None)), record.offer.get(offer_key)
+        if recorded[0] is not None and _term(recorded[0]) != onchain:
+            problems.append((category, f"{name}: recorded {recorded[1]}{unit}, on-chain {onchain_value}{unit}"))
         if offered is not None and _term(offered) != onchain:
             detail = f"{name}: our accepted offer (quote {record.quote_id}) has {offered}{unit}, on-chain "
-            problems.append((category, f"{detail}{opened.args[arg]}{unit}"))
+            problems.append((category, f"{detail}{onchain_value}{unit}"))
+    if record.funder is not None and "pool" in opened.args and "providerId" in opened.args:
+        pool = _onchain(opened.args["pool"])
+        funder = pool if _term(pool) != ZERO_ADDRESS else _onchain(opened.args["providerId"])
+        if _term(record.funder) != _term(funder):
+            problems.append((Category.FIELD_MISMATCH, f"funder: recorded {record.funder}, on-chain {funder}"))
     return problems
+
+
+def _recorded_terms(record: LoanRecord) -> dict[str, tuple[object, object]]:
+    """The record's value of each ``_TERMS`` argument as the event would carry it, and as the detail shows it: the
+    provider id as its keccak256, no pool as the zero address (once the opening is recorded: its asset is then set)."""
+    values: dict[str, tuple[object, object]] = {}
+    for arg, field_name, *_ in _TERMS:
+        if field_name is not None:
+            value = getattr(record, field_name)
+            values[arg] = (value, value)
+    if record.asset_address is not None:
+        values["pool"] = (record.pool or ZERO_ADDRESS, record.pool or ZERO_ADDRESS)
+    if record.provider_id is not None:
+        hashed = "0x" + keccak256(record.provider_id.encode()).hex()
+        values["providerId"] = (hashed, f"{record.provider_id} (keccak256 {hashed})")
+    return values
+
+
+def _onchain(value: object) -> object:
+    """An event's argument as text compares it: bytes32 as 0x hex."""
+    return "0x" + bytes(value).hex() if isinstance(value, (bytes, bytearray)) else value
 
 
 def _term(value: object) -> str:
@@ -221,10 +275,17 @@ def _term(value: object) -> str:
 
 
 _ENTRY_AMOUNTS = {
-    "LoanRepaid": ("interestPaid", "principalPaid"),
+    "LoanRepaid": ("interestPaid", "principalPaid", "outstandingPrincipal"),
     "CollateralAdded": ("amount",),
     "CollateralRemoved": ("amount",),
     "LoanLiquidated": ("debtRepaid", "collateralSeized"),
+}
+#: the addresses and references an entry claims, by the event's argument (compared in any case)
+_ENTRY_FIELDS = {
+    "LoanRepaid": ("payer", "paymentRef"),
+    "CollateralAdded": ("from", "asset"),
+    "CollateralRemoved": ("to", "asset"),
+    "LoanLiquidated": ("liquidator",),
 }
 
 
@@ -250,7 +311,10 @@ def match_entries(
             wrong.append(f"booked on loan #{entry.onchain_loan_id}")
         if wrong:
             result.add(item(scope, Category.AMOUNT_MISMATCH, subject, event, "; ".join(wrong), fact, entry.loan_id))
-        else:
+        otherwise = _entry_fields_otherwise(entry.fields, fact)
+        if otherwise:
+            result.add(item(scope, Category.FIELD_MISMATCH, subject, event, otherwise, fact, entry.loan_id))
+        if not wrong and not otherwise:
             result.matched()
     for key, entry in recorded.items():
         if key not in onchain and in_scope(scope, entry.block_number):
@@ -266,6 +330,18 @@ def match_entries(
                     entry.loan_id,
                 )
             )
+
+
+def _entry_fields_otherwise(recorded: Mapping[str, str], fact: Fact) -> str:
+    """The entry's addresses and references that are not the log's ("payer: recorded …, on-chain …"; empty when
+    all agree; a field the entry does not hold is not compared)."""
+    wrong = []
+    for name in _ENTRY_FIELDS.get(str(fact.event), ()):
+        if name in recorded and name in fact.args:
+            onchain = _onchain(fact.args[name])
+            if _term(recorded[name]) != _term(onchain):
+                wrong.append(f"{name}: recorded {recorded[name]}, on-chain {onchain}")
+    return "; ".join(wrong)
 
 
 def count_pool_flow(result: ChainResult, fact: Fact) -> None:

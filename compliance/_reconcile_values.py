@@ -20,6 +20,7 @@ class Category(StrEnum):
     BORROWER_MISMATCH = "borrower-mismatch"
     RATE_MISMATCH = "rate-mismatch"
     TERM_MISMATCH = "term-mismatch"
+    FIELD_MISMATCH = "field-mismatch"
     ONCHAIN_NOT_RECORDED = "on-chain-not-recorded"
     RECORDED_NOT_ONCHAIN = "recorded-not-on-chain"
     AMOUNT_MISMATCH = "amount-mismatch"
@@ -93,6 +94,19 @@ class LoanRecord:
     #: the block of the newest chain fact the ledger holds for the loan, read with the record (None: none): a record
     #: whose ledger holds a fact after the run's last block is in a later state than the run read
     last_fact_block: int | None = None
+    #: the rest of what ``LoanOpened`` sets on the record (None where the record holds nothing): the provider's id
+    #: (its keccak256 is the event's ``providerId``), who funds it (the pool, else the provider id), the pool (None:
+    #: none, the zero address on-chain), the assets, the fee and the disclosure's hash
+    provider_id: str | None = None
+    funder: str | None = None
+    pool: str | None = None
+    asset_address: str | None = None
+    origination_fee: int | None = None
+    collateral_asset: str | None = None
+    terms_hash: str | None = None
+    #: the totals its repayments paid (``LoanRepaid``'s interestPaid and principalPaid summed)
+    interest_paid: int | None = None
+    principal_paid: int | None = None
 
     def as_of(self, block: int) -> bool:
         """Whether the record's present state is the state at ``block``: its ledger holds no fact after it."""
@@ -110,6 +124,9 @@ class EntryRecord:
     log_index: int
     block_number: int
     amounts: Mapping[str, int]
+    #: the addresses and references it claims, by the event's argument (a repayment's ``payer`` and ``paymentRef``,
+    #: a collateral movement's ``from``/``to`` and ``asset``, a liquidation's ``liquidator``)
+    fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,15 @@ def chain_records(session: Session, chain_id: int, aggregator: str, collateral_m
             term_seconds=row.term_seconds,
             offer=dict(offer or {}),
             last_fact_block=None if last_block is None else int(last_block),
+            provider_id=row.provider_id,
+            funder=row.funder,
+            pool=row.pool,
+            asset_address=row.asset_address,
+            origination_fee=row.origination_fee,
+            collateral_asset=row.collateral_asset,
+            terms_hash=row.terms_hash,
+            interest_paid=row.interest_paid,
+            principal_paid=row.principal_paid,
         )
         for row, offer, last_block in session.execute(
             select(LoanRow, QuoteRow.offer, last_facts.c.last_block)
@@ -130,8 +139,13 @@ def _entries(session: Session, chain_id: int) -> list[EntryRecord]:
         .where(ChainFactRow.chain_id == chain_id)
     )
     for repayment, fact, number in repayments:
-        amounts = {"interestPaid": int(repayment.interest_paid), "principalPaid": int(repayment.principal_paid)}
-        found.append(_entry("LoanRepaid", repayment.loan_id, number, fact, amounts))
+        amounts = {
+            "interestPaid": int(repayment.interest_paid),
+            "principalPaid": int(repayment.principal_paid),
+            "outstandingPrincipal": int(repayment.outstanding_principal),
+        }
+        fields = {"payer": repayment.payer, "paymentRef": repayment.payment_ref}
+        found.append(_entry("LoanRepaid", repayment.loan_id, number, fact, amounts, fields))
     movements = session.execute(
         select(LoanCollateralMovementRow, ChainFactRow, LoanRow.onchain_loan_id)
         .join(ChainFactRow, ChainFactRow.id == LoanCollateralMovementRow.fact_id)
@@ -139,8 +153,10 @@ def _entries(session: Session, chain_id: int) -> list[EntryRecord]:
         .where(ChainFactRow.chain_id == chain_id)
     )
     for movement, fact, number in movements:
-        kind = "CollateralAdded" if movement.direction == "added" else "CollateralRemoved"
-        found.append(_entry(kind, movement.loan_id, number, fact, {"amount": int(movement.amount)}))
+        added = movement.direction == "added"
+        kind = "CollateralAdded" if added else "CollateralRemoved"
+        fields = {"from" if added else "to": movement.account, "asset": movement.asset}
+        found.append(_entry(kind, movement.loan_id, number, fact, {"amount": int(movement.amount)}, fields))
     liquidations = session.execute(
         select(LoanLiquidationRow, ChainFactRow, LoanRow.onchain_loan_id)
         .join(ChainFactRow, ChainFactRow.id == LoanLiquidationRow.fact_id)
@@ -152,12 +168,16 @@ def _entries(session: Session, chain_id: int) -> list[EntryRecord]:
             "debtRepaid": int(liquidation.debt_repaid),
             "collateralSeized": int(liquidation.collateral_seized),
         }
-        found.append(_entry("LoanLiquidated", liquidation.loan_id, number, fact, amounts))
+        fields = {"liquidator": liquidation.liquidator}
+        found.append(_entry("LoanLiquidated", liquidation.loan_id, number, fact, amounts, fields))
     return found
 
 
-def _entry(kind: str, loan_id: str, number: int | None, fact: ChainFactRow, amounts: dict[str, int]) -> EntryRecord:
-    return EntryRecord(kind, loan_id, number, fact.tx_hash, int(fact.log_index), int(fact.block_number), amounts)
+def _entry(
+    kind: str, loan_id: str, number: int | None, fact: ChainFactRow, amounts: dict[str, int], fields: dict[str, str]
+) -> EntryRecord:
+    block = int(fact.block_number)
+    return EntryRecord(kind, loan_id, number, fact.tx_hash, int(fact.log_index), block, amounts, fields)
 
 
 def _proposals(session: Session, chain_id: int) -> list[ProposalRecord]:

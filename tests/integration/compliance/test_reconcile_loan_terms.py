@@ -9,12 +9,14 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+from eth_utils.crypto import keccak
 from sqlalchemy import update
 
 from compliance.reconcile import Category
 from store.aggregator import LoanRow, QuoteRow
 from store.db import Database
-from tests.contracts.harness import BORROWERS
+from store.ledger import LoanRepaymentRow
+from tests.contracts.harness import BORROWERS, USDC
 from tests.support.devnet import DeployedChain
 from tests.support.reconcile import LoanMaker, index, reconciled
 
@@ -71,3 +73,78 @@ def _quote(database: Database, loan_id: str) -> str | None:
     with database.unit_of_work() as uow:
         row = uow.session.get(LoanRow, loan_id)
         return None if row is None else row.quote_id
+
+
+async def test_every_field_the_chain_sets_on_a_loan_and_its_repayment_is_compared(
+    database: Database, ethereum_local: DeployedChain
+) -> None:
+    """A loan's provider, funder, pool, assets, fee, terms hash and paid totals, and its repayment's payer,
+    outstanding principal and payment reference: servicing acts on each, so a record that says otherwise than the
+    chain is a discrepancy naming the field, the record's value and the chain's."""
+    chain = ethereum_local
+    maker = LoanMaker(chain, database)
+    start = maker.head() + 1
+    loan, untouched = maker.open(0), maker.open(1)
+    maker.repay(loan, 3 * USDC)
+    maker.repay(untouched, 2 * USDC)
+    await index(chain, database, start)
+    assert (await reconciled(chain, database, start)).items == []  # as the indexer recorded them: nothing to report
+    with database.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan.loan_id)
+        assert row is not None
+        true = {name: getattr(row, name) for name in ("interest_paid", "principal_paid", "pool", "funder")}
+        true |= {"asset": row.asset_address, "collateral": row.collateral_asset, "terms": row.terms_hash}
+        repayment = uow.session.query(LoanRepaymentRow).filter_by(loan_id=loan.loan_id).one()
+        paid = (repayment.payer, repayment.outstanding_principal)
+        uow.session.execute(
+            update(LoanRow)
+            .where(LoanRow.id == loan.loan_id)
+            .values(
+                interest_paid=true["interest_paid"] + 7,
+                principal_paid=0,
+                provider_id="sim-bank",
+                funder=STRANGER,
+                pool=STRANGER,
+                origination_fee=5,
+                terms_hash="0x" + "ee" * 32,
+                asset_address=STRANGER,
+                collateral_asset=STRANGER,
+            )
+        )
+        uow.session.execute(
+            update(LoanRepaymentRow)
+            .where(LoanRepaymentRow.id == repayment.id)
+            .values(payer=STRANGER, outstanding_principal=1, payment_ref="0x" + "ab" * 32)
+        )
+        uow.commit()
+
+    result = await reconciled(chain, database, start)
+
+    assert {item.record_ref for item in result.items} == {loan.loan_id}
+    found = {(item.category, item.detail) for item in result.items}
+    hashed = "0x" + keccak(text="sim-bank").hex()
+    onchain_provider = "0x" + keccak(text="pool:usdc").hex()
+    zero_ref = "0x" + "00" * 32
+    assert found == {
+        (Category.AMOUNT_MISMATCH, "origination fee: recorded 5, on-chain 0"),
+        (
+            Category.AMOUNT_MISMATCH,
+            f"interest paid: recorded {true['interest_paid'] + 7}, on-chain {true['interest_paid']} "
+            "(the sum of its 1 LoanRepaid)",
+        ),
+        (
+            Category.AMOUNT_MISMATCH,
+            f"principal paid: recorded 0, on-chain {true['principal_paid']} (the sum of its 1 LoanRepaid)",
+        ),
+        (Category.FIELD_MISMATCH, f"asset: recorded {STRANGER}, on-chain {true['asset']}"),
+        (Category.FIELD_MISMATCH, f"collateral asset: recorded {STRANGER}, on-chain {true['collateral']}"),
+        (Category.FIELD_MISMATCH, f"terms hash: recorded 0x{'ee' * 32}, on-chain {true['terms']}"),
+        (Category.FIELD_MISMATCH, f"pool: recorded {STRANGER}, on-chain {true['pool']}"),
+        (Category.FIELD_MISMATCH, f"provider id: recorded sim-bank (keccak256 {hashed}), on-chain {onchain_provider}"),
+        (Category.FIELD_MISMATCH, f"funder: recorded {STRANGER}, on-chain {true['funder']}"),
+        (Category.AMOUNT_MISMATCH, f"outstandingPrincipal: recorded 1, on-chain {paid[1]}"),
+        (
+            Category.FIELD_MISMATCH,
+            f"payer: recorded {STRANGER}, on-chain {paid[0]}; paymentRef: recorded 0x{'ab' * 32}, on-chain {zero_ref}",
+        ),
+    }

@@ -83,8 +83,10 @@ def test_a_payment_reference_credited_twice_is_reported_once_matched() -> None:
         _repaid(21, "0x03", 1, 800, REFERENCE),
     ]
     entries = [
-        EntryRecord("LoanRepaid", "L1", 1, tx, 0, block, {"interestPaid": 0, "principalPaid": 100})
-        for block, tx in ((20, "0x02"), (21, "0x03"))
+        EntryRecord(
+            "LoanRepaid", "L1", 1, tx, 0, block, {"interestPaid": 0, "principalPaid": 100, "outstandingPrincipal": left}
+        )
+        for block, tx, left in ((20, "0x02", 900), (21, "0x03", 800))
     ]
     records = Records(
         loans=[_loan("L1", 1, FIRST, 10, "0x01", 800)],
@@ -107,7 +109,17 @@ def test_an_entry_booked_on_another_loan_is_a_mismatch() -> None:
     records = Records(
         loans=[_loan("L1", 1, FIRST, 10, "0x01", 900), _loan("L2", 2, SECOND, 11, "0x0b", 1000)],
         # the ledger's repayment claims loan #1's log, booked on loan L2 (#2)
-        entries=[EntryRecord("LoanRepaid", "L2", 2, "0x02", 0, 20, {"interestPaid": 0, "principalPaid": 100})],
+        entries=[
+            EntryRecord(
+                "LoanRepaid",
+                "L2",
+                2,
+                "0x02",
+                0,
+                20,
+                {"interestPaid": 0, "principalPaid": 100, "outstandingPrincipal": 900},
+            )
+        ],
         our_offer_digests=frozenset({FIRST, SECOND}),
     )
     (wrong,) = reconcile_chain(SCOPE, facts, records).items
