@@ -55,9 +55,10 @@ def start_run(database: Database, started_by: str) -> str:
     return run_id
 
 
-def last_blocks(database: Database) -> dict[str, int]:
+def last_blocks(database: Database, chains: Sequence[str] = ()) -> dict[str, int]:
+    """Each of ``chains``' last reconciled block, from the newest finished run that read it."""
     with database.unit_of_work() as uow:
-        return SqlReconciliationRepository(uow.session).last_ranges()
+        return SqlReconciliationRepository(uow.session).last_ranges(chains)
 
 
 class PastTheHead(ValueError):
@@ -87,15 +88,15 @@ async def reconcile(
     progress: Progress | None = None,
     run_id: str | None = None,
 ) -> RunOutcome:
-    """One run over ``chains`` from ``from_block`` (default: each chain's deployment; ``since_last``: after the
-    newest finished run's range) to ``to_block`` (default: the confirmed head). A failure is stored on the run and
-    raised; so is a chain given twice (``ValueError``)."""
+    """One run over ``chains`` from ``from_block`` (default: each chain's deployment; ``since_last``: each chain
+    after the range of the newest finished run that read it) to ``to_block`` (default: the confirmed head). A
+    failure is stored on the run and raised; so is a chain given twice (``ValueError``)."""
     run: str = run_id if run_id is not None else await asyncio.to_thread(start_run, database, started_by)
     try:
         names = [chain.record.chain_name for chain in chains]
         if len(set(names)) != len(names):  # read and stored twice, its items doubled: refused, stored as failed
             raise ValueError(f"a run reads each chain once; given {names}")
-        starts = await asyncio.to_thread(last_blocks, database) if since_last else {}
+        starts = await asyncio.to_thread(last_blocks, database, names) if since_last else {}
         reads = await asyncio.gather(
             *(
                 read_chain(

@@ -514,12 +514,19 @@ class SqlReconciliationRepository:
         query = query.order_by(DiscrepancyRow.id)
         return list(self.session.scalars(query if limit is None else query.limit(limit)))
 
-    def last_ranges(self) -> dict[str, int]:
-        """Each chain's last reconciled block in the newest finished run (an incremental run starts after it)."""
-        run = self.session.scalars(
-            select(ReconciliationRunRow)
+    def last_ranges(self, chains: Collection[str] = ()) -> dict[str, int]:
+        """Each chain's last reconciled block in the newest finished run that read it (an incremental run starts
+        after it): a run of one chain leaves the others where their own last run left them (taking only the newest
+        run, the others were read again from their deployment). ``chains``: stop once these are found."""
+        wanted, found = set(chains), dict[str, int]()
+        runs = self.session.scalars(
+            select(ReconciliationRunRow.chains)
             .where(ReconciliationRunRow.status == "done")
             .order_by(ReconciliationRunRow.created_at.desc())
-            .limit(1)
-        ).first()
-        return {} if run is None else {str(c["chain"]): int(c["toBlock"]) for c in run.chains}
+        )
+        for ran in runs:
+            for chain in ran:
+                found.setdefault(str(chain["chain"]), int(chain["toBlock"]))
+            if wanted and wanted <= found.keys():
+                break
+        return found

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,38 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
     for suffix, render in (("json", to_json), ("csv", to_csv), ("html", to_html)):
         (out / f"reconciliation-{run_id}.{suffix}").write_text(render(report))
     for chain in report.chains:
-        counts = ", ".join(f"{category} {count}" for category, count in chain["counts"].items() if count)
-        print(f"[{chain['chain']}] blocks {chain['fromBlock']}-{chain['toBlock']}: {chain['facts']} facts; {counts}")
+        print(chain_line(chain))
     print(f"run {run_id}, digest {report.digest}: {len(report.items)} discrepancies")
+    for line in discrepancy_lines(report.items):
+        print(line)
     print(f"reports: {out}/reconciliation-{run_id}.{{json,csv,html}}", flush=True)
     if report.items:
         sys.exit(1)
+
+
+SHOWN = 20  # discrepancies printed; the reports hold every one
+
+
+def chain_line(chain: Mapping[str, Any]) -> str:
+    """One chain's range and counts; a range after the chain's confirmed head (``--since-last`` when no block was
+    confirmed since the chain's last run) is nothing new, not an inverted range."""
+    if chain["fromBlock"] > chain["toBlock"]:
+        done = chain["fromBlock"] - 1
+        return f"[{chain['chain']}] nothing new: reconciled to block {done}, the confirmed head is {chain['toBlock']}"
+    counts = ", ".join(f"{category} {count}" for category, count in chain["counts"].items() if count)
+    return f"[{chain['chain']}] blocks {chain['fromBlock']}-{chain['toBlock']}: {chain['facts']} facts; {counts}"
+
+
+def discrepancy_lines(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The first ``SHOWN`` discrepancies, one line each, and how many more the reports hold."""
+    lines = [
+        f"  [{i['chain']}] {i['category']} {i['subject']} {i['what']}: {i['detail']}"
+        + (f" (tx {i['txHash']})" if i["txHash"] else "")
+        for i in items[:SHOWN]
+    ]
+    if len(items) > SHOWN:
+        lines.append(f"  … and {len(items) - SHOWN} more (every one is in the reports)")
+    return lines
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:

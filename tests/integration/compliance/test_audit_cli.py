@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from web3.types import RPCEndpoint
 
 from api.cli import main
 from chain.config import ChainConfig
 from chain.deployment import DeployedContract, DeploymentRecord
 from chain.devnet import free_port
 from chain.signers import devnet_account
+from compliance.reconcile_chain import confirmed_head
 from store.db import Database
 from tests.support.devnet import DeployedChain
 from tests.support.reconcile import LoanMaker
@@ -62,6 +64,11 @@ def test_reconcile_then_anchor_and_verify(
         # its LoanOpened and the collateral it locked (CollateralAdded): neither recorded
         assert "2 discrepancies" in out
         assert "on-chain-not-recorded 2" in out
+        # each discrepancy on stdout, not only in the reports
+        opened_line = f"  [{chain.name}] on-chain-not-recorded loan #{outside.onchain_id} LoanOpened: no loan record"
+        assert opened_line in out
+        assert f"(tx {outside.tx_hash})" in out
+        assert f"[{chain.name}] on-chain-not-recorded loan #{outside.onchain_id} CollateralAdded:" in out
         assert f"[{chain.name:16}] ##############################" in out  # the progress bar, full
         reports = sorted(p.suffix for p in tmp_path.glob("reconciliation-*"))
         assert reports == [".csv", ".html", ".json"]
@@ -109,6 +116,43 @@ def test_reconcile_from_a_block_past_the_head_is_refused_and_stores_no_run(
             assert connection.exec_driver_sql("select count(*) from reconciliation_runs").scalar_one() == 0
     finally:
         database.dispose()
+
+
+def test_since_last_goes_on_from_each_chains_own_last_run_and_says_nothing_new(
+    devnet_chains: dict[str, DeployedChain],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """After a run of both chains and a run of one, ``--since-last`` read the other from its deployment again (the
+    newest run did not name it), and a chain with no new block printed ``blocks 76-75: 0 facts``."""
+    ethereum, polygon = devnet_chains["ethereum-local"], devnet_chains["polygon-local"]
+    deployments = tmp_path / "deployments"
+    deployments.mkdir()
+    for chain in (ethereum, polygon):
+        (deployments / f"{chain.name}.json").write_text(chain.record.model_dump_json())
+    (tmp_path / "chains.json").write_text(json.dumps([c.config.model_dump() for c in (ethereum, polygon)]))
+    monkeypatch.setenv("CREDITMESH_DATABASE_URL", f"sqlite:///{tmp_path / 'reconcile.db'}")
+    monkeypatch.setenv("CREDITMESH_CHAINS_FILE", str(tmp_path / "chains.json"))
+    monkeypatch.setenv("CREDITMESH_DEPLOYMENTS_DIR", str(deployments))
+    reports = str(tmp_path / "reports")
+
+    def confirmed(chain: DeployedChain) -> int:
+        return confirmed_head(int(chain.w3.eth.block_number), chain.config.confirmations)
+
+    with ethereum.snapshot(), polygon.snapshot():
+        _cli(["reconcile", "--chains", "all", "--out", reports], capsys)
+        polygon_done = confirmed(polygon)
+        ethereum.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+        _cli(["reconcile", "--chains", ethereum.name, "--since-last", "--out", reports], capsys)
+        ethereum_done = confirmed(ethereum)
+        ethereum.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+        _, out = _cli(["reconcile", "--chains", "all", "--since-last", "--out", reports], capsys)
+
+    assert f"[{ethereum.name}] blocks {ethereum_done + 1}-{ethereum_done + 1}: " in out
+    assert (
+        f"[{polygon.name}] nothing new: reconciled to block {polygon_done}, the confirmed head is {polygon_done}" in out
+    )
 
 
 @pytest.mark.parametrize("command", ["anchor", "verify"])
