@@ -156,8 +156,12 @@ def _match_and_store(
 
 
 def _fail(database: Database, run_id: str, error: str) -> None:
+    """The run marked failed, and its failure an audit log entry in the same transaction (who would otherwise know
+    an audit was attempted and failed?)."""
+    now = datetime.now(UTC)
     with database.unit_of_work() as uow:
-        SqlReconciliationRepository(uow.session).fail(run_id, error, datetime.now(UTC))
+        if SqlReconciliationRepository(uow.session).fail(run_id, error, now):
+            SqlAuditLog(uow.session).append(AuditKind.RECONCILIATION_FAILED, run_id, {"error": error[:512]}, now)
         uow.commit()
 
 

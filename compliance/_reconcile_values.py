@@ -27,6 +27,7 @@ class Category(StrEnum):
     PROPOSAL_MISMATCH = "proposal-mismatch"
     STATUS_MISMATCH = "status-mismatch"
     UNKNOWN_EVENT = "unknown-event"
+    UNREADABLE_RECORD = "unreadable-record"
 
 
 DISCREPANCIES = tuple(category for category in Category if category is not Category.MATCHED)
@@ -180,6 +181,17 @@ class ActionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableRecord:
+    """A row of ours the reconciler read whose stored value its column cannot hold (altered outside the platform):
+    left out of the match, reported by table, id and column."""
+
+    table: str
+    row_id: str
+    column: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Records:
     """What the platform holds for one chain (``store.reconcile`` reads it)."""
 
@@ -193,6 +205,7 @@ class Records:
     #: every transaction the platform signed for a liquidation hold or release (any attempt, whatever its intent's
     #: state: one mined but not yet confirmed when the run reads is ours too)
     hold_transactions: frozenset[str] = frozenset()
+    unreadable: Sequence[UnreadableRecord] = ()
 
 
 @dataclass(frozen=True, slots=True)

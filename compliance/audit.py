@@ -37,6 +37,7 @@ class AuditKind(StrEnum):
     KEY_EXPIRY_SET = "key-expiry-set"
     PII_ERASURE = "pii-erasure"
     RECONCILIATION = "reconciliation"
+    RECONCILIATION_FAILED = "reconciliation-failed"
     FUNDING_SETTLEMENT = "funding-settlement"
     PROVIDER_REGISTERED = "provider-registered"
     PROVIDER_CHANGED = "provider-changed"
@@ -65,6 +66,9 @@ class AuditEntry:
     recorded_at: datetime
     prev_hash: str
     entry_hash: str
+    #: why the stored entry cannot be read (a value its column cannot hold: altered outside the log), else None; its
+    #: ``data`` and ``recorded_at`` are then placeholders and its hash is not recomputed
+    unreadable: str | None = None
 
     def body(self) -> dict[str, Any]:
         return entry_body(self.seq, self.prev_hash, self.kind, self.subject, self.data, self.recorded_at)
@@ -176,6 +180,8 @@ def verify(
             problems.append(
                 AuditProblem(entry.seq, "its previous hash is not entry's before it (inserted, deleted or reordered)")
             )
+        elif entry.unreadable is not None:
+            problems.append(AuditProblem(entry.seq, f"unreadable (altered): {entry.unreadable}"))
         elif entry.computed_hash() != entry.entry_hash:
             problems.append(AuditProblem(entry.seq, "its contents do not match its hash (altered)"))
         prev_hash, expected = entry.entry_hash, entry.seq + 1
@@ -186,7 +192,7 @@ def verify(
         where = f"anchored on {anchor.chain_name} in tx {anchor.tx_hash}"
         if found is None:
             problems.append(AuditProblem(anchor.seq, f"{where}, but the log has no such entry (deleted)"))
-        elif found.entry_hash != anchor.head or found.computed_hash() != anchor.head:
+        elif found.entry_hash != anchor.head or found.unreadable is not None or found.computed_hash() != anchor.head:
             problems.append(AuditProblem(anchor.seq, f"{where} as {anchor.head}; the log's entry differs (rewritten)"))
     head = ordered[-1].entry_hash if ordered else GENESIS_HASH
     last = ordered[-1].seq if ordered else 0

@@ -86,6 +86,7 @@ from compliance._reconcile_values import (
     ProposalRecord,
     Records,
     RelayedIntent,
+    UnreadableRecord,
     result_digest,
 )
 
@@ -114,6 +115,7 @@ __all__ = [
     "ProposalRecord",
     "Records",
     "RelayedIntent",
+    "UnreadableRecord",
     "reconcile_chain",
     "result_digest",
 ]
@@ -128,6 +130,11 @@ def reconcile_chain(
     result.facts = len(ordered)
     for finding in code:
         result.add(Item(scope.chain_name, Category.UNKNOWN_EVENT, finding.address, finding.contract, finding.detail))
+    for bad in records.unreadable:
+        subject = f"{bad.table} {bad.row_id}"
+        result.add(
+            Item(scope.chain_name, Category.UNREADABLE_RECORD, subject, bad.column, bad.detail, None, None, bad.row_id)
+        )
     loans: dict[int, OpenedLoan] = {}
     earlier: dict[int, list[Fact]] = defaultdict(list)  # facts of loans opened before the range (a partial run)
     onchain_entries: dict[tuple[str, int], Fact] = {}

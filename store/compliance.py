@@ -41,6 +41,7 @@ from compliance.kyc import KycState, KycStatus, KycTier
 from compliance.reconcile import DETAIL_CHARS, SUBJECT_CHARS, WHAT_CHARS, ChainResult
 from store.base import Base
 from store.types import UtcDateTime
+from store.unreadable import unreadable_values
 
 #: an audit entry to write: its kind, subject, data and time (``SqlAuditLog.append``'s arguments)
 AuditItem = tuple[AuditKind, str, Mapping[str, Any], datetime]
@@ -375,12 +376,26 @@ class SqlAuditLog:
         return len(sealed)
 
     def entries(self, after_seq: int = 0) -> list[AuditEntry]:
+        """The sealed entries after ``after_seq`` in order; one holding a value its column cannot (a ``recorded_at``
+        of ``'yesterday'``, ``data`` that is no JSON) comes as ``unreadable``, for ``verify`` to name it."""
+        sealed = (AuditEntryRow.seq.is_not(None), AuditEntryRow.seq > after_seq)
+        unreadable = {int(u.row_id): u for u in unreadable_values(self.session, AuditEntryRow, *sealed)}
         rows = self.session.scalars(
-            select(AuditEntryRow)
-            .where(AuditEntryRow.seq.is_not(None), AuditEntryRow.seq > after_seq)
-            .order_by(AuditEntryRow.seq)
+            select(AuditEntryRow).where(*sealed, AuditEntryRow.id.not_in(unreadable)).order_by(AuditEntryRow.seq)
         )
-        return [_entry(row) for row in rows]
+        found = [_entry(row) for row in rows]
+        if unreadable:
+            kept = select(
+                AuditEntryRow.id, AuditEntryRow.seq, AuditEntryRow.kind, AuditEntryRow.subject, AuditEntryRow.prev_hash
+            )
+            for row_id, seq, kind, subject, prev_hash, entry_hash in self.session.execute(
+                kept.add_columns(AuditEntryRow.entry_hash).where(AuditEntryRow.id.in_(unreadable))
+            ):
+                why = f"{unreadable[row_id].column} holds {unreadable[row_id].value!r}"
+                placeholder = datetime.fromtimestamp(0, UTC)
+                found.append(AuditEntry(seq, kind, subject, {}, placeholder, prev_hash, entry_hash, why))
+            found.sort(key=lambda entry: entry.seq)
+        return found
 
     def pending(self) -> int:
         return int(self.session.scalar(select(func.count(AuditEntryRow.id)).where(AuditEntryRow.seq.is_(None))) or 0)
@@ -475,13 +490,15 @@ class SqlReconciliationRepository:
             self.session.execute(insert(DiscrepancyRow), rows)
         return run
 
-    def fail(self, run_id: str, error: str, now: datetime) -> None:
+    def fail(self, run_id: str, error: str, now: datetime) -> bool:
         """The run ``failed`` with ``error`` — only while it is running: a run that finished (``done``, its audit
         entry written) is not turned into a failed one by a cancellation that came after (verify would call it
-        altered)."""
+        altered). Whether it was marked failed."""
         run = self.session.get(ReconciliationRunRow, run_id)
         if run is not None and run.status == "running":
             run.status, run.finished_at, run.error = "failed", now, error[:512]
+            return True
+        return False
 
     def get(self, run_id: str) -> ReconciliationRunRow | None:
         return self.session.get(ReconciliationRunRow, run_id)

@@ -17,6 +17,7 @@ from store.base import Base
 from store.compliance import SqlAuditLog
 from store.records import columns, from_row
 from store.types import UtcDateTime
+from store.unreadable import read_naming_unreadable
 
 
 class GovernanceProposalRow(Base):
@@ -103,13 +104,14 @@ class SqlProposalRepository:
         self.session = session
 
     def _row(self, chain_id: int, timelock: str, operation_id: str) -> GovernanceProposalRow | None:
-        return self.session.scalars(
-            select(GovernanceProposalRow).where(
-                GovernanceProposalRow.chain_id == chain_id,
-                GovernanceProposalRow.timelock == timelock,
-                GovernanceProposalRow.operation_id == operation_id,
-            )
-        ).one_or_none()
+        query = select(GovernanceProposalRow).where(
+            GovernanceProposalRow.chain_id == chain_id,
+            GovernanceProposalRow.timelock == timelock,
+            GovernanceProposalRow.operation_id == operation_id,
+        )
+        return read_naming_unreadable(
+            self.session, GovernanceProposalRow, lambda: self.session.scalars(query).one_or_none()
+        )
 
     def _audit(self, record: ProposalRecord, now: datetime, **more: Any) -> None:
         SqlAuditLog(self.session).append(
@@ -167,7 +169,8 @@ class SqlProposalRepository:
         query = select(GovernanceProposalRow).order_by(GovernanceProposalRow.id)
         if chain_id is not None:
             query = query.where(GovernanceProposalRow.chain_id == chain_id)
-        return [_proposal(row) for row in self.session.scalars(query)]
+        rows = read_naming_unreadable(self.session, GovernanceProposalRow, lambda: list(self.session.scalars(query)))
+        return [_proposal(row) for row in rows]
 
 
 def _merged(kept: dict[str, str], new: dict[str, str]) -> dict[str, str]:

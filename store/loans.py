@@ -37,7 +37,7 @@ from store.ledger import (
 )
 from store.servicing import OPEN_STATUSES, recorded_repayments
 from store.types import UnreadableValue
-from store.unreadable import UnreadableRow, rows_each
+from store.unreadable import RowNotRead, rows_each
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class SqlLoanRepository:
         newest_first = query.order_by(LoanRow.created_at.desc(), LoanRow.id.desc()).limit(limit)
         records = []
         for found in rows_each(self.session, newest_first, LoanRow.id):
-            if isinstance(found, UnreadableRow):  # left out of the list, said for an operator: the others are listed
+            if isinstance(found, RowNotRead):  # left out of the list, said for an operator: the others are listed
                 log.error("loan %s left out of a list of loans: its ledger row cannot be read: %s", found.key,
                           found.reason)  # fmt: skip
                 continue

@@ -6,7 +6,7 @@ names the loan's CreditAggregator: the chain's loan number alone is another depl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -137,11 +137,14 @@ class SqlPaymentRecords:
             .values(status=status, tx_hash=tx_hash, block_number=block, updated_at=datetime.now(UTC))
         )
 
-    def for_aggregator(self, chain_id: int, aggregator: str) -> list[ReportedPayment]:
+    def for_aggregator(self, chain_id: int, aggregator: str, leaving_out: Sequence[int] = ()) -> list[ReportedPayment]:
+        """The payments of loans of ``aggregator``, but those ``leaving_out`` (by id: unreadable ones)."""
         rows = self.session.scalars(
             select(OffchainPaymentRow)
             .where(
-                OffchainPaymentRow.chain_id == chain_id, func.lower(OffchainPaymentRow.contract) == aggregator.lower()
+                OffchainPaymentRow.chain_id == chain_id,
+                func.lower(OffchainPaymentRow.contract) == aggregator.lower(),
+                OffchainPaymentRow.id.not_in(leaving_out),
             )
             .order_by(OffchainPaymentRow.id)
         )

@@ -19,13 +19,15 @@ from compliance.reconcile import (
     ProposalRecord,
     Records,
     RelayedIntent,
+    UnreadableRecord,
 )
 from store.accept_rows import AcceptRow
 from store.aggregator import LoanRow, QuoteRow
 from store.chain_rows import CONFIRMED, ChainAttemptRow, ChainIntentRow
 from store.governance import GovernanceActionRow, GovernanceProposalRow
 from store.ledger import ChainFactRow, LoanCollateralMovementRow, LoanLiquidationRow, LoanRepaymentRow
-from store.payments import SqlPaymentRecords
+from store.payments import OffchainPaymentRow, SqlPaymentRecords
+from store.unreadable import UnreadableValue, unreadable_values
 
 
 def chain_records(session: Session, chain_id: int, aggregator: str, collateral_manager: str) -> Records:
@@ -34,6 +36,9 @@ def chain_records(session: Session, chain_id: int, aggregator: str, collateral_m
     is another loan), read in the same statement (one snapshot): a record that changed after the run's last block
     (the indexer goes on while the run reads the chain) is known as such, rather than judged against the chain's older
     state."""
+    unreadable = _unreadable(session, chain_id, aggregator)
+    bad = {table: {u.row_id for u in unreadable if u.table == table} for table in {u.table for u in unreadable}}
+    bad_loans, bad_quotes = bad.get(LoanRow.__tablename__, set()), bad.get(QuoteRow.__tablename__, set())
     accepted = set(session.scalars(select(AcceptRow.loan_id).where(AcceptRow.loan_id.is_not(None))))
     last_facts = (
         select(ChainFactRow.loan_ref, func.max(ChainFactRow.block_number).label("last_block"))
@@ -75,9 +80,13 @@ def chain_records(session: Session, chain_id: int, aggregator: str, collateral_m
         )
         for row, offer, last_block in session.execute(
             select(LoanRow, QuoteRow.offer, last_facts.c.last_block)
-            .outerjoin(QuoteRow, QuoteRow.id == LoanRow.quote_id)
+            .outerjoin(QuoteRow, (QuoteRow.id == LoanRow.quote_id) & QuoteRow.id.not_in(bad_quotes))
             .outerjoin(last_facts, last_facts.c.loan_ref == LoanRow.onchain_loan_id)
-            .where(LoanRow.chain_id == chain_id, func.lower(LoanRow.contract) == aggregator.lower())
+            .where(
+                LoanRow.chain_id == chain_id,
+                func.lower(LoanRow.contract) == aggregator.lower(),
+                LoanRow.id.not_in(bad_loans),
+            )
         )
     ]
     digests = frozenset(
@@ -90,14 +99,42 @@ def chain_records(session: Session, chain_id: int, aggregator: str, collateral_m
     )
     return Records(
         loans,
-        _entries(session, chain_id),
-        _proposals(session, chain_id),
+        _entries(session, chain_id, bad),
+        _proposals(session, chain_id, bad.get(GovernanceProposalRow.__tablename__, set())),
         digests,
         _intents(session, chain_id, (aggregator, collateral_manager)),
-        _actions(session, chain_id),
-        _payments(session, chain_id, aggregator),
+        _actions(session, chain_id, bad.get(GovernanceActionRow.__tablename__, set())),
+        _payments(session, chain_id, aggregator, bad.get(OffchainPaymentRow.__tablename__, set())),
         _hold_transactions(session, chain_id, collateral_manager),
+        [UnreadableRecord(u.table, u.row_id, u.column, str(u)) for u in unreadable],
     )
+
+
+def _unreadable(session: Session, chain_id: int, aggregator: str) -> list[UnreadableValue]:
+    """The rows of this chain the reconciler reads that hold a value their column cannot (altered by hand): left out
+    of the match and reported, rather than failing the run."""
+    on_chain = select(ChainFactRow.id).where(ChainFactRow.chain_id == chain_id)
+    ours = func.lower(LoanRow.contract) == aggregator.lower()
+    return [
+        *unreadable_values(session, LoanRow, LoanRow.chain_id == chain_id, ours),
+        *unreadable_values(
+            session, QuoteRow, QuoteRow.chain_id == chain_id, func.lower(QuoteRow.contract) == aggregator.lower()
+        ),
+        *unreadable_values(session, ChainFactRow, ChainFactRow.chain_id == chain_id),
+        *(
+            found
+            for entry in (LoanRepaymentRow, LoanCollateralMovementRow, LoanLiquidationRow)
+            for found in unreadable_values(session, entry, entry.fact_id.in_(on_chain))
+        ),
+        *unreadable_values(session, GovernanceProposalRow, GovernanceProposalRow.chain_id == chain_id),
+        *unreadable_values(session, GovernanceActionRow, GovernanceActionRow.chain_id == chain_id),
+        *unreadable_values(
+            session,
+            OffchainPaymentRow,
+            OffchainPaymentRow.chain_id == chain_id,
+            func.lower(OffchainPaymentRow.contract) == aggregator.lower(),
+        ),
+    ]
 
 
 def _intents(session: Session, chain_id: int, contracts: tuple[str, str]) -> list[RelayedIntent]:
@@ -130,13 +167,20 @@ def _hold_transactions(session: Session, chain_id: int, collateral_manager: str)
     return frozenset(str(tx_hash) for tx_hash in rows)
 
 
-def _entries(session: Session, chain_id: int) -> list[EntryRecord]:
+def _entries(session: Session, chain_id: int, bad: dict[str, set[str]]) -> list[EntryRecord]:
+    """The ledger's entries of this chain, but those (or whose fact) ``bad`` names unreadable."""
+    bad_facts = [int(i) for i in bad.get(ChainFactRow.__tablename__, set())]
     found: list[EntryRecord] = []
     repayments = session.execute(
         select(LoanRepaymentRow, ChainFactRow, LoanRow.onchain_loan_id)
         .join(ChainFactRow, ChainFactRow.id == LoanRepaymentRow.fact_id)
         .join(LoanRow, LoanRow.id == LoanRepaymentRow.loan_id)
-        .where(ChainFactRow.chain_id == chain_id)
+        .where(
+            ChainFactRow.chain_id == chain_id,
+            ChainFactRow.id.not_in(bad_facts),
+            LoanRepaymentRow.id.not_in(_ids(bad, LoanRepaymentRow.__tablename__)),
+            LoanRow.id.not_in(bad.get(LoanRow.__tablename__, set())),
+        )
     )
     for repayment, fact, number in repayments:
         amounts = {
@@ -150,7 +194,14 @@ def _entries(session: Session, chain_id: int) -> list[EntryRecord]:
         select(LoanCollateralMovementRow, ChainFactRow, LoanRow.onchain_loan_id)
         .join(ChainFactRow, ChainFactRow.id == LoanCollateralMovementRow.fact_id)
         .join(LoanRow, LoanRow.id == LoanCollateralMovementRow.loan_id)
-        .where(ChainFactRow.chain_id == chain_id)
+        .where(
+            ChainFactRow.chain_id == chain_id,
+            ChainFactRow.id.not_in(bad_facts),
+            LoanCollateralMovementRow.id.not_in(
+                [int(i) for i in bad.get(LoanCollateralMovementRow.__tablename__, set())]
+            ),
+            LoanRow.id.not_in(bad.get(LoanRow.__tablename__, set())),
+        )
     )
     for movement, fact, number in movements:
         added = movement.direction == "added"
@@ -161,7 +212,12 @@ def _entries(session: Session, chain_id: int) -> list[EntryRecord]:
         select(LoanLiquidationRow, ChainFactRow, LoanRow.onchain_loan_id)
         .join(ChainFactRow, ChainFactRow.id == LoanLiquidationRow.fact_id)
         .join(LoanRow, LoanRow.id == LoanLiquidationRow.loan_id)
-        .where(ChainFactRow.chain_id == chain_id)
+        .where(
+            ChainFactRow.chain_id == chain_id,
+            ChainFactRow.id.not_in(bad_facts),
+            LoanLiquidationRow.id.not_in(_ids(bad, LoanLiquidationRow.__tablename__)),
+            LoanRow.id.not_in(bad.get(LoanRow.__tablename__, set())),
+        )
     )
     for liquidation, fact, number in liquidations:
         amounts = {
@@ -173,6 +229,10 @@ def _entries(session: Session, chain_id: int) -> list[EntryRecord]:
     return found
 
 
+def _ids(bad: dict[str, set[str]], table: str) -> list[int]:
+    return [int(i) for i in bad.get(table, set())]
+
+
 def _entry(
     kind: str, loan_id: str, number: int | None, fact: ChainFactRow, amounts: dict[str, int], fields: dict[str, str]
 ) -> EntryRecord:
@@ -180,20 +240,28 @@ def _entry(
     return EntryRecord(kind, loan_id, number, fact.tx_hash, int(fact.log_index), block, amounts, fields)
 
 
-def _proposals(session: Session, chain_id: int) -> list[ProposalRecord]:
-    rows = session.scalars(select(GovernanceProposalRow).where(GovernanceProposalRow.chain_id == chain_id))
+def _proposals(session: Session, chain_id: int, bad: set[str]) -> list[ProposalRecord]:
+    rows = session.scalars(
+        select(GovernanceProposalRow).where(
+            GovernanceProposalRow.chain_id == chain_id, GovernanceProposalRow.id.not_in([int(i) for i in bad])
+        )
+    )
     return [ProposalRecord(row.operation_id, row.state, dict(row.tx_hashes), list(row.calls)) for row in rows]
 
 
-def _actions(session: Session, chain_id: int) -> list[ActionRecord]:
-    rows = session.scalars(select(GovernanceActionRow).where(GovernanceActionRow.chain_id == chain_id))
+def _actions(session: Session, chain_id: int, bad: set[str]) -> list[ActionRecord]:
+    rows = session.scalars(
+        select(GovernanceActionRow).where(
+            GovernanceActionRow.chain_id == chain_id, GovernanceActionRow.id.not_in([int(i) for i in bad])
+        )
+    )
     return [ActionRecord(row.action, row.address, row.sender, row.tx_hash, row.block_number) for row in rows]
 
 
-def _payments(session: Session, chain_id: int, aggregator: str) -> list[PaymentRecord]:
+def _payments(session: Session, chain_id: int, aggregator: str, bad: set[str]) -> list[PaymentRecord]:
     return [
         PaymentRecord(
             p.reference, p.onchain_loan_id, p.amount, p.loan_id, p.status, p.tx_hash, p.block_number, p.recorded_amount
         )
-        for p in SqlPaymentRecords(session).for_aggregator(chain_id, aggregator)
+        for p in SqlPaymentRecords(session).for_aggregator(chain_id, aggregator, [int(i) for i in bad])
     ]

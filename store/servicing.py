@@ -32,7 +32,7 @@ from store.outbox import SqlOutboxStore
 from store.payments import OffchainPaymentRow, said_made_at
 from store.providers import ProviderWebhookEventRow
 from store.types import UtcDateTime
-from store.unreadable import UnreadableRow, rows_each
+from store.unreadable import RowNotRead, rows_each
 
 OPEN_STATUSES = ("active", "defaulted")
 
@@ -112,11 +112,11 @@ class SqlServicingRepository:
             .order_by(LoanRow.onchain_loan_id)
         )
         return [
-            self._unreadable(found) if isinstance(found, UnreadableRow) else _open_loan(found)
+            self._unreadable(found) if isinstance(found, RowNotRead) else _open_loan(found)
             for found in rows_each(self.session, query, LoanRow.id)
         ]
 
-    def _unreadable(self, found: UnreadableRow) -> OpenLoan:
+    def _unreadable(self, found: RowNotRead) -> OpenLoan:
         """A loan whose row does not read, with its on-chain id when that column alone reads (else 0)."""
         raw = self.session.scalar(select(type_coerce(LoanRow.onchain_loan_id, String)).where(LoanRow.id == found.key))
         ref = int(raw) if raw is not None and raw.isascii() and raw.isdigit() else 0

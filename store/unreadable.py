@@ -1,21 +1,104 @@
-"""Reading rows when one of them holds a value its column's type cannot read back (``store.types.UnreadableValue``:
-a uint256 column holding ``'1.5e9'``, written around the application). Such a value fails the whole result it is
-in, so one bad loan row would stop every read that lists it; ``rows_each`` reads the others and names the bad ones.
-"""
+"""Stored values the models cannot read: a number that is not one (``'1.5e9'`` in a uint256 column), a JSON column
+that holds no JSON, a timestamp that is none (``'yesterday'``). SQLite keeps whatever text it is given, so a row
+altered by hand reads back as an exception out of the ORM (``store.types.UnreadableValue`` for a base-units column),
+which fails the whole result it is in. Two ways past it, reads only:
+
+- the auditor's tools screen the rows they read first (``unreadable_values``) and report each unreadable one by
+  table, id and column, or refuse naming it (``read_naming_unreadable``), instead of failing on it;
+- servicing and the loan lists read the rows that can be read and name the others (``rows_each``), so one bad loan
+  row does not stop every read that lists it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple
 
-from sqlalchemy import Row, Select
+from sqlalchemy import ColumnElement, Integer, Row, Select, String, Table, select, type_coerce
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from store.types import UnreadableValue
+from store import types
+from store.base import Base
+
+SHOWN_CHARS = 40  # of the unreadable value, in a report
+T = TypeVar("T")
+
+
+class UnreadableRow(ValueError):
+    """A row a command must read holds a value its column cannot (``UnreadableValue``): the command refuses, naming
+    it, rather than failing with the driver's or the parser's traceback."""
+
+    def __init__(self, found: UnreadableValue) -> None:
+        super().__init__(f"{found} (altered outside the platform?)")
+        self.found = found
 
 
 @dataclass(frozen=True, slots=True)
-class UnreadableRow:
+class UnreadableValue:
+    table: str
+    row_id: str
+    column: str
+    value: str  # as stored, cut to ``SHOWN_CHARS``
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.row_id}: {self.column} holds {self.value!r}, which cannot be read ({self.why})"
+
+
+def unreadable_values(session: Session, model: type[Base], *where: ColumnElement[bool]) -> list[UnreadableValue]:
+    """Every value of ``model``'s rows (those ``where`` selects) that its column type cannot read, in id order."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    (key,) = table.primary_key.columns
+    dialect = session.get_bind().dialect
+    checked: list[tuple[str, Callable[[Any], Any] | None, bool]] = []  # name, how its type reads it, integer
+    raw: list[Any] = []
+    for column in table.columns:
+        processor: Callable[[Any], Any] | None = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        numeric = isinstance(column.type, Integer)
+        if processor is None and not numeric:
+            continue
+        checked.append((column.name, processor, numeric))
+        raw.append(type_coerce(column, String()) if processor is not None else column)
+    if not checked:
+        return []
+    found: list[UnreadableValue] = []
+    for row in session.execute(select(key, *raw).where(*where).order_by(key)):
+        row_id, values = str(row[0]), row[1:]
+        for (name, processor, numeric), value in zip(checked, values, strict=True):
+            if value is None:
+                continue
+            why = _unreadable(value, processor, numeric)
+            if why is not None:
+                found.append(UnreadableValue(table.name, row_id, name, str(value)[:SHOWN_CHARS], why))
+    return found
+
+
+def _unreadable(value: Any, processor: Callable[[Any], Any] | None, numeric: bool) -> str | None:
+    if numeric and processor is None:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "not an integer"
+    assert processor is not None
+    try:
+        processor(value)
+    except (ValueError, TypeError, OverflowError) as err:  # json.JSONDecodeError is a ValueError
+        return f"{type(err).__name__}: {str(err)[:80]}"
+    return None
+
+
+def read_naming_unreadable(session: Session, model: type[Base], read: Callable[[], T]) -> T:
+    """``read()`` (a read of ``model``'s rows); when one of them cannot be read, ``UnreadableRow`` naming the first
+    such value of ``model``'s table instead of the parser's error."""
+    try:
+        return read()
+    except (ValueError, TypeError) as err:
+        found = unreadable_values(session, model)
+        if not found:
+            raise
+        raise UnreadableRow(found[0]) from err
+
+
+@dataclass(frozen=True, slots=True)
+class RowNotRead:
     """A row of the query that cannot be read: its key, and what is wrong with it."""
 
     key: str
@@ -27,18 +110,18 @@ Columns = TypeVarTuple("Columns")
 
 def rows_each(
     session: Session, query: Select[*Columns], key: InstrumentedAttribute[str]
-) -> list[Row[*Columns] | UnreadableRow]:
+) -> list[Row[*Columns] | RowNotRead]:
     """The rows of ``query``, in its order; when one of them cannot be read, each is read on its own (by ``key``,
-    the primary key of the row that may be bad) and every one that cannot be read comes back as an ``UnreadableRow``.
+    the primary key of the row that may be bad) and every one that cannot be read comes back as an ``RowNotRead``.
     The first read is the only one while every row reads."""
     try:
         return list(session.execute(query).all())
-    except UnreadableValue:
+    except types.UnreadableValue:
         pass
-    found: list[Row[*Columns] | UnreadableRow] = []
+    found: list[Row[*Columns] | RowNotRead] = []
     for value in session.scalars(query.with_only_columns(key)).all():
         try:
             found.append(session.execute(query.where(key == value)).one())
-        except UnreadableValue as err:
-            found.append(UnreadableRow(value, str(err)))
+        except types.UnreadableValue as err:
+            found.append(RowNotRead(value, str(err)))
     return found

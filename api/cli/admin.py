@@ -77,6 +77,7 @@ from contracts.governance.service import (
     save_signatures,
     sign_proposals,
 )
+from store.unreadable import UnreadableRow
 
 
 def _signer(args: argparse.Namespace, default_index: int | None) -> Signer:
@@ -538,7 +539,7 @@ def _run(command: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Na
     def run(args: argparse.Namespace) -> None:
         try:
             command(args)
-        except (GovernanceError, CatalogError, ChainError, DeployConfigError) as err:
+        except (GovernanceError, CatalogError, ChainError, DeployConfigError, UnreadableRow) as err:
             print(f"refused: {err}", file=sys.stderr, flush=True)
             raise SystemExit(1) from err
         except (OSError, Web3Exception) as err:  # an RPC that stops answering (requests' errors are OSErrors)

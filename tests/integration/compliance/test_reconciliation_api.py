@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from api import problems
 from api.auth import Role, ensure_bootstrap_admin, issue_key
@@ -21,6 +22,7 @@ from api.reconcile_jobs import ReconciledChain, reconcile
 from api.routers import api_keys, reconciliations
 from api.settings import Settings
 from chain.client import ChainClient
+from store.compliance import AuditEntryRow
 from store.db import Database
 from tests.support.devnet import DeployedChain
 from tests.support.reconcile import LoanMaker, index
@@ -144,6 +146,10 @@ async def test_a_chain_named_twice_or_none_named_is_refused(
     (failed,) = (await client.get("/v1/reconciliations")).json()["items"]
     assert failed["status"] == "failed"
     assert failed["chains"] == []
+    with database.unit_of_work() as uow:  # a failed audit is itself in the audit log: who ran what, and why it failed
+        (entry,) = uow.session.scalars(select(AuditEntryRow).where(AuditEntryRow.subject == failed["id"]))
+    assert entry.kind == "reconciliation-failed"
+    assert entry.data == {"error": f"ValueError: a run reads each chain once; given ['{chain.name}', '{chain.name}']"}
 
 
 async def test_a_start_past_the_confirmed_head_is_refused_and_no_run_stored(
