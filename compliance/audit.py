@@ -185,7 +185,7 @@ def verify(
         elif entry.computed_hash() != entry.entry_hash:
             problems.append(AuditProblem(entry.seq, "its contents do not match its hash (altered)"))
         prev_hash, expected = entry.entry_hash, entry.seq + 1
-    checked = 0
+    checked, holds = 0, 0  # the last anchored entry found as anchored: every entry up to it is as it was
     for anchor in sorted(anchors, key=lambda a: (a.seq, a.chain_name)):
         checked += 1
         found = by_seq.get(anchor.seq)
@@ -193,7 +193,12 @@ def verify(
         if found is None:
             problems.append(AuditProblem(anchor.seq, f"{where}, but the log has no such entry (deleted)"))
         elif found.entry_hash != anchor.head or found.unreadable is not None or found.computed_hash() != anchor.head:
-            problems.append(AuditProblem(anchor.seq, f"{where} as {anchor.head}; the log's entry differs (rewritten)"))
+            # a rewrite with every later hash recomputed walks: the anchor tells only that an entry up to it changed
+            since = f"entry {holds} is as anchored" if holds else "no earlier anchor holds"
+            detail = f"{where} as {anchor.head}; the log's entry differs (rewritten: one of entries {holds + 1} to "
+            problems.append(AuditProblem(anchor.seq, f"{detail}{anchor.seq} was changed; {since})"))
+        elif all(problem.seq > anchor.seq for problem in problems):  # the chain up to it walked too
+            holds = max(holds, anchor.seq)
     head = ordered[-1].entry_hash if ordered else GENESIS_HASH
     last = ordered[-1].seq if ordered else 0
     if sealed_head is not None:  # read before the entries: a seal between the two reads only adds entries after it

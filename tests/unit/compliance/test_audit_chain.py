@@ -105,3 +105,21 @@ def test_anchor_past_the_end_means_entries_were_deleted() -> None:
     assert report.first_bad is not None
     assert report.first_bad.seq == 3
     assert "deleted" in report.first_bad.reason
+
+
+def test_a_rewrite_is_placed_between_the_last_anchor_that_holds_and_the_first_that_fails() -> None:
+    """Entry 4 altered and every later hash recomputed: the anchor at 6 fails and is named (the log walks), though
+    the altered entry is 4; the anchor at 2 still holds, so the change is in entries 3..6 — said, not left implied."""
+    entries = _log(7)
+    anchors = [
+        Anchor("ethereum-local", 2, entries[1].entry_hash, "0xa", 10),
+        Anchor("ethereum-local", 6, entries[5].entry_hash, "0xb", 20),
+    ]
+    tampered = list(entries)
+    tampered[3] = replace(tampered[3], data={"n": 3, "recordHash": "0x" + "ff" * 32})
+    report = verify(_rechain(tampered), anchors)
+    assert report.first_bad is not None
+    assert str(report.first_bad) == (
+        f"entry 6: anchored on ethereum-local in tx 0xb as {entries[5].entry_hash}; the log's entry differs "
+        "(rewritten: one of entries 3 to 6 was changed; entry 2 is as anchored)"
+    )
