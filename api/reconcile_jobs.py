@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
+
+from eth_utils.address import to_checksum_address
 
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
+from chain.timelock import TimelockCall
 from compliance.audit import AuditKind
-from compliance.reconcile import ChainResult, ChainScope, reconcile_chain, result_digest
+from compliance.reconcile import ChainResult, ChainScope, Records, reconcile_chain, result_digest
 from compliance.reconcile_chain import ChainRead, confirmed_head, read_chain
 from compliance.reconcile_report import RunReport
+from contracts.governance.catalog import decode
 from store.compliance import SqlAuditLog, SqlReconciliationRepository
 from store.db import Database
 from store.reconcile import chain_records
@@ -125,13 +130,17 @@ def _match_and_store(
             reconcile_chain(
                 read.scope,
                 read.facts(),
-                chain_records(
-                    uow.session,
-                    chain.record.chain_id,
-                    chain.record.address("CreditAggregator"),
-                    chain.record.address("CollateralManager"),
+                decoded_again(
+                    chain.record,
+                    chain_records(
+                        uow.session,
+                        chain.record.chain_id,
+                        chain.record.address("CreditAggregator"),
+                        chain.record.address("CollateralManager"),
+                    ),
                 ),
                 read.code,
+                read.senders,
             )
             for chain, read in zip(chains, reads, strict=True)
         ]
@@ -153,6 +162,24 @@ def _match_and_store(
         )
         uow.commit()
     return RunOutcome(run_id, digest, results)
+
+
+def decoded_again(record: DeploymentRecord, records: Records) -> Records:
+    """``records`` with each proposal's calls decoded again from their calldata by the deployments record (as
+    ``creditmesh admin`` decoded them when it proposed), for the run to compare with the recorded text."""
+    proposals = [
+        replace(proposal, decoded_again=[_decoded(record, call) for call in proposal.calls])
+        for proposal in records.proposals
+    ]
+    return replace(records, proposals=proposals)
+
+
+def _decoded(record: DeploymentRecord, call: Mapping[str, Any]) -> str:
+    try:
+        target, data = to_checksum_address(str(call["target"])), bytes.fromhex(str(call["data"]).removeprefix("0x"))
+        return decode(record, TimelockCall(target, data, int(call["value"])))
+    except (KeyError, ValueError, TypeError) as err:  # a recorded call that is no call: its text differs anyway
+        return f"no call ({type(err).__name__})"
 
 
 def _fail(database: Database, run_id: str, error: str) -> None:

@@ -3,6 +3,8 @@ governance actions our keys sent directly, the deployer's wiring or a Timelock e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from compliance._reconcile_values import (
     ROLE_EVENTS,
     Category,
@@ -12,6 +14,7 @@ from compliance._reconcile_values import (
     Item,
     ProposalRecord,
     Records,
+    TxParties,
     in_scope,
     item,
 )
@@ -21,7 +24,16 @@ _ACTION_OF = {"CallScheduled": "schedule", "CallExecuted": "execute", "Cancelled
 _SETTLED = ("waiting", "ready", "pending")
 
 
-def match_proposals(result: ChainResult, scope: ChainScope, timelock: dict[str, list[Fact]], records: Records) -> None:
+def match_proposals(
+    result: ChainResult,
+    scope: ChainScope,
+    timelock: dict[str, list[Fact]],
+    records: Records,
+    salts: Mapping[str, str] | None = None,
+    senders: Mapping[str, TxParties] | None = None,
+) -> None:
+    """``salts``: each operation's ``CallSalt`` (none: a zero salt); ``senders``: the parties of each scheduling
+    transaction, by hash (lower case)."""
     proposals = {p.operation_id.lower(): p for p in records.proposals}
     for operation_id, facts in timelock.items():
         proposal = proposals.get(operation_id)
@@ -39,6 +51,7 @@ def match_proposals(result: ChainResult, scope: ChainScope, timelock: dict[str, 
             )
             continue
         wrong = _recorded_otherwise(proposal, facts)
+        wrong.extend(_kept_otherwise(proposal, facts, (salts or {}).get(operation_id), senders or {}, scope.timelock))
         if wrong:
             detail = "; ".join(wrong)
             result.add(item(scope, Category.PROPOSAL_MISMATCH, operation_id, "proposal", detail, first, operation_id))
@@ -107,6 +120,42 @@ def _recorded_otherwise(proposal: ProposalRecord, facts: list[Fact]) -> list[str
     return list(dict.fromkeys(wrong))
 
 
+ZERO_BYTES32 = "0x" + "00" * 32
+
+
+def _kept_otherwise(
+    proposal: ProposalRecord, facts: list[Fact], salt: str | None, senders: Mapping[str, TxParties], timelock: str
+) -> list[str]:
+    """What the record keeps so that governance can be reconciled — salt, predecessor, delay, proposer, each call's
+    decoded text — where the chain (the last scheduling's ``CallScheduled``, the operation's ``CallSalt``, the
+    scheduling transaction) or the calldata decoded again says otherwise. A value the record does not hold is not
+    compared."""
+    rounds = _rounds(facts)
+    scheduled = [f for f in rounds[-1] if f.event == "CallScheduled"] if rounds else []
+    if not scheduled:
+        return []
+    first, wrong = scheduled[0], []
+    onchain_salt = salt or ZERO_BYTES32
+    if proposal.salt is not None and proposal.salt.lower() != onchain_salt.lower():
+        wrong.append(f"salt: recorded {proposal.salt}, on-chain {onchain_salt}")
+    predecessor = first.hex("predecessor") if "predecessor" in first.args else None
+    if None not in (proposal.predecessor, predecessor) and str(proposal.predecessor).lower() != str(predecessor):
+        wrong.append(f"predecessor: recorded {proposal.predecessor}, on-chain {predecessor}")
+    delay = first.uint("delay") if "delay" in first.args else None
+    if None not in (proposal.delay_seconds, delay) and proposal.delay_seconds != delay:
+        wrong.append(f"delay: recorded {proposal.delay_seconds} s, on-chain {delay} s")
+    parties = senders.get(first.tx_hash.lower())
+    if proposal.proposer is not None and parties is not None:
+        proposer = parties.sender if parties.to.lower() == timelock.lower() else parties.to
+        if proposal.proposer.lower() != proposer.lower():
+            wrong.append(f"proposer: recorded {proposal.proposer}, the scheduling transaction's is {proposer}")
+    for index, (call, again) in enumerate(zip(proposal.calls, proposal.decoded_again, strict=False)):
+        recorded = call.get("decoded")
+        if recorded is not None and recorded != again:
+            wrong.append(f"call {index} decoded: recorded {recorded!r}, its calldata decodes as {again!r}")
+    return wrong
+
+
 def _rounds(facts: list[Fact]) -> list[list[Fact]]:
     """The operation's facts in rounds, chain order: a ``CallScheduled`` after a ``Cancelled`` starts a new one."""
     rounds: list[list[Fact]] = []
@@ -140,13 +189,19 @@ def _call(call: tuple[str, int, str] | None) -> str:
 
 
 def match_direct_actions(
-    result: ChainResult, scope: ChainScope, facts: list[Fact], executed_in: set[str], records: Records
+    result: ChainResult,
+    scope: ChainScope,
+    facts: list[Fact],
+    executed_in: set[str],
+    records: Records,
+    senders: Mapping[str, TxParties] | None = None,
 ) -> None:
     """Role changes and pauses: a governance action of ours in that transaction at that contract, the deployer's
     wiring, or the Timelock executing an operation (``LiquidationPauseChanged`` names no sender: its transaction
     must execute one); anything else is on-chain but not recorded. A recorded action with no such event in its
     transaction is recorded but not on-chain."""
     actions = {(a.tx_hash.lower(), a.address.lower()): a for a in records.actions}
+    senders = senders or {}
     deployer, timelock = scope.deployer.lower(), scope.timelock.lower()
     until = scope.wiring_until if scope.wiring_until is not None else _renounced_at(facts, deployer)
     seen: set[tuple[str, str]] = set()
@@ -156,7 +211,13 @@ def match_direct_actions(
         wiring = bool(deployer) and sender == deployer and (until is None or fact.block_number <= until)
         if key in actions:
             seen.add(key)
-            result.matched()
+            recorded = actions[key].sender
+            sent_by = sender or _sent_by(fact, senders)
+            if sent_by and recorded.lower() != sent_by:
+                detail = f"sender: recorded {recorded}, on-chain {sent_by} ({fact.event})"
+                result.add(item(scope, Category.FIELD_MISMATCH, fact.contract, str(fact.event), detail, fact))
+            else:
+                result.matched()
         elif wiring or (timelock and sender == timelock) or (not sender and fact.tx_hash.lower() in executed_in):
             result.matched()
         elif deployer and sender == deployer and until is not None:
@@ -177,6 +238,13 @@ def match_direct_actions(
                     action.tx_hash,
                 )
             )
+
+
+def _sent_by(fact: Fact, senders: Mapping[str, TxParties]) -> str:
+    """Who sent an event that names no sender (``LiquidationPauseChanged``): its transaction's sender, lower case;
+    empty when the run did not read it."""
+    parties = senders.get(fact.tx_hash.lower())
+    return "" if parties is None else parties.sender.lower()
 
 
 _ADMIN_ROLE = "0x" + "00" * 32  # AccessControl's DEFAULT_ADMIN_ROLE

@@ -35,6 +35,8 @@ LOAN_MOVES = ("LoanRepaid", "CollateralAdded", "CollateralRemoved", "LoanLiquida
 ROLE_EVENTS = ("RoleGranted", "RoleRevoked")
 PAUSE_EVENTS = ("Paused", "Unpaused", "LiquidationPauseChanged")
 TIMELOCK_EVENTS = ("CallScheduled", "CallExecuted", "Cancelled")
+#: events whose transaction's sender and recipient the reconciler reads (``TxParties``)
+SENT_BY_EVENTS = ("CallScheduled", *PAUSE_EVENTS)
 POOL_EVENTS = ("Deposit", "Withdraw")
 #: an item's texts as a run stores them (``store.compliance``), and so as its digest covers them: a stored run is
 #: checked against its digest (``compliance.reconcile_runs.run_tampering``)
@@ -146,7 +148,23 @@ class ProposalRecord:
     operation_id: str
     state: str
     tx_hashes: Mapping[str, str]  # schedule | execute | cancel → the transaction; earlier rounds: schedule.1, …
-    calls: Sequence[Mapping[str, Any]] = ()  # {"target", "value", "data"} per call, in the operation's order
+    calls: Sequence[Mapping[str, Any]] = ()  # {"target", "value", "data", "decoded"} per call, in the operation's order
+    #: what ``creditmesh admin`` kept so that the operation can be reconciled (None: not held, not compared)
+    salt: str | None = None
+    predecessor: str | None = None
+    delay_seconds: int | None = None
+    proposer: str | None = None  # who called the Timelock's schedule: the Safe, or the proposer's key
+    #: each call's calldata decoded again with our ABIs when the run reads it, against the recorded ``decoded``
+    decoded_again: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TxParties:
+    """A transaction's sender and recipient as the chain has them (``eth_getTransactionByHash``): who scheduled a
+    Timelock operation (the recipient when it is not the Timelock — a Safe —, else the sender), who paused."""
+
+    sender: str
+    to: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ cancellations and liquidation holds), ``_reconcile_governance`` (Timelock operat
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from compliance._reconcile_governance import match_direct_actions, match_proposals
 from compliance._reconcile_loans import (
@@ -69,6 +69,7 @@ from compliance._reconcile_values import (
     PAUSE_EVENTS,
     POOL_EVENTS,
     ROLE_EVENTS,
+    SENT_BY_EVENTS,
     SUBJECT_CHARS,
     TIMELOCK_EVENTS,
     WHAT_CHARS,
@@ -86,6 +87,7 @@ from compliance._reconcile_values import (
     ProposalRecord,
     Records,
     RelayedIntent,
+    TxParties,
     UnreadableRecord,
     result_digest,
 )
@@ -97,6 +99,7 @@ __all__ = [
     "PAUSE_EVENTS",
     "POOL_EVENTS",
     "ROLE_EVENTS",
+    "SENT_BY_EVENTS",
     "SUBJECT_CHARS",
     "TIMELOCK_EVENTS",
     "WHAT_CHARS",
@@ -115,6 +118,7 @@ __all__ = [
     "ProposalRecord",
     "Records",
     "RelayedIntent",
+    "TxParties",
     "UnreadableRecord",
     "reconcile_chain",
     "result_digest",
@@ -122,9 +126,14 @@ __all__ = [
 
 
 def reconcile_chain(
-    scope: ChainScope, facts: Iterable[Fact], records: Records, code: Iterable[CodeFinding] = ()
+    scope: ChainScope,
+    facts: Iterable[Fact],
+    records: Records,
+    code: Iterable[CodeFinding] = (),
+    senders: Mapping[str, TxParties] | None = None,
 ) -> ChainResult:
-    """Match one chain's facts in ``scope`` with ``records`` (see the module docstring)."""
+    """Match one chain's facts in ``scope`` with ``records`` (see the module docstring); ``senders``: the parties of
+    the transactions of ``SENT_BY_EVENTS``, by hash in lower case."""
     result = ChainResult(scope)
     ordered = sorted(facts, key=lambda f: (f.block_number, f.log_index))
     result.facts = len(ordered)
@@ -139,6 +148,7 @@ def reconcile_chain(
     earlier: dict[int, list[Fact]] = defaultdict(list)  # facts of loans opened before the range (a partial run)
     onchain_entries: dict[tuple[str, int], Fact] = {}
     timelock: dict[str, list[Fact]] = defaultdict(list)
+    salts: dict[str, str] = {}  # operation id → its CallSalt
     direct: list[Fact] = []  # role changes and pauses, matched once every Timelock execution is known
     for fact in ordered:
         if fact.event is None:
@@ -174,6 +184,8 @@ def reconcile_chain(
                     onchain_entries[(fact.tx_hash, fact.log_index)] = fact
         elif fact.event in TIMELOCK_EVENTS and fact.contract == "Timelock":
             timelock[fact.hex("id")].append(fact)
+        elif fact.event == "CallSalt" and fact.contract == "Timelock":
+            salts[fact.hex("id")] = fact.hex("salt")
         elif fact.event in ROLE_EVENTS or fact.event in PAUSE_EVENTS:
             direct.append(fact)
         elif fact.event in POOL_EVENTS and fact.contract.startswith("LendingPool"):
@@ -184,7 +196,7 @@ def reconcile_chain(
     match_relayed_intents(result, scope, ordered, records)
     match_liquidation_holds(result, scope, ordered, records)
     match_payments(result, scope, ordered, records)
-    match_proposals(result, scope, timelock, records)
+    match_proposals(result, scope, timelock, records, salts, senders)
     executed_in = {f.tx_hash.lower() for facts in timelock.values() for f in facts if f.event == "CallExecuted"}
-    match_direct_actions(result, scope, direct, executed_in, records)
+    match_direct_actions(result, scope, direct, executed_in, records, senders)
     return result

@@ -5,13 +5,14 @@ the database."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import cast
 
-from eth_typing import ABIEvent
+from eth_typing import ABIEvent, HexStr
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 from web3.types import LogReceipt
@@ -22,7 +23,7 @@ from chain.deployment import DeploymentRecord, registered_pool_key
 from chain.events import EventDecoder, WatchedContract
 from chain.logs import fetch_logs, fetch_raw_logs
 from chain.verification import compare_code
-from compliance.reconcile import ChainScope, CodeFinding, Fact
+from compliance.reconcile import SENT_BY_EVENTS, ChainScope, CodeFinding, Fact, TxParties
 
 # The platform's own contracts, whose every log is reconciled (tokens and feeds are other parties' contracts on a
 # real chain; the Safe's owners act through the Timelock, which is reconciled).
@@ -60,6 +61,9 @@ class ChainRead:
     logs: list[LogReceipt]
     decoder: EventDecoder
     names: dict[str, str]
+    #: the sender and recipient of each transaction holding one of ``SENT_BY_EVENTS`` (by hash, lower case): who
+    #: scheduled an operation, who paused — events that do not all name them
+    senders: dict[str, TxParties] = field(default_factory=dict)
 
     def facts(self) -> list[Fact]:
         chain_id = self.scope.chain_id
@@ -164,7 +168,34 @@ async def read_chain(
         logs.extend(more)
         contracts.extend(registered)
     code = [finding for contract in contracts if (finding := await _check_code(client, contract)) is not None]
-    return ChainRead(scope, code, logs, decoder, names)
+    return ChainRead(scope, code, logs, decoder, names, await _senders(client, logs))
+
+
+async def _senders(client: ChainClient, logs: list[LogReceipt]) -> dict[str, TxParties]:
+    """The parties of every transaction that holds a log of ``SENT_BY_EVENTS`` (a few: governance is rare)."""
+    wanted = _sent_by_topics()
+    hashes = sorted(
+        {
+            entry["transactionHash"].to_0x_hex().lower()
+            for entry in logs
+            if entry["topics"] and bytes(entry["topics"][0]) in wanted
+        }
+    )
+    found = await asyncio.gather(*(client.w3.eth.get_transaction(HexStr(tx_hash)) for tx_hash in hashes))
+    return {
+        tx_hash: TxParties(str(tx["from"]), str(tx.get("to") or "")) for tx_hash, tx in zip(hashes, found, strict=True)
+    }
+
+
+@cache
+def _sent_by_topics() -> frozenset[bytes]:
+    """The topics of ``SENT_BY_EVENTS`` in our contracts' ABIs."""
+    topics = set()
+    for artifact in RECONCILED_ARTIFACTS:
+        for entry in load_artifact(artifact).abi:
+            if entry.get("type") == "event" and entry.get("name") in SENT_BY_EVENTS:
+                topics.add(bytes(event_abi_to_log_topic(cast(ABIEvent, entry))))
+    return frozenset(topics)
 
 
 async def _pools_registered_before(

@@ -246,7 +246,19 @@ def _proposals(session: Session, chain_id: int, bad: set[str]) -> list[ProposalR
             GovernanceProposalRow.chain_id == chain_id, GovernanceProposalRow.id.not_in([int(i) for i in bad])
         )
     )
-    return [ProposalRecord(row.operation_id, row.state, dict(row.tx_hashes), list(row.calls)) for row in rows]
+    return [
+        ProposalRecord(
+            row.operation_id,
+            row.state,
+            dict(row.tx_hashes),
+            list(row.calls),
+            salt=row.salt,
+            predecessor=row.predecessor,
+            delay_seconds=row.delay_seconds,
+            proposer=row.proposer,
+        )
+        for row in rows
+    ]
 
 
 def _actions(session: Session, chain_id: int, bad: set[str]) -> list[ActionRecord]:
