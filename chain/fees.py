@@ -3,7 +3,6 @@ stuck transaction at the same nonce. Pure functions over integers (wei); the RPC
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,33 +74,15 @@ def suggest_fees(next_base_fee: Wei, recent_tips: Sequence[Wei], policy: FeePoli
 
 #: what a node says at ``eth_estimateGas`` when the call needs more gas than it lets the estimate try, lower-cased:
 #: geth "gas required exceeds allowance (N)", anvil "Out of gas: gas required exceeds allowance: N", geth before 1.9
-#: "gas required exceeds allowance (N) or always failing transaction"
+#: "gas required exceeds allowance (N) or always failing transaction". Nodes cap an estimate by what the sender's
+#: balance buys only when the estimate carries a fee; ours carry none (``chain.transactions``), so for us it always
+#: means the call needs more gas than the node allows (its block gas limit or RPC gas cap), never the sender's funds
 ALLOWANCE_EXCEEDED = "gas required exceeds allowance"
-_ALLOWANCE = re.compile(r"gas required exceeds allowance\W{0,3}(\d+)", re.IGNORECASE)
-
-
-def gas_allowed(message: str) -> int | None:
-    """The gas the node let an estimate try, as its "gas required exceeds allowance" ``message`` names it (None: it
-    names none)."""
-    named = _ALLOWANCE.search(message)
-    return int(named.group(1)) if named else None
-
-
-def short_of_funds(message: str, balance: Wei, gas_cap: int, max_fee_per_gas: Wei, value: Wei) -> bool:
-    """Whether a node's "gas required exceeds allowance" at ``eth_estimateGas`` (``message``) says the sender's
-    balance ran out, not the node's gas cap. Nodes say it of both: an estimate tries at most the block gas limit (or
-    the node's RPC gas cap) and, when it carries a fee, at most what the balance less the value buys at that fee — so
-    a call that runs out of gas whatever it is given and an account that cannot pay read alike. An allowance of at
-    least ``gas_cap`` (the block gas limit) is the block's: no balance sends that call. Otherwise the balance is what
-    stopped it only when it cannot buy one gas more than the node allowed (the gas the message names, else
-    ``gas_cap``) at ``max_fee_per_gas``, the fee the transaction would pay. Any other message: False."""
-    if ALLOWANCE_EXCEEDED not in message.lower():
-        return False
-    named = gas_allowed(message)
-    if named is not None and named >= gas_cap:
-        return False
-    allowed = gas_cap if named is None else named
-    return balance - value < (allowed + 1) * max_fee_per_gas
+#: what the transaction manager stores after such a refusal, so that a reader of the intent never takes it for funds
+NOT_THE_SENDERS_FUNDS = (
+    "not the sender's funds: an estimate without a fee is capped by the node's gas limit, not by the balance; the call "
+    "needs more gas than the node allows"
+)
 
 
 def bumped(value: int) -> int:

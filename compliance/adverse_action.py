@@ -81,8 +81,8 @@ class Considered:
     """A lender whose product was considered for the request, what came of it (its provider outcome) and why it
     offered no credit (``reasons``: (code, text) each, its own principal reasons, at most four), and who it is
     (1002.9(g)): ``creditor``, the legal name and postal address its registration gives; or ``pool``, the (chain,
-    contract address) of the DeFi lending pool it stands for, which is no legal person; neither: a lender registered
-    before legal names were asked for, whose identity is not on file."""
+    contract address) of the DeFi lending pool it stands for, which is no legal person; neither: a lender whose
+    registration gives none (one registered before legal names were asked for, or outside production)."""
 
     provider_id: str
     outcome: str
@@ -122,8 +122,8 @@ class Considered:
             )
         if self.creditor is None:
             return (
-                "its legal name and postal address are not on file (its registration gives none: one made before they "
-                f"were asked for); ask {platform.name} for them"
+                f"its legal name and postal address are not on file (its registration gives none); ask {platform.name} "
+                "for them"
             )
         return None
 

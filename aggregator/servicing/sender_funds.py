@@ -50,10 +50,9 @@ log = logging.getLogger(__name__)
 
 #: what a node says when the sending account cannot pay for a transaction (geth, anvil, erigon, nethermind). Not its
 #: "gas required exceeds allowance" as it stands: a node says that at ``eth_estimateGas`` of a call that needs more gas
-#: than the block holds too, whatever the account's balance; the transaction manager stores it followed by which it
-#: was ("insufficient funds: …" only when the balance could not buy more gas than the node allowed:
-#: ``chain.fees.short_of_funds``). Before (fixed 2026-11-29, later that day) every such refusal counted as the
-#: account's funds: the keeper's claims of a loan were sent again past ``MAX_CLAIM_ATTEMPTS``.
+#: than the node allows, and our estimates carry no fee, so for us it is never the balance's: the transaction manager
+#: stores it followed by ``chain.fees.NOT_THE_SENDERS_FUNDS``. Before (fixed 2026-11-29, later that day) every such
+#: refusal counted as the account's funds: the keeper's claims of a loan were sent again past ``MAX_CLAIM_ATTEMPTS``.
 FUNDS_REFUSALS = ("insufficient funds", "insufficient balance")
 
 STARVED = Gauge(

@@ -22,12 +22,12 @@ from chain.errors import (
     RpcUnavailable,
     TransactionRejected,
 )
-from chain.fees import ALLOWANCE_EXCEEDED, Fees, gas_allowed, short_of_funds
+from chain.fees import ALLOWANCE_EXCEEDED, NOT_THE_SENDERS_FUNDS, Fees
 from chain.nonces import IntentExists, SqlNonceAllocator
 from chain.transactions._core import _Core
 from chain.transactions._tracked import _KNOWN, _NONCE_USED, _UNDERPRICED, _Broadcast, _hex, _TakenOver, _Tracked
 from chain.transactions._values import Call, Submission
-from chain.types import Nonce, Wei
+from chain.types import Nonce
 from store.chain import ATTEMPT_REJECTED, ATTEMPT_SIGNED, AttemptRecord, IntentRecord, rejecting
 
 log = logging.getLogger("chain.transactions")
@@ -56,7 +56,7 @@ class _Sending(_Core):
             gas = intent.gas if intent.gas is not None else await self._estimate_gas(to, data, intent.value)
             fees = await self._market_fees()
         except (GasEstimationFailed, FeeCapExceeded) as caught:
-            err = await self._whose_limit(caught, intent.value) if isinstance(caught, GasEstimationFailed) else caught
+            err = _whose_limit(caught) if isinstance(caught, GasEstimationFailed) else caught
             if create:  # the intent is stored failed, as when it was created first
                 _, created = await self.store.create_intent(intent)
                 if not created:
@@ -344,37 +344,8 @@ class _Sending(_Core):
             tracked.sent_at = tracked.accepted_at
         self._sent_queue.append((tracked.key, tracked.current.tx_hash))
 
-    async def _whose_limit(self, err: GasEstimationFailed, value: int) -> GasEstimationFailed:
-        """``err`` as it is stored and raised: a "gas required exceeds allowance" (said both of a sender that cannot
-        pay and of a call that needs more gas than the node allows) followed by which it was, from the account's
-        balance now and the fee its transaction would pay (``short_of_funds``) — "insufficient funds: …" or "not
-        the sender's funds: …" — so that a reader of the stored intent tells them apart, after a restart too. Left as
-        the node said it when the node does not answer (read then as not the sender's funds)."""
-        message = str(err)
-        if ALLOWANCE_EXCEEDED not in message.lower():
-            return err
-        try:
-            balance = Wei(int(await self._rpc("eth_getBalance", self.account.address, "latest"), 16))
-            fee = (await self._market_fees()).max_fee_per_gas
-            block_gas = int((await self._rpc("eth_getBlockByNumber", "latest", False))["gasLimit"], 16)
-        except ChainError as unread:
-            log.warning("%s: whose limit %r met is not known: %s", self.client.name, message, unread)
-            return err
-        named = gas_allowed(message)
-        allowed = block_gas if named is None else named  # old geth names no gas: it tried the block gas limit
-        if short_of_funds(message, balance, block_gas, fee, Wei(value)):
-            said = (
-                f"insufficient funds: a balance of {balance} wei buys no more than the {allowed} gas allowed at {fee} "
-                "wei per gas"
-            )
-        else:
-            said = (
-                f"not the sender's funds: the call needs more than the {allowed} gas the node allows (the block gas "
-                f"limit is {block_gas}; the balance {balance} wei)"
-            )
-        return GasEstimationFailed(f"{message} ({said})", revert_data=err.revert_data, decoded=err.decoded)
-
     async def _estimate_gas(self, to: str | None, data: bytes, value: int) -> int:
+        # no fee: a node then caps the estimate by its gas limit, never by what the balance buys (``_whose_limit``)
         params: dict[str, Any] = {"from": self.account.address, "data": "0x" + data.hex(), "value": _hex(value)}
         if to is not None:
             params["to"] = to
@@ -391,3 +362,15 @@ class _Sending(_Core):
             )
         estimate = int(str(answer["result"]), 16)
         return self.settings.gas_limit(estimate)
+
+
+def _whose_limit(err: GasEstimationFailed) -> GasEstimationFailed:
+    """``err`` as it is stored and raised: a "gas required exceeds allowance" followed by whose limit it was — a node
+    says it both of a sender whose balance cannot pay at the estimate's fee and of a call that needs more gas than
+    the node allows, and our estimates carry no fee, so it is the second (``chain.fees.NOT_THE_SENDERS_FUNDS``) — so
+    that a reader of the stored intent (the servicing jobs' attempt counting and back-off) never reads it as funds.
+    Any other refusal as it stands."""
+    message = str(err)
+    if ALLOWANCE_EXCEEDED not in message.lower():
+        return err
+    return GasEstimationFailed(f"{message} ({NOT_THE_SENDERS_FUNDS})", revert_data=err.revert_data, decoded=err.decoded)

@@ -24,12 +24,13 @@ from aggregator.platform import connect_chain
 from aggregator.repaying import MAX_CLAIM_ATTEMPTS, claim_collateral
 from aggregator.repaying import claim_intent_key as relayed_claim_key
 from aggregator.servicing.keeper import Keeper, claim_intent_key, liquidation_intent_key
+from aggregator.servicing.sender_funds import refused_for_funds
 from chain.client import ChainClient
 from chain.errors import GasEstimationFailed
+from chain.fees import NOT_THE_SENDERS_FUNDS
 from chain.relay import REVERT_ARTIFACTS
 from chain.signers import Role, devnet_signer
 from chain.transactions import Call, TransactionManager
-from chain.types import Wei
 from store.chain import CONFIRMED, FAILED, SqlChainStore
 from store.chain_rows import ChainIntentRow
 from store.db import Database
@@ -199,30 +200,34 @@ async def test_claims_refused_at_the_estimate_for_a_call_out_of_gas_count_and_th
     assert healthy["chains"]["servicing"]["keeper"]["status"] == "ok"
 
 
-async def test_anvil_s_allowance_exceeded_is_the_funds_of_an_account_that_cannot_buy_more_gas(
-    own_chain: DeployedChain,
+async def test_an_estimate_without_a_fee_is_capped_by_the_block_whatever_the_balance(
+    own_chain: DeployedChain, keeper: Keeper
 ) -> None:
-    """What anvil says of the keeper's account estimating a call that runs out of gas, with the fee its transaction
-    would pay: short of funds while its balance buys no more gas than anvil allowed, not once it is funded."""
-    from chain.fees import short_of_funds  # the classification this file's first tests predate
-
+    """Why "gas required exceeds allowance" is never the account's funds for us: anvil caps an estimate by what the
+    balance buys only when the estimate carries a fee. The keeper holding 10**15 wei, a call that runs out of gas is
+    allowed 500,000 gas with a 2 gwei fee and the whole block without one, as our estimates are sent; the keeper's
+    own send of it is stored as not the sender's funds."""
     sink = to_checksum_address("0x" + "5f" * 20)
     own_chain.w3.provider.make_request(RPCEndpoint("anvil_setCode"), [sink, GAS_SINK])
     fee, cap = 2 * 10**9, int(own_chain.w3.eth.get_block("latest")["gasLimit"])
-    request = {"from": KEEPER.address, "to": sink, "maxFeePerGas": hex(fee), "maxPriorityFeePerGas": hex(fee)}
 
-    def refusal() -> tuple[str, Wei]:
+    def refusal(**fees: str) -> str:
+        request = {"from": KEEPER.address, "to": sink} | fees
         answer = own_chain.w3.provider.make_request(RPCEndpoint("eth_estimateGas"), [request])
-        return answer["error"]["message"], Wei(own_chain.w3.eth.get_balance(KEEPER.address))
+        return str(answer["error"]["message"])
 
     with out_of_gas(own_chain, KEEPER.address):
         own_chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [KEEPER.address, hex(10**15)])
-        starved, balance = refusal()
-        assert "gas required exceeds allowance: 500000" in starved, "what 10**15 wei buys at 2 gwei"
-        assert short_of_funds(starved, balance, cap, Wei(fee), Wei(0))
-    funded, balance = refusal()
-    assert f"gas required exceeds allowance: {cap}" in funded, "the block gas limit: the call's own need"
-    assert not short_of_funds(funded, balance, cap, Wei(fee), Wei(0))
+        with_fee = refusal(maxFeePerGas=hex(fee), maxPriorityFeePerGas=hex(fee))
+        assert "gas required exceeds allowance: 500000" in with_fee, "what 10**15 wei buys at 2 gwei"
+        assert f"gas required exceeds allowance: {cap}" in refusal(), "no fee: the block gas limit"
+        key = claim_intent_key(own_chain.chain_id, keeper.chain.manager, 10**6, 1)  # no such loan
+        with pytest.raises(GasEstimationFailed, match=f"gas required exceeds allowance: {cap}"):
+            await keeper.transactions.submit(key, Call(to=sink))
+        stored = await keeper.transactions.store.get_intent(key)
+        assert stored is not None
+        assert NOT_THE_SENDERS_FUNDS in str(stored.error), stored.error
+        assert not refused_for_funds(stored)
 
 
 async def test_a_claim_the_relayer_gave_up_for_its_funds_is_swept_by_the_keeper(

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chain.errors import FeeCapExceeded
-from chain.fees import GWEI, FeePolicy, Fees, bumped, gas_allowed, replacement_fees, short_of_funds, suggest_fees
+from chain.fees import GWEI, FeePolicy, Fees, bumped, replacement_fees, suggest_fees
 from chain.types import Wei
 
 pytestmark = pytest.mark.unit
@@ -56,26 +56,3 @@ def test_bump_rounds_up() -> None:
 def test_no_room_under_the_cap_for_a_bump_is_refused() -> None:
     with pytest.raises(FeeCapExceeded):
         replacement_fees(Fees(Wei(480 * GWEI), Wei(GWEI)), Fees(Wei(3 * GWEI), Wei(GWEI)), POLICY)
-
-
-# anvil 1.7.1's answers to eth_estimateGas at 1 gwei base fee, 30M block gas limit: a contract that loops for ever,
-# estimated from any account (with or without a fee), and from an account holding 0.001 ETH with a fee of 2 gwei
-OUT_OF_GAS = "gas estimate failed on ethereum-local: Out of gas: gas required exceeds allowance: 30000000"
-POOR = "gas estimate failed on ethereum-local: Out of gas: gas required exceeds allowance: 500000"
-
-
-def test_an_allowance_exceeded_is_the_sender_s_funds_only_when_its_balance_bought_no_more_gas() -> None:
-    rich, fee = Wei(10_000 * 10**18), Wei(2 * GWEI)
-    assert gas_allowed(OUT_OF_GAS) == 30_000_000
-    assert gas_allowed("gas required exceeds allowance (1000)") == 1_000, "geth's form"
-    assert gas_allowed("gas required exceeds allowance or always failing transaction") is None
-    assert not short_of_funds(OUT_OF_GAS, rich, 30_000_000, fee, Wei(0)), "the call needs more than a block holds"
-    assert short_of_funds(POOR, Wei(10**15), 30_000_000, fee, Wei(0)), "10**15 wei buys 500,000 gas at 2 gwei"
-    assert not short_of_funds(OUT_OF_GAS, Wei(10**15), 30_000_000, fee, Wei(0)), "the block's gas: not the balance's"
-    assert not short_of_funds(OUT_OF_GAS, Wei(0), 30_000_000, fee, Wei(0)), "no balance sends a call past the block"
-    assert short_of_funds(POOR, Wei(10**15 + 2 * GWEI), 30_000_000, fee, Wei(2 * GWEI)), "the value is not gas"
-    assert not short_of_funds(POOR, Wei(10**15 + 2 * GWEI), 30_000_000, fee, Wei(0)), "it buys one gas more"
-    old_geth = "gas required exceeds allowance or always failing transaction"
-    assert not short_of_funds(old_geth, rich, 30_000_000, fee, Wei(0)), "no gas named: the block gas limit"
-    assert short_of_funds(old_geth, Wei(10**15), 30_000_000, fee, Wei(0))
-    assert not short_of_funds("insufficient funds for gas * price + value", Wei(0), 30_000_000, fee, Wei(0))

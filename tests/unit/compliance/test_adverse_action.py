@@ -63,7 +63,6 @@ def test_each_lender_considered_is_identified_by_its_legal_name_its_pool_or_as_n
     )
     assert (unnamed["identity"], unnamed["legal_name"], unnamed["pool"]) == ("not-on-file", None, None)
     assert unnamed["identity_note"] == (
-        "its legal name and postal address are not on file (its registration gives none: one made before they were "
-        f"asked for); ask {PLATFORM.name} for them"
+        f"its legal name and postal address are not on file (its registration gives none); ask {PLATFORM.name} for them"
     )
     AdverseActionNoticeOut.model_validate(notice)  # as the OpenAPI document has it

@@ -42,8 +42,8 @@ def test_only_a_refusal_for_the_account_s_funds_counts() -> None:
 
 def test_a_gas_allowance_exceeded_counts_only_where_the_transaction_manager_found_the_balance_short() -> None:
     """A node says "gas required exceeds allowance" of an account that cannot pay and of a call that needs more gas
-    than a block holds: the transaction manager stores which it was after it (``chain.fees.short_of_funds``), and
-    only the first is the account's funds — after a restart too, read from the stored intent."""
+    than a block holds: the transaction manager stores which it was after it (``chain.transactions``), and only the
+    first is the account's funds — after a restart too, read from the stored intent."""
     node = "gas estimate failed on ethereum-local: Out of gas: gas required exceeds allowance: 30000000"
     bought = "a balance of 10000000000000000000000 wei buys {} the 30000000 gas allowed at 2000000000 wei per gas"
     out_of_gas = (
