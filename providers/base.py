@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from compliance.adverse_action import Party
 from providers._exceptions import ProviderError, ProviderProtocolError
@@ -86,6 +86,10 @@ class ProviderAdapter(ABC):
 
     provider_id: str
     kind: str
+    #: the fields of this kind's registration ``config`` an audit entry may show (``store.providers.audit_config``):
+    #: every other field is named under ``withheld``, its value never written. None by default: a plugin's
+    #: configuration is withheld whole unless its class names the fields that hold no secret.
+    audited_config: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     @abstractmethod

@@ -197,6 +197,8 @@ class HttpLenderAdapter(ProviderAdapter):
     """Asks one HTTP lender for offers over the Provider Quote Protocol, signing each request with HMAC."""
 
     kind = ProviderKind.TRADITIONAL.value
+    #: ``HttpLenderConfig`` without its ``secret`` (stored sealed as ``secret_sealed``): the base URL's origin only
+    audited_config = frozenset({"base_url", "timeout_seconds", "connect_timeout_seconds"})
 
     def __init__(
         self,

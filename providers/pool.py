@@ -81,6 +81,8 @@ class PoolAdapter(ProviderAdapter):
     """One LendingPool of one asset on one chain."""
 
     kind = ProviderKind.POOL.value
+    #: every field of ``PoolConfig``: a public contract on a public chain, and its terms
+    audited_config = frozenset(PoolConfig.model_fields)
 
     def __init__(
         self,

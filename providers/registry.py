@@ -318,7 +318,9 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     row.postal_address = None if creditor is None else creditor.address
                     if existing is None:  # a deregistered provider registered again takes its old row back
                         repository.add(row)
-                    repository.registered(row, again=existing is not None, actor=actor)  # audited with it
+                    repository.registered(
+                        row, existing is not None, actor, type(adapter).audited_config
+                    )  # audited with it
                     uow.commit()
                     stored.append(row)
 

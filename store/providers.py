@@ -3,10 +3,11 @@ incidents (a webhook refused for a bad signature, a replay or a bad body) with t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Table, UniqueConstraint, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -82,33 +83,42 @@ _VERSION_TABLE = cast(Table, ProviderRegistryVersionRow.__table__)
 _VERSION = select(_VERSION_TABLE.c.version).where(_VERSION_TABLE.c.id == 1)
 
 
-#: what a configuration field's name says holds a secret: left out of audit entries (a lender's HMAC ``secret``, sealed
-#: at rest as ``secret_sealed``, and any credential a plugin's configuration names so)
-_SECRET_WORDS = ("secret", "password", "token", "credential", "api_key", "apikey", "private")
+#: the values an audit entry may show of a configuration field named safe: anything nested may hold a credential
+_SCALARS = (str, int, float, bool, type(None))
 
 
-def audit_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` as an audit entry keeps it: each field whose name says it holds a secret left out (named in
-    ``withheld``), a URL's user information and query left out (``audit_url``)."""
+def audit_config(config: Mapping[str, Any], safe: Collection[str]) -> dict[str, Any]:
+    """``config`` as an audit entry keeps it: only the fields its adapter kind names ``safe``
+    (``ProviderAdapter.audited_config``) and whose values are plain scalars, a URL among them as ``audit_url`` shows
+    it; every other field named in ``withheld``, its value never written (the audit log is append-only: a secret
+    written there could not be taken back). Never raises: it runs inside the registration's transaction."""
     kept: dict[str, Any] = {}
     withheld = []
     for name, value in config.items():
-        if any(word in name.lower() for word in _SECRET_WORDS):
+        if name not in safe or not isinstance(value, _SCALARS):
             withheld.append(name)
         else:
             kept[name] = audit_url(value) if isinstance(value, str) and "://" in value else value
     return kept | ({"withheld": sorted(withheld)} if withheld else {})
 
 
-def audit_url(url: str | None) -> str | None:
-    """``url`` without its user information and query (either may carry a credential): scheme, host, port, path."""
+def audit_url(url: str | None) -> dict[str, str | None] | None:
+    """``url`` as an audit entry keeps it: its ``origin`` (``scheme://host[:port]``; None when it cannot be parsed)
+    and the ``sha256`` (hex) of the whole URL. Its path, query and user information are never written: a hosted RPC
+    URL or a webhook URL often carries a key or token there; the hash still tells a change, and an auditor holding
+    a URL can compare it. Never raises."""
     if url is None:
         return None
-    parts = urlsplit(url)
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError for a port that is not a number or out of range
+    except ValueError:
+        return {"origin": None, "sha256": digest}
     host = parts.hostname or ""
     host = f"[{host}]" if ":" in host else host  # an IPv6 literal
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + ("?…" if parts.query else "")
+    netloc = f"{host}:{port}" if port is not None else host
+    return {"origin": f"{parts.scheme}://{netloc}" if parts.scheme and host else None, "sha256": digest}
 
 
 class ProviderRepository:
@@ -142,13 +152,14 @@ class ProviderRepository:
     def registration(self, provider_id: str) -> ProviderRegistrationRow | None:
         return self.session.get(ProviderRegistrationRow, provider_id)
 
-    def registered(self, row: ProviderRegistrationRow, again: bool, actor: str | None) -> None:
+    def registered(self, row: ProviderRegistrationRow, again: bool, actor: str | None, safe: Collection[str]) -> None:
         """The audit entry of ``row``'s registration (``again``: of an id deregistered before), in the caller's
-        transaction: what it was registered with and by whom, never its secret (``audit_config``)."""
+        transaction: what it was registered with and by whom — of its configuration only the fields ``safe`` names
+        (its adapter's ``audited_config``), never a secret (``audit_config``)."""
         data = {
             "providerId": row.provider_id,
             "kind": row.kind,
-            "config": audit_config(row.config),
+            "config": audit_config(row.config, safe),
             "capabilities": row.capabilities,
             "resilience": row.resilience,
             "webhookUrl": audit_url(row.webhook_url),

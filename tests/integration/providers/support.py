@@ -104,11 +104,14 @@ async def http_registry(
     return registry
 
 
-def stored_registry(database: Database, http: httpx.AsyncClient) -> ProviderRegistry:
-    """A process's registry of the lenders registered in ``database`` (secrets sealed, destinations on loopback)."""
+def stored_registry(
+    database: Database, http: httpx.AsyncClient, plugins: PluginLoader | None = None
+) -> ProviderRegistry:
+    """A process's registry of the lenders registered in ``database`` (secrets sealed, destinations on loopback);
+    ``plugins``: the adapter kinds it builds (the installed ones by default)."""
     return ProviderRegistry(
         AdapterContext(http, destinations=GUARD),
-        PluginLoader(),
+        plugins or PluginLoader(),
         MemoryBreakerStore(),
         lambda p: MemoryRateLimiter(p.rate_per_second, p.burst),
         ResiliencePolicy(quote_attempts=1),

@@ -32,6 +32,12 @@ class BuildFailsAdapter(FakeAdapter):
         raise KeyError("api_token")
 
 
+class AuditedAdapter(FakeAdapter):
+    """A plugin naming one configuration field safe for the audit log (``ProviderAdapter.audited_config``)."""
+
+    audited_config = frozenset({"endpoint"})
+
+
 def hook() -> type[ProviderAdapter]:
     return CompleteAdapter
 
