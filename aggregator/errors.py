@@ -91,7 +91,8 @@ class LoanRecordUnreadable(AggregatorError):
     the loan's scope is told it is not found, as for any other loan."""
 
     def __init__(self, loan_id: str, reason: str, borrower_id: str | None, provider_id: str | None) -> None:
-        super().__init__(f"the record of loan {loan_id} cannot be read ({reason}); the operators are told")
+        # the reason quotes the stored value: logged for the operators (``store.loans``), never in the answer
+        super().__init__(f"the record of loan {loan_id} cannot be read; the operators are told")
         self.loan_id, self.reason = loan_id, reason
         self.borrower_id, self.provider_id = borrower_id, provider_id
 

@@ -300,8 +300,9 @@ LiveReader = Callable[[ChainRuntime, int], Awaitable[LiveFigures]]
 
 
 @contextmanager
-def _in_scope(scope: LoanScope) -> Iterator[None]:
-    """A loan whose record cannot be read is not found for a reader outside its scope, as any other loan."""
+def in_scope(scope: LoanScope) -> Iterator[None]:
+    """A loan whose record cannot be read is not found for a reader outside its scope, as any other loan: every read
+    of a loan for a reader goes through it, so the 503 is answered only to a reader who would see the loan."""
     try:
         yield
     except LoanRecordUnreadable as err:
@@ -318,14 +319,14 @@ class LoanService:
     def get(self, loan_id: str, scope: LoanScope) -> LoanRecord:
         """The loan's record; LoanNotFound outside ``scope`` as for an unknown id; LoanRecordUnreadable when its
         row cannot be read (503)."""
-        with self._loans.reading() as loans, _in_scope(scope):
+        with self._loans.reading() as loans, in_scope(scope):
             loan = loans.get(loan_id)
         if loan is None or not scope.allows(loan):
             raise LoanNotFound(loan_id)
         return loan
 
     def _load(self, loan_id: str, scope: LoanScope) -> tuple[LoanRecord, LoanEntries, tuple[DueInstallment, ...]]:
-        with self._loans.reading() as loans, _in_scope(scope):
+        with self._loans.reading() as loans, in_scope(scope):
             loan = loans.get(loan_id)
             if loan is None or not scope.allows(loan):
                 raise LoanNotFound(loan_id)

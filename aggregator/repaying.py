@@ -59,7 +59,7 @@ from aggregator.errors import (
 )
 from aggregator.ledger import ACTIVE, DEFAULTED
 from aggregator.loan_locks import LoanBusy, LoanClaims, LoanLocks
-from aggregator.loans import LoanRecord, LoanScope, LoanStore
+from aggregator.loans import LoanRecord, LoanScope, LoanStore, in_scope
 from aggregator.permit import CollateralPermit, chain_time, deadline_passed, permit_signer
 from aggregator.platform import ChainRuntime, earlier_deployment
 from aggregator.receipts import ReceiptRecorder
@@ -153,9 +153,10 @@ class RepaymentService:
         self._separators: dict[tuple[int, str], bytes] = {}
 
     def _load(self, loan_id: str, borrower_id: str) -> LoanRecord:
-        with self._loans.reading() as loans:
+        scope = LoanScope(borrower_id=borrower_id)
+        with self._loans.reading() as loans, in_scope(scope):
             loan = loans.get(loan_id)
-        if loan is None or not LoanScope(borrower_id=borrower_id).allows(loan):
+        if loan is None or not scope.allows(loan):
             raise LoanNotFound(loan_id)
         return loan
 
@@ -163,8 +164,9 @@ class RepaymentService:
         """Check, relay ``repayWithPermit`` and record what its receipt shows (see the module docstring).
 
         Raises:
-            LoanNotFound, LoanNotRepayable, RepaymentInProgress, InvalidRepayment, AmountOverOwed,
-            RepaymentRejected; ChainError when the chain does not answer (the API's 503)."""
+            LoanNotFound (also for another borrower's loan whose row cannot be read), LoanNotRepayable,
+            RepaymentInProgress, InvalidRepayment, AmountOverOwed, RepaymentRejected; LoanRecordUnreadable when the
+            borrower's loan's row cannot be read, ChainError when the chain does not answer (the API's 503s)."""
         # One at a time per loan, from the checks to the recorded outcome, across processes: a second repayment
         # racing the first is checked against what the first left (a closed loan refused here), not sent to revert
         # at the relayer's cost.

@@ -105,8 +105,10 @@ _EXTRA: dict[str, tuple[int, ...]] = {
     "get_review": (503,),
     # 503: a chain's confirmed head could not be read (chain-unavailable)
     "start_reconciliation": (503,),
-    # 503: the loan's ledger row holds a value that cannot be read back (loan-record-unreadable)
+    # 503: the loan's ledger row holds a value that cannot be read back (loan-record-unreadable); also on repay_loan
+    # and settle_funding above (_ALSO), every loan route that reads the row
     "get_loan": (503,),
+    "loan_events": (503,),
 }
 
 # A problem the operation really answers with that status (its type and title), for its example; otherwise the
@@ -131,6 +133,7 @@ _EXAMPLES: dict[tuple[str, int], tuple[str, str]] = {
     ("get_review", 503): ("key-store-unavailable", "The personal-data key store is unavailable"),
     ("start_reconciliation", 503): ("chain-unavailable", "The chain step did not complete"),
     ("get_loan", 503): ("loan-record-unreadable", "The loan's record cannot be read"),
+    ("loan_events", 503): ("loan-record-unreadable", "The loan's record cannot be read"),
 } | {
     (operation, kind.status): (kind.slug, kind.title)
     for operation, kind in (
@@ -175,6 +178,9 @@ _ALSO: dict[tuple[str, int], str] = {
     "the pool",
     ("repay_loan", 409): "loan-not-repayable when the loan takes no repayment; or repayment-in-progress, with "
     "Retry-After, while another repayment of the loan is under way",
+    ("repay_loan", 503): "loan-record-unreadable when the loan's ledger row cannot be read",
+    ("settle_funding", 503): "hold-not-released when the liquidation hold's release is not mined within the wait; "
+    "or loan-record-unreadable when the loan's ledger row cannot be read",
 }
 
 # Statuses whose answers may say when to ask again (the database or identity provider down, a rate limit), and

@@ -317,6 +317,25 @@ def test_every_operation_that_reads_the_database_documents_its_outage(document: 
     assert "chain-unavailable; or database-unavailable" in accept["description"]
 
 
+def test_every_loan_route_that_reads_its_row_documents_an_unreadable_record(document: dict[str, Any]) -> None:
+    """A loan row that cannot be read answers 503 loan-record-unreadable on every route that reads it (the loan, its
+    events, a repayment, a funding settlement), each saying so; the list leaves such a loan out. Before (fixed
+    2026-11-29) only ``GET /v1/loans/{loan_id}`` said it."""
+    paths = document["paths"]
+    for path, method in (
+        ("/v1/loans/{loan_id}", "get"),
+        ("/v1/loans/{loan_id}/events", "get"),
+        ("/v1/loans/{loan_id}/repayments", "post"),
+        ("/v1/loans/{loan_id}/funding-settlement", "post"),
+    ):
+        unavailable = paths[path][method]["responses"]["503"]
+        shown = unavailable["content"][PROBLEM_JSON]["example"]["type"]
+        assert shown.endswith("/loan-record-unreadable") or "loan-record-unreadable" in unavailable["description"], (
+            f"{method} {path}"
+        )
+    assert "loan-record-unreadable" not in str(paths["/v1/loans"]["get"]["responses"]["503"])
+
+
 def test_an_operations_own_422_problem_is_shown_without_a_validation_errors_list(document: dict[str, Any]) -> None:
     """The KYC webhook's 422 is only ever ``kyc-event-unusable`` (an event the provider signed that cannot be
     applied), which names no fields; a validation error's example lists them."""
