@@ -434,7 +434,9 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
 
         def store() -> None:
             with database.unit_of_work() as uow:
-                row = ProviderRepository(uow.session).registration(provider_id)
+                # locked: a change made at once by another process is waited for, so this one's audit entry says
+                # what it really changed from
+                row = ProviderRepository(uow.session).registration(provider_id, for_update=True)
                 if row is None:  # deleted while its URL was checked
                     raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
                 before, row.webhook_url = row.webhook_url, url

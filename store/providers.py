@@ -149,8 +149,10 @@ class ProviderRepository:
             .values(version=ProviderRegistryVersionRow.version + 1)
         )
 
-    def registration(self, provider_id: str) -> ProviderRegistrationRow | None:
-        return self.session.get(ProviderRegistrationRow, provider_id)
+    def registration(self, provider_id: str, for_update: bool = False) -> ProviderRegistrationRow | None:
+        """The registration; with ``for_update``, its row locked until the caller's transaction ends (PostgreSQL:
+        another process changing it waits, then reads what this one wrote; SQLite has one writer anyway)."""
+        return self.session.get(ProviderRegistrationRow, provider_id, with_for_update=for_update)
 
     def registered(self, row: ProviderRegistrationRow, again: bool, actor: str | None, safe: Collection[str]) -> None:
         """The audit entry of ``row``'s registration (``again``: of an id deregistered before), in the caller's
