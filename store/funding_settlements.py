@@ -49,7 +49,8 @@ class SqlFundingSettlementStore:
 
     def loan_exists(self, loan_id: str) -> bool:
         with self._db.unit_of_work() as uow:
-            return uow.session.get(LoanRow, loan_id) is not None
+            # its id alone: a row holding a value its columns cannot read back still exists (``store.unreadable``)
+            return uow.session.scalar(select(LoanRow.id).where(LoanRow.id == loan_id)) is not None
 
     def settle_funded(self, loan: UnfundedLoan, actor: str, note: str, now: datetime) -> bool:
         with self._db.unit_of_work() as uow:

@@ -121,3 +121,20 @@ async def test_every_loan_route_answers_an_unreadable_loan_outside_its_readers_s
             assert len(caplog.records) == 3
     finally:
         database.dispose()
+
+
+def test_a_settlement_finds_an_unreadable_loan_by_its_id(tmp_path: Path) -> None:
+    """The admin's funding settlement asks whether the loan exists before anything else: a row whose values do not
+    read back still exists (before, the whole row was read and the settlement answered 500)."""
+    from store.funding_settlements import SqlFundingSettlementStore
+
+    database = Database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    database.migrate()
+    bad = LoanFacts(loan_ref=2)
+    with database.unit_of_work() as uow:
+        apply_events(uow.session, CHAIN, [bad.opened()])
+        uow.session.execute(text("UPDATE loans SET principal = '1.5e9' WHERE id = :id"), {"id": bad.loan_id})
+        uow.commit()
+    settlements = SqlFundingSettlementStore(database)
+    assert settlements.loan_exists(bad.loan_id)
+    assert not settlements.loan_exists("00000000-0000-0000-0000-000000000000")
