@@ -21,6 +21,9 @@ from tests.support.devnet import DeployedChain
 from tests.support.platform import RunningPlatform, running_platform
 from tests.support.served import served
 
+#: the credit request every test here makes
+REQUEST = {"amount": "1500.00", "asset": "USDC", "term_days": 30, "collateral": {"asset": "WETH", "amount": "1.0"}}
+
 pytestmark = pytest.mark.integration
 
 
@@ -62,12 +65,7 @@ def test_a_lender_registered_through_the_api_quotes_in_the_next_request(
     with platform.client(borrower) as client:
         response = client.post(
             "/v1/credit-requests",
-            json={
-                "amount": "1500.00",
-                "asset": "USDC",
-                "term_days": 30,
-                "collateral": {"asset": "WETH", "amount": "1.0"},
-            },
+            json=REQUEST,
         )
     assert response.status_code == 201, response.text
     assert {"late-bank", "sim-bank"} <= {quote["provider_id"] for quote in response.json()["quotes"]}
@@ -132,12 +130,7 @@ def test_a_lenders_own_text_in_a_refused_answer_never_reaches_the_borrower(
         with platform.client(borrower) as client:
             response = client.post(
                 "/v1/credit-requests",
-                json={
-                    "amount": "1500.00",
-                    "asset": "USDC",
-                    "term_days": 30,
-                    "collateral": {"asset": "WETH", "amount": "1.0"},
-                },
+                json=REQUEST,
             )
     assert response.status_code == 201, response.text
     outcomes = {o["provider_id"]: o for o in response.json()["provider_outcomes"]}

@@ -10,8 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from prometheus_client import REGISTRY
 from sqlalchemy import column as sql_column
 from sqlalchemy import select, table, update
@@ -25,8 +23,8 @@ from chain.transactions import TransactionManager
 from store.aggregator import LoanRow
 from store.chain import SqlChainStore
 from store.db import Database
-from tests.contracts.harness import USDC, WETH, Harness
-from tests.integration.servicing.conftest import record_in_ledger
+from tests.contracts.harness import Harness
+from tests.integration.servicing.test_keeper import _open_loan as open_keeper_loan
 from tests.support.devnet import DeployedChain
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -35,18 +33,12 @@ NO_CODE = "0x000000000000000000000000000000000000dEaD"
 
 
 def _open_loan(harness: Harness, database: Database) -> tuple[int, str]:
-    """A fresh borrower's loan of 5,000 USDC against 3 WETH, in the ledger: its on-chain id and ledger id."""
-    borrower: LocalAccount = Account.create()
-    harness.impersonate(borrower.address)
-    harness.fund(borrower.address, weth=3 * WETH)
-    harness.approve_all(borrower.address)
-    loan_ref, receipt = harness.open_loan(
-        borrower, principal=5_000 * USDC, originationFee=50 * USDC, collateralAmount=3 * WETH
-    )
-    record_in_ledger(database, harness.chain, receipt)
+    """A fresh borrower's loan of 5,000 USDC against 3 WETH, in the ledger (``test_keeper``'s): its on-chain id and
+    ledger id."""
+    loan_ref = open_keeper_loan(harness, database)
     with database.unit_of_work() as uow:
         loan_id = uow.session.scalars(select(LoanRow.id).where(LoanRow.onchain_loan_id == loan_ref)).one()
-    return int(loan_ref), loan_id
+    return loan_ref, loan_id
 
 
 def _spoil(database: Database, loan_id: str, column: str, value: str) -> None:
