@@ -16,6 +16,7 @@ from eth_utils.address import to_checksum_address
 
 from chain.client import ChainClient
 from chain.deployment import DeploymentRecord
+from chain.errors import without_urls
 from chain.timelock import TimelockCall
 from compliance.audit import AuditKind
 from compliance.reconcile import ChainResult, ChainScope, Records, reconcile_chain, result_digest
@@ -116,7 +117,8 @@ async def reconcile(
         )
         outcome = await asyncio.to_thread(_match_and_store, database, run, started_by, chains, list(reads))
     except BaseException as err:
-        await asyncio.to_thread(_fail, database, run, f"{type(err).__name__}: {err}")
+        # the text as the run row and the append-only audit log keep it: no URL's path, query or user information
+        await asyncio.to_thread(_fail, database, run, without_urls(f"{type(err).__name__}: {err}"))
         raise
     return outcome
 

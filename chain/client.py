@@ -53,7 +53,7 @@ from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from chain.config import ChainConfig
-from chain.errors import ChainError, ChainIdMismatch, RpcBadAnswer, RpcUnavailable
+from chain.errors import ChainError, ChainIdMismatch, RpcBadAnswer, RpcUnavailable, shown_url, without_urls
 from chain.types import BlockNumber, ChainId
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class Endpoint:
         try:
             actual = int(str(answer["result"]), 16)
         except (KeyError, ValueError) as err:
-            raise RpcBadAnswer(f"RPC {self.url} did not answer eth_chainId: {answer.get('error')}") from err
+            raise RpcBadAnswer(f"RPC {shown_url(self.url)} did not answer eth_chainId: {answer.get('error')}") from err
         self.checked_at = self._clock()
         if actual != self.chain_id:
             self.verified = False
@@ -243,12 +243,12 @@ def answer_of(raw: bytes, url: str, *, batch: bool) -> Any:
     try:
         answer = json.loads(raw)
     except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
-        raise RpcBadAnswer(f"RPC {url} answered with no JSON: {_opening(raw)}") from err
+        raise RpcBadAnswer(f"RPC {shown_url(url)} answered with no JSON: {_opening(raw)}") from err
     if batch and isinstance(answer, list) and all(_is_answer(item) for item in answer):
         return answer
     if _is_answer(answer) and (not batch or "error" in answer):
         return answer
-    raise RpcBadAnswer(f"RPC {url} answered with JSON that is not a JSON-RPC answer: {_opening(raw)}")
+    raise RpcBadAnswer(f"RPC {shown_url(url)} answered with JSON that is not a JSON-RPC answer: {_opening(raw)}")
 
 
 def _is_answer(item: Any) -> bool:
@@ -360,7 +360,9 @@ class FailoverProvider(AsyncJSONBaseProvider):
             except URL_FAILURES as err:
                 last_error = err
                 self._note_error(endpoint, err)
-                log.warning("rpc %s failed for %s: %r; failing over", endpoint.url, what, err)
+                log.warning(
+                    "rpc %s failed for %s: %s; failing over", shown_url(endpoint.url), what, without_urls(repr(err))
+                )
                 continue
             endpoint.last_ok_at = self._clock()
             if not probe:
@@ -384,12 +386,12 @@ class FailoverProvider(AsyncJSONBaseProvider):
         if refusals and (last_error is None or len(refusals) == len(self.endpoints)):
             raise refusals[0]
         raise RpcUnavailable(
-            f"no RPC URL of chain {self.chain_id} answered {what}: {last_error!r}"
-            + (f"; refused: {', '.join(r.url for r in refusals)}" if refusals else "")
+            without_urls(f"no RPC URL of chain {self.chain_id} answered {what}: {last_error!r}")
+            + (f"; refused: {', '.join(shown_url(r.url) for r in refusals)}" if refusals else "")
         ) from last_error
 
     def _note_error(self, endpoint: Endpoint, err: BaseException) -> None:
-        endpoint.last_error = f"{type(err).__name__}: {err}"[:300]
+        endpoint.last_error = without_urls(f"{type(err).__name__}: {err}")[:300]
         endpoint.last_error_at = self._clock()
 
     async def is_connected(self, show_traceback: bool = False) -> bool:

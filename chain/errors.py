@@ -2,6 +2,34 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
+#: a URL within a message: a scheme, "://", then anything up to a space, a quote or a closing bracket
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>)\]]+", re.IGNORECASE)
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a message shows it: its ``scheme://host[:port]``, then ``/…`` when it has more (a path, a query, user
+    information). A hosted RPC URL carries its API key in its path (or its user information), and an error's text
+    reaches logs, the reconciliation runs auditors read and the append-only audit log. Never raises."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<a URL that does not parse>"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal
+    origin = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password
+    return origin + ("/…" if hidden else "")
+
+
+def without_urls(text: str) -> str:
+    """``text`` with every URL in it as ``shown_url`` shows it (an exception's text that quotes the URL it failed on:
+    aiohttp's, the node's)."""
+    return _URL.sub(lambda found: shown_url(found.group(0)), text)
+
 
 class ChainError(Exception):
     """Root of every error raised by ``chain/``."""
@@ -15,7 +43,8 @@ class ChainIdMismatch(ChainError):
     """The node at an RPC URL reports another chain id than the configured one."""
 
     def __init__(self, url: str, expected: int, actual: int) -> None:
-        super().__init__(f"RPC {url} serves chain id {actual}, configured {expected}: refusing to connect")
+        shown = without_urls(url)  # ``url`` may carry words after it: "<url> (given for <chain>)"
+        super().__init__(f"RPC {shown} serves chain id {actual}, configured {expected}: refusing to connect")
         self.url, self.expected, self.actual = url, expected, actual
 
 

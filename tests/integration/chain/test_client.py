@@ -110,3 +110,36 @@ async def test_a_health_probe_neither_counts_in_nor_is_refused_by_the_breaker_re
     finally:
         await client.close()
         await proxy.cut()
+
+
+async def test_an_rpc_url_s_path_never_reaches_an_error_s_text() -> None:
+    """A hosted RPC URL carries its API key in its path; aiohttp's error for a refused answer quotes the whole URL, and
+    an error's text reaches logs, the reconciliation runs auditors read and the append-only audit log. Both the error
+    a caller gets and the endpoint's last error show the URL's origin alone."""
+    from aiohttp import web
+
+    async def refuse(_: web.Request) -> web.Response:
+        return web.Response(status=429, text="slow down")
+
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/v2/sk_live_SUPERSECRETKEY?apikey=another"
+    client = ChainClient(ChainConfig(name="hosted", chain_id=31337, rpc_urls=[url]), timeout=2.0)
+    try:
+        with pytest.raises(RpcUnavailable) as caught:
+            await client.rpc("eth_blockNumber")
+        said = str(caught.value)
+        assert "429" in said, said  # what went wrong is still said
+        assert f"http://127.0.0.1:{port}/…" in said, said
+        assert "SUPERSECRETKEY" not in said, said
+        assert "another" not in said, said
+        last = (await client.health()).endpoints[0].last_error
+        assert last is not None
+        assert "SUPERSECRETKEY" not in last, last
+    finally:
+        await client.close()
+        await runner.cleanup()
