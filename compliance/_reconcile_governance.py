@@ -4,6 +4,7 @@ governance actions our keys sent directly, the deployer's wiring or a Timelock e
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from compliance._reconcile_values import (
     ROLE_EVENTS,
@@ -52,10 +53,9 @@ def match_proposals(
             continue
         wrong = _recorded_otherwise(proposal, facts)
         wrong.extend(_kept_otherwise(proposal, facts, (salts or {}).get(operation_id), senders or {}, scope.timelock))
-        if wrong:
+        if wrong:  # reported, and the state is still checked: one field recorded otherwise hides no other finding
             detail = "; ".join(wrong)
             result.add(item(scope, Category.PROPOSAL_MISMATCH, operation_id, "proposal", detail, first, operation_id))
-            continue
         state = _STATE_AFTER[str(facts[-1].event)]
         recorded = "pending" if proposal.state in _SETTLED else proposal.state
         if state != recorded and scope.at_head:  # before the head, a later block may have moved it on
@@ -70,7 +70,7 @@ def match_proposals(
                     operation_id,
                 )
             )
-        else:
+        elif not wrong:
             result.matched(len(facts))
     if not scope.full:
         return
@@ -127,32 +127,66 @@ def _kept_otherwise(
     proposal: ProposalRecord, facts: list[Fact], salt: str | None, senders: Mapping[str, TxParties], timelock: str
 ) -> list[str]:
     """What the record keeps so that governance can be reconciled — salt, predecessor, delay, proposer, each call's
-    decoded text — where the chain (the last scheduling's ``CallScheduled``, the operation's ``CallSalt``, the
-    scheduling transaction) or the calldata decoded again says otherwise. A value the record does not hold is not
-    compared."""
-    rounds = _rounds(facts)
-    scheduled = [f for f in rounds[-1] if f.event == "CallScheduled"] if rounds else []
+    decoded text — where the chain (each scheduling's ``CallScheduled``, the operation's ``CallSalt``, the scheduling
+    transaction) or the calldata decoded again says otherwise. The delay and the proposer may change from one
+    scheduling of the operation to the next (neither is part of its id): the last scheduling's are the record's
+    ``delay_seconds`` and ``proposer``, an earlier one's are kept numbered with its transactions (``delay.1``,
+    ``proposer.1``; ``store.governance``). A value the record does not hold is not compared."""
+    rounds = [[f for f in facts if f.event == "CallScheduled"] for facts in _rounds(facts)]
+    scheduled = [(number, found[0]) for number, found in enumerate(rounds, 1) if found]
     if not scheduled:
         return []
-    first, wrong = scheduled[0], []
+    wrong = []
     onchain_salt = salt or ZERO_BYTES32
     if proposal.salt is not None and proposal.salt.lower() != onchain_salt.lower():
         wrong.append(f"salt: recorded {proposal.salt}, on-chain {onchain_salt}")
-    predecessor = first.hex("predecessor") if "predecessor" in first.args else None
-    if None not in (proposal.predecessor, predecessor) and str(proposal.predecessor).lower() != str(predecessor):
-        wrong.append(f"predecessor: recorded {proposal.predecessor}, on-chain {predecessor}")
-    delay = first.uint("delay") if "delay" in first.args else None
-    if None not in (proposal.delay_seconds, delay) and proposal.delay_seconds != delay:
-        wrong.append(f"delay: recorded {proposal.delay_seconds} s, on-chain {delay} s")
-    parties = senders.get(first.tx_hash.lower())
-    if proposal.proposer is not None and parties is not None:
-        proposer = parties.sender if parties.to.lower() == timelock.lower() else parties.to
-        if proposal.proposer.lower() != proposer.lower():
-            wrong.append(f"proposer: recorded {proposal.proposer}, the scheduling transaction's is {proposer}")
+    for number, first in scheduled:
+        last = number == len(rounds)
+        kept = _round_values(proposal, None if last else number)
+        wrong.extend(_scheduling_otherwise(kept, first, senders, timelock, "" if last else f" (scheduling {number})"))
     for index, (call, again) in enumerate(zip(proposal.calls, proposal.decoded_again, strict=False)):
         recorded = call.get("decoded")
         if recorded is not None and recorded != again:
             wrong.append(f"call {index} decoded: recorded {recorded!r}, its calldata decodes as {again!r}")
+    return wrong
+
+
+@dataclass(frozen=True, slots=True)
+class _RoundValues:
+    predecessor: str | None
+    delay_seconds: int | None
+    proposer: str | None
+
+
+def _round_values(proposal: ProposalRecord, number: int | None) -> _RoundValues:
+    """What the record holds of one scheduling: the last (``number`` None) in its columns, an earlier one numbered
+    beside its transactions (none for a record written before they were kept: not compared)."""
+    if number is None:
+        return _RoundValues(proposal.predecessor, proposal.delay_seconds, proposal.proposer)
+    delay = proposal.tx_hashes.get(f"delay.{number}")
+    return _RoundValues(
+        None,  # part of the operation id: the same in every scheduling, compared once (the last)
+        int(delay) if delay is not None and delay.isdigit() else None,
+        proposal.tx_hashes.get(f"proposer.{number}"),
+    )
+
+
+def _scheduling_otherwise(
+    kept: _RoundValues, first: Fact, senders: Mapping[str, TxParties], timelock: str, which: str
+) -> list[str]:
+    """Where one scheduling's first ``CallScheduled`` and transaction differ from what the record kept of it."""
+    wrong = []
+    predecessor = first.hex("predecessor") if "predecessor" in first.args else None
+    if None not in (kept.predecessor, predecessor) and str(kept.predecessor).lower() != str(predecessor):
+        wrong.append(f"predecessor{which}: recorded {kept.predecessor}, on-chain {predecessor}")
+    delay = first.uint("delay") if "delay" in first.args else None
+    if None not in (kept.delay_seconds, delay) and kept.delay_seconds != delay:
+        wrong.append(f"delay{which}: recorded {kept.delay_seconds} s, on-chain {delay} s")
+    parties = senders.get(first.tx_hash.lower())
+    if kept.proposer is not None and parties is not None:
+        proposer = parties.sender if parties.to.lower() == timelock.lower() else parties.to
+        if kept.proposer.lower() != proposer.lower():
+            wrong.append(f"proposer{which}: recorded {kept.proposer}, the scheduling transaction's is {proposer}")
     return wrong
 
 
@@ -171,7 +205,7 @@ def _earlier_hashes(proposal: ProposalRecord) -> dict[str, set[str]]:
     earlier: dict[str, set[str]] = {}
     for key, tx_hash in proposal.tx_hashes.items():
         action, dot, _ = key.partition(".")
-        if dot:
+        if dot and action in _ACTION_OF.values():  # not a round's delay or proposer
             earlier.setdefault(action, set()).add(tx_hash.lower())
     return earlier
 

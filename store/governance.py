@@ -39,7 +39,8 @@ class GovernanceProposalRow(Base):
     safe_tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     state: Mapped[str] = mapped_column(String(16))
     # action (schedule, execute, cancel) → tx hash, of the latest scheduling; an operation cancelled and scheduled
-    # again keeps each earlier scheduling's numbered: schedule.1, cancel.1 (the first), schedule.2, ...
+    # again keeps each earlier scheduling's numbered: schedule.1, cancel.1 (the first), schedule.2, ..., with that
+    # scheduling's delay and proposer (delay.1 = "2", proposer.1 = "0x…"): the columns hold the latest's
     tx_hashes: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -147,8 +148,9 @@ class SqlProposalRepository:
 
     def save(self, record: ProposalRecord) -> None:
         """Insert the proposal, or update its state, transaction hashes and Safe hash (merged, never dropped: an
-        operation scheduled again after its cancellation keeps the earlier scheduling's transactions numbered,
-        ``_merged``); the audit log records each save in the same transaction."""
+        operation scheduled again after its cancellation keeps the earlier scheduling's transactions, delay and
+        proposer numbered, ``_merged``, and takes the new scheduling's delay and proposer); the audit log records
+        each save in the same transaction."""
         now = datetime.now(UTC)
         self._audit(record, now)
         row = self._row(record.chain_id, record.timelock, record.operation_id)
@@ -157,7 +159,12 @@ class SqlProposalRepository:
             self.session.add(GovernanceProposalRow(**fresh, created_at=now, updated_at=now))
             return
         row.state = record.state
-        row.tx_hashes = _merged(row.tx_hashes, record.tx_hashes)
+        again = _schedules_again(row.tx_hashes, record.tx_hashes)
+        row.tx_hashes = _merged(
+            row.tx_hashes, record.tx_hashes, {"delay": str(row.delay_seconds), "proposer": row.proposer}
+        )
+        if again:  # the delay is no part of the operation id, and another proposer may schedule it: the new round's
+            row.delay_seconds, row.proposer = record.delay_seconds, record.proposer
         row.safe_tx_hash = record.safe_tx_hash or row.safe_tx_hash
         row.updated_at = now
 
@@ -173,18 +180,25 @@ class SqlProposalRepository:
         return [_proposal(row) for row in rows]
 
 
-def _merged(kept: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+def _merged(kept: dict[str, str], new: dict[str, str], kept_values: dict[str, str]) -> dict[str, str]:
     """``new`` over ``kept``; when ``new`` schedules again (the same calls and salt after a cancellation: the same
     operation id, another ``schedule`` transaction), ``kept``'s latest round is numbered first (``schedule.1``,
-    ``cancel.1``; the next round's ``.2``), so that its cancel is not taken for the new scheduling's and an auditor
-    keeps every scheduling and cancellation of the id. Merged into one set, the first round's cancel stood beside
-    the second scheduling, and reconciliation reported the operation as recorded otherwise."""
-    scheduled = new.get("schedule")
-    if scheduled is None or kept.get("schedule") in (None, scheduled):
+    ``cancel.1``; the next round's ``.2``) with that round's ``kept_values`` (its ``delay`` and ``proposer``: the
+    row's columns, which take the new round's), so that its cancel is not taken for the new scheduling's and an
+    auditor keeps every scheduling and cancellation of the id and the delay and proposer of each. Merged into one
+    set, the first round's cancel stood beside the second scheduling, and reconciliation reported the operation as
+    recorded otherwise."""
+    if not _schedules_again(kept, new):
         return {**kept, **new}
     number = 1 + sum(1 for key in kept if key.startswith("schedule."))
-    earlier = {f"{action}.{number}": tx for action, tx in kept.items() if "." not in action}
+    latest = {action: tx for action, tx in kept.items() if "." not in action} | kept_values
+    earlier = {f"{action}.{number}": value for action, value in latest.items()}
     return {**{key: tx for key, tx in kept.items() if "." in key}, **earlier, **new}
+
+
+def _schedules_again(kept: dict[str, str], new: dict[str, str]) -> bool:
+    scheduled = new.get("schedule")
+    return scheduled is not None and kept.get("schedule") not in (None, scheduled)
 
 
 def _proposal(row: GovernanceProposalRow) -> ProposalRecord:

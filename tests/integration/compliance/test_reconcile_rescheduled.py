@@ -63,7 +63,13 @@ async def test_an_operation_cancelled_and_proposed_again_reconciles(
             (row,) = uow.session.scalars(select(GovernanceProposalRow)).all()
             assert (row.state, row.tx_hashes) == (
                 "pending",
-                {"schedule": second.group(2), "schedule.1": first.group(2), "cancel.1": cancel.group(1)},
+                {
+                    "schedule": second.group(2),
+                    "schedule.1": first.group(2),
+                    "cancel.1": cancel.group(1),
+                    "delay.1": "2",  # the first scheduling's, kept beside its transactions
+                    "proposer.1": row.proposer,
+                },
             )
             row.tx_hashes = row.tx_hashes | {"cancel.1": "0x" + "ee" * 32}  # rewritten afterwards
             uow.commit()
