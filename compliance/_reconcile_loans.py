@@ -3,7 +3,7 @@ recomputed from the loan's facts), each ledger entry with its log, and the pools
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from compliance._reconcile_values import (
@@ -174,16 +174,20 @@ def _compare(record: LoanRecord, loan: OpenedLoan, at_head: bool = True) -> list
     problems.extend(_terms_otherwise(record, loan.opened))
     if not at_head:
         return problems
-    if record.outstanding_principal is not None and record.outstanding_principal != outstanding:
+    held = _held(record)
+    if held(record.outstanding_principal) and record.outstanding_principal != outstanding:
         problems.append(
             (
                 Category.AMOUNT_MISMATCH,
-                f"outstanding principal: recorded {record.outstanding_principal}, on-chain {outstanding}",
+                f"outstanding principal: recorded {_shown(record.outstanding_principal)}, on-chain {outstanding}",
             )
         )
-    if record.collateral_amount is not None and record.collateral_amount != collateral:
+    if held(record.collateral_amount) and record.collateral_amount != collateral:
         problems.append(
-            (Category.AMOUNT_MISMATCH, f"collateral: recorded {record.collateral_amount}, on-chain {collateral}")
+            (
+                Category.AMOUNT_MISMATCH,
+                f"collateral: recorded {_shown(record.collateral_amount)}, on-chain {collateral}",
+            )
         )
     if record.status != status:
         problems.append((Category.STATUS_MISMATCH, f"status: recorded {record.status}, on-chain {status}"))
@@ -196,13 +200,16 @@ def _paid_otherwise(record: LoanRecord, loan: OpenedLoan) -> list[tuple[Category
     in them: the aggregator's settlement of it emits its own ``LoanRepaid``). What servicing reads as paid."""
     repaid = [fact for fact in loan.facts if fact.event == "LoanRepaid"]
     problems: list[tuple[Category, str]] = []
+    held = _held(record)
     for name, recorded, arg in (
         ("interest paid", record.interest_paid, "interestPaid"),
         ("principal paid", record.principal_paid, "principalPaid"),
     ):
         onchain = sum(fact.uint(arg) for fact in repaid)
-        if recorded is not None and recorded != onchain:
-            detail = f"{name}: recorded {recorded}, on-chain {onchain} (the sum of its {len(repaid)} LoanRepaid)"
+        if held(recorded) and recorded != onchain:
+            detail = (
+                f"{name}: recorded {_shown(recorded)}, on-chain {onchain} (the sum of its {len(repaid)} LoanRepaid)"
+            )
             problems.append((Category.AMOUNT_MISMATCH, detail))
     return problems
 
@@ -225,7 +232,8 @@ ZERO_ADDRESS = "0x" + "00" * 20
 def _terms_otherwise(record: LoanRecord, opened: Fact) -> list[tuple[Category, str]]:
     """What the loan record and our accepted quote's offer say otherwise than the ``LoanOpened`` (who borrows, at
     what rate and for how long, from which pool or provider, in which assets, the fee, the disclosure's hash, who
-    funds it): one problem per field and source (a field either does not hold is not compared)."""
+    funds it): one problem per field and source (a field the offer does not hold is not compared; the record's, see
+    ``_held``)."""
     problems: list[tuple[Category, str]] = []
     recorded_by_arg = _recorded_terms(record)
     for arg, _, offer_key, category, name, unit in _TERMS:
@@ -233,34 +241,48 @@ def _terms_otherwise(record: LoanRecord, opened: Fact) -> list[tuple[Category, s
             continue
         onchain_value = _onchain(opened.args[arg])
         onchain = _term(onchain_value)
-        recorded, offered = recorded_by_arg.get(arg, (None, None)), record.offer.get(offer_key)
-        if recorded[0] is not None and _term(recorded[0]) != onchain:
-            problems.append((category, f"{name}: recorded {recorded[1]}{unit}, on-chain {onchain_value}{unit}"))
+        recorded, offered = recorded_by_arg.get(arg), record.offer.get(offer_key)
+        if recorded is not None and _term(recorded[0]) != onchain:
+            shown = f"{recorded[1]}{unit}" if recorded[0] is not None else "none"
+            problems.append((category, f"{name}: recorded {shown}, on-chain {onchain_value}{unit}"))
         if offered is not None and _term(offered) != onchain:
             detail = f"{name}: our accepted offer (quote {record.quote_id}) has {offered}{unit}, on-chain "
             problems.append((category, f"{detail}{onchain_value}{unit}"))
-    if record.funder is not None and "pool" in opened.args and "providerId" in opened.args:
+    if _held(record)(record.funder) and "pool" in opened.args and "providerId" in opened.args:
         pool = _onchain(opened.args["pool"])
         funder = pool if _term(pool) != ZERO_ADDRESS else _onchain(opened.args["providerId"])
         if _term(record.funder) != _term(funder):
-            problems.append((Category.FIELD_MISMATCH, f"funder: recorded {record.funder}, on-chain {funder}"))
+            problems.append((Category.FIELD_MISMATCH, f"funder: recorded {_shown(record.funder)}, on-chain {funder}"))
     return problems
 
 
 def _recorded_terms(record: LoanRecord) -> dict[str, tuple[object, object]]:
-    """The record's value of each ``_TERMS`` argument as the event would carry it, and as the detail shows it: the
-    provider id as its keccak256, no pool as the zero address (once the opening is recorded: its asset is then set)."""
+    """The record's value of each ``_TERMS`` argument it holds (``_held``) as the event would carry it, and as the
+    detail shows it: the provider id as its keccak256, no pool as the zero address (once the opening is recorded)."""
     values: dict[str, tuple[object, object]] = {}
+    held = _held(record)
     for arg, field_name, *_ in _TERMS:
-        if field_name is not None:
-            value = getattr(record, field_name)
+        if field_name is not None and held(value := getattr(record, field_name)):
             values[arg] = (value, value)
-    if record.asset_address is not None:
+    if record.onchain_loan_id is not None or record.asset_address is not None:
         values["pool"] = (record.pool or ZERO_ADDRESS, record.pool or ZERO_ADDRESS)
     if record.provider_id is not None:
         hashed = "0x" + keccak256(record.provider_id.encode()).hex()
         values["providerId"] = (hashed, f"{record.provider_id} (keccak256 {hashed})")
     return values
+
+
+def _held(record: LoanRecord) -> Callable[[object], bool]:
+    """Whether a value of ``record`` is compared with the chain's. Once the ledger applied the loan's ``LoanOpened``
+    (the record has its on-chain id) every field the event sets holds a value — the paid totals 0, the pool None for
+    a traditional loan (the zero address), compared as such —, so an empty one (altered to NULL) is a value and is
+    reported; before, an empty field is one the record does not hold yet and is not compared."""
+    opened = record.onchain_loan_id is not None
+    return lambda value: opened or value is not None
+
+
+def _shown(value: object) -> str:
+    return "none" if value is None else str(value)
 
 
 def _onchain(value: object) -> object:

@@ -148,3 +148,45 @@ async def test_every_field_the_chain_sets_on_a_loan_and_its_repayment_is_compare
             f"payer: recorded {STRANGER}, on-chain {paid[0]}; paymentRef: recorded 0x{'ab' * 32}, on-chain {zero_ref}",
         ),
     }
+
+
+async def test_a_field_the_opening_set_altered_to_null_is_reported(
+    database: Database, ethereum_local: DeployedChain
+) -> None:
+    """Once the ledger applied a loan's ``LoanOpened`` each of these fields holds a value (the paid totals 0): an
+    empty one is a record altered outside the platform — servicing would read the loan as nothing repaid —, and
+    the pool it no longer hides is compared too. It reconciled clean: every empty field was skipped."""
+    chain = ethereum_local
+    maker = LoanMaker(chain, database)
+    start = maker.head() + 1
+    loan = maker.open(0)
+    maker.repay(loan, 3 * USDC)
+    await index(chain, database, start)
+    nulled = ("interest_paid", "principal_paid", "funder", "terms_hash", "origination_fee", "collateral_asset")
+    with database.unit_of_work() as uow:
+        row = uow.session.get(LoanRow, loan.loan_id)
+        assert row is not None
+        true = {name: getattr(row, name) for name in (*nulled, "asset_address", "pool")}
+        values: dict[str, object] = dict.fromkeys((*nulled, "asset_address")) | {"pool": STRANGER}
+        uow.session.execute(update(LoanRow).where(LoanRow.id == loan.loan_id).values(**values))
+        uow.commit()
+
+    result = await reconciled(chain, database, start)
+
+    assert {item.record_ref for item in result.items} == {loan.loan_id}
+    assert {(item.category, item.detail) for item in result.items} == {
+        (
+            Category.AMOUNT_MISMATCH,
+            f"interest paid: recorded none, on-chain {true['interest_paid']} (the sum of its 1 LoanRepaid)",
+        ),
+        (
+            Category.AMOUNT_MISMATCH,
+            f"principal paid: recorded none, on-chain {true['principal_paid']} (the sum of its 1 LoanRepaid)",
+        ),
+        (Category.AMOUNT_MISMATCH, f"origination fee: recorded none, on-chain {true['origination_fee']}"),
+        (Category.FIELD_MISMATCH, f"asset: recorded none, on-chain {true['asset_address']}"),
+        (Category.FIELD_MISMATCH, f"collateral asset: recorded none, on-chain {true['collateral_asset']}"),
+        (Category.FIELD_MISMATCH, f"terms hash: recorded none, on-chain {true['terms_hash']}"),
+        (Category.FIELD_MISMATCH, f"pool: recorded {STRANGER}, on-chain {true['pool']}"),
+        (Category.FIELD_MISMATCH, f"funder: recorded none, on-chain {true['funder']}"),
+    }

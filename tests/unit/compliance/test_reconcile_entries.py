@@ -58,6 +58,8 @@ def _loan(loan_id: str, number: int, digest: str, block: int, tx: str, outstandi
         block_number=block,
         quote_id="q-" + loan_id,
         accepted=True,
+        interest_paid=0,
+        principal_paid=1000 - outstanding,
     )
 
 

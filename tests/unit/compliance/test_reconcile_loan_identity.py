@@ -37,6 +37,8 @@ def _record(number: int | None, digest: str = DIGEST) -> LoanRecord:
         block_number=10,
         quote_id="q1",
         accepted=True,
+        interest_paid=None if number is None else 0,  # the ledger's opening sets them with the loan's number
+        principal_paid=None if number is None else 0,
     )
 
 

@@ -47,6 +47,7 @@ def test_a_record_that_kept_the_seized_collateral_is_a_mismatch() -> None:
         "principal": PRINCIPAL,
         "outstanding_principal": 600_000_000,
         "collateral_amount": COLLATERAL,
+        "principal_paid": 400_000_000,
     }
     stale = LoanRecord(**{**_defaults(), **fields})
     problems = _compare(stale, loan)
@@ -58,7 +59,7 @@ def test_a_record_that_kept_the_seized_collateral_is_a_mismatch() -> None:
 
 def _defaults() -> dict[str, Any]:
     """The record's other fields, as a loan record of ours has them."""
-    return {"tx_hash": "0x01", "block_number": 10, "quote_id": "q1", "accepted": True}
+    return {"tx_hash": "0x01", "block_number": 10, "quote_id": "q1", "accepted": True, "interest_paid": 0}
 
 
 def test_a_loan_recorded_past_the_run_is_not_judged_on_its_present_status() -> None:
