@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from aggregator.quote_store import FIRST_OFFER_NONCE, OfferNonceKey
 from store.base import Base
 from store.types import Uint256, UtcDateTime
+from store.unreadable import SHAPE, mapping
 
 
 class CreditRequestRow(Base):
@@ -78,7 +79,7 @@ class QuoteRow(Base):
     chain_id: Mapped[int] = mapped_column(Integer)
     contract: Mapped[str] = mapped_column(String(42))
     rank: Mapped[int] = mapped_column(Integer)
-    offer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    offer: Mapped[dict[str, Any]] = mapped_column(JSON, info={SHAPE: mapping})
     #: the lender's own reference of the offer (``providerRef`` in ``offer``), a column of its own for the lookups
     #: by it (``of_offer``): a lender's webhook and its off-chain payments name the offer this way
     provider_ref: Mapped[str | None] = mapped_column(String(), nullable=True)

@@ -17,7 +17,21 @@ from store.base import Base
 from store.compliance import SqlAuditLog
 from store.records import columns, from_row
 from store.types import UtcDateTime
-from store.unreadable import read_naming_unreadable
+from store.unreadable import SHAPE, mapping_of_text, read_naming_unreadable, shape_checked
+
+
+def _calls_shape(value: Any) -> str | None:
+    """A proposal's calls as its readers take them: a list of objects, each with a target (text), a value (an
+    integer, or its decimal text) and data (text)."""
+    for call in value if isinstance(value, list) else [None]:
+        if not (
+            isinstance(call, dict)
+            and isinstance(call.get("target"), str)
+            and isinstance(call.get("data"), str)
+            and (type(call.get("value")) is int or (isinstance(call.get("value"), str) and call["value"].isdigit()))
+        ):
+            return "not a list of calls, each an object with a target, a value and data"
+    return None
 
 
 class GovernanceProposalRow(Base):
@@ -31,7 +45,7 @@ class GovernanceProposalRow(Base):
     chain_name: Mapped[str] = mapped_column(String(64))
     timelock: Mapped[str] = mapped_column(String(42))
     operation_id: Mapped[str] = mapped_column(String(66))
-    calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, info={SHAPE: _calls_shape})
     salt: Mapped[str] = mapped_column(String(66))
     predecessor: Mapped[str] = mapped_column(String(66))
     delay_seconds: Mapped[int] = mapped_column(BigInteger)
@@ -41,7 +55,7 @@ class GovernanceProposalRow(Base):
     # action (schedule, execute, cancel) → tx hash, of the latest scheduling; an operation cancelled and scheduled
     # again keeps each earlier scheduling's numbered: schedule.1, cancel.1 (the first), schedule.2, ..., with that
     # scheduling's delay and proposer (delay.1 = "2", proposer.1 = "0x…"): the columns hold the latest's
-    tx_hashes: Mapped[dict[str, str]] = mapped_column(JSON)
+    tx_hashes: Mapped[dict[str, str]] = mapped_column(JSON, info={SHAPE: mapping_of_text})
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -110,9 +124,10 @@ class SqlProposalRepository:
             GovernanceProposalRow.timelock == timelock,
             GovernanceProposalRow.operation_id == operation_id,
         )
-        return read_naming_unreadable(
+        row = read_naming_unreadable(
             self.session, GovernanceProposalRow, lambda: self.session.scalars(query).one_or_none()
         )
+        return None if row is None else shape_checked(row)
 
     def _audit(self, record: ProposalRecord, now: datetime, **more: Any) -> None:
         SqlAuditLog(self.session).append(
@@ -177,7 +192,7 @@ class SqlProposalRepository:
         if chain_id is not None:
             query = query.where(GovernanceProposalRow.chain_id == chain_id)
         rows = read_naming_unreadable(self.session, GovernanceProposalRow, lambda: list(self.session.scalars(query)))
-        return [_proposal(row) for row in rows]
+        return [_proposal(shape_checked(row)) for row in rows]
 
 
 def _merged(kept: dict[str, str], new: dict[str, str], kept_values: dict[str, str]) -> dict[str, str]:
