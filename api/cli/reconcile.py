@@ -111,7 +111,7 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
     for suffix, render in (("json", to_json), ("csv", to_csv), ("html", to_html)):
         (out / f"reconciliation-{run_id}.{suffix}").write_text(render(report))
     for chain in report.chains:
-        print(chain_line(chain))
+        print(chain_line(chain, args.to_block))
     print(f"run {run_id}, digest {report.digest}: {len(report.items)} discrepancies")
     for line in discrepancy_lines(report.items):
         print(line)
@@ -123,12 +123,15 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
 SHOWN = 20  # discrepancies printed; the reports hold every one
 
 
-def chain_line(chain: Mapping[str, Any]) -> str:
-    """One chain's range and counts; a range after the chain's confirmed head (``--since-last`` when no block was
-    confirmed since the chain's last run) is nothing new, not an inverted range."""
+def chain_line(chain: Mapping[str, Any], to_block: int | None = None) -> str:
+    """One chain's range and counts; a range after its last block (``--since-last`` when no block was confirmed
+    since the chain's last run, or with a ``to_block`` asked at or before that run's end) is nothing new, not an
+    inverted range. The last block is the confirmed head unless ``to_block`` asked for an earlier one."""
     if chain["fromBlock"] > chain["toBlock"]:
-        done = chain["fromBlock"] - 1
-        return f"[{chain['chain']}] nothing new: reconciled to block {done}, the confirmed head is {chain['toBlock']}"
+        done, end = chain["fromBlock"] - 1, chain["toBlock"]
+        if to_block is not None and to_block <= end:  # the run ends where asked, not at the head
+            return f"[{chain['chain']}] nothing new: reconciled to block {done}, after the --to-block {to_block} asked"
+        return f"[{chain['chain']}] nothing new: reconciled to block {done}, the confirmed head is {end}"
     counts = ", ".join(f"{category} {count}" for category, count in chain["counts"].items() if count)
     return f"[{chain['chain']}] blocks {chain['fromBlock']}-{chain['toBlock']}: {chain['facts']} facts; {counts}"
 

@@ -148,8 +148,14 @@ def test_since_last_goes_on_from_each_chains_own_last_run_and_says_nothing_new(
         ethereum_done = confirmed(ethereum)
         ethereum.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
         _, out = _cli(["reconcile", "--chains", "all", "--since-last", "--out", reports], capsys)
+        asked = ["--to-block", str(ethereum_done)]  # before the last run's end: the line named it the head
+        _, earlier = _cli(["reconcile", "--chains", ethereum.name, "--since-last", *asked, "--out", reports], capsys)
 
     assert f"[{ethereum.name}] blocks {ethereum_done + 1}-{ethereum_done + 1}: " in out
+    said = (
+        f"[{ethereum.name}] nothing new: reconciled to block {ethereum_done + 1}, after the --to-block {ethereum_done}"
+    )
+    assert f"{said} asked" in earlier
     assert (
         f"[{polygon.name}] nothing new: reconciled to block {polygon_done}, the confirmed head is {polygon_done}" in out
     )
