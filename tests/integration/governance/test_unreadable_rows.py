@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from api.cli import main
 from store.db import Database
 from tests.integration.governance.support import Admin
-from tests.support.reconcile import LoanMaker, index
+from tests.support.reconcile import LoanMaker, OpenedLoan, index
 
 pytestmark = pytest.mark.integration
 
 
-def test_an_unreadable_value_is_reported_by_row_not_a_traceback(
-    admin: Admin, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _proposal_and_loan(admin: Admin) -> tuple[Path, int, OpenedLoan]:
+    """A proposal sent by key and a loan opened and indexed on ethereum-local, in the admin's SQLite database: its
+    file, the first block indexed and the loan."""
     chain = admin.chains["ethereum-local"]
     db_file = admin.tmp / "admin.db"
     admin("--chains", chain.name, "propose", "grace-period", "172800", "--via", "key")
@@ -32,6 +33,14 @@ def test_an_unreadable_value_is_reported_by_row_not_a_traceback(
         asyncio.run(index(chain, database, start))
     finally:
         database.dispose()
+    return db_file, start, loan
+
+
+def test_an_unreadable_value_is_reported_by_row_not_a_traceback(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain = admin.chains["ethereum-local"]
+    db_file, start, loan = _proposal_and_loan(admin)
     monkeypatch.setenv("CREDITMESH_DATABASE_URL", f"sqlite:///{db_file}")
     monkeypatch.setenv("CREDITMESH_CHAINS_FILE", str(admin.tmp / "chains.json"))
     monkeypatch.setenv("CREDITMESH_DEPLOYMENTS_DIR", str(admin.tmp / "deployments"))
@@ -70,16 +79,7 @@ def test_json_of_another_shape_is_reported_by_row_not_a_traceback(
     """Valid JSON that is not what its readers take — a proposal's calls as an object, its transactions as a list, a
     quote's offer as a list (PostgreSQL's JSON column takes them too) — crashed ``reconcile`` with a ``TypeError``."""
     chain = admin.chains["ethereum-local"]
-    db_file = admin.tmp / "admin.db"
-    admin("--chains", chain.name, "propose", "grace-period", "172800", "--via", "key")
-    database = Database(f"sqlite:///{db_file}")
-    try:
-        maker = LoanMaker(chain, database)
-        start = maker.head() + 1
-        loan = maker.open(0)
-        asyncio.run(index(chain, database, start))
-    finally:
-        database.dispose()
+    db_file, start, loan = _proposal_and_loan(admin)
     with sqlite3.connect(db_file) as connection:
         (proposal,) = connection.execute("select id from governance_proposals").fetchone()
         connection.execute("""update governance_proposals set calls = '{"0": 1}'""")
