@@ -36,6 +36,8 @@ def match_loans(result: ChainResult, scope: ChainScope, loans: dict[int, OpenedL
         digest = opened.hex("offerDigest")
         record = by_digest.get(digest) or by_number.get(number)  # the offer digest is the loan's identity
         subject = f"loan #{number}"
+        if record is None and number in records.unreadable_loans:  # reported as an unreadable record already
+            continue
         if record is None:
             result.add(
                 item(
@@ -320,7 +322,10 @@ def match_entries(
         subject = f"loan #{fact.uint('loanId')}"
         event = str(fact.event)
         if entry is None:
-            result.add(item(scope, Category.ONCHAIN_NOT_RECORDED, subject, event, "no ledger entry for this log", fact))
+            if fact.uint("loanId") not in records.unreadable_loans:  # else its loan's row is reported unreadable
+                result.add(
+                    item(scope, Category.ONCHAIN_NOT_RECORDED, subject, event, "no ledger entry for this log", fact)
+                )
             continue
         wrong = [
             f"{name}: recorded {entry.amounts.get(name)}, on-chain {fact.uint(name)}"

@@ -224,6 +224,9 @@ class Records:
     #: state: one mined but not yet confirmed when the run reads is ours too)
     hold_transactions: frozenset[str] = frozenset()
     unreadable: Sequence[UnreadableRecord] = ()
+    #: the on-chain ids of this deployment's loans whose ledger row is among ``unreadable``: their opening and entries
+    #: are not reported as not recorded again (the record is there; it does not read)
+    unreadable_loans: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ in the caller's session."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from compliance._reconcile_relayed import HOLD_INTENTS, RELAYED_PREFIXES
@@ -107,7 +107,17 @@ def chain_records(session: Session, chain_id: int, aggregator: str, collateral_m
         _payments(session, chain_id, aggregator, bad.get(OffchainPaymentRow.__tablename__, set())),
         _hold_transactions(session, chain_id, collateral_manager),
         [UnreadableRecord(u.table, u.row_id, u.column, str(u)) for u in unreadable],
+        _loan_numbers(session, bad_loans),
     )
+
+
+def _loan_numbers(session: Session, loan_ids: set[str]) -> frozenset[int]:
+    """The on-chain ids of the loans ``loan_ids`` (rows that do not read: each id read as text, one that is no
+    number itself left out)."""
+    if not loan_ids:
+        return frozenset()
+    numbers = session.scalars(select(type_coerce(LoanRow.onchain_loan_id, String())).where(LoanRow.id.in_(loan_ids)))
+    return frozenset(int(text) for text in numbers if text is not None and text.isdigit())
 
 
 def _unreadable(session: Session, chain_id: int, aggregator: str) -> list[UnreadableValue]:

@@ -64,6 +64,8 @@ def test_an_unreadable_value_is_reported_by_row_not_a_traceback(
     unreadable = f"unreadable-record loans {loan.loan_id} principal: loans {loan.loan_id}: principal holds '1.5e9'"
     assert f"  [{chain.name}] {unreadable}" in out.out
     assert f"  [{chain.name}] unreadable-record governance_proposals {proposal} calls: " in out.out
+    # the loan's opening and its entries are on the chain and in the ledger: not reported as not recorded as well
+    assert "on-chain-not-recorded" not in out.out, out.out
 
     with pytest.raises(SystemExit) as ended:
         main(["audit", "verify", "--offline"])
