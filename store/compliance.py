@@ -7,6 +7,8 @@ Repositories take a Session and never commit; the unit of work does."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -45,6 +48,8 @@ from store.unreadable import unreadable_values
 
 #: an audit entry to write: its kind, subject, data and time (``SqlAuditLog.append``'s arguments)
 AuditItem = tuple[AuditKind, str, Mapping[str, Any], datetime]
+
+log = logging.getLogger(__name__)
 
 
 class ComplianceDecisionRow(Base):
@@ -536,14 +541,37 @@ class SqlReconciliationRepository:
         after it): a run of one chain leaves the others where their own last run left them (taking only the newest
         run, the others were read again from their deployment). ``chains``: stop once these are found."""
         wanted, found = set(chains), dict[str, int]()
-        runs = self.session.scalars(
-            select(ReconciliationRunRow.chains)
+        runs = self.session.execute(
+            select(ReconciliationRunRow.id, type_coerce(ReconciliationRunRow.chains, String()))
             .where(ReconciliationRunRow.status == "done")
             .order_by(ReconciliationRunRow.created_at.desc())
         )
-        for ran in runs:
-            for chain in ran:
-                found.setdefault(str(chain["chain"]), int(chain["toBlock"]))
+        for run_id, stored in runs:
+            ranges = _ranges_of(stored)
+            if ranges is None:  # altered outside the platform: the run before it says where to go on
+                said = "reconciliation run %s: its chains (%.60r) cannot be read; --since-last passes it by"
+                log.error(said, run_id, stored)
+                continue
+            for chain, to_block in ranges:
+                found.setdefault(chain, to_block)
             if wanted and wanted <= found.keys():
                 break
         return found
+
+
+def _ranges_of(stored: Any) -> list[tuple[str, int]] | None:
+    """A run's stored ``chains`` (JSON text as SQLite gives it; PostgreSQL's driver parses its JSON itself) as (chain,
+    its last block) pairs; None when it is not the list of objects with ``chain`` and an integer ``toBlock`` a run
+    writes."""
+    try:
+        ran = json.loads(stored) if isinstance(stored, str | bytes) else stored
+    except ValueError:
+        return None
+    if not isinstance(ran, list):
+        return None
+    pairs = []
+    for chain in ran:
+        if not isinstance(chain, dict) or not isinstance(chain.get("toBlock"), int) or "chain" not in chain:
+            return None
+        pairs.append((str(chain["chain"]), chain["toBlock"]))
+    return pairs
