@@ -9,20 +9,30 @@ from urllib.parse import urlsplit
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>)\]]+", re.IGNORECASE)
 
 
-def shown_url(url: str) -> str:
-    """``url`` as a message shows it: its ``scheme://host[:port]``, then ``/…`` when it has more (a path, a query, user
-    information). A hosted RPC URL carries its API key in its path (or its user information), and an error's text
-    reaches logs, the reconciliation runs auditors read and the append-only audit log. Never raises."""
+def url_origin(url: str) -> str | None:
+    """``url``'s ``scheme://host[:port]`` (an IPv6 host in brackets); None when it does not parse (a port that is no
+    number) or names no scheme or host. What a URL may show where a key could sit in the rest of it: a hosted RPC URL
+    carries its API key in its path or user information, a webhook URL a token. Never raises."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return "<a URL that does not parse>"
+        return None
     host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host  # an IPv6 literal
-    origin = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
-    hidden = parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password
-    return origin + ("/…" if hidden else "")
+    if not parts.scheme or not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a message shows it: its origin (``url_origin``), then ``/…`` when it has more (a path, a query,
+    user information). An error's text reaches logs, the reconciliation runs auditors read and the append-only audit
+    log."""
+    origin = url_origin(url)
+    if origin is None:
+        return "<a URL that does not parse>"
+    return origin if url.rstrip("/").lower() == origin.lower() else origin + "/…"
 
 
 def without_urls(text: str) -> str:

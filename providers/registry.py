@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -20,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
-from compliance.adverse_action import Party
 from providers._exceptions import (
     AlreadyRegistered,
     DestinationRefused,
@@ -30,9 +28,9 @@ from providers._exceptions import (
     UnknownProvider,
     UnknownProviderKind,
 )
+from providers._stored import fingerprint, registration_from_row, stored_pool
 from providers.base import AdapterContext, ProviderAdapter, ProviderRegistration
 from providers.destinations import check_https, check_url_shape
-from providers.models import Capabilities
 from providers.policy import ResiliencePolicy
 from providers.resilience import (
     AsyncBreaker,
@@ -109,41 +107,6 @@ class PluginLoader:
             raise InvalidPlugin(f"provider plugin {name!r} ({point.value}) cannot be loaded: {err!r}") from err
         self._classes[name] = check_adapter_class(name, point.value, loaded)
         return self._classes[name]
-
-
-def _fingerprint(row: ProviderRegistrationRow) -> str:
-    """What a provider is built from in its stored registration (its creditor's legal name and address too: the
-    notices given for it name them), and whether it quotes (its webhook URL is read by the relay itself)."""
-    built_from = [
-        row.kind,
-        row.config,
-        row.capabilities,
-        row.resilience,
-        row.enabled,
-        row.legal_name,
-        row.postal_address,
-    ]
-    return json.dumps(built_from, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _stored_pool(row: ProviderRegistrationRow) -> tuple[str, str] | None:
-    """The pool (chain, address) a stored ``pool`` registration stands for; None for another kind's."""
-    chain, address = row.config.get("chain"), row.config.get("address")
-    if row.kind != "pool" or not isinstance(chain, str) or not isinstance(address, str):
-        return None
-    return chain, address
-
-
-def registration_from_row(
-    row: ProviderRegistrationRow, secrets: SecretBox | None = None
-) -> tuple[ProviderRegistration, ResiliencePolicy | None]:
-    capabilities = None if row.capabilities is None else Capabilities.from_document(row.capabilities)
-    policy = None if row.resilience is None else ResiliencePolicy.model_validate(row.resilience)
-    config = dict(row.config) if secrets is None else secrets.open_config(row.provider_id, row.config)
-    creditor = None  # a registration stored before 0040, or made without them: none on file
-    if row.legal_name is not None and row.postal_address is not None:
-        creditor = Party(row.legal_name, row.postal_address)
-    return ProviderRegistration(row.provider_id, row.kind, config, capabilities, creditor), policy
 
 
 class ProviderRegistry(dict[str, ProviderAdapter]):
@@ -301,7 +264,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     if existing is not None and existing.enabled:
                         raise AlreadyRegistered(f"provider {registration.provider_id!r} is already registered")
                     if pool is not None:
-                        others = [(other.provider_id, _stored_pool(other)) for other in repository.registrations()]
+                        others = [(other.provider_id, stored_pool(other)) for other in repository.registrations()]
                         self._check_pool_unserved(registration.provider_id, pool, others)
                     row = existing or ProviderRegistrationRow(provider_id=registration.provider_id)
                     row.kind = registration.kind
@@ -318,9 +281,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                     row.postal_address = None if creditor is None else creditor.address
                     if existing is None:  # a deregistered provider registered again takes its old row back
                         repository.add(row)
-                    repository.registered(
-                        row, existing is not None, actor, type(adapter).audited_config
-                    )  # audited with it
+                    repository.registered(row, existing is not None, actor, type(adapter).audited_config)
                     uow.commit()
                     stored.append(row)
 
@@ -332,7 +293,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                 self._remove(registration.provider_id)
             added = await self.add(registration, policy, source="api")
             # this process's next poll finds the row it built this from and leaves the provider as it is
-            self._stored[registration.provider_id] = _fingerprint(stored[0])
+            self._stored[registration.provider_id] = fingerprint(stored[0])
             return added
 
     def _check_creditor(self, registration: ProviderRegistration, pool: tuple[str, str] | None) -> None:
@@ -412,7 +373,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             if provider_id in self:
                 self._set_quoting(provider_id, False)
                 # this process's next poll finds the row it changed and leaves the provider as it is
-                self._stored[provider_id] = _fingerprint(disabled[0])
+                self._stored[provider_id] = fingerprint(disabled[0])
         return withdrawn
 
     async def set_webhook_url(self, provider_id: str, url: str | None, *, actor: str | None = None) -> None:
@@ -436,12 +397,13 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
             with database.unit_of_work() as uow:
                 # locked: a change made at once by another process is waited for, so this one's audit entry says
                 # what it really changed from
-                row = ProviderRepository(uow.session).registration(provider_id, for_update=True)
+                repository = ProviderRepository(uow.session)
+                row = repository.registration(provider_id, for_update=True)
                 if row is None:  # deleted while its URL was checked
                     raise UnknownProvider(f"no provider {provider_id!r} registered through the API")
                 before, row.webhook_url = row.webhook_url, url
                 if before != url:
-                    ProviderRepository(uow.session).webhook_changed(row, before, datetime.now(UTC), actor)
+                    repository.webhook_changed(row, before, datetime.now(UTC), actor)
                 uow.commit()
 
         config = await asyncio.to_thread(registered)
@@ -534,10 +496,10 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
         for provider_id in [p for p in self.load_errors if p not in wanted]:
             del self.load_errors[provider_id]
         for row in rows:
-            fingerprint = _fingerprint(row)
+            stored = fingerprint(row)
             if row.provider_id in self and self.source(row.provider_id) != "api":
                 continue  # the settings or the deployment records name it: they win
-            if self._stored.get(row.provider_id) == fingerprint:
+            if self._stored.get(row.provider_id) == stored:
                 continue
             try:
                 registration, policy = registration_from_row(row, self.secrets)
@@ -553,7 +515,7 @@ class ProviderRegistry(dict[str, ProviderAdapter]):
                 self.load_errors.pop(row.provider_id, None)
             if row.provider_id in self:
                 self._set_quoting(row.provider_id, row.enabled)
-            self._stored[row.provider_id] = fingerprint
+            self._stored[row.provider_id] = stored
         self.version = version
 
     async def _replace(self, registration: ProviderRegistration, policy: ResiliencePolicy | None) -> None:

@@ -7,11 +7,11 @@ import hashlib
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Table, UniqueConstraint, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from chain.errors import url_origin
 from compliance.audit import AuditKind
 from store.base import Base
 from store.compliance import SqlAuditLog
@@ -109,16 +109,7 @@ def audit_url(url: str | None) -> dict[str, str | None] | None:
     a URL can compare it. Never raises."""
     if url is None:
         return None
-    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # ValueError for a port that is not a number or out of range
-    except ValueError:
-        return {"origin": None, "sha256": digest}
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host  # an IPv6 literal
-    netloc = f"{host}:{port}" if port is not None else host
-    return {"origin": f"{parts.scheme}://{netloc}" if parts.scheme and host else None, "sha256": digest}
+    return {"origin": url_origin(url), "sha256": hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()}
 
 
 class ProviderRepository:

@@ -148,7 +148,7 @@ def rows_each(
     session: Session, query: Select[*Columns], key: InstrumentedAttribute[str]
 ) -> list[Row[*Columns] | RowNotRead]:
     """The rows of ``query``, in its order; when one of them cannot be read, each is read on its own (by ``key``,
-    the primary key of the row that may be bad) and every one that cannot be read comes back as an ``RowNotRead``.
+    the primary key of the row that may be bad) and every one that cannot be read comes back as a ``RowNotRead``.
     The first read is the only one while every row reads."""
     try:
         return list(session.execute(query).all())
